@@ -1,0 +1,101 @@
+// Package container holds berth's model of a container — its configuration,
+// state and network attachments — as the daemon records it. It owns no
+// behaviour beyond small accessors; the daemon drives the life cycle.
+package container
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Status values, as Docker prints them in State.Status.
+const (
+	StatusCreated    = "created"
+	StatusRunning    = "running"
+	StatusExited     = "exited"
+	StatusRemoving   = "removing"
+	StatusDead       = "dead"
+	StatusRestarting = "restarting"
+	StatusPaused     = "paused"
+)
+
+// Config is what the user asked for when creating the container.
+type Config struct {
+	Image      string            `json:"image"`   // as the user named it
+	ImageID    string            `json:"imageId"` // sha256:…
+	Cmd        []string          `json:"cmd"`
+	Entrypoint []string          `json:"entrypoint,omitempty"`
+	Env        []string          `json:"env,omitempty"`
+	WorkingDir string            `json:"workingDir,omitempty"`
+	User       string            `json:"user,omitempty"`
+	Hostname   string            `json:"hostname"`
+	Domainname string            `json:"domainname,omitempty"`
+	Tty        bool              `json:"tty,omitempty"`
+	OpenStdin  bool              `json:"openStdin,omitempty"`
+	StdinOnce  bool              `json:"stdinOnce,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	// ExposedPorts are "80/tcp" style keys.
+	ExposedPorts []string `json:"exposedPorts,omitempty"`
+	// NetworkMode is "bridge", "host", "none" or a user network's name.
+	NetworkMode string `json:"networkMode"`
+	AutoRemove  bool   `json:"autoRemove,omitempty"`
+	// Networks are the networks to join at start, keyed by network name or ID.
+	Networks map[string]EndpointRequest `json:"networks,omitempty"`
+	// Dns, DnsSearch, DnsOptions and ExtraHosts mirror HostConfig.
+	DNS        []string `json:"dns,omitempty"`
+	DNSSearch  []string `json:"dnsSearch,omitempty"`
+	DNSOptions []string `json:"dnsOptions,omitempty"`
+	ExtraHosts []string `json:"extraHosts,omitempty"`
+	// StopSignal and StopTimeout: SIGTERM and 10 s when empty.
+	StopSignal  string `json:"stopSignal,omitempty"`
+	StopTimeout *int   `json:"stopTimeout,omitempty"`
+}
+
+// EndpointRequest is a user's per-network wish: a static address, a MAC, aliases.
+type EndpointRequest struct {
+	IPv4Address netip.Addr `json:"ipv4Address,omitzero"`
+	MacAddress  string     `json:"macAddress,omitempty"`
+	Aliases     []string   `json:"aliases,omitempty"`
+}
+
+// State is the container's run state.
+type State struct {
+	Status string `json:"status"`
+	Pid    int    `json:"pid,omitempty"`
+	// PidStart is the init process's start time in clock ticks since boot
+	// (/proc/PID/stat field 22), so a restarted daemon re-adopts the right
+	// process and not a later one that reused the PID.
+	PidStart   uint64    `json:"pidStart,omitempty"`
+	ExitCode   int       `json:"exitCode"`
+	Error      string    `json:"error,omitempty"`
+	OOMKilled  bool      `json:"oomKilled,omitempty"`
+	StartedAt  time.Time `json:"startedAt,omitzero"`
+	FinishedAt time.Time `json:"finishedAt,omitzero"`
+	// SandboxID is the network sandbox of the running container ("" when stopped).
+	SandboxID string `json:"sandboxId,omitempty"`
+}
+
+// Container is one container as the daemon records it.
+type Container struct {
+	ID      string    `json:"id"`
+	Name    string    `json:"name"` // without the leading "/"
+	Created time.Time `json:"created"`
+	Config  Config    `json:"config"`
+	State   State     `json:"state"`
+	// Paths of the files berth writes for the container.
+	ResolvConfPath string `json:"resolvConfPath,omitempty"`
+	HostnamePath   string `json:"hostnamePath,omitempty"`
+	HostsPath      string `json:"hostsPath,omitempty"`
+	LogPath        string `json:"logPath,omitempty"`
+}
+
+// Running reports whether the container's process is alive as far as the record knows.
+func (c *Container) Running() bool { return c.State.Status == StatusRunning }
+
+// ShortID is the 12-character form docker prints.
+func (c *Container) ShortID() string {
+	if len(c.ID) < 12 {
+		return c.ID
+	}
+	return c.ID[:12]
+}

@@ -1,0 +1,35 @@
+// Package firewall defines the behavioural interface between berth's network
+// core and the packet filter: whole networks in Add/Del pairs taking netip
+// types, and a rebuild from the store's state. The real implementation,
+// firewall/nftables, owns exactly one nftables table (inet berth) and never
+// touches another; Fake records calls for tests of the core.
+package firewall
+
+import (
+	"context"
+	"net/netip"
+)
+
+// Network is everything the firewall needs to know of one bridge network.
+type Network struct {
+	// Bridge is the Linux bridge device; it keys the per-interface verdict maps.
+	Bridge string
+	Subnet netip.Prefix
+	// ICC allows traffic between containers of this network (enable_icc).
+	ICC bool
+	// Masquerade NATs traffic leaving the host from this subnet (enable_ip_masquerade).
+	Masquerade bool
+	// Internal networks have no way out and no way in from elsewhere.
+	Internal bool
+}
+
+// Firewall is the packet filter as the network core sees it.
+// Every method is idempotent and applies its change as one atomic batch.
+type Firewall interface {
+	// Rebuild replaces berth's whole table with the rules for nets, atomically.
+	Rebuild(ctx context.Context, nets []Network) error
+	// AddNetwork adds (or replaces) one network's rules.
+	AddNetwork(ctx context.Context, n Network) error
+	// DelNetwork removes one network's rules; a network without rules is not an error.
+	DelNetwork(ctx context.Context, n Network) error
+}

@@ -1,0 +1,169 @@
+// Package network is berth's Container Network Model core: the Controller and
+// its Network, Endpoint and Sandbox records. It orchestrates IPAM, the store,
+// the bridge driver, the sandbox manager and the firewall through small
+// interfaces and makes no syscalls itself, so everything here is tested
+// without root against in-memory fakes.
+package network
+
+import (
+	"net"
+	"net/netip"
+	"time"
+)
+
+// Driver names, as Docker spells them.
+const (
+	DriverBridge = "bridge"
+	DriverHost   = "host"
+	DriverNull   = "null"
+)
+
+// Names of the predefined networks.
+const (
+	NameBridge = "bridge"
+	NameHost   = "host"
+	NameNone   = "none"
+)
+
+// Docker's option keys for bridge networks.
+const (
+	OptBridgeName      = "com.docker.network.bridge.name"
+	OptEnableICC       = "com.docker.network.bridge.enable_icc"
+	OptEnableMasq      = "com.docker.network.bridge.enable_ip_masquerade"
+	OptHostBindingIPv4 = "com.docker.network.bridge.host_binding_ipv4"
+	OptDefaultBridge   = "com.docker.network.bridge.default_bridge"
+	OptMTU             = "com.docker.network.driver.mtu"
+)
+
+// Network is one CNM network: a group of endpoints that reach each other directly.
+type Network struct {
+	ID         string            `json:"id"`
+	Name       string            `json:"name"`
+	Driver     string            `json:"driver"`
+	Created    time.Time         `json:"created"`
+	Internal   bool              `json:"internal,omitempty"`
+	Attachable bool              `json:"attachable,omitempty"`
+	Predefined bool              `json:"predefined,omitempty"`
+	IPv4       *IPv4Config       `json:"ipv4,omitempty"`    // nil for host and null
+	Bridge     *BridgeConfig     `json:"bridge,omitempty"`  // nil unless Driver is bridge
+	Options    map[string]string `json:"options,omitempty"` // as Docker shows them in inspect
+	Labels     map[string]string `json:"labels,omitempty"`
+}
+
+// IPv4Config is a network's address space.
+type IPv4Config struct {
+	Subnet  netip.Prefix `json:"subnet"`
+	Gateway netip.Addr   `json:"gateway"`
+	// IPRange limits dynamic allocation; the zero value means the whole subnet.
+	IPRange netip.Prefix `json:"ipRange,omitzero"`
+	// UserSubnet is true when the user chose Subnet (so --ip is allowed).
+	UserSubnet bool `json:"userSubnet,omitempty"`
+}
+
+// BridgeConfig is the parsed form of a bridge network's options.
+type BridgeConfig struct {
+	Name               string     `json:"name"` // the Linux bridge device
+	EnableICC          bool       `json:"enableICC"`
+	EnableIPMasquerade bool       `json:"enableIPMasquerade"`
+	HostBindingIPv4    netip.Addr `json:"hostBindingIPv4"`
+	MTU                int        `json:"mtu"`
+	DefaultBridge      bool       `json:"defaultBridge,omitempty"`
+}
+
+// EndpointState records how far an endpoint's setup got, so that a restart
+// after a crash can finish or roll back half-done work.
+type EndpointState string
+
+const (
+	// EndpointCreating: the address is allocated and recorded; kernel objects may be half made.
+	EndpointCreating EndpointState = "creating"
+	// EndpointReady: every kernel object exists.
+	EndpointReady EndpointState = "ready"
+	// EndpointDeleting: teardown started; kernel objects may be half gone.
+	EndpointDeleting EndpointState = "deleting"
+)
+
+// Endpoint joins one sandbox to one network.
+type Endpoint struct {
+	ID          string           `json:"id"`
+	Name        string           `json:"name"` // the container's name, without the leading "/"
+	NetworkID   string           `json:"networkId"`
+	SandboxID   string           `json:"sandboxId"`
+	ContainerID string           `json:"containerId"`
+	IfName      string           `json:"ifName"`     // eth0, eth1, … inside the sandbox
+	HostIfName  string           `json:"hostIfName"` // veth + 7 hex chars, a port of the bridge
+	MAC         net.HardwareAddr `json:"mac"`
+	Address     netip.Prefix     `json:"address"` // 172.17.0.2/16
+	Gateway     netip.Addr       `json:"gateway"` // invalid on internal networks: no default route
+	// StaticIP is true when the user asked for Address (--ip).
+	StaticIP bool          `json:"staticIP,omitempty"`
+	Aliases  []string      `json:"aliases,omitempty"`
+	State    EndpointState `json:"state"`
+}
+
+// Sandbox is a container's network stack: one network namespace, bind-mounted at Key.
+type Sandbox struct {
+	ID          string `json:"id"`
+	ContainerID string `json:"containerId"`
+	Key         string `json:"key"` // <exec-root>/netns/<id>
+	// HostNetwork is true for containers on the host network: no namespace of ours.
+	HostNetwork bool `json:"hostNetwork,omitempty"`
+}
+
+// BridgeSpec is what the bridge driver needs to make one network's bridge.
+type BridgeSpec struct {
+	Name string
+	// Gateway is the bridge's own address with the subnet's length, e.g. 172.17.0.1/16.
+	Gateway netip.Prefix
+	MTU     int
+}
+
+// EndpointSpec is what the bridge driver needs to join one sandbox to a bridge.
+type EndpointSpec struct {
+	Bridge     string
+	HostIfName string
+	IfName     string
+	MAC        net.HardwareAddr
+	Address    netip.Prefix
+	Gateway    netip.Addr // invalid: no default route
+	MTU        int
+	// Owner tags the host-side link (its ifalias) so that a restart can tell
+	// berth's links from everyone else's; the endpoint ID.
+	Owner string
+}
+
+// OwnedLink is a link that berth tagged as its own.
+type OwnedLink struct {
+	Name  string
+	Owner string // the tag given in EndpointSpec.Owner, or "network:<id>" for bridges
+}
+
+// Driver is the kernel side of bridge networking (internal/driver/bridge).
+// Every method is idempotent: "exists" on create and "not found" on delete succeed.
+type Driver interface {
+	EnsureBridge(spec BridgeSpec, owner string) error
+	DeleteBridge(name string) error
+	// Join creates the veth pair with its peer already inside the sandbox at
+	// sandboxPath, attaches the host end to the bridge and configures the peer.
+	Join(sandboxPath string, spec EndpointSpec) error
+	// Leave removes the endpoint's veth pair; sandboxPath may already be gone.
+	Leave(sandboxPath string, spec EndpointSpec) error
+	// OwnedLinks lists the host-namespace links berth tagged.
+	OwnedLinks() ([]OwnedLink, error)
+	// LinkExists reports whether a link of that name exists in the host namespace.
+	LinkExists(name string) (bool, error)
+	// HostRoutes lists the destination prefixes of the host's IPv4 routes, for pool selection.
+	HostRoutes() ([]netip.Prefix, error)
+}
+
+// SandboxManager creates and deletes network namespaces bound to files (internal/sandbox).
+type SandboxManager interface {
+	// Create makes a new netns bound at the returned path (idempotent for an existing one).
+	Create(id string) (path string, err error)
+	// Delete unmounts and removes the namespace file; a missing one is not an error.
+	Delete(id string) error
+	// List returns the IDs of every namespace file under the manager's directory.
+	List() ([]string, error)
+	// Path is where the namespace of id is, whether or not it exists.
+	Path(id string) string
+}

@@ -1,0 +1,43 @@
+// Package nstest gives kernel tests what they need to run safely: a fresh
+// network namespace per test, bound to a file in the test's temp dir and
+// deleted when the test ends, and a root check that fails under CI=true
+// instead of skipping (kernel tests must run in CI).
+package nstest
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/berth-net/berth/internal/sandbox"
+)
+
+// RequireRoot skips a test that needs root when not root, except under
+// CI=true, where a skipped kernel test is a failure.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("kernel test needs root, and CI=true forbids skipping it")
+	}
+	t.Skip("kernel test needs root")
+}
+
+// New returns the path of a new, empty network namespace (only a down lo)
+// that is unmounted and removed when the test ends, even if it fails.
+func New(t testing.TB) string {
+	t.Helper()
+	RequireRoot(t)
+	p := filepath.Join(t.TempDir(), "netns")
+	if err := sandbox.NewBound(p); err != nil {
+		t.Fatalf("create test netns: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := sandbox.Unbind(p); err != nil {
+			t.Errorf("remove test netns: %v", err)
+		}
+	})
+	return p
+}

@@ -1,0 +1,147 @@
+// Package sandbox owns network namespaces bound to files: it creates them,
+// bind-mounts them under one directory, runs code inside them on a dedicated
+// OS thread, and deletes them. It never switches the namespace of a thread
+// that other goroutines may use, and it touches nothing outside its directory.
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+
+	"golang.org/x/sys/unix"
+)
+
+// Manager creates and deletes namespaces bound under Dir (<exec-root>/netns).
+type Manager struct {
+	Dir string
+}
+
+// NewManager returns a manager for dir, creating dir if needed.
+func NewManager(dir string) (*Manager, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create netns directory %q: %w", dir, err)
+	}
+	return &Manager{Dir: dir}, nil
+}
+
+// Path is where the namespace of id is bound, whether or not it exists.
+func (m *Manager) Path(id string) string { return filepath.Join(m.Dir, id) }
+
+// Create makes a new network namespace bound at Path(id). An existing bound
+// namespace is kept (idempotent); a stale plain file is replaced.
+func (m *Manager) Create(id string) (string, error) {
+	p := m.Path(id)
+	if IsNamespace(p) {
+		return p, nil
+	}
+	if err := NewBound(p); err != nil {
+		return "", fmt.Errorf("create sandbox %q: %w", id, err)
+	}
+	return p, nil
+}
+
+// Delete unmounts and removes the namespace file of id; a missing one is not an error.
+func (m *Manager) Delete(id string) error { return Unbind(m.Path(id)) }
+
+// List returns the IDs of the namespace files under Dir, sorted.
+func (m *Manager) List() ([]string, error) {
+	ents, err := os.ReadDir(m.Dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var ids []string
+	for _, e := range ents {
+		if !e.IsDir() {
+			ids = append(ids, e.Name())
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// NewBound creates a fresh network namespace and bind-mounts it at path.
+// The namespace is made on a dedicated thread that is thrown away afterwards,
+// so no goroutine ever runs in it by accident.
+func NewBound(path string) error {
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	if f != nil {
+		f.Close()
+	}
+	err = onNewThread(func() error {
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("unshare: %w", err)
+		}
+		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
+		if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind %s to %q: %w", src, path, err)
+		}
+		return nil
+	}, false)
+	if err != nil {
+		os.Remove(path)
+	}
+	return err
+}
+
+// Unbind unmounts the namespace at path and removes the file. A path that is
+// missing or not mounted is not an error.
+func Unbind(path string) error {
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil &&
+		!errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmount netns %q: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove netns file %q: %w", path, err)
+	}
+	return nil
+}
+
+// IsNamespace reports whether path is a bound network namespace.
+func IsNamespace(path string) bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return false
+	}
+	return st.Type == unix.NSFS_MAGIC
+}
+
+// Do runs fn on a dedicated OS thread that has entered the network namespace
+// at path. The thread is discarded afterwards, never returned to Go's pool.
+func Do(path string, fn func() error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open netns %q: %w", path, err)
+	}
+	defer f.Close()
+	return onNewThread(func() error {
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("enter netns %q: %w", path, err)
+		}
+		return fn()
+	}, false)
+}
+
+// onNewThread runs fn on a goroutine locked to its own OS thread. Unless
+// reuse is true the goroutine exits still locked, so the runtime kills the
+// thread and whatever namespace it entered dies with it.
+func onNewThread(fn func() error, reuse bool) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if reuse {
+			defer runtime.UnlockOSThread()
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}

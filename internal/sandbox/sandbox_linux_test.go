@@ -1,0 +1,74 @@
+package sandbox_test
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/berth-net/berth/internal/nstest"
+	"github.com/berth-net/berth/internal/sandbox"
+	"golang.org/x/sys/unix"
+)
+
+func netnsInode(t *testing.T, path string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatalf("stat %s: %v", path, err)
+	}
+	return st.Ino
+}
+
+func TestCreateDeleteIsIdempotentAndPrivate(t *testing.T) {
+	nstest.RequireRoot(t)
+	m, err := sandbox.NewManager(filepath.Join(t.TempDir(), "netns"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := m.Create("abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Delete("abc") })
+	if !sandbox.IsNamespace(p) {
+		t.Fatalf("%s is not a bound netns", p)
+	}
+	// Compare with this thread's namespace: Go may wedge the main thread in
+	// a namespace if a locked goroutine exits on it, so /proc/self lies.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if netnsInode(t, p) == netnsInode(t, "/proc/thread-self/ns/net") {
+		t.Fatal("sandbox shares the test's own network namespace")
+	}
+	again, err := m.Create("abc")
+	if err != nil || again != p {
+		t.Fatalf("second Create = %q, %v; want %q, nil", again, err, p)
+	}
+	ids, err := m.List()
+	if err != nil || len(ids) != 1 || ids[0] != "abc" {
+		t.Fatalf("List = %v, %v", ids, err)
+	}
+	// Do runs inside the namespace and leaves the caller's thread alone.
+	var inside uint64
+	if err := sandbox.Do(p, func() error {
+		inside = netnsInode(t, "/proc/thread-self/ns/net")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if inside != netnsInode(t, p) {
+		t.Fatal("Do did not run inside the sandbox")
+	}
+	if netnsInode(t, "/proc/thread-self/ns/net") == inside {
+		t.Fatal("the caller's thread was left inside the sandbox")
+	}
+	for i := 0; i < 2; i++ {
+		if err := m.Delete("abc"); err != nil {
+			t.Fatalf("Delete #%d: %v", i+1, err)
+		}
+	}
+	if _, err := os.Stat(p); !os.IsNotExist(err) {
+		t.Fatalf("netns file still there: %v", err)
+	}
+}
