@@ -73,6 +73,8 @@ type State struct {
 	FinishedAt time.Time `json:"finishedAt,omitzero"`
 	// SandboxID is the network sandbox of the running container ("" when stopped).
 	SandboxID string `json:"sandboxId,omitempty"`
+	// SandboxKey is the path of the sandbox's network namespace ("" when stopped).
+	SandboxKey string `json:"sandboxKey,omitempty"`
 }
 
 // Container is one container as the daemon records it.

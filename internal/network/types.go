@@ -167,3 +167,29 @@ type SandboxManager interface {
 	// Path is where the namespace of id is, whether or not it exists.
 	Path(id string) string
 }
+
+// CreateRequest is a user's request for a new network, parsed at the API edge.
+type CreateRequest struct {
+	Name       string
+	Driver     string // "" means bridge
+	Internal   bool
+	Attachable bool
+	EnableIPv6 bool
+	IPAMDriver string // "" or "default"
+	IPAM       []IPAMRequest
+	Options    map[string]string
+	Labels     map[string]string
+}
+
+// IPAMRequest is one --subnet/--gateway/--ip-range triple; zero values mean "choose".
+type IPAMRequest struct {
+	Subnet  netip.Prefix
+	IPRange netip.Prefix
+	Gateway netip.Addr
+}
+
+// Attachment is one network a container is on, with its endpoint.
+type Attachment struct {
+	Network  *Network
+	Endpoint *Endpoint
+}

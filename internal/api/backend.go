@@ -1,0 +1,132 @@
+package api
+
+import (
+	"context"
+	"io"
+
+	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/runtime/image"
+)
+
+// Backend is everything the API server needs from the daemon, in berth's
+// own types. The server translates between these and Docker's wire types;
+// errors carry an errdefs kind that picks the HTTP status.
+//
+// A ref is what the user typed: a full ID, a unique ID prefix, or a name.
+type Backend interface {
+	SystemInfo(ctx context.Context) (SystemInfo, error)
+
+	Networks(ctx context.Context) ([]*network.Network, error)
+	Network(ctx context.Context, ref string) (*network.Network, error)
+	// NetworkAttachments lists the endpoints on a network with their containers' names.
+	NetworkEndpoints(ctx context.Context, networkID string) ([]*network.Endpoint, error)
+	CreateNetwork(ctx context.Context, req network.CreateRequest) (*network.Network, error)
+	RemoveNetwork(ctx context.Context, ref string) error
+	ConnectNetwork(ctx context.Context, netRef, ctrRef string, req container.EndpointRequest) error
+	DisconnectNetwork(ctx context.Context, netRef, ctrRef string, force bool) error
+	// PruneNetworks removes unused user networks whose labels match every
+	// "key" or "key=value" in labels; it returns the removed names.
+	PruneNetworks(ctx context.Context, labels []string) ([]string, error)
+
+	CreateContainer(ctx context.Context, name string, cfg container.Config) (*container.Container, error)
+	Containers(ctx context.Context) ([]*container.Container, error)
+	Container(ctx context.Context, ref string) (*container.Container, error)
+	// ContainerAttachments lists the networks the container is on, in attach order.
+	ContainerAttachments(ctx context.Context, id string) ([]network.Attachment, error)
+	StartContainer(ctx context.Context, ref string) error
+	// StopContainer sends the stop signal, then SIGKILL after timeout seconds
+	// (nil: the container's own or 10 s). Stopping a stopped one is NotModified.
+	StopContainer(ctx context.Context, ref string, timeout *int, signal string) error
+	KillContainer(ctx context.Context, ref string, signal string) error
+	RemoveContainer(ctx context.Context, ref string, force bool) error
+	// WaitContainer returns at once; the channel yields one result when the
+	// condition ("not-running" (default), "next-exit", "removed") is met.
+	WaitContainer(ctx context.Context, ref string, condition string) (<-chan WaitResult, error)
+	// AttachContainer streams the container's output (and feeds stdin) until
+	// it exits or ctx ends. With a tty only Stdout is used.
+	AttachContainer(ctx context.Context, ref string, s Streams) error
+	ResizeContainer(ctx context.Context, ref string, height, width uint) error
+	// ContainerLogs writes what the container printed so far (and, with
+	// follow, until it stops or ctx ends).
+	ContainerLogs(ctx context.Context, ref string, opts LogsOptions, stdout, stderr io.Writer) error
+
+	CreateExec(ctx context.Context, ctrRef string, cfg ExecConfig) (string, error)
+	// StartExec runs the exec'd process and returns after it was reaped, so
+	// the exit code is final when it returns. Detached execs return at once.
+	StartExec(ctx context.Context, execID string, detach bool, s Streams) error
+	ResizeExec(ctx context.Context, execID string, height, width uint) error
+	InspectExec(ctx context.Context, execID string) (ExecInfo, error)
+
+	// ImportImage reads a tar of a root filesystem and records it as repo:tag.
+	ImportImage(ctx context.Context, r io.Reader, repo, tag, message string) (*image.Image, error)
+	Images(ctx context.Context) ([]*image.Image, error)
+	Image(ctx context.Context, ref string) (*image.Image, error)
+	// RemoveImage untags ref and deletes the image when no tag is left; it
+	// returns the untagged names and deleted IDs, as docker rmi prints them.
+	RemoveImage(ctx context.Context, ref string, force bool) (untagged, deleted []string, err error)
+}
+
+// SystemInfo is the daemon's description of itself for /info and /version.
+type SystemInfo struct {
+	ID                string
+	Name              string // host name
+	Containers        int
+	Running           int
+	Paused            int
+	Stopped           int
+	Images            int
+	DataRoot          string
+	ExecRoot          string
+	KernelVersion     string
+	OperatingSystem   string
+	Architecture      string
+	NCPU              int
+	MemTotal          int64
+	DefaultBridgeName string
+	RuncVersion       string
+}
+
+// WaitResult is the outcome of WaitContainer.
+type WaitResult struct {
+	StatusCode int
+	Err        string
+}
+
+// Streams are the client's ends of a container's or exec's stdio. Nil means
+// "not attached". Stdin ends (EOF) when the client half-closes.
+type Streams struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// LogsOptions select what ContainerLogs writes.
+type LogsOptions struct {
+	Stdout, Stderr, Follow bool
+	Tail                   int // < 0: everything
+}
+
+// ExecConfig is a docker exec request.
+type ExecConfig struct {
+	Cmd          []string
+	Env          []string
+	User         string
+	WorkingDir   string
+	Tty          bool
+	AttachStdin  bool
+	AttachStdout bool
+	AttachStderr bool
+	Privileged   bool
+	ConsoleSize  [2]uint // height, width; zero when unknown
+}
+
+// ExecInfo is what GET /exec/{id}/json reports.
+type ExecInfo struct {
+	ID          string
+	ContainerID string
+	Running     bool
+	ExitCode    *int // nil until the process was reaped
+	Pid         int
+	Config      ExecConfig
+}
