@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"sort"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -85,7 +86,7 @@ func NewBound(path string) error {
 		if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
 			return fmt.Errorf("bind %s to %q: %w", src, path, err)
 		}
-		return nil
+		return loopbackUp()
 	}, false)
 	if err != nil {
 		os.Remove(path)
@@ -113,6 +114,24 @@ func IsNamespace(path string) bool {
 		return false
 	}
 	return st.Type == unix.NSFS_MAGIC
+}
+
+// loopbackUp brings lo up in the calling thread's network namespace, as
+// every container (even one on the "none" network) expects.
+func loopbackUp() error {
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return fmt.Errorf("netlink handle: %w", err)
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("find lo: %w", err)
+	}
+	if err := h.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("set lo up: %w", err)
+	}
+	return nil
 }
 
 // Do runs fn on a dedicated OS thread that has entered the network namespace

@@ -1,6 +1,7 @@
 package sandbox_test
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -59,6 +60,20 @@ func TestCreateDeleteIsIdempotentAndPrivate(t *testing.T) {
 	}
 	if inside != netnsInode(t, p) {
 		t.Fatal("Do did not run inside the sandbox")
+	}
+	var loUp bool
+	if err := sandbox.Do(p, func() error {
+		lo, err := net.InterfaceByName("lo")
+		if err != nil {
+			return err
+		}
+		loUp = lo.Flags&net.FlagUp != 0
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !loUp {
+		t.Fatal("lo is down in a new sandbox")
 	}
 	if netnsInode(t, "/proc/thread-self/ns/net") == inside {
 		t.Fatal("the caller's thread was left inside the sandbox")
