@@ -1,0 +1,251 @@
+package firewall
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// The model below is a deliberately small subset of nftables: only the
+// statements berth's table uses. Each statement prints itself in nft syntax
+// (String), and firewall/nftables translates the same values into netlink
+// expressions, so the text and the netlink form always come from one source.
+
+// Hook is the netfilter hook a base chain is attached to.
+type Hook int
+
+// The hooks berth uses.
+const (
+	HookPrerouting Hook = iota
+	HookForward
+	HookPostrouting
+)
+
+func (h Hook) String() string {
+	return [...]string{"prerouting", "forward", "postrouting"}[h]
+}
+
+// ChainType is the type of a base chain.
+type ChainType int
+
+// The chain types berth uses.
+const (
+	TypeFilter ChainType = iota
+	TypeNAT
+)
+
+func (t ChainType) String() string { return [...]string{"filter", "nat"}[t] }
+
+// Priority is a base chain priority by the name nft prints for it.
+type Priority struct {
+	Name  string
+	Value int32
+}
+
+// The standard priorities berth's base chains use (nft(8), "PRIORITY").
+var (
+	PriorityRaw    = Priority{Name: "raw", Value: -300}
+	PriorityFilter = Priority{Name: "filter", Value: 0}
+	PrioritySrcNAT = Priority{Name: "srcnat", Value: 100}
+)
+
+// BaseChain makes a chain a base chain: hooked into the packet path, policy accept.
+type BaseChain struct {
+	Type     ChainType
+	Hook     Hook
+	Priority Priority
+}
+
+// Chain is a chain and its rules, in order.
+type Chain struct {
+	Name  string
+	Base  *BaseChain // nil for a regular chain, reached only by jumps
+	Rules []Rule
+}
+
+// Rule is a list of statements and an optional comment.
+type Rule struct {
+	Stmts   []Stmt
+	Comment string
+}
+
+func (r Rule) String() string {
+	parts := make([]string, 0, len(r.Stmts)+1)
+	for _, s := range r.Stmts {
+		parts = append(parts, s.String())
+	}
+	if r.Comment != "" {
+		parts = append(parts, fmt.Sprintf("comment %q", r.Comment))
+	}
+	return strings.Join(parts, " ")
+}
+
+// KeyType is the key type of a verdict map.
+type KeyType int
+
+// The key types of berth's verdict maps.
+const (
+	KeyIfname     KeyType = iota // 16 bytes, zero padded; interface name
+	KeyIPv4Prefix                // ipv4_addr with flags interval; one element per subnet
+)
+
+// Map is a verdict map and its elements.
+type Map struct {
+	Name     string
+	Key      KeyType
+	Elements []Element
+}
+
+// Element maps one key to a jump. Exactly one of Ifname and Prefix is set,
+// according to the map's key type.
+type Element struct {
+	Map    string
+	Ifname string
+	Prefix netip.Prefix
+	Jump   string
+}
+
+// KeyString is the element's key in nft syntax.
+func (e Element) KeyString() string {
+	if e.Prefix.IsValid() {
+		return e.Prefix.String()
+	}
+	return fmt.Sprintf("%q", e.Ifname)
+}
+
+// Stmt is one statement of a rule. The set is closed: firewall/nftables knows
+// how to translate each of the types below and nothing else.
+type Stmt interface {
+	fmt.Stringer
+	isStmt()
+}
+
+// Dir says whether an interface match looks at the input or output interface.
+type Dir int
+
+// Interface directions.
+const (
+	In  Dir = iota // iifname
+	Out            // oifname
+)
+
+func (d Dir) String() string { return [...]string{"iifname", "oifname"}[d] }
+
+// IfnameMatch matches the input or output interface name.
+type IfnameMatch struct {
+	Dir    Dir
+	Negate bool
+	Name   string
+}
+
+func (m IfnameMatch) String() string {
+	return m.Dir.String() + neg(m.Negate) + fmt.Sprintf("%q", m.Name)
+}
+
+// CtEstablishedRelated matches packets of known connections.
+type CtEstablishedRelated struct{}
+
+func (CtEstablishedRelated) String() string { return "ct state established,related" }
+
+// AddrField is the IPv4 header field an address match reads.
+type AddrField int
+
+// IPv4 address fields.
+const (
+	Saddr AddrField = iota
+	Daddr
+)
+
+func (f AddrField) String() string { return [...]string{"ip saddr", "ip daddr"}[f] }
+
+// AddrMatch matches an IPv4 source or destination against a prefix.
+type AddrMatch struct {
+	Field  AddrField
+	Negate bool
+	Prefix netip.Prefix
+}
+
+func (m AddrMatch) String() string {
+	p := m.Prefix.String()
+	if m.Prefix.IsSingleIP() {
+		p = m.Prefix.Addr().String() // nft prints a full-length prefix as an address
+	}
+	return m.Field.String() + neg(m.Negate) + p
+}
+
+// LookupKey is what a verdict-map lookup uses as the key.
+type LookupKey int
+
+// Lookup keys.
+const (
+	LookupIifname LookupKey = iota
+	LookupOifname
+	LookupDaddr
+)
+
+func (k LookupKey) String() string { return [...]string{"iifname", "oifname", "ip daddr"}[k] }
+
+// VmapLookup jumps to the verdict the map holds for the packet's key; a
+// packet whose key is not in the map continues with the next rule.
+type VmapLookup struct {
+	Key LookupKey
+	Map string
+}
+
+func (v VmapLookup) String() string { return v.Key.String() + " vmap @" + v.Map }
+
+// Counter counts packets and bytes; berth puts one on every drop so that
+// "why is my traffic dropped" can be answered with nft list.
+type Counter struct{}
+
+func (Counter) String() string { return "counter" }
+
+// Masquerade source-NATs to the address of the output interface.
+type Masquerade struct{}
+
+func (Masquerade) String() string { return "masquerade" }
+
+// VerdictKind is a terminal decision or a jump.
+type VerdictKind int
+
+// Verdicts.
+const (
+	Accept VerdictKind = iota
+	Drop
+	Jump
+	Return
+)
+
+// Verdict ends a rule with a decision; Chain is the target of a Jump.
+type Verdict struct {
+	Kind  VerdictKind
+	Chain string
+}
+
+func (v Verdict) String() string {
+	switch v.Kind {
+	case Accept:
+		return "accept"
+	case Drop:
+		return "drop"
+	case Jump:
+		return "jump " + v.Chain
+	default:
+		return "return"
+	}
+}
+
+func (IfnameMatch) isStmt()          {}
+func (CtEstablishedRelated) isStmt() {}
+func (AddrMatch) isStmt()            {}
+func (VmapLookup) isStmt()           {}
+func (Counter) isStmt()              {}
+func (Masquerade) isStmt()           {}
+func (Verdict) isStmt()              {}
+
+func neg(n bool) string {
+	if n {
+		return " != "
+	}
+	return " "
+}

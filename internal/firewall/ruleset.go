@@ -1,0 +1,298 @@
+package firewall
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+
+	"github.com/berth-net/berth/internal/errdefs"
+)
+
+// The table berth owns. Nothing outside it is ever touched.
+const (
+	TableFamily = "inet"
+	TableName   = "berth"
+)
+
+// Verdict maps: one lookup per packet dispatches to the chains of the network
+// that owns the key, so per-packet cost does not grow with the number of networks.
+const (
+	MapFwdIn  = "fwd_in"  // oifname → chain for traffic routed into a bridge
+	MapFwdOut = "fwd_out" // iifname → chain for traffic routed out of a bridge
+	MapNatOut = "nat_out" // iifname → chain that masquerades a bridge's traffic
+	MapDirect = "direct"  // subnet → chain that drops direct access from elsewhere
+)
+
+// Base chains.
+const (
+	ChainForward       = "forward"
+	ChainPostrouting   = "postrouting"
+	ChainRawPrerouting = "raw_prerouting"
+)
+
+// Per-network chain names: the prefix, two underscores, the bridge.
+func chainFwdIn(br string) string  { return "fwd_in__" + br }
+func chainFwdOut(br string) string { return "fwd_out__" + br }
+func chainNatOut(br string) string { return "nat_out__" + br }
+func chainDirect(br string) string { return "direct__" + br }
+
+// Ruleset is the complete content of berth's table.
+type Ruleset struct {
+	Maps   []Map
+	Chains []Chain
+}
+
+// NetworkRules is what one network adds to the table: its own chains and its
+// entries in the dispatch maps. Removing exactly these removes the network.
+type NetworkRules struct {
+	Bridge   string
+	Chains   []Chain
+	Elements []Element
+}
+
+// Build returns the ruleset for nets, or an error if a network is invalid or
+// two networks collide. Networks are ordered by bridge name, so the result
+// does not depend on the order of nets.
+func Build(nets []Network) (*Ruleset, error) {
+	sorted, err := validateAll(nets)
+	if err != nil {
+		return nil, err
+	}
+	rs := &Ruleset{Maps: baseMaps(), Chains: baseChains()}
+	for _, n := range sorted {
+		nr := rulesFor(n)
+		rs.Chains = append(rs.Chains, nr.Chains...)
+		for _, e := range nr.Elements {
+			i := slices.IndexFunc(rs.Maps, func(m Map) bool { return m.Name == e.Map })
+			rs.Maps[i].Elements = append(rs.Maps[i].Elements, e)
+		}
+	}
+	return rs, nil
+}
+
+// RulesFor returns the chains and map elements of one network.
+func RulesFor(n Network) (NetworkRules, error) {
+	n, err := validate(n)
+	if err != nil {
+		return NetworkRules{}, err
+	}
+	return rulesFor(n), nil
+}
+
+// Base returns the table's skeleton: the maps (empty) and the base chains.
+func Base() *Ruleset { return &Ruleset{Maps: baseMaps(), Chains: baseChains()} }
+
+func baseMaps() []Map {
+	return []Map{
+		{Name: MapFwdIn, Key: KeyIfname},
+		{Name: MapFwdOut, Key: KeyIfname},
+		{Name: MapNatOut, Key: KeyIfname},
+		{Name: MapDirect, Key: KeyIPv4Prefix},
+	}
+}
+
+// baseChains hook into the packet path at Docker 29's nftables priorities.
+func baseChains() []Chain {
+	return []Chain{
+		{
+			Name: ChainForward,
+			Base: &BaseChain{Type: TypeFilter, Hook: HookForward, Priority: PriorityFilter},
+			Rules: []Rule{
+				// Into a bridge first: that chain decides isolation, ICC and
+				// inbound drops; it never falls through.
+				{Stmts: []Stmt{VmapLookup{Key: LookupOifname, Map: MapFwdIn}}},
+				{Stmts: []Stmt{VmapLookup{Key: LookupIifname, Map: MapFwdOut}}},
+			},
+		},
+		{
+			Name: ChainPostrouting,
+			Base: &BaseChain{Type: TypeNAT, Hook: HookPostrouting, Priority: PrioritySrcNAT},
+			Rules: []Rule{
+				{Stmts: []Stmt{VmapLookup{Key: LookupIifname, Map: MapNatOut}}},
+			},
+		},
+		{
+			// Raw runs before conntrack: replies to masqueraded connections
+			// are still addressed to the host here, so they never match.
+			Name: ChainRawPrerouting,
+			Base: &BaseChain{Type: TypeFilter, Hook: HookPrerouting, Priority: PriorityRaw},
+			Rules: []Rule{
+				{Stmts: []Stmt{VmapLookup{Key: LookupDaddr, Map: MapDirect}}},
+			},
+		},
+	}
+}
+
+// rulesFor builds one validated network's chains, mirroring Docker 29's
+// nftables backend (nftabler/network.go) for gateway mode "nat".
+func rulesFor(n Network) NetworkRules {
+	br := n.Bridge
+	nr := NetworkRules{Bridge: br}
+	add := func(name, m string, key Element, rules []Rule) {
+		nr.Chains = append(nr.Chains, Chain{Name: name, Rules: rules})
+		key.Map, key.Jump = m, name
+		nr.Elements = append(nr.Elements, key)
+	}
+	byIf := Element{Ifname: br}
+	if n.Internal {
+		add(chainFwdIn(br), MapFwdIn, byIf, internalInRules(n))
+		add(chainFwdOut(br), MapFwdOut, byIf, internalOutRules(n))
+		return nr
+	}
+	add(chainFwdIn(br), MapFwdIn, byIf, inRules(n))
+	add(chainFwdOut(br), MapFwdOut, byIf, []Rule{accept("OUTGOING")})
+	if n.Masquerade {
+		add(chainNatOut(br), MapNatOut, byIf, []Rule{masqueradeRule(n)})
+		// Docker drops direct access in nat mode only: without NAT the subnet
+		// is meant to be routed to, and the forward chain still drops
+		// unsolicited inbound traffic.
+		add(chainDirect(br), MapDirect, Element{Prefix: n.Subnet}, []Rule{directAccessRule(n)})
+	}
+	return nr
+}
+
+// inRules decide traffic routed into the bridge. Docker 29 dropped the
+// pairwise ISOLATION chains: the final drop isolates berth networks from one
+// another and from the outside without a rule per pair.
+func inRules(n Network) []Rule {
+	rules := []Rule{
+		{Stmts: []Stmt{CtEstablishedRelated{}, Verdict{Kind: Accept}}},
+		iccRule(n, IfnameMatch{Dir: In, Name: n.Bridge}),
+	}
+	rules = append(rules, publishedPortRules(n)...)
+	return append(rules, drop("INBOUND DROP"))
+}
+
+// publishedPortRules is where published ports will be accepted (a ct status
+// dnat rule, in a later issue); they must sit between ICC and the final drop.
+func publishedPortRules(Network) []Rule { return nil }
+
+// Internal networks: nothing in from elsewhere, nothing out to elsewhere;
+// ICC still decides traffic between its own containers.
+func internalInRules(n Network) []Rule {
+	return []Rule{
+		{Stmts: []Stmt{CtEstablishedRelated{}, Verdict{Kind: Accept}}},
+		{
+			Stmts:   []Stmt{IfnameMatch{Dir: In, Negate: true, Name: n.Bridge}, Counter{}, Verdict{Kind: Drop}},
+			Comment: "INTERNAL NETWORK INGRESS",
+		},
+		iccRule(n),
+	}
+}
+
+func internalOutRules(n Network) []Rule {
+	return []Rule{
+		{Stmts: []Stmt{CtEstablishedRelated{}, Verdict{Kind: Accept}}},
+		{
+			Stmts:   []Stmt{IfnameMatch{Dir: Out, Negate: true, Name: n.Bridge}, Counter{}, Verdict{Kind: Drop}},
+			Comment: "INTERNAL NETWORK EGRESS",
+		},
+	}
+}
+
+// iccRule accepts or drops traffic between containers of the network. It
+// only sees such traffic when bridged packets go through netfilter
+// (net.bridge.bridge-nf-call-iptables=1), which the bridge driver ensures
+// when ICC is off.
+func iccRule(n Network, match ...Stmt) Rule {
+	if n.ICC {
+		return Rule{Stmts: append(match, Verdict{Kind: Accept}), Comment: "ICC"}
+	}
+	return Rule{Stmts: append(match, Counter{}, Verdict{Kind: Drop}), Comment: "ICC"}
+}
+
+func masqueradeRule(n Network) Rule {
+	return Rule{
+		Stmts: []Stmt{
+			IfnameMatch{Dir: Out, Negate: true, Name: n.Bridge},
+			AddrMatch{Field: Saddr, Prefix: n.Subnet},
+			Masquerade{},
+		},
+		Comment: "MASQUERADE",
+	}
+}
+
+// directAccessRule drops packets for the subnet (containers and the gateway
+// address) that arrive on any interface but the bridge. Loopback is spared
+// as Docker spares it.
+func directAccessRule(n Network) Rule {
+	return Rule{
+		Stmts: []Stmt{
+			IfnameMatch{Dir: In, Negate: true, Name: n.Bridge},
+			IfnameMatch{Dir: In, Negate: true, Name: "lo"},
+			Counter{},
+			Verdict{Kind: Drop},
+		},
+		Comment: "DIRECT ACCESS DROP",
+	}
+}
+
+func accept(comment string) Rule {
+	return Rule{Stmts: []Stmt{Verdict{Kind: Accept}}, Comment: comment}
+}
+
+func drop(comment string) Rule {
+	return Rule{Stmts: []Stmt{Counter{}, Verdict{Kind: Drop}}, Comment: comment}
+}
+
+// validate checks one network and returns it with its subnet masked.
+func validate(n Network) (Network, error) {
+	if err := validateBridge(n.Bridge); err != nil {
+		return n, err
+	}
+	if !n.Subnet.IsValid() || !n.Subnet.Addr().Is4() {
+		return n, errdefs.Invalid("bridge %q: subnet %q is not an IPv4 prefix", n.Bridge, n.Subnet)
+	}
+	if n.Subnet.Bits() == 0 {
+		return n, errdefs.Invalid("bridge %q: subnet %s covers every address", n.Bridge, n.Subnet)
+	}
+	n.Subnet = n.Subnet.Masked()
+	return n, nil
+}
+
+// validateBridge accepts Linux interface names made of the characters that
+// are also safe in nft chain names, which berth derives from them.
+func validateBridge(br string) error {
+	if br == "" || len(br) > 15 {
+		return errdefs.Invalid("bridge name %q must be 1 to 15 characters", br)
+	}
+	if br == "lo" {
+		return errdefs.Invalid("bridge name %q is the loopback interface", br)
+	}
+	ok := func(r rune) bool {
+		return r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
+	}
+	if strings.IndexFunc(br, func(r rune) bool { return !ok(r) }) >= 0 || br == "." || br == ".." {
+		return errdefs.Invalid("bridge name %q: use only letters, digits, '-', '_' and '.'", br)
+	}
+	return nil
+}
+
+// validateAll checks every network and that no two share a bridge or
+// overlapping subnets, then returns them sorted by bridge.
+func validateAll(nets []Network) ([]Network, error) {
+	out := make([]Network, 0, len(nets))
+	for _, n := range nets {
+		v, err := validate(n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	slices.SortFunc(out, func(a, b Network) int { return cmp.Compare(a.Bridge, b.Bridge) })
+	for i := 1; i < len(out); i++ {
+		if out[i].Bridge == out[i-1].Bridge {
+			return nil, errdefs.Conflict("bridge %q is given twice", out[i].Bridge)
+		}
+	}
+	byAddr := slices.Clone(out)
+	slices.SortFunc(byAddr, func(a, b Network) int { return a.Subnet.Addr().Compare(b.Subnet.Addr()) })
+	for i := 1; i < len(byAddr); i++ {
+		// Sorted by start address, a prefix can only overlap its predecessor
+		// if the predecessor contains its start.
+		if a, b := byAddr[i-1], byAddr[i]; a.Subnet.Overlaps(b.Subnet) {
+			return nil, errdefs.Conflict("subnet %s of bridge %q overlaps bridge %q (%s)", b.Subnet, b.Bridge, a.Bridge, a.Subnet)
+		}
+	}
+	return out, nil
+}
