@@ -1,0 +1,98 @@
+package testworld
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// DockerBin is the real docker CLI the compatibility tests drive.
+const DockerBin = "/usr/local/bin/docker"
+
+// commandLimit only stops a hung command from eating the whole go test
+// timeout; commands in tests carry their own counts (ping -c, timeout N).
+const commandLimit = 5 * time.Minute
+
+// Berth runs the berth CLI against the world's daemon and returns what it
+// printed and its exit code. The command and its output go to the test log.
+func (w *World) Berth(t testing.TB, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	return w.run(t, nil, "berth", args, Binary(t), args, "BERTH_HOST=unix://"+w.Socket)
+}
+
+// BerthIn is Berth with stdin.
+func (w *World) BerthIn(t testing.TB, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	return w.run(t, strings.NewReader(stdin), "berth", args, Binary(t), args, "BERTH_HOST=unix://"+w.Socket)
+}
+
+// MustBerth runs Berth and fails the test unless it exits 0; it returns stdout.
+func (w *World) MustBerth(t testing.TB, args ...string) string {
+	t.Helper()
+	out, errOut, code := w.Berth(t, args...)
+	if code != 0 {
+		t.Fatalf("berth %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// Docker runs the real docker CLI against the world's daemon, with a
+// config dir of its own so that nothing in ~/.docker matters.
+func (w *World) Docker(t testing.TB, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	return w.run(t, nil, "docker", args, DockerBin, args,
+		"DOCKER_HOST=unix://"+w.Socket,
+		"DOCKER_CONFIG="+filepath.Join(w.Dir, "docker-config"),
+		"DOCKER_CLI_HINTS=false")
+}
+
+// InHost runs cmd in the host's mount and network namespaces, as the
+// daemon sees them. nsenter, not `ip netns exec`: that remounts /sys and
+// loses the cgroup mounts runc needs.
+func (w *World) InHost(t testing.TB, cmd ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	args := append([]string{"-t", strconv.Itoa(w.holder.pid), "-m", "-n", "--"}, cmd...)
+	return w.run(t, nil, "host", cmd, "nsenter", args)
+}
+
+// InOutside runs cmd in the outside world's network namespace.
+func (w *World) InOutside(t testing.TB, cmd ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	args := append([]string{"--net=" + w.OutsideNS, "--"}, cmd...)
+	return w.run(t, nil, "outside", cmd, "nsenter", args)
+}
+
+// run executes bin and logs it as `label$ shown...`. A command that cannot
+// be started at all fails the test; a non-zero exit is the caller's to judge.
+func (w *World) run(t testing.TB, stdin io.Reader, label string, shown []string, bin string, args []string, env ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), commandLimit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = stdin
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	code := 0
+	var exitErr *exec.ExitError
+	switch {
+	case errors.As(err, &exitErr):
+		code = exitErr.ExitCode()
+	case err != nil:
+		t.Fatalf("%s$ %s: %v", label, strings.Join(shown, " "), err)
+	}
+	if ctx.Err() != nil {
+		t.Errorf("%s$ %s: still running after %v; killed", label, strings.Join(shown, " "), commandLimit)
+	}
+	t.Logf("%s$ %s\n%s%s(exit %d)", label, strings.Join(shown, " "), out.String(), errOut.String(), code)
+	return out.String(), errOut.String(), code
+}

@@ -1,0 +1,123 @@
+package testworld
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// stopForCleanup asks a daemon that is still running to remove every
+// container, then stops it. Containers outlive a stopped daemon by design,
+// so reap runs afterwards in any case.
+func (w *World) stopForCleanup() {
+	w.mu.Lock()
+	d := w.daemon
+	w.mu.Unlock()
+	if d == nil || d.exited() {
+		return
+	}
+	if ids, _, code := w.Berth(w.t, "ps", "-aq"); code == 0 && strings.TrimSpace(ids) != "" {
+		w.Berth(w.t, append([]string{"rm", "-f"}, strings.Fields(ids)...)...)
+	}
+	d.stopWith(w.t)
+}
+
+// reap removes what a crashed or stopped daemon left running in the host:
+// runc containers found under the world's roots, then any process still in
+// the host's network namespace or in a sandbox bound under the exec-root.
+func (w *World) reap() {
+	for _, c := range w.runcStates() {
+		w.t.Logf("reap runc container %q (root %s)", c.id, c.root)
+		w.InHost(w.t, "runc", "--root", c.root, "delete", "--force", c.id)
+	}
+	for _, pid := range w.strayPIDs() {
+		w.t.Logf("reap process %d (%s)", pid, cmdline(pid))
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			w.t.Errorf("kill stray process %d: %v", pid, err)
+		}
+	}
+}
+
+type runcState struct{ root, id string }
+
+// runcStates finds <runc-root>/<id>/state.json at shallow depth under the
+// data-root and exec-root, as the host's mount namespace shows them.
+// Shallow, because container root filesystems are mounted deeper down.
+func (w *World) runcStates() []runcState {
+	var found []runcState
+	for _, top := range []string{w.ExecRoot, w.DataRoot} {
+		base := w.HostPath(top)
+		filepath.WalkDir(base, func(p string, e fs.DirEntry, err error) error {
+			if err != nil {
+				return nil // a vanished or unreadable dir is not ours to judge here
+			}
+			rel, _ := filepath.Rel(base, p)
+			depth := len(strings.Split(rel, string(filepath.Separator)))
+			if e.IsDir() && depth > 4 {
+				return filepath.SkipDir
+			}
+			if e.Name() == "state.json" && !e.IsDir() {
+				dir := filepath.Dir(p)
+				root := filepath.Join(top, strings.TrimPrefix(filepath.Dir(dir), base))
+				found = append(found, runcState{root: root, id: filepath.Base(dir)})
+			}
+			return nil
+		})
+	}
+	return found
+}
+
+// strayPIDs lists processes, other than the holder and its unshare, whose
+// network namespace is the host's or one of the sandboxes under the exec-root.
+func (w *World) strayPIDs() []int {
+	inodes := map[uint64]bool{}
+	if ino, ok := nsInode(w.HostNS()); ok {
+		inodes[ino] = true
+	}
+	netnsDir := w.HostPath(filepath.Join(w.ExecRoot, "netns"))
+	if ents, err := os.ReadDir(netnsDir); err == nil {
+		for _, e := range ents {
+			if ino, ok := nsInode(filepath.Join(netnsDir, e.Name())); ok {
+				inodes[ino] = true
+			}
+		}
+	}
+	keep := map[int]bool{w.holder.pid: true, w.holder.cmd.Process.Pid: true, os.Getpid(): true}
+	procs, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil || keep[pid] {
+			continue
+		}
+		if ino, ok := nsInode(fmt.Sprintf("/proc/%d/ns/net", pid)); ok && inodes[ino] {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// nsInode is the inode of a namespace file, if path is one.
+func nsInode(path string) (uint64, bool) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, false
+	}
+	var fsst unix.Statfs_t
+	if err := unix.Statfs(path, &fsst); err != nil || fsst.Type != unix.NSFS_MAGIC {
+		return 0, false
+	}
+	return st.Ino, true
+}
+
+func cmdline(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
+}
