@@ -1,0 +1,301 @@
+package image
+
+import (
+	"archive/tar"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-net/berth/internal/errdefs"
+)
+
+// extractor writes tar entries under one root directory. Every path is
+// resolved with openat2(RESOLVE_IN_ROOT), the way the container will see
+// it, so neither ".." nor a symlink planted by an earlier entry ("etc ->
+// /etc", then "etc/passwd") can make a later entry land outside the root.
+type extractor struct {
+	root  *os.File
+	size  int64
+	count int
+	// dirs get their times last: writing entries into a directory changes its mtime.
+	dirs []dirTime
+}
+
+type dirTime struct {
+	rel   string
+	mtime time.Time
+}
+
+func newExtractor(rootDir string) (*extractor, error) {
+	f, err := os.OpenFile(rootDir, os.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &extractor{root: f}, nil
+}
+
+func (x *extractor) Close() error { return x.root.Close() }
+
+// extractAll reads every entry of tr into the root.
+func (x *extractor) extractAll(tr *tar.Reader) error {
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return errdefs.Invalid("read archive: %w", err)
+		}
+		if err := x.extract(hdr, archiveReader{tr}); err != nil {
+			return err
+		}
+		x.count++
+	}
+	return x.applyDirTimes()
+}
+
+// archiveReader marks read errors (a truncated archive) as the client's fault.
+type archiveReader struct{ r io.Reader }
+
+func (a archiveReader) Read(p []byte) (int, error) {
+	n, err := a.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		err = errdefs.Invalid("read archive: %w", err)
+	}
+	return n, err
+}
+
+// cleanRel turns an entry name into a path relative to the root. A leading
+// "/" is dropped as tar does; a path that climbs out with ".." is refused.
+func cleanRel(name string) (string, error) {
+	rel := path.Clean(strings.TrimLeft(name, "/"))
+	if rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", errdefs.Invalid("archive entry %q points outside the root filesystem", name)
+	}
+	return rel, nil
+}
+
+func (x *extractor) extract(hdr *tar.Header, r io.Reader) error {
+	rel, err := cleanRel(hdr.Name)
+	if err != nil {
+		return err
+	}
+	switch hdr.Typeflag {
+	case tar.TypeXGlobalHeader:
+		return nil
+	case tar.TypeDir, tar.TypeReg, tar.TypeSymlink, tar.TypeLink,
+		tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+	default:
+		return errdefs.Invalid("archive entry %q has unsupported type %q", hdr.Name, hdr.Typeflag)
+	}
+	if rel == "." {
+		return x.setRoot(hdr)
+	}
+	dir, base := path.Split(rel)
+	parent, err := x.ensureDir(path.Clean("/" + dir)[1:])
+	if err != nil {
+		return fmt.Errorf("create parent of %q: %w", hdr.Name, err)
+	}
+	defer unix.Close(parent)
+	if err := x.create(parent, base, rel, hdr, r); err != nil {
+		return fmt.Errorf("extract %q: %w", hdr.Name, err)
+	}
+	if hdr.Typeflag == tar.TypeLink {
+		return nil // a hard link shares the metadata of its target
+	}
+	return x.setMeta(parent, base, rel, hdr)
+}
+
+func (x *extractor) create(parent int, base, rel string, hdr *tar.Header, r io.Reader) error {
+	if hdr.Typeflag == tar.TypeDir {
+		return ensureDirAt(parent, base)
+	}
+	if err := removeAt(parent, base); err != nil {
+		return err
+	}
+	switch hdr.Typeflag {
+	case tar.TypeReg:
+		return x.writeFile(parent, base, r)
+	case tar.TypeSymlink:
+		return unix.Symlinkat(hdr.Linkname, parent, base)
+	case tar.TypeLink:
+		return x.link(parent, base, hdr.Linkname)
+	default:
+		return mknodAt(parent, base, hdr)
+	}
+}
+
+func (x *extractor) writeFile(parent int, base string, r io.Reader) error {
+	fd, err := unix.Openat(parent, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), base)
+	n, err := io.Copy(f, r)
+	x.size += n
+	return errors.Join(err, f.Close())
+}
+
+func (x *extractor) link(parent int, base, target string) error {
+	rel, err := cleanRel(target)
+	if err != nil {
+		return err
+	}
+	if rel == "." {
+		return errdefs.Invalid("hard link %q to the root directory", base)
+	}
+	dir, tbase := path.Split(rel)
+	tparent, err := x.openInRoot(path.Clean("/" + dir)[1:])
+	if errors.Is(err, unix.ENOENT) {
+		return errdefs.Invalid("hard link target %q is not in the archive before the link", target)
+	}
+	if err != nil {
+		return fmt.Errorf("hard link target %q: %w", target, err)
+	}
+	defer unix.Close(tparent)
+	err = unix.Linkat(tparent, tbase, parent, base, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return errdefs.Invalid("hard link target %q is not in the archive before the link", target)
+	}
+	return err
+}
+
+func mknodAt(parent int, base string, hdr *tar.Header) error {
+	mode := uint32(hdr.Mode & 0o7777)
+	switch hdr.Typeflag {
+	case tar.TypeChar:
+		mode |= unix.S_IFCHR
+	case tar.TypeBlock:
+		mode |= unix.S_IFBLK
+	default:
+		mode |= unix.S_IFIFO
+	}
+	dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
+	return unix.Mknodat(parent, base, mode, int(dev))
+}
+
+// setMeta gives the new entry its owner, then its mode (chown clears the
+// set-id bits, so the mode comes second), then its times.
+func (x *extractor) setMeta(parent int, base, rel string, hdr *tar.Header) error {
+	if err := unix.Fchownat(parent, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("chown %q: %w", rel, err)
+	}
+	if hdr.Typeflag == tar.TypeSymlink {
+		return setTimes(parent, base, hdr.ModTime)
+	}
+	if err := unix.Fchmodat(parent, base, uint32(hdr.Mode&0o7777), 0); err != nil {
+		return fmt.Errorf("chmod %q: %w", rel, err)
+	}
+	if hdr.Typeflag == tar.TypeDir {
+		x.dirs = append(x.dirs, dirTime{rel: rel, mtime: hdr.ModTime})
+		return nil
+	}
+	if err := setTimes(parent, base, hdr.ModTime); err != nil {
+		return fmt.Errorf("set times of %q: %w", rel, err)
+	}
+	return nil
+}
+
+func (x *extractor) setRoot(hdr *tar.Header) error {
+	if hdr.Typeflag != tar.TypeDir {
+		return errdefs.Invalid("archive entry %q replaces the root directory", hdr.Name)
+	}
+	fd := int(x.root.Fd())
+	if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
+		return fmt.Errorf("chown root: %w", err)
+	}
+	if err := unix.Fchmod(fd, uint32(hdr.Mode&0o7777)); err != nil {
+		return fmt.Errorf("chmod root: %w", err)
+	}
+	x.dirs = append(x.dirs, dirTime{rel: ".", mtime: hdr.ModTime})
+	return nil
+}
+
+func (x *extractor) applyDirTimes() error {
+	for i := len(x.dirs) - 1; i >= 0; i-- {
+		d := x.dirs[i]
+		fd, err := x.openInRoot(d.rel)
+		if err != nil {
+			return fmt.Errorf("set times of %q: %w", d.rel, err)
+		}
+		// "." relative to the directory's own O_PATH descriptor is the directory.
+		err = setTimes(fd, ".", d.mtime)
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("set times of %q: %w", d.rel, err)
+		}
+	}
+	return nil
+}
+
+// openInRoot opens rel as a directory, resolved as if the root were "/".
+func (x *extractor) openInRoot(rel string) (int, error) {
+	if rel == "" {
+		rel = "."
+	}
+	return unix.Openat2(int(x.root.Fd()), rel, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+}
+
+// ensureDir opens rel, creating it and its missing parents (mode 0755) for
+// archives that list files before, or without, their directories.
+func (x *extractor) ensureDir(rel string) (int, error) {
+	fd, err := x.openInRoot(rel)
+	if err == nil || !errors.Is(err, unix.ENOENT) || rel == "" {
+		return fd, err
+	}
+	dir, base := path.Split(rel)
+	parent, err := x.ensureDir(strings.TrimSuffix(dir, "/"))
+	if err != nil {
+		return -1, err
+	}
+	err = ensureDirAt(parent, base)
+	unix.Close(parent)
+	if err != nil {
+		return -1, err
+	}
+	return x.openInRoot(rel)
+}
+
+// ensureDirAt makes base a directory, keeping one that is already there
+// (archives list a directory again to set its metadata).
+func ensureDirAt(parent int, base string) error {
+	var st unix.Stat_t
+	err := unix.Fstatat(parent, base, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return nil
+	}
+	if err := removeAt(parent, base); err != nil {
+		return err
+	}
+	return unix.Mkdirat(parent, base, 0o755)
+}
+
+// removeAt deletes whatever is at base so a later entry can replace it; a
+// missing entry is fine, a non-empty directory is not.
+func removeAt(parent int, base string) error {
+	err := unix.Unlinkat(parent, base, 0)
+	if errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EPERM) {
+		err = unix.Unlinkat(parent, base, unix.AT_REMOVEDIR)
+	}
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("replace %q: %w", base, err)
+	}
+	return nil
+}
+
+func setTimes(dirfd int, base string, mtime time.Time) error {
+	if mtime.IsZero() {
+		mtime = time.Unix(0, 0)
+	}
+	ts := unix.NsecToTimespec(mtime.UnixNano())
+	return unix.UtimesNanoAt(dirfd, base, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
+}

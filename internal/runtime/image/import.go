@@ -1,0 +1,119 @@
+package image
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/bzip2"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/berth-net/berth/internal/errdefs"
+)
+
+// tmpPrefix marks directories of imports in progress; NewStore removes
+// those a crash left behind.
+const tmpPrefix = ".import-"
+
+// Import reads a tar of a root filesystem (plain, gzip or bzip2) once,
+// extracting it while hashing the uncompressed stream; the hash is the image
+// ID, so importing the same tar again, compressed or not, finds the same
+// image. repo "" leaves the image untagged; a tag defaults to "latest" and
+// moves from whichever image held it.
+func (s *Store) Import(ctx context.Context, r io.Reader, repo, tag, comment string) (*Image, error) {
+	ref, err := importTag(repo, tag)
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(s.dir, tmpPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("import: %w", err)
+	}
+	defer os.RemoveAll(tmp) // gone already when the import succeeded
+	rootfs := filepath.Join(tmp, "rootfs")
+	if err := os.Mkdir(rootfs, 0o755); err != nil {
+		return nil, fmt.Errorf("import: %w", err)
+	}
+	id, size, err := unpack(ctx, r, rootfs)
+	if err != nil {
+		return nil, fmt.Errorf("import: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	img, err := s.adopt(tmp, id, size, comment)
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", id, err)
+	}
+	if ref == "" {
+		return img, nil
+	}
+	return s.tag(img.ID, ref)
+}
+
+// unpack extracts the archive in r into rootfs and returns the digest of
+// the uncompressed stream and the bytes of file content written.
+func unpack(ctx context.Context, r io.Reader, rootfs string) (id string, size int64, err error) {
+	src, closeSrc, err := decompress(bufio.NewReaderSize(ctxReader{ctx, r}, 64<<10))
+	if err != nil {
+		return "", 0, err
+	}
+	defer closeSrc()
+	h := sha256.New()
+	tee := io.TeeReader(src, h)
+	x, err := newExtractor(rootfs)
+	if err != nil {
+		return "", 0, err
+	}
+	defer x.Close()
+	err = x.extractAll(tar.NewReader(tee))
+	if ctx.Err() != nil {
+		return "", 0, ctx.Err()
+	}
+	if err != nil {
+		return "", 0, err
+	}
+	if x.count == 0 {
+		return "", 0, errdefs.Invalid("the archive holds no files")
+	}
+	// The end-of-archive blocks and any padding are part of the stream.
+	if _, err := io.Copy(io.Discard, tee); err != nil {
+		return "", 0, errdefs.Invalid("read archive: %w", err)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), x.size, nil
+}
+
+// decompress recognises gzip and bzip2 by their magic bytes, as docker
+// import does; anything else is read as a plain tar.
+func decompress(br *bufio.Reader) (io.Reader, func(), error) {
+	magic, _ := br.Peek(3)
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, nil, errdefs.Invalid("read gzip archive: %w", err)
+		}
+		return zr, func() { zr.Close() }, nil
+	case bytes.HasPrefix(magic, []byte("BZh")):
+		return bzip2.NewReader(br), func() {}, nil
+	}
+	return br, func() {}, nil
+}
+
+// ctxReader stops a long import when the client goes away.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -1,0 +1,306 @@
+package image
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/nstest"
+	"github.com/berth-net/berth/internal/runtime/image/imagetest"
+)
+
+type entry struct {
+	hdr  tar.Header
+	body string
+}
+
+func dir(name string) entry { return entry{hdr: tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: 0o755}} }
+func file(name, body string) entry {
+	return entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(body))}, body: body}
+}
+func symlink(name, target string) entry {
+	return entry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777}}
+}
+func hardlink(name, target string) entry {
+	return entry{hdr: tar.Header{Typeflag: tar.TypeLink, Name: name, Linkname: target}}
+}
+
+func tarOf(t *testing.T, entries ...entry) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
+		hdr := e.hdr
+		if hdr.ModTime.IsZero() {
+			hdr.ModTime = time.Date(2020, 2, 2, 0, 0, 0, 0, time.UTC)
+		}
+		if err := tw.WriteHeader(&hdr); err != nil {
+			t.Fatalf("tar header %q: %v", hdr.Name, err)
+		}
+		if _, err := tw.Write([]byte(e.body)); err != nil {
+			t.Fatalf("tar body %q: %v", hdr.Name, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func gzipped(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(b)
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func newTestStore(t *testing.T) (*Store, string) {
+	t.Helper()
+	// Extraction sets owners and device nodes: that needs root.
+	nstest.RequireRoot(t)
+	dir := filepath.Join(t.TempDir(), "images")
+	s, err := NewStore(dir, newMemStore())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, dir
+}
+
+func mustImport(t *testing.T, s *Store, b []byte, repo, tag string) *Image {
+	t.Helper()
+	img, err := s.Import(context.Background(), bytes.NewReader(b), repo, tag, "")
+	if err != nil {
+		t.Fatalf("import %s:%s: %v", repo, tag, err)
+	}
+	return img
+}
+
+func TestImportBusybox(t *testing.T) {
+	s, dir := newTestStore(t)
+	b, err := os.ReadFile(imagetest.BusyboxTar(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := mustImport(t, s, b, "busybox", "")
+	if diff := cmp.Diff([]string{"busybox:latest"}, img.RepoTags); diff != "" {
+		t.Errorf("tags (-want +got):\n%s", diff)
+	}
+	if !strings.HasPrefix(img.ID, "sha256:") || len(img.ID) != 71 {
+		t.Errorf("ID = %q, want sha256:<64 hex>", img.ID)
+	}
+	if want := filepath.Join(dir, img.ID[7:], "rootfs"); img.RootfsDir != want {
+		t.Errorf("RootfsDir = %q, want %q", img.RootfsDir, want)
+	}
+	st, err := os.Stat(filepath.Join(img.RootfsDir, "bin/busybox"))
+	if err != nil || st.Mode().Perm() != 0o755 || img.Size < st.Size() {
+		t.Errorf("bin/busybox: %v, %v, size %d", st, err, img.Size)
+	}
+	if target, err := os.Readlink(filepath.Join(img.RootfsDir, "bin/sh")); err != nil || target != "busybox" {
+		t.Errorf("bin/sh -> %q, %v", target, err)
+	}
+	if st, err := os.Stat(filepath.Join(img.RootfsDir, "tmp")); err != nil || st.Mode()&os.ModeSticky == 0 || st.Mode().Perm() != 0o777 {
+		t.Errorf("tmp: %v, %v", st.Mode(), err)
+	}
+	for _, p := range []string{"proc", "sys", "dev", "etc/hosts", "etc/resolv.conf", "etc/hostname", "etc/passwd", "etc/group"} {
+		if _, err := os.Lstat(filepath.Join(img.RootfsDir, p)); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	again := mustImport(t, s, mustRead(t, imagetest.BusyboxTar(t)), "busybox", "")
+	if again.ID != img.ID {
+		t.Errorf("ID changed between two builds of the same tar: %s, %s", img.ID, again.ID)
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestImportKeepsMetadata(t *testing.T) {
+	s, _ := newTestStore(t)
+	mtime := time.Date(2021, 3, 4, 5, 6, 7, 0, time.UTC)
+	owned := file("data/owned", "x")
+	owned.hdr.Uid, owned.hdr.Gid, owned.hdr.Mode, owned.hdr.ModTime = 1234, 5678, 0o4750, mtime
+	dataDir := dir("data/")
+	dataDir.hdr.ModTime, dataDir.hdr.Mode = mtime, 0o711
+	img := mustImport(t, s, tarOf(t,
+		dataDir, owned,
+		hardlink("data/link", "data/owned"),
+		entry{hdr: tar.Header{Typeflag: tar.TypeChar, Name: "dev/null", Mode: 0o666, Devmajor: 1, Devminor: 3}},
+		entry{hdr: tar.Header{Typeflag: tar.TypeFifo, Name: "run/fifo", Mode: 0o600}},
+		file("nodir/deep/file", "missing parents are made"),
+	), "meta", "v1")
+	root := img.RootfsDir
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(root, "data/owned"), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Uid != 1234 || st.Gid != 5678 || st.Mode&0o7777 != 0o4750 || st.Nlink != 2 {
+		t.Errorf("data/owned: uid %d gid %d mode %o nlink %d", st.Uid, st.Gid, st.Mode&0o7777, st.Nlink)
+	}
+	for _, p := range []string{"data/owned", "data"} {
+		fi, err := os.Stat(filepath.Join(root, p))
+		if err != nil || !fi.ModTime().Equal(mtime) {
+			t.Errorf("%s mtime: %v, %v", p, fi.ModTime(), err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(root, "data")); err != nil || fi.Mode().Perm() != 0o711 {
+		t.Errorf("data mode: %v, %v", fi.Mode(), err)
+	}
+	if err := syscall.Stat(filepath.Join(root, "dev/null"), &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFCHR || st.Rdev != 259 {
+		t.Errorf("dev/null: mode %o rdev %d, %v", st.Mode, st.Rdev, err)
+	}
+	if fi, err := os.Lstat(filepath.Join(root, "run/fifo")); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("run/fifo: %v, %v", fi, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "nodir/deep/file")); err != nil || string(b) != "missing parents are made" {
+		t.Errorf("nodir/deep/file: %q, %v", b, err)
+	}
+}
+
+func TestImportSameContentReusesImage(t *testing.T) {
+	s, _ := newTestStore(t)
+	b := tarOf(t, file("hello", "world"))
+	first := mustImport(t, s, b, "one", "")
+	second := mustImport(t, s, gzipped(t, b), "two", "v2")
+	if first.ID != second.ID {
+		t.Fatalf("gzip import gave a new ID: %s, %s", first.ID, second.ID)
+	}
+	imgs, err := s.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(imgs) != 1 {
+		t.Fatalf("%d images, want 1", len(imgs))
+	}
+	if diff := cmp.Diff([]string{"one:latest", "two:v2"}, imgs[0].RepoTags); diff != "" {
+		t.Errorf("tags (-want +got):\n%s", diff)
+	}
+}
+
+func TestImportMovesTag(t *testing.T) {
+	s, _ := newTestStore(t)
+	old := mustImport(t, s, tarOf(t, file("v", "1")), "app", "")
+	cur := mustImport(t, s, tarOf(t, file("v", "2")), "docker.io/library/app:latest", "")
+	untagged := mustImport(t, s, tarOf(t, file("v", "3")), "", "")
+	got := map[string][]string{}
+	imgs, err := s.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range imgs {
+		got[img.ID] = img.RepoTags
+	}
+	want := map[string][]string{old.ID: {}, cur.ID: {"app:latest"}, untagged.ID: {}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("tags by image (-want +got):\n%s", diff)
+	}
+	if imgs[0].ID != untagged.ID {
+		t.Errorf("List starts with %s, want the newest %s", imgs[0].ID, untagged.ID)
+	}
+}
+
+// A symlink planted by an earlier entry must not redirect a later entry out
+// of the root: absolute targets resolve inside the image, as in the container.
+func TestImportSymlinkStaysInRoot(t *testing.T) {
+	s, _ := newTestStore(t)
+	outside := t.TempDir()
+	img := mustImport(t, s, tarOf(t,
+		dir(outside[1:]+"/"),
+		symlink("etc", outside),
+		file("etc/passwd", "inside"),
+		symlink("up", "../../../.."),
+		file("up/escaped", "inside too"),
+	), "links", "")
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Fatalf("import wrote outside the root: %v", ents)
+	}
+	for p, want := range map[string]string{filepath.Join(outside, "passwd"): "inside", "escaped": "inside too"} {
+		b, err := os.ReadFile(filepath.Join(img.RootfsDir, p))
+		if err != nil || string(b) != want {
+			t.Errorf("%s: %q, %v", p, b, err)
+		}
+	}
+}
+
+func TestImportRefusesBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		body      func(t *testing.T) []byte
+		repo, tag string
+	}{
+		{"dot-dot entry", func(t *testing.T) []byte { return tarOf(t, file("../evil", "x")) }, "bad", ""},
+		{"dot-dot inside path", func(t *testing.T) []byte { return tarOf(t, file("a/../../evil", "x")) }, "bad", ""},
+		{"absolute dot-dot", func(t *testing.T) []byte { return tarOf(t, file("/../evil", "x")) }, "bad", ""},
+		{"hard link out", func(t *testing.T) []byte { return tarOf(t, hardlink("l", "../../etc/passwd")) }, "bad", ""},
+		{"hard link to missing", func(t *testing.T) []byte { return tarOf(t, hardlink("l", "nothere")) }, "bad", ""},
+		{"root replaced by file", func(t *testing.T) []byte { return tarOf(t, file(".", "x")) }, "bad", ""},
+		{"unsupported type", func(t *testing.T) []byte {
+			return tarOf(t, entry{hdr: tar.Header{Typeflag: 'V', Name: "volume"}})
+		}, "bad", ""},
+		{"not a tar", func(t *testing.T) []byte { return bytes.Repeat([]byte("garbage!"), 200) }, "bad", ""},
+		{"empty archive", func(t *testing.T) []byte { return tarOf(t) }, "bad", ""},
+		{"truncated", func(t *testing.T) []byte { return tarOf(t, file("f", strings.Repeat("x", 5000)))[:1500] }, "bad", ""},
+		{"broken gzip", func(t *testing.T) []byte { return gzipped(t, tarOf(t, file("f", "x")))[:20] }, "bad", ""},
+		{"upper-case repo", func(t *testing.T) []byte { return tarOf(t, file("f", "x")) }, "Bad", ""},
+		{"bad tag", func(t *testing.T) []byte { return tarOf(t, file("f", "x")) }, "bad", "-x"},
+		{"two tags", func(t *testing.T) []byte { return tarOf(t, file("f", "x")) }, "bad:v1", "v2"},
+		{"tag without repo", func(t *testing.T) []byte { return tarOf(t, file("f", "x")) }, "", "v1"},
+		{"digest", func(t *testing.T) []byte { return tarOf(t, file("f", "x")) }, "bad@sha256:00", ""},
+		{"hex repo", func(t *testing.T) []byte { return tarOf(t, file("f", "x")) }, strings.Repeat("ab", 32), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, dir := newTestStore(t)
+			_, err := s.Import(context.Background(), bytes.NewReader(tc.body(t)), tc.repo, tc.tag, "")
+			if !errdefs.Is(err, errdefs.KindInvalid) {
+				t.Fatalf("err = %v (kind %v), want an Invalid error", err, errdefs.KindOf(err))
+			}
+			if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+				t.Errorf("left behind in the image dir: %v", ents)
+			}
+			if imgs, _ := s.List(); len(imgs) != 0 {
+				t.Errorf("images recorded: %v", imgs)
+			}
+		})
+	}
+}
+
+func TestNewStoreRemovesOrphans(t *testing.T) {
+	s, dir := newTestStore(t)
+	img := mustImport(t, s, tarOf(t, file("f", "x")), "keep", "")
+	for _, p := range []string{tmpPrefix + "123/rootfs", strings.Repeat("e", 64) + "/rootfs", "not-ours"} {
+		if err := os.MkdirAll(filepath.Join(dir, p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := NewStore(dir, s.st); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if diff := cmp.Diff([]string{img.ID[7:], "not-ours"}, names); diff != "" {
+		t.Errorf("image dir after restart (-want +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,234 @@
+package image
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/store"
+)
+
+// Store keeps images as directories <dir>/<hex>/rootfs and their records,
+// keyed by ID, in bucket store.BucketImages.
+type Store struct {
+	dir string
+	st  store.Store
+	// mu serialises imports and removals: both read tags and directories,
+	// then change them.
+	mu sync.Mutex
+}
+
+// NewStore opens the image store in dir (<data-root>/images), creating it,
+// and removes what a crash left behind: unfinished imports and image
+// directories without a record.
+func NewStore(dir string, st store.Store) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create image directory %q: %w", dir, err)
+	}
+	s := &Store{dir: dir, st: st}
+	if err := s.removeOrphans(); err != nil {
+		return nil, fmt.Errorf("clean image directory %q: %w", dir, err)
+	}
+	return s, nil
+}
+
+func (s *Store) removeOrphans() error {
+	imgs, err := s.List()
+	if err != nil {
+		return err
+	}
+	known := map[string]bool{}
+	for _, img := range imgs {
+		known[hexOf(img.ID)] = true
+	}
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range ents {
+		if known[e.Name()] || !(strings.HasPrefix(e.Name(), tmpPrefix) || hexRE.MatchString(e.Name())) {
+			continue
+		}
+		errs = append(errs, os.RemoveAll(filepath.Join(s.dir, e.Name())))
+	}
+	return errors.Join(errs...)
+}
+
+func hexOf(id string) string { return strings.TrimPrefix(id, "sha256:") }
+
+// adopt turns the finished import in tmp into image id, or, when that image
+// exists already, keeps the existing one (tmp is then removed by Import).
+func (s *Store) adopt(tmp, id string, size int64, comment string) (*Image, error) {
+	if img, err := s.byID(id); err == nil {
+		return img, nil
+	} else if !errdefs.Is(err, errdefs.KindNotFound) {
+		return nil, err
+	}
+	final := filepath.Join(s.dir, hexOf(id))
+	// A directory without a record is a leftover of a crash mid-import.
+	if err := os.RemoveAll(final); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return nil, err
+	}
+	img := &Image{
+		ID:        id,
+		RepoTags:  []string{},
+		Created:   time.Now().UTC(),
+		Size:      size,
+		Comment:   comment,
+		RootfsDir: filepath.Join(final, "rootfs"),
+	}
+	err := s.st.Update(func(tx store.Tx) error { return tx.Put(store.BucketImages, id, img) })
+	if err != nil {
+		return nil, errors.Join(err, os.RemoveAll(final))
+	}
+	return img, nil
+}
+
+// tag gives image id the tag ref ("name:tag"), taking it from any other image.
+func (s *Store) tag(id, ref string) (*Image, error) {
+	var out *Image
+	err := s.st.Update(func(tx store.Tx) error {
+		imgs, err := listTx(tx)
+		if err != nil {
+			return err
+		}
+		for _, img := range imgs {
+			has := slices.Contains(img.RepoTags, ref)
+			switch {
+			case img.ID == id:
+				out = img
+				if has {
+					continue
+				}
+				img.RepoTags = append(img.RepoTags, ref)
+			case has:
+				img.RepoTags = slices.DeleteFunc(img.RepoTags, func(t string) bool { return t == ref })
+			default:
+				continue
+			}
+			if err := tx.Put(store.BucketImages, img.ID, img); err != nil {
+				return err
+			}
+		}
+		if out == nil {
+			return errdefs.NotFound("No such image: %s", id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tag %q: %w", ref, err)
+	}
+	return out, nil
+}
+
+// List returns every image, newest first, as docker images prints them.
+func (s *Store) List() ([]*Image, error) {
+	var imgs []*Image
+	err := s.st.View(func(tx store.Tx) error {
+		var err error
+		imgs, err = listTx(tx)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	sort.SliceStable(imgs, func(i, j int) bool {
+		if !imgs[i].Created.Equal(imgs[j].Created) {
+			return imgs[i].Created.After(imgs[j].Created)
+		}
+		return imgs[i].ID < imgs[j].ID
+	})
+	return imgs, nil
+}
+
+func listTx(tx store.Tx) ([]*Image, error) {
+	var imgs []*Image
+	err := tx.ForEach(store.BucketImages, func(key string, raw []byte) error {
+		img := &Image{}
+		if err := json.Unmarshal(raw, img); err != nil {
+			return fmt.Errorf("decode image %q: %w", key, err)
+		}
+		if img.RepoTags == nil {
+			img.RepoTags = []string{}
+		}
+		imgs = append(imgs, img)
+		return nil
+	})
+	return imgs, err
+}
+
+func (s *Store) byID(id string) (*Image, error) {
+	img := &Image{}
+	err := s.st.View(func(tx store.Tx) error { return tx.Get(store.BucketImages, id, img) })
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errdefs.NotFound("No such image: %s", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if img.RepoTags == nil {
+		img.RepoTags = []string{}
+	}
+	return img, nil
+}
+
+// Get finds an image as docker does: "sha256:<hex>", "name", "name:tag",
+// or a full or unique partial hex ID. A name wins over an ID prefix that
+// happens to look the same.
+func (s *Store) Get(ref string) (*Image, error) {
+	img, _, err := s.resolve(ref)
+	return img, err
+}
+
+// resolve returns the image ref names and, when ref named it by a tag, that tag.
+func (s *Store) resolve(ref string) (*Image, string, error) {
+	imgs, err := s.List()
+	if err != nil {
+		return nil, "", err
+	}
+	if rest, ok := strings.CutPrefix(ref, "sha256:"); ok {
+		img, err := byPrefix(imgs, rest, ref)
+		return img, "", err
+	}
+	if tagged, err := parseTagged(ref); err == nil {
+		for _, img := range imgs {
+			if slices.Contains(img.RepoTags, tagged) {
+				return img, tagged, nil
+			}
+		}
+	}
+	img, err := byPrefix(imgs, ref, ref)
+	return img, "", err
+}
+
+func byPrefix(imgs []*Image, prefix, ref string) (*Image, error) {
+	if !hexRE.MatchString(prefix) {
+		return nil, errdefs.NotFound("No such image: %s", ref)
+	}
+	var found *Image
+	for _, img := range imgs {
+		if !strings.HasPrefix(hexOf(img.ID), prefix) {
+			continue
+		}
+		if found != nil {
+			return nil, errdefs.Invalid("multiple images found with provided prefix: %s", prefix)
+		}
+		found = img
+	}
+	if found == nil {
+		return nil, errdefs.NotFound("No such image: %s", ref)
+	}
+	return found, nil
+}

@@ -1,0 +1,172 @@
+package image
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/berth-net/berth/internal/errdefs"
+)
+
+func TestGetByEveryRefForm(t *testing.T) {
+	s, _ := newTestStore(t)
+	img := mustImport(t, s, tarOf(t, file("f", "1")), "web", "v1")
+	other := mustImport(t, s, tarOf(t, file("f", "2")), "localhost:5000/team/web", "")
+	hex := img.ID[7:]
+	for _, ref := range []string{"web:v1", "docker.io/library/web:v1", img.ID, hex, hex[:12], "sha256:" + hex[:5]} {
+		got, err := s.Get(ref)
+		if err != nil || got.ID != img.ID {
+			t.Errorf("Get(%q) = %v, %v; want %s", ref, got, err, img.ID)
+		}
+	}
+	for _, ref := range []string{"localhost:5000/team/web", "localhost:5000/team/web:latest"} {
+		if got, err := s.Get(ref); err != nil || got.ID != other.ID {
+			t.Errorf("Get(%q) = %v, %v; want %s", ref, got, err, other.ID)
+		}
+	}
+	for _, ref := range []string{"web", "web:v2", "nothere", "sha256:zz", "ffffffffffff", "Web:v1", ""} {
+		_, err := s.Get(ref)
+		if !errdefs.Is(err, errdefs.KindNotFound) || err.Error() != "No such image: "+ref {
+			t.Errorf("Get(%q) err = %v, want NotFound %q", ref, err, "No such image: "+ref)
+		}
+	}
+}
+
+func TestGetAmbiguousPrefix(t *testing.T) {
+	s, _ := newTestStore(t)
+	// 32 imports make a shared first hex digit certain.
+	seen := map[byte]bool{}
+	var shared byte
+	for i := 0; i < 32 && shared == 0; i++ {
+		img := mustImport(t, s, tarOf(t, file("f", string(rune('a'+i)))), "", "")
+		if seen[img.ID[7]] {
+			shared = img.ID[7]
+		}
+		seen[img.ID[7]] = true
+	}
+	if _, err := s.Get(string(shared)); !errdefs.Is(err, errdefs.KindInvalid) {
+		t.Errorf("Get(%q) err = %v, want Invalid (ambiguous)", string(shared), err)
+	}
+}
+
+func TestRemove(t *testing.T) {
+	never := func(string) bool { return false }
+	always := func(string) bool { return true }
+	type step struct {
+		ref          string
+		force        bool
+		inUse        func(string) bool
+		untagged     []string
+		deleted      bool
+		conflict     bool
+		tagsAfter    []string // nil: the image is gone
+		wantNotFound bool
+	}
+	for _, tc := range []struct {
+		name  string
+		tags  []string // imported as these, in order
+		steps []step
+	}{
+		{"last tag deletes", []string{"a"}, []step{
+			{ref: "a", inUse: never, untagged: []string{"a:latest"}, deleted: true},
+		}},
+		{"one of two tags untags", []string{"a", "b:v1"}, []step{
+			{ref: "b:v1", inUse: never, untagged: []string{"b:v1"}, tagsAfter: []string{"a:latest"}},
+			{ref: "b:v1", inUse: never, wantNotFound: true, tagsAfter: []string{"a:latest"}},
+		}},
+		{"ID with two tags needs force", []string{"a", "b"}, []step{
+			{ref: "ID", inUse: never, conflict: true, tagsAfter: []string{"a:latest", "b:latest"}},
+			{ref: "ID", force: true, inUse: never, untagged: []string{"a:latest", "b:latest"}, deleted: true},
+		}},
+		{"used image keeps last tag", []string{"a"}, []step{
+			{ref: "a", inUse: always, conflict: true, tagsAfter: []string{"a:latest"}},
+			{ref: "a", force: true, inUse: always, untagged: []string{"a:latest"}, tagsAfter: []string{}},
+		}},
+		{"used image by ID needs force", []string{"a"}, []step{
+			{ref: "ID", inUse: always, conflict: true, tagsAfter: []string{"a:latest"}},
+			{ref: "ID", force: true, inUse: always, untagged: []string{"a:latest"}, deleted: true},
+		}},
+		{"untagged by ID", []string{""}, []step{
+			{ref: "ID", inUse: nil, untagged: []string{}, deleted: true},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, dir := newTestStore(t)
+			var img *Image
+			for _, tag := range tc.tags {
+				img = mustImport(t, s, tarOf(t, file("f", "same")), tag, "")
+			}
+			for i, st := range tc.steps {
+				ref := st.ref
+				if ref == "ID" {
+					ref = img.ID[7:19]
+				}
+				untagged, deleted, err := s.Remove(ref, st.force, st.inUse)
+				switch {
+				case st.wantNotFound:
+					if !errdefs.Is(err, errdefs.KindNotFound) {
+						t.Fatalf("step %d: err = %v, want NotFound", i, err)
+					}
+				case st.conflict:
+					if !errdefs.Is(err, errdefs.KindConflict) {
+						t.Fatalf("step %d: err = %v, want Conflict", i, err)
+					}
+				case err != nil:
+					t.Fatalf("step %d: %v", i, err)
+				default:
+					var wantDeleted []string
+					if st.deleted {
+						wantDeleted = []string{img.ID}
+					}
+					if diff := cmp.Diff(st.untagged, untagged); diff != "" {
+						t.Errorf("step %d untagged (-want +got):\n%s", i, diff)
+					}
+					if diff := cmp.Diff(wantDeleted, deleted); diff != "" {
+						t.Errorf("step %d deleted (-want +got):\n%s", i, diff)
+					}
+				}
+				got, err := s.Get(img.ID)
+				if st.tagsAfter == nil && !st.wantNotFound {
+					if err == nil {
+						t.Errorf("step %d: image still there: %v", i, got)
+					}
+					if _, err := os.Stat(filepath.Join(dir, img.ID[7:])); !os.IsNotExist(err) {
+						t.Errorf("step %d: image files still there: %v", i, err)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("step %d: image gone: %v", i, err)
+				}
+				if diff := cmp.Diff(st.tagsAfter, got.RepoTags); diff != "" {
+					t.Errorf("step %d tags (-want +got):\n%s", i, diff)
+				}
+			}
+		})
+	}
+}
+
+func TestParseTagged(t *testing.T) {
+	for in, want := range map[string]string{
+		"busybox":                    "busybox:latest",
+		"busybox:1.36":               "busybox:1.36",
+		"docker.io/library/busybox":  "busybox:latest",
+		"library/busybox:x":          "busybox:x",
+		"docker.io/me/app":           "me/app:latest",
+		"localhost:5000/app":         "localhost:5000/app:latest",
+		"registry.example.com/a/b:c": "registry.example.com/a/b:c",
+		"a_b.c-d__e":                 "a_b.c-d__e:latest",
+	} {
+		got, err := parseTagged(in)
+		if err != nil || got != want {
+			t.Errorf("parseTagged(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "UP", "a:", ":b", "a/", "/a", "a//b", "a:b:c", "-a", "a-", "a@sha256:00", "a:" + string(make([]byte, 129))} {
+		if got, err := parseTagged(in); !errdefs.Is(err, errdefs.KindInvalid) {
+			t.Errorf("parseTagged(%q) = %q, %v; want an Invalid error", in, got, err)
+		}
+	}
+}
