@@ -1,0 +1,153 @@
+package ipam
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/berth-net/berth/internal/errdefs"
+)
+
+func prefixes(ss ...string) []netip.Prefix {
+	out := make([]netip.Prefix, len(ss))
+	for i, s := range ss {
+		out[i] = netip.MustParsePrefix(s)
+	}
+	return out
+}
+
+func TestSelectSubnet(t *testing.T) {
+	tests := []struct {
+		name     string
+		pools    []Pool
+		used     []netip.Prefix
+		reserved []netip.Prefix
+		want     string
+	}{
+		{name: "empty host", want: "172.17.0.0/16"},
+		{name: "bridge taken", used: prefixes("172.17.0.0/16"), want: "172.18.0.0/16"},
+		{name: "host route on the first pool", reserved: prefixes("172.17.0.0/16"), want: "172.18.0.0/16"},
+		{name: "route inside the first pool", reserved: prefixes("172.17.42.0/24"), want: "172.18.0.0/16"},
+		{name: "nameserver", used: prefixes("172.17.0.0/16"), reserved: prefixes("172.18.0.53/32"), want: "172.19.0.0/16"},
+		{name: "first /14 partly used", used: prefixes("172.17.0.0/16", "172.18.0.0/16", "172.19.0.0/16", "172.20.0.0/16"), want: "172.21.0.0/16"},
+		{name: "gap is found", used: prefixes("172.18.0.0/16"), want: "172.17.0.0/16"},
+		{name: "vpn over 172.16/12", reserved: prefixes("172.16.0.0/12"), want: "192.168.0.0/20"},
+		{name: "vpn and a network", used: prefixes("192.168.0.0/20"), reserved: prefixes("172.16.0.0/12"), want: "192.168.16.0/20"},
+		{name: "home lan route", used: prefixes("192.168.1.0/24"), reserved: prefixes("172.16.0.0/12"), want: "192.168.16.0/20"},
+		{name: "full-tunnel halves do not touch 172/8", reserved: prefixes("0.0.0.0/1"), want: "172.17.0.0/16"},
+		{name: "ipv6 entries ignored", used: prefixes("fd00::/8"), reserved: prefixes("::/0"), want: "172.17.0.0/16"},
+		{name: "invalid entries ignored", used: []netip.Prefix{{}}, want: "172.17.0.0/16"},
+		{
+			name:  "custom /24 pool",
+			pools: []Pool{{Base: netip.MustParsePrefix("10.0.0.0/8"), Size: 24}},
+			used:  prefixes("10.0.0.0/24", "10.0.1.0/24"), want: "10.0.2.0/24",
+		},
+		{
+			name:     "big blocker is jumped over",
+			pools:    []Pool{{Base: netip.MustParsePrefix("10.0.0.0/8"), Size: 24}},
+			reserved: prefixes("10.0.0.0/9"), want: "10.128.0.0/24",
+		},
+		{
+			name:  "pool order, not address order",
+			pools: []Pool{{Base: netip.MustParsePrefix("10.2.0.0/16"), Size: 24}, {Base: netip.MustParsePrefix("10.1.0.0/16"), Size: 24}},
+			want:  "10.2.0.0/24",
+		},
+		{
+			name:  "pool of one /32",
+			pools: []Pool{{Base: netip.MustParsePrefix("10.9.9.9/32"), Size: 32}},
+			want:  "10.9.9.9/32",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pools := tt.pools
+			if pools == nil {
+				pools = DefaultPools()
+			}
+			got, err := SelectSubnet(pools, tt.used, tt.reserved)
+			if err != nil {
+				t.Fatalf("SelectSubnet: %v", err)
+			}
+			if got.String() != tt.want {
+				t.Fatalf("SelectSubnet = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestDefaultPoolsOrder walks the whole default space as Docker would hand it
+// out: 15 /16s in 172.17–172.31, then 16 /20s in 192.168, then nothing.
+func TestDefaultPoolsOrder(t *testing.T) {
+	var used []netip.Prefix
+	for {
+		p, err := SelectSubnet(DefaultPools(), used, nil)
+		if err != nil {
+			if !errdefs.Is(err, errdefs.KindInvalid) {
+				t.Fatalf("exhaustion error kind = %v, want Invalid: %v", errdefs.KindOf(err), err)
+			}
+			break
+		}
+		used = append(used, p)
+	}
+	if len(used) != 31 {
+		t.Fatalf("got %d subnets, want 15 /16 + 16 /20 = 31", len(used))
+	}
+	checks := map[int]string{0: "172.17.0.0/16", 2: "172.19.0.0/16", 3: "172.20.0.0/16", 14: "172.31.0.0/16", 15: "192.168.0.0/20", 30: "192.168.240.0/20"}
+	for i, want := range checks {
+		if used[i].String() != want {
+			t.Errorf("subnet %d = %s, want %s", i, used[i], want)
+		}
+	}
+}
+
+func TestSelectSubnetExhaustedNamesPoolsAndRoutes(t *testing.T) {
+	pools := []Pool{{Base: netip.MustParsePrefix("10.0.0.0/23"), Size: 24}}
+	_, err := SelectSubnet(pools, prefixes("10.0.0.0/24"), prefixes("10.0.1.128/25", "8.8.8.8/32"))
+	if !errdefs.Is(err, errdefs.KindInvalid) {
+		t.Fatalf("err = %v (kind %v), want an Invalid error", err, errdefs.KindOf(err))
+	}
+	for _, want := range []string{"10.0.0.0/23 (split into /24)", "10.0.1.128/25", "--subnet"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "8.8.8.8") {
+		t.Errorf("error %q names a reserved prefix outside every pool", err)
+	}
+}
+
+func TestSelectSubnetBadPool(t *testing.T) {
+	bad := []Pool{
+		{Base: netip.Prefix{}, Size: 24},
+		{Base: netip.MustParsePrefix("fd00::/8"), Size: 64},
+		{Base: netip.MustParsePrefix("10.0.0.1/8"), Size: 24},
+		{Base: netip.MustParsePrefix("10.0.0.0/16"), Size: 8},
+		{Base: netip.MustParsePrefix("10.0.0.0/16"), Size: 33},
+	}
+	for _, p := range bad {
+		if _, err := SelectSubnet([]Pool{p}, nil, nil); !errdefs.Is(err, errdefs.KindInvalid) {
+			t.Errorf("SelectSubnet(%+v) err = %v, want an Invalid error", p, err)
+		}
+	}
+}
+
+func TestOverlaps(t *testing.T) {
+	tests := []struct {
+		a, b netip.Prefix
+		want bool
+	}{
+		{netip.MustParsePrefix("172.17.0.0/16"), netip.MustParsePrefix("172.17.5.0/24"), true},
+		{netip.MustParsePrefix("172.17.5.0/24"), netip.MustParsePrefix("172.17.0.0/16"), true},
+		{netip.MustParsePrefix("172.17.0.0/16"), netip.MustParsePrefix("172.18.0.0/16"), false},
+		{netip.MustParsePrefix("172.16.0.0/12"), netip.MustParsePrefix("172.31.255.255/32"), true},
+		{netip.MustParsePrefix("10.1.0.5/16"), netip.MustParsePrefix("10.1.200.0/24"), true},
+		{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("1.2.3.4/32"), true},
+		{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::/0"), false},
+		{netip.Prefix{}, netip.MustParsePrefix("10.0.0.0/8"), false},
+	}
+	for _, tt := range tests {
+		if got := Overlaps(tt.a, tt.b); got != tt.want {
+			t.Errorf("Overlaps(%s, %s) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
