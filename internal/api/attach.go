@@ -1,0 +1,78 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/berth-net/berth/internal/errdefs"
+)
+
+// attachContainer hijacks the connection for docker run's attached mode
+// (and docker attach): logs=1 replays what was printed, stream=1 follows.
+func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.backend.Container(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err // 404 now, while we can still send a status
+	}
+	multiplexed := !c.Config.Tty
+	h, err := s.hijack(w, r, multiplexed)
+	if err != nil {
+		return err
+	}
+	defer h.close(s)
+	q := func(k string) bool { return boolValue(r, k) }
+	streams := attachStreams(h, multiplexed, q("stdin"), q("stdout"), q("stderr"))
+	if q("logs") {
+		opts := LogsOptions{Stdout: streams.Stdout != nil, Stderr: streams.Stderr != nil, Tail: -1}
+		if err := s.backend.ContainerLogs(h.ctx, c.ID, opts, orDiscard(streams.Stdout), orDiscard(streams.Stderr)); err != nil {
+			reportInStream(h, multiplexed, err)
+			return nil
+		}
+	}
+	if !q("stream") {
+		return nil
+	}
+	if err := s.backend.AttachContainer(h.ctx, c.ID, streams); err != nil && h.ctx.Err() == nil {
+		s.log.Warn("attach failed", "container", c.ID, "err", err)
+		reportInStream(h, multiplexed, err)
+	}
+	return nil
+}
+
+// containerLogs streams what the container printed: multiplexed frames
+// unless it has a tty (then raw), flushed as they come when following.
+func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
+	opts := LogsOptions{Stdout: boolValue(r, "stdout"), Stderr: boolValue(r, "stderr"), Follow: boolValue(r, "follow"), Tail: -1}
+	if !opts.Stdout && !opts.Stderr {
+		return errdefs.Invalid("Bad parameters: you must choose at least one stream")
+	}
+	if t := r.URL.Query().Get("tail"); t != "" && t != "all" {
+		n, err := strconv.Atoi(t)
+		if err != nil || n < 0 {
+			return errdefs.Invalid("invalid value for tail: %q: want a number or \"all\"", t)
+		}
+		opts.Tail = n
+	}
+	c, err := s.backend.Container(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	multiplexed := !c.Config.Tty
+	ct := mediaRawStream
+	if multiplexed && !versionBefore(r, "1.42") {
+		ct = mediaMultiplexedStream
+	}
+	w.Header().Set("Content-Type", ct)
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	stdout, stderr := outputs(w, multiplexed, func() { _ = rc.Flush() })
+	if !opts.Stdout {
+		stdout = nil
+	}
+	if !opts.Stderr {
+		stderr = nil
+	}
+	// After the 200 an error can only be logged: the client reads frames.
+	return s.backend.ContainerLogs(r.Context(), c.ID, opts, orDiscard(stdout), orDiscard(stderr))
+}

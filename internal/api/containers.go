@@ -1,0 +1,264 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+
+	ctypes "github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+
+	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/network"
+)
+
+func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) error {
+	name, err := containerName(r.URL.Query().Get("name"))
+	if err != nil {
+		return err
+	}
+	var body ctypes.CreateRequest
+	if err := readJSON(w, r, &body); err != nil {
+		return err
+	}
+	cfg, err := createConfig(body, apiVersion(r.Context()))
+	if err != nil {
+		return err
+	}
+	c, err := s.backend.CreateContainer(r.Context(), name, cfg)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, ctypes.CreateResponse{ID: c.ID, Warnings: []string{}})
+}
+
+// containerListFilters are the docker ps filters berth answers.
+var containerListFilters = map[string]bool{
+	"id": true, "name": true, "status": true, "label": true, "network": true,
+}
+
+var containerStatuses = []string{
+	container.StatusCreated, container.StatusRunning, container.StatusPaused,
+	container.StatusRestarting, container.StatusRemoving, container.StatusExited, container.StatusDead,
+}
+
+func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
+	args, err := parseFilters(r, containerListFilters)
+	if err != nil {
+		return err
+	}
+	if err := args.WalkValues("status", func(v string) error {
+		if !slices.Contains(containerStatuses, v) {
+			return errdefs.Invalid("invalid filter 'status=%s'", v)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	limit, _, err := intValue(r, "limit")
+	if err != nil {
+		return err
+	}
+	// As in moby, a limit or a status filter looks at stopped containers too.
+	all := boolValue(r, "all") || limit > 0 || args.Contains("status")
+	ctrs, err := s.backend.Containers(r.Context())
+	if err != nil {
+		return err
+	}
+	// Newest first, as docker ps shows them and as -n/--last counts them.
+	slices.SortStableFunc(ctrs, func(a, b *container.Container) int { return b.Created.Compare(a.Created) })
+	out := []ctypes.Summary{}
+	for _, c := range ctrs {
+		if limit > 0 && len(out) == limit {
+			break
+		}
+		if !all && !c.Running() {
+			continue
+		}
+		if !containerMatches(c, args) {
+			continue
+		}
+		atts, err := s.backend.ContainerAttachments(r.Context(), c.ID)
+		if err != nil {
+			if errdefs.Is(err, errdefs.KindNotFound) {
+				continue // removed while we listed
+			}
+			return err
+		}
+		if args.Contains("network") && !onNetwork(atts, args) {
+			continue
+		}
+		out = append(out, containerSummary(c, atts, s.now()))
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// containerMatches applies moby's ps filters: id and name are regular
+// expressions, status is exact, label is "key" or "key=value".
+func containerMatches(c *container.Container, args filters.Args) bool {
+	return args.Match("id", c.ID) &&
+		(args.Match("name", c.Name) || args.Match("name", "/"+c.Name)) &&
+		args.ExactMatch("status", c.Status()) &&
+		args.MatchKVList("label", c.Config.Labels)
+}
+
+func onNetwork(atts []network.Attachment, args filters.Args) bool {
+	for _, a := range atts {
+		if a.Network != nil && (args.ExactMatch("network", a.Network.Name) || args.ExactMatch("network", a.Network.ID)) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.backend.Container(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	atts, err := s.backend.ContainerAttachments(r.Context(), c.ID)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, containerInspect(c, atts, apiVersion(r.Context())))
+}
+
+func (s *Server) startContainer(w http.ResponseWriter, r *http.Request) error {
+	// moby: a JSON object of 7+ bytes was a HostConfig, which start no
+	// longer takes; "{}" and "null" from old clients are fine.
+	if r.ContentLength > 7 || r.ContentLength == -1 {
+		return errdefs.Invalid("starting container with non-empty request body was deprecated since API v1.22 and removed in v1.24")
+	}
+	if err := s.backend.StartContainer(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func stopOptions(r *http.Request) (*int, string, error) {
+	t, ok, err := intValue(r, "t")
+	if err != nil {
+		return nil, "", err
+	}
+	var timeout *int
+	if ok {
+		timeout = &t
+	}
+	signal := ""
+	if !versionBefore(r, "1.42") {
+		signal = r.URL.Query().Get("signal")
+	}
+	return timeout, signal, nil
+}
+
+func (s *Server) stopContainer(w http.ResponseWriter, r *http.Request) error {
+	timeout, signal, err := stopOptions(r)
+	if err != nil {
+		return err
+	}
+	if err := s.backend.StopContainer(r.Context(), r.PathValue("id"), timeout, signal); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// restartContainer is stop (already stopped is fine) then start.
+func (s *Server) restartContainer(w http.ResponseWriter, r *http.Request) error {
+	timeout, signal, err := stopOptions(r)
+	if err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	if err := s.backend.StopContainer(r.Context(), id, timeout, signal); err != nil && !errdefs.Is(err, errdefs.KindNotModified) {
+		return err
+	}
+	if err := s.backend.StartContainer(r.Context(), id); err != nil && !errdefs.Is(err, errdefs.KindNotModified) {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) killContainer(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if err := s.backend.KillContainer(r.Context(), id, r.URL.Query().Get("signal")); err != nil {
+		return fmt.Errorf("cannot kill container: %s: %w", id, err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) removeContainer(w http.ResponseWriter, r *http.Request) error {
+	// v (volumes) and link are accepted and mean nothing: berth has neither.
+	if err := s.backend.RemoveContainer(r.Context(), r.PathValue("id"), boolValue(r, "force")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// waitContainer sends its status and headers at once and the result when
+// the condition is met: docker run waits for the headers before it starts
+// the container, so a late header would deadlock the CLI.
+func (s *Server) waitContainer(w http.ResponseWriter, r *http.Request) error {
+	cond := r.URL.Query().Get("condition")
+	if versionBefore(r, "1.30") {
+		cond = ""
+	}
+	switch ctypes.WaitCondition(cond) {
+	case "", ctypes.WaitConditionNotRunning, ctypes.WaitConditionNextExit, ctypes.WaitConditionRemoved:
+	default:
+		return errdefs.Invalid("invalid condition: %q", cond)
+	}
+	if cond == "" {
+		cond = string(ctypes.WaitConditionNotRunning)
+	}
+	ch, err := s.backend.WaitContainer(r.Context(), r.PathValue("id"), cond)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if !versionBefore(r, "1.30") {
+		w.WriteHeader(http.StatusOK)
+		_ = http.NewResponseController(w).Flush()
+	}
+	var res WaitResult
+	select {
+	case res = <-ch:
+	case <-r.Context().Done():
+		return nil // the client gave up (docker run -d cancels after start)
+	}
+	resp := ctypes.WaitResponse{StatusCode: int64(res.StatusCode)}
+	if res.Err != "" {
+		resp.Error = &ctypes.WaitExitError{Message: res.Err}
+	}
+	return json.NewEncoder(w).Encode(resp)
+}
+
+func resizeSize(r *http.Request) (uint, uint, error) {
+	h, _, err := uintValue(r, "h")
+	if err != nil {
+		return 0, 0, errdefs.Invalid("invalid resize height %q", r.URL.Query().Get("h"))
+	}
+	wd, _, err := uintValue(r, "w")
+	if err != nil {
+		return 0, 0, errdefs.Invalid("invalid resize width %q", r.URL.Query().Get("w"))
+	}
+	return h, wd, nil
+}
+
+func (s *Server) resizeContainer(w http.ResponseWriter, r *http.Request) error {
+	h, wd, err := resizeSize(r)
+	if err != nil {
+		return err
+	}
+	if err := s.backend.ResizeContainer(r.Context(), r.PathValue("id"), h, wd); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}

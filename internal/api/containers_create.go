@@ -1,0 +1,208 @@
+package api
+
+import (
+	"maps"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	ctypes "github.com/docker/docker/api/types/container"
+	nettypes "github.com/docker/docker/api/types/network"
+	"github.com/docker/go-connections/nat"
+
+	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/network"
+)
+
+// containerNamePattern is Docker's rule for container names (daemon/names).
+var containerNamePattern = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+
+// containerName validates ?name= and drops the leading "/"; "" lets the
+// daemon choose a name.
+func containerName(name string) (string, error) {
+	if name == "" {
+		return "", nil
+	}
+	if !containerNamePattern.MatchString(name) {
+		return "", errdefs.Invalid("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
+	}
+	return strings.TrimPrefix(name, "/"), nil
+}
+
+// createConfig translates Docker's create request into berth's config. It
+// refuses what berth would otherwise silently ignore (ports, volumes,
+// restart policies), so that a user is told instead of surprised.
+func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config, error) {
+	if req.Config == nil {
+		return container.Config{}, errdefs.Invalid("config cannot be empty in order to create a container")
+	}
+	c := req.Config
+	hc := req.HostConfig
+	if hc == nil {
+		hc = &ctypes.HostConfig{}
+	}
+	if c.Image == "" {
+		return container.Config{}, errdefs.Invalid("no image specified: name the image to run")
+	}
+	if err := unsupportedContainerFeatures(c, hc); err != nil {
+		return container.Config{}, err
+	}
+	exposed, err := exposedPorts(c.ExposedPorts)
+	if err != nil {
+		return container.Config{}, err
+	}
+	if err := checkDNS(hc.DNS); err != nil {
+		return container.Config{}, err
+	}
+	if err := checkExtraHosts(hc.ExtraHosts); err != nil {
+		return container.Config{}, err
+	}
+	mode, nets, err := createNetworks(c, hc, req.NetworkingConfig, apiVersion)
+	if err != nil {
+		return container.Config{}, err
+	}
+	autoRemove := hc.AutoRemove
+	if lessThan(apiVersion, "1.25") {
+		autoRemove = false // before 1.25 the client removed the container itself
+	}
+	return container.Config{
+		Image:        c.Image,
+		Cmd:          c.Cmd,
+		Entrypoint:   c.Entrypoint,
+		Env:          c.Env,
+		WorkingDir:   c.WorkingDir,
+		User:         c.User,
+		Hostname:     c.Hostname,
+		Domainname:   c.Domainname,
+		Tty:          c.Tty,
+		OpenStdin:    c.OpenStdin,
+		StdinOnce:    c.StdinOnce,
+		Labels:       c.Labels,
+		ExposedPorts: exposed,
+		NetworkMode:  mode,
+		AutoRemove:   autoRemove,
+		Networks:     nets,
+		DNS:          hc.DNS,
+		DNSSearch:    hc.DNSSearch,
+		DNSOptions:   hc.DNSOptions,
+		ExtraHosts:   hc.ExtraHosts,
+		StopSignal:   c.StopSignal,
+		StopTimeout:  c.StopTimeout,
+	}, nil
+}
+
+func unsupportedContainerFeatures(c *ctypes.Config, hc *ctypes.HostConfig) error {
+	switch {
+	case hasBindings(hc.PortBindings), hc.PublishAllPorts:
+		return errdefs.Invalid("publishing ports (-p, -P) is not supported by berth yet")
+	case len(hc.Binds) > 0, len(hc.Mounts) > 0, len(c.Volumes) > 0, len(hc.VolumesFrom) > 0:
+		return errdefs.Invalid("volumes and mounts (-v, --mount, --volumes-from) are not supported by berth yet")
+	case hc.RestartPolicy.Name != "" && hc.RestartPolicy.Name != ctypes.RestartPolicyDisabled:
+		return errdefs.Invalid("restart policy %q is not supported by berth: use \"no\"", hc.RestartPolicy.Name)
+	case hc.NetworkMode.IsContainer():
+		return errdefs.Invalid("network mode %q is not supported by berth: use a network", string(hc.NetworkMode))
+	}
+	return nil
+}
+
+func hasBindings(pm nat.PortMap) bool {
+	for _, b := range pm {
+		if len(b) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// exposedPorts checks "80/tcp" keys and returns them sorted.
+func exposedPorts(ps nat.PortSet) ([]string, error) {
+	out := make([]string, 0, len(ps))
+	for p := range ps {
+		proto, port := nat.SplitProtoPort(string(p))
+		n, err := strconv.ParseUint(port, 10, 16)
+		if err != nil || n == 0 || (proto != "tcp" && proto != "udp" && proto != "sctp") {
+			return nil, errdefs.Invalid("invalid exposed port %q: want PORT/PROTO with PROTO tcp, udp or sctp", string(p))
+		}
+		out = append(out, strconv.FormatUint(n, 10)+"/"+proto)
+	}
+	slices.Sort(out)
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
+}
+
+func checkDNS(servers []string) error {
+	for _, s := range servers {
+		if _, err := netip.ParseAddr(s); err != nil {
+			return errdefs.Invalid("invalid DNS server address %q: want an IP address", s)
+		}
+	}
+	return nil
+}
+
+// checkExtraHosts applies moby's add-host rule: "name:IP" (split at the
+// first colon so IPv6 works), IP may be the special "host-gateway".
+func checkExtraHosts(hosts []string) error {
+	for _, h := range hosts {
+		name, ip, ok := strings.Cut(h, ":")
+		if !ok || name == "" {
+			return errdefs.Invalid("bad format for add-host: %q", h)
+		}
+		if ip == "host-gateway" {
+			continue
+		}
+		ip = strings.TrimSuffix(strings.TrimPrefix(ip, "["), "]")
+		if _, err := netip.ParseAddr(ip); err != nil {
+			return errdefs.Invalid("invalid IP address in add-host: %q", ip)
+		}
+	}
+	return nil
+}
+
+// createNetworks resolves the network mode ("default" is "bridge", as in
+// moby) and the per-network endpoint wishes. The mode's network is always
+// among the returned networks, so the daemon has one list to join.
+func createNetworks(c *ctypes.Config, hc *ctypes.HostConfig, nc *nettypes.NetworkingConfig, apiVersion string) (string, map[string]container.EndpointRequest, error) {
+	mode := string(hc.NetworkMode)
+	if mode == "" || mode == nettypes.NetworkDefault {
+		mode = network.NameBridge
+	}
+	var eps map[string]*nettypes.EndpointSettings
+	if nc != nil {
+		eps = maps.Clone(nc.EndpointsConfig)
+	}
+	if es, ok := eps[nettypes.NetworkDefault]; ok {
+		delete(eps, nettypes.NetworkDefault)
+		eps[network.NameBridge] = es
+	}
+	// Before 1.44 the MAC was container-wide and meant the mode's network;
+	// later clients send it per endpoint but may still fill the old field.
+	perEndpointMAC := !lessThan(apiVersion, "1.44")
+	nets := make(map[string]container.EndpointRequest, len(eps)+1)
+	for name, es := range eps {
+		if name == "" {
+			return "", nil, errdefs.Invalid("an endpoint config needs a network name")
+		}
+		mac := ""
+		if name == mode {
+			mac = c.MacAddress
+		}
+		req, err := endpointRequest(es, mac, perEndpointMAC)
+		if err != nil {
+			return "", nil, errdefs.Invalid("network %q: %w", name, err)
+		}
+		nets[name] = req
+	}
+	if _, ok := nets[mode]; !ok {
+		req, err := endpointRequest(nil, c.MacAddress, perEndpointMAC)
+		if err != nil {
+			return "", nil, err
+		}
+		nets[mode] = req
+	}
+	return mode, nets, nil
+}

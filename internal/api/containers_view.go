@@ -1,0 +1,307 @@
+package api
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	ctypes "github.com/docker/docker/api/types/container"
+	nettypes "github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/storage"
+	"github.com/docker/go-connections/nat"
+	"github.com/docker/go-units"
+
+	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/network"
+)
+
+// graphDriver names the storage berth uses: an overlayfs over the image tree.
+const graphDriver = "overlayfs"
+
+// inspectModern is the container inspect shape of API 1.52 and later, whose
+// NetworkSettings dropped the legacy top-level address fields.
+type inspectModern struct {
+	ctypes.InspectResponse
+	NetworkSettings *networkSettingsModern
+}
+
+type networkSettingsModern struct {
+	SandboxID  string
+	SandboxKey string
+	Ports      nat.PortMap
+	Networks   map[string]*nettypes.EndpointSettings
+}
+
+// containerInspect is Docker's inspect of c. Clients below API 1.52 get the
+// legacy NetworkSettings.IPAddress & co., filled only from the network
+// named "bridge" as Docker does; later clients do not get them at all.
+func containerInspect(c *container.Container, atts []network.Attachment, apiVersion string) any {
+	nets := endpointSettings(c, atts)
+	ns := &ctypes.NetworkSettings{
+		NetworkSettingsBase: ctypes.NetworkSettingsBase{
+			SandboxID:  c.State.SandboxID,
+			SandboxKey: c.State.SandboxKey,
+			Ports:      portMap(c.Config.ExposedPorts),
+		},
+		DefaultNetworkSettings: defaultNetworkSettings(nets),
+		Networks:               nets,
+	}
+	path, args := command(c.Config)
+	resp := ctypes.InspectResponse{
+		ContainerJSONBase: &ctypes.ContainerJSONBase{
+			ID:             c.ID,
+			Created:        c.Created.UTC().Format(time.RFC3339Nano),
+			Path:           path,
+			Args:           args,
+			State:          containerState(c.Status(), c.State),
+			Image:          c.Config.ImageID,
+			ResolvConfPath: c.ResolvConfPath,
+			HostnamePath:   c.HostnamePath,
+			HostsPath:      c.HostsPath,
+			LogPath:        c.LogPath,
+			Name:           "/" + c.Name,
+			Driver:         graphDriver,
+			Platform:       "linux",
+			HostConfig:     hostConfig(c.Config),
+			GraphDriver:    storage.DriverData{Name: graphDriver, Data: map[string]string{}},
+		},
+		Mounts:          []ctypes.MountPoint{},
+		Config:          wireConfig(c.Config),
+		NetworkSettings: ns,
+	}
+	if lessThan(apiVersion, "1.52") {
+		return resp
+	}
+	return inspectModern{
+		InspectResponse: resp,
+		NetworkSettings: &networkSettingsModern{
+			SandboxID: ns.SandboxID, SandboxKey: ns.SandboxKey, Ports: ns.Ports, Networks: nets,
+		},
+	}
+}
+
+func defaultNetworkSettings(nets map[string]*nettypes.EndpointSettings) ctypes.DefaultNetworkSettings {
+	es, ok := nets[network.NameBridge]
+	if !ok || es == nil {
+		return ctypes.DefaultNetworkSettings{}
+	}
+	return ctypes.DefaultNetworkSettings{
+		EndpointID:  es.EndpointID,
+		Gateway:     es.Gateway,
+		IPAddress:   es.IPAddress,
+		IPPrefixLen: es.IPPrefixLen,
+		MacAddress:  es.MacAddress,
+	}
+}
+
+// command splits entrypoint + cmd into Docker's Path and Args.
+func command(cfg container.Config) (string, []string) {
+	argv := append(slices.Clone(cfg.Entrypoint), cfg.Cmd...)
+	if len(argv) == 0 {
+		return "", []string{}
+	}
+	return argv[0], append([]string{}, argv[1:]...)
+}
+
+func containerState(status string, s container.State) *ctypes.State {
+	return &ctypes.State{
+		Status:     ctypes.ContainerState(status),
+		Running:    status == container.StatusRunning,
+		Paused:     status == container.StatusPaused,
+		Restarting: status == container.StatusRestarting,
+		OOMKilled:  s.OOMKilled,
+		Dead:       status == container.StatusDead,
+		Pid:        s.Pid,
+		ExitCode:   s.ExitCode,
+		Error:      s.Error,
+		StartedAt:  s.StartedAt.UTC().Format(time.RFC3339Nano),
+		FinishedAt: s.FinishedAt.UTC().Format(time.RFC3339Nano),
+	}
+}
+
+func hostConfig(cfg container.Config) *ctypes.HostConfig {
+	return &ctypes.HostConfig{
+		NetworkMode:   ctypes.NetworkMode(cfg.NetworkMode),
+		PortBindings:  nat.PortMap{},
+		RestartPolicy: ctypes.RestartPolicy{Name: ctypes.RestartPolicyDisabled},
+		AutoRemove:    cfg.AutoRemove,
+		LogConfig:     ctypes.LogConfig{Type: "json-file", Config: map[string]string{}},
+		DNS:           orNone(cfg.DNS),
+		DNSOptions:    orNone(cfg.DNSOptions),
+		DNSSearch:     orNone(cfg.DNSSearch),
+		ExtraHosts:    cfg.ExtraHosts,
+	}
+}
+
+func orNone(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func wireConfig(cfg container.Config) *ctypes.Config {
+	return &ctypes.Config{
+		Hostname:     cfg.Hostname,
+		Domainname:   cfg.Domainname,
+		User:         cfg.User,
+		ExposedPorts: portSet(cfg.ExposedPorts),
+		Tty:          cfg.Tty,
+		OpenStdin:    cfg.OpenStdin,
+		StdinOnce:    cfg.StdinOnce,
+		Env:          cfg.Env,
+		Cmd:          cfg.Cmd,
+		Image:        cfg.Image,
+		WorkingDir:   cfg.WorkingDir,
+		Entrypoint:   cfg.Entrypoint,
+		Labels:       orEmpty(cfg.Labels),
+		StopSignal:   cfg.StopSignal,
+		StopTimeout:  cfg.StopTimeout,
+	}
+}
+
+func portSet(ports []string) nat.PortSet {
+	if len(ports) == 0 {
+		return nil
+	}
+	ps := nat.PortSet{}
+	for _, p := range ports {
+		ps[nat.Port(p)] = struct{}{}
+	}
+	return ps
+}
+
+// portMap lists exposed ports with no bindings (null), as Docker does for
+// ports that are exposed but not published.
+func portMap(ports []string) nat.PortMap {
+	pm := nat.PortMap{}
+	for _, p := range ports {
+		pm[nat.Port(p)] = nil
+	}
+	return pm
+}
+
+// endpointSettings are the container's networks keyed by name: what it
+// asked for, overlaid with what it got from its attachments.
+func endpointSettings(c *container.Container, atts []network.Attachment) map[string]*nettypes.EndpointSettings {
+	out := map[string]*nettypes.EndpointSettings{}
+	for name, req := range c.Config.Networks {
+		out[name] = requestedEndpoint(req)
+	}
+	for _, a := range atts {
+		if a.Network == nil {
+			continue
+		}
+		es := requestedEndpoint(c.Config.Networks[a.Network.Name])
+		if req, ok := c.Config.Networks[a.Network.ID]; ok {
+			delete(out, a.Network.ID) // asked for by ID, shown by name
+			es = requestedEndpoint(req)
+		}
+		es.NetworkID = a.Network.ID
+		if ep := a.Endpoint; ep != nil {
+			fillEndpoint(es, c, a.Network, ep)
+		}
+		out[a.Network.Name] = es
+	}
+	return out
+}
+
+func requestedEndpoint(req container.EndpointRequest) *nettypes.EndpointSettings {
+	es := &nettypes.EndpointSettings{Aliases: req.Aliases, MacAddress: req.MacAddress}
+	if req.IPv4Address.IsValid() {
+		es.IPAMConfig = &nettypes.EndpointIPAMConfig{IPv4Address: req.IPv4Address.String()}
+	}
+	return es
+}
+
+func fillEndpoint(es *nettypes.EndpointSettings, c *container.Container, n *network.Network, ep *network.Endpoint) {
+	es.EndpointID = ep.ID
+	es.MacAddress = ep.MAC.String()
+	es.Gateway = addrString(ep.Gateway)
+	if ep.Address.IsValid() {
+		es.IPAddress = ep.Address.Addr().String()
+		es.IPPrefixLen = ep.Address.Bits()
+	}
+	if len(ep.Aliases) > 0 {
+		es.Aliases = ep.Aliases
+	}
+	if ep.StaticIP && ep.Address.IsValid() && es.IPAMConfig == nil {
+		es.IPAMConfig = &nettypes.EndpointIPAMConfig{IPv4Address: ep.Address.Addr().String()}
+	}
+	// Only user-defined bridge networks resolve names, so only they
+	// carry DNSNames (moby's buildEndpointDNSNames).
+	if !n.Predefined && n.Driver == network.DriverBridge {
+		es.DNSNames = dnsNames(c, es.Aliases)
+	}
+}
+
+func dnsNames(c *container.Container, aliases []string) []string {
+	names := append([]string{c.Name}, aliases...)
+	names = append(names, c.ShortID())
+	if c.Config.Hostname != "" {
+		names = append(names, c.Config.Hostname)
+	}
+	var out []string
+	for _, n := range names {
+		if n != "" && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// containerSummary is one row of docker ps.
+func containerSummary(c *container.Container, atts []network.Attachment, now time.Time) ctypes.Summary {
+	path, args := command(c.Config)
+	s := ctypes.Summary{
+		ID:              c.ID,
+		Names:           []string{"/" + c.Name},
+		Image:           c.Config.Image,
+		ImageID:         c.Config.ImageID,
+		Command:         strings.Join(append([]string{path}, args...), " "),
+		Created:         c.Created.Unix(),
+		Ports:           summaryPorts(c.Config.ExposedPorts),
+		Labels:          orEmpty(c.Config.Labels),
+		State:           ctypes.ContainerState(c.Status()),
+		Status:          statusText(c.Status(), c.State, now),
+		NetworkSettings: &ctypes.NetworkSettingsSummary{Networks: endpointSettings(c, atts)},
+		Mounts:          []ctypes.MountPoint{},
+	}
+	s.HostConfig.NetworkMode = c.Config.NetworkMode
+	return s
+}
+
+func summaryPorts(ports []string) []ctypes.Port {
+	out := []ctypes.Port{}
+	for _, p := range ports {
+		np := nat.Port(p)
+		out = append(out, ctypes.Port{PrivatePort: uint16(np.Int()), Type: np.Proto()})
+	}
+	return out
+}
+
+// statusText is docker ps's STATUS column ("Up 5 seconds", "Exited (0) 3 minutes ago").
+func statusText(status string, s container.State, now time.Time) string {
+	switch status {
+	case container.StatusRunning:
+		return "Up " + units.HumanDuration(now.Sub(s.StartedAt))
+	case container.StatusPaused:
+		return "Up " + units.HumanDuration(now.Sub(s.StartedAt)) + " (Paused)"
+	case container.StatusRestarting:
+		return fmt.Sprintf("Restarting (%d) %s ago", s.ExitCode, units.HumanDuration(now.Sub(s.FinishedAt)))
+	case container.StatusExited:
+		if s.FinishedAt.IsZero() {
+			return fmt.Sprintf("Exited (%d)", s.ExitCode)
+		}
+		return fmt.Sprintf("Exited (%d) %s ago", s.ExitCode, units.HumanDuration(now.Sub(s.FinishedAt)))
+	case container.StatusRemoving:
+		return "Removal In Progress"
+	case container.StatusDead:
+		return "Dead"
+	case container.StatusCreated:
+		return "Created"
+	default:
+		return status
+	}
+}

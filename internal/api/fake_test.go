@@ -1,0 +1,402 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/runtime/image"
+)
+
+// fakeBackend is an in-memory Backend. It records every mutating call in
+// mutations so tests can assert that a rejected request changed nothing,
+// and lets tests replace the streaming calls with hooks.
+type fakeBackend struct {
+	mu          sync.Mutex
+	info        SystemInfo
+	networks    []*network.Network
+	endpoints   map[string][]*network.Endpoint // by network ID
+	containers  []*container.Container
+	attachments map[string][]network.Attachment // by container ID
+	images      []*image.Image
+	execs       map[string]*ExecInfo
+	mutations   []string
+
+	lastNetworkCreate   network.CreateRequest
+	lastContainerCreate container.Config
+	lastConnect         container.EndpointRequest
+	lastStop            stopCall
+	importedBody        []byte
+
+	// Hooks for streams and waits; nil means a trivial default.
+	wait      func(ctx context.Context, ref, cond string) (<-chan WaitResult, error)
+	startExec func(ctx context.Context, id string, detach bool, s Streams) error
+	attach    func(ctx context.Context, ref string, s Streams) error
+	logs      func(ctx context.Context, ref string, o LogsOptions, stdout, stderr io.Writer) error
+}
+
+type stopCall struct {
+	Ref     string
+	Timeout *int
+	Signal  string
+}
+
+var fakeTime = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func hexID(seed string) string {
+	return strings.Repeat(seed, 64)[:64]
+}
+
+// newFakeBackend holds the three predefined networks, a user network "web"
+// and two running containers: c1 on bridge, c2 on web.
+func newFakeBackend() *fakeBackend {
+	bridge := &network.Network{
+		ID: hexID("32b93b141bae"), Name: "bridge", Driver: "bridge", Created: fakeTime, Predefined: true,
+		IPv4: &network.IPv4Config{Subnet: netip.MustParsePrefix("172.17.0.0/16"), Gateway: netip.MustParseAddr("172.17.0.1")},
+		Options: map[string]string{
+			network.OptDefaultBridge: "true", network.OptEnableICC: "true", network.OptEnableMasq: "true",
+			network.OptHostBindingIPv4: "0.0.0.0", network.OptBridgeName: "berth0", network.OptMTU: "1500",
+		},
+	}
+	host := &network.Network{ID: hexID("c363d9a92877"), Name: "host", Driver: "host", Created: fakeTime, Predefined: true}
+	none := &network.Network{ID: hexID("88077db743a8"), Name: "none", Driver: "null", Created: fakeTime, Predefined: true}
+	web := &network.Network{
+		ID: hexID("aa11"), Name: "web", Driver: "bridge", Created: fakeTime,
+		IPv4:   &network.IPv4Config{Subnet: netip.MustParsePrefix("10.5.0.0/24"), Gateway: netip.MustParseAddr("10.5.0.1"), UserSubnet: true},
+		Labels: map[string]string{"env": "test"},
+	}
+	c1 := &container.Container{
+		ID: hexID("4fea95f2e979"), Name: "test1", Created: fakeTime,
+		Config: container.Config{
+			Image: "busybox", ImageID: "sha256:" + hexID("b0"), Cmd: []string{"sleep", "1000"},
+			Hostname: "4fea95f2e979", NetworkMode: "bridge", ExposedPorts: []string{"80/tcp"},
+			Networks: map[string]container.EndpointRequest{"bridge": {}},
+		},
+		State: container.State{
+			Status: container.StatusRunning, Pid: 3090, StartedAt: fakeTime.Add(time.Second),
+			SandboxID: hexID("572d8e7abcb2"), SandboxKey: "/run/berth/netns/572d8e7abcb2",
+		},
+		HostsPath: "/var/lib/berth/containers/4fea/hosts",
+	}
+	c2 := &container.Container{
+		ID: hexID("8975cb01d142"), Name: "test2", Created: fakeTime.Add(time.Minute),
+		Config: container.Config{
+			Image: "busybox", ImageID: "sha256:" + hexID("b0"), Cmd: []string{"sh"}, Hostname: "8975cb01d142",
+			NetworkMode: "web", Labels: map[string]string{"role": "db"},
+			Networks: map[string]container.EndpointRequest{"web": {IPv4Address: netip.MustParseAddr("10.5.0.10"), Aliases: []string{"db"}}},
+		},
+		State: container.State{Status: container.StatusRunning, Pid: 4242, StartedAt: fakeTime.Add(time.Minute),
+			SandboxID: hexID("99aa"), SandboxKey: "/run/berth/netns/99aa"},
+	}
+	ep1 := &network.Endpoint{
+		ID: hexID("e1"), Name: "test1", NetworkID: bridge.ID, ContainerID: c1.ID, IfName: "eth0", HostIfName: "veth6a5ae6f",
+		MAC: mustMAC("02:42:ac:11:00:02"), Address: netip.MustParsePrefix("172.17.0.2/16"),
+		Gateway: netip.MustParseAddr("172.17.0.1"), State: network.EndpointReady,
+	}
+	ep2 := &network.Endpoint{
+		ID: hexID("e2"), Name: "test2", NetworkID: web.ID, ContainerID: c2.ID, IfName: "eth0", HostIfName: "vethc16e6c8",
+		MAC: mustMAC("02:42:0a:05:00:0a"), Address: netip.MustParsePrefix("10.5.0.10/24"),
+		Gateway: netip.MustParseAddr("10.5.0.1"), StaticIP: true, Aliases: []string{"db"}, State: network.EndpointReady,
+	}
+	return &fakeBackend{
+		info: SystemInfo{
+			ID: "BERTH:TEST", Name: "testhost", Containers: 2, Running: 2, Images: 1,
+			DataRoot: "/var/lib/berth", ExecRoot: "/run/berth", KernelVersion: "6.1.0-test",
+			OperatingSystem: "Debian GNU/Linux 12 (bookworm)", Architecture: "x86_64", NCPU: 4,
+			MemTotal: 8 << 30, DefaultBridgeName: "berth0", RuncVersion: "1.1.5",
+		},
+		networks:    []*network.Network{bridge, host, none, web},
+		endpoints:   map[string][]*network.Endpoint{bridge.ID: {ep1}, web.ID: {ep2}},
+		containers:  []*container.Container{c1, c2},
+		attachments: map[string][]network.Attachment{c1.ID: {{Network: bridge, Endpoint: ep1}}, c2.ID: {{Network: web, Endpoint: ep2}}},
+		images: []*image.Image{{
+			ID: "sha256:" + hexID("b0"), RepoTags: []string{"busybox:latest", "reg.example:5000/team/busybox:1.36"},
+			Created: fakeTime, Size: 2 << 20, RootfsDir: "/var/lib/berth/images/b0",
+		}},
+		execs: map[string]*ExecInfo{},
+	}
+}
+
+func mustMAC(s string) net.HardwareAddr {
+	m, err := net.ParseMAC(s)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+func (f *fakeBackend) mutated(format string, args ...any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.mutations = append(f.mutations, fmt.Sprintf(format, args...))
+}
+
+func (f *fakeBackend) Mutations() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.mutations...)
+}
+
+func (f *fakeBackend) SystemInfo(context.Context) (SystemInfo, error) { return f.info, nil }
+
+func (f *fakeBackend) Networks(context.Context) ([]*network.Network, error) {
+	return append([]*network.Network(nil), f.networks...), nil
+}
+
+func (f *fakeBackend) Network(_ context.Context, ref string) (*network.Network, error) {
+	for _, n := range f.networks {
+		if n.ID == ref || n.Name == ref {
+			return n, nil
+		}
+	}
+	for _, n := range f.networks {
+		if len(ref) >= 3 && strings.HasPrefix(n.ID, ref) {
+			return n, nil
+		}
+	}
+	return nil, errdefs.NotFound("network %s not found", ref)
+}
+
+func (f *fakeBackend) NetworkEndpoints(_ context.Context, id string) ([]*network.Endpoint, error) {
+	return f.endpoints[id], nil
+}
+
+func (f *fakeBackend) CreateNetwork(_ context.Context, req network.CreateRequest) (*network.Network, error) {
+	if _, err := f.Network(context.Background(), req.Name); err == nil {
+		return nil, errdefs.Conflict("network with name %s already exists", req.Name)
+	}
+	f.mutated("CreateNetwork %s", req.Name)
+	f.lastNetworkCreate = req
+	return &network.Network{ID: hexID("5e"), Name: req.Name, Driver: "bridge"}, nil
+}
+
+func (f *fakeBackend) RemoveNetwork(ctx context.Context, ref string) error {
+	n, err := f.Network(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if n.Predefined {
+		return errdefs.Forbidden("%s is a pre-defined network and cannot be removed", n.Name)
+	}
+	f.mutated("RemoveNetwork %s", n.Name)
+	return nil
+}
+
+func (f *fakeBackend) ConnectNetwork(ctx context.Context, netRef, ctrRef string, req container.EndpointRequest) error {
+	if _, err := f.Network(ctx, netRef); err != nil {
+		return err
+	}
+	if _, err := f.Container(ctx, ctrRef); err != nil {
+		return err
+	}
+	f.mutated("ConnectNetwork %s %s", netRef, ctrRef)
+	f.lastConnect = req
+	return nil
+}
+
+func (f *fakeBackend) DisconnectNetwork(ctx context.Context, netRef, ctrRef string, force bool) error {
+	if _, err := f.Network(ctx, netRef); err != nil {
+		return err
+	}
+	f.mutated("DisconnectNetwork %s %s %v", netRef, ctrRef, force)
+	return nil
+}
+
+func (f *fakeBackend) PruneNetworks(_ context.Context, labels []string) ([]string, error) {
+	f.mutated("PruneNetworks %v", labels)
+	return []string{"web"}, nil
+}
+
+func (f *fakeBackend) CreateContainer(_ context.Context, name string, cfg container.Config) (*container.Container, error) {
+	for _, c := range f.containers {
+		if c.Name == name {
+			return nil, errdefs.Conflict("Conflict. The container name %q is already in use by container %q. You have to remove (or rename) that container to be able to reuse that name.", "/"+name, c.ID)
+		}
+	}
+	f.mutated("CreateContainer %s", name)
+	f.lastContainerCreate = cfg
+	return &container.Container{ID: hexID("c0ffee"), Name: name, Config: cfg}, nil
+}
+
+func (f *fakeBackend) Containers(context.Context) ([]*container.Container, error) {
+	return append([]*container.Container(nil), f.containers...), nil
+}
+
+func (f *fakeBackend) Container(_ context.Context, ref string) (*container.Container, error) {
+	for _, c := range f.containers {
+		if c.ID == ref || c.Name == ref || (len(ref) >= 2 && strings.HasPrefix(c.ID, ref)) {
+			return c, nil
+		}
+	}
+	return nil, errdefs.NotFound("No such container: %s", ref)
+}
+
+func (f *fakeBackend) ContainerAttachments(_ context.Context, id string) ([]network.Attachment, error) {
+	return f.attachments[id], nil
+}
+
+func (f *fakeBackend) StartContainer(ctx context.Context, ref string) error {
+	c, err := f.Container(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if c.Running() {
+		return errdefs.NotModified("container %s is already running", ref)
+	}
+	f.mutated("StartContainer %s", ref)
+	return nil
+}
+
+func (f *fakeBackend) StopContainer(ctx context.Context, ref string, timeout *int, signal string) error {
+	if _, err := f.Container(ctx, ref); err != nil {
+		return err
+	}
+	f.mutated("StopContainer %s", ref)
+	f.lastStop = stopCall{Ref: ref, Timeout: timeout, Signal: signal}
+	return nil
+}
+
+func (f *fakeBackend) KillContainer(ctx context.Context, ref, signal string) error {
+	if _, err := f.Container(ctx, ref); err != nil {
+		return err
+	}
+	f.mutated("KillContainer %s %s", ref, signal)
+	return nil
+}
+
+func (f *fakeBackend) RemoveContainer(ctx context.Context, ref string, force bool) error {
+	c, err := f.Container(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if c.Running() && !force {
+		return errdefs.Conflict("cannot remove container %q: container is running: stop the container before removing or force remove", "/"+c.Name)
+	}
+	f.mutated("RemoveContainer %s %v", ref, force)
+	return nil
+}
+
+func (f *fakeBackend) WaitContainer(ctx context.Context, ref, cond string) (<-chan WaitResult, error) {
+	if _, err := f.Container(ctx, ref); err != nil {
+		return nil, err
+	}
+	if f.wait != nil {
+		return f.wait(ctx, ref, cond)
+	}
+	ch := make(chan WaitResult, 1)
+	ch <- WaitResult{StatusCode: 0}
+	return ch, nil
+}
+
+func (f *fakeBackend) AttachContainer(ctx context.Context, ref string, s Streams) error {
+	if f.attach != nil {
+		return f.attach(ctx, ref, s)
+	}
+	return nil
+}
+
+func (f *fakeBackend) ResizeContainer(ctx context.Context, ref string, h, w uint) error {
+	_, err := f.Container(ctx, ref)
+	return err
+}
+
+func (f *fakeBackend) ContainerLogs(ctx context.Context, ref string, o LogsOptions, stdout, stderr io.Writer) error {
+	if f.logs != nil {
+		return f.logs(ctx, ref, o, stdout, stderr)
+	}
+	_, _ = io.WriteString(stdout, "out\n")
+	_, _ = io.WriteString(stderr, "err\n")
+	return nil
+}
+
+func (f *fakeBackend) CreateExec(ctx context.Context, ref string, cfg ExecConfig) (string, error) {
+	c, err := f.Container(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	if !c.Running() {
+		return "", errdefs.Conflict("container %s is not running", c.ID)
+	}
+	f.mutated("CreateExec %s", ref)
+	id := hexID(fmt.Sprintf("e%d", len(f.execs)+1))
+	f.mu.Lock()
+	f.execs[id] = &ExecInfo{ID: id, ContainerID: c.ID, Config: cfg}
+	f.mu.Unlock()
+	return id, nil
+}
+
+func (f *fakeBackend) StartExec(ctx context.Context, id string, detach bool, s Streams) error {
+	f.mutated("StartExec %s %v", id, detach)
+	if f.startExec != nil {
+		return f.startExec(ctx, id, detach, s)
+	}
+	return nil
+}
+
+func (f *fakeBackend) ResizeExec(ctx context.Context, id string, h, w uint) error {
+	_, err := f.InspectExec(ctx, id)
+	return err
+}
+
+func (f *fakeBackend) InspectExec(_ context.Context, id string) (ExecInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e, ok := f.execs[id]
+	if !ok {
+		return ExecInfo{}, errdefs.NotFound("No such exec instance: %s", id)
+	}
+	return *e, nil
+}
+
+func (f *fakeBackend) setExitCode(id string, code int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.execs[id].ExitCode = &code
+}
+
+func (f *fakeBackend) ImportImage(_ context.Context, r io.Reader, repo, tag, message string) (*image.Image, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	f.mutated("ImportImage %s:%s %q", repo, tag, message)
+	f.importedBody = b
+	return &image.Image{ID: "sha256:" + hexID("1d")}, nil
+}
+
+func (f *fakeBackend) Images(context.Context) ([]*image.Image, error) {
+	return append([]*image.Image(nil), f.images...), nil
+}
+
+func (f *fakeBackend) Image(_ context.Context, ref string) (*image.Image, error) {
+	for _, img := range f.images {
+		for _, t := range img.RepoTags {
+			if t == ref || strings.TrimSuffix(t, ":latest") == ref {
+				return img, nil
+			}
+		}
+		if img.ID == ref {
+			return img, nil
+		}
+	}
+	return nil, errdefs.NotFound("No such image: %s", ref)
+}
+
+func (f *fakeBackend) RemoveImage(ctx context.Context, ref string, force bool) ([]string, []string, error) {
+	img, err := f.Image(ctx, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	f.mutated("RemoveImage %s", ref)
+	return []string{"busybox:latest"}, []string{img.ID}, nil
+}
+
+var _ Backend = (*fakeBackend)(nil)

@@ -1,0 +1,223 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"path"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/filters"
+	imagetypes "github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/storage"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/runtime/image"
+)
+
+// errPullUnsupported answers docker pull, and docker run of an image that
+// is not there (the CLI pulls after a 404 from create). NotFound is what a
+// registry miss is in Docker, so scripts that check for it keep working.
+var errPullUnsupported = errdefs.NotFound("pull is not supported by berth: import a root filesystem with `docker import`")
+
+// Reference grammar, simplified from distribution/reference: lowercase path
+// components joined by separators, and an optional tag.
+var (
+	repoPattern = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
+	tagPattern  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+)
+
+// createImage is docker import (fromSrc=-, the tar is the body) and docker
+// pull (fromImage=), which berth refuses clearly.
+func (s *Server) createImage(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	switch {
+	case q.Get("fromImage") != "":
+		return errPullUnsupported
+	case q.Get("fromSrc") == "":
+		return errdefs.Invalid("fromSrc or fromImage is required")
+	case q.Get("fromSrc") != "-":
+		return errdefs.Invalid("importing from a URL is not supported by berth: download %s and import the file", q.Get("fromSrc"))
+	case len(q["changes"]) > 0 && strings.Join(q["changes"], "") != "":
+		return errdefs.Invalid("image changes (--change) are not supported by berth")
+	}
+	repo, tag, err := splitRepoTag(q.Get("repo"), q.Get("tag"))
+	if err != nil {
+		return err
+	}
+	// The body is the tar stream itself: not bounded, not JSON.
+	img, err := s.backend.ImportImage(r.Context(), r.Body, repo, tag, q.Get("message"))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	return writeJSONMessage(w, map[string]string{"status": img.ID})
+}
+
+// writeJSONMessage writes one line of a jsonmessage stream, terminated as
+// moby's streamformatter terminates them.
+func writeJSONMessage(w http.ResponseWriter, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\r', '\n'))
+	return err
+}
+
+// splitRepoTag accepts repo "name", "name:tag" or "host:port/name:tag" and
+// an explicit tag; an empty repo imports an untagged image.
+func splitRepoTag(repo, tag string) (string, string, error) {
+	if repo == "" {
+		if tag != "" {
+			return "", "", errdefs.Invalid("a tag needs a repository name")
+		}
+		return "", "", nil
+	}
+	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+		if tag != "" && tag != repo[i+1:] {
+			return "", "", errdefs.Invalid("invalid reference format: two tags given: %q and %q", repo[i+1:], tag)
+		}
+		repo, tag = repo[:i], repo[i+1:]
+	}
+	if tag == "" {
+		tag = "latest"
+	}
+	if !repoPattern.MatchString(repo) {
+		if strings.ToLower(repo) != repo {
+			return "", "", errdefs.Invalid("invalid reference format: repository name (%s) must be lowercase", repo)
+		}
+		return "", "", errdefs.Invalid("invalid reference format: %q", repo)
+	}
+	if !tagPattern.MatchString(tag) {
+		return "", "", errdefs.Invalid("invalid reference format: tag %q", tag)
+	}
+	return repo, tag, nil
+}
+
+var imageListFilters = map[string]bool{"reference": true, "dangling": true, "label": true}
+
+func (s *Server) listImages(w http.ResponseWriter, r *http.Request) error {
+	args, err := parseFilters(r, imageListFilters)
+	if err != nil {
+		return err
+	}
+	imgs, err := s.backend.Images(r.Context())
+	if err != nil {
+		return err
+	}
+	out := []imagetypes.Summary{}
+	for _, img := range imgs {
+		ok, err := imageMatches(img, args)
+		if err != nil {
+			return err
+		}
+		if ok {
+			out = append(out, imageSummary(img))
+		}
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// imageMatches applies docker images filters: reference is a glob on
+// "repo" or "repo:tag"; berth's images carry no labels.
+func imageMatches(img *image.Image, args filters.Args) (bool, error) {
+	if args.Contains("dangling") {
+		dangling, err := args.GetBoolOrDefault("dangling", false)
+		if err != nil {
+			return false, errdefs.WithKind(errdefs.KindInvalid, err)
+		}
+		if dangling != (len(img.RepoTags) == 0) {
+			return false, nil
+		}
+	}
+	if args.Contains("label") {
+		return false, nil
+	}
+	if !args.Contains("reference") {
+		return true, nil
+	}
+	for _, pattern := range args.Get("reference") {
+		for _, rt := range img.RepoTags {
+			repo, _, _ := strings.Cut(rt, ":")
+			if m, _ := path.Match(pattern, rt); m {
+				return true, nil
+			}
+			if m, _ := path.Match(pattern, repo); m {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+func imageSummary(img *image.Image) imagetypes.Summary {
+	return imagetypes.Summary{
+		ID:          img.ID,
+		RepoTags:    orNone(img.RepoTags),
+		RepoDigests: []string{},
+		Created:     img.Created.Unix(),
+		Size:        img.Size,
+		SharedSize:  -1,
+		Containers:  -1,
+		Labels:      map[string]string{},
+	}
+}
+
+// inspectImage serves GET /images/{name}/json; the name may hold "/".
+func (s *Server) inspectImage(w http.ResponseWriter, r *http.Request) error {
+	name, ok := strings.CutSuffix(r.PathValue("name"), "/json")
+	if !ok || name == "" {
+		pageNotFound(w, r)
+		return nil
+	}
+	img, err := s.backend.Image(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, imageInspect(img))
+}
+
+func imageInspect(img *image.Image) imagetypes.InspectResponse {
+	return imagetypes.InspectResponse{
+		ID:           img.ID,
+		RepoTags:     orNone(img.RepoTags),
+		RepoDigests:  []string{},
+		Comment:      img.Comment,
+		Created:      img.Created.UTC().Format(time.RFC3339Nano),
+		Config:       &dockerspec.DockerOCIImageConfig{},
+		Architecture: goarch(),
+		Os:           "linux",
+		Size:         img.Size,
+		GraphDriver:  storage.DriverData{Name: graphDriver, Data: map[string]string{}},
+		RootFS:       imagetypes.RootFS{Type: "layers", Layers: []string{img.ID}},
+	}
+}
+
+func (s *Server) removeImage(w http.ResponseWriter, r *http.Request) error {
+	untagged, deleted, err := s.backend.RemoveImage(r.Context(), r.PathValue("name"), boolValue(r, "force"))
+	if err != nil {
+		return err
+	}
+	out := []imagetypes.DeleteResponse{}
+	for _, u := range untagged {
+		out = append(out, imagetypes.DeleteResponse{Untagged: u})
+	}
+	for _, d := range deleted {
+		out = append(out, imagetypes.DeleteResponse{Deleted: d})
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// notFoundVolume and notFoundPlugin answer the docker inspect fallback
+// chain with moby's words: berth has neither volumes nor plugins.
+func notFoundVolume(w http.ResponseWriter, r *http.Request) {
+	writeError(w, errdefs.NotFound("get %s: no such volume", r.PathValue("name")))
+}
+
+func notFoundPlugin(w http.ResponseWriter, r *http.Request) {
+	writeError(w, errdefs.NotFound("plugin %q not found", r.PathValue("name")))
+}

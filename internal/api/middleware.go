@@ -1,0 +1,138 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+
+	"github.com/docker/docker/api/types/versions"
+
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/version"
+)
+
+// serverHeader names berth honestly: no client parses it (the docker CLI
+// reads only Api-Version, Ostype and the ping headers), so there is no
+// reason to pretend to be Docker here.
+var serverHeader = fmt.Sprintf("berth/%s (linux)", version.Version)
+
+// versionPrefix is moby's "/v{version:[0-9.]+}" path prefix.
+var versionPrefix = regexp.MustCompile(`^/v([0-9.]+)(/.*)$`)
+
+type apiVersionKey struct{}
+
+// apiVersion is the version the client asked for, or the server's own for
+// unversioned paths.
+func apiVersion(ctx context.Context) string {
+	if v, ok := ctx.Value(apiVersionKey{}).(string); ok {
+		return v
+	}
+	return version.APIVersion
+}
+
+// versionBefore reports whether the request's API version is below v.
+func versionBefore(r *http.Request, v string) bool {
+	return lessThan(apiVersion(r.Context()), v)
+}
+
+// lessThan compares "major.minor" API versions numerically.
+func lessThan(a, b string) bool { return versions.LessThan(a, b) }
+
+// middleware sets the headers every Docker response carries, strips and
+// checks the /vX.Y prefix, and turns panics into 500s.
+func (s *Server) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rw := &responseWriter{ResponseWriter: w}
+		defer s.recoverPanic(rw, r)
+		h := rw.Header()
+		h.Set("Server", serverHeader)
+		h.Set("Api-Version", version.APIVersion)
+		h.Set("Ostype", "linux")
+
+		v := version.APIVersion
+		if m := versionPrefix.FindStringSubmatch(r.URL.Path); m != nil {
+			v = m[1]
+			r = withPath(r, m[2])
+		}
+		if err := checkVersion(v); err != nil {
+			writeError(rw, err)
+			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), apiVersionKey{}, v))
+		s.log.Debug("api request", "method", r.Method, "path", r.URL.Path, "version", v)
+		next.ServeHTTP(rw, r)
+	})
+}
+
+func withPath(r *http.Request, path string) *http.Request {
+	r2 := new(http.Request)
+	*r2 = *r
+	u := *r.URL
+	u.Path = path
+	u.RawPath = ""
+	r2.URL = &u
+	return r2
+}
+
+// checkVersion rejects versions outside [MinAPIVersion, APIVersion] with
+// moby's words, which users search for.
+func checkVersion(v string) error {
+	if versions.LessThan(v, version.MinAPIVersion) {
+		return errdefs.Invalid("client version %s is too old. Minimum supported API version is %s, please upgrade your client to a newer version", v, version.MinAPIVersion)
+	}
+	if versions.GreaterThan(v, version.APIVersion) {
+		return errdefs.Invalid("client version %s is too new. Maximum supported API version is %s", v, version.APIVersion)
+	}
+	return nil
+}
+
+func (s *Server) recoverPanic(w *responseWriter, r *http.Request) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	if p == http.ErrAbortHandler {
+		panic(p)
+	}
+	s.log.Error("api handler panicked", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
+	if !w.started && !w.hijacked {
+		writeError(w, fmt.Errorf("internal error in %s %s: %v", r.Method, r.URL.Path, p))
+	}
+}
+
+// responseWriter remembers whether the response was started or hijacked so
+// that a late error is logged instead of written into a body or stream.
+type responseWriter struct {
+	http.ResponseWriter
+	started  bool
+	hijacked bool
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	w.started = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseWriter) Write(b []byte) (int, error) {
+	w.started = true
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *responseWriter) Flush() {
+	w.started = true
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		w.hijacked = true
+	}
+	return c, rw, err
+}
+
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,173 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/docker/docker/api/types/filters"
+	nettypes "github.com/docker/docker/api/types/network"
+
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/network"
+)
+
+// networkListFilters are the keys docker network ls may send.
+var networkListFilters = map[string]bool{
+	"dangling": true, "driver": true, "id": true, "label": true,
+	"name": true, "scope": true, "type": true,
+}
+
+func (s *Server) listNetworks(w http.ResponseWriter, r *http.Request) error {
+	args, err := parseFilters(r, networkListFilters)
+	if err != nil {
+		return err
+	}
+	if err := checkNetworkTypeFilter(args); err != nil {
+		return err
+	}
+	nets, err := s.backend.Networks(r.Context())
+	if err != nil {
+		return err
+	}
+	out := []nettypes.Summary{}
+	for _, n := range nets {
+		ok, err := s.networkMatches(r, n, args)
+		if err != nil {
+			return err
+		}
+		if ok {
+			out = append(out, networkResource(n, nil))
+		}
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func checkNetworkTypeFilter(args filters.Args) error {
+	return args.WalkValues("type", func(v string) error {
+		if v != "custom" && v != "builtin" {
+			return errdefs.Invalid("invalid filter: 'type'='%s'", v)
+		}
+		return nil
+	})
+}
+
+// networkMatches applies Docker's network filters: name and id are regular
+// expressions (so a substring or prefix matches), driver is exact, label
+// matches "key" or "key=value".
+func (s *Server) networkMatches(r *http.Request, n *network.Network, args filters.Args) (bool, error) {
+	switch {
+	case !args.Match("name", n.Name), !args.Match("id", n.ID),
+		!args.ExactMatch("driver", n.Driver), !args.MatchKVList("label", n.Labels),
+		args.Contains("scope") && !args.ExactMatch("scope", "local"):
+		return false, nil
+	}
+	if args.Contains("type") {
+		kind := "custom"
+		if n.Predefined {
+			kind = "builtin"
+		}
+		if !args.ExactMatch("type", kind) {
+			return false, nil
+		}
+	}
+	if !args.Contains("dangling") {
+		return true, nil
+	}
+	dangling, err := args.GetBoolOrDefault("dangling", false)
+	if err != nil {
+		return false, errdefs.WithKind(errdefs.KindInvalid, err)
+	}
+	eps, err := s.backend.NetworkEndpoints(r.Context(), n.ID)
+	if err != nil {
+		return false, err
+	}
+	unused := !n.Predefined && len(eps) == 0
+	return unused == dangling, nil
+}
+
+func (s *Server) inspectNetwork(w http.ResponseWriter, r *http.Request) error {
+	if v := r.URL.Query().Get("verbose"); v != "" && v != "true" && v != "false" && v != "1" && v != "0" {
+		return errdefs.Invalid("invalid value for verbose: %s", v)
+	}
+	n, err := s.backend.Network(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	eps, err := s.backend.NetworkEndpoints(r.Context(), n.ID)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, networkResource(n, eps))
+}
+
+func (s *Server) createNetwork(w http.ResponseWriter, r *http.Request) error {
+	var body nettypes.CreateRequest
+	if err := readJSON(w, r, &body); err != nil {
+		return err
+	}
+	if versionBefore(r, "1.48") {
+		body.EnableIPv4 = nil // added in 1.48; older clients cannot mean it
+	}
+	req, err := networkCreateRequest(body)
+	if err != nil {
+		return err
+	}
+	n, err := s.backend.CreateNetwork(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, nettypes.CreateResponse{ID: n.ID})
+}
+
+func (s *Server) removeNetwork(w http.ResponseWriter, r *http.Request) error {
+	if err := s.backend.RemoveNetwork(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) connectNetwork(w http.ResponseWriter, r *http.Request) error {
+	var body nettypes.ConnectOptions
+	if err := readJSON(w, r, &body); err != nil {
+		return err
+	}
+	if body.Container == "" {
+		return errdefs.Invalid("no container specified: set Container to a container's name or ID")
+	}
+	req, err := endpointRequest(body.EndpointConfig, "", true)
+	if err != nil {
+		return err
+	}
+	if err := s.backend.ConnectNetwork(r.Context(), r.PathValue("id"), body.Container, req); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (s *Server) disconnectNetwork(w http.ResponseWriter, r *http.Request) error {
+	var body nettypes.DisconnectOptions
+	if err := readJSON(w, r, &body); err != nil {
+		return err
+	}
+	if body.Container == "" {
+		return errdefs.Invalid("no container specified: set Container to a container's name or ID")
+	}
+	if err := s.backend.DisconnectNetwork(r.Context(), r.PathValue("id"), body.Container, body.Force); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func (s *Server) pruneNetworks(w http.ResponseWriter, r *http.Request) error {
+	args, err := parseFilters(r, map[string]bool{"label": true})
+	if err != nil {
+		return err
+	}
+	deleted, err := s.backend.PruneNetworks(r.Context(), args.Get("label"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, nettypes.PruneReport{NetworksDeleted: deleted})
+}

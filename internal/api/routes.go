@@ -1,0 +1,53 @@
+package api
+
+import "net/http"
+
+// routes registers the API subset (docker-api.md §6). Paths arrive here
+// without their /vX.Y prefix; anything unregistered, including a known
+// path with the wrong method, is moby's 404 "page not found".
+func (s *Server) routes() *http.ServeMux {
+	m := http.NewServeMux()
+	h := s.handle
+
+	m.HandleFunc("/", pageNotFound)
+	m.HandleFunc("GET /_ping", s.ping) // GET patterns also match HEAD
+	m.HandleFunc("GET /version", h(s.getVersion))
+	m.HandleFunc("GET /info", h(s.getInfo))
+
+	m.HandleFunc("GET /networks", h(s.listNetworks))
+	m.HandleFunc("GET /networks/{$}", h(s.listNetworks))
+	m.HandleFunc("GET /networks/{id}", h(s.inspectNetwork))
+	m.HandleFunc("POST /networks/create", h(s.createNetwork))
+	m.HandleFunc("DELETE /networks/{id}", h(s.removeNetwork))
+	m.HandleFunc("POST /networks/{id}/connect", h(s.connectNetwork))
+	m.HandleFunc("POST /networks/{id}/disconnect", h(s.disconnectNetwork))
+	m.HandleFunc("POST /networks/prune", h(s.pruneNetworks))
+
+	m.HandleFunc("POST /containers/create", h(s.createContainer))
+	m.HandleFunc("GET /containers/json", h(s.listContainers))
+	m.HandleFunc("GET /containers/{id}/json", h(s.inspectContainer))
+	m.HandleFunc("POST /containers/{id}/start", h(s.startContainer))
+	m.HandleFunc("POST /containers/{id}/stop", h(s.stopContainer))
+	m.HandleFunc("POST /containers/{id}/restart", h(s.restartContainer))
+	m.HandleFunc("POST /containers/{id}/kill", h(s.killContainer))
+	m.HandleFunc("DELETE /containers/{id}", h(s.removeContainer))
+	m.HandleFunc("POST /containers/{id}/wait", h(s.waitContainer))
+	m.HandleFunc("POST /containers/{id}/attach", h(s.attachContainer))
+	m.HandleFunc("POST /containers/{id}/resize", h(s.resizeContainer))
+	m.HandleFunc("GET /containers/{id}/logs", h(s.containerLogs))
+	m.HandleFunc("POST /containers/{id}/exec", h(s.createExec))
+
+	m.HandleFunc("POST /exec/{id}/start", h(s.startExec))
+	m.HandleFunc("POST /exec/{id}/resize", h(s.resizeExec))
+	m.HandleFunc("GET /exec/{id}/json", h(s.inspectExec))
+
+	m.HandleFunc("POST /images/create", h(s.createImage))
+	m.HandleFunc("GET /images/json", h(s.listImages))
+	// Image names hold "/" and ":", so the rest of the path is the name
+	// (plus "/json" for inspect).
+	m.HandleFunc("GET /images/{name...}", h(s.inspectImage))
+	m.HandleFunc("DELETE /images/{name...}", h(s.removeImage))
+	m.HandleFunc("GET /volumes/{name}", notFoundVolume)
+	m.HandleFunc("GET /plugins/{name}/json", notFoundPlugin)
+	return m
+}

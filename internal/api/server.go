@@ -1,0 +1,132 @@
+// Package api serves the subset of the Docker Engine API that the docker CLI
+// (28.x) and berth's own CLI use, over a unix socket. It owns Docker's wire
+// types: they are decoded and encoded here and translated to and from
+// berth's core types (Backend) so that nothing of Docker's leaks below this
+// package. It makes no decisions about containers or networks itself; it
+// validates what it can parse at the edge and leaves the rest to the Backend.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+)
+
+// Server is the HTTP server in front of a Backend.
+type Server struct {
+	backend Backend
+	log     *slog.Logger
+	handler http.Handler
+	http    *http.Server
+	now     func() time.Time // for docker ps's "Up 5 seconds"
+
+	mu       sync.Mutex
+	hijacked map[net.Conn]struct{} // streams http.Server.Shutdown does not know about
+}
+
+// New returns a server that answers API requests with b. A nil log discards.
+func New(b Backend, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{backend: b, log: log, now: time.Now, hijacked: map[net.Conn]struct{}{}}
+	s.handler = s.middleware(s.routes())
+	s.http = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+// Handler returns the server's HTTP handler, with version handling and
+// common headers, for use in tests or another http.Server.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve accepts connections on l until Shutdown; it returns nil after a
+// clean Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	err := s.http.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections, waits for ordinary requests to end
+// (until ctx is done), and closes the hijacked exec/attach streams, which
+// the http.Server no longer tracks.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	s.mu.Lock()
+	for c := range s.hijacked {
+		_ = c.Close()
+	}
+	s.mu.Unlock()
+	return err
+}
+
+func (s *Server) trackHijacked(c net.Conn, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if on {
+		s.hijacked[c] = struct{}{}
+	} else {
+		delete(s.hijacked, c)
+	}
+}
+
+// ListenUnix removes a stale socket file at path and listens there with
+// mode 0660. A gid >= 0 gives the group of that id access to the socket.
+func ListenUnix(path string, gid int) (net.Listener, error) {
+	if err := removeStaleSocket(path); err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %q: %w", path, err)
+	}
+	// The listener must not unlink the file on Close: a second daemon that
+	// raced us would lose its socket. removeStaleSocket cleans up instead.
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	if err := os.Chmod(path, 0o660); err != nil {
+		_ = l.Close()
+		return nil, fmt.Errorf("chmod socket %q: %w", path, err)
+	}
+	if gid >= 0 {
+		if err := os.Chown(path, -1, gid); err != nil {
+			_ = l.Close()
+			return nil, fmt.Errorf("chown socket %q to group %d: %w", path, gid, err)
+		}
+	}
+	return l, nil
+}
+
+// removeStaleSocket deletes a socket file nobody listens on; it refuses to
+// delete anything that is not a socket, or a socket that still answers.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("stat socket %q: %w", path, err)
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("%q exists and is not a socket: remove it or choose another path", path)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		_ = c.Close()
+		return fmt.Errorf("another daemon is listening on %q", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove stale socket %q: %w", path, err)
+	}
+	return nil
+}

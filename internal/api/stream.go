@@ -1,0 +1,176 @@
+package api
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+)
+
+// Media types of hijacked and log streams.
+const (
+	mediaRawStream         = "application/vnd.docker.raw-stream"
+	mediaMultiplexedStream = "application/vnd.docker.multiplexed-stream"
+)
+
+// Stream ids in the 8-byte frame header (moby's stdcopy).
+const (
+	streamStdout byte = 1
+	streamStderr byte = 2
+)
+
+// muxWriter frames writes for one stream of a multiplexed output: an 8-byte
+// header [stream, 0, 0, 0, size uint32 big endian] before each chunk.
+// Writers sharing mu never interleave their frames.
+type muxWriter struct {
+	mu     *sync.Mutex
+	w      io.Writer
+	stream byte
+	flush  func()
+}
+
+func (m *muxWriter) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	frame := make([]byte, 8+len(p))
+	frame[0] = m.stream
+	binary.BigEndian.PutUint32(frame[4:8], uint32(len(p)))
+	copy(frame[8:], p)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, err := m.w.Write(frame); err != nil {
+		return 0, err
+	}
+	if m.flush != nil {
+		m.flush()
+	}
+	return len(p), nil
+}
+
+// lockedWriter serialises raw (tty) output and flushes after each write.
+type lockedWriter struct {
+	mu    *sync.Mutex
+	w     io.Writer
+	flush func()
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n, err := l.w.Write(p)
+	if err == nil && l.flush != nil {
+		l.flush()
+	}
+	return n, err
+}
+
+// outputs returns the writers for stdout and stderr over w: framed when
+// multiplexed, else one raw writer (a tty merges both streams).
+func outputs(w io.Writer, multiplexed bool, flush func()) (stdout, stderr io.Writer) {
+	mu := &sync.Mutex{}
+	if multiplexed {
+		return &muxWriter{mu: mu, w: w, stream: streamStdout, flush: flush},
+			&muxWriter{mu: mu, w: w, stream: streamStderr, flush: flush}
+	}
+	raw := &lockedWriter{mu: mu, w: w, flush: flush}
+	return raw, raw
+}
+
+// hijacked is a connection taken over from net/http for an exec or attach
+// stream (docker-api.md §5).
+type hijacked struct {
+	conn   net.Conn
+	stdin  io.Reader // ends with EOF when the client half-closes
+	out    io.Writer // fails, and cancels ctx, once the client is gone
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// hijack takes the connection over and answers as moby does: 101 UPGRADED
+// when the client asked for an upgrade, the legacy 200 OK otherwise; the
+// content type says whether frames are multiplexed (API >= 1.42 only).
+func (s *Server) hijack(w http.ResponseWriter, r *http.Request, multiplexed bool) (*hijacked, error) {
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return nil, fmt.Errorf("hijack connection for %s: %w", r.URL.Path, err)
+	}
+	s.trackHijacked(conn, true)
+	head := "HTTP/1.1 200 OK\r\nContent-Type: " + mediaRawStream + "\r\n"
+	if _, upgrade := r.Header["Upgrade"]; upgrade {
+		ct := mediaRawStream
+		if multiplexed && !versionBefore(r, "1.42") {
+			ct = mediaMultiplexedStream
+		}
+		head = "HTTP/1.1 101 UPGRADED\r\nContent-Type: " + ct + "\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+	}
+	if _, err := io.WriteString(conn, head); err == nil {
+		// Server, Api-Version and Ostype, which net/http would have sent.
+		_ = w.Header().WriteSubset(conn, map[string]bool{"Content-Type": true, "Content-Length": true})
+		_, err = io.WriteString(conn, "\r\n")
+	}
+	if err != nil {
+		s.closeHijacked(conn)
+		return nil, fmt.Errorf("write upgrade response: %w", err)
+	}
+	// The stream outlives the request's context only by our choice: cancel
+	// when the client stops reading, so an attach does not run forever.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	var stdin io.Reader = conn
+	if brw != nil && brw.Reader.Buffered() > 0 {
+		stdin = io.MultiReader(io.LimitReader(brw.Reader, int64(brw.Reader.Buffered())), conn)
+	}
+	return &hijacked{
+		conn:   conn,
+		stdin:  stdin,
+		out:    &cancelOnError{w: conn, cancel: cancel},
+		ctx:    ctx,
+		cancel: cancel,
+	}, nil
+}
+
+// close ends the stream: half-close first so the client reads everything
+// written so far and then EOF, then release the socket.
+func (h *hijacked) close(s *Server) {
+	h.cancel()
+	s.closeHijacked(h.conn)
+}
+
+func (s *Server) closeHijacked(conn net.Conn) {
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = conn.Close()
+	s.trackHijacked(conn, false)
+}
+
+// cancelOnError cancels the stream's context on the first failed write:
+// the client has gone away.
+type cancelOnError struct {
+	w      io.Writer
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnError) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	if err != nil {
+		c.cancel()
+	}
+	return n, err
+}
+
+// readerOnly hides a reader's other methods (WriteTo, Close) from the Backend.
+type readerOnly struct{ r io.Reader }
+
+func (r readerOnly) Read(p []byte) (int, error) { return r.r.Read(p) }
+
+// orDiscard gives the Backend a writer it may always write to.
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}

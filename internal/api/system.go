@@ -1,0 +1,117 @@
+package api
+
+import (
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/api/types/system"
+
+	"github.com/berth-net/berth/internal/version"
+)
+
+// ping answers HEAD and GET /_ping with the headers the docker client reads
+// to negotiate (Api-Version) and to learn the OS and swarm state.
+func (s *Server) ping(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-cache, no-store, must-revalidate")
+	h.Set("Pragma", "no-cache")
+	h.Set("Docker-Experimental", "false")
+	h.Set("Builder-Version", "1")
+	h.Set("Swarm", "inactive")
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	if r.Method == http.MethodHead {
+		h.Set("Content-Length", "0")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	_, _ = w.Write([]byte("OK"))
+}
+
+func (s *Server) getVersion(w http.ResponseWriter, r *http.Request) error {
+	info, err := s.backend.SystemInfo(r.Context())
+	if err != nil {
+		return err
+	}
+	v := types.Version{
+		Version:       version.Version,
+		APIVersion:    version.APIVersion,
+		MinAPIVersion: version.MinAPIVersion,
+		GitCommit:     version.GitCommit,
+		GoVersion:     runtime.Version(),
+		Os:            runtime.GOOS,
+		Arch:          runtime.GOARCH,
+		KernelVersion: info.KernelVersion,
+	}
+	v.Platform.Name = "berth"
+	v.Components = []types.ComponentVersion{{
+		Name:    "Engine",
+		Version: version.Version,
+		Details: map[string]string{
+			"ApiVersion":    version.APIVersion,
+			"MinAPIVersion": version.MinAPIVersion,
+			"GitCommit":     version.GitCommit,
+			"GoVersion":     runtime.Version(),
+			"Os":            runtime.GOOS,
+			"Arch":          runtime.GOARCH,
+			"KernelVersion": info.KernelVersion,
+			"Experimental":  "false",
+		},
+	}}
+	if info.RuncVersion != "" {
+		v.Components = append(v.Components, types.ComponentVersion{
+			Name: "runc", Version: info.RuncVersion,
+		})
+	}
+	return writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) getInfo(w http.ResponseWriter, r *http.Request) error {
+	si, err := s.backend.SystemInfo(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, systemInfo(si))
+}
+
+// systemInfo reports what berth knows and leaves the rest at its zero
+// value rather than inventing it; swarm is always inactive.
+func systemInfo(si SystemInfo) system.Info {
+	return system.Info{
+		ID:                si.ID,
+		Name:              si.Name,
+		Containers:        si.Containers,
+		ContainersRunning: si.Running,
+		ContainersPaused:  si.Paused,
+		ContainersStopped: si.Stopped,
+		Images:            si.Images,
+		Driver:            "overlayfs",
+		DriverStatus:      [][2]string{},
+		Plugins: system.PluginsInfo{
+			Network: []string{"bridge", "host", "null"},
+		},
+		IPv4Forwarding:  true,
+		SystemTime:      time.Now().Format(time.RFC3339Nano),
+		LoggingDriver:   "json-file",
+		CgroupDriver:    "cgroupfs",
+		KernelVersion:   si.KernelVersion,
+		OperatingSystem: si.OperatingSystem,
+		OSType:          "linux",
+		Architecture:    si.Architecture,
+		NCPU:            si.NCPU,
+		MemTotal:        si.MemTotal,
+		DockerRootDir:   si.DataRoot,
+		ServerVersion:   version.Version,
+		Runtimes:        map[string]system.RuntimeWithStatus{"runc": {Runtime: system.Runtime{Path: "runc"}}},
+		DefaultRuntime:  "runc",
+		Swarm:           swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive},
+		RuncCommit:      system.Commit{ID: si.RuncVersion},
+		SecurityOptions: []string{},
+		Labels:          []string{},
+		Warnings:        []string{},
+	}
+}
+
+func goarch() string { return runtime.GOARCH }
