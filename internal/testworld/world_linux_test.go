@@ -209,3 +209,17 @@ func waitForNetnsChange(t *testing.T, pid int) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+func TestBusyboxImportsOnce(t *testing.T) {
+	w := New(t)
+	w.Start(t)
+	for range 2 {
+		if got := w.Busybox(t); got != BusyboxImage {
+			t.Errorf("Busybox = %q, want %q", got, BusyboxImage)
+		}
+	}
+	st, err := os.Stat(filepath.Join(w.Dir, "busybox.tar"))
+	if err != nil || st.Size() == 0 {
+		t.Errorf("busybox tar: %v, %v", st, err)
+	}
+}
