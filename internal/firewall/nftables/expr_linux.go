@@ -1,0 +1,256 @@
+package nftables
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+
+	"github.com/berth-net/berth/internal/firewall"
+	nftlib "github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
+)
+
+// This file translates firewall's model into google/nftables values. Each
+// statement becomes the expressions nft itself emits for the same text
+// (checked against `nft --debug=netlink`, see expr_linux_test.go), so the
+// kernel lists exactly the text the model renders.
+
+var table = &nftlib.Table{Family: nftlib.TableFamilyINet, Name: firewall.TableName}
+
+// setIDs name the maps inside a batch; any distinct non-zero values do.
+// Fixed IDs also keep us off google/nftables' unsynchronised global counter.
+var setIDs = map[string]uint32{
+	firewall.MapFwdIn:  1,
+	firewall.MapFwdOut: 2,
+	firewall.MapNatOut: 3,
+	firewall.MapDirect: 4,
+}
+
+func nftSet(m firewall.Map) *nftlib.Set {
+	s := &nftlib.Set{
+		Table:    table,
+		ID:       setIDs[m.Name],
+		Name:     m.Name,
+		IsMap:    true,
+		KeyType:  nftlib.TypeIFName,
+		DataType: nftlib.TypeVerdict,
+		// nft reads string keys in host order; without this it lists the
+		// names as "".
+		KeyByteOrder: binaryutil.NativeEndian,
+	}
+	if m.Key == firewall.KeyIPv4Prefix {
+		s.KeyType = nftlib.TypeIPAddr
+		s.KeyByteOrder = binaryutil.BigEndian
+		s.Interval = true
+	}
+	return s
+}
+
+// setByName returns the set an element or lookup refers to. Only the name and
+// ID matter to the kernel once the set exists.
+func setByName(name string) *nftlib.Set {
+	return &nftlib.Set{Table: table, ID: setIDs[name], Name: name, IsMap: true}
+}
+
+// nftElements returns the kernel elements of e: one for an ifname key, two
+// (start, and end marked IntervalEnd) for a prefix. When withData is false the
+// verdict is left out, as a deletion needs only keys.
+func nftElements(e firewall.Element, withData bool) []nftlib.SetElement {
+	var v *expr.Verdict
+	if withData {
+		v = &expr.Verdict{Kind: expr.VerdictJump, Chain: e.Jump}
+	}
+	if !e.Prefix.IsValid() {
+		return []nftlib.SetElement{{Key: ifname(e.Ifname), VerdictData: v}}
+	}
+	start := e.Prefix.Masked().Addr()
+	out := []nftlib.SetElement{{Key: start.AsSlice(), VerdictData: v}}
+	// The end is exclusive: the first address after the prefix. A prefix
+	// that ends at 255.255.255.255 has none, and nft sends none either.
+	if end, ok := afterPrefix(e.Prefix); ok {
+		out = append(out, nftlib.SetElement{Key: end.AsSlice(), IntervalEnd: true})
+	}
+	return out
+}
+
+func afterPrefix(p netip.Prefix) (netip.Addr, bool) {
+	a := p.Masked().Addr().As4()
+	n := binary.BigEndian.Uint32(a[:])
+	size := uint64(1) << (32 - p.Bits())
+	if uint64(n)+size > 1<<32-1 {
+		return netip.Addr{}, false
+	}
+	return netip.AddrFrom4([4]byte(binary.BigEndian.AppendUint32(nil, uint32(uint64(n)+size)))), true
+}
+
+func nftChain(c firewall.Chain) *nftlib.Chain {
+	ch := &nftlib.Chain{Table: table, Name: c.Name}
+	if c.Base == nil {
+		return ch
+	}
+	accept := nftlib.ChainPolicyAccept
+	prio := nftlib.ChainPriority(c.Base.Priority.Value)
+	ch.Type = map[firewall.ChainType]nftlib.ChainType{
+		firewall.TypeFilter: nftlib.ChainTypeFilter,
+		firewall.TypeNAT:    nftlib.ChainTypeNAT,
+	}[c.Base.Type]
+	ch.Hooknum = map[firewall.Hook]*nftlib.ChainHook{
+		firewall.HookPrerouting:  nftlib.ChainHookPrerouting,
+		firewall.HookForward:     nftlib.ChainHookForward,
+		firewall.HookPostrouting: nftlib.ChainHookPostrouting,
+	}[c.Base.Hook]
+	ch.Priority = &prio
+	ch.Policy = &accept
+	return ch
+}
+
+// nftRule translates one rule of chain ch.
+func nftRule(ch *nftlib.Chain, r firewall.Rule) (*nftlib.Rule, error) {
+	var exprs []expr.Any
+	for _, s := range r.Stmts {
+		e, err := stmtExprs(s)
+		if err != nil {
+			return nil, fmt.Errorf("chain %q, rule %q: %w", ch.Name, r, err)
+		}
+		exprs = append(exprs, e...)
+	}
+	nr := &nftlib.Rule{Table: table, Chain: ch, Exprs: exprs}
+	if r.Comment != "" {
+		nr.UserData = userdata.AppendString(nil, userdata.TypeComment, r.Comment)
+	}
+	return nr, nil
+}
+
+func stmtExprs(s firewall.Stmt) ([]expr.Any, error) {
+	switch s := s.(type) {
+	case firewall.IfnameMatch:
+		return []expr.Any{
+			&expr.Meta{Key: ifnameKey(s.Dir), Register: 1},
+			&expr.Cmp{Op: cmpOp(s.Negate), Register: 1, Data: ifname(s.Name)},
+		}, nil
+	case firewall.CtEstablishedRelated:
+		return []expr.Any{
+			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+			&expr.Bitwise{
+				SourceRegister: 1, DestRegister: 1, Len: 4,
+				Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED),
+				Xor:  make([]byte, 4),
+			},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+		}, nil
+	case firewall.AddrMatch:
+		return addrMatch(s)
+	case firewall.VmapLookup:
+		return vmapLookup(s)
+	case firewall.Counter:
+		return []expr.Any{&expr.Counter{}}, nil
+	case firewall.Masquerade:
+		return []expr.Any{&expr.Masq{}}, nil
+	case firewall.Verdict:
+		return verdict(s)
+	}
+	return nil, fmt.Errorf("statement %T has no netlink form", s)
+}
+
+// addrMatch loads only the bytes the prefix covers and masks the last one
+// if the prefix ends inside it, as nft does.
+func addrMatch(m firewall.AddrMatch) ([]expr.Any, error) {
+	if !m.Prefix.Addr().Is4() {
+		return nil, fmt.Errorf("prefix %s is not IPv4", m.Prefix)
+	}
+	bits := m.Prefix.Bits()
+	n := uint32((bits + 7) / 8)
+	addr := m.Prefix.Masked().Addr().AsSlice()[:n]
+	exprs := append(ipv4Only(), &expr.Payload{
+		DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: addrOffset(m.Field), Len: n,
+	})
+	if bits%8 != 0 {
+		full := net4Mask(bits)
+		exprs = append(exprs, &expr.Bitwise{
+			SourceRegister: 1, DestRegister: 1, Len: n, Mask: full[:n], Xor: make([]byte, n),
+		})
+	}
+	return append(exprs, &expr.Cmp{Op: cmpOp(m.Negate), Register: 1, Data: addr}), nil
+}
+
+func vmapLookup(v firewall.VmapLookup) ([]expr.Any, error) {
+	var load []expr.Any
+	switch v.Key {
+	case firewall.LookupIifname:
+		load = []expr.Any{&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1}}
+	case firewall.LookupOifname:
+		load = []expr.Any{&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1}}
+	case firewall.LookupDaddr:
+		load = append(ipv4Only(), &expr.Payload{
+			DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: addrOffset(firewall.Daddr), Len: 4,
+		})
+	default:
+		return nil, fmt.Errorf("unknown lookup key %d", v.Key)
+	}
+	id, ok := setIDs[v.Map]
+	if !ok {
+		return nil, fmt.Errorf("unknown map %q", v.Map)
+	}
+	// Destination register 0 is the verdict register: that makes it a vmap.
+	return append(load, &expr.Lookup{SourceRegister: 1, DestRegister: 0, IsDestRegSet: true, SetName: v.Map, SetID: id}), nil
+}
+
+func verdict(v firewall.Verdict) ([]expr.Any, error) {
+	switch v.Kind {
+	case firewall.Accept:
+		return []expr.Any{&expr.Verdict{Kind: expr.VerdictAccept}}, nil
+	case firewall.Drop:
+		return []expr.Any{&expr.Verdict{Kind: expr.VerdictDrop}}, nil
+	case firewall.Jump:
+		return []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: v.Chain}}, nil
+	case firewall.Return:
+		return []expr.Any{&expr.Verdict{Kind: expr.VerdictReturn}}, nil
+	}
+	return nil, fmt.Errorf("unknown verdict %d", v.Kind)
+}
+
+// ipv4Only is the dependency nft adds before reading IPv4 header fields in
+// an inet table: IPv6 packets must not be read as IPv4.
+func ipv4Only() []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
+	}
+}
+
+func addrOffset(f firewall.AddrField) uint32 {
+	if f == firewall.Daddr {
+		return 16
+	}
+	return 12
+}
+
+func ifnameKey(d firewall.Dir) expr.MetaKey {
+	if d == firewall.Out {
+		return expr.MetaKeyOIFNAME
+	}
+	return expr.MetaKeyIIFNAME
+}
+
+func cmpOp(negate bool) expr.CmpOp {
+	if negate {
+		return expr.CmpOpNeq
+	}
+	return expr.CmpOpEq
+}
+
+// ifname is an interface name as the kernel compares it: IFNAMSIZ bytes,
+// zero padded.
+func ifname(name string) []byte {
+	b := make([]byte, unix.IFNAMSIZ)
+	copy(b, name)
+	return b
+}
+
+// net4Mask is the 4-byte network mask of a prefix length.
+func net4Mask(bits int) []byte {
+	return binary.BigEndian.AppendUint32(nil, ^uint32(0)<<(32-bits))
+}

@@ -1,0 +1,361 @@
+// Package nftables is berth's packet filter on Linux: it owns the nftables
+// table "inet berth" and writes it through netlink (google/nftables), never by
+// running nft. Every change is one atomic batch. It never reads the host's
+// ruleset to learn its own state — what it last applied is kept in memory and
+// Rebuild restores the whole table from the caller's state — and it never
+// touches another table.
+package nftables
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/berth-net/berth/internal/firewall"
+	nftlib "github.com/google/nftables"
+	"golang.org/x/sys/unix"
+)
+
+// Firewall implements firewall.Firewall with one nftables table.
+type Firewall struct {
+	log  *slog.Logger
+	conn *nftlib.Conn
+
+	mu sync.Mutex
+	// nets is what the table holds, by bridge, as far as this Firewall
+	// applied it. DelNetwork and a replacing AddNetwork remove what is here.
+	nets map[string]firewall.Network
+}
+
+var _ firewall.Firewall = (*Firewall)(nil)
+
+// New opens a netlink connection to nftables in the network namespace bound
+// at netnsPath, or in the caller's own namespace when netnsPath is "".
+// The connection stays in that namespace until Close.
+func New(netnsPath string, log *slog.Logger) (*Firewall, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	opts := []nftlib.ConnOption{nftlib.AsLasting()}
+	if netnsPath != "" {
+		ns, err := os.Open(netnsPath)
+		if err != nil {
+			return nil, fmt.Errorf("open netns %q: %w", netnsPath, err)
+		}
+		// The socket is created in the namespace while New runs and keeps it
+		// alive afterwards, so the file is not needed past this call.
+		defer ns.Close()
+		opts = append(opts, nftlib.WithNetNSFd(int(ns.Fd())))
+	}
+	conn, err := nftlib.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("open nftables netlink socket (netns %q): %w", netnsPath, err)
+	}
+	return &Firewall{log: log, conn: conn, nets: map[string]firewall.Network{}}, nil
+}
+
+// Close closes the netlink connection. The table stays as it is.
+func (f *Firewall) Close() error { return f.conn.CloseLasting() }
+
+// Rebuild deletes berth's table if it exists and adds it complete for nets,
+// in one batch: packets see either the old table or the new one.
+func (f *Firewall) Rebuild(ctx context.Context, nets []firewall.Network) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.rebuild(nets)
+}
+
+func (f *Firewall) rebuild(nets []firewall.Network) error {
+	rs, err := firewall.Build(nets)
+	if err != nil {
+		return err
+	}
+	// Adding the table first makes the delete succeed when it is missing.
+	f.conn.AddTable(table)
+	f.conn.DelTable(table)
+	if err := f.queueRuleset(rs); err != nil {
+		f.discard()
+		return err
+	}
+	if err := f.conn.Flush(); err != nil {
+		return fmt.Errorf("rebuild table %s %s: %w", firewall.TableFamily, firewall.TableName, err)
+	}
+	f.nets = map[string]firewall.Network{}
+	for _, n := range nets {
+		n.Subnet = n.Subnet.Masked()
+		f.nets[n.Bridge] = n
+	}
+	f.log.Debug("firewall table rebuilt", "networks", len(nets))
+	return nil
+}
+
+// AddNetwork adds n's chains and map entries, replacing what this Firewall
+// applied before for the same bridge, in one batch. The table's skeleton is
+// (re)asserted in the same batch, so AddNetwork also works on a missing
+// table. If the batch fails — someone changed the table behind berth's back —
+// the whole table is rebuilt from what berth knows, which is atomic too.
+func (f *Firewall) AddNetwork(ctx context.Context, n firewall.Network) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	want := append(f.othersThan(n.Bridge), n)
+	if _, err := firewall.Build(want); err != nil {
+		return err
+	}
+	nr, err := firewall.RulesFor(n)
+	if err != nil {
+		return err
+	}
+	err = f.applyAdd(n.Bridge, nr)
+	if err == nil {
+		n.Subnet = n.Subnet.Masked()
+		f.nets[n.Bridge] = n
+		f.log.Debug("firewall network added", "bridge", n.Bridge, "subnet", n.Subnet)
+		return nil
+	}
+	f.log.Warn("adding network rules failed, rebuilding the table", "bridge", n.Bridge, "error", err)
+	if rerr := f.rebuild(want); rerr != nil {
+		return fmt.Errorf("add rules of bridge %q: %w", n.Bridge, errors.Join(err, rerr))
+	}
+	return nil
+}
+
+func (f *Firewall) applyAdd(bridge string, nr firewall.NetworkRules) error {
+	if err := f.queueSkeleton(); err != nil {
+		f.discard()
+		return err
+	}
+	if old, ok := f.nets[bridge]; ok {
+		oldRules, err := firewall.RulesFor(old)
+		if err != nil {
+			f.discard()
+			return err
+		}
+		if err := f.queueDelete(oldRules); err != nil {
+			f.discard()
+			return err
+		}
+	}
+	if err := f.queueNetwork(nr); err != nil {
+		f.discard()
+		return err
+	}
+	return f.conn.Flush()
+}
+
+// DelNetwork removes the chains and map entries of n's bridge in one batch.
+// A network this Firewall never applied is removed object by object where
+// found, so that leftovers of an earlier run go too; missing ones are fine.
+func (f *Firewall) DelNetwork(ctx context.Context, n firewall.Network) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	old, known := f.nets[n.Bridge]
+	if !known {
+		return f.deleteUnknown(n)
+	}
+	nr, err := firewall.RulesFor(old)
+	if err != nil {
+		return err
+	}
+	err = f.queueDelete(nr)
+	if err == nil {
+		err = f.conn.Flush()
+	} else {
+		f.discard()
+	}
+	if err == nil {
+		delete(f.nets, n.Bridge)
+		f.log.Debug("firewall network deleted", "bridge", n.Bridge)
+		return nil
+	}
+	f.log.Warn("deleting network rules failed, rebuilding the table", "bridge", n.Bridge, "error", err)
+	if rerr := f.rebuild(f.othersThan(n.Bridge)); rerr != nil {
+		return fmt.Errorf("delete rules of bridge %q: %w", n.Bridge, errors.Join(err, rerr))
+	}
+	return nil
+}
+
+// deleteUnknown removes every object a network on n's bridge could own, each
+// in its own batch so that a missing one does not stop the others.
+func (f *Firewall) deleteUnknown(n firewall.Network) error {
+	// Masquerade on, internal off: the variant with the most objects.
+	n.Masquerade, n.Internal = true, false
+	nr, err := firewall.RulesFor(n)
+	if err != nil {
+		return nil // a network berth cannot build has no rules to delete
+	}
+	var errs []error
+	for _, e := range nr.Elements {
+		if err := f.conn.SetDeleteElements(setByName(e.Map), nftElements(e, false)); err != nil {
+			f.discard()
+			return err
+		}
+		errs = append(errs, ignoreMissing(f.conn.Flush()))
+	}
+	for _, c := range nr.Chains {
+		f.conn.DelChain(nftChain(c))
+		errs = append(errs, ignoreMissing(f.conn.Flush()))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("delete rules of bridge %q: %w", n.Bridge, err)
+	}
+	return nil
+}
+
+// queueRuleset queues the creation of the whole table.
+func (f *Firewall) queueRuleset(rs *firewall.Ruleset) error {
+	chains, err := prepareChains(rs.Chains)
+	if err != nil {
+		return err
+	}
+	f.conn.AddTable(table)
+	for _, m := range rs.Maps {
+		if err := f.conn.AddSet(nftSet(m), nil); err != nil {
+			return fmt.Errorf("map %q: %w", m.Name, err)
+		}
+	}
+	for _, c := range chains {
+		f.queueChain(c)
+	}
+	// Elements last: their jumps need the chains.
+	for _, m := range rs.Maps {
+		if err := f.queueElements(m.Elements); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// queueSkeleton asserts the table, the maps and the base chains with their
+// rules. Adding what exists is not an error; the base chains are flushed
+// first so that their rules are never doubled.
+func (f *Firewall) queueSkeleton() error {
+	base := firewall.Base()
+	chains, err := prepareChains(base.Chains)
+	if err != nil {
+		return err
+	}
+	f.conn.AddTable(table)
+	for _, m := range base.Maps {
+		if err := f.conn.AddSet(nftSet(m), nil); err != nil {
+			return fmt.Errorf("map %q: %w", m.Name, err)
+		}
+	}
+	for _, c := range chains {
+		f.queueChain(c)
+	}
+	return nil
+}
+
+// queueNetwork queues one network's chains and then its map elements.
+func (f *Firewall) queueNetwork(nr firewall.NetworkRules) error {
+	chains, err := prepareChains(nr.Chains)
+	if err != nil {
+		return err
+	}
+	for _, c := range chains {
+		f.queueChain(c)
+	}
+	return f.queueElements(nr.Elements)
+}
+
+// preparedChain is a chain translated to netlink form, ready to queue.
+type preparedChain struct {
+	chain *nftlib.Chain
+	rules []*nftlib.Rule
+}
+
+// prepareChains translates chains before anything is queued, so that a
+// translation error never leaves half a batch on the connection.
+func prepareChains(cs []firewall.Chain) ([]preparedChain, error) {
+	out := make([]preparedChain, 0, len(cs))
+	for _, c := range cs {
+		pc := preparedChain{chain: nftChain(c)}
+		for _, r := range c.Rules {
+			nr, err := nftRule(pc.chain, r)
+			if err != nil {
+				return nil, err
+			}
+			pc.rules = append(pc.rules, nr)
+		}
+		out = append(out, pc)
+	}
+	return out, nil
+}
+
+// queueChain adds the chain if missing, empties it (stale rules of an
+// earlier run may be there) and adds its rules.
+func (f *Firewall) queueChain(c preparedChain) {
+	f.conn.AddChain(c.chain)
+	f.conn.FlushChain(c.chain)
+	for _, r := range c.rules {
+		f.conn.AddRule(r)
+	}
+}
+
+func (f *Firewall) queueElements(es []firewall.Element) error {
+	for _, e := range es {
+		if err := f.conn.SetAddElements(setByName(e.Map), nftElements(e, true)); err != nil {
+			return fmt.Errorf("element %s of map %q: %w", e.KeyString(), e.Map, err)
+		}
+	}
+	return nil
+}
+
+// queueDelete queues the removal of one network: elements first, since the
+// kernel refuses to delete a chain that a map element still jumps to.
+func (f *Firewall) queueDelete(nr firewall.NetworkRules) error {
+	for _, e := range nr.Elements {
+		if err := f.conn.SetDeleteElements(setByName(e.Map), nftElements(e, false)); err != nil {
+			return fmt.Errorf("element %s of map %q: %w", e.KeyString(), e.Map, err)
+		}
+	}
+	for _, c := range nr.Chains {
+		ch := nftChain(c)
+		f.conn.FlushChain(ch)
+		f.conn.DelChain(ch)
+	}
+	return nil
+}
+
+// discard throws away a half-queued batch. google/nftables cannot drop
+// queued messages, so the batch is sent with one message the kernel must
+// reject (a chain name longer than NFT_CHAIN_MAXNAMELEN): the kernel then
+// aborts the whole transaction and nothing of it is applied.
+func (f *Firewall) discard() {
+	f.conn.DelChain(&nftlib.Chain{Table: table, Name: strings.Repeat("x", 300)})
+	_ = f.conn.Flush()
+}
+
+// othersThan returns the applied networks except the one on bridge, sorted.
+func (f *Firewall) othersThan(bridge string) []firewall.Network {
+	out := make([]firewall.Network, 0, len(f.nets))
+	for br, n := range f.nets {
+		if br != bridge {
+			out = append(out, n)
+		}
+	}
+	slices.SortFunc(out, func(a, b firewall.Network) int { return cmp.Compare(a.Bridge, b.Bridge) })
+	return out
+}
+
+func ignoreMissing(err error) error {
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	return err
+}

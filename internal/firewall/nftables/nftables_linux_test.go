@@ -1,0 +1,357 @@
+package nftables
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/berth-net/berth/internal/firewall"
+	"github.com/berth-net/berth/internal/nstest"
+	"github.com/google/go-cmp/cmp"
+)
+
+// The networks of firewall's golden files (internal/firewall/testdata).
+var (
+	defaultBridge = firewall.Network{Bridge: "berth0", Subnet: netip.MustParsePrefix("172.17.0.0/16"), ICC: true, Masquerade: true}
+	userNoICC     = firewall.Network{Bridge: "br-0123456789ab", Subnet: netip.MustParsePrefix("172.18.0.0/16"), Masquerade: true}
+	internalNet   = firewall.Network{Bridge: "br-internal", Subnet: netip.MustParsePrefix("172.19.0.0/16"), ICC: true, Masquerade: true, Internal: true}
+	noMasq        = firewall.Network{Bridge: "br-nomasq", Subnet: netip.MustParsePrefix("192.168.16.0/20"), ICC: true}
+)
+
+var goldenCases = []struct {
+	name string
+	nets []firewall.Network
+}{
+	{"empty", nil},
+	{"default-bridge", []firewall.Network{defaultBridge}},
+	{"user-network-icc-false", []firewall.Network{defaultBridge, userNoICC}},
+	{"internal", []firewall.Network{defaultBridge, internalNet}},
+	{"masquerade-off", []firewall.Network{defaultBridge, noMasq}},
+}
+
+// TestRebuildMatchesGolden applies each golden case through netlink and
+// compares what the kernel lists with the golden text; it also loads the same
+// text with nft -f in another namespace and requires the two listings to be
+// identical, which proves the netlink form and the text form agree.
+func TestRebuildMatchesGolden(t *testing.T) {
+	for _, tc := range goldenCases {
+		t.Run(tc.name, func(t *testing.T) {
+			fw, ns := newTestFirewall(t)
+			if err := fw.Rebuild(context.Background(), tc.nets); err != nil {
+				t.Fatalf("Rebuild: %v", err)
+			}
+			golden := filepath.Join("..", "testdata", tc.name+".nft")
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := listTable(t, ns)
+			if diff := cmp.Diff(normalize(string(want)), normalize(got)); diff != "" {
+				t.Errorf("kernel table differs from %s (-golden +kernel):\n%s", golden, diff)
+			}
+			viaNft := nstest.New(t)
+			run(t, viaNft, "nft", "-f", golden)
+			if diff := cmp.Diff(zeroCounters(listTable(t, viaNft)), zeroCounters(got)); diff != "" {
+				t.Errorf("nft -f and netlink give different tables (-nft +netlink):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestAddAndDelNetwork(t *testing.T) {
+	ctx := context.Background()
+	fw, ns := newTestFirewall(t)
+	if err := fw.Rebuild(ctx, []firewall.Network{defaultBridge}); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name string
+		do   func() error
+		want []firewall.Network
+	}{
+		{"add user network", func() error { return fw.AddNetwork(ctx, userNoICC) }, []firewall.Network{defaultBridge, userNoICC}},
+		{"add it again", func() error { return fw.AddNetwork(ctx, userNoICC) }, []firewall.Network{defaultBridge, userNoICC}},
+		{"add internal", func() error { return fw.AddNetwork(ctx, internalNet) }, []firewall.Network{defaultBridge, userNoICC, internalNet}},
+		{"add no-masquerade", func() error { return fw.AddNetwork(ctx, noMasq) }, []firewall.Network{defaultBridge, userNoICC, internalNet, noMasq}},
+		{"delete user network", func() error { return fw.DelNetwork(ctx, userNoICC) }, []firewall.Network{defaultBridge, internalNet, noMasq}},
+		{"delete it again", func() error { return fw.DelNetwork(ctx, userNoICC) }, []firewall.Network{defaultBridge, internalNet, noMasq}},
+		{"delete internal", func() error { return fw.DelNetwork(ctx, internalNet) }, []firewall.Network{defaultBridge, noMasq}},
+		{"delete no-masquerade", func() error { return fw.DelNetwork(ctx, noMasq) }, []firewall.Network{defaultBridge}},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		checkTable(t, ns, s.name, s.want)
+	}
+	got := listTable(t, ns)
+	for _, gone := range []string{userNoICC.Bridge, internalNet.Bridge, noMasq.Bridge, "172.18.", "172.19.", "192.168."} {
+		if strings.Contains(got, gone) {
+			t.Errorf("table still mentions %q after DelNetwork:\n%s", gone, got)
+		}
+	}
+}
+
+func TestAddNetworkReplacesSameBridge(t *testing.T) {
+	ctx := context.Background()
+	fw, ns := newTestFirewall(t)
+	if err := fw.Rebuild(ctx, []firewall.Network{defaultBridge, userNoICC}); err != nil {
+		t.Fatal(err)
+	}
+	changed := userNoICC
+	changed.Subnet = netip.MustParsePrefix("10.20.0.0/24")
+	changed.ICC, changed.Masquerade = true, false
+	if err := fw.AddNetwork(ctx, changed); err != nil {
+		t.Fatal(err)
+	}
+	checkTable(t, ns, "replace user network", []firewall.Network{defaultBridge, changed})
+	changed.Internal = true
+	if err := fw.AddNetwork(ctx, changed); err != nil {
+		t.Fatal(err)
+	}
+	checkTable(t, ns, "make it internal", []firewall.Network{defaultBridge, changed})
+}
+
+func TestAddNetworkRejectsOverlap(t *testing.T) {
+	fw, ns := newTestFirewall(t)
+	ctx := context.Background()
+	if err := fw.Rebuild(ctx, []firewall.Network{defaultBridge}); err != nil {
+		t.Fatal(err)
+	}
+	clash := firewall.Network{Bridge: "br-clash", Subnet: netip.MustParsePrefix("172.17.5.0/24")}
+	if err := fw.AddNetwork(ctx, clash); err == nil {
+		t.Fatal("AddNetwork accepted a subnet inside berth0's")
+	}
+	checkTable(t, ns, "after rejected add", []firewall.Network{defaultBridge})
+}
+
+// TestRebuildRepairsTable damages the table the ways an administrator might
+// and checks that Rebuild restores exactly berth's table.
+func TestRebuildRepairsTable(t *testing.T) {
+	damage := map[string][]string{
+		"flushed":       {"flush table inet berth"},
+		"deleted":       {"delete table inet berth"},
+		"foreign chain": {"add chain inet berth intruder", "add rule inet berth intruder accept"},
+		"map emptied":   {"flush map inet berth fwd_in"},
+		"rule deleted":  {"flush chain inet berth fwd_in__berth0"},
+	}
+	for name, cmds := range damage {
+		t.Run(name, func(t *testing.T) {
+			fw, ns := newTestFirewall(t)
+			nets := []firewall.Network{defaultBridge, userNoICC}
+			ctx := context.Background()
+			if err := fw.Rebuild(ctx, nets); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range cmds {
+				run(t, ns, append([]string{"nft"}, strings.Fields(c)...)...)
+			}
+			if err := fw.Rebuild(ctx, nets); err != nil {
+				t.Fatalf("Rebuild after %s: %v", name, err)
+			}
+			checkTable(t, ns, "rebuilt", nets)
+		})
+	}
+}
+
+// TestChangesAfterDamage: Add and Del still leave the right table when the
+// table was changed behind berth's back (they fall back to a rebuild).
+func TestChangesAfterDamage(t *testing.T) {
+	ctx := context.Background()
+	fw, ns := newTestFirewall(t)
+	if err := fw.Rebuild(ctx, []firewall.Network{defaultBridge, userNoICC}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ns, "nft", "delete", "table", "inet", "berth")
+	if err := fw.AddNetwork(ctx, noMasq); err != nil {
+		t.Fatalf("AddNetwork on a deleted table: %v", err)
+	}
+	// The skeleton and the new network are back; berth0's and the user
+	// network's own chains come back with the next Rebuild or their Add.
+	if err := fw.DelNetwork(ctx, noMasq); err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.AddNetwork(ctx, defaultBridge); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ns, "nft", "delete", "element", "inet", "berth", "fwd_out", `{ "br-0123456789ab" }`)
+	if err := fw.DelNetwork(ctx, userNoICC); err != nil {
+		t.Fatalf("DelNetwork with an element missing: %v", err)
+	}
+	checkTable(t, ns, "after repairs", []firewall.Network{defaultBridge})
+}
+
+// TestDelNetworkUnknownToThisFirewall removes what an earlier daemon left.
+func TestDelNetworkUnknownToThisFirewall(t *testing.T) {
+	ctx := context.Background()
+	old, ns := newTestFirewall(t)
+	if err := old.Rebuild(ctx, []firewall.Network{defaultBridge, userNoICC, noMasq}); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := New(ns, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fresh.Close() })
+	for _, n := range []firewall.Network{userNoICC, noMasq, noMasq} {
+		if err := fresh.DelNetwork(ctx, n); err != nil {
+			t.Fatalf("DelNetwork(%q): %v", n.Bridge, err)
+		}
+	}
+	checkTable(t, ns, "after deleting leftovers", []firewall.Network{defaultBridge})
+	empty, err := New(nstest.New(t), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { empty.Close() })
+	if err := empty.DelNetwork(ctx, userNoICC); err != nil {
+		t.Errorf("DelNetwork without any table: %v", err)
+	}
+}
+
+func TestOtherTablesUntouched(t *testing.T) {
+	fw, ns := newTestFirewall(t)
+	run(t, ns, "nft", "add", "table", "inet", "other")
+	run(t, ns, "nft", "add", "chain", "inet", "other", "fwdchain", "{ type filter hook forward priority 0; policy accept; }")
+	run(t, ns, "nft", "add", "rule", "inet", "other", "fwdchain", "iifname", `"berth0"`, "accept")
+	before := output(t, ns, "nft", "list", "table", "inet", "other")
+	ctx := context.Background()
+	for _, err := range []error{
+		fw.Rebuild(ctx, []firewall.Network{defaultBridge}),
+		fw.AddNetwork(ctx, userNoICC),
+		fw.DelNetwork(ctx, userNoICC),
+		fw.DelNetwork(ctx, defaultBridge),
+		fw.Rebuild(ctx, nil),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if diff := cmp.Diff(before, output(t, ns, "nft", "list", "table", "inet", "other")); diff != "" {
+		t.Errorf("table inet other changed (-before +after):\n%s", diff)
+	}
+}
+
+func TestNewBadNamespace(t *testing.T) {
+	nstest.RequireRoot(t)
+	for _, p := range []string{filepath.Join(t.TempDir(), "missing"), "/dev/null"} {
+		if fw, err := New(p, nil); err == nil {
+			fw.Close()
+			t.Errorf("New(%q) succeeded", p)
+		}
+	}
+}
+
+// checkTable compares the kernel's table with the ruleset Build gives for nets.
+func checkTable(t *testing.T, ns, step string, nets []firewall.Network) {
+	t.Helper()
+	rs, err := firewall.Build(nets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(normalize(rs.String()), normalize(listTable(t, ns))); diff != "" {
+		t.Errorf("%s: table differs (-want +kernel):\n%s", step, diff)
+	}
+}
+
+func newTestFirewall(t *testing.T) (*Firewall, string) {
+	t.Helper()
+	ns := nstest.New(t)
+	fw, err := New(ns, testLogger(t))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := fw.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return fw, ns
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func listTable(t *testing.T, ns string) string {
+	t.Helper()
+	return output(t, ns, "nft", "list", "table", "inet", "berth")
+}
+
+// run runs a command in the namespace bound at ns and fails the test on error.
+func run(t *testing.T, ns string, args ...string) {
+	t.Helper()
+	output(t, ns, args...)
+}
+
+func output(t *testing.T, ns string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("nsenter", append([]string{"--net=" + ns, "--"}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+var (
+	counterRE = regexp.MustCompile(`counter packets \d+ bytes \d+`)
+	handleRE  = regexp.MustCompile(` # handle \d+`)
+)
+
+func zeroCounters(s string) string { return counterRE.ReplaceAllString(s, "counter") }
+
+// normalize makes nft listings comparable: counters and handles go, blank
+// lines and indentation go, map elements are sorted one per line (the kernel
+// lists hash maps in any order and nft wraps lines by width), and the
+// table's maps and chains are sorted by their header line (nft lists them in
+// creation order, which Add and Del change). Rule order inside a chain stays.
+func normalize(s string) string {
+	s = handleRE.ReplaceAllString(zeroCounters(s), "")
+	var blocks []string
+	var cur []string
+	var elems *[]string
+	lines := strings.Split(s, "\n")
+	for i := 0; i < len(lines); i++ {
+		l := strings.TrimSpace(lines[i])
+		switch {
+		case l == "" || strings.HasPrefix(l, "table ") || (l == "}" && cur == nil):
+			continue
+		case strings.HasPrefix(l, "elements = {"):
+			var list []string
+			elems = &list
+			body := strings.TrimPrefix(l, "elements = {")
+			for !strings.HasSuffix(body, "}") && i+1 < len(lines) {
+				i++
+				body += " " + strings.TrimSpace(lines[i])
+			}
+			for _, e := range strings.Split(strings.TrimSuffix(body, "}"), ",") {
+				list = append(list, "element "+strings.Join(strings.Fields(e), " "))
+			}
+			slices.Sort(list)
+			cur = append(cur, list...)
+		case l == "}":
+			blocks = append(blocks, strings.Join(append(cur, "}"), "\n"))
+			cur, elems = nil, nil
+		default:
+			cur = append(cur, strings.Join(strings.Fields(l), " "))
+		}
+	}
+	_ = elems
+	slices.Sort(blocks)
+	return strings.Join(blocks, "\n") + "\n"
+}
