@@ -11,6 +11,7 @@ package ipam
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/berth-net/berth/internal/errdefs"
@@ -57,7 +58,7 @@ func Overlaps(a, b netip.Prefix) bool {
 // "all predefined address pools have been fully subnetted").
 func SelectSubnet(pools []Pool, used, reserved []netip.Prefix) (netip.Prefix, error) {
 	blockers := make([]netip.Prefix, 0, len(used)+len(reserved))
-	for _, p := range append(append([]netip.Prefix(nil), used...), reserved...) {
+	for _, p := range slices.Concat(used, reserved) {
 		if p.IsValid() && p.Addr().Is4() {
 			blockers = append(blockers, p.Masked())
 		}
