@@ -73,6 +73,8 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 	if !opts.Stderr {
 		stderr = nil
 	}
+	ctx, cancel := s.longPoll(r.Context())
+	defer cancel()
 	// After the 200 an error can only be logged: the client reads frames.
-	return s.backend.ContainerLogs(r.Context(), c.ID, opts, orDiscard(stdout), orDiscard(stderr))
+	return s.backend.ContainerLogs(ctx, c.ID, opts, orDiscard(stdout), orDiscard(stderr))
 }

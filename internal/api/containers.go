@@ -217,7 +217,9 @@ func (s *Server) waitContainer(w http.ResponseWriter, r *http.Request) error {
 	if cond == "" {
 		cond = string(ctypes.WaitConditionNotRunning)
 	}
-	ch, err := s.backend.WaitContainer(r.Context(), r.PathValue("id"), cond)
+	ctx, cancel := s.longPoll(r.Context())
+	defer cancel()
+	ch, err := s.backend.WaitContainer(ctx, r.PathValue("id"), cond)
 	if err != nil {
 		return err
 	}
@@ -229,14 +231,26 @@ func (s *Server) waitContainer(w http.ResponseWriter, r *http.Request) error {
 	var res WaitResult
 	select {
 	case res = <-ch:
-	case <-r.Context().Done():
-		return nil // the client gave up (docker run -d cancels after start)
+	case <-ctx.Done():
+		return nil // the client gave up (docker run -d cancels after start) or we stop
 	}
-	resp := ctypes.WaitResponse{StatusCode: int64(res.StatusCode)}
+	resp := waitResponse{StatusCode: res.StatusCode}
 	if res.Err != "" {
-		resp.Error = &ctypes.WaitExitError{Message: res.Err}
+		resp.Error = &waitExitError{Message: res.Err}
 	}
 	return json.NewEncoder(w).Encode(resp)
+}
+
+// waitResponse is the wait body with "Error" always present (null when
+// the container exited normally), in the order Docker documents it; the
+// v28 type omits it.
+type waitResponse struct {
+	StatusCode int
+	Error      *waitExitError
+}
+
+type waitExitError struct {
+	Message string
 }
 
 func resizeSize(r *http.Request) (uint, uint, error) {

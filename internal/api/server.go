@@ -26,8 +26,13 @@ type Server struct {
 	http    *http.Server
 	now     func() time.Time // for docker ps's "Up 5 seconds"
 
+	// stopping ends long polls (wait, logs --follow) at Shutdown, which
+	// would otherwise wait for containers to exit.
+	stopping     context.Context
+	stopLongPoll context.CancelFunc
+
 	mu       sync.Mutex
-	hijacked map[net.Conn]struct{} // streams http.Server.Shutdown does not know about
+	hijacked map[*hijacked]struct{} // streams http.Server.Shutdown does not know about
 }
 
 // New returns a server that answers API requests with b. A nil log discards.
@@ -35,7 +40,8 @@ func New(b Backend, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{backend: b, log: log, now: time.Now, hijacked: map[net.Conn]struct{}{}}
+	s := &Server{backend: b, log: log, now: time.Now, hijacked: map[*hijacked]struct{}{}}
+	s.stopping, s.stopLongPoll = context.WithCancel(context.Background())
 	s.handler = s.middleware(s.routes())
 	s.http = &http.Server{
 		Handler:           s.handler,
@@ -59,26 +65,39 @@ func (s *Server) Serve(l net.Listener) error {
 	return err
 }
 
-// Shutdown stops accepting connections, waits for ordinary requests to end
-// (until ctx is done), and closes the hijacked exec/attach streams, which
-// the http.Server no longer tracks.
+// Shutdown stops accepting connections, ends the hijacked exec/attach
+// streams (which the http.Server no longer tracks: their attaches are
+// cancelled, execs keep running), and waits for ordinary requests to end
+// until ctx is done.
 func (s *Server) Shutdown(ctx context.Context) error {
-	err := s.http.Shutdown(ctx)
+	s.stopLongPoll()
 	s.mu.Lock()
-	for c := range s.hijacked {
-		_ = c.Close()
+	streams := make([]*hijacked, 0, len(s.hijacked))
+	for h := range s.hijacked {
+		streams = append(streams, h)
 	}
 	s.mu.Unlock()
-	return err
+	for _, h := range streams {
+		h.cancel()
+		_ = h.conn.Close()
+	}
+	return s.http.Shutdown(ctx)
 }
 
-func (s *Server) trackHijacked(c net.Conn, on bool) {
+// longPoll is ctx, also cancelled when the server shuts down.
+func (s *Server) longPoll(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(s.stopping, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+func (s *Server) trackHijacked(h *hijacked, on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if on {
-		s.hijacked[c] = struct{}{}
+		s.hijacked[h] = struct{}{}
 	} else {
-		delete(s.hijacked, c)
+		delete(s.hijacked, h)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 )
 
@@ -98,7 +99,29 @@ func (s *Server) hijack(w http.ResponseWriter, r *http.Request, multiplexed bool
 	if err != nil {
 		return nil, fmt.Errorf("hijack connection for %s: %w", r.URL.Path, err)
 	}
-	s.trackHijacked(conn, true)
+	// The stream outlives the request's context by design; it ends when
+	// the client stops reading or the server shuts down.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	var stdin io.Reader = conn
+	if brw != nil && brw.Reader.Buffered() > 0 {
+		stdin = io.MultiReader(io.LimitReader(brw.Reader, int64(brw.Reader.Buffered())), conn)
+	}
+	h := &hijacked{
+		conn:   conn,
+		stdin:  stdin,
+		out:    &cancelOnError{w: conn, cancel: cancel},
+		ctx:    ctx,
+		cancel: cancel,
+	}
+	s.trackHijacked(h, true)
+	if err := writeUpgrade(conn, w.Header(), r, multiplexed); err != nil {
+		h.close(s)
+		return nil, err
+	}
+	return h, nil
+}
+
+func writeUpgrade(conn net.Conn, hdr http.Header, r *http.Request, multiplexed bool) error {
 	head := "HTTP/1.1 200 OK\r\nContent-Type: " + mediaRawStream + "\r\n"
 	if _, upgrade := r.Header["Upgrade"]; upgrade {
 		ct := mediaRawStream
@@ -107,44 +130,26 @@ func (s *Server) hijack(w http.ResponseWriter, r *http.Request, multiplexed bool
 		}
 		head = "HTTP/1.1 101 UPGRADED\r\nContent-Type: " + ct + "\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
 	}
-	if _, err := io.WriteString(conn, head); err == nil {
-		// Server, Api-Version and Ostype, which net/http would have sent.
-		_ = w.Header().WriteSubset(conn, map[string]bool{"Content-Type": true, "Content-Length": true})
-		_, err = io.WriteString(conn, "\r\n")
+	var b strings.Builder
+	b.WriteString(head)
+	// Server, Api-Version and Ostype, which net/http would have sent.
+	_ = hdr.WriteSubset(&b, map[string]bool{"Content-Type": true, "Content-Length": true})
+	b.WriteString("\r\n")
+	if _, err := io.WriteString(conn, b.String()); err != nil {
+		return fmt.Errorf("write upgrade response: %w", err)
 	}
-	if err != nil {
-		s.closeHijacked(conn)
-		return nil, fmt.Errorf("write upgrade response: %w", err)
-	}
-	// The stream outlives the request's context only by our choice: cancel
-	// when the client stops reading, so an attach does not run forever.
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
-	var stdin io.Reader = conn
-	if brw != nil && brw.Reader.Buffered() > 0 {
-		stdin = io.MultiReader(io.LimitReader(brw.Reader, int64(brw.Reader.Buffered())), conn)
-	}
-	return &hijacked{
-		conn:   conn,
-		stdin:  stdin,
-		out:    &cancelOnError{w: conn, cancel: cancel},
-		ctx:    ctx,
-		cancel: cancel,
-	}, nil
+	return nil
 }
 
 // close ends the stream: half-close first so the client reads everything
 // written so far and then EOF, then release the socket.
 func (h *hijacked) close(s *Server) {
 	h.cancel()
-	s.closeHijacked(h.conn)
-}
-
-func (s *Server) closeHijacked(conn net.Conn) {
-	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+	if cw, ok := h.conn.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 	}
-	_ = conn.Close()
-	s.trackHijacked(conn, false)
+	_ = h.conn.Close()
+	s.trackHijacked(h, false)
 }
 
 // cancelOnError cancels the stream's context on the first failed write:

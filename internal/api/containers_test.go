@@ -1,0 +1,386 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/berth-net/berth/internal/container"
+)
+
+var cmpAddr = cmp.Comparer(func(a, b netip.Addr) bool { return a == b })
+
+func TestContainerCreate(t *testing.T) {
+	tests := []struct {
+		name, path, body string
+		want             container.Config
+	}{{
+		name: "docker run -d on the default network",
+		path: "/v1.51/containers/create?name=new1",
+		body: `{"Image":"busybox","Cmd":["sleep","1000"],"ExposedPorts":{"80/tcp":{}},"Labels":{},
+			"HostConfig":{"NetworkMode":"default","AutoRemove":true,"Dns":["1.1.1.1"],"DnsSearch":["example"],
+			"DnsOptions":["ndots:1"],"ExtraHosts":["db:10.0.0.5","gw:host-gateway"],"RestartPolicy":{"Name":"no"},
+			"PortBindings":{}},"NetworkingConfig":{"EndpointsConfig":{}}}`,
+		want: container.Config{
+			Image: "busybox", Cmd: []string{"sleep", "1000"}, ExposedPorts: []string{"80/tcp"}, Labels: map[string]string{},
+			NetworkMode: "bridge", AutoRemove: true, DNS: []string{"1.1.1.1"}, DNSSearch: []string{"example"},
+			DNSOptions: []string{"ndots:1"}, ExtraHosts: []string{"db:10.0.0.5", "gw:host-gateway"},
+			Networks: map[string]container.EndpointRequest{"bridge": {}},
+		},
+	}, {
+		name: "user network with --ip, --alias and per-endpoint MAC (API >= 1.44)",
+		path: "/v1.51/containers/create?name=/web1",
+		body: `{"Image":"busybox","Entrypoint":"sh","Cmd":"-c true","Tty":true,"OpenStdin":true,"Env":["A=1"],
+			"HostConfig":{"NetworkMode":"web"},
+			"NetworkingConfig":{"EndpointsConfig":{"web":{"IPAMConfig":{"IPv4Address":"10.5.0.10"},"Aliases":["www"],"MacAddress":"02:42:0a:05:00:0a"}}}}`,
+		want: container.Config{
+			Image: "busybox", Entrypoint: []string{"sh"}, Cmd: []string{"-c true"}, Tty: true, OpenStdin: true, Env: []string{"A=1"},
+			NetworkMode: "web",
+			Networks: map[string]container.EndpointRequest{"web": {
+				IPv4Address: netip.MustParseAddr("10.5.0.10"), Aliases: []string{"www"}, MacAddress: "02:42:0a:05:00:0a",
+			}},
+		},
+	}, {
+		name: "container-wide MAC before API 1.44 goes to the mode's network",
+		path: "/v1.43/containers/create",
+		body: `{"Image":"busybox","MacAddress":"02:00:00:00:00:09","HostConfig":{"NetworkMode":"web"},
+			"NetworkingConfig":{"EndpointsConfig":{"web":{"MacAddress":"02:00:00:00:00:01"}}}}`,
+		want: container.Config{
+			Image: "busybox", NetworkMode: "web",
+			Networks: map[string]container.EndpointRequest{"web": {MacAddress: "02:00:00:00:00:09"}},
+		},
+	}, {
+		name: "endpoint keyed default becomes bridge",
+		path: "/v1.51/containers/create",
+		body: `{"Image":"busybox","NetworkingConfig":{"EndpointsConfig":{"default":{"Aliases":["x"]}}}}`,
+		want: container.Config{
+			Image: "busybox", NetworkMode: "bridge",
+			Networks: map[string]container.EndpointRequest{"bridge": {Aliases: []string{"x"}}},
+		},
+	}, {
+		name: "AutoRemove is the client's job before 1.25",
+		path: "/v1.24/containers/create",
+		body: `{"Image":"busybox","HostConfig":{"AutoRemove":true,"NetworkMode":"none"}}`,
+		want: container.Config{
+			Image: "busybox", NetworkMode: "none", Networks: map[string]container.EndpointRequest{"none": {}},
+		},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeBackend()
+			rec := call(t, newServer(f), http.MethodPost, tt.path, tt.body)
+			wantStatus(t, rec, http.StatusCreated)
+			if diff := cmp.Diff(map[string]any{"Id": hexID("c0ffee"), "Warnings": []any{}}, decode[map[string]any](t, rec)); diff != "" {
+				t.Errorf("response (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.want, f.lastContainerCreate, cmpAddr); diff != "" {
+				t.Errorf("Config (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestContainerCreateNameConflict(t *testing.T) {
+	rec := call(t, newServer(newFakeBackend()), http.MethodPost, "/containers/create?name=test1", `{"Image":"busybox"}`)
+	wantError(t, rec, http.StatusConflict, `Conflict. The container name "/test1" is already in use by container "`+hexID("4fea95f2e979")+`". You have to remove (or rename) that container to be able to reuse that name.`)
+}
+
+func TestContainerInspectGolden(t *testing.T) {
+	rec := call(t, newServer(newFakeBackend()), http.MethodGet, "/v1.51/containers/test1/json", "")
+	wantStatus(t, rec, http.StatusOK)
+	golden(t, "container-inspect-test1.json", indentJSON(t, rec.Body.Bytes()))
+}
+
+// TestLegacyNetworkSettings pins Docker's rule: the deprecated top-level
+// NetworkSettings fields come only from the network named "bridge", and
+// only for API < 1.52.
+func TestLegacyNetworkSettings(t *testing.T) {
+	type legacy struct {
+		IPAddress, Gateway, MacAddress, EndpointID string
+		IPPrefixLen                                int
+	}
+	inspect := func(t *testing.T, version, ref string) map[string]json.RawMessage {
+		t.Helper()
+		f := newFakeBackend()
+		c, _ := f.Container(context.Background(), ref)
+		b, err := json.Marshal(containerInspect(c, f.attachments[c.ID], version))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v struct{ NetworkSettings map[string]json.RawMessage }
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatal(err)
+		}
+		return v.NetworkSettings
+	}
+	t.Run("bridge at 1.51", func(t *testing.T) {
+		ns := inspect(t, "1.51", "test1")
+		b, _ := json.Marshal(ns)
+		var got legacy
+		_ = json.Unmarshal(b, &got)
+		want := legacy{IPAddress: "172.17.0.2", Gateway: "172.17.0.1", MacAddress: "02:42:ac:11:00:02", EndpointID: hexID("e1"), IPPrefixLen: 16}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("legacy fields (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("user network at 1.51", func(t *testing.T) {
+		ns := inspect(t, "1.51", "test2")
+		for _, k := range []string{"IPAddress", "Gateway", "MacAddress", "EndpointID"} {
+			if string(ns[k]) != `""` {
+				t.Errorf("%s = %s, want \"\"", k, ns[k])
+			}
+		}
+		if string(ns["IPPrefixLen"]) != "0" {
+			t.Errorf("IPPrefixLen = %s, want 0", ns["IPPrefixLen"])
+		}
+		if !strings.Contains(string(ns["Networks"]), `"IPAddress":"10.5.0.10"`) {
+			t.Errorf("Networks lacks the user network's address: %s", ns["Networks"])
+		}
+	})
+	t.Run("bridge at 1.52", func(t *testing.T) {
+		ns := inspect(t, "1.52", "test1")
+		var keys []string
+		for k := range ns {
+			keys = append(keys, k)
+		}
+		if diff := cmp.Diff([]string{"Networks", "Ports", "SandboxID", "SandboxKey"}, keys, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+			t.Errorf("NetworkSettings keys (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func TestContainerInspectUserNetwork(t *testing.T) {
+	rec := call(t, newServer(newFakeBackend()), http.MethodGet, "/v1.51/containers/test2/json", "")
+	wantStatus(t, rec, http.StatusOK)
+	var got struct {
+		Name            string
+		State           struct{ Pid int }
+		NetworkSettings struct {
+			SandboxKey string
+			Networks   map[string]map[string]any
+		}
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Name != "/test2" || got.State.Pid != 4242 || got.NetworkSettings.SandboxKey != "/run/berth/netns/99aa" {
+		t.Errorf("Name, Pid, SandboxKey = %q, %d, %q", got.Name, got.State.Pid, got.NetworkSettings.SandboxKey)
+	}
+	web := got.NetworkSettings.Networks["web"]
+	want := map[string]any{
+		"IPAMConfig": map[string]any{"IPv4Address": "10.5.0.10"}, "Aliases": []any{"db"},
+		"DNSNames": []any{"test2", "db", "8975cb01d142"}, "IPAddress": "10.5.0.10", "IPPrefixLen": 24.0,
+		"Gateway": "10.5.0.1", "NetworkID": hexID("aa11"), "EndpointID": hexID("e2"), "MacAddress": "02:42:0a:05:00:0a",
+	}
+	for k, v := range want {
+		if diff := cmp.Diff(v, web[k]); diff != "" {
+			t.Errorf("Networks.web.%s (-want +got):\n%s", k, diff)
+		}
+	}
+}
+
+func TestContainerList(t *testing.T) {
+	f := newFakeBackend()
+	f.containers = append(f.containers, &container.Container{
+		ID: hexID("dead"), Name: "old", Created: fakeTime.Add(-time.Hour),
+		Config: container.Config{Image: "busybox", Cmd: []string{"true"}, NetworkMode: "bridge"},
+		State:  container.State{Status: container.StatusExited, ExitCode: 3, FinishedAt: fakeTime},
+	})
+	tests := []struct {
+		name, query string
+		want        []string
+	}{
+		{"running only", "", []string{"/test2", "/test1"}},
+		{"all, newest first", "?all=1", []string{"/test2", "/test1", "/old"}},
+		{"limit includes stopped", "?limit=1", []string{"/test2"}},
+		{"status filter implies all", "?filters=" + url.QueryEscape(`{"status":{"exited":true}}`), []string{"/old"}},
+		{"name", "?filters=" + url.QueryEscape(`{"name":{"test1":true}}`), []string{"/test1"}},
+		{"id prefix", "?all=1&filters=" + url.QueryEscape(`{"id":["dead"]}`), []string{"/old"}},
+		{"label", "?filters=" + url.QueryEscape(`{"label":{"role=db":true}}`), []string{"/test2"}},
+		{"network by name", "?filters=" + url.QueryEscape(`{"network":{"web":true}}`), []string{"/test2"}},
+		{"network by id", "?filters=" + url.QueryEscape(`{"network":{"`+hexID("32b93b141bae")+`":true}}`), []string{"/test1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := call(t, newServer(f), http.MethodGet, "/v1.51/containers/json"+tt.query, "")
+			wantStatus(t, rec, http.StatusOK)
+			var got []string
+			for _, c := range decode[[]struct{ Names []string }](t, rec) {
+				got = append(got, c.Names...)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("names (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestContainerSummaryFields(t *testing.T) {
+	f := newFakeBackend()
+	rec := call(t, newServer(f), http.MethodGet, "/containers/json?filters="+url.QueryEscape(`{"name":{"test1":true}}`), "")
+	wantStatus(t, rec, http.StatusOK)
+	got := decode[[]map[string]any](t, rec)[0]
+	want := map[string]any{
+		"Id": hexID("4fea95f2e979"), "Image": "busybox", "Command": "sleep 1000", "State": "running",
+		"Status": "Up 59 minutes", "Created": float64(fakeTime.Unix()),
+		"Ports":      []any{map[string]any{"PrivatePort": 80.0, "Type": "tcp"}},
+		"HostConfig": map[string]any{"NetworkMode": "bridge"},
+	}
+	for k, v := range want {
+		if diff := cmp.Diff(v, got[k]); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", k, diff)
+		}
+	}
+	nets := got["NetworkSettings"].(map[string]any)["Networks"].(map[string]any)
+	if nets["bridge"].(map[string]any)["IPAddress"] != "172.17.0.2" {
+		t.Errorf("NetworkSettings.Networks = %v", nets)
+	}
+}
+
+func TestContainerLifecycle(t *testing.T) {
+	f := newFakeBackend()
+	f.containers[0].State.Status = container.StatusCreated
+	s := newServer(f)
+	wantStatus(t, call(t, s, http.MethodPost, "/v1.51/containers/test1/start", ""), http.StatusNoContent)
+	f.containers[0].State.Status = container.StatusRunning
+	rec := call(t, s, http.MethodPost, "/v1.51/containers/test1/start", "")
+	wantStatus(t, rec, http.StatusNotModified)
+	if rec.Body.Len() != 0 {
+		t.Errorf("304 with a body: %q", rec.Body.String())
+	}
+	wantStatus(t, call(t, s, http.MethodPost, "/v1.51/containers/test1/stop?t=3&signal=SIGINT", ""), http.StatusNoContent)
+	three := 3
+	if diff := cmp.Diff(stopCall{Ref: "test1", Timeout: &three, Signal: "SIGINT"}, f.lastStop); diff != "" {
+		t.Errorf("stop (-want +got):\n%s", diff)
+	}
+	wantStatus(t, call(t, s, http.MethodPost, "/v1.41/containers/test1/stop", ""), http.StatusNoContent)
+	if diff := cmp.Diff(stopCall{Ref: "test1"}, f.lastStop); diff != "" {
+		t.Errorf("stop without t (-want +got):\n%s", diff)
+	}
+	wantStatus(t, call(t, s, http.MethodPost, "/v1.51/containers/test1/kill?signal=KILL", ""), http.StatusNoContent)
+	wantError(t, call(t, s, http.MethodPost, "/v1.51/containers/nope/kill", ""), http.StatusNotFound,
+		"cannot kill container: nope: No such container: nope")
+	wantStatus(t, call(t, s, http.MethodPost, "/v1.51/containers/test1/restart", ""), http.StatusNoContent)
+	wantStatus(t, call(t, s, http.MethodPost, "/v1.51/containers/test1/resize?h=40&w=120", ""), http.StatusOK)
+	wantError(t, call(t, s, http.MethodDelete, "/v1.51/containers/test1", ""), http.StatusConflict,
+		`cannot remove container "/test1": container is running: stop the container before removing or force remove`)
+	wantStatus(t, call(t, s, http.MethodDelete, "/v1.51/containers/test1?force=1&v=1&link=0", ""), http.StatusNoContent)
+	wantError(t, call(t, s, http.MethodDelete, "/v1.51/containers/nope", ""), http.StatusNotFound, "No such container: nope")
+	want := []string{
+		"StartContainer test1", "StopContainer test1", "StopContainer test1", "KillContainer test1 KILL",
+		"StopContainer test1", "RemoveContainer test1 true",
+	}
+	if diff := cmp.Diff(want, f.Mutations()); diff != "" {
+		t.Errorf("mutations (-want +got):\n%s", diff)
+	}
+}
+
+// TestWaitHeadersBeforeExit: docker run blocks on the wait's headers
+// before it starts the container, so they must arrive while the body is
+// still pending.
+func TestWaitHeadersBeforeExit(t *testing.T) {
+	f := newFakeBackend()
+	exit := make(chan WaitResult)
+	var gotCond string
+	f.wait = func(_ context.Context, _, cond string) (<-chan WaitResult, error) {
+		gotCond = cond
+		return exit, nil
+	}
+	srv := httptest.NewServer(newServer(f).Handler())
+	t.Cleanup(srv.Close)
+	resp, err := http.Post(srv.URL+"/v1.51/containers/test1/wait?condition=next-exit", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	// Getting here at all means the headers came before the exit.
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("status %d, Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if gotCond != "next-exit" {
+		t.Errorf("condition = %q, want next-exit", gotCond)
+	}
+	exit <- WaitResult{StatusCode: 7, Err: "boom"}
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil && err != io.EOF {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(`{"StatusCode":7,"Error":{"Message":"boom"}}`+"\n", line); diff != "" {
+		t.Errorf("body (-want +got):\n%s", diff)
+	}
+}
+
+func TestWaitDefaultBody(t *testing.T) {
+	rec := call(t, newServer(newFakeBackend()), http.MethodPost, "/containers/test1/wait", "")
+	wantStatus(t, rec, http.StatusOK)
+	if diff := cmp.Diff(`{"StatusCode":0,"Error":null}`+"\n", rec.Body.String()); diff != "" {
+		t.Errorf("body (-want +got):\n%s", diff)
+	}
+	wantError(t, call(t, newServer(newFakeBackend()), http.MethodPost, "/containers/nope/wait", ""), http.StatusNotFound, "No such container: nope")
+}
+
+func TestContainerLogs(t *testing.T) {
+	f := newFakeBackend()
+	var gotOpts LogsOptions
+	f.logs = func(_ context.Context, _ string, o LogsOptions, stdout, stderr io.Writer) error {
+		gotOpts = o
+		_, _ = io.WriteString(stdout, "hello\n")
+		_, _ = io.WriteString(stderr, "oops\n")
+		return nil
+	}
+	rec := call(t, newServer(f), http.MethodGet, "/v1.51/containers/test1/logs?stdout=1&stderr=1&tail=5", "")
+	wantStatus(t, rec, http.StatusOK)
+	if ct := rec.Header().Get("Content-Type"); ct != mediaMultiplexedStream {
+		t.Errorf("Content-Type = %q", ct)
+	}
+	want := "\x01\x00\x00\x00\x00\x00\x00\x06hello\n\x02\x00\x00\x00\x00\x00\x00\x05oops\n"
+	if diff := cmp.Diff(want, rec.Body.String()); diff != "" {
+		t.Errorf("frames (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(LogsOptions{Stdout: true, Stderr: true, Tail: 5}, gotOpts); diff != "" {
+		t.Errorf("options (-want +got):\n%s", diff)
+	}
+
+	f.containers[0].Config.Tty = true
+	rec = call(t, newServer(f), http.MethodGet, "/v1.51/containers/test1/logs?stdout=1&follow=1", "")
+	if ct := rec.Header().Get("Content-Type"); ct != mediaRawStream {
+		t.Errorf("tty Content-Type = %q", ct)
+	}
+	if diff := cmp.Diff("hello\n", rec.Body.String()); diff != "" {
+		t.Errorf("tty body (-want +got):\n%s", diff)
+	}
+	if !gotOpts.Follow || gotOpts.Tail != -1 {
+		t.Errorf("options = %+v, want follow and all lines", gotOpts)
+	}
+}
+
+
+// TestShutdownEndsWait: a pending wait must not hold the daemon's shutdown.
+func TestShutdownEndsWait(t *testing.T) {
+	f := newFakeBackend()
+	f.wait = func(context.Context, string, string) (<-chan WaitResult, error) {
+		return make(chan WaitResult), nil // never exits
+	}
+	s := newServer(f)
+	sock := serveUnix(t, s)
+	resp, err := unixClient(sock).Post("http://api/v1.51/containers/test1/wait", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	_, _ = io.ReadAll(resp.Body)
+}

@@ -1,0 +1,156 @@
+package api
+
+import (
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/network"
+)
+
+func TestNetworkInspectBridgeGolden(t *testing.T) {
+	f := newFakeBackend()
+	f.endpoints = map[string][]*network.Endpoint{} // the seed's bridge has no containers yet
+	rec := call(t, newServer(f), http.MethodGet, "/v1.51/networks/32b93b141bae", "")
+	wantStatus(t, rec, http.StatusOK)
+	golden(t, "network-inspect-bridge.json", indentJSON(t, rec.Body.Bytes()))
+}
+
+func TestNetworkInspectContainers(t *testing.T) {
+	rec := call(t, newServer(newFakeBackend()), http.MethodGet, "/networks/bridge", "")
+	wantStatus(t, rec, http.StatusOK)
+	got := decode[struct {
+		Containers map[string]map[string]string
+	}](t, rec)
+	want := map[string]map[string]string{
+		hexID("4fea95f2e979"): {
+			"Name": "test1", "EndpointID": hexID("e1"), "MacAddress": "02:42:ac:11:00:02",
+			"IPv4Address": "172.17.0.2/16", "IPv6Address": "",
+		},
+	}
+	if diff := cmp.Diff(want, got.Containers); diff != "" {
+		t.Errorf("Containers (-want +got):\n%s", diff)
+	}
+}
+
+func TestNetworkInspectNotFound(t *testing.T) {
+	wantError(t, call(t, newServer(newFakeBackend()), http.MethodGet, "/networks/nope", ""),
+		http.StatusNotFound, "network nope not found")
+}
+
+func TestNetworkList(t *testing.T) {
+	tests := []struct {
+		name, filters string
+		want          []string
+	}{
+		{"all", "", []string{"bridge", "host", "none", "web"}},
+		{"name map form", `{"name":{"web":true}}`, []string{"web"}},
+		{"name legacy list form", `{"name":["web"]}`, []string{"web"}},
+		{"name is a substring match", `{"name":{"o":true}}`, []string{"host", "none"}},
+		{"id prefix", `{"id":{"c363d9":true}}`, []string{"host"}},
+		{"driver", `{"driver":{"bridge":true}}`, []string{"bridge", "web"}},
+		{"label key", `{"label":{"env":true}}`, []string{"web"}},
+		{"label key=value", `{"label":{"env=prod":true}}`, nil},
+		{"type custom", `{"type":{"custom":true}}`, []string{"web"}},
+		{"type builtin", `{"type":{"builtin":true}}`, []string{"bridge", "host", "none"}},
+		{"scope local", `{"scope":{"local":true}}`, []string{"bridge", "host", "none", "web"}},
+		{"dangling", `{"dangling":{"true":true}}`, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := "/v1.51/networks"
+			if tt.filters != "" {
+				path += "?filters=" + url.QueryEscape(tt.filters)
+			}
+			rec := call(t, newServer(newFakeBackend()), http.MethodGet, path, "")
+			wantStatus(t, rec, http.StatusOK)
+			var got []string
+			for _, n := range decode[[]map[string]any](t, rec) {
+				got = append(got, n["Name"].(string))
+				if c, ok := n["Containers"].(map[string]any); !ok || len(c) != 0 {
+					t.Errorf("%s: Containers = %v, want {} in a list", n["Name"], n["Containers"])
+				}
+			}
+			slices.Sort(got)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("names (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestNetworkCreate(t *testing.T) {
+	f := newFakeBackend()
+	body := `{"Name":"app","Driver":"bridge","Internal":true,"CheckDuplicate":true,
+		"IPAM":{"Driver":"default","Config":[{"Subnet":"10.9.0.0/16","IPRange":"10.9.1.0/24","Gateway":"10.9.0.254"}]},
+		"Options":{"com.docker.network.bridge.name":"br-app"},"Labels":{"a":"b"}}`
+	rec := call(t, newServer(f), http.MethodPost, "/v1.51/networks/create", body)
+	wantStatus(t, rec, http.StatusCreated)
+	if diff := cmp.Diff(map[string]string{"Id": hexID("5e"), "Warning": ""}, decode[map[string]string](t, rec)); diff != "" {
+		t.Errorf("response (-want +got):\n%s", diff)
+	}
+	want := network.CreateRequest{
+		Name: "app", Driver: "bridge", Internal: true, IPAMDriver: "default",
+		IPAM: []network.IPAMRequest{{
+			Subnet:  netip.MustParsePrefix("10.9.0.0/16"),
+			IPRange: netip.MustParsePrefix("10.9.1.0/24"),
+			Gateway: netip.MustParseAddr("10.9.0.254"),
+		}},
+		Options: map[string]string{"com.docker.network.bridge.name": "br-app"},
+		Labels:  map[string]string{"a": "b"},
+	}
+	if diff := cmp.Diff(want, f.lastNetworkCreate, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("CreateRequest (-want +got):\n%s", diff)
+	}
+}
+
+func TestNetworkCreateDuplicate(t *testing.T) {
+	wantError(t, call(t, newServer(newFakeBackend()), http.MethodPost, "/networks/create", `{"Name":"web"}`),
+		http.StatusConflict, "network with name web already exists")
+}
+
+func TestNetworkRemove(t *testing.T) {
+	f := newFakeBackend()
+	s := newServer(f)
+	wantStatus(t, call(t, s, http.MethodDelete, "/v1.51/networks/web", ""), http.StatusNoContent)
+	wantError(t, call(t, s, http.MethodDelete, "/v1.51/networks/bridge", ""), http.StatusForbidden,
+		"bridge is a pre-defined network and cannot be removed")
+	wantError(t, call(t, s, http.MethodDelete, "/v1.51/networks/gone", ""), http.StatusNotFound, "network gone not found")
+	if diff := cmp.Diff([]string{"RemoveNetwork web"}, f.Mutations()); diff != "" {
+		t.Errorf("mutations (-want +got):\n%s", diff)
+	}
+}
+
+func TestNetworkConnectDisconnect(t *testing.T) {
+	f := newFakeBackend()
+	s := newServer(f)
+	body := `{"Container":"test1","EndpointConfig":{"IPAMConfig":{"IPv4Address":"10.5.0.20"},"Aliases":["api"],"MacAddress":"02:00:00:00:00:01"}}`
+	rec := call(t, s, http.MethodPost, "/v1.51/networks/web/connect", body)
+	wantStatus(t, rec, http.StatusOK)
+	want := container.EndpointRequest{IPv4Address: netip.MustParseAddr("10.5.0.20"), Aliases: []string{"api"}, MacAddress: "02:00:00:00:00:01"}
+	if diff := cmp.Diff(want, f.lastConnect, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+		t.Errorf("EndpointRequest (-want +got):\n%s", diff)
+	}
+	wantStatus(t, call(t, s, http.MethodPost, "/v1.51/networks/web/disconnect", `{"Container":"test1","Force":true}`), http.StatusOK)
+	wantError(t, call(t, s, http.MethodPost, "/v1.51/networks/web/connect", `{"Container":"nope"}`), http.StatusNotFound, "No such container: nope")
+	if diff := cmp.Diff([]string{"ConnectNetwork web test1", "DisconnectNetwork web test1 true"}, f.Mutations()); diff != "" {
+		t.Errorf("mutations (-want +got):\n%s", diff)
+	}
+}
+
+func TestNetworkPrune(t *testing.T) {
+	f := newFakeBackend()
+	rec := call(t, newServer(f), http.MethodPost, "/v1.51/networks/prune?filters="+url.QueryEscape(`{"label":{"env=test":true}}`), "")
+	wantStatus(t, rec, http.StatusOK)
+	if diff := cmp.Diff(`{"NetworksDeleted":["web"]}`+"\n", rec.Body.String()); diff != "" {
+		t.Errorf("body (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"PruneNetworks [env=test]"}, f.Mutations()); diff != "" {
+		t.Errorf("mutations (-want +got):\n%s", diff)
+	}
+}
