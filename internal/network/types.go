@@ -48,6 +48,8 @@ type Network struct {
 	Bridge     *BridgeConfig     `json:"bridge,omitempty"`  // nil unless Driver is bridge
 	Options    map[string]string `json:"options,omitempty"` // as Docker shows them in inspect
 	Labels     map[string]string `json:"labels,omitempty"`
+	// Removing marks a network whose teardown started; a restart finishes it.
+	Removing bool `json:"removing,omitempty"`
 }
 
 // IPv4Config is a network's address space.

@@ -1,0 +1,282 @@
+package network
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/firewall"
+	"github.com/berth-net/berth/internal/ipam"
+	"github.com/berth-net/berth/internal/store"
+)
+
+// Config wires a Controller to its collaborators. Everything kernel-facing
+// arrives through an interface, so tests pass fakes.
+type Config struct {
+	Store     store.Store
+	Driver    Driver
+	Sandboxes SandboxManager
+	Firewall  firewall.Firewall
+	Log       *slog.Logger
+	// DefaultBridgeName is the device of the predefined "bridge" network (berth0).
+	DefaultBridgeName string
+	// Nameservers are the host's resolvers; pools that contain one are skipped.
+	Nameservers []netip.Addr
+	// Pools to pick subnets from; nil means Docker's defaults.
+	Pools []ipam.Pool
+	// Now and NewID are injectable for tests.
+	Now   func() time.Time
+	NewID func() string
+}
+
+// Controller owns networks, endpoints and sandboxes: their records in the
+// store, their addresses in IPAM, and the order in which the kernel is touched.
+// Its lock guards only memory and the store; kernel work runs outside it.
+type Controller struct {
+	cfg Config
+	log *slog.Logger
+
+	mu        sync.Mutex
+	networks  map[string]*Network
+	endpoints map[string]*Endpoint
+	sandboxes map[string]*Sandbox
+	spaces    map[string]*ipam.Space // by network ID, bridge networks only
+	newIfName HostIfNameFunc
+	newMAC    MACFunc
+}
+
+// New returns a controller; call Start before anything else.
+func New(cfg Config) *Controller {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.NewID == nil {
+		cfg.NewID = NewID
+	}
+	if cfg.Pools == nil {
+		cfg.Pools = ipam.DefaultPools()
+	}
+	if cfg.DefaultBridgeName == "" {
+		cfg.DefaultBridgeName = "berth0"
+	}
+	return &Controller{
+		newIfName: RandomHostIfName,
+		newMAC:    RandomMAC,
+		cfg:       cfg,
+		log:       cfg.Log,
+		networks:  map[string]*Network{},
+		endpoints: map[string]*Endpoint{},
+		sandboxes: map[string]*Sandbox{},
+		spaces:    map[string]*ipam.Space{},
+	}
+}
+
+// NewID returns 64 random hex characters, Docker's ID format.
+func NewID() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("read random bytes: %v", err))
+	}
+	return hex.EncodeToString(b)
+}
+
+// RandomHostIfName returns "veth" and 7 random hex characters, as Docker names host ends.
+func RandomHostIfName() string { return "veth" + NewID()[:7] }
+
+// RandomMAC returns a random unicast, locally administered MAC (Docker 28+).
+func RandomMAC() net.HardwareAddr {
+	mac := make(net.HardwareAddr, 6)
+	if _, err := rand.Read(mac); err != nil {
+		panic(fmt.Sprintf("read random bytes: %v", err))
+	}
+	mac[0] = mac[0]&0xfe | 0x02
+	return mac
+}
+
+// Networks returns copies of every network, sorted by name.
+func (c *Controller) Networks() []*Network {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*Network, 0, len(c.networks))
+	for _, n := range c.networks {
+		out = append(out, cloneNetwork(n))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Network finds a network by full ID, name, or unique ID prefix, in that order (Docker's).
+func (c *Controller) Network(ref string) (*Network, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, err := c.lookupNetwork(ref)
+	if err != nil {
+		return nil, err
+	}
+	return cloneNetwork(n), nil
+}
+
+func (c *Controller) lookupNetwork(ref string) (*Network, error) {
+	if ref == "" {
+		return nil, errdefs.NotFound("network %s not found", ref)
+	}
+	if n, ok := c.networks[ref]; ok {
+		return n, nil
+	}
+	for _, n := range c.networks {
+		if n.Name == ref {
+			return n, nil
+		}
+	}
+	var found *Network
+	for id, n := range c.networks {
+		if strings.HasPrefix(id, ref) {
+			if found != nil {
+				return nil, errdefs.Invalid("network %s is ambiguous (%d matches found)", ref, 2)
+			}
+			found = n
+		}
+	}
+	if found == nil {
+		return nil, errdefs.NotFound("network %s not found", ref)
+	}
+	return found, nil
+}
+
+// Endpoints returns copies of the endpoints on network id, sorted by address.
+func (c *Controller) Endpoints(networkID string) []*Endpoint {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*Endpoint
+	for _, ep := range c.endpoints {
+		if ep.NetworkID == networkID {
+			out = append(out, cloneEndpoint(ep))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Address.Addr().Less(out[j].Address.Addr()) })
+	return out
+}
+
+// Attachments returns the networks sandboxID is on, in interface order (eth0 first).
+func (c *Controller) Attachments(sandboxID string) []Attachment {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []Attachment
+	for _, ep := range c.endpoints {
+		if ep.SandboxID != sandboxID {
+			continue
+		}
+		if n, ok := c.networks[ep.NetworkID]; ok {
+			out = append(out, Attachment{Network: cloneNetwork(n), Endpoint: cloneEndpoint(ep)})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return ifIndex(out[i].Endpoint.IfName) < ifIndex(out[j].Endpoint.IfName) })
+	return out
+}
+
+// Sandbox returns a copy of the sandbox record.
+func (c *Controller) Sandbox(id string) (*Sandbox, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sb, ok := c.sandboxes[id]
+	if !ok {
+		return nil, errdefs.NotFound("sandbox %s not found", id)
+	}
+	cp := *sb
+	return &cp, nil
+}
+
+// ifIndex turns "eth3" into 3 for ordering; names without a number sort last.
+func ifIndex(name string) int {
+	i := strings.LastIndexFunc(name, func(r rune) bool { return r < '0' || r > '9' })
+	var n int
+	if _, err := fmt.Sscanf(name[i+1:], "%d", &n); err != nil {
+		return 1 << 30
+	}
+	return n
+}
+
+func cloneNetwork(n *Network) *Network {
+	cp := *n
+	if n.IPv4 != nil {
+		v := *n.IPv4
+		cp.IPv4 = &v
+	}
+	if n.Bridge != nil {
+		b := *n.Bridge
+		cp.Bridge = &b
+	}
+	cp.Options = cloneMap(n.Options)
+	cp.Labels = cloneMap(n.Labels)
+	return &cp
+}
+
+func cloneEndpoint(ep *Endpoint) *Endpoint {
+	cp := *ep
+	cp.MAC = append(cp.MAC[:0:0], ep.MAC...)
+	cp.Aliases = append([]string(nil), ep.Aliases...)
+	return &cp
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// firewallNetwork is what the firewall needs of n.
+func firewallNetwork(n *Network) firewall.Network {
+	return firewall.Network{
+		Bridge:     n.Bridge.Name,
+		Subnet:     n.IPv4.Subnet,
+		ICC:        n.Bridge.EnableICC,
+		Masquerade: n.Bridge.EnableIPMasquerade && !n.Internal,
+		Internal:   n.Internal,
+	}
+}
+
+// bridgeSpec is what the driver needs to make n's bridge.
+func bridgeSpec(n *Network) BridgeSpec {
+	return BridgeSpec{
+		Name:    n.Bridge.Name,
+		Gateway: netip.PrefixFrom(n.IPv4.Gateway, n.IPv4.Subnet.Bits()),
+		MTU:     n.Bridge.MTU,
+	}
+}
+
+// bridgeOwner tags a bridge device as belonging to network id.
+func bridgeOwner(id string) string { return "network:" + id }
+
+func (c *Controller) putNetwork(n *Network) error {
+	return c.cfg.Store.Update(func(tx store.Tx) error { return tx.Put(store.BucketNetworks, n.ID, n) })
+}
+
+func (c *Controller) ctx() context.Context { return context.Background() }
+
+// Sandboxes returns copies of every sandbox record.
+func (c *Controller) Sandboxes() []Sandbox {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]Sandbox, 0, len(c.sandboxes))
+	for _, sb := range c.sandboxes {
+		out = append(out, *sb)
+	}
+	return out
+}

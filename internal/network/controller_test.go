@@ -1,0 +1,450 @@
+package network
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/store"
+)
+
+type rig struct {
+	c   *Controller
+	st  store.Store
+	drv *fakeDriver
+	sbs *fakeSandboxes
+	fw  *fakeFirewall
+	ids func() string
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	r := &rig{st: store.NewMemory(), drv: newFakeDriver(), sbs: newFakeSandboxes(), fw: newFakeFirewall(), ids: seqIDs()}
+	r.restart(t)
+	return r
+}
+
+// restart makes a new controller over the same store and "kernel", as a
+// daemon restart would, and starts it.
+func (r *rig) restart(t *testing.T) {
+	t.Helper()
+	r.c = New(Config{
+		Store: r.st, Driver: r.drv, Sandboxes: r.sbs, Firewall: r.fw,
+		Nameservers: []netip.Addr{netip.MustParseAddr("10.255.255.53")},
+		NewID:       r.ids,
+		Now:         func() time.Time { return time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC) },
+	})
+	if err := r.c.Start(context.Background()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+}
+
+func (r *rig) sandbox(t *testing.T, ctr string) *Sandbox {
+	t.Helper()
+	sb, err := r.c.CreateSandbox(context.Background(), ctr, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sb
+}
+
+func (r *rig) join(t *testing.T, sb *Sandbox, net string, req JoinRequest) *Endpoint {
+	t.Helper()
+	ep, err := r.c.Join(context.Background(), sb.ID, net, req)
+	if err != nil {
+		t.Fatalf("Join %s: %v", net, err)
+	}
+	return ep
+}
+
+func (r *rig) snapshot(t *testing.T) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	err := r.st.View(func(tx store.Tx) error {
+		for _, b := range []string{store.BucketNetworks, store.BucketEndpoints, store.BucketSandboxes} {
+			if err := tx.ForEach(b, func(k string, raw []byte) error {
+				out[b] = append(out[b], k+"="+string(raw))
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+func TestPredefinedNetworks(t *testing.T) {
+	r := newRig(t)
+	byName := map[string]*Network{}
+	for _, n := range r.c.Networks() {
+		byName[n.Name] = n
+	}
+	if len(byName) != 3 {
+		t.Fatalf("networks = %v, want bridge, host, none", byName)
+	}
+	br := byName["bridge"]
+	if br.Driver != "bridge" || br.IPv4.Subnet != mustPrefix("172.17.0.0/16") || br.IPv4.Gateway != netip.MustParseAddr("172.17.0.1") {
+		t.Fatalf("bridge = %+v %+v", br, br.IPv4)
+	}
+	wantOpts := map[string]string{
+		"com.docker.network.bridge.default_bridge":       "true",
+		"com.docker.network.bridge.enable_icc":           "true",
+		"com.docker.network.bridge.enable_ip_masquerade": "true",
+		"com.docker.network.bridge.host_binding_ipv4":    "0.0.0.0",
+		"com.docker.network.bridge.name":                 "berth0",
+		"com.docker.network.driver.mtu":                  "1500",
+	}
+	for k, v := range wantOpts {
+		if br.Options[k] != v {
+			t.Errorf("bridge option %s = %q, want %q", k, br.Options[k], v)
+		}
+	}
+	if byName["host"].Driver != "host" || byName["none"].Driver != "null" {
+		t.Fatalf("host/none drivers wrong: %+v %+v", byName["host"], byName["none"])
+	}
+	if _, ok := r.drv.bridges["berth0"]; !ok || !r.fw.has("berth0") {
+		t.Fatal("berth0 bridge or its rules missing")
+	}
+	before := r.snapshot(t)
+	r.restart(t)
+	if len(r.c.Networks()) != 3 || len(r.snapshot(t)[store.BucketNetworks]) != len(before[store.BucketNetworks]) {
+		t.Fatal("restart duplicated the predefined networks")
+	}
+	for _, name := range []string{"bridge", "host", "none"} {
+		if err := r.c.RemoveNetwork(context.Background(), name); !errdefs.Is(err, errdefs.KindForbidden) {
+			t.Errorf("remove %s: err = %v, want forbidden", name, err)
+		}
+	}
+}
+
+func TestDefaultBridgeAvoidsHostRoutesAndNameservers(t *testing.T) {
+	r := &rig{st: store.NewMemory(), drv: newFakeDriver(), sbs: newFakeSandboxes(), fw: newFakeFirewall(), ids: seqIDs()}
+	r.drv.routes = []netip.Prefix{mustPrefix("172.17.5.0/24")}
+	r.c = New(Config{Store: r.st, Driver: r.drv, Sandboxes: r.sbs, Firewall: r.fw, NewID: r.ids,
+		Nameservers: []netip.Addr{netip.MustParseAddr("172.18.0.53")}})
+	if err := r.c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	br, err := r.c.Network("bridge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := br.IPv4.Subnet; got != mustPrefix("172.19.0.0/16") {
+		t.Fatalf("default bridge subnet = %s, want 172.19.0.0/16 (172.17 has a route, 172.18 a nameserver)", got)
+	}
+}
+
+func TestCreateNetworkPicksNextPoolAndLookup(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	web, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "web", Labels: map[string]string{"tier": "front"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if web.IPv4.Subnet != mustPrefix("172.18.0.0/16") || web.IPv4.Gateway != netip.MustParseAddr("172.18.0.1") {
+		t.Fatalf("web = %+v", web.IPv4)
+	}
+	if web.Bridge.Name != "br-"+web.ID[:12] || len(web.Options) != 0 {
+		t.Fatalf("bridge name %q options %v", web.Bridge.Name, web.Options)
+	}
+	if _, ok := r.drv.bridges[web.Bridge.Name]; !ok || !r.fw.has(web.Bridge.Name) {
+		t.Fatal("web's bridge or rules missing")
+	}
+	for _, ref := range []string{"web", web.ID, web.ID[:5]} {
+		if n, err := r.c.Network(ref); err != nil || n.ID != web.ID {
+			t.Errorf("Network(%q) = %v, %v", ref, n, err)
+		}
+	}
+	if _, err := r.c.Network("nope"); !errdefs.Is(err, errdefs.KindNotFound) || err.Error() != "network nope not found" {
+		t.Fatalf("Network(nope) err = %v", err)
+	}
+	db, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "db", IPAM: []IPAMRequest{{
+		Subnet: mustPrefix("10.5.0.0/24"), IPRange: mustPrefix("10.5.0.128/25"), Gateway: netip.MustParseAddr("10.5.0.254")}},
+		Internal: true, Options: map[string]string{OptEnableICC: "false", OptBridgeName: "db0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw := r.fw.nets["db0"]
+	if !fw.Internal || fw.ICC || fw.Masquerade || fw.Subnet != mustPrefix("10.5.0.0/24") {
+		t.Fatalf("firewall view of db = %+v", fw)
+	}
+	if r.drv.bridges["db0"].Gateway != mustPrefix("10.5.0.254/24") {
+		t.Fatalf("db0 gateway = %v", r.drv.bridges["db0"].Gateway)
+	}
+	// Internal: no default route; ip-range: first address from the range.
+	sb := r.sandbox(t, "c1")
+	ep := r.join(t, sb, "db", JoinRequest{ContainerID: "c1", Name: "c1"})
+	if ep.Address != mustPrefix("10.5.0.128/24") || ep.Gateway.IsValid() {
+		t.Fatalf("endpoint on internal network = %v gw %v", ep.Address, ep.Gateway)
+	}
+	_ = db
+}
+
+func TestCreateNetworkBadRequestsLeaveStateUnchanged(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "taken", IPAM: []IPAMRequest{{Subnet: mustPrefix("10.9.0.0/16")}}}); err != nil {
+		t.Fatal(err)
+	}
+	before := r.snapshot(t)
+	for _, tc := range []struct {
+		name string
+		req  CreateRequest
+		kind errdefs.Kind
+	}{
+		{"empty name", CreateRequest{}, errdefs.KindInvalid},
+		{"slash in name", CreateRequest{Name: "a/b"}, errdefs.KindInvalid},
+		{"dot dot", CreateRequest{Name: ".."}, errdefs.KindInvalid},
+		{"space", CreateRequest{Name: "a b"}, errdefs.KindInvalid},
+		{"duplicate", CreateRequest{Name: "taken"}, errdefs.KindConflict},
+		{"duplicate of predefined", CreateRequest{Name: "bridge"}, errdefs.KindConflict},
+		{"unknown driver", CreateRequest{Name: "x", Driver: "overlayish"}, errdefs.KindNotFound},
+		{"second host", CreateRequest{Name: "x", Driver: "host"}, errdefs.KindForbidden},
+		{"second null", CreateRequest{Name: "x", Driver: "null"}, errdefs.KindForbidden},
+		{"ipv6", CreateRequest{Name: "x", EnableIPv6: true}, errdefs.KindInvalid},
+		{"ipam driver", CreateRequest{Name: "x", IPAMDriver: "dhcp"}, errdefs.KindInvalid},
+		{"two subnets", CreateRequest{Name: "x", IPAM: []IPAMRequest{{Subnet: mustPrefix("10.1.0.0/24")}, {Subnet: mustPrefix("10.2.0.0/24")}}}, errdefs.KindInvalid},
+		{"overlap", CreateRequest{Name: "x", IPAM: []IPAMRequest{{Subnet: mustPrefix("10.9.3.0/24")}}}, errdefs.KindForbidden},
+		{"overlap default bridge", CreateRequest{Name: "x", IPAM: []IPAMRequest{{Subnet: mustPrefix("172.16.0.0/12")}}}, errdefs.KindForbidden},
+		{"gateway outside", CreateRequest{Name: "x", IPAM: []IPAMRequest{{Subnet: mustPrefix("10.1.0.0/24"), Gateway: netip.MustParseAddr("10.2.0.1")}}}, errdefs.KindInvalid},
+		{"range outside", CreateRequest{Name: "x", IPAM: []IPAMRequest{{Subnet: mustPrefix("10.1.0.0/24"), IPRange: mustPrefix("10.1.1.0/25")}}}, errdefs.KindInvalid},
+		{"gateway without subnet", CreateRequest{Name: "x", IPAM: []IPAMRequest{{Gateway: netip.MustParseAddr("10.2.0.1")}}}, errdefs.KindInvalid},
+		{"unknown option", CreateRequest{Name: "x", Options: map[string]string{"com.docker.network.bridge.nme": "x"}}, errdefs.KindInvalid},
+		{"bad mtu", CreateRequest{Name: "x", Options: map[string]string{OptMTU: "9"}}, errdefs.KindInvalid},
+		{"bridge name too long", CreateRequest{Name: "x", Options: map[string]string{OptBridgeName: "abcdefghijklmnop"}}, errdefs.KindInvalid},
+		{"bridge name taken", CreateRequest{Name: "x", Options: map[string]string{OptBridgeName: "berth0"}}, errdefs.KindConflict},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := r.c.CreateNetwork(ctx, tc.req)
+			if err == nil || errdefs.KindOf(err) != tc.kind {
+				t.Fatalf("err = %v (kind %v), want kind %v", err, errdefs.KindOf(err), tc.kind)
+			}
+			after := r.snapshot(t)
+			if len(after[store.BucketNetworks]) != len(before[store.BucketNetworks]) {
+				t.Fatalf("store changed: %d networks, want %d", len(after[store.BucketNetworks]), len(before[store.BucketNetworks]))
+			}
+		})
+	}
+}
+
+func TestJoinLeaveAddresses(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	sb1, sb2, sb3 := r.sandbox(t, "c1"), r.sandbox(t, "c2"), r.sandbox(t, "c3")
+	ep1 := r.join(t, sb1, "bridge", JoinRequest{ContainerID: "c1", Name: "one"})
+	ep2 := r.join(t, sb2, "bridge", JoinRequest{ContainerID: "c2", Name: "two"})
+	if ep1.Address != mustPrefix("172.17.0.2/16") || ep2.Address != mustPrefix("172.17.0.3/16") {
+		t.Fatalf("addresses %v %v, want .2 and .3", ep1.Address, ep2.Address)
+	}
+	if ep1.IfName != "eth0" || ep1.Gateway != netip.MustParseAddr("172.17.0.1") || ep1.State != EndpointReady {
+		t.Fatalf("ep1 = %+v", ep1)
+	}
+	if ep1.MAC[0]&0x03 != 0x02 || len(ep1.HostIfName) != 11 || ep1.HostIfName[:4] != "veth" {
+		t.Fatalf("MAC %v or host name %q not Docker's form", ep1.MAC, ep1.HostIfName)
+	}
+	if _, err := r.c.Join(ctx, sb1.ID, "bridge", JoinRequest{Name: "one"}); !errdefs.Is(err, errdefs.KindForbidden) {
+		t.Fatalf("second join to bridge: %v", err)
+	}
+	if err := r.c.Leave(ctx, sb1.ID, "bridge"); err != nil {
+		t.Fatal(err)
+	}
+	// lowest free first: .2 comes back
+	ep3 := r.join(t, sb3, "bridge", JoinRequest{ContainerID: "c3", Name: "three"})
+	if ep3.Address != mustPrefix("172.17.0.2/16") {
+		t.Fatalf("after release got %v, want 172.17.0.2/16", ep3.Address)
+	}
+	// a second network becomes eth1
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "web", IPAM: []IPAMRequest{{Subnet: mustPrefix("10.7.0.0/24")}}}); err != nil {
+		t.Fatal(err)
+	}
+	ep4 := r.join(t, sb3, "web", JoinRequest{ContainerID: "c3", Name: "three", IPv4: netip.MustParseAddr("10.7.0.50"), MAC: "02:42:0a:07:00:32"})
+	if ep4.IfName != "eth1" || ep4.Address != mustPrefix("10.7.0.50/24") || ep4.MAC.String() != "02:42:0a:07:00:32" {
+		t.Fatalf("ep4 = %+v", ep4)
+	}
+	atts := r.c.Attachments(sb3.ID)
+	if len(atts) != 2 || atts[0].Network.Name != "bridge" || atts[1].Network.Name != "web" {
+		t.Fatalf("attachments = %+v", atts)
+	}
+	if err := r.c.RemoveNetwork(ctx, "web"); !errdefs.Is(err, errdefs.KindForbidden) {
+		t.Fatalf("remove network with endpoint: %v", err)
+	}
+	if err := r.c.DeleteSandbox(ctx, sb3.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.c.DeleteSandbox(ctx, sb3.ID); err != nil {
+		t.Fatalf("second DeleteSandbox: %v", err)
+	}
+	if err := r.c.RemoveNetwork(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	if names := r.drv.vethNames(); len(names) != 1 || names[0] != ep2.HostIfName {
+		t.Fatalf("veths left = %v, want only %s", names, ep2.HostIfName)
+	}
+}
+
+func TestJoinBadRequests(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "tiny", IPAM: []IPAMRequest{{Subnet: mustPrefix("10.8.0.0/30")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "auto"}); err != nil {
+		t.Fatal(err)
+	}
+	full := r.sandbox(t, "c0")
+	r.join(t, full, "tiny", JoinRequest{Name: "c0"}) // takes 10.8.0.2, the only one
+	before := r.snapshot(t)
+	sb := r.sandbox(t, "c1")
+	before = r.snapshot(t)
+	for _, tc := range []struct {
+		name string
+		net  string
+		req  JoinRequest
+		kind errdefs.Kind
+	}{
+		{"ip on bridge", "bridge", JoinRequest{IPv4: netip.MustParseAddr("172.17.0.9")}, errdefs.KindInvalid},
+		{"ip on network without user subnet", "auto", JoinRequest{IPv4: netip.MustParseAddr("172.18.0.9")}, errdefs.KindInvalid},
+		{"ip outside subnet", "tiny", JoinRequest{IPv4: netip.MustParseAddr("10.9.0.2")}, errdefs.KindInvalid},
+		{"ip is gateway", "tiny", JoinRequest{IPv4: netip.MustParseAddr("10.8.0.1")}, 0},
+		{"ip in use", "tiny", JoinRequest{IPv4: netip.MustParseAddr("10.8.0.2")}, 0},
+		{"exhausted", "tiny", JoinRequest{}, 0},
+		{"bad mac", "bridge", JoinRequest{MAC: "zz:zz"}, errdefs.KindInvalid},
+		{"multicast mac", "bridge", JoinRequest{MAC: "01:00:5e:00:00:01"}, errdefs.KindInvalid},
+		{"unknown network", "nope", JoinRequest{}, errdefs.KindNotFound},
+		{"ip on host", "host", JoinRequest{IPv4: netip.MustParseAddr("1.2.3.4")}, errdefs.KindForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := r.c.Join(ctx, sb.ID, tc.net, tc.req)
+			if err == nil || (tc.kind != 0 && errdefs.KindOf(err) != tc.kind) {
+				t.Fatalf("err = %v (kind %v), want kind %v", err, errdefs.KindOf(err), tc.kind)
+			}
+			if after := r.snapshot(t); len(after[store.BucketEndpoints]) != len(before[store.BucketEndpoints]) {
+				t.Fatal("a failed join left an endpoint record")
+			}
+		})
+	}
+}
+
+func TestJoinDriverFailureReleasesAddress(t *testing.T) {
+	r := newRig(t)
+	sb := r.sandbox(t, "c1")
+	r.drv.failJoin = errdefs.Invalid("boom")
+	if _, err := r.c.Join(context.Background(), sb.ID, "bridge", JoinRequest{Name: "c1"}); err == nil {
+		t.Fatal("join succeeded with a failing driver")
+	}
+	r.drv.failJoin = nil
+	ep := r.join(t, sb, "bridge", JoinRequest{Name: "c1"})
+	if ep.Address != mustPrefix("172.17.0.2/16") {
+		t.Fatalf("address after failed join = %v, want .2 (released)", ep.Address)
+	}
+}
+
+func TestRestartRollsBackHalfDoneWorkAndRemovesOrphans(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	sb := r.sandbox(t, "c1")
+	kept := r.join(t, sb, "bridge", JoinRequest{Name: "c1"})
+	// A crash after the "creating" record and the veth, before "ready".
+	half := &Endpoint{ID: r.ids(), NetworkID: kept.NetworkID, SandboxID: sb.ID, HostIfName: "vethdeadbee", IfName: "eth1",
+		Address: mustPrefix("172.17.0.3/16"), State: EndpointCreating}
+	if err := r.st.Update(func(tx store.Tx) error { return tx.Put(store.BucketEndpoints, half.ID, half) }); err != nil {
+		t.Fatal(err)
+	}
+	r.drv.veths["vethdeadbee"] = EndpointSpec{HostIfName: "vethdeadbee", Bridge: "berth0"}
+	r.drv.owners["vethdeadbee"] = endpointOwner(half.ID)
+	// An orphan veth and namespace no record knows; a link someone else owns.
+	r.drv.veths["vethorphan1"] = EndpointSpec{HostIfName: "vethorphan1", Bridge: "berth0"}
+	r.drv.owners["vethorphan1"] = endpointOwner("ffff")
+	r.drv.owners["eth9"] = "someone-else"
+	r.sbs.ids["orphan-ns"] = true
+	// The kept endpoint's veth vanished (someone deleted it).
+	delete(r.drv.veths, kept.HostIfName)
+	delete(r.drv.owners, kept.HostIfName)
+
+	r.restart(t)
+
+	if got := r.drv.vethNames(); len(got) != 1 || got[0] != kept.HostIfName {
+		t.Fatalf("veths after restart = %v, want only the re-made %s", got, kept.HostIfName)
+	}
+	if _, ok := r.drv.owners["eth9"]; !ok {
+		t.Fatal("restart removed a link berth does not own")
+	}
+	if ids, _ := r.sbs.List(); len(ids) != 1 || ids[0] != sb.ID {
+		t.Fatalf("namespaces after restart = %v", ids)
+	}
+	sb2 := r.sandbox(t, "c2")
+	if ep := r.join(t, sb2, "bridge", JoinRequest{Name: "c2"}); ep.Address != mustPrefix("172.17.0.3/16") {
+		t.Fatalf("next address = %v, want .3 (the rolled-back one, freed)", ep.Address)
+	}
+	if err := r.c.Leave(ctx, sb.ID, "bridge"); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.c.allocated(kept.NetworkID); len(got) != 1 {
+		t.Fatalf("allocated = %v", got)
+	}
+}
+
+func TestRestartForgetsSandboxesWhoseNamespaceIsGone(t *testing.T) {
+	r := newRig(t)
+	sb := r.sandbox(t, "c1")
+	ep := r.join(t, sb, "bridge", JoinRequest{Name: "c1"})
+	delete(r.sbs.ids, sb.ID) // a reboot cleared /run
+	r.restart(t)
+	if _, err := r.c.Sandbox(sb.ID); !errdefs.Is(err, errdefs.KindNotFound) {
+		t.Fatalf("sandbox still known: %v", err)
+	}
+	if len(r.drv.vethNames()) != 0 {
+		t.Fatalf("veth %s left behind", ep.HostIfName)
+	}
+}
+
+func TestRemoveNetworkCrashIsFinishedOnRestart(t *testing.T) {
+	r := newRig(t)
+	n, err := r.c.CreateNetwork(context.Background(), CreateRequest{Name: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Removing = true
+	if err := r.st.Update(func(tx store.Tx) error { return tx.Put(store.BucketNetworks, n.ID, n) }); err != nil {
+		t.Fatal(err)
+	}
+	r.restart(t)
+	if _, err := r.c.Network("web"); !errdefs.Is(err, errdefs.KindNotFound) {
+		t.Fatalf("network still there: %v", err)
+	}
+	if _, ok := r.drv.bridges[n.Bridge.Name]; ok || r.fw.has(n.Bridge.Name) {
+		t.Fatal("bridge or rules left behind")
+	}
+}
+
+func TestPruneNetworks(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	for _, req := range []CreateRequest{
+		{Name: "a", Labels: map[string]string{"env": "test"}},
+		{Name: "b", Labels: map[string]string{"env": "prod"}},
+		{Name: "c"},
+	} {
+		if _, err := r.c.CreateNetwork(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sb := r.sandbox(t, "x")
+	r.join(t, sb, "c", JoinRequest{Name: "x"})
+	got, err := r.c.PruneNetworks(ctx, []string{"env=test"})
+	if err != nil || len(got) != 1 || got[0] != "a" {
+		t.Fatalf("prune env=test = %v, %v", got, err)
+	}
+	got, err = r.c.PruneNetworks(ctx, nil)
+	if err != nil || len(got) != 1 || got[0] != "b" {
+		t.Fatalf("prune all = %v, %v (c is in use, predefined stay)", got, err)
+	}
+}

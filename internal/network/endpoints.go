@@ -1,0 +1,302 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/store"
+)
+
+// JoinRequest asks for one container's endpoint on one network.
+type JoinRequest struct {
+	ContainerID string
+	Name        string     // the container's name, for inspect and (later) DNS
+	IPv4        netip.Addr // a static address (--ip); invalid means "allocate"
+	MAC         string     // --mac-address; "" means random
+	Aliases     []string
+}
+
+// HostIfNameFunc and MACFunc make the random names and MACs of new
+// endpoints; the daemon sets them from the bridge driver.
+type (
+	HostIfNameFunc func() string
+	MACFunc        func() net.HardwareAddr
+)
+
+// SetGenerators sets how host interface names and MACs are made.
+func (c *Controller) SetGenerators(ifName HostIfNameFunc, mac MACFunc) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.newIfName, c.newMAC = ifName, mac
+}
+
+// CreateSandbox records and makes a network namespace for a container.
+// Containers on the host network get a record without a namespace.
+func (c *Controller) CreateSandbox(ctx context.Context, containerID string, hostNetwork bool) (*Sandbox, error) {
+	sb := &Sandbox{ID: c.cfg.NewID(), ContainerID: containerID, HostNetwork: hostNetwork}
+	if !hostNetwork {
+		sb.Key = c.cfg.Sandboxes.Path(sb.ID)
+	}
+	c.mu.Lock()
+	err := c.cfg.Store.Update(func(tx store.Tx) error { return tx.Put(store.BucketSandboxes, sb.ID, sb) })
+	if err == nil {
+		c.sandboxes[sb.ID] = sb
+	}
+	c.mu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("record sandbox: %w", err)
+	}
+	if hostNetwork {
+		return sb, nil
+	}
+	if _, err := c.cfg.Sandboxes.Create(sb.ID); err != nil {
+		return nil, errors.Join(err, c.forgetSandbox(sb.ID))
+	}
+	cp := *sb
+	return &cp, nil
+}
+
+// DeleteSandbox takes every endpoint out of the sandbox, deletes its
+// namespace and forgets it. It keeps going past errors and is safe to repeat.
+func (c *Controller) DeleteSandbox(ctx context.Context, id string) error {
+	c.mu.Lock()
+	sb, ok := c.sandboxes[id]
+	var eps []*Endpoint
+	for _, ep := range c.endpoints {
+		if ep.SandboxID == id {
+			eps = append(eps, ep)
+		}
+	}
+	c.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	var errs []error
+	for _, ep := range eps {
+		if err := c.leave(ctx, sb, ep, true); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if !sb.HostNetwork {
+		if err := c.cfg.Sandboxes.Delete(id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	return c.forgetSandbox(id)
+}
+
+func (c *Controller) forgetSandbox(id string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.sandboxes, id)
+	return c.cfg.Store.Update(func(tx store.Tx) error { return tx.Delete(store.BucketSandboxes, id) })
+}
+
+// Join connects a sandbox to a network: it allocates the address and
+// records the endpoint as "creating" (intent first), makes the veth pair,
+// then marks the endpoint ready. A failure undoes all of it.
+func (c *Controller) Join(ctx context.Context, sandboxID, netRef string, req JoinRequest) (*Endpoint, error) {
+	ep, sb, n, err := c.planEndpoint(sandboxID, netRef, req)
+	if err != nil {
+		return nil, err
+	}
+	if n.Driver == DriverBridge {
+		if err := c.cfg.Driver.Join(sb.Key, endpointSpec(n, ep)); err != nil {
+			err = fmt.Errorf("join network %q: %w", n.Name, err)
+			return nil, errors.Join(err, c.forgetEndpoint(ep))
+		}
+	}
+	c.mu.Lock()
+	ep.State = EndpointReady
+	perr := c.putEndpointLocked(ep)
+	c.mu.Unlock()
+	if perr != nil {
+		return nil, errors.Join(perr, c.leave(ctx, sb, ep, true))
+	}
+	return cloneEndpoint(ep), nil
+}
+
+// planEndpoint checks the request, allocates the address, picks the
+// interface names and MAC and records the endpoint, all under the lock.
+func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*Endpoint, *Sandbox, *Network, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sb, ok := c.sandboxes[sandboxID]
+	if !ok {
+		return nil, nil, nil, errdefs.NotFound("sandbox %s not found", sandboxID)
+	}
+	n, err := c.lookupNetwork(netRef)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ifNames := map[string]bool{}
+	for _, o := range c.endpoints {
+		if o.SandboxID == sandboxID {
+			if o.NetworkID == n.ID {
+				return nil, nil, nil, errdefs.Forbidden("endpoint with name %s already exists in network %s", req.Name, n.Name)
+			}
+			ifNames[o.IfName] = true
+		}
+	}
+	if sb.HostNetwork != (n.Driver == DriverHost) {
+		return nil, nil, nil, errdefs.Forbidden("container cannot be connected to network %q: a container on the host network cannot join another network, nor the reverse", n.Name)
+	}
+	ep := &Endpoint{
+		ID: c.cfg.NewID(), Name: req.Name, NetworkID: n.ID, SandboxID: sandboxID,
+		ContainerID: req.ContainerID, Aliases: append([]string(nil), req.Aliases...), State: EndpointCreating,
+	}
+	if n.Driver != DriverBridge {
+		if req.IPv4.IsValid() {
+			return nil, nil, nil, errdefs.Invalid("user specified IP address is supported on user defined networks only")
+		}
+		return ep, sb, n, c.putEndpointLocked(ep)
+	}
+	if err := c.assignAddressLocked(n, ep, req.IPv4); err != nil {
+		return nil, nil, nil, err
+	}
+	if ep.MAC, err = c.pickMAC(req.MAC); err != nil {
+		c.spaces[n.ID].Release(ep.Address.Addr())
+		return nil, nil, nil, err
+	}
+	for i := 0; ; i++ {
+		if name := fmt.Sprintf("eth%d", i); !ifNames[name] {
+			ep.IfName = name
+			break
+		}
+	}
+	ep.HostIfName = c.newIfName()
+	if !n.Internal {
+		ep.Gateway = n.IPv4.Gateway
+	}
+	if err := c.putEndpointLocked(ep); err != nil {
+		c.spaces[n.ID].Release(ep.Address.Addr())
+		return nil, nil, nil, err
+	}
+	return ep, sb, n, nil
+}
+
+// assignAddressLocked gives ep a static or the lowest free address on n.
+func (c *Controller) assignAddressLocked(n *Network, ep *Endpoint, static netip.Addr) error {
+	space := c.spaces[n.ID]
+	if static.IsValid() {
+		if n.Predefined || n.Bridge.DefaultBridge {
+			return errdefs.Invalid("user specified IP address is supported on user defined networks only")
+		}
+		if !n.IPv4.UserSubnet {
+			return errdefs.Invalid("user specified IP address is supported only when connecting to networks with user configured subnets")
+		}
+		if err := space.Reserve(static); err != nil {
+			return err
+		}
+		ep.Address, ep.StaticIP = netip.PrefixFrom(static, n.IPv4.Subnet.Bits()), true
+		return nil
+	}
+	a, err := space.Allocate()
+	if err != nil {
+		return fmt.Errorf("no available IPv4 addresses on network %q (%s): %w", n.Name, n.IPv4.Subnet, err)
+	}
+	ep.Address = netip.PrefixFrom(a, n.IPv4.Subnet.Bits())
+	return nil
+}
+
+func (c *Controller) pickMAC(s string) (net.HardwareAddr, error) {
+	if s == "" {
+		return c.newMAC(), nil
+	}
+	mac, err := net.ParseMAC(s)
+	if err != nil || len(mac) != 6 {
+		return nil, errdefs.Invalid("invalid MAC address %q", s)
+	}
+	if mac[0]&1 == 1 {
+		return nil, errdefs.Invalid("invalid MAC address %q: it is a multicast address", s)
+	}
+	return mac, nil
+}
+
+// Leave disconnects a sandbox from one network.
+func (c *Controller) Leave(ctx context.Context, sandboxID, netRef string) error {
+	c.mu.Lock()
+	sb, ok := c.sandboxes[sandboxID]
+	if !ok {
+		c.mu.Unlock()
+		return errdefs.NotFound("sandbox %s not found", sandboxID)
+	}
+	n, err := c.lookupNetwork(netRef)
+	if err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	var ep *Endpoint
+	for _, o := range c.endpoints {
+		if o.SandboxID == sandboxID && o.NetworkID == n.ID {
+			ep = o
+		}
+	}
+	c.mu.Unlock()
+	if ep == nil {
+		return errdefs.NotFound("container is not connected to network %s", n.Name)
+	}
+	return c.leave(ctx, sb, ep, false)
+}
+
+// leave marks ep as deleting, removes its veth pair and forgets it. When
+// sandboxGoing is true the namespace is about to be deleted as well.
+func (c *Controller) leave(ctx context.Context, sb *Sandbox, ep *Endpoint, sandboxGoing bool) error {
+	c.mu.Lock()
+	ep.State = EndpointDeleting
+	err := c.putEndpointLocked(ep)
+	n := c.networks[ep.NetworkID]
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if n != nil && n.Driver == DriverBridge {
+		if err := c.cfg.Driver.Leave(sb.Key, endpointSpec(n, ep)); err != nil {
+			return fmt.Errorf("leave network %q: %w", n.Name, err)
+		}
+	}
+	return c.forgetEndpoint(ep)
+}
+
+// forgetEndpoint releases ep's address and deletes its record.
+func (c *Controller) forgetEndpoint(ep *Endpoint) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if sp, ok := c.spaces[ep.NetworkID]; ok && ep.Address.IsValid() {
+		sp.Release(ep.Address.Addr())
+	}
+	delete(c.endpoints, ep.ID)
+	return c.cfg.Store.Update(func(tx store.Tx) error { return tx.Delete(store.BucketEndpoints, ep.ID) })
+}
+
+func (c *Controller) putEndpointLocked(ep *Endpoint) error {
+	if err := c.cfg.Store.Update(func(tx store.Tx) error { return tx.Put(store.BucketEndpoints, ep.ID, ep) }); err != nil {
+		return fmt.Errorf("record endpoint: %w", err)
+	}
+	c.endpoints[ep.ID] = ep
+	return nil
+}
+
+// endpointSpec is what the driver needs to make or remove ep.
+func endpointSpec(n *Network, ep *Endpoint) EndpointSpec {
+	return EndpointSpec{
+		Bridge: n.Bridge.Name, HostIfName: ep.HostIfName, IfName: ep.IfName, MAC: ep.MAC,
+		Address: ep.Address, Gateway: ep.Gateway, MTU: n.Bridge.MTU, Owner: endpointOwner(ep.ID),
+	}
+}
+
+func endpointOwner(id string) string { return "endpoint:" + id }
+
+// ownerID splits "endpoint:<id>" or "network:<id>".
+func ownerID(tag string) (kind, id string) {
+	kind, id, _ = strings.Cut(tag, ":")
+	return kind, id
+}

@@ -1,0 +1,192 @@
+package network
+
+import (
+	"context"
+
+	"errors"
+	"fmt"
+	"github.com/berth-net/berth/internal/firewall"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// fakeDriver keeps "kernel" links in maps, so the controller's ordering,
+// rollback and reconcile logic is tested without root.
+type fakeDriver struct {
+	mu       sync.Mutex
+	bridges  map[string]BridgeSpec
+	veths    map[string]EndpointSpec // by host ifname
+	owners   map[string]string       // link → owner tag
+	routes   []netip.Prefix
+	failJoin error
+}
+
+func newFakeDriver() *fakeDriver {
+	return &fakeDriver{bridges: map[string]BridgeSpec{}, veths: map[string]EndpointSpec{}, owners: map[string]string{}}
+}
+
+func (d *fakeDriver) EnsureBridge(spec BridgeSpec, owner string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.bridges[spec.Name] = spec
+	d.owners[spec.Name] = owner
+	return nil
+}
+
+func (d *fakeDriver) DeleteBridge(name string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, v := range d.veths {
+		if v.Bridge == name {
+			return fmt.Errorf("bridge %q still has port %q", name, v.HostIfName)
+		}
+	}
+	delete(d.bridges, name)
+	delete(d.owners, name)
+	return nil
+}
+
+func (d *fakeDriver) Join(sandboxPath string, spec EndpointSpec) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.failJoin != nil {
+		return d.failJoin
+	}
+	if _, ok := d.bridges[spec.Bridge]; !ok {
+		return fmt.Errorf("no bridge %q", spec.Bridge)
+	}
+	if _, ok := d.veths[spec.HostIfName]; ok {
+		return errors.New("file exists")
+	}
+	d.veths[spec.HostIfName] = spec
+	d.owners[spec.HostIfName] = spec.Owner
+	return nil
+}
+
+func (d *fakeDriver) Leave(sandboxPath string, spec EndpointSpec) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.veths, spec.HostIfName)
+	delete(d.owners, spec.HostIfName)
+	return nil
+}
+
+func (d *fakeDriver) OwnedLinks() ([]OwnedLink, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []OwnedLink
+	for name, o := range d.owners {
+		out = append(out, OwnedLink{Name: name, Owner: o})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func (d *fakeDriver) LinkExists(name string) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.owners[name]
+	return ok, nil
+}
+
+func (d *fakeDriver) HostRoutes() ([]netip.Prefix, error) { return d.routes, nil }
+
+func (d *fakeDriver) vethNames() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for n := range d.veths {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// fakeSandboxes keeps namespaces as a set of IDs.
+type fakeSandboxes struct {
+	mu  sync.Mutex
+	ids map[string]bool
+}
+
+func newFakeSandboxes() *fakeSandboxes { return &fakeSandboxes{ids: map[string]bool{}} }
+
+func (s *fakeSandboxes) Create(id string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ids[id] = true
+	return s.Path(id), nil
+}
+
+func (s *fakeSandboxes) Delete(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.ids, id)
+	return nil
+}
+
+func (s *fakeSandboxes) List() ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for id := range s.ids {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func (s *fakeSandboxes) Path(id string) string { return "/run/berth/netns/" + id }
+
+// seqIDs returns deterministic 64-hex IDs whose 12-character prefixes differ:
+// "0001" sixteen times, then "0002" sixteen times, …
+func seqIDs() func() string {
+	var mu sync.Mutex
+	n := 0
+	return func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		n++
+		return strings.Repeat(fmt.Sprintf("%04x", n), 16)
+	}
+}
+
+// fakeFirewall records the networks that have rules.
+type fakeFirewall struct {
+	mu   sync.Mutex
+	nets map[string]firewall.Network
+}
+
+func newFakeFirewall() *fakeFirewall { return &fakeFirewall{nets: map[string]firewall.Network{}} }
+
+func (f *fakeFirewall) Rebuild(_ context.Context, nets []firewall.Network) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nets = map[string]firewall.Network{}
+	for _, n := range nets {
+		f.nets[n.Bridge] = n
+	}
+	return nil
+}
+
+func (f *fakeFirewall) AddNetwork(_ context.Context, n firewall.Network) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nets[n.Bridge] = n
+	return nil
+}
+
+func (f *fakeFirewall) DelNetwork(_ context.Context, n firewall.Network) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.nets, n.Bridge)
+	return nil
+}
+
+func (f *fakeFirewall) has(bridge string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.nets[bridge]
+	return ok
+}

@@ -1,0 +1,320 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/ipam"
+	"github.com/berth-net/berth/internal/store"
+)
+
+// CreateNetwork validates req, records the network, then makes its bridge
+// and firewall rules. If a kernel step fails, what was made is undone and
+// the record removed, so a failed create leaves nothing behind.
+func (c *Controller) CreateNetwork(ctx context.Context, req CreateRequest) (*Network, error) {
+	n, err := c.planNetwork(req)
+	if err != nil {
+		return nil, err
+	}
+	if n.Driver != DriverBridge {
+		return cloneNetwork(n), nil
+	}
+	if err := c.applyNetwork(ctx, n); err != nil {
+		c.mu.Lock()
+		delete(c.networks, n.ID)
+		delete(c.spaces, n.ID)
+		c.mu.Unlock()
+		err = errors.Join(err, c.cfg.Store.Update(func(tx store.Tx) error { return tx.Delete(store.BucketNetworks, n.ID) }))
+		return nil, err
+	}
+	c.log.Info("network created", "name", n.Name, "id", n.ID[:12], "bridge", n.Bridge.Name, "subnet", n.IPv4.Subnet)
+	return cloneNetwork(n), nil
+}
+
+// planNetwork validates req against the networks that exist, reserves the
+// name, subnet and bridge device under the lock, and records the intent.
+func (c *Controller) planNetwork(req CreateRequest) (*Network, error) {
+	if err := validateNetworkName(req.Name); err != nil {
+		return nil, err
+	}
+	driver := req.Driver
+	if driver == "" {
+		driver = DriverBridge
+	}
+	switch driver {
+	case DriverBridge:
+	case DriverHost, DriverNull:
+		return nil, errdefs.Forbidden("only one instance of %q network is allowed", driver)
+	default:
+		return nil, errdefs.NotFound("network driver %q not found: berth supports %q", driver, DriverBridge)
+	}
+	if req.EnableIPv6 {
+		return nil, errdefs.Invalid("IPv6 networks are not supported by berth yet")
+	}
+	if req.IPAMDriver != "" && req.IPAMDriver != "default" {
+		return nil, errdefs.Invalid("IPAM driver %q not found: berth supports \"default\"", req.IPAMDriver)
+	}
+	if len(req.IPAM) > 1 {
+		return nil, errdefs.Invalid("berth supports one IPv4 subnet per network, not %d", len(req.IPAM))
+	}
+	id := c.cfg.NewID()
+	bc, err := parseBridgeOptions(req.Options, "br-"+id[:12])
+	if err != nil {
+		return nil, err
+	}
+	var ir IPAMRequest
+	if len(req.IPAM) == 1 {
+		ir = req.IPAM[0]
+	}
+	n := &Network{
+		ID: id, Name: req.Name, Driver: driver, Created: c.cfg.Now().UTC(),
+		Internal: req.Internal, Attachable: req.Attachable,
+		Bridge: bc, Options: cloneMap(req.Options), Labels: cloneMap(req.Labels),
+	}
+	if n.Options == nil {
+		n.Options = map[string]string{}
+	}
+	if n.Labels == nil {
+		n.Labels = map[string]string{}
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, o := range c.networks {
+		if o.Name == n.Name {
+			return nil, errdefs.Conflict("network with name %s already exists", n.Name)
+		}
+		if o.Bridge != nil && o.Bridge.Name == bc.Name {
+			return nil, errdefs.Conflict("bridge device %q is already used by network %q", bc.Name, o.Name)
+		}
+	}
+	if err := c.planIPv4Locked(n, ir); err != nil {
+		return nil, err
+	}
+	space, err := ipam.NewSpace(n.IPv4.Subnet, n.IPv4.IPRange, n.IPv4.Gateway)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.putNetwork(n); err != nil {
+		return nil, fmt.Errorf("record network %q: %w", n.Name, err)
+	}
+	c.networks[n.ID] = n
+	c.spaces[n.ID] = space
+	return n, nil
+}
+
+// planIPv4Locked picks or checks n's subnet and gateway. A user's subnet
+// must not overlap another network's; a chosen one also avoids the host's
+// routes and nameservers.
+func (c *Controller) planIPv4Locked(n *Network, ir IPAMRequest) error {
+	var used []netip.Prefix
+	for _, o := range c.networks {
+		if o.IPv4 != nil {
+			used = append(used, o.IPv4.Subnet)
+		}
+	}
+	cfg := &IPv4Config{Subnet: ir.Subnet, IPRange: ir.IPRange, Gateway: ir.Gateway}
+	if ir.Subnet.IsValid() {
+		cfg.UserSubnet = true
+		for _, o := range c.networks {
+			if o.IPv4 != nil && ipam.Overlaps(o.IPv4.Subnet, ir.Subnet) {
+				return errdefs.Forbidden("subnet %s overlaps network %q (%s)", ir.Subnet, o.Name, o.IPv4.Subnet)
+			}
+		}
+	} else {
+		if ir.IPRange.IsValid() || ir.Gateway.IsValid() {
+			return errdefs.Invalid("--ip-range and --gateway need --subnet")
+		}
+		reserved, err := c.reservedPrefixes()
+		if err != nil {
+			return err
+		}
+		sub, err := ipam.SelectSubnet(c.cfg.Pools, used, reserved)
+		if err != nil {
+			return err
+		}
+		cfg.Subnet = sub
+	}
+	if !cfg.Gateway.IsValid() {
+		cfg.Gateway = ipam.DefaultGateway(cfg.Subnet)
+	}
+	if err := ipam.ValidateRequest(cfg.Subnet, cfg.IPRange, cfg.Gateway); err != nil {
+		return err
+	}
+	n.IPv4 = cfg
+	return nil
+}
+
+// reservedPrefixes are the host's routes and nameservers, which a chosen
+// subnet must not overlap.
+func (c *Controller) reservedPrefixes() ([]netip.Prefix, error) {
+	routes, err := c.cfg.Driver.HostRoutes()
+	if err != nil {
+		return nil, fmt.Errorf("read host routes: %w", err)
+	}
+	for _, ns := range c.cfg.Nameservers {
+		if ns.Is4() {
+			routes = append(routes, netip.PrefixFrom(ns, 32))
+		}
+	}
+	return routes, nil
+}
+
+// applyNetwork makes the kernel side of a bridge network: the bridge, then its rules.
+func (c *Controller) applyNetwork(ctx context.Context, n *Network) error {
+	if err := c.cfg.Driver.EnsureBridge(bridgeSpec(n), bridgeOwner(n.ID)); err != nil {
+		return fmt.Errorf("create bridge %q for network %q: %w", n.Bridge.Name, n.Name, err)
+	}
+	if err := c.cfg.Firewall.AddNetwork(ctx, firewallNetwork(n)); err != nil {
+		return errors.Join(fmt.Errorf("add firewall rules for network %q: %w", n.Name, err),
+			c.cfg.Driver.DeleteBridge(n.Bridge.Name))
+	}
+	return nil
+}
+
+// RemoveNetwork deletes a user network that has no endpoints: its rules,
+// its bridge, then its record. Predefined networks cannot be removed.
+func (c *Controller) RemoveNetwork(ctx context.Context, ref string) error {
+	c.mu.Lock()
+	n, err := c.lookupNetwork(ref)
+	if err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	if n.Predefined {
+		c.mu.Unlock()
+		return errdefs.Forbidden("%s is a pre-defined network and cannot be removed", n.Name)
+	}
+	if cnt := c.endpointCountLocked(n.ID); cnt > 0 {
+		c.mu.Unlock()
+		return errdefs.Forbidden("error while removing network: network %s id %s has active endpoints", n.Name, n.ID)
+	}
+	// Drop it from memory first so no Join can start on it; the store
+	// record stays until the kernel side is gone, so a crash here is
+	// finished by the next start.
+	delete(c.networks, n.ID)
+	delete(c.spaces, n.ID)
+	n.Removing = true
+	perr := c.putNetwork(n)
+	c.mu.Unlock()
+	if perr != nil {
+		return fmt.Errorf("record removal of network %q: %w", n.Name, perr)
+	}
+	if err := c.teardownNetwork(ctx, n); err != nil {
+		return err
+	}
+	c.log.Info("network removed", "name", n.Name, "id", n.ID[:12])
+	return nil
+}
+
+// teardownNetwork removes n's rules and bridge, then its record; it goes on past errors.
+func (c *Controller) teardownNetwork(ctx context.Context, n *Network) error {
+	var errs []error
+	if n.Bridge != nil {
+		if err := c.cfg.Firewall.DelNetwork(ctx, firewallNetwork(n)); err != nil {
+			errs = append(errs, fmt.Errorf("remove firewall rules of network %q: %w", n.Name, err))
+		}
+		if err := c.cfg.Driver.DeleteBridge(n.Bridge.Name); err != nil {
+			errs = append(errs, fmt.Errorf("delete bridge %q: %w", n.Bridge.Name, err))
+		}
+	}
+	if len(errs) == 0 {
+		if err := c.cfg.Store.Update(func(tx store.Tx) error { return tx.Delete(store.BucketNetworks, n.ID) }); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Controller) endpointCountLocked(networkID string) int {
+	cnt := 0
+	for _, ep := range c.endpoints {
+		if ep.NetworkID == networkID {
+			cnt++
+		}
+	}
+	return cnt
+}
+
+// PruneNetworks removes every user network without endpoints whose labels
+// match all of filters ("key" or "key=value"), and returns their names.
+func (c *Controller) PruneNetworks(ctx context.Context, labels []string) ([]string, error) {
+	var candidates []string
+	c.mu.Lock()
+	for _, n := range c.networks {
+		if !n.Predefined && c.endpointCountLocked(n.ID) == 0 && matchLabels(n.Labels, labels) {
+			candidates = append(candidates, n.ID)
+		}
+	}
+	c.mu.Unlock()
+	var removed []string
+	var errs []error
+	for _, id := range candidates {
+		n, err := c.Network(id)
+		if err != nil {
+			continue
+		}
+		if err := c.RemoveNetwork(ctx, id); err != nil {
+			if errdefs.Is(err, errdefs.KindForbidden) || errdefs.Is(err, errdefs.KindNotFound) {
+				continue // an endpoint arrived meanwhile, or someone else removed it
+			}
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, n.Name)
+	}
+	return removed, errors.Join(errs...)
+}
+
+func matchLabels(have map[string]string, want []string) bool {
+	for _, w := range want {
+		k, v, hasValue := strings.Cut(w, "=")
+		got, ok := have[k]
+		if !ok || (hasValue && got != v) {
+			return false
+		}
+	}
+	return true
+}
+
+// ensurePredefined creates bridge, host and none on first start.
+func (c *Controller) ensurePredefinedLocked() error {
+	have := map[string]bool{}
+	for _, n := range c.networks {
+		if n.Predefined {
+			have[n.Name] = true
+		}
+	}
+	now := c.cfg.Now().UTC()
+	for _, pd := range []struct{ name, driver string }{{NameBridge, DriverBridge}, {NameHost, DriverHost}, {NameNone, DriverNull}} {
+		if have[pd.name] {
+			continue
+		}
+		n := &Network{ID: c.cfg.NewID(), Name: pd.name, Driver: pd.driver, Created: now, Predefined: true,
+			Options: map[string]string{}, Labels: map[string]string{}}
+		if pd.driver == DriverBridge {
+			bc, _ := parseBridgeOptions(nil, c.cfg.DefaultBridgeName)
+			bc.DefaultBridge = true
+			n.Bridge = bc
+			n.Options = defaultBridgeOptions(bc)
+			if err := c.planIPv4Locked(n, IPAMRequest{}); err != nil {
+				return fmt.Errorf("choose a subnet for the default bridge: %w", err)
+			}
+			space, err := ipam.NewSpace(n.IPv4.Subnet, n.IPv4.IPRange, n.IPv4.Gateway)
+			if err != nil {
+				return err
+			}
+			c.spaces[n.ID] = space
+		}
+		if err := c.putNetwork(n); err != nil {
+			return fmt.Errorf("record predefined network %q: %w", n.Name, err)
+		}
+		c.networks[n.ID] = n
+		c.log.Info("predefined network created", "name", n.Name, "driver", n.Driver)
+	}
+	return nil
+}

@@ -1,0 +1,114 @@
+package network
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strconv"
+
+	"github.com/berth-net/berth/internal/errdefs"
+)
+
+// DefaultMTU is Docker's: 1500, with no auto-detection.
+const DefaultMTU = 1500
+
+// knownOptions are the driver options berth understands; anything else is
+// refused rather than silently ignored, so a typo never goes unnoticed.
+var knownOptions = map[string]bool{
+	OptBridgeName:      true,
+	OptEnableICC:       true,
+	OptEnableMasq:      true,
+	OptHostBindingIPv4: true,
+	OptMTU:             true,
+}
+
+// validIfName matches Linux interface names berth will create: at most 15
+// bytes (IFNAMSIZ-1), no '/', ':' or white space.
+var validIfName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}$`)
+
+// parseBridgeOptions turns a user's option map into a BridgeConfig, with
+// Docker's defaults for what is missing.
+func parseBridgeOptions(opts map[string]string, defaultName string) (*BridgeConfig, error) {
+	bc := &BridgeConfig{
+		Name:               defaultName,
+		EnableICC:          true,
+		EnableIPMasquerade: true,
+		HostBindingIPv4:    netip.IPv4Unspecified(),
+		MTU:                DefaultMTU,
+	}
+	for k, v := range opts {
+		if !knownOptions[k] {
+			return nil, errdefs.Invalid("unknown network option %q: berth's bridge driver supports %s, %s, %s, %s and %s",
+				k, OptBridgeName, OptEnableICC, OptEnableMasq, OptHostBindingIPv4, OptMTU)
+		}
+		var err error
+		switch k {
+		case OptBridgeName:
+			if !validIfName.MatchString(v) {
+				err = fmt.Errorf("bridge name %q is not a valid interface name (1-15 characters of a-z, A-Z, 0-9, '_', '.', '-')", v)
+			}
+			bc.Name = v
+		case OptEnableICC:
+			bc.EnableICC, err = parseBool(k, v)
+		case OptEnableMasq:
+			bc.EnableIPMasquerade, err = parseBool(k, v)
+		case OptHostBindingIPv4:
+			bc.HostBindingIPv4, err = netip.ParseAddr(v)
+			if err == nil && !bc.HostBindingIPv4.Is4() {
+				err = fmt.Errorf("%s must be an IPv4 address, not %q", k, v)
+			}
+		case OptMTU:
+			bc.MTU, err = parseMTU(v)
+		}
+		if err != nil {
+			return nil, errdefs.Invalid("invalid option %s=%q: %w", k, v, err)
+		}
+	}
+	return bc, nil
+}
+
+func parseBool(k, v string) (bool, error) {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s must be true or false", k)
+	}
+	return b, nil
+}
+
+func parseMTU(v string) (int, error) {
+	mtu, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("MTU must be a number")
+	}
+	if mtu < 68 || mtu > 65535 {
+		return 0, fmt.Errorf("MTU %d is outside 68-65535", mtu)
+	}
+	return mtu, nil
+}
+
+// validNetworkName is Docker's rule for object names.
+var validNetworkName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
+func validateNetworkName(name string) error {
+	switch {
+	case name == "":
+		return errdefs.Invalid("network name must not be empty")
+	case len(name) > 128:
+		return errdefs.Invalid("network name %q is too long: at most 128 characters", name[:32]+"…")
+	case !validNetworkName.MatchString(name):
+		return errdefs.Invalid("invalid network name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
+	}
+	return nil
+}
+
+// defaultBridgeOptions are the options Docker shows for its default bridge.
+func defaultBridgeOptions(bc *BridgeConfig) map[string]string {
+	return map[string]string{
+		OptDefaultBridge:   "true",
+		OptEnableICC:       strconv.FormatBool(bc.EnableICC),
+		OptEnableMasq:      strconv.FormatBool(bc.EnableIPMasquerade),
+		OptHostBindingIPv4: bc.HostBindingIPv4.String(),
+		OptBridgeName:      bc.Name,
+		OptMTU:             strconv.Itoa(bc.MTU),
+	}
+}

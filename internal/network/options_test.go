@@ -1,0 +1,80 @@
+package network
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+// cmpNetip lets go-cmp compare netip values, which have unexported fields.
+var cmpNetip = cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})
+
+func TestParseBridgeOptionsDefaults(t *testing.T) {
+	got, err := parseBridgeOptions(nil, "br-0123456789ab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &BridgeConfig{Name: "br-0123456789ab", EnableICC: true, EnableIPMasquerade: true,
+		HostBindingIPv4: netip.MustParseAddr("0.0.0.0"), MTU: 1500}
+	if diff := cmp.Diff(want, got, cmpNetip); diff != "" {
+		t.Fatalf("defaults (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseBridgeOptionsValues(t *testing.T) {
+	got, err := parseBridgeOptions(map[string]string{
+		OptBridgeName: "web0", OptEnableICC: "false", OptEnableMasq: "0",
+		OptHostBindingIPv4: "127.0.0.1", OptMTU: "9000",
+	}, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &BridgeConfig{Name: "web0", EnableICC: false, EnableIPMasquerade: false,
+		HostBindingIPv4: netip.MustParseAddr("127.0.0.1"), MTU: 9000}
+	if diff := cmp.Diff(want, got, cmpNetip); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestParseBridgeOptionsBad(t *testing.T) {
+	for _, tc := range []struct{ k, v string }{
+		{"com.docker.network.bridge.nme", "x"},
+		{"foo", "bar"},
+		{OptBridgeName, "a-name-that-is-too-long"},
+		{OptBridgeName, "has space"},
+		{OptBridgeName, "a/b"},
+		{OptBridgeName, ""},
+		{OptEnableICC, "yes please"},
+		{OptEnableMasq, ""},
+		{OptHostBindingIPv4, "::1"},
+		{OptHostBindingIPv4, "300.1.1.1"},
+		{OptMTU, "67"},
+		{OptMTU, "65536"},
+		{OptMTU, "big"},
+	} {
+		_, err := parseBridgeOptions(map[string]string{tc.k: tc.v}, "x")
+		if !errdefs.Is(err, errdefs.KindInvalid) {
+			t.Errorf("%s=%q: err = %v, want an invalid-parameter error", tc.k, tc.v, err)
+		}
+	}
+}
+
+func TestValidateNetworkName(t *testing.T) {
+	for _, ok := range []string{"web", "a", "my_net.1-x", "A9"} {
+		if err := validateNetworkName(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	long := make([]byte, 10000)
+	for i := range long {
+		long[i] = 'a'
+	}
+	for _, bad := range []string{"", "-x", "a/b", "..", "a b", "a\x00b", "é", string(long)} {
+		if err := validateNetworkName(bad); !errdefs.Is(err, errdefs.KindInvalid) {
+			t.Errorf("%q: err = %v, want invalid", bad, err)
+		}
+	}
+}

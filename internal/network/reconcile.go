@@ -1,0 +1,306 @@
+package network
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/berth-net/berth/internal/firewall"
+	"github.com/berth-net/berth/internal/ipam"
+	"github.com/berth-net/berth/internal/store"
+)
+
+// Start loads the records, creates the predefined networks on first start,
+// and reconciles the kernel with the records: half-done endpoints are
+// rolled back, networks being removed are finished, bridges and endpoints
+// that went missing are made again, links and namespaces berth owns but no
+// record knows are removed, and the firewall table is rebuilt whole.
+func (c *Controller) Start(ctx context.Context) error {
+	if err := c.load(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	err := c.ensurePredefinedLocked()
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	errs = append(errs, c.finishRemovals(ctx)...)
+	errs = append(errs, c.ensureBridges()...)
+	if err := c.rebuildFirewall(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, c.reconcileSandboxes(ctx)...)
+	errs = append(errs, c.reconcileEndpoints(ctx)...)
+	errs = append(errs, c.removeOrphans()...)
+	return errors.Join(errs...)
+}
+
+// load reads every record into memory and rebuilds the address spaces
+// from the endpoints, so an address is never handed out twice.
+func (c *Controller) load() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cfg.Store.View(func(tx store.Tx) error {
+		if err := tx.ForEach(store.BucketNetworks, func(_ string, raw []byte) error {
+			n := &Network{}
+			if err := json.Unmarshal(raw, n); err != nil {
+				return fmt.Errorf("decode network record: %w", err)
+			}
+			c.networks[n.ID] = n
+			if n.IPv4 != nil && !n.Removing {
+				sp, err := ipam.NewSpace(n.IPv4.Subnet, n.IPv4.IPRange, n.IPv4.Gateway)
+				if err != nil {
+					return fmt.Errorf("address space of network %q: %w", n.Name, err)
+				}
+				c.spaces[n.ID] = sp
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := tx.ForEach(store.BucketSandboxes, func(_ string, raw []byte) error {
+			sb := &Sandbox{}
+			if err := json.Unmarshal(raw, sb); err != nil {
+				return fmt.Errorf("decode sandbox record: %w", err)
+			}
+			c.sandboxes[sb.ID] = sb
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.ForEach(store.BucketEndpoints, func(_ string, raw []byte) error {
+			ep := &Endpoint{}
+			if err := json.Unmarshal(raw, ep); err != nil {
+				return fmt.Errorf("decode endpoint record: %w", err)
+			}
+			c.endpoints[ep.ID] = ep
+			if sp, ok := c.spaces[ep.NetworkID]; ok && ep.Address.IsValid() {
+				if err := sp.Reserve(ep.Address.Addr()); err != nil {
+					c.log.Warn("endpoint address conflicts with another record", "endpoint", ep.ID[:12], "address", ep.Address, "err", err)
+				}
+			}
+			return nil
+		})
+	})
+}
+
+// finishRemovals completes network removals a crash interrupted.
+func (c *Controller) finishRemovals(ctx context.Context) []error {
+	c.mu.Lock()
+	var removing []*Network
+	for id, n := range c.networks {
+		if n.Removing {
+			removing = append(removing, n)
+			delete(c.networks, id)
+		}
+	}
+	c.mu.Unlock()
+	var errs []error
+	for _, n := range removing {
+		c.log.Info("finishing removal of network", "name", n.Name)
+		if err := c.teardownNetwork(ctx, n); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// ensureBridges makes every bridge network's device exist as recorded.
+func (c *Controller) ensureBridges() []error {
+	var errs []error
+	for _, n := range c.Networks() {
+		if n.Driver != DriverBridge {
+			continue
+		}
+		if err := c.cfg.Driver.EnsureBridge(bridgeSpec(n), bridgeOwner(n.ID)); err != nil {
+			errs = append(errs, fmt.Errorf("ensure bridge %q of network %q: %w", n.Bridge.Name, n.Name, err))
+		}
+	}
+	return errs
+}
+
+// rebuildFirewall replaces berth's table with the rules of every bridge
+// network, in one atomic batch.
+func (c *Controller) rebuildFirewall(ctx context.Context) error {
+	var nets []firewall.Network
+	for _, n := range c.Networks() {
+		if n.Driver == DriverBridge {
+			nets = append(nets, firewallNetwork(n))
+		}
+	}
+	if err := c.cfg.Firewall.Rebuild(ctx, nets); err != nil {
+		return fmt.Errorf("rebuild firewall: %w", err)
+	}
+	return nil
+}
+
+// RebuildFirewall re-applies the whole table, e.g. after someone flushed it.
+func (c *Controller) RebuildFirewall(ctx context.Context) error { return c.rebuildFirewall(ctx) }
+
+// reconcileSandboxes forgets sandboxes whose namespace is gone (after a
+// reboot, or a crash between record and create), with their endpoints.
+func (c *Controller) reconcileSandboxes(ctx context.Context) []error {
+	present := map[string]bool{}
+	ids, err := c.cfg.Sandboxes.List()
+	if err != nil {
+		return []error{fmt.Errorf("list sandboxes: %w", err)}
+	}
+	for _, id := range ids {
+		present[id] = true
+	}
+	c.mu.Lock()
+	var gone []string
+	for id, sb := range c.sandboxes {
+		if !sb.HostNetwork && !present[id] {
+			gone = append(gone, id)
+		}
+	}
+	c.mu.Unlock()
+	var errs []error
+	for _, id := range gone {
+		c.log.Info("sandbox namespace is gone; forgetting it", "sandbox", id[:12])
+		if err := c.DeleteSandbox(ctx, id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// reconcileEndpoints rolls back endpoints a crash left half made or half
+// removed, and re-makes ready endpoints whose veth pair vanished.
+func (c *Controller) reconcileEndpoints(ctx context.Context) []error {
+	c.mu.Lock()
+	var half, ready []*Endpoint
+	for _, ep := range c.endpoints {
+		if _, ok := c.sandboxes[ep.SandboxID]; !ok || c.networks[ep.NetworkID] == nil {
+			half = append(half, ep) // its sandbox or network is gone: nothing to keep
+			continue
+		}
+		if ep.State == EndpointReady {
+			ready = append(ready, ep)
+		} else {
+			half = append(half, ep)
+		}
+	}
+	c.mu.Unlock()
+	var errs []error
+	for _, ep := range half {
+		c.log.Info("rolling back half-done endpoint", "endpoint", ep.ID[:12], "state", ep.State, "address", ep.Address)
+		if err := c.rollbackEndpoint(ep); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, ep := range ready {
+		if err := c.ensureEndpoint(ep); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+func (c *Controller) rollbackEndpoint(ep *Endpoint) error {
+	c.mu.Lock()
+	n := c.networks[ep.NetworkID]
+	sb := c.sandboxes[ep.SandboxID]
+	c.mu.Unlock()
+	if n != nil && n.Driver == DriverBridge {
+		key := ""
+		if sb != nil {
+			key = sb.Key
+		}
+		if err := c.cfg.Driver.Leave(key, endpointSpec(n, ep)); err != nil {
+			return fmt.Errorf("roll back endpoint %s: %w", ep.ID[:12], err)
+		}
+	}
+	return c.forgetEndpoint(ep)
+}
+
+// ensureEndpoint re-makes a ready endpoint's veth pair if it is missing.
+func (c *Controller) ensureEndpoint(ep *Endpoint) error {
+	c.mu.Lock()
+	n := c.networks[ep.NetworkID]
+	sb := c.sandboxes[ep.SandboxID]
+	c.mu.Unlock()
+	if n.Driver != DriverBridge {
+		return nil
+	}
+	ok, err := c.cfg.Driver.LinkExists(ep.HostIfName)
+	if err != nil || ok {
+		return err
+	}
+	c.log.Warn("endpoint's veth is missing; making it again", "endpoint", ep.ID[:12], "veth", ep.HostIfName)
+	spec := endpointSpec(n, ep)
+	if err := c.cfg.Driver.Leave(sb.Key, spec); err != nil {
+		return err
+	}
+	return c.cfg.Driver.Join(sb.Key, spec)
+}
+
+// removeOrphans deletes links and namespaces berth tagged as its own but
+// that no record knows: leftovers of a crash between kernel work and record.
+func (c *Controller) removeOrphans() []error {
+	var errs []error
+	links, err := c.cfg.Driver.OwnedLinks()
+	if err != nil {
+		return []error{fmt.Errorf("list berth's links: %w", err)}
+	}
+	c.mu.Lock()
+	knownEP := map[string]bool{}
+	for id := range c.endpoints {
+		knownEP[id] = true
+	}
+	knownNet := map[string]bool{}
+	for id := range c.networks {
+		knownNet[id] = true
+	}
+	knownSB := map[string]bool{}
+	for id := range c.sandboxes {
+		knownSB[id] = true
+	}
+	c.mu.Unlock()
+	for _, l := range links {
+		kind, id := ownerID(l.Owner)
+		switch {
+		case kind == "endpoint" && !knownEP[id]:
+			c.log.Info("removing orphaned veth", "link", l.Name)
+			if err := c.cfg.Driver.Leave("", EndpointSpec{HostIfName: l.Name}); err != nil {
+				errs = append(errs, err)
+			}
+		case kind == "network" && !knownNet[id]:
+			c.log.Info("removing orphaned bridge", "link", l.Name)
+			if err := c.cfg.Driver.DeleteBridge(l.Name); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	ids, err := c.cfg.Sandboxes.List()
+	if err != nil {
+		return append(errs, err)
+	}
+	for _, id := range ids {
+		if !knownSB[id] {
+			c.log.Info("removing orphaned sandbox namespace", "sandbox", id)
+			if err := c.cfg.Sandboxes.Delete(id); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errs
+}
+
+// Usage reports, for tests and diagnostics, which addresses are allocated on a network.
+func (c *Controller) allocated(networkID string) []netip.Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []netip.Addr
+	for _, ep := range c.endpoints {
+		if ep.NetworkID == networkID && ep.Address.IsValid() {
+			out = append(out, ep.Address.Addr())
+		}
+	}
+	return out
+}
