@@ -1,0 +1,35 @@
+# Shared by scripts/demo and scripts/test; source it, do not run it.
+
+# berth_ensure_packages installs the Debian packages given that are missing,
+# running apt-get update first only when something is missing.
+berth_ensure_packages() {
+	local missing=() p
+	for p in "$@"; do
+		if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+			missing+=("$p")
+		fi
+	done
+	if [ "${#missing[@]}" -eq 0 ]; then
+		return 0
+	fi
+	echo "installing missing Debian packages: ${missing[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# berth_ensure_go puts Go on PATH (the machines keep it at /usr/local/go).
+berth_ensure_go() {
+	if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+		export PATH="/usr/local/go/bin:$PATH"
+	fi
+	command -v go >/dev/null 2>&1 || { echo "Go is not installed (expected /usr/local/go)" >&2; return 1; }
+}
+
+# berth_require_root stops early with a clear message when not root.
+berth_require_root() {
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "$0 needs root: it makes network namespaces and runs containers" >&2
+		exit 1
+	fi
+}
