@@ -1,0 +1,159 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/network"
+)
+
+// EnsureBridge makes the bridge of spec exist, tagged as owner's, with its
+// MTU, the gateway address and the link up. Each step first looks at what
+// is there, so a second call changes nothing. With no port the bridge stays
+// NO-CARRIER, as Docker's does.
+func (d *Driver) EnsureBridge(spec network.BridgeSpec, owner string) error {
+	if err := validateBridgeSpec(spec, owner); err != nil {
+		return err
+	}
+	br, err := d.ensureBridgeLink(spec)
+	if err != nil {
+		return err
+	}
+	if err := d.ensureOwned(br, owner); err != nil {
+		return err
+	}
+	if err := d.ensureMTU(br, spec.MTU); err != nil {
+		return err
+	}
+	if err := d.ensureGatewayAddr(br, spec.Gateway); err != nil {
+		return err
+	}
+	return d.ensureUp(br)
+}
+
+// ensureBridgeLink returns the bridge called spec.Name, creating it if
+// missing. A link of that name that is not a bridge is an error: berth
+// must never enslave ports to, or address, someone else's device.
+func (d *Driver) ensureBridgeLink(spec network.BridgeSpec) (netlink.Link, error) {
+	l, err := linkIfExists(d.h, spec.Name)
+	if err != nil {
+		return nil, err
+	}
+	if l == nil {
+		attrs := netlink.NewLinkAttrs()
+		attrs.Name = spec.Name
+		attrs.MTU = spec.MTU
+		// A MAC of its own pins the bridge's address: otherwise the kernel
+		// gives it the lowest MAC among its ports, so it changes as
+		// containers come and go (and is 00:00:00:00:00:00 with none),
+		// which churns every neighbour's ARP cache. As with Docker's
+		// bridge, a set MAC also leaves it NO-CARRIER until a port is up.
+		attrs.HardwareAddr = RandomMAC()
+		err := d.h.LinkAdd(&netlink.Bridge{LinkAttrs: attrs})
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			return nil, fmt.Errorf("create bridge %q: %w", spec.Name, err)
+		}
+		// Read it back: a concurrent creator may have won, and the
+		// kernel fills in what the checks below compare.
+		if l, err = d.h.LinkByName(spec.Name); err != nil {
+			return nil, fmt.Errorf("look up bridge %q: %w", spec.Name, err)
+		}
+		d.log.Info("created bridge", "bridge", spec.Name)
+	}
+	if _, ok := l.(*netlink.Bridge); !ok {
+		return nil, errdefs.Conflict("link %q exists and is a %s, not a bridge; choose another bridge name", spec.Name, l.Type())
+	}
+	return l, nil
+}
+
+// ensureOwned tags the bridge with owner's alias. An untagged bridge is
+// adopted (a crash may have come between creating and tagging it, or the
+// user pointed berth at a bridge of theirs); one tagged for someone else
+// is not ours to take.
+func (d *Driver) ensureOwned(br netlink.Link, owner string) error {
+	want := ownerAlias(owner)
+	switch cur := br.Attrs().Alias; {
+	case cur == want:
+		return nil
+	case cur != "":
+		return errdefs.Conflict("bridge %q is already in use (alias %q); choose another bridge name", br.Attrs().Name, cur)
+	}
+	if err := d.h.LinkSetAlias(br, want); err != nil {
+		return fmt.Errorf("tag bridge %q as %q: %w", br.Attrs().Name, want, err)
+	}
+	return nil
+}
+
+// ensureMTU sets the bridge's MTU. The MTU that matters is the one on each
+// veth end (Join sets both); the bridge follows its ports, so this mostly
+// keeps `ip link` honest before the first port joins.
+func (d *Driver) ensureMTU(br netlink.Link, mtu int) error {
+	if mtu == 0 || br.Attrs().MTU == mtu {
+		return nil
+	}
+	if err := d.h.LinkSetMTU(br, mtu); err != nil {
+		return fmt.Errorf("set MTU %d on bridge %q: %w", mtu, br.Attrs().Name, err)
+	}
+	return nil
+}
+
+// ensureGatewayAddr puts the gateway address on the bridge unless it is
+// there. Other addresses are left alone: they are the administrator's.
+func (d *Driver) ensureGatewayAddr(br netlink.Link, gw netip.Prefix) error {
+	addrs, err := retryDump(func() ([]netlink.Addr, error) { return d.h.AddrList(br, netlink.FAMILY_V4) })
+	if err != nil {
+		return fmt.Errorf("list addresses of bridge %q: %w", br.Attrs().Name, err)
+	}
+	for _, a := range addrs {
+		if prefixOf(a.IPNet) == gw {
+			return nil
+		}
+	}
+	err = d.h.AddrAdd(br, &netlink.Addr{IPNet: ipNet(gw)})
+	if err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("add gateway %s to bridge %q: %w", gw, br.Attrs().Name, err)
+	}
+	return nil
+}
+
+func (d *Driver) ensureUp(l netlink.Link) error {
+	if l.Attrs().Flags&net.FlagUp != 0 {
+		return nil
+	}
+	if err := d.h.LinkSetUp(l); err != nil {
+		return fmt.Errorf("set link %q up: %w", l.Attrs().Name, err)
+	}
+	return nil
+}
+
+// DeleteBridge deletes the bridge called name; a missing one is success.
+// It refuses links that are not berth's bridges, so a stale record can
+// never delete an administrator's device.
+func (d *Driver) DeleteBridge(name string) error {
+	if err := ValidateIfName(name); err != nil {
+		return fmt.Errorf("bridge: %w", err)
+	}
+	l, err := linkIfExists(d.h, name)
+	if err != nil || l == nil {
+		return err
+	}
+	if _, ok := l.(*netlink.Bridge); !ok {
+		return errdefs.Conflict("link %q is a %s, not a bridge; not deleting it", name, l.Type())
+	}
+	if alias := l.Attrs().Alias; alias != "" {
+		if _, ok := ownerFromAlias(alias); !ok {
+			return errdefs.Conflict("bridge %q is not berth's (alias %q); not deleting it", name, alias)
+		}
+	}
+	if err := d.h.LinkDel(l); err != nil && !isNotFound(err) {
+		return fmt.Errorf("delete bridge %q: %w", name, err)
+	}
+	d.log.Info("deleted bridge", "bridge", name)
+	return nil
+}

@@ -1,0 +1,271 @@
+package bridge
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/nstest"
+	"github.com/berth-net/berth/internal/sandbox"
+)
+
+// bridgeState is what EnsureBridge promises, as the kernel reports it.
+type bridgeState struct {
+	Index   int
+	Kind    string
+	MTU     int
+	Alias   string
+	Up      bool
+	Carrier bool
+	Addrs   []netip.Prefix
+}
+
+func stateOf(t *testing.T, h *netlink.Handle, name string) bridgeState {
+	t.Helper()
+	l, err := h.LinkByName(name)
+	if err != nil {
+		t.Fatalf("look up %q: %v", name, err)
+	}
+	a := l.Attrs()
+	return bridgeState{
+		Index: a.Index, Kind: l.Type(), MTU: a.MTU, Alias: a.Alias,
+		Up:      a.Flags&net.FlagUp != 0,
+		Carrier: a.RawFlags&unix.IFF_LOWER_UP != 0,
+		Addrs:   addrsOf(t, h, name),
+	}
+}
+
+func TestEnsureBridgeIsIdempotent(t *testing.T) {
+	w := newWorld(t)
+	spec := network.BridgeSpec{Name: "br-test", Gateway: netip.MustParsePrefix("10.88.0.1/24"), MTU: 1400}
+	if err := w.d.EnsureBridge(spec, "network:abc"); err != nil {
+		t.Fatalf("first EnsureBridge: %v", err)
+	}
+	first := stateOf(t, w.h, "br-test")
+	want := bridgeState{
+		Index: first.Index, Kind: "bridge", MTU: 1400, Alias: "berth:network:abc",
+		Up: true, Carrier: false, // NO-CARRIER until a port is up, as in the seed
+		Addrs: []netip.Prefix{spec.Gateway},
+	}
+	if diff := cmp.Diff(want, first, netipEqual); diff != "" {
+		t.Errorf("after EnsureBridge (-want +got):\n%s", diff)
+	}
+	if err := w.d.EnsureBridge(spec, "network:abc"); err != nil {
+		t.Fatalf("second EnsureBridge: %v", err)
+	}
+	if diff := cmp.Diff(first, stateOf(t, w.h, "br-test"), netipEqual); diff != "" {
+		t.Errorf("second EnsureBridge changed the bridge (-first +second):\n%s", diff)
+	}
+}
+
+func TestEnsureBridgeFinishesAHalfMadeBridge(t *testing.T) {
+	w := newWorld(t)
+	// What a crash right after creation leaves: a down, untagged, bare bridge.
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = "br-test"
+	if err := w.h.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil {
+		t.Fatal(err)
+	}
+	spec := w.ensureTestBridge(t)
+	got := stateOf(t, w.h, "br-test")
+	if !got.Up || got.Alias != "berth:network:test" || !cmp.Equal(got.Addrs, []netip.Prefix{spec.Gateway}, netipEqual) {
+		t.Errorf("half-made bridge not finished: %+v", got)
+	}
+}
+
+func TestEnsureBridgeRefusesForeignLinks(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, h *netlink.Handle)
+		want  string
+	}{
+		{"veth of that name", func(t *testing.T, h *netlink.Handle) {
+			addVeth(t, h, "br-test")
+		}, "not a bridge"},
+		{"bridge of another network", func(t *testing.T, h *netlink.Handle) {
+			addBridge(t, h, "br-test", "berth:network:other")
+		}, "already in use"},
+		{"bridge tagged by someone else", func(t *testing.T, h *netlink.Handle) {
+			addBridge(t, h, "br-test", "libvirt")
+		}, "already in use"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t)
+			tt.setup(t, w.h)
+			before := linkNames(t, w.h)
+			err := w.d.EnsureBridge(network.BridgeSpec{Name: "br-test", Gateway: testGateway}, "network:test")
+			if !errdefs.Is(err, errdefs.KindConflict) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("EnsureBridge = %v, want a conflict containing %q", err, tt.want)
+			}
+			if len(addrsOf(t, w.h, "br-test")) != 0 {
+				t.Error("EnsureBridge addressed a link it refused")
+			}
+			if diff := cmp.Diff(before, linkNames(t, w.h)); diff != "" {
+				t.Errorf("links changed (-before +after):\n%s", diff)
+			}
+		})
+	}
+}
+
+// addVeth adds a veth pair (name, name+"p") that berth did not make.
+func addVeth(t testing.TB, h *netlink.Handle, name string) netlink.Link {
+	t.Helper()
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = name
+	l := netlink.NewVeth(attrs)
+	l.PeerName = name + "p"
+	if err := h.LinkAdd(l); err != nil {
+		t.Fatalf("add veth %q: %v", name, err)
+	}
+	return l
+}
+
+func addBridge(t testing.TB, h *netlink.Handle, name, alias string) {
+	t.Helper()
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = name
+	br := &netlink.Bridge{LinkAttrs: attrs}
+	if err := h.LinkAdd(br); err != nil {
+		t.Fatalf("add bridge %q: %v", name, err)
+	}
+	if alias == "" {
+		return
+	}
+	if err := h.LinkSetAlias(br, alias); err != nil {
+		t.Fatalf("alias bridge %q: %v", name, err)
+	}
+}
+
+func TestDeleteBridgeIsIdempotentAndRefusesForeignLinks(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	for i := range 2 {
+		if err := w.d.DeleteBridge("br-test"); err != nil {
+			t.Fatalf("DeleteBridge #%d: %v", i+1, err)
+		}
+	}
+	if ok, err := w.d.LinkExists("br-test"); ok || err != nil {
+		t.Fatalf("LinkExists after delete = %v, %v", ok, err)
+	}
+	addVeth(t, w.h, "veth0")
+	addBridge(t, w.h, "br-libvirt", "libvirt")
+	for _, name := range []string{"veth0", "br-libvirt"} {
+		if err := w.d.DeleteBridge(name); !errdefs.Is(err, errdefs.KindConflict) {
+			t.Errorf("DeleteBridge(%q) = %v, want a conflict", name, err)
+		}
+		if ok, _ := w.d.LinkExists(name); !ok {
+			t.Errorf("DeleteBridge(%q) deleted a link that is not berth's", name)
+		}
+	}
+	if err := w.d.DeleteBridge("bad/name"); !errdefs.Is(err, errdefs.KindInvalid) {
+		t.Errorf("DeleteBridge(bad/name) = %v, want invalid", err)
+	}
+}
+
+func TestOwnedLinksSeesOnlyTaggedLinks(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	addVeth(t, w.h, "veth0")
+	addBridge(t, w.h, "br-libvirt", "libvirt")
+	sb := nstest.New(t)
+	if err := w.d.Join(sb, endpointSpec(1)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := w.d.OwnedLinks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []network.OwnedLink{
+		{Name: "br-test", Owner: "network:test"},
+		{Name: "vethtest001", Owner: "endpoint:1"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("OwnedLinks (-want +got):\n%s", diff)
+	}
+}
+
+func TestHostRoutesListsEveryTableButNotDefaults(t *testing.T) {
+	w := newWorld(t)
+	dummy := addVeth(t, w.h, "veth0")
+	if err := w.h.LinkSetUp(dummy); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.h.AddrAdd(dummy, &netlink.Addr{IPNet: ipNet(netip.MustParsePrefix("192.0.2.2/24"))}); err != nil {
+		t.Fatal(err)
+	}
+	routes := []*netlink.Route{
+		{LinkIndex: dummy.Attrs().Index, Dst: ipNet(netip.MustParsePrefix("10.50.0.0/16")), Gw: net.ParseIP("192.0.2.1")},
+		{LinkIndex: dummy.Attrs().Index, Dst: ipNet(netip.MustParsePrefix("10.60.0.0/16")), Table: 100},
+		{LinkIndex: dummy.Attrs().Index, Gw: net.ParseIP("192.0.2.1")}, // default: excluded
+	}
+	for _, r := range routes {
+		if err := w.h.RouteAdd(r); err != nil {
+			t.Fatalf("add route %v: %v", r, err)
+		}
+	}
+	got, err := w.d.HostRoutes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"10.50.0.0/16", "10.60.0.0/16", "192.0.2.0/24"} {
+		if !containsPrefix(got, netip.MustParsePrefix(p)) {
+			t.Errorf("HostRoutes() = %v, missing %s", got, p)
+		}
+	}
+	for _, p := range got {
+		if p.Bits() == 0 {
+			t.Errorf("HostRoutes() = %v includes a default route", got)
+		}
+	}
+}
+
+func containsPrefix(ps []netip.Prefix, p netip.Prefix) bool {
+	for _, q := range ps {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+func TestEnableIPForwardingOnlyInTheHostNamespace(t *testing.T) {
+	w := newWorld(t)
+	outsider := nstest.New(t) // stands for every namespace that is not the driver's
+	if got := readSysctlIn(t, w.host, ipForwardPath); got != "0" {
+		t.Fatalf("fresh namespace has ip_forward=%s", got)
+	}
+	for i := range 2 {
+		if err := w.d.EnableIPForwarding(); err != nil {
+			t.Fatalf("EnableIPForwarding #%d: %v", i+1, err)
+		}
+	}
+	if got := readSysctlIn(t, w.host, ipForwardPath); got != "1" {
+		t.Errorf("host namespace ip_forward = %s, want 1", got)
+	}
+	if got := readSysctlIn(t, outsider, ipForwardPath); got != "0" {
+		t.Errorf("another namespace's ip_forward = %s, want it untouched (0)", got)
+	}
+}
+
+func readSysctlIn(t *testing.T, ns, path string) string {
+	t.Helper()
+	var v string
+	err := sandbox.Do(ns, func() error {
+		b, err := os.ReadFile(path)
+		v = strings.TrimSpace(string(b))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("read %s in %s: %v", path, ns, err)
+	}
+	return v
+}

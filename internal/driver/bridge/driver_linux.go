@@ -1,0 +1,181 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/sandbox"
+)
+
+// Driver implements network.Driver with netlink handles bound to the host
+// namespace and, per call, to a sandbox's namespace.
+type Driver struct {
+	hostNetns string // "" means the daemon's own namespace
+	h         *netlink.Handle
+	log       *slog.Logger
+	// failAt lets tests make a named step fail, to prove the rollback.
+	failAt func(step string) error
+}
+
+var _ network.Driver = (*Driver)(nil)
+
+// New returns a driver whose "host" is the network namespace at hostNetns
+// ("" = the daemon's own).
+func New(hostNetns string, log *slog.Logger) (*Driver, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h, err := openHandle(hostNetns)
+	if err != nil {
+		return nil, fmt.Errorf("open netlink in host namespace %q: %w", hostNetns, err)
+	}
+	return &Driver{hostNetns: hostNetns, h: h, log: log}, nil
+}
+
+// openHandle returns a route-netlink handle in the namespace at path ("" =
+// the caller's). Only NETLINK_ROUTE is opened: xfrm and netfilter sockets
+// would cost a socket each and berth never uses them here.
+func openHandle(path string) (*netlink.Handle, error) {
+	if path == "" {
+		return netlink.NewHandle(unix.NETLINK_ROUTE)
+	}
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	return netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+}
+
+// Close releases the driver's netlink socket.
+func (d *Driver) Close() error {
+	d.h.Close()
+	return nil
+}
+
+// step runs the test hook for a named step; it is nil in production.
+func (d *Driver) step(name string) error {
+	if d.failAt == nil {
+		return nil
+	}
+	return d.failAt(name)
+}
+
+// dumpAttempts bounds retries of a netlink dump that the kernel interrupted
+// because the table changed under it.
+const dumpAttempts = 5
+
+// retryDump runs a netlink dump until it is not interrupted: an interrupted
+// dump returns partial results that must not be trusted.
+func retryDump[T any](dump func() (T, error)) (T, error) {
+	var (
+		v   T
+		err error
+	)
+	for range dumpAttempts {
+		v, err = dump()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return v, err
+		}
+	}
+	return v, fmt.Errorf("netlink dump interrupted %d times: %w", dumpAttempts, err)
+}
+
+// isNotFound reports whether err says a link does not exist.
+func isNotFound(err error) bool {
+	var nf netlink.LinkNotFoundError
+	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV)
+}
+
+// linkIfExists returns the host link called name, or nil if there is none.
+func linkIfExists(h *netlink.Handle, name string) (netlink.Link, error) {
+	l, err := h.LinkByName(name)
+	if isNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up link %q: %w", name, err)
+	}
+	return l, nil
+}
+
+// LinkExists reports whether a link of that name exists in the host namespace.
+func (d *Driver) LinkExists(name string) (bool, error) {
+	l, err := linkIfExists(d.h, name)
+	return l != nil, err
+}
+
+// OwnedLinks lists the host-namespace links whose ifalias says berth made them.
+func (d *Driver) OwnedLinks() ([]network.OwnedLink, error) {
+	links, err := retryDump(d.h.LinkList)
+	if err != nil {
+		return nil, fmt.Errorf("list host links: %w", err)
+	}
+	var owned []network.OwnedLink
+	for _, l := range links {
+		if owner, ok := ownerFromAlias(l.Attrs().Alias); ok {
+			owned = append(owned, network.OwnedLink{Name: l.Attrs().Name, Owner: owner})
+		}
+	}
+	slices.SortFunc(owned, func(a, b network.OwnedLink) int { return strings.Compare(a.Name, b.Name) })
+	return owned, nil
+}
+
+// HostRoutes lists the destinations of every IPv4 route in every table of
+// the host namespace, default routes excluded, sorted and without duplicates.
+// Pool selection skips any subnet that overlaps one of them.
+func (d *Driver) HostRoutes() ([]netip.Prefix, error) {
+	all := &netlink.Route{Table: unix.RT_TABLE_UNSPEC}
+	routes, err := retryDump(func() ([]netlink.Route, error) {
+		return d.h.RouteListFiltered(netlink.FAMILY_V4, all, netlink.RT_FILTER_TABLE)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list host routes: %w", err)
+	}
+	var out []netip.Prefix
+	for _, r := range routes {
+		if p, ok := routePrefix(r.Dst); ok {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, comparePrefix)
+	return slices.Compact(out), nil
+}
+
+const ipForwardPath = "/proc/sys/net/ipv4/ip_forward"
+
+// EnableIPForwarding sets net.ipv4.ip_forward=1 in the driver's host
+// namespace and nowhere else. /proc/sys/net shows the namespace of the
+// thread that opens it, so for another namespace the write happens on a
+// throwaway thread inside it.
+func (d *Driver) EnableIPForwarding() error {
+	if d.hostNetns == "" {
+		return ensureSysctlOne(ipForwardPath)
+	}
+	return sandbox.Do(d.hostNetns, func() error { return ensureSysctlOne(ipForwardPath) })
+}
+
+// ensureSysctlOne writes "1" to a sysctl file unless it already holds it.
+func ensureSysctlOne(path string) error {
+	cur, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if strings.TrimSpace(string(cur)) == "1" {
+		return nil
+	}
+	if err := os.WriteFile(path, []byte("1\n"), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,352 @@
+package bridge
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/vishvananda/netlink"
+
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/nstest"
+	"github.com/berth-net/berth/internal/sandbox"
+)
+
+// checkJoined checks what Join promises on both sides of one endpoint.
+func checkJoined(t *testing.T, w *testWorld, sbPath string, spec network.EndpointSpec) {
+	t.Helper()
+	host, err := w.h.LinkByName(spec.HostIfName)
+	if err != nil {
+		t.Fatalf("host end %q: %v", spec.HostIfName, err)
+	}
+	br, _ := w.h.LinkByName(spec.Bridge)
+	if host.Attrs().MasterIndex != br.Attrs().Index {
+		t.Errorf("host end %q is not a port of %q", spec.HostIfName, spec.Bridge)
+	}
+	if got, want := host.Attrs().Alias, "berth:"+spec.Owner; got != want {
+		t.Errorf("host end alias = %q, want %q", got, want)
+	}
+	if host.Attrs().Flags&net.FlagUp == 0 || host.Attrs().MTU != spec.MTU {
+		t.Errorf("host end flags %v MTU %d, want up and %d", host.Attrs().Flags, host.Attrs().MTU, spec.MTU)
+	}
+	sh := handleIn(t, sbPath)
+	if diff := cmp.Diff([]string{spec.IfName, "lo"}, linkNames(t, sh)); diff != "" {
+		t.Errorf("sandbox links (-want +got):\n%s", diff)
+	}
+	peer, err := sh.LinkByName(spec.IfName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if peer.Attrs().HardwareAddr.String() != spec.MAC.String() || peer.Attrs().MTU != spec.MTU {
+		t.Errorf("peer MAC %v MTU %d, want %v and %d", peer.Attrs().HardwareAddr, peer.Attrs().MTU, spec.MAC, spec.MTU)
+	}
+	if peer.Attrs().Flags&net.FlagUp == 0 {
+		t.Errorf("peer %q is down", spec.IfName)
+	}
+	if lo, _ := sh.LinkByName("lo"); lo.Attrs().Flags&net.FlagUp == 0 {
+		t.Error("lo is down in the sandbox")
+	}
+	if diff := cmp.Diff([]netip.Prefix{spec.Address}, addrsOf(t, sh, spec.IfName), netipEqual); diff != "" {
+		t.Errorf("peer addresses (-want +got):\n%s", diff)
+	}
+	var wantGW []netip.Addr
+	if spec.Gateway.IsValid() {
+		wantGW = []netip.Addr{spec.Gateway}
+	}
+	if diff := cmp.Diff(wantGW, defaultGateways(t, sh), netipEqual); diff != "" {
+		t.Errorf("sandbox default routes (-want +got):\n%s", diff)
+	}
+}
+
+func TestJoinTwoSandboxesThatPingEachOther(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	a, b := nstest.New(t), nstest.New(t)
+	sa, sbSpec := endpointSpec(1), endpointSpec(2)
+	sbSpec.MAC = RandomMAC()
+	for _, j := range []struct {
+		path string
+		spec network.EndpointSpec
+	}{{a, sa}, {b, sbSpec}} {
+		if err := w.d.Join(j.path, j.spec); err != nil {
+			t.Fatalf("Join %s: %v", j.spec.HostIfName, err)
+		}
+		checkJoined(t, w, j.path, j.spec)
+	}
+	if diff := cmp.Diff([]string{sa.HostIfName, sbSpec.HostIfName}, portsOf(t, w.h, "br-test")); diff != "" {
+		t.Errorf("bridge ports (-want +got):\n%s", diff)
+	}
+	if err := ping(t, a, sbSpec.Address.Addr()); err != nil {
+		t.Error(err)
+	}
+	if err := ping(t, b, sa.Address.Addr()); err != nil {
+		t.Error(err)
+	}
+	if err := ping(t, a, testGateway.Addr()); err != nil {
+		t.Errorf("sandbox cannot reach its gateway: %v", err)
+	}
+}
+
+func TestJoinWithoutGatewayAddsNoDefaultRoute(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	sb := nstest.New(t)
+	spec := endpointSpec(1)
+	spec.Gateway = netip.Addr{}
+	if err := w.d.Join(sb, spec); err != nil {
+		t.Fatal(err)
+	}
+	checkJoined(t, w, sb, spec)
+}
+
+func TestJoinTwiceIsIdempotent(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	sb := nstest.New(t)
+	spec := endpointSpec(1)
+	for i := range 2 {
+		if err := w.d.Join(sb, spec); err != nil {
+			t.Fatalf("Join #%d: %v", i+1, err)
+		}
+	}
+	checkJoined(t, w, sb, spec)
+}
+
+func TestSecondNetworkKeepsTheFirstDefaultRoute(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	other := network.BridgeSpec{Name: "br-other", Gateway: netip.MustParsePrefix("10.99.0.1/24")}
+	if err := w.d.EnsureBridge(other, "network:other"); err != nil {
+		t.Fatal(err)
+	}
+	sb := nstest.New(t)
+	first := endpointSpec(1)
+	second := network.EndpointSpec{
+		Bridge: "br-other", HostIfName: "vethother01", IfName: "eth1", MAC: RandomMAC(),
+		Address: netip.MustParsePrefix("10.99.0.2/24"), Gateway: other.Gateway.Addr(), Owner: "endpoint:other",
+	}
+	for _, spec := range []network.EndpointSpec{first, second} {
+		if err := w.d.Join(sb, spec); err != nil {
+			t.Fatalf("Join %s: %v", spec.IfName, err)
+		}
+	}
+	sh := handleIn(t, sb)
+	if diff := cmp.Diff([]string{"eth0", "eth1", "lo"}, linkNames(t, sh)); diff != "" {
+		t.Errorf("sandbox links (-want +got):\n%s", diff)
+	}
+	if gws := defaultGateways(t, sh); len(gws) != 1 || gws[0] != first.Gateway {
+		t.Errorf("default gateways = %v, want only %v", gws, first.Gateway)
+	}
+}
+
+func TestJoinRefusesTakenNames(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	sb := nstest.New(t)
+
+	spec := endpointSpec(1)
+	addVeth(t, w.h, spec.HostIfName) // someone else's link with our random name
+	err := w.d.Join(sb, spec)
+	if !errors.Is(err, ErrHostIfNameTaken) || !errdefs.Is(err, errdefs.KindConflict) {
+		t.Fatalf("Join with a taken host name = %v, want ErrHostIfNameTaken as a conflict", err)
+	}
+	if l, _ := w.h.LinkByName(spec.HostIfName); l == nil || l.Type() != "veth" || l.Attrs().Alias != "" {
+		t.Errorf("Join touched the link that owned the name: %v", l)
+	}
+
+	addVeth(t, handleIn(t, sb), "eth0") // the container side name is taken
+	spec = endpointSpec(2)
+	if err := w.d.Join(sb, spec); !errdefs.Is(err, errdefs.KindConflict) {
+		t.Fatalf("Join with a taken container name = %v, want a conflict", err)
+	}
+	if ok, _ := w.d.LinkExists(spec.HostIfName); ok {
+		t.Errorf("failed Join left %q behind", spec.HostIfName)
+	}
+}
+
+func TestJoinFailuresLeaveNothingBehind(t *testing.T) {
+	steps := []string{"create veth", "tag host end", "attach to bridge", "loopback up", "peer up", "address", "default route"}
+	for _, step := range steps {
+		t.Run(step, func(t *testing.T) {
+			w := newWorld(t)
+			w.ensureTestBridge(t)
+			sb := nstest.New(t)
+			before := linkNames(t, w.h)
+			injected := errors.New("injected failure")
+			w.d.failAt = func(s string) error {
+				if s == step {
+					return injected
+				}
+				return nil
+			}
+			if err := w.d.Join(sb, endpointSpec(1)); !errors.Is(err, injected) {
+				t.Fatalf("Join = %v, want the injected failure", err)
+			}
+			checkNothingLeft(t, w, sb, before)
+		})
+	}
+	t.Run("bridge missing", func(t *testing.T) {
+		w := newWorld(t)
+		sb := nstest.New(t)
+		before := linkNames(t, w.h)
+		if err := w.d.Join(sb, endpointSpec(1)); !errdefs.Is(err, errdefs.KindNotFound) {
+			t.Fatalf("Join = %v, want not found", err)
+		}
+		checkNothingLeft(t, w, sb, before)
+	})
+	t.Run("sandbox missing", func(t *testing.T) {
+		w := newWorld(t)
+		w.ensureTestBridge(t)
+		before := linkNames(t, w.h)
+		if err := w.d.Join(t.TempDir()+"/gone", endpointSpec(1)); err == nil {
+			t.Fatal("Join into a missing sandbox succeeded")
+		}
+		checkNothingLeft(t, w, "", before)
+	})
+}
+
+// checkNothingLeft checks that the host has exactly the links it had before
+// and the sandbox (if any) only lo.
+func checkNothingLeft(t *testing.T, w *testWorld, sbPath string, hostBefore []string) {
+	t.Helper()
+	if diff := cmp.Diff(hostBefore, linkNames(t, w.h)); diff != "" {
+		t.Errorf("host links changed (-before +after):\n%s", diff)
+	}
+	if ports := portsOf(t, w.h, "br-test"); len(ports) != 0 {
+		t.Errorf("bridge still has ports %v", ports)
+	}
+	if sbPath != "" && sandbox.IsNamespace(sbPath) {
+		if diff := cmp.Diff([]string{"lo"}, linkNames(t, handleIn(t, sbPath))); diff != "" {
+			t.Errorf("sandbox links (-want +got):\n%s", diff)
+		}
+	}
+}
+
+func TestLeaveIsIdempotentAndLeavesNothing(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	before := linkNames(t, w.h)
+	sb := nstest.New(t)
+	spec := endpointSpec(1)
+	if err := w.d.Join(sb, spec); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if err := w.d.Leave(sb, spec); err != nil {
+			t.Fatalf("Leave #%d: %v", i+1, err)
+		}
+		checkNothingLeft(t, w, sb, before)
+	}
+	// The container can join again under the same names at once.
+	if err := w.d.Join(sb, spec); err != nil {
+		t.Fatalf("Join after Leave: %v", err)
+	}
+	checkJoined(t, w, sb, spec)
+}
+
+func TestLeaveAfterTheSandboxIsGone(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	before := linkNames(t, w.h)
+	sb := t.TempDir() + "/sandbox"
+	if err := sandbox.NewBound(sb); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sandbox.Unbind(sb) })
+	spec := endpointSpec(1)
+	if err := w.d.Join(sb, spec); err != nil {
+		t.Fatal(err)
+	}
+	if err := sandbox.Unbind(sb); err != nil {
+		t.Fatal(err)
+	}
+	// The kernel reaps the pair with the namespace in the background; Leave
+	// must succeed whether or not it has got there yet.
+	for i := range 2 {
+		if err := w.d.Leave(sb, spec); err != nil {
+			t.Fatalf("Leave #%d: %v", i+1, err)
+		}
+	}
+	checkNothingLeft(t, w, "", before)
+}
+
+func TestLeaveSparesOtherEndpointsLinks(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	sb := nstest.New(t)
+	spec := endpointSpec(1)
+	if err := w.d.Join(sb, spec); err != nil {
+		t.Fatal(err)
+	}
+	stale := spec
+	stale.Owner = "endpoint:stale" // an old record naming a link that is now someone else's
+	if err := w.d.Leave(sb, stale); err != nil {
+		t.Fatalf("Leave with a stale owner: %v", err)
+	}
+	checkJoined(t, w, sb, spec)
+
+	addBridge(t, w.h, "br-foreign", "")
+	notVeth := endpointSpec(2)
+	notVeth.HostIfName = "br-foreign"
+	if err := w.d.Leave(sb, notVeth); !errdefs.Is(err, errdefs.KindConflict) {
+		t.Errorf("Leave of a bridge = %v, want a conflict", err)
+	}
+	if ok, _ := w.d.LinkExists("br-foreign"); !ok {
+		t.Error("Leave deleted a bridge")
+	}
+}
+
+func TestGratuitousARPUpdatesNeighbours(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	a, b := nstest.New(t), nstest.New(t)
+	sa, sbSpec := endpointSpec(1), endpointSpec(2)
+	for _, j := range []struct {
+		path string
+		spec network.EndpointSpec
+	}{{a, sa}, {b, sbSpec}} {
+		if err := w.d.Join(j.path, j.spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ping(t, b, sa.Address.Addr()); err != nil { // b caches a's MAC
+		t.Fatal(err)
+	}
+	// a's container goes away and a new one gets its address and a new MAC.
+	if err := w.d.Leave(a, sa); err != nil {
+		t.Fatal(err)
+	}
+	c := nstest.New(t)
+	sc := sa
+	sc.HostIfName, sc.MAC, sc.Owner = "vethtest003", RandomMAC(), "endpoint:3"
+	if err := w.d.Join(c, sc); err != nil {
+		t.Fatal(err)
+	}
+	bh := handleIn(t, b)
+	var got net.HardwareAddr
+	for range 200 { // the ARP crosses the bridge in softirq, after Join returns
+		got = neighMAC(t, bh, sa.Address.Addr())
+		if got.String() == sc.MAC.String() {
+			return
+		}
+		sleepBriefly()
+	}
+	t.Errorf("b's neighbour entry for %s is %v, want the new MAC %v", sa.Address.Addr(), got, sc.MAC)
+}
+
+func neighMAC(t *testing.T, h *netlink.Handle, ip netip.Addr) net.HardwareAddr {
+	t.Helper()
+	neighs, err := h.NeighList(0, netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range neighs {
+		if a, _ := netip.AddrFromSlice(n.IP); a.Unmap() == ip {
+			return n.HardwareAddr
+		}
+	}
+	return nil
+}

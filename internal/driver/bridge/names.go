@@ -1,0 +1,170 @@
+package bridge
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"unicode"
+
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/network"
+)
+
+// AliasPrefix starts the ifalias of every link berth creates, so a restart
+// can tell berth's links from the ones an administrator made.
+const AliasPrefix = "berth:"
+
+// maxIfNameLen is IFNAMSIZ (16) minus the terminating NUL.
+const maxIfNameLen = 15
+
+// MTU bounds a veth accepts; 0 means the kernel default (1500).
+const (
+	minMTU = 68
+	maxMTU = 65535
+)
+
+// RandomMAC returns a random unicast, locally administered MAC address, as
+// Docker 28 does (netutils.GenerateRandomMAC): a fixed 02:42 prefix would
+// collide across hosts sharing a segment.
+func RandomMAC() net.HardwareAddr {
+	hw := make(net.HardwareAddr, 6)
+	rand.Read(hw) // never fails on Linux
+	hw[0] &= 0xfe // unicast
+	hw[0] |= 0x02 // locally administered
+	return hw
+}
+
+// RandomHostIfName returns a host-side veth name as Docker spells it:
+// "veth" and 7 random hex characters.
+func RandomHostIfName() string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return "veth" + hex.EncodeToString(b)[:7]
+}
+
+// ownerAlias is the ifalias that tags a link as berth's.
+func ownerAlias(owner string) string { return AliasPrefix + owner }
+
+// ownerFromAlias returns the owner tag of a berth alias.
+func ownerFromAlias(alias string) (string, bool) {
+	return strings.CutPrefix(alias, AliasPrefix)
+}
+
+// ValidateIfName checks that name can be a Linux interface name.
+func ValidateIfName(name string) error {
+	switch {
+	case name == "":
+		return errdefs.Invalid("interface name is empty")
+	case len(name) > maxIfNameLen:
+		return errdefs.Invalid("interface name %q is longer than %d characters", name, maxIfNameLen)
+	case name == "." || name == "..":
+		return errdefs.Invalid("interface name %q is reserved", name)
+	case strings.ContainsAny(name, "/:"):
+		return errdefs.Invalid("interface name %q contains '/' or ':'", name)
+	case strings.ContainsFunc(name, unicode.IsSpace):
+		return errdefs.Invalid("interface name %q contains whitespace", name)
+	case strings.ContainsFunc(name, func(r rune) bool { return r > unicode.MaxASCII || !unicode.IsPrint(r) }):
+		return errdefs.Invalid("interface name %q contains a non-printable or non-ASCII character", name)
+	}
+	return nil
+}
+
+func validateMTU(mtu int) error {
+	if mtu != 0 && (mtu < minMTU || mtu > maxMTU) {
+		return errdefs.Invalid("MTU %d is outside %d-%d", mtu, minMTU, maxMTU)
+	}
+	return nil
+}
+
+func validateOwner(owner string) error {
+	if owner == "" {
+		return errdefs.Invalid("owner tag is empty")
+	}
+	// IFALIASZ is 256 bytes including the NUL.
+	if len(ownerAlias(owner)) > 255 {
+		return errdefs.Invalid("owner tag %q is too long", owner)
+	}
+	return nil
+}
+
+// validateBridgeSpec checks everything EnsureBridge needs before it touches the kernel.
+func validateBridgeSpec(spec network.BridgeSpec, owner string) error {
+	if err := ValidateIfName(spec.Name); err != nil {
+		return fmt.Errorf("bridge: %w", err)
+	}
+	if !spec.Gateway.IsValid() || !spec.Gateway.Addr().Is4() {
+		return errdefs.Invalid("bridge %q: gateway %s is not an IPv4 prefix", spec.Name, spec.Gateway)
+	}
+	if err := validateMTU(spec.MTU); err != nil {
+		return fmt.Errorf("bridge %q: %w", spec.Name, err)
+	}
+	return validateOwner(owner)
+}
+
+// validateEndpointSpec checks everything Join needs before it touches the
+// kernel, so that a bad request never leaves half an endpoint behind.
+func validateEndpointSpec(spec network.EndpointSpec) error {
+	for _, n := range []struct{ what, name string }{
+		{"bridge", spec.Bridge}, {"host interface", spec.HostIfName}, {"container interface", spec.IfName},
+	} {
+		if err := ValidateIfName(n.name); err != nil {
+			return fmt.Errorf("%s: %w", n.what, err)
+		}
+	}
+	if err := validateMAC(spec.MAC); err != nil {
+		return err
+	}
+	if !spec.Address.IsValid() || !spec.Address.Addr().Is4() {
+		return errdefs.Invalid("endpoint address %s is not an IPv4 prefix", spec.Address)
+	}
+	if spec.Address.Bits() == 32 && spec.Gateway.IsValid() {
+		return errdefs.Invalid("endpoint address %s leaves no room for gateway %s", spec.Address, spec.Gateway)
+	}
+	if err := validateGateway(spec.Address, spec.Gateway); err != nil {
+		return err
+	}
+	if err := validateMTU(spec.MTU); err != nil {
+		return err
+	}
+	return validateOwner(spec.Owner)
+}
+
+func validateMAC(mac net.HardwareAddr) error {
+	switch {
+	case len(mac) != 6:
+		return errdefs.Invalid("MAC address %q is not a 6-byte Ethernet address", mac)
+	case mac[0]&0x01 != 0:
+		return errdefs.Invalid("MAC address %s is a multicast address", mac)
+	case allZero(mac):
+		return errdefs.Invalid("MAC address %s is all zeros", mac)
+	}
+	return nil
+}
+
+func validateGateway(addr netip.Prefix, gw netip.Addr) error {
+	if !gw.IsValid() {
+		return nil // internal network: no default route
+	}
+	if !gw.Is4() {
+		return errdefs.Invalid("gateway %s is not an IPv4 address", gw)
+	}
+	if !addr.Masked().Contains(gw) {
+		return errdefs.Invalid("gateway %s is outside the endpoint's subnet %s", gw, addr.Masked())
+	}
+	if gw == addr.Addr() {
+		return errdefs.Invalid("gateway %s is the endpoint's own address", gw)
+	}
+	return nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
