@@ -101,3 +101,11 @@ func (c *Container) ShortID() string {
 	}
 	return c.ID[:12]
 }
+
+// Status returns State.Status, "created" for a zero record.
+func (c *Container) Status() string {
+	if c.State.Status == "" {
+		return StatusCreated
+	}
+	return c.State.Status
+}
