@@ -365,7 +365,6 @@ func TestContainerLogs(t *testing.T) {
 	}
 }
 
-
 // TestShutdownEndsWait: a pending wait must not hold the daemon's shutdown.
 func TestShutdownEndsWait(t *testing.T) {
 	f := newFakeBackend()

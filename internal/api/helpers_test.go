@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -146,3 +147,5 @@ func unixClient(sock string) *http.Client {
 func httptestRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
 
 func newRequest(method, path string) *http.Request { return httptest.NewRequest(method, path, nil) }
+
+func urlEscape(s string) string { return url.QueryEscape(s) }

@@ -95,6 +95,12 @@ func networkCreateRequest(body nettypes.CreateRequest) (network.CreateRequest, e
 		return req, nil
 	}
 	req.IPAMDriver = body.IPAM.Driver
+	for _, c := range body.IPAM.Config {
+		if c.Subnet == "" {
+			// The docker CLI's words; moby would say "invalid subnet : ...".
+			return network.CreateRequest{}, errdefs.Invalid("invalid network config: every ip-range or gateway must have a corresponding subnet")
+		}
+	}
 	if err := nettypes.ValidateIPAM(body.IPAM, true); err != nil {
 		return network.CreateRequest{}, errdefs.Invalid("%w", err)
 	}
@@ -125,12 +131,6 @@ func unsupportedNetworkFeatures(body nettypes.CreateRequest) error {
 // ipamRequest parses one already validated --subnet/--ip-range/--gateway triple.
 func ipamRequest(c nettypes.IPAMConfig) (network.IPAMRequest, error) {
 	var ir network.IPAMRequest
-	if c.Subnet == "" {
-		if c.IPRange != "" || c.Gateway != "" {
-			return ir, errdefs.Invalid("invalid network config: an ip-range or a gateway needs a subnet")
-		}
-		return ir, nil
-	}
 	ir.Subnet = netip.MustParsePrefix(c.Subnet) // ValidateIPAM parsed it
 	if ir.Subnet.Addr().Is6() {
 		return ir, errdefs.Invalid("invalid subnet %s: IPv6 is not supported by berth", c.Subnet)

@@ -1,0 +1,171 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/berth-net/berth/internal/errdefs"
+)
+
+// TestBadRequests: each request is refused at the edge with a 4xx and a
+// JSON message, and the Backend sees no mutating call.
+func TestBadRequests(t *testing.T) {
+	big := `{"Image":"busybox","Env":["` + strings.Repeat("x", maxJSONBody) + `"]}`
+	tests := []struct {
+		name, method, path, body string
+		status                   int
+		msg                      string // the message starts with this
+	}{
+		{"malformed JSON", "POST", "/v1.51/networks/create", `{"Name":`, 400, "invalid JSON: unexpected EOF"},
+		{"not JSON at all", "POST", "/v1.51/containers/create", `hello`, 400, "invalid JSON: invalid character 'h'"},
+		{"trailing content", "POST", "/v1.51/networks/create", `{"Name":"a"} {}`, 400, "unexpected content after JSON"},
+		{"wrong type for Name", "POST", "/v1.51/networks/create", `{"Name":42}`, 400, "invalid JSON: json: cannot unmarshal number"},
+		{"wrong type for Internal", "POST", "/v1.51/networks/create", `{"Name":"a","Internal":"yes"}`, 400, "invalid JSON: json: cannot unmarshal string"},
+		{"wrong type for Cmd", "POST", "/v1.51/containers/create", `{"Image":"busybox","Cmd":{"a":1}}`, 400, "invalid JSON"},
+		{"body too large", "POST", "/v1.51/containers/create", big, 413, "request body is larger than 1048576 bytes"},
+		{"unknown version too new", "GET", "/v1.99/networks", "", 400, "client version 1.99 is too new"},
+		{"unknown version too old", "POST", "/v1.12/networks/create", `{"Name":"a"}`, 400, "client version 1.12 is too old"},
+		{"network name missing", "POST", "/v1.51/networks/create", `{"Driver":"bridge"}`, 400, "network name is required"},
+		{"subnet not CIDR", "POST", "/v1.51/networks/create", `{"Name":"a","IPAM":{"Config":[{"Subnet":"10.0.0.0"}]}}`, 400, "invalid network config:\ninvalid subnet 10.0.0.0: invalid CIDR block notation"},
+		{"subnet garbage", "POST", "/v1.51/networks/create", `{"Name":"a","IPAM":{"Config":[{"Subnet":"ten/8"}]}}`, 400, "invalid network config:\ninvalid subnet ten/8"},
+		{"subnet host bits set", "POST", "/v1.51/networks/create", `{"Name":"a","IPAM":{"Config":[{"Subnet":"10.1.2.3/16"}]}}`, 400, "invalid network config:\ninvalid subnet 10.1.2.3/16: it should be 10.1.0.0/16"},
+		{"gateway outside subnet", "POST", "/v1.51/networks/create", `{"Name":"a","IPAM":{"Config":[{"Subnet":"10.1.0.0/16","Gateway":"10.2.0.1"}]}}`, 400, "invalid network config:\ninvalid gateway 10.2.0.1: parent subnet 10.1.0.0/16 doesn't contain this address"},
+		{"gateway not an address", "POST", "/v1.51/networks/create", `{"Name":"a","IPAM":{"Config":[{"Subnet":"10.1.0.0/16","Gateway":"gw"}]}}`, 400, "invalid network config:\ninvalid gateway gw: invalid address"},
+		{"ip-range bigger than subnet", "POST", "/v1.51/networks/create", `{"Name":"a","IPAM":{"Config":[{"Subnet":"10.1.0.0/24","IPRange":"10.1.0.0/16"}]}}`, 400, "invalid network config:\ninvalid ip-range 10.1.0.0/16: CIDR block is bigger than its parent subnet"},
+		{"gateway without subnet", "POST", "/v1.51/networks/create", `{"Name":"a","IPAM":{"Config":[{"Gateway":"10.1.0.1"}]}}`, 400, "invalid network config: every ip-range or gateway must have a corresponding subnet"},
+		{"IPv6 subnet", "POST", "/v1.51/networks/create", `{"Name":"a","IPAM":{"Config":[{"Subnet":"fd00::/64"}]}}`, 400, "invalid subnet fd00::/64: IPv6 is not supported by berth"},
+		{"unknown IPAM driver", "POST", "/v1.51/networks/create", `{"Name":"a","IPAM":{"Driver":"dhcp"}}`, 400, `IPAM driver "dhcp" is not supported by berth`},
+		{"swarm scope", "POST", "/v1.51/networks/create", `{"Name":"a","Scope":"swarm"}`, 400, `scope "swarm" is not supported by berth`},
+		{"ingress network", "POST", "/v1.51/networks/create", `{"Name":"a","Ingress":true}`, 400, "swarm networks"},
+		{"IPv4 disabled", "POST", "/v1.51/networks/create", `{"Name":"a","EnableIPv4":false}`, 400, "IPv6-only networks are not supported by berth"},
+		{"wrong content type", "POST", "/v1.51/networks/create", "Name=a", 400, "unsupported Content-Type header (text/plain): must be 'application/json'"},
+		{"bad filters JSON", "GET", "/v1.51/networks?filters=%7Bname", "", 400, "invalid filter"},
+		{"unknown network filter", "GET", "/v1.51/networks?filters=%7B%22color%22%3A%7B%22red%22%3Atrue%7D%7D", "", 400, "invalid filter 'color'"},
+		{"bad network type filter", "GET", "/v1.51/networks?filters=%7B%22type%22%3A%5B%22odd%22%5D%7D", "", 400, "invalid filter: 'type'='odd'"},
+		{"bad container status filter", "GET", "/v1.51/containers/json?filters=%7B%22status%22%3A%5B%22sleepy%22%5D%7D", "", 400, "invalid filter 'status=sleepy'"},
+		{"bad limit", "GET", "/v1.51/containers/json?limit=ten", "", 400, `invalid value for limit: "ten"`},
+		{"connect without container", "POST", "/v1.51/networks/web/connect", `{"EndpointConfig":{}}`, 400, "no container specified"},
+		{"connect with bad IP", "POST", "/v1.51/networks/web/connect", `{"Container":"test1","EndpointConfig":{"IPAMConfig":{"IPv4Address":"10.5.0.300"}}}`, 400, "invalid IPv4 address: 10.5.0.300"},
+		{"connect with IPv6 as IPv4", "POST", "/v1.51/networks/web/connect", `{"Container":"test1","EndpointConfig":{"IPAMConfig":{"IPv4Address":"fd00::1"}}}`, 400, "invalid IPv4 address: fd00::1"},
+		{"connect with bad MAC", "POST", "/v1.51/networks/web/connect", `{"Container":"test1","EndpointConfig":{"MacAddress":"02:42"}}`, 400, "invalid MAC address: 02:42"},
+		{"container name with space", "POST", "/v1.51/containers/create?name=my%20box", `{"Image":"busybox"}`, 400, "Invalid container name (my box), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"},
+		{"container name of one char", "POST", "/v1.51/containers/create?name=a", `{"Image":"busybox"}`, 400, "Invalid container name (a)"},
+		{"container name starting with dash", "POST", "/v1.51/containers/create?name=-x", `{"Image":"busybox"}`, 400, "Invalid container name (-x)"},
+		{"empty create body", "POST", "/v1.51/containers/create", `{}`, 400, "config cannot be empty in order to create a container"},
+		{"no image", "POST", "/v1.51/containers/create", `{"Cmd":["true"]}`, 400, "no image specified"},
+		{"static IP not an address", "POST", "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"NetworkMode":"web"},"NetworkingConfig":{"EndpointsConfig":{"web":{"IPAMConfig":{"IPv4Address":"nope"}}}}}`, 400, `network "web": invalid IPv4 address: nope`},
+		{"bad MAC on create", "POST", "/v1.51/containers/create", `{"Image":"busybox","NetworkingConfig":{"EndpointsConfig":{"bridge":{"MacAddress":"zz:zz"}}}}`, 400, `network "bridge": invalid MAC address: zz:zz`},
+		{"bad exposed port", "POST", "/v1.51/containers/create", `{"Image":"busybox","ExposedPorts":{"http/tcp":{}}}`, 400, `invalid exposed port "http/tcp"`},
+		{"bad exposed protocol", "POST", "/v1.51/containers/create", `{"Image":"busybox","ExposedPorts":{"80/icmp":{}}}`, 400, `invalid exposed port "80/icmp"`},
+		{"published ports", "POST", "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"PortBindings":{"80/tcp":[{"HostPort":"8080"}]}}}`, 400, "publishing ports (-p, -P) is not supported by berth yet"},
+		{"volumes", "POST", "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"Binds":["/tmp:/tmp"]}}`, 400, "volumes and mounts"},
+		{"restart policy", "POST", "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"RestartPolicy":{"Name":"always"}}}`, 400, `restart policy "always" is not supported by berth`},
+		{"container network mode", "POST", "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"NetworkMode":"container:test1"}}`, 400, `network mode "container:test1" is not supported by berth`},
+		{"bad DNS server", "POST", "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"Dns":["dns.example"]}}`, 400, `invalid DNS server address "dns.example"`},
+		{"bad add-host", "POST", "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"ExtraHosts":["nocolon"]}}`, 400, `bad format for add-host: "nocolon"`},
+		{"bad add-host IP", "POST", "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"ExtraHosts":["db:300.1.1.1"]}}`, 400, `invalid IP address in add-host: "300.1.1.1"`},
+		{"start with a body", "POST", "/v1.51/containers/test1/start", `{"Binds":["/a:/b"]}`, 400, "starting container with non-empty request body was deprecated"},
+		{"stop with bad timeout", "POST", "/v1.51/containers/test1/stop?t=soon", "", 400, `invalid value for t: "soon"`},
+		{"bad wait condition", "POST", "/v1.51/containers/test1/wait?condition=forever", "", 400, `invalid condition: "forever"`},
+		{"bad resize height", "POST", "/v1.51/containers/test1/resize?h=-1&w=80", "", 400, `invalid resize height "-1"`},
+		{"logs without streams", "GET", "/v1.51/containers/test1/logs", "", 400, "Bad parameters: you must choose at least one stream"},
+		{"logs bad tail", "GET", "/v1.51/containers/test1/logs?stdout=1&tail=many", "", 400, `invalid value for tail: "many"`},
+		{"exec without command", "POST", "/v1.51/containers/test1/exec", `{"Cmd":[]}`, 400, "No exec command specified"},
+		{"exec bad JSON", "POST", "/v1.51/containers/test1/exec", `{"Cmd":"ls"}`, 400, "invalid JSON"},
+		{"exec start bad JSON", "POST", "/v1.51/exec/x/start", `{"Detach":"yes"}`, 400, "invalid JSON"},
+		{"import from URL", "POST", "/v1.51/images/create?fromSrc=http://example.com/a.tar&repo=a", "", 400, "importing from a URL is not supported by berth"},
+		{"import uppercase repo", "POST", "/v1.51/images/create?fromSrc=-&repo=BusyBox", "", 400, "invalid reference format: repository name (BusyBox) must be lowercase"},
+		{"import bad tag", "POST", "/v1.51/images/create?fromSrc=-&repo=busybox&tag=-x", "", 400, `invalid reference format: tag "-x"`},
+		{"import with changes", "POST", "/v1.51/images/create?fromSrc=-&repo=a&changes=CMD+sh", "", 400, "image changes (--change) are not supported by berth"},
+		{"images create without source", "POST", "/v1.51/images/create", "", 400, "fromSrc or fromImage is required"},
+		{"pull", "POST", "/v1.51/images/create?fromImage=busybox&tag=latest", "", 404, "pull is not supported by berth: import a root filesystem with `docker import`"},
+	}
+	if len(tests) < 25 {
+		t.Fatalf("only %d bad requests; the contract asks for at least 25", len(tests))
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeBackend()
+			var hdr []string
+			if tt.name == "wrong content type" {
+				hdr = []string{"Content-Type", "text/plain"}
+			}
+			rec := call(t, newServer(f), tt.method, tt.path, tt.body, hdr...)
+			if rec.Code != tt.status {
+				t.Fatalf("status = %d, want %d; body %s", rec.Code, tt.status, rec.Body.String())
+			}
+			if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type = %q", ct)
+			}
+			msg := decode[errorResponse](t, rec).Message
+			if !strings.HasPrefix(msg, tt.msg) {
+				t.Errorf("message = %q, want prefix %q", msg, tt.msg)
+			}
+			if m := f.Mutations(); len(m) != 0 {
+				t.Errorf("backend mutated: %v", m)
+			}
+		})
+	}
+}
+
+// TestErrorKinds pins the one mapping from error kinds to statuses.
+func TestErrorKinds(t *testing.T) {
+	tests := []struct {
+		name   string
+		setup  func(f *fakeBackend)
+		method string
+		path   string
+		status int
+		msg    string
+	}{
+		{"not found", nil, "GET", "/containers/nope/json", 404, "No such container: nope"},
+		{"not found image", nil, "GET", "/images/nope/json", 404, "No such image: nope"},
+		{"conflict", nil, "POST", "/networks/create", 409, "network with name web already exists"},
+		{"forbidden", nil, "DELETE", "/networks/none", 403, "none is a pre-defined network and cannot be removed"},
+		{"not modified", nil, "POST", "/containers/test1/start", 304, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeBackend()
+			if tt.setup != nil {
+				tt.setup(f)
+			}
+			body := ""
+			if tt.method == "POST" && strings.HasSuffix(tt.path, "create") {
+				body = `{"Name":"web"}`
+			}
+			rec := call(t, newServer(f), tt.method, tt.path, body)
+			if tt.status == 304 {
+				wantStatus(t, rec, 304)
+				return
+			}
+			wantError(t, rec, tt.status, tt.msg)
+		})
+	}
+}
+
+func TestStatusOf(t *testing.T) {
+	tests := []struct {
+		err  error
+		want int
+	}{
+		{errdefs.NotFound("x"), http.StatusNotFound},
+		{errdefs.Conflict("x"), http.StatusConflict},
+		{errdefs.Invalid("x"), http.StatusBadRequest},
+		{errdefs.Forbidden("x"), http.StatusForbidden},
+		{errdefs.NotModified("x"), http.StatusNotModified},
+		{errdefs.Unavailable("x"), http.StatusServiceUnavailable},
+		{errdefs.NotImplemented("x"), http.StatusNotImplemented},
+		{errors.New("x"), http.StatusInternalServerError},
+		{fmt.Errorf("wrapped: %w", errdefs.NotFound("x")), http.StatusNotFound},
+		{errdefs.Invalid("big: %w", &http.MaxBytesError{Limit: 1}), http.StatusRequestEntityTooLarge},
+	}
+	for _, tt := range tests {
+		if got := statusOf(tt.err); got != tt.want {
+			t.Errorf("statusOf(%v) = %d, want %d", tt.err, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,100 @@
+package api
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestImageImport(t *testing.T) {
+	tests := []struct {
+		name, query, want string
+	}{
+		{"repo and tag in repo", "fromSrc=-&repo=busybox:1.36&message=hi", `ImportImage busybox:1.36 "hi"`},
+		{"separate tag", "fromSrc=-&repo=reg.example:5000/team/app&tag=v1", `ImportImage reg.example:5000/team/app:v1 ""`},
+		{"default tag", "fromSrc=-&repo=busybox", `ImportImage busybox:latest ""`},
+		{"untagged", "fromSrc=-", `ImportImage : ""`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeBackend()
+			req := httptest.NewRequest(http.MethodPost, "/v1.51/images/create?"+tt.query, strings.NewReader("TARBALL"))
+			req.Header.Set("Content-Type", "application/x-tar")
+			rec := httptest.NewRecorder()
+			newServer(f).Handler().ServeHTTP(rec, req)
+			wantStatus(t, rec, http.StatusOK)
+			if diff := cmp.Diff(`{"status":"sha256:`+hexID("1d")+`"}`+"\r\n", rec.Body.String()); diff != "" {
+				t.Errorf("stream (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff([]string{tt.want}, f.Mutations()); diff != "" {
+				t.Errorf("mutations (-want +got):\n%s", diff)
+			}
+			if string(f.importedBody) != "TARBALL" {
+				t.Errorf("body = %q", f.importedBody)
+			}
+		})
+	}
+}
+
+// TestImageImportUnbounded: the tar body is a stream, not a JSON body.
+func TestImageImportUnbounded(t *testing.T) {
+	f := newFakeBackend()
+	body := strings.Repeat("t", 3*maxJSONBody)
+	rec := call(t, newServer(f), http.MethodPost, "/images/create?fromSrc=-&repo=big", body)
+	wantStatus(t, rec, http.StatusOK)
+	if len(f.importedBody) != len(body) {
+		t.Errorf("imported %d bytes, want %d", len(f.importedBody), len(body))
+	}
+}
+
+func TestImageList(t *testing.T) {
+	s := newServer(newFakeBackend())
+	rec := call(t, s, http.MethodGet, "/v1.51/images/json", "")
+	wantStatus(t, rec, http.StatusOK)
+	got := decode[[]map[string]any](t, rec)
+	want := []map[string]any{{
+		"Id": "sha256:" + hexID("b0"), "ParentId": "", "RepoTags": []any{"busybox:latest", "reg.example:5000/team/busybox:1.36"},
+		"RepoDigests": []any{}, "Created": float64(fakeTime.Unix()), "Size": float64(2 << 20), "SharedSize": -1.0,
+		"Containers": -1.0, "Labels": map[string]any{},
+	}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("images (-want +got):\n%s", diff)
+	}
+	for filter, n := range map[string]int{
+		`{"reference":{"busybox":true}}`:      1,
+		`{"reference":{"busybox:1.36":true}}`: 0,
+		`{"reference":{"*/team/*":true}}`:     1,
+		`{"dangling":{"true":true}}`:          0,
+		`{"label":{"a":true}}`:                0,
+	} {
+		rec := call(t, s, http.MethodGet, "/images/json?filters="+urlEscape(filter), "")
+		wantStatus(t, rec, http.StatusOK)
+		if got := len(decode[[]any](t, rec)); got != n {
+			t.Errorf("%s: %d images, want %d", filter, got, n)
+		}
+	}
+}
+
+func TestImageInspectAndRemove(t *testing.T) {
+	f := newFakeBackend()
+	s := newServer(f)
+	for _, path := range []string{"/v1.51/images/busybox/json", "/v1.51/images/reg.example:5000/team/busybox:1.36/json"} {
+		rec := call(t, s, http.MethodGet, path, "")
+		wantStatus(t, rec, http.StatusOK)
+		got := decode[map[string]any](t, rec)
+		if got["Id"] != "sha256:"+hexID("b0") || got["Os"] != "linux" || got["Config"] == nil {
+			t.Errorf("%s: %v", path, got)
+		}
+	}
+	wantError(t, call(t, s, http.MethodGet, "/v1.51/images/nope/json", ""), http.StatusNotFound, "No such image: nope")
+	rec := call(t, s, http.MethodDelete, "/v1.51/images/busybox", "")
+	wantStatus(t, rec, http.StatusOK)
+	want := `[{"Untagged":"busybox:latest"},{"Deleted":"sha256:` + hexID("b0") + `"}]` + "\n"
+	if diff := cmp.Diff(want, rec.Body.String()); diff != "" {
+		t.Errorf("delete (-want +got):\n%s", diff)
+	}
+	wantError(t, call(t, s, http.MethodDelete, "/v1.51/images/nope", ""), http.StatusNotFound, "No such image: nope")
+}
