@@ -1,0 +1,211 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-net/berth/internal/client"
+	"github.com/berth-net/berth/internal/errdefs"
+)
+
+// eachContainer runs op on every ref in turn, prints the refs that worked
+// and returns the failures joined, as docker stop/kill/rm do.
+func eachContainer(e *env, refs []string, op func(ref string) error) error {
+	var errs []error
+	for _, ref := range refs {
+		if err := op(ref); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintln(e.out, ref)
+	}
+	return errors.Join(errs...)
+}
+
+func newStopCommand(e *env) *cobra.Command {
+	var (
+		timeout int
+		signal  string
+	)
+	cmd := &cobra.Command{
+		Use:   "stop [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: "Stop one or more running containers",
+		Args:  requiresMinArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			var t *int
+			if cmd.Flags().Changed("timeout") {
+				t = &timeout
+			}
+			return eachContainer(e, args, func(ref string) error {
+				return c.ContainerStop(cmd.Context(), ref, t, signal)
+			})
+		},
+	}
+	cmd.Flags().IntVarP(&timeout, "timeout", "t", 0, "Seconds to wait before killing the container")
+	cmd.Flags().StringVarP(&signal, "signal", "s", "", "Signal to send to the container")
+	return cmd
+}
+
+func newKillCommand(e *env) *cobra.Command {
+	var signal string
+	cmd := &cobra.Command{
+		Use:   "kill [OPTIONS] CONTAINER [CONTAINER...]",
+		Short: "Kill one or more running containers",
+		Args:  requiresMinArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			return eachContainer(e, args, func(ref string) error {
+				return c.ContainerKill(cmd.Context(), ref, signal)
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&signal, "signal", "s", "", "Signal to send to the container")
+	return cmd
+}
+
+func newRmCommand(e *env) *cobra.Command {
+	var force, volumes bool
+	cmd := &cobra.Command{
+		Use:     "rm [OPTIONS] CONTAINER [CONTAINER...]",
+		Aliases: []string{"remove"},
+		Short:   "Remove one or more containers",
+		Args:    requiresMinArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			var errs []error
+			for _, ref := range args {
+				ref = strings.Trim(ref, "/")
+				if ref == "" {
+					errs = append(errs, errors.New("container name cannot be empty"))
+					continue
+				}
+				if err := c.ContainerRemove(cmd.Context(), ref, force); err != nil {
+					// rm -f of something already gone is reported, not failed.
+					if force && errdefs.Is(err, errdefs.KindNotFound) {
+						fmt.Fprintln(e.err, err)
+						continue
+					}
+					errs = append(errs, err)
+					continue
+				}
+				fmt.Fprintln(e.out, ref)
+			}
+			return errors.Join(errs...)
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force the removal of a running container (uses SIGKILL)")
+	cmd.Flags().BoolVarP(&volumes, "volumes", "v", false, "Remove anonymous volumes associated with the container")
+	return cmd
+}
+
+func newLogsCommand(e *env) *cobra.Command {
+	var (
+		o client.LogsOptions
+	)
+	cmd := &cobra.Command{
+		Use:   "logs [OPTIONS] CONTAINER",
+		Short: "Fetch the logs of a container",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			return printLogs(cmd.Context(), e, c, args[0], o)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&o.Follow, "follow", "f", false, "Follow log output")
+	f.StringVarP(&o.Tail, "tail", "n", "all", "Number of lines to show from the end of the logs")
+	f.BoolVarP(&o.Timestamps, "timestamps", "t", false, "Show timestamps")
+	return cmd
+}
+
+// printLogs copies the log stream, demultiplexing it unless the container
+// has a tty (then the daemon sends it raw).
+func printLogs(ctx context.Context, e *env, c *client.Client, ref string, o client.LogsOptions) error {
+	info, _, err := c.ContainerInspect(ctx, ref)
+	if err != nil {
+		return err
+	}
+	body, err := c.ContainerLogs(ctx, info.ID, o)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	if info.Config != nil && info.Config.Tty {
+		_, err = io.Copy(e.out, body)
+		return err
+	}
+	_, err = client.Demux(e.out, e.err, body)
+	return err
+}
+
+func newPortCommand(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "port CONTAINER [PRIVATE_PORT[/PROTO]]",
+		Short: "List port mappings or a specific mapping for the container",
+		Args:  requiresRangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			info, _, err := c.ContainerInspect(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			var lines []string
+			if info.NetworkSettings == nil {
+				return nil
+			}
+			ports := info.NetworkSettings.Ports
+			if len(args) == 2 {
+				port, proto, _ := strings.Cut(args[1], "/")
+				if proto == "" {
+					proto = "tcp"
+				}
+				if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+					return fmt.Errorf("Error: invalid port (%s): %w", port, err)
+				}
+				bindings := ports[natPort(port, proto)]
+				if len(bindings) == 0 {
+					return fmt.Errorf("Error: No public port '%s' published for %s", args[1], args[0])
+				}
+				for _, b := range bindings {
+					lines = append(lines, net.JoinHostPort(b.HostIP, b.HostPort))
+				}
+			} else {
+				for p, bindings := range ports {
+					for _, b := range bindings {
+						lines = append(lines, fmt.Sprintf("%s -> %s", p, net.JoinHostPort(b.HostIP, b.HostPort)))
+					}
+				}
+			}
+			sort.Slice(lines, func(i, j int) bool { return naturalLess(lines[i], lines[j]) })
+			if len(lines) > 0 {
+				fmt.Fprintln(e.out, strings.Join(lines, "\n"))
+			}
+			return nil
+		},
+	}
+	return cmd
+}

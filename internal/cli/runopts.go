@@ -1,0 +1,426 @@
+package cli
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/go-connections/nat"
+	"github.com/spf13/pflag"
+)
+
+// containerOptions are the flags run and create share, named as docker's.
+type containerOptions struct {
+	name        string
+	networks    []string
+	ip, ip6     string
+	mac         string
+	aliases     []string
+	env         listFlag
+	envFiles    []string
+	labels      listFlag
+	workdir     string
+	user        string
+	hostname    string
+	autoRemove  bool
+	interactive bool
+	tty         bool
+	publish     []string
+	publishAll  bool
+	expose      []string
+	dns         listFlag
+	dnsSearch   []string
+	dnsOptions  []string
+	extraHosts  listFlag
+	entrypoint  string
+	stopSignal  string
+	stopTimeout int
+	privileged  bool
+	restart     string
+}
+
+// addContainerFlags registers the container flags on fs. run and create
+// define --help themselves without -h, which docker gives to --hostname.
+func addContainerFlags(fs *pflag.FlagSet) *containerOptions {
+	o := &containerOptions{}
+	o.env.validate = validateEnv
+	o.dns.validate = validateIP
+	o.extraHosts.validate = validateExtraHost
+	fs.SetInterspersed(false)
+	fs.StringVar(&o.name, "name", "", "Assign a name to the container")
+	fs.StringArrayVar(&o.networks, "network", nil, "Connect a container to a network")
+	fs.StringArrayVar(&o.networks, "net", nil, "Connect a container to a network")
+	_ = fs.MarkHidden("net")
+	fs.StringVar(&o.ip, "ip", "", "IPv4 address (e.g., 172.30.100.104)")
+	fs.StringVar(&o.ip6, "ip6", "", "IPv6 address (e.g., 2001:db8::33)")
+	fs.StringVar(&o.mac, "mac-address", "", "Container MAC address (e.g., 92:d0:c6:0a:29:33)")
+	fs.StringArrayVar(&o.aliases, "network-alias", nil, "Add network-scoped alias for the container")
+	fs.VarP(&o.env, "env", "e", "Set environment variables")
+	fs.StringArrayVar(&o.envFiles, "env-file", nil, "Read in a file of environment variables")
+	fs.VarP(&o.labels, "label", "l", "Set meta data on a container")
+	fs.StringVarP(&o.workdir, "workdir", "w", "", "Working directory inside the container")
+	fs.StringVarP(&o.user, "user", "u", "", "Username or UID (format: <name|uid>[:<group|gid>])")
+	fs.StringVarP(&o.hostname, "hostname", "h", "", "Container host name")
+	fs.BoolVar(&o.autoRemove, "rm", false, "Automatically remove the container when it exits")
+	fs.BoolVarP(&o.interactive, "interactive", "i", false, "Keep STDIN open even if not attached")
+	fs.BoolVarP(&o.tty, "tty", "t", false, "Allocate a pseudo-TTY")
+	fs.StringArrayVarP(&o.publish, "publish", "p", nil, "Publish a container's port(s) to the host")
+	fs.BoolVarP(&o.publishAll, "publish-all", "P", false, "Publish all exposed ports to random ports")
+	fs.StringArrayVar(&o.expose, "expose", nil, "Expose a port or a range of ports")
+	fs.Var(&o.dns, "dns", "Set custom DNS servers")
+	fs.StringArrayVar(&o.dnsSearch, "dns-search", nil, "Set custom DNS search domains")
+	fs.StringArrayVar(&o.dnsOptions, "dns-option", nil, "Set DNS options")
+	fs.Var(&o.extraHosts, "add-host", "Add a custom host-to-IP mapping (host:ip)")
+	fs.StringVar(&o.entrypoint, "entrypoint", "", "Overwrite the default ENTRYPOINT of the image")
+	fs.StringVar(&o.stopSignal, "stop-signal", "", "Signal to stop the container")
+	fs.IntVar(&o.stopTimeout, "stop-timeout", 0, "Timeout (in seconds) to stop a container")
+	fs.BoolVar(&o.privileged, "privileged", false, "Give extended privileges to this container")
+	fs.StringVar(&o.restart, "restart", "no", "Restart policy to apply when a container exits")
+	return o
+}
+
+// createRequest validates the options and builds the body of
+// POST /containers/create the way docker run does.
+func (o *containerOptions) createRequest(fs *pflag.FlagSet, image string, args []string) (container.CreateRequest, error) {
+	if err := o.validate(); err != nil {
+		return container.CreateRequest{}, err
+	}
+	env, err := o.environment()
+	if err != nil {
+		return container.CreateRequest{}, err
+	}
+	exposed, bindings, err := o.ports()
+	if err != nil {
+		return container.CreateRequest{}, err
+	}
+	endpoints, err := o.endpoints()
+	if err != nil {
+		return container.CreateRequest{}, err
+	}
+	cfg := &container.Config{
+		Hostname:     o.hostname,
+		User:         o.user,
+		ExposedPorts: exposed,
+		Tty:          o.tty,
+		OpenStdin:    o.interactive,
+		AttachStdin:  o.interactive,
+		AttachStdout: true,
+		AttachStderr: true,
+		StdinOnce:    o.interactive,
+		Env:          env,
+		Cmd:          args,
+		Image:        image,
+		WorkingDir:   o.workdir,
+		Labels:       kvMap(o.labels.list),
+		StopSignal:   o.stopSignal,
+	}
+	if o.entrypoint != "" {
+		cfg.Entrypoint = []string{o.entrypoint}
+	} else if fs.Changed("entrypoint") {
+		cfg.Entrypoint = []string{""} // --entrypoint= resets the image's
+	}
+	if fs.Changed("stop-timeout") {
+		cfg.StopTimeout = &o.stopTimeout
+	}
+	host := &container.HostConfig{
+		NetworkMode:     container.NetworkMode(o.networkMode()),
+		PortBindings:    bindings,
+		RestartPolicy:   container.RestartPolicy{Name: container.RestartPolicyMode(o.restart)},
+		AutoRemove:      o.autoRemove,
+		PublishAllPorts: o.publishAll,
+		DNS:             nonNil(o.dns.list),
+		DNSSearch:       nonNil(o.dnsSearch),
+		DNSOptions:      nonNil(o.dnsOptions),
+		ExtraHosts:      o.extraHosts.list,
+		Privileged:      o.privileged,
+	}
+	if nw, ok := endpoints[o.networkMode()]; ok {
+		cfg.MacAddress = nw.MacAddress //nolint:staticcheck // still read by API < 1.44
+	}
+	return container.CreateRequest{
+		Config:           cfg,
+		HostConfig:       host,
+		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: endpoints},
+	}, nil
+}
+
+func (o *containerOptions) validate() error {
+	if o.mac != "" {
+		if _, err := net.ParseMAC(strings.TrimSpace(o.mac)); err != nil {
+			return fmt.Errorf("%s is not a valid mac address", o.mac)
+		}
+	}
+	// docker leaves these to the daemon; checking here gives the same
+	// exit code without a round trip and names the flag.
+	if o.ip != "" {
+		if a, err := netip.ParseAddr(o.ip); err != nil || !a.Is4() {
+			return fmt.Errorf("invalid IPv4 address: %s", o.ip)
+		}
+	}
+	if o.ip6 != "" {
+		if a, err := netip.ParseAddr(o.ip6); err != nil || !a.Is6() {
+			return fmt.Errorf("invalid IPv6 address: %s", o.ip6)
+		}
+	}
+	switch o.restart {
+	case "no", "":
+	default:
+		if o.autoRemove {
+			return errors.New("conflicting options: cannot specify both --restart and --rm")
+		}
+	}
+	return nil
+}
+
+// networkMode is HostConfig.NetworkMode: the first --network, or "default".
+func (o *containerOptions) networkMode() string {
+	if len(o.networks) == 0 {
+		return network.NetworkDefault
+	}
+	return o.networks[0]
+}
+
+// endpoints mirrors docker's parseNetworkOpts: without --network, an
+// endpoint "default" carries --ip/--mac/...; with one --network and no
+// per-endpoint options, the endpoint is left out.
+func (o *containerOptions) endpoints() (map[string]*network.EndpointSettings, error) {
+	eps := map[string]*network.EndpointSettings{}
+	targets := o.networks
+	if len(targets) == 0 {
+		targets = []string{network.NetworkDefault}
+	}
+	userDefined, predefined := false, false
+	for i, t := range targets {
+		if strings.TrimSpace(t) == "" {
+			return nil, errors.New("no name set for network")
+		}
+		if isUserDefined(t) {
+			userDefined = true
+		} else {
+			predefined = true
+		}
+		ep := &network.EndpointSettings{}
+		if i == 0 {
+			if err := o.applyEndpointOptions(t, ep); err != nil {
+				return nil, err
+			}
+		}
+		if _, dup := eps[t]; dup {
+			return nil, fmt.Errorf("network %q is specified multiple times", t)
+		}
+		if i == 0 && len(o.networks) == 1 && isEmptyEndpoint(ep) {
+			continue
+		}
+		eps[t] = ep
+	}
+	if userDefined && predefined && len(o.networks) > 0 {
+		return nil, errors.New("conflicting options: cannot attach both user-defined and non-user-defined network-modes")
+	}
+	return eps, nil
+}
+
+func (o *containerOptions) applyEndpointOptions(target string, ep *network.EndpointSettings) error {
+	if len(o.aliases) > 0 {
+		if !isUserDefined(target) {
+			return errors.New("network-scoped aliases are only supported for user-defined networks")
+		}
+		ep.Aliases = append([]string(nil), o.aliases...)
+	}
+	if o.ip != "" || o.ip6 != "" {
+		ep.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: o.ip, IPv6Address: o.ip6}
+	}
+	ep.MacAddress = o.mac
+	return nil
+}
+
+func isEmptyEndpoint(ep *network.EndpointSettings) bool {
+	return ep.IPAMConfig == nil && len(ep.Aliases) == 0 && ep.MacAddress == "" &&
+		len(ep.Links) == 0 && len(ep.DriverOpts) == 0 && ep.GwPriority == 0
+}
+
+// isUserDefined is docker's NetworkMode.IsUserDefined.
+func isUserDefined(n string) bool {
+	switch n {
+	case "default", "bridge", "host", "none":
+		return false
+	}
+	return !strings.HasPrefix(n, "container:")
+}
+
+// ports expands -p and --expose the way docker does, client-side, so
+// ranges become one key per port.
+func (o *containerOptions) ports() (nat.PortSet, nat.PortMap, error) {
+	specs, err := longPublishToShort(o.publish)
+	if err != nil {
+		return nil, nil, err
+	}
+	exposed, bindings, err := nat.ParsePortSpecs(specs)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, e := range o.expose {
+		if strings.Contains(e, ":") {
+			return nil, nil, fmt.Errorf("invalid port format for --expose: %s", e)
+		}
+		proto, port := nat.SplitProtoPort(e)
+		start, end, err := nat.ParsePortRange(port)
+		if err != nil {
+			return nil, nil, fmt.Errorf("invalid range format for --expose: %s, error: %s", e, err)
+		}
+		for i := start; i <= end; i++ {
+			p, err := nat.NewPort(proto, strconv.FormatUint(i, 10))
+			if err != nil {
+				return nil, nil, err
+			}
+			exposed[p] = struct{}{}
+		}
+	}
+	return exposed, bindings, nil
+}
+
+// longPublishToShort turns -p target=80,published=8080,protocol=udp into
+// docker's short form 8080:80/udp.
+func longPublishToShort(specs []string) ([]string, error) {
+	out := make([]string, 0, len(specs))
+	for _, s := range specs {
+		if !strings.Contains(s, "=") {
+			out = append(out, s)
+			continue
+		}
+		params := map[string]string{"protocol": "tcp"}
+		for _, kv := range strings.Split(s, ",") {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return nil, fmt.Errorf("invalid publish opts format (should be name=value but got '%s')", kv)
+			}
+			params[k] = v
+		}
+		if params["target"] == "" {
+			return nil, errors.New("missing mandatory field 'target'")
+		}
+		out = append(out, params["published"]+":"+params["target"]+"/"+params["protocol"])
+	}
+	return out, nil
+}
+
+// environment merges --env-file lines and -e values, files first.
+func (o *containerOptions) environment() ([]string, error) {
+	var env []string
+	for _, f := range o.envFiles {
+		lines, err := readEnvFile(f)
+		if err != nil {
+			return nil, err
+		}
+		env = append(env, lines...)
+	}
+	return append(env, o.env.list...), nil
+}
+
+func readEnvFile(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimLeft(sc.Text(), " \t")
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		v, err := validateEnv(line)
+		if err != nil {
+			return nil, err
+		}
+		lines = append(lines, v)
+	}
+	return lines, sc.Err()
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func kvMap(list []string) map[string]string {
+	m := make(map[string]string, len(list))
+	for _, kv := range list {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	return m
+}
+
+// listFlag is a repeatable flag whose values are checked (and possibly
+// rewritten) as they are set, like docker's ListOpts.
+type listFlag struct {
+	list     []string
+	validate func(string) (string, error)
+}
+
+func (f *listFlag) String() string { return "[" + strings.Join(f.list, " ") + "]" }
+func (f *listFlag) Type() string   { return "list" }
+
+func (f *listFlag) Set(s string) error {
+	if f.validate != nil {
+		v, err := f.validate(s)
+		if err != nil {
+			return err
+		}
+		s = v
+	}
+	f.list = append(f.list, s)
+	return nil
+}
+
+// validateEnv accepts K=V, and K alone (taking K's value from the CLI's
+// own environment if set), as docker does.
+func validateEnv(s string) (string, error) {
+	k, _, hasValue := strings.Cut(s, "=")
+	if k == "" {
+		return "", errors.New("invalid environment variable: " + s)
+	}
+	if hasValue {
+		return s, nil
+	}
+	if v, ok := os.LookupEnv(k); ok {
+		return k + "=" + v, nil
+	}
+	return s, nil
+}
+
+func validateIP(s string) (string, error) {
+	if ip := net.ParseIP(strings.TrimSpace(s)); ip != nil {
+		return ip.String(), nil
+	}
+	return "", fmt.Errorf("IP address is not correctly formatted: %s", s)
+}
+
+// validateExtraHost accepts host:ip or host=ip; ip may be "host-gateway".
+func validateExtraHost(s string) (string, error) {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok {
+		k, v, ok = strings.Cut(s, ":")
+	}
+	if !ok || k == "" || strings.Contains(k, ":") {
+		return "", fmt.Errorf("bad format for add-host: %q", s)
+	}
+	if v == "host-gateway" {
+		return k + ":" + v, nil
+	}
+	addr := strings.TrimSuffix(strings.TrimPrefix(v, "["), "]")
+	if _, err := netip.ParseAddr(addr); err != nil {
+		return "", fmt.Errorf("invalid IP address in add-host: %q", v)
+	}
+	return k + ":" + addr, nil
+}

@@ -1,0 +1,158 @@
+package cli
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/moby/term"
+
+	"github.com/berth-net/berth/internal/client"
+)
+
+// streams says where a hijacked session's data goes.
+type streams struct {
+	stdin          io.Reader // nil: stdin not attached
+	stdout, stderr io.Writer // nil: not attached
+	tty            bool      // output is raw, stdout and stderr merged
+}
+
+// pump copies stdin to conn (half-closing it at EOF, so the process sees
+// EOF while its output keeps coming) and conn's output to stdout/stderr,
+// demultiplexing unless the stream is raw. It returns when the output
+// ends — the process exited — or ctx is done.
+func pump(ctx context.Context, conn *client.HijackedConn, s streams) error {
+	outDone := make(chan error, 1)
+	go func() {
+		var err error
+		if s.tty || !conn.Multiplexed() {
+			_, err = io.Copy(orDiscard(s.stdout), conn)
+		} else {
+			_, err = client.Demux(s.stdout, s.stderr, conn)
+		}
+		outDone <- err
+	}()
+	if s.stdin != nil {
+		go func() {
+			_, _ = io.Copy(conn, s.stdin)
+			_ = conn.CloseWrite()
+		}()
+	}
+	select {
+	case err := <-outDone:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func orDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}
+
+// terminal is the CLI's own terminal, if stdin (and stdout) are one.
+type terminal struct {
+	inFd, outFd uintptr
+	inTTY       bool
+	outTTY      bool
+}
+
+func detectTerminal(in io.Reader, out io.Writer) terminal {
+	var t terminal
+	t.inFd, t.inTTY = term.GetFdInfo(in)
+	t.outFd, t.outTTY = term.GetFdInfo(out)
+	return t
+}
+
+// makeRaw puts the CLI's terminal into raw mode for a tty session and
+// returns the function that restores it.
+func (t terminal) makeRaw() (restore func()) {
+	var undo []func()
+	if t.inTTY {
+		if st, err := term.SetRawTerminal(t.inFd); err == nil {
+			undo = append(undo, func() { _ = term.RestoreTerminal(t.inFd, st) })
+		}
+	}
+	if t.outTTY {
+		if st, err := term.SetRawTerminalOutput(t.outFd); err == nil {
+			undo = append(undo, func() { _ = term.RestoreTerminal(t.outFd, st) })
+		}
+	}
+	return func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+}
+
+// size returns the terminal's height and width, or zeros.
+func (t terminal) size() (uint, uint) {
+	if !t.outTTY {
+		return 0, 0
+	}
+	ws, err := term.GetWinsize(t.outFd)
+	if err != nil {
+		return 0, 0
+	}
+	return uint(ws.Height), uint(ws.Width)
+}
+
+// followResize sends the terminal's size now and on every SIGWINCH until
+// ctx ends.
+func (t terminal) followResize(ctx context.Context, resize func(h, w uint) error) {
+	if !t.outTTY {
+		return
+	}
+	send := func() {
+		if h, w := t.size(); h > 0 || w > 0 {
+			_ = resize(h, w)
+		}
+	}
+	send()
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGWINCH)
+	go func() {
+		defer signal.Stop(ch)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ch:
+				send()
+			}
+		}
+	}()
+}
+
+// forwardSignals passes SIGINT and SIGTERM to the container, as docker
+// run's --sig-proxy does, until ctx ends.
+func forwardSignals(ctx context.Context, kill func(sig string)) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		defer signal.Stop(ch)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case s := <-ch:
+				kill(sigName(s))
+			}
+		}
+	}()
+}
+
+func sigName(s os.Signal) string {
+	switch s {
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return s.String()
+}
