@@ -31,7 +31,7 @@ func (f *Fake) Rebuild(_ context.Context, nets []Network) error {
 	if err := f.takeErr(); err != nil {
 		return err
 	}
-	if _, err := Build(nets); err != nil {
+	if err := Validate(nets); err != nil {
 		return err
 	}
 	f.nets = map[string]Network{}
@@ -52,7 +52,7 @@ func (f *Fake) AddNetwork(_ context.Context, n Network) error {
 	}
 	next := f.others(n.Bridge)
 	n.Subnet = n.Subnet.Masked()
-	if _, err := Build(append(next, n)); err != nil {
+	if err := Validate(append(next, n)); err != nil {
 		return err
 	}
 	if f.nets == nil {

@@ -70,6 +70,13 @@ func Build(nets []Network) (*Ruleset, error) {
 	return rs, nil
 }
 
+// Validate checks nets as Build does, without building any rules: each
+// network on its own, and that no two share a bridge or overlapping subnets.
+func Validate(nets []Network) error {
+	_, err := validateAll(nets)
+	return err
+}
+
 // RulesFor returns the chains and map elements of one network.
 func RulesFor(n Network) (NetworkRules, error) {
 	n, err := validate(n)

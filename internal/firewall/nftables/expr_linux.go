@@ -110,8 +110,9 @@ func nftChain(c firewall.Chain) *nftlib.Chain {
 // nftRule translates one rule of chain ch.
 func nftRule(ch *nftlib.Chain, r firewall.Rule) (*nftlib.Rule, error) {
 	var exprs []expr.Any
+	var tr translation
 	for _, s := range r.Stmts {
-		e, err := stmtExprs(s)
+		e, err := tr.stmt(s)
 		if err != nil {
 			return nil, fmt.Errorf("chain %q, rule %q: %w", ch.Name, r, err)
 		}
@@ -124,7 +125,13 @@ func nftRule(ch *nftlib.Chain, r firewall.Rule) (*nftlib.Rule, error) {
 	return nr, nil
 }
 
-func stmtExprs(s firewall.Stmt) ([]expr.Any, error) {
+// translation carries what a rule has already established, as nft does:
+// the IPv4 dependency is emitted once per rule, not once per address match.
+type translation struct {
+	ipv4 bool
+}
+
+func (tr *translation) stmt(s firewall.Stmt) ([]expr.Any, error) {
 	switch s := s.(type) {
 	case firewall.IfnameMatch:
 		return []expr.Any{
@@ -142,9 +149,9 @@ func stmtExprs(s firewall.Stmt) ([]expr.Any, error) {
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
 		}, nil
 	case firewall.AddrMatch:
-		return addrMatch(s)
+		return tr.addrMatch(s)
 	case firewall.VmapLookup:
-		return vmapLookup(s)
+		return tr.vmapLookup(s)
 	case firewall.Counter:
 		return []expr.Any{&expr.Counter{}}, nil
 	case firewall.Masquerade:
@@ -155,28 +162,31 @@ func stmtExprs(s firewall.Stmt) ([]expr.Any, error) {
 	return nil, fmt.Errorf("statement %T has no netlink form", s)
 }
 
-// addrMatch loads only the bytes the prefix covers and masks the last one
-// if the prefix ends inside it, as nft does.
-func addrMatch(m firewall.AddrMatch) ([]expr.Any, error) {
+// addrMatch compares the address field against the prefix the way nft
+// does: a byte-aligned prefix loads only its bytes; any other loads all four
+// and masks them.
+func (tr *translation) addrMatch(m firewall.AddrMatch) ([]expr.Any, error) {
 	if !m.Prefix.Addr().Is4() {
 		return nil, fmt.Errorf("prefix %s is not IPv4", m.Prefix)
 	}
 	bits := m.Prefix.Bits()
-	n := uint32((bits + 7) / 8)
-	addr := m.Prefix.Masked().Addr().AsSlice()[:n]
-	exprs := append(ipv4Only(), &expr.Payload{
+	n := uint32(4)
+	if bits%8 == 0 {
+		n = uint32(bits / 8)
+	}
+	exprs := append(tr.ipv4Only(), &expr.Payload{
 		DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: addrOffset(m.Field), Len: n,
 	})
 	if bits%8 != 0 {
-		full := net4Mask(bits)
 		exprs = append(exprs, &expr.Bitwise{
-			SourceRegister: 1, DestRegister: 1, Len: n, Mask: full[:n], Xor: make([]byte, n),
+			SourceRegister: 1, DestRegister: 1, Len: n, Mask: net4Mask(bits), Xor: make([]byte, n),
 		})
 	}
+	addr := m.Prefix.Masked().Addr().AsSlice()[:n]
 	return append(exprs, &expr.Cmp{Op: cmpOp(m.Negate), Register: 1, Data: addr}), nil
 }
 
-func vmapLookup(v firewall.VmapLookup) ([]expr.Any, error) {
+func (tr *translation) vmapLookup(v firewall.VmapLookup) ([]expr.Any, error) {
 	var load []expr.Any
 	switch v.Key {
 	case firewall.LookupIifname:
@@ -184,7 +194,7 @@ func vmapLookup(v firewall.VmapLookup) ([]expr.Any, error) {
 	case firewall.LookupOifname:
 		load = []expr.Any{&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1}}
 	case firewall.LookupDaddr:
-		load = append(ipv4Only(), &expr.Payload{
+		load = append(tr.ipv4Only(), &expr.Payload{
 			DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: addrOffset(firewall.Daddr), Len: 4,
 		})
 	default:
@@ -212,9 +222,13 @@ func verdict(v firewall.Verdict) ([]expr.Any, error) {
 	return nil, fmt.Errorf("unknown verdict %d", v.Kind)
 }
 
-// ipv4Only is the dependency nft adds before reading IPv4 header fields in
-// an inet table: IPv6 packets must not be read as IPv4.
-func ipv4Only() []expr.Any {
+// ipv4Only is the dependency nft adds before the first read of an IPv4
+// header field in an inet table: IPv6 packets must not be read as IPv4.
+func (tr *translation) ipv4Only() []expr.Any {
+	if tr.ipv4 {
+		return nil
+	}
+	tr.ipv4 = true
 	return []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},

@@ -14,12 +14,10 @@ import (
 	"log/slog"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/berth-net/berth/internal/firewall"
 	nftlib "github.com/google/nftables"
-	"golang.org/x/sys/unix"
 )
 
 // Firewall implements firewall.Firewall with one nftables table.
@@ -42,7 +40,7 @@ func New(netnsPath string, log *slog.Logger) (*Firewall, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	opts := []nftlib.ConnOption{nftlib.AsLasting()}
+	opts := []nftlib.ConnOption{nftlib.AsLasting(), nftlib.WithSockOptions(bigBuffers)}
 	if netnsPath != "" {
 		ns, err := os.Open(netnsPath)
 		if err != nil {
@@ -86,7 +84,7 @@ func (f *Firewall) rebuild(nets []firewall.Network) error {
 		f.discard()
 		return err
 	}
-	if err := f.conn.Flush(); err != nil {
+	if err := f.flush(); err != nil {
 		return fmt.Errorf("rebuild table %s %s: %w", firewall.TableFamily, firewall.TableName, err)
 	}
 	f.nets = map[string]firewall.Network{}
@@ -110,7 +108,7 @@ func (f *Firewall) AddNetwork(ctx context.Context, n firewall.Network) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	want := append(f.othersThan(n.Bridge), n)
-	if _, err := firewall.Build(want); err != nil {
+	if err := firewall.Validate(want); err != nil {
 		return err
 	}
 	nr, err := firewall.RulesFor(n)
@@ -151,7 +149,7 @@ func (f *Firewall) applyAdd(bridge string, nr firewall.NetworkRules) error {
 		f.discard()
 		return err
 	}
-	return f.conn.Flush()
+	return f.flush()
 }
 
 // DelNetwork removes the chains and map entries of n's bridge in one batch.
@@ -173,7 +171,7 @@ func (f *Firewall) DelNetwork(ctx context.Context, n firewall.Network) error {
 	}
 	err = f.queueDelete(nr)
 	if err == nil {
-		err = f.conn.Flush()
+		err = f.flush()
 	} else {
 		f.discard()
 	}
@@ -204,141 +202,16 @@ func (f *Firewall) deleteUnknown(n firewall.Network) error {
 			f.discard()
 			return err
 		}
-		errs = append(errs, ignoreMissing(f.conn.Flush()))
+		errs = append(errs, ignoreMissing(f.flush()))
 	}
 	for _, c := range nr.Chains {
 		f.conn.DelChain(nftChain(c))
-		errs = append(errs, ignoreMissing(f.conn.Flush()))
+		errs = append(errs, ignoreMissing(f.flush()))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("delete rules of bridge %q: %w", n.Bridge, err)
 	}
 	return nil
-}
-
-// queueRuleset queues the creation of the whole table.
-func (f *Firewall) queueRuleset(rs *firewall.Ruleset) error {
-	chains, err := prepareChains(rs.Chains)
-	if err != nil {
-		return err
-	}
-	f.conn.AddTable(table)
-	for _, m := range rs.Maps {
-		if err := f.conn.AddSet(nftSet(m), nil); err != nil {
-			return fmt.Errorf("map %q: %w", m.Name, err)
-		}
-	}
-	for _, c := range chains {
-		f.queueChain(c)
-	}
-	// Elements last: their jumps need the chains.
-	for _, m := range rs.Maps {
-		if err := f.queueElements(m.Elements); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// queueSkeleton asserts the table, the maps and the base chains with their
-// rules. Adding what exists is not an error; the base chains are flushed
-// first so that their rules are never doubled.
-func (f *Firewall) queueSkeleton() error {
-	base := firewall.Base()
-	chains, err := prepareChains(base.Chains)
-	if err != nil {
-		return err
-	}
-	f.conn.AddTable(table)
-	for _, m := range base.Maps {
-		if err := f.conn.AddSet(nftSet(m), nil); err != nil {
-			return fmt.Errorf("map %q: %w", m.Name, err)
-		}
-	}
-	for _, c := range chains {
-		f.queueChain(c)
-	}
-	return nil
-}
-
-// queueNetwork queues one network's chains and then its map elements.
-func (f *Firewall) queueNetwork(nr firewall.NetworkRules) error {
-	chains, err := prepareChains(nr.Chains)
-	if err != nil {
-		return err
-	}
-	for _, c := range chains {
-		f.queueChain(c)
-	}
-	return f.queueElements(nr.Elements)
-}
-
-// preparedChain is a chain translated to netlink form, ready to queue.
-type preparedChain struct {
-	chain *nftlib.Chain
-	rules []*nftlib.Rule
-}
-
-// prepareChains translates chains before anything is queued, so that a
-// translation error never leaves half a batch on the connection.
-func prepareChains(cs []firewall.Chain) ([]preparedChain, error) {
-	out := make([]preparedChain, 0, len(cs))
-	for _, c := range cs {
-		pc := preparedChain{chain: nftChain(c)}
-		for _, r := range c.Rules {
-			nr, err := nftRule(pc.chain, r)
-			if err != nil {
-				return nil, err
-			}
-			pc.rules = append(pc.rules, nr)
-		}
-		out = append(out, pc)
-	}
-	return out, nil
-}
-
-// queueChain adds the chain if missing, empties it (stale rules of an
-// earlier run may be there) and adds its rules.
-func (f *Firewall) queueChain(c preparedChain) {
-	f.conn.AddChain(c.chain)
-	f.conn.FlushChain(c.chain)
-	for _, r := range c.rules {
-		f.conn.AddRule(r)
-	}
-}
-
-func (f *Firewall) queueElements(es []firewall.Element) error {
-	for _, e := range es {
-		if err := f.conn.SetAddElements(setByName(e.Map), nftElements(e, true)); err != nil {
-			return fmt.Errorf("element %s of map %q: %w", e.KeyString(), e.Map, err)
-		}
-	}
-	return nil
-}
-
-// queueDelete queues the removal of one network: elements first, since the
-// kernel refuses to delete a chain that a map element still jumps to.
-func (f *Firewall) queueDelete(nr firewall.NetworkRules) error {
-	for _, e := range nr.Elements {
-		if err := f.conn.SetDeleteElements(setByName(e.Map), nftElements(e, false)); err != nil {
-			return fmt.Errorf("element %s of map %q: %w", e.KeyString(), e.Map, err)
-		}
-	}
-	for _, c := range nr.Chains {
-		ch := nftChain(c)
-		f.conn.FlushChain(ch)
-		f.conn.DelChain(ch)
-	}
-	return nil
-}
-
-// discard throws away a half-queued batch. google/nftables cannot drop
-// queued messages, so the batch is sent with one message the kernel must
-// reject (a chain name longer than NFT_CHAIN_MAXNAMELEN): the kernel then
-// aborts the whole transaction and nothing of it is applied.
-func (f *Firewall) discard() {
-	f.conn.DelChain(&nftlib.Chain{Table: table, Name: strings.Repeat("x", 300)})
-	_ = f.conn.Flush()
 }
 
 // othersThan returns the applied networks except the one on bridge, sorted.
@@ -351,11 +224,4 @@ func (f *Firewall) othersThan(bridge string) []firewall.Network {
 	}
 	slices.SortFunc(out, func(a, b firewall.Network) int { return cmp.Compare(a.Bridge, b.Bridge) })
 	return out
-}
-
-func ignoreMissing(err error) error {
-	if errors.Is(err, unix.ENOENT) {
-		return nil
-	}
-	return err
 }
