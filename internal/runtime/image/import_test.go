@@ -17,6 +17,7 @@ import (
 	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/nstest"
 	"github.com/berth-net/berth/internal/runtime/image/imagetest"
+	"github.com/berth-net/berth/internal/store"
 )
 
 type entry struct {
@@ -75,7 +76,7 @@ func newTestStore(t *testing.T) (*Store, string) {
 	// Extraction sets owners and device nodes: that needs root.
 	nstest.RequireRoot(t)
 	dir := filepath.Join(t.TempDir(), "images")
-	s, err := NewStore(dir, newMemStore())
+	s, err := NewStore(dir, store.NewMemory())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,161 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-net/berth/internal/errdefs"
+)
+
+// Exit codes docker reports for an exec that could not start.
+const (
+	exitCannotExecute = 126
+	exitNotFound      = 127
+)
+
+// Exec runs a process in the running container and returns its exit code
+// (128+N when killed by signal N). It returns only after the process was
+// reaped and its output copied; EOF on e.Stdin closes the process's stdin
+// while its output keeps streaming. If the process cannot start, Exec
+// returns 127 (command not found) or 126 and runc's error. If ctx ends
+// first Exec returns ctx.Err() and the process runs on (as a docker exec
+// whose client went away); it is still reaped when it exits.
+func (r *Runtime) Exec(ctx context.Context, id string, e ExecSpec) (int, error) {
+	proc, err := r.execProcess(id, e)
+	if err != nil {
+		return -1, err
+	}
+	dir, err := os.MkdirTemp(r.bundle(id), "exec-")
+	if err != nil {
+		return -1, fmt.Errorf("exec in container %q: %w", id, err)
+	}
+	defer os.RemoveAll(dir)
+	if err := writeJSON(filepath.Join(dir, "process.json"), proc); err != nil {
+		return -1, err
+	}
+	x, err := newExecIO(e)
+	if err != nil {
+		return -1, fmt.Errorf("exec in container %q: %w", id, err)
+	}
+	pid, err := r.runExec(ctx, id, dir, x)
+	if err != nil {
+		x.abort()
+		return startFailureCode(err), fmt.Errorf("exec in container %q: %w", id, err)
+	}
+	p, err := processOf(pid)
+	if err != nil {
+		// It exited and was reaped already? Only we reap it: this cannot be.
+		x.abort()
+		return -1, fmt.Errorf("exec in container %q: %w", id, err)
+	}
+	x.startCopying(e)
+	if e.OnStart != nil {
+		e.OnStart(pid, x.resize)
+	}
+	result := make(chan execResult, 1)
+	go func() {
+		code, err := waitProcess(context.Background(), p)
+		x.finish()
+		result <- execResult{code, err}
+	}()
+	select {
+	case res := <-result:
+		return res.code, res.err
+	case <-ctx.Done():
+		return -1, ctx.Err()
+	}
+}
+
+type execResult struct {
+	code int
+	err  error
+}
+
+// execProcess builds process.json: the container's environment, working
+// directory and limits, with the exec's own settings on top.
+func (r *Runtime) execProcess(id string, e ExecSpec) (*specs.Process, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	if len(e.Args) == 0 || e.Args[0] == "" {
+		return nil, errdefs.Invalid("exec in container %s: no command given", id)
+	}
+	if e.Cwd != "" && !filepath.IsAbs(e.Cwd) {
+		return nil, errdefs.Invalid("exec in container %s: the working directory %q is not an absolute path", id, e.Cwd)
+	}
+	b, err := os.ReadFile(filepath.Join(r.bundle(id), "config.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, errdefs.Conflict("container %s is not running", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("exec in container %q: %w", id, err)
+	}
+	var base specs.Spec
+	if err := json.Unmarshal(b, &base); err != nil || base.Process == nil {
+		return nil, fmt.Errorf("exec in container %q: bad config.json: %v", id, err)
+	}
+	u, err := userIn(r.rootfs(id), e.User)
+	if err != nil {
+		return nil, fmt.Errorf("exec in container %q: %w", id, err)
+	}
+	cwd := e.Cwd
+	if cwd == "" {
+		cwd = base.Process.Cwd
+	}
+	env := mergeEnv(base.Process.Env, e.Env)
+	if e.Tty {
+		env = addEnvDefault(env, "TERM=xterm")
+	}
+	proc := processSpec(e.Args, env, cwd, e.Tty, u, r.nofile)
+	if e.Tty && e.ConsoleSize[0] > 0 && e.ConsoleSize[1] > 0 {
+		proc.ConsoleSize = &specs.Box{Height: e.ConsoleSize[0], Width: e.ConsoleSize[1]}
+	}
+	return proc, nil
+}
+
+// runExec runs "runc exec --detach": runc exits once the process runs, and
+// the process, re-parented to us (the subreaper), is ours to reap.
+func (r *Runtime) runExec(ctx context.Context, id, dir string, x *execIO) (int, error) {
+	logPath, pidPath := filepath.Join(dir, "runc.log"), filepath.Join(dir, "pid")
+	args := []string{"exec", "--detach", "--pid-file", pidPath, "--process", filepath.Join(dir, "process.json")}
+	var console *consoleSocket
+	if x.tty {
+		var err error
+		if console, err = newConsoleSocket(); err != nil {
+			return 0, err
+		}
+		defer console.Close()
+		args = append(args, "--console-socket", console.path)
+	}
+	cmd := r.runcCmd(logPath, append(args, id)...)
+	if !x.tty {
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = x.childIn, x.childOut, x.childErr
+	}
+	err := runCtx(ctx, cmd)
+	x.closeChildEnds()
+	if err != nil {
+		return 0, runcError(logPath, fmt.Errorf("runc exec: %w", err))
+	}
+	if console != nil {
+		if x.console, err = console.master(); err != nil {
+			return 0, err
+		}
+	}
+	return readPidFile(pidPath)
+}
+
+// startFailureCode is docker's exit code for a process that never ran.
+func startFailureCode(err error) int {
+	msg := err.Error()
+	if strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory") {
+		return exitNotFound
+	}
+	return exitCannotExecute
+}

@@ -1,0 +1,145 @@
+package runtime
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/berth-net/berth/internal/nstest"
+	"github.com/berth-net/berth/internal/runtime/image"
+	"github.com/berth-net/berth/internal/runtime/image/imagetest"
+	"github.com/berth-net/berth/internal/store"
+)
+
+// busyboxOnce imports the busybox image once per test binary; tests only
+// read it (it is every container's read-only lower layer).
+var busybox struct {
+	once   sync.Once
+	dir    string // the image store's directory, removed by TestMain
+	rootfs string
+	err    error
+}
+
+func busyboxRootfs(t *testing.T) string {
+	t.Helper()
+	busybox.once.Do(func() {
+		dir, err := os.MkdirTemp("", "berth-runtime-test-images-")
+		if err != nil {
+			busybox.err = err
+			return
+		}
+		busybox.dir = dir
+		s, err := image.NewStore(dir, store.NewMemory())
+		if err != nil {
+			busybox.err = err
+			return
+		}
+		f, err := os.Open(imagetest.BusyboxTar(t))
+		if err != nil {
+			busybox.err = err
+			return
+		}
+		defer f.Close()
+		img, err := s.Import(context.Background(), f, "busybox", "", "")
+		if err != nil {
+			busybox.err = err
+			return
+		}
+		busybox.rootfs = img.RootfsDir
+	})
+	if busybox.err != nil {
+		t.Fatalf("import busybox: %v", busybox.err)
+	}
+	return busybox.rootfs
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if busybox.dir != "" {
+		os.RemoveAll(busybox.dir)
+	}
+	os.Exit(code)
+}
+
+// newTestRuntime gives a runtime whose directories live in the test's temp dir.
+func newTestRuntime(t *testing.T) *Runtime {
+	t.Helper()
+	nstest.RequireRoot(t)
+	base := t.TempDir()
+	rt, err := New(Config{
+		StateDir:  filepath.Join(base, "exec-root", "runc"),
+		BundleDir: filepath.Join(base, "exec-root", "containers"),
+		DataDir:   filepath.Join(base, "data-root", "containers"),
+		Log:       slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rt
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func randomID(t *testing.T) string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// busyboxSpec is a container of the busybox image in a fresh namespace.
+func busyboxSpec(t *testing.T, args ...string) Spec {
+	return Spec{
+		ID:        randomID(t),
+		RootfsDir: busyboxRootfs(t),
+		Args:      args,
+		Hostname:  "box",
+		NetNSPath: nstest.New(t),
+	}
+}
+
+// start starts s and makes sure the container, its mount and its files are
+// gone when the test ends, whatever happened.
+func start(t *testing.T, rt *Runtime, s Spec) Process {
+	t.Helper()
+	var p Process
+	t.Cleanup(func() {
+		if err := rt.Delete(s.ID); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+		// Delete killed the init; reap it unless the test did.
+		waitProcess(context.Background(), p)
+	})
+	p, err := rt.Start(context.Background(), s)
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	return p
+}
+
+// mounted reports whether anything is mounted under dir.
+func mounted(t *testing.T, dir string) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir) {
+			out = append(out, f[4])
+		}
+	}
+	return out
+}

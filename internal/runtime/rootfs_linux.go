@@ -1,0 +1,49 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// userIn resolves a --user value against the container's /etc/passwd and
+// /etc/group, read from its mounted root filesystem.
+func userIn(rootfs, spec string) (user, error) {
+	passwd, err := readInRoot(rootfs, "etc/passwd")
+	if err != nil {
+		return user{}, err
+	}
+	group, err := readInRoot(rootfs, "etc/group")
+	if err != nil {
+		return user{}, err
+	}
+	return resolveUser(spec, passwd, group)
+}
+
+// readInRoot reads rel inside root with symlinks resolved as the container
+// sees them (openat2 RESOLVE_IN_ROOT), so an image cannot make the daemon
+// read a host file. A missing file reads as empty.
+func readInRoot(root, rel string) ([]byte, error) {
+	dir, err := os.Open(root)
+	if err != nil {
+		return nil, fmt.Errorf("open root filesystem %q: %w", root, err)
+	}
+	defer dir.Close()
+	fd, err := unix.Openat2(int(dir.Fd()), rel, &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if errors.Is(err, unix.ENOENT) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %q in %q: %w", rel, root, err)
+	}
+	f := os.NewFile(uintptr(fd), rel)
+	defer f.Close()
+	// /etc/passwd is small; a limit keeps a hostile image from filling memory.
+	return io.ReadAll(io.LimitReader(f, 16<<20))
+}

@@ -1,0 +1,55 @@
+package runtime
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// runcCmd builds a runc command that logs in JSON to logPath: runc's
+// stderr is often the container's own (its log file, an exec's stream), so
+// its errors are read back from there instead.
+func (r *Runtime) runcCmd(logPath string, args ...string) *exec.Cmd {
+	full := append([]string{"--root", r.cfg.StateDir, "--log", logPath, "--log-format", "json"}, args...)
+	cmd := exec.Command(r.runc, full...)
+	// Its own process group: a Ctrl-C meant for a foreground daemon must
+	// not kill runc half-way through a start.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd
+}
+
+// runcError wraps err with the last error runc logged to logPath.
+func runcError(logPath string, err error) error {
+	b, _ := os.ReadFile(logPath)
+	var msg string
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		var line struct{ Level, Msg string }
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Level == "error" && line.Msg != "" {
+			msg = line.Msg
+		}
+	}
+	if msg == "" {
+		return err
+	}
+	return fmt.Errorf("%s: %w", msg, err)
+}
+
+// readPidFile reads the PID runc wrote.
+func readPidFile(p string) (int, error) {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("bad pid file %q: %q", p, b)
+	}
+	return pid, nil
+}

@@ -1,0 +1,242 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-net/berth/internal/errdefs"
+)
+
+// Config says where the runtime keeps its files.
+type Config struct {
+	StateDir  string // runc --root, e.g. <exec-root>/runc
+	BundleDir string // <exec-root>/containers: per container config.json and the overlay mountpoint rootfs/
+	DataDir   string // <data-root>/containers: per container overlay upper/ work/ and the log files
+	Runc      string // "" = "runc" from PATH
+	Log       *slog.Logger
+}
+
+// Runtime starts and tracks containers under runc.
+type Runtime struct {
+	cfg  Config
+	runc string
+	log  *slog.Logger
+
+	// nofile is the containers' open files limit: Docker's, unless the
+	// daemon's own hard limit is lower and it lacks CAP_SYS_RESOURCE to raise it.
+	nofile uint64
+
+	mu  sync.Mutex
+	ios map[string]*containerIO // by container ID, for containers this process started
+}
+
+// Process identifies a container's init on the host.
+type Process struct {
+	Pid int
+	// PidStart is field 22 of /proc/PID/stat (start time in clock ticks
+	// after boot), to tell the process from a later one reusing its PID.
+	PidStart uint64
+}
+
+// New makes the directories and turns the calling process into a child
+// subreaper, so container inits become its children when runc exits.
+func New(cfg Config) (*Runtime, error) {
+	if cfg.StateDir == "" || cfg.BundleDir == "" || cfg.DataDir == "" {
+		return nil, errors.New("runtime: StateDir, BundleDir and DataDir are required")
+	}
+	for _, d := range []string{cfg.StateDir, cfg.BundleDir, cfg.DataDir} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, fmt.Errorf("create runtime directory %q: %w", d, err)
+		}
+	}
+	runc := cfg.Runc
+	if runc == "" {
+		runc = "runc"
+	}
+	path, err := exec.LookPath(runc)
+	if err != nil {
+		return nil, fmt.Errorf("find runc %q (install the Debian package runc): %w", runc, err)
+	}
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return nil, fmt.Errorf("become child subreaper: %w", err)
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Runtime{cfg: cfg, runc: path, log: log, nofile: nofileLimit(), ios: map[string]*containerIO{}}, nil
+}
+
+// nofileLimit is Docker's open files limit, lowered to the daemon's own hard
+// limit unless the daemon may raise it (CAP_SYS_RESOURCE, which some
+// sandboxed hosts withhold even from root).
+func nofileLimit() uint64 {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil || rl.Max >= maxNofile {
+		return maxNofile
+	}
+	raised := unix.Rlimit{Cur: rl.Cur, Max: maxNofile}
+	if err := unix.Prlimit(0, unix.RLIMIT_NOFILE, &raised, nil); err == nil {
+		// Undo: the probe must not change the daemon itself.
+		unix.Prlimit(0, unix.RLIMIT_NOFILE, &rl, nil)
+		return maxNofile
+	}
+	return rl.Max
+}
+
+var idRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+
+func checkID(id string) error {
+	if !idRE.MatchString(id) {
+		return errdefs.Invalid("invalid container id %q", id)
+	}
+	return nil
+}
+
+func (r *Runtime) bundle(id string) string    { return filepath.Join(r.cfg.BundleDir, id) }
+func (r *Runtime) rootfs(id string) string    { return filepath.Join(r.cfg.BundleDir, id, "rootfs") }
+func (r *Runtime) dataDir(id string) string   { return filepath.Join(r.cfg.DataDir, id) }
+func (r *Runtime) stdinPath(id string) string { return filepath.Join(r.cfg.DataDir, id, "stdin") }
+
+// LogPaths are the files a container's stdout and stderr go to.
+func (r *Runtime) LogPaths(id string) (stdout, stderr string) {
+	return filepath.Join(r.cfg.DataDir, id, "stdout.log"), filepath.Join(r.cfg.DataDir, id, "stderr.log")
+}
+
+// Alive reports whether p still runs: its PID exists, is not a zombie, and
+// started when p did.
+func (r *Runtime) Alive(p Process) bool {
+	st, err := readStat(p.Pid)
+	return err == nil && st.start == p.PidStart && st.state != 'Z' && st.state != 'X'
+}
+
+// Signal sends sig to the container's init. A process that is gone, or whose
+// PID now belongs to another process, is not an error.
+func (r *Runtime) Signal(id string, p Process, sig syscall.Signal) error {
+	fd, err := openPidfd(p)
+	if errors.Is(err, errGone) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("signal container %q: %w", id, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("signal container %q (pid %d) with %v: %w", id, p.Pid, sig, err)
+	}
+	return nil
+}
+
+// Release undoes Start but keeps the container's data (overlay upper layer
+// and logs), so it can be started again: runc's record, the rootfs mount and
+// the bundle go. It kills a process still running. Idempotent.
+func (r *Runtime) Release(id string) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	return errors.Join(
+		r.dropIO(id),
+		r.runcDelete(id),
+		unmountAll(r.rootfs(id)),
+		removeAllIfExists(r.bundle(id)),
+	)
+}
+
+// Delete removes everything of the container: what Release removes, then
+// its data directory. Idempotent; it keeps going past errors.
+func (r *Runtime) Delete(id string) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	err := r.Release(id)
+	return errors.Join(err, removeAllIfExists(r.dataDir(id)))
+}
+
+// runcDelete removes runc's record of id, killing the process if it runs.
+// runc --force succeeds for an unknown container.
+func (r *Runtime) runcDelete(id string) error {
+	out, err := exec.Command(r.runc, "--root", r.cfg.StateDir, "delete", "--force", id).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("runc delete %q: %w: %s", id, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// unmountAll unmounts path until nothing is mounted there; not mounted or
+// missing is fine. A busy mount is detached rather than left behind.
+func unmountAll(path string) error {
+	for range 8 {
+		err := unix.Unmount(path, 0)
+		if errors.Is(err, unix.EBUSY) {
+			err = unix.Unmount(path, unix.MNT_DETACH)
+		}
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("unmount %q: %w", path, err)
+		}
+	}
+	return fmt.Errorf("unmount %q: still mounted", path)
+}
+
+func removeAllIfExists(path string) error {
+	if err := os.RemoveAll(path); err != nil {
+		return fmt.Errorf("remove %q: %w", path, err)
+	}
+	return nil
+}
+
+// procStat is what berth needs of /proc/PID/stat.
+type procStat struct {
+	state byte
+	start uint64
+}
+
+// readStat parses /proc/PID/stat. The command name (field 2) is in
+// parentheses and may hold spaces and parentheses itself, so the fields are
+// counted after its last ')'.
+func readStat(pid int) (procStat, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return procStat{}, err
+	}
+	return parseStat(string(b))
+}
+
+func parseStat(s string) (procStat, error) {
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return procStat{}, fmt.Errorf("malformed stat %q", s)
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state), so field 22 (starttime) is f[19].
+	if len(f) < 20 || len(f[0]) != 1 {
+		return procStat{}, fmt.Errorf("malformed stat %q", s)
+	}
+	start, err := strconv.ParseUint(f[19], 10, 64)
+	if err != nil {
+		return procStat{}, fmt.Errorf("malformed start time in stat: %w", err)
+	}
+	return procStat{state: f[0][0], start: start}, nil
+}
+
+// processOf returns the Process of a running PID.
+func processOf(pid int) (Process, error) {
+	st, err := readStat(pid)
+	if err != nil {
+		return Process{}, fmt.Errorf("read start time of pid %d: %w", pid, err)
+	}
+	return Process{Pid: pid, PidStart: st.start}, nil
+}

@@ -1,0 +1,216 @@
+package runtime
+
+import (
+	"io"
+	"path"
+	"sort"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Spec is what a container runs.
+type Spec struct {
+	ID        string
+	RootfsDir string   // the image's rootfs: the overlay's read-only lower layer
+	Args      []string // the command, Args[0] looked up in PATH
+	Env       []string // PATH, HOSTNAME, HOME (and TERM with Tty) are added when missing
+	Cwd       string   // "" = "/"
+	User      string   // "", "uid", "uid:gid", "name", "name:group", looked up in the image
+	Hostname  string
+	NetNSPath string // the sandbox's netns path; "" = share the daemon's namespace (host network)
+	Tty       bool
+	OpenStdin bool
+	// Files are bind-mounted: container path → host file (the daemon's
+	// /etc/hosts, /etc/hostname, /etc/resolv.conf).
+	Files map[string]string
+}
+
+// ExecSpec is a process to run in a running container.
+type ExecSpec struct {
+	Args []string
+	Env  []string // over the container's environment
+	Cwd  string   // "" = the container's
+	User string   // "" = root
+	Tty  bool
+	// Nil streams are not attached. With Tty only Stdout is used.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	ConsoleSize    [2]uint // height, width; zero = unknown
+	// OnStart, if set, is called once the process runs, with its host PID
+	// and a function that resizes its terminal (a no-op without Tty).
+	OnStart func(pid int, resize func(h, w uint) error)
+}
+
+// ociVersion is the newest runtime-spec version runc 1.1 (Debian 12) knows.
+const ociVersion = "1.0.2"
+
+// defaultPath is the PATH a container gets when its environment has none, as in Docker.
+const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// cgroupParent is where container cgroups go in every v1 hierarchy.
+const cgroupParent = "/berth"
+
+// defaultCaps is Docker's default capability set.
+var defaultCaps = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
+	"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
+	"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+}
+
+// Paths Docker and runc's default spec hide from containers.
+var (
+	maskedPaths = []string{
+		"/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+		"/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list",
+		"/proc/timer_stats", "/sys/devices/virtual/powercap", "/sys/firmware",
+	}
+	readonlyPaths = []string{
+		"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+	}
+)
+
+// maxNofile is the open files limit Docker gives containers.
+const maxNofile = 1048576
+
+// user is a resolved process identity.
+type user struct {
+	UID, GID       uint32
+	AdditionalGids []uint32
+	Home           string
+}
+
+// ociSpec builds the container's config.json: Docker's defaults (mounts,
+// masked paths, capabilities, rlimits) around what s asks for.
+func ociSpec(s Spec, u user, nofile uint64) *specs.Spec {
+	netns := specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: s.NetNSPath}
+	namespaces := []specs.LinuxNamespace{
+		{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace},
+		{Type: specs.UTSNamespace}, {Type: specs.MountNamespace},
+	}
+	var sysctl map[string]string
+	if s.NetNSPath != "" {
+		namespaces = append(namespaces, netns)
+		// Docker's: ping without CAP_NET_RAW, and low ports without
+		// CAP_NET_BIND_SERVICE, in the container's own network namespace.
+		sysctl = map[string]string{
+			"net.ipv4.ip_unprivileged_port_start": "0",
+			"net.ipv4.ping_group_range":           "0 2147483647",
+		}
+	}
+	return &specs.Spec{
+		Version:  ociVersion,
+		Process:  processSpec(s.Args, containerEnv(s, u), s.Cwd, s.Tty, u, nofile),
+		Root:     &specs.Root{Path: "rootfs"},
+		Hostname: s.Hostname,
+		Mounts:   append(defaultMounts(), fileMounts(s.Files)...),
+		Linux: &specs.Linux{
+			Namespaces:  namespaces,
+			Sysctl:      sysctl,
+			CgroupsPath: path.Join(cgroupParent, s.ID),
+			Resources: &specs.LinuxResources{
+				// Deny all devices; runc adds the standard ones (null, zero, tty, …).
+				Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
+			},
+			MaskedPaths:   maskedPaths,
+			ReadonlyPaths: readonlyPaths,
+		},
+	}
+}
+
+// processSpec is the process part of a spec, shared by Start and Exec.
+func processSpec(args, env []string, cwd string, tty bool, u user, nofile uint64) *specs.Process {
+	if cwd == "" {
+		cwd = "/"
+	}
+	caps := &specs.LinuxCapabilities{Bounding: defaultCaps}
+	// As Docker: a non-root user keeps the bounding set but starts with no
+	// effective or permitted capabilities.
+	if u.UID == 0 {
+		caps.Effective, caps.Permitted = defaultCaps, defaultCaps
+	}
+	return &specs.Process{
+		Terminal: tty,
+		User: specs.User{
+			UID: u.UID, GID: u.GID, AdditionalGids: u.AdditionalGids,
+		},
+		Args:         args,
+		Env:          env,
+		Cwd:          cwd,
+		Capabilities: caps,
+		Rlimits:      []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: nofile, Soft: nofile}},
+	}
+}
+
+// containerEnv adds to s.Env what Docker adds when missing: PATH, HOSTNAME,
+// HOME of the user, and TERM for a tty.
+func containerEnv(s Spec, u user) []string {
+	env := append([]string(nil), s.Env...)
+	env = addEnvDefault(env, defaultPath)
+	if s.Hostname != "" {
+		env = addEnvDefault(env, "HOSTNAME="+s.Hostname)
+	}
+	if s.Tty {
+		env = addEnvDefault(env, "TERM=xterm")
+	}
+	return addEnvDefault(env, "HOME="+u.Home)
+}
+
+func addEnvDefault(env []string, kv string) []string {
+	key, _, _ := strings.Cut(kv, "=")
+	for _, e := range env {
+		if k, _, _ := strings.Cut(e, "="); k == key {
+			return env
+		}
+	}
+	return append(env, kv)
+}
+
+// mergeEnv overlays over on base, key by key, keeping base's order.
+func mergeEnv(base, over []string) []string {
+	out := append([]string(nil), base...)
+	for _, kv := range over {
+		key, _, _ := strings.Cut(kv, "=")
+		replaced := false
+		for i, e := range out {
+			if k, _, _ := strings.Cut(e, "="); k == key {
+				out[i], replaced = kv, true
+				break
+			}
+		}
+		if !replaced {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func defaultMounts() []specs.Mount {
+	return []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
+	}
+}
+
+// fileMounts bind-mounts host files (the daemon's /etc/hosts and friends)
+// into the container, in a stable order.
+func fileMounts(files map[string]string) []specs.Mount {
+	dsts := make([]string, 0, len(files))
+	for dst := range files {
+		dsts = append(dsts, dst)
+	}
+	sort.Strings(dsts)
+	var ms []specs.Mount
+	for _, dst := range dsts {
+		ms = append(ms, specs.Mount{
+			Destination: dst, Type: "bind", Source: files[dst],
+			Options: []string{"rbind", "rprivate"},
+		})
+	}
+	return ms
+}

@@ -1,0 +1,196 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-net/berth/internal/errdefs"
+)
+
+// Start mounts the container's overlay, writes its bundle and starts it
+// detached under runc. Its stdout and stderr go straight to the log files
+// (see LogPaths). On failure everything Start made is removed again, except
+// a data directory that existed before (a restart keeps its upper layer).
+func (r *Runtime) Start(ctx context.Context, s Spec) (p Process, err error) {
+	if err := validateSpec(s); err != nil {
+		return Process{}, err
+	}
+	_, statErr := os.Stat(r.dataDir(s.ID))
+	freshData := errors.Is(statErr, os.ErrNotExist)
+	defer func() {
+		if err == nil {
+			return
+		}
+		undo := r.Release(s.ID)
+		if freshData {
+			undo = errors.Join(undo, removeAllIfExists(r.dataDir(s.ID)))
+		}
+		if undo != nil {
+			r.log.Warn("clean up after failed start", "container", s.ID, "err", undo)
+		}
+	}()
+	if err := r.clearStale(s.ID); err != nil {
+		return Process{}, err
+	}
+	if err := r.ensureOverlay(s.ID, s.RootfsDir); err != nil {
+		return Process{}, err
+	}
+	u, err := userIn(r.rootfs(s.ID), s.User)
+	if err != nil {
+		return Process{}, fmt.Errorf("start container %q: %w", s.ID, err)
+	}
+	if err := writeJSON(filepath.Join(r.bundle(s.ID), "config.json"), ociSpec(s, u, r.nofile)); err != nil {
+		return Process{}, err
+	}
+	pid, err := r.runDetached(ctx, s)
+	if err != nil {
+		return Process{}, fmt.Errorf("start container %q: %w", s.ID, err)
+	}
+	return processOf(pid)
+}
+
+func validateSpec(s Spec) error {
+	if err := checkID(s.ID); err != nil {
+		return err
+	}
+	if len(s.Args) == 0 || s.Args[0] == "" {
+		return errdefs.Invalid("container %q: no command given", s.ID)
+	}
+	if s.Cwd != "" && !filepath.IsAbs(s.Cwd) {
+		return errdefs.Invalid("container %q: the working directory %q is not an absolute path", s.ID, s.Cwd)
+	}
+	if st, err := os.Stat(s.RootfsDir); err != nil || !st.IsDir() {
+		return errdefs.Invalid("container %q: image root filesystem %q is not a directory", s.ID, s.RootfsDir)
+	}
+	for dst, src := range s.Files {
+		if !filepath.IsAbs(dst) || !filepath.IsAbs(src) {
+			return errdefs.Invalid("container %q: file mount %q from %q needs absolute paths", s.ID, dst, src)
+		}
+	}
+	return nil
+}
+
+// clearStale removes runc's record of an earlier run of id so that "runc
+// run" can reuse the ID; a container that still runs is a conflict.
+func (r *Runtime) clearStale(id string) error {
+	if _, err := os.Stat(filepath.Join(r.cfg.StateDir, id)); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	out, err := exec.Command(r.runc, "--root", r.cfg.StateDir, "state", id).Output()
+	if err == nil {
+		var st struct{ Status string }
+		if json.Unmarshal(out, &st) == nil && (st.Status == "running" || st.Status == "paused") {
+			return errdefs.Conflict("container %s is already running", id)
+		}
+	}
+	return r.runcDelete(id)
+}
+
+// ensureOverlay mounts image lower + per-container upper at the bundle's
+// rootfs; an overlay already mounted there is kept.
+func (r *Runtime) ensureOverlay(id, lower string) error {
+	upper, work := filepath.Join(r.dataDir(id), "upper"), filepath.Join(r.dataDir(id), "work")
+	target := r.rootfs(id)
+	for _, d := range []string{upper, work, target} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return fmt.Errorf("create %q: %w", d, err)
+		}
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(target, &st); err == nil && st.Type == unix.OVERLAYFS_SUPER_MAGIC {
+		return nil
+	}
+	for _, p := range []string{lower, upper, work} {
+		// overlayfs options are separated by "," and lower layers by ":".
+		if strings.ContainsAny(p, ",:") {
+			return errdefs.Invalid("overlay path %q contains ',' or ':'", p)
+		}
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work)
+	if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
+		return fmt.Errorf("mount overlay at %q: %w", target, err)
+	}
+	return nil
+}
+
+func writeJSON(p string, v any) error {
+	b, err := json.MarshalIndent(v, "", "\t")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		return fmt.Errorf("write %q: %w", p, err)
+	}
+	return nil
+}
+
+// runDetached runs "runc run --detach" and returns the init's PID. A
+// non-tty container gets our files as runc's own stdio, which runc passes
+// on; a tty container gets a terminal whose master we receive and copy
+// into the stdout log.
+func (r *Runtime) runDetached(ctx context.Context, s Spec) (int, error) {
+	b := r.bundle(s.ID)
+	logPath, pidPath := filepath.Join(b, "runc.log"), filepath.Join(b, "init.pid")
+	stdio, err := r.openStdio(s.ID, s.OpenStdin && !s.Tty)
+	if err != nil {
+		return 0, err
+	}
+	defer stdio.close()
+	args := []string{"run", "--detach", "--pid-file", pidPath, "--bundle", b}
+	var console *consoleSocket
+	if s.Tty {
+		if console, err = newConsoleSocket(); err != nil {
+			return 0, err
+		}
+		defer console.Close()
+		args = append(args, "--console-socket", console.path)
+	}
+	cmd := r.runcCmd(logPath, append(args, s.ID)...)
+	if !s.Tty {
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.stdin, stdio.stdout, stdio.stderr
+	}
+	if err := runCtx(ctx, cmd); err != nil {
+		// runc printed its error into the container's stderr log too: cut it off.
+		stdio.stderr.Truncate(stdio.stderrSize)
+		if stdio.stdinHold != nil {
+			stdio.stdinHold.Close()
+		}
+		return 0, runcError(logPath, fmt.Errorf("runc run: %w", err))
+	}
+	pid, err := readPidFile(pidPath)
+	if err != nil {
+		return 0, err
+	}
+	cio := &containerIO{stdinHold: stdio.stdinHold}
+	if console != nil {
+		if cio.console, err = console.master(); err != nil {
+			return 0, err
+		}
+		cio.copied = make(chan struct{})
+		stdout := stdio.stdout
+		stdio.stdout = nil // now the copier's
+		go copyConsole(cio.console, stdout, cio.copied)
+	}
+	r.mu.Lock()
+	r.ios[s.ID] = cio
+	r.mu.Unlock()
+	return pid, nil
+}
+
+// runCtx runs cmd, killing it if ctx ends first.
+func runCtx(ctx context.Context, cmd *exec.Cmd) error {
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { cmd.Process.Kill() })
+	defer stop()
+	return cmd.Wait()
+}

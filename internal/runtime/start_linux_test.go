@@ -1,0 +1,288 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/berth-net/berth/internal/errdefs"
+)
+
+func inode(t *testing.T, p string) uint64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+func TestStartInNetnsThenKill(t *testing.T) {
+	rt := newTestRuntime(t)
+	s := busyboxSpec(t, "sh", "-c", "echo out; echo err >&2; exec sleep 1000")
+	p := start(t, rt, s)
+
+	if got, want := inode(t, filepath.Join("/proc", itoa(p.Pid), "ns/net")), inode(t, s.NetNSPath); got != want {
+		t.Errorf("container netns inode %d, want the sandbox's %d", got, want)
+	}
+	if !rt.Alive(p) {
+		t.Error("Alive = false for a running container")
+	}
+	// The container keeps running: read the logs until both lines are there.
+	var out, errb bytes.Buffer
+	for !strings.Contains(out.String(), "out") || !strings.Contains(errb.String(), "err") {
+		out.Reset()
+		errb.Reset()
+		if err := rt.Logs(context.Background(), s.ID, &out, &errb, false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out.String() != "out\n" || errb.String() != "err\n" {
+		t.Errorf("logs: stdout %q stderr %q, want \"out\\n\" and \"err\\n\"", out.String(), errb.String())
+	}
+
+	if err := rt.Signal(s.ID, p, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	code, err := rt.Wait(context.Background(), s.ID, p)
+	if err != nil || code != 137 {
+		t.Errorf("Wait = %d, %v; want 137", code, err)
+	}
+	if rt.Alive(p) {
+		t.Error("Alive = true after the process was reaped")
+	}
+	if err := rt.Signal(s.ID, p, syscall.SIGKILL); err != nil {
+		t.Errorf("Signal to a gone process: %v", err)
+	}
+	for i := range 2 {
+		if err := rt.Delete(s.ID); err != nil {
+			t.Errorf("Delete #%d: %v", i+1, err)
+		}
+	}
+	if m := mounted(t, rt.cfg.BundleDir); len(m) != 0 {
+		t.Errorf("mounts left: %v", m)
+	}
+	for _, d := range []string{rt.bundle(s.ID), rt.dataDir(s.ID), filepath.Join(rt.cfg.StateDir, s.ID)} {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s still there: %v", d, err)
+		}
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+// runToEnd starts s, waits for it to exit and returns its exit code and logs.
+func runToEnd(t *testing.T, rt *Runtime, s Spec) (int, string, string) {
+	t.Helper()
+	p := start(t, rt, s)
+	code, err := rt.Wait(context.Background(), s.ID, p)
+	if err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	var out, errb bytes.Buffer
+	if err := rt.Logs(context.Background(), s.ID, &out, &errb, false, nil); err != nil {
+		t.Fatalf("Logs: %v", err)
+	}
+	return code, out.String(), errb.String()
+}
+
+func TestExitCodeOfItsOwn(t *testing.T) {
+	rt := newTestRuntime(t)
+	code, _, _ := runToEnd(t, rt, busyboxSpec(t, "sh", "-c", "exit 7"))
+	if code != 7 {
+		t.Errorf("Wait = %d, want 7", code)
+	}
+}
+
+func TestFilesAreBindMounted(t *testing.T) {
+	rt := newTestRuntime(t)
+	hostname := filepath.Join(t.TempDir(), "hostname")
+	if err := os.WriteFile(hostname, []byte("from-the-host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := busyboxSpec(t, "sh", "-c", "cat /etc/hostname; hostname; echo $HOSTNAME $HOME $PATH")
+	s.Files = map[string]string{"/etc/hostname": hostname}
+	code, out, _ := runToEnd(t, rt, s)
+	want := "from-the-host\nbox\nbox /root /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+	if code != 0 || out != want {
+		t.Errorf("got %d, %q; want 0, %q", code, out, want)
+	}
+}
+
+func TestTtyContainer(t *testing.T) {
+	rt := newTestRuntime(t)
+	s := busyboxSpec(t, "sh", "-c", "tty; echo $TERM")
+	s.Tty = true
+	code, out, _ := runToEnd(t, rt, s)
+	if want := "/dev/pts/0\r\nxterm\r\n"; code != 0 || out != want {
+		t.Errorf("got %d, %q; want 0, %q", code, out, want)
+	}
+}
+
+func TestOpenStdinUntilReleased(t *testing.T) {
+	rt := newTestRuntime(t)
+	s := busyboxSpec(t, "cat")
+	s.OpenStdin = true
+	p := start(t, rt, s)
+	w, err := rt.WriteStdin(s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("typed\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The runtime still holds stdin open; letting go gives cat its EOF.
+	if !rt.Alive(p) {
+		t.Error("cat ended before stdin was released")
+	}
+	if err := rt.CloseStdin(s.ID); err != nil {
+		t.Fatal(err)
+	}
+	code, err := rt.Wait(context.Background(), s.ID, p)
+	if err != nil || code != 0 {
+		t.Fatalf("Wait = %d, %v; want 0", code, err)
+	}
+	var out bytes.Buffer
+	rt.Logs(context.Background(), s.ID, &out, nil, false, nil)
+	if out.String() != "typed\n" {
+		t.Errorf("stdout %q, want \"typed\\n\"", out.String())
+	}
+	if _, err := rt.WriteStdin(s.ID); err == nil {
+		t.Error("WriteStdin after exit succeeded")
+	}
+}
+
+// Attach for a foreground run follows the logs before the container starts
+// and must see all of its output.
+func TestLogsFollowFromBeforeStart(t *testing.T) {
+	rt := newTestRuntime(t)
+	s := busyboxSpec(t, "sh", "-c", "for i in 1 2 3; do echo out$i; echo err$i >&2; done")
+	var out, errb bytes.Buffer
+	exited := make(chan struct{})
+	followed := make(chan error, 1)
+	go func() { followed <- rt.Logs(context.Background(), s.ID, &out, &errb, true, exited) }()
+	p := start(t, rt, s)
+	if code, err := rt.Wait(context.Background(), s.ID, p); err != nil || code != 0 {
+		t.Fatalf("Wait = %d, %v", code, err)
+	}
+	close(exited)
+	if err := <-followed; err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "out1\nout2\nout3\n" || errb.String() != "err1\nerr2\nerr3\n" {
+		t.Errorf("stdout %q stderr %q", out.String(), errb.String())
+	}
+}
+
+func TestLogsFollowEndsWithContext(t *testing.T) {
+	rt := newTestRuntime(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := rt.Logs(ctx, "neverstarted", &bytes.Buffer{}, nil, true, nil); err != context.Canceled {
+		t.Errorf("Logs = %v, want context.Canceled", err)
+	}
+}
+
+func TestHostNetwork(t *testing.T) {
+	rt := newTestRuntime(t)
+	s := busyboxSpec(t, "sleep", "1000")
+	s.NetNSPath = ""
+	p := start(t, rt, s)
+	// Not /proc/self/ns/net: that is the main thread's, and a test that
+	// made a namespace on a locked thread may have left the main thread in it.
+	probe := exec.Command("sleep", "1000")
+	if err := probe.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Wait()
+	defer probe.Process.Kill()
+	if got, want := inode(t, filepath.Join("/proc", itoa(p.Pid), "ns/net")), inode(t, filepath.Join("/proc", itoa(probe.Process.Pid), "ns/net")); got != want {
+		t.Errorf("container netns inode %d, want the daemon's %d", got, want)
+	}
+}
+
+func TestStartFailureLeavesNothing(t *testing.T) {
+	rt := newTestRuntime(t)
+	s := busyboxSpec(t, "/nosuch")
+	_, err := rt.Start(context.Background(), s)
+	if err == nil || !strings.Contains(err.Error(), "nosuch") {
+		t.Fatalf("Start = %v, want an error naming /nosuch", err)
+	}
+	if m := mounted(t, rt.cfg.BundleDir); len(m) != 0 {
+		t.Errorf("mounts left: %v", m)
+	}
+	for _, d := range []string{rt.bundle(s.ID), rt.dataDir(s.ID), filepath.Join(rt.cfg.StateDir, s.ID)} {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s still there: %v", d, err)
+		}
+	}
+}
+
+func TestStartRefusesBadSpecs(t *testing.T) {
+	rt := newTestRuntime(t)
+	good := busyboxSpec(t, "true")
+	for _, tc := range []struct {
+		name   string
+		change func(*Spec)
+	}{
+		{"no id", func(s *Spec) { s.ID = "" }},
+		{"id with slash", func(s *Spec) { s.ID = "a/b" }},
+		{"dot-dot id", func(s *Spec) { s.ID = ".." }},
+		{"no command", func(s *Spec) { s.Args = nil }},
+		{"empty command", func(s *Spec) { s.Args = []string{""} }},
+		{"relative cwd", func(s *Spec) { s.Cwd = "tmp" }},
+		{"missing rootfs", func(s *Spec) { s.RootfsDir = "/nonexistent" }},
+		{"relative file mount", func(s *Spec) { s.Files = map[string]string{"etc/hosts": "/tmp/x"} }},
+		{"unknown user", func(s *Spec) { s.User = "nosuchuser" }},
+		{"unknown group", func(s *Spec) { s.User = "root:nosuchgroup" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := good
+			tc.change(&s)
+			_, err := rt.Start(context.Background(), s)
+			if !errdefs.Is(err, errdefs.KindInvalid) {
+				t.Errorf("Start = %v, want an Invalid error", err)
+			}
+			if m := mounted(t, rt.cfg.BundleDir); len(m) != 0 {
+				t.Errorf("mounts left: %v", m)
+			}
+		})
+	}
+}
+
+// Release keeps the upper layer and the logs: a restarted container sees
+// its earlier changes, as docker start does.
+func TestReleaseKeepsDataForRestart(t *testing.T) {
+	rt := newTestRuntime(t)
+	s := busyboxSpec(t, "sh", "-c", "echo again >> /persist; cat /persist")
+	if code, out, _ := runToEnd(t, rt, s); code != 0 || out != "again\n" {
+		t.Fatalf("first run: %d, %q", code, out)
+	}
+	if err := rt.Release(s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, _ := runToEnd(t, rt, s); code != 0 || out != "again\nagain\nagain\n" {
+		t.Errorf("second run: %d, %q; want the first run's log, then the file with two lines", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(busyboxRootfs(t), "persist")); !os.IsNotExist(err) {
+		t.Errorf("the image itself changed: %v", err)
+	}
+}
+
+func TestStartTwiceIsConflict(t *testing.T) {
+	rt := newTestRuntime(t)
+	s := busyboxSpec(t, "sleep", "1000")
+	start(t, rt, s)
+	if _, err := rt.Start(context.Background(), s); !errdefs.Is(err, errdefs.KindConflict) {
+		t.Errorf("second Start = %v, want a Conflict", err)
+	}
+}
