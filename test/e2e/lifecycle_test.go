@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -74,11 +75,11 @@ func TestRemoveFreesEverything(t *testing.T) {
 func TestDaemonRestart(t *testing.T) {
 	w, d := startWorld(t)
 	w.MustBerth(t, "network", "create", "--subnet", "10.98.0.0/24", "kept")
-	runSleeper(t, w, "a")
-	runSleeper(t, w, "b")
-	runSleeper(t, w, "c", "--network", "kept")
-	addrs := map[string]netip.Addr{"a": containerIP(t, w, "a"), "b": containerIP(t, w, "b"), "c": networkIP(t, w, "c", "kept")}
-	pids := map[string]int{"a": containerPID(t, w, "a"), "b": containerPID(t, w, "b"), "c": containerPID(t, w, "c")}
+	runSleeper(t, w, "alpha")
+	runSleeper(t, w, "bravo")
+	runSleeper(t, w, "charlie", "--network", "kept")
+	addrs := map[string]netip.Addr{"alpha": containerIP(t, w, "alpha"), "bravo": containerIP(t, w, "bravo"), "charlie": networkIP(t, w, "charlie", "kept")}
+	pids := map[string]int{"alpha": containerPID(t, w, "alpha"), "bravo": containerPID(t, w, "bravo"), "charlie": containerPID(t, w, "charlie")}
 	networks := w.MustBerth(t, "network", "ls")
 	before := snapshot(t, w)
 
@@ -93,8 +94,8 @@ func TestDaemonRestart(t *testing.T) {
 	if got := w.MustBerth(t, "network", "ls"); got != networks {
 		t.Errorf("network ls after restart:\n%s\nbefore:\n%s", got, networks)
 	}
-	checkPs(t, w, "a", "b", "c")
-	got := map[string]netip.Addr{"a": containerIP(t, w, "a"), "b": containerIP(t, w, "b"), "c": networkIP(t, w, "c", "kept")}
+	checkPs(t, w, "alpha", "bravo", "charlie")
+	got := map[string]netip.Addr{"alpha": containerIP(t, w, "alpha"), "bravo": containerIP(t, w, "bravo"), "charlie": networkIP(t, w, "charlie", "kept")}
 	if diff := cmp.Diff(addrs, got, cmp.Comparer(func(x, y netip.Addr) bool { return x == y })); diff != "" {
 		t.Errorf("addresses after restart (-before +after):\n%s", diff)
 	}
@@ -106,55 +107,64 @@ func TestDaemonRestart(t *testing.T) {
 	if diff := cmp.Diff(before, snapshot(t, w)); diff != "" {
 		t.Errorf("host after restart (-before +after):\n%s", diff)
 	}
-	checkSandbox(t, w, "a", addrs["a"], bridgeSubnet, bridgeGateway)
-	if !canPing(t, w, "a", addrs["b"]) {
-		t.Errorf("a cannot ping b after restart")
+	checkSandbox(t, w, "alpha", addrs["alpha"], bridgeSubnet, bridgeGateway)
+	if !canPing(t, w, "alpha", addrs["bravo"]) {
+		t.Errorf("alpha cannot ping bravo after restart")
 	}
-	if got, want := fetch(t, w, "c"), "you are 198.51.100.2\n"; got != want {
-		t.Errorf("c reached the outside as %q after restart, want %q", got, want)
+	if got, want := fetch(t, w, "charlie"), "you are 198.51.100.2\n"; got != want {
+		t.Errorf("charlie reached the outside as %q after restart, want %q", got, want)
 	}
 	runSleeper(t, w, "new")
-	if ip := containerIP(t, w, "new"); ip == addrs["a"] || ip == addrs["b"] {
-		t.Errorf("new container got %s, already held by a or b", ip)
+	if ip := containerIP(t, w, "new"); ip == addrs["alpha"] || ip == addrs["bravo"] {
+		t.Errorf("new container got %s, already held by alpha or bravo", ip)
 	}
 }
 
 // TestKillDuringRun SIGKILLs the daemon while a loop of `run`s is going,
 // restarts it, and checks that nothing leaked and no address is held twice:
 // every veth on the bridge and every netns file belongs to a running
-// container, and a new run still works.
+// container, and a new run still works. Each round kills at a different
+// point after a run finished, so the kills land in different phases of the
+// next run (create, wait, start, attach); what is checked holds wherever
+// the kill lands, so the delays make no assertion about speed.
 func TestKillDuringRun(t *testing.T) {
 	w, d := startWorld(t)
-	progress, done := make(chan int, 20), make(chan int)
+	for round, delay := range []time.Duration{0, 20 * time.Millisecond, 50 * time.Millisecond,
+		100 * time.Millisecond, 150 * time.Millisecond, 250 * time.Millisecond} {
+		finished := runLoopThenKill(t, w, d, round, delay)
+		t.Logf("round %d: %d runs finished, killed %v after the last", round, finished, delay)
+		d = w.Start(t)
+		checkNoLeaks(t, w)
+	}
+	runSleeper(t, w, "after")
+	checkNoLeaks(t, w)
+}
+
+// runLoopThenKill runs containers one after the other until the daemon
+// dies; once the first has finished it waits delay and SIGKILLs the daemon.
+func runLoopThenKill(t *testing.T, w *testworld.World, d *testworld.Daemon, round int, delay time.Duration) int {
+	t.Helper()
+	progress, done := make(chan struct{}, 100), make(chan int)
 	go func() {
 		n := 0
 		defer func() { done <- n }()
-		for i := 1; i <= 20; i++ {
-			args := []string{"run", "-d", "--name", fmt.Sprintf("loop%d", i), testworld.BusyboxImage, "sleep", "3600"}
-			if _, _, code := w.Berth(t, args...); code != 0 {
+		for i := 1; i <= 100; i++ {
+			name := fmt.Sprintf("r%d-loop%d", round, i)
+			if _, _, code := w.Berth(t, "run", "-d", "--name", name, testworld.BusyboxImage, "sleep", "3600"); code != 0 {
 				return
 			}
 			n++
-			progress <- n
+			progress <- struct{}{}
 		}
 	}()
-	// Kill once two runs have finished, so that the third is in flight.
-	var finished int
-	for finished < 2 {
-		select {
-		case finished = <-progress:
-		case finished = <-done:
-			t.Fatalf("the run loop stopped after %d runs before the kill", finished)
-		}
+	select {
+	case <-progress:
+	case n := <-done:
+		t.Fatalf("round %d: the run loop stopped after %d runs, before the kill", round, n)
 	}
+	time.Sleep(delay)
 	d.Kill()
-	t.Logf("%d loop runs finished before the kill", <-done)
-
-	w.Start(t)
-	checkNoLeaks(t, w)
-	runSleeper(t, w, "after")
-	checkNoLeaks(t, w)
-	checkSandbox(t, w, "after", containerIP(t, w, "after"), bridgeSubnet, bridgeGateway)
+	return <-done
 }
 
 // checkNoLeaks: the host holds exactly lo, eth0, the bridge and one veth per
