@@ -215,7 +215,10 @@ func (f *fakeBackend) PruneNetworks(_ context.Context, labels []string) ([]strin
 	return []string{"web"}, nil
 }
 
-func (f *fakeBackend) CreateContainer(_ context.Context, name string, cfg container.Config) (*container.Container, error) {
+func (f *fakeBackend) CreateContainer(ctx context.Context, name string, cfg container.Config) (*container.Container, error) {
+	if _, err := f.Image(ctx, cfg.Image); err != nil {
+		return nil, err
+	}
 	for _, c := range f.containers {
 		if c.Name == name {
 			return nil, errdefs.Conflict("Conflict. The container name %q is already in use by container %q. You have to remove (or rename) that container to be able to reuse that name.", "/"+name, c.ID)
@@ -223,7 +226,12 @@ func (f *fakeBackend) CreateContainer(_ context.Context, name string, cfg contai
 	}
 	f.mutated("CreateContainer %s", name)
 	f.lastContainerCreate = cfg
-	return &container.Container{ID: hexID("c0ffee"), Name: name, Config: cfg}, nil
+	c := &container.Container{ID: hexID("c0ffee"), Name: name, Created: fakeTime, Config: cfg,
+		State: container.State{Status: container.StatusCreated}}
+	f.mu.Lock()
+	f.containers = append(f.containers, c)
+	f.mu.Unlock()
+	return c, nil
 }
 
 func (f *fakeBackend) Containers(context.Context) ([]*container.Container, error) {

@@ -111,47 +111,61 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := []imagetypes.Summary{}
 	for _, img := range imgs {
-		ok, err := imageMatches(img, args)
+		tags, ok, err := imageMatches(img, args)
 		if err != nil {
 			return err
 		}
 		if ok {
-			out = append(out, imageSummary(img))
+			sum := imageSummary(img)
+			sum.RepoTags = orNone(tags)
+			out = append(out, sum)
 		}
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
 
-// imageMatches applies docker images filters: reference is a glob on
-// "repo" or "repo:tag"; berth's images carry no labels.
-func imageMatches(img *image.Image, args filters.Args) (bool, error) {
+// imageMatches applies docker images filters and returns the tags to show:
+// as in moby, a reference filter (a glob on "repo" or "repo:tag") also
+// narrows RepoTags to the matching ones. berth's images carry no labels.
+func imageMatches(img *image.Image, args filters.Args) ([]string, bool, error) {
 	if args.Contains("dangling") {
 		dangling, err := args.GetBoolOrDefault("dangling", false)
 		if err != nil {
-			return false, errdefs.WithKind(errdefs.KindInvalid, err)
+			return nil, false, errdefs.WithKind(errdefs.KindInvalid, err)
 		}
 		if dangling != (len(img.RepoTags) == 0) {
-			return false, nil
+			return nil, false, nil
 		}
 	}
 	if args.Contains("label") {
-		return false, nil
+		return nil, false, nil
 	}
 	if !args.Contains("reference") {
-		return true, nil
+		return img.RepoTags, true, nil
 	}
-	for _, pattern := range args.Get("reference") {
-		for _, rt := range img.RepoTags {
-			repo, _, _ := strings.Cut(rt, ":")
-			if m, _ := path.Match(pattern, rt); m {
-				return true, nil
-			}
-			if m, _ := path.Match(pattern, repo); m {
-				return true, nil
-			}
+	var tags []string
+	for _, rt := range img.RepoTags {
+		if matchesReference(rt, args.Get("reference")) {
+			tags = append(tags, rt)
 		}
 	}
-	return false, nil
+	return tags, len(tags) > 0, nil
+}
+
+func matchesReference(repoTag string, patterns []string) bool {
+	repo := repoTag
+	if i := strings.LastIndex(repoTag, ":"); i > strings.LastIndex(repoTag, "/") {
+		repo = repoTag[:i]
+	}
+	for _, p := range patterns {
+		if m, _ := path.Match(p, repoTag); m {
+			return true
+		}
+		if m, _ := path.Match(p, repo); m {
+			return true
+		}
+	}
+	return false
 }
 
 func imageSummary(img *image.Image) imagetypes.Summary {
