@@ -147,6 +147,8 @@ func rulesFor(n Network) NetworkRules {
 		return nr
 	}
 	add(chainFwdIn(br), MapFwdIn, byIf, inRules(n))
+	// Docker puts "ct state established,related accept" first here too;
+	// before an unconditional accept it changes nothing, so berth leaves it out.
 	add(chainFwdOut(br), MapFwdOut, byIf, []Rule{accept("OUTGOING")})
 	if n.Masquerade {
 		add(chainNatOut(br), MapNatOut, byIf, []Rule{masqueradeRule(n)})

@@ -29,6 +29,11 @@ type Firewall struct {
 	// nets is what the table holds, by bridge, as far as this Firewall
 	// applied it. DelNetwork and a replacing AddNetwork remove what is here.
 	nets map[string]firewall.Network
+	// built is true once this Firewall has made the table's skeleton (maps
+	// and base chains). Until then AddNetwork asserts it; afterwards it is
+	// left alone, because re-adding base chain rules makes the kernel
+	// revalidate every jump in the table, which grows with the networks.
+	built bool
 }
 
 var _ firewall.Firewall = (*Firewall)(nil)
@@ -87,6 +92,7 @@ func (f *Firewall) rebuild(nets []firewall.Network) error {
 	if err := f.flush(); err != nil {
 		return fmt.Errorf("rebuild table %s %s: %w", firewall.TableFamily, firewall.TableName, err)
 	}
+	f.built = true
 	f.nets = map[string]firewall.Network{}
 	for _, n := range nets {
 		n.Subnet = n.Subnet.Masked()
@@ -97,9 +103,9 @@ func (f *Firewall) rebuild(nets []firewall.Network) error {
 }
 
 // AddNetwork adds n's chains and map entries, replacing what this Firewall
-// applied before for the same bridge, in one batch. The table's skeleton is
-// (re)asserted in the same batch, so AddNetwork also works on a missing
-// table. If the batch fails — someone changed the table behind berth's back —
+// applied before for the same bridge, in one batch. Before the first
+// Rebuild, the table's skeleton is asserted in the same batch, so AddNetwork
+// also works on a missing table, keeping other networks' rules. If the batch fails — someone changed the table behind berth's back —
 // the whole table is rebuilt from what berth knows, which is atomic too.
 func (f *Firewall) AddNetwork(ctx context.Context, n firewall.Network) error {
 	if err := ctx.Err(); err != nil {
@@ -117,6 +123,7 @@ func (f *Firewall) AddNetwork(ctx context.Context, n firewall.Network) error {
 	}
 	err = f.applyAdd(n.Bridge, nr)
 	if err == nil {
+		f.built = true
 		n.Subnet = n.Subnet.Masked()
 		f.nets[n.Bridge] = n
 		f.log.Debug("firewall network added", "bridge", n.Bridge, "subnet", n.Subnet)
@@ -130,9 +137,11 @@ func (f *Firewall) AddNetwork(ctx context.Context, n firewall.Network) error {
 }
 
 func (f *Firewall) applyAdd(bridge string, nr firewall.NetworkRules) error {
-	if err := f.queueSkeleton(); err != nil {
-		f.discard()
-		return err
+	if !f.built {
+		if err := f.queueSkeleton(); err != nil {
+			f.discard()
+			return err
+		}
 	}
 	if old, ok := f.nets[bridge]; ok {
 		oldRules, err := firewall.RulesFor(old)

@@ -216,6 +216,28 @@ func TestDelNetworkUnknownToThisFirewall(t *testing.T) {
 	}
 }
 
+// TestAddBeforeRebuildKeepsOtherNetworks: a Firewall that has not rebuilt
+// yet adds its network to the table an earlier daemon left, without
+// dropping that daemon's networks or doubling the base chains' rules.
+func TestAddBeforeRebuildKeepsOtherNetworks(t *testing.T) {
+	ctx := context.Background()
+	old, ns := newTestFirewall(t)
+	if err := old.Rebuild(ctx, []firewall.Network{defaultBridge}); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := New(ns, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fresh.Close() })
+	for range 2 {
+		if err := fresh.AddNetwork(ctx, userNoICC); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkTable(t, ns, "after add", []firewall.Network{defaultBridge, userNoICC})
+}
+
 func TestOtherTablesUntouched(t *testing.T) {
 	fw, ns := newTestFirewall(t)
 	run(t, ns, "nft", "add", "table", "inet", "other")
