@@ -12,6 +12,9 @@ func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) == 0 {
 		return nil
 	}
+	if !cmd.HasParent() {
+		return fmt.Errorf("%[1]s: unknown command: %[1]s %[2]s\n\nRun '%[1]s --help' for more information", cmd.Name(), args[0])
+	}
 	if cmd.HasSubCommands() {
 		return fmt.Errorf("%[1]s: unknown command: %[2]s %[3]s\n\nUsage:  %[4]s\n\nRun '%[2]s --help' for more information",
 			cmd.Root().Name(), cmd.CommandPath(), args[0], cmd.UseLine())

@@ -89,6 +89,17 @@ func cannedDaemon(t *testing.T) *clienttest.Server {
 		}
 	})
 
+	s.Handle("DELETE /networks/{ref}", func(w http.ResponseWriter, r *http.Request) {
+		switch r.PathValue("ref") {
+		case "web", "net2":
+			w.WriteHeader(http.StatusNoContent)
+		case "bridge", "host", "none":
+			clienttest.Error(w, 403, r.PathValue("ref")+" is a pre-defined network and cannot be removed")
+		default:
+			notFound("network %s not found")(w, r)
+		}
+	})
+
 	web1 := fixture(t, "container_web1.json")
 	s.Handle("GET /containers/json", func(w http.ResponseWriter, r *http.Request) {
 		list := cannedContainers(now)
@@ -116,6 +127,9 @@ func cannedDaemon(t *testing.T) *clienttest.Server {
 		}
 	})
 	s.JSON("GET /version", 200, cannedVersion())
+	// What docker inspect's search falls through to after networks.
+	s.Handle("GET /volumes/{ref}", notFound("get %s: no such volume"))
+	s.JSON("GET /info", 200, map[string]any{"ID": "fake", "OSType": "linux", "Swarm": map[string]any{"LocalNodeState": "inactive", "ControlAvailable": false}})
 	return s
 }
 

@@ -219,7 +219,7 @@ func (f *filterFlag) value() map[string][]string {
 // mapFlag is docker's repeatable -o/--opt k=v (MapOpts).
 type mapFlag struct{ m map[string]string }
 
-func (f *mapFlag) String() string { return "map[]" }
+func (f *mapFlag) String() string { return "" }
 func (f *mapFlag) Type() string   { return "map" }
 
 func (f *mapFlag) Set(s string) error {
@@ -234,7 +234,7 @@ func (f *mapFlag) Set(s string) error {
 // labelFlag is docker's repeatable --label k=v (ListOpts with ValidateLabel).
 type labelFlag struct{ list []string }
 
-func (f *labelFlag) String() string { return "[]" }
+func (f *labelFlag) String() string { return "" }
 func (f *labelFlag) Type() string   { return "list" }
 
 func (f *labelFlag) Set(s string) error {

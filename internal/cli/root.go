@@ -101,7 +101,16 @@ func newRootCommand(e *env, extra ...*cobra.Command) *cobra.Command {
 		newImageCommand(e),
 	)
 	root.AddCommand(extra...)
+	// docker's usage lines name their flags themselves ("[OPTIONS]").
+	visitCommands(root, func(c *cobra.Command) { c.DisableFlagsInUseLine = true })
 	return root
+}
+
+func visitCommands(c *cobra.Command, fn func(*cobra.Command)) {
+	fn(c)
+	for _, sub := range c.Commands() {
+		visitCommands(sub, fn)
+	}
 }
 
 // Execute runs root with os.Args (or what SetArgs gave it), prints a

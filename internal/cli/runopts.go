@@ -368,7 +368,7 @@ type listFlag struct {
 	validate func(string) (string, error)
 }
 
-func (f *listFlag) String() string { return "[" + strings.Join(f.list, " ") + "]" }
+func (f *listFlag) String() string { return strings.Join(f.list, " ") }
 func (f *listFlag) Type() string   { return "list" }
 
 func (f *listFlag) Set(s string) error {
