@@ -26,7 +26,9 @@ const (
 // while its output keeps streaming. If the process cannot start, Exec
 // returns 127 (command not found) or 126 and runc's error. If ctx ends
 // first Exec returns ctx.Err() and the process runs on (as a docker exec
-// whose client went away); it is still reaped when it exits.
+// whose client went away): its output is drained but no longer written to
+// e.Stdout or e.Stderr, and it is reaped when it exits. A copy from
+// e.Stdin that is still reading ends when that reader does.
 func (r *Runtime) Exec(ctx context.Context, id string, e ExecSpec) (int, error) {
 	proc, err := r.execProcess(id, e)
 	if err != nil {
@@ -47,6 +49,9 @@ func (r *Runtime) Exec(ctx context.Context, id string, e ExecSpec) (int, error) 
 	pid, err := r.runExec(ctx, id, dir, x)
 	if err != nil {
 		x.abort()
+		if strings.Contains(err.Error(), "cannot exec in a stopped") {
+			return -1, errdefs.Conflict("container %s is not running", id)
+		}
 		return startFailureCode(err), fmt.Errorf("exec in container %q: %w", id, err)
 	}
 	p, err := processOf(pid)
@@ -69,6 +74,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, e ExecSpec) (int, error) 
 	case res := <-result:
 		return res.code, res.err
 	case <-ctx.Done():
+		x.detach()
 		return -1, ctx.Err()
 	}
 }

@@ -131,3 +131,18 @@ func TestExecFailures(t *testing.T) {
 		})
 	}
 }
+
+func TestExecReturnsWhenContextEnds(t *testing.T) {
+	rt := newTestRuntime(t)
+	s := running(t, rt)
+	ctx, cancel := context.WithCancel(context.Background())
+	var out bytes.Buffer
+	code, err := rt.Exec(ctx, s.ID, ExecSpec{
+		Args:    []string{"sleep", "1000"},
+		Stdout:  &out,
+		OnStart: func(int, func(h, w uint) error) { cancel() },
+	})
+	if err != context.Canceled || code != -1 {
+		t.Errorf("Exec = %d, %v; want -1, context.Canceled", code, err)
+	}
+}

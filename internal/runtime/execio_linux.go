@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -21,6 +22,33 @@ type execIO struct {
 	stdinW, outR, errR, console *os.File // our ends
 	copiesDone                  chan struct{}
 	pendingCopies               int
+	// detached is set when the caller stopped waiting (ctx ended): output
+	// still drains, so the process never blocks on a full pipe, but no
+	// longer reaches the caller's writers.
+	mu       sync.Mutex
+	detached bool
+}
+
+// detach stops output from reaching the caller's writers.
+func (x *execIO) detach() {
+	x.mu.Lock()
+	x.detached = true
+	x.mu.Unlock()
+}
+
+// callerWriter forwards to the caller's writer until the exec is detached.
+type callerWriter struct {
+	x *execIO
+	w io.Writer
+}
+
+func (c callerWriter) Write(p []byte) (int, error) {
+	c.x.mu.Lock()
+	defer c.x.mu.Unlock()
+	if c.x.detached {
+		return len(p), nil
+	}
+	return c.w.Write(p)
 }
 
 func newExecIO(e ExecSpec) (x *execIO, err error) {
@@ -89,7 +117,8 @@ func (x *execIO) startCopying(e ExecSpec) {
 		}
 		x.pendingCopies++
 		go func() {
-			io.Copy(w, r) // a pty master ends with EIO once every slave is closed
+			// A pty master ends with EIO once every slave is closed.
+			io.Copy(callerWriter{x, w}, r)
 			x.copiesDone <- struct{}{}
 		}()
 	}

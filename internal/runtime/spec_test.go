@@ -1,0 +1,66 @@
+package runtime
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	p := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(p, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s (-want +got):\n%s", p, diff)
+	}
+}
+
+func TestOCISpecGolden(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		spec Spec
+		user user
+	}{
+		{"config-netns.golden.json", Spec{
+			ID: "c1", Args: []string{"sh", "-c", "echo hi"}, Env: []string{"A=1", "PATH=/bin"},
+			Hostname: "c1host", NetNSPath: "/run/berth/netns/abc",
+			Files: map[string]string{"/etc/resolv.conf": "/data/c1/resolv.conf", "/etc/hosts": "/data/c1/hosts"},
+		}, user{Home: "/root", AdditionalGids: []uint32{0}}},
+		{"config-host-tty-user.golden.json", Spec{
+			ID: "c2", Args: []string{"top"}, Cwd: "/srv", Tty: true, Hostname: "c2host",
+		}, user{UID: 33, GID: 33, AdditionalGids: []uint32{33, 100}, Home: "/var/www"}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			b, err := json.MarshalIndent(ociSpec(tc.spec, tc.user, 20000), "", "\t")
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tc.file, append(b, '\n'))
+		})
+	}
+}
+
+func TestMergeEnv(t *testing.T) {
+	got := mergeEnv([]string{"A=1", "B=2", "C"}, []string{"B=3", "D=4", "C=5"})
+	if diff := cmp.Diff([]string{"A=1", "B=3", "C=5", "D=4"}, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	got = addEnvDefault([]string{"PATH=/x"}, defaultPath)
+	if diff := cmp.Diff([]string{"PATH=/x"}, got); diff != "" {
+		t.Errorf("an existing PATH was replaced (-want +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,77 @@
+package runtime
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/berth-net/berth/internal/errdefs"
+)
+
+const testPasswd = `# comment
+root:x:0:0:root:/root:/bin/sh
+www-data:x:33:33:www-data:/var/www:/bin/false
+broken:x:notanumber:1::/:/bin/sh
+short:x:1
+nohome:x:40:40:::/bin/sh
+`
+
+const testGroup = `root:x:0:
+www-data:x:33:
+users:x:100:www-data,nohome
+staff:x:50: www-data
+bad:x:zz:www-data
+`
+
+func TestResolveUser(t *testing.T) {
+	for spec, want := range map[string]user{
+		"":              {UID: 0, GID: 0, AdditionalGids: []uint32{0}, Home: "/root"},
+		"root":          {UID: 0, GID: 0, AdditionalGids: []uint32{0}, Home: "/root"},
+		"www-data":      {UID: 33, GID: 33, AdditionalGids: []uint32{33, 100, 50}, Home: "/var/www"},
+		"33":            {UID: 33, GID: 33, AdditionalGids: []uint32{33, 100, 50}, Home: "/var/www"},
+		"www-data:100":  {UID: 33, GID: 100, AdditionalGids: []uint32{100, 50}, Home: "/var/www"},
+		"www-data:root": {UID: 33, GID: 0, AdditionalGids: []uint32{0, 100, 50}, Home: "/var/www"},
+		"1000":          {UID: 1000, GID: 0, AdditionalGids: []uint32{0}, Home: "/"},
+		"1000:2000":     {UID: 1000, GID: 2000, AdditionalGids: []uint32{2000}, Home: "/"},
+		"nohome":        {UID: 40, GID: 40, AdditionalGids: []uint32{40, 100}, Home: "/"},
+		":users":        {UID: 0, GID: 100, AdditionalGids: []uint32{100}, Home: "/root"},
+	} {
+		got, err := resolveUser(spec, []byte(testPasswd), []byte(testGroup))
+		if err != nil {
+			t.Errorf("resolveUser(%q): %v", spec, err)
+			continue
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("resolveUser(%q) (-want +got):\n%s", spec, diff)
+		}
+	}
+}
+
+func TestResolveUserRefuses(t *testing.T) {
+	for _, spec := range []string{"nosuch", "broken", "short", "root:nosuch", "root:bad", "-1", "99999999999", "www-data:-5"} {
+		if got, err := resolveUser(spec, []byte(testPasswd), []byte(testGroup)); !errdefs.Is(err, errdefs.KindInvalid) {
+			t.Errorf("resolveUser(%q) = %+v, %v; want an Invalid error", spec, got, err)
+		}
+	}
+	// No passwd file at all: numeric IDs still work, names do not.
+	if got, err := resolveUser("5:6", nil, nil); err != nil || got.UID != 5 || got.GID != 6 {
+		t.Errorf("resolveUser without files = %+v, %v", got, err)
+	}
+	if _, err := resolveUser("root", nil, nil); err == nil {
+		t.Error("resolveUser(\"root\") without a passwd file succeeded")
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	// A command name with spaces and parentheses, as a process may choose.
+	line := "4242 (we (ird) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100 18446744073709551615"
+	st, err := parseStat(line)
+	if err != nil || st.state != 'S' || st.start != 987654 {
+		t.Errorf("parseStat = %+v, %v; want state S, start 987654", st, err)
+	}
+	for _, bad := range []string{"", "1 (x) S 1 2", "1 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 x"} {
+		if _, err := parseStat(bad); err == nil {
+			t.Errorf("parseStat(%q) succeeded", bad)
+		}
+	}
+}
