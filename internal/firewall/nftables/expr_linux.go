@@ -3,6 +3,7 @@ package nftables
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"net/netip"
 
 	"github.com/berth-net/berth/internal/firewall"
@@ -76,14 +77,14 @@ func nftElements(e firewall.Element, withData bool) []nftlib.SetElement {
 	return out
 }
 
+// afterPrefix returns the first address after p, if there is one.
 func afterPrefix(p netip.Prefix) (netip.Addr, bool) {
-	a := p.Masked().Addr().As4()
-	n := binary.BigEndian.Uint32(a[:])
-	size := uint64(1) << (32 - p.Bits())
-	if uint64(n)+size > 1<<32-1 {
+	start := binary.BigEndian.Uint32(p.Masked().Addr().AsSlice())
+	end := uint64(start) + 1<<(32-p.Bits())
+	if end > math.MaxUint32 {
 		return netip.Addr{}, false
 	}
-	return netip.AddrFrom4([4]byte(binary.BigEndian.AppendUint32(nil, uint32(uint64(n)+size)))), true
+	return netip.AddrFrom4([4]byte(binary.BigEndian.AppendUint32(nil, uint32(end)))), true
 }
 
 func nftChain(c firewall.Chain) *nftlib.Chain {

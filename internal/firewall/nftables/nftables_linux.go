@@ -98,15 +98,16 @@ func (f *Firewall) rebuild(nets []firewall.Network) error {
 		n.Subnet = n.Subnet.Masked()
 		f.nets[n.Bridge] = n
 	}
-	f.log.Debug("firewall table rebuilt", "networks", len(nets))
+	f.log.Info("firewall table rebuilt", "networks", len(nets))
 	return nil
 }
 
 // AddNetwork adds n's chains and map entries, replacing what this Firewall
 // applied before for the same bridge, in one batch. Before the first
-// Rebuild, the table's skeleton is asserted in the same batch, so AddNetwork
-// also works on a missing table, keeping other networks' rules. If the batch fails — someone changed the table behind berth's back —
-// the whole table is rebuilt from what berth knows, which is atomic too.
+// Rebuild the table's skeleton is asserted in the same batch, so AddNetwork
+// also works on a missing table and keeps other networks' rules. If the
+// batch fails (someone changed the table behind berth's back), the whole
+// table is rebuilt from what this Firewall knows, which is atomic too.
 func (f *Firewall) AddNetwork(ctx context.Context, n firewall.Network) error {
 	if err := ctx.Err(); err != nil {
 		return err

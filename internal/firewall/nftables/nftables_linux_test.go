@@ -119,6 +119,39 @@ func TestAddNetworkReplacesSameBridge(t *testing.T) {
 	checkTable(t, ns, "make it internal", []firewall.Network{defaultBridge, changed})
 }
 
+// TestAdjacentSubnets: in the interval map the end of one subnet is the
+// start of the next; deleting one must leave the other's interval whole.
+func TestAdjacentSubnets(t *testing.T) {
+	ctx := context.Background()
+	fw, ns := newTestFirewall(t)
+	a := firewall.Network{Bridge: "br-a", Subnet: netip.MustParsePrefix("10.0.0.0/24"), Masquerade: true}
+	b := firewall.Network{Bridge: "br-b", Subnet: netip.MustParsePrefix("10.0.1.0/24"), Masquerade: true}
+	c := firewall.Network{Bridge: "br-c", Subnet: netip.MustParsePrefix("10.0.2.0/23"), Masquerade: true}
+	if err := fw.Rebuild(ctx, []firewall.Network{a, c}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.AddNetwork(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	checkTable(t, ns, "three adjacent", []firewall.Network{a, b, c})
+	if err := fw.DelNetwork(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.DelNetwork(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	checkTable(t, ns, "middle one left", []firewall.Network{b})
+	top := firewall.Network{Bridge: "br-top", Subnet: netip.MustParsePrefix("255.255.255.0/24"), Masquerade: true}
+	if err := fw.AddNetwork(ctx, top); err != nil {
+		t.Fatal(err)
+	}
+	checkTable(t, ns, "subnet at the top of the address space", []firewall.Network{b, top})
+	if err := fw.DelNetwork(ctx, top); err != nil {
+		t.Fatal(err)
+	}
+	checkTable(t, ns, "top deleted", []firewall.Network{b})
+}
+
 func TestAddNetworkRejectsOverlap(t *testing.T) {
 	fw, ns := newTestFirewall(t)
 	ctx := context.Background()
