@@ -188,6 +188,11 @@ func TestDockerCLIStreams(t *testing.T) {
 		return nil
 	}
 	f.attach = func(_ context.Context, _ string, s Streams) error {
+		if s.Stdin != nil {
+			in, _ := io.ReadAll(s.Stdin)
+			_, err := fmt.Fprintf(s.Stdout, "run stdin=%q\n", in)
+			return err
+		}
 		_, err := io.WriteString(s.Stdout, "hello from run\n")
 		return err
 	}
@@ -206,5 +211,29 @@ func TestDockerCLIStreams(t *testing.T) {
 	out, errOut, code = d.run("", "run", "--name", "fg", "busybox", "echo", "hello")
 	if out != "hello from run\n" || code != 0 {
 		t.Errorf("run attached: stdout %q, stderr %q, exit %d", out, errOut, code)
+	}
+	out, errOut, code = d.run("xyz", "run", "-i", "--rm", "--name", "fgi", "busybox", "cat")
+	if out != "run stdin=\"xyz\"\n" || code != 0 {
+		t.Errorf("run -i: stdout %q, stderr %q, exit %d", out, errOut, code)
+	}
+}
+
+// TestDockerCLIRunExitCode: docker run in the foreground exits with the
+// container's code, which it reads from the wait it sent before start.
+func TestDockerCLIRunExitCode(t *testing.T) {
+	f := newFakeBackend()
+	f.wait = func(context.Context, string, string) (<-chan WaitResult, error) {
+		ch := make(chan WaitResult, 1)
+		ch <- WaitResult{StatusCode: 7}
+		return ch, nil
+	}
+	f.attach = func(_ context.Context, _ string, s Streams) error {
+		_, err := io.WriteString(s.Stderr, "failing\n")
+		return err
+	}
+	d := newDockerRunner(t, f)
+	out, errOut, code := d.run("", "run", "--name", "fails", "busybox", "false")
+	if out != "" || errOut != "failing\n" || code != 7 {
+		t.Errorf("stdout %q, stderr %q, exit %d; want stderr \"failing\\n\" and exit 7", out, errOut, code)
 	}
 }
