@@ -177,6 +177,23 @@ func (r *imageRow) CreatedSince() string {
 func (r *imageRow) CreatedAt() string { return time.Unix(r.img.Created, 0).String() }
 func (r *imageRow) Size() string      { return units.HumanSizeWithPrecision(float64(r.img.Size), 3) }
 
+// VirtualSize is docker's deprecated alias of Size, kept for old templates.
+func (r *imageRow) VirtualSize() string { return units.HumanSize(float64(r.img.Size)) }
+
+func (r *imageRow) SharedSize() string {
+	if r.img.SharedSize == -1 {
+		return "N/A"
+	}
+	return units.HumanSize(float64(r.img.SharedSize))
+}
+
+func (r *imageRow) UniqueSize() string {
+	if r.img.Size == -1 || r.img.SharedSize == -1 {
+		return "N/A"
+	}
+	return units.HumanSize(float64(r.img.Size - r.img.SharedSize))
+}
+
 func (r *imageRow) Containers() string {
 	if r.img.Containers == -1 {
 		return "N/A"

@@ -80,7 +80,6 @@ func newRunDaemon(t *testing.T, exit int) *runDaemon {
 	return d
 }
 
-
 func TestRunDetachedCreatesWaitsThenStarts(t *testing.T) {
 	d := newRunDaemon(t, 0)
 	got := runBerth(t, d.Host, "", "run", "-d", "--name", "web", "--network", "web", "--ip", "10.5.0.10", "busybox", "sleep", "1000")

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"text/tabwriter"
@@ -106,7 +107,8 @@ func runVersion(cmd *cobra.Command, e *env, format string) error {
 		Version:           version.Version,
 		APIVersion:        client.MaxAPIVersion,
 		DefaultAPIVersion: client.MaxAPIVersion,
-		GitCommit:         version.GitCommit,
+		GitCommit:         gitCommit(),
+		BuildTime:         buildTime(),
 		GoVersion:         runtime.Version(),
 		Os:                runtime.GOOS,
 		Arch:              runtime.GOARCH,
@@ -219,9 +221,15 @@ func inspectOne(e *env, format string, v any) error {
 	return err
 }
 
-// printInfo prints the server part of docker info that berth fills.
+// printInfo prints the parts of docker info that berth fills, under
+// docker's labels so that scripts reading them keep working.
 func printInfo(e *env, info system.Info) {
 	w := e.out
+	fmt.Fprintln(w, "Client:")
+	fmt.Fprintln(w, " Version:   ", version.Version)
+	fmt.Fprintln(w, " Context:   ", "default")
+	fmt.Fprintln(w, " Debug Mode:", e.debug)
+	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Server:")
 	fmt.Fprintln(w, " Containers:", info.Containers)
 	fmt.Fprintln(w, "  Running:", info.ContainersRunning)
@@ -243,12 +251,42 @@ func printInfo(e *env, info system.Info) {
 	fmt.Fprintln(w, " Total Memory:", units.BytesSize(float64(info.MemTotal)))
 	printNonEmpty(w, " Name:", info.Name)
 	printNonEmpty(w, " ID:", info.ID)
-	fmt.Fprintln(w, " Berth Root Dir:", info.DockerRootDir)
+	fmt.Fprintln(w, " Docker Root Dir:", info.DockerRootDir)
 	fmt.Fprintln(w, " Debug Mode:", info.Debug)
+	fmt.Fprintln(w, " Experimental:", info.ExperimentalBuild)
+	fmt.Fprintln(w, " Live Restore Enabled:", info.LiveRestoreEnabled)
+	fmt.Fprintln(w)
 }
 
 func printNonEmpty(w interface{ Write([]byte) (int, error) }, label, value string) {
 	if value != "" {
 		fmt.Fprintln(w, label, value)
 	}
+}
+
+// gitCommit is the link-time commit, or the one Go stamped into the binary.
+func gitCommit() string {
+	if version.GitCommit != "unknown" {
+		return version.GitCommit
+	}
+	if rev := buildSetting("vcs.revision"); len(rev) >= 7 {
+		return rev[:7]
+	}
+	return version.GitCommit
+}
+
+// buildTime is the commit time Go stamped into the binary, as docker prints it.
+func buildTime() string { return reformatDate(buildSetting("vcs.time")) }
+
+func buildSetting(key string) string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	for _, s := range bi.Settings {
+		if s.Key == key {
+			return s.Value
+		}
+	}
+	return ""
 }

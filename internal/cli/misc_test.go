@@ -1,0 +1,206 @@
+package cli
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/docker/docker/api/types/image"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/berth-net/berth/internal/client"
+	"github.com/berth-net/berth/internal/client/clienttest"
+)
+
+// importDaemon accepts imports and keeps the last body it was sent.
+func importDaemon(t *testing.T, body *string) *clienttest.Server {
+	t.Helper()
+	s := clienttest.New(t)
+	s.Handle("POST /images/create", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		*body = string(b)
+		if len(b) == 0 {
+			w.WriteHeader(200)
+			_, _ = io.WriteString(w, `{"errorDetail":{"message":"archive is empty"},"error":"archive is empty"}`+"\r\n")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"`+busybox+`"}`+"\r\n")
+	})
+	return s
+}
+
+func TestImport(t *testing.T) {
+	tarball := filepath.Join(t.TempDir(), "rootfs.tar")
+	if err := os.WriteFile(tarball, []byte("pretend tar"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		stdin string
+		call  string
+	}{
+		{"file with name and tag", []string{"import", tarball, "busybox:1.36"}, "", "POST /images/create?fromSrc=-&repo=busybox&tag=1.36"},
+		{"stdin, image import alias", []string{"image", "import", "-", "busybox"}, "pretend tar", "POST /images/create?fromSrc=-&repo=busybox"},
+		{"registry port is not a tag", []string{"import", tarball, "localhost:5000/bb"}, "", "POST /images/create?fromSrc=-&repo=localhost%3A5000%2Fbb"},
+		{"no name", []string{"import", "-m", "hello", tarball}, "", "POST /images/create?fromSrc=-&message=hello"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var body string
+			s := importDaemon(t, &body)
+			got := runBerth(t, s.Host, tc.stdin, tc.args...)
+			if diff := cmp.Diff(result{stdout: busybox + "\n"}, got, cmp.AllowUnexported(result{})); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+			if body != "pretend tar" {
+				t.Errorf("body %q, want the raw tarball", body)
+			}
+			if diff := cmp.Diff([]string{tc.call}, s.Calls()); diff != "" {
+				t.Errorf("calls (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestImportErrors(t *testing.T) {
+	var body string
+	s := importDaemon(t, &body)
+	got := runBerth(t, s.Host, "", "import", "-", "empty")
+	if diff := cmp.Diff(result{stderr: "archive is empty\n", code: 1}, got, cmp.AllowUnexported(result{})); diff != "" {
+		t.Errorf("stream error (-want +got):\n%s", diff)
+	}
+	missing := filepath.Join(t.TempDir(), "missing.tar")
+	got = runBerth(t, s.Host, "", "import", missing)
+	if got.code != 1 || !strings.Contains(got.stderr, "no such file or directory") {
+		t.Errorf("missing file: %+v", got)
+	}
+}
+
+func TestRmi(t *testing.T) {
+	s := clienttest.New(t)
+	s.Handle("DELETE /images/{ref...}", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("ref") != "busybox" {
+			clienttest.Error(w, 404, "No such image: "+r.PathValue("ref"))
+			return
+		}
+		clienttest.WriteJSON(w, 200, []image.DeleteResponse{{Untagged: "busybox:latest"}, {Deleted: busybox}})
+	})
+	got := runBerth(t, s.Host, "", "rmi", "busybox", "ghost")
+	want := result{
+		stdout: "Untagged: busybox:latest\nDeleted: " + busybox + "\n",
+		stderr: "Error response from daemon: No such image: ghost\n",
+		code:   1,
+	}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(result{})); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestStopKillRm(t *testing.T) {
+	s := clienttest.New(t)
+	for _, p := range []string{"POST /containers/{id}/stop", "POST /containers/{id}/kill", "DELETE /containers/{id}"} {
+		s.Handle(p, func(w http.ResponseWriter, r *http.Request) {
+			if r.PathValue("id") == "ghost" {
+				clienttest.Error(w, 404, "No such container: ghost")
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+		})
+	}
+	for _, tc := range []struct {
+		args []string
+		want result
+	}{
+		{[]string{"stop", "-t", "3", "a", "b"}, result{stdout: "a\nb\n"}},
+		{[]string{"stop", "a", "ghost"}, result{stdout: "a\n", stderr: "Error response from daemon: No such container: ghost\n", code: 1}},
+		{[]string{"kill", "-s", "HUP", "a"}, result{stdout: "a\n"}},
+		{[]string{"rm", "-f", "a", "ghost"}, result{stdout: "a\n", stderr: "Error response from daemon: No such container: ghost\n"}},
+		{[]string{"rm", "ghost"}, result{stderr: "Error response from daemon: No such container: ghost\n", code: 1}},
+	} {
+		got := runBerth(t, s.Host, "", tc.args...)
+		if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(result{})); diff != "" {
+			t.Errorf("%v (-want +got):\n%s", tc.args, diff)
+		}
+	}
+	want := []string{
+		"POST /containers/a/stop?t=3", "POST /containers/b/stop?t=3",
+		"POST /containers/a/stop", "POST /containers/ghost/stop",
+		"POST /containers/a/kill?signal=HUP",
+		"DELETE /containers/a?force=1", "DELETE /containers/ghost?force=1",
+		"DELETE /containers/ghost",
+	}
+	if diff := cmp.Diff(want, s.Calls()); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+}
+
+func TestLogs(t *testing.T) {
+	for _, tty := range []bool{false, true} {
+		s := clienttest.New(t)
+		s.JSON("GET /containers/{ref}/json", 200, map[string]any{"Id": web1ID, "Config": map[string]any{"Tty": tty}})
+		s.Handle("GET /containers/{id}/logs", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(200)
+			if tty {
+				_, _ = io.WriteString(w, "raw line\n")
+				return
+			}
+			_, _ = client.FrameWriter{W: w, Stream: client.StreamStdout}.Write([]byte("out line\n"))
+			_, _ = client.FrameWriter{W: w, Stream: client.StreamStderr}.Write([]byte("err line\n"))
+		})
+		got := runBerth(t, s.Host, "", "logs", "--tail", "5", "-f", "web1")
+		want := result{stdout: "out line\n", stderr: "err line\n"}
+		if tty {
+			want = result{stdout: "raw line\n"}
+		}
+		if diff := cmp.Diff(want, got, cmp.AllowUnexported(result{})); diff != "" {
+			t.Errorf("tty=%v (-want +got):\n%s", tty, diff)
+		}
+		wantCalls := []string{"GET /containers/web1/json", "GET /containers/" + web1ID + "/logs?follow=1&stderr=1&stdout=1&tail=5"}
+		if diff := cmp.Diff(wantCalls, s.Calls()); diff != "" {
+			t.Errorf("calls (-want +got):\n%s", diff)
+		}
+	}
+}
+
+func TestVersionDefaultOutput(t *testing.T) {
+	s := cannedDaemon(t)
+	got := runBerth(t, s.Host, "", "version")
+	if got.code != 0 {
+		t.Fatalf("%+v", got)
+	}
+	for _, line := range []string{
+		"Client: berth\n Version:           0.1.0-dev\n API version:       1.51\n",
+		"\nServer: berth\n Engine:\n  Version:          0.1.0-dev\n  API version:      1.51 (minimum version 1.24)\n",
+		"  Built:            Mon Nov 30 04:00:00 2026\n",
+		"  Experimental:     false\n",
+	} {
+		if !strings.Contains(got.stdout, line) {
+			t.Errorf("output lacks %q:\n%s", line, got.stdout)
+		}
+	}
+}
+
+func TestVersionWithoutDaemonStillPrintsClient(t *testing.T) {
+	host := "unix://" + filepath.Join(t.TempDir(), "none.sock")
+	got := runBerth(t, host, "", "version", "--format", "{{.Client.Version}} {{.Client.APIVersion}}")
+	want := result{stdout: "0.1.0-dev 1.51\n", stderr: "Cannot connect to the berth daemon at " + host + ". Is the berth daemon running?\n", code: 1}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(result{})); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestInfo(t *testing.T) {
+	s := cannedDaemon(t)
+	got := runBerth(t, s.Host, "", "info", "--format", "{{.OSType}} {{.Swarm.LocalNodeState}}")
+	if diff := cmp.Diff(result{stdout: "linux inactive\n"}, got, cmp.AllowUnexported(result{})); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	got = runBerth(t, s.Host, "", "info")
+	if got.code != 0 || !strings.Contains(got.stdout, "\nServer:\n Containers: 0\n") {
+		t.Errorf("%+v", got)
+	}
+}
