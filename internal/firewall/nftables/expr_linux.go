@@ -171,6 +171,9 @@ func (tr *translation) addrMatch(m firewall.AddrMatch) ([]expr.Any, error) {
 		return nil, fmt.Errorf("prefix %s is not IPv4", m.Prefix)
 	}
 	bits := m.Prefix.Bits()
+	if bits <= 0 {
+		return nil, fmt.Errorf("prefix %s matches every address", m.Prefix)
+	}
 	n := uint32(4)
 	if bits%8 == 0 {
 		n = uint32(bits / 8)

@@ -193,9 +193,19 @@ func TestElements(t *testing.T) {
 	}
 }
 
-func TestUnknownStatement(t *testing.T) {
-	r := firewall.Rule{Stmts: []firewall.Stmt{firewall.Verdict{Kind: firewall.VerdictKind(99)}}}
-	if _, err := nftRule(&nftlib.Chain{Table: table, Name: "c"}, r); err == nil {
-		t.Error("an unknown verdict translated without error")
+func TestUntranslatableRules(t *testing.T) {
+	tests := map[string]firewall.Stmt{
+		"unknown verdict": firewall.Verdict{Kind: firewall.VerdictKind(99)},
+		"unknown map":     firewall.VmapLookup{Key: firewall.LookupIifname, Map: "nope"},
+		"unknown key":     firewall.VmapLookup{Key: firewall.LookupKey(99), Map: firewall.MapFwdIn},
+		"ipv6 prefix":     firewall.AddrMatch{Prefix: netip.MustParsePrefix("fd00::/64")},
+		"zero-bit prefix": firewall.AddrMatch{Prefix: netip.MustParsePrefix("0.0.0.0/0")},
+		"invalid prefix":  firewall.AddrMatch{},
+	}
+	for name, s := range tests {
+		r := firewall.Rule{Stmts: []firewall.Stmt{s}}
+		if _, err := nftRule(&nftlib.Chain{Table: table, Name: "c"}, r); err == nil {
+			t.Errorf("%s: translated without error", name)
+		}
 	}
 }

@@ -294,6 +294,35 @@ func TestOtherTablesUntouched(t *testing.T) {
 	}
 }
 
+// TestOwnNamespace runs New("") — the daemon's case — in a child test
+// process that unshare put in a namespace of its own.
+func TestOwnNamespace(t *testing.T) {
+	if os.Getenv("BERTH_NFT_OWN_NETNS") == "1" {
+		fw, err := New("", testLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fw.Close()
+		if err := fw.Rebuild(context.Background(), []firewall.Network{defaultBridge}); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("nft", "list", "table", "inet", "berth").CombinedOutput()
+		if err != nil {
+			t.Fatalf("nft list: %v\n%s", err, out)
+		}
+		if !strings.Contains(string(out), "fwd_in__berth0") {
+			t.Fatalf("table in the own namespace lacks berth0:\n%s", out)
+		}
+		return
+	}
+	nstest.RequireRoot(t)
+	cmd := exec.Command("unshare", "--net", "--", os.Args[0], "-test.run", "^TestOwnNamespace$", "-test.count", "1")
+	cmd.Env = append(os.Environ(), "BERTH_NFT_OWN_NETNS=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child in its own namespace: %v\n%s", err, out)
+	}
+}
+
 func TestNewBadNamespace(t *testing.T) {
 	nstest.RequireRoot(t)
 	for _, p := range []string{filepath.Join(t.TempDir(), "missing"), "/dev/null"} {
