@@ -26,7 +26,7 @@ var busybox struct {
 	err    error
 }
 
-func busyboxRootfs(t *testing.T) string {
+func busyboxRootfs(t testing.TB) string {
 	t.Helper()
 	busybox.once.Do(func() {
 		dir, err := os.MkdirTemp("", "berth-runtime-test-images-")

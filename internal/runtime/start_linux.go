@@ -160,19 +160,23 @@ func (r *Runtime) runDetached(ctx context.Context, s Spec) (int, error) {
 	if err := runCtx(ctx, cmd); err != nil {
 		// runc printed its error into the container's stderr log too: cut it off.
 		stdio.stderr.Truncate(stdio.stderrSize)
-		if stdio.stdinHold != nil {
-			stdio.stdinHold.Close()
-		}
+		stdio.closeHold()
 		return 0, runcError(logPath, fmt.Errorf("runc run: %w", err))
 	}
 	pid, err := readPidFile(pidPath)
 	if err != nil {
-		return 0, err
+		return 0, errors.Join(err, stdio.closeHold())
 	}
 	cio := &containerIO{stdinHold: stdio.stdinHold}
 	if console != nil {
 		if cio.console, err = console.master(); err != nil {
-			return 0, err
+			// The container runs but cannot be talked to: stop it, and reap
+			// it, since it is our child now.
+			if p, perr := processOf(pid); perr == nil {
+				unix.Kill(pid, unix.SIGKILL)
+				go waitProcess(context.Background(), p)
+			}
+			return 0, errors.Join(err, stdio.closeHold())
 		}
 		cio.copied = make(chan struct{})
 		stdout := stdio.stdout

@@ -52,6 +52,16 @@ func (s *containerStdio) close() {
 	}
 }
 
+// closeHold lets go of the stdin FIFO when the start failed.
+func (s *containerStdio) closeHold() error {
+	if s.stdinHold == nil {
+		return nil
+	}
+	err := s.stdinHold.Close()
+	s.stdinHold = nil
+	return err
+}
+
 // openStdio opens the log files (appending: a restarted container keeps its
 // earlier output) and the container's stdin: /dev/null, or the FIFO.
 func (r *Runtime) openStdio(id string, openStdin bool) (*containerStdio, error) {
