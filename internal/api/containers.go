@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 
 	ctypes "github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
@@ -37,6 +39,7 @@ func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) error {
 // containerListFilters are the docker ps filters berth answers.
 var containerListFilters = map[string]bool{
 	"id": true, "name": true, "status": true, "label": true, "network": true,
+	"ancestor": true, "exited": true,
 }
 
 var containerStatuses = []string{
@@ -61,8 +64,9 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	// As in moby, a limit or a status filter looks at stopped containers too.
-	all := boolValue(r, "all") || limit > 0 || args.Contains("status")
+	// As in moby, a limit, a status or an exited filter looks at stopped
+	// containers too.
+	all := boolValue(r, "all") || limit > 0 || args.Contains("status") || args.Contains("exited")
 	ctrs, err := s.backend.Containers(r.Context())
 	if err != nil {
 		return err
@@ -96,12 +100,29 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 }
 
 // containerMatches applies moby's ps filters: id and name are regular
-// expressions, status is exact, label is "key" or "key=value".
+// expressions, status is exact, label is "key" or "key=value", ancestor
+// is the image as named or its ID, exited is the exit code of a stopped one.
 func containerMatches(c *container.Container, args filters.Args) bool {
 	return args.Match("id", c.ID) &&
 		(args.Match("name", c.Name) || args.Match("name", "/"+c.Name)) &&
 		args.ExactMatch("status", c.Status()) &&
-		args.MatchKVList("label", c.Config.Labels)
+		args.MatchKVList("label", c.Config.Labels) &&
+		matchesAncestor(c, args) &&
+		(!args.Contains("exited") || (c.Status() == container.StatusExited && args.ExactMatch("exited", strconv.Itoa(c.State.ExitCode))))
+}
+
+func matchesAncestor(c *container.Container, args filters.Args) bool {
+	if !args.Contains("ancestor") {
+		return true
+	}
+	image, _ := strings.CutSuffix(c.Config.Image, ":latest")
+	for _, a := range args.Get("ancestor") {
+		a, _ = strings.CutSuffix(a, ":latest")
+		if a == image || a == c.Config.ImageID || strings.HasPrefix(c.Config.ImageID, "sha256:"+a) {
+			return true
+		}
+	}
+	return false
 }
 
 func onNetwork(atts []network.Attachment, args filters.Args) bool {

@@ -209,6 +209,10 @@ func TestContainerList(t *testing.T) {
 		{"id prefix", "?all=1&filters=" + url.QueryEscape(`{"id":["dead"]}`), []string{"/old"}},
 		{"label", "?filters=" + url.QueryEscape(`{"label":{"role=db":true}}`), []string{"/test2"}},
 		{"network by name", "?filters=" + url.QueryEscape(`{"network":{"web":true}}`), []string{"/test2"}},
+		{"ancestor", "?filters=" + url.QueryEscape(`{"ancestor":{"busybox:latest":true}}`), []string{"/test2", "/test1"}},
+		{"ancestor other", "?filters=" + url.QueryEscape(`{"ancestor":{"alpine":true}}`), nil},
+		{"exited code", "?filters=" + url.QueryEscape(`{"exited":{"3":true}}`), []string{"/old"}},
+		{"exited other code", "?filters=" + url.QueryEscape(`{"exited":{"0":true}}`), nil},
 		{"network by id", "?filters=" + url.QueryEscape(`{"network":{"`+hexID("32b93b141bae")+`":true}}`), []string{"/test1"}},
 	}
 	for _, tt := range tests {
