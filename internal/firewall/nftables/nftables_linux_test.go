@@ -2,13 +2,10 @@ package nftables
 
 import (
 	"context"
-	"log/slog"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"slices"
 	"strings"
 	"testing"
 
@@ -323,6 +320,23 @@ func TestOwnNamespace(t *testing.T) {
 	}
 }
 
+// TestDiscardSendsNothing: a half-queued batch thrown away by discard must
+// not reach the kernel, and the connection must work afterwards.
+func TestDiscardSendsNothing(t *testing.T) {
+	ctx := context.Background()
+	fw, ns := newTestFirewall(t)
+	if err := fw.Rebuild(ctx, []firewall.Network{defaultBridge}); err != nil {
+		t.Fatal(err)
+	}
+	fw.conn.DelTable(table)
+	fw.discard()
+	checkTable(t, ns, "after discard", []firewall.Network{defaultBridge})
+	if err := fw.AddNetwork(ctx, userNoICC); err != nil {
+		t.Fatal(err)
+	}
+	checkTable(t, ns, "next batch", []firewall.Network{defaultBridge, userNoICC})
+}
+
 func TestNewBadNamespace(t *testing.T) {
 	nstest.RequireRoot(t)
 	for _, p := range []string{filepath.Join(t.TempDir(), "missing"), "/dev/null"} {
@@ -331,111 +345,4 @@ func TestNewBadNamespace(t *testing.T) {
 			t.Errorf("New(%q) succeeded", p)
 		}
 	}
-}
-
-// checkTable compares the kernel's table with the ruleset Build gives for nets.
-func checkTable(t *testing.T, ns, step string, nets []firewall.Network) {
-	t.Helper()
-	rs, err := firewall.Build(nets)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(normalize(rs.String()), normalize(listTable(t, ns))); diff != "" {
-		t.Errorf("%s: table differs (-want +kernel):\n%s", step, diff)
-	}
-}
-
-func newTestFirewall(t *testing.T) (*Firewall, string) {
-	t.Helper()
-	ns := nstest.New(t)
-	fw, err := New(ns, testLogger(t))
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := fw.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return fw, ns
-}
-
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
-
-func listTable(t *testing.T, ns string) string {
-	t.Helper()
-	return output(t, ns, "nft", "list", "table", "inet", "berth")
-}
-
-// run runs a command in the namespace bound at ns and fails the test on error.
-func run(t *testing.T, ns string, args ...string) {
-	t.Helper()
-	output(t, ns, args...)
-}
-
-func output(t *testing.T, ns string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("nsenter", append([]string{"--net=" + ns, "--"}, args...)...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-var (
-	counterRE = regexp.MustCompile(`counter packets \d+ bytes \d+`)
-	handleRE  = regexp.MustCompile(` # handle \d+`)
-)
-
-func zeroCounters(s string) string { return counterRE.ReplaceAllString(s, "counter") }
-
-// normalize makes nft listings comparable: counters and handles go, blank
-// lines and indentation go, map elements are sorted one per line (the kernel
-// lists hash maps in any order and nft wraps lines by width), and the
-// table's maps and chains are sorted by their header line (nft lists them in
-// creation order, which Add and Del change). Rule order inside a chain stays.
-func normalize(s string) string {
-	s = handleRE.ReplaceAllString(zeroCounters(s), "")
-	var blocks []string
-	var cur []string
-	var elems *[]string
-	lines := strings.Split(s, "\n")
-	for i := 0; i < len(lines); i++ {
-		l := strings.TrimSpace(lines[i])
-		switch {
-		case l == "" || strings.HasPrefix(l, "table ") || (l == "}" && cur == nil):
-			continue
-		case strings.HasPrefix(l, "elements = {"):
-			var list []string
-			elems = &list
-			body := strings.TrimPrefix(l, "elements = {")
-			for !strings.HasSuffix(body, "}") && i+1 < len(lines) {
-				i++
-				body += " " + strings.TrimSpace(lines[i])
-			}
-			for _, e := range strings.Split(strings.TrimSuffix(body, "}"), ",") {
-				list = append(list, "element "+strings.Join(strings.Fields(e), " "))
-			}
-			slices.Sort(list)
-			cur = append(cur, list...)
-		case l == "}":
-			blocks = append(blocks, strings.Join(append(cur, "}"), "\n"))
-			cur, elems = nil, nil
-		default:
-			cur = append(cur, strings.Join(strings.Fields(l), " "))
-		}
-	}
-	_ = elems
-	slices.Sort(blocks)
-	return strings.Join(blocks, "\n") + "\n"
 }
