@@ -204,3 +204,14 @@ func TestInfo(t *testing.T) {
 		t.Errorf("%+v", got)
 	}
 }
+
+func TestDebugLogsRequests(t *testing.T) {
+	s := cannedDaemon(t)
+	got := runBerth(t, s.Host, "", "--debug", "network", "ls", "-q")
+	if got.code != 0 || !strings.Contains(got.stderr, `msg="api request" method=GET path=/v1.51/networks`) {
+		t.Errorf("%+v", got)
+	}
+	if quiet := runBerth(t, s.Host, "", "network", "ls", "-q"); quiet.stderr != "" {
+		t.Errorf("without --debug: stderr %q", quiet.stderr)
+	}
+}

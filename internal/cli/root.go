@@ -38,7 +38,7 @@ func (e *env) client() (*client.Client, error) {
 	if e.api != nil {
 		return e.api, nil
 	}
-	c, err := client.New(client.ResolveHost(e.host))
+	c, err := client.New(client.ResolveHost(e.host), e.log)
 	if err != nil {
 		return nil, err
 	}

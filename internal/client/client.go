@@ -13,12 +13,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/version"
@@ -42,6 +44,7 @@ type Client struct {
 	host     string // as given, unix:///path
 	sockPath string
 	http     *http.Client
+	log      *slog.Logger
 
 	mu         sync.Mutex
 	apiVersion string // negotiated; "" until the first request
@@ -60,13 +63,17 @@ func ResolveHost(flag string) string {
 	return DefaultHost
 }
 
-// New returns a client for host, which must be unix:///path.
-func New(host string) (*Client, error) {
+// New returns a client for host, which must be unix:///path. Requests are
+// logged at debug level to log (nil: nowhere).
+func New(host string, log *slog.Logger) (*Client, error) {
 	path, err := parseHost(host)
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{host: host, sockPath: path}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Client{host: host, sockPath: path, log: log}
 	c.http = &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return c.dial(ctx)
@@ -182,10 +189,14 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {
+		c.log.Debug("api request failed", "method", r.method, "path", req.URL.Path, "err", err)
 		return nil, unwrapTransport(err)
 	}
+	c.log.Debug("api request", "method", r.method, "path", req.URL.Path, "query", req.URL.RawQuery,
+		"status", resp.StatusCode, "elapsed", time.Since(start))
 	if resp.StatusCode >= 400 || resp.StatusCode == http.StatusNotModified {
 		return nil, responseError(resp)
 	}

@@ -22,7 +22,7 @@ import (
 
 func newClient(t *testing.T, host string) *client.Client {
 	t.Helper()
-	c, err := client.New(host)
+	c, err := client.New(host, nil)
 	if err != nil {
 		t.Fatalf("New(%q): %v", host, err)
 	}
@@ -45,7 +45,7 @@ func TestResolveHost(t *testing.T) {
 
 func TestNewRejectsBadHosts(t *testing.T) {
 	for _, host := range []string{"", "tcp://127.0.0.1:2375", "unix://", "/run/berth.sock", "npipe:////./pipe/x"} {
-		if _, err := client.New(host); !errdefs.Is(err, errdefs.KindInvalid) {
+		if _, err := client.New(host, nil); !errdefs.Is(err, errdefs.KindInvalid) {
 			t.Errorf("New(%q) = %v, want an invalid-argument error", host, err)
 		}
 	}

@@ -79,8 +79,10 @@ func (c *Client) hijack(ctx context.Context, path string, query url.Values, body
 	h, err := upgrade(conn, req)
 	if err != nil {
 		conn.Close()
+		c.log.Debug("api upgrade failed", "path", req.URL.Path, "err", err)
 		return nil, err
 	}
+	c.log.Debug("api upgrade", "path", req.URL.Path, "media_type", h.MediaType)
 	return h, nil
 }
 
