@@ -201,8 +201,9 @@ func internalOutRules(n Network) []Rule {
 
 // iccRule accepts or drops traffic between containers of the network. It
 // only sees such traffic when bridged packets go through netfilter
-// (net.bridge.bridge-nf-call-iptables=1), which the bridge driver ensures
-// when ICC is off.
+// (br_netfilter with net.bridge.bridge-nf-call-iptables=1 in the host
+// namespace, as Docker sets up when ICC is off); otherwise the bridge
+// forwards it at layer 2 and ICC=false has no effect.
 func iccRule(n Network, match ...Stmt) Rule {
 	if n.ICC {
 		return Rule{Stmts: append(match, Verdict{Kind: Accept}), Comment: "ICC"}
