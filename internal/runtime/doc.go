@@ -14,8 +14,9 @@
 // lookup of a PID is checked against the start time recorded with it
 // (/proc/PID/stat field 22), so a recycled PID is never signalled or waited
 // on. A daemon that restarts while containers run can no longer reap them
-// (they were re-parented to init when it died); Wait then sees the exit
-// through the pidfd but cannot learn the code and returns -1.
+// (they were re-parented to init, or the nearest subreaper, when it died);
+// Wait then sees the exit through the pidfd but cannot learn the code and
+// returns -1.
 //
 // Because the daemon is a subreaper, orphans of every command it runs are
 // re-parented to it. runc 1.1 reaps its own bootstrap stages; other
@@ -32,6 +33,13 @@
 //   - A container's stdout and stderr are files that runc hands to the
 //     container directly, so its output survives a daemon crash. A tty
 //     container's output goes through the pty master, which only the daemon
-//     holds: if the daemon dies, the container's terminal hangs up.
+//     holds: if the daemon dies, the container's terminal hangs up. Likewise
+//     the daemon holds the write end of an open stdin's FIFO; when it dies
+//     the container reads EOF unless a client is attached.
+//   - Root on this VM lacks CAP_SYS_RESOURCE, so the containers' open files
+//     limit is the daemon's own hard limit when that is below Docker's 1048576.
+//   - A test that makes a namespace on a locked thread may leave Go's main
+//     thread in it (Go parks, not kills, a locked main thread): compare
+//     namespaces with a child process's /proc/PID/ns, not /proc/self/ns.
 //   - No seccomp profile is applied (Docker applies its default one).
 package runtime

@@ -23,6 +23,10 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (p Process, err error) {
 	if err := validateSpec(s); err != nil {
 		return Process{}, err
 	}
+	// Before the clean-up below is armed: it would kill the running container.
+	if err := r.clearStale(s.ID); err != nil {
+		return Process{}, err
+	}
 	_, statErr := os.Stat(r.dataDir(s.ID))
 	freshData := errors.Is(statErr, os.ErrNotExist)
 	defer func() {
@@ -37,9 +41,6 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (p Process, err error) {
 			r.log.Warn("clean up after failed start", "container", s.ID, "err", undo)
 		}
 	}()
-	if err := r.clearStale(s.ID); err != nil {
-		return Process{}, err
-	}
 	if err := r.ensureOverlay(s.ID, s.RootfsDir); err != nil {
 		return Process{}, err
 	}

@@ -281,8 +281,56 @@ func TestReleaseKeepsDataForRestart(t *testing.T) {
 func TestStartTwiceIsConflict(t *testing.T) {
 	rt := newTestRuntime(t)
 	s := busyboxSpec(t, "sleep", "1000")
-	start(t, rt, s)
+	p := start(t, rt, s)
 	if _, err := rt.Start(context.Background(), s); !errdefs.Is(err, errdefs.KindConflict) {
 		t.Errorf("second Start = %v, want a Conflict", err)
+	}
+	if !rt.Alive(p) {
+		t.Error("the failed second Start stopped the running container")
+	}
+}
+
+// A restarted daemon has a new Runtime over the same directories: it must
+// find the running container's logs, stdin, process and files.
+func TestNewRuntimeAdoptsRunningContainer(t *testing.T) {
+	rt := newTestRuntime(t)
+	s := busyboxSpec(t, "sh", "-c", "echo before; read line; echo got $line; exec sleep 1000")
+	s.OpenStdin = true
+	p := start(t, rt, s)
+
+	again, err := New(rt.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Alive(p) {
+		t.Fatal("Alive = false in the new runtime")
+	}
+	w, err := again.WriteStdin(s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("line\n"))
+	w.Close()
+	var out bytes.Buffer
+	for !strings.Contains(out.String(), "got line") {
+		out.Reset()
+		if err := again.Logs(context.Background(), s.ID, &out, nil, false, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out.String() != "before\ngot line\n" {
+		t.Errorf("stdout %q", out.String())
+	}
+	if err := again.Signal(s.ID, p, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := again.Wait(context.Background(), s.ID, p); err != nil || code != 137 {
+		t.Errorf("Wait = %d, %v; want 137 (still this process's child)", code, err)
+	}
+	if err := again.Delete(s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if m := mounted(t, rt.cfg.BundleDir); len(m) != 0 {
+		t.Errorf("mounts left: %v", m)
 	}
 }
