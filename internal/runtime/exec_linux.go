@@ -52,7 +52,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, e ExecSpec) (int, error) 
 		if strings.Contains(err.Error(), "cannot exec in a stopped") {
 			return -1, errdefs.Conflict("container %s is not running", id)
 		}
-		return startFailureCode(err), fmt.Errorf("exec in container %q: %w", id, err)
+		return StartFailureCode(err), fmt.Errorf("exec in container %q: %w", id, err)
 	}
 	p, err := processOf(pid)
 	if err != nil {
@@ -157,8 +157,10 @@ func (r *Runtime) runExec(ctx context.Context, id, dir string, x *execIO) (int, 
 	return readPidFile(pidPath)
 }
 
-// startFailureCode is docker's exit code for a process that never ran.
-func startFailureCode(err error) int {
+// StartFailureCode is the exit code docker reports for a container or exec
+// whose process could not start (err from Start or Exec): 127 when the
+// command does not exist, else 126.
+func StartFailureCode(err error) int {
 	msg := err.Error()
 	if strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory") {
 		return exitNotFound

@@ -334,3 +334,17 @@ func TestNewRuntimeAdoptsRunningContainer(t *testing.T) {
 		t.Errorf("mounts left: %v", m)
 	}
 }
+
+func TestStartFailureCode(t *testing.T) {
+	rt := newTestRuntime(t)
+	for args, want := range map[string]int{"/nosuch": 127, "nosuch": 127, "/etc/passwd": 126} {
+		_, err := rt.Start(context.Background(), busyboxSpec(t, args))
+		if err == nil {
+			t.Errorf("Start(%q) succeeded", args)
+			continue
+		}
+		if got := StartFailureCode(err); got != want {
+			t.Errorf("StartFailureCode(%v) = %d, want %d", err, got, want)
+		}
+	}
+}
