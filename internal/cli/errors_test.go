@@ -83,6 +83,12 @@ func TestErrors(t *testing.T) {
 			code:   125,
 		},
 		{
+			name:   "run -h is the hostname, not help",
+			args:   []string{"run", "-h"},
+			stderr: "flag needs an argument: 'h' in -h\n\nUsage:  berth run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nRun 'berth run --help' for more information\n",
+			code:   125,
+		},
+		{
 			name:   "run without an image",
 			args:   []string{"run"},
 			stderr: "berth: 'berth run' requires at least 1 argument\n\nUsage:  berth run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nSee 'berth run --help' for more information\n",
