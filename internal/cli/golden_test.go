@@ -37,6 +37,8 @@ func TestGolden(t *testing.T) {
 		{"inspect-network-fallthrough", []string{"inspect", "-f", "{{.Name}} {{.Driver}}", "bridge"}},
 		{"inspect-image", []string{"image", "inspect", "--format", "{{.ID}} {{.RepoTags}} {{.Size}}", "busybox"}},
 		{"inspect-state-image", []string{"inspect", "--format", "{{.State.Status}} {{.Config.Image}}", "web1"}},
+		{"container-inspect-pid", []string{"container", "inspect", "-f", "{{.State.Pid}} {{.Name}}", "web1"}},
+		{"container-ls", []string{"container", "ls", "-a", "--format", "{{.ID}} {{.Names}}"}},
 		{"port", []string{"port", "web1"}},
 		{"port-one", []string{"port", "web1", "80"}},
 	} {

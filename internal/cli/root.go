@@ -99,6 +99,7 @@ func newRootCommand(e *env, extra ...*cobra.Command) *cobra.Command {
 		newImagesCommand(e),
 		newRmiCommand(e),
 		newImageCommand(e),
+		newContainerCommand(e),
 	)
 	root.AddCommand(extra...)
 	// docker's usage lines name their flags themselves ("[OPTIONS]").
