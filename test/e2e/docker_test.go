@@ -66,4 +66,22 @@ func TestDockerCLIRunAndRemove(t *testing.T) {
 	if ports := w.BridgePorts(t, defaultBridge); len(ports) != 0 {
 		t.Errorf("bridge ports after docker rm -f: %q", ports)
 	}
+
+	if _, errOut, code := w.Docker(t, "network", "create", "--subnet", "10.96.0.0/24", "dnet"); code != 0 {
+		t.Fatalf("docker network create: exit %d: %s", code, errOut)
+	}
+	if _, errOut, code := w.Docker(t, "run", "-d", "--network", "dnet", "--name", "d2", testworld.BusyboxImage, "sleep", "3600"); code != 0 {
+		t.Fatalf("docker run --network dnet: exit %d: %s", code, errOut)
+	}
+	out, _, code := w.Docker(t, "inspect", "--format", `{{(index .NetworkSettings.Networks "dnet").IPAddress}}`, "d2")
+	if code != 0 || strings.TrimSpace(out) != "10.96.0.2" {
+		t.Errorf("d2's address on dnet: exit %d, %q; want 10.96.0.2", code, out)
+	}
+	if _, _, code := w.Docker(t, "network", "rm", "dnet"); code == 0 {
+		t.Errorf("docker network rm of a network with a container succeeded")
+	}
+	w.Docker(t, "rm", "-f", "d2")
+	if _, errOut, code := w.Docker(t, "network", "rm", "dnet"); code != 0 {
+		t.Errorf("docker network rm dnet: exit %d: %s", code, errOut)
+	}
 }

@@ -84,6 +84,8 @@ func sandboxKey(t *testing.T, w *testworld.World, name string) string {
 	return key
 }
 
+func itoa(n int) string { return strconv.Itoa(n) }
+
 func parseAddr(t *testing.T, s string) netip.Addr {
 	t.Helper()
 	a, err := netip.ParseAddr(s)

@@ -129,12 +129,16 @@ func TestDaemonRestart(t *testing.T) {
 // the kill lands, so the delays make no assertion about speed.
 func TestKillDuringRun(t *testing.T) {
 	w, d := startWorld(t)
+	rules := snapshot(t, w).Rules // per network, so no run may change them for good
 	for round, delay := range []time.Duration{0, 20 * time.Millisecond, 50 * time.Millisecond,
 		100 * time.Millisecond, 150 * time.Millisecond, 250 * time.Millisecond} {
 		finished := runLoopThenKill(t, w, d, round, delay)
 		t.Logf("round %d: %d runs finished, killed %v after the last", round, finished, delay)
 		d = w.Start(t)
 		checkNoLeaks(t, w)
+		if diff := cmp.Diff(rules, snapshot(t, w).Rules); diff != "" {
+			t.Errorf("round %d: table inet berth after the restart (-before +after):\n%s", round, diff)
+		}
 	}
 	runSleeper(t, w, "after")
 	checkNoLeaks(t, w)
