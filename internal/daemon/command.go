@@ -1,0 +1,91 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/berth-net/berth/internal/api"
+	"github.com/spf13/cobra"
+)
+
+// NewCommand returns `berth daemon`.
+func NewCommand() *cobra.Command {
+	cfg := Config{}
+	var debug bool
+	cmd := &cobra.Command{
+		Use:   "daemon",
+		Short: "Run the berth daemon",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			level := slog.LevelInfo
+			if debug {
+				level = slog.LevelDebug
+			}
+			cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			return Run(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataRoot, "data-root", "/var/lib/berth", "directory of persistent state")
+	f.StringVar(&cfg.ExecRoot, "exec-root", "/run/berth", "directory of runtime state (netns, runc)")
+	f.StringVar(&cfg.Host, "host", "unix:///run/berth/berth.sock", "socket to listen on")
+	f.StringVar(&cfg.BridgeName, "bridge-name", "berth0", "device name of the default bridge network")
+	f.IntVar(&cfg.Group, "group", -1, "group ID that may use the socket (default: root only)")
+	f.BoolVarP(&debug, "debug", "D", false, "debug logging")
+	return cmd
+}
+
+// Run starts the daemon and serves until SIGTERM or SIGINT. Containers keep
+// running after it returns.
+func Run(ctx context.Context, cfg Config) error {
+	path, ok := strings.CutPrefix(cfg.Host, "unix://")
+	if !ok || path == "" {
+		return fmt.Errorf("--host %q: only unix:///path sockets are supported", cfg.Host)
+	}
+	d, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Start(ctx); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dirOf(path), 0o755); err != nil {
+		return err
+	}
+	l, err := api.ListenUnix(path, cfg.Group)
+	if err != nil {
+		return err
+	}
+	srv := api.New(d, cfg.Log.With("component", "api"))
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	cfg.Log.Info("berth daemon ready", "socket", path, "data-root", cfg.DataRoot, "exec-root", cfg.ExecRoot)
+	select {
+	case sig := <-sigs:
+		cfg.Log.Info("shutting down", "signal", sig.String())
+	case err := <-errc:
+		return err
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	os.Remove(path)
+	return nil
+}
+
+func dirOf(p string) string {
+	i := strings.LastIndex(p, "/")
+	if i <= 0 {
+		return "/"
+	}
+	return p[:i]
+}

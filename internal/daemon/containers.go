@@ -1,0 +1,293 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/store"
+)
+
+// validContainerName is Docker's rule (the leading "/" is stripped first).
+var validContainerName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+
+// CreateContainer records a new container after checking its image, name and networks.
+func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg container.Config) (*container.Container, error) {
+	name = strings.TrimPrefix(name, "/")
+	if name != "" && (!validContainerName.MatchString(name) || len(name) > 255) {
+		return nil, errdefs.Invalid("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
+	}
+	if len(cfg.Cmd) == 0 && len(cfg.Entrypoint) == 0 {
+		return nil, errdefs.Invalid("no command specified")
+	}
+	img, err := d.images.Get(cfg.Image)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ImageID = img.ID
+	if err := d.planNetworks(&cfg); err != nil {
+		return nil, err
+	}
+	c := &container.Container{ID: network.NewID(), Created: time.Now().UTC(), Config: cfg,
+		State: container.State{Status: container.StatusCreated}}
+	if c.Config.Hostname == "" {
+		c.Config.Hostname = c.ShortID()
+	}
+	dir := d.filesDir(c.ID)
+	c.HostsPath, c.HostnamePath, c.ResolvConfPath = filepath.Join(dir, "hosts"), filepath.Join(dir, "hostname"), filepath.Join(dir, "resolv.conf")
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if name == "" {
+		name = d.freeNameLocked()
+	}
+	for _, o := range d.containers {
+		if o.c.Name == name {
+			return nil, errdefs.Conflict("Conflict. The container name \"/%s\" is already in use by container \"%s\". You have to remove (or rename) that container to be able to reuse that name.", name, o.c.ID)
+		}
+	}
+	c.Name = name
+	if err := d.putContainer(c); err != nil {
+		return nil, err
+	}
+	d.containers[c.ID] = newCtrState(c)
+	d.log.Info("container created", "name", name, "id", c.ShortID(), "image", cfg.Image)
+	return cloneContainer(c), nil
+}
+
+func newCtrState(c *container.Container) *ctrState {
+	return &ctrState{c: c, exited: make(chan struct{}), removed: make(chan struct{}), started: make(chan struct{})}
+}
+
+// planNetworks resolves the networks a container asks for, keyed by
+// network name, and refuses requests Docker refuses.
+func (d *Daemon) planNetworks(cfg *container.Config) error {
+	if cfg.NetworkMode == "" || cfg.NetworkMode == "default" {
+		cfg.NetworkMode = network.NameBridge
+	}
+	mode, err := d.net.Network(cfg.NetworkMode)
+	if err != nil {
+		return err
+	}
+	cfg.NetworkMode = mode.Name
+	want := map[string]container.EndpointRequest{}
+	for ref, req := range cfg.Networks {
+		if ref == "default" {
+			ref = mode.Name
+		}
+		n, err := d.net.Network(ref)
+		if err != nil {
+			return err
+		}
+		if (mode.Driver == network.DriverHost || mode.Driver == network.DriverNull) && n.ID != mode.ID {
+			return errdefs.Invalid("container cannot be connected to network %q and %q at once: %q is exclusive", mode.Name, n.Name, mode.Name)
+		}
+		if req.IPv4Address.IsValid() {
+			if n.Predefined {
+				return errdefs.Invalid("user specified IP address is supported on user defined networks only")
+			}
+			if !n.IPv4.UserSubnet {
+				return errdefs.Invalid("user specified IP address is supported only when connecting to networks with user configured subnets")
+			}
+		}
+		want[n.Name] = req
+	}
+	if _, ok := want[mode.Name]; !ok {
+		want[mode.Name] = container.EndpointRequest{}
+	}
+	cfg.Networks = want
+	return nil
+}
+
+// freeNameLocked picks a Docker-style random name no container has.
+func (d *Daemon) freeNameLocked() string {
+	for {
+		n := randomName()
+		taken := false
+		for _, o := range d.containers {
+			if o.c.Name == n {
+				taken = true
+				break
+			}
+		}
+		if !taken {
+			return n
+		}
+	}
+}
+
+func (d *Daemon) filesDir(id string) string { return filepath.Join(d.cfg.DataRoot, "files", id) }
+
+func (d *Daemon) putContainer(c *container.Container) error {
+	return d.store.Update(func(tx store.Tx) error { return tx.Put(store.BucketContainers, c.ID, c) })
+}
+
+func cloneContainer(c *container.Container) *container.Container {
+	b, _ := json.Marshal(c)
+	out := &container.Container{}
+	_ = json.Unmarshal(b, out)
+	return out
+}
+
+// lookup finds a container by full ID, name, or unique ID prefix.
+func (d *Daemon) lookup(ref string) (*ctrState, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	ref = strings.TrimPrefix(ref, "/")
+	if ref == "" {
+		return nil, errdefs.NotFound("No such container: %s", ref)
+	}
+	if cs, ok := d.containers[ref]; ok {
+		return cs, nil
+	}
+	for _, cs := range d.containers {
+		if cs.c.Name == ref {
+			return cs, nil
+		}
+	}
+	var found *ctrState
+	for id, cs := range d.containers {
+		if strings.HasPrefix(id, ref) {
+			if found != nil {
+				return nil, errdefs.Invalid("multiple IDs found with provided prefix: %s", ref)
+			}
+			found = cs
+		}
+	}
+	if found == nil {
+		return nil, errdefs.NotFound("No such container: %s", ref)
+	}
+	return found, nil
+}
+
+// Containers returns copies of every container, newest first (docker ps order).
+func (d *Daemon) Containers(ctx context.Context) ([]*container.Container, error) {
+	d.mu.Lock()
+	out := make([]*container.Container, 0, len(d.containers))
+	states := make([]*ctrState, 0, len(d.containers))
+	for _, cs := range d.containers {
+		states = append(states, cs)
+	}
+	d.mu.Unlock()
+	for _, cs := range states {
+		cs.mu.Lock()
+		out = append(out, cloneContainer(cs.c))
+		cs.mu.Unlock()
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out, nil
+}
+
+// Container returns a copy of one container.
+func (d *Daemon) Container(ctx context.Context, ref string) (*container.Container, error) {
+	cs, err := d.lookup(ref)
+	if err != nil {
+		return nil, err
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cloneContainer(cs.c), nil
+}
+
+// ContainerAttachments lists the networks of a container: live endpoints
+// when it runs, the configured networks without addresses when it does not.
+func (d *Daemon) ContainerAttachments(ctx context.Context, id string) ([]network.Attachment, error) {
+	cs, err := d.lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	cs.mu.Lock()
+	sbID := cs.c.State.SandboxID
+	nets := cs.c.Config.Networks
+	cs.mu.Unlock()
+	if sbID != "" {
+		return d.net.Attachments(sbID), nil
+	}
+	var out []network.Attachment
+	for _, name := range sortedNetworks(nets, "") {
+		n, err := d.net.Network(name)
+		if err != nil {
+			continue
+		}
+		out = append(out, network.Attachment{Network: n, Endpoint: &network.Endpoint{NetworkID: n.ID, Aliases: nets[name].Aliases}})
+	}
+	return out, nil
+}
+
+// sortedNetworks orders a container's networks: its network mode first
+// (it becomes eth0), then the others by name.
+func sortedNetworks(nets map[string]container.EndpointRequest, first string) []string {
+	var names []string
+	for n := range nets {
+		if n != first {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	if _, ok := nets[first]; ok && first != "" {
+		names = append([]string{first}, names...)
+	}
+	return names
+}
+
+// RemoveContainer deletes a stopped container, or kills and deletes a running one with force.
+func (d *Daemon) RemoveContainer(ctx context.Context, ref string, force bool) error {
+	cs, err := d.lookup(ref)
+	if err != nil {
+		return err
+	}
+	cs.mu.Lock()
+	running := cs.c.Running()
+	id, name := cs.c.ID, cs.c.Name
+	cs.mu.Unlock()
+	if running {
+		if !force {
+			return errdefs.Conflict("cannot remove container \"/%s\": container is running: stop the container before removing or force remove", name)
+		}
+		if err := d.killAndWait(ctx, cs); err != nil {
+			return err
+		}
+	}
+	return d.remove(cs, id)
+}
+
+// remove deletes everything of a stopped container and tells "removed" waiters.
+func (d *Daemon) remove(cs *ctrState, id string) error {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	select {
+	case <-cs.removed:
+		return nil // someone else (AutoRemove) got here first
+	default:
+	}
+	var errs []error
+	if cs.c.State.SandboxID != "" {
+		errs = append(errs, d.net.DeleteSandbox(context.Background(), cs.c.State.SandboxID))
+	}
+	errs = append(errs, d.runtime.Delete(id))
+	if err := os.RemoveAll(d.filesDir(id)); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("remove container %s: %w", cs.c.Name, err)
+	}
+	if err := d.store.Update(func(tx store.Tx) error { return tx.Delete(store.BucketContainers, id) }); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	delete(d.containers, id)
+	d.mu.Unlock()
+	close(cs.removed)
+	d.log.Info("container removed", "name", cs.c.Name, "id", cs.c.ShortID())
+	return nil
+}

@@ -1,0 +1,180 @@
+// Package daemon is berth's composition root: it opens the store, builds
+// the network controller over the kernel drivers, the runtime and the image
+// store, reconciles them with what the kernel holds, and serves the Docker
+// Engine API. It implements api.Backend; the container life cycle lives here.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/berth-net/berth/internal/api"
+	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/driver/bridge"
+	"github.com/berth-net/berth/internal/firewall/nftables"
+	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/runtime"
+	"github.com/berth-net/berth/internal/runtime/image"
+	"github.com/berth-net/berth/internal/sandbox"
+	"github.com/berth-net/berth/internal/store"
+)
+
+// Config is the daemon's command line.
+type Config struct {
+	DataRoot   string // /var/lib/berth
+	ExecRoot   string // /run/berth
+	Host       string // unix:///run/berth/berth.sock
+	BridgeName string // berth0
+	Group      int    // socket group; -1 keeps root's
+	Log        *slog.Logger
+}
+
+// Daemon implements api.Backend over berth's core.
+type Daemon struct {
+	cfg      Config
+	log      *slog.Logger
+	store    store.Store
+	net      *network.Controller
+	runtime  *runtime.Runtime
+	images   *image.Store
+	driver   *bridge.Driver
+	resolv   resolvConf
+	hostname string
+
+	mu         sync.Mutex
+	containers map[string]*ctrState
+	execs      map[string]*execState
+}
+
+// ctrState is the daemon's live view of one container: its record and the
+// channels that tell waiters about exits and removal.
+type ctrState struct {
+	mu      sync.Mutex // serialises life-cycle operations on this container
+	c       *container.Container
+	exited  chan struct{} // closed when the current run ends; replaced on start
+	removed chan struct{} // closed when the container is removed
+	started chan struct{} // closed when the next run starts; replaced on start
+	proc    runtime.Process
+}
+
+var _ api.Backend = (*Daemon)(nil)
+
+// New opens the state under cfg.DataRoot and builds the daemon; Start reconciles.
+func New(cfg Config) (*Daemon, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	for _, dir := range []string{cfg.DataRoot, cfg.ExecRoot} {
+		if err := os.MkdirAll(dir, 0o711); err != nil {
+			return nil, fmt.Errorf("create %q: %w", dir, err)
+		}
+	}
+	st, err := store.OpenBolt(filepath.Join(cfg.DataRoot, "berth.db"))
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, log: cfg.Log, store: st, containers: map[string]*ctrState{}, execs: map[string]*execState{}}
+	if err := d.build(); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Daemon) build() error {
+	var err error
+	d.hostname, _ = os.Hostname()
+	d.resolv = readResolvConf("/etc/resolv.conf")
+	sbs, err := sandbox.NewManager(filepath.Join(d.cfg.ExecRoot, "netns"))
+	if err != nil {
+		return err
+	}
+	if d.driver, err = bridge.New("", d.log.With("component", "bridge")); err != nil {
+		return fmt.Errorf("bridge driver: %w", err)
+	}
+	fw, err := nftables.New("", d.log.With("component", "firewall"))
+	if err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	d.net = network.New(network.Config{
+		Store: d.store, Driver: d.driver, Sandboxes: sbs, Firewall: fw,
+		Log: d.log.With("component", "network"), DefaultBridgeName: d.cfg.BridgeName,
+		Nameservers: d.resolv.nameservers,
+	})
+	d.runtime, err = runtime.New(runtime.Config{
+		StateDir:  filepath.Join(d.cfg.ExecRoot, "runc"),
+		BundleDir: filepath.Join(d.cfg.ExecRoot, "containers"),
+		DataDir:   filepath.Join(d.cfg.DataRoot, "containers"),
+		Log:       d.log.With("component", "runtime"),
+	})
+	if err != nil {
+		return fmt.Errorf("runtime: %w", err)
+	}
+	d.images, err = image.NewStore(filepath.Join(d.cfg.DataRoot, "images"), d.store)
+	if err != nil {
+		return fmt.Errorf("image store: %w", err)
+	}
+	return nil
+}
+
+// Start enables forwarding, reconciles networks and containers with the
+// kernel, and re-adopts running containers.
+func (d *Daemon) Start(ctx context.Context) error {
+	if err := d.driver.EnableIPForwarding(); err != nil {
+		return fmt.Errorf("enable IPv4 forwarding: %w", err)
+	}
+	if err := d.net.Start(ctx); err != nil {
+		// Reconcile errors are logged, not fatal: the daemon must come up
+		// to let the user repair what it could not.
+		d.log.Error("network reconcile finished with errors", "err", err)
+	}
+	if err := d.restoreContainers(ctx); err != nil {
+		d.log.Error("container reconcile finished with errors", "err", err)
+	}
+	return nil
+}
+
+// Close releases the store. Running containers keep running.
+func (d *Daemon) Close() error {
+	return errors.Join(d.driver.Close(), d.store.Close())
+}
+
+// resolvConf is what the daemon read of the host's /etc/resolv.conf.
+type resolvConf struct {
+	nameservers []netip.Addr
+	search      []string
+	options     []string
+}
+
+// readResolvConf parses the host's resolver configuration; a missing file gives none.
+func readResolvConf(path string) resolvConf {
+	var rc resolvConf
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return rc
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || strings.HasPrefix(f[0], "#") || strings.HasPrefix(f[0], ";") {
+			continue
+		}
+		switch f[0] {
+		case "nameserver":
+			if a, err := netip.ParseAddr(f[1]); err == nil {
+				rc.nameservers = append(rc.nameservers, a)
+			}
+		case "search":
+			rc.search = f[1:]
+		case "options":
+			rc.options = append(rc.options, f[1:]...)
+		}
+	}
+	return rc
+}

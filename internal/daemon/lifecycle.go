@@ -1,0 +1,320 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/berth-net/berth/internal/api"
+	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/runtime"
+)
+
+// StartContainer gives the container its sandbox and endpoints, writes its
+// /etc files and starts it under runc. A failure undoes the networking and
+// leaves the container "created" with the error recorded.
+func (d *Daemon) StartContainer(ctx context.Context, ref string) error {
+	cs, err := d.lookup(ref)
+	if err != nil {
+		return err
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.c.Running() {
+		return errdefs.NotModified("container %s is already running", cs.c.Name)
+	}
+	if err := d.start(ctx, cs); err != nil {
+		cs.c.State.Error = err.Error()
+		_ = d.putContainer(cs.c)
+		return err
+	}
+	return nil
+}
+
+// start runs with cs.mu held.
+func (d *Daemon) start(ctx context.Context, cs *ctrState) (err error) {
+	c := cs.c
+	img, err := d.images.Get(c.Config.ImageID)
+	if err != nil {
+		return err
+	}
+	mode, err := d.net.Network(c.Config.NetworkMode)
+	if err != nil {
+		return err
+	}
+	sb, err := d.net.CreateSandbox(ctx, c.ID, mode.Driver == network.DriverHost)
+	if err != nil {
+		return fmt.Errorf("create network sandbox: %w", err)
+	}
+	// Record the sandbox at once: a crash from here on is cleaned up by the
+	// next start, which sees a sandbox of a container that is not running.
+	c.State.SandboxID, c.State.SandboxKey = sb.ID, sb.Key
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, d.net.DeleteSandbox(context.Background(), sb.ID))
+			c.State.SandboxID, c.State.SandboxKey = "", ""
+			_ = d.putContainer(c)
+		}
+	}()
+	if err := d.putContainer(c); err != nil {
+		return err
+	}
+	for _, name := range sortedNetworks(c.Config.Networks, mode.Name) {
+		req := c.Config.Networks[name]
+		if _, err := d.net.Join(ctx, sb.ID, name, network.JoinRequest{
+			ContainerID: c.ID, Name: c.Name, IPv4: req.IPv4Address, MAC: req.MacAddress, Aliases: req.Aliases,
+		}); err != nil {
+			return err
+		}
+	}
+	if err := d.writeEtcFiles(c, mode); err != nil {
+		return err
+	}
+	spec := runtime.Spec{
+		ID: c.ID, RootfsDir: img.RootfsDir, Args: append(append([]string(nil), c.Config.Entrypoint...), c.Config.Cmd...),
+		Env: c.Config.Env, Cwd: c.Config.WorkingDir, User: c.Config.User, Hostname: c.Config.Hostname,
+		NetNSPath: sb.Key, Tty: c.Config.Tty, OpenStdin: c.Config.OpenStdin,
+		Files: map[string]string{"/etc/hosts": c.HostsPath, "/etc/hostname": c.HostnamePath, "/etc/resolv.conf": c.ResolvConfPath},
+	}
+	// A previous run may have left runc state and the rootfs mount behind.
+	if err := d.runtime.Release(c.ID); err != nil {
+		return err
+	}
+	proc, err := d.runtime.Start(ctx, spec)
+	if err != nil {
+		return fmt.Errorf("start container %s: %w", c.Name, err)
+	}
+	cs.proc = proc
+	cs.exited = make(chan struct{})
+	close(cs.started) // wake "next-exit" waiters that came before the start
+	cs.started = make(chan struct{})
+	c.State = container.State{Status: container.StatusRunning, Pid: proc.Pid, PidStart: proc.PidStart,
+		StartedAt: time.Now().UTC(), SandboxID: sb.ID, SandboxKey: sb.Key}
+	if err := d.putContainer(c); err != nil {
+		// The process runs but is not recorded: kill it rather than leak it.
+		_ = d.runtime.Signal(c.ID, proc, syscall.SIGKILL)
+		return err
+	}
+	go d.monitor(cs, proc, cs.exited)
+	d.log.Info("container started", "name", c.Name, "id", c.ShortID(), "pid", proc.Pid)
+	return nil
+}
+
+// monitor waits for the container's init to exit and records it.
+func (d *Daemon) monitor(cs *ctrState, proc runtime.Process, exited chan struct{}) {
+	code, err := d.runtime.Wait(context.Background(), cs.c.ID, proc)
+	if err != nil {
+		d.log.Error("waiting for container failed", "id", cs.c.ShortID(), "err", err)
+		code = 255
+	}
+	d.onExit(cs, code, exited)
+}
+
+// onExit records the exit, tears down the networking, frees the runc state
+// and tells the waiters; AutoRemove containers are then removed.
+func (d *Daemon) onExit(cs *ctrState, code int, exited chan struct{}) {
+	cs.mu.Lock()
+	c := cs.c
+	sbID := c.State.SandboxID
+	var errs []error
+	if sbID != "" {
+		errs = append(errs, d.net.DeleteSandbox(context.Background(), sbID))
+	}
+	errs = append(errs, d.runtime.Release(c.ID))
+	c.State = container.State{Status: container.StatusExited, ExitCode: code, StartedAt: c.State.StartedAt,
+		FinishedAt: time.Now().UTC()}
+	if err := errors.Join(errs...); err != nil {
+		d.log.Error("cleanup after container exit", "id", c.ShortID(), "err", err)
+		c.State.Error = err.Error()
+	}
+	if err := d.putContainer(c); err != nil {
+		d.log.Error("record container exit", "id", c.ShortID(), "err", err)
+	}
+	autoRemove := c.Config.AutoRemove
+	close(exited)
+	cs.mu.Unlock()
+	d.log.Info("container exited", "name", c.Name, "id", c.ShortID(), "code", code)
+	if autoRemove {
+		if err := d.remove(cs, c.ID); err != nil {
+			d.log.Error("auto-remove", "id", c.ShortID(), "err", err)
+		}
+	}
+}
+
+// StopContainer sends the stop signal, then SIGKILL after the timeout.
+func (d *Daemon) StopContainer(ctx context.Context, ref string, timeout *int, signal string) error {
+	cs, err := d.lookup(ref)
+	if err != nil {
+		return err
+	}
+	cs.mu.Lock()
+	if !cs.c.Running() {
+		cs.mu.Unlock()
+		return errdefs.NotModified("container %s is not running", cs.c.Name)
+	}
+	if signal == "" {
+		signal = cs.c.Config.StopSignal
+	}
+	wait := 10
+	if cs.c.Config.StopTimeout != nil {
+		wait = *cs.c.Config.StopTimeout
+	}
+	if timeout != nil {
+		wait = *timeout
+	}
+	proc, exited := cs.proc, cs.exited
+	id := cs.c.ID
+	cs.mu.Unlock()
+	sig, err := parseSignal(signal, syscall.SIGTERM)
+	if err != nil {
+		return err
+	}
+	if err := d.runtime.Signal(id, proc, sig); err != nil {
+		return err
+	}
+	if wait >= 0 {
+		select {
+		case <-exited:
+			return nil
+		case <-time.After(time.Duration(wait) * time.Second):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return d.killAndWait(ctx, cs)
+}
+
+// killAndWait sends SIGKILL and waits until the exit is recorded.
+func (d *Daemon) killAndWait(ctx context.Context, cs *ctrState) error {
+	cs.mu.Lock()
+	proc, exited, id, running := cs.proc, cs.exited, cs.c.ID, cs.c.Running()
+	cs.mu.Unlock()
+	if !running {
+		return nil
+	}
+	if err := d.runtime.Signal(id, proc, syscall.SIGKILL); err != nil {
+		return err
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// KillContainer sends a signal (SIGKILL by default) to the container's init.
+func (d *Daemon) KillContainer(ctx context.Context, ref string, signal string) error {
+	cs, err := d.lookup(ref)
+	if err != nil {
+		return err
+	}
+	sig, err := parseSignal(signal, syscall.SIGKILL)
+	if err != nil {
+		return err
+	}
+	cs.mu.Lock()
+	proc, id, running, name := cs.proc, cs.c.ID, cs.c.Running(), cs.c.Name
+	cs.mu.Unlock()
+	if !running {
+		return errdefs.Conflict("cannot kill container: %s: container %s is not running", name, id)
+	}
+	return d.runtime.Signal(id, proc, sig)
+}
+
+// parseSignal accepts "SIGTERM", "TERM", "15"; "" gives def.
+func parseSignal(s string, def syscall.Signal) (syscall.Signal, error) {
+	if s == "" {
+		return def, nil
+	}
+	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
+		return syscall.Signal(n), nil
+	}
+	name := strings.TrimPrefix(strings.ToUpper(s), "SIG")
+	for i := syscall.Signal(1); i < 65; i++ {
+		if strings.TrimPrefix(strings.ToUpper(unixSignalName(i)), "SIG") == name {
+			return i, nil
+		}
+	}
+	return 0, errdefs.Invalid("invalid signal: %s", s)
+}
+
+// WaitContainer answers when the condition is met; see api.Backend.
+func (d *Daemon) WaitContainer(ctx context.Context, ref string, condition string) (<-chan api.WaitResult, error) {
+	cs, err := d.lookup(ref)
+	if err != nil {
+		return nil, err
+	}
+	switch condition {
+	case "", "not-running", "next-exit", "removed":
+	default:
+		return nil, errdefs.Invalid("invalid condition: %q", condition)
+	}
+	cs.mu.Lock()
+	running, exited, removed := cs.c.Running(), cs.exited, cs.removed
+	cs.mu.Unlock()
+	out := make(chan api.WaitResult, 1)
+	result := func() api.WaitResult {
+		cs.mu.Lock()
+		defer cs.mu.Unlock()
+		return api.WaitResult{StatusCode: cs.c.State.ExitCode}
+	}
+	if (condition == "" || condition == "not-running") && !running {
+		out <- result()
+		return out, nil
+	}
+	go func() {
+		switch condition {
+		case "removed":
+			select {
+			case <-removed:
+			case <-ctx.Done():
+				return
+			}
+		case "next-exit":
+			if !running {
+				exited = d.nextRun(ctx, cs)
+				if exited == nil {
+					return
+				}
+			}
+			select {
+			case <-exited:
+			case <-ctx.Done():
+				return
+			}
+		default:
+			select {
+			case <-exited:
+			case <-ctx.Done():
+				return
+			}
+		}
+		out <- result()
+	}()
+	return out, nil
+}
+
+// nextRun waits for the container to start and returns that run's exit
+// channel; nil if ctx ends or the container is removed first.
+func (d *Daemon) nextRun(ctx context.Context, cs *ctrState) chan struct{} {
+	cs.mu.Lock()
+	started := cs.started
+	cs.mu.Unlock()
+	select {
+	case <-started:
+	case <-cs.removed:
+		return nil
+	case <-ctx.Done():
+		return nil
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.exited
+}

@@ -1,0 +1,129 @@
+package daemon
+
+import (
+	"context"
+
+	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/network"
+)
+
+// Networks lists every network.
+func (d *Daemon) Networks(ctx context.Context) ([]*network.Network, error) {
+	return d.net.Networks(), nil
+}
+
+// Network finds one network by ID, name or ID prefix.
+func (d *Daemon) Network(ctx context.Context, ref string) (*network.Network, error) {
+	return d.net.Network(ref)
+}
+
+// NetworkEndpoints lists a network's endpoints.
+func (d *Daemon) NetworkEndpoints(ctx context.Context, networkID string) ([]*network.Endpoint, error) {
+	return d.net.Endpoints(networkID), nil
+}
+
+// CreateNetwork creates a user network.
+func (d *Daemon) CreateNetwork(ctx context.Context, req network.CreateRequest) (*network.Network, error) {
+	return d.net.CreateNetwork(ctx, req)
+}
+
+// RemoveNetwork removes a user network without endpoints. Containers that
+// are stopped but configured for it keep a dangling reference, as in Docker.
+func (d *Daemon) RemoveNetwork(ctx context.Context, ref string) error {
+	return d.net.RemoveNetwork(ctx, ref)
+}
+
+// PruneNetworks removes unused user networks.
+func (d *Daemon) PruneNetworks(ctx context.Context, labels []string) ([]string, error) {
+	return d.net.PruneNetworks(ctx, labels)
+}
+
+// ConnectNetwork joins a container to a network: live when it runs,
+// at its next start otherwise.
+func (d *Daemon) ConnectNetwork(ctx context.Context, netRef, ctrRef string, req container.EndpointRequest) error {
+	n, err := d.net.Network(netRef)
+	if err != nil {
+		return err
+	}
+	cs, err := d.lookup(ctrRef)
+	if err != nil {
+		return err
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	c := cs.c
+	if _, ok := c.Config.Networks[n.Name]; ok {
+		return errdefs.Forbidden("endpoint with name %s already exists in network %s", c.Name, n.Name)
+	}
+	mode, err := d.net.Network(c.Config.NetworkMode)
+	if err == nil && (mode.Driver == network.DriverHost || mode.Driver == network.DriverNull || n.Driver != network.DriverBridge) {
+		return errdefs.Forbidden("container cannot be disconnected from host network or connected to host network")
+	}
+	if req.IPv4Address.IsValid() && (n.Predefined || !n.IPv4.UserSubnet) {
+		return errdefs.Invalid("user specified IP address is supported only when connecting to networks with user configured subnets")
+	}
+	if c.Running() {
+		if _, err := d.net.Join(ctx, c.State.SandboxID, n.ID, network.JoinRequest{
+			ContainerID: c.ID, Name: c.Name, IPv4: req.IPv4Address, MAC: req.MacAddress, Aliases: req.Aliases,
+		}); err != nil {
+			return err
+		}
+	}
+	if c.Config.Networks == nil {
+		c.Config.Networks = map[string]container.EndpointRequest{}
+	}
+	c.Config.Networks[n.Name] = req
+	if err := d.putContainer(c); err != nil {
+		return err
+	}
+	if c.Running() {
+		return d.writeHosts(c)
+	}
+	return nil
+}
+
+// DisconnectNetwork takes a container off a network.
+func (d *Daemon) DisconnectNetwork(ctx context.Context, netRef, ctrRef string, force bool) error {
+	n, err := d.net.Network(netRef)
+	if err != nil {
+		return err
+	}
+	cs, err := d.lookup(ctrRef)
+	if err != nil {
+		return err
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	c := cs.c
+	if _, ok := c.Config.Networks[n.Name]; !ok {
+		return errdefs.Forbidden("container %s is not connected to network %s", c.Name, n.Name)
+	}
+	if n.Driver == network.DriverHost {
+		return errdefs.Forbidden("container cannot be disconnected from host network or connected to host network")
+	}
+	if c.Running() {
+		if err := d.net.Leave(ctx, c.State.SandboxID, n.ID); err != nil && !(force && errdefs.Is(err, errdefs.KindNotFound)) {
+			return err
+		}
+	}
+	delete(c.Config.Networks, n.Name)
+	if c.Config.NetworkMode == n.Name {
+		c.Config.NetworkMode = firstNetwork(c.Config.Networks, network.NameNone)
+	}
+	if err := d.putContainer(c); err != nil {
+		return err
+	}
+	if c.Running() {
+		return d.writeHosts(c)
+	}
+	return nil
+}
+
+// firstNetwork is the alphabetically first remaining network, or def.
+func firstNetwork(nets map[string]container.EndpointRequest, def string) string {
+	if names := sortedNetworks(nets, ""); len(names) > 0 {
+		return names[0]
+	}
+	return def
+}

@@ -1,0 +1,85 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/runtime"
+	"github.com/berth-net/berth/internal/store"
+)
+
+// restoreContainers loads the container records after a (re)start. A
+// container whose init still runs (same PID and start time) is re-adopted
+// with its sandbox and addresses; any other is marked exited and its
+// networking and runc state are released. Sandboxes that belong to no
+// running container — a crash in the middle of a start — are deleted.
+func (d *Daemon) restoreContainers(ctx context.Context) error {
+	var recs []*container.Container
+	err := d.store.View(func(tx store.Tx) error {
+		return tx.ForEach(store.BucketContainers, func(_ string, raw []byte) error {
+			c := &container.Container{}
+			if err := json.Unmarshal(raw, c); err != nil {
+				return fmt.Errorf("decode container record: %w", err)
+			}
+			recs = append(recs, c)
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	live := map[string]bool{}
+	for _, c := range recs {
+		cs := newCtrState(c)
+		d.mu.Lock()
+		d.containers[c.ID] = cs
+		d.mu.Unlock()
+		proc := runtime.Process{Pid: c.State.Pid, PidStart: c.State.PidStart}
+		if c.Running() && proc.Pid > 0 && d.runtime.Alive(proc) {
+			if _, err := d.net.Sandbox(c.State.SandboxID); err == nil || c.State.SandboxID == "" {
+				cs.proc = proc
+				live[c.State.SandboxID] = true
+				go d.monitor(cs, proc, cs.exited)
+				d.log.Info("re-adopted running container", "name", c.Name, "id", c.ShortID(), "pid", proc.Pid)
+				continue
+			}
+			// Its network is gone (the sandbox record was lost): a container
+			// without the network it was promised is worse than a stopped one.
+			d.log.Warn("running container lost its sandbox; stopping it", "name", c.Name)
+			_ = d.runtime.Signal(c.ID, proc, 9)
+		}
+		if err := d.markStopped(cs); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, sb := range d.net.Sandboxes() {
+		if !live[sb.ID] {
+			d.log.Info("deleting sandbox of a container that is not running", "sandbox", sb.ID[:12])
+			if err := d.net.DeleteSandbox(ctx, sb.ID); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// markStopped releases what a not-running container may still hold and
+// records it as exited (or keeps "created" if it never ran).
+func (d *Daemon) markStopped(cs *ctrState) error {
+	c := cs.c
+	err := d.runtime.Release(c.ID)
+	wasRunning := c.Running()
+	c.State.SandboxID, c.State.SandboxKey, c.State.Pid, c.State.PidStart = "", "", 0, 0
+	if wasRunning {
+		c.State.Status = container.StatusExited
+		c.State.ExitCode = 255
+		c.State.FinishedAt = time.Now().UTC()
+		c.State.Error = "the container was not running when berth restarted"
+	}
+	return errors.Join(err, d.putContainer(c))
+}
