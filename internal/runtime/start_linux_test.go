@@ -348,3 +348,33 @@ func TestStartFailureCode(t *testing.T) {
 		}
 	}
 }
+
+func TestTtyContainerResizeAndInput(t *testing.T) {
+	rt := newTestRuntime(t)
+	s := busyboxSpec(t, "sh", "-c", "read line; echo got $line; stty size")
+	s.Tty, s.OpenStdin = true, true
+	p := start(t, rt, s)
+	if err := rt.Resize(s.ID, 30, 100); err != nil {
+		t.Fatal(err)
+	}
+	w, err := rt.WriteStdin(s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("hello\n")); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if code, err := rt.Wait(context.Background(), s.ID, p); err != nil || code != 0 {
+		t.Fatalf("Wait = %d, %v", code, err)
+	}
+	var out bytes.Buffer
+	rt.Logs(context.Background(), s.ID, &out, nil, false, nil)
+	// The terminal echoes the input line before the command's own output.
+	if want := "hello\r\ngot hello\r\n30 100\r\n"; out.String() != want {
+		t.Errorf("output %q, want %q", out.String(), want)
+	}
+	if err := rt.Resize("nosuch", 1, 1); !errdefs.Is(err, errdefs.KindConflict) {
+		t.Errorf("Resize of an unknown container = %v, want a Conflict", err)
+	}
+}

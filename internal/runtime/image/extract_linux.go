@@ -192,12 +192,34 @@ func (x *extractor) setMeta(parent int, base, rel string, hdr *tar.Header) error
 	if err := unix.Fchmodat(parent, base, uint32(hdr.Mode&0o7777), 0); err != nil {
 		return fmt.Errorf("chmod %q: %w", rel, err)
 	}
+	if err := setXattrs(parent, base, hdr); err != nil {
+		return fmt.Errorf("set extended attributes of %q: %w", rel, err)
+	}
 	if hdr.Typeflag == tar.TypeDir {
 		x.dirs = append(x.dirs, dirTime{rel: rel, mtime: hdr.ModTime})
 		return nil
 	}
 	if err := setTimes(parent, base, hdr.ModTime); err != nil {
 		return fmt.Errorf("set times of %q: %w", rel, err)
+	}
+	return nil
+}
+
+// setXattrs restores the extended attributes tar keeps as PAX records
+// (file capabilities such as ping's cap_net_raw among them). They come after
+// chown, which clears security.capability. There is no setxattrat before
+// Linux 6.13, so the file is named through its parent's descriptor.
+func setXattrs(parent int, base string, hdr *tar.Header) error {
+	const prefix = "SCHILY.xattr."
+	for k, v := range hdr.PAXRecords {
+		name, ok := strings.CutPrefix(k, prefix)
+		if !ok {
+			continue
+		}
+		p := fmt.Sprintf("/proc/self/fd/%d/%s", parent, base)
+		if err := unix.Lsetxattr(p, name, []byte(v), 0); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
 	}
 	return nil
 }

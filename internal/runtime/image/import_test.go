@@ -180,6 +180,19 @@ func TestImportKeepsMetadata(t *testing.T) {
 	}
 }
 
+func TestImportKeepsXattrs(t *testing.T) {
+	s, _ := newTestStore(t)
+	f := file("bin/ping", "x")
+	f.hdr.Mode = 0o755
+	f.hdr.PAXRecords = map[string]string{"SCHILY.xattr.user.berth": "kept"}
+	img := mustImport(t, s, tarOf(t, f), "xattr", "")
+	buf := make([]byte, 64)
+	n, err := syscall.Getxattr(filepath.Join(img.RootfsDir, "bin/ping"), "user.berth", buf)
+	if err != nil || string(buf[:n]) != "kept" {
+		t.Errorf("user.berth = %q, %v; want \"kept\"", buf[:n], err)
+	}
+}
+
 func TestImportSameContentReusesImage(t *testing.T) {
 	s, _ := newTestStore(t)
 	b := tarOf(t, file("hello", "world"))
