@@ -10,12 +10,9 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/image"
-	"github.com/docker/go-connections/nat"
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 )
-
-func natPort(port, proto string) nat.Port { return nat.Port(port + "/" + proto) }
 
 func newImageCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{

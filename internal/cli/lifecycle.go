@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/docker/go-connections/nat"
 	"github.com/spf13/cobra"
 
 	"github.com/berth-net/berth/internal/client"
@@ -186,7 +187,7 @@ func newPortCommand(e *env) *cobra.Command {
 				if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 					return fmt.Errorf("Error: invalid port (%s): %w", port, err)
 				}
-				bindings := ports[natPort(port, proto)]
+				bindings := ports[nat.Port(port+"/"+proto)]
 				if len(bindings) == 0 {
 					return fmt.Errorf("Error: No public port '%s' published for %s", args[1], args[0])
 				}

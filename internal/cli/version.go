@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"runtime"
 	"runtime/debug"
 	"sort"
@@ -258,7 +259,7 @@ func printInfo(e *env, info system.Info) {
 	fmt.Fprintln(w)
 }
 
-func printNonEmpty(w interface{ Write([]byte) (int, error) }, label, value string) {
+func printNonEmpty(w io.Writer, label, value string) {
 	if value != "" {
 		fmt.Fprintln(w, label, value)
 	}

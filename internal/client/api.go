@@ -3,8 +3,6 @@ package client
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -109,16 +107,6 @@ func boolQuery(q url.Values, key string, v bool) {
 	if v {
 		q.Set(key, "1")
 	}
-}
-
-// readAllClose drains and closes a response body.
-func readAllClose(rc io.ReadCloser) ([]byte, error) {
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		return nil, fmt.Errorf("read response: %w", err)
-	}
-	return b, nil
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

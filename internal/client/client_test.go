@@ -253,3 +253,36 @@ func TestWaitReturnsAfterHeaders(t *testing.T) {
 		t.Errorf("calls (-want +got):\n%s", diff)
 	}
 }
+
+func TestPingFallsBackToGetAndAccepts500(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		headStatus int
+		getStatus  int
+		wantErr    bool
+	}{
+		{"head ok", 200, 0, false},
+		{"head refused, get ok", 405, 200, false},
+		{"unhealthy daemon still negotiates", 500, 0, false},
+		{"both refused", 404, 404, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			host := newRawServer(t, func(w http.ResponseWriter, r *http.Request) {
+				status := tc.headStatus
+				if r.Method == http.MethodGet {
+					status = tc.getStatus
+				}
+				w.Header().Set("Api-Version", "1.45")
+				w.Header().Set("Ostype", "linux")
+				w.WriteHeader(status)
+			})
+			p, err := newClient(t, host).Ping(context.Background())
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
+			}
+			if !tc.wantErr && (p.APIVersion != "1.45" || p.OSType != "linux") {
+				t.Errorf("ping %+v", p)
+			}
+		})
+	}
+}
