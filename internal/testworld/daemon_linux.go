@@ -29,6 +29,7 @@ type Daemon struct {
 
 	w    *World
 	t    testing.TB
+	bin  string // the berth binary, for the CLI calls of cleanup
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the process has been reaped
 	err  error         // its exit status, valid after done
@@ -48,9 +49,9 @@ func (w *World) Start(t testing.TB, args ...string) *Daemon {
 	}
 	d := &Daemon{
 		LogPath: filepath.Join(w.Dir, fmt.Sprintf("daemon-%d.log", n)),
-		w:       w, t: t, done: make(chan struct{}),
+		w:       w, t: t, bin: Binary(t), done: make(chan struct{}),
 	}
-	if err := d.start(Binary(t), args); err != nil {
+	if err := d.start(d.bin, args); err != nil {
 		t.Fatalf("start daemon: %v", err)
 	}
 	w.mu.Lock()

@@ -74,6 +74,17 @@ func (w *World) InOutside(t testing.TB, cmd ...string) (stdout, stderr string, c
 // be started at all fails the test; a non-zero exit is the caller's to judge.
 func (w *World) run(t testing.TB, stdin io.Reader, label string, shown []string, bin string, args []string, env ...string) (string, string, int) {
 	t.Helper()
+	out, errOut, code, err := w.tryRun(t, stdin, label, shown, bin, args, env...)
+	if err != nil {
+		t.Fatalf("%s$ %s: %v", label, strings.Join(shown, " "), err)
+	}
+	return out, errOut, code
+}
+
+// tryRun is run without failing the test, for cleanup, which must go on
+// to remove everything else whatever happens.
+func (w *World) tryRun(t testing.TB, stdin io.Reader, label string, shown []string, bin string, args []string, env ...string) (string, string, int, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), commandLimit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
@@ -88,11 +99,11 @@ func (w *World) run(t testing.TB, stdin io.Reader, label string, shown []string,
 	case errors.As(err, &exitErr):
 		code = exitErr.ExitCode()
 	case err != nil:
-		t.Fatalf("%s$ %s: %v", label, strings.Join(shown, " "), err)
+		return "", "", -1, err
 	}
 	if ctx.Err() != nil {
 		t.Errorf("%s$ %s: still running after %v; killed", label, strings.Join(shown, " "), commandLimit)
 	}
 	t.Logf("%s$ %s\n%s%s(exit %d)", label, strings.Join(shown, " "), out.String(), errOut.String(), code)
-	return out.String(), errOut.String(), code
+	return out.String(), errOut.String(), code, nil
 }

@@ -23,8 +23,12 @@ func (w *World) stopForCleanup() {
 	if d == nil || d.exited() {
 		return
 	}
-	if ids, _, code := w.Berth(w.t, "ps", "-aq"); code == 0 && strings.TrimSpace(ids) != "" {
-		w.Berth(w.t, append([]string{"rm", "-f"}, strings.Fields(ids)...)...)
+	bin, env := d.bin, "BERTH_HOST=unix://"+w.Socket
+	ps := []string{"ps", "-aq"}
+	ids, _, code, err := w.tryRun(w.t, nil, "berth", ps, bin, ps, env)
+	if err == nil && code == 0 && strings.TrimSpace(ids) != "" {
+		rm := append([]string{"rm", "-f"}, strings.Fields(ids)...)
+		w.tryRun(w.t, nil, "berth", rm, bin, rm, env)
 	}
 	d.stopWith(w.t)
 }
@@ -35,7 +39,11 @@ func (w *World) stopForCleanup() {
 func (w *World) reap() {
 	for _, c := range w.runcStates() {
 		w.t.Logf("reap runc container %q (root %s)", c.id, c.root)
-		w.InHost(w.t, "runc", "--root", c.root, "delete", "--force", c.id)
+		del := []string{"runc", "--root", c.root, "delete", "--force", c.id}
+		args := append([]string{"-t", strconv.Itoa(w.holder.pid), "-m", "-n", "--"}, del...)
+		if _, _, _, err := w.tryRun(w.t, nil, "host", del, "nsenter", args); err != nil {
+			w.t.Errorf("remove runc container %q: %v", c.id, err)
+		}
 	}
 	for _, pid := range w.strayPIDs() {
 		w.t.Logf("reap process %d (%s)", pid, cmdline(pid))
