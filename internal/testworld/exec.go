@@ -14,8 +14,19 @@ import (
 	"time"
 )
 
-// DockerBin is the real docker CLI the compatibility tests drive.
+// DockerBin is where the machines keep the real docker CLI that the
+// compatibility tests drive; elsewhere docker is looked up on PATH.
 const DockerBin = "/usr/local/bin/docker"
+
+func dockerBinary() string {
+	if _, err := os.Stat(DockerBin); err == nil {
+		return DockerBin
+	}
+	if p, err := exec.LookPath("docker"); err == nil {
+		return p
+	}
+	return DockerBin // so that the failure names the expected place
+}
 
 // commandLimit only stops a hung command from eating the whole go test
 // timeout; commands in tests carry their own counts (ping -c, timeout N).
@@ -48,7 +59,7 @@ func (w *World) MustBerth(t testing.TB, args ...string) string {
 // config dir of its own so that nothing in ~/.docker matters.
 func (w *World) Docker(t testing.TB, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	return w.run(t, nil, "docker", args, DockerBin, args,
+	return w.run(t, nil, "docker", args, dockerBinary(), args,
 		"DOCKER_HOST=unix://"+w.Socket,
 		"DOCKER_CONFIG="+filepath.Join(w.Dir, "docker-config"),
 		"DOCKER_CLI_HINTS=false")
