@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -22,7 +23,10 @@ import (
 type Driver struct {
 	hostNetns string // "" means the daemon's own namespace
 	h         *netlink.Handle
-	log       *slog.Logger
+	reaper    *reaper
+	// background counts announcements still being sent.
+	background sync.WaitGroup
+	log        *slog.Logger
 	// failAt lets tests make a named step fail, to prove the rollback.
 	failAt func(step string) error
 }
@@ -39,7 +43,12 @@ func New(hostNetns string, log *slog.Logger) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open netlink in host namespace %q: %w", hostNetns, err)
 	}
-	return &Driver{hostNetns: hostNetns, h: h, log: log}, nil
+	r, err := newReaper(hostNetns, log)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("start veth reaper in host namespace %q: %w", hostNetns, err)
+	}
+	return &Driver{hostNetns: hostNetns, h: h, reaper: r, log: log}, nil
 }
 
 // openHandle returns a route-netlink handle in the namespace at path ("" =
@@ -57,8 +66,11 @@ func openHandle(path string) (*netlink.Handle, error) {
 	return netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 }
 
-// Close releases the driver's netlink socket.
+// Close deletes the veths Leave left to the reaper and releases the
+// driver's netlink sockets.
 func (d *Driver) Close() error {
+	d.background.Wait()
+	d.reaper.close()
 	d.h.Close()
 	return nil
 }

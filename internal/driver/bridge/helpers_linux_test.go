@@ -174,3 +174,5 @@ var netipEqual = cmp.Options{
 	cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }),
 	cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -52,6 +52,14 @@ func checkJoined(t *testing.T, w *testWorld, sbPath string, spec network.Endpoin
 	if diff := cmp.Diff([]netip.Prefix{spec.Address}, addrsOf(t, sh, spec.IfName), netipEqual); diff != "" {
 		t.Errorf("peer addresses (-want +got):\n%s", diff)
 	}
+	for _, side := range []struct {
+		h    *netlink.Handle
+		link netlink.Link
+	}{{w.h, host}, {sh, peer}} {
+		if v6, _ := side.h.AddrList(side.link, netlink.FAMILY_V6); len(v6) != 0 {
+			t.Errorf("%q has IPv6 addresses %v; endpoints are IPv4-only", side.link.Attrs().Name, v6)
+		}
+	}
 	var wantGW []netip.Addr
 	if spec.Gateway.IsValid() {
 		wantGW = []netip.Addr{spec.Gateway}
@@ -168,7 +176,7 @@ func TestJoinRefusesTakenNames(t *testing.T) {
 }
 
 func TestJoinFailuresLeaveNothingBehind(t *testing.T) {
-	steps := []string{"create veth", "tag host end", "attach to bridge", "loopback up", "peer up", "address", "default route"}
+	steps := []string{"create veth", "tag host end", "host ipv6 off", "attach to bridge", "loopback up", "peer ipv6 off", "peer up", "address", "default route"}
 	for _, step := range steps {
 		t.Run(step, func(t *testing.T) {
 			w := newWorld(t)
@@ -238,13 +246,85 @@ func TestLeaveIsIdempotentAndLeavesNothing(t *testing.T) {
 		if err := w.d.Leave(sb, spec); err != nil {
 			t.Fatalf("Leave #%d: %v", i+1, err)
 		}
+		w.d.Settle()
 		checkNothingLeft(t, w, sb, before)
 	}
-	// The container can join again under the same names at once.
-	if err := w.d.Join(sb, spec); err != nil {
+}
+
+func TestLeaveCutsOffAtOnceAndRejoinWaitsForTheReaper(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	a, b := nstest.New(t), nstest.New(t)
+	sa, sb := endpointSpec(1), endpointSpec(2)
+	for _, j := range []struct {
+		path string
+		spec network.EndpointSpec
+	}{{a, sa}, {b, sb}} {
+		if err := w.d.Join(j.path, j.spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.d.Leave(a, sa); err != nil {
+		t.Fatal(err)
+	}
+	// Before the reaper runs, the pair may still exist, but cut off.
+	if host, err := linkIfExists(w.h, sa.HostIfName); err != nil || (host != nil && host.Attrs().Flags&net.FlagUp != 0) {
+		t.Errorf("host end after Leave = %v, %v; want gone or down", host, err)
+	}
+	if err := ping(t, b, sa.Address.Addr()); err == nil {
+		t.Error("the left endpoint still answers")
+	}
+	// Joining again under the same names waits for the old pair to go.
+	if err := w.d.Join(a, sa); err != nil {
 		t.Fatalf("Join after Leave: %v", err)
 	}
-	checkJoined(t, w, sb, spec)
+	checkJoined(t, w, a, sa)
+	if err := ping(t, b, sa.Address.Addr()); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestLeaveDeletesAtOnceWhenTheReaperCannotTakeIt(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	before := linkNames(t, w.h)
+	sb := nstest.New(t)
+	spec := endpointSpec(1)
+	if err := w.d.Join(sb, spec); err != nil {
+		t.Fatal(err)
+	}
+	w.d.failAt = func(step string) error {
+		if step == "mark for reaping" {
+			return errors.New("injected failure")
+		}
+		return nil
+	}
+	if err := w.d.Leave(sb, spec); err != nil {
+		t.Fatal(err)
+	}
+	checkNothingLeft(t, w, sb, before) // no Settle: the delete was synchronous
+}
+
+func TestNewDeletesVethsAnEarlierRunLeftMarked(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	before := linkNames(t, w.h)
+	sb := nstest.New(t)
+	spec := endpointSpec(1)
+	if err := w.d.Join(sb, spec); err != nil {
+		t.Fatal(err)
+	}
+	// What a daemon killed between Leave and the reaper leaves behind.
+	host, _ := w.h.LinkByName(spec.HostIfName)
+	if err := w.h.LinkSetGroup(host, reapGroup); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(w.host, discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	checkNothingLeft(t, w, sb, before)
 }
 
 func TestLeaveAfterTheSandboxIsGone(t *testing.T) {
@@ -270,6 +350,7 @@ func TestLeaveAfterTheSandboxIsGone(t *testing.T) {
 			t.Fatalf("Leave #%d: %v", i+1, err)
 		}
 	}
+	w.d.Settle()
 	checkNothingLeft(t, w, "", before)
 }
 

@@ -104,21 +104,16 @@ func (sb *sandboxConn) ensureDefaultRoute(l netlink.Link, gw netip.Addr) (added 
 	return false, fmt.Errorf("add default route via %s on %q: %w", gw, l.Attrs().Name, err)
 }
 
-// sendGratuitousARP announces addr at mac on the link, so that neighbours
-// that cached the address for an earlier container (addresses are reused
-// and MACs are random) update at once instead of after a timeout.
-func (sb *sandboxConn) sendGratuitousARP(l netlink.Link, mac net.HardwareAddr, addr netip.Addr) error {
-	if sb.packet < 0 {
-		return errors.New("no packet socket")
-	}
+// sendGratuitousARP announces addr at mac on the link with ifindex, through
+// an AF_PACKET socket of the sandbox, so that neighbours that cached the
+// address for an earlier container (addresses are reused and MACs are
+// random) update at once instead of after a timeout.
+func sendGratuitousARP(packetFd, ifindex int, mac net.HardwareAddr, addr netip.Addr) error {
 	to := &unix.SockaddrLinklayer{
 		Protocol: htons(unix.ETH_P_ARP),
-		Ifindex:  l.Attrs().Index,
+		Ifindex:  ifindex,
 		Halen:    6,
 		Addr:     [8]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
 	}
-	if err := unix.Sendto(sb.packet, garpPayload(mac, addr), 0, to); err != nil {
-		return fmt.Errorf("send gratuitous ARP for %s on %q: %w", addr, l.Attrs().Name, err)
-	}
-	return nil
+	return unix.Sendto(packetFd, garpPayload(mac, addr), 0, to)
 }

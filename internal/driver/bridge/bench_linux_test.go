@@ -1,0 +1,179 @@
+package bridge
+
+import (
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/sandbox"
+)
+
+// BenchmarkJoinLeave measures one Join and one Leave of a sandbox on a
+// bridge that already has 0, 100 or 1,000 other ports (each in its own
+// sandbox, as containers would be), in a private host namespace. It
+// reports the two halves separately, the time the background reaper then
+// takes to delete the pair (Settle; not part of Leave's latency), and the
+// median time of Join's and Leave's named steps, to show where a cost
+// grows with the bridge.
+//
+//	go test -run '^$' -bench JoinLeave -benchtime 200x ./internal/driver/bridge/
+func BenchmarkJoinLeave(b *testing.B) {
+	for _, ports := range []int{0, 100, 1000} {
+		b.Run(fmt.Sprintf("ports=%d", ports), func(b *testing.B) {
+			w := newWorld(b)
+			w.d.log = discardLogger()
+			w.ensureBenchBridge(b)
+			for i := range ports {
+				w.joinBackground(b, i)
+			}
+			sb := filepath.Join(b.TempDir(), "sandbox")
+			if err := sandbox.NewBound(sb); err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { sandbox.Unbind(sb) })
+			steps, leaveSteps := newStepClock(), newStepClock()
+			w.d.failAt = steps.mark
+			var join, leave, reap time.Duration
+			b.ResetTimer()
+			for i := range b.N {
+				spec := benchSpec(60000 + i%1000)
+				spec.HostIfName = RandomHostIfName()
+				// A fresh container-side name: re-using eth0 would make
+				// Join wait for the reaper to delete the previous pair.
+				spec.IfName = fmt.Sprintf("eth%d", i+1)
+				t0 := time.Now()
+				steps.start(t0)
+				if err := w.d.Join(sb, spec); err != nil {
+					b.Fatalf("Join #%d: %v", i, err)
+				}
+				t1 := time.Now()
+				steps.stop(t1)
+				leaveSteps.start(t1)
+				w.d.failAt = leaveSteps.mark
+				if err := w.d.Leave(sb, spec); err != nil {
+					b.Fatalf("Leave #%d: %v", i, err)
+				}
+				t2 := time.Now()
+				leaveSteps.stop(t2)
+				w.d.failAt = steps.mark
+				// The reaper's batch would otherwise overlap the next
+				// Join (it holds the RTNL lock while it unregisters).
+				w.d.Settle()
+				join += t1.Sub(t0)
+				leave += t2.Sub(t1)
+				reap += time.Since(t2)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(join.Microseconds())/float64(b.N)/1000, "join-ms/op")
+			b.ReportMetric(float64(leave.Microseconds())/float64(b.N)/1000, "leave-ms/op")
+			b.ReportMetric(float64(reap.Microseconds())/float64(b.N)/1000, "reap-ms/op")
+			b.Logf("ports=%d median µs of Join steps: %s", ports, steps)
+			b.Logf("ports=%d median µs of Leave steps: %s", ports, leaveSteps)
+		})
+	}
+}
+
+// BenchmarkLeaveBySyncDelete is the plain alternative Leave does not take:
+// deleting the host end with RTM_DELLINK and waiting for the kernel.
+func BenchmarkLeaveBySyncDelete(b *testing.B) {
+	w := newWorld(b)
+	w.d.log = discardLogger()
+	w.ensureBenchBridge(b)
+	sb := filepath.Join(b.TempDir(), "sandbox")
+	if err := sandbox.NewBound(sb); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { sandbox.Unbind(sb) })
+	var leave time.Duration
+	for range b.N {
+		spec := benchSpec(60000)
+		spec.HostIfName = RandomHostIfName()
+		if err := w.d.Join(sb, spec); err != nil {
+			b.Fatal(err)
+		}
+		t0 := time.Now()
+		if err := w.d.deleteVethIfExists(spec.HostIfName); err != nil {
+			b.Fatal(err)
+		}
+		leave += time.Since(t0)
+	}
+	b.ReportMetric(float64(leave.Microseconds())/float64(b.N)/1000, "delete-ms/op")
+}
+
+func (w *testWorld) ensureBenchBridge(b *testing.B) {
+	b.Helper()
+	spec := network.BridgeSpec{Name: "br-test", Gateway: netip.MustParsePrefix("10.80.0.1/16"), MTU: 1500}
+	if err := w.d.EnsureBridge(spec, "network:bench"); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// benchSpec is endpoint n on the /16 of ensureBenchBridge.
+func benchSpec(n int) network.EndpointSpec {
+	return network.EndpointSpec{
+		Bridge:     "br-test",
+		HostIfName: fmt.Sprintf("vethb%06d", n),
+		IfName:     "eth0",
+		MAC:        RandomMAC(),
+		Address:    netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 80, byte((n + 2) >> 8), byte(n + 2)}), 16),
+		Gateway:    netip.MustParseAddr("10.80.0.1"),
+		MTU:        1500,
+		Owner:      fmt.Sprintf("endpoint:%d", n),
+	}
+}
+
+// joinBackground joins a new sandbox as the bridge's port number i.
+func (w *testWorld) joinBackground(b *testing.B, i int) {
+	b.Helper()
+	sb := filepath.Join(b.TempDir(), "sandbox")
+	if err := sandbox.NewBound(sb); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { sandbox.Unbind(sb) })
+	if err := w.d.Join(sb, benchSpec(i)); err != nil {
+		b.Fatalf("background Join %d: %v", i, err)
+	}
+}
+
+// stepClock records, through the driver's step hook, how long Join spends
+// from one named step to the next.
+type stepClock struct {
+	last  time.Time
+	prev  string
+	spans map[string][]time.Duration
+	order []string
+}
+
+func newStepClock() *stepClock { return &stepClock{spans: map[string][]time.Duration{}} }
+
+func (c *stepClock) start(t time.Time) { c.last, c.prev = t, "begin" }
+
+func (c *stepClock) mark(step string) error {
+	c.record(time.Now())
+	c.prev = step
+	return nil
+}
+
+func (c *stepClock) stop(t time.Time) { c.record(t) }
+
+func (c *stepClock) record(now time.Time) {
+	if _, ok := c.spans[c.prev]; !ok {
+		c.order = append(c.order, c.prev)
+	}
+	c.spans[c.prev] = append(c.spans[c.prev], now.Sub(c.last))
+	c.last = now
+}
+
+func (c *stepClock) String() string {
+	var s string
+	for _, name := range c.order {
+		d := slices.Clone(c.spans[name])
+		slices.Sort(d)
+		s += fmt.Sprintf("%s→ %d  ", name, d[len(d)/2].Microseconds())
+	}
+	return s
+}

@@ -1,0 +1,185 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// reapGroup is the interface group (IFLA_GROUP) that marks host veths Leave
+// has cut off and that wait to be deleted. Group 0 is every link's default;
+// this value ("bert" in ASCII) is berth's alone.
+const reapGroup = 0x62657274
+
+// reaper deletes the veths that Leave marked, in batches, off the caller's
+// path. Deleting a link makes the deleting thread wait for an RCU barrier
+// (netdev_run_todo; about 20-30 ms here), however many links go at once,
+// and one RTM_DELLINK naming a group deletes every link in it. So Leave
+// only marks a link (a cheap setlink) and the reaper pays the barrier once
+// per batch.
+//
+// Nothing leaks if the daemon dies first: marked links keep their berth
+// alias and group, and New deletes the group's links before anything else.
+type reaper struct {
+	sock *nl.NetlinkSocket // its own: a delete holds the socket through the barrier
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	pending map[string]reapEntry // by host interface name; marked, not yet deleted
+	kick    chan struct{}
+	stop    chan struct{}
+	stopped chan struct{}
+}
+
+// reapEntry is one marked veth pair and where its peer lives, so that a Join
+// reusing either name can wait for it.
+type reapEntry struct {
+	sandbox, ifName string
+	done            chan struct{} // closed once the link is deleted
+}
+
+// newReaper opens the reaper's socket in the namespace at hostNetns ("" =
+// the caller's), deletes what an earlier run left marked, and starts it.
+func newReaper(hostNetns string, log *slog.Logger) (*reaper, error) {
+	ns := netns.None()
+	if hostNetns != "" {
+		var err error
+		if ns, err = netns.GetFromPath(hostNetns); err != nil {
+			return nil, err
+		}
+		defer ns.Close()
+	}
+	sock, err := nl.GetNetlinkSocketAt(ns, netns.None(), unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, err
+	}
+	r := &reaper{
+		sock: sock, log: log,
+		pending: map[string]reapEntry{},
+		kick:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	if err := r.deleteMarked(); err != nil {
+		sock.Close()
+		return nil, fmt.Errorf("delete veths an earlier run left marked: %w", err)
+	}
+	go r.loop()
+	return r, nil
+}
+
+// add records a marked link and wakes the reaper.
+func (r *reaper) add(hostIfName, sandbox, ifName string) {
+	r.mu.Lock()
+	if _, ok := r.pending[hostIfName]; !ok {
+		r.pending[hostIfName] = reapEntry{sandbox: sandbox, ifName: ifName, done: make(chan struct{})}
+	}
+	r.mu.Unlock()
+	select {
+	case r.kick <- struct{}{}:
+	default: // a batch is already due
+	}
+}
+
+func (r *reaper) isPending(hostIfName string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.pending[hostIfName]
+	return ok
+}
+
+// waitFor blocks until no marked link holds the host name, or the
+// container-side name in that sandbox, that a Join is about to create.
+func (r *reaper) waitFor(hostIfName, sandbox, ifName string) {
+	r.mu.Lock()
+	var waits []chan struct{}
+	for name, e := range r.pending {
+		if name == hostIfName || (e.sandbox == sandbox && e.ifName == ifName) {
+			waits = append(waits, e.done)
+		}
+	}
+	r.mu.Unlock()
+	for _, c := range waits {
+		<-c
+	}
+}
+
+// settle blocks until every link marked so far is deleted.
+func (r *reaper) settle() {
+	r.mu.Lock()
+	var waits []chan struct{}
+	for _, e := range r.pending {
+		waits = append(waits, e.done)
+	}
+	r.mu.Unlock()
+	for _, c := range waits {
+		<-c
+	}
+}
+
+func (r *reaper) loop() {
+	defer close(r.stopped)
+	for {
+		select {
+		case <-r.kick:
+			r.batch()
+		case <-r.stop:
+			r.batch()
+			return
+		}
+	}
+}
+
+// batch deletes every marked link and releases the entries that were
+// recorded before the delete: each was marked before it was recorded, so
+// the delete took it.
+func (r *reaper) batch() {
+	r.mu.Lock()
+	batch := make(map[string]reapEntry, len(r.pending))
+	for name, e := range r.pending {
+		batch[name] = e
+	}
+	r.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	if err := r.deleteMarked(); err != nil {
+		// The links stay marked and tagged; the next batch, or the next
+		// start, tries again. Waiters are released so that Join fails on
+		// the names with a clear error instead of hanging.
+		r.log.Warn("delete marked veths", "count", len(batch), "err", err)
+	}
+	r.mu.Lock()
+	for name, e := range batch {
+		delete(r.pending, name)
+		close(e.done)
+	}
+	r.mu.Unlock()
+}
+
+// deleteMarked deletes every link in reapGroup with one RTM_DELLINK: with
+// ifindex 0 and IFLA_GROUP the kernel deletes the whole group at once
+// (rtnl_group_dellink), veth peers included.
+func (r *reaper) deleteMarked() error {
+	req := nl.NewNetlinkRequest(unix.RTM_DELLINK, unix.NLM_F_ACK)
+	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: r.sock}}
+	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	req.AddData(nl.NewRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(reapGroup)))
+	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+	if errors.Is(err, unix.ENODEV) {
+		return nil // the group is empty
+	}
+	return err
+}
+
+// close deletes what is still marked and stops the reaper.
+func (r *reaper) close() {
+	close(r.stop)
+	<-r.stopped
+	r.sock.Close()
+}
