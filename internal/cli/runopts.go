@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/docker/docker/api/types/blkiodev"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/go-connections/nat"
@@ -119,6 +120,7 @@ func (o *containerOptions) createRequest(fs *pflag.FlagSet, image string, args [
 		Image:        image,
 		WorkingDir:   o.workdir,
 		Labels:       kvMap(o.labels.list),
+		Volumes:      map[string]struct{}{},
 		StopSignal:   o.stopSignal,
 	}
 	if o.entrypoint != "" {
@@ -140,15 +142,34 @@ func (o *containerOptions) createRequest(fs *pflag.FlagSet, image string, args [
 		DNSOptions:      nonNil(o.dnsOptions),
 		ExtraHosts:      o.extraHosts.list,
 		Privileged:      o.privileged,
+		LogConfig:       container.LogConfig{Config: map[string]string{}},
+		Resources:       defaultResources(),
 	}
-	if nw, ok := endpoints[o.networkMode()]; ok {
-		cfg.MacAddress = nw.MacAddress //nolint:staticcheck // still read by API < 1.44
-	}
+	// The MAC travels on the endpoint only: the container-wide
+	// Config.MacAddress is for API < 1.44, which berth does not speak.
 	return container.CreateRequest{
 		Config:           cfg,
 		HostConfig:       host,
 		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: endpoints},
 	}, nil
+}
+
+// defaultResources are the resource settings docker run sends when no
+// resource flag is given, so the daemon sees the same body from either CLI.
+func defaultResources() container.Resources {
+	swappiness, oomKillDisable, pidsLimit := int64(-1), false, int64(0)
+	return container.Resources{
+		MemorySwappiness:     &swappiness,
+		OomKillDisable:       &oomKillDisable,
+		PidsLimit:            &pidsLimit,
+		BlkioWeightDevice:    []*blkiodev.WeightDevice{},
+		BlkioDeviceReadBps:   []*blkiodev.ThrottleDevice{},
+		BlkioDeviceWriteBps:  []*blkiodev.ThrottleDevice{},
+		BlkioDeviceReadIOps:  []*blkiodev.ThrottleDevice{},
+		BlkioDeviceWriteIOps: []*blkiodev.ThrottleDevice{},
+		Devices:              []container.DeviceMapping{},
+		Ulimits:              []*container.Ulimit{},
+	}
 }
 
 func (o *containerOptions) validate() error {
