@@ -96,10 +96,7 @@ func (d *Daemon) StartExec(ctx context.Context, execID string, detach bool, s ap
 		defer ex.mu.Unlock()
 		ex.info.Running = false
 		if err != nil {
-			code = 126
-			if errdefs.Is(err, errdefs.KindNotFound) {
-				code = 127
-			}
+			code = runtime.StartFailureCode(err)
 		}
 		ex.info.ExitCode = &code
 		return err

@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"io"
-	"time"
 
 	"github.com/berth-net/berth/internal/api"
 	"github.com/berth-net/berth/internal/container"
@@ -20,7 +19,7 @@ func (d *Daemon) AttachContainer(ctx context.Context, ref string, s api.Streams)
 	}
 	cs.mu.Lock()
 	status, exited, started := cs.c.Status(), cs.exited, cs.started
-	openStdin, id := cs.c.Config.OpenStdin, cs.c.ID
+	openStdin, stdinOnce, id := cs.c.Config.OpenStdin, cs.c.Config.StdinOnce, cs.c.ID
 	cs.mu.Unlock()
 	if status == container.StatusCreated {
 		select {
@@ -39,6 +38,12 @@ func (d *Daemon) AttachContainer(ctx context.Context, ref string, s api.Streams)
 			go func() {
 				_, _ = io.Copy(w, s.Stdin)
 				w.Close()
+				// docker run -i: the client's EOF is the container's EOF.
+				if stdinOnce {
+					if err := d.runtime.CloseStdin(id); err != nil {
+						d.log.Warn("close stdin", "id", id[:12], "err", err)
+					}
+				}
 			}()
 		} else {
 			d.log.Warn("attach stdin", "id", id[:12], "err", err)
@@ -77,18 +82,17 @@ func (d *Daemon) ContainerLogs(ctx context.Context, ref string, opts api.LogsOpt
 	return d.runtime.Logs(ctx, id, stdout, stderr, opts.Follow && running, exited)
 }
 
-// ResizeContainer is accepted for the CLI's sake; container ttys are sized at start.
+// ResizeContainer resizes a tty container's terminal; without a tty it is a no-op, as in Docker.
 func (d *Daemon) ResizeContainer(ctx context.Context, ref string, height, width uint) error {
-	_, err := d.lookup(ref)
-	return err
-}
-
-// waitExit waits at most timeout for the current run to end.
-func waitExit(exited <-chan struct{}, timeout time.Duration) bool {
-	select {
-	case <-exited:
-		return true
-	case <-time.After(timeout):
-		return false
+	cs, err := d.lookup(ref)
+	if err != nil {
+		return err
 	}
+	cs.mu.Lock()
+	tty, running, id := cs.c.Config.Tty, cs.c.Running(), cs.c.ID
+	cs.mu.Unlock()
+	if !tty || !running {
+		return nil
+	}
+	return d.runtime.Resize(id, height, width)
 }
