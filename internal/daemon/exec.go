@@ -142,3 +142,19 @@ func (d *Daemon) InspectExec(ctx context.Context, execID string) (api.ExecInfo, 
 	}
 	return info, nil
 }
+
+// forgetExecs drops the finished exec instances of a container that
+// stopped; running ones are kept until they end (their exit code is read
+// after the stream closes).
+func (d *Daemon) forgetExecs(containerID string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for id, ex := range d.execs {
+		ex.mu.Lock()
+		done := ex.info.ContainerID == containerID && !ex.info.Running
+		ex.mu.Unlock()
+		if done {
+			delete(d.execs, id)
+		}
+	}
+}

@@ -139,6 +139,7 @@ func (d *Daemon) onExit(cs *ctrState, code int, exited chan struct{}) {
 	autoRemove := c.Config.AutoRemove
 	close(exited)
 	cs.mu.Unlock()
+	d.forgetExecs(c.ID)
 	d.log.Info("container exited", "name", c.Name, "id", c.ShortID(), "code", code)
 	if autoRemove {
 		if err := d.remove(cs, c.ID); err != nil {
