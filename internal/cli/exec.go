@@ -57,6 +57,7 @@ func (o *execOptions) request(cmdline []string) (container.ExecOptions, error) {
 		Env:        append(env, o.env.list...),
 		WorkingDir: o.workdir,
 		Cmd:        cmdline,
+		Detach:     o.detach, //nolint:staticcheck // deprecated, but docker still sends it
 	}
 	if !o.detach {
 		req.AttachStdout, req.AttachStderr = true, true

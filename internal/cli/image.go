@@ -48,15 +48,16 @@ func newImportCommand(e *env) *cobra.Command {
 				return err
 			}
 			defer closeSrc()
-			repo, tag := "", ""
+			// Like docker, send "name:tag" whole as repo; the daemon splits it.
+			repo := ""
 			if len(args) == 2 {
-				repo, tag = splitRepoTag(args[1])
+				repo = args[1]
 			}
 			c, err := e.client()
 			if err != nil {
 				return err
 			}
-			body, err := c.ImageImport(cmd.Context(), src, repo, tag, message)
+			body, err := c.ImageImport(cmd.Context(), src, repo, "", message)
 			if err != nil {
 				return err
 			}

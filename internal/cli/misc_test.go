@@ -44,7 +44,7 @@ func TestImport(t *testing.T) {
 		stdin string
 		call  string
 	}{
-		{"file with name and tag", []string{"import", tarball, "busybox:1.36"}, "", "POST /images/create?fromSrc=-&repo=busybox&tag=1.36"},
+		{"file with name and tag", []string{"import", tarball, "busybox:1.36"}, "", "POST /images/create?fromSrc=-&repo=busybox%3A1.36"},
 		{"stdin, image import alias", []string{"image", "import", "-", "busybox"}, "pretend tar", "POST /images/create?fromSrc=-&repo=busybox"},
 		{"registry port is not a tag", []string{"import", tarball, "localhost:5000/bb"}, "", "POST /images/create?fromSrc=-&repo=localhost%3A5000%2Fbb"},
 		{"no name", []string{"import", "-m", "hello", tarball}, "", "POST /images/create?fromSrc=-&message=hello"},

@@ -48,6 +48,9 @@ func newNetworkRmCommand(e *env) *cobra.Command {
 			// names removed, and end with a non-zero status if any failed.
 			failed := false
 			for _, name := range args {
+				// docker inspects first to warn about swarm ingress
+				// networks; berth has none, but sends the same calls.
+				_, _, _ = c.NetworkInspect(cmd.Context(), name)
 				if err := c.NetworkRemove(cmd.Context(), name); err != nil {
 					if force && errdefs.Is(err, errdefs.KindNotFound) {
 						continue
@@ -103,8 +106,8 @@ func newNetworkConnectCommand(e *env) *cobra.Command {
 	f.StringVar(&ip, "ip", "", "IPv4 address (e.g., \"172.30.100.104\")")
 	f.StringVar(&ip6, "ip6", "", "IPv6 address (e.g., \"2001:db8::33\")")
 	f.StringSliceVar(&linksUnused, "link", nil, "Add link to another container")
-	f.StringSliceVar(&aliases, "alias", nil, "Add network-scoped alias for the container")
-	f.StringSliceVar(&lls, "link-local-ip", nil, "Add a link-local address for the container")
+	f.StringSliceVar(&aliases, "alias", []string{}, "Add network-scoped alias for the container")
+	f.StringSliceVar(&lls, "link-local-ip", []string{}, "Add a link-local address for the container")
 	f.StringSliceVar(&driverOpts, "driver-opt", nil, "driver options for the network")
 	f.IntVar(&gwPriority, "gw-priority", 0, "Highest gw-priority provides the default gateway. Accepts positive and negative values.")
 	return cmd
