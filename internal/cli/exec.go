@@ -109,14 +109,7 @@ func runExec(cmd *cobra.Command, e *env, o *execOptions, ref string, cmdline []s
 	if req.AttachStdin {
 		s.stdin = e.in
 	}
-	if req.Tty && s.stdin != nil {
-		restore := tm.makeRaw()
-		tm.followResize(ctx, func(h, w uint) error { return c.ExecResize(ctx, id, h, w) })
-		err = pump(ctx, conn, s)
-		restore()
-	} else {
-		err = pump(ctx, conn, s)
-	}
+	err = pumpTTY(ctx, conn, s, tm, func(h, w uint) error { return c.ExecResize(ctx, id, h, w) })
 	var sysErr *client.SystemError
 	if errors.As(err, &sysErr) {
 		// The daemon could not run the command; it says why in-stream and

@@ -191,8 +191,8 @@ func runContainer(cmd *cobra.Command, e *env, o *containerOptions, req container
 }
 
 // streamContainer moves the attached streams until the container's output
-// ends; with a tty it puts the terminal in raw mode and follows its size,
-// without one it forwards SIGINT/SIGTERM to the container.
+// ends; without a tty it forwards SIGINT/SIGTERM to the container (with
+// one, ^C reaches the container as a byte).
 func streamContainer(ctx context.Context, e *env, c *client.Client, conn *client.HijackedConn, id string, cfg *container.Config, tm terminal) error {
 	s := streams{stdout: e.out, stderr: e.err, tty: cfg.Tty}
 	if cfg.Tty {
@@ -201,16 +201,12 @@ func streamContainer(ctx context.Context, e *env, c *client.Client, conn *client
 	if cfg.AttachStdin {
 		s.stdin = e.in
 	}
+	if cfg.Tty {
+		return pumpTTY(ctx, conn, s, tm, func(h, w uint) error { return c.ContainerResize(ctx, id, h, w) })
+	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if cfg.Tty {
-		if s.stdin != nil {
-			defer tm.makeRaw()()
-		}
-		tm.followResize(sctx, func(h, w uint) error { return c.ContainerResize(sctx, id, h, w) })
-	} else {
-		forwardSignals(sctx, func(sig string) { _ = c.ContainerKill(context.WithoutCancel(ctx), id, sig) })
-	}
+	forwardSignals(sctx, func(sig string) { _ = c.ContainerKill(context.WithoutCancel(ctx), id, sig) })
 	return pump(ctx, conn, s)
 }
 

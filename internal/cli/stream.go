@@ -48,6 +48,18 @@ func pump(ctx context.Context, conn *client.HijackedConn, s streams) error {
 	}
 }
 
+// pumpTTY is pump for a tty session: the CLI's terminal goes raw while
+// stdin is forwarded, and the remote tty follows the terminal's size.
+func pumpTTY(ctx context.Context, conn *client.HijackedConn, s streams, tm terminal, resize func(h, w uint) error) error {
+	if s.stdin != nil {
+		defer tm.makeRaw()()
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	tm.followResize(rctx, resize)
+	return pump(ctx, conn, s)
+}
+
 func orDiscard(w io.Writer) io.Writer {
 	if w == nil {
 		return io.Discard
