@@ -20,6 +20,8 @@ berth_ensure_packages() {
 
 # berth_ensure_go puts Go on PATH (the machines keep it at /usr/local/go).
 berth_ensure_go() {
+	# go keeps its caches under $HOME; CI may start us without one.
+	export HOME=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
 	if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
 		export PATH="/usr/local/go/bin:$PATH"
 	fi
