@@ -251,7 +251,13 @@ func (s *Server) waitContainer(w http.ResponseWriter, r *http.Request) error {
 	}
 	var res WaitResult
 	select {
-	case res = <-ch:
+	case r, ok := <-ch:
+		if !ok {
+			// No result (the daemon is stopping): an empty body makes the
+			// client report an error rather than a made-up exit code 0.
+			return nil
+		}
+		res = r
 	case <-ctx.Done():
 		return nil // the client gave up (docker run -d cancels after start) or we stop
 	}

@@ -44,20 +44,11 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 	if hc == nil {
 		hc = &ctypes.HostConfig{}
 	}
-	if c.Image == "" {
-		return container.Config{}, errdefs.Invalid("no image specified: name the image to run")
-	}
-	if err := unsupportedContainerFeatures(c, hc); err != nil {
+	if err := checkCreate(c, hc); err != nil {
 		return container.Config{}, err
 	}
 	exposed, err := exposedPorts(c.ExposedPorts)
 	if err != nil {
-		return container.Config{}, err
-	}
-	if err := checkDNS(hc.DNS); err != nil {
-		return container.Config{}, err
-	}
-	if err := checkExtraHosts(hc.ExtraHosts); err != nil {
 		return container.Config{}, err
 	}
 	mode, nets, err := createNetworks(c, hc, req.NetworkingConfig, apiVersion)
@@ -92,6 +83,19 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 		StopSignal:   c.StopSignal,
 		StopTimeout:  c.StopTimeout,
 	}, nil
+}
+
+func checkCreate(c *ctypes.Config, hc *ctypes.HostConfig) error {
+	if c.Image == "" {
+		return errdefs.Invalid("no image specified: name the image to run")
+	}
+	if err := unsupportedContainerFeatures(c, hc); err != nil {
+		return err
+	}
+	if err := checkDNS(hc.DNS); err != nil {
+		return err
+	}
+	return checkExtraHosts(hc.ExtraHosts)
 }
 
 func unsupportedContainerFeatures(c *ctypes.Config, hc *ctypes.HostConfig) error {
