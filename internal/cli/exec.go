@@ -36,7 +36,7 @@ func newExecCommand(e *env) *cobra.Command {
 	f.StringVarP(&o.user, "user", "u", "", `Username or UID (format: "<name|uid>[:<group|gid>]")`)
 	f.BoolVar(&o.privileged, "privileged", false, "Give extended privileges to the command")
 	f.VarP(&o.env, "env", "e", "Set environment variables")
-	f.StringArrayVar(&o.envFiles, "env-file", nil, "Read in a file of environment variables")
+	listVarP(f, &o.envFiles, "env-file", "", "Read in a file of environment variables")
 	f.StringVarP(&o.workdir, "workdir", "w", "", "Working directory inside the container")
 	return cmd
 }

@@ -152,7 +152,7 @@ func cannedContainers(now time.Time) []container.Summary {
 	return []container.Summary{
 		{
 			ID: web1ID, Names: []string{"/web1"}, Image: "busybox", ImageID: busybox,
-			Command: "sh -c 'while true; do sleep 1; done'", Created: now.Add(-5 * time.Second).Unix(),
+			Command: "sh -c 'while true; do sleep 1; done'", Created: now.Add(-30*time.Minute - 20*time.Second).Unix(),
 			Ports: []container.Port{
 				{IP: "0.0.0.0", PrivatePort: 80, PublicPort: 8080, Type: "tcp"},
 				{IP: "::", PrivatePort: 80, PublicPort: 8080, Type: "tcp"},

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+
+	"github.com/spf13/pflag"
 )
 
 // Flag values with docker's parsing and messages: pflag reports a Set
@@ -137,4 +139,20 @@ func validateExtraHost(s string) (string, error) {
 		return "", fmt.Errorf("invalid IP address in add-host: %q", v)
 	}
 	return k + ":" + addr, nil
+}
+
+// stringList is a repeatable string flag shown as "list" in help, as
+// docker's ListOpts are.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, " ") }
+func (l *stringList) Type() string   { return "list" }
+
+func (l *stringList) Set(s string) error {
+	*l = append(*l, s)
+	return nil
+}
+
+func listVarP(fs *pflag.FlagSet, p *[]string, name, short, usage string) {
+	fs.VarP((*stringList)(p), name, short, usage)
 }

@@ -76,6 +76,8 @@ func newRootCommand(e *env, extra ...*cobra.Command) *cobra.Command {
 	root.SetErr(e.err)
 	root.SetVersionTemplate("berth version {{.Version}}\n")
 	root.SetFlagErrorFunc(flagError)
+	root.SetUsageTemplate(usageTemplate)
+	root.SetHelpTemplate(helpTemplate)
 	pf := root.PersistentFlags()
 	pf.StringVarP(&e.host, "host", "H", "", "Daemon socket to connect to (default $"+client.HostEnv+" or "+client.DefaultHost+")")
 	pf.BoolVarP(&e.debug, "debug", "D", false, "Enable debug mode")
