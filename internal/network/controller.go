@@ -50,6 +50,7 @@ type Controller struct {
 	endpoints map[string]*Endpoint
 	sandboxes map[string]*Sandbox
 	spaces    map[string]*ipam.Space // by network ID, bridge networks only
+	names     *nameTable             // for the embedded resolver; its own lock
 	newIfName HostIfNameFunc
 	newMAC    MACFunc
 }
@@ -80,6 +81,7 @@ func New(cfg Config) *Controller {
 		endpoints: map[string]*Endpoint{},
 		sandboxes: map[string]*Sandbox{},
 		spaces:    map[string]*ipam.Space{},
+		names:     newNameTable(),
 	}
 }
 

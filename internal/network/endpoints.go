@@ -274,6 +274,7 @@ func (c *Controller) forgetEndpoint(ep *Endpoint) error {
 		sp.Release(ep.Address.Addr())
 	}
 	delete(c.endpoints, ep.ID)
+	c.names.remove(ep.ID)
 	return c.cfg.Store.Update(func(tx store.Tx) error { return tx.Delete(store.BucketEndpoints, ep.ID) })
 }
 
@@ -282,6 +283,7 @@ func (c *Controller) putEndpointLocked(ep *Endpoint) error {
 		return fmt.Errorf("record endpoint: %w", err)
 	}
 	c.endpoints[ep.ID] = ep
+	c.names.update(ep, c.networks[ep.NetworkID])
 	return nil
 }
 

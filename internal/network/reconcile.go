@@ -78,6 +78,7 @@ func (c *Controller) load() error {
 				return fmt.Errorf("decode endpoint record: %w", err)
 			}
 			c.endpoints[ep.ID] = ep
+			c.names.update(ep, c.networks[ep.NetworkID])
 			if sp, ok := c.spaces[ep.NetworkID]; ok && ep.Address.IsValid() {
 				if err := sp.Reserve(ep.Address.Addr()); err != nil {
 					c.log.Warn("endpoint address conflicts with another record", "endpoint", ep.ID[:12], "address", ep.Address, "err", err)

@@ -1,0 +1,258 @@
+package network
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// nameTable is the service-discovery index behind the embedded resolver:
+// per network, the names of its ready endpoints and their addresses, and
+// per sandbox, the networks it is on. The controller updates it whenever
+// it records or forgets an endpoint (under its own lock); resolvers read it
+// through Resolve and ResolveAddr under a read lock of their own, so a
+// query never waits for kernel work and never takes the controller's lock.
+type nameTable struct {
+	mu        sync.RWMutex
+	endpoints map[string]*indexedEndpoint // by endpoint ID
+	networks  map[string]*netNames        // by network ID; user-defined bridge networks only
+	sandboxes map[string][]*indexedEndpoint
+}
+
+// indexedEndpoint is what the table keeps of one endpoint: copies, never
+// the controller's record, which changes under the controller's lock.
+type indexedEndpoint struct {
+	id, networkID, sandboxID string
+	ifIndex                  int
+	names                    []string // lower case, first is the container's name
+	addr                     netip.Addr
+	discoverable             bool // on a network with name resolution
+	internal                 bool
+}
+
+// netNames holds the names of one network.
+type netNames struct {
+	name    string // the network's name, lower case, for "container.network" queries
+	display string // the network's name as created, for PTR answers
+	byName  map[string][]netip.Addr
+	byAddr  map[netip.Addr]string // PTR: the first name of the endpoint holding the address
+}
+
+func newNameTable() *nameTable {
+	return &nameTable{
+		endpoints: map[string]*indexedEndpoint{},
+		networks:  map[string]*netNames{},
+		sandboxes: map[string][]*indexedEndpoint{},
+	}
+}
+
+// discoverable reports whether containers on n find each other by name:
+// user-defined bridge networks only, as in Docker (not the default bridge).
+func discoverable(n *Network) bool {
+	return n != nil && n.Driver == DriverBridge && !n.Predefined && (n.Bridge == nil || !n.Bridge.DefaultBridge)
+}
+
+// dnsNames are the names ep answers to: the container's name, its short ID
+// and its aliases, lower case, without repeats.
+func dnsNames(ep *Endpoint) []string {
+	var out []string
+	add := func(s string) {
+		s = strings.ToLower(strings.TrimSuffix(s, "."))
+		if s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	add(strings.TrimPrefix(ep.Name, "/"))
+	if len(ep.ContainerID) >= 12 {
+		add(ep.ContainerID[:12])
+	}
+	for _, a := range ep.Aliases {
+		add(a)
+	}
+	return out
+}
+
+// update indexes ep when it is ready and drops it otherwise (creating,
+// deleting). n is ep's network; nil drops it too.
+func (t *nameTable) update(ep *Endpoint, n *Network) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.removeLocked(ep.ID)
+	if ep.State != EndpointReady || n == nil {
+		return
+	}
+	ie := &indexedEndpoint{
+		id: ep.ID, networkID: ep.NetworkID, sandboxID: ep.SandboxID, ifIndex: ifIndex(ep.IfName),
+		names: dnsNames(ep), addr: ep.Address.Addr(), discoverable: discoverable(n), internal: n.Internal,
+	}
+	t.endpoints[ep.ID] = ie
+	sbEPs := append(t.sandboxes[ie.sandboxID], ie)
+	// Interface order (eth0 first) decides which network answers first, as
+	// Docker walks a sandbox's endpoints in order.
+	slices.SortStableFunc(sbEPs, func(a, b *indexedEndpoint) int { return a.ifIndex - b.ifIndex })
+	t.sandboxes[ie.sandboxID] = sbEPs
+	if !ie.discoverable || !ie.addr.IsValid() {
+		return
+	}
+	nn := t.networks[ie.networkID]
+	if nn == nil {
+		nn = &netNames{byName: map[string][]netip.Addr{}, byAddr: map[netip.Addr]string{}}
+		t.networks[ie.networkID] = nn
+	}
+	nn.name, nn.display = strings.ToLower(n.Name), n.Name
+	for _, name := range ie.names {
+		nn.byName[name] = append(nn.byName[name], ie.addr)
+	}
+	if len(ie.names) > 0 {
+		nn.byAddr[ie.addr] = ie.names[0]
+	}
+}
+
+// remove drops the endpoint of that ID; an unknown one is not an error.
+func (t *nameTable) remove(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.removeLocked(id)
+}
+
+func (t *nameTable) removeLocked(id string) {
+	ie, ok := t.endpoints[id]
+	if !ok {
+		return
+	}
+	delete(t.endpoints, id)
+	sbEPs := slices.DeleteFunc(t.sandboxes[ie.sandboxID], func(o *indexedEndpoint) bool { return o == ie })
+	if len(sbEPs) == 0 {
+		delete(t.sandboxes, ie.sandboxID)
+	} else {
+		t.sandboxes[ie.sandboxID] = sbEPs
+	}
+	nn := t.networks[ie.networkID]
+	if nn == nil {
+		return
+	}
+	for _, name := range ie.names {
+		// A fresh slice, not an in-place delete: a reader may hold the old one.
+		left := slices.DeleteFunc(slices.Clone(nn.byName[name]), func(a netip.Addr) bool { return a == ie.addr })
+		if len(left) == 0 {
+			delete(nn.byName, name)
+		} else {
+			nn.byName[name] = left
+		}
+	}
+	if nn.byAddr[ie.addr] == firstOf(ie.names) {
+		delete(nn.byAddr, ie.addr)
+	}
+	if len(nn.byName) == 0 && len(nn.byAddr) == 0 {
+		delete(t.networks, ie.networkID)
+	}
+}
+
+func firstOf(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
+
+// resolve answers name for a sandbox: on each network the sandbox is on,
+// in interface order, the first that knows the name wins. "name.network"
+// limits the search to that network, as Docker allows.
+func (t *nameTable) resolve(sandboxID, name string) ([]netip.Addr, bool) {
+	name = strings.ToLower(strings.TrimSuffix(name, "."))
+	if name == "" {
+		return nil, false
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	eps := t.sandboxes[sandboxID]
+	if addrs, ok := t.lookupLocked(eps, name, ""); ok {
+		return addrs, true
+	}
+	// Try every split "a.b.c" → {a.b in network c}, {a in network b.c}.
+	for i := strings.LastIndexByte(name, '.'); i > 0; i = strings.LastIndexByte(name[:i], '.') {
+		if addrs, ok := t.lookupLocked(eps, name[:i], name[i+1:]); ok {
+			return addrs, true
+		}
+	}
+	return nil, false
+}
+
+// lookupLocked looks name up on the sandbox's discoverable networks (only
+// on the one called network, when it is not ""), and returns a copy.
+func (t *nameTable) lookupLocked(eps []*indexedEndpoint, name, network string) ([]netip.Addr, bool) {
+	for _, ie := range eps {
+		if !ie.discoverable {
+			continue
+		}
+		nn := t.networks[ie.networkID]
+		if nn == nil || (network != "" && nn.name != network) {
+			continue
+		}
+		if addrs := nn.byName[name]; len(addrs) > 0 {
+			return slices.Clone(addrs), true
+		}
+	}
+	return nil, false
+}
+
+// resolveAddr is the PTR side: "name.network" for an address on one of
+// the sandbox's discoverable networks.
+func (t *nameTable) resolveAddr(sandboxID string, a netip.Addr) (string, bool) {
+	a = a.Unmap()
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for _, ie := range t.sandboxes[sandboxID] {
+		if !ie.discoverable {
+			continue
+		}
+		if nn := t.networks[ie.networkID]; nn != nil {
+			if name, ok := nn.byAddr[a]; ok {
+				return name + "." + nn.display, true
+			}
+		}
+	}
+	return "", false
+}
+
+// sandboxInfo reports whether the sandbox is on a discoverable network and
+// whether any of its networks leads out (is not internal).
+func (t *nameTable) sandboxInfo(sandboxID string) (discoverable, external bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for _, ie := range t.sandboxes[sandboxID] {
+		discoverable = discoverable || ie.discoverable
+		external = external || !ie.internal
+	}
+	return discoverable, external
+}
+
+// Resolve returns the addresses name has for the containers sandboxID
+// shares a user-defined network with: a container's name, its 12-character
+// short ID or an alias, case-insensitive, optionally followed by
+// ".<network name>". Safe for concurrent use; changes show as soon as
+// Join or Leave has recorded them.
+func (c *Controller) Resolve(sandboxID, name string) ([]netip.Addr, bool) {
+	return c.names.resolve(sandboxID, name)
+}
+
+// ResolveAddr returns "name.network" for an address on one of the
+// sandbox's user-defined networks (reverse lookups).
+func (c *Controller) ResolveAddr(sandboxID string, a netip.Addr) (string, bool) {
+	return c.names.resolveAddr(sandboxID, a)
+}
+
+// NameResolution reports whether the sandbox is on at least one network
+// where containers resolve each other's names (a user-defined bridge).
+func (c *Controller) NameResolution(sandboxID string) bool {
+	d, _ := c.names.sandboxInfo(sandboxID)
+	return d
+}
+
+// ExternalAccess reports whether any network of the sandbox leads out
+// (is not --internal); a resolver forwards queries upstream only then.
+func (c *Controller) ExternalAccess(sandboxID string) bool {
+	_, ext := c.names.sandboxInfo(sandboxID)
+	return ext
+}

@@ -1,0 +1,270 @@
+package network
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// nameRig is a controller with user networks "web" (10.7.0.0/24) and
+// "api" (10.8.0.0/24) and helpers to run containers on them.
+type nameRig struct {
+	*rig
+	t *testing.T
+}
+
+func newNameRig(t *testing.T) *nameRig {
+	t.Helper()
+	r := &nameRig{rig: newRig(t), t: t}
+	for name, subnet := range map[string]string{"web": "10.7.0.0/24", "api": "10.8.0.0/24"} {
+		if _, err := r.c.CreateNetwork(context.Background(), CreateRequest{Name: name, IPAM: []IPAMRequest{{Subnet: mustPrefix(subnet)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return r
+}
+
+// ctrID is a 64-character container ID whose short ID starts with prefix.
+func ctrID(prefix string) string { return prefix + strings.Repeat("0", 64-len(prefix)) }
+
+// run makes a sandbox for container name and joins it to nets (with aliases for every network).
+func (r *nameRig) run(name string, aliases []string, nets ...string) (*Sandbox, map[string]netip.Addr) {
+	r.t.Helper()
+	id := ctrID("c0ffee" + name)
+	sb := r.sandbox(r.t, id)
+	addrs := map[string]netip.Addr{}
+	for _, n := range nets {
+		ep := r.join(r.t, sb, n, JoinRequest{ContainerID: id, Name: name, Aliases: aliases})
+		addrs[n] = ep.Address.Addr()
+	}
+	return sb, addrs
+}
+
+func (r *nameRig) resolve(sb *Sandbox, name string) []string {
+	r.t.Helper()
+	addrs, ok := r.c.Resolve(sb.ID, name)
+	if ok != (len(addrs) > 0) {
+		r.t.Errorf("Resolve(%q) = %v, %v: ok must mean addresses", name, addrs, ok)
+	}
+	var out []string
+	for _, a := range addrs {
+		out = append(out, a.String())
+	}
+	slices.Sort(out)
+	return out
+}
+
+func strs(addrs ...netip.Addr) []string {
+	var out []string
+	for _, a := range addrs {
+		out = append(out, a.String())
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestResolveNameShortIDAliasAndCase(t *testing.T) {
+	r := newNameRig(t)
+	sbA, a := r.run("alpha", []string{"db", "Primary"}, "web")
+	_, b := r.run("bravo", []string{"db"}, "web")
+	tests := []struct {
+		name string
+		want []string
+	}{
+		{"bravo", strs(b["web"])},
+		{"bravo.", strs(b["web"])},
+		{"BRAVO", strs(b["web"])},
+		{"c0ffeebravo0", strs(b["web"])}, // the 12-character short ID
+		{"primary", strs(a["web"])},
+		{"db", strs(a["web"], b["web"])}, // a shared alias: every address
+		{"alpha", strs(a["web"])},        // itself
+		{"bravo.web", strs(b["web"])},    // name.network
+		{"bravo.WEB.", strs(b["web"])},
+		{"bravo.api", nil},
+		{"charlie", nil},
+		{"c0ffeebravo", nil}, // only the 12-character short ID, not any prefix
+		{"", nil},
+		{".", nil},
+	}
+	for _, tt := range tests {
+		if got := r.resolve(sbA, tt.name); !cmp.Equal(got, tt.want) {
+			t.Errorf("Resolve(%q) = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if got, ok := r.c.ResolveAddr(sbA.ID, b["web"]); !ok || got != "bravo.web" {
+		t.Errorf("ResolveAddr(%s) = %q, %v; want bravo.web", b["web"], got, ok)
+	}
+	if got, ok := r.c.ResolveAddr(sbA.ID, netip.MustParseAddr("10.7.0.200")); ok {
+		t.Errorf("ResolveAddr of a free address = %q, want none", got)
+	}
+}
+
+func TestResolveScope(t *testing.T) {
+	r := newNameRig(t)
+	sbA, _ := r.run("alpha", nil, "web")
+	sbB, _ := r.run("bravo", []string{"b"}, "bridge")
+	sbC, _ := r.run("charlie", nil, "bridge")
+	sbD, _ := r.run("delta", nil, "api")
+	for _, q := range []struct {
+		from *Sandbox
+		name string
+	}{
+		{sbA, "bravo"},   // on bridge, not on web
+		{sbC, "bravo"},   // both on the default bridge: no discovery there, as Docker
+		{sbC, "b"},       // nor by alias
+		{sbB, "alpha"},   // the other way
+		{sbD, "alpha"},   // another user network
+		{sbA, "delta"},   // and back
+		{sbA, "charlie"}, // nothing on bridge is found from web
+	} {
+		if got := r.resolve(q.from, q.name); got != nil {
+			t.Errorf("Resolve(%q) from %s = %v, want nothing", q.name, q.from.ContainerID[:12], got)
+		}
+	}
+	if r.c.NameResolution(sbB.ID) || !r.c.NameResolution(sbA.ID) {
+		t.Errorf("NameResolution: bridge-only %v, web %v; want false, true", r.c.NameResolution(sbB.ID), r.c.NameResolution(sbA.ID))
+	}
+}
+
+func TestResolveTwoNetworks(t *testing.T) {
+	r := newNameRig(t)
+	sbX, x := r.run("xray", nil, "web", "api")
+	sbW, w := r.run("whiskey", nil, "web")
+	sbA, _ := r.run("apple", nil, "api")
+	if got, want := r.resolve(sbW, "xray"), strs(x["web"]); !cmp.Equal(got, want) {
+		t.Errorf("from web: xray = %v, want its web address %v", got, want)
+	}
+	if got, want := r.resolve(sbA, "xray"), strs(x["api"]); !cmp.Equal(got, want) {
+		t.Errorf("from api: xray = %v, want its api address %v", got, want)
+	}
+	if got, want := r.resolve(sbX, "whiskey"), strs(w["web"]); !cmp.Equal(got, want) {
+		t.Errorf("xray resolves whiskey = %v, want %v", got, want)
+	}
+	if got := r.resolve(sbW, "apple"); got != nil {
+		t.Errorf("whiskey (web) resolves apple (api only) = %v, want nothing", got)
+	}
+	// Both networks know xray; eth0's network answers first.
+	if got, want := r.resolve(sbX, "xray"), strs(x["web"]); !cmp.Equal(got, want) {
+		t.Errorf("xray resolves itself = %v, want eth0's %v", got, want)
+	}
+	if got, want := r.resolve(sbX, "xray.api"), strs(x["api"]); !cmp.Equal(got, want) {
+		t.Errorf("xray.api = %v, want %v", got, want)
+	}
+	if got, ok := r.c.ResolveAddr(sbA.ID, x["api"]); !ok || got != "xray.api" {
+		t.Errorf("ResolveAddr(%s) from api = %q, %v; want xray.api", x["api"], got, ok)
+	}
+	if got, ok := r.c.ResolveAddr(sbA.ID, x["web"]); ok {
+		t.Errorf("ResolveAddr of a web address from api = %q, want none", got)
+	}
+}
+
+func TestResolveFollowsLeaveJoinAndDelete(t *testing.T) {
+	r := newNameRig(t)
+	ctx := context.Background()
+	sbA, _ := r.run("alpha", nil, "web")
+	sbB, b := r.run("bravo", []string{"db"}, "web")
+	_, c := r.run("charlie", []string{"db"}, "web")
+	if err := r.c.Leave(ctx, sbB.ID, "web"); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.resolve(sbA, "bravo"); got != nil {
+		t.Errorf("after Leave: bravo = %v, want nothing", got)
+	}
+	if got, want := r.resolve(sbA, "db"), strs(c["web"]); !cmp.Equal(got, want) {
+		t.Errorf("after Leave: db = %v, want only charlie's %v", got, want)
+	}
+	if got, ok := r.c.ResolveAddr(sbA.ID, b["web"]); ok {
+		t.Errorf("after Leave: PTR of bravo's old address = %q", got)
+	}
+	ep := r.join(t, sbB, "api", JoinRequest{ContainerID: sbB.ContainerID, Name: "bravo"})
+	if got := r.resolve(sbA, "bravo"); got != nil {
+		t.Errorf("bravo joined api only: alpha (web) resolves it to %v", got)
+	}
+	r.join(t, sbA, "api", JoinRequest{ContainerID: sbA.ContainerID, Name: "alpha"})
+	if got, want := r.resolve(sbA, "bravo"), strs(ep.Address.Addr()); !cmp.Equal(got, want) {
+		t.Errorf("after alpha joined api: bravo = %v, want %v", got, want)
+	}
+	if err := r.c.DeleteSandbox(ctx, sbB.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.resolve(sbA, "bravo"); got != nil {
+		t.Errorf("after DeleteSandbox: bravo = %v, want nothing", got)
+	}
+	if r.c.NameResolution(sbB.ID) || r.c.ExternalAccess(sbB.ID) {
+		t.Errorf("a deleted sandbox still has name resolution or external access")
+	}
+}
+
+func TestResolveSurvivesRestart(t *testing.T) {
+	r := newNameRig(t)
+	sbA, _ := r.run("alpha", nil, "web")
+	_, b := r.run("bravo", []string{"db"}, "web")
+	r.restart(t)
+	if got, want := r.resolve(sbA, "db"), strs(b["web"]); !cmp.Equal(got, want) {
+		t.Errorf("after restart: db = %v, want %v", got, want)
+	}
+	if got, ok := r.c.ResolveAddr(sbA.ID, b["web"]); !ok || got != "bravo.web" {
+		t.Errorf("after restart: PTR = %q, %v", got, ok)
+	}
+}
+
+func TestExternalAccess(t *testing.T) {
+	r := newNameRig(t)
+	if _, err := r.c.CreateNetwork(context.Background(), CreateRequest{Name: "sealed", Internal: true}); err != nil {
+		t.Fatal(err)
+	}
+	sbI, _ := r.run("inside", nil, "sealed")
+	sbW, _ := r.run("web1", nil, "web")
+	sbBoth, _ := r.run("both", nil, "sealed", "bridge")
+	for _, tt := range []struct {
+		sb   *Sandbox
+		want bool
+	}{{sbI, false}, {sbW, true}, {sbBoth, true}} {
+		if got := r.c.ExternalAccess(tt.sb.ID); got != tt.want {
+			t.Errorf("ExternalAccess(%s) = %v, want %v", tt.sb.ContainerID[:12], got, tt.want)
+		}
+	}
+	if got := r.resolve(sbBoth, "inside"); len(got) != 1 {
+		t.Errorf("both resolves inside on the internal network = %v, want one address", got)
+	}
+}
+
+// TestResolveConcurrent is for -race: readers never see a half-made entry.
+func TestResolveConcurrent(t *testing.T) {
+	r := newNameRig(t)
+	sbA, _ := r.run("alpha", nil, "web")
+	ctx := context.Background()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if addrs, ok := r.c.Resolve(sbA.ID, "db"); ok && len(addrs) == 0 {
+					t.Error("ok without addresses")
+					return
+				}
+				r.c.ResolveAddr(sbA.ID, netip.MustParseAddr("10.7.0.3"))
+			}
+		}()
+	}
+	for i := 0; i < 50; i++ {
+		sb, _ := r.run("bravo", []string{"db"}, "web")
+		if err := r.c.DeleteSandbox(ctx, sb.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
