@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -213,5 +215,25 @@ func TestDebugLogsRequests(t *testing.T) {
 	}
 	if quiet := runBerth(t, s.Host, "", "network", "ls", "-q"); quiet.stderr != "" {
 		t.Errorf("without --debug: stderr %q", quiet.stderr)
+	}
+}
+
+// ps --format json has docker's keys (recorded from docker 28; a golden
+// cannot hold it since it mixes absolute and relative times).
+func TestPsJSONKeys(t *testing.T) {
+	s := cannedDaemon(t)
+	got := runBerth(t, s.Host, "", "ps", "--format", "json")
+	var m map[string]any
+	if err := json.Unmarshal([]byte(got.stdout), &m); err != nil {
+		t.Fatalf("decode %q: %v", got.stdout, err)
+	}
+	var keys []string
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	want := []string{"Command", "CreatedAt", "ID", "Image", "Labels", "LocalVolumes", "Mounts", "Names", "Networks", "Platform", "Ports", "RunningFor", "Size", "State", "Status"}
+	if diff := cmp.Diff(want, keys); diff != "" {
+		t.Errorf("keys (-docker +berth):\n%s", diff)
 	}
 }
