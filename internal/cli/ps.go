@@ -105,7 +105,11 @@ func (r *containerRow) Labels() string           { return joinLabels(r.c.Labels)
 func (r *containerRow) Label(name string) string { return r.c.Labels[name] }
 func (r *containerRow) Size() string             { return units.HumanSizeWithPrecision(float64(r.c.SizeRw), 3) }
 func (r *containerRow) Mounts() string           { return "" }
-func (r *containerRow) LocalVolumes() string     { return "0" }
+
+// Platform is the image's platform; berth records none, and docker prints
+// null then.
+func (r *containerRow) Platform() any        { return nil }
+func (r *containerRow) LocalVolumes() string { return "0" }
 
 func (r *containerRow) Networks() string {
 	if r.c.NetworkSettings == nil {
