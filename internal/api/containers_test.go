@@ -387,3 +387,19 @@ func TestShutdownEndsWait(t *testing.T) {
 	}
 	_, _ = io.ReadAll(resp.Body)
 }
+
+// TestWaitWithoutResult: a wait channel closed without a result must not
+// look like exit code 0 to the client.
+func TestWaitWithoutResult(t *testing.T) {
+	f := newFakeBackend()
+	f.wait = func(context.Context, string, string) (<-chan WaitResult, error) {
+		ch := make(chan WaitResult)
+		close(ch)
+		return ch, nil
+	}
+	rec := call(t, newServer(f), http.MethodPost, "/v1.51/containers/test1/wait", "")
+	wantStatus(t, rec, http.StatusOK)
+	if rec.Body.Len() != 0 {
+		t.Errorf("body = %q, want none", rec.Body.String())
+	}
+}

@@ -88,7 +88,11 @@ func (s *Server) inspectNetwork(w http.ResponseWriter, r *http.Request) error {
 	if v := r.URL.Query().Get("verbose"); v != "" && v != "true" && v != "false" && v != "1" && v != "0" {
 		return errdefs.Invalid("invalid value for verbose: %s", v)
 	}
-	n, err := s.backend.Network(r.Context(), r.PathValue("id"))
+	ref := r.PathValue("id")
+	if scope := r.URL.Query().Get("scope"); scope != "" && scope != "local" {
+		return errdefs.NotFound("network %s not found", ref) // every berth network is local
+	}
+	n, err := s.backend.Network(r.Context(), ref)
 	if err != nil {
 		return err
 	}

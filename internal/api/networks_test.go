@@ -41,6 +41,9 @@ func TestNetworkInspectContainers(t *testing.T) {
 func TestNetworkInspectNotFound(t *testing.T) {
 	wantError(t, call(t, newServer(newFakeBackend()), http.MethodGet, "/networks/nope", ""),
 		http.StatusNotFound, "network nope not found")
+	wantError(t, call(t, newServer(newFakeBackend()), http.MethodGet, "/networks/bridge?scope=swarm", ""),
+		http.StatusNotFound, "network bridge not found")
+	wantStatus(t, call(t, newServer(newFakeBackend()), http.MethodGet, "/networks/bridge?scope=local&verbose=true", ""), http.StatusOK)
 }
 
 func TestNetworkList(t *testing.T) {

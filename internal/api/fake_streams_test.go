@@ -1,0 +1,130 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/runtime/image"
+)
+
+// The fake's waits, streams, execs and images.
+
+func (f *fakeBackend) WaitContainer(ctx context.Context, ref, cond string) (<-chan WaitResult, error) {
+	if _, err := f.Container(ctx, ref); err != nil {
+		return nil, err
+	}
+	if f.wait != nil {
+		return f.wait(ctx, ref, cond)
+	}
+	ch := make(chan WaitResult, 1)
+	ch <- WaitResult{StatusCode: 0}
+	return ch, nil
+}
+
+func (f *fakeBackend) AttachContainer(ctx context.Context, ref string, s Streams) error {
+	if f.attach != nil {
+		return f.attach(ctx, ref, s)
+	}
+	return nil
+}
+
+func (f *fakeBackend) ResizeContainer(ctx context.Context, ref string, h, w uint) error {
+	_, err := f.Container(ctx, ref)
+	return err
+}
+
+func (f *fakeBackend) ContainerLogs(ctx context.Context, ref string, o LogsOptions, stdout, stderr io.Writer) error {
+	if f.logs != nil {
+		return f.logs(ctx, ref, o, stdout, stderr)
+	}
+	_, _ = io.WriteString(stdout, "out\n")
+	_, _ = io.WriteString(stderr, "err\n")
+	return nil
+}
+
+func (f *fakeBackend) CreateExec(ctx context.Context, ref string, cfg ExecConfig) (string, error) {
+	c, err := f.Container(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	if !c.Running() {
+		return "", errdefs.Conflict("container %s is not running", c.ID)
+	}
+	f.mutated("CreateExec %s", ref)
+	id := hexID(fmt.Sprintf("e%d", len(f.execs)+1))
+	f.mu.Lock()
+	f.execs[id] = &ExecInfo{ID: id, ContainerID: c.ID, Config: cfg}
+	f.mu.Unlock()
+	return id, nil
+}
+
+func (f *fakeBackend) StartExec(ctx context.Context, id string, detach bool, s Streams) error {
+	f.mutated("StartExec %s %v", id, detach)
+	if f.startExec != nil {
+		return f.startExec(ctx, id, detach, s)
+	}
+	return nil
+}
+
+func (f *fakeBackend) ResizeExec(ctx context.Context, id string, h, w uint) error {
+	_, err := f.InspectExec(ctx, id)
+	return err
+}
+
+func (f *fakeBackend) InspectExec(_ context.Context, id string) (ExecInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e, ok := f.execs[id]
+	if !ok {
+		return ExecInfo{}, errdefs.NotFound("No such exec instance: %s", id)
+	}
+	return *e, nil
+}
+
+func (f *fakeBackend) setExitCode(id string, code int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.execs[id].ExitCode = &code
+}
+
+func (f *fakeBackend) ImportImage(_ context.Context, r io.Reader, repo, tag, message string) (*image.Image, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	f.mutated("ImportImage %s:%s %q", repo, tag, message)
+	f.importedBody = b
+	return &image.Image{ID: "sha256:" + hexID("1d")}, nil
+}
+
+func (f *fakeBackend) Images(context.Context) ([]*image.Image, error) {
+	return append([]*image.Image(nil), f.images...), nil
+}
+
+func (f *fakeBackend) Image(_ context.Context, ref string) (*image.Image, error) {
+	for _, img := range f.images {
+		for _, t := range img.RepoTags {
+			if t == ref || strings.TrimSuffix(t, ":latest") == ref {
+				return img, nil
+			}
+		}
+		if img.ID == ref {
+			return img, nil
+		}
+	}
+	return nil, errdefs.NotFound("No such image: %s", ref)
+}
+
+func (f *fakeBackend) RemoveImage(ctx context.Context, ref string, force bool) ([]string, []string, error) {
+	img, err := f.Image(ctx, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	f.mutated("RemoveImage %s", ref)
+	return []string{"busybox:latest"}, []string{img.ID}, nil
+}
+
+var _ Backend = (*fakeBackend)(nil)
