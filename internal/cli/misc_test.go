@@ -218,22 +218,31 @@ func TestDebugLogsRequests(t *testing.T) {
 	}
 }
 
-// ps --format json has docker's keys (recorded from docker 28; a golden
-// cannot hold it since it mixes absolute and relative times).
-func TestPsJSONKeys(t *testing.T) {
-	s := cannedDaemon(t)
-	got := runBerth(t, s.Host, "", "ps", "--format", "json")
-	var m map[string]any
-	if err := json.Unmarshal([]byte(got.stdout), &m); err != nil {
-		t.Fatalf("decode %q: %v", got.stdout, err)
-	}
-	var keys []string
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	want := []string{"Command", "CreatedAt", "ID", "Image", "Labels", "LocalVolumes", "Mounts", "Names", "Networks", "Platform", "Ports", "RunningFor", "Size", "State", "Status"}
-	if diff := cmp.Diff(want, keys); diff != "" {
-		t.Errorf("keys (-docker +berth):\n%s", diff)
+// --format json prints docker's keys (recorded from docker 28; goldens
+// cannot hold these lines since they mix absolute and relative times).
+func TestJSONFormatKeys(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"ps", "--format", "json"}, []string{"Command", "CreatedAt", "ID", "Image", "Labels", "LocalVolumes", "Mounts", "Names", "Networks", "Platform", "Ports", "RunningFor", "Size", "State", "Status"}},
+		{[]string{"images", "--format", "json"}, []string{"Containers", "CreatedAt", "CreatedSince", "Digest", "ID", "Repository", "SharedSize", "Size", "Tag", "UniqueSize", "VirtualSize"}},
+		{[]string{"network", "ls", "--format", "json"}, []string{"CreatedAt", "Driver", "ID", "IPv4", "IPv6", "Internal", "Labels", "Name", "Scope"}},
+	} {
+		s := cannedDaemon(t)
+		got := runBerth(t, s.Host, "", tc.args...)
+		first, _, _ := strings.Cut(got.stdout, "\n")
+		var m map[string]any
+		if err := json.Unmarshal([]byte(first), &m); err != nil {
+			t.Fatalf("%v: decode %q: %v", tc.args, got.stdout, err)
+		}
+		var keys []string
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		if diff := cmp.Diff(tc.want, keys); diff != "" {
+			t.Errorf("%v keys (-docker +berth):\n%s", tc.args, diff)
+		}
 	}
 }
