@@ -46,7 +46,10 @@ func New(b Backend, log *slog.Logger) *Server {
 	s.http = &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 30 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// Idle keep-alive connections only; streams are hijacked and long
+		// polls are active, so neither is cut by this.
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return s
 }
