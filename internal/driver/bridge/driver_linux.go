@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -15,7 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-net/berth/internal/network"
-	"github.com/berth-net/berth/internal/sandbox"
 )
 
 // Driver implements network.Driver with netlink handles bound to the host
@@ -24,6 +22,8 @@ type Driver struct {
 	hostNetns string // "" means the daemon's own namespace
 	h         *netlink.Handle
 	reaper    *reaper
+	// hostThread writes the host namespace's sysctls; nil when that is the daemon's own.
+	hostThread *hostThread
 	// background counts announcements still being sent.
 	background sync.WaitGroup
 	log        *slog.Logger
@@ -48,7 +48,13 @@ func New(hostNetns string, log *slog.Logger) (*Driver, error) {
 		h.Close()
 		return nil, fmt.Errorf("start veth reaper in host namespace %q: %w", hostNetns, err)
 	}
-	return &Driver{hostNetns: hostNetns, h: h, reaper: r, log: log}, nil
+	ht, err := startHostThread(hostNetns)
+	if err != nil {
+		r.close()
+		h.Close()
+		return nil, err
+	}
+	return &Driver{hostNetns: hostNetns, h: h, reaper: r, hostThread: ht, log: log}, nil
 }
 
 // openHandle returns a route-netlink handle in the namespace at path ("" =
@@ -71,6 +77,7 @@ func openHandle(path string) (*netlink.Handle, error) {
 func (d *Driver) Close() error {
 	d.background.Wait()
 	d.reaper.close()
+	d.hostThread.close()
 	d.h.Close()
 	return nil
 }
@@ -162,32 +169,4 @@ func (d *Driver) HostRoutes() ([]netip.Prefix, error) {
 	}
 	slices.SortFunc(out, comparePrefix)
 	return slices.Compact(out), nil
-}
-
-const ipForwardPath = "/proc/sys/net/ipv4/ip_forward"
-
-// EnableIPForwarding sets net.ipv4.ip_forward=1 in the driver's host
-// namespace and nowhere else. /proc/sys/net shows the namespace of the
-// thread that opens it, so for another namespace the write happens on a
-// throwaway thread inside it.
-func (d *Driver) EnableIPForwarding() error {
-	if d.hostNetns == "" {
-		return ensureSysctlOne(ipForwardPath)
-	}
-	return sandbox.Do(d.hostNetns, func() error { return ensureSysctlOne(ipForwardPath) })
-}
-
-// ensureSysctlOne writes "1" to a sysctl file unless it already holds it.
-func ensureSysctlOne(path string) error {
-	cur, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
-	if strings.TrimSpace(string(cur)) == "1" {
-		return nil
-	}
-	if err := os.WriteFile(path, []byte("1\n"), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

@@ -36,7 +36,7 @@ func (d *Driver) Join(sandboxPath string, spec network.EndpointSpec) (err error)
 	}
 	// A pair that Leave handed to the reaper may still hold these names.
 	d.reaper.waitFor(spec.HostIfName, sandboxPath, spec.IfName)
-	sb, err := openSandbox(sandboxPath, true)
+	sb, err := openSandbox(sandboxPath)
 	if err != nil {
 		return err
 	}
@@ -62,7 +62,7 @@ func (d *Driver) Join(sandboxPath string, spec network.EndpointSpec) (err error)
 	success = true
 	_ = d.step("sync port") // past the point of no return: a mark for benchmarks only
 	d.syncPortState(spec.HostIfName)
-	d.announce(sb, peer, spec)
+	d.announce(sandboxPath, peer, spec)
 	return nil
 }
 
@@ -73,18 +73,12 @@ func (d *Driver) Join(sandboxPath string, spec network.EndpointSpec) (err error)
 // announcement only speeds up neighbours (an endpoint without it still
 // works), so it is neither waited for nor a reason to roll back; Settle
 // and Close wait for it.
-func (d *Driver) announce(sb *sandboxConn, peer netlink.Link, spec network.EndpointSpec) {
-	fd, err := unix.FcntlInt(uintptr(sb.packet), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		d.log.Warn("gratuitous ARP skipped", "endpoint", spec.Owner, "err", err)
-		return
-	}
+func (d *Driver) announce(sandboxPath string, peer netlink.Link, spec network.EndpointSpec) {
 	ifindex, mac, addr := peer.Attrs().Index, spec.MAC, spec.Address.Addr()
 	d.background.Add(1)
 	go func() {
 		defer d.background.Done()
-		defer unix.Close(fd)
-		if err := sendGratuitousARP(fd, ifindex, mac, addr); err != nil {
+		if err := sendGratuitousARP(sandboxPath, ifindex, mac, addr); err != nil {
 			d.log.Warn("gratuitous ARP failed", "endpoint", spec.Owner, "address", addr, "err", err)
 		}
 	}()
@@ -166,7 +160,7 @@ func (d *Driver) configureHostEnd(host, br netlink.Link, owner string, created b
 	if err := d.step("host ipv6 off"); err != nil {
 		return err
 	}
-	if err := noIPv6Autoconf(d.h, host); err != nil {
+	if err := d.disableHostIPv6(name); err != nil {
 		return err
 	}
 	if err := d.step("attach to bridge"); err != nil {
@@ -227,13 +221,12 @@ func (d *Driver) configurePeer(sb *sandboxConn, spec network.EndpointSpec) (netl
 	return peer, nil
 }
 
-// noIPv6Autoconf stops the kernel from giving the link an IPv6 link-local
-// address. Endpoints are IPv4-only (as Docker disables IPv6 on a container's
-// interface on an IPv4-only network), and the address is not free: each
-// new container interface would send duplicate-address probes, router
-// solicitations and MLD reports that the bridge floods to every port, and
-// each host end would add one more fe80::/64 route to a list the kernel
-// walks on every change. It must run before the link gets a carrier.
+// noIPv6Autoconf stops the kernel from giving the container's interface an
+// IPv6 link-local address. Endpoints are IPv4-only (Docker, too, turns IPv6
+// off on a container's interface on an IPv4-only network), and the address
+// is not free: each new interface would send duplicate-address probes,
+// router solicitations and MLD reports that the bridge floods to every
+// port. It must run before the link gets a carrier.
 func noIPv6Autoconf(h *netlink.Handle, l netlink.Link) error {
 	err := h.LinkSetIP6AddrGenMode(l, nl.IN6_ADDR_GEN_MODE_NONE)
 	if errors.Is(err, unix.EAFNOSUPPORT) || errors.Is(err, unix.EOPNOTSUPP) {

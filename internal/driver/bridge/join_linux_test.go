@@ -32,6 +32,9 @@ func checkJoined(t *testing.T, w *testWorld, sbPath string, spec network.Endpoin
 	if host.Attrs().Flags&net.FlagUp == 0 || host.Attrs().MTU != spec.MTU {
 		t.Errorf("host end flags %v MTU %d, want up and %d", host.Attrs().Flags, host.Attrs().MTU, spec.MTU)
 	}
+	if got := readSysctlIn(t, w.host, "/proc/sys/net/ipv6/conf/"+spec.HostIfName+"/disable_ipv6"); got != "1" {
+		t.Errorf("IPv6 on host end: disable_ipv6 = %s, want 1", got)
+	}
 	sh := handleIn(t, sbPath)
 	if diff := cmp.Diff([]string{spec.IfName, "lo"}, linkNames(t, sh)); diff != "" {
 		t.Errorf("sandbox links (-want +got):\n%s", diff)

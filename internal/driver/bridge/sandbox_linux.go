@@ -13,54 +13,33 @@ import (
 	"github.com/berth-net/berth/internal/sandbox"
 )
 
-// sandboxConn holds what Join needs inside one sandbox: the namespace fd
-// (to create the veth peer straight into it), a netlink handle bound to it
-// and an AF_PACKET socket for the gratuitous ARP.
+// sandboxConn holds what Join and Leave need inside one sandbox: the
+// namespace fd (to create the veth peer straight into it) and a netlink
+// handle bound to it.
 type sandboxConn struct {
-	path   string
-	ns     netns.NsHandle
-	h      *netlink.Handle
-	packet int // -1 when not opened
+	path string
+	ns   netns.NsHandle
+	h    *netlink.Handle
 }
 
-// openSandbox opens the namespace at path. Both sockets are created on one
-// throwaway thread inside the namespace (sandbox.Do), so they belong to it
-// for their whole life and no shared thread ever changes namespace.
-func openSandbox(path string, withPacket bool) (*sandboxConn, error) {
+// openSandbox opens the namespace at path and a route-netlink socket in it
+// (netlink.NewHandleAt: the socket is made in the namespace and used from
+// any thread afterwards).
+func openSandbox(path string) (*sandboxConn, error) {
 	ns, err := netns.GetFromPath(path)
 	if err != nil {
 		return nil, fmt.Errorf("open sandbox %q: %w", path, err)
 	}
-	sb := &sandboxConn{path: path, ns: ns, packet: -1}
-	err = sandbox.Do(path, func() error {
-		var err error
-		if sb.h, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
-			return fmt.Errorf("open netlink: %w", err)
-		}
-		if !withPacket {
-			return nil
-		}
-		// Protocol 0: the socket only sends, so the kernel queues nothing to it.
-		sb.packet, err = unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("open packet socket: %w", err)
-		}
-		return nil
-	})
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
-		sb.close()
-		return nil, fmt.Errorf("open sandbox %q: %w", path, err)
+		ns.Close()
+		return nil, fmt.Errorf("open netlink in sandbox %q: %w", path, err)
 	}
-	return sb, nil
+	return &sandboxConn{path: path, ns: ns, h: h}, nil
 }
 
 func (sb *sandboxConn) close() {
-	if sb.h != nil {
-		sb.h.Close()
-	}
-	if sb.packet >= 0 {
-		unix.Close(sb.packet)
-	}
+	sb.h.Close()
 	sb.ns.Close()
 }
 
@@ -104,16 +83,25 @@ func (sb *sandboxConn) ensureDefaultRoute(l netlink.Link, gw netip.Addr) (added 
 	return false, fmt.Errorf("add default route via %s on %q: %w", gw, l.Attrs().Name, err)
 }
 
-// sendGratuitousARP announces addr at mac on the link with ifindex, through
-// an AF_PACKET socket of the sandbox, so that neighbours that cached the
-// address for an earlier container (addresses are reused and MACs are
-// random) update at once instead of after a timeout.
-func sendGratuitousARP(packetFd, ifindex int, mac net.HardwareAddr, addr netip.Addr) error {
-	to := &unix.SockaddrLinklayer{
-		Protocol: htons(unix.ETH_P_ARP),
-		Ifindex:  ifindex,
-		Halen:    6,
-		Addr:     [8]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
-	}
-	return unix.Sendto(packetFd, garpPayload(mac, addr), 0, to)
+// sendGratuitousARP announces addr at mac on the link with ifindex in the
+// sandbox at path, so that neighbours that cached the address for an
+// earlier container (addresses are reused and MACs are random) update at
+// once instead of after a timeout. The AF_PACKET socket must be made inside
+// the sandbox, hence a throwaway thread there (sandbox.Do).
+func sendGratuitousARP(path string, ifindex int, mac net.HardwareAddr, addr netip.Addr) error {
+	return sandbox.Do(path, func() error {
+		// Protocol 0: the socket only sends, so the kernel queues nothing to it.
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open packet socket: %w", err)
+		}
+		defer unix.Close(fd)
+		to := &unix.SockaddrLinklayer{
+			Protocol: htons(unix.ETH_P_ARP),
+			Ifindex:  ifindex,
+			Halen:    6,
+			Addr:     [8]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+		}
+		return unix.Sendto(fd, garpPayload(mac, addr), 0, to)
+	})
 }

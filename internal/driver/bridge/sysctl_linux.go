@@ -1,0 +1,122 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// hostThread runs functions on one OS thread that stays inside the
+// driver's host namespace for the driver's life. /proc/sys/net shows the
+// namespace of the thread that looks a file up, so per-device sysctls of
+// the host namespace can only be written from a thread inside it; keeping
+// one there costs a channel round trip per write instead of a new thread.
+// A nil hostThread (the driver's host is the daemon's own namespace) runs
+// functions in place.
+type hostThread struct {
+	work chan func()
+}
+
+// startHostThread starts a goroutine locked to a thread that entered the
+// namespace at path. The goroutine never unlocks: when close ends it, the
+// runtime throws the thread away rather than reuse it in that namespace.
+func startHostThread(path string) (*hostThread, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open netns %q: %w", path, err)
+	}
+	defer f.Close()
+	t := &hostThread{work: make(chan func())}
+	ready := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			ready <- fmt.Errorf("enter netns %q: %w", path, err)
+			return
+		}
+		ready <- nil
+		for fn := range t.work {
+			fn()
+		}
+	}()
+	if err := <-ready; err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// do runs fn inside the host namespace and returns its error.
+func (t *hostThread) do(fn func() error) error {
+	if t == nil {
+		return fn()
+	}
+	errc := make(chan error, 1)
+	t.work <- func() { errc <- fn() }
+	return <-errc
+}
+
+func (t *hostThread) close() {
+	if t != nil {
+		close(t.work)
+	}
+}
+
+const ipForwardPath = "/proc/sys/net/ipv4/ip_forward"
+
+// EnableIPForwarding sets net.ipv4.ip_forward=1 in the driver's host
+// namespace and nowhere else.
+func (d *Driver) EnableIPForwarding() error {
+	return d.hostThread.do(func() error { return ensureSysctl(ipForwardPath, "1") })
+}
+
+// disableHostIPv6 turns IPv6 off on a host-side veth before it gets a
+// carrier. A bridge port needs no IPv6 of its own, and with it each port
+// adds an ff00::/8 route to the host's IPv6 table, which the kernel walks
+// whole (fib6_ifdown, fib6_add_rt2node) on every link event of every
+// device: profiled at 1,000 ports, that was the largest part of what made
+// an attach grow with the bridge. A kernel without IPv6 has no such file.
+func (d *Driver) disableHostIPv6(name string) error {
+	path := "/proc/sys/net/ipv6/conf/" + name + "/disable_ipv6"
+	// A fresh link has it at 0: write without reading, one procfs lookup fewer.
+	err := d.hostThread.do(func() error { return writeSysctl(path, "1") })
+	if errors.Is(err, os.ErrNotExist) {
+		if _, statErr := os.Stat("/proc/sys/net/ipv6"); errors.Is(statErr, os.ErrNotExist) {
+			return nil
+		}
+	}
+	return err
+}
+
+// ensureSysctl writes value to a sysctl file unless it already holds it.
+func ensureSysctl(path, value string) error {
+	cur, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if strings.TrimSpace(string(cur)) == value {
+		return nil
+	}
+	return writeSysctl(path, value)
+}
+
+func writeSysctl(path, value string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	_, err = f.WriteString(value + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
