@@ -353,3 +353,50 @@ func TestShutdownClosesStreams(t *testing.T) {
 		t.Fatalf("read after shutdown: %v", err)
 	}
 }
+
+// TestHijackKeepsEarlyStdin: bytes the client sent right behind the
+// request, which net/http may already have buffered, still reach stdin.
+func TestHijackKeepsEarlyStdin(t *testing.T) {
+	f := newFakeBackend()
+	id := createExec(t, f, ExecConfig{Cmd: []string{"cat"}, AttachStdin: true, AttachStdout: true})
+	f.startExec = func(_ context.Context, _ string, _ bool, s Streams) error {
+		in, err := io.ReadAll(s.Stdin)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(s.Stdout, "%s", in)
+		return err
+	}
+	sock := serveUnix(t, newServer(f))
+	conn, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"Tty":false}`
+	req := fmt.Sprintf("POST /v1.51/exec/%s/start HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n%searly;", id, len(body), body)
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(conn)
+	tp := textproto.NewReader(r)
+	if status, err := tp.ReadLine(); err != nil || status != "HTTP/1.1 101 UPGRADED" {
+		t.Fatalf("status %q, %v", status, err)
+	}
+	if _, err := tp.ReadMIMEHeader(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, "late"); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.(*net.UnixConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if _, err := stdcopy.StdCopy(&stdout, &stderr, r); err != nil {
+		t.Fatal(err)
+	}
+	if stdout.String() != "early;late" {
+		t.Errorf("stdin reached the exec as %q, want \"early;late\"", stdout.String())
+	}
+}
