@@ -21,11 +21,11 @@ func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) error {
 	}
 	defer h.close(s)
 	q := func(k string) bool { return boolValue(r, k) }
-	streams := attachStreams(h, multiplexed, q("stdin"), q("stdout"), q("stderr"))
+	streams := h.streams(q("stdin"), q("stdout"), q("stderr") && multiplexed)
 	if q("logs") {
 		opts := LogsOptions{Stdout: streams.Stdout != nil, Stderr: streams.Stderr != nil, Tail: -1}
 		if err := s.backend.ContainerLogs(h.ctx, c.ID, opts, orDiscard(streams.Stdout), orDiscard(streams.Stderr)); err != nil {
-			reportInStream(h, multiplexed, err)
+			h.report(err)
 			return nil
 		}
 	}
@@ -34,7 +34,7 @@ func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := s.backend.AttachContainer(h.ctx, c.ID, streams); err != nil && h.ctx.Err() == nil {
 		s.log.Warn("attach failed", "container", c.ID, "err", err)
-		reportInStream(h, multiplexed, err)
+		h.report(err)
 	}
 	return nil
 }

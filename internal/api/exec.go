@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"net/http"
 
 	ctypes "github.com/docker/docker/api/types/container"
@@ -68,38 +66,14 @@ func (s *Server) startExec(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer h.close(s)
-	streams := attachStreams(h, !body.Tty, info.Config.AttachStdin, info.Config.AttachStdout, info.Config.AttachStderr)
+	streams := h.streams(info.Config.AttachStdin, info.Config.AttachStdout, info.Config.AttachStderr && !body.Tty)
 	// The process is not tied to the client: like moby, a client that goes
 	// away does not kill it; StartExec still returns after the reap.
 	if err := s.backend.StartExec(context.WithoutCancel(r.Context()), id, false, streams); err != nil {
 		s.log.Warn("exec failed", "exec", id, "err", err)
-		reportInStream(h, !body.Tty, err)
+		h.report(err)
 	}
 	return nil
-}
-
-// attachStreams builds the Backend's view of a hijacked stream. With a tty
-// there is one output: Stdout.
-func attachStreams(h *hijacked, multiplexed, stdin, stdout, stderr bool) Streams {
-	outW, errW := outputs(h.out, multiplexed, nil)
-	var st Streams
-	if stdin {
-		st.Stdin = readerOnly{h.stdin}
-	}
-	if stdout {
-		st.Stdout = outW
-	}
-	if stderr && multiplexed {
-		st.Stderr = errW
-	}
-	return st
-}
-
-// reportInStream tells the client about an error after the 101 was sent,
-// the only way left (moby writes it into the output the same way).
-func reportInStream(h *hijacked, multiplexed bool, err error) {
-	_, errW := outputs(h.out, multiplexed, nil)
-	_, _ = io.WriteString(errW, fmt.Sprintf("%v\r\n", err))
 }
 
 func (s *Server) resizeExec(w http.ResponseWriter, r *http.Request) error {

@@ -100,7 +100,7 @@ func (s *Server) inspectNetwork(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, networkResource(n, eps))
+	return writeJSON(w, http.StatusOK, withWarnings(networkResource(n, eps), n.Warnings))
 }
 
 func (s *Server) createNetwork(w http.ResponseWriter, r *http.Request) error {

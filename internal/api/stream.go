@@ -84,11 +84,14 @@ func outputs(w io.Writer, multiplexed bool, flush func()) (stdout, stderr io.Wri
 // hijacked is a connection taken over from net/http for an exec or attach
 // stream (docker-api.md §5).
 type hijacked struct {
-	conn   net.Conn
-	stdin  io.Reader // ends with EOF when the client half-closes
-	out    io.Writer // fails, and cancels ctx, once the client is gone
-	ctx    context.Context
-	cancel context.CancelFunc
+	conn  net.Conn
+	stdin io.Reader // ends with EOF when the client half-closes
+	// stdout and stderr share one lock so frames never interleave; they
+	// fail, and cancel ctx, once the client is gone. With a tty (raw
+	// stream) they are the same writer.
+	stdout, stderr io.Writer
+	ctx            context.Context
+	cancel         context.CancelFunc
 }
 
 // hijack takes the connection over and answers as moby does: 101 UPGRADED
@@ -106,13 +109,8 @@ func (s *Server) hijack(w http.ResponseWriter, r *http.Request, multiplexed bool
 	if brw != nil && brw.Reader.Buffered() > 0 {
 		stdin = io.MultiReader(io.LimitReader(brw.Reader, int64(brw.Reader.Buffered())), conn)
 	}
-	h := &hijacked{
-		conn:   conn,
-		stdin:  stdin,
-		out:    &cancelOnError{w: conn, cancel: cancel},
-		ctx:    ctx,
-		cancel: cancel,
-	}
+	h := &hijacked{conn: conn, stdin: stdin, ctx: ctx, cancel: cancel}
+	h.stdout, h.stderr = outputs(&cancelOnError{w: conn, cancel: cancel}, multiplexed, nil)
 	s.trackHijacked(h, true)
 	if err := writeUpgrade(conn, w.Header(), r, multiplexed); err != nil {
 		h.close(s)
@@ -150,6 +148,28 @@ func (h *hijacked) close(s *Server) {
 	}
 	_ = h.conn.Close()
 	s.trackHijacked(h, false)
+}
+
+// streams is the Backend's view of the hijacked stream; the caller leaves
+// stderr out for a tty, whose one output is Stdout.
+func (h *hijacked) streams(stdin, stdout, stderr bool) Streams {
+	var st Streams
+	if stdin {
+		st.Stdin = readerOnly{h.stdin}
+	}
+	if stdout {
+		st.Stdout = h.stdout
+	}
+	if stderr {
+		st.Stderr = h.stderr
+	}
+	return st
+}
+
+// report tells the client about an error after the 101 was sent, the only
+// way left (moby writes it into the output the same way).
+func (h *hijacked) report(err error) {
+	_, _ = fmt.Fprintf(h.stderr, "%v\r\n", err)
 }
 
 // cancelOnError cancels the stream's context on the first failed write:
