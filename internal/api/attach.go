@@ -46,6 +46,13 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 	if !opts.Stdout && !opts.Stderr {
 		return errdefs.Invalid("Bad parameters: you must choose at least one stream")
 	}
+	// berth keeps no timestamps with its logs: refuse rather than ignore.
+	if boolValue(r, "timestamps") {
+		return errdefs.Invalid("log timestamps (--timestamps) are not supported by berth")
+	}
+	if q := r.URL.Query(); q.Get("since") != "" || q.Get("until") != "" {
+		return errdefs.Invalid("log time ranges (--since, --until) are not supported by berth")
+	}
 	if t := r.URL.Query().Get("tail"); t != "" && t != "all" {
 		n, err := strconv.Atoi(t)
 		if err != nil || n < 0 {
