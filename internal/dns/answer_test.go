@@ -1,0 +1,177 @@
+package dns
+
+import (
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	mdns "github.com/miekg/dns"
+)
+
+// fakeNames is an in-memory Names: per sandbox, name → addresses.
+type fakeNames struct {
+	mu       sync.Mutex
+	names    map[string]map[string][]netip.Addr
+	ptr      map[string]map[netip.Addr]string
+	internal map[string]bool
+}
+
+func newFakeNames() *fakeNames {
+	return &fakeNames{names: map[string]map[string][]netip.Addr{}, ptr: map[string]map[netip.Addr]string{}, internal: map[string]bool{}}
+}
+
+func (f *fakeNames) add(sb, name string, ptr string, addrs ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.names[sb] == nil {
+		f.names[sb], f.ptr[sb] = map[string][]netip.Addr{}, map[netip.Addr]string{}
+	}
+	for _, s := range addrs {
+		a := netip.MustParseAddr(s)
+		f.names[sb][name] = append(f.names[sb][name], a)
+		if ptr != "" {
+			f.ptr[sb][a] = ptr
+		}
+	}
+}
+
+func (f *fakeNames) Resolve(sb, name string) ([]netip.Addr, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a := f.names[sb][strings.ToLower(strings.TrimSuffix(name, "."))]
+	return slices.Clone(a), len(a) > 0
+}
+
+func (f *fakeNames) ResolveAddr(sb string, a netip.Addr) (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, ok := f.ptr[sb][a]
+	return n, ok
+}
+
+func (f *fakeNames) ExternalAccess(sb string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.internal[sb]
+}
+
+func query(name string, qtype uint16) *mdns.Msg {
+	q := new(mdns.Msg).SetQuestion(mdns.Fqdn(name), qtype)
+	q.Id = 4242
+	return q
+}
+
+// summary is an answer in a comparable form: rcode, flags, sorted records.
+type summary struct {
+	Rcode     string
+	Truncated bool
+	Answers   []string
+}
+
+func summarize(m *mdns.Msg) *summary {
+	if m == nil {
+		return nil
+	}
+	s := &summary{Rcode: mdns.RcodeToString[m.Rcode], Truncated: m.Truncated}
+	for _, rr := range m.Answer {
+		s.Answers = append(s.Answers, strings.ReplaceAll(rr.String(), "\t", " "))
+	}
+	sort.Strings(s.Answers)
+	return s
+}
+
+func TestAnswerLocal(t *testing.T) {
+	names := newFakeNames()
+	names.add("sb1", "web", "web.net", "10.0.0.2")
+	names.add("sb1", "db", "", "10.0.0.3", "10.0.0.4")
+	tests := []struct {
+		name string
+		q    *mdns.Msg
+		want *summary // nil: not berth's, forward it
+	}{
+		{"A of a name", query("web", mdns.TypeA), &summary{Rcode: "NOERROR", Answers: []string{"web. 0 IN A 10.0.0.2"}}},
+		{"A any case", query("WEB", mdns.TypeA), &summary{Rcode: "NOERROR", Answers: []string{"WEB. 0 IN A 10.0.0.2"}}},
+		{"A of a shared alias", query("db", mdns.TypeA), &summary{Rcode: "NOERROR", Answers: []string{"db. 0 IN A 10.0.0.3", "db. 0 IN A 10.0.0.4"}}},
+		{"ANY", query("web", mdns.TypeANY), &summary{Rcode: "NOERROR", Answers: []string{"web. 0 IN A 10.0.0.2"}}},
+		{"AAAA of a name: no data", query("web", mdns.TypeAAAA), &summary{Rcode: "NOERROR"}},
+		{"MX of a name: no data", query("web", mdns.TypeMX), &summary{Rcode: "NOERROR"}},
+		{"PTR of an address", query("2.0.0.10.in-addr.arpa", mdns.TypePTR), &summary{Rcode: "NOERROR", Answers: []string{"2.0.0.10.in-addr.arpa. 0 IN PTR web.net."}}},
+		{"PTR of an unknown address", query("9.0.0.10.in-addr.arpa", mdns.TypePTR), nil},
+		{"PTR of a bad name", query("0.10.in-addr.arpa", mdns.TypePTR), nil},
+		{"PTR of IPv6", query("1.0.0.0.ip6.arpa", mdns.TypePTR), nil},
+		{"A of another name", query("example.com", mdns.TypeA), nil},
+		{"AAAA of another name", query("example.com", mdns.TypeAAAA), nil},
+		{"class CHAOS", func() *mdns.Msg { q := query("web", mdns.TypeA); q.Question[0].Qclass = mdns.ClassCHAOS; return q }(), nil},
+		{"no question", func() *mdns.Msg { q := query("web", mdns.TypeA); q.Question = nil; return q }(), &summary{Rcode: "FORMERR"}},
+		{"two questions", func() *mdns.Msg {
+			q := query("web", mdns.TypeA)
+			q.Question = append(q.Question, q.Question[0])
+			return q
+		}(), &summary{Rcode: "FORMERR"}},
+		{"opcode UPDATE", func() *mdns.Msg { q := query("web", mdns.TypeA); q.Opcode = mdns.OpcodeUpdate; return q }(), &summary{Rcode: "NOTIMP"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := answerLocal(tt.q, names, "sb1", mdns.MinMsgSize)
+			if diff := cmp.Diff(tt.want, summarize(got)); diff != "" {
+				t.Errorf("answer (-want +got):\n%s", diff)
+			}
+			if got != nil && (got.Id != tt.q.Id || !got.Response) {
+				t.Errorf("answer has ID %d, response %v; want %d, true", got.Id, got.Response, tt.q.Id)
+			}
+		})
+	}
+	if got := answerLocal(query("web", mdns.TypeA), names, "other-sandbox", mdns.MinMsgSize); got != nil {
+		t.Errorf("another sandbox got %v for web, want nothing", got)
+	}
+}
+
+func TestAnswerLocalTruncatesToClientLimit(t *testing.T) {
+	names := newFakeNames()
+	var many []string
+	for i := 1; i <= 100; i++ {
+		many = append(many, netip.AddrFrom4([4]byte{10, 1, 0, byte(i)}).String())
+	}
+	names.add("sb", "crowd", "", many...)
+	q := query("crowd", mdns.TypeA)
+	small := answerLocal(q, names, "sb", clientLimit(q, "udp"))
+	if !small.Truncated || small.Len() > mdns.MinMsgSize {
+		t.Errorf("UDP answer: truncated %v, %d bytes; want TC set within %d", small.Truncated, small.Len(), mdns.MinMsgSize)
+	}
+	full := answerLocal(q, names, "sb", clientLimit(q, "tcp"))
+	if full.Truncated || len(full.Answer) != 100 {
+		t.Errorf("TCP answer: truncated %v, %d records; want all 100", full.Truncated, len(full.Answer))
+	}
+	q.SetEdns0(4096, false)
+	edns := answerLocal(q, names, "sb", clientLimit(q, "udp"))
+	if edns.Truncated || len(edns.Answer) != 100 || edns.IsEdns0() == nil {
+		t.Errorf("EDNS0 answer: truncated %v, %d records, OPT %v; want all 100 with OPT", edns.Truncated, len(edns.Answer), edns.IsEdns0())
+	}
+}
+
+func TestParseReverse(t *testing.T) {
+	for in, want := range map[string]string{
+		"4.3.2.1.in-addr.arpa.":  "1.2.3.4",
+		"4.3.2.1.IN-ADDR.ARPA.":  "1.2.3.4",
+		"4.3.2.1.in-addr.arpa":   "1.2.3.4",
+		"3.2.1.in-addr.arpa.":    "",
+		"5.4.3.2.1.in-addr.arpa": "",
+		"x.3.2.1.in-addr.arpa.":  "",
+		"256.3.2.1.in-addr.arpa": "",
+		"4.3.2.1.ip6.arpa.":      "",
+		"example.com.":           "",
+	} {
+		a, ok := parseReverse(in)
+		got := ""
+		if ok {
+			got = a.String()
+		}
+		if got != want {
+			t.Errorf("parseReverse(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,117 @@
+package dns
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Address is where containers find the resolver, as Docker's.
+var Address = netip.MustParseAddr("127.0.0.11")
+
+// DefaultTimeout bounds one exchange with one upstream server.
+const DefaultTimeout = 2 * time.Second
+
+// ListenFunc makes the resolver's UDP and TCP sockets for the sandbox
+// whose namespace is at path. The real one binds 127.0.0.11:53 inside it;
+// tests bind loopback ports of their own.
+type ListenFunc func(path string) (*net.UDPConn, net.Listener, error)
+
+// Config wires a Manager.
+type Config struct {
+	Names Names
+	Log   *slog.Logger
+	// Timeout of one upstream exchange; zero means DefaultTimeout.
+	Timeout time.Duration
+	// Listen makes the sockets; nil means ListenInNamespace.
+	Listen ListenFunc
+}
+
+// Sandbox is what a resolver needs to know of its container.
+type Sandbox struct {
+	ID   string // the network sandbox's ID, as the Names know it
+	Path string // its network namespace
+	// Upstreams are the servers other names are forwarded to, in order.
+	Upstreams []netip.AddrPort
+}
+
+// Manager keeps one resolver per sandbox. Its methods are safe for
+// concurrent use and never wait on a query.
+type Manager struct {
+	cfg Config
+	fwd *forwarder
+
+	mu        sync.Mutex
+	resolvers map[string]*Resolver
+}
+
+// NewManager returns a manager with no resolvers.
+func NewManager(cfg Config) *Manager {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Listen == nil {
+		cfg.Listen = ListenInNamespace
+	}
+	return &Manager{cfg: cfg, fwd: newForwarder(cfg.Timeout, cfg.Log), resolvers: map[string]*Resolver{}}
+}
+
+// Start makes sb's resolver listen and serve. For a sandbox that has one
+// already it only updates the upstreams (idempotent).
+func (m *Manager) Start(sb Sandbox) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r, ok := m.resolvers[sb.ID]; ok {
+		r.SetUpstreams(sb.Upstreams)
+		return nil
+	}
+	udp, tcp, err := m.cfg.Listen(sb.Path)
+	if err != nil {
+		return fmt.Errorf("start DNS resolver of sandbox %s: %w", short(sb.ID), err)
+	}
+	m.resolvers[sb.ID] = serve(sb.ID, m.cfg.Names, m.fwd, sb.Upstreams, udp, tcp, m.cfg.Log)
+	m.cfg.Log.Debug("DNS resolver started", "sandbox", short(sb.ID), "upstreams", sb.Upstreams)
+	return nil
+}
+
+// Running reports whether sandboxID has a resolver.
+func (m *Manager) Running(sandboxID string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.resolvers[sandboxID]
+	return ok
+}
+
+// Stop closes sandboxID's resolver; one that does not run is not an error.
+// Its sockets hold the sandbox's namespace alive, so stop it before (or
+// soon after) the namespace is deleted.
+func (m *Manager) Stop(sandboxID string) error {
+	m.mu.Lock()
+	r, ok := m.resolvers[sandboxID]
+	delete(m.resolvers, sandboxID)
+	m.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	return r.Close()
+}
+
+// Close stops every resolver.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	rs := m.resolvers
+	m.resolvers = map[string]*Resolver{}
+	m.mu.Unlock()
+	var errs []error
+	for _, r := range rs {
+		errs = append(errs, r.Close())
+	}
+	return errors.Join(errs...)
+}

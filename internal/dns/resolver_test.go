@@ -1,0 +1,250 @@
+package dns
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	mdns "github.com/miekg/dns"
+)
+
+// upstream is a fake upstream server on loopback UDP and TCP (the same port).
+type upstream struct {
+	addr netip.AddrPort
+	mu   sync.Mutex
+	seen []string // "udp example.test." …
+}
+
+// startUpstream serves: example.test → 203.0.113.10; nx.test → NXDOMAIN;
+// big.test → truncated over UDP, 100 addresses over TCP; everything else
+// → the rcode given (SERVFAIL for a broken server).
+func startUpstream(t *testing.T, otherwise int) *upstream {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	l, err := net.Listen("tcp4", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)).String())
+	if err != nil {
+		pc.Close()
+		t.Fatal(err)
+	}
+	u := &upstream{addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))}
+	for _, srv := range []*mdns.Server{
+		{PacketConn: pc, Handler: u.handler("udp", otherwise)},
+		{Listener: l, Handler: u.handler("tcp", otherwise)},
+	} {
+		started := make(chan struct{})
+		srv.NotifyStartedFunc = func() { close(started) }
+		go srv.ActivateAndServe()
+		<-started
+		t.Cleanup(func() { srv.Shutdown() })
+	}
+	return u
+}
+
+func (u *upstream) handler(proto string, otherwise int) mdns.HandlerFunc {
+	return func(w mdns.ResponseWriter, q *mdns.Msg) {
+		name := q.Question[0].Name
+		u.mu.Lock()
+		u.seen = append(u.seen, proto+" "+name)
+		u.mu.Unlock()
+		resp := new(mdns.Msg).SetReply(q)
+		switch name {
+		case "example.test.":
+			resp.Answer = append(resp.Answer, aRecord(name, "203.0.113.10"))
+		case "nx.test.":
+			resp.Rcode = mdns.RcodeNameError
+		case "big.test.":
+			if proto == "udp" {
+				resp.Truncated = true
+				break
+			}
+			for i := 1; i <= 100; i++ {
+				resp.Answer = append(resp.Answer, aRecord(name, netip.AddrFrom4([4]byte{198, 18, 0, byte(i)}).String()))
+			}
+		default:
+			resp.Rcode = otherwise
+		}
+		w.WriteMsg(resp)
+	}
+}
+
+func (u *upstream) queries() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]string(nil), u.seen...)
+}
+
+func aRecord(name, addr string) *mdns.A {
+	return &mdns.A{Hdr: mdns.RR_Header{Name: name, Rrtype: mdns.TypeA, Class: mdns.ClassINET, Ttl: 60}, A: net.ParseIP(addr)}
+}
+
+// loopbackListen binds the resolver on 127.0.0.1 ports of the test's own
+// namespace, standing in for 127.0.0.11:53 inside a sandbox.
+func loopbackListen(t *testing.T, bound *netip.AddrPort) ListenFunc {
+	return func(string) (*net.UDPConn, net.Listener, error) {
+		udp, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			return nil, nil, err
+		}
+		at := udp.LocalAddr().(*net.UDPAddr).AddrPort()
+		tcp, err := net.Listen("tcp4", at.String())
+		if err != nil {
+			udp.Close()
+			return nil, nil, err
+		}
+		*bound = at
+		return udp, tcp, nil
+	}
+}
+
+// startResolver runs a manager with one sandbox "sb1" whose resolver
+// forwards to ups; it returns the resolver's address.
+func startResolver(t *testing.T, names Names, ups ...netip.AddrPort) (*Manager, netip.AddrPort) {
+	t.Helper()
+	var at netip.AddrPort
+	m := NewManager(Config{Names: names, Listen: loopbackListen(t, &at), Timeout: 5 * time.Second})
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("close manager: %v", err)
+		}
+	})
+	if err := m.Start(Sandbox{ID: "sb1", Path: "/unused", Upstreams: ups}); err != nil {
+		t.Fatal(err)
+	}
+	return m, at
+}
+
+// ask sends q over proto and returns the answer; the client timeout only
+// keeps a broken resolver from hanging the test.
+func ask(t *testing.T, proto string, at netip.AddrPort, q *mdns.Msg) *mdns.Msg {
+	t.Helper()
+	c := &mdns.Client{Net: proto, Timeout: 20 * time.Second}
+	resp, _, err := c.Exchange(q, at.String())
+	if err != nil {
+		t.Fatalf("%s query %s: %v", proto, q.Question[0].Name, err)
+	}
+	return resp
+}
+
+func TestResolverAnswersAndForwards(t *testing.T) {
+	names := newFakeNames()
+	names.add("sb1", "web", "web.net", "10.0.0.2")
+	up := startUpstream(t, mdns.RcodeNameError)
+	_, at := startResolver(t, names, up.addr)
+	for _, proto := range []string{"udp", "tcp"} {
+		if got := summarize(ask(t, proto, at, query("web", mdns.TypeA))); got.Rcode != "NOERROR" || len(got.Answers) != 1 {
+			t.Errorf("%s web = %+v, want its one address", proto, got)
+		}
+		got := summarize(ask(t, proto, at, query("example.test", mdns.TypeA)))
+		if got.Rcode != "NOERROR" || len(got.Answers) != 1 || got.Answers[0] != "example.test. 60 IN A 203.0.113.10" {
+			t.Errorf("%s example.test = %+v, want the upstream's answer", proto, got)
+		}
+		if got := summarize(ask(t, proto, at, query("nx.test", mdns.TypeA))); got.Rcode != "NXDOMAIN" {
+			t.Errorf("%s nx.test = %+v, want NXDOMAIN passed through", proto, got)
+		}
+	}
+	for _, q := range up.queries() {
+		if q == "udp web." || q == "tcp web." {
+			t.Errorf("berth's own name went upstream: %q", q)
+		}
+	}
+}
+
+func TestResolverRetriesTruncatedOverTCP(t *testing.T) {
+	up := startUpstream(t, mdns.RcodeNameError)
+	_, at := startResolver(t, newFakeNames(), up.addr)
+	q := query("big.test", mdns.TypeA)
+	q.SetEdns0(8192, false)
+	got := ask(t, "udp", at, q)
+	if got.Truncated || len(got.Answer) != 100 {
+		t.Errorf("big.test over UDP with EDNS0 8192: truncated %v, %d records; want all 100", got.Truncated, len(got.Answer))
+	}
+	if qs := up.queries(); len(qs) != 2 || qs[0] != "udp big.test." || qs[1] != "tcp big.test." {
+		t.Errorf("upstream saw %q, want a UDP then a TCP query", qs)
+	}
+	small := ask(t, "udp", at, query("big.test", mdns.TypeA))
+	small.Compress = true // as it came on the wire
+	if !small.Truncated || small.Len() > mdns.MinMsgSize {
+		t.Errorf("big.test over plain UDP: truncated %v, %d bytes; want TC within 512", small.Truncated, small.Len())
+	}
+}
+
+func TestResolverTriesNextUpstream(t *testing.T) {
+	broken := startUpstream(t, mdns.RcodeServerFailure)
+	good := startUpstream(t, mdns.RcodeNameError)
+	// A port where nothing listens: the kernel refuses at once.
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	pc.Close()
+	_, at := startResolver(t, newFakeNames(), dead, broken.addr, good.addr)
+	if got := summarize(ask(t, "udp", at, query("other.test", mdns.TypeA))); got.Rcode != "NXDOMAIN" {
+		t.Errorf("other.test = %+v, want the third upstream's NXDOMAIN", got)
+	}
+	if len(broken.queries()) != 1 || len(good.queries()) != 1 {
+		t.Errorf("broken saw %q, good saw %q; want one query each", broken.queries(), good.queries())
+	}
+}
+
+func TestResolverWithoutWayOutAnswersServfailAtOnce(t *testing.T) {
+	up := startUpstream(t, mdns.RcodeNameError)
+	names := newFakeNames()
+	names.add("sb1", "peer", "", "10.0.0.5")
+	names.internal["sb1"] = true
+	_, at := startResolver(t, names, up.addr)
+	for _, proto := range []string{"udp", "tcp"} {
+		if got := summarize(ask(t, proto, at, query("example.test", mdns.TypeA))); got.Rcode != "SERVFAIL" {
+			t.Errorf("%s example.test from an internal network = %+v, want SERVFAIL", proto, got)
+		}
+		if got := summarize(ask(t, proto, at, query("peer", mdns.TypeA))); got.Rcode != "NOERROR" || len(got.Answers) != 1 {
+			t.Errorf("%s peer on an internal network = %+v, want its address", proto, got)
+		}
+	}
+	if qs := up.queries(); len(qs) != 0 {
+		t.Errorf("an internal sandbox's queries reached the upstream: %q", qs)
+	}
+	_, at2 := startResolver(t, newFakeNames())
+	if got := summarize(ask(t, "udp", at2, query("example.test", mdns.TypeA))); got.Rcode != "SERVFAIL" {
+		t.Errorf("with no upstreams: %+v, want SERVFAIL", got)
+	}
+}
+
+func TestManagerStartIsIdempotentAndStopCloses(t *testing.T) {
+	names := newFakeNames()
+	names.add("sb1", "web", "", "10.0.0.2")
+	up := startUpstream(t, mdns.RcodeNameError)
+	m, at := startResolver(t, names)
+	if got := summarize(ask(t, "udp", at, query("example.test", mdns.TypeA))); got.Rcode != "SERVFAIL" {
+		t.Fatalf("before upstreams: %+v, want SERVFAIL", got)
+	}
+	// A second Start only updates the upstreams; it binds nothing new.
+	if err := m.Start(Sandbox{ID: "sb1", Upstreams: []netip.AddrPort{up.addr}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := summarize(ask(t, "udp", at, query("example.test", mdns.TypeA))); got.Rcode != "NOERROR" {
+		t.Errorf("after the upstreams changed: %+v, want an answer", got)
+	}
+	if !m.Running("sb1") {
+		t.Fatal("Running(sb1) = false")
+	}
+	if err := m.Stop("sb1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Stop("sb1"); err != nil {
+		t.Fatalf("second Stop: %v", err)
+	}
+	if m.Running("sb1") {
+		t.Error("Running(sb1) after Stop")
+	}
+	if c, err := net.Dial("tcp4", at.String()); err == nil {
+		c.Close()
+		t.Errorf("TCP %s still accepts after Stop", at)
+	}
+}
