@@ -1,9 +1,3 @@
-// Package api serves the subset of the Docker Engine API that the docker CLI
-// (28.x) and berth's own CLI use, over a unix socket. It owns Docker's wire
-// types: they are decoded and encoded here and translated to and from
-// berth's core types (Backend) so that nothing of Docker's leaks below this
-// package. It makes no decisions about containers or networks itself; it
-// validates what it can parse at the edge and leaves the rest to the Backend.
 package api
 
 import (
