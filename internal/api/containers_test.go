@@ -403,3 +403,19 @@ func TestWaitWithoutResult(t *testing.T) {
 		t.Errorf("body = %q, want none", rec.Body.String())
 	}
 }
+
+func TestCommandLine(t *testing.T) {
+	for _, tt := range []struct {
+		path string
+		args []string
+		want string
+	}{
+		{"sleep", []string{"1000"}, "sleep 1000"},
+		{"sh", []string{"-c", "echo bye; exit 4"}, "sh -c 'echo bye; exit 4'"},
+		{"true", nil, "true"},
+	} {
+		if got := commandLine(tt.path, tt.args); got != tt.want {
+			t.Errorf("commandLine(%q, %q) = %q, want %q", tt.path, tt.args, got, tt.want)
+		}
+	}
+}

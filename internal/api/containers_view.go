@@ -259,7 +259,7 @@ func containerSummary(c *container.Container, atts []network.Attachment, now tim
 		Names:           []string{"/" + c.Name},
 		Image:           c.Config.Image,
 		ImageID:         c.Config.ImageID,
-		Command:         strings.Join(append([]string{path}, args...), " "),
+		Command:         commandLine(path, args),
 		Created:         c.Created.Unix(),
 		Ports:           summaryPorts(c.Config.ExposedPorts),
 		Labels:          orEmpty(c.Config.Labels),
@@ -270,6 +270,19 @@ func containerSummary(c *container.Container, atts []network.Attachment, now tim
 	}
 	s.HostConfig.NetworkMode = c.Config.NetworkMode
 	return s
+}
+
+// commandLine is docker ps's COMMAND: arguments with spaces in single
+// quotes, as moby shows them.
+func commandLine(path string, args []string) string {
+	parts := []string{path}
+	for _, a := range args {
+		if strings.Contains(a, " ") {
+			a = "'" + a + "'"
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
 }
 
 func summaryPorts(ports []string) []ctypes.Port {
