@@ -48,6 +48,9 @@ type Daemon struct {
 	resolv   resolvConf
 	hostname string
 
+	// stopWatchers ends the nftables and route watchers (heal.go).
+	stopWatchers func()
+
 	mu         sync.Mutex
 	containers map[string]*ctrState
 	execs      map[string]*execState
@@ -130,6 +133,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if err := d.driver.EnableIPForwarding(); err != nil {
 		return fmt.Errorf("enable IPv4 forwarding: %w", err)
 	}
+	if err := d.startWatchers(); err != nil {
+		return err
+	}
 	if err := d.net.Start(ctx); err != nil {
 		// Reconcile errors are logged, not fatal: the daemon must come up
 		// to let the user repair what it could not.
@@ -143,6 +149,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 
 // Close releases the store. Running containers keep running.
 func (d *Daemon) Close() error {
+	if d.stopWatchers != nil {
+		d.stopWatchers()
+	}
 	return errors.Join(d.driver.Close(), d.store.Close())
 }
 

@@ -222,6 +222,7 @@ func cloneNetwork(n *Network) *Network {
 	}
 	cp.Options = cloneMap(n.Options)
 	cp.Labels = cloneMap(n.Labels)
+	cp.Warnings = append([]string(nil), n.Warnings...)
 	return &cp
 }
 

@@ -50,6 +50,9 @@ type Network struct {
 	Labels     map[string]string `json:"labels,omitempty"`
 	// Removing marks a network whose teardown started; a restart finishes it.
 	Removing bool `json:"removing,omitempty"`
+	// Warnings are problems the daemon noticed in the host since it started
+	// (a route that overlaps the subnet); kept in memory only, never stored.
+	Warnings []string `json:"-"`
 }
 
 // IPv4Config is a network's address space.

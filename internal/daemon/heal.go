@@ -1,0 +1,125 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-net/berth/internal/firewall/nftables"
+	"github.com/berth-net/berth/internal/network"
+)
+
+// This file keeps the daemon's view of the host honest while it runs:
+// someone deleting or flushing berth's nftables table gets it put back at
+// once, and a route that starts overlapping a berth network (a VPN coming
+// up) is reported in the log and in `network inspect`. Both listen to
+// kernel notifications; neither polls.
+
+// startWatchers subscribes to nftables and route changes. It runs before
+// the first reconcile, so no change after the daemon's start is missed.
+func (d *Daemon) startWatchers() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	fw, err := nftables.Watch(ctx, nftables.WatchConfig{
+		Log:      d.log.With("component", "firewall-watch"),
+		OnChange: d.healFirewall,
+	})
+	if err != nil {
+		cancel()
+		return fmt.Errorf("watch nftables: %w", err)
+	}
+	if err := d.watchRoutes(ctx); err != nil {
+		cancel()
+		fw.Close()
+		return err
+	}
+	d.stopWatchers = func() {
+		cancel()
+		fw.Close()
+	}
+	return nil
+}
+
+// healFirewall restores berth's table after another process changed it.
+func (d *Daemon) healFirewall(ch nftables.Change) {
+	d.log.Warn("berth's nftables table was changed by another process; restoring it", "change", ch.String())
+	start := time.Now()
+	if err := d.net.RebuildFirewall(context.Background()); err != nil {
+		d.log.Error("restoring the nftables table failed", "err", err)
+		return
+	}
+	d.log.Info("nftables table restored", "took", time.Since(start).Round(time.Microsecond).String())
+}
+
+// watchRoutes follows the host's IPv4 routes in every table, starting
+// with the ones that exist now.
+func (d *Daemon) watchRoutes(ctx context.Context) error {
+	updates := make(chan netlink.RouteUpdate, 64)
+	err := netlink.RouteSubscribeWithOptions(updates, ctx.Done(), netlink.RouteSubscribeOptions{
+		ListExisting: true,
+		ErrorCallback: func(err error) {
+			d.log.Warn("route watcher", "err", err)
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("watch routes: %w", err)
+	}
+	go d.followRoutes(updates)
+	return nil
+}
+
+// followRoutes turns route events into network warnings until the channel closes.
+func (d *Daemon) followRoutes(updates <-chan netlink.RouteUpdate) {
+	// A deleted route's interface may be gone already; remember each
+	// route's device from when it was added.
+	devs := map[string]string{}
+	for u := range updates {
+		if u.Family != 0 && u.Family != unix.AF_INET {
+			continue
+		}
+		r := hostRoute(u.Route, "")
+		key := fmt.Sprintf("%s/%d/%d", r.Dst, r.Table, u.LinkIndex)
+		switch u.Type {
+		case unix.RTM_NEWROUTE:
+			r.Dev = linkName(u.LinkIndex)
+			devs[key] = r.Dev
+			for _, w := range d.net.NoteHostRoute(r) {
+				d.log.Warn("host route overlaps a berth network", "warning", w)
+			}
+		case unix.RTM_DELROUTE:
+			r.Dev = devs[key]
+			delete(devs, key)
+			if cleared := d.net.ForgetHostRoute(r); len(cleared) > 0 {
+				d.log.Info("overlapping host route removed", "route", r.String(), "networks", cleared)
+			}
+		}
+	}
+}
+
+// hostRoute is the core's view of a kernel route.
+func hostRoute(r netlink.Route, dev string) network.HostRoute {
+	out := network.HostRoute{Dev: dev, Table: r.Table}
+	if r.Dst == nil {
+		out.Dst = netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+		return out
+	}
+	if a, ok := netip.AddrFromSlice(r.Dst.IP); ok {
+		ones, _ := r.Dst.Mask.Size()
+		out.Dst = netip.PrefixFrom(a.Unmap(), ones)
+	}
+	return out
+}
+
+func linkName(index int) string {
+	if index == 0 {
+		return ""
+	}
+	if ifi, err := net.InterfaceByIndex(index); err == nil {
+		return ifi.Name
+	}
+	return ""
+}

@@ -1,0 +1,320 @@
+package nftables
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berth-net/berth/internal/firewall"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// This file watches nftables for changes to berth's table made by anyone
+// else (`nft flush ruleset`, a firewall manager's reload), so that the daemon
+// can put the table back at once instead of leaving every container cut off
+// until its next restart. It listens to the kernel's NFNLGRP_NFTABLES
+// notifications: a blocked read, no polling, no CPU while nothing changes.
+
+// Change describes one transaction of another process that touched berth's table.
+type Change struct {
+	PID  uint32   // the thread that committed it, as the kernel reports it; 0 when events were lost
+	Comm string   // its command name
+	What []string // e.g. "delete table", "delete rule"; deduplicated, in arrival order
+	// Lost is true when the kernel dropped notifications (the socket's
+	// buffer overflowed): the table may have changed, so rebuild it.
+	Lost bool
+}
+
+func (c Change) String() string {
+	if c.Lost {
+		return "nftables notifications were lost"
+	}
+	return fmt.Sprintf("%s by %q (pid %d)", strings.Join(c.What, ", "), c.Comm, c.PID)
+}
+
+// WatchConfig configures Watch.
+type WatchConfig struct {
+	// NetNSPath is the namespace to watch; "" is the caller's own.
+	NetNSPath string
+	// Settle is how long to wait after a foreign change before calling
+	// OnChange, so that a burst (a reload deletes, then re-adds) costs one
+	// rebuild; 0 means 50ms.
+	Settle time.Duration
+	// OnChange is called from the watcher's goroutine, never concurrently.
+	OnChange func(Change)
+	// IsSelf says whether a change of the given thread ID and command name
+	// is this process's own, to be ignored; nil means isOwnThread.
+	IsSelf func(tid uint32, comm string) bool
+	Log    *slog.Logger
+}
+
+// Watcher is a running subscription; Close ends it.
+type Watcher struct {
+	cfg   WatchConfig
+	conn  *netlink.Conn
+	kick  chan Change
+	done  chan struct{}
+	close sync.Once
+}
+
+// Watch subscribes to nftables notifications and calls cfg.OnChange after
+// every transaction of another process that touched table inet berth. It
+// returns once the subscription is in place, so a change made after Watch
+// returns is never missed. The watcher stops when ctx ends or on Close.
+func Watch(ctx context.Context, cfg WatchConfig) (*Watcher, error) {
+	if cfg.OnChange == nil {
+		return nil, errors.New("watch nftables: OnChange is nil")
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Settle == 0 {
+		cfg.Settle = 50 * time.Millisecond
+	}
+	if cfg.IsSelf == nil {
+		cfg.IsSelf = isOwnThread
+	}
+	conn, err := dialMonitor(cfg.NetNSPath)
+	if err != nil {
+		return nil, err
+	}
+	w := &Watcher{cfg: cfg, conn: conn, kick: make(chan Change, 1), done: make(chan struct{})}
+	go w.receive()
+	go w.deliver(ctx)
+	return w, nil
+}
+
+// dialMonitor opens a netfilter socket in the namespace and joins the nftables group.
+func dialMonitor(netnsPath string) (*netlink.Conn, error) {
+	cfg := &netlink.Config{}
+	if netnsPath != "" {
+		ns, err := os.Open(netnsPath)
+		if err != nil {
+			return nil, fmt.Errorf("open netns %q: %w", netnsPath, err)
+		}
+		defer ns.Close()
+		cfg.NetNS = int(ns.Fd())
+	}
+	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open nftables notification socket: %w", err)
+	}
+	// A big buffer makes lost notifications rare; when they are lost
+	// anyway, the kernel says so with ENOBUFS and the table is rebuilt.
+	_ = conn.SetReadBuffer(4 << 20)
+	if err := conn.JoinGroup(unix.NFNLGRP_NFTABLES); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("join nftables notification group: %w", err)
+	}
+	return conn, nil
+}
+
+// Close stops the watcher; OnChange is not called after Close returns,
+// unless it was already running.
+func (w *Watcher) Close() error {
+	var err error
+	w.close.Do(func() {
+		close(w.done)
+		err = w.conn.Close()
+	})
+	return err
+}
+
+// receive reads notifications until the socket is closed and hands each
+// foreign transaction that touched berth's table to deliver.
+func (w *Watcher) receive() {
+	var tx txState
+	for {
+		msgs, err := w.conn.Receive()
+		if err != nil {
+			if errors.Is(err, unix.ENOBUFS) {
+				w.cfg.Log.Warn("nftables notifications were lost; rebuilding the table to be sure")
+				tx = txState{}
+				w.post(Change{Lost: true})
+				continue
+			}
+			select {
+			case <-w.done:
+			default:
+				w.cfg.Log.Error("nftables watcher stopped", "err", err)
+			}
+			return
+		}
+		for _, m := range msgs {
+			if ch, ok := tx.add(m); ok && !w.cfg.IsSelf(ch.PID, ch.Comm) {
+				w.post(ch)
+			}
+		}
+	}
+}
+
+// post queues ch for deliver, merging it with one that is still waiting.
+func (w *Watcher) post(ch Change) {
+	for {
+		select {
+		case w.kick <- ch:
+			return
+		case old := <-w.kick:
+			ch = merge(old, ch)
+		}
+	}
+}
+
+func merge(a, b Change) Change {
+	out := b
+	out.Lost = a.Lost || b.Lost
+	out.What = appendUnique(append([]string(nil), a.What...), b.What...)
+	if out.PID == 0 {
+		out.PID, out.Comm = a.PID, a.Comm
+	}
+	return out
+}
+
+// deliver waits for a change, lets the burst settle, and calls OnChange.
+func (w *Watcher) deliver(ctx context.Context) {
+	defer w.Close()
+	for {
+		var ch Change
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.done:
+			return
+		case ch = <-w.kick:
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.done:
+			return
+		case <-time.After(w.cfg.Settle):
+		}
+		select {
+		case more := <-w.kick:
+			ch = merge(ch, more)
+		default:
+		}
+		w.cfg.OnChange(ch)
+	}
+}
+
+// txState collects the notifications of one transaction: the kernel sends
+// one message per changed object and ends the transaction with NEWGEN,
+// which names the process that committed it.
+type txState struct {
+	touched bool
+	what    []string
+}
+
+// add takes one message; at the end of a transaction that touched berth's
+// table it returns the change and true.
+func (tx *txState) add(m netlink.Message) (Change, bool) {
+	if uint16(m.Header.Type)>>8 != unix.NFNL_SUBSYS_NFTABLES || len(m.Data) < 4 {
+		return Change{}, false
+	}
+	typ := int(uint16(m.Header.Type) & 0xff)
+	if typ == unix.NFT_MSG_NEWGEN {
+		touched, what := tx.touched, tx.what
+		*tx = txState{}
+		if !touched {
+			return Change{}, false
+		}
+		pid, comm := genProcess(m.Data[4:])
+		return Change{PID: pid, Comm: comm, What: what}, true
+	}
+	verb, ok := objectVerbs[typ]
+	if !ok || m.Data[0] != unix.NFPROTO_INET || tableOf(m.Data[4:]) != firewall.TableName {
+		return Change{}, false
+	}
+	tx.touched = true
+	tx.what = appendUnique(tx.what, verb)
+	return Change{}, false
+}
+
+// objectVerbs names the notifications of objects that live in a table.
+var objectVerbs = map[int]string{
+	unix.NFT_MSG_NEWTABLE: "add table", unix.NFT_MSG_DELTABLE: "delete table",
+	unix.NFT_MSG_NEWCHAIN: "add chain", unix.NFT_MSG_DELCHAIN: "delete chain",
+	unix.NFT_MSG_NEWRULE: "add rule", unix.NFT_MSG_DELRULE: "delete rule",
+	unix.NFT_MSG_NEWSET: "add set", unix.NFT_MSG_DELSET: "delete set",
+	unix.NFT_MSG_NEWSETELEM: "add element", unix.NFT_MSG_DELSETELEM: "delete element",
+	unix.NFT_MSG_NEWOBJ: "add object", unix.NFT_MSG_DELOBJ: "delete object",
+	unix.NFT_MSG_NEWFLOWTABLE: "add flowtable", unix.NFT_MSG_DELFLOWTABLE: "delete flowtable",
+}
+
+// isOwnThread reports whether tid is a thread of this process. The kernel
+// names the committing thread, not the process, and Go runs goroutines on
+// many threads. A thread that is already gone (sandbox.Do ends its locked
+// threads) is recognised by the process's command name.
+func isOwnThread(tid uint32, comm string) bool {
+	if int(tid) == os.Getpid() {
+		return true
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", tid)); err == nil {
+		return true
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", tid)); err == nil {
+		return false // a live thread of some other process
+	}
+	self, err := os.ReadFile("/proc/self/comm")
+	return err == nil && strings.TrimSpace(string(self)) == comm
+}
+
+// tableOf returns the table a notification is about: for every object
+// type the table's name is attribute 1 (NFTA_TABLE_NAME, NFTA_CHAIN_TABLE,
+// NFTA_RULE_TABLE, NFTA_SET_TABLE, NFTA_SET_ELEM_LIST_TABLE, …).
+func tableOf(attrs []byte) string {
+	ad, err := netlink.NewAttributeDecoder(attrs)
+	if err != nil {
+		return ""
+	}
+	for ad.Next() {
+		if ad.Type() == 1 {
+			return ad.String()
+		}
+	}
+	return ""
+}
+
+// genProcess reads NFTA_GEN_PROC_PID and NFTA_GEN_PROC_NAME of a NEWGEN message.
+func genProcess(attrs []byte) (uint32, string) {
+	ad, err := netlink.NewAttributeDecoder(attrs)
+	if err != nil {
+		return 0, ""
+	}
+	ad.ByteOrder = binary.BigEndian
+	var pid uint32
+	var comm string
+	for ad.Next() {
+		switch ad.Type() {
+		case unix.NFTA_GEN_PROC_PID:
+			pid = ad.Uint32()
+		case unix.NFTA_GEN_PROC_NAME:
+			comm = ad.String()
+		}
+	}
+	return pid, comm
+}
+
+func appendUnique(s []string, add ...string) []string {
+	for _, a := range add {
+		found := false
+		for _, x := range s {
+			if x == a {
+				found = true
+				break
+			}
+		}
+		if !found {
+			s = append(s, a)
+		}
+	}
+	return s
+}

@@ -1,0 +1,85 @@
+package network
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// HostRoute is a route of the host's namespace, as a route watcher saw it.
+type HostRoute struct {
+	Dst   netip.Prefix
+	Dev   string // the route's output interface; "" if it has none (blackhole, multipath)
+	Table int
+}
+
+func (r HostRoute) String() string {
+	s := "route " + r.Dst.String()
+	if r.Dev != "" {
+		s += " dev " + r.Dev
+	}
+	if r.Table != 0 && r.Table != 254 {
+		s += fmt.Sprintf(" table %d", r.Table)
+	}
+	return s
+}
+
+// NoteHostRoute checks a route that appeared in the host against every
+// bridge network and returns a warning for each network it overlaps; the
+// warnings also show in the networks' Warnings until the route goes away.
+// A host route that overlaps a network (a VPN coming up with 172.18.0.0/24)
+// takes packets away from the bridge or sends the bridge's traffic into
+// the tunnel, and nothing in the kernel says so. Routes on the network's
+// own bridge, default routes and host routes of the local table are
+// berth's or harmless and are ignored.
+func (c *Controller) NoteHostRoute(r HostRoute) []string {
+	if !r.Dst.IsValid() || !r.Dst.Addr().Is4() || r.Dst.Bits() == 0 || r.Table == 255 {
+		return nil
+	}
+	r.Dst = r.Dst.Masked()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, n := range c.networks {
+		if n.Driver != DriverBridge || n.IPv4 == nil || n.Bridge == nil || n.Bridge.Name == r.Dev {
+			continue
+		}
+		if !n.IPv4.Subnet.Overlaps(r.Dst) {
+			continue
+		}
+		w := fmt.Sprintf("%s overlaps network %q (%s): traffic for those addresses may not reach its containers; remove the route or move the network to another subnet",
+			r, n.Name, n.IPv4.Subnet)
+		if !slices.Contains(n.Warnings, w) {
+			n.Warnings = append(n.Warnings, w)
+		}
+		out = append(out, w)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ForgetHostRoute drops the warnings a route caused, once it is deleted,
+// and returns the names of the networks that no longer carry them.
+func (c *Controller) ForgetHostRoute(r HostRoute) []string {
+	if !r.Dst.IsValid() {
+		return nil
+	}
+	r.Dst = r.Dst.Masked()
+	prefix := r.String() + " overlaps "
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var cleared []string
+	for _, n := range c.networks {
+		before := len(n.Warnings)
+		n.Warnings = slices.DeleteFunc(n.Warnings, func(w string) bool { return strings.HasPrefix(w, prefix) })
+		if len(n.Warnings) != before {
+			cleared = append(cleared, n.Name)
+		}
+		if len(n.Warnings) == 0 {
+			n.Warnings = nil
+		}
+	}
+	slices.Sort(cleared)
+	return cleared
+}

@@ -1,0 +1,79 @@
+package network
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestNoteHostRouteWarnsAboutOverlaps(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	web, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "web", IPAM: []IPAMRequest{{Subnet: netip.MustParsePrefix("172.18.0.0/16")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vpn := HostRoute{Dst: netip.MustParsePrefix("172.18.0.0/24"), Dev: "eth0", Table: 254}
+	got := r.c.NoteHostRoute(vpn)
+	want := []string{`route 172.18.0.0/24 dev eth0 overlaps network "web" (172.18.0.0/16): traffic for those addresses may not reach its containers; remove the route or move the network to another subnet`}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("NoteHostRoute (-want +got):\n%s", diff)
+	}
+	n, _ := r.c.Network("web")
+	if diff := cmp.Diff(want, n.Warnings); diff != "" {
+		t.Errorf("web's warnings (-want +got):\n%s", diff)
+	}
+	// Seen twice (a dump after an event): still one warning.
+	r.c.NoteHostRoute(vpn)
+	if n, _ := r.c.Network("web"); len(n.Warnings) != 1 {
+		t.Errorf("warnings after the same route twice = %q, want one", n.Warnings)
+	}
+	// Warnings are not state: a restart starts without them.
+	r.restart(t)
+	if n, _ := r.c.Network(web.ID); n.Warnings != nil {
+		t.Errorf("warnings survived a restart: %q", n.Warnings)
+	}
+	r.c.NoteHostRoute(vpn)
+	if cleared := r.c.ForgetHostRoute(vpn); !slices.Equal(cleared, []string{"web"}) {
+		t.Errorf("ForgetHostRoute cleared %q, want [web]", cleared)
+	}
+	if n, _ := r.c.Network("web"); n.Warnings != nil {
+		t.Errorf("warnings after the route went = %q", n.Warnings)
+	}
+}
+
+func TestNoteHostRouteIgnoresHarmlessRoutes(t *testing.T) {
+	r := newRig(t)
+	bridge, err := r.c.Network(NameBridge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := bridge.IPv4.Subnet
+	for _, tc := range []struct {
+		name string
+		r    HostRoute
+	}{
+		{"own bridge", HostRoute{Dst: sub, Dev: bridge.Bridge.Name, Table: 254}},
+		{"local table", HostRoute{Dst: netip.PrefixFrom(bridge.IPv4.Gateway, 32), Dev: bridge.Bridge.Name, Table: 255}},
+		{"local table, other device", HostRoute{Dst: netip.PrefixFrom(sub.Addr(), 32), Dev: "eth0", Table: 255}},
+		{"default route", HostRoute{Dst: netip.MustParsePrefix("0.0.0.0/0"), Dev: "eth0", Table: 254}},
+		{"elsewhere", HostRoute{Dst: netip.MustParsePrefix("10.9.0.0/16"), Dev: "eth0", Table: 254}},
+		{"IPv6", HostRoute{Dst: netip.MustParsePrefix("fd00::/64"), Dev: "eth0", Table: 254}},
+		{"invalid", HostRoute{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := r.c.NoteHostRoute(tc.r); got != nil {
+				t.Errorf("NoteHostRoute(%v) = %q, want nothing", tc.r, got)
+			}
+		})
+	}
+	// A route in another table that covers the bridge's subnet does warn.
+	got := r.c.NoteHostRoute(HostRoute{Dst: netip.MustParsePrefix("172.16.0.0/12"), Dev: "tun0", Table: 100})
+	if len(got) != 1 || !strings.HasPrefix(got[0], `route 172.16.0.0/12 dev tun0 table 100 overlaps network "bridge"`) {
+		t.Errorf("route in table 100 gave %q", got)
+	}
+}
