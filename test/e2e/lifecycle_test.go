@@ -58,7 +58,7 @@ func TestRemoveFreesEverything(t *testing.T) {
 	if _, err := os.Stat(w.HostPath(key)); !os.IsNotExist(err) {
 		t.Errorf("sandbox %s still exists after rm -f: %v", key, err)
 	}
-	if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); !os.IsNotExist(err) {
+	if alive(pid) {
 		t.Errorf("init %d of gone still running after rm -f", pid)
 	}
 	if _, _, code := w.Berth(t, "inspect", "gone"); code == 0 {
@@ -85,8 +85,8 @@ func TestDaemonRestart(t *testing.T) {
 
 	d.Stop()
 	for name, pid := range pids {
-		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err != nil {
-			t.Errorf("container %s (pid %d) died with the daemon: %v", name, pid, err)
+		if !alive(pid) {
+			t.Errorf("container %s (pid %d) died with the daemon", name, pid)
 		}
 	}
 	w.Start(t)
@@ -200,4 +200,36 @@ func checkNoLeaks(t *testing.T, w *testworld.World) {
 	if got := w.LinkNames(t, w.HostNS()); !equal(got, want) {
 		t.Errorf("host links = %q, want %q", got, want)
 	}
+}
+
+// TestWorldReapsAfterCrash checks the harness itself with real containers:
+// a world whose daemon was SIGKILLed with containers running still leaves
+// no container process behind when its test ends.
+func TestWorldReapsAfterCrash(t *testing.T) {
+	var pids []int
+	t.Run("world", func(t *testing.T) {
+		w, d := startWorld(t)
+		runSleeper(t, w, "orphan1")
+		runSleeper(t, w, "orphan2")
+		pids = []int{containerPID(t, w, "orphan1"), containerPID(t, w, "orphan2")}
+		d.Kill()
+	})
+	for _, pid := range pids {
+		if alive(pid) {
+			t.Errorf("container init %d outlived its world", pid)
+		}
+	}
+}
+
+// alive reports whether pid is a process that still runs: a zombie is
+// dead, only waiting for whichever ancestor adopted it to reap it.
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses and may hold spaces.
+	rest := string(b[strings.LastIndexByte(string(b), ')')+1:])
+	f := strings.Fields(rest)
+	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
 }
