@@ -1,0 +1,119 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-net/berth/internal/testworld"
+)
+
+// eventually polls cond until it holds; the bound only keeps a broken
+// daemon from hanging the test and asserts nothing about speed.
+func eventually(t *testing.T, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < time.Minute {
+		if cond() {
+			return time.Since(start)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s: still not true after a minute", what)
+	return 0
+}
+
+func daemonLog(t *testing.T, d *testworld.Daemon) string {
+	t.Helper()
+	b, err := os.ReadFile(d.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestFirewallHeals: when someone else flushes the ruleset or deletes
+// berth's table, the daemon notices (nftables notifications), logs it and
+// restores the table; containers reach the outside again without a restart.
+func TestFirewallHeals(t *testing.T) {
+	w, d := startWorld(t)
+	runSleeper(t, w, "c1")
+	if got := fetch(t, w, "c1"); got != "you are 198.51.100.2\n" {
+		t.Fatalf("c1 reached the outside as %q before the test", got)
+	}
+	want := snapshot(t, w).Rules
+	for _, cmd := range [][]string{
+		{"nft", "flush", "ruleset"},
+		{"nft", "delete", "table", "inet", "berth"},
+		{"nft", "flush", "table", "inet", "berth"},
+	} {
+		w.InHost(t, cmd...)
+		took := eventually(t, "table restored after "+strings.Join(cmd, " "), func() bool {
+			out, _, code := w.InHost(t, "nft", "-s", "list", "table", "inet", "berth")
+			return code == 0 && out == want
+		})
+		t.Logf("%s: table back after %v (polled)", strings.Join(cmd, " "), took)
+		if got := fetch(t, w, "c1"); got != "you are 198.51.100.2\n" {
+			t.Errorf("after %s and the heal, c1 reached the outside as %q", strings.Join(cmd, " "), got)
+		}
+	}
+	log := daemonLog(t, d)
+	if n := strings.Count(log, "changed by another process; restoring it"); n < 3 {
+		t.Errorf("daemon logged %d heals, want 3:\n%s", n, log)
+	}
+	if !strings.Contains(log, `comm=nft`) && !strings.Contains(log, `\"nft\"`) {
+		t.Errorf("daemon log does not say nft did it:\n%s", log)
+	}
+	// Our own changes are not heals: a network create/rm adds none.
+	before := strings.Count(daemonLog(t, d), "restoring it")
+	w.MustBerth(t, "network", "create", "quiet")
+	w.MustBerth(t, "network", "rm", "quiet")
+	runSleeper(t, w, "c2")
+	if after := strings.Count(daemonLog(t, d), "restoring it"); after != before {
+		t.Errorf("berth's own changes were healed: %d heals before, %d after", before, after)
+	}
+}
+
+// TestHostRouteWarnings: a route that overlaps a berth network (a VPN
+// coming up) shows as a warning in the log and in network inspect, and goes
+// when the route goes; new networks avoid routes of any table.
+func TestHostRouteWarnings(t *testing.T) {
+	w, d := startWorld(t)
+	w.InHost(t, "ip", "route", "add", "172.17.0.0/24", "dev", "eth0")
+	eventually(t, "a warning in network inspect", func() bool { return len(networkWarnings(t, w, "bridge")) == 1 })
+	warn := networkWarnings(t, w, "bridge")[0]
+	if !strings.Contains(warn, "route 172.17.0.0/24 dev eth0 overlaps network \"bridge\" (172.17.0.0/16)") {
+		t.Errorf("warning = %q", warn)
+	}
+	if !strings.Contains(daemonLog(t, d), "host route overlaps a berth network") {
+		t.Errorf("the daemon did not log the overlap:\n%s", daemonLog(t, d))
+	}
+	w.InHost(t, "ip", "route", "del", "172.17.0.0/24", "dev", "eth0")
+	eventually(t, "the warning gone", func() bool { return len(networkWarnings(t, w, "bridge")) == 0 })
+
+	// A route in another table keeps new networks off its subnet.
+	w.InHost(t, "ip", "route", "add", "172.18.0.0/24", "dev", "eth0", "table", "100")
+	w.MustBerth(t, "network", "create", "avoid")
+	n, _ := inspectNetwork(t, w.Berth, "avoid")
+	if got := n.IPAM.Config[0].Subnet; got == "172.18.0.0/16" {
+		t.Errorf("network avoid took %s, which a route in table 100 overlaps", got)
+	}
+	// The docker CLI still reads the inspect (it ignores the extra field).
+	w.InHost(t, "ip", "route", "add", "172.17.1.0/24", "dev", "eth0")
+	eventually(t, "a warning in network inspect", func() bool { return len(networkWarnings(t, w, "bridge")) == 1 })
+	if _, errOut, code := w.Docker(t, "network", "inspect", "bridge"); code != 0 {
+		t.Errorf("docker network inspect with a warning: exit %d: %s", code, errOut)
+	}
+}
+
+func networkWarnings(t *testing.T, w *testworld.World, name string) []string {
+	t.Helper()
+	out := w.MustBerth(t, "network", "inspect", name)
+	var got []struct{ Warnings []string }
+	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got) != 1 {
+		t.Fatalf("decode network inspect: %v\n%s", err, out)
+	}
+	return got[0].Warnings
+}
