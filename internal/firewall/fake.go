@@ -14,6 +14,7 @@ type Fake struct {
 	mu    sync.Mutex
 	nets  map[string]Network
 	calls []string
+	ports map[PortMapping]bool // fake_ports.go
 	// Err, when set, is returned by the next call, which then changes nothing.
 	Err error
 }
@@ -23,8 +24,8 @@ var _ Firewall = (*Fake)(nil)
 // NewFake returns an empty fake firewall.
 func NewFake() *Fake { return &Fake{nets: map[string]Network{}} }
 
-// Rebuild replaces the recorded networks with nets.
-func (f *Fake) Rebuild(_ context.Context, nets []Network) error {
+// Rebuild replaces the recorded networks with nets and the ports with ports.
+func (f *Fake) Rebuild(_ context.Context, nets []Network, ports ...PortMapping) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, "Rebuild")
@@ -34,6 +35,10 @@ func (f *Fake) Rebuild(_ context.Context, nets []Network) error {
 	if err := Validate(nets); err != nil {
 		return err
 	}
+	if err := ValidatePorts(ports); err != nil {
+		return err
+	}
+	f.setPorts(ports)
 	f.nets = map[string]Network{}
 	for _, n := range nets {
 		n.Subnet = n.Subnet.Masked()
@@ -83,7 +88,7 @@ func (f *Fake) Networks() []Network {
 
 // Ruleset returns what the real firewall would have in its table now.
 func (f *Fake) Ruleset() *Ruleset {
-	rs, err := Build(f.Networks())
+	rs, err := BuildWithPorts(f.Networks(), f.Ports())
 	if err != nil {
 		panic("fake firewall holds networks Build rejects: " + err.Error())
 	}

@@ -26,10 +26,16 @@ type Network struct {
 // Firewall is the packet filter as the network core sees it.
 // Every method is idempotent and applies its change as one atomic batch.
 type Firewall interface {
-	// Rebuild replaces berth's whole table with the rules for nets, atomically.
-	Rebuild(ctx context.Context, nets []Network) error
+	// Rebuild replaces berth's whole table with the rules for nets and the
+	// published ports, atomically.
+	Rebuild(ctx context.Context, nets []Network, ports ...PortMapping) error
 	// AddNetwork adds (or replaces) one network's rules.
 	AddNetwork(ctx context.Context, n Network) error
 	// DelNetwork removes one network's rules; a network without rules is not an error.
 	DelNetwork(ctx context.Context, n Network) error
+	// AddPorts publishes ports (map elements only, one batch); mappings
+	// already there are kept, a host port claimed twice is a conflict.
+	AddPorts(ctx context.Context, ps []PortMapping) error
+	// DelPorts withdraws published ports; unknown ones are not an error.
+	DelPorts(ctx context.Context, ps []PortMapping) error
 }

@@ -19,10 +19,11 @@ const (
 	HookPrerouting Hook = iota
 	HookForward
 	HookPostrouting
+	HookOutput
 )
 
 func (h Hook) String() string {
-	return [...]string{"prerouting", "forward", "postrouting"}[h]
+	return [...]string{"prerouting", "forward", "postrouting", "output"}[h]
 }
 
 // ChainType is the type of a base chain.
@@ -47,6 +48,7 @@ var (
 	PriorityRaw    = Priority{Name: "raw", Value: -300}
 	PriorityFilter = Priority{Name: "filter", Value: 0}
 	PrioritySrcNAT = Priority{Name: "srcnat", Value: 100}
+	PriorityDstNAT = Priority{Name: "dstnat", Value: -100}
 )
 
 // BaseChain makes a chain a base chain: hooked into the packet path, policy accept.
@@ -72,7 +74,9 @@ type Rule struct {
 func (r Rule) String() string {
 	parts := make([]string, 0, len(r.Stmts)+1)
 	for _, s := range r.Stmts {
-		parts = append(parts, s.String())
+		if str := s.String(); str != "" { // an implied dependency prints nothing
+			parts = append(parts, str)
+		}
 	}
 	if r.Comment != "" {
 		parts = append(parts, fmt.Sprintf("comment %q", r.Comment))
@@ -80,37 +84,52 @@ func (r Rule) String() string {
 	return strings.Join(parts, " ")
 }
 
-// KeyType is the key type of a verdict map.
+// KeyType is the key type of a map.
 type KeyType int
 
 // The key types of berth's verdict maps.
 const (
-	KeyIfname     KeyType = iota // 16 bytes, zero padded; interface name
-	KeyIPv4Prefix                // ipv4_addr with flags interval; one element per subnet
+	KeyIfname        KeyType = iota // 16 bytes, zero padded; interface name
+	KeyIPv4Prefix                   // ipv4_addr with flags interval; one element per subnet
+	KeyProtoPort                    // inet_proto . inet_service → ipv4_addr . inet_service (ports.go)
+	KeyAddrProtoPort                // ipv4_addr . inet_proto . inet_service → ipv4_addr . inet_service
 )
 
-// Map is a verdict map and its elements.
+// Map is a verdict map, or a port map (ports.go), and its elements.
 type Map struct {
 	Name     string
 	Key      KeyType
 	Elements []Element
 }
 
-// Element maps one key to a jump. Exactly one of Ifname and Prefix is set,
-// according to the map's key type.
+// Element maps one key to a jump, or a published port to its container.
+// Exactly one of Ifname, Prefix and Port is set, according to the map's key
+// type; Jump is set with Ifname and Prefix.
 type Element struct {
 	Map    string
 	Ifname string
 	Prefix netip.Prefix
 	Jump   string
+	Port   PortMapping
 }
 
 // KeyString is the element's key in nft syntax.
 func (e Element) KeyString() string {
-	if e.Prefix.IsValid() {
+	switch {
+	case e.Port.HostPort != 0:
+		return e.Port.keyString()
+	case e.Prefix.IsValid():
 		return e.Prefix.String()
 	}
 	return fmt.Sprintf("%q", e.Ifname)
+}
+
+// DataString is the element's data in nft syntax.
+func (e Element) DataString() string {
+	if e.Port.HostPort != 0 {
+		return e.Port.dataString()
+	}
+	return "jump " + e.Jump
 }
 
 // Stmt is one statement of a rule. The set is closed: firewall/nftables knows

@@ -36,6 +36,10 @@ func writeMap(b *strings.Builder, m Map) {
 		b.WriteString("\t\ttype ifname : verdict\n")
 	case KeyIPv4Prefix:
 		b.WriteString("\t\ttype ipv4_addr : verdict\n\t\tflags interval\n")
+	case KeyProtoPort:
+		b.WriteString("\t\ttype inet_proto . inet_service : ipv4_addr . inet_service\n")
+	case KeyAddrProtoPort:
+		b.WriteString("\t\ttype ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service\n")
 	}
 	for i, e := range m.Elements {
 		if i == 0 {
@@ -43,7 +47,7 @@ func writeMap(b *strings.Builder, m Map) {
 		} else {
 			b.WriteString(",\n\t\t\t     ")
 		}
-		fmt.Fprintf(b, "%s : jump %s", e.KeyString(), e.Jump)
+		fmt.Fprintf(b, "%s : %s", e.KeyString(), e.DataString())
 		if i == len(m.Elements)-1 {
 			b.WriteString(" }\n")
 		}

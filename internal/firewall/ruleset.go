@@ -95,6 +95,7 @@ func baseMaps() []Map {
 		{Name: MapFwdOut, Key: KeyIfname},
 		{Name: MapNatOut, Key: KeyIfname},
 		{Name: MapDirect, Key: KeyIPv4Prefix},
+		portMaps()[0], portMaps()[1],
 	}
 }
 
@@ -116,6 +117,7 @@ func baseChains() []Chain {
 			Base: &BaseChain{Type: TypeNAT, Hook: HookPostrouting, Priority: PrioritySrcNAT},
 			Rules: []Rule{
 				{Stmts: []Stmt{VmapLookup{Key: LookupIifname, Map: MapNatOut}}},
+				localhostMasqueradeRule(),
 			},
 		},
 		{
@@ -127,6 +129,7 @@ func baseChains() []Chain {
 				{Stmts: []Stmt{VmapLookup{Key: LookupDaddr, Map: MapDirect}}},
 			},
 		},
+		natChains()[0], natChains()[1],
 	}
 }
 
@@ -150,8 +153,12 @@ func rulesFor(n Network) NetworkRules {
 	// Docker puts "ct state established,related accept" first here too;
 	// before an unconditional accept it changes nothing, so berth leaves it out.
 	add(chainFwdOut(br), MapFwdOut, byIf, []Rule{accept("OUTGOING")})
+	natOut := []Rule{hairpinRule(n)}
 	if n.Masquerade {
-		add(chainNatOut(br), MapNatOut, byIf, []Rule{masqueradeRule(n)})
+		natOut = []Rule{masqueradeRule(n), hairpinRule(n)}
+	}
+	add(chainNatOut(br), MapNatOut, byIf, natOut)
+	if n.Masquerade {
 		// Docker drops direct access in nat mode only: without NAT the subnet
 		// is meant to be routed to, and the forward chain still drops
 		// unsolicited inbound traffic.
@@ -164,17 +171,11 @@ func rulesFor(n Network) NetworkRules {
 // pairwise ISOLATION chains: the final drop isolates berth networks from one
 // another and from the outside without a rule per pair.
 func inRules(n Network) []Rule {
-	rules := []Rule{
-		{Stmts: []Stmt{CtEstablishedRelated{}, Verdict{Kind: Accept}}},
-		iccRule(n, IfnameMatch{Dir: In, Name: n.Bridge}),
-	}
+	rules := []Rule{{Stmts: []Stmt{CtEstablishedRelated{}, Verdict{Kind: Accept}}}}
 	rules = append(rules, publishedPortRules(n)...)
+	rules = append(rules, iccRule(n, IfnameMatch{Dir: In, Name: n.Bridge}))
 	return append(rules, drop("INBOUND DROP"))
 }
-
-// publishedPortRules is where published ports will be accepted (a ct status
-// dnat rule, in a later issue); they must sit between ICC and the final drop.
-func publishedPortRules(Network) []Rule { return nil }
 
 // Internal networks: nothing in from elsewhere, nothing out to elsewhere;
 // ICC still decides traffic between its own containers.

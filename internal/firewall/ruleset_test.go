@@ -115,7 +115,7 @@ func TestRulesForMatchesBuild(t *testing.T) {
 			}
 		}
 	}
-	if diff := cmp.Diff(want, rs, cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
+	if diff := cmp.Diff(want, rs, cmpopts.EquateComparable(netip.Prefix{}, netip.Addr{})); diff != "" {
 		t.Errorf("Base + RulesFor differs from Build (-want +got):\n%s", diff)
 	}
 }

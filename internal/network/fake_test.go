@@ -154,15 +154,17 @@ func seqIDs() func() string {
 
 // fakeFirewall records the networks that have rules.
 type fakeFirewall struct {
-	mu   sync.Mutex
-	nets map[string]firewall.Network
+	mu    sync.Mutex
+	nets  map[string]firewall.Network
+	ports map[firewall.PortMapping]bool // ports_fake_test.go
 }
 
 func newFakeFirewall() *fakeFirewall { return &fakeFirewall{nets: map[string]firewall.Network{}} }
 
-func (f *fakeFirewall) Rebuild(_ context.Context, nets []firewall.Network) error {
+func (f *fakeFirewall) Rebuild(_ context.Context, nets []firewall.Network, ports ...firewall.PortMapping) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.setPortsLocked(ports)
 	f.nets = map[string]firewall.Network{}
 	for _, n := range nets {
 		f.nets[n.Bridge] = n

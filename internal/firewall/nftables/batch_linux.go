@@ -107,6 +107,9 @@ func (f *Firewall) queueChain(c preparedChain) {
 }
 
 func (f *Firewall) queueElements(es []firewall.Element) error {
+	if len(es) > 0 && es[0].Port.HostPort != 0 {
+		return f.queuePortElements(es, true) // many: chunked messages
+	}
 	for _, e := range es {
 		if err := f.conn.SetAddElements(setByName(e.Map), nftElements(e, true)); err != nil {
 			return fmt.Errorf("element %s of map %q: %w", e.KeyString(), e.Map, err)

@@ -24,13 +24,18 @@ var table = &nftlib.Table{Family: nftlib.TableFamilyINet, Name: firewall.TableNa
 // setIDs name the maps inside a batch; any distinct non-zero values do.
 // Fixed IDs also keep us off google/nftables' unsynchronised global counter.
 var setIDs = map[string]uint32{
-	firewall.MapFwdIn:  1,
-	firewall.MapFwdOut: 2,
-	firewall.MapNatOut: 3,
-	firewall.MapDirect: 4,
+	firewall.MapFwdIn:    1,
+	firewall.MapFwdOut:   2,
+	firewall.MapNatOut:   3,
+	firewall.MapDirect:   4,
+	firewall.MapPortsAny: 5,
+	firewall.MapPortsIP:  6,
 }
 
 func nftSet(m firewall.Map) *nftlib.Set {
+	if isPortMap(m.Key) {
+		return portSet(m)
+	}
 	s := &nftlib.Set{
 		Table:    table,
 		ID:       setIDs[m.Name],
@@ -60,6 +65,9 @@ func setByName(name string) *nftlib.Set {
 // (start, and end marked IntervalEnd) for a prefix. When withData is false the
 // verdict is left out, as a deletion needs only keys.
 func nftElements(e firewall.Element, withData bool) []nftlib.SetElement {
+	if e.Port.HostPort != 0 {
+		return []nftlib.SetElement{portElement(e.Port, withData)}
+	}
 	var v *expr.Verdict
 	if withData {
 		v = &expr.Verdict{Kind: expr.VerdictJump, Chain: e.Jump}
@@ -102,6 +110,7 @@ func nftChain(c firewall.Chain) *nftlib.Chain {
 		firewall.HookPrerouting:  nftlib.ChainHookPrerouting,
 		firewall.HookForward:     nftlib.ChainHookForward,
 		firewall.HookPostrouting: nftlib.ChainHookPostrouting,
+		firewall.HookOutput:      nftlib.ChainHookOutput,
 	}[c.Base.Hook]
 	ch.Priority = &prio
 	ch.Policy = &accept
@@ -160,7 +169,7 @@ func (tr *translation) stmt(s firewall.Stmt) ([]expr.Any, error) {
 	case firewall.Verdict:
 		return verdict(s)
 	}
-	return nil, fmt.Errorf("statement %T has no netlink form", s)
+	return tr.portStmt(s)
 }
 
 // addrMatch compares the address field against the prefix the way nft

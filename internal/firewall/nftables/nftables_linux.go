@@ -34,6 +34,8 @@ type Firewall struct {
 	// left alone, because re-adding base chain rules makes the kernel
 	// revalidate every jump in the table, which grows with the networks.
 	built bool
+	// ports are the published ports the table holds (ports_linux.go).
+	ports map[firewall.PortMapping]bool
 }
 
 var _ firewall.Firewall = (*Firewall)(nil)
@@ -60,25 +62,26 @@ func New(netnsPath string, log *slog.Logger) (*Firewall, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open nftables netlink socket (netns %q): %w", netnsPath, err)
 	}
-	return &Firewall{log: log, conn: conn, nets: map[string]firewall.Network{}}, nil
+	return &Firewall{log: log, conn: conn, nets: map[string]firewall.Network{}, ports: map[firewall.PortMapping]bool{}}, nil
 }
 
 // Close closes the netlink connection. The table stays as it is.
 func (f *Firewall) Close() error { return f.conn.CloseLasting() }
 
-// Rebuild deletes berth's table if it exists and adds it complete for nets,
-// in one batch: packets see either the old table or the new one.
-func (f *Firewall) Rebuild(ctx context.Context, nets []firewall.Network) error {
+// Rebuild deletes berth's table if it exists and adds it complete for nets
+// and the published ports, in one batch: packets see either the old table or
+// the new one.
+func (f *Firewall) Rebuild(ctx context.Context, nets []firewall.Network, ports ...firewall.PortMapping) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.rebuild(nets)
+	return f.rebuild(nets, ports)
 }
 
-func (f *Firewall) rebuild(nets []firewall.Network) error {
-	rs, err := firewall.Build(nets)
+func (f *Firewall) rebuild(nets []firewall.Network, ports []firewall.PortMapping) error {
+	rs, err := firewall.BuildWithPorts(nets, ports)
 	if err != nil {
 		return err
 	}
@@ -98,7 +101,11 @@ func (f *Firewall) rebuild(nets []firewall.Network) error {
 		n.Subnet = n.Subnet.Masked()
 		f.nets[n.Bridge] = n
 	}
-	f.log.Info("firewall table rebuilt", "networks", len(nets))
+	f.ports = make(map[firewall.PortMapping]bool, len(ports))
+	for _, m := range ports {
+		f.ports[normalPort(m)] = true
+	}
+	f.log.Info("firewall table rebuilt", "networks", len(nets), "ports", len(ports))
 	return nil
 }
 
@@ -131,7 +138,7 @@ func (f *Firewall) AddNetwork(ctx context.Context, n firewall.Network) error {
 		return nil
 	}
 	f.log.Warn("adding network rules failed, rebuilding the table", "bridge", n.Bridge, "error", err)
-	if rerr := f.rebuild(want); rerr != nil {
+	if rerr := f.rebuild(want, f.portList()); rerr != nil {
 		return fmt.Errorf("add rules of bridge %q: %w", n.Bridge, errors.Join(err, rerr))
 	}
 	return nil
@@ -191,7 +198,7 @@ func (f *Firewall) DelNetwork(ctx context.Context, n firewall.Network) error {
 		return nil
 	}
 	f.log.Warn("deleting network rules failed, rebuilding the table", "bridge", n.Bridge, "error", err)
-	if rerr := f.rebuild(f.othersThan(n.Bridge)); rerr != nil {
+	if rerr := f.rebuild(f.othersThan(n.Bridge), f.portList()); rerr != nil {
 		return fmt.Errorf("delete rules of bridge %q: %w", n.Bridge, errors.Join(err, rerr))
 	}
 	return nil

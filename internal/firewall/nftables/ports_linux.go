@@ -1,0 +1,261 @@
+package nftables
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/berth-net/berth/internal/firewall"
+	nftlib "github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// Published ports are elements of two maps (see firewall/ports.go). Adding or
+// removing a container's ports is one batch that touches only its elements,
+// so it costs the same with 10 or 10,000 other ports in the table.
+
+// elementsPerMessage bounds the elements of one NEWSETELEM/DELSETELEM
+// message: google/nftables nests them all in one attribute, whose length
+// field is 16 bits. An element of ports_ip takes about 60 bytes.
+const elementsPerMessage = 512
+
+// The registers nft uses for the port lookups (nft --debug=netlink): the key
+// is assembled from the 32-bit register that starts NFT_REG_1 onwards, and
+// the data (address, then port) comes back in the same registers.
+const (
+	regKey      = 1 // NFT_REG_1; its first 32 bits are NFT_REG32_00
+	regAfterKey = 9 // NFT_REG32_01
+	regThird    = 10
+	ipsDstNAT   = 1 << 5 // IPS_DST_NAT in ct status
+	rtnLocal    = 2      // RTN_LOCAL, fib's address type of a local address
+)
+
+var (
+	protoPortType     = nftlib.MustConcatSetType(nftlib.TypeInetProto, nftlib.TypeInetService)
+	addrProtoPortType = nftlib.MustConcatSetType(nftlib.TypeIPAddr, nftlib.TypeInetProto, nftlib.TypeInetService)
+	addrPortType      = nftlib.MustConcatSetType(nftlib.TypeIPAddr, nftlib.TypeInetService)
+)
+
+// portSet is the netlink form of a port map.
+func portSet(m firewall.Map) *nftlib.Set {
+	s := &nftlib.Set{
+		Table: table, ID: setIDs[m.Name], Name: m.Name, IsMap: true,
+		KeyType: protoPortType, DataType: addrPortType, KeyByteOrder: binaryutil.BigEndian,
+	}
+	if m.Key == firewall.KeyAddrProtoPort {
+		s.KeyType = addrProtoPortType
+	}
+	return s
+}
+
+func isPortMap(k firewall.KeyType) bool {
+	return k == firewall.KeyProtoPort || k == firewall.KeyAddrProtoPort
+}
+
+// portElement is the kernel form of a port map element: each part of a
+// concatenation padded to 4 bytes, as the registers hold it.
+func portElement(m firewall.PortMapping, withData bool) nftlib.SetElement {
+	var key []byte
+	if !m.AnyHostIP() {
+		key = append(key, m.HostIP.AsSlice()...)
+	}
+	key = append(key, byte(m.Proto), 0, 0, 0)
+	key = binary.BigEndian.AppendUint16(key, m.HostPort)
+	key = append(key, 0, 0)
+	e := nftlib.SetElement{Key: key}
+	if withData {
+		val := append(m.Addr.AsSlice(), 0, 0, 0, 0)
+		binary.BigEndian.PutUint16(val[4:], m.Port)
+		e.Val = val
+	}
+	return e
+}
+
+// portStmt translates the statements of firewall/ports.go.
+func (tr *translation) portStmt(s firewall.Stmt) ([]expr.Any, error) {
+	switch s := s.(type) {
+	case firewall.NfprotoIPv4:
+		return tr.ipv4Only(), nil
+	case firewall.FibDaddrLocal:
+		return []expr.Any{
+			&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(rtnLocal)},
+		}, nil
+	case firewall.CtStatusDNAT:
+		return []expr.Any{
+			&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(ipsDstNAT), Xor: make([]byte, 4)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+		}, nil
+	case firewall.DNATPortMap:
+		return tr.dnatPortMap(s), nil
+	}
+	return nil, fmt.Errorf("statement %T has no netlink form", s)
+}
+
+// dnatPortMap loads the key into consecutive 32-bit registers, looks it up
+// and DNATs to the address and port the lookup returned.
+func (tr *translation) dnatPortMap(d firewall.DNATPortMap) []expr.Any {
+	var exprs []expr.Any
+	protoReg, portReg, set := uint32(regKey), uint32(regAfterKey), firewall.MapPortsAny
+	if d.ByAddr {
+		exprs = append(tr.ipv4Only(), &expr.Payload{
+			DestRegister: regKey, Base: expr.PayloadBaseNetworkHeader, Offset: addrOffset(firewall.Daddr), Len: 4,
+		})
+		protoReg, portReg, set = regAfterKey, regThird, firewall.MapPortsIP
+	}
+	return append(exprs,
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: protoReg},
+		&expr.Payload{DestRegister: portReg, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Lookup{SourceRegister: regKey, DestRegister: regKey, IsDestRegSet: true, SetName: set, SetID: setIDs[set]},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: regKey, RegProtoMin: regAfterKey},
+	)
+}
+
+// queuePortElements adds (or, with add false, deletes) port elements,
+// grouped by map in messages of at most elementsPerMessage elements.
+func (f *Firewall) queuePortElements(es []firewall.Element, add bool) error {
+	byMap := map[string][]nftlib.SetElement{}
+	for _, e := range es {
+		byMap[e.Map] = append(byMap[e.Map], portElement(e.Port, add))
+	}
+	for _, name := range []string{firewall.MapPortsAny, firewall.MapPortsIP} {
+		for chunk := range slices.Chunk(byMap[name], elementsPerMessage) {
+			var err error
+			if add {
+				err = f.conn.SetAddElements(setByName(name), chunk)
+			} else {
+				err = f.conn.SetDeleteElements(setByName(name), chunk)
+			}
+			if err != nil {
+				return fmt.Errorf("elements of map %q: %w", name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// normalPort is the form mappings are remembered in: every-address ports
+// with the zero HostIP, so that 0.0.0.0 and "" are the same element.
+func normalPort(m firewall.PortMapping) firewall.PortMapping {
+	if m.AnyHostIP() {
+		m.HostIP = netip.Addr{}
+	}
+	return m
+}
+
+// portList returns the remembered mappings.
+func (f *Firewall) portList() []firewall.PortMapping {
+	out := make([]firewall.PortMapping, 0, len(f.ports))
+	for m := range f.ports {
+		out = append(out, m)
+	}
+	return out
+}
+
+// AddPorts adds the elements of ps in one batch; mappings already in the
+// table are left alone. A mapping whose host address, port and protocol
+// another mapping holds is a conflict and nothing is added.
+func (f *Firewall) AddPorts(ctx context.Context, ps []firewall.PortMapping) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var fresh []firewall.PortMapping
+	for _, m := range ps {
+		if m = normalPort(m); !f.ports[m] && !slices.Contains(fresh, m) {
+			fresh = append(fresh, m)
+		}
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	if err := firewall.ValidatePorts(append(f.portList(), fresh...)); err != nil {
+		return err
+	}
+	es, err := firewall.PortElements(fresh)
+	if err != nil {
+		return err
+	}
+	if err := f.applyPorts(es, true); err != nil {
+		f.log.Warn("adding published ports failed, rebuilding the table", "ports", len(fresh), "error", err)
+		if rerr := f.rebuild(f.othersThan(""), append(f.portList(), fresh...)); rerr != nil {
+			return fmt.Errorf("add %d published ports: %w", len(fresh), errors.Join(err, rerr))
+		}
+		return nil
+	}
+	for _, m := range fresh {
+		f.ports[m] = true
+	}
+	f.log.Debug("published ports added", "ports", len(fresh))
+	return nil
+}
+
+// DelPorts removes the elements of ps in one batch; mappings not in the
+// table are not an error.
+func (f *Firewall) DelPorts(ctx context.Context, ps []firewall.PortMapping) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var known []firewall.PortMapping
+	for _, m := range ps {
+		if m = normalPort(m); f.ports[m] && !slices.Contains(known, m) {
+			known = append(known, m)
+		}
+	}
+	if len(known) == 0 {
+		return nil
+	}
+	es := make([]firewall.Element, 0, len(known))
+	for _, m := range known {
+		es = append(es, firewall.Element{Map: mapOf(m), Port: m})
+	}
+	err := f.applyPorts(es, false)
+	for _, m := range known {
+		delete(f.ports, m)
+	}
+	if err != nil {
+		f.log.Warn("deleting published ports failed, rebuilding the table", "ports", len(known), "error", err)
+		if rerr := f.rebuild(f.othersThan(""), f.portList()); rerr != nil {
+			return fmt.Errorf("delete %d published ports: %w", len(known), errors.Join(err, rerr))
+		}
+		return nil
+	}
+	f.log.Debug("published ports deleted", "ports", len(known))
+	return nil
+}
+
+func mapOf(m firewall.PortMapping) string {
+	if m.AnyHostIP() {
+		return firewall.MapPortsAny
+	}
+	return firewall.MapPortsIP
+}
+
+// applyPorts sends one batch with the elements (and the skeleton, before the
+// table was first built by this Firewall).
+func (f *Firewall) applyPorts(es []firewall.Element, add bool) error {
+	if !f.built {
+		if err := f.queueSkeleton(); err != nil {
+			f.discard()
+			return err
+		}
+	}
+	if err := f.queuePortElements(es, add); err != nil {
+		f.discard()
+		return err
+	}
+	if err := f.flush(); err != nil {
+		return err
+	}
+	f.built = true
+	return nil
+}

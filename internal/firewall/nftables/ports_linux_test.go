@@ -1,0 +1,295 @@
+package nftables
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/firewall"
+	"github.com/berth-net/berth/internal/nstest"
+	"github.com/google/go-cmp/cmp"
+	nftlib "github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// The ports of firewall's testdata/ports.nft.
+var goldenPorts = []firewall.PortMapping{
+	{Proto: firewall.UDP, HostPort: 5353, Addr: netip.MustParseAddr("172.17.0.3"), Port: 53},
+	{Proto: firewall.TCP, HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 8081, Addr: netip.MustParseAddr("172.17.0.3"), Port: 80},
+	{Proto: firewall.TCP, HostIP: netip.MustParseAddr("0.0.0.0"), HostPort: 8080, Addr: netip.MustParseAddr("172.17.0.2"), Port: 80},
+	{Proto: firewall.TCP, HostIP: netip.MustParseAddr("198.51.100.2"), HostPort: 8081, Addr: netip.MustParseAddr("172.17.0.4"), Port: 8000},
+}
+
+// The port rules, with what `nft --debug=netlink` shows nft 1.0.6 sending
+// for the same text.
+var portRuleCases = []struct {
+	rule  firewall.Rule
+	text  string
+	debug string
+	want  []expr.Any
+}{
+	{
+		rule: firewall.Rule{Stmts: []firewall.Stmt{firewall.NfprotoIPv4{Implied: true}, firewall.FibDaddrLocal{}, firewall.DNATPortMap{ByAddr: true}}},
+		text: "fib daddr type local dnat ip to ip daddr . meta l4proto . th dport map @ports_ip",
+		debug: `[ meta load nfproto => reg 1 ]
+		        [ cmp eq reg 1 0x00000002 ]
+		        [ fib daddr type => reg 1 ]
+		        [ cmp eq reg 1 0x00000002 ]
+		        [ payload load 4b @ network header + 16 => reg 1 ]
+		        [ meta load l4proto => reg 9 ]
+		        [ payload load 2b @ transport header + 2 => reg 10 ]
+		        [ lookup reg 1 set ports_ip dreg 1 ]
+		        [ nat dnat ip addr_min reg 1 proto_min reg 9 ]`,
+		want: []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
+			&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(2)},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 9},
+			&expr.Payload{DestRegister: 10, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			&expr.Lookup{SourceRegister: 1, DestRegister: 1, IsDestRegSet: true, SetName: "ports_ip", SetID: 6},
+			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 9},
+		},
+	},
+	{
+		rule: firewall.Rule{Stmts: []firewall.Stmt{firewall.NfprotoIPv4{}, firewall.FibDaddrLocal{}, firewall.DNATPortMap{}}},
+		text: "meta nfproto ipv4 fib daddr type local dnat ip to meta l4proto . th dport map @ports_any",
+		debug: `[ meta load nfproto => reg 1 ]
+		        [ cmp eq reg 1 0x00000002 ]
+		        [ fib daddr type => reg 1 ]
+		        [ cmp eq reg 1 0x00000002 ]
+		        [ meta load l4proto => reg 1 ]
+		        [ payload load 2b @ transport header + 2 => reg 9 ]
+		        [ lookup reg 1 set ports_any dreg 1 ]
+		        [ nat dnat ip addr_min reg 1 proto_min reg 9 ]`,
+		want: []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
+			&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(2)},
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Payload{DestRegister: 9, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			&expr.Lookup{SourceRegister: 1, DestRegister: 1, IsDestRegSet: true, SetName: "ports_any", SetID: 5},
+			&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 9},
+		},
+	},
+	{
+		rule: firewall.Rule{Stmts: []firewall.Stmt{firewall.IfnameMatch{Dir: firewall.Out, Name: "berth0"}, firewall.CtStatusDNAT{}, firewall.Masquerade{}}},
+		text: `oifname "berth0" ct status dnat masquerade`,
+		debug: `[ meta load oifname => reg 1 ]
+		        [ cmp eq reg 1 0x74726562 0x00003068 0x00000000 0x00000000 ]
+		        [ ct load status => reg 1 ]
+		        [ bitwise reg 1 = ( reg 1 & 0x00000020 ) ^ 0x00000000 ]
+		        [ cmp neq reg 1 0x00000000 ]
+		        [ masq ]`,
+		want: []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte("berth0\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")},
+			&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: binaryutil.NativeEndian.PutUint32(0x20), Xor: []byte{0, 0, 0, 0}},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0, 0, 0, 0}},
+			&expr.Masq{},
+		},
+	},
+}
+
+func TestPortRuleTranslation(t *testing.T) {
+	ch := &nftlib.Chain{Table: table, Name: "c"}
+	for _, tc := range portRuleCases {
+		t.Run(tc.text, func(t *testing.T) {
+			if got := tc.rule.String(); got != tc.text {
+				t.Errorf("model prints %q, want %q", got, tc.text)
+			}
+			r, err := nftRule(ch, tc.rule)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, r.Exprs); diff != "" {
+				t.Errorf("expressions differ from nft's\n%s\n(-want +got):\n%s", tc.debug, diff)
+			}
+		})
+	}
+}
+
+// TestPortElements checks the element bytes against nft --debug=netlink:
+// "element 00000006 0000901f : 020011ac 00005000" for tcp . 8080 : 172.17.0.2 . 80.
+func TestPortElements(t *testing.T) {
+	ctr := netip.MustParseAddr("172.17.0.2")
+	tests := []struct {
+		name string
+		m    firewall.PortMapping
+		want nftlib.SetElement
+	}{
+		{"any address", firewall.PortMapping{Proto: firewall.TCP, HostPort: 8080, Addr: ctr, Port: 80},
+			nftlib.SetElement{Key: []byte{6, 0, 0, 0, 0x1f, 0x90, 0, 0}, Val: []byte{172, 17, 0, 2, 0, 80, 0, 0}}},
+		{"one address", firewall.PortMapping{Proto: firewall.UDP, HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 53, Addr: ctr, Port: 5353},
+			nftlib.SetElement{Key: []byte{127, 0, 0, 1, 17, 0, 0, 0, 0, 53, 0, 0}, Val: []byte{172, 17, 0, 2, 0x14, 0xe9, 0, 0}}},
+	}
+	for _, tc := range tests {
+		if diff := cmp.Diff(tc.want, portElement(tc.m, true)); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tc.name, diff)
+		}
+		if got := portElement(tc.m, false); got.Val != nil {
+			t.Errorf("%s: a deletion carries data %v", tc.name, got.Val)
+		}
+	}
+}
+
+// TestRebuildWithPortsMatchesGolden applies testdata/ports.nft through
+// netlink and through nft -f and requires the same listing.
+func TestRebuildWithPortsMatchesGolden(t *testing.T) {
+	nstest.RequireRoot(t)
+	fw, ns := newTestFirewall(t)
+	if err := fw.Rebuild(context.Background(), []firewall.Network{defaultBridge}, goldenPorts...); err != nil {
+		t.Fatalf("Rebuild: %v", err)
+	}
+	golden := filepath.Join("..", "testdata", "ports.nft")
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := listTable(t, ns)
+	if diff := cmp.Diff(normalize(string(want)), normalize(got)); diff != "" {
+		t.Errorf("kernel table differs from %s (-golden +kernel):\n%s", golden, diff)
+	}
+	viaNft := nstest.New(t)
+	run(t, viaNft, "nft", "-f", golden)
+	if diff := cmp.Diff(zeroCounters(listTable(t, viaNft)), zeroCounters(got)); diff != "" {
+		t.Errorf("nft -f and netlink give different tables (-nft +netlink):\n%s", diff)
+	}
+}
+
+// checkPorts compares the kernel's table with Build for nets and ports.
+func checkPorts(t *testing.T, ns, step string, nets []firewall.Network, ports []firewall.PortMapping) {
+	t.Helper()
+	rs, err := firewall.BuildWithPorts(nets, ports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(normalize(rs.String()), normalize(listTable(t, ns))); diff != "" {
+		t.Errorf("%s: table differs (-want +kernel):\n%s", step, diff)
+	}
+}
+
+func TestAddAndDelPorts(t *testing.T) {
+	nstest.RequireRoot(t)
+	ctx := context.Background()
+	fw, ns := newTestFirewall(t)
+	nets := []firewall.Network{defaultBridge}
+	// Before any Rebuild: AddPorts asserts the skeleton in its own batch.
+	if err := fw.AddPorts(ctx, goldenPorts[:2]); err != nil {
+		t.Fatalf("AddPorts on an empty namespace: %v", err)
+	}
+	checkPorts(t, ns, "add before rebuild", nil, goldenPorts[:2])
+	if err := fw.AddNetwork(ctx, defaultBridge); err != nil {
+		t.Fatal(err)
+	}
+	checkPorts(t, ns, "add network keeps ports", nets, goldenPorts[:2])
+	if err := fw.AddPorts(ctx, goldenPorts); err != nil {
+		t.Fatalf("AddPorts with two already there: %v", err)
+	}
+	checkPorts(t, ns, "add all", nets, goldenPorts)
+	taken := goldenPorts[2]
+	taken.Addr = netip.MustParseAddr("172.17.0.9")
+	if err := fw.AddPorts(ctx, []firewall.PortMapping{taken}); !errdefs.Is(err, errdefs.KindConflict) {
+		t.Errorf("AddPorts of a taken host port = %v, want a conflict", err)
+	}
+	checkPorts(t, ns, "after conflict", nets, goldenPorts)
+	if err := fw.DelPorts(ctx, goldenPorts[1:3]); err != nil {
+		t.Fatal(err)
+	}
+	remaining := []firewall.PortMapping{goldenPorts[0], goldenPorts[3]}
+	checkPorts(t, ns, "delete two", nets, remaining)
+	if err := fw.DelPorts(ctx, goldenPorts[1:3]); err != nil {
+		t.Errorf("deleting them again: %v", err)
+	}
+	if err := fw.DelNetwork(ctx, defaultBridge); err != nil {
+		t.Fatal(err)
+	}
+	checkPorts(t, ns, "delete network keeps ports", nil, remaining)
+	if err := fw.Rebuild(ctx, nets); err != nil {
+		t.Fatal(err)
+	}
+	checkPorts(t, ns, "rebuild without ports", nets, nil)
+	if err := fw.DelPorts(ctx, remaining); err != nil {
+		t.Errorf("deleting ports a rebuild dropped: %v", err)
+	}
+}
+
+// TestPortsSurviveRepair: when a port batch fails because the table was
+// changed behind berth's back, the table is rebuilt from what berth knows.
+func TestPortsSurviveRepair(t *testing.T) {
+	nstest.RequireRoot(t)
+	ctx := context.Background()
+	fw, ns := newTestFirewall(t)
+	nets := []firewall.Network{defaultBridge}
+	if err := fw.Rebuild(ctx, nets, goldenPorts...); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ns, "nft", "delete", "element", "inet", "berth", "ports_any", "{ udp . 5353 }")
+	run(t, ns, "nft", "delete", "element", "inet", "berth", "ports_ip", "{ 127.0.0.1 . tcp . 8081 }")
+	// The kernel refuses to delete a missing element, which fails the batch.
+	if err := fw.DelPorts(ctx, goldenPorts[:1]); err != nil {
+		t.Fatalf("DelPorts on a damaged table: %v", err)
+	}
+	checkPorts(t, ns, "repaired", nets, goldenPorts[1:])
+}
+
+// TestTenThousandPorts publishes 10,000 ports in one AddPorts, which needs
+// chunked element messages and big socket buffers, and removes them in one
+// DelPorts.
+func TestTenThousandPorts(t *testing.T) {
+	nstest.RequireRoot(t)
+	ctx := context.Background()
+	fw, ns := newTestFirewall(t)
+	if err := fw.Rebuild(ctx, []firewall.Network{defaultBridge}); err != nil {
+		t.Fatal(err)
+	}
+	ps := manyPorts(10000)
+	if err := fw.AddPorts(ctx, ps); err != nil {
+		t.Fatalf("AddPorts: %v", err)
+	}
+	if got := countElements(t, ns); got != len(ps) {
+		t.Errorf("kernel holds %d elements, want %d", got, len(ps))
+	}
+	if err := fw.Rebuild(ctx, []firewall.Network{defaultBridge}, ps...); err != nil {
+		t.Fatalf("Rebuild with 10,000 ports: %v", err)
+	}
+	if got := countElements(t, ns); got != len(ps) {
+		t.Errorf("after Rebuild the kernel holds %d elements, want %d", got, len(ps))
+	}
+	if err := fw.DelPorts(ctx, ps); err != nil {
+		t.Fatalf("DelPorts: %v", err)
+	}
+	if got := countElements(t, ns); got != 0 {
+		t.Errorf("kernel holds %d elements after DelPorts", got)
+	}
+}
+
+// manyPorts returns n mappings: host ports 20000… on every address to
+// 100 ports each of n/100 containers.
+func manyPorts(n int) []firewall.PortMapping {
+	ps := make([]firewall.PortMapping, n)
+	for i := range ps {
+		ctr := netip.AddrFrom4([4]byte{172, 17, byte(1 + i/100/250), byte(2 + i/100%250)})
+		ps[i] = firewall.PortMapping{Proto: firewall.TCP, HostPort: uint16(20000 + i), Addr: ctr, Port: uint16(8000 + i%100)}
+	}
+	return ps
+}
+
+func countElements(t *testing.T, ns string) int {
+	t.Helper()
+	n := 0
+	for _, m := range []string{firewall.MapPortsAny, firewall.MapPortsIP} {
+		out := output(t, ns, "nft", "list", "map", "inet", "berth", m)
+		n += strings.Count(out, " : ")
+	}
+	return n - 2 // each map's "type … : …" line
+}

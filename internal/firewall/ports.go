@@ -1,0 +1,288 @@
+package firewall
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/berth-net/berth/internal/errdefs"
+)
+
+// Published ports are two maps and two base chains, whatever their number:
+// each packet to a local address does one lookup in ports_ip (ports bound to
+// one host address) and, failing that, one in ports_any (ports bound to
+// every address). Docker and netavark add a rule per port instead, so their
+// per-packet cost and their batch size grow with the ports (moby#53466).
+const (
+	MapPortsAny = "ports_any" // l4proto . dport → container addr . port
+	MapPortsIP  = "ports_ip"  // daddr . l4proto . dport → container addr . port
+
+	ChainNatPrerouting = "nat_prerouting"
+	ChainNatOutput     = "nat_output"
+)
+
+// Proto is a published port's transport protocol, as its IP protocol number.
+type Proto uint8
+
+// The protocols berth publishes.
+const (
+	TCP Proto = 6
+	UDP Proto = 17
+)
+
+func (p Proto) String() string {
+	switch p {
+	case TCP:
+		return "tcp"
+	case UDP:
+		return "udp"
+	}
+	return fmt.Sprintf("proto-%d", uint8(p))
+}
+
+// ParseProto reads "tcp" or "udp"; "" means tcp, as in Docker's "80" for "80/tcp".
+func ParseProto(s string) (Proto, error) {
+	switch strings.ToLower(s) {
+	case "", "tcp":
+		return TCP, nil
+	case "udp":
+		return UDP, nil
+	}
+	return 0, errdefs.Invalid("invalid proto %q: berth publishes tcp and udp ports", s)
+}
+
+// PortMapping is one published port: traffic for HostIP:HostPort goes to
+// Addr:Port. An invalid or unspecified HostIP means every local address.
+type PortMapping struct {
+	Proto    Proto
+	HostIP   netip.Addr
+	HostPort uint16
+	Addr     netip.Addr // the container's address
+	Port     uint16
+}
+
+// AnyHostIP reports whether the mapping is published on every local address.
+func (m PortMapping) AnyHostIP() bool { return !m.HostIP.IsValid() || m.HostIP.IsUnspecified() }
+
+func (m PortMapping) String() string {
+	host := "0.0.0.0"
+	if !m.AnyHostIP() {
+		host = m.HostIP.String()
+	}
+	return fmt.Sprintf("%s:%d->%s:%d/%s", host, m.HostPort, m.Addr, m.Port, m.Proto)
+}
+
+// mapName is the map that holds the mapping's element.
+func (m PortMapping) mapName() string {
+	if m.AnyHostIP() {
+		return MapPortsAny
+	}
+	return MapPortsIP
+}
+
+// keyString is the element key in nft syntax.
+func (m PortMapping) keyString() string {
+	if m.AnyHostIP() {
+		return fmt.Sprintf("%s . %d", m.Proto, m.HostPort)
+	}
+	return fmt.Sprintf("%s . %s . %d", m.HostIP, m.Proto, m.HostPort)
+}
+
+// dataString is the element's data in nft syntax.
+func (m PortMapping) dataString() string { return fmt.Sprintf("%s . %d", m.Addr, m.Port) }
+
+// conflictKey identifies the host side of a mapping for conflict checks.
+type conflictKey struct {
+	proto Proto
+	port  uint16
+	ip    netip.Addr // the zero Addr for every address
+}
+
+func (m PortMapping) conflictKey() conflictKey {
+	k := conflictKey{proto: m.Proto, port: m.HostPort}
+	if !m.AnyHostIP() {
+		k.ip = m.HostIP
+	}
+	return k
+}
+
+// validatePort checks one mapping on its own.
+func validatePort(m PortMapping) error {
+	if m.Proto != TCP && m.Proto != UDP {
+		return errdefs.Invalid("port mapping %s: protocol must be tcp or udp", m)
+	}
+	if m.HostPort == 0 || m.Port == 0 {
+		return errdefs.Invalid("port mapping %s: ports must be 1 to 65535", m)
+	}
+	if !m.Addr.Is4() {
+		return errdefs.Invalid("port mapping %s: container address must be IPv4", m)
+	}
+	if m.HostIP.IsValid() && !m.HostIP.Is4() {
+		return errdefs.Invalid("port mapping %s: host address must be IPv4", m)
+	}
+	return nil
+}
+
+// ValidatePorts checks each mapping and that no two claim the same host
+// address, port and protocol; a port on every address also collides with
+// the same port on one address, as binding it would.
+func ValidatePorts(ps []PortMapping) error {
+	seen := make(map[conflictKey]PortMapping, len(ps))
+	anyPort := make(map[conflictKey]PortMapping)
+	for _, m := range ps {
+		if err := validatePort(m); err != nil {
+			return err
+		}
+		k := m.conflictKey()
+		if o, ok := seen[k]; ok {
+			return errdefs.Conflict("port mapping %s conflicts with %s", m, o)
+		}
+		seen[k] = m
+		anyKey := conflictKey{proto: m.Proto, port: m.HostPort}
+		if o, ok := anyPort[anyKey]; ok && (o.AnyHostIP() || m.AnyHostIP()) {
+			return errdefs.Conflict("port mapping %s conflicts with %s", m, o)
+		}
+		if _, ok := anyPort[anyKey]; !ok || m.AnyHostIP() {
+			anyPort[anyKey] = m
+		}
+	}
+	return nil
+}
+
+// PortElements returns the map elements of ps, sorted by map and key, after
+// ValidatePorts.
+func PortElements(ps []PortMapping) ([]Element, error) {
+	if err := ValidatePorts(ps); err != nil {
+		return nil, err
+	}
+	out := make([]Element, 0, len(ps))
+	for _, m := range ps {
+		if m.AnyHostIP() {
+			m.HostIP = netip.Addr{} // one spelling of "every address"
+		}
+		out = append(out, Element{Map: m.mapName(), Port: m})
+	}
+	slices.SortFunc(out, compareElements)
+	return out, nil
+}
+
+func compareElements(a, b Element) int {
+	return cmp.Or(
+		cmp.Compare(a.Map, b.Map),
+		a.Port.HostIP.Compare(b.Port.HostIP),
+		cmp.Compare(a.Port.Proto, b.Port.Proto),
+		cmp.Compare(a.Port.HostPort, b.Port.HostPort),
+	)
+}
+
+// BuildWithPorts is Build plus the published ports' map elements.
+func BuildWithPorts(nets []Network, ports []PortMapping) (*Ruleset, error) {
+	rs, err := Build(nets)
+	if err != nil {
+		return nil, err
+	}
+	es, err := PortElements(ports)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range es {
+		i := slices.IndexFunc(rs.Maps, func(m Map) bool { return m.Name == e.Map })
+		rs.Maps[i].Elements = append(rs.Maps[i].Elements, e)
+	}
+	return rs, nil
+}
+
+func portMaps() []Map {
+	return []Map{
+		{Name: MapPortsAny, Key: KeyProtoPort},
+		{Name: MapPortsIP, Key: KeyAddrProtoPort},
+	}
+}
+
+// natChains DNAT packets for a local address through the port maps, both
+// arriving (prerouting) and sent by the host itself (output), so that
+// 127.0.0.1:PORT and the host's own addresses work without a proxy. ports_ip
+// is looked up first: a port bound to one address wins over none at all.
+func natChains() []Chain {
+	rules := func() []Rule {
+		return []Rule{
+			// nft lists the IPv4 dependency of "ip daddr" implicitly.
+			{Stmts: []Stmt{NfprotoIPv4{Implied: true}, FibDaddrLocal{}, DNATPortMap{ByAddr: true}}},
+			{Stmts: []Stmt{NfprotoIPv4{}, FibDaddrLocal{}, DNATPortMap{}}},
+		}
+	}
+	return []Chain{
+		{Name: ChainNatPrerouting, Base: &BaseChain{Type: TypeNAT, Hook: HookPrerouting, Priority: PriorityDstNAT}, Rules: rules()},
+		// nft 1.0 names -100 "dstnat" on prerouting only and lists the number here.
+		{Name: ChainNatOutput, Base: &BaseChain{Type: TypeNAT, Hook: HookOutput, Priority: Priority{Name: "-100", Value: -100}}, Rules: rules()},
+	}
+}
+
+// localhostMasqueradeRule gives DNATed connections from 127.0.0.0/8 a
+// source the container can answer (the bridge's address). The kernel only
+// routes such packets out of the bridge with route_localnet=1 on it, which
+// the bridge driver sets.
+func localhostMasqueradeRule() Rule {
+	return Rule{
+		Stmts:   []Stmt{AddrMatch{Field: Saddr, Prefix: netip.MustParsePrefix("127.0.0.0/8")}, CtStatusDNAT{}, Masquerade{}},
+		Comment: "LOCALHOST PORTS",
+	}
+}
+
+// hairpinRule masquerades DNATed traffic that goes back out of the bridge
+// it came from: without it the target container would answer its neighbour
+// directly, from an address the neighbour never talked to.
+func hairpinRule(n Network) Rule {
+	return Rule{
+		Stmts:   []Stmt{IfnameMatch{Dir: Out, Name: n.Bridge}, CtStatusDNAT{}, Masquerade{}},
+		Comment: "HAIRPIN",
+	}
+}
+
+// publishedPortRules accept traffic into the network that a port map
+// DNATed. They sit before the ICC rule: a published port is meant for
+// everyone, including neighbours that reach it through a host address
+// while ICC is off.
+func publishedPortRules(Network) []Rule {
+	return []Rule{{Stmts: []Stmt{CtStatusDNAT{}, Verdict{Kind: Accept}}, Comment: "PUBLISHED PORTS"}}
+}
+
+// NfprotoIPv4 matches IPv4 packets ("meta nfproto ipv4"). Implied marks the
+// dependency that nft adds and lists silently before "ip daddr" reads.
+type NfprotoIPv4 struct{ Implied bool }
+
+func (n NfprotoIPv4) String() string {
+	if n.Implied {
+		return ""
+	}
+	return "meta nfproto ipv4"
+}
+
+// FibDaddrLocal matches packets for an address of the host.
+type FibDaddrLocal struct{}
+
+func (FibDaddrLocal) String() string { return "fib daddr type local" }
+
+// CtStatusDNAT matches connections whose destination was NATed.
+type CtStatusDNAT struct{}
+
+func (CtStatusDNAT) String() string { return "ct status dnat" }
+
+// DNATPortMap rewrites the destination to the address and port a port map
+// holds for the packet: ports_ip keyed by daddr too when ByAddr is set,
+// ports_any otherwise. A packet whose key is not there goes on unchanged.
+type DNATPortMap struct{ ByAddr bool }
+
+func (d DNATPortMap) String() string {
+	if d.ByAddr {
+		return "dnat ip to ip daddr . meta l4proto . th dport map @" + MapPortsIP
+	}
+	return "dnat ip to meta l4proto . th dport map @" + MapPortsAny
+}
+
+func (NfprotoIPv4) isStmt()   {}
+func (FibDaddrLocal) isStmt() {}
+func (CtStatusDNAT) isStmt()  {}
+func (DNATPortMap) isStmt()   {}
