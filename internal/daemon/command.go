@@ -38,6 +38,8 @@ func NewCommand() *cobra.Command {
 	f.StringVar(&cfg.BridgeName, "bridge-name", "berth0", "device name of the default bridge network")
 	f.IntVar(&cfg.Group, "group", -1, "group ID that may use the socket (default: root only)")
 	f.BoolVarP(&debug, "debug", "D", false, "debug logging")
+	f.StringVar(&cfg.ResolvConf, "resolv-conf", "", "host resolver configuration to read instead of /etc/resolv.conf (for tests)")
+	_ = f.MarkHidden("resolv-conf")
 	return cmd
 }
 

@@ -5,6 +5,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/berth-net/berth/internal/api"
 	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/dns"
 	"github.com/berth-net/berth/internal/driver/bridge"
 	"github.com/berth-net/berth/internal/firewall/nftables"
 	"github.com/berth-net/berth/internal/network"
@@ -33,6 +35,8 @@ type Config struct {
 	Host       string // unix:///run/berth/berth.sock
 	BridgeName string // berth0
 	Group      int    // socket group; -1 keeps root's
+	// ResolvConf is the host's resolver configuration ("" means /etc/resolv.conf).
+	ResolvConf string
 	Log        *slog.Logger
 }
 
@@ -47,6 +51,7 @@ type Daemon struct {
 	driver   *bridge.Driver
 	resolv   resolvConf
 	hostname string
+	dns      *dns.Manager // embedded resolvers, one per sandbox on a user network
 
 	// stopWatchers ends the nftables and route watchers (heal.go).
 	stopWatchers func()
@@ -94,7 +99,7 @@ func New(cfg Config) (*Daemon, error) {
 func (d *Daemon) build() error {
 	var err error
 	d.hostname, _ = os.Hostname()
-	d.resolv = readResolvConf("/etc/resolv.conf")
+	d.resolv = readResolvConf(cmp.Or(d.cfg.ResolvConf, "/etc/resolv.conf"))
 	sbs, err := sandbox.NewManager(filepath.Join(d.cfg.ExecRoot, "netns"))
 	if err != nil {
 		return err
@@ -111,6 +116,7 @@ func (d *Daemon) build() error {
 		Log: d.log.With("component", "network"), DefaultBridgeName: d.cfg.BridgeName,
 		Nameservers: d.resolv.nameservers,
 	})
+	d.dns = d.newDNS()
 	d.runtime, err = runtime.New(runtime.Config{
 		StateDir:  filepath.Join(d.cfg.ExecRoot, "runc"),
 		BundleDir: filepath.Join(d.cfg.ExecRoot, "containers"),

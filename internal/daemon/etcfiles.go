@@ -54,6 +54,9 @@ func (d *Daemon) writeHosts(c *container.Container) error {
 // (they are unreachable from a container), as Docker does for the default
 // bridge; --dns/--dns-search/--dns-option replace the host's values.
 func (d *Daemon) resolvConfFor(c *container.Container) string {
+	if s, ok := d.embeddedResolvConf(c); ok {
+		return s
+	}
 	var b strings.Builder
 	search, opts := d.resolv.search, d.resolv.options
 	if len(c.Config.DNSSearch) > 0 {

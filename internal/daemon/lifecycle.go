@@ -57,6 +57,7 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState) (err error) {
 	c.State.SandboxID, c.State.SandboxKey = sb.ID, sb.Key
 	defer func() {
 		if err != nil {
+			d.stopDNS(sb.ID)
 			err = errors.Join(err, d.net.DeleteSandbox(context.Background(), sb.ID))
 			c.State.SandboxID, c.State.SandboxKey = "", ""
 			_ = d.putContainer(c)
@@ -72,6 +73,9 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState) (err error) {
 		}); err != nil {
 			return err
 		}
+	}
+	if err := d.startDNS(c); err != nil {
+		return err
 	}
 	if err := d.writeEtcFiles(c, mode); err != nil {
 		return err
@@ -124,6 +128,7 @@ func (d *Daemon) onExit(cs *ctrState, code int, exited chan struct{}) {
 	sbID := c.State.SandboxID
 	var errs []error
 	if sbID != "" {
+		d.stopDNS(sbID)
 		errs = append(errs, d.net.DeleteSandbox(context.Background(), sbID))
 	}
 	errs = append(errs, d.runtime.Release(c.ID))

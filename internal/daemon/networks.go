@@ -69,6 +69,7 @@ func (d *Daemon) ConnectNetwork(ctx context.Context, netRef, ctrRef string, req 
 		}); err != nil {
 			return err
 		}
+		d.connectDNS(c)
 	}
 	if c.Config.Networks == nil {
 		c.Config.Networks = map[string]container.EndpointRequest{}

@@ -44,6 +44,7 @@ func (d *Daemon) restoreContainers(ctx context.Context) error {
 			if _, err := d.net.Sandbox(c.State.SandboxID); err == nil || c.State.SandboxID == "" {
 				cs.proc = proc
 				live[c.State.SandboxID] = true
+				d.restoreDNS(c)
 				go d.monitor(cs, proc, cs.exited)
 				d.log.Info("re-adopted running container", "name", c.Name, "id", c.ShortID(), "pid", proc.Pid)
 				continue

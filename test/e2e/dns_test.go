@@ -1,0 +1,298 @@
+package e2e
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	mdns "github.com/miekg/dns"
+
+	"github.com/berth-net/berth/internal/sandbox"
+	"github.com/berth-net/berth/internal/testworld"
+)
+
+// upstreamDNS is the outside world's name server on 203.0.113.10:53 (UDP
+// and TCP): example.test → 203.0.113.10, big.test → truncated over UDP and
+// 60 addresses over TCP, everything else NXDOMAIN. It records what it was
+// asked ("udp example.test.").
+type upstreamDNS struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+// startUpstreamDNS listens inside the outside namespace (sockets made on a
+// thread in it, served from here) and writes a resolv.conf naming it for
+// the daemon's --resolv-conf; it returns that file's path.
+func startUpstreamDNS(t *testing.T, w *testworld.World) (*upstreamDNS, string) {
+	t.Helper()
+	at := netip.AddrPortFrom(testworld.ServerAddr, 53).String()
+	var (
+		pc net.PacketConn
+		l  net.Listener
+	)
+	err := sandbox.Do(w.OutsideNS, func() error {
+		var err error
+		if pc, err = net.ListenPacket("udp4", at); err != nil {
+			return err
+		}
+		l, err = net.Listen("tcp4", at)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("listen on %s in the outside world: %v", at, err)
+	}
+	u := &upstreamDNS{}
+	for _, srv := range []*mdns.Server{
+		{PacketConn: pc, Handler: u.handler("udp")},
+		{Listener: l, Handler: u.handler("tcp")},
+	} {
+		started := make(chan struct{})
+		srv.NotifyStartedFunc = func() { close(started) }
+		go srv.ActivateAndServe()
+		<-started
+		t.Cleanup(func() { srv.Shutdown() })
+	}
+	conf := filepath.Join(w.Dir, "host-resolv.conf")
+	// No search line: busybox nslookup asks a dotless name only with the
+	// search domains appended (ping, through libc, asks it as it is).
+	content := "nameserver 127.0.0.53\nnameserver " + testworld.ServerAddr.String() + "\noptions edns0\n"
+	if err := os.WriteFile(conf, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return u, conf
+}
+
+func (u *upstreamDNS) handler(proto string) mdns.HandlerFunc {
+	return func(rw mdns.ResponseWriter, q *mdns.Msg) {
+		name := strings.ToLower(q.Question[0].Name)
+		u.mu.Lock()
+		u.seen = append(u.seen, proto+" "+name)
+		u.mu.Unlock()
+		resp := new(mdns.Msg).SetReply(q)
+		a := func(addr string) {
+			resp.Answer = append(resp.Answer, &mdns.A{Hdr: mdns.RR_Header{Name: q.Question[0].Name, Rrtype: mdns.TypeA,
+				Class: mdns.ClassINET, Ttl: 60}, A: net.ParseIP(addr)})
+		}
+		switch {
+		case name == "example.test." && q.Question[0].Qtype == mdns.TypeA:
+			a(testworld.ServerAddr.String())
+		case name == "example.test.":
+		case name == "big.test." && proto == "udp":
+			resp.Truncated = true
+		case name == "big.test.":
+			for i := 1; i <= 60; i++ {
+				a(netip.AddrFrom4([4]byte{198, 18, 0, byte(i)}).String())
+			}
+		default:
+			resp.Rcode = mdns.RcodeNameError
+		}
+		rw.WriteMsg(resp)
+	}
+}
+
+func (u *upstreamDNS) asked(q string) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return slices.Contains(u.seen, q)
+}
+
+var nslookupAddr = regexp.MustCompile(`(?m)^Address(?: \d+)?:\s+(\d+\.\d+\.\d+\.\d+)\s*$`)
+
+// lookup runs busybox nslookup in a container and returns the IPv4
+// addresses it printed for name (the server's own "Address:" line, with a
+// port, is not one of them), sorted, and its whole output.
+func lookup(t *testing.T, w *testworld.World, from, name string) ([]string, string) {
+	t.Helper()
+	out, errOut, _ := w.Berth(t, "exec", from, "nslookup", "-type=a", name)
+	var addrs []string
+	if _, rest, ok := strings.Cut(out, "Name:"); ok {
+		for _, m := range nslookupAddr.FindAllStringSubmatch(rest, -1) {
+			addrs = append(addrs, m[1])
+		}
+	}
+	slices.Sort(addrs)
+	return addrs, out + errOut
+}
+
+func addrList(as ...netip.Addr) []string {
+	var out []string
+	for _, a := range as {
+		out = append(out, a.String())
+	}
+	slices.Sort(out)
+	return out
+}
+
+// wantLookup checks that from resolves name to exactly want (nothing, when want is empty).
+func wantLookup(t *testing.T, w *testworld.World, from, name string, want ...netip.Addr) {
+	t.Helper()
+	got, out := lookup(t, w, from, name)
+	if !slices.Equal(got, addrList(want...)) {
+		t.Errorf("%s resolves %q to %v, want %v\n%s", from, name, got, addrList(want...), out)
+	}
+}
+
+func catFile(t *testing.T, w *testworld.World, ctr, path string) string {
+	t.Helper()
+	out, _, _ := w.Berth(t, "exec", ctr, "cat", path)
+	return out
+}
+
+// TestDNSNames: on a user network, containers find each other by name,
+// short ID and alias (a shared alias gives every address), ping by name,
+// and their resolv.conf names 127.0.0.11; names do not cross networks and
+// the default bridge has none; a container on two networks is found at its
+// address on the network shared with the asker.
+func TestDNSNames(t *testing.T) {
+	w := testworld.New(t)
+	_, conf := startUpstreamDNS(t, w)
+	w.Start(t, "--resolv-conf", conf)
+	w.Busybox(t)
+	w.MustBerth(t, "network", "create", "dnsnet")
+	w.MustBerth(t, "network", "create", "other")
+	runSleeper(t, w, "alpha", "--network", "dnsnet", "--network-alias", "db")
+	runSleeper(t, w, "bravo", "--network", "dnsnet", "--network-alias", "db", "--network-alias", "Bravo-Alias")
+	runSleeper(t, w, "charlie", "--network", "other")
+	runSleeper(t, w, "delta")
+	runSleeper(t, w, "echo")
+	a, b := networkIP(t, w, "alpha", "dnsnet"), networkIP(t, w, "bravo", "dnsnet")
+	c := networkIP(t, w, "charlie", "other")
+
+	if got, want := catFile(t, w, "alpha", "/etc/resolv.conf"), "nameserver 127.0.0.11\noptions ndots:0 edns0\n"; got != want {
+		t.Errorf("alpha's resolv.conf:\n%s\nwant:\n%s", got, want)
+	}
+	wantLookup(t, w, "alpha", "bravo", b)
+	wantLookup(t, w, "alpha", "BRAVO", b)
+	wantLookup(t, w, "alpha", inspect(t, w, "{{.Id}}", "bravo")[:12], b)
+	wantLookup(t, w, "alpha", "bravo-alias", b)
+	wantLookup(t, w, "alpha", "db", a, b)
+	wantLookup(t, w, "alpha", "bravo.dnsnet", b)
+	if _, _, code := w.Berth(t, "exec", "alpha", "ping", "-c", "1", "-W", "2", "bravo"); code != 0 {
+		t.Errorf("alpha cannot ping bravo by name")
+	}
+	out, _, _ := w.Berth(t, "exec", "alpha", "nslookup", b.String())
+	if !strings.Contains(out, "bravo.dnsnet") {
+		t.Errorf("reverse lookup of %s from alpha:\n%s\nwant bravo.dnsnet", b, out)
+	}
+
+	// Scope: not across networks, nothing on the default bridge.
+	wantLookup(t, w, "alpha", "charlie")
+	wantLookup(t, w, "charlie", "alpha")
+	wantLookup(t, w, "delta", "echo")
+	wantLookup(t, w, "alpha", "delta")
+	if got := catFile(t, w, "delta", "/etc/resolv.conf"); !strings.Contains(got, "nameserver "+testworld.ServerAddr.String()) || strings.Contains(got, "127.0.0") {
+		t.Errorf("delta (default bridge) resolv.conf = %q, want the host's servers without loopback ones", got)
+	}
+
+	// Two networks: foxtrot is found at its address on the shared network.
+	runSleeper(t, w, "foxtrot", "--network", "dnsnet")
+	w.MustBerth(t, "network", "connect", "other", "foxtrot")
+	wantLookup(t, w, "alpha", "foxtrot", networkIP(t, w, "foxtrot", "dnsnet"))
+	wantLookup(t, w, "charlie", "foxtrot", networkIP(t, w, "foxtrot", "other"))
+	wantLookup(t, w, "foxtrot", "charlie", c)
+	wantLookup(t, w, "foxtrot", "alpha", a)
+}
+
+// TestDNSChangesAtOnce: answers follow rm, disconnect and connect as soon
+// as the command returns (one query each, no retry loop); a container on
+// the default bridge that connects to a user network gets the resolver.
+func TestDNSChangesAtOnce(t *testing.T) {
+	w := testworld.New(t)
+	_, conf := startUpstreamDNS(t, w)
+	w.Start(t, "--resolv-conf", conf)
+	w.Busybox(t)
+	w.MustBerth(t, "network", "create", "dnsnet")
+	runSleeper(t, w, "alpha", "--network", "dnsnet", "--network-alias", "db")
+	runSleeper(t, w, "bravo", "--network", "dnsnet", "--network-alias", "db")
+	runSleeper(t, w, "golf", "--network", "dnsnet")
+	runSleeper(t, w, "hotel")
+	a := networkIP(t, w, "alpha", "dnsnet")
+	wantLookup(t, w, "alpha", "db", a, networkIP(t, w, "bravo", "dnsnet"))
+
+	w.MustBerth(t, "rm", "-f", "bravo")
+	wantLookup(t, w, "alpha", "bravo")
+	wantLookup(t, w, "alpha", "db", a)
+
+	w.MustBerth(t, "network", "disconnect", "dnsnet", "golf")
+	wantLookup(t, w, "alpha", "golf")
+
+	w.MustBerth(t, "network", "connect", "--alias", "late", "dnsnet", "hotel")
+	h := networkIP(t, w, "hotel", "dnsnet")
+	wantLookup(t, w, "alpha", "hotel", h)
+	wantLookup(t, w, "alpha", "late", h)
+	if got := catFile(t, w, "hotel", "/etc/resolv.conf"); !strings.Contains(got, "nameserver 127.0.0.11\n") {
+		t.Errorf("hotel's resolv.conf after connecting to a user network = %q, want 127.0.0.11", got)
+	}
+	wantLookup(t, w, "hotel", "alpha", a)
+
+	// Through the docker CLI: run --network-alias reaches the resolver.
+	if _, errOut, code := w.Docker(t, "run", "-d", "--name", "india", "--network", "dnsnet", "--network-alias", "dockalias",
+		testworld.BusyboxImage, "sh", "-c", "while true; do sleep 3600; done"); code != 0 {
+		t.Fatalf("docker run: exit %d: %s", code, errOut)
+	}
+	wantLookup(t, w, "alpha", "dockalias", networkIP(t, w, "india", "dnsnet"))
+}
+
+// TestDNSForwarding: other names go to the host's upstream (the loopback
+// one in the daemon's resolv.conf is skipped), NXDOMAIN comes back as
+// such, a truncated upstream answer is asked again over TCP, and a
+// container only on an --internal network gets SERVFAIL at once while its
+// peers still resolve.
+func TestDNSForwarding(t *testing.T) {
+	w := testworld.New(t)
+	up, conf := startUpstreamDNS(t, w)
+	w.Start(t, "--resolv-conf", conf)
+	w.Busybox(t)
+	w.MustBerth(t, "network", "create", "dnsnet")
+	w.MustBerth(t, "network", "create", "--internal", "sealed")
+	runSleeper(t, w, "alpha", "--network", "dnsnet")
+	runSleeper(t, w, "juliet", "--network", "sealed")
+	runSleeper(t, w, "kilo", "--network", "sealed")
+
+	wantLookup(t, w, "alpha", "example.test", testworld.ServerAddr)
+	if !up.asked("udp example.test.") {
+		t.Errorf("the upstream never saw example.test over UDP")
+	}
+	_, out := lookup(t, w, "alpha", "nx.test")
+	if !strings.Contains(out, "NXDOMAIN") {
+		t.Errorf("nslookup nx.test:\n%s\nwant NXDOMAIN", out)
+	}
+	lookup(t, w, "alpha", "big.test")
+	if !up.asked("tcp big.test.") {
+		t.Errorf("a truncated answer for big.test was not asked again over TCP")
+	}
+
+	wantLookup(t, w, "juliet", "kilo", networkIP(t, w, "kilo", "sealed"))
+	_, out = lookup(t, w, "juliet", "sealed-only.test")
+	if !strings.Contains(out, "SERVFAIL") {
+		t.Errorf("nslookup sealed-only.test on an internal network:\n%s\nwant SERVFAIL (an answer, not a timeout)", out)
+	}
+	if up.asked("udp sealed-only.test.") || up.asked("tcp sealed-only.test.") {
+		t.Errorf("a query from a container only on an internal network went upstream")
+	}
+}
+
+// TestDNSSurvivesRestart: after a daemon restart the re-adopted containers
+// resolve each other again (the resolvers are made anew).
+func TestDNSSurvivesRestart(t *testing.T) {
+	w := testworld.New(t)
+	_, conf := startUpstreamDNS(t, w)
+	d := w.Start(t, "--resolv-conf", conf)
+	w.Busybox(t)
+	w.MustBerth(t, "network", "create", "dnsnet")
+	runSleeper(t, w, "alpha", "--network", "dnsnet")
+	runSleeper(t, w, "bravo", "--network", "dnsnet", "--network-alias", "db")
+	b := networkIP(t, w, "bravo", "dnsnet")
+	wantLookup(t, w, "alpha", "db", b)
+	d.Stop()
+	w.Start(t, "--resolv-conf", conf)
+	wantLookup(t, w, "alpha", "bravo", b)
+	wantLookup(t, w, "alpha", "db", b)
+	wantLookup(t, w, "alpha", "example.test", testworld.ServerAddr)
+}
