@@ -26,7 +26,9 @@ type Config struct {
 	Driver    Driver
 	Sandboxes SandboxManager
 	Firewall  firewall.Firewall
-	Log       *slog.Logger
+	// Ports holds published host ports (internal/portalloc); nil checks nothing.
+	Ports PortHolder
+	Log   *slog.Logger
 	// DefaultBridgeName is the device of the predefined "bridge" network (berth0).
 	DefaultBridgeName string
 	// Nameservers are the host's resolvers; pools that contain one are skipped.
@@ -230,6 +232,7 @@ func cloneEndpoint(ep *Endpoint) *Endpoint {
 	cp := *ep
 	cp.MAC = append(cp.MAC[:0:0], ep.MAC...)
 	cp.Aliases = append([]string(nil), ep.Aliases...)
+	cp.Ports = append([]PortMapping(nil), ep.Ports...)
 	return &cp
 }
 

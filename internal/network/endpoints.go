@@ -19,6 +19,8 @@ type JoinRequest struct {
 	IPv4        netip.Addr // a static address (--ip); invalid means "allocate"
 	MAC         string     // --mac-address; "" means random
 	Aliases     []string
+	// Ports to publish on this endpoint (the container's first network).
+	Ports []PortRequest
 }
 
 // HostIfNameFunc and MACFunc make the random names and MACs of new
@@ -108,11 +110,17 @@ func (c *Controller) Join(ctx context.Context, sandboxID, netRef string, req Joi
 	if err != nil {
 		return nil, err
 	}
+	if err := c.recordPorts(n, ep, req.Ports); err != nil {
+		return nil, errors.Join(err, c.forgetEndpoint(ep))
+	}
 	if n.Driver == DriverBridge {
 		if err := c.cfg.Driver.Join(sb.Key, endpointSpec(n, ep)); err != nil {
 			err = fmt.Errorf("join network %q: %w", n.Name, err)
 			return nil, errors.Join(err, c.forgetEndpoint(ep))
 		}
+	}
+	if err := c.addPorts(ctx, ep); err != nil {
+		return nil, errors.Join(err, c.leave(ctx, sb, ep, true))
 	}
 	c.mu.Lock()
 	ep.State = EndpointReady
@@ -258,6 +266,9 @@ func (c *Controller) leave(ctx context.Context, sb *Sandbox, ep *Endpoint, sandb
 	if err != nil {
 		return err
 	}
+	if err := c.delPorts(ctx, ep); err != nil {
+		return err
+	}
 	if n != nil && n.Driver == DriverBridge {
 		if err := c.cfg.Driver.Leave(sb.Key, endpointSpec(n, ep)); err != nil {
 			return fmt.Errorf("leave network %q: %w", n.Name, err)
@@ -266,8 +277,11 @@ func (c *Controller) leave(ctx context.Context, sb *Sandbox, ep *Endpoint, sandb
 	return c.forgetEndpoint(ep)
 }
 
-// forgetEndpoint releases ep's address and deletes its record.
+// forgetEndpoint releases ep's host ports and address and deletes its record.
 func (c *Controller) forgetEndpoint(ep *Endpoint) error {
+	if err := c.releasePorts(ep); err != nil {
+		c.log.Warn("releasing host ports", "err", err) // the record must go anyway
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if sp, ok := c.spaces[ep.NetworkID]; ok && ep.Address.IsValid() {

@@ -27,6 +27,7 @@ func (c *Controller) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.reholdPorts()
 	var errs []error
 	errs = append(errs, c.finishRemovals(ctx)...)
 	errs = append(errs, c.ensureBridges()...)
@@ -133,7 +134,7 @@ func (c *Controller) rebuildFirewall(ctx context.Context) error {
 			nets = append(nets, firewallNetwork(n))
 		}
 	}
-	if err := c.cfg.Firewall.Rebuild(ctx, nets); err != nil {
+	if err := c.cfg.Firewall.Rebuild(ctx, nets, c.publishedPorts()...); err != nil {
 		return fmt.Errorf("rebuild firewall: %w", err)
 	}
 	return nil

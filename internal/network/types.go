@@ -104,6 +104,8 @@ type Endpoint struct {
 	StaticIP bool          `json:"staticIP,omitempty"`
 	Aliases  []string      `json:"aliases,omitempty"`
 	State    EndpointState `json:"state"`
+	// Ports are the endpoint's published ports, resolved (ports.go).
+	Ports []PortMapping `json:"ports,omitempty"`
 }
 
 // Sandbox is a container's network stack: one network namespace, bind-mounted at Key.

@@ -1,0 +1,253 @@
+package network
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/firewall"
+)
+
+// Published ports belong to an endpoint, as in libnetwork's bridge driver:
+// Join resolves and records them (intent first), holds the host ports, makes
+// the veth pair and then adds the firewall's map elements; Leave removes the
+// elements first, then the veth, then lets the host ports go.
+
+// PortRequest is one port a user asked to publish, parsed at the API edge.
+type PortRequest struct {
+	Proto string // "tcp" or "udp"
+	Port  uint16 // in the container
+	// HostIP is the host address to publish on; invalid means the network's
+	// host_binding_ipv4 (0.0.0.0 unless set): every address.
+	HostIP netip.Addr
+	// HostPortStart..HostPortEnd is the host port or the range to pick one
+	// from; 0 means an ephemeral port the kernel chooses.
+	HostPortStart, HostPortEnd uint16
+}
+
+// PortMapping is one published port of an endpoint as recorded.
+type PortMapping struct {
+	Proto    string     `json:"proto"`
+	HostIP   netip.Addr `json:"hostIP"`
+	HostPort uint16     `json:"hostPort"`
+	Port     uint16     `json:"port"`
+}
+
+func (m PortMapping) String() string {
+	return fmt.Sprintf("%s:%d->%d/%s", m.HostIP, m.HostPort, m.Port, m.Proto)
+}
+
+// HostPortRequest asks the PortHolder for one host port of a range.
+type HostPortRequest struct {
+	Proto      string
+	HostIP     netip.Addr // 0.0.0.0 for every address
+	Start, End uint16     // 0, 0: ephemeral
+}
+
+// HostPort is a host port the PortHolder holds.
+type HostPort struct {
+	Proto  string
+	HostIP netip.Addr
+	Port   uint16
+}
+
+// PortHolder keeps host ports from other processes while they are published
+// (internal/portalloc binds a socket on each), so that a port some host
+// process already uses is refused and none can take it later.
+type PortHolder interface {
+	// Hold takes one port per request, all or none. A port in use is an
+	// errdefs conflict.
+	Hold(reqs []HostPortRequest) ([]HostPort, error)
+	// Release lets the ports go; unknown ones are not an error.
+	Release(ps []HostPort) error
+}
+
+// noPorts is the PortHolder of a controller configured without one: it
+// checks nothing and hands out the first port of each range.
+type noPorts struct{}
+
+func (noPorts) Hold(reqs []HostPortRequest) ([]HostPort, error) {
+	out := make([]HostPort, len(reqs))
+	for i, r := range reqs {
+		if r.Start == 0 {
+			return nil, errdefs.Invalid("no port holder to choose an ephemeral port")
+		}
+		out[i] = HostPort{Proto: r.Proto, HostIP: r.HostIP, Port: r.Start}
+	}
+	return out, nil
+}
+
+func (noPorts) Release([]HostPort) error { return nil }
+
+func (c *Controller) portHolder() PortHolder {
+	if c.cfg.Ports == nil {
+		return noPorts{}
+	}
+	return c.cfg.Ports
+}
+
+// validatePortRequests checks requests before anything is held.
+func validatePortRequests(reqs []PortRequest) error {
+	for _, r := range reqs {
+		if _, err := firewall.ParseProto(r.Proto); err != nil {
+			return err
+		}
+		if r.Port == 0 {
+			return errdefs.Invalid("invalid container port 0/%s", r.Proto)
+		}
+		if r.HostIP.IsValid() && !r.HostIP.Is4() {
+			return errdefs.Invalid("invalid host IP %s for port %d/%s: berth publishes on IPv4 addresses", r.HostIP, r.Port, r.Proto)
+		}
+		if r.HostPortEnd < r.HostPortStart || (r.HostPortStart == 0) != (r.HostPortEnd == 0) {
+			return errdefs.Invalid("invalid host port range %d-%d for port %d/%s", r.HostPortStart, r.HostPortEnd, r.Port, r.Proto)
+		}
+	}
+	return nil
+}
+
+// holdPorts resolves ep's port requests on n: it holds the host ports and
+// records the mappings on ep (not yet in the store; the caller puts ep).
+// Ports on host and null networks are ignored, as Docker ignores them.
+func (c *Controller) holdPorts(n *Network, ep *Endpoint, reqs []PortRequest) error {
+	if len(reqs) == 0 || n.Driver != DriverBridge {
+		return nil
+	}
+	if err := validatePortRequests(reqs); err != nil {
+		return err
+	}
+	hreqs := make([]HostPortRequest, len(reqs))
+	for i, r := range reqs {
+		ip := r.HostIP
+		if !ip.IsValid() {
+			ip = n.Bridge.HostBindingIPv4
+		}
+		if !ip.IsValid() {
+			ip = netip.IPv4Unspecified()
+		}
+		hreqs[i] = HostPortRequest{Proto: r.Proto, HostIP: ip, Start: r.HostPortStart, End: r.HostPortEnd}
+	}
+	held, err := c.portHolder().Hold(hreqs)
+	if err != nil {
+		return err
+	}
+	ep.Ports = make([]PortMapping, len(reqs))
+	for i, r := range reqs {
+		ep.Ports[i] = PortMapping{Proto: held[i].Proto, HostIP: held[i].HostIP, HostPort: held[i].Port, Port: r.Port}
+	}
+	return nil
+}
+
+// releasePorts lets ep's host ports go.
+func (c *Controller) releasePorts(ep *Endpoint) error {
+	if len(ep.Ports) == 0 {
+		return nil
+	}
+	if err := c.portHolder().Release(hostPorts(ep.Ports)); err != nil {
+		return fmt.Errorf("release host ports of endpoint %s: %w", ep.ID[:12], err)
+	}
+	return nil
+}
+
+func hostPorts(ms []PortMapping) []HostPort {
+	out := make([]HostPort, len(ms))
+	for i, m := range ms {
+		out[i] = HostPort{Proto: m.Proto, HostIP: m.HostIP, Port: m.HostPort}
+	}
+	return out
+}
+
+// firewallPorts is what the firewall needs of ep's mappings.
+func firewallPorts(ep *Endpoint) []firewall.PortMapping {
+	out := make([]firewall.PortMapping, 0, len(ep.Ports))
+	for _, m := range ep.Ports {
+		proto, err := firewall.ParseProto(m.Proto)
+		if err != nil || !ep.Address.IsValid() {
+			continue // validated before it was recorded
+		}
+		out = append(out, firewall.PortMapping{Proto: proto, HostIP: m.HostIP, HostPort: m.HostPort, Addr: ep.Address.Addr(), Port: m.Port})
+	}
+	return out
+}
+
+// addPorts publishes ep's ports in the firewall.
+func (c *Controller) addPorts(ctx context.Context, ep *Endpoint) error {
+	if len(ep.Ports) == 0 {
+		return nil
+	}
+	if err := c.cfg.Firewall.AddPorts(ctx, firewallPorts(ep)); err != nil {
+		return fmt.Errorf("publish ports of endpoint %s: %w", ep.ID[:12], err)
+	}
+	return nil
+}
+
+// delPorts withdraws ep's ports from the firewall.
+func (c *Controller) delPorts(ctx context.Context, ep *Endpoint) error {
+	if len(ep.Ports) == 0 {
+		return nil
+	}
+	if err := c.cfg.Firewall.DelPorts(ctx, firewallPorts(ep)); err != nil {
+		return fmt.Errorf("withdraw ports of endpoint %s: %w", ep.ID[:12], err)
+	}
+	return nil
+}
+
+// publishedPorts returns the mappings of every ready endpoint, for the
+// firewall's rebuild.
+func (c *Controller) publishedPorts() []firewall.PortMapping {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []firewall.PortMapping
+	for _, ep := range c.endpoints {
+		if ep.State == EndpointReady {
+			out = append(out, firewallPorts(ep)...)
+		}
+	}
+	return out
+}
+
+// reholdPorts takes the host ports of ready endpoints again after a
+// restart (the daemon's sockets died with it). A port that some other
+// process took meanwhile stays published in the firewall — the container
+// still owns it — and is logged.
+func (c *Controller) reholdPorts() {
+	c.mu.Lock()
+	var want []HostPort
+	for _, ep := range c.endpoints {
+		if ep.State == EndpointReady {
+			want = append(want, hostPorts(ep.Ports)...)
+		}
+	}
+	c.mu.Unlock()
+	for _, hp := range want {
+		req := HostPortRequest{Proto: hp.Proto, HostIP: hp.HostIP, Start: hp.Port, End: hp.Port}
+		if _, err := c.portHolder().Hold([]HostPortRequest{req}); err != nil {
+			c.log.Warn("cannot hold published host port again", "port", fmt.Sprintf("%s:%d/%s", hp.HostIP, hp.Port, hp.Proto), "err", err)
+		}
+	}
+}
+
+// PortsOf returns the published ports of the endpoints of a sandbox, in
+// interface order.
+func (c *Controller) PortsOf(sandboxID string) []PortMapping {
+	var out []PortMapping
+	for _, a := range c.Attachments(sandboxID) {
+		out = append(out, a.Endpoint.Ports...)
+	}
+	return slices.Clip(out)
+}
+
+// recordPorts holds ep's host ports and records the mappings with ep
+// before any kernel object is made for them.
+func (c *Controller) recordPorts(n *Network, ep *Endpoint, reqs []PortRequest) error {
+	if len(reqs) == 0 {
+		return nil
+	}
+	if err := c.holdPorts(n, ep, reqs); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.putEndpointLocked(ep)
+}

@@ -1,0 +1,317 @@
+package network
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/firewall"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+// fakeHolder holds host ports in a map, with the overlap rules of bind(2):
+// a port on 0.0.0.0 collides with the same port on any one address.
+type fakeHolder struct {
+	mu   sync.Mutex
+	held map[HostPort]bool
+	busy map[HostPort]bool // "host processes" using ports
+	next uint16            // the next ephemeral port
+}
+
+func newFakeHolder() *fakeHolder {
+	return &fakeHolder{held: map[HostPort]bool{}, busy: map[HostPort]bool{}, next: 32768}
+}
+
+func (h *fakeHolder) taken(p HostPort) bool {
+	for _, m := range []map[HostPort]bool{h.held, h.busy} {
+		for _, ip := range []netip.Addr{p.HostIP, anyIP} {
+			if m[HostPort{Proto: p.Proto, HostIP: ip, Port: p.Port}] {
+				return true
+			}
+		}
+		if p.HostIP.IsUnspecified() && len(m) < 100 { // small maps: look for one address
+			for o := range m {
+				if o.Proto == p.Proto && o.Port == p.Port {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func (h *fakeHolder) Hold(reqs []HostPortRequest) ([]HostPort, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []HostPort
+	undo := func() {
+		for _, p := range out {
+			delete(h.held, p)
+		}
+	}
+	for _, r := range reqs {
+		start, end := r.Start, r.End
+		if start == 0 {
+			start, end = h.next, h.next
+			h.next++
+		}
+		var got *HostPort
+		for port := int(start); port <= int(end); port++ {
+			p := HostPort{Proto: r.Proto, HostIP: r.HostIP, Port: uint16(port)}
+			if !h.taken(p) {
+				got = &p
+				break
+			}
+		}
+		if got == nil {
+			undo()
+			return nil, errdefs.Conflict("Bind for %s:%d failed: port is already allocated", r.HostIP, start)
+		}
+		h.held[*got] = true
+		out = append(out, *got)
+	}
+	return out, nil
+}
+
+func (h *fakeHolder) Release(ps []HostPort) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range ps {
+		delete(h.held, p)
+	}
+	return nil
+}
+
+func (h *fakeHolder) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.held)
+}
+
+// portRig is a rig whose controller holds ports through a fakeHolder.
+type portRig struct {
+	*rig
+	ports *fakeHolder
+}
+
+func newPortRig(t *testing.T) *portRig {
+	t.Helper()
+	r := &portRig{rig: newRig(t), ports: newFakeHolder()}
+	r.restartWith(t, r.ports)
+	return r
+}
+
+// restartWith starts a new controller over the same state, as a daemon
+// restart does; a new holder models the sockets that died with the daemon.
+func (r *portRig) restartWith(t *testing.T, h *fakeHolder) {
+	t.Helper()
+	r.ports = h
+	r.c = New(Config{
+		Store: r.st, Driver: r.drv, Sandboxes: r.sbs, Firewall: r.fw, Ports: h,
+		Nameservers: []netip.Addr{netip.MustParseAddr("10.255.255.53")},
+		NewID:       r.ids,
+		Now:         func() time.Time { return time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC) },
+	})
+	if err := r.c.Start(context.Background()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+}
+
+var (
+	anyIP   = netip.IPv4Unspecified()
+	localIP = netip.MustParseAddr("127.0.0.1")
+	cmpAddr = cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})
+)
+
+func TestJoinPublishesPorts(t *testing.T) {
+	r := newPortRig(t)
+	ctx := context.Background()
+	sb := r.sandbox(t, "c1")
+	ep := r.join(t, sb, "bridge", JoinRequest{ContainerID: "c1", Name: "web", Ports: []PortRequest{
+		{Proto: "tcp", Port: 80, HostPortStart: 8080, HostPortEnd: 8080},
+		{Proto: "udp", Port: 53, HostIP: localIP, HostPortStart: 5353, HostPortEnd: 5353},
+		{Proto: "tcp", Port: 443}, // ephemeral
+		{Proto: "tcp", Port: 81, HostPortStart: 8080, HostPortEnd: 8090}, // first free of a range
+	}})
+	want := []PortMapping{
+		{Proto: "tcp", HostIP: anyIP, HostPort: 8080, Port: 80},
+		{Proto: "udp", HostIP: localIP, HostPort: 5353, Port: 53},
+		{Proto: "tcp", HostIP: anyIP, HostPort: 32768, Port: 443},
+		{Proto: "tcp", HostIP: anyIP, HostPort: 8081, Port: 81},
+	}
+	if diff := cmp.Diff(want, ep.Ports, cmpAddr); diff != "" {
+		t.Errorf("endpoint ports (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want, r.c.PortsOf(sb.ID), cmpAddr); diff != "" {
+		t.Errorf("PortsOf (-want +got):\n%s", diff)
+	}
+	ctr := netip.MustParseAddr("172.17.0.2")
+	wantFW := []firewall.PortMapping{
+		{Proto: firewall.UDP, HostIP: localIP, HostPort: 5353, Addr: ctr, Port: 53},
+		{Proto: firewall.TCP, HostPort: 8080, Addr: ctr, Port: 80},
+		{Proto: firewall.TCP, HostPort: 8081, Addr: ctr, Port: 81},
+		{Proto: firewall.TCP, HostPort: 32768, Addr: ctr, Port: 443},
+	}
+	if diff := cmp.Diff(wantFW, r.fw.portList(), cmpAddr); diff != "" {
+		t.Errorf("firewall ports (-want +got):\n%s", diff)
+	}
+	if err := r.c.Leave(ctx, sb.ID, "bridge"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.fw.portList()); n != 0 {
+		t.Errorf("%d ports left in the firewall after Leave", n)
+	}
+	if n := r.ports.count(); n != 0 {
+		t.Errorf("%d host ports still held after Leave", n)
+	}
+}
+
+func TestHostBindingOption(t *testing.T) {
+	r := newPortRig(t)
+	ctx := context.Background()
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "local", Options: map[string]string{OptHostBindingIPv4: "127.0.0.1"}}); err != nil {
+		t.Fatal(err)
+	}
+	sb := r.sandbox(t, "c1")
+	ep := r.join(t, sb, "local", JoinRequest{ContainerID: "c1", Name: "web", Ports: []PortRequest{
+		{Proto: "tcp", Port: 80, HostPortStart: 8080, HostPortEnd: 8080},
+		{Proto: "tcp", Port: 81, HostIP: anyIP, HostPortStart: 8081, HostPortEnd: 8081}, // explicit wins
+	}})
+	want := []PortMapping{
+		{Proto: "tcp", HostIP: localIP, HostPort: 8080, Port: 80},
+		{Proto: "tcp", HostIP: anyIP, HostPort: 8081, Port: 81},
+	}
+	if diff := cmp.Diff(want, ep.Ports, cmpAddr); diff != "" {
+		t.Errorf("ports (-want +got):\n%s", diff)
+	}
+}
+
+// TestPortConflictsLeaveNothing: a refused join holds no port, keeps no
+// address and no endpoint, and changes no firewall element.
+func TestPortConflictsLeaveNothing(t *testing.T) {
+	web := []PortRequest{{Proto: "tcp", Port: 80, HostPortStart: 8080, HostPortEnd: 8080}}
+	cases := []struct {
+		name  string
+		setup func(*portRig)
+		req   []PortRequest
+	}{
+		{"same port twice", nil, web},
+		{"one address after every address", nil, []PortRequest{{Proto: "tcp", Port: 80, HostIP: localIP, HostPortStart: 8080, HostPortEnd: 8080}}},
+		{"host process on the port", func(r *portRig) {
+			r.ports.busy[HostPort{Proto: "tcp", HostIP: anyIP, Port: 9090}] = true
+		}, []PortRequest{{Proto: "tcp", Port: 80, HostPortStart: 9090, HostPortEnd: 9090}}},
+		{"range all taken", nil, []PortRequest{{Proto: "tcp", Port: 80, HostPortStart: 8080, HostPortEnd: 8080}, {Proto: "udp", Port: 1, HostPortStart: 1, HostPortEnd: 1}}},
+		{"firewall refuses", func(r *portRig) {
+			// An element the holder does not know about (a stale one).
+			_ = r.fw.AddPorts(context.Background(), []firewall.PortMapping{{Proto: firewall.UDP, HostPort: 7000, Addr: netip.MustParseAddr("172.17.0.99"), Port: 1}})
+		}, []PortRequest{{Proto: "udp", Port: 53, HostPortStart: 7000, HostPortEnd: 7000}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newPortRig(t)
+			first := r.join(t, r.sandbox(t, "c1"), "bridge", JoinRequest{ContainerID: "c1", Name: "one", Ports: web})
+			if tc.setup != nil {
+				tc.setup(r)
+			}
+			held, fwPorts := r.ports.count(), r.fw.portList()
+			sb := r.sandbox(t, "c2")
+			_, err := r.c.Join(context.Background(), sb.ID, "bridge", JoinRequest{ContainerID: "c2", Name: "two", Ports: tc.req})
+			if !errdefs.Is(err, errdefs.KindConflict) {
+				t.Fatalf("Join = %v, want a conflict", err)
+			}
+			if got := r.ports.count(); got != held {
+				t.Errorf("held ports %d, want %d", got, held)
+			}
+			if diff := cmp.Diff(fwPorts, r.fw.portList(), cmpAddr); diff != "" {
+				t.Errorf("firewall ports changed (-before +after):\n%s", diff)
+			}
+			if got := r.c.allocated(first.NetworkID); len(got) != 1 {
+				t.Errorf("allocated addresses %v, want only the first container's", got)
+			}
+			if got := r.drv.vethNames(); len(got) != 1 {
+				t.Errorf("veths %v, want only the first container's", got)
+			}
+		})
+	}
+}
+
+func TestJoinBadPortRequests(t *testing.T) {
+	cases := map[string]PortRequest{
+		"sctp":           {Proto: "sctp", Port: 80},
+		"port 0":         {Proto: "tcp", Port: 0},
+		"IPv6 host IP":   {Proto: "tcp", Port: 80, HostIP: netip.MustParseAddr("::1")},
+		"reversed range": {Proto: "tcp", Port: 80, HostPortStart: 9000, HostPortEnd: 8000},
+		"half a range":   {Proto: "tcp", Port: 80, HostPortEnd: 8000},
+	}
+	r := newPortRig(t)
+	for name, req := range cases {
+		t.Run(name, func(t *testing.T) {
+			sb := r.sandbox(t, "c-"+name)
+			_, err := r.c.Join(context.Background(), sb.ID, "bridge", JoinRequest{ContainerID: "c", Name: "x", Ports: []PortRequest{req}})
+			if !errdefs.Is(err, errdefs.KindInvalid) {
+				t.Errorf("Join = %v, want invalid", err)
+			}
+		})
+	}
+	if n := r.ports.count(); n != 0 {
+		t.Errorf("%d ports held after bad requests", n)
+	}
+}
+
+func TestPortsIgnoredOnHostNetwork(t *testing.T) {
+	r := newPortRig(t)
+	sb, err := r.c.CreateSandbox(context.Background(), "c1", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := r.join(t, sb, "host", JoinRequest{ContainerID: "c1", Name: "h", Ports: []PortRequest{{Proto: "tcp", Port: 80, HostPortStart: 80, HostPortEnd: 80}}})
+	if len(ep.Ports) != 0 || r.ports.count() != 0 || len(r.fw.portList()) != 0 {
+		t.Errorf("host network published %v", ep.Ports)
+	}
+}
+
+// TestRestartRepublishesPorts: after a restart (a crash), the firewall is
+// rebuilt with the recorded ports and the host ports are held again; the
+// container's removal afterwards withdraws them.
+func TestRestartRepublishesPorts(t *testing.T) {
+	r := newPortRig(t)
+	sb := r.sandbox(t, "c1")
+	r.join(t, sb, "bridge", JoinRequest{ContainerID: "c1", Name: "web", Ports: []PortRequest{{Proto: "tcp", Port: 80, HostPortStart: 8080, HostPortEnd: 8080}}})
+	before := r.fw.portList()
+	r.fw.setPortsLocked(nil) // the kernel table is gone too
+	r.restartWith(t, newFakeHolder())
+	if diff := cmp.Diff(before, r.fw.portList(), cmpAddr); diff != "" {
+		t.Errorf("firewall ports after restart (-before +after):\n%s", diff)
+	}
+	if n := r.ports.count(); n != 1 {
+		t.Errorf("%d host ports held after restart, want 1", n)
+	}
+	if err := r.c.DeleteSandbox(context.Background(), sb.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n, m := len(r.fw.portList()), r.ports.count(); n != 0 || m != 0 {
+		t.Errorf("after DeleteSandbox: %d firewall ports, %d held", n, m)
+	}
+}
+
+// TestManyPorts publishes 10,000 ports on one endpoint.
+func TestManyPorts(t *testing.T) {
+	r := newPortRig(t)
+	var reqs []PortRequest
+	for i := range 10000 {
+		p := uint16(20000 + i)
+		reqs = append(reqs, PortRequest{Proto: "tcp", Port: p, HostPortStart: p, HostPortEnd: p})
+	}
+	ep := r.join(t, r.sandbox(t, "c1"), "bridge", JoinRequest{ContainerID: "c1", Name: "many", Ports: reqs})
+	if len(ep.Ports) != 10000 || len(r.fw.portList()) != 10000 {
+		t.Errorf("published %d, firewall %d; want 10000", len(ep.Ports), len(r.fw.portList()))
+	}
+	if got := fmt.Sprint(ep.Ports[9999]); got != "0.0.0.0:29999->29999/tcp" {
+		t.Errorf("last mapping %s", got)
+	}
+}
