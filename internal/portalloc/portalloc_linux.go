@@ -1,0 +1,202 @@
+// Package portalloc holds published host ports, as Docker 28 does: for each
+// mapping it binds a socket on HostIP:HostPort in the daemon's network
+// namespace and keeps it open until the port is released. A port that a
+// host process already uses is refused with Docker's words, and no process
+// can take a published port later. The sockets never accept anything —
+// TCP ones are bound without listen, UDP ones drop every datagram — because
+// nftables DNATs the port's traffic before it could reach them.
+package portalloc
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/sandbox"
+	"golang.org/x/sys/unix"
+)
+
+// Allocator implements network.PortHolder with bound sockets.
+type Allocator struct {
+	netns string
+	log   *slog.Logger
+
+	mu   sync.Mutex
+	held map[network.HostPort]int // the socket holding each port
+}
+
+var _ network.PortHolder = (*Allocator)(nil)
+
+// New returns an Allocator that binds in the network namespace at
+// netnsPath, or in the caller's own when netnsPath is "".
+func New(netnsPath string, log *slog.Logger) *Allocator {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Allocator{netns: netnsPath, log: log, held: map[network.HostPort]int{}}
+}
+
+// Hold binds one port per request, all or none: on any failure the ports
+// bound so far by this call are released. A request with Start 0 gets an
+// ephemeral port (ip_local_port_range); a range gets its first free port.
+func (a *Allocator) Hold(reqs []network.HostPortRequest) ([]network.HostPort, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]network.HostPort, 0, len(reqs))
+	fds := make([]int, 0, len(reqs))
+	err := a.inNetns(func() error {
+		for _, r := range reqs {
+			hp, fd, err := holdOne(r)
+			if err != nil {
+				return err
+			}
+			out, fds = append(out, hp), append(fds, fd)
+		}
+		return nil
+	})
+	if err != nil {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, err
+	}
+	for i, hp := range out {
+		a.held[hp] = fds[i]
+	}
+	return out, nil
+}
+
+// Release closes the sockets of ps; ports not held are not an error.
+func (a *Allocator) Release(ps []network.HostPort) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var errs []error
+	for _, hp := range ps {
+		hp.HostIP = anyIfInvalid(hp.HostIP)
+		fd, ok := a.held[hp]
+		if !ok {
+			continue
+		}
+		delete(a.held, hp)
+		if err := unix.Close(fd); err != nil {
+			errs = append(errs, fmt.Errorf("close socket of %s:%d/%s: %w", hp.HostIP, hp.Port, hp.Proto, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Held returns how many ports are held.
+func (a *Allocator) Held() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.held)
+}
+
+// Close releases every port.
+func (a *Allocator) Close() error {
+	a.mu.Lock()
+	ps := make([]network.HostPort, 0, len(a.held))
+	for hp := range a.held {
+		ps = append(ps, hp)
+	}
+	a.mu.Unlock()
+	return a.Release(ps)
+}
+
+func (a *Allocator) inNetns(fn func() error) error {
+	if a.netns == "" {
+		return fn()
+	}
+	return sandbox.Do(a.netns, fn)
+}
+
+// holdOne binds the first free port of r's range (or an ephemeral one).
+func holdOne(r network.HostPortRequest) (network.HostPort, int, error) {
+	ip := anyIfInvalid(r.HostIP)
+	if !ip.Is4() {
+		return network.HostPort{}, -1, errdefs.Invalid("cannot publish on %s: berth binds IPv4 addresses", ip)
+	}
+	if r.Start == 0 {
+		fd, port, err := bindPort(r.Proto, ip, 0)
+		if err != nil {
+			return network.HostPort{}, -1, bindError(r.Proto, ip, "0", err)
+		}
+		return network.HostPort{Proto: r.Proto, HostIP: ip, Port: port}, fd, nil
+	}
+	for p := int(r.Start); p <= int(r.End); p++ {
+		fd, port, err := bindPort(r.Proto, ip, uint16(p))
+		if errors.Is(err, unix.EADDRINUSE) {
+			continue
+		}
+		if err != nil {
+			return network.HostPort{}, -1, bindError(r.Proto, ip, fmt.Sprint(p), err)
+		}
+		return network.HostPort{Proto: r.Proto, HostIP: ip, Port: port}, fd, nil
+	}
+	ports := fmt.Sprint(r.Start)
+	if r.End != r.Start {
+		ports = fmt.Sprintf("%d-%d", r.Start, r.End)
+	}
+	return network.HostPort{}, -1, bindError(r.Proto, ip, ports, unix.EADDRINUSE)
+}
+
+// bindError words a failed bind as Docker does.
+func bindError(proto string, ip netip.Addr, ports string, err error) error {
+	if errors.Is(err, unix.EADDRINUSE) {
+		return errdefs.Conflict("Bind for %s:%s failed: port is already allocated", ip, ports)
+	}
+	if errors.Is(err, unix.EADDRNOTAVAIL) {
+		return errdefs.Invalid("Bind for %s:%s/%s failed: %s is not an address of this host", ip, ports, proto, ip)
+	}
+	return fmt.Errorf("bind %s:%s/%s: %w", ip, ports, proto, err)
+}
+
+// bindPort binds a socket without SO_REUSEADDR — so that no other socket,
+// with or without it, can bind the port — and returns it with its port.
+func bindPort(proto string, ip netip.Addr, port uint16) (int, uint16, error) {
+	typ := unix.SOCK_STREAM
+	if proto == "udp" {
+		typ = unix.SOCK_DGRAM
+	} else if proto != "tcp" {
+		return -1, 0, errdefs.Invalid("cannot hold a %q port", proto)
+	}
+	fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return -1, 0, fmt.Errorf("socket: %w", err)
+	}
+	if typ == unix.SOCK_DGRAM {
+		// A datagram that is not DNATed (none should be) is dropped at once
+		// instead of queueing in a buffer nobody reads.
+		if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &dropAll); err != nil {
+			unix.Close(fd)
+			return -1, 0, fmt.Errorf("attach drop filter: %w", err)
+		}
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(port), Addr: ip.As4()}); err != nil {
+		unix.Close(fd)
+		return -1, 0, err
+	}
+	if port == 0 {
+		sa, err := unix.Getsockname(fd)
+		if err != nil {
+			unix.Close(fd)
+			return -1, 0, fmt.Errorf("getsockname: %w", err)
+		}
+		port = uint16(sa.(*unix.SockaddrInet4).Port)
+	}
+	return fd, port, nil
+}
+
+// dropAll is the classic BPF program "ret #0": accept no bytes of any packet.
+var dropAll = unix.SockFprog{Len: 1, Filter: &[]unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}[0]}
+
+func anyIfInvalid(ip netip.Addr) netip.Addr {
+	if !ip.IsValid() {
+		return netip.IPv4Unspecified()
+	}
+	return ip
+}

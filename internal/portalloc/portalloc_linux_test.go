@@ -1,0 +1,206 @@
+package portalloc
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/nstest"
+	"github.com/berth-net/berth/internal/sandbox"
+)
+
+var (
+	anyIP   = netip.IPv4Unspecified()
+	localIP = netip.MustParseAddr("127.0.0.1")
+)
+
+func newAllocator(t *testing.T) (*Allocator, string) {
+	t.Helper()
+	nstest.RequireRoot(t)
+	ns := nstest.New(t)
+	a := New(ns, nil)
+	t.Cleanup(func() {
+		if err := a.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return a, ns
+}
+
+func req(proto string, ip netip.Addr, start, end uint16) network.HostPortRequest {
+	return network.HostPortRequest{Proto: proto, HostIP: ip, Start: start, End: end}
+}
+
+// listen tries what a host process would do in ns: listen (TCP) or bind
+// (UDP) on addr with Go's defaults, which set SO_REUSEADDR.
+func listen(t *testing.T, ns, proto, addr string) (close func(), err error) {
+	t.Helper()
+	close = func() {}
+	err = sandbox.Do(ns, func() error {
+		if proto == "udp" {
+			c, err := net.ListenPacket("udp4", addr)
+			if err == nil {
+				close = func() { c.Close() }
+			}
+			return err
+		}
+		l, err := net.Listen("tcp4", addr)
+		if err == nil {
+			close = func() { l.Close() }
+		}
+		return err
+	})
+	return close, err
+}
+
+func TestHeldPortsKeepOthersOut(t *testing.T) {
+	a, ns := newAllocator(t)
+	got, err := a.Hold([]network.HostPortRequest{req("tcp", anyIP, 8080, 8080), req("udp", localIP, 5353, 5353)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []network.HostPort{{Proto: "tcp", HostIP: anyIP, Port: 8080}, {Proto: "udp", HostIP: localIP, Port: 5353}}
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("Hold = %v, want %v", got, want)
+	}
+	for _, tc := range []struct{ proto, addr string }{
+		{"tcp", "0.0.0.0:8080"}, {"tcp", "127.0.0.1:8080"}, {"udp", "127.0.0.1:5353"}, {"udp", "0.0.0.0:5353"},
+	} {
+		if c, err := listen(t, ns, tc.proto, tc.addr); err == nil {
+			c()
+			t.Errorf("a host process could bind %s %s while berth holds it", tc.proto, tc.addr)
+		}
+	}
+	// The other protocol on the same port is free.
+	c, err := listen(t, ns, "udp", "0.0.0.0:8080")
+	if err != nil {
+		t.Errorf("udp 8080 should be free: %v", err)
+	}
+	c()
+	if err := a.Release(got); err != nil {
+		t.Fatal(err)
+	}
+	c, err = listen(t, ns, "tcp", "0.0.0.0:8080")
+	if err != nil {
+		t.Errorf("after Release, listen on 8080: %v", err)
+	}
+	c()
+	if err := a.Release(got); err != nil {
+		t.Errorf("second Release: %v", err)
+	}
+}
+
+func TestHoldConflicts(t *testing.T) {
+	a, ns := newAllocator(t)
+	if _, err := a.Hold([]network.HostPortRequest{req("tcp", anyIP, 8080, 8080)}); err != nil {
+		t.Fatal(err)
+	}
+	stop, err := listen(t, ns, "tcp", "127.0.0.1:9090")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	cases := map[string]network.HostPortRequest{
+		"same port again":             req("tcp", anyIP, 8080, 8080),
+		"one address under any":       req("tcp", localIP, 8080, 8080),
+		"host process on one address": req("tcp", anyIP, 9090, 9090),
+		"host process, same address":  req("tcp", localIP, 9090, 9090),
+	}
+	for name, r := range cases {
+		_, err := a.Hold([]network.HostPortRequest{r})
+		if !errdefs.Is(err, errdefs.KindConflict) {
+			t.Errorf("%s: Hold = %v, want a conflict", name, err)
+		}
+	}
+	_, err = a.Hold([]network.HostPortRequest{req("tcp", anyIP, 8080, 8080)})
+	if want := "Bind for 0.0.0.0:8080 failed: port is already allocated"; err == nil || err.Error() != want {
+		t.Errorf("error %q, want Docker's %q", err, want)
+	}
+	if a.Held() != 1 {
+		t.Errorf("held %d ports, want 1", a.Held())
+	}
+}
+
+func TestHoldAllOrNothing(t *testing.T) {
+	a, ns := newAllocator(t)
+	if _, err := a.Hold([]network.HostPortRequest{req("udp", anyIP, 7000, 7000)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := a.Hold([]network.HostPortRequest{req("tcp", anyIP, 6000, 6000), req("udp", anyIP, 7000, 7000)})
+	if !errdefs.Is(err, errdefs.KindConflict) {
+		t.Fatalf("Hold = %v, want a conflict", err)
+	}
+	c, err := listen(t, ns, "tcp", "0.0.0.0:6000")
+	if err != nil {
+		t.Errorf("the failed Hold kept tcp 6000: %v", err)
+	}
+	c()
+	if a.Held() != 1 {
+		t.Errorf("held %d ports, want 1", a.Held())
+	}
+}
+
+func TestHoldRangeAndEphemeral(t *testing.T) {
+	a, ns := newAllocator(t)
+	stop, err := listen(t, ns, "tcp", "0.0.0.0:8000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	got, err := a.Hold([]network.HostPortRequest{
+		req("tcp", anyIP, 8000, 8002), req("tcp", anyIP, 8000, 8002), req("tcp", anyIP, 0, 0), req("udp", anyIP, 0, 0),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].Port != 8001 || got[1].Port != 8002 {
+		t.Errorf("range ports %d, %d; want 8001, 8002", got[0].Port, got[1].Port)
+	}
+	lo, hi := localPortRange(t)
+	for _, hp := range got[2:] {
+		if hp.Port < lo || hp.Port > hi {
+			t.Errorf("ephemeral %s port %d outside %d-%d", hp.Proto, hp.Port, lo, hi)
+		}
+	}
+	_, err = a.Hold([]network.HostPortRequest{req("tcp", anyIP, 8000, 8002)})
+	if err == nil || !strings.Contains(err.Error(), "0.0.0.0:8000-8002") {
+		t.Errorf("full range: %v", err)
+	}
+}
+
+func TestHoldBadAddress(t *testing.T) {
+	a, _ := newAllocator(t)
+	_, err := a.Hold([]network.HostPortRequest{req("tcp", netip.MustParseAddr("192.0.2.1"), 80, 80)})
+	if !errdefs.Is(err, errdefs.KindInvalid) {
+		t.Errorf("address not on the host: %v, want invalid", err)
+	}
+	_, err = a.Hold([]network.HostPortRequest{req("sctp", anyIP, 80, 80)})
+	if err == nil {
+		t.Error("sctp accepted")
+	}
+	_, err = a.Hold([]network.HostPortRequest{req("tcp", netip.MustParseAddr("::1"), 80, 80)})
+	if !errdefs.Is(err, errdefs.KindInvalid) {
+		t.Errorf("IPv6 address: %v, want invalid", err)
+	}
+}
+
+func localPortRange(t *testing.T) (uint16, uint16) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b))
+	lo, err1 := strconv.Atoi(f[0])
+	hi, err2 := strconv.Atoi(f[1])
+	if err := errors.Join(err1, err2); err != nil {
+		t.Fatal(err)
+	}
+	return uint16(lo), uint16(hi)
+}
