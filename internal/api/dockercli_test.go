@@ -127,6 +127,7 @@ func TestDockerCLIChanges(t *testing.T) {
 	f := newFakeBackend()
 	d := newDockerRunner(t, f)
 	d.ok(hexID("5e")+"\n", "network", "create", "--subnet", "10.9.0.0/16", "--gateway", "10.9.0.1", "--label", "a=b", "-o", "com.docker.network.bridge.name=br-app", "app")
+	d.ok(hexID("5e")+"\n", "network", "create", "vpn") // CLI 28 does not print the Warning
 	d.fails(1, "invalid subnet 10.9.0.5/16: it should be 10.9.0.0/16", "network", "create", "--subnet", "10.9.0.5/16", "bad")
 	d.fails(1, "Error response from daemon: bridge is a pre-defined network and cannot be removed", "network", "rm", "bridge")
 	d.ok("web\n", "network", "rm", "web")
@@ -142,7 +143,7 @@ func TestDockerCLIChanges(t *testing.T) {
 	d.fails(125, "publishing ports (-p, -P) is not supported by berth yet", "run", "-d", "-p", "8080:80", "busybox")
 
 	want := []string{
-		"CreateNetwork app", "RemoveNetwork web", "ConnectNetwork web test1", "DisconnectNetwork web test1 false",
+		"CreateNetwork app", "CreateNetwork vpn", "RemoveNetwork web", "ConnectNetwork web test1", "DisconnectNetwork web test1 false",
 		"PruneNetworks []", "StopContainer test1", "KillContainer test1 ", "RemoveContainer test1 true",
 		"CreateContainer new1", "StartContainer " + hexID("c0ffee"),
 	}

@@ -175,7 +175,11 @@ func (f *fakeBackend) CreateNetwork(_ context.Context, req network.CreateRequest
 	}
 	f.mutated("CreateNetwork %s", req.Name)
 	f.lastNetworkCreate = req
-	return &network.Network{ID: hexID("5e"), Name: req.Name, Driver: "bridge"}, nil
+	n := &network.Network{ID: hexID("5e"), Name: req.Name, Driver: "bridge"}
+	if req.Name == "vpn" {
+		n.Warnings = []string{"route 10.8.0.0/16 dev tun0 overlaps network \"vpn\" (10.8.0.0/16)"}
+	}
+	return n, nil
 }
 
 func (f *fakeBackend) RemoveNetwork(ctx context.Context, ref string) error {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/docker/docker/api/types/filters"
 	nettypes "github.com/docker/docker/api/types/network"
@@ -119,7 +120,8 @@ func (s *Server) createNetwork(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, nettypes.CreateResponse{ID: n.ID})
+	// The docker CLI prints a non-empty Warning after the ID.
+	return writeJSON(w, http.StatusCreated, nettypes.CreateResponse{ID: n.ID, Warning: strings.Join(n.Warnings, "\n")})
 }
 
 func (s *Server) removeNetwork(w http.ResponseWriter, r *http.Request) error {

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -155,5 +156,26 @@ func TestNetworkPrune(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"PruneNetworks [env=test]"}, f.Mutations()); diff != "" {
 		t.Errorf("mutations (-want +got):\n%s", diff)
+	}
+}
+
+func TestNetworkWarnings(t *testing.T) {
+	f := newFakeBackend()
+	const warn = `route 172.17.0.0/24 dev eth0 overlaps network "bridge" (172.17.0.0/16)`
+	f.networks[0].Warnings = []string{warn}
+	rec := call(t, newServer(f), http.MethodGet, "/v1.51/networks/bridge", "")
+	wantStatus(t, rec, http.StatusOK)
+	if diff := cmp.Diff([]string{warn}, decode[struct{ Warnings []string }](t, rec).Warnings); diff != "" {
+		t.Errorf("Warnings (-want +got):\n%s", diff)
+	}
+	rec = call(t, newServer(newFakeBackend()), http.MethodGet, "/v1.51/networks/bridge", "")
+	if strings.Contains(rec.Body.String(), "Warnings") {
+		t.Errorf("Warnings present without warnings: %s", rec.Body.String())
+	}
+	rec = call(t, newServer(newFakeBackend()), http.MethodPost, "/v1.51/networks/create", `{"Name":"vpn"}`)
+	wantStatus(t, rec, http.StatusCreated)
+	want := `route 10.8.0.0/16 dev tun0 overlaps network "vpn" (10.8.0.0/16)`
+	if got := decode[map[string]string](t, rec)["Warning"]; got != want {
+		t.Errorf("create Warning = %q, want %q", got, want)
 	}
 }

@@ -1,0 +1,105 @@
+// Command berth-bench measures berth beside the bare-kernel floor and
+// prints one table: attach (network connect/disconnect of a running
+// container) at 10, 100 and 1,000 ports on one bridge, the networking share
+// of `run -d`, 50 concurrent runs, TCP throughput container-to-container
+// and container-to-outside, the daemon's memory, and the pure hot paths.
+//
+// It needs root and runs entirely in namespaces of its own: it re-executes
+// itself under `unshare --net --mount --pid --fork`, so everything it makes
+// (bridges, namespaces, rules, mounts, containers' processes) dies with it.
+//
+//	go build -o /tmp/b/berth ./cmd/berth && go run ./bench/cmd/berth-bench --berth /tmp/b/berth [--quick]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+)
+
+// insideEnv marks the re-executed bench inside its namespaces.
+const insideEnv = "BERTH_BENCH_INSIDE"
+
+func main() {
+	quick := flag.Bool("quick", false, "a reduced set in under a minute (what CI runs)")
+	bin := flag.String("berth", os.Getenv("BERTH_BIN"), "the berth binary to benchmark (default: build ./cmd/berth)")
+	verbose := flag.Bool("v", false, "log progress to stderr")
+	flag.Parse()
+	if err := run(*quick, *bin, *verbose); err != nil {
+		fmt.Fprintln(os.Stderr, "berth-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(quick bool, bin string, verbose bool) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("needs root (it makes namespaces, bridges and containers in a private namespace)")
+	}
+	if os.Getenv(insideEnv) != "1" {
+		return reexec(quick, bin, verbose)
+	}
+	level := slog.LevelWarn
+	if verbose {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if err := requirePrivateNamespace(); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	plan := defaultPlan()
+	if quick {
+		plan = quickPlan()
+	}
+	return bench(ctx, plan, bin, log)
+}
+
+// reexec builds berth if no binary was given, then runs this program again
+// under unshare: a new network, mount and PID namespace, with mounts
+// private and its own /proc. When the bench exits, its PID namespace ends
+// and the kernel kills every process left in it.
+func reexec(quick bool, bin string, verbose bool) error {
+	dir, err := os.MkdirTemp("", "berth-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if bin == "" {
+		bin = filepath.Join(dir, "berth")
+		fmt.Fprintln(os.Stderr, "berth-bench: building ./cmd/berth")
+		build := exec.Command("go", "build", "-o", bin, "./cmd/berth")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("build berth (run from the repository root, or pass --berth): %w", err)
+		}
+	}
+	if bin, err = filepath.Abs(bin); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	args := []string{"--net", "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private", "--mount-proc",
+		"--", self, "--berth", bin}
+	if quick {
+		args = append(args, "--quick")
+	}
+	if verbose {
+		args = append(args, "-v")
+	}
+	cmd := exec.Command("unshare", args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), insideEnv+"=1", "TMPDIR="+dir)
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("bench in private namespaces: %w", err)
+	}
+	return nil
+}

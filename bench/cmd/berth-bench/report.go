@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/berth-net/berth/bench/internal/stats"
+)
+
+// report renders the one table of a run.
+func report(w io.Writer, r *results, machine string) error {
+	fmt.Fprintf(w, "berth-bench, %s plan, %s, took %s\n\n", r.plan.name, machine, r.elapsed.Round(time.Second))
+	t := stats.NewTable("measure", "berth", "floor", "berth/floor", "target", "note")
+	attachRows(t, r)
+	runRows(t, r)
+	dataRows(t, r)
+	otherRows(t, r)
+	return t.Render(w)
+}
+
+func attachRows(t *stats.Table, r *results) {
+	s := r.scale
+	t.Section("network connect of a running container, ms median / p95 / p99")
+	for _, tr := range s.tiers {
+		c, f := tr.connect.Summarize(), tr.floorAttach.Summarize()
+		t.Add(fmt.Sprintf("connect, N=%d", tr.n), stats.Triple(c), stats.Triple(f),
+			stats.X(stats.Ratio(c.Median, f.Median)), "≤ 1.30×", portsNote(tr))
+	}
+	if len(s.tiers) > 1 {
+		lo, hi := s.tiers[0], s.tiers[len(s.tiers)-1]
+		t.Add(fmt.Sprintf("connect median, N=%d ÷ N=%d", hi.n, lo.n),
+			stats.X(stats.Ratio(hi.connect.Median(), lo.connect.Median())),
+			stats.X(stats.Ratio(hi.floorAttach.Median(), lo.floorAttach.Median())), "", "flat (≈ 1×)", "growth with the bridge")
+	}
+	if n := len(s.growBerth); n > 0 {
+		bf, bl := s.growBerth.FirstLast()
+		ff, fl := s.growFloor[:min(n, len(s.growFloor))].FirstLast()
+		t.Add(fmt.Sprintf("growing 0→%d: first → last 10 %%", n), stats.MS(bf)+" → "+stats.MS(bl), stats.MS(ff)+" → "+stats.MS(fl),
+			"", "flat", "each connect adds a container")
+	}
+	if n := len(s.growFloor); n > len(s.growBerth) {
+		ff, fl := s.growFloor.FirstLast()
+		t.Add(fmt.Sprintf("floor growing 0→%d: first → last 10 %%", n), "", stats.MS(ff)+" → "+stats.MS(fl), "", "", "the naive floor's own growth")
+	}
+	t.Section("network disconnect of a running container, ms median / p95 / p99")
+	for _, tr := range s.tiers {
+		d, f := tr.disconnect.Summarize(), tr.floorDetach.Summarize()
+		t.Add(fmt.Sprintf("disconnect, N=%d", tr.n), stats.Triple(d), stats.Triple(f),
+			stats.X(stats.Ratio(d.Median, f.Median)), "fast, no leak", "floor: synchronous veth delete")
+	}
+}
+
+func portsNote(tr tier) string {
+	if tr.real == tr.n {
+		return fmt.Sprintf("%d containers on the bridge", tr.n)
+	}
+	return fmt.Sprintf("%d containers + %d bare ports", tr.real, tr.n-tr.real)
+}
+
+func runRows(t *stats.Table, r *results) {
+	t.Section("run -d, ms median / p95")
+	b, n, f := r.run.bridge.Summarize(), r.run.none.Summarize(), r.run.floorFull.Summarize()
+	t.Add("run -d --network bridge", stats.Pair(b), "", "", "", fmt.Sprintf("%d samples, alternating", b.N))
+	t.Add("run -d --network none", stats.Pair(n))
+	share := stats.Summary{N: b.N, Median: b.Median - n.Median, P95: b.P95 - n.P95}
+	t.Add("networking share (bridge − none)", stats.Pair(share), stats.Pair(f),
+		stats.X(stats.Ratio(share.Median, f.Median)), "", "floor: new netns + attach")
+	p := r.par
+	t.Section(fmt.Sprintf("%d concurrent run -d on bridge", p.n))
+	note := fmt.Sprintf("wall %.1f s", p.wall.Seconds())
+	if p.firstErr != nil {
+		note += "; first error: " + p.firstErr.Error()
+	}
+	t.Add("succeeded / distinct addresses", fmt.Sprintf("%d / %d of %d", p.ok, p.distinct, p.n), "", "", "all", note)
+}
+
+func dataRows(t *stats.Table, r *results) {
+	d := r.data
+	t.Section(fmt.Sprintf("TCP throughput, iperf3 %s", r.plan.iperf))
+	t.Add("container → container", stats.Gbits(d.c2c), stats.Gbits(d.c2cFloor), stats.X(d.c2c/d.c2cFloor), "≥ 0.95×", "same bridge")
+	t.Add("container → outside", stats.Gbits(d.c2o), stats.Gbits(d.c2oFloor), stats.X(d.c2o/d.c2oFloor), "≥ 0.95×", "routed, masquerade")
+}
+
+func otherRows(t *stats.Table, r *results) {
+	t.Section("daemon memory (RSS)")
+	t.Add("idle", stats.Bytes(r.scale.rssIdle))
+	t.Add(fmt.Sprintf("%d containers running", r.scale.loaded), stats.Bytes(r.scale.rssLoaded))
+	t.Section("pure hot paths (testing.B)")
+	t.Add("IPAM allocate + release, /16 half full", fmt.Sprintf("%d ns/op", r.goBench.ipam.Nanoseconds()), "", "", "", "internal/ipam")
+	t.Add("ruleset build, 100 networks", fmt.Sprintf("%.1f µs/op", float64(r.goBench.rules.Nanoseconds())/1e3), "", "", "", "internal/firewall")
+	t.Section("hygiene")
+	t.Add("berth veths left after rm -f of all", fmt.Sprint(r.leftVeths), "", "", "0")
+}

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"time"
+
+	"github.com/berth-net/berth/bench/internal/stats"
+)
+
+// results is everything one bench run measured.
+type results struct {
+	plan    plan
+	elapsed time.Duration
+	scale   scaleResult
+	run     runResult
+	par     parallelResult
+	data    dataResult
+	goBench goBenchResult
+	// leftVeths is how many of berth's veths were still there once every
+	// container was removed and the reaper had settled.
+	leftVeths int
+}
+
+// tier holds the samples taken with n ports on each bridge.
+type tier struct {
+	n, real                  int // ports on the bridge; how many of berth's are containers
+	connect, disconnect      stats.Samples
+	floorAttach, floorDetach stats.Samples
+}
+
+// scaleResult is the attach part of the table.
+type scaleResult struct {
+	tiers []tier
+	// growBerth is each connect of a new running container while berth's
+	// bridge grew from 0 to realPorts; growFloor the floor's attach into a
+	// ready namespace, interleaved, while its bridge grew to the top tier.
+	growBerth, growFloor stats.Samples
+	rssIdle, rssLoaded   int64
+	loaded               int // running containers at rssLoaded
+}
+
+// runResult is `run -d` on bridge against on none, with the floor's whole
+// attach (new namespace and all) taken in between.
+type runResult struct {
+	bridge, none, floorFull stats.Samples
+}
+
+// parallelResult is the concurrency row.
+type parallelResult struct {
+	n, ok, distinct int
+	wall            time.Duration
+	firstErr        error
+}
+
+// dataResult holds bits per second of each path.
+type dataResult struct {
+	c2c, c2cFloor, c2o, c2oFloor float64
+}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/berth-net/berth/bench/internal/floor"
+)
+
+// probe is one running container with its floor twin: a namespace that
+// stays, as a running container's does, and the floor endpoint in it.
+type probe struct {
+	name string
+	ns   string
+	ep   floor.Endpoint
+}
+
+func (w *world) scale(ctx context.Context, p plan, res *scaleResult) error {
+	probes, err := w.startProbes(ctx, p.probes)
+	if err != nil {
+		return err
+	}
+	cur := 0
+	for _, n := range p.tiers {
+		w.log.Info("growing bridges", "to", n)
+		for ; cur < n; cur++ {
+			if err := w.growOne(ctx, p, cur, res); err != nil {
+				return err
+			}
+			if cur+1 == p.realPorts {
+				if err := w.measureLoaded(ctx, res); err != nil {
+					return err
+				}
+			}
+		}
+		t := tier{n: n, real: min(n, p.realPorts)}
+		if got, err := bridgePorts(benchBridge); err != nil || got != n {
+			return fmt.Errorf("bridge %q has %d ports (%v), want %d", benchBridge, got, err, n)
+		}
+		w.log.Info("sampling", "ports", n)
+		for range p.cycles {
+			if err := w.cycle(ctx, probes, &t); err != nil {
+				return err
+			}
+		}
+		res.tiers = append(res.tiers, t)
+	}
+	return nil
+}
+
+// startProbes runs the probe containers on "bridge" (docker refuses to
+// connect a container on "none") and makes their floor twins.
+func (w *world) startProbes(ctx context.Context, n int) ([]probe, error) {
+	probes := make([]probe, n)
+	for i := range probes {
+		pr := &probes[i]
+		pr.name = fmt.Sprintf("probe%d", i)
+		if _, err := w.d.Run(ctx, pr.name, image, "bridge", "sleep", "100000"); err != nil {
+			return nil, err
+		}
+		var err error
+		if pr.ns, err = w.newNetns(); err != nil {
+			return nil, err
+		}
+		pr.ep = floorEndpoint("fpr", i, probeFirst)
+	}
+	return probes, nil
+}
+
+// growOne adds port number i to both bridges. Up to realPorts, berth's is a
+// container started on "bridge" and connected (each connect a sample) and
+// the floor's an attach into a ready namespace (each a sample); beyond,
+// berth's bridge gets a bare port made by the floor code.
+func (w *world) growOne(ctx context.Context, p plan, i int, res *scaleResult) error {
+	fns, err := w.newNetns()
+	if err != nil {
+		return err
+	}
+	if i < p.realPorts {
+		name := fmt.Sprintf("fill%d", i)
+		if _, err := w.d.Run(ctx, name, image, "bridge", "sleep", "100000"); err != nil {
+			return err
+		}
+		t0 := time.Now()
+		if err := w.d.NetworkConnect(ctx, benchNet, name, nil); err != nil {
+			return fmt.Errorf("connect %q: %w", name, err)
+		}
+		res.growBerth = append(res.growBerth, time.Since(t0))
+	} else {
+		bns, err := w.newNetns()
+		if err != nil {
+			return err
+		}
+		if err := w.fill.Attach(bns, floorEndpoint("vfill", i, fillFirst)); err != nil {
+			return fmt.Errorf("bare port %d on %q: %w", i, benchBridge, err)
+		}
+	}
+	t0 := time.Now()
+	if err := w.floor.Attach(fns, floorEndpoint("vfl", i, floorFirst)); err != nil {
+		return fmt.Errorf("floor port %d: %w", i, err)
+	}
+	res.growFloor = append(res.growFloor, time.Since(t0))
+	return nil
+}
+
+// cycle connects every probe, then disconnects every probe, alternating
+// berth's call with the floor's same step so that both see the same
+// machine.
+func (w *world) cycle(ctx context.Context, probes []probe, t *tier) error {
+	for _, pr := range probes {
+		t0 := time.Now()
+		if err := w.d.NetworkConnect(ctx, benchNet, pr.name, nil); err != nil {
+			return fmt.Errorf("connect %q: %w", pr.name, err)
+		}
+		t1 := time.Now()
+		if err := w.floor.Attach(pr.ns, pr.ep); err != nil {
+			return fmt.Errorf("floor attach %q: %w", pr.ep.HostIf, err)
+		}
+		t2 := time.Now()
+		t.connect = append(t.connect, t1.Sub(t0))
+		t.floorAttach = append(t.floorAttach, t2.Sub(t1))
+	}
+	for _, pr := range probes {
+		t0 := time.Now()
+		if err := w.d.NetworkDisconnect(ctx, benchNet, pr.name, false); err != nil {
+			return fmt.Errorf("disconnect %q: %w", pr.name, err)
+		}
+		t1 := time.Now()
+		if err := w.floor.Detach(pr.ep); err != nil {
+			return fmt.Errorf("floor detach %q: %w", pr.ep.HostIf, err)
+		}
+		t2 := time.Now()
+		t.disconnect = append(t.disconnect, t1.Sub(t0))
+		t.floorDetach = append(t.floorDetach, t2.Sub(t1))
+	}
+	return nil
+}
+
+// measureLoaded records the daemon's RSS with every container so far running.
+func (w *world) measureLoaded(ctx context.Context, res *scaleResult) error {
+	list, err := w.d.ContainerList(ctx, false, nil)
+	if err != nil {
+		return err
+	}
+	res.loaded = len(list)
+	res.rssLoaded, err = w.d.RSS()
+	return err
+}

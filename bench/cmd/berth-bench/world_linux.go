@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/berth-net/berth/bench/internal/floor"
+	"github.com/berth-net/berth/bench/internal/harness"
+)
+
+// The bench's addresses: berth's user network and the floor's bridge are
+// both /16s, so that 1,000 ports fit with room to spare.
+var (
+	benchSubnet  = netip.MustParsePrefix("10.88.0.0/16")
+	benchGateway = netip.MustParsePrefix("10.88.0.1/16")
+	floorGateway = netip.MustParsePrefix("10.250.0.1/16")
+	// floorFirst is the floor's first endpoint address; fillFirst that of
+	// the bare ports on berth's bridge, high in its /16, far from the
+	// addresses berth's IPAM hands out from the bottom.
+	floorFirst = netip.MustParseAddr("10.250.0.2")
+	fillFirst  = netip.MustParseAddr("10.88.128.2")
+	probeFirst = netip.MustParseAddr("10.250.240.2")
+)
+
+const (
+	benchNet    = "bench"   // berth's user network
+	benchBridge = "brbench" // its device
+	image       = "busybox"
+)
+
+// world is everything one bench run makes inside its private namespaces.
+type world struct {
+	dir     string
+	outside string // the outside world's netns
+	d       *harness.Daemon
+	floor   *floor.Floor // the reference bridge
+	fill    *floor.Floor // bare ports on berth's bridge
+	log     *slog.Logger
+	nsSeq   int
+}
+
+// requirePrivateNamespace refuses to run anywhere but a fresh network
+// namespace (only lo): the bench makes bridges, routes and sysctls that
+// must never reach a real host.
+func requirePrivateNamespace() error {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return err
+	}
+	for _, l := range links {
+		if l.Attrs().Name != "lo" {
+			return fmt.Errorf("refusing to run: this network namespace has %q; the bench runs only in a fresh one", l.Attrs().Name)
+		}
+	}
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		return err
+	}
+	return netlink.LinkSetUp(lo)
+}
+
+func newWorld(ctx context.Context, bin string, log *slog.Logger) (*world, error) {
+	dir, err := os.MkdirTemp("", "w")
+	if err != nil {
+		return nil, err
+	}
+	w := &world{dir: dir, outside: filepath.Join(dir, "outside.netns"), log: log}
+	if err := os.MkdirAll(filepath.Join(dir, "ns"), 0o755); err != nil {
+		return nil, err
+	}
+	if err := harness.MakeOutside(w.outside); err != nil {
+		return nil, err
+	}
+	if err := floor.SetIPForward(); err != nil {
+		return nil, err
+	}
+	log.Info("starting daemon")
+	if w.d, err = harness.StartDaemon(ctx, bin, dir); err != nil {
+		return nil, err
+	}
+	if err := w.d.ImportBusybox(ctx, image); err != nil {
+		return w, err
+	}
+	return w, nil
+}
+
+// setUpBridges creates berth's user network and the floor's bridge.
+func (w *world) setUpBridges(ctx context.Context) error {
+	if err := w.d.CreateNetwork(ctx, benchNet, benchBridge, benchSubnet); err != nil {
+		return fmt.Errorf("create network %q: %w", benchNet, err)
+	}
+	var err error
+	if w.floor, err = floor.New(floor.Config{Bridge: "floor0", Gateway: floorGateway, Table: "floor"}); err != nil {
+		return fmt.Errorf("floor bridge: %w", err)
+	}
+	if w.fill, err = floor.New(floor.Config{Bridge: benchBridge, Gateway: benchGateway, Table: "fill", Existing: true}); err != nil {
+		return fmt.Errorf("bare ports on %q: %w", benchBridge, err)
+	}
+	return nil
+}
+
+// newNetns returns the path of a fresh bound namespace.
+func (w *world) newNetns() (string, error) {
+	w.nsSeq++
+	p := filepath.Join(w.dir, "ns", fmt.Sprintf("ns%d", w.nsSeq))
+	return p, floor.NewNetns(p)
+}
+
+// floorEndpoint is a floor endpoint numbered i, its address i after first
+// on a /16.
+func floorEndpoint(prefix string, i int, first netip.Addr) floor.Endpoint {
+	a := first.As4()
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	v += uint32(i)
+	return floor.Endpoint{
+		HostIf:  fmt.Sprintf("%s%d", prefix, i),
+		IfName:  "eth0",
+		Address: netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), 16),
+		MAC:     net.HardwareAddr{0x02, 0x42, 0xfa, byte(i >> 16), byte(i >> 8), byte(i)},
+	}
+}
+
+// close removes every container, stops the daemon, and deletes the floor's
+// bridges and tables; the namespaces die with the bench.
+func (w *world) close(ctx context.Context) error {
+	var errs []error
+	if w.d != nil {
+		errs = append(errs, w.d.RemoveAll(ctx), w.d.Stop())
+	}
+	for _, f := range []*floor.Floor{w.fill, w.floor} {
+		if f != nil {
+			errs = append(errs, f.Close())
+		}
+	}
+	err := errors.Join(errs...)
+	if err != nil && w.d != nil {
+		err = fmt.Errorf("%w (daemon log: %s)", err, w.d.LogPath)
+	}
+	return err
+}
+
+// bridgePorts counts the ports of bridge.
+func bridgePorts(bridge string) (int, error) {
+	br, err := netlink.LinkByName(bridge)
+	if err != nil {
+		return 0, err
+	}
+	links, err := netlink.LinkList()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, l := range links {
+		if l.Attrs().MasterIndex == br.Attrs().Index {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// berthVeths counts the host ends berth owns (alias "berth:…", not bridges).
+func berthVeths() (int, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, l := range links {
+		if _, ok := l.(*netlink.Veth); ok && strings.HasPrefix(l.Attrs().Alias, "berth:") {
+			n++
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,160 @@
+// Package harness drives berth for the benchmarks from inside the bench's
+// private namespaces: it starts `berth daemon` as a child, talks to it
+// through berth's own API client, builds the outside world that masquerade
+// and throughput tests need, and runs iperf3 in namespaces. It assumes the
+// caller already runs in namespaces of its own (the bench re-execs itself
+// under unshare) and never touches anything outside its directory there.
+package harness
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/berth-net/berth/internal/client"
+	"github.com/berth-net/berth/internal/runtime/image/imagetest"
+)
+
+// Daemon is one `berth daemon` child with a client for it.
+type Daemon struct {
+	*client.Client
+	Dir     string
+	LogPath string
+	cmd     *exec.Cmd
+	done    chan error
+}
+
+// StartDaemon runs bin as `berth daemon` with its roots and socket under
+// dir and returns once the API answers.
+func StartDaemon(ctx context.Context, bin, dir string) (*Daemon, error) {
+	sock := filepath.Join(dir, "berth.sock")
+	d := &Daemon{Dir: dir, LogPath: filepath.Join(dir, "daemon.log"), done: make(chan error, 1)}
+	logf, err := os.Create(d.LogPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	d.cmd = exec.Command(bin, "daemon",
+		"--data-root", filepath.Join(dir, "data"),
+		"--exec-root", filepath.Join(dir, "exec"),
+		"--host", "unix://"+sock)
+	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := d.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s daemon: %w", bin, err)
+	}
+	go func() { d.done <- d.cmd.Wait() }()
+	if d.Client, err = client.New("unix://"+sock, nil); err != nil {
+		d.Kill()
+		return nil, err
+	}
+	if err := d.waitReady(ctx); err != nil {
+		d.Kill()
+		return nil, err
+	}
+	return d, nil
+}
+
+// waitReady polls the API until it answers; the limit only keeps a broken
+// daemon from hanging the bench.
+func (d *Daemon) waitReady(ctx context.Context) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		_, err := d.Ping(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case err := <-d.done:
+			return fmt.Errorf("daemon exited (%v); log in %s", err, d.LogPath)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("daemon never answered: %w", err)
+		}
+	}
+}
+
+// Pid is the daemon's process ID.
+func (d *Daemon) Pid() int { return d.cmd.Process.Pid }
+
+// Stop sends SIGTERM and waits.
+func (d *Daemon) Stop() error {
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-d.done:
+		return err
+	case <-time.After(30 * time.Second):
+		d.Kill()
+		return errors.New("daemon ignored SIGTERM; killed it")
+	}
+}
+
+// Kill kills the daemon and waits for it.
+func (d *Daemon) Kill() {
+	d.cmd.Process.Kill()
+	<-d.done
+}
+
+// RSS returns the daemon's resident set size in bytes (VmRSS).
+func (d *Daemon) RSS() (int64, error) { return rssOf(d.Pid()) }
+
+func rssOf(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return parseVmRSS(f)
+}
+
+// parseVmRSS reads the "VmRSS:  21464 kB" line of /proc/PID/status.
+func parseVmRSS(r io.Reader) (int64, error) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, fmt.Errorf("unexpected VmRSS line %q", sc.Text())
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		return kb << 10, err
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, errors.New("no VmRSS line")
+}
+
+// ImportBusybox imports a busybox root filesystem (the host's static
+// busybox) as image name.
+func (d *Daemon) ImportBusybox(ctx context.Context, name string) error {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(imagetest.WriteBusyboxTar(pw)) }()
+	body, err := d.ImageImport(ctx, pr, name, "", "")
+	if err != nil {
+		pr.CloseWithError(err)
+		return fmt.Errorf("import busybox: %w", err)
+	}
+	defer body.Close()
+	out, err := io.ReadAll(body)
+	if err != nil {
+		return fmt.Errorf("import busybox: %w", err)
+	}
+	if strings.Contains(string(out), `"error"`) {
+		return fmt.Errorf("import busybox: %s", out)
+	}
+	return nil
+}
