@@ -48,7 +48,7 @@ func (d *Daemon) CreateNetwork(ctx context.Context, name, bridge string, subnet 
 	req := network.CreateRequest{Name: name, CreateOptions: network.CreateOptions{
 		Driver:  "bridge",
 		Options: map[string]string{"com.docker.network.bridge.name": bridge},
-		IPAM:   &network.IPAM{Config: []network.IPAMConfig{{Subnet: subnet.String()}}},
+		IPAM:    &network.IPAM{Config: []network.IPAMConfig{{Subnet: subnet.String()}}},
 	}}
 	_, err := d.NetworkCreate(ctx, req)
 	return err

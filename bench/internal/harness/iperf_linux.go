@@ -67,4 +67,3 @@ func parseIperf(out []byte) (float64, error) {
 	}
 	return r.End.SumReceived.BitsPerSecond, nil
 }
-
