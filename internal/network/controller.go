@@ -47,11 +47,12 @@ type Controller struct {
 	cfg Config
 	log *slog.Logger
 
-	mu        sync.Mutex
+	mu        sync.RWMutex // readers (inspect, ls) never queue behind one another
 	networks  map[string]*Network
 	endpoints map[string]*Endpoint
 	sandboxes map[string]*Sandbox
 	spaces    map[string]*ipam.Space // by network ID, bridge networks only
+	view      netView                // networks for readers that must not wait for c.mu
 	names     *nameTable             // for the embedded resolver; its own lock
 	newIfName HostIfNameFunc
 	newMAC    MACFunc
@@ -111,21 +112,17 @@ func RandomMAC() net.HardwareAddr {
 
 // Networks returns copies of every network, sorted by name.
 func (c *Controller) Networks() []*Network {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make([]*Network, 0, len(c.networks))
-	for _, n := range c.networks {
+	nets := c.viewNetworks()
+	out := make([]*Network, 0, len(nets))
+	for _, n := range nets {
 		out = append(out, cloneNetwork(n))
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
 // Network finds a network by full ID, name, or unique ID prefix, in that order (Docker's).
 func (c *Controller) Network(ref string) (*Network, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n, err := c.lookupNetwork(ref)
+	n, err := c.lookupView(ref)
 	if err != nil {
 		return nil, err
 	}
@@ -133,19 +130,24 @@ func (c *Controller) Network(ref string) (*Network, error) {
 }
 
 func (c *Controller) lookupNetwork(ref string) (*Network, error) {
+	return lookupIn(c.networks, ref)
+}
+
+// lookupIn finds ref in networks by ID, name, then unique ID prefix.
+func lookupIn(networks map[string]*Network, ref string) (*Network, error) {
 	if ref == "" {
 		return nil, errdefs.NotFound("network %s not found", ref)
 	}
-	if n, ok := c.networks[ref]; ok {
+	if n, ok := networks[ref]; ok {
 		return n, nil
 	}
-	for _, n := range c.networks {
+	for _, n := range networks {
 		if n.Name == ref {
 			return n, nil
 		}
 	}
 	var found *Network
-	for id, n := range c.networks {
+	for id, n := range networks {
 		if strings.HasPrefix(id, ref) {
 			if found != nil {
 				return nil, errdefs.Invalid("network %s is ambiguous (%d matches found)", ref, 2)
@@ -161,8 +163,8 @@ func (c *Controller) lookupNetwork(ref string) (*Network, error) {
 
 // Endpoints returns copies of the endpoints on network id, sorted by address.
 func (c *Controller) Endpoints(networkID string) []*Endpoint {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	var out []*Endpoint
 	for _, ep := range c.endpoints {
 		if ep.NetworkID == networkID {
@@ -175,8 +177,8 @@ func (c *Controller) Endpoints(networkID string) []*Endpoint {
 
 // Attachments returns the networks sandboxID is on, in interface order (eth0 first).
 func (c *Controller) Attachments(sandboxID string) []Attachment {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	var out []Attachment
 	for _, ep := range c.endpoints {
 		if ep.SandboxID != sandboxID {
@@ -192,8 +194,8 @@ func (c *Controller) Attachments(sandboxID string) []Attachment {
 
 // Sandbox returns a copy of the sandbox record.
 func (c *Controller) Sandbox(id string) (*Sandbox, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	sb, ok := c.sandboxes[id]
 	if !ok {
 		return nil, errdefs.NotFound("sandbox %s not found", id)
@@ -278,8 +280,8 @@ func (c *Controller) ctx() context.Context { return context.Background() }
 
 // Sandboxes returns copies of every sandbox record.
 func (c *Controller) Sandboxes() []Sandbox {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	out := make([]Sandbox, 0, len(c.sandboxes))
 	for _, sb := range c.sandboxes {
 		out = append(out, *sb)

@@ -27,6 +27,7 @@ func (c *Controller) CreateNetwork(ctx context.Context, req CreateRequest) (*Net
 		c.mu.Lock()
 		delete(c.networks, n.ID)
 		delete(c.spaces, n.ID)
+		c.publishNetworksLocked()
 		c.mu.Unlock()
 		err = errors.Join(err, c.cfg.Store.Update(func(tx store.Tx) error { return tx.Delete(store.BucketNetworks, n.ID) }))
 		return nil, err
@@ -104,6 +105,7 @@ func (c *Controller) planNetwork(req CreateRequest) (*Network, error) {
 	}
 	c.networks[n.ID] = n
 	c.spaces[n.ID] = space
+	c.publishNetworksLocked()
 	return n, nil
 }
 
@@ -198,6 +200,7 @@ func (c *Controller) RemoveNetwork(ctx context.Context, ref string) error {
 	// finished by the next start.
 	delete(c.networks, n.ID)
 	delete(c.spaces, n.ID)
+	c.publishNetworksLocked()
 	n.Removing = true
 	perr := c.putNetwork(n)
 	c.mu.Unlock()
@@ -314,6 +317,7 @@ func (c *Controller) ensurePredefinedLocked() error {
 			return fmt.Errorf("record predefined network %q: %w", n.Name, err)
 		}
 		c.networks[n.ID] = n
+		c.publishNetworksLocked()
 		c.log.Info("predefined network created", "name", n.Name, "driver", n.Driver)
 	}
 	return nil

@@ -45,6 +45,7 @@ func (c *Controller) Start(ctx context.Context) error {
 func (c *Controller) load() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer c.publishNetworksLocked()
 	return c.cfg.Store.View(func(tx store.Tx) error {
 		if err := tx.ForEach(store.BucketNetworks, func(_ string, raw []byte) error {
 			n := &Network{}
@@ -100,6 +101,7 @@ func (c *Controller) finishRemovals(ctx context.Context) []error {
 			delete(c.networks, id)
 		}
 	}
+	c.publishNetworksLocked()
 	c.mu.Unlock()
 	var errs []error
 	for _, n := range removing {

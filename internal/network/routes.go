@@ -55,6 +55,7 @@ func (c *Controller) NoteHostRoute(r HostRoute) []string {
 		}
 		out = append(out, w)
 	}
+	c.publishNetworksLocked()
 	slices.Sort(out)
 	return out
 }
@@ -80,6 +81,7 @@ func (c *Controller) ForgetHostRoute(r HostRoute) []string {
 			n.Warnings = nil
 		}
 	}
+	c.publishNetworksLocked()
 	slices.Sort(cleared)
 	return cleared
 }
