@@ -42,7 +42,7 @@ func containerInspect(c *container.Container, atts []network.Attachment, apiVers
 		NetworkSettingsBase: ctypes.NetworkSettingsBase{
 			SandboxID:  c.State.SandboxID,
 			SandboxKey: c.State.SandboxKey,
-			Ports:      portMap(c.Config.ExposedPorts),
+			Ports:      portMap(c.Config.ExposedPorts, atts),
 		},
 		DefaultNetworkSettings: defaultNetworkSettings(nets),
 		Networks:               nets,
@@ -161,27 +161,6 @@ func wireConfig(cfg container.Config) *ctypes.Config {
 	}
 }
 
-func portSet(ports []string) nat.PortSet {
-	if len(ports) == 0 {
-		return nil
-	}
-	ps := nat.PortSet{}
-	for _, p := range ports {
-		ps[nat.Port(p)] = struct{}{}
-	}
-	return ps
-}
-
-// portMap lists exposed ports with no bindings (null), as Docker does for
-// ports that are exposed but not published.
-func portMap(ports []string) nat.PortMap {
-	pm := nat.PortMap{}
-	for _, p := range ports {
-		pm[nat.Port(p)] = nil
-	}
-	return pm
-}
-
 // endpointSettings are the container's networks keyed by name: what it
 // asked for, overlaid with what it got from its attachments.
 func endpointSettings(c *container.Container, atts []network.Attachment) map[string]*nettypes.EndpointSettings {
@@ -261,7 +240,7 @@ func containerSummary(c *container.Container, atts []network.Attachment, now tim
 		ImageID:         c.Config.ImageID,
 		Command:         commandLine(path, args),
 		Created:         c.Created.Unix(),
-		Ports:           summaryPorts(c.Config.ExposedPorts),
+		Ports:           summaryPorts(c.Config.ExposedPorts, atts),
 		Labels:          orEmpty(c.Config.Labels),
 		State:           ctypes.ContainerState(c.Status()),
 		Status:          statusText(c.Status(), c.State, now),
@@ -283,15 +262,6 @@ func commandLine(path string, args []string) string {
 		parts = append(parts, a)
 	}
 	return strings.Join(parts, " ")
-}
-
-func summaryPorts(ports []string) []ctypes.Port {
-	out := []ctypes.Port{}
-	for _, p := range ports {
-		np := nat.Port(p)
-		out = append(out, ctypes.Port{PrivatePort: uint16(np.Int()), Type: np.Proto()})
-	}
-	return out
 }
 
 // statusText is docker ps's STATUS column ("Up 5 seconds", "Exited (0) 3 minutes ago").

@@ -1,0 +1,58 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/netip"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/berth-net/berth/internal/network"
+)
+
+// withPublished gives test1 (exposing 80/tcp) published ports.
+func withPublished() *fakeBackend {
+	f := newFakeBackend()
+	ep := f.endpoints[f.networks[0].ID][0]
+	ep.Ports = []network.PortMapping{
+		{Proto: "udp", HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 5353, Port: 53},
+		{Proto: "tcp", HostIP: netip.MustParseAddr("0.0.0.0"), HostPort: 8080, Port: 80},
+	}
+	return f
+}
+
+func TestPublishedPortsInspect(t *testing.T) {
+	rec := call(t, newServer(withPublished()), http.MethodGet, "/v1.51/containers/test1/json", "")
+	wantStatus(t, rec, http.StatusOK)
+	var got struct{ NetworkSettings struct{ Ports json.RawMessage } }
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := `{"53/udp":[{"HostIp":"127.0.0.1","HostPort":"5353"}],"80/tcp":[{"HostIp":"0.0.0.0","HostPort":"8080"}]}`
+	if diff := cmp.Diff(want, string(got.NetworkSettings.Ports)); diff != "" {
+		t.Errorf("Ports (-want +got):\n%s", diff)
+	}
+}
+
+func TestPublishedPortsSummary(t *testing.T) {
+	f := withPublished()
+	f.containers[0].Config.ExposedPorts = []string{"443/tcp", "80/tcp"}
+	rec := call(t, newServer(f), http.MethodGet, "/v1.51/containers/json?filters="+urlEscape(`{"name":["test1"]}`), "")
+	wantStatus(t, rec, http.StatusOK)
+	got := decode[[]struct{ Ports []map[string]any }](t, rec)[0].Ports
+	want := []map[string]any{
+		{"IP": "127.0.0.1", "PrivatePort": 53.0, "PublicPort": 5353.0, "Type": "udp"},
+		{"IP": "0.0.0.0", "PrivatePort": 80.0, "PublicPort": 8080.0, "Type": "tcp"},
+		{"PrivatePort": 443.0, "Type": "tcp"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Ports (-want +got):\n%s", diff)
+	}
+}
+
+func TestDockerCLIPorts(t *testing.T) {
+	d := newDockerRunner(t, withPublished())
+	d.ok("53/udp -> 127.0.0.1:5353\n80/tcp -> 0.0.0.0:8080\n", "port", "test1")
+	d.ok("127.0.0.1:5353->53/udp, 0.0.0.0:8080->80/tcp\n", "ps", "--filter", "name=test1", "--format", "{{.Ports}}")
+}
