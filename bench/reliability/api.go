@@ -68,6 +68,29 @@ func (c *Client) Do(method, path string, body any) (int, []byte, error) {
 	return resp.StatusCode, out, err
 }
 
+// DoRaw sends body as it is with the given Content-Type ("" for none) and
+// returns the status, the response's Content-Type and body.
+func (c *Client) DoRaw(method, path, contentType string, body []byte) (int, string, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, "http://berth"+path, rd)
+	if err != nil {
+		return 0, "", nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, "", nil, err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Content-Type"), out, err
+}
+
 // Want is Do that fails unless the status is one of ok.
 func (c *Client) Want(method, path string, body any, ok ...int) ([]byte, error) {
 	code, out, err := c.Do(method, path, body)

@@ -36,6 +36,11 @@ type Config struct {
 	Labels     map[string]string `json:"labels,omitempty"`
 	// ExposedPorts are "80/tcp" style keys.
 	ExposedPorts []string `json:"exposedPorts,omitempty"`
+	// PortBindings are the ports to publish on the container's first
+	// network, by "80/tcp" key (HostConfig.PortBindings).
+	PortBindings map[string][]PortBinding `json:"portBindings,omitempty"`
+	// PublishAllPorts publishes every exposed port on an ephemeral host port (-P).
+	PublishAllPorts bool `json:"publishAllPorts,omitempty"`
 	// NetworkMode is "bridge", "host", "none" or a user network's name.
 	NetworkMode string `json:"networkMode"`
 	AutoRemove  bool   `json:"autoRemove,omitempty"`
@@ -49,6 +54,15 @@ type Config struct {
 	// StopSignal and StopTimeout: SIGTERM and 10 s when empty.
 	StopSignal  string `json:"stopSignal,omitempty"`
 	StopTimeout *int   `json:"stopTimeout,omitempty"`
+}
+
+// PortBinding is where one container port is published on the host.
+type PortBinding struct {
+	// HostIP is the host address; invalid means the network's default.
+	HostIP netip.Addr `json:"hostIp,omitzero"`
+	// HostPort is "" (an ephemeral port), "8080", or a range "8000-9000"
+	// to take the first free port of, as the user gave it.
+	HostPort string `json:"hostPort,omitempty"`
 }
 
 // EndpointRequest is a user's per-network wish: a static address, a MAC, aliases.

@@ -35,6 +35,9 @@ func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg container
 		return nil, err
 	}
 	cfg.ImageID = img.ID
+	if err := checkPorts(cfg); err != nil {
+		return nil, err
+	}
 	if err := d.planNetworks(&cfg); err != nil {
 		return nil, err
 	}

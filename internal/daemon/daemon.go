@@ -22,6 +22,7 @@ import (
 	"github.com/berth-net/berth/internal/driver/bridge"
 	"github.com/berth-net/berth/internal/firewall/nftables"
 	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/portalloc"
 	"github.com/berth-net/berth/internal/runtime"
 	"github.com/berth-net/berth/internal/runtime/image"
 	"github.com/berth-net/berth/internal/sandbox"
@@ -112,7 +113,7 @@ func (d *Daemon) build() error {
 		return fmt.Errorf("nftables: %w", err)
 	}
 	d.net = network.New(network.Config{
-		Store: d.store, Driver: d.driver, Sandboxes: sbs, Firewall: fw,
+		Store: d.store, Driver: d.driver, Sandboxes: sbs, Firewall: fw, Ports: portalloc.New("", d.log.With("component", "ports")),
 		Log: d.log.With("component", "network"), DefaultBridgeName: d.cfg.BridgeName,
 		Nameservers: d.resolv.nameservers,
 	})

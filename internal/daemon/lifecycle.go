@@ -66,10 +66,15 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState) (err error) {
 	if err := d.putContainer(c); err != nil {
 		return err
 	}
-	for _, name := range sortedNetworks(c.Config.Networks, mode.Name) {
+	ports, err := portRequests(c.Config)
+	if err != nil {
+		return err
+	}
+	for i, name := range sortedNetworks(c.Config.Networks, mode.Name) {
 		req := c.Config.Networks[name]
 		if _, err := d.net.Join(ctx, sb.ID, name, network.JoinRequest{
 			ContainerID: c.ID, Name: c.Name, IPv4: req.IPv4Address, MAC: req.MacAddress, Aliases: req.Aliases,
+			Ports: portsForJoin(i, ports),
 		}); err != nil {
 			return err
 		}

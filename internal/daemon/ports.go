@@ -1,0 +1,113 @@
+package daemon
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/network"
+)
+
+// portRequests turns a container's port bindings, and with PublishAllPorts
+// every other exposed port, into the requests its first network's endpoint
+// publishes. They come in port order, then protocol, then binding order.
+func portRequests(cfg container.Config) ([]network.PortRequest, error) {
+	var keys []string
+	for k, bs := range cfg.PortBindings {
+		if len(bs) > 0 {
+			keys = append(keys, k)
+		}
+	}
+	if cfg.PublishAllPorts {
+		for _, k := range cfg.ExposedPorts {
+			if len(cfg.PortBindings[k]) == 0 {
+				keys = append(keys, k)
+			}
+		}
+	}
+	type key struct {
+		port  uint16
+		proto string
+		raw   string
+	}
+	var parsed []key
+	for _, k := range keys {
+		port, proto, err := parsePortKey(k)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.ContainsFunc(parsed, func(o key) bool { return o.raw == k }) {
+			parsed = append(parsed, key{port, proto, k})
+		}
+	}
+	slices.SortFunc(parsed, func(a, b key) int { return cmp.Or(cmp.Compare(a.port, b.port), cmp.Compare(a.proto, b.proto)) })
+	var out []network.PortRequest
+	for _, k := range parsed {
+		bindings := cfg.PortBindings[k.raw]
+		if len(bindings) == 0 {
+			bindings = []container.PortBinding{{}} // -P: an ephemeral port
+		}
+		for _, b := range bindings {
+			start, end, err := parseHostPort(b.HostPort)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, network.PortRequest{Proto: k.proto, Port: k.port, HostIP: b.HostIP, HostPortStart: start, HostPortEnd: end})
+		}
+	}
+	return out, nil
+}
+
+// parsePortKey reads "80/tcp" (or "80", which is tcp).
+func parsePortKey(k string) (uint16, string, error) {
+	port, proto, _ := strings.Cut(k, "/")
+	proto = cmp.Or(strings.ToLower(proto), "tcp")
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 {
+		return 0, "", errdefs.Invalid("invalid container port %q", k)
+	}
+	if proto != "tcp" && proto != "udp" {
+		return 0, "", errdefs.Invalid("cannot publish %s: berth publishes tcp and udp ports", k)
+	}
+	return uint16(n), proto, nil
+}
+
+// parseHostPort reads "" (0, 0: ephemeral), "8080" or "8000-9000".
+func parseHostPort(s string) (uint16, uint16, error) {
+	if s == "" || s == "0" {
+		return 0, 0, nil
+	}
+	lo, hi, isRange := strings.Cut(s, "-")
+	start, err1 := strconv.ParseUint(lo, 10, 16)
+	end := start
+	var err2 error
+	if isRange {
+		end, err2 = strconv.ParseUint(hi, 10, 16)
+	}
+	if err1 != nil || err2 != nil || start == 0 || end < start {
+		return 0, 0, errdefs.Invalid("invalid host port %q: want PORT or START-END within 1-65535", s)
+	}
+	return uint16(start), uint16(end), nil
+}
+
+// portsForJoin gives the port requests to the container's first network
+// only: Docker publishes on the endpoint that provides the gateway.
+func portsForJoin(i int, ports []network.PortRequest) []network.PortRequest {
+	if i != 0 {
+		return nil
+	}
+	return ports
+}
+
+// checkPorts validates a container's port settings at create time, so that
+// a bad one is refused before the container exists.
+func checkPorts(cfg container.Config) error {
+	if _, err := portRequests(cfg); err != nil {
+		return fmt.Errorf("publish ports: %w", err)
+	}
+	return nil
+}
