@@ -3,17 +3,15 @@ package bridge
 import (
 	"fmt"
 	"net/netip"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/berth-net/berth/internal/network"
-	"github.com/berth-net/berth/internal/sandbox"
 )
 
 // BenchmarkJoinLeave measures one Join and one Leave of a sandbox on a
-// bridge that already has 0, 100 or 1,000 other ports (each in its own
+// bridge that already has 0, 100, 800 or 1,000 other ports (each in its own
 // sandbox, as containers would be), in a private host namespace. It
 // reports the two halves separately, the time the background reaper then
 // takes to delete the pair (Settle; not part of Leave's latency), and the
@@ -22,7 +20,7 @@ import (
 //
 //	go test -run '^$' -bench JoinLeave -benchtime 200x ./internal/driver/bridge/
 func BenchmarkJoinLeave(b *testing.B) {
-	for _, ports := range []int{0, 100, 1000} {
+	for _, ports := range []int{0, 100, 800, 1000} {
 		b.Run(fmt.Sprintf("ports=%d", ports), func(b *testing.B) {
 			w := newWorld(b)
 			w.d.log = discardLogger()
@@ -30,11 +28,7 @@ func BenchmarkJoinLeave(b *testing.B) {
 			for i := range ports {
 				w.joinBackground(b, i)
 			}
-			sb := filepath.Join(b.TempDir(), "sandbox")
-			if err := sandbox.NewBound(sb); err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { sandbox.Unbind(sb) })
+			sb := newBenchSandbox(b)
 			steps, leaveSteps := newStepClock(), newStepClock()
 			w.d.failAt = steps.mark
 			var join, leave, reap []time.Duration
@@ -85,11 +79,7 @@ func BenchmarkLeaveBySyncDelete(b *testing.B) {
 	w := newWorld(b)
 	w.d.log = discardLogger()
 	w.ensureBenchBridge(b)
-	sb := filepath.Join(b.TempDir(), "sandbox")
-	if err := sandbox.NewBound(sb); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { sandbox.Unbind(sb) })
+	sb := newBenchSandbox(b)
 	var leave time.Duration
 	for range b.N {
 		spec := benchSpec(60000)
@@ -139,12 +129,7 @@ func benchSpec(n int) network.EndpointSpec {
 // joinBackground joins a new sandbox as the bridge's port number i.
 func (w *testWorld) joinBackground(b *testing.B, i int) {
 	b.Helper()
-	sb := filepath.Join(b.TempDir(), "sandbox")
-	if err := sandbox.NewBound(sb); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { sandbox.Unbind(sb) })
-	if err := w.d.Join(sb, benchSpec(i)); err != nil {
+	if err := w.d.Join(newBenchSandbox(b), benchSpec(i)); err != nil {
 		b.Fatalf("background Join %d: %v", i, err)
 	}
 }

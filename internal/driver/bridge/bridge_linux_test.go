@@ -180,6 +180,16 @@ func TestOwnedLinksSeesOnlyTaggedLinks(t *testing.T) {
 	if err := w.d.Join(sb, endpointSpec(1)); err != nil {
 		t.Fatal(err)
 	}
+	// A veth that Leave cut off is being deleted and is nobody's any more.
+	sb2 := nstest.New(t)
+	left := endpointSpec(2)
+	if err := w.d.Join(sb2, left); err != nil {
+		t.Fatal(err)
+	}
+	host, _ := w.h.LinkByName(left.HostIfName)
+	if err := w.h.LinkSetGroup(host, reapGroup); err != nil {
+		t.Fatal(err)
+	}
 	got, err := w.d.OwnedLinks()
 	if err != nil {
 		t.Fatal(err)

@@ -134,7 +134,9 @@ func (d *Driver) LinkExists(name string) (bool, error) {
 	return l != nil, err
 }
 
-// OwnedLinks lists the host-namespace links whose ifalias says berth made them.
+// OwnedLinks lists the host-namespace links whose ifalias says berth made
+// them, except veths already cut off and waiting for the reaper: they are
+// being deleted and belong to no endpoint any more.
 func (d *Driver) OwnedLinks() ([]network.OwnedLink, error) {
 	links, err := retryDump(d.h.LinkList)
 	if err != nil {
@@ -142,6 +144,9 @@ func (d *Driver) OwnedLinks() ([]network.OwnedLink, error) {
 	}
 	var owned []network.OwnedLink
 	for _, l := range links {
+		if l.Attrs().Group == reapGroup {
+			continue
+		}
 		if owner, ok := ownerFromAlias(l.Attrs().Alias); ok {
 			owned = append(owned, network.OwnedLink{Name: l.Attrs().Name, Owner: owner})
 		}

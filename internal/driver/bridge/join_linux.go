@@ -60,24 +60,25 @@ func (d *Driver) Join(sandboxPath string, spec network.EndpointSpec) (err error)
 		return fmt.Errorf("configure %q in sandbox %q: %w", spec.IfName, sandboxPath, err)
 	}
 	success = true
-	_ = d.step("sync port") // past the point of no return: a mark for benchmarks only
-	d.syncPortState(spec.HostIfName)
+	_ = d.step("announce") // past the point of no return: a mark for benchmarks only
 	d.announce(sandboxPath, peer, spec)
 	return nil
 }
 
-// announce sends the gratuitous ARP in the background. The broadcast is
-// flooded to every port of the bridge and delivered into every container's
-// namespace in the sender's context: measured here, that is 8-10 ms of
-// Join at 1,000 ports and would make attach cost grow with the bridge. The
-// announcement only speeds up neighbours (an endpoint without it still
-// works), so it is neither waited for nor a reason to roll back; Settle
-// and Close wait for it.
+// announce sends the gratuitous ARP in the background, once the bridge
+// port forwards. Both halves cost in proportion to the bridge's ports: the
+// broadcast is flooded to every port and delivered into every container's
+// namespace in the sender's context (8-10 ms at 1,000 ports, measured
+// here), and enabling the port makes the bridge re-run its port state
+// selection over every port. The announcement only speeds up neighbours
+// (an endpoint without it still works), so it is neither waited for nor a
+// reason to roll back; Settle and Close wait for it.
 func (d *Driver) announce(sandboxPath string, peer netlink.Link, spec network.EndpointSpec) {
 	ifindex, mac, addr := peer.Attrs().Index, spec.MAC, spec.Address.Addr()
 	d.background.Add(1)
 	go func() {
 		defer d.background.Done()
+		d.syncPortState(spec.HostIfName)
 		if err := sendGratuitousARP(sandboxPath, ifindex, mac, addr); err != nil {
 			d.log.Warn("gratuitous ARP failed", "endpoint", spec.Owner, "address", addr, "err", err)
 		}
@@ -166,7 +167,14 @@ func (d *Driver) configureHostEnd(host, br netlink.Link, owner string, created b
 	if err := d.step("attach to bridge"); err != nil {
 		return err
 	}
-	if err := d.h.LinkSetMasterByIndex(host, br.Attrs().Index); err != nil {
+	err := d.h.LinkSetMasterByIndex(host, br.Attrs().Index)
+	if errors.Is(err, unix.EXFULL) {
+		// BR_MAX_PORTS: port numbers have 10 bits and 0 is reserved.
+		return errdefs.WithKind(errdefs.KindConflict, fmt.Errorf(
+			"attach %q to bridge %q: the bridge has the most ports a Linux bridge takes (1023); use another network: %w",
+			name, br.Attrs().Name, err))
+	}
+	if err != nil {
 		return fmt.Errorf("attach %q to bridge %q: %w", name, br.Attrs().Name, err)
 	}
 	if created {
@@ -238,13 +246,13 @@ func noIPv6Autoconf(h *netlink.Handle, l netlink.Link) error {
 	return nil
 }
 
-// syncPortState waits, cheaply, until the bridge has seen the port's
-// carrier come up. The peer's carrier reaches the bridge through the
-// kernel's link-watch worker, asynchronously: measured here, half of the
-// ports were still disabled right after Join, so the gratuitous ARP (and
-// the container's first packets) were dropped. A netlink GET of one device
-// (rtnl_getlink, unlike a dump) runs that device's pending link-watch event
-// first, which enables the bridge port before the call returns.
+// syncPortState waits until the bridge has seen the port's carrier come
+// up. The peer's carrier reaches the bridge through the kernel's
+// link-watch worker, asynchronously: measured here, half of the ports were
+// still disabled right after Join, so a gratuitous ARP sent then was
+// dropped. A netlink GET of one device (rtnl_getlink, unlike a dump) runs
+// that device's pending link-watch event first, which enables the bridge
+// port before the call returns.
 func (d *Driver) syncPortState(hostIfName string) {
 	l, err := d.h.LinkByName(hostIfName)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/network"
@@ -271,8 +272,11 @@ func TestLeaveCutsOffAtOnceAndRejoinWaitsForTheReaper(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Before the reaper runs, the pair may still exist, but cut off.
-	if host, err := linkIfExists(w.h, sa.HostIfName); err != nil || (host != nil && host.Attrs().Flags&net.FlagUp != 0) {
-		t.Errorf("host end after Leave = %v, %v; want gone or down", host, err)
+	if host, err := linkIfExists(w.h, sa.HostIfName); err != nil || (host != nil && host.Attrs().RawFlags&unix.IFF_LOWER_UP != 0) {
+		t.Errorf("host end after Leave = %v, %v; want gone or without carrier", host, err)
+	}
+	if peer, err := linkIfExists(handleIn(t, a), sa.IfName); err != nil || (peer != nil && peer.Attrs().Flags&net.FlagUp != 0) {
+		t.Errorf("container end after Leave = %v, %v; want gone or down", peer, err)
 	}
 	if err := ping(t, b, sa.Address.Addr()); err == nil {
 		t.Error("the left endpoint still answers")
@@ -287,25 +291,52 @@ func TestLeaveCutsOffAtOnceAndRejoinWaitsForTheReaper(t *testing.T) {
 	}
 }
 
+func TestLeaveWithoutTheSandboxCutsOffTheHostEnd(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	sb := nstest.New(t)
+	spec := endpointSpec(1)
+	if err := w.d.Join(sb, spec); err != nil {
+		t.Fatal(err)
+	}
+	// As the orphan sweep calls it: only the host name is known.
+	if err := w.d.Leave("", network.EndpointSpec{HostIfName: spec.HostIfName}); err != nil {
+		t.Fatal(err)
+	}
+	if host, err := linkIfExists(w.h, spec.HostIfName); err != nil || (host != nil && host.Attrs().Flags&net.FlagUp != 0) {
+		t.Errorf("host end after Leave = %v, %v; want gone or down", host, err)
+	}
+	w.d.Settle()
+	if ok, _ := w.d.LinkExists(spec.HostIfName); ok {
+		t.Errorf("%q still exists after Settle", spec.HostIfName)
+	}
+	if diff := cmp.Diff([]string{"lo"}, linkNames(t, handleIn(t, sb))); diff != "" {
+		t.Errorf("sandbox links (-want +got):\n%s", diff)
+	}
+}
+
 func TestLeaveDeletesAtOnceWhenTheReaperCannotTakeIt(t *testing.T) {
 	w := newWorld(t)
 	w.ensureTestBridge(t)
 	before := linkNames(t, w.h)
 	sb := nstest.New(t)
 	spec := endpointSpec(1)
-	if err := w.d.Join(sb, spec); err != nil {
-		t.Fatal(err)
-	}
-	w.d.failAt = func(step string) error {
-		if step == "mark for reaping" {
-			return errors.New("injected failure")
+	for _, step := range []string{"cut off", "mark for reaping"} {
+		if err := w.d.Join(sb, spec); err != nil {
+			t.Fatal(err)
 		}
-		return nil
+		w.d.failAt = func(s string) error {
+			if s == step {
+				return errors.New("injected failure")
+			}
+			return nil
+		}
+		if err := w.d.Leave(sb, spec); err != nil {
+			t.Fatalf("Leave failing at %q: %v", step, err)
+		}
+		w.d.failAt = nil
+		checkNothingLeft(t, w, sb, before) // no Settle: the delete was synchronous
 	}
-	if err := w.d.Leave(sb, spec); err != nil {
-		t.Fatal(err)
-	}
-	checkNothingLeft(t, w, sb, before) // no Settle: the delete was synchronous
 }
 
 func TestNewDeletesVethsAnEarlierRunLeftMarked(t *testing.T) {
