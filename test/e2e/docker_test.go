@@ -41,6 +41,9 @@ func TestDockerCLIReads(t *testing.T) {
 			t.Errorf("docker inspect IPAddress of %s: exit %d, %q; want %s", name, code, out, want)
 		}
 	}
+	if out, _, code := w.Docker(t, "inspect", "--format", "{{.State.Pid}}", "test1"); code != 0 || strings.TrimSpace(out) != itoa(containerPID(t, w, "test1")) {
+		t.Errorf("docker inspect State.Pid of test1: exit %d, %q; want berth's", code, out)
+	}
 	out, _, code = w.Docker(t, "exec", "test1", "ping", "-c", "2", ip2.String())
 	if code != 0 || !strings.Contains(out, "64 bytes from "+ip2.String()) {
 		t.Errorf("docker exec test1 ping %s: exit %d\n%s", ip2, code, out)
