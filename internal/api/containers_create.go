@@ -51,6 +51,10 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 	if err != nil {
 		return container.Config{}, err
 	}
+	bindings, err := portBindings(hc.PortBindings)
+	if err != nil {
+		return container.Config{}, err
+	}
 	mode, nets, err := createNetworks(c, hc, req.NetworkingConfig, apiVersion)
 	if err != nil {
 		return container.Config{}, err
@@ -60,28 +64,30 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 		autoRemove = false // before 1.25 the client removed the container itself
 	}
 	return container.Config{
-		Image:        c.Image,
-		Cmd:          c.Cmd,
-		Entrypoint:   c.Entrypoint,
-		Env:          c.Env,
-		WorkingDir:   c.WorkingDir,
-		User:         c.User,
-		Hostname:     c.Hostname,
-		Domainname:   c.Domainname,
-		Tty:          c.Tty,
-		OpenStdin:    c.OpenStdin,
-		StdinOnce:    c.StdinOnce,
-		Labels:       c.Labels,
-		ExposedPorts: exposed,
-		NetworkMode:  mode,
-		AutoRemove:   autoRemove,
-		Networks:     nets,
-		DNS:          hc.DNS,
-		DNSSearch:    hc.DNSSearch,
-		DNSOptions:   hc.DNSOptions,
-		ExtraHosts:   hc.ExtraHosts,
-		StopSignal:   c.StopSignal,
-		StopTimeout:  c.StopTimeout,
+		Image:           c.Image,
+		Cmd:             c.Cmd,
+		Entrypoint:      c.Entrypoint,
+		Env:             c.Env,
+		WorkingDir:      c.WorkingDir,
+		User:            c.User,
+		Hostname:        c.Hostname,
+		Domainname:      c.Domainname,
+		Tty:             c.Tty,
+		OpenStdin:       c.OpenStdin,
+		StdinOnce:       c.StdinOnce,
+		Labels:          c.Labels,
+		ExposedPorts:    exposed,
+		PortBindings:    bindings,
+		PublishAllPorts: hc.PublishAllPorts,
+		NetworkMode:     mode,
+		AutoRemove:      autoRemove,
+		Networks:        nets,
+		DNS:             hc.DNS,
+		DNSSearch:       hc.DNSSearch,
+		DNSOptions:      hc.DNSOptions,
+		ExtraHosts:      hc.ExtraHosts,
+		StopSignal:      c.StopSignal,
+		StopTimeout:     c.StopTimeout,
 	}, nil
 }
 
@@ -100,8 +106,6 @@ func checkCreate(c *ctypes.Config, hc *ctypes.HostConfig) error {
 
 func unsupportedContainerFeatures(c *ctypes.Config, hc *ctypes.HostConfig) error {
 	switch {
-	case hasBindings(hc.PortBindings), hc.PublishAllPorts:
-		return errdefs.Invalid("publishing ports (-p, -P) is not supported by berth yet")
 	case len(hc.Binds) > 0, len(hc.Mounts) > 0, len(c.Volumes) > 0, len(hc.VolumesFrom) > 0:
 		return errdefs.Invalid("volumes and mounts (-v, --mount, --volumes-from) are not supported by berth yet")
 	case hc.RestartPolicy.Name != "" && hc.RestartPolicy.Name != ctypes.RestartPolicyDisabled:

@@ -61,6 +61,21 @@ func TestContainerCreate(t *testing.T) {
 			Networks: map[string]container.EndpointRequest{"web": {MacAddress: "02:00:00:00:00:09"}},
 		},
 	}, {
+		name: "published ports (-p 127.0.0.1:8080:80, -p 8000-8002:81/udp, -p 443, -P)",
+		path: "/v1.51/containers/create",
+		body: `{"Image":"busybox","ExposedPorts":{"80/tcp":{},"81/udp":{},"443/tcp":{}},
+			"HostConfig":{"PublishAllPorts":true,"PortBindings":{"80/tcp":[{"HostIp":"127.0.0.1","HostPort":"8080"}],
+			"81/udp":[{"HostIp":"","HostPort":"8000-8002"}],"443/tcp":[{"HostIp":"","HostPort":""}],"9/tcp":[]}}}`,
+		want: container.Config{
+			Image: "busybox", ExposedPorts: []string{"443/tcp", "80/tcp", "81/udp"}, NetworkMode: "bridge",
+			Networks: map[string]container.EndpointRequest{"bridge": {}}, PublishAllPorts: true,
+			PortBindings: map[string][]container.PortBinding{
+				"80/tcp":  {{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: "8080"}},
+				"81/udp":  {{HostPort: "8000-8002"}},
+				"443/tcp": {{}},
+			},
+		},
+	}, {
 		name: "endpoint keyed default becomes bridge",
 		path: "/v1.51/containers/create",
 		body: `{"Image":"busybox","NetworkingConfig":{"EndpointsConfig":{"default":{"Aliases":["x"]}}}}`,

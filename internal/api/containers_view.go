@@ -122,15 +122,16 @@ func containerState(status string, s container.State) *ctypes.State {
 
 func hostConfig(cfg container.Config) *ctypes.HostConfig {
 	return &ctypes.HostConfig{
-		NetworkMode:   ctypes.NetworkMode(cfg.NetworkMode),
-		PortBindings:  nat.PortMap{},
-		RestartPolicy: ctypes.RestartPolicy{Name: ctypes.RestartPolicyDisabled},
-		AutoRemove:    cfg.AutoRemove,
-		LogConfig:     ctypes.LogConfig{Type: "json-file", Config: map[string]string{}},
-		DNS:           orNone(cfg.DNS),
-		DNSOptions:    orNone(cfg.DNSOptions),
-		DNSSearch:     orNone(cfg.DNSSearch),
-		ExtraHosts:    cfg.ExtraHosts,
+		NetworkMode:     ctypes.NetworkMode(cfg.NetworkMode),
+		PortBindings:    hostPortBindings(cfg.PortBindings),
+		PublishAllPorts: cfg.PublishAllPorts,
+		RestartPolicy:   ctypes.RestartPolicy{Name: ctypes.RestartPolicyDisabled},
+		AutoRemove:      cfg.AutoRemove,
+		LogConfig:       ctypes.LogConfig{Type: "json-file", Config: map[string]string{}},
+		DNS:             orNone(cfg.DNS),
+		DNSOptions:      orNone(cfg.DNSOptions),
+		DNSSearch:       orNone(cfg.DNSSearch),
+		ExtraHosts:      cfg.ExtraHosts,
 	}
 }
 

@@ -23,7 +23,7 @@
 //     from the network named "bridge" only, to clients below API 1.52.
 //
 // What berth does not do is refused with a 400 that says so rather than
-// ignored: published ports, volumes, restart policies, container: network
-// modes, pulls (404, "import a root filesystem"), imports from URLs, image
+// ignored: volumes, restart policies, container: network modes, sctp and
+// IPv6 published ports, pulls (404, "import a root filesystem"), imports from URLs, image
 // changes, log timestamps and time ranges, IPv6 and swarm networks.
 package api

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/network"
 )
 
@@ -138,20 +140,28 @@ func TestDockerCLIChanges(t *testing.T) {
 	d.ok("test1\n", "kill", "test1")
 	d.ok("test1\n", "rm", "-f", "test1")
 	d.ok(hexID("c0ffee")+"\n", "run", "-d", "--name", "new1", "--network", "web", "--ip", "10.5.0.30", "--mac-address", "02:00:00:00:00:30", "busybox", "sleep", "9")
+	if got := f.lastContainerCreate.Networks["web"]; got.IPv4Address.String() != "10.5.0.30" || got.MacAddress != "02:00:00:00:00:30" {
+		t.Errorf("run --ip --mac-address reached the backend as %+v", got)
+	}
 	d.fails(1, `Conflict. The container name "/test2" is already in use by container`, "create", "--name", "test2", "busybox")
 	d.fails(125, "pull is not supported by berth: import a root filesystem with `docker import`", "run", "--rm", "ghost")
-	d.fails(125, "publishing ports (-p, -P) is not supported by berth yet", "run", "-d", "-p", "8080:80", "busybox")
+	d.ok(hexID("c0ffee")+"\n", "run", "-d", "--name", "pub", "-p", "127.0.0.1:8000-8001:80-81/udp", "-p", "9090:90", "busybox")
+	wantPorts := map[string][]container.PortBinding{
+		"80/udp": {{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: "8000"}},
+		"81/udp": {{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: "8001"}},
+		"90/tcp": {{HostPort: "9090"}},
+	}
+	if diff := cmp.Diff(wantPorts, f.lastContainerCreate.PortBindings, cmpAddr); diff != "" {
+		t.Errorf("run -p reached the backend as (-want +got):\n%s", diff)
+	}
 
 	want := []string{
 		"CreateNetwork app", "CreateNetwork vpn", "RemoveNetwork web", "ConnectNetwork web test1", "DisconnectNetwork web test1 false",
 		"PruneNetworks []", "StopContainer test1", "KillContainer test1 ", "RemoveContainer test1 true",
-		"CreateContainer new1", "StartContainer " + hexID("c0ffee"),
+		"CreateContainer new1", "StartContainer " + hexID("c0ffee"), "CreateContainer pub", "StartContainer " + hexID("c0ffee"),
 	}
 	if diff := cmp.Diff(want, f.Mutations()); diff != "" {
 		t.Errorf("mutations (-want +got):\n%s", diff)
-	}
-	if got := f.lastContainerCreate.Networks["web"]; got.IPv4Address.String() != "10.5.0.30" || got.MacAddress != "02:00:00:00:00:30" {
-		t.Errorf("run --ip --mac-address reached the backend as %+v", got)
 	}
 }
 

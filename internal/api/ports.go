@@ -2,12 +2,16 @@ package api
 
 import (
 	"cmp"
+	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	ctypes "github.com/docker/docker/api/types/container"
 	"github.com/docker/go-connections/nat"
 
+	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/network"
 )
 
@@ -71,4 +75,81 @@ func summaryPorts(exposed []string, atts []network.Attachment) []ctypes.Port {
 		}
 	}
 	return out
+}
+
+// portBindings checks HostConfig.PortBindings at the edge: "PORT/PROTO"
+// keys with tcp or udp, IPv4 host addresses, and host ports that are empty
+// (ephemeral), a port or a range. The core resolves and holds them.
+func portBindings(pm nat.PortMap) (map[string][]container.PortBinding, error) {
+	if !hasBindings(pm) {
+		return nil, nil
+	}
+	out := make(map[string][]container.PortBinding, len(pm))
+	for key, bindings := range pm {
+		proto, port := nat.SplitProtoPort(string(key))
+		n, err := strconv.ParseUint(port, 10, 16)
+		if err != nil || n == 0 {
+			return nil, errdefs.Invalid("invalid port %q: want PORT/PROTO", string(key))
+		}
+		if proto != "tcp" && proto != "udp" {
+			return nil, errdefs.Invalid("publishing %s ports is not supported by berth: use tcp or udp", proto)
+		}
+		k := strconv.FormatUint(n, 10) + "/" + proto
+		for _, b := range bindings {
+			pb, err := portBinding(b)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = append(out[k], pb)
+		}
+	}
+	return out, nil
+}
+
+func portBinding(b nat.PortBinding) (container.PortBinding, error) {
+	var pb container.PortBinding
+	if b.HostIP != "" {
+		ip, err := netip.ParseAddr(b.HostIP)
+		if err != nil {
+			return pb, errdefs.Invalid("invalid host IP %q to publish on", b.HostIP)
+		}
+		if !ip.Unmap().Is4() {
+			return pb, errdefs.Invalid("publishing on IPv6 address %s is not supported by berth", ip)
+		}
+		pb.HostIP = ip.Unmap()
+	}
+	if err := checkHostPort(b.HostPort); err != nil {
+		return pb, err
+	}
+	pb.HostPort = b.HostPort
+	return pb, nil
+}
+
+// checkHostPort accepts "", "8080" and "8000-9000".
+func checkHostPort(s string) error {
+	if s == "" {
+		return nil
+	}
+	lo, hi, isRange := strings.Cut(s, "-")
+	start, err1 := strconv.ParseUint(lo, 10, 16)
+	end := start
+	var err2 error
+	if isRange {
+		end, err2 = strconv.ParseUint(hi, 10, 16)
+	}
+	if err1 != nil || err2 != nil || start == 0 || end < start {
+		return errdefs.Invalid("invalid host port %q: want a port or a range like 8000-9000", s)
+	}
+	return nil
+}
+
+// hostPortBindings echoes the request in HostConfig.PortBindings.
+func hostPortBindings(pbs map[string][]container.PortBinding) nat.PortMap {
+	pm := nat.PortMap{}
+	for k, bs := range pbs {
+		for _, b := range bs {
+			pm[nat.Port(k)] = append(pm[nat.Port(k)], nat.PortBinding{HostIP: addrString(b.HostIP), HostPort: b.HostPort})
+		}
+	}
+	return pm
 }

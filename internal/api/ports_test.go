@@ -25,7 +25,9 @@ func withPublished() *fakeBackend {
 func TestPublishedPortsInspect(t *testing.T) {
 	rec := call(t, newServer(withPublished()), http.MethodGet, "/v1.51/containers/test1/json", "")
 	wantStatus(t, rec, http.StatusOK)
-	var got struct{ NetworkSettings struct{ Ports json.RawMessage } }
+	var got struct {
+		NetworkSettings struct{ Ports json.RawMessage }
+	}
 	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
