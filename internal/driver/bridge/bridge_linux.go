@@ -34,6 +34,9 @@ func (d *Driver) EnsureBridge(spec network.BridgeSpec, owner string) error {
 	if err := d.ensureGatewayAddr(br, spec.Gateway); err != nil {
 		return err
 	}
+	if err := d.ensureRouteLocalnet(spec.Name); err != nil { // published ports on 127.0.0.1
+		return err
+	}
 	return d.ensureUp(br)
 }
 
