@@ -19,9 +19,8 @@ import (
 // Driver implements network.Driver with netlink handles bound to the host
 // namespace and, per call, to a sandbox's namespace.
 type Driver struct {
-	hostNetns string // "" means the daemon's own namespace
-	h         *netlink.Handle
-	reaper    *reaper
+	h      *netlink.Handle
+	reaper *reaper
 	// hostThread writes the host namespace's sysctls; nil when that is the daemon's own.
 	hostThread *hostThread
 	// background counts announcements still being sent.
@@ -54,7 +53,7 @@ func New(hostNetns string, log *slog.Logger) (*Driver, error) {
 		h.Close()
 		return nil, err
 	}
-	return &Driver{hostNetns: hostNetns, h: h, reaper: r, hostThread: ht, log: log}, nil
+	return &Driver{h: h, reaper: r, hostThread: ht, log: log}, nil
 }
 
 // openHandle returns a route-netlink handle in the namespace at path ("" =

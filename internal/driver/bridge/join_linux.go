@@ -34,6 +34,9 @@ func (d *Driver) Join(sandboxPath string, spec network.EndpointSpec) (err error)
 		}
 		return fmt.Errorf("look up bridge %q: %w", spec.Bridge, err)
 	}
+	if _, ok := br.(*netlink.Bridge); !ok {
+		return errdefs.Conflict("link %q is a %s, not a bridge", spec.Bridge, br.Type())
+	}
 	// A pair that Leave handed to the reaper may still hold these names.
 	d.reaper.waitFor(spec.HostIfName, sandboxPath, spec.IfName)
 	sb, err := openSandbox(sandboxPath)

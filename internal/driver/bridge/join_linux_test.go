@@ -209,6 +209,18 @@ func TestJoinFailuresLeaveNothingBehind(t *testing.T) {
 		}
 		checkNothingLeft(t, w, sb, before)
 	})
+	t.Run("bridge is not a bridge", func(t *testing.T) {
+		w := newWorld(t)
+		addVeth(t, w.h, "br-test")
+		sb := nstest.New(t)
+		before := linkNames(t, w.h)
+		if err := w.d.Join(sb, endpointSpec(1)); !errdefs.Is(err, errdefs.KindConflict) {
+			t.Fatalf("Join = %v, want a conflict", err)
+		}
+		if diff := cmp.Diff(before, linkNames(t, w.h)); diff != "" {
+			t.Errorf("host links changed (-before +after):\n%s", diff)
+		}
+	})
 	t.Run("sandbox missing", func(t *testing.T) {
 		w := newWorld(t)
 		w.ensureTestBridge(t)
