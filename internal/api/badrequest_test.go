@@ -53,6 +53,7 @@ func TestBadRequests(t *testing.T) {
 		{"connect with bad MAC", "POST", "/v1.51/networks/web/connect", `{"Container":"test1","EndpointConfig":{"MacAddress":"02:42"}}`, 400, "invalid MAC address: 02:42"},
 		{"container name with space", "POST", "/v1.51/containers/create?name=my%20box", `{"Image":"busybox"}`, 400, "Invalid container name (my box), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"},
 		{"container name of one char", "POST", "/v1.51/containers/create?name=a", `{"Image":"busybox"}`, 400, "Invalid container name (a)"},
+		{"container name 10,000 chars", "POST", "/v1.51/containers/create?name=" + strings.Repeat("n", 10000), `{"Image":"busybox"}`, 400, "Invalid container name (nnnnnnnnnnnnnnnnnnnn...): longer than 255 characters"},
 		{"container name starting with dash", "POST", "/v1.51/containers/create?name=-x", `{"Image":"busybox"}`, 400, "Invalid container name (-x)"},
 		{"empty create body", "POST", "/v1.51/containers/create", `{}`, 400, "config cannot be empty in order to create a container"},
 		{"no image", "POST", "/v1.51/containers/create", `{"Cmd":["true"]}`, 400, "no image specified"},

@@ -20,11 +20,19 @@ import (
 // containerNamePattern is Docker's rule for container names (daemon/names).
 var containerNamePattern = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
 
+// maxNameLen bounds container names, which Docker leaves unbounded: they
+// become DNS names, file names and log fields, and 255 is more than any
+// of those take comfortably.
+const maxNameLen = 255
+
 // containerName validates ?name= and drops the leading "/"; "" lets the
 // daemon choose a name.
 func containerName(name string) (string, error) {
 	if name == "" {
 		return "", nil
+	}
+	if len(name) > maxNameLen {
+		return "", errdefs.Invalid("Invalid container name (%.20s...): longer than %d characters", name, maxNameLen)
 	}
 	if !containerNamePattern.MatchString(name) {
 		return "", errdefs.Invalid("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"runtime/debug"
+	"strings"
 
 	"github.com/docker/docker/api/types/versions"
 
@@ -54,9 +56,21 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		h.Set("Ostype", "linux")
 
 		v := version.APIVersion
-		if m := versionPrefix.FindStringSubmatch(r.URL.Path); m != nil {
+		// Match on the escaped path so that an escaped "/" inside a name
+		// stays part of the name and is never taken for a separator.
+		if m := versionPrefix.FindStringSubmatch(r.URL.EscapedPath()); m != nil {
+			var err error
 			v = m[1]
-			r = withPath(r, m[2])
+			if r, err = withPath(r, m[2]); err != nil {
+				pageNotFound(rw, r)
+				return
+			}
+		}
+		if hasDotSegment(r.URL.EscapedPath()) {
+			// net/http would answer with a redirect to the cleaned path;
+			// no client of this API sends one, so it is simply not a route.
+			pageNotFound(rw, r)
+			return
 		}
 		if err := checkVersion(v); err != nil {
 			writeError(rw, err)
@@ -68,14 +82,32 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 	})
 }
 
-func withPath(r *http.Request, path string) *http.Request {
+// withPath is r with its URL path replaced by escaped (and its decoded form).
+func withPath(r *http.Request, escaped string) (*http.Request, error) {
+	path, err := url.PathUnescape(escaped)
+	if err != nil {
+		return r, err
+	}
 	r2 := new(http.Request)
 	*r2 = *r
 	u := *r.URL
-	u.Path = path
-	u.RawPath = ""
+	u.Path, u.RawPath = path, ""
+	if escaped != path {
+		u.RawPath = escaped
+	}
 	r2.URL = &u
-	return r2
+	return r2, nil
+}
+
+// hasDotSegment reports "//", "/./" or "/../" in an escaped path; an
+// escaped "..%2F" is part of a name, looked up as one and not found.
+func hasDotSegment(escaped string) bool {
+	for _, seg := range strings.Split(escaped, "/")[1:] {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return strings.Contains(escaped, "//")
 }
 
 // checkVersion rejects versions outside [MinAPIVersion, APIVersion] with

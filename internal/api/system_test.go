@@ -103,6 +103,12 @@ func TestUnknownRoutes(t *testing.T) {
 		{http.MethodGet, "/images/busybox/history", "page not found"},
 		{http.MethodGet, "/volumes/data", "get data: no such volume"},
 		{http.MethodGet, "/plugins/x/json", `plugin "x" not found`},
+		{http.MethodGet, "/v1.51/containers/../x/json", "page not found"},
+		{http.MethodGet, "/containers/./x/json", "page not found"},
+		{http.MethodGet, "/v1.51//containers/json", "page not found"},
+		{http.MethodGet, "/v1.51/containers/..%2F..%2Fetc%2Fpasswd/json", "No such container: ../../etc/passwd"},
+		{http.MethodGet, "/containers/..%2F..%2Fetc%2Fpasswd/json", "No such container: ../../etc/passwd"},
+		{http.MethodGet, "/v1.51/images/no%2Fsuch/json", "No such image: no/such"},
 	} {
 		wantError(t, call(t, s, tt.method, tt.path, ""), http.StatusNotFound, tt.msg)
 	}
