@@ -43,16 +43,15 @@ func (sb *sandboxConn) close() {
 	sb.ns.Close()
 }
 
+// loopbackIndex is lo's ifindex in every network namespace: the kernel
+// registers it first and pins the number (LOOPBACK_IFINDEX).
+const loopbackIndex = 1
+
 // ensureLoopbackUp brings lo up: a fresh namespace has it down, and
-// programs in the container expect 127.0.0.1 to work.
+// programs in the container expect 127.0.0.1 to work. Setting an up link
+// up changes nothing, so there is no need to look first.
 func (sb *sandboxConn) ensureLoopbackUp() error {
-	lo, err := sb.h.LinkByName("lo")
-	if err != nil {
-		return fmt.Errorf("look up lo: %w", err)
-	}
-	if lo.Attrs().Flags&net.FlagUp != 0 {
-		return nil
-	}
+	lo := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: loopbackIndex, Name: "lo"}}
 	if err := sb.h.LinkSetUp(lo); err != nil {
 		return fmt.Errorf("set lo up: %w", err)
 	}
