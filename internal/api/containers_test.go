@@ -99,7 +99,7 @@ func TestContainerCreate(t *testing.T) {
 			if diff := cmp.Diff(map[string]any{"Id": hexID("c0ffee"), "Warnings": []any{}}, decode[map[string]any](t, rec)); diff != "" {
 				t.Errorf("response (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(tt.want, f.lastContainerCreate, cmpAddr); diff != "" {
+			if diff := cmp.Diff(tt.want, f.recorded().ContainerCreate, cmpAddr); diff != "" {
 				t.Errorf("Config (-want +got):\n%s", diff)
 			}
 		})
@@ -280,11 +280,11 @@ func TestContainerLifecycle(t *testing.T) {
 	}
 	wantStatus(t, call(t, s, http.MethodPost, "/v1.51/containers/test1/stop?t=3&signal=SIGINT", ""), http.StatusNoContent)
 	three := 3
-	if diff := cmp.Diff(stopCall{Ref: "test1", Timeout: &three, Signal: "SIGINT"}, f.lastStop); diff != "" {
+	if diff := cmp.Diff(stopCall{Ref: "test1", Timeout: &three, Signal: "SIGINT"}, f.recorded().Stop); diff != "" {
 		t.Errorf("stop (-want +got):\n%s", diff)
 	}
 	wantStatus(t, call(t, s, http.MethodPost, "/v1.41/containers/test1/stop", ""), http.StatusNoContent)
-	if diff := cmp.Diff(stopCall{Ref: "test1"}, f.lastStop); diff != "" {
+	if diff := cmp.Diff(stopCall{Ref: "test1"}, f.recorded().Stop); diff != "" {
 		t.Errorf("stop without t (-want +got):\n%s", diff)
 	}
 	wantStatus(t, call(t, s, http.MethodPost, "/v1.51/containers/test1/kill?signal=KILL", ""), http.StatusNoContent)

@@ -140,7 +140,7 @@ func TestDockerCLIChanges(t *testing.T) {
 	d.ok("test1\n", "kill", "test1")
 	d.ok("test1\n", "rm", "-f", "test1")
 	d.ok(hexID("c0ffee")+"\n", "run", "-d", "--name", "new1", "--network", "web", "--ip", "10.5.0.30", "--mac-address", "02:00:00:00:00:30", "busybox", "sleep", "9")
-	if got := f.lastContainerCreate.Networks["web"]; got.IPv4Address.String() != "10.5.0.30" || got.MacAddress != "02:00:00:00:00:30" {
+	if got := f.recorded().ContainerCreate.Networks["web"]; got.IPv4Address.String() != "10.5.0.30" || got.MacAddress != "02:00:00:00:00:30" {
 		t.Errorf("run --ip --mac-address reached the backend as %+v", got)
 	}
 	d.fails(1, `Conflict. The container name "/test2" is already in use by container`, "create", "--name", "test2", "busybox")
@@ -151,7 +151,7 @@ func TestDockerCLIChanges(t *testing.T) {
 		"81/udp": {{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: "8001"}},
 		"90/tcp": {{HostPort: "9090"}},
 	}
-	if diff := cmp.Diff(wantPorts, f.lastContainerCreate.PortBindings, cmpAddr); diff != "" {
+	if diff := cmp.Diff(wantPorts, f.recorded().ContainerCreate.PortBindings, cmpAddr); diff != "" {
 		t.Errorf("run -p reached the backend as (-want +got):\n%s", diff)
 	}
 
@@ -173,8 +173,8 @@ func TestDockerCLIImages(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.ok("sha256:"+hexID("1d")+"\n", "import", tarball, "mybox:1")
-	if string(f.importedBody) != "not really a tar" {
-		t.Errorf("imported body = %q", f.importedBody)
+	if string(f.recorded().ImportedBody) != "not really a tar" {
+		t.Errorf("imported body = %q", f.recorded().ImportedBody)
 	}
 	d.ok("Untagged: busybox:latest\nDeleted: sha256:"+hexID("b0")+"\n", "rmi", "busybox")
 	d.fails(1, "No such image: nope", "rmi", "nope")

@@ -96,7 +96,7 @@ func (f *fakeBackend) ImportImage(_ context.Context, r io.Reader, repo, tag, mes
 		return nil, err
 	}
 	f.mutated("ImportImage %s:%s %q", repo, tag, message)
-	f.importedBody = b
+	f.record(func(r *fakeRecord) { r.ImportedBody = b })
 	return &image.Image{ID: "sha256:" + hexID("1d")}, nil
 }
 

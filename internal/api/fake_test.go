@@ -30,17 +30,36 @@ type fakeBackend struct {
 	execs       map[string]*ExecInfo
 	mutations   []string
 
-	lastNetworkCreate   network.CreateRequest
-	lastContainerCreate container.Config
-	lastConnect         container.EndpointRequest
-	lastStop            stopCall
-	importedBody        []byte
+	rec fakeRecord // what the last calls asked for; guarded by mu
 
 	// Hooks for streams and waits; nil means a trivial default.
 	wait      func(ctx context.Context, ref, cond string) (<-chan WaitResult, error)
 	startExec func(ctx context.Context, id string, detach bool, s Streams) error
 	attach    func(ctx context.Context, ref string, s Streams) error
 	logs      func(ctx context.Context, ref string, o LogsOptions, stdout, stderr io.Writer) error
+}
+
+// fakeRecord is what the fake's last mutating calls were given.
+type fakeRecord struct {
+	NetworkCreate   network.CreateRequest
+	ContainerCreate container.Config
+	Connect         container.EndpointRequest
+	Stop            stopCall
+	ImportedBody    []byte
+}
+
+// recorded returns what the last calls were given; the server's handler
+// goroutines write it, so tests read it under the lock.
+func (f *fakeBackend) recorded() fakeRecord {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.rec
+}
+
+func (f *fakeBackend) record(fn func(r *fakeRecord)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(&f.rec)
 }
 
 type stopCall struct {
@@ -174,7 +193,7 @@ func (f *fakeBackend) CreateNetwork(_ context.Context, req network.CreateRequest
 		return nil, errdefs.Conflict("network with name %s already exists", req.Name)
 	}
 	f.mutated("CreateNetwork %s", req.Name)
-	f.lastNetworkCreate = req
+	f.record(func(r *fakeRecord) { r.NetworkCreate = req })
 	n := &network.Network{ID: hexID("5e"), Name: req.Name, Driver: "bridge"}
 	if req.Name == "vpn" {
 		n.Warnings = []string{"route 10.8.0.0/16 dev tun0 overlaps network \"vpn\" (10.8.0.0/16)"}
@@ -202,7 +221,7 @@ func (f *fakeBackend) ConnectNetwork(ctx context.Context, netRef, ctrRef string,
 		return err
 	}
 	f.mutated("ConnectNetwork %s %s", netRef, ctrRef)
-	f.lastConnect = req
+	f.record(func(r *fakeRecord) { r.Connect = req })
 	return nil
 }
 
@@ -223,26 +242,28 @@ func (f *fakeBackend) CreateContainer(ctx context.Context, name string, cfg cont
 	if _, err := f.Image(ctx, cfg.Image); err != nil {
 		return nil, err
 	}
-	for _, c := range f.containers {
-		if c.Name == name {
-			return nil, errdefs.Conflict("Conflict. The container name %q is already in use by container %q. You have to remove (or rename) that container to be able to reuse that name.", "/"+name, c.ID)
-		}
+	if c, err := f.Container(ctx, name); err == nil && c.Name == name {
+		return nil, errdefs.Conflict("Conflict. The container name %q is already in use by container %q. You have to remove (or rename) that container to be able to reuse that name.", "/"+name, c.ID)
 	}
 	f.mutated("CreateContainer %s", name)
-	f.lastContainerCreate = cfg
 	c := &container.Container{ID: hexID("c0ffee"), Name: name, Created: fakeTime, Config: cfg,
 		State: container.State{Status: container.StatusCreated}}
 	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rec.ContainerCreate = cfg
 	f.containers = append(f.containers, c)
-	f.mu.Unlock()
 	return c, nil
 }
 
 func (f *fakeBackend) Containers(context.Context) ([]*container.Container, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	return append([]*container.Container(nil), f.containers...), nil
 }
 
 func (f *fakeBackend) Container(_ context.Context, ref string) (*container.Container, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	for _, c := range f.containers {
 		if c.ID == ref || c.Name == ref || (len(ref) >= 2 && strings.HasPrefix(c.ID, ref)) {
 			return c, nil
@@ -272,7 +293,7 @@ func (f *fakeBackend) StopContainer(ctx context.Context, ref string, timeout *in
 		return err
 	}
 	f.mutated("StopContainer %s", ref)
-	f.lastStop = stopCall{Ref: ref, Timeout: timeout, Signal: signal}
+	f.record(func(r *fakeRecord) { r.Stop = stopCall{Ref: ref, Timeout: timeout, Signal: signal} })
 	return nil
 }
 

@@ -32,8 +32,8 @@ func TestImageImport(t *testing.T) {
 			if diff := cmp.Diff([]string{tt.want}, f.Mutations()); diff != "" {
 				t.Errorf("mutations (-want +got):\n%s", diff)
 			}
-			if string(f.importedBody) != "TARBALL" {
-				t.Errorf("body = %q", f.importedBody)
+			if string(f.recorded().ImportedBody) != "TARBALL" {
+				t.Errorf("body = %q", f.recorded().ImportedBody)
 			}
 		})
 	}
@@ -45,8 +45,8 @@ func TestImageImportUnbounded(t *testing.T) {
 	body := strings.Repeat("t", 3*maxJSONBody)
 	rec := call(t, newServer(f), http.MethodPost, "/images/create?fromSrc=-&repo=big", body)
 	wantStatus(t, rec, http.StatusOK)
-	if len(f.importedBody) != len(body) {
-		t.Errorf("imported %d bytes, want %d", len(f.importedBody), len(body))
+	if len(f.recorded().ImportedBody) != len(body) {
+		t.Errorf("imported %d bytes, want %d", len(f.recorded().ImportedBody), len(body))
 	}
 }
 

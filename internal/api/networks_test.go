@@ -108,7 +108,7 @@ func TestNetworkCreate(t *testing.T) {
 		Options: map[string]string{"com.docker.network.bridge.name": "br-app"},
 		Labels:  map[string]string{"a": "b"},
 	}
-	if diff := cmp.Diff(want, f.lastNetworkCreate, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+	if diff := cmp.Diff(want, f.recorded().NetworkCreate, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("CreateRequest (-want +got):\n%s", diff)
 	}
 }
@@ -137,7 +137,7 @@ func TestNetworkConnectDisconnect(t *testing.T) {
 	rec := call(t, s, http.MethodPost, "/v1.51/networks/web/connect", body)
 	wantStatus(t, rec, http.StatusOK)
 	want := container.EndpointRequest{IPv4Address: netip.MustParseAddr("10.5.0.20"), Aliases: []string{"api"}, MacAddress: "02:00:00:00:00:01"}
-	if diff := cmp.Diff(want, f.lastConnect, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+	if diff := cmp.Diff(want, f.recorded().Connect, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("EndpointRequest (-want +got):\n%s", diff)
 	}
 	wantStatus(t, call(t, s, http.MethodPost, "/v1.51/networks/web/disconnect", `{"Container":"test1","Force":true}`), http.StatusOK)
