@@ -18,6 +18,7 @@ import (
 const (
 	MapPortsAny = "ports_any" // l4proto . dport → container addr . port
 	MapPortsIP  = "ports_ip"  // daddr . l4proto . dport → container addr . port
+	MapNatIn    = "nat_in"    // oifname → chain that masquerades hairpin traffic into a bridge
 
 	ChainNatPrerouting = "nat_prerouting"
 	ChainNatOutput     = "nat_output"
@@ -231,12 +232,18 @@ func localhostMasqueradeRule() Rule {
 	}
 }
 
-// hairpinRule masquerades DNATed traffic that goes back out of the bridge
-// it came from: without it the target container would answer its neighbour
-// directly, from an address the neighbour never talked to.
+func chainNatIn(br string) string { return "nat_in__" + br }
+
+// hairpinRule, in the chain the nat_in map picks by output bridge,
+// masquerades DNATed traffic from the bridge's own subnet: a container that
+// reaches a neighbour, or itself, through a host address. Without it the
+// target would answer from an address the client never talked to, and a
+// container would get packets from its own address. It matches by source
+// address, not input interface, because with br_netfilter such packets are
+// bridged rather than routed and postrouting sees no input interface.
 func hairpinRule(n Network) Rule {
 	return Rule{
-		Stmts:   []Stmt{IfnameMatch{Dir: Out, Name: n.Bridge}, CtStatusDNAT{}, Masquerade{}},
+		Stmts:   []Stmt{AddrMatch{Field: Saddr, Prefix: n.Subnet}, CtStatusDNAT{}, Masquerade{}},
 		Comment: "HAIRPIN",
 	}
 }

@@ -95,6 +95,7 @@ func baseMaps() []Map {
 		{Name: MapFwdOut, Key: KeyIfname},
 		{Name: MapNatOut, Key: KeyIfname},
 		{Name: MapDirect, Key: KeyIPv4Prefix},
+		{Name: MapNatIn, Key: KeyIfname},
 		portMaps()[0], portMaps()[1],
 	}
 }
@@ -117,6 +118,7 @@ func baseChains() []Chain {
 			Base: &BaseChain{Type: TypeNAT, Hook: HookPostrouting, Priority: PrioritySrcNAT},
 			Rules: []Rule{
 				{Stmts: []Stmt{VmapLookup{Key: LookupIifname, Map: MapNatOut}}},
+				{Stmts: []Stmt{VmapLookup{Key: LookupOifname, Map: MapNatIn}}},
 				localhostMasqueradeRule(),
 			},
 		},
@@ -153,12 +155,9 @@ func rulesFor(n Network) NetworkRules {
 	// Docker puts "ct state established,related accept" first here too;
 	// before an unconditional accept it changes nothing, so berth leaves it out.
 	add(chainFwdOut(br), MapFwdOut, byIf, []Rule{accept("OUTGOING")})
-	natOut := []Rule{hairpinRule(n)}
+	add(chainNatIn(br), MapNatIn, byIf, []Rule{hairpinRule(n)})
 	if n.Masquerade {
-		natOut = []Rule{masqueradeRule(n), hairpinRule(n)}
-	}
-	add(chainNatOut(br), MapNatOut, byIf, natOut)
-	if n.Masquerade {
+		add(chainNatOut(br), MapNatOut, byIf, []Rule{masqueradeRule(n)})
 		// Docker drops direct access in nat mode only: without NAT the subnet
 		// is meant to be routed to, and the forward chain still drops
 		// unsolicited inbound traffic.

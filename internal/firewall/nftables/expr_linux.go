@@ -28,6 +28,7 @@ var setIDs = map[string]uint32{
 	firewall.MapFwdOut:   2,
 	firewall.MapNatOut:   3,
 	firewall.MapDirect:   4,
+	firewall.MapNatIn:    7,
 	firewall.MapPortsAny: 5,
 	firewall.MapPortsIP:  6,
 }

@@ -1,0 +1,99 @@
+// Command peer is the e2e tests' port-publishing probe, copied into busybox
+// containers (whose nc has no UDP mode) and run in the test namespaces.
+//
+//	peer -listen tcp:80,udp:53   answer every connection or datagram with
+//	                             the address it came from
+//	peer -dial tcp:198.51.100.2:8080   print what the server answered; exit 1
+//	                                   when nothing answers within -timeout
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+)
+
+func main() {
+	listen := flag.String("listen", "", "comma-separated proto:port to serve")
+	dial := flag.String("dial", "", "proto:host:port to ask")
+	timeout := flag.Duration("timeout", 3*time.Second, "how long -dial waits")
+	flag.Parse()
+	if *dial != "" {
+		if err := ask(*dial, *timeout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	for _, l := range strings.Split(*listen, ",") {
+		proto, port, _ := strings.Cut(l, ":")
+		if err := serve(proto, ":"+port); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
+	select {}
+}
+
+func serve(proto, addr string) error {
+	if proto == "udp" {
+		c, err := net.ListenPacket("udp4", addr)
+		if err != nil {
+			return err
+		}
+		go func() {
+			buf := make([]byte, 1500)
+			for {
+				_, from, err := c.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				c.WriteTo([]byte(from.(*net.UDPAddr).IP.String()+"\n"), from)
+			}
+		}()
+		return nil
+	}
+	l, err := net.Listen("tcp4", addr)
+	if err != nil {
+		return err
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintln(c, c.RemoteAddr().(*net.TCPAddr).IP)
+			c.Close()
+		}
+	}()
+	return nil
+}
+
+func ask(target string, timeout time.Duration) error {
+	proto, addr, _ := strings.Cut(target, ":")
+	c, err := net.DialTimeout(proto+"4", addr, timeout)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(timeout))
+	if proto == "udp" {
+		if _, err := c.Write([]byte("who\n")); err != nil {
+			return err
+		}
+		buf := make([]byte, 1500)
+		n, err := c.Read(buf)
+		if err != nil {
+			return err
+		}
+		_, err = os.Stdout.Write(buf[:n])
+		return err
+	}
+	_, err = io.Copy(os.Stdout, c)
+	return err
+}
