@@ -477,3 +477,25 @@ func neighMAC(t *testing.T, h *netlink.Handle, ip netip.Addr) net.HardwareAddr {
 	}
 	return nil
 }
+
+func TestCloseDeletesWhatLeaveLeftToTheReaper(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	before := linkNames(t, w.h)
+	d, err := New(w.host, discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := nstest.New(t)
+	spec := endpointSpec(1)
+	if err := d.Join(sb, spec); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Leave(sb, spec); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkNothingLeft(t, w, sb, before)
+}
