@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 
@@ -131,18 +132,22 @@ func unsupportedNetworkFeatures(body nettypes.CreateRequest) error {
 // ipamRequest parses one already validated --subnet/--ip-range/--gateway triple.
 func ipamRequest(c nettypes.IPAMConfig) (network.IPAMRequest, error) {
 	var ir network.IPAMRequest
-	ir.Subnet = netip.MustParsePrefix(c.Subnet) // ValidateIPAM parsed it
+	var errs [3]error
+	ir.Subnet, errs[0] = netip.ParsePrefix(c.Subnet)
+	if c.IPRange != "" {
+		ir.IPRange, errs[1] = netip.ParsePrefix(c.IPRange)
+	}
+	if c.Gateway != "" {
+		ir.Gateway, errs[2] = netip.ParseAddr(c.Gateway)
+	}
+	if err := errors.Join(errs[:]...); err != nil {
+		return ir, errdefs.Invalid("invalid network config: %w", err) // ValidateIPAM let it through
+	}
 	if ir.Subnet.Addr().Is6() {
 		return ir, errdefs.Invalid("invalid subnet %s: IPv6 is not supported by berth", c.Subnet)
 	}
 	if len(c.AuxAddress) > 0 {
 		return ir, errdefs.Invalid("auxiliary addresses are not supported by berth")
-	}
-	if c.IPRange != "" {
-		ir.IPRange = netip.MustParsePrefix(c.IPRange)
-	}
-	if c.Gateway != "" {
-		ir.Gateway = netip.MustParseAddr(c.Gateway)
 	}
 	return ir, nil
 }
@@ -161,7 +166,13 @@ func endpointRequest(es *nettypes.EndpointSettings, mac string, perEndpointMAC b
 				return req, errdefs.Invalid("IPv6 and link-local addresses are not supported by berth")
 			}
 			if c.IPv4Address != "" {
-				req.IPv4Address = netip.MustParseAddr(c.IPv4Address).Unmap()
+				// Validate used net.ParseIP; parse again rather than trust
+				// that the two parsers agree on every input.
+				ip, err := netip.ParseAddr(c.IPv4Address)
+				if err != nil {
+					return req, errdefs.Invalid("invalid IPv4 address: %s", c.IPv4Address)
+				}
+				req.IPv4Address = ip.Unmap()
 			}
 		}
 		if perEndpointMAC && es.MacAddress != "" {
