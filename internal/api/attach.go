@@ -55,10 +55,10 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 	}
 	if t := r.URL.Query().Get("tail"); t != "" && t != "all" {
 		n, err := strconv.Atoi(t)
-		if err != nil || n < 0 {
+		if err != nil {
 			return errdefs.Invalid("invalid value for tail: %q: want a number or \"all\"", t)
 		}
-		opts.Tail = n
+		opts.Tail = max(n, -1) // negative means everything, as in moby
 	}
 	c, err := s.backend.Container(r.Context(), r.PathValue("id"))
 	if err != nil {
