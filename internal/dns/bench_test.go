@@ -1,7 +1,16 @@
 package dns
 
 import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	mdns "github.com/miekg/dns"
 )
@@ -26,5 +35,66 @@ func BenchmarkAnswerPath(b *testing.B) {
 		if _, err := resp.PackBuffer(out); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkResolverUDP is a resolver on loopback in this process, asked
+// by 1 or 16 clients at a time (each one query after the other): the
+// socket path without a container around it.
+func BenchmarkResolverUDP(b *testing.B) {
+	names := newFakeNames()
+	names.add("sb1", "target", "", "10.0.0.2")
+	var at netip.AddrPort
+	m := NewManager(Config{Names: names, Listen: loopbackListen(nil, &at)})
+	b.Cleanup(func() { m.Close() })
+	if err := m.Start(Sandbox{ID: "sb1"}); err != nil {
+		b.Fatal(err)
+	}
+	packed, err := query("target", mdns.TypeA).Pack()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, inFlight := range []int{1, 16} {
+		b.Run(fmt.Sprintf("inflight=%d", inFlight), func(b *testing.B) {
+			conns := make([]*net.UDPConn, inFlight)
+			for i := range conns {
+				c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(at))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer c.Close()
+				conns[i] = c
+			}
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			for i, c := range conns {
+				n := b.N / inFlight
+				if i < b.N%inFlight {
+					n++
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					q := slices.Clone(packed)
+					buf := make([]byte, 1500)
+					for j := 0; j < n; j++ {
+						binary.BigEndian.PutUint16(q, uint16(j))
+						if _, err := c.Write(q); err != nil {
+							b.Error(err)
+							return
+						}
+						c.SetReadDeadline(time.Now().Add(time.Second))
+						if _, err := c.Read(buf); errors.Is(err, os.ErrDeadlineExceeded) {
+							j-- // lost in an overflowing socket buffer: ask again
+						} else if err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "queries/s")
+		})
 	}
 }

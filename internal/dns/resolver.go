@@ -23,9 +23,19 @@ import (
 	mdns "github.com/miekg/dns"
 )
 
-// udpReaders is how many goroutines read each resolver's UDP socket: more
-// than one lets queries from several client threads be answered in parallel.
-const udpReaders = 4
+// udpReaders is how many goroutines read each resolver's UDP socket. Reads
+// of one socket are serialised by the runtime; a second reader answers
+// while the first waits for the next packet.
+const udpReaders = 2
+
+// Buffer sizes: a query is a few hundred bytes at most (one question,
+// perhaps an OPT record); a larger datagram is garbage. Answers that do
+// not fit outBufSize are packed into a buffer of their own. Small buffers
+// matter: there is a resolver per container.
+const (
+	inBufSize  = 4096
+	outBufSize = 4096
+)
 
 // Resolver serves one sandbox.
 type Resolver struct {
@@ -91,8 +101,8 @@ func (r *Resolver) SetUpstreams(ups []netip.AddrPort) {
 // own so that a slow upstream never holds up a local answer.
 func (r *Resolver) readUDP() {
 	defer r.wg.Done()
-	buf := make([]byte, mdns.MaxMsgSize)
-	out := make([]byte, 0, mdns.MaxMsgSize)
+	buf := make([]byte, inBufSize)
+	out := make([]byte, 0, outBufSize)
 	for {
 		n, from, err := r.udp.ReadFromUDPAddrPort(buf)
 		if err != nil {

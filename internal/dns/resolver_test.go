@@ -85,7 +85,7 @@ func aRecord(name, addr string) *mdns.A {
 
 // loopbackListen binds the resolver on 127.0.0.1 ports of the test's own
 // namespace, standing in for 127.0.0.11:53 inside a sandbox.
-func loopbackListen(t *testing.T, bound *netip.AddrPort) ListenFunc {
+func loopbackListen(_ testing.TB, bound *netip.AddrPort) ListenFunc {
 	return func(string) (*net.UDPConn, net.Listener, error) {
 		udp, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		if err != nil {
