@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -110,6 +111,10 @@ type ConnectError struct {
 }
 
 func (e *ConnectError) Error() string {
+	if errors.Is(e.Err, fs.ErrPermission) {
+		// The socket is there but its mode keeps this user out: say so, as docker does.
+		return fmt.Sprintf("permission denied while trying to connect to the berth daemon socket at %s: %v", e.Host, e.Err)
+	}
 	return fmt.Sprintf("Cannot connect to the berth daemon at %s. Is the berth daemon running?", e.Host)
 }
 

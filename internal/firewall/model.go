@@ -20,10 +20,11 @@ const (
 	HookForward
 	HookPostrouting
 	HookOutput
+	HookInput
 )
 
 func (h Hook) String() string {
-	return [...]string{"prerouting", "forward", "postrouting", "output"}[h]
+	return [...]string{"prerouting", "forward", "postrouting", "output", "input"}[h]
 }
 
 // ChainType is the type of a base chain.

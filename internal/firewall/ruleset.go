@@ -96,6 +96,7 @@ func baseMaps() []Map {
 		{Name: MapNatOut, Key: KeyIfname},
 		{Name: MapDirect, Key: KeyIPv4Prefix},
 		{Name: MapNatIn, Key: KeyIfname},
+		{Name: MapHostIn, Key: KeyIfname},
 		portMaps()[0], portMaps()[1],
 	}
 }
@@ -132,6 +133,7 @@ func baseChains() []Chain {
 			},
 		},
 		natChains()[0], natChains()[1],
+		inputChain(),
 	}
 }
 
@@ -146,6 +148,7 @@ func rulesFor(n Network) NetworkRules {
 		nr.Elements = append(nr.Elements, key)
 	}
 	byIf := Element{Ifname: br}
+	add(chainHostIn(br), MapHostIn, byIf, hostInRules(n))
 	if n.Internal {
 		add(chainFwdIn(br), MapFwdIn, byIf, internalInRules(n))
 		add(chainFwdOut(br), MapFwdOut, byIf, internalOutRules(n))

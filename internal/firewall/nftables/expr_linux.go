@@ -29,6 +29,7 @@ var setIDs = map[string]uint32{
 	firewall.MapNatOut:   3,
 	firewall.MapDirect:   4,
 	firewall.MapNatIn:    7,
+	firewall.MapHostIn:   8,
 	firewall.MapPortsAny: 5,
 	firewall.MapPortsIP:  6,
 }
@@ -112,6 +113,7 @@ func nftChain(c firewall.Chain) *nftlib.Chain {
 		firewall.HookForward:     nftlib.ChainHookForward,
 		firewall.HookPostrouting: nftlib.ChainHookPostrouting,
 		firewall.HookOutput:      nftlib.ChainHookOutput,
+		firewall.HookInput:       nftlib.ChainHookInput,
 	}[c.Base.Hook]
 	ch.Priority = &prio
 	ch.Policy = &accept
@@ -169,6 +171,8 @@ func (tr *translation) stmt(s firewall.Stmt) ([]expr.Any, error) {
 		return []expr.Any{&expr.Masq{}}, nil
 	case firewall.Verdict:
 		return verdict(s)
+	case firewall.L4ProtoMatch, firewall.DportMatch:
+		return inputStmt(s)
 	}
 	return tr.portStmt(s)
 }

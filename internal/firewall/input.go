@@ -1,0 +1,87 @@
+package firewall
+
+import "fmt"
+
+// Containers and the host's own services.
+//
+// Docker (and netavark) leave every service of the host open to every
+// container: a container reaches sshd, a database or a metrics endpoint
+// listening on 0.0.0.0 through its gateway address, or through any other
+// address of the host, because such packets go to the INPUT hook, which
+// neither touches. berth closes that door: packets that come in from a
+// berth bridge and are addressed to the host itself are dropped, except
+//   - replies to connections the host opened (ct state established,related),
+//   - ICMP (ping the gateway, path MTU discovery, errors),
+//   - DNS (udp and tcp port 53), for a resolver on the host.
+// Published ports are unaffected: their DNAT (prerouting) rewrites the
+// destination to the container before the routing decision, so they are
+// forwarded, never delivered to the host. The dispatch is one more
+// per-interface verdict map, so the cost stays flat as networks grow.
+
+// MapHostIn maps a bridge (iifname) to the chain that decides its
+// containers' packets for the host itself.
+const MapHostIn = "host_in"
+
+// ChainInput is the base chain on the input hook.
+const ChainInput = "input"
+
+func chainHostIn(br string) string { return "host_in__" + br }
+
+// inputChain dispatches packets for the host by input interface; packets
+// from anywhere but a berth bridge do not match and go on untouched.
+func inputChain() Chain {
+	return Chain{
+		Name:  ChainInput,
+		Base:  &BaseChain{Type: TypeFilter, Hook: HookInput, Priority: PriorityFilter},
+		Rules: []Rule{{Stmts: []Stmt{VmapLookup{Key: LookupIifname, Map: MapHostIn}}}},
+	}
+}
+
+// hostInRules decide what a network's containers may send to the host.
+func hostInRules(Network) []Rule {
+	return []Rule{
+		{Stmts: []Stmt{CtEstablishedRelated{}, Verdict{Kind: Accept}}},
+		{Stmts: []Stmt{L4ProtoMatch{Proto: ProtoICMP}, Verdict{Kind: Accept}}},
+		{Stmts: []Stmt{DportMatch{Proto: ProtoUDP, Port: 53}, Verdict{Kind: Accept}}, Comment: "DNS"},
+		{Stmts: []Stmt{DportMatch{Proto: ProtoTCP, Port: 53}, Verdict{Kind: Accept}}, Comment: "DNS"},
+		drop("HOST ACCESS DROP"),
+	}
+}
+
+// L4Proto is an IP protocol number berth's rules name.
+type L4Proto uint8
+
+// The protocols berth's rules name.
+const (
+	ProtoICMP L4Proto = 1
+	ProtoTCP  L4Proto = 6
+	ProtoUDP  L4Proto = 17
+)
+
+func (p L4Proto) String() string {
+	switch p {
+	case ProtoICMP:
+		return "icmp"
+	case ProtoTCP:
+		return "tcp"
+	case ProtoUDP:
+		return "udp"
+	}
+	return fmt.Sprint(uint8(p))
+}
+
+// L4ProtoMatch matches the transport protocol ("meta l4proto icmp").
+type L4ProtoMatch struct{ Proto L4Proto }
+
+func (m L4ProtoMatch) String() string { return "meta l4proto " + m.Proto.String() }
+
+// DportMatch matches a TCP or UDP destination port ("udp dport 53").
+type DportMatch struct {
+	Proto L4Proto
+	Port  uint16
+}
+
+func (m DportMatch) String() string { return fmt.Sprintf("%s dport %d", m.Proto, m.Port) }
+
+func (L4ProtoMatch) isStmt() {}
+func (DportMatch) isStmt()   {}
