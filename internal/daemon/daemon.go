@@ -57,6 +57,9 @@ type Daemon struct {
 	// stopWatchers ends the nftables and route watchers (heal.go).
 	stopWatchers func()
 
+	runcOnce sync.Once
+	runcVer  string
+
 	mu         sync.Mutex
 	containers map[string]*ctrState
 	execs      map[string]*execState

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 
@@ -45,7 +46,7 @@ func (d *Daemon) SystemInfo(ctx context.Context) (api.SystemInfo, error) {
 	info := api.SystemInfo{
 		Name: d.hostname, DataRoot: d.cfg.DataRoot, ExecRoot: d.cfg.ExecRoot,
 		OperatingSystem: osName(), Architecture: runtime.GOARCH, NCPU: runtime.NumCPU(),
-		DefaultBridgeName: d.cfg.BridgeName,
+		DefaultBridgeName: d.cfg.BridgeName, RuncVersion: d.runcVersion(),
 	}
 	var uts unix.Utsname
 	if unix.Uname(&uts) == nil {
@@ -87,4 +88,18 @@ func osName() string {
 		}
 	}
 	return "Linux"
+}
+
+// runcVersion is the first line of `runc --version` ("runc version 1.1.5"),
+// read once: docker info shows it.
+func (d *Daemon) runcVersion() string {
+	d.runcOnce.Do(func() {
+		out, err := exec.Command("runc", "--version").Output()
+		if err != nil {
+			return
+		}
+		line, _, _ := strings.Cut(string(out), "\n")
+		d.runcVer = strings.TrimSpace(strings.TrimPrefix(line, "runc version"))
+	})
+	return d.runcVer
 }
