@@ -21,7 +21,7 @@ import (
 func bench(ctx context.Context, p plan, bin string, log *slog.Logger) (err error) {
 	start := time.Now()
 	r := &results{plan: p}
-	w, err := newWorld(ctx, bin, log)
+	w, err := newWorld(ctx, bin, p.tmpfs, log)
 	if w != nil {
 		defer func() {
 			err = errors.Join(err, w.close(context.WithoutCancel(ctx)))
@@ -35,6 +35,9 @@ func bench(ctx context.Context, p plan, bin string, log *slog.Logger) (err error
 	}
 	if r.scale.rssIdle, err = w.d.RSS(); err != nil {
 		return err
+	}
+	if r.commit, err = storeCommits(w.dir, p.commits); err != nil {
+		return fmt.Errorf("store commits: %w", err)
 	}
 	if err := w.setUpBridges(ctx); err != nil {
 		return err

@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 )
 
@@ -30,22 +31,33 @@ func main() {
 	quick := flag.Bool("quick", false, "a reduced set in under a minute (what CI runs)")
 	bin := flag.String("berth", os.Getenv("BERTH_BIN"), "the berth binary to benchmark (default: build ./cmd/berth)")
 	verbose := flag.Bool("v", false, "log progress to stderr")
+	tmpfs := flag.Bool("tmpfs", false, "put the daemon's data-root on a tmpfs (no fsync cost), to separate the store's share")
+	tiers := flag.String("tiers", "", "ports on the bridge at which attach is sampled, e.g. 10,100,1000 (default: the plan's)")
+	realPorts := flag.Int("real", 0, "how many of those ports are running containers (default: the plan's)")
 	flag.Parse()
-	if err := run(*quick, *bin, *verbose); err != nil {
+	o := options{quick: *quick, bin: *bin, verbose: *verbose, tmpfs: *tmpfs, tiers: *tiers, realPorts: *realPorts}
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "berth-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(quick bool, bin string, verbose bool) error {
+// options are the command line's.
+type options struct {
+	quick, verbose, tmpfs bool
+	bin, tiers            string
+	realPorts             int
+}
+
+func run(o options) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("needs root (it makes namespaces, bridges and containers in a private namespace)")
 	}
 	if os.Getenv(insideEnv) != "1" {
-		return reexec(quick, bin, verbose)
+		return reexec(o)
 	}
 	level := slog.LevelWarn
-	if verbose {
+	if o.verbose {
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
@@ -55,17 +67,22 @@ func run(quick bool, bin string, verbose bool) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	plan := defaultPlan()
-	if quick {
+	if o.quick {
 		plan = quickPlan()
 	}
-	return bench(ctx, plan, bin, log)
+	plan.tmpfs = o.tmpfs
+	if err := plan.override(o.tiers, o.realPorts); err != nil {
+		return err
+	}
+	return bench(ctx, plan, o.bin, log)
 }
 
 // reexec builds berth if no binary was given, then runs this program again
 // under unshare: a new network, mount and PID namespace, with mounts
 // private and its own /proc. When the bench exits, its PID namespace ends
 // and the kernel kills every process left in it.
-func reexec(quick bool, bin string, verbose bool) error {
+func reexec(o options) error {
+	bin := o.bin
 	dir, err := os.MkdirTemp("", "berth-bench-")
 	if err != nil {
 		return err
@@ -89,11 +106,16 @@ func reexec(quick bool, bin string, verbose bool) error {
 	}
 	args := []string{"--net", "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private", "--mount-proc",
 		"--", self, "--berth", bin}
-	if quick {
-		args = append(args, "--quick")
+	for flag, on := range map[string]bool{"--quick": o.quick, "-v": o.verbose, "--tmpfs": o.tmpfs} {
+		if on {
+			args = append(args, flag)
+		}
 	}
-	if verbose {
-		args = append(args, "-v")
+	if o.tiers != "" {
+		args = append(args, "--tiers", o.tiers)
+	}
+	if o.realPorts != 0 {
+		args = append(args, "--real", strconv.Itoa(o.realPorts))
 	}
 	cmd := exec.Command("unshare", args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr

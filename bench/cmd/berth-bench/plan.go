@@ -1,6 +1,12 @@
 package main
 
-import "time"
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
 
 // plan sizes one bench run.
 type plan struct {
@@ -19,18 +25,47 @@ type plan struct {
 	parallel  int // concurrent runs
 	iperf     time.Duration
 	goBench   time.Duration // benchtime of each Go benchmark
+	commits   int           // store commits timed
+	tmpfs     bool          // data-root on a tmpfs
 }
 
 func defaultPlan() plan {
 	return plan{
-		name: "default", tiers: []int{10, 100, 1000}, realPorts: 100, probes: 10, cycles: 10,
-		runPairs: 20, parallel: 50, iperf: 10 * time.Second, goBench: time.Second,
+		name: "default", tiers: []int{10, 100, 1000}, realPorts: 100, probes: 10, cycles: 6,
+		runPairs: 12, parallel: 50, iperf: 10 * time.Second, goBench: time.Second, commits: 30,
 	}
 }
 
 func quickPlan() plan {
 	return plan{
 		name: "quick", tiers: []int{10, 100}, realPorts: 10, probes: 4, cycles: 3,
-		runPairs: 4, parallel: 10, iperf: time.Second, goBench: 100 * time.Millisecond,
+		runPairs: 4, parallel: 10, iperf: time.Second, goBench: 100 * time.Millisecond, commits: 10,
 	}
+}
+
+// override replaces the tiers (a comma-separated list, ascending) and the
+// number of real containers, when given.
+func (p *plan) override(tiers string, realPorts int) error {
+	if tiers != "" {
+		var ts []int
+		for _, f := range strings.Split(tiers, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 || n > 4000 {
+				return fmt.Errorf("invalid tier %q in --tiers %q: want a number of ports from 1 to 4000", f, tiers)
+			}
+			ts = append(ts, n)
+		}
+		if !slices.IsSorted(ts) || len(slices.Compact(slices.Clone(ts))) != len(ts) {
+			return fmt.Errorf("--tiers %q must be ascending", tiers)
+		}
+		p.tiers = ts
+	}
+	if realPorts < 0 {
+		return fmt.Errorf("--real %d: want 0 or more", realPorts)
+	}
+	if realPorts > 0 {
+		p.realPorts = realPorts
+	}
+	p.realPorts = min(p.realPorts, p.tiers[len(p.tiers)-1])
+	return nil
 }

@@ -43,6 +43,14 @@ func attachRows(t *stats.Table, r *results) {
 		ff, fl := s.growFloor.FirstLast()
 		t.Add(fmt.Sprintf("floor growing 0→%d: first → last 10 %%", n), "", stats.MS(ff)+" → "+stats.MS(fl), "", "", "the naive floor's own growth")
 	}
+	if c := r.commit.Summarize(); c.N > 0 {
+		fs := "disk"
+		if r.plan.tmpfs {
+			fs = "tmpfs"
+		}
+		t.Add("store commit (one bbolt update)", stats.Triple(c), "", "", "",
+			fmt.Sprintf("data-root on %s; a connect or disconnect waits for 3", fs))
+	}
 	t.Section("network disconnect of a running container, ms median / p95 / p99")
 	for _, tr := range s.tiers {
 		d, f := tr.disconnect.Summarize(), tr.floorDetach.Summarize()
@@ -86,9 +94,30 @@ func otherRows(t *stats.Table, r *results) {
 	t.Section("daemon memory (RSS)")
 	t.Add("idle", stats.Bytes(r.scale.rssIdle))
 	t.Add(fmt.Sprintf("%d containers running", r.scale.loaded), stats.Bytes(r.scale.rssLoaded))
-	t.Section("pure hot paths (testing.B)")
+	t.Section("pure hot paths (testing.B, in-process)")
 	t.Add("IPAM allocate + release, /16 half full", fmt.Sprintf("%d ns/op", r.goBench.ipam.Nanoseconds()), "", "", "", "internal/ipam")
-	t.Add("ruleset build, 100 networks", fmt.Sprintf("%.1f µs/op", float64(r.goBench.rules.Nanoseconds())/1e3), "", "", "", "internal/firewall")
+	t.Add("ruleset build, 100 networks", stats.MS(r.goBench.rules)+" ms/op", "", "", "", "internal/firewall")
 	t.Section("hygiene")
+	if n := len(r.scale.tiers); n > 0 {
+		top := r.scale.tiers[n-1].n
+		t.Add(fmt.Sprintf("a container on the %d-port bridge reaches the outside", top),
+			yesNo(r.scale.reachBerth), yesNo(r.scale.reachFloor), "", "yes", firstNonEmpty(r.scale.reachBerth, r.scale.reachFloor))
+	}
 	t.Add("berth veths left after rm -f of all", fmt.Sprint(r.leftVeths), "", "", "0")
+}
+
+func yesNo(failure string) string {
+	if failure == "" {
+		return "yes"
+	}
+	return "no"
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }

@@ -15,6 +15,7 @@ type results struct {
 	par     parallelResult
 	data    dataResult
 	goBench goBenchResult
+	commit  stats.Samples // one-record bbolt transactions on the data-root's filesystem
 	// leftVeths is how many of berth's veths were still there once every
 	// container was removed and the reaper had settled.
 	leftVeths int
@@ -36,6 +37,9 @@ type scaleResult struct {
 	growBerth, growFloor stats.Samples
 	rssIdle, rssLoaded   int64
 	loaded               int // running containers at rssLoaded
+	// reachBerth and reachFloor say whether a probe on the largest bridge
+	// reached the outside server over TCP: "" if it did, else the error.
+	reachBerth, reachFloor string
 }
 
 // runResult is `run -d` on bridge against on none, with the floor's whole

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/berth-net/berth/bench/internal/floor"
+	"github.com/berth-net/berth/bench/internal/harness"
 )
 
 // probe is one running container with its floor twin: a namespace that
@@ -46,7 +47,36 @@ func (w *world) scale(ctx context.Context, p plan, res *scaleResult) error {
 		}
 		res.tiers = append(res.tiers, t)
 	}
+	res.reachBerth, res.reachFloor = w.reachOutside(ctx, probes[0])
 	return nil
+}
+
+// reachOutside checks, with the bridges at their largest, that a probe
+// reaches the outside server over TCP through berth's network and through
+// the floor's; "" means it does, otherwise what failed.
+func (w *world) reachOutside(ctx context.Context, pr probe) (berth, floorErr string) {
+	check := func(ns string) string {
+		if _, err := harness.Throughput(ctx, w.outside, ns, harness.ServerAddr, time.Second); err != nil {
+			return err.Error()
+		}
+		return ""
+	}
+	if err := w.d.NetworkConnect(ctx, benchNet, pr.name, nil); err != nil {
+		berth = err.Error()
+	} else {
+		if ns, _, err := w.d.Where(ctx, pr.name, benchNet); err != nil {
+			berth = err.Error()
+		} else {
+			berth = check(ns)
+		}
+		w.d.NetworkDisconnect(ctx, benchNet, pr.name, false)
+	}
+	if err := w.floor.Attach(pr.ns, pr.ep); err != nil {
+		return berth, err.Error()
+	}
+	floorErr = check(pr.ns)
+	w.floor.Detach(pr.ep)
+	return berth, floorErr
 }
 
 // startProbes runs the probe containers on "bridge" (docker refuses to

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-net/berth/bench/internal/floor"
 	"github.com/berth-net/berth/bench/internal/harness"
@@ -29,11 +30,16 @@ var (
 	floorFirst = netip.MustParseAddr("10.250.0.2")
 	fillFirst  = netip.MustParseAddr("10.88.128.2")
 	probeFirst = netip.MustParseAddr("10.250.240.2")
+	// The data plane's own small bridges.
+	dpSubnet       = netip.MustParsePrefix("10.89.0.0/24")
+	dpFloorGateway = netip.MustParsePrefix("10.251.0.1/16")
 )
 
 const (
 	benchNet    = "bench"   // berth's user network
 	benchBridge = "brbench" // its device
+	dpNet       = "dataplane"
+	dpBridge    = "brdp"
 	image       = "busybox"
 )
 
@@ -44,6 +50,7 @@ type world struct {
 	d       *harness.Daemon
 	floor   *floor.Floor // the reference bridge
 	fill    *floor.Floor // bare ports on berth's bridge
+	extra   []*floor.Floor
 	log     *slog.Logger
 	nsSeq   int
 }
@@ -68,10 +75,15 @@ func requirePrivateNamespace() error {
 	return netlink.LinkSetUp(lo)
 }
 
-func newWorld(ctx context.Context, bin string, log *slog.Logger) (*world, error) {
+func newWorld(ctx context.Context, bin string, tmpfs bool, log *slog.Logger) (*world, error) {
 	dir, err := os.MkdirTemp("", "w")
 	if err != nil {
 		return nil, err
+	}
+	if tmpfs { // in the bench's private mount namespace: gone with it
+		if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "mode=0700"); err != nil {
+			return nil, fmt.Errorf("mount tmpfs on %q: %w", dir, err)
+		}
 	}
 	w := &world{dir: dir, outside: filepath.Join(dir, "outside.netns"), log: log}
 	if err := os.MkdirAll(filepath.Join(dir, "ns"), 0o755); err != nil {
@@ -102,7 +114,10 @@ func (w *world) setUpBridges(ctx context.Context) error {
 	if w.floor, err = floor.New(floor.Config{Bridge: "floor0", Gateway: floorGateway, Table: "floor"}); err != nil {
 		return fmt.Errorf("floor bridge: %w", err)
 	}
-	if w.fill, err = floor.New(floor.Config{Bridge: benchBridge, Gateway: benchGateway, Table: "fill", Existing: true}); err != nil {
+	// The bare ports stand in for berth's containers, so they are made as
+	// berth makes its endpoints: IPv6 autoconfiguration off.
+	fill := floor.Config{Bridge: benchBridge, Gateway: benchGateway, Table: "fill", Existing: true, NoIPv6: true}
+	if w.fill, err = floor.New(fill); err != nil {
 		return fmt.Errorf("bare ports on %q: %w", benchBridge, err)
 	}
 	return nil
@@ -116,16 +131,18 @@ func (w *world) newNetns() (string, error) {
 }
 
 // floorEndpoint is a floor endpoint numbered i, its address i after first
-// on a /16.
+// on a /16 and its MAC made from the address (02:42 and the four bytes, as
+// Docker once did), so no two endpoints of a run share a MAC.
 func floorEndpoint(prefix string, i int, first netip.Addr) floor.Endpoint {
 	a := first.As4()
 	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
 	v += uint32(i)
+	b := [4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}
 	return floor.Endpoint{
 		HostIf:  fmt.Sprintf("%s%d", prefix, i),
 		IfName:  "eth0",
-		Address: netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), 16),
-		MAC:     net.HardwareAddr{0x02, 0x42, 0xfa, byte(i >> 16), byte(i >> 8), byte(i)},
+		Address: netip.PrefixFrom(netip.AddrFrom4(b), 16),
+		MAC:     net.HardwareAddr{0x02, 0x42, b[0], b[1], b[2], b[3]},
 	}
 }
 
@@ -136,7 +153,7 @@ func (w *world) close(ctx context.Context) error {
 	if w.d != nil {
 		errs = append(errs, w.d.RemoveAll(ctx), w.d.Stop())
 	}
-	for _, f := range []*floor.Floor{w.fill, w.floor} {
+	for _, f := range append([]*floor.Floor{w.fill, w.floor}, w.extra...) {
 		if f != nil {
 			errs = append(errs, f.Close())
 		}

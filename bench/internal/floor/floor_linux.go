@@ -32,6 +32,9 @@ type Config struct {
 	Gateway netip.Prefix // the bridge's address and the subnet, e.g. 10.250.0.1/16
 	Table   string       // the nftables table (family inet) the floor owns
 	MTU     int
+	// HostNS is the path of the namespace the bridge lives in ("" = the
+	// caller's), so that tests work in a namespace of their own.
+	HostNS string
 	// Existing marks a bridge the floor did not make (berth's, to which it
 	// adds bare ports): Close leaves it.
 	Existing bool
@@ -39,6 +42,8 @@ type Config struct {
 	// they get a carrier, as berth's driver does: the variant that shows
 	// how much of the naive floor's growth IPv6 autoconfiguration is.
 	NoIPv6 bool
+	// GRO turns GRO on for each container-side end (see SetGRO).
+	GRO bool
 }
 
 // Floor is one bridge with its table, in the caller's network namespace.
@@ -49,6 +54,15 @@ type Floor struct {
 	nft    *nftables.Conn
 	table  *nftables.Table
 	ports  *nftables.Set
+	// OnStep, if set, is called before each named step of Attach: the
+	// investigation benchmark times the steps with it.
+	OnStep func(step string)
+}
+
+func (f *Floor) step(name string) {
+	if f.OnStep != nil {
+		f.OnStep(name)
+	}
 }
 
 // Endpoint is one attach: the veth names, the container's address and MAC.
@@ -65,7 +79,15 @@ func New(cfg Config) (*Floor, error) {
 	if cfg.MTU == 0 {
 		cfg.MTU = 1500
 	}
-	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	host := netns.None()
+	if cfg.HostNS != "" {
+		var err error
+		if host, err = netns.GetFromPath(cfg.HostNS); err != nil {
+			return nil, err
+		}
+		defer host.Close()
+	}
+	h, err := netlink.NewHandleAt(host, unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("open netlink: %w", err)
 	}
@@ -74,7 +96,7 @@ func New(cfg Config) (*Floor, error) {
 		h.Close()
 		return nil, err
 	}
-	if err := f.ensureTable(); err != nil {
+	if err := f.ensureTable(host); err != nil {
 		h.Close()
 		return nil, err
 	}
@@ -88,6 +110,7 @@ func (f *Floor) Gateway() netip.Addr { return f.cfg.Gateway.Addr() }
 func (f *Floor) Close() error {
 	f.nft.DelTable(f.table)
 	errs := []error{f.nft.Flush()}
+	errs = append(errs, f.nft.CloseLasting())
 	if f.cfg.Existing {
 		f.h.Close()
 		return errors.Join(errs...)
@@ -143,6 +166,7 @@ func (f *Floor) Attach(nsPath string, ep Endpoint) error {
 		return err
 	}
 	defer nh.Close()
+	f.step("create veth")
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name, attrs.MTU, attrs.Flags = ep.HostIf, f.cfg.MTU, net.FlagUp
 	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: ep.IfName, PeerHardwareAddr: ep.MAC, PeerNamespace: netlink.NsFd(ns)}
@@ -150,21 +174,31 @@ func (f *Floor) Attach(nsPath string, ep Endpoint) error {
 		return fmt.Errorf("create veth %q: %w", ep.HostIf, err)
 	}
 	if f.cfg.NoIPv6 {
+		f.step("host ipv6 off")
 		if err := f.h.LinkSetIP6AddrGenMode(veth, nl.IN6_ADDR_GEN_MODE_NONE); err != nil {
 			return err
 		}
 	}
+	f.step("attach to bridge")
 	if err := f.h.LinkSetMasterByIndex(veth, f.bridge.Attrs().Index); err != nil {
 		return fmt.Errorf("attach %q: %w", ep.HostIf, err)
 	}
 	if err := f.configurePeer(nh, ep); err != nil {
 		return err
 	}
+	if f.cfg.GRO {
+		f.step("gro on")
+		if err := SetGRO(nsPath, ep.IfName, true); err != nil {
+			return err
+		}
+	}
+	f.step("nftables element")
 	f.nft.SetAddElements(f.ports, []nftables.SetElement{{Key: ifnameKey(ep.HostIf)}})
 	return f.nft.Flush()
 }
 
 func (f *Floor) configurePeer(nh *netlink.Handle, ep Endpoint) error {
+	f.step("configure peer")
 	peer, err := nh.LinkByName(ep.IfName)
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,8 +20,12 @@ import (
 //		chain postrouting { type nat hook postrouting priority srcnat; policy accept;
 //			oifname != "<Bridge>" ip saddr <subnet> masquerade }
 //	}
-func (f *Floor) ensureTable() error {
-	conn, err := nftables.New()
+func (f *Floor) ensureTable(host netns.NsHandle) error {
+	opts := []nftables.ConnOption{nftables.AsLasting()}
+	if host.IsOpen() {
+		opts = append(opts, nftables.WithNetNSFd(int(host)))
+	}
+	conn, err := nftables.New(opts...)
 	if err != nil {
 		return fmt.Errorf("open nftables: %w", err)
 	}

@@ -48,7 +48,9 @@ func StartDaemon(ctx context.Context, bin, dir string) (*Daemon, error) {
 		"--exec-root", filepath.Join(dir, "exec"),
 		"--host", "unix://"+sock)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// No Pdeathsig: it fires when the forking OS thread exits, and the
+	// bench's namespace work throws threads away. The bench's PID
+	// namespace is what ties the daemon's life to the bench's.
 	if err := d.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s daemon: %w", bin, err)
 	}

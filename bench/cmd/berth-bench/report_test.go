@@ -1,0 +1,104 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/berth-net/berth/bench/internal/stats"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// series is n samples rising linearly from lo to hi milliseconds.
+func series(n int, lo, hi float64) stats.Samples {
+	s := make(stats.Samples, n)
+	for i := range s {
+		ms := lo
+		if n > 1 {
+			ms += (hi - lo) * float64(i) / float64(n-1)
+		}
+		s[i] = time.Duration(ms * float64(time.Millisecond))
+	}
+	return s
+}
+
+// TestReportGolden renders a fixed set of results, so that a change to
+// the table's layout shows up as a diff of the golden file.
+func TestReportGolden(t *testing.T) {
+	r := &results{
+		plan:    quickPlan(),
+		elapsed: 42 * time.Second,
+		scale: scaleResult{
+			tiers: []tier{
+				{n: 10, real: 10, connect: series(12, 3, 6), floorAttach: series(12, 2, 4), disconnect: series(12, 1, 2), floorDetach: series(12, 30, 40)},
+				{n: 100, real: 10, connect: series(12, 3.5, 7), floorAttach: series(12, 3, 5), disconnect: series(12, 1, 2.5), floorDetach: series(12, 31, 45)},
+			},
+			growBerth: series(10, 3, 4), growFloor: series(100, 2, 5),
+			rssIdle: 17 << 20, rssLoaded: 22 << 20, loaded: 14,
+		},
+		run:     runResult{bridge: series(4, 250, 300), none: series(4, 200, 240), floorFull: series(4, 5, 7)},
+		par:     parallelResult{n: 10, ok: 9, distinct: 9, wall: 2200 * time.Millisecond, firstErr: errors.New("create \"par3\": boom")},
+		data:    dataResult{c2c: 5.1e9, c2cFloor: 5.3e9, c2o: 4.0e9, c2oFloor: 4.2e9},
+		goBench: goBenchResult{ipam: 165 * time.Nanosecond, rules: 1810600 * time.Nanosecond},
+		commit:  series(10, 0.5, 2),
+	}
+	var b strings.Builder
+	if err := report(&b, r, "2 CPUs, Linux test"); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("testdata", "report.golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden file (run with -update to create it): %v", err)
+	}
+	if diff := cmp.Diff(string(want), b.String()); diff != "" {
+		t.Errorf("report differs from %s (-want +got):\n%s", path, diff)
+	}
+}
+
+func TestPlansFitTheirBudget(t *testing.T) {
+	for _, p := range []plan{defaultPlan(), quickPlan()} {
+		if p.realPorts > p.tiers[len(p.tiers)-1] {
+			t.Errorf("%s plan: %d real ports exceed the top tier %d", p.name, p.realPorts, p.tiers[len(p.tiers)-1])
+		}
+		for i := 1; i < len(p.tiers); i++ {
+			if p.tiers[i] <= p.tiers[i-1] {
+				t.Errorf("%s plan: tiers %v are not ascending", p.name, p.tiers)
+			}
+		}
+	}
+	if q := quickPlan(); q.iperf > 2*time.Second || q.parallel > 10 {
+		t.Errorf("quick plan too heavy for CI: iperf %v, %d parallel runs", q.iperf, q.parallel)
+	}
+}
+
+func TestPlanOverride(t *testing.T) {
+	p := quickPlan()
+	if err := p.override("5, 50,500", 20); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]int{5, 50, 500}, p.tiers); diff != "" || p.realPorts != 20 {
+		t.Errorf("override: tiers (-want +got) %s, real %d", diff, p.realPorts)
+	}
+	for _, bad := range []struct {
+		tiers string
+		real  int
+	}{{"10,x", 0}, {"100,10", 0}, {"10,10", 0}, {"0", 0}, {"5000", 0}, {"", -1}} {
+		p := quickPlan()
+		if err := p.override(bad.tiers, bad.real); err == nil {
+			t.Errorf("override(%q, %d) succeeded, want an error", bad.tiers, bad.real)
+		}
+	}
+}
