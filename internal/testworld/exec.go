@@ -30,7 +30,7 @@ func dockerBinary() string {
 
 // commandLimit only stops a hung command from eating the whole go test
 // timeout; commands in tests carry their own counts (ping -c, timeout N).
-const commandLimit = 5 * time.Minute
+const commandLimit = 2 * time.Minute
 
 // Berth runs the berth CLI against the world's daemon and returns what it
 // printed and its exit code. The command and its output go to the test log.
