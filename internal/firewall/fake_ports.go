@@ -16,9 +16,11 @@ func (f *Fake) AddPorts(_ context.Context, ps []PortMapping) error {
 	if err := f.takeErr(); err != nil {
 		return err
 	}
+	seen := map[PortMapping]bool{}
 	var fresh []PortMapping
 	for _, m := range ps {
-		if m = fakeNormalPort(m); !f.ports[m] && !slices.Contains(fresh, m) {
+		if m = fakeNormalPort(m); !f.ports[m] && !seen[m] {
+			seen[m] = true
 			fresh = append(fresh, m)
 		}
 	}

@@ -94,21 +94,6 @@ func (m PortMapping) keyString() string {
 // dataString is the element's data in nft syntax.
 func (m PortMapping) dataString() string { return fmt.Sprintf("%s . %d", m.Addr, m.Port) }
 
-// conflictKey identifies the host side of a mapping for conflict checks.
-type conflictKey struct {
-	proto Proto
-	port  uint16
-	ip    netip.Addr // the zero Addr for every address
-}
-
-func (m PortMapping) conflictKey() conflictKey {
-	k := conflictKey{proto: m.Proto, port: m.HostPort}
-	if !m.AnyHostIP() {
-		k.ip = m.HostIP
-	}
-	return k
-}
-
 // validatePort checks one mapping on its own.
 func validatePort(m PortMapping) error {
 	if m.Proto != TCP && m.Proto != UDP {
@@ -129,28 +114,7 @@ func validatePort(m PortMapping) error {
 // ValidatePorts checks each mapping and that no two claim the same host
 // address, port and protocol; a port on every address also collides with
 // the same port on one address, as binding it would.
-func ValidatePorts(ps []PortMapping) error {
-	seen := make(map[conflictKey]PortMapping, len(ps))
-	anyPort := make(map[conflictKey]PortMapping)
-	for _, m := range ps {
-		if err := validatePort(m); err != nil {
-			return err
-		}
-		k := m.conflictKey()
-		if o, ok := seen[k]; ok {
-			return errdefs.Conflict("port mapping %s conflicts with %s", m, o)
-		}
-		seen[k] = m
-		anyKey := conflictKey{proto: m.Proto, port: m.HostPort}
-		if o, ok := anyPort[anyKey]; ok && (o.AnyHostIP() || m.AnyHostIP()) {
-			return errdefs.Conflict("port mapping %s conflicts with %s", m, o)
-		}
-		if _, ok := anyPort[anyKey]; !ok || m.AnyHostIP() {
-			anyPort[anyKey] = m
-		}
-	}
-	return nil
-}
+func ValidatePorts(ps []PortMapping) error { return NewPortClaims().Check(ps) }
 
 // PortElements returns the map elements of ps, sorted by map and key, after
 // ValidatePorts.
@@ -158,6 +122,14 @@ func PortElements(ps []PortMapping) ([]Element, error) {
 	if err := ValidatePorts(ps); err != nil {
 		return nil, err
 	}
+	out := ElementsOf(ps)
+	slices.SortFunc(out, compareElements)
+	return out, nil
+}
+
+// ElementsOf returns the map elements of ps as they are, unchecked and
+// unsorted, for callers that checked them with PortClaims.
+func ElementsOf(ps []PortMapping) []Element {
 	out := make([]Element, 0, len(ps))
 	for _, m := range ps {
 		if m.AnyHostIP() {
@@ -165,8 +137,7 @@ func PortElements(ps []PortMapping) ([]Element, error) {
 		}
 		out = append(out, Element{Map: m.mapName(), Port: m})
 	}
-	slices.SortFunc(out, compareElements)
-	return out, nil
+	return out
 }
 
 func compareElements(a, b Element) int {

@@ -17,9 +17,11 @@ func (f *fakeFirewall) AddPorts(_ context.Context, ps []firewall.PortMapping) er
 	for m := range f.ports {
 		all = append(all, m)
 	}
+	seen := map[firewall.PortMapping]bool{}
 	var fresh []firewall.PortMapping
 	for _, m := range ps {
-		if m = anyIPZero(m); !f.ports[m] && !slices.Contains(fresh, m) {
+		if m = anyIPZero(m); !f.ports[m] && !seen[m] {
+			seen[m] = true
 			fresh = append(fresh, m)
 		}
 	}

@@ -35,7 +35,8 @@ type Firewall struct {
 	// revalidate every jump in the table, which grows with the networks.
 	built bool
 	// ports are the published ports the table holds (ports_linux.go).
-	ports map[firewall.PortMapping]bool
+	ports  map[uint64]firewall.PortMapping // by firewall.HostKey
+	claims *firewall.PortClaims            // the host side of ports, for conflict checks
 }
 
 var _ firewall.Firewall = (*Firewall)(nil)
@@ -62,7 +63,7 @@ func New(netnsPath string, log *slog.Logger) (*Firewall, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open nftables netlink socket (netns %q): %w", netnsPath, err)
 	}
-	return &Firewall{log: log, conn: conn, nets: map[string]firewall.Network{}, ports: map[firewall.PortMapping]bool{}}, nil
+	return &Firewall{log: log, conn: conn, nets: map[string]firewall.Network{}, ports: map[uint64]firewall.PortMapping{}, claims: firewall.NewPortClaims()}, nil
 }
 
 // Close closes the netlink connection. The table stays as it is.
@@ -101,10 +102,13 @@ func (f *Firewall) rebuild(nets []firewall.Network, ports []firewall.PortMapping
 		n.Subnet = n.Subnet.Masked()
 		f.nets[n.Bridge] = n
 	}
-	f.ports = make(map[firewall.PortMapping]bool, len(ports))
+	f.ports = make(map[uint64]firewall.PortMapping, len(ports))
 	for _, m := range ports {
-		f.ports[normalPort(m)] = true
+		m = normalPort(m)
+		f.ports[firewall.HostKey(m)] = m
 	}
+	f.claims = firewall.NewPortClaims()
+	f.claims.Add(f.portList())
 	f.log.Info("firewall table rebuilt", "networks", len(nets), "ports", len(ports))
 	return nil
 }

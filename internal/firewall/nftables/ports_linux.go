@@ -149,10 +149,26 @@ func normalPort(m firewall.PortMapping) firewall.PortMapping {
 	return m
 }
 
+// newPorts returns the distinct mappings of ps, normalised, that keep says to keep.
+func newPorts(ps []firewall.PortMapping, keep func(uint64, firewall.PortMapping) bool) []firewall.PortMapping {
+	seen := make(map[uint64]firewall.PortMapping, len(ps))
+	out := make([]firewall.PortMapping, 0, len(ps))
+	for _, m := range ps {
+		m = normalPort(m)
+		k := firewall.HostKey(m)
+		if old, dup := seen[k]; (dup && old == m) || !keep(k, m) {
+			continue
+		}
+		seen[k] = m
+		out = append(out, m)
+	}
+	return out
+}
+
 // portList returns the remembered mappings.
 func (f *Firewall) portList() []firewall.PortMapping {
 	out := make([]firewall.PortMapping, 0, len(f.ports))
-	for m := range f.ports {
+	for _, m := range f.ports {
 		out = append(out, m)
 	}
 	return out
@@ -167,23 +183,15 @@ func (f *Firewall) AddPorts(ctx context.Context, ps []firewall.PortMapping) erro
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var fresh []firewall.PortMapping
-	for _, m := range ps {
-		if m = normalPort(m); !f.ports[m] && !slices.Contains(fresh, m) {
-			fresh = append(fresh, m)
-		}
-	}
+	// A host side published with another target is kept: Check refuses it.
+	fresh := newPorts(ps, func(k uint64, m firewall.PortMapping) bool { old, ok := f.ports[k]; return !ok || old != m })
 	if len(fresh) == 0 {
 		return nil
 	}
-	if err := firewall.ValidatePorts(append(f.portList(), fresh...)); err != nil {
+	if err := f.claims.Check(fresh); err != nil {
 		return err
 	}
-	es, err := firewall.PortElements(fresh)
-	if err != nil {
-		return err
-	}
-	if err := f.applyPorts(es, true); err != nil {
+	if err := f.applyPorts(firewall.ElementsOf(fresh), true); err != nil {
 		f.log.Warn("adding published ports failed, rebuilding the table", "ports", len(fresh), "error", err)
 		if rerr := f.rebuild(f.othersThan(""), append(f.portList(), fresh...)); rerr != nil {
 			return fmt.Errorf("add %d published ports: %w", len(fresh), errors.Join(err, rerr))
@@ -191,8 +199,9 @@ func (f *Firewall) AddPorts(ctx context.Context, ps []firewall.PortMapping) erro
 		return nil
 	}
 	for _, m := range fresh {
-		f.ports[m] = true
+		f.ports[firewall.HostKey(m)] = m
 	}
+	f.claims.Add(fresh)
 	f.log.Debug("published ports added", "ports", len(fresh))
 	return nil
 }
@@ -205,23 +214,15 @@ func (f *Firewall) DelPorts(ctx context.Context, ps []firewall.PortMapping) erro
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var known []firewall.PortMapping
-	for _, m := range ps {
-		if m = normalPort(m); f.ports[m] && !slices.Contains(known, m) {
-			known = append(known, m)
-		}
-	}
+	known := newPorts(ps, func(k uint64, m firewall.PortMapping) bool { old, ok := f.ports[k]; return ok && old == m })
 	if len(known) == 0 {
 		return nil
 	}
-	es := make([]firewall.Element, 0, len(known))
+	err := f.applyPorts(firewall.ElementsOf(known), false)
 	for _, m := range known {
-		es = append(es, firewall.Element{Map: mapOf(m), Port: m})
+		delete(f.ports, firewall.HostKey(m))
 	}
-	err := f.applyPorts(es, false)
-	for _, m := range known {
-		delete(f.ports, m)
-	}
+	f.claims.Remove(known)
 	if err != nil {
 		f.log.Warn("deleting published ports failed, rebuilding the table", "ports", len(known), "error", err)
 		if rerr := f.rebuild(f.othersThan(""), f.portList()); rerr != nil {
@@ -231,13 +232,6 @@ func (f *Firewall) DelPorts(ctx context.Context, ps []firewall.PortMapping) erro
 	}
 	f.log.Debug("published ports deleted", "ports", len(known))
 	return nil
-}
-
-func mapOf(m firewall.PortMapping) string {
-	if m.AnyHostIP() {
-		return firewall.MapPortsAny
-	}
-	return firewall.MapPortsIP
 }
 
 // applyPorts sends one batch with the elements (and the skeleton, before the
