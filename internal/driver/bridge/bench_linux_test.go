@@ -104,6 +104,43 @@ func reportPercentiles(b *testing.B, name string, ds []time.Duration) {
 	b.ReportMetric(ms(ds[len(ds)*9/10]), name+"-p90-ms")
 }
 
+// BenchmarkReconnect is a disconnect followed at once by a connect of the
+// same container: Leave, then Join under the same container-side name
+// while the reaper may still hold the old pair (Join renames it aside).
+func BenchmarkReconnect(b *testing.B) {
+	w := newWorld(b)
+	w.d.log = discardLogger()
+	w.ensureBenchBridge(b)
+	sb := newBenchSandbox(b)
+	spec := benchSpec(60000)
+	if err := w.d.Join(sb, spec); err != nil {
+		b.Fatal(err)
+	}
+	var took []time.Duration
+	steps := newStepClock()
+	w.d.failAt = steps.mark
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		steps.start(t0)
+		if err := w.d.Leave(sb, spec); err != nil {
+			b.Fatal(err)
+		}
+		_ = steps.mark("join")
+		spec.HostIfName = RandomHostIfName()
+		if err := w.d.Join(sb, spec); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		steps.stop(t1)
+		took = append(took, t1.Sub(t0))
+	}
+	b.StopTimer()
+	w.d.Settle()
+	reportPercentiles(b, "leave+join", took)
+	b.Logf("median µs of steps: %s", steps)
+}
+
 func (w *testWorld) ensureBenchBridge(b *testing.B) {
 	b.Helper()
 	spec := network.BridgeSpec{Name: "br-test", Gateway: netip.MustParsePrefix("10.80.0.1/16"), MTU: 1500}

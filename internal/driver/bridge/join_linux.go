@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -37,13 +38,12 @@ func (d *Driver) Join(sandboxPath string, spec network.EndpointSpec) (err error)
 	if _, ok := br.(*netlink.Bridge); !ok {
 		return errdefs.Conflict("link %q is a %s, not a bridge", spec.Bridge, br.Type())
 	}
-	// A pair that Leave handed to the reaper may still hold these names.
-	d.reaper.waitFor(spec.HostIfName, sandboxPath, spec.IfName)
 	sb, err := openSandbox(sandboxPath)
 	if err != nil {
 		return err
 	}
 	defer sb.close()
+	d.freeNamesFromReaper(sb, spec)
 
 	host, created, err := d.ensureVeth(sb, spec)
 	if err != nil {
@@ -82,7 +82,12 @@ func (d *Driver) announce(sandboxPath string, peer netlink.Link, spec network.En
 	go func() {
 		defer d.background.Done()
 		d.syncPortState(spec.HostIfName)
-		if err := sendGratuitousARP(sandboxPath, ifindex, mac, addr); err != nil {
+		err := sendGratuitousARP(sandboxPath, ifindex, mac, addr)
+		switch {
+		case errors.Is(err, unix.ENETDOWN) || errors.Is(err, unix.ENXIO) || errors.Is(err, unix.ENODEV) || errors.Is(err, os.ErrNotExist):
+			// The endpoint (or its sandbox) left before the announcement went out.
+			d.log.Debug("gratuitous ARP not sent", "endpoint", spec.Owner, "address", addr, "err", err)
+		case err != nil:
 			d.log.Warn("gratuitous ARP failed", "endpoint", spec.Owner, "address", addr, "err", err)
 		}
 	}()
@@ -249,6 +254,44 @@ func noIPv6Autoconf(h *netlink.Handle, l netlink.Link) error {
 	return nil
 }
 
+// freeNamesFromReaper makes sure no pair that Leave handed to the reaper
+// still holds the names Join is about to use. The controller gives a
+// container the lowest free ethN, so a disconnect followed by a connect
+// wants the very name the old peer has until the reaper's batch has run
+// (several ms, up to its RCU barrier). The old peer is down and only
+// waiting to be deleted: renaming it out of the way (a fraction of a ms)
+// is cheaper than waiting. A host name still held (random names make that
+// rare), or a rename that fails, waits for the reaper.
+func (d *Driver) freeNamesFromReaper(sb *sandboxConn, spec network.EndpointSpec) {
+	hostHeld, peerHeld := d.reaper.holding(spec.HostIfName, sb.path, spec.IfName)
+	for _, e := range hostHeld {
+		<-e.done
+	}
+	for _, e := range peerHeld {
+		if err := parkDyingPeer(sb, spec.IfName, e.hostIndex); err != nil {
+			d.log.Debug("waiting for the reaper to free a name", "interface", spec.IfName, "err", err)
+			<-e.done
+		}
+	}
+}
+
+// parkDyingPeer renames the container end of a pair the reaper will delete
+// ("gone" and its ifindex, unique in the namespace), if it is still there.
+func parkDyingPeer(sb *sandboxConn, ifName string, hostIndex int) error {
+	peer, err := linkIfExists(sb.h, ifName)
+	if err != nil || peer == nil {
+		return err
+	}
+	if _, ok := peer.(*netlink.Veth); !ok || peer.Attrs().ParentIndex != hostIndex {
+		return nil // the name has moved on: this pair no longer holds it
+	}
+	err = sb.h.LinkSetName(peer, fmt.Sprintf("gone%d", peer.Attrs().Index))
+	if err != nil && !isNotFound(err) {
+		return fmt.Errorf("rename %q out of the way: %w", ifName, err)
+	}
+	return nil
+}
+
 // syncPortState waits until the bridge has seen the port's carrier come
 // up. The peer's carrier reaches the bridge through the kernel's
 // link-watch worker, asynchronously: measured here, half of the ports were
@@ -259,7 +302,8 @@ func noIPv6Autoconf(h *netlink.Handle, l netlink.Link) error {
 func (d *Driver) syncPortState(hostIfName string) {
 	l, err := d.h.LinkByName(hostIfName)
 	if err != nil {
-		d.log.Warn("look up host end after join", "veth", hostIfName, "err", err)
+		// Most likely the endpoint has already left.
+		d.log.Debug("look up host end after join", "veth", hostIfName, "err", err)
 		return
 	}
 	if l.Attrs().OperState != netlink.OperUp {

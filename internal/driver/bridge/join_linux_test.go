@@ -91,6 +91,7 @@ func TestJoinTwoSandboxesThatPingEachOther(t *testing.T) {
 	if diff := cmp.Diff([]string{sa.HostIfName, sbSpec.HostIfName}, portsOf(t, w.h, "br-test")); diff != "" {
 		t.Errorf("bridge ports (-want +got):\n%s", diff)
 	}
+	w.d.Settle() // the ports forward once the announcements went out
 	if err := ping(t, a, sbSpec.Address.Addr()); err != nil {
 		t.Error(err)
 	}
@@ -267,7 +268,7 @@ func TestLeaveIsIdempotentAndLeavesNothing(t *testing.T) {
 	}
 }
 
-func TestLeaveCutsOffAtOnceAndRejoinWaitsForTheReaper(t *testing.T) {
+func TestLeaveCutsOffAtOnceAndRejoinParksTheDyingPeer(t *testing.T) {
 	w := newWorld(t)
 	w.ensureTestBridge(t)
 	a, b := nstest.New(t), nstest.New(t)
@@ -293,11 +294,23 @@ func TestLeaveCutsOffAtOnceAndRejoinWaitsForTheReaper(t *testing.T) {
 	if err := ping(t, b, sa.Address.Addr()); err == nil {
 		t.Error("the left endpoint still answers")
 	}
-	// Joining again under the same names waits for the old pair to go.
+	// Joining again at once under the same container name moves the dying
+	// peer's name aside; under the same host name, waits for the reaper.
 	if err := w.d.Join(a, sa); err != nil {
 		t.Fatalf("Join after Leave: %v", err)
 	}
+	w.d.Settle()
 	checkJoined(t, w, a, sa)
+	again := sa
+	again.HostIfName = "vethtest099"
+	if err := w.d.Leave(a, sa); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.d.Join(a, again); err != nil {
+		t.Fatalf("Join under a new host name after Leave: %v", err)
+	}
+	w.d.Settle()
+	checkJoined(t, w, a, again)
 	if err := ping(t, b, sa.Address.Addr()); err != nil {
 		t.Error(err)
 	}
@@ -439,6 +452,7 @@ func TestGratuitousARPUpdatesNeighbours(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	w.d.Settle()
 	if err := ping(t, b, sa.Address.Addr()); err != nil { // b caches a's MAC
 		t.Fatal(err)
 	}
@@ -452,6 +466,7 @@ func TestGratuitousARPUpdatesNeighbours(t *testing.T) {
 	if err := w.d.Join(c, sc); err != nil {
 		t.Fatal(err)
 	}
+	w.d.Settle() // the announcement has been sent
 	bh := handleIn(t, b)
 	var got net.HardwareAddr
 	for range 200 { // the ARP crosses the bridge in softirq, after Join returns

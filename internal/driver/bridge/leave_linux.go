@@ -17,9 +17,10 @@ import (
 // A synchronous delete costs the caller an RCU barrier (about 20-30 ms
 // here). Leave instead cuts the endpoint off at once (cutOff) and marks
 // the host end with reapGroup; the reaper deletes marked pairs in batches,
-// and a Join that needs one of the names waits for it. Until then the pair
-// is visible, down and unowned (OwnedLinks skips it); Settle waits for the
-// reaper. If cutting off or marking fails, Leave deletes synchronously.
+// and a Join that needs one of the names moves the dying peer aside or
+// waits (freeNamesFromReaper). Until then the pair is visible, down and
+// unowned (OwnedLinks skips it); Settle waits for the reaper. If cutting
+// off or marking fails, Leave deletes synchronously.
 func (d *Driver) Leave(sandboxPath string, spec network.EndpointSpec) error {
 	if err := ValidateIfName(spec.HostIfName); err != nil {
 		return fmt.Errorf("host interface: %w", err)
@@ -46,7 +47,7 @@ func (d *Driver) Leave(sandboxPath string, spec network.EndpointSpec) error {
 		d.log.Warn("could not hand veth to the reaper, deleting it now", "veth", spec.HostIfName, "err", err)
 		return d.deleteVethIfExists(spec.HostIfName)
 	}
-	d.reaper.add(spec.HostIfName, sandboxPath, spec.IfName)
+	d.reaper.add(spec.HostIfName, host.Attrs().Index, sandboxPath, spec.IfName)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
@@ -20,8 +21,8 @@ const reapGroup = 0x62657274
 // path. Deleting a link makes the deleting thread wait for an RCU barrier
 // (netdev_run_todo; about 20-30 ms here), however many links go at once,
 // and one RTM_DELLINK naming a group deletes every link in it. So Leave
-// only marks a link (a cheap setlink) and the reaper pays the barrier once
-// per batch.
+// only marks a link (a cheap setlink) and the reaper, after gathering marks
+// for gatherTime, pays the barrier once per batch.
 //
 // Nothing leaks if the daemon dies first: marked links keep their berth
 // alias and group, and New deletes the group's links before anything else.
@@ -32,14 +33,16 @@ type reaper struct {
 	mu      sync.Mutex
 	pending map[string]reapEntry // by host interface name; marked, not yet deleted
 	kick    chan struct{}
+	hurry   chan struct{} // cuts gather short, for settle
 	stop    chan struct{}
 	stopped chan struct{}
 }
 
 // reapEntry is one marked veth pair and where its peer lives, so that a Join
-// reusing either name can wait for it.
+// reusing either name can wait for it, or move the peer's name aside.
 type reapEntry struct {
 	sandbox, ifName string
+	hostIndex       int           // the host end's ifindex, to recognise the peer
 	done            chan struct{} // closed once the link is deleted
 }
 
@@ -62,6 +65,7 @@ func newReaper(hostNetns string, log *slog.Logger) (*reaper, error) {
 		sock: sock, log: log,
 		pending: map[string]reapEntry{},
 		kick:    make(chan struct{}, 1),
+		hurry:   make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
@@ -74,10 +78,10 @@ func newReaper(hostNetns string, log *slog.Logger) (*reaper, error) {
 }
 
 // add records a marked link and wakes the reaper.
-func (r *reaper) add(hostIfName, sandbox, ifName string) {
+func (r *reaper) add(hostIfName string, hostIndex int, sandbox, ifName string) {
 	r.mu.Lock()
 	if _, ok := r.pending[hostIfName]; !ok {
-		r.pending[hostIfName] = reapEntry{sandbox: sandbox, ifName: ifName, done: make(chan struct{})}
+		r.pending[hostIfName] = reapEntry{sandbox: sandbox, ifName: ifName, hostIndex: hostIndex, done: make(chan struct{})}
 	}
 	r.mu.Unlock()
 	select {
@@ -93,24 +97,28 @@ func (r *reaper) isPending(hostIfName string) bool {
 	return ok
 }
 
-// waitFor blocks until no marked link holds the host name, or the
+// holding returns the marked pairs that hold the host name, or the
 // container-side name in that sandbox, that a Join is about to create.
-func (r *reaper) waitFor(hostIfName, sandbox, ifName string) {
+func (r *reaper) holding(hostIfName, sandbox, ifName string) (host, peer []reapEntry) {
 	r.mu.Lock()
-	var waits []chan struct{}
+	defer r.mu.Unlock()
 	for name, e := range r.pending {
-		if name == hostIfName || (e.sandbox == sandbox && e.ifName == ifName) {
-			waits = append(waits, e.done)
+		switch {
+		case name == hostIfName:
+			host = append(host, e)
+		case e.sandbox == sandbox && e.ifName == ifName:
+			peer = append(peer, e)
 		}
 	}
-	r.mu.Unlock()
-	for _, c := range waits {
-		<-c
-	}
+	return host, peer
 }
 
 // settle blocks until every link marked so far is deleted.
 func (r *reaper) settle() {
+	select {
+	case r.hurry <- struct{}{}:
+	default:
+	}
 	r.mu.Lock()
 	var waits []chan struct{}
 	for _, e := range r.pending {
@@ -127,11 +135,29 @@ func (r *reaper) loop() {
 	for {
 		select {
 		case <-r.kick:
+			r.gather()
 			r.batch()
 		case <-r.stop:
 			r.batch()
 			return
 		}
+	}
+}
+
+// gatherTime is how long the reaper lets marks accumulate before a batch:
+// a burst of Leaves (a compose project going down) then shares one delete,
+// and a Join right after a Leave does not queue behind the delete for the
+// RTNL lock.
+const gatherTime = 10 * time.Millisecond
+
+// gather waits gatherTime, or less if asked to hurry or stop.
+func (r *reaper) gather() {
+	t := time.NewTimer(gatherTime)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.hurry:
+	case <-r.stop:
 	}
 }
 
