@@ -21,20 +21,24 @@ import (
 	"sync/atomic"
 
 	mdns "github.com/miekg/dns"
+	"golang.org/x/net/ipv4"
 )
 
-// udpReaders is how many goroutines read each resolver's UDP socket. Reads
-// of one socket are serialised by the runtime; a second reader answers
-// while the first waits for the next packet.
-const udpReaders = 2
+// udpReaders is how many goroutines read each resolver's UDP socket. One:
+// reads of a socket are serialised by the runtime anyway, and a second
+// reader costs a goroutine hand-off (often a thread wake-up) per packet;
+// measured, one reader answers at the floor of a bare UDP echo (bench/dns).
+const udpReaders = 1
 
 // Buffer sizes: a query is a few hundred bytes at most (one question,
-// perhaps an OPT record); a larger datagram is garbage. Answers that do
-// not fit outBufSize are packed into a buffer of their own. Small buffers
-// matter: there is a resolver per container.
+// perhaps an OPT record); a larger datagram is garbage. Answers of a batch
+// are packed one after the other into one arena; an answer that does not
+// fit gets a buffer of its own. Small buffers matter: there is a resolver
+// per container (about 20 KiB each).
 const (
-	inBufSize  = 4096
-	outBufSize = 4096
+	udpBatch  = 8 // datagrams one recvmmsg/sendmmsg moves
+	inBufSize = 2048
+	arenaSize = 4096
 )
 
 // Resolver serves one sandbox.
@@ -97,36 +101,64 @@ func (r *Resolver) SetUpstreams(ups []netip.AddrPort) {
 }
 
 // readUDP answers berth's names inline, on the reading goroutine (no
-// hand-off on the fast path), and forwards the rest on goroutines of their
-// own so that a slow upstream never holds up a local answer.
+// hand-off on the fast path), with recvmmsg and sendmmsg: under load one
+// system call takes in several queries and one sends their answers
+// (measured: +50% queries/s with 16 in flight, bench/dns). The rest is
+// forwarded on goroutines of their own, so that a slow upstream never
+// holds up a local answer.
 func (r *Resolver) readUDP() {
 	defer r.wg.Done()
-	buf := make([]byte, inBufSize)
-	out := make([]byte, 0, outBufSize)
+	pc := ipv4.NewPacketConn(r.udp)
+	in := make([]ipv4.Message, udpBatch)
+	for i := range in {
+		in[i].Buffers = [][]byte{make([]byte, inBufSize)}
+	}
+	out := make([]ipv4.Message, 0, udpBatch)
+	arena := make([]byte, arenaSize)
 	for {
-		n, from, err := r.udp.ReadFromUDPAddrPort(buf)
+		n, err := pc.ReadBatch(in, 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue
 		}
-		q := new(mdns.Msg)
-		if err := q.Unpack(buf[:n]); err != nil || q.Response {
-			continue // garbage gets no reply: a reply could be used to amplify
+		out, used := out[:0], 0
+		for i := 0; i < n; i++ {
+			m := &in[i]
+			q := new(mdns.Msg)
+			if err := q.Unpack(m.Buffers[0][:m.N]); err != nil || q.Response {
+				continue // garbage gets no reply: a reply could be used to amplify
+			}
+			from := m.Addr.(*net.UDPAddr).AddrPort()
+			limit := clientLimit(q, "udp")
+			resp := answerLocal(q, r.names, r.sandboxID, limit)
+			if resp == nil {
+				r.wg.Add(1)
+				go func() {
+					defer r.wg.Done()
+					resp := r.forward(q, "udp")
+					resp.Truncate(limit)
+					r.writeUDP(resp, from, nil)
+				}()
+				continue
+			}
+			b, err := resp.PackBuffer(arena[used:])
+			if err != nil {
+				continue
+			}
+			if len(b) > 0 && used+len(b) <= len(arena) && &arena[used] == &b[0] {
+				used += len(b) // packed in the arena, not in a buffer of its own
+			}
+			out = append(out, ipv4.Message{Buffers: [][]byte{b}, Addr: m.Addr})
 		}
-		limit := clientLimit(q, "udp")
-		if resp := answerLocal(q, r.names, r.sandboxID, limit); resp != nil {
-			r.writeUDP(resp, from, out)
-			continue
+		for sent := 0; sent < len(out); {
+			k, err := pc.WriteBatch(out[sent:], 0)
+			if err != nil {
+				break
+			}
+			sent += k
 		}
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			resp := r.forward(q, "udp")
-			resp.Truncate(limit)
-			r.writeUDP(resp, from, nil)
-		}()
 	}
 }
 
