@@ -112,7 +112,9 @@ func TestAttachDetach(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.ContainsFunc(routes, func(r netlink.Route) bool { return (r.Dst == nil || r.Dst.String() == "0.0.0.0/0") && r.Gw.String() == "10.250.0.1" }) {
+	if !slices.ContainsFunc(routes, func(r netlink.Route) bool {
+		return (r.Dst == nil || r.Dst.String() == "0.0.0.0/0") && r.Gw.String() == "10.250.0.1"
+	}) {
 		t.Errorf("no default route via 10.250.0.1 in %v", routes)
 	}
 	if err := f.Detach(ep); err != nil {
