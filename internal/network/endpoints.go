@@ -154,6 +154,9 @@ func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*E
 			ifNames[o.IfName] = true
 		}
 	}
+	if err := c.checkBridgeRoomLocked(n); err != nil {
+		return nil, nil, nil, err
+	}
 	if sb.HostNetwork != (n.Driver == DriverHost) {
 		return nil, nil, nil, errdefs.Forbidden("container cannot be connected to network %q: a container on the host network cannot join another network, nor the reverse", n.Name)
 	}
