@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/berth-net/berth/bench/reliability"
@@ -26,9 +27,9 @@ func TestConcurrentRunsAndRemovals(t *testing.T) {
 	if rep.ListErrors > 0 || len(rep.ListLatency) == 0 {
 		t.Errorf("GET /networks failed %d times during the storm (%d answers)", rep.ListErrors, len(rep.ListLatency))
 	}
-	t.Logf("100 runs in %v, 100 removals in %v; GET /networks during the storm: %d answers, p50 %v, p99 %v, max %v",
-		rep.RunWall, rep.RemoveWall, len(rep.ListLatency), reliability.Percentile(rep.ListLatency, 50),
-		reliability.Percentile(rep.ListLatency, 99), reliability.Percentile(rep.ListLatency, 100))
+	var figures strings.Builder
+	rep.Print(&figures, 100)
+	t.Log(figures.String())
 	if _, leaks := reliability.Settled(t, w, c); len(leaks) > 0 {
 		t.Errorf("after the removals: %q", leaks)
 	}

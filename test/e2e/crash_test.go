@@ -3,6 +3,7 @@ package e2e
 import (
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,13 +31,13 @@ func TestCrashStorm(t *testing.T) {
 	}
 	w, d := startWorld(t)
 	c := reliability.NewClient(w.Socket)
-	before := snapshot(t, w)
 	d, rep := reliability.CrashStorm(t, w, d, reliability.StormConfig{
 		Kills: kills, MaxDelay: 150 * time.Millisecond, Seed: uint64(time.Now().UnixNano()),
 		Network: "storm", Subnet: "10.99.0.0/24",
 	})
-	t.Logf("crash storm: %d kills, %d operations completed, interrupted: %v, final %+v",
-		rep.Kills, rep.Ops, rep.Interrupted, rep.Final)
+	var figures strings.Builder
+	rep.Print(&figures)
+	t.Log(figures.String())
 	for _, l := range rep.Leaks {
 		t.Error(l)
 	}
@@ -59,6 +60,5 @@ func TestCrashStorm(t *testing.T) {
 	if got := networkIP(t, w, "after-storm", "storm").String(); got != "10.99.0.2" {
 		t.Errorf("after-storm got %s on storm, want 10.99.0.2: an allocation leaked", got)
 	}
-	_ = before
 	d.Stop()
 }
