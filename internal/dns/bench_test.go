@@ -1,9 +1,11 @@
 package dns
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -97,4 +99,21 @@ func BenchmarkResolverUDP(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "queries/s")
 		})
 	}
+}
+
+// BenchmarkForward is one forwarded exchange with an upstream on loopback
+// in this process (no resolver socket in front of it).
+func BenchmarkForward(b *testing.B) {
+	up := startUpstream(b, mdns.RcodeNameError)
+	f := newForwarder(DefaultTimeout, slog.New(slog.DiscardHandler))
+	q := query("example.test", mdns.TypeA)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if resp := f.forward(context.Background(), q, "udp", []netip.AddrPort{up.addr}); resp.Rcode != mdns.RcodeSuccess {
+				b.Errorf("rcode %d", resp.Rcode)
+				return
+			}
+		}
+	})
 }

@@ -14,6 +14,9 @@ import (
 // daemon open sockets without end.
 const maxForwards = 1024
 
+// upstreamUDPSize is the largest UDP answer taken from an upstream.
+const upstreamUDPSize = 4096
+
 // forwarder sends queries that are not berth's to upstream servers. It
 // runs on the daemon's ordinary goroutines, so its sockets are made in the
 // daemon's own (host) network namespace, never in a container's.
@@ -72,9 +75,12 @@ func (f *forwarder) exchange(ctx context.Context, q *mdns.Msg, proto string, up 
 func (f *forwarder) exchangeOnce(ctx context.Context, q *mdns.Msg, proto string, up netip.AddrPort) (*mdns.Msg, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	// UDPSize: take oversized replies from servers that ignore the limit
-	// rather than drop them (the client's own limit is applied later).
-	c := &mdns.Client{Net: proto, Timeout: f.timeout, UDPSize: mdns.MaxMsgSize}
+	// UDPSize: take replies up to 4 KiB from servers that ignore a plain
+	// query's 512-byte limit rather than drop them (the client's own limit
+	// is applied later); a query with EDNS0 sets its own. Not 64 KiB, as
+	// Docker: the buffer is allocated per exchange, and larger UDP answers
+	// do not happen (DNS flag day 2020 caps them at 1232 bytes).
+	c := &mdns.Client{Net: proto, Timeout: f.timeout, UDPSize: upstreamUDPSize}
 	resp, _, err := c.ExchangeContext(ctx, q, up.String())
 	return resp, err
 }

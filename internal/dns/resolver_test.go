@@ -20,7 +20,7 @@ type upstream struct {
 // startUpstream serves: example.test → 203.0.113.10; nx.test → NXDOMAIN;
 // big.test → truncated over UDP, 100 addresses over TCP; everything else
 // → the rcode given (SERVFAIL for a broken server).
-func startUpstream(t *testing.T, otherwise int) *upstream {
+func startUpstream(t testing.TB, otherwise int) *upstream {
 	t.Helper()
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
