@@ -6,8 +6,8 @@
 //
 // It owns only links it tagged with the ifalias "berth:<owner>" and touches
 // nothing else in the host namespace. The sysctls it writes there are
-// net.ipv4.ip_forward (EnableIPForwarding) and disable_ipv6 of its own host
-// veths. Veths that Leave cut off wait, marked with an interface group of
+// net.ipv4.ip_forward (EnableIPForwarding), route_localnet of its own
+// bridges and disable_ipv6 of its own host veths. Veths that Leave cut off wait, marked with an interface group of
 // berth's own (reapGroup), for a background reaper that deletes them in
 // batches; Settle waits for it.
 //
