@@ -114,12 +114,18 @@ func (c *Client) Get(path string, v any) error {
 	return json.Unmarshal(out, v)
 }
 
-// Run creates and starts a detached busybox container that sleeps.
-func (c *Client) Run(name, image, networkMode string) (string, error) {
-	body := map[string]any{
-		"Image":      image,
-		"Cmd":        []string{"sleep", "3600"},
-		"HostConfig": map[string]any{"NetworkMode": networkMode},
+// Run creates and starts a detached busybox container that sleeps; each
+// of publish ("80/tcp") is published on an ephemeral host port.
+func (c *Client) Run(name, image, networkMode string, publish ...string) (string, error) {
+	hc := map[string]any{"NetworkMode": networkMode}
+	body := map[string]any{"Image": image, "Cmd": []string{"sleep", "3600"}, "HostConfig": hc}
+	if len(publish) > 0 {
+		exposed, bindings := map[string]any{}, map[string]any{}
+		for _, p := range publish {
+			exposed[p] = struct{}{}
+			bindings[p] = []map[string]string{{"HostPort": ""}}
+		}
+		body["ExposedPorts"], hc["PortBindings"] = exposed, bindings
 	}
 	out, err := c.Want(http.MethodPost, "/containers/create?name="+name, body, http.StatusCreated)
 	if err != nil {

@@ -87,6 +87,7 @@ func Check(t testing.TB, w *testworld.World, c *Client) (Counts, Leaks) {
 	counts.Running = len(running)
 	wantLinks := []string{"eth0", "lo"}
 	bridges := map[string]bool{}
+	addrs := map[string]bool{} // every endpoint address, without its length
 	for _, summary := range nets {
 		if summary.Driver != "bridge" {
 			continue
@@ -100,6 +101,9 @@ func Check(t testing.TB, w *testworld.World, c *Client) (Counts, Leaks) {
 		bridges[br] = true
 		wantLinks = append(wantLinks, br)
 		leaks = append(leaks, checkEndpoints(n, running)...)
+		for _, ep := range n.Containers {
+			addrs[strings.Split(ep.IPv4Address, "/")[0]] = true
+		}
 		counts.Endpoints += len(n.Containers)
 		ports := w.BridgePorts(t, br)
 		counts.Veths += len(ports)
@@ -119,7 +123,7 @@ func Check(t testing.TB, w *testworld.World, c *Client) (Counts, Leaks) {
 		leaks = append(leaks, fmt.Sprintf("netns dir %q, want the running containers' %q", got, wantNetns))
 	}
 	leaks = append(leaks, checkRunc(t, w, running)...)
-	leaks = append(leaks, checkTable(t, w, bridges)...)
+	leaks = append(leaks, checkTable(t, w, bridges, addrs)...)
 	return counts, leaks
 }
 
@@ -160,7 +164,7 @@ var chainBridge = regexp.MustCompile(`chain [a-z_]+__([A-Za-z0-9_.-]+) \{`)
 
 // checkTable: the table has chains for exactly the bridge networks, and
 // every map element jumps to a chain of one of them.
-func checkTable(t testing.TB, w *testworld.World, bridges map[string]bool) Leaks {
+func checkTable(t testing.TB, w *testworld.World, bridges, addrs map[string]bool) Leaks {
 	t.Helper()
 	rules, errOut, code := w.InHost(t, "nft", "list", "table", "inet", "berth")
 	if code != 0 {
@@ -184,5 +188,13 @@ func checkTable(t testing.TB, w *testworld.World, bridges map[string]bool) Leaks
 			leaks = append(leaks, fmt.Sprintf("table inet berth has a map element that %s", m[0]))
 		}
 	}
+	for _, m := range portElement.FindAllStringSubmatch(rules, -1) {
+		if !addrs[m[2]] {
+			leaks = append(leaks, fmt.Sprintf("table inet berth publishes %s to %s, which no endpoint holds", m[1], m[2]))
+		}
+	}
 	return leaks
 }
+
+// portElement is one element of the port maps: "tcp . 8080 : 172.17.0.2 . 80".
+var portElement = regexp.MustCompile(`((?:tcp|udp) \. \d+) : (\d+\.\d+\.\d+\.\d+) \. \d+`)

@@ -155,7 +155,11 @@ func (l *opLoop) step() error {
 	case k < 3 || len(l.live) == 0:
 		l.current = "run"
 		var id string
-		if id, err = l.c.Run(name, testworld.BusyboxImage, "bridge"); err == nil {
+		var publish []string
+		if *l.seq%2 == 0 {
+			publish = []string{"80/tcp", "53/udp"}
+		}
+		if id, err = l.c.Run(name, testworld.BusyboxImage, "bridge", publish...); err == nil {
 			l.live = append(l.live, id)
 			l.fresh = append(l.fresh, id)
 		}
