@@ -34,13 +34,15 @@ func portRequests(cfg container.Config) ([]network.PortRequest, error) {
 		proto string
 		raw   string
 	}
-	var parsed []key
+	parsed := make([]key, 0, len(keys))
+	seen := make(map[string]bool, len(keys))
 	for _, k := range keys {
 		port, proto, err := parsePortKey(k)
 		if err != nil {
 			return nil, err
 		}
-		if !slices.ContainsFunc(parsed, func(o key) bool { return o.raw == k }) {
+		if !seen[k] {
+			seen[k] = true
 			parsed = append(parsed, key{port, proto, k})
 		}
 	}
