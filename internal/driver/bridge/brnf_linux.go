@@ -1,0 +1,30 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"os"
+)
+
+const bridgeNFPath = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+
+// ErrNoBridgeNetfilter says the kernel cannot pass bridged packets through
+// the IP hooks (no br_netfilter), so enable_icc=false cannot be enforced.
+var ErrNoBridgeNetfilter = errors.New("the kernel has no br_netfilter: traffic between containers on one bridge bypasses the firewall")
+
+// EnableBridgeNetfilter sets net.bridge.bridge-nf-call-iptables=1 in the
+// driver's host namespace, so packets bridged between two ports of one
+// bridge traverse the inet forward hook: enable_icc=false and hairpin NAT
+// depend on it, as in Docker (which loads br_netfilter for icc=false). The
+// sysctl is per network namespace; nothing outside ours changes.
+func (d *Driver) EnableBridgeNetfilter() error {
+	return d.hostThread.do(func() error {
+		if _, err := os.Stat(bridgeNFPath); errors.Is(err, os.ErrNotExist) {
+			return ErrNoBridgeNetfilter
+		}
+		if err := ensureSysctl(bridgeNFPath, "1"); err != nil {
+			return fmt.Errorf("enable bridge netfilter: %w", err)
+		}
+		return nil
+	})
+}
