@@ -143,6 +143,11 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if err := d.driver.EnableIPForwarding(); err != nil {
 		return fmt.Errorf("enable IPv4 forwarding: %w", err)
 	}
+	if err := d.driver.EnableBridgeNetfilter(); err != nil {
+		// Not fatal: routed traffic is still filtered; only enable_icc=false
+		// cannot be enforced between ports of one bridge.
+		d.log.Warn("enable_icc=false will not be enforced", "err", err)
+	}
 	if err := d.startWatchers(); err != nil {
 		return err
 	}
