@@ -50,20 +50,49 @@ func (w *world) dataPlane(ctx context.Context, p plan, res *dataResult) error {
 		}
 	}
 	w.log.Info("iperf3 container to container")
-	if res.c2c, err = harness.Throughput(ctx, ns[0], ns[1], addr[0], p.iperf); err != nil {
-		return fmt.Errorf("berth container to container: %w", err)
+	c2c := func(berth bool) (float64, error) {
+		if berth {
+			return harness.Throughput(ctx, ns[0], ns[1], addr[0], p.iperf/2)
+		}
+		return harness.Throughput(ctx, fns[0], fns[1], fep[0].Address.Addr(), p.iperf/2)
 	}
-	if res.c2cFloor, err = harness.Throughput(ctx, fns[0], fns[1], fep[0].Address.Addr(), p.iperf); err != nil {
-		return fmt.Errorf("floor container to container: %w", err)
+	if res.c2c, res.c2cFloor, err = abba(c2c); err != nil {
+		return fmt.Errorf("container to container: %w", err)
 	}
 	w.log.Info("iperf3 container to outside")
-	if res.c2o, err = harness.Throughput(ctx, w.outside, ns[1], harness.ServerAddr, p.iperf); err != nil {
-		return fmt.Errorf("berth container to outside: %w\n%s", err, diagnose(ctx, ns[1], harness.ServerAddr))
+	c2o := func(berth bool) (float64, error) {
+		client := fns[1]
+		if berth {
+			client = ns[1]
+		}
+		bps, err := harness.Throughput(ctx, w.outside, client, harness.ServerAddr, p.iperf/2)
+		if err != nil {
+			err = fmt.Errorf("%w\n%s", err, diagnose(ctx, client, harness.ServerAddr))
+		}
+		return bps, err
 	}
-	if res.c2oFloor, err = harness.Throughput(ctx, w.outside, fns[1], harness.ServerAddr, p.iperf); err != nil {
-		return fmt.Errorf("floor container to outside: %w\n%s", err, diagnose(ctx, fns[1], harness.ServerAddr))
+	if res.c2o, res.c2oFloor, err = abba(c2o); err != nil {
+		return fmt.Errorf("container to outside: %w", err)
 	}
 	return nil
+}
+
+// abba measures berth, floor, floor, berth (each for half the time) and
+// returns the mean of each: a drift of the machine's load during the four
+// runs weighs on both sides alike.
+func abba(measure func(berth bool) (float64, error)) (berth, floor float64, err error) {
+	for _, b := range []bool{true, false, false, true} {
+		bps, err := measure(b)
+		if err != nil {
+			return 0, 0, fmt.Errorf("%s: %w", map[bool]string{true: "berth", false: "floor"}[b], err)
+		}
+		if b {
+			berth += bps / 2
+		} else {
+			floor += bps / 2
+		}
+	}
+	return berth, floor, nil
 }
 
 // diagnose gathers what explains a path that does not work: the route the

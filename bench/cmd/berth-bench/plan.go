@@ -19,11 +19,11 @@ type plan struct {
 	// adds to berth's bridge, because runc starts ~2 containers a second
 	// here and 1,000 would take the whole budget.
 	realPorts int
-	probes    int // running containers (and floor namespaces) that connect and disconnect at each tier
-	cycles    int // rounds of connect-all then disconnect-all per tier
-	runPairs  int // run -d on bridge / on none, alternating
-	parallel  int // concurrent runs
-	iperf     time.Duration
+	probes    int           // running containers (and floor namespaces) that connect and disconnect at each tier
+	cycles    int           // rounds of connect-all then disconnect-all per tier
+	runPairs  int           // run -d on bridge / on none, alternating
+	parallel  int           // concurrent runs
+	iperf     time.Duration // per side, in halves of whole seconds
 	goBench   time.Duration // benchtime of each Go benchmark
 	commits   int           // store commits timed
 	tmpfs     bool          // data-root on a tmpfs
@@ -39,7 +39,7 @@ func defaultPlan() plan {
 func quickPlan() plan {
 	return plan{
 		name: "quick", tiers: []int{10, 100}, realPorts: 10, probes: 4, cycles: 3,
-		runPairs: 4, parallel: 10, iperf: time.Second, goBench: 100 * time.Millisecond, commits: 10,
+		runPairs: 3, parallel: 10, iperf: 2 * time.Second, goBench: 100 * time.Millisecond, commits: 10,
 	}
 }
 

@@ -85,7 +85,7 @@ func runRows(t *stats.Table, r *results) {
 
 func dataRows(t *stats.Table, r *results) {
 	d := r.data
-	t.Section(fmt.Sprintf("TCP throughput, iperf3 %s", r.plan.iperf))
+	t.Section(fmt.Sprintf("TCP throughput, iperf3 %s per side (berth, floor, floor, berth)", r.plan.iperf))
 	t.Add("container → container", stats.Gbits(d.c2c), stats.Gbits(d.c2cFloor), stats.X(d.c2c/d.c2cFloor), "≥ 0.95×", "same bridge")
 	t.Add("container → outside", stats.Gbits(d.c2o), stats.Gbits(d.c2oFloor), stats.X(d.c2o/d.c2oFloor), "≥ 0.95×", "routed, masquerade")
 }

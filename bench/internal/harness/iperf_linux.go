@@ -28,7 +28,8 @@ func Throughput(ctx context.Context, serverNS, clientNS string, addr netip.Addr,
 		srv.Process.Kill()
 		srv.Wait()
 	}()
-	secs := strconv.FormatFloat(dur.Seconds(), 'f', -1, 64)
+	// iperf3 -t takes whole seconds (and 0 would mean "forever").
+	secs := strconv.Itoa(max(int(dur.Round(time.Second)/time.Second), 1))
 	// The server needs a moment to listen; the client retries on refusal.
 	var bps float64
 	var err error
