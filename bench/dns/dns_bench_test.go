@@ -16,12 +16,15 @@
 package dnsbench
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -259,8 +262,8 @@ func BenchmarkResolver(b *testing.B) {
 		{"berth name, sequential", "target", resolver, 1},
 		{"berth name, 16 in flight", "target", resolver, 16},
 		{"shared alias (2 addresses), 16 in flight", "svc", resolver, 16},
-		{"floor: UDP echo in the container, sequential", "target", echo, 1},
-		{"floor: UDP echo in the container, 16 in flight", "target", echo, 16},
+		{"floor: UDP echo process in the container, sequential", "target", echo, 1},
+		{"floor: UDP echo process in the container, 16 in flight", "target", echo, 16},
 		{"forwarded upstream, sequential", "example.test", resolver, 1},
 		{"forwarded upstream, 16 in flight", "example.test", resolver, 16},
 	}
@@ -274,32 +277,80 @@ func BenchmarkResolver(b *testing.B) {
 	fmt.Print("\n" + table(labels...))
 }
 
-// startEcho serves a UDP echo inside the container's namespace that turns
-// each query into an answer with one record, doing no DNS work: the floor
-// of this client, this kernel path and Go's network poller.
-func startEcho(b *testing.B, ns string) netip.AddrPort {
-	at := netip.MustParseAddrPort("127.0.0.12:53")
-	var conn *net.UDPConn
-	if err := sandbox.Do(ns, func() error {
-		var err error
-		conn, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(at))
-		return err
-	}); err != nil {
-		b.Fatal(err)
+// echoEnv makes the test binary an echo server (see TestMain).
+const echoEnv = "BERTH_DNSBENCH_ECHO"
+
+// TestMain runs the binary as the floor's echo server when asked to, and
+// as the benchmark otherwise.
+func TestMain(m *testing.M) {
+	if at := os.Getenv(echoEnv); at != "" {
+		if err := serveEcho(at); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
-	b.Cleanup(func() { conn.Close() })
+	code := m.Run()
+	testworld.RemoveBinary()
+	os.Exit(code)
+}
+
+// serveEcho answers every datagram on at with itself turned into an
+// answer with one record, doing no DNS work, until stdin closes.
+func serveEcho(at string) error {
+	conn, err := net.ListenPacket("udp4", at)
+	if err != nil {
+		return err
+	}
 	go func() {
 		buf := make([]byte, 1500)
 		for {
-			n, from, err := conn.ReadFromUDPAddrPort(buf)
+			n, from, err := conn.ReadFrom(buf)
 			if err != nil {
 				return
 			}
 			buf[2] |= 0x80                         // QR: an answer
 			binary.BigEndian.PutUint16(buf[6:], 1) // "one answer", enough for the client's check
-			conn.WriteToUDPAddrPort(buf[:n], from)
+			conn.WriteTo(buf[:n], from)
 		}
 	}()
+	fmt.Println("ready")
+	io.Copy(io.Discard, os.Stdin)
+	return conn.Close()
+}
+
+// startEcho runs the floor: this binary as a UDP echo server in a process
+// of its own inside the container's namespace, as the daemon is a process
+// of its own: the cost of this client, this kernel path and Go's network
+// poller across two processes, without DNS.
+func startEcho(b *testing.B, ns string) netip.AddrPort {
+	at := netip.MustParseAddrPort("127.0.0.12:53")
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command("nsenter", "--net="+ns, "--", self)
+	cmd.Env = append(os.Environ(), echoEnv+"="+at.String())
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		stdin.Close()
+		cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		b.Fatalf("echo server did not start: %q, %v", line, err)
+	}
 	return at
 }
 

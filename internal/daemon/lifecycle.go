@@ -74,7 +74,7 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState) (err error) {
 		req := c.Config.Networks[name]
 		if _, err := d.net.Join(ctx, sb.ID, name, network.JoinRequest{
 			ContainerID: c.ID, Name: c.Name, IPv4: req.IPv4Address, MAC: req.MacAddress, Aliases: req.Aliases,
-			Ports: portsForJoin(i, ports),
+			Hostname: c.Config.Hostname, Ports: portsForJoin(i, ports),
 		}); err != nil {
 			return err
 		}

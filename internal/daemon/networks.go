@@ -66,6 +66,7 @@ func (d *Daemon) ConnectNetwork(ctx context.Context, netRef, ctrRef string, req 
 	if c.Running() {
 		if _, err := d.net.Join(ctx, c.State.SandboxID, n.ID, network.JoinRequest{
 			ContainerID: c.ID, Name: c.Name, IPv4: req.IPv4Address, MAC: req.MacAddress, Aliases: req.Aliases,
+			Hostname: c.Config.Hostname,
 		}); err != nil {
 			return err
 		}

@@ -19,6 +19,7 @@ type JoinRequest struct {
 	IPv4        netip.Addr // a static address (--ip); invalid means "allocate"
 	MAC         string     // --mac-address; "" means random
 	Aliases     []string
+	Hostname    string // the container's hostname: one of its DNS names on user networks
 	// Ports to publish on this endpoint (the container's first network).
 	Ports []PortRequest
 }
@@ -162,7 +163,7 @@ func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*E
 	}
 	ep := &Endpoint{
 		ID: c.cfg.NewID(), Name: req.Name, NetworkID: n.ID, SandboxID: sandboxID,
-		ContainerID: req.ContainerID, Aliases: append([]string(nil), req.Aliases...), State: EndpointCreating,
+		ContainerID: req.ContainerID, Aliases: append([]string(nil), req.Aliases...), Hostname: req.Hostname, State: EndpointCreating,
 	}
 	if n.Driver != DriverBridge {
 		if req.IPv4.IsValid() {

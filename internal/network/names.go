@@ -53,8 +53,9 @@ func discoverable(n *Network) bool {
 	return n != nil && n.Driver == DriverBridge && !n.Predefined && (n.Bridge == nil || !n.Bridge.DefaultBridge)
 }
 
-// dnsNames are the names ep answers to: the container's name, its short ID
-// and its aliases, lower case, without repeats.
+// dnsNames are the names ep answers to, as Docker's DNSNames: the
+// container's name, its aliases, its short ID and its hostname, lower
+// case, without repeats. The first is the name reverse lookups give.
 func dnsNames(ep *Endpoint) []string {
 	var out []string
 	add := func(s string) {
@@ -64,12 +65,13 @@ func dnsNames(ep *Endpoint) []string {
 		}
 	}
 	add(strings.TrimPrefix(ep.Name, "/"))
-	if len(ep.ContainerID) >= 12 {
-		add(ep.ContainerID[:12])
-	}
 	for _, a := range ep.Aliases {
 		add(a)
 	}
+	if len(ep.ContainerID) >= 12 {
+		add(ep.ContainerID[:12])
+	}
+	add(ep.Hostname)
 	return out
 }
 

@@ -268,3 +268,19 @@ func TestResolveConcurrent(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+func TestResolveHostname(t *testing.T) {
+	r := newNameRig(t)
+	sbA, _ := r.run("alpha", nil, "web")
+	sbB := r.sandbox(t, ctrID("b0b"))
+	ep := r.join(t, sbB, "web", JoinRequest{ContainerID: ctrID("b0b"), Name: "bravo", Hostname: "Bravo-Host", Aliases: []string{"db"}})
+	if got, want := r.resolve(sbA, "bravo-host"), strs(ep.Address.Addr()); !cmp.Equal(got, want) {
+		t.Errorf("hostname: %v, want %v", got, want)
+	}
+	if got, ok := r.c.ResolveAddr(sbA.ID, ep.Address.Addr()); !ok || got != "bravo.web" {
+		t.Errorf("PTR = %q, %v; want the container's name, bravo.web", got, ok)
+	}
+	if diff := cmp.Diff([]string{"bravo", "db", "b0b000000000", "bravo-host"}, dnsNames(ep)); diff != "" {
+		t.Errorf("dnsNames (-want +got):\n%s", diff)
+	}
+}

@@ -103,6 +103,7 @@ type Endpoint struct {
 	// StaticIP is true when the user asked for Address (--ip).
 	StaticIP bool          `json:"staticIP,omitempty"`
 	Aliases  []string      `json:"aliases,omitempty"`
+	Hostname string        `json:"hostname,omitempty"` // the container's: it resolves like a name on user networks
 	State    EndpointState `json:"state"`
 	// Ports are the endpoint's published ports, resolved (ports.go).
 	Ports []PortMapping `json:"ports,omitempty"`

@@ -145,7 +145,7 @@ func catFile(t *testing.T, w *testworld.World, ctr, path string) string {
 }
 
 // TestDNSNames: on a user network, containers find each other by name,
-// short ID and alias (a shared alias gives every address), ping by name,
+// short ID, alias and hostname (a shared alias gives every address), ping by name,
 // and their resolv.conf names 127.0.0.11; names do not cross networks and
 // the default bridge has none; a container on two networks is found at its
 // address on the network shared with the asker.
@@ -157,7 +157,7 @@ func TestDNSNames(t *testing.T) {
 	w.MustBerth(t, "network", "create", "dnsnet")
 	w.MustBerth(t, "network", "create", "other")
 	runSleeper(t, w, "alpha", "--network", "dnsnet", "--network-alias", "db")
-	runSleeper(t, w, "bravo", "--network", "dnsnet", "--network-alias", "db", "--network-alias", "Bravo-Alias")
+	runSleeper(t, w, "bravo", "--network", "dnsnet", "--network-alias", "db", "--network-alias", "Bravo-Alias", "--hostname", "bravo-host")
 	runSleeper(t, w, "charlie", "--network", "other")
 	runSleeper(t, w, "delta")
 	runSleeper(t, w, "echo")
@@ -171,6 +171,7 @@ func TestDNSNames(t *testing.T) {
 	wantLookup(t, w, "alpha", "BRAVO", b)
 	wantLookup(t, w, "alpha", inspect(t, w, "{{.Id}}", "bravo")[:12], b)
 	wantLookup(t, w, "alpha", "bravo-alias", b)
+	wantLookup(t, w, "alpha", "bravo-host", b)
 	wantLookup(t, w, "alpha", "db", a, b)
 	wantLookup(t, w, "alpha", "bravo.dnsnet", b)
 	if _, _, code := w.Berth(t, "exec", "alpha", "ping", "-c", "1", "-W", "2", "bravo"); code != 0 {
