@@ -24,12 +24,6 @@ import (
 	"golang.org/x/net/ipv4"
 )
 
-// udpReaders is how many goroutines read each resolver's UDP socket. One:
-// reads of a socket are serialised by the runtime anyway, and a second
-// reader costs a goroutine hand-off (often a thread wake-up) per packet;
-// measured, one reader answers at the floor of a bare UDP echo (bench/dns).
-const udpReaders = 1
-
 // Buffer sizes: a query is a few hundred bytes at most (one question,
 // perhaps an OPT record); a larger datagram is garbage. Answers of a batch
 // are packed one after the other into one arena; an answer that does not
@@ -65,10 +59,12 @@ func serve(sandboxID string, names Names, fwd *forwarder, upstreams []netip.Addr
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.SetUpstreams(upstreams)
 	if udp != nil {
-		for i := 0; i < udpReaders; i++ {
-			r.wg.Add(1)
-			go r.readUDP()
-		}
+		// One reader: reads of a socket are serialised by the runtime
+		// anyway, and a second reader costs a goroutine hand-off (often a
+		// thread wake-up) per packet; measured in bench/dns, two readers
+		// answered slower than one.
+		r.wg.Add(1)
+		go r.readUDP()
 	}
 	if tcp != nil {
 		started := make(chan struct{})
