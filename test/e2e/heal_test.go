@@ -36,13 +36,21 @@ func daemonLog(t *testing.T, d *testworld.Daemon) string {
 
 // TestFirewallHeals: when someone else flushes the ruleset or deletes
 // berth's table, the daemon notices (nftables notifications), logs it and
-// restores the table; containers reach the outside again without a restart.
+// restores the table; containers reach the outside and published ports
+// answer again without a restart.
 func TestFirewallHeals(t *testing.T) {
 	w, d := startWorld(t)
 	runSleeper(t, w, "c1")
 	if got := fetch(t, w, "c1"); got != "you are 198.51.100.2\n" {
 		t.Fatalf("c1 reached the outside as %q before the test", got)
 	}
+	w.MustBerth(t, "run", "-d", "--name", "web", "-p", "8080:80", testworld.BusyboxImage,
+		"sh", "-c", "mkdir -p /www && echo published > /www/index.html && exec httpd -f -p 80 -h /www")
+	published := func() string {
+		out, _, _ := w.InOutside(t, "timeout", "10", "busybox", "wget", "-q", "-O", "-", "http://"+testworld.HostAddr.String()+":8080/")
+		return out
+	}
+	eventually(t, "the published port answers", func() bool { return published() == "published\n" })
 	want := snapshot(t, w).Rules
 	for _, cmd := range [][]string{
 		{"nft", "flush", "ruleset"},
@@ -57,6 +65,9 @@ func TestFirewallHeals(t *testing.T) {
 		t.Logf("%s: table back after %v (polled)", strings.Join(cmd, " "), took)
 		if got := fetch(t, w, "c1"); got != "you are 198.51.100.2\n" {
 			t.Errorf("after %s and the heal, c1 reached the outside as %q", strings.Join(cmd, " "), got)
+		}
+		if got := published(); got != "published\n" {
+			t.Errorf("after %s and the heal, the published port answered %q", strings.Join(cmd, " "), got)
 		}
 	}
 	log := daemonLog(t, d)
