@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -98,6 +99,34 @@ func (d *Daemon) followRoutes(updates <-chan netlink.RouteUpdate) {
 			}
 		}
 	}
+}
+
+// withRouteWarnings checks the host's routes in every table against a
+// network just created (a --subnet the user chose may overlap a route that
+// was there first) and returns the network with its warnings, which the
+// create response carries as Docker's Warning.
+func (d *Daemon) withRouteWarnings(n *network.Network) *network.Network {
+	var routes []netlink.Route
+	var err error
+	for range 5 {
+		routes, err = netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	if err != nil {
+		d.log.Warn("listing host routes for overlaps", "err", err)
+		return n
+	}
+	for _, r := range routes {
+		for _, w := range d.net.NoteHostRoute(hostRoute(r, linkName(r.LinkIndex))) {
+			d.log.Warn("host route overlaps a berth network", "warning", w)
+		}
+	}
+	if fresh, err := d.net.Network(n.ID); err == nil {
+		return fresh
+	}
+	return n
 }
 
 // hostRoute is the core's view of a kernel route.

@@ -25,7 +25,11 @@ func (d *Daemon) NetworkEndpoints(ctx context.Context, networkID string) ([]*net
 
 // CreateNetwork creates a user network.
 func (d *Daemon) CreateNetwork(ctx context.Context, req network.CreateRequest) (*network.Network, error) {
-	return d.net.CreateNetwork(ctx, req)
+	n, err := d.net.CreateNetwork(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return d.withRouteWarnings(n), nil
 }
 
 // RemoveNetwork removes a user network without endpoints. Containers that

@@ -26,8 +26,9 @@ func (r HostRoute) String() string {
 }
 
 // NoteHostRoute checks a route that appeared in the host against every
-// bridge network and returns a warning for each network it overlaps; the
-// warnings also show in the networks' Warnings until the route goes away.
+// bridge network and returns a warning for each network it newly overlaps
+// (a route seen again returns nothing); the warnings also show in the
+// networks' Warnings until the route goes away.
 // A host route that overlaps a network (a VPN coming up with 172.18.0.0/24)
 // takes packets away from the bridge or sends the bridge's traffic into
 // the tunnel, and nothing in the kernel says so. Routes on the network's
@@ -52,8 +53,8 @@ func (c *Controller) NoteHostRoute(r HostRoute) []string {
 			r, n.Name, n.IPv4.Subnet)
 		if !slices.Contains(n.Warnings, w) {
 			n.Warnings = append(n.Warnings, w)
+			out = append(out, w)
 		}
-		out = append(out, w)
 	}
 	c.publishNetworksLocked()
 	slices.Sort(out)

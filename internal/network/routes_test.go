@@ -27,8 +27,10 @@ func TestNoteHostRouteWarnsAboutOverlaps(t *testing.T) {
 	if diff := cmp.Diff(want, n.Warnings); diff != "" {
 		t.Errorf("web's warnings (-want +got):\n%s", diff)
 	}
-	// Seen twice (a dump after an event): still one warning.
-	r.c.NoteHostRoute(vpn)
+	// Seen twice (a dump after an event): still one warning, not new.
+	if again := r.c.NoteHostRoute(vpn); again != nil {
+		t.Errorf("the same route again gave %q, want nothing new", again)
+	}
 	if n, _ := r.c.Network("web"); len(n.Warnings) != 1 {
 		t.Errorf("warnings after the same route twice = %q, want one", n.Warnings)
 	}

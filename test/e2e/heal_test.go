@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"encoding/json"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/berth-net/berth/bench/reliability"
 	"github.com/berth-net/berth/internal/testworld"
 )
 
@@ -110,6 +112,18 @@ func TestHostRouteWarnings(t *testing.T) {
 	n, _ := inspectNetwork(t, w.Berth, "avoid")
 	if got := n.IPAM.Config[0].Subnet; got == "172.18.0.0/16" {
 		t.Errorf("network avoid took %s, which a route in table 100 overlaps", got)
+	}
+	// A subnet the user chooses over a route that was there first: the
+	// create answer carries the warning (Docker's Warning field).
+	w.InHost(t, "ip", "route", "add", "10.93.0.0/24", "dev", "eth0")
+	out, err := reliability.NewClient(w.Socket).Want(http.MethodPost, "/networks/create",
+		map[string]any{"Name": "vpnnet", "IPAM": map[string]any{"Config": []map[string]string{{"Subnet": "10.93.0.0/16"}}}}, http.StatusCreated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created struct{ Warning string }
+	if err := json.Unmarshal(out, &created); err != nil || !strings.Contains(created.Warning, `route 10.93.0.0/24 dev eth0 overlaps network "vpnnet"`) {
+		t.Errorf("create over a route answered %s, want the overlap in Warning", out)
 	}
 	// The docker CLI still reads the inspect (it ignores the extra field).
 	w.InHost(t, "ip", "route", "add", "172.17.1.0/24", "dev", "eth0")
