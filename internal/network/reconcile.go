@@ -143,7 +143,14 @@ func (c *Controller) rebuildFirewall(ctx context.Context) error {
 }
 
 // RebuildFirewall re-applies the whole table, e.g. after someone flushed it.
-func (c *Controller) RebuildFirewall(ctx context.Context) error { return c.rebuildFirewall(ctx) }
+// Before Start has loaded the records it does nothing: an empty table
+// would cut off every running container, and Start rebuilds anyway.
+func (c *Controller) RebuildFirewall(ctx context.Context) error {
+	if !c.loaded() {
+		return nil
+	}
+	return c.rebuildFirewall(ctx)
+}
 
 // reconcileSandboxes forgets sandboxes whose namespace is gone (after a
 // reboot, or a crash between record and create), with their endpoints.

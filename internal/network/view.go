@@ -33,6 +33,9 @@ func (c *Controller) viewNetworks() []*Network {
 	return nil
 }
 
+// loaded reports whether Start has loaded the records (and published them).
+func (c *Controller) loaded() bool { return c.view.p.Load() != nil }
+
 // lookupView finds a network as lookupNetwork does, in the published view.
 func (c *Controller) lookupView(ref string) (*Network, error) {
 	nets := c.viewNetworks()

@@ -2,6 +2,11 @@ package network
 
 import (
 	"context"
+
+	"sync"
+
+	"github.com/berth-net/berth/internal/firewall"
+	"github.com/berth-net/berth/internal/store"
 	"testing"
 	"time"
 )
@@ -83,4 +88,47 @@ func equalStrings(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// TestRebuildFirewallWaitsForStart: a heal that comes before Start has
+// loaded the records must not replace the table with an empty one.
+func TestRebuildFirewallWaitsForStart(t *testing.T) {
+	fw := &countingFirewall{Firewall: newFakeFirewall()}
+	c := New(Config{Store: store.NewMemory(), Driver: newFakeDriver(), Sandboxes: newFakeSandboxes(), Firewall: fw})
+	if err := c.RebuildFirewall(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := fw.rebuilds(); n != 0 {
+		t.Errorf("RebuildFirewall before Start rebuilt the table %d times", n)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	before := fw.rebuilds()
+	if err := c.RebuildFirewall(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if fw.rebuilds() != before+1 {
+		t.Errorf("RebuildFirewall after Start did not rebuild")
+	}
+}
+
+// countingFirewall counts the rebuilds of the firewall it wraps.
+type countingFirewall struct {
+	firewall.Firewall
+	mu sync.Mutex
+	n  int
+}
+
+func (f *countingFirewall) Rebuild(ctx context.Context, nets []firewall.Network, ports ...firewall.PortMapping) error {
+	f.mu.Lock()
+	f.n++
+	f.mu.Unlock()
+	return f.Firewall.Rebuild(ctx, nets, ports...)
+}
+
+func (f *countingFirewall) rebuilds() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
 }
