@@ -2,13 +2,12 @@ package network
 
 import (
 	"context"
-
 	"sync"
+	"testing"
+	"time"
 
 	"github.com/berth-net/berth/internal/firewall"
 	"github.com/berth-net/berth/internal/store"
-	"testing"
-	"time"
 )
 
 // TestNetworkReadsDoNotWaitForWriters: listing and inspecting networks
