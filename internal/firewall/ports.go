@@ -19,6 +19,9 @@ const (
 	MapPortsAny = "ports_any" // l4proto . dport → container addr . port
 	MapPortsIP  = "ports_ip"  // daddr . l4proto . dport → container addr . port
 	MapNatIn    = "nat_in"    // oifname → chain that masquerades hairpin traffic into a bridge
+	// MapFwdInternal: iifname → the egress chain of an internal network,
+	// consulted before fwd_in (ruleset.go).
+	MapFwdInternal = "fwd_internal"
 
 	ChainNatPrerouting = "nat_prerouting"
 	ChainNatOutput     = "nat_output"

@@ -96,6 +96,7 @@ func baseMaps() []Map {
 		{Name: MapNatOut, Key: KeyIfname},
 		{Name: MapDirect, Key: KeyIPv4Prefix},
 		{Name: MapNatIn, Key: KeyIfname},
+		{Name: MapFwdInternal, Key: KeyIfname},
 		{Name: MapHostIn, Key: KeyIfname},
 		portMaps()[0], portMaps()[1],
 	}
@@ -108,7 +109,10 @@ func baseChains() []Chain {
 			Name: ChainForward,
 			Base: &BaseChain{Type: TypeFilter, Hook: HookForward, Priority: PriorityFilter},
 			Rules: []Rule{
-				// Into a bridge first: that chain decides isolation, ICC and
+				// Out of an internal network first: nothing leaves it, not
+				// even to a published port (ports.go).
+				{Stmts: []Stmt{VmapLookup{Key: LookupIifname, Map: MapFwdInternal}}},
+				// Into a bridge next: that chain decides isolation, ICC and
 				// inbound drops; it never falls through.
 				{Stmts: []Stmt{VmapLookup{Key: LookupOifname, Map: MapFwdIn}}},
 				{Stmts: []Stmt{VmapLookup{Key: LookupIifname, Map: MapFwdOut}}},
@@ -151,7 +155,9 @@ func rulesFor(n Network) NetworkRules {
 	add(chainHostIn(br), MapHostIn, byIf, hostInRules(n))
 	if n.Internal {
 		add(chainFwdIn(br), MapFwdIn, byIf, internalInRules(n))
-		add(chainFwdOut(br), MapFwdOut, byIf, internalOutRules(n))
+		// Looked up before fwd_in: a published port's accept there must not
+		// let an internal network out through a DNAT to its gateway address.
+		add(chainFwdOut(br), MapFwdInternal, byIf, internalOutRules(n))
 		return nr
 	}
 	add(chainFwdIn(br), MapFwdIn, byIf, inRules(n))

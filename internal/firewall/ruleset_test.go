@@ -137,7 +137,7 @@ func TestInternalNetworkHasNoWayOut(t *testing.T) {
 	for _, e := range nr.Elements {
 		maps = append(maps, e.Map)
 	}
-	if diff := cmp.Diff([]string{MapHostIn, MapFwdIn, MapFwdOut}, maps); diff != "" {
+	if diff := cmp.Diff([]string{MapHostIn, MapFwdIn, MapFwdInternal}, maps); diff != "" {
 		t.Errorf("internal network's map entries (-want +got):\n%s", diff)
 	}
 }

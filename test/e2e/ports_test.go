@@ -127,6 +127,11 @@ func (w *portWorld) unreachable(t *testing.T, where, proto, addr string) {
 	}
 }
 
+func networkField(t *testing.T, w *portWorld, format, name string) string {
+	t.Helper()
+	return strings.TrimSpace(w.MustBerth(t, "network", "inspect", "--format", format, name))
+}
+
 func hostPort(port int) string { return testworld.HostAddr.String() + ":" + strconv.Itoa(port) }
 
 // TestPublishedPortsReachability: a published port answers from the
@@ -158,6 +163,12 @@ func TestPublishedPortsReachability(t *testing.T) {
 	w.MustBerth(t, "network", "create", "other")
 	w.runPeer(t, "elsewhere", "tcp:80", "--network", "other")
 	w.reach(t, "container:elsewhere", "tcp", hostPort(8080), "")
+
+	// An internal network has no way out, not even through a DNAT to its gateway.
+	w.MustBerth(t, "network", "create", "--internal", "inner")
+	w.runPeer(t, "inside", "tcp:80", "--network", "inner")
+	innerGW := networkField(t, w, "{{(index .IPAM.Config 0).Gateway}}", "inner")
+	w.unreachable(t, "container:inside", "tcp", innerGW+":8080")
 
 	webIP, nbIP := containerIP(t, w.World, "web"), containerIP(t, w.World, "neighbour")
 	if _, errOut, code := w.InOutside(t, "ip", "route", "add", bridgeSubnet.String(), "via", testworld.HostAddr.String()); code != 0 {

@@ -24,14 +24,15 @@ var table = &nftlib.Table{Family: nftlib.TableFamilyINet, Name: firewall.TableNa
 // setIDs name the maps inside a batch; any distinct non-zero values do.
 // Fixed IDs also keep us off google/nftables' unsynchronised global counter.
 var setIDs = map[string]uint32{
-	firewall.MapFwdIn:    1,
-	firewall.MapFwdOut:   2,
-	firewall.MapNatOut:   3,
-	firewall.MapDirect:   4,
-	firewall.MapNatIn:    7,
-	firewall.MapHostIn:   8,
-	firewall.MapPortsAny: 5,
-	firewall.MapPortsIP:  6,
+	firewall.MapFwdIn:       1,
+	firewall.MapFwdOut:      2,
+	firewall.MapNatOut:      3,
+	firewall.MapDirect:      4,
+	firewall.MapNatIn:       7,
+	firewall.MapFwdInternal: 9,
+	firewall.MapHostIn:      8,
+	firewall.MapPortsAny:    5,
+	firewall.MapPortsIP:     6,
 }
 
 func nftSet(m firewall.Map) *nftlib.Set {
