@@ -257,6 +257,12 @@ func isOwnThread(tid uint32, comm string) bool {
 	if int(tid) == os.Getpid() {
 		return true
 	}
+	if tid == 0 && comm == "" {
+		// A kernel that does not say who committed: ignoring the change
+		// misses a foreign flush, but taking it would make every rebuild
+		// of ours trigger the next one.
+		return true
+	}
 	if _, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", tid)); err == nil {
 		return true
 	}

@@ -3,6 +3,7 @@ package nftables
 import (
 	"context"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -164,5 +165,20 @@ func TestTxStateParsing(t *testing.T) {
 				t.Errorf("change = %+v, want %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestIsOwnThread(t *testing.T) {
+	if !isOwnThread(uint32(os.Getpid()), "") {
+		t.Error("the process itself is not its own")
+	}
+	if !isOwnThread(uint32(unix.Gettid()), "") {
+		t.Error("this thread is not the process's own")
+	}
+	if !isOwnThread(0, "") {
+		t.Error("an unattributed change is taken as foreign: berth's rebuilds would loop")
+	}
+	if os.Getpid() != 1 && isOwnThread(1, "init") {
+		t.Error("pid 1 counted as this process's thread")
 	}
 }
