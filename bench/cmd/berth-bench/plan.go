@@ -32,7 +32,7 @@ type plan struct {
 func defaultPlan() plan {
 	return plan{
 		name: "default", tiers: []int{10, 100, 1000}, realPorts: 100, probes: 10, cycles: 6,
-		runPairs: 12, parallel: 50, iperf: 10 * time.Second, goBench: time.Second, commits: 30,
+		runPairs: 10, parallel: 50, iperf: 10 * time.Second, goBench: time.Second, commits: 30,
 	}
 }
 

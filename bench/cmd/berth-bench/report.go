@@ -71,8 +71,8 @@ func runRows(t *stats.Table, r *results) {
 	b, n, f := r.run.bridge.Summarize(), r.run.none.Summarize(), r.run.floorFull.Summarize()
 	t.Add("run -d --network bridge", stats.Pair(b), "", "", "", fmt.Sprintf("%d samples, alternating", b.N))
 	t.Add("run -d --network none", stats.Pair(n))
-	share := stats.Summary{N: b.N, Median: b.Median - n.Median, P95: b.P95 - n.P95}
-	t.Add("networking share (bridge − none)", stats.Pair(share), stats.Pair(f),
+	share := stats.Diff(r.run.bridge, r.run.none).Summarize()
+	t.Add("networking share (bridge − none, paired)", stats.Pair(share), stats.Pair(f),
 		stats.X(stats.Ratio(share.Median, f.Median)), "", "floor: new netns + attach")
 	p := r.par
 	t.Section(fmt.Sprintf("%d concurrent run -d on bridge", p.n))

@@ -67,3 +67,15 @@ func Ratio(a, b time.Duration) float64 {
 	}
 	return float64(a) / float64(b)
 }
+
+// Diff returns a[i] - b[i] for each pair the two series share: with
+// samples taken alternately, the median of the differences follows the
+// cost of what separates them even while the machine's load drifts.
+func Diff(a, b Samples) Samples {
+	n := min(len(a), len(b))
+	d := make(Samples, n)
+	for i := range d {
+		d[i] = a[i] - b[i]
+	}
+	return d
+}

@@ -139,3 +139,12 @@ func golden(t *testing.T, name, got string) {
 		t.Errorf("%s differs (-want +got):\n%s", path, diff)
 	}
 }
+
+func TestDiff(t *testing.T) {
+	if diff := cmp.Diff(ms(2, -1), Diff(ms(5, 3, 9), ms(3, 4))); diff != "" {
+		t.Errorf("Diff (-want +got):\n%s", diff)
+	}
+	if got := Diff(nil, ms(1)); len(got) != 0 {
+		t.Errorf("Diff with an empty series = %v, want none", got)
+	}
+}
