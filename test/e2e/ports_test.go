@@ -208,6 +208,32 @@ func TestPublishedPortsShown(t *testing.T) {
 	}
 }
 
+// TestPublishedPortsDockerCLI: the real docker CLI's -p reaches berth as
+// the same PortBindings, and docker port reads them back.
+func TestPublishedPortsDockerCLI(t *testing.T) {
+	w := startPortWorld(t)
+	if _, errOut, code := w.Docker(t, "run", "-d", "--name", "dk", "-p", "127.0.0.1:8086:80", "-p", "8087:81/udp", testworld.BusyboxImage, "sleep", "3600"); code != 0 {
+		t.Fatalf("docker run -p: %s", errOut)
+	}
+	w.copyPeer(t, "dk")
+	if _, errOut, code := w.Docker(t, "exec", "-d", "dk", "/peer", "-listen", "tcp:80,udp:81"); code != 0 {
+		t.Fatalf("docker exec -d: %s", errOut)
+	}
+	out, _, _ := w.Docker(t, "port", "dk")
+	for _, want := range []string{"80/tcp -> 127.0.0.1:8086", "81/udp -> 0.0.0.0:8087"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("docker port dk = %q, lacks %q", out, want)
+		}
+	}
+	for range 100 {
+		if _, ok := w.askFrom(t, "host", "tcp", "127.0.0.1:8086"); ok {
+			break
+		}
+	}
+	w.reach(t, "host", "tcp", "127.0.0.1:8086", "")
+	w.reach(t, "outside", "udp", hostPort(8087), outsideAddr)
+}
+
 // TestPublishedPortConflicts: the same host port twice, a port under one
 // already taken on every address, and a port a host process listens on
 // are refused with Docker's message, and the first owner keeps working.
