@@ -2,6 +2,7 @@ package reliability
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -123,6 +124,7 @@ func Check(t testing.TB, w *testworld.World, c *Client) (Counts, Leaks) {
 		leaks = append(leaks, fmt.Sprintf("netns dir %q, want the running containers' %q", got, wantNetns))
 	}
 	leaks = append(leaks, checkRunc(t, w, running)...)
+	leaks = append(leaks, checkMounts(t, w, running, wantNetns)...)
 	leaks = append(leaks, checkTable(t, w, bridges, addrs)...)
 	return counts, leaks
 }
@@ -155,6 +157,40 @@ func checkRunc(t testing.TB, w *testworld.World, running map[string]bool) Leaks 
 	for _, id := range strings.Fields(out) {
 		if !running[id] {
 			leaks = append(leaks, fmt.Sprintf("runc still has container %s, which is not running", id[:min(12, len(id))]))
+		}
+	}
+	return leaks
+}
+
+// checkMounts: in the host's mount namespace, the netns bind mounts are
+// exactly the running containers' sandboxes and every rootfs mount belongs
+// to a running container.
+func checkMounts(t testing.TB, w *testworld.World, running map[string]bool, wantNetns []string) Leaks {
+	t.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", w.HolderPID()))
+	if err != nil {
+		t.Fatalf("read the host's mounts: %v", err)
+	}
+	var leaks Leaks
+	netnsDir := filepath.Join(w.ExecRoot, "netns") + "/"
+	ctrDir := filepath.Join(w.ExecRoot, "containers") + "/"
+	want := map[string]bool{}
+	for _, n := range wantNetns {
+		want[strings.TrimSuffix(n, " (ns)")] = true
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		mp := f[4]
+		if id, ok := strings.CutPrefix(mp, netnsDir); ok && !want[id] {
+			leaks = append(leaks, fmt.Sprintf("netns mount %s belongs to no running container", mp))
+		}
+		if rest, ok := strings.CutPrefix(mp, ctrDir); ok {
+			if id, _, _ := strings.Cut(rest, "/"); !running[id] {
+				leaks = append(leaks, fmt.Sprintf("mount %s belongs to no running container", mp))
+			}
 		}
 	}
 	return leaks
