@@ -1,0 +1,101 @@
+package nftables
+
+import (
+	"context"
+	"io"
+	"net"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/berth-net/berth/internal/firewall"
+	"github.com/berth-net/berth/internal/sandbox"
+)
+
+// listen serves "hi" on TCP addr inside the namespace ns until the test ends.
+func listen(t *testing.T, ns, addr string) {
+	t.Helper()
+	var l net.Listener
+	if err := sandbox.Do(ns, func() (err error) {
+		l, err = net.Listen("tcp4", addr)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "hi")
+			c.Close()
+		}
+	}()
+}
+
+// connects reports whether a TCP connection from ns to addr gets the
+// greeting. The timeout only bounds a dropped SYN; nothing about speed is asserted.
+func connects(t *testing.T, ns, addr string) bool {
+	t.Helper()
+	var got []byte
+	err := sandbox.Do(ns, func() error {
+		c, err := net.DialTimeout("tcp4", addr, 2*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		got, err = io.ReadAll(c)
+		return err
+	})
+	return err == nil && string(got) == "hi"
+}
+
+// TestHostServicesClosedToContainers: with berth's table, a container
+// reaches no TCP service of the host (through its gateway or the host's
+// other address) except DNS, while the outside still reaches the same
+// service, and ping of the gateway works.
+func TestHostServicesClosedToContainers(t *testing.T) {
+	w := newWorld(t)
+	listen(t, w.host, "0.0.0.0:8099")
+	listen(t, w.host, "0.0.0.0:53")
+	if !connects(t, w.c1, "10.0.1.1:8099") {
+		t.Fatal("before berth's table, c1 cannot reach the host's service: the test world is broken")
+	}
+	fw, err := New(w.host, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fw.Close() })
+	internal := firewall.Network{Bridge: "br1", Subnet: br1.Subnet, Internal: true}
+	if err := fw.Rebuild(context.Background(), []firewall.Network{br0, internal}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		from, name, addr string
+		want             bool
+	}{
+		{w.c1, "c1 to its gateway", "10.0.1.1:8099", false},
+		{w.c1, "c1 to the host's outside address", "198.51.100.2:8099", false},
+		{w.c1, "c1 to another bridge's gateway", "10.0.2.1:8099", false},
+		{w.c3, "c3 (internal network) to its gateway", "10.0.2.1:8099", false},
+		{w.c1, "c1 to DNS on its gateway", "10.0.1.1:53", true},
+		{w.outside, "the outside to the host", "198.51.100.2:8099", true},
+	} {
+		if got := connects(t, tc.from, tc.addr); got != tc.want {
+			t.Errorf("%s (%s): connected = %v, want %v", tc.name, tc.addr, got, tc.want)
+		}
+	}
+	if !reaches(t, w.c1, "10.0.1.1") {
+		t.Error("c1 cannot ping its gateway")
+	}
+	if !reaches(t, w.host, "10.0.1.2") {
+		t.Error("the host cannot ping c1: replies must come back")
+	}
+	chain := output(t, w.host, "nft", "list", "chain", "inet", "berth", "host_in__br0")
+	if m := regexp.MustCompile(`counter packets (\d+) .*HOST ACCESS DROP`).FindStringSubmatch(chain); m == nil || m[1] == "0" {
+		t.Errorf("the HOST ACCESS DROP counter of br0 counted nothing:\n%s", chain)
+	}
+}
