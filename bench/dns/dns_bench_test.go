@@ -67,7 +67,8 @@ func (r result) pct(p float64) time.Duration {
 // world is one daemon with two containers on a user network and an
 // upstream name server in the outside world.
 type world struct {
-	ns string // the client container's network namespace, as this process sees it
+	ns     string // the client container's network namespace, as this process sees it
+	hostNS string // the daemon's namespace, where forwarded queries leave from
 }
 
 var (
@@ -87,7 +88,7 @@ func setup(b *testing.B) *world {
 			testworld.BusyboxImage, "sh", "-c", "while true; do sleep 3600; done")
 	}
 	key := strings.TrimSpace(w.MustBerth(b, "inspect", "--format", "{{.NetworkSettings.SandboxKey}}", "client"))
-	return &world{ns: w.HostPath(key)}
+	return &world{ns: w.HostPath(key), hostNS: w.HostNS()}
 }
 
 // startUpstream serves example.test → 203.0.113.10 on 203.0.113.10:53 in
@@ -254,24 +255,32 @@ func BenchmarkResolver(b *testing.B) {
 	w := setup(b)
 	resolver := netip.MustParseAddrPort("127.0.0.11:53")
 	echo := startEcho(b, w.ns)
+	upstream := netip.AddrPortFrom(testworld.ServerAddr, 53)
 	cases := []struct {
 		label, name string
 		to          netip.AddrPort
 		inFlight    int
+		fromHost    bool // ask from the daemon's namespace, not the container's
 	}{
-		{"berth name, sequential", "target", resolver, 1},
-		{"berth name, 16 in flight", "target", resolver, 16},
-		{"shared alias (2 addresses), 16 in flight", "svc", resolver, 16},
-		{"floor: UDP echo process in the container, sequential", "target", echo, 1},
-		{"floor: UDP echo process in the container, 16 in flight", "target", echo, 16},
-		{"forwarded upstream, sequential", "example.test", resolver, 1},
-		{"forwarded upstream, 16 in flight", "example.test", resolver, 16},
+		{"berth name, sequential", "target", resolver, 1, false},
+		{"berth name, 16 in flight", "target", resolver, 16, false},
+		{"shared alias (2 addresses), 16 in flight", "svc", resolver, 16, false},
+		{"floor: UDP echo process in the container, sequential", "target", echo, 1, false},
+		{"floor: UDP echo process in the container, 16 in flight", "target", echo, 16, false},
+		{"forwarded upstream, sequential", "example.test", resolver, 1, false},
+		{"forwarded upstream, 16 in flight", "example.test", resolver, 16, false},
+		{"floor: upstream asked from the host, sequential", "example.test", upstream, 1, true},
+		{"floor: upstream asked from the host, 16 in flight", "example.test", upstream, 16, true},
 	}
 	var labels []string
 	for _, c := range cases {
 		labels = append(labels, c.label)
 		b.Run(strings.NewReplacer(" ", "_", ",", "", "(", "", ")", "", ":", "").Replace(c.label), func(b *testing.B) {
-			run(b, w.ns, c.label, c.name, c.to, c.inFlight)
+			ns := w.ns
+			if c.fromHost {
+				ns = w.hostNS
+			}
+			run(b, ns, c.label, c.name, c.to, c.inFlight)
 		})
 	}
 	fmt.Print("\n" + table(labels...))
