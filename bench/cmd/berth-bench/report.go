@@ -69,7 +69,7 @@ func portsNote(tr tier) string {
 func runRows(t *stats.Table, r *results) {
 	t.Section("run -d, ms median / p95")
 	b, n, f := r.run.bridge.Summarize(), r.run.none.Summarize(), r.run.floorFull.Summarize()
-	t.Add("run -d --network bridge", stats.Pair(b), "", "", "", fmt.Sprintf("%d samples, alternating", b.N))
+	t.Add("run -d --network bridge", stats.Pair(b), "", "", "", fmt.Sprintf("%d pairs, order alternating", b.N))
 	t.Add("run -d --network none", stats.Pair(n))
 	share := stats.Diff(r.run.bridge, r.run.none).Summarize()
 	t.Add("networking share (bridge − none, paired)", stats.Pair(share), stats.Pair(f),
