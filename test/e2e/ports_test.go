@@ -313,6 +313,15 @@ func TestPublishedPortsCleanup(t *testing.T) {
 	w.runPeer(t, "web", "tcp:80,udp:53", "-p", "8080:80", "-p", "5353:53/udp")
 	addr := containerIP(t, w.World, "web")
 	w.reach(t, "outside", "udp", hostPort(5353), outsideAddr)
+	// A client that keeps one UDP flow going: its conntrack entry, DNATed
+	// to web's address, must not outlive the port.
+	sameFlow := func() (string, bool) {
+		out, _, code := w.InOutside(t, w.peer, "-dial", "udp:"+hostPort(5353), "-sport", "40053", "-timeout", "2s")
+		return strings.TrimSpace(out), code == 0
+	}
+	if _, ok := sameFlow(); !ok {
+		t.Fatal("the UDP flow from port 40053 got no answer while published")
+	}
 	w.MustBerth(t, "rm", "-f", "web")
 	w.runPeer(t, "later", "tcp:80,udp:53")
 	if got := containerIP(t, w.World, "later"); got != addr {
@@ -320,6 +329,9 @@ func TestPublishedPortsCleanup(t *testing.T) {
 	}
 	w.unreachable(t, "outside", "tcp", hostPort(8080))
 	w.unreachable(t, "outside", "udp", hostPort(5353))
+	if got, ok := sameFlow(); ok {
+		t.Errorf("the old UDP flow reached the later container (answer %q)", got)
+	}
 	w.MustBerth(t, "rm", "-f", "later")
 
 	w.runPeer(t, "survivor", "tcp:80", "-p", "8081:80")

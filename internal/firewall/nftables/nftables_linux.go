@@ -22,8 +22,9 @@ import (
 
 // Firewall implements firewall.Firewall with one nftables table.
 type Firewall struct {
-	log  *slog.Logger
-	conn *nftlib.Conn
+	log   *slog.Logger
+	conn  *nftlib.Conn
+	netns string // where the table is, for conntrack (ports_linux.go); "" is our own
 
 	mu sync.Mutex
 	// nets is what the table holds, by bridge, as far as this Firewall
@@ -63,7 +64,7 @@ func New(netnsPath string, log *slog.Logger) (*Firewall, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open nftables netlink socket (netns %q): %w", netnsPath, err)
 	}
-	return &Firewall{log: log, conn: conn, nets: map[string]firewall.Network{}, ports: map[uint64]firewall.PortMapping{}, claims: firewall.NewPortClaims()}, nil
+	return &Firewall{log: log, conn: conn, netns: netnsPath, nets: map[string]firewall.Network{}, ports: map[uint64]firewall.PortMapping{}, claims: firewall.NewPortClaims()}, nil
 }
 
 // Close closes the netlink connection. The table stays as it is.

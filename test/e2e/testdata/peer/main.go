@@ -21,9 +21,10 @@ func main() {
 	listen := flag.String("listen", "", "comma-separated proto:port to serve")
 	dial := flag.String("dial", "", "proto:host:port to ask")
 	timeout := flag.Duration("timeout", 3*time.Second, "how long -dial waits")
+	sport := flag.Int("sport", 0, "source port of -dial (0: any)")
 	flag.Parse()
 	if *dial != "" {
-		if err := ask(*dial, *timeout); err != nil {
+		if err := ask(*dial, *sport, *timeout); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -74,9 +75,17 @@ func serve(proto, addr string) error {
 	return nil
 }
 
-func ask(target string, timeout time.Duration) error {
+func ask(target string, sport int, timeout time.Duration) error {
 	proto, addr, _ := strings.Cut(target, ":")
-	c, err := net.DialTimeout(proto+"4", addr, timeout)
+	d := net.Dialer{Timeout: timeout}
+	if sport != 0 {
+		if proto == "udp" {
+			d.LocalAddr = &net.UDPAddr{Port: sport}
+		} else {
+			d.LocalAddr = &net.TCPAddr{Port: sport}
+		}
+	}
+	c, err := d.Dial(proto+"4", addr)
 	if err != nil {
 		return err
 	}
