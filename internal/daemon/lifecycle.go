@@ -267,8 +267,11 @@ func (d *Daemon) WaitContainer(ctx context.Context, ref string, condition string
 	default:
 		return nil, errdefs.Invalid("invalid condition: %q", condition)
 	}
+	// Read the start signal together with the state: docker run sends the
+	// wait before the start, and a start that lands before the goroutine
+	// below runs must still wake it.
 	cs.mu.Lock()
-	running, exited, removed := cs.c.Running(), cs.exited, cs.removed
+	running, exited, removed, started := cs.c.Running(), cs.exited, cs.removed, cs.started
 	cs.mu.Unlock()
 	out := make(chan api.WaitResult, 1)
 	result := func() api.WaitResult {
@@ -290,7 +293,7 @@ func (d *Daemon) WaitContainer(ctx context.Context, ref string, condition string
 			}
 		case "next-exit":
 			if !running {
-				exited = d.nextRun(ctx, cs)
+				exited = d.nextRun(ctx, cs, started)
 				if exited == nil {
 					return
 				}
@@ -312,12 +315,10 @@ func (d *Daemon) WaitContainer(ctx context.Context, ref string, condition string
 	return out, nil
 }
 
-// nextRun waits for the container to start and returns that run's exit
-// channel; nil if ctx ends or the container is removed first.
-func (d *Daemon) nextRun(ctx context.Context, cs *ctrState) chan struct{} {
-	cs.mu.Lock()
-	started := cs.started
-	cs.mu.Unlock()
+// nextRun waits until started is closed (the start after the caller looked)
+// and returns that run's exit channel; nil if ctx ends or the container is
+// removed first.
+func (d *Daemon) nextRun(ctx context.Context, cs *ctrState, started <-chan struct{}) chan struct{} {
 	select {
 	case <-started:
 	case <-cs.removed:
