@@ -159,6 +159,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if err := d.restoreContainers(ctx); err != nil {
 		d.log.Error("container reconcile finished with errors", "err", err)
 	}
+	d.scanRoutes()
 	return nil
 }
 

@@ -60,8 +60,9 @@ func (d *Daemon) healFirewall(ch nftables.Change) {
 // with the ones that exist now.
 func (d *Daemon) watchRoutes(ctx context.Context) error {
 	updates := make(chan netlink.RouteUpdate, 64)
+	// The routes that exist now are checked by scanRoutes once the
+	// networks are loaded; this subscription sees every change after it.
 	err := netlink.RouteSubscribeWithOptions(updates, ctx.Done(), netlink.RouteSubscribeOptions{
-		ListExisting: true,
 		ErrorCallback: func(err error) {
 			d.log.Warn("route watcher", "err", err)
 		},
@@ -93,6 +94,9 @@ func (d *Daemon) followRoutes(updates <-chan netlink.RouteUpdate) {
 			}
 		case unix.RTM_DELROUTE:
 			r.Dev = devs[key]
+			if r.Dev == "" {
+				r.Dev = linkName(u.LinkIndex) // "" when the link went first: matched without it
+			}
 			delete(devs, key)
 			if cleared := d.net.ForgetHostRoute(r); len(cleared) > 0 {
 				d.log.Info("overlapping host route removed", "route", r.String(), "networks", cleared)
@@ -106,6 +110,16 @@ func (d *Daemon) followRoutes(updates <-chan netlink.RouteUpdate) {
 // was there first) and returns the network with its warnings, which the
 // create response carries as Docker's Warning.
 func (d *Daemon) withRouteWarnings(n *network.Network) *network.Network {
+	d.scanRoutes()
+	if fresh, err := d.net.Network(n.ID); err == nil {
+		return fresh
+	}
+	return n
+}
+
+// scanRoutes checks every IPv4 route of every table against the networks:
+// at start, once they are loaded, and after a network is created.
+func (d *Daemon) scanRoutes() {
 	var routes []netlink.Route
 	var err error
 	for range 5 {
@@ -116,17 +130,13 @@ func (d *Daemon) withRouteWarnings(n *network.Network) *network.Network {
 	}
 	if err != nil {
 		d.log.Warn("listing host routes for overlaps", "err", err)
-		return n
+		return
 	}
 	for _, r := range routes {
 		for _, w := range d.net.NoteHostRoute(hostRoute(r, linkName(r.LinkIndex))) {
 			d.log.Warn("host route overlaps a berth network", "warning", w)
 		}
 	}
-	if fresh, err := d.net.Network(n.ID); err == nil {
-		return fresh
-	}
-	return n
 }
 
 // hostRoute is the core's view of a kernel route.

@@ -62,19 +62,20 @@ func (c *Controller) NoteHostRoute(r HostRoute) []string {
 }
 
 // ForgetHostRoute drops the warnings a route caused, once it is deleted,
-// and returns the names of the networks that no longer carry them.
+// and returns the names of the networks that no longer carry them. A route
+// without a device (its link is already gone) matches on destination and
+// table alone.
 func (c *Controller) ForgetHostRoute(r HostRoute) []string {
 	if !r.Dst.IsValid() {
 		return nil
 	}
 	r.Dst = r.Dst.Masked()
-	prefix := r.String() + " overlaps "
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var cleared []string
 	for _, n := range c.networks {
 		before := len(n.Warnings)
-		n.Warnings = slices.DeleteFunc(n.Warnings, func(w string) bool { return strings.HasPrefix(w, prefix) })
+		n.Warnings = slices.DeleteFunc(n.Warnings, func(w string) bool { return warnedRoute(w, r) })
 		if len(n.Warnings) != before {
 			cleared = append(cleared, n.Name)
 		}
@@ -85,4 +86,28 @@ func (c *Controller) ForgetHostRoute(r HostRoute) []string {
 	c.publishNetworksLocked()
 	slices.Sort(cleared)
 	return cleared
+}
+
+// warnedRoute reports whether warning w is about route r.
+func warnedRoute(w string, r HostRoute) bool {
+	head, _, ok := strings.Cut(w, " overlaps ")
+	if !ok {
+		return false
+	}
+	if r.Dev == "" {
+		head = withoutDev(head)
+	}
+	return head == r.String()
+}
+
+// withoutDev drops " dev NAME" from a route's text.
+func withoutDev(s string) string {
+	before, rest, ok := strings.Cut(s, " dev ")
+	if !ok {
+		return s
+	}
+	if _, after, found := strings.Cut(rest, " "); found {
+		return before + " " + after
+	}
+	return before
 }

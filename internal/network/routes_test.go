@@ -46,6 +46,16 @@ func TestNoteHostRouteWarnsAboutOverlaps(t *testing.T) {
 	if n, _ := r.c.Network("web"); n.Warnings != nil {
 		t.Errorf("warnings after the route went = %q", n.Warnings)
 	}
+	// A route whose link went first is deleted without a device.
+	tun := HostRoute{Dst: netip.MustParsePrefix("172.18.5.0/24"), Dev: "tun0", Table: 100}
+	r.c.NoteHostRoute(tun)
+	r.c.NoteHostRoute(HostRoute{Dst: netip.MustParsePrefix("172.18.5.0/24"), Dev: "tun1", Table: 254})
+	if cleared := r.c.ForgetHostRoute(HostRoute{Dst: tun.Dst, Table: 100}); !slices.Equal(cleared, []string{"web"}) {
+		t.Errorf("ForgetHostRoute without a device cleared %q, want [web]", cleared)
+	}
+	if n, _ := r.c.Network("web"); len(n.Warnings) != 1 || !strings.Contains(n.Warnings[0], "dev tun1") {
+		t.Errorf("warnings left = %q, want only the main table's route via tun1", n.Warnings)
+	}
 }
 
 func TestNoteHostRouteIgnoresHarmlessRoutes(t *testing.T) {

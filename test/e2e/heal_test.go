@@ -106,6 +106,15 @@ func TestHostRouteWarnings(t *testing.T) {
 	w.InHost(t, "ip", "route", "del", "172.17.0.0/24", "dev", "eth0")
 	eventually(t, "the warning gone", func() bool { return len(networkWarnings(t, w, "bridge")) == 0 })
 
+	// A route that is there when the daemon starts is warned about too.
+	w.InHost(t, "ip", "route", "add", "172.17.2.0/24", "dev", "eth0", "table", "50")
+	d.Stop()
+	d = w.Start(t)
+	eventually(t, "the warning after a restart", func() bool { return len(networkWarnings(t, w, "bridge")) == 1 })
+	// Deleting it clears the warning, though the watcher only saw it in the start-up scan.
+	w.InHost(t, "ip", "route", "del", "172.17.2.0/24", "table", "50")
+	eventually(t, "the warning gone", func() bool { return len(networkWarnings(t, w, "bridge")) == 0 })
+
 	// A route in another table keeps new networks off its subnet.
 	w.InHost(t, "ip", "route", "add", "172.18.0.0/24", "dev", "eth0", "table", "100")
 	w.MustBerth(t, "network", "create", "avoid")
