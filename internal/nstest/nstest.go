@@ -25,7 +25,7 @@ func RequireRoot(t testing.TB) {
 	t.Skip("kernel test needs root")
 }
 
-// New returns the path of a new, empty network namespace (only a down lo)
+// New returns the path of a new, empty network namespace (only lo, up)
 // that is unmounted and removed when the test ends, even if it fails.
 func New(t testing.TB) string {
 	t.Helper()
