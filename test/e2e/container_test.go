@@ -73,6 +73,12 @@ func TestConnectDisconnect(t *testing.T) {
 	}
 
 	w.MustBerth(t, "network", "disconnect", "second", "roamer")
+	// The driver cuts the container end off at once and lets a background
+	// reaper delete the pair (a synchronous veth delete costs ~25 ms), so
+	// the link may linger, down, for a few tens of milliseconds.
+	eventually(t, "only eth0 and lo left after disconnect", func() bool {
+		return equal(w.LinkNames(t, procNS), []string{"eth0", "lo"})
+	})
 	if got := w.LinkNames(t, procNS); !equal(got, []string{"eth0", "lo"}) {
 		t.Errorf("links after disconnect = %q, want [eth0 lo]", got)
 	}
