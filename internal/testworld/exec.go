@@ -65,6 +65,23 @@ func (w *World) Docker(t testing.TB, args ...string) (stdout, stderr string, cod
 		"DOCKER_CLI_HINTS=false")
 }
 
+// DockerIn is Docker with stdin.
+func (w *World) DockerIn(t testing.TB, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	return w.run(t, strings.NewReader(stdin), "docker", args, dockerBinary(), args, w.DockerEnv()...)
+}
+
+// DockerEnv is the environment (added to the test's own) under which
+// Docker runs the CLI, for callers that start docker themselves (under a pty).
+func (w *World) DockerEnv() []string {
+	return []string{"DOCKER_HOST=unix://" + w.Socket,
+		"DOCKER_CONFIG=" + filepath.Join(w.Dir, "docker-config"),
+		"DOCKER_CLI_HINTS=false"}
+}
+
+// DockerPath is the docker CLI the world runs.
+func DockerPath() string { return dockerBinary() }
+
 // InHost runs cmd in the host's mount and network namespaces, as the
 // daemon sees them. nsenter, not `ip netns exec`: that remounts /sys and
 // loses the cgroup mounts runc needs.

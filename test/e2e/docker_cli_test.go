@@ -1,0 +1,408 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/berth-net/berth/internal/testworld"
+)
+
+// These tests drive berth with the real docker CLI, command by command as
+// issue 3 lists them, and check what docker prints as well as what the
+// kernel holds afterwards.
+
+var updateGolden = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+// mustDocker runs docker and fails the test unless it exits 0; it returns stdout.
+func mustDocker(t *testing.T, w *testworld.World, args ...string) string {
+	t.Helper()
+	out, errOut, code := w.Docker(t, args...)
+	if code != 0 {
+		t.Fatalf("docker %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// dockerInspect is `docker inspect --format FORMAT name`, trimmed.
+func dockerInspect(t *testing.T, w *testworld.World, format, name string) string {
+	t.Helper()
+	return strings.TrimSpace(mustDocker(t, w, "inspect", "--format", format, name))
+}
+
+// lines splits output into its non-empty lines.
+func lines(out string) []string {
+	var l []string
+	for _, s := range strings.Split(out, "\n") {
+		if s = strings.TrimSpace(s); s != "" {
+			l = append(l, s)
+		}
+	}
+	return l
+}
+
+// containerLinks lists the links in a container's network namespace, found
+// through the PID docker inspect shows.
+func containerLinks(t *testing.T, w *testworld.World, name string) []string {
+	t.Helper()
+	return w.LinkNames(t, "/proc/"+dockerInspect(t, w, "{{.State.Pid}}", name)+"/ns/net")
+}
+
+// TestDockerCLIDaemonAndImages: version, info, import/images/rmi, the
+// foreground, --rm and -i runs, the golden network inspect and the error
+// messages docker users know.
+func TestDockerCLIDaemonAndImages(t *testing.T) {
+	w, _ := startWorld(t)
+	checkBridgeGolden(t, w)
+
+	out := mustDocker(t, w, "version")
+	server, ok := strings.CutPrefix(out[strings.Index(out, "Server:"):], "Server:")
+	if !ok || !regexp.MustCompile(`API version:\s+1\.51\b`).MatchString(server) {
+		t.Errorf("docker version: want a Server section with API version 1.51:\n%s", out)
+	}
+
+	tarPath := filepath.Join(w.Dir, "busybox.tar") // written by w.Busybox
+	out = mustDocker(t, w, "import", tarPath, "bb2")
+	if !regexp.MustCompile(`^sha256:[0-9a-f]{64}$`).MatchString(strings.TrimSpace(out)) {
+		t.Errorf("docker import printed %q, want sha256:<64 hex>", out)
+	}
+	out = mustDocker(t, w, "images")
+	if l := lines(out); len(l) != 3 || strings.Join(strings.Fields(l[0]), " ") != "REPOSITORY TAG IMAGE ID CREATED SIZE" ||
+		!strings.Contains(out, "bb2 ") || !strings.Contains(out, "busybox ") {
+		t.Errorf("docker images: want the header, busybox and bb2:\n%s", out)
+	}
+	if out := mustDocker(t, w, "rmi", "bb2"); !strings.Contains(out, "Untagged: bb2") {
+		t.Errorf("docker rmi bb2 printed %q, want Untagged: bb2…", out)
+	}
+	if out := mustDocker(t, w, "images", "--format", "{{.Repository}}"); strings.TrimSpace(out) != "busybox" {
+		t.Errorf("docker images after rmi = %q, want only busybox", out)
+	}
+
+	out, _, code := w.Docker(t, "run", "--name", "fg", testworld.BusyboxImage, "sh", "-c", "echo hi; exit 3")
+	if out != "hi\n" || code != 3 {
+		t.Errorf("docker run (foreground) printed %q, exit %d; want hi and 3", out, code)
+	}
+	out, _, code = w.Docker(t, "run", "--rm", "--name", "gone", testworld.BusyboxImage, "echo", "bye")
+	if out != "bye\n" || code != 0 {
+		t.Errorf("docker run --rm printed %q, exit %d; want bye and 0", out, code)
+	}
+	if names := lines(mustDocker(t, w, "ps", "-a", "--format", "{{.Names}}")); !equal(names, []string{"fg"}) {
+		t.Errorf("docker ps -a after run --rm = %q, want only fg", names)
+	}
+	out, _, code = w.DockerIn(t, "abc\n", "run", "-i", "--rm", testworld.BusyboxImage, "cat")
+	if out != "abc\n" || code != 0 {
+		t.Errorf("echo abc | docker run -i busybox cat printed %q, exit %d", out, code)
+	}
+
+	runDockerSleeper(t, w, "c1")
+	out = mustDocker(t, w, "info", "--format", "{{.Containers}} {{.ContainersRunning}} {{.ContainersStopped}} {{.Images}}")
+	if strings.TrimSpace(out) != "2 1 1 1" {
+		t.Errorf("docker info counts (containers running stopped images) = %q, want 2 1 1 1", out)
+	}
+	out = mustDocker(t, w, "info")
+	for _, want := range []string{"Server:", " Containers: 2", "  Running: 1", "  Stopped: 1", " Images: 1"} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("docker info lacks %q:\n%s", want, out)
+		}
+	}
+	checkDockerErrors(t, w)
+}
+
+// checkDockerErrors runs commands that must fail with Docker's own messages.
+func checkDockerErrors(t *testing.T, w *testworld.World) {
+	t.Helper()
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"inspect", "nosuch"}, "Error: No such object: nosuch"},
+		{[]string{"container", "inspect", "nosuch"}, "Error response from daemon: No such container: nosuch"},
+		{[]string{"network", "inspect", "nosuch"}, "network nosuch not found"},
+		{[]string{"run", "-d", "--name", "c1", testworld.BusyboxImage, "true"}, `Conflict. The container name "/c1" is already in use by container "`},
+		{[]string{"run", "--ip", "172.17.0.9", testworld.BusyboxImage, "true"}, "user specified IP address is supported on user defined networks only"},
+		{[]string{"exec", "nosuch", "true"}, "No such container: nosuch"},
+		{[]string{"rmi", "nosuch"}, "No such image: nosuch"},
+	}
+	for _, c := range cases {
+		_, errOut, code := w.Docker(t, c.args...)
+		if code == 0 || !strings.Contains(errOut, c.want) {
+			t.Errorf("docker %s: exit %d, stderr %q; want a failure saying %q", strings.Join(c.args, " "), code, errOut, c.want)
+		}
+	}
+}
+
+// runDockerSleeper is runSleeper through docker: a detached container that
+// stops at once on SIGTERM (a shell as PID 1 ignores it otherwise).
+func runDockerSleeper(t *testing.T, w *testworld.World, name string, opts ...string) string {
+	t.Helper()
+	args := append([]string{"run", "-d", "--name", name}, opts...)
+	args = append(args, testworld.BusyboxImage, "sh", "-c", `trap "exit 0" TERM; echo started; while true; do sleep 1; done`)
+	id := strings.TrimSpace(mustDocker(t, w, args...))
+	if !fullID.MatchString(id) {
+		t.Errorf("docker run -d printed %q, want a 64-character ID", id)
+	}
+	return id
+}
+
+// checkBridgeGolden compares `docker network inspect bridge`, IDs and
+// times normalised, with the golden file of the seed's shape.
+func checkBridgeGolden(t *testing.T, w *testworld.World) {
+	t.Helper()
+	out := mustDocker(t, w, "network", "inspect", "bridge")
+	var raw []map[string]any
+	if err := json.Unmarshal([]byte(out), &raw); err != nil || len(raw) != 1 {
+		t.Fatalf("docker network inspect bridge: not a one-element JSON array (%v):\n%s", err, out)
+	}
+	if id, _ := raw[0]["Id"].(string); !fullID.MatchString(id) {
+		t.Errorf("bridge Id = %q, want 64 hex", id)
+	}
+	raw[0]["Id"], raw[0]["Created"] = "<id>", "<created>"
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "    ")
+	if err := enc.Encode(raw); err != nil {
+		t.Fatal(err)
+	}
+	got := buf.Bytes()
+	golden := filepath.Join("testdata", "docker_network_inspect_bridge.golden")
+	if *updateGolden {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("read golden (go test -update writes it): %v", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("docker network inspect bridge (-golden +got):\n%s", diff)
+	}
+}
+
+// TestDockerCLINetworks: network create with every option, run on it with
+// --ip and --mac-address, connect/disconnect, rm and prune.
+func TestDockerCLINetworks(t *testing.T) {
+	w, _ := startWorld(t)
+	out := mustDocker(t, w, "network", "create", "--subnet", "10.97.0.0/24", "--gateway", "10.97.0.254",
+		"--ip-range", "10.97.0.128/25", "--internal", "-o", "com.docker.network.bridge.name=br-dk",
+		"--label", "team=e2e", "dk")
+	if !fullID.MatchString(strings.TrimSpace(out)) {
+		t.Errorf("docker network create printed %q, want the 64-hex ID", out)
+	}
+	h := w.HostHandle(t)
+	br, err := h.LinkByName("br-dk")
+	if err != nil {
+		t.Fatalf("bridge br-dk after docker network create: %v", err)
+	}
+	if got := ipv4Addrs(t, h, br); !equal(got, []string{"10.97.0.254/24"}) {
+		t.Errorf("br-dk has %q, want the gateway 10.97.0.254/24", got)
+	}
+	checkDkInspect(t, w)
+	if l := lines(mustDocker(t, w, "network", "ls", "--format", "{{.Name}} {{.Driver}}")); !equal(sorted(l), []string{"bridge bridge", "dk bridge", "host host", "none null"}) {
+		t.Errorf("docker network ls = %q", l)
+	}
+
+	runDockerSleeper(t, w, "n1", "--network", "dk", "--ip", "10.97.0.10", "--mac-address", "02:42:0a:61:00:0a")
+	out = mustDocker(t, w, "exec", "n1", "ip", "addr", "show", "eth0")
+	if !strings.Contains(out, "inet 10.97.0.10/24 ") || !strings.Contains(out, "link/ether 02:42:0a:61:00:0a ") {
+		t.Errorf("n1's eth0: want 10.97.0.10/24 and MAC 02:42:0a:61:00:0a:\n%s", out)
+	}
+	if got := dockerInspect(t, w, "{{.NetworkSettings.IPAddress}}", "n1"); got != "" {
+		t.Errorf("legacy IPAddress of n1 on a user network = %q, want empty as Docker", got)
+	}
+	runDockerSleeper(t, w, "n2", "--network", "dk")
+	if a := parseAddr(t, dockerInspect(t, w, `{{(index .NetworkSettings.Networks "dk").IPAddress}}`, "n2")); !netip.MustParsePrefix("10.97.0.128/25").Contains(a) {
+		t.Errorf("n2 got %s, want an address from --ip-range 10.97.0.128/25", a)
+	}
+
+	runDockerSleeper(t, w, "b1")
+	mustDocker(t, w, "network", "connect", "--ip", "10.97.0.20", "--alias", "web", "dk", "b1")
+	out = mustDocker(t, w, "exec", "b1", "ip", "addr", "show", "eth1")
+	if !strings.Contains(out, "inet 10.97.0.20/24 ") {
+		t.Errorf("b1's eth1 after connect --ip 10.97.0.20:\n%s", out)
+	}
+	if got := dockerInspect(t, w, `{{json (index .NetworkSettings.Networks "dk").Aliases}}`, "b1"); !strings.Contains(got, `"web"`) {
+		t.Errorf("b1's aliases on dk = %s, want web among them", got)
+	}
+	if _, _, code := w.Docker(t, "exec", "n1", "ping", "-c", "1", "-W", "2", "10.97.0.20"); code != 0 {
+		t.Errorf("n1 cannot ping b1 at 10.97.0.20 on dk")
+	}
+	mustDocker(t, w, "network", "disconnect", "dk", "b1")
+	if got := containerLinks(t, w, "b1"); !equal(got, []string{"eth0", "lo"}) {
+		t.Errorf("b1's links after disconnect = %q, want [eth0 lo]", got)
+	}
+
+	mustDocker(t, w, "network", "create", "p1")
+	mustDocker(t, w, "network", "create", "p2")
+	runDockerSleeper(t, w, "u1", "--network", "p1")
+	mustDocker(t, w, "rm", "-f", "n1", "n2")
+	out = mustDocker(t, w, "network", "prune", "-f")
+	if l := lines(out); len(l) < 1 || l[0] != "Deleted Networks:" || !equal(sorted(l[1:]), []string{"dk", "p2"}) {
+		t.Errorf("docker network prune -f printed %q, want Deleted Networks: dk, p2", out)
+	}
+	if l := lines(mustDocker(t, w, "network", "ls", "--format", "{{.Name}}")); !equal(sorted(l), []string{"bridge", "host", "none", "p1"}) {
+		t.Errorf("networks after prune = %q, want bridge host none p1", l)
+	}
+	mustDocker(t, w, "rm", "-f", "u1")
+	if out := mustDocker(t, w, "network", "rm", "p1"); strings.TrimSpace(out) != "p1" {
+		t.Errorf("docker network rm p1 printed %q, want p1", out)
+	}
+	for _, l := range w.LinkNames(t, w.HostNS()) {
+		if l == "br-dk" || strings.HasPrefix(l, "br-") {
+			t.Errorf("host still has %s after the networks were removed", l)
+		}
+	}
+}
+
+// checkDkInspect checks the options of `docker network create` in inspect.
+func checkDkInspect(t *testing.T, w *testworld.World) {
+	t.Helper()
+	n, raw := inspectNetwork(t, w.Docker, "dk")
+	if !n.Internal || n.Labels["team"] != "e2e" || n.Options["com.docker.network.bridge.name"] != "br-dk" {
+		t.Errorf("dk: Internal %v, Labels %v, Options %v; want internal, team=e2e, bridge br-dk", n.Internal, n.Labels, n.Options)
+	}
+	var ipam struct {
+		Config []struct{ Subnet, IPRange, Gateway string }
+	}
+	if err := json.Unmarshal(raw["IPAM"], &ipam); err != nil || len(ipam.Config) != 1 ||
+		ipam.Config[0] != (struct{ Subnet, IPRange, Gateway string }{"10.97.0.0/24", "10.97.0.128/25", "10.97.0.254"}) {
+		t.Errorf("dk IPAM = %s (%v), want 10.97.0.0/24 range 10.97.0.128/25 via 10.97.0.254", raw["IPAM"], err)
+	}
+}
+
+// TestDockerCLIContainers: ps, inspect, exec in all its forms, logs, stop,
+// kill and rm -f, with the kernel state after each.
+func TestDockerCLIContainers(t *testing.T) {
+	w, _ := startWorld(t)
+	id1 := runDockerSleeper(t, w, "s1")
+	runDockerSleeper(t, w, "s2")
+	mustDocker(t, w, "run", "--name", "done", testworld.BusyboxImage, "true")
+
+	out := mustDocker(t, w, "ps")
+	if l := lines(out); len(l) != 3 || strings.Join(strings.Fields(l[0]), " ") != "CONTAINER ID IMAGE COMMAND CREATED STATUS PORTS NAMES" {
+		t.Errorf("docker ps: want the header and two containers:\n%s", out)
+	}
+	if got := sorted(lines(mustDocker(t, w, "ps", "--format", "{{.Names}}"))); !equal(got, []string{"s1", "s2"}) {
+		t.Errorf("docker ps --format {{.Names}} = %q", got)
+	}
+	if got := sorted(lines(mustDocker(t, w, "ps", "-a", "--format", "{{.Names}} {{.State}}"))); !equal(got, []string{"done exited", "s1 running", "s2 running"}) {
+		t.Errorf("docker ps -a = %q", got)
+	}
+	if q := lines(mustDocker(t, w, "ps", "-q")); len(q) != 2 || !slices.Contains(q, id1[:12]) {
+		t.Errorf("docker ps -q = %q, want two short IDs with %s", q, id1[:12])
+	}
+	checkDockerInspect(t, w, "s1")
+
+	out, _, code := w.Docker(t, "exec", "s1", "sh", "-c", "echo out; exit 4")
+	if out != "out\n" || code != 4 {
+		t.Errorf("docker exec printed %q, exit %d; want out and 4", out, code)
+	}
+	out, _, code = w.DockerIn(t, "line1\nline2\n", "exec", "-i", "s1", "sh", "-c", "cat; echo EOF")
+	if out != "line1\nline2\nEOF\n" || code != 0 {
+		t.Errorf("docker exec -i printed %q, exit %d; want the input then EOF", out, code)
+	}
+	if out := mustDocker(t, w, "exec", "-d", "s1", "sleep", "4242"); out != "" {
+		t.Errorf("docker exec -d printed %q, want nothing", out)
+	}
+	if out := mustDocker(t, w, "exec", "s1", "ps"); !strings.Contains(out, "sleep 4242") {
+		t.Errorf("the exec -d process is not running in s1:\n%s", out)
+	}
+	checkExecTTY(t, w, "s1")
+	if out := mustDocker(t, w, "logs", "s1"); out != "started\n" {
+		t.Errorf("docker logs s1 = %q, want started", out)
+	}
+
+	if out := mustDocker(t, w, "stop", "s1"); strings.TrimSpace(out) != "s1" {
+		t.Errorf("docker stop s1 printed %q", out)
+	}
+	if got := dockerInspect(t, w, "{{.State.Status}} {{.State.ExitCode}}", "s1"); got != "exited 0" {
+		t.Errorf("s1 after stop: %q, want exited 0", got)
+	}
+	if out := mustDocker(t, w, "kill", "s2"); strings.TrimSpace(out) != "s2" {
+		t.Errorf("docker kill s2 printed %q", out)
+	}
+	if got := dockerInspect(t, w, "{{.State.Status}} {{.State.ExitCode}}", "s2"); got != "exited 137" {
+		t.Errorf("s2 after kill: %q, want exited 137", got)
+	}
+	if ports := w.BridgePorts(t, defaultBridge); len(ports) != 0 {
+		t.Errorf("bridge ports with every container stopped: %q", ports)
+	}
+	if files := w.NetnsFiles(t); len(files) != 0 {
+		t.Errorf("netns files with every container stopped: %q", files)
+	}
+	if out := mustDocker(t, w, "rm", "-f", "s1", "s2", "done"); !equal(lines(out), []string{"s1", "s2", "done"}) {
+		t.Errorf("docker rm -f printed %q", out)
+	}
+	if out := mustDocker(t, w, "ps", "-a", "-q"); out != "" {
+		t.Errorf("docker ps -a -q after rm -f = %q, want nothing", out)
+	}
+}
+
+// checkDockerInspect checks the inspect formats of issue 3 and plain inspect.
+func checkDockerInspect(t *testing.T, w *testworld.World, name string) {
+	t.Helper()
+	pid := dockerInspect(t, w, "{{.State.Pid}}", name)
+	key := dockerInspect(t, w, "{{.NetworkSettings.SandboxKey}}", name)
+	if !strings.HasPrefix(key, w.ExecRoot+"/netns/") || !testworld.SameNamespace("/proc/"+pid+"/ns/net", w.HostPath(key)) {
+		t.Errorf("SandboxKey %q of %s is not the netns of its PID %s", key, name, pid)
+	}
+	ip := parseAddr(t, dockerInspect(t, w, "{{.NetworkSettings.IPAddress}}", name))
+	if !bridgeSubnet.Contains(ip) {
+		t.Errorf("IPAddress of %s = %s, want one in %s", name, ip, bridgeSubnet)
+	}
+	var nets map[string]struct{ IPAddress, Gateway, MacAddress, NetworkID, EndpointID string }
+	js := dockerInspect(t, w, "{{json .NetworkSettings.Networks}}", name)
+	if err := json.Unmarshal([]byte(js), &nets); err != nil || len(nets) != 1 {
+		t.Fatalf("{{json .NetworkSettings.Networks}} of %s = %s (%v), want one network", name, js, err)
+	}
+	b := nets["bridge"]
+	if b.IPAddress != ip.String() || b.Gateway != bridgeGateway.String() || !fullID.MatchString(b.NetworkID) || !fullID.MatchString(b.EndpointID) {
+		t.Errorf("Networks.bridge of %s = %+v, want %s via %s and full IDs", name, b, ip, bridgeGateway)
+	}
+	checkMAC(t, w, name, b.MacAddress)
+
+	var plain []struct {
+		ID    string `json:"Id"`
+		Name  string
+		State struct{ Running bool }
+	}
+	out := mustDocker(t, w, "inspect", name)
+	if err := json.Unmarshal([]byte(out), &plain); err != nil || len(plain) != 1 || plain[0].Name != "/"+name || !fullID.MatchString(plain[0].ID) || !plain[0].State.Running {
+		t.Errorf("docker inspect %s: want one running container named /%s (%v):\n%s", name, name, err, out)
+	}
+	var netPlain []map[string]any
+	if err := json.Unmarshal([]byte(mustDocker(t, w, "network", "inspect", "bridge", "none")), &netPlain); err != nil || len(netPlain) != 2 {
+		t.Errorf("docker network inspect bridge none: want a JSON array of two (%v)", err)
+	}
+}
+
+// checkExecTTY runs `docker exec -it C tty` under a pty (script(1)): the
+// command sees a terminal.
+func checkExecTTY(t *testing.T, w *testworld.World, name string) {
+	t.Helper()
+	cmd := exec.Command("script", "-qec", testworld.DockerPath()+" exec -it "+name+" tty", "/dev/null")
+	cmd.Env = append(os.Environ(), w.DockerEnv()...)
+	// script(1) types an end-of-file into the pty when its own stdin ends;
+	// a pipe held open until the command is done keeps the input silent.
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	out, err := cmd.Output()
+	t.Logf("script -qec 'docker exec -it %s tty'\n%s(err %v)", name, out, err)
+	if err != nil || !regexp.MustCompile(`^/dev/pts/\d+\r\n$`).Match(out) {
+		t.Errorf("docker exec -it %s tty under a pty: %v, printed %q; want /dev/pts/N", name, err, out)
+	}
+}
