@@ -37,7 +37,7 @@ func attachRows(t *stats.Table, r *results) {
 		bf, bl := s.growBerth.FirstLast()
 		ff, fl := s.growFloor[:min(n, len(s.growFloor))].FirstLast()
 		t.Add(fmt.Sprintf("growing 0→%d: first → last 10 %%", n), stats.MS(bf)+" → "+stats.MS(bl), stats.MS(ff)+" → "+stats.MS(fl),
-			"", "flat", "each connect adds a container")
+			"", "flat", "first connect of each: starts its DNS resolver too")
 	}
 	if n := len(s.growFloor); n > len(s.growBerth) {
 		ff, fl := s.growFloor.FirstLast()
