@@ -103,6 +103,13 @@ func TestDockerCLIDaemonAndImages(t *testing.T) {
 	if out != "abc\n" || code != 0 {
 		t.Errorf("echo abc | docker run -i busybox cat printed %q, exit %d", out, code)
 	}
+	// The exited and removed containers hold no sandbox and no port.
+	if files := w.NetnsFiles(t); len(files) != 0 {
+		t.Errorf("netns files with no container running: %q", files)
+	}
+	if ports := w.BridgePorts(t, defaultBridge); len(ports) != 0 {
+		t.Errorf("ports of %s with no container running: %q", defaultBridge, ports)
+	}
 
 	runDockerSleeper(t, w, "c1")
 	out = mustDocker(t, w, "info", "--format", "{{.Containers}} {{.ContainersRunning}} {{.ContainersStopped}} {{.Images}}")
@@ -319,15 +326,16 @@ func TestDockerCLIContainers(t *testing.T) {
 		t.Errorf("the exec -d process is not running in s1:\n%s", out)
 	}
 	checkExecTTY(t, w, "s1")
-	if out := mustDocker(t, w, "logs", "s1"); out != "started\n" {
-		t.Errorf("docker logs s1 = %q, want started", out)
-	}
 
 	if out := mustDocker(t, w, "stop", "s1"); strings.TrimSpace(out) != "s1" {
 		t.Errorf("docker stop s1 printed %q", out)
 	}
 	if got := dockerInspect(t, w, "{{.State.Status}} {{.State.ExitCode}}", "s1"); got != "exited 0" {
 		t.Errorf("s1 after stop: %q, want exited 0", got)
+	}
+	// After the exit the log is complete, so comparing it races nothing.
+	if out := mustDocker(t, w, "logs", "s1"); out != "started\n" {
+		t.Errorf("docker logs s1 = %q, want started", out)
 	}
 	if out := mustDocker(t, w, "kill", "s2"); strings.TrimSpace(out) != "s2" {
 		t.Errorf("docker kill s2 printed %q", out)
