@@ -245,10 +245,17 @@ func TestDockerCLINetworks(t *testing.T) {
 	if _, _, code := w.Docker(t, "exec", "n1", "ping", "-c", "1", "-W", "2", "10.97.0.20"); code != 0 {
 		t.Errorf("n1 cannot ping b1 at 10.97.0.20 on dk")
 	}
+	// The --alias given to connect is a name on dk, beside the container's own.
+	for _, name := range []string{"web", "b1"} {
+		if got, out := lookup(t, w, "n1", name); !equal(got, []string{"10.97.0.20"}) {
+			t.Errorf("n1 resolves %s to %q, want [10.97.0.20]:\n%s", name, got, out)
+		}
+	}
 	mustDocker(t, w, "network", "disconnect", "dk", "b1")
 	if got := containerLinks(t, w, "b1"); !equal(got, []string{"eth0", "lo"}) {
 		t.Errorf("b1's links after disconnect = %q, want [eth0 lo]", got)
 	}
+	wantLookup(t, w, "n1", "web") // the alias left with the endpoint
 
 	mustDocker(t, w, "network", "create", "p1")
 	mustDocker(t, w, "network", "create", "p2")
