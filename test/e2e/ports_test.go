@@ -157,9 +157,10 @@ func TestPublishedPortsReachability(t *testing.T) {
 	w.runPeer(t, "neighbour", "tcp:80")
 	w.reach(t, "container:neighbour", "tcp", hostPort(8080), bridgeGateway.String())
 	w.reach(t, "container:neighbour", "udp", hostPort(5353), bridgeGateway.String())
-	// A container reaching its own published port through a host address
-	// is not checked: with br_netfilter the kernel bridges that packet back
-	// to the port it came from, which needs hairpin mode on the port.
+	// A container reaching its own published port through a host address:
+	// the packet is bridged back out of the port it came from (hairpin mode)
+	// and masqueraded to the gateway so the reply comes back the same way.
+	w.reach(t, "container:web", "tcp", hostPort(8080), bridgeGateway.String())
 	w.MustBerth(t, "network", "create", "other")
 	w.runPeer(t, "elsewhere", "tcp:80", "--network", "other")
 	w.reach(t, "container:elsewhere", "tcp", hostPort(8080), "")

@@ -185,6 +185,16 @@ func (d *Driver) configureHostEnd(host, br netlink.Link, owner string, created b
 	if err != nil {
 		return fmt.Errorf("attach %q to bridge %q: %w", name, br.Attrs().Name, err)
 	}
+	if err := d.step("hairpin"); err != nil {
+		return err
+	}
+	// A container reaching its own published port through a host address:
+	// with br_netfilter the DNAT'ed packet is bridged back out of the port it
+	// came in on, which a bridge only does in hairpin mode (Docker sets it
+	// too when it publishes ports without its userland proxy).
+	if err := d.h.LinkSetHairpin(host, true); err != nil {
+		return fmt.Errorf("set hairpin mode on %q: %w", name, err)
+	}
 	if created {
 		return nil // created up
 	}

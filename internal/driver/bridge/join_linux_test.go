@@ -36,6 +36,9 @@ func checkJoined(t *testing.T, w *testWorld, sbPath string, spec network.Endpoin
 	if got := readSysctlIn(t, w.host, "/proc/sys/net/ipv6/conf/"+spec.HostIfName+"/disable_ipv6"); got != "1" {
 		t.Errorf("IPv6 on host end: disable_ipv6 = %s, want 1", got)
 	}
+	if pi, err := w.h.LinkGetProtinfo(host); err != nil || !pi.Hairpin {
+		t.Errorf("host end hairpin mode = %v (err %v), want on (a container reaching its own published port)", pi.Hairpin, err)
+	}
 	sh := handleIn(t, sbPath)
 	if diff := cmp.Diff([]string{spec.IfName, "lo"}, linkNames(t, sh)); diff != "" {
 		t.Errorf("sandbox links (-want +got):\n%s", diff)
@@ -181,7 +184,7 @@ func TestJoinRefusesTakenNames(t *testing.T) {
 }
 
 func TestJoinFailuresLeaveNothingBehind(t *testing.T) {
-	steps := []string{"create veth", "tag host end", "host ipv6 off", "attach to bridge", "loopback up", "peer ipv6 off", "peer up", "address", "default route"}
+	steps := []string{"create veth", "tag host end", "host ipv6 off", "attach to bridge", "hairpin", "loopback up", "peer ipv6 off", "peer up", "address", "default route"}
 	for _, step := range steps {
 		t.Run(step, func(t *testing.T) {
 			w := newWorld(t)
