@@ -20,24 +20,7 @@ func statusOf(err error) int {
 	if errors.As(err, &tooLarge) {
 		return http.StatusRequestEntityTooLarge
 	}
-	switch errdefs.KindOf(err) {
-	case errdefs.KindNotFound:
-		return http.StatusNotFound
-	case errdefs.KindConflict:
-		return http.StatusConflict
-	case errdefs.KindInvalid:
-		return http.StatusBadRequest
-	case errdefs.KindForbidden:
-		return http.StatusForbidden
-	case errdefs.KindNotModified:
-		return http.StatusNotModified
-	case errdefs.KindUnavailable:
-		return http.StatusServiceUnavailable
-	case errdefs.KindNotImplemented:
-		return http.StatusNotImplemented
-	default:
-		return http.StatusInternalServerError
-	}
+	return errdefs.KindOf(err).HTTPStatus()
 }
 
 // writeError answers with err's status and {"message": ...}. The content

@@ -131,28 +131,6 @@ func (e *ResponseError) Error() string {
 	return "Error response from daemon: " + e.Message
 }
 
-// kindOfStatus maps an HTTP status back to the errdefs kind the server
-// started from, the inverse of internal/api's mapping.
-func kindOfStatus(status int) errdefs.Kind {
-	switch status {
-	case http.StatusNotFound:
-		return errdefs.KindNotFound
-	case http.StatusConflict:
-		return errdefs.KindConflict
-	case http.StatusBadRequest:
-		return errdefs.KindInvalid
-	case http.StatusForbidden:
-		return errdefs.KindForbidden
-	case http.StatusNotModified:
-		return errdefs.KindNotModified
-	case http.StatusServiceUnavailable:
-		return errdefs.KindUnavailable
-	case http.StatusNotImplemented:
-		return errdefs.KindNotImplemented
-	}
-	return errdefs.KindUnknown
-}
-
 // responseError builds the error for a response with status >= 400 (or
 // 304), reading the {"message"} body. The body is consumed and closed.
 func responseError(resp *http.Response) error {
@@ -162,7 +140,7 @@ func responseError(resp *http.Response) error {
 	if msg == "" {
 		msg = fmt.Sprintf("%d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
 	}
-	return errdefs.WithKind(kindOfStatus(resp.StatusCode), &ResponseError{StatusCode: resp.StatusCode, Message: msg})
+	return errdefs.WithKind(errdefs.KindOfHTTPStatus(resp.StatusCode), &ResponseError{StatusCode: resp.StatusCode, Message: msg})
 }
 
 func decodeMessage(body []byte) string {

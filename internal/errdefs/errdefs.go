@@ -77,3 +77,33 @@ func WithKind(k Kind, err error) error {
 	}
 	return &kindError{kind: k, err: err}
 }
+
+// httpStatus is the one table between kinds and HTTP statuses: the API
+// server answers with it and the client maps statuses back through it.
+var httpStatus = map[Kind]int{
+	KindNotFound:       404,
+	KindConflict:       409,
+	KindInvalid:        400,
+	KindForbidden:      403,
+	KindNotModified:    304,
+	KindUnavailable:    503,
+	KindNotImplemented: 501,
+}
+
+// HTTPStatus is the status the API answers an error of kind k with (500 for KindUnknown).
+func (k Kind) HTTPStatus() int {
+	if s, ok := httpStatus[k]; ok {
+		return s
+	}
+	return 500
+}
+
+// KindOfHTTPStatus is the inverse of HTTPStatus; unknown statuses give KindUnknown.
+func KindOfHTTPStatus(status int) Kind {
+	for k, s := range httpStatus {
+		if s == status {
+			return k
+		}
+	}
+	return KindUnknown
+}

@@ -25,3 +25,14 @@ func TestKindSurvivesWrapping(t *testing.T) {
 		t.Fatal("WithKind(nil) must be nil")
 	}
 }
+
+func TestHTTPStatusRoundTrip(t *testing.T) {
+	for _, k := range []Kind{KindNotFound, KindConflict, KindInvalid, KindForbidden, KindNotModified, KindUnavailable, KindNotImplemented} {
+		if got := KindOfHTTPStatus(k.HTTPStatus()); got != k {
+			t.Errorf("kind %v → %d → %v", k, k.HTTPStatus(), got)
+		}
+	}
+	if KindUnknown.HTTPStatus() != 500 || KindOfHTTPStatus(500) != KindUnknown || KindOfHTTPStatus(418) != KindUnknown {
+		t.Fatal("unknown kinds and statuses must map to 500 / KindUnknown")
+	}
+}
