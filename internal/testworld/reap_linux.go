@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -45,10 +47,56 @@ func (w *World) reap() {
 			w.t.Errorf("remove runc container %q: %v", c.id, err)
 		}
 	}
+	var cgroups []string
 	for _, pid := range w.strayPIDs() {
 		w.t.Logf("reap process %d (%s)", pid, cmdline(pid))
+		cgroups = append(cgroups, runtimeCgroups(pid)...)
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 			w.t.Errorf("kill stray process %d: %v", pid, err)
+		}
+	}
+	removeCgroups(w.t, cgroups)
+}
+
+// runtimeCgroups lists the cgroup directories berth's runtime made for the
+// container pid belongs to (…/berth/<id> in every hierarchy). A container
+// whose runc state went with a killed daemon's world is killed directly, so
+// nobody else would remove them.
+func runtimeCgroups(pid int) []string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	if err != nil {
+		return nil
+	}
+	var dirs []string
+	for _, line := range strings.Split(string(b), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 || !strings.HasPrefix(parts[2], "/berth/") {
+			continue
+		}
+		matches, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", parts[2]))
+		dirs = append(dirs, matches...)
+		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", parts[2])); err == nil {
+			dirs = append(dirs, filepath.Join("/sys/fs/cgroup", parts[2]))
+		}
+	}
+	return dirs
+}
+
+// removeCgroups removes emptied cgroup directories, waiting a moment for
+// the killed tasks to leave them.
+func removeCgroups(t testing.TB, dirs []string) {
+	deadline := time.Now().Add(2 * time.Second)
+	for _, d := range dirs {
+		for {
+			err := os.Remove(d)
+			if err == nil || errors.Is(err, os.ErrNotExist) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Logf("leave cgroup %s: %v", d, err)
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 }
