@@ -56,7 +56,7 @@ func (d *Daemon) connectDNS(c *container.Container) {
 	if !d.dnsRunning(c.State.SandboxID) {
 		return
 	}
-	if err := writeFileAtomic(c.ResolvConfPath, d.resolvConfFor(c)); err != nil {
+	if err := writeInPlace(c.ResolvConfPath, d.resolvConfFor(c)); err != nil {
 		d.log.Error("rewrite resolv.conf after connect", "name", c.Name, "err", err)
 	}
 }

@@ -20,10 +20,10 @@ func (d *Daemon) writeEtcFiles(c *container.Container, mode *network.Network) er
 	if mode.Driver == network.DriverHost {
 		hostname = d.hostname
 	}
-	if err := writeFileAtomic(c.HostnamePath, hostname+"\n"); err != nil {
+	if err := writeInPlace(c.HostnamePath, hostname+"\n"); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(c.ResolvConfPath, d.resolvConfFor(c)); err != nil {
+	if err := writeInPlace(c.ResolvConfPath, d.resolvConfFor(c)); err != nil {
 		return err
 	}
 	return d.writeHosts(c)
@@ -47,7 +47,7 @@ func (d *Daemon) writeHosts(c *container.Container) error {
 			fmt.Fprintf(&b, "%s\t%s\n", ip, name)
 		}
 	}
-	return writeFileAtomic(c.HostsPath, b.String())
+	return writeInPlace(c.HostsPath, b.String())
 }
 
 // resolvConfFor is the host's resolver config without loopback servers
@@ -89,9 +89,9 @@ func (d *Daemon) resolvConfFor(c *container.Container) string {
 	return b.String()
 }
 
-// writeFileAtomic writes in place when the file exists (it may be
+// writeInPlace writes in place when the file exists (it may be
 // bind-mounted into a running container, and a rename would not show
 // there) and creates it otherwise.
-func writeFileAtomic(path, content string) error {
+func writeInPlace(path, content string) error {
 	return os.WriteFile(path, []byte(content), 0o644)
 }
