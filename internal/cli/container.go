@@ -1,6 +1,11 @@
 package cli
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+
+	"github.com/berth-net/berth/internal/client"
+	"github.com/spf13/cobra"
+)
 
 // newContainerCommand is docker's "container" group: the same commands as
 // the top-level verbs, under their management names (container ls, …),
@@ -31,23 +36,12 @@ func newContainerCommand(e *env) *cobra.Command {
 }
 
 func newContainerInspectCommand(e *env) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] CONTAINER [CONTAINER...]",
-		Short: "Display detailed information on one or more containers",
-		Args:  requiresMinArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			return inspectRefs(e.out, args, format, func(ref string) (any, []byte, error) {
-				v, raw, err := c.ContainerInspect(cmd.Context(), ref)
-				return v, raw, err
-			})
-		},
-	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
+	cmd := newKindInspectCommand(e, "inspect [OPTIONS] CONTAINER [CONTAINER...]",
+		"Display detailed information on one or more containers",
+		func(ctx context.Context, c *client.Client, ref string) (any, []byte, error) {
+			v, raw, err := c.ContainerInspect(ctx, ref)
+			return v, raw, err
+		})
 	cmd.Flags().BoolP("size", "s", false, "Display total file sizes")
 	return cmd
 }

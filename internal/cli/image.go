@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
+
+	"github.com/berth-net/berth/internal/client"
 )
 
 func newImageCommand(e *env) *cobra.Command {
@@ -256,24 +259,12 @@ func newImagesCommand(e *env) *cobra.Command {
 }
 
 func newImageInspectCommand(e *env) *cobra.Command {
-	var format string
-	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] IMAGE [IMAGE...]",
-		Short: "Display detailed information on one or more images",
-		Args:  requiresMinArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			return inspectRefs(e.out, args, format, func(ref string) (any, []byte, error) {
-				v, raw, err := c.ImageInspect(cmd.Context(), ref)
-				return v, raw, err
-			})
-		},
-	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
-	return cmd
+	return newKindInspectCommand(e, "inspect [OPTIONS] IMAGE [IMAGE...]",
+		"Display detailed information on one or more images",
+		func(ctx context.Context, c *client.Client, ref string) (any, []byte, error) {
+			v, raw, err := c.ImageInspect(ctx, ref)
+			return v, raw, err
+		})
 }
 
 func newRmiCommand(e *env) *cobra.Command {

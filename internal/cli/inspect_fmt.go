@@ -2,16 +2,43 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"text/template"
+
+	"github.com/berth-net/berth/internal/client"
+	"github.com/spf13/cobra"
 )
 
 // getRefFunc fetches one object: its typed value (what templates run on)
 // and the raw JSON the daemon sent (what is printed without a template).
 type getRefFunc func(ref string) (typed any, raw []byte, err error)
+
+// newKindInspectCommand is `container inspect`, `image inspect` and
+// `network inspect`: one kind of object, a --format flag, inspectRefs.
+func newKindInspectCommand(e *env, use, short string,
+	get func(ctx context.Context, c *client.Client, ref string) (any, []byte, error)) *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  requiresMinArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			return inspectRefs(e.out, args, format, func(ref string) (any, []byte, error) {
+				return get(cmd.Context(), c, ref)
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
+	return cmd
+}
 
 // inspectRefs prints each ref's object the way docker's inspect does:
 // without a format, one JSON array of the raw objects indented by four

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/docker/docker/api/types/network"
 	"github.com/spf13/cobra"
+
+	"github.com/berth-net/berth/internal/client"
 )
 
 const networkTable = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
@@ -86,27 +89,13 @@ func newNetworkLsCommand(e *env) *cobra.Command {
 }
 
 func newNetworkInspectCommand(e *env) *cobra.Command {
-	var (
-		format  string
-		verbose bool
-	)
-	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] NETWORK [NETWORK...]",
-		Short: "Display detailed information on one or more networks",
-		Args:  requiresMinArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			return inspectRefs(e.out, args, format, func(ref string) (any, []byte, error) {
-				n, raw, err := c.NetworkInspect(cmd.Context(), ref)
-				return n, raw, err
-			})
-		},
-	}
-	cmd.Flags().StringVarP(&format, "format", "f", "", "Format output using a custom template")
-	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "Verbose output for diagnostics")
+	cmd := newKindInspectCommand(e, "inspect [OPTIONS] NETWORK [NETWORK...]",
+		"Display detailed information on one or more networks",
+		func(ctx context.Context, c *client.Client, ref string) (any, []byte, error) {
+			n, raw, err := c.NetworkInspect(ctx, ref)
+			return n, raw, err
+		})
+	cmd.Flags().BoolP("verbose", "v", false, "Verbose output for diagnostics")
 	return cmd
 }
 
