@@ -12,12 +12,12 @@ import (
 
 // writeEtcFiles writes the container's /etc/hostname, /etc/hosts and
 // /etc/resolv.conf, which the runtime bind-mounts into it.
-func (d *Daemon) writeEtcFiles(c *container.Container, mode *network.Network) error {
+func (d *Daemon) writeEtcFiles(c *container.Container) error {
 	if err := os.MkdirAll(filepath.Dir(c.HostsPath), 0o755); err != nil {
 		return err
 	}
 	hostname := c.Config.Hostname
-	if mode.Driver == network.DriverHost {
+	if c.Config.NetworkMode == network.NameHost {
 		hostname = d.hostname
 	}
 	if err := writeInPlace(c.HostnamePath, hostname+"\n"); err != nil {

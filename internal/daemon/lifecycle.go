@@ -44,11 +44,10 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState) (err error) {
 	if err != nil {
 		return err
 	}
-	mode, err := d.net.Network(c.Config.NetworkMode)
-	if err != nil {
-		return err
-	}
-	sb, err := d.net.CreateSandbox(ctx, c.ID, mode.Driver == network.DriverHost)
+	// NetworkMode only decides host or not: the networks joined are
+	// Config.Networks, which a disconnect may have left without the
+	// network the container was created on (and that network may be gone).
+	sb, err := d.net.CreateSandbox(ctx, c.ID, c.Config.NetworkMode == network.NameHost)
 	if err != nil {
 		return fmt.Errorf("create network sandbox: %w", err)
 	}
@@ -70,7 +69,7 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState) (err error) {
 	if err != nil {
 		return err
 	}
-	for i, name := range sortedNetworks(c.Config.Networks, mode.Name) {
+	for i, name := range sortedNetworks(c.Config.Networks, c.Config.NetworkMode) {
 		req := c.Config.Networks[name]
 		if _, err := d.net.Join(ctx, sb.ID, name, network.JoinRequest{
 			ContainerID: c.ID, Name: c.Name, IPv4: req.IPv4Address, MAC: req.MacAddress, Aliases: req.Aliases,
@@ -82,7 +81,7 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState) (err error) {
 	if err := d.startDNS(c); err != nil {
 		return err
 	}
-	if err := d.writeEtcFiles(c, mode); err != nil {
+	if err := d.writeEtcFiles(c); err != nil {
 		return err
 	}
 	spec := runtime.Spec{

@@ -60,9 +60,8 @@ func (d *Daemon) ConnectNetwork(ctx context.Context, netRef, ctrRef string, req 
 	if _, ok := c.Config.Networks[n.Name]; ok {
 		return errdefs.Forbidden("endpoint with name %s already exists in network %s", c.Name, n.Name)
 	}
-	mode, err := d.net.Network(c.Config.NetworkMode)
-	if err == nil && (mode.Driver == network.DriverHost || mode.Driver == network.DriverNull || n.Driver != network.DriverBridge) {
-		return errdefs.Forbidden("container cannot be disconnected from host network or connected to host network")
+	if err := d.canConnect(c, n); err != nil {
+		return err
 	}
 	if req.IPv4Address.IsValid() && (n.Predefined || !n.IPv4.UserSubnet) {
 		return errdefs.Invalid("user specified IP address is supported only when connecting to networks with user configured subnets")
@@ -106,17 +105,17 @@ func (d *Daemon) DisconnectNetwork(ctx context.Context, netRef, ctrRef string, f
 		return errdefs.Forbidden("container %s is not connected to network %s", c.Name, n.Name)
 	}
 	if n.Driver == network.DriverHost {
-		return errdefs.Forbidden("container cannot be disconnected from host network or connected to host network")
+		return errdefs.Invalid("%s", errConflictHostNetwork)
 	}
 	if c.Running() {
 		if err := d.net.Leave(ctx, c.State.SandboxID, n.ID); err != nil && !(force && errdefs.Is(err, errdefs.KindNotFound)) {
 			return err
 		}
 	}
+	// NetworkMode stays what the container was created with, as Docker's
+	// HostConfig.NetworkMode does: a container taken off its last network
+	// can be connected again, to that network or another.
 	delete(c.Config.Networks, n.Name)
-	if c.Config.NetworkMode == n.Name {
-		c.Config.NetworkMode = firstNetwork(c.Config.Networks, network.NameNone)
-	}
 	if err := d.putContainer(c); err != nil {
 		return err
 	}
@@ -126,10 +125,38 @@ func (d *Daemon) DisconnectNetwork(ctx context.Context, netRef, ctrRef string, f
 	return nil
 }
 
-// firstNetwork is the alphabetically first remaining network, or def.
-func firstNetwork(nets map[string]container.EndpointRequest, def string) string {
-	if names := sortedNetworks(nets, ""); len(names) > 0 {
-		return names[0]
+// Docker's words (runconfig) for the network combinations it refuses.
+const (
+	errConflictHostNetwork   = "container cannot be disconnected from host network or connected to host network"
+	errConflictSharedNetwork = "container sharing network namespace with another container or host cannot be connected to any other network"
+	errConflictNoNetwork     = "container cannot be connected to multiple networks with one of the networks in private (none) mode"
+)
+
+// canConnect applies Docker's rules for adding network n to c: the host
+// network is never joined later, a container on the host network joins
+// nothing else, and "none" is never combined with another network. Only
+// bridge networks can be joined live.
+func (d *Daemon) canConnect(c *container.Container, n *network.Network) error {
+	if n.Driver == network.DriverHost {
+		return errdefs.Invalid("%s", errConflictHostNetwork)
 	}
-	return def
+	for name := range c.Config.Networks {
+		cur, err := d.net.Network(name)
+		if err != nil {
+			continue
+		}
+		switch {
+		case cur.Driver == network.DriverHost:
+			return errdefs.Invalid("%s", errConflictSharedNetwork)
+		case cur.Driver == network.DriverNull || n.Driver == network.DriverNull:
+			return errdefs.Invalid("%s", errConflictNoNetwork)
+		}
+	}
+	if c.Config.NetworkMode == network.NameHost {
+		return errdefs.Invalid("%s", errConflictSharedNetwork)
+	}
+	if n.Driver != network.DriverBridge && n.Driver != network.DriverNull {
+		return errdefs.Invalid("network %s: driver %q cannot be connected to", n.Name, n.Driver)
+	}
+	return nil
 }

@@ -233,3 +233,27 @@ func alive(pid int) bool {
 	f := strings.Fields(rest)
 	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
 }
+
+// TestDaemonStaysInHostNamespace: however many container namespaces the
+// daemon enters, /proc/<daemon>/ns/net (what `nsenter -t` and
+// `ip netns identify` read) keeps naming the host's namespace.
+func TestDaemonStaysInHostNamespace(t *testing.T) {
+	w, d := startWorld(t)
+	host, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", w.HolderPID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		name := fmt.Sprintf("c%d", i)
+		runSleeper(t, w, name)
+		w.MustBerth(t, "network", "disconnect", "bridge", name)
+		w.MustBerth(t, "network", "connect", "bridge", name)
+		got, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", d.Pid()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != host {
+			t.Fatalf("after %d containers the daemon's ns/net is %s, want the host's %s", i+1, got, host)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-net/berth/internal/testworld"
 )
@@ -241,15 +242,30 @@ func TestPublishedPortsDockerCLI(t *testing.T) {
 func TestPublishedPortConflicts(t *testing.T) {
 	w := startPortWorld(t)
 	w.runPeer(t, "first", "tcp:80", "-p", "8080:80")
-	// A host process on 9999, in the daemon's network namespace.
-	hostProc := exec.Command("nsenter", "-t", strconv.Itoa(w.d.Pid()), "-n", "--", w.peer, "-listen", "tcp:9999")
+	// A host process on 9999, in the world's host namespace. It is entered
+	// through the holder, not the daemon: /proc/<daemon>/ns/net names the
+	// namespace of the daemon's main thread, which for a moment may be a
+	// container's while that thread does netlink work inside it.
+	hostProc := exec.Command("nsenter", "-t", strconv.Itoa(w.HolderPID()), "-n", "--", w.peer, "-listen", "tcp:9999")
+	var procErr strings.Builder
+	hostProc.Stderr = &procErr
 	if err := hostProc.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { hostProc.Process.Kill(); hostProc.Wait() })
-	for range 100 {
+	exited := make(chan struct{})
+	go func() { hostProc.Wait(); close(exited) }()
+	t.Cleanup(func() { hostProc.Process.Kill(); <-exited })
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if _, ok := w.askFrom(t, "host", "tcp", "127.0.0.1:9999"); ok {
 			break
+		}
+		select {
+		case <-exited:
+			t.Fatalf("the host listener on 9999 exited: %s", procErr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the host listener on 9999 never answered")
 		}
 	}
 	for _, spec := range []string{"8080:80", "127.0.0.1:8080:80", "9999:80"} {
