@@ -25,6 +25,9 @@ import (
 type Allocator struct {
 	netns string
 	log   *slog.Logger
+	// syscallsOnly makes Hold bind without io_uring, as where the kernel
+	// has none (tests use it to cover both ways).
+	syscallsOnly bool
 
 	mu   sync.Mutex
 	held map[network.HostPort]int // the socket holding each port
@@ -52,10 +55,10 @@ func (a *Allocator) Hold(reqs []network.HostPortRequest) ([]network.HostPort, er
 	for i := range fds {
 		fds[i] = -1
 	}
-	// Exact ports do not depend on one another and are bound by several
-	// threads at once (a socket and a bind cost some 10 µs each here, so
-	// 10,000 of them take 100 ms on one thread); ranges and ephemeral
-	// ports come after, one by one, so that they skip what is taken.
+	// Exact ports do not depend on one another and are bound in batches
+	// through io_uring (batch_linux.go), on several threads when there are
+	// many; ranges and ephemeral ports come after, one by one, so that they
+	// skip what is taken.
 	var exact, rest []int
 	for i, r := range reqs {
 		if r.Start != 0 && r.Start == r.End {
@@ -91,23 +94,28 @@ const parallelMin = 256
 func (a *Allocator) holdParallel(reqs []network.HostPortRequest, idx []int, out []network.HostPort, fds []int) error {
 	workers := min(runtime.GOMAXPROCS(0), len(idx)/parallelMin)
 	if workers <= 1 {
-		return a.inNetns(func() error { return holdEach(reqs, idx, out, fds) })
+		return a.inNetns(func() error { return a.holdExact(reqs, idx, out, fds) })
 	}
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
 		part := idx[w*len(idx)/workers : (w+1)*len(idx)/workers]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[w] = a.inNetns(func() error { return holdEach(reqs, part, out, fds) })
-		}()
+		wg.Go(func() {
+			errs[w] = a.inNetns(func() error { return a.holdExact(reqs, part, out, fds) })
+		})
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	// The first worker's error, not all of them joined: Hold reports the
+	// same port whether it ran on one thread or several.
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// holdEach binds the requests at idx in order.
+// holdEach binds the requests at idx in order, with a few system calls each.
 func holdEach(reqs []network.HostPortRequest, idx []int, out []network.HostPort, fds []int) error {
 	for _, i := range idx {
 		hp, fd, err := holdOne(reqs[i])
@@ -123,7 +131,8 @@ func holdEach(reqs []network.HostPortRequest, idx []int, out []network.HostPort,
 func (a *Allocator) Release(ps []network.HostPort) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var errs []error
+	var fds []int
+	var which []network.HostPort
 	for _, hp := range ps {
 		hp.HostIP = anyIfInvalid(hp.HostIP)
 		fd, ok := a.held[hp]
@@ -131,7 +140,12 @@ func (a *Allocator) Release(ps []network.HostPort) error {
 			continue
 		}
 		delete(a.held, hp)
-		if err := unix.Close(fd); err != nil {
+		fds, which = append(fds, fd), append(which, hp)
+	}
+	var errs []error
+	for i, err := range a.closeAll(fds) {
+		if err != nil {
+			hp := which[i]
 			errs = append(errs, fmt.Errorf("close socket of %s:%d/%s: %w", hp.HostIP, hp.Port, hp.Proto, err))
 		}
 	}
@@ -163,21 +177,36 @@ func (a *Allocator) inNetns(fn func() error) error {
 	return sandbox.Do(a.netns, fn)
 }
 
+// socketType validates r and returns the type of the socket that holds it.
+func socketType(r network.HostPortRequest) (int, error) {
+	if ip := anyIfInvalid(r.HostIP); !ip.Is4() {
+		return 0, errdefs.Invalid("cannot publish on %s: berth binds IPv4 addresses", ip)
+	}
+	switch r.Proto {
+	case "tcp":
+		return unix.SOCK_STREAM, nil
+	case "udp":
+		return unix.SOCK_DGRAM, nil
+	}
+	return 0, errdefs.Invalid("cannot hold a %q port", r.Proto)
+}
+
 // holdOne binds the first free port of r's range (or an ephemeral one).
 func holdOne(r network.HostPortRequest) (network.HostPort, int, error) {
-	ip := anyIfInvalid(r.HostIP)
-	if !ip.Is4() {
-		return network.HostPort{}, -1, errdefs.Invalid("cannot publish on %s: berth binds IPv4 addresses", ip)
+	typ, err := socketType(r)
+	if err != nil {
+		return network.HostPort{}, -1, err
 	}
+	ip := anyIfInvalid(r.HostIP)
 	if r.Start == 0 {
-		fd, port, err := bindPort(r.Proto, ip, 0)
+		fd, port, err := bindPort(typ, ip, 0)
 		if err != nil {
 			return network.HostPort{}, -1, bindError(r.Proto, ip, "0", err)
 		}
 		return network.HostPort{Proto: r.Proto, HostIP: ip, Port: port}, fd, nil
 	}
 	for p := int(r.Start); p <= int(r.End); p++ {
-		fd, port, err := bindPort(r.Proto, ip, uint16(p))
+		fd, port, err := bindPort(typ, ip, uint16(p))
 		if errors.Is(err, unix.EADDRINUSE) {
 			continue
 		}
@@ -204,25 +233,19 @@ func bindError(proto string, ip netip.Addr, ports string, err error) error {
 	return fmt.Errorf("bind %s:%s/%s: %w", ip, ports, proto, err)
 }
 
-// bindPort binds a socket without SO_REUSEADDR — so that no other socket,
-// with or without it, can bind the port — and returns it with its port.
-func bindPort(proto string, ip netip.Addr, port uint16) (int, uint16, error) {
-	typ := unix.SOCK_STREAM
-	if proto == "udp" {
-		typ = unix.SOCK_DGRAM
-	} else if proto != "tcp" {
-		return -1, 0, errdefs.Invalid("cannot hold a %q port", proto)
-	}
+// bindPort binds a socket of type typ without SO_REUSEADDR — so that no
+// other socket, with or without it, can bind the port — and returns it with
+// its port. Docker 28 sets SO_REUSEADDR and so must also listen on TCP
+// ports; berth's bound sockets keep others out without listening.
+func bindPort(typ int, ip netip.Addr, port uint16) (int, uint16, error) {
 	fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		return -1, 0, fmt.Errorf("socket: %w", err)
 	}
 	if typ == unix.SOCK_DGRAM {
-		// A datagram that is not DNATed (none should be) is dropped at once
-		// instead of queueing in a buffer nobody reads.
-		if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &dropAll); err != nil {
+		if err := attachDropFilter(fd); err != nil {
 			unix.Close(fd)
-			return -1, 0, fmt.Errorf("attach drop filter: %w", err)
+			return -1, 0, err
 		}
 	}
 	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(port), Addr: ip.As4()}); err != nil {
@@ -238,6 +261,15 @@ func bindPort(proto string, ip netip.Addr, port uint16) (int, uint16, error) {
 		port = uint16(sa.(*unix.SockaddrInet4).Port)
 	}
 	return fd, port, nil
+}
+
+// attachDropFilter makes a UDP socket drop at once a datagram that is not
+// DNATed (none should be) instead of queueing it in a buffer nobody reads.
+func attachDropFilter(fd int) error {
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &dropAll); err != nil {
+		return fmt.Errorf("attach drop filter: %w", err)
+	}
+	return nil
 }
 
 // dropAll is the classic BPF program "ret #0": accept no bytes of any packet.

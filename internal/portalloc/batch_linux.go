@@ -1,0 +1,183 @@
+package portalloc
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"runtime"
+	"unsafe"
+
+	"github.com/berth-net/berth/internal/network"
+	"golang.org/x/sys/unix"
+)
+
+// ringMin is the number of exact ports from which Hold binds them through
+// a ring: setting one up costs about as many system calls as eight ports.
+const ringMin = 16
+
+// holdExact binds the exact ports at idx (Start == End), all through one
+// ring when there are enough of them: every socket, then every UDP socket's
+// drop filter, then every bind, each step a few io_uring_enter calls. Where
+// io_uring is missing it binds them one by one. Each socket made is written
+// to fds at once, so that Hold closes it if a later step fails; the error
+// is the first request's in idx order, as holdEach would report it.
+func (a *Allocator) holdExact(reqs []network.HostPortRequest, idx []int, out []network.HostPort, fds []int) error {
+	if len(idx) < ringMin || a.syscallsOnly {
+		return holdEach(reqs, idx, out, fds)
+	}
+	typs := make([]int, len(idx))
+	for k, i := range idx {
+		typ, err := socketType(reqs[i])
+		if err != nil {
+			return err
+		}
+		typs[k] = typ
+	}
+	// The operations run on this thread: it must stay the one in the
+	// namespace while the ring lives.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	r, err := newRing(len(idx), opSocket, opBind)
+	if err != nil {
+		a.log.Debug("binding host ports one by one", "ports", len(idx), "reason", err)
+		return holdEach(reqs, idx, out, fds)
+	}
+	defer r.close()
+	ops := make([]sqe, len(idx))
+	res := make([]int32, len(idx))
+	for k, typ := range typs {
+		ops[k] = sqe{opcode: opSocket, fd: unix.AF_INET, off: uint64(typ | unix.SOCK_CLOEXEC | unix.SOCK_NONBLOCK)}
+		res[k] = math.MinInt32 // not run: neither an fd nor an errno
+	}
+	_, err = r.run(ops, res)
+	first := err
+	for k, fd := range res {
+		if fd >= 0 {
+			fds[idx[k]] = int(fd)
+		} else if rq := reqs[idx[k]]; first == nil && fd != math.MinInt32 {
+			first = bindError(rq.Proto, anyIfInvalid(rq.HostIP), fmt.Sprint(rq.Start), fmt.Errorf("socket: %w", unix.Errno(-fd)))
+		}
+	}
+	if first != nil {
+		return first
+	}
+	if err := r.attachDropFilters(idx, typs, fds); err != nil {
+		return err
+	}
+	return r.bindAll(reqs, idx, out, fds)
+}
+
+// attachDropFilters gives every UDP socket of idx the filter that drops all
+// datagrams (see bindPort), through the ring where the kernel can set
+// socket options that way (Linux 6.7) and by setsockopt where not.
+func (r *ring) attachDropFilters(idx, typs, fds []int) error {
+	var udp []int // the fds
+	for k, typ := range typs {
+		if typ == unix.SOCK_DGRAM {
+			udp = append(udp, fds[idx[k]])
+		}
+	}
+	if len(udp) == 0 {
+		return nil
+	}
+	res := make([]int32, len(udp))
+	for i := range res {
+		res[i] = -int32(unix.EOPNOTSUPP)
+	}
+	if r.ops[opUringCmd] {
+		ops := make([]sqe, len(udp))
+		for i, fd := range udp {
+			ops[i] = sqe{
+				opcode: opUringCmd, fd: int32(fd), off: cmdSetsockopt,
+				addr:    unix.SOL_SOCKET | unix.SO_ATTACH_FILTER<<32,
+				fileIdx: uint32(unsafe.Sizeof(dropAll)),
+				addr3:   uint64(uintptr(unsafe.Pointer(&dropAll))), // a package variable: it never moves
+			}
+		}
+		if _, err := r.run(ops, res); err != nil {
+			return err
+		}
+	}
+	for i, fd := range udp {
+		if res[i] == 0 {
+			continue
+		}
+		if err := attachDropFilter(fd); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bindAll binds the socket of each request of idx to its port.
+func (r *ring) bindAll(reqs []network.HostPortRequest, idx []int, out []network.HostPort, fds []int) error {
+	addrs := make([]unix.RawSockaddrInet4, len(idx))
+	var pin runtime.Pinner
+	pin.Pin(&addrs[0])
+	defer pin.Unpin()
+	ops := make([]sqe, len(idx))
+	for k, i := range idx {
+		rq := reqs[i]
+		addrs[k] = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: anyIfInvalid(rq.HostIP).As4()}
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&addrs[k].Port))[:], rq.Start)
+		ops[k] = sqe{opcode: opBind, fd: int32(fds[i]), addr: uint64(uintptr(unsafe.Pointer(&addrs[k]))), off: unix.SizeofSockaddrInet4}
+	}
+	res := make([]int32, len(idx))
+	if _, err := r.run(ops, res); err != nil {
+		return err
+	}
+	for k, i := range idx {
+		rq := reqs[i]
+		ip := anyIfInvalid(rq.HostIP)
+		if res[k] < 0 {
+			return bindError(rq.Proto, ip, fmt.Sprint(rq.Start), unix.Errno(-res[k]))
+		}
+		out[i] = network.HostPort{Proto: rq.Proto, HostIP: ip, Port: rq.Start}
+	}
+	return nil
+}
+
+// closeAll closes fds, through a ring when there are many, and returns
+// each one's error (nil for most).
+func (a *Allocator) closeAll(fds []int) []error {
+	errs := make([]error, len(fds))
+	rest := fds
+	if len(fds) >= ringMin && !a.syscallsOnly {
+		rest = a.closeByRing(fds, errs)
+	}
+	for i, fd := range rest {
+		errs[len(fds)-len(rest)+i] = unix.Close(fd)
+	}
+	return errs
+}
+
+// closeByRing closes fds through a ring, writing their errors into errs,
+// and returns the tail of fds it did not close (all of them without a
+// ring). An fd whose close is in doubt after a failure of the ring itself
+// is left alone, not closed twice: its number may belong to a new file.
+func (a *Allocator) closeByRing(fds []int, errs []error) []int {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	r, err := newRing(len(fds), opClose)
+	if err != nil {
+		return fds
+	}
+	defer r.close()
+	ops := make([]sqe, len(fds))
+	res := make([]int32, len(fds))
+	const unknown = 1 // a close returns 0 or -errno
+	for i, fd := range fds {
+		ops[i] = sqe{opcode: opClose, fd: int32(fd)}
+		res[i] = unknown
+	}
+	sent, err := r.run(ops, res)
+	for i, v := range res[:sent] {
+		switch {
+		case v == unknown:
+			errs[i] = err
+		case v < 0:
+			errs[i] = unix.Errno(-v)
+		}
+	}
+	return fds[sent:]
+}

@@ -1,0 +1,243 @@
+package portalloc
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"testing"
+	"unsafe"
+
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/sandbox"
+	"golang.org/x/sys/unix"
+)
+
+// The kernel's structs (include/uapi/linux/io_uring.h) have these sizes.
+func TestRingStructSizes(t *testing.T) {
+	for name, got := range map[string]uintptr{
+		"io_uring_sqe": unsafe.Sizeof(sqe{}), "io_uring_cqe": unsafe.Sizeof(cqe{}), "io_uring_params": unsafe.Sizeof(ringParams{}),
+	} {
+		want := map[string]uintptr{"io_uring_sqe": 64, "io_uring_cqe": 16, "io_uring_params": 120}[name]
+		if got != want {
+			t.Errorf("%s: %d bytes, want %d", name, got, want)
+		}
+	}
+}
+
+// requireRing skips where the kernel has no io_uring for berth; elsewhere
+// the io_uring tests must run, so that a broken ring cannot hide behind
+// the fallback.
+func requireRing(t *testing.T) {
+	t.Helper()
+	r, err := newRing(4, opSocket, opBind, opClose)
+	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) || errors.Is(err, unix.EOPNOTSUPP) {
+		t.Skipf("no io_uring here: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.close()
+}
+
+// TestRingRunsMoreOpsThanEntries closes ten pipe ends through a ring of
+// four entries: three chunks, every result where it belongs.
+func TestRingRunsMoreOpsThanEntries(t *testing.T) {
+	requireRing(t)
+	r, err := newRing(4, opClose)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	var ops []sqe
+	var fds []int
+	for range 5 {
+		var p [2]int
+		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+			t.Fatal(err)
+		}
+		for _, fd := range p {
+			fds = append(fds, fd)
+			ops = append(ops, sqe{opcode: opClose, fd: int32(fd)})
+		}
+	}
+	ops = append(ops, sqe{opcode: opClose, fd: -1}) // the kernel's error comes back in place
+	res := make([]int32, len(ops))
+	for i := range res {
+		res[i] = 1
+	}
+	if sent, err := r.run(ops, res); err != nil || sent != len(ops) {
+		t.Fatalf("run = %d, %v", sent, err)
+	}
+	for i, fd := range fds {
+		if res[i] != 0 {
+			t.Errorf("close %d: result %d", fd, res[i])
+		}
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); !errors.Is(err, unix.EBADF) {
+			t.Errorf("fd %d still open", fd)
+		}
+	}
+	if got := res[len(res)-1]; got != -int32(unix.EBADF) {
+		t.Errorf("close(-1) = %d, want -EBADF", got)
+	}
+}
+
+// modes runs f with the batched (io_uring) and the one-by-one Hold.
+func modes(t *testing.T, f func(t *testing.T, a *Allocator, ns string)) {
+	for _, m := range []struct {
+		name         string
+		syscallsOnly bool
+	}{{"io_uring", false}, {"syscalls", true}} {
+		t.Run(m.name, func(t *testing.T) {
+			a, ns := newAllocator(t)
+			if !m.syscallsOnly {
+				requireRing(t)
+			}
+			a.syscallsOnly = m.syscallsOnly
+			f(t, a, ns)
+		})
+	}
+}
+
+func exactReqs(proto string, ip netip.Addr, first uint16, n int) []network.HostPortRequest {
+	out := make([]network.HostPortRequest, n)
+	for i := range out {
+		p := first + uint16(i)
+		out[i] = req(proto, ip, p, p)
+	}
+	return out
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// TestHoldManyExact holds 600 exact ports (enough for a ring on each of
+// two threads): each is bound to its own port, keeps host processes out,
+// drops UDP datagrams, and Release closes every socket.
+func TestHoldManyExact(t *testing.T) {
+	modes(t, func(t *testing.T, a *Allocator, ns string) {
+		fdsBefore := openFDs(t)
+		reqs := append(exactReqs("tcp", anyIP, 30000, 300), exactReqs("udp", localIP, 31000, 300)...)
+		got, err := a.Hold(reqs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, hp := range got {
+			want := network.HostPort{Proto: reqs[i].Proto, HostIP: reqs[i].HostIP, Port: reqs[i].Start}
+			if hp != want {
+				t.Fatalf("port %d: %v, want %v", i, hp, want)
+			}
+			checkSocket(t, a.held[hp], hp)
+		}
+		for _, tc := range []struct{ proto, addr string }{
+			{"tcp", "0.0.0.0:30000"}, {"tcp", "127.0.0.1:30150"}, {"tcp", "0.0.0.0:30299"}, {"udp", "127.0.0.1:31000"}, {"udp", "0.0.0.0:31299"},
+		} {
+			if c, err := listen(t, ns, tc.proto, tc.addr); err == nil {
+				c()
+				t.Errorf("a host process could bind %s %s while berth holds it", tc.proto, tc.addr)
+			}
+		}
+		checkDropsDatagrams(t, ns, a.held[got[len(got)-1]], "127.0.0.1:31299")
+		if err := a.Release(got); err != nil {
+			t.Fatal(err)
+		}
+		if a.Held() != 0 {
+			t.Errorf("held %d ports after Release", a.Held())
+		}
+		if n := openFDs(t); n != fdsBefore {
+			t.Errorf("%d fds open after Release, %d before Hold", n, fdsBefore)
+		}
+		c, err := listen(t, ns, "tcp", "0.0.0.0:30150")
+		if err != nil {
+			t.Errorf("after Release, listen on 30150: %v", err)
+		}
+		c()
+	})
+}
+
+// checkSocket requires fd to be a socket of hp's protocol bound to hp.
+func checkSocket(t *testing.T, fd int, hp network.HostPort) {
+	t.Helper()
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatalf("%v: getsockname: %v", hp, err)
+	}
+	in4 := sa.(*unix.SockaddrInet4)
+	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTyp := map[string]int{"tcp": unix.SOCK_STREAM, "udp": unix.SOCK_DGRAM}[hp.Proto]
+	if in4.Port != int(hp.Port) || netip.AddrFrom4(in4.Addr) != hp.HostIP || typ != wantTyp {
+		t.Fatalf("%v: socket type %d bound to %v:%d", hp, typ, netip.AddrFrom4(in4.Addr), in4.Port)
+	}
+}
+
+// checkDropsDatagrams sends a datagram to addr, held by fd, and requires
+// that nothing is queued on fd: the drop filter is attached.
+func checkDropsDatagrams(t *testing.T, ns string, fd int, addr string) {
+	t.Helper()
+	err := sandbox.Do(ns, func() error {
+		c, err := net.Dial("udp4", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write([]byte("not for anyone"))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Loopback delivers before the write returns; a socket without the
+	// filter would now hold the datagram.
+	n, err := unix.IoctlGetInt(fd, unix.SIOCINQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d bytes queued on the held UDP socket %s, want the datagram dropped", n, addr)
+	}
+}
+
+// TestHoldManyExactAllOrNothing: one port of 200 that a host process
+// listens on fails the whole Hold with Docker's words for that port, and
+// every socket the Hold made is closed.
+func TestHoldManyExactAllOrNothing(t *testing.T) {
+	modes(t, func(t *testing.T, a *Allocator, ns string) {
+		stop, err := listen(t, ns, "tcp", "0.0.0.0:30100")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stop()
+		fdsBefore := openFDs(t)
+		_, err = a.Hold(exactReqs("tcp", anyIP, 30000, 200))
+		if !errdefs.Is(err, errdefs.KindConflict) {
+			t.Fatalf("Hold = %v, want a conflict", err)
+		}
+		if want := "Bind for 0.0.0.0:30100 failed: port is already allocated"; err.Error() != want {
+			t.Errorf("error %q, want %q", err, want)
+		}
+		if a.Held() != 0 {
+			t.Errorf("held %d ports after a failed Hold", a.Held())
+		}
+		if n := openFDs(t); n != fdsBefore {
+			t.Errorf("%d fds open after the failed Hold, %d before", n, fdsBefore)
+		}
+		for _, p := range []int{30000, 30099, 30199} {
+			c, err := listen(t, ns, "tcp", fmt.Sprintf("0.0.0.0:%d", p))
+			if err != nil {
+				t.Errorf("the failed Hold kept tcp %d: %v", p, err)
+			}
+			c()
+		}
+	})
+}
