@@ -72,3 +72,25 @@ func manyNetworks(n int) []firewall.Network {
 	}
 	return nets
 }
+
+// BenchmarkAddPorts is one AddPorts of 10,000 ports (removed again outside
+// the timer): the batch bench/ports compares with a bare program's.
+func BenchmarkAddPorts(b *testing.B) {
+	fw := benchFirewall(b)
+	ctx := context.Background()
+	if err := fw.Rebuild(ctx, manyNetworks(1)); err != nil {
+		b.Fatal(err)
+	}
+	ps := manyPorts(10000)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := fw.AddPorts(ctx, ps); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := fw.DelPorts(ctx, ps); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}

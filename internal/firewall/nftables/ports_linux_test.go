@@ -142,6 +142,96 @@ func TestPortElements(t *testing.T) {
 	}
 }
 
+// TestPortElementsShareABuffer: elements appended to one buffer have the
+// bytes portElement gives each alone, and none can grow into the next.
+func TestPortElementsShareABuffer(t *testing.T) {
+	ms := append(manyPorts(3), goldenPorts...)
+	var buf []byte
+	var got []nftlib.SetElement
+	for _, m := range ms {
+		var e nftlib.SetElement
+		e, buf = appendPortElement(buf, m, true)
+		got = append(got, e)
+	}
+	for i, e := range got {
+		_ = append(e.Key, 0xff) // must copy, not overwrite the value behind it
+		_ = append(e.Val, 0xff)
+		if diff := cmp.Diff(portElement(ms[i], true), e); diff != "" {
+			t.Errorf("%v (-alone +shared):\n%s", ms[i], diff)
+		}
+	}
+}
+
+// TestNewPorts: the distinct mappings of a batch, normalised, in order;
+// an identical repeat is merged whichever way newPorts finds it.
+func TestNewPorts(t *testing.T) {
+	ctr := netip.MustParseAddr("172.17.0.2")
+	tcp := func(host string, port uint16) firewall.PortMapping {
+		m := firewall.PortMapping{Proto: firewall.TCP, HostPort: port, Addr: ctr, Port: 80}
+		if host != "" {
+			m.HostIP = netip.MustParseAddr(host)
+		}
+		return m
+	}
+	udp8080 := tcp("", 8080)
+	udp8080.Proto = firewall.UDP
+	all := func(uint64, firewall.PortMapping) bool { return true }
+	tests := []struct {
+		name     string
+		in, want []firewall.PortMapping
+		distinct bool
+		keep     func(uint64, firewall.PortMapping) bool
+	}{
+		{"distinct", []firewall.PortMapping{tcp("0.0.0.0", 8080), udp8080, tcp("127.0.0.1", 8081)},
+			[]firewall.PortMapping{tcp("", 8080), udp8080, tcp("127.0.0.1", 8081)}, true, all},
+		{"identical repeat", []firewall.PortMapping{tcp("", 8080), tcp("0.0.0.0", 8080)},
+			[]firewall.PortMapping{tcp("", 8080)}, false, all},
+		{"one port on two addresses", []firewall.PortMapping{tcp("127.0.0.1", 8080), tcp("198.51.100.2", 8080)},
+			[]firewall.PortMapping{tcp("127.0.0.1", 8080), tcp("198.51.100.2", 8080)}, false, all},
+		{"keep decides", []firewall.PortMapping{tcp("", 8080), tcp("", 8081)},
+			[]firewall.PortMapping{tcp("", 8081)}, true, func(_ uint64, m firewall.PortMapping) bool { return m.HostPort != 8080 }},
+		{"keep decides, slow way", []firewall.PortMapping{tcp("", 8080), tcp("", 8080), tcp("", 8081)},
+			[]firewall.PortMapping{tcp("", 8081)}, false, func(_ uint64, m firewall.PortMapping) bool { return m.HostPort != 8080 }},
+		{"other protocol", []firewall.PortMapping{{Proto: 132, HostPort: 9, Addr: ctr, Port: 9}},
+			[]firewall.PortMapping{{Proto: 132, HostPort: 9, Addr: ctr, Port: 9}}, false, all},
+	}
+	for _, tc := range tests {
+		if got := distinctHostPorts(tc.in); got != tc.distinct {
+			t.Errorf("%s: distinctHostPorts = %v, want %v", tc.name, got, tc.distinct)
+		}
+		if diff := cmp.Diff(tc.want, newPorts(tc.in, tc.keep), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+			t.Errorf("%s: newPorts (-want +got):\n%s", tc.name, diff)
+		}
+	}
+}
+
+// TestManyMixedPorts adds, in one AddPorts, more ports than one message
+// holds, on every address and on one, and requires exactly the listing nft
+// gives for the same ruleset; DelPorts of half of them leaves the rest.
+func TestManyMixedPorts(t *testing.T) {
+	nstest.RequireRoot(t)
+	ctx := context.Background()
+	fw, ns := newTestFirewall(t)
+	nets := []firewall.Network{defaultBridge}
+	if err := fw.Rebuild(ctx, nets); err != nil {
+		t.Fatal(err)
+	}
+	ps := manyPorts(1200)
+	for i := range ps {
+		if i%3 == 0 {
+			ps[i].HostIP = netip.MustParseAddr("127.0.0.1")
+		}
+	}
+	if err := fw.AddPorts(ctx, ps); err != nil {
+		t.Fatal(err)
+	}
+	checkPorts(t, ns, "1,200 ports", nets, ps)
+	if err := fw.DelPorts(ctx, ps[:600]); err != nil {
+		t.Fatal(err)
+	}
+	checkPorts(t, ns, "600 deleted", nets, ps[600:])
+}
+
 // TestRebuildWithPortsMatchesGolden applies testdata/ports.nft through
 // netlink and through nft -f and requires the same listing.
 func TestRebuildWithPortsMatchesGolden(t *testing.T) {
