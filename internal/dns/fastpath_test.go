@@ -69,7 +69,10 @@ func TestFastPathMatchesGeneralPath(t *testing.T) {
 		opt.Option = append(opt.Option, &mdns.EDNS0_COOKIE{Code: mdns.EDNS0COOKIE, Cookie: "0123456789abcdef"})
 		return m
 	}
-	flags := func(m *mdns.Msg) *mdns.Msg { m.RecursionDesired, m.CheckingDisabled, m.AuthenticatedData = false, true, true; return m }
+	flags := func(m *mdns.Msg) *mdns.Msg {
+		m.RecursionDesired, m.CheckingDisabled, m.AuthenticatedData = false, true, true
+		return m
+	}
 	tests := []struct {
 		name string
 		q    *mdns.Msg
@@ -92,7 +95,11 @@ func TestFastPathMatchesGeneralPath(t *testing.T) {
 		{"PTR", query("2.0.0.10.in-addr.arpa", mdns.TypePTR), false},
 		{"opcode NOTIFY", func() *mdns.Msg { q := query("web", mdns.TypeA); q.Opcode = mdns.OpcodeNotify; return q }(), false},
 		{"class CHAOS", func() *mdns.Msg { q := query("web", mdns.TypeA); q.Question[0].Qclass = mdns.ClassCHAOS; return q }(), false},
-		{"two questions", func() *mdns.Msg { q := query("web", mdns.TypeA); q.Question = append(q.Question, q.Question[0]); return q }(), false},
+		{"two questions", func() *mdns.Msg {
+			q := query("web", mdns.TypeA)
+			q.Question = append(q.Question, q.Question[0])
+			return q
+		}(), false},
 		{"an answer", func() *mdns.Msg { q := query("web", mdns.TypeA); q.Response = true; return q }(), false},
 		{"an escaped dot", query(`we\.b`, mdns.TypeA), false},
 		{"the root", query(".", mdns.TypeA), false},

@@ -2,6 +2,7 @@ package dns
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"time"
@@ -17,18 +18,25 @@ const maxForwards = 1024
 // upstreamUDPSize is the largest UDP answer taken from an upstream.
 const upstreamUDPSize = 4096
 
-// forwarder sends queries that are not berth's to upstream servers. It
-// runs on the daemon's ordinary goroutines, so its sockets are made in the
-// daemon's own (host) network namespace, never in a container's.
+// forwarder sends queries that are not berth's to upstream servers: over
+// UDP through a few sockets per upstream that the queries in flight share
+// (udpPool), over TCP on a connection per query (truncated answers, and
+// clients that asked over TCP). It runs on the daemon's ordinary
+// goroutines, so its sockets are made in the daemon's own (host) network
+// namespace, never in a container's.
 type forwarder struct {
 	timeout time.Duration // per exchange with one upstream
 	slots   chan struct{}
+	udp     *udpPool
 	log     *slog.Logger
 }
 
 func newForwarder(timeout time.Duration, log *slog.Logger) *forwarder {
-	return &forwarder{timeout: timeout, slots: make(chan struct{}, maxForwards), log: log}
+	return &forwarder{timeout: timeout, slots: make(chan struct{}, maxForwards), udp: newUDPPool(), log: log}
 }
+
+// close closes the upstream sockets; queries in flight fail at once.
+func (f *forwarder) close() { f.udp.close() }
 
 // forward asks the upstreams in order and returns the first answer that
 // is not SERVFAIL or REFUSED (so NXDOMAIN comes back at once); a UDP answer
@@ -60,11 +68,17 @@ func (f *forwarder) forward(ctx context.Context, q *mdns.Msg, proto string, upst
 // exchange asks one upstream over proto, and over TCP again when a UDP
 // answer came back truncated.
 func (f *forwarder) exchange(ctx context.Context, q *mdns.Msg, proto string, up netip.AddrPort) (*mdns.Msg, error) {
-	resp, err := f.exchangeOnce(ctx, q, proto, up)
-	if err != nil || proto != "udp" || !resp.Truncated {
+	if proto == "tcp" {
+		return f.exchangeTCP(ctx, q, up)
+	}
+	resp, err := f.exchangeUDP(ctx, q, up)
+	if errors.Is(err, errTooLarge) {
+		return f.exchangeTCP(ctx, q, up)
+	}
+	if err != nil || !resp.Truncated {
 		return resp, err
 	}
-	full, err := f.exchangeOnce(ctx, q, "tcp", up)
+	full, err := f.exchangeTCP(ctx, q, up)
 	if err != nil {
 		// The truncated answer is still an answer: the client may retry over TCP.
 		return resp, nil
@@ -72,15 +86,20 @@ func (f *forwarder) exchange(ctx context.Context, q *mdns.Msg, proto string, up 
 	return full, nil
 }
 
-func (f *forwarder) exchangeOnce(ctx context.Context, q *mdns.Msg, proto string, up netip.AddrPort) (*mdns.Msg, error) {
+// exchangeUDP asks up through the shared sockets. UDP answers up to
+// upstreamUDPSize are taken from servers that ignore a plain query's
+// 512-byte limit rather than dropped (the client's own limit is applied
+// later); a larger one is asked again over TCP.
+func (f *forwarder) exchangeUDP(ctx context.Context, q *mdns.Msg, up netip.AddrPort) (*mdns.Msg, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	// UDPSize: take replies up to 4 KiB from servers that ignore a plain
-	// query's 512-byte limit rather than drop them (the client's own limit
-	// is applied later); a query with EDNS0 sets its own. Not 64 KiB, as
-	// Docker: the buffer is allocated per exchange, and larger UDP answers
-	// do not happen (DNS flag day 2020 caps them at 1232 bytes).
-	c := &mdns.Client{Net: proto, Timeout: f.timeout, UDPSize: upstreamUDPSize}
+	return f.udp.exchange(ctx, q, up)
+}
+
+func (f *forwarder) exchangeTCP(ctx context.Context, q *mdns.Msg, up netip.AddrPort) (*mdns.Msg, error) {
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	c := &mdns.Client{Net: "tcp", Timeout: f.timeout}
 	resp, _, err := c.ExchangeContext(ctx, q, up.String())
 	return resp, err
 }

@@ -113,5 +113,6 @@ func (m *Manager) Close() error {
 	for _, r := range rs {
 		errs = append(errs, r.Close())
 	}
+	m.fwd.close()
 	return errors.Join(errs...)
 }

@@ -3,6 +3,7 @@ package dns
 import (
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,14 +13,16 @@ import (
 
 // upstream is a fake upstream server on loopback UDP and TCP (the same port).
 type upstream struct {
-	addr netip.AddrPort
-	mu   sync.Mutex
-	seen []string // "udp example.test." …
+	addr  netip.AddrPort
+	mu    sync.Mutex
+	seen  []string            // "udp example.test." …
+	ports map[uint16]struct{} // the client ports UDP queries came from
 }
 
 // startUpstream serves: example.test → 203.0.113.10; nx.test → NXDOMAIN;
-// big.test → truncated over UDP, 100 addresses over TCP; everything else
-// → the rcode given (SERVFAIL for a broken server).
+// big.test → truncated over UDP, 100 addresses over TCP; huge.test → 300
+// addresses (over 4 KiB) over either; *.echo.test → an A record of the
+// name; everything else → the rcode given (SERVFAIL for a broken server).
 func startUpstream(t testing.TB, otherwise int) *upstream {
 	t.Helper()
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
@@ -32,7 +35,7 @@ func startUpstream(t testing.TB, otherwise int) *upstream {
 		pc.Close()
 		t.Fatal(err)
 	}
-	u := &upstream{addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))}
+	u := &upstream{addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)), ports: map[uint16]struct{}{}}
 	for _, srv := range []*mdns.Server{
 		{PacketConn: pc, Handler: u.handler("udp", otherwise)},
 		{Listener: l, Handler: u.handler("tcp", otherwise)},
@@ -51,6 +54,9 @@ func (u *upstream) handler(proto string, otherwise int) mdns.HandlerFunc {
 		name := q.Question[0].Name
 		u.mu.Lock()
 		u.seen = append(u.seen, proto+" "+name)
+		if proto == "udp" {
+			u.ports[uint16(w.RemoteAddr().(*net.UDPAddr).Port)] = struct{}{}
+		}
 		u.mu.Unlock()
 		resp := new(mdns.Msg).SetReply(q)
 		switch name {
@@ -66,11 +72,26 @@ func (u *upstream) handler(proto string, otherwise int) mdns.HandlerFunc {
 			for i := 1; i <= 100; i++ {
 				resp.Answer = append(resp.Answer, aRecord(name, netip.AddrFrom4([4]byte{198, 18, 0, byte(i)}).String()))
 			}
+		case "huge.test.":
+			for i := range 300 {
+				resp.Answer = append(resp.Answer, aRecord(name, netip.AddrFrom4([4]byte{198, 18, byte(i / 250), byte(i%250 + 1)}).String()))
+			}
 		default:
+			if strings.HasSuffix(name, ".echo.test.") {
+				resp.Answer = append(resp.Answer, aRecord(name, "203.0.113.20"))
+				break
+			}
 			resp.Rcode = otherwise
 		}
 		w.WriteMsg(resp)
 	}
+}
+
+// clientPorts is how many UDP source ports the upstream saw queries from.
+func (u *upstream) clientPorts() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.ports)
 }
 
 func (u *upstream) queries() []string {

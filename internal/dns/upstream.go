@@ -1,0 +1,317 @@
+package dns
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	mdns "github.com/miekg/dns"
+)
+
+// Limits of the upstream sockets. A socket is shared by the queries in
+// flight to one upstream, each under a random ID of its own, and retired
+// after maxSocketUses queries so that the source port keeps changing (a
+// spoofed answer must guess the port as well as the ID and the question);
+// one idle for socketIdle closes.
+const (
+	socketsPerUpstream = 4
+	busySocket         = 64 // queries in flight on a socket before another is opened
+	maxSocketUses      = 1024
+	socketIdle         = 30 * time.Second
+)
+
+var (
+	errPoolClosed = errors.New("upstream sockets closed")
+	// errTooLarge is an answer larger than upstreamUDPSize: asked again over TCP.
+	errTooLarge = errors.New("answer larger than the UDP buffer")
+)
+
+// udpPool multiplexes forwarded queries over a few connected UDP sockets
+// per upstream, made on the daemon's own goroutines (so in its namespace),
+// instead of a socket per query. Answers are matched to queries by ID and
+// question; anything else that arrives is dropped.
+type udpPool struct {
+	mu     sync.Mutex
+	socks  map[netip.AddrPort][]*upstreamSock // the ones taking new queries
+	closed bool
+}
+
+func newUDPPool() *udpPool {
+	return &udpPool{socks: map[netip.AddrPort][]*upstreamSock{}}
+}
+
+// upstreamSock is one connected socket and the queries waiting on it.
+type upstreamSock struct {
+	pool *udpPool
+	up   netip.AddrPort
+	conn *net.UDPConn
+
+	mu      sync.Mutex
+	pending map[uint16]*pendingQuery
+	uses    int
+	retired bool // takes no new queries; closes when the last one is done
+	closed  bool
+}
+
+type pendingQuery struct {
+	q    mdns.Question
+	done chan upstreamResult // buffered: the reader never blocks on it
+}
+
+type upstreamResult struct {
+	msg *mdns.Msg
+	err error
+}
+
+// exchange sends q to up and waits for its answer until ctx ends.
+func (p *udpPool) exchange(ctx context.Context, q *mdns.Msg, up netip.AddrPort) (*mdns.Msg, error) {
+	wire, err := q.Pack()
+	if err != nil {
+		return nil, fmt.Errorf("pack query: %w", err)
+	}
+	s, id, pq, err := p.register(up, q.Question[0])
+	if err != nil {
+		return nil, err
+	}
+	binary.BigEndian.PutUint16(wire, id)
+	if _, err := s.conn.Write(wire); err != nil {
+		// An ICMP error of an earlier query may come back here rather
+		// than on the reader: every query waiting on up gives up on it.
+		s.failAll(err)
+		return nil, fmt.Errorf("send to %s: %w", up, err)
+	}
+	select {
+	case res := <-pq.done:
+		return res.msg, res.err
+	case <-ctx.Done():
+		s.forget(id)
+		return nil, ctx.Err()
+	}
+}
+
+// register picks a socket to up (opening one if none has room) and an ID
+// free on it, and records the question under it.
+func (p *udpPool) register(up netip.AddrPort, q mdns.Question) (*upstreamSock, uint16, *pendingQuery, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, 0, nil, errPoolClosed
+	}
+	s := p.pickLocked(up)
+	if s == nil {
+		var err error
+		if s, err = p.openLocked(up); err != nil {
+			return nil, 0, nil, err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := uint16(rand.Uint32())
+	for s.pending[id] != nil {
+		id++
+	}
+	pq := &pendingQuery{q: q, done: make(chan upstreamResult, 1)}
+	s.pending[id] = pq
+	if s.uses++; s.uses >= maxSocketUses {
+		s.retired = true
+		p.dropLocked(s)
+	}
+	return s, id, pq, nil
+}
+
+// pickLocked returns the least busy socket to up, or nil when a new one
+// should be opened: there is none, or all are busy and there is room.
+func (p *udpPool) pickLocked(up netip.AddrPort) *upstreamSock {
+	var best *upstreamSock
+	bestLoad := 0
+	for _, s := range p.socks[up] {
+		s.mu.Lock()
+		load := len(s.pending)
+		s.mu.Unlock()
+		if best == nil || load < bestLoad {
+			best, bestLoad = s, load
+		}
+	}
+	if best == nil || (bestLoad >= busySocket && len(p.socks[up]) < socketsPerUpstream) {
+		return nil
+	}
+	return best
+}
+
+func (p *udpPool) openLocked(up netip.AddrPort) (*upstreamSock, error) {
+	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(up))
+	if err != nil {
+		return nil, fmt.Errorf("open a socket to upstream %s: %w", up, err)
+	}
+	s := &upstreamSock{pool: p, up: up, conn: conn, pending: map[uint16]*pendingQuery{}}
+	p.socks[up] = append(p.socks[up], s)
+	go s.read()
+	return s, nil
+}
+
+// dropLocked takes s out of the sockets that get new queries.
+func (p *udpPool) dropLocked(s *upstreamSock) {
+	socks := p.socks[s.up]
+	for i, o := range socks {
+		if o == s {
+			socks = append(socks[:i:i], socks[i+1:]...)
+			break
+		}
+	}
+	if len(socks) == 0 {
+		delete(p.socks, s.up)
+	} else {
+		p.socks[s.up] = socks
+	}
+}
+
+// close closes every socket; the queries waiting on them fail at once.
+func (p *udpPool) close() {
+	p.mu.Lock()
+	p.closed = true
+	var all []*upstreamSock
+	for _, socks := range p.socks {
+		all = append(all, socks...)
+	}
+	p.socks = map[netip.AddrPort][]*upstreamSock{}
+	p.mu.Unlock()
+	for _, s := range all {
+		s.mu.Lock()
+		s.retired = true
+		s.closeLocked()
+		s.mu.Unlock()
+	}
+}
+
+// sockets is how many sockets take new queries (for tests).
+func (p *udpPool) sockets() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, socks := range p.socks {
+		n += len(socks)
+	}
+	return n
+}
+
+// forget drops the query under id (timed out, or not sent).
+func (s *upstreamSock) forget(id uint16) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.pending, id)
+	if s.retired && len(s.pending) == 0 {
+		s.closeLocked()
+	}
+}
+
+func (s *upstreamSock) closeLocked() {
+	if !s.closed {
+		s.closed = true
+		s.conn.Close()
+	}
+}
+
+// read hands each answer to the query it answers, until the socket closes.
+func (s *upstreamSock) read() {
+	buf := make([]byte, upstreamUDPSize+1)
+	for {
+		s.conn.SetReadDeadline(time.Now().Add(socketIdle))
+		n, err := s.conn.Read(buf)
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			if s.closeIfIdle() {
+				return
+			}
+			continue
+		case errors.Is(err, net.ErrClosed):
+			s.failAll(errPoolClosed)
+			return
+		case err != nil:
+			// An ICMP error (the port is closed, the host unreachable)
+			// comes back on a connected socket's next read, with no telling
+			// which query caused it: they all went to the same upstream, so
+			// all of them give up on it and ask the next one.
+			s.failAll(fmt.Errorf("upstream %s: %w", s.up, err))
+			continue
+		}
+		s.deliver(buf[:n])
+	}
+}
+
+// deliver matches an answer to its query: same ID, same question. A
+// datagram that matches nothing is dropped, and its query keeps waiting
+// for the real answer.
+func (s *upstreamSock) deliver(b []byte) {
+	if len(b) < headerLen {
+		return
+	}
+	id := binary.BigEndian.Uint16(b)
+	s.mu.Lock()
+	pq := s.pending[id]
+	s.mu.Unlock()
+	if pq == nil {
+		return // late (timed out) or forged
+	}
+	var res upstreamResult
+	if len(b) > upstreamUDPSize {
+		res.err = errTooLarge
+	} else {
+		m := new(mdns.Msg)
+		if err := m.Unpack(b); err != nil || !m.Response || !sameQuestion(m, pq.q) {
+			return
+		}
+		res.msg = m
+	}
+	s.mu.Lock()
+	if s.pending[id] != pq {
+		s.mu.Unlock()
+		return // timed out meanwhile
+	}
+	delete(s.pending, id)
+	if s.retired && len(s.pending) == 0 {
+		s.closeLocked()
+	}
+	s.mu.Unlock()
+	pq.done <- res
+}
+
+func sameQuestion(m *mdns.Msg, q mdns.Question) bool {
+	return len(m.Question) == 1 && m.Question[0].Qtype == q.Qtype && m.Question[0].Qclass == q.Qclass &&
+		strings.EqualFold(m.Question[0].Name, q.Name)
+}
+
+func (s *upstreamSock) failAll(err error) {
+	s.mu.Lock()
+	pending := s.pending
+	s.pending = map[uint16]*pendingQuery{}
+	if s.retired {
+		s.closeLocked()
+	}
+	s.mu.Unlock()
+	for _, pq := range pending {
+		pq.done <- upstreamResult{err: err}
+	}
+}
+
+// closeIfIdle closes s when no query waits on it.
+func (s *upstreamSock) closeIfIdle() bool {
+	s.pool.mu.Lock()
+	defer s.pool.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pending) > 0 {
+		return false
+	}
+	s.retired = true
+	s.pool.dropLocked(s)
+	s.closeLocked()
+	return true
+}

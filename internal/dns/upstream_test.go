@@ -1,0 +1,188 @@
+package dns
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	mdns "github.com/miekg/dns"
+)
+
+func testForwarder(t *testing.T, timeout time.Duration) *forwarder {
+	f := newForwarder(timeout, slog.New(slog.DiscardHandler))
+	t.Cleanup(f.close)
+	return f
+}
+
+func TestForwarderSharesFewSockets(t *testing.T) {
+	up := startUpstream(t, mdns.RcodeNameError)
+	f := testForwarder(t, 5*time.Second)
+	const n = 300
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name := fmt.Sprintf("q%d.echo.test.", i)
+			resp := f.forward(context.Background(), query(name, mdns.TypeA), "udp", []netip.AddrPort{up.addr})
+			if resp.Rcode != mdns.RcodeSuccess || len(resp.Answer) != 1 || resp.Answer[0].Header().Name != name || resp.Id != 4242 {
+				errs <- fmt.Errorf("%s: got %v", name, resp)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := up.clientPorts(); got > socketsPerUpstream {
+		t.Errorf("%d queries came from %d ports, want at most %d sockets", n, got, socketsPerUpstream)
+	}
+	if got := f.udp.sockets(); got < 1 || got > socketsPerUpstream {
+		t.Errorf("%d sockets open after the queries, want 1 to %d", got, socketsPerUpstream)
+	}
+}
+
+func TestForwarderRetiresSocketsAfterMaxUses(t *testing.T) {
+	up := startUpstream(t, mdns.RcodeNameError)
+	f := testForwarder(t, 5*time.Second)
+	for i := range maxSocketUses + 1 {
+		if resp := f.forward(context.Background(), query("a.echo.test", mdns.TypeA), "udp", []netip.AddrPort{up.addr}); resp.Rcode != mdns.RcodeSuccess {
+			t.Fatalf("query %d: %v", i, resp)
+		}
+	}
+	if got := up.clientPorts(); got != 2 {
+		t.Errorf("%d sequential queries came from %d ports, want 2 (a new socket after %d)", maxSocketUses+1, got, maxSocketUses)
+	}
+}
+
+// rawUpstream answers each query with what answers returns, datagram by
+// datagram, from a plain UDP socket.
+func rawUpstream(t *testing.T, answers func(q *mdns.Msg) []*mdns.Msg) netip.AddrPort {
+	t.Helper()
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := conn.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			q := new(mdns.Msg)
+			if q.Unpack(buf[:n]) != nil {
+				continue
+			}
+			for _, a := range answers(q) {
+				b, _ := a.Pack()
+				conn.WriteToUDPAddrPort(b, from)
+			}
+		}
+	}()
+	return conn.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+func TestForwarderMatchesAnswersByIDAndQuestion(t *testing.T) {
+	forged := func(q *mdns.Msg) []*mdns.Msg {
+		wrongQuestion := new(mdns.Msg).SetReply(q)
+		wrongQuestion.Question[0].Name = "evil.test."
+		wrongQuestion.Answer = append(wrongQuestion.Answer, aRecord("evil.test.", "192.0.2.66"))
+		wrongID := new(mdns.Msg).SetReply(q)
+		wrongID.Id = q.Id + 1
+		wrongID.Answer = append(wrongID.Answer, aRecord(q.Question[0].Name, "192.0.2.66"))
+		notAnAnswer := q.Copy()
+		return []*mdns.Msg{wrongQuestion, wrongID, notAnAnswer}
+	}
+	honest := rawUpstream(t, func(q *mdns.Msg) []*mdns.Msg {
+		real := new(mdns.Msg).SetReply(q)
+		real.Answer = append(real.Answer, aRecord(q.Question[0].Name, "203.0.113.30"))
+		return append(forged(q), real)
+	})
+	f := testForwarder(t, 5*time.Second)
+	resp := f.forward(context.Background(), query("www.example.test", mdns.TypeA), "udp", []netip.AddrPort{honest})
+	if got := summarize(resp); got.Rcode != "NOERROR" || len(got.Answers) != 1 || got.Answers[0] != "www.example.test. 60 IN A 203.0.113.30" {
+		t.Errorf("answer = %+v, want the real one after three that do not match", got)
+	}
+
+	// Only forgeries: the query times out and the client gets SERVFAIL.
+	liar := rawUpstream(t, forged)
+	f = testForwarder(t, 200*time.Millisecond)
+	if got := summarize(f.forward(context.Background(), query("www.example.test", mdns.TypeA), "udp", []netip.AddrPort{liar})); got.Rcode != "SERVFAIL" {
+		t.Errorf("with forged answers only: %+v, want SERVFAIL", got)
+	}
+	assertNothingPending(t, f)
+}
+
+func TestForwarderTimesOutAndForgets(t *testing.T) {
+	silent := rawUpstream(t, func(*mdns.Msg) []*mdns.Msg { return nil })
+	good := startUpstream(t, mdns.RcodeNameError)
+	f := testForwarder(t, 200*time.Millisecond)
+	start := time.Now()
+	resp := f.forward(context.Background(), query("example.test", mdns.TypeA), "udp", []netip.AddrPort{silent, good.addr})
+	if got := summarize(resp); got.Rcode != "NOERROR" || len(got.Answers) != 1 {
+		t.Errorf("answer = %+v, want the second upstream's after the first timed out", got)
+	}
+	if took := time.Since(start); took < 200*time.Millisecond {
+		t.Errorf("answered in %v, before the silent upstream's timeout", took)
+	}
+	assertNothingPending(t, f)
+}
+
+func TestForwarderAsksOverTCPWhenUDPAnswerIsTooLarge(t *testing.T) {
+	up := startUpstream(t, mdns.RcodeNameError)
+	f := testForwarder(t, 5*time.Second)
+	q := query("huge.test", mdns.TypeA)
+	q.SetEdns0(65000, false)
+	resp := f.forward(context.Background(), q, "udp", []netip.AddrPort{up.addr})
+	if resp.Rcode != mdns.RcodeSuccess || len(resp.Answer) != 300 {
+		t.Errorf("huge.test: rcode %d, %d records; want all 300", resp.Rcode, len(resp.Answer))
+	}
+	if qs := up.queries(); len(qs) != 2 || qs[0] != "udp huge.test." || qs[1] != "tcp huge.test." {
+		t.Errorf("upstream saw %q, want a UDP then a TCP query", qs)
+	}
+}
+
+func TestForwarderCloseFailsQueriesInFlight(t *testing.T) {
+	silent := rawUpstream(t, func(*mdns.Msg) []*mdns.Msg { return nil })
+	f := newForwarder(time.Minute, slog.New(slog.DiscardHandler))
+	done := make(chan *mdns.Msg)
+	go func() {
+		done <- f.forward(context.Background(), query("example.test", mdns.TypeA), "udp", []netip.AddrPort{silent})
+	}()
+	for f.udp.sockets() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	f.close()
+	select {
+	case resp := <-done:
+		if resp.Rcode != mdns.RcodeServerFailure {
+			t.Errorf("after close: rcode %d, want SERVFAIL", resp.Rcode)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a query in flight still waits 30 s after close")
+	}
+}
+
+func assertNothingPending(t *testing.T, f *forwarder) {
+	t.Helper()
+	f.udp.mu.Lock()
+	defer f.udp.mu.Unlock()
+	for up, socks := range f.udp.socks {
+		for _, s := range socks {
+			s.mu.Lock()
+			if n := len(s.pending); n > 0 {
+				t.Errorf("socket to %s still holds %d queries", up, n)
+			}
+			s.mu.Unlock()
+		}
+	}
+}
