@@ -43,57 +43,104 @@ func (f *forwarder) close() { f.udp.close() }
 // with the TC bit is asked again over TCP. It returns SERVFAIL when no
 // upstream answers, or REFUSED when too many queries are in flight.
 func (f *forwarder) forward(ctx context.Context, q *mdns.Msg, proto string, upstreams []netip.AddrPort) *mdns.Msg {
+	answer := make(chan *mdns.Msg, 1)
+	f.start(ctx, q, proto, upstreams, func(resp *mdns.Msg) { answer <- resp })
+	return <-answer
+}
+
+// start is forward without waiting: done gets the answer, exactly once,
+// on whichever goroutine has it (the caller's, a socket reader's, a
+// timer's). A UDP query takes no goroutine while it waits for upstreams:
+// the reader of the socket its answer arrives on hands it on.
+func (f *forwarder) start(ctx context.Context, q *mdns.Msg, proto string, upstreams []netip.AddrPort, done func(*mdns.Msg)) {
 	select {
 	case f.slots <- struct{}{}:
-		defer func() { <-f.slots }()
 	default:
-		return new(mdns.Msg).SetRcode(q, mdns.RcodeRefused)
+		done(new(mdns.Msg).SetRcode(q, mdns.RcodeRefused))
+		return
 	}
-	for _, up := range upstreams {
-		resp, err := f.exchange(ctx, q, proto, up)
-		if err != nil {
-			f.log.Debug("upstream did not answer", "upstream", up, "question", q.Question[0].Name, "err", err)
-			continue
-		}
-		if resp.Rcode == mdns.RcodeServerFailure || resp.Rcode == mdns.RcodeRefused {
-			continue
-		}
-		resp.Id = q.Id
-		resp.Compress = true
-		return resp
-	}
-	return new(mdns.Msg).SetRcode(q, mdns.RcodeServerFailure)
-}
-
-// exchange asks one upstream over proto, and over TCP again when a UDP
-// answer came back truncated.
-func (f *forwarder) exchange(ctx context.Context, q *mdns.Msg, proto string, up netip.AddrPort) (*mdns.Msg, error) {
+	fl := &flight{f: f, ctx: ctx, q: q, ups: upstreams, done: func(resp *mdns.Msg) {
+		<-f.slots
+		done(resp)
+	}}
 	if proto == "tcp" {
-		return f.exchangeTCP(ctx, q, up)
+		go fl.overTCP()
+		return
 	}
-	resp, err := f.exchangeUDP(ctx, q, up)
-	if errors.Is(err, errTooLarge) {
-		return f.exchangeTCP(ctx, q, up)
-	}
-	if err != nil || !resp.Truncated {
-		return resp, err
-	}
-	full, err := f.exchangeTCP(ctx, q, up)
-	if err != nil {
-		// The truncated answer is still an answer: the client may retry over TCP.
-		return resp, nil
-	}
-	return full, nil
+	fl.askNext()
 }
 
-// exchangeUDP asks up through the shared sockets. UDP answers up to
-// upstreamUDPSize are taken from servers that ignore a plain query's
-// 512-byte limit rather than dropped (the client's own limit is applied
-// later); a larger one is asked again over TCP.
-func (f *forwarder) exchangeUDP(ctx context.Context, q *mdns.Msg, up netip.AddrPort) (*mdns.Msg, error) {
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	return f.udp.exchange(ctx, q, up)
+// flight is one forwarded query on its way through the upstreams.
+type flight struct {
+	f    *forwarder
+	ctx  context.Context
+	q    *mdns.Msg
+	ups  []netip.AddrPort
+	next int // the upstream to ask next
+	done func(*mdns.Msg)
+}
+
+// askNext sends the query over UDP to the next upstream, or gives up.
+func (fl *flight) askNext() {
+	if fl.next >= len(fl.ups) || fl.ctx.Err() != nil {
+		fl.done(new(mdns.Msg).SetRcode(fl.q, mdns.RcodeServerFailure))
+		return
+	}
+	up := fl.ups[fl.next]
+	fl.next++
+	fl.f.udp.send(fl.ctx, fl.q, up, fl.f.timeout, func(resp *mdns.Msg, err error) {
+		switch {
+		case errors.Is(err, errTooLarge):
+			go fl.finishOverTCP(up, nil)
+		case err == nil && resp.Truncated:
+			go fl.finishOverTCP(up, resp)
+		case !fl.accept(up, resp, err):
+			fl.askNext()
+		}
+	})
+}
+
+// finishOverTCP asks up again over TCP after a truncated UDP answer
+// (nil: one too large to take), then goes on as for any answer. When TCP
+// fails the truncated answer is still an answer: the client may retry
+// over TCP itself.
+func (fl *flight) finishOverTCP(up netip.AddrPort, truncated *mdns.Msg) {
+	resp, err := fl.f.exchangeTCP(fl.ctx, fl.q, up)
+	if err != nil && truncated != nil {
+		resp, err = truncated, nil
+	}
+	if !fl.accept(up, resp, err) {
+		fl.askNext()
+	}
+}
+
+// overTCP asks the upstreams in turn over TCP (the client asked over TCP).
+func (fl *flight) overTCP() {
+	for fl.next < len(fl.ups) && fl.ctx.Err() == nil {
+		up := fl.ups[fl.next]
+		fl.next++
+		resp, err := fl.f.exchangeTCP(fl.ctx, fl.q, up)
+		if fl.accept(up, resp, err) {
+			return
+		}
+	}
+	fl.done(new(mdns.Msg).SetRcode(fl.q, mdns.RcodeServerFailure))
+}
+
+// accept finishes the flight with resp unless the next upstream must be
+// asked: up did not answer, or answered SERVFAIL or REFUSED.
+func (fl *flight) accept(up netip.AddrPort, resp *mdns.Msg, err error) bool {
+	if err != nil {
+		fl.f.log.Debug("upstream did not answer", "upstream", up, "question", fl.q.Question[0].Name, "err", err)
+		return false
+	}
+	if resp.Rcode == mdns.RcodeServerFailure || resp.Rcode == mdns.RcodeRefused {
+		return false
+	}
+	resp.Id = fl.q.Id
+	resp.Compress = true
+	fl.done(resp)
+	return true
 }
 
 func (f *forwarder) exchangeTCP(ctx context.Context, q *mdns.Msg, up netip.AddrPort) (*mdns.Msg, error) {

@@ -104,8 +104,9 @@ func (r *Resolver) SetUpstreams(ups []netip.AddrPort) {
 // (measured: +50% queries/s with 16 in flight, bench/dns). The common
 // query is answered by the fast path, without decoding it into a message
 // and without allocating; the rest is decoded and, when it is not about
-// one of berth's names, forwarded on a goroutine of its own, so that a
-// slow upstream never holds up a local answer.
+// one of berth's names, forwarded without waiting (the answer is sent by
+// whichever goroutine receives it), so that a slow upstream never holds
+// up a local answer.
 func (r *Resolver) readUDP() {
 	defer r.wg.Done()
 	bc, err := newBatchConn(r.udp, udpBatch, inBufSize)
@@ -178,7 +179,7 @@ func (r *Resolver) intern(name []byte) string {
 
 // answerGeneral decodes pkt and returns its answer packed into arena (or
 // a buffer of its own when it does not fit), or nothing when pkt is
-// garbage or its question is forwarded (answered later, by a goroutine).
+// garbage or its question is forwarded (answered later).
 func (r *Resolver) answerGeneral(pkt []byte, from netip.AddrPort, arena []byte) []byte {
 	q := new(mdns.Msg)
 	if err := q.Unpack(pkt); err != nil || q.Response {
@@ -188,12 +189,11 @@ func (r *Resolver) answerGeneral(pkt []byte, from netip.AddrPort, arena []byte) 
 	resp := answerLocal(q, r.names, r.sandboxID, limit)
 	if resp == nil {
 		r.wg.Add(1)
-		go func() {
+		r.forward(q, "udp", func(resp *mdns.Msg) {
 			defer r.wg.Done()
-			resp := r.forward(q, "udp")
 			resp.Truncate(limit)
 			r.writeUDP(resp, from, nil)
-		}()
+		})
 		return nil
 	}
 	b, err := resp.PackBuffer(arena)
@@ -218,7 +218,9 @@ func (r *Resolver) writeUDP(resp *mdns.Msg, to netip.AddrPort, buf []byte) {
 func (r *Resolver) serveTCP(w mdns.ResponseWriter, q *mdns.Msg) {
 	resp := answerLocal(q, r.names, r.sandboxID, mdns.MaxMsgSize)
 	if resp == nil {
-		resp = r.forward(q, "tcp")
+		answer := make(chan *mdns.Msg, 1)
+		r.forward(q, "tcp", func(resp *mdns.Msg) { answer <- resp })
+		resp = <-answer
 	}
 	if err := w.WriteMsg(resp); err != nil {
 		r.log.Debug("send DNS answer over TCP", "sandbox", short(r.sandboxID), "err", err)
@@ -227,13 +229,15 @@ func (r *Resolver) serveTCP(w mdns.ResponseWriter, q *mdns.Msg) {
 
 // forward sends q upstream when the sandbox has a way out, and answers
 // SERVFAIL at once when it has none (an --internal network) or no upstream
-// is known, as Docker does: no client waits for a timeout.
-func (r *Resolver) forward(q *mdns.Msg, proto string) *mdns.Msg {
+// is known, as Docker does: no client waits for a timeout. done gets the
+// answer (see forwarder.start).
+func (r *Resolver) forward(q *mdns.Msg, proto string, done func(*mdns.Msg)) {
 	ups := *r.upstreams.Load()
 	if len(ups) == 0 || !r.names.ExternalAccess(r.sandboxID) {
-		return new(mdns.Msg).SetRcode(q, mdns.RcodeServerFailure)
+		done(new(mdns.Msg).SetRcode(q, mdns.RcodeServerFailure))
+		return
 	}
-	return r.fwd.forward(r.ctx, q, proto, ups)
+	r.fwd.start(r.ctx, q, proto, ups, done)
 }
 
 // Close stops serving, closes the sockets (which frees the sandbox's

@@ -62,54 +62,50 @@ type upstreamSock struct {
 }
 
 type pendingQuery struct {
-	q    mdns.Question
-	done chan upstreamResult // buffered: the reader never blocks on it
+	q       mdns.Question
+	done    func(*mdns.Msg, error) // called once, by whoever takes the query out of pending
+	timer   *time.Timer
+	stopCtx func() bool
 }
 
-type upstreamResult struct {
-	msg *mdns.Msg
-	err error
-}
-
-// exchange sends q to up and waits for its answer until ctx ends.
-func (p *udpPool) exchange(ctx context.Context, q *mdns.Msg, up netip.AddrPort) (*mdns.Msg, error) {
+// send sends q to up and calls done exactly once: with the answer, or
+// with an error when up refuses, timeout passes or ctx ends. Answers up to
+// upstreamUDPSize are taken, even from servers that ignore a plain query's
+// 512-byte limit (the client's own limit is applied later); a larger one
+// is errTooLarge, to be asked again over TCP.
+func (p *udpPool) send(ctx context.Context, q *mdns.Msg, up netip.AddrPort, timeout time.Duration, done func(*mdns.Msg, error)) {
 	wire, err := q.Pack()
 	if err != nil {
-		return nil, fmt.Errorf("pack query: %w", err)
+		done(nil, fmt.Errorf("pack query: %w", err))
+		return
 	}
-	s, id, pq, err := p.register(up, q.Question[0])
+	s, id, err := p.register(ctx, up, q.Question[0], timeout, done)
 	if err != nil {
-		return nil, err
+		done(nil, err)
+		return
 	}
 	binary.BigEndian.PutUint16(wire, id)
 	if _, err := s.conn.Write(wire); err != nil {
 		// An ICMP error of an earlier query may come back here rather
 		// than on the reader: every query waiting on up gives up on it.
-		s.failAll(err)
-		return nil, fmt.Errorf("send to %s: %w", up, err)
-	}
-	select {
-	case res := <-pq.done:
-		return res.msg, res.err
-	case <-ctx.Done():
-		s.forget(id)
-		return nil, ctx.Err()
+		s.failAll(fmt.Errorf("send to %s: %w", up, err))
 	}
 }
 
 // register picks a socket to up (opening one if none has room) and an ID
 // free on it, and records the question under it.
-func (p *udpPool) register(up netip.AddrPort, q mdns.Question) (*upstreamSock, uint16, *pendingQuery, error) {
+// Its timer and ctx take it out again with an error.
+func (p *udpPool) register(ctx context.Context, up netip.AddrPort, q mdns.Question, timeout time.Duration, done func(*mdns.Msg, error)) (*upstreamSock, uint16, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return nil, 0, nil, errPoolClosed
+		return nil, 0, errPoolClosed
 	}
 	s := p.pickLocked(up)
 	if s == nil {
 		var err error
 		if s, err = p.openLocked(up); err != nil {
-			return nil, 0, nil, err
+			return nil, 0, err
 		}
 	}
 	s.mu.Lock()
@@ -118,13 +114,17 @@ func (p *udpPool) register(up netip.AddrPort, q mdns.Question) (*upstreamSock, u
 	for s.pending[id] != nil {
 		id++
 	}
-	pq := &pendingQuery{q: q, done: make(chan upstreamResult, 1)}
+	pq := &pendingQuery{q: q, done: done}
+	pq.timer = time.AfterFunc(timeout, func() { s.complete(id, pq, nil, fmt.Errorf("upstream %s: %w", up, os.ErrDeadlineExceeded)) })
+	if ctx.Done() != nil {
+		pq.stopCtx = context.AfterFunc(ctx, func() { s.complete(id, pq, nil, ctx.Err()) })
+	}
 	s.pending[id] = pq
 	if s.uses++; s.uses >= maxSocketUses {
 		s.retired = true
 		p.dropLocked(s)
 	}
-	return s, id, pq, nil
+	return s, id, nil
 }
 
 // pickLocked returns the least busy socket to up, or nil when a new one
@@ -202,14 +202,28 @@ func (p *udpPool) sockets() int {
 	return n
 }
 
-// forget drops the query under id (timed out, or not sent).
-func (s *upstreamSock) forget(id uint16) {
+// complete takes the query under id out of pending, if pq is still
+// there, and hands it its answer or error.
+func (s *upstreamSock) complete(id uint16, pq *pendingQuery, m *mdns.Msg, err error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	if s.pending[id] != pq {
+		s.mu.Unlock()
+		return // answered, timed out or cancelled already
+	}
 	delete(s.pending, id)
 	if s.retired && len(s.pending) == 0 {
 		s.closeLocked()
 	}
+	s.mu.Unlock()
+	pq.finish(m, err)
+}
+
+func (pq *pendingQuery) finish(m *mdns.Msg, err error) {
+	pq.timer.Stop()
+	if pq.stopCtx != nil {
+		pq.stopCtx()
+	}
+	pq.done(m, err)
 }
 
 func (s *upstreamSock) closeLocked() {
@@ -260,27 +274,15 @@ func (s *upstreamSock) deliver(b []byte) {
 	if pq == nil {
 		return // late (timed out) or forged
 	}
-	var res upstreamResult
 	if len(b) > upstreamUDPSize {
-		res.err = errTooLarge
-	} else {
-		m := new(mdns.Msg)
-		if err := m.Unpack(b); err != nil || !m.Response || !sameQuestion(m, pq.q) {
-			return
-		}
-		res.msg = m
+		s.complete(id, pq, nil, errTooLarge)
+		return
 	}
-	s.mu.Lock()
-	if s.pending[id] != pq {
-		s.mu.Unlock()
-		return // timed out meanwhile
+	m := new(mdns.Msg)
+	if err := m.Unpack(b); err != nil || !m.Response || !sameQuestion(m, pq.q) {
+		return
 	}
-	delete(s.pending, id)
-	if s.retired && len(s.pending) == 0 {
-		s.closeLocked()
-	}
-	s.mu.Unlock()
-	pq.done <- res
+	s.complete(id, pq, m, nil)
 }
 
 func sameQuestion(m *mdns.Msg, q mdns.Question) bool {
@@ -297,7 +299,7 @@ func (s *upstreamSock) failAll(err error) {
 	}
 	s.mu.Unlock()
 	for _, pq := range pending {
-		pq.done <- upstreamResult{err: err}
+		pq.finish(nil, err)
 	}
 }
 
