@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -17,16 +19,23 @@ import (
 const lockTimeout = time.Second
 
 // Bolt is the daemon's Store: one bbolt file, a bucket per record kind
-// (made on first Put), JSON values.
+// (made on first Put), JSON values, with a write-ahead journal in front of
+// it (path + ".journal"; see journal.go).
 type Bolt struct {
 	db   *bolt.DB
 	path string
+	j    *journal
+
+	wmu    sync.Mutex // one writer at a time; guards closed and broken
+	closed bool
+	broken error // a journal write or checkpoint failed: refuse further writes
 }
 
 var _ Store = (*Bolt)(nil)
 
-// OpenBolt opens or creates the store file at path (mode 0600). When another
-// process holds it, it gives up after about a second with an error that
+// OpenBolt opens or creates the store file at path (mode 0600) and folds
+// in what the journal holds from before a crash. When another process
+// holds the file, it gives up after about a second with an error that
 // wraps ErrLocked and names the data root, path's directory.
 func OpenBolt(path string) (*Bolt, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
@@ -36,39 +45,173 @@ func OpenBolt(path string) (*Bolt, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %q: %w", path, err)
 	}
-	return &Bolt{db: db, path: path}, nil
+	j, err := openJournal(path + ".journal")
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %q: %w", path, err)
+	}
+	b := &Bolt{db: db, path: path, j: j}
+	recs, err := j.readRecords()
+	if err == nil {
+		var ops []op
+		for _, r := range recs {
+			ops = append(ops, r...)
+		}
+		err = b.fold(ops)
+	}
+	if err != nil {
+		j.close()
+		db.Close()
+		return nil, fmt.Errorf("open store %q: replay journal: %w", path, err)
+	}
+	return b, nil
 }
 
 // Update runs fn in a read-write transaction: committed if fn returns nil,
-// rolled back if it returns an error (returned as is) or panics. One writer
-// at a time. Do not call View or Update inside fn.
+// rolled back if it returns an error (returned as is) or panics. It
+// returns once the writes are on disk. One writer at a time. Do not call
+// View, Update or Record inside fn.
 func (b *Bolt) Update(fn func(Tx) error) error {
-	return b.closedErr(b.db.Update(func(tx *bolt.Tx) error {
-		t := &boltTx{tx: tx}
-		defer t.end()
-		return fn(t)
-	}))
+	d, err := b.Record(fn)
+	if err != nil {
+		return err
+	}
+	return d.Wait()
+}
+
+// Record is Update that returns as soon as the writes are in the journal
+// (visible to every later transaction, and kept if this process dies),
+// with a Durable that says when they are on disk.
+func (b *Bolt) Record(fn func(Tx) error) (Durable, error) {
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	if b.closed {
+		return nil, fmt.Errorf("store %q: %w", b.path, ErrClosed)
+	}
+	if b.broken != nil {
+		return nil, b.broken
+	}
+	ops, err := b.collect(fn)
+	if err != nil {
+		return nil, err
+	}
+	if len(ops) == 0 {
+		return durableNow{}, nil
+	}
+	seq, err := b.j.append(ops)
+	if err != nil {
+		b.broken = fmt.Errorf("store %q: %w", b.path, err)
+		return nil, b.broken
+	}
+	d := durable{j: b.j, seq: seq}
+	if b.j.size >= checkpointBytes {
+		if err := b.checkpointLocked(); err != nil {
+			b.broken = fmt.Errorf("store %q: %w", b.path, err)
+			return nil, b.broken
+		}
+	}
+	return d, nil
+}
+
+// collect runs fn in a writable transaction and returns its writes; the
+// transaction is released even if fn panics.
+func (b *Bolt) collect(fn func(Tx) error) ([]op, error) {
+	t, err := b.begin(true)
+	if err != nil {
+		return nil, err
+	}
+	defer t.release()
+	if err := t.run(fn); err != nil {
+		return nil, err
+	}
+	return t.ops, nil
 }
 
 // View runs fn in a read-only transaction that sees a consistent snapshot.
 func (b *Bolt) View(fn func(Tx) error) error {
-	return b.closedErr(b.db.View(func(tx *bolt.Tx) error {
-		t := &boltTx{tx: tx}
-		defer t.end()
-		return fn(t)
-	}))
-}
-
-// Close releases the file and its lock; it waits for open transactions.
-func (b *Bolt) Close() error {
-	if err := b.db.Close(); err != nil {
-		return fmt.Errorf("close store %q: %w", b.path, err)
+	t, err := b.begin(false)
+	if err != nil {
+		return err
 	}
-	return nil
+	defer t.release()
+	return t.run(fn)
 }
 
-// closedErr gives bbolt's "database not open" our ErrClosed; bbolt checks
-// that before it calls fn, so it cannot be fn's own error.
+// Close folds the journal into bbolt, then releases the files and the
+// lock; it waits for open transactions.
+func (b *Bolt) Close() error {
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	var errs []error
+	if b.broken == nil {
+		errs = append(errs, b.checkpointLocked())
+	}
+	errs = append(errs, b.j.close())
+	if err := b.db.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close store %q: %w", b.path, err))
+	}
+	return errors.Join(errs...)
+}
+
+// checkpointLocked writes the overlay into bbolt and empties the journal.
+// The caller holds wmu.
+func (b *Bolt) checkpointLocked() error {
+	return b.fold(b.j.snapshot())
+}
+
+// fold commits ops to bbolt (with bbolt's own fsyncs), then empties the
+// journal and the overlay, which bbolt now covers.
+func (b *Bolt) fold(ops []op) error {
+	if len(ops) > 0 {
+		err := b.db.Update(func(tx *bolt.Tx) error {
+			for _, o := range ops {
+				if o.Del {
+					if bk := tx.Bucket([]byte(o.Bucket)); bk != nil {
+						if err := bk.Delete([]byte(o.Key)); err != nil {
+							return err
+						}
+					}
+					continue
+				}
+				bk, err := tx.CreateBucketIfNotExists([]byte(o.Bucket))
+				if err != nil {
+					return err
+				}
+				if err := bk.Put([]byte(o.Key), o.Value); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("checkpoint into bbolt: %w", err)
+		}
+	}
+	return b.j.reset()
+}
+
+// begin opens a transaction: a bbolt read transaction under the overlay's
+// read lock (taken first, so that a checkpoint cannot empty the overlay
+// between the bbolt snapshot and the reads).
+func (b *Bolt) begin(writable bool) (*boltTx, error) {
+	b.j.mu.RLock()
+	tx, err := b.db.Begin(false)
+	if err != nil {
+		b.j.mu.RUnlock()
+		return nil, b.closedErr(err)
+	}
+	t := &boltTx{tx: tx, j: b.j, writable: writable}
+	if writable {
+		t.local = map[string]map[string][]byte{}
+	}
+	return t, nil
+}
+
+// closedErr gives bbolt's "database not open" our ErrClosed.
 func (b *Bolt) closedErr(err error) error {
 	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
 		return fmt.Errorf("store %q: %w", b.path, ErrClosed)
@@ -76,12 +219,26 @@ func (b *Bolt) closedErr(err error) error {
 	return err
 }
 
+// boltTx reads, newest first, its own writes (local), the journal's
+// overlay, then bbolt's snapshot; its writes are collected as ops.
 type boltTx struct {
-	tx   *bolt.Tx
-	done bool // a bolt.Tx must not be touched after its function returns
+	tx       *bolt.Tx
+	j        *journal
+	writable bool
+	local    map[string]map[string][]byte // bucket → key → value; nil = deleted
+	ops      []op
+	done     bool // a Tx must not be touched after its function returns
 }
 
-func (t *boltTx) end() { t.done = true }
+func (t *boltTx) run(fn func(Tx) error) error {
+	defer func() { t.done = true }()
+	return fn(t)
+}
+
+func (t *boltTx) release() {
+	t.tx.Rollback()
+	t.j.mu.RUnlock()
+}
 
 func (t *boltTx) check(bucket, key string, write bool) error {
 	if t.done {
@@ -90,8 +247,22 @@ func (t *boltTx) check(bucket, key string, write bool) error {
 	if err := checkNames(bucket, key); err != nil {
 		return err
 	}
-	if write && !t.tx.Writable() {
+	if write && !t.writable {
 		return fmt.Errorf("%q in bucket %q: %w", key, bucket, ErrReadOnly)
+	}
+	return nil
+}
+
+// raw returns the current value of bucket/key, nil if absent or deleted.
+func (t *boltTx) raw(bucket, key string) []byte {
+	if v, ok := t.local[bucket][key]; ok {
+		return v
+	}
+	if v, ok := t.j.overlay[bucket][key]; ok {
+		return v
+	}
+	if b := t.tx.Bucket([]byte(bucket)); b != nil {
+		return b.Get([]byte(key))
 	}
 	return nil
 }
@@ -100,11 +271,7 @@ func (t *boltTx) Get(bucket, key string, v any) error {
 	if err := t.check(bucket, key, false); err != nil {
 		return err
 	}
-	b := t.tx.Bucket([]byte(bucket))
-	if b == nil {
-		return notFound(bucket, key)
-	}
-	raw := b.Get([]byte(key))
+	raw := t.raw(bucket, key)
 	if raw == nil {
 		return notFound(bucket, key)
 	}
@@ -122,13 +289,8 @@ func (t *boltTx) Put(bucket, key string, v any) error {
 	if err != nil {
 		return fmt.Errorf("encode record %q in bucket %q: %w", key, bucket, err)
 	}
-	b, err := t.tx.CreateBucketIfNotExists([]byte(bucket))
-	if err != nil {
-		return fmt.Errorf("create bucket %q: %w", bucket, err)
-	}
-	if err := b.Put([]byte(key), raw); err != nil {
-		return fmt.Errorf("put record %q in bucket %q: %w", key, bucket, err)
-	}
+	t.set(bucket, key, raw)
+	t.ops = append(t.ops, op{Bucket: bucket, Key: key, Value: raw})
 	return nil
 }
 
@@ -136,31 +298,70 @@ func (t *boltTx) Delete(bucket, key string) error {
 	if err := t.check(bucket, key, true); err != nil {
 		return err
 	}
-	b := t.tx.Bucket([]byte(bucket))
-	if b == nil {
-		return nil
-	}
-	if err := b.Delete([]byte(key)); err != nil {
-		return fmt.Errorf("delete record %q in bucket %q: %w", key, bucket, err)
-	}
+	t.set(bucket, key, nil)
+	t.ops = append(t.ops, op{Bucket: bucket, Key: key, Del: true})
 	return nil
 }
 
-// ForEach passes raw JSON that is only valid until fn returns (it points
-// into bbolt's memory map); fn must copy what it keeps. It must not Put or
-// Delete in the same bucket.
+func (t *boltTx) set(bucket, key string, raw []byte) {
+	m := t.local[bucket]
+	if m == nil {
+		m = map[string][]byte{}
+		t.local[bucket] = m
+	}
+	m[key] = raw
+}
+
+// ForEach passes raw JSON that is only valid until fn returns; fn must copy
+// what it keeps. It merges bbolt's records with newer ones (overlay, then
+// this transaction's own writes) in key order. fn must not Put or Delete
+// in the same bucket.
 func (t *boltTx) ForEach(bucket string, fn func(key string, raw []byte) error) error {
 	if err := t.check(bucket, "-", false); err != nil {
 		return err
 	}
-	b := t.tx.Bucket([]byte(bucket))
-	if b == nil {
+	newer := map[string][]byte{}
+	for k, v := range t.j.overlay[bucket] {
+		newer[k] = v
+	}
+	for k, v := range t.local[bucket] {
+		newer[k] = v
+	}
+	keys := make([]string, 0, len(newer))
+	for k := range newer {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	i := 0
+	// emitNewer passes the newer records whose keys sort before limit
+	// (all of them when all is set), skipping deletions.
+	emitNewer := func(limit string, all bool) error {
+		for ; i < len(keys) && (all || keys[i] < limit); i++ {
+			if v := newer[keys[i]]; v != nil {
+				if err := fn(keys[i], v); err != nil {
+					return err
+				}
+			}
+		}
 		return nil
 	}
-	return b.ForEach(func(k, v []byte) error {
-		if v == nil { // a nested bucket; berth makes none
-			return nil
+	if b := t.tx.Bucket([]byte(bucket)); b != nil {
+		err := b.ForEach(func(kb, v []byte) error {
+			if v == nil { // a nested bucket; berth makes none
+				return nil
+			}
+			k := string(kb)
+			if err := emitNewer(k, false); err != nil {
+				return err
+			}
+			if _, ok := newer[k]; ok {
+				return nil // emitted (or deleted) from the newer records
+			}
+			return fn(k, v)
+		})
+		if err != nil {
+			return err
 		}
-		return fn(string(k), v)
-	})
+	}
+	return emitNewer("", true)
 }

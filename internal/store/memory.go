@@ -45,6 +45,14 @@ func (m *Memory) Update(fn func(Tx) error) error {
 	return nil
 }
 
+// Record is Update: memory has no disk to wait for.
+func (m *Memory) Record(fn func(Tx) error) (Durable, error) {
+	if err := m.Update(fn); err != nil {
+		return nil, err
+	}
+	return durableNow{}, nil
+}
+
 // View runs fn with a read-only transaction. Do not call Update inside fn:
 // the commit would wait for this View (bbolt has the same rule).
 func (m *Memory) View(fn func(Tx) error) error {

@@ -1,7 +1,8 @@
 // Package store keeps berth's persistent state — networks, endpoints,
 // sandboxes, containers, images — as JSON records in named buckets, behind a
-// small interface with a bbolt implementation (the daemon's) and an in-memory
-// one (for tests). It knows nothing of what the records mean.
+// small interface with a bbolt implementation (the daemon's: bbolt behind a
+// write-ahead journal, see journal.go) and an in-memory one (for tests). It
+// knows nothing of what the records mean.
 package store
 
 import "errors"
@@ -33,8 +34,14 @@ type Tx interface {
 
 // Store is a transactional JSON record store.
 type Store interface {
-	// Update runs fn in a read-write transaction, committed if fn returns nil.
+	// Update runs fn in a read-write transaction, committed if fn returns
+	// nil; it returns once the writes are on disk.
 	Update(fn func(Tx) error) error
+	// Record is Update returning as soon as later transactions see the
+	// writes and a crash of this process would keep them; the Durable says
+	// when they are also on disk. A caller starts its slow work (kernel
+	// calls) between Record and Wait, so that the two overlap.
+	Record(fn func(Tx) error) (Durable, error)
 	// View runs fn in a read-only transaction.
 	View(fn func(Tx) error) error
 	Close() error

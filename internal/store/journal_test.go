@@ -1,0 +1,231 @@
+package store
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// crash drops s the way a killed daemon does: no checkpoint, no Close; the
+// files stay as the last write left them.
+func crash(t *testing.T, s *Bolt) {
+	t.Helper()
+	s.wmu.Lock()
+	s.closed = true
+	s.wmu.Unlock()
+	s.j.close()
+	if err := s.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func openBolt(t *testing.T, path string) *Bolt {
+	t.Helper()
+	s, err := OpenBolt(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func record1(t *testing.T, s *Bolt, key string, count int) Durable {
+	t.Helper()
+	d, err := s.Record(func(tx Tx) error { return tx.Put(BucketEndpoints, key, record{Name: key, Count: count}) })
+	if err != nil {
+		t.Fatalf("record %s: %v", key, err)
+	}
+	return d
+}
+
+// A Record is visible at once, waits for the disk only in Wait, and
+// survives a crash of the process that wrote it (replayed at Open).
+func TestRecordSurvivesCrash(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "berth.db")
+	s := openBolt(t, path)
+	put(t, s, BucketEndpoints, "a", record{Name: "a", Count: 1})
+	d := record1(t, s, "b", 2)
+	if got, err := get(s, BucketEndpoints, "b"); err != nil || got.Count != 2 {
+		t.Fatalf("View right after Record: %+v, %v", got, err)
+	}
+	if err := d.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	record1(t, s, "c", 3) // never waited for: still kept across a crash
+	if err := s.Update(func(tx Tx) error { return tx.Delete(BucketEndpoints, "a") }); err != nil {
+		t.Fatal(err)
+	}
+	crash(t, s)
+	if fi, err := os.Stat(path + ".journal"); err != nil || fi.Size() == 0 {
+		t.Fatalf("journal after the writes: %v, %v; want records in it", fi, err)
+	}
+
+	s = openBolt(t, path)
+	if got := keys(t, s, BucketEndpoints); !slices.Equal(got, []string{"b", "c"}) {
+		t.Fatalf("after crash and reopen: keys %q, want [b c]", got)
+	}
+	if fi, err := os.Stat(path + ".journal"); err != nil || fi.Size() != 0 {
+		t.Fatalf("journal after replay: %v, %v; want it folded into bbolt and empty", fi, err)
+	}
+}
+
+// A crash in the middle of an append leaves a torn record at the end: the
+// records before it are kept, the torn one is dropped, and the store works.
+func TestRecordTornTail(t *testing.T) {
+	for _, tear := range []struct {
+		name string
+		mod  func([]byte) []byte
+	}{
+		{"short", func(b []byte) []byte { return b[:len(b)-5] }},
+		{"bad checksum", func(b []byte) []byte { b[len(b)-2] ^= 0xff; return b }},
+		{"header only", func(b []byte) []byte { return b[:4] }},
+	} {
+		t.Run(tear.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "berth.db")
+			s := openBolt(t, path)
+			record1(t, s, "kept", 1)
+			before, err := os.ReadFile(path + ".journal")
+			if err != nil {
+				t.Fatal(err)
+			}
+			record1(t, s, "torn", 2)
+			crash(t, s)
+			all, err := os.ReadFile(path + ".journal")
+			if err != nil {
+				t.Fatal(err)
+			}
+			last := tear.mod(slices.Clone(all[len(before):]))
+			if err := os.WriteFile(path+".journal", append(before, last...), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s = openBolt(t, path)
+			if got := keys(t, s, BucketEndpoints); !slices.Equal(got, []string{"kept"}) {
+				t.Fatalf("keys %q, want [kept]", got)
+			}
+			put(t, s, BucketEndpoints, "after", record{Name: "after"})
+			if got := keys(t, s, BucketEndpoints); !slices.Equal(got, []string{"after", "kept"}) {
+				t.Fatalf("keys %q after a new write, want [after kept]", got)
+			}
+		})
+	}
+}
+
+// ForEach merges what bbolt holds with newer journaled writes, in key
+// order, with deletions hidden and a transaction's own writes seen.
+func TestForEachMergesJournal(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "berth.db")
+	s := openBolt(t, path)
+	for _, k := range []string{"a", "c", "e", "g"} {
+		put(t, s, BucketEndpoints, k, record{Name: k})
+	}
+	if err := s.Close(); err != nil { // checkpoint: a c e g now in bbolt
+		t.Fatal(err)
+	}
+	s = openBolt(t, path)
+	record1(t, s, "b", 0)
+	record1(t, s, "h", 0)
+	record1(t, s, "e", 5) // a newer value of a key bbolt has
+	if err := s.Update(func(tx Tx) error { return tx.Delete(BucketEndpoints, "c") }); err != nil {
+		t.Fatal(err)
+	}
+	if got := keys(t, s, BucketEndpoints); !slices.Equal(got, []string{"a", "b", "e", "g", "h"}) {
+		t.Fatalf("keys %q", got)
+	}
+	if got, _ := get(s, BucketEndpoints, "e"); got.Count != 5 {
+		t.Fatalf("e = %+v, want the journaled Count 5", got)
+	}
+	err := s.Update(func(tx Tx) error {
+		if err := tx.Put(BucketEndpoints, "d", record{Name: "d"}); err != nil {
+			return err
+		}
+		if err := tx.Delete(BucketEndpoints, "a"); err != nil {
+			return err
+		}
+		var seen []string
+		if err := tx.ForEach(BucketEndpoints, func(k string, _ []byte) error { seen = append(seen, k); return nil }); err != nil {
+			return err
+		}
+		if !slices.Equal(seen, []string{"b", "d", "e", "g", "h"}) {
+			return fmt.Errorf("inside the transaction ForEach saw %q", seen)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Past checkpointBytes the journal is folded into bbolt and starts empty;
+// nothing is lost on the way.
+func TestJournalCheckpoints(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "berth.db")
+	s := openBolt(t, path)
+	big := make(map[string]string)
+	for i := range 64 {
+		big[fmt.Sprint(i)] = string(make([]byte, 1024))
+	}
+	n := 0
+	for s.j.size < checkpointBytes/2 || n < 10 {
+		put(t, s, BucketContainers, fmt.Sprintf("c%04d", n), record{Name: "x", Count: n, Labels: big})
+		n++
+	}
+	for range n {
+		put(t, s, BucketContainers, fmt.Sprintf("c%04d", n), record{Name: "x", Count: n, Labels: big})
+		n++
+	}
+	inBolt := 0
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket([]byte(BucketContainers)); b != nil {
+			inBolt = b.Stats().KeyN
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if inBolt == 0 || s.j.size >= checkpointBytes {
+		t.Fatalf("after %d records bbolt holds %d and the journal %d bytes: no checkpoint", n, inBolt, s.j.size)
+	}
+	crash(t, s)
+	s = openBolt(t, path)
+	if got := keys(t, s, BucketContainers); len(got) != n {
+		t.Fatalf("%d records after checkpoints and a crash, want %d", len(got), n)
+	}
+}
+
+// Concurrent writers share fdatasyncs and every Wait succeeds.
+func TestRecordConcurrentWaits(t *testing.T) {
+	s := openBolt(t, filepath.Join(t.TempDir(), "berth.db"))
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := s.Record(func(tx Tx) error { return tx.Put(BucketEndpoints, fmt.Sprint(i), record{Count: i}) })
+			if err == nil {
+				err = d.Wait()
+			}
+			if err == nil {
+				_, err = get(s, BucketEndpoints, fmt.Sprint(i))
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.j.syncMu.Lock()
+	defer s.j.syncMu.Unlock()
+	if s.j.synced != s.j.written {
+		t.Fatalf("synced %d of %d records after every Wait returned", s.j.synced, s.j.written)
+	}
+}
