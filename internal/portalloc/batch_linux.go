@@ -2,6 +2,7 @@ package portalloc
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"runtime"
@@ -11,18 +12,45 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ringMin is the number of exact ports from which Hold binds them through
-// a ring: setting one up costs about as many system calls as eight ports.
-const ringMin = 16
+// ringsFor returns n rings, made now if need be, or nil where io_uring
+// cannot be used: then Hold binds one port at a time. The caller holds a.mu.
+func (a *Allocator) ringsFor(n int) []*ring {
+	if a.syscallsOnly || a.noRings != nil {
+		return nil
+	}
+	for len(a.rings) < n {
+		r, err := newRing(maxRingEntries, opSocket, opBind, opClose)
+		if err != nil {
+			if len(a.rings) == 0 && isUnsupported(err) {
+				a.noRings = err
+				a.log.Info("holding host ports without io_uring, a few system calls each", "reason", err)
+			}
+			return nil
+		}
+		a.rings = append(a.rings, r)
+	}
+	return a.rings[:n]
+}
 
-// holdExact binds the exact ports at idx (Start == End), all through one
-// ring when there are enough of them: every socket, then every UDP socket's
-// drop filter, then every bind, each step a few io_uring_enter calls. Where
-// io_uring is missing it binds them one by one. Each socket made is written
-// to fds at once, so that Hold closes it if a later step fails; the error
-// is the first request's in idx order, as holdEach would report it.
-func (a *Allocator) holdExact(reqs []network.HostPortRequest, idx []int, out []network.HostPort, fds []int) error {
-	if len(idx) < ringMin || a.syscallsOnly {
+// isUnsupported says whether err means that this kernel, or its settings
+// (kernel.io_uring_disabled, a seccomp profile), will never give berth a
+// ring; other errors (no memory) may pass.
+func isUnsupported(err error) bool {
+	for _, e := range []error{unix.ENOSYS, unix.EPERM, unix.EACCES, unix.EINVAL, unix.EOPNOTSUPP} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// holdExact binds the exact ports at idx (Start == End) through r, or one
+// by one when r is nil: every socket, then every UDP socket's drop filter,
+// then every bind, each step a few io_uring_enter calls. Each socket made
+// is written to fds at once, so that Hold closes it if a later step fails;
+// the error is the first request's in idx order, as holdEach would report.
+func holdExact(r *ring, reqs []network.HostPortRequest, idx []int, out []network.HostPort, fds []int) error {
+	if r == nil {
 		return holdEach(reqs, idx, out, fds)
 	}
 	typs := make([]int, len(idx))
@@ -33,24 +61,13 @@ func (a *Allocator) holdExact(reqs []network.HostPortRequest, idx []int, out []n
 		}
 		typs[k] = typ
 	}
-	// The operations run on this thread: it must stay the one in the
-	// namespace while the ring lives.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	r, err := newRing(len(idx), opSocket, opBind)
-	if err != nil {
-		a.log.Debug("binding host ports one by one", "ports", len(idx), "reason", err)
-		return holdEach(reqs, idx, out, fds)
-	}
-	defer r.close()
 	ops := make([]sqe, len(idx))
 	res := make([]int32, len(idx))
 	for k, typ := range typs {
 		ops[k] = sqe{opcode: opSocket, fd: unix.AF_INET, off: uint64(typ | unix.SOCK_CLOEXEC | unix.SOCK_NONBLOCK)}
 		res[k] = math.MinInt32 // not run: neither an fd nor an errno
 	}
-	_, err = r.run(ops, res)
-	first := err
+	_, first := r.run(ops, res)
 	for k, fd := range res {
 		if fd >= 0 {
 			fds[idx[k]] = int(fd)
@@ -137,13 +154,13 @@ func (r *ring) bindAll(reqs []network.HostPortRequest, idx []int, out []network.
 	return nil
 }
 
-// closeAll closes fds, through a ring when there are many, and returns
+// closeAll closes fds, through a ring where Hold made one, and returns
 // each one's error (nil for most).
 func (a *Allocator) closeAll(fds []int) []error {
 	errs := make([]error, len(fds))
 	rest := fds
-	if len(fds) >= ringMin && !a.syscallsOnly {
-		rest = a.closeByRing(fds, errs)
+	if len(a.rings) > 0 {
+		rest = a.rings[0].closeAll(fds, errs)
 	}
 	for i, fd := range rest {
 		errs[len(fds)-len(rest)+i] = unix.Close(fd)
@@ -151,18 +168,11 @@ func (a *Allocator) closeAll(fds []int) []error {
 	return errs
 }
 
-// closeByRing closes fds through a ring, writing their errors into errs,
-// and returns the tail of fds it did not close (all of them without a
-// ring). An fd whose close is in doubt after a failure of the ring itself
-// is left alone, not closed twice: its number may belong to a new file.
-func (a *Allocator) closeByRing(fds []int, errs []error) []int {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	r, err := newRing(len(fds), opClose)
-	if err != nil {
-		return fds
-	}
-	defer r.close()
+// closeAll closes fds through r, writing their errors into errs, and
+// returns the tail of fds it did not close. An fd whose close is in doubt
+// after a failure of the ring itself is left alone, not closed twice: its
+// number may already belong to a new file.
+func (r *ring) closeAll(fds []int, errs []error) []int {
 	ops := make([]sqe, len(fds))
 	res := make([]int32, len(fds))
 	const unknown = 1 // a close returns 0 or -errno

@@ -130,6 +130,9 @@ func TestHoldManyExact(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if want := map[bool]int{false: 2, true: 0}[a.syscallsOnly]; len(a.rings) != want {
+			t.Errorf("Hold made %d rings, want %d (one per thread)", len(a.rings), want)
+		}
 		for i, hp := range got {
 			want := network.HostPort{Proto: reqs[i].Proto, HostIP: reqs[i].HostIP, Port: reqs[i].Start}
 			if hp != want {
@@ -152,8 +155,14 @@ func TestHoldManyExact(t *testing.T) {
 		if a.Held() != 0 {
 			t.Errorf("held %d ports after Release", a.Held())
 		}
+		if n := openFDs(t); n != fdsBefore+len(a.rings) {
+			t.Errorf("%d fds open after Release, %d before Hold and %d rings", n, fdsBefore, len(a.rings))
+		}
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
+		}
 		if n := openFDs(t); n != fdsBefore {
-			t.Errorf("%d fds open after Release, %d before Hold", n, fdsBefore)
+			t.Errorf("%d fds open after Close, %d before Hold", n, fdsBefore)
 		}
 		c, err := listen(t, ns, "tcp", "0.0.0.0:30150")
 		if err != nil {
@@ -208,6 +217,35 @@ func checkDropsDatagrams(t *testing.T, ns string, fd int, addr string) {
 	}
 }
 
+// TestHoldFewExact: a container's usual one or two ports take the same
+// way as 10,000, and Release closes their sockets.
+func TestHoldFewExact(t *testing.T) {
+	modes(t, func(t *testing.T, a *Allocator, ns string) {
+		got, err := a.Hold([]network.HostPortRequest{req("tcp", anyIP, 8080, 8080), req("udp", anyIP, 5353, 5353)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !a.syscallsOnly && len(a.rings) != 1 {
+			t.Errorf("Hold made %d rings, want 1", len(a.rings))
+		}
+		for _, hp := range got {
+			checkSocket(t, a.held[hp], hp)
+		}
+		checkDropsDatagrams(t, ns, a.held[got[1]], "127.0.0.1:5353")
+		if c, err := listen(t, ns, "tcp", "127.0.0.1:8080"); err == nil {
+			c()
+			t.Error("a host process could bind tcp 127.0.0.1:8080 under a held 0.0.0.0:8080")
+		}
+		fd := a.held[got[0]]
+		if err := a.Release(got); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); !errors.Is(err, unix.EBADF) {
+			t.Errorf("the socket of %v is still open after Release", got[0])
+		}
+	})
+}
+
 // TestHoldManyExactAllOrNothing: one port of 200 that a host process
 // listens on fails the whole Hold with Docker's words for that port, and
 // every socket the Hold made is closed.
@@ -229,8 +267,8 @@ func TestHoldManyExactAllOrNothing(t *testing.T) {
 		if a.Held() != 0 {
 			t.Errorf("held %d ports after a failed Hold", a.Held())
 		}
-		if n := openFDs(t); n != fdsBefore {
-			t.Errorf("%d fds open after the failed Hold, %d before", n, fdsBefore)
+		if n := openFDs(t); n != fdsBefore+len(a.rings) {
+			t.Errorf("%d fds open after the failed Hold, %d before and %d rings", n, fdsBefore, len(a.rings))
 		}
 		for _, p := range []int{30000, 30099, 30199} {
 			c, err := listen(t, ns, "tcp", fmt.Sprintf("0.0.0.0:%d", p))

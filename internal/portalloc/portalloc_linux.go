@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/berth-net/berth/internal/errdefs"
@@ -28,6 +29,11 @@ type Allocator struct {
 	// syscallsOnly makes Hold bind without io_uring, as where the kernel
 	// has none (tests use it to cover both ways).
 	syscallsOnly bool
+	// rings are the io_uring instances of the threads Hold binds on (see
+	// batch_linux.go), made on first use and kept until Close: setting one
+	// up costs more than binding a hundred ports through it.
+	rings   []*ring
+	noRings error // why io_uring cannot be used here, once known
 
 	mu   sync.Mutex
 	held map[network.HostPort]int // the socket holding each port
@@ -68,15 +74,11 @@ func (a *Allocator) Hold(reqs []network.HostPortRequest) ([]network.HostPort, er
 		}
 	}
 	err := a.holdParallel(reqs, exact, out, fds)
-	if err == nil {
+	if err == nil && len(rest) > 0 {
 		err = a.inNetns(func() error { return holdEach(reqs, rest, out, fds) })
 	}
 	if err != nil {
-		for _, fd := range fds {
-			if fd >= 0 {
-				unix.Close(fd)
-			}
-		}
+		a.closeAll(slices.DeleteFunc(fds, func(fd int) bool { return fd < 0 }))
 		return nil, err
 	}
 	for i, hp := range out {
@@ -90,18 +92,29 @@ func (a *Allocator) Hold(reqs []network.HostPortRequest) ([]network.HostPort, er
 const parallelMin = 256
 
 // holdParallel binds the requests at idx, on up to GOMAXPROCS threads when
-// there are many. Each worker writes only its own slots of out and fds.
+// there are many, each with its own ring. Each worker writes only its own
+// slots of out and fds.
 func (a *Allocator) holdParallel(reqs []network.HostPortRequest, idx []int, out []network.HostPort, fds []int) error {
-	workers := min(runtime.GOMAXPROCS(0), len(idx)/parallelMin)
-	if workers <= 1 {
-		return a.inNetns(func() error { return a.holdExact(reqs, idx, out, fds) })
+	if len(idx) == 0 {
+		return nil
+	}
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(idx)/parallelMin))
+	rings := a.ringsFor(workers)
+	ringOf := func(w int) *ring {
+		if rings == nil {
+			return nil
+		}
+		return rings[w]
+	}
+	if workers == 1 {
+		return a.inNetns(func() error { return holdExact(ringOf(0), reqs, idx, out, fds) })
 	}
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
 		part := idx[w*len(idx)/workers : (w+1)*len(idx)/workers]
 		wg.Go(func() {
-			errs[w] = a.inNetns(func() error { return a.holdExact(reqs, part, out, fds) })
+			errs[w] = a.inNetns(func() error { return holdExact(ringOf(w), reqs, part, out, fds) })
 		})
 	}
 	wg.Wait()
@@ -159,7 +172,7 @@ func (a *Allocator) Held() int {
 	return len(a.held)
 }
 
-// Close releases every port.
+// Close releases every port and frees the rings.
 func (a *Allocator) Close() error {
 	a.mu.Lock()
 	ps := make([]network.HostPort, 0, len(a.held))
@@ -167,7 +180,14 @@ func (a *Allocator) Close() error {
 		ps = append(ps, hp)
 	}
 	a.mu.Unlock()
-	return a.Release(ps)
+	err := a.Release(ps)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range a.rings {
+		r.close()
+	}
+	a.rings = nil
+	return err
 }
 
 func (a *Allocator) inNetns(fn func() error) error {

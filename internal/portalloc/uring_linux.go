@@ -3,6 +3,7 @@ package portalloc
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"unsafe"
 
@@ -16,10 +17,12 @@ import (
 // system calls each. The operations run inline in io_uring_enter, on the
 // calling thread and so in its network namespace.
 //
-// A ring is used by one goroutine, locked to its thread, and closed before
-// that goroutine returns. Where io_uring is missing or refused (an old
-// kernel, kernel.io_uring_disabled, a seccomp profile), newRing fails and
-// the caller makes the system calls one by one.
+// An Allocator keeps its rings (setting one up costs some 100 µs) and uses
+// each from one goroutine at a time, on whatever thread is in the right
+// namespace: the operations run in the context of the thread that submits
+// them, not of the one that made the ring. Where io_uring is missing or
+// refused (an old kernel, kernel.io_uring_disabled, a seccomp profile),
+// newRing fails and the caller makes the system calls one by one.
 type ring struct {
 	fd      int
 	entries uint32
@@ -181,6 +184,10 @@ func (r *ring) close() {
 // error, sent says how many ops went to the kernel: the results of the
 // last chunk of them may be missing, the ops after them were not issued.
 func (r *ring) run(ops []sqe, res []int32) (sent int, err error) {
+	// Completions that the kernel finishes later are delivered to the
+	// submitting thread: stay on it.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	for start := 0; start < len(ops); start += int(r.entries) {
 		chunk := ops[start:min(start+int(r.entries), len(ops))]
 		tail := atomic.LoadUint32(r.sqTail)
