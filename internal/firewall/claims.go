@@ -56,20 +56,20 @@ func (c *PortClaims) slot(m PortMapping) *portClaims {
 // or a port on every address beside the same port on one. It changes
 // nothing.
 func (c *PortClaims) Check(ms []PortMapping) error {
-	var batch *PortClaims
+	// The batch is claimed as it is checked, so that it collides with
+	// itself too, and let go at the end. (An index of its own would cost
+	// 1 MiB per call: 100 containers of 100 ports made 100 MiB of garbage.)
+	n := 0
+	defer func() { c.Remove(ms[:n]) }()
 	for _, m := range ms {
 		if err := validatePort(m); err != nil {
 			return err
 		}
-		if c.collides(m) || (batch != nil && batch.collides(m)) {
+		if c.collides(m) {
 			return errdefs.Conflict("port mapping %s: the host port is already published", m)
 		}
-		if len(ms) > 1 {
-			if batch == nil {
-				batch = NewPortClaims()
-			}
-			batch.add(m)
-		}
+		c.add(m)
+		n++
 	}
 	return nil
 }

@@ -53,6 +53,35 @@ func TestPortClaims(t *testing.T) {
 	}
 }
 
+// TestPortClaimsCheckChangesNothing: whether Check passes or fails half
+// way through a batch, it leaves no claim behind.
+func TestPortClaimsCheckChangesNothing(t *testing.T) {
+	ctr := netip.MustParseAddr("172.17.0.2")
+	local := netip.MustParseAddr("127.0.0.1")
+	batch := []PortMapping{
+		{Proto: TCP, HostPort: 8080, Addr: ctr, Port: 80},
+		{Proto: TCP, HostIP: local, HostPort: 8081, Addr: ctr, Port: 81},
+		{Proto: UDP, HostPort: 8080, Addr: ctr, Port: 80},
+	}
+	c := NewPortClaims()
+	for range 2 {
+		if err := c.Check(batch); err != nil {
+			t.Fatalf("Check: %v", err)
+		}
+	}
+	bad := append(append([]PortMapping{}, batch...), PortMapping{Proto: TCP, HostIP: local, HostPort: 8080, Addr: ctr, Port: 82})
+	if err := c.Check(bad); err == nil {
+		t.Fatal("a batch that collides with itself passed")
+	}
+	c.Add(batch[1:])
+	if err := c.Check(batch[:1]); err != nil {
+		t.Errorf("after failed Checks, %v: %v", batch[0], err)
+	}
+	if err := c.Check(batch[1:2]); err == nil {
+		t.Errorf("%v passed while claimed", batch[1])
+	}
+}
+
 func TestHostKey(t *testing.T) {
 	a := PortMapping{Proto: TCP, HostPort: 80}
 	b := PortMapping{Proto: TCP, HostIP: netip.IPv4Unspecified(), HostPort: 80}
