@@ -2,10 +2,13 @@ package daemon
 
 import (
 	"context"
+	"errors"
+	"maps"
 
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/store"
 )
 
 // Networks lists every network.
@@ -66,26 +69,36 @@ func (d *Daemon) ConnectNetwork(ctx context.Context, netRef, ctrRef string, req 
 	if req.IPv4Address.IsValid() && (n.Predefined || !n.IPv4.UserSubnet) {
 		return errdefs.Invalid("user specified IP address is supported only when connecting to networks with user configured subnets")
 	}
-	if c.Running() {
-		if _, err := d.net.Join(ctx, c.State.SandboxID, n.ID, network.JoinRequest{
-			ContainerID: c.ID, Name: c.Name, IPv4: req.IPv4Address, MAC: req.MacAddress, Aliases: req.Aliases,
-			Hostname: c.Config.Hostname,
-		}); err != nil {
-			return err
-		}
-		d.connectDNS(c)
+	nets := maps.Clone(c.Config.Networks)
+	if nets == nil {
+		nets = map[string]container.EndpointRequest{}
 	}
-	if c.Config.Networks == nil {
-		c.Config.Networks = map[string]container.EndpointRequest{}
+	nets[n.Name] = req
+	if !c.Running() {
+		c.Config.Networks = nets
+		return d.putContainer(c)
 	}
-	c.Config.Networks[n.Name] = req
-	if err := d.putContainer(c); err != nil {
-		return err
+	// The container's record goes into the store with the endpoint's
+	// intent: one record, one fdatasync, which overlaps the kernel work.
+	if _, err := d.net.Join(ctx, c.State.SandboxID, n.ID, network.JoinRequest{
+		ContainerID: c.ID, Name: c.Name, IPv4: req.IPv4Address, MAC: req.MacAddress, Aliases: req.Aliases,
+		Hostname: c.Config.Hostname, Record: recordContainer(c, nets),
+	}); err != nil {
+		return errors.Join(err, d.putContainer(c)) // the record as it was
 	}
-	if c.Running() {
-		return d.writeHosts(c)
+	c.Config.Networks = nets
+	d.connectDNS(c)
+	return d.writeHosts(c)
+}
+
+// recordContainer writes c's record with its networks replaced by nets,
+// leaving c itself alone.
+func recordContainer(c *container.Container, nets map[string]container.EndpointRequest) func(store.Tx) error {
+	return func(tx store.Tx) error {
+		cp := *c
+		cp.Config.Networks = nets
+		return tx.Put(store.BucketContainers, c.ID, &cp)
 	}
-	return nil
 }
 
 // DisconnectNetwork takes a container off a network.
@@ -107,22 +120,28 @@ func (d *Daemon) DisconnectNetwork(ctx context.Context, netRef, ctrRef string, f
 	if n.Driver == network.DriverHost {
 		return errdefs.Invalid("%s", errConflictHostNetwork)
 	}
-	if c.Running() {
-		if err := d.net.Leave(ctx, c.State.SandboxID, n.ID); err != nil && !(force && errdefs.Is(err, errdefs.KindNotFound)) {
-			return err
-		}
-	}
 	// NetworkMode stays what the container was created with, as Docker's
 	// HostConfig.NetworkMode does: a container taken off its last network
 	// can be connected again, to that network or another.
-	delete(c.Config.Networks, n.Name)
-	if err := d.putContainer(c); err != nil {
-		return err
+	nets := maps.Clone(c.Config.Networks)
+	delete(nets, n.Name)
+	if !c.Running() {
+		c.Config.Networks = nets
+		return d.putContainer(c)
 	}
-	if c.Running() {
-		return d.writeHosts(c)
+	err = d.net.LeaveAndRecord(ctx, c.State.SandboxID, n.ID, recordContainer(c, nets))
+	switch {
+	case err == nil:
+		c.Config.Networks = nets
+	case force && errdefs.Is(err, errdefs.KindNotFound):
+		c.Config.Networks = nets
+		if err := d.putContainer(c); err != nil {
+			return err
+		}
+	default:
+		return errors.Join(err, d.putContainer(c)) // the record as it was
 	}
-	return nil
+	return d.writeHosts(c)
 }
 
 // Docker's words (runconfig) for the network combinations it refuses.

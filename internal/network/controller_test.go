@@ -448,3 +448,38 @@ func TestPruneNetworks(t *testing.T) {
 		t.Fatalf("prune all = %v, %v (c is in use, predefined stay)", got, err)
 	}
 }
+
+// JoinRequest.Record and LeaveAndRecord put the caller's record into the
+// store with the endpoint's intent: present after a Join that got that far,
+// absent when Join refuses the request before recording anything.
+func TestJoinAndLeaveRecordCallersRecord(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	sb := r.sandbox(t, "c1")
+	mark := func(v string) func(store.Tx) error {
+		return func(tx store.Tx) error { return tx.Put(store.BucketContainers, "c1", v) }
+	}
+	stored := func() string {
+		var v string
+		if err := r.st.View(func(tx store.Tx) error { return tx.Get(store.BucketContainers, "c1", &v) }); err != nil {
+			return ""
+		}
+		return v
+	}
+	if _, err := r.c.Join(ctx, sb.ID, "bridge", JoinRequest{ContainerID: "c1", IPv4: netip.MustParseAddr("172.17.0.9"), Record: mark("refused")}); err == nil {
+		t.Fatal("a static address on bridge was accepted")
+	}
+	if got := stored(); got != "" {
+		t.Fatalf("a refused Join recorded the caller's %q", got)
+	}
+	r.join(t, sb, "bridge", JoinRequest{ContainerID: "c1", Record: mark("joined")})
+	if got := stored(); got != "joined" {
+		t.Fatalf("after Join the caller's record is %q, want joined", got)
+	}
+	if err := r.c.LeaveAndRecord(ctx, sb.ID, "bridge", mark("left")); err != nil {
+		t.Fatal(err)
+	}
+	if got := stored(); got != "left" {
+		t.Fatalf("after Leave the caller's record is %q, want left", got)
+	}
+}

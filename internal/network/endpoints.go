@@ -22,6 +22,10 @@ type JoinRequest struct {
 	Hostname    string // the container's hostname: one of its DNS names on user networks
 	// Ports to publish on this endpoint (the container's first network).
 	Ports []PortRequest
+	// Record, if set, writes the caller's own records (the container's)
+	// in the same store record as the endpoint's intent, so that both are
+	// on disk, or neither, when Join returns.
+	Record func(store.Tx) error
 }
 
 // HostIfNameFunc and MACFunc make the random names and MACs of new
@@ -81,7 +85,7 @@ func (c *Controller) DeleteSandbox(ctx context.Context, id string) error {
 	}
 	var errs []error
 	for _, ep := range eps {
-		if err := c.leave(ctx, sb, ep, true); err != nil {
+		if err := c.leave(ctx, sb, ep, true, nil); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -106,8 +110,15 @@ func (c *Controller) forgetSandbox(id string) error {
 // Join connects a sandbox to a network: it allocates the address and
 // records the endpoint as "creating" (intent first), makes the veth pair,
 // then marks the endpoint ready. A failure undoes all of it.
+//
+// The intent is in the store's journal before the kernel is touched (a
+// daemon that dies from here on finds it at restart), and the fdatasync
+// that puts it on disk runs while the kernel works: Join waits for it only
+// at the end. The ready mark is journaled and not waited for: if a power
+// loss drops it, it drops the veth too, and the next start rolls the
+// "creating" endpoint back.
 func (c *Controller) Join(ctx context.Context, sandboxID, netRef string, req JoinRequest) (*Endpoint, error) {
-	ep, sb, n, err := c.planEndpoint(sandboxID, netRef, req)
+	ep, sb, n, intent, err := c.planEndpoint(sandboxID, netRef, req)
 	if err != nil {
 		return nil, err
 	}
@@ -121,45 +132,48 @@ func (c *Controller) Join(ctx context.Context, sandboxID, netRef string, req Joi
 		}
 	}
 	if err := c.addPorts(ctx, ep); err != nil {
-		return nil, errors.Join(err, c.leave(ctx, sb, ep, true))
+		return nil, errors.Join(err, c.leave(ctx, sb, ep, true, nil))
 	}
 	c.mu.Lock()
 	ep.State = EndpointReady
-	perr := c.putEndpointLocked(ep)
+	_, perr := c.recordEndpointLocked(ep, nil)
 	c.mu.Unlock()
+	if perr == nil {
+		perr = intent.Wait()
+	}
 	if perr != nil {
-		return nil, errors.Join(perr, c.leave(ctx, sb, ep, true))
+		return nil, errors.Join(perr, c.leave(ctx, sb, ep, true, nil))
 	}
 	return cloneEndpoint(ep), nil
 }
 
 // planEndpoint checks the request, allocates the address, picks the
 // interface names and MAC and records the endpoint, all under the lock.
-func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*Endpoint, *Sandbox, *Network, error) {
+func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*Endpoint, *Sandbox, *Network, store.Durable, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	sb, ok := c.sandboxes[sandboxID]
 	if !ok {
-		return nil, nil, nil, errdefs.NotFound("sandbox %s not found", sandboxID)
+		return nil, nil, nil, nil, errdefs.NotFound("sandbox %s not found", sandboxID)
 	}
 	n, err := c.lookupNetwork(netRef)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	ifNames := map[string]bool{}
 	for _, o := range c.endpoints {
 		if o.SandboxID == sandboxID {
 			if o.NetworkID == n.ID {
-				return nil, nil, nil, errdefs.Forbidden("endpoint with name %s already exists in network %s", req.Name, n.Name)
+				return nil, nil, nil, nil, errdefs.Forbidden("endpoint with name %s already exists in network %s", req.Name, n.Name)
 			}
 			ifNames[o.IfName] = true
 		}
 	}
 	if err := c.checkBridgeRoomLocked(n); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	if sb.HostNetwork != (n.Driver == DriverHost) {
-		return nil, nil, nil, errdefs.Forbidden("container cannot be connected to network %q: a container on the host network cannot join another network, nor the reverse", n.Name)
+		return nil, nil, nil, nil, errdefs.Forbidden("container cannot be connected to network %q: a container on the host network cannot join another network, nor the reverse", n.Name)
 	}
 	ep := &Endpoint{
 		ID: c.cfg.NewID(), Name: req.Name, NetworkID: n.ID, SandboxID: sandboxID,
@@ -167,16 +181,17 @@ func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*E
 	}
 	if n.Driver != DriverBridge {
 		if req.IPv4.IsValid() {
-			return nil, nil, nil, errdefs.Invalid("user specified IP address is supported on user defined networks only")
+			return nil, nil, nil, nil, errdefs.Invalid("user specified IP address is supported on user defined networks only")
 		}
-		return ep, sb, n, c.putEndpointLocked(ep)
+		d, err := c.recordEndpointLocked(ep, req.Record)
+		return ep, sb, n, d, err
 	}
 	if err := c.assignAddressLocked(n, ep, req.IPv4); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	if ep.MAC, err = c.pickMAC(req.MAC); err != nil {
 		c.spaces[n.ID].Release(ep.Address.Addr())
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	for i := 0; ; i++ {
 		if name := fmt.Sprintf("eth%d", i); !ifNames[name] {
@@ -188,11 +203,12 @@ func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*E
 	if !n.Internal {
 		ep.Gateway = n.IPv4.Gateway
 	}
-	if err := c.putEndpointLocked(ep); err != nil {
+	d, err := c.recordEndpointLocked(ep, req.Record)
+	if err != nil {
 		c.spaces[n.ID].Release(ep.Address.Addr())
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
-	return ep, sb, n, nil
+	return ep, sb, n, d, nil
 }
 
 // assignAddressLocked gives ep a static or the lowest free address on n.
@@ -235,6 +251,13 @@ func (c *Controller) pickMAC(s string) (net.HardwareAddr, error) {
 
 // Leave disconnects a sandbox from one network.
 func (c *Controller) Leave(ctx context.Context, sandboxID, netRef string) error {
+	return c.LeaveAndRecord(ctx, sandboxID, netRef, nil)
+}
+
+// LeaveAndRecord is Leave writing the caller's own records (if record is
+// set) in the same store record as the endpoint's "deleting" intent (see
+// JoinRequest.Record).
+func (c *Controller) LeaveAndRecord(ctx context.Context, sandboxID, netRef string, record func(store.Tx) error) error {
 	c.mu.Lock()
 	sb, ok := c.sandboxes[sandboxID]
 	if !ok {
@@ -256,15 +279,16 @@ func (c *Controller) Leave(ctx context.Context, sandboxID, netRef string) error 
 	if ep == nil {
 		return errdefs.NotFound("container is not connected to network %s", n.Name)
 	}
-	return c.leave(ctx, sb, ep, false)
+	return c.leave(ctx, sb, ep, false, record)
 }
 
 // leave marks ep as deleting, removes its veth pair and forgets it. When
-// sandboxGoing is true the namespace is about to be deleted as well.
-func (c *Controller) leave(ctx context.Context, sb *Sandbox, ep *Endpoint, sandboxGoing bool) error {
+// sandboxGoing is true the namespace is about to be deleted as well. As in
+// Join, the intent's fdatasync overlaps the kernel work.
+func (c *Controller) leave(ctx context.Context, sb *Sandbox, ep *Endpoint, sandboxGoing bool, record func(store.Tx) error) error {
 	c.mu.Lock()
 	ep.State = EndpointDeleting
-	err := c.putEndpointLocked(ep)
+	intent, err := c.recordEndpointLocked(ep, record)
 	n := c.networks[ep.NetworkID]
 	c.mu.Unlock()
 	if err != nil {
@@ -278,10 +302,15 @@ func (c *Controller) leave(ctx context.Context, sb *Sandbox, ep *Endpoint, sandb
 			return fmt.Errorf("leave network %q: %w", n.Name, err)
 		}
 	}
-	return c.forgetEndpoint(ep)
+	if err := c.forgetEndpoint(ep); err != nil {
+		return err
+	}
+	return intent.Wait()
 }
 
-// forgetEndpoint releases ep's host ports and address and deletes its record.
+// forgetEndpoint releases ep's host ports and address and deletes its
+// record (journaled, not waited for: a record that a power loss brings
+// back is "deleting", which the next start finishes).
 func (c *Controller) forgetEndpoint(ep *Endpoint) error {
 	if err := c.releasePorts(ep); err != nil {
 		c.log.Warn("releasing host ports", "err", err) // the record must go anyway
@@ -293,16 +322,38 @@ func (c *Controller) forgetEndpoint(ep *Endpoint) error {
 	}
 	delete(c.endpoints, ep.ID)
 	c.names.remove(ep.ID)
-	return c.cfg.Store.Update(func(tx store.Tx) error { return tx.Delete(store.BucketEndpoints, ep.ID) })
+	_, err := c.cfg.Store.Record(func(tx store.Tx) error { return tx.Delete(store.BucketEndpoints, ep.ID) })
+	return err
 }
 
+// putEndpointLocked records ep and waits until the record is on disk.
 func (c *Controller) putEndpointLocked(ep *Endpoint) error {
-	if err := c.cfg.Store.Update(func(tx store.Tx) error { return tx.Put(store.BucketEndpoints, ep.ID, ep) }); err != nil {
-		return fmt.Errorf("record endpoint: %w", err)
+	d, err := c.recordEndpointLocked(ep, nil)
+	if err != nil {
+		return err
+	}
+	return d.Wait()
+}
+
+// recordEndpointLocked journals ep (with also's writes, if set, in the
+// same record) and makes it current in memory; the Durable says when the
+// record is on disk.
+func (c *Controller) recordEndpointLocked(ep *Endpoint, also func(store.Tx) error) (store.Durable, error) {
+	d, err := c.cfg.Store.Record(func(tx store.Tx) error {
+		if err := tx.Put(store.BucketEndpoints, ep.ID, ep); err != nil {
+			return err
+		}
+		if also != nil {
+			return also(tx)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record endpoint: %w", err)
 	}
 	c.endpoints[ep.ID] = ep
 	c.names.update(ep, c.networks[ep.NetworkID])
-	return nil
+	return d, nil
 }
 
 // endpointSpec is what the driver needs to make or remove ep.
