@@ -11,10 +11,11 @@ import (
 )
 
 // A ring is the least of io_uring that Hold needs: it issues many socket,
-// setsockopt and bind calls with a few io_uring_enter calls. On the VMs
-// berth is measured on, a system call's entry and exit alone cost some
-// 3.5 µs, more than a socket's creation or bind; 10,000 ports took two
-// system calls each. The operations run inline in io_uring_enter, on the
+// setsockopt, bind and close calls with a few io_uring_enter calls. On the
+// VMs berth is measured on, a system call's entry and exit cost 1–3.5 µs
+// (getppid in a loop), as much as a socket's creation or bind, and 10,000
+// ports took 20,000 of them: through a ring they take half the time
+// (BenchmarkHold). The operations run inline in io_uring_enter, on the
 // calling thread and so in its network namespace.
 //
 // An Allocator keeps its rings (setting one up costs some 100 µs) and uses
