@@ -1,6 +1,9 @@
 // Package dnsbench measures berth's embedded DNS resolver from inside a
 // container: queries per second one at a time and with 16 in flight, and
 // the latency percentiles, for berth's own names and for forwarded ones.
+// "16 in flight" is taken two ways: 16 clients with a socket each, each
+// waiting for its answer (run), and one pipelined client that keeps 16
+// queries outstanding on one socket, as dnsperf does (pipeline_test.go).
 //
 // Run it as root in a private namespace (it builds a test world):
 //
