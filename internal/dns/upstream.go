@@ -93,8 +93,8 @@ func (p *udpPool) send(ctx context.Context, q *mdns.Msg, up netip.AddrPort, time
 }
 
 // register picks a socket to up (opening one if none has room) and an ID
-// free on it, and records the question under it.
-// Its timer and ctx take it out again with an error.
+// free on it, and records the question under it, with a timer and a hook
+// on ctx that take it out again with an error.
 func (p *udpPool) register(ctx context.Context, up netip.AddrPort, q mdns.Question, timeout time.Duration, done func(*mdns.Msg, error)) (*upstreamSock, uint16, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
