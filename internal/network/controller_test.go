@@ -3,6 +3,7 @@ package network
 import (
 	"context"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -481,5 +482,22 @@ func TestJoinAndLeaveRecordCallersRecord(t *testing.T) {
 	}
 	if got := stored(); got != "left" {
 		t.Fatalf("after Leave the caller's record is %q, want left", got)
+	}
+}
+
+// DeleteSandbox lets the driver drop what it holds in the namespace before
+// the namespace file goes: a namespace the driver still held would outlive
+// the container, with its veth ends.
+func TestDeleteSandboxReleasesDriverHold(t *testing.T) {
+	r := newRig(t)
+	sb := r.sandbox(t, "c1")
+	r.join(t, sb, "bridge", JoinRequest{ContainerID: "c1"})
+	if err := r.c.DeleteSandbox(context.Background(), sb.ID); err != nil {
+		t.Fatal(err)
+	}
+	r.drv.mu.Lock()
+	defer r.drv.mu.Unlock()
+	if !slices.Contains(r.drv.released, sb.Key) {
+		t.Fatalf("DeleteSandbox released %q, want %q among them", r.drv.released, sb.Key)
 	}
 }

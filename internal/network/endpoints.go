@@ -90,6 +90,7 @@ func (c *Controller) DeleteSandbox(ctx context.Context, id string) error {
 		}
 	}
 	if !sb.HostNetwork {
+		c.cfg.Driver.ReleaseSandbox(sb.Key)
 		if err := c.cfg.Sandboxes.Delete(id); err != nil {
 			errs = append(errs, err)
 		}
@@ -136,7 +137,7 @@ func (c *Controller) Join(ctx context.Context, sandboxID, netRef string, req Joi
 	}
 	c.mu.Lock()
 	ep.State = EndpointReady
-	_, perr := c.recordEndpointLocked(ep, nil)
+	perr := c.noteEndpointLocked(ep)
 	c.mu.Unlock()
 	if perr == nil {
 		perr = intent.Wait()
@@ -322,8 +323,7 @@ func (c *Controller) forgetEndpoint(ep *Endpoint) error {
 	}
 	delete(c.endpoints, ep.ID)
 	c.names.remove(ep.ID)
-	_, err := c.cfg.Store.Record(func(tx store.Tx) error { return tx.Delete(store.BucketEndpoints, ep.ID) })
-	return err
+	return c.cfg.Store.Note(func(tx store.Tx) error { return tx.Delete(store.BucketEndpoints, ep.ID) })
 }
 
 // putEndpointLocked records ep and waits until the record is on disk.
@@ -354,6 +354,17 @@ func (c *Controller) recordEndpointLocked(ep *Endpoint, also func(store.Tx) erro
 	c.endpoints[ep.ID] = ep
 	c.names.update(ep, c.networks[ep.NetworkID])
 	return d, nil
+}
+
+// noteEndpointLocked journals ep without starting an fdatasync (see
+// store.Note) and makes it current in memory.
+func (c *Controller) noteEndpointLocked(ep *Endpoint) error {
+	if err := c.cfg.Store.Note(func(tx store.Tx) error { return tx.Put(store.BucketEndpoints, ep.ID, ep) }); err != nil {
+		return fmt.Errorf("record endpoint: %w", err)
+	}
+	c.endpoints[ep.ID] = ep
+	c.names.update(ep, c.networks[ep.NetworkID])
+	return nil
 }
 
 // endpointSpec is what the driver needs to make or remove ep.

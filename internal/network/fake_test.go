@@ -21,6 +21,7 @@ type fakeDriver struct {
 	owners   map[string]string       // link → owner tag
 	routes   []netip.Prefix
 	failJoin error
+	released []string // sandbox paths ReleaseSandbox was called for
 }
 
 func newFakeDriver() *fakeDriver {
@@ -71,6 +72,12 @@ func (d *fakeDriver) Leave(sandboxPath string, spec EndpointSpec) error {
 	delete(d.veths, spec.HostIfName)
 	delete(d.owners, spec.HostIfName)
 	return nil
+}
+
+func (d *fakeDriver) ReleaseSandbox(sandboxPath string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.released = append(d.released, sandboxPath)
 }
 
 func (d *fakeDriver) OwnedLinks() ([]OwnedLink, error) {

@@ -295,6 +295,7 @@ func (c *Controller) removeOrphans() []error {
 	for _, id := range ids {
 		if !knownSB[id] {
 			c.log.Info("removing orphaned sandbox namespace", "sandbox", id)
+			c.cfg.Driver.ReleaseSandbox(c.cfg.Sandboxes.Path(id))
 			if err := c.cfg.Sandboxes.Delete(id); err != nil {
 				errs = append(errs, err)
 			}

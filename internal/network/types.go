@@ -156,6 +156,9 @@ type Driver interface {
 	Join(sandboxPath string, spec EndpointSpec) error
 	// Leave removes the endpoint's veth pair; sandboxPath may already be gone.
 	Leave(sandboxPath string, spec EndpointSpec) error
+	// ReleaseSandbox drops whatever the driver holds open in the sandbox at
+	// sandboxPath; the controller calls it before deleting the sandbox.
+	ReleaseSandbox(sandboxPath string)
 	// OwnedLinks lists the host-namespace links berth tagged.
 	OwnedLinks() ([]OwnedLink, error)
 	// LinkExists reports whether a link of that name exists in the host namespace.

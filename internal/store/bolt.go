@@ -81,8 +81,25 @@ func (b *Bolt) Update(fn func(Tx) error) error {
 
 // Record is Update that returns as soon as the writes are in the journal
 // (visible to every later transaction, and kept if this process dies),
-// with a Durable that says when they are on disk.
+// with a Durable that says when they are on disk. Their fdatasync has
+// started when Record returns.
 func (b *Bolt) Record(fn func(Tx) error) (Durable, error) {
+	d, err := b.write(fn)
+	if err == nil {
+		b.j.startSync()
+	}
+	return d, err
+}
+
+// Note is Record without starting the fdatasync: the writes reach the disk
+// with the next Record's, or the next checkpoint.
+func (b *Bolt) Note(fn func(Tx) error) error {
+	_, err := b.write(fn)
+	return err
+}
+
+// write journals fn's writes.
+func (b *Bolt) write(fn func(Tx) error) (Durable, error) {
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
 	if b.closed {

@@ -76,6 +76,11 @@ type journal struct {
 	synced  uint64
 	syncing bool
 	syncErr error
+
+	// kick starts a background fdatasync (Record's), so that it runs while
+	// the caller does its slow work; syncerDone closes when the syncer ends.
+	kick       chan struct{}
+	syncerDone chan struct{}
 }
 
 func openJournal(path string) (*journal, error) {
@@ -83,9 +88,30 @@ func openJournal(path string) (*journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open journal: %w", err)
 	}
-	j := &journal{f: f, overlay: map[string]map[string][]byte{}}
+	j := &journal{f: f, overlay: map[string]map[string][]byte{}, kick: make(chan struct{}, 1), syncerDone: make(chan struct{})}
 	j.cond = sync.NewCond(&j.syncMu)
+	go j.syncer()
 	return j, nil
+}
+
+// syncer runs one fdatasync per kick, covering every record written
+// before it starts.
+func (j *journal) syncer() {
+	defer close(j.syncerDone)
+	for range j.kick {
+		j.syncMu.Lock()
+		seq := j.written
+		j.syncMu.Unlock()
+		_ = j.wait(seq) // an error is kept in syncErr for the waiters
+	}
+}
+
+// startSync asks the syncer for an fdatasync, unless one is already asked for.
+func (j *journal) startSync() {
+	select {
+	case j.kick <- struct{}{}:
+	default:
+	}
 }
 
 // readRecords returns the ops of every whole record in the journal, in
@@ -257,4 +283,8 @@ func (j *journal) reset() error {
 	return nil
 }
 
-func (j *journal) close() error { return j.f.Close() }
+func (j *journal) close() error {
+	close(j.kick)
+	<-j.syncerDone
+	return j.f.Close()
+}

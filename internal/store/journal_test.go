@@ -229,3 +229,33 @@ func TestRecordConcurrentWaits(t *testing.T) {
 		t.Fatalf("synced %d of %d records after every Wait returned", s.j.synced, s.j.written)
 	}
 }
+
+// A Note is visible at once, kept across a crash, and on disk after the
+// next Record's fdatasync.
+func TestNoteRidesOnTheNextSync(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "berth.db")
+	s := openBolt(t, path)
+	if err := s.Note(func(tx Tx) error { return tx.Put(BucketEndpoints, "noted", record{Count: 1}) }); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := get(s, BucketEndpoints, "noted"); err != nil || got.Count != 1 {
+		t.Fatalf("View after Note: %+v, %v", got, err)
+	}
+	s.j.syncMu.Lock()
+	noted := s.j.written
+	s.j.syncMu.Unlock()
+	if err := record1(t, s, "recorded", 2).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	s.j.syncMu.Lock()
+	synced := s.j.synced
+	s.j.syncMu.Unlock()
+	if synced < noted {
+		t.Fatalf("synced %d after the Record's Wait, want the noted record %d too", synced, noted)
+	}
+	crash(t, s)
+	s = openBolt(t, path)
+	if got := keys(t, s, BucketEndpoints); !slices.Equal(got, []string{"noted", "recorded"}) {
+		t.Fatalf("after crash: %q", got)
+	}
+}

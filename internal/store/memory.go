@@ -53,6 +53,9 @@ func (m *Memory) Record(fn func(Tx) error) (Durable, error) {
 	return durableNow{}, nil
 }
 
+// Note is Update.
+func (m *Memory) Note(fn func(Tx) error) error { return m.Update(fn) }
+
 // View runs fn with a read-only transaction. Do not call Update inside fn:
 // the commit would wait for this View (bbolt has the same rule).
 func (m *Memory) View(fn func(Tx) error) error {

@@ -42,6 +42,9 @@ type Store interface {
 	// when they are also on disk. A caller starts its slow work (kernel
 	// calls) between Record and Wait, so that the two overlap.
 	Record(fn func(Tx) error) (Durable, error)
+	// Note is Record for writes nobody waits for: they are kept if this
+	// process dies, and reach the disk with a later Record or Update.
+	Note(fn func(Tx) error) error
 	// View runs fn in a read-only transaction.
 	View(fn func(Tx) error) error
 	Close() error

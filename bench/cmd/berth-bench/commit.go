@@ -9,9 +9,9 @@ import (
 	"github.com/berth-net/berth/internal/store"
 )
 
-// storeCommits times n one-record bbolt transactions in a scratch store
-// beside the daemon's data-root (same filesystem): the durable write that
-// each recorded step of a connect or disconnect waits for.
+// storeCommits times n one-record store updates (a journal append and its
+// fdatasync) in a scratch store beside the daemon's data-root (same
+// filesystem): the durable write a connect or disconnect waits for, once.
 func storeCommits(dir string, n int) (stats.Samples, error) {
 	st, err := store.OpenBolt(filepath.Join(dir, "commit-probe.db"))
 	if err != nil {

@@ -48,8 +48,8 @@ func attachRows(t *stats.Table, r *results) {
 		if r.plan.tmpfs {
 			fs = "tmpfs"
 		}
-		t.Add("store commit (one bbolt update)", stats.Triple(c), "", "", "",
-			fmt.Sprintf("data-root on %s; a connect or disconnect waits for 3", fs))
+		t.Add("store commit (journal append + fdatasync)", stats.Triple(c), "", "", "",
+			fmt.Sprintf("data-root on %s; a connect or disconnect waits for 1, overlapped with the kernel work", fs))
 	}
 	t.Section("network disconnect of a running container, ms median / p95 / p99")
 	for _, tr := range s.tiers {

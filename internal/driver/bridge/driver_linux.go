@@ -21,6 +21,8 @@ import (
 type Driver struct {
 	h      *netlink.Handle
 	reaper *reaper
+	// conns holds each sandbox's namespace and sockets, Join to ReleaseSandbox.
+	conns conns
 	// hostThread writes the host namespace's sysctls; nil when that is the daemon's own.
 	hostThread *hostThread
 	// background counts announcements still being sent.
@@ -75,6 +77,7 @@ func openHandle(path string) (*netlink.Handle, error) {
 // driver's netlink sockets.
 func (d *Driver) Close() error {
 	d.background.Wait()
+	d.releaseAll()
 	d.reaper.close()
 	d.hostThread.close()
 	d.h.Close()

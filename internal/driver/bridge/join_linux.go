@@ -38,11 +38,16 @@ func (d *Driver) Join(sandboxPath string, spec network.EndpointSpec) (err error)
 	if _, ok := br.(*netlink.Bridge); !ok {
 		return errdefs.Conflict("link %q is a %s, not a bridge", spec.Bridge, br.Type())
 	}
-	sb, err := openSandbox(sandboxPath)
+	sb, err := d.acquire(sandboxPath)
 	if err != nil {
 		return err
 	}
-	defer sb.close()
+	announced := false
+	defer func() {
+		if !announced {
+			d.release(sb, err != nil)
+		}
+	}()
 	d.freeNamesFromReaper(sb, spec)
 
 	host, created, err := d.ensureVeth(sb, spec)
@@ -63,8 +68,9 @@ func (d *Driver) Join(sandboxPath string, spec network.EndpointSpec) (err error)
 		return fmt.Errorf("configure %q in sandbox %q: %w", spec.IfName, sandboxPath, err)
 	}
 	success = true
-	_ = d.step("announce") // past the point of no return: a mark for benchmarks only
-	d.announce(sandboxPath, peer, spec)
+	_ = d.step("announce")     // past the point of no return: a mark for benchmarks only
+	d.announce(sb, peer, spec) // takes over this use of sb
+	announced = true
 	return nil
 }
 
@@ -76,13 +82,14 @@ func (d *Driver) Join(sandboxPath string, spec network.EndpointSpec) (err error)
 // selection over every port. The announcement only speeds up neighbours
 // (an endpoint without it still works), so it is neither waited for nor a
 // reason to roll back; Settle and Close wait for it.
-func (d *Driver) announce(sandboxPath string, peer netlink.Link, spec network.EndpointSpec) {
+func (d *Driver) announce(sb *sandboxConn, peer netlink.Link, spec network.EndpointSpec) {
 	ifindex, mac, addr := peer.Attrs().Index, spec.MAC, spec.Address.Addr()
 	d.background.Add(1)
 	go func() {
 		defer d.background.Done()
+		defer d.release(sb, false)
 		d.syncPortState(spec.HostIfName)
-		err := sendGratuitousARP(sandboxPath, ifindex, mac, addr)
+		err := sb.sendGratuitousARP(ifindex, mac, addr)
 		switch {
 		case errors.Is(err, unix.ENETDOWN) || errors.Is(err, unix.ENXIO) || errors.Is(err, unix.ENODEV) || errors.Is(err, os.ErrNotExist):
 			// The endpoint (or its sandbox) left before the announcement went out.

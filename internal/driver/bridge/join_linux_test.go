@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
@@ -516,4 +517,44 @@ func TestCloseDeletesWhatLeaveLeftToTheReaper(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkNothingLeft(t, w, sb, before)
+}
+
+// The driver keeps a sandbox's namespace open from Join on (its netlink and
+// packet sockets); ReleaseSandbox lets it go, so that unbinding the
+// namespace file then ends the namespace and the kernel deletes the pair.
+func TestReleaseSandboxLetsTheNamespaceGo(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	sb := t.TempDir() + "/sandbox"
+	if err := sandbox.NewBound(sb); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sandbox.Unbind(sb) })
+	spec := endpointSpec(1)
+	if err := w.d.Join(sb, spec); err != nil {
+		t.Fatal(err)
+	}
+	w.d.Settle() // the announcement has used (and given back) the conn
+	w.d.conns.mu.Lock()
+	held := w.d.conns.m[sb]
+	w.d.conns.mu.Unlock()
+	if held == nil || held.arpFD < 0 {
+		t.Fatalf("after Join and its announcement the driver holds %+v, want the sandbox's conn with its packet socket", held)
+	}
+	w.d.ReleaseSandbox(sb)
+	if err := sandbox.Unbind(sb); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		l, err := linkIfExists(w.h, spec.HostIfName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("veth %s still exists 10 s after its released sandbox was unbound", spec.HostIfName)
+		}
+	}
 }

@@ -77,18 +77,18 @@ func (d *Driver) cutOff(sandboxPath, ifName string, host netlink.Link) error {
 }
 
 // setPeerDown sets the container end of host down if it is in the sandbox.
-func (d *Driver) setPeerDown(sandboxPath, ifName string, host netlink.Link) (bool, error) {
+func (d *Driver) setPeerDown(sandboxPath, ifName string, host netlink.Link) (done bool, err error) {
 	if ifName == "" || sandboxPath == "" || !sandbox.IsNamespace(sandboxPath) {
 		return false, nil
 	}
 	if err := ValidateIfName(ifName); err != nil {
 		return false, fmt.Errorf("container interface: %w", err)
 	}
-	sb, err := openSandbox(sandboxPath)
+	sb, err := d.acquire(sandboxPath)
 	if err != nil {
 		return false, err
 	}
-	defer sb.close()
+	defer func() { d.release(sb, err != nil) }()
 	peer, err := linkIfExists(sb.h, ifName)
 	if err != nil || !isPeerOf(peer, host) {
 		return false, err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -14,12 +15,25 @@ import (
 )
 
 // sandboxConn holds what Join and Leave need inside one sandbox: the
-// namespace fd (to create the veth peer straight into it) and a netlink
-// handle bound to it.
+// namespace fd (to create the veth peer straight into it), a netlink
+// handle bound to it, and (once the first announcement needs it) a packet
+// socket made in it. The driver keeps one per sandbox (see conns) from the
+// first Join until ReleaseSandbox: opening them cost every Join a thread
+// switching namespaces and back, and every announcement a new thread.
 type sandboxConn struct {
 	path string
 	ns   netns.NsHandle
 	h    *netlink.Handle
+
+	mu    sync.Mutex // guards arpFD and loUp
+	arpFD int        // AF_PACKET socket in the sandbox; -1 until made
+	loUp  bool       // lo has been set up through this conn
+
+	// refs counts callers using the conn; released is set by
+	// ReleaseSandbox. Both are guarded by conns.mu; the fds close when
+	// released and no caller is left.
+	refs     int
+	released bool
 }
 
 // openSandbox opens the namespace at path and a route-netlink socket in it
@@ -35,12 +49,99 @@ func openSandbox(path string) (*sandboxConn, error) {
 		ns.Close()
 		return nil, fmt.Errorf("open netlink in sandbox %q: %w", path, err)
 	}
-	return &sandboxConn{path: path, ns: ns, h: h}, nil
+	return &sandboxConn{path: path, ns: ns, h: h, arpFD: -1}, nil
 }
 
 func (sb *sandboxConn) close() {
 	sb.h.Close()
 	sb.ns.Close()
+	if sb.arpFD >= 0 {
+		unix.Close(sb.arpFD)
+	}
+}
+
+// conns caches one sandboxConn per sandbox path. A cached conn holds the
+// namespace open, so every sandbox must be released (ReleaseSandbox)
+// before its file is unbound, or the namespace and its veth ends would
+// outlive the container.
+type conns struct {
+	mu sync.Mutex
+	m  map[string]*sandboxConn
+}
+
+// acquire returns the sandbox's conn, opening it on first use; the caller
+// must release it.
+func (d *Driver) acquire(path string) (*sandboxConn, error) {
+	d.conns.mu.Lock()
+	if sb, ok := d.conns.m[path]; ok {
+		sb.refs++
+		d.conns.mu.Unlock()
+		return sb, nil
+	}
+	d.conns.mu.Unlock()
+	sb, err := openSandbox(path) // slow: not under the lock
+	if err != nil {
+		return nil, err
+	}
+	d.conns.mu.Lock()
+	defer d.conns.mu.Unlock()
+	if cur, ok := d.conns.m[path]; ok { // another caller opened it meanwhile
+		sb.close()
+		cur.refs++
+		return cur, nil
+	}
+	if d.conns.m == nil {
+		d.conns.m = map[string]*sandboxConn{}
+	}
+	sb.refs = 1
+	d.conns.m[path] = sb
+	return sb, nil
+}
+
+// release ends one caller's use of sb. With failed set, the conn is taken
+// out of the cache (the next caller opens a fresh one): a netlink socket
+// that returned an unexpected error may be out of step.
+func (d *Driver) release(sb *sandboxConn, failed bool) {
+	d.conns.mu.Lock()
+	defer d.conns.mu.Unlock()
+	if failed && !sb.released && d.conns.m[sb.path] == sb {
+		delete(d.conns.m, sb.path)
+		sb.released = true
+	}
+	sb.refs--
+	if sb.refs == 0 && sb.released {
+		sb.close()
+	}
+}
+
+// ReleaseSandbox drops the driver's hold on the sandbox at path: its
+// conn closes once no Join, Leave or announcement uses it. The controller
+// calls it before it deletes a sandbox.
+func (d *Driver) ReleaseSandbox(path string) {
+	d.conns.mu.Lock()
+	defer d.conns.mu.Unlock()
+	sb, ok := d.conns.m[path]
+	if !ok {
+		return
+	}
+	delete(d.conns.m, path)
+	sb.released = true
+	if sb.refs == 0 {
+		sb.close()
+	}
+}
+
+// releaseAll drops every cached conn (Close).
+func (d *Driver) releaseAll() {
+	d.conns.mu.Lock()
+	paths := make([]string, 0, len(d.conns.m))
+	for p := range d.conns.m {
+		paths = append(paths, p)
+	}
+	d.conns.mu.Unlock()
+	for _, p := range paths {
+		d.ReleaseSandbox(p)
+	}
 }
 
 // loopbackIndex is lo's ifindex in every network namespace: the kernel
@@ -51,10 +152,16 @@ const loopbackIndex = 1
 // programs in the container expect 127.0.0.1 to work. Setting an up link
 // up changes nothing, so there is no need to look first.
 func (sb *sandboxConn) ensureLoopbackUp() error {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	if sb.loUp {
+		return nil
+	}
 	lo := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: loopbackIndex, Name: "lo"}}
 	if err := sb.h.LinkSetUp(lo); err != nil {
 		return fmt.Errorf("set lo up: %w", err)
 	}
+	sb.loUp = true
 	return nil
 }
 
@@ -83,24 +190,32 @@ func (sb *sandboxConn) ensureDefaultRoute(l netlink.Link, gw netip.Addr) (added 
 }
 
 // sendGratuitousARP announces addr at mac on the link with ifindex in the
-// sandbox at path, so that neighbours that cached the address for an
-// earlier container (addresses are reused and MACs are random) update at
-// once instead of after a timeout. The AF_PACKET socket must be made inside
-// the sandbox, hence a throwaway thread there (sandbox.Do).
-func sendGratuitousARP(path string, ifindex int, mac net.HardwareAddr, addr netip.Addr) error {
-	return sandbox.Do(path, func() error {
-		// Protocol 0: the socket only sends, so the kernel queues nothing to it.
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+// sandbox, so that neighbours that cached the address for an earlier
+// container (addresses are reused and MACs are random) update at once
+// instead of after a timeout. The AF_PACKET socket must be made inside the
+// sandbox, hence a throwaway thread there (sandbox.Do), once per sandbox.
+func (sb *sandboxConn) sendGratuitousARP(ifindex int, mac net.HardwareAddr, addr netip.Addr) error {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	if sb.arpFD < 0 {
+		err := sandbox.Do(sb.path, func() error {
+			// Protocol 0: the socket only sends, so the kernel queues nothing to it.
+			fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				return fmt.Errorf("open packet socket: %w", err)
+			}
+			sb.arpFD = fd
+			return nil
+		})
 		if err != nil {
-			return fmt.Errorf("open packet socket: %w", err)
+			return err
 		}
-		defer unix.Close(fd)
-		to := &unix.SockaddrLinklayer{
-			Protocol: htons(unix.ETH_P_ARP),
-			Ifindex:  ifindex,
-			Halen:    6,
-			Addr:     [8]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
-		}
-		return unix.Sendto(fd, garpPayload(mac, addr), 0, to)
-	})
+	}
+	to := &unix.SockaddrLinklayer{
+		Protocol: htons(unix.ETH_P_ARP),
+		Ifindex:  ifindex,
+		Halen:    6,
+		Addr:     [8]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+	}
+	return unix.Sendto(sb.arpFD, garpPayload(mac, addr), 0, to)
 }
