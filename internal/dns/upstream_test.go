@@ -186,3 +186,52 @@ func assertNothingPending(t *testing.T, f *forwarder) {
 		}
 	}
 }
+
+func TestResolverStopDoesNotWaitForForwardsInFlight(t *testing.T) {
+	silent := rawUpstream(t, func(*mdns.Msg) []*mdns.Msg { return nil })
+	var at netip.AddrPort
+	m := NewManager(Config{Names: newFakeNames(), Listen: loopbackListen(t, &at), Timeout: time.Hour})
+	t.Cleanup(func() { m.Close() })
+	if err := m.Start(Sandbox{ID: "sb1", Upstreams: []netip.AddrPort{silent}}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(at))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(pack(t, query("example.test", mdns.TypeA))); err != nil {
+		t.Fatal(err)
+	}
+	for pending(m.fwd) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	stopped := make(chan error)
+	go func() { stopped <- m.Stop("sb1") }()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Stop still waits 30 s later for a forward whose upstream timeout is an hour")
+	}
+	if n := pending(m.fwd); n != 0 {
+		t.Errorf("%d queries still pending upstream after Stop", n)
+	}
+}
+
+// pending is how many queries wait for upstream answers.
+func pending(f *forwarder) int {
+	f.udp.mu.Lock()
+	defer f.udp.mu.Unlock()
+	n := 0
+	for _, socks := range f.udp.socks {
+		for _, s := range socks {
+			s.mu.Lock()
+			n += len(s.pending)
+			s.mu.Unlock()
+		}
+	}
+	return n
+}
