@@ -32,8 +32,10 @@ const (
 	udpBatch  = 8 // datagrams one recvmmsg/sendmmsg moves
 	inBufSize = 2048
 	arenaSize = 4096
-	// maxInterned bounds the names a resolver keeps as strings.
-	maxInterned = 256
+	// maxInterned bounds the names a resolver keeps as strings (every
+	// name asked goes through it, forwarded ones too): a container asks
+	// for a few peers, and a full table only costs one allocation a query.
+	maxInterned = 64
 )
 
 // Resolver serves one sandbox.
