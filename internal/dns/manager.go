@@ -103,7 +103,8 @@ func (m *Manager) Stop(sandboxID string) error {
 	return r.Close()
 }
 
-// Close stops every resolver.
+// Close stops every resolver and closes the upstream sockets; the
+// manager forwards nothing after it.
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	rs := m.resolvers
