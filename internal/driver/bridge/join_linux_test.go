@@ -394,15 +394,7 @@ func TestLeaveAfterTheSandboxIsGone(t *testing.T) {
 	w := newWorld(t)
 	w.ensureTestBridge(t)
 	before := linkNames(t, w.h)
-	sb := t.TempDir() + "/sandbox"
-	if err := sandbox.NewBound(sb); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sandbox.Unbind(sb) })
-	spec := endpointSpec(1)
-	if err := w.d.Join(sb, spec); err != nil {
-		t.Fatal(err)
-	}
+	sb, spec := w.joinUnboundable(t, 1)
 	if err := sandbox.Unbind(sb); err != nil {
 		t.Fatal(err)
 	}
@@ -525,15 +517,7 @@ func TestCloseDeletesWhatLeaveLeftToTheReaper(t *testing.T) {
 func TestReleaseSandboxLetsTheNamespaceGo(t *testing.T) {
 	w := newWorld(t)
 	w.ensureTestBridge(t)
-	sb := t.TempDir() + "/sandbox"
-	if err := sandbox.NewBound(sb); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sandbox.Unbind(sb) })
-	spec := endpointSpec(1)
-	if err := w.d.Join(sb, spec); err != nil {
-		t.Fatal(err)
-	}
+	sb, spec := w.joinUnboundable(t, 1)
 	w.d.Settle() // the announcement has used (and given back) the conn
 	w.d.conns.mu.Lock()
 	held := w.d.conns.m[sb]
@@ -557,4 +541,20 @@ func TestReleaseSandboxLetsTheNamespaceGo(t *testing.T) {
 			t.Fatalf("veth %s still exists 10 s after its released sandbox was unbound", spec.HostIfName)
 		}
 	}
+}
+
+// joinUnboundable joins endpoint n in a new sandbox that the test may
+// unbind itself (it is unbound at the end otherwise).
+func (w *testWorld) joinUnboundable(t *testing.T, n int) (string, network.EndpointSpec) {
+	t.Helper()
+	sb := t.TempDir() + "/sandbox"
+	if err := sandbox.NewBound(sb); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sandbox.Unbind(sb) })
+	spec := endpointSpec(n)
+	if err := w.d.Join(sb, spec); err != nil {
+		t.Fatal(err)
+	}
+	return sb, spec
 }
