@@ -84,22 +84,19 @@ func (b *Bolt) Update(fn func(Tx) error) error {
 // with a Durable that says when they are on disk. Their fdatasync has
 // started when Record returns.
 func (b *Bolt) Record(fn func(Tx) error) (Durable, error) {
-	d, err := b.write(fn)
-	if err == nil {
-		b.j.startSync()
-	}
-	return d, err
+	return b.write(fn, true)
 }
 
 // Note is Record without starting the fdatasync: the writes reach the disk
 // with the next Record's, or the next checkpoint.
 func (b *Bolt) Note(fn func(Tx) error) error {
-	_, err := b.write(fn)
+	_, err := b.write(fn, false)
 	return err
 }
 
-// write journals fn's writes.
-func (b *Bolt) write(fn func(Tx) error) (Durable, error) {
+// write journals fn's writes and, with sync set, starts their fdatasync.
+// The sync starts under wmu: Close closes the syncer's channel under it.
+func (b *Bolt) write(fn func(Tx) error, sync bool) (Durable, error) {
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
 	if b.closed {
@@ -126,6 +123,9 @@ func (b *Bolt) write(fn func(Tx) error) (Durable, error) {
 			b.broken = fmt.Errorf("store %q: %w", b.path, err)
 			return nil, b.broken
 		}
+	}
+	if sync {
+		b.j.startSync()
 	}
 	return d, nil
 }
