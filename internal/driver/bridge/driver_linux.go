@@ -23,6 +23,8 @@ type Driver struct {
 	reaper *reaper
 	// conns holds each sandbox's namespace and sockets, Join to ReleaseSandbox.
 	conns conns
+	// bridges remembers the ifindex of each bridge, for Join.
+	bridges bridgeIndexes
 	// hostThread writes the host namespace's sysctls; nil when that is the daemon's own.
 	hostThread *hostThread
 	// background counts announcements still being sent.

@@ -28,15 +28,8 @@ func (d *Driver) Join(sandboxPath string, spec network.EndpointSpec) (err error)
 	if err := validateEndpointSpec(spec); err != nil {
 		return err
 	}
-	br, err := d.h.LinkByName(spec.Bridge)
-	if err != nil {
-		if isNotFound(err) {
-			return errdefs.NotFound("bridge %q does not exist", spec.Bridge)
-		}
-		return fmt.Errorf("look up bridge %q: %w", spec.Bridge, err)
-	}
-	if _, ok := br.(*netlink.Bridge); !ok {
-		return errdefs.Conflict("link %q is a %s, not a bridge", spec.Bridge, br.Type())
+	if _, err := d.bridgeIndex(spec.Bridge, false); err != nil {
+		return err
 	}
 	sb, err := d.acquire(sandboxPath)
 	if err != nil {
@@ -60,7 +53,7 @@ func (d *Driver) Join(sandboxPath string, spec network.EndpointSpec) (err error)
 			err = errors.Join(err, d.deleteVethIfExists(spec.HostIfName))
 		}
 	}()
-	if err := d.configureHostEnd(host, br, spec.Owner, created); err != nil {
+	if err := d.configureHostEnd(host, spec.Bridge, spec.Owner, created); err != nil {
 		return err
 	}
 	peer, err := d.configurePeer(sb, spec)
@@ -165,7 +158,7 @@ func isPeerOf(peer, host netlink.Link) bool {
 // configureHostEnd tags the host end and makes it a port of the bridge.
 // The kernel ignores IFLA_IFALIAS and (in this library) IFLA_MASTER on
 // creation, hence the separate calls.
-func (d *Driver) configureHostEnd(host, br netlink.Link, owner string, created bool) error {
+func (d *Driver) configureHostEnd(host netlink.Link, bridge, owner string, created bool) error {
 	name := host.Attrs().Name
 	if err := d.step("tag host end"); err != nil {
 		return err
@@ -182,15 +175,15 @@ func (d *Driver) configureHostEnd(host, br netlink.Link, owner string, created b
 	if err := d.step("attach to bridge"); err != nil {
 		return err
 	}
-	err := d.h.LinkSetMasterByIndex(host, br.Attrs().Index)
+	err := d.attach(host, bridge)
 	if errors.Is(err, unix.EXFULL) {
 		// BR_MAX_PORTS: port numbers have 10 bits and 0 is reserved.
 		return errdefs.WithKind(errdefs.KindConflict, fmt.Errorf(
 			"attach %q to bridge %q: the bridge has the most ports a Linux bridge takes (1023); use another network: %w",
-			name, br.Attrs().Name, err))
+			name, bridge, err))
 	}
 	if err != nil {
-		return fmt.Errorf("attach %q to bridge %q: %w", name, br.Attrs().Name, err)
+		return fmt.Errorf("attach %q to bridge %q: %w", name, bridge, err)
 	}
 	if err := d.step("hairpin"); err != nil {
 		return err
@@ -206,6 +199,24 @@ func (d *Driver) configureHostEnd(host, br netlink.Link, owner string, created b
 		return nil // created up
 	}
 	return d.ensureUp(host)
+}
+
+// attach makes host a port of the bridge, by its remembered index; if
+// that index has gone stale (the bridge was deleted and made again), it
+// looks the bridge up by name and tries once more.
+func (d *Driver) attach(host netlink.Link, bridge string) error {
+	index, err := d.bridgeIndex(bridge, false)
+	if err != nil {
+		return err
+	}
+	err = d.h.LinkSetMasterByIndex(host, index)
+	if !errors.Is(err, unix.ENODEV) && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.EOPNOTSUPP) {
+		return err
+	}
+	if index, err = d.bridgeIndex(bridge, true); err != nil {
+		return err
+	}
+	return d.h.LinkSetMasterByIndex(host, index)
 }
 
 // configurePeer brings the sandbox side up with its address and default route.

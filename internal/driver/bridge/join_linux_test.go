@@ -558,3 +558,38 @@ func (w *testWorld) joinUnboundable(t *testing.T, n int) (string, network.Endpoi
 	}
 	return sb, spec
 }
+
+// Join attaches ports by the bridge's remembered index; when the bridge was
+// deleted and made again behind the driver's back (a new index), Join finds
+// the new one by name instead of failing.
+func TestJoinFindsABridgeMadeAgain(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	old, err := w.h.LinkByName("br-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.h.LinkDel(old); err != nil {
+		t.Fatal(err)
+	}
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = "br-test"
+	if err := w.h.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := w.h.LinkByName("br-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Attrs().Index == old.Attrs().Index {
+		t.Fatalf("the bridge made again kept index %d", again.Attrs().Index)
+	}
+	_, spec := w.joinUnboundable(t, 1)
+	host, err := w.h.LinkByName(spec.HostIfName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host.Attrs().MasterIndex != again.Attrs().Index {
+		t.Fatalf("%s is a port of ifindex %d, want the new bridge's %d", spec.HostIfName, host.Attrs().MasterIndex, again.Attrs().Index)
+	}
+}
