@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/network"
 	"github.com/berth-net/berth/internal/runtime"
 	"github.com/berth-net/berth/internal/store"
 )
@@ -44,6 +46,9 @@ func (d *Daemon) restoreContainers(ctx context.Context) error {
 			if _, err := d.net.Sandbox(c.State.SandboxID); err == nil || c.State.SandboxID == "" {
 				cs.proc = proc
 				live[c.State.SandboxID] = true
+				if err := d.dropUnjoined(c); err != nil {
+					errs = append(errs, err)
+				}
 				d.restoreDNS(c)
 				go d.monitor(cs, proc, cs.exited)
 				d.log.Info("re-adopted running container", "name", c.Name, "id", c.ShortID(), "pid", proc.Pid)
@@ -83,4 +88,44 @@ func (d *Daemon) markStopped(cs *ctrState) error {
 		c.State.Error = "the container was not running when berth restarted"
 	}
 	return errors.Join(err, d.putContainer(c))
+}
+
+// dropUnjoined takes out of a re-adopted container's networks those it
+// has no endpoint on. A connect records the container with the new
+// network in the same store record as the endpoint's intent; a crash
+// before the endpoint was ready has the network's reconcile roll the
+// endpoint back, and the container must then not claim the network (it
+// could be neither connected nor disconnected without --force).
+func (d *Daemon) dropUnjoined(c *container.Container) error {
+	if c.State.SandboxID == "" {
+		return nil
+	}
+	stale := unjoinedNetworks(c.Config.Networks, d.net.Attachments(c.State.SandboxID), d.net.Network)
+	if len(stale) == 0 {
+		return nil
+	}
+	d.log.Warn("container was being connected when berth stopped; dropping the networks it did not join", "name", c.Name, "networks", stale)
+	for _, name := range stale {
+		delete(c.Config.Networks, name)
+	}
+	return d.putContainer(c)
+}
+
+// unjoinedNetworks lists the keys of nets naming an existing network that
+// none of joined is on. Networks that no longer exist are kept (as for a
+// stopped container, a dangling reference is the user's to remove).
+func unjoinedNetworks(nets map[string]container.EndpointRequest, joined []network.Attachment, lookup func(string) (*network.Network, error)) []string {
+	on := map[string]bool{}
+	for _, a := range joined {
+		on[a.Network.ID] = true
+	}
+	var stale []string
+	for name := range nets {
+		n, err := lookup(name)
+		if err == nil && !on[n.ID] {
+			stale = append(stale, name)
+		}
+	}
+	sort.Strings(stale)
+	return stale
 }
