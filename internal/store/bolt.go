@@ -105,6 +105,12 @@ func (b *Bolt) write(fn func(Tx) error, sync bool) (Durable, error) {
 	if b.broken != nil {
 		return nil, b.broken
 	}
+	if err := b.j.failed(); err != nil {
+		// After a failed fdatasync nothing written since can be trusted to
+		// reach the disk: refuse writes rather than half-commit them.
+		b.broken = fmt.Errorf("store %q: %w", b.path, err)
+		return nil, b.broken
+	}
 	ops, err := b.collect(fn)
 	if err != nil {
 		return nil, err

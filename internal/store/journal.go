@@ -283,8 +283,30 @@ func (j *journal) reset() error {
 	return nil
 }
 
+// failed returns the error of a failed fdatasync, if one failed.
+func (j *journal) failed() error {
+	j.syncMu.Lock()
+	defer j.syncMu.Unlock()
+	return j.syncErr
+}
+
+// close stops the syncer and closes the file once no fdatasync is running
+// on it; later waits for records not yet on disk fail with ErrClosed
+// instead of syncing a file descriptor that may name another file by then.
+// errJournalClosed stops waits from syncing a closed journal; it is never
+// returned for a record that is on disk (wait checks synced first).
+var errJournalClosed = fmt.Errorf("journal closed: %w", ErrClosed)
+
 func (j *journal) close() error {
 	close(j.kick)
 	<-j.syncerDone
+	j.syncMu.Lock()
+	for j.syncing {
+		j.cond.Wait()
+	}
+	if j.syncErr == nil {
+		j.syncErr = errJournalClosed // waits for records on disk still return nil first
+	}
+	j.syncMu.Unlock()
 	return j.f.Close()
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -257,5 +258,45 @@ func TestNoteRidesOnTheNextSync(t *testing.T) {
 	s = openBolt(t, path)
 	if got := keys(t, s, BucketEndpoints); !slices.Equal(got, []string{"noted", "recorded"}) {
 		t.Fatalf("after crash: %q", got)
+	}
+}
+
+// After a failed fdatasync the store refuses writes instead of making them
+// visible while reporting them failed.
+func TestWritesRefusedAfterAFailedSync(t *testing.T) {
+	s := openBolt(t, filepath.Join(t.TempDir(), "berth.db"))
+	record1(t, s, "before", 1)
+	s.j.syncMu.Lock()
+	s.j.syncErr = errors.New("sync journal: input/output error")
+	s.j.syncMu.Unlock()
+	if _, err := s.Record(func(tx Tx) error { return tx.Put(BucketEndpoints, "after", record{}) }); err == nil {
+		t.Fatal("Record after a failed fdatasync succeeded")
+	}
+	if _, err := get(s, BucketEndpoints, "after"); err == nil {
+		t.Fatal("the refused write is visible")
+	}
+}
+
+// Close waits for an fdatasync in flight and then fails the waits of
+// records that did not reach the disk, instead of syncing a closed fd.
+func TestWaitAfterCloseDoesNotSyncAClosedFile(t *testing.T) {
+	s, err := OpenBolt(filepath.Join(t.TempDir(), "berth.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Note(func(tx Tx) error { return tx.Put(BucketEndpoints, "noted", record{}) }); err != nil {
+		t.Fatal(err)
+	}
+	s.j.syncMu.Lock()
+	seq := s.j.written
+	s.j.syncMu.Unlock()
+	s.wmu.Lock()
+	s.broken = errors.New("simulated") // Close then skips the checkpoint
+	s.wmu.Unlock()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := (durable{j: s.j, seq: seq}).Wait(); err == nil {
+		t.Fatal("Wait for a record never synced returned nil after Close")
 	}
 }
