@@ -37,6 +37,14 @@ import (
 // checkpointBytes is the journal size that triggers a checkpoint.
 const checkpointBytes = 4 << 20
 
+// preallocBytes is the step by which the journal file grows, written with
+// zeros ahead of the records. An append then rewrites blocks the file
+// already has, and its fdatasync flushes the data alone; an append that
+// grew the file would also make the fdatasync commit the file system's
+// own journal (the new size and blocks). Replay stops at the zeros: a
+// record never has length 0.
+const preallocBytes = 1 << 20
+
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 // op is one write: a value, or a deletion when Del is set.
@@ -60,8 +68,9 @@ type durableNow struct{ err error }
 func (d durableNow) Wait() error { return d.err }
 
 type journal struct {
-	f    *os.File
-	size int64
+	f     *os.File
+	size  int64 // where the next record goes
+	alloc int64 // bytes of the file written so far (records, then zeros)
 
 	// overlay holds the latest value of every key written since the last
 	// checkpoint: bucket → key → value (nil = deleted). Transactions hold
@@ -133,8 +142,8 @@ func decodeRecords(data []byte) [][]op {
 	for len(data) >= 8 {
 		n := binary.LittleEndian.Uint32(data[0:4])
 		sum := binary.LittleEndian.Uint32(data[4:8])
-		if uint64(n) > uint64(len(data)-8) {
-			break
+		if n == 0 || uint64(n) > uint64(len(data)-8) {
+			break // the zeros after the last record, or a torn one
 		}
 		payload := data[8 : 8+n]
 		if crc32.Checksum(payload, crcTable) != sum {
@@ -169,6 +178,11 @@ func (j *journal) append(ops []op) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("encode journal record: %w", err)
 	}
+	if end := j.size + int64(len(rec)); end > j.alloc {
+		if err := j.grow(end); err != nil {
+			return 0, err
+		}
+	}
 	if _, err := j.f.WriteAt(rec, j.size); err != nil {
 		// A partial write is a torn tail: the next append overwrites it.
 		return 0, fmt.Errorf("append to journal: %w", err)
@@ -193,6 +207,19 @@ func (j *journal) append(ops []op) (uint64, error) {
 	seq := j.written
 	j.syncMu.Unlock()
 	return seq, nil
+}
+
+// grow writes zeros from alloc up to at least end, in preallocBytes steps.
+func (j *journal) grow(end int64) error {
+	next := j.alloc
+	for next < end {
+		next += preallocBytes
+	}
+	if _, err := j.f.WriteAt(make([]byte, next-j.alloc), j.alloc); err != nil {
+		return fmt.Errorf("grow journal: %w", err)
+	}
+	j.alloc = next
+	return nil
 }
 
 // wait returns once record seq is on disk. One fdatasync covers every
@@ -272,7 +299,7 @@ func (j *journal) reset() error {
 	if err := unix.Fdatasync(int(j.f.Fd())); err != nil {
 		return fmt.Errorf("sync journal: %w", err)
 	}
-	j.size = 0
+	j.size, j.alloc = 0, 0
 	j.mu.Lock()
 	j.overlay = map[string]map[string][]byte{}
 	j.mu.Unlock()

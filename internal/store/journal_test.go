@@ -90,18 +90,18 @@ func TestRecordTornTail(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "berth.db")
 			s := openBolt(t, path)
 			record1(t, s, "kept", 1)
-			before, err := os.ReadFile(path + ".journal")
-			if err != nil {
-				t.Fatal(err)
-			}
+			kept := s.j.size // records end here; zeros follow (preallocation)
 			record1(t, s, "torn", 2)
+			end := s.j.size
 			crash(t, s)
 			all, err := os.ReadFile(path + ".journal")
 			if err != nil {
 				t.Fatal(err)
 			}
-			last := tear.mod(slices.Clone(all[len(before):]))
-			if err := os.WriteFile(path+".journal", append(before, last...), 0o600); err != nil {
+			torn := tear.mod(slices.Clone(all[kept:end]))
+			// The torn record over the zeros the file already had there.
+			rewritten := append(append(slices.Clone(all[:kept]), torn...), make([]byte, len(all)-int(kept)-len(torn))...)
+			if err := os.WriteFile(path+".journal", rewritten, 0o600); err != nil {
 				t.Fatal(err)
 			}
 			s = openBolt(t, path)
@@ -298,5 +298,28 @@ func TestWaitAfterCloseDoesNotSyncAClosedFile(t *testing.T) {
 	}
 	if err := (durable{j: s.j, seq: seq}).Wait(); err == nil {
 		t.Fatal("Wait for a record never synced returned nil after Close")
+	}
+}
+
+// The journal file grows in zero-filled steps, so appends rewrite blocks
+// the file has (their fdatasync flushes data alone); replay stops at the
+// zeros.
+func TestJournalPreallocates(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "berth.db")
+	s := openBolt(t, path)
+	for i := range 20 {
+		record1(t, s, fmt.Sprint(i), i)
+	}
+	fi, err := os.Stat(path + ".journal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() != preallocBytes || s.j.size >= fi.Size() {
+		t.Fatalf("journal file %d bytes with records up to %d, want one %d-byte step ahead of them", fi.Size(), s.j.size, preallocBytes)
+	}
+	crash(t, s)
+	s = openBolt(t, path)
+	if got := keys(t, s, BucketEndpoints); len(got) != 20 {
+		t.Fatalf("%d records after replay over the zeros, want 20", len(got))
 	}
 }
