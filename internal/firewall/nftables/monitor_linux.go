@@ -108,12 +108,33 @@ func dialMonitor(netnsPath string) (*netlink.Conn, error) {
 	}
 	// A big buffer makes lost notifications rare; when they are lost
 	// anyway, the kernel says so with ENOBUFS and the table is rebuilt.
-	_ = conn.SetReadBuffer(4 << 20)
+	// Publishing 10,000 ports sends 10,000 notifications at once, more than
+	// the default net.core.rmem_max (about 208 KiB) holds, so the size is
+	// forced past that limit where the daemon may (CAP_NET_ADMIN).
+	forceReadBuffer(conn, monitorBuffer)
 	if err := conn.JoinGroup(unix.NFNLGRP_NFTABLES); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("join nftables notification group: %w", err)
 	}
 	return conn, nil
+}
+
+// monitorBuffer is the watcher's receive buffer: room for the notifications
+// of a 10,000-port batch. The kernel charges only what is queued.
+const monitorBuffer = 16 << 20
+
+// forceReadBuffer sets the socket's receive buffer to size, past
+// net.core.rmem_max when the process may, else as far as that limit allows.
+func forceReadBuffer(conn *netlink.Conn, size int) {
+	rc, err := conn.SyscallConn()
+	if err == nil {
+		err = rc.Control(func(fd uintptr) {
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, size) != nil {
+				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, size)
+			}
+		})
+	}
+	_ = err // a smaller buffer only makes a rebuild after ENOBUFS likelier
 }
 
 // Close stops the watcher; OnChange is not called after Close returns,

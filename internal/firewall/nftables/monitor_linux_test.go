@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/berth-net/berth/internal/firewall"
+	"github.com/berth-net/berth/internal/nstest"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -180,5 +181,28 @@ func TestIsOwnThread(t *testing.T) {
 	}
 	if os.Getpid() != 1 && isOwnThread(1, "init") {
 		t.Error("pid 1 counted as this process's thread")
+	}
+}
+
+// The watcher's receive buffer holds a 10,000-port batch's notifications
+// even where net.core.rmem_max is far smaller (the daemon forces it).
+func TestWatcherBufferPassesRmemMax(t *testing.T) {
+	ns := nstest.New(t)
+	conn, err := dialMonitor(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int
+	var gerr error
+	if err := rc.Control(func(fd uintptr) { got, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF) }); err != nil || gerr != nil {
+		t.Fatal(err, gerr)
+	}
+	if got < monitorBuffer { // the kernel reports twice what was set
+		t.Fatalf("watcher receive buffer %d bytes, want at least %d", got, monitorBuffer)
 	}
 }
