@@ -501,3 +501,16 @@ func TestDeleteSandboxReleasesDriverHold(t *testing.T) {
 		t.Fatalf("DeleteSandbox released %q, want %q among them", r.drv.released, sb.Key)
 	}
 }
+
+// A random host interface name that another endpoint already has is drawn
+// again, not handed to the driver (which would refuse it).
+func TestJoinDrawsAnotherHostIfNameOnARepeat(t *testing.T) {
+	r := newRig(t)
+	names := []string{"veth0000001", "veth0000001", "veth0000002"}
+	r.c.SetGenerators(func() string { n := names[0]; names = names[1:]; return n }, RandomMAC)
+	ep1 := r.join(t, r.sandbox(t, "c1"), "bridge", JoinRequest{ContainerID: "c1"})
+	ep2 := r.join(t, r.sandbox(t, "c2"), "bridge", JoinRequest{ContainerID: "c2"})
+	if ep1.HostIfName != "veth0000001" || ep2.HostIfName != "veth0000002" {
+		t.Fatalf("host names %q and %q, want veth0000001 and the redrawn veth0000002", ep1.HostIfName, ep2.HostIfName)
+	}
+}

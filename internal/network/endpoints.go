@@ -200,7 +200,7 @@ func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*E
 			break
 		}
 	}
-	ep.HostIfName = c.newIfName()
+	ep.HostIfName = c.freshHostIfNameLocked()
 	if !n.Internal {
 		ep.Gateway = n.IPv4.Gateway
 	}
@@ -210,6 +210,25 @@ func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*E
 		return nil, nil, nil, nil, err
 	}
 	return ep, sb, n, d, nil
+}
+
+// freshHostIfNameLocked draws random host interface names until one is
+// not any endpoint's. Names have 28 random bits, so among 1,000 endpoints a
+// draw repeats one about once in 270,000; the driver would refuse it.
+func (c *Controller) freshHostIfNameLocked() string {
+	for {
+		name := c.newIfName()
+		taken := false
+		for _, o := range c.endpoints {
+			if o.HostIfName == name {
+				taken = true
+				break
+			}
+		}
+		if !taken {
+			return name
+		}
+	}
 }
 
 // assignAddressLocked gives ep a static or the lowest free address on n.
