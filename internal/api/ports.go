@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
-	"strings"
 
 	ctypes "github.com/docker/docker/api/types/container"
 	"github.com/docker/go-connections/nat"
@@ -86,15 +85,11 @@ func portBindings(pm nat.PortMap) (map[string][]container.PortBinding, error) {
 	}
 	out := make(map[string][]container.PortBinding, len(pm))
 	for key, bindings := range pm {
-		proto, port := nat.SplitProtoPort(string(key))
-		n, err := strconv.ParseUint(port, 10, 16)
-		if err != nil || n == 0 {
-			return nil, errdefs.Invalid("invalid port %q: want PORT/PROTO", string(key))
+		port, proto, err := container.ParsePortKey(string(key))
+		if err != nil {
+			return nil, err
 		}
-		if proto != "tcp" && proto != "udp" {
-			return nil, errdefs.Invalid("publishing %s ports is not supported by berth: use tcp or udp", proto)
-		}
-		k := strconv.FormatUint(n, 10) + "/" + proto
+		k := string(portKey(port, proto))
 		for _, b := range bindings {
 			pb, err := portBinding(b)
 			if err != nil {
@@ -118,29 +113,11 @@ func portBinding(b nat.PortBinding) (container.PortBinding, error) {
 		}
 		pb.HostIP = ip.Unmap()
 	}
-	if err := checkHostPort(b.HostPort); err != nil {
+	if _, _, err := container.ParseHostPorts(b.HostPort); err != nil {
 		return pb, err
 	}
 	pb.HostPort = b.HostPort
 	return pb, nil
-}
-
-// checkHostPort accepts "", "8080" and "8000-9000".
-func checkHostPort(s string) error {
-	if s == "" {
-		return nil
-	}
-	lo, hi, isRange := strings.Cut(s, "-")
-	start, err1 := strconv.ParseUint(lo, 10, 16)
-	end := start
-	var err2 error
-	if isRange {
-		end, err2 = strconv.ParseUint(hi, 10, 16)
-	}
-	if err1 != nil || err2 != nil || start == 0 || end < start {
-		return errdefs.Invalid("invalid host port %q: want a port or a range like 8000-9000", s)
-	}
-	return nil
 }
 
 // hostPortBindings echoes the request in HostConfig.PortBindings.

@@ -4,11 +4,8 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/berth-net/berth/internal/container"
-	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/network"
 )
 
@@ -37,7 +34,7 @@ func portRequests(cfg container.Config) ([]network.PortRequest, error) {
 	parsed := make([]key, 0, len(keys))
 	seen := make(map[string]bool, len(keys))
 	for _, k := range keys {
-		port, proto, err := parsePortKey(k)
+		port, proto, err := container.ParsePortKey(k)
 		if err != nil {
 			return nil, err
 		}
@@ -54,7 +51,7 @@ func portRequests(cfg container.Config) ([]network.PortRequest, error) {
 			bindings = []container.PortBinding{{}} // -P: an ephemeral port
 		}
 		for _, b := range bindings {
-			start, end, err := parseHostPort(b.HostPort)
+			start, end, err := container.ParseHostPorts(b.HostPort)
 			if err != nil {
 				return nil, err
 			}
@@ -62,38 +59,6 @@ func portRequests(cfg container.Config) ([]network.PortRequest, error) {
 		}
 	}
 	return out, nil
-}
-
-// parsePortKey reads "80/tcp" (or "80", which is tcp).
-func parsePortKey(k string) (uint16, string, error) {
-	port, proto, _ := strings.Cut(k, "/")
-	proto = cmp.Or(strings.ToLower(proto), "tcp")
-	n, err := strconv.ParseUint(port, 10, 16)
-	if err != nil || n == 0 {
-		return 0, "", errdefs.Invalid("invalid container port %q", k)
-	}
-	if proto != "tcp" && proto != "udp" {
-		return 0, "", errdefs.Invalid("cannot publish %s: berth publishes tcp and udp ports", k)
-	}
-	return uint16(n), proto, nil
-}
-
-// parseHostPort reads "" (0, 0: ephemeral), "8080" or "8000-9000".
-func parseHostPort(s string) (uint16, uint16, error) {
-	if s == "" || s == "0" {
-		return 0, 0, nil
-	}
-	lo, hi, isRange := strings.Cut(s, "-")
-	start, err1 := strconv.ParseUint(lo, 10, 16)
-	end := start
-	var err2 error
-	if isRange {
-		end, err2 = strconv.ParseUint(hi, 10, 16)
-	}
-	if err1 != nil || err2 != nil || start == 0 || end < start {
-		return 0, 0, errdefs.Invalid("invalid host port %q: want PORT or START-END within 1-65535", s)
-	}
-	return uint16(start), uint16(end), nil
 }
 
 // portsForJoin gives the port requests to the container's first network
