@@ -35,3 +35,15 @@ berth_require_root() {
 		exit 1
 	fi
 }
+
+# berth_require_docker_cli stops early, with the reason, when the docker CLI
+# that the compatibility tests drive is missing. It is not a Debian package
+# here (Debian's docker.io is 20.10 and brings an engine that would touch
+# the host's network); these machines keep docker 28's client at
+# /usr/local/bin/docker.
+berth_require_docker_cli() {
+	if [ ! -x /usr/local/bin/docker ] && ! command -v docker >/dev/null 2>&1; then
+		echo "the docker CLI (28.x, client only) is missing: the tests drive it against berth; expected /usr/local/bin/docker" >&2
+		exit 1
+	fi
+}
