@@ -28,7 +28,8 @@ func (d *Driver) Join(sandboxPath string, spec network.EndpointSpec) (err error)
 	if err := validateEndpointSpec(spec); err != nil {
 		return err
 	}
-	if _, err := d.bridgeIndex(spec.Bridge, false); err != nil {
+	brIndex, err := d.bridgeIndex(spec.Bridge, false)
+	if err != nil {
 		return err
 	}
 	sb, err := d.acquire(sandboxPath)
@@ -53,7 +54,7 @@ func (d *Driver) Join(sandboxPath string, spec network.EndpointSpec) (err error)
 			err = errors.Join(err, d.deleteVethIfExists(spec.HostIfName))
 		}
 	}()
-	if err := d.configureHostEnd(host, spec.Bridge, spec.Owner, created); err != nil {
+	if err := d.configureHostEnd(host, spec.Bridge, brIndex, spec.Owner, created); err != nil {
 		return err
 	}
 	peer, err := d.configurePeer(sb, spec)
@@ -158,7 +159,7 @@ func isPeerOf(peer, host netlink.Link) bool {
 // configureHostEnd tags the host end and makes it a port of the bridge.
 // The kernel ignores IFLA_IFALIAS and (in this library) IFLA_MASTER on
 // creation, hence the separate calls.
-func (d *Driver) configureHostEnd(host netlink.Link, bridge, owner string, created bool) error {
+func (d *Driver) configureHostEnd(host netlink.Link, bridge string, brIndex int, owner string, created bool) error {
 	name := host.Attrs().Name
 	if err := d.step("tag host end"); err != nil {
 		return err
@@ -175,7 +176,7 @@ func (d *Driver) configureHostEnd(host netlink.Link, bridge, owner string, creat
 	if err := d.step("attach to bridge"); err != nil {
 		return err
 	}
-	err := d.attach(host, bridge)
+	err := d.attach(host, bridge, brIndex)
 	if errors.Is(err, unix.EXFULL) {
 		// BR_MAX_PORTS: port numbers have 10 bits and 0 is reserved.
 		return errdefs.WithKind(errdefs.KindConflict, fmt.Errorf(
@@ -204,16 +205,13 @@ func (d *Driver) configureHostEnd(host netlink.Link, bridge, owner string, creat
 // attach makes host a port of the bridge, by its remembered index; if
 // that index has gone stale (the bridge was deleted and made again), it
 // looks the bridge up by name and tries once more.
-func (d *Driver) attach(host netlink.Link, bridge string) error {
-	index, err := d.bridgeIndex(bridge, false)
-	if err != nil {
-		return err
-	}
-	err = d.h.LinkSetMasterByIndex(host, index)
+func (d *Driver) attach(host netlink.Link, bridge string, index int) error {
+	err := d.h.LinkSetMasterByIndex(host, index)
 	if !errors.Is(err, unix.ENODEV) && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.EOPNOTSUPP) {
 		return err
 	}
-	if index, err = d.bridgeIndex(bridge, true); err != nil {
+	index, err = d.bridgeIndex(bridge, true)
+	if err != nil {
 		return err
 	}
 	return d.h.LinkSetMasterByIndex(host, index)
