@@ -318,10 +318,9 @@ func (j *journal) failed() error {
 }
 
 // close stops the syncer and closes the file once no fdatasync is running
-// on it; later waits for records not yet on disk fail with ErrClosed
-// instead of syncing a file descriptor that may name another file by then.
-// errJournalClosed stops waits from syncing a closed journal; it is never
-// returned for a record that is on disk (wait checks synced first).
+// on it; later waits for records not yet on disk fail with ErrClosed.
+// errJournalClosed answers waits after close; it is never returned for a
+// record that is on disk (wait checks synced first).
 var errJournalClosed = fmt.Errorf("journal closed: %w", ErrClosed)
 
 func (j *journal) close() error {
