@@ -20,7 +20,10 @@ import (
 // flight to one upstream, each under a random ID of its own, and retired
 // after maxSocketUses queries so that the source port keeps changing (a
 // spoofed answer must guess the port as well as the ID and the question);
-// one idle for socketIdle closes.
+// one idle for socketIdle closes. A query not answered within a third of
+// its timeout is sent again (same socket, same ID), twice at most: a
+// datagram lost on a busy host costs a third of the timeout, not a
+// SERVFAIL.
 const (
 	socketsPerUpstream = 4
 	busySocket         = 64 // queries in flight on a socket before another is opened
@@ -62,10 +65,13 @@ type upstreamSock struct {
 }
 
 type pendingQuery struct {
-	q       mdns.Question
-	done    func(*mdns.Msg, error) // called once, by whoever takes the query out of pending
-	timer   *time.Timer
-	stopCtx func() bool
+	q        mdns.Question
+	wire     []byte // the query as sent, under its ID on the socket
+	deadline time.Time
+	every    time.Duration          // between sends
+	done     func(*mdns.Msg, error) // called once, by whoever takes the query out of pending
+	timer    *time.Timer            // fires to send again, and at the deadline
+	stopCtx  func() bool
 }
 
 // send sends q to up and calls done exactly once: with the answer, or
@@ -79,12 +85,11 @@ func (p *udpPool) send(ctx context.Context, q *mdns.Msg, up netip.AddrPort, time
 		done(nil, fmt.Errorf("pack query: %w", err))
 		return
 	}
-	s, id, err := p.register(ctx, up, q.Question[0], timeout, done)
+	s, err := p.register(ctx, up, q.Question[0], wire, timeout, done)
 	if err != nil {
 		done(nil, err)
 		return
 	}
-	binary.BigEndian.PutUint16(wire, id)
 	if _, err := s.conn.Write(wire); err != nil {
 		// An ICMP error of an earlier query may come back here rather
 		// than on the reader: every query waiting on up gives up on it.
@@ -93,19 +98,20 @@ func (p *udpPool) send(ctx context.Context, q *mdns.Msg, up netip.AddrPort, time
 }
 
 // register picks a socket to up (opening one if none has room) and an ID
-// free on it, and records the question under it, with a timer and a hook
-// on ctx that take it out again with an error.
-func (p *udpPool) register(ctx context.Context, up netip.AddrPort, q mdns.Question, timeout time.Duration, done func(*mdns.Msg, error)) (*upstreamSock, uint16, error) {
+// free on it, writes the ID into wire and records the question under it,
+// with a timer that sends wire again and at the deadline takes it out
+// with an error, and a hook on ctx that takes it out too.
+func (p *udpPool) register(ctx context.Context, up netip.AddrPort, q mdns.Question, wire []byte, timeout time.Duration, done func(*mdns.Msg, error)) (*upstreamSock, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return nil, 0, errPoolClosed
+		return nil, errPoolClosed
 	}
 	s := p.pickLocked(up)
 	if s == nil {
 		var err error
 		if s, err = p.openLocked(up); err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 	}
 	s.mu.Lock()
@@ -114,8 +120,9 @@ func (p *udpPool) register(ctx context.Context, up netip.AddrPort, q mdns.Questi
 	for s.pending[id] != nil {
 		id++
 	}
-	pq := &pendingQuery{q: q, done: done}
-	pq.timer = time.AfterFunc(timeout, func() { s.complete(id, pq, nil, fmt.Errorf("upstream %s: %w", up, os.ErrDeadlineExceeded)) })
+	binary.BigEndian.PutUint16(wire, id)
+	pq := &pendingQuery{q: q, wire: wire, deadline: time.Now().Add(timeout), every: timeout / resends, done: done}
+	pq.timer = time.AfterFunc(pq.every, func() { s.resendOrExpire(id, pq) })
 	if ctx.Done() != nil {
 		pq.stopCtx = context.AfterFunc(ctx, func() { s.complete(id, pq, nil, ctx.Err()) })
 	}
@@ -124,7 +131,29 @@ func (p *udpPool) register(ctx context.Context, up netip.AddrPort, q mdns.Questi
 		s.retired = true
 		p.dropLocked(s)
 	}
-	return s, id, nil
+	return s, nil
+}
+
+// resends is how many times a query is sent at most within its timeout.
+const resends = 3
+
+// resendOrExpire sends the query under id again while its deadline is
+// ahead and it still waits, and fails it at the deadline.
+func (s *upstreamSock) resendOrExpire(id uint16, pq *pendingQuery) {
+	left := time.Until(pq.deadline)
+	if left <= time.Millisecond {
+		s.complete(id, pq, nil, fmt.Errorf("upstream %s: %w", s.up, os.ErrDeadlineExceeded))
+		return
+	}
+	s.mu.Lock()
+	waiting := s.pending[id] == pq && !s.closed
+	if waiting {
+		pq.timer.Reset(min(left, pq.every))
+	}
+	s.mu.Unlock()
+	if waiting {
+		s.conn.Write(pq.wire) // lost again: the deadline ends it
+	}
 }
 
 // pickLocked returns the least busy socket to up, or nil when a new one

@@ -49,6 +49,35 @@ func TestForwarderSharesFewSockets(t *testing.T) {
 	}
 }
 
+func TestForwarderSendsAgainWhatWasLost(t *testing.T) {
+	var mu sync.Mutex
+	got := map[string]int{}
+	// Drops the first two copies of each query, as a full socket buffer
+	// on a busy host would, and answers the third.
+	lossy := rawUpstream(t, func(q *mdns.Msg) []*mdns.Msg {
+		mu.Lock()
+		defer mu.Unlock()
+		name := q.Question[0].Name
+		if got[name]++; got[name] < resends {
+			return nil
+		}
+		a := new(mdns.Msg).SetReply(q)
+		a.Answer = append(a.Answer, aRecord(name, "203.0.113.40"))
+		return []*mdns.Msg{a}
+	})
+	f := testForwarder(t, 600*time.Millisecond)
+	resp := f.forward(context.Background(), query("lossy.test", mdns.TypeA), "udp", []netip.AddrPort{lossy})
+	if s := summarize(resp); s.Rcode != "NOERROR" || len(s.Answers) != 1 {
+		t.Errorf("after two lost datagrams: %+v, want the answer to the third", s)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := got["lossy.test."]; n != resends {
+		t.Errorf("upstream got the query %d times, want %d", n, resends)
+	}
+	assertNothingPending(t, f)
+}
+
 func TestForwarderRetiresSocketsAfterMaxUses(t *testing.T) {
 	up := startUpstream(t, mdns.RcodeNameError)
 	f := testForwarder(t, 5*time.Second)
