@@ -128,7 +128,10 @@ func loopbackListen(_ testing.TB, bound *netip.AddrPort) ListenFunc {
 func startResolver(t *testing.T, names Names, ups ...netip.AddrPort) (*Manager, netip.AddrPort) {
 	t.Helper()
 	var at netip.AddrPort
-	m := NewManager(Config{Names: names, Listen: loopbackListen(t, &at), Timeout: 5 * time.Second})
+	// A long upstream timeout only ends a hang: a third of it passes
+	// before a query is sent again, so that an answer late on a loaded
+	// machine does not add a query to what the tests count upstream.
+	m := NewManager(Config{Names: names, Listen: loopbackListen(t, &at), Timeout: 30 * time.Second})
 	t.Cleanup(func() {
 		if err := m.Close(); err != nil {
 			t.Errorf("close manager: %v", err)
@@ -144,7 +147,7 @@ func startResolver(t *testing.T, names Names, ups ...netip.AddrPort) (*Manager, 
 // keeps a broken resolver from hanging the test.
 func ask(t *testing.T, proto string, at netip.AddrPort, q *mdns.Msg) *mdns.Msg {
 	t.Helper()
-	c := &mdns.Client{Net: proto, Timeout: 20 * time.Second}
+	c := &mdns.Client{Net: proto, Timeout: time.Minute}
 	resp, _, err := c.Exchange(q, at.String())
 	if err != nil {
 		t.Fatalf("%s query %s: %v", proto, q.Question[0].Name, err)

@@ -127,6 +127,23 @@ func start(t *testing.T, rt *Runtime, s Spec) Process {
 	return p
 }
 
+// startFails starts s, which is expected to fail, and returns Start's
+// error. A Start that succeeds anyway is deleted when the test ends, as
+// start does, so that the failing test leaves no container behind.
+func startFails(t *testing.T, rt *Runtime, s Spec) error {
+	t.Helper()
+	p, err := rt.Start(context.Background(), s)
+	if err == nil {
+		t.Cleanup(func() {
+			if err := rt.Delete(s.ID); err != nil {
+				t.Errorf("cleanup: %v", err)
+			}
+			waitProcess(context.Background(), p)
+		})
+	}
+	return err
+}
+
 // mounted reports whether anything is mounted under dir.
 func mounted(t *testing.T, dir string) []string {
 	t.Helper()

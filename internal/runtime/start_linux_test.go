@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/berth-net/berth/internal/errdefs"
 )
@@ -36,11 +37,17 @@ func TestStartInNetnsThenKill(t *testing.T) {
 	}
 	// The container keeps running: read the logs until both lines are there.
 	var out, errb bytes.Buffer
-	for !strings.Contains(out.String(), "out") || !strings.Contains(errb.String(), "err") {
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
 		out.Reset()
 		errb.Reset()
 		if err := rt.Logs(context.Background(), s.ID, &out, &errb, false, nil); err != nil {
 			t.Fatal(err)
+		}
+		if strings.Contains(out.String(), "out") && strings.Contains(errb.String(), "err") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("logs a minute after the start: stdout %q stderr %q, want both lines", out.String(), errb.String())
 		}
 	}
 	if out.String() != "out\n" || errb.String() != "err\n" {
@@ -213,7 +220,7 @@ func TestHostNetwork(t *testing.T) {
 func TestStartFailureLeavesNothing(t *testing.T) {
 	rt := newTestRuntime(t)
 	s := busyboxSpec(t, "/nosuch")
-	_, err := rt.Start(context.Background(), s)
+	err := startFails(t, rt, s)
 	if err == nil || !strings.Contains(err.Error(), "nosuch") {
 		t.Fatalf("Start = %v, want an error naming /nosuch", err)
 	}
@@ -248,7 +255,7 @@ func TestStartRefusesBadSpecs(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := good
 			tc.change(&s)
-			_, err := rt.Start(context.Background(), s)
+			err := startFails(t, rt, s)
 			if !errdefs.Is(err, errdefs.KindInvalid) {
 				t.Errorf("Start = %v, want an Invalid error", err)
 			}
@@ -312,10 +319,16 @@ func TestNewRuntimeAdoptsRunningContainer(t *testing.T) {
 	w.Write([]byte("line\n"))
 	w.Close()
 	var out bytes.Buffer
-	for !strings.Contains(out.String(), "got line") {
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
 		out.Reset()
 		if err := again.Logs(context.Background(), s.ID, &out, nil, false, nil); err != nil {
 			t.Fatal(err)
+		}
+		if strings.Contains(out.String(), "got line") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stdout a minute after the write: %q, want \"got line\"", out.String())
 		}
 	}
 	if out.String() != "before\ngot line\n" {
@@ -338,7 +351,7 @@ func TestNewRuntimeAdoptsRunningContainer(t *testing.T) {
 func TestStartFailureCode(t *testing.T) {
 	rt := newTestRuntime(t)
 	for args, want := range map[string]int{"/nosuch": 127, "nosuch": 127, "/etc/passwd": 126} {
-		_, err := rt.Start(context.Background(), busyboxSpec(t, args))
+		err := startFails(t, rt, busyboxSpec(t, args))
 		if err == nil {
 			t.Errorf("Start(%q) succeeded", args)
 			continue

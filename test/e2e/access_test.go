@@ -110,7 +110,8 @@ func listenInHost(t *testing.T, w *testworld.World, addr string) {
 }
 
 // dial connects from a container to addr:port with busybox nc and reports
-// whether the host's listener answered.
+// whether the host's listener answered. One try: wrap it in retried where
+// the answer must be yes.
 func dial(t *testing.T, w *testworld.World, from, addr, port string) bool {
 	t.Helper()
 	out, _, _ := w.Berth(t, "exec", from, "sh", "-c", "timeout 5 nc "+addr+" "+port+" </dev/null")
@@ -141,16 +142,20 @@ func TestContainersCannotReachHost(t *testing.T) {
 			t.Errorf("%s reached the host's service at %s:8099", tc.from, tc.addr)
 		}
 	}
-	if !dial(t, w, "c1", "172.17.0.1", "53") {
+	if !retried(func() bool { return dial(t, w, "c1", "172.17.0.1", "53") }) {
 		t.Errorf("c1 cannot reach DNS (tcp 53) on the host")
 	}
-	if !canPing(t, w, "c1", bridgeGateway) {
+	if !pings(t, w, "c1", bridgeGateway) {
 		t.Errorf("c1 cannot ping its gateway")
 	}
-	if _, _, code := w.InHost(t, "busybox", "ping", "-c", "1", "-W", "5", containerIP(t, w, "c1").String()); code != 0 {
+	c1 := containerIP(t, w, "c1").String()
+	if !retried(func() bool {
+		_, _, code := w.InHost(t, "busybox", "ping", "-c", "1", "-W", "5", c1)
+		return code == 0
+	}) {
 		t.Errorf("the host cannot ping c1 (replies must come back)")
 	}
-	if got := fetch(t, w, "c1"); got != "you are 198.51.100.2\n" {
+	if got := fetchAnswer(t, w, "c1"); got != "you are 198.51.100.2\n" {
 		t.Errorf("c1 reached the outside as %q", got)
 	}
 	// The rootfs overlay names the data-root in its options; no mount

@@ -68,7 +68,7 @@ func TestConnectDisconnect(t *testing.T) {
 	if got := w.LinkNames(t, procNS); !equal(got, []string{"eth0", "eth1", "lo"}) {
 		t.Errorf("links after connect = %q, want [eth0 eth1 lo]", got)
 	}
-	if !canPing(t, w, "roamer", resident) {
+	if !pings(t, w, "roamer", resident) {
 		t.Errorf("roamer cannot reach resident (%s) after connect", resident)
 	}
 

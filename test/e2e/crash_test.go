@@ -42,6 +42,7 @@ func TestCrashStorm(t *testing.T) {
 		t.Error(l)
 	}
 	reliability.Cleanup(t, c)
+	waitReaped(t, w) // Settled gives the kernel 5 s; the reaper may take longer on a loaded machine
 	if _, leaks := reliability.Settled(t, w, c); len(leaks) > 0 {
 		t.Errorf("after removing everything: %q", leaks)
 	}

@@ -104,12 +104,20 @@ func (u *upstreamDNS) asked(q string) bool {
 
 var nslookupAddr = regexp.MustCompile(`(?m)^Address(?: \d+)?:\s+(\d+\.\d+\.\d+\.\d+)\s*$`)
 
+// nslookupWait makes busybox nslookup wait up to 30 s for an answer,
+// asking again every 5 s, instead of its 5 s in two tries: on a loaded
+// machine a query can go unanswered that long. An answer ends the wait at
+// once, so a name that must not resolve is still judged by the first
+// answer, and a resolver that never answers still fails the check.
+var nslookupWait = []string{"-timeout=30", "-retry=6"}
+
 // lookup runs busybox nslookup in a container and returns the IPv4
 // addresses it printed for name (the server's own "Address:" line, with a
 // port, is not one of them), sorted, and its whole output.
 func lookup(t *testing.T, w *testworld.World, from, name string) ([]string, string) {
 	t.Helper()
-	out, errOut, _ := w.Berth(t, "exec", from, "nslookup", "-type=a", name)
+	args := append([]string{"exec", from, "nslookup", "-type=a"}, nslookupWait...)
+	out, errOut, _ := w.Berth(t, append(args, name)...)
 	var addrs []string
 	if _, rest, ok := strings.Cut(out, "Name:"); ok {
 		for _, m := range nslookupAddr.FindAllStringSubmatch(rest, -1) {
@@ -174,10 +182,13 @@ func TestDNSNames(t *testing.T) {
 	wantLookup(t, w, "alpha", "bravo-host", b)
 	wantLookup(t, w, "alpha", "db", a, b)
 	wantLookup(t, w, "alpha", "bravo.dnsnet", b)
-	if _, _, code := w.Berth(t, "exec", "alpha", "ping", "-c", "1", "-W", "2", "bravo"); code != 0 {
+	if !retried(func() bool {
+		_, _, code := w.Berth(t, "exec", "alpha", "ping", "-c", "1", "-W", "2", "bravo")
+		return code == 0
+	}) {
 		t.Errorf("alpha cannot ping bravo by name")
 	}
-	out, _, _ := w.Berth(t, "exec", "alpha", "nslookup", b.String())
+	out, _, _ := w.Berth(t, append(append([]string{"exec", "alpha", "nslookup"}, nslookupWait...), b.String())...)
 	if !strings.Contains(out, "bravo.dnsnet") {
 		t.Errorf("reverse lookup of %s from alpha:\n%s\nwant bravo.dnsnet", b, out)
 	}

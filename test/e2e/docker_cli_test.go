@@ -103,7 +103,9 @@ func TestDockerCLIDaemonAndImages(t *testing.T) {
 	if out != "abc\n" || code != 0 {
 		t.Errorf("echo abc | docker run -i busybox cat printed %q, exit %d", out, code)
 	}
-	// The exited and removed containers hold no sandbox and no port.
+	// The exited and removed containers hold no sandbox and no port (once
+	// the reaper has deleted the veths their teardown cut off).
+	waitReaped(t, w)
 	if files := w.NetnsFiles(t); len(files) != 0 {
 		t.Errorf("netns files with no container running: %q", files)
 	}
@@ -242,7 +244,10 @@ func TestDockerCLINetworks(t *testing.T) {
 	if got := dockerInspect(t, w, `{{json (index .NetworkSettings.Networks "dk").Aliases}}`, "b1"); !strings.Contains(got, `"web"`) {
 		t.Errorf("b1's aliases on dk = %s, want web among them", got)
 	}
-	if _, _, code := w.Docker(t, "exec", "n1", "ping", "-c", "1", "-W", "2", "10.97.0.20"); code != 0 {
+	if !retried(func() bool {
+		_, _, code := w.Docker(t, "exec", "n1", "ping", "-c", "1", "-W", "2", "10.97.0.20")
+		return code == 0
+	}) {
 		t.Errorf("n1 cannot ping b1 at 10.97.0.20 on dk")
 	}
 	// The --alias given to connect is a name on dk, beside the container's own.
@@ -252,6 +257,7 @@ func TestDockerCLINetworks(t *testing.T) {
 		}
 	}
 	mustDocker(t, w, "network", "disconnect", "dk", "b1")
+	waitReaped(t, w) // disconnect cuts eth1 off; the reaper deletes it a little later
 	if got := containerLinks(t, w, "b1"); !equal(got, []string{"eth0", "lo"}) {
 		t.Errorf("b1's links after disconnect = %q, want [eth0 lo]", got)
 	}
@@ -329,8 +335,14 @@ func TestDockerCLIContainers(t *testing.T) {
 	if out := mustDocker(t, w, "exec", "-d", "s1", "sleep", "4242"); out != "" {
 		t.Errorf("docker exec -d printed %q, want nothing", out)
 	}
-	if out := mustDocker(t, w, "exec", "s1", "ps"); !strings.Contains(out, "sleep 4242") {
-		t.Errorf("the exec -d process is not running in s1:\n%s", out)
+	// berth answers a detached exec before runc has started the process
+	// (Docker answers once it runs), so ps may not show it yet.
+	var ps string
+	if !retried(func() bool {
+		ps = mustDocker(t, w, "exec", "s1", "ps")
+		return strings.Contains(ps, "sleep 4242")
+	}) {
+		t.Errorf("the exec -d process is not running in s1:\n%s", ps)
 	}
 	checkExecTTY(t, w, "s1")
 
@@ -347,9 +359,15 @@ func TestDockerCLIContainers(t *testing.T) {
 	if out := mustDocker(t, w, "kill", "s2"); strings.TrimSpace(out) != "s2" {
 		t.Errorf("docker kill s2 printed %q", out)
 	}
+	// berth's kill returns once the signal is sent (Docker's waits until
+	// a SIGKILLed container stopped), then the exit is recorded.
+	eventually(t, "s2 stopped after docker kill", func() bool {
+		return dockerInspect(t, w, "{{.State.Running}}", "s2") == "false"
+	})
 	if got := dockerInspect(t, w, "{{.State.Status}} {{.State.ExitCode}}", "s2"); got != "exited 137" {
 		t.Errorf("s2 after kill: %q, want exited 137", got)
 	}
+	waitReaped(t, w)
 	if ports := w.BridgePorts(t, defaultBridge); len(ports) != 0 {
 		t.Errorf("bridge ports with every container stopped: %q", ports)
 	}

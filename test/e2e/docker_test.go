@@ -44,7 +44,10 @@ func TestDockerCLIReads(t *testing.T) {
 	if out, _, code := w.Docker(t, "inspect", "--format", "{{.State.Pid}}", "test1"); code != 0 || strings.TrimSpace(out) != itoa(containerPID(t, w, "test1")) {
 		t.Errorf("docker inspect State.Pid of test1: exit %d, %q; want berth's", code, out)
 	}
-	out, _, code = w.Docker(t, "exec", "test1", "ping", "-c", "2", ip2.String())
+	retried(func() bool {
+		out, _, code = w.Docker(t, "exec", "test1", "ping", "-c", "2", ip2.String())
+		return code == 0
+	})
 	if code != 0 || !strings.Contains(out, "64 bytes from "+ip2.String()) {
 		t.Errorf("docker exec test1 ping %s: exit %d\n%s", ip2, code, out)
 	}
@@ -66,6 +69,7 @@ func TestDockerCLIRunAndRemove(t *testing.T) {
 	if out, _, code := w.Docker(t, "rm", "-f", "d1"); code != 0 || strings.TrimSpace(out) != "d1" {
 		t.Errorf("docker rm -f d1: exit %d, %q", code, out)
 	}
+	waitReaped(t, w) // rm -f cut the veth off; the reaper deletes it a little later
 	if ports := w.BridgePorts(t, defaultBridge); len(ports) != 0 {
 		t.Errorf("bridge ports after docker rm -f: %q", ports)
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"net"
 	"net/netip"
 	"regexp"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -96,13 +98,40 @@ func parseAddr(t *testing.T, s string) netip.Addr {
 }
 
 // canPing reports whether container from gets an answer to one ping of addr.
+// One try: use it where the answer must be no (pings where it must be yes).
 func canPing(t *testing.T, w *testworld.World, from string, addr netip.Addr) bool {
 	t.Helper()
 	_, _, code := w.Berth(t, "exec", from, "ping", "-c", "1", "-W", "2", addr.String())
 	return code == 0
 }
 
-// fetch asks the outside server, from a container, who it is; "" when unreachable.
+// pings is canPing tried again until a reply comes, for checks where the
+// answer must be yes: on a loaded machine one ping (a slow first ARP, a
+// process not run within its two seconds) proves no drop.
+func pings(t *testing.T, w *testworld.World, from string, addr netip.Addr) bool {
+	t.Helper()
+	return retried(func() bool { return canPing(t, w, from, addr) })
+}
+
+// retried calls try until it reports true or a minute has passed, and
+// says whether it did. It is for probes (a ping, a request, a datagram)
+// that must succeed: a loaded machine may let one try miss its own short
+// wait without anything being wrong. The minute only ends a real failure;
+// nothing about speed is asserted. A probe that must fail is tried once.
+func retried(try func() bool) bool {
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		if try() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
+// fetch asks the outside server, from a container, who it is; "" when
+// unreachable. One try: use it where the answer must be "" (fetchAnswer
+// where there must be one).
 func fetch(t *testing.T, w *testworld.World, from string) string {
 	t.Helper()
 	url := "http://" + testworld.ServerAddr.String() + "/"
@@ -111,6 +140,46 @@ func fetch(t *testing.T, w *testworld.World, from string) string {
 		return ""
 	}
 	return out
+}
+
+// fetchAnswer is fetch tried again while nothing answers (see retried).
+func fetchAnswer(t *testing.T, w *testworld.World, from string) string {
+	t.Helper()
+	var out string
+	retried(func() bool {
+		out = fetch(t, w, from)
+		return out != ""
+	})
+	return out
+}
+
+// reapGroup is the interface group with which the bridge driver marks the
+// host end of a veth pair that Leave cut off (reapGroup in
+// internal/driver/bridge): a reaper deletes the marked pairs in batches,
+// a little after rm, stop, kill or disconnect returned.
+const reapGroup = 0x62657274
+
+// waitReaped waits until no veth pair is left for the bridge driver's
+// reaper, so that the links and bridge ports a test lists next are the
+// settled ones. A pair still marked after a minute fails the test.
+func waitReaped(t *testing.T, w *testworld.World) {
+	t.Helper()
+	h := w.HostHandle(t)
+	eventually(t, "the bridge driver's reaper deleted the veths it was given", func() bool {
+		links, err := h.LinkList()
+		if errors.Is(err, netlink.ErrDumpInterrupted) {
+			return false
+		}
+		if err != nil {
+			t.Fatalf("list links: %v", err)
+		}
+		for _, l := range links {
+			if l.Attrs().Group == reapGroup {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // checkSandbox verifies a container's network stack from outside it: its

@@ -22,8 +22,11 @@ type hostState struct {
 	Rules string   // nft -s list table inet berth
 }
 
+// snapshot waits for the bridge driver's reaper first: veths that rm or
+// stop cut off are deleted a little after the command returned.
 func snapshot(t *testing.T, w *testworld.World) hostState {
 	t.Helper()
+	waitReaped(t, w)
 	rules, errOut, code := w.InHost(t, "nft", "-s", "list", "table", "inet", "berth")
 	if code != 0 {
 		t.Fatalf("nft list table inet berth: exit %d: %s", code, errOut)
@@ -108,10 +111,10 @@ func TestDaemonRestart(t *testing.T) {
 		t.Errorf("host after restart (-before +after):\n%s", diff)
 	}
 	checkSandbox(t, w, "alpha", addrs["alpha"], bridgeSubnet, bridgeGateway)
-	if !canPing(t, w, "alpha", addrs["bravo"]) {
+	if !pings(t, w, "alpha", addrs["bravo"]) {
 		t.Errorf("alpha cannot ping bravo after restart")
 	}
-	if got, want := fetch(t, w, "charlie"), "you are 198.51.100.2\n"; got != want {
+	if got, want := fetchAnswer(t, w, "charlie"), "you are 198.51.100.2\n"; got != want {
 		t.Errorf("charlie reached the outside as %q after restart, want %q", got, want)
 	}
 	runSleeper(t, w, "new")
@@ -176,6 +179,7 @@ func runLoopThenKill(t *testing.T, w *testworld.World, d *testworld.Daemon, roun
 // addresses are distinct and each is on its eth0.
 func checkNoLeaks(t *testing.T, w *testworld.World) {
 	t.Helper()
+	waitReaped(t, w) // what the restart rolled back goes in the reaper's next batch
 	running := strings.Fields(w.MustBerth(t, "ps", "-q"))
 	seen := map[netip.Addr]string{}
 	var keys []string

@@ -61,7 +61,7 @@ func TestSeedWalkthrough(t *testing.T) {
 	}
 	checkNsenterIPLink(t, w, "test1")
 
-	if !canPing(t, w, "test1", ip2) || !canPing(t, w, "test2", ip1) {
+	if !pings(t, w, "test1", ip2) || !pings(t, w, "test2", ip1) {
 		t.Errorf("test1 (%s) and test2 (%s) cannot ping each other", ip1, ip2)
 	}
 	checkBridgeDevice(t, w, defaultBridge, true)
@@ -76,10 +76,10 @@ func TestSeedWalkthrough(t *testing.T) {
 func TestMasquerade(t *testing.T) {
 	w, _ := startWorld(t)
 	runSleeper(t, w, "c1")
-	if !canPing(t, w, "c1", testworld.ServerAddr) {
+	if !pings(t, w, "c1", testworld.ServerAddr) {
 		t.Errorf("c1 cannot ping %s", testworld.ServerAddr)
 	}
-	if got, want := fetch(t, w, "c1"), "you are 198.51.100.2\n"; got != want {
+	if got, want := fetchAnswer(t, w, "c1"), "you are 198.51.100.2\n"; got != want {
 		t.Errorf("outside server answered %q, want %q", got, want)
 	}
 	seen := w.SeenSources()
