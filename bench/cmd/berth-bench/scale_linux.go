@@ -55,8 +55,8 @@ func (w *world) scale(ctx context.Context, p plan, res *scaleResult) error {
 // reaches the outside server over TCP through berth's network and through
 // the floor's; "" means it does, otherwise what failed.
 func (w *world) reachOutside(ctx context.Context, pr probe) (berth, floorErr string) {
-	check := func(ns string) string {
-		if _, err := harness.Throughput(ctx, w.outside, ns, harness.ServerAddr, time.Second); err != nil {
+	check := func(outside, ns string) string {
+		if _, err := harness.Throughput(ctx, outside, ns, harness.ServerAddr, time.Second); err != nil {
 			return err.Error()
 		}
 		return ""
@@ -67,14 +67,14 @@ func (w *world) reachOutside(ctx context.Context, pr probe) (berth, floorErr str
 		if ns, _, err := w.d.Where(ctx, pr.name, benchNet); err != nil {
 			berth = err.Error()
 		} else {
-			berth = check(ns)
+			berth = check(w.outside, ns)
 		}
 		w.d.NetworkDisconnect(ctx, benchNet, pr.name, false)
 	}
 	if err := w.floor.Attach(pr.ns, pr.ep); err != nil {
 		return berth, err.Error()
 	}
-	floorErr = check(pr.ns)
+	floorErr = check(w.floorOutside, pr.ns)
 	w.floor.Detach(pr.ep)
 	return berth, floorErr
 }

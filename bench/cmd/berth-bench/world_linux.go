@@ -16,6 +16,7 @@ import (
 
 	"github.com/berth-net/berth/bench/internal/floor"
 	"github.com/berth-net/berth/bench/internal/harness"
+	"github.com/berth-net/berth/internal/sandbox"
 )
 
 // The bench's addresses: berth's user network and the floor's bridge are
@@ -47,6 +48,12 @@ const (
 type world struct {
 	dir     string
 	outside string // the outside world's netns
+	// The scale floor's own host namespace and outside world: many kernel
+	// structures are per namespace (the IPv6 routes every link event walks,
+	// the device tables), so berth's bridge and the floor's, each with up
+	// to 1,000 ports, live in separate hosts and neither pays for the
+	// other's objects.
+	floorHost, floorOutside string
 	d       *harness.Daemon
 	floor   *floor.Floor // the reference bridge
 	fill    *floor.Floor // bare ports on berth's bridge
@@ -85,7 +92,12 @@ func newWorld(ctx context.Context, bin string, tmpfs bool, log *slog.Logger) (*w
 			return nil, fmt.Errorf("mount tmpfs on %q: %w", dir, err)
 		}
 	}
-	w := &world{dir: dir, outside: filepath.Join(dir, "outside.netns"), log: log}
+	w := &world{
+		dir: dir, log: log,
+		outside:      filepath.Join(dir, "outside.netns"),
+		floorHost:    filepath.Join(dir, "floorhost.netns"),
+		floorOutside: filepath.Join(dir, "flooroutside.netns"),
+	}
 	if err := os.MkdirAll(filepath.Join(dir, "ns"), 0o755); err != nil {
 		return nil, err
 	}
@@ -94,6 +106,18 @@ func newWorld(ctx context.Context, bin string, tmpfs bool, log *slog.Logger) (*w
 	}
 	if err := floor.SetIPForward(); err != nil {
 		return nil, err
+	}
+	if err := floor.NewNetns(w.floorHost); err != nil {
+		return nil, fmt.Errorf("floor host namespace: %w", err)
+	}
+	err = sandbox.Do(w.floorHost, func() error {
+		if err := floor.SetIPForward(); err != nil {
+			return err
+		}
+		return harness.MakeOutside(w.floorOutside)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("floor host's outside world: %w", err)
 	}
 	log.Info("starting daemon")
 	if w.d, err = harness.StartDaemon(ctx, bin, dir); err != nil {
@@ -111,7 +135,7 @@ func (w *world) setUpBridges(ctx context.Context) error {
 		return fmt.Errorf("create network %q: %w", benchNet, err)
 	}
 	var err error
-	if w.floor, err = floor.New(floor.Config{Bridge: "floor0", Gateway: floorGateway, Table: "floor"}); err != nil {
+	if w.floor, err = floor.New(floor.Config{Bridge: "floor0", Gateway: floorGateway, Table: "floor", HostNS: w.floorHost}); err != nil {
 		return fmt.Errorf("floor bridge: %w", err)
 	}
 	// The bare ports stand in for berth's containers, so they are made as

@@ -38,9 +38,12 @@ type Config struct {
 	// Existing marks a bridge the floor did not make (berth's, to which it
 	// adds bare ports): Close leaves it.
 	Existing bool
-	// NoIPv6 turns IPv6 address generation off on both veth ends before
-	// they get a carrier, as berth's driver does: the variant that shows
-	// how much of the naive floor's growth IPv6 autoconfiguration is.
+	// NoIPv6 makes the ends as berth's driver does: IPv6 disabled on the
+	// host end (net.ipv6.conf.<veth>.disable_ipv6=1, so it adds no routes
+	// that every later link event in the namespace walks) and address
+	// generation off on the peer. The variant that shows how much of the
+	// naive floor's growth IPv6 is, and the one that stands in for berth's
+	// endpoints on berth's bridge.
 	NoIPv6 bool
 	// GRO turns GRO on for each container-side end (see SetGRO).
 	GRO bool
@@ -175,7 +178,7 @@ func (f *Floor) Attach(nsPath string, ep Endpoint) error {
 	}
 	if f.cfg.NoIPv6 {
 		f.step("host ipv6 off")
-		if err := f.h.LinkSetIP6AddrGenMode(veth, nl.IN6_ADDR_GEN_MODE_NONE); err != nil {
+		if err := f.disableIPv6(ep.HostIf); err != nil {
 			return err
 		}
 	}
@@ -234,6 +237,18 @@ func (f *Floor) Detach(ep Endpoint) error {
 	}
 	f.nft.SetDeleteElements(f.ports, []nftables.SetElement{{Key: ifnameKey(ep.HostIf)}})
 	return f.nft.Flush()
+}
+
+// disableIPv6 sets disable_ipv6 on the host end, through the /proc/sys of
+// the floor's host namespace.
+func (f *Floor) disableIPv6(ifName string) error {
+	write := func() error {
+		return os.WriteFile("/proc/sys/net/ipv6/conf/"+ifName+"/disable_ipv6", []byte("1"), 0o644)
+	}
+	if f.cfg.HostNS == "" {
+		return write()
+	}
+	return sandbox.Do(f.cfg.HostNS, write)
 }
 
 func ipNet(p netip.Prefix) *net.IPNet {
