@@ -40,8 +40,8 @@ func (w *world) scale(ctx context.Context, p plan, res *scaleResult) error {
 			return fmt.Errorf("bridge %q has %d ports (%v), want %d", benchBridge, got, err, n)
 		}
 		w.log.Info("sampling", "ports", n)
-		for range p.cycles {
-			if err := w.cycle(ctx, probes, &t); err != nil {
+		for round := range p.cycles {
+			if err := w.cycle(ctx, probes, &t, round); err != nil {
 				return err
 			}
 		}
@@ -143,37 +143,67 @@ func (w *world) growOne(ctx context.Context, p plan, i int, res *scaleResult) er
 	return nil
 }
 
-// cycle connects every probe, then disconnects every probe, alternating
+// cycle connects every probe, then disconnects every probe, pairing
 // berth's call with the floor's same step so that both see the same
-// machine.
-func (w *world) cycle(ctx context.Context, probes []probe, t *tier) error {
-	for _, pr := range probes {
-		t0 := time.Now()
-		if err := w.d.NetworkConnect(ctx, benchNet, pr.name, nil); err != nil {
-			return fmt.Errorf("connect %q: %w", pr.name, err)
+// machine. Which of the two goes first alternates from probe to probe
+// (and from cycle to cycle): the second of a pair finds the kernel's
+// code and data warm from the first, and that advantage must not always
+// go to the same side.
+func (w *world) cycle(ctx context.Context, probes []probe, t *tier, round int) error {
+	for i, pr := range probes {
+		connect := func() error {
+			t0 := time.Now()
+			if err := w.d.NetworkConnect(ctx, benchNet, pr.name, nil); err != nil {
+				return fmt.Errorf("connect %q: %w", pr.name, err)
+			}
+			t.connect = append(t.connect, time.Since(t0))
+			return nil
 		}
-		t1 := time.Now()
-		if err := w.floor.Attach(pr.ns, pr.ep); err != nil {
-			return fmt.Errorf("floor attach %q: %w", pr.ep.HostIf, err)
+		attach := func() error {
+			t0 := time.Now()
+			if err := w.floor.Attach(pr.ns, pr.ep); err != nil {
+				return fmt.Errorf("floor attach %q: %w", pr.ep.HostIf, err)
+			}
+			t.floorAttach = append(t.floorAttach, time.Since(t0))
+			return nil
 		}
-		t2 := time.Now()
-		t.connect = append(t.connect, t1.Sub(t0))
-		t.floorAttach = append(t.floorAttach, t2.Sub(t1))
+		if err := inTurn((i+round)%2 == 0, connect, attach); err != nil {
+			return err
+		}
 	}
-	for _, pr := range probes {
-		t0 := time.Now()
-		if err := w.d.NetworkDisconnect(ctx, benchNet, pr.name, false); err != nil {
-			return fmt.Errorf("disconnect %q: %w", pr.name, err)
+	for i, pr := range probes {
+		disconnect := func() error {
+			t0 := time.Now()
+			if err := w.d.NetworkDisconnect(ctx, benchNet, pr.name, false); err != nil {
+				return fmt.Errorf("disconnect %q: %w", pr.name, err)
+			}
+			t.disconnect = append(t.disconnect, time.Since(t0))
+			return nil
 		}
-		t1 := time.Now()
-		if err := w.floor.Detach(pr.ep); err != nil {
-			return fmt.Errorf("floor detach %q: %w", pr.ep.HostIf, err)
+		detach := func() error {
+			t0 := time.Now()
+			if err := w.floor.Detach(pr.ep); err != nil {
+				return fmt.Errorf("floor detach %q: %w", pr.ep.HostIf, err)
+			}
+			t.floorDetach = append(t.floorDetach, time.Since(t0))
+			return nil
 		}
-		t2 := time.Now()
-		t.disconnect = append(t.disconnect, t1.Sub(t0))
-		t.floorDetach = append(t.floorDetach, t2.Sub(t1))
+		if err := inTurn((i+round)%2 == 0, disconnect, detach); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// inTurn runs a then b, or b then a.
+func inTurn(aFirst bool, a, b func() error) error {
+	if !aFirst {
+		a, b = b, a
+	}
+	if err := a(); err != nil {
+		return err
+	}
+	return b()
 }
 
 // measureLoaded records the daemon's RSS with every container so far running.
