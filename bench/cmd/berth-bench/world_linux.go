@@ -54,12 +54,12 @@ type world struct {
 	// to 1,000 ports, live in separate hosts and neither pays for the
 	// other's objects.
 	floorHost, floorOutside string
-	d       *harness.Daemon
-	floor   *floor.Floor // the reference bridge
-	fill    *floor.Floor // bare ports on berth's bridge
-	extra   []*floor.Floor
-	log     *slog.Logger
-	nsSeq   int
+	d                       *harness.Daemon
+	floor                   *floor.Floor // the reference bridge
+	fill                    *floor.Floor // bare ports on berth's bridge
+	extra                   []*floor.Floor
+	log                     *slog.Logger
+	nsSeq                   int
 }
 
 // requirePrivateNamespace refuses to run anywhere but a fresh network
