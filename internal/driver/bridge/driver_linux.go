@@ -20,6 +20,7 @@ import (
 // namespace and, per call, to a sandbox's namespace.
 type Driver struct {
 	h      *netlink.Handle
+	port   *portSocket // creates and sets up host ends in one request each
 	reaper *reaper
 	// conns holds each sandbox's namespace and sockets, Join to ReleaseSandbox.
 	conns conns
@@ -46,18 +47,25 @@ func New(hostNetns string, log *slog.Logger) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open netlink in host namespace %q: %w", hostNetns, err)
 	}
+	p, err := openPortSocket(hostNetns)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("open netlink in host namespace %q: %w", hostNetns, err)
+	}
 	r, err := newReaper(hostNetns, log)
 	if err != nil {
+		p.close()
 		h.Close()
 		return nil, fmt.Errorf("start veth reaper in host namespace %q: %w", hostNetns, err)
 	}
 	ht, err := startHostThread(hostNetns)
 	if err != nil {
 		r.close()
+		p.close()
 		h.Close()
 		return nil, err
 	}
-	return &Driver{h: h, reaper: r, hostThread: ht, log: log}, nil
+	return &Driver{h: h, port: p, reaper: r, hostThread: ht, log: log}, nil
 }
 
 // openHandle returns a route-netlink handle in the namespace at path ("" =
@@ -82,6 +90,7 @@ func (d *Driver) Close() error {
 	d.releaseAll()
 	d.reaper.close()
 	d.hostThread.close()
+	d.port.close()
 	d.h.Close()
 	return nil
 }

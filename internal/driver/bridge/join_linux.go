@@ -3,7 +3,6 @@ package bridge
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 
 	"github.com/vishvananda/netlink"
@@ -44,7 +43,7 @@ func (d *Driver) Join(sandboxPath string, spec network.EndpointSpec) (err error)
 	}()
 	d.freeNamesFromReaper(sb, spec)
 
-	host, created, err := d.ensureVeth(sb, spec)
+	pair, err := d.ensureVeth(sb, spec, brIndex)
 	if err != nil {
 		return err
 	}
@@ -54,10 +53,10 @@ func (d *Driver) Join(sandboxPath string, spec network.EndpointSpec) (err error)
 			err = errors.Join(err, d.deleteVethIfExists(spec.HostIfName))
 		}
 	}()
-	if err := d.configureHostEnd(host, spec.Bridge, brIndex, spec.Owner, created); err != nil {
+	if err := d.configureHostEnd(pair, spec.Bridge, brIndex, spec.Owner); err != nil {
 		return err
 	}
-	peer, err := d.configurePeer(sb, spec)
+	peer, err := d.configurePeer(sb, spec, pair.peerIndex)
 	if err != nil {
 		return fmt.Errorf("configure %q in sandbox %q: %w", spec.IfName, sandboxPath, err)
 	}
@@ -82,6 +81,9 @@ func (d *Driver) announce(sb *sandboxConn, peer netlink.Link, spec network.Endpo
 	go func() {
 		defer d.background.Done()
 		defer d.release(sb, false)
+		if err := d.disableHostIPv6(spec.HostIfName); err != nil && !errors.Is(err, os.ErrNotExist) {
+			d.log.Warn("could not disable IPv6 on host end", "veth", spec.HostIfName, "err", err)
+		}
 		d.syncPortState(spec.HostIfName)
 		err := sb.sendGratuitousARP(ifindex, mac, addr)
 		switch {
@@ -94,31 +96,53 @@ func (d *Driver) announce(sb *sandboxConn, peer netlink.Link, spec network.Endpo
 	}()
 }
 
+// vethPair is the pair ensureVeth made or found: the host end's index and
+// the container end's (0 when not known yet), and whether it was made now
+// (and so is already a port of the bridge).
+type vethPair struct {
+	host      netlink.Link
+	peerIndex int
+	created   bool
+}
+
 // ensureVeth creates the veth pair in one netlink call: the host end up,
-// with the MTU, and the peer in the sandbox with its final name, MAC and
-// MTU. If the host name exists and is this endpoint's own pair (a retried
-// Join), that pair is reused and created is false.
-func (d *Driver) ensureVeth(sb *sandboxConn, spec network.EndpointSpec) (host netlink.Link, created bool, err error) {
+// with the MTU, already a port of the bridge (IFLA_MASTER at creation), and
+// the peer in the sandbox with its final name, MAC and MTU. The kernel
+// echoes the new link back (NLM_F_ECHO), with the peer's index in
+// IFLA_LINK, so neither end has to be looked up. If the host name exists
+// and is this endpoint's own pair (a retried Join), that pair is reused.
+func (d *Driver) ensureVeth(sb *sandboxConn, spec network.EndpointSpec, brIndex int) (vethPair, error) {
 	if err := d.step("create veth"); err != nil {
-		return nil, false, err
+		return vethPair{}, err
 	}
-	attrs := netlink.NewLinkAttrs()
-	attrs.Name = spec.HostIfName
-	attrs.MTU = spec.MTU
-	attrs.Flags = net.FlagUp
-	veth := netlink.NewVeth(attrs)
-	veth.PeerName = spec.IfName
-	veth.PeerHardwareAddr = spec.MAC
-	veth.PeerNamespace = netlink.NsFd(sb.ns)
-	err = d.h.LinkAdd(veth)
-	if err == nil {
-		return veth, true, nil
+	host, peerIndex, err := d.port.createVeth(spec, brIndex, int(sb.ns))
+	if errors.Is(err, unix.ENODEV) || errors.Is(err, unix.EINVAL) {
+		// The remembered bridge index may be stale (the bridge was made
+		// again): look it up and try once more.
+		if brIndex, err = d.bridgeIndex(spec.Bridge, true); err != nil {
+			return vethPair{}, err
+		}
+		host, peerIndex, err = d.port.createVeth(spec, brIndex, int(sb.ns))
 	}
-	if errors.Is(err, unix.EEXIST) {
+	switch {
+	case err == nil:
+		if host.Attrs().Index == 0 { // a kernel without NLM_F_ECHO for links
+			if host, err = d.h.LinkByName(spec.HostIfName); err != nil {
+				return vethPair{}, fmt.Errorf("look up %q: %w", spec.HostIfName, err)
+			}
+			peerIndex = 0
+		}
+		return vethPair{host: host, peerIndex: peerIndex, created: true}, nil
+	case errors.Is(err, unix.EEXIST):
 		host, err := d.existingOwnPair(sb, spec)
-		return host, false, err
+		return vethPair{host: host}, err
+	case errors.Is(err, unix.EXFULL):
+		// BR_MAX_PORTS: port numbers have 10 bits and 0 is reserved.
+		return vethPair{}, errdefs.WithKind(errdefs.KindConflict, fmt.Errorf(
+			"attach %q to bridge %q: the bridge has the most ports a Linux bridge takes (1023); use another network: %w",
+			spec.HostIfName, spec.Bridge, err))
 	}
-	return nil, false, fmt.Errorf("create veth %q with peer %q in sandbox %q: %w", spec.HostIfName, spec.IfName, sb.path, err)
+	return vethPair{}, fmt.Errorf("create veth %q with peer %q in sandbox %q on bridge %q: %w", spec.HostIfName, spec.IfName, sb.path, spec.Bridge, err)
 }
 
 // existingOwnPair explains an EEXIST from creating the pair: either the
@@ -156,47 +180,33 @@ func isPeerOf(peer, host netlink.Link) bool {
 		host.Attrs().ParentIndex == peer.Attrs().Index
 }
 
-// configureHostEnd tags the host end and makes it a port of the bridge.
-// The kernel ignores IFLA_IFALIAS and (in this library) IFLA_MASTER on
-// creation, hence the separate calls.
-func (d *Driver) configureHostEnd(host netlink.Link, bridge string, brIndex int, owner string, created bool) error {
+// configureHostEnd tags the host end with its owner, turns IPv6 address
+// generation off on it and puts its bridge port in hairpin mode, in one
+// netlink call (portSocket.setUpPort); a pair found from an earlier try is
+// first made a port of the bridge and set up. IPv6 is disabled outright
+// (disable_ipv6, a sysctl write that costs as much as the rest of this)
+// after Join returns, by the announcement: with address generation off,
+// the host end never gets an IPv6 address meanwhile.
+//
+// Hairpin: a container reaching its own published port through a host
+// address. With br_netfilter the DNAT'ed packet is bridged back out of the
+// port it came in on, which a bridge only does in hairpin mode (Docker
+// sets it too when it publishes ports without its userland proxy).
+func (d *Driver) configureHostEnd(pair vethPair, bridge string, brIndex int, owner string) error {
+	host := pair.host
 	name := host.Attrs().Name
-	if err := d.step("tag host end"); err != nil {
+	if !pair.created {
+		if err := d.attach(host, bridge, brIndex); err != nil {
+			return fmt.Errorf("attach %q to bridge %q: %w", name, bridge, err)
+		}
+	}
+	if err := d.step("set up port"); err != nil {
 		return err
 	}
-	if err := d.h.LinkSetAlias(host, ownerAlias(owner)); err != nil {
-		return fmt.Errorf("tag %q as %q: %w", name, ownerAlias(owner), err)
+	if err := d.port.setUpPort(host.Attrs().Index, ownerAlias(owner)); err != nil {
+		return fmt.Errorf("set up %q (alias %q, hairpin): %w", name, ownerAlias(owner), err)
 	}
-	if err := d.step("host ipv6 off"); err != nil {
-		return err
-	}
-	if err := d.disableHostIPv6(name); err != nil {
-		return err
-	}
-	if err := d.step("attach to bridge"); err != nil {
-		return err
-	}
-	err := d.attach(host, bridge, brIndex)
-	if errors.Is(err, unix.EXFULL) {
-		// BR_MAX_PORTS: port numbers have 10 bits and 0 is reserved.
-		return errdefs.WithKind(errdefs.KindConflict, fmt.Errorf(
-			"attach %q to bridge %q: the bridge has the most ports a Linux bridge takes (1023); use another network: %w",
-			name, bridge, err))
-	}
-	if err != nil {
-		return fmt.Errorf("attach %q to bridge %q: %w", name, bridge, err)
-	}
-	if err := d.step("hairpin"); err != nil {
-		return err
-	}
-	// A container reaching its own published port through a host address:
-	// with br_netfilter the DNAT'ed packet is bridged back out of the port it
-	// came in on, which a bridge only does in hairpin mode (Docker sets it
-	// too when it publishes ports without its userland proxy).
-	if err := d.h.LinkSetHairpin(host, true); err != nil {
-		return fmt.Errorf("set hairpin mode on %q: %w", name, err)
-	}
-	if created {
+	if pair.created {
 		return nil // created up
 	}
 	return d.ensureUp(host)
@@ -217,17 +227,21 @@ func (d *Driver) attach(host netlink.Link, bridge string, index int) error {
 	return d.h.LinkSetMasterByIndex(host, index)
 }
 
-// configurePeer brings the sandbox side up with its address and default route.
-func (d *Driver) configurePeer(sb *sandboxConn, spec network.EndpointSpec) (netlink.Link, error) {
+// configurePeer brings the sandbox side up with its address and default
+// route. peerIndex is its index in the sandbox when known (0: looked up by name).
+func (d *Driver) configurePeer(sb *sandboxConn, spec network.EndpointSpec, peerIndex int) (netlink.Link, error) {
 	if err := d.step("loopback up"); err != nil {
 		return nil, err
 	}
 	if err := sb.ensureLoopbackUp(); err != nil {
 		return nil, err
 	}
-	peer, err := sb.h.LinkByName(spec.IfName)
-	if err != nil {
-		return nil, fmt.Errorf("look up %q: %w", spec.IfName, err)
+	var peer netlink.Link = &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Index: peerIndex, Name: spec.IfName}}
+	if peerIndex == 0 {
+		var err error
+		if peer, err = sb.h.LinkByName(spec.IfName); err != nil {
+			return nil, fmt.Errorf("look up %q: %w", spec.IfName, err)
+		}
 	}
 	if err := d.step("peer ipv6 off"); err != nil {
 		return nil, err
