@@ -56,7 +56,7 @@ func (d *Driver) Join(sandboxPath string, spec network.EndpointSpec) (err error)
 	if err := d.configureHostEnd(pair, spec.Bridge, brIndex, spec.Owner); err != nil {
 		return err
 	}
-	peer, err := d.configurePeer(sb, spec, pair.peerIndex)
+	peer, err := d.configurePeer(sb, spec, pair)
 	if err != nil {
 		return fmt.Errorf("configure %q in sandbox %q: %w", spec.IfName, sandboxPath, err)
 	}
@@ -228,26 +228,29 @@ func (d *Driver) attach(host netlink.Link, bridge string, index int) error {
 }
 
 // configurePeer brings the sandbox side up with its address and default
-// route. peerIndex is its index in the sandbox when known (0: looked up by name).
-func (d *Driver) configurePeer(sb *sandboxConn, spec network.EndpointSpec, peerIndex int) (netlink.Link, error) {
+// route. Its IPv6 address generation goes off before it is set up, unless
+// the sandbox's default already has it off (sandboxConn.autoconfOff).
+func (d *Driver) configurePeer(sb *sandboxConn, spec network.EndpointSpec, pair vethPair) (netlink.Link, error) {
 	if err := d.step("loopback up"); err != nil {
 		return nil, err
 	}
 	if err := sb.ensureLoopbackUp(); err != nil {
 		return nil, err
 	}
-	var peer netlink.Link = &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Index: peerIndex, Name: spec.IfName}}
-	if peerIndex == 0 {
+	var peer netlink.Link = &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Index: pair.peerIndex, Name: spec.IfName}}
+	if pair.peerIndex == 0 {
 		var err error
 		if peer, err = sb.h.LinkByName(spec.IfName); err != nil {
 			return nil, fmt.Errorf("look up %q: %w", spec.IfName, err)
 		}
 	}
-	if err := d.step("peer ipv6 off"); err != nil {
-		return nil, err
-	}
-	if err := noIPv6Autoconf(sb.h, peer); err != nil {
-		return nil, err
+	if !sb.autoconfOff {
+		if err := d.step("peer ipv6 off"); err != nil {
+			return nil, err
+		}
+		if err := noIPv6Autoconf(sb.h, peer); err != nil {
+			return nil, err
+		}
 	}
 	if err := d.step("peer up"); err != nil {
 		return nil, err

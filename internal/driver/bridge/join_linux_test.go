@@ -61,6 +61,9 @@ func checkJoined(t *testing.T, w *testWorld, sbPath string, spec network.Endpoin
 	if peer.Attrs().Flags&net.FlagUp == 0 {
 		t.Errorf("peer %q is down", spec.IfName)
 	}
+	if addrs, err := sh.AddrList(peer, netlink.FAMILY_V6); err != nil || len(addrs) != 0 {
+		t.Errorf("IPv6 addresses on %q: %v (err %v), want none (no link-local, no DAD into the bridge)", spec.IfName, addrs, err)
+	}
 	if lo, _ := sh.LinkByName("lo"); lo.Attrs().Flags&net.FlagUp == 0 {
 		t.Error("lo is down in the sandbox")
 	}
@@ -192,7 +195,7 @@ func TestJoinRefusesTakenNames(t *testing.T) {
 }
 
 func TestJoinFailuresLeaveNothingBehind(t *testing.T) {
-	steps := []string{"create veth", "set up port", "loopback up", "peer ipv6 off", "peer up", "address", "default route"}
+	steps := []string{"create veth", "set up port", "loopback up", "peer up", "address", "default route"}
 	for _, step := range steps {
 		t.Run(step, func(t *testing.T) {
 			w := newWorld(t)

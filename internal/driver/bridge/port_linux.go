@@ -69,7 +69,7 @@ func (p *portSocket) createVeth(spec network.EndpointSpec, brIndex, nsFD int) (h
 	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("veth"))
 	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
 	peer := data.AddRtAttr(nl.VETH_INFO_PEER, nil)
-	nl.NewIfInfomsgChild(peer, unix.AF_UNSPEC)
+	nl.NewIfInfomsgChild(peer, unix.AF_UNSPEC) // down: a veth end cannot open before its peer exists (ENOTCONN)
 	peer.AddRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(spec.IfName))
 	peer.AddRtAttr(unix.IFLA_ADDRESS, spec.MAC)
 	if spec.MTU > 0 {

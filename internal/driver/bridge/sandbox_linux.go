@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 
 	"github.com/vishvananda/netlink"
@@ -29,6 +30,10 @@ type sandboxConn struct {
 	arpFD int        // AF_PACKET socket in the sandbox; -1 until made
 	loUp  bool       // lo has been set up through this conn
 
+	// autoconfOff: links made in the sandbox get no IPv6 address
+	// generation (the sandbox's default is none).
+	autoconfOff bool
+
 	// refs counts callers using the conn; released is set by
 	// ReleaseSandbox. Both are guarded by conns.mu; the fds close when
 	// released and no caller is left.
@@ -37,20 +42,41 @@ type sandboxConn struct {
 }
 
 // openSandbox opens the namespace at path and a route-netlink socket in it
-// (netlink.NewHandleAt: the socket is made in the namespace and used from
-// any thread afterwards).
+// (made inside the namespace, used from any thread afterwards), and sets
+// the sandbox's default IPv6 address generation to none
+// (net.ipv6.conf.default.addr_gen_mode=1, inside the container's own
+// namespace, which berth owns): a container end then never gets a
+// link-local address, and Join need not turn generation off on each one
+// in a request of its own before setting it up. Endpoints are IPv4-only, and Docker too turns IPv6 off on
+// the container's interfaces of an IPv4-only network.
 func openSandbox(path string) (*sandboxConn, error) {
 	ns, err := netns.GetFromPath(path)
 	if err != nil {
 		return nil, fmt.Errorf("open sandbox %q: %w", path, err)
 	}
-	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	var h *netlink.Handle
+	autoconfOff := false
+	err = sandbox.Do(path, func() error {
+		var err error
+		if h, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
+			return err
+		}
+		switch err := writeSysctl(sandboxAddrGenModePath, "1"); {
+		case err == nil, errors.Is(err, os.ErrNotExist): // no IPv6 at all: nothing to generate
+			autoconfOff = true
+		}
+		return nil
+	})
 	if err != nil {
 		ns.Close()
 		return nil, fmt.Errorf("open netlink in sandbox %q: %w", path, err)
 	}
-	return &sandboxConn{path: path, ns: ns, h: h, arpFD: -1}, nil
+	return &sandboxConn{path: path, ns: ns, h: h, arpFD: -1, autoconfOff: autoconfOff}, nil
 }
+
+// sandboxAddrGenModePath is the sandbox's default IPv6 address generation
+// mode, which every link made in it afterwards starts with.
+const sandboxAddrGenModePath = "/proc/sys/net/ipv6/conf/default/addr_gen_mode"
 
 func (sb *sandboxConn) close() {
 	sb.h.Close()
