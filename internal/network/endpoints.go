@@ -26,6 +26,12 @@ type JoinRequest struct {
 	// in the same store record as the endpoint's intent, so that both are
 	// on disk, or neither, when Join returns.
 	Record func(store.Tx) error
+	// Planned, if set, is called once the endpoint is planned and
+	// recorded (its address chosen, the intent written) and before the
+	// kernel work starts, so that the caller can do its own share of the
+	// connect (the container's /etc/hosts) meanwhile. If Join then fails,
+	// the endpoint is gone again by the time Join returns.
+	Planned func(Endpoint)
 }
 
 // HostIfNameFunc and MACFunc make the random names and MACs of new
@@ -125,6 +131,9 @@ func (c *Controller) Join(ctx context.Context, sandboxID, netRef string, req Joi
 	}
 	if err := c.recordPorts(n, ep, req.Ports); err != nil {
 		return nil, errors.Join(err, c.forgetEndpoint(ep))
+	}
+	if req.Planned != nil {
+		req.Planned(*cloneEndpoint(ep))
 	}
 	if n.Driver == DriverBridge {
 		if err := c.cfg.Driver.Join(sb.Key, endpointSpec(n, ep)); err != nil {

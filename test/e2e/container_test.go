@@ -71,6 +71,12 @@ func TestConnectDisconnect(t *testing.T) {
 	if !pings(t, w, "roamer", resident) {
 		t.Errorf("roamer cannot reach resident (%s) after connect", resident)
 	}
+	// /etc/hosts names the container's address on each network (written
+	// while the kernel work of the connect runs).
+	hosts, _, code := w.Berth(t, "exec", "roamer", "cat", "/etc/hosts")
+	if first := containerIP(t, w, "roamer"); code != 0 || !strings.Contains(hosts, first.String()+"\t") || !strings.Contains(hosts, addr.String()+"\t") {
+		t.Errorf("/etc/hosts after connect = %q, want lines for %s and %s", hosts, first, addr)
+	}
 
 	w.MustBerth(t, "network", "disconnect", "second", "roamer")
 	// The driver cuts the container end off at once and lets a background
@@ -84,6 +90,9 @@ func TestConnectDisconnect(t *testing.T) {
 	}
 	if got := w.BridgePorts(t, defaultBridge); !equal(got, ports) {
 		t.Errorf("ports of %s changed from %q to %q", defaultBridge, ports, got)
+	}
+	if hosts, _, _ := w.Berth(t, "exec", "roamer", "cat", "/etc/hosts"); strings.Contains(hosts, addr.String()+"\t") {
+		t.Errorf("/etc/hosts after disconnect = %q, still names %s", hosts, addr)
 	}
 	checkSandbox(t, w, "roamer", containerIP(t, w, "roamer"), bridgeSubnet, bridgeGateway)
 }
