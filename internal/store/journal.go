@@ -29,7 +29,12 @@ import (
 // before their kernel work so that the two overlap.
 //
 // Record layout: 4-byte little-endian payload length, 4-byte CRC-32C of the
-// payload, payload (JSON ops). Replay stops at the first record that is
+// payload, payload: the byte 'B' then, per op, the bucket, the key, a flag
+// byte (1: deletion) and the value, each string uvarint-length-prefixed.
+// (Payloads of journals written before that format are a JSON array of
+// ops, and start with '[': replay reads both.) The values are JSON already;
+// encoding the ops as JSON again cost a connect a second pass over the
+// container's whole record. Replay stops at the first record that is
 // short or fails its checksum: a torn tail from a crash mid-append. Ops
 // are whole values, so replaying records that a checkpoint already folded
 // in (a crash between the bbolt commit and the truncation) is harmless.
@@ -149,8 +154,8 @@ func decodeRecords(data []byte) [][]op {
 		if crc32.Checksum(payload, crcTable) != sum {
 			break
 		}
-		var ops []op
-		if err := json.Unmarshal(payload, &ops); err != nil {
+		ops, ok := decodePayload(payload)
+		if !ok {
 			break
 		}
 		recs = append(recs, ops)
@@ -161,14 +166,93 @@ func decodeRecords(data []byte) [][]op {
 
 // encodeRecord frames ops as one journal record.
 func encodeRecord(ops []op) ([]byte, error) {
-	payload, err := json.Marshal(ops)
-	if err != nil {
-		return nil, err
+	n := 9
+	for _, o := range ops {
+		n += 3*binary.MaxVarintLen32 + 1 + len(o.Bucket) + len(o.Key) + len(o.Value)
 	}
-	buf := make([]byte, 8, 8+len(payload))
+	buf := make([]byte, 8, n)
+	buf = append(buf, binaryPayload)
+	for _, o := range ops {
+		if len(o.Bucket) > maxField || len(o.Key) > maxField || len(o.Value) > maxField {
+			return nil, fmt.Errorf("journal op %s/%s: too large", o.Bucket, o.Key)
+		}
+		buf = appendString(buf, o.Bucket)
+		buf = appendString(buf, o.Key)
+		if o.Del {
+			buf = append(buf, 1)
+			continue
+		}
+		buf = append(buf, 0)
+		buf = binary.AppendUvarint(buf, uint64(len(o.Value)))
+		buf = append(buf, o.Value...)
+	}
+	payload := buf[8:]
 	binary.LittleEndian.PutUint32(buf[0:4], uint32(len(payload)))
 	binary.LittleEndian.PutUint32(buf[4:8], crc32.Checksum(payload, crcTable))
-	return append(buf, payload...), nil
+	return buf, nil
+}
+
+// binaryPayload starts a payload in the binary op format; a JSON one
+// (older journals) starts with '['.
+const binaryPayload = 'B'
+
+// maxField bounds one bucket name, key or value in a record.
+const maxField = 1 << 30
+
+func appendString(buf []byte, s string) []byte {
+	buf = binary.AppendUvarint(buf, uint64(len(s)))
+	return append(buf, s...)
+}
+
+// decodePayload parses one record's ops, in either format; ok is false
+// for a payload that is neither (replay stops there).
+func decodePayload(p []byte) (ops []op, ok bool) {
+	if len(p) == 0 {
+		return nil, false
+	}
+	if p[0] == '[' {
+		if err := json.Unmarshal(p, &ops); err != nil {
+			return nil, false
+		}
+		return ops, true
+	}
+	if p[0] != binaryPayload {
+		return nil, false
+	}
+	p = p[1:]
+	field := func() ([]byte, bool) {
+		n, k := binary.Uvarint(p)
+		if k <= 0 || n > uint64(len(p)-k) {
+			return nil, false
+		}
+		f := p[k : k+int(n)]
+		p = p[k+int(n):]
+		return f, true
+	}
+	for len(p) > 0 {
+		bucket, ok1 := field()
+		key, ok2 := field()
+		if !ok1 || !ok2 || len(p) == 0 {
+			return nil, false
+		}
+		flag := p[0]
+		p = p[1:]
+		o := op{Bucket: string(bucket), Key: string(key)}
+		switch flag {
+		case 1:
+			o.Del = true
+		case 0:
+			v, ok := field()
+			if !ok {
+				return nil, false
+			}
+			o.Value = json.RawMessage(append([]byte(nil), v...))
+		default:
+			return nil, false
+		}
+		ops = append(ops, o)
+	}
+	return ops, true
 }
 
 // append writes ops as one record at the end of the journal and into the
