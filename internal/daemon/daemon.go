@@ -168,6 +168,9 @@ func (d *Daemon) Close() error {
 	if d.stopWatchers != nil {
 		d.stopWatchers()
 	}
+	if d.net != nil {
+		d.net.FlushReady()
+	}
 	return errors.Join(d.driver.Close(), d.store.Close())
 }
 

@@ -56,6 +56,7 @@ type Controller struct {
 	names     *nameTable             // for the embedded resolver; its own lock
 	newIfName HostIfNameFunc
 	newMAC    MACFunc
+	ready     readyMarks // guarded by mu
 }
 
 // New returns a controller; call Start before anything else.

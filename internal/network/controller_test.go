@@ -2,8 +2,11 @@ package network
 
 import (
 	"context"
+	"errors"
+	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -382,9 +385,10 @@ func TestRestartRollsBackHalfDoneWorkAndRemovesOrphans(t *testing.T) {
 	ctx := context.Background()
 	sb := r.sandbox(t, "c1")
 	kept := r.join(t, sb, "bridge", JoinRequest{Name: "c1"})
-	// A crash after the "creating" record and the veth, before "ready".
+	// A crash in the middle of a disconnect: the "deleting" record, the
+	// veth still there.
 	half := &Endpoint{ID: r.ids(), NetworkID: kept.NetworkID, SandboxID: sb.ID, HostIfName: "vethdeadbee", IfName: "eth1",
-		Address: mustPrefix("172.17.0.3/16"), State: EndpointCreating}
+		Address: mustPrefix("172.17.0.3/16"), State: EndpointDeleting}
 	if err := r.st.Update(func(tx store.Tx) error { return tx.Put(store.BucketEndpoints, half.ID, half) }); err != nil {
 		t.Fatal(err)
 	}
@@ -419,6 +423,64 @@ func TestRestartRollsBackHalfDoneWorkAndRemovesOrphans(t *testing.T) {
 	}
 	if got := r.c.allocated(kept.NetworkID); len(got) != 1 {
 		t.Fatalf("allocated = %v", got)
+	}
+}
+
+// A crash after a connect's "creating" record (and perhaps some of its
+// kernel work), before its "ready" mark reached the journal: the restart
+// finishes the endpoint in a sandbox that is still there, and rolls back
+// one with published ports (whose ports only ready endpoints get back) and
+// one whose sandbox is gone.
+func TestRestartFinishesCreatingEndpoints(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "app"}); err != nil {
+		t.Fatal(err)
+	}
+	live := r.sandbox(t, "c1")
+	gone := r.sandbox(t, "c2")
+	first := r.join(t, live, "bridge", JoinRequest{Name: "c1"})
+	appNet, err := r.c.Network("app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	creating := func(sb *Sandbox, netID, host, ifName, addr string, ports []PortMapping) *Endpoint {
+		ep := &Endpoint{ID: r.ids(), Name: sb.ContainerID, NetworkID: netID, SandboxID: sb.ID, HostIfName: host, IfName: ifName,
+			Address: mustPrefix(addr), MAC: net.HardwareAddr{2, 0x42, 10, 0, 0, 9}, State: EndpointCreating, Ports: ports}
+		if err := r.st.Update(func(tx store.Tx) error { return tx.Put(store.BucketEndpoints, ep.ID, ep) }); err != nil {
+			t.Fatal(err)
+		}
+		return ep
+	}
+	subnet := appNet.IPv4.Subnet.Addr().As4()
+	appAddr := netip.PrefixFrom(netip.AddrFrom4([4]byte{subnet[0], subnet[1], subnet[2], 9}), appNet.IPv4.Subnet.Bits()).String()
+	finished := creating(live, appNet.ID, "vethfinish1", "eth1", appAddr, nil)
+	withPorts := creating(live, first.NetworkID, "vethports01", "eth2", "172.17.0.9/16",
+		[]PortMapping{{Proto: "tcp", Port: 80, HostPort: 8080}})
+	orphaned := creating(gone, appNet.ID, "vethgone001", "eth1", strings.Replace(appAddr, ".9/", ".10/", 1), nil)
+	delete(r.sbs.ids, gone.ID)
+
+	r.restart(t)
+
+	eps := map[string]*Endpoint{}
+	for _, a := range r.c.Attachments(live.ID) {
+		eps[a.Endpoint.ID] = a.Endpoint
+	}
+	if ep := eps[finished.ID]; ep == nil || ep.State != EndpointReady {
+		t.Fatalf("creating endpoint in a live sandbox after restart = %+v, want it finished and ready", ep)
+	}
+	if _, ok := r.drv.veths["vethfinish1"]; !ok {
+		t.Errorf("the finished endpoint has no veth: %v", r.drv.vethNames())
+	}
+	if eps[withPorts.ID] != nil || eps[orphaned.ID] != nil {
+		t.Errorf("endpoints after restart = %v, want the one with ports and the one without a sandbox rolled back", eps)
+	}
+	// The mark is on disk now: another restart finds it ready.
+	r.restart(t)
+	for _, a := range r.c.Attachments(live.ID) {
+		if a.Endpoint.ID == finished.ID && a.Endpoint.State != EndpointReady {
+			t.Errorf("after a second restart the endpoint is %s, want ready", a.Endpoint.State)
+		}
 	}
 }
 
@@ -541,5 +603,63 @@ func TestJoinDrawsAnotherHostIfNameOnARepeat(t *testing.T) {
 	ep2 := r.join(t, r.sandbox(t, "c2"), "bridge", JoinRequest{ContainerID: "c2"})
 	if ep1.HostIfName != "veth0000001" || ep2.HostIfName != "veth0000002" {
 		t.Fatalf("host names %q and %q, want veth0000001 and the redrawn veth0000002", ep1.HostIfName, ep2.HostIfName)
+	}
+}
+
+// An endpoint's "ready" mark reaches the journal with the next record the
+// controller writes, or on its own after readyDelay, and never brings back
+// an endpoint that left meanwhile.
+func TestReadyMarkRidesOnTheNextRecord(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	stored := func(id string) EndpointState {
+		t.Helper()
+		var ep Endpoint
+		err := r.st.View(func(tx store.Tx) error { return tx.Get(store.BucketEndpoints, id, &ep) })
+		if errors.Is(err, store.ErrNotFound) {
+			return ""
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ep.State
+	}
+	r.c.mu.Lock() // no flush by the timer while the first joins run
+	r.c.ready.delay = time.Hour
+	r.c.mu.Unlock()
+	a := r.join(t, r.sandbox(t, "a"), "bridge", JoinRequest{Name: "a"})
+	if got := stored(a.ID); got != EndpointCreating {
+		t.Fatalf("right after Join the record says %q, want creating (the mark waits)", got)
+	}
+	b := r.join(t, r.sandbox(t, "b"), "bridge", JoinRequest{Name: "b"})
+	if got := stored(a.ID); got != EndpointReady {
+		t.Errorf("after the next Join the first record says %q, want ready", got)
+	}
+	r.c.flushReady()
+	if got := stored(b.ID); got != EndpointReady {
+		t.Errorf("after a flush the second record says %q, want ready", got)
+	}
+	// A leave right after the join: the queued mark must not resurrect it.
+	csb := r.sandbox(t, "c")
+	c := r.join(t, csb, "bridge", JoinRequest{Name: "c"})
+	if err := r.c.Leave(ctx, csb.ID, "bridge"); err != nil {
+		t.Fatal(err)
+	}
+	r.c.flushReady()
+	if got := stored(c.ID); got != "" {
+		t.Errorf("an endpoint that left has record %q, want none", got)
+	}
+	// On its own, the timer writes the mark.
+	r.c.mu.Lock()
+	r.c.ready.delay = readyDelay
+	r.c.ready.timer.Reset(readyDelay)
+	r.c.mu.Unlock()
+	d := r.join(t, r.sandbox(t, "d"), "bridge", JoinRequest{Name: "d"})
+	deadline := time.Now().Add(30 * time.Second)
+	for stored(d.ID) != EndpointReady && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := stored(d.ID); got != EndpointReady {
+		t.Errorf("readyDelay after a Join the record says %q, want ready", got)
 	}
 }

@@ -145,8 +145,7 @@ func (c *Controller) Join(ctx context.Context, sandboxID, netRef string, req Joi
 		return nil, errors.Join(err, c.leave(ctx, sb, ep, true, nil))
 	}
 	c.mu.Lock()
-	ep.State = EndpointReady
-	perr := c.noteEndpointLocked(ep)
+	perr := c.markReadyLocked(ep)
 	c.mu.Unlock()
 	if perr == nil {
 		perr = intent.Wait()
@@ -351,7 +350,16 @@ func (c *Controller) forgetEndpoint(ep *Endpoint) error {
 	}
 	delete(c.endpoints, ep.ID)
 	c.names.remove(ep.ID)
-	return c.cfg.Store.Note(func(tx store.Tx) error { return tx.Delete(store.BucketEndpoints, ep.ID) })
+	err := c.cfg.Store.Note(func(tx store.Tx) error {
+		if err := c.putReadyLocked(tx); err != nil {
+			return err
+		}
+		return tx.Delete(store.BucketEndpoints, ep.ID)
+	})
+	if err == nil {
+		c.readyWrittenLocked()
+	}
+	return err
 }
 
 // putEndpointLocked records ep and waits until the record is on disk.
@@ -368,6 +376,9 @@ func (c *Controller) putEndpointLocked(ep *Endpoint) error {
 // record is on disk.
 func (c *Controller) recordEndpointLocked(ep *Endpoint, also func(store.Tx) error) (store.Durable, error) {
 	d, err := c.cfg.Store.Record(func(tx store.Tx) error {
+		if err := c.putReadyLocked(tx); err != nil {
+			return err
+		}
 		if err := tx.Put(store.BucketEndpoints, ep.ID, ep); err != nil {
 			return err
 		}
@@ -379,6 +390,7 @@ func (c *Controller) recordEndpointLocked(ep *Endpoint, also func(store.Tx) erro
 	if err != nil {
 		return nil, fmt.Errorf("record endpoint: %w", err)
 	}
+	c.readyWrittenLocked()
 	c.endpoints[ep.ID] = ep
 	c.names.update(ep, c.networks[ep.NetworkID])
 	return d, nil

@@ -59,6 +59,9 @@ func (d *fakeDriver) Join(sandboxPath string, spec EndpointSpec) error {
 		return fmt.Errorf("no bridge %q", spec.Bridge)
 	}
 	if _, ok := d.veths[spec.HostIfName]; ok {
+		if d.owners[spec.HostIfName] == spec.Owner {
+			return nil // the endpoint's own pair: Join is idempotent, as the bridge driver's
+		}
 		return errors.New("file exists")
 	}
 	d.veths[spec.HostIfName] = spec

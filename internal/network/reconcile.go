@@ -181,24 +181,38 @@ func (c *Controller) reconcileSandboxes(ctx context.Context) []error {
 	return errs
 }
 
-// reconcileEndpoints rolls back endpoints a crash left half made or half
-// removed, and re-makes ready endpoints whose veth pair vanished.
+// reconcileEndpoints rolls back endpoints a crash left half removed, or
+// half made where the sandbox or network is gone; finishes those half made
+// in a sandbox that is still there (their intent, and the container's
+// record written with it, say the container is on the network; the "ready"
+// mark may simply not have been written, see readyMarks); and re-makes
+// ready endpoints whose veth pair vanished.
 func (c *Controller) reconcileEndpoints(ctx context.Context) []error {
 	c.mu.Lock()
-	var half, ready []*Endpoint
+	var half, finish, ready []*Endpoint
 	for _, ep := range c.endpoints {
-		if _, ok := c.sandboxes[ep.SandboxID]; !ok || c.networks[ep.NetworkID] == nil {
+		n := c.networks[ep.NetworkID]
+		if _, ok := c.sandboxes[ep.SandboxID]; !ok || n == nil || n.Removing {
 			half = append(half, ep) // its sandbox or network is gone: nothing to keep
 			continue
 		}
-		if ep.State == EndpointReady {
+		switch {
+		case ep.State == EndpointReady:
 			ready = append(ready, ep)
-		} else {
+		case ep.State == EndpointCreating && len(ep.Ports) == 0:
+			finish = append(finish, ep)
+		default:
 			half = append(half, ep)
 		}
 	}
 	c.mu.Unlock()
 	var errs []error
+	for _, ep := range finish {
+		if err := c.finishEndpoint(ep); err != nil {
+			c.log.Warn("could not finish half-made endpoint; rolling it back", "endpoint", ep.ID[:12], "err", err)
+			half = append(half, ep)
+		}
+	}
 	for _, ep := range half {
 		c.log.Info("rolling back half-done endpoint", "endpoint", ep.ID[:12], "state", ep.State, "address", ep.Address)
 		if err := c.rollbackEndpoint(ep); err != nil {
@@ -228,6 +242,26 @@ func (c *Controller) rollbackEndpoint(ep *Endpoint) error {
 		}
 	}
 	return c.forgetEndpoint(ep)
+}
+
+// finishEndpoint completes the kernel side of a "creating" endpoint (Join
+// is idempotent: it makes what is missing and finishes a pair it finds)
+// and records it ready.
+func (c *Controller) finishEndpoint(ep *Endpoint) error {
+	c.mu.Lock()
+	n := c.networks[ep.NetworkID]
+	sb := c.sandboxes[ep.SandboxID]
+	c.mu.Unlock()
+	if n.Driver == DriverBridge {
+		if err := c.cfg.Driver.Join(sb.Key, endpointSpec(n, ep)); err != nil {
+			return err
+		}
+	}
+	c.log.Info("finished half-made endpoint", "endpoint", ep.ID[:12], "address", ep.Address)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ep.State = EndpointReady
+	return c.noteEndpointLocked(ep)
 }
 
 // ensureEndpoint re-makes a ready endpoint's veth pair if it is missing.
