@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"sort"
 	"strings"
@@ -55,7 +54,6 @@ type Controller struct {
 	view      netView                // networks for readers that must not wait for c.mu
 	names     *nameTable             // for the embedded resolver; its own lock
 	newIfName HostIfNameFunc
-	newMAC    MACFunc
 	ready     readyMarks // guarded by mu
 }
 
@@ -78,7 +76,6 @@ func New(cfg Config) *Controller {
 	}
 	return &Controller{
 		newIfName: RandomHostIfName,
-		newMAC:    RandomMAC,
 		cfg:       cfg,
 		log:       cfg.Log,
 		networks:  map[string]*Network{},
@@ -100,16 +97,6 @@ func NewID() string {
 
 // RandomHostIfName returns "veth" and 7 random hex characters, as Docker names host ends.
 func RandomHostIfName() string { return "veth" + NewID()[:7] }
-
-// RandomMAC returns a random unicast, locally administered MAC (Docker 28+).
-func RandomMAC() net.HardwareAddr {
-	mac := make(net.HardwareAddr, 6)
-	if _, err := rand.Read(mac); err != nil {
-		panic(fmt.Sprintf("read random bytes: %v", err))
-	}
-	mac[0] = mac[0]&0xfe | 0x02
-	return mac
-}
 
 // Networks returns copies of every network, sorted by name.
 func (c *Controller) Networks() []*Network {

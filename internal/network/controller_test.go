@@ -1,6 +1,7 @@
 package network
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -598,7 +599,9 @@ func TestDeleteSandboxReleasesDriverHold(t *testing.T) {
 func TestJoinDrawsAnotherHostIfNameOnARepeat(t *testing.T) {
 	r := newRig(t)
 	names := []string{"veth0000001", "veth0000001", "veth0000002"}
-	r.c.SetGenerators(func() string { n := names[0]; names = names[1:]; return n }, RandomMAC)
+	r.c.mu.Lock()
+	r.c.newIfName = func() string { n := names[0]; names = names[1:]; return n }
+	r.c.mu.Unlock()
 	ep1 := r.join(t, r.sandbox(t, "c1"), "bridge", JoinRequest{ContainerID: "c1"})
 	ep2 := r.join(t, r.sandbox(t, "c2"), "bridge", JoinRequest{ContainerID: "c2"})
 	if ep1.HostIfName != "veth0000001" || ep2.HostIfName != "veth0000002" {
@@ -661,5 +664,44 @@ func TestReadyMarkRidesOnTheNextRecord(t *testing.T) {
 	}
 	if got := stored(d.ID); got != EndpointReady {
 		t.Errorf("readyDelay after a Join the record says %q, want ready", got)
+	}
+}
+
+// An endpoint's MAC is 02:42 and its address unless the user gives one; a
+// join announces itself (gratuitous ARP) only on a network where some
+// endpoint ever had a MAC of its own, which is remembered across restarts.
+func TestMACFromAddressAndAnnounce(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "app"}); err != nil {
+		t.Fatal(err)
+	}
+	a := r.join(t, r.sandbox(t, "a"), "bridge", JoinRequest{Name: "a"})
+	if a.Address != mustPrefix("172.17.0.2/16") || a.MAC.String() != "02:42:ac:11:00:02" || a.Announce {
+		t.Errorf("first endpoint on bridge: %v %v announce=%v, want 172.17.0.2/16 02:42:ac:11:00:02 and no announcement", a.Address, a.MAC, a.Announce)
+	}
+	b := r.join(t, r.sandbox(t, "b"), "app", JoinRequest{Name: "b", MAC: "02:00:00:00:00:0b"})
+	if b.MAC.String() != "02:00:00:00:00:0b" || !b.Announce {
+		t.Errorf("endpoint with its own MAC: %v announce=%v, want 02:00:00:00:00:0b announced", b.MAC, b.Announce)
+	}
+	r.restart(t)
+	c := r.join(t, r.sandbox(t, "c"), "app", JoinRequest{Name: "c"})
+	if !bytes.Equal(c.MAC, MACFromAddress(c.Address.Addr())) || !c.Announce {
+		t.Errorf("next endpoint on app after a restart: %v announce=%v, want the address's MAC, announced", c.MAC, c.Announce)
+	}
+	d := r.join(t, r.sandbox(t, "d"), "bridge", JoinRequest{Name: "d"})
+	if d.Announce {
+		t.Error("an endpoint on bridge (never a MAC of its own) is announced")
+	}
+	// A network recorded before berth derived MACs: every join announces.
+	r.c.mu.Lock()
+	for _, n := range r.c.networks {
+		if n.Name == "bridge" {
+			n.MACsFromAddresses = false
+		}
+	}
+	r.c.mu.Unlock()
+	if e := r.join(t, r.sandbox(t, "e"), "bridge", JoinRequest{Name: "e"}); !e.Announce {
+		t.Error("an endpoint on a network without MACsFromAddresses is not announced")
 	}
 }

@@ -1,6 +1,7 @@
 package network
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -34,19 +35,8 @@ type JoinRequest struct {
 	Planned func(Endpoint)
 }
 
-// HostIfNameFunc and MACFunc make the random names and MACs of new
-// endpoints; the daemon sets them from the bridge driver.
-type (
-	HostIfNameFunc func() string
-	MACFunc        func() net.HardwareAddr
-)
-
-// SetGenerators sets how host interface names and MACs are made.
-func (c *Controller) SetGenerators(ifName HostIfNameFunc, mac MACFunc) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.newIfName, c.newMAC = ifName, mac
-}
+// HostIfNameFunc makes the random host-side names of new endpoints.
+type HostIfNameFunc func() string
 
 // CreateSandbox records and makes a network namespace for a container.
 // Containers on the host network get a record without a namespace.
@@ -198,9 +188,27 @@ func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*E
 	if err := c.assignAddressLocked(n, ep, req.IPv4); err != nil {
 		return nil, nil, nil, nil, err
 	}
-	if ep.MAC, err = c.pickMAC(req.MAC); err != nil {
+	if ep.MAC, err = pickMAC(req.MAC, ep.Address.Addr()); err != nil {
 		c.spaces[n.ID].Release(ep.Address.Addr())
 		return nil, nil, nil, nil, err
+	}
+	own := !bytes.Equal(ep.MAC, MACFromAddress(ep.Address.Addr()))
+	ep.Announce = own || !n.MACsFromAddresses
+	record := req.Record
+	if own && n.MACsFromAddresses {
+		// From now on an address of this network may be cached with a MAC
+		// its next holder does not have: every join announces itself.
+		n.MACsFromAddresses = false
+		defer c.publishNetworksLocked()
+		record = func(tx store.Tx) error {
+			if err := tx.Put(store.BucketNetworks, n.ID, n); err != nil {
+				return err
+			}
+			if req.Record != nil {
+				return req.Record(tx)
+			}
+			return nil
+		}
 	}
 	for i := 0; ; i++ {
 		if name := fmt.Sprintf("eth%d", i); !ifNames[name] {
@@ -212,7 +220,7 @@ func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*E
 	if !n.Internal {
 		ep.Gateway = n.IPv4.Gateway
 	}
-	d, err := c.recordEndpointLocked(ep, req.Record)
+	d, err := c.recordEndpointLocked(ep, record)
 	if err != nil {
 		c.spaces[n.ID].Release(ep.Address.Addr())
 		return nil, nil, nil, nil, err
@@ -263,9 +271,9 @@ func (c *Controller) assignAddressLocked(n *Network, ep *Endpoint, static netip.
 	return nil
 }
 
-func (c *Controller) pickMAC(s string) (net.HardwareAddr, error) {
+func pickMAC(s string, addr netip.Addr) (net.HardwareAddr, error) {
 	if s == "" {
-		return c.newMAC(), nil
+		return MACFromAddress(addr), nil
 	}
 	mac, err := net.ParseMAC(s)
 	if err != nil || len(mac) != 6 {
@@ -275,6 +283,25 @@ func (c *Controller) pickMAC(s string) (net.HardwareAddr, error) {
 		return nil, errdefs.Invalid("invalid MAC address %q: it is a multicast address", s)
 	}
 	return mac, nil
+}
+
+// MACFromAddress is an endpoint's MAC unless the user gives one: 02:42 and
+// the four bytes of its IPv4 address, as Docker made them up to 27.x (and
+// as the seed shows: 172.17.0.2 is 02:42:ac:11:00:02). Docker 28 draws
+// random MACs and so must send a gratuitous ARP on every join, flooded to
+// every port of the bridge and into every container's namespace (several
+// ms of CPU at 1,000 ports): an address reused with a new MAC is otherwise
+// unreachable from neighbours that cached the old one until their entry
+// fails (5-8 s). With the MAC a function of the address, a cached entry is
+// right for the address's next holder too; only networks where a MAC was
+// ever chosen by hand still announce (Network.MACsFromAddresses). Addresses
+// are unique among a host's networks, so their MACs are too.
+func MACFromAddress(a netip.Addr) net.HardwareAddr {
+	if !a.Is4() {
+		return nil
+	}
+	b := a.As4()
+	return net.HardwareAddr{0x02, 0x42, b[0], b[1], b[2], b[3]}
 }
 
 // Leave disconnects a sandbox from one network.
@@ -412,6 +439,7 @@ func endpointSpec(n *Network, ep *Endpoint) EndpointSpec {
 	return EndpointSpec{
 		Bridge: n.Bridge.Name, HostIfName: ep.HostIfName, IfName: ep.IfName, MAC: ep.MAC,
 		Address: ep.Address, Gateway: ep.Gateway, MTU: n.Bridge.MTU, Owner: endpointOwner(ep.ID),
+		Announce: ep.Announce,
 	}
 }
 

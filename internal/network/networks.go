@@ -75,6 +75,7 @@ func (c *Controller) planNetwork(req CreateRequest) (*Network, error) {
 		ID: id, Name: req.Name, Driver: driver, Created: c.cfg.Now().UTC(),
 		Internal: req.Internal, Attachable: req.Attachable,
 		Bridge: bc, Options: cloneMap(req.Options), Labels: cloneMap(req.Labels),
+		MACsFromAddresses: true,
 	}
 	if n.Options == nil {
 		n.Options = map[string]string{}
@@ -298,7 +299,7 @@ func (c *Controller) ensurePredefinedLocked() error {
 			continue
 		}
 		n := &Network{ID: c.cfg.NewID(), Name: pd.name, Driver: pd.driver, Created: now, Predefined: true,
-			Options: map[string]string{}, Labels: map[string]string{}}
+			Options: map[string]string{}, Labels: map[string]string{}, MACsFromAddresses: true}
 		if pd.driver == DriverBridge {
 			bc, _ := parseBridgeOptions(nil, c.cfg.DefaultBridgeName)
 			bc.DefaultBridge = true

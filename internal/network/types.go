@@ -50,6 +50,13 @@ type Network struct {
 	Labels     map[string]string `json:"labels,omitempty"`
 	// Removing marks a network whose teardown started; a restart finishes it.
 	Removing bool `json:"removing,omitempty"`
+	// MACsFromAddresses: every endpoint that ever joined the network had
+	// the MAC its address gives (MACFromAddress), so a neighbour's cached
+	// entry for an address is right for whoever holds it next, and a join
+	// need not announce itself (see Endpoint.Announce). Set on networks
+	// made since berth derives MACs; cleared for good by the first
+	// endpoint with a MAC of its own (--mac-address).
+	MACsFromAddresses bool `json:"macsFromAddresses,omitempty"`
 	// Warnings are problems the daemon noticed in the host since it started
 	// (a route that overlaps the subnet); kept in memory only, never stored.
 	Warnings []string `json:"-"`
@@ -107,6 +114,9 @@ type Endpoint struct {
 	State    EndpointState `json:"state"`
 	// Ports are the endpoint's published ports, resolved (ports.go).
 	Ports []PortMapping `json:"ports,omitempty"`
+	// Announce: the driver sends a gratuitous ARP on join, because a
+	// neighbour may have cached another MAC for the address.
+	Announce bool `json:"announce,omitempty"`
 }
 
 // Sandbox is a container's network stack: one network namespace, bind-mounted at Key.
@@ -138,6 +148,8 @@ type EndpointSpec struct {
 	// Owner tags the host-side link (its ifalias) so that a restart can tell
 	// berth's links from everyone else's; the endpoint ID.
 	Owner string
+	// Announce asks for a gratuitous ARP once the endpoint is up.
+	Announce bool
 }
 
 // OwnedLink is a link that berth tagged as its own.

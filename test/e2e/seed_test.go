@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"regexp"
@@ -220,6 +221,14 @@ func checkNetworkContainers(t *testing.T, w *testworld.World, n networkInspect, 
 			t.Errorf("Containers[%q] has EndpointID %q; want 64-hex IDs", id, c.EndpointID)
 		}
 		checkMAC(t, w, c.Name, c.MacAddress)
+		// As the seed shows (172.17.0.2 has 02:42:ac:11:00:02): 02:42 and
+		// the address's four bytes.
+		if p, err := netip.ParsePrefix(c.IPv4Address); err == nil {
+			b := p.Addr().As4()
+			if want := fmt.Sprintf("02:42:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3]); c.MacAddress != want {
+				t.Errorf("MacAddress of %q (%s) = %q, want %q", c.Name, p.Addr(), c.MacAddress, want)
+			}
+		}
 	}
 	wantStr := map[string]string{}
 	for name, a := range want {

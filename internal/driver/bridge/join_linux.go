@@ -84,6 +84,9 @@ func (d *Driver) announce(sb *sandboxConn, peer netlink.Link, spec network.Endpo
 		if err := d.disableHostIPv6(spec.HostIfName); err != nil && !errors.Is(err, os.ErrNotExist) {
 			d.log.Warn("could not disable IPv6 on host end", "veth", spec.HostIfName, "err", err)
 		}
+		if !spec.Announce {
+			return // the MAC is the one the address has always had (network.MACFromAddress)
+		}
 		d.syncPortState(spec.HostIfName)
 		err := sb.sendGratuitousARP(ifindex, mac, addr)
 		switch {

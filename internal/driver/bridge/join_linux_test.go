@@ -468,7 +468,7 @@ func TestGratuitousARPUpdatesNeighbours(t *testing.T) {
 	}
 	c := nstest.New(t)
 	sc := sa
-	sc.HostIfName, sc.MAC, sc.Owner = "vethtest003", RandomMAC(), "endpoint:3"
+	sc.HostIfName, sc.MAC, sc.Owner, sc.Announce = "vethtest003", RandomMAC(), "endpoint:3", true
 	if err := w.d.Join(c, sc); err != nil {
 		t.Fatal(err)
 	}
@@ -483,6 +483,40 @@ func TestGratuitousARPUpdatesNeighbours(t *testing.T) {
 		sleepBriefly()
 	}
 	t.Errorf("b's neighbour entry for %s is %v, want the new MAC %v", sa.Address.Addr(), got, sc.MAC)
+}
+
+// Without Announce (the MAC is the address's own, as a neighbour already
+// has it) Join floods nothing: a neighbour's entry is left alone.
+func TestJoinWithoutAnnounceSendsNoGratuitousARP(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	a, b := nstest.New(t), nstest.New(t)
+	sa, sbSpec := endpointSpec(1), endpointSpec(2)
+	for _, j := range []struct {
+		path string
+		spec network.EndpointSpec
+	}{{a, sa}, {b, sbSpec}} {
+		if err := w.d.Join(j.path, j.spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.d.Settle()
+	if err := ping(t, b, sa.Address.Addr()); err != nil { // b caches a's MAC
+		t.Fatal(err)
+	}
+	if err := w.d.Leave(a, sa); err != nil {
+		t.Fatal(err)
+	}
+	sc := sa
+	sc.HostIfName, sc.MAC, sc.Owner = "vethtest003", RandomMAC(), "endpoint:3"
+	if err := w.d.Join(nstest.New(t), sc); err != nil {
+		t.Fatal(err)
+	}
+	w.d.Settle()
+	time.Sleep(200 * time.Millisecond) // what was sent has crossed the bridge by now
+	if got := neighMAC(t, handleIn(t, b), sa.Address.Addr()); got.String() != sa.MAC.String() {
+		t.Errorf("b's neighbour entry for %s is %v, want the old %v left alone (no announcement asked)", sa.Address.Addr(), got, sa.MAC)
+	}
 }
 
 func neighMAC(t *testing.T, h *netlink.Handle, ip netip.Addr) net.HardwareAddr {
@@ -563,6 +597,7 @@ func (w *testWorld) joinUnboundable(t *testing.T, n int) (string, network.Endpoi
 	}
 	t.Cleanup(func() { sandbox.Unbind(sb) })
 	spec := endpointSpec(n)
+	spec.Announce = true // all the driver holds for a sandbox, packet socket included
 	if err := w.d.Join(sb, spec); err != nil {
 		t.Fatal(err)
 	}

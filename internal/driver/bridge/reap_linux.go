@@ -27,7 +27,7 @@ const reapGroup = 0x62657274
 // Nothing leaks if the daemon dies first: marked links keep their berth
 // alias and group, and New deletes the group's links before anything else.
 type reaper struct {
-	sock *nl.NetlinkSocket // its own: a delete holds the socket through the barrier
+	sock *nl.SocketHandle // its own: a delete holds the socket through the barrier; one handle, so sequence numbers advance
 	log  *slog.Logger
 
 	mu      sync.Mutex
@@ -62,7 +62,7 @@ func newReaper(hostNetns string, log *slog.Logger) (*reaper, error) {
 		return nil, err
 	}
 	r := &reaper{
-		sock: sock, log: log,
+		sock: &nl.SocketHandle{Socket: sock}, log: log,
 		pending: map[string]reapEntry{},
 		kick:    make(chan struct{}, 1),
 		hurry:   make(chan struct{}, 1),
@@ -193,7 +193,7 @@ func (r *reaper) batch() {
 // (rtnl_group_dellink), veth peers included.
 func (r *reaper) deleteMarked() error {
 	req := nl.NewNetlinkRequest(unix.RTM_DELLINK, unix.NLM_F_ACK)
-	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: r.sock}}
+	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: r.sock}
 	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
 	req.AddData(nl.NewRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(reapGroup)))
 	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
@@ -207,5 +207,5 @@ func (r *reaper) deleteMarked() error {
 func (r *reaper) close() {
 	close(r.stop)
 	<-r.stopped
-	r.sock.Close()
+	r.sock.Socket.Close()
 }
