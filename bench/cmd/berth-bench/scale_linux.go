@@ -55,11 +55,17 @@ func (w *world) scale(ctx context.Context, p plan, res *scaleResult) error {
 // reaches the outside server over TCP through berth's network and through
 // the floor's; "" means it does, otherwise what failed.
 func (w *world) reachOutside(ctx context.Context, pr probe) (berth, floorErr string) {
+	// Three tries for either side: a port attached a moment ago may still
+	// be coming up (the kernel's link watch enables it asynchronously).
 	check := func(outside, ns string) string {
-		if _, err := harness.Throughput(ctx, outside, ns, harness.ServerAddr, time.Second); err != nil {
-			return err.Error()
+		var err error
+		for try := 0; try < 3; try++ {
+			if _, err = harness.Throughput(ctx, outside, ns, harness.ServerAddr, time.Second); err == nil {
+				return ""
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
-		return ""
+		return err.Error()
 	}
 	if err := w.d.NetworkConnect(ctx, benchNet, pr.name, nil); err != nil {
 		berth = err.Error()
