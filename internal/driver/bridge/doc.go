@@ -7,14 +7,22 @@
 // It owns only links it tagged with the ifalias "berth:<owner>" and touches
 // nothing else in the host namespace. The sysctls it writes there are
 // net.ipv4.ip_forward (EnableIPForwarding), route_localnet of its own
-// bridges and disable_ipv6 of its own host veths. Veths that Leave cut off wait, marked with an interface group of
-// berth's own (reapGroup), for a background reaper that deletes them in
-// batches; Settle waits for it.
+// bridges and disable_ipv6 of its own host veths; in a sandbox (a namespace
+// berth made) it sets the default IPv6 address generation to none. Veths
+// that Leave cut off wait, marked with an interface group of berth's own
+// (reapGroup), for a background reaper that deletes them in batches;
+// Settle waits for it.
 //
 // Costs that grow with the number of ports on a bridge, measured here with
 // BenchmarkJoinLeave and BenchmarkNaiveAttach, and what Join does about them:
 // IPv6 on ports (an ff00::/8 route per port, walked whole on every link
 // event) is turned off; the gratuitous ARP, flooded to every port, is sent
-// in the background; attaching a port (br_add_if walks every port) is
-// inherent to the kernel. A Linux bridge takes at most 1023 ports.
+// only when asked (EndpointSpec.Announce: the controller derives MACs from
+// addresses, so a neighbour's cache is rarely wrong) and in the background;
+// attaching a port (br_add_if walks every port) is inherent to the kernel.
+// A Linux bridge takes at most 1023 ports.
+//
+// Join makes the host end in two netlink requests (port_linux.go): one
+// RTM_NEWLINK creates the pair already attached to the bridge and echoes
+// both ifindexes back, one sets alias, address generation and hairpin.
 package bridge

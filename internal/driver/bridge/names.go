@@ -27,8 +27,8 @@ const (
 )
 
 // RandomMAC returns a random unicast, locally administered MAC address, as
-// Docker 28 does (netutils.GenerateRandomMAC): a fixed 02:42 prefix would
-// collide across hosts sharing a segment.
+// Docker 28 does (netutils.GenerateRandomMAC). berth gives it to bridges;
+// endpoints get theirs from their address (network.MACFromAddress).
 func RandomMAC() net.HardwareAddr {
 	hw := make(net.HardwareAddr, 6)
 	rand.Read(hw) // never fails on Linux
