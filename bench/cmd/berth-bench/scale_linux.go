@@ -17,6 +17,9 @@ type probe struct {
 	ep   floor.Endpoint
 }
 
+// tierSettle is the pause between growing the bridges and sampling a tier.
+const tierSettle = time.Second
+
 func (w *world) scale(ctx context.Context, p plan, res *scaleResult) error {
 	probes, err := w.startProbes(ctx, p.probes)
 	if err != nil {
@@ -39,6 +42,10 @@ func (w *world) scale(ctx context.Context, p plan, res *scaleResult) error {
 		if got, err := bridgePorts(benchBridge); err != nil || got != n {
 			return fmt.Errorf("bridge %q has %d ports (%v), want %d", benchBridge, got, err, n)
 		}
+		// Let the growth's tail (containers just started, ports just
+		// attached, veths being reaped) finish before sampling, so that
+		// neither side's samples carry it.
+		time.Sleep(tierSettle)
 		w.log.Info("sampling", "ports", n)
 		for round := range p.cycles {
 			if err := w.cycle(ctx, probes, &t, round); err != nil {
