@@ -445,77 +445,63 @@ func TestLeaveSparesOtherEndpointsLinks(t *testing.T) {
 	}
 }
 
-func TestGratuitousARPUpdatesNeighbours(t *testing.T) {
-	w := newWorld(t)
+// replaceNeighbour joins endpoints 1 and 2 in two sandboxes, lets 2 cache
+// 1's MAC, then takes 1 away and joins a third sandbox with 1's address, a
+// new MAC and the given Announce; it returns 2's sandbox and the old and
+// new specs.
+func replaceNeighbour(t *testing.T, w *testWorld, announce bool) (b string, old, repl network.EndpointSpec) {
+	t.Helper()
 	w.ensureTestBridge(t)
 	a, b := nstest.New(t), nstest.New(t)
-	sa, sbSpec := endpointSpec(1), endpointSpec(2)
+	old, sbSpec := endpointSpec(1), endpointSpec(2)
 	for _, j := range []struct {
 		path string
 		spec network.EndpointSpec
-	}{{a, sa}, {b, sbSpec}} {
+	}{{a, old}, {b, sbSpec}} {
 		if err := w.d.Join(j.path, j.spec); err != nil {
 			t.Fatal(err)
 		}
 	}
 	w.d.Settle()
-	if err := ping(t, b, sa.Address.Addr()); err != nil { // b caches a's MAC
+	if err := ping(t, b, old.Address.Addr()); err != nil { // b caches a's MAC
 		t.Fatal(err)
 	}
 	// a's container goes away and a new one gets its address and a new MAC.
-	if err := w.d.Leave(a, sa); err != nil {
+	if err := w.d.Leave(a, old); err != nil {
 		t.Fatal(err)
 	}
-	c := nstest.New(t)
-	sc := sa
-	sc.HostIfName, sc.MAC, sc.Owner, sc.Announce = "vethtest003", RandomMAC(), "endpoint:3", true
-	if err := w.d.Join(c, sc); err != nil {
+	repl = old
+	repl.HostIfName, repl.MAC, repl.Owner, repl.Announce = "vethtest003", RandomMAC(), "endpoint:3", announce
+	if err := w.d.Join(nstest.New(t), repl); err != nil {
 		t.Fatal(err)
 	}
-	w.d.Settle() // the announcement has been sent
+	w.d.Settle() // the announcement, if any, has been sent
+	return b, old, repl
+}
+
+func TestGratuitousARPUpdatesNeighbours(t *testing.T) {
+	w := newWorld(t)
+	b, old, repl := replaceNeighbour(t, w, true)
 	bh := handleIn(t, b)
 	var got net.HardwareAddr
 	for range 200 { // the ARP crosses the bridge in softirq, after Join returns
-		got = neighMAC(t, bh, sa.Address.Addr())
-		if got.String() == sc.MAC.String() {
+		got = neighMAC(t, bh, old.Address.Addr())
+		if got.String() == repl.MAC.String() {
 			return
 		}
 		sleepBriefly()
 	}
-	t.Errorf("b's neighbour entry for %s is %v, want the new MAC %v", sa.Address.Addr(), got, sc.MAC)
+	t.Errorf("b's neighbour entry for %s is %v, want the new MAC %v", old.Address.Addr(), got, repl.MAC)
 }
 
 // Without Announce (the MAC is the address's own, as a neighbour already
 // has it) Join floods nothing: a neighbour's entry is left alone.
 func TestJoinWithoutAnnounceSendsNoGratuitousARP(t *testing.T) {
 	w := newWorld(t)
-	w.ensureTestBridge(t)
-	a, b := nstest.New(t), nstest.New(t)
-	sa, sbSpec := endpointSpec(1), endpointSpec(2)
-	for _, j := range []struct {
-		path string
-		spec network.EndpointSpec
-	}{{a, sa}, {b, sbSpec}} {
-		if err := w.d.Join(j.path, j.spec); err != nil {
-			t.Fatal(err)
-		}
-	}
-	w.d.Settle()
-	if err := ping(t, b, sa.Address.Addr()); err != nil { // b caches a's MAC
-		t.Fatal(err)
-	}
-	if err := w.d.Leave(a, sa); err != nil {
-		t.Fatal(err)
-	}
-	sc := sa
-	sc.HostIfName, sc.MAC, sc.Owner = "vethtest003", RandomMAC(), "endpoint:3"
-	if err := w.d.Join(nstest.New(t), sc); err != nil {
-		t.Fatal(err)
-	}
-	w.d.Settle()
+	b, old, _ := replaceNeighbour(t, w, false)
 	time.Sleep(200 * time.Millisecond) // what was sent has crossed the bridge by now
-	if got := neighMAC(t, handleIn(t, b), sa.Address.Addr()); got.String() != sa.MAC.String() {
-		t.Errorf("b's neighbour entry for %s is %v, want the old %v left alone (no announcement asked)", sa.Address.Addr(), got, sa.MAC)
+	if got := neighMAC(t, handleIn(t, b), old.Address.Addr()); got.String() != old.MAC.String() {
+		t.Errorf("b's neighbour entry for %s is %v, want the old %v left alone (no announcement asked)", old.Address.Addr(), got, old.MAC)
 	}
 }
 

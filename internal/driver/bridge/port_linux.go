@@ -24,10 +24,21 @@ type portSocket struct {
 }
 
 func openPortSocket(hostNetns string) (*portSocket, error) {
+	sock, err := routeSocketIn(hostNetns)
+	if err != nil {
+		return nil, err
+	}
+	return &portSocket{sock: sock}, nil
+}
+
+// routeSocketIn opens a route-netlink socket of its own in the namespace
+// at path ("" = the caller's), as a handle whose sequence numbers advance
+// from request to request.
+func routeSocketIn(path string) (*nl.SocketHandle, error) {
 	ns := netns.None()
-	if hostNetns != "" {
+	if path != "" {
 		var err error
-		if ns, err = netns.GetFromPath(hostNetns); err != nil {
+		if ns, err = netns.GetFromPath(path); err != nil {
 			return nil, err
 		}
 		defer ns.Close()
@@ -36,7 +47,7 @@ func openPortSocket(hostNetns string) (*portSocket, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &portSocket{sock: &nl.SocketHandle{Socket: sock}}, nil
+	return &nl.SocketHandle{Socket: sock}, nil
 }
 
 func (p *portSocket) close() { p.sock.Socket.Close() }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink/nl"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -49,20 +48,12 @@ type reapEntry struct {
 // newReaper opens the reaper's socket in the namespace at hostNetns ("" =
 // the caller's), deletes what an earlier run left marked, and starts it.
 func newReaper(hostNetns string, log *slog.Logger) (*reaper, error) {
-	ns := netns.None()
-	if hostNetns != "" {
-		var err error
-		if ns, err = netns.GetFromPath(hostNetns); err != nil {
-			return nil, err
-		}
-		defer ns.Close()
-	}
-	sock, err := nl.GetNetlinkSocketAt(ns, netns.None(), unix.NETLINK_ROUTE)
+	sock, err := routeSocketIn(hostNetns)
 	if err != nil {
 		return nil, err
 	}
 	r := &reaper{
-		sock: &nl.SocketHandle{Socket: sock}, log: log,
+		sock: sock, log: log,
 		pending: map[string]reapEntry{},
 		kick:    make(chan struct{}, 1),
 		hurry:   make(chan struct{}, 1),
@@ -70,7 +61,7 @@ func newReaper(hostNetns string, log *slog.Logger) (*reaper, error) {
 		stopped: make(chan struct{}),
 	}
 	if err := r.deleteMarked(); err != nil {
-		sock.Close()
+		sock.Socket.Close()
 		return nil, fmt.Errorf("delete veths an earlier run left marked: %w", err)
 	}
 	go r.loop()
