@@ -169,7 +169,7 @@ func (d *Daemon) Close() error {
 		d.stopWatchers()
 	}
 	if d.net != nil {
-		d.net.FlushReady()
+		d.net.Close()
 	}
 	return errors.Join(d.driver.Close(), d.store.Close())
 }

@@ -35,6 +35,9 @@ func newRig(t *testing.T) *rig {
 // daemon restart would, and starts it.
 func (r *rig) restart(t *testing.T) {
 	t.Helper()
+	if r.c != nil {
+		r.c.Close()
+	}
 	r.c = New(Config{
 		Store: r.st, Driver: r.drv, Sandboxes: r.sbs, Firewall: r.fw,
 		Nameservers: []netip.Addr{netip.MustParseAddr("10.255.255.53")},
@@ -652,6 +655,24 @@ func TestReadyMarkRidesOnTheNextRecord(t *testing.T) {
 	if got := stored(c.ID); got != "" {
 		t.Errorf("an endpoint that left has record %q, want none", got)
 	}
+	// A mark still queued when its endpoint is gone or leaving (a record
+	// that failed to carry it) is dropped, not written.
+	gone := &Endpoint{ID: "gone", NetworkID: c.NetworkID, State: EndpointReady}
+	leaving := r.join(t, r.sandbox(t, "e"), "bridge", JoinRequest{Name: "e"})
+	r.c.mu.Lock()
+	r.c.ready.pending[gone.ID] = gone
+	r.c.endpoints[leaving.ID].State = EndpointDeleting
+	r.c.mu.Unlock()
+	r.c.flushReady()
+	if got := stored(gone.ID); got != "" {
+		t.Errorf("a queued mark of an endpoint no longer recorded wrote %q", got)
+	}
+	if got := stored(leaving.ID); got != EndpointCreating {
+		t.Errorf("a queued mark of a leaving endpoint: record says %q, want creating (left to the Leave)", got)
+	}
+	r.c.mu.Lock()
+	r.c.endpoints[leaving.ID].State = EndpointReady
+	r.c.mu.Unlock()
 	// On its own, the timer writes the mark.
 	r.c.mu.Lock()
 	r.c.ready.delay = readyDelay
@@ -692,6 +713,18 @@ func TestMACFromAddressAndAnnounce(t *testing.T) {
 	d := r.join(t, r.sandbox(t, "d"), "bridge", JoinRequest{Name: "d"})
 	if d.Announce {
 		t.Error("an endpoint on bridge (never a MAC of its own) is announced")
+	}
+	// A MAC given by hand that another endpoint of the network has is
+	// refused; an address whose MAC was given by hand to another endpoint
+	// gets a random MAC instead, announced.
+	next := MACFromAddress(netip.MustParseAddr("172.17.0.5")) // d has .4
+	if _, err := r.c.Join(ctx, r.sandbox(t, "x").ID, "bridge", JoinRequest{Name: "x", MAC: a.MAC.String()}); !errdefs.Is(err, errdefs.KindConflict) {
+		t.Errorf("Join with a's MAC = %v, want a conflict", err)
+	}
+	hand := r.join(t, r.sandbox(t, "h"), "bridge", JoinRequest{Name: "h", MAC: next.String()})
+	f := r.join(t, r.sandbox(t, "f"), "bridge", JoinRequest{Name: "f"})
+	if f.Address.Addr() != netip.MustParseAddr("172.17.0.5") || bytes.Equal(f.MAC, next) || bytes.Equal(f.MAC, hand.MAC) || !f.Announce {
+		t.Errorf("endpoint whose address's MAC was taken by hand: %v %v announce=%v, want .5, another MAC, announced", f.Address, f.MAC, f.Announce)
 	}
 	// A network recorded before berth derived MACs: every join announces.
 	r.c.mu.Lock()

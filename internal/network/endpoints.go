@@ -3,6 +3,7 @@ package network
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -111,9 +112,9 @@ func (c *Controller) forgetSandbox(id string) error {
 // The intent is in the store's journal before the kernel is touched (a
 // daemon that dies from here on finds it at restart), and the fdatasync
 // that puts it on disk runs while the kernel works: Join waits for it only
-// at the end. The ready mark is journaled and not waited for: if a power
-// loss drops it, it drops the veth too, and the next start rolls the
-// "creating" endpoint back.
+// at the end. The ready mark is queued (readyMarks) and never waited for:
+// a start that finds the endpoint still "creating" finishes it if its
+// sandbox and network remain, and rolls it back otherwise.
 func (c *Controller) Join(ctx context.Context, sandboxID, netRef string, req JoinRequest) (*Endpoint, error) {
 	ep, sb, n, intent, err := c.planEndpoint(sandboxID, netRef, req)
 	if err != nil {
@@ -191,6 +192,15 @@ func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*E
 	if ep.MAC, err = pickMAC(req.MAC, ep.Address.Addr()); err != nil {
 		c.spaces[n.ID].Release(ep.Address.Addr())
 		return nil, nil, nil, nil, err
+	}
+	if owner := c.macOwnerLocked(n.ID, ep.MAC); owner != nil {
+		if req.MAC != "" {
+			c.spaces[n.ID].Release(ep.Address.Addr())
+			return nil, nil, nil, nil, errdefs.Conflict("MAC address %s is already in use on network %s by %s", ep.MAC, n.Name, owner.Name)
+		}
+		// The address's MAC was given by hand to another endpoint: this
+		// one gets a random MAC, and announces it.
+		ep.MAC = randomMAC()
 	}
 	own := !bytes.Equal(ep.MAC, MACFromAddress(ep.Address.Addr()))
 	ep.Announce = own || !n.MACsFromAddresses
@@ -283,6 +293,26 @@ func pickMAC(s string, addr netip.Addr) (net.HardwareAddr, error) {
 		return nil, errdefs.Invalid("invalid MAC address %q: it is a multicast address", s)
 	}
 	return mac, nil
+}
+
+// macOwnerLocked returns the endpoint on network netID that has mac, if any.
+func (c *Controller) macOwnerLocked(netID string, mac net.HardwareAddr) *Endpoint {
+	for _, o := range c.endpoints {
+		if o.NetworkID == netID && bytes.Equal(o.MAC, mac) {
+			return o
+		}
+	}
+	return nil
+}
+
+// randomMAC is a random unicast, locally administered MAC (Docker 28's).
+func randomMAC() net.HardwareAddr {
+	mac := make(net.HardwareAddr, 6)
+	if _, err := rand.Read(mac); err != nil {
+		panic(fmt.Sprintf("read random bytes: %v", err))
+	}
+	mac[0] = mac[0]&0xfe | 0x02
+	return mac
 }
 
 // MACFromAddress is an endpoint's MAC unless the user gives one: 02:42 and

@@ -85,5 +85,14 @@ func (c *Controller) flushReady() {
 	c.readyWrittenLocked()
 }
 
-// FlushReady journals the queued ready marks now (for a clean shutdown).
-func (c *Controller) FlushReady() { c.flushReady() }
+// Close stops the ready marks' timer and writes what is queued; the
+// controller must not be used afterwards. The daemon calls it before it
+// closes the store.
+func (c *Controller) Close() {
+	c.mu.Lock()
+	if c.ready.timer != nil {
+		c.ready.timer.Stop()
+	}
+	c.mu.Unlock()
+	c.flushReady()
+}

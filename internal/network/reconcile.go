@@ -1,6 +1,7 @@
 package network
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -247,14 +248,28 @@ func (c *Controller) rollbackEndpoint(ep *Endpoint) error {
 // finishEndpoint completes the kernel side of a "creating" endpoint (Join
 // is idempotent: it makes what is missing and finishes a pair it finds)
 // and records it ready.
+//
+// A pair that exists is kept as it is (as for a ready endpoint, see
+// ensureEndpoint): the connect it belongs to was most likely acknowledged
+// and only its mark was lost, and a Join over it that failed for a
+// passing reason would delete a working endpoint. Only a missing pair is
+// made, and the announcement is decided again (a record from before
+// Announce existed has its MAC from elsewhere).
 func (c *Controller) finishEndpoint(ep *Endpoint) error {
 	c.mu.Lock()
 	n := c.networks[ep.NetworkID]
 	sb := c.sandboxes[ep.SandboxID]
+	ep.Announce = ep.Announce || !n.MACsFromAddresses || !bytes.Equal(ep.MAC, MACFromAddress(ep.Address.Addr()))
 	c.mu.Unlock()
 	if n.Driver == DriverBridge {
-		if err := c.cfg.Driver.Join(sb.Key, endpointSpec(n, ep)); err != nil {
+		exists, err := c.cfg.Driver.LinkExists(ep.HostIfName)
+		if err != nil {
 			return err
+		}
+		if !exists {
+			if err := c.cfg.Driver.Join(sb.Key, endpointSpec(n, ep)); err != nil {
+				return err
+			}
 		}
 	}
 	c.log.Info("finished half-made endpoint", "endpoint", ep.ID[:12], "address", ep.Address)

@@ -119,7 +119,7 @@ func (d *Driver) ensureVeth(sb *sandboxConn, spec network.EndpointSpec, brIndex 
 		return vethPair{}, err
 	}
 	host, peerIndex, err := d.port.createVeth(spec, brIndex, int(sb.ns))
-	if errors.Is(err, unix.ENODEV) || errors.Is(err, unix.EINVAL) {
+	if errors.Is(err, unix.ENODEV) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP) {
 		// The remembered bridge index may be stale (the bridge was made
 		// again): look it up and try once more.
 		if brIndex, err = d.bridgeIndex(spec.Bridge, true); err != nil {

@@ -53,8 +53,8 @@ func routeSocketIn(path string) (*nl.SocketHandle, error) {
 func (p *portSocket) close() { p.sock.Socket.Close() }
 
 // sockets is what a request executes on: this socket, whose replies carry
-// the request's sequence number (an echo's ACK, left unread, is skipped
-// by the next request for its older number).
+// the request's sequence number (a reply an earlier request left unread is
+// skipped for its older number).
 func (p *portSocket) sockets() map[int]*nl.SocketHandle {
 	return map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: p.sock}
 }
