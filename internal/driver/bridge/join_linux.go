@@ -258,26 +258,11 @@ func (d *Driver) configurePeer(sb *sandboxConn, spec network.EndpointSpec, pair 
 	if err := d.step("peer up"); err != nil {
 		return nil, err
 	}
-	if err := sb.h.LinkSetUp(peer); err != nil {
-		return nil, fmt.Errorf("set %q up: %w", spec.IfName, err)
-	}
-	if err := d.step("address"); err != nil {
-		return nil, err
-	}
-	if err := sb.ensureAddr(peer, spec.Address); err != nil {
-		return nil, err
-	}
-	if !spec.Gateway.IsValid() {
-		return peer, nil // internal network: no way out
-	}
-	if err := d.step("default route"); err != nil {
-		return nil, err
-	}
-	added, err := sb.ensureDefaultRoute(peer, spec.Gateway)
+	added, err := sb.bringUp(peer.Attrs().Index, spec.Address, spec.Gateway)
 	if err != nil {
 		return nil, err
 	}
-	if !added {
+	if spec.Gateway.IsValid() && !added {
 		d.log.Debug("sandbox keeps its existing default route", "sandbox", sb.path, "interface", spec.IfName)
 	}
 	return peer, nil

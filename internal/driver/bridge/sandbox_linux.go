@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -25,6 +26,9 @@ type sandboxConn struct {
 	path string
 	ns   netns.NsHandle
 	h    *netlink.Handle
+
+	rawMu sync.Mutex       // serialises bringUp's batches on raw
+	raw   *nl.SocketHandle // a route socket in the sandbox for batched requests
 
 	mu    sync.Mutex // guards arpFD and loUp
 	arpFD int        // AF_PACKET socket in the sandbox; -1 until made
@@ -55,10 +59,15 @@ func openSandbox(path string) (*sandboxConn, error) {
 		return nil, fmt.Errorf("open sandbox %q: %w", path, err)
 	}
 	var h *netlink.Handle
+	var raw *nl.NetlinkSocket
 	autoconfOff := false
 	err = sandbox.Do(path, func() error {
 		var err error
 		if h, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
+			return err
+		}
+		if raw, err = nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_ROUTE); err != nil {
+			h.Close()
 			return err
 		}
 		switch err := writeSysctl(sandboxAddrGenModePath, "1"); {
@@ -71,7 +80,7 @@ func openSandbox(path string) (*sandboxConn, error) {
 		ns.Close()
 		return nil, fmt.Errorf("open netlink in sandbox %q: %w", path, err)
 	}
-	return &sandboxConn{path: path, ns: ns, h: h, arpFD: -1, autoconfOff: autoconfOff}, nil
+	return &sandboxConn{path: path, ns: ns, h: h, raw: &nl.SocketHandle{Socket: raw}, arpFD: -1, autoconfOff: autoconfOff}, nil
 }
 
 // sandboxAddrGenModePath is the sandbox's default IPv6 address generation
@@ -80,6 +89,7 @@ const sandboxAddrGenModePath = "/proc/sys/net/ipv6/conf/default/addr_gen_mode"
 
 func (sb *sandboxConn) close() {
 	sb.h.Close()
+	sb.raw.Socket.Close()
 	sb.ns.Close()
 	if sb.arpFD >= 0 {
 		unix.Close(sb.arpFD)
@@ -191,33 +201,9 @@ func (sb *sandboxConn) ensureLoopbackUp() error {
 	return nil
 }
 
-// ensureAddr adds addr to the link unless it is there already.
-func (sb *sandboxConn) ensureAddr(l netlink.Link, addr netip.Prefix) error {
-	err := sb.h.AddrAdd(l, &netlink.Addr{IPNet: ipNet(addr)})
-	if err != nil && !errors.Is(err, unix.EEXIST) {
-		return fmt.Errorf("add address %s to %q: %w", addr, l.Attrs().Name, err)
-	}
-	return nil
-}
-
-// ensureDefaultRoute adds a default route via gw on the link. When the
-// sandbox already has one (the container joined another network first), it
-// is kept: like Docker, the first network with a gateway keeps the default.
-func (sb *sandboxConn) ensureDefaultRoute(l netlink.Link, gw netip.Addr) (added bool, err error) {
-	r := &netlink.Route{LinkIndex: l.Attrs().Index, Gw: net.IP(gw.AsSlice())}
-	err = sb.h.RouteAdd(r)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, unix.EEXIST):
-		return false, nil
-	}
-	return false, fmt.Errorf("add default route via %s on %q: %w", gw, l.Attrs().Name, err)
-}
-
 // sendGratuitousARP announces addr at mac on the link with ifindex in the
 // sandbox, so that neighbours that cached the address for an earlier
-// container (addresses are reused and MACs are random) update at once
+// container with another MAC (one set by hand) update at once
 // instead of after a timeout. The AF_PACKET socket must be made inside the
 // sandbox, hence a throwaway thread there (sandbox.Do), once per sandbox.
 func (sb *sandboxConn) sendGratuitousARP(ifindex int, mac net.HardwareAddr, addr netip.Addr) error {
