@@ -738,3 +738,14 @@ func TestMACFromAddressAndAnnounce(t *testing.T) {
 		t.Error("an endpoint on a network without MACsFromAddresses is not announced")
 	}
 }
+
+// A restart hands every endpoint it keeps whose pair exists to the
+// driver's Adopt (which re-applies what Join leaves to after it returns).
+func TestRestartAdoptsKeptEndpoints(t *testing.T) {
+	r := newRig(t)
+	ep := r.join(t, r.sandbox(t, "c1"), "bridge", JoinRequest{Name: "c1"})
+	r.restart(t)
+	if !slices.Contains(r.drv.adopted, ep.HostIfName) {
+		t.Errorf("adopted after restart = %v, want %s", r.drv.adopted, ep.HostIfName)
+	}
+}

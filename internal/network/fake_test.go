@@ -22,6 +22,7 @@ type fakeDriver struct {
 	routes   []netip.Prefix
 	failJoin error
 	released []string // sandbox paths ReleaseSandbox was called for
+	adopted  []string // host ends Adopt found
 }
 
 func newFakeDriver() *fakeDriver {
@@ -98,6 +99,16 @@ func (d *fakeDriver) LinkExists(name string) (bool, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	_, ok := d.owners[name]
+	return ok, nil
+}
+
+func (d *fakeDriver) Adopt(spec EndpointSpec) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.owners[spec.HostIfName]
+	if ok {
+		d.adopted = append(d.adopted, spec.HostIfName)
+	}
 	return ok, nil
 }
 

@@ -262,7 +262,7 @@ func (c *Controller) finishEndpoint(ep *Endpoint) error {
 	ep.Announce = ep.Announce || !n.MACsFromAddresses || !bytes.Equal(ep.MAC, MACFromAddress(ep.Address.Addr()))
 	c.mu.Unlock()
 	if n.Driver == DriverBridge {
-		exists, err := c.cfg.Driver.LinkExists(ep.HostIfName)
+		exists, err := c.cfg.Driver.Adopt(endpointSpec(n, ep))
 		if err != nil {
 			return err
 		}
@@ -288,7 +288,7 @@ func (c *Controller) ensureEndpoint(ep *Endpoint) error {
 	if n.Driver != DriverBridge {
 		return nil
 	}
-	ok, err := c.cfg.Driver.LinkExists(ep.HostIfName)
+	ok, err := c.cfg.Driver.Adopt(endpointSpec(n, ep))
 	if err != nil || ok {
 		return err
 	}

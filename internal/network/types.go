@@ -175,6 +175,11 @@ type Driver interface {
 	OwnedLinks() ([]OwnedLink, error)
 	// LinkExists reports whether a link of that name exists in the host namespace.
 	LinkExists(name string) (bool, error)
+	// Adopt reports whether the endpoint's host end exists and, when it
+	// does, applies again what Join applies to it after returning (a
+	// daemon that died just then did not): a restart's reconcile calls it
+	// for every endpoint it keeps.
+	Adopt(spec EndpointSpec) (bool, error)
 	// HostRoutes lists the destination prefixes of the host's IPv4 routes, for pool selection.
 	HostRoutes() ([]netip.Prefix, error)
 }

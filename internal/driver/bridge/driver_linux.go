@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -145,6 +146,20 @@ func linkIfExists(h *netlink.Handle, name string) (netlink.Link, error) {
 func (d *Driver) LinkExists(name string) (bool, error) {
 	l, err := linkIfExists(d.h, name)
 	return l != nil, err
+}
+
+// Adopt reports whether spec's host end exists and, if it does, disables
+// IPv6 on it: Join leaves that to its background announcement, which a
+// daemon that died right after Join never ran.
+func (d *Driver) Adopt(spec network.EndpointSpec) (bool, error) {
+	l, err := linkIfExists(d.h, spec.HostIfName)
+	if err != nil || l == nil {
+		return false, err
+	}
+	if err := d.disableHostIPv6(spec.HostIfName); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return true, fmt.Errorf("disable IPv6 on %q: %w", spec.HostIfName, err)
+	}
+	return true, nil
 }
 
 // OwnedLinks lists the host-namespace links whose ifalias says berth made

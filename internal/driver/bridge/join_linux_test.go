@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
@@ -622,5 +623,35 @@ func TestJoinFindsABridgeMadeAgain(t *testing.T) {
 	}
 	if host.Attrs().MasterIndex != again.Attrs().Index {
 		t.Fatalf("%s is a port of ifindex %d, want the new bridge's %d", spec.HostIfName, host.Attrs().MasterIndex, again.Attrs().Index)
+	}
+}
+
+// Adopt finds an endpoint's host end and disables IPv6 on it again (a
+// daemon that died right after Join never ran the background part); a
+// missing one is reported, not made.
+func TestAdoptDisablesIPv6OnTheHostEnd(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	spec := endpointSpec(1)
+	if err := w.d.Join(nstest.New(t), spec); err != nil {
+		t.Fatal(err)
+	}
+	w.d.Settle()
+	path := "/proc/sys/net/ipv6/conf/" + spec.HostIfName + "/disable_ipv6"
+	if err := sandbox.Do(w.host, func() error { return os.WriteFile(path, []byte("0"), 0o644) }); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := w.d.Adopt(spec); !ok || err != nil {
+		t.Fatalf("Adopt = %v, %v; want true", ok, err)
+	}
+	if got := readSysctlIn(t, w.host, path); got != "1" {
+		t.Errorf("disable_ipv6 after Adopt = %s, want 1", got)
+	}
+	missing := endpointSpec(2)
+	if ok, err := w.d.Adopt(missing); ok || err != nil {
+		t.Errorf("Adopt of a missing host end = %v, %v; want false, nil", ok, err)
+	}
+	if ok, _ := w.d.LinkExists(missing.HostIfName); ok {
+		t.Error("Adopt made a missing host end")
 	}
 }
