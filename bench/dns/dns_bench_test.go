@@ -133,7 +133,9 @@ type client struct {
 	buf   []byte
 }
 
-func newClient(b *testing.B, ns, name string, to netip.AddrPort) *client {
+// dialIn opens a UDP socket inside the namespace at ns, connected to to.
+func dialIn(b *testing.B, ns string, to netip.AddrPort) *net.UDPConn {
+	b.Helper()
 	var conn *net.UDPConn
 	err := sandbox.Do(ns, func() error {
 		var err error
@@ -143,6 +145,11 @@ func newClient(b *testing.B, ns, name string, to netip.AddrPort) *client {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return conn
+}
+
+func newClient(b *testing.B, ns, name string, to netip.AddrPort) *client {
+	conn := dialIn(b, ns, to)
 	q := new(mdns.Msg).SetQuestion(mdns.Fqdn(name), mdns.TypeA)
 	packed, err := q.Pack()
 	if err != nil {

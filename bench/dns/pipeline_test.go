@@ -5,18 +5,16 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/berth-net/berth/internal/mmsg"
 	"net"
 	"net/netip"
 	"os"
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	mdns "github.com/miekg/dns"
 	"golang.org/x/sys/unix"
-
-	"github.com/berth-net/berth/internal/sandbox"
 )
 
 // pipeline is the other client: one socket that keeps inFlight queries
@@ -48,15 +46,7 @@ type pipeline struct {
 }
 
 func newPipeline(b *testing.B, ns, name string, to netip.AddrPort, inFlight int) *pipeline {
-	var conn *net.UDPConn
-	err := sandbox.Do(ns, func() error {
-		var err error
-		conn, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(to))
-		return err
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	conn := dialIn(b, ns, to)
 	rc, err := conn.SyscallConn()
 	if err != nil {
 		b.Fatal(err)
@@ -198,21 +188,9 @@ func (p *pipeline) send(slots []int) error {
 		p.out[i].Hdr.Iov = &p.outIov[s]
 	}
 	for done := 0; done < len(slots); {
-		var n int
-		var errno syscall.Errno
-		err := p.rc.Write(func(fd uintptr) bool {
-			r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&p.out[done])), uintptr(len(slots)-done), 0, 0, 0)
-			if e == unix.EAGAIN {
-				return false
-			}
-			n, errno = int(r), e
-			return true
-		})
+		n, err := mmsg.Send(p.rc, p.out[done:len(slots)])
 		if err != nil {
 			return err
-		}
-		if errno != 0 {
-			return fmt.Errorf("sendmmsg: %w", errno)
 		}
 		done += n
 	}
@@ -221,23 +199,7 @@ func (p *pipeline) send(slots []int) error {
 
 // recv waits for at least one answer and takes every one queued.
 func (p *pipeline) recv() (int, error) {
-	var n int
-	var errno syscall.Errno
-	err := p.rc.Read(func(fd uintptr) bool {
-		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&p.in[0])), uintptr(len(p.in)), 0, 0, 0)
-		if e == unix.EAGAIN {
-			return false
-		}
-		n, errno = int(r), e
-		return true
-	})
-	if err != nil {
-		return 0, err
-	}
-	if errno != 0 {
-		return 0, fmt.Errorf("recvmmsg: %w", errno)
-	}
-	return n, nil
+	return mmsg.Recv(p.rc, p.in)
 }
 
 // runPipelined is run with the pipelined client.

@@ -1,7 +1,8 @@
 package dns
 
 import (
-	"fmt"
+	"errors"
+	"github.com/berth-net/berth/internal/mmsg"
 	"net"
 	"net/netip"
 	"syscall"
@@ -61,32 +62,11 @@ func newBatchConn(c *net.UDPConn, batch, bufSize int) (*batchConn, error) {
 // queued, up to the batch size; it returns how many. Datagrams cut short
 // by the buffer come back with an empty payload.
 func (b *batchConn) read() (int, error) {
-	var n int
-	var errno syscall.Errno
-	err := b.rc.Read(func(fd uintptr) bool {
-		for i := range b.in {
-			b.in[i].Hdr.Namelen = unix.SizeofSockaddrInet4
-			b.in[i].Hdr.Flags = 0
-		}
-		for {
-			r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.in[0])), uintptr(len(b.in)), 0, 0, 0)
-			switch e {
-			case unix.EINTR:
-				continue
-			case unix.EAGAIN:
-				return false // park until the socket is readable
-			}
-			n, errno = int(r), e
-			return true
-		}
-	})
-	if err != nil {
-		return 0, err
+	for i := range b.in {
+		b.in[i].Hdr.Namelen = unix.SizeofSockaddrInet4
+		b.in[i].Hdr.Flags = 0
 	}
-	if errno != 0 {
-		return 0, fmt.Errorf("recvmmsg: %w", errno)
-	}
-	return n, nil
+	return mmsg.Recv(b.rc, b.in)
 }
 
 // payload is datagram i of the last read, and where it came from.
@@ -115,27 +95,14 @@ func (b *batchConn) queue(i int, p []byte) {
 func (b *batchConn) flush() error {
 	var err error
 	for sent := 0; sent < b.nOut; {
+		n, serr := mmsg.Send(b.rc, b.out[sent:b.nOut])
 		var errno syscall.Errno
-		var n int
-		werr := b.rc.Write(func(fd uintptr) bool {
-			for {
-				r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.out[sent])), uintptr(b.nOut-sent), 0, 0, 0)
-				switch e {
-				case unix.EINTR:
-					continue
-				case unix.EAGAIN:
-					return false
-				}
-				n, errno = int(r), e
-				return true
-			}
-		})
-		if werr != nil {
-			err = werr
-			break
-		}
-		if errno != 0 {
-			err, n = fmt.Errorf("sendmmsg: %w", errno), 1
+		switch {
+		case errors.As(serr, &errno):
+			err, n = serr, 1 // the kernel refused the first: skip it
+		case serr != nil:
+			err = serr
+			sent = b.nOut
 		}
 		sent += n
 	}
