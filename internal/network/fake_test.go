@@ -95,13 +95,6 @@ func (d *fakeDriver) OwnedLinks() ([]OwnedLink, error) {
 	return out, nil
 }
 
-func (d *fakeDriver) LinkExists(name string) (bool, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	_, ok := d.owners[name]
-	return ok, nil
-}
-
 func (d *fakeDriver) Adopt(spec EndpointSpec) (bool, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

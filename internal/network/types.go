@@ -173,8 +173,6 @@ type Driver interface {
 	ReleaseSandbox(sandboxPath string)
 	// OwnedLinks lists the host-namespace links berth tagged.
 	OwnedLinks() ([]OwnedLink, error)
-	// LinkExists reports whether a link of that name exists in the host namespace.
-	LinkExists(name string) (bool, error)
 	// Adopt reports whether the endpoint's host end exists and, when it
 	// does, applies again what Join applies to it after returning (a
 	// daemon that died just then did not): a restart's reconcile calls it

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"syscall"
 
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -21,22 +20,14 @@ import (
 func (sb *sandboxConn) bringUp(ifindex int, addr netip.Prefix, gw netip.Addr) (added bool, err error) {
 	sb.rawMu.Lock()
 	defer sb.rawMu.Unlock()
-	seq := sb.raw.Seq
-	next := func(typ, flags int) *nl.NetlinkRequest {
-		seq++
-		req := nl.NewNetlinkRequest(typ, flags|unix.NLM_F_ACK)
-		req.Seq = seq
-		return req
-	}
-
-	up := next(unix.RTM_NEWLINK, 0)
+	up := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
 	link := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	link.Index = int32(ifindex)
 	link.Flags, link.Change = unix.IFF_UP, unix.IFF_UP
 	up.AddData(link)
 
 	a := addr.Addr().As4()
-	newAddr := next(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
+	newAddr := nl.NewNetlinkRequest(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
 	am := nl.NewIfAddrmsg(unix.AF_INET)
 	am.Index = uint32(ifindex)
 	am.Prefixlen = uint8(addr.Bits())
@@ -54,7 +45,7 @@ func (sb *sandboxConn) bringUp(ifindex int, addr netip.Prefix, gw netip.Addr) (a
 
 	reqs := []*nl.NetlinkRequest{up, newAddr}
 	if gw.IsValid() {
-		route := next(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
+		route := nl.NewNetlinkRequest(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
 		rm := nl.NewRtMsg()
 		rm.Family = unix.AF_INET
 		route.AddData(rm)
@@ -63,48 +54,20 @@ func (sb *sandboxConn) bringUp(ifindex int, addr netip.Prefix, gw netip.Addr) (a
 		route.AddData(nl.NewRtAttr(unix.RTA_OIF, nl.Uint32Attr(uint32(ifindex))))
 		reqs = append(reqs, route)
 	}
-	sb.raw.Seq = seq
-
-	var buf []byte
-	for _, r := range reqs {
-		buf = append(buf, r.Serialize()...)
+	results, _, err := sendBatch(sb.raw, reqs...)
+	if err != nil {
+		return false, fmt.Errorf("sandbox netlink: %w", err)
 	}
-	if err := unix.Sendto(sb.raw.Socket.GetFd(), buf, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return false, fmt.Errorf("send to sandbox netlink: %w", err)
-	}
-	errs := make(map[uint32]error, len(reqs))
-	for len(errs) < len(reqs) {
-		msgs, from, err := sb.raw.Socket.Receive()
-		if err != nil {
-			return false, fmt.Errorf("read sandbox netlink: %w", err)
-		}
-		if from.Pid != nl.PidKernel {
-			continue
-		}
-		for _, m := range msgs {
-			if m.Header.Type != unix.NLMSG_ERROR || m.Header.Seq < reqs[0].Seq || m.Header.Seq > seq {
-				continue // an earlier request's reply
-			}
-			if len(m.Data) < 4 {
-				return false, errors.New("short netlink error message")
-			}
-			var err error
-			if errno := int32(nl.NativeEndian().Uint32(m.Data[0:4])); errno != 0 {
-				err = syscall.Errno(-errno)
-			}
-			errs[m.Header.Seq] = err
-		}
-	}
-	if err := errs[up.Seq]; err != nil {
+	if err := results[0]; err != nil {
 		return false, fmt.Errorf("set link %d up: %w", ifindex, err)
 	}
-	if err := errs[newAddr.Seq]; err != nil && !errors.Is(err, unix.EEXIST) {
+	if err := results[1]; err != nil && !errors.Is(err, unix.EEXIST) {
 		return false, fmt.Errorf("add address %s to link %d: %w", addr, ifindex, err)
 	}
 	if !gw.IsValid() {
 		return false, nil
 	}
-	switch err := errs[seq]; {
+	switch err := results[2]; {
 	case err == nil:
 		return true, nil
 	case errors.Is(err, unix.EEXIST):

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
@@ -16,8 +15,9 @@ import (
 )
 
 // portSocket is a route-netlink socket of the driver's own in the host
-// namespace, for the one request the netlink library cannot make: several
-// changes to a link in a single message. Requests on it are serialised.
+// namespace, for the requests the netlink library cannot make: a pair
+// created already attached with both indexes echoed back, and several
+// changes to a link in one message. Requests on it are serialised.
 type portSocket struct {
 	mu   sync.Mutex
 	sock *nl.SocketHandle // one handle, so that its sequence numbers advance
@@ -52,13 +52,6 @@ func routeSocketIn(path string) (*nl.SocketHandle, error) {
 
 func (p *portSocket) close() { p.sock.Socket.Close() }
 
-// sockets is what a request executes on: this socket, whose replies carry
-// the request's sequence number (a reply an earlier request left unread is
-// skipped for its older number).
-func (p *portSocket) sockets() map[int]*nl.SocketHandle {
-	return map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: p.sock}
-}
-
 // createVeth makes the pair of spec in one RTM_NEWLINK: the host end up,
 // with the MTU and as a port of the bridge at brIndex (IFLA_MASTER, which
 // the kernel applies at creation and undoes the whole pair if it fails),
@@ -67,7 +60,6 @@ func (p *portSocket) sockets() map[int]*nl.SocketHandle {
 // IFLA_LINK, the peer's. host's index is 0 when the kernel echoed nothing.
 func (p *portSocket) createVeth(spec network.EndpointSpec, brIndex, nsFD int) (host netlink.Link, peerIndex int, err error) {
 	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK|unix.NLM_F_ECHO)
-	req.Sockets = p.sockets()
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Flags, msg.Change = unix.IFF_UP, unix.IFF_UP
 	req.AddData(msg)
@@ -92,7 +84,10 @@ func (p *portSocket) createVeth(spec network.EndpointSpec, brIndex, nsFD int) (h
 	host = &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: spec.HostIfName, MTU: spec.MTU, MasterIndex: brIndex}}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	echoes, err := p.executeEcho(req)
+	results, echoes, err := sendBatch(p.sock, req)
+	if err == nil {
+		err = results[0]
+	}
 	for _, m := range echoes {
 		if l, derr := netlink.LinkDeserialize(nil, m); derr == nil && l.Attrs().Name == spec.HostIfName {
 			host, peerIndex = l, l.Attrs().ParentIndex
@@ -119,7 +114,6 @@ func (p *portSocket) setUpPort(index int, alias string) error {
 
 func (p *portSocket) newlink(index int, alias string, noIPv6Autoconf bool) error {
 	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
-	req.Sockets = p.sockets()
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Index = int32(index)
 	req.AddData(msg)
@@ -136,52 +130,67 @@ func (p *portSocket) newlink(index int, alias string, noIPv6Autoconf bool) error
 	req.AddData(info)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
+	results, _, err := sendBatch(p.sock, req)
+	if err == nil {
+		err = results[0]
+	}
+	if err != nil {
 		return fmt.Errorf("set up bridge port %d: %w", index, err)
 	}
 	return nil
 }
 
-// executeEcho sends req and reads up to its ACK, returning the RTM_NEWLINK
-// messages the kernel echoed on the way. The library's Execute stops at
-// the first message of the request's type, before the ACK, and so would
-// report success for a creation the kernel went on to undo (IFLA_MASTER
-// failing after the echo of the new link). The caller holds p.mu.
-func (p *portSocket) executeEcho(req *nl.NetlinkRequest) ([][]byte, error) {
-	s := p.sock.Socket
-	req.Seq = atomic.AddUint32(&p.sock.Seq, 1)
-	if err := s.Send(req); err != nil {
-		return nil, err
+// sendBatch writes reqs to the socket sock in one system call (the kernel
+// handles them in order within it) under consecutive sequence numbers,
+// and reads until each has its ACK. It returns each request's result, and
+// the RTM_NEWLINK messages the kernel echoed to them on the way (for
+// NLM_F_ECHO). The library's Execute would stop at the first message of
+// the request's type, before the ACK, and so report success for a
+// creation the kernel went on to undo (IFLA_MASTER failing after the echo
+// of the new link). The caller serialises use of sock.
+func sendBatch(sock *nl.SocketHandle, reqs ...*nl.NetlinkRequest) (results []error, echoes [][]byte, err error) {
+	first := sock.Seq + 1
+	var buf []byte
+	for _, r := range reqs {
+		sock.Seq++
+		r.Seq = sock.Seq
+		buf = append(buf, r.Serialize()...)
+	}
+	last := sock.Seq
+	s := sock.Socket
+	if err := unix.Sendto(s.GetFd(), buf, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return nil, nil, fmt.Errorf("netlink send: %w", err)
 	}
 	pid, err := s.GetPid()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var echoes [][]byte
-	for {
+	results = make([]error, len(reqs))
+	for acked := 0; acked < len(reqs); {
 		msgs, from, err := s.Receive()
 		if err != nil {
-			return nil, err
+			return nil, nil, fmt.Errorf("netlink receive: %w", err)
 		}
 		if from.Pid != nl.PidKernel {
 			continue
 		}
 		for _, m := range msgs {
-			if m.Header.Seq != req.Seq || m.Header.Pid != pid {
-				continue // an earlier request's unread ACK
+			if m.Header.Seq < first || m.Header.Seq > last || m.Header.Pid != pid {
+				continue // an earlier request's unread reply
 			}
 			switch m.Header.Type {
 			case unix.NLMSG_ERROR:
 				if len(m.Data) < 4 {
-					return nil, fmt.Errorf("short netlink error message")
+					return nil, nil, errors.New("short netlink error message")
 				}
 				if errno := int32(nl.NativeEndian().Uint32(m.Data[0:4])); errno != 0 {
-					return nil, syscall.Errno(-errno)
+					results[m.Header.Seq-first] = syscall.Errno(-errno)
 				}
-				return echoes, nil
+				acked++
 			case unix.RTM_NEWLINK:
 				echoes = append(echoes, m.Data)
 			}
 		}
 	}
+	return results, echoes, nil
 }

@@ -59,14 +59,14 @@ func openSandbox(path string) (*sandboxConn, error) {
 		return nil, fmt.Errorf("open sandbox %q: %w", path, err)
 	}
 	var h *netlink.Handle
-	var raw *nl.NetlinkSocket
+	var raw *nl.SocketHandle
 	autoconfOff := false
 	err = sandbox.Do(path, func() error {
 		var err error
 		if h, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
 			return err
 		}
-		if raw, err = nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_ROUTE); err != nil {
+		if raw, err = routeSocketIn(""); err != nil { // the sandbox's: this thread is in it
 			h.Close()
 			return err
 		}
@@ -80,7 +80,7 @@ func openSandbox(path string) (*sandboxConn, error) {
 		ns.Close()
 		return nil, fmt.Errorf("open netlink in sandbox %q: %w", path, err)
 	}
-	return &sandboxConn{path: path, ns: ns, h: h, raw: &nl.SocketHandle{Socket: raw}, arpFD: -1, autoconfOff: autoconfOff}, nil
+	return &sandboxConn{path: path, ns: ns, h: h, raw: raw, arpFD: -1, autoconfOff: autoconfOff}, nil
 }
 
 // sandboxAddrGenModePath is the sandbox's default IPv6 address generation
