@@ -20,8 +20,9 @@ var ErrHostIfNameTaken = errors.New("host interface name is taken")
 // Join creates the endpoint's veth pair with its peer already inside the
 // sandbox under its final name and MAC, attaches the host end to the
 // bridge, and configures the peer: lo up, link up, address, default route
-// via the gateway (none if the gateway is invalid); then it announces the
-// address with a gratuitous ARP, sent in the background (see announce).
+// via the gateway (none if the gateway is invalid). In the background it
+// then disables IPv6 on the host end and, if spec.Announce asks, announces
+// the address with a gratuitous ARP (see announce).
 // If a step fails, what was made is removed before the error returns.
 func (d *Driver) Join(sandboxPath string, spec network.EndpointSpec) (err error) {
 	if err := validateEndpointSpec(spec); err != nil {

@@ -18,8 +18,8 @@ import (
 // again); a default route already there is kept, as Docker keeps the first
 // network's, and reported by added.
 func (sb *sandboxConn) bringUp(ifindex int, addr netip.Prefix, gw netip.Addr) (added bool, err error) {
-	sb.rawMu.Lock()
-	defer sb.rawMu.Unlock()
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
 	up := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
 	link := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	link.Index = int32(ifindex)

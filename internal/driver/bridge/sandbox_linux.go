@@ -27,10 +27,9 @@ type sandboxConn struct {
 	ns   netns.NsHandle
 	h    *netlink.Handle
 
-	rawMu sync.Mutex       // serialises bringUp's batches on raw
-	raw   *nl.SocketHandle // a route socket in the sandbox for batched requests
+	raw *nl.SocketHandle // a route socket in the sandbox for batched requests (bringUp)
 
-	mu    sync.Mutex // guards arpFD and loUp
+	mu    sync.Mutex // guards arpFD, loUp and the use of raw
 	arpFD int        // AF_PACKET socket in the sandbox; -1 until made
 	loUp  bool       // lo has been set up through this conn
 
