@@ -189,36 +189,10 @@ func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*E
 	if err := c.assignAddressLocked(n, ep, req.IPv4); err != nil {
 		return nil, nil, nil, nil, err
 	}
-	if ep.MAC, err = pickMAC(req.MAC, ep.Address.Addr()); err != nil {
+	record, err := c.pickMACLocked(n, ep, req)
+	if err != nil {
 		c.spaces[n.ID].Release(ep.Address.Addr())
 		return nil, nil, nil, nil, err
-	}
-	if owner := c.macOwnerLocked(n.ID, ep.MAC); owner != nil {
-		if req.MAC != "" {
-			c.spaces[n.ID].Release(ep.Address.Addr())
-			return nil, nil, nil, nil, errdefs.Conflict("MAC address %s is already in use on network %s by %s", ep.MAC, n.Name, owner.Name)
-		}
-		// The address's MAC was given by hand to another endpoint: this
-		// one gets a random MAC, and announces it.
-		ep.MAC = randomMAC()
-	}
-	own := !bytes.Equal(ep.MAC, MACFromAddress(ep.Address.Addr()))
-	ep.Announce = own || !n.MACsFromAddresses
-	record := req.Record
-	if own && n.MACsFromAddresses {
-		// From now on an address of this network may be cached with a MAC
-		// its next holder does not have: every join announces itself.
-		n.MACsFromAddresses = false
-		defer c.publishNetworksLocked()
-		record = func(tx store.Tx) error {
-			if err := tx.Put(store.BucketNetworks, n.ID, n); err != nil {
-				return err
-			}
-			if req.Record != nil {
-				return req.Record(tx)
-			}
-			return nil
-		}
 	}
 	for i := 0; ; i++ {
 		if name := fmt.Sprintf("eth%d", i); !ifNames[name] {
@@ -293,6 +267,43 @@ func pickMAC(s string, addr netip.Addr) (net.HardwareAddr, error) {
 		return nil, errdefs.Invalid("invalid MAC address %q: it is a multicast address", s)
 	}
 	return mac, nil
+}
+
+// pickMACLocked sets ep's MAC (the user's, or its address's: MACFromAddress)
+// and whether its join must be announced, and returns what Join records
+// with the endpoint: req.Record, and the network's record when this MAC
+// is the first on the network given by hand.
+func (c *Controller) pickMACLocked(n *Network, ep *Endpoint, req JoinRequest) (func(store.Tx) error, error) {
+	var err error
+	if ep.MAC, err = pickMAC(req.MAC, ep.Address.Addr()); err != nil {
+		return nil, err
+	}
+	if owner := c.macOwnerLocked(n.ID, ep.MAC); owner != nil {
+		if req.MAC != "" {
+			return nil, errdefs.Conflict("MAC address %s is already in use on network %s by %s", ep.MAC, n.Name, owner.Name)
+		}
+		// The address's MAC was given by hand to another endpoint: this
+		// one gets a random MAC, and announces it.
+		ep.MAC = randomMAC()
+	}
+	own := !bytes.Equal(ep.MAC, MACFromAddress(ep.Address.Addr()))
+	ep.Announce = own || !n.MACsFromAddresses
+	if !own || !n.MACsFromAddresses {
+		return req.Record, nil
+	}
+	// From now on an address of this network may be cached with a MAC its
+	// next holder does not have: every join announces itself.
+	n.MACsFromAddresses = false
+	c.publishNetworksLocked()
+	return func(tx store.Tx) error {
+		if err := tx.Put(store.BucketNetworks, n.ID, n); err != nil {
+			return err
+		}
+		if req.Record != nil {
+			return req.Record(tx)
+		}
+		return nil
+	}, nil
 }
 
 // macOwnerLocked returns the endpoint on network netID that has mac, if any.
