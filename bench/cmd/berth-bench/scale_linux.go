@@ -7,6 +7,7 @@ import (
 
 	"github.com/berth-net/berth/bench/internal/floor"
 	"github.com/berth-net/berth/bench/internal/harness"
+	"github.com/berth-net/berth/bench/internal/stats"
 )
 
 // probe is one running container with its floor twin: a namespace that
@@ -164,48 +165,48 @@ func (w *world) growOne(ctx context.Context, p plan, i int, res *scaleResult) er
 // go to the same side.
 func (w *world) cycle(ctx context.Context, probes []probe, t *tier, round int) error {
 	for i, pr := range probes {
-		connect := func() error {
-			t0 := time.Now()
-			if err := w.d.NetworkConnect(ctx, benchNet, pr.name, nil); err != nil {
-				return fmt.Errorf("connect %q: %w", pr.name, err)
-			}
-			t.connect = append(t.connect, time.Since(t0))
-			return nil
-		}
-		attach := func() error {
-			t0 := time.Now()
-			if err := w.floor.Attach(pr.ns, pr.ep); err != nil {
-				return fmt.Errorf("floor attach %q: %w", pr.ep.HostIf, err)
-			}
-			t.floorAttach = append(t.floorAttach, time.Since(t0))
-			return nil
-		}
+		connect := timed(&t.connect, func() error {
+			return wrapErr(w.d.NetworkConnect(ctx, benchNet, pr.name, nil), "connect %q", pr.name)
+		})
+		attach := timed(&t.floorAttach, func() error {
+			return wrapErr(w.floor.Attach(pr.ns, pr.ep), "floor attach %q", pr.ep.HostIf)
+		})
 		if err := inTurn((i+round)%2 == 0, connect, attach); err != nil {
 			return err
 		}
 	}
 	for i, pr := range probes {
-		disconnect := func() error {
-			t0 := time.Now()
-			if err := w.d.NetworkDisconnect(ctx, benchNet, pr.name, false); err != nil {
-				return fmt.Errorf("disconnect %q: %w", pr.name, err)
-			}
-			t.disconnect = append(t.disconnect, time.Since(t0))
-			return nil
-		}
-		detach := func() error {
-			t0 := time.Now()
-			if err := w.floor.Detach(pr.ep); err != nil {
-				return fmt.Errorf("floor detach %q: %w", pr.ep.HostIf, err)
-			}
-			t.floorDetach = append(t.floorDetach, time.Since(t0))
-			return nil
-		}
+		disconnect := timed(&t.disconnect, func() error {
+			return wrapErr(w.d.NetworkDisconnect(ctx, benchNet, pr.name, false), "disconnect %q", pr.name)
+		})
+		detach := timed(&t.floorDetach, func() error {
+			return wrapErr(w.floor.Detach(pr.ep), "floor detach %q", pr.ep.HostIf)
+		})
 		if err := inTurn((i+round)%2 == 0, disconnect, detach); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// timed is f that, when it succeeds, appends how long it took to samples.
+func timed(samples *stats.Samples, f func() error) func() error {
+	return func() error {
+		t0 := time.Now()
+		if err := f(); err != nil {
+			return err
+		}
+		*samples = append(*samples, time.Since(t0))
+		return nil
+	}
+}
+
+// wrapErr says what failed, or is nil.
+func wrapErr(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf(format+": %w", append(args, err)...)
 }
 
 // inTurn runs a then b, or b then a.
