@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -146,4 +147,21 @@ func naiveAttach(w *testWorld, br netlink.Link, sbPath string, spec network.Endp
 		return nil // the timed attaches share one sandbox, which keeps the first default route
 	}
 	return err
+}
+
+// noIPv6Autoconf stops the kernel from giving the container's interface an
+// IPv6 link-local address. Endpoints are IPv4-only (Docker, too, turns IPv6
+// off on a container's interface on an IPv4-only network), and the address
+// is not free: each new interface would send duplicate-address probes,
+// router solicitations and MLD reports that the bridge floods to every
+// port. It must run before the link gets a carrier.
+func noIPv6Autoconf(h *netlink.Handle, l netlink.Link) error {
+	err := h.LinkSetIP6AddrGenMode(l, nl.IN6_ADDR_GEN_MODE_NONE)
+	if errors.Is(err, unix.EAFNOSUPPORT) || errors.Is(err, unix.EOPNOTSUPP) {
+		return nil // a kernel without IPv6
+	}
+	if err != nil {
+		return fmt.Errorf("turn off IPv6 autoconfiguration on %q: %w", l.Attrs().Name, err)
+	}
+	return nil
 }

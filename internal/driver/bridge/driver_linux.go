@@ -29,6 +29,9 @@ type Driver struct {
 	bridges bridgeIndexes
 	// hostThread writes the host namespace's sysctls; nil when that is the daemon's own.
 	hostThread *hostThread
+	// ipv6Conf is the host's /proc/sys/net/ipv6/conf, held open; -1 if
+	// the kernel has no IPv6 (see disableHostIPv6).
+	ipv6Conf int
 	// background counts announcements still being sent.
 	background sync.WaitGroup
 	log        *slog.Logger
@@ -66,7 +69,15 @@ func New(hostNetns string, log *slog.Logger) (*Driver, error) {
 		h.Close()
 		return nil, err
 	}
-	return &Driver{h: h, port: p, reaper: r, hostThread: ht, log: log}, nil
+	d := &Driver{h: h, port: p, reaper: r, hostThread: ht, log: log}
+	if d.ipv6Conf, err = d.openIPv6Conf(); err != nil {
+		ht.close()
+		r.close()
+		p.close()
+		h.Close()
+		return nil, err
+	}
+	return d, nil
 }
 
 // openHandle returns a route-netlink handle in the namespace at path ("" =
@@ -91,6 +102,9 @@ func (d *Driver) Close() error {
 	d.releaseAll()
 	d.reaper.close()
 	d.hostThread.close()
+	if d.ipv6Conf >= 0 {
+		unix.Close(d.ipv6Conf)
+	}
 	d.port.close()
 	d.h.Close()
 	return nil

@@ -6,7 +6,6 @@ import (
 	"os"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-net/berth/internal/errdefs"
@@ -232,8 +231,7 @@ func (d *Driver) attach(host netlink.Link, bridge string, index int) error {
 }
 
 // configurePeer brings the sandbox side up with its address and default
-// route. Its IPv6 address generation goes off before it is set up, unless
-// the sandbox's default already has it off (sandboxConn.autoconfOff).
+// route (IPv6 address generation off before it is up: bringUp).
 func (d *Driver) configurePeer(sb *sandboxConn, spec network.EndpointSpec, pair vethPair) (netlink.Link, error) {
 	if err := d.step("loopback up"); err != nil {
 		return nil, err
@@ -248,14 +246,6 @@ func (d *Driver) configurePeer(sb *sandboxConn, spec network.EndpointSpec, pair 
 			return nil, fmt.Errorf("look up %q: %w", spec.IfName, err)
 		}
 	}
-	if !sb.autoconfOff {
-		if err := d.step("peer ipv6 off"); err != nil {
-			return nil, err
-		}
-		if err := noIPv6Autoconf(sb.h, peer); err != nil {
-			return nil, err
-		}
-	}
 	if err := d.step("peer up"); err != nil {
 		return nil, err
 	}
@@ -267,23 +257,6 @@ func (d *Driver) configurePeer(sb *sandboxConn, spec network.EndpointSpec, pair 
 		d.log.Debug("sandbox keeps its existing default route", "sandbox", sb.path, "interface", spec.IfName)
 	}
 	return peer, nil
-}
-
-// noIPv6Autoconf stops the kernel from giving the container's interface an
-// IPv6 link-local address. Endpoints are IPv4-only (Docker, too, turns IPv6
-// off on a container's interface on an IPv4-only network), and the address
-// is not free: each new interface would send duplicate-address probes,
-// router solicitations and MLD reports that the bridge floods to every
-// port. It must run before the link gets a carrier.
-func noIPv6Autoconf(h *netlink.Handle, l netlink.Link) error {
-	err := h.LinkSetIP6AddrGenMode(l, nl.IN6_ADDR_GEN_MODE_NONE)
-	if errors.Is(err, unix.EAFNOSUPPORT) || errors.Is(err, unix.EOPNOTSUPP) {
-		return nil // a kernel without IPv6
-	}
-	if err != nil {
-		return fmt.Errorf("turn off IPv6 autoconfiguration on %q: %w", l.Attrs().Name, err)
-	}
-	return nil
 }
 
 // freeNamesFromReaper makes sure no pair that Leave handed to the reaper

@@ -10,16 +10,30 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// bringUp sets the container end at ifindex up, gives it addr and, if gw
-// is valid, a default route through gw, in one write of three netlink
-// messages on the sandbox's own socket (the kernel handles them in order,
-// within the one system call, and answers each): two round trips fewer
-// than a request each. An address already there is success (a Join run
-// again); a default route already there is kept, as Docker keeps the first
-// network's, and reported by added.
+// bringUp turns IPv6 address generation off on the container end at
+// ifindex, sets it up, gives it addr and, if gw is valid, a default route
+// through gw, in one write of four netlink messages on the sandbox's own
+// socket (the kernel handles them in order, within the one system call,
+// and answers each): three round trips fewer than a request each. An
+// address already there is success (a Join run again); a default route
+// already there is kept, as Docker keeps the first network's, and
+// reported by added.
+//
+// Address generation goes off before the link is up, so that it never
+// gets an IPv6 link-local address: endpoints are IPv4-only (Docker, too,
+// turns IPv6 off on a container's interface on an IPv4-only network), and
+// the address is not free: each new interface would send duplicate-address
+// probes, router solicitations and MLD reports that the bridge floods to
+// every port. A kernel without IPv6 refuses that message alone.
 func (sb *sandboxConn) bringUp(ifindex int, addr netip.Prefix, gw netip.Addr) (added bool, err error) {
 	sb.mu.Lock()
 	defer sb.mu.Unlock()
+	noAutoconf := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
+	noAutoconf.AddData(&nl.IfInfomsg{IfInfomsg: unix.IfInfomsg{Family: unix.AF_UNSPEC, Index: int32(ifindex)}})
+	mode := nl.NewRtAttr(unix.IFLA_INET6_ADDR_GEN_MODE, []byte{byte(nl.IN6_ADDR_GEN_MODE_NONE)})
+	inet6 := nl.NewRtAttr(unix.AF_INET6, mode.Serialize())
+	noAutoconf.AddData(nl.NewRtAttr(unix.IFLA_AF_SPEC, inet6.Serialize()))
+
 	up := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
 	link := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	link.Index = int32(ifindex)
@@ -43,7 +57,7 @@ func (sb *sandboxConn) bringUp(ifindex int, addr netip.Prefix, gw netip.Addr) (a
 		newAddr.AddData(nl.NewRtAttr(unix.IFA_BROADCAST, brd))
 	}
 
-	reqs := []*nl.NetlinkRequest{up, newAddr}
+	reqs := []*nl.NetlinkRequest{noAutoconf, up, newAddr}
 	if gw.IsValid() {
 		route := nl.NewNetlinkRequest(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
 		rm := nl.NewRtMsg()
@@ -58,16 +72,19 @@ func (sb *sandboxConn) bringUp(ifindex int, addr netip.Prefix, gw netip.Addr) (a
 	if err != nil {
 		return false, fmt.Errorf("sandbox netlink: %w", err)
 	}
-	if err := results[0]; err != nil {
+	if err := results[0]; err != nil && !errors.Is(err, unix.EAFNOSUPPORT) && !errors.Is(err, unix.EOPNOTSUPP) {
+		return false, fmt.Errorf("turn off IPv6 address generation on link %d: %w", ifindex, err)
+	}
+	if err := results[1]; err != nil {
 		return false, fmt.Errorf("set link %d up: %w", ifindex, err)
 	}
-	if err := results[1]; err != nil && !errors.Is(err, unix.EEXIST) {
+	if err := results[2]; err != nil && !errors.Is(err, unix.EEXIST) {
 		return false, fmt.Errorf("add address %s to link %d: %w", addr, ifindex, err)
 	}
 	if !gw.IsValid() {
 		return false, nil
 	}
-	switch err := results[2]; {
+	switch err := results[3]; {
 	case err == nil:
 		return true, nil
 	case errors.Is(err, unix.EEXIST):

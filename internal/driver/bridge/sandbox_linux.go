@@ -1,11 +1,9 @@
 package bridge
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 
 	"github.com/vishvananda/netlink"
@@ -33,10 +31,6 @@ type sandboxConn struct {
 	arpFD int        // AF_PACKET socket in the sandbox; -1 until made
 	loUp  bool       // lo has been set up through this conn
 
-	// autoconfOff: links made in the sandbox get no IPv6 address
-	// generation (the sandbox's default is none).
-	autoconfOff bool
-
 	// refs counts callers using the conn; released is set by
 	// ReleaseSandbox. Both are guarded by conns.mu; the fds close when
 	// released and no caller is left.
@@ -44,14 +38,13 @@ type sandboxConn struct {
 	released bool
 }
 
-// openSandbox opens the namespace at path and a route-netlink socket in it
-// (made inside the namespace, used from any thread afterwards), and sets
-// the sandbox's default IPv6 address generation to none
-// (net.ipv6.conf.default.addr_gen_mode=1, inside the container's own
-// namespace, which berth owns): a container end then never gets a
-// link-local address, and Join need not turn generation off on each one
-// in a request of its own before setting it up. Endpoints are IPv4-only, and Docker too turns IPv6 off on
-// the container's interfaces of an IPv4-only network.
+// openSandbox opens the namespace at path and two route-netlink sockets in
+// it (made inside the namespace, used from any thread afterwards).
+//
+// It writes no sysctl: a lookup under /proc/sys/net costs one comparison
+// per network namespace on the machine (see disableHostIPv6), so the
+// container end's IPv6 address generation is turned off by netlink, in
+// bringUp's batch, not by the sandbox's default.
 func openSandbox(path string) (*sandboxConn, error) {
 	ns, err := netns.GetFromPath(path)
 	if err != nil {
@@ -59,7 +52,6 @@ func openSandbox(path string) (*sandboxConn, error) {
 	}
 	var h *netlink.Handle
 	var raw *nl.SocketHandle
-	autoconfOff := false
 	err = sandbox.Do(path, func() error {
 		var err error
 		if h, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
@@ -69,22 +61,14 @@ func openSandbox(path string) (*sandboxConn, error) {
 			h.Close()
 			return err
 		}
-		switch err := writeSysctl(sandboxAddrGenModePath, "1"); {
-		case err == nil, errors.Is(err, os.ErrNotExist): // no IPv6 at all: nothing to generate
-			autoconfOff = true
-		}
 		return nil
 	})
 	if err != nil {
 		ns.Close()
 		return nil, fmt.Errorf("open netlink in sandbox %q: %w", path, err)
 	}
-	return &sandboxConn{path: path, ns: ns, h: h, raw: raw, arpFD: -1, autoconfOff: autoconfOff}, nil
+	return &sandboxConn{path: path, ns: ns, h: h, raw: raw, arpFD: -1}, nil
 }
-
-// sandboxAddrGenModePath is the sandbox's default IPv6 address generation
-// mode, which every link made in it afterwards starts with.
-const sandboxAddrGenModePath = "/proc/sys/net/ipv6/conf/default/addr_gen_mode"
 
 func (sb *sandboxConn) close() {
 	sb.h.Close()

@@ -82,16 +82,43 @@ func (d *Driver) EnableIPForwarding() error {
 // whole (fib6_ifdown, fib6_add_rt2node) on every link event of every
 // device: profiled at 1,000 ports, that was the largest part of what made
 // an attach grow with the bridge. A kernel without IPv6 has no such file.
+//
+// The file is opened relative to the host's /proc/sys/net/ipv6/conf,
+// held open (ipv6Conf): a lookup from /proc/sys walks one "net" entry per
+// network namespace that ever looked there (procfs keeps one per
+// namespace under the one /proc/sys and tells them apart by comparing
+// each, proc_sys_compare), which profiled at 1,000 containers as the
+// largest single cost of a join.
 func (d *Driver) disableHostIPv6(name string) error {
-	path := "/proc/sys/net/ipv6/conf/" + name + "/disable_ipv6"
-	// A fresh link has it at 0: write without reading, one procfs lookup fewer.
-	err := d.hostThread.do(func() error { return writeSysctl(path, "1") })
-	if errors.Is(err, os.ErrNotExist) {
-		if _, statErr := os.Stat("/proc/sys/net/ipv6"); errors.Is(statErr, os.ErrNotExist) {
-			return nil
-		}
+	if d.ipv6Conf < 0 {
+		return nil // a kernel without IPv6
 	}
-	return err
+	// A fresh link has it at 0: write without reading, one procfs lookup fewer.
+	return d.hostThread.do(func() error {
+		return writeSysctlAt(d.ipv6Conf, name+"/disable_ipv6", "1")
+	})
+}
+
+// ipv6ConfPath is the directory of the per-device IPv6 sysctls.
+const ipv6ConfPath = "/proc/sys/net/ipv6/conf"
+
+// openIPv6Conf opens the host namespace's ipv6ConfPath (on the host
+// thread, so that /proc/sys/net is the host's); -1 if the kernel has no
+// IPv6.
+func (d *Driver) openIPv6Conf() (int, error) {
+	fd := -1
+	err := d.hostThread.do(func() error {
+		var err error
+		fd, err = unix.Open(ipv6ConfPath, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.ENOENT) {
+			fd, err = -1, nil
+		}
+		return err
+	})
+	if err != nil {
+		return -1, fmt.Errorf("open %s: %w", ipv6ConfPath, err)
+	}
+	return fd, nil
 }
 
 // ensureSysctl writes value to a sysctl file unless it already holds it.
@@ -104,6 +131,24 @@ func ensureSysctl(path, value string) error {
 		return nil
 	}
 	return writeSysctl(path, value)
+}
+
+// writeSysctlAt writes value to the sysctl file at path under the open
+// directory dir.
+func writeSysctlAt(dir int, path, value string) error {
+	fd, err := unix.Openat(dir, path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, &os.PathError{Op: "open", Path: path, Err: err})
+	}
+	f := os.NewFile(uintptr(fd), path)
+	_, err = f.WriteString(value + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }
 
 func writeSysctl(path, value string) error {
