@@ -25,7 +25,9 @@ type bridgeState struct {
 	Alias   string
 	Up      bool
 	Carrier bool
-	Addrs   []netip.Prefix
+	// Snooping is the bridge's multicast snooping, which berth turns off.
+	Snooping bool
+	Addrs    []netip.Prefix
 }
 
 func stateOf(t *testing.T, h *netlink.Handle, name string) bridgeState {
@@ -35,11 +37,16 @@ func stateOf(t *testing.T, h *netlink.Handle, name string) bridgeState {
 		t.Fatalf("look up %q: %v", name, err)
 	}
 	a := l.Attrs()
+	br, ok := l.(*netlink.Bridge)
+	if !ok || br.MulticastSnooping == nil {
+		t.Fatalf("%q is a %s with no multicast snooping attribute", name, l.Type())
+	}
 	return bridgeState{
 		Index: a.Index, Kind: l.Type(), MTU: a.MTU, Alias: a.Alias,
-		Up:      a.Flags&net.FlagUp != 0,
-		Carrier: a.RawFlags&unix.IFF_LOWER_UP != 0,
-		Addrs:   addrsOf(t, h, name),
+		Up:       a.Flags&net.FlagUp != 0,
+		Carrier:  a.RawFlags&unix.IFF_LOWER_UP != 0,
+		Snooping: *br.MulticastSnooping,
+		Addrs:    addrsOf(t, h, name),
 	}
 }
 
