@@ -63,16 +63,7 @@ func (d *Driver) ensureBridgeLink(spec network.BridgeSpec) (netlink.Link, error)
 		// which churns every neighbour's ARP cache. As with Docker's
 		// bridge, a set MAC also leaves it NO-CARRIER until a port is up.
 		attrs.HardwareAddr = RandomMAC()
-		// Multicast snooping off. With no IGMP querier on the bridge (the
-		// kernel starts none, nor does Docker) the kernel floods multicast
-		// to every port anyway (br_multicast_querier_exists), so snooping
-		// filters nothing; but with it on, every port added or removed
-		// re-arms multicast timers on every other port
-		// (br_port_state_selection → br_multicast_enable_port, under the
-		// bridge's lock with interrupts off): profiled at 800 ports, half
-		// of what a join cost. Docker leaves the kernel's default (on).
-		snooping := false
-		err := d.h.LinkAdd(&netlink.Bridge{LinkAttrs: attrs, MulticastSnooping: &snooping})
+		err := d.h.LinkAdd(&netlink.Bridge{LinkAttrs: attrs})
 		if err != nil && !errors.Is(err, unix.EEXIST) {
 			return nil, fmt.Errorf("create bridge %q: %w", spec.Name, err)
 		}

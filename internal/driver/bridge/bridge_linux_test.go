@@ -25,9 +25,7 @@ type bridgeState struct {
 	Alias   string
 	Up      bool
 	Carrier bool
-	// Snooping is the bridge's multicast snooping, which berth turns off.
-	Snooping bool
-	Addrs    []netip.Prefix
+	Addrs   []netip.Prefix
 }
 
 func stateOf(t *testing.T, h *netlink.Handle, name string) bridgeState {
@@ -37,16 +35,11 @@ func stateOf(t *testing.T, h *netlink.Handle, name string) bridgeState {
 		t.Fatalf("look up %q: %v", name, err)
 	}
 	a := l.Attrs()
-	br, ok := l.(*netlink.Bridge)
-	if !ok || br.MulticastSnooping == nil {
-		t.Fatalf("%q is a %s with no multicast snooping attribute", name, l.Type())
-	}
 	return bridgeState{
 		Index: a.Index, Kind: l.Type(), MTU: a.MTU, Alias: a.Alias,
-		Up:       a.Flags&net.FlagUp != 0,
-		Carrier:  a.RawFlags&unix.IFF_LOWER_UP != 0,
-		Snooping: *br.MulticastSnooping,
-		Addrs:    addrsOf(t, h, name),
+		Up:      a.Flags&net.FlagUp != 0,
+		Carrier: a.RawFlags&unix.IFF_LOWER_UP != 0,
+		Addrs:   addrsOf(t, h, name),
 	}
 }
 
