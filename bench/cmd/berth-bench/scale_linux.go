@@ -157,37 +157,66 @@ func (w *world) growOne(ctx context.Context, p plan, i int, res *scaleResult) er
 	return nil
 }
 
-// cycle connects every probe, then disconnects every probe, pairing
-// berth's call with the floor's same step so that both see the same
-// machine. Which of the two goes first alternates from probe to probe
-// (and from cycle to cycle): the second of a pair finds the kernel's
-// code and data warm from the first, and that advantage must not always
-// go to the same side.
+// cycle is one round at a tier: berth connects every probe, then
+// disconnects every probe; the floor attaches and detaches its twins the
+// same way; which of the two goes first alternates from round to round.
+// Between the two blocks the bench waits blockSettle, so that the kernel
+// work each side leaves running in the background (the floor's IPv6
+// duplicate-address detection and MLD reports, queued for up to a second
+// after an attach and run by kernel workers under the RTNL lock that every
+// attach takes, in every namespace; berth's reaper) is charged to the side
+// that caused it rather than to whichever attaches next. Pairing single
+// calls (as the bench first did) let the naive floor's IPv6 work at 1,000
+// ports land on berth's next connect.
 func (w *world) cycle(ctx context.Context, probes []probe, t *tier, round int) error {
-	for i, pr := range probes {
-		connect := timed(&t.connect, func() error {
-			return wrapErr(w.d.NetworkConnect(ctx, benchNet, pr.name, nil), "connect %q", pr.name)
-		})
-		attach := timed(&t.floorAttach, func() error {
-			return wrapErr(w.floor.Attach(pr.ns, pr.ep), "floor attach %q", pr.ep.HostIf)
-		})
-		if err := inTurn((i+round)%2 == 0, connect, attach); err != nil {
-			return err
+	berth := func() error {
+		for _, pr := range probes {
+			if err := timed(&t.connect, func() error {
+				return wrapErr(w.d.NetworkConnect(ctx, benchNet, pr.name, nil), "connect %q", pr.name)
+			})(); err != nil {
+				return err
+			}
+		}
+		for _, pr := range probes {
+			if err := timed(&t.disconnect, func() error {
+				return wrapErr(w.d.NetworkDisconnect(ctx, benchNet, pr.name, false), "disconnect %q", pr.name)
+			})(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	floor := func() error {
+		for _, pr := range probes {
+			if err := timed(&t.floorAttach, func() error {
+				return wrapErr(w.floor.Attach(pr.ns, pr.ep), "floor attach %q", pr.ep.HostIf)
+			})(); err != nil {
+				return err
+			}
+		}
+		for _, pr := range probes {
+			if err := timed(&t.floorDetach, func() error {
+				return wrapErr(w.floor.Detach(pr.ep), "floor detach %q", pr.ep.HostIf)
+			})(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	settled := func(f func() error) func() error {
+		return func() error {
+			if err := f(); err != nil {
+				return err
+			}
+			time.Sleep(blockSettle)
+			return nil
 		}
 	}
-	for i, pr := range probes {
-		disconnect := timed(&t.disconnect, func() error {
-			return wrapErr(w.d.NetworkDisconnect(ctx, benchNet, pr.name, false), "disconnect %q", pr.name)
-		})
-		detach := timed(&t.floorDetach, func() error {
-			return wrapErr(w.floor.Detach(pr.ep), "floor detach %q", pr.ep.HostIf)
-		})
-		if err := inTurn((i+round)%2 == 0, disconnect, detach); err != nil {
-			return err
-		}
-	}
-	return nil
+	return inTurn(round%2 == 0, settled(berth), settled(floor))
 }
+
+// blockSettle is the pause after each side's block of a round (see cycle).
+const blockSettle = time.Second
 
 // timed is f that, when it succeeds, appends how long it took to samples.
 func timed(samples *stats.Samples, f func() error) func() error {
