@@ -163,8 +163,9 @@ func (d *Driver) LinkExists(name string) (bool, error) {
 }
 
 // Adopt reports whether spec's host end exists and, if it does, disables
-// IPv6 on it: Join leaves that to its background announcement, which a
-// daemon that died right after Join never ran.
+// IPv6 on it: a daemon that died in Join between making the pair and that
+// write, or a berth that wrote it in the background after Join (before
+// this version), may have left it on.
 func (d *Driver) Adopt(spec network.EndpointSpec) (bool, error) {
 	l, err := linkIfExists(d.h, spec.HostIfName)
 	if err != nil || l == nil {

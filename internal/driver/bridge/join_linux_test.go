@@ -18,6 +18,24 @@ import (
 	"github.com/berth-net/berth/internal/sandbox"
 )
 
+// waitOperUp waits, up to 5 s, for the link called name to be
+// operationally up (its carrier seen by the kernel's link watch).
+func waitOperUp(t *testing.T, h *netlink.Handle, name string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		l, err := h.LinkByName(name)
+		if err != nil {
+			t.Fatalf("look up %q: %v", name, err)
+		}
+		if l.Attrs().OperState == netlink.OperUp {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%q is still %v after 5 s, want up", name, l.Attrs().OperState)
+		}
+	}
+}
+
 // checkJoined checks what Join promises on both sides of one endpoint.
 func checkJoined(t *testing.T, w *testWorld, sbPath string, spec network.EndpointSpec) {
 	t.Helper()
@@ -35,15 +53,21 @@ func checkJoined(t *testing.T, w *testWorld, sbPath string, spec network.Endpoin
 	if host.Attrs().Flags&net.FlagUp == 0 || host.Attrs().MTU != spec.MTU {
 		t.Errorf("host end flags %v MTU %d, want up and %d", host.Attrs().Flags, host.Attrs().MTU, spec.MTU)
 	}
-	// The host end never gets an IPv6 address (address generation is
-	// off before it has a carrier); IPv6 is disabled on it outright in the
-	// background, once Join has returned.
-	if addrs, err := w.h.AddrList(host, netlink.FAMILY_V6); err != nil || len(addrs) != 0 {
-		t.Errorf("IPv6 addresses on host end right after Join: %v (err %v), want none", addrs, err)
-	}
-	w.d.Settle()
+	// IPv6 is off on the host end before it has a carrier: it never gets
+	// an IPv6 address, nor the ff00::/8 route the kernel gives every IPv6
+	// link once its carrier is on (the kernel's link watch turns that on
+	// asynchronously: wait for it, then look).
 	if got := readSysctlIn(t, w.host, "/proc/sys/net/ipv6/conf/"+spec.HostIfName+"/disable_ipv6"); got != "1" {
-		t.Errorf("IPv6 on host end: disable_ipv6 = %s, want 1", got)
+		t.Errorf("IPv6 on host end right after Join: disable_ipv6 = %s, want 1", got)
+	}
+	waitOperUp(t, w.h, spec.HostIfName)
+	if addrs, err := w.h.AddrList(host, netlink.FAMILY_V6); err != nil || len(addrs) != 0 {
+		t.Errorf("IPv6 addresses on host end: %v (err %v), want none", addrs, err)
+	}
+	routes, err := w.h.RouteListFiltered(netlink.FAMILY_V6, &netlink.Route{LinkIndex: host.Attrs().Index, Table: unix.RT_TABLE_UNSPEC},
+		netlink.RT_FILTER_OIF|netlink.RT_FILTER_TABLE)
+	if err != nil || len(routes) != 0 {
+		t.Errorf("IPv6 routes through the host end: %v (err %v), want none", routes, err)
 	}
 	if pi, err := w.h.LinkGetProtinfo(host); err != nil || !pi.Hairpin {
 		t.Errorf("host end hairpin mode = %v (err %v), want on (a container reaching its own published port)", pi.Hairpin, err)
