@@ -43,6 +43,11 @@ func attachRows(t *stats.Table, r *results) {
 		ff, fl := s.growFloor.FirstLast()
 		t.Add(fmt.Sprintf("floor growing 0→%d: first → last 10 %%", n), "", stats.MS(ff)+" → "+stats.MS(fl), "", "", "the naive floor's own growth")
 	}
+	if n := len(s.growBare); n > 0 {
+		bf, bl := s.growBare.FirstLast()
+		t.Add(fmt.Sprintf("bare ports, IPv6 off, %d→%d: first → last 10 %%", len(s.growBerth), len(s.growBerth)+n), "", stats.MS(bf)+" → "+stats.MS(bl), "", "",
+			"the floor made berth's way, on berth's bridge: the kernel's own growth")
+	}
 	if c := r.commit.Summarize(); c.N > 0 {
 		fs := "disk"
 		if r.plan.tmpfs {

@@ -35,8 +35,12 @@ type scaleResult struct {
 	// bridge grew from 0 to realPorts; growFloor the floor's attach into a
 	// ready namespace, interleaved, while its bridge grew to the top tier.
 	growBerth, growFloor stats.Samples
-	rssIdle, rssLoaded   int64
-	loaded               int // running containers at rssLoaded
+	// growBare is each bare port (IPv6 off on both ends, as berth makes
+	// its own) added to berth's bridge beyond realPorts: the kernel's own
+	// growth for an attach made berth's way, with no daemon in it.
+	growBare           stats.Samples
+	rssIdle, rssLoaded int64
+	loaded             int // running containers at rssLoaded
 	// reachBerth and reachFloor say whether a probe on the largest bridge
 	// reached the outside server over TCP: "" if it did, else the error.
 	reachBerth, reachFloor string

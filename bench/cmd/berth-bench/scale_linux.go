@@ -28,17 +28,28 @@ func (w *world) scale(ctx context.Context, p plan, res *scaleResult) error {
 	}
 	cur := 0
 	for _, n := range p.tiers {
-		w.log.Info("growing bridges", "to", n)
-		for ; cur < n; cur++ {
-			if err := w.growOne(ctx, p, cur, res); err != nil {
+		// One bridge, then the other, with a pause between (see cycle):
+		// interleaved, each side's attaches would carry the kernel work
+		// the other's leave running.
+		w.log.Info("growing berth's bridge", "to", n)
+		for i := cur; i < n; i++ {
+			if err := w.growBerth(ctx, p, i, res); err != nil {
 				return err
 			}
-			if cur+1 == p.realPorts {
+			if i+1 == p.realPorts {
 				if err := w.measureLoaded(ctx, res); err != nil {
 					return err
 				}
 			}
 		}
+		time.Sleep(blockSettle)
+		w.log.Info("growing the floor's bridge", "to", n)
+		for i := cur; i < n; i++ {
+			if err := w.growFloor(i, res); err != nil {
+				return err
+			}
+		}
+		cur = n
 		t := tier{n: n, real: min(n, p.realPorts)}
 		if got, err := bridgePorts(benchBridge); err != nil || got != n {
 			return fmt.Errorf("bridge %q has %d ports (%v), want %d", benchBridge, got, err, n)
@@ -121,15 +132,10 @@ func (w *world) startProbes(ctx context.Context, n int) ([]probe, error) {
 	return probes, nil
 }
 
-// growOne adds port number i to both bridges. Up to realPorts, berth's is a
-// container started on "bridge" and connected (each connect a sample) and
-// the floor's an attach into a ready namespace (each a sample); beyond,
-// berth's bridge gets a bare port made by the floor code.
-func (w *world) growOne(ctx context.Context, p plan, i int, res *scaleResult) error {
-	fns, err := w.newNetns()
-	if err != nil {
-		return err
-	}
+// growBerth adds port number i to berth's bridge: up to realPorts, a
+// container started on "bridge" and connected (each connect a sample);
+// beyond, a bare port made by the floor code berth's way (each a sample).
+func (w *world) growBerth(ctx context.Context, p plan, i int, res *scaleResult) error {
 	if i < p.realPorts {
 		name := fmt.Sprintf("fill%d", i)
 		if _, err := w.d.Run(ctx, name, image, "bridge", "sleep", "100000"); err != nil {
@@ -145,9 +151,21 @@ func (w *world) growOne(ctx context.Context, p plan, i int, res *scaleResult) er
 		if err != nil {
 			return err
 		}
+		t0 := time.Now()
 		if err := w.fill.Attach(bns, floorEndpoint("vfill", i, fillFirst)); err != nil {
 			return fmt.Errorf("bare port %d on %q: %w", i, benchBridge, err)
 		}
+		res.growBare = append(res.growBare, time.Since(t0))
+	}
+	return nil
+}
+
+// growFloor adds port number i to the floor's bridge: an attach into a
+// ready namespace (each a sample).
+func (w *world) growFloor(i int, res *scaleResult) error {
+	fns, err := w.newNetns()
+	if err != nil {
+		return err
 	}
 	t0 := time.Now()
 	if err := w.floor.Attach(fns, floorEndpoint("vfl", i, floorFirst)); err != nil {
