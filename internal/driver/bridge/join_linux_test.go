@@ -50,6 +50,9 @@ func checkJoined(t *testing.T, w *testWorld, sbPath string, spec network.Endpoin
 	if got, want := host.Attrs().Alias, "berth:"+spec.Owner; got != want {
 		t.Errorf("host end alias = %q, want %q", got, want)
 	}
+	if g := host.Attrs().Group; g != 0 {
+		t.Errorf("host end group = %#x, want 0 (out of the pending group once tagged)", g)
+	}
 	if host.Attrs().Flags&net.FlagUp == 0 || host.Attrs().MTU != spec.MTU {
 		t.Errorf("host end flags %v MTU %d, want up and %d", host.Attrs().Flags, host.Attrs().MTU, spec.MTU)
 	}
@@ -404,25 +407,60 @@ func TestLeaveDeletesAtOnceWhenTheReaperCannotTakeIt(t *testing.T) {
 }
 
 func TestNewDeletesVethsAnEarlierRunLeftMarked(t *testing.T) {
-	w := newWorld(t)
-	w.ensureTestBridge(t)
-	before := linkNames(t, w.h)
-	sb := nstest.New(t)
-	spec := endpointSpec(1)
-	if err := w.d.Join(sb, spec); err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name  string
+		leave func(t *testing.T, w *testWorld, sb string, spec network.EndpointSpec)
+	}{{
+		name: "killed between Leave and the reaper",
+		leave: func(t *testing.T, w *testWorld, sb string, spec network.EndpointSpec) {
+			if err := w.d.Join(sb, spec); err != nil {
+				t.Fatal(err)
+			}
+			host, _ := w.h.LinkByName(spec.HostIfName)
+			if err := w.h.LinkSetGroup(host, reapGroup); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}, {
+		// The pair exists, untagged, and the endpoint may have no record
+		// yet (the controller records it while the kernel works).
+		name: "killed in Join before the host end was tagged",
+		leave: func(t *testing.T, w *testWorld, sb string, spec network.EndpointSpec) {
+			conn, err := w.d.acquire(sb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.d.release(conn, false)
+			brIndex, err := w.d.bridgeIndex(spec.Bridge, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := w.d.port.createVeth(spec, brIndex, int(conn.ns)); err != nil {
+				t.Fatal(err)
+			}
+			host, err := w.h.LinkByName(spec.HostIfName)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if host.Attrs().Group != pendingGroup || host.Attrs().Alias != "" {
+				t.Fatalf("fresh host end: group %#x alias %q, want %#x and none", host.Attrs().Group, host.Attrs().Alias, pendingGroup)
+			}
+		},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t)
+			w.ensureTestBridge(t)
+			before := linkNames(t, w.h)
+			sb := nstest.New(t)
+			tc.leave(t, w, sb, endpointSpec(1))
+			d, err := New(w.host, discardLogger())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			checkNothingLeft(t, w, sb, before)
+		})
 	}
-	// What a daemon killed between Leave and the reaper leaves behind.
-	host, _ := w.h.LinkByName(spec.HostIfName)
-	if err := w.h.LinkSetGroup(host, reapGroup); err != nil {
-		t.Fatal(err)
-	}
-	d, err := New(w.host, discardLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	checkNothingLeft(t, w, sb, before)
 }
 
 func TestLeaveAfterTheSandboxIsGone(t *testing.T) {

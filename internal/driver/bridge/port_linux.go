@@ -68,6 +68,7 @@ func (p *portSocket) createVeth(spec network.EndpointSpec, brIndex, nsFD int) (h
 		req.AddData(nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(spec.MTU))))
 	}
 	req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(brIndex))))
+	req.AddData(nl.NewRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(pendingGroup)))
 	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
 	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated("veth"))
 	data := info.AddRtAttr(nl.IFLA_INFO_DATA, nil)
@@ -98,7 +99,8 @@ func (p *portSocket) createVeth(spec network.EndpointSpec, brIndex, nsFD int) (h
 
 // setUpPort finishes a host end that was made a bridge port at creation,
 // in one RTM_NEWLINK (three netlink round trips fewer than one call
-// each): its owner alias; IPv6 address generation off, before the peer
+// each): its owner alias, and out of pendingGroup (the alias marks it
+// berth's from now on); IPv6 address generation off, before the peer
 // comes up and gives it a carrier, so it never gets a link-local address
 // or sends DAD, router solicitations or MLD into the container; and hairpin
 // mode on its bridge port (IFLA_INFO_SLAVE_DATA, which the kernel applies
@@ -118,6 +120,7 @@ func (p *portSocket) newlink(index int, alias string, noIPv6Autoconf bool) error
 	msg.Index = int32(index)
 	req.AddData(msg)
 	req.AddData(nl.NewRtAttr(unix.IFLA_IFALIAS, []byte(alias)))
+	req.AddData(nl.NewRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(0)))
 	if noIPv6Autoconf {
 		mode := nl.NewRtAttr(unix.IFLA_INET6_ADDR_GEN_MODE, []byte{byte(nl.IN6_ADDR_GEN_MODE_NONE)})
 		inet6 := nl.NewRtAttr(unix.AF_INET6, mode.Serialize())

@@ -16,6 +16,14 @@ import (
 // this value ("bert" in ASCII) is berth's alone.
 const reapGroup = 0x62657274
 
+// pendingGroup marks a host veth from its creation until Join tags it
+// with its owner's alias (setUpPort), "bern" in ASCII. A link berth made
+// and had no time to tag is found by neither its alias nor, if the daemon
+// recorded the endpoint only while the kernel worked (network.Controller's
+// Join does), its record: a daemon that starts deletes this group with the
+// reap group, before any Join can be in flight.
+const pendingGroup = 0x6265726e
+
 // reaper deletes the veths that Leave marked, in batches, off the caller's
 // path. Deleting a link makes the deleting thread wait for an RCU barrier
 // (netdev_run_todo; about 20-30 ms here), however many links go at once,
@@ -60,9 +68,11 @@ func newReaper(hostNetns string, log *slog.Logger) (*reaper, error) {
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
-	if err := r.deleteMarked(); err != nil {
-		sock.Socket.Close()
-		return nil, fmt.Errorf("delete veths an earlier run left marked: %w", err)
+	for _, g := range []uint32{reapGroup, pendingGroup} {
+		if err := r.deleteGroup(g); err != nil {
+			sock.Socket.Close()
+			return nil, fmt.Errorf("delete veths an earlier run left in group %#x: %w", g, err)
+		}
 	}
 	go r.loop()
 	return r, nil
@@ -179,14 +189,17 @@ func (r *reaper) batch() {
 	r.mu.Unlock()
 }
 
-// deleteMarked deletes every link in reapGroup with one RTM_DELLINK: with
+// deleteMarked deletes every link in reapGroup.
+func (r *reaper) deleteMarked() error { return r.deleteGroup(reapGroup) }
+
+// deleteGroup deletes every link in group with one RTM_DELLINK: with
 // ifindex 0 and IFLA_GROUP the kernel deletes the whole group at once
 // (rtnl_group_dellink), veth peers included.
-func (r *reaper) deleteMarked() error {
+func (r *reaper) deleteGroup(group uint32) error {
 	req := nl.NewNetlinkRequest(unix.RTM_DELLINK, unix.NLM_F_ACK)
 	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: r.sock}
 	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
-	req.AddData(nl.NewRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(reapGroup)))
+	req.AddData(nl.NewRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(group)))
 	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
 	if errors.Is(err, unix.ENODEV) {
 		return nil // the group is empty
