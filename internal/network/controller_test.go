@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -352,6 +353,43 @@ func TestJoinDriverFailureReleasesAddress(t *testing.T) {
 	ep := r.join(t, sb, "bridge", JoinRequest{Name: "c1"})
 	if ep.Address != mustPrefix("172.17.0.2/16") {
 		t.Fatalf("address after failed join = %v, want .2 (released)", ep.Address)
+	}
+}
+
+// refusingStore is a store whose Record fails while refuse is set.
+type refusingStore struct {
+	store.Store
+	refuse atomic.Bool
+}
+
+func (s *refusingStore) Record(fn func(store.Tx) error) (store.Durable, error) {
+	if s.refuse.Load() {
+		return nil, errors.New("disk full")
+	}
+	return s.Store.Record(fn)
+}
+
+// A join whose intent the store refuses makes nothing, and leaves its
+// address free.
+func TestJoinWhoseIntentTheStoreRefusesLeavesNothing(t *testing.T) {
+	st := &refusingStore{Store: store.NewMemory()}
+	r := &rig{st: st, drv: newFakeDriver(), sbs: newFakeSandboxes(), fw: newFakeFirewall(), ids: seqIDs()}
+	r.restart(t)
+	sb := r.sandbox(t, "c1")
+	st.refuse.Store(true)
+	if _, err := r.c.Join(context.Background(), sb.ID, "bridge", JoinRequest{Name: "c1"}); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("Join with the store refusing = %v, want its error", err)
+	}
+	st.refuse.Store(false)
+	if len(r.drv.veths) != 0 {
+		t.Errorf("veths left after the refused intent: %v", r.drv.veths)
+	}
+	if at := r.c.Attachments(sb.ID); len(at) != 0 {
+		t.Errorf("endpoints left in the sandbox: %v", at)
+	}
+	ep := r.join(t, sb, "bridge", JoinRequest{Name: "c1"})
+	if ep.Address != mustPrefix("172.17.0.2/16") {
+		t.Fatalf("address after the refused join = %v, want .2 (released)", ep.Address)
 	}
 }
 

@@ -18,10 +18,11 @@ const reapGroup = 0x62657274
 
 // pendingGroup marks a host veth from its creation until Join tags it
 // with its owner's alias (setUpPort), "bern" in ASCII. A link berth made
-// and had no time to tag is found by neither its alias nor, if the daemon
-// recorded the endpoint only while the kernel worked (network.Controller's
-// Join does), its record: a daemon that starts deletes this group with the
-// reap group, before any Join can be in flight.
+// and had no time to tag carries no owner, so reconcile cannot tell it
+// from a link of someone else's; its endpoint's record names it, unless
+// that record was lost (a store rolled back to its last checkpoint). A
+// driver that starts deletes this group with the reap group, before any
+// Join can be in flight.
 const pendingGroup = 0x6265726e
 
 // reaper deletes the veths that Leave marked, in batches, off the caller's
