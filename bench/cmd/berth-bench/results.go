@@ -33,7 +33,7 @@ type scaleResult struct {
 	tiers []tier
 	// growBerth is each connect of a new running container while berth's
 	// bridge grew from 0 to realPorts; growFloor the floor's attach into a
-	// ready namespace, interleaved, while its bridge grew to the top tier.
+	// ready namespace while its bridge grew to the top tier (after berth's).
 	growBerth, growFloor stats.Samples
 	// growBare is each bare port (IPv6 off on both ends, as berth makes
 	// its own) added to berth's bridge beyond realPorts: the kernel's own
