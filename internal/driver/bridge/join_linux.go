@@ -76,14 +76,17 @@ func (d *Driver) Join(sandboxPath string, spec network.EndpointSpec) (err error)
 // (an endpoint without it still works), so it is neither waited for nor a
 // reason to roll back; Settle and Close wait for it.
 func (d *Driver) announce(sb *sandboxConn, peer netlink.Link, spec network.EndpointSpec) {
+	if !spec.Announce {
+		// The MAC is the one the address has always had
+		// (network.MACFromAddress): nothing to send, so no goroutine.
+		d.release(sb, false)
+		return
+	}
 	ifindex, mac, addr := peer.Attrs().Index, spec.MAC, spec.Address.Addr()
 	d.background.Add(1)
 	go func() {
 		defer d.background.Done()
 		defer d.release(sb, false)
-		if !spec.Announce {
-			return // the MAC is the one the address has always had (network.MACFromAddress)
-		}
 		d.syncPortState(spec.HostIfName)
 		err := sb.sendGratuitousARP(ifindex, mac, addr)
 		switch {

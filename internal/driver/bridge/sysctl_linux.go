@@ -140,15 +140,7 @@ func writeSysctlAt(dir int, path, value string) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, &os.PathError{Op: "open", Path: path, Err: err})
 	}
-	f := os.NewFile(uintptr(fd), path)
-	_, err = f.WriteString(value + "\n")
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return writeAndClose(os.NewFile(uintptr(fd), path), value)
 }
 
 func writeSysctl(path, value string) error {
@@ -156,12 +148,18 @@ func writeSysctl(path, value string) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	_, err = f.WriteString(value + "\n")
+	return writeAndClose(f, value)
+}
+
+// writeAndClose writes value and a newline to the sysctl file f (in one
+// write: the kernel parses each write whole) and closes it.
+func writeAndClose(f *os.File, value string) error {
+	_, err := f.WriteString(value + "\n")
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", f.Name(), err)
 	}
 	return nil
 }
