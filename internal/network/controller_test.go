@@ -393,35 +393,6 @@ func TestJoinWhoseIntentTheStoreRefusesLeavesNothing(t *testing.T) {
 	}
 }
 
-func TestJoinCallsPlannedBeforeTheKernelWork(t *testing.T) {
-	r := newRig(t)
-	sb := r.sandbox(t, "c1")
-	var planned []Endpoint
-	var vethsThen []int
-	req := JoinRequest{Name: "c1", Planned: func(ep Endpoint) {
-		planned = append(planned, ep)
-		r.drv.mu.Lock()
-		vethsThen = append(vethsThen, len(r.drv.veths))
-		r.drv.mu.Unlock()
-		// The endpoint is there for the caller to read while the kernel work runs.
-		if got := r.c.Attachments(sb.ID); len(got) != 1 || got[0].Endpoint.Address != ep.Address {
-			t.Errorf("Attachments while planned = %+v, want the planned endpoint", got)
-		}
-	}}
-	ep := r.join(t, sb, "bridge", req)
-	if len(planned) != 1 || planned[0].Address != ep.Address || planned[0].HostIfName != ep.HostIfName {
-		t.Fatalf("Planned got %+v, want one call with the endpoint Join returned (%v)", planned, ep.Address)
-	}
-	if vethsThen[0] != 0 {
-		t.Errorf("the driver had made %d veths when Planned ran, want 0", vethsThen[0])
-	}
-	// Planning that fails calls nothing.
-	planned = nil
-	if _, err := r.c.Join(context.Background(), sb.ID, "bridge", req); err == nil || len(planned) != 0 {
-		t.Errorf("second Join on the same network = %v with %d Planned calls, want an error and none", err, len(planned))
-	}
-}
-
 func TestRestartRollsBackHalfDoneWorkAndRemovesOrphans(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()

@@ -28,12 +28,6 @@ type JoinRequest struct {
 	// in the same store record as the endpoint's intent, so that both are
 	// on disk, or neither, when Join returns.
 	Record func(store.Tx) error
-	// Planned, if set, is called once the endpoint is planned and
-	// recorded (its address chosen, the intent written) and before the
-	// kernel work starts, so that the caller can do its own share of the
-	// connect (the container's /etc/hosts) meanwhile. If Join then fails,
-	// the endpoint is gone again by the time Join returns.
-	Planned func(Endpoint)
 }
 
 // HostIfNameFunc makes the random host-side names of new endpoints.
@@ -122,9 +116,6 @@ func (c *Controller) Join(ctx context.Context, sandboxID, netRef string, req Joi
 	}
 	if err := c.recordPorts(n, ep, req.Ports); err != nil {
 		return nil, errors.Join(err, c.forgetEndpoint(ep))
-	}
-	if req.Planned != nil {
-		req.Planned(*cloneEndpoint(ep))
 	}
 	if n.Driver == DriverBridge {
 		if err := c.cfg.Driver.Join(sb.Key, endpointSpec(n, ep)); err != nil {
