@@ -72,7 +72,7 @@ func TestConnectDisconnect(t *testing.T) {
 		t.Errorf("roamer cannot reach resident (%s) after connect", resident)
 	}
 	// /etc/hosts names the container's address on each network (written
-	// while the kernel work of the connect runs).
+	// by the connect).
 	hosts, _, code := w.Berth(t, "exec", "roamer", "cat", "/etc/hosts")
 	if first := containerIP(t, w, "roamer"); code != 0 || !strings.Contains(hosts, first.String()+"\t") || !strings.Contains(hosts, addr.String()+"\t") {
 		t.Errorf("/etc/hosts after connect = %q, want lines for %s and %s", hosts, first, addr)
