@@ -422,8 +422,8 @@ func TestNewDeletesVethsAnEarlierRunLeftMarked(t *testing.T) {
 			}
 		},
 	}, {
-		// The pair exists, untagged, and the endpoint may have no record
-		// yet (the controller records it while the kernel works).
+		// The pair exists, untagged: nothing names it if the endpoint's
+		// record is lost (see pendingGroup).
 		name: "killed in Join before the host end was tagged",
 		leave: func(t *testing.T, w *testWorld, sb string, spec network.EndpointSpec) {
 			conn, err := w.d.acquire(sb)
