@@ -7,11 +7,14 @@
 // It owns only links it tagged with the ifalias "berth:<owner>" and touches
 // nothing else in the host namespace. The sysctls it writes there are
 // net.ipv4.ip_forward (EnableIPForwarding), route_localnet of its own
-// bridges and disable_ipv6 of its own host veths; in a sandbox (a namespace
-// berth made) it sets the default IPv6 address generation to none. Veths
-// that Leave cut off wait, marked with an interface group of berth's own
-// (reapGroup), for a background reaper that deletes them in batches;
-// Settle waits for it.
+// bridges and disable_ipv6 of its own host veths (through the host's
+// ipv6/conf directory, held open: a lookup from /proc/sys compares one
+// entry per namespace on the machine); in a sandbox it writes none, and
+// turns the container end's IPv6 address generation off by netlink. A new
+// host veth is in a pending interface group (pendingGroup) until it is
+// tagged; veths that Leave cut off wait, marked with another group of
+// berth's own (reapGroup), for a background reaper that deletes them in
+// batches; Settle waits for it. A driver that starts deletes both groups.
 //
 // Costs that grow with the number of ports on a bridge, measured here with
 // BenchmarkJoinLeave and BenchmarkNaiveAttach, and what Join does about them:
@@ -24,5 +27,6 @@
 //
 // Join makes the host end in two netlink requests (port_linux.go): one
 // RTM_NEWLINK creates the pair already attached to the bridge and echoes
-// both ifindexes back, one sets alias, address generation and hairpin.
+// both ifindexes back, one sets alias, group and hairpin; then one sysctl
+// write turns its IPv6 off before the container end comes up.
 package bridge

@@ -183,13 +183,13 @@ func isPeerOf(peer, host netlink.Link) bool {
 		host.Attrs().ParentIndex == peer.Attrs().Index
 }
 
-// configureHostEnd tags the host end with its owner, turns IPv6 address
-// generation off on it and puts its bridge port in hairpin mode, in one
-// netlink call (portSocket.setUpPort); a pair found from an earlier try is
-// first made a port of the bridge and set up. Then it disables IPv6 on it
-// outright (disableHostIPv6), while the peer is still down: the host end
-// has no carrier yet, so the kernel never gives it the ff00::/8 route it
-// adds to every IPv6 link that comes up.
+// configureHostEnd tags the host end with its owner and puts its bridge
+// port in hairpin mode, in one netlink call (portSocket.setUpPort); a pair
+// found from an earlier try is first made a port of the bridge and set up.
+// Then it disables IPv6 on it (disableHostIPv6) while the peer is still
+// down: without a carrier the host end has got neither a link-local
+// address nor the ff00::/8 route the kernel adds to every IPv6 link that
+// comes up, and now never will.
 //
 // That write once ran in the background after Join returned, to keep it
 // off the connect's path; but it then removed the route the link had been

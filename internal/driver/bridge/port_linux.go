@@ -98,34 +98,20 @@ func (p *portSocket) createVeth(spec network.EndpointSpec, brIndex, nsFD int) (h
 }
 
 // setUpPort finishes a host end that was made a bridge port at creation,
-// in one RTM_NEWLINK (three netlink round trips fewer than one call
-// each): its owner alias, and out of pendingGroup (the alias marks it
-// berth's from now on); IPv6 address generation off, before the peer
-// comes up and gives it a carrier, so it never gets a link-local address
-// or sends DAD, router solicitations or MLD into the container; and hairpin
-// mode on its bridge port (IFLA_INFO_SLAVE_DATA, which the kernel applies
-// to a link that already has a master). A kernel without IPv6 refuses the
-// address-generation part (EAFNOSUPPORT): the rest is sent again without it.
+// in one RTM_NEWLINK (two netlink round trips fewer than one call each):
+// its owner alias, and out of pendingGroup (the alias marks it berth's
+// from now on); and hairpin mode on its bridge port
+// (IFLA_INFO_SLAVE_DATA, which the kernel applies to a link that already
+// has a master). Its IPv6 needs nothing here: disableHostIPv6 turns it off
+// before the peer comes up and gives the link a carrier, so it never gets
+// a link-local address.
 func (p *portSocket) setUpPort(index int, alias string) error {
-	err := p.newlink(index, alias, true)
-	if errors.Is(err, unix.EAFNOSUPPORT) {
-		err = p.newlink(index, alias, false)
-	}
-	return err
-}
-
-func (p *portSocket) newlink(index int, alias string, noIPv6Autoconf bool) error {
 	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Index = int32(index)
 	req.AddData(msg)
 	req.AddData(nl.NewRtAttr(unix.IFLA_IFALIAS, []byte(alias)))
 	req.AddData(nl.NewRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(0)))
-	if noIPv6Autoconf {
-		mode := nl.NewRtAttr(unix.IFLA_INET6_ADDR_GEN_MODE, []byte{byte(nl.IN6_ADDR_GEN_MODE_NONE)})
-		inet6 := nl.NewRtAttr(unix.AF_INET6, mode.Serialize())
-		req.AddData(nl.NewRtAttr(unix.IFLA_AF_SPEC, inet6.Serialize()))
-	}
 	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
 	info.AddRtAttr(nl.IFLA_INFO_SLAVE_KIND, nl.NonZeroTerminated("bridge"))
 	slave := info.AddRtAttr(nl.IFLA_INFO_SLAVE_DATA, nil)
