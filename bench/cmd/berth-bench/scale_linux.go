@@ -18,8 +18,10 @@ type probe struct {
 	ep   floor.Endpoint
 }
 
-// tierSettle is the pause between growing the bridges and sampling a tier.
-const tierSettle = time.Second
+// settle is the pause after each side's block of work (a round's
+// connects, a bridge's growth) and before sampling a tier: the kernel work
+// a block leaves running finishes in it rather than in the next block.
+const settle = time.Second
 
 func (w *world) scale(ctx context.Context, p plan, res *scaleResult) error {
 	probes, err := w.startProbes(ctx, p.probes)
@@ -42,7 +44,7 @@ func (w *world) scale(ctx context.Context, p plan, res *scaleResult) error {
 				}
 			}
 		}
-		time.Sleep(blockSettle)
+		time.Sleep(settle)
 		w.log.Info("growing the floor's bridge", "to", n)
 		for i := cur; i < n; i++ {
 			if err := w.growFloor(i, res); err != nil {
@@ -57,7 +59,7 @@ func (w *world) scale(ctx context.Context, p plan, res *scaleResult) error {
 		// Let the growth's tail (containers just started, ports just
 		// attached, veths being reaped) finish before sampling, so that
 		// neither side's samples carry it.
-		time.Sleep(tierSettle)
+		time.Sleep(settle)
 		w.log.Info("sampling", "ports", n)
 		for round := range p.cycles {
 			if err := w.cycle(ctx, probes, &t, round); err != nil {
@@ -178,7 +180,7 @@ func (w *world) growFloor(i int, res *scaleResult) error {
 // cycle is one round at a tier: berth connects every probe, then
 // disconnects every probe; the floor attaches and detaches its twins the
 // same way; which of the two goes first alternates from round to round.
-// Between the two blocks the bench waits blockSettle, so that the kernel
+// After each block the bench waits settle, so that the kernel
 // work each side leaves running in the background (the floor's IPv6
 // duplicate-address detection and MLD reports, queued for up to a second
 // after an attach and run by kernel workers under the RTNL lock that every
@@ -187,54 +189,46 @@ func (w *world) growFloor(i int, res *scaleResult) error {
 // calls (as the bench first did) let the naive floor's IPv6 work at 1,000
 // ports land on berth's next connect.
 func (w *world) cycle(ctx context.Context, probes []probe, t *tier, round int) error {
-	berth := func() error {
+	// each runs step for every probe in turn, timing each into samples.
+	each := func(samples *stats.Samples, step func(probe) error) error {
 		for _, pr := range probes {
-			if err := timed(&t.connect, func() error {
-				return wrapErr(w.d.NetworkConnect(ctx, benchNet, pr.name, nil), "connect %q", pr.name)
-			})(); err != nil {
-				return err
-			}
-		}
-		for _, pr := range probes {
-			if err := timed(&t.disconnect, func() error {
-				return wrapErr(w.d.NetworkDisconnect(ctx, benchNet, pr.name, false), "disconnect %q", pr.name)
-			})(); err != nil {
+			if err := timed(samples, func() error { return step(pr) })(); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
+	berth := func() error {
+		if err := each(&t.connect, func(pr probe) error {
+			return wrapErr(w.d.NetworkConnect(ctx, benchNet, pr.name, nil), "connect %q", pr.name)
+		}); err != nil {
+			return err
+		}
+		return each(&t.disconnect, func(pr probe) error {
+			return wrapErr(w.d.NetworkDisconnect(ctx, benchNet, pr.name, false), "disconnect %q", pr.name)
+		})
+	}
 	floor := func() error {
-		for _, pr := range probes {
-			if err := timed(&t.floorAttach, func() error {
-				return wrapErr(w.floor.Attach(pr.ns, pr.ep), "floor attach %q", pr.ep.HostIf)
-			})(); err != nil {
-				return err
-			}
+		if err := each(&t.floorAttach, func(pr probe) error {
+			return wrapErr(w.floor.Attach(pr.ns, pr.ep), "floor attach %q", pr.ep.HostIf)
+		}); err != nil {
+			return err
 		}
-		for _, pr := range probes {
-			if err := timed(&t.floorDetach, func() error {
-				return wrapErr(w.floor.Detach(pr.ep), "floor detach %q", pr.ep.HostIf)
-			})(); err != nil {
-				return err
-			}
-		}
-		return nil
+		return each(&t.floorDetach, func(pr probe) error {
+			return wrapErr(w.floor.Detach(pr.ep), "floor detach %q", pr.ep.HostIf)
+		})
 	}
 	settled := func(f func() error) func() error {
 		return func() error {
 			if err := f(); err != nil {
 				return err
 			}
-			time.Sleep(blockSettle)
+			time.Sleep(settle)
 			return nil
 		}
 	}
 	return inTurn(round%2 == 0, settled(berth), settled(floor))
 }
-
-// blockSettle is the pause after each side's block of a round (see cycle).
-const blockSettle = time.Second
 
 // timed is f that, when it succeeds, appends how long it took to samples.
 func timed(samples *stats.Samples, f func() error) func() error {
