@@ -40,8 +40,10 @@ type Config struct {
 	Existing bool
 	// NoIPv6 makes the ends as berth's driver does: IPv6 disabled on the
 	// host end (net.ipv6.conf.<veth>.disable_ipv6=1, so it adds no routes
-	// that every later link event in the namespace walks) and address
-	// generation off on the peer. The variant that shows how much of the
+	// that every later link event in the namespace walks), address
+	// generation off on the peer, and one TX and one RX queue on both
+	// (no RCU wait under RTNL to shrink them: see the bridge driver's
+	// createVeth). The variant that shows how much of the
 	// naive floor's growth IPv6 is, and the one that stands in for berth's
 	// endpoints on berth's bridge.
 	NoIPv6 bool
@@ -173,6 +175,9 @@ func (f *Floor) Attach(nsPath string, ep Endpoint) error {
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name, attrs.MTU, attrs.Flags = ep.HostIf, f.cfg.MTU, net.FlagUp
 	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: ep.IfName, PeerHardwareAddr: ep.MAC, PeerNamespace: netlink.NsFd(ns)}
+	if f.cfg.NoIPv6 {
+		veth.NumTxQueues, veth.NumRxQueues = 1, 1 // the peer takes the host end's
+	}
 	if err := f.h.LinkAdd(veth); err != nil {
 		return fmt.Errorf("create veth %q: %w", ep.HostIf, err)
 	}

@@ -97,6 +97,11 @@ func TestAttachDetach(t *testing.T) {
 	if peer.Attrs().Flags&net.FlagUp == 0 || peer.Attrs().HardwareAddr.String() != ep.MAC.String() {
 		t.Errorf("eth0 is %v with MAC %s, want up with %s", peer.Attrs().Flags, peer.Attrs().HardwareAddr, ep.MAC)
 	}
+	for _, l := range []netlink.Link{hostEnd, peer} { // NoIPv6 makes them berth's way
+		if a := l.Attrs(); a.NumTxQueues != 1 || a.NumRxQueues != 1 {
+			t.Errorf("%s has %d TX and %d RX queues, want 1 and 1", a.Name, a.NumTxQueues, a.NumRxQueues)
+		}
+	}
 	addrs, err := sh.AddrList(peer, unix.AF_INET)
 	if err != nil {
 		t.Fatal(err)

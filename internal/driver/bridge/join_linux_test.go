@@ -89,6 +89,15 @@ func checkJoined(t *testing.T, w *testWorld, sbPath string, spec network.Endpoin
 	if peer.Attrs().Flags&net.FlagUp == 0 {
 		t.Errorf("peer %q is down", spec.IfName)
 	}
+	// One queue each way on both ends, asked for at creation: a veth
+	// created without them gets one per possible CPU and then shrinks to
+	// one active queue, and each shrink waits for an RCU grace period under
+	// the RTNL lock (see createVeth).
+	for _, l := range []netlink.Link{host, peer} {
+		if a := l.Attrs(); a.NumTxQueues != 1 || a.NumRxQueues != 1 {
+			t.Errorf("%q has %d TX and %d RX queues, want 1 and 1", a.Name, a.NumTxQueues, a.NumRxQueues)
+		}
+	}
 	if addrs, err := sh.AddrList(peer, netlink.FAMILY_V6); err != nil || len(addrs) != 0 {
 		t.Errorf("IPv6 addresses on %q: %v (err %v), want none (no link-local, no DAD into the bridge)", spec.IfName, addrs, err)
 	}
