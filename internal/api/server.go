@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -25,8 +26,11 @@ type Server struct {
 	stopping     context.Context
 	stopLongPoll context.CancelFunc
 
-	mu       sync.Mutex
-	hijacked map[*hijacked]struct{} // streams http.Server.Shutdown does not know about
+	mu        sync.Mutex
+	hijacked  map[*hijacked]struct{} // streams http.Server.Shutdown does not know about
+	direct    map[*directConn]struct{}
+	listeners map[net.Listener]struct{}
+	shutdown  bool
 }
 
 // New returns a server that answers API requests with b. A nil log discards.
@@ -34,7 +38,10 @@ func New(b Backend, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{backend: b, log: log, now: time.Now, hijacked: map[*hijacked]struct{}{}}
+	s := &Server{
+		backend: b, log: log, now: time.Now, hijacked: map[*hijacked]struct{}{},
+		direct: map[*directConn]struct{}{}, listeners: map[net.Listener]struct{}{},
+	}
 	s.stopping, s.stopLongPoll = context.WithCancel(context.Background())
 	s.handler = s.middleware(s.routes())
 	s.http = &http.Server{
@@ -53,22 +60,62 @@ func New(b Backend, log *slog.Logger) *Server {
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Serve accepts connections on l until Shutdown; it returns nil after a
-// clean Shutdown.
+// clean Shutdown. Each connection starts on the direct loop (see conn.go)
+// and goes to the http.Server at its first request that is not direct.
 func (s *Server) Serve(l net.Listener) error {
-	err := s.http.Serve(l)
-	if errors.Is(err, http.ErrServerClosed) {
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
 		return nil
 	}
-	return err
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	hl := newHandoffListener(l.Addr())
+	httpDone := make(chan struct{})
+	go func() {
+		defer close(httpDone)
+		_ = s.http.Serve(hl)
+	}()
+	sweepDone := make(chan struct{})
+	go s.sweepEvery(headerTimeout/2, sweepDone)
+	defer func() {
+		close(sweepDone)
+		hl.Close()
+		<-httpDone
+	}()
+	var backoff time.Duration
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if s.closing() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				// Out of descriptors for a moment: wait as net/http does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("api accept failed; retrying", "err", err, "in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		go s.serveConn(c, hl.push)
+	}
 }
 
 // Shutdown stops accepting connections, ends the hijacked exec/attach
 // streams (which the http.Server no longer tracks: their attaches are
-// cancelled, execs keep running), and waits for ordinary requests to end
-// until ctx is done.
+// cancelled, execs keep running), closes idle connections and waits for
+// ordinary requests to end until ctx is done.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopLongPoll()
 	s.mu.Lock()
+	s.shutdown = true
+	for l := range s.listeners {
+		_ = l.Close()
+	}
 	streams := make([]*hijacked, 0, len(s.hijacked))
 	for h := range s.hijacked {
 		streams = append(streams, h)
@@ -78,7 +125,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		h.cancel()
 		_ = h.conn.Close()
 	}
-	return s.http.Shutdown(ctx)
+	err := s.http.Shutdown(ctx)
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for s.sweep(time.Now(), true) > 0 {
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-t.C:
+		}
+	}
+	return err
 }
 
 // longPoll is ctx, also cancelled when the server shuts down.

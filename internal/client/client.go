@@ -75,12 +75,7 @@ func New(host string, log *slog.Logger) (*Client, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Client{host: host, sockPath: path, log: log}
-	c.http = &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return c.dial(ctx)
-		},
-		DisableCompression: true,
-	}}
+	c.http = &http.Client{Transport: &transport{dial: c.dial}}
 	return c, nil
 }
 

@@ -1,0 +1,177 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// countingServer serves h on a unix socket and counts the connections it
+// accepts; closeIdle closes the ones waiting for a request.
+type countingServer struct {
+	sock  string
+	conns atomic.Int32
+	srv   *http.Server
+}
+
+func newCountingServer(t *testing.T, h http.HandlerFunc) *countingServer {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "berth-tr-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := &countingServer{sock: filepath.Join(dir, "s.sock")}
+	ln, err := net.Listen("unix", cs.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.srv = &http.Server{Handler: h, ConnState: func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			cs.conns.Add(1)
+		}
+	}}
+	go func() { _ = cs.srv.Serve(ln) }()
+	t.Cleanup(func() { _ = cs.srv.Close(); _ = os.RemoveAll(dir) })
+	return cs
+}
+
+func (cs *countingServer) transport() *transport {
+	return &transport{dial: func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", cs.sock)
+	}}
+}
+
+func echoBody(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	_, _ = w.Write(b)
+}
+
+func post(t *testing.T, c *http.Client, body string) string {
+	t.Helper()
+	resp, err := c.Post("http://berth/echo", "text/plain", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestTransportKeepsOneConnection(t *testing.T) {
+	cs := newCountingServer(t, echoBody)
+	c := &http.Client{Transport: cs.transport()}
+	for i := range 5 {
+		if got := post(t, c, strings.Repeat("x", i)); got != strings.Repeat("x", i) {
+			t.Fatalf("request %d: %q", i, got)
+		}
+	}
+	// A body closed unread but short is read to its end: the connection stays.
+	resp, err := c.Get("http://berth/echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	post(t, c, "again")
+	if n := cs.conns.Load(); n != 1 {
+		t.Errorf("%d connections for 7 requests in a row, want 1", n)
+	}
+}
+
+// TestTransportRetriesOnAConnectionClosedWhileIdle: the daemon closes an
+// idle keep-alive connection; the next request (a POST with a body) goes
+// out once more on a new one.
+func TestTransportRetriesOnAConnectionClosedWhileIdle(t *testing.T) {
+	cs := newCountingServer(t, echoBody)
+	c := &http.Client{Transport: cs.transport()}
+	post(t, c, "one")
+	cs.srv.SetKeepAlivesEnabled(false) // closes idle connections
+	cs.srv.SetKeepAlivesEnabled(true)
+	time.Sleep(20 * time.Millisecond)
+	if got := post(t, c, "two"); got != "two" {
+		t.Errorf("after the idle close: %q, want two", got)
+	}
+	if n := cs.conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2", n)
+	}
+}
+
+func TestTransportCancelEndsARequestInFlight(t *testing.T) {
+	entered := make(chan struct{})
+	cs := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-r.Context().Done()
+	})
+	c := &http.Client{Transport: cs.transport()}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-entered; cancel() }()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://berth/hang", nil)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Do(req)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Do = %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a cancelled request did not return")
+	}
+}
+
+// TestTransportClosingAStreamReturnsAtOnce: closing the body of a stream
+// the daemon is still sending must not read it to its end.
+func TestTransportClosingAStreamReturnsAtOnce(t *testing.T) {
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	cs := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/events" {
+			echoBody(w, r)
+			return
+		}
+		for {
+			_, _ = io.WriteString(w, "event\n")
+			http.NewResponseController(w).Flush()
+			select {
+			case <-stop:
+				return
+			case <-r.Context().Done():
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	})
+	c := &http.Client{Transport: cs.transport()}
+	resp, err := c.Get("http://berth/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != "event\n" {
+		t.Fatalf("first event %q %v", buf, err)
+	}
+	closed := make(chan struct{})
+	go func() { resp.Body.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("closing a stream's body waited for its end")
+	}
+	post(t, c, "after") // a new connection
+	if n := cs.conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2 (the stream's is not reused)", n)
+	}
+}
