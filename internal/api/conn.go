@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -110,27 +109,54 @@ func matchSegments(pattern, path string) bool {
 	}
 }
 
-// connState is where a direct connection is: waiting for a request,
-// reading one's headers, or handling it.
-type connState int32
+// connState is where a direct connection is: new (no request yet),
+// waiting for a request, reading one's headers, handling it, handed to
+// net/http, or closed by the sweeper.
+type connState int
 
 const (
-	stateIdle connState = iota
+	stateNew connState = iota
+	stateIdle
 	stateHeaders
 	stateActive
+	stateHandedOff
+	stateClosed
 )
 
-// directConn is one connection on the direct loop.
+// directConn is one connection on the direct loop. Its state changes
+// under mu, so that the sweeper closes a connection only in a state it
+// may close it in, and the loop never goes on with one the sweeper
+// closed (a request already buffered would run with nobody to answer).
 type directConn struct {
 	c     net.Conn
-	lr    *limitedReader
-	state atomic.Int32 // connState
-	since atomic.Int64 // when it entered state, Unix ns
+	mu    sync.Mutex
+	state connState
+	since time.Time // when it entered state
 }
 
-func (dc *directConn) set(st connState) {
-	dc.since.Store(time.Now().UnixNano())
-	dc.state.Store(int32(st))
+// to moves dc to st, unless the sweeper has closed it.
+func (dc *directConn) to(st connState) bool {
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	if dc.state == stateClosed {
+		return false
+	}
+	dc.state, dc.since = st, time.Now()
+	return true
+}
+
+// closeIf closes dc if it is waiting (new, idle, or in a request's
+// headers) and stale says so of how long it has been.
+func (dc *directConn) closeIf(now time.Time, stale func(connState, time.Duration) bool) {
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	switch dc.state {
+	case stateNew, stateIdle, stateHeaders:
+		if stale(dc.state, now.Sub(dc.since)) {
+			dc.state = stateClosed
+			_ = dc.c.Close()
+		}
+	}
 }
 
 // limitedReader reads from r while n allows: it bounds what a request's
@@ -213,8 +239,7 @@ func (c *prefixConn) CloseWrite() error {
 // request is not direct (c goes to handoff), or the server shuts down.
 func (s *Server) serveConn(c net.Conn, handoff func(net.Conn)) {
 	lr := &limitedReader{r: c, n: math.MaxInt64}
-	dc := &directConn{c: c, lr: lr}
-	dc.set(stateIdle)
+	dc := &directConn{c: c, state: stateNew, since: time.Now()}
 	if !s.trackConn(dc, true) {
 		_ = c.Close()
 		return
@@ -237,13 +262,18 @@ func (s *Server) serveConn(c net.Conn, handoff func(net.Conn)) {
 			return // closed, or idle too long
 		}
 		if err != nil || !isDirect(line) {
+			if !dc.to(stateHandedOff) {
+				return
+			}
 			lr.n = math.MaxInt64
 			handedOff = true
 			s.trackConn(dc, false)
 			handoff(&prefixConn{Conn: c, r: br})
 			return
 		}
-		dc.set(stateHeaders)
+		if !dc.to(stateHeaders) {
+			return
+		}
 		lr.n = maxHeaderBytes
 		req, err := http.ReadRequest(br)
 		lr.n = math.MaxInt64
@@ -251,11 +281,9 @@ func (s *Server) serveConn(c net.Conn, handoff func(net.Conn)) {
 			writeBadRequest(bw, err)
 			return
 		}
-		dc.set(stateActive)
-		if !s.serveDirect(dc, req, bw) || s.closing() {
+		if !dc.to(stateActive) || !s.serveDirect(dc, req, bw) || !dc.to(stateIdle) {
 			return
 		}
-		dc.set(stateIdle)
 	}
 }
 
@@ -313,22 +341,51 @@ func (s *Server) serveDirect(dc *directConn, req *http.Request, bw *bufio.Writer
 		}
 	}
 	req.RemoteAddr = dc.c.RemoteAddr().String()
+	body := &requestBody{r: req.Body}
+	req.Body = body
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	w := &directResponse{bw: bw, req: req.WithContext(ctx), header: http.Header{}}
 	s.handler.ServeHTTP(w, w.req)
-	keep := !req.Close && drain(req.Body)
+	keep := !req.Close && !w.tooLarge && !s.closing() && body.drain()
 	return w.finish(!keep) == nil && keep
 }
 
-// drain reads what the handler left of a body, up to maxDrainBytes, and
-// reports whether it reached the end (so that the next request can be
-// read).
-func drain(body io.ReadCloser) bool {
-	_, err := io.CopyN(io.Discard, body, maxDrainBytes+1)
-	_ = body.Close()
-	// A body the handler closed was read to its end by that Close.
-	return err == io.EOF || errors.Is(err, http.ErrBodyReadAfterClose)
+// requestBody is a request's body as the handler sees it. Its Close does
+// not read on (the body of http.ReadRequest would read the rest, however
+// long, or wait for it); drain decides what the rest costs. It remembers
+// a read error: the connection is then out of step and must close.
+type requestBody struct {
+	r      io.ReadCloser
+	err    error
+	closed bool
+}
+
+func (b *requestBody) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *requestBody) Close() error {
+	b.closed = true
+	return nil
+}
+
+// drain reads what the handler left of the body, up to maxDrainBytes, and
+// reports whether the body ended well there (so that the next request can
+// be read).
+func (b *requestBody) drain() bool {
+	if b.err != nil {
+		return false
+	}
+	_, err := io.CopyN(io.Discard, b.r, maxDrainBytes+1)
+	return err == io.EOF
 }
 
 // directResponse is the http.ResponseWriter of the direct loop. It keeps
@@ -343,8 +400,13 @@ type directResponse struct {
 	body        bytes.Buffer
 	streaming   bool // the header is sent; chunked says how the body goes
 	chunked     bool
+	tooLarge    bool // a http.MaxBytesReader hit its limit: close after
 	err         error
 }
+
+// requestTooLarge is what http.MaxBytesReader calls on a ResponseWriter
+// that has it when the body is over its limit.
+func (w *directResponse) requestTooLarge() { w.tooLarge = true }
 
 func (w *directResponse) Header() http.Header { return w.header }
 
@@ -454,7 +516,10 @@ func (w *directResponse) writeHeader(bodyLen int, final bool) {
 		h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
 	}
 	if final && bodyAllowed(w.status) {
-		if _, ok := h["Content-Length"]; !ok && (bodyLen > 0 || w.req.Method != http.MethodHead) {
+		// The body is all here: its length frames it, whatever the
+		// handler said (a HEAD answer keeps the handler's length).
+		h.Del("Transfer-Encoding")
+		if _, ok := h["Content-Length"]; w.req.Method != http.MethodHead || (!ok && bodyLen > 0) {
 			h.Set("Content-Length", strconv.Itoa(bodyLen))
 		}
 		if _, ok := h["Content-Type"]; !ok && bodyLen > 0 {
@@ -504,25 +569,31 @@ func (s *Server) closing() bool {
 	return s.shutdown
 }
 
-// sweep closes direct connections idle for longer than idleTimeout or in
-// a request's headers for longer than headerTimeout, and, with all set,
-// every one not handling a request. It returns how many remain.
+// sweep closes direct connections idle for longer than idleTimeout,
+// waiting for their first request or in a request's headers for longer
+// than headerTimeout, and, with all set, every one not handling a request.
+// It returns how many remain.
 func (s *Server) sweep(now time.Time, all bool) int {
+	stale := func(st connState, d time.Duration) bool {
+		if all {
+			return true
+		}
+		if st == stateIdle {
+			return d > idleTimeout
+		}
+		return d > headerTimeout
+	}
+	s.mu.Lock()
+	conns := make([]*directConn, 0, len(s.direct))
+	for dc := range s.direct {
+		conns = append(conns, dc)
+	}
+	s.mu.Unlock()
+	for _, dc := range conns {
+		dc.closeIf(now, stale)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for dc := range s.direct {
-		since := now.Sub(time.Unix(0, dc.since.Load()))
-		switch connState(dc.state.Load()) {
-		case stateIdle:
-			if all || since > idleTimeout {
-				_ = dc.c.Close()
-			}
-		case stateHeaders:
-			if all || since > headerTimeout {
-				_ = dc.c.Close()
-			}
-		}
-	}
 	return len(s.direct)
 }
 

@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -281,5 +284,110 @@ func TestSweepClosesConnectionsIdleTooLong(t *testing.T) {
 		if !errors.As(err, &ne) || !ne.Timeout() || try == 100 {
 			t.Fatalf("read after the idle timeout: %v, want EOF", err)
 		}
+	}
+}
+
+// TestBadRequestBodiesCloseTheConnection: a chunked body that breaks off
+// must not leave the bytes after it to be read as a request of their own,
+// and a body far over the handler's limit is answered at once, without
+// reading it all, and the connection closed.
+func TestBadRequestBodiesCloseTheConnection(t *testing.T) {
+	var pings atomic.Int32
+	s := newServer(newFakeBackend())
+	next := s.handler
+	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/_ping") {
+			pings.Add(1)
+		}
+		next.ServeHTTP(w, r)
+	})
+	sock := serveUnix(t, s)
+
+	c, br := rawConn(t, sock)
+	_, _ = io.WriteString(c, "POST /v1.51/networks/web/connect HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"+
+		"15\r\n{\"Container\":\"test1\"}\r\nzz\r\nGET /_ping HTTP/1.1\r\nHost: api\r\n\r\n")
+	out, _ := io.ReadAll(br)
+	if n := strings.Count(string(out), "HTTP/1.1 "); n != 1 || pings.Load() != 0 {
+		t.Errorf("broken chunked body: %d answers and %d pings served from its tail, want 1 and 0:\n%s", n, pings.Load(), out)
+	}
+
+	c, br = rawConn(t, sock)
+	go func() {
+		_, _ = io.WriteString(c, "POST /v1.51/networks/create HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n{\"Name\":\"x\"}")
+		_, _ = io.WriteString(c, strings.Repeat(" ", 3<<20)) // and then nothing
+	}()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(br, &http.Request{Method: "POST"})
+	if err != nil {
+		t.Fatalf("no answer to a 100 MB body after 3 MB of it: %v", err)
+	}
+	if !resp.Close {
+		t.Errorf("answer %d to an oversized body keeps the connection", resp.StatusCode)
+	}
+}
+
+// TestSweepNeverDropsARequestItLetsRun: the sweeper and the loop agree on
+// a connection's state, so a request the sweeper's close cuts off never
+// runs, and one that runs is answered.
+func TestSweepNeverDropsARequestItLetsRun(t *testing.T) {
+	s := newServer(newFakeBackend())
+	var ran sync.Map
+	next := s.handler
+	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ran.Store(r.Header.Get("X-Seq"), true)
+		next.ServeHTTP(w, r)
+	})
+	sock := serveUnix(t, s)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			s.sweep(time.Now().Add(idleTimeout+time.Minute), false) // every waiting connection is stale
+			time.Sleep(20 * time.Microsecond)
+		}
+	}()
+	var wg sync.WaitGroup
+	var lost atomic.Int32
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var c net.Conn
+			var br *bufio.Reader
+			for i := range 500 {
+				if c == nil {
+					var err error
+					if c, err = net.Dial("unix", sock); err != nil {
+						t.Error(err)
+						return
+					}
+					br = bufio.NewReader(c)
+				}
+				seq := fmt.Sprintf("%d-%d", g, i)
+				_, err := io.WriteString(c, "GET /_ping HTTP/1.1\r\nHost: api\r\nX-Seq: "+seq+"\r\n\r\n")
+				if err == nil {
+					var resp *http.Response
+					if resp, err = http.ReadResponse(br, nil); err == nil {
+						_, _ = io.Copy(io.Discard, resp.Body)
+						continue
+					}
+				}
+				c.Close()
+				c = nil
+				time.Sleep(time.Millisecond) // a handler that ran has recorded it by now
+				if _, ok := ran.Load(seq); ok {
+					lost.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := lost.Load(); n != 0 {
+		t.Errorf("%d requests ran but their connection was closed unanswered", n)
 	}
 }

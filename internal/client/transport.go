@@ -45,7 +45,7 @@ type persistConn struct {
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	for try := 0; ; try++ {
-		pc, reused, err := t.conn(req.Context())
+		pc, reused, err := t.conn(req.Context(), try > 0)
 		if err != nil {
 			closeBody(req)
 			return nil, err
@@ -56,8 +56,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		_ = pc.c.Close()
 		// A pooled connection the daemon closed while it was idle fails
-		// before the request reached it: try once more on a new one, as
-		// http.Transport does, if the body can be sent again.
+		// before the request reached it: try once more on a newly dialled
+		// one (the pool may hold more such), as http.Transport does, if
+		// the body can be sent again.
 		if !reused || written || try > 0 || req.Context().Err() != nil {
 			closeBody(req)
 			return nil, err
@@ -84,8 +85,12 @@ func closeBody(req *http.Request) {
 }
 
 // exchange writes req on pc and reads the response head. written reports
-// whether the daemon may have seen the request: the write went through
-// and the daemon answered or closed after it.
+// whether the daemon may have seen the request. On a unix socket a write
+// to a peer that closed fails (EPIPE): the request never reached it. A
+// write that went through and then an EOF means the daemon read the
+// request, or part of it, and closed: only a request that is safe to
+// repeat (GET, HEAD) counts as not written then, as http.Transport
+// treats it.
 func (t *transport) exchange(pc *persistConn, req *http.Request) (resp *http.Response, written bool, err error) {
 	stop := context.AfterFunc(req.Context(), func() { _ = pc.c.SetDeadline(time.Unix(1, 0)) })
 	fail := func(err error) (*http.Response, bool, error) {
@@ -104,17 +109,26 @@ func (t *transport) exchange(pc *persistConn, req *http.Request) (resp *http.Res
 	// Whether the daemon read the request is known only once it answers:
 	// nothing read back (EOF on a reused connection) is the closed-idle
 	// case; anything else may have reached it.
+	written = true
 	if _, err := pc.br.Peek(1); err != nil {
-		written = !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed)
+		if errors.Is(err, io.EOF) && (req.Method == http.MethodGet || req.Method == http.MethodHead) {
+			written = false
+		}
 		return fail(err)
 	}
-	written = true
-	resp, err = http.ReadResponse(pc.br, req)
-	if err != nil {
-		return fail(err)
+	// Interim answers (100 Continue to a request that asked for it) come
+	// before the real one.
+	for {
+		resp, err = http.ReadResponse(pc.br, req)
+		if err != nil {
+			return fail(err)
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
 	}
 	keep := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols
-	resp.Body = &body{ReadCloser: resp.Body, length: resp.ContentLength, done: func(eof bool) {
+	resp.Body = &body{ReadCloser: resp.Body, ctx: req.Context(), length: resp.ContentLength, done: func(eof bool) {
 		if stop() && eof && keep && req.Context().Err() == nil {
 			t.put(pc)
 			return
@@ -124,10 +138,11 @@ func (t *transport) exchange(pc *persistConn, req *http.Request) (resp *http.Res
 	return resp, true, nil
 }
 
-// conn returns an idle pooled connection, or dials a new one.
-func (t *transport) conn(ctx context.Context) (pc *persistConn, reused bool, err error) {
+// conn returns an idle pooled connection (unless fresh is set), or dials
+// a new one.
+func (t *transport) conn(ctx context.Context, fresh bool) (pc *persistConn, reused bool, err error) {
 	t.mu.Lock()
-	if n := len(t.idle); n > 0 {
+	if n := len(t.idle); n > 0 && !fresh {
 		pc = t.idle[n-1]
 		t.idle = t.idle[:n-1]
 		t.mu.Unlock()
@@ -167,6 +182,7 @@ func (t *transport) CloseIdleConnections() {
 // (an empty one, a small error) is read to its end by Close instead.
 type body struct {
 	io.ReadCloser
+	ctx    context.Context
 	length int64 // Content-Length, -1 if unknown
 	once   sync.Once
 	done   func(eof bool)
@@ -177,8 +193,11 @@ const drainMax = 4 << 10
 
 func (b *body) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF {
+	switch {
+	case err == io.EOF:
 		b.once.Do(func() { b.done(true) })
+	case err != nil && b.ctx.Err() != nil:
+		err = b.ctx.Err() // the cancellation, not the deadline that carried it
 	}
 	return n, err
 }

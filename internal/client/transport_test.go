@@ -175,3 +175,84 @@ func TestTransportClosingAStreamReturnsAtOnce(t *testing.T) {
 		t.Errorf("%d connections, want 2 (the stream's is not reused)", n)
 	}
 }
+
+// TestTransportDoesNotRepeatAPostTheDaemonRead: a daemon that read a POST
+// and closed without answering may have acted on it; the error goes back
+// to the caller rather than the POST going out again.
+func TestTransportDoesNotRepeatAPostTheDaemonRead(t *testing.T) {
+	var n atomic.Int32
+	cs := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		if n.Add(1) == 2 {
+			panic(http.ErrAbortHandler) // read, acted on, dropped unanswered
+		}
+	})
+	c := &http.Client{Transport: cs.transport()}
+	post(t, c, "one")
+	resp, err := c.Post("http://berth/create", "text/plain", strings.NewReader("two"))
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("a POST dropped unanswered succeeded")
+	}
+	if got := n.Load(); got != 2 {
+		t.Errorf("the handler ran %d times for 2 POSTs", got)
+	}
+}
+
+// TestTransportSkipsEveryStalePooledConnection: after the daemon closed
+// two idle connections, the retry dials rather than taking the other.
+func TestTransportSkipsEveryStalePooledConnection(t *testing.T) {
+	block := make(chan struct{})
+	cs := newCountingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-block
+		}
+		echoBody(w, r)
+	})
+	tr := cs.transport()
+	c := &http.Client{Transport: tr}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if resp, err := c.Post("http://berth/slow", "text/plain", strings.NewReader("slow")); err == nil {
+			_, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	post(t, c, "fast") // a second connection, while the first is busy
+	close(block)
+	<-done
+	tr.mu.Lock()
+	pooled := len(tr.idle)
+	tr.mu.Unlock()
+	if pooled != 2 {
+		t.Fatalf("%d pooled connections, want 2", pooled)
+	}
+	cs.srv.SetKeepAlivesEnabled(false) // closes both
+	cs.srv.SetKeepAlivesEnabled(true)
+	time.Sleep(20 * time.Millisecond)
+	if got := post(t, c, "after"); got != "after" {
+		t.Errorf("after both idle connections closed: %q", got)
+	}
+}
+
+// TestTransportReadsPastAContinue: a 100 Continue is not the answer.
+func TestTransportReadsPastAContinue(t *testing.T) {
+	cs := newCountingServer(t, echoBody)
+	c := &http.Client{Transport: cs.transport()}
+	req, _ := http.NewRequest(http.MethodPost, "http://berth/echo", strings.NewReader("hello"))
+	req.Header.Set("Expect", "100-continue")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "hello" {
+		t.Errorf("answer %d %q, want 200 hello", resp.StatusCode, b)
+	}
+	if got := post(t, c, "second"); got != "second" {
+		t.Errorf("next answer %q, want second", got)
+	}
+}
