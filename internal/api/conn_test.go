@@ -87,11 +87,7 @@ func roundTrip(t *testing.T, c net.Conn, br *bufio.Reader, method, raw string) (
 // again, now through net/http; every answer is framed right.
 func TestOneConnectionServesDirectThenHandsOff(t *testing.T) {
 	f := newFakeBackend()
-	f.wait = func(context.Context, string, string) (<-chan WaitResult, error) {
-		ch := make(chan WaitResult, 1)
-		ch <- WaitResult{StatusCode: 3}
-		return ch, nil
-	}
+	f.wait = exitsWith(3)
 	s := newServer(f)
 	sock := serveUnix(t, s)
 	c, br := rawConn(t, sock)

@@ -233,11 +233,7 @@ func TestDockerCLIStreams(t *testing.T) {
 // container's code, which it reads from the wait it sent before start.
 func TestDockerCLIRunExitCode(t *testing.T) {
 	f := newFakeBackend()
-	f.wait = func(context.Context, string, string) (<-chan WaitResult, error) {
-		ch := make(chan WaitResult, 1)
-		ch <- WaitResult{StatusCode: 7}
-		return ch, nil
-	}
+	f.wait = exitsWith(7)
 	f.attach = func(_ context.Context, _ string, s Streams) error {
 		_, err := io.WriteString(s.Stderr, "failing\n")
 		return err

@@ -19,9 +19,16 @@ func (f *fakeBackend) WaitContainer(ctx context.Context, ref, cond string) (<-ch
 	if f.wait != nil {
 		return f.wait(ctx, ref, cond)
 	}
-	ch := make(chan WaitResult, 1)
-	ch <- WaitResult{StatusCode: 0}
-	return ch, nil
+	return exitsWith(0)(ctx, ref, cond)
+}
+
+// exitsWith is a fakeBackend.wait whose container has exited with code.
+func exitsWith(code int) func(context.Context, string, string) (<-chan WaitResult, error) {
+	return func(context.Context, string, string) (<-chan WaitResult, error) {
+		ch := make(chan WaitResult, 1)
+		ch <- WaitResult{StatusCode: code}
+		return ch, nil
+	}
 }
 
 func (f *fakeBackend) AttachContainer(ctx context.Context, ref string, s Streams) error {
