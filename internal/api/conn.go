@@ -310,19 +310,62 @@ func peekLine(br *bufio.Reader) ([]byte, error) {
 
 func writeBadRequest(bw *bufio.Writer, err error) {
 	code := http.StatusBadRequest
-	if errors.Is(err, errHeadersTooLarge) {
+	switch {
+	case errors.Is(err, errHeadersTooLarge):
 		code = http.StatusRequestHeaderFieldsTooLarge
+	case strings.Contains(err.Error(), "unsupported transfer encoding"):
+		code = http.StatusNotImplemented // as net/http answers it
 	}
 	fmt.Fprintf(bw, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n%d %s",
 		code, http.StatusText(code), code, http.StatusText(code))
 	_ = bw.Flush()
 }
 
+// checkRequest makes the checks net/http's server makes beyond
+// http.ReadRequest (which refuses a second Host and moves the one Host
+// into req.Host): a Host present and well formed, valid header names and
+// values.
+func checkRequest(req *http.Request) error {
+	switch {
+	case req.Host == "":
+		return errors.New("missing required Host header")
+	case !validHost(req.Host):
+		return errors.New("malformed Host header")
+	}
+	for k, vv := range req.Header {
+		if k == "" || strings.IndexFunc(k, func(r rune) bool { return !isTokenChar(r) }) >= 0 {
+			return errors.New("invalid header name")
+		}
+		for _, v := range vv {
+			if strings.IndexFunc(v, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) >= 0 {
+				return errors.New("invalid header value")
+			}
+		}
+	}
+	return nil
+}
+
+// isTokenChar reports whether r may appear in a header name (RFC 9110
+// tchar).
+func isTokenChar(r rune) bool {
+	return r < 0x7f && r > ' ' && !strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r)
+}
+
+// validHost reports whether h is a possible Host value: the characters of
+// a host name, an IP literal and a port (net/http's check, less its
+// allowance for UTF-8 names, which a local socket never sees).
+func validHost(h string) bool {
+	return strings.IndexFunc(h, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
+			strings.ContainsRune("!$%&'()*+,-.:;=[]_~", r))
+	}) < 0
+}
+
 // serveDirect handles one request and answers it; it reports whether the
 // connection can take another.
 func (s *Server) serveDirect(dc *directConn, req *http.Request, bw *bufio.Writer) bool {
-	if req.Host == "" && len(req.Header["Host"]) == 0 {
-		writeBadRequest(bw, errors.New("missing Host header"))
+	if err := checkRequest(req); err != nil {
+		writeBadRequest(bw, err)
 		return false
 	}
 	if e := req.Header.Get("Expect"); e != "" {
