@@ -44,20 +44,32 @@ import (
 // connections idle for longer than idleTimeout, or stuck in a request's
 // headers for longer than headerTimeout, instead.
 
-// directRoutes are the requests served by the direct loop: method and path
-// (without the /vX.Y prefix), "*" standing for one path segment.
-var directRoutes = []struct{ method, path string }{
-	{http.MethodGet, "/_ping"}, {http.MethodHead, "/_ping"},
-	{http.MethodGet, "/version"}, {http.MethodGet, "/info"},
-	{http.MethodGet, "/networks"}, {http.MethodGet, "/networks/*"},
-	{http.MethodPost, "/networks/create"}, {http.MethodPost, "/networks/prune"},
-	{http.MethodDelete, "/networks/*"},
-	{http.MethodPost, "/networks/*/connect"}, {http.MethodPost, "/networks/*/disconnect"},
-	{http.MethodPost, "/containers/create"}, {http.MethodGet, "/containers/json"},
-	{http.MethodGet, "/containers/*/json"},
-	{http.MethodPost, "/containers/*/start"}, {http.MethodPost, "/containers/*/kill"},
-	{http.MethodDelete, "/containers/*"}, {http.MethodPost, "/containers/*/exec"},
-	{http.MethodGet, "/exec/*/json"},
+// directRoutes are the requests served by the direct loop: method and
+// path (without the /vX.Y prefix) split at "/", "*" standing for one
+// path segment.
+var directRoutes = func() []directRoute {
+	var rs []directRoute
+	for _, r := range []struct{ method, path string }{
+		{http.MethodGet, "/_ping"}, {http.MethodHead, "/_ping"},
+		{http.MethodGet, "/version"}, {http.MethodGet, "/info"},
+		{http.MethodGet, "/networks"}, {http.MethodGet, "/networks/*"},
+		{http.MethodPost, "/networks/create"}, {http.MethodPost, "/networks/prune"},
+		{http.MethodDelete, "/networks/*"},
+		{http.MethodPost, "/networks/*/connect"}, {http.MethodPost, "/networks/*/disconnect"},
+		{http.MethodPost, "/containers/create"}, {http.MethodGet, "/containers/json"},
+		{http.MethodGet, "/containers/*/json"},
+		{http.MethodPost, "/containers/*/start"}, {http.MethodPost, "/containers/*/kill"},
+		{http.MethodDelete, "/containers/*"}, {http.MethodPost, "/containers/*/exec"},
+		{http.MethodGet, "/exec/*/json"},
+	} {
+		rs = append(rs, directRoute{r.method, strings.Split(r.path, "/")})
+	}
+	return rs
+}()
+
+type directRoute struct {
+	method   string
+	segments []string
 }
 
 const (
@@ -85,28 +97,27 @@ func isDirect(line []byte) bool {
 	if m := versionPrefix.FindStringSubmatch(path); m != nil {
 		path = m[2]
 	}
+	segments := strings.Split(path, "/")
 	for _, r := range directRoutes {
-		if r.method == method && matchSegments(r.path, path) {
+		if r.method == method && matchSegments(r.segments, segments) {
 			return true
 		}
 	}
 	return false
 }
 
-// matchSegments matches path against pattern segment by segment; "*" in
-// the pattern matches any one non-empty segment.
-func matchSegments(pattern, path string) bool {
-	for {
-		p, prest, pmore := strings.Cut(strings.TrimPrefix(pattern, "/"), "/")
-		s, srest, smore := strings.Cut(strings.TrimPrefix(path, "/"), "/")
-		if p != s && (p != "*" || s == "") {
+// matchSegments reports whether path matches pattern segment by segment;
+// "*" in the pattern matches any one non-empty segment.
+func matchSegments(pattern, path []string) bool {
+	if len(pattern) != len(path) {
+		return false
+	}
+	for i, p := range pattern {
+		if p != path[i] && (p != "*" || path[i] == "") {
 			return false
 		}
-		if !pmore || !smore {
-			return pmore == smore
-		}
-		pattern, path = "/"+prest, "/"+srest
 	}
+	return true
 }
 
 // connState is where a direct connection is: new (no request yet),
@@ -158,27 +169,6 @@ func (dc *directConn) closeIf(now time.Time, stale func(connState, time.Duration
 		}
 	}
 }
-
-// limitedReader reads from r while n allows: it bounds what a request's
-// line and headers may take, and is lifted for bodies.
-type limitedReader struct {
-	r io.Reader
-	n int64
-}
-
-func (l *limitedReader) Read(p []byte) (int, error) {
-	if l.n <= 0 {
-		return 0, errHeadersTooLarge
-	}
-	if int64(len(p)) > l.n {
-		p = p[:l.n]
-	}
-	n, err := l.r.Read(p)
-	l.n -= int64(n)
-	return n, err
-}
-
-var errHeadersTooLarge = errors.New("request headers too large")
 
 // handoffListener gives net/http the connections the direct loop passes
 // on.
@@ -238,7 +228,9 @@ func (c *prefixConn) CloseWrite() error {
 // serveConn runs the direct loop on c until the client closes it, a
 // request is not direct (c goes to handoff), or the server shuts down.
 func (s *Server) serveConn(c net.Conn, handoff func(net.Conn)) {
-	lr := &limitedReader{r: c, n: math.MaxInt64}
+	// lr bounds what a request's line and headers may take; it is lifted
+	// for bodies and for net/http.
+	lr := &io.LimitedReader{R: c, N: math.MaxInt64}
 	dc := &directConn{c: c, state: stateNew, since: time.Now()}
 	if !s.trackConn(dc, true) {
 		_ = c.Close()
@@ -265,7 +257,7 @@ func (s *Server) serveConn(c net.Conn, handoff func(net.Conn)) {
 			if !dc.to(stateHandedOff) {
 				return
 			}
-			lr.n = math.MaxInt64
+			lr.N = math.MaxInt64
 			handedOff = true
 			s.trackConn(dc, false)
 			handoff(&prefixConn{Conn: c, r: br})
@@ -274,11 +266,19 @@ func (s *Server) serveConn(c net.Conn, handoff func(net.Conn)) {
 		if !dc.to(stateHeaders) {
 			return
 		}
-		lr.n = maxHeaderBytes
+		lr.N = maxHeaderBytes
 		req, err := http.ReadRequest(br)
-		lr.n = math.MaxInt64
+		headersTooLarge := lr.N <= 0
+		lr.N = math.MaxInt64
 		if err != nil {
-			writeBadRequest(bw, err)
+			code := http.StatusBadRequest
+			switch {
+			case headersTooLarge:
+				code = http.StatusRequestHeaderFieldsTooLarge
+			case strings.Contains(err.Error(), "unsupported transfer encoding"):
+				code = http.StatusNotImplemented // as net/http answers it
+			}
+			writeStatusAndClose(bw, code)
 			return
 		}
 		if !dc.to(stateActive) || !s.serveDirect(dc, req, bw) || !dc.to(stateIdle) {
@@ -308,41 +308,34 @@ func peekLine(br *bufio.Reader) ([]byte, error) {
 	}
 }
 
-func writeBadRequest(bw *bufio.Writer, err error) {
-	code := http.StatusBadRequest
-	switch {
-	case errors.Is(err, errHeadersTooLarge):
-		code = http.StatusRequestHeaderFieldsTooLarge
-	case strings.Contains(err.Error(), "unsupported transfer encoding"):
-		code = http.StatusNotImplemented // as net/http answers it
-	}
-	fmt.Fprintf(bw, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n%d %s",
-		code, http.StatusText(code), code, http.StatusText(code))
+// writeStatusAndClose answers a request the loop refuses, as net/http
+// does: the status as a text body, and the connection closes.
+func writeStatusAndClose(bw *bufio.Writer, code int) {
+	text := http.StatusText(code)
+	fmt.Fprintf(bw, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%d %s",
+		code, text, len(strconv.Itoa(code))+1+len(text), code, text)
 	_ = bw.Flush()
 }
 
-// checkRequest makes the checks net/http's server makes beyond
+// validRequest makes the checks net/http's server makes beyond
 // http.ReadRequest (which refuses a second Host and moves the one Host
 // into req.Host): a Host present and well formed, valid header names and
 // values.
-func checkRequest(req *http.Request) error {
-	switch {
-	case req.Host == "":
-		return errors.New("missing required Host header")
-	case !validHost(req.Host):
-		return errors.New("malformed Host header")
+func validRequest(req *http.Request) bool {
+	if req.Host == "" || !validHost(req.Host) {
+		return false
 	}
 	for k, vv := range req.Header {
 		if k == "" || strings.IndexFunc(k, func(r rune) bool { return !isTokenChar(r) }) >= 0 {
-			return errors.New("invalid header name")
+			return false
 		}
 		for _, v := range vv {
 			if strings.IndexFunc(v, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) >= 0 {
-				return errors.New("invalid header value")
+				return false
 			}
 		}
 	}
-	return nil
+	return true
 }
 
 // isTokenChar reports whether r may appear in a header name (RFC 9110
@@ -364,14 +357,13 @@ func validHost(h string) bool {
 // serveDirect handles one request and answers it; it reports whether the
 // connection can take another.
 func (s *Server) serveDirect(dc *directConn, req *http.Request, bw *bufio.Writer) bool {
-	if err := checkRequest(req); err != nil {
-		writeBadRequest(bw, err)
+	if !validRequest(req) {
+		writeStatusAndClose(bw, http.StatusBadRequest)
 		return false
 	}
 	if e := req.Header.Get("Expect"); e != "" {
 		if !strings.EqualFold(e, "100-continue") {
-			fmt.Fprintf(bw, "HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-			_ = bw.Flush()
+			writeStatusAndClose(bw, http.StatusExpectationFailed)
 			return false
 		}
 		if req.ContentLength != 0 {

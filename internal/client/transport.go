@@ -57,9 +57,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		_ = pc.c.Close()
 		// A pooled connection the daemon closed while it was idle fails
 		// before the request reached it: try once more on a newly dialled
-		// one (the pool may hold more such), as http.Transport does, if
-		// the body can be sent again.
-		if !reused || written || try > 0 || req.Context().Err() != nil {
+		// one (the pool may hold more such, and a dialled one is never
+		// reused), as http.Transport does, if the body can be sent again.
+		if !reused || written || req.Context().Err() != nil {
 			closeBody(req)
 			return nil, err
 		}
@@ -106,9 +106,6 @@ func (t *transport) exchange(pc *persistConn, req *http.Request) (resp *http.Res
 	if err := pc.bw.Flush(); err != nil {
 		return fail(err)
 	}
-	// Whether the daemon read the request is known only once it answers:
-	// nothing read back (EOF on a reused connection) is the closed-idle
-	// case; anything else may have reached it.
 	written = true
 	if _, err := pc.br.Peek(1); err != nil {
 		if errors.Is(err, io.EOF) && (req.Method == http.MethodGet || req.Method == http.MethodHead) {

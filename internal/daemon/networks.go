@@ -81,9 +81,9 @@ func (d *Daemon) ConnectNetwork(ctx context.Context, netRef, ctrRef string, req 
 	// The container's record goes into the store with the endpoint's
 	// intent: one record, one fdatasync, which overlaps the kernel work.
 	// /etc/hosts is written after, in line: written by a goroutine while
-	// the kernel worked (as until this session), it made the connect
-	// slower, not faster, on a 2-CPU VM (about 0.1 ms of the daemon's
-	// time, measured with timing marks, two runs of each).
+	// the kernel worked (as berth once did), it made the connect slower,
+	// not faster, on a 2-CPU VM (about 0.1 ms of the daemon's time,
+	// measured with timing marks, two runs of each).
 	_, err = d.net.Join(ctx, c.State.SandboxID, n.ID, network.JoinRequest{
 		ContainerID: c.ID, Name: c.Name, IPv4: req.IPv4Address, MAC: req.MacAddress, Aliases: req.Aliases,
 		Hostname: c.Config.Hostname, Record: recordContainer(c, nets),

@@ -213,8 +213,8 @@ func (c *stepClock) String() string {
 // BenchmarkJoinBurst joins 10 running sandboxes one after another, as a
 // compose project or berth-bench's probes do, then takes them all off and
 // lets the reaper finish. Unlike JoinLeave it lets what each Join leaves
-// running in the background (the host end's IPv6 off, an announcement)
-// overlap the next Join, which is where that work costs.
+// running in the kernel (the link watch's carrier events, an
+// announcement) overlap the next Join, which is where that work costs.
 //
 //	go test -run '^$' -bench JoinBurst -benchtime 50x ./internal/driver/bridge/
 func BenchmarkJoinBurst(b *testing.B) {

@@ -176,7 +176,7 @@ func (r *reaper) batch() {
 	if len(batch) == 0 {
 		return
 	}
-	if err := r.deleteMarked(); err != nil {
+	if err := r.deleteGroup(reapGroup); err != nil {
 		// The links stay marked and tagged; the next batch, or the next
 		// start, tries again. Waiters are released so that Join fails on
 		// the names with a clear error instead of hanging.
@@ -189,9 +189,6 @@ func (r *reaper) batch() {
 	}
 	r.mu.Unlock()
 }
-
-// deleteMarked deletes every link in reapGroup.
-func (r *reaper) deleteMarked() error { return r.deleteGroup(reapGroup) }
 
 // deleteGroup deletes every link in group with one RTM_DELLINK: with
 // ifindex 0 and IFLA_GROUP the kernel deletes the whole group at once
