@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +21,37 @@ type countingServer struct {
 	sock  string
 	conns atomic.Int32
 	srv   *http.Server
+
+	mu    sync.Mutex
+	state map[net.Conn]http.ConnState
+}
+
+// closeIdle waits until every open connection is idle (the server marks
+// one so just after its answer, which the client may read first) and
+// closes them all, as a daemon's idle timeout does.
+func (cs *countingServer) closeIdle(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		cs.mu.Lock()
+		busy := 0
+		for _, st := range cs.state {
+			if st != http.StateIdle {
+				busy++
+			}
+		}
+		if busy == 0 {
+			for c := range cs.state {
+				_ = c.Close()
+			}
+			cs.mu.Unlock()
+			time.Sleep(20 * time.Millisecond) // the closes reach the client's end
+			return
+		}
+		cs.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatalf("%d server connections still busy after 5 s", busy)
+		}
+	}
 }
 
 func newCountingServer(t *testing.T, h http.HandlerFunc) *countingServer {
@@ -28,14 +60,21 @@ func newCountingServer(t *testing.T, h http.HandlerFunc) *countingServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs := &countingServer{sock: filepath.Join(dir, "s.sock")}
+	cs := &countingServer{sock: filepath.Join(dir, "s.sock"), state: map[net.Conn]http.ConnState{}}
 	ln, err := net.Listen("unix", cs.sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs.srv = &http.Server{Handler: h, ConnState: func(_ net.Conn, st http.ConnState) {
+	cs.srv = &http.Server{Handler: h, ConnState: func(c net.Conn, st http.ConnState) {
 		if st == http.StateNew {
 			cs.conns.Add(1)
+		}
+		cs.mu.Lock()
+		defer cs.mu.Unlock()
+		if st == http.StateClosed || st == http.StateHijacked {
+			delete(cs.state, c)
+		} else {
+			cs.state[c] = st
 		}
 	}}
 	go func() { _ = cs.srv.Serve(ln) }()
@@ -96,9 +135,7 @@ func TestTransportRetriesOnAConnectionClosedWhileIdle(t *testing.T) {
 	cs := newCountingServer(t, echoBody)
 	c := &http.Client{Transport: cs.transport()}
 	post(t, c, "one")
-	cs.srv.SetKeepAlivesEnabled(false) // closes idle connections
-	cs.srv.SetKeepAlivesEnabled(true)
-	time.Sleep(20 * time.Millisecond)
+	cs.closeIdle(t)
 	if got := post(t, c, "two"); got != "two" {
 		t.Errorf("after the idle close: %q, want two", got)
 	}
@@ -229,9 +266,7 @@ func TestTransportSkipsEveryStalePooledConnection(t *testing.T) {
 	if pooled != 2 {
 		t.Fatalf("%d pooled connections, want 2", pooled)
 	}
-	cs.srv.SetKeepAlivesEnabled(false) // closes both
-	cs.srv.SetKeepAlivesEnabled(true)
-	time.Sleep(20 * time.Millisecond)
+	cs.closeIdle(t) // both
 	if got := post(t, c, "after"); got != "after" {
 		t.Errorf("after both idle connections closed: %q", got)
 	}
