@@ -3,11 +3,14 @@ package runtime
 import (
 	"bufio"
 	"context"
+	"errors"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // grandchild starts "sh" that starts "sleep" in the background and waits:
@@ -94,4 +97,80 @@ func TestWaitEndsWithContext(t *testing.T) {
 	if !rt.Alive(p) {
 		t.Error("Wait with a cancelled context touched the process")
 	}
+}
+
+// TestWaitsHoldNoThreads checks that a container's wait parks in the Go
+// runtime's poller rather than in a system call: a daemon waits on every
+// running container, and a thread each (woken five times a second, as a
+// blocking poll once was) does not scale to 1,000 of them.
+func TestWaitsHoldNoThreads(t *testing.T) {
+	rt := newTestRuntime(t)
+	const n = 40
+	procs := make([]Process, n)
+	for i := range procs {
+		procs[i] = grandchild(t)
+	}
+	before := threads(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, n)
+	for i, p := range procs {
+		go func() {
+			_, err := rt.Wait(ctx, "c"+strconv.Itoa(i), p)
+			done <- err
+		}()
+	}
+	time.Sleep(500 * time.Millisecond) // every wait has reached where it blocks
+	after := threads(t)
+	cancel()
+	for range n {
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Wait after cancel = %v, want context.Canceled", err)
+		}
+	}
+	if after-before >= n/2 {
+		t.Errorf("%d waits took %d more threads (%d → %d); want them parked in the poller", n, after-before, before, after)
+	}
+	for _, p := range procs {
+		if !rt.Alive(p) {
+			t.Error("a cancelled Wait touched its process")
+		}
+	}
+}
+
+// TestWaitSeesExitWhileParked ends a process while its Wait is parked.
+func TestWaitSeesExitWhileParked(t *testing.T) {
+	rt := newTestRuntime(t)
+	p := grandchild(t)
+	result := make(chan error, 1)
+	go func() {
+		_, err := rt.Wait(context.Background(), "c", p)
+		result <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case err := <-result:
+		t.Fatalf("Wait returned %v before the process ended", err)
+	default:
+	}
+	if err := syscall.Kill(p.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-result:
+		if err != nil {
+			t.Errorf("Wait: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Wait did not see the process end")
+	}
+}
+
+// threads counts this process's threads.
+func threads(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
 }
