@@ -23,8 +23,10 @@ import (
 // with a body-sized answer: ping, inspect, list, create, connect, ...) is
 // read, handled and answered on that goroutine; at the first request for
 // anything else (a stream, a hijack, a long poll, a route it does not
-// know) the connection, with what is already buffered, goes to net/http
-// for good. Both call the same handler: only the transport differs.
+// know) the connection, with what is already buffered, goes to net/http,
+// which answers that request with "Connection: close" (closeAfterAnswer):
+// the client's next request comes on a fresh connection, on this loop
+// again. Both call the same handler: only the transport differs.
 //
 // Why: net/http starts a goroutine for every request (the background read
 // that notices a client going away) and, after the response, waits for it

@@ -23,8 +23,10 @@
 //     from the network named "bridge" only, to clients below API 1.52.
 //   - Connections start on berth's own HTTP/1.1 loop (conn.go), which
 //     answers the short routes (directRoutes) on the connection's
-//     goroutine and hands the connection to net/http, for good, at the
-//     first stream, hijack, long poll or unknown route. Both run the same
+//     goroutine and hands the connection to net/http at the first
+//     stream, hijack, long poll or unknown route; net/http answers it
+//     with "Connection: close", so the client's next request starts on
+//     the loop again. Both run the same
 //     handler; the loop only spares each short request net/http's
 //     per-request goroutine, whose wake-up of an idle CPU was a fifth of
 //     what a connect added to the kernel's work on the bench's VM.

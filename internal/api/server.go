@@ -45,7 +45,7 @@ func New(b Backend, log *slog.Logger) *Server {
 	s.stopping, s.stopLongPoll = context.WithCancel(context.Background())
 	s.handler = s.middleware(s.routes())
 	s.http = &http.Server{
-		Handler:           s.handler,
+		Handler:           closeAfterAnswer(s.handler),
 		ReadHeaderTimeout: 30 * time.Second,
 		// Idle keep-alive connections only; streams are hijacked and long
 		// polls are active, so neither is cut by this.
@@ -53,6 +53,22 @@ func New(b Backend, log *slog.Logger) *Server {
 		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return s
+}
+
+// closeAfterAnswer is h for the http.Server, whose every connection came
+// from the direct loop at a request that is not direct (a stream, a
+// hijack, a long poll, a route the loop does not know): its answer says
+// "Connection: close", so that a client's next request comes on a fresh
+// connection, which starts on the direct loop again. Without it, one such
+// request put every later short request of that connection on net/http's
+// slower path: berth-bench's client, which imports its image first, did
+// all its connects there. A hijacked connection is the handler's, and a
+// redial over a unix socket costs little beside the requests that cause it.
+func closeAfterAnswer(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Handler returns the server's HTTP handler, with version handling and

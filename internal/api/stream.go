@@ -130,8 +130,9 @@ func writeUpgrade(conn net.Conn, hdr http.Header, r *http.Request, multiplexed b
 	}
 	var b strings.Builder
 	b.WriteString(head)
-	// Server, Api-Version and Ostype, which net/http would have sent.
-	_ = hdr.WriteSubset(&b, map[string]bool{"Content-Type": true, "Content-Length": true})
+	// Server, Api-Version and Ostype, which net/http would have sent (not
+	// the Connection: close that closeAfterAnswer sets: the stream says its own).
+	_ = hdr.WriteSubset(&b, map[string]bool{"Content-Type": true, "Content-Length": true, "Connection": true})
 	b.WriteString("\r\n")
 	if _, err := io.WriteString(conn, b.String()); err != nil {
 		return fmt.Errorf("write upgrade response: %w", err)
