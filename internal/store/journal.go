@@ -293,14 +293,23 @@ func (j *journal) append(ops []op) (uint64, error) {
 	return seq, nil
 }
 
-// grow writes zeros from alloc up to at least end, in preallocBytes steps.
+// grow writes zeros from alloc up to at least end, in preallocBytes steps,
+// a page per write. A buffered write puts what it writes in page-cache
+// folios as large as the write allows, and ext4 walks every block of a
+// folio at each later write into it (ext4_block_write_begin): appends of
+// 2.3 KB records into zeros written 1 MiB at a time took 6.2 µs at p50,
+// their fdatasync 167-201 µs, against 3.2 µs and 146-149 µs into zeros
+// written a page at a time (three alternating runs on this VM's ext4).
 func (j *journal) grow(end int64) error {
 	next := j.alloc
 	for next < end {
 		next += preallocBytes
 	}
-	if _, err := j.f.WriteAt(make([]byte, next-j.alloc), j.alloc); err != nil {
-		return fmt.Errorf("grow journal: %w", err)
+	zeros := make([]byte, os.Getpagesize())
+	for off := j.alloc; off < next; off += int64(len(zeros)) {
+		if _, err := j.f.WriteAt(zeros[:min(int64(len(zeros)), next-off)], off); err != nil {
+			return fmt.Errorf("grow journal: %w", err)
+		}
 	}
 	j.alloc = next
 	return nil
