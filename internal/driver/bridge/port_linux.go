@@ -20,7 +20,7 @@ import (
 // changes to a link in one message. Requests on it are serialised.
 type portSocket struct {
 	mu   sync.Mutex
-	sock *nl.SocketHandle // one handle, so that its sequence numbers advance
+	sock *routeSocket
 }
 
 func openPortSocket(hostNetns string) (*portSocket, error) {
@@ -31,10 +31,19 @@ func openPortSocket(hostNetns string) (*portSocket, error) {
 	return &portSocket{sock: sock}, nil
 }
 
+// routeSocket is a route-netlink socket as one handle, so that its
+// sequence numbers advance from request to request, with its port ID,
+// which the kernel assigned when the socket was bound and which every
+// reply carries (looked up once: a getsockname per request was one system
+// call in ten of a connect).
+type routeSocket struct {
+	*nl.SocketHandle
+	pid uint32
+}
+
 // routeSocketIn opens a route-netlink socket of its own in the namespace
-// at path ("" = the caller's), as a handle whose sequence numbers advance
-// from request to request.
-func routeSocketIn(path string) (*nl.SocketHandle, error) {
+// at path ("" = the caller's).
+func routeSocketIn(path string) (*routeSocket, error) {
 	ns := netns.None()
 	if path != "" {
 		var err error
@@ -47,7 +56,12 @@ func routeSocketIn(path string) (*nl.SocketHandle, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &nl.SocketHandle{Socket: sock}, nil
+	pid, err := sock.GetPid()
+	if err != nil {
+		sock.Close()
+		return nil, err
+	}
+	return &routeSocket{SocketHandle: &nl.SocketHandle{Socket: sock}, pid: pid}, nil
 }
 
 func (p *portSocket) close() { p.sock.Socket.Close() }
@@ -150,7 +164,7 @@ func (p *portSocket) setUpPort(index int, alias string) error {
 // the request's type, before the ACK, and so report success for a
 // creation the kernel went on to undo (IFLA_MASTER failing after the echo
 // of the new link). The caller serialises use of sock.
-func sendBatch(sock *nl.SocketHandle, reqs ...*nl.NetlinkRequest) (results []error, echoes [][]byte, err error) {
+func sendBatch(sock *routeSocket, reqs ...*nl.NetlinkRequest) (results []error, echoes [][]byte, err error) {
 	first := sock.Seq + 1
 	var buf []byte
 	for _, r := range reqs {
@@ -163,10 +177,7 @@ func sendBatch(sock *nl.SocketHandle, reqs ...*nl.NetlinkRequest) (results []err
 	if err := unix.Sendto(s.GetFd(), buf, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return nil, nil, fmt.Errorf("netlink send: %w", err)
 	}
-	pid, err := s.GetPid()
-	if err != nil {
-		return nil, nil, err
-	}
+	pid := sock.pid
 	results = make([]error, len(reqs))
 	for acked := 0; acked < len(reqs); {
 		msgs, from, err := s.Receive()

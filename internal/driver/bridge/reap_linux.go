@@ -35,7 +35,7 @@ const pendingGroup = 0x6265726e
 // Nothing leaks if the daemon dies first: marked links keep their berth
 // alias and group, and New deletes the group's links before anything else.
 type reaper struct {
-	sock *nl.SocketHandle // its own: a delete holds the socket through the barrier; one handle, so sequence numbers advance
+	sock *routeSocket // its own: a delete holds the socket through the barrier; one handle, so sequence numbers advance
 	log  *slog.Logger
 
 	mu      sync.Mutex
@@ -195,7 +195,7 @@ func (r *reaper) batch() {
 // (rtnl_group_dellink), veth peers included.
 func (r *reaper) deleteGroup(group uint32) error {
 	req := nl.NewNetlinkRequest(unix.RTM_DELLINK, unix.NLM_F_ACK)
-	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: r.sock}
+	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: r.sock.SocketHandle}
 	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
 	req.AddData(nl.NewRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(group)))
 	_, err := req.Execute(unix.NETLINK_ROUTE, 0)

@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -25,7 +24,7 @@ type sandboxConn struct {
 	ns   netns.NsHandle
 	h    *netlink.Handle
 
-	raw *nl.SocketHandle // a route socket in the sandbox for batched requests (bringUp)
+	raw *routeSocket // a route socket in the sandbox for batched requests (bringUp)
 
 	mu    sync.Mutex // guards arpFD, loUp and the use of raw
 	arpFD int        // AF_PACKET socket in the sandbox; -1 until made
@@ -51,7 +50,7 @@ func openSandbox(path string) (*sandboxConn, error) {
 		return nil, fmt.Errorf("open sandbox %q: %w", path, err)
 	}
 	var h *netlink.Handle
-	var raw *nl.SocketHandle
+	var raw *routeSocket
 	err = sandbox.Do(path, func() error {
 		var err error
 		if h, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {

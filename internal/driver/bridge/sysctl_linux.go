@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"strings"
@@ -134,13 +135,29 @@ func ensureSysctl(path, value string) error {
 }
 
 // writeSysctlAt writes value to the sysctl file at path under the open
-// directory dir.
+// directory dir, with three bare system calls: it runs on every join, and
+// an os.File around the descriptor added a fcntl, a finalizer and the
+// poller's bookkeeping for a file written once.
 func writeSysctlAt(dir int, path, value string) error {
 	fd, err := unix.Openat(dir, path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, &os.PathError{Op: "open", Path: path, Err: err})
 	}
-	return writeAndClose(os.NewFile(uintptr(fd), path), value)
+	b := []byte(value + "\n") // one write: the kernel parses each write whole
+	n, err := unix.Write(fd, b)
+	for err == unix.EINTR {
+		n, err = unix.Write(fd, b)
+	}
+	if err == nil && n != len(b) {
+		err = io.ErrShortWrite
+	}
+	if cerr := unix.Close(fd); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, &os.PathError{Op: "write", Path: path, Err: err})
+	}
+	return nil
 }
 
 func writeSysctl(path, value string) error {
