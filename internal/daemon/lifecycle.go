@@ -219,7 +219,10 @@ func (d *Daemon) killAndWait(ctx context.Context, cs *ctrState) error {
 	}
 }
 
-// KillContainer sends a signal (SIGKILL by default) to the container's init.
+// KillContainer sends a signal (SIGKILL by default) to the container's
+// init. As Docker's does, a SIGKILL returns only once the exit is
+// recorded, so that `docker kill c; docker inspect c` shows it stopped;
+// any other signal returns once sent.
 func (d *Daemon) KillContainer(ctx context.Context, ref string, signal string) error {
 	cs, err := d.lookup(ref)
 	if err != nil {
@@ -234,6 +237,9 @@ func (d *Daemon) KillContainer(ctx context.Context, ref string, signal string) e
 	cs.mu.Unlock()
 	if !running {
 		return errdefs.Conflict("cannot kill container: %s: container %s is not running", name, id)
+	}
+	if sig == syscall.SIGKILL {
+		return d.killAndWait(ctx, cs)
 	}
 	return d.runtime.Signal(id, proc, sig)
 }
