@@ -87,3 +87,44 @@ func TestCreateDeleteIsIdempotentAndPrivate(t *testing.T) {
 		t.Fatalf("netns file still there: %v", err)
 	}
 }
+
+// TestDoHandsItsThreadBack: Do's threads go back to the caller's namespace
+// and are used again, rather than thrown away and replaced (a new thread
+// per call); and no thread of the process is left inside the sandbox.
+func TestDoHandsItsThreadBack(t *testing.T) {
+	nstest.RequireRoot(t)
+	p := filepath.Join(t.TempDir(), "ns")
+	if err := sandbox.NewBound(p); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sandbox.Unbind(p) })
+	inside := netnsInode(t, p)
+	tids := map[int]bool{}
+	for range 50 {
+		if err := sandbox.Do(p, func() error {
+			if netnsInode(t, "/proc/thread-self/ns/net") != inside {
+				t.Error("Do's function ran outside the sandbox")
+			}
+			tids[unix.Gettid()] = true
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(tids) > 10 {
+		t.Errorf("50 Do calls ran on %d threads; want them reused", len(tids))
+	}
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		var st unix.Stat_t
+		if err := unix.Stat("/proc/self/task/"+task.Name()+"/ns/net", &st); err != nil {
+			continue // the thread ended meanwhile
+		}
+		if st.Ino == inside {
+			t.Errorf("thread %s is still inside the sandbox", task.Name())
+		}
+	}
+}
