@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"github.com/berth-net/berth/internal/tmark"
 	"errors"
 	"fmt"
 	"os"
@@ -43,7 +42,6 @@ func (d *Driver) Join(sandboxPath string, spec network.EndpointSpec) (err error)
 		}
 	}()
 	d.freeNamesFromReaper(sb, spec)
-	tmark.Mark("acquired")
 
 	pair, err := d.ensureVeth(sb, spec, brIndex)
 	if err != nil {
@@ -55,7 +53,6 @@ func (d *Driver) Join(sandboxPath string, spec network.EndpointSpec) (err error)
 			err = errors.Join(err, d.deleteVethIfExists(spec.HostIfName))
 		}
 	}()
-	tmark.Mark("vethmade")
 	if err := d.configureHostEnd(pair, spec.Bridge, brIndex, spec.Owner); err != nil {
 		return err
 	}
@@ -219,14 +216,12 @@ func (d *Driver) configureHostEnd(pair vethPair, bridge string, brIndex int, own
 	if err := d.port.setUpPort(host.Attrs().Index, ownerAlias(owner)); err != nil {
 		return fmt.Errorf("set up %q (alias %q, hairpin): %w", name, ownerAlias(owner), err)
 	}
-	tmark.Mark("portset")
 	if err := d.step("host ipv6 off"); err != nil {
 		return err
 	}
 	if err := d.disableHostIPv6(name); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("disable IPv6 on %q: %w", name, err)
 	}
-	tmark.Mark("ipv6off")
 	if pair.created {
 		return nil // created up
 	}
@@ -267,9 +262,7 @@ func (d *Driver) configurePeer(sb *sandboxConn, spec network.EndpointSpec, pair 
 	if err := d.step("peer up"); err != nil {
 		return nil, err
 	}
-	tmark.Mark("lo")
 	added, err := sb.bringUp(peer.Attrs().Index, spec.Address, spec.Gateway)
-	tmark.Mark("peerup")
 	if err != nil {
 		return nil, err
 	}
