@@ -82,6 +82,11 @@ const (
 	// maxDrainBytes is how much of a body the handler left unread is read
 	// and dropped to keep the connection; past it, the connection closes.
 	maxDrainBytes = 256 << 10
+	// lingerTime is how long a connection the loop ends after an answer
+	// keeps reading, and dropping, what the client still sends
+	// (lingerClose); lingerMaxBytes bounds what it drops.
+	lingerTime     = 500 * time.Millisecond
+	lingerMaxBytes = 64 << 20
 )
 
 // isDirect reports whether the request line asks for one of directRoutes
@@ -238,13 +243,17 @@ func (s *Server) serveConn(c net.Conn, handoff func(net.Conn)) {
 		_ = c.Close()
 		return
 	}
-	handedOff := false
+	handedOff, linger := false, false
 	defer func() {
 		s.trackConn(dc, false)
 		if p := recover(); p != nil && p != http.ErrAbortHandler {
 			s.log.Error("api connection panicked", "panic", p)
 		}
-		if !handedOff {
+		switch {
+		case handedOff:
+		case linger:
+			lingerClose(c)
+		default:
 			_ = c.Close()
 		}
 	}()
@@ -281,12 +290,37 @@ func (s *Server) serveConn(c net.Conn, handoff func(net.Conn)) {
 				code = http.StatusNotImplemented // as net/http answers it
 			}
 			writeStatusAndClose(bw, code)
+			linger = true
 			return
 		}
-		if !dc.to(stateActive) || !s.serveDirect(dc, req, bw) || !dc.to(stateIdle) {
+		if !dc.to(stateActive) {
+			return
+		}
+		if !s.serveDirect(dc, req, bw) {
+			linger = true // answered, and maybe not read to its end
+			return
+		}
+		if !dc.to(stateIdle) {
 			return
 		}
 	}
+}
+
+// lingerClose ends a connection the loop closes after an answer, while
+// the client may still be sending (a body too large or left unread, a
+// refused request): it sends FIN after the answer, then reads and drops
+// what still comes, for up to lingerTime, before it closes. Closed at
+// once with unread bytes queued, the socket would send RST instead, which
+// can destroy the answer before the client reads it: the client saw
+// "broken pipe" where a 413 was due. net/http waits the same way
+// (closeWriteAndWait).
+func lingerClose(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.SetReadDeadline(time.Now().Add(lingerTime))
+	_, _ = io.CopyN(io.Discard, c, lingerMaxBytes)
+	_ = c.Close()
 }
 
 // peekLine returns the request line buffered in br (without "\n"), reading

@@ -404,3 +404,29 @@ func TestSweepNeverDropsARequestItLetsRun(t *testing.T) {
 		t.Errorf("%d requests ran but their connection was closed unanswered", n)
 	}
 }
+
+// TestTooLargeBodyIsAnsweredNotReset: a body past the handler's limit on a
+// fresh connection gets its 413, even though the client is still sending
+// when the server decides to close; closing at once with the rest unread
+// made the socket send RST, and the client saw "broken pipe" instead.
+func TestTooLargeBodyIsAnsweredNotReset(t *testing.T) {
+	sock := serveUnix(t, newServer(newFakeBackend()))
+	for round := range 3 {
+		c := &http.Client{Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+			},
+		}, Timeout: 30 * time.Second}
+		body := `{"Name":"` + strings.Repeat("a", 10<<20) + `"}`
+		resp, err := c.Post("http://api/v1.51/networks/create", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatalf("round %d: POST of a 10 MB body: %v; want a 413", round, err)
+		}
+		out, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(out), "larger than") {
+			t.Errorf("round %d: POST of a 10 MB body = %d %q, want 413", round, resp.StatusCode, out)
+		}
+		c.CloseIdleConnections()
+	}
+}
