@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -68,6 +69,11 @@ func (s *rawStream) wantHead(t *testing.T, status, contentType string) {
 	}
 	if strings.HasPrefix(status, "HTTP/1.1 101") && (s.header.Get("Connection") != "Upgrade" || s.header.Get("Upgrade") != "tcp") {
 		t.Errorf("upgrade headers = %v", s.header)
+	}
+	// The stream is the connection now: no Connection: close from the
+	// http.Server's handler wrapper (closeAfterAnswer) may ride along.
+	if v := s.header.Values("Connection"); len(v) > 1 || slices.ContainsFunc(v, func(x string) bool { return strings.EqualFold(x, "close") }) {
+		t.Errorf("Connection headers of a stream = %q", v)
 	}
 	if s.header.Get("Api-Version") != "1.51" {
 		t.Errorf("Api-Version missing from the upgrade response: %v", s.header)

@@ -47,8 +47,8 @@ func New(b Backend, log *slog.Logger) *Server {
 	s.http = &http.Server{
 		Handler:           closeAfterAnswer(s.handler),
 		ReadHeaderTimeout: 30 * time.Second,
-		// Idle keep-alive connections only; streams are hijacked and long
-		// polls are active, so neither is cut by this.
+		// It keeps no connection alive (closeAfterAnswer): this only bounds
+		// one whose client never sends its request's end.
 		IdleTimeout: 2 * time.Minute,
 		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

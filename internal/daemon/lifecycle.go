@@ -239,10 +239,21 @@ func (d *Daemon) KillContainer(ctx context.Context, ref string, signal string) e
 		return errdefs.Conflict("cannot kill container: %s: container %s is not running", name, id)
 	}
 	if sig == syscall.SIGKILL {
-		return d.killAndWait(ctx, cs)
+		wctx, cancel := context.WithTimeout(ctx, killWaitLimit)
+		defer cancel()
+		err := d.killAndWait(wctx, cs)
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return fmt.Errorf("tried to kill container %s, but did not receive an exit event within %v", id, killWaitLimit)
+		}
+		return err
 	}
 	return d.runtime.Signal(id, proc, sig)
 }
+
+// killWaitLimit bounds how long a SIGKILL waits for the exit to be
+// recorded (a process stuck in the kernel never exits); Docker's kill
+// gives up after 10 s and then 2 s more, with the same message.
+const killWaitLimit = 12 * time.Second
 
 // parseSignal accepts "SIGTERM", "TERM", "15"; "" gives def.
 func parseSignal(s string, def syscall.Signal) (syscall.Signal, error) {

@@ -10,8 +10,8 @@ import (
 )
 
 // ListenInNamespace binds UDP and TCP 127.0.0.11:53 inside the network
-// namespace at path. The sockets are made on a throw-away thread that
-// entered the namespace (sandbox.Do) and stay in it, so the goroutines
+// namespace at path. The sockets are made on a thread that entered the
+// namespace for the purpose (sandbox.Do) and stay in it, so the goroutines
 // that serve them run anywhere. 127.0.0.11 needs no address of its own: all
 // of 127.0.0.0/8 is local on the sandbox's lo, which the sandbox brings up.
 func ListenInNamespace(path string) (*net.UDPConn, net.Listener, error) {

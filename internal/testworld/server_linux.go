@@ -23,7 +23,7 @@ type server struct {
 }
 
 // startServer listens on addr:80 inside the namespace at nsPath. The socket
-// is made on a throw-away thread that entered the namespace, and a socket
+// is made on a thread that entered the namespace (sandbox.Do), and a socket
 // stays in the namespace it was made in, so serving from ordinary goroutines
 // is safe.
 func startServer(nsPath string, addr netip.Addr) (*server, error) {

@@ -187,7 +187,7 @@ func (sb *sandboxConn) ensureLoopbackUp() error {
 // sandbox, so that neighbours that cached the address for an earlier
 // container with another MAC (one set by hand) update at once
 // instead of after a timeout. The AF_PACKET socket must be made inside the
-// sandbox, hence a throwaway thread there (sandbox.Do), once per sandbox.
+// sandbox, hence a thread sent there (sandbox.Do), once per sandbox.
 func (sb *sandboxConn) sendGratuitousARP(ifindex int, mac net.HardwareAddr, addr netip.Addr) error {
 	sb.mu.Lock()
 	defer sb.mu.Unlock()

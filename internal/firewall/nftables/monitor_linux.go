@@ -272,8 +272,8 @@ var objectVerbs = map[int]string{
 
 // isOwnThread reports whether tid is a thread of this process. The kernel
 // names the committing thread, not the process, and Go runs goroutines on
-// many threads. A thread that is already gone (sandbox.Do ends its locked
-// threads) is recognised by the process's command name.
+// many threads. A thread that is already gone (one Go ended) is recognised
+// by the process's command name.
 func isOwnThread(tid uint32, comm string) bool {
 	if int(tid) == os.Getpid() {
 		return true
