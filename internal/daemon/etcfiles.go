@@ -38,10 +38,11 @@ func (d *Daemon) writeHosts(c *container.Container) error {
 	b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
 	b.WriteString("fe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
 	if c.State.SandboxID != "" {
-		for _, a := range d.net.Attachments(c.State.SandboxID) {
-			if a.Endpoint.Address.IsValid() {
-				fmt.Fprintf(&b, "%s\t%s\n", a.Endpoint.Address.Addr(), c.Config.Hostname)
-			}
+		for _, a := range d.net.Addresses(c.State.SandboxID) {
+			b.WriteString(a.String())
+			b.WriteByte('\t')
+			b.WriteString(c.Config.Hostname)
+			b.WriteByte('\n')
 		}
 	}
 	for _, h := range c.Config.ExtraHosts {

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -180,6 +182,32 @@ func (c *Controller) Attachments(sandboxID string) []Attachment {
 	return out
 }
 
+// Addresses returns the IPv4 address of each endpoint of the sandbox, in
+// interface order (eth0 first): what /etc/hosts lists for the container,
+// without the copies of networks and endpoints Attachments makes.
+func (c *Controller) Addresses(sandboxID string) []netip.Addr {
+	type ifAddr struct {
+		index int
+		addr  netip.Addr
+	}
+	var eps []ifAddr
+	c.mu.RLock()
+	for _, ep := range c.endpoints {
+		if ep.SandboxID == sandboxID && ep.Address.IsValid() {
+			if _, ok := c.networks[ep.NetworkID]; ok {
+				eps = append(eps, ifAddr{ifIndex(ep.IfName), ep.Address.Addr()})
+			}
+		}
+	}
+	c.mu.RUnlock()
+	slices.SortFunc(eps, func(a, b ifAddr) int { return a.index - b.index })
+	out := make([]netip.Addr, len(eps))
+	for i, e := range eps {
+		out[i] = e.addr
+	}
+	return out
+}
+
 // Sandbox returns a copy of the sandbox record.
 func (c *Controller) Sandbox(id string) (*Sandbox, error) {
 	c.mu.RLock()
@@ -195,8 +223,8 @@ func (c *Controller) Sandbox(id string) (*Sandbox, error) {
 // ifIndex turns "eth3" into 3 for ordering; names without a number sort last.
 func ifIndex(name string) int {
 	i := strings.LastIndexFunc(name, func(r rune) bool { return r < '0' || r > '9' })
-	var n int
-	if _, err := fmt.Sscanf(name[i+1:], "%d", &n); err != nil {
+	n, err := strconv.Atoi(name[i+1:])
+	if err != nil {
 		return 1 << 30
 	}
 	return n

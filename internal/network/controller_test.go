@@ -282,6 +282,9 @@ func TestJoinLeaveAddresses(t *testing.T) {
 	if len(atts) != 2 || atts[0].Network.Name != "bridge" || atts[1].Network.Name != "web" {
 		t.Fatalf("attachments = %+v", atts)
 	}
+	if got := r.c.Addresses(sb3.ID); len(got) != 2 || got[0] != ep3.Address.Addr() || got[1] != ep4.Address.Addr() {
+		t.Fatalf("Addresses = %v, want %v then %v (interface order)", got, ep3.Address.Addr(), ep4.Address.Addr())
+	}
 	if err := r.c.RemoveNetwork(ctx, "web"); !errdefs.Is(err, errdefs.KindForbidden) {
 		t.Fatalf("remove network with endpoint: %v", err)
 	}
@@ -756,5 +759,13 @@ func TestRestartAdoptsKeptEndpoints(t *testing.T) {
 	r.restart(t)
 	if !slices.Contains(r.drv.adopted, ep.HostIfName) {
 		t.Errorf("adopted after restart = %v, want %s", r.drv.adopted, ep.HostIfName)
+	}
+}
+
+func TestIfIndex(t *testing.T) {
+	for name, want := range map[string]int{"eth0": 0, "eth1": 1, "eth12": 12, "eth": 1 << 30, "": 1 << 30, "eth99999999999999999999": 1 << 30} {
+		if got := ifIndex(name); got != want {
+			t.Errorf("ifIndex(%q) = %d, want %d", name, got, want)
+		}
 	}
 }
