@@ -168,6 +168,14 @@ func Do(path string, fn func() error) error {
 func inNamespace(enter func() error) error {
 	errc := make(chan error, 1)
 	go func() {
+		// Should enter end the goroutine (runtime.Goexit), the caller is
+		// still answered; the thread, locked, is discarded.
+		defer func() {
+			select {
+			case errc <- errors.New("code run in a network namespace ended its goroutine"):
+			default:
+			}
+		}()
 		runtime.LockOSThread()
 		home, err := os.Open("/proc/thread-self/ns/net")
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/berth-net/berth/internal/nstest"
 	"github.com/berth-net/berth/internal/sandbox"
@@ -131,5 +132,26 @@ func TestDoHandsItsThreadBack(t *testing.T) {
 		if st.Ino == inside {
 			t.Errorf("thread %s is still inside the sandbox", task.Name())
 		}
+	}
+}
+
+// TestDoSurvivesGoexit: a function that ends its goroutine (t.Fatal does)
+// still lets Do return, with an error.
+func TestDoSurvivesGoexit(t *testing.T) {
+	nstest.RequireRoot(t)
+	p := filepath.Join(t.TempDir(), "ns")
+	if err := sandbox.NewBound(p); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sandbox.Unbind(p) })
+	done := make(chan error, 1)
+	go func() { done <- sandbox.Do(p, func() error { runtime.Goexit(); return nil }) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("Do returned nil for a function that ended its goroutine")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Do did not return after its function ended its goroutine")
 	}
 }
