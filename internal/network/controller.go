@@ -170,15 +170,9 @@ func (c *Controller) Attachments(sandboxID string) []Attachment {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	var out []Attachment
-	for _, ep := range c.endpoints {
-		if ep.SandboxID != sandboxID {
-			continue
-		}
-		if n, ok := c.networks[ep.NetworkID]; ok {
-			out = append(out, Attachment{Network: cloneNetwork(n), Endpoint: cloneEndpoint(ep)})
-		}
+	for _, ep := range c.sandboxEndpointsLocked(sandboxID) {
+		out = append(out, Attachment{Network: cloneNetwork(c.networks[ep.NetworkID]), Endpoint: cloneEndpoint(ep)})
 	}
-	sort.Slice(out, func(i, j int) bool { return ifIndex(out[i].Endpoint.IfName) < ifIndex(out[j].Endpoint.IfName) })
 	return out
 }
 
@@ -186,26 +180,31 @@ func (c *Controller) Attachments(sandboxID string) []Attachment {
 // interface order (eth0 first): what /etc/hosts lists for the container,
 // without the copies of networks and endpoints Attachments makes.
 func (c *Controller) Addresses(sandboxID string) []netip.Addr {
-	type ifAddr struct {
-		index int
-		addr  netip.Addr
-	}
-	var eps []ifAddr
 	c.mu.RLock()
-	for _, ep := range c.endpoints {
-		if ep.SandboxID == sandboxID && ep.Address.IsValid() {
-			if _, ok := c.networks[ep.NetworkID]; ok {
-				eps = append(eps, ifAddr{ifIndex(ep.IfName), ep.Address.Addr()})
-			}
+	defer c.mu.RUnlock()
+	var out []netip.Addr
+	for _, ep := range c.sandboxEndpointsLocked(sandboxID) {
+		if ep.Address.IsValid() {
+			out = append(out, ep.Address.Addr())
 		}
 	}
-	c.mu.RUnlock()
-	slices.SortFunc(eps, func(a, b ifAddr) int { return a.index - b.index })
-	out := make([]netip.Addr, len(eps))
-	for i, e := range eps {
-		out[i] = e.addr
-	}
 	return out
+}
+
+// sandboxEndpointsLocked returns the endpoints of sandboxID whose network
+// still exists, in interface order.
+func (c *Controller) sandboxEndpointsLocked(sandboxID string) []*Endpoint {
+	var eps []*Endpoint
+	for _, ep := range c.endpoints {
+		if ep.SandboxID != sandboxID {
+			continue
+		}
+		if _, ok := c.networks[ep.NetworkID]; ok {
+			eps = append(eps, ep)
+		}
+	}
+	slices.SortFunc(eps, func(a, b *Endpoint) int { return ifIndex(a.IfName) - ifIndex(b.IfName) })
+	return eps
 }
 
 // Sandbox returns a copy of the sandbox record.

@@ -135,7 +135,8 @@ func ensureSysctl(path, value string) error {
 }
 
 // writeSysctlAt writes value to the sysctl file at path under the open
-// directory dir, with three bare system calls: it runs on every join, and
+// directory dir (unix.AT_FDCWD: the working directory), with three bare
+// system calls: it runs on every join, and
 // an os.File around the descriptor added a fcntl, a finalizer and the
 // poller's bookkeeping for a file written once.
 func writeSysctlAt(dir int, path, value string) error {
@@ -160,23 +161,5 @@ func writeSysctlAt(dir int, path, value string) error {
 	return nil
 }
 
-func writeSysctl(path, value string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return writeAndClose(f, value)
-}
-
-// writeAndClose writes value and a newline to the sysctl file f (in one
-// write: the kernel parses each write whole) and closes it.
-func writeAndClose(f *os.File, value string) error {
-	_, err := f.WriteString(value + "\n")
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", f.Name(), err)
-	}
-	return nil
-}
+// writeSysctl writes value to the sysctl file at path.
+func writeSysctl(path, value string) error { return writeSysctlAt(unix.AT_FDCWD, path, value) }
