@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"strings"
 	"sync"
 
 	"github.com/berth-net/berth/internal/api"
@@ -53,7 +54,8 @@ func (d *Daemon) lookupExec(id string) (*execState, error) {
 }
 
 // StartExec runs the exec'd process; it returns after the process was
-// reaped (so the exit code is final), or at once when detached.
+// reaped (so the exit code is final), or, detached, once it runs or has
+// failed to start (see startDetached).
 func (d *Daemon) StartExec(ctx context.Context, execID string, detach bool, s api.Streams) error {
 	ex, err := d.lookupExec(execID)
 	if err != nil {
@@ -102,14 +104,69 @@ func (d *Daemon) StartExec(ctx context.Context, execID string, detach bool, s ap
 		return err
 	}
 	if detach {
+		return d.startDetached(ctx, execID, &spec, run)
+	}
+	return run(ctx)
+}
+
+// startDetached runs a detached exec and returns once runc has started
+// its process, or with the reason it could not start, as Docker does (its
+// exec start answers a detached exec after the process runs, and returns
+// a start failure to the client: `docker exec -d c nosuch` fails). The
+// process then belongs to the daemon: neither the request's end nor the
+// client's stops it. Once it runs, a later error (waiting for it) is only
+// logged; its exit code is in the exec's inspect either way.
+func (d *Daemon) startDetached(ctx context.Context, execID string, spec *runtime.ExecSpec, run func(context.Context) error) error {
+	started := make(chan struct{})
+	onStart := spec.OnStart
+	spec.OnStart = func(pid int, resize func(h, w uint) error) {
+		onStart(pid, resize)
+		close(started)
+	}
+	ended := make(chan error, 1)
+	go func() { ended <- run(context.Background()) }()
+	logLater := func() {
 		go func() {
-			if err := run(context.Background()); err != nil {
+			if err := <-ended; err != nil {
 				d.log.Warn("detached exec failed", "exec", execID[:12], "err", err)
 			}
 		}()
-		return nil
 	}
-	return run(ctx)
+	select {
+	case <-started:
+		logLater()
+		return nil
+	case err := <-ended:
+		select {
+		case <-started: // it ran (and ended at once): only its exit code tells
+			if err != nil {
+				d.log.Warn("detached exec failed", "exec", execID[:12], "err", err)
+			}
+			return nil
+		default:
+		}
+		return startFailure(err)
+	case <-ctx.Done():
+		logLater() // the client left: the exec starts, or fails, unseen
+		return ctx.Err()
+	}
+}
+
+// startFailure gives the error of a process that could not start Docker's
+// kind: a command that does not exist or may not be run is the request's
+// fault (400), as moby's translation of runtime start errors has it;
+// anything else stays as it is.
+func startFailure(err error) error {
+	if err == nil || errdefs.KindOf(err) != errdefs.KindUnknown {
+		return err
+	}
+	msg := err.Error()
+	for _, s := range []string{"executable file not found", "no such file or directory", "permission denied", "is a directory"} {
+		if strings.Contains(msg, s) {
+			return errdefs.WithKind(errdefs.KindInvalid, err)
+		}
+	}
+	return err
 }
 
 // ResizeExec resizes the exec's tty (or remembers the size until it starts).

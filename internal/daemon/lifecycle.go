@@ -96,7 +96,7 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState) (err error) {
 	}
 	proc, err := d.runtime.Start(ctx, spec)
 	if err != nil {
-		return fmt.Errorf("start container %s: %w", c.Name, err)
+		return startFailure(fmt.Errorf("start container %s: %w", c.Name, err))
 	}
 	cs.proc = proc
 	cs.exited = make(chan struct{})

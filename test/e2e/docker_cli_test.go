@@ -335,14 +335,20 @@ func TestDockerCLIContainers(t *testing.T) {
 	if out := mustDocker(t, w, "exec", "-d", "s1", "sleep", "4242"); out != "" {
 		t.Errorf("docker exec -d printed %q, want nothing", out)
 	}
-	// berth answers a detached exec before runc has started the process
-	// (Docker answers once it runs), so ps may not show it yet.
+	// berth answers a detached exec once runc has started the process, as
+	// Docker does; ps may still catch it in runc's init for a moment,
+	// before the exec of sleep.
 	var ps string
 	if !retried(func() bool {
 		ps = mustDocker(t, w, "exec", "s1", "ps")
 		return strings.Contains(ps, "sleep 4242")
 	}) {
 		t.Errorf("the exec -d process is not running in s1:\n%s", ps)
+	}
+	// A detached exec that cannot start fails, as with Docker, instead of
+	// being reported as started.
+	if _, errOut, code := w.Docker(t, "exec", "-d", "s1", "nosuchcmd"); code == 0 || !strings.Contains(errOut, "executable file not found") {
+		t.Errorf("docker exec -d s1 nosuchcmd: exit %d, stderr %q; want a failure saying the executable was not found", code, errOut)
 	}
 	checkExecTTY(t, w, "s1")
 

@@ -235,8 +235,8 @@ func TestPublishedPortsDockerCLI(t *testing.T) {
 			t.Errorf("docker port dk = %q, lacks %q", out, want)
 		}
 	}
-	// berth answers exec -d before runc has started the peer: reach asks
-	// again until it listens.
+	// berth answers exec -d once the peer runs, not once it listens: reach
+	// asks again until it does.
 	w.reach(t, "host", "tcp", "127.0.0.1:8086", "")
 	w.reach(t, "outside", "udp", hostPort(8087), outsideAddr)
 }
