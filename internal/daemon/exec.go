@@ -125,29 +125,25 @@ func (d *Daemon) startDetached(ctx context.Context, execID string, spec *runtime
 	}
 	ended := make(chan error, 1)
 	go func() { ended <- run(context.Background()) }()
-	logLater := func() {
-		go func() {
-			if err := <-ended; err != nil {
-				d.log.Warn("detached exec failed", "exec", execID[:12], "err", err)
-			}
-		}()
+	logEnd := func(err error) {
+		if err != nil {
+			d.log.Warn("detached exec failed", "exec", execID[:12], "err", err)
+		}
 	}
 	select {
 	case <-started:
-		logLater()
+		go func() { logEnd(<-ended) }()
 		return nil
 	case err := <-ended:
 		select {
 		case <-started: // it ran (and ended at once): only its exit code tells
-			if err != nil {
-				d.log.Warn("detached exec failed", "exec", execID[:12], "err", err)
-			}
+			logEnd(err)
 			return nil
 		default:
 		}
 		return startFailure(err)
 	case <-ctx.Done():
-		logLater() // the client left: the exec starts, or fails, unseen
+		go func() { logEnd(<-ended) }() // the client left: the exec starts, or fails, unseen
 		return ctx.Err()
 	}
 }
