@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -117,47 +118,60 @@ func (d *Daemon) StartExec(ctx context.Context, execID string, detach bool, s ap
 // client's stops it. Once it runs, a later error (waiting for it) is only
 // logged; its exit code is in the exec's inspect either way.
 func (d *Daemon) startDetached(ctx context.Context, execID string, spec *runtime.ExecSpec, run func(context.Context) error) error {
-	started := make(chan struct{})
+	// The answer: nil from OnStart, or run's error if OnStart never came.
+	// Exec calls OnStart before it returns, on run's goroutine, so ran
+	// needs no lock.
+	answer := make(chan error, 1)
+	ran := false
 	onStart := spec.OnStart
 	spec.OnStart = func(pid int, resize func(h, w uint) error) {
 		onStart(pid, resize)
-		close(started)
+		ran = true
+		answer <- nil
 	}
-	ended := make(chan error, 1)
-	go func() { ended <- run(context.Background()) }()
-	logEnd := func(err error) {
+	cmd := ""
+	if len(spec.Args) > 0 {
+		cmd = spec.Args[0]
+	}
+	go func() {
+		err := run(context.Background())
+		if !ran {
+			answer <- startFailure(cmd, err)
+			return
+		}
 		if err != nil {
 			d.log.Warn("detached exec failed", "exec", execID[:12], "err", err)
 		}
-	}
+	}()
 	select {
-	case <-started:
-		go func() { logEnd(<-ended) }()
-		return nil
-	case err := <-ended:
-		select {
-		case <-started: // it ran (and ended at once): only its exit code tells
-			logEnd(err)
-			return nil
-		default:
-		}
-		return startFailure(err)
+	case err := <-answer:
+		return err
 	case <-ctx.Done():
-		go func() { logEnd(<-ended) }() // the client left: the exec starts, or fails, unseen
+		// The client left: the exec starts, or fails, unseen but for the log.
+		go func() {
+			if err := <-answer; err != nil {
+				d.log.Warn("detached exec failed to start", "exec", execID[:12], "err", err)
+			}
+		}()
 		return ctx.Err()
 	}
 }
 
 // startFailure gives the error of a process that could not start Docker's
-// kind: a command that does not exist or may not be run is the request's
-// fault (400), as moby's translation of runtime start errors has it;
-// anything else stays as it is.
-func startFailure(err error) error {
-	if err == nil || errdefs.KindOf(err) != errdefs.KindUnknown {
+// kind: runc's own failure to run the command cmd (it quotes the command,
+// as Go's exec errors do: `exec: "nosuch": executable file not found in
+// $PATH`) is the request's fault, 400, as moby's translation of runtime
+// start errors has it. Anything else, a host-side failure included, keeps
+// its kind.
+func startFailure(cmd string, err error) error {
+	if err == nil || cmd == "" || errdefs.KindOf(err) != errdefs.KindUnknown {
 		return err
 	}
 	msg := err.Error()
-	for _, s := range []string{"executable file not found", "no such file or directory", "permission denied", "is a directory"} {
+	if !strings.Contains(msg, "exec: "+strconv.Quote(cmd)+":") {
+		return err
+	}
+	for _, s := range []string{"executable file not found", "no such file or directory", "not a directory", "permission denied", "is a directory"} {
 		if strings.Contains(msg, s) {
 			return errdefs.WithKind(errdefs.KindInvalid, err)
 		}

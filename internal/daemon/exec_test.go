@@ -12,62 +12,78 @@ import (
 	"github.com/berth-net/berth/internal/runtime"
 )
 
-// detachedStart runs startDetached with run standing in for the runtime's
-// Exec: run gets the spec's OnStart as startDetached left it.
-func detachedStart(ctx context.Context, run func(onStart func()) error) (err error, onStartCalls int) {
-	d := &Daemon{log: slog.New(slog.DiscardHandler)}
-	spec := runtime.ExecSpec{OnStart: func(int, func(h, w uint) error) { onStartCalls++ }}
-	err = d.startDetached(ctx, "0123456789abcdef", &spec, func(context.Context) error {
-		return run(func() { spec.OnStart(42, nil) })
-	})
-	return err, onStartCalls
-}
+// runcNotFound is runc's error for a command that does not exist.
+var runcNotFound = errors.New(`exec in container "c1": runc exec: exec failed: unable to start container process: exec: "nosuch": executable file not found in $PATH`)
 
-func TestStartDetachedReturnsOnceTheProcessRuns(t *testing.T) {
-	release := make(chan struct{})
-	defer close(release)
+// startDetachedAsync runs startDetached for the command "nosuch" with run
+// standing in for the runtime's Exec: run gets the OnStart that
+// startDetached installed, and calls it on its own goroutine, as Exec
+// does. The result arrives on the channel.
+func startDetachedAsync(ctx context.Context, run func(onStart func()) error) <-chan error {
+	d := &Daemon{log: slog.New(slog.DiscardHandler)}
+	spec := runtime.ExecSpec{Args: []string{"nosuch"}, OnStart: func(int, func(h, w uint) error) {}}
 	done := make(chan error, 1)
 	go func() {
-		err, _ := detachedStart(context.Background(), func(onStart func()) error {
-			onStart()
-			<-release // the process runs on; its wait has not returned
-			return nil
+		done <- d.startDetached(ctx, "0123456789abcdef", &spec, func(context.Context) error {
+			return run(func() { spec.OnStart(42, nil) })
 		})
-		done <- err
 	}()
+	return done
+}
+
+func answer(t *testing.T, done <-chan error) error {
+	t.Helper()
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Fatalf("startDetached = %v, want nil once the process runs", err)
-		}
+		return err
 	case <-time.After(10 * time.Second):
-		t.Fatal("startDetached waited for the process to end")
+		t.Fatal("startDetached did not answer")
+		return nil
+	}
+}
+
+// It answers once the process runs, not before (runc still starting it)
+// and not after (the process's end).
+func TestStartDetachedAnswersWhenTheProcessRuns(t *testing.T) {
+	begin, end := make(chan struct{}), make(chan struct{})
+	defer close(end)
+	done := startDetachedAsync(context.Background(), func(onStart func()) error {
+		<-begin // runc is still starting it
+		onStart()
+		<-end // it runs on
+		return nil
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("startDetached answered %v before the process ran", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(begin)
+	if err := answer(t, done); err != nil {
+		t.Fatalf("startDetached = %v, want nil once the process runs", err)
 	}
 }
 
 func TestStartDetachedReportsAStartFailure(t *testing.T) {
-	runcErr := errors.New(`exec in container "c1": runc exec: exec failed: unable to start container process: exec: "nosuch": executable file not found in $PATH`)
-	err, calls := detachedStart(context.Background(), func(func()) error { return runcErr })
-	if !errors.Is(err, runcErr) || !errdefs.Is(err, errdefs.KindInvalid) {
-		t.Errorf("startDetached = %v (kind %v), want the runtime's error as invalid (400)", err, errdefs.KindOf(err))
-	}
-	if calls != 0 {
-		t.Errorf("OnStart called %d times for a process that never started", calls)
+	err := answer(t, startDetachedAsync(context.Background(), func(func()) error { return runcNotFound }))
+	if !errors.Is(err, runcNotFound) || !errdefs.Is(err, errdefs.KindInvalid) {
+		t.Errorf("startDetached = %v (kind %v), want runc's error as invalid (400)", err, errdefs.KindOf(err))
 	}
 	conflict := errdefs.Conflict("container c1 is not running")
-	if err, _ := detachedStart(context.Background(), func(func()) error { return conflict }); !errdefs.Is(err, errdefs.KindConflict) {
+	if err := answer(t, startDetachedAsync(context.Background(), func(func()) error { return conflict })); !errdefs.Is(err, errdefs.KindConflict) {
 		t.Errorf("startDetached = %v, want the runtime's conflict kept", err)
 	}
 }
 
+// A process that ran and ended at once, with an error from its wait, was
+// started: that error is not the answer.
 func TestStartDetachedProcessThatEndsAtOnce(t *testing.T) {
-	// It ran: a failure of the wait is not a start failure.
-	err, calls := detachedStart(context.Background(), func(onStart func()) error {
+	err := answer(t, startDetachedAsync(context.Background(), func(onStart func()) error {
 		onStart()
 		return errors.New("wait: interrupted")
-	})
-	if err != nil || calls != 1 {
-		t.Errorf("startDetached = %v with %d OnStart calls, want nil and 1", err, calls)
+	}))
+	if err != nil {
+		t.Errorf("startDetached = %v, want nil: the process ran", err)
 	}
 }
 
@@ -76,10 +92,10 @@ func TestStartDetachedClientLeaves(t *testing.T) {
 	cancel()
 	release := make(chan struct{})
 	defer close(release)
-	err, _ := detachedStart(ctx, func(onStart func()) error {
+	err := answer(t, startDetachedAsync(ctx, func(func()) error {
 		<-release // runc has not started it yet
-		return nil
-	})
+		return runcNotFound
+	}))
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("startDetached = %v, want the request's cancellation", err)
 	}
@@ -87,21 +103,27 @@ func TestStartDetachedClientLeaves(t *testing.T) {
 
 func TestStartFailureKinds(t *testing.T) {
 	for _, c := range []struct {
-		msg  string
-		kind errdefs.Kind
+		cmd, msg string
+		kind     errdefs.Kind
 	}{
-		{`exec: "nope": executable file not found in $PATH`, errdefs.KindInvalid},
-		{`exec: "/bin/nope": stat /bin/nope: no such file or directory`, errdefs.KindInvalid},
-		{`exec: "/etc/passwd": permission denied`, errdefs.KindInvalid},
-		{`exec: "/etc": is a directory`, errdefs.KindInvalid},
-		{`runc exec: signal: killed`, errdefs.KindUnknown},
+		{"nope", `exec: "nope": executable file not found in $PATH`, errdefs.KindInvalid},
+		{"/bin/nope", `exec: "/bin/nope": stat /bin/nope: no such file or directory`, errdefs.KindInvalid},
+		{"/etc/passwd", `exec: "/etc/passwd": permission denied`, errdefs.KindInvalid},
+		{"/etc", `exec: "/etc": is a directory`, errdefs.KindInvalid},
+		{"/etc/passwd/x", `exec: "/etc/passwd/x": stat /etc/passwd/x: not a directory`, errdefs.KindInvalid},
+		// Host-side failures that do not name the command stay the daemon's.
+		{"sh", `mkdir /var/lib/berth/exec/runc/c1: no such file or directory`, errdefs.KindUnknown},
+		{"sh", `open /run/berth/c1/pid: permission denied`, errdefs.KindUnknown},
+		{"sh", `exec: "other": executable file not found in $PATH`, errdefs.KindUnknown},
+		{"", `exec: "": executable file not found in $PATH`, errdefs.KindUnknown},
+		{"sh", `runc exec: signal: killed`, errdefs.KindUnknown},
 	} {
-		err := startFailure(fmt.Errorf("start container c1: %w", errors.New(c.msg)))
+		err := startFailure(c.cmd, fmt.Errorf("start container c1: %w", errors.New(c.msg)))
 		if got := errdefs.KindOf(err); got != c.kind {
-			t.Errorf("startFailure(%q) kind = %v, want %v", c.msg, got, c.kind)
+			t.Errorf("startFailure(%q, %q) kind = %v, want %v", c.cmd, c.msg, got, c.kind)
 		}
 	}
-	if startFailure(nil) != nil {
+	if startFailure("sh", nil) != nil {
 		t.Error("startFailure(nil) != nil")
 	}
 }

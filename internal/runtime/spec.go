@@ -38,7 +38,8 @@ type ExecSpec struct {
 	Stdout, Stderr io.Writer
 	ConsoleSize    [2]uint // height, width; zero = unknown
 	// OnStart, if set, is called once the process runs, with its host PID
-	// and a function that resizes its terminal (a no-op without Tty).
+	// and a function that resizes its terminal (a no-op without Tty): by
+	// Exec itself, before it returns, at most once.
 	OnStart func(pid int, resize func(h, w uint) error)
 }
 
