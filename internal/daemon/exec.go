@@ -125,14 +125,13 @@ func (d *Daemon) startDetached(ctx context.Context, execID string, spec *runtime
 	ran := false
 	onStart := spec.OnStart
 	spec.OnStart = func(pid int, resize func(h, w uint) error) {
-		onStart(pid, resize)
+		if onStart != nil {
+			onStart(pid, resize)
+		}
 		ran = true
 		answer <- nil
 	}
-	cmd := ""
-	if len(spec.Args) > 0 {
-		cmd = spec.Args[0]
-	}
+	cmd := firstArg(spec.Args)
 	go func() {
 		err := run(context.Background())
 		if !ran {
@@ -155,6 +154,14 @@ func (d *Daemon) startDetached(ctx context.Context, execID string, spec *runtime
 		}()
 		return ctx.Err()
 	}
+}
+
+// firstArg is the command of args, "" if there is none.
+func firstArg(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	return args[0]
 }
 
 // startFailure gives the error of a process that could not start Docker's

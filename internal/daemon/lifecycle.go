@@ -96,11 +96,7 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState) (err error) {
 	}
 	proc, err := d.runtime.Start(ctx, spec)
 	if err != nil {
-		cmd := ""
-		if len(spec.Args) > 0 {
-			cmd = spec.Args[0]
-		}
-		return startFailure(cmd, fmt.Errorf("start container %s: %w", c.Name, err))
+		return startFailure(firstArg(spec.Args), fmt.Errorf("start container %s: %w", c.Name, err))
 	}
 	cs.proc = proc
 	cs.exited = make(chan struct{})
