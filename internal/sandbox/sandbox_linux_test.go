@@ -22,6 +22,19 @@ func netnsInode(t *testing.T, path string) uint64 {
 	return st.Ino
 }
 
+// boundNetns makes a namespace bound to a file of the test's, unbound at
+// its end.
+func boundNetns(t *testing.T) string {
+	t.Helper()
+	nstest.RequireRoot(t)
+	p := filepath.Join(t.TempDir(), "ns")
+	if err := sandbox.NewBound(p); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sandbox.Unbind(p) })
+	return p
+}
+
 func TestCreateDeleteIsIdempotentAndPrivate(t *testing.T) {
 	nstest.RequireRoot(t)
 	m, err := sandbox.NewManager(filepath.Join(t.TempDir(), "netns"))
@@ -93,12 +106,7 @@ func TestCreateDeleteIsIdempotentAndPrivate(t *testing.T) {
 // and are used again, rather than thrown away and replaced (a new thread
 // per call); and no thread of the process is left inside the sandbox.
 func TestDoHandsItsThreadBack(t *testing.T) {
-	nstest.RequireRoot(t)
-	p := filepath.Join(t.TempDir(), "ns")
-	if err := sandbox.NewBound(p); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sandbox.Unbind(p) })
+	p := boundNetns(t)
 	inside := netnsInode(t, p)
 	tids := map[int]bool{}
 	for range 50 {
@@ -138,12 +146,7 @@ func TestDoHandsItsThreadBack(t *testing.T) {
 // TestDoSurvivesGoexit: a function that ends its goroutine (t.Fatal does)
 // still lets Do return, with an error.
 func TestDoSurvivesGoexit(t *testing.T) {
-	nstest.RequireRoot(t)
-	p := filepath.Join(t.TempDir(), "ns")
-	if err := sandbox.NewBound(p); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sandbox.Unbind(p) })
+	p := boundNetns(t)
 	done := make(chan error, 1)
 	go func() { done <- sandbox.Do(p, func() error { runtime.Goexit(); return nil }) }()
 	select {
