@@ -14,9 +14,9 @@ import (
 // goroutine ever runs there. The daemon enters container namespaces on
 // locked threads, which it discards when they cannot go back; were one of
 // them the first thread, the runtime could not discard it and would park
-// it for good inside that container's namespace, and /proc/<pid>/ns/net (what `nsenter -t <pid>`
-// and `ip netns identify <pid>` read) would name the container's namespace
-// instead of the host's.
+// it for good inside that container's namespace, and /proc/<pid>/ns/net
+// (what `nsenter -t <pid>` and `ip netns identify <pid>` read) would name
+// the container's namespace instead of the host's.
 func init() { runtime.LockOSThread() }
 
 func main() {

@@ -26,10 +26,10 @@
 //     goroutine and hands the connection to net/http at the first
 //     stream, hijack, long poll or unknown route; net/http answers it
 //     with "Connection: close", so the client's next request starts on
-//     the loop again. Both run the same
-//     handler; the loop only spares each short request net/http's
-//     per-request goroutine, whose wake-up of an idle CPU was a fifth of
-//     what a connect added to the kernel's work on the bench's VM.
+//     the loop again. Both run the same handler; the loop only spares
+//     each short request net/http's per-request goroutine, whose wake-up
+//     of an idle CPU was a fifth of what a connect added to the kernel's
+//     work on the bench's VM.
 //
 // What berth does not do is refused with a 400 that says so rather than
 // ignored: volumes, restart policies, container: network modes, sctp and

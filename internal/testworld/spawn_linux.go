@@ -10,8 +10,8 @@ import (
 // The kernel sends a child's parent-death signal when the *thread* that
 // forked it exits, not the process. Go ends threads whose goroutine exits
 // while locked (sandbox.Do does that when its thread cannot go back to its
-// namespace), so a holder or daemon forked
-// from an ordinary goroutine could be killed at a random moment. Long-lived
+// namespace), so a holder or daemon forked from an ordinary goroutine
+// could be killed at a random moment. Long-lived
 // children are therefore forked from one goroutine locked to its thread for
 // the life of the test process: they die with the test binary (a timeout
 // panic, a SIGKILL) instead of leaking, and never before.

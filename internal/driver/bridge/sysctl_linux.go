@@ -136,9 +136,9 @@ func ensureSysctl(path, value string) error {
 
 // writeSysctlAt writes value to the sysctl file at path under the open
 // directory dir (unix.AT_FDCWD: the working directory), with three bare
-// system calls: it runs on every join, and
-// an os.File around the descriptor added a fcntl, a finalizer and the
-// poller's bookkeeping for a file written once.
+// system calls: it runs on every join, and an os.File around the
+// descriptor added a fcntl, a finalizer and the poller's bookkeeping for
+// a file written once.
 func writeSysctlAt(dir int, path, value string) error {
 	fd, err := unix.Openat(dir, path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
