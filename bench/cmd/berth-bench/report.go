@@ -19,13 +19,20 @@ func report(w io.Writer, r *results, machine string) error {
 	return t.Render(w)
 }
 
+// connectTarget is the bound on connect's berth/floor ratio.
+const connectTarget = 1.3
+
 func attachRows(t *stats.Table, r *results) {
 	s := r.scale
 	t.Section("network connect of a running container, ms median / p95 / p99")
 	for _, tr := range s.tiers {
 		c, f := tr.connect.Summarize(), tr.floorAttach.Summarize()
+		note := portsNote(tr)
+		if rounds := stats.Rounds(stats.RoundRatios(tr.connect, tr.floorAttach, r.plan.probes), connectTarget); rounds != "" {
+			note += "; " + rounds
+		}
 		t.Add(fmt.Sprintf("connect, N=%d", tr.n), stats.Triple(c), stats.Triple(f),
-			stats.X(stats.Ratio(c.Median, f.Median)), "≤ 1.30×", portsNote(tr))
+			stats.X(stats.Ratio(c.Median, f.Median)), "≤ "+stats.X(connectTarget), note)
 	}
 	if len(s.tiers) > 1 {
 		lo, hi := s.tiers[0], s.tiers[len(s.tiers)-1]

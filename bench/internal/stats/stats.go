@@ -79,3 +79,20 @@ func Diff(a, b Samples) Samples {
 	}
 	return d
 }
+
+// RoundRatios reads a and b as taken in rounds of per samples a side
+// (round k is a[k*per:(k+1)*per], and the same of b) and returns, for each
+// round both series hold whole, the median of a's round over b's. Two
+// blocks of one round are seconds apart, so the spread of these ratios
+// shows how far the machine alone moves the figure within a run.
+func RoundRatios(a, b Samples, per int) []float64 {
+	if per <= 0 {
+		return nil
+	}
+	n := min(len(a), len(b)) / per
+	r := make([]float64, n)
+	for k := range r {
+		r[k] = Ratio(a[k*per:(k+1)*per].Median(), b[k*per:(k+1)*per].Median())
+	}
+	return r
+}

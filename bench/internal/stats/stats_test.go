@@ -102,6 +102,8 @@ func TestFormats(t *testing.T) {
 		{Bytes(21 << 20), "21.0 MiB"},
 		{Gbits(12.345e9), "12.35 Gbit/s"},
 		{Gbits(0), "-"},
+		{Rounds([]float64{1.62, 1.05, 1.3, 1.31}, 1.3), "rounds 1.05–1.62×, 2 of 4 ≤ 1.30×"},
+		{Rounds(nil, 1.3), ""},
 	}
 	for _, tc := range tests {
 		if tc.got != tc.want {
@@ -146,5 +148,18 @@ func TestDiff(t *testing.T) {
 	}
 	if got := Diff(nil, ms(1)); len(got) != 0 {
 		t.Errorf("Diff with an empty series = %v, want none", got)
+	}
+}
+
+func TestRoundRatios(t *testing.T) {
+	// Two rounds of three a side and a third that b has only in part: the
+	// ratio of each whole round's medians, the torn one left out.
+	a := ms(2, 4, 3, 10, 30, 20, 7)
+	b := ms(1, 2, 2, 10, 5, 40, 1)
+	if diff := cmp.Diff([]float64{1.5, 2}, RoundRatios(a, b, 3)); diff != "" {
+		t.Errorf("RoundRatios (-want +got):\n%s", diff)
+	}
+	if got := RoundRatios(a, b, 0); got != nil {
+		t.Errorf("RoundRatios with no round size = %v, want none", got)
 	}
 }

@@ -121,3 +121,19 @@ func Gbits(bps float64) string {
 	}
 	return fmt.Sprintf("%.2f Gbit/s", bps/1e9)
 }
+
+// Rounds formats per-round ratios as their range and how many of them are
+// at most limit, e.g. "rounds 1.05–1.62×, 7 of 12 ≤ 1.30×"; "" for none.
+func Rounds(r []float64, limit float64) string {
+	if len(r) == 0 {
+		return ""
+	}
+	lo, hi, within := math.Inf(1), math.Inf(-1), 0
+	for _, x := range r {
+		lo, hi = min(lo, x), max(hi, x)
+		if x <= limit {
+			within++
+		}
+	}
+	return fmt.Sprintf("rounds %.2f–%.2f×, %d of %d ≤ %.2f×", lo, hi, within, len(r), limit)
+}
