@@ -125,8 +125,9 @@ func (t *transport) exchange(pc *persistConn, req *http.Request) (resp *http.Res
 		}
 	}
 	keep := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols
-	resp.Body = &body{ReadCloser: resp.Body, ctx: req.Context(), length: resp.ContentLength, done: func(eof bool) {
+	resp.Body = &body{ReadCloser: resp.Body, ctx: req.Context(), conn: pc.c, length: resp.ContentLength, done: func(eof bool) {
 		if stop() && eof && keep && req.Context().Err() == nil {
+			_ = pc.c.SetReadDeadline(time.Time{}) // Close's drain may have set one
 			t.put(pc)
 			return
 		}
@@ -180,6 +181,7 @@ func (t *transport) CloseIdleConnections() {
 type body struct {
 	io.ReadCloser
 	ctx    context.Context
+	conn   net.Conn
 	length int64 // Content-Length, -1 if unknown
 	once   sync.Once
 	done   func(eof bool)
@@ -187,6 +189,11 @@ type body struct {
 
 // drainMax is the longest rest of a body Close reads to keep the connection.
 const drainMax = 4 << 10
+
+// drainWait bounds how long Close waits for that rest. The daemon writes a
+// short answer whole, so a rest that takes longer is a daemon that stalled
+// mid-answer: the connection is closed rather than kept.
+const drainWait = time.Second
 
 func (b *body) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
@@ -201,6 +208,7 @@ func (b *body) Read(p []byte) (int, error) {
 
 func (b *body) Close() error {
 	if b.length >= 0 && b.length <= drainMax {
+		_ = b.conn.SetReadDeadline(time.Now().Add(drainWait))
 		_, err := io.Copy(io.Discard, b.ReadCloser)
 		b.once.Do(func() { b.done(err == nil) })
 		return b.ReadCloser.Close()

@@ -291,3 +291,49 @@ func TestTransportReadsPastAContinue(t *testing.T) {
 		t.Errorf("next answer %q, want second", got)
 	}
 }
+
+// TestTransportClosingAStalledShortBodyReturns: a daemon that sent the head
+// of a short answer and stalled before the rest of its body must not hold
+// the caller's Close; the connection is dropped, not pooled.
+func TestTransportClosingAStalledShortBodyReturns(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "s.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release); _ = ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 4096)
+		_, _ = c.Read(buf) // the request
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabcde")
+		<-release // the other five bytes never come
+	}()
+	tr := &transport{dial: func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}
+	resp, err := (&http.Client{Transport: tr}).Get("http://berth/stall")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	go func() { resp.Body.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("closing a short body the daemon stalled in did not return")
+	}
+	tr.mu.Lock()
+	pooled := len(tr.idle)
+	tr.mu.Unlock()
+	if pooled != 0 {
+		t.Errorf("%d pooled connections after a stalled body, want 0", pooled)
+	}
+}
