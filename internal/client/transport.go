@@ -208,9 +208,13 @@ func (b *body) Read(p []byte) (int, error) {
 
 func (b *body) Close() error {
 	if b.length >= 0 && b.length <= drainMax {
-		_ = b.conn.SetReadDeadline(time.Now().Add(drainWait))
-		_, err := io.Copy(io.Discard, b.ReadCloser)
-		b.once.Do(func() { b.done(err == nil) })
+		// Only while the body is not finished: once read to its end, the
+		// connection may already be pooled, or in use by another request.
+		b.once.Do(func() {
+			_ = b.conn.SetReadDeadline(time.Now().Add(drainWait))
+			_, err := io.Copy(io.Discard, b.ReadCloser)
+			b.done(err == nil)
+		})
 		return b.ReadCloser.Close()
 	}
 	// Close the connection first: it ends a stream the daemon is still

@@ -337,3 +337,19 @@ func TestTransportClosingAStalledShortBodyReturns(t *testing.T) {
 		t.Errorf("%d pooled connections after a stalled body, want 0", pooled)
 	}
 }
+
+// TestTransportReadThenCloseLeavesNoDeadline: closing a body already read
+// to its end must not touch its connection, which is back in the pool: a
+// request on it after Close's drain limit still gets its answer.
+func TestTransportReadThenCloseLeavesNoDeadline(t *testing.T) {
+	cs := newCountingServer(t, echoBody)
+	c := &http.Client{Transport: cs.transport()}
+	post(t, c, "one") // read to its end, then closed
+	time.Sleep(drainWait + 200*time.Millisecond)
+	if got := post(t, c, "two"); got != "two" {
+		t.Errorf("second answer %q, want two", got)
+	}
+	if n := cs.conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
+}
