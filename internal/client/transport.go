@@ -212,6 +212,11 @@ func (b *body) Close() error {
 		// connection may already be pooled, or in use by another request.
 		b.once.Do(func() {
 			_ = b.conn.SetReadDeadline(time.Now().Add(drainWait))
+			if b.ctx.Err() != nil {
+				// The request's end set a past deadline to cut the I/O
+				// short, which the line above may have overwritten.
+				_ = b.conn.SetReadDeadline(time.Unix(1, 0))
+			}
 			_, err := io.Copy(io.Discard, b.ReadCloser)
 			b.done(err == nil)
 		})

@@ -292,12 +292,11 @@ func TestTransportReadsPastAContinue(t *testing.T) {
 	}
 }
 
-// TestTransportClosingAStalledShortBodyReturns: a daemon that sent the head
-// of a short answer and stalled before the rest of its body must not hold
-// the caller's Close; the connection is dropped, not pooled.
-func TestTransportClosingAStalledShortBodyReturns(t *testing.T) {
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "s.sock")
+// stallingServer answers the first request on sock with the head of a
+// 10-byte body and five of its bytes, and never the rest.
+func stallingServer(t *testing.T) *transport {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "s.sock")
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
@@ -315,10 +314,36 @@ func TestTransportClosingAStalledShortBodyReturns(t *testing.T) {
 		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabcde")
 		<-release // the other five bytes never come
 	}()
-	tr := &transport{dial: func(ctx context.Context) (net.Conn, error) {
+	return &transport{dial: func(ctx context.Context) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", sock)
 	}}
+}
+
+// TestTransportCloseAfterCancelDoesNotDrain: once the request's context
+// has ended, Close does not wait for the rest of a short body.
+func TestTransportCloseAfterCancelDoesNotDrain(t *testing.T) {
+	tr := stallingServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://berth/stall", nil)
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	time.Sleep(50 * time.Millisecond) // the cancel's deadline is set first, then Close runs
+	t0 := time.Now()
+	resp.Body.Close()
+	if d := time.Since(t0); d >= drainWait {
+		t.Errorf("Close after the cancel took %v: it waited out the drain", d)
+	}
+}
+
+// TestTransportClosingAStalledShortBodyReturns: a daemon that sent the head
+// of a short answer and stalled before the rest of its body must not hold
+// the caller's Close; the connection is dropped, not pooled.
+func TestTransportClosingAStalledShortBodyReturns(t *testing.T) {
+	tr := stallingServer(t)
 	resp, err := (&http.Client{Transport: tr}).Get("http://berth/stall")
 	if err != nil {
 		t.Fatal(err)
