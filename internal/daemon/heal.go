@@ -63,15 +63,24 @@ func (d *Daemon) watchRoutes(ctx context.Context) error {
 	// The routes that exist now are checked by scanRoutes once the
 	// networks are loaded; this subscription sees every change after it.
 	err := netlink.RouteSubscribeWithOptions(updates, ctx.Done(), netlink.RouteSubscribeOptions{
-		ErrorCallback: func(err error) {
-			d.log.Warn("route watcher", "err", err)
-		},
+		ErrorCallback: func(err error) { d.routeWatchFailed(ctx, err) },
 	})
 	if err != nil {
 		return fmt.Errorf("watch routes: %w", err)
 	}
 	go d.followRoutes(updates)
 	return nil
+}
+
+// routeWatchFailed logs the error that ended the route subscription: a
+// warning, since overlaps are no longer seen, unless the daemon is
+// stopping (closing the subscription's socket fails its pending receive).
+func (d *Daemon) routeWatchFailed(ctx context.Context, err error) {
+	if ctx.Err() != nil {
+		d.log.Debug("route watcher stopped", "err", err)
+		return
+	}
+	d.log.Warn("route watcher failed; host routes that overlap networks are no longer noticed", "err", err)
 }
 
 // followRoutes turns route events into network warnings until the channel closes.

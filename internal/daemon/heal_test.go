@@ -1,8 +1,13 @@
 package daemon
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -30,5 +35,23 @@ func TestHostRouteConversion(t *testing.T) {
 				t.Errorf("hostRoute = %+v, want %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestRouteWatchFailedWarnsOnlyWhileRunning: the subscription's receive
+// fails when the daemon stops and closes it; that is no warning.
+func TestRouteWatchFailedWarnsOnlyWhileRunning(t *testing.T) {
+	var buf bytes.Buffer
+	d := &Daemon{log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.routeWatchFailed(ctx, errors.New("Receive failed: boom"))
+	if !strings.Contains(buf.String(), "level=WARN") {
+		t.Errorf("a failure while running logged %q, want a warning", buf.String())
+	}
+	buf.Reset()
+	cancel()
+	d.routeWatchFailed(ctx, errors.New("Receive failed: resource temporarily unavailable"))
+	if buf.Len() != 0 {
+		t.Errorf("a failure while stopping logged %q, want nothing at info level", buf.String())
 	}
 }
