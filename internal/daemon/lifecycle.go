@@ -18,23 +18,34 @@ import (
 
 // StartContainer gives the container its sandbox and endpoints, writes its
 // /etc files and starts it under runc. A failure undoes the networking and
-// leaves the container "created" with the error recorded.
+// leaves the container "created" with the error recorded; an AutoRemove
+// (run --rm) container is removed instead, as Docker does: `docker run
+// --rm` waits for the removal after a failed start, and would wait forever.
 func (d *Daemon) StartContainer(ctx context.Context, ref string) error {
 	cs, err := d.lookup(ref)
 	if err != nil {
 		return err
 	}
 	cs.mu.Lock()
-	defer cs.mu.Unlock()
 	if cs.c.Running() {
+		cs.mu.Unlock()
 		return errdefs.NotModified("container %s is already running", cs.c.Name)
 	}
-	if err := d.start(ctx, cs); err != nil {
-		cs.c.State.Error = err.Error()
-		_ = d.putContainer(cs.c)
-		return err
+	err = d.start(ctx, cs)
+	if err == nil {
+		cs.mu.Unlock()
+		return nil
 	}
-	return nil
+	cs.c.State.Error = err.Error()
+	_ = d.putContainer(cs.c)
+	autoRemove, id := cs.c.Config.AutoRemove, cs.c.ID
+	cs.mu.Unlock()
+	if autoRemove {
+		if rerr := d.remove(cs, id); rerr != nil {
+			d.log.Error("auto-remove after a failed start", "id", cs.c.ShortID(), "err", rerr)
+		}
+	}
+	return err
 }
 
 // start runs with cs.mu held.

@@ -376,6 +376,15 @@ func TestDockerCLIContainers(t *testing.T) {
 	if files := w.NetnsFiles(t); len(files) != 0 {
 		t.Errorf("netns files with every container stopped: %q", files)
 	}
+	// run --rm whose start fails: the CLI waits for the removal, which
+	// Docker does on a failed start; berth once left the container and the
+	// CLI waiting for ever.
+	if _, errOut, code := w.Docker(t, "run", "--rm", "--name", "nostart", testworld.BusyboxImage, "nosuchcmd"); code != 127 || !strings.Contains(errOut, "executable file not found") {
+		t.Errorf("docker run --rm of a missing command: exit %d, stderr %q; want 127 and the start error", code, errOut)
+	}
+	if out := mustDocker(t, w, "ps", "-a", "--filter", "name=nostart", "-q"); out != "" {
+		t.Errorf("the run --rm container whose start failed is still there: %q", out)
+	}
 	if out := mustDocker(t, w, "rm", "-f", "s1", "s2", "done"); !equal(lines(out), []string{"s1", "s2", "done"}) {
 		t.Errorf("docker rm -f printed %q", out)
 	}
