@@ -52,7 +52,9 @@ type Daemon struct {
 	driver   *bridge.Driver
 	resolv   resolvConf
 	hostname string
-	dns      *dns.Manager // embedded resolvers, one per sandbox on a user network
+	// hostsFile is the host's hosts file, copied for host-network containers.
+	hostsFile string
+	dns       *dns.Manager // embedded resolvers, one per sandbox on a user network
 
 	// stopWatchers ends the nftables and route watchers (heal.go).
 	stopWatchers func()
@@ -103,6 +105,7 @@ func New(cfg Config) (*Daemon, error) {
 func (d *Daemon) build() error {
 	var err error
 	d.hostname, _ = os.Hostname()
+	d.hostsFile = "/etc/hosts"
 	d.resolv = readResolvConf(cmp.Or(d.cfg.ResolvConf, "/etc/resolv.conf"))
 	sbs, err := sandbox.NewManager(filepath.Join(d.cfg.ExecRoot, "netns"))
 	if err != nil {

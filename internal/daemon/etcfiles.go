@@ -18,11 +18,7 @@ func (d *Daemon) writeEtcFiles(c *container.Container) error {
 	if err := os.MkdirAll(filepath.Dir(c.HostsPath), 0o755); err != nil {
 		return err
 	}
-	hostname := c.Config.Hostname
-	if c.Config.NetworkMode == network.NameHost {
-		hostname = d.hostname
-	}
-	if err := writeInPlace(c.HostnamePath, hostname+"\n"); err != nil {
+	if err := writeInPlace(c.HostnamePath, d.hostnameOf(c)+"\n"); err != nil {
 		return err
 	}
 	if err := writeInPlace(c.ResolvConfPath, d.resolvConfFor(c)); err != nil {
@@ -31,12 +27,27 @@ func (d *Daemon) writeEtcFiles(c *container.Container) error {
 	return d.writeHosts(c)
 }
 
+// hostnameOf is the container's hostname: the host's on the host network
+// (containers created that way before berth recorded it there too).
+func (d *Daemon) hostnameOf(c *container.Container) string {
+	if c.Config.NetworkMode == network.NameHost && d.hostname != "" {
+		return d.hostname
+	}
+	return c.Config.Hostname
+}
+
 // writeHosts writes /etc/hosts: localhost lines, the container's own
-// addresses with its hostname, then --add-host entries.
+// addresses with its hostname, then --add-host entries. On the host
+// network it starts from a copy of the host's /etc/hosts instead, as
+// Docker's does.
 func (d *Daemon) writeHosts(c *container.Container) error {
 	var b strings.Builder
-	b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
-	b.WriteString("fe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
+	if host, ok := d.hostHostsFile(c); ok {
+		b.WriteString(host)
+	} else {
+		b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+		b.WriteString("fe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
+	}
 	if c.State.SandboxID != "" {
 		for _, a := range d.net.Addresses(c.State.SandboxID) {
 			b.WriteString(a.String())
@@ -46,11 +57,50 @@ func (d *Daemon) writeHosts(c *container.Container) error {
 		}
 	}
 	for _, h := range c.Config.ExtraHosts {
-		if name, ip, ok := strings.Cut(h, ":"); ok {
+		if name, ip, ok := d.extraHost(h); ok {
 			fmt.Fprintf(&b, "%s\t%s\n", ip, name)
 		}
 	}
 	return writeInPlace(c.HostsPath, b.String())
+}
+
+// hostHostsFile is the host's /etc/hosts, with a final newline, for a
+// container on the host network; ok is false for other containers or
+// when the file cannot be read (the generated lines stand in).
+func (d *Daemon) hostHostsFile(c *container.Container) (string, bool) {
+	if c.Config.NetworkMode != network.NameHost {
+		return "", false
+	}
+	data, err := os.ReadFile(d.hostsFile)
+	if err != nil {
+		d.log.Warn("reading the host's hosts file for a host-network container", "path", d.hostsFile, "err", err)
+		return "", false
+	}
+	s := string(data)
+	if s != "" && !strings.HasSuffix(s, "\n") {
+		s += "\n"
+	}
+	return s, true
+}
+
+// extraHost reads one --add-host entry, "name:IP" (checked at create): the
+// IP without the brackets an IPv6 address may carry, and "host-gateway"
+// replaced by the default bridge's gateway address, as Docker's default
+// host-gateway-ip is. ok is false when there is no such address.
+func (d *Daemon) extraHost(h string) (name, ip string, ok bool) {
+	name, ip, ok = strings.Cut(h, ":")
+	if !ok {
+		return "", "", false
+	}
+	if ip == "host-gateway" {
+		n, err := d.net.Network(network.NameBridge)
+		if err != nil || n.IPv4 == nil || !n.IPv4.Gateway.IsValid() {
+			d.log.Warn("no host-gateway address for --add-host: the default bridge has no gateway", "entry", h)
+			return "", "", false
+		}
+		return name, n.IPv4.Gateway.String(), true
+	}
+	return name, strings.TrimSuffix(strings.TrimPrefix(ip, "["), "]"), true
 }
 
 // resolvConfFor is the host's resolver config without loopback servers

@@ -97,7 +97,7 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState) (err error) {
 	}
 	spec := runtime.Spec{
 		ID: c.ID, RootfsDir: img.RootfsDir, Args: append(append([]string(nil), c.Config.Entrypoint...), c.Config.Cmd...),
-		Env: c.Config.Env, Cwd: c.Config.WorkingDir, User: c.Config.User, Hostname: c.Config.Hostname,
+		Env: c.Config.Env, Cwd: c.Config.WorkingDir, User: c.Config.User, Hostname: d.hostnameOf(c),
 		NetNSPath: sb.Key, Tty: c.Config.Tty, OpenStdin: c.Config.OpenStdin,
 		Files: map[string]string{"/etc/hosts": c.HostsPath, "/etc/hostname": c.HostnamePath, "/etc/resolv.conf": c.ResolvConfPath},
 	}

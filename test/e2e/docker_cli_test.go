@@ -450,3 +450,35 @@ func checkExecTTY(t *testing.T, w *testworld.World, name string) {
 		t.Errorf("docker exec -it %s tty under a pty: %v, printed %q; want /dev/pts/N", name, err, out)
 	}
 }
+
+// TestDockerCLIHostEntries: --add-host's special host-gateway and bracketed
+// IPv6 forms, and the host network's hostname and /etc/hosts, as Docker
+// gives them.
+func TestDockerCLIHostEntries(t *testing.T) {
+	w, _ := startWorld(t)
+	hosts := mustDocker(t, w, "run", "--rm", "--add-host", "gw:host-gateway", "--add-host", "six:[::1]", testworld.BusyboxImage, "cat", "/etc/hosts")
+	for _, want := range []string{bridgeGateway.String() + "\tgw\n", "::1\tsix\n"} {
+		if !strings.Contains(hosts, want) {
+			t.Errorf("/etc/hosts with --add-host gw:host-gateway and six:[::1] lacks %q:\n%s", want, hosts)
+		}
+	}
+
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(mustDocker(t, w, "run", "--rm", "--network", "host", testworld.BusyboxImage, "hostname")); got != host {
+		t.Errorf("hostname on the host network = %q, want the host's %q", got, host)
+	}
+	if got := dockerInspect(t, w, "{{.Config.Hostname}}", strings.TrimSpace(mustDocker(t, w, "create", "--network", "host", testworld.BusyboxImage, "true"))); got != host {
+		t.Errorf("Config.Hostname of a host-network container = %q, want %q", got, host)
+	}
+	hostFile, err := os.ReadFile("/etc/hosts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := mustDocker(t, w, "run", "--rm", "--network", "host", "--add-host", "extra:10.9.8.7", testworld.BusyboxImage, "cat", "/etc/hosts")
+	if !strings.HasPrefix(got, string(hostFile)) || !strings.HasSuffix(got, "10.9.8.7\textra\n") {
+		t.Errorf("/etc/hosts on the host network: want the host's file, then the --add-host line; got\n%s", got)
+	}
+}
