@@ -36,7 +36,7 @@ func TestFake(t *testing.T) {
 	}
 	user.Subnet = user.Subnet.Masked()
 	want := []Network{defaultBridge, user}
-	if diff := cmp.Diff(want, f.Networks(), cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
+	if diff := cmp.Diff(want, f.Networks(), cmpopts.EquateComparable(netip.Prefix{}, netip.Addr{})); diff != "" {
 		t.Errorf("networks (-want +got):\n%s", diff)
 	}
 	if got, wantText := f.Ruleset().String(), mustBuild(t, want).String(); got != wantText {
@@ -53,7 +53,7 @@ func TestFake(t *testing.T) {
 	if diff := cmp.Diff(wantCalls, f.Calls()); diff != "" {
 		t.Errorf("calls (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]Network{defaultBridge}, f.Networks(), cmpopts.EquateComparable(netip.Prefix{})); diff != "" {
+	if diff := cmp.Diff([]Network{defaultBridge}, f.Networks(), cmpopts.EquateComparable(netip.Prefix{}, netip.Addr{})); diff != "" {
 		t.Errorf("networks after delete (-want +got):\n%s", diff)
 	}
 }

@@ -15,6 +15,9 @@ type Network struct {
 	// Bridge is the Linux bridge device; it keys the per-interface verdict maps.
 	Bridge string
 	Subnet netip.Prefix
+	// Gateway is the bridge's own address in Subnet (invalid: none). It is
+	// a host address, so the direct-access drop spares it.
+	Gateway netip.Addr
 	// ICC allows traffic between containers of this network (enable_icc).
 	ICC bool
 	// Masquerade NATs traffic leaving the host from this subnet (enable_ip_masquerade).

@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"cmp"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -231,19 +232,25 @@ func masqueradeRule(n Network) Rule {
 	}
 }
 
-// directAccessRule drops packets for the subnet (containers and the gateway
-// address) that arrive on any interface but the bridge. Loopback is spared
-// as Docker spares it.
+// directAccessRule drops packets for the subnet's containers that arrive on
+// any interface but the bridge. Loopback is spared as Docker spares it, and
+// so is the gateway: it is one of the host's addresses, as reachable as any
+// other (Docker's raw drop names container addresses only). Dropping it
+// too broke a published port reached through another network's gateway
+// address, and the replies to the host's own connections from that
+// address into a container of another bridge.
 func directAccessRule(n Network) Rule {
-	return Rule{
-		Stmts: []Stmt{
-			IfnameMatch{Dir: In, Negate: true, Name: n.Bridge},
-			IfnameMatch{Dir: In, Negate: true, Name: "lo"},
-			Counter{},
-			Verdict{Kind: Drop},
-		},
-		Comment: "DIRECT ACCESS DROP",
+	var stmts []Stmt
+	if n.Gateway.IsValid() {
+		stmts = append(stmts, AddrMatch{Field: Daddr, Negate: true, Prefix: netip.PrefixFrom(n.Gateway, 32)})
 	}
+	stmts = append(stmts,
+		IfnameMatch{Dir: In, Negate: true, Name: n.Bridge},
+		IfnameMatch{Dir: In, Negate: true, Name: "lo"},
+		Counter{},
+		Verdict{Kind: Drop},
+	)
+	return Rule{Stmts: stmts, Comment: "DIRECT ACCESS DROP"}
 }
 
 func accept(comment string) Rule {
@@ -266,6 +273,9 @@ func validate(n Network) (Network, error) {
 		return n, errdefs.Invalid("bridge %q: subnet %s covers every address", n.Bridge, n.Subnet)
 	}
 	n.Subnet = n.Subnet.Masked()
+	if n.Gateway.IsValid() && !n.Subnet.Contains(n.Gateway) {
+		return n, errdefs.Invalid("bridge %q: gateway %s is not in subnet %s", n.Bridge, n.Gateway, n.Subnet)
+	}
 	return n, nil
 }
 

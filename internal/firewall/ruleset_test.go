@@ -16,7 +16,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // DefaultBridge is the network Docker calls docker0, as berth configures it.
-var defaultBridge = Network{Bridge: "berth0", Subnet: netip.MustParsePrefix("172.17.0.0/16"), ICC: true, Masquerade: true}
+var defaultBridge = Network{Bridge: "berth0", Subnet: netip.MustParsePrefix("172.17.0.0/16"), Gateway: netip.MustParseAddr("172.17.0.1"), ICC: true, Masquerade: true}
 
 // GoldenCases are the rulesets whose nft text is kept under testdata/.
 var goldenCases = []struct {

@@ -269,6 +269,7 @@ func firewallNetwork(n *Network) firewall.Network {
 	return firewall.Network{
 		Bridge:     n.Bridge.Name,
 		Subnet:     n.IPv4.Subnet,
+		Gateway:    n.IPv4.Gateway,
 		ICC:        n.Bridge.EnableICC,
 		Masquerade: n.Bridge.EnableIPMasquerade && !n.Internal,
 		Internal:   n.Internal,

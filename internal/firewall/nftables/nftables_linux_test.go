@@ -16,7 +16,7 @@ import (
 
 // The networks of firewall's golden files (internal/firewall/testdata).
 var (
-	defaultBridge = firewall.Network{Bridge: "berth0", Subnet: netip.MustParsePrefix("172.17.0.0/16"), ICC: true, Masquerade: true}
+	defaultBridge = firewall.Network{Bridge: "berth0", Subnet: netip.MustParsePrefix("172.17.0.0/16"), Gateway: netip.MustParseAddr("172.17.0.1"), ICC: true, Masquerade: true}
 	userNoICC     = firewall.Network{Bridge: "br-0123456789ab", Subnet: netip.MustParsePrefix("172.18.0.0/16"), Masquerade: true}
 	internalNet   = firewall.Network{Bridge: "br-internal", Subnet: netip.MustParsePrefix("172.19.0.0/16"), ICC: true, Masquerade: true, Internal: true}
 	noMasq        = firewall.Network{Bridge: "br-nomasq", Subnet: netip.MustParsePrefix("192.168.16.0/20"), ICC: true}

@@ -29,8 +29,8 @@ type world struct {
 }
 
 var (
-	br0 = firewall.Network{Bridge: "br0", Subnet: netip.MustParsePrefix("10.0.1.0/24"), ICC: true, Masquerade: true}
-	br1 = firewall.Network{Bridge: "br1", Subnet: netip.MustParsePrefix("10.0.2.0/24"), ICC: true, Masquerade: true}
+	br0 = firewall.Network{Bridge: "br0", Subnet: netip.MustParsePrefix("10.0.1.0/24"), Gateway: netip.MustParseAddr("10.0.1.1"), ICC: true, Masquerade: true}
+	br1 = firewall.Network{Bridge: "br1", Subnet: netip.MustParsePrefix("10.0.2.0/24"), Gateway: netip.MustParseAddr("10.0.2.1"), ICC: true, Masquerade: true}
 )
 
 const server = "203.0.113.10"
@@ -177,6 +177,23 @@ func TestTraffic(t *testing.T) {
 		}
 		if !reaches(t, w.c1, server) {
 			t.Error("replies to masqueraded traffic no longer pass")
+		}
+		// The gateway is a host address, not a container: reachable as
+		// any other (Docker's raw drop names container addresses only).
+		if !reaches(t, w.outside, "10.0.1.1") {
+			t.Error("the outside cannot reach br0's gateway, a host address")
+		}
+	})
+
+	t.Run("another network's gateway", func(t *testing.T) {
+		// A host address on another bridge: a published port is reached
+		// through it, and replies to the host's own connections come back
+		// to it from containers of other bridges.
+		if !reaches(t, w.c1, "10.0.2.1") {
+			t.Error("c1 on br0 cannot reach br1's gateway address")
+		}
+		if !reaches(t, w.c3, "10.0.1.1") {
+			t.Error("c3 on br1 cannot reach br0's gateway address")
 		}
 	})
 
