@@ -56,7 +56,7 @@ func (d *Daemon) AttachContainer(ctx context.Context, ref string, s api.Streams)
 	if stderr == nil {
 		stderr = io.Discard
 	}
-	return d.runtime.Logs(ctx, id, stdout, stderr, true, exited)
+	return d.runtime.Logs(ctx, id, stdout, stderr, -1, true, exited)
 }
 
 // ContainerLogs writes what the container printed, following it while it runs.
@@ -79,7 +79,7 @@ func (d *Daemon) ContainerLogs(ctx context.Context, ref string, opts api.LogsOpt
 		close(done)
 		exited = done
 	}
-	return d.runtime.Logs(ctx, id, stdout, stderr, opts.Follow && running, exited)
+	return d.runtime.Logs(ctx, id, stdout, stderr, opts.Tail, opts.Follow && running, exited)
 }
 
 // ResizeContainer resizes a tty container's terminal; without a tty it is a no-op, as in Docker.

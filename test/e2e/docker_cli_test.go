@@ -482,3 +482,21 @@ func TestDockerCLIHostEntries(t *testing.T) {
 		t.Errorf("/etc/hosts on the host network: want the host's file, then the --add-host line; got\n%s", got)
 	}
 }
+
+// TestDockerCLILogsTail: docker logs --tail N prints the last N lines
+// (berth counts them per stream: its stdout and stderr logs are separate
+// files).
+func TestDockerCLILogsTail(t *testing.T) {
+	w, _ := startWorld(t)
+	mustDocker(t, w, "run", "--name", "lines", testworld.BusyboxImage, "sh", "-c", "echo 1; echo 2; echo 3; echo e >&2")
+	for _, tc := range []struct {
+		tail, want string
+	}{{"2", "2\n3\n"}, {"0", ""}, {"all", "1\n2\n3\n"}, {"10", "1\n2\n3\n"}} {
+		if got := mustDocker(t, w, "logs", "--tail", tc.tail, "lines"); got != tc.want {
+			t.Errorf("docker logs --tail %s = %q, want %q", tc.tail, got, tc.want)
+		}
+	}
+	if _, errOut, _ := w.Docker(t, "logs", "--tail", "1", "lines"); errOut != "e\n" {
+		t.Errorf("docker logs --tail 1, stderr = %q, want the last stderr line", errOut)
+	}
+}
