@@ -146,7 +146,8 @@ func hostPort(port int) string { return testworld.HostAddr.String() + ":" + strc
 // TestPublishedPortsReachability: a published port answers from the
 // outside world with the client's own source address (TCP and UDP), from
 // the host on 127.0.0.1 and its own address, from a neighbour through the
-// host address (hairpin), and from a container on another network; a port
+// host address (hairpin), and from a container on another network, also
+// through any network's gateway address; a port
 // bound to 127.0.0.1 answers only on the host; unpublished ports and
 // direct access to container addresses stay closed even to a client that
 // routes the container subnet through the host.
@@ -173,6 +174,12 @@ func TestPublishedPortsReachability(t *testing.T) {
 	w.MustBerth(t, "network", "create", "other")
 	w.runPeer(t, "elsewhere", "tcp:80", "--network", "other")
 	w.reach(t, "container:elsewhere", "tcp", hostPort(8080), "")
+	// Every gateway is a host address: a published port answers on each,
+	// from the host and from containers of either network.
+	otherGW := networkField(t, w, "{{(index .IPAM.Config 0).Gateway}}", "other")
+	w.reach(t, "container:elsewhere", "tcp", bridgeGateway.String()+":8080", "")
+	w.reach(t, "container:neighbour", "tcp", otherGW+":8080", "")
+	w.reach(t, "host", "tcp", otherGW+":8080", "")
 
 	// An internal network has no way out, not even through a DNAT to its gateway.
 	w.MustBerth(t, "network", "create", "--internal", "inner")
