@@ -105,6 +105,12 @@ func (d *Daemon) planNetworks(cfg *container.Config) error {
 			if !n.IPv4.UserSubnet {
 				return errdefs.Invalid("user specified IP address is supported only when connecting to networks with user configured subnets")
 			}
+			// Checked here, not only when the address is taken at start,
+			// so that no container is left behind (Docker 25 and later
+			// refuse it at create too).
+			if !n.IPv4.Subnet.Contains(req.IPv4Address) {
+				return errdefs.Invalid("invalid endpoint settings: address %s is not in subnet %s of network %s", req.IPv4Address, n.IPv4.Subnet, n.Name)
+			}
 		}
 		want[n.Name] = req
 	}
