@@ -127,7 +127,6 @@ func (t *transport) exchange(pc *persistConn, req *http.Request) (resp *http.Res
 	keep := !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols
 	resp.Body = &body{ReadCloser: resp.Body, ctx: req.Context(), conn: pc.c, length: resp.ContentLength, done: func(eof bool) {
 		if stop() && eof && keep && req.Context().Err() == nil {
-			_ = pc.c.SetReadDeadline(time.Time{}) // Close's drain may have set one
 			t.put(pc)
 			return
 		}
@@ -218,6 +217,9 @@ func (b *body) Close() error {
 				_ = b.conn.SetReadDeadline(time.Unix(1, 0))
 			}
 			_, err := io.Copy(io.Discard, b.ReadCloser)
+			if err == nil {
+				_ = b.conn.SetReadDeadline(time.Time{}) // the connection may be kept
+			}
 			b.done(err == nil)
 		})
 		return b.ReadCloser.Close()

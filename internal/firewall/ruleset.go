@@ -240,16 +240,17 @@ func masqueradeRule(n Network) Rule {
 // address, and the replies to the host's own connections from that
 // address into a container of another bridge.
 func directAccessRule(n Network) Rule {
-	var stmts []Stmt
+	// The interface tests come first: a packet from the network's own
+	// bridge (every container-to-container packet, when br_netfilter
+	// passes bridged traffic through this hook) stops at the first one.
+	stmts := []Stmt{
+		IfnameMatch{Dir: In, Negate: true, Name: n.Bridge},
+		IfnameMatch{Dir: In, Negate: true, Name: "lo"},
+	}
 	if n.Gateway.IsValid() {
 		stmts = append(stmts, AddrMatch{Field: Daddr, Negate: true, Prefix: netip.PrefixFrom(n.Gateway, 32)})
 	}
-	stmts = append(stmts,
-		IfnameMatch{Dir: In, Negate: true, Name: n.Bridge},
-		IfnameMatch{Dir: In, Negate: true, Name: "lo"},
-		Counter{},
-		Verdict{Kind: Drop},
-	)
+	stmts = append(stmts, Counter{}, Verdict{Kind: Drop})
 	return Rule{Stmts: stmts, Comment: "DIRECT ACCESS DROP"}
 }
 
