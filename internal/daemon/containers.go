@@ -45,9 +45,7 @@ func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg container
 		State: container.State{Status: container.StatusCreated}}
 	if c.Config.Hostname == "" {
 		c.Config.Hostname = c.ShortID()
-		if c.Config.NetworkMode == network.NameHost && d.hostname != "" {
-			c.Config.Hostname = d.hostname // the host's name, as with Docker
-		}
+		c.Config.Hostname = d.hostnameOf(c) // the host's, on the host network
 	}
 	dir := d.filesDir(c.ID)
 	c.HostsPath, c.HostnamePath, c.ResolvConfPath = filepath.Join(dir, "hosts"), filepath.Join(dir, "hostname"), filepath.Join(dir, "resolv.conf")
