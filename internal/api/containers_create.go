@@ -106,10 +106,42 @@ func checkCreate(c *ctypes.Config, hc *ctypes.HostConfig) error {
 	if err := unsupportedContainerFeatures(c, hc); err != nil {
 		return err
 	}
+	if err := checkSharedNetns(c, hc); err != nil {
+		return err
+	}
 	if err := checkDNS(hc.DNS); err != nil {
 		return err
 	}
 	return checkExtraHosts(hc.ExtraHosts)
+}
+
+// checkSharedNetns applies moby's rules (runconfig's
+// validateNetContainerMode, in its words) to a container that shares
+// another's network namespace: what would configure a network namespace
+// of its own is refused, since it has none.
+func checkSharedNetns(c *ctypes.Config, hc *ctypes.HostConfig) error {
+	ref, ok := container.SharedNetns(string(hc.NetworkMode))
+	switch {
+	case !ok && string(hc.NetworkMode) != "container": // moby's test, so a network named "container" is refused too
+		return nil
+	case !ok || ref == "":
+		return errdefs.Invalid("invalid network mode: invalid container format container:<name|id>")
+	case c.Hostname != "":
+		return errdefs.Invalid("conflicting options: hostname and the network mode")
+	case len(hc.Links) > 0:
+		return errdefs.Invalid("conflicting options: container type network can't be used with links. This would result in undefined behavior")
+	case len(hc.DNS) > 0:
+		return errdefs.Invalid("conflicting options: dns and the network mode")
+	case len(hc.ExtraHosts) > 0:
+		return errdefs.Invalid("conflicting options: custom host-to-IP mapping and the network mode")
+	case len(hc.PortBindings) > 0 || hc.PublishAllPorts:
+		return errdefs.Invalid("conflicting options: port publishing and the container type network mode")
+	case len(c.ExposedPorts) > 0:
+		return errdefs.Invalid("conflicting options: port exposing and the container type network mode")
+	case c.MacAddress != "": // the container-wide field of API 1.43 and before
+		return errdefs.Invalid("conflicting options: mac-address and the network mode")
+	}
+	return nil
 }
 
 func unsupportedContainerFeatures(c *ctypes.Config, hc *ctypes.HostConfig) error {
@@ -118,8 +150,6 @@ func unsupportedContainerFeatures(c *ctypes.Config, hc *ctypes.HostConfig) error
 		return errdefs.Invalid("volumes and mounts (-v, --mount, --volumes-from) are not supported by berth yet")
 	case hc.RestartPolicy.Name != "" && hc.RestartPolicy.Name != ctypes.RestartPolicyDisabled:
 		return errdefs.Invalid("restart policy %q is not supported by berth: use \"no\"", hc.RestartPolicy.Name)
-	case hc.NetworkMode.IsContainer():
-		return errdefs.Invalid("network mode %q is not supported by berth: use a network", string(hc.NetworkMode))
 	}
 	return nil
 }
@@ -179,6 +209,26 @@ func checkExtraHosts(hosts []string) error {
 	return nil
 }
 
+// sharedNetnsEndpoints refuses endpoint settings for a container that
+// shares another's network namespace: it joins no network. Docker ignores
+// them silently; a user who asked for an address or an alias is told.
+func sharedNetnsEndpoints(mode string, eps map[string]*nettypes.EndpointSettings) error {
+	for name, es := range eps {
+		switch {
+		case name != mode:
+			return errdefs.Invalid("container sharing network namespace with another container or host cannot be connected to any other network")
+		case es == nil:
+		case es.MacAddress != "":
+			return errdefs.Invalid("conflicting options: mac-address and the network mode")
+		case es.IPAMConfig != nil && (es.IPAMConfig.IPv4Address != "" || es.IPAMConfig.IPv6Address != "" || len(es.IPAMConfig.LinkLocalIPs) > 0):
+			return errdefs.Invalid("user specified IP address is supported on user defined networks only")
+		case len(es.Aliases) > 0:
+			return errdefs.Invalid("network-scoped aliases are only supported for user-defined networks")
+		}
+	}
+	return nil
+}
+
 // createNetworks resolves the network mode ("default" is "bridge", as in
 // moby) and the per-network endpoint wishes. The mode's network is always
 // among the returned networks, so the daemon has one list to join.
@@ -190,6 +240,9 @@ func createNetworks(c *ctypes.Config, hc *ctypes.HostConfig, nc *nettypes.Networ
 	var eps map[string]*nettypes.EndpointSettings
 	if nc != nil {
 		eps = maps.Clone(nc.EndpointsConfig)
+	}
+	if _, ok := container.SharedNetns(mode); ok {
+		return mode, nil, sharedNetnsEndpoints(mode, eps)
 	}
 	if es, ok := eps[nettypes.NetworkDefault]; ok {
 		delete(eps, nettypes.NetworkDefault)

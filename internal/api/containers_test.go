@@ -82,6 +82,12 @@ func TestContainerCreate(t *testing.T) {
 			Networks: map[string]container.EndpointRequest{"bridge": {Aliases: []string{"x"}}},
 		},
 	}, {
+		name: "another container's network namespace, with an empty endpoint as docker sends it",
+		path: "/v1.51/containers/create",
+		body: `{"Image":"busybox","HostConfig":{"NetworkMode":"container:db"},
+			"NetworkingConfig":{"EndpointsConfig":{"container:db":{}}}}`,
+		want: container.Config{Image: "busybox", NetworkMode: "container:db"},
+	}, {
 		name: "AutoRemove is the client's job before 1.25",
 		path: "/v1.24/containers/create",
 		body: `{"Image":"busybox","HostConfig":{"AutoRemove":true,"NetworkMode":"none"}}`,

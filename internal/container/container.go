@@ -5,6 +5,7 @@ package container
 
 import (
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -41,7 +42,9 @@ type Config struct {
 	PortBindings map[string][]PortBinding `json:"portBindings,omitempty"`
 	// PublishAllPorts publishes every exposed port on an ephemeral host port (-P).
 	PublishAllPorts bool `json:"publishAllPorts,omitempty"`
-	// NetworkMode is "bridge", "host", "none" or a user network's name.
+	// NetworkMode is "bridge", "host", "none", a user network's name, or
+	// "container:<id>" to share another container's network namespace
+	// (SharedNetns).
 	NetworkMode string `json:"networkMode"`
 	AutoRemove  bool   `json:"autoRemove,omitempty"`
 	// Networks are the networks to join at start, keyed by network name or ID.
@@ -89,6 +92,10 @@ type State struct {
 	SandboxID string `json:"sandboxId,omitempty"`
 	// SandboxKey is the path of the sandbox's network namespace ("" when stopped).
 	SandboxKey string `json:"sandboxKey,omitempty"`
+	// JoinedNetns is, while a container that shares another's network
+	// namespace runs, the path of that namespace ("" is the daemon's own:
+	// the other container was on the host network). It has no sandbox.
+	JoinedNetns string `json:"joinedNetns,omitempty"`
 }
 
 // Container is one container as the daemon records it.
@@ -104,6 +111,27 @@ type Container struct {
 	HostsPath      string `json:"hostsPath,omitempty"`
 	LogPath        string `json:"logPath,omitempty"`
 }
+
+// NetnsPath is the network namespace the running container's processes
+// are in: its sandbox's, or the one it joined; "" is the daemon's own (the
+// host network).
+func (c *Container) NetnsPath() string {
+	if _, ok := SharedNetns(c.Config.NetworkMode); ok {
+		return c.State.JoinedNetns
+	}
+	return c.State.SandboxKey
+}
+
+// sharedPrefix starts the NetworkMode of a container that shares another
+// container's network namespace.
+const sharedPrefix = "container:"
+
+// SharedNetns reports whether a NetworkMode shares another container's
+// network namespace ("container:<name or id>"), and names that container.
+func SharedNetns(mode string) (ref string, ok bool) { return strings.CutPrefix(mode, sharedPrefix) }
+
+// SharedNetnsMode is the NetworkMode sharing container id's network namespace.
+func SharedNetnsMode(id string) string { return sharedPrefix + id }
 
 // Running reports whether the container's process is alive as far as the record knows.
 func (c *Container) Running() bool { return c.State.Status == StatusRunning }

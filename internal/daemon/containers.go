@@ -79,6 +79,16 @@ func (d *Daemon) planNetworks(cfg *container.Config) error {
 	if cfg.NetworkMode == "" || cfg.NetworkMode == "default" {
 		cfg.NetworkMode = network.NameBridge
 	}
+	if ref, ok := container.SharedNetns(cfg.NetworkMode); ok {
+		// As moby's adaptSharedNamespaceContainer: the other container by
+		// ID when it exists; else as given, refused at start if still
+		// missing (it may be created in between).
+		if cs, err := d.lookup(ref); err == nil {
+			cfg.NetworkMode = container.SharedNetnsMode(cs.c.ID)
+		}
+		cfg.Networks = nil
+		return nil
+	}
 	mode, err := d.net.Network(cfg.NetworkMode)
 	if err != nil {
 		return err

@@ -26,12 +26,18 @@ func (d *Daemon) StartContainer(ctx context.Context, ref string) error {
 	if err != nil {
 		return err
 	}
+	// The container whose namespace this one shares, if it does, is read
+	// before this one is locked: a start never holds two containers' locks.
+	donor, donorErr := d.netnsDonor(cs)
 	cs.mu.Lock()
 	if cs.c.Running() {
 		cs.mu.Unlock()
 		return errdefs.NotModified("container %s is already running", cs.c.Name)
 	}
-	err = d.start(ctx, cs)
+	err = donorErr
+	if err == nil {
+		err = d.start(ctx, cs, donor)
+	}
 	if err == nil {
 		cs.mu.Unlock()
 		return nil
@@ -48,12 +54,50 @@ func (d *Daemon) StartContainer(ctx context.Context, ref string) error {
 	return err
 }
 
-// start runs with cs.mu held.
-func (d *Daemon) start(ctx context.Context, cs *ctrState) (err error) {
+// netnsDonor returns a copy of the running container whose network
+// namespace cs's shares (NetworkMode "container:<id>"), nil if cs has its
+// own, with moby's errors for a donor that is missing, cs itself, or not
+// running.
+func (d *Daemon) netnsDonor(cs *ctrState) (*container.Container, error) {
+	cs.mu.Lock()
+	mode := cs.c.Config.NetworkMode
+	cs.mu.Unlock()
+	ref, ok := container.SharedNetns(mode)
+	if !ok {
+		return nil, nil
+	}
+	dcs, err := d.lookup(ref)
+	if err != nil {
+		// A system error, as moby's: the name resolved at create.
+		return nil, errdefs.WithKind(errdefs.KindUnknown, fmt.Errorf("joining network namespace of container: %w", err))
+	}
+	if dcs == cs {
+		return nil, errors.New("cannot join own network namespace")
+	}
+	dcs.mu.Lock()
+	donor := cloneContainer(dcs.c)
+	dcs.mu.Unlock()
+	if !donor.Running() {
+		return nil, errdefs.Conflict("cannot join network namespace of a non running container: container %s is %s", donor.Name, donor.Status())
+	}
+	return donor, nil
+}
+
+// start runs with cs.mu held. donor, if not nil, is the running container
+// whose network namespace c shares (netnsDonor).
+func (d *Daemon) start(ctx context.Context, cs *ctrState, donor *container.Container) (err error) {
 	c := cs.c
 	img, err := d.images.Get(c.Config.ImageID)
 	if err != nil {
 		return err
+	}
+	if donor != nil {
+		// No sandbox, no endpoint, no files of its own: the namespace,
+		// hostname and /etc files are the donor's, as in moby's
+		// initializeNetworking, so the donor's later connects show here too.
+		c.Config.Hostname, c.Config.Domainname = donor.Config.Hostname, donor.Config.Domainname
+		c.HostsPath, c.HostnamePath, c.ResolvConfPath = donor.HostsPath, donor.HostnamePath, donor.ResolvConfPath
+		return d.run(ctx, cs, img.RootfsDir, container.State{JoinedNetns: donor.NetnsPath()})
 	}
 	// NetworkMode only decides host or not: the networks joined are
 	// Config.Networks, which a disconnect may have left without the
@@ -95,11 +139,21 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState) (err error) {
 	if err := d.writeEtcFiles(c); err != nil {
 		return err
 	}
+	return d.run(ctx, cs, img.RootfsDir, container.State{SandboxID: sb.ID, SandboxKey: sb.Key})
+}
+
+// run starts c's process in the network namespace net names and records
+// it as running with net's fields; start has made or found that namespace.
+func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, net container.State) error {
+	c := cs.c
 	spec := runtime.Spec{
-		ID: c.ID, RootfsDir: img.RootfsDir, Args: append(append([]string(nil), c.Config.Entrypoint...), c.Config.Cmd...),
+		ID: c.ID, RootfsDir: rootfs, Args: append(append([]string(nil), c.Config.Entrypoint...), c.Config.Cmd...),
 		Env: c.Config.Env, Cwd: c.Config.WorkingDir, User: c.Config.User, Hostname: d.hostnameOf(c),
-		NetNSPath: sb.Key, Tty: c.Config.Tty, OpenStdin: c.Config.OpenStdin,
+		NetNSPath: net.SandboxKey, Tty: c.Config.Tty, OpenStdin: c.Config.OpenStdin,
 		Files: map[string]string{"/etc/hosts": c.HostsPath, "/etc/hostname": c.HostnamePath, "/etc/resolv.conf": c.ResolvConfPath},
+	}
+	if net.SandboxID == "" {
+		spec.NetNSPath = net.JoinedNetns
 	}
 	// A previous run may have left runc state and the rootfs mount behind.
 	if err := d.runtime.Release(c.ID); err != nil {
@@ -114,7 +168,7 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState) (err error) {
 	close(cs.started) // wake "next-exit" waiters that came before the start
 	cs.started = make(chan struct{})
 	c.State = container.State{Status: container.StatusRunning, Pid: proc.Pid, PidStart: proc.PidStart,
-		StartedAt: time.Now().UTC(), SandboxID: sb.ID, SandboxKey: sb.Key}
+		StartedAt: time.Now().UTC(), SandboxID: net.SandboxID, SandboxKey: net.SandboxKey, JoinedNetns: net.JoinedNetns}
 	if err := d.putContainer(c); err != nil {
 		// The process runs but is not recorded: kill it rather than leak it.
 		_ = d.runtime.Signal(c.ID, proc, syscall.SIGKILL)

@@ -165,6 +165,9 @@ func (d *Daemon) canConnect(c *container.Container, n *network.Network) error {
 	if n.Driver == network.DriverHost {
 		return errdefs.Invalid("%s", errConflictHostNetwork)
 	}
+	if _, ok := container.SharedNetns(c.Config.NetworkMode); ok {
+		return errdefs.Invalid("%s", errConflictSharedNetwork)
+	}
 	for name := range c.Config.Networks {
 		cur, err := d.net.Network(name)
 		if err != nil {

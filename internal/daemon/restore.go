@@ -80,7 +80,7 @@ func (d *Daemon) markStopped(cs *ctrState) error {
 	c := cs.c
 	err := d.runtime.Release(c.ID)
 	wasRunning := c.Running()
-	c.State.SandboxID, c.State.SandboxKey, c.State.Pid, c.State.PidStart = "", "", 0, 0
+	c.State.SandboxID, c.State.SandboxKey, c.State.JoinedNetns, c.State.Pid, c.State.PidStart = "", "", "", 0, 0
 	if wasRunning {
 		c.State.Status = container.StatusExited
 		c.State.ExitCode = 255

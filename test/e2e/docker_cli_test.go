@@ -500,3 +500,73 @@ func TestDockerCLILogsTail(t *testing.T) {
 		t.Errorf("docker logs --tail 1, stderr = %q, want the last stderr line", errOut)
 	}
 }
+
+// TestDockerCLISharedNetns: --network container:<name> runs a container in
+// another's network namespace, with its hostname, /etc files and names,
+// and Docker's refusals for what would need a namespace of its own.
+func TestDockerCLISharedNetns(t *testing.T) {
+	w, d := startWorld(t)
+	mustDocker(t, w, "network", "create", "web")
+	donorID := runDockerSleeper(t, w, "donor", "--network", "web")
+	runDockerSleeper(t, w, "peer", "--network", "web")
+	donorIP := dockerInspect(t, w, "{{.NetworkSettings.Networks.web.IPAddress}}", "donor")
+	peerIP := dockerInspect(t, w, "{{.NetworkSettings.Networks.web.IPAddress}}", "peer")
+
+	if out := mustDocker(t, w, "run", "--rm", "--network", "container:donor", testworld.BusyboxImage, "ip", "-o", "-4", "addr", "show", "eth0"); !strings.Contains(out, " "+donorIP+"/") {
+		t.Errorf("eth0 of a container on container:donor:\n%s\nwant the donor's address %s", out, donorIP)
+	}
+	joinedID := runDockerSleeper(t, w, "joined", "--network", "container:donor")
+	if got, want := containerLinks(t, w, "joined"), containerLinks(t, w, "donor"); !slices.Equal(got, want) {
+		t.Errorf("links seen by the joined container = %v, want the donor's %v", got, want)
+	}
+	if got, want := dockerInspect(t, w, "{{.HostConfig.NetworkMode}}", "joined"), "container:"+donorID; got != want {
+		t.Errorf("HostConfig.NetworkMode = %q, want %q (the donor by ID, as moby records it)", got, want)
+	}
+	if got := dockerInspect(t, w, "{{len .NetworkSettings.Networks}} {{.NetworkSettings.SandboxKey}}|", "joined"); got != "0 |" {
+		t.Errorf("joined container's networks and sandbox key: %q, want none of either", got)
+	}
+	for _, f := range []string{"hostname", "hosts", "resolv.conf"} {
+		if got, want := mustDocker(t, w, "exec", "joined", "cat", "/etc/"+f), mustDocker(t, w, "exec", "donor", "cat", "/etc/"+f); got != want {
+			t.Errorf("/etc/%s of the joined container:\n%s\nwant the donor's:\n%s", f, got, want)
+		}
+	}
+	wantLookup(t, w, "joined", "peer", netip.MustParseAddr(peerIP))
+
+	// What would configure a namespace of its own is refused, in moby's words.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"network", "connect", "bridge", "joined"}, "container sharing network namespace with another container or host cannot be connected to any other network"},
+		{[]string{"run", "--network", "container:donor", "-p", "8080:80", testworld.BusyboxImage, "true"}, "conflicting options: port publishing and the container type network mode"},
+		{[]string{"run", "--network", "container:donor", "--hostname", "h", testworld.BusyboxImage, "true"}, "conflicting options: hostname and the network mode"},
+		{[]string{"run", "--network", "container:donor", "--dns", "192.0.2.53", testworld.BusyboxImage, "true"}, "conflicting options: dns and the network mode"},
+		{[]string{"run", "--network", "container:donor", "--add-host", "a:192.0.2.1", testworld.BusyboxImage, "true"}, "conflicting options: custom host-to-IP mapping and the network mode"},
+		{[]string{"run", "--rm", "--network", "container:nosuch", testworld.BusyboxImage, "true"}, "joining network namespace of container: No such container: nosuch"},
+	} {
+		if _, errOut, code := w.Docker(t, c.args...); code == 0 || !strings.Contains(errOut, c.want) {
+			t.Errorf("docker %s: exit %d, stderr %q; want a failure saying %q", strings.Join(c.args, " "), code, errOut, c.want)
+		}
+	}
+
+	// The joined container outlives the donor's networking, as in Docker;
+	// it cannot start again while the donor is stopped.
+	mustDocker(t, w, "stop", "joined", "donor")
+	if _, errOut, code := w.Docker(t, "start", "joined"); code == 0 || !strings.Contains(errOut, "cannot join network namespace of a non running container: container donor is exited") {
+		t.Errorf("docker start joined with the donor stopped: exit %d, stderr %q", code, errOut)
+	}
+	mustDocker(t, w, "start", "donor")
+	mustDocker(t, w, "start", "joined")
+	if got, want := containerLinks(t, w, "joined"), containerLinks(t, w, "donor"); !slices.Equal(got, want) {
+		t.Errorf("after both restarted, links seen by the joined container = %v, want the donor's %v", got, want)
+	}
+
+	// A daemon killed and started again re-adopts it, and can stop it.
+	d.Kill()
+	w.Start(t)
+	if got := dockerInspect(t, w, "{{.State.Running}} {{.HostConfig.NetworkMode}}", "joined"); got != "true container:"+donorID {
+		t.Errorf("joined container after a daemon restart: %q, want it running with its mode", got)
+	}
+	mustDocker(t, w, "stop", "joined")
+	mustDocker(t, w, "rm", "-f", joinedID, "donor", "peer")
+}
