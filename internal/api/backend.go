@@ -40,6 +40,8 @@ type Backend interface {
 	StopContainer(ctx context.Context, ref string, timeout *int, signal string) error
 	KillContainer(ctx context.Context, ref string, signal string) error
 	RemoveContainer(ctx context.Context, ref string, force bool) error
+	// RenameContainer gives the container a new name (without the "/").
+	RenameContainer(ctx context.Context, ref, name string) error
 	// WaitContainer returns at once; the channel yields one result when the
 	// condition ("not-running" (default), "next-exit", "removed") is met.
 	WaitContainer(ctx context.Context, ref string, condition string) (<-chan WaitResult, error)

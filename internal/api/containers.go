@@ -213,6 +213,15 @@ func (s *Server) killContainer(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// renameContainer is docker rename: ?name= is the new name.
+func (s *Server) renameContainer(w http.ResponseWriter, r *http.Request) error {
+	if err := s.backend.RenameContainer(r.Context(), r.PathValue("id"), r.URL.Query().Get("name")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 func (s *Server) removeContainer(w http.ResponseWriter, r *http.Request) error {
 	// v (volumes) and link are accepted and mean nothing: berth has neither.
 	if err := s.backend.RemoveContainer(r.Context(), r.PathValue("id"), boolValue(r, "force")); err != nil {

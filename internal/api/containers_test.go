@@ -234,13 +234,15 @@ func TestContainerLifecycle(t *testing.T) {
 		"cannot kill container: nope: No such container: nope")
 	wantStatus(t, call(t, s, http.MethodPost, "/v1.51/containers/test1/restart", ""), http.StatusNoContent)
 	wantStatus(t, call(t, s, http.MethodPost, "/v1.51/containers/test1/resize?h=40&w=120", ""), http.StatusOK)
+	wantStatus(t, call(t, s, http.MethodPost, "/v1.51/containers/test1/rename?name=web2", ""), http.StatusNoContent)
+	wantError(t, call(t, s, http.MethodPost, "/v1.51/containers/nope/rename?name=x", ""), http.StatusNotFound, "No such container: nope")
 	wantError(t, call(t, s, http.MethodDelete, "/v1.51/containers/test1", ""), http.StatusConflict,
 		`cannot remove container "/test1": container is running: stop the container before removing or force remove`)
 	wantStatus(t, call(t, s, http.MethodDelete, "/v1.51/containers/test1?force=1&v=1&link=0", ""), http.StatusNoContent)
 	wantError(t, call(t, s, http.MethodDelete, "/v1.51/containers/nope", ""), http.StatusNotFound, "No such container: nope")
 	want := []string{
 		"StartContainer test1", "StopContainer test1", "StopContainer test1", "KillContainer test1 KILL",
-		"StopContainer test1", "RemoveContainer test1 true",
+		"StopContainer test1", "RenameContainer test1 web2", "RemoveContainer test1 true",
 	}
 	if diff := cmp.Diff(want, f.Mutations()); diff != "" {
 		t.Errorf("mutations (-want +got):\n%s", diff)

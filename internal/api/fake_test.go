@@ -305,6 +305,14 @@ func (f *fakeBackend) KillContainer(ctx context.Context, ref, signal string) err
 	return nil
 }
 
+func (f *fakeBackend) RenameContainer(ctx context.Context, ref, name string) error {
+	if _, err := f.Container(ctx, ref); err != nil {
+		return err
+	}
+	f.mutated("RenameContainer %s %s", ref, name)
+	return nil
+}
+
 func (f *fakeBackend) RemoveContainer(ctx context.Context, ref string, force bool) error {
 	c, err := f.Container(ctx, ref)
 	if err != nil {

@@ -29,6 +29,7 @@ func newContainerCommand(e *env) *cobra.Command {
 		newStopCommand(e),
 		newKillCommand(e),
 		newRmCommand(e),
+		newRenameCommand(e),
 		newLogsCommand(e),
 		newPortCommand(e),
 	)

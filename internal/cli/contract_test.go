@@ -55,6 +55,7 @@ func newRecordingDaemon(t *testing.T) *recordingDaemon {
 	reply("DELETE /containers/{id}", 204, nil)
 	reply("POST /containers/{id}/stop", 204, nil)
 	reply("POST /containers/{id}/kill", 204, nil)
+	reply("POST /containers/{id}/rename", 204, nil)
 	reply("POST /containers/{id}/start", 204, nil)
 	reply("DELETE /networks/{id}", 204, nil)
 	reply("GET /networks/{id}", 200, map[string]any{"Name": "web", "Id": "f00d"})
@@ -114,6 +115,8 @@ func TestRequestsMatchDocker(t *testing.T) {
 		{"rm", []string{"rm", "-f", "a"}},
 		{"stop", []string{"stop", "-t", "3", "a"}},
 		{"kill", []string{"kill", "-s", "HUP", "a"}},
+		{"rename", []string{"rename", "a", "b"}},
+		{"container-rename", []string{"container", "rename", "/a", " b "}},
 		{"start", []string{"start", "a"}},
 		{"rmi", []string{"rmi", "-f", "busybox"}},
 		{"logs", []string{"logs", "--tail", "5", "web1"}},

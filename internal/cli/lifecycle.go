@@ -79,6 +79,32 @@ func newKillCommand(e *env) *cobra.Command {
 	return cmd
 }
 
+// newRenameCommand is docker rename, with docker 28's messages.
+func newRenameCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rename CONTAINER NEW_NAME",
+		Short: "Rename a container",
+		Args:  exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			oldName, newName := strings.TrimSpace(args[0]), strings.TrimSpace(args[1])
+			if oldName == "" || newName == "" {
+				return errors.New("Error: Neither old nor new names may be empty")
+			}
+			c, err := e.client()
+			if err != nil {
+				return err
+			}
+			// docker's request path has "//" for "/name", which the
+			// daemon's router cleans to the bare name.
+			if err := c.ContainerRename(cmd.Context(), strings.TrimLeft(oldName, "/"), newName); err != nil {
+				fmt.Fprintln(e.err, err)
+				return fmt.Errorf("Error: failed to rename container named %s", oldName)
+			}
+			return nil
+		},
+	}
+}
+
 func newRmCommand(e *env) *cobra.Command {
 	var force, volumes bool
 	cmd := &cobra.Command{

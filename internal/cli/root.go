@@ -95,6 +95,7 @@ func newRootCommand(e *env, extra ...*cobra.Command) *cobra.Command {
 		newStopCommand(e),
 		newKillCommand(e),
 		newRmCommand(e),
+		newRenameCommand(e),
 		newLogsCommand(e),
 		newPortCommand(e),
 		newImportCommand(e),

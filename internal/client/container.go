@@ -65,6 +65,13 @@ func (c *Client) ContainerKill(ctx context.Context, ref, signal string) error {
 	return c.postJSON(ctx, "/containers/"+url.PathEscape(ref)+"/kill", q, nil, nil)
 }
 
+// ContainerRename gives a container a new name.
+func (c *Client) ContainerRename(ctx context.Context, ref, name string) error {
+	q := url.Values{}
+	q.Set("name", name)
+	return c.postJSON(ctx, "/containers/"+url.PathEscape(ref)+"/rename", q, nil, nil)
+}
+
 // ContainerRemove deletes a container.
 func (c *Client) ContainerRemove(ctx context.Context, ref string, force bool) error {
 	q := url.Values{}

@@ -311,3 +311,62 @@ func (d *Daemon) remove(cs *ctrState, id string) error {
 	d.log.Info("container removed", "name", cs.c.Name, "id", cs.c.ShortID())
 	return nil
 }
+
+// RenameContainer gives a container a new name, as moby's ContainerRename:
+// on the networks of a running container the old name stops resolving and
+// the new one resolves at once (network.RenameSandbox), and the container
+// and its endpoints are written in one store record.
+func (d *Daemon) RenameContainer(ctx context.Context, ref, newName string) error {
+	newName = strings.TrimPrefix(strings.TrimSpace(newName), "/")
+	if strings.TrimPrefix(strings.TrimSpace(ref), "/") == "" || newName == "" {
+		return errdefs.Invalid("Neither old nor new names may be empty")
+	}
+	cs, err := d.lookup(strings.TrimSpace(ref))
+	if err != nil {
+		return err
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	c := cs.c
+	oldName := c.Name
+	if oldName == newName {
+		return errdefs.Invalid("Renaming a container with the same name as its current name")
+	}
+	if !validContainerName.MatchString(newName) || len(newName) > 255 {
+		return errdefs.Invalid("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", newName)
+	}
+	// Names are compared under d.mu (CreateContainer, lookup): the new
+	// one is taken there, and given back if it cannot be recorded.
+	if err := d.setName(c, newName, true); err != nil {
+		return err
+	}
+	if c.State.SandboxID != "" {
+		err = d.net.RenameSandbox(c.State.SandboxID, newName, func(tx store.Tx) error {
+			return tx.Put(store.BucketContainers, c.ID, c)
+		})
+	} else {
+		err = d.putContainer(c)
+	}
+	if err != nil {
+		_ = d.setName(c, oldName, false)
+		return fmt.Errorf("rename container %s: %w", oldName, err)
+	}
+	d.log.Info("container renamed", "id", c.ShortID(), "old", oldName, "name", newName)
+	return nil
+}
+
+// setName sets c's name under d.mu; with check, it refuses a name another
+// container has, in moby's words.
+func (d *Daemon) setName(c *container.Container, name string, check bool) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if check {
+		for _, o := range d.containers {
+			if o.c != c && o.c.Name == name {
+				return errdefs.Conflict("Error when allocating new name: Conflict. The container name \"/%s\" is already in use by container \"%s\". You have to remove (or rename) that container to be able to reuse that name.", name, o.c.ID)
+			}
+		}
+	}
+	c.Name = name
+	return nil
+}

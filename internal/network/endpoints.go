@@ -482,3 +482,46 @@ func ownerID(tag string) (kind, id string) {
 	kind, id, _ = strings.Cut(tag, ":")
 	return kind, id
 }
+
+// RenameSandbox gives every endpoint of the sandbox the container's new
+// name, as libnetwork's Sandbox.Rename and the endpoints' DNS names do for
+// a docker rename: network inspect shows it, and the embedded resolver
+// answers to it, and no longer to the old name, at once. record, if set,
+// writes the caller's records (the renamed container) in the same store
+// record, so that a crash leaves both names or neither; RenameSandbox
+// returns once that record is on disk.
+func (c *Controller) RenameSandbox(sandboxID, name string, record func(store.Tx) error) error {
+	c.mu.Lock()
+	eps := c.sandboxEndpointsLocked(sandboxID)
+	old := make([]string, len(eps))
+	for i, ep := range eps {
+		old[i], ep.Name = ep.Name, name
+	}
+	d, err := c.cfg.Store.Record(func(tx store.Tx) error {
+		if err := c.putReadyLocked(tx); err != nil {
+			return err
+		}
+		for _, ep := range eps {
+			if err := tx.Put(store.BucketEndpoints, ep.ID, ep); err != nil {
+				return err
+			}
+		}
+		if record != nil {
+			return record(tx)
+		}
+		return nil
+	})
+	if err != nil {
+		for i, ep := range eps {
+			ep.Name = old[i]
+		}
+		c.mu.Unlock()
+		return fmt.Errorf("record renamed endpoints: %w", err)
+	}
+	c.readyWrittenLocked()
+	for _, ep := range eps {
+		c.names.update(ep, c.networks[ep.NetworkID])
+	}
+	c.mu.Unlock()
+	return d.Wait()
+}

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/berth-net/berth/internal/store"
 )
 
 // nameRig is a controller with user networks "web" (10.7.0.0/24) and
@@ -283,4 +285,57 @@ func TestResolveHostname(t *testing.T) {
 	if diff := cmp.Diff([]string{"bravo", "db", "b0b000000000", "bravo-host"}, dnsNames(ep)); diff != "" {
 		t.Errorf("dnsNames (-want +got):\n%s", diff)
 	}
+}
+
+// TestRenameSandbox: a renamed container answers to its new name at once,
+// no longer to its old one, on every network it is on; the endpoints and
+// the caller's record are written together and survive a restart.
+func TestRenameSandbox(t *testing.T) {
+	r := newNameRig(t)
+	sbA, _ := r.run("alpha", nil, "web")
+	sbB, b := r.run("bravo", []string{"db"}, "web", "api")
+	sbC, _ := r.run("charlie", nil, "api")
+	err := r.c.RenameSandbox(sbB.ID, "Bravo2", func(tx store.Tx) error {
+		return tx.Put(store.BucketContainers, "c1", "renamed")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		for _, tc := range []struct {
+			from *Sandbox
+			name string
+			want []string
+		}{
+			{sbA, "bravo2", strs(b["web"])},
+			{sbA, "bravo", nil},
+			{sbA, "db", strs(b["web"])}, // aliases stay
+			{sbC, "bravo2", strs(b["api"])},
+			{sbC, "bravo2.api", strs(b["api"])},
+		} {
+			if got := r.resolve(tc.from, tc.name); !cmp.Equal(got, tc.want) {
+				t.Errorf("%s: Resolve(%q) = %v, want %v", when, tc.name, got, tc.want)
+			}
+		}
+		if got, ok := r.c.ResolveAddr(sbA.ID, b["web"]); !ok || got != "bravo2.web" {
+			t.Errorf("%s: PTR of %s = %q, %v; want bravo2.web", when, b["web"], got, ok)
+		}
+		api, err := r.c.Network("api")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ep := range r.c.Endpoints(api.ID) {
+			if ep.SandboxID == sbB.ID && ep.Name != "Bravo2" {
+				t.Errorf("%s: endpoint name %q, want Bravo2 (as given, for network inspect)", when, ep.Name)
+			}
+		}
+		var v string
+		if err := r.st.View(func(tx store.Tx) error { return tx.Get(store.BucketContainers, "c1", &v) }); err != nil || v != "renamed" {
+			t.Errorf("%s: the caller's record = %q, %v", when, v, err)
+		}
+	}
+	check("after rename")
+	r.restart(t)
+	check("after restart")
 }

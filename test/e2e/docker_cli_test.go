@@ -570,3 +570,49 @@ func TestDockerCLISharedNetns(t *testing.T) {
 	mustDocker(t, w, "stop", "joined")
 	mustDocker(t, w, "rm", "-f", joinedID, "donor", "peer")
 }
+
+// TestDockerCLIRename: docker rename of a running container on a user
+// network: the new name resolves from its neighbours at once and the old
+// one no longer does; network inspect, ps and the errors are Docker's.
+func TestDockerCLIRename(t *testing.T) {
+	w, _ := startWorld(t)
+	mustDocker(t, w, "network", "create", "web")
+	runDockerSleeper(t, w, "old", "--network", "web")
+	runDockerSleeper(t, w, "client", "--network", "web")
+	runDockerSleeper(t, w, "other")
+	ip := netip.MustParseAddr(dockerInspect(t, w, "{{.NetworkSettings.Networks.web.IPAddress}}", "old"))
+	wantLookup(t, w, "client", "old", ip)
+
+	mustDocker(t, w, "rename", "old", "new")
+	wantLookup(t, w, "client", "new", ip)
+	// (The server's own line, "Address: 127.0.0.11:53", does not match.)
+	if out, _, _ := w.Docker(t, "exec", "client", "nslookup", "-type=a", "-timeout=2", "old"); nslookupAddr.MatchString(out) {
+		t.Errorf("the old name still resolves after the rename:\n%s", out)
+	}
+	if got := mustDocker(t, w, "network", "inspect", "--format", "{{range .Containers}}{{.Name}} {{end}}", "web"); !strings.Contains(got, "new ") || strings.Contains(got, "old ") {
+		t.Errorf("network inspect web names %q, want the new name", got)
+	}
+	if got := strings.TrimSpace(mustDocker(t, w, "ps", "--filter", "name=new", "--format", "{{.Names}}")); got != "new" {
+		t.Errorf("docker ps names %q, want new", got)
+	}
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"rename", "new", "new"}, "Renaming a container with the same name as its current name"},
+		{[]string{"rename", "new", "other"}, `Conflict. The container name "/other" is already in use by container`},
+		{[]string{"rename", "new", "bad/name"}, "Invalid container name (bad/name)"},
+		{[]string{"rename", "nosuch", "x"}, "No such container: nosuch"},
+	} {
+		if _, errOut, code := w.Docker(t, c.args...); code == 0 || !strings.Contains(errOut, c.want) {
+			t.Errorf("docker %s: exit %d, stderr %q; want a failure saying %q", strings.Join(c.args, " "), code, errOut, c.want)
+		}
+	}
+
+	// A stopped container is renamed too, and starts under its new name.
+	mustDocker(t, w, "stop", "new")
+	mustDocker(t, w, "rename", "new", "newer")
+	mustDocker(t, w, "start", "newer")
+	wantLookup(t, w, "client", "newer", netip.MustParseAddr(dockerInspect(t, w, "{{.NetworkSettings.Networks.web.IPAddress}}", "newer")))
+}
