@@ -74,7 +74,11 @@ func newCtrState(c *container.Container) *ctrState {
 }
 
 // planNetworks resolves the networks a container asks for, keyed by
-// network name, and refuses requests Docker refuses.
+// network name, and refuses requests Docker refuses. A network that does
+// not exist (yet) is kept by the name given, as moby does at create: the
+// start fails while it is missing ("failed to set up container
+// networking: network X not found"). A 404 here would also make docker
+// run take it for a missing image and try to pull one.
 func (d *Daemon) planNetworks(cfg *container.Config) error {
 	if cfg.NetworkMode == "" || cfg.NetworkMode == "default" {
 		cfg.NetworkMode = network.NameBridge
@@ -90,7 +94,10 @@ func (d *Daemon) planNetworks(cfg *container.Config) error {
 		return nil
 	}
 	mode, err := d.net.Network(cfg.NetworkMode)
-	if err != nil {
+	switch {
+	case errdefs.Is(err, errdefs.KindNotFound):
+		mode = &network.Network{Name: cfg.NetworkMode}
+	case err != nil:
 		return err
 	}
 	cfg.NetworkMode = mode.Name
@@ -100,6 +107,10 @@ func (d *Daemon) planNetworks(cfg *container.Config) error {
 			ref = mode.Name
 		}
 		n, err := d.net.Network(ref)
+		if errdefs.Is(err, errdefs.KindNotFound) {
+			want[ref] = req
+			continue
+		}
 		if err != nil {
 			return err
 		}

@@ -16,6 +16,10 @@ import (
 	"github.com/berth-net/berth/internal/runtime"
 )
 
+// errSetupNetworking starts the errors of a start whose networking failed,
+// in moby's words (daemon/container_operations.go).
+const errSetupNetworking = "failed to set up container networking"
+
 // StartContainer gives the container its sandbox and endpoints, writes its
 // /etc files and starts it under runc. A failure undoes the networking and
 // leaves the container "created" with the error recorded; an AutoRemove
@@ -104,7 +108,7 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState, donor *container.Conta
 	// network the container was created on (and that network may be gone).
 	sb, err := d.net.CreateSandbox(ctx, c.ID, c.Config.NetworkMode == network.NameHost)
 	if err != nil {
-		return fmt.Errorf("create network sandbox: %w", err)
+		return fmt.Errorf("%s: create network sandbox: %w", errSetupNetworking, err)
 	}
 	// Record the sandbox at once: a crash from here on is cleaned up by the
 	// next start, which sees a sandbox of a container that is not running.
@@ -130,7 +134,7 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState, donor *container.Conta
 			ContainerID: c.ID, Name: c.Name, IPv4: req.IPv4Address, MAC: req.MacAddress, Aliases: req.Aliases,
 			Hostname: c.Config.Hostname, Ports: portsForJoin(i, ports),
 		}); err != nil {
-			return err
+			return fmt.Errorf("%s: %w", errSetupNetworking, err)
 		}
 	}
 	if err := d.startDNS(c); err != nil {

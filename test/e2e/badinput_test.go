@@ -85,7 +85,6 @@ func badRequests() []badRequest {
 		{"container name ..", "POST", "/containers/create?name=..", ctr(""), "", 400, "Invalid container name"},
 		{"duplicate container name", "POST", "/containers/create?name=c1", ctr(""), "", 409, "already in use"},
 		{"unknown image", "POST", "/containers/create?name=x1", `{"Image":"nosuch","Cmd":["true"]}`, "", 404, "nosuch"},
-		{"unknown network", "POST", "/containers/create?name=x2", ctr(`,"HostConfig":{"NetworkMode":"nosuch"}`), "", 404, "not found"},
 		{"--ip on bridge", "POST", "/containers/create?name=x3", ctr(`,"HostConfig":{"NetworkMode":"bridge"},"NetworkingConfig":{"EndpointsConfig":{"bridge":{"IPAMConfig":{"IPv4Address":"172.17.0.9"}}}}`), "", 400, "user defined networks"},
 		{"--ip not an address", "POST", "/containers/create?name=x4", ctr(`,"HostConfig":{"NetworkMode":"web"},"NetworkingConfig":{"EndpointsConfig":{"web":{"IPAMConfig":{"IPv4Address":"ten"}}}}`), "", 400, ""},
 		{"--ip outside the subnet", "POST", "/containers/create?name=x7", ctr(`,"HostConfig":{"NetworkMode":"web"},"NetworkingConfig":{"EndpointsConfig":{"web":{"IPAMConfig":{"IPv4Address":"10.9.0.5"}}}}`), "", 400, "not in subnet"},

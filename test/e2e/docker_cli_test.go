@@ -616,3 +616,27 @@ func TestDockerCLIRename(t *testing.T) {
 	mustDocker(t, w, "start", "newer")
 	wantLookup(t, w, "client", "newer", netip.MustParseAddr(dockerInspect(t, w, "{{.NetworkSettings.Networks.web.IPAddress}}", "newer")))
 }
+
+// TestDockerCLINetworkMissingAtCreate: as with Docker, a container may be
+// created for a network that does not exist yet; its start fails, in
+// Docker's words, until the network is made. docker run with a mistyped
+// network says so instead of trying to pull the image.
+func TestDockerCLINetworkMissingAtCreate(t *testing.T) {
+	w, _ := startWorld(t)
+	_, errOut, code := w.Docker(t, "run", "--rm", "--network", "nosuchnet", testworld.BusyboxImage, "true")
+	if code == 0 || !strings.Contains(errOut, "failed to set up container networking: network nosuchnet not found") || strings.Contains(errOut, "Unable to find image") {
+		t.Errorf("docker run --network nosuchnet: exit %d, stderr %q; want the missing network named, no image pull", code, errOut)
+	}
+	if got := mustDocker(t, w, "ps", "-aq"); got != "" {
+		t.Errorf("docker run --rm left containers behind: %q", got)
+	}
+	mustDocker(t, w, "create", "--name", "early", "--network", "later", testworld.BusyboxImage, "true")
+	if _, errOut, code := w.Docker(t, "start", "early"); code == 0 || !strings.Contains(errOut, "network later not found") {
+		t.Errorf("docker start before its network exists: exit %d, stderr %q", code, errOut)
+	}
+	mustDocker(t, w, "network", "create", "later")
+	mustDocker(t, w, "start", "-a", "early")
+	if got := dockerInspect(t, w, "{{.State.ExitCode}} {{.HostConfig.NetworkMode}}", "early"); got != "0 later" {
+		t.Errorf("after the network was made: %q, want exit 0 on network later", got)
+	}
+}
