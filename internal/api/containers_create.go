@@ -67,6 +67,14 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 	if err != nil {
 		return container.Config{}, err
 	}
+	capAdd, err := container.NormalizeCapabilities(hc.CapAdd)
+	if err != nil {
+		return container.Config{}, errdefs.Invalid("%w", err)
+	}
+	capDrop, err := container.NormalizeCapabilities(hc.CapDrop)
+	if err != nil {
+		return container.Config{}, errdefs.Invalid("%w", err)
+	}
 	autoRemove := hc.AutoRemove
 	if lessThan(apiVersion, "1.25") {
 		autoRemove = false // before 1.25 the client removed the container itself
@@ -96,6 +104,10 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 		ExtraHosts:      hc.ExtraHosts,
 		StopSignal:      c.StopSignal,
 		StopTimeout:     c.StopTimeout,
+		Sysctls:         hc.Sysctls,
+		ReadonlyRootfs:  hc.ReadonlyRootfs,
+		CapAdd:          capAdd,
+		CapDrop:         capDrop,
 	}, nil
 }
 
@@ -108,6 +120,14 @@ func checkCreate(c *ctypes.Config, hc *ctypes.HostConfig) error {
 	}
 	if err := checkSharedNetns(c, hc); err != nil {
 		return err
+	}
+	if err := unappliedHostConfig(hc); err != nil {
+		return err
+	}
+	for k := range hc.Sysctls {
+		if err := container.CheckSysctl(k, hc.NetworkMode.IsHost()); err != nil {
+			return errdefs.Invalid("%w", err)
+		}
 	}
 	if err := checkDNS(hc.DNS); err != nil {
 		return err
@@ -150,6 +170,10 @@ func unsupportedContainerFeatures(c *ctypes.Config, hc *ctypes.HostConfig) error
 		return errdefs.Invalid("volumes and mounts (-v, --mount, --volumes-from) are not supported by berth yet")
 	case hc.RestartPolicy.Name != "" && hc.RestartPolicy.Name != ctypes.RestartPolicyDisabled:
 		return errdefs.Invalid("restart policy %q is not supported by berth: use \"no\"", hc.RestartPolicy.Name)
+	case c.Domainname != "":
+		return errdefs.Invalid("--domainname is not supported by berth")
+	case c.Healthcheck != nil && len(c.Healthcheck.Test) > 0:
+		return errdefs.Invalid("health checks (--health-cmd, HEALTHCHECK) are not supported by berth")
 	}
 	return nil
 }

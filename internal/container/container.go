@@ -54,6 +54,13 @@ type Config struct {
 	DNSSearch  []string `json:"dnsSearch,omitempty"`
 	DNSOptions []string `json:"dnsOptions,omitempty"`
 	ExtraHosts []string `json:"extraHosts,omitempty"`
+	// Sysctls, ReadonlyRootfs, CapAdd and CapDrop mirror HostConfig
+	// (--sysctl, --read-only, --cap-add, --cap-drop); the capabilities
+	// normalized (NormalizeCapabilities).
+	Sysctls        map[string]string `json:"sysctls,omitempty"`
+	ReadonlyRootfs bool              `json:"readonlyRootfs,omitempty"`
+	CapAdd         []string          `json:"capAdd,omitempty"`
+	CapDrop        []string          `json:"capDrop,omitempty"`
 	// StopSignal and StopTimeout: SIGTERM and 10 s when empty.
 	StopSignal  string `json:"stopSignal,omitempty"`
 	StopTimeout *int   `json:"stopTimeout,omitempty"`

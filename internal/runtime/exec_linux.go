@@ -119,7 +119,11 @@ func (r *Runtime) execProcess(id string, e ExecSpec) (*specs.Process, error) {
 	if e.Tty {
 		env = addEnvDefault(env, "TERM=xterm")
 	}
-	proc := processSpec(e.Args, env, cwd, e.Tty, u, r.nofile)
+	var caps []string
+	if c := base.Process.Capabilities; c != nil {
+		caps = c.Bounding
+	}
+	proc := processSpec(e.Args, env, cwd, e.Tty, u, r.nofile, caps)
 	if e.Tty && e.ConsoleSize[0] > 0 && e.ConsoleSize[1] > 0 {
 		proc.ConsoleSize = &specs.Box{Height: e.ConsoleSize[0], Width: e.ConsoleSize[1]}
 	}

@@ -2,11 +2,14 @@ package runtime
 
 import (
 	"io"
+	"maps"
 	"path"
 	"sort"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-net/berth/internal/container"
 )
 
 // Spec is what a container runs.
@@ -24,6 +27,14 @@ type Spec struct {
 	// Files are bind-mounted: container path → host file (the daemon's
 	// /etc/hosts, /etc/hostname, /etc/resolv.conf).
 	Files map[string]string
+	// ReadOnly mounts the root filesystem, and Files, read-only (--read-only).
+	ReadOnly bool
+	// CapAdd and CapDrop change Docker's default capability set
+	// (--cap-add, --cap-drop; normalized, see container.Capabilities).
+	CapAdd, CapDrop []string
+	// Sysctls are set in the container's namespaces (--sysctl), over
+	// berth's own defaults.
+	Sysctls map[string]string
 }
 
 // ExecSpec is a process to run in a running container.
@@ -51,13 +62,6 @@ const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 
 // cgroupParent is where container cgroups go in every v1 hierarchy.
 const cgroupParent = "/berth"
-
-// defaultCaps is Docker's default capability set.
-var defaultCaps = []string{
-	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
-	"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
-	"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
-}
 
 // Paths Docker and runc's default spec hide from containers.
 var (
@@ -89,22 +93,21 @@ func ociSpec(s Spec, u user, nofile uint64) *specs.Spec {
 		{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace},
 		{Type: specs.UTSNamespace}, {Type: specs.MountNamespace},
 	}
-	var sysctl map[string]string
+	sysctl := map[string]string{}
 	if s.NetNSPath != "" {
 		namespaces = append(namespaces, netns)
 		// Docker's: ping without CAP_NET_RAW, and low ports without
 		// CAP_NET_BIND_SERVICE, in the container's own network namespace.
-		sysctl = map[string]string{
-			"net.ipv4.ip_unprivileged_port_start": "0",
-			"net.ipv4.ping_group_range":           "0 2147483647",
-		}
+		sysctl["net.ipv4.ip_unprivileged_port_start"] = "0"
+		sysctl["net.ipv4.ping_group_range"] = "0 2147483647"
 	}
+	maps.Copy(sysctl, s.Sysctls) // the user's win, as in moby's WithSysctls
 	return &specs.Spec{
 		Version:  ociVersion,
-		Process:  processSpec(s.Args, containerEnv(s, u), s.Cwd, s.Tty, u, nofile),
-		Root:     &specs.Root{Path: "rootfs"},
+		Process:  processSpec(s.Args, containerEnv(s, u), s.Cwd, s.Tty, u, nofile, container.Capabilities(s.CapAdd, s.CapDrop)),
+		Root:     &specs.Root{Path: "rootfs", Readonly: s.ReadOnly},
 		Hostname: s.Hostname,
-		Mounts:   append(defaultMounts(), fileMounts(s.Files)...),
+		Mounts:   append(defaultMounts(), fileMounts(s.Files, s.ReadOnly)...),
 		Linux: &specs.Linux{
 			Namespaces:  namespaces,
 			Sysctl:      sysctl,
@@ -119,16 +122,17 @@ func ociSpec(s Spec, u user, nofile uint64) *specs.Spec {
 	}
 }
 
-// processSpec is the process part of a spec, shared by Start and Exec.
-func processSpec(args, env []string, cwd string, tty bool, u user, nofile uint64) *specs.Process {
+// processSpec is the process part of a spec, shared by Start and Exec
+// (an exec gets the container's capability set).
+func processSpec(args, env []string, cwd string, tty bool, u user, nofile uint64, capSet []string) *specs.Process {
 	if cwd == "" {
 		cwd = "/"
 	}
-	caps := &specs.LinuxCapabilities{Bounding: defaultCaps}
+	caps := &specs.LinuxCapabilities{Bounding: capSet}
 	// As Docker: a non-root user keeps the bounding set but starts with no
 	// effective or permitted capabilities.
 	if u.UID == 0 {
-		caps.Effective, caps.Permitted = defaultCaps, defaultCaps
+		caps.Effective, caps.Permitted = capSet, capSet
 	}
 	return &specs.Process{
 		Terminal: tty,
@@ -199,8 +203,9 @@ func defaultMounts() []specs.Mount {
 }
 
 // fileMounts bind-mounts host files (the daemon's /etc/hosts and friends)
-// into the container, in a stable order.
-func fileMounts(files map[string]string) []specs.Mount {
+// into the container, in a stable order; read-only with a read-only root,
+// as Docker's.
+func fileMounts(files map[string]string, readOnly bool) []specs.Mount {
 	dsts := make([]string, 0, len(files))
 	for dst := range files {
 		dsts = append(dsts, dst)
@@ -208,10 +213,11 @@ func fileMounts(files map[string]string) []specs.Mount {
 	sort.Strings(dsts)
 	var ms []specs.Mount
 	for _, dst := range dsts {
-		ms = append(ms, specs.Mount{
-			Destination: dst, Type: "bind", Source: files[dst],
-			Options: []string{"rbind", "rprivate"},
-		})
+		opts := []string{"rbind", "rprivate"}
+		if readOnly {
+			opts = append(opts, "ro")
+		}
+		ms = append(ms, specs.Mount{Destination: dst, Type: "bind", Source: files[dst], Options: opts})
 	}
 	return ms
 }

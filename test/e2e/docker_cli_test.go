@@ -640,3 +640,68 @@ func TestDockerCLINetworkMissingAtCreate(t *testing.T) {
 		t.Errorf("after the network was made: %q, want exit 0 on network later", got)
 	}
 }
+
+// TestDockerCLIRunOptions: --sysctl, --read-only, --cap-add and --cap-drop
+// are applied, as the kernel shows from inside the container; options
+// berth does not apply are refused by name rather than ignored.
+func TestDockerCLIRunOptions(t *testing.T) {
+	w, _ := startWorld(t)
+	bb := testworld.BusyboxImage
+	if got := strings.TrimSpace(mustDocker(t, w, "run", "--rm", "--sysctl", "net.ipv4.tcp_keepalive_time=100", bb, "cat", "/proc/sys/net/ipv4/tcp_keepalive_time")); got != "100" {
+		t.Errorf("--sysctl net.ipv4.tcp_keepalive_time=100: the container reads %q", got)
+	}
+	if _, errOut, code := w.Docker(t, "run", "--rm", "--read-only", bb, "touch", "/x"); code == 0 || !strings.Contains(errOut, "Read-only file system") {
+		t.Errorf("touch /x with --read-only: exit %d, stderr %q; want a read-only file system", code, errOut)
+	}
+	if _, errOut, code := w.Docker(t, "run", "--rm", "--read-only", bb, "sh", "-c", "echo x >> /etc/hosts"); code == 0 || !strings.Contains(errOut, "Read-only file system") {
+		t.Errorf("writing /etc/hosts with --read-only: exit %d, stderr %q", code, errOut)
+	}
+	mustDocker(t, w, "run", "--rm", bb, "touch", "/x") // writable without it
+	capEff := func(args ...string) string {
+		t.Helper()
+		out := mustDocker(t, w, append(append([]string{"run", "--rm"}, args...), bb, "grep", "CapEff", "/proc/self/status")...)
+		return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(out), "CapEff:"))
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "00000000a80425fb"}, // Docker's default set
+		{[]string{"--cap-drop", "ALL"}, "0000000000000000"},
+		{[]string{"--cap-drop", "ALL", "--cap-add", "NET_ADMIN"}, "0000000000001000"},
+		{[]string{"--cap-drop", "net_raw"}, "00000000a80405fb"},
+	} {
+		if got := capEff(tc.args...); got != tc.want {
+			t.Errorf("CapEff with %v = %s, want %s", tc.args, got, tc.want)
+		}
+	}
+	if _, errOut, code := w.Docker(t, "run", "--rm", bb, "ip", "addr", "add", "10.9.9.9/32", "dev", "lo"); code == 0 {
+		t.Errorf("ip addr add without NET_ADMIN succeeded: %s", errOut)
+	}
+	mustDocker(t, w, "run", "--rm", "--cap-add", "NET_ADMIN", bb, "ip", "addr", "add", "10.9.9.9/32", "dev", "lo")
+	// An exec gets the container's set.
+	runDockerSleeper(t, w, "capped", "--cap-drop", "ALL")
+	if out := mustDocker(t, w, "exec", "capped", "grep", "CapEff", "/proc/self/status"); !strings.Contains(out, "0000000000000000") {
+		t.Errorf("exec in a --cap-drop ALL container: %s", out)
+	}
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--privileged"}, "--privileged (HostConfig.Privileged) is not supported by berth"},
+		{[]string{"--tmpfs", "/scratch"}, "--tmpfs (HostConfig.Tmpfs) is not supported by berth"},
+		{[]string{"--ulimit", "nofile=100:100"}, "--ulimit (HostConfig.Ulimits) is not supported by berth"},
+		{[]string{"--memory", "64m"}, "--memory (HostConfig.Memory) is not supported by berth"},
+		{[]string{"--init"}, "--init (HostConfig.Init) is not supported by berth"},
+		{[]string{"--link", "capped:c"}, "--link (HostConfig.Links) is not supported by berth"},
+		{[]string{"--cap-add", "FLY"}, `unknown capability: "CAP_FLY"`},
+		{[]string{"--network", "host", "--sysctl", "net.ipv4.ip_forward=1"}, `sysctl "net.ipv4.ip_forward" not allowed in host network namespace`},
+		{[]string{"--domainname", "example.com"}, "--domainname is not supported by berth"},
+	} {
+		args := append(append([]string{"run", "--rm"}, c.args...), bb, "true")
+		if _, errOut, code := w.Docker(t, args...); code != 125 || !strings.Contains(errOut, c.want) {
+			t.Errorf("docker %s: exit %d, stderr %q; want exit 125 saying %q", strings.Join(args, " "), code, errOut, c.want)
+		}
+	}
+}

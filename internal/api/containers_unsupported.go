@@ -1,0 +1,131 @@
+package api
+
+import (
+	"reflect"
+
+	ctypes "github.com/docker/docker/api/types/container"
+
+	"github.com/berth-net/berth/internal/errdefs"
+)
+
+// hostConfigFlags names the docker run flag of the HostConfig fields berth
+// does not apply, for the refusal's message.
+var hostConfigFlags = map[string]string{
+	"Privileged": "--privileged", "Tmpfs": "--tmpfs", "Ulimits": "--ulimit", "Memory": "--memory",
+	"MemorySwap": "--memory-swap", "MemoryReservation": "--memory-reservation", "MemorySwappiness": "--memory-swappiness",
+	"NanoCPUs": "--cpus", "CPUShares": "--cpu-shares", "CPUPeriod": "--cpu-period", "CPUQuota": "--cpu-quota",
+	"CpusetCpus": "--cpuset-cpus", "CpusetMems": "--cpuset-mems", "Devices": "--device", "DeviceRequests": "--gpus",
+	"DeviceCgroupRules": "--device-cgroup-rule", "PidsLimit": "--pids-limit", "OomKillDisable": "--oom-kill-disable",
+	"SecurityOpt": "--security-opt", "PidMode": "--pid", "UTSMode": "--uts", "UsernsMode": "--userns",
+	"GroupAdd": "--group-add", "OomScoreAdj": "--oom-score-adj", "Init": "--init", "Links": "--link",
+	"CgroupParent": "--cgroup-parent", "Cgroup": "--cgroup-parent", "StorageOpt": "--storage-opt",
+	"ShmSize": "--shm-size", "Runtime": "--runtime", "Annotations": "--annotation", "BlkioWeight": "--blkio-weight",
+	"BlkioWeightDevice": "--blkio-weight-device", "BlkioDeviceReadBps": "--device-read-bps",
+	"BlkioDeviceWriteBps": "--device-write-bps", "BlkioDeviceReadIOps": "--device-read-iops",
+	"BlkioDeviceWriteIOps": "--device-write-iops", "CgroupnsMode": "--cgroupns", "IpcMode": "--ipc",
+	"MaskedPaths": "--security-opt systempaths=unconfined", "ReadonlyPaths": "--security-opt systempaths=unconfined",
+	"LogConfig": "--log-driver/--log-opt", "VolumeDriver": "--volume-driver", "Isolation": "--isolation",
+	"KernelMemory": "--kernel-memory", "KernelMemoryTCP": "--kernel-memory-tcp",
+	"CPURealtimePeriod": "--cpu-rt-period", "CPURealtimeRuntime": "--cpu-rt-runtime",
+}
+
+// hostConfigApplied are the HostConfig fields berth applies, or refuses
+// with a message of its own (checkCreate), or that carry nothing to apply
+// (the CLI's --cidfile, the terminal's size).
+var hostConfigApplied = map[string]bool{
+	"Binds": true, "ContainerIDFile": true, "NetworkMode": true, "PortBindings": true, "RestartPolicy": true,
+	"AutoRemove": true, "VolumesFrom": true, "ConsoleSize": true, "CapAdd": true, "CapDrop": true, "DNS": true,
+	"DNSOptions": true, "DNSSearch": true, "ExtraHosts": true, "PublishAllPorts": true, "ReadonlyRootfs": true,
+	"Sysctls": true, "Mounts": true,
+}
+
+// defaultShmSize is Docker's /dev/shm size, which berth's /dev/shm has.
+const defaultShmSize = 64 << 20
+
+// unappliedHostConfig refuses any HostConfig setting berth would
+// otherwise ignore: a container that looked --read-only or --cap-drop ALL
+// but was not is worse than one refused. Settings whose value is what
+// berth does anyway (an IPC namespace of its own, Docker's /dev/shm size,
+// the json-file log, runc) pass.
+func unappliedHostConfig(hc *ctypes.HostConfig) error {
+	var found error
+	walkFields(reflect.ValueOf(withoutDefaults(*hc)), func(name string, v reflect.Value) bool {
+		if hostConfigApplied[name] || isZeroSetting(v) {
+			return true
+		}
+		flag := hostConfigFlags[name]
+		if flag == "" {
+			flag = "HostConfig." + name
+		}
+		found = errdefs.Invalid("%s (HostConfig.%s) is not supported by berth", flag, name)
+		return false
+	})
+	return found
+}
+
+// withoutDefaults returns hc with the settings whose value is what berth
+// does anyway cleared.
+func withoutDefaults(hc ctypes.HostConfig) ctypes.HostConfig {
+	switch hc.IpcMode {
+	case "private", "shareable":
+		hc.IpcMode = ""
+	}
+	if hc.CgroupnsMode == "private" {
+		hc.CgroupnsMode = ""
+	}
+	if hc.ShmSize == defaultShmSize {
+		hc.ShmSize = 0
+	}
+	if hc.LogConfig.Type == "json-file" {
+		hc.LogConfig.Type = ""
+	}
+	if hc.Runtime == "runc" {
+		hc.Runtime = ""
+	}
+	if hc.Isolation == "default" {
+		hc.Isolation = ""
+	}
+	if p := hc.MemorySwappiness; p != nil && *p == -1 { // the docker CLI's "unset"
+		hc.MemorySwappiness = nil
+	}
+	return hc
+}
+
+// walkFields calls fn with each field of struct v, embedded structs'
+// fields included, until fn returns false.
+func walkFields(v reflect.Value, fn func(name string, f reflect.Value) bool) bool {
+	t := v.Type()
+	for i := range t.NumField() {
+		sf, f := t.Field(i), v.Field(i)
+		if sf.Anonymous && f.Kind() == reflect.Struct {
+			if !walkFields(f, fn) {
+				return false
+			}
+			continue
+		}
+		if !fn(sf.Name, f) {
+			return false
+		}
+	}
+	return true
+}
+
+// isZeroSetting reports whether v sets nothing: the zero value, an empty
+// slice or map, or a pointer to a zero value (clients send
+// "OomKillDisable": false and "PidsLimit": 0 for "unset").
+func isZeroSetting(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.Slice, reflect.Map:
+		return v.Len() == 0
+	case reflect.Pointer:
+		return v.IsNil() || isZeroSetting(v.Elem())
+	case reflect.Struct:
+		ok := true
+		walkFields(v, func(_ string, f reflect.Value) bool {
+			ok = isZeroSetting(f)
+			return ok
+		})
+		return ok
+	}
+	return v.IsZero()
+}
