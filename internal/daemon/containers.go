@@ -117,6 +117,9 @@ func (d *Daemon) planNetworks(cfg *container.Config) error {
 		if (mode.Driver == network.DriverHost || mode.Driver == network.DriverNull) && n.ID != mode.ID {
 			return errdefs.Invalid("container cannot be connected to network %q and %q at once: %q is exclusive", mode.Name, n.Name, mode.Name)
 		}
+		if len(req.Aliases) > 0 && n.Predefined {
+			return errdefs.Invalid("network-scoped aliases are only supported for user-defined networks")
+		}
 		if req.IPv4Address.IsValid() {
 			if n.Predefined {
 				return errdefs.Invalid("user specified IP address is supported on user defined networks only")

@@ -303,10 +303,11 @@ func (d *Daemon) KillContainer(ctx context.Context, ref string, signal string) e
 		return err
 	}
 	cs.mu.Lock()
-	proc, id, running, name := cs.proc, cs.c.ID, cs.c.Running(), cs.c.Name
+	proc, id, running := cs.proc, cs.c.ID, cs.c.Running()
 	cs.mu.Unlock()
 	if !running {
-		return errdefs.Conflict("cannot kill container: %s: container %s is not running", name, id)
+		// The API adds "cannot kill container: <name>: ", as moby's router does.
+		return errdefs.Conflict("container %s is not running", id)
 	}
 	if sig == syscall.SIGKILL {
 		wctx, cancel := context.WithTimeout(ctx, killWaitLimit)

@@ -66,6 +66,9 @@ func (d *Daemon) ConnectNetwork(ctx context.Context, netRef, ctrRef string, req 
 	if err := d.canConnect(c, n); err != nil {
 		return err
 	}
+	if len(req.Aliases) > 0 && n.Predefined {
+		return errdefs.Invalid("network-scoped aliases are only supported for user-defined networks")
+	}
 	if req.IPv4Address.IsValid() && (n.Predefined || !n.IPv4.UserSubnet) {
 		return errdefs.Invalid("user specified IP address is supported only when connecting to networks with user configured subnets")
 	}

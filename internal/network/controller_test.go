@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -236,6 +237,9 @@ func TestCreateNetworkBadRequestsLeaveStateUnchanged(t *testing.T) {
 			if err == nil || errdefs.KindOf(err) != tc.kind {
 				t.Fatalf("err = %v (kind %v), want kind %v", err, errdefs.KindOf(err), tc.kind)
 			}
+			if strings.HasPrefix(tc.name, "overlap") && !strings.HasPrefix(err.Error(), "invalid pool request: Pool overlaps with other one on this address space: ") {
+				t.Errorf("overlap error %q: want moby's words first", err)
+			}
 			after := r.snapshot(t)
 			if len(after[store.BucketNetworks]) != len(before[store.BucketNetworks]) {
 				t.Fatalf("store changed: %d networks, want %d", len(after[store.BucketNetworks]), len(before[store.BucketNetworks]))
@@ -285,8 +289,9 @@ func TestJoinLeaveAddresses(t *testing.T) {
 	if got := r.c.Addresses(sb3.ID); len(got) != 2 || got[0] != ep3.Address.Addr() || got[1] != ep4.Address.Addr() {
 		t.Fatalf("Addresses = %v, want %v then %v (interface order)", got, ep3.Address.Addr(), ep4.Address.Addr())
 	}
-	if err := r.c.RemoveNetwork(ctx, "web"); !errdefs.Is(err, errdefs.KindForbidden) {
-		t.Fatalf("remove network with endpoint: %v", err)
+	err := r.c.RemoveNetwork(ctx, "web")
+	if want := fmt.Sprintf(`error while removing network: network web has active endpoints (name:"three" id:%q)`, ep4.ID[:12]); !errdefs.Is(err, errdefs.KindForbidden) || err.Error() != want {
+		t.Fatalf("remove network with endpoint: %v, want %q (libnetwork's words)", err, want)
 	}
 	if err := r.c.DeleteSandbox(ctx, sb3.ID); err != nil {
 		t.Fatal(err)

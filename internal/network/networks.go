@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/berth-net/berth/internal/errdefs"
@@ -125,7 +126,9 @@ func (c *Controller) planIPv4Locked(n *Network, ir IPAMRequest) error {
 		cfg.UserSubnet = true
 		for _, o := range c.networks {
 			if o.IPv4 != nil && ipam.Overlaps(o.IPv4.Subnet, ir.Subnet) {
-				return errdefs.Forbidden("subnet %s overlaps network %q (%s)", ir.Subnet, o.Name, o.IPv4.Subnet)
+				// moby's words first: tools match "Pool overlaps" to try
+				// another subnet.
+				return errdefs.Forbidden("invalid pool request: Pool overlaps with other one on this address space: subnet %s overlaps network %q (%s)", ir.Subnet, o.Name, o.IPv4.Subnet)
 			}
 		}
 	} else {
@@ -192,9 +195,9 @@ func (c *Controller) RemoveNetwork(ctx context.Context, ref string) error {
 		c.mu.Unlock()
 		return errdefs.Forbidden("%s is a pre-defined network and cannot be removed", n.Name)
 	}
-	if cnt := c.endpointCountLocked(n.ID); cnt > 0 {
+	if eps := c.activeEndpointsLocked(n.ID); eps != "" {
 		c.mu.Unlock()
-		return errdefs.Forbidden("error while removing network: network %s id %s has active endpoints", n.Name, n.ID)
+		return errdefs.Forbidden("error while removing network: network %s has active endpoints (%s)", n.Name, eps)
 	}
 	// Drop it from memory first so no Join can start on it; the store
 	// record stays until the kernel side is gone, so a crash here is
@@ -232,6 +235,19 @@ func (c *Controller) teardownNetwork(ctx context.Context, n *Network) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// activeEndpointsLocked lists the endpoints on a network as libnetwork's
+// ActiveEndpointsError does: `name:"web1" id:"0123456789ab"`, by name.
+func (c *Controller) activeEndpointsLocked(networkID string) string {
+	var eps []string
+	for _, ep := range c.endpoints {
+		if ep.NetworkID == networkID {
+			eps = append(eps, fmt.Sprintf("name:%q id:%q", ep.Name, ep.ID[:min(12, len(ep.ID))]))
+		}
+	}
+	slices.Sort(eps)
+	return strings.Join(eps, ", ")
 }
 
 func (c *Controller) endpointCountLocked(networkID string) int {

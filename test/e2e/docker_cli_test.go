@@ -705,3 +705,28 @@ func TestDockerCLIRunOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestDockerCLIErrorWording: errors that scripts and tools match on say
+// what Docker's say.
+func TestDockerCLIErrorWording(t *testing.T) {
+	w, _ := startWorld(t)
+	mustDocker(t, w, "network", "create", "--subnet", "10.50.0.0/24", "used")
+	id := runDockerSleeper(t, w, "busy", "--network", "used")
+	exited := strings.TrimSpace(mustDocker(t, w, "run", "-d", "--name", "done", testworld.BusyboxImage, "true"))
+	mustDocker(t, w, "wait", "done")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"network", "rm", "used"}, `error while removing network: network used has active endpoints (name:"busy" id:`},
+		{[]string{"network", "create", "--subnet", "10.50.0.0/25", "other"}, "invalid pool request: Pool overlaps with other one on this address space"},
+		{[]string{"network", "connect", "--alias", "x", "bridge", "busy"}, "network-scoped aliases are only supported for user-defined networks"},
+		{[]string{"kill", "done"}, "Error response from daemon: cannot kill container: done: container " + exited + " is not running\n"},
+	} {
+		_, errOut, code := w.Docker(t, c.args...)
+		if code == 0 || !strings.Contains(errOut, c.want) || strings.Count(errOut, "cannot kill container") > 1 {
+			t.Errorf("docker %s: exit %d, stderr %q; want a failure saying %q", strings.Join(c.args, " "), code, errOut, c.want)
+		}
+	}
+	mustDocker(t, w, "rm", "-f", id)
+}
