@@ -33,6 +33,16 @@ type networkSettingsModern struct {
 	Networks   map[string]*nettypes.EndpointSettings
 }
 
+// livePorts are the exposed ports inspect and ps show: none unless the
+// container runs, as moby's NetworkSettings.Ports is set when its
+// networking is and cleared when it stops.
+func livePorts(c *container.Container) []string {
+	if !c.Running() {
+		return nil
+	}
+	return c.Config.ExposedPorts
+}
+
 // containerInspect is Docker's inspect of c. Clients below API 1.52 get the
 // legacy NetworkSettings.IPAddress & co., filled only from the network
 // named "bridge" as Docker does; later clients do not get them at all.
@@ -42,7 +52,7 @@ func containerInspect(c *container.Container, atts []network.Attachment, apiVers
 		NetworkSettingsBase: ctypes.NetworkSettingsBase{
 			SandboxID:  c.State.SandboxID,
 			SandboxKey: c.State.SandboxKey,
-			Ports:      portMap(c.Config.ExposedPorts, atts),
+			Ports:      portMap(livePorts(c), atts),
 		},
 		DefaultNetworkSettings: defaultNetworkSettings(nets),
 		Networks:               nets,
@@ -241,7 +251,7 @@ func containerSummary(c *container.Container, atts []network.Attachment, now tim
 		ImageID:         c.Config.ImageID,
 		Command:         commandLine(path, args),
 		Created:         c.Created.Unix(),
-		Ports:           summaryPorts(c.Config.ExposedPorts, atts),
+		Ports:           summaryPorts(livePorts(c), atts),
 		Labels:          orEmpty(c.Config.Labels),
 		State:           ctypes.ContainerState(c.Status()),
 		Status:          statusText(c.Status(), c.State, now),

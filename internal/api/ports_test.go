@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/network"
 )
 
@@ -57,4 +58,30 @@ func TestDockerCLIPorts(t *testing.T) {
 	d := newDockerRunner(t, withPublished())
 	d.ok("53/udp -> 127.0.0.1:5353\n80/tcp -> 0.0.0.0:8080\n", "port", "test1")
 	d.ok("127.0.0.1:5353->53/udp, 0.0.0.0:8080->80/tcp\n", "ps", "--filter", "name=test1", "--format", "{{.Ports}}")
+}
+
+// TestStoppedContainerShowsNoPorts: as moby clears NetworkSettings.Ports
+// when a container stops, inspect and ps show no ports, exposed or
+// published, for a container that does not run.
+func TestStoppedContainerShowsNoPorts(t *testing.T) {
+	f := newFakeBackend()
+	f.containers[0].Config.ExposedPorts = []string{"443/tcp", "80/tcp"}
+	f.containers[0].State = container.State{Status: container.StatusExited}
+	s := newServer(f)
+	rec := call(t, s, http.MethodGet, "/v1.51/containers/test1/json", "")
+	wantStatus(t, rec, http.StatusOK)
+	var got struct {
+		NetworkSettings struct{ Ports json.RawMessage }
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if string(got.NetworkSettings.Ports) != "{}" {
+		t.Errorf("inspect Ports of a stopped container = %s, want {}", got.NetworkSettings.Ports)
+	}
+	rec = call(t, s, http.MethodGet, "/v1.51/containers/json?all=1&filters="+urlEscape(`{"name":["test1"]}`), "")
+	wantStatus(t, rec, http.StatusOK)
+	if ports := decode[[]struct{ Ports []map[string]any }](t, rec)[0].Ports; len(ports) != 0 {
+		t.Errorf("ps Ports of a stopped container = %v, want none", ports)
+	}
 }

@@ -44,8 +44,7 @@ func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg container
 	c := &container.Container{ID: network.NewID(), Created: time.Now().UTC(), Config: cfg,
 		State: container.State{Status: container.StatusCreated}}
 	if c.Config.Hostname == "" {
-		c.Config.Hostname = c.ShortID()
-		c.Config.Hostname = d.hostnameOf(c) // the host's, on the host network
+		c.Config.Hostname = d.defaultHostname(c)
 	}
 	dir := d.filesDir(c.ID)
 	c.HostsPath, c.HostnamePath, c.ResolvConfPath = filepath.Join(dir, "hosts"), filepath.Join(dir, "hostname"), filepath.Join(dir, "resolv.conf")

@@ -18,7 +18,7 @@ func (d *Daemon) writeEtcFiles(c *container.Container) error {
 	if err := os.MkdirAll(filepath.Dir(c.HostsPath), 0o755); err != nil {
 		return err
 	}
-	if err := writeInPlace(c.HostnamePath, d.hostnameOf(c)+"\n"); err != nil {
+	if err := writeInPlace(c.HostnamePath, c.Config.Hostname+"\n"); err != nil {
 		return err
 	}
 	if err := writeInPlace(c.ResolvConfPath, d.resolvConfFor(c)); err != nil {
@@ -27,13 +27,14 @@ func (d *Daemon) writeEtcFiles(c *container.Container) error {
 	return d.writeHosts(c)
 }
 
-// hostnameOf is the container's hostname: the host's on the host network
-// (containers created that way before berth recorded it there too).
-func (d *Daemon) hostnameOf(c *container.Container) string {
+// defaultHostname is the hostname of a container created without one, as
+// moby's newContainer picks it: the host's on the host network, else the
+// short ID.
+func (d *Daemon) defaultHostname(c *container.Container) string {
 	if c.Config.NetworkMode == network.NameHost && d.hostname != "" {
 		return d.hostname
 	}
-	return c.Config.Hostname
+	return c.ShortID()
 }
 
 // writeHosts writes /etc/hosts: localhost lines, the container's own

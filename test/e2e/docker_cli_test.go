@@ -470,6 +470,9 @@ func TestDockerCLIHostEntries(t *testing.T) {
 	if got := strings.TrimSpace(mustDocker(t, w, "run", "--rm", "--network", "host", testworld.BusyboxImage, "hostname")); got != host {
 		t.Errorf("hostname on the host network = %q, want the host's %q", got, host)
 	}
+	if got := strings.TrimSpace(mustDocker(t, w, "run", "--rm", "--network", "host", "--hostname", "hh", testworld.BusyboxImage, "sh", "-c", "hostname; cat /etc/hostname")); got != "hh\nhh" {
+		t.Errorf("hostname and /etc/hostname on the host network with --hostname hh = %q, want hh", got)
+	}
 	if got := dockerInspect(t, w, "{{.Config.Hostname}}", strings.TrimSpace(mustDocker(t, w, "create", "--network", "host", testworld.BusyboxImage, "true"))); got != host {
 		t.Errorf("Config.Hostname of a host-network container = %q, want %q", got, host)
 	}
