@@ -378,3 +378,26 @@ func TestCommandLine(t *testing.T) {
 		}
 	}
 }
+
+// TestUnimplementedRoutes: Docker routes berth does not serve say which
+// docker command is missing (501), not a bare "page not found".
+func TestUnimplementedRoutes(t *testing.T) {
+	s := newServer(newFakeBackend())
+	for _, tc := range []struct{ method, path, want string }{
+		{http.MethodPost, "/v1.51/containers/test1/pause", "docker pause is not supported by berth"},
+		{http.MethodGet, "/v1.51/containers/test1/stats?stream=0", "docker stats is not supported by berth"},
+		{http.MethodHead, "/v1.51/containers/test1/archive?path=/etc", "docker cp is not supported by berth"},
+		{http.MethodPost, "/v1.51/containers/prune", "docker container prune is not supported by berth"},
+		{http.MethodGet, "/v1.51/events", "docker events is not supported by berth"},
+		{http.MethodPost, "/v1.51/images/busybox/tag?repo=x", "docker tag/push is not supported by berth"},
+	} {
+		rec := call(t, s, tc.method, tc.path, "")
+		if tc.method == http.MethodHead {
+			wantStatus(t, rec, http.StatusNotImplemented)
+			continue
+		}
+		wantError(t, rec, http.StatusNotImplemented, tc.want)
+	}
+	// Unknown paths keep moby's answer.
+	wantError(t, call(t, s, http.MethodGet, "/v1.51/no/such/path", ""), http.StatusNotFound, "page not found")
+}

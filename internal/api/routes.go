@@ -1,6 +1,10 @@
 package api
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/berth-net/berth/internal/errdefs"
+)
 
 // routes registers the API subset (docker-api.md §6). Paths arrive here
 // without their /vX.Y prefix; anything unregistered, including a known
@@ -50,5 +54,40 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("DELETE /images/{name...}", h(s.removeImage))
 	m.HandleFunc("GET /volumes/{name}", notFoundVolume)
 	m.HandleFunc("GET /plugins/{name}/json", notFoundPlugin)
+	for pattern, command := range unimplemented {
+		m.HandleFunc(pattern, notImplemented(command))
+	}
 	return m
+}
+
+// unimplemented are Docker Engine routes berth does not serve, with the
+// docker command that calls each: they answer 501 naming the command,
+// where an unknown path gets moby's bare 404 "page not found".
+var unimplemented = map[string]string{
+	"POST /containers/{id}/pause":   "docker pause",
+	"POST /containers/{id}/unpause": "docker unpause",
+	"GET /containers/{id}/top":      "docker top",
+	"GET /containers/{id}/stats":    "docker stats",
+	"GET /containers/{id}/changes":  "docker diff",
+	"GET /containers/{id}/export":   "docker export",
+	"GET /containers/{id}/archive":  "docker cp",
+	"PUT /containers/{id}/archive":  "docker cp",
+	"POST /containers/{id}/update":  "docker update",
+	"POST /containers/prune":        "docker container prune",
+	"GET /events":                   "docker events",
+	"GET /system/df":                "docker system df",
+	"POST /commit":                  "docker commit",
+	"POST /build":                   "docker build",
+	"POST /images/load":             "docker load (use docker import)",
+	"GET /images/get":               "docker save",
+	"POST /images/{name...}":        "docker tag/push",
+	"GET /volumes":                  "docker volume",
+	"POST /volumes/create":          "docker volume",
+}
+
+// notImplemented answers 501 "<command> is not supported by berth".
+func notImplemented(command string) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, errdefs.NotImplemented("%s is not supported by berth", command))
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/berth-net/berth/internal/api"
+	"github.com/berth-net/berth/internal/network"
 	"github.com/spf13/cobra"
 )
 
@@ -36,6 +37,7 @@ func NewCommand() *cobra.Command {
 	f.StringVar(&cfg.ExecRoot, "exec-root", "/run/berth", "directory of runtime state (netns, runc)")
 	f.StringVar(&cfg.Host, "host", "unix:///run/berth/berth.sock", "socket to listen on")
 	f.StringVar(&cfg.BridgeName, "bridge-name", "berth0", "device name of the default bridge network")
+	f.BoolVar(&cfg.BridgeHostAccess, "bridge-host-access", false, "let containers on the default bridge reach the host's own services, as Docker does (user networks: -o "+network.OptHostAccess+"=true)")
 	f.IntVar(&cfg.Group, "group", -1, "group ID that may use the socket (default: root only)")
 	f.BoolVarP(&debug, "debug", "D", false, "debug logging")
 	f.StringVar(&cfg.ResolvConf, "resolv-conf", "", "host resolver configuration to read instead of /etc/resolv.conf (for tests)")

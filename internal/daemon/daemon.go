@@ -35,6 +35,8 @@ type Config struct {
 	ExecRoot   string // /run/berth
 	Host       string // unix:///run/berth/berth.sock
 	BridgeName string // berth0
+	// BridgeHostAccess opens the host's services to the default bridge.
+	BridgeHostAccess bool
 	Group      int    // socket group; -1 keeps root's
 	// ResolvConf is the host's resolver configuration ("" means /etc/resolv.conf).
 	ResolvConf string
@@ -120,7 +122,7 @@ func (d *Daemon) build() error {
 	}
 	d.net = network.New(network.Config{
 		Store: d.store, Driver: d.driver, Sandboxes: sbs, Firewall: fw, Ports: portalloc.New("", d.log.With("component", "ports")),
-		Log: d.log.With("component", "network"), DefaultBridgeName: d.cfg.BridgeName,
+		Log: d.log.With("component", "network"), DefaultBridgeName: d.cfg.BridgeName, DefaultBridgeHostAccess: d.cfg.BridgeHostAccess,
 		Nameservers: d.resolv.nameservers,
 	})
 	d.dns = d.newDNS()

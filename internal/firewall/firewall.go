@@ -24,6 +24,9 @@ type Network struct {
 	Masquerade bool
 	// Internal networks have no way out and no way in from elsewhere.
 	Internal bool
+	// HostAccess lets the network's containers reach the host's own
+	// services, as Docker does (see input.go).
+	HostAccess bool
 }
 
 // Firewall is the packet filter as the network core sees it.

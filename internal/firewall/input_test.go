@@ -37,7 +37,7 @@ func TestEveryNetworkClosesHostAccess(t *testing.T) {
 				"meta l4proto icmp accept",
 				`udp dport 53 accept comment "DNS"`,
 				`tcp dport 53 accept comment "DNS"`,
-				`counter drop comment "HOST ACCESS DROP"`,
+				`counter reject with icmpx admin-prohibited comment "HOST ACCESS REFUSED"`,
 			}
 			if !slices.Equal(got, want) {
 				t.Errorf("host_in chain of %s:\n%q\nwant\n%q", n.Bridge, got, want)
@@ -51,6 +51,26 @@ func TestEveryNetworkClosesHostAccess(t *testing.T) {
 	}
 	if got := base.Chains[i].Rules[0].String(); got != "iifname vmap @host_in" {
 		t.Errorf("input chain rule = %q", got)
+	}
+}
+
+// TestHostAccessOpensTheHost: a network with HostAccess (Docker's way)
+// accepts whatever its containers send to the host.
+func TestHostAccessOpensTheHost(t *testing.T) {
+	nr, err := RulesFor(Network{Bridge: "br-dev", Subnet: netip.MustParsePrefix("10.4.0.0/24"), ICC: true, Masquerade: true, HostAccess: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := slices.IndexFunc(nr.Chains, func(c Chain) bool { return c.Name == "host_in__br-dev" })
+	if c < 0 {
+		t.Fatal("no host_in chain")
+	}
+	var got []string
+	for _, r := range nr.Chains[c].Rules {
+		got = append(got, r.String())
+	}
+	if want := []string{`counter accept comment "HOST ACCESS OPEN"`}; !slices.Equal(got, want) {
+		t.Errorf("host_in chain with HostAccess: %q, want %q", got, want)
 	}
 }
 

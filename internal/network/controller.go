@@ -32,6 +32,10 @@ type Config struct {
 	Log   *slog.Logger
 	// DefaultBridgeName is the device of the predefined "bridge" network (berth0).
 	DefaultBridgeName string
+	// DefaultBridgeHostAccess opens the host's services to the default
+	// bridge's containers (OptHostAccess); a daemon setting, applied at
+	// every start, as Docker's daemon options for its bridge are.
+	DefaultBridgeHostAccess bool
 	// Nameservers are the host's resolvers; pools that contain one are skipped.
 	Nameservers []netip.Addr
 	// Pools to pick subnets from; nil means Docker's defaults.
@@ -273,6 +277,7 @@ func firewallNetwork(n *Network) firewall.Network {
 		ICC:        n.Bridge.EnableICC,
 		Masquerade: n.Bridge.EnableIPMasquerade && !n.Internal,
 		Internal:   n.Internal,
+		HostAccess: n.Bridge.HostAccess,
 	}
 }
 

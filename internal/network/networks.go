@@ -301,6 +301,20 @@ func matchLabels(have map[string]string, want []string) bool {
 	return true
 }
 
+// setDefaultBridgeHostAccess applies the daemon's host access setting to
+// the default bridge n, and shows it among n's options when it is on.
+func (c *Controller) setDefaultBridgeHostAccess(n *Network) {
+	n.Bridge.HostAccess = c.cfg.DefaultBridgeHostAccess
+	if n.Options == nil {
+		n.Options = map[string]string{}
+	}
+	if n.Bridge.HostAccess {
+		n.Options[OptHostAccess] = "true"
+	} else {
+		delete(n.Options, OptHostAccess)
+	}
+}
+
 // ensurePredefined creates bridge, host and none on first start.
 func (c *Controller) ensurePredefinedLocked() error {
 	have := map[string]bool{}
@@ -321,6 +335,7 @@ func (c *Controller) ensurePredefinedLocked() error {
 			bc.DefaultBridge = true
 			n.Bridge = bc
 			n.Options = defaultBridgeOptions(bc)
+			c.setDefaultBridgeHostAccess(n)
 			if err := c.planIPv4Locked(n, IPAMRequest{}); err != nil {
 				return fmt.Errorf("choose a subnet for the default bridge: %w", err)
 			}

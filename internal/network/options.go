@@ -20,6 +20,7 @@ var knownOptions = map[string]bool{
 	OptEnableMasq:      true,
 	OptHostBindingIPv4: true,
 	OptMTU:             true,
+	OptHostAccess:      true,
 }
 
 // validIfName matches Linux interface names berth will create: at most 15
@@ -38,8 +39,8 @@ func parseBridgeOptions(opts map[string]string, defaultName string) (*BridgeConf
 	}
 	for k, v := range opts {
 		if !knownOptions[k] {
-			return nil, errdefs.Invalid("unknown network option %q: berth's bridge driver supports %s, %s, %s, %s and %s",
-				k, OptBridgeName, OptEnableICC, OptEnableMasq, OptHostBindingIPv4, OptMTU)
+			return nil, errdefs.Invalid("unknown network option %q: berth's bridge driver supports %s, %s, %s, %s, %s and %s",
+				k, OptBridgeName, OptEnableICC, OptEnableMasq, OptHostBindingIPv4, OptMTU, OptHostAccess)
 		}
 		var err error
 		switch k {
@@ -59,6 +60,8 @@ func parseBridgeOptions(opts map[string]string, defaultName string) (*BridgeConf
 			}
 		case OptMTU:
 			bc.MTU, err = parseMTU(v)
+		case OptHostAccess:
+			bc.HostAccess, err = parseBool(k, v)
 		}
 		if err != nil {
 			return nil, errdefs.Invalid("invalid option %s=%q: %w", k, v, err)

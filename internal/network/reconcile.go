@@ -54,6 +54,9 @@ func (c *Controller) load() error {
 				return fmt.Errorf("decode network record: %w", err)
 			}
 			c.networks[n.ID] = n
+			if n.Bridge != nil && n.Bridge.DefaultBridge {
+				c.setDefaultBridgeHostAccess(n)
+			}
 			if n.IPv4 != nil && !n.Removing {
 				sp, err := ipam.NewSpace(n.IPv4.Subnet, n.IPv4.IPRange, n.IPv4.Gateway)
 				if err != nil {

@@ -33,6 +33,9 @@ const (
 	OptHostBindingIPv4 = "com.docker.network.bridge.host_binding_ipv4"
 	OptDefaultBridge   = "com.docker.network.bridge.default_bridge"
 	OptMTU             = "com.docker.network.driver.mtu"
+	// OptHostAccess is berth's own: "true" opens the host's services to
+	// the network's containers, as Docker leaves them (firewall/input.go).
+	OptHostAccess = "berth.bridge.host_access"
 )
 
 // Network is one CNM network: a group of endpoints that reach each other directly.
@@ -80,6 +83,7 @@ type BridgeConfig struct {
 	HostBindingIPv4    netip.Addr `json:"hostBindingIPv4"`
 	MTU                int        `json:"mtu"`
 	DefaultBridge      bool       `json:"defaultBridge,omitempty"`
+	HostAccess         bool       `json:"hostAccess,omitempty"`
 }
 
 // EndpointState records how far an endpoint's setup got, so that a restart

@@ -170,3 +170,41 @@ func TestContainersCannotReachHost(t *testing.T) {
 		t.Errorf("the API socket %s exists inside the container", w.Socket)
 	}
 }
+
+// TestHostAccessOptIn: containers reach a host service, as with Docker,
+// on a network created with berth.bridge.host_access=true, and on the
+// default bridge of a daemon started with --bridge-host-access; other
+// networks stay closed, and refuse at once rather than time out.
+func TestHostAccessOptIn(t *testing.T) {
+	w, _ := startWorld(t, "--bridge-host-access")
+	listenInHost(t, w, "0.0.0.0:8099")
+	mustDocker(t, w, "network", "create", "--subnet", "10.97.0.0/24", "-o", "berth.bridge.host_access=true", "dev")
+	mustDocker(t, w, "network", "create", "--subnet", "10.98.0.0/24", "closed")
+	runSleeper(t, w, "onbridge")
+	runSleeper(t, w, "ondev", "--network", "dev")
+	runSleeper(t, w, "onclosed", "--network", "closed")
+	for _, tc := range []struct {
+		from, addr string
+		want       bool
+	}{
+		{"onbridge", "172.17.0.1", true},
+		{"ondev", "10.97.0.1", true},
+		{"ondev", testworld.HostAddr.String(), true},
+		{"onclosed", "10.98.0.1", false},
+	} {
+		got := dial(t, w, tc.from, tc.addr, "8099")
+		if tc.want && !got {
+			got = retried(func() bool { return dial(t, w, tc.from, tc.addr, "8099") })
+		}
+		if got != tc.want {
+			t.Errorf("%s to the host's service at %s:8099: reached = %v, want %v", tc.from, tc.addr, got, tc.want)
+		}
+	}
+	out, _, _ := w.Berth(t, "exec", "onclosed", "sh", "-c", "nc 10.98.0.1 8099 </dev/null; echo rc=$?")
+	if !strings.Contains(out, "rc=1") {
+		t.Errorf("nc to a closed host service: %q, want a failure", out)
+	}
+	if got := dockerInspect(t, w, `{{index .Options "berth.bridge.host_access"}}`, "bridge"); got != "true" {
+		t.Errorf("the default bridge's options show host_access %q, want true", got)
+	}
+}

@@ -172,7 +172,7 @@ func (tr *translation) stmt(s firewall.Stmt) ([]expr.Any, error) {
 		return []expr.Any{&expr.Masq{}}, nil
 	case firewall.Verdict:
 		return verdict(s)
-	case firewall.L4ProtoMatch, firewall.DportMatch:
+	case firewall.L4ProtoMatch, firewall.DportMatch, firewall.RejectAdminProhibited:
 		return inputStmt(s)
 	}
 	return tr.portStmt(s)

@@ -142,6 +142,16 @@ var ruleCases = []struct {
 			&expr.Verdict{Kind: expr.VerdictDrop},
 		},
 	},
+	{
+		rule: firewall.Rule{Stmts: []firewall.Stmt{firewall.Counter{}, firewall.RejectAdminProhibited{}}},
+		text: "counter reject with icmpx admin-prohibited",
+		debug: `[ counter pkts 0 bytes 0 ]
+		        [ reject type 2 code 3 ]`,
+		want: []expr.Any{
+			&expr.Counter{},
+			&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED},
+		},
+	},
 }
 
 func TestRuleTranslation(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-net/berth/internal/firewall"
 )
@@ -25,6 +26,8 @@ func inputStmt(s firewall.Stmt) ([]expr.Any, error) {
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, s.Port)},
 		), nil
+	case firewall.RejectAdminProhibited:
+		return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED}}, nil
 	}
 	return nil, fmt.Errorf("statement %T has no netlink form", s)
 }

@@ -2,9 +2,11 @@ package nftables
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"regexp"
+	"syscall"
 	"testing"
 	"time"
 
@@ -114,7 +116,33 @@ func TestHostServicesClosedToContainers(t *testing.T) {
 		t.Error("the host cannot ping c1: replies must come back")
 	}
 	chain := output(t, w.host, "nft", "list", "chain", "inet", "berth", "host_in__br0")
-	if m := regexp.MustCompile(`counter packets (\d+) .*HOST ACCESS DROP`).FindStringSubmatch(chain); m == nil || m[1] == "0" {
-		t.Errorf("the HOST ACCESS DROP counter of br0 counted nothing:\n%s", chain)
+	if m := regexp.MustCompile(`counter packets (\d+) bytes \d+ reject with icmpx admin-prohibited comment "HOST ACCESS REFUSED"`).FindStringSubmatch(chain); m == nil || m[1] == "0" {
+		t.Errorf("the HOST ACCESS REFUSED counter of br0 counted nothing, or nft prints the rule otherwise:\n%s", chain)
+	}
+	// Refused, not dropped: the client learns at once, from the ICMP
+	// error, instead of waiting out its timeout.
+	err = sandbox.Do(w.c1, func() error {
+		c, err := net.DialTimeout("tcp4", "10.0.1.1:8099", 20*time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+	if !errors.Is(err, syscall.EHOSTUNREACH) {
+		t.Errorf("connect to a host service from c1: %v, want EHOSTUNREACH (the ICMP admin-prohibited)", err)
+	}
+
+	// With host access (berth.bridge.host_access=true), br0's containers
+	// reach the host as with Docker; the internal network stays closed.
+	open := br0
+	open.HostAccess = true
+	if err := fw.AddNetwork(context.Background(), open); err != nil {
+		t.Fatal(err)
+	}
+	if !connectsWithin(t, w.c1, "10.0.1.1:8099") || !connectsWithin(t, w.c1, "198.51.100.2:8099") {
+		t.Error("with host access, c1 does not reach the host's service")
+	}
+	if connects(t, w.c3, "10.0.2.1:8099") {
+		t.Error("host access on br0 opened the host to the internal network's c3")
 	}
 }
