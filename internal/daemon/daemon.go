@@ -37,7 +37,7 @@ type Config struct {
 	BridgeName string // berth0
 	// BridgeHostAccess opens the host's services to the default bridge.
 	BridgeHostAccess bool
-	Group      int    // socket group; -1 keeps root's
+	Group            int // socket group; -1 keeps root's
 	// ResolvConf is the host's resolver configuration ("" means /etc/resolv.conf).
 	ResolvConf string
 	Log        *slog.Logger
