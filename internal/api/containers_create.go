@@ -97,6 +97,7 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 		PublishAllPorts: hc.PublishAllPorts,
 		NetworkMode:     mode,
 		AutoRemove:      autoRemove,
+		RestartPolicy:   restartPolicyOf(hc.RestartPolicy),
 		Networks:        nets,
 		DNS:             hc.DNS,
 		DNSSearch:       hc.DNSSearch,
@@ -118,6 +119,12 @@ func checkCreate(c *ctypes.Config, hc *ctypes.HostConfig) error {
 	if err := unsupportedContainerFeatures(c, hc); err != nil {
 		return err
 	}
+	if err := ctypes.ValidateRestartPolicy(hc.RestartPolicy); err != nil {
+		return errdefs.Invalid("%w", err)
+	}
+	if hc.AutoRemove && !hc.RestartPolicy.IsNone() {
+		return errdefs.Invalid("can't create 'AutoRemove' container with restart policy")
+	}
 	if err := checkSharedNetns(c, hc); err != nil {
 		return err
 	}
@@ -133,6 +140,14 @@ func checkCreate(c *ctypes.Config, hc *ctypes.HostConfig) error {
 		return err
 	}
 	return checkExtraHosts(hc.ExtraHosts)
+}
+
+// restartPolicyOf is berth's form of a validated policy: none is the zero value.
+func restartPolicyOf(p ctypes.RestartPolicy) container.RestartPolicy {
+	if p.IsNone() {
+		return container.RestartPolicy{}
+	}
+	return container.RestartPolicy{Name: string(p.Name), MaximumRetryCount: p.MaximumRetryCount}
 }
 
 // checkSharedNetns applies moby's rules (runconfig's
@@ -168,8 +183,6 @@ func unsupportedContainerFeatures(c *ctypes.Config, hc *ctypes.HostConfig) error
 	switch {
 	case len(hc.Binds) > 0, len(hc.Mounts) > 0, len(c.Volumes) > 0, len(hc.VolumesFrom) > 0:
 		return errdefs.Invalid("volumes and mounts (-v, --mount, --volumes-from) are not supported by berth yet")
-	case hc.RestartPolicy.Name != "" && hc.RestartPolicy.Name != ctypes.RestartPolicyDisabled:
-		return errdefs.Invalid("restart policy %q is not supported by berth: use \"no\"", hc.RestartPolicy.Name)
 	case c.Domainname != "":
 		return errdefs.Invalid("--domainname is not supported by berth")
 	case c.Healthcheck != nil && len(c.Healthcheck.Test) > 0:

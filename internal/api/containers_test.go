@@ -82,6 +82,14 @@ func TestContainerCreate(t *testing.T) {
 			Networks: map[string]container.EndpointRequest{"bridge": {Aliases: []string{"x"}}},
 		},
 	}, {
+		name: "restart policy",
+		path: "/v1.51/containers/create",
+		body: `{"Image":"busybox","HostConfig":{"RestartPolicy":{"Name":"on-failure","MaximumRetryCount":3}}}`,
+		want: container.Config{
+			Image: "busybox", NetworkMode: "bridge", Networks: map[string]container.EndpointRequest{"bridge": {}},
+			RestartPolicy: container.RestartPolicy{Name: "on-failure", MaximumRetryCount: 3},
+		},
+	}, {
 		name: "another container's network namespace, with an empty endpoint as docker sends it",
 		path: "/v1.51/containers/create",
 		body: `{"Image":"busybox","HostConfig":{"NetworkMode":"container:db"},

@@ -70,6 +70,7 @@ func containerInspect(c *container.Container, atts []network.Attachment, apiVers
 			HostnamePath:   c.HostnamePath,
 			HostsPath:      c.HostsPath,
 			LogPath:        c.LogPath,
+			RestartCount:   c.RestartCount,
 			Name:           "/" + c.Name,
 			Driver:         graphDriver,
 			Platform:       "linux",
@@ -117,7 +118,7 @@ func command(cfg container.Config) (string, []string) {
 func containerState(status string, s container.State) *ctypes.State {
 	return &ctypes.State{
 		Status:     ctypes.ContainerState(status),
-		Running:    status == container.StatusRunning,
+		Running:    status == container.StatusRunning || status == container.StatusRestarting, // as moby's SetRestarting
 		Paused:     status == container.StatusPaused,
 		Restarting: status == container.StatusRestarting,
 		OOMKilled:  s.OOMKilled,
@@ -130,12 +131,20 @@ func containerState(status string, s container.State) *ctypes.State {
 	}
 }
 
+// restartPolicy is HostConfig.RestartPolicy; "no" when none was given, as moby shows it.
+func restartPolicy(p container.RestartPolicy) ctypes.RestartPolicy {
+	if p.Name == "" {
+		return ctypes.RestartPolicy{Name: ctypes.RestartPolicyDisabled}
+	}
+	return ctypes.RestartPolicy{Name: ctypes.RestartPolicyMode(p.Name), MaximumRetryCount: p.MaximumRetryCount}
+}
+
 func hostConfig(cfg container.Config) *ctypes.HostConfig {
 	return &ctypes.HostConfig{
 		NetworkMode:     ctypes.NetworkMode(cfg.NetworkMode),
 		PortBindings:    hostPortBindings(cfg.PortBindings),
 		PublishAllPorts: cfg.PublishAllPorts,
-		RestartPolicy:   ctypes.RestartPolicy{Name: ctypes.RestartPolicyDisabled},
+		RestartPolicy:   restartPolicy(cfg.RestartPolicy),
 		AutoRemove:      cfg.AutoRemove,
 		LogConfig:       ctypes.LogConfig{Type: "json-file", Config: map[string]string{}},
 		DNS:             orNone(cfg.DNS),

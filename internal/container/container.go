@@ -47,6 +47,8 @@ type Config struct {
 	// (SharedNetns).
 	NetworkMode string `json:"networkMode"`
 	AutoRemove  bool   `json:"autoRemove,omitempty"`
+	// RestartPolicy says what happens when the process exits (--restart).
+	RestartPolicy RestartPolicy `json:"restartPolicy,omitzero"`
 	// Networks are the networks to join at start, keyed by network name or ID.
 	Networks map[string]EndpointRequest `json:"networks,omitempty"`
 	// Dns, DnsSearch, DnsOptions and ExtraHosts mirror HostConfig.
@@ -117,6 +119,12 @@ type Container struct {
 	HostnamePath   string `json:"hostnamePath,omitempty"`
 	HostsPath      string `json:"hostsPath,omitempty"`
 	LogPath        string `json:"logPath,omitempty"`
+	// RestartCount counts the restarts of the policy since the user last
+	// started the container.
+	RestartCount int `json:"restartCount,omitempty"`
+	// ManuallyStopped is set when the user stops or kills the container,
+	// and cleared when the user starts it (unless-stopped's memory).
+	ManuallyStopped bool `json:"manuallyStopped,omitempty"`
 }
 
 // NetnsPath is the network namespace the running container's processes

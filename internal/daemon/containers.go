@@ -282,6 +282,13 @@ func (d *Daemon) RemoveContainer(ctx context.Context, ref string, force bool) er
 	cs.mu.Lock()
 	running := cs.c.Running()
 	id, name := cs.c.ID, cs.c.Name
+	if cs.c.State.Status == container.StatusRestarting {
+		if !force {
+			cs.mu.Unlock()
+			return errdefs.Conflict("cannot remove container \"/%s\": container is restarting: stop the container before removing or force remove", name)
+		}
+		d.stopRestartingLocked(cs)
+	}
 	cs.mu.Unlock()
 	if running {
 		if !force {
@@ -303,6 +310,7 @@ func (d *Daemon) remove(cs *ctrState, id string) error {
 		return nil // someone else (AutoRemove) got here first
 	default:
 	}
+	cs.cancelRestartLocked()
 	var errs []error
 	if cs.c.State.SandboxID != "" {
 		errs = append(errs, d.net.DeleteSandbox(context.Background(), cs.c.State.SandboxID))

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/berth-net/berth/internal/api"
 	"github.com/berth-net/berth/internal/container"
@@ -78,6 +79,20 @@ type ctrState struct {
 	removed chan struct{} // closed when the container is removed
 	started chan struct{} // closed when the next run starts; replaced on start
 	proc    runtime.Process
+
+	// restartCancel, while the restart policy waits to start the
+	// container again (status "restarting"), calls that restart off when
+	// closed; restartDelay is the back-off the last restart waited.
+	restartCancel chan struct{}
+	restartDelay  time.Duration
+}
+
+// cancelRestartLocked calls off a pending restart of the policy, if any.
+func (cs *ctrState) cancelRestartLocked() {
+	if cs.restartCancel != nil {
+		close(cs.restartCancel)
+		cs.restartCancel = nil
+	}
 }
 
 var _ api.Backend = (*Daemon)(nil)

@@ -30,6 +30,14 @@ func (d *Daemon) StartContainer(ctx context.Context, ref string) error {
 	if err != nil {
 		return err
 	}
+	return d.startContainer(ctx, cs, nil)
+}
+
+// startContainer starts cs: for the user when auto is nil (a restart the
+// policy had planned is called off, and its count and the user's stop are
+// forgotten), else as the restart that auto was planned for, which only
+// happens if it is still the one planned.
+func (d *Daemon) startContainer(ctx context.Context, cs *ctrState, auto chan struct{}) error {
 	// The container whose namespace this one shares, if it does, is read
 	// before this one is locked: a start never holds two containers' locks.
 	donor, donorErr := d.netnsDonor(cs)
@@ -38,7 +46,15 @@ func (d *Daemon) StartContainer(ctx context.Context, ref string) error {
 		cs.mu.Unlock()
 		return errdefs.NotModified("container %s is already running", cs.c.Name)
 	}
-	err = donorErr
+	if auto != nil && cs.restartCancel != auto {
+		cs.mu.Unlock()
+		return nil // called off (stop, kill, rm, a start by the user)
+	}
+	cs.cancelRestartLocked()
+	if auto == nil {
+		cs.c.RestartCount, cs.c.ManuallyStopped, cs.restartDelay = 0, false, 0
+	}
+	err := donorErr
 	if err == nil {
 		err = d.start(ctx, cs, donor)
 	}
@@ -47,6 +63,9 @@ func (d *Daemon) StartContainer(ctx context.Context, ref string) error {
 		return nil
 	}
 	cs.c.State.Error = err.Error()
+	if cs.c.State.Status == container.StatusRestarting {
+		cs.c.State.Status = container.StatusExited // as moby: a failed restart is not tried again
+	}
 	_ = d.putContainer(cs.c)
 	autoRemove, id := cs.c.Config.AutoRemove, cs.c.ID
 	cs.mu.Unlock()
@@ -206,8 +225,18 @@ func (d *Daemon) onExit(cs *ctrState, code int, exited chan struct{}) {
 		errs = append(errs, d.net.DeleteSandbox(context.Background(), sbID))
 	}
 	errs = append(errs, d.runtime.Release(c.ID))
+	ran := time.Since(c.State.StartedAt)
 	c.State = container.State{Status: container.StatusExited, ExitCode: code, StartedAt: c.State.StartedAt,
 		FinishedAt: time.Now().UTC()}
+	// A stop or kill by the user is never followed by a restart; the
+	// policy decides the rest (moby's restart manager).
+	if !c.ManuallyStopped && c.Config.RestartPolicy.ShouldRestart(code, false, c.RestartCount) {
+		c.RestartCount++
+		c.State.Status = container.StatusRestarting
+		cs.restartDelay = container.NextRestartDelay(cs.restartDelay, ran)
+		cs.restartCancel = make(chan struct{})
+		go d.restartAfter(cs, cs.restartDelay, cs.restartCancel)
+	}
 	if err := errors.Join(errs...); err != nil {
 		d.log.Error("cleanup after container exit", "id", c.ShortID(), "err", err)
 		c.State.Error = err.Error()
@@ -219,12 +248,42 @@ func (d *Daemon) onExit(cs *ctrState, code int, exited chan struct{}) {
 	close(exited)
 	cs.mu.Unlock()
 	d.forgetExecs(c.ID)
-	d.log.Info("container exited", "name", c.Name, "id", c.ShortID(), "code", code)
+	d.log.Info("container exited", "name", c.Name, "id", c.ShortID(), "code", code, "restarting", c.State.Status == container.StatusRestarting)
 	if autoRemove {
 		if err := d.remove(cs, c.ID); err != nil {
 			d.log.Error("auto-remove", "id", c.ShortID(), "err", err)
 		}
 	}
+}
+
+// restartAfter is the restart policy's restart of cs, after delay,
+// unless cancel closes first.
+func (d *Daemon) restartAfter(cs *ctrState, delay time.Duration, cancel chan struct{}) {
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-cancel:
+		return
+	}
+	if err := d.startContainer(context.Background(), cs, cancel); err != nil {
+		d.log.Error("restart by the restart policy failed", "id", cs.c.ShortID(), "err", err)
+	}
+}
+
+// stopRestartingLocked ends a container waiting to be restarted by its
+// policy, as a stop or kill by the user does: it stays exited. It
+// reports whether cs was waiting.
+func (d *Daemon) stopRestartingLocked(cs *ctrState) bool {
+	if cs.c.State.Status != container.StatusRestarting {
+		return false
+	}
+	cs.cancelRestartLocked()
+	cs.c.State.Status, cs.c.ManuallyStopped = container.StatusExited, true
+	if err := d.putContainer(cs.c); err != nil {
+		d.log.Error("record a restart called off", "id", cs.c.ShortID(), "err", err)
+	}
+	return true
 }
 
 // StopContainer sends the stop signal, then SIGKILL after the timeout.
@@ -234,10 +293,15 @@ func (d *Daemon) StopContainer(ctx context.Context, ref string, timeout *int, si
 		return err
 	}
 	cs.mu.Lock()
+	if d.stopRestartingLocked(cs) {
+		cs.mu.Unlock()
+		return nil
+	}
 	if !cs.c.Running() {
 		cs.mu.Unlock()
 		return errdefs.NotModified("container %s is not running", cs.c.Name)
 	}
+	cs.c.ManuallyStopped = true // recorded with the exit
 	if signal == "" {
 		signal = cs.c.Config.StopSignal
 	}
@@ -303,7 +367,16 @@ func (d *Daemon) KillContainer(ctx context.Context, ref string, signal string) e
 		return err
 	}
 	cs.mu.Lock()
+	if d.stopRestartingLocked(cs) {
+		cs.mu.Unlock()
+		return nil
+	}
 	proc, id, running := cs.proc, cs.c.ID, cs.c.Running()
+	if running && (sig == syscall.SIGKILL || cs.c.Config.StopSignal == "" || sig == stopSignalOf(cs.c)) {
+		// As moby's kill (ExitOnNext): with no stop signal of its own any
+		// signal, else SIGKILL or that signal, makes the exit the user's.
+		cs.c.ManuallyStopped = true
+	}
 	cs.mu.Unlock()
 	if !running {
 		// The API adds "cannot kill container: <name>: ", as moby's router does.
@@ -325,6 +398,15 @@ func (d *Daemon) KillContainer(ctx context.Context, ref string, signal string) e
 // recorded (a process stuck in the kernel never exits); Docker's kill
 // gives up after 10 s and then 2 s more, with the same message.
 const killWaitLimit = 12 * time.Second
+
+// stopSignalOf is the signal docker stop sends c first.
+func stopSignalOf(c *container.Container) syscall.Signal {
+	sig, err := parseSignal(c.Config.StopSignal, syscall.SIGTERM)
+	if err != nil {
+		return syscall.SIGTERM
+	}
+	return sig
+}
 
 // parseSignal accepts "SIGTERM", "TERM", "15"; "" gives def.
 func parseSignal(s string, def syscall.Signal) (syscall.Signal, error) {

@@ -71,7 +71,56 @@ func (d *Daemon) restoreContainers(ctx context.Context) error {
 			}
 		}
 	}
+	d.startByPolicy(recs) // after the sweep above, which would take their new sandboxes for leftovers
 	return errors.Join(errs...)
+}
+
+// startByPolicy starts, in the background, the containers whose restart
+// policy wants them running after a daemon start, as moby's restore does:
+// always (even if the user had stopped it), unless-stopped unless the user
+// had, on-failure after a failed exit with restarts left; containers never
+// started are left alone. Those sharing another's network namespace go
+// after the others, so that their donors run first.
+func (d *Daemon) startByPolicy(recs []*container.Container) {
+	var first, then []*ctrState
+	for _, c := range recs {
+		switch c.Status() {
+		case container.StatusExited, container.StatusRestarting:
+		default:
+			continue
+		}
+		if !c.Config.RestartPolicy.ShouldRestart(c.State.ExitCode, c.ManuallyStopped, c.RestartCount) {
+			continue
+		}
+		d.mu.Lock()
+		cs := d.containers[c.ID]
+		d.mu.Unlock()
+		if _, shared := container.SharedNetns(c.Config.NetworkMode); shared {
+			then = append(then, cs)
+		} else {
+			first = append(first, cs)
+		}
+	}
+	if len(first)+len(then) == 0 {
+		return
+	}
+	go func() {
+		for _, cs := range append(first, then...) {
+			cs.mu.Lock()
+			// As moby's restore: a fresh start, with the count and the
+			// user's stop forgotten.
+			cs.c.State.Status = container.StatusRestarting
+			cs.c.RestartCount, cs.c.ManuallyStopped, cs.restartDelay = 0, false, 0
+			cs.restartCancel = make(chan struct{})
+			auto := cs.restartCancel
+			cs.mu.Unlock()
+			if err := d.startContainer(context.Background(), cs, auto); err != nil {
+				d.log.Error("start by the restart policy after a daemon start", "id", cs.c.ShortID(), "err", err)
+				continue
+			}
+			d.log.Info("started by its restart policy", "name", cs.c.Name, "id", cs.c.ShortID())
+		}
+	}()
 }
 
 // markStopped releases what a not-running container may still hold and
@@ -81,6 +130,9 @@ func (d *Daemon) markStopped(cs *ctrState) error {
 	err := d.runtime.Release(c.ID)
 	wasRunning := c.Running()
 	c.State.SandboxID, c.State.SandboxKey, c.State.JoinedNetns, c.State.Pid, c.State.PidStart = "", "", "", 0, 0
+	if c.State.Status == container.StatusRestarting { // its planned restart died with the daemon
+		c.State.Status = container.StatusExited
+	}
 	if wasRunning {
 		c.State.Status = container.StatusExited
 		c.State.ExitCode = 255

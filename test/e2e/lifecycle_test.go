@@ -261,3 +261,74 @@ func TestDaemonStaysInHostNamespace(t *testing.T) {
 		}
 	}
 }
+
+// waitInspect polls docker inspect --format format on name until it
+// prints want, for up to 60 s.
+func waitInspect(t *testing.T, w *testworld.World, format, name, want string) {
+	t.Helper()
+	var got string
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		out, _, code := w.Docker(t, "inspect", "--format", format, name)
+		if got = strings.TrimSpace(out); code == 0 && got == want {
+			return
+		}
+	}
+	t.Fatalf("docker inspect --format %q %s = %q, want %q", format, name, got, want)
+}
+
+// TestRestartPolicies: Docker's restart policies, with the networking a
+// restarted container gets back (an address on its network, a name its
+// neighbours resolve), the user's stop respected, and a daemon start that
+// brings back what the policy wants running.
+func TestRestartPolicies(t *testing.T) {
+	w, d := startWorld(t)
+	bb := testworld.BusyboxImage
+	mustDocker(t, w, "network", "create", "web")
+	runDockerSleeper(t, w, "peer", "--network", "web")
+
+	// on-failure:2 gives up after two restarts.
+	mustDocker(t, w, "run", "-d", "--name", "flaky", "--restart", "on-failure:2", bb, "sh", "-c", "exit 3")
+	waitInspect(t, w, "{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}", "flaky", "exited 3 2")
+	if got := dockerInspect(t, w, "{{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}", "flaky"); got != "on-failure:2" {
+		t.Errorf("HostConfig.RestartPolicy = %s", got)
+	}
+	// on-failure leaves a clean exit alone.
+	mustDocker(t, w, "run", "-d", "--name", "clean", "--restart", "on-failure", bb, "true")
+	waitInspect(t, w, "{{.State.Status}} {{.RestartCount}}", "clean", "exited 0")
+
+	// always: back on its network after each exit, and resolvable.
+	mustDocker(t, w, "run", "-d", "--name", "phoenix", "--restart", "always", "--network", "web", bb, "sh", "-c", "sleep 4; exit 1")
+	// (State.Running is true while it waits to restart too, as Docker's.)
+	waitInspect(t, w, "{{.State.Status}} {{gt .RestartCount 0}}", "phoenix", "running true")
+	ip := netip.MustParseAddr(dockerInspect(t, w, "{{.NetworkSettings.Networks.web.IPAddress}}", "phoenix"))
+	wantLookup(t, w, "peer", "phoenix", ip)
+	// Its back-off grows while it keeps failing; a stop while it waits
+	// ends it for good.
+	waitInspect(t, w, "{{.State.Status}}", "phoenix", "restarting")
+	mustDocker(t, w, "stop", "-t", "1", "phoenix")
+	count := dockerInspect(t, w, "{{.RestartCount}}", "phoenix")
+	time.Sleep(3 * time.Second)
+	if got := dockerInspect(t, w, "{{.State.Status}} {{.RestartCount}}", "phoenix"); got != "exited "+count {
+		t.Errorf("after docker stop during its back-off: %q, want it exited with %s restarts", got, count)
+	}
+	if _, errOut, code := w.Docker(t, "rm", "phoenix"); code != 0 {
+		t.Errorf("docker rm of the stopped phoenix: %s", errOut)
+	}
+
+	// A daemon start brings back always (even stopped by the user) but
+	// not unless-stopped that the user stopped.
+	runDockerSleeper(t, w, "a1", "--restart", "always", "--network", "web")
+	runDockerSleeper(t, w, "u1", "--restart", "unless-stopped")
+	runDockerSleeper(t, w, "u2", "--restart", "unless-stopped")
+	mustDocker(t, w, "stop", "a1", "u1")
+	d.Kill()
+	w.Start(t)
+	waitInspect(t, w, "{{.State.Status}}", "a1", "running")
+	if got := dockerInspect(t, w, "{{.State.Status}}", "u1"); got != "exited" {
+		t.Errorf("u1 (unless-stopped, stopped by the user) after a daemon start: %s", got)
+	}
+	if got := dockerInspect(t, w, "{{.State.Running}}", "u2"); got != "true" {
+		t.Errorf("u2 (unless-stopped, running) after a daemon start: running = %s", got)
+	}
+	wantLookup(t, w, "peer", "a1", netip.MustParseAddr(dockerInspect(t, w, "{{.NetworkSettings.Networks.web.IPAddress}}", "a1")))
+}
