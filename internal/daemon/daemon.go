@@ -53,7 +53,7 @@ type Daemon struct {
 	runtime  *runtime.Runtime
 	images   *image.Store
 	driver   *bridge.Driver
-	resolv   resolvConf
+	resolv   *hostResolv
 	hostname string
 	// hostsFile is the host's hosts file, copied for host-network containers.
 	hostsFile string
@@ -123,7 +123,7 @@ func (d *Daemon) build() error {
 	var err error
 	d.hostname, _ = os.Hostname()
 	d.hostsFile = "/etc/hosts"
-	d.resolv = readResolvConf(cmp.Or(d.cfg.ResolvConf, "/etc/resolv.conf"))
+	d.resolv = &hostResolv{path: cmp.Or(d.cfg.ResolvConf, "/etc/resolv.conf")}
 	sbs, err := sandbox.NewManager(filepath.Join(d.cfg.ExecRoot, "netns"))
 	if err != nil {
 		return err
@@ -138,7 +138,7 @@ func (d *Daemon) build() error {
 	d.net = network.New(network.Config{
 		Store: d.store, Driver: d.driver, Sandboxes: sbs, Firewall: fw, Ports: portalloc.New("", d.log.With("component", "ports")),
 		Log: d.log.With("component", "network"), DefaultBridgeName: d.cfg.BridgeName, DefaultBridgeHostAccess: d.cfg.BridgeHostAccess,
-		Nameservers: d.resolv.nameservers,
+		Nameservers: d.resolv.get().nameservers,
 	})
 	d.dns = d.newDNS()
 	d.runtime, err = runtime.New(runtime.Config{
@@ -192,6 +192,32 @@ func (d *Daemon) Close() error {
 		d.net.Close()
 	}
 	return errors.Join(d.driver.Close(), d.store.Close())
+}
+
+// hostResolv reads the host's resolver configuration as it is now, as
+// Docker does for each container it starts: a resolv.conf that a DHCP
+// client or a VPN rewrote after the daemon started is what new containers
+// get. The parse is kept while the file's size and time stay the same.
+type hostResolv struct {
+	path string
+
+	mu     sync.Mutex
+	stamp  string // size and modification time of what rc was read from
+	rc     resolvConf
+	primed bool
+}
+
+func (h *hostResolv) get() resolvConf {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	stamp := ""
+	if fi, err := os.Stat(h.path); err == nil {
+		stamp = fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
+	}
+	if !h.primed || stamp != h.stamp {
+		h.rc, h.stamp, h.primed = readResolvConf(h.path), stamp, true
+	}
+	return h.rc
 }
 
 // resolvConf is what the daemon read of the host's /etc/resolv.conf.

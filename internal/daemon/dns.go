@@ -87,7 +87,7 @@ func (d *Daemon) upstreamsFor(c *container.Container) []netip.AddrPort {
 	if len(ups) > 0 {
 		return ups
 	}
-	for _, a := range d.resolv.nameservers {
+	for _, a := range d.resolv.get().nameservers {
 		if !a.IsLoopback() {
 			ups = append(ups, netip.AddrPortFrom(a.Unmap(), 53))
 		}
@@ -106,7 +106,8 @@ func (d *Daemon) embeddedResolvConf(c *container.Container) (string, bool) {
 	if !d.dnsRunning(c.State.SandboxID) {
 		return "", false
 	}
-	search, opts := d.resolv.search, withoutNdots(d.resolv.options)
+	rc := d.resolv.get()
+	search, opts := rc.search, withoutNdots(rc.options)
 	if len(c.Config.DNSSearch) > 0 {
 		search = c.Config.DNSSearch
 	}

@@ -42,11 +42,11 @@ func TestEmbeddedResolvConf(t *testing.T) {
 	if err := m.Start(dns.Sandbox{ID: "sb-dns"}); err != nil {
 		t.Fatal(err)
 	}
-	d := &Daemon{dns: m, resolv: resolvConf{
+	d := &Daemon{dns: m, resolv: fixedResolv(resolvConf{
 		nameservers: []netip.Addr{netip.MustParseAddr("10.255.255.53")},
 		search:      []string{"example.com"},
 		options:     []string{"ndots:3", "edns0"},
-	}}
+	})}
 	withDNS := func(cfg container.Config) *container.Container {
 		return &container.Container{Config: cfg, State: container.State{SandboxID: "sb-dns"}}
 	}
@@ -85,10 +85,11 @@ func TestUpstreamsFor(t *testing.T) {
 		{"only loopback: Docker's fallback", []string{"127.0.0.53"}, nil, []netip.AddrPort{ap("8.8.8.8:53"), ap("8.8.4.4:53")}},
 	}
 	for _, tt := range tests {
-		d := &Daemon{}
+		var rc resolvConf
 		for _, s := range tt.servers {
-			d.resolv.nameservers = append(d.resolv.nameservers, netip.MustParseAddr(s))
+			rc.nameservers = append(rc.nameservers, netip.MustParseAddr(s))
 		}
+		d := &Daemon{resolv: fixedResolv(rc)}
 		got := d.upstreamsFor(&container.Container{Config: container.Config{DNS: tt.dns}})
 		if diff := cmp.Diff(tt.want, got, cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", tt.name, diff)

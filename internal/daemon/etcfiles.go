@@ -112,7 +112,8 @@ func (d *Daemon) resolvConfFor(c *container.Container) string {
 		return s
 	}
 	var b strings.Builder
-	search, opts := d.resolv.search, d.resolv.options
+	rc := d.resolv.get()
+	search, opts := rc.search, rc.options
 	if len(c.Config.DNSSearch) > 0 {
 		search = c.Config.DNSSearch
 	}
@@ -124,7 +125,7 @@ func (d *Daemon) resolvConfFor(c *container.Container) string {
 	}
 	servers := c.Config.DNS
 	if len(servers) == 0 {
-		for _, ns := range d.resolv.nameservers {
+		for _, ns := range rc.nameservers {
 			if !ns.IsLoopback() {
 				servers = append(servers, ns.String())
 			}

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 
@@ -41,13 +42,13 @@ func TestReadResolvConfAndContainerCopy(t *testing.T) {
 	if diff := cmp.Diff([]string{"127.0.0.53", "10.255.255.53"}, addrStrings(rc.nameservers)); diff != "" {
 		t.Fatalf("nameservers (-want +got):\n%s", diff)
 	}
-	d := &Daemon{resolv: rc}
+	d := &Daemon{resolv: &hostResolv{path: p}}
 	got := d.resolvConfFor(&container.Container{})
 	want := "search example.com corp\nnameserver 10.255.255.53\noptions edns0 trust-ad\n"
 	if got != want {
 		t.Fatalf("container resolv.conf:\n%s\nwant:\n%s", got, want)
 	}
-	onlyLoopback := &Daemon{resolv: resolvConf{nameservers: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}}
+	onlyLoopback := &Daemon{resolv: fixedResolv(resolvConf{nameservers: []netip.Addr{netip.MustParseAddr("127.0.0.1")}})}
 	if got := onlyLoopback.resolvConfFor(&container.Container{}); got != "nameserver 8.8.8.8\nnameserver 8.8.4.4\n" {
 		t.Fatalf("fallback resolv.conf = %q", got)
 	}
@@ -82,5 +83,27 @@ func TestValidContainerName(t *testing.T) {
 		if validContainerName.MatchString(bad) {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// fixedResolv is a host resolver configuration that no file backs.
+func fixedResolv(rc resolvConf) *hostResolv { return &hostResolv{rc: rc, primed: true} }
+
+// TestHostResolvFollowsTheFile: a resolv.conf rewritten after the daemon
+// started (a DHCP lease, a VPN) is what the next container gets.
+func TestHostResolvFollowsTheFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(p, []byte("nameserver 10.0.0.53\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := &hostResolv{path: p}
+	if got := addrStrings(h.get().nameservers); !slices.Equal(got, []string{"10.0.0.53"}) {
+		t.Fatalf("nameservers = %v", got)
+	}
+	if err := os.WriteFile(p, []byte("nameserver 192.0.2.53\nnameserver 192.0.2.54\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := addrStrings(h.get().nameservers); !slices.Equal(got, []string{"192.0.2.53", "192.0.2.54"}) {
+		t.Errorf("after the file changed: nameservers = %v", got)
 	}
 }

@@ -308,3 +308,26 @@ func TestDNSSurvivesRestart(t *testing.T) {
 	wantLookup(t, w, "alpha", "db", b)
 	wantLookup(t, w, "alpha", "example.test", testworld.ServerAddr)
 }
+
+// TestHostResolvConfReadAtEachStart: a host resolv.conf rewritten while
+// the daemon runs (a DHCP lease, a VPN) is what the next container gets,
+// as with Docker.
+func TestHostResolvConfReadAtEachStart(t *testing.T) {
+	w := testworld.New(t)
+	conf := filepath.Join(w.Dir, "host-resolv.conf")
+	if err := os.WriteFile(conf, []byte("nameserver 192.0.2.53\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.Start(t, "--resolv-conf", conf)
+	w.Busybox(t)
+	if got := mustDocker(t, w, "run", "--rm", testworld.BusyboxImage, "cat", "/etc/resolv.conf"); !strings.Contains(got, "nameserver 192.0.2.53\n") {
+		t.Fatalf("resolv.conf before the change:\n%s", got)
+	}
+	if err := os.WriteFile(conf, []byte("search corp.example\nnameserver 192.0.2.99\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := mustDocker(t, w, "run", "--rm", testworld.BusyboxImage, "cat", "/etc/resolv.conf")
+	if !strings.Contains(got, "nameserver 192.0.2.99\n") || strings.Contains(got, "192.0.2.53") || !strings.Contains(got, "search corp.example\n") {
+		t.Errorf("resolv.conf after the host's changed:\n%s", got)
+	}
+}
