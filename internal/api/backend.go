@@ -27,7 +27,7 @@ type Backend interface {
 	DisconnectNetwork(ctx context.Context, netRef, ctrRef string, force bool) error
 	// PruneNetworks removes unused user networks whose labels match every
 	// "key" or "key=value" in labels; it returns the removed names.
-	PruneNetworks(ctx context.Context, labels []string) ([]string, error)
+	PruneNetworks(ctx context.Context, f network.PruneFilter) ([]string, error)
 
 	CreateContainer(ctx context.Context, name string, cfg container.Config) (*container.Container, error)
 	Containers(ctx context.Context) ([]*container.Container, error)

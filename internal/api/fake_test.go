@@ -233,8 +233,11 @@ func (f *fakeBackend) DisconnectNetwork(ctx context.Context, netRef, ctrRef stri
 	return nil
 }
 
-func (f *fakeBackend) PruneNetworks(_ context.Context, labels []string) ([]string, error) {
-	f.mutated("PruneNetworks %v", labels)
+func (f *fakeBackend) PruneNetworks(_ context.Context, pf network.PruneFilter) ([]string, error) {
+	f.mutated("PruneNetworks %v", pf.Labels)
+	if len(pf.NotLabels) > 0 {
+		f.mutated("PruneNetworks not %v", pf.NotLabels)
+	}
 	return []string{"web"}, nil
 }
 

@@ -154,7 +154,10 @@ func TestNetworkPrune(t *testing.T) {
 	if diff := cmp.Diff(`{"NetworksDeleted":["web"]}`+"\n", rec.Body.String()); diff != "" {
 		t.Errorf("body (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"PruneNetworks [env=test]"}, f.Mutations()); diff != "" {
+	// label! (docker network prune --filter label!=keep)
+	rec = call(t, newServer(f), http.MethodPost, "/v1.51/networks/prune?filters="+url.QueryEscape(`{"label!":{"keep":true}}`), "")
+	wantStatus(t, rec, http.StatusOK)
+	if diff := cmp.Diff([]string{"PruneNetworks [env=test]", "PruneNetworks []", "PruneNetworks not [keep]"}, f.Mutations()); diff != "" {
 		t.Errorf("mutations (-want +got):\n%s", diff)
 	}
 }

@@ -42,8 +42,8 @@ func (d *Daemon) RemoveNetwork(ctx context.Context, ref string) error {
 }
 
 // PruneNetworks removes unused user networks.
-func (d *Daemon) PruneNetworks(ctx context.Context, labels []string) ([]string, error) {
-	return d.net.PruneNetworks(ctx, labels)
+func (d *Daemon) PruneNetworks(ctx context.Context, f network.PruneFilter) ([]string, error) {
+	return d.net.PruneNetworks(ctx, f)
 }
 
 // ConnectNetwork joins a container to a network: live when it runs,

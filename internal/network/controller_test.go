@@ -552,11 +552,15 @@ func TestPruneNetworks(t *testing.T) {
 	}
 	sb := r.sandbox(t, "x")
 	r.join(t, sb, "c", JoinRequest{Name: "x"})
-	got, err := r.c.PruneNetworks(ctx, []string{"env=test"})
-	if err != nil || len(got) != 1 || got[0] != "a" {
-		t.Fatalf("prune env=test = %v, %v", got, err)
+	got, err := r.c.PruneNetworks(ctx, PruneFilter{NotLabels: []string{"env"}})
+	if err != nil || len(got) != 0 {
+		t.Fatalf("prune label!=env = %v, %v (c, unlabelled, is in use)", got, err)
 	}
-	got, err = r.c.PruneNetworks(ctx, nil)
+	got, err = r.c.PruneNetworks(ctx, PruneFilter{Labels: []string{"env"}, NotLabels: []string{"env=prod"}})
+	if err != nil || len(got) != 1 || got[0] != "a" {
+		t.Fatalf("prune label=env label!=env=prod = %v, %v", got, err)
+	}
+	got, err = r.c.PruneNetworks(ctx, PruneFilter{})
 	if err != nil || len(got) != 1 || got[0] != "b" {
 		t.Fatalf("prune all = %v, %v (c is in use, predefined stay)", got, err)
 	}

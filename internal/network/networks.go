@@ -262,11 +262,11 @@ func (c *Controller) endpointCountLocked(networkID string) int {
 
 // PruneNetworks removes every user network without endpoints whose labels
 // match all of filters ("key" or "key=value"), and returns their names.
-func (c *Controller) PruneNetworks(ctx context.Context, labels []string) ([]string, error) {
+func (c *Controller) PruneNetworks(ctx context.Context, f PruneFilter) ([]string, error) {
 	var candidates []string
 	c.mu.Lock()
 	for _, n := range c.networks {
-		if !n.Predefined && c.endpointCountLocked(n.ID) == 0 && matchLabels(n.Labels, labels) {
+		if !n.Predefined && c.endpointCountLocked(n.ID) == 0 && f.matches(n) {
 			candidates = append(candidates, n.ID)
 		}
 	}
@@ -288,6 +288,19 @@ func (c *Controller) PruneNetworks(ctx context.Context, labels []string) ([]stri
 		removed = append(removed, n.Name)
 	}
 	return removed, errors.Join(errs...)
+}
+
+// PruneFilter is network prune's --filter: label (every one must match),
+// label! (skipped when every one matches), as moby's prune applies them.
+type PruneFilter struct {
+	Labels, NotLabels []string
+}
+
+func (f PruneFilter) matches(n *Network) bool {
+	if !matchLabels(n.Labels, f.Labels) {
+		return false
+	}
+	return len(f.NotLabels) == 0 || !matchLabels(n.Labels, f.NotLabels)
 }
 
 func matchLabels(have map[string]string, want []string) bool {
