@@ -10,6 +10,7 @@ import (
 
 	ctypes "github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/go-connections/nat"
 
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/errdefs"
@@ -39,7 +40,7 @@ func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) error {
 // containerListFilters are the docker ps filters berth answers.
 var containerListFilters = map[string]bool{
 	"id": true, "name": true, "status": true, "label": true, "network": true,
-	"ancestor": true, "exited": true,
+	"ancestor": true, "exited": true, "publish": true, "expose": true,
 }
 
 var containerStatuses = []string{
@@ -58,6 +59,14 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 		}
 		return nil
 	}); err != nil {
+		return err
+	}
+	publish, err := portFilter(args, "publish")
+	if err != nil {
+		return err
+	}
+	expose, err := portFilter(args, "expose")
+	if err != nil {
 		return err
 	}
 	limit, _, err := intValue(r, "limit")
@@ -94,9 +103,49 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 		if args.Contains("network") && !onNetwork(atts, args) {
 			continue
 		}
-		out = append(out, containerSummary(c, atts, s.now()))
+		sum := containerSummary(c, atts, s.now())
+		if (publish != nil || expose != nil) && !hasPort(sum.Ports, publish, expose) {
+			continue
+		}
+		out = append(out, sum)
 	}
 	return writeJSON(w, http.StatusOK, out)
+}
+
+// portFilter reads the publish or expose filter as moby's portOp does:
+// "80", "80/udp" or a range "8000-8010/tcp" (tcp when no protocol is
+// given), as a set of "port/proto"; nil when the filter is absent.
+func portFilter(args filters.Args, key string) (map[string]bool, error) {
+	if !args.Contains(key) {
+		return nil, nil
+	}
+	set := map[string]bool{}
+	err := args.WalkValues(key, func(v string) error {
+		if strings.Contains(v, ":") {
+			return errdefs.Invalid("filter for '%s' should not contain ':': %s", key, v)
+		}
+		proto, ports := nat.SplitProtoPort(v)
+		start, end, err := nat.ParsePortRange(ports)
+		if err != nil {
+			return errdefs.Invalid("error while looking up for %s %s: %s", key, v, err)
+		}
+		for p := start; p <= end; p++ {
+			set[strconv.FormatUint(p, 10)+"/"+proto] = true
+		}
+		return nil
+	})
+	return set, err
+}
+
+// hasPort is moby's publish/expose match over a container's ps ports: a
+// published (host) port in publish, or a container port in expose.
+func hasPort(ports []ctypes.Port, publish, expose map[string]bool) bool {
+	for _, p := range ports {
+		if (p.PublicPort != 0 && publish[fmt.Sprintf("%d/%s", p.PublicPort, p.Type)]) || expose[fmt.Sprintf("%d/%s", p.PrivatePort, p.Type)] {
+			return true
+		}
+	}
+	return false
 }
 
 // containerMatches applies moby's ps filters: id and name are regular

@@ -85,3 +85,42 @@ func TestStoppedContainerShowsNoPorts(t *testing.T) {
 		t.Errorf("ps Ports of a stopped container = %v, want none", ports)
 	}
 }
+
+// TestPsPublishExposeFilters: docker ps --filter publish= matches a
+// published host port, expose= a container port, as moby's; tcp when no
+// protocol is given, ranges expanded.
+func TestPsPublishExposeFilters(t *testing.T) {
+	s := newServer(withPublished()) // test1: 0.0.0.0:8080->80/tcp, 127.0.0.1:5353->53/udp
+	names := func(filter string) []string {
+		t.Helper()
+		rec := call(t, s, http.MethodGet, "/v1.51/containers/json?filters="+urlEscape(filter), "")
+		wantStatus(t, rec, http.StatusOK)
+		var out []string
+		for _, c := range decode[[]struct{ Names []string }](t, rec) {
+			out = append(out, c.Names[0])
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		filter string
+		want   []string
+	}{
+		{`{"publish":["8080"]}`, []string{"/test1"}},
+		{`{"publish":["8080/tcp"]}`, []string{"/test1"}},
+		{`{"publish":["8000-8100"]}`, []string{"/test1"}},
+		{`{"publish":["80"]}`, nil}, // a container port, not published
+		{`{"publish":["5353"]}`, nil},
+		{`{"publish":["5353/udp"]}`, []string{"/test1"}},
+		{`{"expose":["80"]}`, []string{"/test1"}},
+		{`{"expose":["53/udp"]}`, []string{"/test1"}},
+		{`{"expose":["8080"]}`, nil},
+	} {
+		if got := names(tc.filter); !cmp.Equal(got, tc.want) {
+			t.Errorf("ps %s = %v, want %v", tc.filter, got, tc.want)
+		}
+	}
+	wantError(t, call(t, s, http.MethodGet, "/v1.51/containers/json?filters="+urlEscape(`{"publish":["0.0.0.0:8080"]}`), ""),
+		http.StatusBadRequest, "filter for 'publish' should not contain ':': 0.0.0.0:8080")
+	wantError(t, call(t, s, http.MethodGet, "/v1.51/containers/json?filters="+urlEscape(`{"expose":["http"]}`), ""),
+		http.StatusBadRequest, "error while looking up for expose http: invalid start port 'http': invalid syntax")
+}
