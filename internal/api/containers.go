@@ -34,7 +34,17 @@ func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, ctypes.CreateResponse{ID: c.ID, Warnings: []string{}})
+	return writeJSON(w, http.StatusCreated, ctypes.CreateResponse{ID: c.ID, Warnings: createWarnings(body.HostConfig)})
+}
+
+// createWarnings are moby's warnings for a create that succeeds but will
+// not do all it was asked; the docker CLI prints each as "WARNING: ...".
+func createWarnings(hc *ctypes.HostConfig) []string {
+	warnings := []string{}
+	if hc != nil && hc.NetworkMode.IsHost() && len(hc.PortBindings) > 0 {
+		warnings = append(warnings, "Published ports are discarded when using host network mode")
+	}
+	return warnings
 }
 
 // containerListFilters are the docker ps filters berth answers.
@@ -244,10 +254,10 @@ func (s *Server) restartContainer(w http.ResponseWriter, r *http.Request) error 
 	}
 	id := r.PathValue("id")
 	if err := s.backend.StopContainer(r.Context(), id, timeout, signal); err != nil && !errdefs.Is(err, errdefs.KindNotModified) {
-		return err
+		return fmt.Errorf("Cannot restart container %s: %w", id, err)
 	}
 	if err := s.backend.StartContainer(r.Context(), id); err != nil && !errdefs.Is(err, errdefs.KindNotModified) {
-		return err
+		return fmt.Errorf("Cannot restart container %s: %w", id, err) // moby's words (daemon/restart.go)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

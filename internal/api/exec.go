@@ -17,6 +17,11 @@ func (s *Server) createExec(w http.ResponseWriter, r *http.Request) error {
 	if len(body.Cmd) == 0 {
 		return errdefs.Invalid("No exec command specified")
 	}
+	if body.Privileged {
+		// Refused, not ignored: the process would run without the
+		// capabilities it was asked for.
+		return errdefs.Invalid("docker exec --privileged is not supported by berth")
+	}
 	cfg := ExecConfig{
 		Cmd:          body.Cmd,
 		Env:          body.Env,

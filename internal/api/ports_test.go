@@ -124,3 +124,14 @@ func TestPsPublishExposeFilters(t *testing.T) {
 	wantError(t, call(t, s, http.MethodGet, "/v1.51/containers/json?filters="+urlEscape(`{"expose":["http"]}`), ""),
 		http.StatusBadRequest, "error while looking up for expose http: invalid start port 'http': invalid syntax")
 }
+
+// TestHostNetworkPortsWarning: -p with --network host is accepted with
+// moby's warning, which the docker CLI prints.
+func TestHostNetworkPortsWarning(t *testing.T) {
+	rec := call(t, newServer(newFakeBackend()), http.MethodPost, "/v1.51/containers/create",
+		`{"Image":"busybox","HostConfig":{"NetworkMode":"host","PortBindings":{"80/tcp":[{"HostPort":"8080"}]}}}`)
+	wantStatus(t, rec, http.StatusCreated)
+	if got := decode[struct{ Warnings []string }](t, rec).Warnings; !cmp.Equal(got, []string{"Published ports are discarded when using host network mode"}) {
+		t.Errorf("Warnings = %q", got)
+	}
+}

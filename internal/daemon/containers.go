@@ -354,7 +354,8 @@ func (d *Daemon) RenameContainer(ctx context.Context, ref, newName string) error
 		return errdefs.Invalid("Renaming a container with the same name as its current name")
 	}
 	if !validContainerName.MatchString(newName) || len(newName) > 255 {
-		return errdefs.Invalid("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", newName)
+		// moby's words: its reserveName sees the name with its "/".
+		return errdefs.Invalid("Error when allocating new name: Invalid container name (/%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", newName)
 	}
 	// Names are compared under d.mu (CreateContainer, lookup): the new
 	// one is taken there, and given back if it cannot be recorded.

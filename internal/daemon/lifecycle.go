@@ -185,7 +185,8 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, net conta
 	}
 	proc, err := d.runtime.Start(ctx, spec)
 	if err != nil {
-		return startFailure(firstArg(spec.Args), fmt.Errorf("start container %s: %w", c.Name, err))
+		// moby's first words; runc's own message follows.
+		return startFailure(firstArg(spec.Args), fmt.Errorf("failed to create task for container: %w", err))
 	}
 	cs.proc = proc
 	cs.exited = make(chan struct{})

@@ -53,7 +53,7 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (p Process, err error) {
 	}
 	pid, err := r.runDetached(ctx, s)
 	if err != nil {
-		return Process{}, fmt.Errorf("start container %q: %w", s.ID, err)
+		return Process{}, err // "runc run failed: ..."; the daemon says which container
 	}
 	return processOf(pid)
 }

@@ -605,7 +605,7 @@ func TestDockerCLIRename(t *testing.T) {
 	}{
 		{[]string{"rename", "new", "new"}, "Renaming a container with the same name as its current name"},
 		{[]string{"rename", "new", "other"}, `Conflict. The container name "/other" is already in use by container`},
-		{[]string{"rename", "new", "bad/name"}, "Invalid container name (bad/name)"},
+		{[]string{"rename", "new", "bad/name"}, "Error when allocating new name: Invalid container name (/bad/name)"},
 		{[]string{"rename", "nosuch", "x"}, "No such container: nosuch"},
 	} {
 		if _, errOut, code := w.Docker(t, c.args...); code == 0 || !strings.Contains(errOut, c.want) {
@@ -717,6 +717,7 @@ func TestDockerCLIErrorWording(t *testing.T) {
 	id := runDockerSleeper(t, w, "busy", "--network", "used")
 	exited := strings.TrimSpace(mustDocker(t, w, "run", "-d", "--name", "done", testworld.BusyboxImage, "true"))
 	mustDocker(t, w, "wait", "done")
+	mustDocker(t, w, "create", "--name", "joiner", "--network", "container:done", testworld.BusyboxImage, "true")
 	for _, c := range []struct {
 		args []string
 		want string
@@ -725,11 +726,17 @@ func TestDockerCLIErrorWording(t *testing.T) {
 		{[]string{"network", "create", "--subnet", "10.50.0.0/25", "other"}, "invalid pool request: Pool overlaps with other one on this address space"},
 		{[]string{"network", "connect", "--alias", "x", "bridge", "busy"}, "network-scoped aliases are only supported for user-defined networks"},
 		{[]string{"kill", "done"}, "Error response from daemon: cannot kill container: done: container " + exited + " is not running\n"},
+		{[]string{"restart", "joiner"}, "Cannot restart container joiner: cannot join network namespace of a non running container: container done is exited"},
+		{[]string{"exec", "--privileged", "busy", "true"}, "docker exec --privileged is not supported by berth"},
 	} {
 		_, errOut, code := w.Docker(t, c.args...)
 		if code == 0 || !strings.Contains(errOut, c.want) || strings.Count(errOut, "cannot kill container") > 1 {
 			t.Errorf("docker %s: exit %d, stderr %q; want a failure saying %q", strings.Join(c.args, " "), code, errOut, c.want)
 		}
+	}
+	// Accepted, with moby's warning.
+	if _, errOut, code := w.Docker(t, "run", "--rm", "--network", "host", "-p", "9000:9000", testworld.BusyboxImage, "true"); code != 0 || !strings.Contains(errOut, "WARNING: Published ports are discarded when using host network mode") {
+		t.Errorf("docker run --network host -p 9000:9000: exit %d, stderr %q; want moby's warning", code, errOut)
 	}
 	mustDocker(t, w, "rm", "-f", id)
 }
