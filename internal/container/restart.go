@@ -23,9 +23,12 @@ func (p RestartPolicy) IsNone() bool { return p.Name == "" || p.Name == RestartN
 
 // ShouldRestart is moby's restart manager's rule: always restarts,
 // unless-stopped restarts unless the user stopped the container, and
-// on-failure restarts after a non-zero exit while restarts remain.
+// on-failure restarts after a failed exit while restarts remain.
 // (A container the user stops is never restarted when it exits; the
-// daemon's next start is when always brings it back.)
+// daemon's next start is when always brings it back.) An exit code below
+// 0 is unknown (a container re-adopted by a restarted daemon, which is
+// not its parent): on-failure does not take it for a failure, so that a
+// job that succeeded is not run twice; moby always knows the code.
 func (p RestartPolicy) ShouldRestart(exitCode int, manuallyStopped bool, restartCount int) bool {
 	switch p.Name {
 	case RestartAlways:
@@ -33,7 +36,7 @@ func (p RestartPolicy) ShouldRestart(exitCode int, manuallyStopped bool, restart
 	case RestartUnlessStopped:
 		return !manuallyStopped
 	case RestartOnFailure:
-		return exitCode != 0 && (p.MaximumRetryCount == 0 || restartCount < p.MaximumRetryCount)
+		return exitCode > 0 && (p.MaximumRetryCount == 0 || restartCount < p.MaximumRetryCount)
 	}
 	return false
 }

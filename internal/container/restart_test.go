@@ -21,6 +21,8 @@ func TestShouldRestart(t *testing.T) {
 		{RestartPolicy{Name: RestartUnlessStopped}, 1, true, 0, false},
 		{RestartPolicy{Name: RestartOnFailure}, 0, false, 0, false},
 		{RestartPolicy{Name: RestartOnFailure}, 3, false, 100, true},
+		{RestartPolicy{Name: RestartOnFailure}, -1, false, 0, false}, // unknown: a re-adopted container
+		{RestartPolicy{Name: RestartAlways}, -1, false, 0, true},
 		{RestartPolicy{Name: RestartOnFailure, MaximumRetryCount: 2}, 3, false, 1, true},
 		{RestartPolicy{Name: RestartOnFailure, MaximumRetryCount: 2}, 3, false, 2, false},
 	} {
