@@ -434,12 +434,20 @@ func (c *Controller) putEndpointLocked(ep *Endpoint) error {
 // same record) and makes it current in memory; the Durable says when the
 // record is on disk.
 func (c *Controller) recordEndpointLocked(ep *Endpoint, also func(store.Tx) error) (store.Durable, error) {
+	return c.recordEndpointsLocked([]*Endpoint{ep}, also)
+}
+
+// recordEndpointsLocked is recordEndpointLocked for several endpoints, in
+// one record.
+func (c *Controller) recordEndpointsLocked(eps []*Endpoint, also func(store.Tx) error) (store.Durable, error) {
 	d, err := c.cfg.Store.Record(func(tx store.Tx) error {
 		if err := c.putReadyLocked(tx); err != nil {
 			return err
 		}
-		if err := tx.Put(store.BucketEndpoints, ep.ID, ep); err != nil {
-			return err
+		for _, ep := range eps {
+			if err := tx.Put(store.BucketEndpoints, ep.ID, ep); err != nil {
+				return err
+			}
 		}
 		if also != nil {
 			return also(tx)
@@ -450,8 +458,10 @@ func (c *Controller) recordEndpointLocked(ep *Endpoint, also func(store.Tx) erro
 		return nil, fmt.Errorf("record endpoint: %w", err)
 	}
 	c.readyWrittenLocked()
-	c.endpoints[ep.ID] = ep
-	c.names.update(ep, c.networks[ep.NetworkID])
+	for _, ep := range eps {
+		c.endpoints[ep.ID] = ep
+		c.names.update(ep, c.networks[ep.NetworkID])
+	}
 	return d, nil
 }
 
@@ -497,30 +507,13 @@ func (c *Controller) RenameSandbox(sandboxID, name string, record func(store.Tx)
 	for i, ep := range eps {
 		old[i], ep.Name = ep.Name, name
 	}
-	d, err := c.cfg.Store.Record(func(tx store.Tx) error {
-		if err := c.putReadyLocked(tx); err != nil {
-			return err
-		}
-		for _, ep := range eps {
-			if err := tx.Put(store.BucketEndpoints, ep.ID, ep); err != nil {
-				return err
-			}
-		}
-		if record != nil {
-			return record(tx)
-		}
-		return nil
-	})
+	d, err := c.recordEndpointsLocked(eps, record)
 	if err != nil {
 		for i, ep := range eps {
 			ep.Name = old[i]
 		}
 		c.mu.Unlock()
-		return fmt.Errorf("record renamed endpoints: %w", err)
-	}
-	c.readyWrittenLocked()
-	for _, ep := range eps {
-		c.names.update(ep, c.networks[ep.NetworkID])
+		return err
 	}
 	c.mu.Unlock()
 	return d.Wait()
