@@ -289,6 +289,9 @@ func (d *Daemon) RemoveContainer(ctx context.Context, ref string, force bool) er
 		}
 		d.stopRestartingLocked(cs)
 	}
+	if running && force {
+		cs.exitOnNext = true // the kill below is the user's: no restart
+	}
 	cs.mu.Unlock()
 	if running {
 		if !force {

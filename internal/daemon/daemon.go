@@ -85,6 +85,9 @@ type ctrState struct {
 	// closed; restartDelay is the back-off the last restart waited.
 	restartCancel chan struct{}
 	restartDelay  time.Duration
+	// exitOnNext rules out a restart at the current run's exit: the user
+	// stopped it, killed it with its stop signal, or removed it.
+	exitOnNext bool
 }
 
 // cancelRestartLocked calls off a pending restart of the policy, if any.

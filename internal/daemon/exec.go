@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/berth-net/berth/internal/api"
+	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/network"
 	"github.com/berth-net/berth/internal/runtime"
@@ -29,8 +30,11 @@ func (d *Daemon) CreateExec(ctx context.Context, ctrRef string, cfg api.ExecConf
 		return "", err
 	}
 	cs.mu.Lock()
-	running, id, name := cs.c.Running(), cs.c.ID, cs.c.Name
+	running, id, name, status := cs.c.Running(), cs.c.ID, cs.c.Name, cs.c.Status()
 	cs.mu.Unlock()
+	if status == container.StatusRestarting {
+		return "", errContainerIsRestarting(id)
+	}
 	if !running {
 		return "", errdefs.Conflict("container %s is not running", name)
 	}

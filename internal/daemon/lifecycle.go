@@ -16,6 +16,12 @@ import (
 	"github.com/berth-net/berth/internal/runtime"
 )
 
+// errContainerIsRestarting is moby's answer for a container in its
+// restart policy's back-off.
+func errContainerIsRestarting(ref string) error {
+	return errdefs.Conflict("Container %s is restarting, wait until the container is running", ref)
+}
+
 // errSetupNetworking starts the errors of a start whose networking failed,
 // in moby's words (daemon/container_operations.go).
 const errSetupNetworking = "failed to set up container networking"
@@ -42,7 +48,9 @@ func (d *Daemon) startContainer(ctx context.Context, cs *ctrState, auto chan str
 	// before this one is locked: a start never holds two containers' locks.
 	donor, donorErr := d.netnsDonor(cs)
 	cs.mu.Lock()
-	if cs.c.Running() {
+	if cs.c.Running() || (auto == nil && cs.c.State.Status == container.StatusRestarting) {
+		// moby's State.Running is true in the back-off too: a start by the
+		// user leaves the planned restart, and its count, alone.
 		cs.mu.Unlock()
 		return errdefs.NotModified("container %s is already running", cs.c.Name)
 	}
@@ -51,6 +59,7 @@ func (d *Daemon) startContainer(ctx context.Context, cs *ctrState, auto chan str
 		return nil // called off (stop, kill, rm, a start by the user)
 	}
 	cs.cancelRestartLocked()
+	cs.exitOnNext = false
 	if auto == nil {
 		cs.c.RestartCount, cs.c.ManuallyStopped, cs.restartDelay = 0, false, 0
 	}
@@ -100,6 +109,9 @@ func (d *Daemon) netnsDonor(cs *ctrState) (*container.Container, error) {
 	dcs.mu.Lock()
 	donor := cloneContainer(dcs.c)
 	dcs.mu.Unlock()
+	if donor.Status() == container.StatusRestarting {
+		return nil, errContainerIsRestarting(ref)
+	}
 	if !donor.Running() {
 		return nil, errdefs.Conflict("cannot join network namespace of a non running container: container %s is %s", donor.Name, donor.Status())
 	}
@@ -229,9 +241,11 @@ func (d *Daemon) onExit(cs *ctrState, code int, exited chan struct{}) {
 	ran := time.Since(c.State.StartedAt)
 	c.State = container.State{Status: container.StatusExited, ExitCode: code, StartedAt: c.State.StartedAt,
 		FinishedAt: time.Now().UTC()}
-	// A stop or kill by the user is never followed by a restart; the
-	// policy decides the rest (moby's restart manager).
-	if !c.ManuallyStopped && c.Config.RestartPolicy.ShouldRestart(code, false, c.RestartCount) {
+	// An exit the user caused (stop, kill with the stop signal, rm -f) is
+	// never followed by a restart; the policy decides the rest, with
+	// unless-stopped also heeding any kill by the user (moby's restart
+	// manager, ExitOnNext and HasBeenManuallyStopped).
+	if !cs.exitOnNext && c.Config.RestartPolicy.ShouldRestart(code, c.ManuallyStopped, c.RestartCount) {
 		c.RestartCount++
 		c.State.Status = container.StatusRestarting
 		cs.restartDelay = container.NextRestartDelay(cs.restartDelay, ran)
@@ -302,7 +316,7 @@ func (d *Daemon) StopContainer(ctx context.Context, ref string, timeout *int, si
 		cs.mu.Unlock()
 		return errdefs.NotModified("container %s is not running", cs.c.Name)
 	}
-	cs.c.ManuallyStopped = true // recorded with the exit
+	cs.c.ManuallyStopped, cs.exitOnNext = true, true // the flag is recorded with the exit
 	if signal == "" {
 		signal = cs.c.Config.StopSignal
 	}
@@ -373,10 +387,15 @@ func (d *Daemon) KillContainer(ctx context.Context, ref string, signal string) e
 		return nil
 	}
 	proc, id, running := cs.proc, cs.c.ID, cs.c.Running()
-	if running && (sig == syscall.SIGKILL || cs.c.Config.StopSignal == "" || sig == stopSignalOf(cs.c)) {
-		// As moby's kill (ExitOnNext): with no stop signal of its own any
-		// signal, else SIGKILL or that signal, makes the exit the user's.
+	if running {
+		// As moby's kill: any signal marks the container stopped by the
+		// user (unless-stopped's memory); with no stop signal of its own
+		// any signal, else SIGKILL or that signal, also rules out a
+		// restart at the next exit (ExitOnNext).
 		cs.c.ManuallyStopped = true
+		if sig == syscall.SIGKILL || cs.c.Config.StopSignal == "" || sig == stopSignalOf(cs.c) {
+			cs.exitOnNext = true
+		}
 	}
 	cs.mu.Unlock()
 	if !running {
@@ -442,6 +461,13 @@ func (d *Daemon) WaitContainer(ctx context.Context, ref string, condition string
 	// below runs must still wake it.
 	cs.mu.Lock()
 	running, exited, removed, started := cs.c.Running(), cs.exited, cs.removed, cs.started
+	pending := cs.restartCancel // set while the policy's restart is pending
+	if cs.c.State.Status == container.StatusRestarting && pending != nil {
+		// As moby's (Running is true in the back-off): not-running waits
+		// for the restarted run's exit, or for the restart to be called off.
+		running = true
+		exited = d.afterRestart(ctx, cs, pending)
+	}
 	cs.mu.Unlock()
 	out := make(chan api.WaitResult, 1)
 	result := func() api.WaitResult {
@@ -483,6 +509,33 @@ func (d *Daemon) WaitContainer(ctx context.Context, ref string, condition string
 		out <- result()
 	}()
 	return out, nil
+}
+
+// afterRestart returns a channel closed when the run the pending restart
+// starts ends, or at once when the restart is called off or fails; nil
+// channels never fire, so a ctx that ends first leaves the waiter to its
+// own ctx. It runs with cs.mu held and does its waiting in a goroutine.
+func (d *Daemon) afterRestart(ctx context.Context, cs *ctrState, pending chan struct{}) chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-pending: // closed when the restart happens or is called off
+		case <-ctx.Done():
+			return
+		}
+		cs.mu.Lock()
+		running, exited := cs.c.Running(), cs.exited
+		cs.mu.Unlock()
+		if running {
+			select {
+			case <-exited:
+			case <-ctx.Done():
+				return
+			}
+		}
+		close(done)
+	}()
+	return done
 }
 
 // nextRun waits until started is closed (the start after the caller looked)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/berth-net/berth/internal/container"
@@ -75,21 +76,19 @@ func (d *Daemon) restoreContainers(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// startByPolicy starts, in the background, the containers whose restart
-// policy wants them running after a daemon start, as moby's restore does:
-// always (even if the user had stopped it), unless-stopped unless the user
-// had, on-failure after a failed exit with restarts left; containers never
-// started are left alone. Those sharing another's network namespace go
-// after the others, so that their donors run first.
+// startByPolicy starts the containers whose restart policy wants them
+// running after a daemon start, as moby's restore does: always (even if
+// the user had stopped it), unless-stopped unless the user had, on-failure
+// after a failed exit with restarts left; containers never started are
+// left alone. It returns once they are started: Start runs before the API
+// serves, so that no user command (rm -f, start, stop) races a start made
+// here. Up to startParallel at a time; those sharing another's network
+// namespace go after the others, so that their donors run first.
 func (d *Daemon) startByPolicy(recs []*container.Container) {
 	var first, then []*ctrState
 	for _, c := range recs {
-		switch c.Status() {
-		case container.StatusExited, container.StatusRestarting:
-		default:
-			continue
-		}
-		if !c.Config.RestartPolicy.ShouldRestart(c.State.ExitCode, c.ManuallyStopped, c.RestartCount) {
+		if c.Status() != container.StatusExited ||
+			!c.Config.RestartPolicy.ShouldRestart(c.State.ExitCode, c.ManuallyStopped, c.RestartCount) {
 			continue
 		}
 		d.mu.Lock()
@@ -101,26 +100,37 @@ func (d *Daemon) startByPolicy(recs []*container.Container) {
 			first = append(first, cs)
 		}
 	}
-	if len(first)+len(then) == 0 {
+	for _, group := range [][]*ctrState{first, then} {
+		var wg sync.WaitGroup
+		slots := make(chan struct{}, startParallel)
+		for _, cs := range group {
+			wg.Add(1)
+			slots <- struct{}{}
+			go func() {
+				defer func() { <-slots; wg.Done() }()
+				d.startOneByPolicy(cs)
+			}()
+		}
+		wg.Wait()
+	}
+}
+
+// startParallel bounds the containers startByPolicy starts at once.
+const startParallel = 8
+
+// startOneByPolicy is one start of startByPolicy: a fresh start, with the
+// restart count and the user's stop forgotten, as moby's restore does.
+func (d *Daemon) startOneByPolicy(cs *ctrState) {
+	cs.mu.Lock()
+	cs.c.RestartCount, cs.c.ManuallyStopped, cs.restartDelay = 0, false, 0
+	cs.restartCancel = make(chan struct{})
+	auto := cs.restartCancel
+	cs.mu.Unlock()
+	if err := d.startContainer(context.Background(), cs, auto); err != nil {
+		d.log.Error("start by the restart policy after a daemon start", "id", cs.c.ShortID(), "err", err)
 		return
 	}
-	go func() {
-		for _, cs := range append(first, then...) {
-			cs.mu.Lock()
-			// As moby's restore: a fresh start, with the count and the
-			// user's stop forgotten.
-			cs.c.State.Status = container.StatusRestarting
-			cs.c.RestartCount, cs.c.ManuallyStopped, cs.restartDelay = 0, false, 0
-			cs.restartCancel = make(chan struct{})
-			auto := cs.restartCancel
-			cs.mu.Unlock()
-			if err := d.startContainer(context.Background(), cs, auto); err != nil {
-				d.log.Error("start by the restart policy after a daemon start", "id", cs.c.ShortID(), "err", err)
-				continue
-			}
-			d.log.Info("started by its restart policy", "name", cs.c.Name, "id", cs.c.ShortID())
-		}
-	}()
+	d.log.Info("started by its restart policy", "name", cs.c.Name, "id", cs.c.ShortID())
 }
 
 // markStopped releases what a not-running container may still hold and

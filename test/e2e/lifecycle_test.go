@@ -318,12 +318,18 @@ func TestRestartPolicies(t *testing.T) {
 	// A daemon start brings back always (even stopped by the user) but
 	// not unless-stopped that the user stopped.
 	runDockerSleeper(t, w, "a1", "--restart", "always", "--network", "web")
+	runDockerSleeper(t, w, "a2", "--restart", "always")
 	runDockerSleeper(t, w, "u1", "--restart", "unless-stopped")
 	runDockerSleeper(t, w, "u2", "--restart", "unless-stopped")
-	mustDocker(t, w, "stop", "a1", "u1")
+	mustDocker(t, w, "stop", "a1", "a2", "u1")
 	d.Kill()
-	w.Start(t)
-	waitInspect(t, w, "{{.State.Status}}", "a1", "running")
+	d = w.Start(t)
+	// The daemon answers once those starts are done: nothing the user does
+	// next can race them (an rm -f brought a removed container back).
+	if got := dockerInspect(t, w, "{{.State.Status}}", "a1"); got != "running" {
+		t.Errorf("a1 (always, stopped by the user) right after a daemon start: %s", got)
+	}
+	mustDocker(t, w, "rm", "-f", "a2")
 	if got := dockerInspect(t, w, "{{.State.Status}}", "u1"); got != "exited" {
 		t.Errorf("u1 (unless-stopped, stopped by the user) after a daemon start: %s", got)
 	}
@@ -331,4 +337,32 @@ func TestRestartPolicies(t *testing.T) {
 		t.Errorf("u2 (unless-stopped, running) after a daemon start: running = %s", got)
 	}
 	wantLookup(t, w, "peer", "a1", netip.MustParseAddr(dockerInspect(t, w, "{{.NetworkSettings.Networks.web.IPAddress}}", "a1")))
+	d.Kill()
+	d = w.Start(t)
+	if out, _, _ := w.Docker(t, "ps", "-a", "--filter", "name=a2", "--format", "{{.Names}}"); strings.TrimSpace(out) != "" {
+		t.Errorf("a2, removed after a daemon start, is back after the next: %q", out)
+	}
+
+	// unless-stopped heeds any kill by the user, even with a signal that
+	// is not its stop signal and that it survives until it exits.
+	mustDocker(t, w, "run", "-d", "--name", "trapper", "--restart", "unless-stopped", "--stop-signal", "USR1", bb,
+		"sh", "-c", `trap "exit 9" HUP; trap "exit 0" USR1; echo started; while true; do sleep 1; done`)
+	waitInspect(t, w, "{{.State.Status}}", "trapper", "running")
+	mustDocker(t, w, "kill", "-s", "HUP", "trapper")
+	waitInspect(t, w, "{{.State.Status}} {{.State.ExitCode}}", "trapper", "exited 9")
+	time.Sleep(500 * time.Millisecond) // a restart would come 100 ms after the exit
+	if got := dockerInspect(t, w, "{{.State.Status}} {{.RestartCount}}", "trapper"); got != "exited 0" {
+		t.Errorf("unless-stopped after docker kill -s HUP: %q, want exited without a restart", got)
+	}
+
+	// docker wait on a container in its back-off waits for the restarted
+	// run to exit (moby: Running is true while restarting). The first run
+	// exits 7, the next 9 (its writable layer keeps the mark).
+	mustDocker(t, w, "run", "-d", "--name", "twice", "--restart", "always", bb, "sh", "-c",
+		`if [ -e /mark ]; then sleep 1; exit 9; fi; touch /mark; sleep 1; exit 7`)
+	waitInspect(t, w, "{{.State.Status}} {{.State.ExitCode}}", "twice", "restarting 7")
+	if got := strings.TrimSpace(mustDocker(t, w, "wait", "twice")); got != "9" {
+		t.Errorf("docker wait during the back-off = %s, want 9 (the restarted run's exit)", got)
+	}
+	mustDocker(t, w, "rm", "-f", "twice")
 }
