@@ -259,11 +259,11 @@ func (d *Daemon) onExit(cs *ctrState, code int, exited chan struct{}) {
 	if err := d.putContainer(c); err != nil {
 		d.log.Error("record container exit", "id", c.ShortID(), "err", err)
 	}
-	autoRemove := c.Config.AutoRemove
+	autoRemove, name, restarting := c.Config.AutoRemove, c.Name, c.State.Status == container.StatusRestarting
 	close(exited)
 	cs.mu.Unlock()
 	d.forgetExecs(c.ID)
-	d.log.Info("container exited", "name", c.Name, "id", c.ShortID(), "code", code, "restarting", c.State.Status == container.StatusRestarting)
+	d.log.Info("container exited", "name", name, "id", c.ShortID(), "code", code, "restarting", restarting)
 	if autoRemove {
 		if err := d.remove(cs, c.ID); err != nil {
 			d.log.Error("auto-remove", "id", c.ShortID(), "err", err)

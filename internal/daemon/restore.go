@@ -86,17 +86,23 @@ func (d *Daemon) restoreContainers(ctx context.Context) error {
 // namespace go after the others, so that their donors run first.
 func (d *Daemon) startByPolicy(recs []*container.Container) {
 	var first, then []*ctrState
-	for _, c := range recs {
-		if c.Status() != container.StatusExited ||
-			!c.Config.RestartPolicy.ShouldRestart(c.State.ExitCode, c.ManuallyStopped, c.RestartCount) {
-			continue
-		}
+	for _, rec := range recs {
 		d.mu.Lock()
-		cs := d.containers[c.ID]
+		cs := d.containers[rec.ID]
 		d.mu.Unlock()
-		if _, shared := container.SharedNetns(c.Config.NetworkMode); shared {
+		// Under its lock: a re-adopted container's monitor may be
+		// recording an exit meanwhile.
+		cs.mu.Lock()
+		c := cs.c
+		wanted := c.Status() == container.StatusExited &&
+			c.Config.RestartPolicy.ShouldRestart(c.State.ExitCode, c.ManuallyStopped, c.RestartCount)
+		_, shared := container.SharedNetns(c.Config.NetworkMode)
+		cs.mu.Unlock()
+		switch {
+		case !wanted:
+		case shared:
 			then = append(then, cs)
-		} else {
+		default:
 			first = append(first, cs)
 		}
 	}
@@ -124,13 +130,13 @@ func (d *Daemon) startOneByPolicy(cs *ctrState) {
 	cs.mu.Lock()
 	cs.c.RestartCount, cs.c.ManuallyStopped, cs.restartDelay = 0, false, 0
 	cs.restartCancel = make(chan struct{})
-	auto := cs.restartCancel
+	auto, name, id := cs.restartCancel, cs.c.Name, cs.c.ShortID()
 	cs.mu.Unlock()
 	if err := d.startContainer(context.Background(), cs, auto); err != nil {
-		d.log.Error("start by the restart policy after a daemon start", "id", cs.c.ShortID(), "err", err)
+		d.log.Error("start by the restart policy after a daemon start", "name", name, "id", id, "err", err)
 		return
 	}
-	d.log.Info("started by its restart policy", "name", cs.c.Name, "id", cs.c.ShortID())
+	d.log.Info("started by its restart policy", "name", name, "id", id)
 }
 
 // markStopped releases what a not-running container may still hold and
