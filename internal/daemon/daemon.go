@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/berth-net/berth/internal/api"
@@ -64,6 +65,10 @@ type Daemon struct {
 
 	runcOnce sync.Once
 	runcVer  string
+
+	// closing is set when Close begins: an exit from then on schedules no
+	// restart (the next daemon start makes the policy's starts).
+	closing atomic.Bool
 
 	mu         sync.Mutex
 	containers map[string]*ctrState
@@ -186,8 +191,22 @@ func (d *Daemon) Start(ctx context.Context) error {
 	return nil
 }
 
-// Close releases the store. Running containers keep running.
+// Close releases the store. Running containers keep running; restarts
+// the policies had planned are called off (recorded as "restarting", they
+// are made at the next daemon start).
 func (d *Daemon) Close() error {
+	d.closing.Store(true)
+	d.mu.Lock()
+	states := make([]*ctrState, 0, len(d.containers))
+	for _, cs := range d.containers {
+		states = append(states, cs)
+	}
+	d.mu.Unlock()
+	for _, cs := range states {
+		cs.mu.Lock()
+		cs.cancelRestartLocked()
+		cs.mu.Unlock()
+	}
 	if d.stopWatchers != nil {
 		d.stopWatchers()
 	}

@@ -245,7 +245,7 @@ func (d *Daemon) onExit(cs *ctrState, code int, exited chan struct{}) {
 	// never followed by a restart; the policy decides the rest, with
 	// unless-stopped also heeding any kill by the user (moby's restart
 	// manager, ExitOnNext and HasBeenManuallyStopped).
-	if !cs.exitOnNext && c.Config.RestartPolicy.ShouldRestart(code, c.ManuallyStopped, c.RestartCount) {
+	if !cs.exitOnNext && !d.closing.Load() && c.Config.RestartPolicy.ShouldRestart(code, c.ManuallyStopped, c.RestartCount) {
 		c.RestartCount++
 		c.State.Status = container.StatusRestarting
 		cs.restartDelay = container.NextRestartDelay(cs.restartDelay, ran)
