@@ -60,7 +60,7 @@ func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg container
 		}
 	}
 	c.Name = name
-	if err := d.putContainer(c); err != nil {
+	if err := d.store.Update(func(tx store.Tx) error { return tx.Put(store.BucketContainers, c.ID, c) }); err != nil {
 		return nil, err
 	}
 	d.containers[c.ID] = newCtrState(c)
@@ -161,8 +161,28 @@ func (d *Daemon) freeNameLocked() string {
 
 func (d *Daemon) filesDir(id string) string { return filepath.Join(d.cfg.DataRoot, "files", id) }
 
+// putContainer records c, unless it has been removed: a start, stop or
+// connect that looked the container up before an rm -f finished must not
+// write its record back (it would come back at the next daemon start).
+// The caller holds c's lock, which remove holds throughout.
 func (d *Daemon) putContainer(c *container.Container) error {
+	d.mu.Lock()
+	_, live := d.containers[c.ID]
+	d.mu.Unlock()
+	if !live {
+		return errdefs.NotFound("No such container: %s", c.ID)
+	}
 	return d.store.Update(func(tx store.Tx) error { return tx.Put(store.BucketContainers, c.ID, c) })
+}
+
+// goneLocked reports whether cs was removed; the caller holds cs.mu.
+func (cs *ctrState) goneLocked() bool {
+	select {
+	case <-cs.removed:
+		return true
+	default:
+		return false
+	}
 }
 
 func cloneContainer(c *container.Container) *container.Container {
@@ -351,6 +371,9 @@ func (d *Daemon) RenameContainer(ctx context.Context, ref, newName string) error
 	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
+	if cs.goneLocked() {
+		return errdefs.NotFound("No such container: %s", ref)
+	}
 	c := cs.c
 	oldName := c.Name
 	if oldName == newName {

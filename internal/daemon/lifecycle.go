@@ -48,6 +48,11 @@ func (d *Daemon) startContainer(ctx context.Context, cs *ctrState, auto chan str
 	// before this one is locked: a start never holds two containers' locks.
 	donor, donorErr := d.netnsDonor(cs)
 	cs.mu.Lock()
+	if cs.goneLocked() {
+		// Looked up before an rm -f finished (docker restart racing rm -f).
+		cs.mu.Unlock()
+		return errdefs.NotFound("No such container: %s", cs.c.ID)
+	}
 	if cs.c.Running() || (auto == nil && cs.c.State.Status == container.StatusRestarting) {
 		// moby's State.Running is true in the back-off too: a start by the
 		// user leaves the planned restart, and its count, alone.

@@ -59,6 +59,9 @@ func (d *Daemon) ConnectNetwork(ctx context.Context, netRef, ctrRef string, req 
 	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
+	if cs.goneLocked() {
+		return errdefs.NotFound("No such container: %s", ctrRef)
+	}
 	c := cs.c
 	if _, ok := c.Config.Networks[n.Name]; ok {
 		return errdefs.Forbidden("endpoint with name %s already exists in network %s", c.Name, n.Name)
@@ -122,6 +125,9 @@ func (d *Daemon) DisconnectNetwork(ctx context.Context, netRef, ctrRef string, f
 	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
+	if cs.goneLocked() {
+		return errdefs.NotFound("No such container: %s", ctrRef)
+	}
 	c := cs.c
 	if _, ok := c.Config.Networks[n.Name]; !ok {
 		return errdefs.Forbidden("container %s is not connected to network %s", c.Name, n.Name)

@@ -36,6 +36,7 @@ func (d *Daemon) restoreContainers(ctx context.Context) error {
 		return err
 	}
 	var errs []error
+	var autoRemove []*ctrState
 	live := map[string]bool{}
 	for _, c := range recs {
 		cs := newCtrState(c)
@@ -61,6 +62,16 @@ func (d *Daemon) restoreContainers(ctx context.Context) error {
 			_ = d.runtime.Signal(c.ID, proc, 9)
 		}
 		if err := d.markStopped(cs); err != nil {
+			errs = append(errs, err)
+		}
+		if c.Config.AutoRemove {
+			autoRemove = append(autoRemove, cs)
+		}
+	}
+	// As moby's restore: a --rm container that is not running (it stopped
+	// while no daemon watched it, or was never started) is removed now.
+	for _, cs := range autoRemove {
+		if err := d.remove(cs, cs.c.ID); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -90,6 +101,9 @@ func (d *Daemon) startByPolicy(recs []*container.Container) {
 		d.mu.Lock()
 		cs := d.containers[rec.ID]
 		d.mu.Unlock()
+		if cs == nil {
+			continue // removed above (--rm)
+		}
 		// Under its lock: a re-adopted container's monitor may be
 		// recording an exit meanwhile.
 		cs.mu.Lock()

@@ -366,3 +366,46 @@ func TestRestartPolicies(t *testing.T) {
 	}
 	mustDocker(t, w, "rm", "-f", "twice")
 }
+
+// TestRemoveRacingRestart: an rm -f that answers success is final, even
+// while a docker restart of the same container is under way: the start
+// half of the restart fails, nothing of the container stays behind (its
+// process, namespace, port, name), and a daemon restart does not bring it
+// back. A --rm container that stops while the daemon is down is removed
+// when the daemon starts, as Docker does.
+func TestRemoveRacingRestart(t *testing.T) {
+	w, d := startWorld(t)
+	bb := testworld.BusyboxImage
+	const n = 8
+	for k := range n {
+		name, port := "r"+strconv.Itoa(k), strconv.Itoa(19100+k)
+		mustDocker(t, w, "run", "-d", "--name", name, "-p", port+":80", bb, "sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done")
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			w.Docker(t, "restart", "-t", "1", name) // may fail: the container is being removed
+		}()
+		time.Sleep(time.Duration(k%4+1) * 150 * time.Millisecond)
+		mustDocker(t, w, "rm", "-f", name)
+		<-done
+	}
+	if out := strings.TrimSpace(mustDocker(t, w, "ps", "-aq")); out != "" {
+		t.Fatalf("containers left after rm -f of all: %q", out)
+	}
+	if files := w.NetnsFiles(t); len(files) != 0 {
+		t.Errorf("namespaces left after rm -f of all: %v", files)
+	}
+	for k := range n {
+		port := strconv.Itoa(19100 + k)
+		mustDocker(t, w, "run", "-d", "--name", "again"+strconv.Itoa(k), "-p", port+":80", bb, "sleep", "60")
+	}
+	mustDocker(t, w, "rm", "-f", "again0", "again1", "again2", "again3", "again4", "again5", "again6", "again7")
+
+	mustDocker(t, w, "run", "-d", "--rm", "--name", "brief", bb, "sleep", "2")
+	d.Kill()
+	time.Sleep(3 * time.Second) // brief exits while no daemon watches it
+	w.Start(t)
+	if out := strings.TrimSpace(mustDocker(t, w, "ps", "-aq")); out != "" {
+		t.Errorf("after a daemon restart: containers %q, want none (the removed ones stay removed, --rm ones that stopped go)", out)
+	}
+}
