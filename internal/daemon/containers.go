@@ -223,15 +223,22 @@ func (d *Daemon) lookup(ref string) (*ctrState, error) {
 	return found, nil
 }
 
-// Containers returns copies of every container, newest first (docker ps order).
-func (d *Daemon) Containers(ctx context.Context) ([]*container.Container, error) {
+// states returns the containers' states as they are now, for a walk that
+// then takes each one's lock (never with d.mu held).
+func (d *Daemon) states() []*ctrState {
 	d.mu.Lock()
-	out := make([]*container.Container, 0, len(d.containers))
+	defer d.mu.Unlock()
 	states := make([]*ctrState, 0, len(d.containers))
 	for _, cs := range d.containers {
 		states = append(states, cs)
 	}
-	d.mu.Unlock()
+	return states
+}
+
+// Containers returns copies of every container, newest first (docker ps order).
+func (d *Daemon) Containers(ctx context.Context) ([]*container.Container, error) {
+	states := d.states()
+	out := make([]*container.Container, 0, len(states))
 	for _, cs := range states {
 		cs.mu.Lock()
 		out = append(out, cloneContainer(cs.c))

@@ -196,13 +196,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 // are made at the next daemon start).
 func (d *Daemon) Close() error {
 	d.closing.Store(true)
-	d.mu.Lock()
-	states := make([]*ctrState, 0, len(d.containers))
-	for _, cs := range d.containers {
-		states = append(states, cs)
-	}
-	d.mu.Unlock()
-	for _, cs := range states {
+	for _, cs := range d.states() {
 		cs.mu.Lock()
 		cs.cancelRestartLocked()
 		cs.mu.Unlock()
