@@ -119,7 +119,6 @@ type ExecConfig struct {
 	AttachStdin  bool
 	AttachStdout bool
 	AttachStderr bool
-	Privileged   bool
 	ConsoleSize  [2]uint // height, width; zero when unknown
 }
 

@@ -31,7 +31,6 @@ func (s *Server) createExec(w http.ResponseWriter, r *http.Request) error {
 		AttachStdin:  body.AttachStdin,
 		AttachStdout: body.AttachStdout,
 		AttachStderr: body.AttachStderr,
-		Privileged:   body.Privileged,
 	}
 	if body.ConsoleSize != nil && body.Tty && !versionBefore(r, "1.42") {
 		cfg.ConsoleSize = *body.ConsoleSize
@@ -126,7 +125,7 @@ func (s *Server) inspectExec(w http.ResponseWriter, r *http.Request) error {
 		pc.Entrypoint = info.Config.Cmd[0]
 		pc.Arguments = append(pc.Arguments, info.Config.Cmd[1:]...)
 	}
-	privileged := info.Config.Privileged
+	privileged := false // exec --privileged is refused
 	pc.Privileged = &privileged
 	return writeJSON(w, http.StatusOK, execInspect{
 		ID:            info.ID,
