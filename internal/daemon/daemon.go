@@ -153,6 +153,7 @@ func (d *Daemon) build() error {
 		StateDir:  filepath.Join(d.cfg.ExecRoot, "runc"),
 		BundleDir: filepath.Join(d.cfg.ExecRoot, "containers"),
 		DataDir:   filepath.Join(d.cfg.DataRoot, "containers"),
+		ReaperDir: filepath.Join(d.cfg.ExecRoot, "reaper"),
 		Log:       d.log.With("component", "runtime"),
 	})
 	if err != nil {
@@ -206,6 +207,9 @@ func (d *Daemon) Close() error {
 	}
 	if d.net != nil {
 		d.net.Close()
+	}
+	if d.runtime != nil {
+		d.runtime.Close()
 	}
 	return errors.Join(d.driver.Close(), d.store.Close())
 }

@@ -37,6 +37,7 @@ func (d *Daemon) restoreContainers(ctx context.Context) error {
 	}
 	var errs []error
 	var autoRemove []*ctrState
+	var adopted []runtime.Process
 	live := map[string]bool{}
 	for _, c := range recs {
 		cs := newCtrState(c)
@@ -47,6 +48,7 @@ func (d *Daemon) restoreContainers(ctx context.Context) error {
 		if c.Running() && proc.Pid > 0 && d.runtime.Alive(proc) {
 			if _, err := d.net.Sandbox(c.State.SandboxID); err == nil || c.State.SandboxID == "" {
 				cs.proc = proc
+				adopted = append(adopted, proc)
 				live[c.State.SandboxID] = true
 				if err := d.dropUnjoined(c); err != nil {
 					errs = append(errs, err)
@@ -82,6 +84,11 @@ func (d *Daemon) restoreContainers(ctx context.Context) error {
 				errs = append(errs, err)
 			}
 		}
+	}
+	// The records left are exec'd processes' of an earlier daemon, and
+	// containers' removed since; markStopped took those it needed.
+	if err := d.runtime.SweepExits(adopted); err != nil {
+		errs = append(errs, err)
 	}
 	d.startByPolicy(recs) // after the sweep above, which would take their new sandboxes for leftovers
 	return errors.Join(errs...)
@@ -159,15 +166,21 @@ func (d *Daemon) markStopped(cs *ctrState) error {
 	c := cs.c
 	err := d.runtime.Release(c.ID)
 	wasRunning := c.Running()
+	pid, pidStart := c.State.Pid, c.State.PidStart
 	c.State.SandboxID, c.State.SandboxKey, c.State.JoinedNetns, c.State.Pid, c.State.PidStart = "", "", "", 0, 0
 	if c.State.Status == container.StatusRestarting { // its planned restart died with the daemon
 		c.State.Status = container.StatusExited
 	}
 	if wasRunning {
 		c.State.Status = container.StatusExited
-		c.State.ExitCode = 255
-		c.State.FinishedAt = time.Now().UTC()
-		c.State.Error = "the container was not running when berth restarted"
+		// How it ended while no daemon watched, if the reaper saw it.
+		if e, ok := d.runtime.LastExit(runtime.Process{Pid: pid, PidStart: pidStart}); ok {
+			c.State.ExitCode, c.State.FinishedAt = e.Code, e.At
+		} else {
+			c.State.ExitCode = 255
+			c.State.FinishedAt = time.Now().UTC()
+			c.State.Error = "the container was not running when berth restarted"
+		}
 	}
 	return errors.Join(err, d.putContainer(c))
 }

@@ -13,10 +13,11 @@ func benchRuntime(b *testing.B) (*Runtime, string) {
 	b.Helper()
 	nstest.RequireRoot(b)
 	base := b.TempDir()
-	rt, err := New(Config{StateDir: base + "/runc", BundleDir: base + "/containers", DataDir: base + "/data"})
+	rt, err := New(Config{StateDir: base + "/runc", BundleDir: base + "/containers", DataDir: base + "/data", ReaperDir: base + "/reaper"})
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(func() { closeAndAwaitReaper(b, rt) })
 	return rt, nstest.New(b)
 }
 
@@ -54,7 +55,7 @@ func BenchmarkExec(b *testing.B) {
 	}
 	b.Cleanup(func() {
 		rt.Delete(s.ID)
-		waitProcess(context.Background(), p)
+		rt.waitProcess(context.Background(), p)
 	})
 	for b.Loop() {
 		if code, err := rt.Exec(context.Background(), s.ID, ExecSpec{Args: []string{"true"}}); err != nil || code != 0 {

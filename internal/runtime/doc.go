@@ -6,21 +6,22 @@
 // cgroups under "berth/", and nothing else; it never touches the network,
 // which arrives ready-made as a namespace path.
 //
-// How processes are tracked. New makes the daemon a child subreaper
-// (PR_SET_CHILD_SUBREAPER). runc is always used detached ("run --detach",
-// "exec --detach"): runc exits once the process runs, the process is
-// re-parented to the daemon, and the daemon reaps it itself through a pidfd
-// (pidfd_open, then waitid(P_PIDFD)), so it learns the real exit code. Every
-// lookup of a PID is checked against the start time recorded with it
-// (/proc/PID/stat field 22), so a recycled PID is never signalled or waited
-// on. A daemon that restarts while containers run can no longer reap them
-// (they were re-parented to init, or the nearest subreaper, when it died);
-// Wait then sees the exit through the pidfd but cannot learn the code and
-// returns -1.
+// How processes are tracked. runc is always used detached ("run --detach",
+// "exec --detach") and always started by the reaper (reaper_linux.go): a
+// small process of its own, one per exec-root, that New finds or starts
+// and that outlives the daemon. When runc exits, the process it started is
+// re-parented to the reaper (a child subreaper), which records each exit
+// code in a file (exits_linux.go) before it reaps the process. The daemon
+// watches each process through a pidfd and, once it has exited, reads its
+// record: a restarted daemon learns the codes of containers that ended
+// while it was down, as Docker's shims keep them. Every lookup of a PID is
+// checked against the start time recorded with it (/proc/PID/stat field
+// 22), so a recycled PID is never signalled or waited on. Only a
+// container whose reaper died (or that an older berth started) ends with
+// its code unknown: Wait returns -1.
 //
-// Because the daemon is a subreaper, orphans of every command it runs are
-// re-parented to it. runc 1.1 reaps its own bootstrap stages; other
-// packages that start daemons of their own must reap them.
+// The reaper also reaps what a failed runc leaves behind ("runc:[1:CHILD]"
+// orphans), which used to stay zombies under the daemon.
 //
 // Host notes (Debian 12, runc 1.1.5, cgroup v1 "hybrid"):
 //   - runc needs the cgroup v1 hierarchies mounted under /sys/fs/cgroup in the

@@ -54,9 +54,8 @@ func (r *Runtime) Exec(ctx context.Context, id string, e ExecSpec) (int, error) 
 		}
 		return StartFailureCode(err), fmt.Errorf("exec in container %q: %w", id, err)
 	}
-	p, err := processOf(pid)
+	p, err := r.spawnedProcess(pid)
 	if err != nil {
-		// It exited and was reaped already? Only we reap it: this cannot be.
 		x.abort()
 		return -1, fmt.Errorf("exec in container %q: %w", id, err)
 	}
@@ -66,7 +65,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, e ExecSpec) (int, error) 
 	}
 	result := make(chan execResult, 1)
 	go func() {
-		code, err := waitProcess(context.Background(), p)
+		code, err := r.waitProcess(context.Background(), p)
 		x.finish()
 		result <- execResult{code, err}
 	}()
@@ -130,8 +129,9 @@ func (r *Runtime) execProcess(id string, e ExecSpec) (*specs.Process, error) {
 	return proc, nil
 }
 
-// runExec runs "runc exec --detach": runc exits once the process runs, and
-// the process, re-parented to us (the subreaper), is ours to reap.
+// runExec runs "runc exec --detach" through the reaper: runc exits once the
+// process runs, and the process, re-parented to the reaper, is waited for
+// through its exit record.
 func (r *Runtime) runExec(ctx context.Context, id, dir string, x *execIO) (int, error) {
 	logPath, pidPath := filepath.Join(dir, "runc.log"), filepath.Join(dir, "pid")
 	args := []string{"exec", "--detach", "--pid-file", pidPath, "--process", filepath.Join(dir, "process.json")}
@@ -148,7 +148,7 @@ func (r *Runtime) runExec(ctx context.Context, id, dir string, x *execIO) (int, 
 	if !x.tty {
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = x.childIn, x.childOut, x.childErr
 	}
-	err := runCtx(ctx, cmd)
+	err := r.reaper.run(ctx, cmd)
 	x.closeChildEnds()
 	if err != nil {
 		return 0, runcError(logPath, fmt.Errorf("runc exec: %w", err))

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/berth-net/berth/internal/nstest"
 	"github.com/berth-net/berth/internal/runtime/image"
@@ -76,12 +77,31 @@ func newTestRuntime(t *testing.T) *Runtime {
 		StateDir:  filepath.Join(base, "exec-root", "runc"),
 		BundleDir: filepath.Join(base, "exec-root", "containers"),
 		DataDir:   filepath.Join(base, "data-root", "containers"),
+		ReaperDir: filepath.Join(base, "exec-root", "reaper"),
 		Log:       slog.New(slog.NewTextHandler(testWriter{t}, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// After the tests' containers are gone (cleanups run last first) and
+	// before the temporary directory goes: the reaper must not write into
+	// it while it is being removed.
+	t.Cleanup(func() { closeAndAwaitReaper(t, rt) })
 	return rt
+}
+
+// closeAndAwaitReaper closes rt and waits until its reaper, with no
+// container left, has exited (it removes its socket as it goes).
+func closeAndAwaitReaper(t testing.TB, rt *Runtime) {
+	t.Helper()
+	rt.Close()
+	sock := reaperSocket(rt.cfg.ReaperDir)
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(sock); os.IsNotExist(err) {
+			return
+		}
+	}
+	t.Errorf("the reaper of %s did not exit after the runtime closed", rt.cfg.ReaperDir)
 }
 
 type testWriter struct{ t *testing.T }
@@ -117,8 +137,8 @@ func start(t *testing.T, rt *Runtime, s Spec) Process {
 		if err := rt.Delete(s.ID); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
-		// Delete killed the init; reap it unless the test did.
-		waitProcess(context.Background(), p)
+		// Delete killed the init; take its exit record unless the test did.
+		rt.waitProcess(context.Background(), p)
 	})
 	p, err := rt.Start(context.Background(), s)
 	if err != nil {
@@ -138,7 +158,7 @@ func startFails(t *testing.T, rt *Runtime, s Spec) error {
 			if err := rt.Delete(s.ID); err != nil {
 				t.Errorf("cleanup: %v", err)
 			}
-			waitProcess(context.Background(), p)
+			rt.waitProcess(context.Background(), p)
 		})
 	}
 	return err

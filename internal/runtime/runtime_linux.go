@@ -23,6 +23,7 @@ type Config struct {
 	StateDir  string // runc --root, e.g. <exec-root>/runc
 	BundleDir string // <exec-root>/containers: per container config.json and the overlay mountpoint rootfs/
 	DataDir   string // <data-root>/containers: per container overlay upper/ work/ and the log files
+	ReaperDir string // <exec-root>/reaper: the reaper's socket, lock, log and exit records
 	Runc      string // "" = "runc" from PATH
 	Log       *slog.Logger
 }
@@ -37,6 +38,8 @@ type Runtime struct {
 	// daemon's own hard limit is lower and it lacks CAP_SYS_RESOURCE to raise it.
 	nofile uint64
 
+	reaper *reaperClient
+
 	mu  sync.Mutex
 	ios map[string]*containerIO // by container ID, for containers this process started
 }
@@ -49,11 +52,12 @@ type Process struct {
 	PidStart uint64
 }
 
-// New makes the directories and turns the calling process into a child
-// subreaper, so container inits become its children when runc exits.
+// New makes the directories and connects to the reaper of ReaperDir,
+// starting it if it does not run: the parent of the containers' processes
+// (reaper_linux.go). Close lets it go.
 func New(cfg Config) (*Runtime, error) {
-	if cfg.StateDir == "" || cfg.BundleDir == "" || cfg.DataDir == "" {
-		return nil, errors.New("runtime: StateDir, BundleDir and DataDir are required")
+	if cfg.StateDir == "" || cfg.BundleDir == "" || cfg.DataDir == "" || cfg.ReaperDir == "" {
+		return nil, errors.New("runtime: StateDir, BundleDir, DataDir and ReaperDir are required")
 	}
 	for _, d := range []string{cfg.StateDir, cfg.BundleDir, cfg.DataDir} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
@@ -68,15 +72,20 @@ func New(cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find runc %q (install the Debian package runc): %w", runc, err)
 	}
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return nil, fmt.Errorf("become child subreaper: %w", err)
-	}
 	log := cfg.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Runtime{cfg: cfg, runc: path, log: log, nofile: nofileLimit(), ios: map[string]*containerIO{}}, nil
+	rc := &reaperClient{dir: cfg.ReaperDir, log: log}
+	if err := rc.ensure(); err != nil {
+		return nil, fmt.Errorf("runtime: %w", err)
+	}
+	return &Runtime{cfg: cfg, runc: path, log: log, nofile: nofileLimit(), reaper: rc, ios: map[string]*containerIO{}}, nil
 }
+
+// Close lets go of the reaper: it stays while containers run (they are
+// its children) and exits once none does. The containers run on.
+func (r *Runtime) Close() { r.reaper.close() }
 
 // nofileLimit is Docker's open files limit, lowered to the daemon's own hard
 // limit unless the daemon may raise it (CAP_SYS_RESOURCE, which some

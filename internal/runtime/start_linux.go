@@ -55,7 +55,21 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (p Process, err error) {
 	if err != nil {
 		return Process{}, err // "runc run failed: ..."; the daemon says which container
 	}
-	return processOf(pid)
+	return r.spawnedProcess(pid)
+}
+
+// spawnedProcess is the Process of pid, which runc just started: running,
+// or already ended and reaped (a command that returns at once), when its
+// exit record says when it started.
+func (r *Runtime) spawnedProcess(pid int) (Process, error) {
+	p, err := processOf(pid)
+	if err == nil {
+		return p, nil
+	}
+	if p, ok := r.exitedProcess(pid); ok {
+		return p, nil
+	}
+	return Process{}, err
 }
 
 func validateSpec(s Spec) error {
@@ -158,7 +172,7 @@ func (r *Runtime) runDetached(ctx context.Context, s Spec) (int, error) {
 	if !s.Tty {
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.stdin, stdio.stdout, stdio.stderr
 	}
-	if err := runCtx(ctx, cmd); err != nil {
+	if err := r.reaper.run(ctx, cmd); err != nil {
 		// runc printed its error into the container's stderr log too: cut it off.
 		stdio.stderr.Truncate(stdio.stderrSize)
 		stdio.closeHold()
@@ -175,7 +189,7 @@ func (r *Runtime) runDetached(ctx context.Context, s Spec) (int, error) {
 			// it, since it is our child now.
 			if p, perr := processOf(pid); perr == nil {
 				unix.Kill(pid, unix.SIGKILL)
-				go waitProcess(context.Background(), p)
+				go r.waitProcess(context.Background(), p) // for its exit record
 			}
 			return 0, errors.Join(err, stdio.closeHold())
 		}
@@ -188,14 +202,4 @@ func (r *Runtime) runDetached(ctx context.Context, s Spec) (int, error) {
 	r.ios[s.ID] = cio
 	r.mu.Unlock()
 	return pid, nil
-}
-
-// runCtx runs cmd, killing it if ctx ends first.
-func runCtx(ctx context.Context, cmd *exec.Cmd) error {
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	stop := context.AfterFunc(ctx, func() { cmd.Process.Kill() })
-	defer stop()
-	return cmd.Wait()
 }

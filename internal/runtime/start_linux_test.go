@@ -3,6 +3,7 @@ package runtime
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -304,11 +305,13 @@ func TestNewRuntimeAdoptsRunningContainer(t *testing.T) {
 	s := busyboxSpec(t, "sh", "-c", "echo before; read line; echo got $line; exec sleep 1000")
 	s.OpenStdin = true
 	p := start(t, rt, s)
+	rt.Close() // as a daemon that died: the reaper stays with the container
 
 	again, err := New(rt.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(again.Close)
 	if !again.Alive(p) {
 		t.Fatal("Alive = false in the new runtime")
 	}
@@ -338,7 +341,7 @@ func TestNewRuntimeAdoptsRunningContainer(t *testing.T) {
 		t.Fatal(err)
 	}
 	if code, err := again.Wait(context.Background(), s.ID, p); err != nil || code != 137 {
-		t.Errorf("Wait = %d, %v; want 137 (still this process's child)", code, err)
+		t.Errorf("Wait = %d, %v; want 137 (from the reaper's record)", code, err)
 	}
 	if err := again.Delete(s.ID); err != nil {
 		t.Fatal(err)
@@ -389,5 +392,63 @@ func TestTtyContainerResizeAndInput(t *testing.T) {
 	}
 	if err := rt.Resize("nosuch", 1, 1); !errdefs.Is(err, errdefs.KindConflict) {
 		t.Errorf("Resize of an unknown container = %v, want a Conflict", err)
+	}
+}
+
+// TestExitWhileNoRuntime is a container that ends while no daemon runs: the
+// reaper records its code, and the next runtime learns it.
+func TestExitWhileNoRuntime(t *testing.T) {
+	rt := newTestRuntime(t)
+	s := busyboxSpec(t, "sh", "-c", "read line; exit 3")
+	s.OpenStdin = true
+	p := start(t, rt, s)
+	w, err := rt.WriteStdin(s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt.Close()
+	w.Write([]byte("go\n"))
+	w.Close()
+	for deadline := time.Now().Add(time.Minute); rt.Alive(p); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the container did not exit")
+		}
+	}
+	again, err := New(rt.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(again.Close)
+	e, ok := again.LastExit(p)
+	if !ok || e.Code != 3 || time.Since(e.At) > time.Minute {
+		t.Fatalf("LastExit = %+v, %v; want code 3 just now", e, ok)
+	}
+	if _, ok := again.LastExit(p); ok {
+		t.Error("the record is still there after LastExit took it")
+	}
+	if code, err := again.Wait(context.Background(), s.ID, p); err != nil || code != -1 {
+		t.Errorf("Wait after the record was taken = %d, %v; want -1", code, err)
+	}
+}
+
+// TestQuickExitCode is a command that ends before runc has returned: the
+// reaper has reaped it by the time Start looks it up, and its code still
+// arrives, for a container and for an exec.
+func TestQuickExitCode(t *testing.T) {
+	rt := newTestRuntime(t)
+	for i := range 5 {
+		s := busyboxSpec(t, "sh", "-c", fmt.Sprintf("exit %d", 10+i))
+		p := start(t, rt, s)
+		if code, err := rt.Wait(context.Background(), s.ID, p); err != nil || code != 10+i {
+			t.Errorf("Wait = %d, %v; want %d", code, err, 10+i)
+		}
+	}
+	s := busyboxSpec(t, "sleep", "1000")
+	start(t, rt, s)
+	for i := range 5 {
+		code, err := rt.Exec(context.Background(), s.ID, ExecSpec{Args: []string{"sh", "-c", fmt.Sprintf("exit %d", 20+i)}})
+		if err != nil || code != 20+i {
+			t.Errorf("Exec = %d, %v; want %d", code, err, 20+i)
+		}
 	}
 }

@@ -38,14 +38,14 @@ func openPidfd(p Process) (int, error) {
 }
 
 // Wait blocks until the container's init exits and returns its exit code
-// (128+N for a process killed by signal N). It reaps the process when it is
-// the daemon's child (the daemon is a subreaper). When it is not — a
-// restarted daemon waiting on a container it re-adopted — the exit is seen
-// through the pidfd but its code is not knowable, and Wait returns -1 and no
-// error; so it does for a process that is already gone. For a tty container
-// Wait also waits until the terminal's output is in the log.
+// (128+N for a process killed by signal N), which the reaper recorded; a
+// restarted daemon learns it the same way. Only when no reaper was the
+// process's parent (a container of a daemon from before the reaper, or one
+// whose reaper died) is the code lost: Wait then returns -1 and no error,
+// as it does for a process already gone without a record. For a tty
+// container Wait also waits until the terminal's output is in the log.
 func (r *Runtime) Wait(ctx context.Context, id string, p Process) (int, error) {
-	code, err := waitProcess(ctx, p)
+	code, err := r.waitProcess(ctx, p)
 	if err != nil {
 		return -1, fmt.Errorf("wait for container %q: %w", id, err)
 	}
@@ -55,10 +55,16 @@ func (r *Runtime) Wait(ctx context.Context, id string, p Process) (int, error) {
 	return code, nil
 }
 
-// waitProcess waits until p exits and reaps it if it is our child.
-func waitProcess(ctx context.Context, p Process) (int, error) {
+// waitProcess waits until p exits and returns its code: the reaper's
+// record of it, or, for a process that is our own child (the daemon is
+// not a subreaper any more, but a process it started itself may be), what
+// waitid says.
+func (r *Runtime) waitProcess(ctx context.Context, p Process) (int, error) {
 	fd, err := openPidfd(p)
 	if errors.Is(err, errGone) {
+		if e, ok := r.LastExit(p); ok {
+			return e.Code, nil
+		}
 		return -1, nil
 	}
 	if err != nil {
@@ -73,11 +79,14 @@ func waitProcess(ctx context.Context, p Process) (int, error) {
 	if err := waitReadable(ctx, f, rc); err != nil {
 		return -1, err
 	}
-	code := -1
-	if cerr := rc.Control(func(fd uintptr) { code, err = reapPidfd(int(fd)) }); cerr != nil {
+	code, ours := -1, false
+	if cerr := rc.Control(func(fd uintptr) { code, ours, err = reapPidfd(int(fd)) }); cerr != nil {
 		return -1, fmt.Errorf("pidfd: %w", cerr)
 	}
-	return code, err
+	if err != nil || ours {
+		return code, err
+	}
+	return r.awaitExit(ctx, p)
 }
 
 // waitReadable waits for the pidfd behind f to become readable (the
@@ -127,21 +136,21 @@ type sigchldInfo struct {
 	_                  [100]byte
 }
 
-// reapPidfd collects the exit of the process behind fd. ECHILD means it is
-// not our child: someone else reaps it and its exit code is lost to us.
-func reapPidfd(fd int) (int, error) {
+// reapPidfd collects the exit of the process behind fd if it is our child
+// (ours); ECHILD means it is not.
+func reapPidfd(fd int) (code int, ours bool, err error) {
 	var info unix.Siginfo
-	err := unix.Waitid(unix.P_PIDFD, fd, &info, unix.WEXITED, nil)
+	err = unix.Waitid(unix.P_PIDFD, fd, &info, unix.WEXITED, nil)
 	for errors.Is(err, unix.EINTR) {
 		err = unix.Waitid(unix.P_PIDFD, fd, &info, unix.WEXITED, nil)
 	}
 	if errors.Is(err, unix.ECHILD) {
-		return -1, nil
+		return -1, false, nil
 	}
 	if err != nil {
-		return -1, fmt.Errorf("waitid: %w", err)
+		return -1, false, fmt.Errorf("waitid: %w", err)
 	}
-	return exitCode((*sigchldInfo)(unsafe.Pointer(&info))), nil
+	return exitCode((*sigchldInfo)(unsafe.Pointer(&info))), true, nil
 }
 
 // si_code values of SIGCHLD (<asm-generic/siginfo.h>).

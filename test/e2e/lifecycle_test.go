@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -407,5 +408,52 @@ func TestRemoveRacingRestart(t *testing.T) {
 	w.Start(t)
 	if out := strings.TrimSpace(mustDocker(t, w, "ps", "-aq")); out != "" {
 		t.Errorf("after a daemon restart: containers %q, want none (the removed ones stay removed, --rm ones that stopped go)", out)
+	}
+}
+
+// TestExitCodeAcrossDaemonCrash: exit codes survive a daemon that was
+// SIGKILLed, as Docker's do (its shims keep them). One container ends
+// while no daemon runs, and the next daemon reports how; another is
+// re-adopted and ends afterwards, and `docker wait` gets its code. Both
+// were lost before the reaper (255 and -1). A third, with
+// --restart on-failure, succeeded meanwhile and so stays exited (a 255
+// had it restarted).
+func TestExitCodeAcrossDaemonCrash(t *testing.T) {
+	w, d := startWorld(t)
+	const trapper = `trap "exit 7" TERM; while :; do sleep 0.1; done`
+	for _, name := range []string{"down", "later"} {
+		w.MustBerth(t, "run", "-d", "--name", name, testworld.BusyboxImage, "sh", "-c", trapper)
+	}
+	if _, errOut, code := w.Docker(t, "run", "-d", "--name", "retry", "--restart", "on-failure:3", testworld.BusyboxImage,
+		"sh", "-c", `trap "exit 0" TERM; while :; do sleep 0.1; done`); code != 0 {
+		t.Fatalf("docker run retry: exit %d: %s", code, errOut)
+	}
+	pids := map[string]int{}
+	for _, name := range []string{"down", "later", "retry"} {
+		pids[name] = containerPID(t, w, name)
+	}
+
+	d.Kill()
+	for _, name := range []string{"down", "retry"} {
+		syscall.Kill(pids[name], syscall.SIGTERM)
+	}
+	eventually(t, "down and retry exit", func() bool { return !alive(pids["down"]) && !alive(pids["retry"]) })
+	w.Start(t)
+
+	if got := inspect(t, w, "{{.State.Status}} {{.State.ExitCode}} {{.State.Error}}", "down"); got != "exited 7" {
+		t.Errorf("down after the daemon came back: %q, want \"exited 7\" and no error", got)
+	}
+	if got := inspect(t, w, "{{.State.Status}} {{.State.ExitCode}}", "retry"); got != "exited 0" {
+		t.Errorf("retry after the daemon came back: %q, want \"exited 0\" (it succeeded: on-failure leaves it)", got)
+	}
+	if p := containerPID(t, w, "later"); p != pids["later"] {
+		t.Fatalf("later: pid %d after the restart, want %d (re-adopted)", p, pids["later"])
+	}
+	w.MustBerth(t, "kill", "-s", "TERM", "later")
+	if out, _, _ := w.Docker(t, "wait", "later"); strings.TrimSpace(out) != "7" {
+		t.Errorf("docker wait later = %q, want 7", out)
+	}
+	if got := inspect(t, w, "{{.State.ExitCode}}", "later"); got != "7" {
+		t.Errorf("later's exit code %q, want 7", got)
 	}
 }

@@ -1,0 +1,265 @@
+package runtime
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// reaperClient is the daemon's side of the reaper (reaper_linux.go): it
+// finds the reaper of its directory or starts one, holds the standing
+// "hello" connection that keeps it alive, and runs processes through it.
+type reaperClient struct {
+	dir string
+	log *slog.Logger
+
+	mu     sync.Mutex
+	hello  *net.UnixConn // nil until connected, and again once the reaper is gone
+	closed bool
+}
+
+// exitStatus is a spawned process's non-zero exit code, worded as
+// os/exec's ExitError.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// errReaperGone says the reaper went away before it started the process:
+// safe to try again with a new one.
+var errReaperGone = errors.New("the reaper went away")
+
+// ensure connects to the reaper, starting one if none answers.
+func (rc *reaperClient) ensure() error {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.closed {
+		return errors.New("runtime is closed")
+	}
+	if rc.hello != nil {
+		return nil
+	}
+	c, err := rc.greet()
+	// None answers, or one on its way out does: start one. A start can
+	// meet a reaper that is just leaving ("busy"), hence a few tries.
+	for try := 0; err != nil && try < 3; try++ {
+		if err := rc.start(); err != nil {
+			return err
+		}
+		c, err = rc.greet()
+	}
+	if err != nil {
+		return fmt.Errorf("connect to the reaper: %w", err)
+	}
+	rc.hello = c
+	go rc.watch(c)
+	return nil
+}
+
+// greet opens the hello connection.
+func (rc *reaperClient) greet() (*net.UnixConn, error) {
+	c, err := rc.dial(reaperRequest{Op: "hello"}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := readReply(c); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// watch forgets the hello connection when the reaper closes it (it died):
+// the next spawn starts a new reaper. The containers it was the parent of
+// are re-parented elsewhere, and their exit codes are lost.
+func (rc *reaperClient) watch(c *net.UnixConn) {
+	c.Read(make([]byte, 1))
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.hello == c {
+		rc.hello = nil
+		c.Close()
+		if !rc.closed {
+			rc.log.Warn("the reaper went away; the next start runs a new one", "dir", rc.dir)
+		}
+	}
+}
+
+// start runs a new reaper, in a session of its own so that no signal for
+// the daemon's terminal or process group reaches it, and waits until it
+// listens (or says another one already does).
+func (rc *reaperClient) start() error {
+	if err := os.MkdirAll(rc.dir, 0o700); err != nil {
+		return err
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer pr.Close()
+	logf, err := os.OpenFile(filepath.Join(rc.dir, "reaper.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		pw.Close()
+		return err
+	}
+	cmd := &exec.Cmd{
+		Path: "/proc/self/exe", // this binary, even if its file was replaced since
+		Args: []string{reaperArg0, rc.dir}, Dir: "/",
+		Stdout: logf, Stderr: logf, ExtraFiles: []*os.File{pw},
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	}
+	err = cmd.Start()
+	pw.Close()
+	logf.Close()
+	if err != nil {
+		return fmt.Errorf("start the reaper: %w", err)
+	}
+	go cmd.Wait() // it is our child until we die: reap it if it ends first
+	pr.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	switch strings.TrimSpace(line) {
+	case "ok", "busy":
+		return nil
+	}
+	return fmt.Errorf("the reaper did not start (%v); see %s", err, filepath.Join(rc.dir, "reaper.log"))
+}
+
+// dial opens a connection to the reaper and sends req with files.
+func (rc *reaperClient) dial(req reaperRequest, files []*os.File) (*net.UnixConn, error) {
+	c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: reaperSocket(rc.dir), Net: "unixpacket"})
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(req)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	var oob []byte
+	if len(files) > 0 {
+		fds := make([]int, len(files))
+		for i, f := range files {
+			fds[i] = int(f.Fd())
+		}
+		oob = unix.UnixRights(fds...)
+	}
+	if _, _, err := c.WriteMsgUnix(b, oob, nil); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func readReply(c *net.UnixConn) (reaperReply, error) {
+	var rep reaperReply
+	buf := make([]byte, 64<<10)
+	n, err := c.Read(buf)
+	if err != nil {
+		return rep, err
+	}
+	if n == 0 {
+		return rep, errReaperGone
+	}
+	if err := json.Unmarshal(buf[:n], &rep); err != nil {
+		return rep, fmt.Errorf("bad reply from the reaper: %w", err)
+	}
+	return rep, nil
+}
+
+// run runs cmd as a child of the reaper and waits for it, as cmd.Run
+// would; if ctx ends first the process is killed. cmd's stdin, stdout
+// and stderr must be files (or nil: /dev/null).
+func (rc *reaperClient) run(ctx context.Context, cmd *exec.Cmd) error {
+	req := reaperRequest{Op: "spawn", Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Dir: cmd.Dir,
+		Setpgid: cmd.SysProcAttr != nil && cmd.SysProcAttr.Setpgid}
+	if req.Env == nil {
+		req.Env = os.Environ()
+	}
+	var files []*os.File
+	for i, s := range []any{cmd.Stdin, cmd.Stdout, cmd.Stderr} {
+		switch f := s.(type) {
+		case nil:
+		case *os.File:
+			if f != nil {
+				files = append(files, f)
+				req.Fds = append(req.Fds, i)
+			}
+		default:
+			return fmt.Errorf("run %s through the reaper: stdio %d is a %T, not a file", cmd.Path, i, s)
+		}
+	}
+	for try := 0; ; try++ {
+		err := rc.runOnce(ctx, req, files)
+		if !errors.Is(err, errReaperGone) || try > 0 {
+			return err
+		}
+		rc.forget()
+	}
+}
+
+func (rc *reaperClient) runOnce(ctx context.Context, req reaperRequest, files []*os.File) error {
+	if err := rc.ensure(); err != nil {
+		return err
+	}
+	c, err := rc.dial(req, files)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errReaperGone, err)
+	}
+	defer c.Close()
+	rep, err := readReply(c)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: %v", errReaperGone, err)
+	case rep.Err != "":
+		return errors.New(rep.Err)
+	}
+	pid := rep.Pid
+	stop := context.AfterFunc(ctx, func() { c.Close() }) // the reaper kills it
+	defer stop()
+	rep, err = readReply(c)
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil:
+		return fmt.Errorf("wait for %s (pid %d): the reaper went away: %v", req.Path, pid, err)
+	case rep.Exit == nil:
+		return fmt.Errorf("wait for %s: bad reply from the reaper", req.Path)
+	case *rep.Exit != 0:
+		return exitStatus(*rep.Exit)
+	}
+	return nil
+}
+
+// forget drops the hello connection of a reaper that went away.
+func (rc *reaperClient) forget() {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.hello != nil {
+		rc.hello.Close()
+		rc.hello = nil
+	}
+}
+
+// close lets the reaper go once it has no children left; the containers
+// that run on keep it.
+func (rc *reaperClient) close() {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.closed = true
+	if rc.hello != nil {
+		rc.hello.Close()
+		rc.hello = nil
+	}
+}
