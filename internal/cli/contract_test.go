@@ -62,6 +62,7 @@ func newRecordingDaemon(t *testing.T) *recordingDaemon {
 	reply("POST /images/create", 200, map[string]string{"status": "sha256:f00d"})
 	reply("DELETE /images/{ref...}", 200, []map[string]string{{"Untagged": "busybox:latest"}})
 	reply("GET /containers/{id}/logs", 200, nil)
+	reply("POST /containers/create", 201, map[string]any{"Id": web1ID, "Warnings": []string{}})
 	d.Handle("POST /exec/{id}/start", func(w http.ResponseWriter, r *http.Request) {
 		if body := d.record(r); body != nil && body.(map[string]any)["Detach"] == true {
 			w.WriteHeader(http.StatusOK)
@@ -120,6 +121,7 @@ func TestRequestsMatchDocker(t *testing.T) {
 		{"start", []string{"start", "a"}},
 		{"rmi", []string{"rmi", "-f", "busybox"}},
 		{"logs", []string{"logs", "--tail", "5", "web1"}},
+		{"create-restart-retries", []string{"create", "--name", "a", "--restart", "on-failure:3", "busybox", "true"}},
 		{"import", []string{"import", "-m", "msg", "testdata/fixtures/image_busybox.json", "busybox:1.36"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -105,6 +105,10 @@ func (o *containerOptions) createRequest(fs *pflag.FlagSet, image string, args [
 	if err != nil {
 		return container.CreateRequest{}, err
 	}
+	restart, err := parseRestartPolicy(o.restart)
+	if err != nil {
+		return container.CreateRequest{}, err
+	}
 	cfg := &container.Config{
 		Hostname:     o.hostname,
 		User:         o.user,
@@ -134,7 +138,7 @@ func (o *containerOptions) createRequest(fs *pflag.FlagSet, image string, args [
 	host := &container.HostConfig{
 		NetworkMode:     container.NetworkMode(o.networkMode()),
 		PortBindings:    bindings,
-		RestartPolicy:   container.RestartPolicy{Name: container.RestartPolicyMode(o.restart)},
+		RestartPolicy:   restart,
 		AutoRemove:      o.autoRemove,
 		PublishAllPorts: o.publishAll,
 		DNS:             nonNil(o.dns.list),
@@ -198,6 +202,27 @@ func (o *containerOptions) validate() error {
 		}
 	}
 	return nil
+}
+
+// parseRestartPolicy reads --restart as docker's opts.ParseRestartPolicy
+// does: "name[:max-retries]", syntax only (the daemon judges the rest).
+func parseRestartPolicy(policy string) (container.RestartPolicy, error) {
+	if policy == "" {
+		return container.RestartPolicy{}, nil
+	}
+	name, count, ok := strings.Cut(policy, ":")
+	if ok && name == "" {
+		return container.RestartPolicy{}, errors.New("invalid restart policy format: no policy provided before colon")
+	}
+	retries := 0
+	if count != "" {
+		n, err := strconv.Atoi(count)
+		if err != nil {
+			return container.RestartPolicy{}, errors.New("invalid restart policy format: maximum retry count must be an integer")
+		}
+		retries = n
+	}
+	return container.RestartPolicy{Name: container.RestartPolicyMode(name), MaximumRetryCount: retries}, nil
 }
 
 // networkMode is HostConfig.NetworkMode: the first --network, or "default".
