@@ -10,10 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,15 +45,19 @@ type Config struct {
 
 // Daemon implements api.Backend over berth's core.
 type Daemon struct {
-	cfg      Config
-	log      *slog.Logger
-	store    store.Store
-	net      *network.Controller
-	runtime  *runtime.Runtime
-	images   *image.Store
-	driver   *bridge.Driver
-	resolv   *hostResolv
-	hostname string
+	cfg     Config
+	log     *slog.Logger
+	store   store.Store
+	net     *network.Controller
+	runtime *runtime.Runtime
+	images  *image.Store
+	driver  *bridge.Driver
+	resolv  *hostResolv
+	// resolvSystemd is systemd-resolved's list of the host's real servers,
+	// for containers without a resolver when the host's file names only
+	// its stub (nil when the daemon reads a file of its own choosing).
+	resolvSystemd *hostResolv
+	hostname      string
 	// hostsFile is the host's hosts file, copied for host-network containers.
 	hostsFile string
 	dns       *dns.Manager // embedded resolvers, one per sandbox on a user network
@@ -132,6 +134,9 @@ func (d *Daemon) build() error {
 	d.hostname, _ = os.Hostname()
 	d.hostsFile = "/etc/hosts"
 	d.resolv = &hostResolv{path: cmp.Or(d.cfg.ResolvConf, "/etc/resolv.conf")}
+	if d.cfg.ResolvConf == "" {
+		d.resolvSystemd = &hostResolv{path: "/run/systemd/resolve/resolv.conf"}
+	}
 	sbs, err := sandbox.NewManager(filepath.Join(d.cfg.ExecRoot, "netns"))
 	if err != nil {
 		return err
@@ -240,35 +245,11 @@ func (h *hostResolv) get() resolvConf {
 	return h.rc
 }
 
-// resolvConf is what the daemon read of the host's /etc/resolv.conf.
-type resolvConf struct {
-	nameservers []netip.Addr
-	search      []string
-	options     []string
-}
-
 // readResolvConf parses the host's resolver configuration; a missing file gives none.
 func readResolvConf(path string) resolvConf {
-	var rc resolvConf
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return rc
+		return resolvConf{}
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 || strings.HasPrefix(f[0], "#") || strings.HasPrefix(f[0], ";") {
-			continue
-		}
-		switch f[0] {
-		case "nameserver":
-			if a, err := netip.ParseAddr(f[1]); err == nil {
-				rc.nameservers = append(rc.nameservers, a)
-			}
-		case "search":
-			rc.search = f[1:]
-		case "options":
-			rc.options = append(rc.options, f[1:]...)
-		}
-	}
-	return rc
+	return parseResolvConf(string(b))
 }

@@ -1,19 +1,11 @@
 package daemon
 
 import (
-	"fmt"
 	"net/netip"
-	"strings"
 
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/dns"
 )
-
-// Docker's upstreams when the host has only loopback resolvers.
-var fallbackUpstreams = []netip.AddrPort{
-	netip.MustParseAddrPort("8.8.8.8:53"),
-	netip.MustParseAddrPort("8.8.4.4:53"),
-}
 
 // newDNS builds the resolvers' manager over the network controller's names.
 func (d *Daemon) newDNS() *dns.Manager {
@@ -28,7 +20,8 @@ func (d *Daemon) startDNS(c *container.Container) error {
 	if sbID == "" || c.State.SandboxKey == "" || !d.net.NameResolution(sbID) {
 		return nil
 	}
-	return d.dns.Start(dns.Sandbox{ID: sbID, Path: c.State.SandboxKey, Upstreams: d.upstreamsFor(c)})
+	_, upstreams, ndotsSet := d.resolverConf(c)
+	return d.dns.Start(dns.Sandbox{ID: sbID, Path: c.State.SandboxKey, Upstreams: upstreams, NdotsSet: ndotsSet})
 }
 
 // stopDNS closes the resolver of a sandbox, if it has one. Its sockets
@@ -75,72 +68,21 @@ func (d *Daemon) dnsRunning(sandboxID string) bool {
 	return d.dns != nil && sandboxID != "" && d.dns.Running(sandboxID)
 }
 
-// upstreamsFor is where a container's resolver forwards: its --dns servers,
-// else the host's resolvers without loopback ones, else Docker's fallback.
-func (d *Daemon) upstreamsFor(c *container.Container) []netip.AddrPort {
-	var ups []netip.AddrPort
-	for _, s := range c.Config.DNS {
-		if a, err := netip.ParseAddr(s); err == nil {
-			ups = append(ups, netip.AddrPortFrom(a.Unmap(), 53))
-		}
+// resolverConf is, for a container served by a resolver, its resolv.conf,
+// the servers its resolver forwards to (port 53 of each), and whether
+// ndots was set (then single-label names are not forwarded). The
+// upstreams are the host's servers, loopback ones included: the resolver
+// forwards from the host's namespace, where they answer (Docker's
+// HostLoopback), so a host on systemd-resolved's 127.0.0.53 works. Or
+// the container's --dns servers, as given. Or, when there are none at
+// all, Google's two, as on the default bridge.
+func (d *Daemon) resolverConf(c *container.Container) (resolvConf, []netip.AddrPort, bool) {
+	rc := d.resolv.get().withOverrides(c.Config.DNS, c.Config.DNSSearch, c.Config.DNSOptions)
+	ndotsSet := rc.ndotsSet()
+	rc, servers := rc.forResolver(dns.Address)
+	ups := make([]netip.AddrPort, len(servers))
+	for i, a := range servers {
+		ups[i] = netip.AddrPortFrom(a, 53)
 	}
-	if len(ups) > 0 {
-		return ups
-	}
-	for _, a := range d.resolv.get().nameservers {
-		if !a.IsLoopback() {
-			ups = append(ups, netip.AddrPortFrom(a.Unmap(), 53))
-		}
-	}
-	if len(ups) == 0 {
-		return fallbackUpstreams
-	}
-	return ups
-}
-
-// embeddedResolvConf is the resolv.conf of a container served by a
-// resolver, as Docker writes it: the search domains, 127.0.0.11, and
-// ndots:0 (unless the user set ndots) so that single names are asked as
-// they are, first, from the resolver that knows them.
-func (d *Daemon) embeddedResolvConf(c *container.Container) (string, bool) {
-	if !d.dnsRunning(c.State.SandboxID) {
-		return "", false
-	}
-	rc := d.resolv.get()
-	search, opts := rc.search, withoutNdots(rc.options)
-	if len(c.Config.DNSSearch) > 0 {
-		search = c.Config.DNSSearch
-	}
-	if len(c.Config.DNSOptions) > 0 {
-		opts = c.Config.DNSOptions
-	}
-	if !hasNdots(opts) {
-		opts = append([]string{"ndots:0"}, opts...)
-	}
-	var b strings.Builder
-	if len(search) > 0 {
-		fmt.Fprintf(&b, "search %s\n", strings.Join(search, " "))
-	}
-	fmt.Fprintf(&b, "nameserver %s\n", dns.Address)
-	fmt.Fprintf(&b, "options %s\n", strings.Join(opts, " "))
-	return b.String(), true
-}
-
-func hasNdots(opts []string) bool {
-	for _, o := range opts {
-		if strings.HasPrefix(o, "ndots:") {
-			return true
-		}
-	}
-	return false
-}
-
-func withoutNdots(opts []string) []string {
-	var out []string
-	for _, o := range opts {
-		if !strings.HasPrefix(o, "ndots:") {
-			out = append(out, o)
-		}
-	}
-	return out
+	return rc, ups, ndotsSet
 }

@@ -34,8 +34,8 @@ func loopbackSockets(string) (u *net.UDPConn, l net.Listener, err error) {
 }
 
 // TestEmbeddedResolvConf: a container with a resolver gets Docker's
-// resolv.conf (search kept, 127.0.0.11, ndots:0 first unless the user set
-// ndots); one without keeps the host's copy.
+// resolv.conf (127.0.0.11, search kept, a valid ndots kept, ndots:0
+// appended when there is none); one without keeps the host's copy.
 func TestEmbeddedResolvConf(t *testing.T) {
 	m := dns.NewManager(dns.Config{Names: noNames{}, Listen: loopbackSockets})
 	t.Cleanup(func() { m.Close() })
@@ -55,14 +55,18 @@ func TestEmbeddedResolvConf(t *testing.T) {
 		c    *container.Container
 		want string
 	}{
-		{"host's search and options, ndots replaced", withDNS(container.Config{}),
-			"search example.com\nnameserver 127.0.0.11\noptions ndots:0 edns0\n"},
-		{"user's ndots kept", withDNS(container.Config{DNSSearch: []string{"corp"}, DNSOptions: []string{"ndots:2"}}),
-			"search corp\nnameserver 127.0.0.11\noptions ndots:2\n"},
+		{"host's search and options, its valid ndots kept", withDNS(container.Config{}),
+			"nameserver 127.0.0.11\nsearch example.com\noptions ndots:3 edns0\n"},
+		{"user's options replace the host's", withDNS(container.Config{DNSSearch: []string{"corp"}, DNSOptions: []string{"ndots:2"}}),
+			"nameserver 127.0.0.11\nsearch corp\noptions ndots:2\n"},
+		{"no ndots: ndots:0 appended", withDNS(container.Config{DNSOptions: []string{"edns0"}}),
+			"nameserver 127.0.0.11\nsearch example.com\noptions edns0 ndots:0\n"},
+		{"an invalid ndots is replaced", withDNS(container.Config{DNSOptions: []string{"ndots:x", "rotate"}}),
+			"nameserver 127.0.0.11\nsearch example.com\noptions rotate ndots:0\n"},
 		{"--dns still goes through the resolver", withDNS(container.Config{DNS: []string{"1.1.1.1"}}),
-			"search example.com\nnameserver 127.0.0.11\noptions ndots:0 edns0\n"},
+			"nameserver 127.0.0.11\nsearch example.com\noptions ndots:3 edns0\n"},
 		{"no resolver: the host's copy", &container.Container{State: container.State{SandboxID: "sb-none"}},
-			"search example.com\nnameserver 10.255.255.53\noptions ndots:3 edns0\n"},
+			"nameserver 10.255.255.53\nsearch example.com\noptions ndots:3 edns0\n"},
 	}
 	for _, tt := range tests {
 		if got := d.resolvConfFor(tt.c); got != tt.want {
@@ -71,28 +75,39 @@ func TestEmbeddedResolvConf(t *testing.T) {
 	}
 }
 
-func TestUpstreamsFor(t *testing.T) {
+// TestResolverConfUpstreams: the resolver forwards to the host's servers,
+// loopback ones included (it asks them from the host's namespace, as
+// Docker's HostLoopback), or to the container's --dns; ndots set anywhere
+// keeps single labels in.
+func TestResolverConfUpstreams(t *testing.T) {
 	ap := netip.MustParseAddrPort
 	tests := []struct {
-		name    string
-		servers []string
-		dns     []string
-		want    []netip.AddrPort
+		name     string
+		servers  []string
+		options  []string
+		c        container.Config
+		want     []netip.AddrPort
+		ndotsSet bool
 	}{
-		{"host's, loopback skipped", []string{"127.0.0.53", "10.0.0.53", "::1", "10.0.1.53"}, nil,
-			[]netip.AddrPort{ap("10.0.0.53:53"), ap("10.0.1.53:53")}},
-		{"--dns wins", []string{"10.0.0.53"}, []string{"1.1.1.1", "bogus"}, []netip.AddrPort{ap("1.1.1.1:53")}},
-		{"only loopback: Docker's fallback", []string{"127.0.0.53"}, nil, []netip.AddrPort{ap("8.8.8.8:53"), ap("8.8.4.4:53")}},
+		{"host's, loopback included", []string{"127.0.0.53", "10.0.0.53", "10.0.1.53"}, nil, container.Config{},
+			[]netip.AddrPort{ap("127.0.0.53:53"), ap("10.0.0.53:53"), ap("10.0.1.53:53")}, false},
+		{"--dns wins", []string{"10.0.0.53"}, nil, container.Config{DNS: []string{"1.1.1.1", "bogus"}}, []netip.AddrPort{ap("1.1.1.1:53")}, false},
+		{"none at all: Google's", nil, nil, container.Config{}, []netip.AddrPort{ap("8.8.8.8:53"), ap("8.8.4.4:53")}, false},
+		{"host's ndots", []string{"10.0.0.53"}, []string{"ndots:2"}, container.Config{}, []netip.AddrPort{ap("10.0.0.53:53")}, true},
+		{"user's ndots", []string{"10.0.0.53"}, nil, container.Config{DNSOptions: []string{"ndots:1"}}, []netip.AddrPort{ap("10.0.0.53:53")}, true},
 	}
 	for _, tt := range tests {
-		var rc resolvConf
+		rc := resolvConf{options: tt.options}
 		for _, s := range tt.servers {
 			rc.nameservers = append(rc.nameservers, netip.MustParseAddr(s))
 		}
 		d := &Daemon{resolv: fixedResolv(rc)}
-		got := d.upstreamsFor(&container.Container{Config: container.Config{DNS: tt.dns}})
+		_, got, ndotsSet := d.resolverConf(&container.Container{Config: tt.c})
 		if diff := cmp.Diff(tt.want, got, cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", tt.name, diff)
+		}
+		if ndotsSet != tt.ndotsSet {
+			t.Errorf("%s: ndotsSet %v, want %v", tt.name, ndotsSet, tt.ndotsSet)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,39 +38,42 @@ func (d *Daemon) defaultHostname(c *container.Container) string {
 	return c.ShortID()
 }
 
-// writeHosts writes /etc/hosts: localhost lines, the container's own
-// addresses with its hostname, then --add-host entries. On the host
-// network it starts from a copy of the host's /etc/hosts instead, as
-// Docker's does.
+// writeHosts writes /etc/hosts as moby's buildHostsFile does: localhost
+// lines, then the --add-host entries, then the container's own addresses
+// with its hostname (and the bare name of a dotted one), so that an
+// --add-host for the container's own name comes first and wins. On the
+// host network, without --add-host, it is a copy of the host's file.
 func (d *Daemon) writeHosts(c *container.Container) error {
 	var b strings.Builder
 	if host, ok := d.hostHostsFile(c); ok {
-		b.WriteString(host)
-	} else {
-		b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
-		b.WriteString("fe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
+		return writeInPlace(c.HostsPath, host)
 	}
-	if c.State.SandboxID != "" {
-		for _, a := range d.net.Addresses(c.State.SandboxID) {
-			b.WriteString(a.String())
-			b.WriteByte('\t')
-			b.WriteString(c.Config.Hostname)
-			b.WriteByte('\n')
-		}
-	}
+	b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+	b.WriteString("fe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
 	for _, h := range c.Config.ExtraHosts {
 		if name, ip, ok := d.extraHost(h); ok {
 			fmt.Fprintf(&b, "%s\t%s\n", ip, name)
+		}
+	}
+	if c.State.SandboxID != "" {
+		names := c.Config.Hostname
+		if short, _, dotted := strings.Cut(names, "."); dotted {
+			names += " " + short
+		}
+		for _, a := range d.net.Addresses(c.State.SandboxID) {
+			fmt.Fprintf(&b, "%s\t%s\n", a, names)
 		}
 	}
 	return writeInPlace(c.HostsPath, b.String())
 }
 
 // hostHostsFile is the host's /etc/hosts, with a final newline, for a
-// container on the host network; ok is false for other containers or
-// when the file cannot be read (the generated lines stand in).
+// container on the host network without --add-host (one with them gets a
+// file of its own, so that they can override the host's names); ok is
+// false for other containers or when the file cannot be read (the
+// generated lines stand in).
 func (d *Daemon) hostHostsFile(c *container.Container) (string, bool) {
-	if c.Config.NetworkMode != network.NameHost {
+	if c.Config.NetworkMode != network.NameHost || len(c.Config.ExtraHosts) > 0 {
 		return "", false
 	}
 	data, err := os.ReadFile(d.hostsFile)
@@ -104,45 +108,40 @@ func (d *Daemon) extraHost(h string) (name, ip string, ok bool) {
 	return name, strings.TrimSuffix(strings.TrimPrefix(ip, "["), "]"), true
 }
 
-// resolvConfFor is the host's resolver config without loopback servers
-// (they are unreachable from a container), as Docker does for the default
-// bridge; --dns/--dns-search/--dns-option replace the host's values.
+// resolvConfFor is the container's /etc/resolv.conf, as Docker writes it
+// for its kind of network (resolvconf.go): the resolver's on a
+// user-defined network, the host's file on the host network and on none
+// (with the container's --dns, --dns-search and --dns-option over it, as
+// everywhere), and without the servers a container cannot reach on the
+// default bridge.
 func (d *Daemon) resolvConfFor(c *container.Container) string {
-	if s, ok := d.embeddedResolvConf(c); ok {
-		return s
+	if d.dnsRunning(c.State.SandboxID) {
+		rc, _, _ := d.resolverConf(c)
+		return rc.String()
 	}
-	var b strings.Builder
-	rc := d.resolv.get()
-	search, opts := rc.search, rc.options
-	if len(c.Config.DNSSearch) > 0 {
-		search = c.Config.DNSSearch
+	if c.Config.NetworkMode == network.NameHost {
+		return d.resolv.get().withOverrides(c.Config.DNS, c.Config.DNSSearch, c.Config.DNSOptions).String()
 	}
-	if len(c.Config.DNSOptions) > 0 {
-		opts = c.Config.DNSOptions
+	rc := d.originResolv().withOverrides(c.Config.DNS, c.Config.DNSSearch, c.Config.DNSOptions)
+	if c.Config.NetworkMode == network.NameNone {
+		return rc.String()
 	}
-	if len(search) > 0 {
-		fmt.Fprintf(&b, "search %s\n", strings.Join(search, " "))
-	}
-	servers := c.Config.DNS
-	if len(servers) == 0 {
-		for _, ns := range rc.nameservers {
-			if !ns.IsLoopback() {
-				servers = append(servers, ns.String())
-			}
-		}
-	}
-	if len(servers) == 0 {
-		// Docker's fallback when the host has only loopback resolvers.
-		servers = []string{"8.8.8.8", "8.8.4.4"}
-	}
-	for _, s := range servers {
-		fmt.Fprintf(&b, "nameserver %s\n", s)
-	}
-	if len(opts) > 0 {
-		fmt.Fprintf(&b, "options %s\n", strings.Join(opts, " "))
-	}
-	return b.String()
+	return rc.forLegacy().String()
 }
+
+// originResolv is the host configuration a container without a resolver
+// starts from (moby's resolvconf.Path): systemd-resolved's list of the
+// real servers when the host's file names only its stub, 127.0.0.53,
+// which a container cannot reach; else the host's file.
+func (d *Daemon) originResolv() resolvConf {
+	rc := d.resolv.get()
+	if d.resolvSystemd != nil && len(rc.nameservers) == 1 && rc.nameservers[0] == systemdStub {
+		return d.resolvSystemd.get()
+	}
+	return rc
+}
+
+var systemdStub = netip.MustParseAddr("127.0.0.53")
 
 // writeInPlace writes in place when the file exists (it may be
 // bind-mounted into a running container, and a rename would not show

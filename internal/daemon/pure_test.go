@@ -34,27 +34,60 @@ func TestParseSignal(t *testing.T) {
 
 func TestReadResolvConfAndContainerCopy(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "resolv.conf")
-	content := "# comment\nnameserver 127.0.0.53\nnameserver 10.255.255.53\nsearch example.com corp\noptions edns0 trust-ad\n"
+	content := "# comment\nnameserver 127.0.0.53\nnameserver 10.255.255.53\nnameserver 2001:db8::53\ndomain old.example\nsearch example.com corp\noptions edns0 trust-ad\nsortlist 10.0.0.0/255.0.0.0\n"
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	rc := readResolvConf(p)
-	if diff := cmp.Diff([]string{"127.0.0.53", "10.255.255.53"}, addrStrings(rc.nameservers)); diff != "" {
+	if diff := cmp.Diff([]string{"127.0.0.53", "10.255.255.53", "2001:db8::53"}, addrStrings(rc.nameservers)); diff != "" {
 		t.Fatalf("nameservers (-want +got):\n%s", diff)
 	}
 	d := &Daemon{resolv: &hostResolv{path: p}}
-	got := d.resolvConfFor(&container.Container{})
-	want := "search example.com corp\nnameserver 10.255.255.53\noptions edns0 trust-ad\n"
-	if got != want {
-		t.Fatalf("container resolv.conf:\n%s\nwant:\n%s", got, want)
+	tests := []struct {
+		name string
+		c    container.Config
+		want string
+	}{
+		{"default bridge: loopback and IPv6 servers dropped, the rest kept in Docker's order", container.Config{},
+			"nameserver 10.255.255.53\nsearch example.com corp\noptions edns0 trust-ad\nsortlist 10.0.0.0/255.0.0.0\n"},
+		{"host network: the host's file", container.Config{NetworkMode: "host"},
+			"nameserver 127.0.0.53\nnameserver 10.255.255.53\nnameserver 2001:db8::53\nsearch example.com corp\noptions edns0 trust-ad\nsortlist 10.0.0.0/255.0.0.0\n"},
+		{"none: the host's file", container.Config{NetworkMode: "none"},
+			"nameserver 127.0.0.53\nnameserver 10.255.255.53\nnameserver 2001:db8::53\nsearch example.com corp\noptions edns0 trust-ad\nsortlist 10.0.0.0/255.0.0.0\n"},
+		{"--dns, --dns-search, --dns-option", container.Config{DNS: []string{"1.1.1.1", "127.0.0.1"}, DNSSearch: []string{"x"}, DNSOptions: []string{"ndots:2"}},
+			"nameserver 1.1.1.1\nnameserver 127.0.0.1\nsearch x\noptions ndots:2\nsortlist 10.0.0.0/255.0.0.0\n"},
+		{"--dns-search . means none", container.Config{DNSSearch: []string{"."}},
+			"nameserver 10.255.255.53\noptions edns0 trust-ad\nsortlist 10.0.0.0/255.0.0.0\n"},
+	}
+	for _, tt := range tests {
+		if got := d.resolvConfFor(&container.Container{Config: tt.c}); got != tt.want {
+			t.Errorf("%s:\n%s\nwant:\n%s", tt.name, got, tt.want)
+		}
 	}
 	onlyLoopback := &Daemon{resolv: fixedResolv(resolvConf{nameservers: []netip.Addr{netip.MustParseAddr("127.0.0.1")}})}
 	if got := onlyLoopback.resolvConfFor(&container.Container{}); got != "nameserver 8.8.8.8\nnameserver 8.8.4.4\n" {
 		t.Fatalf("fallback resolv.conf = %q", got)
 	}
-	custom := d.resolvConfFor(&container.Container{Config: container.Config{DNS: []string{"1.1.1.1"}, DNSSearch: []string{"x"}, DNSOptions: []string{"ndots:2"}}})
-	if custom != "search x\nnameserver 1.1.1.1\noptions ndots:2\n" {
-		t.Fatalf("--dns resolv.conf = %q", custom)
+	if got := parseResolvConf("domain a.example\n").search; !slices.Equal(got, []string{"a.example"}) {
+		t.Errorf("domain read as search %q, want [a.example]", got)
+	}
+}
+
+// TestSystemdStub: on a host whose resolv.conf names only
+// systemd-resolved's stub, a container without a resolver gets the real
+// servers from systemd's own list (moby's resolvconf.Path); the host
+// network keeps the stub, which it can reach.
+func TestSystemdStub(t *testing.T) {
+	dir := t.TempDir()
+	stub, real := filepath.Join(dir, "stub"), filepath.Join(dir, "real")
+	os.WriteFile(stub, []byte("nameserver 127.0.0.53\nsearch lan\noptions edns0 trust-ad\n"), 0o644)
+	os.WriteFile(real, []byte("nameserver 192.0.2.1\nsearch lan\n"), 0o644)
+	d := &Daemon{resolv: &hostResolv{path: stub}, resolvSystemd: &hostResolv{path: real}}
+	if got := d.resolvConfFor(&container.Container{}); got != "nameserver 192.0.2.1\nsearch lan\n" {
+		t.Errorf("default bridge on a systemd-resolved host: %q", got)
+	}
+	if got := d.resolvConfFor(&container.Container{Config: container.Config{NetworkMode: "host"}}); got != "nameserver 127.0.0.53\nsearch lan\noptions edns0 trust-ad\n" {
+		t.Errorf("host network on a systemd-resolved host: %q", got)
 	}
 }
 

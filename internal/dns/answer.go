@@ -41,9 +41,10 @@ func answerLocal(q *mdns.Msg, names Names, sandboxID string, maxSize int) *mdns.
 		return nil
 	}
 	var resp *mdns.Msg
-	if qs.Qtype == mdns.TypePTR {
+	switch {
+	case qs.Qtype == mdns.TypePTR:
 		resp = answerPTR(q, names, sandboxID)
-	} else {
+	case answeredLocally(qs.Qtype):
 		resp = answerName(q, names, sandboxID)
 	}
 	if resp == nil {
@@ -70,10 +71,18 @@ func malformed(q *mdns.Msg) *mdns.Msg {
 	return nil
 }
 
-// answerName answers A (every address, shuffled, as a shared alias spreads
-// load) and ANY the same way; for any other type of a berth name it says
-// "the name exists, no data of that type" (NOERROR, no answers), so AAAA
-// for an IPv4-only container does not wander off to the upstreams.
+// answeredLocally says which questions about a name berth answers itself,
+// as Docker's resolver (serveDNS): A, AAAA and MX. Any other type (TXT,
+// ANY, SRV, ...) goes upstream even for a container's name.
+func answeredLocally(qtype uint16) bool {
+	return qtype == mdns.TypeA || qtype == mdns.TypeAAAA || qtype == mdns.TypeMX
+}
+
+// answerName answers A with every address, shuffled (a shared alias
+// spreads load); for AAAA and MX of a berth name it says "the name
+// exists, no data of that type" (NOERROR, no answers), so AAAA for an
+// IPv4-only container does not wander off to the upstreams, and MX gives
+// mail clients the implicit MX of RFC 5321.
 func answerName(q *mdns.Msg, names Names, sandboxID string) *mdns.Msg {
 	qs := q.Question[0]
 	addrs, ok := names.Resolve(sandboxID, qs.Name)
@@ -81,7 +90,7 @@ func answerName(q *mdns.Msg, names Names, sandboxID string) *mdns.Msg {
 		return nil
 	}
 	resp := reply(q)
-	if qs.Qtype != mdns.TypeA && qs.Qtype != mdns.TypeANY {
+	if qs.Qtype != mdns.TypeA {
 		return resp
 	}
 	rand.Shuffle(len(addrs), func(i, j int) { addrs[i], addrs[j] = addrs[j], addrs[i] })

@@ -83,7 +83,7 @@ func parsePlainQuery(pkt []byte, nameBuf *[maxNameLen]byte) (q plainQuery, ok bo
 	}
 	q.name, q.wireName = nameBuf[:n], pkt[headerLen:off]
 	q.qtype = binary.BigEndian.Uint16(pkt[off:])
-	if binary.BigEndian.Uint16(pkt[off+2:]) != mdns.ClassINET || q.qtype == mdns.TypePTR {
+	if binary.BigEndian.Uint16(pkt[off+2:]) != mdns.ClassINET || !answeredLocally(q.qtype) {
 		return q, false
 	}
 	off += 4
@@ -104,12 +104,12 @@ func parsePlainQuery(pkt []byte, nameBuf *[maxNameLen]byte) (q plainQuery, ok bo
 }
 
 // answerPlain writes into out the reply to pkt (parsed as q) given the
-// addresses of its name: every IPv4 address, shuffled, for A and ANY; no
-// records for other types (the name exists, with no data of that type).
+// addresses of its name: every IPv4 address, shuffled, for A; no records
+// for AAAA and MX (the name exists, with no data of that type).
 // It returns the reply's length, or 0 when it does not fit out or the
 // client's limit (the general path then truncates).
 func answerPlain(pkt []byte, q plainQuery, addrs []netip.Addr, out []byte) int {
-	wantA := q.qtype == mdns.TypeA || q.qtype == mdns.TypeANY
+	wantA := q.qtype == mdns.TypeA
 	n := 0
 	if wantA {
 		for _, a := range addrs {

@@ -37,6 +37,11 @@ type Sandbox struct {
 	Path string // its network namespace
 	// Upstreams are the servers other names are forwarded to, in order.
 	Upstreams []netip.AddrPort
+	// NdotsSet says the container's resolv.conf sets ndots: then a
+	// single-label name berth does not know is answered "no records"
+	// instead of forwarded, as Docker does; the client's resolver goes on
+	// with its search domains.
+	NdotsSet bool
 }
 
 // Manager keeps one resolver per sandbox. Its methods are safe for
@@ -70,13 +75,16 @@ func (m *Manager) Start(sb Sandbox) error {
 	defer m.mu.Unlock()
 	if r, ok := m.resolvers[sb.ID]; ok {
 		r.SetUpstreams(sb.Upstreams)
+		r.ndotsSet.Store(sb.NdotsSet)
 		return nil
 	}
 	udp, tcp, err := m.cfg.Listen(sb.Path)
 	if err != nil {
 		return fmt.Errorf("start DNS resolver of sandbox %s: %w", short(sb.ID), err)
 	}
-	m.resolvers[sb.ID] = serve(sb.ID, m.cfg.Names, m.fwd, sb.Upstreams, udp, tcp, m.cfg.Log)
+	r := serve(sb.ID, m.cfg.Names, m.fwd, sb.Upstreams, udp, tcp, m.cfg.Log)
+	r.ndotsSet.Store(sb.NdotsSet)
+	m.resolvers[sb.ID] = r
 	m.cfg.Log.Debug("DNS resolver started", "sandbox", short(sb.ID), "upstreams", sb.Upstreams)
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -45,6 +46,7 @@ type Resolver struct {
 	fwd       *forwarder
 	log       *slog.Logger
 	upstreams atomic.Pointer[[]netip.AddrPort]
+	ndotsSet  atomic.Bool
 	interned  map[string]string // interned names; the UDP reader's only
 
 	udp *net.UDPConn
@@ -194,6 +196,11 @@ func (r *Resolver) answerGeneral(pkt []byte, from netip.AddrPort, arena []byte) 
 		r.forward(q, "udp", func(resp *mdns.Msg) {
 			defer r.wg.Done()
 			resp.Truncate(limit)
+			// Truncate turns compression off when the uncompressed answer
+			// fits the client's limit; a forwarded answer goes out
+			// compressed anyway, as Docker's does (half the size for a
+			// long list of records, and no fragments).
+			resp.Compress = true
 			r.writeUDP(resp, from, nil)
 		})
 		return nil
@@ -231,9 +238,18 @@ func (r *Resolver) serveTCP(w mdns.ResponseWriter, q *mdns.Msg) {
 
 // forward sends q upstream when the sandbox has a way out, and answers
 // SERVFAIL at once when it has none (an --internal network) or no upstream
-// is known, as Docker does: no client waits for a timeout. done gets the
-// answer (see forwarder.start).
+// is known, as Docker does: no client waits for a timeout. A single-label
+// A or AAAA question gets an empty answer instead when ndots is set.
+// done gets the answer (see forwarder.start).
 func (r *Resolver) forward(q *mdns.Msg, proto string, done func(*mdns.Msg)) {
+	if qs := q.Question[0]; r.ndotsSet.Load() && (qs.Qtype == mdns.TypeA || qs.Qtype == mdns.TypeAAAA) &&
+		!strings.Contains(strings.TrimSuffix(qs.Name, "."), ".") {
+		// The user set ndots and asked for a name in the root domain:
+		// moby's resolver keeps it in ("return failure and let the
+		// client retry with the search domain attached").
+		done(reply(q))
+		return
+	}
 	ups := *r.upstreams.Load()
 	if len(ups) == 0 || !r.names.ExternalAccess(r.sandboxID) {
 		done(new(mdns.Msg).SetRcode(q, mdns.RcodeServerFailure))

@@ -272,3 +272,79 @@ func TestManagerStartIsIdempotentAndStopCloses(t *testing.T) {
 		t.Errorf("TCP %s still accepts after Stop", at)
 	}
 }
+
+// TestResolverNdotsKeepsSingleLabelsIn: with ndots set in the container's
+// resolv.conf, an A or AAAA question for a single-label name berth does
+// not know gets an empty NOERROR, not forwarded (moby's resolver); other
+// names and types still go upstream, and berth's names still answer.
+func TestResolverNdotsKeepsSingleLabelsIn(t *testing.T) {
+	names := newFakeNames()
+	names.add("sb1", "web", "", "10.0.0.2")
+	up := startUpstream(t, mdns.RcodeNameError)
+	m, at := startResolver(t, names, up.addr)
+	if got := summarize(ask(t, "udp", at, query("single", mdns.TypeA))); got.Rcode != "NXDOMAIN" {
+		t.Fatalf("single without ndots = %+v, want the upstream's NXDOMAIN", got)
+	}
+	if err := m.Start(Sandbox{ID: "sb1", Path: "/unused", Upstreams: []netip.AddrPort{up.addr}, NdotsSet: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, proto := range []string{"udp", "tcp"} {
+		for _, qt := range []uint16{mdns.TypeA, mdns.TypeAAAA} {
+			got := summarize(ask(t, proto, at, query("single", qt)))
+			if got.Rcode != "NOERROR" || len(got.Answers) != 0 {
+				t.Errorf("%s %s single with ndots = %+v, want an empty NOERROR", proto, mdns.TypeToString[qt], got)
+			}
+		}
+		if got := summarize(ask(t, proto, at, query("web", mdns.TypeA))); len(got.Answers) != 1 {
+			t.Errorf("%s web with ndots = %+v, want its address", proto, got)
+		}
+		if got := summarize(ask(t, proto, at, query("example.test", mdns.TypeA))); len(got.Answers) != 1 {
+			t.Errorf("%s example.test with ndots = %+v, want the upstream's answer", proto, got)
+		}
+	}
+	if got := summarize(ask(t, "udp", at, query("single", mdns.TypeTXT))); got.Rcode != "NXDOMAIN" {
+		t.Errorf("TXT single with ndots = %+v, want it forwarded (NXDOMAIN)", got)
+	}
+	if n := strings.Count(strings.Join(up.queries(), "\n"), "single."); n != 2 {
+		t.Errorf("upstream saw single %d times (%q), want twice: before ndots, and the TXT", n, up.queries())
+	}
+}
+
+// TestResolverCompressesForwardedAnswers: a forwarded answer that fits the
+// client's EDNS0 size uncompressed still goes out compressed (Docker's),
+// which halves a long list of records.
+func TestResolverCompressesForwardedAnswers(t *testing.T) {
+	up := startUpstream(t, mdns.RcodeNameError)
+	_, at := startResolver(t, newFakeNames(), up.addr)
+	q := query("huge.test", mdns.TypeA)
+	q.SetEdns0(65000, false)
+	c := &mdns.Client{Net: "udp", Timeout: time.Minute, UDPSize: 65000}
+	resp, _, err := c.Exchange(q, at.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := resp.Copy()
+	raw.Compress = false
+	compressed := resp.Copy()
+	compressed.Compress = true
+	if len(resp.Answer) != 300 {
+		t.Fatalf("%d records, want 300", len(resp.Answer))
+	}
+	// The size on the wire is not kept by Exchange; re-ask with a raw socket.
+	conn, err := net.Dial("udp4", at.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	wire, _ := q.Pack()
+	conn.Write(wire)
+	buf := make([]byte, 65535)
+	conn.SetReadDeadline(time.Now().Add(time.Minute))
+	n, err := conn.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != compressed.Len() || n >= raw.Len() {
+		t.Errorf("answer is %d bytes; compressed %d, uncompressed %d: want it compressed", n, compressed.Len(), raw.Len())
+	}
+}

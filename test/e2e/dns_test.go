@@ -31,12 +31,27 @@ type upstreamDNS struct {
 // the daemon's --resolv-conf; it returns that file's path.
 func startUpstreamDNS(t *testing.T, w *testworld.World) (*upstreamDNS, string) {
 	t.Helper()
-	at := netip.AddrPortFrom(testworld.ServerAddr, 53).String()
+	u := serveUpstreamDNS(t, w.OutsideNS, netip.AddrPortFrom(testworld.ServerAddr, 53))
+	conf := filepath.Join(w.Dir, "host-resolv.conf")
+	// No search line: busybox nslookup asks a dotless name only with the
+	// search domains appended (ping, through libc, asks it as it is).
+	content := "nameserver 127.0.0.53\nnameserver " + testworld.ServerAddr.String() + "\noptions edns0\n"
+	if err := os.WriteFile(conf, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return u, conf
+}
+
+// serveUpstreamDNS answers as an upstream server at addr in the network
+// namespace at nsPath until the test ends.
+func serveUpstreamDNS(t *testing.T, nsPath string, addr netip.AddrPort) *upstreamDNS {
+	t.Helper()
+	at := addr.String()
 	var (
 		pc net.PacketConn
 		l  net.Listener
 	)
-	err := sandbox.Do(w.OutsideNS, func() error {
+	err := sandbox.Do(nsPath, func() error {
 		var err error
 		if pc, err = net.ListenPacket("udp4", at); err != nil {
 			return err
@@ -45,7 +60,7 @@ func startUpstreamDNS(t *testing.T, w *testworld.World) (*upstreamDNS, string) {
 		return err
 	})
 	if err != nil {
-		t.Fatalf("listen on %s in the outside world: %v", at, err)
+		t.Fatalf("listen on %s in %s: %v", at, nsPath, err)
 	}
 	u := &upstreamDNS{}
 	for _, srv := range []*mdns.Server{
@@ -58,14 +73,7 @@ func startUpstreamDNS(t *testing.T, w *testworld.World) (*upstreamDNS, string) {
 		<-started
 		t.Cleanup(func() { srv.Shutdown() })
 	}
-	conf := filepath.Join(w.Dir, "host-resolv.conf")
-	// No search line: busybox nslookup asks a dotless name only with the
-	// search domains appended (ping, through libc, asks it as it is).
-	content := "nameserver 127.0.0.53\nnameserver " + testworld.ServerAddr.String() + "\noptions edns0\n"
-	if err := os.WriteFile(conf, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return u, conf
+	return u
 }
 
 func (u *upstreamDNS) handler(proto string) mdns.HandlerFunc {
@@ -172,7 +180,7 @@ func TestDNSNames(t *testing.T) {
 	a, b := networkIP(t, w, "alpha", "dnsnet"), networkIP(t, w, "bravo", "dnsnet")
 	c := networkIP(t, w, "charlie", "other")
 
-	if got, want := catFile(t, w, "alpha", "/etc/resolv.conf"), "nameserver 127.0.0.11\noptions ndots:0 edns0\n"; got != want {
+	if got, want := catFile(t, w, "alpha", "/etc/resolv.conf"), "nameserver 127.0.0.11\noptions edns0 ndots:0\n"; got != want {
 		t.Errorf("alpha's resolv.conf:\n%s\nwant:\n%s", got, want)
 	}
 	wantLookup(t, w, "alpha", "bravo", b)
@@ -329,5 +337,41 @@ func TestHostResolvConfReadAtEachStart(t *testing.T) {
 	got := mustDocker(t, w, "run", "--rm", testworld.BusyboxImage, "cat", "/etc/resolv.conf")
 	if !strings.Contains(got, "nameserver 192.0.2.99\n") || strings.Contains(got, "192.0.2.53") || !strings.Contains(got, "search corp.example\n") {
 		t.Errorf("resolv.conf after the host's changed:\n%s", got)
+	}
+}
+
+// TestDNSHostLoopbackResolver: on a host whose only resolver is on its own
+// loopback (systemd-resolved's 127.0.0.53, a local dnsmasq), containers on
+// a user network still resolve outside names: the resolver asks it from the
+// host's namespace, as Docker's does (HostLoopback); berth used to drop it
+// and fall back to 8.8.8.8. A host-network container gets the host's file
+// as it is. With ndots set, a single-label name the resolver does not know
+// is not forwarded (an empty answer), as Docker's resolver does.
+func TestDNSHostLoopbackResolver(t *testing.T) {
+	w := testworld.New(t)
+	up := serveUpstreamDNS(t, w.HostNS(), netip.MustParseAddrPort("127.0.0.53:53"))
+	conf := filepath.Join(w.Dir, "host-resolv.conf")
+	if err := os.WriteFile(conf, []byte("nameserver 127.0.0.53\noptions edns0 trust-ad\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.Start(t, "--resolv-conf", conf)
+	w.Busybox(t)
+	w.MustBerth(t, "network", "create", "loopnet")
+	runSleeper(t, w, "asker", "--network", "loopnet")
+	wantLookup(t, w, "asker", "example.test", testworld.ServerAddr)
+	if !up.asked("udp example.test.") {
+		t.Errorf("the host's 127.0.0.53 was not asked")
+	}
+	if got, want := catFile(t, w, "asker", "/etc/resolv.conf"), "nameserver 127.0.0.11\noptions edns0 trust-ad ndots:0\n"; got != want {
+		t.Errorf("asker's resolv.conf:\n%s\nwant:\n%s", got, want)
+	}
+	if got := mustDocker(t, w, "run", "--rm", "--network", "host", testworld.BusyboxImage, "cat", "/etc/resolv.conf"); got != "nameserver 127.0.0.53\noptions edns0 trust-ad\n" {
+		t.Errorf("a host-network container's resolv.conf = %q, want the host's", got)
+	}
+
+	runSleeper(t, w, "dotted", "--network", "loopnet", "--dns-option", "ndots:1")
+	out, _, _ := w.Berth(t, append(append([]string{"exec", "dotted", "nslookup"}, nslookupWait...), "singlelabel")...)
+	if up.asked("udp singlelabel.") || strings.Contains(out, "can't find") || !strings.Contains(out, "Non-authoritative answer") {
+		t.Errorf("with ndots set, want an empty answer for a single-label name, not forwarded; upstream asked %v:\n%s", up.asked("udp singlelabel."), out)
 	}
 }

@@ -480,9 +480,24 @@ func TestDockerCLIHostEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if got := mustDocker(t, w, "run", "--rm", "--network", "host", testworld.BusyboxImage, "cat", "/etc/hosts"); got != string(hostFile) {
+		t.Errorf("/etc/hosts on the host network: want the host's file; got\n%s", got)
+	}
+	// With --add-host the file is the container's own, so that an entry can
+	// override the host's (moby's buildHostsFile).
 	got := mustDocker(t, w, "run", "--rm", "--network", "host", "--add-host", "extra:10.9.8.7", testworld.BusyboxImage, "cat", "/etc/hosts")
-	if !strings.HasPrefix(got, string(hostFile)) || !strings.HasSuffix(got, "10.9.8.7\textra\n") {
-		t.Errorf("/etc/hosts on the host network: want the host's file, then the --add-host line; got\n%s", got)
+	if !strings.HasPrefix(got, "127.0.0.1\tlocalhost\n") || !strings.HasSuffix(got, "10.9.8.7\textra\n") {
+		t.Errorf("/etc/hosts on the host network with --add-host: want localhost lines, then the --add-host line; got\n%s", got)
+	}
+	// --add-host lines come before the container's own, which names a
+	// dotted hostname's bare name too: an entry for the container's own
+	// name wins.
+	got = mustDocker(t, w, "run", "--rm", "--hostname", "web.example.com", "--add-host", "web.example.com:192.0.2.4",
+		testworld.BusyboxImage, "sh", "-c", "cat /etc/hosts; echo; ping -c1 -W1 web.example.com | head -1")
+	own := regexp.MustCompile(`(?m)^172\.17\.\d+\.\d+\tweb\.example\.com web$`).FindStringIndex(got)
+	extra := strings.Index(got, "192.0.2.4\tweb.example.com\n")
+	if own == nil || extra < 0 || extra > own[0] || !strings.Contains(got, "PING web.example.com (192.0.2.4)") {
+		t.Errorf("/etc/hosts with a dotted --hostname and --add-host of the same name: want the --add-host line first (and used), then \"IP\tweb.example.com web\"; got\n%s", got)
 	}
 }
 

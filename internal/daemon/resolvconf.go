@@ -1,0 +1,166 @@
+package daemon
+
+import (
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// A container's /etc/resolv.conf, made as moby's libnetwork makes it
+// (internal/resolvconf, v28): the host's file read line by line, the
+// container's --dns, --dns-search and --dns-option put over it, then
+// changed for the container's kind of network, and written in Docker's
+// order (nameservers, search, options, the lines it did not know).
+//
+//   - host network, and none: the host's file as it is (with the
+//     overrides); no change.
+//   - the default bridge (no resolver): loopback and IPv6 servers dropped
+//     (unreachable, and berth's bridge is IPv4-only); none left means
+//     Google's two (forLegacy).
+//   - a user-defined network: 127.0.0.11 only, every other server handed to
+//     the resolver as an upstream, and ndots:0 unless a valid ndots is set
+//     (forResolver).
+
+// resolvConf is a parsed resolver configuration.
+type resolvConf struct {
+	nameservers []netip.Addr
+	search      []string
+	options     []string
+	other       []string // lines of no known directive, copied as they are
+	nsOverride  bool     // the nameservers are the container's --dns
+}
+
+// defaultNameservers are Docker's when no usable server is left.
+var defaultNameservers = []netip.Addr{netip.MustParseAddr("8.8.8.8"), netip.MustParseAddr("8.8.4.4")}
+
+// parseResolvConf reads a resolv.conf as libnetwork's processLine does:
+// "domain" is an old name for "search", the last search line wins,
+// options add up, a nameserver that is not an address is skipped, and
+// any other line is kept for the container.
+func parseResolvConf(text string) resolvConf {
+	var rc resolvConf
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0][0] == '#' || f[0][0] == ';' {
+			continue
+		}
+		switch f[0] {
+		case "nameserver":
+			if len(f) > 1 {
+				if a, err := netip.ParseAddr(f[1]); err == nil {
+					rc.nameservers = append(rc.nameservers, a)
+				}
+			}
+		case "domain", "search":
+			if len(f) > 1 {
+				rc.search = f[1:]
+			}
+		case "options":
+			rc.options = append(rc.options, f[1:]...)
+		default:
+			rc.other = append(rc.other, line)
+		}
+	}
+	return rc
+}
+
+// withOverrides puts a container's --dns, --dns-search and --dns-option
+// over rc. A search domain of "." means none (Docker's OverrideSearch).
+func (rc resolvConf) withOverrides(dns, search, options []string) resolvConf {
+	out := rc
+	if len(dns) > 0 {
+		out.nameservers, out.nsOverride = nil, true
+		for _, s := range dns {
+			if a, err := netip.ParseAddr(s); err == nil {
+				out.nameservers = append(out.nameservers, a.Unmap())
+			}
+		}
+	}
+	if len(search) > 0 {
+		out.search = nil
+		for _, s := range search {
+			if s != "." {
+				out.search = append(out.search, s)
+			}
+		}
+	}
+	if len(options) > 0 {
+		out.options = slices.Clone(options)
+	}
+	return out
+}
+
+// forLegacy is rc for a network without a resolver (the default bridge):
+// servers a container cannot reach are dropped, unless the user chose
+// them with --dns.
+func (rc resolvConf) forLegacy() resolvConf {
+	if rc.nsOverride {
+		return rc
+	}
+	out := rc
+	out.nameservers = nil
+	for _, a := range rc.nameservers {
+		if !a.IsLoopback() && a.Is4() {
+			out.nameservers = append(out.nameservers, a)
+		}
+	}
+	if len(out.nameservers) == 0 {
+		out.nameservers = defaultNameservers
+	}
+	return out
+}
+
+// ndotsSet reports whether rc sets ndots at all: then the resolver does
+// not forward a single-label name it does not know (moby's ndotsSet).
+func (rc resolvConf) ndotsSet() bool {
+	return slices.ContainsFunc(rc.options, func(o string) bool {
+		k, _, _ := strings.Cut(o, ":")
+		return k == "ndots"
+	})
+}
+
+// forResolver is rc for a container served by the resolver at ns, and the
+// servers the resolver forwards to: those of rc (loopback ones included:
+// the resolver reaches them from the host), or Google's two when there are
+// none. An ndots that is not a number of zero or more is dropped, and
+// ndots:0 added when none is left.
+func (rc resolvConf) forResolver(ns netip.Addr) (resolvConf, []netip.Addr) {
+	upstreams := slices.Clone(rc.nameservers)
+	if len(upstreams) == 0 {
+		upstreams = defaultNameservers
+	}
+	out := rc
+	out.nameservers = []netip.Addr{ns}
+	out.options = nil
+	for _, o := range rc.options {
+		if k, v, _ := strings.Cut(o, ":"); k == "ndots" {
+			if n, err := strconv.Atoi(v); err != nil || n < 0 {
+				continue
+			}
+		}
+		out.options = append(out.options, o)
+	}
+	if !out.ndotsSet() {
+		out.options = append(out.options, "ndots:0")
+	}
+	return out, upstreams
+}
+
+// String is the file, in Docker's order.
+func (rc resolvConf) String() string {
+	var b strings.Builder
+	for _, a := range rc.nameservers {
+		b.WriteString("nameserver " + a.String() + "\n")
+	}
+	if len(rc.search) > 0 {
+		b.WriteString("search " + strings.Join(rc.search, " ") + "\n")
+	}
+	if len(rc.options) > 0 {
+		b.WriteString("options " + strings.Join(rc.options, " ") + "\n")
+	}
+	for _, l := range rc.other {
+		b.WriteString(l + "\n")
+	}
+	return b.String()
+}
