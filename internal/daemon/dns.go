@@ -5,11 +5,13 @@ import (
 
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/dns"
+	"github.com/berth-net/berth/internal/firewall/nftables"
 )
 
 // newDNS builds the resolvers' manager over the network controller's names.
 func (d *Daemon) newDNS() *dns.Manager {
-	return dns.NewManager(dns.Config{Names: d.net, Log: d.log.With("component", "dns")})
+	return dns.NewManager(dns.Config{Names: d.net, Log: d.log.With("component", "dns"),
+		Listen: dns.ListenInNamespace(nftables.RedirectDNS)})
 }
 
 // startDNS gives a container that is on a user-defined network its

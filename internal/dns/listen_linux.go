@@ -9,27 +9,52 @@ import (
 	"github.com/berth-net/berth/internal/sandbox"
 )
 
-// ListenInNamespace binds UDP and TCP 127.0.0.11:53 inside the network
-// namespace at path. The sockets are made on a thread that entered the
-// namespace for the purpose (sandbox.Do) and stay in it, so the goroutines
-// that serve them run anywhere. 127.0.0.11 needs no address of its own: all
-// of 127.0.0.0/8 is local on the sandbox's lo, which the sandbox brings up.
-func ListenInNamespace(path string) (*net.UDPConn, net.Listener, error) {
-	return listenIn(path, netip.AddrPortFrom(Address, 53))
+// RedirectFunc points 127.0.0.11:53 inside the network namespace at path
+// to the resolver's sockets there, which listen on Address at udpPort and
+// tcpPort (the daemon's is firewall/nftables.RedirectDNS).
+type RedirectFunc func(path string, resolver netip.Addr, udpPort, tcpPort uint16) error
+
+// ListenInNamespace returns the ListenFunc of a real sandbox: it binds UDP
+// and TCP on 127.0.0.11 inside the network namespace at path, at ports the
+// kernel picks, and has redirect send 127.0.0.11:53 there, as Docker's
+// resolver does. Port 53 stays the container's: a DNS server of its own,
+// or anything else bound to a wildcard address, can listen on it (with the
+// resolver on 127.0.0.11:53 itself, such a bind failed with "address
+// already in use"). With a nil redirect it binds 127.0.0.11:53 directly.
+//
+// The sockets are made on a thread that entered the namespace for the
+// purpose (sandbox.Do) and stay in it, so the goroutines that serve them
+// run anywhere. 127.0.0.11 needs no address of its own: all of
+// 127.0.0.0/8 is local on the sandbox's lo, which the sandbox brings up.
+func ListenInNamespace(redirect RedirectFunc) ListenFunc {
+	return func(path string) (*net.UDPConn, net.Listener, error) {
+		if redirect == nil {
+			return listenIn(path, netip.AddrPortFrom(Address, 53), netip.AddrPortFrom(Address, 53))
+		}
+		udp, tcp, err := listenIn(path, netip.AddrPortFrom(Address, 0), netip.AddrPortFrom(Address, 0))
+		if err != nil {
+			return nil, nil, err
+		}
+		uport, tport := udp.LocalAddr().(*net.UDPAddr).Port, tcp.Addr().(*net.TCPAddr).Port
+		if err := redirect(path, Address, uint16(uport), uint16(tport)); err != nil {
+			return nil, nil, errors.Join(err, udp.Close(), tcp.Close())
+		}
+		return udp, tcp, nil
+	}
 }
 
-func listenIn(path string, at netip.AddrPort) (*net.UDPConn, net.Listener, error) {
+func listenIn(path string, udpAt, tcpAt netip.AddrPort) (*net.UDPConn, net.Listener, error) {
 	var (
 		udp *net.UDPConn
 		tcp net.Listener
 	)
 	err := sandbox.Do(path, func() error {
 		var err error
-		if udp, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(at)); err != nil {
-			return fmt.Errorf("listen on udp %s: %w", at, err)
+		if udp, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(udpAt)); err != nil {
+			return fmt.Errorf("listen on udp %s: %w", udpAt, err)
 		}
-		if tcp, err = net.Listen("tcp4", at.String()); err != nil {
-			return errors.Join(fmt.Errorf("listen on tcp %s: %w", at, err), udp.Close())
+		if tcp, err = net.Listen("tcp4", tcpAt.String()); err != nil {
+			return errors.Join(fmt.Errorf("listen on tcp %s: %w", tcpAt, err), udp.Close())
 		}
 		return nil
 	})

@@ -17,8 +17,8 @@ var Address = netip.MustParseAddr("127.0.0.11")
 const DefaultTimeout = 2 * time.Second
 
 // ListenFunc makes the resolver's UDP and TCP sockets for the sandbox
-// whose namespace is at path. The real one binds 127.0.0.11:53 inside it;
-// tests bind loopback ports of their own.
+// whose namespace is at path. The real one (ListenInNamespace) listens on
+// 127.0.0.11 inside it; tests bind loopback ports of their own.
 type ListenFunc func(path string) (*net.UDPConn, net.Listener, error)
 
 // Config wires a Manager.
@@ -27,7 +27,8 @@ type Config struct {
 	Log   *slog.Logger
 	// Timeout of one upstream exchange; zero means DefaultTimeout.
 	Timeout time.Duration
-	// Listen makes the sockets; nil means ListenInNamespace.
+	// Listen makes the sockets; nil means ListenInNamespace(nil), which
+	// binds 127.0.0.11:53 itself.
 	Listen ListenFunc
 }
 
@@ -63,7 +64,7 @@ func NewManager(cfg Config) *Manager {
 		cfg.Timeout = DefaultTimeout
 	}
 	if cfg.Listen == nil {
-		cfg.Listen = ListenInNamespace
+		cfg.Listen = ListenInNamespace(nil)
 	}
 	return &Manager{cfg: cfg, fwd: newForwarder(cfg.Timeout, cfg.Log), resolvers: map[string]*Resolver{}}
 }

@@ -375,3 +375,31 @@ func TestDNSHostLoopbackResolver(t *testing.T) {
 		t.Errorf("with ndots set, want an empty answer for a single-label name, not forwarded; upstream asked %v:\n%s", up.asked("udp singlelabel."), out)
 	}
 }
+
+// TestDNSLeavesPort53Free: the resolver answers at 127.0.0.11:53 through a
+// redirect, so a container on a user network can run its own DNS server
+// (or anything) on port 53, as under Docker; before, the bind failed with
+// "address already in use".
+func TestDNSLeavesPort53Free(t *testing.T) {
+	w, _ := startWorld(t)
+	w.MustBerth(t, "network", "create", "net53")
+	runSleeper(t, w, "peer", "--network", "net53")
+	runSleeper(t, w, "server", "--network", "net53")
+	// TCP from inside the container (busybox nc), UDP from here in its
+	// namespace (busybox has no UDP server).
+	out, errOut, code := w.Berth(t, "exec", "server", "sh", "-c", "timeout 2 nc -l -p 53; echo status=$?")
+	if code != 0 || !strings.Contains(out, "status=143") {
+		t.Errorf("nc -l -p 53 in a container on a user network: exit %d, %q %q; want it listening until the timeout", code, out, errOut)
+	}
+	err := sandbox.Do("/proc/"+itoa(containerPID(t, w, "server"))+"/ns/net", func() error {
+		pc, err := net.ListenPacket("udp4", ":53")
+		if err != nil {
+			return err
+		}
+		return pc.Close()
+	})
+	if err != nil {
+		t.Errorf("binding UDP port 53 in a container on a user network: %v", err)
+	}
+	wantLookup(t, w, "server", "peer", networkIP(t, w, "peer", "net53"))
+}

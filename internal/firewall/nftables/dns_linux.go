@@ -1,0 +1,79 @@
+package nftables
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+
+	nftlib "github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// DNSTableName is the table RedirectDNS writes inside a container's
+// namespace (never the host's).
+const DNSTableName = "berth-dns"
+
+// RedirectDNS makes 127.0.0.11:53 inside the network namespace at
+// netnsPath lead to the embedded resolver's sockets, which listen on
+// 127.0.0.11 at udpPort and tcpPort (ports the kernel picked), as Docker
+// does with iptables (libnetwork resolver_linux.go): port 53 stays free for
+// the container's own use, a DNS server of its own included. The rules
+// replace any earlier ones in one batch (a restarted daemon's resolver
+// has new ports):
+//
+//	table ip berth-dns {
+//		chain output {
+//			type nat hook output priority -100; policy accept;
+//			ip daddr 127.0.0.11 udp dport 53 dnat to 127.0.0.11:<udpPort>
+//			ip daddr 127.0.0.11 tcp dport 53 dnat to 127.0.0.11:<tcpPort>
+//		}
+//	}
+//
+// Answers need no rule: conntrack gives them port 53 back. Docker's
+// SNAT rules in POSTROUTING only rewrite packets that conntrack already
+// un-NATs.
+func RedirectDNS(netnsPath string, resolver netip.Addr, udpPort, tcpPort uint16) error {
+	ns, err := os.Open(netnsPath)
+	if err != nil {
+		return fmt.Errorf("open netns %q: %w", netnsPath, err)
+	}
+	defer ns.Close()
+	conn, err := nftlib.New(nftlib.WithNetNSFd(int(ns.Fd())))
+	if err != nil {
+		return fmt.Errorf("open nftables netlink socket (netns %q): %w", netnsPath, err)
+	}
+	t := &nftlib.Table{Family: nftlib.TableFamilyIPv4, Name: DNSTableName}
+	conn.AddTable(t)
+	conn.FlushTable(t)
+	policy := nftlib.ChainPolicyAccept
+	c := conn.AddChain(&nftlib.Chain{Name: "output", Table: t, Type: nftlib.ChainTypeNAT,
+		Hooknum: nftlib.ChainHookOutput, Priority: nftlib.ChainPriorityNATDest, Policy: &policy})
+	for _, r := range []struct {
+		proto byte
+		port  uint16
+	}{{unix.IPPROTO_UDP, udpPort}, {unix.IPPROTO_TCP, tcpPort}} {
+		conn.AddRule(&nftlib.Rule{Table: t, Chain: c, Exprs: dnsRedirect(resolver, r.proto, r.port)})
+	}
+	if err := conn.Flush(); err != nil {
+		return fmt.Errorf("redirect %s:53 to the resolver in %q: %w", resolver, netnsPath, err)
+	}
+	return nil
+}
+
+// dnsRedirect is "ip daddr A <proto> dport 53 dnat to A:port".
+func dnsRedirect(a netip.Addr, proto byte, port uint16) []expr.Any {
+	addr := a.As4()
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: addr[:]},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(53)},
+		&expr.Immediate{Register: 1, Data: addr[:]},
+		&expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(port)},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
+	}
+}

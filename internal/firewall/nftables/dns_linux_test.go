@@ -1,0 +1,40 @@
+package nftables
+
+import (
+	"net/netip"
+	"strconv"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/berth-net/berth/internal/nstest"
+)
+
+// TestRedirectDNS: the kernel lists exactly the rules RedirectDNS
+// documents, and a second call (a restarted resolver, new ports)
+// replaces them rather than adding to them.
+func TestRedirectDNS(t *testing.T) {
+	ns := nstest.New(t)
+	resolver := netip.MustParseAddr("127.0.0.11")
+	want := func(udp, tcp string) string {
+		return `table ip berth-dns {
+	chain output {
+		type nat hook output priority -100; policy accept;
+		ip daddr 127.0.0.11 udp dport 53 dnat to 127.0.0.11:` + udp + `
+		ip daddr 127.0.0.11 tcp dport 53 dnat to 127.0.0.11:` + tcp + `
+	}
+}
+`
+	}
+	for _, ports := range [][2]uint16{{40001, 40002}, {41001, 41002}} {
+		if err := RedirectDNS(ns, resolver, ports[0], ports[1]); err != nil {
+			t.Fatal(err)
+		}
+		got := output(t, ns, "nft", "list", "table", "ip", DNSTableName)
+		if diff := cmp.Diff(want(itoa(ports[0]), itoa(ports[1])), got); diff != "" {
+			t.Errorf("ports %v (-want +kernel):\n%s", ports, diff)
+		}
+	}
+}
+
+func itoa(p uint16) string { return strconv.Itoa(int(p)) }
