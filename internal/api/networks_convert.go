@@ -24,7 +24,7 @@ func networkResource(n *network.Network, eps []*network.Endpoint) nettypes.Inspe
 		EnableIPv4: true,
 		Internal:   n.Internal,
 		Attachable: n.Attachable,
-		IPAM:       nettypes.IPAM{Driver: "default", Config: []nettypes.IPAMConfig{}},
+		IPAM:       nettypes.IPAM{Driver: "default", Options: n.IPAMOptions, Config: []nettypes.IPAMConfig{}},
 		Containers: map[string]nettypes.EndpointResource{},
 		Options:    orEmpty(n.Options),
 		Labels:     orEmpty(n.Labels),
@@ -96,6 +96,9 @@ func networkCreateRequest(body nettypes.CreateRequest) (network.CreateRequest, e
 		return req, nil
 	}
 	req.IPAMDriver = body.IPAM.Driver
+	// Docker's default IPAM driver ignores its options but keeps them for
+	// inspect; so does berth, rather than refuse what Docker accepts.
+	req.IPAMOptions = body.IPAM.Options
 	for _, c := range body.IPAM.Config {
 		if c.Subnet == "" {
 			// The docker CLI's words; moby would say "invalid subnet : ...".

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -110,6 +111,61 @@ func TestNetworkCreate(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, f.recorded().NetworkCreate, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("CreateRequest (-want +got):\n%s", diff)
+	}
+}
+
+// TestNetworkCreateIPAMOptions: IPAM.Options reach the backend as sent —
+// nil when absent, {} as the docker CLI sends without --ipam-opt — for
+// Docker's default driver, which keeps options it does not use.
+func TestNetworkCreateIPAMOptions(t *testing.T) {
+	for _, tc := range []struct {
+		name, ipam string
+		want       map[string]string
+	}{
+		{"docker CLI --ipam-opt", `,"IPAM":{"Driver":"default","Config":[],"Options":{"foo":"bar"}}`, map[string]string{"foo": "bar"}},
+		{"docker CLI without", `,"IPAM":{"Driver":"default","Config":[],"Options":{}}`, map[string]string{}},
+		{"IPAM without Options", `,"IPAM":{"Driver":"default"}`, nil},
+		{"no IPAM", ``, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeBackend()
+			rec := call(t, newServer(f), http.MethodPost, "/v1.51/networks/create", `{"Name":"ipo"`+tc.ipam+`}`)
+			wantStatus(t, rec, http.StatusCreated)
+			got := f.recorded().NetworkCreate.IPAMOptions
+			if diff := cmp.Diff(tc.want, got); diff != "" || (got == nil) != (tc.want == nil) {
+				t.Errorf("IPAMOptions (-want +got):\n%s (got nil: %v)", diff, got == nil)
+			}
+		})
+	}
+}
+
+// TestNetworkInspectIPAMOptions: inspect shows a network's IPAM options as
+// stored: null for none (the predefined bridge, as the seed shows), {} for
+// an empty set.
+func TestNetworkInspectIPAMOptions(t *testing.T) {
+	type inspected struct {
+		IPAM struct{ Options json.RawMessage }
+	}
+	for _, tc := range []struct {
+		opts map[string]string
+		want string
+	}{
+		{nil, `null`},
+		{map[string]string{}, `{}`},
+		{map[string]string{"foo": "bar"}, `{"foo":"bar"}`},
+	} {
+		f := newFakeBackend()
+		for _, n := range f.networks {
+			if n.Name == "web" {
+				n.IPAMOptions = tc.opts
+			}
+		}
+		rec := call(t, newServer(f), http.MethodGet, "/v1.51/networks/web", "")
+		wantStatus(t, rec, http.StatusOK)
+		got := decode[inspected](t, rec)
+		if string(got.IPAM.Options) != tc.want {
+			t.Errorf("IPAM.Options of %v = %s, want %s", tc.opts, got.IPAM.Options, tc.want)
+		}
 	}
 }
 

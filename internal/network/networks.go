@@ -76,7 +76,7 @@ func (c *Controller) planNetwork(req CreateRequest) (*Network, error) {
 		ID: id, Name: req.Name, Driver: driver, Created: c.cfg.Now().UTC(),
 		Internal: req.Internal, Attachable: req.Attachable,
 		Bridge: bc, Options: cloneMap(req.Options), Labels: cloneMap(req.Labels),
-		MACsFromAddresses: true,
+		IPAMOptions: cloneMap(req.IPAMOptions), MACsFromAddresses: true,
 	}
 	if n.Options == nil {
 		n.Options = map[string]string{}

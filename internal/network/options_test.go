@@ -1,6 +1,8 @@
 package network
 
 import (
+	"context"
+	"maps"
 	"net/netip"
 	"testing"
 
@@ -76,5 +78,41 @@ func TestValidateNetworkName(t *testing.T) {
 		if err := validateNetworkName(bad); !errdefs.Is(err, errdefs.KindInvalid) {
 			t.Errorf("%q: err = %v, want invalid", bad, err)
 		}
+	}
+}
+
+// TestIPAMOptionsKept: a network keeps its IPAM options as given — nil and
+// empty apart, as Docker shows null and {} — through the store and a
+// restart; the default driver uses none of them and refuses none.
+func TestIPAMOptionsKept(t *testing.T) {
+	r := newPortRig(t)
+	ctx := context.Background()
+	want := map[string]map[string]string{"opts": {"foo": "bar"}, "empty": {}, "unset": nil}
+	for name, opts := range want {
+		if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: name, IPAMOptions: maps.Clone(opts)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(when string) {
+		t.Helper()
+		for name, opts := range want {
+			n, err := r.c.Network(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(opts, n.IPAMOptions); diff != "" || (n.IPAMOptions == nil) != (opts == nil) {
+				t.Errorf("%s %s: IPAMOptions %#v, want %#v", name, when, n.IPAMOptions, opts)
+			}
+		}
+	}
+	check("after create")
+	r.restartWith(t, newFakeHolder())
+	check("after restart")
+	bridge, err := r.c.Network(NameBridge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bridge.IPAMOptions != nil {
+		t.Errorf("bridge IPAMOptions %#v, want nil (Docker shows null)", bridge.IPAMOptions)
 	}
 }

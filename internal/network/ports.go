@@ -8,23 +8,31 @@ import (
 
 	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/firewall"
+	"github.com/berth-net/berth/internal/store"
 )
 
 // Published ports belong to an endpoint, as in libnetwork's bridge driver:
 // Join resolves and records them (intent first), holds the host ports, makes
 // the veth pair and then adds the firewall's map elements; Leave removes the
 // elements first, then the veth, then lets the host ports go.
+//
+// The ports a container asks for are its sandbox's, and only its gateway
+// endpoint publishes them, as libnetwork's sbJoin programs external
+// connectivity only on the endpoint that gives the sandbox its default
+// route: never one on an internal network. A container run on an internal
+// network publishes nothing until it joins a network that is not.
 
 // PortRequest is one port a user asked to publish, parsed at the API edge.
 type PortRequest struct {
-	Proto string // "tcp" or "udp"
-	Port  uint16 // in the container
+	Proto string `json:"proto"` // "tcp" or "udp"
+	Port  uint16 `json:"port"`  // in the container
 	// HostIP is the host address to publish on; invalid means the network's
 	// host_binding_ipv4 (0.0.0.0 unless set): every address.
-	HostIP netip.Addr
+	HostIP netip.Addr `json:"hostIP,omitzero"`
 	// HostPortStart..HostPortEnd is the host port or the range to pick one
 	// from; 0 means an ephemeral port the kernel chooses.
-	HostPortStart, HostPortEnd uint16
+	HostPortStart uint16 `json:"hostPortStart,omitempty"`
+	HostPortEnd   uint16 `json:"hostPortEnd,omitempty"`
 }
 
 // PortMapping is one published port of an endpoint as recorded.
@@ -44,6 +52,10 @@ type HostPortRequest struct {
 	Proto      string
 	HostIP     netip.Addr // 0.0.0.0 for every address
 	Start, End uint16     // 0, 0: ephemeral
+	// Container is the endpoint's address and the container's port, which
+	// Docker's words for a failed bind name; unset when a restart holds
+	// ports again.
+	Container netip.AddrPort
 }
 
 // HostPort is a host port the PortHolder holds.
@@ -107,15 +119,18 @@ func validatePortRequests(reqs []PortRequest) error {
 	return nil
 }
 
-// holdPorts resolves ep's port requests on n: it holds the host ports and
-// records the mappings on ep (not yet in the store; the caller puts ep).
-// Ports on host and null networks are ignored, as Docker ignores them.
-func (c *Controller) holdPorts(n *Network, ep *Endpoint, reqs []PortRequest) error {
-	if len(reqs) == 0 || n.Driver != DriverBridge {
-		return nil
-	}
-	if err := validatePortRequests(reqs); err != nil {
-		return err
+// publishesPorts says whether an endpoint on n can be a sandbox's gateway
+// and publish its ports: not on host and null networks, where Docker
+// ignores ports, nor on internal ones, which have no way out.
+func publishesPorts(n *Network) bool {
+	return n.Driver == DriverBridge && !n.Internal
+}
+
+// holdPorts resolves ep's port requests on n, validated: it holds the host
+// ports and returns the mappings, for the caller to record with ep.
+func (c *Controller) holdPorts(n *Network, ep *Endpoint, reqs []PortRequest) ([]PortMapping, error) {
+	if len(reqs) == 0 || !publishesPorts(n) {
+		return nil, nil
 	}
 	hreqs := make([]HostPortRequest, len(reqs))
 	for i, r := range reqs {
@@ -126,17 +141,25 @@ func (c *Controller) holdPorts(n *Network, ep *Endpoint, reqs []PortRequest) err
 		if !ip.IsValid() {
 			ip = netip.IPv4Unspecified()
 		}
-		hreqs[i] = HostPortRequest{Proto: r.Proto, HostIP: ip, Start: r.HostPortStart, End: r.HostPortEnd}
+		hreqs[i] = HostPortRequest{Proto: r.Proto, HostIP: ip, Start: r.HostPortStart, End: r.HostPortEnd,
+			Container: netip.AddrPortFrom(ep.Address.Addr(), r.Port)}
 	}
 	held, err := c.portHolder().Hold(hreqs)
 	if err != nil {
-		return err
+		return nil, connectivityError(ep, err)
 	}
-	ep.Ports = make([]PortMapping, len(reqs))
+	ms := make([]PortMapping, len(reqs))
 	for i, r := range reqs {
-		ep.Ports[i] = PortMapping{Proto: held[i].Proto, HostIP: held[i].HostIP, HostPort: held[i].Port, Port: r.Port}
+		ms[i] = PortMapping{Proto: held[i].Proto, HostIP: held[i].HostIP, HostPort: held[i].Port, Port: r.Port}
 	}
-	return nil
+	return ms, nil
+}
+
+// connectivityError is libnetwork's wrapping of a driver's failure to
+// publish an endpoint's ports (sbJoin): the endpoint's name — its
+// container's — and full ID come first. err keeps its kind.
+func connectivityError(ep *Endpoint, err error) error {
+	return fmt.Errorf("driver failed programming external connectivity on endpoint %s (%s): %w", ep.Name, ep.ID, err)
 }
 
 // releasePorts lets ep's host ports go.
@@ -177,7 +200,7 @@ func (c *Controller) addPorts(ctx context.Context, ep *Endpoint) error {
 		return nil
 	}
 	if err := c.cfg.Firewall.AddPorts(ctx, firewallPorts(ep)); err != nil {
-		return fmt.Errorf("publish ports of endpoint %s: %w", ep.ID[:12], err)
+		return connectivityError(ep, err)
 	}
 	return nil
 }
@@ -238,16 +261,68 @@ func (c *Controller) PortsOf(sandboxID string) []PortMapping {
 	return slices.Clip(out)
 }
 
-// recordPorts holds ep's host ports and records the mappings with ep
-// before any kernel object is made for them.
+// recordPorts keeps reqs, if any, as the ports of ep's sandbox; if ep is
+// the sandbox's gateway endpoint, it holds the host ports of the
+// sandbox's ports and records the mappings with ep before any kernel
+// object is made for them.
 func (c *Controller) recordPorts(n *Network, ep *Endpoint, reqs []PortRequest) error {
-	if len(reqs) == 0 {
+	if err := validatePortRequests(reqs); err != nil {
+		return err
+	}
+	c.mu.RLock()
+	publish, kept := c.gatewayPortsLocked(n, ep, reqs)
+	c.mu.RUnlock()
+	if len(publish) == 0 && kept == nil {
 		return nil
 	}
-	if err := c.holdPorts(n, ep, reqs); err != nil {
+	ms, err := c.holdPorts(n, ep, publish)
+	if err != nil {
 		return err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.putEndpointLocked(ep)
+	ep.Ports = ms
+	var also func(store.Tx) error
+	if kept != nil {
+		also = func(tx store.Tx) error { return tx.Put(store.BucketSandboxes, kept.ID, kept) }
+	}
+	d, err := c.recordEndpointLocked(ep, also)
+	if err != nil {
+		return err
+	}
+	if kept != nil {
+		c.sandboxes[kept.ID] = kept
+	}
+	return d.Wait()
+}
+
+// gatewayPortsLocked (c.mu held, read or write) returns the ports ep is
+// to publish — its sandbox's, when ep is the sandbox's gateway endpoint —
+// and, when reqs are new ports of the sandbox, its record with them, to
+// put with ep's. ep is the gateway when its network can publish and no
+// other endpoint of the sandbox's can: that one joined first, and stays
+// the gateway.
+func (c *Controller) gatewayPortsLocked(n *Network, ep *Endpoint, reqs []PortRequest) ([]PortRequest, *Sandbox) {
+	sb, ok := c.sandboxes[ep.SandboxID]
+	if !ok {
+		return nil, nil
+	}
+	var kept *Sandbox
+	if len(reqs) > 0 {
+		cp := *sb
+		cp.Ports = slices.Clone(reqs)
+		sb, kept = &cp, &cp
+	}
+	if len(sb.Ports) == 0 || !publishesPorts(n) {
+		return nil, kept
+	}
+	for _, o := range c.endpoints {
+		if o.SandboxID != ep.SandboxID || o.ID == ep.ID {
+			continue
+		}
+		if on, ok := c.networks[o.NetworkID]; ok && publishesPorts(on) {
+			return nil, kept
+		}
+	}
+	return sb.Ports, kept
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -313,5 +314,84 @@ func TestManyPorts(t *testing.T) {
 	}
 	if got := fmt.Sprint(ep.Ports[9999]); got != "0.0.0.0:29999->29999/tcp" {
 		t.Errorf("last mapping %s", got)
+	}
+}
+
+// TestPortsOnGatewayEndpoint: a sandbox's ports are published by its
+// gateway endpoint only, as libnetwork's sbJoin publishes them: never on
+// an internal network, on the first network that is not internal to join
+// (also later, by a connect, and after a restart), and again on the next
+// one when that endpoint left.
+func TestPortsOnGatewayEndpoint(t *testing.T) {
+	r := newPortRig(t)
+	ctx := context.Background()
+	for _, req := range []CreateRequest{{Name: "inner", Internal: true}, {Name: "web"}} {
+		if _, err := r.c.CreateNetwork(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	web := []PortRequest{{Proto: "tcp", Port: 80, HostPortStart: 8200, HostPortEnd: 8200}}
+	published := func(sb *Sandbox, want []PortMapping) {
+		t.Helper()
+		if diff := cmp.Diff(want, r.c.PortsOf(sb.ID), cmpAddr); diff != "" {
+			t.Errorf("PortsOf (-want +got):\n%s", diff)
+		}
+		if n, m := r.ports.count(), len(r.fw.portList()); n != len(want) || m != len(want) {
+			t.Errorf("%d host ports held, %d in the firewall; want %d", n, m, len(want))
+		}
+	}
+	mapped := []PortMapping{{Proto: "tcp", HostIP: anyIP, HostPort: 8200, Port: 80}}
+
+	sb := r.sandbox(t, "c1")
+	if ep := r.join(t, sb, "inner", JoinRequest{ContainerID: "c1", Name: "i1", Ports: web}); len(ep.Ports) != 0 {
+		t.Errorf("internal endpoint publishes %v", ep.Ports)
+	}
+	published(sb, nil)
+	r.restartWith(t, newFakeHolder())
+	gw := r.join(t, sb, "bridge", JoinRequest{ContainerID: "c1", Name: "i1"})
+	if diff := cmp.Diff(mapped, gw.Ports, cmpAddr); diff != "" {
+		t.Errorf("gateway endpoint's ports (-want +got):\n%s", diff)
+	}
+	published(sb, mapped)
+	if ep := r.join(t, sb, "web", JoinRequest{ContainerID: "c1", Name: "i1"}); len(ep.Ports) != 0 {
+		t.Errorf("a second gateway candidate publishes %v", ep.Ports)
+	}
+	published(sb, mapped)
+	if err := r.c.Leave(ctx, sb.ID, "bridge"); err != nil {
+		t.Fatal(err)
+	}
+	published(sb, nil)
+	if err := r.c.Leave(ctx, sb.ID, "web"); err != nil {
+		t.Fatal(err)
+	}
+	r.join(t, sb, "web", JoinRequest{ContainerID: "c1", Name: "i1"})
+	published(sb, mapped)
+
+	// Ports given to a gateway stay there when an internal network joins.
+	sb2 := r.sandbox(t, "c2")
+	other := []PortRequest{{Proto: "udp", Port: 53, HostPortStart: 5353, HostPortEnd: 5353}}
+	r.join(t, sb2, "bridge", JoinRequest{ContainerID: "c2", Name: "two", Ports: other})
+	if ep := r.join(t, sb2, "inner", JoinRequest{ContainerID: "c2", Name: "two"}); len(ep.Ports) != 0 {
+		t.Errorf("internal endpoint publishes %v", ep.Ports)
+	}
+	if diff := cmp.Diff([]PortMapping{{Proto: "udp", HostIP: anyIP, HostPort: 5353, Port: 53}}, r.c.PortsOf(sb2.ID), cmpAddr); diff != "" {
+		t.Errorf("PortsOf c2 (-want +got):\n%s", diff)
+	}
+}
+
+// TestPortErrorNamesEndpoint: a refused port comes with libnetwork's
+// words for the endpoint, and keeps its kind.
+func TestPortErrorNamesEndpoint(t *testing.T) {
+	r := newPortRig(t)
+	web := []PortRequest{{Proto: "tcp", Port: 80, HostPortStart: 8080, HostPortEnd: 8080}}
+	r.join(t, r.sandbox(t, "c1"), "bridge", JoinRequest{ContainerID: "c1", Name: "one", Ports: web})
+	sb := r.sandbox(t, "c2")
+	_, err := r.c.Join(context.Background(), sb.ID, "bridge", JoinRequest{ContainerID: "c2", Name: "two", Ports: web})
+	if !errdefs.Is(err, errdefs.KindConflict) {
+		t.Fatalf("Join = %v, want a conflict", err)
+	}
+	re := regexp.MustCompile(`^driver failed programming external connectivity on endpoint two \([0-9a-f]{64}\): Bind for 0.0.0.0:8080 failed: port is already allocated$`)
+	if !re.MatchString(err.Error()) {
+		t.Errorf("error %q, want Docker's words", err)
 	}
 }

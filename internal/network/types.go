@@ -51,6 +51,11 @@ type Network struct {
 	Bridge     *BridgeConfig     `json:"bridge,omitempty"`  // nil unless Driver is bridge
 	Options    map[string]string `json:"options,omitempty"` // as Docker shows them in inspect
 	Labels     map[string]string `json:"labels,omitempty"`
+	// IPAMOptions are the user's IPAM driver options, kept and shown as
+	// Docker keeps them: the default driver uses none of them. Nil (shown
+	// as null) and empty ({}, what the docker CLI sends) differ, so the
+	// field has no omitempty.
+	IPAMOptions map[string]string `json:"ipamOptions"`
 	// Removing marks a network whose teardown started; a restart finishes it.
 	Removing bool `json:"removing,omitempty"`
 	// MACsFromAddresses: every endpoint that ever joined the network had
@@ -130,6 +135,9 @@ type Sandbox struct {
 	Key         string `json:"key"` // <exec-root>/netns/<id>
 	// HostNetwork is true for containers on the host network: no namespace of ours.
 	HostNetwork bool `json:"hostNetwork,omitempty"`
+	// Ports are the container's published ports, as asked for; its
+	// gateway endpoint publishes them (ports.go).
+	Ports []PortRequest `json:"ports,omitempty"`
 }
 
 // BridgeSpec is what the bridge driver needs to make one network's bridge.
@@ -207,8 +215,11 @@ type CreateRequest struct {
 	EnableIPv6 bool
 	IPAMDriver string // "" or "default"
 	IPAM       []IPAMRequest
-	Options    map[string]string
-	Labels     map[string]string
+	// IPAMOptions are stored and shown, not interpreted; nil when the
+	// request had none.
+	IPAMOptions map[string]string
+	Options     map[string]string
+	Labels      map[string]string
 }
 
 // IPAMRequest is one --subnet/--gateway/--ip-range triple; zero values mean "choose".

@@ -72,7 +72,7 @@ func holdExact(r *ring, reqs []network.HostPortRequest, idx []int, out []network
 		if fd >= 0 {
 			fds[idx[k]] = int(fd)
 		} else if rq := reqs[idx[k]]; first == nil && fd != math.MinInt32 {
-			first = bindError(rq.Proto, anyIfInvalid(rq.HostIP), fmt.Sprint(rq.Start), fmt.Errorf("socket: %w", unix.Errno(-fd)))
+			first = fmt.Errorf("failed to create socket for %s: %w", mappingString(rq), unix.Errno(-fd))
 		}
 	}
 	if first != nil {
@@ -147,7 +147,7 @@ func (r *ring) bindAll(reqs []network.HostPortRequest, idx []int, out []network.
 		rq := reqs[i]
 		ip := anyIfInvalid(rq.HostIP)
 		if res[k] < 0 {
-			return bindError(rq.Proto, ip, fmt.Sprint(rq.Start), unix.Errno(-res[k]))
+			return &bindFailure{i: i, port: rq.Start, err: unix.Errno(-res[k])}
 		}
 		out[i] = network.HostPort{Proto: rq.Proto, HostIP: ip, Port: rq.Start}
 	}

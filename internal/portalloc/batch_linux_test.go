@@ -265,7 +265,7 @@ func TestHoldManyExactAllOrNothing(t *testing.T) {
 		if !errdefs.Is(err, errdefs.KindConflict) {
 			t.Fatalf("Hold = %v, want a conflict", err)
 		}
-		if want := "Bind for 0.0.0.0:30100 failed: port is already allocated"; err.Error() != want {
+		if want := "failed to bind host port for 0.0.0.0:30100:0/tcp: address already in use"; err.Error() != want {
 			t.Errorf("error %q, want %q", err, want)
 		}
 		if a.Held() != 0 {

@@ -79,7 +79,7 @@ func (a *Allocator) Hold(reqs []network.HostPortRequest) ([]network.HostPort, er
 	}
 	if err != nil {
 		a.closeAll(slices.DeleteFunc(fds, func(fd int) bool { return fd < 0 }))
-		return nil, err
+		return nil, a.word(err, reqs, out)
 	}
 	for i, hp := range out {
 		a.held[hp] = fds[i]
@@ -133,6 +133,10 @@ func holdEach(reqs []network.HostPortRequest, idx []int, out []network.HostPort,
 	for _, i := range idx {
 		hp, fd, err := holdOne(reqs[i])
 		if err != nil {
+			var f *bindFailure
+			if errors.As(err, &f) {
+				f.i = i
+			}
 			return err
 		}
 		out[i], fds[i] = hp, fd
@@ -211,7 +215,8 @@ func socketType(r network.HostPortRequest) (int, error) {
 	return 0, errdefs.Invalid("cannot hold a %q port", r.Proto)
 }
 
-// holdOne binds the first free port of r's range (or an ephemeral one).
+// holdOne binds the first free port of r's range (or an ephemeral one). A
+// failed bind is a *bindFailure (without its index), which Hold words.
 func holdOne(r network.HostPortRequest) (network.HostPort, int, error) {
 	typ, err := socketType(r)
 	if err != nil {
@@ -221,7 +226,7 @@ func holdOne(r network.HostPortRequest) (network.HostPort, int, error) {
 	if r.Start == 0 {
 		fd, port, err := bindPort(typ, ip, 0)
 		if err != nil {
-			return network.HostPort{}, -1, bindError(r.Proto, ip, "0", err)
+			return network.HostPort{}, -1, err
 		}
 		return network.HostPort{Proto: r.Proto, HostIP: ip, Port: port}, fd, nil
 	}
@@ -231,32 +236,18 @@ func holdOne(r network.HostPortRequest) (network.HostPort, int, error) {
 			continue
 		}
 		if err != nil {
-			return network.HostPort{}, -1, bindError(r.Proto, ip, fmt.Sprint(p), err)
+			return network.HostPort{}, -1, err
 		}
 		return network.HostPort{Proto: r.Proto, HostIP: ip, Port: port}, fd, nil
 	}
-	ports := fmt.Sprint(r.Start)
-	if r.End != r.Start {
-		ports = fmt.Sprintf("%d-%d", r.Start, r.End)
-	}
-	return network.HostPort{}, -1, bindError(r.Proto, ip, ports, unix.EADDRINUSE)
-}
-
-// bindError words a failed bind as Docker does.
-func bindError(proto string, ip netip.Addr, ports string, err error) error {
-	if errors.Is(err, unix.EADDRINUSE) {
-		return errdefs.Conflict("Bind for %s:%s failed: port is already allocated", ip, ports)
-	}
-	if errors.Is(err, unix.EADDRNOTAVAIL) {
-		return errdefs.Invalid("Bind for %s:%s/%s failed: %s is not an address of this host", ip, ports, proto, ip)
-	}
-	return fmt.Errorf("bind %s:%s/%s: %w", ip, ports, proto, err)
+	return network.HostPort{}, -1, &bindFailure{port: r.End, err: unix.EADDRINUSE, inUse: true}
 }
 
 // bindPort binds a socket of type typ without SO_REUSEADDR — so that no
 // other socket, with or without it, can bind the port — and returns it with
-// its port. Docker 28 sets SO_REUSEADDR and so must also listen on TCP
-// ports; berth's bound sockets keep others out without listening.
+// its port; a failed bind is a *bindFailure. Docker 28 sets SO_REUSEADDR
+// and so must also listen on TCP ports; berth's bound sockets keep others
+// out without listening.
 func bindPort(typ int, ip netip.Addr, port uint16) (int, uint16, error) {
 	fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
@@ -270,7 +261,7 @@ func bindPort(typ int, ip netip.Addr, port uint16) (int, uint16, error) {
 	}
 	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(port), Addr: ip.As4()}); err != nil {
 		unix.Close(fd)
-		return -1, 0, err
+		return -1, 0, &bindFailure{port: port, err: err}
 	}
 	if port == 0 {
 		sa, err := unix.Getsockname(fd)

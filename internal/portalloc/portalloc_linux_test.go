@@ -127,6 +127,49 @@ func TestHoldConflicts(t *testing.T) {
 	}
 }
 
+// TestHoldDockerWords: a port another mapping publishes, one a host
+// process uses, an address that is not the host's and a range published
+// whole are refused with Docker 28's words, by either way of binding.
+func TestHoldDockerWords(t *testing.T) {
+	modes(t, func(t *testing.T, a *Allocator, ns string) {
+		if _, err := a.Hold([]network.HostPortRequest{req("tcp", anyIP, 8080, 8080), req("tcp", anyIP, 8000, 8001), req("tcp", anyIP, 8000, 8001)}); err != nil {
+			t.Fatal(err)
+		}
+		stop, err := listen(t, ns, "tcp", "0.0.0.0:8095")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stop()
+		for _, tc := range []struct {
+			r    network.HostPortRequest
+			want string
+		}{
+			{to(req("tcp", anyIP, 8080, 8080), 80), "Bind for 0.0.0.0:8080 failed: port is already allocated"},
+			{to(req("tcp", localIP, 8080, 8080), 80), "Bind for 0.0.0.0:8080 failed: port is already allocated"},
+			{to(req("tcp", anyIP, 8095, 8095), 80), "failed to bind host port for 0.0.0.0:8095:172.17.0.3:80/tcp: address already in use"},
+			{to(req("tcp", netip.MustParseAddr("10.9.9.9"), 8096, 8096), 80), "failed to bind host port for 10.9.9.9:8096:172.17.0.3:80/tcp: cannot assign requested address"},
+			{to(req("tcp", netip.MustParseAddr("10.9.9.9"), 8080, 8080), 80), "Bind for 0.0.0.0:8080 failed: port is already allocated"},
+			{to(req("tcp", anyIP, 8000, 8001), 80), "all ports are allocated"},
+			{to(req("tcp", anyIP, 8094, 8095), 80), ""}, // 8094 is free
+		} {
+			got, err := a.Hold([]network.HostPortRequest{tc.r})
+			if tc.want == "" {
+				if err != nil {
+					t.Errorf("Hold %s: %v", mappingString(tc.r), err)
+				}
+				a.Release(got)
+				continue
+			}
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("Hold %s = %v, want %q", mappingString(tc.r), err, tc.want)
+			}
+		}
+		if a.Held() != 3 {
+			t.Errorf("held %d ports, want 3", a.Held())
+		}
+	})
+}
+
 func TestHoldAllOrNothing(t *testing.T) {
 	a, ns := newAllocator(t)
 	if _, err := a.Hold([]network.HostPortRequest{req("udp", anyIP, 7000, 7000)}); err != nil {

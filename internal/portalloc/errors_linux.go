@@ -1,0 +1,178 @@
+package portalloc
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/network"
+	"golang.org/x/sys/unix"
+)
+
+// Docker 28's words for a port it cannot publish, which users and tools
+// match: its port allocator's for a port that another container publishes
+// (libnetwork/portallocator), and its bridge driver's for a bind that
+// fails (libnetwork/drivers/bridge/port_mapping_linux.go, bindTCPOrUDP).
+// The network package puts the endpoint in front, and the daemon "failed
+// to set up container networking", as moby does.
+
+// bindFailure is a bind that failed: Hold words it once it knows whether
+// a port that berth publishes was in the way.
+type bindFailure struct {
+	i    int    // the request's index in Hold's argument
+	port uint16 // the port whose bind failed (0: an ephemeral one)
+	err  error  // the bind's errno
+	// inUse: every port of the request's range was in use.
+	inUse bool
+}
+
+func (f *bindFailure) Error() string { return fmt.Sprintf("bind port %d: %v", f.port, f.err) }
+func (f *bindFailure) Unwrap() error { return f.err }
+
+// allPortsAllocated is the allocator's errAllPortsAllocated: every port of
+// a range is published already.
+func allPortsAllocated() error { return errdefs.Conflict("all ports are allocated") }
+
+// alreadyAllocated is the allocator's alreadyAllocatedErr. ip is the
+// address of the publication in the way, as moby names the address of its
+// allocator map that has the port.
+func alreadyAllocated(ip netip.Addr, port uint16) error {
+	return errdefs.Conflict("Bind for %s:%d failed: port is already allocated", ip, port)
+}
+
+// bindFailed is bindTCPOrUDP's error for r, which failed to bind port: a
+// port in use (by a host process) is a conflict, an address that is not
+// the host's a bad request.
+func bindFailed(r network.HostPortRequest, port uint16, err error) error {
+	var msg error
+	if r.Start == r.End {
+		msg = fmt.Errorf("failed to bind host port for %s: %w", mappingString(r), err)
+	} else {
+		msg = fmt.Errorf("failed to bind host port %d for %s: %w", port, mappingString(r), err)
+	}
+	switch {
+	case errors.Is(err, unix.EADDRINUSE):
+		return errdefs.WithKind(errdefs.KindConflict, msg)
+	case errors.Is(err, unix.EADDRNOTAVAIL):
+		return errdefs.WithKind(errdefs.KindInvalid, msg)
+	}
+	return msg
+}
+
+// mappingString is libnetwork's types.PortBinding.String for r:
+// "0.0.0.0:8080:172.17.0.2:80/tcp", "0.0.0.0:8000-8001:172.17.0.2:80/tcp".
+func mappingString(r network.HostPortRequest) string {
+	var b strings.Builder
+	b.WriteString(anyIfInvalid(r.HostIP).String())
+	b.WriteByte(':')
+	if r.Start != 0 {
+		b.WriteString(strconv.Itoa(int(r.Start)))
+		if r.End != 0 && r.End != r.Start {
+			b.WriteByte('-')
+			b.WriteString(strconv.Itoa(int(r.End)))
+		}
+		b.WriteByte(':')
+	}
+	if r.Container.Addr().IsValid() {
+		b.WriteString(r.Container.Addr().String())
+		b.WriteByte(':')
+	}
+	b.WriteString(strconv.Itoa(int(r.Container.Port())))
+	b.WriteByte('/')
+	b.WriteString(r.Proto)
+	return b.String()
+}
+
+// publishedSet indexes the ports published when a Hold failed: by
+// protocol and port, the addresses they are published on.
+type publishedSet map[protoPort][]netip.Addr
+
+type protoPort struct {
+	proto string
+	port  uint16
+}
+
+func (s publishedSet) add(hp network.HostPort) {
+	k := protoPort{hp.Proto, hp.Port}
+	s[k] = append(s[k], anyIfInvalid(hp.HostIP))
+}
+
+// conflict returns the address of a publication that ip:port collides
+// with: one on the same address, else one on every address, else, for a
+// request on every address, one on any address.
+func (s publishedSet) conflict(proto string, ip netip.Addr, port uint16) (netip.Addr, bool) {
+	ips := s[protoPort{proto, port}]
+	for _, want := range []func(netip.Addr) bool{
+		func(o netip.Addr) bool { return o == ip },
+		netip.Addr.IsUnspecified,
+		func(netip.Addr) bool { return ip.IsUnspecified() },
+	} {
+		for _, o := range ips {
+			if want(o) {
+				return o, true
+			}
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// published is what stood in the way of request i: the ports held before
+// this Hold, those it bound and the exact ports asked for before i, which
+// moby's allocator would have granted first.
+func (a *Allocator) published(reqs []network.HostPortRequest, out []network.HostPort, i int) publishedSet {
+	s := publishedSet{}
+	for hp := range a.held {
+		s.add(hp)
+	}
+	for j, hp := range out {
+		if j != i && hp.Port != 0 {
+			s.add(hp)
+		}
+	}
+	for _, r := range reqs[:i] {
+		if r.Start != 0 && r.Start == r.End {
+			s.add(network.HostPort{Proto: r.Proto, HostIP: r.HostIP, Port: r.Start})
+		}
+	}
+	return s
+}
+
+// word gives a failed Hold's error Docker's words; errors other than a
+// failed bind pass as they are. moby asks its allocator before it binds,
+// so a port that berth publishes already is "allocated" whatever the bind
+// said.
+func (a *Allocator) word(err error, reqs []network.HostPortRequest, out []network.HostPort) error {
+	var f *bindFailure
+	if !errors.As(err, &f) {
+		return err
+	}
+	r := reqs[f.i]
+	ip := anyIfInvalid(r.HostIP)
+	pub := a.published(reqs, out, f.i)
+	if r.Start == r.End {
+		if owner, ok := pub.conflict(r.Proto, ip, r.Start); ok && r.Start != 0 {
+			return alreadyAllocated(owner, r.Start)
+		}
+		return bindFailed(r, f.port, f.err)
+	}
+	// A range: the allocator gives the ports that no container publishes,
+	// first to last, and moby tries to bind them; when it has none, every
+	// port is "allocated". A bind that failed otherwise than for a port in
+	// use failed on the first port the allocator gave.
+	var unpublished []uint16
+	for p := int(r.Start); p <= int(r.End); p++ {
+		if _, ok := pub.conflict(r.Proto, ip, uint16(p)); !ok {
+			unpublished = append(unpublished, uint16(p))
+		}
+	}
+	switch {
+	case len(unpublished) == 0:
+		return allPortsAllocated()
+	case f.inUse:
+		return bindFailed(r, unpublished[len(unpublished)-1], unix.EADDRINUSE)
+	}
+	return bindFailed(r, unpublished[0], f.err)
+}
