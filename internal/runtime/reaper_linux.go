@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -99,6 +100,13 @@ func reaperMain(args []string) int {
 	if len(args) != 1 {
 		fmt.Fprintln(os.Stderr, "usage: "+reaperArg0+" DIR")
 		return 2
+	}
+	// Its command name, for ps and top: it was started as /proc/self/exe,
+	// whose name is "exe".
+	// (init runs on the main thread, whose name is the process's.)
+	if name, err := unix.BytePtrFromString(reaperArg0); err == nil {
+		unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(name)), 0, 0, 0)
+		runtime.KeepAlive(name)
 	}
 	rp, busy, err := newReaper(args[0])
 	if busy {

@@ -40,7 +40,8 @@ type scaleResult struct {
 	// growth for an attach made berth's way, with no daemon in it.
 	growBare           stats.Samples
 	rssIdle, rssLoaded int64
-	loaded             int // running containers at rssLoaded
+	reaperRSS          int64 // the reaper's, at rssLoaded
+	loaded             int   // running containers at rssLoaded
 	// reachBerth and reachFloor say whether a probe on the largest bridge
 	// reached the outside server over TCP: "" if it did, else the error.
 	reachBerth, reachFloor string

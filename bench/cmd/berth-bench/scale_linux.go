@@ -268,6 +268,9 @@ func (w *world) measureLoaded(ctx context.Context, res *scaleResult) error {
 		return err
 	}
 	res.loaded = len(list)
-	res.rssLoaded, err = w.d.RSS()
+	if res.rssLoaded, err = w.d.RSS(); err != nil {
+		return err
+	}
+	res.reaperRSS, err = w.d.ReaperRSS()
 	return err
 }

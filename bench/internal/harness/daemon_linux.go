@@ -110,6 +110,27 @@ func (d *Daemon) Kill() {
 // RSS returns the daemon's resident set size in bytes (VmRSS).
 func (d *Daemon) RSS() (int64, error) { return rssOf(d.Pid()) }
 
+// ReaperRSS returns the resident set size of the daemon's reaper, the
+// process that is the parent of every container (internal/runtime): it is
+// found by its command line, "berth-reaper <exec-root>/reaper".
+func (d *Daemon) ReaperRSS() (int64, error) {
+	want := "berth-reaper\x00" + filepath.Join(d.Dir, "exec", "reaper") + "\x00"
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && string(b) == want {
+			return rssOf(pid)
+		}
+	}
+	return 0, errors.New("no reaper process found")
+}
+
 func rssOf(pid int) (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
