@@ -452,3 +452,70 @@ func TestQuickExitCode(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedStartLeavesNoZombie: a runc that fails half-way (here: the
+// network namespace it is to join is not one) orphans its bootstrap child;
+// that child is re-parented to the reaper, which reaps it. Under the old
+// design it stayed a zombie child of the daemon ("runc:[1:CHILD]").
+func TestFailedStartLeavesNoZombie(t *testing.T) {
+	rt := newTestRuntime(t)
+	s := busyboxSpec(t, "true")
+	s.NetNSPath = filepath.Join(t.TempDir(), "not-a-namespace")
+	if err := os.WriteFile(s.NetNSPath, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := startFails(t, rt, s); err == nil {
+			t.Fatal("Start joined a regular file as its network namespace")
+		}
+	}
+	var zombies []string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if zombies = zombiesOf(t, os.Getpid(), reaperPid(t, rt)); len(zombies) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(zombies) > 0 {
+		t.Errorf("zombies left: %q", zombies)
+	}
+}
+
+// reaperPid finds rt's reaper by its command line.
+func reaperPid(t *testing.T, rt *Runtime) int {
+	t.Helper()
+	want := reaperArg0 + "\x00" + rt.cfg.ReaperDir + "\x00"
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && string(b) == want {
+			pid, _ := strconv.Atoi(e.Name())
+			return pid
+		}
+	}
+	t.Fatal("no reaper process")
+	return 0
+}
+
+// zombiesOf lists "pid (comm)" of the zombie children of parents.
+func zombiesOf(t *testing.T, parents ...int) []string {
+	t.Helper()
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		f := strings.Fields(s[i+1:])
+		if len(f) < 2 || f[0] != "Z" {
+			continue
+		}
+		for _, p := range parents {
+			if f[1] == strconv.Itoa(p) {
+				out = append(out, e.Name()+" "+s[strings.IndexByte(s, '('):i+1])
+			}
+		}
+	}
+	return out
+}
