@@ -41,7 +41,7 @@ func TestReportGolden(t *testing.T) {
 				{n: 100, real: 10, connect: series(12, 3.5, 7), floorAttach: series(12, 3, 5), disconnect: series(12, 1, 2.5), floorDetach: series(12, 31, 45)},
 			},
 			growBerth: series(10, 3, 4), growFloor: series(100, 2, 5), growBare: series(90, 1.5, 2.5),
-			rssIdle: 17 << 20, rssLoaded: 22 << 20, reaperRSS: 6 << 20, loaded: 14,
+			rssIdle: 17 << 20, rssLoaded: 22 << 20, reaperRSS: 16 << 20, reaperPrivate: 6 << 20, loaded: 14,
 		},
 		run:     runResult{bridge: series(4, 250, 300), none: series(4, 200, 240), floorFull: series(4, 5, 7)},
 		par:     parallelResult{n: 10, ok: 9, distinct: 9, wall: 2200 * time.Millisecond, firstErr: errors.New("create \"par3\": boom")},

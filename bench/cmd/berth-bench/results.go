@@ -41,6 +41,7 @@ type scaleResult struct {
 	growBare           stats.Samples
 	rssIdle, rssLoaded int64
 	reaperRSS          int64 // the reaper's, at rssLoaded
+	reaperPrivate      int64 // its RssAnon: the rest is the binary's pages, shared with the daemon
 	loaded             int   // running containers at rssLoaded
 	// reachBerth and reachFloor say whether a probe on the largest bridge
 	// reached the outside server over TCP: "" if it did, else the error.

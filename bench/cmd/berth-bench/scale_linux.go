@@ -271,6 +271,6 @@ func (w *world) measureLoaded(ctx context.Context, res *scaleResult) error {
 	if res.rssLoaded, err = w.d.RSS(); err != nil {
 		return err
 	}
-	res.reaperRSS, err = w.d.ReaperRSS()
+	res.reaperRSS, res.reaperPrivate, err = w.d.ReaperRSS()
 	return err
 }

@@ -111,13 +111,15 @@ func (d *Daemon) Kill() {
 func (d *Daemon) RSS() (int64, error) { return rssOf(d.Pid()) }
 
 // ReaperRSS returns the resident set size of the daemon's reaper, the
-// process that is the parent of every container (internal/runtime): it is
-// found by its command line, "berth-reaper <exec-root>/reaper".
-func (d *Daemon) ReaperRSS() (int64, error) {
+// process that is the parent of every container (internal/runtime), and
+// the private part of it (RssAnon; the rest is the berth binary's pages,
+// which the daemon maps too). It is found by its command line,
+// "berth-reaper <exec-root>/reaper".
+func (d *Daemon) ReaperRSS() (rss, private int64, err error) {
 	want := "berth-reaper\x00" + filepath.Join(d.Dir, "exec", "reaper") + "\x00"
 	procs, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	for _, p := range procs {
 		pid, err := strconv.Atoi(p.Name())
@@ -125,10 +127,18 @@ func (d *Daemon) ReaperRSS() (int64, error) {
 			continue
 		}
 		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && string(b) == want {
-			return rssOf(pid)
+			if rss, err = rssOf(pid); err != nil {
+				return 0, 0, err
+			}
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+			if err != nil {
+				return 0, 0, err
+			}
+			private, err = parseStatusKB(strings.NewReader(string(b)), "RssAnon")
+			return rss, private, err
 		}
 	}
-	return 0, errors.New("no reaper process found")
+	return 0, 0, errors.New("no reaper process found")
 }
 
 func rssOf(pid int) (int64, error) {
@@ -141,16 +151,19 @@ func rssOf(pid int) (int64, error) {
 }
 
 // parseVmRSS reads the "VmRSS:  21464 kB" line of /proc/PID/status.
-func parseVmRSS(r io.Reader) (int64, error) {
+func parseVmRSS(r io.Reader) (int64, error) { return parseStatusKB(r, "VmRSS") }
+
+// parseStatusKB reads the "key:  21464 kB" line of /proc/PID/status, in bytes.
+func parseStatusKB(r io.Reader, key string) (int64, error) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:")
+		rest, ok := strings.CutPrefix(sc.Text(), key+":")
 		if !ok {
 			continue
 		}
 		f := strings.Fields(rest)
 		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("unexpected VmRSS line %q", sc.Text())
+			return 0, fmt.Errorf("unexpected %s line %q", key, sc.Text())
 		}
 		kb, err := strconv.ParseInt(f[0], 10, 64)
 		return kb << 10, err
