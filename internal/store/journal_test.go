@@ -162,8 +162,8 @@ func TestForEachMergesJournal(t *testing.T) {
 	}
 }
 
-// Past checkpointBytes the journal is folded into bbolt and starts empty;
-// nothing is lost on the way.
+// Past checkpointBytes the journal is folded into bbolt (in the
+// background) and starts empty; nothing is lost on the way.
 func TestJournalCheckpoints(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "berth.db")
 	s := openBolt(t, path)
@@ -180,6 +180,7 @@ func TestJournalCheckpoints(t *testing.T) {
 		put(t, s, BucketContainers, fmt.Sprintf("c%04d", n), record{Name: "x", Count: n, Labels: big})
 		n++
 	}
+	waitCheckpoint(s)
 	inBolt := 0
 	if err := s.db.View(func(tx *bolt.Tx) error {
 		if b := tx.Bucket([]byte(BucketContainers)); b != nil {
@@ -339,3 +340,93 @@ func opsString(ops []op) []string {
 }
 
 func crc32Of(b []byte) uint32 { return crc32.Checksum(b, crcTable) }
+
+// waitCheckpoint waits for a background checkpoint of s, if one runs.
+func waitCheckpoint(s *Bolt) {
+	s.wmu.Lock()
+	ch := s.checkpoint
+	s.wmu.Unlock()
+	if ch != nil {
+		<-ch
+	}
+}
+
+// fillJournal writes records under "fill-N" until the journal reaches
+// checkpointBytes, the last write starting a background checkpoint.
+func fillJournal(t *testing.T, s *Bolt) int {
+	t.Helper()
+	labels := map[string]string{"pad": string(make([]byte, 16<<10))}
+	n := 0
+	for running := false; !running; n++ {
+		put(t, s, BucketContainers, fmt.Sprintf("fill-%04d", n), record{Name: "fill", Count: n, Labels: labels})
+		s.wmu.Lock()
+		running = s.checkpoint != nil
+		s.wmu.Unlock()
+	}
+	return n
+}
+
+// TestBackgroundCheckpoint: while a checkpoint folds the rotated journal
+// into bbolt, writes go on (into the new journal) and reads see every
+// record, old and new; a crash at that point loses nothing (Open replays
+// journal.old, then the journal), and the rotated file is gone after.
+func TestBackgroundCheckpoint(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "berth.db")
+	s := openBolt(t, path)
+	release := make(chan struct{})
+	s.foldHook = func() { <-release }
+	put(t, s, BucketEndpoints, "gone", record{Name: "gone"})
+	n := fillJournal(t, s)
+	if _, err := os.Stat(path + ".journal.old"); err != nil {
+		t.Fatalf("no rotated journal while the checkpoint runs: %v", err)
+	}
+	// The fold is held: these must not wait for it.
+	if err := s.Update(func(tx Tx) error { return tx.Delete(BucketEndpoints, "gone") }); err != nil {
+		t.Fatal(err)
+	}
+	put(t, s, BucketEndpoints, "new", record{Name: "new", Count: 7})
+	put(t, s, BucketContainers, "fill-0000", record{Name: "again", Count: -1})
+	if got := keys(t, s, BucketContainers); len(got) != n {
+		t.Errorf("%d containers visible during the checkpoint, want %d", len(got), n)
+	}
+	if got, err := get(s, BucketContainers, "fill-0001"); err != nil || got.Count != 1 {
+		t.Errorf("a frozen record during the checkpoint: %+v, %v", got, err)
+	}
+	if _, err := get(s, BucketEndpoints, "gone"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a record deleted after the rotation: %v, want not found", err)
+	}
+	crash(t, s)
+	close(release)
+
+	s = openBolt(t, path)
+	if got := keys(t, s, BucketContainers); len(got) != n {
+		t.Errorf("%d containers after a crash mid-checkpoint, want %d", len(got), n)
+	}
+	if got, err := get(s, BucketContainers, "fill-0000"); err != nil || got.Count != -1 {
+		t.Errorf("a record rewritten after the rotation: %+v, %v; want the newer one", got, err)
+	}
+	if got, err := get(s, BucketEndpoints, "new"); err != nil || got.Count != 7 {
+		t.Errorf("a record written after the rotation: %+v, %v", got, err)
+	}
+	if _, err := get(s, BucketEndpoints, "gone"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a deletion after the rotation was lost: %v", err)
+	}
+	if _, err := os.Stat(path + ".journal.old"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("rotated journal still there after Open: %v", err)
+	}
+
+	// A checkpoint that finishes: bbolt holds the records, the rotated
+	// journal is gone, and Close folds the rest.
+	n2 := n + fillJournal(t, s)
+	waitCheckpoint(s)
+	if _, err := os.Stat(path + ".journal.old"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("rotated journal still there after its checkpoint: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openBolt(t, path)
+	if got := len(keys(t, s, BucketContainers)); got < n2-n {
+		t.Errorf("%d containers after a finished checkpoint and Close, want at least %d", got, n2-n)
+	}
+}
