@@ -67,14 +67,14 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 	if err != nil {
 		return container.Config{}, err
 	}
-	capAdd, err := container.NormalizeCapabilities(hc.CapAdd)
-	if err != nil {
-		return container.Config{}, errdefs.Invalid("%w", err)
+	// Checked here and kept as given, as moby keeps them (inspect shows
+	// them so); the runtime normalizes them at each start.
+	for _, caps := range [][]string{hc.CapAdd, hc.CapDrop} {
+		if _, err := container.NormalizeCapabilities(caps); err != nil {
+			return container.Config{}, errdefs.Invalid("%w", err)
+		}
 	}
-	capDrop, err := container.NormalizeCapabilities(hc.CapDrop)
-	if err != nil {
-		return container.Config{}, errdefs.Invalid("%w", err)
-	}
+	capAdd, capDrop := slices.Clone([]string(hc.CapAdd)), slices.Clone([]string(hc.CapDrop))
 	autoRemove := hc.AutoRemove
 	if lessThan(apiVersion, "1.25") {
 		autoRemove = false // before 1.25 the client removed the container itself
@@ -185,7 +185,9 @@ func unsupportedContainerFeatures(c *ctypes.Config, hc *ctypes.HostConfig) error
 		return errdefs.Invalid("volumes and mounts (-v, --mount, --volumes-from) are not supported by berth yet")
 	case c.Domainname != "":
 		return errdefs.Invalid("--domainname is not supported by berth")
-	case c.Healthcheck != nil && len(c.Healthcheck.Test) > 0:
+	case c.Healthcheck != nil && len(c.Healthcheck.Test) > 0 && !slices.Equal(c.Healthcheck.Test, []string{"NONE"}):
+		// ["NONE"] (--no-healthcheck, Compose's "disable: true") asks for
+		// no check, which is what berth does.
 		return errdefs.Invalid("health checks (--health-cmd, HEALTHCHECK) are not supported by berth")
 	}
 	return nil

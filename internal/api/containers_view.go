@@ -151,6 +151,10 @@ func hostConfig(cfg container.Config) *ctypes.HostConfig {
 		DNSOptions:      orNone(cfg.DNSOptions),
 		DNSSearch:       orNone(cfg.DNSSearch),
 		ExtraHosts:      cfg.ExtraHosts,
+		ReadonlyRootfs:  cfg.ReadonlyRootfs,
+		CapAdd:          cfg.CapAdd,
+		CapDrop:         cfg.CapDrop,
+		Sysctls:         cfg.Sysctls,
 	}
 }
 

@@ -57,8 +57,8 @@ type Config struct {
 	DNSOptions []string `json:"dnsOptions,omitempty"`
 	ExtraHosts []string `json:"extraHosts,omitempty"`
 	// Sysctls, ReadonlyRootfs, CapAdd and CapDrop mirror HostConfig
-	// (--sysctl, --read-only, --cap-add, --cap-drop); the capabilities
-	// normalized (NormalizeCapabilities).
+	// (--sysctl, --read-only, --cap-add, --cap-drop); the capabilities as
+	// the user gave them (checked; NormalizeCapabilities at each start).
 	Sysctls        map[string]string `json:"sysctls,omitempty"`
 	ReadonlyRootfs bool              `json:"readonlyRootfs,omitempty"`
 	CapAdd         []string          `json:"capAdd,omitempty"`

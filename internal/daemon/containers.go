@@ -116,12 +116,15 @@ func (d *Daemon) planNetworks(cfg *container.Config) error {
 		if (mode.Driver == network.DriverHost || mode.Driver == network.DriverNull) && n.ID != mode.ID {
 			return errdefs.Invalid("container cannot be connected to network %q and %q at once: %q is exclusive", mode.Name, n.Name, mode.Name)
 		}
+		// moby's validateNetworkingConfig words (the docker CLI checks the
+		// alias itself, in words of its own; other clients, as Compose, get
+		// these).
 		if len(req.Aliases) > 0 && n.Predefined {
-			return errdefs.Invalid("network-scoped aliases are only supported for user-defined networks")
+			return errdefs.Invalid("invalid config for network %s: network-scoped alias is supported only for containers in user defined networks", ref)
 		}
 		if req.IPv4Address.IsValid() {
 			if n.Predefined {
-				return errdefs.Invalid("user specified IP address is supported on user defined networks only")
+				return errdefs.Invalid("invalid config for network %s: user specified IP address is supported on user defined networks only", ref)
 			}
 			if !n.IPv4.UserSubnet {
 				return errdefs.Invalid("user specified IP address is supported only when connecting to networks with user configured subnets")

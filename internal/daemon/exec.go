@@ -31,6 +31,7 @@ func (d *Daemon) CreateExec(ctx context.Context, ctrRef string, cfg api.ExecConf
 	}
 	cs.mu.Lock()
 	running, id, name, status := cs.c.Running(), cs.c.ID, cs.c.Name, cs.c.Status()
+	ctrUser, ctrDir := cs.c.Config.User, cs.c.Config.WorkingDir
 	cs.mu.Unlock()
 	if status == container.StatusRestarting {
 		return "", errContainerIsRestarting(id)
@@ -40,6 +41,15 @@ func (d *Daemon) CreateExec(ctx context.Context, ctrRef string, cfg api.ExecConf
 	}
 	if len(cfg.Cmd) == 0 {
 		return "", errdefs.Invalid("no exec command specified")
+	}
+	// As moby's ContainerExecCreate: an exec without -u runs as the
+	// container's user (it ran as root, whatever --user the container
+	// had), and without -w in its working directory.
+	if cfg.User == "" {
+		cfg.User = ctrUser
+	}
+	if cfg.WorkingDir == "" {
+		cfg.WorkingDir = ctrDir
 	}
 	ex := &execState{info: api.ExecInfo{ID: network.NewID(), ContainerID: id, Config: cfg}}
 	d.mu.Lock()

@@ -191,7 +191,7 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, net conta
 		Env: c.Config.Env, Cwd: c.Config.WorkingDir, User: c.Config.User, Hostname: c.Config.Hostname,
 		NetNSPath: net.SandboxKey, Tty: c.Config.Tty, OpenStdin: c.Config.OpenStdin,
 		Files:    map[string]string{"/etc/hosts": c.HostsPath, "/etc/hostname": c.HostnamePath, "/etc/resolv.conf": c.ResolvConfPath},
-		ReadOnly: c.Config.ReadonlyRootfs, CapAdd: c.Config.CapAdd, CapDrop: c.Config.CapDrop, Sysctls: c.Config.Sysctls,
+		ReadOnly: c.Config.ReadonlyRootfs, CapAdd: normalizedCaps(c.Config.CapAdd), CapDrop: normalizedCaps(c.Config.CapDrop), Sysctls: c.Config.Sysctls,
 	}
 	if net.SandboxID == "" {
 		spec.NetNSPath = net.JoinedNetns
@@ -557,4 +557,15 @@ func (d *Daemon) nextRun(ctx context.Context, cs *ctrState, started <-chan struc
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	return cs.exited
+}
+
+// normalizedCaps is --cap-add or --cap-drop as the runtime takes it
+// (CAP_ names): the record keeps them as the user gave them, checked at
+// create.
+func normalizedCaps(caps []string) []string {
+	out, err := container.NormalizeCapabilities(caps)
+	if err != nil {
+		return caps // cannot be: checked at create
+	}
+	return out
 }

@@ -70,7 +70,7 @@ func (d *Daemon) ConnectNetwork(ctx context.Context, netRef, ctrRef string, req 
 		return err
 	}
 	if len(req.Aliases) > 0 && n.Predefined {
-		return errdefs.Invalid("network-scoped aliases are only supported for user-defined networks")
+		return errdefs.Invalid("network-scoped alias is supported only for containers in user defined networks") // moby's updateNetworkConfig
 	}
 	if req.IPv4Address.IsValid() && (n.Predefined || !n.IPv4.UserSubnet) {
 		return errdefs.Invalid("user specified IP address is supported only when connecting to networks with user configured subnets")
