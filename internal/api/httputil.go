@@ -32,8 +32,13 @@ func (s *Server) handle(h handlerFunc) http.HandlerFunc {
 			s.log.Warn("api request failed after the response started", "method", r.Method, "path", r.URL.Path, "err", err)
 			return
 		}
-		if statusOf(err) >= http.StatusInternalServerError {
+		// A refusal (4xx, and 501 for what berth does not do) is the
+		// client's business, but an operator following a client that fails
+		// (berth daemon -D) needs to see which request and why.
+		if status := statusOf(err); status >= http.StatusInternalServerError && status != http.StatusNotImplemented {
 			s.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		} else {
+			s.log.Debug("api request refused", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 		}
 		writeError(w, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	ctypes "github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	imagetypes "github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/storage"
@@ -192,7 +193,17 @@ func (s *Server) inspectImage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, imageInspect(img))
+	resp := imageInspect(img)
+	// The fields moby still fills for older clients (image_routes.go):
+	// Compose v1 reads ContainerConfig to recreate a container, and fails
+	// with KeyError without it (an imported image's is empty).
+	if v := apiVersion(r.Context()); lessThan(v, "1.45") {
+		resp.ContainerConfig = &ctypes.Config{}
+		if lessThan(v, "1.44") {
+			resp.VirtualSize = resp.Size
+		}
+	}
+	return writeJSON(w, http.StatusOK, resp)
 }
 
 func imageInspect(img *image.Image) imagetypes.InspectResponse {

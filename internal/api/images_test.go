@@ -1,6 +1,8 @@
 package api
 
 import (
+	"bytes"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -90,6 +92,19 @@ func TestImageInspectAndRemove(t *testing.T) {
 		}
 	}
 	wantError(t, call(t, s, http.MethodGet, "/v1.51/images/nope/json", ""), http.StatusNotFound, "No such image: nope")
+	// ContainerConfig (and VirtualSize before 1.44) for older clients, as
+	// moby's: Compose v1 reads it when it recreates a container.
+	for _, tc := range []struct {
+		version         string
+		config, virtual bool
+	}{{"1.51", false, false}, {"1.45", false, false}, {"1.44", true, false}, {"1.41", true, true}} {
+		got := decode[map[string]any](t, call(t, s, http.MethodGet, "/v"+tc.version+"/images/busybox/json", ""))
+		_, config := got["ContainerConfig"]
+		_, virtual := got["VirtualSize"]
+		if config != tc.config || virtual != tc.virtual {
+			t.Errorf("API %s: ContainerConfig %v, VirtualSize %v; want %v, %v", tc.version, config, virtual, tc.config, tc.virtual)
+		}
+	}
 	rec := call(t, s, http.MethodDelete, "/v1.51/images/busybox", "")
 	wantStatus(t, rec, http.StatusOK)
 	want := `[{"Untagged":"busybox:latest"},{"Deleted":"sha256:` + hexID("b0") + `"}]` + "\n"
@@ -97,4 +112,22 @@ func TestImageInspectAndRemove(t *testing.T) {
 		t.Errorf("delete (-want +got):\n%s", diff)
 	}
 	wantError(t, call(t, s, http.MethodDelete, "/v1.51/images/nope", ""), http.StatusNotFound, "No such image: nope")
+}
+
+// TestRefusalsLogged: with the daemon's -D, a refused request (4xx, or a
+// 501 for what berth does not do) is logged with its status and reason,
+// so that an operator can see why a client failed.
+func TestRefusalsLogged(t *testing.T) {
+	var buf bytes.Buffer
+	s := New(newFakeBackend(), slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	call(t, s, http.MethodGet, "/v1.51/images/nope/json", "")
+	call(t, s, http.MethodGet, "/v1.51/events", "")
+	for _, want := range []string{
+		`msg="api request refused" method=GET path=/images/nope/json status=404 err="No such image: nope"`,
+		`msg="api request refused" method=GET path=/events status=501 err="docker events is not supported by berth"`,
+	} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, buf.String())
+		}
+	}
 }

@@ -55,7 +55,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("GET /volumes/{name}", notFoundVolume)
 	m.HandleFunc("GET /plugins/{name}/json", notFoundPlugin)
 	for pattern, command := range unimplemented {
-		m.HandleFunc(pattern, notImplemented(command))
+		m.HandleFunc(pattern, h(notImplemented(command)))
 	}
 	return m
 }
@@ -86,8 +86,8 @@ var unimplemented = map[string]string{
 }
 
 // notImplemented answers 501 "<command> is not supported by berth".
-func notImplemented(command string) http.HandlerFunc {
-	return func(w http.ResponseWriter, _ *http.Request) {
-		writeError(w, errdefs.NotImplemented("%s is not supported by berth", command))
+func notImplemented(command string) handlerFunc {
+	return func(http.ResponseWriter, *http.Request) error {
+		return errdefs.NotImplemented("%s is not supported by berth", command)
 	}
 }
