@@ -3,8 +3,10 @@ package api
 import (
 	"context"
 	"io"
+	"time"
 
 	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/events"
 	"github.com/berth-net/berth/internal/network"
 	"github.com/berth-net/berth/internal/runtime/image"
 )
@@ -16,6 +18,9 @@ import (
 // A ref is what the user typed: a full ID, a unique ID prefix, or a name.
 type Backend interface {
 	SystemInfo(ctx context.Context) (SystemInfo, error)
+	// Events returns the events at or after since (none when since is
+	// zero) and a channel of those that follow, until cancel.
+	Events(since time.Time) (past []events.Event, next <-chan events.Event, cancel func())
 
 	Networks(ctx context.Context) ([]*network.Network, error)
 	Network(ctx context.Context, ref string) (*network.Network, error)

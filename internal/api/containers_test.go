@@ -396,7 +396,7 @@ func TestUnimplementedRoutes(t *testing.T) {
 		{http.MethodGet, "/v1.51/containers/test1/stats?stream=0", "docker stats is not supported by berth"},
 		{http.MethodHead, "/v1.51/containers/test1/archive?path=/etc", "docker cp is not supported by berth"},
 		{http.MethodPost, "/v1.51/containers/prune", "docker container prune is not supported by berth"},
-		{http.MethodGet, "/v1.51/events", "docker events is not supported by berth"},
+		{http.MethodGet, "/v1.51/system/df", "docker system df is not supported by berth"},
 		{http.MethodPost, "/v1.51/images/busybox/tag?repo=x", "docker tag/push is not supported by berth"},
 	} {
 		rec := call(t, s, tc.method, tc.path, "")

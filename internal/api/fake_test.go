@@ -12,6 +12,7 @@ import (
 
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/events"
 	"github.com/berth-net/berth/internal/network"
 	"github.com/berth-net/berth/internal/runtime/image"
 )
@@ -20,6 +21,7 @@ import (
 // mutations so tests can assert that a rejected request changed nothing,
 // and lets tests replace the streaming calls with hooks.
 type fakeBackend struct {
+	events      *events.Log
 	mu          sync.Mutex
 	info        SystemInfo
 	networks    []*network.Network
@@ -126,6 +128,7 @@ func newFakeBackend() *fakeBackend {
 		Gateway: netip.MustParseAddr("10.5.0.1"), StaticIP: true, Aliases: []string{"db"}, State: network.EndpointReady,
 	}
 	return &fakeBackend{
+		events: events.New(nil),
 		info: SystemInfo{
 			ID: "BERTH:TEST", Name: "testhost", Containers: 2, Running: 2, Images: 1,
 			DataRoot: "/var/lib/berth", ExecRoot: "/run/berth", KernelVersion: "6.1.0-test",
@@ -165,6 +168,10 @@ func (f *fakeBackend) Mutations() []string {
 }
 
 func (f *fakeBackend) SystemInfo(context.Context) (SystemInfo, error) { return f.info, nil }
+
+func (f *fakeBackend) Events(since time.Time) ([]events.Event, <-chan events.Event, func()) {
+	return f.events.Subscribe(since)
+}
 
 func (f *fakeBackend) Networks(context.Context) ([]*network.Network, error) {
 	return append([]*network.Network(nil), f.networks...), nil

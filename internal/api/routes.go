@@ -52,6 +52,7 @@ func (s *Server) routes() *http.ServeMux {
 	// (plus "/json" for inspect).
 	m.HandleFunc("GET /images/{name...}", h(s.inspectImage))
 	m.HandleFunc("DELETE /images/{name...}", h(s.removeImage))
+	m.HandleFunc("GET /events", h(s.events))
 	m.HandleFunc("GET /volumes/{name}", notFoundVolume)
 	m.HandleFunc("GET /plugins/{name}/json", notFoundPlugin)
 	for pattern, command := range unimplemented {
@@ -74,7 +75,6 @@ var unimplemented = map[string]string{
 	"PUT /containers/{id}/archive":  "docker cp",
 	"POST /containers/{id}/update":  "docker update",
 	"POST /containers/prune":        "docker container prune",
-	"GET /events":                   "docker events",
 	"GET /system/df":                "docker system df",
 	"POST /commit":                  "docker commit",
 	"POST /build":                   "docker build",

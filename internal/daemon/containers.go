@@ -64,6 +64,7 @@ func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg container
 		return nil, err
 	}
 	d.containers[c.ID] = newCtrState(c)
+	d.containerEvent(c, "create", nil)
 	d.log.Info("container created", "name", name, "id", c.ShortID(), "image", cfg.Image)
 	return cloneContainer(c), nil
 }
@@ -362,6 +363,7 @@ func (d *Daemon) remove(cs *ctrState, id string) error {
 	delete(d.containers, id)
 	d.mu.Unlock()
 	close(cs.removed)
+	d.containerEvent(cs.c, "destroy", nil)
 	d.log.Info("container removed", "name", cs.c.Name, "id", cs.c.ShortID())
 	return nil
 }
@@ -409,6 +411,7 @@ func (d *Daemon) RenameContainer(ctx context.Context, ref, newName string) error
 		_ = d.setName(c, oldName, false)
 		return fmt.Errorf("rename container %s: %w", oldName, err)
 	}
+	d.containerEvent(c, "rename", map[string]string{"oldName": "/" + oldName})
 	d.log.Info("container renamed", "id", c.ShortID(), "old", oldName, "name", newName)
 	return nil
 }

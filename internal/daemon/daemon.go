@@ -20,6 +20,7 @@ import (
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/dns"
 	"github.com/berth-net/berth/internal/driver/bridge"
+	"github.com/berth-net/berth/internal/events"
 	"github.com/berth-net/berth/internal/firewall/nftables"
 	"github.com/berth-net/berth/internal/network"
 	"github.com/berth-net/berth/internal/portalloc"
@@ -53,6 +54,7 @@ type Daemon struct {
 	images  *image.Store
 	driver  *bridge.Driver
 	resolv  *hostResolv
+	events  *events.Log
 	// resolvSystemd is systemd-resolved's list of the host's real servers,
 	// for containers without a resolver when the host's file names only
 	// its stub (nil when the daemon reads a file of its own choosing).
@@ -134,6 +136,7 @@ func (d *Daemon) build() error {
 	d.hostname, _ = os.Hostname()
 	d.hostsFile = "/etc/hosts"
 	d.resolv = &hostResolv{path: cmp.Or(d.cfg.ResolvConf, "/etc/resolv.conf")}
+	d.events = events.New(nil)
 	if d.cfg.ResolvConf == "" {
 		d.resolvSystemd = &hostResolv{path: "/run/systemd/resolve/resolv.conf"}
 	}

@@ -217,6 +217,8 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, net conta
 		return err
 	}
 	go d.monitor(cs, proc, cs.exited)
+	d.containerNetworksEvent(c, "connect")
+	d.containerEvent(c, "start", nil)
 	d.log.Info("container started", "name", c.Name, "id", c.ShortID(), "pid", proc.Pid)
 	return nil
 }
@@ -265,6 +267,8 @@ func (d *Daemon) onExit(cs *ctrState, code int, exited chan struct{}) {
 		d.log.Error("record container exit", "id", c.ShortID(), "err", err)
 	}
 	autoRemove, name, restarting := c.Config.AutoRemove, c.Name, c.State.Status == container.StatusRestarting
+	d.containerNetworksEvent(c, "disconnect")
+	d.dieEvent(c, code, ran)
 	close(exited)
 	cs.mu.Unlock()
 	d.forgetExecs(c.ID)
@@ -334,8 +338,11 @@ func (d *Daemon) StopContainer(ctx context.Context, ref string, timeout *int, si
 	}
 	proc, exited := cs.proc, cs.exited
 	id := cs.c.ID
-	cs.mu.Unlock()
 	sig, err := parseSignal(signal, syscall.SIGTERM)
+	if err == nil {
+		d.killEvent(cs.c, sig) // moby logs the stop signal as a kill
+	}
+	cs.mu.Unlock()
 	if err != nil {
 		return err
 	}
@@ -345,19 +352,34 @@ func (d *Daemon) StopContainer(ctx context.Context, ref string, timeout *int, si
 	if wait >= 0 {
 		select {
 		case <-exited:
+			d.stoppedEvent(cs)
 			return nil
 		case <-time.After(time.Duration(wait) * time.Second):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
-	return d.killAndWait(ctx, cs)
+	if err := d.killAndWait(ctx, cs); err != nil {
+		return err
+	}
+	d.stoppedEvent(cs)
+	return nil
+}
+
+// stoppedEvent is the "stop" a docker stop logs once the container died.
+func (d *Daemon) stoppedEvent(cs *ctrState) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	d.containerEvent(cs.c, "stop", nil)
 }
 
 // killAndWait sends SIGKILL and waits until the exit is recorded.
 func (d *Daemon) killAndWait(ctx context.Context, cs *ctrState) error {
 	cs.mu.Lock()
 	proc, exited, id, running := cs.proc, cs.exited, cs.c.ID, cs.c.Running()
+	if running {
+		d.killEvent(cs.c, syscall.SIGKILL)
+	}
 	cs.mu.Unlock()
 	if !running {
 		return nil
@@ -401,6 +423,9 @@ func (d *Daemon) KillContainer(ctx context.Context, ref string, signal string) e
 		if sig == syscall.SIGKILL || cs.c.Config.StopSignal == "" || sig == stopSignalOf(cs.c) {
 			cs.exitOnNext = true
 		}
+	}
+	if running && sig != syscall.SIGKILL { // killAndWait logs a SIGKILL's
+		d.killEvent(cs.c, sig)
 	}
 	cs.mu.Unlock()
 	if !running {

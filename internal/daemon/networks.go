@@ -32,13 +32,22 @@ func (d *Daemon) CreateNetwork(ctx context.Context, req network.CreateRequest) (
 	if err != nil {
 		return nil, err
 	}
+	d.networkEvent(n, "create", "")
 	return d.withRouteWarnings(n), nil
 }
 
 // RemoveNetwork removes a user network without endpoints. Containers that
 // are stopped but configured for it keep a dangling reference, as in Docker.
 func (d *Daemon) RemoveNetwork(ctx context.Context, ref string) error {
-	return d.net.RemoveNetwork(ctx, ref)
+	n, err := d.net.Network(ref)
+	if err != nil {
+		return err
+	}
+	if err := d.net.RemoveNetwork(ctx, ref); err != nil {
+		return err
+	}
+	d.networkEvent(n, "destroy", "")
+	return nil
 }
 
 // PruneNetworks removes unused user networks.
@@ -100,6 +109,7 @@ func (d *Daemon) ConnectNetwork(ctx context.Context, netRef, ctrRef string, req 
 	c.Config.Networks = nets
 	hostsErr := d.writeHosts(c)
 	d.connectDNS(c)
+	d.networkEvent(n, "connect", c.ID)
 	return hostsErr
 }
 
@@ -156,6 +166,7 @@ func (d *Daemon) DisconnectNetwork(ctx context.Context, netRef, ctrRef string, f
 	default:
 		return errors.Join(err, d.putContainer(c)) // the record as it was
 	}
+	d.networkEvent(n, "disconnect", c.ID)
 	return d.writeHosts(c)
 }
 

@@ -42,3 +42,33 @@ func TestHostConfigShownAndNoHealthcheck(t *testing.T) {
 		t.Errorf("--health-cmd: exit %d, %q; want it refused by name", code, errOut)
 	}
 }
+
+// TestDockerEvents: docker events (what Docker Compose follows for `up` in
+// the foreground and `logs -f`) reports a container's life and its
+// network's in Docker's words, with the labels and the exit code; a
+// filter on a label picks one project's.
+func TestDockerEvents(t *testing.T) {
+	w, _ := startWorld(t)
+	since := strings.TrimSpace(mustDocker(t, w, "run", "--rm", testworld.BusyboxImage, "date", "+%s"))
+	mustDocker(t, w, "network", "create", "evnet")
+	mustDocker(t, w, "run", "-d", "--name", "ev1", "--label", "project=shop", "--network", "evnet", testworld.BusyboxImage, "sleep", "600")
+	mustDocker(t, w, "run", "-d", "--name", "ev2", "--label", "project=blog", testworld.BusyboxImage, "sleep", "600")
+	mustDocker(t, w, "stop", "-t", "0", "ev1")
+	mustDocker(t, w, "rm", "ev1")
+	mustDocker(t, w, "network", "rm", "evnet")
+	until := strings.TrimSpace(mustDocker(t, w, "run", "--rm", testworld.BusyboxImage, "sh", "-c", "sleep 1; date +%s"))
+	got := mustDocker(t, w, "events", "--since", since, "--until", until, "--filter", "label=project=shop",
+		"--format", `{{.Type}} {{.Action}} {{.Actor.Attributes.name}}{{with .Actor.Attributes.signal}} signal={{.}}{{end}}{{with .Actor.Attributes.exitCode}} exitCode={{.}}{{end}}`)
+	// As moby: the stop signal and then the SIGKILL are each a kill (busybox
+	// sleep as PID 1 ignores SIGTERM), then die, stop; rm: destroy.
+	want := "container create ev1\ncontainer start ev1\ncontainer kill ev1 signal=15\ncontainer kill ev1 signal=9\n" +
+		"container die ev1 exitCode=137\ncontainer stop ev1\ncontainer destroy ev1\n"
+	if got != want {
+		t.Errorf("events of project shop:\n%s\nwant:\n%s", got, want)
+	}
+	got = mustDocker(t, w, "events", "--since", since, "--until", until, "--filter", "type=network", "--filter", "network=evnet",
+		"--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}")
+	if want := "network create evnet\nnetwork connect evnet\nnetwork disconnect evnet\nnetwork destroy evnet\n"; got != want {
+		t.Errorf("events of network evnet:\n%s\nwant:\n%s", got, want)
+	}
+}

@@ -1,0 +1,136 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	eventtypes "github.com/docker/docker/api/types/events"
+
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/events"
+)
+
+// eventFilters are the filter keys `docker events` sends; those of kinds
+// berth has no events of (volume, plugin, ...) are accepted and match
+// nothing of theirs, as in Docker.
+var eventFilters = map[string]bool{
+	"type": true, "event": true, "container": true, "network": true, "image": true, "label": true,
+	"scope": true, "daemon": true, "volume": true, "plugin": true, "node": true, "service": true, "secret": true, "config": true,
+}
+
+// events serves GET /events: the events since ?since (a Unix time, with
+// nanoseconds after a dot, as the docker CLI sends it) that match
+// ?filters, then each new one as it happens, one JSON message per line,
+// until ?until or until the client goes away. Docker Compose follows a
+// project's containers this way (up in the foreground, logs -f).
+func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
+	args, err := parseFilters(r, eventFilters)
+	if err != nil {
+		return err
+	}
+	f := events.Filter{
+		Types: args.Get("type"), Actions: args.Get("event"), Containers: args.Get("container"),
+		Networks: args.Get("network"), Images: args.Get("image"), Labels: args.Get("label"),
+	}
+	for _, key := range []string{"volume", "plugin", "daemon", "node", "service", "secret", "config"} {
+		if len(args.Get(key)) > 0 {
+			f.Types = append(f.Types, "\x00"+key) // a kind with no events here: nothing matches
+		}
+	}
+	since, err := eventTime(r, "since")
+	if err != nil {
+		return err
+	}
+	until, err := eventTime(r, "until")
+	if err != nil {
+		return err
+	}
+	if !since.IsZero() && !until.IsZero() && until.Before(since) {
+		return errdefs.Invalid("`since` time (%s) cannot be after `until` time (%s)", r.URL.Query().Get("since"), r.URL.Query().Get("until"))
+	}
+	past, ch, cancel := s.backend.Events(since)
+	defer cancel()
+
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	enc := json.NewEncoder(w)
+	// send writes e if it matches; false once e is past until.
+	send := func(e events.Event) (bool, error) {
+		if !until.IsZero() && e.Time.After(until) {
+			return false, nil
+		}
+		if f.Match(e) {
+			if err := enc.Encode(eventMessage(e)); err != nil {
+				return false, err
+			}
+			return true, rc.Flush()
+		}
+		return true, nil
+	}
+	for _, e := range past {
+		if more, err := send(e); !more || err != nil {
+			return nil // the response has started: an error only ends it
+		}
+	}
+	var deadline <-chan time.Time
+	if !until.IsZero() {
+		t := time.NewTimer(time.Until(until))
+		defer t.Stop()
+		deadline = t.C
+	}
+	for {
+		select {
+		case e, ok := <-ch:
+			if !ok {
+				return nil
+			}
+			if more, err := send(e); !more || err != nil {
+				return nil
+			}
+		case <-deadline:
+			return nil
+		case <-r.Context().Done():
+			return nil
+		}
+	}
+}
+
+// eventTime parses ?since or ?until: Unix seconds, optionally with
+// nanoseconds after a dot (moby's timetypes.ParseTimestamps).
+func eventTime(r *http.Request, key string) (time.Time, error) {
+	v := r.URL.Query().Get(key)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	secs, nanos, _ := strings.Cut(v, ".")
+	sec, err := strconv.ParseInt(secs, 10, 64)
+	if err != nil {
+		return time.Time{}, errdefs.Invalid("invalid value for %s: %q", key, v)
+	}
+	var nsec int64
+	if nanos != "" {
+		if nsec, err = strconv.ParseInt((nanos + "000000000")[:9], 10, 64); err != nil {
+			return time.Time{}, errdefs.Invalid("invalid value for %s: %q", key, v)
+		}
+	}
+	return time.Unix(sec, nsec), nil
+}
+
+// eventMessage is e as Docker's API sends it, with the deprecated
+// status, id and from of container events still filled, as moby's are.
+func eventMessage(e events.Event) eventtypes.Message {
+	m := eventtypes.Message{
+		Type: eventtypes.Type(e.Type), Action: eventtypes.Action(e.Action),
+		Actor: eventtypes.Actor{ID: e.ActorID, Attributes: e.Attributes},
+		Scope: "local", Time: e.Time.Unix(), TimeNano: e.Time.UnixNano(),
+	}
+	if e.Type == events.TypeContainer {
+		m.Status, m.ID, m.From = e.Action, e.ActorID, e.Attributes["image"] //nolint:staticcheck // still sent by moby
+	}
+	return m
+}

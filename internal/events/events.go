@@ -1,0 +1,147 @@
+// Package events is the daemon's event log, what `docker events` and
+// Docker Compose follow: containers created, started, dying (with their
+// exit code), stopped, killed, renamed, restarted and destroyed, and
+// networks created, connected, disconnected and destroyed. It keeps the
+// last events for clients that ask for those since a time, and hands new
+// ones to subscribers. Pure: no I/O, no Docker wire types (the API turns
+// an Event into Docker's events.Message).
+package events
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Kinds of actors, as Docker names them.
+const (
+	TypeContainer = "container"
+	TypeNetwork   = "network"
+)
+
+// Event is one thing that happened to an actor.
+type Event struct {
+	Type       string // TypeContainer, TypeNetwork
+	Action     string // "create", "start", "die", ...
+	ActorID    string
+	Attributes map[string]string // a container's: its labels, "name", "image", and the action's own
+	Time       time.Time
+}
+
+// keep is how many past events the log keeps for "since" (moby keeps 256).
+const keep = 256
+
+// subBuffer is how far a subscriber may fall behind before it is dropped
+// (its stream ends; a client that cannot keep up asks again).
+const subBuffer = 1024
+
+// Log keeps the last events and hands new ones to subscribers. Safe for
+// concurrent use; Publish never waits for a subscriber.
+type Log struct {
+	now func() time.Time
+
+	mu   sync.Mutex
+	past []Event
+	subs map[chan Event]struct{}
+}
+
+// New returns an empty log; now is the clock (nil: time.Now).
+func New(now func() time.Time) *Log {
+	if now == nil {
+		now = time.Now
+	}
+	return &Log{now: now, subs: map[chan Event]struct{}{}}
+}
+
+// Publish records e, stamped with the time now, and sends it to every
+// subscriber; one whose buffer is full is dropped (its channel closed).
+func (l *Log) Publish(e Event) {
+	e.Time = l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.past) == keep {
+		l.past = slices.Delete(l.past, 0, 1)
+	}
+	l.past = append(l.past, e)
+	for ch := range l.subs {
+		select {
+		case ch <- e:
+		default:
+			delete(l.subs, ch)
+			close(ch)
+		}
+	}
+}
+
+// Subscribe returns the kept events at or after since (none when since
+// is zero) and a channel of the events after them, until cancel is
+// called (or the subscriber falls too far behind: the channel closes).
+func (l *Log) Subscribe(since time.Time) (past []Event, ch <-chan Event, cancel func()) {
+	c := make(chan Event, subBuffer)
+	l.mu.Lock()
+	if !since.IsZero() {
+		for _, e := range l.past {
+			if !e.Time.Before(since) {
+				past = append(past, e)
+			}
+		}
+	}
+	l.subs[c] = struct{}{}
+	l.mu.Unlock()
+	return past, c, func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if _, ok := l.subs[c]; ok {
+			delete(l.subs, c)
+			close(c)
+		}
+	}
+}
+
+// Filter selects events as `docker events --filter` does (moby's
+// daemon/events/filter.go): each key given must match; several values
+// of one key are alternatives.
+type Filter struct {
+	Types      []string // "container", "network"
+	Actions    []string // "start", "die", ...
+	Containers []string // names, IDs or ID prefixes
+	Networks   []string // names, IDs or ID prefixes
+	Images     []string // a container's image, as it was given
+	Labels     []string // "key" or "key=value", matched against the attributes
+}
+
+// Match reports whether e passes f.
+func (f Filter) Match(e Event) bool {
+	switch {
+	case len(f.Types) > 0 && !slices.Contains(f.Types, e.Type):
+		return false
+	case len(f.Actions) > 0 && !slices.Contains(f.Actions, e.Action):
+		return false
+	case len(f.Containers) > 0 && (e.Type != TypeContainer || !matchActor(f.Containers, e)):
+		return false
+	case len(f.Networks) > 0 && (e.Type != TypeNetwork || !matchActor(f.Networks, e)):
+		return false
+	case len(f.Images) > 0 && !slices.Contains(f.Images, e.Attributes["image"]):
+		return false
+	}
+	for _, l := range f.Labels {
+		k, v, withValue := strings.Cut(l, "=")
+		got, ok := e.Attributes[k]
+		if !ok || (withValue && got != v) {
+			return false
+		}
+	}
+	return true
+}
+
+// matchActor is moby's fuzzy match: the actor's name, or its ID or a
+// prefix of it.
+func matchActor(refs []string, e Event) bool {
+	for _, r := range refs {
+		if r == e.Attributes["name"] || (r != "" && strings.HasPrefix(e.ActorID, r)) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,87 @@
+package events
+
+import (
+	"testing"
+	"time"
+)
+
+func TestFilterMatch(t *testing.T) {
+	start := Event{Type: TypeContainer, Action: "start", ActorID: "abcdef123456",
+		Attributes: map[string]string{"name": "web", "image": "busybox", "com.docker.compose.project": "shop"}}
+	connect := Event{Type: TypeNetwork, Action: "connect", ActorID: "0123456789ab",
+		Attributes: map[string]string{"name": "front", "type": "bridge", "container": "abcdef123456"}}
+	tests := []struct {
+		name string
+		f    Filter
+		e    Event
+		want bool
+	}{
+		{"no filter", Filter{}, start, true},
+		{"type", Filter{Types: []string{"container"}}, start, true},
+		{"other type", Filter{Types: []string{"network"}}, start, false},
+		{"one of two actions", Filter{Actions: []string{"die", "start"}}, start, true},
+		{"container by name", Filter{Containers: []string{"web"}}, start, true},
+		{"container by ID prefix", Filter{Containers: []string{"abcdef"}}, start, true},
+		{"another container", Filter{Containers: []string{"db"}}, start, false},
+		{"container filter on a network event", Filter{Containers: []string{"web"}}, connect, false},
+		{"network by name", Filter{Networks: []string{"front"}}, connect, true},
+		{"label key=value (Compose's)", Filter{Labels: []string{"com.docker.compose.project=shop"}}, start, true},
+		{"label of another project", Filter{Labels: []string{"com.docker.compose.project=blog"}}, start, false},
+		{"label key only", Filter{Labels: []string{"com.docker.compose.project"}}, start, true},
+		{"every label must match", Filter{Labels: []string{"com.docker.compose.project=shop", "tier=db"}}, start, false},
+		{"keys combine", Filter{Types: []string{"container"}, Actions: []string{"die"}}, start, false},
+	}
+	for _, tt := range tests {
+		if got := tt.f.Match(tt.e); got != tt.want {
+			t.Errorf("%s: Match = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestLogSinceAndSubscribe(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := New(func() time.Time { now = now.Add(time.Second); return now })
+	for i := range keep + 10 {
+		l.Publish(Event{Type: TypeContainer, Action: "create", ActorID: string(rune('a' + i%26))})
+	}
+	past, ch, cancel := l.Subscribe(time.Unix(1000+keep+10-4, 0))
+	if len(past) != 5 {
+		t.Errorf("%d past events since the 5th to last, want 5", len(past))
+	}
+	if all, _, c := l.Subscribe(time.Unix(1, 0)); len(all) != keep {
+		t.Errorf("%d events kept, want %d", len(all), keep)
+	} else {
+		c()
+	}
+	if none, _, c := l.Subscribe(time.Time{}); len(none) != 0 {
+		t.Errorf("%d past events with no since, want none", len(none))
+	} else {
+		c()
+	}
+	l.Publish(Event{Type: TypeNetwork, Action: "destroy"})
+	if e := <-ch; e.Action != "destroy" || e.Time != now {
+		t.Errorf("got %+v, want the destroy stamped %v", e, now)
+	}
+	cancel()
+	if _, ok := <-ch; ok {
+		t.Error("channel open after cancel")
+	}
+	cancel() // twice is fine
+}
+
+// A subscriber that does not read is dropped, never waited for.
+func TestSlowSubscriberDropped(t *testing.T) {
+	l := New(nil)
+	_, ch, cancel := l.Subscribe(time.Time{})
+	defer cancel()
+	for range subBuffer + 1 {
+		l.Publish(Event{Type: TypeContainer, Action: "start"})
+	}
+	n := 0
+	for range ch {
+		n++
+	}
+	if n != subBuffer {
+		t.Errorf("read %d events before the channel closed, want %d", n, subBuffer)
+	}
+}
