@@ -97,6 +97,41 @@ type ctrState struct {
 	// exitOnNext rules out a restart at the current run's exit: the user
 	// stopped it, killed it with its stop signal, or removed it.
 	exitOnNext bool
+	// attached counts the attached clients (docker run without -d) still
+	// reading the output, and attachedGone closes when it falls to zero:
+	// an AutoRemove waits for them, or it would delete the log files under
+	// a client that has not read them yet. Both under mu.
+	attached     int
+	attachedGone chan struct{}
+}
+
+// attach counts a client in; the func it returns counts it out.
+func (cs *ctrState) attach() (detach func()) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.attached == 0 {
+		cs.attachedGone = make(chan struct{})
+	}
+	cs.attached++
+	return func() {
+		cs.mu.Lock()
+		defer cs.mu.Unlock()
+		if cs.attached--; cs.attached == 0 {
+			close(cs.attachedGone)
+		}
+	}
+}
+
+// attachesGone is closed once no client is attached (already, if none is).
+func (cs *ctrState) attachesGone() <-chan struct{} {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.attached == 0 {
+		gone := make(chan struct{})
+		close(gone)
+		return gone
+	}
+	return cs.attachedGone
 }
 
 // cancelRestartLocked calls off a pending restart of the policy, if any.

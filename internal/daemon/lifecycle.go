@@ -274,6 +274,7 @@ func (d *Daemon) onExit(cs *ctrState, code int, exited chan struct{}) {
 	d.forgetExecs(c.ID)
 	d.log.Info("container exited", "name", name, "id", c.ShortID(), "code", code, "restarting", restarting)
 	if autoRemove {
+		d.awaitAttaches(cs)
 		if err := d.remove(cs, c.ID); err != nil {
 			d.log.Error("auto-remove", "id", c.ShortID(), "err", err)
 		}

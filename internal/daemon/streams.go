@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"io"
+	"time"
 
 	"github.com/berth-net/berth/internal/api"
 	"github.com/berth-net/berth/internal/container"
@@ -17,6 +18,7 @@ func (d *Daemon) AttachContainer(ctx context.Context, ref string, s api.Streams)
 	if err != nil {
 		return err
 	}
+	defer cs.attach()()
 	cs.mu.Lock()
 	status, exited, started := cs.c.Status(), cs.exited, cs.started
 	openStdin, stdinOnce, id := cs.c.Config.OpenStdin, cs.c.Config.StdinOnce, cs.c.ID
@@ -95,4 +97,22 @@ func (d *Daemon) ResizeContainer(ctx context.Context, ref string, height, width 
 		return nil
 	}
 	return d.runtime.Resize(id, height, width)
+}
+
+// attachDrainLimit bounds how long an AutoRemove waits for attached
+// clients to read the output of the run that ended (they read files, so
+// it takes them milliseconds); it only keeps a stuck client from keeping
+// the container forever.
+const attachDrainLimit = 10 * time.Second
+
+// awaitAttaches waits until the clients attached to cs have read what the
+// run printed (they return once it exited), for an AutoRemove: a command
+// that printed and exited at once, before its docker run had opened the
+// log, lost its output when the removal came first.
+func (d *Daemon) awaitAttaches(cs *ctrState) {
+	select {
+	case <-cs.attachesGone():
+	case <-time.After(attachDrainLimit):
+		d.log.Warn("removing a container whose attached client is still reading", "id", cs.c.ShortID())
+	}
 }

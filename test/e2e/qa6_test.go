@@ -72,3 +72,17 @@ func TestDockerEvents(t *testing.T) {
 		t.Errorf("events of network evnet:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// TestRunRmKeepsQuickOutput: docker run --rm of a command that prints and
+// exits at once shows its output every time. The AutoRemove waits for
+// the attached client to read the log; when the exit came first (a
+// command done before its client opened the log), the removal took the
+// log with it and the output was lost, about one run in twenty.
+func TestRunRmKeepsQuickOutput(t *testing.T) {
+	w, _ := startWorld(t)
+	for i := range 20 {
+		if got := mustDocker(t, w, "run", "--rm", testworld.BusyboxImage, "echo", "quick"); got != "quick\n" {
+			t.Fatalf("run %d: output %q, want \"quick\\n\"", i, got)
+		}
+	}
+}
