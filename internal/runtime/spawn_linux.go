@@ -162,9 +162,12 @@ func (rc *reaperClient) dial(req reaperRequest, files []*os.File) (*net.UnixConn
 	return c, nil
 }
 
+// maxReply bounds a reply: a PID, an exit code or an error's text.
+const maxReply = 4 << 10
+
 func readReply(c *net.UnixConn) (reaperReply, error) {
 	var rep reaperReply
-	buf := make([]byte, 64<<10)
+	buf := make([]byte, maxReply)
 	n, err := c.Read(buf)
 	if err != nil {
 		return rep, err
