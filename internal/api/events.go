@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,11 +36,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 		Types: args.Get("type"), Actions: args.Get("event"), Containers: args.Get("container"),
 		Networks: args.Get("network"), Images: args.Get("image"), Labels: args.Get("label"),
 	}
-	for _, key := range []string{"volume", "plugin", "daemon", "node", "service", "secret", "config"} {
-		if len(args.Get(key)) > 0 {
-			f.Types = append(f.Types, "\x00"+key) // a kind with no events here: nothing matches
-		}
-	}
+	// A filter on a kind berth has no events of matches nothing.
+	none := slices.ContainsFunc([]string{"volume", "plugin", "daemon", "node", "service", "secret", "config"},
+		func(key string) bool { return len(args.Get(key)) > 0 })
 	since, err := eventTime(r, "since")
 	if err != nil {
 		return err
@@ -64,7 +63,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 		if !until.IsZero() && e.Time.After(until) {
 			return false, nil
 		}
-		if f.Match(e) {
+		if !none && f.Match(e) {
 			if err := enc.Encode(eventMessage(e)); err != nil {
 				return false, err
 			}
