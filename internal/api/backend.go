@@ -11,6 +11,14 @@ import (
 	"github.com/berth-net/berth/internal/runtime/image"
 )
 
+// LinkNames are a container's legacy links (docker run --link) as Docker
+// shows them: its own in HostConfig.Links ("/child:/parent/alias") and
+// the names it has as a child, beside its own, in docker ps ("/parent/alias").
+type LinkNames struct {
+	Links []string
+	Names []string
+}
+
 // Backend is everything the API server needs from the daemon, in berth's
 // own types. The server translates between these and Docker's wire types;
 // errors carry an errdefs kind that picks the HTTP status.
@@ -45,6 +53,12 @@ type Backend interface {
 	StopContainer(ctx context.Context, ref string, timeout *int, signal string) error
 	KillContainer(ctx context.Context, ref string, signal string) error
 	RemoveContainer(ctx context.Context, ref string, force bool) error
+	// ContainerLinks are the container's legacy links as inspect and ps
+	// show them.
+	ContainerLinks(ctx context.Context, id string) LinkNames
+	// RemoveLink removes the legacy link named "/parent/alias" (docker rm
+	// --link), not a container.
+	RemoveLink(ctx context.Context, name string) error
 	// RenameContainer gives the container a new name (without the "/").
 	RenameContainer(ctx context.Context, ref, name string) error
 	// WaitContainer returns at once; the channel yields one result when the

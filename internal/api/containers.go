@@ -113,7 +113,7 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 		if args.Contains("network") && !onNetwork(atts, args) {
 			continue
 		}
-		sum := containerSummary(c, atts, s.now())
+		sum := containerSummary(c, atts, s.backend.ContainerLinks(r.Context(), c.ID), s.now())
 		if (publish != nil || expose != nil) && !hasPort(sum.Ports, publish, expose) {
 			continue
 		}
@@ -202,7 +202,8 @@ func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, containerInspect(c, atts, apiVersion(r.Context())))
+	links := s.backend.ContainerLinks(r.Context(), c.ID)
+	return writeJSON(w, http.StatusOK, containerInspect(c, atts, links, apiVersion(r.Context())))
 }
 
 func (s *Server) startContainer(w http.ResponseWriter, r *http.Request) error {
@@ -282,8 +283,28 @@ func (s *Server) renameContainer(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) removeContainer(w http.ResponseWriter, r *http.Request) error {
-	// v (volumes) and link are accepted and mean nothing: berth has neither.
-	if err := s.backend.RemoveContainer(r.Context(), r.PathValue("id"), boolValue(r, "force")); err != nil {
+	// v (volumes) is accepted and means nothing: berth has no volumes.
+	var err error
+	if boolValue(r, "link") {
+		err = s.backend.RemoveLink(r.Context(), r.PathValue("id"))
+	} else {
+		err = s.backend.RemoveContainer(r.Context(), r.PathValue("id"), boolValue(r, "force"))
+	}
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// removeLink is docker rm --link PARENT/ALIAS: the link's name has a
+// slash, which the client does not escape.
+func (s *Server) removeLink(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("parent") + "/" + r.PathValue("alias")
+	if !boolValue(r, "link") {
+		return errdefs.NotFound("No such container: %s", name)
+	}
+	if err := s.backend.RemoveLink(r.Context(), name); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

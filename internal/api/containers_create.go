@@ -67,6 +67,10 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 	if err != nil {
 		return container.Config{}, err
 	}
+	links, err := legacyLinks(mode, hc.Links)
+	if err != nil {
+		return container.Config{}, err
+	}
 	// Checked here and kept as given, as moby keeps them (inspect shows
 	// them so); the runtime normalizes them at each start.
 	for _, caps := range [][]string{hc.CapAdd, hc.CapDrop} {
@@ -99,6 +103,7 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 		AutoRemove:      autoRemove,
 		RestartPolicy:   restartPolicyOf(hc.RestartPolicy),
 		Networks:        nets,
+		Links:           links,
 		DNS:             hc.DNS,
 		DNSSearch:       hc.DNSSearch,
 		DNSOptions:      hc.DNSOptions,
@@ -128,6 +133,9 @@ func checkCreate(c *ctypes.Config, hc *ctypes.HostConfig) error {
 	if err := checkSharedNetns(c, hc); err != nil {
 		return err
 	}
+	if hc.NetworkMode.IsHost() && len(hc.Links) > 0 {
+		return errdefs.Invalid("conflicting options: host type networking can't be used with links. This would result in undefined behavior")
+	}
 	if err := unappliedHostConfig(hc); err != nil {
 		return err
 	}
@@ -140,6 +148,26 @@ func checkCreate(c *ctypes.Config, hc *ctypes.HostConfig) error {
 		return err
 	}
 	return checkExtraHosts(hc.ExtraHosts)
+}
+
+// legacyLinks reads HostConfig.Links. moby keeps them only for a
+// container whose network mode is not a user-defined network; on those,
+// the docker CLI and Compose send the links in the endpoint settings too,
+// where they are name aliases (network.JoinRequest.Links). The daemon
+// finds each child (Daemon.planLinks).
+func legacyLinks(mode string, links []string) ([]container.Link, error) {
+	var out []container.Link
+	for _, l := range links {
+		name, alias, err := container.ParseLink(l)
+		if err != nil {
+			return nil, errdefs.Invalid("%w", err)
+		}
+		out = append(out, container.Link{Name: strings.TrimPrefix(name, "/"), Alias: alias})
+	}
+	if ctypes.NetworkMode(mode).IsUserDefined() {
+		return nil, nil
+	}
+	return out, nil
 }
 
 // restartPolicyOf is berth's form of a validated policy: none is the zero value.

@@ -50,6 +50,23 @@ func TestContainerCreate(t *testing.T) {
 			}},
 		},
 	}, {
+		name: "legacy links on the default bridge (docker run --link)",
+		path: "/v1.51/containers/create",
+		body: `{"Image":"busybox","HostConfig":{"NetworkMode":"bridge","Links":["db:database","cache","/old:/web1/legacy"]}}`,
+		want: container.Config{
+			Image: "busybox", NetworkMode: "bridge", Networks: map[string]container.EndpointRequest{"bridge": {}},
+			Links: []container.Link{{Name: "db", Alias: "database"}, {Name: "cache", Alias: "cache"}, {Name: "old", Alias: "legacy"}},
+		},
+	}, {
+		name: "links on a user network are the endpoint's aliases, not legacy links",
+		path: "/v1.51/containers/create",
+		body: `{"Image":"busybox","HostConfig":{"NetworkMode":"web","Links":["db:database"]},
+			"NetworkingConfig":{"EndpointsConfig":{"web":{"Links":["db:database"]}}}}`,
+		want: container.Config{
+			Image: "busybox", NetworkMode: "web",
+			Networks: map[string]container.EndpointRequest{"web": {Links: []string{"db:database"}}},
+		},
+	}, {
 		name: "container-wide MAC before API 1.44 goes to the mode's network",
 		path: "/v1.43/containers/create",
 		body: `{"Image":"busybox","MacAddress":"02:00:00:00:00:09","HostConfig":{"NetworkMode":"web"},
@@ -141,7 +158,7 @@ func TestLegacyNetworkSettings(t *testing.T) {
 		t.Helper()
 		f := newFakeBackend()
 		c, _ := f.Container(context.Background(), ref)
-		b, err := json.Marshal(containerInspect(c, f.attachments[c.ID], version))
+		b, err := json.Marshal(containerInspect(c, f.attachments[c.ID], LinkNames{}, version))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -408,4 +425,63 @@ func TestUnimplementedRoutes(t *testing.T) {
 	}
 	// Unknown paths keep moby's answer.
 	wantError(t, call(t, s, http.MethodGet, "/v1.51/no/such/path", ""), http.StatusNotFound, "page not found")
+}
+
+// TestContainerLinksShown: inspect shows a container's legacy links in
+// HostConfig.Links and ps its names as a child, as moby does.
+func TestContainerLinksShown(t *testing.T) {
+	f := newFakeBackend()
+	f.links = map[string]LinkNames{hexID("8975cb01d142"): {Links: []string{"/db:/test2/database"}, Names: []string{"/web/test2"}}}
+	srv := newServer(f)
+	rec := call(t, srv, http.MethodGet, "/v1.51/containers/test2/json", "")
+	wantStatus(t, rec, http.StatusOK)
+	var got struct{ HostConfig struct{ Links []string } }
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"/db:/test2/database"}, got.HostConfig.Links); diff != "" {
+		t.Errorf("HostConfig.Links (-want +got):\n%s", diff)
+	}
+	rec = call(t, srv, http.MethodGet, "/v1.51/containers/json?all=1", "")
+	wantStatus(t, rec, http.StatusOK)
+	var list []struct {
+		ID    string `json:"Id"`
+		Names []string
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &list); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range list {
+		if c.ID == hexID("8975cb01d142") {
+			if diff := cmp.Diff([]string{"/test2", "/web/test2"}, c.Names); diff != "" {
+				t.Errorf("Names (-want +got):\n%s", diff)
+			}
+			return
+		}
+	}
+	t.Errorf("test2 not listed: %s", rec.Body)
+}
+
+// TestRemoveLink: docker rm --link removes a link, never the container;
+// a link name without link=1 names no container.
+func TestRemoveLink(t *testing.T) {
+	tests := []struct {
+		path   string
+		status int
+		want   []string
+	}{
+		{"/v1.51/containers/web/db?link=1", http.StatusNoContent, []string{"RemoveLink web/db"}},
+		{"/v1.51/containers/db?link=1", http.StatusNoContent, []string{"RemoveLink db"}},
+		{"/v1.51/containers/web/db", http.StatusNotFound, nil},
+	}
+	for _, tt := range tests {
+		f := newFakeBackend()
+		rec := call(t, newServer(f), http.MethodDelete, tt.path, "")
+		if rec.Code != tt.status {
+			t.Errorf("DELETE %s: status %d, want %d: %s", tt.path, rec.Code, tt.status, rec.Body)
+		}
+		if diff := cmp.Diff(tt.want, f.Mutations()); diff != "" {
+			t.Errorf("DELETE %s: mutations (-want +got):\n%s", tt.path, diff)
+		}
+	}
 }

@@ -36,7 +36,7 @@ var hostConfigApplied = map[string]bool{
 	"Binds": true, "ContainerIDFile": true, "NetworkMode": true, "PortBindings": true, "RestartPolicy": true,
 	"AutoRemove": true, "VolumesFrom": true, "ConsoleSize": true, "CapAdd": true, "CapDrop": true, "DNS": true,
 	"DNSOptions": true, "DNSSearch": true, "ExtraHosts": true, "PublishAllPorts": true, "ReadonlyRootfs": true,
-	"Sysctls": true, "Mounts": true,
+	"Sysctls": true, "Mounts": true, "Links": true,
 }
 
 // defaultShmSize is Docker's /dev/shm size, which berth's /dev/shm has.

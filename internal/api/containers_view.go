@@ -46,7 +46,7 @@ func livePorts(c *container.Container) []string {
 // containerInspect is Docker's inspect of c. Clients below API 1.52 get the
 // legacy NetworkSettings.IPAddress & co., filled only from the network
 // named "bridge" as Docker does; later clients do not get them at all.
-func containerInspect(c *container.Container, atts []network.Attachment, apiVersion string) any {
+func containerInspect(c *container.Container, atts []network.Attachment, links LinkNames, apiVersion string) any {
 	nets := endpointSettings(c, atts)
 	ns := &ctypes.NetworkSettings{
 		NetworkSettingsBase: ctypes.NetworkSettingsBase{
@@ -74,7 +74,7 @@ func containerInspect(c *container.Container, atts []network.Attachment, apiVers
 			Name:           "/" + c.Name,
 			Driver:         graphDriver,
 			Platform:       "linux",
-			HostConfig:     hostConfig(c.Config),
+			HostConfig:     hostConfig(c.Config, links.Links),
 			GraphDriver:    storage.DriverData{Name: graphDriver, Data: map[string]string{}},
 		},
 		Mounts:          []ctypes.MountPoint{},
@@ -139,8 +139,9 @@ func restartPolicy(p container.RestartPolicy) ctypes.RestartPolicy {
 	return ctypes.RestartPolicy{Name: ctypes.RestartPolicyMode(p.Name), MaximumRetryCount: p.MaximumRetryCount}
 }
 
-func hostConfig(cfg container.Config) *ctypes.HostConfig {
+func hostConfig(cfg container.Config, links []string) *ctypes.HostConfig {
 	return &ctypes.HostConfig{
+		Links:           links,
 		NetworkMode:     ctypes.NetworkMode(cfg.NetworkMode),
 		PortBindings:    hostPortBindings(cfg.PortBindings),
 		PublishAllPorts: cfg.PublishAllPorts,
@@ -211,7 +212,7 @@ func endpointSettings(c *container.Container, atts []network.Attachment) map[str
 }
 
 func requestedEndpoint(req container.EndpointRequest) *nettypes.EndpointSettings {
-	es := &nettypes.EndpointSettings{Aliases: req.Aliases, MacAddress: req.MacAddress}
+	es := &nettypes.EndpointSettings{Aliases: req.Aliases, Links: req.Links, MacAddress: req.MacAddress}
 	if req.IPv4Address.IsValid() {
 		es.IPAMConfig = &nettypes.EndpointIPAMConfig{IPv4Address: req.IPv4Address.String()}
 	}
@@ -228,6 +229,9 @@ func fillEndpoint(es *nettypes.EndpointSettings, c *container.Container, n *netw
 	}
 	if len(ep.Aliases) > 0 {
 		es.Aliases = ep.Aliases
+	}
+	if len(ep.Links) > 0 {
+		es.Links = ep.Links
 	}
 	if ep.StaticIP && ep.Address.IsValid() && es.IPAMConfig == nil {
 		es.IPAMConfig = &nettypes.EndpointIPAMConfig{IPv4Address: ep.Address.Addr().String()}
@@ -255,11 +259,11 @@ func dnsNames(c *container.Container, aliases []string) []string {
 }
 
 // containerSummary is one row of docker ps.
-func containerSummary(c *container.Container, atts []network.Attachment, now time.Time) ctypes.Summary {
+func containerSummary(c *container.Container, atts []network.Attachment, links LinkNames, now time.Time) ctypes.Summary {
 	path, args := command(c.Config)
 	s := ctypes.Summary{
 		ID:              c.ID,
-		Names:           []string{"/" + c.Name},
+		Names:           append([]string{"/" + c.Name}, links.Names...),
 		Image:           c.Config.Image,
 		ImageID:         c.Config.ImageID,
 		Command:         commandLine(path, args),

@@ -28,6 +28,7 @@ type fakeBackend struct {
 	endpoints   map[string][]*network.Endpoint // by network ID
 	containers  []*container.Container
 	attachments map[string][]network.Attachment // by container ID
+	links       map[string]LinkNames            // by container ID
 	images      []*image.Image
 	execs       map[string]*ExecInfo
 	mutations   []string
@@ -320,6 +321,13 @@ func (f *fakeBackend) RenameContainer(ctx context.Context, ref, name string) err
 		return err
 	}
 	f.mutated("RenameContainer %s %s", ref, name)
+	return nil
+}
+
+func (f *fakeBackend) ContainerLinks(_ context.Context, id string) LinkNames { return f.links[id] }
+
+func (f *fakeBackend) RemoveLink(_ context.Context, name string) error {
+	f.mutated("RemoveLink %s", name)
 	return nil
 }
 

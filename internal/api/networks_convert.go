@@ -182,6 +182,12 @@ func endpointRequest(es *nettypes.EndpointSettings, mac string, perEndpointMAC b
 			mac = es.MacAddress
 		}
 		req.Aliases = es.Aliases
+		for _, l := range es.Links {
+			if _, _, err := container.ParseLink(l); err != nil {
+				return req, errdefs.Invalid("%w", err)
+			}
+		}
+		req.Links = es.Links
 	}
 	if mac != "" {
 		if hw, err := net.ParseMAC(mac); err != nil || len(hw) != 6 {

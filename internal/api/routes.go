@@ -35,6 +35,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("POST /containers/{id}/restart", h(s.restartContainer))
 	m.HandleFunc("POST /containers/{id}/kill", h(s.killContainer))
 	m.HandleFunc("DELETE /containers/{id}", h(s.removeContainer))
+	m.HandleFunc("DELETE /containers/{parent}/{alias}", h(s.removeLink))
 	m.HandleFunc("POST /containers/{id}/rename", h(s.renameContainer))
 	m.HandleFunc("POST /containers/{id}/wait", h(s.waitContainer))
 	m.HandleFunc("POST /containers/{id}/attach", h(s.attachContainer))

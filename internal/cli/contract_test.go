@@ -104,6 +104,7 @@ func TestRequestsMatchDocker(t *testing.T) {
 		{"network-create-attachable-ipv6-off", []string{"network", "create", "--attachable", "--ipv6=false", "-d", "bridge", "n2"}},
 		{"network-connect", []string{"network", "connect", "--ip", "10.5.0.7", "--alias", "db", "web", "c1"}},
 		{"network-connect-plain", []string{"network", "connect", "web", "c1"}},
+		{"network-connect-link", []string{"network", "connect", "--link", "db:database", "--link", "cache", "web", "c1"}},
 		{"network-disconnect", []string{"network", "disconnect", "-f", "web", "c1"}},
 		{"exec", []string{"exec", "-e", "A=1", "-u", "nobody", "-w", "/tmp", "web1", "sh", "-c", "true"}},
 		{"exec-interactive", []string{"exec", "-i", "web1", "cat"}},

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/berth-net/berth/internal/container"
 )
 
 // Flag values with docker's parsing and messages: pflag reports a Set
@@ -97,6 +99,12 @@ func (f *listFlag) Set(s string) error {
 	}
 	f.list = append(f.list, s)
 	return nil
+}
+
+// validateLink accepts "name" and "name:alias" (docker's opts.ValidateLink).
+func validateLink(s string) (string, error) {
+	_, _, err := container.ParseLink(s)
+	return s, err
 }
 
 // validateEnv accepts K=V, and K alone (taking K's value from the CLI's

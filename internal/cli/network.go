@@ -77,7 +77,7 @@ func newNetworkConnectCommand(e *env) *cobra.Command {
 		aliases, lls []string
 		driverOpts   []string
 		gwPriority   int
-		linksUnused  []string
+		links        = listFlag{validate: validateLink}
 	)
 	cmd := &cobra.Command{
 		Use:   "connect [OPTIONS] NETWORK CONTAINER",
@@ -90,7 +90,7 @@ func newNetworkConnectCommand(e *env) *cobra.Command {
 			}
 			cfg := &network.EndpointSettings{
 				IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: ip, IPv6Address: ip6, LinkLocalIPs: lls},
-				Links:      linksUnused,
+				Links:      links.list,
 				Aliases:    aliases,
 				DriverOpts: opts,
 				GwPriority: gwPriority,
@@ -105,7 +105,7 @@ func newNetworkConnectCommand(e *env) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&ip, "ip", "", "IPv4 address (e.g., \"172.30.100.104\")")
 	f.StringVar(&ip6, "ip6", "", "IPv6 address (e.g., \"2001:db8::33\")")
-	f.StringSliceVar(&linksUnused, "link", nil, "Add link to another container")
+	f.Var(&links, "link", "Add link to another container")
 	f.StringSliceVar(&aliases, "alias", []string{}, "Add network-scoped alias for the container")
 	f.StringSliceVar(&lls, "link-local-ip", []string{}, "Add a link-local address for the container")
 	f.StringSliceVar(&driverOpts, "driver-opt", nil, "driver options for the network")

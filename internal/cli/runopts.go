@@ -24,6 +24,7 @@ type containerOptions struct {
 	ip, ip6     string
 	mac         string
 	aliases     []string
+	links       listFlag
 	env         listFlag
 	envFiles    []string
 	labels      listFlag
@@ -54,6 +55,7 @@ func addContainerFlags(fs *pflag.FlagSet) *containerOptions {
 	o.env.validate = validateEnv
 	o.dns.validate = validateIP
 	o.extraHosts.validate = validateExtraHost
+	o.links.validate = validateLink
 	fs.SetInterspersed(false)
 	fs.StringVar(&o.name, "name", "", "Assign a name to the container")
 	listVarP(fs, &o.networks, "network", "", "Connect a container to a network")
@@ -63,6 +65,7 @@ func addContainerFlags(fs *pflag.FlagSet) *containerOptions {
 	fs.StringVar(&o.ip6, "ip6", "", "IPv6 address (e.g., 2001:db8::33)")
 	fs.StringVar(&o.mac, "mac-address", "", "Container MAC address (e.g., 92:d0:c6:0a:29:33)")
 	listVarP(fs, &o.aliases, "network-alias", "", "Add network-scoped alias for the container")
+	fs.Var(&o.links, "link", "Add link to another container")
 	fs.VarP(&o.env, "env", "e", "Set environment variables")
 	listVarP(fs, &o.envFiles, "env-file", "", "Read in a file of environment variables")
 	fs.VarP(&o.labels, "label", "l", "Set meta data on a container")
@@ -145,6 +148,7 @@ func (o *containerOptions) createRequest(fs *pflag.FlagSet, image string, args [
 		DNSSearch:       nonNil(o.dnsSearch),
 		DNSOptions:      nonNil(o.dnsOptions),
 		ExtraHosts:      o.extraHosts.list,
+		Links:           o.links.list,
 		Privileged:      o.privileged,
 		LogConfig:       container.LogConfig{Config: map[string]string{}},
 		Resources:       defaultResources(),
@@ -278,6 +282,11 @@ func (o *containerOptions) applyEndpointOptions(target string, ep *network.Endpo
 			return errors.New("network-scoped aliases are only supported for user-defined networks")
 		}
 		ep.Aliases = append([]string(nil), o.aliases...)
+	}
+	// On a user-defined network --link is an alias of the endpoint; on
+	// the default bridge it is a legacy link (HostConfig.Links), as in docker.
+	if isUserDefined(target) && len(o.links.list) > 0 {
+		ep.Links = append([]string(nil), o.links.list...)
 	}
 	if o.ip != "" || o.ip6 != "" {
 		ep.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: o.ip, IPv6Address: o.ip6}

@@ -51,6 +51,9 @@ type Config struct {
 	RestartPolicy RestartPolicy `json:"restartPolicy,omitzero"`
 	// Networks are the networks to join at start, keyed by network name or ID.
 	Networks map[string]EndpointRequest `json:"networks,omitempty"`
+	// Links are the legacy links (HostConfig.Links) of a container not on
+	// a user-defined network, as Docker keeps only those (links.go).
+	Links []Link `json:"links,omitempty"`
 	// Dns, DnsSearch, DnsOptions and ExtraHosts mirror HostConfig.
 	DNS        []string `json:"dns,omitempty"`
 	DNSSearch  []string `json:"dnsSearch,omitempty"`
@@ -82,6 +85,8 @@ type EndpointRequest struct {
 	IPv4Address netip.Addr `json:"ipv4Address,omitzero"`
 	MacAddress  string     `json:"macAddress,omitempty"`
 	Aliases     []string   `json:"aliases,omitempty"`
+	// Links are "name[:alias]", checked (network.JoinRequest.Links).
+	Links []string `json:"links,omitempty"`
 }
 
 // State is the container's run state.

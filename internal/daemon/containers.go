@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -60,10 +61,16 @@ func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg container
 		}
 	}
 	c.Name = name
+	if c.Config.Links, err = d.planLinksLocked(name, c.Config.Links); err != nil {
+		return nil, err
+	}
 	if err := d.store.Update(func(tx store.Tx) error { return tx.Put(store.BucketContainers, c.ID, c) }); err != nil {
 		return nil, err
 	}
 	d.containers[c.ID] = newCtrState(c)
+	if len(c.Config.Links) > 0 {
+		d.links[c.ID] = slices.Clone(c.Config.Links)
+	}
 	d.containerEvent(c, "create", nil)
 	d.log.Info("container created", "name", name, "id", c.ShortID(), "image", cfg.Image)
 	return cloneContainer(c), nil
@@ -200,6 +207,11 @@ func cloneContainer(c *container.Container) *container.Container {
 func (d *Daemon) lookup(ref string) (*ctrState, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.lookupLocked(ref)
+}
+
+// lookupLocked is lookup with d.mu held.
+func (d *Daemon) lookupLocked(ref string) (*ctrState, error) {
 	ref = strings.TrimPrefix(ref, "/")
 	if ref == "" {
 		return nil, errdefs.NotFound("No such container: %s", ref)
@@ -361,6 +373,8 @@ func (d *Daemon) remove(cs *ctrState, id string) error {
 	}
 	d.mu.Lock()
 	delete(d.containers, id)
+	delete(d.links, id)
+	delete(d.linkHosts, id)
 	d.mu.Unlock()
 	close(cs.removed)
 	d.containerEvent(cs.c, "destroy", nil)

@@ -77,6 +77,11 @@ type Daemon struct {
 	mu         sync.Mutex
 	containers map[string]*ctrState
 	execs      map[string]*execState
+	// links are the containers' legacy links by parent ID, and linkHosts
+	// the /etc/hosts line each gives its parent, by parent ID and alias
+	// (links.go). Both under mu.
+	links     map[string][]container.Link
+	linkHosts map[string]map[string]string
 }
 
 // ctrState is the daemon's live view of one container: its record and the
@@ -103,6 +108,9 @@ type ctrState struct {
 	// a client that has not read them yet. Both under mu.
 	attached     int
 	attachedGone chan struct{}
+	// linkEnv is what the legacy links gave the current run's environment
+	// (links.go), under mu.
+	linkEnv []string
 }
 
 // attach counts a client in; the func it returns counts it out.
@@ -158,7 +166,8 @@ func New(cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Log, store: st, containers: map[string]*ctrState{}, execs: map[string]*execState{}}
+	d := &Daemon{cfg: cfg, log: cfg.Log, store: st, containers: map[string]*ctrState{}, execs: map[string]*execState{},
+		links: map[string][]container.Link{}, linkHosts: map[string]map[string]string{}}
 	if err := d.build(); err != nil {
 		st.Close()
 		return nil, err

@@ -55,6 +55,11 @@ func (d *Daemon) writeHosts(c *container.Container) error {
 			fmt.Fprintf(&b, "%s\t%s\n", ip, name)
 		}
 	}
+	// Legacy links next, as moby adds them to the sandbox's extra hosts
+	// before the endpoint's own addresses.
+	for _, line := range d.linkHostLines(c.ID) {
+		b.WriteString(line + "\n")
+	}
 	if c.State.SandboxID != "" {
 		names := c.Config.Hostname
 		if short, _, dotted := strings.Cut(names, "."); dotted {

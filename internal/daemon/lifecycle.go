@@ -47,6 +47,7 @@ func (d *Daemon) startContainer(ctx context.Context, cs *ctrState, auto chan str
 	// The container whose namespace this one shares, if it does, is read
 	// before this one is locked: a start never holds two containers' locks.
 	donor, donorErr := d.netnsDonor(cs)
+	links, linksErr := d.linksAtStart(cs, true)
 	cs.mu.Lock()
 	if cs.goneLocked() {
 		// Looked up before an rm -f finished (docker restart racing rm -f).
@@ -68,12 +69,14 @@ func (d *Daemon) startContainer(ctx context.Context, cs *ctrState, auto chan str
 	if auto == nil {
 		cs.c.RestartCount, cs.c.ManuallyStopped, cs.restartDelay = 0, false, 0
 	}
-	err := donorErr
+	err := errors.Join(donorErr, linksErr)
 	if err == nil {
-		err = d.start(ctx, cs, donor)
+		err = d.start(ctx, cs, donor, links)
 	}
 	if err == nil {
+		id := cs.c.ID
 		cs.mu.Unlock()
+		d.refreshLinkParents(id)
 		return nil
 	}
 	cs.c.State.Error = err.Error()
@@ -124,8 +127,9 @@ func (d *Daemon) netnsDonor(cs *ctrState) (*container.Container, error) {
 }
 
 // start runs with cs.mu held. donor, if not nil, is the running container
-// whose network namespace c shares (netnsDonor).
-func (d *Daemon) start(ctx context.Context, cs *ctrState, donor *container.Container) (err error) {
+// whose network namespace c shares (netnsDonor); links are what c's legacy
+// links give this run (linksAtStart).
+func (d *Daemon) start(ctx context.Context, cs *ctrState, donor *container.Container, links linkStart) (err error) {
 	c := cs.c
 	img, err := d.images.Get(c.Config.ImageID)
 	if err != nil {
@@ -168,7 +172,7 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState, donor *container.Conta
 		req := c.Config.Networks[name]
 		if _, err := d.net.Join(ctx, sb.ID, name, network.JoinRequest{
 			ContainerID: c.ID, Name: c.Name, IPv4: req.IPv4Address, MAC: req.MacAddress, Aliases: req.Aliases,
-			Hostname: c.Config.Hostname, Ports: portsForJoin(i, ports),
+			Links: req.Links, Hostname: c.Config.Hostname, Ports: portsForJoin(i, ports),
 		}); err != nil {
 			return fmt.Errorf("%s: %w", errSetupNetworking, err)
 		}
@@ -176,6 +180,8 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState, donor *container.Conta
 	if err := d.startDNS(c); err != nil {
 		return err
 	}
+	d.setLinkHosts(c.ID, links.hosts)
+	cs.linkEnv = links.env
 	if err := d.writeEtcFiles(c); err != nil {
 		return err
 	}
@@ -188,7 +194,7 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, net conta
 	c := cs.c
 	spec := runtime.Spec{
 		ID: c.ID, RootfsDir: rootfs, Args: append(append([]string(nil), c.Config.Entrypoint...), c.Config.Cmd...),
-		Env: c.Config.Env, Cwd: c.Config.WorkingDir, User: c.Config.User, Hostname: c.Config.Hostname,
+		Env: withLinkEnv(cs.linkEnv, c.Config.Env), Cwd: c.Config.WorkingDir, User: c.Config.User, Hostname: c.Config.Hostname,
 		NetNSPath: net.SandboxKey, Tty: c.Config.Tty, OpenStdin: c.Config.OpenStdin,
 		Files:    map[string]string{"/etc/hosts": c.HostsPath, "/etc/hostname": c.HostnamePath, "/etc/resolv.conf": c.ResolvConfPath},
 		ReadOnly: c.Config.ReadonlyRootfs, CapAdd: normalizedCaps(c.Config.CapAdd), CapDrop: normalizedCaps(c.Config.CapDrop), Sysctls: c.Config.Sysctls,

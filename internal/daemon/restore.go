@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -43,6 +44,9 @@ func (d *Daemon) restoreContainers(ctx context.Context) error {
 		cs := newCtrState(c)
 		d.mu.Lock()
 		d.containers[c.ID] = cs
+		if len(c.Config.Links) > 0 {
+			d.links[c.ID] = slices.Clone(c.Config.Links)
+		}
 		d.mu.Unlock()
 		proc := runtime.Process{Pid: c.State.Pid, PidStart: c.State.PidStart}
 		if c.Running() && proc.Pid > 0 && d.runtime.Alive(proc) {
@@ -90,6 +94,7 @@ func (d *Daemon) restoreContainers(ctx context.Context) error {
 	if err := d.runtime.SweepExits(adopted); err != nil {
 		errs = append(errs, err)
 	}
+	d.restoreLinkHosts()
 	d.startByPolicy(recs) // after the sweep above, which would take their new sandboxes for leftovers
 	return errors.Join(errs...)
 }
@@ -101,7 +106,8 @@ func (d *Daemon) restoreContainers(ctx context.Context) error {
 // left alone. It returns once they are started: Start runs before the API
 // serves, so that no user command (rm -f, start, stop) races a start made
 // here. Up to startParallel at a time; those sharing another's network
-// namespace go after the others, so that their donors run first.
+// namespace or with legacy links go after the others, so that their donors
+// and children run first (moby waits for a parent's children too).
 func (d *Daemon) startByPolicy(recs []*container.Container) {
 	var first, then []*ctrState
 	for _, rec := range recs {
@@ -118,6 +124,7 @@ func (d *Daemon) startByPolicy(recs []*container.Container) {
 		wanted := c.Status() == container.StatusExited &&
 			c.Config.RestartPolicy.ShouldRestart(c.State.ExitCode, c.ManuallyStopped, c.RestartCount)
 		_, shared := container.SharedNetns(c.Config.NetworkMode)
+		shared = shared || len(c.Config.Links) > 0
 		cs.mu.Unlock()
 		switch {
 		case !wanted:

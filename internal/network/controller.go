@@ -253,6 +253,7 @@ func cloneEndpoint(ep *Endpoint) *Endpoint {
 	cp := *ep
 	cp.MAC = append(cp.MAC[:0:0], ep.MAC...)
 	cp.Aliases = append([]string(nil), ep.Aliases...)
+	cp.Links = append([]string(nil), ep.Links...)
 	cp.Ports = append([]PortMapping(nil), ep.Ports...)
 	return &cp
 }

@@ -21,7 +21,11 @@ type JoinRequest struct {
 	IPv4        netip.Addr // a static address (--ip); invalid means "allocate"
 	MAC         string     // --mac-address; "" means random
 	Aliases     []string
-	Hostname    string // the container's hostname: one of its DNS names on user networks
+	// Links are "name[:alias]" (EndpointSettings.Links, docker run --link
+	// on a user network): alias resolves, for this container only, to what
+	// name resolves to on this network.
+	Links    []string
+	Hostname string // the container's hostname: one of its DNS names on user networks
 	// Ports to publish on this endpoint (the container's first network).
 	Ports []PortRequest
 	// Record, if set, writes the caller's own records (the container's)
@@ -168,7 +172,8 @@ func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*E
 	}
 	ep := &Endpoint{
 		ID: c.cfg.NewID(), Name: req.Name, NetworkID: n.ID, SandboxID: sandboxID,
-		ContainerID: req.ContainerID, Aliases: append([]string(nil), req.Aliases...), Hostname: req.Hostname, State: EndpointCreating,
+		ContainerID: req.ContainerID, Aliases: append([]string(nil), req.Aliases...), Links: append([]string(nil), req.Links...),
+		Hostname: req.Hostname, State: EndpointCreating,
 	}
 	if n.Driver != DriverBridge {
 		if req.IPv4.IsValid() {

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/berth-net/berth/internal/container"
 )
 
 // nameTable is the service-discovery index behind the embedded resolver:
@@ -26,9 +28,12 @@ type indexedEndpoint struct {
 	id, networkID, sandboxID string
 	ifIndex                  int
 	names                    []string // lower case, first is the container's name
-	addr                     netip.Addr
-	discoverable             bool // on a network with name resolution
-	internal                 bool
+	// links maps the endpoint's link aliases to the names they stand for
+	// (lower case): answered for this endpoint's sandbox only.
+	links        map[string]string
+	addr         netip.Addr
+	discoverable bool // on a network with name resolution
+	internal     bool
 }
 
 // netNames holds the names of one network.
@@ -86,7 +91,7 @@ func (t *nameTable) update(ep *Endpoint, n *Network) {
 	}
 	ie := &indexedEndpoint{
 		id: ep.ID, networkID: ep.NetworkID, sandboxID: ep.SandboxID, ifIndex: ifIndex(ep.IfName),
-		names: dnsNames(ep), addr: ep.Address.Addr(), discoverable: discoverable(n), internal: n.Internal,
+		names: dnsNames(ep), links: linkAliases(ep.Links), addr: ep.Address.Addr(), discoverable: discoverable(n), internal: n.Internal,
 	}
 	t.endpoints[ep.ID] = ie
 	sbEPs := append(t.sandboxes[ie.sandboxID], ie)
@@ -151,6 +156,28 @@ func (t *nameTable) removeLocked(id string) {
 	}
 }
 
+// linkAliases maps each link's alias to its target, lower case; links are
+// checked when they are asked for (container.ParseLink), and one that does not
+// parse is left out.
+func linkAliases(links []string) map[string]string {
+	if len(links) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(links))
+	for _, l := range links {
+		name, alias, err := container.ParseLink(l)
+		if err != nil {
+			continue
+		}
+		name = strings.ToLower(name)
+		alias = strings.ToLower(alias)
+		if _, ok := m[alias]; !ok {
+			m[alias] = name
+		}
+	}
+	return m
+}
+
 func firstOf(s []string) string {
 	if len(s) == 0 {
 		return ""
@@ -182,18 +209,31 @@ func (t *nameTable) resolve(sandboxID, name string) ([]netip.Addr, bool) {
 }
 
 // lookupLocked looks name up on the sandbox's discoverable networks (only
-// on the one called network, when it is not ""), and returns a copy.
+// on the one called network, when it is not ""), and returns a copy. As
+// libnetwork's Sandbox.ResolveName, the sandbox's own link aliases come
+// first, each looked up on its endpoint's network; then the plain names,
+// where an endpoint holding a link alias of that name does not answer
+// for it.
 func (t *nameTable) lookupLocked(eps []*indexedEndpoint, name, network string) ([]netip.Addr, bool) {
-	for _, ie := range eps {
-		if !ie.discoverable {
-			continue
-		}
-		nn := t.networks[ie.networkID]
-		if nn == nil || (network != "" && nn.name != network) {
-			continue
-		}
-		if addrs := nn.byName[name]; len(addrs) > 0 {
-			return slices.Clone(addrs), true
+	for _, aliases := range []bool{true, false} {
+		for _, ie := range eps {
+			if !ie.discoverable {
+				continue
+			}
+			nn := t.networks[ie.networkID]
+			if nn == nil || (network != "" && nn.name != network) {
+				continue
+			}
+			target, linked := ie.links[name]
+			switch {
+			case aliases && !linked, !aliases && linked:
+				continue
+			case !aliases:
+				target = name
+			}
+			if addrs := nn.byName[target]; len(addrs) > 0 {
+				return slices.Clone(addrs), true
+			}
 		}
 	}
 	return nil, false

@@ -339,3 +339,40 @@ func TestRenameSandbox(t *testing.T) {
 	r.restart(t)
 	check("after restart")
 }
+
+// TestResolveLinkAliases: a link alias (EndpointSettings.Links) resolves
+// only for the container holding it, to what its target resolves to on
+// the link's network; it hides a container of the alias's name from that
+// container alone, as libnetwork's ResolveName does.
+func TestResolveLinkAliases(t *testing.T) {
+	r := newNameRig(t)
+	_, db := r.run("db", nil, "web")
+	_, cache := r.run("cache", nil, "web")
+	_, apiDB := r.run("apidb", nil, "api")
+	id := ctrID("c0ffeeweb")
+	sbWeb := r.sandbox(t, id)
+	r.join(t, sbWeb, "web", JoinRequest{ContainerID: id, Name: "webapp", Links: []string{"db:database", "DB:Cache", "ghost:phantom", "db"}})
+	r.join(t, sbWeb, "api", JoinRequest{ContainerID: id, Name: "webapp", Links: []string{"apidb:store"}})
+	sbOther, _ := r.run("other", nil, "web", "api")
+	tests := []struct {
+		sb         *Sandbox
+		name       string
+		want       []string
+		whoAndWhat string
+	}{
+		{sbWeb, "database", strs(db["web"]), "alias → target on the link's network"},
+		{sbWeb, "DATABASE.web", strs(db["web"]), "alias with the network's name"},
+		{sbWeb, "database.api", nil, "alias on another network"},
+		{sbWeb, "cache", strs(db["web"]), "an alias hides the container of that name"},
+		{sbWeb, "store", strs(apiDB["api"]), "alias on the second network"},
+		{sbWeb, "phantom", nil, "alias of a container that does not exist"},
+		{sbWeb, "db", strs(db["web"]), "name:name link"},
+		{sbOther, "database", nil, "another container does not see the alias"},
+		{sbOther, "cache", strs(cache["web"]), "nor is the name hidden from it"},
+	}
+	for _, tt := range tests {
+		if got := r.resolve(tt.sb, tt.name); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: Resolve(%q) = %v, want %v", tt.whoAndWhat, tt.name, got, tt.want)
+		}
+	}
+}

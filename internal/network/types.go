@@ -117,8 +117,11 @@ type Endpoint struct {
 	Address     netip.Prefix     `json:"address"` // 172.17.0.2/16
 	Gateway     netip.Addr       `json:"gateway"` // invalid on internal networks: no default route
 	// StaticIP is true when the user asked for Address (--ip).
-	StaticIP bool          `json:"staticIP,omitempty"`
-	Aliases  []string      `json:"aliases,omitempty"`
+	StaticIP bool     `json:"staticIP,omitempty"`
+	Aliases  []string `json:"aliases,omitempty"`
+	// Links are the endpoint's link aliases, "name[:alias]" as given
+	// (JoinRequest.Links).
+	Links    []string      `json:"links,omitempty"`
 	Hostname string        `json:"hostname,omitempty"` // the container's: it resolves like a name on user networks
 	State    EndpointState `json:"state"`
 	// Ports are the endpoint's published ports, resolved (ports.go).

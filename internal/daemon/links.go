@@ -1,0 +1,366 @@
+package daemon
+
+// Legacy links (docker run --link) on the default bridge, as moby keeps
+// them (daemon/links.go, container_operations_unix.go): a container, the
+// parent, names other containers, its children, by an alias. Each start
+// of the parent puts "IP<TAB>alias hostname name" for each child into its
+// /etc/hosts and the child's ports and environment into its own
+// (container.LinkEnv); a child that starts again later updates its line
+// in the running parents' files. On user-defined networks links are name
+// aliases of the resolver instead (network.JoinRequest.Links).
+//
+// Lock order: a container's mu, then d.mu. The links and their hosts lines
+// are under d.mu, so that /etc/hosts can be written with the container's
+// lock held; what a start needs of the children is read before the
+// parent is locked, one child at a time, as netnsDonor reads the donor.
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/berth-net/berth/internal/api"
+	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/network"
+)
+
+// errLinksHostNetwork is moby's refusal of links to or from the host network.
+const errLinksHostNetwork = "conflicting options: host type networking can't be used with links. This would result in undefined behavior"
+
+// planLinksLocked finds each link's child as moby's registerLinks does:
+// by name, ID or ID prefix, following "container:" network modes to the
+// container whose namespace it shares; a child on the host network is
+// refused. A second link with an alias already used is left out with a
+// warning, as moby leaves it. d.mu is held.
+func (d *Daemon) planLinksLocked(parent string, links []container.Link) ([]container.Link, error) {
+	var out []container.Link
+	for _, l := range links {
+		child, err := d.linkChildLocked(l.Name)
+		if err != nil {
+			return nil, err
+		}
+		if child.c.Config.NetworkMode == network.NameHost {
+			return nil, errdefs.Invalid(errLinksHostNetwork)
+		}
+		if slices.ContainsFunc(out, func(o container.Link) bool { return o.Alias == l.Alias }) {
+			d.log.Warn("link alias already used, ignoring the link", "container", parent, "alias", l.Alias, "child", l.Name)
+			continue
+		}
+		out = append(out, container.Link{ChildID: child.c.ID, Name: child.c.Name, Alias: l.Alias})
+	}
+	return out, nil
+}
+
+// linkChildLocked is the container a link names, past any "container:"
+// network modes.
+func (d *Daemon) linkChildLocked(ref string) (*ctrState, error) {
+	cs, err := d.lookupLocked(ref)
+	for hops := 0; err == nil; hops++ {
+		next, shared := container.SharedNetns(cs.c.Config.NetworkMode)
+		if !shared {
+			return cs, nil
+		}
+		if hops > len(d.containers) {
+			return nil, errdefs.Invalid("could not get container for %s: its network mode leads around a circle", ref)
+		}
+		ref = next
+		cs, err = d.lookupLocked(ref)
+	}
+	if errdefs.Is(err, errdefs.KindNotFound) {
+		// Invalid, as moby has it, so that docker run does not take the
+		// 404 for a missing image.
+		return nil, errdefs.Invalid("could not get container for %s: %s", ref, err)
+	}
+	return nil, err
+}
+
+// linkStart is what a parent's links give one start: the environment,
+// and the /etc/hosts line of each child by alias.
+type linkStart struct {
+	env   []string
+	hosts map[string]string
+}
+
+// linksAtStart reads, before the parent is locked, what its links give
+// it if it starts on the default bridge now, with moby's errors for a
+// child that is not on the default bridge or not running (a child
+// removed since counts as not running). strict false (a refresh, not a
+// start) skips those children instead.
+func (d *Daemon) linksAtStart(cs *ctrState, strict bool) (linkStart, error) {
+	d.mu.Lock()
+	links := slices.Clone(d.links[cs.c.ID])
+	d.mu.Unlock()
+	if len(links) == 0 {
+		return linkStart{}, nil
+	}
+	bridge, err := d.net.Network(network.NameBridge)
+	if err != nil {
+		return linkStart{}, nil // no default bridge: nothing joins it
+	}
+	cs.mu.Lock()
+	parent, onBridge := cs.c.Name, onNetwork(cs.c.Config.Networks, bridge)
+	cs.mu.Unlock()
+	if !onBridge {
+		return linkStart{}, nil
+	}
+	out := linkStart{hosts: map[string]string{}}
+	for _, l := range links {
+		linkName := "/" + parent + "/" + l.Alias
+		child, err := d.linkedChild(l, bridge)
+		switch {
+		case err == nil:
+		case !strict:
+			continue
+		default:
+			return linkStart{}, err
+		}
+		if !child.running {
+			if !strict {
+				continue
+			}
+			return linkStart{}, fmt.Errorf("Cannot link to a non running container: /%s AS %s", child.name, linkName)
+		}
+		ip := ""
+		if child.addr.IsValid() {
+			ip = child.addr.String()
+			out.hosts[l.Alias] = ip + "\t" + linkHostNames(l.Alias, child.hostname, child.name)
+		}
+		out.env = append(out.env, container.LinkEnv(linkName, ip, child.env, child.exposed)...)
+	}
+	return out, nil
+}
+
+// withLinkEnv is the links' environment with the container's own over
+// it, key by key, as moby's ReplaceOrAppendEnvValues puts Config.Env over
+// the linked containers' variables.
+func withLinkEnv(links, own []string) []string {
+	if len(links) == 0 {
+		return own
+	}
+	out := slices.Clone(links)
+	for _, kv := range own {
+		key, _, _ := strings.Cut(kv, "=")
+		i := slices.IndexFunc(out, func(e string) bool { k, _, _ := strings.Cut(e, "="); return k == key })
+		if i >= 0 {
+			out[i] = kv
+		} else {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// linkHostNames are the names of a child's /etc/hosts line, as moby's
+// addLegacyLinks writes them: the alias, the child's hostname, and its
+// name when that is not the alias.
+func linkHostNames(alias, hostname, name string) string {
+	names := alias + " " + hostname
+	if alias != name {
+		names += " " + name
+	}
+	return names
+}
+
+// linkChild is what a link needs of its child, copied under its lock.
+type linkChild struct {
+	name, hostname string
+	running        bool
+	addr           netip.Addr
+	env, exposed   []string
+}
+
+// linkedChild reads l's child; the error is moby's for a child not on the
+// default bridge (not running, a child removed since: running false).
+func (d *Daemon) linkedChild(l container.Link, bridge *network.Network) (linkChild, error) {
+	d.mu.Lock()
+	cs := d.containers[l.ChildID]
+	d.mu.Unlock()
+	if cs == nil {
+		return linkChild{name: l.Name}, nil
+	}
+	cs.mu.Lock()
+	c := cs.c
+	child := linkChild{name: c.Name, hostname: c.Config.Hostname, running: c.Running(),
+		env: slices.Clone(c.Config.Env), exposed: slices.Clone(c.Config.ExposedPorts)}
+	onBridge, sbID := onNetwork(c.Config.Networks, bridge), c.State.SandboxID
+	cs.mu.Unlock()
+	if !onBridge {
+		return child, fmt.Errorf("Cannot link to /%s, as it does not belong to the default network", child.name)
+	}
+	if child.running && sbID != "" {
+		for _, a := range d.net.Attachments(sbID) {
+			if a.Network != nil && a.Network.ID == bridge.ID && a.Endpoint != nil {
+				child.addr = a.Endpoint.Address.Addr()
+			}
+		}
+	}
+	return child, nil
+}
+
+// onNetwork reports whether a container's networks, keyed by name or ID,
+// include n.
+func onNetwork(nets map[string]container.EndpointRequest, n *network.Network) bool {
+	_, byName := nets[n.Name]
+	_, byID := nets[n.ID]
+	return byName || byID
+}
+
+// setLinkHosts replaces the parent's link lines in the hosts file's source.
+func (d *Daemon) setLinkHosts(parentID string, hosts map[string]string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(hosts) == 0 {
+		delete(d.linkHosts, parentID)
+		return
+	}
+	d.linkHosts[parentID] = hosts
+}
+
+// linkHostLines are the parent's link lines for /etc/hosts, in the order
+// of its links. The caller may hold the parent's lock.
+func (d *Daemon) linkHostLines(parentID string) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	hosts := d.linkHosts[parentID]
+	if len(hosts) == 0 {
+		return nil
+	}
+	var lines []string
+	for _, l := range d.links[parentID] {
+		if line, ok := hosts[l.Alias]; ok {
+			lines = append(lines, line)
+		}
+	}
+	return lines
+}
+
+// refreshLinkParents updates, after child started or joined the default
+// bridge, its line in the /etc/hosts of each running parent, as moby's
+// addLegacyLinks does for the parents (UpdateHostsEntry): only that
+// child's lines change. No container lock may be held.
+func (d *Daemon) refreshLinkParents(childID string) {
+	d.mu.Lock()
+	var parents []*ctrState
+	for pid, links := range d.links {
+		if slices.ContainsFunc(links, func(l container.Link) bool { return l.ChildID == childID }) {
+			if cs := d.containers[pid]; cs != nil {
+				parents = append(parents, cs)
+			}
+		}
+	}
+	d.mu.Unlock()
+	for _, cs := range parents {
+		fresh, _ := d.linksAtStart(cs, false)
+		d.mu.Lock()
+		hosts := map[string]string{}
+		for alias, line := range d.linkHosts[cs.c.ID] {
+			hosts[alias] = line
+		}
+		for _, l := range d.links[cs.c.ID] {
+			if l.ChildID != childID {
+				continue
+			}
+			if line, ok := fresh.hosts[l.Alias]; ok {
+				hosts[l.Alias] = line
+			}
+		}
+		d.mu.Unlock()
+		d.setLinkHosts(cs.c.ID, hosts)
+		cs.mu.Lock()
+		if cs.c.Running() && cs.c.State.SandboxID != "" && !cs.goneLocked() {
+			if err := d.writeHosts(cs.c); err != nil {
+				d.log.Warn("updating a linked container's hosts file", "container", cs.c.Name, "err", err)
+			}
+		}
+		cs.mu.Unlock()
+	}
+}
+
+// restoreLinkHosts rebuilds, after a restart, the link lines of the
+// running parents from their running children (a child not running has
+// no line until it starts again).
+func (d *Daemon) restoreLinkHosts() {
+	for _, cs := range d.states() {
+		cs.mu.Lock()
+		running := cs.c.Running()
+		cs.mu.Unlock()
+		if !running {
+			continue
+		}
+		if ls, err := d.linksAtStart(cs, false); err == nil {
+			d.setLinkHosts(cs.c.ID, ls.hosts)
+		}
+	}
+}
+
+// ContainerLinks are the container's links as inspect and ps show them:
+// "/child:/parent/alias" for its own, "/parent/alias" for each it is the
+// child of.
+func (d *Daemon) ContainerLinks(_ context.Context, id string) api.LinkNames {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out api.LinkNames
+	name := func(id, fallback string) string {
+		if cs := d.containers[id]; cs != nil {
+			return cs.c.Name
+		}
+		return fallback
+	}
+	self := name(id, "")
+	for _, l := range d.links[id] {
+		out.Links = append(out.Links, "/"+name(l.ChildID, l.Name)+":/"+self+"/"+l.Alias)
+	}
+	for pid, links := range d.links {
+		for _, l := range links {
+			if l.ChildID == id {
+				out.Names = append(out.Names, "/"+name(pid, "")+"/"+l.Alias)
+			}
+		}
+	}
+	slices.Sort(out.Names)
+	return out
+}
+
+// RemoveLink is docker rm --link: it forgets the link "/parent/alias"
+// (moby's rmLink); the parent's running process keeps what the link gave
+// its environment and /etc/hosts, as in moby.
+func (d *Daemon) RemoveLink(_ context.Context, name string) error {
+	name = "/" + strings.TrimPrefix(name, "/")
+	parentPath, alias := path.Split(name)
+	if parentPath == "/" {
+		if _, err := d.lookup(name); err != nil {
+			return err
+		}
+		return errdefs.Conflict("Conflict, cannot remove the default link name of the container")
+	}
+	parentName := strings.TrimSuffix(parentPath, "/")
+	d.mu.Lock()
+	cs, err := d.lookupLocked(parentName)
+	found := err == nil && slices.ContainsFunc(d.links[cs.c.ID], func(l container.Link) bool { return l.Alias == alias })
+	d.mu.Unlock()
+	if !found {
+		return errdefs.NotFound("No such container: %s", strings.TrimPrefix(name, "/"))
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	links := slices.DeleteFunc(slices.Clone(cs.c.Config.Links), func(l container.Link) bool { return l.Alias == alias })
+	old := cs.c.Config.Links
+	cs.c.Config.Links = links
+	if err := d.putContainer(cs.c); err != nil {
+		cs.c.Config.Links = old
+		return err
+	}
+	d.mu.Lock()
+	if len(links) == 0 {
+		delete(d.links, cs.c.ID)
+	} else {
+		d.links[cs.c.ID] = slices.Clone(links)
+	}
+	d.mu.Unlock()
+	d.log.Info("link removed", "link", name)
+	return nil
+}

@@ -1,0 +1,130 @@
+package e2e
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/berth-net/berth/internal/testworld"
+)
+
+// TestLegacyLinks: docker run --link on the default bridge, as moby does
+// it: the child's address in the parent's /etc/hosts under the alias, the
+// child's hostname and name; its ports and environment in the parent's;
+// the link in inspect and ps; a child that comes back on another address
+// updates the running parent's file; a parent whose child is not running
+// does not start; docker rm --link forgets the link.
+func TestLegacyLinks(t *testing.T) {
+	w, _ := startWorld(t)
+	mustDocker(t, w, "run", "-d", "--name", "db", "-e", "PASSWORD=gordon", "--expose", "6379", testworld.BusyboxImage, "sleep", "600")
+	dbIP := containerIP(t, w, "db").String()
+	dbHost := dockerInspect(t, w, "{{.Config.Hostname}}", "db")
+	mustDocker(t, w, "run", "-d", "--name", "web", "--link", "db:database", "-e", "DATABASE_ENV_PASSWORD=mine", testworld.BusyboxImage, "sleep", "600")
+
+	hosts := mustDocker(t, w, "exec", "web", "cat", "/etc/hosts")
+	if want := dbIP + "\tdatabase " + dbHost + " db\n"; !strings.Contains(hosts, want) {
+		t.Errorf("web's /etc/hosts lacks %q:\n%s", want, hosts)
+	}
+	webIP := containerIP(t, w, "web").String()
+	if i, j := strings.Index(hosts, "\tdatabase "), strings.Index(hosts, webIP+"\t"); i < 0 || j < i {
+		t.Errorf("the link's line should come before the container's own address, as in Docker:\n%s", hosts)
+	}
+	env := lines(mustDocker(t, w, "exec", "web", "env"))
+	for _, want := range []string{
+		"DATABASE_PORT=tcp://" + dbIP + ":6379",
+		"DATABASE_PORT_6379_TCP=tcp://" + dbIP + ":6379",
+		"DATABASE_PORT_6379_TCP_ADDR=" + dbIP,
+		"DATABASE_PORT_6379_TCP_PORT=6379",
+		"DATABASE_PORT_6379_TCP_PROTO=tcp",
+		"DATABASE_NAME=/web/database",
+		"DATABASE_ENV_PASSWORD=mine", // the container's own -e wins over the link's
+	} {
+		if !slices.Contains(env, want) {
+			t.Errorf("web's environment lacks %q:\n%s", want, strings.Join(env, "\n"))
+		}
+	}
+	if !retried(func() bool {
+		_, _, code := w.Docker(t, "exec", "web", "ping", "-c", "1", "-W", "1", "database")
+		return code == 0
+	}) {
+		t.Errorf("web cannot ping its link by the alias")
+	}
+	if got := dockerInspect(t, w, "{{json .HostConfig.Links}}", "web"); got != `["/db:/web/database"]` {
+		t.Errorf("web's HostConfig.Links = %s", got)
+	}
+	if got := strings.TrimSpace(mustDocker(t, w, "ps", "--no-trunc", "--filter", "name=^db$", "--format", "{{.Names}}")); got != "db,web/database" {
+		t.Errorf("docker ps --no-trunc names db %q, want db,web/database", got)
+	}
+
+	// The child comes back on another address: the running parent sees it.
+	mustDocker(t, w, "stop", "-t", "0", "db")
+	mustDocker(t, w, "run", "-d", "--name", "squatter", testworld.BusyboxImage, "sleep", "600") // takes db's old address
+	mustDocker(t, w, "start", "db")
+	newIP := containerIP(t, w, "db").String()
+	if newIP == dbIP {
+		t.Fatalf("db came back on its old address %s; the test wants another", dbIP)
+	}
+	hosts = mustDocker(t, w, "exec", "web", "cat", "/etc/hosts")
+	if want := newIP + "\tdatabase " + dbHost + " db\n"; !strings.Contains(hosts, want) {
+		t.Errorf("after db came back on %s, web's /etc/hosts lacks %q:\n%s", newIP, want, hosts)
+	}
+
+	// A parent whose child is not running does not start, in moby's words.
+	mustDocker(t, w, "stop", "-t", "0", "db", "web")
+	if _, errOut, code := w.Docker(t, "start", "web"); code == 0 || !strings.Contains(errOut, "Cannot link to a non running container: /db AS /web/database") {
+		t.Errorf("start web with db stopped: exit %d, %q", code, errOut)
+	}
+	if _, errOut, code := w.Docker(t, "run", "--rm", "--link", "nope:x", testworld.BusyboxImage, "true"); code == 0 || !strings.Contains(errOut, "could not get container for nope") {
+		t.Errorf("--link to a missing container: exit %d, %q", code, errOut)
+	}
+	if _, errOut, code := w.Docker(t, "run", "--rm", "--network", "host", "--link", "db", testworld.BusyboxImage, "true"); code == 0 || !strings.Contains(errOut, "host type networking can't be used with links") {
+		t.Errorf("--link on the host network: exit %d, %q", code, errOut)
+	}
+
+	// docker rm --link forgets the link and leaves both containers.
+	mustDocker(t, w, "rm", "--link", "web/database")
+	if got := dockerInspect(t, w, "{{json .HostConfig.Links}}", "web"); got != "null" {
+		t.Errorf("after rm --link, web's HostConfig.Links = %s", got)
+	}
+	mustDocker(t, w, "start", "web")
+	if _, errOut, code := w.Docker(t, "rm", "--link", "db"); code == 0 || !strings.Contains(errOut, "cannot remove the default link name") {
+		t.Errorf("rm --link db: exit %d, %q", code, errOut)
+	}
+	if got := dockerInspect(t, w, "{{.State.Status}}", "db"); got != "exited" {
+		t.Errorf("db after rm --link: %q, want it still there", got)
+	}
+}
+
+// TestLinksOnUserNetwork: on a user-defined network --link (and Compose's
+// links:) is a name alias that only the linking container resolves, to
+// its target's address on that network.
+func TestLinksOnUserNetwork(t *testing.T) {
+	w, _ := startWorld(t)
+	mustDocker(t, w, "network", "create", "shop")
+	mustDocker(t, w, "run", "-d", "--name", "pg", "--network", "shop", testworld.BusyboxImage, "sleep", "600")
+	pgIP := networkIP(t, w, "pg", "shop").String()
+	mustDocker(t, w, "run", "-d", "--name", "app", "--network", "shop", "--link", "pg:store", testworld.BusyboxImage, "sleep", "600")
+	mustDocker(t, w, "run", "-d", "--name", "other", "--network", "shop", testworld.BusyboxImage, "sleep", "600")
+
+	out, _, code := w.Docker(t, "exec", "app", "nslookup", "store")
+	if code != 0 || !strings.Contains(out, pgIP) {
+		t.Errorf("app: nslookup store: exit %d\n%s\nwant %s", code, out, pgIP)
+	}
+	if out, _, code := w.Docker(t, "exec", "other", "nslookup", "store"); code == 0 || strings.Contains(out, pgIP) {
+		t.Errorf("other (no link) resolved store: exit %d\n%s", code, out)
+	}
+	if got := dockerInspect(t, w, `{{json (index .NetworkSettings.Networks "shop").Links}}`, "app"); got != `["pg:store"]` {
+		t.Errorf("app's Networks.shop.Links = %s", got)
+	}
+	if got := dockerInspect(t, w, "{{json .HostConfig.Links}}", "app"); got != "null" {
+		t.Errorf("app's HostConfig.Links = %s, want null (moby keeps no legacy link on a user network)", got)
+	}
+	// docker network connect --link gives the alias on that network.
+	mustDocker(t, w, "network", "create", "back")
+	mustDocker(t, w, "run", "-d", "--name", "cache", "--network", "back", testworld.BusyboxImage, "sleep", "600")
+	mustDocker(t, w, "network", "connect", "--link", "cache:kv", "back", "app")
+	cacheIP := networkIP(t, w, "cache", "back").String()
+	if out, _, code := w.Docker(t, "exec", "app", "nslookup", "kv"); code != 0 || !strings.Contains(out, cacheIP) {
+		t.Errorf("app: nslookup kv after connect --link: exit %d\n%s\nwant %s", code, out, cacheIP)
+	}
+}
