@@ -712,7 +712,7 @@ func TestDockerCLIRunOptions(t *testing.T) {
 		{[]string{"--ulimit", "nofile=100:100"}, "--ulimit (HostConfig.Ulimits) is not supported by berth"},
 		{[]string{"--memory", "64m"}, "--memory (HostConfig.Memory) is not supported by berth"},
 		{[]string{"--init"}, "--init (HostConfig.Init) is not supported by berth"},
-		{[]string{"--link", "capped:c"}, "--link (HostConfig.Links) is not supported by berth"},
+		{[]string{"--link", "ghost:g"}, "could not get container for ghost: No such container: ghost"},
 		{[]string{"--cap-add", "FLY"}, `unknown capability: "CAP_FLY"`},
 		{[]string{"--network", "host", "--sysctl", "net.ipv4.ip_forward=1"}, `sysctl "net.ipv4.ip_forward" not allowed in host network namespace`},
 		{[]string{"--domainname", "example.com"}, "--domainname is not supported by berth"},
