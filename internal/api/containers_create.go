@@ -104,6 +104,7 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 		RestartPolicy:   restartPolicyOf(hc.RestartPolicy),
 		Networks:        nets,
 		Links:           links,
+		LogConfig:       logConfigOf(hc.LogConfig),
 		DNS:             hc.DNS,
 		DNSSearch:       hc.DNSSearch,
 		DNSOptions:      hc.DNSOptions,
@@ -147,6 +148,9 @@ func checkCreate(c *ctypes.Config, hc *ctypes.HostConfig) error {
 	if err := checkDNS(hc.DNS); err != nil {
 		return err
 	}
+	if err := container.CheckLogConfig(logConfigOf(hc.LogConfig)); err != nil {
+		return errdefs.Invalid("%w", err)
+	}
 	return checkExtraHosts(hc.ExtraHosts)
 }
 
@@ -168,6 +172,19 @@ func legacyLinks(mode string, links []string) ([]container.Link, error) {
 		return nil, nil
 	}
 	return out, nil
+}
+
+// logConfigOf is berth's form of HostConfig.LogConfig: the driver ("",
+// json-file, the only one, when it is that) and the options as given.
+func logConfigOf(lc ctypes.LogConfig) container.LogConfig {
+	out := container.LogConfig{Type: lc.Type, Config: maps.Clone(lc.Config)}
+	if out.Type == container.LogDriver {
+		out.Type = ""
+	}
+	if len(out.Config) == 0 {
+		out.Config = nil
+	}
+	return out
 }
 
 // restartPolicyOf is berth's form of a validated policy: none is the zero value.

@@ -67,6 +67,14 @@ func TestContainerCreate(t *testing.T) {
 			Networks: map[string]container.EndpointRequest{"web": {Links: []string{"db:database"}}},
 		},
 	}, {
+		name: "Compose's logging block: json-file with max-size and max-file",
+		path: "/v1.51/containers/create",
+		body: `{"Image":"busybox","HostConfig":{"LogConfig":{"Type":"json-file","Config":{"max-size":"10m","max-file":"3"}}}}`,
+		want: container.Config{
+			Image: "busybox", NetworkMode: "bridge", Networks: map[string]container.EndpointRequest{"bridge": {}},
+			LogConfig: container.LogConfig{Config: map[string]string{"max-size": "10m", "max-file": "3"}},
+		},
+	}, {
 		name: "container-wide MAC before API 1.44 goes to the mode's network",
 		path: "/v1.43/containers/create",
 		body: `{"Image":"busybox","MacAddress":"02:00:00:00:00:09","HostConfig":{"NetworkMode":"web"},

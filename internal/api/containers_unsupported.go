@@ -24,7 +24,7 @@ var hostConfigFlags = map[string]string{
 	"BlkioDeviceWriteBps": "--device-write-bps", "BlkioDeviceReadIOps": "--device-read-iops",
 	"BlkioDeviceWriteIOps": "--device-write-iops", "CgroupnsMode": "--cgroupns", "IpcMode": "--ipc",
 	"MaskedPaths": "--security-opt systempaths=unconfined", "ReadonlyPaths": "--security-opt systempaths=unconfined",
-	"LogConfig": "--log-driver/--log-opt", "VolumeDriver": "--volume-driver", "Isolation": "--isolation",
+	"VolumeDriver": "--volume-driver", "Isolation": "--isolation",
 	"KernelMemory": "--kernel-memory", "KernelMemoryTCP": "--kernel-memory-tcp",
 	"CPURealtimePeriod": "--cpu-rt-period", "CPURealtimeRuntime": "--cpu-rt-runtime",
 }
@@ -36,7 +36,7 @@ var hostConfigApplied = map[string]bool{
 	"Binds": true, "ContainerIDFile": true, "NetworkMode": true, "PortBindings": true, "RestartPolicy": true,
 	"AutoRemove": true, "VolumesFrom": true, "ConsoleSize": true, "CapAdd": true, "CapDrop": true, "DNS": true,
 	"DNSOptions": true, "DNSSearch": true, "ExtraHosts": true, "PublishAllPorts": true, "ReadonlyRootfs": true,
-	"Sysctls": true, "Mounts": true, "Links": true,
+	"Sysctls": true, "Mounts": true, "Links": true, "LogConfig": true,
 }
 
 // defaultShmSize is Docker's /dev/shm size, which berth's /dev/shm has.
@@ -46,7 +46,7 @@ const defaultShmSize = 64 << 20
 // otherwise ignore: a container that looked --read-only or --cap-drop ALL
 // but was not is worse than one refused. Settings whose value is what
 // berth does anyway (an IPC namespace of its own, Docker's /dev/shm size,
-// the json-file log, runc) pass.
+// runc) pass; the log options are checked by CheckLogConfig.
 func unappliedHostConfig(hc *ctypes.HostConfig) error {
 	var found error
 	walkFields(reflect.ValueOf(withoutDefaults(*hc)), func(name string, v reflect.Value) bool {
@@ -75,9 +75,6 @@ func withoutDefaults(hc ctypes.HostConfig) ctypes.HostConfig {
 	}
 	if hc.ShmSize == defaultShmSize {
 		hc.ShmSize = 0
-	}
-	if hc.LogConfig.Type == "json-file" {
-		hc.LogConfig.Type = ""
 	}
 	if hc.Runtime == "runc" {
 		hc.Runtime = ""

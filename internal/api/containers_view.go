@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -147,7 +148,7 @@ func hostConfig(cfg container.Config, links []string) *ctypes.HostConfig {
 		PublishAllPorts: cfg.PublishAllPorts,
 		RestartPolicy:   restartPolicy(cfg.RestartPolicy),
 		AutoRemove:      cfg.AutoRemove,
-		LogConfig:       ctypes.LogConfig{Type: "json-file", Config: map[string]string{}},
+		LogConfig:       logConfigView(cfg.LogConfig),
 		DNS:             orNone(cfg.DNS),
 		DNSOptions:      orNone(cfg.DNSOptions),
 		DNSSearch:       orNone(cfg.DNSSearch),
@@ -157,6 +158,14 @@ func hostConfig(cfg container.Config, links []string) *ctypes.HostConfig {
 		CapDrop:         cfg.CapDrop,
 		Sysctls:         cfg.Sysctls,
 	}
+}
+
+// logConfigView is HostConfig.LogConfig as Docker shows it: the driver
+// and its options, {} when there are none.
+func logConfigView(lc container.LogConfig) ctypes.LogConfig {
+	out := ctypes.LogConfig{Type: container.LogDriver, Config: map[string]string{}}
+	maps.Copy(out.Config, lc.Config)
+	return out
 }
 
 func orNone(s []string) []string {

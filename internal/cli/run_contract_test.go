@@ -43,6 +43,7 @@ func TestRunSendsWhatDockerSends(t *testing.T) {
 		{"default-bridge-ip", []string{"run", "-d", "--ip", "172.17.0.9", "-h", "box", "--dns", "192.0.2.53", "--add-host", "db:10.0.0.5", "-P", "--expose", "9000-9001", "busybox", "sh", "-c", "exit 0"}},
 		{"create", []string{"create", "--name", "c1", "--entrypoint", "/bin/sh", "-l", "tier=web", "busybox", "-c", "true"}},
 		{"links-default-bridge", []string{"run", "-d", "--link", "db:database", "--link", "cache", "busybox", "true"}},
+		{"log-opts", []string{"run", "-d", "--log-driver", "json-file", "--log-opt", "max-size=10m", "--log-opt", "max-file=3", "busybox", "true"}},
 		{"links-user-network", []string{"run", "-d", "--network", "web", "--link", "db:database", "busybox", "true"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

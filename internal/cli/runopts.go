@@ -25,6 +25,8 @@ type containerOptions struct {
 	mac         string
 	aliases     []string
 	links       listFlag
+	logDriver   string
+	logOpts     []string
 	env         listFlag
 	envFiles    []string
 	labels      listFlag
@@ -66,6 +68,8 @@ func addContainerFlags(fs *pflag.FlagSet) *containerOptions {
 	fs.StringVar(&o.mac, "mac-address", "", "Container MAC address (e.g., 92:d0:c6:0a:29:33)")
 	listVarP(fs, &o.aliases, "network-alias", "", "Add network-scoped alias for the container")
 	fs.Var(&o.links, "link", "Add link to another container")
+	fs.StringVar(&o.logDriver, "log-driver", "", "Logging driver for the container")
+	listVarP(fs, &o.logOpts, "log-opt", "", "Log driver options")
 	fs.VarP(&o.env, "env", "e", "Set environment variables")
 	listVarP(fs, &o.envFiles, "env-file", "", "Read in a file of environment variables")
 	fs.VarP(&o.labels, "label", "l", "Set meta data on a container")
@@ -112,6 +116,10 @@ func (o *containerOptions) createRequest(fs *pflag.FlagSet, image string, args [
 	if err != nil {
 		return container.CreateRequest{}, err
 	}
+	logOpts, err := o.logOptions()
+	if err != nil {
+		return container.CreateRequest{}, err
+	}
 	cfg := &container.Config{
 		Hostname:     o.hostname,
 		User:         o.user,
@@ -150,7 +158,7 @@ func (o *containerOptions) createRequest(fs *pflag.FlagSet, image string, args [
 		ExtraHosts:      o.extraHosts.list,
 		Links:           o.links.list,
 		Privileged:      o.privileged,
-		LogConfig:       container.LogConfig{Config: map[string]string{}},
+		LogConfig:       container.LogConfig{Type: o.logDriver, Config: logOpts},
 		Resources:       defaultResources(),
 	}
 	// The MAC travels on the endpoint only: the container-wide
@@ -160,6 +168,20 @@ func (o *containerOptions) createRequest(fs *pflag.FlagSet, image string, args [
 		HostConfig:       host,
 		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: endpoints},
 	}, nil
+}
+
+// logOptions are the --log-opt key=value pairs as docker reads them (a
+// key without "=" gets ""; none is refused for the none driver).
+func (o *containerOptions) logOptions() (map[string]string, error) {
+	m := make(map[string]string, len(o.logOpts))
+	for _, kv := range o.logOpts {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	if o.logDriver == "none" && len(o.logOpts) > 0 {
+		return map[string]string{}, fmt.Errorf("invalid logging opts for driver %s", o.logDriver)
+	}
+	return m, nil
 }
 
 // defaultResources are the resource settings docker run sends when no

@@ -66,6 +66,8 @@ type Config struct {
 	ReadonlyRootfs bool              `json:"readonlyRootfs,omitempty"`
 	CapAdd         []string          `json:"capAdd,omitempty"`
 	CapDrop        []string          `json:"capDrop,omitempty"`
+	// LogConfig is the json-file log's options (max-size, max-file).
+	LogConfig LogConfig `json:"logConfig,omitzero"`
 	// StopSignal and StopTimeout: SIGTERM and 10 s when empty.
 	StopSignal  string `json:"stopSignal,omitempty"`
 	StopTimeout *int   `json:"stopTimeout,omitempty"`

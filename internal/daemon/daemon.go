@@ -66,6 +66,8 @@ type Daemon struct {
 
 	// stopWatchers ends the nftables and route watchers (heal.go).
 	stopWatchers func()
+	// stopLogRotator ends the log rotator (logrotate.go).
+	stopLogRotator func()
 
 	runcOnce sync.Once
 	runcVer  string
@@ -241,6 +243,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		d.log.Error("container reconcile finished with errors", "err", err)
 	}
 	d.scanRoutes()
+	d.stopLogRotator = d.startLogRotator()
 	return nil
 }
 
@@ -256,6 +259,9 @@ func (d *Daemon) Close() error {
 	}
 	if d.stopWatchers != nil {
 		d.stopWatchers()
+	}
+	if d.stopLogRotator != nil {
+		d.stopLogRotator()
 	}
 	if d.net != nil {
 		d.net.Close()

@@ -42,6 +42,8 @@ type Runtime struct {
 
 	mu  sync.Mutex
 	ios map[string]*containerIO // by container ID, for containers this process started
+
+	rot logRotations // log rotation, and reads that must not overlap one
 }
 
 // Process identifies a container's init on the host.
@@ -169,6 +171,7 @@ func (r *Runtime) Delete(id string) error {
 		return err
 	}
 	err := r.Release(id)
+	r.rot.forget(r.LogPaths(id))
 	return errors.Join(err, removeAllIfExists(r.dataDir(id)))
 }
 

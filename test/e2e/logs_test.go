@@ -1,0 +1,126 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-net/berth/internal/testworld"
+)
+
+// TestLogRotation: --log-opt max-size and max-file (Compose's logging:
+// block) bound a container's log as json-file does: the live file and at
+// most max-file - 1 rotated ones (stdout.log.1, .2); docker logs reads
+// them as one stream, --tail across them, and a docker logs -f that runs
+// through the rotations sees every line once, in order. inspect shows the
+// options; other drivers and options berth would ignore are refused.
+func TestLogRotation(t *testing.T) {
+	w, _ := startWorld(t)
+	// 12 bursts of 400 lines (~16 KB each), a rotation check (250 ms)
+	// between bursts: the log passes 20k several times.
+	const bursts, perBurst = 12, 400
+	script := fmt.Sprintf(`i=0; b=0; while [ $b -lt %d ]; do j=0; while [ $j -lt %d ]; do i=$((i+1)); echo "line $i ........................"; j=$((j+1)); done; b=$((b+1)); sleep 0.6; done`, bursts, perBurst)
+	id := strings.TrimSpace(mustDocker(t, w, "create", "--name", "chatty", "--log-opt", "max-size=20k", "--log-opt", "max-file=3", testworld.BusyboxImage, "sh", "-c", script))
+	if got := dockerInspect(t, w, "{{json .HostConfig.LogConfig}}", "chatty"); got != `{"Type":"json-file","Config":{"max-file":"3","max-size":"20k"}}` {
+		t.Errorf("HostConfig.LogConfig = %s", got)
+	}
+	mustDocker(t, w, "start", "chatty")
+	follow := make(chan string, 1)
+	go func() { // from the first burst on, through the rotations
+		out, _, _ := w.Docker(t, "logs", "-f", "chatty")
+		follow <- out
+	}()
+	if code := strings.TrimSpace(mustDocker(t, w, "wait", "chatty")); code != "0" {
+		t.Fatalf("chatty exited %s", code)
+	}
+	time.Sleep(2 * logCheck) // the rotator's look at the last burst
+
+	dir := w.HostPath(filepath.Join(w.DataRoot, "containers", id))
+	var total int64
+	for _, name := range []string{"stdout.log", "stdout.log.1", "stdout.log.2"} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		total += fi.Size()
+	}
+	if _, err := os.Stat(filepath.Join(dir, "stdout.log.3")); !os.IsNotExist(err) {
+		t.Errorf("max-file 3 left stdout.log.3 (%v)", err)
+	}
+	// Three files of at most max-size plus what one burst adds before the
+	// next check; the whole output is 12 bursts.
+	if limit := int64(3 * (20_000 + 2*16_500)); total > limit {
+		t.Errorf("the log files hold %d bytes, more than %d", total, limit)
+	}
+
+	all := lines(mustDocker(t, w, "logs", "chatty"))
+	last := bursts * perBurst
+	first := checkConsecutive(t, "docker logs", all, last)
+	if first == 1 {
+		t.Errorf("docker logs still has the first line: nothing was rotated away")
+	}
+	if tail := lines(mustDocker(t, w, "logs", "--tail", "3", "chatty")); len(tail) != 3 || lineNumber(tail[2]) != last || lineNumber(tail[0]) != last-2 {
+		t.Errorf("docker logs --tail 3: %q", tail)
+	}
+	select {
+	case out := <-follow:
+		if checkConsecutive(t, "docker logs -f through the rotations", lines(out), last) != 1 {
+			t.Errorf("docker logs -f did not see the first lines")
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("docker logs -f did not end when chatty exited")
+	}
+
+	for _, c := range []struct{ args, want string }{
+		{"--log-driver syslog", `log driver "syslog" (--log-driver) is not supported by berth`},
+		{"--log-opt compress=true --log-opt max-file=2 --log-opt max-size=1m", "log opt 'compress' is not supported by berth"},
+		{"--log-opt max-size=0", "max-size must be a positive number"},
+		{"--log-opt max-days=2", "unknown log opt 'max-days' for json-file log driver"},
+	} {
+		args := append(append([]string{"run", "--rm"}, strings.Fields(c.args)...), testworld.BusyboxImage, "true")
+		if _, errOut, code := w.Docker(t, args...); code != 125 || !strings.Contains(errOut, c.want) {
+			t.Errorf("docker %s: exit %d, %q; want exit 125 saying %q", strings.Join(args, " "), code, errOut, c.want)
+		}
+	}
+}
+
+// logCheck is the daemon's rotation check interval (daemon.logRotateEvery).
+const logCheck = 250 * time.Millisecond
+
+// checkConsecutive checks that out is "line N …" lines numbered one after
+// another up to last, and returns the first number.
+func checkConsecutive(t *testing.T, what string, out []string, last int) int {
+	t.Helper()
+	if len(out) == 0 {
+		t.Errorf("%s: no output", what)
+		return 0
+	}
+	first := lineNumber(out[0])
+	for i, l := range out {
+		if n := lineNumber(l); n != first+i {
+			t.Errorf("%s: line %d of the output is %q, want number %d (lost or repeated lines)", what, i, l, first+i)
+			return first
+		}
+	}
+	if got := lineNumber(out[len(out)-1]); got != last {
+		t.Errorf("%s: ends at line %d, want %d", what, got, last)
+	}
+	return first
+}
+
+func lineNumber(l string) int {
+	f := strings.Fields(l)
+	if len(f) < 2 || f[0] != "line" {
+		return -1
+	}
+	n, err := strconv.Atoi(f[1])
+	if err != nil {
+		return -1
+	}
+	return n
+}
