@@ -52,6 +52,9 @@ type Backend interface {
 	// (nil: the container's own or 10 s). Stopping a stopped one is NotModified.
 	StopContainer(ctx context.Context, ref string, timeout *int, signal string) error
 	KillContainer(ctx context.Context, ref string, signal string) error
+	// RestartContainer stops the container if it runs, starts it, and
+	// logs a restart event.
+	RestartContainer(ctx context.Context, ref string, timeout *int, signal string) error
 	RemoveContainer(ctx context.Context, ref string, force bool) error
 	// ContainerLinks are the container's legacy links as inspect and ps
 	// show them.

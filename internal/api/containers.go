@@ -254,10 +254,7 @@ func (s *Server) restartContainer(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	id := r.PathValue("id")
-	if err := s.backend.StopContainer(r.Context(), id, timeout, signal); err != nil && !errdefs.Is(err, errdefs.KindNotModified) {
-		return fmt.Errorf("Cannot restart container %s: %w", id, err)
-	}
-	if err := s.backend.StartContainer(r.Context(), id); err != nil && !errdefs.Is(err, errdefs.KindNotModified) {
+	if err := s.backend.RestartContainer(r.Context(), id, timeout, signal); err != nil {
 		return fmt.Errorf("Cannot restart container %s: %w", id, err) // moby's words (daemon/restart.go)
 	}
 	w.WriteHeader(http.StatusNoContent)

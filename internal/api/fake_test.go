@@ -331,6 +331,16 @@ func (f *fakeBackend) RemoveLink(_ context.Context, name string) error {
 	return nil
 }
 
+func (f *fakeBackend) RestartContainer(ctx context.Context, ref string, timeout *int, signal string) error {
+	if err := f.StopContainer(ctx, ref, timeout, signal); err != nil && !errdefs.Is(err, errdefs.KindNotModified) {
+		return err
+	}
+	if err := f.StartContainer(ctx, ref); err != nil && !errdefs.Is(err, errdefs.KindNotModified) {
+		return err
+	}
+	return nil
+}
+
 func (f *fakeBackend) RemoveContainer(ctx context.Context, ref string, force bool) error {
 	c, err := f.Container(ctx, ref)
 	if err != nil {

@@ -229,6 +229,21 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, net conta
 	return nil
 }
 
+// RestartContainer is docker restart, as moby's containerRestart: a stop
+// if it runs, a start, and a restart event after the start's.
+func (d *Daemon) RestartContainer(ctx context.Context, ref string, timeout *int, signal string) error {
+	if err := d.StopContainer(ctx, ref, timeout, signal); err != nil && !errdefs.Is(err, errdefs.KindNotModified) {
+		return err
+	}
+	if err := d.StartContainer(ctx, ref); err != nil && !errdefs.Is(err, errdefs.KindNotModified) {
+		return err
+	}
+	if c, err := d.Container(ctx, ref); err == nil {
+		d.containerEvent(c, "restart", nil)
+	}
+	return nil
+}
+
 // monitor waits for the container's init to exit and records it.
 func (d *Daemon) monitor(cs *ctrState, proc runtime.Process, exited chan struct{}) {
 	code, err := d.runtime.Wait(context.Background(), cs.c.ID, proc)

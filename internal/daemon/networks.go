@@ -50,9 +50,15 @@ func (d *Daemon) RemoveNetwork(ctx context.Context, ref string) error {
 	return nil
 }
 
-// PruneNetworks removes unused user networks.
+// PruneNetworks removes unused user networks, with a destroy event for each.
 func (d *Daemon) PruneNetworks(ctx context.Context, f network.PruneFilter) ([]string, error) {
-	return d.net.PruneNetworks(ctx, f)
+	removed, err := d.net.PruneNetworks(ctx, f)
+	names := make([]string, 0, len(removed))
+	for _, n := range removed {
+		d.networkEvent(n, "destroy", "") // as moby's deleteNetwork, for each
+		names = append(names, n.Name)
+	}
+	return names, err
 }
 
 // ConnectNetwork joins a container to a network: live when it runs,

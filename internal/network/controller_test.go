@@ -557,11 +557,11 @@ func TestPruneNetworks(t *testing.T) {
 		t.Fatalf("prune label!=env = %v, %v (c, unlabelled, is in use)", got, err)
 	}
 	got, err = r.c.PruneNetworks(ctx, PruneFilter{Labels: []string{"env"}, NotLabels: []string{"env=prod"}})
-	if err != nil || len(got) != 1 || got[0] != "a" {
+	if err != nil || len(got) != 1 || got[0].Name != "a" {
 		t.Fatalf("prune label=env label!=env=prod = %v, %v", got, err)
 	}
 	got, err = r.c.PruneNetworks(ctx, PruneFilter{})
-	if err != nil || len(got) != 1 || got[0] != "b" {
+	if err != nil || len(got) != 1 || got[0].Name != "b" {
 		t.Fatalf("prune all = %v, %v (c is in use, predefined stay)", got, err)
 	}
 }

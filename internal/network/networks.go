@@ -261,8 +261,8 @@ func (c *Controller) endpointCountLocked(networkID string) int {
 }
 
 // PruneNetworks removes every user network without endpoints whose labels
-// match all of filters ("key" or "key=value"), and returns their names.
-func (c *Controller) PruneNetworks(ctx context.Context, f PruneFilter) ([]string, error) {
+// match all of filters ("key" or "key=value"), and returns them.
+func (c *Controller) PruneNetworks(ctx context.Context, f PruneFilter) ([]*Network, error) {
 	var candidates []string
 	c.mu.Lock()
 	for _, n := range c.networks {
@@ -271,7 +271,7 @@ func (c *Controller) PruneNetworks(ctx context.Context, f PruneFilter) ([]string
 		}
 	}
 	c.mu.Unlock()
-	var removed []string
+	var removed []*Network
 	var errs []error
 	for _, id := range candidates {
 		n, err := c.Network(id)
@@ -285,7 +285,7 @@ func (c *Controller) PruneNetworks(ctx context.Context, f PruneFilter) ([]string
 			errs = append(errs, err)
 			continue
 		}
-		removed = append(removed, n.Name)
+		removed = append(removed, n)
 	}
 	return removed, errors.Join(errs...)
 }

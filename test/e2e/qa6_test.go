@@ -56,6 +56,9 @@ func TestDockerEvents(t *testing.T) {
 	mustDocker(t, w, "stop", "-t", "0", "ev1")
 	mustDocker(t, w, "rm", "ev1")
 	mustDocker(t, w, "network", "rm", "evnet")
+	mustDocker(t, w, "network", "create", "--label", "project=shop", "evprune")
+	mustDocker(t, w, "network", "prune", "-f", "--filter", "label=project=shop")
+	mustDocker(t, w, "restart", "-t", "0", "ev2")
 	until := strings.TrimSpace(mustDocker(t, w, "run", "--rm", testworld.BusyboxImage, "sh", "-c", "sleep 1; date +%s"))
 	got := mustDocker(t, w, "events", "--since", since, "--until", until, "--filter", "label=project=shop",
 		"--format", `{{.Type}} {{.Action}} {{.Actor.Attributes.name}}{{with .Actor.Attributes.signal}} signal={{.}}{{end}}{{with .Actor.Attributes.exitCode}} exitCode={{.}}{{end}}`)
@@ -70,6 +73,16 @@ func TestDockerEvents(t *testing.T) {
 		"--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}")
 	if want := "network create evnet\nnetwork connect evnet\nnetwork disconnect evnet\nnetwork destroy evnet\n"; got != want {
 		t.Errorf("events of network evnet:\n%s\nwant:\n%s", got, want)
+	}
+	// A network prune destroys, as moby's deleteNetwork logs it.
+	got = mustDocker(t, w, "events", "--since", since, "--until", until, "--filter", "network=evprune", "--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}")
+	if want := "network create evprune\nnetwork destroy evprune\n"; got != want {
+		t.Errorf("events of the pruned network:\n%s\nwant:\n%s", got, want)
+	}
+	// docker restart: the stop's events, the start's, then restart.
+	got = mustDocker(t, w, "events", "--since", since, "--until", until, "--filter", "container=ev2", "--filter", "event=start", "--filter", "event=restart", "--format", "{{.Action}}")
+	if want := "start\nstart\nrestart\n"; got != want {
+		t.Errorf("start and restart events of ev2:\n%s\nwant:\n%s", got, want)
 	}
 }
 
