@@ -23,7 +23,10 @@ func (d *Daemon) startDNS(c *container.Container) error {
 		return nil
 	}
 	_, upstreams, ndotsSet := d.resolverConf(c)
-	return d.dns.Start(dns.Sandbox{ID: sbID, Path: c.State.SandboxKey, Upstreams: upstreams, NdotsSet: ndotsSet})
+	// A container's own --dns servers are asked from its namespace, as
+	// Docker asks them; the host's from the daemon's (see resolverConf).
+	return d.dns.Start(dns.Sandbox{ID: sbID, Path: c.State.SandboxKey, Upstreams: upstreams, NdotsSet: ndotsSet,
+		UpstreamsInSandbox: len(c.Config.DNS) > 0})
 }
 
 // stopDNS closes the resolver of a sandbox, if it has one. Its sockets
@@ -76,8 +79,9 @@ func (d *Daemon) dnsRunning(sandboxID string) bool {
 // upstreams are the host's servers, loopback ones included: the resolver
 // forwards from the host's namespace, where they answer (Docker's
 // HostLoopback), so a host on systemd-resolved's 127.0.0.53 works. Or
-// the container's --dns servers, as given. Or, when there are none at
-// all, Google's two, as on the default bridge.
+// the container's --dns servers, as given, which it asks from the
+// container's namespace (a --dns 127.0.0.1 is a server in the container).
+// Or, when there are none at all, Google's two, as on the default bridge.
 func (d *Daemon) resolverConf(c *container.Container) (resolvConf, []netip.AddrPort, bool) {
 	rc := d.resolv.get().withOverrides(c.Config.DNS, c.Config.DNSSearch, c.Config.DNSOptions)
 	ndotsSet := rc.ndotsSet()

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/netip"
 	"time"
 
 	mdns "github.com/miekg/dns"
+
+	"github.com/berth-net/berth/internal/sandbox"
 )
 
 // maxForwards bounds the queries in flight to upstream servers across all
@@ -21,18 +24,29 @@ const upstreamUDPSize = 4096
 // forwarder sends queries that are not berth's to upstream servers: over
 // UDP through a few sockets per upstream that the queries in flight share
 // (udpPool), over TCP on a connection per query (truncated answers, and
-// clients that asked over TCP). It runs on the daemon's ordinary
-// goroutines, so its sockets are made in the daemon's own (host) network
-// namespace, never in a container's.
+// clients that asked over TCP). The manager's forwarder makes its sockets
+// in the daemon's own (host) network namespace, where the host's
+// resolvers, loopback ones included, answer; inNamespace gives one whose
+// sockets are made inside a container's, for the container's own --dns
+// servers.
 type forwarder struct {
 	timeout time.Duration // per exchange with one upstream
-	slots   chan struct{}
+	slots   chan struct{} // shared by every forwarder of a manager
 	udp     *udpPool
 	log     *slog.Logger
+	// netns, when not "", is the namespace the sockets are made in.
+	netns string
 }
 
 func newForwarder(timeout time.Duration, log *slog.Logger) *forwarder {
-	return &forwarder{timeout: timeout, slots: make(chan struct{}, maxForwards), udp: newUDPPool(), log: log}
+	return &forwarder{timeout: timeout, slots: make(chan struct{}, maxForwards), udp: newUDPPool(""), log: log}
+}
+
+// inNamespace is a forwarder like f whose sockets are made inside the
+// network namespace at path; close it when the namespace's resolver goes,
+// or its sockets keep the namespace alive.
+func (f *forwarder) inNamespace(path string) *forwarder {
+	return &forwarder{timeout: f.timeout, slots: f.slots, udp: newUDPPool(path), log: f.log, netns: path}
 }
 
 // close closes the upstream sockets; queries in flight fail at once.
@@ -147,6 +161,23 @@ func (f *forwarder) exchangeTCP(ctx context.Context, q *mdns.Msg, up netip.AddrP
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	c := &mdns.Client{Net: "tcp", Timeout: f.timeout}
-	resp, _, err := c.ExchangeContext(ctx, q, up.String())
+	if f.netns == "" {
+		resp, _, err := c.ExchangeContext(ctx, q, up.String())
+		return resp, err
+	}
+	var conn net.Conn
+	err := sandbox.Do(f.netns, func() error {
+		var err error
+		conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", up.String())
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if d, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(d)
+	}
+	resp, _, err := c.ExchangeWithConnContext(ctx, q, &mdns.Conn{Conn: conn})
 	return resp, err
 }

@@ -2,6 +2,7 @@ package dns
 
 import (
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -103,5 +104,78 @@ func TestListenRedirected(t *testing.T) {
 		if got.Rcode != "NOERROR" || len(got.Answers) != 1 || got.Answers[0] != "web. 0 IN A 10.0.0.2" {
 			t.Errorf("%s web through 127.0.0.11:53 = %+v, want 10.0.0.2", proto, got)
 		}
+	}
+}
+
+// TestUpstreamsInSandbox: a container's own --dns servers are asked from
+// inside its namespace (Docker's resolver does so), over UDP and TCP: a
+// server on the container's loopback answers, which the daemon's
+// namespace cannot reach; the host's servers are asked from the daemon's.
+// Stopping the resolver closes its sockets in the namespace.
+func TestUpstreamsInSandbox(t *testing.T) {
+	ns, other := nstest.New(t), nstest.New(t)
+	serveIn(t, ns, "127.0.0.1:5353", "192.0.2.7")
+	m := NewManager(Config{Names: newFakeNames(), Timeout: 2 * time.Second})
+	t.Cleanup(func() { m.Close() })
+	up := []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:5353")}
+	if err := m.Start(Sandbox{ID: "sb", Path: ns, Upstreams: up, UpstreamsInSandbox: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, proto := range []string{"udp", "tcp"} {
+		got := summarize(exchangeOn(t, dialIn(t, ns, proto), query("ext.example", mdns.TypeA)))
+		if got.Rcode != "NOERROR" || len(got.Answers) != 1 || got.Answers[0] != "ext.example. 60 IN A 192.0.2.7" {
+			t.Errorf("%s ext.example through the container's own 127.0.0.1:5353 = %+v", proto, got)
+		}
+	}
+	// The same upstream asked from the daemon's namespace (the host's
+	// servers) is not the container's: nobody answers there.
+	if err := m.Start(Sandbox{ID: "sb2", Path: other, Upstreams: up}); err != nil {
+		t.Fatal(err)
+	}
+	if got := summarize(exchangeOn(t, dialIn(t, other, "udp"), query("ext.example", mdns.TypeA))); got.Rcode != "SERVFAIL" {
+		t.Errorf("ext.example through 127.0.0.1:5353 of the daemon's namespace = %+v, want SERVFAIL", got)
+	}
+	m.mu.Lock()
+	fwd := m.resolvers["sb"].fwd
+	m.mu.Unlock()
+	if err := m.Stop("sb"); err != nil {
+		t.Fatal(err)
+	}
+	fwd.udp.mu.Lock()
+	closed := fwd.udp.closed
+	fwd.udp.mu.Unlock()
+	if !closed || fwd.udp.sockets() != 0 {
+		t.Errorf("after Stop the resolver's sockets in the namespace are not closed (closed %v, %d sockets)", closed, fwd.udp.sockets())
+	}
+}
+
+// serveIn runs a DNS server inside the namespace at path, on addr over UDP
+// and TCP, that answers every A question with ip.
+func serveIn(t *testing.T, path, addr, ip string) {
+	t.Helper()
+	var (
+		pc net.PacketConn
+		l  net.Listener
+	)
+	err := sandbox.Do(path, func() error {
+		var err error
+		if pc, err = net.ListenPacket("udp4", addr); err != nil {
+			return err
+		}
+		l, err = net.Listen("tcp4", addr)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := mdns.HandlerFunc(func(w mdns.ResponseWriter, q *mdns.Msg) {
+		m := new(mdns.Msg).SetReply(q)
+		rr, _ := mdns.NewRR(q.Question[0].Name + " 60 IN A " + ip)
+		m.Answer = append(m.Answer, rr)
+		w.WriteMsg(m)
+	})
+	for _, s := range []*mdns.Server{{PacketConn: pc, Handler: h}, {Listener: l, Handler: h}} {
+		go s.ActivateAndServe()
+		t.Cleanup(func() { s.Shutdown() })
 	}
 }

@@ -38,6 +38,12 @@ type Sandbox struct {
 	Path string // its network namespace
 	// Upstreams are the servers other names are forwarded to, in order.
 	Upstreams []netip.AddrPort
+	// UpstreamsInSandbox: the upstreams are the container's own (--dns),
+	// asked from inside its namespace, as Docker asks them (a --dns
+	// 127.0.0.1 is the container's loopback); otherwise they are the
+	// host's, asked from the daemon's namespace (Docker's HostLoopback).
+	// Fixed when the resolver starts.
+	UpstreamsInSandbox bool
 	// NdotsSet says the container's resolv.conf sets ndots: then a
 	// single-label name berth does not know is answered "no records"
 	// instead of forwarded, as Docker does; the client's resolver goes on
@@ -83,7 +89,11 @@ func (m *Manager) Start(sb Sandbox) error {
 	if err != nil {
 		return fmt.Errorf("start DNS resolver of sandbox %s: %w", short(sb.ID), err)
 	}
-	r := serve(sb.ID, m.cfg.Names, m.fwd, sb.Upstreams, udp, tcp, m.cfg.Log)
+	fwd := m.fwd
+	if sb.UpstreamsInSandbox {
+		fwd = m.fwd.inNamespace(sb.Path)
+	}
+	r := serve(sb.ID, m.cfg.Names, fwd, sb.Upstreams, udp, tcp, m.cfg.Log)
 	r.ndotsSet.Store(sb.NdotsSet)
 	m.resolvers[sb.ID] = r
 	m.cfg.Log.Debug("DNS resolver started", "sandbox", short(sb.ID), "upstreams", sb.Upstreams)

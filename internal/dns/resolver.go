@@ -271,6 +271,9 @@ func (r *Resolver) Close() error {
 			err = errors.Join(err, r.tcp.Shutdown())
 		}
 		r.wg.Wait()
+		if r.fwd.netns != "" {
+			r.fwd.close() // its sockets would keep the namespace alive
+		}
 	})
 	return err
 }

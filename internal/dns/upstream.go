@@ -14,6 +14,8 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+
+	"github.com/berth-net/berth/internal/sandbox"
 )
 
 // Limits of the upstream sockets. A socket is shared by the queries in
@@ -42,13 +44,14 @@ var (
 // instead of a socket per query. Answers are matched to queries by ID and
 // question; anything else that arrives is dropped.
 type udpPool struct {
+	netns  string // "": the daemon's namespace
 	mu     sync.Mutex
 	socks  map[netip.AddrPort][]*upstreamSock // the ones taking new queries
 	closed bool
 }
 
-func newUDPPool() *udpPool {
-	return &udpPool{socks: map[netip.AddrPort][]*upstreamSock{}}
+func newUDPPool(netns string) *udpPool {
+	return &udpPool{netns: netns, socks: map[netip.AddrPort][]*upstreamSock{}}
 }
 
 // upstreamSock is one connected socket and the queries waiting on it.
@@ -176,7 +179,18 @@ func (p *udpPool) pickLocked(up netip.AddrPort) *upstreamSock {
 }
 
 func (p *udpPool) openLocked(up netip.AddrPort) (*upstreamSock, error) {
-	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(up))
+	var conn *net.UDPConn
+	dial := func() error {
+		var err error
+		conn, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(up))
+		return err
+	}
+	var err error
+	if p.netns == "" {
+		err = dial()
+	} else {
+		err = sandbox.Do(p.netns, dial) // the socket stays in that namespace
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open a socket to upstream %s: %w", up, err)
 	}
