@@ -100,7 +100,8 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 		if !all && !c.Running() {
 			continue
 		}
-		if !containerMatches(c, args) {
+		links := s.backend.ContainerLinks(r.Context(), c.ID)
+		if !containerMatches(c, links.Names, args) {
 			continue
 		}
 		atts, err := s.backend.ContainerAttachments(r.Context(), c.ID)
@@ -113,7 +114,7 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 		if args.Contains("network") && !onNetwork(atts, args) {
 			continue
 		}
-		sum := containerSummary(c, atts, s.backend.ContainerLinks(r.Context(), c.ID), s.now())
+		sum := containerSummary(c, atts, links, s.now())
 		if (publish != nil || expose != nil) && !hasPort(sum.Ports, publish, expose) {
 			continue
 		}
@@ -161,9 +162,14 @@ func hasPort(ports []ctypes.Port, publish, expose map[string]bool) bool {
 // containerMatches applies moby's ps filters: id and name are regular
 // expressions, status is exact, label is "key" or "key=value", ancestor
 // is the image as named or its ID, exited is the exit code of a stopped one.
-func containerMatches(c *container.Container, args filters.Args) bool {
+// containerMatches applies ps's filters; the name filter matches the
+// container's name or one of its link names ("/parent/alias"), as moby's
+// matches every name a container has.
+func containerMatches(c *container.Container, linkNames []string, args filters.Args) bool {
 	return args.Match("id", c.ID) &&
-		(args.Match("name", c.Name) || args.Match("name", "/"+c.Name)) &&
+		(args.Match("name", c.Name) || args.Match("name", "/"+c.Name) || slices.ContainsFunc(linkNames, func(n string) bool {
+			return args.Match("name", n) || args.Match("name", strings.TrimPrefix(n, "/"))
+		})) &&
 		args.ExactMatch("status", c.Status()) &&
 		args.MatchKVList("label", c.Config.Labels) &&
 		matchesAncestor(c, args) &&
@@ -194,7 +200,11 @@ func onNetwork(atts []network.Attachment, args filters.Args) bool {
 }
 
 func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.backend.Container(r.Context(), r.PathValue("id"))
+	ref := r.PathValue("id")
+	if parent := r.PathValue("parent"); parent != "" {
+		ref = parent + "/" + r.PathValue("alias") // a link's name, as moby's names take it
+	}
+	c, err := s.backend.Container(r.Context(), ref)
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("POST /containers/create", h(s.createContainer))
 	m.HandleFunc("GET /containers/json", h(s.listContainers))
 	m.HandleFunc("GET /containers/{id}/json", h(s.inspectContainer))
+	m.HandleFunc("GET /containers/{parent}/{alias}/json", h(s.inspectContainer))
 	m.HandleFunc("POST /containers/{id}/start", h(s.startContainer))
 	m.HandleFunc("POST /containers/{id}/stop", h(s.stopContainer))
 	m.HandleFunc("POST /containers/{id}/restart", h(s.restartContainer))

@@ -224,6 +224,9 @@ func (d *Daemon) lookupLocked(ref string) (*ctrState, error) {
 			return cs, nil
 		}
 	}
+	if cs := d.linkedLocked(ref); cs != nil {
+		return cs, nil
+	}
 	var found *ctrState
 	for id, cs := range d.containers {
 		if strings.HasPrefix(id, ref) {

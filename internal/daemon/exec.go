@@ -17,6 +17,7 @@ import (
 type execState struct {
 	mu       sync.Mutex
 	info     api.ExecInfo
+	env      []string // the process's variables over the container's: -e, and the links'
 	started  bool
 	resize   func(h, w uint) error
 	pendingH uint
@@ -31,7 +32,7 @@ func (d *Daemon) CreateExec(ctx context.Context, ctrRef string, cfg api.ExecConf
 	}
 	cs.mu.Lock()
 	running, id, name, status := cs.c.Running(), cs.c.ID, cs.c.Name, cs.c.Status()
-	ctrUser, ctrDir := cs.c.Config.User, cs.c.Config.WorkingDir
+	ctrUser, ctrDir, ctrEnv := cs.c.Config.User, cs.c.Config.WorkingDir, cs.c.Config.Env
 	cs.mu.Unlock()
 	if status == container.StatusRestarting {
 		return "", errContainerIsRestarting(id)
@@ -51,7 +52,18 @@ func (d *Daemon) CreateExec(ctx context.Context, ctrRef string, cfg api.ExecConf
 	if cfg.WorkingDir == "" {
 		cfg.WorkingDir = ctrDir
 	}
-	ex := &execState{info: api.ExecInfo{ID: network.NewID(), ContainerID: id, Config: cfg}}
+	// And the legacy links' variables as they are now (a child back on
+	// another address), with the container's own and then the exec's
+	// over them; no exec while a child is down.
+	links, err := d.linksAtStart(cs, true)
+	if err != nil {
+		return "", err
+	}
+	env := cfg.Env
+	if len(links.env) > 0 {
+		env = withLinkEnv(withLinkEnv(links.env, ctrEnv), cfg.Env)
+	}
+	ex := &execState{info: api.ExecInfo{ID: network.NewID(), ContainerID: id, Config: cfg}, env: env}
 	d.mu.Lock()
 	d.execs[ex.info.ID] = ex
 	d.mu.Unlock()
@@ -82,10 +94,10 @@ func (d *Daemon) StartExec(ctx context.Context, execID string, detach bool, s ap
 		return errdefs.Conflict("exec %s has already been started", execID)
 	}
 	ex.started, ex.info.Running = true, true
-	cfg, ctrID := ex.info.Config, ex.info.ContainerID
+	cfg, ctrID, env := ex.info.Config, ex.info.ContainerID, ex.env
 	ex.mu.Unlock()
 	spec := runtime.ExecSpec{
-		Args: cfg.Cmd, Env: cfg.Env, Cwd: cfg.WorkingDir, User: cfg.User, Tty: cfg.Tty,
+		Args: cfg.Cmd, Env: env, Cwd: cfg.WorkingDir, User: cfg.User, Tty: cfg.Tty,
 		ConsoleSize: cfg.ConsoleSize,
 		OnStart: func(pid int, resize func(h, w uint) error) {
 			ex.mu.Lock()

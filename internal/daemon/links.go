@@ -43,6 +43,12 @@ func (d *Daemon) planLinksLocked(parent string, links []container.Link) ([]conta
 		if err != nil {
 			return nil, err
 		}
+		if l.Alias == "" {
+			// "/parent/" is the parent's own name: moby's registerLink
+			// cannot reserve it and leaves the link out.
+			d.log.Warn("link without an alias, ignoring it", "container", parent, "child", l.Name)
+			continue
+		}
 		if child.c.Config.NetworkMode == network.NameHost {
 			return nil, errdefs.Invalid(errLinksHostNetwork)
 		}
@@ -53,6 +59,27 @@ func (d *Daemon) planLinksLocked(parent string, links []container.Link) ([]conta
 		out = append(out, container.Link{ChildID: child.c.ID, Name: child.c.Name, Alias: l.Alias})
 	}
 	return out, nil
+}
+
+// linkedLocked is the child a link name ("parent/alias") stands for, as
+// moby's name registry holds link names beside container names; nil if
+// there is none. d.mu is held.
+func (d *Daemon) linkedLocked(ref string) *ctrState {
+	parent, alias, ok := strings.Cut(ref, "/")
+	if !ok {
+		return nil
+	}
+	for _, cs := range d.containers {
+		if cs.c.Name != parent {
+			continue
+		}
+		for _, l := range d.links[cs.c.ID] {
+			if l.Alias == alias {
+				return d.containers[l.ChildID]
+			}
+		}
+	}
+	return nil
 }
 
 // linkChildLocked is the container a link names, past any "container:"
@@ -127,7 +154,8 @@ func (d *Daemon) linksAtStart(cs *ctrState, strict bool) (linkStart, error) {
 		ip := ""
 		if child.addr.IsValid() {
 			ip = child.addr.String()
-			out.hosts[l.Alias] = ip + "\t" + linkHostNames(l.Alias, child.hostname, child.name)
+			// The alias's last element, as moby's path.Split of the link name.
+			out.hosts[l.Alias] = ip + "\t" + linkHostNames(path.Base(l.Alias), child.hostname, child.name)
 		}
 		out.env = append(out.env, container.LinkEnv(linkName, ip, child.env, child.exposed)...)
 	}
@@ -280,6 +308,26 @@ func (d *Daemon) refreshLinkParents(childID string) {
 	}
 }
 
+// relinkByName, at a daemon start, points each link whose child has been
+// removed at the container that has the child's name now, if any: moby
+// registers links again by name from HostConfig.Links at each start. The
+// record keeps the old ID (the next start finds the same again).
+func (d *Daemon) relinkByName() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for pid, links := range d.links {
+		for i, l := range links {
+			if d.containers[l.ChildID] != nil {
+				continue
+			}
+			if child, err := d.linkChildLocked(l.Name); err == nil && child.c.ID != pid {
+				links[i].ChildID = child.c.ID
+				d.log.Info("link follows a container of the removed child's name", "link", "/"+d.containers[pid].c.Name+"/"+l.Alias, "child", child.c.ShortID())
+			}
+		}
+	}
+}
+
 // restoreLinkHosts rebuilds, after a restart, the link lines of the
 // running parents from their running children (a child not running has
 // no line until it starts again).
@@ -326,8 +374,9 @@ func (d *Daemon) ContainerLinks(_ context.Context, id string) api.LinkNames {
 }
 
 // RemoveLink is docker rm --link: it forgets the link "/parent/alias"
-// (moby's rmLink); the parent's running process keeps what the link gave
-// its environment and /etc/hosts, as in moby.
+// (moby's rmLink) and takes its line out of a running parent's
+// /etc/hosts, as moby's rebuild of the parent's sandbox does; the running
+// process keeps what the link gave its environment.
 func (d *Daemon) RemoveLink(_ context.Context, name string) error {
 	name = "/" + strings.TrimPrefix(name, "/")
 	parentPath, alias := path.Split(name)
@@ -360,7 +409,13 @@ func (d *Daemon) RemoveLink(_ context.Context, name string) error {
 	} else {
 		d.links[cs.c.ID] = slices.Clone(links)
 	}
+	delete(d.linkHosts[cs.c.ID], alias)
 	d.mu.Unlock()
+	if cs.c.Running() && cs.c.State.SandboxID != "" {
+		if err := d.writeHosts(cs.c); err != nil {
+			d.log.Warn("rewriting a container's hosts file after rm --link", "container", cs.c.Name, "err", err)
+		}
+	}
 	d.log.Info("link removed", "link", name)
 	return nil
 }

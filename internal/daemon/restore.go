@@ -94,6 +94,7 @@ func (d *Daemon) restoreContainers(ctx context.Context) error {
 	if err := d.runtime.SweepExits(adopted); err != nil {
 		errs = append(errs, err)
 	}
+	d.relinkByName()
 	d.restoreLinkHosts()
 	d.startByPolicy(recs) // after the sweep above, which would take their new sandboxes for leftovers
 	return errors.Join(errs...)

@@ -68,9 +68,25 @@ func TestLegacyLinks(t *testing.T) {
 	if want := newIP + "\tdatabase " + dbHost + " db\n"; !strings.Contains(hosts, want) {
 		t.Errorf("after db came back on %s, web's /etc/hosts lacks %q:\n%s", newIP, want, hosts)
 	}
+	// An exec gets the links' variables as they are now, as moby's exec does.
+	if got := strings.TrimSpace(mustDocker(t, w, "exec", "web", "sh", "-c", "echo $DATABASE_PORT_6379_TCP_ADDR")); got != newIP {
+		t.Errorf("exec in web: DATABASE_PORT_6379_TCP_ADDR=%s, want db's new address %s", got, newIP)
+	}
+	// The link's name is a name of db's, as in moby's name registry.
+	if got := dockerInspect(t, w, "{{.Name}}", "web/database"); got != "/db" {
+		t.Errorf("inspect web/database: %q, want /db", got)
+	}
+	if got := strings.TrimSpace(mustDocker(t, w, "ps", "--filter", "name=web/database", "--format", "{{.Names}}")); got != "db" {
+		t.Errorf("ps --filter name=web/database: %q, want db", got)
+	}
 
-	// A parent whose child is not running does not start, in moby's words.
-	mustDocker(t, w, "stop", "-t", "0", "db", "web")
+	// A parent whose child is not running does not start, nor exec, in
+	// moby's words.
+	mustDocker(t, w, "stop", "-t", "0", "db")
+	if _, errOut, code := w.Docker(t, "exec", "web", "true"); code == 0 || !strings.Contains(errOut, "Cannot link to a non running container: /db AS /web/database") { // moby refuses at exec create
+		t.Errorf("exec in web with db stopped: exit %d, %q", code, errOut)
+	}
+	mustDocker(t, w, "stop", "-t", "0", "web")
 	if _, errOut, code := w.Docker(t, "start", "web"); code == 0 || !strings.Contains(errOut, "Cannot link to a non running container: /db AS /web/database") {
 		t.Errorf("start web with db stopped: exit %d, %q", code, errOut)
 	}
@@ -92,6 +108,38 @@ func TestLegacyLinks(t *testing.T) {
 	}
 	if got := dockerInspect(t, w, "{{.State.Status}}", "db"); got != "exited" {
 		t.Errorf("db after rm --link: %q, want it still there", got)
+	}
+	// rm --link of a running parent's link takes its line out of the
+	// parent's /etc/hosts at once.
+	mustDocker(t, w, "run", "-d", "--name", "kv", testworld.BusyboxImage, "sleep", "600")
+	mustDocker(t, w, "run", "-d", "--name", "app", "--link", "kv:cache", testworld.BusyboxImage, "sleep", "600")
+	if hosts := mustDocker(t, w, "exec", "app", "cat", "/etc/hosts"); !strings.Contains(hosts, "\tcache ") {
+		t.Fatalf("app's /etc/hosts lacks the link:\n%s", hosts)
+	}
+	mustDocker(t, w, "rm", "--link", "app/cache")
+	if hosts := mustDocker(t, w, "exec", "app", "cat", "/etc/hosts"); strings.Contains(hosts, "\tcache ") {
+		t.Errorf("after rm --link, app's /etc/hosts still has the link:\n%s", hosts)
+	}
+}
+
+// TestLinkFollowsNameAcrossDaemonRestart: a link whose child was removed
+// points, after a daemon restart, at the container that has the child's
+// name then, as moby registers links again by name at each start.
+func TestLinkFollowsNameAcrossDaemonRestart(t *testing.T) {
+	w, d := startWorld(t)
+	mustDocker(t, w, "run", "-d", "--name", "c2", testworld.BusyboxImage, "sleep", "600")
+	mustDocker(t, w, "create", "--name", "p2", "--link", "c2", testworld.BusyboxImage, "sleep", "600")
+	mustDocker(t, w, "rm", "-f", "c2")
+	mustDocker(t, w, "run", "-d", "--name", "c2", testworld.BusyboxImage, "sleep", "600")
+	if _, errOut, code := w.Docker(t, "start", "p2"); code == 0 || !strings.Contains(errOut, "Cannot link to a non running container: /c2 AS /p2/c2") {
+		t.Errorf("start p2 before a daemon restart: exit %d, %q (moby keeps the removed child too)", code, errOut)
+	}
+	d.Stop()
+	w.Start(t)
+	mustDocker(t, w, "start", "p2")
+	ip := containerIP(t, w, "c2").String()
+	if hosts := mustDocker(t, w, "exec", "p2", "cat", "/etc/hosts"); !strings.Contains(hosts, ip+"\tc2 ") {
+		t.Errorf("p2's /etc/hosts lacks the new c2 (%s):\n%s", ip, hosts)
 	}
 }
 
