@@ -147,17 +147,20 @@ func processSpec(args, env []string, cwd string, tty bool, u user, nofile uint64
 	}
 }
 
-// containerEnv adds to s.Env what Docker adds when missing: PATH, HOSTNAME,
-// HOME of the user, and TERM for a tty.
+// containerEnv is the process's environment in Docker's order (moby's
+// CreateDaemonEnvironment): PATH, HOSTNAME and, for a tty, TERM, then
+// s.Env (the links' variables and the container's own), each replacing a
+// variable of the same name where it stands; then the user's HOME when
+// s.Env has none, which runc adds in Docker.
 func containerEnv(s Spec, u user) []string {
-	env := append([]string(nil), s.Env...)
-	env = addEnvDefault(env, defaultPath)
+	env := []string{defaultPath}
 	if s.Hostname != "" {
-		env = addEnvDefault(env, "HOSTNAME="+s.Hostname)
+		env = append(env, "HOSTNAME="+s.Hostname)
 	}
 	if s.Tty {
-		env = addEnvDefault(env, "TERM=xterm")
+		env = append(env, "TERM=xterm")
 	}
+	env = mergeEnv(env, s.Env)
 	return addEnvDefault(env, "HOME="+u.Home)
 }
 
