@@ -29,9 +29,25 @@ func CheckLogConfig(lc LogConfig) error {
 	if lc.Type != "" && lc.Type != LogDriver {
 		return fmt.Errorf("log driver %q (--log-driver) is not supported by berth: only json-file, with max-size and max-file", lc.Type)
 	}
+	// moby's options of every driver (logger.ValidateLogOpts). berth never
+	// blocks a container on its log (the container writes the file
+	// itself), so either mode is what it does, and there is no buffer.
+	switch mode := lc.Config["mode"]; mode {
+	case "", "blocking", "non-blocking":
+	default:
+		return fmt.Errorf("logger: logging mode not supported: %s", mode)
+	}
+	if s, ok := lc.Config["max-buffer-size"]; ok {
+		if lc.Config["mode"] != "non-blocking" {
+			return errors.New("logger: max-buffer-size option is only supported with 'mode=non-blocking'")
+		}
+		if _, err := units.RAMInBytes(s); err != nil {
+			return fmt.Errorf("error parsing option max-buffer-size: %w", err)
+		}
+	}
 	for _, k := range slices.Sorted(maps.Keys(lc.Config)) {
 		switch v := lc.Config[k]; k {
-		case "max-size", "max-file":
+		case "max-size", "max-file", "mode", "max-buffer-size":
 		case "compress":
 			if on, err := strconv.ParseBool(v); err != nil {
 				return err

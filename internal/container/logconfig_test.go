@@ -23,7 +23,11 @@ func TestCheckLogConfig(t *testing.T) {
 		{lc: LogConfig{Config: map[string]string{"max-file": "two"}}, err: `strconv.Atoi: parsing "two": invalid syntax`},
 		{lc: LogConfig{Config: map[string]string{"compress": "true"}}, err: "log opt 'compress' is not supported by berth: rotated logs are kept uncompressed"},
 		{lc: LogConfig{Config: map[string]string{"tag": "{{.Name}}"}}, err: "log opt 'tag' is not supported by berth: its log files carry no attributes"},
-		{lc: LogConfig{Config: map[string]string{"max-buffer-size": "1m"}}, err: "unknown log opt 'max-buffer-size' for json-file log driver"},
+		{lc: LogConfig{Config: map[string]string{"mode": "non-blocking", "max-buffer-size": "4m"}}, files: 1, whatAbout: "moby's options of every driver"},
+		{lc: LogConfig{Config: map[string]string{"mode": "blocking"}}, files: 1, whatAbout: "blocking mode"},
+		{lc: LogConfig{Config: map[string]string{"mode": "lossy"}}, err: "logger: logging mode not supported: lossy"},
+		{lc: LogConfig{Config: map[string]string{"max-buffer-size": "1m"}}, err: "logger: max-buffer-size option is only supported with 'mode=non-blocking'"},
+		{lc: LogConfig{Config: map[string]string{"max-age": "1d"}}, err: "unknown log opt 'max-age' for json-file log driver"},
 	}
 	for _, tt := range tests {
 		err := CheckLogConfig(tt.lc)

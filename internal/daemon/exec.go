@@ -17,7 +17,7 @@ import (
 type execState struct {
 	mu       sync.Mutex
 	info     api.ExecInfo
-	env      []string // the process's variables over the container's: -e, and the links'
+	baseEnv  []string // the container's variables for the process (runtime.ExecSpec.BaseEnv)
 	started  bool
 	resize   func(h, w uint) error
 	pendingH uint
@@ -52,18 +52,19 @@ func (d *Daemon) CreateExec(ctx context.Context, ctrRef string, cfg api.ExecConf
 	if cfg.WorkingDir == "" {
 		cfg.WorkingDir = ctrDir
 	}
-	// And the legacy links' variables as they are now (a child back on
-	// another address), with the container's own and then the exec's
-	// over them; no exec while a child is down.
+	// And its environment built afresh, as moby's ContainerExecCreate
+	// does: the legacy links' variables as they are now (a child back on
+	// another address, a link removed), then the container's own; no exec
+	// while a child is down.
 	links, err := d.linksAtStart(cs, true)
 	if err != nil {
 		return "", err
 	}
-	env := cfg.Env
-	if len(links.env) > 0 {
-		env = withLinkEnv(withLinkEnv(links.env, ctrEnv), cfg.Env)
+	base := withLinkEnv(links.env, ctrEnv)
+	if base == nil {
+		base = []string{}
 	}
-	ex := &execState{info: api.ExecInfo{ID: network.NewID(), ContainerID: id, Config: cfg}, env: env}
+	ex := &execState{info: api.ExecInfo{ID: network.NewID(), ContainerID: id, Config: cfg}, baseEnv: base}
 	d.mu.Lock()
 	d.execs[ex.info.ID] = ex
 	d.mu.Unlock()
@@ -94,10 +95,10 @@ func (d *Daemon) StartExec(ctx context.Context, execID string, detach bool, s ap
 		return errdefs.Conflict("exec %s has already been started", execID)
 	}
 	ex.started, ex.info.Running = true, true
-	cfg, ctrID, env := ex.info.Config, ex.info.ContainerID, ex.env
+	cfg, ctrID, baseEnv := ex.info.Config, ex.info.ContainerID, ex.baseEnv
 	ex.mu.Unlock()
 	spec := runtime.ExecSpec{
-		Args: cfg.Cmd, Env: env, Cwd: cfg.WorkingDir, User: cfg.User, Tty: cfg.Tty,
+		Args: cfg.Cmd, Env: cfg.Env, BaseEnv: baseEnv, Cwd: cfg.WorkingDir, User: cfg.User, Tty: cfg.Tty,
 		ConsoleSize: cfg.ConsoleSize,
 		OnStart: func(pid int, resize func(h, w uint) error) {
 			ex.mu.Lock()

@@ -17,6 +17,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"path"
 	"slices"
@@ -283,10 +284,10 @@ func (d *Daemon) refreshLinkParents(childID string) {
 	d.mu.Unlock()
 	for _, cs := range parents {
 		fresh, _ := d.linksAtStart(cs, false)
-		d.mu.Lock()
-		hosts := map[string]string{}
-		for alias, line := range d.linkHosts[cs.c.ID] {
-			hosts[alias] = line
+		d.mu.Lock() // read, merge and set at once: a parent's start may set its lines too
+		hosts := maps.Clone(d.linkHosts[cs.c.ID])
+		if hosts == nil {
+			hosts = map[string]string{}
 		}
 		for _, l := range d.links[cs.c.ID] {
 			if l.ChildID != childID {
@@ -296,8 +297,8 @@ func (d *Daemon) refreshLinkParents(childID string) {
 				hosts[l.Alias] = line
 			}
 		}
+		d.linkHosts[cs.c.ID] = hosts
 		d.mu.Unlock()
-		d.setLinkHosts(cs.c.ID, hosts)
 		cs.mu.Lock()
 		if cs.c.Running() && cs.c.State.SandboxID != "" && !cs.goneLocked() {
 			if err := d.writeHosts(cs.c); err != nil {
@@ -404,10 +405,13 @@ func (d *Daemon) RemoveLink(_ context.Context, name string) error {
 		return err
 	}
 	d.mu.Lock()
-	if len(links) == 0 {
+	// The index, not the record: relinkByName may have pointed a link at
+	// another child than the record names.
+	live := slices.DeleteFunc(slices.Clone(d.links[cs.c.ID]), func(l container.Link) bool { return l.Alias == alias })
+	if len(live) == 0 {
 		delete(d.links, cs.c.ID)
 	} else {
-		d.links[cs.c.ID] = slices.Clone(links)
+		d.links[cs.c.ID] = live
 	}
 	delete(d.linkHosts[cs.c.ID], alias)
 	d.mu.Unlock()

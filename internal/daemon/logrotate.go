@@ -21,12 +21,13 @@ func (d *Daemon) startLogRotator() (stop func()) {
 		defer close(done)
 		t := time.NewTicker(logRotateEvery)
 		defer t.Stop()
+		warned := map[string]time.Time{} // a failing rotation is logged once a minute
 		for {
 			select {
 			case <-quit:
 				return
 			case <-t.C:
-				d.rotateFullLogs()
+				d.rotateFullLogs(warned)
 			}
 		}
 	}()
@@ -38,21 +39,25 @@ func (d *Daemon) startLogRotator() (stop func()) {
 
 // rotateFullLogs rotates the logs that reached their container's
 // max-size, of running and stopped containers alike (a container may have
-// written past it just before it stopped). It holds the container's lock
-// while it rotates, so that a removal never deletes the directory under a
-// rotation; a container busy with a life-cycle operation is looked at on
-// the next tick.
-func (d *Daemon) rotateFullLogs() {
+// written past it just before it stopped). It takes a container's lock
+// only to read its options (a container busy with a life-cycle operation
+// is looked at on the next tick); the runtime keeps a rotation and a
+// removal of the same files apart.
+func (d *Daemon) rotateFullLogs(warned map[string]time.Time) {
 	for _, cs := range d.states() {
 		if !cs.mu.TryLock() {
 			continue
 		}
-		size, files, err := cs.c.Config.LogConfig.Limits()
-		if !cs.goneLocked() && err == nil && size > 0 {
-			if err := d.runtime.RotateLogs(cs.c.ID, runtime.LogLimit{MaxSize: size, MaxFiles: files}); err != nil {
-				d.log.Warn("rotating a container's logs", "id", cs.c.ShortID(), "err", err)
-			}
-		}
+		id, lc, gone := cs.c.ID, cs.c.Config.LogConfig, cs.goneLocked()
 		cs.mu.Unlock()
+		size, files, err := lc.Limits()
+		if gone || err != nil || size == 0 {
+			continue
+		}
+		err = d.runtime.RotateLogs(id, runtime.LogLimit{MaxSize: size, MaxFiles: files})
+		if err != nil && time.Since(warned[id]) > time.Minute {
+			warned[id] = time.Now()
+			d.log.Warn("rotating a container's logs", "id", id[:12], "err", err)
+		}
 	}
 }

@@ -135,18 +135,61 @@ func (d *Daemon) startByPolicy(recs []*container.Container) {
 			first = append(first, cs)
 		}
 	}
-	for _, group := range [][]*ctrState{first, then} {
-		var wg sync.WaitGroup
-		slots := make(chan struct{}, startParallel)
-		for _, cs := range group {
-			wg.Add(1)
-			slots <- struct{}{}
-			go func() {
-				defer func() { <-slots; wg.Done() }()
-				d.startOneByPolicy(cs)
-			}()
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, startParallel)
+	for _, cs := range first {
+		wg.Add(1)
+		slots <- struct{}{}
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			d.startOneByPolicy(cs)
+		}()
+	}
+	wg.Wait()
+	d.startInOrder(then)
+}
+
+// startInOrder starts, one at a time, each container once none of the
+// containers it needs running (its link children, the one whose namespace
+// it shares) is still waiting in the list, as moby waits for a parent's
+// children; a circle starts in list order.
+func (d *Daemon) startInOrder(pending []*ctrState) {
+	waiting := func(cs *ctrState, among []*ctrState) bool {
+		cs.mu.Lock()
+		needs := []string{}
+		if ref, ok := container.SharedNetns(cs.c.Config.NetworkMode); ok {
+			needs = append(needs, ref)
 		}
-		wg.Wait()
+		id := cs.c.ID
+		cs.mu.Unlock()
+		d.mu.Lock()
+		for _, l := range d.links[id] {
+			needs = append(needs, l.ChildID)
+		}
+		d.mu.Unlock()
+		for _, o := range among {
+			if o != cs && slices.Contains(needs, o.c.ID) {
+				return true
+			}
+		}
+		return false
+	}
+	for len(pending) > 0 {
+		var later []*ctrState
+		for _, cs := range pending {
+			if waiting(cs, pending) {
+				later = append(later, cs)
+				continue
+			}
+			d.startOneByPolicy(cs)
+		}
+		if len(later) == len(pending) { // a circle: start them anyway
+			for _, cs := range later {
+				d.startOneByPolicy(cs)
+			}
+			return
+		}
+		pending = later
 	}
 }
 

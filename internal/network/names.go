@@ -169,11 +169,7 @@ func linkAliases(links []string) map[string]string {
 		if err != nil {
 			continue
 		}
-		name = strings.ToLower(name)
-		alias = strings.ToLower(alias)
-		if _, ok := m[alias]; !ok {
-			m[alias] = name
-		}
+		m[strings.ToLower(alias)] = strings.ToLower(name) // the last wins, as libnetwork's CreateOptionAlias
 	}
 	return m
 }

@@ -114,9 +114,14 @@ func (r *Runtime) execProcess(id string, e ExecSpec) (*specs.Process, error) {
 	if cwd == "" {
 		cwd = base.Process.Cwd
 	}
-	env := mergeEnv(base.Process.Env, e.Env)
-	if e.Tty {
-		env = addEnvDefault(env, "TERM=xterm")
+	var env []string
+	if e.BaseEnv != nil {
+		env = containerEnv(Spec{Env: mergeEnv(e.BaseEnv, e.Env), Hostname: base.Hostname, Tty: e.Tty}, u)
+	} else {
+		env = mergeEnv(base.Process.Env, e.Env)
+		if e.Tty {
+			env = addEnvDefault(env, "TERM=xterm")
+		}
 	}
 	var caps []string
 	if c := base.Process.Capabilities; c != nil {

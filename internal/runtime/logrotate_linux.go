@@ -55,11 +55,13 @@ type logRotations struct {
 type logRotation struct {
 	mu sync.Mutex // held by a rotation and by each read of the file
 	// gen counts rotations; cut is how many bytes the last one removed
-	// from the start of the live file, and kept says whether they went to
-	// path.1 (false: dropped, max-file 1, or lost to a truncation).
-	gen  uint64
-	cut  int64
-	kept bool
+	// from the start of the live file, kept says whether they went to
+	// path.1 (false: dropped, max-file 1), and trimmed how many of them
+	// path.1 left out at its start (see rotate).
+	gen     uint64
+	cut     int64
+	kept    bool
+	trimmed int64
 }
 
 func (l *logRotations) of(path string) *logRotation {
@@ -95,6 +97,9 @@ func (r *Runtime) RotateLogs(id string, lim LogLimit) error {
 		return nil
 	}
 	stdout, stderr := r.LogPaths(id)
+	if _, err := os.Stat(r.dataDir(id)); err != nil {
+		return nil // removed meanwhile
+	}
 	return errors.Join(r.rot.rotateIfFull(stdout, lim), r.rot.rotateIfFull(stderr, lim))
 }
 
@@ -107,105 +112,171 @@ func (l *logRotations) rotateIfFull(path string, lim LogLimit) error {
 		return err
 	}
 	lr := l.of(path)
-	lr.mu.Lock()
+	// A reader holds the lock only to read a chunk; a removal holds it
+	// while it deletes the files: either way, the next look will do.
+	if !lr.mu.TryLock() {
+		return nil
+	}
 	defer lr.mu.Unlock()
-	cut, kept, err := l.rotate(path, max(lim.MaxFiles, 1))
+	res, err := l.rotate(path, max(lim.MaxFiles, 1))
 	if err != nil {
 		return fmt.Errorf("rotate log %q: %w", path, err)
 	}
 	lr.gen++
-	lr.cut, lr.kept = cut, kept
+	lr.cut, lr.kept, lr.trimmed = res.cut, res.kept, res.trimmed
 	return nil
 }
 
 // rotated is the name of a stream's i-th rotated file (1 is the newest).
 func rotated(path string, i int) string { return path + "." + strconv.Itoa(i) }
 
-// rotate moves the live file's content out as the package comment says
-// and returns how many bytes left its start and whether path.1 has them.
-func (l *logRotations) rotate(path string, maxFiles int) (cut int64, kept bool, err error) {
+// rotation is what one rotation did to the live file: cut bytes left its
+// start; kept says path.1 now holds them, less its first trimmed bytes
+// (a line whose start went with a file that was dropped).
+type rotation struct {
+	cut, trimmed int64
+	kept         bool
+}
+
+// rotate moves the live file's content out as the package comment says.
+// Nothing changes until the new path.1 is written in full (under a
+// temporary name): a rotation that fails early, for want of space, leaves
+// every file as it was, and the next look tries again.
+func (l *logRotations) rotate(path string, maxFiles int) (rotation, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return 0, false, err
+		return rotation{}, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return 0, false, err
+		return rotation{}, err
 	}
 	var st unix.Statfs_t
 	if err := unix.Fstatfs(int(f.Fd()), &st); err != nil {
-		return 0, false, err
+		return rotation{}, err
 	}
-	if maxFiles > 1 {
-		if err := shiftRotated(path, maxFiles); err != nil {
-			return 0, false, err
-		}
-	}
-	// Whole blocks, ending before the end of the file; max-file 1 keeps
+	// Whole blocks, ending before the end of the file. max-file 1 keeps
 	// nothing and truncates, as json-file does, so that the file starts
 	// at a line.
 	blk := max(st.Bsize, 512)
-	if n := (fi.Size() - 1) / blk * blk; n > 0 && maxFiles > 1 && !l.noCollapse.Load() {
-		if maxFiles > 1 {
-			if err := copyPrefix(f, rotated(path, 1), n); err != nil {
-				return 0, false, err
+	n := (fi.Size() - 1) / blk * blk
+	collapse := n > 0 && maxFiles > 1 && !l.noCollapse.Load()
+	if !collapse {
+		n = fi.Size()
+	}
+	res := rotation{cut: n, kept: maxFiles > 1}
+	if maxFiles > 1 {
+		// The oldest file goes; if it ended inside a line, the file that
+		// becomes the oldest starts with that line's rest, which goes too.
+		oldest := rotated(path, maxFiles-1)
+		orphan := !endsWithNewline(oldest)
+		tmp := rotated(path, 1) + ".tmp"
+		skip := int64(0)
+		if orphan && maxFiles == 2 {
+			// The new path.1 becomes the oldest at once.
+			if skip, err = firstLineEnd(f, n); err != nil {
+				return rotation{}, err
 			}
 		}
+		if err := copyRange(tmp, f, skip, n); err != nil {
+			os.Remove(tmp)
+			return rotation{}, err
+		}
+		if err := shiftRotated(path, maxFiles, orphan && maxFiles > 2); err != nil {
+			os.Remove(tmp)
+			return rotation{}, err
+		}
+		if err := os.Rename(tmp, rotated(path, 1)); err != nil {
+			os.Remove(tmp)
+			return rotation{}, err
+		}
+		res.trimmed = skip
+	}
+	if collapse {
 		err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_COLLAPSE_RANGE, 0, n)
 		if err == nil {
-			return n, maxFiles > 1, nil
+			return res, nil
 		}
-		if errors.Is(err, unix.EOPNOTSUPP) {
-			l.noCollapse.Store(true)
-		} else if !errors.Is(err, unix.EINVAL) {
-			return 0, false, err
+		if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EINVAL) {
+			return rotation{}, err
 		}
+		// This file system cannot (tmpfs; EINVAL: an alignment it wants,
+		// as ext4's bigalloc clusters): copy and truncate from now on.
+		l.noCollapse.Store(true)
 	}
-	// Copy and truncate, the whole file as it is now.
+	// Copy and truncate: what path.1 lacks of the file as it is now goes
+	// after it, then the file is emptied.
 	if fi, err = f.Stat(); err != nil {
-		return 0, false, err
+		return rotation{}, err
 	}
-	if maxFiles > 1 {
-		if err := copyPrefix(f, rotated(path, 1), fi.Size()); err != nil {
-			return 0, false, err
+	if maxFiles > 1 && fi.Size() > n {
+		if err := appendRange(rotated(path, 1), f, n, fi.Size()); err != nil {
+			return rotation{}, err
 		}
 	}
 	if err := f.Truncate(0); err != nil {
-		return 0, false, err
+		return rotation{}, err
 	}
-	return fi.Size(), maxFiles > 1, nil
+	res.cut = fi.Size()
+	return res, nil
 }
 
-// shiftRotated renames path.i to path.i+1, the oldest, path.<maxFiles-1>,
-// going. A rotated file ends where a rotation cut the live file, which
-// may be in the middle of a line: when the file that goes ends so, the
-// one that becomes the oldest loses its first, partial, line, so that the
-// stream read from its start begins with a whole line.
-func shiftRotated(path string, maxFiles int) error {
-	oldest := rotated(path, maxFiles-1)
-	orphan := maxFiles > 2 && !endsWithNewline(oldest)
+// shiftRotated renames path.i to path.i+1, the oldest,
+// path.<maxFiles-1>, going; with trim, the file that becomes the oldest
+// loses its first, partial, line (see rotate).
+func shiftRotated(path string, maxFiles int, trim bool) error {
 	for i := maxFiles - 2; i >= 1; i-- {
 		if err := os.Rename(rotated(path, i), rotated(path, i+1)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 	}
-	if !orphan {
+	if !trim {
 		return nil
 	}
-	data, err := os.ReadFile(oldest)
+	oldest := rotated(path, maxFiles-1)
+	f, err := os.Open(oldest)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	i := bytes.IndexByte(data, '\n')
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	skip, err := firstLineEnd(f, fi.Size())
+	if err != nil {
+		return err
+	}
 	tmp := oldest + ".tmp"
-	if err := os.WriteFile(tmp, data[i+1:], 0o640); err != nil { // i == -1: all of it is the partial line
+	if err := copyRange(tmp, f, skip, fi.Size()); err != nil {
+		os.Remove(tmp)
 		return err
 	}
 	return os.Rename(tmp, oldest)
+}
+
+// firstLineEnd is the offset just after the first newline of f's first n
+// bytes, or n when there is none (all of it is one partial line).
+func firstLineEnd(f *os.File, n int64) (int64, error) {
+	buf := make([]byte, 32<<10)
+	for off := int64(0); off < n; {
+		k, err := f.ReadAt(buf[:min(int64(len(buf)), n-off)], off)
+		if i := bytes.IndexByte(buf[:k], '\n'); i >= 0 {
+			return off + int64(i) + 1, nil
+		}
+		off += int64(k)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return 0, err
+		}
+		if k == 0 {
+			break
+		}
+	}
+	return n, nil
 }
 
 // endsWithNewline reports whether the file at path ends with a newline;
@@ -227,23 +298,28 @@ func endsWithNewline(path string) bool {
 	return b[0] == '\n'
 }
 
-// copyPrefix writes the first n bytes of f to a new file at dst, through
-// a temporary name so that a reader never sees half of it.
-func copyPrefix(f *os.File, dst string, n int64) error {
-	tmp := dst + ".tmp"
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_CLOEXEC, 0o640)
+// copyRange writes bytes [from, to) of f to a new file at dst.
+func copyRange(dst string, f *os.File, from, to int64) error {
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_CLOEXEC, 0o640)
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(out, io.NewSectionReader(f, 0, n))
+	_, err = io.Copy(out, io.NewSectionReader(f, from, to-from))
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp, dst)
-	}
+	return err
+}
+
+// appendRange appends bytes [from, to) of f to the file at dst.
+func appendRange(dst string, f *os.File, from, to int64) error {
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_APPEND|unix.O_CLOEXEC, 0)
 	if err != nil {
-		os.Remove(tmp)
+		return err
+	}
+	_, err = io.Copy(out, io.NewSectionReader(f, from, to-from))
+	if cerr := out.Close(); err == nil {
+		err = cerr
 	}
 	return err
 }

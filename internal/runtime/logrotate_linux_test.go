@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -201,4 +202,91 @@ func collapseWorks(t *testing.T, dir string) bool {
 		t.Fatal(err)
 	}
 	return unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_COLLAPSE_RANGE, 0, st.Bsize) == nil
+}
+
+// TestRotateLogsMaxFileTwo: with max-file 2 the only rotated file is
+// replaced at each rotation; read from its start, the stream begins with
+// a whole line even when the file that went ended inside one.
+func TestRotateLogsMaxFileTwo(t *testing.T) {
+	g := newRotRig(t, false)
+	lim := LogLimit{MaxSize: 8 << 10, MaxFiles: 2}
+	for range 5 {
+		g.write(211) // not a whole number of blocks: cuts fall inside lines
+		g.rotate(lim)
+		got := g.stream()
+		if !strings.HasPrefix(got, "line ") || !strings.HasSuffix(g.written.String(), got) {
+			t.Fatalf("the stream starts %.16q; want a whole line, and the end of what was written", got)
+		}
+		if _, err := os.Stat(rotated(g.path, 2)); !os.IsNotExist(err) {
+			t.Fatalf("max-file 2 left path.2 (%v)", err)
+		}
+	}
+}
+
+// TestRotationThatFailsChangesNothing: a rotation that cannot write the
+// new path.1 leaves the live and rotated files as they were (it used to
+// shift them first, and each retry pushed one more off the end).
+func TestRotationThatFailsChangesNothing(t *testing.T) {
+	g := newRotRig(t, false)
+	lim := LogLimit{MaxSize: 8 << 10, MaxFiles: 4}
+	for range 2 {
+		g.write(200)
+		g.rotate(lim)
+	}
+	before := g.stream()
+	// The temporary file's name taken by a directory: the copy fails.
+	if err := os.Mkdir(rotated(g.path, 1)+".tmp", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	g.write(200)
+	if err := g.r.RotateLogs(g.id, lim); err == nil {
+		t.Fatal("the rotation did not fail")
+	}
+	if got := g.stream(); got != before+strings.TrimPrefix(g.written.String(), before) || !strings.HasPrefix(got, before) {
+		t.Errorf("after failed rotations the files hold %d bytes, want the %d there were plus the new lines", len(got), g.written.Len())
+	}
+	for i := 1; i <= 2; i++ {
+		if _, err := os.Stat(rotated(g.path, i)); err != nil {
+			t.Errorf("path.%d is gone after failed rotations: %v", i, err)
+		}
+	}
+}
+
+// blockingWriter blocks every Write until released.
+type blockingWriter struct{ release chan struct{} }
+
+func (b blockingWriter) Write(p []byte) (int, error) {
+	<-b.release
+	return len(p), nil
+}
+
+// TestSlowReaderDoesNotHoldRotation: a reader whose client stops reading
+// (a paused docker logs -f) holds no lock while it writes, so a rotation
+// still happens; the rotator skips a file that is busy for a moment.
+func TestSlowReaderDoesNotHoldRotation(t *testing.T) {
+	g := newRotRig(t, false)
+	g.write(2000) // more than a chunk
+	w := blockingWriter{release: make(chan struct{})}
+	tail := &logTail{path: g.path, w: w, lines: -1, rot: g.r.rot.of(g.path)}
+	done := make(chan error, 1)
+	go func() { done <- tail.copy() }()
+	defer func() {
+		close(w.release)
+		<-done
+		tail.close()
+	}()
+	time.Sleep(50 * time.Millisecond) // the reader is blocked in Write
+	rotated := make(chan error, 1)
+	go func() { rotated <- g.r.RotateLogs(g.id, LogLimit{MaxSize: 8 << 10, MaxFiles: 2}) }()
+	select {
+	case err := <-rotated:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("RotateLogs waited for a reader that does not read")
+	}
+	if g.r.rot.of(g.path).gen != 1 {
+		t.Errorf("the file was not rotated while the reader waited")
+	}
 }

@@ -74,10 +74,18 @@ func isClosed(c <-chan struct{}) bool {
 	}
 }
 
+// logChunk is the most a reader takes from a live log file per hold of
+// the file's rotation lock: a client that stops reading (a paused
+// docker logs -f) never keeps a rotation waiting.
+const logChunk = 64 << 10
+
 // logTail copies one stream's log: first its rotated files, oldest
 // first, and the live file (or, with lines >= 0, the last lines lines
 // across them), then, on each later call, what the live file gained,
-// following it across rotations (logrotate_linux.go).
+// following it across rotations (logrotate_linux.go). It holds the
+// rotation lock only to find what to copy and to read a chunk of the live
+// file; rotated files, which a rotation never changes in place (it
+// renames and replaces them), are copied from open descriptors after.
 type logTail struct {
 	path  string
 	w     io.Writer
@@ -87,119 +95,170 @@ type logTail struct {
 	started bool
 	f       *os.File // the live file, once it exists
 	gen     uint64   // the rotation f's offset counts from
+	buf     []byte
+}
+
+// piece is a range of a rotated file to copy.
+type piece struct {
+	f       *os.File
+	off, to int64
 }
 
 func (t *logTail) copy() error {
-	t.rot.mu.Lock() // no rotation while this reads
-	defer t.rot.mu.Unlock()
+	if t.buf == nil {
+		t.buf = make([]byte, logChunk)
+	}
+	for {
+		t.rot.mu.Lock()
+		pieces, chunk, err := t.stepLocked()
+		t.rot.mu.Unlock()
+		werr := copyPieces(t.w, pieces)
+		if err == nil {
+			err = werr
+		}
+		if err == nil && len(chunk) > 0 {
+			if _, werr := t.w.Write(chunk); werr != nil {
+				err = fmt.Errorf("copy log %q: %w", t.path, werr)
+			}
+		}
+		if err != nil || len(pieces) == 0 && len(chunk) < logChunk {
+			return err
+		}
+	}
+}
+
+// stepLocked finds what to copy next: rotated files' ranges, and a chunk
+// of the live file read under the lock.
+func (t *logTail) stepLocked() ([]piece, []byte, error) {
+	var pieces []piece
 	if !t.started {
 		t.started = true
-		return t.first()
+		var err error
+		if pieces, err = t.firstLocked(); err != nil {
+			return pieces, nil, err
+		}
 	}
 	if t.f == nil {
 		f, err := os.Open(t.path)
 		if errors.Is(err, os.ErrNotExist) {
-			return nil
+			return pieces, nil, nil
 		}
 		if err != nil {
-			return fmt.Errorf("open log: %w", err)
+			return pieces, nil, fmt.Errorf("open log: %w", err)
 		}
 		t.f, t.gen = f, t.rot.gen
 	}
 	if t.rot.gen != t.gen {
-		if err := t.afterRotation(); err != nil {
-			return err
+		p, err := t.afterRotationLocked()
+		if err != nil {
+			return pieces, nil, err
+		}
+		if p.f != nil {
+			pieces = append(pieces, p)
 		}
 	}
-	if _, err := io.Copy(t.w, t.f); err != nil {
-		return fmt.Errorf("copy log %q: %w", t.path, err)
+	n, err := t.f.Read(t.buf)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return pieces, nil, fmt.Errorf("read log %q: %w", t.path, err)
 	}
-	return nil
+	return pieces, t.buf[:n], nil
 }
 
-// first copies what the stream has now, from the oldest rotated file to
-// the live one, or its last t.lines lines, and leaves f at the live
-// file's end.
-func (t *logTail) first() error {
+// firstLocked opens what the stream has now, from the oldest rotated file
+// to the live one, or where its last t.lines lines start: the rotated
+// files as pieces, the live one as f at its starting offset.
+func (t *logTail) firstLocked() ([]piece, error) {
 	paths := existingLogFiles(t.path)
 	if len(paths) == 0 {
-		return nil
+		return nil, nil
 	}
 	fromFile, fromOff := 0, int64(0)
 	if t.lines >= 0 {
 		var err error
 		if fromFile, fromOff, err = lastLinesAcross(paths, t.lines); err != nil {
-			return fmt.Errorf("tail log %q: %w", t.path, err)
+			return nil, fmt.Errorf("tail log %q: %w", t.path, err)
 		}
 	}
+	var pieces []piece
 	for i := fromFile; i < len(paths); i++ {
+		off := int64(0)
+		if i == fromFile {
+			off = fromOff
+		}
 		f, err := os.Open(paths[i])
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("open log: %w", err)
-		}
-		off := int64(0)
-		if i == fromFile {
-			off = fromOff
-		}
-		if _, err := f.Seek(off, io.SeekStart); err == nil {
-			_, err = io.Copy(t.w, f)
-		}
-		if err != nil {
-			f.Close()
-			return fmt.Errorf("copy log %q: %w", paths[i], err)
+			closePieces(pieces)
+			return nil, fmt.Errorf("open log: %w", err)
 		}
 		if paths[i] == t.path {
-			t.f, t.gen = f, t.rot.gen // live, at its end
-		} else {
-			f.Close()
+			if _, err := f.Seek(off, io.SeekStart); err != nil {
+				f.Close()
+				closePieces(pieces)
+				return nil, err
+			}
+			t.f, t.gen = f, t.rot.gen
+			continue
 		}
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			closePieces(pieces)
+			return nil, err
+		}
+		pieces = append(pieces, piece{f: f, off: off, to: fi.Size()})
 	}
-	return nil
+	return pieces, nil
 }
 
-// afterRotation moves f's offset to where the same byte is after the
-// rotations since t.gen, first copying from path.1 what the last one
-// moved there before this reader had read it. After more than one
-// rotation it starts at the live file's start: what went to older files
-// in between is skipped.
-func (t *logTail) afterRotation() error {
+// afterRotationLocked moves f's offset to where the same byte is after
+// the rotations since t.gen, and returns the range of path.1 that the
+// last one moved there before this reader had read it. After more than
+// one rotation it starts at the live file's start: what went to older
+// files in between is skipped.
+func (t *logTail) afterRotationLocked() (piece, error) {
 	pos, err := t.f.Seek(0, io.SeekCurrent)
 	if err != nil {
-		return err
+		return piece{}, err
 	}
-	switch {
-	case t.rot.gen != t.gen+1:
+	var p piece
+	switch r := t.rot; {
+	case r.gen != t.gen+1:
 		pos = 0
-	case pos >= t.rot.cut:
-		pos -= t.rot.cut
+	case pos >= r.cut:
+		pos -= r.cut
 	default:
-		if t.rot.kept {
-			if err := copyRange(t.w, rotated(t.path, 1), pos, t.rot.cut); err != nil {
-				return err
+		if r.kept {
+			// path.1 holds the cut bytes less the first r.trimmed ones.
+			if f, err := os.Open(rotated(t.path, 1)); err == nil {
+				p = piece{f: f, off: max(pos-r.trimmed, 0), to: r.cut - r.trimmed}
 			}
 		}
 		pos = 0
 	}
 	t.gen = t.rot.gen
 	_, err = t.f.Seek(pos, io.SeekStart)
+	return p, err
+}
+
+// copyPieces copies each piece to w and closes it.
+func copyPieces(w io.Writer, pieces []piece) error {
+	var err error
+	for _, p := range pieces {
+		if err == nil && p.to > p.off {
+			_, err = io.Copy(w, io.NewSectionReader(p.f, p.off, p.to-p.off))
+		}
+		p.f.Close()
+	}
 	return err
 }
 
-// copyRange copies bytes [from, to) of the file at path to w.
-func copyRange(w io.Writer, path string, from, to int64) error {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
+func closePieces(pieces []piece) {
+	for _, p := range pieces {
+		p.f.Close()
 	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = io.Copy(w, io.NewSectionReader(f, from, to-from))
-	return err
 }
 
 func (t *logTail) close() {

@@ -171,8 +171,16 @@ func (r *Runtime) Delete(id string) error {
 		return err
 	}
 	err := r.Release(id)
-	r.rot.forget(r.LogPaths(id))
-	return errors.Join(err, removeAllIfExists(r.dataDir(id)))
+	// Not under a rotation of its logs, which would write into the
+	// directory as it goes.
+	stdout, stderr := r.LogPaths(id)
+	for _, lr := range []*logRotation{r.rot.of(stdout), r.rot.of(stderr)} {
+		lr.mu.Lock()
+		defer lr.mu.Unlock()
+	}
+	err = errors.Join(err, removeAllIfExists(r.dataDir(id)))
+	r.rot.forget(stdout, stderr)
+	return err
 }
 
 // runcDelete removes runc's record of id, killing the process if it runs.

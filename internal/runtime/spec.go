@@ -41,9 +41,15 @@ type Spec struct {
 type ExecSpec struct {
 	Args []string
 	Env  []string // over the container's environment
-	Cwd  string   // "" = the container's
-	User string   // "" = root
-	Tty  bool
+	// BaseEnv, when not nil, stands in for the container's environment:
+	// the process gets PATH, HOSTNAME (TERM), BaseEnv and Env over them,
+	// and HOME, as a container does (containerEnv), and nothing of what
+	// the container's init got (moby builds an exec's so, with the links'
+	// variables as they are then).
+	BaseEnv []string
+	Cwd     string // "" = the container's
+	User    string // "" = root
+	Tty     bool
 	// Nil streams are not attached. With Tty only Stdout is used.
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer

@@ -120,6 +120,12 @@ func TestLegacyLinks(t *testing.T) {
 	if hosts := mustDocker(t, w, "exec", "app", "cat", "/etc/hosts"); strings.Contains(hosts, "\tcache ") {
 		t.Errorf("after rm --link, app's /etc/hosts still has the link:\n%s", hosts)
 	}
+	// An exec's environment is built afresh, as moby's: no variables of
+	// the removed link, the container's own and the defaults still there.
+	env = lines(mustDocker(t, w, "exec", "app", "env"))
+	if slices.Contains(env, "CACHE_NAME=/app/cache") || !slices.Contains(env, "HOSTNAME="+dockerInspect(t, w, "{{.Config.Hostname}}", "app")) {
+		t.Errorf("exec in app after rm --link: %q", env)
+	}
 }
 
 // TestLinkFollowsNameAcrossDaemonRestart: a link whose child was removed
