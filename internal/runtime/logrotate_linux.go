@@ -300,20 +300,16 @@ func endsWithNewline(path string) bool {
 
 // copyRange writes bytes [from, to) of f to a new file at dst.
 func copyRange(dst string, f *os.File, from, to int64) error {
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_CLOEXEC, 0o640)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(out, io.NewSectionReader(f, from, to-from))
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return writeRange(dst, os.O_CREATE|os.O_TRUNC, f, from, to)
 }
 
 // appendRange appends bytes [from, to) of f to the file at dst.
 func appendRange(dst string, f *os.File, from, to int64) error {
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_APPEND|unix.O_CLOEXEC, 0)
+	return writeRange(dst, os.O_APPEND, f, from, to)
+}
+
+func writeRange(dst string, flags int, f *os.File, from, to int64) error {
+	out, err := os.OpenFile(dst, os.O_WRONLY|unix.O_CLOEXEC|flags, 0o640)
 	if err != nil {
 		return err
 	}
