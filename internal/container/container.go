@@ -173,3 +173,24 @@ func (c *Container) Status() string {
 	}
 	return c.State.Status
 }
+
+// MergeEnv overlays over on base, key by key, keeping base's order, as
+// moby's ReplaceOrAppendEnvValues: a container's variables over the
+// defaults and the links', an exec's over the container's.
+func MergeEnv(base, over []string) []string {
+	out := append([]string(nil), base...)
+	for _, kv := range over {
+		key, _, _ := strings.Cut(kv, "=")
+		replaced := false
+		for i, e := range out {
+			if k, _, _ := strings.Cut(e, "="); k == key {
+				out[i], replaced = kv, true
+				break
+			}
+		}
+		if !replaced {
+			out = append(out, kv)
+		}
+	}
+	return out
+}

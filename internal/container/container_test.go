@@ -1,6 +1,10 @@
 package container
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
 
 func TestSharedNetns(t *testing.T) {
 	for _, tc := range []struct {
@@ -34,5 +38,12 @@ func TestNetnsPath(t *testing.T) {
 	hostShared := &Container{Config: Config{NetworkMode: "container:h"}}
 	if got := hostShared.NetnsPath(); got != "" {
 		t.Errorf("shared with a host-network container: NetnsPath = %q, want \"\"", got)
+	}
+}
+
+func TestMergeEnv(t *testing.T) {
+	got := MergeEnv([]string{"A=1", "B=2", "C"}, []string{"B=3", "D=4", "C=5"})
+	if diff := cmp.Diff([]string{"A=1", "B=3", "C=5", "D=4"}, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
 	}
 }

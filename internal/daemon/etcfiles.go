@@ -56,9 +56,12 @@ func (d *Daemon) writeHosts(c *container.Container) error {
 		}
 	}
 	// Legacy links next, as moby adds them to the sandbox's extra hosts
-	// before the endpoint's own addresses.
-	for _, line := range d.linkHostLines(c.ID) {
-		b.WriteString(line + "\n")
+	// before the endpoint's own addresses (a connect of a container
+	// without links does not take d.mu for them).
+	if len(c.Config.Links) > 0 {
+		for _, line := range d.linkHostLines(c.ID) {
+			b.WriteString(line + "\n")
+		}
 	}
 	if c.State.SandboxID != "" {
 		names := c.Config.Hostname

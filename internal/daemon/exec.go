@@ -60,11 +60,8 @@ func (d *Daemon) CreateExec(ctx context.Context, ctrRef string, cfg api.ExecConf
 	if err != nil {
 		return "", err
 	}
-	base := withLinkEnv(links.env, ctrEnv)
-	if base == nil {
-		base = []string{}
-	}
-	ex := &execState{info: api.ExecInfo{ID: network.NewID(), ContainerID: id, Config: cfg}, baseEnv: base}
+	ex := &execState{info: api.ExecInfo{ID: network.NewID(), ContainerID: id, Config: cfg},
+		baseEnv: container.MergeEnv(links.env, ctrEnv)}
 	d.mu.Lock()
 	d.execs[ex.info.ID] = ex
 	d.mu.Unlock()

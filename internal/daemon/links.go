@@ -163,26 +163,6 @@ func (d *Daemon) linksAtStart(cs *ctrState, strict bool) (linkStart, error) {
 	return out, nil
 }
 
-// withLinkEnv is the links' environment with the container's own over
-// it, key by key, as moby's ReplaceOrAppendEnvValues puts Config.Env over
-// the linked containers' variables.
-func withLinkEnv(links, own []string) []string {
-	if len(links) == 0 {
-		return own
-	}
-	out := slices.Clone(links)
-	for _, kv := range own {
-		key, _, _ := strings.Cut(kv, "=")
-		i := slices.IndexFunc(out, func(e string) bool { k, _, _ := strings.Cut(e, "="); return k == key })
-		if i >= 0 {
-			out[i] = kv
-		} else {
-			out = append(out, kv)
-		}
-	}
-	return out
-}
-
 // linkHostNames are the names of a child's /etc/hosts line, as moby's
 // addLegacyLinks writes them: the alias, the child's hostname, and its
 // name when that is not the alias.

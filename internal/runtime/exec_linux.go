@@ -11,6 +11,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/errdefs"
 )
 
@@ -114,15 +115,7 @@ func (r *Runtime) execProcess(id string, e ExecSpec) (*specs.Process, error) {
 	if cwd == "" {
 		cwd = base.Process.Cwd
 	}
-	var env []string
-	if e.BaseEnv != nil {
-		env = containerEnv(Spec{Env: mergeEnv(e.BaseEnv, e.Env), Hostname: base.Hostname, Tty: e.Tty}, u)
-	} else {
-		env = mergeEnv(base.Process.Env, e.Env)
-		if e.Tty {
-			env = addEnvDefault(env, "TERM=xterm")
-		}
-	}
+	env := containerEnv(Spec{Env: container.MergeEnv(e.BaseEnv, e.Env), Hostname: base.Hostname, Tty: e.Tty}, u)
 	var caps []string
 	if c := base.Process.Capabilities; c != nil {
 		caps = c.Bounding

@@ -25,6 +25,7 @@ func TestExecOutputAndExitCode(t *testing.T) {
 	started := 0
 	code, err := rt.Exec(context.Background(), s.ID, ExecSpec{
 		Args:    []string{"sh", "-c", "echo hi; echo $FROM_CONTAINER $OVERRIDDEN $HOSTNAME; pwd; echo oops >&2; exit 3"},
+		BaseEnv: s.Env, // the container's
 		Env:     []string{"OVERRIDDEN=exec"},
 		Cwd:     "/tmp",
 		Stdout:  &out,

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -252,10 +253,15 @@ func TestRotationThatFailsChangesNothing(t *testing.T) {
 	}
 }
 
-// blockingWriter blocks every Write until released.
-type blockingWriter struct{ release chan struct{} }
+// blockingWriter blocks every Write until released; entered closes at
+// the first.
+type blockingWriter struct {
+	entered, release chan struct{}
+	once             *sync.Once
+}
 
 func (b blockingWriter) Write(p []byte) (int, error) {
+	b.once.Do(func() { close(b.entered) })
 	<-b.release
 	return len(p), nil
 }
@@ -266,7 +272,7 @@ func (b blockingWriter) Write(p []byte) (int, error) {
 func TestSlowReaderDoesNotHoldRotation(t *testing.T) {
 	g := newRotRig(t, false)
 	g.write(2000) // more than a chunk
-	w := blockingWriter{release: make(chan struct{})}
+	w := blockingWriter{entered: make(chan struct{}), release: make(chan struct{}), once: &sync.Once{}}
 	tail := &logTail{path: g.path, w: w, lines: -1, rot: g.r.rot.of(g.path)}
 	done := make(chan error, 1)
 	go func() { done <- tail.copy() }()
@@ -275,7 +281,7 @@ func TestSlowReaderDoesNotHoldRotation(t *testing.T) {
 		<-done
 		tail.close()
 	}()
-	time.Sleep(50 * time.Millisecond) // the reader is blocked in Write
+	<-w.entered // the reader is blocked in Write
 	rotated := make(chan error, 1)
 	go func() { rotated <- g.r.RotateLogs(g.id, LogLimit{MaxSize: 8 << 10, MaxFiles: 2}) }()
 	select {

@@ -40,12 +40,12 @@ type Spec struct {
 // ExecSpec is a process to run in a running container.
 type ExecSpec struct {
 	Args []string
-	Env  []string // over the container's environment
-	// BaseEnv, when not nil, stands in for the container's environment:
-	// the process gets PATH, HOSTNAME (TERM), BaseEnv and Env over them,
+	// BaseEnv is the container's environment for the process and Env the
+	// exec's own over it: the process gets PATH, HOSTNAME (TERM), them,
 	// and HOME, as a container does (containerEnv), and nothing of what
 	// the container's init got (moby builds an exec's so, with the links'
 	// variables as they are then).
+	Env     []string
 	BaseEnv []string
 	Cwd     string // "" = the container's
 	User    string // "" = root
@@ -166,7 +166,7 @@ func containerEnv(s Spec, u user) []string {
 	if s.Tty {
 		env = append(env, "TERM=xterm")
 	}
-	env = mergeEnv(env, s.Env)
+	env = container.MergeEnv(env, s.Env)
 	return addEnvDefault(env, "HOME="+u.Home)
 }
 
@@ -178,25 +178,6 @@ func addEnvDefault(env []string, kv string) []string {
 		}
 	}
 	return append(env, kv)
-}
-
-// mergeEnv overlays over on base, key by key, keeping base's order.
-func mergeEnv(base, over []string) []string {
-	out := append([]string(nil), base...)
-	for _, kv := range over {
-		key, _, _ := strings.Cut(kv, "=")
-		replaced := false
-		for i, e := range out {
-			if k, _, _ := strings.Cut(e, "="); k == key {
-				out[i], replaced = kv, true
-				break
-			}
-		}
-		if !replaced {
-			out = append(out, kv)
-		}
-	}
-	return out
 }
 
 func defaultMounts() []specs.Mount {
