@@ -82,6 +82,12 @@ type journal struct {
 	f     *os.File
 	size  int64 // where the next record goes
 	alloc int64 // bytes of the file written so far (records, then zeros)
+	// started is where the records whose write-back startWriteback has
+	// not started yet begin; the caller serialises appends and
+	// startWriteback, as for size.
+	started int64
+	// writeback is sync_file_range (a test watches the calls).
+	writeback func(fd int, off, n int64, flags int) error
 
 	// overlay holds the latest value of every key written since the last
 	// checkpoint: bucket → key → value (nil = deleted). Transactions hold
@@ -112,7 +118,7 @@ func openJournal(path string) (*journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open journal: %w", err)
 	}
-	j := &journal{path: path, f: f, overlay: map[string]map[string][]byte{}, kick: make(chan struct{}, 1), syncerDone: make(chan struct{})}
+	j := &journal{path: path, f: f, overlay: map[string]map[string][]byte{}, kick: make(chan struct{}, 1), syncerDone: make(chan struct{}), writeback: unix.SyncFileRange}
 	j.cond = sync.NewCond(&j.syncMu)
 	go j.syncer()
 	return j, nil
@@ -130,8 +136,10 @@ func (j *journal) syncer() {
 	}
 }
 
-// startSync asks the syncer for an fdatasync, unless one is already asked for.
+// startSync starts the write-back of the records written so far and asks
+// the syncer for an fdatasync, unless one is already asked for.
 func (j *journal) startSync() {
+	j.startWriteback()
 	select {
 	case j.kick <- struct{}{}:
 	default:
@@ -303,6 +311,31 @@ func (j *journal) append(ops []op) (uint64, error) {
 	return seq, nil
 }
 
+// startWriteback sends the records not yet sent toward the disk, from
+// the calling thread and without waiting for them (sync_file_range with
+// SYNC_FILE_RANGE_WRITE only): the fdatasync that follows finds the data
+// written or on its way and has only the inode block and the cache flush
+// left to do. It is a hint: the fdatasync still gives the durability, and
+// an error here is the fdatasync's to report (this call consumes none).
+//
+// Why: the syncer goroutine, woken by Record, issued the data write 0.09
+// ms (p50) to 0.28 ms (p90) after the record (Go hands it a P once the
+// caller's goroutine, busy in netlink, lets go of one), and an fdatasync
+// is three requests in a row (data, inode block for the new mtime, cache
+// flush). Traced on a 2-vCPU VM with ftrace, 120 connects: the connect's
+// wait for its record, after the kernel work, fell from 0.389 ms to 0.067
+// ms at p50. The cost is the submission in the caller, about 0.04 ms (the
+// virtqueue kick). Flushing the cache with the fdatasync of a second,
+// clean file (to skip the inode block) saved nothing: on ext4 that
+// fdatasync wrote the inode-table block too, in 198 of 202 calls.
+func (j *journal) startWriteback() {
+	if j.started >= j.size {
+		return
+	}
+	_ = j.writeback(int(j.f.Fd()), j.started, j.size-j.started, unix.SYNC_FILE_RANGE_WRITE)
+	j.started = j.size
+}
+
 // grow writes zeros from alloc up to at least end, in preallocBytes steps,
 // a page per write. A buffered write puts what it writes in page-cache
 // folios as large as the write allows, and ext4 walks every block of a
@@ -407,7 +440,7 @@ func (j *journal) reset() error {
 	if err := unix.Fdatasync(int(j.f.Fd())); err != nil {
 		return fmt.Errorf("sync journal: %w", err)
 	}
-	j.size, j.alloc = 0, 0
+	j.size, j.alloc, j.started = 0, 0, 0
 	j.mu.Lock()
 	j.overlay = map[string]map[string][]byte{}
 	j.mu.Unlock()
@@ -461,7 +494,7 @@ func (j *journal) rotate() ([]op, error) {
 		return nil, errors.Join(fmt.Errorf("rotate journal: %w", err), os.Rename(j.oldPath(), j.path))
 	}
 	j.f.Close()
-	j.f, j.size, j.alloc = f, 0, 0
+	j.f, j.size, j.alloc, j.started = f, 0, 0, 0
 	j.mu.Lock()
 	j.frozen, j.overlay = j.overlay, map[string]map[string][]byte{}
 	ops := opsOf(j.frozen)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
 )
 
 // crash drops s the way a killed daemon does: no checkpoint, no Close; the
@@ -428,5 +429,49 @@ func TestBackgroundCheckpoint(t *testing.T) {
 	s = openBolt(t, path)
 	if got := len(keys(t, s, BucketContainers)); got < n2-n {
 		t.Errorf("%d containers after a finished checkpoint and Close, want at least %d", got, n2-n)
+	}
+}
+
+// Record starts its record's write-back at once, from the caller, over
+// every byte no earlier Record sent (a Note's included); a Note alone
+// starts none. The range is exact: the bytes the journal holds.
+func TestRecordStartsWriteback(t *testing.T) {
+	s := openBolt(t, filepath.Join(t.TempDir(), "berth.db"))
+	type call struct{ off, n int64 }
+	var calls []call
+	s.wmu.Lock()
+	s.j.writeback = func(fd int, off, n int64, flags int) error {
+		if flags != unix.SYNC_FILE_RANGE_WRITE {
+			t.Errorf("flags %#x, want SYNC_FILE_RANGE_WRITE alone (no waiting in the caller)", flags)
+		}
+		calls = append(calls, call{off, n})
+		return nil
+	}
+	s.wmu.Unlock()
+	size := func() int64 {
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+		return s.j.size
+	}
+	if err := s.Note(func(tx Tx) error { return tx.Put(BucketEndpoints, "noted", record{Count: 1}) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(calls) != 0 {
+		t.Fatalf("a Note started write-back: %v", calls)
+	}
+	afterNote := size()
+	d := record1(t, s, "first", 1)
+	first := size()
+	if want := []call{{0, first}}; !slices.Equal(calls, want) {
+		t.Fatalf("after Note then Record: %v, want %v (the Note's bytes %d ride along)", calls, want, afterNote)
+	}
+	if err := d.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := record1(t, s, "second", 2).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if want := []call{{0, first}, {first, size() - first}}; !slices.Equal(calls, want) {
+		t.Fatalf("after a second Record: %v, want %v", calls, want)
 	}
 }
