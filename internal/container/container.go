@@ -5,6 +5,7 @@ package container
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -176,19 +177,24 @@ func (c *Container) Status() string {
 
 // MergeEnv overlays over on base, key by key, keeping base's order, as
 // moby's ReplaceOrAppendEnvValues: a container's variables over the
-// defaults and the links', an exec's over the container's.
+// defaults and the links', an exec's over the container's. A bare KEY in
+// over (what `docker run -e KEY` sends when KEY is not set where the
+// client runs) removes KEY from base and is not passed on itself.
 func MergeEnv(base, over []string) []string {
 	out := append([]string(nil), base...)
 	for _, kv := range over {
-		key, _, _ := strings.Cut(kv, "=")
-		replaced := false
-		for i, e := range out {
-			if k, _, _ := strings.Cut(e, "="); k == key {
-				out[i], replaced = kv, true
-				break
-			}
-		}
-		if !replaced {
+		key, _, set := strings.Cut(kv, "=")
+		i := slices.IndexFunc(out, func(e string) bool {
+			k, _, _ := strings.Cut(e, "=")
+			return k == key
+		})
+		switch {
+		case !set && i >= 0:
+			out = slices.Delete(out, i, i+1)
+		case !set:
+		case i >= 0:
+			out[i] = kv
+		default:
 			out = append(out, kv)
 		}
 	}

@@ -46,4 +46,15 @@ func TestMergeEnv(t *testing.T) {
 	if diff := cmp.Diff([]string{"A=1", "B=3", "C=5", "D=4"}, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
+	// A bare key unsets, as moby's ReplaceOrAppendEnvValues: docker run
+	// -e HOSTNAME (not exported where the client runs) drops HOSTNAME, and
+	// a bare key that base lacks goes nowhere (runc is not handed "X").
+	base := []string{"PATH=/bin", "HOSTNAME=h", "TERM=xterm"}
+	got = MergeEnv(base, []string{"HOSTNAME", "X", "E=", "TERM"})
+	if diff := cmp.Diff([]string{"PATH=/bin", "E="}, got); diff != "" {
+		t.Errorf("bare keys (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"PATH=/bin", "HOSTNAME=h", "TERM=xterm"}, base); diff != "" {
+		t.Errorf("base changed (-want +got):\n%s", diff)
+	}
 }

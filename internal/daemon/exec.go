@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,7 +62,7 @@ func (d *Daemon) CreateExec(ctx context.Context, ctrRef string, cfg api.ExecConf
 		return "", err
 	}
 	ex := &execState{info: api.ExecInfo{ID: network.NewID(), ContainerID: id, Config: cfg},
-		baseEnv: container.MergeEnv(links.env, ctrEnv)}
+		baseEnv: append(slices.Clone(links.env), ctrEnv...)}
 	d.mu.Lock()
 	d.execs[ex.info.ID] = ex
 	d.mu.Unlock()

@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/errdefs"
 )
 
@@ -115,7 +115,7 @@ func (r *Runtime) execProcess(id string, e ExecSpec) (*specs.Process, error) {
 	if cwd == "" {
 		cwd = base.Process.Cwd
 	}
-	env := containerEnv(Spec{Env: container.MergeEnv(e.BaseEnv, e.Env), Hostname: base.Hostname, Tty: e.Tty}, u)
+	env := containerEnv(Spec{Env: append(slices.Clone(e.BaseEnv), e.Env...), Hostname: base.Hostname, Tty: e.Tty}, u)
 	var caps []string
 	if c := base.Process.Capabilities; c != nil {
 		caps = c.Bounding

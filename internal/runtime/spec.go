@@ -155,8 +155,9 @@ func processSpec(args, env []string, cwd string, tty bool, u user, nofile uint64
 
 // containerEnv is the process's environment in Docker's order (moby's
 // CreateDaemonEnvironment): PATH, HOSTNAME and, for a tty, TERM, then
-// s.Env (the links' variables and the container's own), each replacing a
-// variable of the same name where it stands; then the user's HOME when
+// s.Env (the links' variables, then the container's own, then an exec's,
+// unmerged), each in turn replacing a variable of the same name where it
+// stands or, bare, removing it (container.MergeEnv); then the user's HOME when
 // s.Env has none, which runc adds in Docker.
 func containerEnv(s Spec, u user) []string {
 	env := []string{defaultPath}

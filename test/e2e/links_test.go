@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -42,6 +43,20 @@ func TestLegacyLinks(t *testing.T) {
 		if !slices.Contains(env, want) {
 			t.Errorf("web's environment lacks %q:\n%s", want, strings.Join(env, "\n"))
 		}
+	}
+	// A bare -e KEY (KEY unset where the CLI runs, so sent bare) unsets
+	// KEY, here a link's variable, and is not passed on itself (moby's
+	// ReplaceOrAppendEnvValues).
+	for _, k := range []string{"DATABASE_NAME", "BERTH_E2E_NEVER_SET"} {
+		if _, ok := os.LookupEnv(k); ok {
+			t.Fatalf("%s is set in the test's environment: the CLI would send its value", k)
+		}
+	}
+	bare := lines(mustDocker(t, w, "run", "--rm", "--link", "db:database", "-e", "DATABASE_NAME", "-e", "BERTH_E2E_NEVER_SET", testworld.BusyboxImage, "env"))
+	if !slices.Contains(bare, "DATABASE_PORT_6379_TCP_PORT=6379") || slices.ContainsFunc(bare, func(l string) bool {
+		return strings.HasPrefix(l, "DATABASE_NAME") || strings.HasPrefix(l, "BERTH_E2E_NEVER_SET")
+	}) {
+		t.Errorf("run -e DATABASE_NAME -e BERTH_E2E_NEVER_SET (bare): want the link's other variables and neither of those:\n%s", strings.Join(bare, "\n"))
 	}
 	if !retried(func() bool {
 		_, _, code := w.Docker(t, "exec", "web", "ping", "-c", "1", "-W", "1", "database")
