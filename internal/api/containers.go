@@ -304,20 +304,6 @@ func (s *Server) removeContainer(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// removeLink is docker rm --link PARENT/ALIAS: the link's name has a
-// slash, which the client does not escape.
-func (s *Server) removeLink(w http.ResponseWriter, r *http.Request) error {
-	name := r.PathValue("parent") + "/" + r.PathValue("alias")
-	if !boolValue(r, "link") {
-		return errdefs.NotFound("No such container: %s", name)
-	}
-	if err := s.backend.RemoveLink(r.Context(), name); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
 // waitContainer sends its status and headers at once and the result when
 // the condition is met: docker run waits for the headers before it starts
 // the container, so a late header would deadlock the CLI.

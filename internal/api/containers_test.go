@@ -471,7 +471,8 @@ func TestContainerLinksShown(t *testing.T) {
 }
 
 // TestRemoveLink: docker rm --link removes a link, never the container;
-// a link name without link=1 names no container.
+// without link=1 a link's name names its child (TestLinkNameRoutes), and
+// here there is no such link.
 func TestRemoveLink(t *testing.T) {
 	tests := []struct {
 		path   string
@@ -492,4 +493,36 @@ func TestRemoveLink(t *testing.T) {
 			t.Errorf("DELETE %s: mutations (-want +got):\n%s", tt.path, diff)
 		}
 	}
+}
+
+// TestLinkNameRoutes: a legacy link's name ("web/test2") names the child
+// on every container route, its "/" unescaped as the docker CLI sends it,
+// as moby's {name:.*} routes take it.
+func TestLinkNameRoutes(t *testing.T) {
+	tests := []struct {
+		method, path string
+		status       int
+		want         []string
+	}{
+		{http.MethodPost, "/v1.51/containers/web/test2/stop", http.StatusNoContent, []string{"StopContainer web/test2"}},
+		{http.MethodGet, "/v1.51/containers/web/test2/json", http.StatusOK, nil},
+		{http.MethodDelete, "/v1.51/containers/web/test2?force=1", http.StatusNoContent, []string{"RemoveContainer web/test2 true"}},
+		{http.MethodDelete, "/v1.51/containers/web/test2?link=1", http.StatusNoContent, []string{"RemoveLink web/test2"}},
+		{http.MethodGet, "/containers/web/test2/json", http.StatusOK, nil},
+		{http.MethodGet, "/v1.51/containers/a/b/c/json", http.StatusNotFound, nil},
+		{http.MethodGet, "/v1.51/containers/web/test2/nosuchaction", http.StatusNotFound, nil},
+	}
+	for _, tt := range tests {
+		f := newFakeBackend()
+		f.linkNames = map[string]string{"web/test2": "test2"}
+		rec := call(t, newServer(f), tt.method, tt.path, "")
+		if rec.Code != tt.status {
+			t.Errorf("%s %s: status %d, want %d: %s", tt.method, tt.path, rec.Code, tt.status, rec.Body)
+		}
+		if diff := cmp.Diff(tt.want, f.Mutations()); diff != "" {
+			t.Errorf("%s %s: mutations (-want +got):\n%s", tt.method, tt.path, diff)
+		}
+	}
+	rec := call(t, newServer(newFakeBackend()), http.MethodGet, "/v1.51/containers/a/b/c/json", "")
+	wantError(t, rec, http.StatusNotFound, "No such container: a/b/c")
 }

@@ -29,6 +29,7 @@ type fakeBackend struct {
 	containers  []*container.Container
 	attachments map[string][]network.Attachment // by container ID
 	links       map[string]LinkNames            // by container ID
+	linkNames   map[string]string               // a legacy link's name → the child's name
 	images      []*image.Image
 	execs       map[string]*ExecInfo
 	mutations   []string
@@ -275,6 +276,9 @@ func (f *fakeBackend) Containers(context.Context) ([]*container.Container, error
 func (f *fakeBackend) Container(_ context.Context, ref string) (*container.Container, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if child, ok := f.linkNames[ref]; ok {
+		ref = child
+	}
 	for _, c := range f.containers {
 		if c.ID == ref || c.Name == ref || (len(ref) >= 2 && strings.HasPrefix(c.ID, ref)) {
 			return c, nil

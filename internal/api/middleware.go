@@ -72,6 +72,9 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			pageNotFound(rw, r)
 			return
 		}
+		if p, ok := linkNamePath(r.Method, r.URL.EscapedPath()); ok {
+			r, _ = withPath(r, p) // p only adds escapes to a path that unescaped
+		}
 		if err := checkVersion(v); err != nil {
 			writeError(rw, err)
 			return
@@ -97,6 +100,36 @@ func withPath(r *http.Request, escaped string) (*http.Request, error) {
 	}
 	r2.URL = &u
 	return r2, nil
+}
+
+// containerActions are the last segments of moby's
+// "/containers/{name:.*}/ACTION" routes.
+var containerActions = map[string]bool{
+	"json": true, "start": true, "stop": true, "restart": true, "kill": true, "rename": true,
+	"wait": true, "attach": true, "resize": true, "logs": true, "exec": true, "pause": true,
+	"unpause": true, "top": true, "stats": true, "changes": true, "export": true,
+	"archive": true, "update": true,
+}
+
+// linkNamePath escapes the "/" in a container reference that has one (a
+// legacy link's name, "web/db": the docker CLI does not escape it) so that
+// the route's {id} takes the whole name, as moby's {name:.*} routes do:
+// "/containers/web/db/stop" becomes "/containers/web%2Fdb/stop", and
+// DELETE "/containers/web/db" "/containers/web%2Fdb". ok is false for a
+// path that needs nothing.
+func linkNamePath(method, escaped string) (string, bool) {
+	rest, ok := strings.CutPrefix(escaped, "/containers/")
+	if !ok {
+		return "", false
+	}
+	segs := strings.Split(rest, "/")
+	switch last := len(segs) - 1; {
+	case last >= 2 && containerActions[segs[last]]:
+		return "/containers/" + strings.Join(segs[:last], "%2F") + "/" + segs[last], true
+	case last >= 1 && method == http.MethodDelete:
+		return "/containers/" + strings.Join(segs, "%2F"), true
+	}
+	return "", false
 }
 
 // hasDotSegment reports "//", "/./" or "/../" in an escaped path; an

@@ -141,6 +141,17 @@ func TestLegacyLinks(t *testing.T) {
 	if slices.Contains(env, "CACHE_NAME=/app/cache") || !slices.Contains(env, "HOSTNAME="+dockerInspect(t, w, "{{.Config.Hostname}}", "app")) {
 		t.Errorf("exec in app after rm --link: %q", env)
 	}
+	// A link's name names the child on every command, as moby's
+	// {name:.*} routes take it: rm without --link removes the child.
+	mustDocker(t, w, "run", "-d", "--name", "p2", "--link", "kv:store", testworld.BusyboxImage, "sleep", "600")
+	mustDocker(t, w, "logs", "p2/store")
+	mustDocker(t, w, "rm", "-f", "p2/store")
+	if _, errOut, code := w.Docker(t, "inspect", "kv"); code == 0 || !strings.Contains(errOut, "No such object: kv") {
+		t.Errorf("after rm -f p2/store, inspect kv: exit %d, %q; want kv removed", code, errOut)
+	}
+	if got := dockerInspect(t, w, "{{.State.Status}}", "p2"); got != "running" {
+		t.Errorf("p2 after rm -f p2/store: %q, want it untouched", got)
+	}
 }
 
 // TestLinkFollowsNameAcrossDaemonRestart: a link whose child was removed
