@@ -64,6 +64,9 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if !c.Config.LogConfig.Readable() {
+		return errdefs.NotImplemented("configured logging driver does not support reading") // moby's ErrReadLogsNotSupported
+	}
 	multiplexed := !c.Config.Tty
 	ct := mediaRawStream
 	if multiplexed && !versionBefore(r, "1.42") {

@@ -174,8 +174,8 @@ func legacyLinks(mode string, links []string) ([]container.Link, error) {
 	return out, nil
 }
 
-// logConfigOf is berth's form of HostConfig.LogConfig: the driver ("",
-// json-file, the only one, when it is that) and the options as given.
+// logConfigOf is berth's form of HostConfig.LogConfig: the driver ("" for
+// json-file, the default) and the options as given.
 func logConfigOf(lc ctypes.LogConfig) container.LogConfig {
 	out := container.LogConfig{Type: lc.Type, Config: maps.Clone(lc.Config)}
 	if out.Type == container.LogDriver {

@@ -526,3 +526,21 @@ func TestLinkNameRoutes(t *testing.T) {
 	rec := call(t, newServer(newFakeBackend()), http.MethodGet, "/v1.51/containers/a/b/c/json", "")
 	wantError(t, rec, http.StatusNotFound, "No such container: a/b/c")
 }
+
+// TestLogsOfNoneDriver: docker logs of a container whose log driver is
+// none is refused before the stream starts, with moby's words and 501.
+func TestLogsOfNoneDriver(t *testing.T) {
+	f := newFakeBackend()
+	for _, c := range f.containers {
+		if c.Name == "test1" {
+			c.Config.LogConfig = container.LogConfig{Type: container.LogDriverNone}
+		}
+	}
+	rec := call(t, newServer(f), http.MethodGet, "/v1.51/containers/test1/logs?stdout=1", "")
+	wantError(t, rec, http.StatusNotImplemented, "configured logging driver does not support reading")
+	rec = call(t, newServer(f), http.MethodGet, "/v1.51/containers/test1/json", "")
+	wantStatus(t, rec, http.StatusOK)
+	if !strings.Contains(rec.Body.String(), `"LogConfig":{"Type":"none","Config":{}}`) {
+		t.Errorf("inspect's LogConfig: %s", rec.Body)
+	}
+}

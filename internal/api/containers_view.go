@@ -163,7 +163,7 @@ func hostConfig(cfg container.Config, links []string) *ctypes.HostConfig {
 // logConfigView is HostConfig.LogConfig as Docker shows it: the driver
 // and its options, {} when there are none.
 func logConfigView(lc container.LogConfig) ctypes.LogConfig {
-	out := ctypes.LogConfig{Type: container.LogDriver, Config: map[string]string{}}
+	out := ctypes.LogConfig{Type: lc.Driver(), Config: map[string]string{}}
 	maps.Copy(out.Config, lc.Config)
 	return out
 }

@@ -10,24 +10,59 @@ import (
 	"github.com/docker/go-units"
 )
 
-// LogConfig is HostConfig.LogConfig: berth writes json-file's files (see
-// the runtime's logs) and applies its max-size and max-file.
+// LogConfig is HostConfig.LogConfig. Whatever the driver, a container
+// writes its output to files itself (see the runtime's logs), which attach
+// follows too; the driver decides how big they grow and whether docker
+// logs may read them.
 type LogConfig struct {
-	Type   string            `json:"type,omitempty"` // "" is json-file, the one berth has
+	Type   string            `json:"type,omitempty"` // "" is json-file, the default
 	Config map[string]string `json:"config,omitempty"`
 }
 
-// LogDriver is the one log driver berth has.
-const LogDriver = "json-file"
+// The log drivers berth has.
+const (
+	// LogDriver is json-file, Docker's default: max-size and max-file as
+	// json-file takes them.
+	LogDriver = "json-file"
+	// LogDriverLocal is Docker's local driver: its options and defaults
+	// (20 MB, 5 files, compressed). berth keeps the rotated files
+	// uncompressed and in its own format, which only docker logs reads
+	// in Docker too.
+	LogDriverLocal = "local"
+	// LogDriverNone keeps nothing for docker logs, which refuses, as in
+	// Docker; attach still sees the output, through a file cut back to
+	// nothing once it passes noneMaxSize (an attach that lags behind by
+	// that much loses what was cut).
+	LogDriverNone = "none"
+)
 
-// CheckLogConfig applies Docker's rules for json-file's options (its
-// ValidateLogOpt, and what its New refuses at start, checked here at
-// create), and refuses what berth would otherwise ignore: another driver,
-// compression, and the options that only add attributes to the file's
-// records (labels, env, tag), which berth's files do not carry.
+// noneMaxSize bounds each stream's file for the none driver.
+const noneMaxSize = 1 << 20
+
+// Driver is the log driver's name, json-file for "".
+func (lc LogConfig) Driver() string {
+	if lc.Type == "" {
+		return LogDriver
+	}
+	return lc.Type
+}
+
+// Readable says whether docker logs may read the container's output.
+func (lc LogConfig) Readable() bool { return lc.Type != LogDriverNone }
+
+// CheckLogConfig applies Docker's rules for the driver's options (moby's
+// ValidateLogOpts and the driver's validator, and what the driver's New
+// refuses at start, checked here at create), and refuses what berth would
+// otherwise ignore: another driver, json-file's compression, and the
+// options that only add attributes to json-file's records (labels, env,
+// tag), which berth's files do not carry.
 func CheckLogConfig(lc LogConfig) error {
-	if lc.Type != "" && lc.Type != LogDriver {
-		return fmt.Errorf("log driver %q (--log-driver) is not supported by berth: only json-file, with max-size and max-file", lc.Type)
+	switch lc.Type {
+	case "", LogDriver, LogDriverLocal:
+	case LogDriverNone:
+		return nil // moby checks no option of none
+	default:
+		return fmt.Errorf("log driver %q (--log-driver) is not supported by berth: json-file, local and none are", lc.Type)
 	}
 	// moby's options of every driver (logger.ValidateLogOpts). berth never
 	// blocks a container on its log (the container writes the file
@@ -46,15 +81,21 @@ func CheckLogConfig(lc LogConfig) error {
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(lc.Config)) {
-		switch v := lc.Config[k]; k {
-		case "max-size", "max-file", "mode", "max-buffer-size":
-		case "compress":
+		v := lc.Config[k]
+		switch {
+		case k == "mode" || k == "max-buffer-size":
+		case lc.Type == LogDriverLocal:
+			if k != "max-size" && k != "max-file" && k != "compress" {
+				return fmt.Errorf("unknown log opt '%s' for log driver local", k) // local.ValidateLogOpt
+			}
+		case k == "max-size" || k == "max-file":
+		case k == "compress":
 			if on, err := strconv.ParseBool(v); err != nil {
 				return err
 			} else if on {
 				return errors.New("log opt 'compress' is not supported by berth: rotated logs are kept uncompressed")
 			}
-		case "labels", "labels-regex", "env", "env-regex", "tag":
+		case k == "labels" || k == "labels-regex" || k == "env" || k == "env-regex" || k == "tag":
 			return fmt.Errorf("log opt '%s' is not supported by berth: its log files carry no attributes", k)
 		default:
 			return fmt.Errorf("unknown log opt '%s' for json-file log driver", k)
@@ -64,9 +105,16 @@ func CheckLogConfig(lc LogConfig) error {
 	return err
 }
 
-// Limits are max-size in bytes (0: none) and max-file (1 when not set),
-// with json-file's errors for bad values.
+// Limits are max-size in bytes (0: none) and how many files a stream
+// keeps, the live one included (max-file), with the driver's defaults
+// and its errors for bad values.
 func (lc LogConfig) Limits() (maxSize int64, maxFiles int, err error) {
+	switch lc.Type {
+	case LogDriverNone:
+		return noneMaxSize, 1, nil
+	case LogDriverLocal:
+		return lc.localLimits()
+	}
 	maxFiles = 1
 	if s, ok := lc.Config["max-size"]; ok {
 		if maxSize, err = units.FromHumanSize(s); err != nil {
@@ -85,4 +133,35 @@ func (lc LogConfig) Limits() (maxSize int64, maxFiles int, err error) {
 		}
 	}
 	return maxSize, maxFiles, nil
+}
+
+// localLimits are the local driver's, as its New and validateConfig take
+// them: 20 MB and 5 files unless given, max-size 0 for no limit, and no
+// compression (its default) with a single file.
+func (lc LogConfig) localLimits() (maxSize int64, maxFiles int, err error) {
+	maxSize, maxFiles, compress := 20*1024*1024, 5, true
+	if s, ok := lc.Config["max-size"]; ok {
+		if maxSize, err = units.FromHumanSize(s); err != nil {
+			return 0, 0, fmt.Errorf("invalid value for max-size: %s: %w", s, err)
+		}
+	}
+	if s, ok := lc.Config["max-file"]; ok {
+		if maxFiles, err = strconv.Atoi(s); err != nil {
+			return 0, 0, fmt.Errorf("invalid value for max-file: %s: %w", s, err)
+		}
+	}
+	if s, ok := lc.Config["compress"]; ok {
+		if compress, err = strconv.ParseBool(s); err != nil {
+			return 0, 0, fmt.Errorf("error reading compress log option: %w", err)
+		}
+	}
+	switch {
+	case maxSize < 0:
+		return 0, 0, errors.New("max size should be a positive number")
+	case maxFiles < 0:
+		return 0, 0, errors.New("max file count cannot be less than 0")
+	case compress && maxFiles <= 1:
+		return 0, 0, errors.New("compression cannot be enabled when max file count is 1")
+	}
+	return maxSize, max(maxFiles, 1), nil
 }

@@ -15,8 +15,20 @@ func TestCheckLogConfig(t *testing.T) {
 		{lc: LogConfig{Config: map[string]string{"max-size": "1k"}}, size: 1000, files: 1, whatAbout: "size alone (decimal units, as units.FromHumanSize)"},
 		{lc: LogConfig{Config: map[string]string{"max-file": "4"}}, files: 4, whatAbout: "files alone: no rotation, as json-file"},
 		{lc: LogConfig{Config: map[string]string{"compress": "false"}}, files: 1, whatAbout: "compress off is what berth does"},
-		{lc: LogConfig{Type: "local"}, err: `log driver "local" (--log-driver) is not supported by berth: only json-file, with max-size and max-file`},
-		{lc: LogConfig{Type: "none"}, err: `log driver "none" (--log-driver) is not supported by berth: only json-file, with max-size and max-file`},
+		{lc: LogConfig{Type: "syslog"}, err: `log driver "syslog" (--log-driver) is not supported by berth: json-file, local and none are`},
+		// local: moby's local driver's options, defaults and errors.
+		{lc: LogConfig{Type: "local"}, size: 20 << 20, files: 5, whatAbout: "local's defaults"},
+		{lc: LogConfig{Type: "local", Config: map[string]string{"max-size": "10m", "max-file": "3", "compress": "true"}}, size: 10_000_000, files: 3, whatAbout: "local with options"},
+		{lc: LogConfig{Type: "local", Config: map[string]string{"max-size": "0", "max-file": "1", "compress": "false"}}, size: 0, files: 1, whatAbout: "local: max-size 0 is no limit"},
+		{lc: LogConfig{Type: "local", Config: map[string]string{"max-file": "1"}}, err: "compression cannot be enabled when max file count is 1"},
+		{lc: LogConfig{Type: "local", Config: map[string]string{"max-file": "-1"}}, err: "max file count cannot be less than 0"},
+		{lc: LogConfig{Type: "local", Config: map[string]string{"max-size": "lots"}}, err: "invalid value for max-size: lots: invalid size: 'lots'"},
+		{lc: LogConfig{Type: "local", Config: map[string]string{"compress": "maybe"}}, err: `error reading compress log option: strconv.ParseBool: parsing "maybe": invalid syntax`},
+		{lc: LogConfig{Type: "local", Config: map[string]string{"tag": "x"}}, err: "unknown log opt 'tag' for log driver local"},
+		{lc: LogConfig{Type: "local", Config: map[string]string{"mode": "lossy"}}, err: "logger: logging mode not supported: lossy"},
+		// none: no option is checked (moby's ValidateLogOpts returns at
+		// once); the files stay small, for attach.
+		{lc: LogConfig{Type: "none", Config: map[string]string{"max-size": "nonsense"}}, size: 1 << 20, files: 1, whatAbout: "none"},
 		{lc: LogConfig{Config: map[string]string{"max-size": "0"}}, err: "max-size must be a positive number"},
 		{lc: LogConfig{Config: map[string]string{"max-size": "lots"}}, err: "invalid size: 'lots'"},
 		{lc: LogConfig{Config: map[string]string{"max-file": "0"}}, err: "max-file cannot be less than 1"},
@@ -44,6 +56,18 @@ func TestCheckLogConfig(t *testing.T) {
 		size, files, _ := tt.lc.Limits()
 		if size != tt.size || files != tt.files {
 			t.Errorf("%s: Limits() = %d, %d, want %d, %d", tt.whatAbout, size, files, tt.size, tt.files)
+		}
+	}
+}
+
+func TestLogConfigReadable(t *testing.T) {
+	for _, tt := range []struct {
+		typ, driver string
+		readable    bool
+	}{{"", "json-file", true}, {"json-file", "json-file", true}, {"local", "local", true}, {"none", "none", false}} {
+		lc := LogConfig{Type: tt.typ}
+		if lc.Readable() != tt.readable || lc.Driver() != tt.driver {
+			t.Errorf("%q: Readable() = %v, Driver() = %q; want %v, %q", tt.typ, lc.Readable(), lc.Driver(), tt.readable, tt.driver)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/berth-net/berth/internal/api"
 	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/errdefs"
 )
 
 // AttachContainer streams a container's output from the start of its
@@ -68,8 +69,11 @@ func (d *Daemon) ContainerLogs(ctx context.Context, ref string, opts api.LogsOpt
 		return err
 	}
 	cs.mu.Lock()
-	exited, id, running := cs.exited, cs.c.ID, cs.c.Running()
+	exited, id, running, readable := cs.exited, cs.c.ID, cs.c.Running(), cs.c.Config.LogConfig.Readable()
 	cs.mu.Unlock()
+	if !readable {
+		return errdefs.NotImplemented("configured logging driver does not support reading") // moby's ErrReadLogsNotSupported
+	}
 	if !opts.Stdout {
 		stdout = io.Discard
 	}

@@ -89,6 +89,61 @@ func TestLogRotation(t *testing.T) {
 	}
 }
 
+// TestLogDrivers: --log-driver none keeps nothing for docker logs, which
+// refuses as Docker does, while attach still shows the output and the
+// files stay small; local takes its own options and defaults, and docker
+// logs reads it.
+func TestLogDrivers(t *testing.T) {
+	w, _ := startWorld(t)
+	if out := mustDocker(t, w, "run", "--rm", "--log-driver", "none", testworld.BusyboxImage, "echo", "attached"); strings.TrimSpace(out) != "attached" {
+		t.Errorf("docker run --log-driver none (attached) printed %q, want the output", out)
+	}
+	// About 9.5 MB of output: once it is over, a rotation check has cut
+	// the file back if it had passed 1 MiB.
+	id := strings.TrimSpace(mustDocker(t, w, "run", "-d", "--name", "quiet", "--log-driver", "none", testworld.BusyboxImage,
+		"sh", "-c", `i=0; while [ $i -lt 100000 ]; do echo "line $i ...................................................................................."; i=$((i+1)); done; touch /tmp/finished; sleep 600`))
+	if got := dockerInspect(t, w, "{{json .HostConfig.LogConfig}}", "quiet"); got != `{"Type":"none","Config":{}}` {
+		t.Errorf("HostConfig.LogConfig = %s", got)
+	}
+	if _, errOut, code := w.Docker(t, "logs", "quiet"); code == 0 || !strings.Contains(errOut, "configured logging driver does not support reading") {
+		t.Errorf("docker logs of a none container: exit %d, %q", code, errOut)
+	}
+	if !retried(func() bool {
+		_, _, code := w.Docker(t, "exec", "quiet", "test", "-e", "/tmp/finished")
+		return code == 0
+	}) {
+		t.Fatalf("quiet did not finish its output")
+	}
+	time.Sleep(3 * logCheck)
+	dir := w.HostPath(filepath.Join(w.DataRoot, "containers", id))
+	var total int64
+	for _, name := range []string{"stdout.log", "stdout.log.1", "stdout.log.2"} {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			total += fi.Size()
+		}
+	}
+	if total > 1<<20 {
+		t.Errorf("none: the log files hold %d bytes after 9.5 MB of output, want at most 1 MiB", total)
+	}
+
+	mustDocker(t, w, "run", "-d", "--name", "loc", "--log-driver", "local", "--log-opt", "max-size=5m", testworld.BusyboxImage, "sh", "-c", "echo from-local; sleep 600")
+	if got := dockerInspect(t, w, "{{json .HostConfig.LogConfig}}", "loc"); got != `{"Type":"local","Config":{"max-size":"5m"}}` {
+		t.Errorf("local: HostConfig.LogConfig = %s", got)
+	}
+	if !retried(func() bool { out, _, _ := w.Docker(t, "logs", "loc"); return strings.TrimSpace(out) == "from-local" }) {
+		t.Errorf("docker logs of a local container lacks its output")
+	}
+	for _, c := range []struct{ args, want string }{
+		{"--log-driver local --log-opt max-file=1", "compression cannot be enabled when max file count is 1"},
+		{"--log-driver local --log-opt tag=x", "unknown log opt 'tag' for log driver local"},
+	} {
+		args := append(append([]string{"run", "--rm"}, strings.Fields(c.args)...), testworld.BusyboxImage, "true")
+		if _, errOut, code := w.Docker(t, args...); code != 125 || !strings.Contains(errOut, c.want) {
+			t.Errorf("docker %s: exit %d, %q; want exit 125 saying %q", strings.Join(args, " "), code, errOut, c.want)
+		}
+	}
+}
+
 // logCheck is the daemon's rotation check interval (daemon.logRotateEvery).
 const logCheck = 250 * time.Millisecond
 
