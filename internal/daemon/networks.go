@@ -7,6 +7,7 @@ import (
 
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/events"
 	"github.com/berth-net/berth/internal/network"
 	"github.com/berth-net/berth/internal/store"
 )
@@ -57,6 +58,10 @@ func (d *Daemon) PruneNetworks(ctx context.Context, f network.PruneFilter) ([]st
 	for _, n := range removed {
 		d.networkEvent(n, "destroy", "") // as moby's deleteNetwork, for each
 		names = append(names, n.Name)
+	}
+	if err == nil {
+		// Then moby's NetworksPrune logs the prune itself, with no actor.
+		d.events.Publish(events.Event{Type: events.TypeNetwork, Action: "prune", Attributes: map[string]string{"reclaimed": "0"}})
 	}
 	return names, err
 }

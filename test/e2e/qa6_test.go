@@ -79,6 +79,11 @@ func TestDockerEvents(t *testing.T) {
 	if want := "network create evprune\nnetwork destroy evprune\n"; got != want {
 		t.Errorf("events of the pruned network:\n%s\nwant:\n%s", got, want)
 	}
+	// Then the prune itself, with no actor, as moby's NetworksPrune.
+	got = mustDocker(t, w, "events", "--since", since, "--until", until, "--filter", "type=network", "--filter", "event=prune", "--format", "{{.Type}} {{.Action}} [{{.Actor.ID}}] {{.Actor.Attributes.reclaimed}}")
+	if want := "network prune [] 0\n"; got != want {
+		t.Errorf("the network prune event:\n%s\nwant:\n%s", got, want)
+	}
 	// docker restart: the stop's events, the start's, then restart.
 	got = mustDocker(t, w, "events", "--since", since, "--until", until, "--filter", "container=ev2", "--filter", "event=start", "--filter", "event=restart", "--format", "{{.Action}}")
 	if want := "start\nstart\nrestart\n"; got != want {
