@@ -56,6 +56,9 @@ type Backend interface {
 	// logs a restart event.
 	RestartContainer(ctx context.Context, ref string, timeout *int, signal string) error
 	RemoveContainer(ctx context.Context, ref string, force bool) error
+	// PruneContainers removes the containers that are not running (nor
+	// restarting) and that match says to, and returns their IDs.
+	PruneContainers(ctx context.Context, match func(*container.Container) bool) ([]string, error)
 	// ContainerLinks are the container's legacy links as inspect and ps
 	// show them.
 	ContainerLinks(ctx context.Context, id string) LinkNames
@@ -89,6 +92,9 @@ type Backend interface {
 	// RemoveImage untags ref and deletes the image when no tag is left; it
 	// returns the untagged names and deleted IDs, as docker rmi prints them.
 	RemoveImage(ctx context.Context, ref string, force bool) (untagged, deleted []string, err error)
+	// PruneImages removes the images no container uses that match
+	// accepts: untagged ones only unless all is set (image.Store.Prune).
+	PruneImages(ctx context.Context, all bool, match func(*image.Image) bool) (untagged, deleted []string, reclaimed int64, err error)
 }
 
 // SystemInfo is the daemon's description of itself for /info and /version.

@@ -7,9 +7,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	ctypes "github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	timetypes "github.com/docker/docker/api/types/time"
 	"github.com/docker/go-connections/nat"
 
 	"github.com/berth-net/berth/internal/container"
@@ -287,6 +289,56 @@ func (s *Server) renameContainer(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// pruneContainers is docker container prune (and the first step of docker
+// system prune): the stopped containers that match moby's filters, label,
+// label! and until (a time or a duration before now, as moby's
+// getUntilFromPruneFilters reads it). berth does not measure what a
+// removal frees: SpaceReclaimed stays 0.
+func (s *Server) pruneContainers(w http.ResponseWriter, r *http.Request) error {
+	args, err := parseFilters(r, map[string]bool{"label": true, "label!": true, "until": true})
+	if err != nil {
+		return err
+	}
+	until, err := pruneUntil(args)
+	if err != nil {
+		return err
+	}
+	deleted, err := s.backend.PruneContainers(r.Context(), func(c *container.Container) bool {
+		if !until.IsZero() && c.Created.After(until) {
+			return false
+		}
+		if !args.MatchKVList("label", c.Config.Labels) {
+			return false
+		}
+		return !args.Contains("label!") || !args.MatchKVList("label!", c.Config.Labels)
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, ctypes.PruneReport{ContainersDeleted: deleted})
+}
+
+// pruneUntil is a prune's until filter, zero without one.
+func pruneUntil(args filters.Args) (time.Time, error) {
+	vals := args.Get("until")
+	switch len(vals) {
+	case 0:
+		return time.Time{}, nil
+	case 1:
+	default:
+		return time.Time{}, errdefs.Invalid("more than one until filter specified")
+	}
+	ts, err := timetypes.GetTimestamp(vals[0], time.Now())
+	if err != nil {
+		return time.Time{}, errdefs.WithKind(errdefs.KindInvalid, err)
+	}
+	sec, nsec, err := timetypes.ParseTimestamps(ts, 0)
+	if err != nil {
+		return time.Time{}, errdefs.WithKind(errdefs.KindInvalid, err)
+	}
+	return time.Unix(sec, nsec), nil
 }
 
 func (s *Server) removeContainer(w http.ResponseWriter, r *http.Request) error {

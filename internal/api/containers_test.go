@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -420,7 +422,8 @@ func TestUnimplementedRoutes(t *testing.T) {
 		{http.MethodPost, "/v1.51/containers/test1/pause", "docker pause is not supported by berth"},
 		{http.MethodGet, "/v1.51/containers/test1/stats?stream=0", "docker stats is not supported by berth"},
 		{http.MethodHead, "/v1.51/containers/test1/archive?path=/etc", "docker cp is not supported by berth"},
-		{http.MethodPost, "/v1.51/containers/prune", "docker container prune is not supported by berth"},
+		{http.MethodGet, "/v1.51/images/busybox/history", "docker history is not supported by berth"},
+		{http.MethodPost, "/v1.51/volumes/create", "docker volume create is not supported by berth"},
 		{http.MethodGet, "/v1.51/system/df", "docker system df is not supported by berth"},
 		{http.MethodPost, "/v1.51/images/busybox/tag?repo=x", "docker tag/push is not supported by berth"},
 	} {
@@ -543,4 +546,97 @@ func TestLogsOfNoneDriver(t *testing.T) {
 	if !strings.Contains(rec.Body.String(), `"LogConfig":{"Type":"none","Config":{}}`) {
 		t.Errorf("inspect's LogConfig: %s", rec.Body)
 	}
+}
+
+// TestPruneContainers: docker container prune takes the stopped containers
+// that moby's filters (label, label!, until) let through.
+func TestPruneContainers(t *testing.T) {
+	until := fakeTime.Add(30 * time.Second).Format(time.RFC3339)
+	tests := []struct {
+		filters string
+		status  int
+		want    []string
+	}{
+		{"", http.StatusOK, []string{"PruneContainers test1", "PruneContainers test2"}},
+		{`{"label":{"role=db":true}}`, http.StatusOK, []string{"PruneContainers test2"}},
+		{`{"label!":{"role":true}}`, http.StatusOK, []string{"PruneContainers test1"}},
+		{`{"until":{"` + until + `":true}}`, http.StatusOK, []string{"PruneContainers test1"}},
+		{`{"until":{"1h":true,"2h":true}}`, http.StatusBadRequest, nil},
+		{`{"status":{"exited":true}}`, http.StatusBadRequest, nil},
+	}
+	for _, tt := range tests {
+		f := newFakeBackend()
+		for _, c := range f.containers {
+			c.State.Status = container.StatusExited
+		}
+		path := "/v1.51/containers/prune"
+		if tt.filters != "" {
+			path += "?filters=" + url.QueryEscape(tt.filters)
+		}
+		rec := call(t, newServer(f), http.MethodPost, path, "")
+		if rec.Code != tt.status {
+			t.Errorf("%s: status %d, want %d: %s", tt.filters, rec.Code, tt.status, rec.Body)
+		}
+		if diff := cmp.Diff(tt.want, f.Mutations()); diff != "" {
+			t.Errorf("%s: (-want +got):\n%s", tt.filters, diff)
+		}
+	}
+	// A running container is never pruned.
+	f := newFakeBackend()
+	rec := call(t, newServer(f), http.MethodPost, "/v1.51/containers/prune", "")
+	wantStatus(t, rec, http.StatusOK)
+	if m := f.Mutations(); len(m) != 0 {
+		t.Errorf("running containers pruned: %v", m)
+	}
+	if !strings.Contains(rec.Body.String(), `"SpaceReclaimed":0`) {
+		t.Errorf("report: %s", rec.Body)
+	}
+}
+
+// TestVolumesListEmpty: berth has no volumes, and says so the way Docker
+// does for a daemon without any (Compose's down -p lists them first).
+func TestVolumesListEmpty(t *testing.T) {
+	s := newServer(newFakeBackend())
+	rec := call(t, s, http.MethodGet, "/v1.51/volumes?filters="+url.QueryEscape(`{"label":{"com.docker.compose.project=p":true}}`), "")
+	wantStatus(t, rec, http.StatusOK)
+	if got := strings.TrimSpace(rec.Body.String()); got != `{"Volumes":[],"Warnings":null}` {
+		t.Errorf("volume list: %s", got)
+	}
+	rec = call(t, s, http.MethodGet, "/v1.51/volumes?filters="+url.QueryEscape(`{"size":{"1":true}}`), "")
+	wantStatus(t, rec, http.StatusBadRequest)
+	rec = call(t, s, http.MethodPost, "/v1.51/volumes/prune", "")
+	wantStatus(t, rec, http.StatusOK)
+	if got := strings.TrimSpace(rec.Body.String()); got != `{"VolumesDeleted":null,"SpaceReclaimed":0}` {
+		t.Errorf("volume prune: %s", got)
+	}
+}
+
+// TestPruneImages: docker image prune's filters as moby reads them.
+func TestPruneImages(t *testing.T) {
+	for _, tt := range []struct {
+		filters string
+		status  int
+		want    []string
+	}{
+		{"", http.StatusOK, []string{"PruneImages all=false"}},
+		{`{"dangling":{"false":true}}`, http.StatusOK, []string{"PruneImages all=true"}},
+		{`{"dangling":{"1":true}}`, http.StatusOK, []string{"PruneImages all=false"}},
+		{`{"dangling":{"maybe":true}}`, http.StatusBadRequest, nil},
+		{`{"reference":{"x":true}}`, http.StatusBadRequest, nil},
+	} {
+		f := newFakeBackend()
+		path := "/v1.51/images/prune"
+		if tt.filters != "" {
+			path += "?filters=" + url.QueryEscape(tt.filters)
+		}
+		rec := call(t, newServer(f), http.MethodPost, path, "")
+		if rec.Code != tt.status {
+			t.Errorf("%s: status %d, want %d: %s", tt.filters, rec.Code, tt.status, rec.Body)
+		}
+		if diff := cmp.Diff(tt.want, f.Mutations()); diff != "" {
+			t.Errorf("%s: (-want +got):\n%s", tt.filters, diff)
+		}
+	}
+	rec := call(t, newServer(newFakeBackend()), http.MethodPost, "/v1.51/build/prune", "")
+	wantStatus(t, rec, http.StatusOK)
 }

@@ -330,6 +330,23 @@ func (f *fakeBackend) RenameContainer(ctx context.Context, ref, name string) err
 
 func (f *fakeBackend) ContainerLinks(_ context.Context, id string) LinkNames { return f.links[id] }
 
+func (f *fakeBackend) PruneContainers(ctx context.Context, match func(*container.Container) bool) ([]string, error) {
+	cs, _ := f.Containers(ctx)
+	var ids []string
+	for _, c := range cs {
+		if !c.Running() && match(c) {
+			f.mutated("PruneContainers %s", c.Name)
+			ids = append(ids, c.ID)
+		}
+	}
+	return ids, nil
+}
+
+func (f *fakeBackend) PruneImages(_ context.Context, all bool, match func(*image.Image) bool) ([]string, []string, int64, error) {
+	f.mutated("PruneImages all=%v", all)
+	return nil, nil, 0, nil
+}
+
 func (f *fakeBackend) RemoveLink(_ context.Context, name string) error {
 	f.mutated("RemoveLink %s", name)
 	return nil

@@ -8,10 +8,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker/docker/api/types/build"
 	ctypes "github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	imagetypes "github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/storage"
+	"github.com/docker/docker/api/types/volume"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 
 	"github.com/berth-net/berth/internal/errdefs"
@@ -184,6 +186,9 @@ func imageSummary(img *image.Image) imagetypes.Summary {
 
 // inspectImage serves GET /images/{name}/json; the name may hold "/".
 func (s *Server) inspectImage(w http.ResponseWriter, r *http.Request) error {
+	if name, ok := strings.CutSuffix(r.PathValue("name"), "/history"); ok && name != "" {
+		return notImplemented("docker history")(w, r)
+	}
 	name, ok := strings.CutSuffix(r.PathValue("name"), "/json")
 	if !ok || name == "" {
 		pageNotFound(w, r)
@@ -235,6 +240,75 @@ func (s *Server) removeImage(w http.ResponseWriter, r *http.Request) error {
 		out = append(out, imagetypes.DeleteResponse{Deleted: d})
 	}
 	return writeJSON(w, http.StatusOK, out)
+}
+
+// pruneImages is docker image prune: untagged images no container uses,
+// or with dangling=false (-a) every image no container uses, filtered by
+// moby's until, label and label! (berth's imported images have no
+// labels: label matches none, label! all).
+func (s *Server) pruneImages(w http.ResponseWriter, r *http.Request) error {
+	args, err := parseFilters(r, map[string]bool{"dangling": true, "label": true, "label!": true, "until": true})
+	if err != nil {
+		return err
+	}
+	all := false
+	if args.Contains("dangling") {
+		switch {
+		case args.ExactMatch("dangling", "false") || args.ExactMatch("dangling", "0"):
+			all = true
+		case args.ExactMatch("dangling", "true") || args.ExactMatch("dangling", "1"):
+		default:
+			return errdefs.Invalid("invalid filter 'dangling=%s'", strings.Join(args.Get("dangling"), ","))
+		}
+	}
+	until, err := pruneUntil(args)
+	if err != nil {
+		return err
+	}
+	untagged, deleted, reclaimed, err := s.backend.PruneImages(r.Context(), all, func(img *image.Image) bool {
+		if !until.IsZero() && img.Created.After(until) {
+			return false
+		}
+		if !args.MatchKVList("label", nil) {
+			return false
+		}
+		return !args.Contains("label!") || !args.MatchKVList("label!", nil)
+	})
+	if err != nil {
+		return err
+	}
+	rep := imagetypes.PruneReport{SpaceReclaimed: uint64(max(reclaimed, 0))}
+	for _, u := range untagged {
+		rep.ImagesDeleted = append(rep.ImagesDeleted, imagetypes.DeleteResponse{Untagged: u})
+	}
+	for _, d := range deleted {
+		rep.ImagesDeleted = append(rep.ImagesDeleted, imagetypes.DeleteResponse{Deleted: d})
+	}
+	return writeJSON(w, http.StatusOK, rep)
+}
+
+// pruneBuildCache is docker builder prune (and docker system prune's last
+// step): berth builds nothing and has no build cache to remove.
+func pruneBuildCache(w http.ResponseWriter, r *http.Request) error {
+	return writeJSON(w, http.StatusOK, build.CachePruneReport{})
+}
+
+// listVolumes answers docker volume ls, and Compose's look for a
+// project's volumes (down, stop, kill with -p), with the empty list it
+// is: berth has no volumes. It takes moby's filters.
+func listVolumes(w http.ResponseWriter, r *http.Request) error {
+	if _, err := parseFilters(r, map[string]bool{"dangling": true, "driver": true, "label": true, "name": true}); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, volume.ListResponse{Volumes: []*volume.Volume{}})
+}
+
+// pruneVolumes is docker volume prune: nothing to remove.
+func pruneVolumes(w http.ResponseWriter, r *http.Request) error {
+	if _, err := parseFilters(r, map[string]bool{"label": true, "label!": true, "all": true}); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, volume.PruneReport{})
 }
 
 // notFoundVolume and notFoundPlugin answer the docker inspect fallback

@@ -35,6 +35,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("POST /containers/{id}/restart", h(s.restartContainer))
 	m.HandleFunc("POST /containers/{id}/kill", h(s.killContainer))
 	m.HandleFunc("DELETE /containers/{id}", h(s.removeContainer))
+	m.HandleFunc("POST /containers/prune", h(s.pruneContainers))
 	m.HandleFunc("POST /containers/{id}/rename", h(s.renameContainer))
 	m.HandleFunc("POST /containers/{id}/wait", h(s.waitContainer))
 	m.HandleFunc("POST /containers/{id}/attach", h(s.attachContainer))
@@ -54,6 +55,10 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("DELETE /images/{name...}", h(s.removeImage))
 	m.HandleFunc("GET /events", h(s.events))
 	m.HandleFunc("GET /volumes/{name}", notFoundVolume)
+	m.HandleFunc("POST /images/prune", h(s.pruneImages))
+	m.HandleFunc("POST /build/prune", h(pruneBuildCache))
+	m.HandleFunc("GET /volumes", h(listVolumes))
+	m.HandleFunc("POST /volumes/prune", h(pruneVolumes))
 	m.HandleFunc("GET /plugins/{name}/json", notFoundPlugin)
 	for pattern, command := range unimplemented {
 		m.HandleFunc(pattern, h(notImplemented(command)))
@@ -74,15 +79,14 @@ var unimplemented = map[string]string{
 	"GET /containers/{id}/archive":  "docker cp",
 	"PUT /containers/{id}/archive":  "docker cp",
 	"POST /containers/{id}/update":  "docker update",
-	"POST /containers/prune":        "docker container prune",
 	"GET /system/df":                "docker system df",
 	"POST /commit":                  "docker commit",
 	"POST /build":                   "docker build",
 	"POST /images/load":             "docker load (use docker import)",
 	"GET /images/get":               "docker save",
 	"POST /images/{name...}":        "docker tag/push",
-	"GET /volumes":                  "docker volume",
-	"POST /volumes/create":          "docker volume",
+	"POST /volumes/create":          "docker volume create",
+	"DELETE /volumes/{name}":        "docker volume rm",
 }
 
 // notImplemented answers 501 "<command> is not supported by berth".

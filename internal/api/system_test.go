@@ -100,7 +100,6 @@ func TestUnknownRoutes(t *testing.T) {
 		{http.MethodGet, "/v1.51/swarm", "page not found"},
 		{http.MethodPut, "/networks/bridge", "page not found"},
 		{http.MethodGet, "/distribution/busybox/json", "page not found"},
-		{http.MethodGet, "/images/busybox/history", "page not found"},
 		{http.MethodGet, "/volumes/data", "get data: no such volume"},
 		{http.MethodGet, "/plugins/x/json", `plugin "x" not found`},
 		{http.MethodGet, "/v1.51/containers/../x/json", "page not found"},

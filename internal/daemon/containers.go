@@ -15,6 +15,7 @@ import (
 
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/events"
 	"github.com/berth-net/berth/internal/network"
 	"github.com/berth-net/berth/internal/store"
 )
@@ -27,6 +28,10 @@ func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg container
 	name = strings.TrimPrefix(name, "/")
 	if name != "" && (!validContainerName.MatchString(name) || len(name) > 255) {
 		return nil, errdefs.Invalid("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
+	}
+	// --entrypoint '' resets the entrypoint, as moby's mergeAndVerifyConfig.
+	if len(cfg.Entrypoint) == 1 && cfg.Entrypoint[0] == "" {
+		cfg.Entrypoint = nil
 	}
 	if len(cfg.Cmd) == 0 && len(cfg.Entrypoint) == 0 {
 		return nil, errdefs.Invalid("no command specified")
@@ -447,4 +452,33 @@ func (d *Daemon) setName(c *container.Container, name string, check bool) error 
 	}
 	c.Name = name
 	return nil
+}
+
+// PruneContainers removes the containers that are neither running nor
+// restarting and that match accepts, as moby's ContainersPrune: one that
+// a removal refuses (it started meanwhile) is left and logged. Then it
+// logs the prune event, reclaimed 0 (berth does not measure a removal).
+func (d *Daemon) PruneContainers(ctx context.Context, match func(*container.Container) bool) ([]string, error) {
+	var ids []string
+	for _, cs := range d.states() {
+		cs.mu.Lock()
+		c := cs.c
+		if !cs.goneLocked() && !c.Running() && c.State.Status != container.StatusRestarting && match(c) {
+			ids = append(ids, c.ID)
+		}
+		cs.mu.Unlock()
+	}
+	var deleted []string
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			break
+		}
+		if err := d.RemoveContainer(ctx, id, false); err != nil {
+			d.log.Warn("prune: container left", "id", id[:12], "err", err)
+			continue
+		}
+		deleted = append(deleted, id)
+	}
+	d.events.Publish(events.Event{Type: events.TypeContainer, Action: "prune", Attributes: map[string]string{"reclaimed": "0"}})
+	return deleted, ctx.Err()
 }

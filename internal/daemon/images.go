@@ -29,16 +29,24 @@ func (d *Daemon) Image(ctx context.Context, ref string) (*image.Image, error) {
 
 // RemoveImage untags or deletes an image that no container uses (unless forced).
 func (d *Daemon) RemoveImage(ctx context.Context, ref string, force bool) ([]string, []string, error) {
-	return d.images.Remove(ref, force, func(id string) bool {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		for _, cs := range d.containers {
-			if cs.c.Config.ImageID == id {
-				return true
-			}
+	return d.images.Remove(ref, force, d.imageInUse)
+}
+
+// imageInUse says whether a container, running or not, uses image id.
+func (d *Daemon) imageInUse(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, cs := range d.containers {
+		if cs.c.Config.ImageID == id {
+			return true
 		}
-		return false
-	})
+	}
+	return false
+}
+
+// PruneImages is docker image prune [-a]: see image.Store.Prune.
+func (d *Daemon) PruneImages(ctx context.Context, all bool, match func(*image.Image) bool) ([]string, []string, int64, error) {
+	return d.images.Prune(all, match, d.imageInUse)
 }
 
 // SystemInfo describes the daemon for /info and /version.

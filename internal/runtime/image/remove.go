@@ -84,3 +84,27 @@ func shortID(id string) string {
 	}
 	return h
 }
+
+// Prune removes the images no container uses (inUse, nil: none) that
+// match accepts: only untagged ("dangling") ones unless all is set, as
+// docker image prune [-a]. An image goes with all its tags. It returns
+// the tags removed, the images deleted and their sizes' sum.
+func (s *Store) Prune(all bool, match func(*Image) bool, inUse func(id string) bool) (untagged, deleted []string, reclaimed int64, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	imgs, err := s.List()
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	for _, img := range imgs {
+		if (!all && len(img.RepoTags) > 0) || (inUse != nil && inUse(img.ID)) || !match(img) {
+			continue
+		}
+		u, d, err := s.removeByID(img, true, false)
+		if err != nil {
+			return untagged, deleted, reclaimed, err
+		}
+		untagged, deleted, reclaimed = append(untagged, u...), append(deleted, d...), reclaimed+img.Size
+	}
+	return untagged, deleted, reclaimed, nil
+}

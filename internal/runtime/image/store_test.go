@@ -170,3 +170,33 @@ func TestParseTagged(t *testing.T) {
 		}
 	}
 }
+
+// TestPrune: docker image prune removes untagged images no container
+// uses; -a also tagged ones, with all their tags; match filters.
+func TestPrune(t *testing.T) {
+	s, _ := newTestStore(t)
+	dangling := mustImport(t, s, tarOf(t, file("f", "1")), "", "")
+	usedDangling := mustImport(t, s, tarOf(t, file("f", "2")), "", "")
+	tagged := mustImport(t, s, tarOf(t, file("f", "3")), "web", "v1")
+	mustImport(t, s, tarOf(t, file("f", "3")), "web", "v2") // a second tag of tagged
+	usedTagged := mustImport(t, s, tarOf(t, file("f", "4")), "db", "")
+	inUse := func(id string) bool { return id == usedDangling.ID || id == usedTagged.ID }
+	all := func(*Image) bool { return true }
+
+	untagged, deleted, reclaimed, err := s.Prune(false, all, inUse)
+	if err != nil || len(untagged) != 0 || !cmp.Equal(deleted, []string{dangling.ID}) || reclaimed != dangling.Size {
+		t.Fatalf("Prune(dangling) = %v, %v, %d, %v; want only %s", untagged, deleted, reclaimed, err, dangling.ID)
+	}
+	untagged, deleted, _, err = s.Prune(true, func(img *Image) bool { return img.ID != tagged.ID }, inUse)
+	if err != nil || len(untagged) != 0 || len(deleted) != 0 {
+		t.Fatalf("Prune(-a, not web) = %v, %v, %v; want nothing (the rest is used)", untagged, deleted, err)
+	}
+	untagged, deleted, _, err = s.Prune(true, all, inUse)
+	if err != nil || !cmp.Equal(untagged, []string{"web:v1", "web:v2"}) || !cmp.Equal(deleted, []string{tagged.ID}) {
+		t.Fatalf("Prune(-a) = %v, %v, %v; want web's tags and image", untagged, deleted, err)
+	}
+	left, _ := s.List()
+	if len(left) != 2 {
+		t.Errorf("%d images left, want the 2 in use", len(left))
+	}
+}

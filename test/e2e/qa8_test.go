@@ -1,0 +1,101 @@
+package e2e
+
+import (
+	"archive/tar"
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/berth-net/berth/internal/testworld"
+)
+
+// QA round 8's findings, through the docker CLI.
+
+// TestEntrypointReset: --entrypoint ” drops the entrypoint, as moby's
+// mergeAndVerifyConfig, so the command runs on its own.
+func TestEntrypointReset(t *testing.T) {
+	w, _ := startWorld(t)
+	if out := mustDocker(t, w, "run", "--rm", "--entrypoint", "", testworld.BusyboxImage, "echo", "c"); strings.TrimSpace(out) != "c" {
+		t.Errorf("run --entrypoint '' busybox echo c printed %q", out)
+	}
+	if _, errOut, code := w.Docker(t, "run", "--rm", "--entrypoint", "", testworld.BusyboxImage); code != 125 || !strings.Contains(errOut, "no command specified") {
+		t.Errorf("run --entrypoint '' with no command: exit %d, %q", code, errOut)
+	}
+}
+
+// TestPrunes: docker container prune removes the stopped containers its
+// filters select, docker volume ls and prune answer with nothing (berth
+// has no volumes: Compose's down -p lists them first), and docker system
+// prune gets through containers and networks before it reaches what
+// berth does not have.
+func TestPrunes(t *testing.T) {
+	w, _ := startWorld(t)
+	mustDocker(t, w, "create", "--name", "keepme", "--label", "keep=1", testworld.BusyboxImage, "true")
+	mustDocker(t, w, "create", "--name", "old", testworld.BusyboxImage, "true")
+	mustDocker(t, w, "run", "-d", "--name", "live", testworld.BusyboxImage, "sleep", "600")
+	out := mustDocker(t, w, "container", "prune", "-f", "--filter", "label!=keep")
+	oldID := dockerInspect(t, w, "{{.Id}}", "keepme")
+	if !strings.Contains(out, "Deleted Containers:") || strings.Contains(out, oldID) {
+		t.Errorf("container prune --filter label!=keep:\n%s", out)
+	}
+	if _, _, code := w.Docker(t, "inspect", "old"); code == 0 {
+		t.Errorf("old is still there after the prune")
+	}
+	for _, name := range []string{"keepme", "live"} {
+		if _, _, code := w.Docker(t, "inspect", name); code != 0 {
+			t.Errorf("%s was pruned", name)
+		}
+	}
+	if out := mustDocker(t, w, "volume", "ls", "-q"); strings.TrimSpace(out) != "" {
+		t.Errorf("docker volume ls: %q", out)
+	}
+	if out := mustDocker(t, w, "volume", "prune", "-f"); !strings.Contains(out, "Total reclaimed space: 0B") {
+		t.Errorf("docker volume prune: %q", out)
+	}
+	// An image no container uses goes with image prune -a, with its tag;
+	// busybox, which containers use, stays.
+	spare := filepath.Join(w.Dir, "spare.tar")
+	writeTarOfOneFile(t, spare, "hello", "spare\n")
+	mustDocker(t, w, "import", spare, "spare:v1")
+	if out := mustDocker(t, w, "image", "prune", "-f"); !strings.Contains(out, "Total reclaimed space: 0B") {
+		t.Errorf("image prune (dangling only, none): %q", out)
+	}
+	if out := mustDocker(t, w, "image", "prune", "-a", "-f"); !strings.Contains(out, "untagged: spare:v1") {
+		t.Errorf("image prune -a: %q; want spare:v1 untagged", out)
+	}
+	mustDocker(t, w, "image", "inspect", testworld.BusyboxImage)
+	mustDocker(t, w, "network", "create", "unused")
+	if out := mustDocker(t, w, "system", "prune", "-f"); !strings.Contains(out, "Total reclaimed space") {
+		t.Errorf("docker system prune: %q", out)
+	}
+	if _, _, code := w.Docker(t, "inspect", "keepme"); code == 0 {
+		t.Errorf("system prune left the stopped container keepme")
+	}
+	if _, _, code := w.Docker(t, "network", "inspect", "unused"); code == 0 {
+		t.Errorf("system prune left the unused network")
+	}
+	if got := dockerInspect(t, w, "{{.State.Status}}", "live"); got != "running" {
+		t.Errorf("live after the prunes: %q", got)
+	}
+}
+
+// writeTarOfOneFile writes a tar holding one file, name, with content.
+func writeTarOfOneFile(t *testing.T, path, name, content string) {
+	t.Helper()
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(content)), Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write([]byte(content)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
