@@ -9,9 +9,11 @@ import (
 	"strings"
 	"testing"
 
+	nettypes "github.com/docker/docker/api/types/network"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/network"
 )
 
@@ -236,5 +238,30 @@ func TestNetworkWarnings(t *testing.T) {
 	want := `route 10.8.0.0/16 dev tun0 overlaps network "vpn" (10.8.0.0/16)`
 	if got := decode[map[string]string](t, rec)["Warning"]; got != want {
 		t.Errorf("create Warning = %q, want %q", got, want)
+	}
+}
+
+// TestEndpointOptionsRefused: a gateway priority and the endpoint driver
+// options that would change the container's interface are refused by
+// name, never ignored; other driver options mean nothing, as in moby's
+// bridge driver.
+func TestEndpointOptionsRefused(t *testing.T) {
+	for _, tt := range []struct {
+		es   nettypes.EndpointSettings
+		want string
+	}{
+		{nettypes.EndpointSettings{GwPriority: 10}, "gw-priority (EndpointSettings.GwPriority) is not supported by berth"},
+		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.sysctls": "net.ipv4.conf.IFNAME.forwarding=1"}}, "endpoint driver option com.docker.network.endpoint.sysctls (--driver-opt) is not supported by berth"},
+		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.ifname": "foo0"}}, "endpoint driver option com.docker.network.endpoint.ifname (--driver-opt) is not supported by berth"},
+		{nettypes.EndpointSettings{DriverOpts: map[string]string{"x": "y"}}, ""},
+	} {
+		es := tt.es
+		_, err := endpointRequest(&es, "", true)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%+v: %v", tt.es, err)
+		case tt.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.want) || !errdefs.Is(err, errdefs.KindInvalid)):
+			t.Errorf("%+v: %v, want Invalid %q", tt.es, err, tt.want)
+		}
 	}
 }
