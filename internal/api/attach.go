@@ -53,13 +53,10 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 	if q := r.URL.Query(); q.Get("since") != "" || q.Get("until") != "" {
 		return errdefs.Invalid("log time ranges (--since, --until) are not supported by berth")
 	}
-	if t := r.URL.Query().Get("tail"); t != "" && t != "all" {
-		n, err := strconv.Atoi(t)
-		if err != nil {
-			return errdefs.Invalid("invalid value for tail: %q: want a number or \"all\"", t)
-		}
+	if n, err := strconv.Atoi(r.URL.Query().Get("tail")); err == nil {
 		opts.Tail = max(n, -1) // negative means everything, as in moby
-	}
+	} // "all", or anything that is not a number: everything, as moby's ContainerLogs
+
 	c, err := s.backend.Container(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err

@@ -53,6 +53,7 @@ func createWarnings(hc *ctypes.HostConfig) []string {
 var containerListFilters = map[string]bool{
 	"id": true, "name": true, "status": true, "label": true, "network": true,
 	"ancestor": true, "exited": true, "publish": true, "expose": true,
+	"before": true, "since": true, "health": true, "is-task": true, "volume": true, "isolation": true,
 }
 
 var containerStatuses = []string{
@@ -81,6 +82,34 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := args.WalkValues("health", func(v string) error {
+		if err := ctypes.ValidateHealthStatus(ctypes.HealthStatus(v)); err != nil {
+			return errdefs.Invalid("invalid filter 'health=%s': %s", v, err)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	isTask, err := args.GetBoolOrDefault("is-task", false)
+	if err != nil {
+		return errdefs.WithKind(errdefs.KindInvalid, err)
+	}
+	// before and since name a container: ps lists the ones created before
+	// (after) it, stopped ones counted in the walk, as moby's
+	// includeContainerInList.
+	var before, since string
+	for key, id := range map[string]*string{"before": &before, "since": &since} {
+		if err := args.WalkValues(key, func(v string) error {
+			c, err := s.backend.Container(r.Context(), v)
+			if err != nil {
+				return err
+			}
+			*id = c.ID
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
 	limit, _, err := intValue(r, "limit")
 	if err != nil {
 		return err
@@ -99,7 +128,22 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 		if limit > 0 && len(out) == limit {
 			break
 		}
+		if before != "" {
+			if c.ID == before {
+				before = ""
+			}
+			continue
+		}
+		if since != "" && c.ID == since {
+			break
+		}
 		if !all && !c.Running() {
+			continue
+		}
+		// berth runs no health checks (every container's health is
+		// "none"), no swarm tasks and no volumes.
+		if !args.ExactMatch("health", string(ctypes.NoHealthcheck)) || (args.Contains("is-task") && isTask) ||
+			args.Contains("volume") || !args.Match("isolation", "") {
 			continue
 		}
 		links := s.backend.ContainerLinks(r.Context(), c.ID)

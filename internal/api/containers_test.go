@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	ctypes "github.com/docker/docker/api/types/container"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
@@ -639,4 +640,44 @@ func TestPruneImages(t *testing.T) {
 	}
 	rec := call(t, newServer(newFakeBackend()), http.MethodPost, "/v1.51/build/prune", "")
 	wantStatus(t, rec, http.StatusOK)
+}
+
+// TestListFiltersMobyAccepts: ps's before, since, health, is-task and
+// volume filters, as moby's list.go applies them to berth's containers
+// (no health checks, no tasks, no volumes).
+func TestListFiltersMobyAccepts(t *testing.T) {
+	s := newServer(newFakeBackend())
+	for _, tt := range []struct {
+		filters string
+		status  int
+		want    []string
+	}{
+		{`{"before":{"test2":true}}`, http.StatusOK, []string{"/test1"}},
+		{`{"since":{"test1":true}}`, http.StatusOK, []string{"/test2"}},
+		{`{"before":{"test1":true}}`, http.StatusOK, nil},
+		{`{"before":{"nosuch":true}}`, http.StatusNotFound, nil},
+		{`{"health":{"none":true}}`, http.StatusOK, []string{"/test2", "/test1"}},
+		{`{"health":{"healthy":true}}`, http.StatusOK, nil},
+		{`{"health":{"fine":true}}`, http.StatusBadRequest, nil},
+		{`{"is-task":{"false":true}}`, http.StatusOK, []string{"/test2", "/test1"}},
+		{`{"is-task":{"true":true}}`, http.StatusOK, nil},
+		{`{"is-task":{"maybe":true}}`, http.StatusBadRequest, nil},
+		{`{"volume":{"data":true}}`, http.StatusOK, nil},
+	} {
+		rec := call(t, s, http.MethodGet, "/v1.51/containers/json?filters="+url.QueryEscape(tt.filters), "")
+		if rec.Code != tt.status {
+			t.Errorf("%s: status %d, want %d: %s", tt.filters, rec.Code, tt.status, rec.Body)
+			continue
+		}
+		if rec.Code != http.StatusOK {
+			continue
+		}
+		var got []string
+		for _, c := range decode[[]ctypes.Summary](t, rec) {
+			got = append(got, c.Names[0])
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("%s: names (-want +got):\n%s", tt.filters, diff)
+		}
+	}
 }

@@ -495,7 +495,7 @@ func parseSignal(s string, def syscall.Signal) (syscall.Signal, error) {
 			return i, nil
 		}
 	}
-	return 0, errdefs.Invalid("invalid signal: %s", s)
+	return 0, errdefs.Invalid("Invalid signal: %s", s) // moby/sys/signal's words
 }
 
 // WaitContainer answers when the condition is met; see api.Backend.

@@ -94,6 +94,8 @@ var validNetworkName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
 
 func validateNetworkName(name string) error {
 	switch {
+	case name == NameBridge || name == NameHost || name == NameNone || name == "default":
+		return errdefs.Forbidden("operation is not permitted on predefined %s network ", name) // moby's PredefinedNetworkError
 	case name == "":
 		return errdefs.Invalid("network name must not be empty")
 	case len(name) > 128:

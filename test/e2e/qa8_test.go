@@ -99,3 +99,42 @@ func writeTarOfOneFile(t *testing.T, path, name, content string) {
 		t.Fatal(err)
 	}
 }
+
+// TestMobysWords: the answers QA round 8 found worded or decided
+// otherwise than Docker 28's, through the docker CLI.
+func TestMobysWords(t *testing.T) {
+	w, _ := startWorld(t)
+	mustDocker(t, w, "run", "-d", "--name", "talker", testworld.BusyboxImage, "sh", "-c", "echo one; echo two; sleep 600")
+	if !retried(func() bool {
+		out, _, _ := w.Docker(t, "logs", "--tail", "abc", "talker")
+		return out == "one\ntwo\n"
+	}) {
+		t.Errorf("logs --tail abc: want every line, as moby reads a tail that is not a number")
+	}
+	if _, errOut, code := w.Docker(t, "kill", "-s", "FOO", "talker"); code == 0 || !strings.Contains(errOut, "Invalid signal: FOO") {
+		t.Errorf("kill -s FOO: exit %d, %q", code, errOut)
+	}
+	for _, name := range []string{"host", "bridge", "default"} {
+		if _, errOut, code := w.Docker(t, "network", "create", name); code == 0 || !strings.Contains(errOut, "operation is not permitted on predefined "+name+" network") {
+			t.Errorf("network create %s: exit %d, %q", name, code, errOut)
+		}
+	}
+	if _, errOut, code := w.Docker(t, "run", "--rm", "--network", "name=bridge,gw-priority=10", testworld.BusyboxImage, "true"); code != 125 || !strings.Contains(errOut, "gw-priority (EndpointSettings.GwPriority) is not supported by berth") {
+		t.Errorf("run --network gw-priority: exit %d, %q", code, errOut)
+	}
+	// ps filters moby accepts: berth's containers have no health check
+	// (health none), are no swarm tasks and have no volumes.
+	mustDocker(t, w, "run", "-d", "--name", "second", testworld.BusyboxImage, "sleep", "600")
+	for _, c := range []struct{ filter, want string }{
+		{"before=second", "talker"},
+		{"since=talker", "second"},
+		{"health=none", "second\ntalker"},
+		{"health=healthy", ""},
+		{"is-task=false", "second\ntalker"},
+		{"volume=data", ""},
+	} {
+		if got := strings.TrimSpace(mustDocker(t, w, "ps", "--filter", c.filter, "--format", "{{.Names}}")); got != c.want {
+			t.Errorf("ps --filter %s: %q, want %q", c.filter, got, c.want)
+		}
+	}
+}
