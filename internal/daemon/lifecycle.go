@@ -81,6 +81,7 @@ func (d *Daemon) startContainer(ctx context.Context, cs *ctrState, auto chan str
 		return nil
 	}
 	cs.c.State.Error = err.Error()
+	cs.c.State.ExitCode = startFailureExitCode(err)
 	if cs.c.State.Status == container.StatusRestarting {
 		cs.c.State.Status = container.StatusExited // as moby: a failed restart is not tried again
 	}
@@ -616,4 +617,19 @@ func normalizedCaps(caps []string) []string {
 		return caps // cannot be: checked at create
 	}
 	return out
+}
+
+// startFailureExitCode is the exit code inspect shows for a start that
+// failed, as moby's setExitCodeFromError: 126 when the command cannot be
+// run, 127 when it is not there, 128 otherwise.
+func startFailureExitCode(err error) int {
+	msg := strings.ToLower(err.Error())
+	switch {
+	case strings.Contains(msg, "permission denied") || strings.Contains(msg, "is a directory"):
+		return 126
+	case strings.Contains(msg, "not a directory") || strings.Contains(msg, "executable file not found") ||
+		strings.Contains(msg, "no such file or directory") || strings.Contains(msg, "system cannot find the file specified"):
+		return 127
+	}
+	return 128
 }

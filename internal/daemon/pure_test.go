@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -138,5 +139,18 @@ func TestHostResolvFollowsTheFile(t *testing.T) {
 	}
 	if got := addrStrings(h.get().nameservers); !slices.Equal(got, []string{"192.0.2.53", "192.0.2.54"}) {
 		t.Errorf("after the file changed: nameservers = %v", got)
+	}
+}
+
+func TestStartFailureExitCode(t *testing.T) {
+	for msg, want := range map[string]int{
+		`runc run failed: exec: "nosuch": executable file not found in $PATH`: 127,
+		"exec /bin/x: no such file or directory":                              127,
+		"exec /etc: permission denied":                                        126,
+		"driver failed programming external connectivity on endpoint x: Bind for 0.0.0.0:80 failed: port is already allocated": 128,
+	} {
+		if got := startFailureExitCode(errors.New(msg)); got != want {
+			t.Errorf("%q: %d, want %d", msg, got, want)
+		}
 	}
 }

@@ -122,6 +122,15 @@ func TestMobysWords(t *testing.T) {
 	if _, errOut, code := w.Docker(t, "run", "--rm", "--network", "name=bridge,gw-priority=10", testworld.BusyboxImage, "true"); code != 125 || !strings.Contains(errOut, "gw-priority (EndpointSettings.GwPriority) is not supported by berth") {
 		t.Errorf("run --network gw-priority: exit %d, %q", code, errOut)
 	}
+	// A start that fails leaves moby's exit code: 127 for a missing command.
+	mustDocker(t, w, "create", "--name", "nocmd", testworld.BusyboxImage, "no-such-command")
+	if _, _, code := w.Docker(t, "start", "nocmd"); code == 0 {
+		t.Errorf("start of a missing command succeeded")
+	}
+	if got := dockerInspect(t, w, "{{.State.ExitCode}}", "nocmd"); got != "127" {
+		t.Errorf("ExitCode after a failed start: %s, want 127", got)
+	}
+	mustDocker(t, w, "rm", "nocmd")
 	// ps filters moby accepts: berth's containers have no health check
 	// (health none), are no swarm tasks and have no volumes.
 	mustDocker(t, w, "run", "-d", "--name", "second", testworld.BusyboxImage, "sleep", "600")
