@@ -21,6 +21,7 @@ func (d *Daemon) AttachContainer(ctx context.Context, ref string, s api.Streams)
 	}
 	defer cs.attach()()
 	cs.mu.Lock()
+	d.containerEvent(cs.c, "attach", nil) // as moby's containerAttach, before it streams
 	status, exited, started := cs.c.Status(), cs.exited, cs.started
 	openStdin, stdinOnce, id := cs.c.Config.OpenStdin, cs.c.Config.StdinOnce, cs.c.ID
 	cs.mu.Unlock()

@@ -59,6 +59,7 @@ func TestDockerEvents(t *testing.T) {
 	mustDocker(t, w, "network", "create", "--label", "project=shop", "evprune")
 	mustDocker(t, w, "network", "prune", "-f", "--filter", "label=project=shop")
 	mustDocker(t, w, "restart", "-t", "0", "ev2")
+	mustDocker(t, w, "run", "--rm", "--name", "evatt", "--label", "project=att", testworld.BusyboxImage, "true")
 	until := strings.TrimSpace(mustDocker(t, w, "run", "--rm", testworld.BusyboxImage, "sh", "-c", "sleep 1; date +%s"))
 	got := mustDocker(t, w, "events", "--since", since, "--until", until, "--filter", "label=project=shop",
 		"--format", `{{.Type}} {{.Action}} {{.Actor.Attributes.name}}{{with .Actor.Attributes.signal}} signal={{.}}{{end}}{{with .Actor.Attributes.exitCode}} exitCode={{.}}{{end}}`)
@@ -68,6 +69,12 @@ func TestDockerEvents(t *testing.T) {
 		"container die ev1 exitCode=137\ncontainer stop ev1\ncontainer destroy ev1\n"
 	if got != want {
 		t.Errorf("events of project shop:\n%s\nwant:\n%s", got, want)
+	}
+	// An attached run: the CLI attaches before it starts, and moby logs
+	// the attach.
+	got = mustDocker(t, w, "events", "--since", since, "--until", until, "--filter", "label=project=att", "--format", "{{.Action}}")
+	if want := "create\nattach\nstart\ndie\ndestroy\n"; got != want {
+		t.Errorf("events of an attached run --rm:\n%s\nwant:\n%s", got, want)
 	}
 	got = mustDocker(t, w, "events", "--since", since, "--until", until, "--filter", "type=network", "--filter", "network=evnet",
 		"--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}")
