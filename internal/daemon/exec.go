@@ -44,6 +44,13 @@ func (d *Daemon) CreateExec(ctx context.Context, ctrRef string, cfg api.ExecConf
 	if len(cfg.Cmd) == 0 {
 		return "", errdefs.Invalid("no exec command specified")
 	}
+	// An -u the container cannot resolve fails here, as moby's
+	// ContainerExecCreate looks it up before the exec starts.
+	if cfg.User != "" {
+		if err := d.runtime.CheckUser(id, cfg.User); err != nil {
+			return "", err
+		}
+	}
 	// As moby's ContainerExecCreate: an exec without -u runs as the
 	// container's user (it ran as root, whatever --user the container
 	// had), and without -w in its working directory.

@@ -47,3 +47,10 @@ func readInRoot(root, rel string) ([]byte, error) {
 	// /etc/passwd is small; a limit keeps a hostile image from filling memory.
 	return io.ReadAll(io.LimitReader(f, 16<<20))
 }
+
+// CheckUser says whether user (an exec's -u) resolves in container id's
+// /etc/passwd and /etc/group as the exec would resolve it.
+func (r *Runtime) CheckUser(id, user string) error {
+	_, err := userIn(r.rootfs(id), user)
+	return err
+}

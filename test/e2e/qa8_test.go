@@ -122,6 +122,11 @@ func TestMobysWords(t *testing.T) {
 	if _, errOut, code := w.Docker(t, "run", "--rm", "--network", "name=bridge,gw-priority=10", testworld.BusyboxImage, "true"); code != 125 || !strings.Contains(errOut, "gw-priority (EndpointSettings.GwPriority) is not supported by berth") {
 		t.Errorf("run --network gw-priority: exit %d, %q", code, errOut)
 	}
+	// An exec -u that the container cannot resolve fails at create, as
+	// moby's ContainerExecCreate: the CLI exits 1 (not 126, a start's).
+	if _, errOut, code := w.Docker(t, "exec", "-u", "nosuchuser", "talker", "true"); code != 1 || !strings.Contains(errOut, "unable to find user nosuchuser: no matching entries in passwd file") {
+		t.Errorf("exec -u nosuchuser: exit %d, %q", code, errOut)
+	}
 	// A start that fails leaves moby's exit code: 127 for a missing command.
 	mustDocker(t, w, "create", "--name", "nocmd", testworld.BusyboxImage, "no-such-command")
 	if _, _, code := w.Docker(t, "start", "nocmd"); code == 0 {
