@@ -32,14 +32,14 @@ func (d *Daemon) CreateExec(ctx context.Context, ctrRef string, cfg api.ExecConf
 		return "", err
 	}
 	cs.mu.Lock()
-	running, id, name, status := cs.c.Running(), cs.c.ID, cs.c.Name, cs.c.Status()
+	running, id, status := cs.c.Running(), cs.c.ID, cs.c.Status()
 	ctrUser, ctrDir, ctrEnv := cs.c.Config.User, cs.c.Config.WorkingDir, cs.c.Config.Env
 	cs.mu.Unlock()
 	if status == container.StatusRestarting {
 		return "", errContainerIsRestarting(id)
 	}
 	if !running {
-		return "", errdefs.Conflict("container %s is not running", name)
+		return "", errdefs.Conflict("container %s is not running", id) // moby's errNotRunning: the ID
 	}
 	if len(cfg.Cmd) == 0 {
 		return "", errdefs.Invalid("no exec command specified")

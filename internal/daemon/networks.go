@@ -164,7 +164,12 @@ func (d *Daemon) DisconnectNetwork(ctx context.Context, netRef, ctrRef string, f
 	}
 	c := cs.c
 	if _, ok := c.Config.Networks[n.Name]; !ok {
-		return errdefs.Forbidden("container %s is not connected to network %s", c.Name, n.Name)
+		// moby's words (DisconnectFromNetwork): the container's ID, and
+		// for a stopped one the network as the user named it.
+		if !c.Running() {
+			return errdefs.Forbidden("container %s is not connected to the network %s", c.ID, netRef)
+		}
+		return errdefs.Forbidden("container %s is not connected to network %s", c.ID, n.Name)
 	}
 	if n.Driver == network.DriverHost {
 		return errdefs.Invalid("%s", errConflictHostNetwork)

@@ -127,6 +127,17 @@ func TestMobysWords(t *testing.T) {
 	if _, errOut, code := w.Docker(t, "exec", "-u", "nosuchuser", "talker", "true"); code != 1 || !strings.Contains(errOut, "unable to find user nosuchuser: no matching entries in passwd file") {
 		t.Errorf("exec -u nosuchuser: exit %d, %q", code, errOut)
 	}
+	// Errors that name a container by its ID, as moby's.
+	talkerID := dockerInspect(t, w, "{{.Id}}", "talker")
+	mustDocker(t, w, "network", "create", "lonely")
+	if _, errOut, code := w.Docker(t, "network", "disconnect", "lonely", "talker"); code == 0 || !strings.Contains(errOut, "container "+talkerID+" is not connected to network lonely") {
+		t.Errorf("disconnect from a network it is not on: exit %d, %q", code, errOut)
+	}
+	mustDocker(t, w, "create", "--name", "idle", testworld.BusyboxImage, "true")
+	idleID := dockerInspect(t, w, "{{.Id}}", "idle")
+	if _, errOut, code := w.Docker(t, "exec", "idle", "true"); code == 0 || !strings.Contains(errOut, "container "+idleID+" is not running") {
+		t.Errorf("exec in a stopped container: exit %d, %q", code, errOut)
+	}
 	// A start that fails leaves moby's exit code: 127 for a missing command.
 	mustDocker(t, w, "create", "--name", "nocmd", testworld.BusyboxImage, "no-such-command")
 	if _, _, code := w.Docker(t, "start", "nocmd"); code == 0 {
