@@ -140,9 +140,8 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 		if !all && !c.Running() {
 			continue
 		}
-		// berth runs no health checks (every container's health is
-		// "none"), no swarm tasks and no volumes.
-		if !args.ExactMatch("health", string(ctypes.NoHealthcheck)) || (args.Contains("is-task") && isTask) ||
+		// berth runs no swarm tasks and has no volumes.
+		if !args.ExactMatch("health", healthStatus(c)) || (args.Contains("is-task") && isTask) ||
 			args.Contains("volume") || !args.Match("isolation", "") {
 			continue
 		}

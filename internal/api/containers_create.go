@@ -111,6 +111,7 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 		ExtraHosts:      hc.ExtraHosts,
 		StopSignal:      c.StopSignal,
 		StopTimeout:     c.StopTimeout,
+		Healthcheck:     healthConfigOf(c.Healthcheck),
 		Sysctls:         hc.Sysctls,
 		ReadonlyRootfs:  hc.ReadonlyRootfs,
 		CapAdd:          capAdd,
@@ -127,6 +128,11 @@ func checkCreate(c *ctypes.Config, hc *ctypes.HostConfig) error {
 	}
 	if err := ctypes.ValidateRestartPolicy(hc.RestartPolicy); err != nil {
 		return errdefs.Invalid("%w", err)
+	}
+	if c.Healthcheck != nil {
+		if err := container.CheckHealthConfig(healthConfigOf(c.Healthcheck)); err != nil {
+			return errdefs.Invalid("%w", err)
+		}
 	}
 	if hc.AutoRemove && !hc.RestartPolicy.IsNone() {
 		return errdefs.Invalid("can't create 'AutoRemove' container with restart policy")
@@ -187,6 +193,16 @@ func logConfigOf(lc ctypes.LogConfig) container.LogConfig {
 	return out
 }
 
+// healthConfigOf is berth's form of Config.Healthcheck (checked by
+// checkCreate).
+func healthConfigOf(hc *ctypes.HealthConfig) *container.HealthConfig {
+	if hc == nil {
+		return nil
+	}
+	return &container.HealthConfig{Test: slices.Clone(hc.Test), Interval: hc.Interval, Timeout: hc.Timeout,
+		StartPeriod: hc.StartPeriod, StartInterval: hc.StartInterval, Retries: hc.Retries}
+}
+
 // restartPolicyOf is berth's form of a validated policy: none is the zero value.
 func restartPolicyOf(p ctypes.RestartPolicy) container.RestartPolicy {
 	if p.IsNone() {
@@ -230,10 +246,6 @@ func unsupportedContainerFeatures(c *ctypes.Config, hc *ctypes.HostConfig) error
 		return errdefs.Invalid("volumes and mounts (-v, --mount, --volumes-from) are not supported by berth yet")
 	case c.Domainname != "":
 		return errdefs.Invalid("--domainname is not supported by berth")
-	case c.Healthcheck != nil && len(c.Healthcheck.Test) > 0 && !slices.Equal(c.Healthcheck.Test, []string{"NONE"}):
-		// ["NONE"] (--no-healthcheck, Compose's "disable: true") asks for
-		// no check, which is what berth does.
-		return errdefs.Invalid("health checks (--health-cmd, HEALTHCHECK) are not supported by berth")
 	}
 	return nil
 }

@@ -129,7 +129,37 @@ func containerState(status string, s container.State) *ctypes.State {
 		Error:      s.Error,
 		StartedAt:  s.StartedAt.UTC().Format(time.RFC3339Nano),
 		FinishedAt: s.FinishedAt.UTC().Format(time.RFC3339Nano),
+		Health:     healthView(s.Health),
 	}
+}
+
+// healthView is State.Health as moby shows it, nil without a check.
+func healthView(h *container.Health) *ctypes.Health {
+	if h == nil {
+		return nil
+	}
+	out := &ctypes.Health{Status: ctypes.HealthStatus(h.Status), FailingStreak: h.FailingStreak, Log: []*ctypes.HealthcheckResult{}}
+	for _, r := range h.Log {
+		out.Log = append(out.Log, &ctypes.HealthcheckResult{Start: r.Start, End: r.End, ExitCode: r.ExitCode, Output: r.Output})
+	}
+	return out
+}
+
+// healthConfigView is Config.Healthcheck, nil without one.
+func healthConfigView(hc *container.HealthConfig) *ctypes.HealthConfig {
+	if hc == nil {
+		return nil
+	}
+	return &ctypes.HealthConfig{Test: hc.Test, Interval: hc.Interval, Timeout: hc.Timeout,
+		StartPeriod: hc.StartPeriod, StartInterval: hc.StartInterval, Retries: hc.Retries}
+}
+
+// healthStatus is what ps's health filter compares: "none" without a check.
+func healthStatus(c *container.Container) string {
+	if h := c.State.Health; h != nil && c.Config.Healthcheck.Probe() != nil {
+		return h.Status
+	}
+	return string(ctypes.NoHealthcheck)
 }
 
 // restartPolicy is HostConfig.RestartPolicy; "no" when none was given, as moby shows it.
@@ -192,6 +222,7 @@ func wireConfig(cfg container.Config) *ctypes.Config {
 		Labels:       orEmpty(cfg.Labels),
 		StopSignal:   cfg.StopSignal,
 		StopTimeout:  cfg.StopTimeout,
+		Healthcheck:  healthConfigView(cfg.Healthcheck),
 	}
 }
 
@@ -305,6 +336,9 @@ func commandLine(path string, args []string) string {
 func statusText(status string, s container.State, now time.Time) string {
 	switch status {
 	case container.StatusRunning:
+		if s.Health != nil {
+			return "Up " + units.HumanDuration(now.Sub(s.StartedAt)) + " (" + s.Health.PsNote() + ")"
+		}
 		return "Up " + units.HumanDuration(now.Sub(s.StartedAt))
 	case container.StatusPaused:
 		return "Up " + units.HumanDuration(now.Sub(s.StartedAt)) + " (Paused)"

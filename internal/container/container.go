@@ -72,6 +72,8 @@ type Config struct {
 	// StopSignal and StopTimeout: SIGTERM and 10 s when empty.
 	StopSignal  string `json:"stopSignal,omitempty"`
 	StopTimeout *int   `json:"stopTimeout,omitempty"`
+	// Healthcheck is the health check (--health-cmd …), nil for none.
+	Healthcheck *HealthConfig `json:"healthcheck,omitempty"`
 }
 
 // PortBinding is where one container port is published on the host.
@@ -113,6 +115,10 @@ type State struct {
 	// namespace runs, the path of that namespace ("" is the daemon's own:
 	// the other container was on the host network). It has no sandbox.
 	JoinedNetns string `json:"joinedNetns,omitempty"`
+	// Health is the health check's state, nil without one. It is kept in
+	// memory while the container runs (as moby keeps it) and recorded
+	// with the container's next change.
+	Health *Health `json:"health,omitempty"`
 }
 
 // Container is one container as the daemon records it.

@@ -113,6 +113,9 @@ type ctrState struct {
 	// linkEnv is what the legacy links gave the current run's environment
 	// (links.go), under mu.
 	linkEnv []string
+	// healthStop stops the health check's monitor (health.go), under mu;
+	// nil when none runs.
+	healthStop chan struct{}
 }
 
 // attach counts a client in; the func it returns counts it out.

@@ -225,6 +225,7 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, net conta
 		return err
 	}
 	go d.monitor(cs, proc, cs.exited)
+	d.startHealthLocked(cs)
 	d.containerNetworksEvent(c, "connect")
 	d.containerEvent(c, "start", nil)
 	d.log.Info("container started", "name", c.Name, "id", c.ShortID(), "pid", proc.Pid)
@@ -269,8 +270,10 @@ func (d *Daemon) onExit(cs *ctrState, code int, exited chan struct{}) {
 	}
 	errs = append(errs, d.runtime.Release(c.ID))
 	ran := time.Since(c.State.StartedAt)
+	d.stopHealthLocked(cs)
+	// The health state stays as it was (moby keeps it), for inspect.
 	c.State = container.State{Status: container.StatusExited, ExitCode: code, StartedAt: c.State.StartedAt,
-		FinishedAt: time.Now().UTC()}
+		FinishedAt: time.Now().UTC(), Health: c.State.Health}
 	// An exit the user caused (stop, kill with the stop signal, rm -f) is
 	// never followed by a restart; the policy decides the rest, with
 	// unless-stopped also heeding any kill by the user (moby's restart

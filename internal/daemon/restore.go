@@ -59,6 +59,9 @@ func (d *Daemon) restoreContainers(ctx context.Context) error {
 				}
 				d.restoreDNS(c)
 				go d.monitor(cs, proc, cs.exited)
+				cs.mu.Lock()
+				d.startHealthLocked(cs) // starting again, as moby's restore
+				cs.mu.Unlock()
 				d.log.Info("re-adopted running container", "name", c.Name, "id", c.ShortID(), "pid", proc.Pid)
 				continue
 			}

@@ -116,7 +116,7 @@ func (f Filter) Match(e Event) bool {
 	switch {
 	case len(f.Types) > 0 && !slices.Contains(f.Types, e.Type):
 		return false
-	case len(f.Actions) > 0 && !slices.Contains(f.Actions, e.Action):
+	case len(f.Actions) > 0 && !matchAction(f.Actions, e.Action):
 		return false
 	case len(f.Containers) > 0 && (e.Type != TypeContainer || !matchActor(f.Containers, e)):
 		return false
@@ -133,6 +133,20 @@ func (f Filter) Match(e Event) bool {
 		}
 	}
 	return true
+}
+
+// matchAction is moby's event filter: exact, but when health_status,
+// exec_create or exec_start is among the values (actions that carry a
+// suffix, "health_status: healthy") a value matches as a prefix too
+// (moby#25798).
+func matchAction(actions []string, action string) bool {
+	if slices.Contains(actions, action) {
+		return true
+	}
+	fuzzy := slices.ContainsFunc(actions, func(a string) bool {
+		return a == "health_status" || a == "exec_create" || a == "exec_start"
+	})
+	return fuzzy && slices.ContainsFunc(actions, func(a string) bool { return strings.HasPrefix(action, a) })
 }
 
 // matchActor is moby's fuzzy match: the actor's name, or its ID or a

@@ -3,6 +3,7 @@ package e2e
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -161,5 +162,77 @@ func TestMobysWords(t *testing.T) {
 		if got := strings.TrimSpace(mustDocker(t, w, "ps", "--filter", c.filter, "--format", "{{.Names}}")); got != c.want {
 			t.Errorf("ps --filter %s: %q, want %q", c.filter, got, c.want)
 		}
+	}
+}
+
+// TestHealthChecks: --health-cmd runs in the container as moby's health
+// monitor does: starting, then healthy once the probe passes; unhealthy
+// after --health-retries failures in a row; healthy again after one
+// success; a probe past its timeout fails with moby's words. ps shows it
+// in STATUS and filters on it, and each change is a health_status event
+// (what Compose's depends_on: condition: service_healthy waits for).
+func TestHealthChecks(t *testing.T) {
+	w, _ := startWorld(t)
+	since := strings.TrimSpace(mustDocker(t, w, "run", "--rm", testworld.BusyboxImage, "date", "+%s"))
+	mustDocker(t, w, "run", "-d", "--name", "doc", "--health-cmd", "test -e /tmp/ok && echo fine",
+		"--health-interval", "100ms", "--health-retries", "2", testworld.BusyboxImage, "sleep", "600")
+	status := func() string { return dockerInspect(t, w, "{{.State.Health.Status}}", "doc") }
+	if got := status(); got != "starting" && got != "unhealthy" {
+		t.Errorf("health right after the start: %q, want starting (or already unhealthy)", got)
+	}
+	if !retried(func() bool { return status() == "unhealthy" }) {
+		t.Fatalf("health with a failing probe: %q, want unhealthy", status())
+	}
+	if got := strings.TrimSpace(mustDocker(t, w, "ps", "--filter", "health=unhealthy", "--format", "{{.Names}} {{.Status}}")); !strings.HasPrefix(got, "doc Up ") || !strings.HasSuffix(got, "(unhealthy)") {
+		t.Errorf("ps --filter health=unhealthy: %q", got)
+	}
+	mustDocker(t, w, "exec", "doc", "touch", "/tmp/ok")
+	if !retried(func() bool { return status() == "healthy" }) {
+		t.Fatalf("health once the probe passes: %q, want healthy", status())
+	}
+	var h struct {
+		FailingStreak int
+		Log           []struct {
+			ExitCode int
+			Output   string
+		}
+	}
+	if err := json.Unmarshal([]byte(dockerInspect(t, w, "{{json .State.Health}}", "doc")), &h); err != nil {
+		t.Fatal(err)
+	}
+	if last := h.Log[len(h.Log)-1]; h.FailingStreak != 0 || last.ExitCode != 0 || last.Output != "fine\n" || len(h.Log) > 5 {
+		t.Errorf("after a success: %+v, want streak 0 and the last result 0, \"fine\\n\", at most 5 kept", h)
+	}
+	if got := dockerInspect(t, w, "{{json .Config.Healthcheck}}", "doc"); got != `{"Test":["CMD-SHELL","test -e /tmp/ok && echo fine"],"Interval":100000000,"Retries":2}` {
+		t.Errorf("Config.Healthcheck: %s", got)
+	}
+	until := strings.TrimSpace(mustDocker(t, w, "run", "--rm", testworld.BusyboxImage, "sh", "-c", "sleep 1; date +%s"))
+	events := mustDocker(t, w, "events", "--since", since, "--until", until, "--filter", "container=doc", "--filter", "event=health_status", "--format", "{{.Action}}")
+	if !strings.HasPrefix(events, "health_status: unhealthy\nhealth_status: healthy\n") {
+		t.Errorf("health events:\n%s", events)
+	}
+
+	// A probe past its timeout is killed and counts as a failure.
+	mustDocker(t, w, "run", "-d", "--name", "slow", "--health-cmd", "sleep 5", "--health-interval", "100ms",
+		"--health-timeout", "200ms", "--health-retries", "1", testworld.BusyboxImage, "sleep", "600")
+	if !retried(func() bool { return dockerInspect(t, w, "{{.State.Health.Status}}", "slow") == "unhealthy" }) {
+		t.Fatalf("a probe past its timeout did not make slow unhealthy")
+	}
+	if got := dockerInspect(t, w, "{{range .State.Health.Log}}{{.ExitCode}} {{.Output}}{{end}}", "slow"); got != "-1 Health check exceeded timeout (200ms)" {
+		t.Errorf("timed-out probe: %q", got)
+	}
+	if out := mustDocker(t, w, "exec", "slow", "ps", "-o", "args"); strings.Count(out, "sleep 5") > 1 {
+		t.Errorf("timed-out probes pile up in the container:\n%s", out)
+	}
+
+	// Bad settings are refused at create with moby's words.
+	if _, errOut, code := w.Docker(t, "run", "--rm", "--health-cmd", "true", "--health-interval", "500us", testworld.BusyboxImage, "true"); code != 125 || !strings.Contains(errOut, "Interval in Healthcheck cannot be less than 1ms") {
+		t.Errorf("--health-interval 500us: exit %d, %q", code, errOut)
+	}
+	// Stopped, the container keeps its last health for inspect, and a
+	// new start begins again at starting.
+	mustDocker(t, w, "stop", "-t", "0", "doc")
+	if got := status(); got != "healthy" {
+		t.Errorf("health after a stop: %q, want the last one kept", got)
 	}
 }
