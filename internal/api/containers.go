@@ -141,8 +141,9 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 			continue
 		}
 		// berth runs no swarm tasks and has no volumes.
-		if !args.ExactMatch("health", healthStatus(c)) || (args.Contains("is-task") && isTask) ||
-			args.Contains("volume") || !args.Match("isolation", "") {
+		// (isolation: every Linux container matches, as moby's
+		// excludeByIsolation.)
+		if !args.ExactMatch("health", healthStatus(c)) || (args.Contains("is-task") && isTask) || args.Contains("volume") {
 			continue
 		}
 		links := s.backend.ContainerLinks(r.Context(), c.ID)

@@ -623,6 +623,7 @@ func TestPruneImages(t *testing.T) {
 		{`{"dangling":{"false":true}}`, http.StatusOK, []string{"PruneImages all=true"}},
 		{`{"dangling":{"1":true}}`, http.StatusOK, []string{"PruneImages all=false"}},
 		{`{"dangling":{"maybe":true}}`, http.StatusBadRequest, nil},
+		{`{"dangling":{"true":true,"false":true}}`, http.StatusBadRequest, nil},
 		{`{"reference":{"x":true}}`, http.StatusBadRequest, nil},
 	} {
 		f := newFakeBackend()
@@ -663,6 +664,7 @@ func TestListFiltersMobyAccepts(t *testing.T) {
 		{`{"is-task":{"true":true}}`, http.StatusOK, nil},
 		{`{"is-task":{"maybe":true}}`, http.StatusBadRequest, nil},
 		{`{"volume":{"data":true}}`, http.StatusOK, nil},
+		{`{"isolation":{"default":true}}`, http.StatusOK, []string{"/test2", "/test1"}},
 	} {
 		rec := call(t, s, http.MethodGet, "/v1.51/containers/json?filters="+url.QueryEscape(tt.filters), "")
 		if rec.Code != tt.status {

@@ -251,16 +251,11 @@ func (s *Server) pruneImages(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	all := false
-	if args.Contains("dangling") {
-		switch {
-		case args.ExactMatch("dangling", "false") || args.ExactMatch("dangling", "0"):
-			all = true
-		case args.ExactMatch("dangling", "true") || args.ExactMatch("dangling", "1"):
-		default:
-			return errdefs.Invalid("invalid filter 'dangling=%s'", strings.Join(args.Get("dangling"), ","))
-		}
+	dangling, err := args.GetBoolOrDefault("dangling", true)
+	if err != nil {
+		return errdefs.WithKind(errdefs.KindInvalid, err)
 	}
+	all := !dangling
 	until, err := pruneUntil(args)
 	if err != nil {
 		return err

@@ -136,8 +136,8 @@ func (lc LogConfig) Limits() (maxSize int64, maxFiles int, err error) {
 }
 
 // localLimits are the local driver's, as its New and validateConfig take
-// them: 20 MB and 5 files unless given, max-size 0 for no limit, and no
-// compression (its default) with a single file.
+// them: 20 MB and 5 files unless given, and no compression (its default)
+// with a single file.
 func (lc LogConfig) localLimits() (maxSize int64, maxFiles int, err error) {
 	maxSize, maxFiles, compress := 20*1024*1024, 5, true
 	if s, ok := lc.Config["max-size"]; ok {
@@ -162,6 +162,11 @@ func (lc LogConfig) localLimits() (maxSize int64, maxFiles int, err error) {
 		return 0, 0, errors.New("max file count cannot be less than 0")
 	case compress && maxFiles <= 1:
 		return 0, 0, errors.New("compression cannot be enabled when max file count is 1")
+	}
+	if maxSize == 0 {
+		// moby's capacity 0: a rotation before every write, so each file
+		// holds about one message; berth cuts as soon as there is a byte.
+		maxSize = 1
 	}
 	return maxSize, max(maxFiles, 1), nil
 }

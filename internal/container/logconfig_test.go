@@ -19,7 +19,7 @@ func TestCheckLogConfig(t *testing.T) {
 		// local: moby's local driver's options, defaults and errors.
 		{lc: LogConfig{Type: "local"}, size: 20 << 20, files: 5, whatAbout: "local's defaults"},
 		{lc: LogConfig{Type: "local", Config: map[string]string{"max-size": "10m", "max-file": "3", "compress": "true"}}, size: 10_000_000, files: 3, whatAbout: "local with options"},
-		{lc: LogConfig{Type: "local", Config: map[string]string{"max-size": "0", "max-file": "1", "compress": "false"}}, size: 0, files: 1, whatAbout: "local: max-size 0 is no limit"},
+		{lc: LogConfig{Type: "local", Config: map[string]string{"max-size": "0", "max-file": "1", "compress": "false"}}, size: 1, files: 1, whatAbout: "local: max-size 0 rotates at every check (moby: before every write)"},
 		{lc: LogConfig{Type: "local", Config: map[string]string{"max-file": "1"}}, err: "compression cannot be enabled when max file count is 1"},
 		{lc: LogConfig{Type: "local", Config: map[string]string{"max-file": "-1"}}, err: "max file count cannot be less than 0"},
 		{lc: LogConfig{Type: "local", Config: map[string]string{"max-size": "lots"}}, err: "invalid value for max-size: lots: invalid size: 'lots'"},

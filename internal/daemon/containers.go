@@ -36,6 +36,8 @@ func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg container
 	if len(cfg.Cmd) == 0 && len(cfg.Entrypoint) == 0 {
 		return nil, errdefs.Invalid("no command specified")
 	}
+	d.imagesMu.RLock() // until the container is registered: see imagesMu
+	defer d.imagesMu.RUnlock()
 	img, err := d.images.Get(cfg.Image)
 	if err != nil {
 		return nil, err
@@ -479,6 +481,9 @@ func (d *Daemon) PruneContainers(ctx context.Context, match func(*container.Cont
 		}
 		deleted = append(deleted, id)
 	}
+	if err := ctx.Err(); err != nil {
+		return deleted, err // moby returns before its prune event too
+	}
 	d.events.Publish(events.Event{Type: events.TypeContainer, Action: "prune", Attributes: map[string]string{"reclaimed": "0"}})
-	return deleted, ctx.Err()
+	return deleted, nil
 }

@@ -72,6 +72,12 @@ type Daemon struct {
 	runcOnce sync.Once
 	runcVer  string
 
+	// imagesMu keeps an image removal (rmi, image prune) from a container
+	// create that has looked the image up and not yet registered the
+	// container: read-held from the lookup to the registration. Taken
+	// before mu.
+	imagesMu sync.RWMutex
+
 	// closing is set when Close begins: an exit from then on schedules no
 	// restart (the next daemon start makes the policy's starts).
 	closing atomic.Bool

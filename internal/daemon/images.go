@@ -29,6 +29,8 @@ func (d *Daemon) Image(ctx context.Context, ref string) (*image.Image, error) {
 
 // RemoveImage untags or deletes an image that no container uses (unless forced).
 func (d *Daemon) RemoveImage(ctx context.Context, ref string, force bool) ([]string, []string, error) {
+	d.imagesMu.Lock()
+	defer d.imagesMu.Unlock()
 	return d.images.Remove(ref, force, d.imageInUse)
 }
 
@@ -44,9 +46,15 @@ func (d *Daemon) imageInUse(id string) bool {
 	return false
 }
 
-// PruneImages is docker image prune [-a]: see image.Store.Prune.
+// PruneImages is docker image prune [-a]: see image.Store.Prune. It
+// holds off container creation (imagesMu), which could otherwise pick
+// an image that the prune is about to remove.
 func (d *Daemon) PruneImages(ctx context.Context, all bool, match func(*image.Image) bool) ([]string, []string, int64, error) {
-	return d.images.Prune(all, match, d.imageInUse)
+	d.imagesMu.Lock()
+	defer d.imagesMu.Unlock()
+	return d.images.Prune(all, match, d.imageInUse, func(id string, err error) {
+		d.log.Warn("image prune: image left", "id", id, "err", err)
+	})
 }
 
 // SystemInfo describes the daemon for /info and /version.

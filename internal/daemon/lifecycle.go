@@ -81,7 +81,11 @@ func (d *Daemon) startContainer(ctx context.Context, cs *ctrState, auto chan str
 		return nil
 	}
 	cs.c.State.Error = err.Error()
-	cs.c.State.ExitCode = startFailureExitCode(err)
+	if te := (taskError{}); errors.As(err, &te) {
+		cs.c.State.ExitCode = startFailureExitCode(te)
+	} else if cs.c.State.ExitCode == 0 {
+		cs.c.State.ExitCode = 128 // moby's exitUnknown, only over a 0
+	}
 	if cs.c.State.Status == container.StatusRestarting {
 		cs.c.State.Status = container.StatusExited // as moby: a failed restart is not tried again
 	}
@@ -211,7 +215,7 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, net conta
 	proc, err := d.runtime.Start(ctx, spec)
 	if err != nil {
 		// moby's first words; runc's own message follows.
-		return startFailure(firstArg(spec.Args), fmt.Errorf("failed to create task for container: %w", err))
+		return taskError{startFailure(firstArg(spec.Args), fmt.Errorf("failed to create task for container: %w", err))}
 	}
 	cs.proc = proc
 	cs.exited = make(chan struct{})
@@ -622,9 +626,15 @@ func normalizedCaps(caps []string) []string {
 	return out
 }
 
-// startFailureExitCode is the exit code inspect shows for a start that
-// failed, as moby's setExitCodeFromError: 126 when the command cannot be
-// run, 127 when it is not there, 128 otherwise.
+// taskError is a start failure of the runtime itself (runc create and
+// start), the only one moby maps to 126 or 127.
+type taskError struct{ error }
+
+func (e taskError) Unwrap() error { return e.error }
+
+// startFailureExitCode is the exit code inspect shows when the runtime
+// failed to start the container, as moby's setExitCodeFromError: 126
+// when the command cannot be run, 127 when it is not there, 128 otherwise.
 func startFailureExitCode(err error) int {
 	msg := strings.ToLower(err.Error())
 	switch {

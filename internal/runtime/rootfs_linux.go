@@ -25,7 +25,9 @@ func userIn(rootfs, spec string) (user, error) {
 
 // readInRoot reads rel inside root with symlinks resolved as the container
 // sees them (openat2 RESOLVE_IN_ROOT), so an image cannot make the daemon
-// read a host file. A missing file reads as empty.
+// read a host file. A missing file reads as empty; anything but a regular
+// file is refused, opened without blocking: a FIFO the container put at
+// /etc/passwd would hang the request that reads it.
 func readInRoot(root, rel string) ([]byte, error) {
 	dir, err := os.Open(root)
 	if err != nil {
@@ -33,7 +35,7 @@ func readInRoot(root, rel string) ([]byte, error) {
 	}
 	defer dir.Close()
 	fd, err := unix.Openat2(int(dir.Fd()), rel, &unix.OpenHow{
-		Flags:   unix.O_RDONLY | unix.O_CLOEXEC,
+		Flags:   unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NONBLOCK | unix.O_NOCTTY,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
 	})
 	if errors.Is(err, unix.ENOENT) {
@@ -41,6 +43,11 @@ func readInRoot(root, rel string) ([]byte, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open %q in %q: %w", rel, root, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return nil, fmt.Errorf("read %q in %q: not a regular file", rel, root)
 	}
 	f := os.NewFile(uintptr(fd), rel)
 	defer f.Close()

@@ -434,7 +434,10 @@ func TestBackgroundCheckpoint(t *testing.T) {
 
 // Record starts its record's write-back at once, from the caller, over
 // every byte no earlier Record sent (a Note's included); a Note alone
-// starts none. The range is exact: the bytes the journal holds.
+// starts none, nor does a Record into blocks no fdatasync has allocated
+// yet (a fresh file's: allocating can wait on the file system's journal,
+// the syncer's to wait for). The range is exact: the bytes the journal
+// holds.
 func TestRecordStartsWriteback(t *testing.T) {
 	s := openBolt(t, filepath.Join(t.TempDir(), "berth.db"))
 	type call struct{ off, n int64 }
@@ -456,22 +459,43 @@ func TestRecordStartsWriteback(t *testing.T) {
 	if err := s.Note(func(tx Tx) error { return tx.Put(BucketEndpoints, "noted", record{Count: 1}) }); err != nil {
 		t.Fatal(err)
 	}
-	if len(calls) != 0 {
-		t.Fatalf("a Note started write-back: %v", calls)
+	if err := record1(t, s, "first", 1).Wait(); err != nil {
+		t.Fatal(err)
 	}
-	afterNote := size()
-	d := record1(t, s, "first", 1)
-	first := size()
-	if want := []call{{0, first}}; !slices.Equal(calls, want) {
-		t.Fatalf("after Note then Record: %v, want %v (the Note's bytes %d ride along)", calls, want, afterNote)
+	if len(calls) != 0 {
+		t.Fatalf("write-back into blocks not yet allocated: %v", calls)
+	}
+	d := record1(t, s, "second", 2)
+	second := size()
+	if want := []call{{0, second}}; !slices.Equal(calls, want) {
+		t.Fatalf("after the first fdatasync: %v, want %v (the Note's and the first Record's bytes ride along)", calls, want)
 	}
 	if err := d.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	if err := record1(t, s, "second", 2).Wait(); err != nil {
+	if err := record1(t, s, "third", 3).Wait(); err != nil {
 		t.Fatal(err)
 	}
-	if want := []call{{0, first}, {first, size() - first}}; !slices.Equal(calls, want) {
-		t.Fatalf("after a second Record: %v, want %v", calls, want)
+	if want := []call{{0, second}, {second, size() - second}}; !slices.Equal(calls, want) {
+		t.Fatalf("after a third Record: %v, want %v", calls, want)
+	}
+}
+
+// A write-back that fails with an I/O error refuses the store's writes
+// from then on, as a failed fdatasync does.
+func TestWritebackIOErrorRefusesWrites(t *testing.T) {
+	s := openBolt(t, filepath.Join(t.TempDir(), "berth.db"))
+	if err := record1(t, s, "a", 1).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	s.wmu.Lock()
+	s.j.writeback = func(int, int64, int64, int) error { return unix.EIO }
+	s.wmu.Unlock()
+	d := record1(t, s, "b", 2)
+	if err := d.Wait(); err == nil {
+		t.Errorf("Wait after a write-back I/O error succeeded")
+	}
+	if _, err := s.Record(func(tx Tx) error { return tx.Put(BucketEndpoints, "c", record{}) }); err == nil {
+		t.Errorf("a Record after a write-back I/O error was taken")
 	}
 }

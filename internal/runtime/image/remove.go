@@ -88,8 +88,10 @@ func shortID(id string) string {
 // Prune removes the images no container uses (inUse, nil: none) that
 // match accepts: only untagged ("dangling") ones unless all is set, as
 // docker image prune [-a]. An image goes with all its tags. It returns
-// the tags removed, the images deleted and their sizes' sum.
-func (s *Store) Prune(all bool, match func(*Image) bool, inUse func(id string) bool) (untagged, deleted []string, reclaimed int64, err error) {
+// the tags removed, the images deleted and their sizes' sum; an image it
+// cannot remove goes to skipped (nil: ignored) and the rest go on, as
+// moby logs such an image and goes on.
+func (s *Store) Prune(all bool, match func(*Image) bool, inUse func(id string) bool, skipped func(id string, err error)) (untagged, deleted []string, reclaimed int64, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	imgs, err := s.List()
@@ -102,7 +104,10 @@ func (s *Store) Prune(all bool, match func(*Image) bool, inUse func(id string) b
 		}
 		u, d, err := s.removeByID(img, true, false)
 		if err != nil {
-			return untagged, deleted, reclaimed, err
+			if skipped != nil {
+				skipped(img.ID, err)
+			}
+			continue
 		}
 		untagged, deleted, reclaimed = append(untagged, u...), append(deleted, d...), reclaimed+img.Size
 	}

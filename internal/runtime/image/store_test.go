@@ -183,15 +183,15 @@ func TestPrune(t *testing.T) {
 	inUse := func(id string) bool { return id == usedDangling.ID || id == usedTagged.ID }
 	all := func(*Image) bool { return true }
 
-	untagged, deleted, reclaimed, err := s.Prune(false, all, inUse)
+	untagged, deleted, reclaimed, err := s.Prune(false, all, inUse, nil)
 	if err != nil || len(untagged) != 0 || !cmp.Equal(deleted, []string{dangling.ID}) || reclaimed != dangling.Size {
 		t.Fatalf("Prune(dangling) = %v, %v, %d, %v; want only %s", untagged, deleted, reclaimed, err, dangling.ID)
 	}
-	untagged, deleted, _, err = s.Prune(true, func(img *Image) bool { return img.ID != tagged.ID }, inUse)
+	untagged, deleted, _, err = s.Prune(true, func(img *Image) bool { return img.ID != tagged.ID }, inUse, nil)
 	if err != nil || len(untagged) != 0 || len(deleted) != 0 {
 		t.Fatalf("Prune(-a, not web) = %v, %v, %v; want nothing (the rest is used)", untagged, deleted, err)
 	}
-	untagged, deleted, _, err = s.Prune(true, all, inUse)
+	untagged, deleted, _, err = s.Prune(true, all, inUse, nil)
 	if err != nil || !cmp.Equal(untagged, []string{"web:v1", "web:v2"}) || !cmp.Equal(deleted, []string{tagged.ID}) {
 		t.Fatalf("Prune(-a) = %v, %v, %v; want web's tags and image", untagged, deleted, err)
 	}
