@@ -6,14 +6,14 @@ import (
 	"time"
 
 	"github.com/berth-net/berth/internal/api"
-	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/errdefs"
 )
 
-// AttachContainer streams a container's output from the start of its
-// current (or next) run until it exits, and feeds stdin when it is open.
-// docker run attaches before it starts the container, so this first waits
-// for the start.
+// AttachContainer streams a container's output from now on (what it
+// printed before is logs=1's, which the API replays first) until its run
+// ends, and feeds stdin when it is open. A container that is not running
+// yet (docker run and docker start -a attach before they start it) is
+// followed from now through its next run.
 func (d *Daemon) AttachContainer(ctx context.Context, ref string, s api.Streams) error {
 	cs, err := d.lookup(ref)
 	if err != nil {
@@ -22,36 +22,56 @@ func (d *Daemon) AttachContainer(ctx context.Context, ref string, s api.Streams)
 	defer cs.attach()()
 	cs.mu.Lock()
 	d.containerEvent(cs.c, "attach", nil) // as moby's containerAttach, before it streams
-	status, exited, started := cs.c.Status(), cs.exited, cs.started
+	running, exited, started := cs.c.Running(), cs.exited, cs.started
 	openStdin, stdinOnce, id := cs.c.Config.OpenStdin, cs.c.Config.StdinOnce, cs.c.ID
 	cs.mu.Unlock()
-	if status == container.StatusCreated {
-		select {
-		case <-started:
-		case <-cs.removed:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		cs.mu.Lock()
-		exited = cs.exited
-		cs.mu.Unlock()
+	// runStarted closes once the run to follow runs (at once if it does).
+	runStarted, done := make(chan struct{}), exited
+	if running {
+		close(runStarted)
+	} else {
+		next := make(chan struct{})
+		go func() {
+			defer close(next)
+			select {
+			case <-started:
+			case <-cs.removed:
+				return
+			case <-ctx.Done():
+				return
+			}
+			close(runStarted)
+			cs.mu.Lock()
+			ex := cs.exited
+			cs.mu.Unlock()
+			select {
+			case <-ex:
+			case <-ctx.Done():
+			}
+		}()
+		done = next
 	}
 	if s.Stdin != nil && openStdin {
-		if w, err := d.runtime.WriteStdin(id); err == nil {
-			go func() {
-				_, _ = io.Copy(w, s.Stdin)
-				w.Close()
-				// docker run -i: the client's EOF is the container's EOF.
-				if stdinOnce {
-					if err := d.runtime.CloseStdin(id); err != nil {
-						d.log.Warn("close stdin", "id", id[:12], "err", err)
-					}
+		go func() {
+			select {
+			case <-runStarted:
+			case <-done:
+				return
+			}
+			w, err := d.runtime.WriteStdin(id)
+			if err != nil {
+				d.log.Warn("attach stdin", "id", id[:12], "err", err)
+				return
+			}
+			_, _ = io.Copy(w, s.Stdin)
+			w.Close()
+			// docker run -i: the client's EOF is the container's EOF.
+			if stdinOnce {
+				if err := d.runtime.CloseStdin(id); err != nil {
+					d.log.Warn("close stdin", "id", id[:12], "err", err)
 				}
-			}()
-		} else {
-			d.log.Warn("attach stdin", "id", id[:12], "err", err)
-		}
+			}
+		}()
 	}
 	stdout, stderr := s.Stdout, s.Stderr
 	if stdout == nil {
@@ -60,7 +80,7 @@ func (d *Daemon) AttachContainer(ctx context.Context, ref string, s api.Streams)
 	if stderr == nil {
 		stderr = io.Discard
 	}
-	return d.runtime.Logs(ctx, id, stdout, stderr, -1, true, exited)
+	return d.runtime.Logs(ctx, id, stdout, stderr, 0, true, done)
 }
 
 // ContainerLogs writes what the container printed, following it while it runs.

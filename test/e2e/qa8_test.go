@@ -236,3 +236,20 @@ func TestHealthChecks(t *testing.T) {
 		t.Errorf("health after a stop: %q, want the last one kept", got)
 	}
 }
+
+// TestAttachShowsNewOutputOnly: docker attach (stream, no logs) shows
+// what the container prints from then on, as moby's, not its whole run;
+// docker start -a of a stopped container shows that run's output once.
+func TestAttachShowsNewOutputOnly(t *testing.T) {
+	w, _ := startWorld(t)
+	mustDocker(t, w, "run", "-d", "--name", "talk", testworld.BusyboxImage, "sh", "-c", "echo early; sleep 2; echo late")
+	if !retried(func() bool { out, _, _ := w.Docker(t, "logs", "talk"); return out == "early\n" }) {
+		t.Fatalf("talk did not print early")
+	}
+	if out := mustDocker(t, w, "attach", "--sig-proxy=false", "talk"); out != "late\n" {
+		t.Errorf("docker attach printed %q, want only what came after it: %q", out, "late\n")
+	}
+	if out := mustDocker(t, w, "start", "-a", "talk"); out != "early\nlate\n" {
+		t.Errorf("docker start -a printed %q, want the new run's output once", out)
+	}
+}
