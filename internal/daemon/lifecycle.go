@@ -356,7 +356,11 @@ func (d *Daemon) StopContainer(ctx context.Context, ref string, timeout *int, si
 		cs.mu.Unlock()
 		return errdefs.NotModified("container %s is not running", cs.c.Name)
 	}
-	cs.c.ManuallyStopped, cs.exitOnNext = true, true // the flag is recorded with the exit
+	cs.exitOnNext = true
+	if err := d.markManuallyStoppedLocked(cs); err != nil {
+		cs.mu.Unlock()
+		return err
+	}
 	if signal == "" {
 		signal = cs.c.Config.StopSignal
 	}
@@ -450,9 +454,12 @@ func (d *Daemon) KillContainer(ctx context.Context, ref string, signal string) e
 		// user (unless-stopped's memory); with no stop signal of its own
 		// any signal, else SIGKILL or that signal, also rules out a
 		// restart at the next exit (ExitOnNext).
-		cs.c.ManuallyStopped = true
 		if sig == syscall.SIGKILL || cs.c.Config.StopSignal == "" || sig == stopSignalOf(cs.c) {
 			cs.exitOnNext = true
+		}
+		if err := d.markManuallyStoppedLocked(cs); err != nil {
+			cs.mu.Unlock()
+			return err
 		}
 	}
 	if running && sig != syscall.SIGKILL { // killAndWait logs a SIGKILL's
@@ -645,4 +652,21 @@ func startFailureExitCode(err error) int {
 		return 127
 	}
 	return 128
+}
+
+// markManuallyStoppedLocked records that the user stopped or killed the
+// container before the signal goes out, as moby's killWithSignal
+// checkpoints HasBeenManuallyStopped first: a daemon that dies before the
+// exit is recorded still finds it at its next start, and unless-stopped
+// leaves the container stopped (cs.mu held).
+func (d *Daemon) markManuallyStoppedLocked(cs *ctrState) error {
+	if cs.c.ManuallyStopped {
+		return nil
+	}
+	cs.c.ManuallyStopped = true
+	if err := d.putContainer(cs.c); err != nil {
+		cs.c.ManuallyStopped = false
+		return err
+	}
+	return nil
 }

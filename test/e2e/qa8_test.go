@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-net/berth/internal/testworld"
 )
@@ -251,5 +252,33 @@ func TestAttachShowsNewOutputOnly(t *testing.T) {
 	}
 	if out := mustDocker(t, w, "start", "-a", "talk"); out != "early\nlate\n" {
 		t.Errorf("docker start -a printed %q, want the new run's output once", out)
+	}
+}
+
+// TestStopCutByADaemonCrash: docker stop records the user's stop before
+// it signals, as moby's killWithSignal, so an unless-stopped container
+// whose stop a daemon crash cut off stays stopped at the next start.
+func TestStopCutByADaemonCrash(t *testing.T) {
+	w, d := startWorld(t)
+	mustDocker(t, w, "run", "-d", "--name", "slowus", "--restart", "unless-stopped", testworld.BusyboxImage,
+		"sh", "-c", `trap "touch /tmp/term; sleep 1; exit 0" TERM; while true; do sleep 0.2; done`)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		w.Docker(t, "stop", "-t", "10", "slowus") // cut off by the kill below
+	}()
+	if !retried(func() bool { _, _, code := w.Docker(t, "exec", "slowus", "test", "-e", "/tmp/term"); return code == 0 }) {
+		t.Fatalf("the stop did not send its signal")
+	}
+	d.Kill()
+	<-stopped
+	time.Sleep(2 * time.Second) // the trap's sleep: slowus exits while no daemon runs
+	w.Start(t)
+	if !retried(func() bool { return dockerInspect(t, w, "{{.State.Status}}", "slowus") == "exited" }) {
+		t.Fatalf("slowus after the restart: %s, want exited (the user stopped it)", dockerInspect(t, w, "{{.State.Status}}", "slowus"))
+	}
+	time.Sleep(time.Second) // a policy start would come at the daemon's start
+	if got := dockerInspect(t, w, "{{.State.Status}} {{.RestartCount}}", "slowus"); got != "exited 0" {
+		t.Errorf("slowus: %s, want it left stopped", got)
 	}
 }
