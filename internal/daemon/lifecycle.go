@@ -258,6 +258,11 @@ func (d *Daemon) monitor(cs *ctrState, proc runtime.Process, exited chan struct{
 		d.log.Error("waiting for container failed", "id", cs.c.ShortID(), "err", err)
 		code = 255
 	}
+	if code < 0 {
+		// No one recorded the exit (the reaper, its parent, was gone):
+		// moby's 255 for an exit status it cannot learn, never a negative.
+		code = 255
+	}
 	d.onExit(cs, code, exited)
 }
 
