@@ -6,16 +6,19 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-net/berth/internal/testworld"
 )
 
 // QA round 8's findings, through the docker CLI.
 
-// TestEntrypointReset: --entrypoint ” drops the entrypoint, as moby's
+// TestEntrypointReset: an empty --entrypoint drops the entrypoint, as moby's
 // mergeAndVerifyConfig, so the command runs on its own.
 func TestEntrypointReset(t *testing.T) {
 	w, _ := startWorld(t)
@@ -280,5 +283,39 @@ func TestStopCutByADaemonCrash(t *testing.T) {
 	time.Sleep(time.Second) // a policy start would come at the daemon's start
 	if got := dockerInspect(t, w, "{{.State.Status}} {{.RestartCount}}", "slowus"); got != "exited 0" {
 		t.Errorf("slowus: %s, want it left stopped", got)
+	}
+}
+
+// TestExitUnknownIs255: when the reaper (the containers' parent, which
+// records their exits) is gone, an exit no one recorded is 255, as
+// moby's for an exit status it cannot learn, never -1.
+func TestExitUnknownIs255(t *testing.T) {
+	w, _ := startWorld(t)
+	mustDocker(t, w, "run", "-d", "--name", "orphan", testworld.BusyboxImage, "sleep", "600")
+	// This world's reaper: "berth-reaper <dir>" with its dir in the world's.
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reaper := 0
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if args := strings.Split(string(b), "\x00"); err == nil && len(args) >= 2 && args[0] == "berth-reaper" && strings.HasPrefix(args[1], w.Dir) {
+			reaper = pid
+		}
+	}
+	if reaper == 0 {
+		t.Fatalf("this world's reaper was not found")
+	}
+	if err := unix.Kill(reaper, unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	mustDocker(t, w, "stop", "-t", "1", "orphan")
+	if got := dockerInspect(t, w, "{{.State.ExitCode}}", "orphan"); got != "255" {
+		t.Errorf("ExitCode of a container whose exit no one recorded: %s, want 255", got)
 	}
 }
