@@ -162,7 +162,8 @@ func (d *Driver) LinkExists(name string) (bool, error) {
 	return l != nil, err
 }
 
-// Adopt reports whether spec's host end exists and, if it does, disables
+// Adopt reports whether spec's host end exists and, if it does, makes it
+// a port of its bridge again if it is not one (reattach), and disables
 // IPv6 on it: a daemon that died in Join between making the pair and that
 // write, or a berth that wrote it in the background after Join (before
 // this version), may have left it on.
@@ -171,10 +172,35 @@ func (d *Driver) Adopt(spec network.EndpointSpec) (bool, error) {
 	if err != nil || l == nil {
 		return false, err
 	}
+	if err := d.reattach(l, spec); err != nil {
+		return true, err
+	}
 	if err := d.disableHostIPv6(spec.HostIfName); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return true, fmt.Errorf("disable IPv6 on %q: %w", spec.HostIfName, err)
 	}
 	return true, nil
+}
+
+// reattach makes host a port of its bridge again, as Join set it up
+// (hairpin, owner alias, up), when it is not one: the bridge was deleted
+// while no daemon ran, and made again at the daemon's start, which left
+// the container's veth outside it with its network silently gone.
+func (d *Driver) reattach(host netlink.Link, spec network.EndpointSpec) error {
+	index, err := d.bridgeIndex(spec.Bridge, false) // EnsureBridge ran first at the start
+	if err != nil {
+		return err
+	}
+	if host.Attrs().MasterIndex == index {
+		return nil
+	}
+	d.log.Warn("endpoint's veth is not on its bridge; attaching it again", "veth", spec.HostIfName, "bridge", spec.Bridge)
+	if err := d.attach(host, spec.Bridge, index); err != nil {
+		return fmt.Errorf("attach %q to bridge %q: %w", spec.HostIfName, spec.Bridge, err)
+	}
+	if err := d.port.setUpPort(host.Attrs().Index, ownerAlias(spec.Owner)); err != nil {
+		return fmt.Errorf("set up %q (alias %q, hairpin): %w", spec.HostIfName, ownerAlias(spec.Owner), err)
+	}
+	return d.ensureUp(host)
 }
 
 // OwnedLinks lists the host-namespace links whose ifalias says berth made

@@ -726,3 +726,46 @@ func TestAdoptDisablesIPv6OnTheHostEnd(t *testing.T) {
 		t.Error("Adopt made a missing host end")
 	}
 }
+
+// Adopt puts an endpoint's host end back on its bridge when the bridge
+// was deleted and made again while no daemon ran (the daemon's start
+// makes missing bridges first): the veth outlived its bridge, and was
+// left outside the new one, the container's network silently gone.
+func TestAdoptReattachesToABridgeMadeAgain(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	spec := endpointSpec(1)
+	if err := w.d.Join(nstest.New(t), spec); err != nil {
+		t.Fatal(err)
+	}
+	w.d.Settle()
+	old, err := w.h.LinkByName(spec.Bridge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.h.LinkDel(old); err != nil {
+		t.Fatal(err)
+	}
+	w.ensureTestBridge(t)
+	again, err := w.h.LinkByName(spec.Bridge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := w.d.Adopt(spec); !ok || err != nil {
+		t.Fatalf("Adopt = %v, %v; want true", ok, err)
+	}
+	host, err := w.h.LinkByName(spec.HostIfName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host.Attrs().MasterIndex != again.Attrs().Index || host.Attrs().Flags&net.FlagUp == 0 {
+		t.Errorf("%s after Adopt: master %d up %v, want the new bridge's %d and up", spec.HostIfName, host.Attrs().MasterIndex, host.Attrs().Flags&net.FlagUp != 0, again.Attrs().Index)
+	}
+	if host.Attrs().Alias != ownerAlias(spec.Owner) {
+		t.Errorf("alias %q, want %q", host.Attrs().Alias, ownerAlias(spec.Owner))
+	}
+	// On its bridge already: nothing to do.
+	if ok, err := w.d.Adopt(spec); !ok || err != nil {
+		t.Fatalf("Adopt again = %v, %v", ok, err)
+	}
+}
