@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/json"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -317,5 +318,27 @@ func TestExitUnknownIs255(t *testing.T) {
 	mustDocker(t, w, "stop", "-t", "1", "orphan")
 	if got := dockerInspect(t, w, "{{.State.ExitCode}}", "orphan"); got != "255" {
 		t.Errorf("ExitCode of a container whose exit no one recorded: %s, want 255", got)
+	}
+}
+
+// TestBridgeDeletedWhileDaemonDown: a user network's bridge deleted while
+// no daemon ran is made again at the next start, with the running
+// containers' veths back on it: they reach each other again.
+func TestBridgeDeletedWhileDaemonDown(t *testing.T) {
+	w, d := startWorld(t)
+	mustDocker(t, w, "network", "create", "--subnet", "10.77.0.0/24", "-o", "com.docker.network.bridge.name=br-lost", "lost")
+	mustDocker(t, w, "run", "-d", "--name", "l1", "--network", "lost", "--ip", "10.77.0.11", testworld.BusyboxImage, "sleep", "600")
+	mustDocker(t, w, "run", "-d", "--name", "l2", "--network", "lost", "--ip", "10.77.0.12", testworld.BusyboxImage, "sleep", "600")
+	if !canPing(t, w, "l1", netip.MustParseAddr("10.77.0.12")) {
+		t.Fatalf("l1 cannot reach l2 before the test")
+	}
+	d.Kill()
+	if _, errOut, code := w.InHost(t, "ip", "link", "del", "br-lost"); code != 0 {
+		t.Fatalf("delete br-lost: %s", errOut)
+	}
+	w.Start(t)
+	if !retried(func() bool { return canPing(t, w, "l1", netip.MustParseAddr("10.77.0.12")) }) {
+		out, _, _ := w.InHost(t, "ip", "-br", "link")
+		t.Errorf("l1 cannot reach l2 after the restart; host links:\n%s", out)
 	}
 }
