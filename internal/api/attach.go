@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 
@@ -15,24 +16,42 @@ func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) error {
 		return err // 404 now, while we can still send a status
 	}
 	multiplexed := !c.Config.Tty
+	q := func(k string) bool { return boolValue(r, k) }
+	var stream func(context.Context, Streams) error
+	if q("stream") {
+		// Before the upgrade's answer: docker run starts the container
+		// once it has it, and the output from the start on must be kept.
+		if stream, err = s.backend.AttachContainer(r.Context(), c.ID); err != nil {
+			return err
+		}
+	}
 	h, err := s.hijack(w, r, multiplexed)
 	if err != nil {
+		if stream != nil {
+			done, cancel := context.WithCancel(context.Background())
+			cancel()
+			_ = stream(done, Streams{})
+		}
 		return err
 	}
 	defer h.close(s)
-	q := func(k string) bool { return boolValue(r, k) }
 	streams := h.streams(q("stdin"), q("stdout"), q("stderr") && multiplexed)
 	if q("logs") {
 		opts := LogsOptions{Stdout: streams.Stdout != nil, Stderr: streams.Stderr != nil, Tail: -1}
 		if err := s.backend.ContainerLogs(h.ctx, c.ID, opts, orDiscard(streams.Stdout), orDiscard(streams.Stderr)); err != nil {
 			h.report(err)
+			if stream != nil {
+				done, cancel := context.WithCancel(context.Background())
+				cancel()
+				_ = stream(done, Streams{})
+			}
 			return nil
 		}
 	}
-	if !q("stream") {
+	if stream == nil {
 		return nil
 	}
-	if err := s.backend.AttachContainer(h.ctx, c.ID, streams); err != nil && h.ctx.Err() == nil {
+	if err := stream(h.ctx, streams); err != nil && h.ctx.Err() == nil {
 		s.log.Warn("attach failed", "container", c.ID, "err", err)
 		h.report(err)
 	}

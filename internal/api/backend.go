@@ -70,9 +70,13 @@ type Backend interface {
 	// WaitContainer returns at once; the channel yields one result when the
 	// condition ("not-running" (default), "next-exit", "removed") is met.
 	WaitContainer(ctx context.Context, ref string, condition string) (<-chan WaitResult, error)
-	// AttachContainer streams the container's output (and feeds stdin) until
-	// it exits or ctx ends. With a tty only Stdout is used.
-	AttachContainer(ctx context.Context, ref string, s Streams) error
+	// AttachContainer prepares an attach before the API answers the
+	// upgrade (a client starts the container only after that answer):
+	// output from then on is kept for the returned function, which
+	// streams it (and feeds stdin) until the run ends or its ctx does. It
+	// must be called, with a cancelled ctx if the attach goes no further.
+	// With a tty only Stdout is used.
+	AttachContainer(ctx context.Context, ref string) (func(ctx context.Context, s Streams) error, error)
 	ResizeContainer(ctx context.Context, ref string, height, width uint) error
 	// ContainerLogs writes what the container printed so far (and, with
 	// follow, until it stops or ctx ends).

@@ -31,11 +31,13 @@ func exitsWith(code int) func(context.Context, string, string) (<-chan WaitResul
 	}
 }
 
-func (f *fakeBackend) AttachContainer(ctx context.Context, ref string, s Streams) error {
-	if f.attach != nil {
-		return f.attach(ctx, ref, s)
-	}
-	return nil
+func (f *fakeBackend) AttachContainer(_ context.Context, ref string) (func(context.Context, Streams) error, error) {
+	return func(ctx context.Context, s Streams) error {
+		if f.attach != nil {
+			return f.attach(ctx, ref, s)
+		}
+		return nil
+	}, nil
 }
 
 func (f *fakeBackend) ResizeContainer(ctx context.Context, ref string, h, w uint) error {

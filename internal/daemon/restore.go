@@ -231,9 +231,9 @@ func (d *Daemon) markStopped(cs *ctrState) error {
 		if e, ok := d.runtime.LastExit(runtime.Process{Pid: pid, PidStart: pidStart}); ok {
 			c.State.ExitCode, c.State.FinishedAt = e.Code, e.At
 		} else {
-			c.State.ExitCode = 255
+			c.State.ExitCode = 255 // moby's restore, with no State.Error either
 			c.State.FinishedAt = time.Now().UTC()
-			c.State.Error = "the container was not running when berth restarted"
+			d.log.Warn("container found stopped, its exit unknown", "name", c.Name, "id", c.ShortID())
 		}
 	}
 	return errors.Join(err, d.putContainer(c))

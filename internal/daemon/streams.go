@@ -1,31 +1,36 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/berth-net/berth/internal/api"
 	"github.com/berth-net/berth/internal/errdefs"
 )
 
-// AttachContainer streams a container's output from now on (what it
-// printed before is logs=1's, which the API replays first) until its run
-// ends, and feeds stdin when it is open. A container that is not running
-// yet (docker run and docker start -a attach before they start it) is
-// followed from now through its next run.
-func (d *Daemon) AttachContainer(ctx context.Context, ref string, s api.Streams) error {
+// AttachContainer prepares an attach (api.Backend): it logs the attach
+// event and starts following the output from now on, the current run's
+// or, for a container not running yet (docker run and docker start -a
+// attach before they start it), the next run's, into buffers that the
+// returned function empties into the client's streams before it writes
+// straight through, until that run ends. stdin is fed once the run runs.
+// What the container printed before is logs=1's, which the API replays.
+func (d *Daemon) AttachContainer(ctx context.Context, ref string) (func(context.Context, api.Streams) error, error) {
 	cs, err := d.lookup(ref)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer cs.attach()()
+	detach := cs.attach()
 	cs.mu.Lock()
 	d.containerEvent(cs.c, "attach", nil) // as moby's containerAttach, before it streams
 	running, exited, started := cs.c.Running(), cs.exited, cs.started
 	openStdin, stdinOnce, id := cs.c.Config.OpenStdin, cs.c.Config.StdinOnce, cs.c.ID
 	cs.mu.Unlock()
-	// runStarted closes once the run to follow runs (at once if it does).
+	fctx, cancel := context.WithCancel(context.Background())
+	// runStarted closes once the run to follow runs; done once it ended.
 	runStarted, done := make(chan struct{}), exited
 	if running {
 		close(runStarted)
@@ -34,10 +39,10 @@ func (d *Daemon) AttachContainer(ctx context.Context, ref string, s api.Streams)
 		go func() {
 			defer close(next)
 			select {
-			case <-started:
+			case <-started: // taken before the client could start it
 			case <-cs.removed:
 				return
-			case <-ctx.Done():
+			case <-fctx.Done():
 				return
 			}
 			close(runStarted)
@@ -46,41 +51,86 @@ func (d *Daemon) AttachContainer(ctx context.Context, ref string, s api.Streams)
 			cs.mu.Unlock()
 			select {
 			case <-ex:
-			case <-ctx.Done():
+			case <-fctx.Done():
 			}
 		}()
 		done = next
 	}
-	if s.Stdin != nil && openStdin {
-		go func() {
-			select {
-			case <-runStarted:
-			case <-done:
-				return
-			}
-			w, err := d.runtime.WriteStdin(id)
-			if err != nil {
-				d.log.Warn("attach stdin", "id", id[:12], "err", err)
-				return
-			}
-			_, _ = io.Copy(w, s.Stdin)
-			w.Close()
-			// docker run -i: the client's EOF is the container's EOF.
-			if stdinOnce {
-				if err := d.runtime.CloseStdin(id); err != nil {
-					d.log.Warn("close stdin", "id", id[:12], "err", err)
-				}
-			}
-		}()
+	stdout, stderr := &heldWriter{}, &heldWriter{}
+	followed := make(chan error, 1)
+	go func() { followed <- d.runtime.Logs(fctx, id, stdout, stderr, 0, true, done) }()
+	return func(ctx context.Context, s api.Streams) error {
+		defer detach()
+		defer cancel()
+		stop := context.AfterFunc(ctx, cancel)
+		defer stop()
+		if s.Stdin != nil && openStdin {
+			go d.feedStdin(id, s.Stdin, stdinOnce, runStarted, done)
+		}
+		if err := stdout.connect(s.Stdout); err != nil {
+			cancel()
+		}
+		if err := stderr.connect(s.Stderr); err != nil {
+			cancel()
+		}
+		err := <-followed
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	}, nil
+}
+
+// feedStdin copies the client's stdin to the container's once its run
+// runs; with StdinOnce (docker run -i) the client's EOF closes it.
+func (d *Daemon) feedStdin(id string, in io.Reader, once bool, runStarted, done <-chan struct{}) {
+	select {
+	case <-runStarted:
+	case <-done:
+		return
 	}
-	stdout, stderr := s.Stdout, s.Stderr
-	if stdout == nil {
-		stdout = io.Discard
+	w, err := d.runtime.WriteStdin(id)
+	if err != nil {
+		d.log.Warn("attach stdin", "id", id[:12], "err", err)
+		return
 	}
-	if stderr == nil {
-		stderr = io.Discard
+	_, _ = io.Copy(w, in)
+	w.Close()
+	if once {
+		if err := d.runtime.CloseStdin(id); err != nil {
+			d.log.Warn("close stdin", "id", id[:12], "err", err)
+		}
 	}
-	return d.runtime.Logs(ctx, id, stdout, stderr, 0, true, done)
+}
+
+// heldWriter keeps what is written to it until connect gives it its
+// writer (nil: discard), then writes it there and passes the rest
+// straight through.
+type heldWriter struct {
+	mu   sync.Mutex
+	held bytes.Buffer
+	w    io.Writer
+}
+
+func (h *heldWriter) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.w == nil {
+		return h.held.Write(p)
+	}
+	return h.w.Write(p)
+}
+
+func (h *heldWriter) connect(w io.Writer) error {
+	if w == nil {
+		w = io.Discard
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.w = w
+	_, err := w.Write(h.held.Bytes())
+	h.held = bytes.Buffer{}
+	return err
 }
 
 // ContainerLogs writes what the container printed, following it while it runs.

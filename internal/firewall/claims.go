@@ -66,7 +66,12 @@ func (c *PortClaims) Check(ms []PortMapping) error {
 			return err
 		}
 		if c.collides(m) {
-			return errdefs.Conflict("port mapping %s: the host port is already published", m)
+			// Docker's words for a port another container publishes.
+			host := "0.0.0.0"
+			if !m.AnyHostIP() {
+				host = m.HostIP.String()
+			}
+			return errdefs.Conflict("Bind for %s:%d failed: port is already allocated", host, m.HostPort)
 		}
 		c.add(m)
 		n++

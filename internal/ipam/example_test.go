@@ -35,5 +35,5 @@ func ExampleSpace() {
 	// Output:
 	// 172.18.0.2 172.18.0.3
 	// 172.18.0.2
-	// address already in use: 172.18.0.1 is the gateway of subnet 172.18.0.0/16
+	// Address already in use: 172.18.0.1 is the gateway of subnet 172.18.0.0/16
 }

@@ -13,7 +13,7 @@ import (
 var (
 	// ErrAddressInUse: the address is held by someone else or is the gateway.
 	// Kind Forbidden (403), as Docker's ipamapi.ErrIPAlreadyAllocated.
-	ErrAddressInUse = errors.New("address already in use")
+	ErrAddressInUse = errors.New("Address already in use") // moby's ipamapi.ErrIPAlreadyAllocated
 	// ErrNoAddress: every address of the range is taken. Kind Unavailable
 	// (503), as Docker's ipamapi.ErrNoAvailableIPs.
 	ErrNoAddress = errors.New("no available IPv4 addresses")

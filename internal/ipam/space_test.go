@@ -106,8 +106,8 @@ func TestReserveErrors(t *testing.T) {
 		{"", errdefs.KindInvalid, "not in subnet"},
 		{"10.1.0.0", errdefs.KindInvalid, "address 10.1.0.0 is the network address of subnet 10.1.0.0/16"},
 		{"10.1.255.255", errdefs.KindInvalid, "address 10.1.255.255 is the broadcast address of subnet 10.1.0.0/16"},
-		{"10.1.0.1", errdefs.KindForbidden, "address already in use: 10.1.0.1 is the gateway of subnet 10.1.0.0/16"},
-		{"10.1.0.2", errdefs.KindForbidden, "address already in use: 10.1.0.2 in subnet 10.1.0.0/16 is already taken"},
+		{"10.1.0.1", errdefs.KindForbidden, "Address already in use: 10.1.0.1 is the gateway of subnet 10.1.0.0/16"},
+		{"10.1.0.2", errdefs.KindForbidden, "Address already in use: 10.1.0.2 in subnet 10.1.0.0/16 is already taken"},
 	}
 	s := mustSpace(t, "10.1.0.0/16", "", "10.1.0.1")
 	if err := s.Reserve(addr("10.1.0.2")); err != nil {

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -340,5 +341,21 @@ func TestBridgeDeletedWhileDaemonDown(t *testing.T) {
 	if !retried(func() bool { return canPing(t, w, "l1", netip.MustParseAddr("10.77.0.12")) }) {
 		out, _, _ := w.InHost(t, "ip", "-br", "link")
 		t.Errorf("l1 cannot reach l2 after the restart; host links:\n%s", out)
+	}
+}
+
+// TestAttachedRunsKeepAllOutput: docker run in the foreground of a
+// container that prints and exits at once shows its output every time.
+// The attach is set up before the upgrade's answer, after which the CLI
+// starts the container: a container that had started, printed and exited
+// before the attach looked was once followed from the end, its output
+// lost.
+func TestAttachedRunsKeepAllOutput(t *testing.T) {
+	w, _ := startWorld(t)
+	for i := 0; i < 20; i++ {
+		want := fmt.Sprintf("run %d\n", i)
+		if out := mustDocker(t, w, "run", "--rm", testworld.BusyboxImage, "echo", "run", strconv.Itoa(i)); out != want {
+			t.Fatalf("docker run --rm echo: %q, want %q", out, want)
+		}
 	}
 }
