@@ -570,17 +570,7 @@ func TestPruneContainers(t *testing.T) {
 		for _, c := range f.containers {
 			c.State.Status = container.StatusExited
 		}
-		path := "/v1.51/containers/prune"
-		if tt.filters != "" {
-			path += "?filters=" + url.QueryEscape(tt.filters)
-		}
-		rec := call(t, newServer(f), http.MethodPost, path, "")
-		if rec.Code != tt.status {
-			t.Errorf("%s: status %d, want %d: %s", tt.filters, rec.Code, tt.status, rec.Body)
-		}
-		if diff := cmp.Diff(tt.want, f.Mutations()); diff != "" {
-			t.Errorf("%s: (-want +got):\n%s", tt.filters, diff)
-		}
+		checkPrune(t, f, "/v1.51/containers/prune", tt.filters, tt.status, tt.want)
 	}
 	// A running container is never pruned.
 	f := newFakeBackend()
@@ -626,18 +616,7 @@ func TestPruneImages(t *testing.T) {
 		{`{"dangling":{"true":true,"false":true}}`, http.StatusBadRequest, nil},
 		{`{"reference":{"x":true}}`, http.StatusBadRequest, nil},
 	} {
-		f := newFakeBackend()
-		path := "/v1.51/images/prune"
-		if tt.filters != "" {
-			path += "?filters=" + url.QueryEscape(tt.filters)
-		}
-		rec := call(t, newServer(f), http.MethodPost, path, "")
-		if rec.Code != tt.status {
-			t.Errorf("%s: status %d, want %d: %s", tt.filters, rec.Code, tt.status, rec.Body)
-		}
-		if diff := cmp.Diff(tt.want, f.Mutations()); diff != "" {
-			t.Errorf("%s: (-want +got):\n%s", tt.filters, diff)
-		}
+		checkPrune(t, newFakeBackend(), "/v1.51/images/prune", tt.filters, tt.status, tt.want)
 	}
 	rec := call(t, newServer(newFakeBackend()), http.MethodPost, "/v1.51/build/prune", "")
 	wantStatus(t, rec, http.StatusOK)
@@ -681,5 +660,21 @@ func TestListFiltersMobyAccepts(t *testing.T) {
 		if diff := cmp.Diff(tt.want, got); diff != "" {
 			t.Errorf("%s: names (-want +got):\n%s", tt.filters, diff)
 		}
+	}
+}
+
+// checkPrune posts a prune with filters (JSON, "" for none) and checks
+// the status and what the backend was asked to do.
+func checkPrune(t *testing.T, f *fakeBackend, path, filters string, status int, want []string) {
+	t.Helper()
+	if filters != "" {
+		path += "?filters=" + url.QueryEscape(filters)
+	}
+	rec := call(t, newServer(f), http.MethodPost, path, "")
+	if rec.Code != status {
+		t.Errorf("%s: status %d, want %d: %s", filters, rec.Code, status, rec.Body)
+	}
+	if diff := cmp.Diff(want, f.Mutations()); diff != "" {
+		t.Errorf("%s: (-want +got):\n%s", filters, diff)
 	}
 }
