@@ -68,6 +68,9 @@ type Daemon struct {
 	stopWatchers func()
 	// stopLogRotator ends the log rotator (logrotate.go).
 	stopLogRotator func()
+	// stopPortRetry ends the retries of published ports a start could not
+	// hold again (network.Controller.RetryUnheldPorts).
+	stopPortRetry func()
 
 	runcOnce sync.Once
 	runcVer  string
@@ -253,6 +256,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}
 	d.scanRoutes()
 	d.stopLogRotator = d.startLogRotator()
+	d.stopPortRetry = every(portRetryEvery, d.net.RetryUnheldPorts)
 	return nil
 }
 
@@ -268,6 +272,9 @@ func (d *Daemon) Close() error {
 	}
 	if d.stopWatchers != nil {
 		d.stopWatchers()
+	}
+	if d.stopPortRetry != nil {
+		d.stopPortRetry()
 	}
 	if d.stopLogRotator != nil {
 		d.stopLogRotator()

@@ -16,25 +16,8 @@ const logRotateEvery = 250 * time.Millisecond
 // startLogRotator rotates full logs until the returned func is called
 // (Close), which waits for a rotation under way.
 func (d *Daemon) startLogRotator() (stop func()) {
-	quit, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(logRotateEvery)
-		defer t.Stop()
-		warned := map[string]time.Time{} // a failing rotation is logged once a minute
-		for {
-			select {
-			case <-quit:
-				return
-			case <-t.C:
-				d.rotateFullLogs(warned)
-			}
-		}
-	}()
-	return func() {
-		close(quit)
-		<-done
-	}
+	warned := map[string]time.Time{} // a failing rotation is logged once a minute
+	return every(logRotateEvery, func() { d.rotateFullLogs(warned) })
 }
 
 // rotateFullLogs rotates the logs that reached their container's
@@ -59,5 +42,32 @@ func (d *Daemon) rotateFullLogs(warned map[string]time.Time) {
 			warned[id] = time.Now()
 			d.log.Warn("rotating a container's logs", "id", id[:12], "err", err)
 		}
+	}
+}
+
+// portRetryEvery is how often published ports a start could not hold
+// again are tried.
+const portRetryEvery = 5 * time.Second
+
+// every runs f every period until the returned stop is called (and
+// returns once f no longer runs).
+func every(period time.Duration, f func()) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				f()
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
 	}
 }

@@ -61,6 +61,10 @@ type Controller struct {
 	names     *nameTable             // for the embedded resolver; its own lock
 	newIfName HostIfNameFunc
 	ready     readyMarks // guarded by mu
+	// unheld are published host ports a start could not hold again (a
+	// host process took one while no daemon ran; the DNAT works on):
+	// RetryUnheldPorts takes them back once free. Guarded by mu.
+	unheld map[HostPort]bool
 }
 
 // New returns a controller; call Start before anything else.

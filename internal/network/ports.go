@@ -246,7 +246,45 @@ func (c *Controller) reholdPorts() {
 	for _, hp := range want {
 		req := HostPortRequest{Proto: hp.Proto, HostIP: hp.HostIP, Start: hp.Port, End: hp.Port}
 		if _, err := c.portHolder().Hold([]HostPortRequest{req}); err != nil {
-			c.log.Warn("cannot hold published host port again", "port", fmt.Sprintf("%s:%d/%s", hp.HostIP, hp.Port, hp.Proto), "err", err)
+			c.log.Warn("cannot hold published host port again; will retry", "port", fmt.Sprintf("%s:%d/%s", hp.HostIP, hp.Port, hp.Proto), "err", err)
+			c.mu.Lock()
+			if c.unheld == nil {
+				c.unheld = map[HostPort]bool{}
+			}
+			c.unheld[hp] = true
+			c.mu.Unlock()
+		}
+	}
+}
+
+// RetryUnheldPorts holds again the published host ports that reholdPorts
+// could not (see unheld) and that a ready endpoint still publishes; the
+// daemon calls it every few seconds. It holds them under mu, where a
+// Leave marks its endpoint deleting before it releases the ports, so that
+// a port is never held for an endpoint that is going.
+func (c *Controller) RetryUnheldPorts() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.unheld) == 0 {
+		return
+	}
+	published := map[HostPort]bool{}
+	for _, ep := range c.endpoints {
+		if ep.State == EndpointReady {
+			for _, hp := range hostPorts(ep.Ports) {
+				published[hp] = true
+			}
+		}
+	}
+	for hp := range c.unheld {
+		if !published[hp] {
+			delete(c.unheld, hp)
+			continue
+		}
+		req := HostPortRequest{Proto: hp.Proto, HostIP: hp.HostIP, Start: hp.Port, End: hp.Port}
+		if _, err := c.portHolder().Hold([]HostPortRequest{req}); err == nil {
+			delete(c.unheld, hp)
+			c.log.Info("holding published host port again", "port", fmt.Sprintf("%s:%d/%s", hp.HostIP, hp.Port, hp.Proto))
 		}
 	}
 }

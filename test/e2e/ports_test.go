@@ -386,3 +386,62 @@ func TestPublishedPortsCleanup(t *testing.T) {
 	}
 	w.unreachable(t, "outside", "tcp", hostPort(8081))
 }
+
+// TestPortTakenWhileDaemonDownIsHeldAgain: a host process that took a
+// published port while no daemon ran keeps it (berth cannot hold it at its
+// start; the DNAT goes on), and once that process is gone berth holds the
+// port again (RetryUnheldPorts), so that no host process can take it.
+func TestPortTakenWhileDaemonDownIsHeldAgain(t *testing.T) {
+	w := startPortWorld(t)
+	w.runPeer(t, "srv", "tcp:80", "-p", "8181:80")
+	w.d.Kill()
+	listen := func() (*exec.Cmd, chan struct{}) {
+		p := exec.Command("nsenter", "-t", strconv.Itoa(w.HolderPID()), "-n", "--", w.peer, "-listen", "tcp:8181")
+		if err := p.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { p.Wait(); close(exited) }()
+		t.Cleanup(func() { p.Process.Kill(); <-exited })
+		return p, exited
+	}
+	squatter, gone := listen()
+	// Listening: asking 127.0.0.1:8181 would not tell (the DNAT, kept
+	// while no daemon runs, answers from the container).
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		if out, _, _ := w.InHost(t, "ss", "-Htln", "sport = :8181"); strings.Contains(out, "LISTEN") {
+			break
+		}
+		select {
+		case <-gone:
+			t.Fatal("the host process could not listen on 8181 while no daemon ran")
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the host process on 8181 never answered")
+		}
+	}
+	w.d = w.Start(t)
+	squatter.Process.Kill()
+	<-gone
+	// Within a retry or two (every 5 s), berth says it holds 8181 again,
+	// and a new host listener cannot bind it.
+	logPath := filepath.Join(w.Dir, "daemon-2.log")
+	if !retried(func() bool {
+		b, _ := os.ReadFile(logPath)
+		return strings.Contains(string(b), "holding published host port again")
+	}) {
+		b, _ := os.ReadFile(logPath)
+		t.Fatalf("berth never held 8181 again once the host process was gone:\n%s", b)
+	}
+	if _, exited := listen(); !func() bool {
+		select {
+		case <-exited:
+			return true
+		case <-time.After(time.Second):
+			return false
+		}
+	}() {
+		t.Errorf("a host process could listen on 8181 after berth held it again")
+	}
+}
