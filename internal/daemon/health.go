@@ -22,16 +22,20 @@ import (
 // is a "health_status: <status>" event. The state lives in memory, as in
 // moby, and is recorded with the container's next change.
 
-// startHealthLocked resets c's health to starting and starts its monitor,
-// if it has a probe, as moby's initHealthMonitor at every start and
-// restore (cs.mu held).
+// startHealthLocked resets c's health to starting, its last results
+// kept, and starts its monitor, if it has a probe, as moby's
+// initHealthMonitor at every start and restore (cs.mu held).
 func (d *Daemon) startHealthLocked(cs *ctrState) {
 	d.stopHealthLocked(cs)
 	hc := cs.c.Config.Healthcheck
 	if hc.Probe() == nil {
 		return
 	}
-	cs.c.State.Health = &container.Health{Status: container.HealthStarting}
+	h := &container.Health{Status: container.HealthStarting}
+	if old := cs.c.State.Health; old != nil {
+		h.Log = old.Log
+	}
+	cs.c.State.Health = h
 	stop := make(chan struct{})
 	cs.healthStop = stop
 	go d.healthMonitor(cs, hc, cs.c.State.StartedAt, stop)

@@ -222,7 +222,8 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, net conta
 	close(cs.started) // wake "next-exit" waiters that came before the start
 	cs.started = make(chan struct{})
 	c.State = container.State{Status: container.StatusRunning, Pid: proc.Pid, PidStart: proc.PidStart,
-		StartedAt: time.Now().UTC(), SandboxID: net.SandboxID, SandboxKey: net.SandboxKey, JoinedNetns: net.JoinedNetns}
+		StartedAt: time.Now().UTC(), SandboxID: net.SandboxID, SandboxKey: net.SandboxKey, JoinedNetns: net.JoinedNetns,
+		Health: c.State.Health} // its results kept; startHealthLocked sets it starting
 	if err := d.putContainer(c); err != nil {
 		// The process runs but is not recorded: kill it rather than leak it.
 		_ = d.runtime.Signal(c.ID, proc, syscall.SIGKILL)

@@ -241,6 +241,12 @@ func TestHealthChecks(t *testing.T) {
 	if got := status(); got != "healthy" {
 		t.Errorf("health after a stop: %q, want the last one kept", got)
 	}
+	// A new start is starting again, with the last results kept (moby's
+	// initHealthMonitor resets the status and the streak only).
+	mustDocker(t, w, "start", "doc")
+	if got := dockerInspect(t, w, "{{.State.Health.Status}} {{len .State.Health.Log}}", "doc"); got != "starting 5" && got != "healthy 5" {
+		t.Errorf("health after a new start: %q, want starting with the 5 results kept", got)
+	}
 }
 
 // TestAttachShowsNewOutputOnly: docker attach (stream, no logs) shows
