@@ -146,10 +146,10 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 		if !args.ExactMatch("health", healthStatus(c)) || (args.Contains("is-task") && isTask) || args.Contains("volume") {
 			continue
 		}
-		links := s.backend.ContainerLinks(r.Context(), c.ID)
-		if !containerMatches(c, links.Names, args) {
+		if !containerMatches(c, args) {
 			continue
 		}
+		links := s.backend.ContainerLinks(r.Context(), c.ID)
 		atts, err := s.backend.ContainerAttachments(r.Context(), c.ID)
 		if err != nil {
 			if errdefs.Is(err, errdefs.KindNotFound) {
@@ -209,13 +209,12 @@ func hasPort(ports []ctypes.Port, publish, expose map[string]bool) bool {
 // expressions, status is exact, label is "key" or "key=value", ancestor
 // is the image as named or its ID, exited is the exit code of a stopped one.
 // containerMatches applies ps's filters; the name filter matches the
-// container's name or one of its link names ("/parent/alias"), as moby's
-// matches every name a container has.
-func containerMatches(c *container.Container, linkNames []string, args filters.Args) bool {
+// container's own name only: moby's list.go first picks candidates by
+// every name (link names too) but then keeps those whose own name
+// matches (includeContainerInList).
+func containerMatches(c *container.Container, args filters.Args) bool {
 	return args.Match("id", c.ID) &&
-		(args.Match("name", c.Name) || args.Match("name", "/"+c.Name) || slices.ContainsFunc(linkNames, func(n string) bool {
-			return args.Match("name", n) || args.Match("name", strings.TrimPrefix(n, "/"))
-		})) &&
+		(args.Match("name", c.Name) || args.Match("name", "/"+c.Name)) &&
 		args.ExactMatch("status", c.Status()) &&
 		args.MatchKVList("label", c.Config.Labels) &&
 		matchesAncestor(c, args) &&
