@@ -25,13 +25,17 @@ func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	h, err := s.hijack(w, r, multiplexed)
-	if err != nil {
+	// release lets a prepared attach go when it streams nothing.
+	release := func() {
 		if stream != nil {
 			done, cancel := context.WithCancel(context.Background())
 			cancel()
 			_ = stream(done, Streams{})
 		}
+	}
+	h, err := s.hijack(w, r, multiplexed)
+	if err != nil {
+		release()
 		return err
 	}
 	defer h.close(s)
@@ -40,11 +44,7 @@ func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) error {
 		opts := LogsOptions{Stdout: streams.Stdout != nil, Stderr: streams.Stderr != nil, Tail: -1}
 		if err := s.backend.ContainerLogs(h.ctx, c.ID, opts, orDiscard(streams.Stdout), orDiscard(streams.Stderr)); err != nil {
 			h.report(err)
-			if stream != nil {
-				done, cancel := context.WithCancel(context.Background())
-				cancel()
-				_ = stream(done, Streams{})
-			}
+			release()
 			return nil
 		}
 	}

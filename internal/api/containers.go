@@ -245,11 +245,7 @@ func onNetwork(atts []network.Attachment, args filters.Args) bool {
 }
 
 func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request) error {
-	ref := r.PathValue("id")
-	if parent := r.PathValue("parent"); parent != "" {
-		ref = parent + "/" + r.PathValue("alias") // a link's name, as moby's names take it
-	}
-	c, err := s.backend.Container(r.Context(), ref)
+	c, err := s.backend.Container(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -349,18 +345,25 @@ func (s *Server) pruneContainers(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	deleted, err := s.backend.PruneContainers(r.Context(), func(c *container.Container) bool {
-		if !until.IsZero() && c.Created.After(until) {
-			return false
-		}
-		if !args.MatchKVList("label", c.Config.Labels) {
-			return false
-		}
-		return !args.Contains("label!") || !args.MatchKVList("label!", c.Config.Labels)
+		return pruneMatches(args, until, c.Created, c.Config.Labels)
 	})
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, ctypes.PruneReport{ContainersDeleted: deleted})
+}
+
+// pruneMatches applies a prune's until, label and label! filters to an
+// object created at created with labels (moby's matchLabels: label! only
+// when given, since MatchKVList passes an absent key).
+func pruneMatches(args filters.Args, until, created time.Time, labels map[string]string) bool {
+	if !until.IsZero() && created.After(until) {
+		return false
+	}
+	if !args.MatchKVList("label", labels) {
+		return false
+	}
+	return !args.Contains("label!") || !args.MatchKVList("label!", labels)
 }
 
 // pruneUntil is a prune's until filter, zero without one.

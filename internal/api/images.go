@@ -261,13 +261,7 @@ func (s *Server) pruneImages(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	untagged, deleted, reclaimed, err := s.backend.PruneImages(r.Context(), all, func(img *image.Image) bool {
-		if !until.IsZero() && img.Created.After(until) {
-			return false
-		}
-		if !args.MatchKVList("label", nil) {
-			return false
-		}
-		return !args.Contains("label!") || !args.MatchKVList("label!", nil)
+		return pruneMatches(args, until, img.Created, nil)
 	})
 	if err != nil {
 		return err

@@ -122,6 +122,10 @@ func linkNamePath(method, escaped string) (string, bool) {
 	if !ok {
 		return "", false
 	}
+	// Most requests name a container without a "/": no split for them.
+	if n := strings.Count(rest, "/"); n == 0 || n == 1 && method != http.MethodDelete {
+		return "", false
+	}
 	segs := strings.Split(rest, "/")
 	switch last := len(segs) - 1; {
 	case last >= 2 && containerActions[segs[last]]:

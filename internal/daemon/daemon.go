@@ -322,3 +322,30 @@ func readResolvConf(path string) resolvConf {
 	}
 	return parseResolvConf(string(b))
 }
+
+// portRetryEvery is how often published ports a start could not hold
+// again are tried.
+const portRetryEvery = 5 * time.Second
+
+// every runs f every period until the returned stop is called (and
+// returns once f no longer runs).
+func every(period time.Duration, f func()) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				f()
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
+	}
+}

@@ -65,6 +65,9 @@ type HostPort struct {
 	Port   uint16
 }
 
+// String is hp as logs and errors name it: "0.0.0.0:8080/tcp".
+func (hp HostPort) String() string { return fmt.Sprintf("%s:%d/%s", hp.HostIP, hp.Port, hp.Proto) }
+
 // PortHolder keeps host ports from other processes while they are published
 // (internal/portalloc binds a socket on each), so that a port some host
 // process already uses is refused and none can take it later.
@@ -244,9 +247,8 @@ func (c *Controller) reholdPorts() {
 	}
 	c.mu.Unlock()
 	for _, hp := range want {
-		req := HostPortRequest{Proto: hp.Proto, HostIP: hp.HostIP, Start: hp.Port, End: hp.Port}
-		if _, err := c.portHolder().Hold([]HostPortRequest{req}); err != nil {
-			c.log.Warn("cannot hold published host port again; will retry", "port", fmt.Sprintf("%s:%d/%s", hp.HostIP, hp.Port, hp.Proto), "err", err)
+		if err := c.holdAgain(hp); err != nil {
+			c.log.Warn("cannot hold published host port again; will retry", "port", hp.String(), "err", err)
 			c.mu.Lock()
 			if c.unheld == nil {
 				c.unheld = map[HostPort]bool{}
@@ -281,12 +283,17 @@ func (c *Controller) RetryUnheldPorts() {
 			delete(c.unheld, hp)
 			continue
 		}
-		req := HostPortRequest{Proto: hp.Proto, HostIP: hp.HostIP, Start: hp.Port, End: hp.Port}
-		if _, err := c.portHolder().Hold([]HostPortRequest{req}); err == nil {
+		if c.holdAgain(hp) == nil {
 			delete(c.unheld, hp)
-			c.log.Info("holding published host port again", "port", fmt.Sprintf("%s:%d/%s", hp.HostIP, hp.Port, hp.Proto))
+			c.log.Info("holding published host port again", "port", hp.String())
 		}
 	}
+}
+
+// holdAgain holds one host port that an endpoint already publishes.
+func (c *Controller) holdAgain(hp HostPort) error {
+	_, err := c.portHolder().Hold([]HostPortRequest{{Proto: hp.Proto, HostIP: hp.HostIP, Start: hp.Port, End: hp.Port}})
+	return err
 }
 
 // PortsOf returns the published ports of the endpoints of a sandbox, in

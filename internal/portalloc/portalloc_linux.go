@@ -163,7 +163,7 @@ func (a *Allocator) Release(ps []network.HostPort) error {
 	for i, err := range a.closeAll(fds) {
 		if err != nil {
 			hp := which[i]
-			errs = append(errs, fmt.Errorf("close socket of %s:%d/%s: %w", hp.HostIP, hp.Port, hp.Proto, err))
+			errs = append(errs, fmt.Errorf("close socket of %s: %w", hp, err))
 		}
 	}
 	return errors.Join(errs...)

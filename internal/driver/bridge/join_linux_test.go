@@ -645,6 +645,19 @@ func TestReleaseSandboxLetsTheNamespaceGo(t *testing.T) {
 	}
 }
 
+// joinSettled joins endpoint n on the test bridge in a new sandbox and
+// waits for the driver's background work.
+func (w *testWorld) joinSettled(t *testing.T, n int) network.EndpointSpec {
+	t.Helper()
+	w.ensureTestBridge(t)
+	spec := endpointSpec(n)
+	if err := w.d.Join(nstest.New(t), spec); err != nil {
+		t.Fatal(err)
+	}
+	w.d.Settle()
+	return spec
+}
+
 // joinUnboundable joins endpoint n in a new sandbox that the test may
 // unbind itself (it is unbound at the end otherwise).
 func (w *testWorld) joinUnboundable(t *testing.T, n int) (string, network.EndpointSpec) {
@@ -702,12 +715,7 @@ func TestJoinFindsABridgeMadeAgain(t *testing.T) {
 // missing one is reported, not made.
 func TestAdoptDisablesIPv6OnTheHostEnd(t *testing.T) {
 	w := newWorld(t)
-	w.ensureTestBridge(t)
-	spec := endpointSpec(1)
-	if err := w.d.Join(nstest.New(t), spec); err != nil {
-		t.Fatal(err)
-	}
-	w.d.Settle()
+	spec := w.joinSettled(t, 1)
 	path := "/proc/sys/net/ipv6/conf/" + spec.HostIfName + "/disable_ipv6"
 	if err := sandbox.Do(w.host, func() error { return os.WriteFile(path, []byte("0"), 0o644) }); err != nil {
 		t.Fatal(err)
@@ -733,12 +741,7 @@ func TestAdoptDisablesIPv6OnTheHostEnd(t *testing.T) {
 // left outside the new one, the container's network silently gone.
 func TestAdoptReattachesToABridgeMadeAgain(t *testing.T) {
 	w := newWorld(t)
-	w.ensureTestBridge(t)
-	spec := endpointSpec(1)
-	if err := w.d.Join(nstest.New(t), spec); err != nil {
-		t.Fatal(err)
-	}
-	w.d.Settle()
+	spec := w.joinSettled(t, 1)
 	old, err := w.h.LinkByName(spec.Bridge)
 	if err != nil {
 		t.Fatal(err)
