@@ -235,10 +235,17 @@ func matchesAncestor(c *container.Container, args filters.Args) bool {
 	return false
 }
 
+// onNetwork is moby's network filter (daemon/list.go): a network's name,
+// or a prefix of its ID (the short ID that network ls prints).
 func onNetwork(atts []network.Attachment, args filters.Args) bool {
 	for _, a := range atts {
-		if a.Network != nil && (args.ExactMatch("network", a.Network.Name) || args.ExactMatch("network", a.Network.ID)) {
-			return true
+		if a.Network == nil {
+			continue
+		}
+		for _, v := range args.Get("network") {
+			if v == a.Network.Name || strings.HasPrefix(a.Network.ID, v) {
+				return true
+			}
 		}
 	}
 	return false

@@ -50,8 +50,12 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	comment := q.Get("message")
+	if comment == "" {
+		comment = "Imported from -" // moby's postImagesCreate: "Imported from " + fromSrc
+	}
 	// The body is the tar stream itself: not bounded, not JSON.
-	img, err := s.backend.ImportImage(r.Context(), r.Body, repo, tag, q.Get("message"))
+	img, err := s.backend.ImportImage(r.Context(), r.Body, repo, tag, comment)
 	if err != nil {
 		return err
 	}

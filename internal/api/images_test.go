@@ -16,9 +16,9 @@ func TestImageImport(t *testing.T) {
 		name, query, want string
 	}{
 		{"repo and tag in repo", "fromSrc=-&repo=busybox:1.36&message=hi", `ImportImage busybox:1.36 "hi"`},
-		{"separate tag", "fromSrc=-&repo=reg.example:5000/team/app&tag=v1", `ImportImage reg.example:5000/team/app:v1 ""`},
-		{"default tag", "fromSrc=-&repo=busybox", `ImportImage busybox:latest ""`},
-		{"untagged", "fromSrc=-", `ImportImage : ""`},
+		{"separate tag", "fromSrc=-&repo=reg.example:5000/team/app&tag=v1", `ImportImage reg.example:5000/team/app:v1 "Imported from -"`},
+		{"default tag", "fromSrc=-&repo=busybox", `ImportImage busybox:latest "Imported from -"`},
+		{"untagged", "fromSrc=-", `ImportImage : "Imported from -"`}, // moby: "Imported from " + fromSrc
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

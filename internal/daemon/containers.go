@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/berth-net/berth/internal/container"
@@ -33,13 +34,21 @@ func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg container
 	if len(cfg.Entrypoint) == 1 && cfg.Entrypoint[0] == "" {
 		cfg.Entrypoint = nil
 	}
-	if len(cfg.Cmd) == 0 && len(cfg.Entrypoint) == 0 {
-		return nil, errdefs.Invalid("no command specified")
-	}
+	// The image first, as moby's create: a missing one is a 404, on which
+	// the docker CLI says "Unable to find image" and tries to pull.
 	d.imagesMu.RLock() // until the container is registered: see imagesMu
 	defer d.imagesMu.RUnlock()
 	img, err := d.images.Get(cfg.Image)
 	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Cmd) == 0 && len(cfg.Entrypoint) == 0 {
+		return nil, errdefs.Invalid("no command specified")
+	}
+	// A stop signal that does not parse would make the container one
+	// that docker stop cannot stop: moby's verifyContainerSettings
+	// refuses it here.
+	if _, err := parseSignal(cfg.StopSignal, syscall.SIGTERM); err != nil {
 		return nil, err
 	}
 	cfg.ImageID = img.ID
@@ -133,23 +142,11 @@ func (d *Daemon) planNetworks(cfg *container.Config) error {
 		}
 		// moby's validateNetworkingConfig words (the docker CLI checks the
 		// alias itself, in words of its own; other clients, as Compose, get
-		// these).
-		if len(req.Aliases) > 0 && n.Predefined {
-			return errdefs.Invalid("invalid config for network %s: network-scoped alias is supported only for containers in user defined networks", ref)
-		}
-		if req.IPv4Address.IsValid() {
-			if n.Predefined {
-				return errdefs.Invalid("invalid config for network %s: user specified IP address is supported on user defined networks only", ref)
-			}
-			if !n.IPv4.UserSubnet {
-				return errdefs.Invalid("user specified IP address is supported only when connecting to networks with user configured subnets")
-			}
-			// Checked here, not only when the address is taken at start,
-			// so that no container is left behind (Docker 25 and later
-			// refuse it at create too).
-			if !n.IPv4.Subnet.Contains(req.IPv4Address) {
-				return errdefs.Invalid("invalid endpoint settings: address %s is not in subnet %s of network %s", req.IPv4Address, n.IPv4.Subnet, n.Name)
-			}
+		// these). The address is checked here, not only when it is taken
+		// at start, so that no container is left behind (Docker 25 and
+		// later refuse it at create too).
+		if err := endpointSettingsError(n, req); err != nil {
+			return errdefs.Invalid("invalid config for network %s: %s", ref, err)
 		}
 		want[n.Name] = req
 	}

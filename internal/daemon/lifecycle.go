@@ -362,13 +362,20 @@ func (d *Daemon) StopContainer(ctx context.Context, ref string, timeout *int, si
 		cs.mu.Unlock()
 		return errdefs.NotModified("container %s is not running", cs.c.Name)
 	}
+	if signal == "" {
+		signal = cs.c.Config.StopSignal
+	}
+	// The signal first, as moby's containerStop: a stop refused for its
+	// signal leaves the container as it was (not stopped by the user).
+	sig, err := parseSignal(signal, syscall.SIGTERM)
+	if err != nil {
+		cs.mu.Unlock()
+		return err
+	}
 	cs.exitOnNext = true
 	if err := d.markManuallyStoppedLocked(cs); err != nil {
 		cs.mu.Unlock()
 		return err
-	}
-	if signal == "" {
-		signal = cs.c.Config.StopSignal
 	}
 	wait := 10
 	if cs.c.Config.StopTimeout != nil {
@@ -379,14 +386,8 @@ func (d *Daemon) StopContainer(ctx context.Context, ref string, timeout *int, si
 	}
 	proc, exited := cs.proc, cs.exited
 	id := cs.c.ID
-	sig, err := parseSignal(signal, syscall.SIGTERM)
-	if err == nil {
-		d.killEvent(cs.c, sig) // moby logs the stop signal as a kill
-	}
+	d.killEvent(cs.c, sig) // moby logs the stop signal as a kill
 	cs.mu.Unlock()
-	if err != nil {
-		return err
-	}
 	if err := d.runtime.Signal(id, proc, sig); err != nil {
 		return err
 	}
@@ -441,11 +442,12 @@ func (d *Daemon) killAndWait(ctx context.Context, cs *ctrState) error {
 // recorded, so that `docker kill c; docker inspect c` shows it stopped;
 // any other signal returns once sent.
 func (d *Daemon) KillContainer(ctx context.Context, ref string, signal string) error {
-	cs, err := d.lookup(ref)
+	// The signal before the container, as moby's ContainerKill.
+	sig, err := parseSignal(signal, syscall.SIGKILL)
 	if err != nil {
 		return err
 	}
-	sig, err := parseSignal(signal, syscall.SIGKILL)
+	cs, err := d.lookup(ref)
 	if err != nil {
 		return err
 	}
@@ -502,12 +504,20 @@ func stopSignalOf(c *container.Container) syscall.Signal {
 	return sig
 }
 
-// parseSignal accepts "SIGTERM", "TERM", "15"; "" gives def.
+// parseSignal accepts "SIGTERM", "TERM", "15"; "" gives def. Its errors
+// are moby's: moby/sys/signal's ParseSignal ("invalid signal: X", 0
+// included) and ContainerKill's for a number Linux has no signal for.
 func parseSignal(s string, def syscall.Signal) (syscall.Signal, error) {
 	if s == "" {
 		return def, nil
 	}
-	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n == 0 {
+			return 0, errdefs.Invalid("invalid signal: %s", s)
+		}
+		if n < 0 || n > 64 {
+			return 0, errdefs.Invalid("the linux daemon does not support signal %d", n)
+		}
 		return syscall.Signal(n), nil
 	}
 	name := strings.TrimPrefix(strings.ToUpper(s), "SIG")
@@ -516,7 +526,7 @@ func parseSignal(s string, def syscall.Signal) (syscall.Signal, error) {
 			return i, nil
 		}
 	}
-	return 0, errdefs.Invalid("Invalid signal: %s", s) // moby/sys/signal's words
+	return 0, errdefs.Invalid("invalid signal: %s", s)
 }
 
 // WaitContainer answers when the condition is met; see api.Backend.

@@ -3,7 +3,9 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
+	"strings"
 
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/errdefs"
@@ -102,11 +104,8 @@ func (d *Daemon) connect(ctx context.Context, cs *ctrState, n *network.Network, 
 	if err := d.canConnect(c, n); err != nil {
 		return err
 	}
-	if len(req.Aliases) > 0 && n.Predefined {
-		return errdefs.Invalid("network-scoped alias is supported only for containers in user defined networks") // moby's updateNetworkConfig
-	}
-	if req.IPv4Address.IsValid() && (n.Predefined || !n.IPv4.UserSubnet) {
-		return errdefs.Invalid("user specified IP address is supported only when connecting to networks with user configured subnets")
+	if err := endpointSettingsError(n, req); err != nil {
+		return errdefs.Invalid("%s", err) // moby's updateNetworkConfig
 	}
 	nets := maps.Clone(c.Config.Networks)
 	if nets == nil {
@@ -135,6 +134,35 @@ func (d *Daemon) connect(ctx context.Context, cs *ctrState, n *network.Network, 
 	d.connectDNS(c)
 	d.networkEvent(n, "connect", c.ID)
 	return hostsErr
+}
+
+// endpointSettingsError is moby's validateEndpointSettings for what berth
+// takes: every problem of req on n, one per line under "invalid endpoint
+// settings:", or nil. A predefined network takes neither an address nor
+// an alias; an address must be in a subnet the user configured (the
+// default bridge's counts as one, as its pool is preferred in Docker).
+func endpointSettingsError(n *network.Network, req container.EndpointRequest) error {
+	var errs []string
+	if n.Predefined {
+		if req.IPv4Address.IsValid() {
+			errs = append(errs, "user specified IP address is supported on user defined networks only")
+		}
+		if len(req.Aliases) > 0 {
+			errs = append(errs, "network-scoped alias is supported only for containers in user defined networks")
+		}
+	}
+	if a := req.IPv4Address; a.IsValid() && n.Driver == network.DriverBridge && n.IPv4 != nil {
+		switch {
+		case !n.IPv4.UserSubnet && n.Name != network.NameBridge:
+			errs = append(errs, "user specified IP address is supported only when connecting to networks with user configured subnets")
+		case !n.IPv4.Subnet.Contains(a):
+			errs = append(errs, fmt.Sprintf("no configured subnet or ip-range contain the IP address %s", a))
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return errors.New("invalid endpoint settings:\n" + strings.Join(errs, "\n"))
 }
 
 // recordContainer writes c's record with its networks replaced by nets,

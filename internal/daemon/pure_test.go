@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/network"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -26,9 +28,13 @@ func TestParseSignal(t *testing.T) {
 			t.Errorf("parseSignal(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
 		}
 	}
-	for _, bad := range []string{"SIGNOPE", "0", "99", "-1", "TERM TERM"} {
-		if _, err := parseSignal(bad, syscall.SIGTERM); err == nil {
-			t.Errorf("parseSignal(%q) succeeded", bad)
+	// moby's words: moby/sys/signal's ParseSignal, and ContainerKill's
+	// for a number Linux has no signal for.
+	for bad, want := range map[string]string{"SIGNOPE": "invalid signal: SIGNOPE", "0": "invalid signal: 0",
+		"99": "the linux daemon does not support signal 99", "-1": "the linux daemon does not support signal -1",
+		"TERM TERM": "invalid signal: TERM TERM"} {
+		if _, err := parseSignal(bad, syscall.SIGTERM); err == nil || err.Error() != want {
+			t.Errorf("parseSignal(%q) = %v, want %q", bad, err, want)
 		}
 	}
 }
@@ -151,6 +157,38 @@ func TestStartFailureExitCode(t *testing.T) {
 	} {
 		if got := startFailureExitCode(errors.New(msg)); got != want {
 			t.Errorf("%q: %d, want %d", msg, got, want)
+		}
+	}
+}
+
+// endpointSettingsError says what moby's validateEndpointSettings says,
+// every problem on its own line.
+func TestEndpointSettingsError(t *testing.T) {
+	subnet := netip.MustParsePrefix("10.10.0.0/24")
+	bridge := &network.Network{Name: network.NameBridge, Driver: network.DriverBridge, Predefined: true,
+		IPv4: &network.IPv4Config{Subnet: netip.MustParsePrefix("172.17.0.0/16")}}
+	user := &network.Network{Name: "net1", Driver: network.DriverBridge, IPv4: &network.IPv4Config{Subnet: subnet, UserSubnet: true}}
+	auto := &network.Network{Name: "net2", Driver: network.DriverBridge, IPv4: &network.IPv4Config{Subnet: subnet}}
+	ip := func(s string) container.EndpointRequest {
+		return container.EndpointRequest{IPv4Address: netip.MustParseAddr(s)}
+	}
+	for _, tc := range []struct {
+		name string
+		n    *network.Network
+		req  container.EndpointRequest
+		want string
+	}{
+		{"bridge, address", bridge, ip("172.17.0.99"), "invalid endpoint settings:\nuser specified IP address is supported on user defined networks only"},
+		{"bridge, address and alias", bridge, container.EndpointRequest{IPv4Address: netip.MustParseAddr("10.9.9.9"), Aliases: []string{"a"}},
+			"invalid endpoint settings:\nuser specified IP address is supported on user defined networks only\nnetwork-scoped alias is supported only for containers in user defined networks\nno configured subnet or ip-range contain the IP address 10.9.9.9"},
+		{"user subnet, outside", user, ip("10.20.0.5"), "invalid endpoint settings:\nno configured subnet or ip-range contain the IP address 10.20.0.5"},
+		{"no user subnet", auto, ip("10.10.0.5"), "invalid endpoint settings:\nuser specified IP address is supported only when connecting to networks with user configured subnets"},
+		{"user subnet, inside", user, ip("10.10.0.5"), ""},
+		{"alias on a user network", user, container.EndpointRequest{Aliases: []string{"a"}}, ""},
+	} {
+		err := endpointSettingsError(tc.n, tc.req)
+		if got := fmt.Sprint(err); tc.want == "" && err != nil || tc.want != "" && got != tc.want {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
 	}
 }

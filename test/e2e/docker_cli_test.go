@@ -739,7 +739,7 @@ func TestDockerCLIErrorWording(t *testing.T) {
 	}{
 		{[]string{"network", "rm", "used"}, `error while removing network: network used has active endpoints (name:"busy" id:`},
 		{[]string{"network", "create", "--subnet", "10.50.0.0/25", "other"}, "invalid pool request: Pool overlaps with other one on this address space"},
-		{[]string{"network", "connect", "--alias", "x", "bridge", "busy"}, "network-scoped alias is supported only for containers in user defined networks"},
+		{[]string{"network", "connect", "--alias", "x", "bridge", "busy"}, "invalid endpoint settings:\nnetwork-scoped alias is supported only for containers in user defined networks"},
 		{[]string{"kill", "done"}, "Error response from daemon: cannot kill container: done: container " + exited + " is not running\n"},
 		{[]string{"restart", "joiner"}, "Cannot restart container joiner: cannot join network namespace of a non running container: container done is exited"},
 		{[]string{"exec", "--privileged", "busy", "true"}, "docker exec --privileged is not supported by berth"},

@@ -118,7 +118,7 @@ func TestMobysWords(t *testing.T) {
 	}) {
 		t.Errorf("logs --tail abc: want every line, as moby reads a tail that is not a number")
 	}
-	if _, errOut, code := w.Docker(t, "kill", "-s", "FOO", "talker"); code == 0 || !strings.Contains(errOut, "Invalid signal: FOO") {
+	if _, errOut, code := w.Docker(t, "kill", "-s", "FOO", "talker"); code == 0 || !strings.Contains(errOut, "invalid signal: FOO") {
 		t.Errorf("kill -s FOO: exit %d, %q", code, errOut)
 	}
 	for _, name := range []string{"host", "bridge", "default"} {

@@ -202,7 +202,8 @@ func (s *Store) resolve(ref string) (*Image, string, error) {
 		img, err := byPrefix(imgs, rest, ref)
 		return img, "", err
 	}
-	if tagged, err := parseTagged(ref); err == nil {
+	tagged, terr := parseTagged(ref)
+	if terr == nil {
 		for _, img := range imgs {
 			if slices.Contains(img.RepoTags, tagged) {
 				return img, tagged, nil
@@ -210,6 +211,11 @@ func (s *Store) resolve(ref string) (*Image, string, error) {
 		}
 	}
 	img, err := byPrefix(imgs, ref, ref)
+	if terr == nil && errdefs.Is(err, errdefs.KindNotFound) {
+		// moby names a missing image by its tagged name (ErrImageDoesNotExist
+		// applies reference.TagNameOnly): "No such image: busybox:latest".
+		err = errdefs.NotFound("No such image: %s", tagged)
+	}
 	return img, "", err
 }
 

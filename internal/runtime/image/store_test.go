@@ -26,10 +26,13 @@ func TestGetByEveryRefForm(t *testing.T) {
 			t.Errorf("Get(%q) = %v, %v; want %s", ref, got, err, other.ID)
 		}
 	}
-	for _, ref := range []string{"web", "web:v2", "nothere", "sha256:zz", "ffffffffffff", "Web:v1", ""} {
+	// A missing name is named with its tag, as moby's ErrImageDoesNotExist
+	// names it; other references as given.
+	for ref, want := range map[string]string{"web": "web:latest", "web:v2": "web:v2", "nothere": "nothere:latest",
+		"docker.io/library/nothere": "nothere:latest", "sha256:zz": "sha256:zz", "ffffffffffff": "ffffffffffff:latest", "Web:v1": "Web:v1", "": ""} {
 		_, err := s.Get(ref)
-		if !errdefs.Is(err, errdefs.KindNotFound) || err.Error() != "No such image: "+ref {
-			t.Errorf("Get(%q) err = %v, want NotFound %q", ref, err, "No such image: "+ref)
+		if !errdefs.Is(err, errdefs.KindNotFound) || err.Error() != "No such image: "+want {
+			t.Errorf("Get(%q) err = %v, want NotFound %q", ref, err, "No such image: "+want)
 		}
 	}
 }

@@ -1,0 +1,111 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/berth-net/berth/internal/testworld"
+)
+
+// QA round 11's findings, through the docker CLI.
+
+// TestQA11CreateChecks: a stop signal that does not parse is refused at
+// create (it once made a container docker stop could not stop), and a
+// missing image is a 404 named with its tag before the command is looked
+// at, so the CLI says it cannot find the image.
+func TestQA11CreateChecks(t *testing.T) {
+	w, _ := startWorld(t)
+	for _, sig := range []string{"BOGUS", "0"} {
+		_, errOut, code := w.Docker(t, "run", "-d", "--name", "ss"+sig, "--stop-signal", sig, testworld.BusyboxImage, "sleep", "600")
+		if code != 125 || !strings.Contains(errOut, "Error response from daemon: invalid signal: "+sig) {
+			t.Errorf("run --stop-signal %s: exit %d, %q; want 125 and moby's invalid signal", sig, code, errOut)
+		}
+		if out, _, _ := w.Docker(t, "ps", "-aq", "--filter", "name=ss"+sig); out != "" {
+			t.Errorf("run --stop-signal %s left a container: %q", sig, out)
+		}
+	}
+	// The signal is checked before the container, as moby's ContainerKill.
+	if _, errOut, code := w.Docker(t, "kill", "-s", "0", "nosuch"); code == 0 || !strings.Contains(errOut, "invalid signal: 0") {
+		t.Errorf("kill -s 0 nosuch: exit %d, %q", code, errOut)
+	}
+	// A stop refused for its signal leaves the container running and not
+	// stopped by the user: unless-stopped still restarts it.
+	mustDocker(t, w, "run", "-d", "--name", "us", "--restart", "unless-stopped", testworld.BusyboxImage, "sleep", "600")
+	if _, errOut, code := w.Docker(t, "stop", "-s", "BOGUS", "us"); code == 0 || !strings.Contains(errOut, "invalid signal: BOGUS") {
+		t.Errorf("stop -s BOGUS: exit %d, %q", code, errOut)
+	}
+	// Its process dying now is a failure its policy restarts: the refused
+	// stop did not mark it as stopping.
+	pid := strings.TrimSpace(mustDocker(t, w, "inspect", "-f", "{{.State.Pid}}", "us"))
+	if _, errOut, code := w.InHost(t, "kill", "-KILL", pid); code != 0 {
+		t.Fatalf("kill %s: %s", pid, errOut)
+	}
+	if !retried(func() bool {
+		out, _, _ := w.Docker(t, "inspect", "-f", "{{.RestartCount}} {{.State.Status}}", "us")
+		return out == "1 running\n"
+	}) {
+		out, _, _ := w.Docker(t, "inspect", "-f", "{{.RestartCount}} {{.State.Status}}", "us")
+		t.Errorf("unless-stopped container killed after a refused stop: %q, want restarted", out)
+	}
+	_, errOut, code := w.Docker(t, "run", "nosuchimage")
+	if code != 125 || !strings.Contains(errOut, "Unable to find image 'nosuchimage:latest' locally") || strings.Contains(errOut, "no command specified") {
+		t.Errorf("run nosuchimage: exit %d, %q; want the CLI's Unable to find image", code, errOut)
+	}
+	if _, errOut, code := w.Docker(t, "image", "inspect", "nosuch"); code == 0 || !strings.Contains(errOut, "No such image: nosuch:latest") {
+		t.Errorf("image inspect nosuch: exit %d, %q", code, errOut)
+	}
+	if _, errOut, code := w.Docker(t, "run", "--rm", "--entrypoint", "", testworld.BusyboxImage); code != 125 || !strings.Contains(errOut, "no command specified") {
+		t.Errorf("run with no command: exit %d, %q", code, errOut)
+	}
+}
+
+// TestQA11EndpointSettingsWords: static addresses and aliases are refused
+// in moby's words (validateEndpointSettings), every problem under
+// "invalid endpoint settings:", after "invalid config for network X:" at
+// create.
+func TestQA11EndpointSettingsWords(t *testing.T) {
+	w, _ := startWorld(t)
+	mustDocker(t, w, "network", "create", "--subnet", "10.61.0.0/24", "net1")
+	mustDocker(t, w, "network", "create", "net2")
+	mustDocker(t, w, "run", "-d", "--name", "a2", "--network", "net2", testworld.BusyboxImage, "sleep", "600")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"network", "connect", "--ip", "172.17.0.99", "bridge", "a2"},
+			"Error response from daemon: invalid endpoint settings:\nuser specified IP address is supported on user defined networks only\n"},
+		{[]string{"network", "connect", "--ip", "10.61.1.5", "net1", "a2"},
+			"Error response from daemon: invalid endpoint settings:\nno configured subnet or ip-range contain the IP address 10.61.1.5\n"},
+		{[]string{"run", "--rm", "--network", "net1", "--ip", "10.62.0.5", testworld.BusyboxImage, "true"},
+			"invalid config for network net1: invalid endpoint settings:\nno configured subnet or ip-range contain the IP address 10.62.0.5\n"},
+		{[]string{"run", "--rm", "--network", "net2", "--ip", "10.62.0.5", testworld.BusyboxImage, "true"},
+			"invalid config for network net2: invalid endpoint settings:\nuser specified IP address is supported only when connecting to networks with user configured subnets\n"},
+	} {
+		_, errOut, code := w.Docker(t, c.args...)
+		if code == 0 || !strings.Contains(errOut, c.want) {
+			t.Errorf("docker %s: exit %d, %q; want %q", strings.Join(c.args, " "), code, errOut, c.want)
+		}
+	}
+}
+
+// TestQA11SmallMatches: ps filters a network by a prefix of its ID (the
+// short ID network ls prints), docker import's comment is moby's, and
+// info says containers outlive the daemon (they do: live restore).
+func TestQA11SmallMatches(t *testing.T) {
+	w, _ := startWorld(t)
+	mustDocker(t, w, "network", "create", "pfx")
+	mustDocker(t, w, "run", "-d", "--name", "on", "--network", "pfx", testworld.BusyboxImage, "sleep", "600")
+	mustDocker(t, w, "run", "-d", "--name", "off", testworld.BusyboxImage, "sleep", "600")
+	id := strings.TrimSpace(mustDocker(t, w, "network", "inspect", "-f", "{{.Id}}", "pfx"))
+	for _, ref := range []string{"pfx", id, id[:12]} {
+		if out := mustDocker(t, w, "ps", "--format", "{{.Names}}", "--filter", "network="+ref); out != "on\n" {
+			t.Errorf("ps --filter network=%s: %q, want on", ref, out)
+		}
+	}
+	if out := mustDocker(t, w, "image", "inspect", "-f", "{{.Comment}}", testworld.BusyboxImage); out != "Imported from -\n" {
+		t.Errorf("comment of an imported image: %q, want moby's Imported from -", out)
+	}
+	if out := mustDocker(t, w, "info", "-f", "{{.LiveRestoreEnabled}}"); out != "true\n" {
+		t.Errorf("info LiveRestoreEnabled: %q, want true", out)
+	}
+}
