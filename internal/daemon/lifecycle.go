@@ -213,6 +213,11 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, net conta
 		return err
 	}
 	proc, err := d.runtime.Start(ctx, spec)
+	if errdefs.Is(err, errdefs.KindInvalid) {
+		// The spec's own error (an unknown user), bare as moby's
+		// createSpec returns it.
+		return taskError{err}
+	}
 	if err != nil {
 		// moby's first words; runc's own message follows.
 		return taskError{startFailure(firstArg(spec.Args), fmt.Errorf("failed to create task for container: %w", err))}

@@ -53,6 +53,9 @@ func (r *Runtime) Exec(ctx context.Context, id string, e ExecSpec) (int, error) 
 		if strings.Contains(err.Error(), "cannot exec in a stopped") {
 			return -1, errdefs.Conflict("container %s is not running", id)
 		}
+		if oe := (ociExecError{}); errors.As(err, &oe) {
+			return StartFailureCode(err), err // as Docker words it, with no more
+		}
 		return StartFailureCode(err), fmt.Errorf("exec in container %q: %w", id, err)
 	}
 	p, err := r.spawnedProcess(pid)
@@ -149,6 +152,9 @@ func (r *Runtime) runExec(ctx context.Context, id, dir string, x *execIO) (int, 
 	err := r.reaper.run(ctx, cmd)
 	x.closeChildEnds()
 	if err != nil {
+		if msg := runcLogMessage(logPath); msg != "" && !strings.Contains(msg, "cannot exec in a stopped") {
+			return 0, ociExecError{msg}
+		}
 		return 0, runcError(logPath, fmt.Errorf("runc exec: %w", err))
 	}
 	if console != nil {

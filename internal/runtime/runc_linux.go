@@ -26,6 +26,15 @@ func (r *Runtime) runcCmd(logPath string, args ...string) *exec.Cmd {
 
 // runcError wraps err with the last error runc logged to logPath.
 func runcError(logPath string, err error) error {
+	msg := runcLogMessage(logPath)
+	if msg == "" {
+		return err
+	}
+	return fmt.Errorf("%s: %w", msg, err)
+}
+
+// runcLogMessage is the last error runc logged at logPath, or "".
+func runcLogMessage(logPath string) string {
 	b, _ := os.ReadFile(logPath)
 	var msg string
 	sc := bufio.NewScanner(bytes.NewReader(b))
@@ -35,11 +44,15 @@ func runcError(logPath string, err error) error {
 			msg = line.Msg
 		}
 	}
-	if msg == "" {
-		return err
-	}
-	return fmt.Errorf("%s: %w", msg, err)
+	return msg
 }
+
+// ociExecError is an exec runc could not start, in the words Docker
+// passes on from containerd: "OCI runtime exec failed: <runc's
+// message>: unknown" (the last word is the gRPC code's).
+type ociExecError struct{ msg string }
+
+func (e ociExecError) Error() string { return "OCI runtime exec failed: " + e.msg + ": unknown" }
 
 // readPidFile reads the PID runc wrote.
 func readPidFile(p string) (int, error) {

@@ -45,6 +45,9 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (p Process, err error) {
 		return Process{}, err
 	}
 	u, err := userIn(r.rootfs(s.ID), s.User)
+	if errdefs.Is(err, errdefs.KindInvalid) {
+		return Process{}, err // the user's mistake, in moby's words as they are (its createSpec's)
+	}
 	if err != nil {
 		return Process{}, fmt.Errorf("start container %q: %w", s.ID, err)
 	}

@@ -109,3 +109,22 @@ func TestQA11SmallMatches(t *testing.T) {
 		t.Errorf("info LiveRestoreEnabled: %q, want true", out)
 	}
 }
+
+// TestQA11StartErrors: an unknown user is the spec's error, bare, as
+// moby's createSpec returns it; an exec that cannot start is worded as
+// Docker words it.
+func TestQA11StartErrors(t *testing.T) {
+	w, _ := startWorld(t)
+	_, errOut, code := w.Docker(t, "run", "--name", "nouser", "-u", "nosuchuser", testworld.BusyboxImage, "true")
+	if code != 125 || !strings.Contains(errOut, "Error response from daemon: unable to find user nosuchuser: no matching entries in passwd file") ||
+		strings.Contains(errOut, "failed to create task") {
+		t.Errorf("run -u nosuchuser: exit %d, %q", code, errOut)
+	}
+	mustDocker(t, w, "run", "-d", "--name", "up", testworld.BusyboxImage, "sleep", "600")
+	// An exec runc cannot start: containerd's words, which Docker passes on.
+	out, errOut, code := w.Docker(t, "exec", "up", "nosuchcmd")
+	want := `OCI runtime exec failed: exec failed: unable to start container process: exec: "nosuchcmd": executable file not found in $PATH: unknown`
+	if code != 127 || !strings.Contains(out+errOut, want) || strings.Contains(out+errOut, "exit status") {
+		t.Errorf("exec nosuchcmd: exit %d, %q %q; want 127 and %q", code, out, errOut, want)
+	}
+}
