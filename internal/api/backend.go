@@ -67,6 +67,9 @@ type Backend interface {
 	RemoveLink(ctx context.Context, name string) error
 	// RenameContainer gives the container a new name (without the "/").
 	RenameContainer(ctx context.Context, ref, name string) error
+	// TopContainer lists a running container's processes with ps and
+	// psArgs ("" is -ef).
+	TopContainer(ctx context.Context, ref, psArgs string) (container.Top, error)
 	// WaitContainer returns at once; the channel yields one result when the
 	// condition ("not-running" (default), "next-exit", "removed") is met.
 	WaitContainer(ctx context.Context, ref string, condition string) (<-chan WaitResult, error)

@@ -251,6 +251,15 @@ func onNetwork(atts []network.Attachment, args filters.Args) bool {
 	return false
 }
 
+// topContainer is docker top: moby's TopResponse of ps's titles and rows.
+func (s *Server) topContainer(w http.ResponseWriter, r *http.Request) error {
+	top, err := s.backend.TopContainer(r.Context(), r.PathValue("id"), r.URL.Query().Get("ps_args"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, ctypes.TopResponse{Titles: top.Titles, Processes: top.Processes})
+}
+
 func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request) error {
 	c, err := s.backend.Container(r.Context(), r.PathValue("id"))
 	if err != nil {

@@ -678,3 +678,15 @@ func checkPrune(t *testing.T, f *fakeBackend, path, filters string, status int, 
 		t.Errorf("%s: (-want +got):\n%s", filters, diff)
 	}
 }
+
+// TestTopContainer: docker top's route passes ps_args and answers moby's
+// TopResponse.
+func TestTopContainer(t *testing.T) {
+	s := newServer(newFakeBackend())
+	rec := call(t, s, http.MethodGet, "/v1.51/containers/test1/top?ps_args=aux", "")
+	wantStatus(t, rec, http.StatusOK)
+	if got, want := strings.TrimSpace(rec.Body.String()), `{"Processes":[["1","sleep aux"]],"Titles":["PID","CMD"]}`; got != want {
+		t.Errorf("body %s, want %s", got, want)
+	}
+	wantError(t, call(t, s, http.MethodGet, "/v1.51/containers/nope/top", ""), http.StatusNotFound, "No such container: nope")
+}

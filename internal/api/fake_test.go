@@ -328,6 +328,13 @@ func (f *fakeBackend) RenameContainer(ctx context.Context, ref, name string) err
 	return nil
 }
 
+func (f *fakeBackend) TopContainer(ctx context.Context, ref, psArgs string) (container.Top, error) {
+	if _, err := f.Container(ctx, ref); err != nil {
+		return container.Top{}, err
+	}
+	return container.Top{Titles: []string{"PID", "CMD"}, Processes: [][]string{{"1", "sleep " + psArgs}}}, nil
+}
+
 func (f *fakeBackend) ContainerLinks(_ context.Context, id string) LinkNames { return f.links[id] }
 
 func (f *fakeBackend) PruneContainers(ctx context.Context, match func(*container.Container) bool) ([]string, error) {

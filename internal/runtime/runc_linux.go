@@ -3,7 +3,9 @@ package runtime
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -65,4 +67,27 @@ func readPidFile(p string) (int, error) {
 		return 0, fmt.Errorf("bad pid file %q: %q", p, b)
 	}
 	return pid, nil
+}
+
+// Pids lists the processes of container id (runc ps: the PIDs in its
+// cgroup, as containerd's task.Pids), as the caller's PID namespace sees
+// them.
+func (r *Runtime) Pids(ctx context.Context, id string) ([]int, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, r.runc, "--root", r.cfg.StateDir, "ps", "--format", "json", id)
+	out, err := cmd.Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && len(ee.Stderr) > 0 {
+			err = fmt.Errorf("%s: %w", strings.TrimSpace(string(ee.Stderr)), err)
+		}
+		return nil, fmt.Errorf("list the processes of container %s: %w", id, err)
+	}
+	var pids []int
+	if err := json.Unmarshal(out, &pids); err != nil {
+		return nil, fmt.Errorf("list the processes of container %s: runc ps: %w", id, err)
+	}
+	return pids, nil
 }

@@ -128,3 +128,36 @@ func TestQA11StartErrors(t *testing.T) {
 		t.Errorf("exec nosuchcmd: exit %d, %q %q; want 127 and %q", code, out, errOut, want)
 	}
 }
+
+// TestDockerTop: docker top lists a running container's processes with
+// the host's ps, moby's way (ps -ef by default, other ps arguments passed
+// on, rows matched by PID), and refuses a stopped container.
+func TestDockerTop(t *testing.T) {
+	w, _ := startWorld(t)
+	mustDocker(t, w, "run", "-d", "--name", "busy", testworld.BusyboxImage, "sh", "-c", "sleep 601 & sleep 602")
+	pid := strings.TrimSpace(mustDocker(t, w, "inspect", "-f", "{{.State.Pid}}", "busy"))
+	var out string
+	if !retried(func() bool {
+		out = mustDocker(t, w, "top", "busy")
+		return strings.Contains(out, "sleep 601") && strings.Contains(out, "sleep 602")
+	}) {
+		t.Fatalf("docker top busy:\n%s", out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if !strings.HasPrefix(lines[0], "UID") || !strings.Contains(lines[0], "PID") || !strings.Contains(lines[0], "CMD") || len(lines) != 3 {
+		t.Errorf("docker top busy: want ps -ef's titles and the container's 2 processes (sh execs the last sleep):\n%s", out)
+	}
+	if !strings.Contains(out, " "+pid+" ") || strings.Contains(out, "berth daemon") {
+		t.Errorf("docker top busy: want its init (pid %s) and nothing of the host's:\n%s", pid, out)
+	}
+	if out := mustDocker(t, w, "top", "busy", "-o", "pid,comm"); !strings.HasPrefix(out, "PID") || strings.Count(out, "sleep") != 2 {
+		t.Errorf("docker top busy -o pid,comm:\n%s", out)
+	}
+	if _, errOut, code := w.Docker(t, "top", "busy", "-o", "user=PID"); code == 0 || !strings.Contains(errOut, `specifying "user=PID" is not allowed`) {
+		t.Errorf("top with a renamed PID column: exit %d, %q", code, errOut)
+	}
+	id := strings.TrimSpace(mustDocker(t, w, "create", "--name", "idle", testworld.BusyboxImage, "true"))
+	if _, errOut, code := w.Docker(t, "top", "idle"); code == 0 || !strings.Contains(errOut, "container "+id+" is not running") {
+		t.Errorf("top of a created container: exit %d, %q", code, errOut)
+	}
+}
