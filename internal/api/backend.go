@@ -70,6 +70,10 @@ type Backend interface {
 	// TopContainer lists a running container's processes with ps and
 	// psArgs ("" is -ef).
 	TopContainer(ctx context.Context, ref, psArgs string) (container.Top, error)
+	// ContainerStats samples the container's resource use and emits
+	// frames as moby's ContainerStats: one (oneShot, or !stream after two
+	// samples) or one a second until ctx ends (stream).
+	ContainerStats(ctx context.Context, ref string, stream, oneShot bool, emit func(StatsFrame) error) error
 	// WaitContainer returns at once; the channel yields one result when the
 	// condition ("not-running" (default), "next-exit", "removed") is met.
 	WaitContainer(ctx context.Context, ref string, condition string) (<-chan WaitResult, error)
@@ -165,4 +169,16 @@ type ExecInfo struct {
 	ExitCode    *int // nil until the process was reaped
 	Pid         int
 	Config      ExecConfig
+}
+
+// StatsFrame is one answer of docker stats: a sample and the CPU figures
+// of the one before (zero in the first), which docker stats divides by.
+type StatsFrame struct {
+	Name, ID string // Name with moby's leading "/"
+	Stats    container.Stats
+	PreCPU   container.CPUStats
+	PreRead  time.Time
+	// Empty is a container that does not run: moby answers its name and
+	// ID alone.
+	Empty bool
 }

@@ -421,7 +421,6 @@ func TestUnimplementedRoutes(t *testing.T) {
 	s := newServer(newFakeBackend())
 	for _, tc := range []struct{ method, path, want string }{
 		{http.MethodPost, "/v1.51/containers/test1/pause", "docker pause is not supported by berth"},
-		{http.MethodGet, "/v1.51/containers/test1/stats?stream=0", "docker stats is not supported by berth"},
 		{http.MethodHead, "/v1.51/containers/test1/archive?path=/etc", "docker cp is not supported by berth"},
 		{http.MethodGet, "/v1.51/images/busybox/history", "docker history is not supported by berth"},
 		{http.MethodPost, "/v1.51/volumes/create", "docker volume create is not supported by berth"},
@@ -689,4 +688,38 @@ func TestTopContainer(t *testing.T) {
 		t.Errorf("body %s, want %s", got, want)
 	}
 	wantError(t, call(t, s, http.MethodGet, "/v1.51/containers/nope/top", ""), http.StatusNotFound, "No such container: nope")
+}
+
+// TestContainerStats: docker stats's route answers moby's StatsResponse, a
+// JSON object a frame, streaming by default; stream=0 answers one;
+// stream with one-shot is refused.
+func TestContainerStats(t *testing.T) {
+	s := newServer(newFakeBackend())
+	rec := call(t, s, http.MethodGet, "/v1.51/containers/test1/stats?stream=0", "")
+	wantStatus(t, rec, http.StatusOK)
+	frames := strings.Split(strings.TrimSpace(rec.Body.String()), "\n")
+	if len(frames) != 1 {
+		t.Fatalf("stream=0: %d frames, want 1:\n%s", len(frames), rec.Body.String())
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(frames[0]), &got); err != nil {
+		t.Fatal(err)
+	}
+	cpu := got["cpu_stats"].(map[string]any)
+	mem := got["memory_stats"].(map[string]any)
+	nets := got["networks"].(map[string]any)
+	if got["name"] != "/test1" || got["read"] != "2026-01-02T03:04:05Z" || cpu["cpu_usage"].(map[string]any)["total_usage"] != 2000.0 ||
+		cpu["system_cpu_usage"] != 100000.0 || cpu["online_cpus"] != 2.0 || mem["usage"] != 4096.0 || mem["limit"] != float64(1<<20) ||
+		mem["stats"].(map[string]any)["inactive_file"] != 1024.0 || got["pids_stats"].(map[string]any)["current"] != 3.0 ||
+		nets["eth0"].(map[string]any)["tx_bytes"] != 20.0 ||
+		got["blkio_stats"].(map[string]any)["io_service_bytes_recursive"].([]any)[0].(map[string]any)["op"] != "read" {
+		t.Errorf("frame: %s", frames[0])
+	}
+	rec = call(t, s, http.MethodGet, "/v1.51/containers/test1/stats", "")
+	wantStatus(t, rec, http.StatusOK)
+	if n := strings.Count(strings.TrimSpace(rec.Body.String()), "\n") + 1; n != 2 {
+		t.Errorf("streamed: %d frames, want 2", n)
+	}
+	wantError(t, call(t, s, http.MethodGet, "/v1.51/containers/test1/stats?stream=1&one-shot=1", ""), http.StatusBadRequest, "cannot have stream=true and one-shot=true")
+	wantError(t, call(t, s, http.MethodGet, "/v1.51/containers/nope/stats?stream=0", ""), http.StatusNotFound, "No such container: nope")
 }

@@ -335,6 +335,37 @@ func (f *fakeBackend) TopContainer(ctx context.Context, ref, psArgs string) (con
 	return container.Top{Titles: []string{"PID", "CMD"}, Processes: [][]string{{"1", "sleep " + psArgs}}}, nil
 }
 
+func (f *fakeBackend) ContainerStats(ctx context.Context, ref string, stream, oneShot bool, emit func(StatsFrame) error) error {
+	c, err := f.Container(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if stream && oneShot {
+		return errdefs.Invalid("cannot have stream=true and one-shot=true")
+	}
+	frame := StatsFrame{Name: "/" + c.Name, ID: c.ID, Stats: container.Stats{
+		Read:     time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		CPU:      container.CPUStats{Total: 2000, System: 100000, Online: 2},
+		Memory:   container.MemoryStats{Usage: 4096, Limit: 1 << 20, Stats: map[string]uint64{"inactive_file": 1024}},
+		Pids:     container.PidsStats{Current: 3},
+		IOBytes:  []container.BlkioEntry{{Major: 8, Op: "read", Value: 512}},
+		Networks: map[string]container.NetStats{"eth0": {RxBytes: 10, TxBytes: 20}},
+	}}
+	n := 1
+	if stream {
+		n = 2
+	}
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			frame.PreCPU = frame.Stats.CPU
+		}
+		if err := emit(frame); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (f *fakeBackend) ContainerLinks(_ context.Context, id string) LinkNames { return f.links[id] }
 
 func (f *fakeBackend) PruneContainers(ctx context.Context, match func(*container.Container) bool) ([]string, error) {

@@ -38,6 +38,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("POST /containers/prune", h(s.pruneContainers))
 	m.HandleFunc("POST /containers/{id}/rename", h(s.renameContainer))
 	m.HandleFunc("GET /containers/{id}/top", h(s.topContainer))
+	m.HandleFunc("GET /containers/{id}/stats", h(s.containerStats))
 	m.HandleFunc("POST /containers/{id}/wait", h(s.waitContainer))
 	m.HandleFunc("POST /containers/{id}/attach", h(s.attachContainer))
 	m.HandleFunc("POST /containers/{id}/resize", h(s.resizeContainer))
@@ -73,7 +74,6 @@ func (s *Server) routes() *http.ServeMux {
 var unimplemented = map[string]string{
 	"POST /containers/{id}/pause":   "docker pause",
 	"POST /containers/{id}/unpause": "docker unpause",
-	"GET /containers/{id}/stats":    "docker stats",
 	"GET /containers/{id}/changes":  "docker diff",
 	"GET /containers/{id}/export":   "docker export",
 	"GET /containers/{id}/archive":  "docker cp",

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -159,5 +160,45 @@ func TestDockerTop(t *testing.T) {
 	id := strings.TrimSpace(mustDocker(t, w, "create", "--name", "idle", testworld.BusyboxImage, "true"))
 	if _, errOut, code := w.Docker(t, "top", "idle"); code == 0 || !strings.Contains(errOut, "container "+id+" is not running") {
 		t.Errorf("top of a created container: exit %d, %q", code, errOut)
+	}
+}
+
+// TestDockerStats: docker stats shows a running container's CPU, memory,
+// network and process figures from its cgroup and namespace: a busy loop
+// shows CPU, a ping shows network bytes, a stopped container's are empty.
+func TestDockerStats(t *testing.T) {
+	w, _ := startWorld(t)
+	mustDocker(t, w, "run", "-d", "--name", "spin", testworld.BusyboxImage, "sh", "-c", "while :; do :; done")
+	mustDocker(t, w, "run", "-d", "--name", "idle", testworld.BusyboxImage, "sh", "-c", "ping -c 3 172.17.0.1; sleep 600")
+	mustDocker(t, w, "create", "--name", "never", testworld.BusyboxImage, "true")
+	var out string
+	if !retried(func() bool {
+		out = mustDocker(t, w, "stats", "--no-stream", "--format", "{{.Name}}|{{.CPUPerc}}|{{.MemUsage}}|{{.NetIO}}|{{.PIDs}}", "spin", "idle")
+		return strings.Contains(out, "idle|") && !strings.Contains(out, "|0B / 0B|")
+	}) {
+		t.Fatalf("docker stats --no-stream spin idle:\n%s", out)
+	}
+	rows := map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Split(line, "|")
+		rows[f[0]] = f
+	}
+	spin, idle := rows["spin"], rows["idle"]
+	if len(spin) != 5 || len(idle) != 5 {
+		t.Fatalf("docker stats rows:\n%s", out)
+	}
+	var cpu float64
+	if _, err := fmt.Sscanf(spin[1], "%f%%", &cpu); err != nil || cpu < 20 {
+		t.Errorf("busy loop's CPU %q, want well above 0%%", spin[1])
+	}
+	if !strings.Contains(spin[2], "iB / ") || spin[4] != "1" || idle[4] != "2" {
+		t.Errorf("memory %q, PIDs %q and %q: want a usage over a limit, 1 and 2 processes", spin[2], spin[4], idle[4])
+	}
+	if !strings.Contains(idle[3], "B / ") || strings.HasPrefix(idle[3], "0B") {
+		t.Errorf("network of a container that pinged: %q, want bytes received", idle[3])
+	}
+	out = mustDocker(t, w, "stats", "--no-stream", "--format", "{{.Name}}|{{.CPUPerc}}|{{.PIDs}}", "never")
+	if strings.TrimSpace(out) != "never|0.00%|0" {
+		t.Errorf("stats of a container never started: %q, want zeros", out)
 	}
 }
