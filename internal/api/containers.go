@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -182,7 +183,7 @@ func portFilter(args filters.Args, key string) (map[string]bool, error) {
 			return errdefs.Invalid("filter for '%s' should not contain ':': %s", key, v)
 		}
 		proto, ports := nat.SplitProtoPort(v)
-		start, end, err := nat.ParsePortRange(ports)
+		start, end, err := parsePortRange(ports)
 		if err != nil {
 			return errdefs.Invalid("error while looking up for %s %s: %s", key, v, err)
 		}
@@ -192,6 +193,30 @@ func portFilter(args filters.Args, key string) (map[string]bool, error) {
 		return nil
 	})
 	return set, err
+}
+
+// parsePortRange is ParsePortRange of the go-connections moby 28 vendors
+// (v0.5.0), whose errors are strconv's own: `strconv.ParseUint: parsing
+// "abc": invalid syntax` (later versions word them otherwise).
+func parsePortRange(ports string) (start, end uint64, err error) {
+	if ports == "" {
+		return 0, 0, errors.New("empty string specified for ports")
+	}
+	first, last, isRange := strings.Cut(ports, "-")
+	if start, err = strconv.ParseUint(first, 10, 16); err != nil {
+		return 0, 0, err
+	}
+	if !isRange {
+		return start, start, nil
+	}
+	last, _, _ = strings.Cut(last, "-")
+	if end, err = strconv.ParseUint(last, 10, 16); err != nil {
+		return 0, 0, err
+	}
+	if end < start {
+		return 0, 0, fmt.Errorf("invalid range specified for port: %s", ports)
+	}
+	return start, end, nil
 }
 
 // hasPort is moby's publish/expose match over a container's ps ports: a

@@ -122,7 +122,7 @@ func TestPsPublishExposeFilters(t *testing.T) {
 	wantError(t, call(t, s, http.MethodGet, "/v1.51/containers/json?filters="+urlEscape(`{"publish":["0.0.0.0:8080"]}`), ""),
 		http.StatusBadRequest, "filter for 'publish' should not contain ':': 0.0.0.0:8080")
 	wantError(t, call(t, s, http.MethodGet, "/v1.51/containers/json?filters="+urlEscape(`{"expose":["http"]}`), ""),
-		http.StatusBadRequest, "error while looking up for expose http: invalid start port 'http': invalid syntax")
+		http.StatusBadRequest, "error while looking up for expose http: strconv.ParseUint: parsing \"http\": invalid syntax")
 }
 
 // TestHostNetworkPortsWarning: -p with --network host is accepted with
