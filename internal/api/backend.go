@@ -67,6 +67,9 @@ type Backend interface {
 	RemoveLink(ctx context.Context, name string) error
 	// RenameContainer gives the container a new name (without the "/").
 	RenameContainer(ctx context.Context, ref, name string) error
+	// UpdateContainer sets the container's restart policy (docker update
+	// --restart; a policy without a name changes nothing).
+	UpdateContainer(ctx context.Context, ref string, policy container.RestartPolicy) error
 	// TopContainer lists a running container's processes with ps and
 	// psArgs ("" is -ef).
 	TopContainer(ctx context.Context, ref, psArgs string) (container.Top, error)

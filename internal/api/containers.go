@@ -276,6 +276,27 @@ func onNetwork(atts []network.Attachment, args filters.Args) bool {
 	return false
 }
 
+// updateContainer is docker update: the restart policy, validated as at
+// create; a resource setting, which berth does not apply, is refused by
+// its flag's name.
+func (s *Server) updateContainer(w http.ResponseWriter, r *http.Request) error {
+	var body ctypes.UpdateConfig
+	if err := readJSON(w, r, &body); err != nil {
+		return err
+	}
+	if err := unappliedHostConfig(&ctypes.HostConfig{Resources: body.Resources}); err != nil {
+		return err
+	}
+	if err := ctypes.ValidateRestartPolicy(body.RestartPolicy); err != nil {
+		return errdefs.Invalid("%w", err)
+	}
+	policy := container.RestartPolicy{Name: string(body.RestartPolicy.Name), MaximumRetryCount: body.RestartPolicy.MaximumRetryCount}
+	if err := s.backend.UpdateContainer(r.Context(), r.PathValue("id"), policy); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, ctypes.UpdateResponse{})
+}
+
 // topContainer is docker top: moby's TopResponse of ps's titles and rows.
 func (s *Server) topContainer(w http.ResponseWriter, r *http.Request) error {
 	top, err := s.backend.TopContainer(r.Context(), r.PathValue("id"), r.URL.Query().Get("ps_args"))

@@ -723,3 +723,24 @@ func TestContainerStats(t *testing.T) {
 	wantError(t, call(t, s, http.MethodGet, "/v1.51/containers/test1/stats?stream=1&one-shot=1", ""), http.StatusBadRequest, "cannot have stream=true and one-shot=true")
 	wantError(t, call(t, s, http.MethodGet, "/v1.51/containers/nope/stats?stream=0", ""), http.StatusNotFound, "No such container: nope")
 }
+
+// TestUpdateContainer: docker update sets the restart policy, validated
+// as at create, and refuses by name the resource settings berth does not
+// apply.
+func TestUpdateContainer(t *testing.T) {
+	f := newFakeBackend()
+	s := newServer(f)
+	rec := call(t, s, http.MethodPost, "/v1.51/containers/test1/update", `{"RestartPolicy":{"Name":"on-failure","MaximumRetryCount":3}}`)
+	wantStatus(t, rec, http.StatusOK)
+	if got := strings.TrimSpace(rec.Body.String()); got != `{"Warnings":null}` {
+		t.Errorf("body %s", got)
+	}
+	if diff := cmp.Diff([]string{"UpdateContainer test1 on-failure:3"}, f.Mutations()); diff != "" {
+		t.Errorf("mutations (-want +got):\n%s", diff)
+	}
+	wantError(t, call(t, s, http.MethodPost, "/v1.51/containers/test1/update", `{"Memory":104857600}`), http.StatusBadRequest,
+		"--memory (HostConfig.Memory) is not supported by berth")
+	wantError(t, call(t, s, http.MethodPost, "/v1.51/containers/test1/update", `{"RestartPolicy":{"Name":"always","MaximumRetryCount":2}}`),
+		http.StatusBadRequest, "invalid restart policy: maximum retry count can only be used with 'on-failure'")
+	wantError(t, call(t, s, http.MethodPost, "/v1.51/containers/nope/update", `{"RestartPolicy":{"Name":"always"}}`), http.StatusNotFound, "No such container: nope")
+}

@@ -366,6 +366,14 @@ func (f *fakeBackend) ContainerStats(ctx context.Context, ref string, stream, on
 	return nil
 }
 
+func (f *fakeBackend) UpdateContainer(ctx context.Context, ref string, policy container.RestartPolicy) error {
+	if _, err := f.Container(ctx, ref); err != nil {
+		return err
+	}
+	f.mutated("UpdateContainer %s %s:%d", ref, policy.Name, policy.MaximumRetryCount)
+	return nil
+}
+
 func (f *fakeBackend) ContainerLinks(_ context.Context, id string) LinkNames { return f.links[id] }
 
 func (f *fakeBackend) PruneContainers(ctx context.Context, match func(*container.Container) bool) ([]string, error) {

@@ -38,6 +38,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("POST /containers/prune", h(s.pruneContainers))
 	m.HandleFunc("POST /containers/{id}/rename", h(s.renameContainer))
 	m.HandleFunc("GET /containers/{id}/top", h(s.topContainer))
+	m.HandleFunc("POST /containers/{id}/update", h(s.updateContainer))
 	m.HandleFunc("GET /containers/{id}/stats", h(s.containerStats))
 	m.HandleFunc("POST /containers/{id}/wait", h(s.waitContainer))
 	m.HandleFunc("POST /containers/{id}/attach", h(s.attachContainer))
@@ -78,7 +79,6 @@ var unimplemented = map[string]string{
 	"GET /containers/{id}/export":   "docker export",
 	"GET /containers/{id}/archive":  "docker cp",
 	"PUT /containers/{id}/archive":  "docker cp",
-	"POST /containers/{id}/update":  "docker update",
 	"GET /system/df":                "docker system df",
 	"POST /commit":                  "docker commit",
 	"POST /build":                   "docker build",

@@ -484,3 +484,32 @@ func (d *Daemon) PruneContainers(ctx context.Context, match func(*container.Cont
 	d.events.Publish(events.Event{Type: events.TypeContainer, Action: "prune", Attributes: map[string]string{"reclaimed": "0"}})
 	return deleted, nil
 }
+
+// UpdateContainer is docker update for what berth applies, the restart
+// policy, as moby's update: the new policy is recorded and governs the
+// container's next exit; an auto-removed container keeps "no".
+func (d *Daemon) UpdateContainer(ctx context.Context, ref string, policy container.RestartPolicy) error {
+	cs, err := d.lookup(ref)
+	if err != nil {
+		return err
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	c := cs.c
+	if cs.goneLocked() {
+		return errdefs.Conflict("Cannot update container %s: container is marked for removal and cannot be \"update\"", c.ID)
+	}
+	if policy.Name != "" {
+		if c.Config.AutoRemove && !policy.IsNone() {
+			return errdefs.Conflict("Cannot update container %s: Restart policy cannot be updated because AutoRemove is enabled for the container", c.ID)
+		}
+		old := c.Config.RestartPolicy
+		c.Config.RestartPolicy = policy
+		if err := d.putContainer(c); err != nil {
+			c.Config.RestartPolicy = old
+			return fmt.Errorf("Cannot update container %s: %w", c.ID, err)
+		}
+	}
+	d.containerEvent(c, "update", nil)
+	return nil
+}

@@ -202,3 +202,36 @@ func TestDockerStats(t *testing.T) {
 		t.Errorf("stats of a container never started: %q, want zeros", out)
 	}
 }
+
+// TestDockerUpdateRestart: docker update --restart changes the policy that
+// governs the container's next exit; an auto-removed container cannot get
+// one, and resource limits, which berth does not apply, are refused.
+func TestDockerUpdateRestart(t *testing.T) {
+	w, _ := startWorld(t)
+	mustDocker(t, w, "run", "-d", "--name", "svc", testworld.BusyboxImage, "sleep", "600")
+	if out := mustDocker(t, w, "update", "--restart", "always", "svc"); out != "svc\n" {
+		t.Errorf("docker update: %q", out)
+	}
+	if out := mustDocker(t, w, "inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", "svc"); out != "always\n" {
+		t.Errorf("policy after update: %q", out)
+	}
+	pid := strings.TrimSpace(mustDocker(t, w, "inspect", "-f", "{{.State.Pid}}", "svc"))
+	if _, errOut, code := w.InHost(t, "kill", "-KILL", pid); code != 0 {
+		t.Fatalf("kill %s: %s", pid, errOut)
+	}
+	if !retried(func() bool {
+		out, _, _ := w.Docker(t, "inspect", "-f", "{{.RestartCount}} {{.State.Status}}", "svc")
+		return out == "1 running\n"
+	}) {
+		out, _, _ := w.Docker(t, "inspect", "-f", "{{.RestartCount}} {{.State.Status}}", "svc")
+		t.Errorf("a container updated to --restart always, killed: %q, want restarted", out)
+	}
+	id := strings.TrimSpace(mustDocker(t, w, "run", "-d", "--rm", "--name", "tmp", testworld.BusyboxImage, "sleep", "600"))
+	if _, errOut, code := w.Docker(t, "update", "--restart", "always", "tmp"); code == 0 ||
+		!strings.Contains(errOut, "Cannot update container "+id+": Restart policy cannot be updated because AutoRemove is enabled for the container") {
+		t.Errorf("update --restart of a --rm container: exit %d, %q", code, errOut)
+	}
+	if _, errOut, code := w.Docker(t, "update", "--memory", "100m", "svc"); code == 0 || !strings.Contains(errOut, "--memory (HostConfig.Memory) is not supported by berth") {
+		t.Errorf("update --memory: exit %d, %q", code, errOut)
+	}
+}
