@@ -67,6 +67,9 @@ type Backend interface {
 	RemoveLink(ctx context.Context, name string) error
 	// RenameContainer gives the container a new name (without the "/").
 	RenameContainer(ctx context.Context, ref, name string) error
+	// PauseContainer freezes a running container; UnpauseContainer thaws it.
+	PauseContainer(ctx context.Context, ref string) error
+	UnpauseContainer(ctx context.Context, ref string) error
 	// UpdateContainer sets the container's restart policy (docker update
 	// --restart; a policy without a name changes nothing).
 	UpdateContainer(ctx context.Context, ref string, policy container.RestartPolicy) error

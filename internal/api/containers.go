@@ -276,6 +276,24 @@ func onNetwork(atts []network.Attachment, args filters.Args) bool {
 	return false
 }
 
+// pauseContainer is docker pause: 204.
+func (s *Server) pauseContainer(w http.ResponseWriter, r *http.Request) error {
+	if err := s.backend.PauseContainer(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// unpauseContainer is docker unpause: 204.
+func (s *Server) unpauseContainer(w http.ResponseWriter, r *http.Request) error {
+	if err := s.backend.UnpauseContainer(r.Context(), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 // updateContainer is docker update: the restart policy, validated as at
 // create; a resource setting, which berth does not apply, is refused by
 // its flag's name.

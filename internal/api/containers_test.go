@@ -420,7 +420,7 @@ func TestCommandLine(t *testing.T) {
 func TestUnimplementedRoutes(t *testing.T) {
 	s := newServer(newFakeBackend())
 	for _, tc := range []struct{ method, path, want string }{
-		{http.MethodPost, "/v1.51/containers/test1/pause", "docker pause is not supported by berth"},
+		{http.MethodGet, "/v1.51/containers/test1/changes", "docker diff is not supported by berth"},
 		{http.MethodHead, "/v1.51/containers/test1/archive?path=/etc", "docker cp is not supported by berth"},
 		{http.MethodGet, "/v1.51/images/busybox/history", "docker history is not supported by berth"},
 		{http.MethodPost, "/v1.51/volumes/create", "docker volume create is not supported by berth"},
@@ -743,4 +743,16 @@ func TestUpdateContainer(t *testing.T) {
 	wantError(t, call(t, s, http.MethodPost, "/v1.51/containers/test1/update", `{"RestartPolicy":{"Name":"always","MaximumRetryCount":2}}`),
 		http.StatusBadRequest, "invalid restart policy: maximum retry count can only be used with 'on-failure'")
 	wantError(t, call(t, s, http.MethodPost, "/v1.51/containers/nope/update", `{"RestartPolicy":{"Name":"always"}}`), http.StatusNotFound, "No such container: nope")
+}
+
+// TestPauseRoutes: docker pause and unpause answer 204.
+func TestPauseRoutes(t *testing.T) {
+	f := newFakeBackend()
+	s := newServer(f)
+	wantStatus(t, call(t, s, http.MethodPost, "/v1.51/containers/test1/pause", ""), http.StatusNoContent)
+	wantStatus(t, call(t, s, http.MethodPost, "/v1.51/containers/test1/unpause", ""), http.StatusNoContent)
+	if diff := cmp.Diff([]string{"PauseContainer test1", "UnpauseContainer test1"}, f.Mutations()); diff != "" {
+		t.Errorf("mutations (-want +got):\n%s", diff)
+	}
+	wantError(t, call(t, s, http.MethodPost, "/v1.51/containers/nope/pause", ""), http.StatusNotFound, "No such container: nope")
 }

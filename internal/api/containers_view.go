@@ -119,7 +119,7 @@ func command(cfg container.Config) (string, []string) {
 func containerState(status string, s container.State) *ctypes.State {
 	return &ctypes.State{
 		Status:     ctypes.ContainerState(status),
-		Running:    status == container.StatusRunning || status == container.StatusRestarting, // as moby's SetRestarting
+		Running:    status == container.StatusRunning || status == container.StatusPaused || status == container.StatusRestarting, // as moby's SetRestarting and Paused
 		Paused:     status == container.StatusPaused,
 		Restarting: status == container.StatusRestarting,
 		OOMKilled:  s.OOMKilled,

@@ -366,6 +366,22 @@ func (f *fakeBackend) ContainerStats(ctx context.Context, ref string, stream, on
 	return nil
 }
 
+func (f *fakeBackend) PauseContainer(ctx context.Context, ref string) error {
+	if _, err := f.Container(ctx, ref); err != nil {
+		return err
+	}
+	f.mutated("PauseContainer %s", ref)
+	return nil
+}
+
+func (f *fakeBackend) UnpauseContainer(ctx context.Context, ref string) error {
+	if _, err := f.Container(ctx, ref); err != nil {
+		return err
+	}
+	f.mutated("UnpauseContainer %s", ref)
+	return nil
+}
+
 func (f *fakeBackend) UpdateContainer(ctx context.Context, ref string, policy container.RestartPolicy) error {
 	if _, err := f.Container(ctx, ref); err != nil {
 		return err

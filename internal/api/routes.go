@@ -38,6 +38,8 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("POST /containers/prune", h(s.pruneContainers))
 	m.HandleFunc("POST /containers/{id}/rename", h(s.renameContainer))
 	m.HandleFunc("GET /containers/{id}/top", h(s.topContainer))
+	m.HandleFunc("POST /containers/{id}/pause", h(s.pauseContainer))
+	m.HandleFunc("POST /containers/{id}/unpause", h(s.unpauseContainer))
 	m.HandleFunc("POST /containers/{id}/update", h(s.updateContainer))
 	m.HandleFunc("GET /containers/{id}/stats", h(s.containerStats))
 	m.HandleFunc("POST /containers/{id}/wait", h(s.waitContainer))
@@ -73,20 +75,18 @@ func (s *Server) routes() *http.ServeMux {
 // docker command that calls each: they answer 501 naming the command,
 // where an unknown path gets moby's bare 404 "page not found".
 var unimplemented = map[string]string{
-	"POST /containers/{id}/pause":   "docker pause",
-	"POST /containers/{id}/unpause": "docker unpause",
-	"GET /containers/{id}/changes":  "docker diff",
-	"GET /containers/{id}/export":   "docker export",
-	"GET /containers/{id}/archive":  "docker cp",
-	"PUT /containers/{id}/archive":  "docker cp",
-	"GET /system/df":                "docker system df",
-	"POST /commit":                  "docker commit",
-	"POST /build":                   "docker build",
-	"POST /images/load":             "docker load (use docker import)",
-	"GET /images/get":               "docker save",
-	"POST /images/{name...}":        "docker tag/push",
-	"POST /volumes/create":          "docker volume create",
-	"DELETE /volumes/{name}":        "docker volume rm",
+	"GET /containers/{id}/changes": "docker diff",
+	"GET /containers/{id}/export":  "docker export",
+	"GET /containers/{id}/archive": "docker cp",
+	"PUT /containers/{id}/archive": "docker cp",
+	"GET /system/df":               "docker system df",
+	"POST /commit":                 "docker commit",
+	"POST /build":                  "docker build",
+	"POST /images/load":            "docker load (use docker import)",
+	"GET /images/get":              "docker save",
+	"POST /images/{name...}":       "docker tag/push",
+	"POST /volumes/create":         "docker volume create",
+	"DELETE /volumes/{name}":       "docker volume rm",
 }
 
 // notImplemented answers 501 "<command> is not supported by berth".

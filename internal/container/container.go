@@ -163,7 +163,13 @@ func SharedNetns(mode string) (ref string, ok bool) { return strings.CutPrefix(m
 func SharedNetnsMode(id string) string { return sharedPrefix + id }
 
 // Running reports whether the container's process is alive as far as the record knows.
-func (c *Container) Running() bool { return c.State.Status == StatusRunning }
+func (c *Container) Running() bool {
+	return c.State.Status == StatusRunning || c.State.Status == StatusPaused
+}
+
+// Paused reports whether the container's processes are frozen (docker
+// pause); a paused container is also Running, as in moby.
+func (c *Container) Paused() bool { return c.State.Status == StatusPaused }
 
 // ShortID is the 12-character form docker prints.
 func (c *Container) ShortID() string {

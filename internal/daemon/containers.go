@@ -330,7 +330,7 @@ func (d *Daemon) RemoveContainer(ctx context.Context, ref string, force bool) er
 		return err
 	}
 	cs.mu.Lock()
-	running := cs.c.Running()
+	running, paused := cs.c.Running(), cs.c.Paused()
 	id, name := cs.c.ID, cs.c.Name
 	if cs.c.State.Status == container.StatusRestarting {
 		if !force {
@@ -344,7 +344,10 @@ func (d *Daemon) RemoveContainer(ctx context.Context, ref string, force bool) er
 	}
 	cs.mu.Unlock()
 	if running {
-		if !force {
+		switch {
+		case !force && paused:
+			return errdefs.Conflict("cannot remove container \"/%s\": container is paused and must be unpaused first", name)
+		case !force:
 			return errdefs.Conflict("cannot remove container \"/%s\": container is running: stop the container before removing or force remove", name)
 		}
 		if err := d.killAndWait(ctx, cs); err != nil {

@@ -41,6 +41,9 @@ func (d *Daemon) CreateExec(ctx context.Context, ctrRef string, cfg api.ExecConf
 	if !running {
 		return "", errdefs.Conflict("container %s is not running", id) // moby's errNotRunning: the ID
 	}
+	if status == container.StatusPaused {
+		return "", errdefs.Conflict("Container %s is paused, unpause the container before exec", id)
+	}
 	if len(cfg.Cmd) == 0 {
 		return "", errdefs.Invalid("no exec command specified")
 	}
@@ -95,12 +98,23 @@ func (d *Daemon) StartExec(ctx context.Context, execID string, detach bool, s ap
 		return err
 	}
 	ex.mu.Lock()
+	ctrID := ex.info.ContainerID
+	ex.mu.Unlock()
+	if cs, err := d.lookup(ctrID); err == nil {
+		cs.mu.Lock()
+		paused := cs.c.Paused()
+		cs.mu.Unlock()
+		if paused { // moby's ContainerExecStart names the exec
+			return errdefs.Conflict("Container %s is paused, unpause the container before exec", execID)
+		}
+	}
+	ex.mu.Lock()
 	if ex.started {
 		ex.mu.Unlock()
 		return errdefs.Conflict("exec %s has already been started", execID)
 	}
 	ex.started, ex.info.Running = true, true
-	cfg, ctrID, baseEnv := ex.info.Config, ex.info.ContainerID, ex.baseEnv
+	cfg, baseEnv := ex.info.Config, ex.baseEnv
 	ex.mu.Unlock()
 	spec := runtime.ExecSpec{
 		Args: cfg.Cmd, Env: cfg.Env, BaseEnv: baseEnv, Cwd: cfg.WorkingDir, User: cfg.User, Tty: cfg.Tty,

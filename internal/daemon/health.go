@@ -69,6 +69,15 @@ func (d *Daemon) healthMonitor(cs *ctrState, hc *container.HealthConfig, started
 			return
 		case <-timer.C:
 		}
+		cs.mu.Lock()
+		paused := cs.c.Paused()
+		cs.mu.Unlock()
+		if paused {
+			// An exec into frozen processes would hang: the check waits
+			// for docker unpause, as moby stops its monitor meanwhile.
+			timer.Reset(next())
+			continue
+		}
 		r, ok := d.probe(cs, hc, stop)
 		if !ok {
 			return

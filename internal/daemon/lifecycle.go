@@ -55,6 +55,12 @@ func (d *Daemon) startContainer(ctx context.Context, cs *ctrState, auto chan str
 		cs.mu.Unlock()
 		return errdefs.NotFound("No such container: %s", cs.c.ID)
 	}
+	if cs.c.Paused() {
+		// Checked first, as moby's containerStart: a paused container
+		// is running too.
+		cs.mu.Unlock()
+		return errdefs.Conflict("cannot start a paused container, try unpause instead")
+	}
 	if cs.c.Running() || (auto == nil && cs.c.State.Status == container.StatusRestarting) {
 		// moby's State.Running is true in the back-off too: a start by the
 		// user leaves the planned restart, and its count, alone.
@@ -396,6 +402,9 @@ func (d *Daemon) StopContainer(ctx context.Context, ref string, timeout *int, si
 	if err := d.runtime.Signal(id, proc, sig); err != nil {
 		return err
 	}
+	cs.mu.Lock()
+	d.resumeForSignalLocked(cs)
+	cs.mu.Unlock()
 	if wait >= 0 {
 		select {
 		case <-exited:
@@ -434,6 +443,9 @@ func (d *Daemon) killAndWait(ctx context.Context, cs *ctrState) error {
 	if err := d.runtime.Signal(id, proc, syscall.SIGKILL); err != nil {
 		return err
 	}
+	cs.mu.Lock()
+	d.resumeForSignalLocked(cs)
+	cs.mu.Unlock()
 	select {
 	case <-exited:
 		return nil
@@ -462,13 +474,15 @@ func (d *Daemon) KillContainer(ctx context.Context, ref string, signal string) e
 		return nil
 	}
 	proc, id, running := cs.proc, cs.c.ID, cs.c.Running()
+	ending := false
 	if running {
 		// As moby's kill: any signal marks the container stopped by the
 		// user (unless-stopped's memory); with no stop signal of its own
 		// any signal, else SIGKILL or that signal, also rules out a
-		// restart at the next exit (ExitOnNext).
+		// restart at the next exit (ExitOnNext), and thaws a paused
+		// container once sent.
 		if sig == syscall.SIGKILL || cs.c.Config.StopSignal == "" || sig == stopSignalOf(cs.c) {
-			cs.exitOnNext = true
+			cs.exitOnNext, ending = true, true
 		}
 		if err := d.markManuallyStoppedLocked(cs); err != nil {
 			cs.mu.Unlock()
@@ -492,7 +506,15 @@ func (d *Daemon) KillContainer(ctx context.Context, ref string, signal string) e
 		}
 		return err
 	}
-	return d.runtime.Signal(id, proc, sig)
+	if err := d.runtime.Signal(id, proc, sig); err != nil {
+		return err
+	}
+	if ending {
+		cs.mu.Lock()
+		d.resumeForSignalLocked(cs)
+		cs.mu.Unlock()
+	}
+	return nil
 }
 
 // killWaitLimit bounds how long a SIGKILL waits for the exit to be

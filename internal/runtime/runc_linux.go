@@ -91,3 +91,24 @@ func (r *Runtime) Pids(ctx context.Context, id string) ([]int, error) {
 	}
 	return pids, nil
 }
+
+// Pause freezes container id's processes (runc pause: the cgroup freezer).
+func (r *Runtime) Pause(id string) error { return r.runcSimple(id, "pause") }
+
+// Resume thaws what Pause froze.
+func (r *Runtime) Resume(id string) error { return r.runcSimple(id, "resume") }
+
+// runcSimple runs "runc verb id", with runc's message as the error.
+func (r *Runtime) runcSimple(id, verb string) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	out, err := exec.Command(r.runc, "--root", r.cfg.StateDir, verb, id).CombinedOutput()
+	if err != nil {
+		if msg := strings.TrimSpace(string(out)); msg != "" {
+			return fmt.Errorf("%s: %w", msg, err)
+		}
+		return err
+	}
+	return nil
+}

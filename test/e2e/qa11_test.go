@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-net/berth/internal/testworld"
 )
@@ -233,5 +234,61 @@ func TestDockerUpdateRestart(t *testing.T) {
 	}
 	if _, errOut, code := w.Docker(t, "update", "--memory", "100m", "svc"); code == 0 || !strings.Contains(errOut, "--memory (HostConfig.Memory) is not supported by berth") {
 		t.Errorf("update --memory: exit %d, %q", code, errOut)
+	}
+}
+
+// TestDockerPause: docker pause freezes a container (its output stops;
+// it stays in docker ps as "(Paused)"), refuses exec, start and rm while
+// paused, and docker unpause lets it go on; stop and rm -f end a paused
+// container, as moby's kill thaws it after the signal.
+func TestDockerPause(t *testing.T) {
+	w, _ := startWorld(t)
+	mustDocker(t, w, "run", "-d", "--name", "tick", testworld.BusyboxImage, "sh", "-c", "i=0; while :; do i=$((i+1)); echo $i; sleep 0.1; done")
+	id := strings.TrimSpace(mustDocker(t, w, "inspect", "-f", "{{.Id}}", "tick"))
+	mustDocker(t, w, "pause", "tick")
+	if out := mustDocker(t, w, "inspect", "-f", "{{.State.Status}} {{.State.Running}} {{.State.Paused}}", "tick"); out != "paused true true\n" {
+		t.Errorf("inspect of a paused container: %q", out)
+	}
+	if out := mustDocker(t, w, "ps", "--format", "{{.Names}} {{.Status}}", "--filter", "status=paused"); !strings.HasPrefix(out, "tick Up ") || !strings.HasSuffix(out, "(Paused)\n") {
+		t.Errorf("ps of a paused container: %q", out)
+	}
+	before, _, _ := w.Docker(t, "logs", "tick")
+	time.Sleep(500 * time.Millisecond)
+	if after, _, _ := w.Docker(t, "logs", "tick"); after != before {
+		t.Errorf("a paused container went on printing: %d lines, then %d", strings.Count(before, "\n"), strings.Count(after, "\n"))
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"pause", "tick"}, "Container " + id + " is already paused"},
+		{[]string{"exec", "tick", "true"}, "Container " + id + " is paused, unpause the container before exec"},
+		{[]string{"start", "tick"}, "cannot start a paused container, try unpause instead"},
+		{[]string{"rm", "tick"}, "container is paused and must be unpaused first"},
+	} {
+		if _, errOut, code := w.Docker(t, c.args...); code == 0 || !strings.Contains(errOut, c.want) {
+			t.Errorf("docker %s: exit %d, %q; want %q", strings.Join(c.args, " "), code, errOut, c.want)
+		}
+	}
+	mustDocker(t, w, "unpause", "tick")
+	if !retried(func() bool {
+		after, _, _ := w.Docker(t, "logs", "tick")
+		return strings.Count(after, "\n") > strings.Count(before, "\n")
+	}) {
+		t.Errorf("no output after docker unpause")
+	}
+	if _, errOut, code := w.Docker(t, "unpause", "tick"); code == 0 || !strings.Contains(errOut, "Container "+id+" is not paused") {
+		t.Errorf("unpause of a running container: exit %d, %q", code, errOut)
+	}
+	mustDocker(t, w, "pause", "tick")
+	mustDocker(t, w, "stop", "-t", "5", "tick")
+	if out := mustDocker(t, w, "inspect", "-f", "{{.State.Status}}", "tick"); out != "exited\n" {
+		t.Errorf("after stop of a paused container: %q", out)
+	}
+	mustDocker(t, w, "run", "-d", "--name", "frozen", testworld.BusyboxImage, "sleep", "600")
+	mustDocker(t, w, "pause", "frozen")
+	mustDocker(t, w, "rm", "-f", "frozen")
+	if out, _, _ := w.Docker(t, "ps", "-aq", "--filter", "name=frozen"); out != "" {
+		t.Errorf("rm -f of a paused container left %q", out)
 	}
 }
