@@ -108,8 +108,8 @@ func portBinding(b nat.PortBinding) (container.PortBinding, error) {
 		if err != nil {
 			return pb, errdefs.Invalid("invalid host IP %q to publish on", b.HostIP)
 		}
-		if !ip.Unmap().Is4() {
-			return pb, errdefs.Invalid("publishing on IPv6 address %s is not supported by berth", ip)
+		if ip.Zone() != "" {
+			return pb, errdefs.Invalid("invalid host IP %q to publish on: a zoned address", b.HostIP)
 		}
 		pb.HostIP = ip.Unmap()
 	}

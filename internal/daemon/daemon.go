@@ -209,8 +209,9 @@ func (d *Daemon) build() error {
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
 	}
+	ports := portalloc.New("", d.log.With("component", "ports"))
 	d.net = network.New(network.Config{
-		Store: d.store, Driver: d.driver, Sandboxes: sbs, Firewall: fw, Ports: portalloc.New("", d.log.With("component", "ports")),
+		Store: d.store, Driver: d.driver, Sandboxes: sbs, Firewall: fw, Ports: ports, IPv6Ports: ports.IPv6Listenable(),
 		Log: d.log.With("component", "network"), DefaultBridgeName: d.cfg.BridgeName, DefaultBridgeHostAccess: d.cfg.BridgeHostAccess,
 		Nameservers: d.resolv.get().nameservers,
 	})

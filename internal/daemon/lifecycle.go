@@ -377,11 +377,12 @@ func (d *Daemon) StopContainer(ctx context.Context, ref string, timeout *int, si
 		signal = cs.c.Config.StopSignal
 	}
 	// The signal first, as moby's containerStop: a stop refused for its
-	// signal leaves the container as it was (not stopped by the user).
+	// signal leaves the container as it was (not stopped by the user);
+	// moby's ContainerStop words it, as a 500.
 	sig, err := parseSignal(signal, syscall.SIGTERM)
 	if err != nil {
 		cs.mu.Unlock()
-		return err
+		return errdefs.WithKind(errdefs.KindUnknown, fmt.Errorf("cannot stop container: %s: %w", ref, err))
 	}
 	cs.exitOnNext = true
 	if err := d.markManuallyStoppedLocked(cs); err != nil {
@@ -400,11 +401,17 @@ func (d *Daemon) StopContainer(ctx context.Context, ref string, timeout *int, si
 	d.killEvent(cs.c, sig) // moby logs the stop signal as a kill
 	cs.mu.Unlock()
 	if err := d.runtime.Signal(id, proc, sig); err != nil {
-		return err
+		// As moby's containerStop: a signal that cannot be sent (a
+		// number with no signal) leaves 2 s, then SIGKILL.
+		d.log.Warn("sending the stop signal failed; killing after 2 s", "id", id[:12], "signal", int(sig), "err", err)
+		if wait < 0 || wait > 2 {
+			wait = 2
+		}
+	} else {
+		cs.mu.Lock()
+		d.resumeForSignalLocked(cs)
+		cs.mu.Unlock()
 	}
-	cs.mu.Lock()
-	d.resumeForSignalLocked(cs)
-	cs.mu.Unlock()
 	if wait >= 0 {
 		select {
 		case <-exited:
@@ -461,6 +468,9 @@ func (d *Daemon) killAndWait(ctx context.Context, cs *ctrState) error {
 func (d *Daemon) KillContainer(ctx context.Context, ref string, signal string) error {
 	// The signal before the container, as moby's ContainerKill.
 	sig, err := parseSignal(signal, syscall.SIGKILL)
+	if err == nil {
+		err = validSignal(sig)
+	}
 	if err != nil {
 		return err
 	}
@@ -531,9 +541,9 @@ func stopSignalOf(c *container.Container) syscall.Signal {
 	return sig
 }
 
-// parseSignal accepts "SIGTERM", "TERM", "15"; "" gives def. Its errors
-// are moby's: moby/sys/signal's ParseSignal ("invalid signal: X", 0
-// included) and ContainerKill's for a number Linux has no signal for.
+// parseSignal is moby/sys/signal's ParseSignal: "SIGTERM", "TERM", or any
+// number but 0 (a number Linux has no signal for passes: kill refuses it,
+// validSignal; stop sends it, fails, and kills); "" gives def.
 func parseSignal(s string, def syscall.Signal) (syscall.Signal, error) {
 	if s == "" {
 		return def, nil
@@ -541,9 +551,6 @@ func parseSignal(s string, def syscall.Signal) (syscall.Signal, error) {
 	if n, err := strconv.Atoi(s); err == nil {
 		if n == 0 {
 			return 0, errdefs.Invalid("invalid signal: %s", s)
-		}
-		if n < 0 || n > 64 {
-			return 0, errdefs.Invalid("the linux daemon does not support signal %d", n)
 		}
 		return syscall.Signal(n), nil
 	}
@@ -554,6 +561,15 @@ func parseSignal(s string, def syscall.Signal) (syscall.Signal, error) {
 		}
 	}
 	return 0, errdefs.Invalid("invalid signal: %s", s)
+}
+
+// validSignal is ContainerKill's ValidSignalForPlatform check: Linux's
+// signals are 1 to 64.
+func validSignal(sig syscall.Signal) error {
+	if sig < 1 || sig > 64 {
+		return errdefs.Invalid("the linux daemon does not support signal %d", int(sig))
+	}
+	return nil
 }
 
 // WaitContainer answers when the condition is met; see api.Backend.

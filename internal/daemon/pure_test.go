@@ -31,10 +31,20 @@ func TestParseSignal(t *testing.T) {
 	// moby's words: moby/sys/signal's ParseSignal, and ContainerKill's
 	// for a number Linux has no signal for.
 	for bad, want := range map[string]string{"SIGNOPE": "invalid signal: SIGNOPE", "0": "invalid signal: 0",
-		"99": "the linux daemon does not support signal 99", "-1": "the linux daemon does not support signal -1",
 		"TERM TERM": "invalid signal: TERM TERM"} {
 		if _, err := parseSignal(bad, syscall.SIGTERM); err == nil || err.Error() != want {
 			t.Errorf("parseSignal(%q) = %v, want %q", bad, err, want)
+		}
+	}
+	// Any other number parses, as in ParseSignal; kill refuses one Linux
+	// has no signal for, in ContainerKill's words.
+	for n, want := range map[string]string{"99": "the linux daemon does not support signal 99", "-1": "the linux daemon does not support signal -1", "64": ""} {
+		sig, err := parseSignal(n, syscall.SIGTERM)
+		if err != nil {
+			t.Errorf("parseSignal(%q): %v", n, err)
+		}
+		if err := validSignal(sig); fmt.Sprint(err) != want && !(want == "" && err == nil) {
+			t.Errorf("validSignal(%s) = %v, want %q", n, err, want)
 		}
 	}
 }

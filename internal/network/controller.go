@@ -29,6 +29,11 @@ type Config struct {
 	Firewall  firewall.Firewall
 	// Ports holds published host ports (internal/portalloc); nil checks nothing.
 	Ports PortHolder
+	// IPv6Ports publishes a port asked for on every address on [::] too,
+	// forwarded by Ports (a PortForwarder) to the container's IPv4
+	// address, as Docker 28 does with its userland proxy; the daemon sets
+	// it where IPv6 sockets can be bound.
+	IPv6Ports bool
 	Log   *slog.Logger
 	// DefaultBridgeName is the device of the predefined "bridge" network (berth0).
 	DefaultBridgeName string

@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -79,6 +80,13 @@ type PortHolder interface {
 	Release(ps []HostPort) error
 }
 
+// PortForwarder is a PortHolder that forwards a held port's traffic to
+// a container itself: the IPv6 side of a port, which no nftables rule
+// can take to an IPv4 container (internal/portproxy).
+type PortForwarder interface {
+	Forward(hp HostPort, target netip.AddrPort) error
+}
+
 // noPorts is the PortHolder of a controller configured without one: it
 // checks nothing and hands out the first port of each range.
 type noPorts struct{}
@@ -112,8 +120,8 @@ func validatePortRequests(reqs []PortRequest) error {
 		if r.Port == 0 {
 			return errdefs.Invalid("invalid container port 0/%s", r.Proto)
 		}
-		if r.HostIP.IsValid() && !r.HostIP.Is4() {
-			return errdefs.Invalid("invalid host IP %s for port %d/%s: berth publishes on IPv4 addresses", r.HostIP, r.Port, r.Proto)
+		if r.HostIP.IsValid() && (r.HostIP.Zone() != "" || r.HostIP.Is4In6()) {
+			return errdefs.Invalid("invalid host IP %s for port %d/%s", r.HostIP, r.Port, r.Proto)
 		}
 		if r.HostPortEnd < r.HostPortStart || (r.HostPortStart == 0) != (r.HostPortEnd == 0) {
 			return errdefs.Invalid("invalid host port range %d-%d for port %d/%s", r.HostPortStart, r.HostPortEnd, r.Port, r.Proto)
@@ -131,15 +139,26 @@ func publishesPorts(n *Network) bool {
 
 // holdPorts resolves ep's port requests on n, validated: it holds the host
 // ports and returns the mappings, for the caller to record with ep.
+//
+// A port asked for on every address (no host IP, and the network's
+// host_binding_ipv4 0.0.0.0) is published on [::] too, with the same
+// host port, when IPv6Ports is set: Docker 28's addPortMappings does so
+// with its userland proxy, and inspect, docker port and ps show both. The
+// IPv4 ports are held first; their IPv6 twins then take the ports those
+// got (an ephemeral or a range's), and if one cannot, none is held.
 func (c *Controller) holdPorts(n *Network, ep *Endpoint, reqs []PortRequest) ([]PortMapping, error) {
 	if len(reqs) == 0 || !publishesPorts(n) {
 		return nil, nil
 	}
 	hreqs := make([]HostPortRequest, len(reqs))
+	var twins []int // the requests that get an IPv6 twin
 	for i, r := range reqs {
 		ip := r.HostIP
 		if !ip.IsValid() {
 			ip = n.Bridge.HostBindingIPv4
+			if (!ip.IsValid() || ip.IsUnspecified()) && c.cfg.IPv6Ports {
+				twins = append(twins, i)
+			}
 		}
 		if !ip.IsValid() {
 			ip = netip.IPv4Unspecified()
@@ -151,9 +170,23 @@ func (c *Controller) holdPorts(n *Network, ep *Endpoint, reqs []PortRequest) ([]
 	if err != nil {
 		return nil, connectivityError(ep, err)
 	}
-	ms := make([]PortMapping, len(reqs))
+	var held6 []HostPort
+	if len(twins) > 0 {
+		reqs6 := make([]HostPortRequest, len(twins))
+		for k, i := range twins {
+			reqs6[k] = HostPortRequest{Proto: held[i].Proto, HostIP: netip.IPv6Unspecified(), Start: held[i].Port, End: held[i].Port,
+				Container: hreqs[i].Container}
+		}
+		if held6, err = c.portHolder().Hold(reqs6); err != nil {
+			return nil, connectivityError(ep, errors.Join(err, c.portHolder().Release(held)))
+		}
+	}
+	ms := make([]PortMapping, 0, len(reqs)+len(twins))
 	for i, r := range reqs {
-		ms[i] = PortMapping{Proto: held[i].Proto, HostIP: held[i].HostIP, HostPort: held[i].Port, Port: r.Port}
+		ms = append(ms, PortMapping{Proto: held[i].Proto, HostIP: held[i].HostIP, HostPort: held[i].Port, Port: r.Port})
+		if k := slices.Index(twins, i); k >= 0 {
+			ms = append(ms, PortMapping{Proto: held6[k].Proto, HostIP: held6[k].HostIP, HostPort: held6[k].Port, Port: r.Port})
+		}
 	}
 	return ms, nil
 }
@@ -184,20 +217,22 @@ func hostPorts(ms []PortMapping) []HostPort {
 	return out
 }
 
-// firewallPorts is what the firewall needs of ep's mappings.
+// firewallPorts is what the firewall needs of ep's mappings: the IPv4
+// ones (the IPv6 ones are forwarded by the process: forwardPorts).
 func firewallPorts(ep *Endpoint) []firewall.PortMapping {
 	out := make([]firewall.PortMapping, 0, len(ep.Ports))
 	for _, m := range ep.Ports {
 		proto, err := firewall.ParseProto(m.Proto)
-		if err != nil || !ep.Address.IsValid() {
-			continue // validated before it was recorded
+		if err != nil || !ep.Address.IsValid() || !m.HostIP.Is4() {
+			continue // validated before it was recorded; or IPv6
 		}
 		out = append(out, firewall.PortMapping{Proto: proto, HostIP: m.HostIP, HostPort: m.HostPort, Addr: ep.Address.Addr(), Port: m.Port})
 	}
 	return out
 }
 
-// addPorts publishes ep's ports in the firewall.
+// addPorts publishes ep's ports: the IPv4 ones in the firewall, the IPv6
+// ones by forwarding.
 func (c *Controller) addPorts(ctx context.Context, ep *Endpoint) error {
 	if len(ep.Ports) == 0 {
 		return nil
@@ -205,7 +240,25 @@ func (c *Controller) addPorts(ctx context.Context, ep *Endpoint) error {
 	if err := c.cfg.Firewall.AddPorts(ctx, firewallPorts(ep)); err != nil {
 		return connectivityError(ep, err)
 	}
+	for _, m := range ep.Ports {
+		if err := c.forward(ep, m); err != nil {
+			return connectivityError(ep, err)
+		}
+	}
 	return nil
+}
+
+// forward has the holder forward m, an IPv6 mapping of ep, to ep's
+// address; IPv4 mappings are the firewall's.
+func (c *Controller) forward(ep *Endpoint, m PortMapping) error {
+	if m.HostIP.Is4() || !ep.Address.IsValid() {
+		return nil
+	}
+	f, ok := c.portHolder().(PortForwarder)
+	if !ok {
+		return fmt.Errorf("cannot publish %s: no forwarder for IPv6 ports", m)
+	}
+	return f.Forward(HostPort{Proto: m.Proto, HostIP: m.HostIP, Port: m.HostPort}, netip.AddrPortFrom(ep.Address.Addr(), m.Port))
 }
 
 // delPorts withdraws ep's ports from the firewall.
@@ -283,17 +336,47 @@ func (c *Controller) RetryUnheldPorts() {
 			delete(c.unheld, hp)
 			continue
 		}
-		if c.holdAgain(hp) == nil {
+		if ep, m := c.publisherLocked(hp); c.holdAndForward(hp, ep, m) == nil {
 			delete(c.unheld, hp)
 			c.log.Info("holding published host port again", "port", hp.String())
 		}
 	}
 }
 
-// holdAgain holds one host port that an endpoint already publishes.
+// holdAgain holds one host port that an endpoint already publishes, and
+// forwards it again if it is an IPv6 one.
 func (c *Controller) holdAgain(hp HostPort) error {
-	_, err := c.portHolder().Hold([]HostPortRequest{{Proto: hp.Proto, HostIP: hp.HostIP, Start: hp.Port, End: hp.Port}})
-	return err
+	c.mu.RLock()
+	ep, m := c.publisherLocked(hp)
+	c.mu.RUnlock()
+	return c.holdAndForward(hp, ep, m)
+}
+
+// publisherLocked (c.mu held) finds the ready endpoint that publishes hp.
+func (c *Controller) publisherLocked(hp HostPort) (*Endpoint, PortMapping) {
+	for _, ep := range c.endpoints {
+		if ep.State != EndpointReady {
+			continue
+		}
+		for _, m := range ep.Ports {
+			if m.Proto == hp.Proto && m.HostIP == hp.HostIP && m.HostPort == hp.Port {
+				return ep, m
+			}
+		}
+	}
+	return nil, PortMapping{}
+}
+
+// holdAndForward holds hp and, if ep publishes it on IPv6, forwards it.
+func (c *Controller) holdAndForward(hp HostPort, ep *Endpoint, m PortMapping) error {
+	held, err := c.portHolder().Hold([]HostPortRequest{{Proto: hp.Proto, HostIP: hp.HostIP, Start: hp.Port, End: hp.Port}})
+	if err != nil || ep == nil {
+		return err
+	}
+	if err := c.forward(ep, m); err != nil {
+		return errors.Join(err, c.portHolder().Release(held))
+	}
+	return nil
 }
 
 // PortsOf returns the published ports of the endpoints of a sandbox, in

@@ -15,35 +15,52 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
-// fakeHolder holds host ports in a map, with the overlap rules of bind(2):
-// a port on 0.0.0.0 collides with the same port on any one address.
+// fakeHolder holds host ports in a map, with the overlap rules of bind(2)
+// within a family (IPv6 sockets are IPV6_V6ONLY): a port on 0.0.0.0 (::)
+// collides with the same port on any one IPv4 (IPv6) address. It records
+// the ports it is asked to forward.
 type fakeHolder struct {
-	mu   sync.Mutex
-	held map[HostPort]bool
-	busy map[HostPort]bool // "host processes" using ports
-	next uint16            // the next ephemeral port
+	mu        sync.Mutex
+	held      map[HostPort]bool
+	busy      map[HostPort]bool // "host processes" using ports
+	next      uint16            // the next ephemeral port
+	forwarded map[HostPort]netip.AddrPort
 }
 
 func newFakeHolder() *fakeHolder {
-	return &fakeHolder{held: map[HostPort]bool{}, busy: map[HostPort]bool{}, next: 32768}
+	return &fakeHolder{held: map[HostPort]bool{}, busy: map[HostPort]bool{}, next: 32768, forwarded: map[HostPort]netip.AddrPort{}}
 }
 
 func (h *fakeHolder) taken(p HostPort) bool {
+	any := anyIP
+	if p.HostIP.Is6() {
+		any = netip.IPv6Unspecified()
+	}
 	for _, m := range []map[HostPort]bool{h.held, h.busy} {
-		for _, ip := range []netip.Addr{p.HostIP, anyIP} {
+		for _, ip := range []netip.Addr{p.HostIP, any} {
 			if m[HostPort{Proto: p.Proto, HostIP: ip, Port: p.Port}] {
 				return true
 			}
 		}
 		if p.HostIP.IsUnspecified() && len(m) < 100 { // small maps: look for one address
 			for o := range m {
-				if o.Proto == p.Proto && o.Port == p.Port {
+				if o.Proto == p.Proto && o.Port == p.Port && o.HostIP.Is4() == p.HostIP.Is4() {
 					return true
 				}
 			}
 		}
 	}
 	return false
+}
+
+func (h *fakeHolder) Forward(hp HostPort, target netip.AddrPort) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.held[hp] {
+		return fmt.Errorf("forward %s: not held", hp)
+	}
+	h.forwarded[hp] = target
+	return nil
 }
 
 func (h *fakeHolder) Hold(reqs []HostPortRequest) ([]HostPort, error) {
@@ -84,6 +101,7 @@ func (h *fakeHolder) Release(ps []HostPort) error {
 	defer h.mu.Unlock()
 	for _, p := range ps {
 		delete(h.held, p)
+		delete(h.forwarded, p)
 	}
 	return nil
 }
@@ -98,6 +116,7 @@ func (h *fakeHolder) count() int {
 type portRig struct {
 	*rig
 	ports *fakeHolder
+	ipv6  bool // the controller's IPv6Ports
 }
 
 func newPortRig(t *testing.T) *portRig {
@@ -113,7 +132,7 @@ func (r *portRig) restartWith(t *testing.T, h *fakeHolder) {
 	t.Helper()
 	r.ports = h
 	r.c = New(Config{
-		Store: r.st, Driver: r.drv, Sandboxes: r.sbs, Firewall: r.fw, Ports: h,
+		Store: r.st, Driver: r.drv, Sandboxes: r.sbs, Firewall: r.fw, Ports: h, IPv6Ports: r.ipv6,
 		Nameservers: []netip.Addr{netip.MustParseAddr("10.255.255.53")},
 		NewID:       r.ids,
 		Now:         func() time.Time { return time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC) },
@@ -126,7 +145,7 @@ func (r *portRig) restartWith(t *testing.T, h *fakeHolder) {
 var (
 	anyIP   = netip.IPv4Unspecified()
 	localIP = netip.MustParseAddr("127.0.0.1")
-	cmpAddr = cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})
+	cmpAddr = cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{}, netip.AddrPort{})
 )
 
 func TestJoinPublishesPorts(t *testing.T) {
@@ -245,7 +264,7 @@ func TestJoinBadPortRequests(t *testing.T) {
 	cases := map[string]PortRequest{
 		"sctp":           {Proto: "sctp", Port: 80},
 		"port 0":         {Proto: "tcp", Port: 0},
-		"IPv6 host IP":   {Proto: "tcp", Port: 80, HostIP: netip.MustParseAddr("::1")},
+		"zoned host IP":  {Proto: "tcp", Port: 80, HostIP: netip.MustParseAddr("fe80::1%eth0")},
 		"reversed range": {Proto: "tcp", Port: 80, HostPortStart: 9000, HostPortEnd: 8000},
 		"half a range":   {Proto: "tcp", Port: 80, HostPortEnd: 8000},
 	}
@@ -393,5 +412,69 @@ func TestPortErrorNamesEndpoint(t *testing.T) {
 	re := regexp.MustCompile(`^driver failed programming external connectivity on endpoint two \([0-9a-f]{64}\): Bind for 0.0.0.0:8080 failed: port is already allocated$`)
 	if !re.MatchString(err.Error()) {
 		t.Errorf("error %q, want Docker's words", err)
+	}
+}
+
+// TestIPv6Twins: with IPv6Ports, a port asked for on every address is
+// published on [::] too, on the same host port (an ephemeral one's too),
+// and forwarded, not put in the firewall; one on an IPv4 address, or on a
+// network bound to one, is not. An IPv6 host address is published on its
+// own. A twin that cannot be held leaves nothing held; a restart holds
+// and forwards them again.
+func TestIPv6Twins(t *testing.T) {
+	r := &portRig{rig: newRig(t), ports: newFakeHolder(), ipv6: true}
+	r.restartWith(t, r.ports)
+	ctx := context.Background()
+	v6any, v6lo := netip.IPv6Unspecified(), netip.IPv6Loopback()
+	sb := r.sandbox(t, "c1")
+	ep := r.join(t, sb, "bridge", JoinRequest{ContainerID: "c1", Name: "web", Ports: []PortRequest{
+		{Proto: "tcp", Port: 80, HostPortStart: 8080, HostPortEnd: 8080},
+		{Proto: "udp", Port: 53}, // ephemeral
+		{Proto: "tcp", Port: 81, HostIP: localIP, HostPortStart: 8081, HostPortEnd: 8081},
+		{Proto: "tcp", Port: 82, HostIP: v6lo, HostPortStart: 8082, HostPortEnd: 8082},
+	}})
+	want := []PortMapping{
+		{Proto: "tcp", HostIP: anyIP, HostPort: 8080, Port: 80},
+		{Proto: "tcp", HostIP: v6any, HostPort: 8080, Port: 80},
+		{Proto: "udp", HostIP: anyIP, HostPort: 32768, Port: 53},
+		{Proto: "udp", HostIP: v6any, HostPort: 32768, Port: 53},
+		{Proto: "tcp", HostIP: localIP, HostPort: 8081, Port: 81},
+		{Proto: "tcp", HostIP: v6lo, HostPort: 8082, Port: 82},
+	}
+	if diff := cmp.Diff(want, ep.Ports, cmpAddr); diff != "" {
+		t.Fatalf("ports (-want +got):\n%s", diff)
+	}
+	ctr := netip.MustParseAddr("172.17.0.2")
+	wantFwd := map[HostPort]netip.AddrPort{
+		{Proto: "tcp", HostIP: v6any, Port: 8080}:  netip.AddrPortFrom(ctr, 80),
+		{Proto: "udp", HostIP: v6any, Port: 32768}: netip.AddrPortFrom(ctr, 53),
+		{Proto: "tcp", HostIP: v6lo, Port: 8082}:   netip.AddrPortFrom(ctr, 82),
+	}
+	if diff := cmp.Diff(wantFwd, r.ports.forwarded, cmpAddr); diff != "" {
+		t.Errorf("forwarded (-want +got):\n%s", diff)
+	}
+	if n := len(r.fw.portList()); n != 3 {
+		t.Errorf("%d ports in the firewall, want the 3 IPv4 ones", n)
+	}
+	// A restart holds and forwards them again.
+	r.restartWith(t, newFakeHolder())
+	if diff := cmp.Diff(wantFwd, r.ports.forwarded, cmpAddr); diff != "" {
+		t.Errorf("forwarded after a restart (-want +got):\n%s", diff)
+	}
+	if err := r.c.Leave(ctx, sb.ID, "bridge"); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.ports.count(); n != 0 || len(r.ports.forwarded) != 0 {
+		t.Errorf("after Leave: %d ports held, %d forwarded", n, len(r.ports.forwarded))
+	}
+	// [::]:9090 taken by a host process: the IPv4 port is let go too.
+	r.ports.busy[HostPort{Proto: "tcp", HostIP: v6any, Port: 9090}] = true
+	sb2 := r.sandbox(t, "c2")
+	if _, err := r.c.Join(ctx, sb2.ID, "bridge", JoinRequest{ContainerID: "c2", Name: "w2", Ports: []PortRequest{
+		{Proto: "tcp", Port: 80, HostPortStart: 9090, HostPortEnd: 9090}}}); err == nil {
+		t.Fatal("join with its IPv6 twin's port taken succeeded")
+	}
+	if n := r.ports.count(); n != 0 {
+		t.Errorf("%d ports held after a refused join", n)
 	}
 }

@@ -104,7 +104,12 @@ func (s publishedSet) add(hp network.HostPort) {
 // with: one on the same address, else one on every address, else, for a
 // request on every address, one on any address.
 func (s publishedSet) conflict(proto string, ip netip.Addr, port uint16) (netip.Addr, bool) {
-	ips := s[protoPort{proto, port}]
+	var ips []netip.Addr
+	for _, o := range s[protoPort{proto, port}] {
+		if o.Is4() == ip.Is4() { // IPv6 sockets hold IPv6 ports alone (IPV6_V6ONLY)
+			ips = append(ips, o)
+		}
+	}
 	for _, want := range []func(netip.Addr) bool{
 		func(o netip.Addr) bool { return o == ip },
 		netip.Addr.IsUnspecified,

@@ -18,6 +18,7 @@ import (
 
 	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/portproxy"
 	"github.com/berth-net/berth/internal/sandbox"
 	"golang.org/x/sys/unix"
 )
@@ -37,6 +38,9 @@ type Allocator struct {
 
 	mu   sync.Mutex
 	held map[network.HostPort]int // the socket holding each port
+	// proxies forward the ports Forward was asked to (IPv6 ones, to an
+	// IPv4 container); Release stops them before it closes the socket.
+	proxies map[network.HostPort]*portproxy.Proxy
 }
 
 var _ network.PortHolder = (*Allocator)(nil)
@@ -47,7 +51,7 @@ func New(netnsPath string, log *slog.Logger) *Allocator {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Allocator{netns: netnsPath, log: log, held: map[network.HostPort]int{}}
+	return &Allocator{netns: netnsPath, log: log, held: map[network.HostPort]int{}, proxies: map[network.HostPort]*portproxy.Proxy{}}
 }
 
 // Hold binds one port per request, all or none: on any failure the ports
@@ -67,7 +71,9 @@ func (a *Allocator) Hold(reqs []network.HostPortRequest) ([]network.HostPort, er
 	// skip what is taken.
 	var exact, rest []int
 	for i, r := range reqs {
-		if r.Start != 0 && r.Start == r.End {
+		// The batches bind IPv4 sockets; IPv6 ones (few: the proxy's)
+		// go one by one.
+		if r.Start != 0 && r.Start == r.End && anyIfInvalid(r.HostIP).Is4() {
 			exact = append(exact, i)
 		} else {
 			rest = append(rest, i)
@@ -156,6 +162,10 @@ func (a *Allocator) Release(ps []network.HostPort) error {
 		if !ok {
 			continue
 		}
+		if p := a.proxies[hp]; p != nil {
+			p.Stop()
+			delete(a.proxies, hp)
+		}
 		delete(a.held, hp)
 		fds, which = append(fds, fd), append(which, hp)
 	}
@@ -167,6 +177,46 @@ func (a *Allocator) Release(ps []network.HostPort) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Forward makes the process forward the traffic of held port hp to
+// target itself (portproxy): the IPv6 side of a port published to a
+// container that has IPv4 only. Forwarding a port already forwarded is a
+// no-op; Release stops it.
+func (a *Allocator) Forward(hp network.HostPort, target netip.AddrPort) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	hp.HostIP = anyIfInvalid(hp.HostIP)
+	fd, ok := a.held[hp]
+	if !ok {
+		return fmt.Errorf("forward %s: the port is not held", hp)
+	}
+	if a.proxies[hp] != nil {
+		return nil
+	}
+	p, err := portproxy.Start(fd, hp.Proto, target, a.log)
+	if err != nil {
+		return fmt.Errorf("forward %s to %s: %w", hp, target, err)
+	}
+	a.proxies[hp] = p
+	return nil
+}
+
+// IPv6Listenable reports whether IPv6 sockets can be bound in the
+// allocator's namespace (moby's IsV6Listenable): where not, ports are
+// published on IPv4 alone.
+func (a *Allocator) IPv6Listenable() bool {
+	ok := false
+	_ = a.inNetns(func() error {
+		fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return nil
+		}
+		defer unix.Close(fd)
+		ok = unix.Bind(fd, &unix.SockaddrInet6{Addr: netip.IPv6Loopback().As16()}) == nil
+		return nil
+	})
+	return ok
 }
 
 // Held returns how many ports are held.
@@ -203,8 +253,8 @@ func (a *Allocator) inNetns(fn func() error) error {
 
 // socketType validates r and returns the type of the socket that holds it.
 func socketType(r network.HostPortRequest) (int, error) {
-	if ip := anyIfInvalid(r.HostIP); !ip.Is4() {
-		return 0, errdefs.Invalid("cannot publish on %s: berth binds IPv4 addresses", ip)
+	if ip := anyIfInvalid(r.HostIP); !ip.Is4() && (!ip.Is6() || ip.Is4In6() || ip.Zone() != "") {
+		return 0, errdefs.Invalid("cannot publish on %s: not an IPv4 or IPv6 address", ip)
 	}
 	switch r.Proto {
 	case "tcp":
@@ -249,9 +299,33 @@ func holdOne(r network.HostPortRequest) (network.HostPort, int, error) {
 // and so must also listen on TCP ports; berth's bound sockets keep others
 // out without listening.
 func bindPort(typ int, ip netip.Addr, port uint16) (int, uint16, error) {
-	fd, err := unix.Socket(unix.AF_INET, typ|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	family := unix.AF_INET
+	if ip.Is6() {
+		family = unix.AF_INET6
+	}
+	fd, err := unix.Socket(family, typ|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		return -1, 0, fmt.Errorf("socket: %w", err)
+	}
+	if family == unix.AF_INET6 {
+		// [::]:PORT holds the IPv6 port alone, beside 0.0.0.0:PORT, as
+		// Docker's IPv6 sockets do.
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
+			unix.Close(fd)
+			return -1, 0, fmt.Errorf("set IPV6_V6ONLY: %w", err)
+		}
+		// An IPv6 TCP port is served by the process (portproxy), so its
+		// connections end here and leave TIME_WAIT sockets behind, which
+		// would keep a bind without SO_REUSEADDR off the port for a
+		// minute after the container goes or the daemon restarts. With
+		// it, as Docker's, the socket listens at once (below): Linux lets
+		// no other socket bind a port that one listens on.
+		if typ == unix.SOCK_STREAM {
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+				unix.Close(fd)
+				return -1, 0, fmt.Errorf("set SO_REUSEADDR: %w", err)
+			}
+		}
 	}
 	if typ == unix.SOCK_DGRAM {
 		if err := attachDropFilter(fd); err != nil {
@@ -259,9 +333,21 @@ func bindPort(typ int, ip netip.Addr, port uint16) (int, uint16, error) {
 			return -1, 0, err
 		}
 	}
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(port), Addr: ip.As4()}); err != nil {
+	var sa unix.Sockaddr
+	if family == unix.AF_INET6 {
+		sa = &unix.SockaddrInet6{Port: int(port), Addr: ip.As16()}
+	} else {
+		sa = &unix.SockaddrInet4{Port: int(port), Addr: ip.As4()}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
 		unix.Close(fd)
 		return -1, 0, &bindFailure{port: port, err: err}
+	}
+	if family == unix.AF_INET6 && typ == unix.SOCK_STREAM {
+		if err := unix.Listen(fd, unix.SOMAXCONN); err != nil {
+			unix.Close(fd)
+			return -1, 0, &bindFailure{port: port, err: err}
+		}
 	}
 	if port == 0 {
 		sa, err := unix.Getsockname(fd)
@@ -269,7 +355,12 @@ func bindPort(typ int, ip netip.Addr, port uint16) (int, uint16, error) {
 			unix.Close(fd)
 			return -1, 0, fmt.Errorf("getsockname: %w", err)
 		}
-		port = uint16(sa.(*unix.SockaddrInet4).Port)
+		switch a := sa.(type) {
+		case *unix.SockaddrInet4:
+			port = uint16(a.Port)
+		case *unix.SockaddrInet6:
+			port = uint16(a.Port)
+		}
 	}
 	return fd, port, nil
 }

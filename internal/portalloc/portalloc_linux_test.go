@@ -227,9 +227,54 @@ func TestHoldBadAddress(t *testing.T) {
 	if err == nil {
 		t.Error("sctp accepted")
 	}
-	_, err = a.Hold([]network.HostPortRequest{req("tcp", netip.MustParseAddr("::1"), 80, 80)})
+	_, err = a.Hold([]network.HostPortRequest{req("tcp", netip.MustParseAddr("::ffff:127.0.0.1"), 80, 80)})
 	if !errdefs.Is(err, errdefs.KindInvalid) {
-		t.Errorf("IPv6 address: %v, want invalid", err)
+		t.Errorf("IPv4-mapped IPv6 address: %v, want invalid", err)
+	}
+}
+
+// IPv6 ports are held beside the IPv4 ones of the same number (their
+// sockets are IPV6_V6ONLY), keep other IPv6 sockets out, and are
+// forwarded on request until released.
+func TestHoldIPv6(t *testing.T) {
+	a, ns := newAllocator(t)
+	if !a.IPv6Listenable() {
+		t.Skip("no IPv6 in the test namespace")
+	}
+	v6 := netip.IPv6Unspecified()
+	held, err := a.Hold([]network.HostPortRequest{req("tcp", anyIP, 0, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := held[0].Port
+	if _, err := a.Hold([]network.HostPortRequest{req("tcp", v6, p, p), req("udp", v6, p, p)}); err != nil {
+		t.Fatalf("[::]:%d beside 0.0.0.0:%d: %v", p, p, err)
+	}
+	if _, err := a.Hold([]network.HostPortRequest{req("tcp", netip.IPv6Loopback(), p, p)}); !errdefs.Is(err, errdefs.KindConflict) {
+		t.Errorf("[::1]:%d while [::]:%d is held: %v, want a conflict", p, p, err)
+	}
+	err = sandbox.Do(ns, func() error {
+		l, err := net.Listen("tcp6", netip.AddrPortFrom(netip.IPv6Loopback(), p).String())
+		if err == nil {
+			l.Close()
+		}
+		return err
+	})
+	if err == nil {
+		t.Errorf("a host process could listen on [::1]:%d while it is held", p)
+	}
+	hp := network.HostPort{Proto: "tcp", HostIP: v6, Port: p}
+	if err := a.Forward(network.HostPort{Proto: "tcp", HostIP: v6, Port: p + 1}, netip.MustParseAddrPort("127.0.0.1:80")); err == nil {
+		t.Error("a port not held was forwarded")
+	}
+	if err := a.Forward(hp, netip.MustParseAddrPort("127.0.0.1:80")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Release([]network.HostPort{hp}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Hold([]network.HostPortRequest{req("tcp", v6, p, p)}); err != nil {
+		t.Errorf("[::]:%d after its release and its forwarding's end: %v", p, err)
 	}
 }
 

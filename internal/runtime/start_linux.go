@@ -179,7 +179,12 @@ func (r *Runtime) runDetached(ctx context.Context, s Spec) (int, error) {
 		// runc printed its error into the container's stderr log too: cut it off.
 		stdio.stderr.Truncate(stdio.stderrSize)
 		stdio.closeHold()
-		return 0, runcError(logPath, fmt.Errorf("runc run: %w", err))
+		if msg := runcLogMessage(logPath); msg != "" {
+			// In the words Docker passes on from containerd, after its
+			// own "failed to create task for container: ".
+			return 0, fmt.Errorf("failed to create shim task: OCI runtime create failed: %s: unknown", msg)
+		}
+		return 0, fmt.Errorf("runc run: %w", err)
 	}
 	pid, err := readPidFile(pidPath)
 	if err != nil {

@@ -205,7 +205,9 @@ func TestPublishedPortsShown(t *testing.T) {
 	if err := json.Unmarshal([]byte(inspect(t, w.World, "{{json .NetworkSettings.Ports}}", "web")), &ports); err != nil {
 		t.Fatal(err)
 	}
-	if b := ports["80/tcp"]; len(b) != 1 || b[0].HostIp != "0.0.0.0" || b[0].HostPort != "8080" {
+	// On every address: 0.0.0.0 and [::] (the IPv6 side forwarded by the
+	// daemon), as Docker 28 with its userland proxy shows it.
+	if b := ports["80/tcp"]; len(b) != 2 || b[0].HostIp != "0.0.0.0" || b[0].HostPort != "8080" || b[1].HostIp != "::" || b[1].HostPort != "8080" {
 		t.Errorf("NetworkSettings.Ports[80/tcp] = %+v", b)
 	}
 	if b := ports["53/udp"]; len(b) != 1 || b[0].HostIp != "127.0.0.1" || b[0].HostPort != "5353" {
@@ -214,11 +216,11 @@ func TestPublishedPortsShown(t *testing.T) {
 	if b, ok := ports["9000/tcp"]; !ok || b != nil {
 		t.Errorf("exposed, unpublished 9000/tcp = %+v (present %v), want null", b, ok)
 	}
-	if got := strings.TrimSpace(w.MustBerth(t, "port", "web", "80")); got != "0.0.0.0:8080" {
+	if got := strings.TrimSpace(w.MustBerth(t, "port", "web", "80")); got != "0.0.0.0:8080\n[::]:8080" {
 		t.Errorf("berth port web 80 = %q", got)
 	}
 	ps := w.MustBerth(t, "ps", "--format", "{{.Ports}}")
-	for _, want := range []string{"0.0.0.0:8080->80/tcp", "127.0.0.1:5353->53/udp", "9000/tcp"} {
+	for _, want := range []string{"0.0.0.0:8080->80/tcp", "[::]:8080->80/tcp", "127.0.0.1:5353->53/udp", "9000/tcp"} {
 		if !strings.Contains(ps, want) {
 			t.Errorf("ps PORTS %q lacks %q", ps, want)
 		}
@@ -324,16 +326,17 @@ func TestPublishedPortRanges(t *testing.T) {
 		w.reach(t, "outside", "tcp", hostPort(8000+i), outsideAddr)
 	}
 	w.runPeer(t, "pick", "tcp:80", "-p", "8001-8010:80")
-	if got := strings.TrimSpace(w.MustBerth(t, "port", "pick", "80")); got != "0.0.0.0:8003" {
-		t.Errorf("port picked from 8001-8010 = %q, want the first free, 0.0.0.0:8003", got)
+	if got := strings.TrimSpace(w.MustBerth(t, "port", "pick", "80")); got != "0.0.0.0:8003\n[::]:8003" {
+		t.Errorf("port picked from 8001-8010 = %q, want the first free, 0.0.0.0:8003 and [::]:8003", got)
 	}
 	w.runPeer(t, "eph", "tcp:80", "-p", "80")
 	w.runPeer(t, "all", "tcp:80", "--expose", "80", "-P")
 	for _, name := range []string{"eph", "all"} {
 		hp := strings.TrimSpace(w.MustBerth(t, "port", name, "80"))
-		_, port, ok := strings.Cut(hp, "0.0.0.0:")
-		if n, err := strconv.Atoi(port); !ok || err != nil || n < 1024 {
-			t.Errorf("%s: port 80 published on %q, want an ephemeral port on 0.0.0.0", name, hp)
+		v4, v6, _ := strings.Cut(hp, "\n")
+		_, port, ok := strings.Cut(v4, "0.0.0.0:")
+		if n, err := strconv.Atoi(port); !ok || err != nil || n < 1024 || v6 != "[::]:"+port {
+			t.Errorf("%s: port 80 published on %q, want an ephemeral port on 0.0.0.0 and the same on [::]", name, hp)
 			continue
 		}
 		w.reach(t, "outside", "tcp", testworld.HostAddr.String()+":"+port, outsideAddr)

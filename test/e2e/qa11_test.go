@@ -292,3 +292,71 @@ func TestDockerPause(t *testing.T) {
 		t.Errorf("rm -f of a paused container left %q", out)
 	}
 }
+
+// TestPublishedPortsIPv6: a port published on every address answers on
+// IPv6 too, as Docker 28's userland proxy makes it: the daemon forwards
+// [::]:PORT to the container's IPv4 address (TCP and UDP), from the
+// bridge's gateway address as docker-proxy does; docker port and inspect
+// show both bindings; a port bound to an IPv4 address has no IPv6 side;
+// [::1] can be asked for on its own. The forwarding comes back with a
+// restarted daemon and goes with the container.
+func TestPublishedPortsIPv6(t *testing.T) {
+	w := startPortWorld(t)
+	w.runPeer(t, "web", "tcp:80,udp:53,tcp:82",
+		"-p", "8080:80", "-p", "5353:53/udp", "-p", "127.0.0.1:8081:80", "-p", "[::1]:8082:82")
+	if out := w.MustBerth(t, "port", "web", "80"); out != "0.0.0.0:8080\n127.0.0.1:8081\n[::]:8080\n" {
+		t.Errorf("port web 80: %q", out)
+	}
+	out, _, _ := w.Docker(t, "port", "web")
+	for _, line := range []string{"80/tcp -> 0.0.0.0:8080", "80/tcp -> [::]:8080", "53/udp -> [::]:5353", "82/tcp -> [::1]:8082"} {
+		if !strings.Contains(out, line+"\n") {
+			t.Errorf("docker port web: no %q in\n%s", line, out)
+		}
+	}
+	gw := bridgeGateway.String()
+	w.reach(t, "host", "tcp", "[::1]:8080", gw)
+	w.reach(t, "host", "udp", "[::1]:5353", gw)
+	w.reach(t, "host", "tcp", "[::1]:8082", gw)
+	w.reach(t, "host", "tcp", "127.0.0.1:8080", gw)
+	w.unreachable(t, "host", "tcp", "[::1]:8081")
+	w.d.Kill()
+	w.d = w.Start(t)
+	w.reach(t, "host", "tcp", "[::1]:8080", gw)
+	w.reach(t, "host", "udp", "[::1]:5353", gw)
+	w.MustBerth(t, "rm", "-f", "web")
+	w.unreachable(t, "host", "tcp", "[::1]:8080")
+	w.runPeer(t, "again", "tcp:80", "-p", "8080:80")
+	w.reach(t, "host", "tcp", "[::1]:8080", gw)
+}
+
+// TestQA12Signals: a signal number Linux has none for is taken as moby's
+// ParseSignal takes it: --stop-signal 99 creates the container and docker
+// stop, whose signal cannot be sent, kills it after 2 s; kill refuses it
+// in ContainerKill's words; a stop signal name that does not parse is
+// moby's 500 "cannot stop container". A command that is not there is
+// worded as Docker passes runc's error on from containerd.
+func TestQA12Signals(t *testing.T) {
+	w, _ := startWorld(t)
+	mustDocker(t, w, "run", "-d", "--name", "s99", "--stop-signal", "99", testworld.BusyboxImage, "sleep", "600")
+	if _, errOut, code := w.Docker(t, "kill", "-s", "99", "s99"); code == 0 || !strings.Contains(errOut, "the linux daemon does not support signal 99") {
+		t.Errorf("kill -s 99: exit %d, %q", code, errOut)
+	}
+	if _, errOut, code := w.Docker(t, "stop", "-s", "BOGUS", "s99"); code == 0 || !strings.Contains(errOut, "Error response from daemon: cannot stop container: s99: invalid signal: BOGUS") {
+		t.Errorf("stop -s BOGUS: exit %d, %q", code, errOut)
+	}
+	start := time.Now()
+	if out := mustDocker(t, w, "stop", "-t", "30", "s99"); out != "s99\n" {
+		t.Errorf("stop of a container whose stop signal is 99: %q", out)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("stop took %v: the 30 s timeout, not moby's 2 s after a signal that cannot be sent", took)
+	}
+	if out := mustDocker(t, w, "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "s99"); out != "exited 137\n" {
+		t.Errorf("after stop: %q, want killed", out)
+	}
+	_, errOut, code := w.Docker(t, "run", "--rm", testworld.BusyboxImage, "nosuchcmd")
+	want := `failed to create task for container: failed to create shim task: OCI runtime create failed: `
+	if code != 127 || !strings.Contains(errOut, want) || !strings.Contains(errOut, `exec: "nosuchcmd": executable file not found in $PATH: unknown`) {
+		t.Errorf("run nosuchcmd: exit %d, %q", code, errOut)
+	}
+}

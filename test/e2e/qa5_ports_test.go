@@ -70,7 +70,7 @@ func TestQA5PortsInternalNetwork(t *testing.T) {
 	w.unreachable(t, "host", "tcp", "127.0.0.1:8200")
 	// The host port was never held: another container publishes it.
 	w.dockerPeer(t, "b1", "-p", "8200:80")
-	if got := w.dockerPort(t, "b1"); got != "80/tcp -> 0.0.0.0:8200" {
+	if got := w.dockerPort(t, "b1"); got != "80/tcp -> 0.0.0.0:8200\n80/tcp -> [::]:8200" {
 		t.Errorf("docker port b1 = %q", got)
 	}
 	w.reach(t, "outside", "tcp", hostPort(8200), outsideAddr)
@@ -88,8 +88,8 @@ func TestQA5PortsGatewayNetwork(t *testing.T) {
 		}
 	}
 	w.dockerPeer(t, "m1", "--network", "intnet", "--network", "web", "-p", "8201:80")
-	if got := w.dockerPort(t, "m1"); got != "80/tcp -> 0.0.0.0:8201" {
-		t.Errorf("docker port m1 = %q, want 80/tcp -> 0.0.0.0:8201", got)
+	if got := w.dockerPort(t, "m1"); got != "80/tcp -> 0.0.0.0:8201\n80/tcp -> [::]:8201" {
+		t.Errorf("docker port m1 = %q, want 80/tcp -> 0.0.0.0:8201 and [::]:8201", got)
 	}
 	w.reach(t, "outside", "tcp", hostPort(8201), outsideAddr)
 
@@ -100,8 +100,8 @@ func TestQA5PortsGatewayNetwork(t *testing.T) {
 	if _, errOut, code := w.Docker(t, "network", "connect", "web", "c1"); code != 0 {
 		t.Fatalf("docker network connect web c1: %s", errOut)
 	}
-	if got := w.dockerPort(t, "c1"); got != "80/tcp -> 0.0.0.0:8202" {
-		t.Errorf("docker port c1 after connect = %q, want 80/tcp -> 0.0.0.0:8202", got)
+	if got := w.dockerPort(t, "c1"); got != "80/tcp -> 0.0.0.0:8202\n80/tcp -> [::]:8202" {
+		t.Errorf("docker port c1 after connect = %q, want 80/tcp -> 0.0.0.0:8202 and [::]:8202", got)
 	}
 	w.reach(t, "outside", "tcp", hostPort(8202), outsideAddr)
 	if _, errOut, code := w.Docker(t, "network", "disconnect", "web", "c1"); code != 0 {

@@ -85,7 +85,11 @@ func ask(target string, sport int, timeout time.Duration) error {
 			d.LocalAddr = &net.TCPAddr{Port: sport}
 		}
 	}
-	c, err := d.Dial(proto+"4", addr)
+	network := proto + "4"
+	if strings.HasPrefix(addr, "[") { // an IPv6 address: a published port's IPv6 side
+		network = proto + "6"
+	}
+	c, err := d.Dial(network, addr)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,264 @@
+// Package portproxy forwards a published port's IPv6 side to a container
+// that has IPv4 only, as Docker 28's userland proxy (docker-proxy) does
+// for the [::]:PORT binding it adds to every port published on all
+// addresses: nftables can rewrite an address but not translate one family
+// into the other, so the daemon accepts on the IPv6 socket that holds the
+// port and connects to the container itself. One goroutine a socket, two
+// a TCP connection, one a UDP flow; no process per port (Docker: one
+// docker-proxy each). Connections reach the container from the bridge's
+// gateway address, as through docker-proxy.
+package portproxy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// UDPFlowTimeout is how long a UDP client's flow lives without traffic,
+// docker-proxy's UDPConnTrackTimeout.
+const UDPFlowTimeout = 90 * time.Second
+
+// maxUDPFlows bounds the flows of one port, as docker-proxy's
+// UDPConnTrackMax does (beyond it, new clients' datagrams are dropped).
+const maxUDPFlows = 1024
+
+// dialTimeout bounds a connection to the container.
+const dialTimeout = 10 * time.Second
+
+// Proxy forwards one socket's traffic until Stop.
+type Proxy struct {
+	closer io.Closer
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	conns  map[io.Closer]struct{} // open TCP connections and UDP flows
+	closed bool
+}
+
+// Start forwards the traffic of the bound socket fd (TCP or UDP, which
+// stays the caller's: Start works on a duplicate) to target. A TCP socket
+// is made to listen; a UDP socket loses any filter it had.
+func Start(fd int, proto string, target netip.AddrPort, log *slog.Logger) (*Proxy, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("duplicate socket: %w", err)
+	}
+	f := os.NewFile(uintptr(dup), "proxy")
+	defer f.Close() // net.File* take duplicates of their own
+	p := &Proxy{conns: map[io.Closer]struct{}{}}
+	switch proto {
+	case "tcp":
+		if err := unix.Listen(dup, unix.SOMAXCONN); err != nil {
+			return nil, fmt.Errorf("listen: %w", err)
+		}
+		l, err := net.FileListener(f)
+		if err != nil {
+			return nil, fmt.Errorf("listener: %w", err)
+		}
+		p.closer = l
+		p.wg.Add(1)
+		go p.acceptLoop(l, target, log)
+	case "udp":
+		// The holder's filter drops every datagram (nothing should reach
+		// a socket that nftables DNATs around); this one is read.
+		if err := unix.SetsockoptInt(dup, unix.SOL_SOCKET, unix.SO_DETACH_FILTER, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+			return nil, fmt.Errorf("detach filter: %w", err)
+		}
+		pc, err := net.FilePacketConn(f)
+		if err != nil {
+			return nil, fmt.Errorf("packet conn: %w", err)
+		}
+		uc, ok := pc.(*net.UDPConn)
+		if !ok {
+			pc.Close()
+			return nil, fmt.Errorf("not a UDP socket")
+		}
+		p.closer = uc
+		p.wg.Add(1)
+		go p.udpLoop(uc, target, log)
+	default:
+		return nil, fmt.Errorf("cannot proxy %q", proto)
+	}
+	return p, nil
+}
+
+// Stop closes the socket's duplicate and every connection and flow, and
+// waits for the goroutines. The caller's socket stays open.
+func (p *Proxy) Stop() {
+	p.mu.Lock()
+	p.closed = true
+	p.closer.Close()
+	for c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// track adds c to what Stop closes; false if Stop has begun.
+func (p *Proxy) track(c io.Closer) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.conns[c] = struct{}{}
+	return true
+}
+
+func (p *Proxy) untrack(c io.Closer) {
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
+}
+
+func (p *Proxy) acceptLoop(l net.Listener, target netip.AddrPort, log *slog.Logger) {
+	defer p.wg.Done()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			log.Warn("proxy accept", "target", target, "err", err)
+			time.Sleep(10 * time.Millisecond) // EMFILE and the like: do not spin
+			continue
+		}
+		if !p.track(c) {
+			c.Close()
+			return
+		}
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			defer p.untrack(c)
+			p.pipe(c.(*net.TCPConn), target, log)
+		}()
+	}
+}
+
+// pipe copies both ways between the client and a new connection to the
+// container, passing each side's end of stream on as a half close.
+func (p *Proxy) pipe(client *net.TCPConn, target netip.AddrPort, log *slog.Logger) {
+	defer client.Close()
+	d := net.Dialer{Timeout: dialTimeout}
+	bc, err := d.Dial("tcp4", target.String())
+	if err != nil {
+		log.Debug("proxy dial", "target", target, "err", err)
+		return
+	}
+	backend := bc.(*net.TCPConn)
+	if !p.track(backend) {
+		backend.Close()
+		return
+	}
+	defer p.untrack(backend)
+	defer backend.Close()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	half := func(dst, src *net.TCPConn) {
+		defer wg.Done()
+		if _, err := io.Copy(dst, src); err != nil {
+			// A reset or a Stop: end both directions at once.
+			dst.Close()
+			src.Close()
+			return
+		}
+		dst.CloseWrite()
+	}
+	go half(backend, client)
+	go half(client, backend)
+	wg.Wait()
+}
+
+// flow is one UDP client's connection to the container.
+type flow struct {
+	conn *net.UDPConn
+	last time.Time // guarded by the proxy's udpLoop lock
+}
+
+func (p *Proxy) udpLoop(uc *net.UDPConn, target netip.AddrPort, log *slog.Logger) {
+	defer p.wg.Done()
+	var mu sync.Mutex
+	flows := map[netip.AddrPort]*flow{}
+	buf := make([]byte, 65535)
+	for {
+		n, from, err := uc.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			log.Debug("proxy read", "target", target, "err", err)
+			continue
+		}
+		mu.Lock()
+		fl := flows[from]
+		if fl == nil {
+			if len(flows) >= maxUDPFlows {
+				mu.Unlock()
+				continue
+			}
+			c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(target))
+			if err != nil {
+				mu.Unlock()
+				log.Debug("proxy dial", "target", target, "err", err)
+				continue
+			}
+			if !p.track(c) {
+				mu.Unlock()
+				c.Close()
+				return
+			}
+			fl = &flow{conn: c}
+			flows[from] = fl
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				defer p.untrack(c)
+				defer c.Close()
+				reply := make([]byte, 65535)
+				for {
+					_ = c.SetReadDeadline(time.Now().Add(UDPFlowTimeout))
+					m, err := c.Read(reply)
+					if err != nil {
+						var ne net.Error
+						mu.Lock()
+						// A timeout while the client still sent lately
+						// keeps the flow; anything else ends it.
+						keep := errors.As(err, &ne) && ne.Timeout() && time.Since(fl.last) < UDPFlowTimeout
+						if !keep {
+							delete(flows, from)
+							mu.Unlock()
+							return
+						}
+						mu.Unlock()
+						continue
+					}
+					if _, err := uc.WriteToUDPAddrPort(reply[:m], from); err != nil && errors.Is(err, net.ErrClosed) {
+						return
+					}
+				}
+			}()
+		}
+		fl.last = time.Now()
+		mu.Unlock()
+		if _, err := fl.conn.Write(buf[:n]); err != nil {
+			log.Debug("proxy write", "target", target, "err", err)
+		}
+	}
+}

@@ -1,0 +1,144 @@
+package portproxy
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// boundV6 is a socket bound to [::1] on a free port, not listening, as
+// the port allocator holds one; it is closed at the test's end.
+func boundV6(t *testing.T, typ int) (int, uint16) {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET6, typ|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Skipf("no IPv6 socket here: %v", err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet6{Addr: netip.IPv6Loopback().As16()}); err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fd, uint16(sa.(*unix.SockaddrInet6).Port)
+}
+
+// A TCP client of the IPv6 port talks to the IPv4 server through the
+// proxy, both ways, with the end of its stream passed on; after Stop no
+// new connection is served.
+func TestTCP(t *testing.T) {
+	srv, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	go func() {
+		for {
+			c, err := srv.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				b, _ := io.ReadAll(c) // until the client's half close
+				c.Write([]byte("got " + string(b)))
+			}()
+		}
+	}()
+	fd, port := boundV6(t, unix.SOCK_STREAM)
+	p, err := Start(fd, "tcp", netip.MustParseAddrPort(srv.Addr().String()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := netip.AddrPortFrom(netip.IPv6Loopback(), port).String()
+	for i := range 3 {
+		c, err := net.DialTimeout("tcp6", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte("hello"))
+		c.(*net.TCPConn).CloseWrite()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		got, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || string(got) != "got hello" {
+			t.Fatalf("connection %d: %q, %v", i, got, err)
+		}
+	}
+	// A connection open across Stop is cut.
+	c, err := net.DialTimeout("tcp6", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(50 * time.Millisecond)
+	p.Stop()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := bufio.NewReader(c).ReadString('\n'); err == nil || strings.Contains(err.Error(), "timeout") {
+		t.Errorf("a connection open at Stop: %v, want it closed", err)
+	}
+}
+
+// UDP datagrams from two clients reach the IPv4 server and its replies
+// reach each client; after Stop nothing is answered.
+func TestUDP(t *testing.T) {
+	srv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := srv.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			srv.WriteToUDP(append([]byte("echo "), buf[:n]...), from)
+		}
+	}()
+	fd, port := boundV6(t, unix.SOCK_DGRAM)
+	p, err := Start(fd, "udp", netip.MustParseAddrPort(srv.LocalAddr().String()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.IPv6Loopback(), port))
+	ask := func(c *net.UDPConn, msg string) (string, error) {
+		if _, err := c.Write([]byte(msg)); err != nil {
+			return "", err
+		}
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		buf := make([]byte, 1500)
+		n, err := c.Read(buf)
+		return string(buf[:n]), err
+	}
+	for _, name := range []string{"a", "b"} {
+		c, err := net.DialUDP("udp6", nil, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		for i := range 2 {
+			if got, err := ask(c, name); err != nil || got != "echo "+name {
+				t.Fatalf("client %s, datagram %d: %q, %v", name, i, got, err)
+			}
+		}
+	}
+	p.Stop()
+	c, err := net.DialUDP("udp6", nil, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got, err := ask(c, "late"); err == nil {
+		t.Errorf("answered after Stop: %q", got)
+	}
+}
