@@ -34,7 +34,7 @@ type Config struct {
 	// address, as Docker 28 does with its userland proxy; the daemon sets
 	// it where IPv6 sockets can be bound.
 	IPv6Ports bool
-	Log   *slog.Logger
+	Log       *slog.Logger
 	// DefaultBridgeName is the device of the predefined "bridge" network (berth0).
 	DefaultBridgeName string
 	// DefaultBridgeHostAccess opens the host's services to the default
