@@ -65,7 +65,7 @@ func TestBadRequests(t *testing.T) {
 		{"reversed host port range", "POST", "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"PortBindings":{"80/tcp":[{"HostPort":"9000-8000"}]}}}`, 400, `invalid host port "9000-8000"`},
 		{"host port out of range", "POST", "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"PortBindings":{"80/tcp":[{"HostPort":"70000"}]}}}`, 400, `invalid host port "70000"`},
 		{"bad host IP", "POST", "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"PortBindings":{"80/tcp":[{"HostIp":"localhost","HostPort":"80"}]}}}`, 400, `invalid host IP "localhost" to publish on`},
-		{"IPv6 host IP", "POST", "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"PortBindings":{"80/tcp":[{"HostIp":"::1","HostPort":"80"}]}}}`, 400, "publishing on IPv6 address ::1 is not supported by berth"},
+		{"zoned host IP", "POST", "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"PortBindings":{"80/tcp":[{"HostIp":"fe80::1%eth0","HostPort":"80"}]}}}`, 400, "invalid host IP \"fe80::1%eth0\" to publish on: a zoned address"},
 		{"sctp port", "POST", "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"PortBindings":{"80/sctp":[{"HostPort":"80"}]}}}`, 400, "publishing sctp ports is not supported by berth"},
 		{"bad container port", "POST", "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"PortBindings":{"0/tcp":[{"HostPort":"80"}]}}}`, 400, `invalid port "0/tcp"`},
 		{"volumes", "POST", "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"Binds":["/tmp:/tmp"]}}`, 400, "volumes and mounts"},
