@@ -66,7 +66,11 @@ func bindFailed(r network.HostPortRequest, port uint16, err error) error {
 // "0.0.0.0:8080:172.17.0.2:80/tcp", "0.0.0.0:8000-8001:172.17.0.2:80/tcp".
 func mappingString(r network.HostPortRequest) string {
 	var b strings.Builder
-	b.WriteString(anyIfInvalid(r.HostIP).String())
+	if ip := anyIfInvalid(r.HostIP); ip.Is6() {
+		b.WriteString("[" + ip.String() + "]") // as moby brackets an IPv6 host address
+	} else {
+		b.WriteString(ip.String())
+	}
 	b.WriteByte(':')
 	if r.Start != 0 {
 		b.WriteString(strconv.Itoa(int(r.Start)))
