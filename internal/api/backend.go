@@ -76,6 +76,9 @@ type Backend interface {
 	// TopContainer lists a running container's processes with ps and
 	// psArgs ("" is -ef).
 	TopContainer(ctx context.Context, ref, psArgs string) (container.Top, error)
+	// ContainerSize is what the container wrote to its root file system,
+	// and that plus its image's size (docker ps -s, inspect -s).
+	ContainerSize(ctx context.Context, ref string) (rw, rootfs int64, err error)
 	// ContainerStats samples the container's resource use and emits
 	// frames as moby's ContainerStats: one (oneShot, or !stream after two
 	// samples) or one a second until ctx ends (stream).

@@ -165,6 +165,13 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 		if (publish != nil || expose != nil) && !hasPort(sum.Ports, publish, expose) {
 			continue
 		}
+		if boolValue(r, "size") {
+			if sum.SizeRw, sum.SizeRootFs, err = s.backend.ContainerSize(r.Context(), c.ID); errdefs.Is(err, errdefs.KindNotFound) {
+				continue // removed while we listed
+			} else if err != nil {
+				return err
+			}
+		}
 		out = append(out, sum)
 	}
 	return writeJSON(w, http.StatusOK, out)
@@ -334,7 +341,15 @@ func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	links := s.backend.ContainerLinks(r.Context(), c.ID)
-	return writeJSON(w, http.StatusOK, containerInspect(c, atts, links, apiVersion(r.Context())))
+	var sizes *[2]int64
+	if boolValue(r, "size") {
+		rw, rootfs, err := s.backend.ContainerSize(r.Context(), c.ID)
+		if err != nil {
+			return err
+		}
+		sizes = &[2]int64{rw, rootfs}
+	}
+	return writeJSON(w, http.StatusOK, containerInspect(c, atts, links, apiVersion(r.Context()), sizes))
 }
 
 func (s *Server) startContainer(w http.ResponseWriter, r *http.Request) error {

@@ -169,7 +169,7 @@ func TestLegacyNetworkSettings(t *testing.T) {
 		t.Helper()
 		f := newFakeBackend()
 		c, _ := f.Container(context.Background(), ref)
-		b, err := json.Marshal(containerInspect(c, f.attachments[c.ID], LinkNames{}, version))
+		b, err := json.Marshal(containerInspect(c, f.attachments[c.ID], LinkNames{}, version, nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -755,4 +755,31 @@ func TestPauseRoutes(t *testing.T) {
 		t.Errorf("mutations (-want +got):\n%s", diff)
 	}
 	wantError(t, call(t, s, http.MethodPost, "/v1.51/containers/nope/pause", ""), http.StatusNotFound, "No such container: nope")
+}
+
+// TestContainerSizes: ps and inspect with size=1 carry SizeRw and
+// SizeRootFs; without it, neither.
+func TestContainerSizes(t *testing.T) {
+	s := newServer(newFakeBackend())
+	rec := call(t, s, http.MethodGet, "/v1.51/containers/json?all=1&size=1", "")
+	wantStatus(t, rec, http.StatusOK)
+	for _, c := range decode[[]map[string]any](t, rec) {
+		if c["SizeRw"] != 12.0 || c["SizeRootFs"] != 1012.0 {
+			t.Errorf("ps -s: SizeRw %v SizeRootFs %v", c["SizeRw"], c["SizeRootFs"])
+		}
+	}
+	rec = call(t, s, http.MethodGet, "/v1.51/containers/json?all=1", "")
+	for _, c := range decode[[]map[string]any](t, rec) {
+		if _, ok := c["SizeRw"]; ok {
+			t.Errorf("ps without size has SizeRw: %v", c)
+		}
+	}
+	got := decode[map[string]any](t, call(t, s, http.MethodGet, "/v1.51/containers/test1/json?size=1", ""))
+	if got["SizeRw"] != 12.0 || got["SizeRootFs"] != 1012.0 {
+		t.Errorf("inspect -s: SizeRw %v SizeRootFs %v", got["SizeRw"], got["SizeRootFs"])
+	}
+	got = decode[map[string]any](t, call(t, s, http.MethodGet, "/v1.51/containers/test1/json", ""))
+	if _, ok := got["SizeRw"]; ok {
+		t.Errorf("inspect without size has SizeRw")
+	}
 }

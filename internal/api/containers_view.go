@@ -47,7 +47,9 @@ func livePorts(c *container.Container) []string {
 // containerInspect is Docker's inspect of c. Clients below API 1.52 get the
 // legacy NetworkSettings.IPAddress & co., filled only from the network
 // named "bridge" as Docker does; later clients do not get them at all.
-func containerInspect(c *container.Container, atts []network.Attachment, links LinkNames, apiVersion string) any {
+//
+// sizes, when not nil, are inspect -s's SizeRw and SizeRootFs.
+func containerInspect(c *container.Container, atts []network.Attachment, links LinkNames, apiVersion string, sizes *[2]int64) any {
 	nets := endpointSettings(c, atts)
 	ns := &ctypes.NetworkSettings{
 		NetworkSettingsBase: ctypes.NetworkSettingsBase{
@@ -81,6 +83,9 @@ func containerInspect(c *container.Container, atts []network.Attachment, links L
 		Mounts:          []ctypes.MountPoint{},
 		Config:          wireConfig(c.Config),
 		NetworkSettings: ns,
+	}
+	if sizes != nil {
+		resp.SizeRw, resp.SizeRootFs = &sizes[0], &sizes[1]
 	}
 	if lessThan(apiVersion, "1.52") {
 		return resp

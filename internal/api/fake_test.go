@@ -335,6 +335,13 @@ func (f *fakeBackend) TopContainer(ctx context.Context, ref, psArgs string) (con
 	return container.Top{Titles: []string{"PID", "CMD"}, Processes: [][]string{{"1", "sleep " + psArgs}}}, nil
 }
 
+func (f *fakeBackend) ContainerSize(ctx context.Context, ref string) (int64, int64, error) {
+	if _, err := f.Container(ctx, ref); err != nil {
+		return 0, 0, err
+	}
+	return 12, 1012, nil
+}
+
 func (f *fakeBackend) ContainerStats(ctx context.Context, ref string, stream, oneShot bool, emit func(StatsFrame) error) error {
 	c, err := f.Container(ctx, ref)
 	if err != nil {

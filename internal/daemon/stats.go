@@ -83,3 +83,23 @@ func (d *Daemon) ContainerStats(ctx context.Context, ref string, stream, oneShot
 		}
 	}
 }
+
+// ContainerSize is docker ps -s's and inspect -s's figures: what the
+// container wrote (its overlay upper layer) and that plus its image.
+func (d *Daemon) ContainerSize(ctx context.Context, ref string) (rw, rootfs int64, err error) {
+	cs, err := d.lookup(ref)
+	if err != nil {
+		return 0, 0, err
+	}
+	cs.mu.Lock()
+	id, imageID := cs.c.ID, cs.c.Config.ImageID
+	cs.mu.Unlock()
+	if rw, err = d.runtime.UpperSize(id); err != nil {
+		return 0, 0, err
+	}
+	rootfs = rw
+	if img, err := d.images.Get(imageID); err == nil {
+		rootfs += img.Size
+	}
+	return rw, rootfs, nil
+}

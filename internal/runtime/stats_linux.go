@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/berth-net/berth/internal/container"
@@ -100,4 +101,40 @@ func hostMemory() uint64 {
 		}
 	}
 	return 0
+}
+
+// UpperSize is the size of what container id wrote to its root file
+// system (its overlay upper directory), as moby's directory.Size counts
+// it: the sizes of everything but directories, a file with several links
+// once; 0 for a container that never started.
+func (r *Runtime) UpperSize(id string) (int64, error) {
+	if err := checkID(id); err != nil {
+		return 0, err
+	}
+	var size int64
+	seen := map[uint64]bool{}
+	err := filepath.WalkDir(filepath.Join(r.dataDir(id), "upper"), func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil // never started, or removed meanwhile
+			}
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return nil // gone meanwhile
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+			if seen[st.Ino] {
+				return nil
+			}
+			seen[st.Ino] = true
+		}
+		size += fi.Size()
+		return nil
+	})
+	return size, err
 }

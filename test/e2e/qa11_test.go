@@ -360,3 +360,30 @@ func TestQA12Signals(t *testing.T) {
 		t.Errorf("run nosuchcmd: exit %d, %q", code, errOut)
 	}
 }
+
+// TestContainerSizes: docker ps -s and inspect -s show what the container
+// wrote (its overlay upper layer) and that plus its image, as moby's
+// overlay2 counts them.
+func TestContainerSizes(t *testing.T) {
+	w, _ := startWorld(t)
+	mustDocker(t, w, "run", "-d", "--name", "writer", testworld.BusyboxImage, "sh", "-c", "dd if=/dev/zero of=/big bs=1024 count=300 2>/dev/null; touch /done; sleep 600")
+	if !retried(func() bool {
+		_, _, code := w.Docker(t, "exec", "writer", "test", "-e", "/done")
+		return code == 0
+	}) {
+		t.Fatal("the container never wrote its file")
+	}
+	out := strings.Fields(mustDocker(t, w, "inspect", "-s", "-f", "{{.SizeRw}} {{.SizeRootFs}}", "writer"))
+	var rw, rootfs int64
+	if len(out) != 2 {
+		t.Fatalf("inspect -s: %q", out)
+	}
+	fmt.Sscan(out[0], &rw)
+	fmt.Sscan(out[1], &rootfs)
+	if rw < 300*1024 || rw > 400*1024 || rootfs <= rw+100*1024 {
+		t.Errorf("inspect -s: SizeRw %d, SizeRootFs %d; want about 300 KiB written, and the image on top", rw, rootfs)
+	}
+	if ps := mustDocker(t, w, "ps", "-s", "--format", "{{.Size}}", "--filter", "name=writer"); !strings.Contains(ps, "kB (virtual ") {
+		t.Errorf("ps -s: %q", ps)
+	}
+}
