@@ -424,7 +424,6 @@ func TestUnimplementedRoutes(t *testing.T) {
 		{http.MethodHead, "/v1.51/containers/test1/archive?path=/etc", "docker cp is not supported by berth"},
 		{http.MethodGet, "/v1.51/images/busybox/history", "docker history is not supported by berth"},
 		{http.MethodPost, "/v1.51/volumes/create", "docker volume create is not supported by berth"},
-		{http.MethodGet, "/v1.51/system/df", "docker system df is not supported by berth"},
 		{http.MethodPost, "/v1.51/images/busybox/tag?repo=x", "docker tag/push is not supported by berth"},
 	} {
 		rec := call(t, s, tc.method, tc.path, "")
@@ -782,4 +781,34 @@ func TestContainerSizes(t *testing.T) {
 	if _, ok := got["SizeRw"]; ok {
 		t.Errorf("inspect without size has SizeRw")
 	}
+}
+
+// TestSystemDF: docker system df's answer: images with the count of
+// containers using each, containers with their sizes, empty volumes and
+// build cache; type= picks kinds, an unknown one is refused.
+func TestSystemDF(t *testing.T) {
+	s := newServer(newFakeBackend())
+	rec := call(t, s, http.MethodGet, "/v1.51/system/df", "")
+	wantStatus(t, rec, http.StatusOK)
+	got := decode[map[string]any](t, rec)
+	ctrs, _ := got["Containers"].([]any)
+	imgs, _ := got["Images"].([]any)
+	if len(ctrs) == 0 || len(imgs) == 0 || got["Volumes"] == nil || got["BuildCache"] == nil {
+		t.Fatalf("system df: %s", rec.Body.String())
+	}
+	if c := ctrs[0].(map[string]any); c["SizeRw"] != 12.0 {
+		t.Errorf("container SizeRw %v", c["SizeRw"])
+	}
+	used := 0.0
+	for _, i := range imgs {
+		used += i.(map[string]any)["Containers"].(float64)
+	}
+	if used != float64(len(ctrs)) {
+		t.Errorf("images used by %v containers in all, want %d", used, len(ctrs))
+	}
+	got = decode[map[string]any](t, call(t, s, http.MethodGet, "/v1.51/system/df?type=image", ""))
+	if got["Containers"] != nil || got["Images"] == nil {
+		t.Errorf("type=image: %v", got)
+	}
+	wantError(t, call(t, s, http.MethodGet, "/v1.51/system/df?type=bogus", ""), http.StatusBadRequest, "unknown object type: bogus")
 }

@@ -38,6 +38,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("POST /containers/prune", h(s.pruneContainers))
 	m.HandleFunc("POST /containers/{id}/rename", h(s.renameContainer))
 	m.HandleFunc("GET /containers/{id}/top", h(s.topContainer))
+	m.HandleFunc("GET /system/df", h(s.systemDF))
 	m.HandleFunc("POST /containers/{id}/pause", h(s.pauseContainer))
 	m.HandleFunc("POST /containers/{id}/unpause", h(s.unpauseContainer))
 	m.HandleFunc("POST /containers/{id}/update", h(s.updateContainer))
@@ -79,7 +80,6 @@ var unimplemented = map[string]string{
 	"GET /containers/{id}/export":  "docker export",
 	"GET /containers/{id}/archive": "docker cp",
 	"PUT /containers/{id}/archive": "docker cp",
-	"GET /system/df":               "docker system df",
 	"POST /commit":                 "docker commit",
 	"POST /build":                  "docker build",
 	"POST /images/load":            "docker load (use docker import)",

@@ -387,3 +387,21 @@ func TestContainerSizes(t *testing.T) {
 		t.Errorf("ps -s: %q", ps)
 	}
 }
+
+// TestSystemDF: docker system df counts berth's images (one in use),
+// containers (one running, with what it wrote) and the volumes and build
+// cache berth does not have.
+func TestSystemDF(t *testing.T) {
+	w, _ := startWorld(t)
+	mustDocker(t, w, "run", "-d", "--name", "up", testworld.BusyboxImage, "sh", "-c", "dd if=/dev/zero of=/f bs=1024 count=200 2>/dev/null; sleep 600")
+	mustDocker(t, w, "create", "--name", "idle", testworld.BusyboxImage, "true")
+	out := mustDocker(t, w, "system", "df", "--format", "{{.Type}}|{{.TotalCount}}|{{.Active}}")
+	for _, want := range []string{"Images|1|1", "Containers|2|1", "Local Volumes|0|0", "Build Cache|0|0"} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("docker system df: no %q in\n%s", want, out)
+		}
+	}
+	if v := mustDocker(t, w, "system", "df", "-v", "--format", "{{json .}}"); !strings.Contains(v, `"Names":"up"`) {
+		t.Errorf("docker system df -v: %s", v)
+	}
+}

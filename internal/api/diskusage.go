@@ -1,0 +1,84 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/build"
+	ctypes "github.com/docker/docker/api/types/container"
+	imagetypes "github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/volume"
+
+	"github.com/berth-net/berth/internal/errdefs"
+)
+
+// systemDF is docker system df, as moby's getDiskUsage: images with how
+// many containers use each, containers with their sizes (ps -s's), no
+// volumes and no build cache (berth has neither). type= picks the kinds
+// (API 1.42 and later), every kind when absent.
+func (s *Server) systemDF(w http.ResponseWriter, r *http.Request) error {
+	want := map[types.DiskUsageObject]bool{types.ContainerObject: true, types.ImageObject: true, types.VolumeObject: true, types.BuildCacheObject: true}
+	if typs, ok := r.URL.Query()["type"]; ok && !lessThan(apiVersion(r.Context()), "1.42") {
+		clear(want)
+		for _, t := range typs {
+			switch o := types.DiskUsageObject(t); o {
+			case types.ContainerObject, types.ImageObject, types.VolumeObject, types.BuildCacheObject:
+				want[o] = true
+			default:
+				return errdefs.Invalid("%s", fmt.Sprintf("unknown object type: %s", t))
+			}
+		}
+	}
+	var du types.DiskUsage
+	uses := map[string]int64{}
+	if want[types.ContainerObject] || want[types.ImageObject] {
+		ctrs, err := s.backend.Containers(r.Context())
+		if err != nil {
+			return err
+		}
+		if want[types.ContainerObject] {
+			du.Containers = []*ctypes.Summary{}
+		}
+		for _, c := range ctrs {
+			uses[c.Config.ImageID]++
+			if !want[types.ContainerObject] {
+				continue
+			}
+			atts, err := s.backend.ContainerAttachments(r.Context(), c.ID)
+			if errdefs.Is(err, errdefs.KindNotFound) {
+				continue // removed while we looked
+			}
+			if err != nil {
+				return err
+			}
+			sum := containerSummary(c, atts, s.backend.ContainerLinks(r.Context(), c.ID), s.now())
+			if sum.SizeRw, sum.SizeRootFs, err = s.backend.ContainerSize(r.Context(), c.ID); errdefs.Is(err, errdefs.KindNotFound) {
+				continue
+			} else if err != nil {
+				return err
+			}
+			du.Containers = append(du.Containers, &sum)
+		}
+	}
+	if want[types.ImageObject] {
+		imgs, err := s.backend.Images(r.Context())
+		if err != nil {
+			return err
+		}
+		du.Images = []*imagetypes.Summary{}
+		for _, img := range imgs {
+			sum := imageSummary(img)
+			sum.Containers, sum.SharedSize = uses[img.ID], 0 // one layer each: nothing shared
+			du.LayersSize += img.Size
+			du.Images = append(du.Images, &sum)
+		}
+	}
+	if want[types.VolumeObject] {
+		du.Volumes = []*volume.Volume{}
+	}
+	if want[types.BuildCacheObject] {
+		du.BuildCache = []*build.CacheRecord{}
+	}
+	return writeJSON(w, http.StatusOK, du)
+}
