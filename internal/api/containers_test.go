@@ -273,7 +273,7 @@ func TestContainerLifecycle(t *testing.T) {
 	wantStatus(t, call(t, s, http.MethodPost, "/v1.51/containers/test1/rename?name=web2", ""), http.StatusNoContent)
 	wantError(t, call(t, s, http.MethodPost, "/v1.51/containers/nope/rename?name=x", ""), http.StatusNotFound, "No such container: nope")
 	wantError(t, call(t, s, http.MethodDelete, "/v1.51/containers/test1", ""), http.StatusConflict,
-		`cannot remove container "/test1": container is running: stop the container before removing or force remove`)
+		`cannot remove container "test1": container is running: stop the container before removing or force remove`)
 	wantStatus(t, call(t, s, http.MethodDelete, "/v1.51/containers/test1?force=1&v=1&link=0", ""), http.StatusNoContent)
 	wantError(t, call(t, s, http.MethodDelete, "/v1.51/containers/nope", ""), http.StatusNotFound, "No such container: nope")
 	want := []string{

@@ -437,7 +437,7 @@ func (f *fakeBackend) RemoveContainer(ctx context.Context, ref string, force boo
 		return err
 	}
 	if c.Running() && !force {
-		return errdefs.Conflict("cannot remove container %q: container is running: stop the container before removing or force remove", "/"+c.Name)
+		return errdefs.Conflict("cannot remove container %q: container is running: stop the container before removing or force remove", ref)
 	}
 	f.mutated("RemoveContainer %s %v", ref, force)
 	return nil

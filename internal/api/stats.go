@@ -51,7 +51,10 @@ func statsResponse(f StatsFrame) ctypes.StatsResponse {
 	out.CPUStats, out.PreCPUStats = cpuStats(st.CPU), cpuStats(f.PreCPU)
 	out.MemoryStats = ctypes.MemoryStats{Usage: st.Memory.Usage, MaxUsage: st.Memory.MaxUsage, Failcnt: st.Memory.Failcnt,
 		Limit: st.Memory.Limit, Stats: st.Memory.Stats}
-	out.BlkioStats = ctypes.BlkioStats{IoServiceBytesRecursive: blkio(st.IOBytes), IoServicedRecursive: blkio(st.IOOps)}
+	// Every list, never null, as moby's copyBlkioEntry gives them.
+	out.BlkioStats = ctypes.BlkioStats{IoServiceBytesRecursive: blkio(st.IOBytes), IoServicedRecursive: blkio(st.IOOps),
+		IoQueuedRecursive: blkio(nil), IoServiceTimeRecursive: blkio(nil), IoWaitTimeRecursive: blkio(nil),
+		IoMergedRecursive: blkio(nil), IoTimeRecursive: blkio(nil), SectorsRecursive: blkio(nil)}
 	out.PidsStats = ctypes.PidsStats{Current: st.Pids.Current, Limit: st.Pids.Limit}
 	if len(st.Networks) > 0 {
 		out.Networks = map[string]ctypes.NetworkStats{}

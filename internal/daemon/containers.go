@@ -331,11 +331,11 @@ func (d *Daemon) RemoveContainer(ctx context.Context, ref string, force bool) er
 	}
 	cs.mu.Lock()
 	running, paused := cs.c.Running(), cs.c.Paused()
-	id, name := cs.c.ID, cs.c.Name
+	id := cs.c.ID
 	if cs.c.State.Status == container.StatusRestarting {
 		if !force {
 			cs.mu.Unlock()
-			return errdefs.Conflict("cannot remove container \"/%s\": container is restarting: stop the container before removing or force remove", name)
+			return errdefs.Conflict("cannot remove container %q: container is restarting: stop the container before removing or force remove", ref)
 		}
 		d.stopRestartingLocked(cs)
 	}
@@ -346,9 +346,9 @@ func (d *Daemon) RemoveContainer(ctx context.Context, ref string, force bool) er
 	if running {
 		switch {
 		case !force && paused:
-			return errdefs.Conflict("cannot remove container \"/%s\": container is paused and must be unpaused first", name)
+			return errdefs.Conflict("cannot remove container %q: container is paused and must be unpaused first", ref)
 		case !force:
-			return errdefs.Conflict("cannot remove container \"/%s\": container is running: stop the container before removing or force remove", name)
+			return errdefs.Conflict("cannot remove container %q: container is running: stop the container before removing or force remove", ref)
 		}
 		if err := d.killAndWait(ctx, cs); err != nil {
 			return err

@@ -398,29 +398,39 @@ func (d *Daemon) StopContainer(ctx context.Context, ref string, timeout *int, si
 	}
 	proc, exited := cs.proc, cs.exited
 	id := cs.c.ID
-	d.killEvent(cs.c, sig) // moby logs the stop signal as a kill
 	cs.mu.Unlock()
 	if err := d.runtime.Signal(id, proc, sig); err != nil {
 		// As moby's containerStop: a signal that cannot be sent (a
-		// number with no signal) leaves 2 s, then SIGKILL.
-		d.log.Warn("sending the stop signal failed; killing after 2 s", "id", id[:12], "signal", int(sig), "err", err)
-		if wait < 0 || wait > 2 {
+		// number with no signal) leaves 2 s, then SIGKILL (with no
+		// timeout, it waits on, as moby's does).
+		d.log.Warn("sending the stop signal failed", "id", id[:12], "signal", int(sig), "err", err)
+		if wait > 2 {
 			wait = 2
 		}
 	} else {
 		cs.mu.Lock()
+		d.killEvent(cs.c, sig) // moby logs the stop signal as a kill, once sent
 		d.resumeForSignalLocked(cs)
 		cs.mu.Unlock()
 	}
-	if wait >= 0 {
+	if wait < 0 {
+		// -t -1: wait for the container as long as it takes, never
+		// SIGKILL, as moby's containerStop with a negative timeout.
 		select {
 		case <-exited:
 			d.stoppedEvent(cs)
 			return nil
-		case <-time.After(time.Duration(wait) * time.Second):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+	select {
+	case <-exited:
+		d.stoppedEvent(cs)
+		return nil
+	case <-time.After(time.Duration(wait) * time.Second):
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	if err := d.killAndWait(ctx, cs); err != nil {
 		return err

@@ -64,7 +64,9 @@ func (d *Daemon) UnpauseContainer(ctx context.Context, ref string) error {
 
 // resumeForSignalLocked thaws a paused container after a signal that is
 // to end it was sent (SIGKILL, or its stop signal), as moby's
-// killWithSignal does: a frozen process only acts on it once thawed.
+// killWithSignal does: a frozen process only acts on it once thawed. The
+// thaw is logged as an unpause, as moby's monitor logs containerd's
+// resumed event.
 func (d *Daemon) resumeForSignalLocked(cs *ctrState) {
 	c := cs.c
 	if !c.Paused() {
@@ -78,4 +80,5 @@ func (d *Daemon) resumeForSignalLocked(cs *ctrState) {
 	if err := d.putContainer(c); err != nil {
 		d.log.Warn("could not save container to disk", "id", c.ShortID(), "err", err)
 	}
+	d.containerEvent(c, "unpause", nil)
 }

@@ -19,6 +19,7 @@ import (
 	"os"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -74,6 +75,13 @@ func Start(fd int, proto string, target netip.AddrPort, log *slog.Logger) (*Prox
 		// a socket that nftables DNATs around); this one is read.
 		if err := unix.SetsockoptInt(dup, unix.SOL_SOCKET, unix.SO_DETACH_FILTER, 0); err != nil && !errors.Is(err, unix.ENOENT) {
 			return nil, fmt.Errorf("detach filter: %w", err)
+		}
+		// Each datagram's destination address, for the replies' source
+		// (a socket on [::] would otherwise answer from whichever address
+		// the route picks, which a connected client drops), as
+		// docker-proxy does.
+		if err := unix.SetsockoptInt(dup, unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1); err != nil {
+			return nil, fmt.Errorf("set IPV6_RECVPKTINFO: %w", err)
 		}
 		pc, err := net.FilePacketConn(f)
 		if err != nil {
@@ -188,17 +196,49 @@ func (p *Proxy) pipe(client *net.TCPConn, target netip.AddrPort, log *slog.Logge
 
 // flow is one UDP client's connection to the container.
 type flow struct {
-	conn *net.UDPConn
-	last time.Time // guarded by the proxy's udpLoop lock
+	conn  *net.UDPConn
+	reply []byte    // the IPV6_PKTINFO control message that sends from the address the client asked
+	last  time.Time // guarded by the proxy's udpLoop lock
+}
+
+// dstOf reads the destination address out of a datagram's control
+// messages (IPV6_PKTINFO); invalid if there is none.
+func dstOf(oob []byte) netip.Addr {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return netip.Addr{}
+	}
+	for _, m := range msgs {
+		if m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_PKTINFO && len(m.Data) >= unix.SizeofInet6Pktinfo {
+			var a [16]byte
+			copy(a[:], m.Data[:16])
+			return netip.AddrFrom16(a)
+		}
+	}
+	return netip.Addr{}
+}
+
+// pktinfo is the control message that sends a datagram from src.
+func pktinfo(src netip.Addr) []byte {
+	if !src.IsValid() {
+		return nil
+	}
+	b := make([]byte, unix.CmsgSpace(unix.SizeofInet6Pktinfo))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+	h.Level, h.Type = unix.IPPROTO_IPV6, unix.IPV6_PKTINFO
+	h.SetLen(unix.CmsgLen(unix.SizeofInet6Pktinfo))
+	pi := (*unix.Inet6Pktinfo)(unsafe.Pointer(&b[unix.CmsgLen(0)]))
+	pi.Addr = src.As16()
+	return b
 }
 
 func (p *Proxy) udpLoop(uc *net.UDPConn, target netip.AddrPort, log *slog.Logger) {
 	defer p.wg.Done()
 	var mu sync.Mutex
 	flows := map[netip.AddrPort]*flow{}
-	buf := make([]byte, 65535)
+	buf, oob := make([]byte, 65535), make([]byte, 128)
 	for {
-		n, from, err := uc.ReadFromUDPAddrPort(buf)
+		n, oobn, _, from, err := uc.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -224,7 +264,7 @@ func (p *Proxy) udpLoop(uc *net.UDPConn, target netip.AddrPort, log *slog.Logger
 				c.Close()
 				return
 			}
-			fl = &flow{conn: c}
+			fl = &flow{conn: c, reply: pktinfo(dstOf(oob[:oobn]))}
 			flows[from] = fl
 			p.wg.Add(1)
 			go func() {
@@ -249,7 +289,7 @@ func (p *Proxy) udpLoop(uc *net.UDPConn, target netip.AddrPort, log *slog.Logger
 						mu.Unlock()
 						continue
 					}
-					if _, err := uc.WriteToUDPAddrPort(reply[:m], from); err != nil && errors.Is(err, net.ErrClosed) {
+					if _, _, err := uc.WriteMsgUDPAddrPort(reply[:m], fl.reply, from); err != nil && errors.Is(err, net.ErrClosed) {
 						return
 					}
 				}

@@ -319,6 +319,20 @@ func TestPublishedPortsIPv6(t *testing.T) {
 	w.reach(t, "host", "tcp", "[::1]:8082", gw)
 	w.reach(t, "host", "tcp", "127.0.0.1:8080", gw)
 	w.unreachable(t, "host", "tcp", "[::1]:8081")
+	// A UDP reply comes from the address the client sent to: a
+	// connected client from fd00::5 to [fd00::6]:5353 drops any other
+	// (the route back to fd00::5 would pick fd00::5 as the source).
+	for _, a := range []string{"fd00::5/128", "fd00::6/128"} {
+		if _, errOut, code := w.InHost(t, "ip", "addr", "add", a, "dev", "lo", "nodad"); code != 0 {
+			t.Fatalf("ip addr add %s: %s", a, errOut)
+		}
+	}
+	if !retried(func() bool {
+		_, _, code := w.InHost(t, w.peer, "-dial", "udp:[fd00::6]:5353", "-src", "fd00::5", "-timeout", "2s")
+		return code == 0
+	}) {
+		t.Errorf("a connected UDP client from fd00::5 to [fd00::6]:5353 got no answer: the reply came from another address")
+	}
 	w.d.Kill()
 	w.d = w.Start(t)
 	w.reach(t, "host", "tcp", "[::1]:8080", gw)

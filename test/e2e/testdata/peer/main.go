@@ -22,9 +22,10 @@ func main() {
 	dial := flag.String("dial", "", "proto:host:port to ask")
 	timeout := flag.Duration("timeout", 3*time.Second, "how long -dial waits")
 	sport := flag.Int("sport", 0, "source port of -dial (0: any)")
+	src := flag.String("src", "", "source address of -dial (empty: the kernel's choice)")
 	flag.Parse()
 	if *dial != "" {
-		if err := ask(*dial, *sport, *timeout); err != nil {
+		if err := ask(*dial, *src, *sport, *timeout); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -75,14 +76,15 @@ func serve(proto, addr string) error {
 	return nil
 }
 
-func ask(target string, sport int, timeout time.Duration) error {
+func ask(target, src string, sport int, timeout time.Duration) error {
 	proto, addr, _ := strings.Cut(target, ":")
 	d := net.Dialer{Timeout: timeout}
-	if sport != 0 {
+	if sport != 0 || src != "" {
+		ip := net.ParseIP(src)
 		if proto == "udp" {
-			d.LocalAddr = &net.UDPAddr{Port: sport}
+			d.LocalAddr = &net.UDPAddr{IP: ip, Port: sport}
 		} else {
-			d.LocalAddr = &net.TCPAddr{Port: sport}
+			d.LocalAddr = &net.TCPAddr{IP: ip, Port: sport}
 		}
 	}
 	network := proto + "4"
