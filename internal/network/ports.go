@@ -170,15 +170,10 @@ func (c *Controller) holdPorts(n *Network, ep *Endpoint, reqs []PortRequest) ([]
 	if err != nil {
 		return nil, connectivityError(ep, err)
 	}
-	var held6 []HostPort
-	if len(twins) > 0 {
-		reqs6 := make([]HostPortRequest, len(twins))
-		for k, i := range twins {
-			reqs6[k] = HostPortRequest{Proto: held[i].Proto, HostIP: netip.IPv6Unspecified(), Start: held[i].Port, End: held[i].Port,
-				Container: hreqs[i].Container}
-		}
-		if held6, err = c.portHolder().Hold(reqs6); err != nil {
-			return nil, connectivityError(ep, errors.Join(err, c.portHolder().Release(held)))
+	held6 := make([]HostPort, len(twins))
+	for k, i := range twins {
+		if held6[k], err = c.holdTwin(hreqs[i], &held[i]); err != nil {
+			return nil, connectivityError(ep, errors.Join(err, c.portHolder().Release(append(held, held6[:k]...))))
 		}
 	}
 	ms := make([]PortMapping, 0, len(reqs)+len(twins))
@@ -189,6 +184,42 @@ func (c *Controller) holdPorts(n *Network, ep *Endpoint, reqs []PortRequest) ([]
 		}
 	}
 	return ms, nil
+}
+
+// twinAttempts bounds the ports holdTwin tries, moby's
+// maxAllocatePortAttempts.
+const twinAttempts = 10
+
+// holdTwin holds the IPv6 twin of *v4, the port held for r: [::] on the
+// same port. If that one is taken on IPv6 and r lets the port be chosen
+// (a range, an ephemeral port), it takes the next port r allows on IPv4
+// (held before *v4 is let go, so that an ephemeral pick cannot be the
+// same) and tries again, as moby's bindHostPorts does; *v4 is always
+// the IPv4 port held.
+func (c *Controller) holdTwin(r HostPortRequest, v4 *HostPort) (HostPort, error) {
+	for attempt := 1; ; attempt++ {
+		got, err := c.portHolder().Hold([]HostPortRequest{{Proto: v4.Proto, HostIP: netip.IPv6Unspecified(),
+			Start: v4.Port, End: v4.Port, Container: r.Container}})
+		if err == nil {
+			return got[0], nil
+		}
+		fixed := r.Start != 0 && r.Start == r.End
+		if fixed || !errdefs.Is(err, errdefs.KindConflict) || attempt == twinAttempts || (r.Start != 0 && v4.Port >= r.End) {
+			return HostPort{}, err
+		}
+		next := r
+		if r.Start != 0 {
+			next.Start = v4.Port + 1
+		}
+		moved, err := c.portHolder().Hold([]HostPortRequest{next})
+		if err != nil {
+			return HostPort{}, err
+		}
+		if err := c.portHolder().Release([]HostPort{*v4}); err != nil {
+			c.log.Warn("release a host port", "port", v4.String(), "err", err)
+		}
+		*v4, r = moved[0], next
+	}
 }
 
 // connectivityError is libnetwork's wrapping of a driver's failure to

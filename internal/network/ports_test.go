@@ -467,6 +467,31 @@ func TestIPv6Twins(t *testing.T) {
 	if n := r.ports.count(); n != 0 || len(r.ports.forwarded) != 0 {
 		t.Errorf("after Leave: %d ports held, %d forwarded", n, len(r.ports.forwarded))
 	}
+	// [::]:9300 taken: a range moves on to the next port free on both
+	// sides, and so does an ephemeral port, as moby's bindHostPorts.
+	r.ports.busy[HostPort{Proto: "tcp", HostIP: v6any, Port: 9300}] = true
+	eph := r.ports.next
+	r.ports.busy[HostPort{Proto: "udp", HostIP: v6any, Port: eph}] = true
+	sb3 := r.sandbox(t, "c3")
+	ep3 := r.join(t, sb3, "bridge", JoinRequest{ContainerID: "c3", Name: "w3", Ports: []PortRequest{
+		{Proto: "tcp", Port: 80, HostPortStart: 9300, HostPortEnd: 9302},
+		{Proto: "udp", Port: 53},
+	}})
+	want3 := []PortMapping{
+		{Proto: "tcp", HostIP: anyIP, HostPort: 9301, Port: 80},
+		{Proto: "tcp", HostIP: v6any, HostPort: 9301, Port: 80},
+		{Proto: "udp", HostIP: anyIP, HostPort: eph + 1, Port: 53},
+		{Proto: "udp", HostIP: v6any, HostPort: eph + 1, Port: 53},
+	}
+	if diff := cmp.Diff(want3, ep3.Ports, cmpAddr); diff != "" {
+		t.Errorf("ports around taken IPv6 ones (-want +got):\n%s", diff)
+	}
+	if err := r.c.Leave(ctx, sb3.ID, "bridge"); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.ports.count(); n != 0 {
+		t.Errorf("%d ports held after Leave (the ports let go on the way included)", n)
+	}
 	// [::]:9090 taken by a host process: the IPv4 port is let go too.
 	r.ports.busy[HostPort{Proto: "tcp", HostIP: v6any, Port: 9090}] = true
 	sb2 := r.sandbox(t, "c2")

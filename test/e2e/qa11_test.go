@@ -333,6 +333,13 @@ func TestPublishedPortsIPv6(t *testing.T) {
 	}) {
 		t.Errorf("a connected UDP client from fd00::5 to [fd00::6]:5353 got no answer: the reply came from another address")
 	}
+	// A range whose first port is taken on IPv6 alone moves on to the
+	// next port free on both sides.
+	w.runPeer(t, "v6only", "tcp:80", "-p", "[::]:9400:80")
+	w.runPeer(t, "ranged", "tcp:80", "-p", "9400-9402:80")
+	if out := w.MustBerth(t, "port", "ranged", "80"); out != "0.0.0.0:9401\n[::]:9401\n" {
+		t.Errorf("port ranged 80 with [::]:9400 taken: %q", out)
+	}
 	w.d.Kill()
 	w.d = w.Start(t)
 	w.reach(t, "host", "tcp", "[::1]:8080", gw)
