@@ -371,7 +371,101 @@ func (c *Controller) LeaveAndRecord(ctx context.Context, sandboxID, netRef strin
 	if ep == nil {
 		return errdefs.NotFound("container is not connected to network %s", n.Name)
 	}
-	return c.leave(ctx, sb, ep, false, record)
+	if err := c.leave(ctx, sb, ep, false, record); err != nil {
+		return err
+	}
+	if ep.Gateway.IsValid() {
+		c.moveGateway(sb)
+	}
+	if len(ep.Ports) > 0 {
+		return c.movePorts(ctx, sandboxID)
+	}
+	return nil
+}
+
+// moveGateway gives sb a default route through the gateway of the
+// endpoint that remains (the first by network name of those with a
+// gateway) if the one that left gave it its default route, as
+// libnetwork's sandbox moves its gateway: a container taken off its
+// first network keeps its way out through the others.
+func (c *Controller) moveGateway(sb *Sandbox) {
+	c.mu.RLock()
+	var next *Endpoint
+	var nextNet *Network
+	for _, o := range c.endpoints {
+		on := c.networks[o.NetworkID]
+		if o.SandboxID != sb.ID || on == nil || on.Driver != DriverBridge || !o.Gateway.IsValid() || o.State != EndpointReady {
+			continue
+		}
+		if next == nil || on.Name < nextNet.Name {
+			next, nextNet = o, on
+		}
+	}
+	var spec EndpointSpec
+	if next != nil {
+		spec = endpointSpec(nextNet, next)
+	}
+	c.mu.RUnlock()
+	if next == nil {
+		return
+	}
+	if err := c.cfg.Driver.SetGateway(sb.Key, spec); err != nil {
+		c.log.Warn("move the default route to the remaining network", "sandbox", sb.ID, "network", nextNet.Name, "err", err)
+	}
+}
+
+// movePorts publishes a sandbox's ports on the endpoint that is its
+// gateway now that the one that published them has left (the first, by
+// network name, of those on networks that publish), as libnetwork's
+// sbLeave moves the external connectivity to the next gateway endpoint
+// (moveExtConn4/6): a container taken off the network of its ports keeps
+// them on the one it still has.
+func (c *Controller) movePorts(ctx context.Context, sandboxID string) error {
+	c.mu.RLock()
+	sb := c.sandboxes[sandboxID]
+	var next *Endpoint
+	var nextNet *Network
+	for _, o := range c.endpoints {
+		on := c.networks[o.NetworkID]
+		if o.SandboxID != sandboxID || on == nil || !publishesPorts(on) || o.State != EndpointReady {
+			continue
+		}
+		if next == nil || on.Name < nextNet.Name {
+			next, nextNet = o, on
+		}
+	}
+	c.mu.RUnlock()
+	if sb == nil || next == nil || len(sb.Ports) == 0 {
+		return nil
+	}
+	ms, err := c.holdPorts(nextNet, next, sb.Ports)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	next.Ports = ms
+	d, err := c.recordEndpointLocked(next, nil)
+	c.mu.Unlock()
+	if err == nil {
+		err = d.Wait()
+	}
+	if err == nil {
+		err = c.addPorts(ctx, next)
+	}
+	if err != nil {
+		// Undo all of it: the ports published so far, the held ones, and
+		// the record.
+		moved := &Endpoint{ID: next.ID, Address: next.Address, Ports: ms}
+		errs := []error{err, c.delPorts(ctx, moved), c.releasePorts(moved)}
+		c.mu.Lock()
+		next.Ports = nil
+		if _, rerr := c.recordEndpointLocked(next, nil); rerr != nil {
+			errs = append(errs, rerr)
+		}
+		c.mu.Unlock()
+		return errors.Join(errs...)
+	}
+	return nil
 }
 
 // leave marks ep as deleting, removes its veth pair and forgets it. When

@@ -23,6 +23,7 @@ type fakeDriver struct {
 	failJoin error
 	released []string // sandbox paths ReleaseSandbox was called for
 	adopted  []string // host ends Adopt found
+	gateways []string // SetGateway calls: "eth1 via 172.17.0.1"
 }
 
 func newFakeDriver() *fakeDriver {
@@ -93,6 +94,13 @@ func (d *fakeDriver) OwnedLinks() ([]OwnedLink, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+func (d *fakeDriver) SetGateway(sandboxPath string, spec EndpointSpec) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.gateways = append(d.gateways, spec.IfName+" via "+spec.Gateway.String())
+	return nil
 }
 
 func (d *fakeDriver) Adopt(spec EndpointSpec) (bool, error) {

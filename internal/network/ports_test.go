@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -376,13 +377,35 @@ func TestPortsOnGatewayEndpoint(t *testing.T) {
 		t.Errorf("a second gateway candidate publishes %v", ep.Ports)
 	}
 	published(sb, mapped)
+	// The gateway leaves: the ports move to the endpoint left on a
+	// network that publishes, as libnetwork's sbLeave moves them.
 	if err := r.c.Leave(ctx, sb.ID, "bridge"); err != nil {
 		t.Fatal(err)
 	}
-	published(sb, nil)
+	published(sb, mapped)
+	ctr := r.c.Attachments(sb.ID)
+	for _, a := range ctr {
+		if a.Network.Name == "web" {
+			if diff := cmp.Diff(mapped, a.Endpoint.Ports, cmpAddr); diff != "" {
+				t.Errorf("web endpoint's ports after the gateway left (-want +got):\n%s", diff)
+			}
+			if fw := r.fw.portList(); len(fw) != 1 || fw[0].Addr != a.Endpoint.Address.Addr() {
+				t.Errorf("firewall after the move: %+v, want the port to web's address %s", fw, a.Endpoint.Address.Addr())
+			}
+			// And the default route, which left with bridge's endpoint.
+			want := a.Endpoint.IfName + " via " + a.Endpoint.Gateway.String()
+			if !slices.Contains(r.drv.gateways, want) {
+				t.Errorf("SetGateway calls %q, want %q", r.drv.gateways, want)
+			}
+		}
+	}
+	// A restart publishes them where they moved.
+	r.restartWith(t, newFakeHolder())
+	published(sb, mapped)
 	if err := r.c.Leave(ctx, sb.ID, "web"); err != nil {
 		t.Fatal(err)
 	}
+	published(sb, nil)
 	r.join(t, sb, "web", JoinRequest{ContainerID: "c1", Name: "i1"})
 	published(sb, mapped)
 

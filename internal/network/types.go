@@ -183,6 +183,9 @@ type Driver interface {
 	Join(sandboxPath string, spec EndpointSpec) error
 	// Leave removes the endpoint's veth pair; sandboxPath may already be gone.
 	Leave(sandboxPath string, spec EndpointSpec) error
+	// SetGateway adds the sandbox's default route through spec's gateway,
+	// unless the sandbox has one (after the endpoint that gave it left).
+	SetGateway(sandboxPath string, spec EndpointSpec) error
 	// ReleaseSandbox drops whatever the driver holds open in the sandbox at
 	// sandboxPath; the controller calls it before deleting the sandbox.
 	ReleaseSandbox(sandboxPath string)

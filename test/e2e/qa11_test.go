@@ -426,3 +426,23 @@ func TestSystemDF(t *testing.T) {
 		t.Errorf("docker system df -v: %s", v)
 	}
 }
+
+// TestPortsMoveWithTheGateway: a container taken off the network that
+// carries its published ports and its default route keeps both on the
+// network it still has, as libnetwork moves them (QA round 13).
+func TestPortsMoveWithTheGateway(t *testing.T) {
+	w := startPortWorld(t)
+	w.MustBerth(t, "network", "create", "n1")
+	w.runPeer(t, "u1", "tcp:80", "--network", "n1", "-p", "8095:80")
+	w.MustBerth(t, "network", "connect", "bridge", "u1")
+	w.MustBerth(t, "network", "disconnect", "n1", "u1")
+	if out, _, _ := w.Docker(t, "port", "u1"); out != "80/tcp -> 0.0.0.0:8095\n80/tcp -> [::]:8095\n" {
+		t.Errorf("docker port u1 after leaving n1: %q", out)
+	}
+	w.reach(t, "outside", "tcp", hostPort(8095), outsideAddr)
+	w.reach(t, "host", "tcp", "[::1]:8095", bridgeGateway.String())
+	// Its way out moved too: the default route through bridge's gateway.
+	if out := w.MustBerth(t, "exec", "u1", "ip", "route", "show", "default"); !strings.HasPrefix(out, "default via "+bridgeGateway.String()+" ") {
+		t.Errorf("default route after leaving n1: %q", out)
+	}
+}

@@ -342,3 +342,28 @@ func (d *Driver) deleteVethIfExists(name string) error {
 	}
 	return nil
 }
+
+// SetGateway gives the sandbox at sandboxPath a default route through
+// spec's gateway on its interface, unless it has one already: the
+// controller calls it when an endpoint that may have given the sandbox
+// its default route has left, as libnetwork's sandbox moves its gateway
+// to the endpoint that remains (updateGateway).
+func (d *Driver) SetGateway(sandboxPath string, spec network.EndpointSpec) error {
+	if !spec.Gateway.IsValid() {
+		return nil
+	}
+	sb, err := d.acquire(sandboxPath)
+	if err != nil {
+		return err
+	}
+	defer d.release(sb, false)
+	link, err := sb.h.LinkByName(spec.IfName)
+	if err != nil {
+		return fmt.Errorf("look up %q in sandbox %q: %w", spec.IfName, sandboxPath, err)
+	}
+	err = sb.h.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Gw: spec.Gateway.AsSlice()})
+	if err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("default route via %s on %q: %w", spec.Gateway, spec.IfName, err)
+	}
+	return nil
+}
