@@ -204,6 +204,23 @@ func TestSecondNetworkKeepsTheFirstDefaultRoute(t *testing.T) {
 	if gws := defaultGateways(t, sh); len(gws) != 1 || gws[0] != first.Gateway {
 		t.Errorf("default gateways = %v, want only %v", gws, first.Gateway)
 	}
+	// SetGateway while the first is there changes nothing; once the
+	// first network has left, it gives the sandbox the second's.
+	if err := w.d.SetGateway(sb, second); err != nil {
+		t.Fatal(err)
+	}
+	if gws := defaultGateways(t, sh); len(gws) != 1 || gws[0] != first.Gateway {
+		t.Errorf("default gateways after SetGateway with one in place = %v, want only %v", gws, first.Gateway)
+	}
+	if err := w.d.Leave(sb, first); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.d.SetGateway(sb, second); err != nil {
+		t.Fatal(err)
+	}
+	if gws := defaultGateways(t, sh); len(gws) != 1 || gws[0] != second.Gateway {
+		t.Errorf("default gateways after the first left and SetGateway = %v, want %v", gws, second.Gateway)
+	}
 }
 
 func TestJoinRefusesTakenNames(t *testing.T) {
