@@ -38,16 +38,8 @@ func TestQA11CreateChecks(t *testing.T) {
 	}
 	// Its process dying now is a failure its policy restarts: the refused
 	// stop did not mark it as stopping.
-	pid := strings.TrimSpace(mustDocker(t, w, "inspect", "-f", "{{.State.Pid}}", "us"))
-	if _, errOut, code := w.InHost(t, "kill", "-KILL", pid); code != 0 {
-		t.Fatalf("kill %s: %s", pid, errOut)
-	}
-	if !retried(func() bool {
-		out, _, _ := w.Docker(t, "inspect", "-f", "{{.RestartCount}} {{.State.Status}}", "us")
-		return out == "1 running\n"
-	}) {
-		out, _, _ := w.Docker(t, "inspect", "-f", "{{.RestartCount}} {{.State.Status}}", "us")
-		t.Errorf("unless-stopped container killed after a refused stop: %q, want restarted", out)
+	if got, ok := killedIsRestarted(t, w, "us"); !ok {
+		t.Errorf("unless-stopped container killed after a refused stop: %q, want restarted", got)
 	}
 	_, errOut, code := w.Docker(t, "run", "nosuchimage")
 	if code != 125 || !strings.Contains(errOut, "Unable to find image 'nosuchimage:latest' locally") || strings.Contains(errOut, "no command specified") {
@@ -216,16 +208,8 @@ func TestDockerUpdateRestart(t *testing.T) {
 	if out := mustDocker(t, w, "inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", "svc"); out != "always\n" {
 		t.Errorf("policy after update: %q", out)
 	}
-	pid := strings.TrimSpace(mustDocker(t, w, "inspect", "-f", "{{.State.Pid}}", "svc"))
-	if _, errOut, code := w.InHost(t, "kill", "-KILL", pid); code != 0 {
-		t.Fatalf("kill %s: %s", pid, errOut)
-	}
-	if !retried(func() bool {
-		out, _, _ := w.Docker(t, "inspect", "-f", "{{.RestartCount}} {{.State.Status}}", "svc")
-		return out == "1 running\n"
-	}) {
-		out, _, _ := w.Docker(t, "inspect", "-f", "{{.RestartCount}} {{.State.Status}}", "svc")
-		t.Errorf("a container updated to --restart always, killed: %q, want restarted", out)
+	if got, ok := killedIsRestarted(t, w, "svc"); !ok {
+		t.Errorf("a container updated to --restart always, killed: %q, want restarted", got)
 	}
 	id := strings.TrimSpace(mustDocker(t, w, "run", "-d", "--rm", "--name", "tmp", testworld.BusyboxImage, "sleep", "600"))
 	if _, errOut, code := w.Docker(t, "update", "--restart", "always", "tmp"); code == 0 ||
@@ -445,4 +429,21 @@ func TestPortsMoveWithTheGateway(t *testing.T) {
 	if out := w.MustBerth(t, "exec", "u1", "ip", "route", "show", "default"); !strings.HasPrefix(out, "default via "+bridgeGateway.String()+" ") {
 		t.Errorf("default route after leaving n1: %q", out)
 	}
+}
+
+// killedIsRestarted kills the init of container name from the host (not
+// through the daemon, so that no stop is recorded) and reports whether
+// its restart policy brought it back once; got is its restart count and
+// status.
+func killedIsRestarted(t *testing.T, w *testworld.World, name string) (got string, ok bool) {
+	t.Helper()
+	pid := strings.TrimSpace(mustDocker(t, w, "inspect", "-f", "{{.State.Pid}}", name))
+	if _, errOut, code := w.InHost(t, "kill", "-KILL", pid); code != 0 {
+		t.Fatalf("kill %s: %s", pid, errOut)
+	}
+	ok = retried(func() bool {
+		got, _, _ = w.Docker(t, "inspect", "-f", "{{.RestartCount}} {{.State.Status}}", name)
+		return got == "1 running\n"
+	})
+	return got, ok
 }
