@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -62,11 +63,25 @@ type world struct {
 	nsSeq                   int
 }
 
+// linkList is netlink.LinkList asked again while the kernel reports the
+// dump interrupted (NLM_F_DUMP_INTR: links changed during it, as the
+// daemon's reaper deletes veths in the background); one such dump once
+// failed a full run.
+func linkList() ([]netlink.Link, error) {
+	for try := 1; ; try++ {
+		links, err := netlink.LinkList()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) || try == 20 {
+			return links, err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // requirePrivateNamespace refuses to run anywhere but a fresh network
 // namespace (only lo): the bench makes bridges, routes and sysctls that
 // must never reach a real host.
 func requirePrivateNamespace() error {
-	links, err := netlink.LinkList()
+	links, err := linkList()
 	if err != nil {
 		return err
 	}
@@ -195,7 +210,7 @@ func bridgePorts(bridge string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	links, err := netlink.LinkList()
+	links, err := linkList()
 	if err != nil {
 		return 0, err
 	}
@@ -210,7 +225,7 @@ func bridgePorts(bridge string) (int, error) {
 
 // berthVeths counts the host ends berth owns (alias "berth:…", not bridges).
 func berthVeths() (int, error) {
-	links, err := netlink.LinkList()
+	links, err := linkList()
 	if err != nil {
 		return 0, err
 	}
