@@ -76,6 +76,9 @@ type Backend interface {
 	// TopContainer lists a running container's processes with ps and
 	// psArgs ("" is -ef).
 	TopContainer(ctx context.Context, ref, psArgs string) (container.Top, error)
+	// ContainerChanges is what the container changed in its root file
+	// system against its image (docker diff).
+	ContainerChanges(ctx context.Context, ref string) ([]container.Change, error)
 	// ContainerSize is what the container wrote to its root file system,
 	// and that plus its image's size (docker ps -s, inspect -s).
 	ContainerSize(ctx context.Context, ref string) (rw, rootfs int64, err error)

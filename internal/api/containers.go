@@ -322,6 +322,20 @@ func (s *Server) updateContainer(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, ctypes.UpdateResponse{})
 }
 
+// containerChanges is docker diff: moby's FilesystemChange list (an
+// empty list, not null, when nothing changed).
+func (s *Server) containerChanges(w http.ResponseWriter, r *http.Request) error {
+	changes, err := s.backend.ContainerChanges(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	out := []ctypes.FilesystemChange{}
+	for _, c := range changes {
+		out = append(out, ctypes.FilesystemChange{Path: c.Path, Kind: ctypes.ChangeType(c.Kind)})
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
 // topContainer is docker top: moby's TopResponse of ps's titles and rows.
 func (s *Server) topContainer(w http.ResponseWriter, r *http.Request) error {
 	top, err := s.backend.TopContainer(r.Context(), r.PathValue("id"), r.URL.Query().Get("ps_args"))

@@ -420,7 +420,7 @@ func TestCommandLine(t *testing.T) {
 func TestUnimplementedRoutes(t *testing.T) {
 	s := newServer(newFakeBackend())
 	for _, tc := range []struct{ method, path, want string }{
-		{http.MethodGet, "/v1.51/containers/test1/changes", "docker diff is not supported by berth"},
+		{http.MethodGet, "/v1.51/containers/test1/export", "docker export is not supported by berth"},
 		{http.MethodHead, "/v1.51/containers/test1/archive?path=/etc", "docker cp is not supported by berth"},
 		{http.MethodGet, "/v1.51/images/busybox/history", "docker history is not supported by berth"},
 		{http.MethodPost, "/v1.51/volumes/create", "docker volume create is not supported by berth"},
@@ -811,4 +811,16 @@ func TestSystemDF(t *testing.T) {
 		t.Errorf("type=image: %v", got)
 	}
 	wantError(t, call(t, s, http.MethodGet, "/v1.51/system/df?type=bogus", ""), http.StatusBadRequest, "unknown object type: bogus")
+}
+
+// TestContainerChanges: docker diff's route answers moby's list of
+// changes, Kind 0 modified, 1 added, 2 deleted.
+func TestContainerChanges(t *testing.T) {
+	s := newServer(newFakeBackend())
+	rec := call(t, s, http.MethodGet, "/v1.51/containers/test1/changes", "")
+	wantStatus(t, rec, http.StatusOK)
+	if got, want := strings.TrimSpace(rec.Body.String()), `[{"Kind":0,"Path":"/tmp"},{"Kind":1,"Path":"/tmp/new"}]`; got != want {
+		t.Errorf("body %s, want %s", got, want)
+	}
+	wantError(t, call(t, s, http.MethodGet, "/v1.51/containers/nope/changes", ""), http.StatusNotFound, "No such container: nope")
 }

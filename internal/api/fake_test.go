@@ -335,6 +335,13 @@ func (f *fakeBackend) TopContainer(ctx context.Context, ref, psArgs string) (con
 	return container.Top{Titles: []string{"PID", "CMD"}, Processes: [][]string{{"1", "sleep " + psArgs}}}, nil
 }
 
+func (f *fakeBackend) ContainerChanges(ctx context.Context, ref string) ([]container.Change, error) {
+	if _, err := f.Container(ctx, ref); err != nil {
+		return nil, err
+	}
+	return []container.Change{{Path: "/tmp", Kind: container.ChangeModified}, {Path: "/tmp/new", Kind: container.ChangeAdded}}, nil
+}
+
 func (f *fakeBackend) ContainerSize(ctx context.Context, ref string) (int64, int64, error) {
 	if _, err := f.Container(ctx, ref); err != nil {
 		return 0, 0, err

@@ -38,6 +38,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("POST /containers/prune", h(s.pruneContainers))
 	m.HandleFunc("POST /containers/{id}/rename", h(s.renameContainer))
 	m.HandleFunc("GET /containers/{id}/top", h(s.topContainer))
+	m.HandleFunc("GET /containers/{id}/changes", h(s.containerChanges))
 	m.HandleFunc("GET /system/df", h(s.systemDF))
 	m.HandleFunc("POST /containers/{id}/pause", h(s.pauseContainer))
 	m.HandleFunc("POST /containers/{id}/unpause", h(s.unpauseContainer))
@@ -76,7 +77,6 @@ func (s *Server) routes() *http.ServeMux {
 // docker command that calls each: they answer 501 naming the command,
 // where an unknown path gets moby's bare 404 "page not found".
 var unimplemented = map[string]string{
-	"GET /containers/{id}/changes": "docker diff",
 	"GET /containers/{id}/export":  "docker export",
 	"GET /containers/{id}/archive": "docker cp",
 	"PUT /containers/{id}/archive": "docker cp",

@@ -84,3 +84,19 @@ func ParsePS(output string, pids []int) (Top, error) {
 	}
 	return top, nil
 }
+
+// Change is one entry of docker diff: a path of the root file system and
+// what happened to it, with moby's kinds.
+type Change struct {
+	Path string
+	Kind ChangeKind
+}
+
+// ChangeKind is moby's ChangeType: 0 modified, 1 added, 2 deleted.
+type ChangeKind uint8
+
+const (
+	ChangeModified ChangeKind = 0
+	ChangeAdded    ChangeKind = 1
+	ChangeDeleted  ChangeKind = 2
+)

@@ -103,3 +103,20 @@ func (d *Daemon) ContainerSize(ctx context.Context, ref string) (rw, rootfs int6
 	}
 	return rw, rootfs, nil
 }
+
+// ContainerChanges is docker diff: what the container changed in its root
+// file system against its image.
+func (d *Daemon) ContainerChanges(ctx context.Context, ref string) ([]container.Change, error) {
+	cs, err := d.lookup(ref)
+	if err != nil {
+		return nil, err
+	}
+	cs.mu.Lock()
+	id, imageID := cs.c.ID, cs.c.Config.ImageID
+	cs.mu.Unlock()
+	img, err := d.images.Get(imageID)
+	if err != nil {
+		return nil, err
+	}
+	return d.runtime.Changes(id, img.RootfsDir)
+}

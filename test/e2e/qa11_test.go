@@ -447,3 +447,24 @@ func killedIsRestarted(t *testing.T, w *testworld.World, name string) (got strin
 	})
 	return got, ok
 }
+
+// TestDockerDiff: docker diff lists what a container changed against its
+// image, as moby's: an added file with its changed parent, a changed file
+// and a deleted one.
+func TestDockerDiff(t *testing.T) {
+	w, _ := startWorld(t)
+	mustDocker(t, w, "run", "--name", "changer", testworld.BusyboxImage, "sh", "-c", "echo x > /tmp/new; echo y >> /etc/group; rm /bin/vi")
+	out := mustDocker(t, w, "diff", "changer")
+	for _, want := range []string{"C /tmp", "A /tmp/new", "C /etc", "C /etc/group", "C /bin", "D /bin/vi"} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("docker diff: no %q in\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "/etc/hosts") || strings.Contains(out, "/etc/resolv.conf") {
+		t.Errorf("docker diff lists the files berth mounts:\n%s", out)
+	}
+	mustDocker(t, w, "create", "--name", "fresh", testworld.BusyboxImage, "true")
+	if out := mustDocker(t, w, "diff", "fresh"); out != "" {
+		t.Errorf("docker diff of a container never started: %q", out)
+	}
+}
