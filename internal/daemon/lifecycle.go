@@ -398,7 +398,8 @@ func (d *Daemon) StopContainer(ctx context.Context, ref string, timeout *int, si
 	}
 	proc, exited := cs.proc, cs.exited
 	id := cs.c.ID
-	cs.mu.Unlock()
+	// Sent under the lock, so that the kill event, logged once the signal
+	// went, comes before the exit's die, as in moby.
 	if err := d.runtime.Signal(id, proc, sig); err != nil {
 		// As moby's containerStop: a signal that cannot be sent (a
 		// number with no signal) leaves 2 s, then SIGKILL (with no
@@ -408,11 +409,10 @@ func (d *Daemon) StopContainer(ctx context.Context, ref string, timeout *int, si
 			wait = 2
 		}
 	} else {
-		cs.mu.Lock()
-		d.killEvent(cs.c, sig) // moby logs the stop signal as a kill, once sent
+		d.killEvent(cs.c, sig) // moby logs the stop signal as a kill
 		d.resumeForSignalLocked(cs)
-		cs.mu.Unlock()
 	}
+	cs.mu.Unlock()
 	if wait < 0 {
 		// -t -1: wait for the container as long as it takes, never
 		// SIGKILL, as moby's containerStop with a negative timeout.

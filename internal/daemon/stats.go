@@ -71,6 +71,11 @@ func (d *Daemon) ContainerStats(ctx context.Context, ref string, stream, oneShot
 		case <-ctx.Done():
 			return nil
 		case <-cs.removed:
+			if !stream {
+				// Removed during --no-stream's second: its empty frame,
+				// not an empty answer.
+				return emit(api.StatsFrame{Name: prev.Name, ID: prev.ID, Empty: true})
+			}
 			return nil
 		case <-tick.C:
 		}

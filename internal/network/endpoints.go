@@ -378,7 +378,11 @@ func (c *Controller) LeaveAndRecord(ctx context.Context, sandboxID, netRef strin
 		c.moveGateway(sb)
 	}
 	if len(ep.Ports) > 0 {
-		return c.movePorts(ctx, sandboxID)
+		// The endpoint is gone and recorded so: a port that cannot move
+		// (taken meanwhile) is logged, not a failed disconnect.
+		if err := c.movePorts(ctx, sandboxID); err != nil {
+			c.log.Warn("published ports could not move to the remaining network", "sandbox", sandboxID, "err", err)
+		}
 	}
 	return nil
 }

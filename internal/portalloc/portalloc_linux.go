@@ -2,9 +2,12 @@
 // mapping it binds a socket on HostIP:HostPort in the daemon's network
 // namespace and keeps it open until the port is released. A port that a
 // host process already uses is refused with Docker's words, and no process
-// can take a published port later. The sockets never accept anything —
+// can take a published port later. IPv4 sockets never accept anything —
 // TCP ones are bound without listen, UDP ones drop every datagram — because
-// nftables DNATs the port's traffic before it could reach them.
+// nftables DNATs the port's traffic before it could reach them. IPv6 ones
+// are the proxy's (Forward, internal/portproxy): TCP ones listen from the
+// bind on (a client's handshake waits in the backlog until Forward
+// starts accepting), UDP ones drop datagrams until then.
 package portalloc
 
 import (
@@ -150,8 +153,23 @@ func holdEach(reqs []network.HostPortRequest, idx []int, out []network.HostPort,
 	return nil
 }
 
-// Release closes the sockets of ps; ports not held are not an error.
+// Release closes the sockets of ps; ports not held are not an error. It
+// stops their forwarding first, outside the lock: a proxy's Stop waits
+// for its connections to end.
 func (a *Allocator) Release(ps []network.HostPort) error {
+	a.mu.Lock()
+	var stopping []*portproxy.Proxy
+	for _, hp := range ps {
+		hp.HostIP = anyIfInvalid(hp.HostIP)
+		if p := a.proxies[hp]; p != nil {
+			stopping = append(stopping, p)
+			delete(a.proxies, hp)
+		}
+	}
+	a.mu.Unlock()
+	for _, p := range stopping {
+		p.Stop()
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var fds []int
@@ -161,10 +179,6 @@ func (a *Allocator) Release(ps []network.HostPort) error {
 		fd, ok := a.held[hp]
 		if !ok {
 			continue
-		}
-		if p := a.proxies[hp]; p != nil {
-			p.Stop()
-			delete(a.proxies, hp)
 		}
 		delete(a.held, hp)
 		fds, which = append(fds, fd), append(which, hp)
@@ -293,11 +307,12 @@ func holdOne(r network.HostPortRequest) (network.HostPort, int, error) {
 	return network.HostPort{}, -1, &bindFailure{port: r.End, err: unix.EADDRINUSE, inUse: true}
 }
 
-// bindPort binds a socket of type typ without SO_REUSEADDR — so that no
-// other socket, with or without it, can bind the port — and returns it with
-// its port; a failed bind is a *bindFailure. Docker 28 sets SO_REUSEADDR
-// and so must also listen on TCP ports; berth's bound sockets keep others
-// out without listening.
+// bindPort binds a socket of type typ — an IPv4 one without SO_REUSEADDR,
+// so that no other socket, with or without it, can bind the port — and
+// returns it with its port; a failed bind is a *bindFailure. Docker 28
+// sets SO_REUSEADDR and so must also listen on TCP ports; berth's IPv4
+// sockets keep others out without listening, and its IPv6 TCP ones,
+// which the proxy serves, set it and listen (see below).
 func bindPort(typ int, ip netip.Addr, port uint16) (int, uint16, error) {
 	family := unix.AF_INET
 	if ip.Is6() {

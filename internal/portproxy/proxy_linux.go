@@ -10,6 +10,7 @@
 package portproxy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -38,6 +39,8 @@ const dialTimeout = 10 * time.Second
 // Proxy forwards one socket's traffic until Stop.
 type Proxy struct {
 	closer io.Closer
+	ctx    context.Context // ends with Stop: a dial to the container gives up at once
+	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	conns  map[io.Closer]struct{} // open TCP connections and UDP flows
@@ -58,6 +61,7 @@ func Start(fd int, proto string, target netip.AddrPort, log *slog.Logger) (*Prox
 	f := os.NewFile(uintptr(dup), "proxy")
 	defer f.Close() // net.File* take duplicates of their own
 	p := &Proxy{conns: map[io.Closer]struct{}{}}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
 	switch proto {
 	case "tcp":
 		if err := unix.Listen(dup, unix.SOMAXCONN); err != nil {
@@ -71,11 +75,6 @@ func Start(fd int, proto string, target netip.AddrPort, log *slog.Logger) (*Prox
 		p.wg.Add(1)
 		go p.acceptLoop(l, target, log)
 	case "udp":
-		// The holder's filter drops every datagram (nothing should reach
-		// a socket that nftables DNATs around); this one is read.
-		if err := unix.SetsockoptInt(dup, unix.SOL_SOCKET, unix.SO_DETACH_FILTER, 0); err != nil && !errors.Is(err, unix.ENOENT) {
-			return nil, fmt.Errorf("detach filter: %w", err)
-		}
 		// Each datagram's destination address, for the replies' source
 		// (a socket on [::] would otherwise answer from whichever address
 		// the route picks, which a connected client drops), as
@@ -92,6 +91,13 @@ func Start(fd int, proto string, target netip.AddrPort, log *slog.Logger) (*Prox
 			pc.Close()
 			return nil, fmt.Errorf("not a UDP socket")
 		}
+		// Last, as nothing can fail after it: the holder's filter drops
+		// every datagram (nothing should reach a socket that nftables
+		// DNATs around), and a Start that failed leaves it on.
+		if err := unix.SetsockoptInt(dup, unix.SOL_SOCKET, unix.SO_DETACH_FILTER, 0); err != nil && !errors.Is(err, unix.ENOENT) {
+			pc.Close()
+			return nil, fmt.Errorf("detach filter: %w", err)
+		}
 		p.closer = uc
 		p.wg.Add(1)
 		go p.udpLoop(uc, target, log)
@@ -104,6 +110,7 @@ func Start(fd int, proto string, target netip.AddrPort, log *slog.Logger) (*Prox
 // Stop closes the socket's duplicate and every connection and flow, and
 // waits for the goroutines. The caller's socket stays open.
 func (p *Proxy) Stop() {
+	p.cancel()
 	p.mu.Lock()
 	p.closed = true
 	p.closer.Close()
@@ -165,7 +172,7 @@ func (p *Proxy) acceptLoop(l net.Listener, target netip.AddrPort, log *slog.Logg
 func (p *Proxy) pipe(client *net.TCPConn, target netip.AddrPort, log *slog.Logger) {
 	defer client.Close()
 	d := net.Dialer{Timeout: dialTimeout}
-	bc, err := d.Dial("tcp4", target.String())
+	bc, err := d.DialContext(p.ctx, "tcp4", target.String())
 	if err != nil {
 		log.Debug("proxy dial", "target", target, "err", err)
 		return
@@ -264,7 +271,7 @@ func (p *Proxy) udpLoop(uc *net.UDPConn, target netip.AddrPort, log *slog.Logger
 				c.Close()
 				return
 			}
-			fl = &flow{conn: c, reply: pktinfo(dstOf(oob[:oobn]))}
+			fl = &flow{conn: c, reply: pktinfo(dstOf(oob[:oobn])), last: time.Now()}
 			flows[from] = fl
 			p.wg.Add(1)
 			go func() {
@@ -273,7 +280,10 @@ func (p *Proxy) udpLoop(uc *net.UDPConn, target netip.AddrPort, log *slog.Logger
 				defer c.Close()
 				reply := make([]byte, 65535)
 				for {
-					_ = c.SetReadDeadline(time.Now().Add(UDPFlowTimeout))
+					mu.Lock()
+					deadline := fl.last.Add(UDPFlowTimeout) // the flow ends that long after the client's last datagram
+					mu.Unlock()
+					_ = c.SetReadDeadline(deadline)
 					m, err := c.Read(reply)
 					if err != nil {
 						var ne net.Error

@@ -142,3 +142,44 @@ func TestUDP(t *testing.T) {
 		t.Errorf("answered after Stop: %q", got)
 	}
 }
+
+// Stop returns at once while a connection's dial to the container hangs
+// (a server whose accept queue is full drops the SYN), instead of after
+// the dial's 10 s: the caller holds the port allocator's lock.
+func TestStopEndsAHangingDial(t *testing.T) {
+	lfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(lfd)
+	if err := unix.Bind(lfd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(lfd, 0); err != nil { // a backlog of one, never accepted
+		t.Fatal(err)
+	}
+	sa, _ := unix.Getsockname(lfd)
+	target := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(sa.(*unix.SockaddrInet4).Port))
+	for range 3 { // fill the accept queue
+		c, err := net.DialTimeout("tcp4", target.String(), 200*time.Millisecond)
+		if err == nil {
+			defer c.Close()
+		}
+	}
+	fd, port := boundV6(t, unix.SOCK_STREAM)
+	p, err := Start(fd, "tcp", target, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialTimeout("tcp6", netip.AddrPortFrom(netip.IPv6Loopback(), port).String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(200 * time.Millisecond) // the proxy is dialling the full server
+	start := time.Now()
+	p.Stop()
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Stop took %v with a dial hanging", took)
+	}
+}
