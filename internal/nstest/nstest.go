@@ -19,10 +19,17 @@ func RequireRoot(t testing.TB) {
 	if os.Geteuid() == 0 {
 		return
 	}
+	Unavailable(t, "kernel test needs root")
+}
+
+// Unavailable ends a kernel test that cannot run here (for why): a skip,
+// except under CI=true, where a skipped kernel test is a failure.
+func Unavailable(t testing.TB, why string) {
+	t.Helper()
 	if os.Getenv("CI") == "true" {
-		t.Fatal("kernel test needs root, and CI=true forbids skipping it")
+		t.Fatalf("%s, and CI=true forbids skipping the test", why)
 	}
-	t.Skip("kernel test needs root")
+	t.Skip(why)
 }
 
 // New returns the path of a new, empty network namespace (only lo, up)

@@ -239,7 +239,7 @@ func TestHoldBadAddress(t *testing.T) {
 func TestHoldIPv6(t *testing.T) {
 	a, ns := newAllocator(t)
 	if !a.IPv6Listenable() {
-		t.Skip("no IPv6 in the test namespace")
+		nstest.Unavailable(t, "no IPv6 in the test namespace")
 	}
 	v6 := netip.IPv6Unspecified()
 	held, err := a.Hold([]network.HostPortRequest{req("tcp", anyIP, 0, 0)})

@@ -2,6 +2,7 @@ package portproxy
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-net/berth/internal/nstest"
 )
 
 // boundV6 is a socket bound to [::1] on a free port, not listening, as
@@ -18,11 +21,11 @@ func boundV6(t *testing.T, typ int) (int, uint16) {
 	t.Helper()
 	fd, err := unix.Socket(unix.AF_INET6, typ|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
-		t.Skipf("no IPv6 socket here: %v", err)
+		nstest.Unavailable(t, fmt.Sprintf("no IPv6 socket here: %v", err))
 	}
 	t.Cleanup(func() { unix.Close(fd) })
 	if err := unix.Bind(fd, &unix.SockaddrInet6{Addr: netip.IPv6Loopback().As16()}); err != nil {
-		t.Skipf("no IPv6 loopback here: %v", err)
+		nstest.Unavailable(t, fmt.Sprintf("no IPv6 loopback here: %v", err))
 	}
 	sa, err := unix.Getsockname(fd)
 	if err != nil {
