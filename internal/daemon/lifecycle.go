@@ -413,22 +413,17 @@ func (d *Daemon) StopContainer(ctx context.Context, ref string, timeout *int, si
 		d.resumeForSignalLocked(cs)
 	}
 	cs.mu.Unlock()
-	if wait < 0 {
-		// -t -1: wait for the container as long as it takes, never
-		// SIGKILL, as moby's containerStop with a negative timeout.
-		select {
-		case <-exited:
-			d.stoppedEvent(cs)
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	// -t -1 waits as long as it takes and never kills, as moby's
+	// containerStop with a negative timeout: no timer.
+	var waited <-chan time.Time
+	if wait >= 0 {
+		waited = time.After(time.Duration(wait) * time.Second)
 	}
 	select {
 	case <-exited:
 		d.stoppedEvent(cs)
 		return nil
-	case <-time.After(time.Duration(wait) * time.Second):
+	case <-waited:
 	case <-ctx.Done():
 		return ctx.Err()
 	}

@@ -374,37 +374,43 @@ func (c *Controller) LeaveAndRecord(ctx context.Context, sandboxID, netRef strin
 	if err := c.leave(ctx, sb, ep, false, record); err != nil {
 		return err
 	}
-	if ep.Gateway.IsValid() {
-		c.moveGateway(sb)
-	}
 	if len(ep.Ports) > 0 {
 		// The endpoint is gone and recorded so: a port that cannot move
 		// (taken meanwhile) is logged, not a failed disconnect.
-		if err := c.movePorts(ctx, sandboxID); err != nil {
+		if err := c.movePorts(ctx, sb); err != nil {
 			c.log.Warn("published ports could not move to the remaining network", "sandbox", sandboxID, "err", err)
 		}
 	}
 	return nil
 }
 
-// moveGateway gives sb a default route through the gateway of the
-// endpoint that remains (the first by network name of those with a
-// gateway) if the one that left gave it its default route, as
-// libnetwork's sandbox moves its gateway: a container taken off its
-// first network keeps its way out through the others.
-func (c *Controller) moveGateway(sb *Sandbox) {
-	c.mu.RLock()
+// successorLocked (c.mu held) is the endpoint of sandbox that takes over
+// its default route and its published ports when the one that had them
+// leaves: the first, by network name, of its ready endpoints on networks
+// that publish (non-internal bridges, the ones with a gateway), as
+// libnetwork's Endpoint.Less orders them when no priority is set.
+func (c *Controller) successorLocked(sandboxID string) (*Endpoint, *Network) {
 	var next *Endpoint
 	var nextNet *Network
 	for _, o := range c.endpoints {
 		on := c.networks[o.NetworkID]
-		if o.SandboxID != sb.ID || on == nil || on.Driver != DriverBridge || !o.Gateway.IsValid() || o.State != EndpointReady {
+		if o.SandboxID != sandboxID || on == nil || !publishesPorts(on) || o.State != EndpointReady {
 			continue
 		}
 		if next == nil || on.Name < nextNet.Name {
 			next, nextNet = o, on
 		}
 	}
+	return next, nextNet
+}
+
+// moveGateway gives sb a default route through its successor's gateway
+// if the endpoint that left gave it its default route (the driver keeps
+// one in place), as libnetwork's sandbox moves its gateway: a container
+// taken off its first network keeps its way out through the others.
+func (c *Controller) moveGateway(sb *Sandbox) {
+	c.mu.RLock()
+	next, nextNet := c.successorLocked(sb.ID)
 	var spec EndpointSpec
 	if next != nil {
 		spec = endpointSpec(nextNet, next)
@@ -424,22 +430,11 @@ func (c *Controller) moveGateway(sb *Sandbox) {
 // sbLeave moves the external connectivity to the next gateway endpoint
 // (moveExtConn4/6): a container taken off the network of its ports keeps
 // them on the one it still has.
-func (c *Controller) movePorts(ctx context.Context, sandboxID string) error {
+func (c *Controller) movePorts(ctx context.Context, sb *Sandbox) error {
 	c.mu.RLock()
-	sb := c.sandboxes[sandboxID]
-	var next *Endpoint
-	var nextNet *Network
-	for _, o := range c.endpoints {
-		on := c.networks[o.NetworkID]
-		if o.SandboxID != sandboxID || on == nil || !publishesPorts(on) || o.State != EndpointReady {
-			continue
-		}
-		if next == nil || on.Name < nextNet.Name {
-			next, nextNet = o, on
-		}
-	}
+	next, nextNet := c.successorLocked(sb.ID)
 	c.mu.RUnlock()
-	if sb == nil || next == nil || len(sb.Ports) == 0 {
+	if next == nil || len(sb.Ports) == 0 {
 		return nil
 	}
 	ms, err := c.holdPorts(nextNet, next, sb.Ports)
@@ -494,6 +489,10 @@ func (c *Controller) leave(ctx context.Context, sb *Sandbox, ep *Endpoint, sandb
 	}
 	if err := c.forgetEndpoint(ep); err != nil {
 		return err
+	}
+	if !sandboxGoing && ep.Gateway.IsValid() {
+		// While the intent's fdatasync runs, as the kernel work does.
+		c.moveGateway(sb)
 	}
 	return intent.Wait()
 }

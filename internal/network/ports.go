@@ -322,16 +322,23 @@ func (c *Controller) publishedPorts() []firewall.PortMapping {
 // process took meanwhile stays published in the firewall — the container
 // still owns it — and is logged.
 func (c *Controller) reholdPorts() {
+	type published struct {
+		ep *Endpoint
+		m  PortMapping
+	}
 	c.mu.Lock()
-	var want []HostPort
+	var want []published
 	for _, ep := range c.endpoints {
 		if ep.State == EndpointReady {
-			want = append(want, hostPorts(ep.Ports)...)
+			for _, m := range ep.Ports {
+				want = append(want, published{ep, m})
+			}
 		}
 	}
 	c.mu.Unlock()
-	for _, hp := range want {
-		if err := c.holdAgain(hp); err != nil {
+	for _, p := range want {
+		hp := HostPort{Proto: p.m.Proto, HostIP: p.m.HostIP, Port: p.m.HostPort}
+		if err := c.holdAndForward(p.ep, p.m); err != nil {
 			c.log.Warn("cannot hold published host port again; will retry", "port", hp.String(), "err", err)
 			c.mu.Lock()
 			if c.unheld == nil {
@@ -354,33 +361,16 @@ func (c *Controller) RetryUnheldPorts() {
 	if len(c.unheld) == 0 {
 		return
 	}
-	published := map[HostPort]bool{}
-	for _, ep := range c.endpoints {
-		if ep.State == EndpointReady {
-			for _, hp := range hostPorts(ep.Ports) {
-				published[hp] = true
-			}
-		}
-	}
 	for hp := range c.unheld {
-		if !published[hp] {
+		ep, m := c.publisherLocked(hp)
+		switch {
+		case ep == nil: // no longer published
 			delete(c.unheld, hp)
-			continue
-		}
-		if ep, m := c.publisherLocked(hp); c.holdAndForward(hp, ep, m) == nil {
+		case c.holdAndForward(ep, m) == nil:
 			delete(c.unheld, hp)
 			c.log.Info("holding published host port again", "port", hp.String())
 		}
 	}
-}
-
-// holdAgain holds one host port that an endpoint already publishes, and
-// forwards it again if it is an IPv6 one.
-func (c *Controller) holdAgain(hp HostPort) error {
-	c.mu.RLock()
-	ep, m := c.publisherLocked(hp)
-	c.mu.RUnlock()
-	return c.holdAndForward(hp, ep, m)
 }
 
 // publisherLocked (c.mu held) finds the ready endpoint that publishes hp.
@@ -398,10 +388,11 @@ func (c *Controller) publisherLocked(hp HostPort) (*Endpoint, PortMapping) {
 	return nil, PortMapping{}
 }
 
-// holdAndForward holds hp and, if ep publishes it on IPv6, forwards it.
-func (c *Controller) holdAndForward(hp HostPort, ep *Endpoint, m PortMapping) error {
-	held, err := c.portHolder().Hold([]HostPortRequest{{Proto: hp.Proto, HostIP: hp.HostIP, Start: hp.Port, End: hp.Port}})
-	if err != nil || ep == nil {
+// holdAndForward holds the host port of m, a mapping ep publishes, and
+// forwards it if it is an IPv6 one.
+func (c *Controller) holdAndForward(ep *Endpoint, m PortMapping) error {
+	held, err := c.portHolder().Hold([]HostPortRequest{{Proto: m.Proto, HostIP: m.HostIP, Start: m.HostPort, End: m.HostPort}})
+	if err != nil {
 		return err
 	}
 	if err := c.forward(ep, m); err != nil {
