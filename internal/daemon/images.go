@@ -10,6 +10,7 @@ import (
 
 	"github.com/berth-net/berth/internal/api"
 	"github.com/berth-net/berth/internal/container"
+	berthruntime "github.com/berth-net/berth/internal/runtime"
 	"github.com/berth-net/berth/internal/runtime/image"
 	"golang.org/x/sys/unix"
 )
@@ -68,10 +69,7 @@ func (d *Daemon) SystemInfo(ctx context.Context) (api.SystemInfo, error) {
 	if unix.Uname(&uts) == nil {
 		info.KernelVersion = unix.ByteSliceToString(uts.Release[:])
 	}
-	var si unix.Sysinfo_t
-	if unix.Sysinfo(&si) == nil {
-		info.MemTotal = int64(si.Totalram) * int64(si.Unit)
-	}
+	info.MemTotal = int64(berthruntime.HostMemory())
 	if b, err := os.ReadFile("/etc/machine-id"); err == nil {
 		info.ID = strings.TrimSpace(string(b))
 	}

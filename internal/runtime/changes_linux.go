@@ -24,7 +24,7 @@ func (r *Runtime) Changes(id, lower string) ([]container.Change, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
-	upper := filepath.Join(r.dataDir(id), "upper")
+	upper := r.upperDir(id)
 	var out []container.Change
 	err := filepath.WalkDir(upper, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {

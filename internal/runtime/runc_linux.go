@@ -26,6 +26,13 @@ func (r *Runtime) runcCmd(logPath string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// runcAt builds a runc command on berth's state directory for runc's
+// short-lived verbs (state, delete, ps, pause, resume), whose errors are
+// on their own output.
+func (r *Runtime) runcAt(ctx context.Context, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, r.runc, append([]string{"--root", r.cfg.StateDir}, args...)...)
+}
+
 // runcError wraps err with the last error runc logged to logPath.
 func runcError(logPath string, err error) error {
 	msg := runcLogMessage(logPath)
@@ -76,8 +83,7 @@ func (r *Runtime) Pids(ctx context.Context, id string) ([]int, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, r.runc, "--root", r.cfg.StateDir, "ps", "--format", "json", id)
-	out, err := cmd.Output()
+	out, err := r.runcAt(ctx, "ps", "--format", "json", id).Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) && len(ee.Stderr) > 0 {
@@ -103,7 +109,7 @@ func (r *Runtime) runcSimple(id, verb string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
-	out, err := exec.Command(r.runc, "--root", r.cfg.StateDir, verb, id).CombinedOutput()
+	out, err := r.runcAt(context.Background(), verb, id).CombinedOutput()
 	if err != nil {
 		if msg := strings.TrimSpace(string(out)); msg != "" {
 			return fmt.Errorf("%s: %w", msg, err)

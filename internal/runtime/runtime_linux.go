@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -115,9 +116,13 @@ func checkID(id string) error {
 	return nil
 }
 
-func (r *Runtime) bundle(id string) string    { return filepath.Join(r.cfg.BundleDir, id) }
-func (r *Runtime) rootfs(id string) string    { return filepath.Join(r.cfg.BundleDir, id, "rootfs") }
-func (r *Runtime) dataDir(id string) string   { return filepath.Join(r.cfg.DataDir, id) }
+func (r *Runtime) bundle(id string) string  { return filepath.Join(r.cfg.BundleDir, id) }
+func (r *Runtime) rootfs(id string) string  { return filepath.Join(r.cfg.BundleDir, id, "rootfs") }
+func (r *Runtime) dataDir(id string) string { return filepath.Join(r.cfg.DataDir, id) }
+
+// upperDir is the overlay upper directory of container id: what it
+// wrote to its root file system (docker diff, ps -s).
+func (r *Runtime) upperDir(id string) string  { return filepath.Join(r.cfg.DataDir, id, "upper") }
 func (r *Runtime) stdinPath(id string) string { return filepath.Join(r.cfg.DataDir, id, "stdin") }
 
 // LogPaths are the files a container's stdout and stderr go to.
@@ -190,7 +195,7 @@ func (r *Runtime) runcDelete(id string) error {
 	if _, err := os.Stat(filepath.Join(r.cfg.StateDir, id)); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	out, err := exec.Command(r.runc, "--root", r.cfg.StateDir, "delete", "--force", id).CombinedOutput()
+	out, err := r.runcAt(context.Background(), "delete", "--force", id).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("runc delete %q: %w: %s", id, err, strings.TrimSpace(string(out)))
 	}

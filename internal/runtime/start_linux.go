@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -102,7 +101,7 @@ func (r *Runtime) clearStale(id string) error {
 	if _, err := os.Stat(filepath.Join(r.cfg.StateDir, id)); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	out, err := exec.Command(r.runc, "--root", r.cfg.StateDir, "state", id).Output()
+	out, err := r.runcAt(context.Background(), "state", id).Output()
 	if err == nil {
 		var st struct{ Status string }
 		if json.Unmarshal(out, &st) == nil && (st.Status == "running" || st.Status == "paused") {
@@ -115,7 +114,7 @@ func (r *Runtime) clearStale(id string) error {
 // ensureOverlay mounts image lower + per-container upper at the bundle's
 // rootfs; an overlay already mounted there is kept.
 func (r *Runtime) ensureOverlay(id, lower string) error {
-	upper, work := filepath.Join(r.dataDir(id), "upper"), filepath.Join(r.dataDir(id), "work")
+	upper, work := r.upperDir(id), filepath.Join(r.dataDir(id), "work")
 	target := r.rootfs(id)
 	for _, d := range []string{upper, work, target} {
 		if err := os.MkdirAll(d, 0o711); err != nil {

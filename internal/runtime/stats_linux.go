@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/errdefs"
 )
@@ -39,7 +41,7 @@ func (r *Runtime) Stats(pid int) (container.Stats, error) {
 		statsV1(&s, v1)
 	}
 	if s.Memory.Limit == 0 {
-		s.Memory.Limit = hostMemory() // no limit: the host's memory, as docker stats shows it
+		s.Memory.Limit = HostMemory() // no limit: the host's memory, as docker stats shows it
 	}
 	stat, _ := os.ReadFile("/proc/stat")
 	s.CPU.System, s.CPU.Online = container.ParseProcStat(string(stat))
@@ -82,7 +84,7 @@ func statsV1(s *container.Stats, paths map[string]string) {
 	s.Memory.Usage = container.ParseUintOrMax(read("memory", "memory.usage_in_bytes"))
 	s.Memory.MaxUsage = container.ParseUintOrMax(read("memory", "memory.max_usage_in_bytes"))
 	s.Memory.Failcnt = container.ParseUintOrMax(read("memory", "memory.failcnt"))
-	if limit := container.ParseUintOrMax(read("memory", "memory.limit_in_bytes")); limit < hostMemory() {
+	if limit := container.ParseUintOrMax(read("memory", "memory.limit_in_bytes")); limit < HostMemory() {
 		s.Memory.Limit = limit // v1's "no limit" is a page-rounded 2^63
 	}
 	s.Memory.Stats = container.ParseKV(read("memory", "memory.stat"))
@@ -91,16 +93,15 @@ func statsV1(s *container.Stats, paths map[string]string) {
 	s.Pids = container.PidsStats{Current: container.ParseUintOrMax(read("pids", "pids.current")), Limit: container.ParseUintOrMax(read("pids", "pids.max"))}
 }
 
-// hostMemory is MemTotal in bytes.
-func hostMemory() uint64 {
-	b, _ := os.ReadFile("/proc/meminfo")
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb * 1024
-		}
+// HostMemory is the machine's memory in bytes (sysinfo's totalram), 0
+// if unknown: docker info's MemTotal, and docker stats's limit of a
+// container without one.
+func HostMemory() uint64 {
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) != nil {
+		return 0
 	}
-	return 0
+	return uint64(si.Totalram) * uint64(si.Unit)
 }
 
 // UpperSize is the size of what container id wrote to its root file
@@ -113,7 +114,7 @@ func (r *Runtime) UpperSize(id string) (int64, error) {
 	}
 	var size int64
 	seen := map[uint64]bool{}
-	err := filepath.WalkDir(filepath.Join(r.dataDir(id), "upper"), func(p string, d os.DirEntry, err error) error {
+	err := filepath.WalkDir(r.upperDir(id), func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				return nil // never started, or removed meanwhile
