@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -166,7 +167,7 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 			continue
 		}
 		if boolValue(r, "size") {
-			if sum.SizeRw, sum.SizeRootFs, err = s.backend.ContainerSize(r.Context(), c.ID); errdefs.Is(err, errdefs.KindNotFound) {
+			if gone, err := s.addSize(r.Context(), &sum); gone {
 				continue // removed while we listed
 			} else if err != nil {
 				return err
@@ -175,6 +176,16 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 		out = append(out, sum)
 	}
 	return writeJSON(w, http.StatusOK, out)
+}
+
+// addSize puts ps -s's SizeRw and SizeRootFs into sum; gone says the
+// container was removed meanwhile.
+func (s *Server) addSize(ctx context.Context, sum *ctypes.Summary) (gone bool, err error) {
+	sum.SizeRw, sum.SizeRootFs, err = s.backend.ContainerSize(ctx, sum.ID)
+	if errdefs.Is(err, errdefs.KindNotFound) {
+		return true, nil
+	}
+	return false, err
 }
 
 // portFilter reads the publish or expose filter as moby's portOp does:

@@ -53,7 +53,7 @@ func (s *Server) systemDF(w http.ResponseWriter, r *http.Request) error {
 				return err
 			}
 			sum := containerSummary(c, atts, s.backend.ContainerLinks(r.Context(), c.ID), s.now())
-			if sum.SizeRw, sum.SizeRootFs, err = s.backend.ContainerSize(r.Context(), c.ID); errdefs.Is(err, errdefs.KindNotFound) {
+			if gone, err := s.addSize(r.Context(), &sum); gone {
 				continue
 			} else if err != nil {
 				return err
