@@ -360,6 +360,9 @@ func createNetworks(c *ctypes.Config, hc *ctypes.HostConfig, nc *nettypes.Networ
 		if err != nil {
 			return "", nil, errdefs.Invalid("network %q: %w", name, err)
 		}
+		if lessThan(apiVersion, "1.48") {
+			req.GwPriority = 0 // as moby's postContainersCreate: all were equal before
+		}
 		nets[name] = req
 	}
 	if _, ok := nets[mode]; !ok {

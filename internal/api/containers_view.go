@@ -257,7 +257,7 @@ func endpointSettings(c *container.Container, atts []network.Attachment) map[str
 }
 
 func requestedEndpoint(req container.EndpointRequest) *nettypes.EndpointSettings {
-	es := &nettypes.EndpointSettings{Aliases: req.Aliases, Links: req.Links, MacAddress: req.MacAddress}
+	es := &nettypes.EndpointSettings{Aliases: req.Aliases, Links: req.Links, MacAddress: req.MacAddress, GwPriority: req.GwPriority}
 	if req.IPv4Address.IsValid() {
 		es.IPAMConfig = &nettypes.EndpointIPAMConfig{IPv4Address: req.IPv4Address.String()}
 	}

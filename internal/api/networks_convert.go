@@ -181,14 +181,10 @@ func endpointRequest(es *nettypes.EndpointSettings, mac string, perEndpointMAC b
 		if perEndpointMAC && es.MacAddress != "" {
 			mac = es.MacAddress
 		}
-		// Refused by name rather than ignored: a priority would choose the
-		// default route, which in berth the first network a container
-		// joins gives, and these options change the interface in the
-		// container. Other endpoint options mean nothing to the bridge
-		// driver, in moby too.
-		if es.GwPriority != 0 {
-			return req, errdefs.Invalid("gw-priority (EndpointSettings.GwPriority) is not supported by berth: the first network a container joins gives its default route")
-		}
+		req.GwPriority = es.GwPriority
+		// Refused by name rather than ignored: these options change the
+		// interface in the container. Other endpoint options mean nothing
+		// to the bridge driver, in moby too.
 		for _, k := range []string{"com.docker.network.endpoint.sysctls", "com.docker.network.endpoint.ifname"} {
 			if _, ok := es.DriverOpts[k]; ok {
 				return req, errdefs.Invalid("endpoint driver option %s (--driver-opt) is not supported by berth", k)

@@ -241,16 +241,16 @@ func TestNetworkWarnings(t *testing.T) {
 	}
 }
 
-// TestEndpointOptionsRefused: a gateway priority and the endpoint driver
-// options that would change the container's interface are refused by
-// name, never ignored; other driver options mean nothing, as in moby's
-// bridge driver.
+// TestEndpointOptionsRefused: the endpoint driver options that would
+// change the container's interface are refused by name, never ignored;
+// other driver options mean nothing, as in moby's bridge driver; a
+// gateway priority is taken.
 func TestEndpointOptionsRefused(t *testing.T) {
 	for _, tt := range []struct {
 		es   nettypes.EndpointSettings
 		want string
 	}{
-		{nettypes.EndpointSettings{GwPriority: 10}, "gw-priority (EndpointSettings.GwPriority) is not supported by berth"},
+		{nettypes.EndpointSettings{GwPriority: -10}, ""},
 		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.sysctls": "net.ipv4.conf.IFNAME.forwarding=1"}}, "endpoint driver option com.docker.network.endpoint.sysctls (--driver-opt) is not supported by berth"},
 		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.ifname": "foo0"}}, "endpoint driver option com.docker.network.endpoint.ifname (--driver-opt) is not supported by berth"},
 		{nettypes.EndpointSettings{DriverOpts: map[string]string{"x": "y"}}, ""},

@@ -92,6 +92,9 @@ type EndpointRequest struct {
 	Aliases     []string   `json:"aliases,omitempty"`
 	// Links are "name[:alias]", checked (network.JoinRequest.Links).
 	Links []string `json:"links,omitempty"`
+	// GwPriority ranks the network as the container's gateway
+	// (network.JoinRequest.GwPriority).
+	GwPriority int `json:"gwPriority,omitempty"`
 }
 
 // State is the container's run state.

@@ -124,7 +124,7 @@ func (d *Daemon) connect(ctx context.Context, cs *ctrState, n *network.Network, 
 	// measured with timing marks, two runs of each).
 	_, err := d.net.Join(ctx, c.State.SandboxID, n.ID, network.JoinRequest{
 		ContainerID: c.ID, Name: c.Name, IPv4: req.IPv4Address, MAC: req.MacAddress, Aliases: req.Aliases,
-		Links: req.Links, Hostname: c.Config.Hostname, Record: recordContainer(c, nets),
+		Links: req.Links, Hostname: c.Config.Hostname, GwPriority: req.GwPriority, Record: recordContainer(c, nets),
 	})
 	if err != nil {
 		return errors.Join(err, d.putContainer(c)) // the record as it was

@@ -26,7 +26,12 @@ type JoinRequest struct {
 	// name resolves to on this network.
 	Links    []string
 	Hostname string // the container's hostname: one of its DNS names on user networks
-	// Ports to publish on this endpoint (the container's first network).
+	// GwPriority ranks the endpoint as the sandbox's gateway (docker's
+	// --gw-priority): the highest gives the default route and publishes
+	// the ports (gatewayLocked).
+	GwPriority int
+	// Ports are the container's ports, given with its first join; the
+	// sandbox keeps them and its gateway endpoint publishes them.
 	Ports []PortRequest
 	// Record, if set, writes the caller's own records (the container's)
 	// in the same store record as the endpoint's intent, so that both are
@@ -118,17 +123,34 @@ func (c *Controller) Join(ctx context.Context, sandboxID, netRef string, req Joi
 	if err != nil {
 		return nil, err
 	}
+	var spec EndpointSpec
+	c.mu.RLock()
+	prev, _ := c.gatewayLocked(sb.ID, nil)
+	if n.Driver == DriverBridge {
+		spec = c.joinSpecLocked(n, ep)
+	}
+	c.mu.RUnlock()
+	// ep becomes the sandbox's gateway in place of prev: the driver
+	// replaces the default route, and prev's ports move once ep is up. A
+	// join that fails gives the route back.
+	tookOver := spec.Gateway.IsValid() && prev != nil
+	fail := func(err error) (*Endpoint, error) {
+		if tookOver {
+			c.moveGateway(sb)
+		}
+		return nil, err
+	}
 	if err := c.recordPorts(n, ep, req.Ports); err != nil {
 		return nil, errors.Join(err, c.forgetEndpoint(ep))
 	}
 	if n.Driver == DriverBridge {
-		if err := c.cfg.Driver.Join(sb.Key, endpointSpec(n, ep)); err != nil {
+		if err := c.cfg.Driver.Join(sb.Key, spec); err != nil {
 			err = fmt.Errorf("join network %q: %w", n.Name, err)
-			return nil, errors.Join(err, c.forgetEndpoint(ep))
+			return fail(errors.Join(err, c.forgetEndpoint(ep)))
 		}
 	}
 	if err := c.addPorts(ctx, ep); err != nil {
-		return nil, errors.Join(err, c.leave(ctx, sb, ep, true, nil))
+		return fail(errors.Join(err, c.leave(ctx, sb, ep, true, nil)))
 	}
 	c.mu.Lock()
 	perr := c.markReadyLocked(ep)
@@ -137,7 +159,15 @@ func (c *Controller) Join(ctx context.Context, sandboxID, netRef string, req Joi
 		perr = intent.Wait()
 	}
 	if perr != nil {
-		return nil, errors.Join(perr, c.leave(ctx, sb, ep, true, nil))
+		return fail(errors.Join(perr, c.leave(ctx, sb, ep, true, nil)))
+	}
+	if tookOver && len(prev.Ports) > 0 {
+		if err := c.movePorts(ctx, sb); err != nil {
+			// As libnetwork's sbJoin: the connect fails, and the sandbox
+			// gets its route and ports back on prev.
+			err = errors.Join(err, c.leave(ctx, sb, ep, false, nil))
+			return nil, errors.Join(err, c.movePorts(ctx, sb))
+		}
 	}
 	return cloneEndpoint(ep), nil
 }
@@ -173,7 +203,7 @@ func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*E
 	ep := &Endpoint{
 		ID: c.cfg.NewID(), Name: req.Name, NetworkID: n.ID, SandboxID: sandboxID,
 		ContainerID: req.ContainerID, Aliases: append([]string(nil), req.Aliases...), Links: append([]string(nil), req.Links...),
-		Hostname: req.Hostname, State: EndpointCreating,
+		Hostname: req.Hostname, GwPriority: req.GwPriority, State: EndpointCreating,
 	}
 	if n.Driver != DriverBridge {
 		if req.IPv4.IsValid() {
@@ -384,33 +414,59 @@ func (c *Controller) LeaveAndRecord(ctx context.Context, sandboxID, netRef strin
 	return nil
 }
 
-// successorLocked (c.mu held) is the endpoint of sandbox that takes over
-// its default route and its published ports when the one that had them
-// leaves: the first, by network name, of its ready endpoints on networks
-// that publish (non-internal bridges, the ones with a gateway), as
-// libnetwork's Endpoint.Less orders them when no priority is set.
-func (c *Controller) successorLocked(sandboxID string) (*Endpoint, *Network) {
-	var next *Endpoint
-	var nextNet *Network
+// gatewayLocked (c.mu held) is the endpoint of a sandbox that gives it
+// its default route and publishes its ports, chosen as libnetwork's
+// getGatewayEndpoint chooses: of the endpoints with a gateway (on
+// networks that publish: non-internal bridges), the first by
+// Endpoint.Less, which for these is the highest GwPriority, then the
+// network's name. Of the endpoints not yet ready, only cand (one being
+// joined or made again) counts; leaving ones never do.
+func (c *Controller) gatewayLocked(sandboxID string, cand *Endpoint) (*Endpoint, *Network) {
+	var best *Endpoint
+	var bestNet *Network
 	for _, o := range c.endpoints {
-		on := c.networks[o.NetworkID]
-		if o.SandboxID != sandboxID || on == nil || !publishesPorts(on) || o.State != EndpointReady {
+		if o.SandboxID != sandboxID || (o.State != EndpointReady && o != cand) || !o.Gateway.IsValid() {
 			continue
 		}
-		if next == nil || on.Name < nextNet.Name {
-			next, nextNet = o, on
+		on := c.networks[o.NetworkID]
+		if on == nil || !publishesPorts(on) {
+			continue
+		}
+		if best == nil || o.GwPriority > best.GwPriority || (o.GwPriority == best.GwPriority && on.Name < bestNet.Name) {
+			best, bestNet = o, on
 		}
 	}
-	return next, nextNet
+	return best, bestNet
 }
 
-// moveGateway gives sb a default route through its successor's gateway
-// if the endpoint that left gave it its default route (the driver keeps
-// one in place), as libnetwork's sandbox moves its gateway: a container
-// taken off its first network keeps its way out through the others.
+// joinSpecLocked (c.mu held) is what the driver needs to make ep: with
+// the default route if ep is, once made, its sandbox's gateway.
+func (c *Controller) joinSpecLocked(n *Network, ep *Endpoint) EndpointSpec {
+	spec := endpointSpec(n, ep)
+	if gw, _ := c.gatewayLocked(ep.SandboxID, ep); gw != ep {
+		spec.Gateway = netip.Addr{}
+	}
+	return spec
+}
+
+// portHolderLocked (c.mu held) is the endpoint of a sandbox that
+// publishes its ports, if one does.
+func (c *Controller) portHolderLocked(sandboxID string) *Endpoint {
+	for _, o := range c.endpoints {
+		if o.SandboxID == sandboxID && len(o.Ports) > 0 {
+			return o
+		}
+	}
+	return nil
+}
+
+// moveGateway gives sb its default route through its gateway endpoint, in
+// place of the route it has, as libnetwork's sandbox moves its gateway
+// (updateGateway): the endpoint that gave the route has left, or a join
+// that took it failed.
 func (c *Controller) moveGateway(sb *Sandbox) {
 	c.mu.RLock()
-	next, nextNet := c.successorLocked(sb.ID)
+	next, nextNet := c.gatewayLocked(sb.ID, nil)
 	var spec EndpointSpec
 	if next != nil {
 		spec = endpointSpec(nextNet, next)
@@ -420,51 +476,66 @@ func (c *Controller) moveGateway(sb *Sandbox) {
 		return
 	}
 	if err := c.cfg.Driver.SetGateway(sb.Key, spec); err != nil {
-		c.log.Warn("move the default route to the remaining network", "sandbox", sb.ID, "network", nextNet.Name, "err", err)
+		c.log.Warn("move the default route", "sandbox", sb.ID, "network", nextNet.Name, "err", err)
 	}
 }
 
-// movePorts publishes a sandbox's ports on the endpoint that is its
-// gateway now that the one that published them has left (the first, by
-// network name, of those on networks that publish), as libnetwork's
-// sbLeave moves the external connectivity to the next gateway endpoint
-// (moveExtConn4/6): a container taken off the network of its ports keeps
-// them on the one it still has.
+// movePorts publishes a sandbox's ports on its gateway endpoint when
+// another endpoint, or none, publishes them: the gateway changed, by a
+// join that outranks it or by its leaving. As libnetwork's sbJoin and
+// sbLeave move the external connectivity (revokeExternalConnectivity,
+// then programExternalConnectivity on the new gateway), the ports are
+// withdrawn first, so that the new endpoint can hold the same host ports,
+// and a host port left to choose may change. On failure they are
+// published nowhere, and the error says why.
 func (c *Controller) movePorts(ctx context.Context, sb *Sandbox) error {
 	c.mu.RLock()
-	next, nextNet := c.successorLocked(sb.ID)
+	to, toNet := c.gatewayLocked(sb.ID, nil)
+	from := c.portHolderLocked(sb.ID)
+	var reqs []PortRequest
+	if cur, ok := c.sandboxes[sb.ID]; ok {
+		reqs = cur.Ports
+	}
 	c.mu.RUnlock()
-	if next == nil || len(sb.Ports) == 0 {
+	if to == nil || to == from || len(reqs) == 0 {
 		return nil
 	}
-	ms, err := c.holdPorts(nextNet, next, sb.Ports)
-	if err != nil {
-		return err
+	if from != nil {
+		if err := c.delPorts(ctx, from); err != nil {
+			return err
+		}
+		if err := c.releasePorts(from); err != nil {
+			c.log.Warn("release host ports", "err", err)
+		}
 	}
+	ms, herr := c.holdPorts(toNet, to, reqs)
 	c.mu.Lock()
-	next.Ports = ms
-	d, err := c.recordEndpointLocked(next, nil)
+	moved := []*Endpoint{to}
+	to.Ports = ms
+	if from != nil {
+		from.Ports = nil
+		moved = append(moved, from)
+	}
+	d, err := c.recordEndpointsLocked(moved, nil)
 	c.mu.Unlock()
 	if err == nil {
 		err = d.Wait()
 	}
-	if err == nil {
-		err = c.addPorts(ctx, next)
+	if err == nil && herr == nil {
+		err = c.addPorts(ctx, to)
 	}
-	if err != nil {
-		// Undo all of it: the ports published so far, the held ones, and
-		// the record.
-		moved := &Endpoint{ID: next.ID, Address: next.Address, Ports: ms}
-		errs := []error{err, c.delPorts(ctx, moved), c.releasePorts(moved)}
-		c.mu.Lock()
-		next.Ports = nil
-		if _, rerr := c.recordEndpointLocked(next, nil); rerr != nil {
-			errs = append(errs, rerr)
-		}
-		c.mu.Unlock()
-		return errors.Join(errs...)
+	if err = errors.Join(herr, err); err == nil || len(ms) == 0 {
+		return err
 	}
-	return nil
+	// Undo what was held and published on to, and its record.
+	errs := []error{err, c.delPorts(ctx, to), c.releasePorts(to)}
+	c.mu.Lock()
+	to.Ports = nil
+	if _, rerr := c.recordEndpointLocked(to, nil); rerr != nil {
+		errs = append(errs, rerr)
+	}
+	c.mu.Unlock()
+	return errors.Join(errs...)
 }
 
 // leave marks ep as deleting, removes its veth pair and forgets it. When
@@ -472,6 +543,7 @@ func (c *Controller) movePorts(ctx context.Context, sb *Sandbox) error {
 // Join, the intent's fdatasync overlaps the kernel work.
 func (c *Controller) leave(ctx context.Context, sb *Sandbox, ep *Endpoint, sandboxGoing bool, record func(store.Tx) error) error {
 	c.mu.Lock()
+	gw, _ := c.gatewayLocked(sb.ID, nil)
 	ep.State = EndpointDeleting
 	intent, err := c.recordEndpointLocked(ep, record)
 	n := c.networks[ep.NetworkID]
@@ -490,7 +562,7 @@ func (c *Controller) leave(ctx context.Context, sb *Sandbox, ep *Endpoint, sandb
 	if err := c.forgetEndpoint(ep); err != nil {
 		return err
 	}
-	if !sandboxGoing && ep.Gateway.IsValid() {
+	if !sandboxGoing && gw == ep {
 		// While the intent's fdatasync runs, as the kernel work does.
 		c.moveGateway(sb)
 	}

@@ -179,6 +179,8 @@ type fakeFirewall struct {
 	mu    sync.Mutex
 	nets  map[string]firewall.Network
 	ports map[firewall.PortMapping]bool // ports_fake_test.go
+	// failAdd, if set, is the error of the next AddPorts, once.
+	failAdd error
 }
 
 func newFakeFirewall() *fakeFirewall { return &fakeFirewall{nets: map[string]firewall.Network{}} }

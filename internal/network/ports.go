@@ -447,11 +447,10 @@ func (c *Controller) recordPorts(n *Network, ep *Endpoint, reqs []PortRequest) e
 }
 
 // gatewayPortsLocked (c.mu held, read or write) returns the ports ep is
-// to publish — its sandbox's, when ep is the sandbox's gateway endpoint —
-// and, when reqs are new ports of the sandbox, its record with them, to
-// put with ep's. ep is the gateway when its network can publish and no
-// other endpoint of the sandbox's can: that one joined first, and stays
-// the gateway.
+// to publish — its sandbox's, when ep is to be the sandbox's gateway
+// endpoint and no other publishes them (if one does, Join moves them once
+// ep is made: movePorts) — and, when reqs are new ports of the sandbox,
+// its record with them, to put with ep's.
 func (c *Controller) gatewayPortsLocked(n *Network, ep *Endpoint, reqs []PortRequest) ([]PortRequest, *Sandbox) {
 	sb, ok := c.sandboxes[ep.SandboxID]
 	if !ok {
@@ -466,13 +465,8 @@ func (c *Controller) gatewayPortsLocked(n *Network, ep *Endpoint, reqs []PortReq
 	if len(sb.Ports) == 0 || !publishesPorts(n) {
 		return nil, kept
 	}
-	for _, o := range c.endpoints {
-		if o.SandboxID != ep.SandboxID || o.ID == ep.ID {
-			continue
-		}
-		if on, ok := c.networks[o.NetworkID]; ok && publishesPorts(on) {
-			return nil, kept
-		}
+	if gw, _ := c.gatewayLocked(ep.SandboxID, ep); gw != ep || c.portHolderLocked(ep.SandboxID) != nil {
+		return nil, kept
 	}
 	return sb.Ports, kept
 }

@@ -13,6 +13,10 @@ import (
 func (f *fakeFirewall) AddPorts(_ context.Context, ps []firewall.PortMapping) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.failAdd; err != nil {
+		f.failAdd = nil
+		return err
+	}
 	var all []firewall.PortMapping
 	for m := range f.ports {
 		all = append(all, m)

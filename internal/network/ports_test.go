@@ -2,10 +2,12 @@ package network
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -524,5 +526,124 @@ func TestIPv6Twins(t *testing.T) {
 	}
 	if n := r.ports.count(); n != 0 {
 		t.Errorf("%d ports held after a refused join", n)
+	}
+}
+
+// TestGatewayIsChosenAsDockerChooses: a sandbox's default route and its
+// ports go to the endpoint libnetwork's Endpoint.Less puts first — the
+// highest gw-priority, then the network's name, never an internal
+// network — and move when a join outranks the gateway or the gateway
+// leaves. A move the new gateway cannot take fails the join and leaves
+// route and ports where they were.
+func TestGatewayIsChosenAsDockerChooses(t *testing.T) {
+	r := newPortRig(t)
+	ctx := context.Background()
+	for _, req := range []CreateRequest{
+		{Name: "zeta"}, {Name: "alpha"}, {Name: "beta"}, {Name: "aaa", Internal: true},
+		{Name: "local"},
+	} {
+		if _, err := r.c.CreateNetwork(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ports := []PortRequest{{Proto: "tcp", Port: 80, HostPortStart: 8300, HostPortEnd: 8300}}
+	// gateway checks that the last join's route and the sandbox's ports
+	// are on network want's endpoint.
+	gateway := func(sb *Sandbox, want string) {
+		t.Helper()
+		for _, a := range r.c.Attachments(sb.ID) {
+			if a.Network.Name != want {
+				if len(a.Endpoint.Ports) > 0 {
+					t.Errorf("%s's endpoint publishes %v; want them on %s", a.Network.Name, a.Endpoint.Ports, want)
+				}
+				continue
+			}
+			if len(a.Endpoint.Ports) != 1 || a.Endpoint.Ports[0].HostPort != 8300 {
+				t.Errorf("gateway %s's ports = %v, want 8300", want, a.Endpoint.Ports)
+			}
+			if fw := r.fw.portList(); len(fw) != 1 || fw[0].Addr != a.Endpoint.Address.Addr() {
+				t.Errorf("firewall's ports %+v, want one to %s's address %s", fw, want, a.Endpoint.Address.Addr())
+			}
+			return
+		}
+		t.Errorf("no endpoint on %s", want)
+	}
+	route := func(ep *Endpoint, want bool) {
+		t.Helper()
+		r.drv.mu.Lock()
+		got := r.drv.veths[ep.HostIfName].Gateway.IsValid()
+		r.drv.mu.Unlock()
+		if got != want {
+			t.Errorf("join of %s made with a default route: %v, want %v", ep.IfName, got, want)
+		}
+	}
+
+	sb := r.sandbox(t, "c1")
+	route(r.join(t, sb, "zeta", JoinRequest{ContainerID: "c1", Name: "one", Ports: ports}), true)
+	gateway(sb, "zeta")
+	route(r.join(t, sb, "aaa", JoinRequest{ContainerID: "c1", Name: "one"}), false) // internal: no gateway
+	gateway(sb, "zeta")
+	route(r.join(t, sb, "alpha", JoinRequest{ContainerID: "c1", Name: "one"}), true) // "alpha" < "zeta"
+	gateway(sb, "alpha")
+	route(r.join(t, sb, "beta", JoinRequest{ContainerID: "c1", Name: "one"}), false)
+	gateway(sb, "alpha")
+	// The gateway leaves: the next by name, beta, takes route and ports.
+	r.drv.gateways = nil
+	if err := r.c.Leave(ctx, sb.ID, "alpha"); err != nil {
+		t.Fatal(err)
+	}
+	gateway(sb, "beta")
+	if len(r.drv.gateways) != 1 || !strings.Contains(r.drv.gateways[0], " via 172.") {
+		t.Errorf("SetGateway calls after the gateway left: %q, want one, to beta's", r.drv.gateways)
+	}
+	// Another endpoint leaves: nothing moves.
+	r.drv.gateways = nil
+	if err := r.c.Leave(ctx, sb.ID, "zeta"); err != nil {
+		t.Fatal(err)
+	}
+	gateway(sb, "beta")
+	if len(r.drv.gateways) != 0 {
+		t.Errorf("SetGateway calls after a non-gateway left: %q", r.drv.gateways)
+	}
+
+	// A priority outranks the names.
+	sb2 := r.sandbox(t, "c2")
+	ports2 := []PortRequest{{Proto: "tcp", Port: 80, HostPortStart: 8301, HostPortEnd: 8301}}
+	r.join(t, sb2, "zeta", JoinRequest{ContainerID: "c2", Name: "two", GwPriority: 5, Ports: ports2})
+	route(r.join(t, sb2, "alpha", JoinRequest{ContainerID: "c2", Name: "two"}), false)
+	route(r.join(t, sb2, "beta", JoinRequest{ContainerID: "c2", Name: "two", GwPriority: 6}), true)
+	if got := r.c.PortsOf(sb2.ID); len(got) != 1 {
+		t.Errorf("c2's ports %v, want one", got)
+	}
+	for _, a := range r.c.Attachments(sb2.ID) {
+		if (a.Network.Name == "beta") != (len(a.Endpoint.Ports) == 1) {
+			t.Errorf("c2's %s endpoint publishes %v; want the ports on beta", a.Network.Name, a.Endpoint.Ports)
+		}
+	}
+	if err := r.c.Leave(ctx, sb2.ID, "beta"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.c.Leave(ctx, sb2.ID, "zeta"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.c.Leave(ctx, sb2.ID, "alpha"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A join that outranks the gateway but cannot publish its ports fails,
+	// and the ports and the route stay on beta.
+	r.fw.mu.Lock()
+	r.fw.failAdd = errors.New("nft: no room")
+	r.fw.mu.Unlock()
+	r.drv.gateways = nil
+	if _, err := r.c.Join(ctx, sb.ID, "local", JoinRequest{ContainerID: "c1", Name: "one", GwPriority: 1}); err == nil {
+		t.Fatal("a join that cannot take the ports succeeded")
+	}
+	gateway(sb, "beta")
+	if len(r.drv.gateways) != 1 || !strings.Contains(r.drv.gateways[0], " via 172.") {
+		t.Errorf("SetGateway calls after a failed join: %q, want one, back to beta's", r.drv.gateways)
+	}
+	if n := len(r.c.Attachments(sb.ID)); n != 2 {
+		t.Errorf("%d endpoints after the failed join, want 2 (aaa, beta)", n)
 	}
 }

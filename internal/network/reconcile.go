@@ -263,14 +263,15 @@ func (c *Controller) finishEndpoint(ep *Endpoint) error {
 	n := c.networks[ep.NetworkID]
 	sb := c.sandboxes[ep.SandboxID]
 	ep.Announce = ep.Announce || !n.MACsFromAddresses || !bytes.Equal(ep.MAC, MACFromAddress(ep.Address.Addr()))
+	spec := c.joinSpecLocked(n, ep)
 	c.mu.Unlock()
 	if n.Driver == DriverBridge {
-		exists, err := c.cfg.Driver.Adopt(endpointSpec(n, ep))
+		exists, err := c.cfg.Driver.Adopt(spec)
 		if err != nil {
 			return err
 		}
 		if !exists {
-			if err := c.cfg.Driver.Join(sb.Key, endpointSpec(n, ep)); err != nil {
+			if err := c.cfg.Driver.Join(sb.Key, spec); err != nil {
 				return err
 			}
 		}
@@ -287,16 +288,16 @@ func (c *Controller) ensureEndpoint(ep *Endpoint) error {
 	c.mu.Lock()
 	n := c.networks[ep.NetworkID]
 	sb := c.sandboxes[ep.SandboxID]
+	spec := c.joinSpecLocked(n, ep)
 	c.mu.Unlock()
 	if n.Driver != DriverBridge {
 		return nil
 	}
-	ok, err := c.cfg.Driver.Adopt(endpointSpec(n, ep))
+	ok, err := c.cfg.Driver.Adopt(spec)
 	if err != nil || ok {
 		return err
 	}
 	c.log.Warn("endpoint's veth is missing; making it again", "endpoint", ep.ID[:12], "veth", ep.HostIfName)
-	spec := endpointSpec(n, ep)
 	if err := c.cfg.Driver.Leave(sb.Key, spec); err != nil {
 		return err
 	}

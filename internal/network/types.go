@@ -116,6 +116,9 @@ type Endpoint struct {
 	MAC         net.HardwareAddr `json:"mac"`
 	Address     netip.Prefix     `json:"address"` // 172.17.0.2/16
 	Gateway     netip.Addr       `json:"gateway"` // invalid on internal networks: no default route
+	// GwPriority ranks the endpoint among its sandbox's as the gateway
+	// (JoinRequest.GwPriority).
+	GwPriority int `json:"gwPriority,omitempty"`
 	// StaticIP is true when the user asked for Address (--ip).
 	StaticIP bool     `json:"staticIP,omitempty"`
 	Aliases  []string `json:"aliases,omitempty"`
@@ -158,8 +161,11 @@ type EndpointSpec struct {
 	IfName     string
 	MAC        net.HardwareAddr
 	Address    netip.Prefix
-	Gateway    netip.Addr // invalid: no default route
-	MTU        int
+	// Gateway, if valid, is the default route the sandbox takes through
+	// this endpoint, in place of any it has: set only for the sandbox's
+	// gateway endpoint (Controller.gatewayLocked).
+	Gateway netip.Addr
+	MTU     int
 	// Owner tags the host-side link (its ifalias) so that a restart can tell
 	// berth's links from everyone else's; the endpoint ID.
 	Owner string

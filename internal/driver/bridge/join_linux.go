@@ -262,12 +262,8 @@ func (d *Driver) configurePeer(sb *sandboxConn, spec network.EndpointSpec, pair 
 	if err := d.step("peer up"); err != nil {
 		return nil, err
 	}
-	added, err := sb.bringUp(peer.Attrs().Index, spec.Address, spec.Gateway)
-	if err != nil {
+	if err := sb.bringUp(peer.Attrs().Index, spec.Address, spec.Gateway); err != nil {
 		return nil, err
-	}
-	if spec.Gateway.IsValid() && !added {
-		d.log.Debug("sandbox keeps its existing default route", "sandbox", sb.path, "interface", spec.IfName)
 	}
 	return peer, nil
 }
@@ -343,11 +339,10 @@ func (d *Driver) deleteVethIfExists(name string) error {
 	return nil
 }
 
-// SetGateway gives the sandbox at sandboxPath a default route through
-// spec's gateway on its interface, unless it has one already: the
-// controller calls it when an endpoint that may have given the sandbox
-// its default route has left, as libnetwork's sandbox moves its gateway
-// to the endpoint that remains (updateGateway).
+// SetGateway gives the sandbox at sandboxPath its default route through
+// spec's gateway on its interface, in place of the one it has: the
+// controller calls it when its gateway endpoint changes other than by a
+// join, as libnetwork's sandbox moves its gateway (updateGateway).
 func (d *Driver) SetGateway(sandboxPath string, spec network.EndpointSpec) error {
 	if !spec.Gateway.IsValid() {
 		return nil
@@ -361,8 +356,8 @@ func (d *Driver) SetGateway(sandboxPath string, spec network.EndpointSpec) error
 	if err != nil {
 		return fmt.Errorf("look up %q in sandbox %q: %w", spec.IfName, sandboxPath, err)
 	}
-	err = sb.h.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Gw: spec.Gateway.AsSlice()})
-	if err != nil && !errors.Is(err, unix.EEXIST) {
+	err = sb.h.RouteReplace(&netlink.Route{LinkIndex: link.Attrs().Index, Gw: spec.Gateway.AsSlice()})
+	if err != nil {
 		return fmt.Errorf("default route via %s on %q: %w", spec.Gateway, spec.IfName, err)
 	}
 	return nil

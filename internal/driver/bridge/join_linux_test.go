@@ -179,7 +179,11 @@ func TestJoinTwiceIsIdempotent(t *testing.T) {
 	checkJoined(t, w, sb, spec)
 }
 
-func TestSecondNetworkKeepsTheFirstDefaultRoute(t *testing.T) {
+// TestDefaultRouteGoesWhereTheControllerSays: a join with a gateway
+// gives the sandbox its default route in place of the one it has, one
+// without adds none, and SetGateway moves it: the controller decides
+// which endpoint is the gateway.
+func TestDefaultRouteGoesWhereTheControllerSays(t *testing.T) {
 	w := newWorld(t)
 	w.ensureTestBridge(t)
 	other := network.BridgeSpec{Name: "br-other", Gateway: netip.MustParsePrefix("10.99.0.1/24")}
@@ -190,37 +194,38 @@ func TestSecondNetworkKeepsTheFirstDefaultRoute(t *testing.T) {
 	first := endpointSpec(1)
 	second := network.EndpointSpec{
 		Bridge: "br-other", HostIfName: "vethother01", IfName: "eth1", MAC: RandomMAC(),
-		Address: netip.MustParsePrefix("10.99.0.2/24"), Gateway: other.Gateway.Addr(), Owner: "endpoint:other",
+		Address: netip.MustParsePrefix("10.99.0.2/24"), Owner: "endpoint:other",
+	}
+	sh := handleIn(t, sb)
+	gateways := func(when string, want netip.Addr) {
+		t.Helper()
+		if gws := defaultGateways(t, sh); len(gws) != 1 || gws[0] != want {
+			t.Errorf("default gateways %s = %v, want only %v", when, gws, want)
+		}
 	}
 	for _, spec := range []network.EndpointSpec{first, second} {
 		if err := w.d.Join(sb, spec); err != nil {
 			t.Fatalf("Join %s: %v", spec.IfName, err)
 		}
 	}
-	sh := handleIn(t, sb)
 	if diff := cmp.Diff([]string{"eth0", "eth1", "lo"}, linkNames(t, sh)); diff != "" {
 		t.Errorf("sandbox links (-want +got):\n%s", diff)
 	}
-	if gws := defaultGateways(t, sh); len(gws) != 1 || gws[0] != first.Gateway {
-		t.Errorf("default gateways = %v, want only %v", gws, first.Gateway)
-	}
-	// SetGateway while the first is there changes nothing; once the
-	// first network has left, it gives the sandbox the second's.
+	gateways("after a join without a gateway", first.Gateway)
+	second.Gateway = other.Gateway.Addr()
 	if err := w.d.SetGateway(sb, second); err != nil {
 		t.Fatal(err)
 	}
-	if gws := defaultGateways(t, sh); len(gws) != 1 || gws[0] != first.Gateway {
-		t.Errorf("default gateways after SetGateway with one in place = %v, want only %v", gws, first.Gateway)
-	}
+	gateways("after SetGateway", second.Gateway)
 	if err := w.d.Leave(sb, first); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.d.SetGateway(sb, second); err != nil {
+	gateways("after the first left", second.Gateway)
+	// A join with a gateway takes the route over.
+	if err := w.d.Join(sb, first); err != nil {
 		t.Fatal(err)
 	}
-	if gws := defaultGateways(t, sh); len(gws) != 1 || gws[0] != second.Gateway {
-		t.Errorf("default gateways after the first left and SetGateway = %v, want %v", gws, second.Gateway)
-	}
+	gateways("after a join with a gateway", first.Gateway)
 }
 
 func TestJoinRefusesTakenNames(t *testing.T) {

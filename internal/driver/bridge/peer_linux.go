@@ -15,9 +15,9 @@ import (
 // through gw, in one write of four netlink messages on the sandbox's own
 // socket (the kernel handles them in order, within the one system call,
 // and answers each): three round trips fewer than a request each. An
-// address already there is success (a Join run again); a default route
-// already there is kept, as Docker keeps the first network's, and
-// reported by added.
+// address already there is success (a Join run again); the default route
+// replaces any the sandbox has: the controller gives gw only to the
+// endpoint that is to be its sandbox's gateway.
 //
 // Address generation goes off before the link is up, so that it never
 // gets an IPv6 link-local address: endpoints are IPv4-only (Docker, too,
@@ -25,7 +25,7 @@ import (
 // the address is not free: each new interface would send duplicate-address
 // probes, router solicitations and MLD reports that the bridge floods to
 // every port. A kernel without IPv6 refuses that message alone.
-func (sb *sandboxConn) bringUp(ifindex int, addr netip.Prefix, gw netip.Addr) (added bool, err error) {
+func (sb *sandboxConn) bringUp(ifindex int, addr netip.Prefix, gw netip.Addr) error {
 	sb.mu.Lock()
 	defer sb.mu.Unlock()
 	noAutoconf := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
@@ -59,7 +59,7 @@ func (sb *sandboxConn) bringUp(ifindex int, addr netip.Prefix, gw netip.Addr) (a
 
 	reqs := []*nl.NetlinkRequest{noAutoconf, up, newAddr}
 	if gw.IsValid() {
-		route := nl.NewNetlinkRequest(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
+		route := nl.NewNetlinkRequest(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_REPLACE|unix.NLM_F_ACK)
 		rm := nl.NewRtMsg()
 		rm.Family = unix.AF_INET
 		route.AddData(rm)
@@ -70,26 +70,19 @@ func (sb *sandboxConn) bringUp(ifindex int, addr netip.Prefix, gw netip.Addr) (a
 	}
 	results, _, err := sendBatch(sb.raw, reqs...)
 	if err != nil {
-		return false, fmt.Errorf("sandbox netlink: %w", err)
+		return fmt.Errorf("sandbox netlink: %w", err)
 	}
 	if err := results[0]; err != nil && !errors.Is(err, unix.EAFNOSUPPORT) && !errors.Is(err, unix.EOPNOTSUPP) {
-		return false, fmt.Errorf("turn off IPv6 address generation on link %d: %w", ifindex, err)
+		return fmt.Errorf("turn off IPv6 address generation on link %d: %w", ifindex, err)
 	}
 	if err := results[1]; err != nil {
-		return false, fmt.Errorf("set link %d up: %w", ifindex, err)
+		return fmt.Errorf("set link %d up: %w", ifindex, err)
 	}
 	if err := results[2]; err != nil && !errors.Is(err, unix.EEXIST) {
-		return false, fmt.Errorf("add address %s to link %d: %w", addr, ifindex, err)
+		return fmt.Errorf("add address %s to link %d: %w", addr, ifindex, err)
 	}
-	if !gw.IsValid() {
-		return false, nil
+	if gw.IsValid() && results[3] != nil {
+		return fmt.Errorf("default route via %s on link %d: %w", gw, ifindex, results[3])
 	}
-	switch err := results[3]; {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, unix.EEXIST):
-		return false, nil
-	default:
-		return false, fmt.Errorf("add default route via %s on link %d: %w", gw, ifindex, err)
-	}
+	return nil
 }
