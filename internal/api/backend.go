@@ -79,6 +79,13 @@ type Backend interface {
 	// ContainerChanges is what the container changed in its root file
 	// system against its image (docker diff).
 	ContainerChanges(ctx context.Context, ref string) ([]container.Change, error)
+	// ContainerStatPath, ContainerArchivePath and ContainerExtractToDir
+	// are docker cp's: what is at a path in the container, a tar stream
+	// of it (the container's files stay open until it is closed), and a
+	// tar stream unpacked into a directory.
+	ContainerStatPath(ctx context.Context, ref, path string) (container.PathStat, error)
+	ContainerArchivePath(ctx context.Context, ref, path string) (io.ReadCloser, container.PathStat, error)
+	ContainerExtractToDir(ctx context.Context, ref, path string, copyUIDGID, noOverwriteDirNonDir bool, content io.Reader) error
 	// ContainerSize is what the container wrote to its root file system,
 	// and that plus its image's size (docker ps -s, inspect -s).
 	ContainerSize(ctx context.Context, ref string) (rw, rootfs int64, err error)

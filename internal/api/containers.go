@@ -2,9 +2,11 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -598,6 +600,75 @@ func (s *Server) resizeContainer(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if err := s.backend.ResizeContainer(r.Context(), r.PathValue("id"), h, wd); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// archivePath is the path query of docker cp's requests (moby's
+// ArchiveFormValues).
+func archivePath(r *http.Request) (string, error) {
+	p := r.URL.Query().Get("path")
+	if p == "" {
+		return "", errdefs.Invalid("bad parameter: path cannot be empty")
+	}
+	return p, nil
+}
+
+// setPathStat puts st in moby's X-Docker-Container-Path-Stat header:
+// its container.PathStat as JSON, base64-encoded.
+func setPathStat(h http.Header, st container.PathStat) error {
+	b, err := json.Marshal(ctypes.PathStat{Name: st.Name, Size: st.Size, Mode: st.Mode, Mtime: st.Mtime, LinkTarget: st.LinkTarget})
+	if err != nil {
+		return err
+	}
+	h.Set("X-Docker-Container-Path-Stat", base64.StdEncoding.EncodeToString(b))
+	return nil
+}
+
+// containerArchive is docker cp out of a container: HEAD answers what is
+// at the path (the stat header alone), GET sends it as a tar stream too.
+func (s *Server) containerArchive(w http.ResponseWriter, r *http.Request) error {
+	p, err := archivePath(r)
+	if err != nil {
+		return err
+	}
+	if r.Method == http.MethodHead {
+		st, err := s.backend.ContainerStatPath(r.Context(), r.PathValue("id"), p)
+		if err != nil {
+			return err
+		}
+		if err := setPathStat(w.Header(), st); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	content, st, err := s.backend.ContainerArchivePath(r.Context(), r.PathValue("id"), p)
+	if err != nil {
+		return err
+	}
+	defer content.Close()
+	if err := setPathStat(w.Header(), st); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/x-tar")
+	w.WriteHeader(http.StatusOK)
+	_, err = io.Copy(w, content) // an error now is only logged (handle)
+	return err
+}
+
+// extractToContainer is docker cp into a container: the request's body,
+// a tar stream, unpacked into the directory at the path.
+func (s *Server) extractToContainer(w http.ResponseWriter, r *http.Request) error {
+	p, err := archivePath(r)
+	if err != nil {
+		return err
+	}
+	err = s.backend.ContainerExtractToDir(r.Context(), r.PathValue("id"), p,
+		boolValue(r, "copyUIDGID"), boolValue(r, "noOverwriteDirNonDir"), r.Body)
+	if err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusOK)

@@ -1,8 +1,10 @@
 package api
 
 import (
+	"archive/tar"
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -421,7 +423,6 @@ func TestUnimplementedRoutes(t *testing.T) {
 	s := newServer(newFakeBackend())
 	for _, tc := range []struct{ method, path, want string }{
 		{http.MethodGet, "/v1.51/containers/test1/export", "docker export is not supported by berth"},
-		{http.MethodHead, "/v1.51/containers/test1/archive?path=/etc", "docker cp is not supported by berth"},
 		{http.MethodGet, "/v1.51/images/busybox/history", "docker history is not supported by berth"},
 		{http.MethodPost, "/v1.51/volumes/create", "docker volume create is not supported by berth"},
 		{http.MethodPost, "/v1.51/images/busybox/tag?repo=x", "docker tag/push is not supported by berth"},
@@ -823,4 +824,51 @@ func TestContainerChanges(t *testing.T) {
 		t.Errorf("body %s, want %s", got, want)
 	}
 	wantError(t, call(t, s, http.MethodGet, "/v1.51/containers/nope/changes", ""), http.StatusNotFound, "No such container: nope")
+}
+
+// TestContainerArchiveRoutes: docker cp's three requests — HEAD for what
+// is at a path, GET for it as a tar stream, PUT to unpack one — with
+// moby's X-Docker-Container-Path-Stat header (base64 of the PathStat's
+// JSON), its 404 for a missing path, and its 400 for no path.
+func TestContainerArchiveRoutes(t *testing.T) {
+	f := newFakeBackend()
+	s := newServer(f)
+	wantStat := `{"name":"hosts","size":5,"mode":420,"mtime":"2026-12-01T10:00:00Z","linkTarget":""}`
+	statOf := func(rec *httptest.ResponseRecorder) string {
+		t.Helper()
+		b, err := base64.StdEncoding.DecodeString(rec.Header().Get("X-Docker-Container-Path-Stat"))
+		if err != nil {
+			t.Fatalf("stat header %q: %v", rec.Header().Get("X-Docker-Container-Path-Stat"), err)
+		}
+		return string(b)
+	}
+	rec := call(t, s, http.MethodHead, "/v1.51/containers/test1/archive?path=/etc/hosts", "")
+	wantStatus(t, rec, http.StatusOK)
+	if got := statOf(rec); got != wantStat {
+		t.Errorf("HEAD stat %s, want %s", got, wantStat)
+	}
+	rec = call(t, s, http.MethodGet, "/v1.51/containers/test1/archive?path=/etc/hosts", "")
+	wantStatus(t, rec, http.StatusOK)
+	if got := statOf(rec); got != wantStat || rec.Header().Get("Content-Type") != "application/x-tar" {
+		t.Errorf("GET stat %s, content type %q", got, rec.Header().Get("Content-Type"))
+	}
+	tr := tar.NewReader(rec.Body)
+	if hdr, err := tr.Next(); err != nil || hdr.Name != "hosts" {
+		t.Errorf("GET body's first entry %v, %v; want hosts", hdr, err)
+	}
+	wantError(t, call(t, s, http.MethodGet, "/v1.51/containers/test1/archive?path=/nope", ""), http.StatusNotFound, "Could not find the file /nope in container test1")
+	wantError(t, call(t, s, http.MethodGet, "/v1.51/containers/test1/archive", ""), http.StatusBadRequest, "bad parameter: path cannot be empty")
+	wantStatus(t, call(t, s, http.MethodHead, "/v1.51/containers/test1/archive?path=/nope", ""), http.StatusNotFound)
+	wantError(t, call(t, s, http.MethodGet, "/v1.51/containers/nope/archive?path=/etc/hosts", ""), http.StatusNotFound, "No such container: nope")
+
+	rec = call(t, s, http.MethodPut, "/v1.51/containers/test1/archive?path=/tmp&copyUIDGID=true&noOverwriteDirNonDir=1", "TARBYTES")
+	wantStatus(t, rec, http.StatusOK)
+	want := extractCall{Ref: "test1", Path: "/tmp", CopyUIDGID: true, NoOverwriteDirNonDir: true, Body: "TARBYTES"}
+	if f.rec.Extract != want {
+		t.Errorf("extract call %+v, want %+v", f.rec.Extract, want)
+	}
+	call(t, s, http.MethodPut, "/v1.51/containers/test1/archive?path=/tmp", "x")
+	if f.rec.Extract.CopyUIDGID || f.rec.Extract.NoOverwriteDirNonDir {
+		t.Errorf("extract call without flags %+v", f.rec.Extract)
+	}
 }

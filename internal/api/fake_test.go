@@ -1,6 +1,8 @@
 package api
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -50,6 +52,14 @@ type fakeRecord struct {
 	Connect         container.EndpointRequest
 	Stop            stopCall
 	ImportedBody    []byte
+	Extract         extractCall
+}
+
+// extractCall is what ContainerExtractToDir was given.
+type extractCall struct {
+	Ref, Path                        string
+	CopyUIDGID, NoOverwriteDirNonDir bool
+	Body                             string
 }
 
 // recorded returns what the last calls were given; the server's handler
@@ -340,6 +350,49 @@ func (f *fakeBackend) ContainerChanges(ctx context.Context, ref string) ([]conta
 		return nil, err
 	}
 	return []container.Change{{Path: "/tmp", Kind: container.ChangeModified}, {Path: "/tmp/new", Kind: container.ChangeAdded}}, nil
+}
+
+// fakeHosts is the one path the fake's containers have for docker cp.
+var fakeHosts = container.PathStat{Name: "hosts", Size: 5, Mode: 0o644, Mtime: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}
+
+func (f *fakeBackend) ContainerStatPath(ctx context.Context, ref, path string) (container.PathStat, error) {
+	if _, err := f.Container(ctx, ref); err != nil {
+		return container.PathStat{}, err
+	}
+	if path != "/etc/hosts" {
+		return container.PathStat{}, errdefs.NotFound("Could not find the file %s in container %s", path, ref)
+	}
+	return fakeHosts, nil
+}
+
+func (f *fakeBackend) ContainerArchivePath(ctx context.Context, ref, path string) (io.ReadCloser, container.PathStat, error) {
+	st, err := f.ContainerStatPath(ctx, ref, path)
+	if err != nil {
+		return nil, st, err
+	}
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	if err := tw.WriteHeader(&tar.Header{Name: "hosts", Mode: 0o644, Size: 5, ModTime: st.Mtime}); err != nil {
+		return nil, st, err
+	}
+	if _, err := tw.Write([]byte("hosts")); err != nil {
+		return nil, st, err
+	}
+	return io.NopCloser(&b), st, tw.Close()
+}
+
+func (f *fakeBackend) ContainerExtractToDir(ctx context.Context, ref, path string, copyUIDGID, noOverwriteDirNonDir bool, content io.Reader) error {
+	if _, err := f.Container(ctx, ref); err != nil {
+		return err
+	}
+	b, err := io.ReadAll(content)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rec.Extract = extractCall{ref, path, copyUIDGID, noOverwriteDirNonDir, string(b)}
+	return nil
 }
 
 func (f *fakeBackend) ContainerSize(ctx context.Context, ref string) (int64, int64, error) {

@@ -2,10 +2,12 @@ package container
 
 import (
 	"fmt"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Top is docker top's answer: ps's column titles and the rows of the
@@ -83,6 +85,18 @@ func ParsePS(output string, pids []int) (Top, error) {
 		}
 	}
 	return top, nil
+}
+
+// PathStat is what docker cp learns of a path in a container (moby's
+// container.PathStat).
+type PathStat struct {
+	Name  string
+	Size  int64
+	Mode  os.FileMode
+	Mtime time.Time
+	// LinkTarget is where a symlink leads, all its links followed inside
+	// the container, or as far as they go.
+	LinkTarget string
 }
 
 // Change is one entry of docker diff: a path of the root file system and

@@ -214,7 +214,9 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, net conta
 	if net.SandboxID == "" {
 		spec.NetNSPath = net.JoinedNetns
 	}
-	// A previous run may have left runc state and the rootfs mount behind.
+	// A previous run may have left runc state and the rootfs mount
+	// behind; a docker cp may have the container's files open.
+	cs.waitFiles()
 	if err := d.runtime.Release(c.ID); err != nil {
 		return err
 	}

@@ -1,0 +1,136 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	goruntime "runtime"
+	"sort"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// FSView runs file operations in a container's root file system as the
+// container sees it (docker cp): its overlay, with the files berth mounts
+// over it (/etc/hosts, /etc/hostname, /etc/resolv.conf), from one OS
+// thread that has a mount namespace of its own and the container's root
+// as its root. Paths are the container's and resolve inside it — "..",
+// absolute symlinks and all — as in moby's containerFSView, which does
+// the same (unshare, then chroot).
+//
+// A running container's overlay is the one mounted for it; a stopped
+// container's is mounted in the view's namespace alone, and goes with it.
+// The caller keeps the container from starting or being removed while a
+// view is open (two overlays on one upper directory are undefined).
+type FSView struct {
+	ops   chan func()
+	done  chan struct{}
+	close sync.Once
+}
+
+// OpenFS opens a view of container id's root file system; lower is its
+// image's tree, files maps container paths to the host files mounted
+// over them.
+func (r *Runtime) OpenFS(id, lower string, files map[string]string) (*FSView, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	v := &FSView{ops: make(chan func()), done: make(chan struct{})}
+	ready := make(chan error, 1)
+	go v.serve(r, id, lower, files, ready)
+	if err := <-ready; err != nil {
+		<-v.done
+		return nil, err
+	}
+	return v, nil
+}
+
+// serve enters the container's file system on a thread of its own and
+// runs the view's operations there until Close. The thread stays locked
+// to the goroutine, so the Go runtime ends it when serve returns: its
+// namespace, its mounts and its root never reach another goroutine.
+func (v *FSView) serve(r *Runtime, id, lower string, files map[string]string, ready chan<- error) {
+	goruntime.LockOSThread()
+	defer close(v.done)
+	if err := r.enterFS(id, lower, files); err != nil {
+		ready <- fmt.Errorf("open the container's file system: %w", err)
+		return
+	}
+	ready <- nil
+	for op := range v.ops {
+		op()
+	}
+}
+
+// enterFS gives the calling thread a mount namespace of its own, the
+// container's overlay (mounting it if it is not), the files over it, and
+// its root as root and working directory.
+func (r *Runtime) enterFS(id, lower string, files map[string]string) error {
+	if err := unix.Unshare(unix.CLONE_NEWNS | unix.CLONE_FS); err != nil {
+		return fmt.Errorf("unshare: %w", err)
+	}
+	// Nothing mounted here reaches the daemon's namespace.
+	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("make mounts private: %w", err)
+	}
+	root := r.rootfs(id)
+	if err := r.ensureOverlay(id, lower); err != nil {
+		return err
+	}
+	// The host files are opened as mount trees before the root changes
+	// and moved onto their container paths after, so that those paths
+	// resolve inside the container (a symlink there cannot point out).
+	dsts := make([]string, 0, len(files))
+	for dst := range files {
+		dsts = append(dsts, dst)
+	}
+	sort.Strings(dsts)
+	trees := make([]int, 0, len(dsts))
+	defer func() {
+		for _, fd := range trees {
+			unix.Close(fd)
+		}
+	}()
+	for _, dst := range dsts {
+		fd, err := unix.OpenTree(unix.AT_FDCWD, files[dst], unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", files[dst], err)
+		}
+		trees = append(trees, fd)
+	}
+	if err := unix.Chroot(root); err != nil {
+		return fmt.Errorf("chroot: %w", err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return err
+	}
+	for i, dst := range dsts {
+		if _, err := os.Lstat(dst); errors.Is(err, os.ErrNotExist) {
+			continue // never started: runc has not made the mount point
+		}
+		if err := unix.MoveMount(trees[i], "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+			return fmt.Errorf("mount %s: %w", dst, err)
+		}
+	}
+	return nil
+}
+
+// Run runs fn in the view and returns its error.
+func (v *FSView) Run(fn func() error) error {
+	errc := make(chan error, 1)
+	v.ops <- func() { errc <- fn() }
+	return <-errc
+}
+
+// Go starts fn in the view and returns at once; the view runs nothing
+// else until fn returns.
+func (v *FSView) Go(fn func()) {
+	v.ops <- fn
+}
+
+// Close ends the view once what runs in it has returned.
+func (v *FSView) Close() {
+	v.close.Do(func() { close(v.ops) })
+	<-v.done
+}

@@ -1,0 +1,62 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/berth-net/berth/internal/testworld"
+)
+
+// TestDockerCp: docker cp both ways, as with Docker: out of a running
+// container (its /etc/hosts is the one berth wrote for it, as the
+// container sees it), a directory into it and back, into a stopped
+// container that then starts with the file, -a giving the files to the
+// container's user, and moby's words for a path that is not there.
+func TestDockerCp(t *testing.T) {
+	w, _ := startWorld(t)
+	dir := t.TempDir()
+	mustDocker(t, w, "run", "-d", "--name", "c1", "--hostname", "cpbox", testworld.BusyboxImage, "sleep", "600")
+
+	mustDocker(t, w, "cp", "c1:/etc/hosts", filepath.Join(dir, "hosts"))
+	if b, err := os.ReadFile(filepath.Join(dir, "hosts")); err != nil || !strings.Contains(string(b), "\tcpbox\n") {
+		t.Errorf("docker cp c1:/etc/hosts: %q, %v; want the container's hosts file", b, err)
+	}
+
+	src := filepath.Join(dir, "tree")
+	if err := os.MkdirAll(filepath.Join(src, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "sub", "file"), []byte("payload\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	mustDocker(t, w, "cp", src, "c1:/srv")
+	if out := mustDocker(t, w, "exec", "c1", "sh", "-c", "cat /srv/sub/file; stat -c %a /srv/sub/file"); out != "payload\n640\n" {
+		t.Errorf("the copied tree in c1: %q", out)
+	}
+	mustDocker(t, w, "cp", "c1:/srv", filepath.Join(dir, "back"))
+	if b, err := os.ReadFile(filepath.Join(dir, "back", "sub", "file")); err != nil || string(b) != "payload\n" {
+		t.Errorf("the tree copied back: %q, %v", b, err)
+	}
+
+	_, errOut, code := w.Docker(t, "cp", "c1:/nope", filepath.Join(dir, "x"))
+	if want := "Error response from daemon: Could not find the file /nope in container c1"; code == 0 || !strings.Contains(errOut, want) {
+		t.Errorf("docker cp of a missing path: exit %d, %q; want %q", code, errOut, want)
+	}
+
+	// A stopped container: the file is there when it starts, and it
+	// starts (the copy left no overlay mounted over its root).
+	mustDocker(t, w, "create", "--name", "c2", testworld.BusyboxImage, "cat", "/srv/sub/file")
+	mustDocker(t, w, "cp", src, "c2:/srv")
+	if out, errOut, code := w.Docker(t, "start", "-a", "c2"); code != 0 || out != "payload\n" {
+		t.Errorf("docker start -a c2: exit %d, %q, %q; want the copied file", code, out, errOut)
+	}
+
+	// -a: the container's user owns the files.
+	mustDocker(t, w, "run", "-d", "--name", "c3", "--user", "nobody", testworld.BusyboxImage, "sleep", "600")
+	mustDocker(t, w, "cp", "-a", filepath.Join(src, "sub", "file"), "c3:/tmp/f")
+	if out := mustDocker(t, w, "exec", "c3", "stat", "-c", "%u:%g", "/tmp/f"); out != "65534:65534\n" {
+		t.Errorf("docker cp -a into c3 (user nobody): owner %q, want 65534:65534", out)
+	}
+}
