@@ -86,6 +86,9 @@ type Backend interface {
 	ContainerStatPath(ctx context.Context, ref, path string) (container.PathStat, error)
 	ContainerArchivePath(ctx context.Context, ref, path string) (io.ReadCloser, container.PathStat, error)
 	ContainerExtractToDir(ctx context.Context, ref, path string, copyUIDGID, noOverwriteDirNonDir bool, content io.Reader) error
+	// ContainerExport is docker export: a tar stream of the container's
+	// root file system.
+	ContainerExport(ctx context.Context, ref string) (io.ReadCloser, error)
 	// ContainerSize is what the container wrote to its root file system,
 	// and that plus its image's size (docker ps -s, inspect -s).
 	ContainerSize(ctx context.Context, ref string) (rw, rootfs int64, err error)

@@ -674,3 +674,17 @@ func (s *Server) extractToContainer(w http.ResponseWriter, r *http.Request) erro
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
+
+// exportContainer is docker export: the container's root file system as
+// a tar stream.
+func (s *Server) exportContainer(w http.ResponseWriter, r *http.Request) error {
+	content, err := s.backend.ContainerExport(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	defer content.Close()
+	w.Header().Set("Content-Type", "application/x-tar")
+	w.WriteHeader(http.StatusOK)
+	_, err = io.Copy(w, content) // an error now is only logged (handle)
+	return err
+}

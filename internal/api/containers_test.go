@@ -422,7 +422,7 @@ func TestCommandLine(t *testing.T) {
 func TestUnimplementedRoutes(t *testing.T) {
 	s := newServer(newFakeBackend())
 	for _, tc := range []struct{ method, path, want string }{
-		{http.MethodGet, "/v1.51/containers/test1/export", "docker export is not supported by berth"},
+		{http.MethodPost, "/v1.51/commit?container=test1", "docker commit is not supported by berth"},
 		{http.MethodGet, "/v1.51/images/busybox/history", "docker history is not supported by berth"},
 		{http.MethodPost, "/v1.51/volumes/create", "docker volume create is not supported by berth"},
 		{http.MethodPost, "/v1.51/images/busybox/tag?repo=x", "docker tag/push is not supported by berth"},
@@ -867,6 +867,12 @@ func TestContainerArchiveRoutes(t *testing.T) {
 	if f.rec.Extract != want {
 		t.Errorf("extract call %+v, want %+v", f.rec.Extract, want)
 	}
+	rec = call(t, s, http.MethodGet, "/v1.51/containers/test1/export", "")
+	wantStatus(t, rec, http.StatusOK)
+	if hdr, err := tar.NewReader(rec.Body).Next(); err != nil || hdr.Name != "hosts" {
+		t.Errorf("export's first entry %v, %v", hdr, err)
+	}
+	wantError(t, call(t, s, http.MethodGet, "/v1.51/containers/nope/export", ""), http.StatusNotFound, "No such container: nope")
 	call(t, s, http.MethodPut, "/v1.51/containers/test1/archive?path=/tmp", "x")
 	if f.rec.Extract.CopyUIDGID || f.rec.Extract.NoOverwriteDirNonDir {
 		t.Errorf("extract call without flags %+v", f.rec.Extract)

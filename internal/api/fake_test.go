@@ -395,6 +395,11 @@ func (f *fakeBackend) ContainerExtractToDir(ctx context.Context, ref, path strin
 	return nil
 }
 
+func (f *fakeBackend) ContainerExport(ctx context.Context, ref string) (io.ReadCloser, error) {
+	rc, _, err := f.ContainerArchivePath(ctx, ref, "/etc/hosts")
+	return rc, err
+}
+
 func (f *fakeBackend) ContainerSize(ctx context.Context, ref string) (int64, int64, error) {
 	if _, err := f.Container(ctx, ref); err != nil {
 		return 0, 0, err

@@ -41,6 +41,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("GET /containers/{id}/changes", h(s.containerChanges))
 	m.HandleFunc("GET /containers/{id}/archive", h(s.containerArchive)) // and HEAD
 	m.HandleFunc("PUT /containers/{id}/archive", h(s.extractToContainer))
+	m.HandleFunc("GET /containers/{id}/export", h(s.exportContainer))
 	m.HandleFunc("GET /system/df", h(s.systemDF))
 	m.HandleFunc("POST /containers/{id}/pause", h(s.pauseContainer))
 	m.HandleFunc("POST /containers/{id}/unpause", h(s.unpauseContainer))
@@ -79,14 +80,13 @@ func (s *Server) routes() *http.ServeMux {
 // docker command that calls each: they answer 501 naming the command,
 // where an unknown path gets moby's bare 404 "page not found".
 var unimplemented = map[string]string{
-	"GET /containers/{id}/export": "docker export",
-	"POST /commit":                "docker commit",
-	"POST /build":                 "docker build",
-	"POST /images/load":           "docker load (use docker import)",
-	"GET /images/get":             "docker save",
-	"POST /images/{name...}":      "docker tag/push",
-	"POST /volumes/create":        "docker volume create",
-	"DELETE /volumes/{name}":      "docker volume rm",
+	"POST /commit":           "docker commit",
+	"POST /build":            "docker build",
+	"POST /images/load":      "docker load (use docker import)",
+	"GET /images/get":        "docker save",
+	"POST /images/{name...}": "docker tag/push",
+	"POST /volumes/create":   "docker volume create",
+	"DELETE /volumes/{name}": "docker volume rm",
 }
 
 // notImplemented answers 501 "<command> is not supported by berth".

@@ -17,7 +17,7 @@ import (
 // mounts over it included.
 func (d *Daemon) ContainerStatPath(ctx context.Context, ref, path string) (container.PathStat, error) {
 	var st container.PathStat
-	err := d.inFiles(ref, path, func(v *runtime.FSView, _ fsInfo) error {
+	err := d.inFiles(ref, path, true, func(v *runtime.FSView, _ fsInfo) error {
 		return v.Run(func() (err error) {
 			st, err = runtime.Stat(path)
 			return err
@@ -36,7 +36,7 @@ func (d *Daemon) ContainerArchivePath(ctx context.Context, ref, path string) (io
 		out io.ReadCloser
 	)
 	abs := runtime.CopyPath(path)
-	err := d.inFiles(ref, path, func(v *runtime.FSView, info fsInfo) error {
+	err := d.inFiles(ref, path, true, func(v *runtime.FSView, info fsInfo) error {
 		err := v.Run(func() (err error) {
 			st, err = runtime.Stat(abs)
 			return err
@@ -44,17 +44,23 @@ func (d *Daemon) ContainerArchivePath(ctx context.Context, ref, path string) (io
 		if err != nil {
 			return err
 		}
-		pr, pw := io.Pipe()
-		info.keep()
-		v.Go(func() { pw.CloseWithError(runtime.Archive(pw, path, st.Mode.IsDir())) })
-		out = &archiveReader{PipeReader: pr, done: func() {
-			v.Close()
-			info.release()
-			d.containerEvent(info.c, "archive-path", nil)
-		}}
+		out = d.stream(v, info, "archive-path", func(w io.Writer) error { return runtime.Archive(w, path, st.Mode.IsDir()) })
 		return nil
 	})
 	return out, st, err
+}
+
+// ContainerExport is docker export: a tar stream of the container's root
+// file system, without the files berth mounts over it (moby's
+// ContainerExport). The container cannot start or be removed until the
+// stream is closed.
+func (d *Daemon) ContainerExport(ctx context.Context, ref string) (io.ReadCloser, error) {
+	var out io.ReadCloser
+	err := d.inFiles(ref, "/", false, func(v *runtime.FSView, info fsInfo) error {
+		out = d.stream(v, info, "export", runtime.Export)
+		return nil
+	})
+	return out, err
 }
 
 // ContainerExtractToDir is docker cp into a container: it unpacks the tar
@@ -62,7 +68,7 @@ func (d *Daemon) ContainerArchivePath(ctx context.Context, ref, path string) (io
 // copyUIDGID gives the files to the container's user instead of the IDs
 // in the archive.
 func (d *Daemon) ContainerExtractToDir(ctx context.Context, ref, path string, copyUIDGID, noOverwriteDirNonDir bool, content io.Reader) error {
-	err := d.inFiles(ref, path, func(v *runtime.FSView, info fsInfo) error {
+	err := d.inFiles(ref, path, true, func(v *runtime.FSView, info fsInfo) error {
 		opts := runtime.ExtractOptions{NoOverwriteDirNonDir: noOverwriteDirNonDir, ReadOnly: info.c.Config.ReadonlyRootfs}
 		if copyUIDGID {
 			opts.Owner = info.c.Config.User
@@ -74,6 +80,19 @@ func (d *Daemon) ContainerExtractToDir(ctx context.Context, ref, path string, co
 		return nil
 	})
 	return err
+}
+
+// stream runs write in v and returns what it writes; the view stays open
+// until that is closed, and the container's event action is sent then.
+func (d *Daemon) stream(v *runtime.FSView, info fsInfo, action string, write func(io.Writer) error) io.ReadCloser {
+	pr, pw := io.Pipe()
+	info.keep()
+	v.Go(func() { pw.CloseWithError(write(pw)) })
+	return &archiveReader{PipeReader: pr, done: func() {
+		v.Close()
+		info.release()
+		d.containerEvent(info.c, action, nil)
+	}}
 }
 
 // fsInfo is what inFiles hands its function: a copy of the container,
@@ -89,7 +108,7 @@ type fsInfo struct {
 // container kept from starting and from removal meanwhile; errors are
 // moby's: a missing path is a 404 naming path and ref as given, a refusal
 // keeps its kind, anything else is the daemon's (500).
-func (d *Daemon) inFiles(ref, path string, fn func(*runtime.FSView, fsInfo) error) error {
+func (d *Daemon) inFiles(ref, path string, etcFiles bool, fn func(*runtime.FSView, fsInfo) error) error {
 	cs, err := d.lookup(ref)
 	if err != nil {
 		return err
@@ -116,7 +135,7 @@ func (d *Daemon) inFiles(ref, path string, fn func(*runtime.FSView, fsInfo) erro
 	}
 	files := map[string]string{}
 	for dst, src := range map[string]string{"/etc/hosts": c.HostsPath, "/etc/hostname": c.HostnamePath, "/etc/resolv.conf": c.ResolvConfPath} {
-		if _, err := os.Stat(src); src != "" && err == nil {
+		if _, err := os.Stat(src); etcFiles && src != "" && err == nil {
 			files[dst] = src
 		}
 	}

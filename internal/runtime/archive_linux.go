@@ -131,6 +131,26 @@ func Archive(w io.Writer, path string, isDir bool) error {
 	return tw.Close()
 }
 
+// Export writes the container's whole root file system to w as a tar
+// stream (docker export; moby's TarWithOptions of the container's root):
+// names relative to the root, the root itself left out. It runs in an
+// FSView opened without the files berth mounts over the root, which moby
+// does not export either.
+func Export(w io.Writer) error {
+	tw := tar.NewWriter(w)
+	ta := tarAppender{tw: tw, links: map[[2]uint64]string{}}
+	err := filepath.WalkDir("/", func(p string, d os.DirEntry, err error) error {
+		if err != nil || p == "/" {
+			return nil
+		}
+		return ta.add(p, p[1:])
+	})
+	if err != nil {
+		return err
+	}
+	return tw.Close()
+}
+
 // tarAppender writes files into a tar stream, a file with several links
 // once and its other names as hard links to it.
 type tarAppender struct {

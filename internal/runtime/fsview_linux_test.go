@@ -159,6 +159,31 @@ func TestFSView(t *testing.T) {
 		t.Errorf("a file's archive starts with %+v, %v; want f", h, err)
 	}
 
+	// docker export: every file, named from the root, the root left out.
+	out.Reset()
+	if err := run(func() error { return Export(&out) }); err != nil {
+		t.Fatal(err)
+	}
+	exported := map[string]bool{}
+	for tr := tar.NewReader(&out); ; {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		exported[h.Name] = true
+	}
+	for _, want := range []string{"bin/", "etc/group", "tmp/d/", "tmp/d/f", "tmp/implied/g"} {
+		if !exported[want] {
+			t.Errorf("export lacks %s", want)
+		}
+	}
+	if exported["/"] || exported["./"] || exported[""] {
+		t.Error("export has an entry for the root")
+	}
+
 	// Refusals, with moby's words.
 	for _, tc := range []struct {
 		name string

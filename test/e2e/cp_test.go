@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"archive/tar"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,6 +52,27 @@ func TestDockerCp(t *testing.T) {
 	mustDocker(t, w, "cp", src, "c2:/srv")
 	if out, errOut, code := w.Docker(t, "start", "-a", "c2"); code != 0 || out != "payload\n" {
 		t.Errorf("docker start -a c2: exit %d, %q, %q; want the copied file", code, out, errOut)
+	}
+
+	// docker export: the whole tree, with what was copied in.
+	mustDocker(t, w, "export", "-o", filepath.Join(dir, "c1.tar"), "c1")
+	f, err := os.Open(filepath.Join(dir, "c1.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	names := map[string]bool{}
+	for tr := tar.NewReader(f); ; {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		names[h.Name] = true
+	}
+	for _, want := range []string{"bin/busybox", "etc/passwd", "srv/sub/file"} {
+		if !names[want] {
+			t.Errorf("docker export c1 lacks %s (%d entries)", want, len(names))
+		}
 	}
 
 	// -a: the container's user owns the files.
