@@ -224,9 +224,11 @@ func (c *Controller) holdTwin(r HostPortRequest, v4 *HostPort) (HostPort, error)
 
 // connectivityError is libnetwork's wrapping of a driver's failure to
 // publish an endpoint's ports (sbJoin): the endpoint's name — its
-// container's — and full ID come first. err keeps its kind.
+// container's — and full ID come first, and the whole is the daemon's
+// failure (500), as sbJoin's errdefs.System makes it, whatever the
+// port's own kind (berth keeps that one inside, for its own checks).
 func connectivityError(ep *Endpoint, err error) error {
-	return fmt.Errorf("driver failed programming external connectivity on endpoint %s (%s): %w", ep.Name, ep.ID, err)
+	return errdefs.WithKind(errdefs.KindUnknown, fmt.Errorf("driver failed programming external connectivity on endpoint %s (%s): %w", ep.Name, ep.ID, err))
 }
 
 // releasePorts lets ep's host ports go.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/firewall"
+	"github.com/berth-net/berth/internal/store"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
@@ -244,8 +245,8 @@ func TestPortConflictsLeaveNothing(t *testing.T) {
 			held, fwPorts := r.ports.count(), r.fw.portList()
 			sb := r.sandbox(t, "c2")
 			_, err := r.c.Join(context.Background(), sb.ID, "bridge", JoinRequest{ContainerID: "c2", Name: "two", Ports: tc.req})
-			if !errdefs.Is(err, errdefs.KindConflict) {
-				t.Fatalf("Join = %v, want a conflict", err)
+			if err == nil || !errdefs.Is(err, errdefs.KindUnknown) {
+				t.Fatalf("Join = %v, want the daemon's failure", err)
 			}
 			if got := r.ports.count(); got != held {
 				t.Errorf("held ports %d, want %d", got, held)
@@ -424,15 +425,16 @@ func TestPortsOnGatewayEndpoint(t *testing.T) {
 }
 
 // TestPortErrorNamesEndpoint: a refused port comes with libnetwork's
-// words for the endpoint, and keeps its kind.
+// words for the endpoint, as the daemon's failure (moby's 500, whatever
+// the allocator's kind).
 func TestPortErrorNamesEndpoint(t *testing.T) {
 	r := newPortRig(t)
 	web := []PortRequest{{Proto: "tcp", Port: 80, HostPortStart: 8080, HostPortEnd: 8080}}
 	r.join(t, r.sandbox(t, "c1"), "bridge", JoinRequest{ContainerID: "c1", Name: "one", Ports: web})
 	sb := r.sandbox(t, "c2")
 	_, err := r.c.Join(context.Background(), sb.ID, "bridge", JoinRequest{ContainerID: "c2", Name: "two", Ports: web})
-	if !errdefs.Is(err, errdefs.KindConflict) {
-		t.Fatalf("Join = %v, want a conflict", err)
+	if err == nil || !errdefs.Is(err, errdefs.KindUnknown) {
+		t.Fatalf("Join = %v (kind %v), want the daemon's failure, not the allocator's conflict", err, errdefs.KindOf(err))
 	}
 	re := regexp.MustCompile(`^driver failed programming external connectivity on endpoint two \([0-9a-f]{64}\): Bind for 0.0.0.0:8080 failed: port is already allocated$`)
 	if !re.MatchString(err.Error()) {
@@ -646,4 +648,68 @@ func TestGatewayIsChosenAsDockerChooses(t *testing.T) {
 	if n := len(r.c.Attachments(sb.ID)); n != 2 {
 		t.Errorf("%d endpoints after the failed join, want 2 (aaa, beta)", n)
 	}
+}
+
+// TestGatewaySettledAfterCrash: a daemon killed in the middle of a
+// disconnect of the gateway network (its endpoint recorded "deleting")
+// or of a connect that outranks it (recorded "creating", the ports not
+// moved yet) comes back with the default route and the ports on the
+// gateway endpoint, as the disconnect or connect would have left them.
+func TestGatewaySettledAfterCrash(t *testing.T) {
+	r := newPortRig(t)
+	ctx := context.Background()
+	for _, name := range []string{"zeta", "alpha"} {
+		if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ports := []PortRequest{{Proto: "tcp", Port: 80, HostPortStart: 8310, HostPortEnd: 8310}}
+	sb := r.sandbox(t, "c1")
+	zeta := r.join(t, sb, "zeta", JoinRequest{ContainerID: "c1", Name: "one", Ports: ports})
+	alpha := r.join(t, sb, "alpha", JoinRequest{ContainerID: "c1", Name: "one"})
+	r.c.flushReady()
+	onlyOn := func(when string, ep *Endpoint) {
+		t.Helper()
+		for _, a := range r.c.Attachments(sb.ID) {
+			if got := len(a.Endpoint.Ports) > 0; got != (a.Endpoint.ID == ep.ID) {
+				t.Errorf("%s: %s's endpoint publishes %v", when, a.Network.Name, a.Endpoint.Ports)
+			}
+		}
+		if fw := r.fw.portList(); len(fw) != 1 || fw[0].Addr != ep.Address.Addr() {
+			t.Errorf("%s: firewall ports %+v, want one to %s", when, fw, ep.Address.Addr())
+		}
+	}
+	onlyOn("after the connect", alpha)
+
+	// The disconnect of alpha recorded its intent, and the daemon died.
+	dying := cloneEndpoint(alpha)
+	dying.State = EndpointDeleting
+	if err := r.st.Update(func(tx store.Tx) error { return tx.Put(store.BucketEndpoints, dying.ID, dying) }); err != nil {
+		t.Fatal(err)
+	}
+	r.drv.gateways = nil
+	r.restartWith(t, newFakeHolder())
+	onlyOn("after the restart", zeta)
+	if want := zeta.IfName + " via " + zeta.Gateway.String(); !slices.Contains(r.drv.gateways, want) {
+		t.Errorf("SetGateway calls %q, want %q", r.drv.gateways, want)
+	}
+
+	// A connect of alpha recorded its intent and made the pair, and the
+	// daemon died before the ports moved.
+	again := r.join(t, sb, "alpha", JoinRequest{ContainerID: "c1", Name: "one"})
+	r.c.flushReady()
+	half := cloneEndpoint(again)
+	half.State, half.Ports = EndpointCreating, nil
+	zrec := cloneEndpoint(zeta)
+	zrec.Ports = []PortMapping{{Proto: "tcp", HostIP: anyIP, HostPort: 8310, Port: 80}}
+	if err := r.st.Update(func(tx store.Tx) error {
+		if err := tx.Put(store.BucketEndpoints, half.ID, half); err != nil {
+			return err
+		}
+		return tx.Put(store.BucketEndpoints, zrec.ID, zrec)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r.restartWith(t, newFakeHolder())
+	onlyOn("after the second restart", again)
 }

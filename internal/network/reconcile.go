@@ -211,13 +211,18 @@ func (c *Controller) reconcileEndpoints(ctx context.Context) []error {
 	}
 	c.mu.Unlock()
 	var errs []error
+	// The sandboxes whose endpoints change here may have their gateway
+	// change too: a connect or a disconnect the crash cut short.
+	touched := map[string]bool{}
 	for _, ep := range finish {
+		touched[ep.SandboxID] = true
 		if err := c.finishEndpoint(ep); err != nil {
 			c.log.Warn("could not finish half-made endpoint; rolling it back", "endpoint", ep.ID[:12], "err", err)
 			half = append(half, ep)
 		}
 	}
 	for _, ep := range half {
+		touched[ep.SandboxID] = true
 		c.log.Info("rolling back half-done endpoint", "endpoint", ep.ID[:12], "state", ep.State, "address", ep.Address)
 		if err := c.rollbackEndpoint(ep); err != nil {
 			errs = append(errs, err)
@@ -228,7 +233,25 @@ func (c *Controller) reconcileEndpoints(ctx context.Context) []error {
 			errs = append(errs, err)
 		}
 	}
+	for id := range touched {
+		c.mu.RLock()
+		sb := c.sandboxes[id]
+		c.mu.RUnlock()
+		if sb != nil && !sb.HostNetwork {
+			c.settleGateway(ctx, sb)
+		}
+	}
 	return errs
+}
+
+// settleGateway gives sb its default route and its ports on its gateway
+// endpoint, wherever a crash left them (Join and Leave move both as
+// they go).
+func (c *Controller) settleGateway(ctx context.Context, sb *Sandbox) {
+	c.moveGateway(sb)
+	if err := c.movePorts(ctx, sb); err != nil {
+		c.log.Warn("published ports could not move to the gateway network", "sandbox", sb.ID[:12], "err", err)
+	}
 }
 
 func (c *Controller) rollbackEndpoint(ep *Endpoint) error {
