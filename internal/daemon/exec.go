@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -76,7 +77,29 @@ func (d *Daemon) CreateExec(ctx context.Context, ctrRef string, cfg api.ExecConf
 	d.mu.Lock()
 	d.execs[ex.info.ID] = ex
 	d.mu.Unlock()
+	d.execEvent(id, "exec_create: "+execLine(cfg.Cmd), ex.info.ID, nil)
 	return ex.info.ID, nil
+}
+
+// execLine is an exec's command as moby's exec events name it: the
+// entrypoint, a space, and the arguments (so "ls " for a bare ls).
+func execLine(cmd []string) string {
+	return cmd[0] + " " + strings.Join(cmd[1:], " ")
+}
+
+// execEvent logs action of exec execID on container ctrID, as moby's
+// exec events: the container's attributes and the exec's ID.
+func (d *Daemon) execEvent(ctrID, action, execID string, extra map[string]string) {
+	cs, err := d.lookup(ctrID)
+	if err != nil {
+		return
+	}
+	cs.mu.Lock()
+	c := cloneContainer(cs.c)
+	cs.mu.Unlock()
+	attrs := map[string]string{"execID": execID}
+	maps.Copy(attrs, extra)
+	d.containerEvent(c, action, attrs)
 }
 
 func (d *Daemon) lookupExec(id string) (*execState, error) {
@@ -139,15 +162,19 @@ func (d *Daemon) StartExec(ctx context.Context, execID string, detach bool, s ap
 			spec.Stderr = s.Stderr
 		}
 	}
+	d.execEvent(ctrID, "exec_start: "+execLine(cfg.Cmd), execID, nil)
 	run := func(ctx context.Context) error {
 		code, err := d.runtime.Exec(ctx, ctrID, spec)
 		ex.mu.Lock()
-		defer ex.mu.Unlock()
 		ex.info.Running = false
 		if err != nil {
 			code = runtime.StartFailureCode(err)
 		}
 		ex.info.ExitCode = &code
+		ex.mu.Unlock()
+		if err == nil { // a process that ran (moby has no exec_die for one that did not start)
+			d.execEvent(ctrID, "exec_die", execID, map[string]string{"exitCode": strconv.Itoa(code)})
+		}
 		return err
 	}
 	if detach {

@@ -60,6 +60,10 @@ func TestDockerEvents(t *testing.T) {
 	mustDocker(t, w, "network", "prune", "-f", "--filter", "label=project=shop")
 	mustDocker(t, w, "restart", "-t", "0", "ev2")
 	mustDocker(t, w, "run", "--rm", "--name", "evatt", "--label", "project=att", testworld.BusyboxImage, "true")
+	if _, _, code := w.Docker(t, "exec", "ev2", "sh", "-c", "exit 3"); code != 3 {
+		t.Errorf("docker exec ev2 sh -c 'exit 3': exit %d", code)
+	}
+	mustDocker(t, w, "cp", "ev2:/etc/hostname", "-")
 	until := strings.TrimSpace(mustDocker(t, w, "run", "--rm", testworld.BusyboxImage, "sh", "-c", "sleep 1; date +%s"))
 	got := mustDocker(t, w, "events", "--since", since, "--until", until, "--filter", "label=project=shop",
 		"--format", `{{.Type}} {{.Action}} {{.Actor.Attributes.name}}{{with .Actor.Attributes.signal}} signal={{.}}{{end}}{{with .Actor.Attributes.exitCode}} exitCode={{.}}{{end}}`)
@@ -95,6 +99,14 @@ func TestDockerEvents(t *testing.T) {
 	got = mustDocker(t, w, "events", "--since", since, "--until", until, "--filter", "container=ev2", "--filter", "event=start", "--filter", "event=restart", "--format", "{{.Action}}")
 	if want := "start\nstart\nrestart\n"; got != want {
 		t.Errorf("start and restart events of ev2:\n%s\nwant:\n%s", got, want)
+	}
+	// An exec's three events, moby's "exec_create" and "exec_start"
+	// filters matching their "exec_create: CMD" actions, and docker cp's.
+	got = mustDocker(t, w, "events", "--since", since, "--until", until, "--filter", "container=ev2", "--filter", "event=exec_create",
+		"--filter", "event=exec_start", "--filter", "event=exec_die", "--filter", "event=archive-path",
+		"--format", "{{.Action}}{{with .Actor.Attributes.exitCode}} exitCode={{.}}{{end}}{{if .Actor.Attributes.execID}} +execID{{end}}")
+	if want := "exec_create: sh -c exit 3 +execID\nexec_start: sh -c exit 3 +execID\nexec_die exitCode=3 +execID\narchive-path\n"; got != want {
+		t.Errorf("exec and cp events of ev2:\n%s\nwant:\n%s", got, want)
 	}
 }
 
