@@ -655,8 +655,8 @@ func (s *Server) containerArchive(w http.ResponseWriter, r *http.Request) error 
 	}
 	w.Header().Set("Content-Type", "application/x-tar")
 	w.WriteHeader(http.StatusOK)
-	_, err = io.Copy(w, content) // an error now is only logged (handle)
-	return err
+	s.sendStream(w, r, content)
+	return nil
 }
 
 // extractToContainer is docker cp into a container: the request's body,
@@ -685,6 +685,17 @@ func (s *Server) exportContainer(w http.ResponseWriter, r *http.Request) error {
 	defer content.Close()
 	w.Header().Set("Content-Type", "application/x-tar")
 	w.WriteHeader(http.StatusOK)
-	_, err = io.Copy(w, content) // an error now is only logged (handle)
-	return err
+	s.sendStream(w, r, content)
+	return nil
+}
+
+// sendStream copies a tar stream into the started response. A stream cut
+// short (the container started or was removed, a read failed) aborts the
+// response, so that the client sees it fail, not a short archive that
+// ends cleanly.
+func (s *Server) sendStream(w http.ResponseWriter, r *http.Request, content io.Reader) {
+	if _, err := io.Copy(w, content); err != nil {
+		s.log.Warn("api stream cut short", "method", r.Method, "path", r.URL.Path, "err", err)
+		panic(http.ErrAbortHandler)
+	}
 }

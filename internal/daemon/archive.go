@@ -12,126 +12,98 @@ import (
 	"github.com/berth-net/berth/internal/runtime"
 )
 
-// ContainerStatPath is docker cp's look at a path in a container (moby's
-// ContainerStatPath): what its file system shows there, the files berth
-// mounts over it included.
-func (d *Daemon) ContainerStatPath(ctx context.Context, ref, path string) (container.PathStat, error) {
-	var st container.PathStat
-	err := d.inFiles(ref, path, true, func(v *runtime.FSView, _ fsInfo) error {
-		return v.Run(func() (err error) {
-			st, err = runtime.Stat(path)
-			return err
-		})
+// errFilesClosed ends a docker cp or export that a start or a remove of
+// its container cut short.
+var errFilesClosed = errors.New("the container started or was removed during the copy")
+
+// filesUse is an open view of a container's files (docker cp, export).
+// A container has one at a time (ctrState.files): two views of a stopped
+// container would mount two overlays on its upper directory. A start or
+// a remove ends it (endFilesLocked) rather than wait for a client that
+// may never finish reading.
+type filesUse struct {
+	v    *runtime.FSView
+	once sync.Once
+	done chan struct{} // closed once the view is closed
+
+	mu     sync.Mutex
+	stopFn func() // makes what the view runs return: its stream fails
+}
+
+// onStop sets what stop does.
+func (u *filesUse) onStop(f func()) {
+	u.mu.Lock()
+	u.stopFn = f
+	u.mu.Unlock()
+}
+
+func (u *filesUse) stop() {
+	u.mu.Lock()
+	f := u.stopFn
+	u.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
+// close ends the view (after what runs in it returns) and tells waiters.
+func (u *filesUse) close() {
+	u.once.Do(func() {
+		u.v.Close()
+		close(u.done)
 	})
-	return st, err
 }
 
-// ContainerArchivePath is docker cp out of a container: a tar stream of
-// path, and what it is (moby's ContainerArchivePath). The container's
-// files stay open, and it cannot start or be removed, until the stream
-// is closed.
-func (d *Daemon) ContainerArchivePath(ctx context.Context, ref, path string) (io.ReadCloser, container.PathStat, error) {
-	var (
-		st  container.PathStat
-		out io.ReadCloser
-	)
-	abs := runtime.CopyPath(path)
-	err := d.inFiles(ref, path, true, func(v *runtime.FSView, info fsInfo) error {
-		err := v.Run(func() (err error) {
-			st, err = runtime.Stat(abs)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		out = d.stream(v, info, "archive-path", func(w io.Writer) error { return runtime.Archive(w, path, st.Mode.IsDir()) })
-		return nil
-	})
-	return out, st, err
+func (u *filesUse) closed() bool {
+	select {
+	case <-u.done:
+		return true
+	default:
+		return false
+	}
 }
 
-// ContainerExport is docker export: a tar stream of the container's root
-// file system, without the files berth mounts over it (moby's
-// ContainerExport). The container cannot start or be removed until the
-// stream is closed.
-func (d *Daemon) ContainerExport(ctx context.Context, ref string) (io.ReadCloser, error) {
-	var out io.ReadCloser
-	err := d.inFiles(ref, "/", false, func(v *runtime.FSView, info fsInfo) error {
-		out = d.stream(v, info, "export", runtime.Export)
-		return nil
-	})
-	return out, err
+// endFilesLocked (cs.mu held) ends the container's open view, if any, and
+// waits until it is closed: what it runs returns at once (stop), or
+// after the regular file it reads or writes.
+func (cs *ctrState) endFilesLocked() {
+	if u := cs.files; u != nil {
+		u.stop()
+		u.close()
+		cs.files = nil
+	}
 }
 
-// ContainerExtractToDir is docker cp into a container: it unpacks the tar
-// stream content into the directory at path (moby's ContainerExtractToDir).
-// copyUIDGID gives the files to the container's user instead of the IDs
-// in the archive.
-func (d *Daemon) ContainerExtractToDir(ctx context.Context, ref, path string, copyUIDGID, noOverwriteDirNonDir bool, content io.Reader) error {
-	err := d.inFiles(ref, path, true, func(v *runtime.FSView, info fsInfo) error {
-		opts := runtime.ExtractOptions{NoOverwriteDirNonDir: noOverwriteDirNonDir, ReadOnly: info.c.Config.ReadonlyRootfs}
-		if copyUIDGID {
-			opts.Owner = info.c.Config.User
-		}
-		if err := v.Run(func() error { return runtime.Extract(content, path, opts) }); err != nil {
-			return err
-		}
-		d.containerEvent(info.c, "extract-to-dir", nil)
-		return nil
-	})
-	return err
-}
-
-// stream runs write in v and returns what it writes; the view stays open
-// until that is closed, and the container's event action is sent then.
-func (d *Daemon) stream(v *runtime.FSView, info fsInfo, action string, write func(io.Writer) error) io.ReadCloser {
-	pr, pw := io.Pipe()
-	info.keep()
-	v.Go(func() { pw.CloseWithError(write(pw)) })
-	return &archiveReader{PipeReader: pr, done: func() {
-		v.Close()
-		info.release()
-		d.containerEvent(info.c, action, nil)
-	}}
-}
-
-// fsInfo is what inFiles hands its function: a copy of the container,
-// and keep, which makes the container's files stay open after the
-// function returns, until release.
-type fsInfo struct {
-	c       *container.Container
-	keep    func()
-	release func()
-}
-
-// inFiles opens a view of ref's files and runs fn with it, with the
-// container kept from starting and from removal meanwhile; errors are
-// moby's: a missing path is a 404 naming path and ref as given, a refusal
-// keeps its kind, anything else is the daemon's (500).
-func (d *Daemon) inFiles(ref, path string, etcFiles bool, fn func(*runtime.FSView, fsInfo) error) error {
+// openFiles opens a view of ref's files, the container's only one: it
+// waits for another to close first (or ctx to end). etcFiles puts
+// berth's /etc files over the container's, as the container sees them.
+func (d *Daemon) openFiles(ctx context.Context, ref string, etcFiles bool) (*filesUse, *container.Container, error) {
 	cs, err := d.lookup(ref)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	cs.mu.Lock()
-	if cs.goneLocked() {
-		cs.mu.Unlock()
-		return errdefs.NotFound("No such container: %s", ref)
-	}
-	c := cloneContainer(cs.c)
-	cs.files.RLock()
-	cs.mu.Unlock()
-	var once sync.Once
-	kept := false
-	info := fsInfo{c: c, keep: func() { kept = true }, release: func() { once.Do(cs.files.RUnlock) }}
-	defer func() {
-		if !kept {
-			info.release()
+	for {
+		cs.mu.Lock()
+		if cs.goneLocked() {
+			cs.mu.Unlock()
+			return nil, nil, errdefs.NotFound("No such container: %s", ref)
 		}
-	}()
+		if u := cs.files; u != nil && !u.closed() {
+			cs.mu.Unlock()
+			select {
+			case <-u.done:
+				continue
+			case <-ctx.Done():
+				return nil, nil, ctx.Err()
+			}
+		}
+		break
+	}
+	defer cs.mu.Unlock()
+	c := cloneContainer(cs.c)
 	img, err := d.images.Get(c.Config.ImageID)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	files := map[string]string{}
 	for dst, src := range map[string]string{"/etc/hosts": c.HostsPath, "/etc/hostname": c.HostnamePath, "/etc/resolv.conf": c.ResolvConfPath} {
@@ -141,12 +113,18 @@ func (d *Daemon) inFiles(ref, path string, etcFiles bool, fn func(*runtime.FSVie
 	}
 	v, err := d.runtime.OpenFS(c.ID, img.RootfsDir, files)
 	if err != nil {
-		return errdefs.WithKind(errdefs.KindUnknown, err)
+		return nil, nil, err
 	}
-	err = fn(v, info)
-	if !kept {
-		v.Close()
-	}
+	u := &filesUse{v: v, done: make(chan struct{})}
+	cs.files = u
+	return u, c, nil
+}
+
+// fileError is moby's answer for an error of an operation in a
+// container's files: a missing path is a 404 naming the path and the
+// container as given, a refusal keeps its kind, anything else is the
+// daemon's (500).
+func fileError(err error, path, ref string) error {
 	switch {
 	case err == nil:
 		return nil
@@ -159,16 +137,110 @@ func (d *Daemon) inFiles(ref, path string, etcFiles bool, fn func(*runtime.FSVie
 	}
 }
 
-// archiveReader is the tar stream of ContainerArchivePath; done runs once
-// it is closed and the archiver has stopped.
+// ContainerStatPath is docker cp's look at a path in a container (moby's
+// ContainerStatPath): what its file system shows there, the files berth
+// mounts over it included.
+func (d *Daemon) ContainerStatPath(ctx context.Context, ref, path string) (container.PathStat, error) {
+	u, _, err := d.openFiles(ctx, ref, true)
+	if err != nil {
+		return container.PathStat{}, err
+	}
+	defer u.close()
+	var st container.PathStat
+	err = u.v.Run(func() (err error) {
+		st, err = runtime.Stat(path)
+		return err
+	})
+	return st, fileError(err, path, ref)
+}
+
+// ContainerArchivePath is docker cp out of a container: a tar stream of
+// path, and what it is (moby's ContainerArchivePath). The view stays open
+// until the stream is closed, or the container starts or is removed.
+func (d *Daemon) ContainerArchivePath(ctx context.Context, ref, path string) (io.ReadCloser, container.PathStat, error) {
+	u, c, err := d.openFiles(ctx, ref, true)
+	if err != nil {
+		return nil, container.PathStat{}, err
+	}
+	var st container.PathStat
+	err = u.v.Run(func() (err error) {
+		st, err = runtime.Stat(runtime.CopyPath(path))
+		return err
+	})
+	if err != nil {
+		u.close()
+		return nil, st, fileError(err, path, ref)
+	}
+	out := stream(u, func(w io.Writer) error { return runtime.Archive(w, path, st.Mode.IsDir()) }, nil)
+	d.containerEvent(c, "archive-path", nil) // as moby: when the stream is handed out
+	return out, st, nil
+}
+
+// ContainerExport is docker export: a tar stream of the container's root
+// file system, without the files berth mounts over it (moby's
+// ContainerExport, which logs "export" once all of it was written).
+func (d *Daemon) ContainerExport(ctx context.Context, ref string) (io.ReadCloser, error) {
+	u, c, err := d.openFiles(ctx, ref, false)
+	if err != nil {
+		return nil, err
+	}
+	return stream(u, runtime.Export, func() { d.containerEvent(c, "export", nil) }), nil
+}
+
+// stream runs write in u's view and returns what it writes; ok, if set,
+// runs once all of it was written. The view closes with the stream, or
+// when a start or a remove of the container ends it.
+func stream(u *filesUse, write func(io.Writer) error, ok func()) io.ReadCloser {
+	pr, pw := io.Pipe()
+	u.onStop(func() { pr.CloseWithError(errFilesClosed) })
+	u.v.Go(func() {
+		err := write(pw)
+		pw.CloseWithError(err)
+		if err == nil && ok != nil {
+			ok()
+		}
+	})
+	return &archiveReader{PipeReader: pr, u: u}
+}
+
+// archiveReader is a stream from a view; closing it closes the view.
 type archiveReader struct {
 	*io.PipeReader
-	once sync.Once
-	done func()
+	u *filesUse
 }
 
 func (r *archiveReader) Close() error {
 	err := r.PipeReader.Close()
-	r.once.Do(r.done)
+	r.u.close()
 	return err
+}
+
+// ContainerExtractToDir is docker cp into a container: it unpacks the tar
+// stream content into the directory at path (moby's
+// ContainerExtractToDir). copyUIDGID gives the files to the container's
+// user instead of the IDs in the archive.
+func (d *Daemon) ContainerExtractToDir(ctx context.Context, ref, path string, copyUIDGID, noOverwriteDirNonDir bool, content io.Reader) error {
+	u, c, err := d.openFiles(ctx, ref, true)
+	if err != nil {
+		return err
+	}
+	defer u.close()
+	opts := runtime.ExtractOptions{NoOverwriteDirNonDir: noOverwriteDirNonDir, ReadOnly: c.Config.ReadonlyRootfs}
+	if copyUIDGID {
+		opts.Owner = c.Config.User
+	}
+	// The upload reaches the view through a pipe, so that a start or a
+	// remove can end a view waiting on a client that sends nothing.
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := io.Copy(pw, content)
+		pw.CloseWithError(err)
+	}()
+	defer pr.Close()
+	u.onStop(func() { pr.CloseWithError(errFilesClosed) })
+	if err := u.v.Run(func() error { return runtime.Extract(pr, path, opts) }); err != nil {
+		return fileError(err, path, ref)
+	}
+	d.containerEvent(c, "extract-to-dir", nil)
+	return nil
 }

@@ -371,7 +371,7 @@ func (d *Daemon) remove(cs *ctrState, id string) error {
 	if cs.c.State.SandboxID != "" {
 		errs = append(errs, d.net.DeleteSandbox(context.Background(), cs.c.State.SandboxID))
 	}
-	cs.waitFiles()
+	cs.endFilesLocked()
 	errs = append(errs, d.runtime.Delete(id))
 	if err := os.RemoveAll(d.filesDir(id)); err != nil {
 		errs = append(errs, err)

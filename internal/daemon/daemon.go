@@ -125,17 +125,10 @@ type ctrState struct {
 	// healthStop stops the health check's monitor (health.go), under mu;
 	// nil when none runs.
 	healthStop chan struct{}
-	// files is read-held by docker cp (archive.go) while it works in the
-	// container's files, taken under mu; a start or a remove, under mu
-	// too, waits for it (waitFiles) before it mounts or deletes them.
-	files sync.RWMutex
-}
-
-// waitFiles (mu held) waits until no docker cp works in the container's
-// files; none can begin while mu is held.
-func (cs *ctrState) waitFiles() {
-	cs.files.Lock()
-	cs.files.Unlock() //nolint:staticcheck // a barrier, not a critical section
+	// files is the open view of the container's files (docker cp and
+	// export, archive.go), under mu; a start or a remove ends it
+	// (endFilesLocked) before it mounts or deletes them.
+	files *filesUse
 }
 
 // attach counts a client in; the func it returns counts it out.

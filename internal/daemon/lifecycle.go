@@ -216,7 +216,7 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, net conta
 	}
 	// A previous run may have left runc state and the rootfs mount
 	// behind; a docker cp may have the container's files open.
-	cs.waitFiles()
+	cs.endFilesLocked()
 	if err := d.runtime.Release(c.ID); err != nil {
 		return err
 	}

@@ -2,6 +2,10 @@ package runtime
 
 import (
 	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/bzip2"
+	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -26,7 +30,9 @@ func Stat(path string) (container.PathStat, error) {
 	}
 	st := container.PathStat{Name: filepath.Base(path), Size: fi.Size(), Mode: fi.Mode(), Mtime: fi.ModTime()}
 	if fi.Mode()&os.ModeSymlink != 0 {
-		st.LinkTarget = followSymlinks(path)
+		if st.LinkTarget, err = followSymlinks(path); err != nil {
+			return container.PathStat{}, err
+		}
 	}
 	return st, nil
 }
@@ -36,8 +42,9 @@ const maxSymlinks = 255
 
 // followSymlinks resolves every symlink in path, from the root (the
 // view's, so nothing leads out), and returns the path it ends at, or
-// the path as far as it resolved when a link is broken.
-func followSymlinks(path string) string {
+// the path as far as it resolved when a link is broken; more than
+// maxSymlinks links is an error, as moby's.
+func followSymlinks(path string) (string, error) {
 	rest := strings.Split(filepath.Clean("/"+path), "/")[1:]
 	cur := "/"
 	for links := 0; len(rest) > 0; {
@@ -50,14 +57,14 @@ func followSymlinks(path string) string {
 			continue
 		}
 		if links++; links > maxSymlinks {
-			return next
+			return "", fmt.Errorf("evalSymlinksInScope: too many links in %s", path)
 		}
 		if filepath.IsAbs(target) {
 			cur = "/"
 		}
 		rest = append(strings.Split(filepath.Clean(target), "/"), rest...)
 	}
-	return cur
+	return cur, nil
 }
 
 // archivePaths splits what docker cp asks for into the directory to
@@ -104,7 +111,9 @@ func Archive(w io.Writer, path string, isDir bool) error {
 	dir, base, rebase := archivePaths(path, isDir)
 	tw := tar.NewWriter(w)
 	ta := tarAppender{tw: tw, links: map[[2]uint64]string{}}
-	start := filepath.Join(dir, base)
+	// moby's getWalkRoot: not filepath.Join, which would clean "lnk/."
+	// to the symlink "lnk" where the walk must go through it.
+	start := strings.TrimSuffix(dir, "/") + "/" + base
 	err := filepath.WalkDir(start, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return nil // gone meanwhile, or unreadable: skipped
@@ -187,7 +196,7 @@ func (ta *tarAppender) add(p, name string) error {
 	hdr.AccessTime, hdr.ChangeTime = time.Time{}, time.Time{}
 	if st != nil {
 		hdr.Uid, hdr.Gid = int(st.Uid), int(st.Gid)
-		if fi.Mode().IsRegular() && st.Nlink > 1 {
+		if !fi.IsDir() && st.Nlink > 1 {
 			key := [2]uint64{st.Dev, st.Ino}
 			if first, ok := ta.links[key]; ok {
 				hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
@@ -201,8 +210,8 @@ func (ta *tarAppender) add(p, name string) error {
 	}
 	var f *os.File
 	if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
-		if f, err = os.Open(p); err != nil {
-			return nil
+		if f = openRegular(p, st); f == nil {
+			return nil // swapped for something else meanwhile: skipped
 		}
 		defer f.Close()
 	}
@@ -222,6 +231,24 @@ func (ta *tarAppender) add(p, name string) error {
 		}
 	}
 	return nil
+}
+
+// openRegular opens p for reading if it is still the regular file st
+// describes: a running container may swap it for a FIFO (which would
+// block the view) or a device node of its making between the Lstat and
+// the open, so the open neither follows a link nor blocks, and what it
+// opened must be the same inode.
+func openRegular(p string, st *syscall.Stat_t) *os.File {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil
+	}
+	var now unix.Stat_t
+	if err := unix.Fstat(fd, &now); err != nil || now.Mode&unix.S_IFMT != unix.S_IFREG || st == nil || now.Dev != st.Dev || now.Ino != st.Ino {
+		unix.Close(fd)
+		return nil
+	}
+	return os.NewFile(uintptr(fd), p)
 }
 
 // noNames is a FileInfo whose user and group names are empty, so that
@@ -303,9 +330,16 @@ func Extract(r io.Reader, path string, opts ExtractOptions) error {
 	}
 	var owner *user
 	if opts.Owner != "" {
-		// Files, never libc: see tarAppender.add.
-		passwd, _ := os.ReadFile("/etc/passwd")
-		group, _ := os.ReadFile("/etc/group")
+		// Files, never libc (see tarAppender.add), read as the image's
+		// are (readInRoot): never a FIFO, a device, or without bound.
+		passwd, err := readInRoot("/", "etc/passwd")
+		if err != nil {
+			return err
+		}
+		group, err := readInRoot("/", "etc/group")
+		if err != nil {
+			return err
+		}
 		u, err := resolveUser(opts.Owner, passwd, group)
 		if err != nil {
 			return err
@@ -313,6 +347,10 @@ func Extract(r io.Reader, path string, opts ExtractOptions) error {
 		owner = &u
 	}
 	dest := filepath.Clean(abs)
+	r, err = decompressed(r)
+	if err != nil {
+		return err
+	}
 	tr := tar.NewReader(r)
 	type dirTimes struct {
 		path         string
@@ -336,7 +374,7 @@ func Extract(r io.Reader, path string, opts ExtractOptions) error {
 		}
 		p := filepath.Join(dest, name)
 		if !inside(dest, p) {
-			return errdefs.Invalid("%q is outside of %q", hdr.Name, dest)
+			return fmt.Errorf("%q is outside of %q", name, dest) // moby's breakoutError: a 500
 		}
 		if keep, err := replaceable(p, dest, name, hdr, opts.NoOverwriteDirNonDir); err != nil || keep {
 			if err != nil {
@@ -356,8 +394,12 @@ func Extract(r io.Reader, path string, opts ExtractOptions) error {
 		}
 		for k, v := range hdr.PAXRecords {
 			if attr, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
-				// Best effort, as moby's (a file system may not take it).
-				_ = unix.Lsetxattr(p, attr, []byte(v), 0)
+				// A file system or a kernel that does not take it is no
+				// failure, as in moby's.
+				err := unix.Lsetxattr(p, attr, []byte(v), 0)
+				if err != nil && !errors.Is(err, unix.ENOTSUP) && !errors.Is(err, unix.EPERM) {
+					return fmt.Errorf("set %s on %s: %w", attr, p, err)
+				}
 			}
 		}
 		mode := hdr.FileInfo().Mode()
@@ -386,6 +428,25 @@ func Extract(r io.Reader, path string, opts ExtractOptions) error {
 		}
 	}
 	return nil
+}
+
+// decompressed is r, unpacked if it is a gzip or bzip2 stream, as moby's
+// Untar takes them (DecompressStream); xz and zstd, which it also takes
+// with tools berth does not have, are refused by name.
+func decompressed(r io.Reader) (io.Reader, error) {
+	br := bufio.NewReader(r)
+	magic, _ := br.Peek(6)
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b, 0x08}):
+		return gzip.NewReader(br)
+	case bytes.HasPrefix(magic, []byte("BZh")):
+		return bzip2.NewReader(br), nil
+	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
+		return nil, errdefs.Invalid("xz-compressed archives are not supported by berth: send a plain, gzip or bzip2 tar")
+	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return nil, errdefs.Invalid("zstd-compressed archives are not supported by berth: send a plain, gzip or bzip2 tar")
+	}
+	return br, nil
 }
 
 // inside says whether p is dest or below it.
@@ -470,21 +531,21 @@ func createEntry(p, dest string, hdr *tar.Header, r io.Reader) error {
 		}
 		return f.Close()
 	case tar.TypeLink:
-		target := filepath.Join(dest, filepath.Clean(hdr.Linkname))
+		target := filepath.Join(dest, hdr.Linkname)
 		if !inside(dest, target) {
-			return errdefs.Invalid("invalid hardlink %q -> %q", hdr.Linkname, hdr.Name)
+			return fmt.Errorf("invalid hardlink %q -> %q", target, hdr.Linkname)
 		}
 		return os.Link(target, p)
 	case tar.TypeSymlink:
 		if !inside(dest, filepath.Join(filepath.Dir(p), hdr.Linkname)) {
-			return errdefs.Invalid("invalid symlink %q -> %q", hdr.Name, hdr.Linkname)
+			return fmt.Errorf("invalid symlink %q -> %q", p, hdr.Linkname)
 		}
 		return os.Symlink(hdr.Linkname, p)
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		kind := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[hdr.Typeflag]
 		return unix.Mknod(p, kind|mode, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))))
 	default:
-		return errdefs.Invalid("unhandled tar header type %d", hdr.Typeflag)
+		return fmt.Errorf("unhandled tar header type %d", hdr.Typeflag)
 	}
 }
 

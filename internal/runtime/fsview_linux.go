@@ -12,17 +12,18 @@ import (
 )
 
 // FSView runs file operations in a container's root file system as the
-// container sees it (docker cp): its overlay, with the files berth mounts
-// over it (/etc/hosts, /etc/hostname, /etc/resolv.conf), from one OS
-// thread that has a mount namespace of its own and the container's root
-// as its root. Paths are the container's and resolve inside it — "..",
-// absolute symlinks and all — as in moby's containerFSView, which does
-// the same (unshare, then chroot).
+// container sees it (docker cp, docker export): its overlay, with the
+// files berth mounts over it (/etc/hosts, /etc/hostname,
+// /etc/resolv.conf), from one OS thread that has a mount namespace of its
+// own and the container's root as its root. Paths are the container's and
+// resolve inside it — "..", absolute symlinks and all — as in moby's
+// containerFSView, which does the same (unshare, then chroot).
 //
 // A running container's overlay is the one mounted for it; a stopped
-// container's is mounted in the view's namespace alone, and goes with it.
-// The caller keeps the container from starting or being removed while a
-// view is open (two overlays on one upper directory are undefined).
+// container's is mounted in the view's namespace alone. Close unmounts
+// what the view mounted before it returns. The caller keeps a container
+// to one view at a time, and ends it before the container starts or is
+// removed: two overlays on one upper directory are undefined.
 type FSView struct {
 	ops   chan func()
 	done  chan struct{}
@@ -46,27 +47,43 @@ func (r *Runtime) OpenFS(id, lower string, files map[string]string) (*FSView, er
 	return v, nil
 }
 
-// serve enters the container's file system on a thread of its own and
-// runs the view's operations there until Close. The thread stays locked
-// to the goroutine, so the Go runtime ends it when serve returns: its
-// namespace, its mounts and its root never reach another goroutine.
+// serve enters the container's file system on a thread of its own, runs
+// the view's operations there until Close, and leaves it unmounted. The
+// thread stays locked to the goroutine, so the Go runtime ends it when
+// serve returns: its namespace and its root never reach another
+// goroutine.
 func (v *FSView) serve(r *Runtime, id, lower string, files map[string]string, ready chan<- error) {
 	goruntime.LockOSThread()
 	defer close(v.done)
-	if err := r.enterFS(id, lower, files); err != nil {
+	e := &fsEntry{}
+	err := e.enter(r, id, lower, files)
+	if err != nil {
 		ready <- fmt.Errorf("open the container's file system: %w", err)
-		return
+	} else {
+		ready <- nil
+		for op := range v.ops {
+			op()
+		}
 	}
-	ready <- nil
-	for op := range v.ops {
-		op()
+	if err := e.leave(); err != nil {
+		r.log.Warn("leaving a container's file system", "container", id, "err", err)
 	}
 }
 
-// enterFS gives the calling thread a mount namespace of its own, the
+// fsEntry is what entering a container's file system did, for leave to
+// undo: the host's root to go back to, and the mounts made.
+type fsEntry struct {
+	hostRoot int    // an O_PATH descriptor of the host's root; -1 if none
+	root     string // the container's root on the host
+	moved    []string
+	chrooted bool
+}
+
+// enter gives the calling thread a mount namespace of its own, the
 // container's overlay (mounting it if it is not), the files over it, and
 // its root as root and working directory.
-func (r *Runtime) enterFS(id, lower string, files map[string]string) error {
+func (e *fsEntry) enter(r *Runtime, id, lower string, files map[string]string) error {
+	e.hostRoot = -1
 	if err := unix.Unshare(unix.CLONE_NEWNS | unix.CLONE_FS); err != nil {
 		return fmt.Errorf("unshare: %w", err)
 	}
@@ -74,13 +91,18 @@ func (r *Runtime) enterFS(id, lower string, files map[string]string) error {
 	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
-	root := r.rootfs(id)
+	fd, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	e.hostRoot, e.root = fd, r.rootfs(id)
 	if err := r.ensureOverlay(id, lower); err != nil {
 		return err
 	}
 	// The host files are opened as mount trees before the root changes
 	// and moved onto their container paths after, so that those paths
-	// resolve inside the container (a symlink there cannot point out).
+	// resolve inside the container: a symlink there is followed (as runc
+	// follows it), and cannot lead out.
 	dsts := make([]string, 0, len(files))
 	for dst := range files {
 		dsts = append(dsts, dst)
@@ -99,21 +121,46 @@ func (r *Runtime) enterFS(id, lower string, files map[string]string) error {
 		}
 		trees = append(trees, fd)
 	}
-	if err := unix.Chroot(root); err != nil {
+	if err := unix.Chroot(e.root); err != nil {
 		return fmt.Errorf("chroot: %w", err)
 	}
+	e.chrooted = true
 	if err := unix.Chdir("/"); err != nil {
 		return err
 	}
 	for i, dst := range dsts {
-		if _, err := os.Lstat(dst); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(dst); errors.Is(err, os.ErrNotExist) {
 			continue // never started: runc has not made the mount point
 		}
-		if err := unix.MoveMount(trees[i], "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		if err := unix.MoveMount(trees[i], "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_SYMLINKS); err != nil {
 			return fmt.Errorf("mount %s: %w", dst, err)
 		}
+		e.moved = append(e.moved, dst)
 	}
 	return nil
+}
+
+// leave unmounts what enter mounted, from the host's root, so that the
+// container's overlay is gone when the view closes: a start that mounts
+// it again right after must not find a second one on its upper directory.
+func (e *fsEntry) leave() error {
+	if e.hostRoot < 0 {
+		return nil
+	}
+	defer unix.Close(e.hostRoot)
+	var errs []error
+	for i := len(e.moved) - 1; i >= 0; i-- {
+		errs = append(errs, unmountAll(e.moved[i]))
+	}
+	if e.chrooted {
+		if err := unix.Fchdir(e.hostRoot); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		if err := unix.Chroot("."); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+	}
+	return errors.Join(append(errs, unmountAll(e.root))...)
 }
 
 // Run runs fn in the view and returns its error.
@@ -129,7 +176,7 @@ func (v *FSView) Go(fn func()) {
 	v.ops <- fn
 }
 
-// Close ends the view once what runs in it has returned.
+// Close ends the view once what runs in it has returned, and its mounts.
 func (v *FSView) Close() {
 	v.close.Do(func() { close(v.ops) })
 	<-v.done

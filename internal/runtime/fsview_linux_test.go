@@ -3,6 +3,7 @@ package runtime
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"errors"
 	"io"
 	"os"
@@ -196,9 +197,13 @@ func TestFSView(t *testing.T) {
 		{"file over directory", tarOf(t, tar.Header{Typeflag: tar.TypeReg, Name: "d", Linkname: "x"}), "/tmp", ExtractOptions{NoOverwriteDirNonDir: true},
 			`cannot overwrite directory "/tmp/d" with non-directory "/tmp"`, errdefs.KindUnknown},
 		{"symlink out", tarOf(t, tar.Header{Typeflag: tar.TypeSymlink, Name: "esc", Linkname: "../../x"}), "/tmp", ExtractOptions{},
-			`invalid symlink "esc" -> "../../x"`, errdefs.KindInvalid},
+			`invalid symlink "/tmp/esc" -> "../../x"`, errdefs.KindUnknown},
+		{"hard link out", tarOf(t, tar.Header{Typeflag: tar.TypeLink, Name: "hl", Linkname: "../etc/group"}), "/tmp", ExtractOptions{},
+			`invalid hardlink "/etc/group" -> "../etc/group"`, errdefs.KindUnknown},
 		{"name out", tarOf(t, tar.Header{Typeflag: tar.TypeReg, Name: "../x", Linkname: "x"}), "/tmp/d", ExtractOptions{},
-			`"../x" is outside of "/tmp/d"`, errdefs.KindInvalid},
+			`"../x" is outside of "/tmp/d"`, errdefs.KindUnknown},
+		{"xz", bytes.NewBuffer([]byte{0xfd, '7', 'z', 'X', 'Z', 0, 1, 2}), "/tmp", ExtractOptions{},
+			"xz-compressed archives are not supported by berth", errdefs.KindInvalid},
 		{"not a directory", tarOf(t), "/tmp/d/f", ExtractOptions{}, "extraction point is not a directory", errdefs.KindInvalid},
 		{"read-only", tarOf(t), "/tmp", ExtractOptions{ReadOnly: true}, "container rootfs is marked read-only", errdefs.KindInvalid},
 		{"unknown owner", tarOf(t), "/tmp", ExtractOptions{Owner: "nosuch"}, "unable to find user nosuch", errdefs.KindInvalid},
@@ -212,6 +217,43 @@ func TestFSView(t *testing.T) {
 		t.Error("a refused entry was written")
 	}
 
+	// A gzip stream is unpacked as a tar, as moby's Untar takes it.
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	if _, err := io.Copy(zw, tarOf(t, tar.Header{Typeflag: tar.TypeReg, Name: "zipped", Mode: 0o644, Linkname: "z"})); err != nil {
+		t.Fatal(err)
+	}
+	zw.Close()
+	if err := run(func() error { return Extract(&gz, "/tmp", ExtractOptions{}) }); err != nil {
+		t.Errorf("Extract of a gzip stream: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(rt.upperDir(id), "tmp/zipped")); err != nil {
+		t.Errorf("the gzip stream's file: %v", err)
+	}
+
+	// A symlink to a directory, asked for with a trailing "/" or "/.", is
+	// the directory's contents (moby's getWalkRoot), not the link.
+	if err := run(func() error { return os.Symlink("/tmp/d", "/tmp/dl") }); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{"/tmp/dl/": "dl/ dl/f dl/h dl/l", "/tmp/dl/.": "./ ./f ./h ./l"} {
+		out.Reset()
+		if err := run(func() error { return Archive(&out, path, true) }); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for tr := tar.NewReader(&out); ; {
+			h, err := tr.Next()
+			if err != nil {
+				break
+			}
+			got = append(got, h.Name)
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("Archive(%s) entries %q, want %s", path, got, want)
+		}
+	}
+
 	// docker cp -a: the container's user owns what is unpacked.
 	if err := run(func() error {
 		return Extract(tarOf(t, tar.Header{Typeflag: tar.TypeReg, Name: "mine", Uid: 1000, Linkname: "x"}), "/tmp", ExtractOptions{Owner: "nobody"})
@@ -222,10 +264,36 @@ func TestFSView(t *testing.T) {
 		t.Errorf("/tmp/mine unpacked for nobody: %v, %v; want uid 65534", st, err)
 	}
 
-	// The overlay lived in the view's namespace only.
+	// A container that made its /etc/passwd a FIFO cannot hang docker cp
+	// -a: the file is refused, not read.
+	if err := run(func() error {
+		if err := os.Remove("/etc/passwd"); err != nil {
+			return err
+		}
+		return unix.Mkfifo("/etc/passwd", 0o644)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	err = run(func() error {
+		return Extract(tarOf(t, tar.Header{Typeflag: tar.TypeReg, Name: "f2", Linkname: "x"}), "/tmp", ExtractOptions{Owner: "nobody"})
+	})
+	if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("Extract with a FIFO for /etc/passwd: %v, want it refused", err)
+	}
+
+	// The overlay lived in the view's namespace only, and is gone when
+	// Close returns: a mount that insists on a free upper directory
+	// (index=on) succeeds at once.
 	v.Close()
 	var fs unix.Statfs_t
 	if err := unix.Statfs(rt.rootfs(id), &fs); err == nil && fs.Type == unix.OVERLAYFS_SUPER_MAGIC {
 		t.Error("the view's overlay is mounted in the test's namespace")
+	}
+	target := t.TempDir()
+	opts := "lowerdir=" + lower + ",upperdir=" + rt.upperDir(id) + ",workdir=" + filepath.Join(rt.dataDir(id), "work") + ",index=on"
+	if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
+		t.Errorf("mount the container's overlay again right after Close: %v (the view's still holds the upper directory)", err)
+	} else if err := unix.Unmount(target, 0); err != nil {
+		t.Error(err)
 	}
 }

@@ -37,7 +37,7 @@ func resolveUser(spec string, passwd, group []byte) (user, error) {
 		return user{}, err
 	}
 	out := user{UID: u.uid, GID: u.gid, Home: u.home}
-	if hasGroup {
+	if hasGroup && groupPart != "" { // "33:" is the user's own group, as in runc and moby
 		if out.GID, err = lookupGroup(groupPart, groups); err != nil {
 			return user{}, err
 		}

@@ -35,6 +35,7 @@ func TestResolveUser(t *testing.T) {
 		"1000:2000":     {UID: 1000, GID: 2000, AdditionalGids: []uint32{2000}, Home: "/"},
 		"nohome":        {UID: 40, GID: 40, AdditionalGids: []uint32{40, 100}, Home: "/"},
 		":users":        {UID: 0, GID: 100, AdditionalGids: []uint32{100}, Home: "/root"},
+		"33:":           {UID: 33, GID: 33, AdditionalGids: []uint32{33, 100, 50}, Home: "/var/www"},
 	} {
 		got, err := resolveUser(spec, []byte(testPasswd), []byte(testGroup))
 		if err != nil {

@@ -2,10 +2,15 @@ package e2e
 
 import (
 	"archive/tar"
+	"context"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-net/berth/internal/testworld"
 )
@@ -80,5 +85,42 @@ func TestDockerCp(t *testing.T) {
 	mustDocker(t, w, "cp", "-a", filepath.Join(src, "sub", "file"), "c3:/tmp/f")
 	if out := mustDocker(t, w, "exec", "c3", "stat", "-c", "%u:%g", "/tmp/f"); out != "65534:65534\n" {
 		t.Errorf("docker cp -a into c3 (user nobody): owner %q, want 65534:65534", out)
+	}
+}
+
+// TestStalledCpEndsAtStart: a docker cp whose client stops reading holds
+// nothing the rest of the daemon needs: ps answers, and a start of the
+// container ends the copy (its stream is cut) instead of waiting for it.
+func TestStalledCpEndsAtStart(t *testing.T) {
+	w, _ := startWorld(t)
+	mustDocker(t, w, "run", "-d", "--name", "s1", testworld.BusyboxImage, "sleep", "600")
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", w.Socket)
+	}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://berth/v1.51/containers/s1/archive?path=/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.ReadFull(resp.Body, make([]byte, 512)); err != nil {
+		t.Fatalf("read the start of the stream: %v", err)
+	}
+	// The client reads no more. The daemon goes on.
+	if out := mustDocker(t, w, "ps", "--format", "{{.Names}}"); out != "s1\n" {
+		t.Errorf("docker ps during the copy: %q", out)
+	}
+	mustDocker(t, w, "stop", "-t", "0", "s1")
+	mustDocker(t, w, "start", "s1")
+	if out := mustDocker(t, w, "ps", "--format", "{{.Names}} {{.State}}"); out != "s1 running\n" {
+		t.Errorf("docker ps after the start: %q", out)
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err == nil {
+		t.Error("the copy's stream ended cleanly, though the start cut it")
 	}
 }
