@@ -323,9 +323,9 @@ func (h *hostResolv) get() resolvConf {
 func readResolvConf(path string) resolvConf {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return resolvConf{}
+		return resolvConf{source: path}
 	}
-	return parseResolvConf(string(b))
+	return parseResolvConf(string(b), path)
 }
 
 // portRetryEvery is how often published ports a start could not hold

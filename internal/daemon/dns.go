@@ -54,6 +54,12 @@ func (d *Daemon) connectDNS(c *container.Container) {
 	if !d.dnsRunning(c.State.SandboxID) {
 		return
 	}
+	if resolvConfEdited(c.ResolvConfPath) {
+		d.log.Info("resolv.conf was edited in the container: not rewritten for the resolver", "name", c.Name)
+		return
+	}
+	// Without a new hash, as libnetwork's rebuildDNS: from now on the
+	// file counts as edited, and nothing rewrites it.
 	if err := writeInPlace(c.ResolvConfPath, d.resolvConfFor(c)); err != nil {
 		d.log.Error("rewrite resolv.conf after connect", "name", c.Name, "err", err)
 	}

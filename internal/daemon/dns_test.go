@@ -69,7 +69,7 @@ func TestEmbeddedResolvConf(t *testing.T) {
 			"nameserver 10.255.255.53\nsearch example.com\noptions ndots:3 edns0\n"},
 	}
 	for _, tt := range tests {
-		if got := d.resolvConfFor(tt.c); got != tt.want {
+		if got := resolvBody(d.resolvConfFor(tt.c)); got != tt.want {
 			t.Errorf("%s:\n%s\nwant:\n%s", tt.name, got, tt.want)
 		}
 	}

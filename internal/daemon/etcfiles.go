@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"os"
@@ -22,10 +24,39 @@ func (d *Daemon) writeEtcFiles(c *container.Container) error {
 	if err := writeInPlace(c.HostnamePath, c.Config.Hostname+"\n"); err != nil {
 		return err
 	}
-	if err := writeInPlace(c.ResolvConfPath, d.resolvConfFor(c)); err != nil {
+	if err := writeResolvConf(c.ResolvConfPath, d.resolvConfFor(c)); err != nil {
 		return err
 	}
 	return d.writeHosts(c)
+}
+
+// writeResolvConf writes a container's resolv.conf and, beside it, the
+// hash of what it wrote, as libnetwork's WriteFile does: a file whose
+// hash no longer matches was edited, and is not rewritten while the
+// container runs (resolvConfEdited).
+func writeResolvConf(path, content string) error {
+	if err := writeInPlace(path, content); err != nil {
+		return err
+	}
+	sum := sha256.Sum256([]byte(content))
+	return os.WriteFile(path+".hash", []byte("sha256:"+hex.EncodeToString(sum[:])), 0o644)
+}
+
+// resolvConfEdited says whether the resolv.conf at path was changed since
+// berth wrote it ("This file can be edited; Docker Engine will not make
+// further changes once it has been modified"); a file without a hash was
+// not.
+func resolvConfEdited(path string) bool {
+	want, err := os.ReadFile(path + ".hash")
+	if err != nil {
+		return false
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	sum := sha256.Sum256(got)
+	return string(want) != "sha256:"+hex.EncodeToString(sum[:])
 }
 
 // defaultHostname is the hostname of a container created without one, as
