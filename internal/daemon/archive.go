@@ -14,7 +14,7 @@ import (
 
 // errFilesClosed ends a docker cp or export that a start or a remove of
 // its container cut short.
-var errFilesClosed = errors.New("the container started or was removed during the copy")
+var errFilesClosed = errdefs.Conflict("the container started or was removed during the copy")
 
 // filesUse is an open view of a container's files (docker cp, export).
 // A container has one at a time (ctrState.files): two views of a stopped
@@ -130,7 +130,7 @@ func fileError(err error, path, ref string) error {
 		return nil
 	case errors.Is(err, os.ErrNotExist):
 		return errdefs.NotFound("Could not find the file %s in container %s", path, ref)
-	case errdefs.Is(err, errdefs.KindInvalid):
+	case errdefs.Is(err, errdefs.KindInvalid), errdefs.Is(err, errdefs.KindConflict):
 		return err
 	default:
 		return errdefs.WithKind(errdefs.KindUnknown, err)
@@ -237,7 +237,8 @@ func (d *Daemon) ContainerExtractToDir(ctx context.Context, ref, path string, co
 		pw.CloseWithError(err)
 	}()
 	defer pr.Close()
-	u.onStop(func() { pr.CloseWithError(errFilesClosed) })
+	// On the writer's side, so that Extract's next read returns it.
+	u.onStop(func() { pw.CloseWithError(errFilesClosed) })
 	if err := u.v.Run(func() error { return runtime.Extract(pr, path, opts) }); err != nil {
 		return fileError(err, path, ref)
 	}

@@ -328,7 +328,7 @@ func Extract(r io.Reader, path string, opts ExtractOptions) error {
 	if opts.ReadOnly {
 		return errdefs.Invalid("container rootfs is marked read-only")
 	}
-	var owner *user
+	var owner *[2]uint32
 	if opts.Owner != "" {
 		// Files, never libc (see tarAppender.add), read as the image's
 		// are (readInRoot): never a FIFO, a device, or without bound.
@@ -340,11 +340,11 @@ func Extract(r io.Reader, path string, opts ExtractOptions) error {
 		if err != nil {
 			return err
 		}
-		u, err := resolveUser(opts.Owner, passwd, group)
+		uid, gid, err := resolveOwner(opts.Owner, passwd, group)
 		if err != nil {
 			return err
 		}
-		owner = &u
+		owner = &[2]uint32{uid, gid}
 	}
 	dest := filepath.Clean(abs)
 	r, err = decompressed(r)
@@ -387,7 +387,7 @@ func Extract(r io.Reader, path string, opts ExtractOptions) error {
 		}
 		uid, gid := hdr.Uid, hdr.Gid
 		if owner != nil {
-			uid, gid = int(owner.UID), int(owner.GID)
+			uid, gid = int(owner[0]), int(owner[1])
 		}
 		if err := os.Lchown(p, uid, gid); err != nil {
 			return err

@@ -206,7 +206,8 @@ func TestFSView(t *testing.T) {
 			"xz-compressed archives are not supported by berth", errdefs.KindInvalid},
 		{"not a directory", tarOf(t), "/tmp/d/f", ExtractOptions{}, "extraction point is not a directory", errdefs.KindInvalid},
 		{"read-only", tarOf(t), "/tmp", ExtractOptions{ReadOnly: true}, "container rootfs is marked read-only", errdefs.KindInvalid},
-		{"unknown owner", tarOf(t), "/tmp", ExtractOptions{Owner: "nosuch"}, "unable to find user nosuch", errdefs.KindInvalid},
+		{"unknown owner", tarOf(t), "/tmp", ExtractOptions{Owner: "nosuch"}, `failed to look up user "nosuch" in container: no matching entries in passwd file`, errdefs.KindInvalid},
+		{"unknown group", tarOf(t), "/tmp", ExtractOptions{Owner: "0:nosuch"}, `failed to look up group "nosuch" in container: no matching entries in group file`, errdefs.KindInvalid},
 	} {
 		err := run(func() error { return Extract(tc.tar, tc.path, tc.opts) })
 		if err == nil || !strings.Contains(err.Error(), tc.want) || errdefs.KindOf(err) != tc.kind {

@@ -121,6 +121,11 @@ func (r *Runtime) ensureOverlay(id, lower string) error {
 			return fmt.Errorf("create %q: %w", d, err)
 		}
 	}
+	// The upper directory's mode is the container's "/": 0755, as
+	// overlay2's diff directory (also for containers made before this).
+	if err := os.Chmod(upper, 0o755); err != nil {
+		return err
+	}
 	var st unix.Statfs_t
 	if err := unix.Statfs(target, &st); err == nil && st.Type == unix.OVERLAYFS_SUPER_MAGIC {
 		return nil

@@ -53,6 +53,27 @@ func resolveUser(spec string, passwd, group []byte) (user, error) {
 	return out, nil
 }
 
+// resolveOwner turns a container's --user into the IDs docker cp -a gives
+// the files it unpacks, as moby's getUIDGID: a user ID that passwd does
+// not list keeps group 0, an empty part is root's (or, for the group, the
+// user's own), and a name that is not listed fails in moby's words.
+func resolveOwner(spec string, passwd, group []byte) (uid, gid uint32, err error) {
+	userPart, groupPart, _ := strings.Cut(spec, ":")
+	if userPart != "" {
+		u, err := lookupUser(userPart, parsePasswd(passwd))
+		if err != nil {
+			return 0, 0, errdefs.Invalid("failed to look up user %q in container: no matching entries in passwd file", userPart)
+		}
+		uid, gid = u.uid, u.gid
+	}
+	if groupPart != "" {
+		if gid, err = lookupGroup(groupPart, parseGroup(group)); err != nil {
+			return 0, 0, errdefs.Invalid("failed to look up group %q in container: no matching entries in group file", groupPart)
+		}
+	}
+	return uid, gid, nil
+}
+
 func lookupUser(s string, users []passwdEntry) (passwdEntry, error) {
 	if uid, err := strconv.ParseUint(s, 10, 31); err == nil {
 		for _, u := range users {

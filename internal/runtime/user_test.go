@@ -76,3 +76,18 @@ func TestParseStat(t *testing.T) {
 		}
 	}
 }
+
+// TestResolveOwner: docker cp -a's IDs for a container's --user, as
+// moby's getUIDGID: an unlisted user ID keeps group 0, empty parts are
+// root's or the user's own group, names must be listed.
+func TestResolveOwner(t *testing.T) {
+	for spec, want := range map[string][2]uint32{
+		"": {0, 0}, "www-data": {33, 33}, "33": {33, 33}, "12345": {12345, 0}, ":33": {0, 33},
+		"33:": {33, 33}, "www-data:users": {33, 100}, "1000:2000": {1000, 2000},
+	} {
+		uid, gid, err := resolveOwner(spec, []byte(testPasswd), []byte(testGroup))
+		if err != nil || [2]uint32{uid, gid} != want {
+			t.Errorf("resolveOwner(%q) = %d, %d, %v; want %v", spec, uid, gid, err, want)
+		}
+	}
+}

@@ -38,6 +38,9 @@ func TestDockerCp(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustDocker(t, w, "cp", src, "c1:/srv")
+	if out := mustDocker(t, w, "exec", "c1", "stat", "-c", "%a", "/"); out != "755\n" {
+		t.Errorf("the container's / has mode %q, want 755 as overlay2's", out)
+	}
 	if out := mustDocker(t, w, "exec", "c1", "sh", "-c", "cat /srv/sub/file; stat -c %a /srv/sub/file"); out != "payload\n640\n" {
 		t.Errorf("the copied tree in c1: %q", out)
 	}
@@ -122,5 +125,34 @@ func TestStalledCpEndsAtStart(t *testing.T) {
 	}
 	if _, err := io.Copy(io.Discard, resp.Body); err == nil {
 		t.Error("the copy's stream ended cleanly, though the start cut it")
+	}
+
+	// An upload whose client stops sending: the start ends it too, and
+	// the client is told why.
+	mustDocker(t, w, "stop", "-t", "0", "s1")
+	body, feed := io.Pipe()
+	defer feed.Close()
+	put, err := http.NewRequestWithContext(ctx, http.MethodPut, "http://berth/v1.51/containers/s1/archive?path=/tmp", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan *http.Response, 1)
+	go func() {
+		resp, err := client.Do(put)
+		if err != nil {
+			t.Errorf("PUT archive: %v", err)
+		}
+		answered <- resp
+	}()
+	if _, err := feed.Write(make([]byte, 512)); err != nil { // the first block, then nothing
+		t.Fatal(err)
+	}
+	mustDocker(t, w, "start", "s1")
+	if resp := <-answered; resp != nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusConflict || !strings.Contains(string(b), "the container started or was removed during the copy") {
+			t.Errorf("the cut upload's answer: %d %s", resp.StatusCode, b)
+		}
 	}
 }
