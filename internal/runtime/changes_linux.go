@@ -14,9 +14,9 @@ import (
 )
 
 // Changes lists what container id changed in its root file system against
-// the image's tree at lower (docker diff), from its overlay upper
-// directory: a whiteout (a 0:0 character device) is a deletion, an entry
-// the image has a change, any other an addition; an opaque directory
+// the image's tree at lower and the init layer (docker diff), from its
+// overlay upper directory: a whiteout (a 0:0 character device) is a
+// deletion, an entry a lower layer has a change, any other an addition; an opaque directory
 // also deletes every entry of the image's that it does not have. Sorted
 // by path, as moby's changes are. A container that never started has
 // none.
@@ -45,7 +45,7 @@ func (r *Runtime) Changes(id, lower string) ([]container.Change, error) {
 			}
 		}
 		kind := container.ChangeAdded
-		if _, err := os.Lstat(filepath.Join(lower, rel)); err == nil {
+		if inLower(lower, rel) || inLower(r.initLayer(), rel) {
 			kind = container.ChangeModified
 		}
 		out = append(out, container.Change{Path: rel, Kind: kind})
@@ -56,6 +56,12 @@ func (r *Runtime) Changes(id, lower string) ([]container.Change, error) {
 	})
 	slices.SortFunc(out, func(a, b container.Change) int { return strings.Compare(a.Path, b.Path) })
 	return out, err
+}
+
+// inLower says whether the lower layer dir has rel.
+func inLower(dir, rel string) bool {
+	_, err := os.Lstat(filepath.Join(dir, rel))
+	return err == nil
 }
 
 // opaque reports whether the upper directory at p hides the image's

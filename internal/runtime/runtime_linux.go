@@ -83,7 +83,11 @@ func New(cfg Config) (*Runtime, error) {
 	if err := rc.ensure(); err != nil {
 		return nil, fmt.Errorf("runtime: %w", err)
 	}
-	return &Runtime{cfg: cfg, runc: path, log: log, nofile: nofileLimit(), reaper: rc, ios: map[string]*containerIO{}}, nil
+	r := &Runtime{cfg: cfg, runc: path, log: log, nofile: nofileLimit(), reaper: rc, ios: map[string]*containerIO{}}
+	if err := r.ensureInitLayer(); err != nil {
+		return nil, fmt.Errorf("runtime: %w", err)
+	}
+	return r, nil
 }
 
 // Close lets go of the reaper: it stays while containers run (they are

@@ -130,13 +130,15 @@ func (r *Runtime) ensureOverlay(id, lower string) error {
 	if err := unix.Statfs(target, &st); err == nil && st.Type == unix.OVERLAYFS_SUPER_MAGIC {
 		return nil
 	}
-	for _, p := range []string{lower, upper, work} {
+	init := r.initLayer()
+	for _, p := range []string{init, lower, upper, work} {
 		// overlayfs options are separated by "," and lower layers by ":".
 		if strings.ContainsAny(p, ",:") {
 			return errdefs.Invalid("overlay path %q contains ',' or ':'", p)
 		}
 	}
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work)
+	// The init layer over the image's, as Docker's <id>-init layer.
+	opts := fmt.Sprintf("lowerdir=%s:%s,upperdir=%s,workdir=%s", init, lower, upper, work)
 	if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
 		return fmt.Errorf("mount overlay at %q: %w", target, err)
 	}

@@ -41,6 +41,15 @@ func TestDockerCp(t *testing.T) {
 	if out := mustDocker(t, w, "exec", "c1", "stat", "-c", "%a", "/"); out != "755\n" {
 		t.Errorf("the container's / has mode %q, want 755 as overlay2's", out)
 	}
+	// Docker's init layer: /.dockerenv (what programs look for to know
+	// they are in a container) and /etc/mtab, and docker diff does not
+	// count them as changes.
+	if out := mustDocker(t, w, "exec", "c1", "sh", "-c", "stat -c %a /.dockerenv; readlink /etc/mtab"); out != "755\n/proc/mounts\n" {
+		t.Errorf("/.dockerenv and /etc/mtab in c1: %q", out)
+	}
+	if out := mustDocker(t, w, "diff", "c1"); strings.Contains(out, "dockerenv") || strings.Contains(out, "mtab") {
+		t.Errorf("docker diff c1 lists the init layer:\n%s", out)
+	}
 	if out := mustDocker(t, w, "exec", "c1", "sh", "-c", "cat /srv/sub/file; stat -c %a /srv/sub/file"); out != "payload\n640\n" {
 		t.Errorf("the copied tree in c1: %q", out)
 	}
@@ -77,7 +86,7 @@ func TestDockerCp(t *testing.T) {
 		}
 		names[h.Name] = true
 	}
-	for _, want := range []string{"bin/busybox", "etc/passwd", "srv/sub/file"} {
+	for _, want := range []string{"bin/busybox", "etc/passwd", "srv/sub/file", ".dockerenv", "etc/mtab", "proc/", "dev/console"} {
 		if !names[want] {
 			t.Errorf("docker export c1 lacks %s (%d entries)", want, len(names))
 		}
