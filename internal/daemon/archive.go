@@ -54,14 +54,6 @@ func (u *filesUse) close() {
 	})
 }
 
-func (u *filesUse) closed() bool {
-	select {
-	case <-u.done:
-		return true
-	default:
-		return false
-	}
-}
 
 // endFilesLocked (cs.mu held) ends the container's open view, if any, and
 // waits until it is closed: what it runs returns at once (stop), or
@@ -88,7 +80,7 @@ func (d *Daemon) openFiles(ctx context.Context, ref string, etcFiles bool) (*fil
 			cs.mu.Unlock()
 			return nil, nil, errdefs.NotFound("No such container: %s", ref)
 		}
-		if u := cs.files; u != nil && !u.closed() {
+		if u := cs.files; u != nil && !isClosed(u.done) {
 			cs.mu.Unlock()
 			select {
 			case <-u.done:

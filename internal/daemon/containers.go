@@ -191,9 +191,12 @@ func (d *Daemon) putContainer(c *container.Container) error {
 }
 
 // goneLocked reports whether cs was removed; the caller holds cs.mu.
-func (cs *ctrState) goneLocked() bool {
+func (cs *ctrState) goneLocked() bool { return isClosed(cs.removed) }
+
+// isClosed says whether c is closed, without waiting.
+func isClosed(c <-chan struct{}) bool {
 	select {
-	case <-cs.removed:
+	case <-c:
 		return true
 	default:
 		return false
