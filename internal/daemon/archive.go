@@ -54,7 +54,6 @@ func (u *filesUse) close() {
 	})
 }
 
-
 // endFilesLocked (cs.mu held) ends the container's open view, if any, and
 // waits until it is closed: what it runs returns at once (stop), or
 // after the regular file it reads or writes.
