@@ -25,6 +25,10 @@ type extractor struct {
 	count int
 	// dirs get their times last: writing entries into a directory changes its mtime.
 	dirs []dirTime
+	// layer, while one layer of several is applied (docker load), holds
+	// the paths that layer wrote: its whiteouts delete what earlier
+	// layers made, and an entry may replace a whole directory.
+	layer map[string]bool
 }
 
 type dirTime struct {
@@ -44,6 +48,15 @@ func (x *extractor) Close() error { return x.root.Close() }
 
 // extractAll reads every entry of tr into the root.
 func (x *extractor) extractAll(tr *tar.Reader) error {
+	if err := x.extractEntries(tr); err != nil {
+		return err
+	}
+	return x.applyDirTimes()
+}
+
+// extractEntries reads every entry of tr into the root, leaving the
+// directories' times for applyDirTimes.
+func (x *extractor) extractEntries(tr *tar.Reader) error {
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -57,7 +70,7 @@ func (x *extractor) extractAll(tr *tar.Reader) error {
 		}
 		x.count++
 	}
-	return x.applyDirTimes()
+	return nil
 }
 
 // archiveReader marks read errors (a truncated archive) as the client's fault.
@@ -97,6 +110,12 @@ func (x *extractor) extract(hdr *tar.Header, r io.Reader) error {
 	if rel == "." {
 		return x.setRoot(hdr)
 	}
+	if x.layer != nil {
+		if done, err := x.whiteout(rel); done || err != nil {
+			return err
+		}
+		x.layer[rel] = true
+	}
 	dir, base := path.Split(rel)
 	parent, err := x.ensureDir(path.Clean("/" + dir)[1:])
 	if err != nil {
@@ -116,7 +135,11 @@ func (x *extractor) create(parent int, base, rel string, hdr *tar.Header, r io.R
 	if hdr.Typeflag == tar.TypeDir {
 		return ensureDirAt(parent, base)
 	}
-	if err := removeAt(parent, base); err != nil {
+	remove := removeAt
+	if x.layer != nil {
+		remove = removeAllAt // a layer may put a file where a directory was
+	}
+	if err := remove(parent, base); err != nil {
 		return err
 	}
 	switch hdr.Typeflag {
@@ -243,6 +266,9 @@ func (x *extractor) applyDirTimes() error {
 	for i := len(x.dirs) - 1; i >= 0; i-- {
 		d := x.dirs[i]
 		fd, err := x.openInRoot(d.rel)
+		if errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ENOENT) {
+			continue // replaced or deleted since, by a later entry or layer
+		}
 		if err != nil {
 			return fmt.Errorf("set times of %q: %w", d.rel, err)
 		}
@@ -320,4 +346,91 @@ func setTimes(dirfd int, base string, mtime time.Time) error {
 	}
 	ts := unix.NsecToTimespec(mtime.UnixNano())
 	return unix.UtimesNanoAt(dirfd, base, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// The whiteouts of a layer (the OCI image spec's, which docker save
+// writes): ".wh.NAME" deletes NAME, and ".wh..wh..opq" in a directory
+// deletes what earlier layers put in it.
+const (
+	whiteoutPrefix = ".wh."
+	whiteoutOpaque = ".wh..wh..opq"
+)
+
+// whiteout applies rel if it is a whiteout entry, and says so.
+func (x *extractor) whiteout(rel string) (bool, error) {
+	dir, base := path.Split(rel)
+	if !strings.HasPrefix(base, whiteoutPrefix) {
+		return false, nil
+	}
+	dir = strings.TrimSuffix(dir, "/")
+	parent, err := x.openInRoot(dir)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return true, nil // nothing there to hide
+	}
+	if err != nil {
+		return true, err
+	}
+	defer unix.Close(parent)
+	if base != whiteoutOpaque {
+		return true, removeAllAt(parent, strings.TrimPrefix(base, whiteoutPrefix))
+	}
+	d, err := openDirAt(parent, ".")
+	if err != nil {
+		return true, err
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return true, err
+	}
+	for _, n := range names {
+		if !x.layer[path.Join(dir, n)] {
+			if err := removeAllAt(parent, n); err != nil {
+				return true, err
+			}
+		}
+	}
+	return true, nil
+}
+
+// openDirAt opens base in parent as a directory to read, never through
+// a symlink.
+func openDirAt(parent int, base string) (*os.File, error) {
+	fd, err := unix.Openat(parent, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), base), nil
+}
+
+// removeAllAt deletes base in parent and, for a directory, all in it,
+// never following a symlink; a missing base is fine.
+func removeAllAt(parent int, base string) error {
+	err := unix.Unlinkat(parent, base, 0)
+	if err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EPERM) {
+		return fmt.Errorf("remove %q: %w", base, err)
+	}
+	d, err := openDirAt(parent, base)
+	if err != nil {
+		return fmt.Errorf("remove %q: %w", base, err)
+	}
+	names, err := d.Readdirnames(-1)
+	if err == nil {
+		for _, n := range names {
+			if err = removeAllAt(int(d.Fd()), n); err != nil {
+				break
+			}
+		}
+	}
+	d.Close()
+	if err != nil {
+		return err
+	}
+	if err := unix.Unlinkat(parent, base, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("remove %q: %w", base, err)
+	}
+	return nil
 }

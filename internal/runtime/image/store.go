@@ -238,3 +238,8 @@ func byPrefix(imgs []*Image, prefix, ref string) (*Image, error) {
 	}
 	return found, nil
 }
+
+// put records img as it is now.
+func (s *Store) put(img *Image) error {
+	return s.st.Update(func(tx store.Tx) error { return tx.Put(store.BucketImages, img.ID, img) })
+}

@@ -1,0 +1,264 @@
+package image
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/errdefs"
+)
+
+// maxConfigSize bounds a loaded image's manifest and config files.
+const maxConfigSize = 8 << 20
+
+// manifestEntry is one image of docker save's manifest.json.
+type manifestEntry struct {
+	Config   string
+	RepoTags []string
+	Layers   []string
+}
+
+// ociConfig is what berth reads of an image's config (the OCI image
+// config, which docker save writes).
+type ociConfig struct {
+	Created time.Time `json:"created"`
+	Config  struct {
+		User         string              `json:"User"`
+		Env          []string            `json:"Env"`
+		Cmd          []string            `json:"Cmd"`
+		Entrypoint   []string            `json:"Entrypoint"`
+		WorkingDir   string              `json:"WorkingDir"`
+		ExposedPorts map[string]struct{} `json:"ExposedPorts"`
+		Labels       map[string]string   `json:"Labels"`
+		StopSignal   string              `json:"StopSignal"`
+		Volumes      map[string]struct{} `json:"Volumes"`
+		Healthcheck  *struct {
+			Test          []string      `json:"Test"`
+			Interval      time.Duration `json:"Interval"`
+			Timeout       time.Duration `json:"Timeout"`
+			StartPeriod   time.Duration `json:"StartPeriod"`
+			StartInterval time.Duration `json:"StartInterval"`
+			Retries       int           `json:"Retries"`
+		} `json:"Healthcheck"`
+	} `json:"config"`
+}
+
+// Loaded is one image docker load stored, with the tags it got.
+type Loaded struct {
+	Image *Image
+	Tags  []string
+}
+
+// Load reads the archive docker save writes (its manifest.json, each
+// image's config and layers; the legacy and the OCI layouts both) and
+// stores each image: its layers applied in order into one tree, with
+// their whiteouts, and its config kept for the containers made from it.
+// An image's ID is its config's digest, as Docker's; loading one that is
+// there already only tags it.
+func (s *Store) Load(ctx context.Context, r io.Reader) ([]Loaded, error) {
+	tmp, err := os.MkdirTemp(s.dir, tmpPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("load: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	archive := filepath.Join(tmp, "archive")
+	if err := os.Mkdir(archive, 0o700); err != nil {
+		return nil, err
+	}
+	// The archive is unpacked first, as any other (its names and links
+	// resolved inside it), so that manifest.json may come last.
+	src, closeSrc, err := decompress(bufio.NewReaderSize(ctxReader{ctx, r}, 64<<10))
+	if err != nil {
+		return nil, err
+	}
+	defer closeSrc()
+	x, err := newExtractor(archive)
+	if err != nil {
+		return nil, err
+	}
+	err = x.extractAll(tar.NewReader(src))
+	x.Close()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		return nil, err
+	}
+	root, err := os.Open(archive)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	b, err := readIn(root, "manifest.json")
+	if errors.Is(err, unix.ENOENT) {
+		return nil, errdefs.Invalid("invalid archive: no manifest.json (docker load takes what docker save writes; a root file system is for docker import)")
+	}
+	if err != nil {
+		return nil, err
+	}
+	var manifest []manifestEntry
+	if err := json.Unmarshal(b, &manifest); err != nil {
+		return nil, errdefs.Invalid("invalid archive: manifest.json: %v", err)
+	}
+	var out []Loaded
+	for i, m := range manifest {
+		img, err := s.loadOne(ctx, root, m, filepath.Join(tmp, fmt.Sprintf("image%d", i)))
+		if err != nil {
+			return out, err
+		}
+		loaded := Loaded{Image: img}
+		for _, t := range m.RepoTags {
+			ref, err := normalizeLoadTag(t)
+			if err != nil {
+				return out, err
+			}
+			s.mu.Lock()
+			img, err = s.tag(img.ID, ref)
+			s.mu.Unlock()
+			if err != nil {
+				return out, err
+			}
+			loaded.Image, loaded.Tags = img, append(loaded.Tags, ref)
+		}
+		out = append(out, loaded)
+	}
+	return out, nil
+}
+
+// normalizeLoadTag is a RepoTags entry as the store keeps tags
+// ("name:tag", the default registry's prefix dropped).
+func normalizeLoadTag(t string) (string, error) {
+	ref, err := importTag(t, "")
+	if err != nil {
+		return "", errdefs.Invalid("invalid archive: tag %q: %v", t, err)
+	}
+	return ref, nil
+}
+
+// loadOne stores the image m describes, its files read from the unpacked
+// archive at root; dir is where it is built.
+func (s *Store) loadOne(ctx context.Context, root *os.File, m manifestEntry, dir string) (*Image, error) {
+	raw, err := readIn(root, m.Config)
+	if err != nil {
+		return nil, errdefs.Invalid("invalid archive: config %q: %v", m.Config, err)
+	}
+	var oc ociConfig
+	if err := json.Unmarshal(raw, &oc); err != nil {
+		return nil, errdefs.Invalid("invalid archive: config %q: %v", m.Config, err)
+	}
+	sum := sha256.Sum256(raw)
+	id := "sha256:" + hex.EncodeToString(sum[:])
+	if img, err := s.byID(id); err == nil {
+		return img, nil
+	}
+	rootfs := filepath.Join(dir, "rootfs")
+	if err := os.MkdirAll(rootfs, 0o755); err != nil {
+		return nil, err
+	}
+	x, err := newExtractor(rootfs)
+	if err != nil {
+		return nil, err
+	}
+	defer x.Close()
+	for _, l := range m.Layers {
+		if err := x.applyLayer(ctx, root, l); err != nil {
+			return nil, fmt.Errorf("layer %s: %w", l, err)
+		}
+	}
+	if err := x.applyDirTimes(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	img, err := s.adopt(dir, id, x.size, "")
+	if err != nil {
+		return nil, err
+	}
+	img.Config, img.Created = imageConfig(oc), oc.Created
+	if img.Created.IsZero() {
+		img.Created = time.Now().UTC()
+	}
+	return img, s.put(img)
+}
+
+// applyLayer extracts one layer (plain, gzip or bzip2) over what the
+// earlier ones made.
+func (x *extractor) applyLayer(ctx context.Context, root *os.File, name string) error {
+	fd, err := openIn(root, name)
+	if err != nil {
+		return errdefs.Invalid("invalid archive: %v", err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	defer f.Close()
+	src, closeSrc, err := decompress(bufio.NewReaderSize(ctxReader{ctx, f}, 64<<10))
+	if err != nil {
+		return err
+	}
+	defer closeSrc()
+	x.layer = map[string]bool{}
+	defer func() { x.layer = nil }()
+	return x.extractEntries(tar.NewReader(src))
+}
+
+// imageConfig is the part of oc a container inherits.
+func imageConfig(oc ociConfig) *Config {
+	c := oc.Config
+	out := &Config{User: c.User, Env: c.Env, Cmd: c.Cmd, Entrypoint: c.Entrypoint, WorkingDir: c.WorkingDir,
+		Labels: c.Labels, StopSignal: c.StopSignal}
+	for p := range c.ExposedPorts {
+		out.ExposedPorts = append(out.ExposedPorts, p)
+	}
+	sort.Strings(out.ExposedPorts)
+	for v := range c.Volumes {
+		out.Volumes = append(out.Volumes, v)
+	}
+	sort.Strings(out.Volumes)
+	if h := c.Healthcheck; h != nil {
+		out.Healthcheck = &container.HealthConfig{Test: slices.Clone(h.Test), Interval: h.Interval, Timeout: h.Timeout,
+			StartPeriod: h.StartPeriod, StartInterval: h.StartInterval, Retries: h.Retries}
+	}
+	return out
+}
+
+// openIn opens the regular file name inside root, resolved as if root
+// were "/" (the archive's links cannot lead out of it).
+func openIn(root *os.File, name string) (int, error) {
+	fd, err := unix.Openat2(int(root.Fd()), name, &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NONBLOCK,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return -1, fmt.Errorf("%s: %w", name, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return -1, fmt.Errorf("%s: not a regular file", name)
+	}
+	return fd, nil
+}
+
+// readIn reads the small file name inside root (see openIn).
+func readIn(root *os.File, name string) ([]byte, error) {
+	fd, err := openIn(root, name)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), name)
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, maxConfigSize))
+}

@@ -1,0 +1,104 @@
+package image
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/errdefs"
+)
+
+// saveArchive is a docker save archive (the OCI layout's blobs, and the
+// manifest.json docker load reads) of one image with layers and config.
+func saveArchive(t *testing.T, config []byte, tags []string, layers ...[]byte) []byte {
+	t.Helper()
+	var entries []entry
+	manifest := manifestEntry{Config: "blobs/sha256/config", RepoTags: tags}
+	entries = append(entries, dir("blobs/"), dir("blobs/sha256/"), file("blobs/sha256/config", string(config)))
+	for i, l := range layers {
+		name := "blobs/sha256/layer" + string(rune('a'+i))
+		entries = append(entries, file(name, string(l)))
+		// As the legacy layout: a link to the blob; the manifest names it.
+		link := "legacy" + string(rune('a'+i)) + "/layer.tar"
+		entries = append(entries, dir(filepath.Dir(link)+"/"), symlink(link, "../"+name))
+		manifest.Layers = append(manifest.Layers, link)
+	}
+	m, err := json.Marshal([]manifestEntry{manifest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// manifest.json last, as some tools write it.
+	return tarOf(t, append(entries, file("manifest.json", string(m)))...)
+}
+
+// TestLoad: docker load's archive becomes one image: its layers applied
+// in order with their whiteouts (a file deleted, a directory made opaque,
+// a directory replaced by a file), its config kept for containers, its ID
+// the config's digest, its tags given; loading it again only tags it.
+func TestLoad(t *testing.T) {
+	s, _ := newTestStore(t)
+	layer1 := tarOf(t, dir("etc/"), file("etc/a", "a"), file("etc/keep", "k"), dir("d/"), file("d/x", "x"), dir("r/"), file("r/inner", "i"))
+	layer2 := tarOf(t, file("etc/.wh.a", ""), dir("d/"), file("d/.wh..wh..opq", ""), file("d/z", "z"), file("r", "now a file"),
+		file(".wh.nothing-there", ""))
+	config := []byte(`{"created":"2026-01-02T03:04:05Z","architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin","A=1"],"Cmd":["sh","-c","echo hi"],` +
+		`"WorkingDir":"/srv","User":"nobody","ExposedPorts":{"80/tcp":{},"53/udp":{}},"Labels":{"l":"v"},"StopSignal":"SIGQUIT","Volumes":{"/data":{}},` +
+		`"Healthcheck":{"Test":["CMD","true"],"Interval":5000000000,"Retries":2}},"rootfs":{"type":"layers","diff_ids":[]}}`)
+	archive := saveArchive(t, config, []string{"docker.io/library/web:1", "web:latest"}, layer1, layer2)
+
+	loaded, err := s.Load(context.Background(), bytes.NewReader(archive))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if len(loaded) != 1 || !slices.Equal(loaded[0].Tags, []string{"web:1", "web:latest"}) {
+		t.Fatalf("loaded %+v, want one image tagged web:1 and web:latest", loaded)
+	}
+	img := loaded[0].Image
+	if !strings.HasPrefix(img.ID, "sha256:") || img.ID == "" || !img.Created.Equal(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) {
+		t.Errorf("image ID %s, created %v", img.ID, img.Created)
+	}
+	root := img.RootfsDir
+	for p, want := range map[string]string{"etc/keep": "k", "d/z": "z", "r": "now a file"} {
+		if b, err := os.ReadFile(filepath.Join(root, p)); err != nil || string(b) != want {
+			t.Errorf("%s = %q, %v; want %q", p, b, err, want)
+		}
+	}
+	for _, p := range []string{"etc/a", "etc/.wh.a", "d/x", "d/.wh..wh..opq", ".wh.nothing-there"} {
+		if _, err := os.Lstat(filepath.Join(root, p)); err == nil {
+			t.Errorf("%s is in the image", p)
+		}
+	}
+	want := &Config{User: "nobody", Env: []string{"PATH=/bin", "A=1"}, Cmd: []string{"sh", "-c", "echo hi"}, WorkingDir: "/srv",
+		ExposedPorts: []string{"53/udp", "80/tcp"}, Labels: map[string]string{"l": "v"}, StopSignal: "SIGQUIT", Volumes: []string{"/data"},
+		Healthcheck: &container.HealthConfig{Test: []string{"CMD", "true"}, Interval: 5 * time.Second, Retries: 2}}
+	got, err := s.Get("web:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got.Config); diff != "" {
+		t.Errorf("stored config (-want +got):\n%s", diff)
+	}
+	again, err := s.Load(context.Background(), bytes.NewReader(saveArchive(t, config, []string{"web:2"}, layer1, layer2)))
+	if err != nil || len(again) != 1 || again[0].Image.ID != img.ID || !slices.Contains(again[0].Image.RepoTags, "web:2") {
+		t.Errorf("loading it again: %+v, %v; want the same image, tagged web:2 too", again, err)
+	}
+
+	// Not docker save's: refused by name.
+	_, err = s.Load(context.Background(), bytes.NewReader(tarOf(t, file("etc/passwd", "root"))))
+	if !errdefs.Is(err, errdefs.KindInvalid) || !strings.Contains(err.Error(), "no manifest.json") {
+		t.Errorf("Load of a root file system: %v", err)
+	}
+	// A manifest that names a file outside the archive finds nothing.
+	m, _ := json.Marshal([]manifestEntry{{Config: "../../../etc/passwd"}})
+	if _, err := s.Load(context.Background(), bytes.NewReader(tarOf(t, file("manifest.json", string(m))))); err == nil {
+		t.Error("a config outside the archive was read")
+	}
+}
