@@ -120,6 +120,8 @@ type Backend interface {
 
 	// ImportImage reads a tar of a root filesystem and records it as repo:tag.
 	ImportImage(ctx context.Context, r io.Reader, repo, tag, message string) (*image.Image, error)
+	// LoadImages reads the archive docker save writes (docker load).
+	LoadImages(ctx context.Context, r io.Reader) ([]image.Loaded, error)
 	Images(ctx context.Context) ([]*image.Image, error)
 	Image(ctx context.Context, ref string) (*image.Image, error)
 	// RemoveImage untags ref and deletes the image when no tag is left; it

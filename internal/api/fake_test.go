@@ -395,6 +395,17 @@ func (f *fakeBackend) ContainerExtractToDir(ctx context.Context, ref, path strin
 	return nil
 }
 
+func (f *fakeBackend) LoadImages(ctx context.Context, r io.Reader) ([]image.Loaded, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	if string(b) != "SAVED" {
+		return nil, errdefs.Invalid("invalid archive: no manifest.json")
+	}
+	return []image.Loaded{{Image: &image.Image{ID: "sha256:" + hexID("c0")}, Tags: []string{"web:1"}}, {Image: &image.Image{ID: "sha256:" + hexID("c1")}}}, nil
+}
+
 func (f *fakeBackend) ContainerExport(ctx context.Context, ref string) (io.ReadCloser, error) {
 	rc, _, err := f.ContainerArchivePath(ctx, ref, "/etc/hosts")
 	return rc, err

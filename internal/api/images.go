@@ -64,6 +64,36 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request) error {
 	return writeJSONMessage(w, map[string]string{"status": img.ID})
 }
 
+// loadImages is docker load: the archive docker save writes, in the body.
+// As moby's postImagesLoad, the answer is a 200 jsonmessage stream that
+// says what was loaded ("Loaded image: name:tag", or the ID of an
+// untagged image) or, in it, why not.
+func (s *Server) loadImages(w http.ResponseWriter, r *http.Request) error {
+	loaded, err := s.backend.LoadImages(r.Context(), r.Body)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	var ids strings.Builder
+	for _, l := range loaded {
+		for _, t := range l.Tags {
+			if werr := writeJSONMessage(w, map[string]string{"stream": "Loaded image: " + t + "\n"}); werr != nil {
+				return werr
+			}
+		}
+		if len(l.Tags) == 0 {
+			ids.WriteString("Loaded image ID: " + l.Image.ID + "\n")
+		}
+	}
+	if ids.Len() > 0 {
+		if werr := writeJSONMessage(w, map[string]string{"stream": ids.String()}); werr != nil {
+			return werr
+		}
+	}
+	if err != nil {
+		return writeJSONMessage(w, map[string]any{"errorDetail": map[string]string{"message": err.Error()}, "error": err.Error()})
+	}
+	return nil
+}
+
 // writeJSONMessage writes one line of a jsonmessage stream, terminated as
 // moby's streamformatter terminates them.
 func writeJSONMessage(w http.ResponseWriter, v any) error {
@@ -222,7 +252,7 @@ func imageInspect(img *image.Image) imagetypes.InspectResponse {
 		RepoDigests:  []string{},
 		Comment:      img.Comment,
 		Created:      img.Created.UTC().Format(time.RFC3339Nano),
-		Config:       &dockerspec.DockerOCIImageConfig{},
+		Config:       imageConfigView(img.Config),
 		Architecture: goarch(),
 		Os:           "linux",
 		Size:         img.Size,
@@ -312,4 +342,32 @@ func notFoundVolume(w http.ResponseWriter, r *http.Request) {
 
 func notFoundPlugin(w http.ResponseWriter, r *http.Request) {
 	writeError(w, errdefs.NotFound("plugin %q not found", r.PathValue("name")))
+}
+
+// imageConfigView is a loaded image's config as image inspect shows it;
+// an imported image's is empty.
+func imageConfigView(c *image.Config) *dockerspec.DockerOCIImageConfig {
+	out := &dockerspec.DockerOCIImageConfig{}
+	if c == nil {
+		return out
+	}
+	out.User, out.Env, out.Entrypoint, out.Cmd = c.User, c.Env, c.Entrypoint, c.Cmd
+	out.WorkingDir, out.Labels, out.StopSignal = c.WorkingDir, c.Labels, c.StopSignal
+	if len(c.ExposedPorts) > 0 {
+		out.ExposedPorts = map[string]struct{}{}
+		for _, p := range c.ExposedPorts {
+			out.ExposedPorts[p] = struct{}{}
+		}
+	}
+	if len(c.Volumes) > 0 {
+		out.Volumes = map[string]struct{}{}
+		for _, v := range c.Volumes {
+			out.Volumes[v] = struct{}{}
+		}
+	}
+	if h := c.Healthcheck; h != nil {
+		out.Healthcheck = &dockerspec.HealthcheckConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout,
+			StartPeriod: h.StartPeriod, StartInterval: h.StartInterval, Retries: h.Retries}
+	}
+	return out
 }

@@ -131,3 +131,21 @@ func TestRefusalsLogged(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadImages: docker load's answer is moby's 200 jsonmessage stream:
+// one "Loaded image:" line a tag, the IDs of untagged images after, and a
+// failure as an error message in the stream.
+func TestLoadImages(t *testing.T) {
+	s := newServer(newFakeBackend())
+	rec := call(t, s, http.MethodPost, "/v1.51/images/load?quiet=1", "SAVED")
+	wantStatus(t, rec, http.StatusOK)
+	want := `{"stream":"Loaded image: web:1\n"}` + "\r\n" + `{"stream":"Loaded image ID: sha256:` + hexID("c1") + `\n"}` + "\r\n"
+	if got := rec.Body.String(); got != want {
+		t.Errorf("body %q, want %q", got, want)
+	}
+	rec = call(t, s, http.MethodPost, "/v1.51/images/load?quiet=1", "not a save archive")
+	wantStatus(t, rec, http.StatusOK)
+	if got := rec.Body.String(); got != `{"error":"invalid archive: no manifest.json","errorDetail":{"message":"invalid archive: no manifest.json"}}`+"\r\n" {
+		t.Errorf("failed load's body %q", got)
+	}
+}

@@ -58,6 +58,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("GET /exec/{id}/json", h(s.inspectExec))
 
 	m.HandleFunc("POST /images/create", h(s.createImage))
+	m.HandleFunc("POST /images/load", h(s.loadImages))
 	m.HandleFunc("GET /images/json", h(s.listImages))
 	// Image names hold "/" and ":", so the rest of the path is the name
 	// (plus "/json" for inspect).
@@ -82,7 +83,6 @@ func (s *Server) routes() *http.ServeMux {
 var unimplemented = map[string]string{
 	"POST /commit":           "docker commit",
 	"POST /build":            "docker build",
-	"POST /images/load":      "docker load (use docker import)",
 	"GET /images/get":        "docker save",
 	"POST /images/{name...}": "docker tag/push",
 	"POST /volumes/create":   "docker volume create",

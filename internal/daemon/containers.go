@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -30,10 +31,6 @@ func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg container
 	if name != "" && (!validContainerName.MatchString(name) || len(name) > 255) {
 		return nil, errdefs.Invalid("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
 	}
-	// --entrypoint '' resets the entrypoint, as moby's mergeAndVerifyConfig.
-	if len(cfg.Entrypoint) == 1 && cfg.Entrypoint[0] == "" {
-		cfg.Entrypoint = nil
-	}
 	// The image first, as moby's create: a missing one is a 404, on which
 	// the docker CLI says "Unable to find image" and tries to pull.
 	d.imagesMu.RLock() // until the container is registered: see imagesMu
@@ -41,6 +38,13 @@ func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg container
 	img, err := d.images.Get(cfg.Image)
 	if err != nil {
 		return nil, err
+	}
+	cfg.Labels = maps.Clone(cfg.Labels)
+	mergeImageConfig(&cfg, img.Config)
+	// --entrypoint '' resets the entrypoint (after the merge, which it
+	// keeps from taking the image's), as moby's mergeAndVerifyConfig.
+	if len(cfg.Entrypoint) == 1 && cfg.Entrypoint[0] == "" {
+		cfg.Entrypoint = nil
 	}
 	if len(cfg.Cmd) == 0 && len(cfg.Entrypoint) == 0 {
 		return nil, errdefs.Invalid("no command specified")

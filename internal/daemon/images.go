@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/berth-net/berth/internal/api"
@@ -116,4 +117,85 @@ func (d *Daemon) runcVersion() string {
 		d.runcVer = strings.TrimSpace(strings.TrimPrefix(line, "runc version"))
 	})
 	return d.runcVer
+}
+
+// LoadImages stores the images of a docker save archive (docker load).
+func (d *Daemon) LoadImages(ctx context.Context, r io.Reader) ([]image.Loaded, error) {
+	return d.images.Load(ctx, r)
+}
+
+// mergeImageConfig gives cfg what its image's config sets and cfg does
+// not, as moby's merge does at create: the user, exposed ports (added),
+// environment variables cfg does not name, labels cfg does not have,
+// the entrypoint and command (a command only when cfg gives no
+// entrypoint, and no entrypoint when cfg resets it with --entrypoint ”),
+// the health check's unset fields, the working directory and the stop
+// signal. The image's volumes are not made: berth has none, and the
+// container writes those paths in its own layer.
+func mergeImageConfig(cfg *container.Config, ic *image.Config) {
+	if ic == nil {
+		return
+	}
+	if cfg.User == "" {
+		cfg.User = ic.User
+	}
+	for _, p := range ic.ExposedPorts {
+		if !slices.Contains(cfg.ExposedPorts, p) {
+			cfg.ExposedPorts = append(cfg.ExposedPorts, p)
+		}
+	}
+	for _, e := range ic.Env {
+		key, _, _ := strings.Cut(e, "=")
+		if !slices.ContainsFunc(cfg.Env, func(u string) bool { k, _, _ := strings.Cut(u, "="); return k == key }) {
+			cfg.Env = append(cfg.Env, e)
+		}
+	}
+	for k, v := range ic.Labels {
+		if cfg.Labels == nil {
+			cfg.Labels = map[string]string{}
+		}
+		if _, ok := cfg.Labels[k]; !ok {
+			cfg.Labels[k] = v
+		}
+	}
+	if len(cfg.Entrypoint) == 0 {
+		if len(cfg.Cmd) == 0 {
+			cfg.Cmd = slices.Clone(ic.Cmd)
+		}
+		if cfg.Entrypoint == nil {
+			cfg.Entrypoint = slices.Clone(ic.Entrypoint)
+		}
+	}
+	if h := ic.Healthcheck; h != nil {
+		if cfg.Healthcheck == nil {
+			c := *h
+			cfg.Healthcheck = &c
+		} else {
+			u := cfg.Healthcheck
+			if len(u.Test) == 0 {
+				u.Test = h.Test
+			}
+			if u.Interval == 0 {
+				u.Interval = h.Interval
+			}
+			if u.Timeout == 0 {
+				u.Timeout = h.Timeout
+			}
+			if u.StartPeriod == 0 {
+				u.StartPeriod = h.StartPeriod
+			}
+			if u.StartInterval == 0 {
+				u.StartInterval = h.StartInterval
+			}
+			if u.Retries == 0 {
+				u.Retries = h.Retries
+			}
+		}
+	}
+	if cfg.WorkingDir == "" {
+		cfg.WorkingDir = ic.WorkingDir
+	}
+	if cfg.StopSignal == "" {
+		cfg.StopSignal = ic.StopSignal
+	}
 }

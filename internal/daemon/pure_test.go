@@ -10,10 +10,13 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/runtime/image"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func TestParseSignal(t *testing.T) {
@@ -239,6 +242,46 @@ func TestEndpointSettingsError(t *testing.T) {
 		err := endpointSettingsError(tc.n, tc.req)
 		if got := fmt.Sprint(err); tc.want == "" && err != nil || tc.want != "" && got != tc.want {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestMergeImageConfig: a container takes what its image's config sets
+// and it does not, as moby's merge: the command only without an
+// entrypoint of its own, environment variables and labels it does not
+// name, ports added, the health check's unset fields.
+func TestMergeImageConfig(t *testing.T) {
+	ic := &image.Config{User: "app", Env: []string{"PATH=/bin", "A=1"}, Cmd: []string{"serve"}, Entrypoint: []string{"/init"},
+		WorkingDir: "/srv", ExposedPorts: []string{"80/tcp"}, Labels: map[string]string{"a": "image", "b": "image"}, StopSignal: "SIGQUIT",
+		Healthcheck: &container.HealthConfig{Test: []string{"CMD", "true"}, Interval: time.Second, Retries: 3}}
+	for _, tt := range []struct {
+		name string
+		in   container.Config
+		want container.Config
+	}{
+		{"nothing set", container.Config{},
+			container.Config{User: "app", Env: []string{"PATH=/bin", "A=1"}, Cmd: []string{"serve"}, Entrypoint: []string{"/init"}, WorkingDir: "/srv",
+				ExposedPorts: []string{"80/tcp"}, Labels: map[string]string{"a": "image", "b": "image"}, StopSignal: "SIGQUIT",
+				Healthcheck: &container.HealthConfig{Test: []string{"CMD", "true"}, Interval: time.Second, Retries: 3}}},
+		{"its own command keeps the image's entrypoint",
+			container.Config{Cmd: []string{"sh"}, Env: []string{"A=2"}, ExposedPorts: []string{"53/udp"}, Labels: map[string]string{"a": "mine"},
+				Healthcheck: &container.HealthConfig{Retries: 9}},
+			container.Config{User: "app", Env: []string{"A=2", "PATH=/bin"}, Cmd: []string{"sh"}, Entrypoint: []string{"/init"}, WorkingDir: "/srv",
+				ExposedPorts: []string{"53/udp", "80/tcp"}, Labels: map[string]string{"a": "mine", "b": "image"}, StopSignal: "SIGQUIT",
+				Healthcheck: &container.HealthConfig{Test: []string{"CMD", "true"}, Interval: time.Second, Retries: 9}}},
+		{"its own entrypoint takes no command", container.Config{Entrypoint: []string{"/bin/sh"}, User: "root", WorkingDir: "/"},
+			container.Config{User: "root", Env: []string{"PATH=/bin", "A=1"}, Entrypoint: []string{"/bin/sh"}, WorkingDir: "/",
+				ExposedPorts: []string{"80/tcp"}, Labels: map[string]string{"a": "image", "b": "image"}, StopSignal: "SIGQUIT",
+				Healthcheck: &container.HealthConfig{Test: []string{"CMD", "true"}, Interval: time.Second, Retries: 3}}},
+		{"--entrypoint '' takes neither", container.Config{Entrypoint: []string{""}},
+			container.Config{User: "app", Env: []string{"PATH=/bin", "A=1"}, Entrypoint: []string{""}, WorkingDir: "/srv",
+				ExposedPorts: []string{"80/tcp"}, Labels: map[string]string{"a": "image", "b": "image"}, StopSignal: "SIGQUIT",
+				Healthcheck: &container.HealthConfig{Test: []string{"CMD", "true"}, Interval: time.Second, Retries: 3}}},
+	} {
+		got := tt.in
+		mergeImageConfig(&got, ic)
+		if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tt.name, diff)
 		}
 	}
 }

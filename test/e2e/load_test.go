@@ -1,0 +1,85 @@
+package e2e
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/berth-net/berth/internal/runtime/image/imagetest"
+)
+
+// tarBytes is a tar of files (name → body; a name ending in "/" is a
+// directory).
+func tarBytes(t *testing.T, files ...[2]string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	for _, f := range files {
+		h := &tar.Header{Name: f[0], Mode: 0o644, Size: int64(len(f[1])), Typeflag: tar.TypeReg}
+		if strings.HasSuffix(f[0], "/") {
+			h.Typeflag, h.Mode, h.Size = tar.TypeDir, 0o755, 0
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(f[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// TestDockerLoad: docker load takes what docker save writes — here two
+// layers (busybox, then one that adds a file and deletes one) and a
+// config — and docker run uses the image's command, environment and
+// working directory, as Docker does; image inspect shows its config.
+func TestDockerLoad(t *testing.T) {
+	w, _ := startWorld(t)
+	base, err := os.ReadFile(imagetest.BusyboxTar(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := tarBytes(t, [2]string{"srv/", ""}, [2]string{"srv/hello", "hi\n"}, [2]string{"bin/.wh.vi", ""})
+	config := `{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin","FOO=bar"],"WorkingDir":"/srv",` +
+		`"Cmd":["sh","-c","echo $FOO; pwd; cat hello; test -e /bin/vi || echo no vi"],"ExposedPorts":{"80/tcp":{}},"Labels":{"made":"by-test"}},` +
+		`"rootfs":{"type":"layers","diff_ids":[]}}`
+	manifest, _ := json.Marshal([]map[string]any{{"Config": "blobs/sha256/cfg", "RepoTags": []string{"shop/web:1.0"},
+		"Layers": []string{"blobs/sha256/l1", "blobs/sha256/l2"}}})
+	archive := filepath.Join(t.TempDir(), "web.tar")
+	if err := os.WriteFile(archive, tarBytes(t, [2]string{"blobs/", ""}, [2]string{"blobs/sha256/", ""},
+		[2]string{"blobs/sha256/cfg", config}, [2]string{"blobs/sha256/l1", string(base)}, [2]string{"blobs/sha256/l2", string(top)},
+		[2]string{"manifest.json", string(manifest)}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustDocker(t, w, "load", "-i", archive); out != "Loaded image: shop/web:1.0\n" {
+		t.Errorf("docker load: %q", out)
+	}
+	if out := mustDocker(t, w, "run", "--rm", "shop/web:1.0"); out != "bar\n/srv\nhi\nno vi\n" {
+		t.Errorf("docker run of the loaded image: %q", out)
+	}
+	if out := mustDocker(t, w, "run", "--rm", "-e", "FOO=mine", "shop/web:1.0", "sh", "-c", "echo $FOO $PATH"); out != "mine /bin\n" {
+		t.Errorf("docker run with its own command and -e: %q", out)
+	}
+	if out := dockerInspect(t, w, "{{json .Config.Cmd}} {{.Config.WorkingDir}} {{json .Config.ExposedPorts}}", "shop/web:1.0"); out != `["sh","-c","echo $FOO; pwd; cat hello; test -e /bin/vi || echo no vi"] /srv {"80/tcp":{}}` {
+		t.Errorf("image inspect: %s", out)
+	}
+	mustDocker(t, w, "create", "--name", "fromload", "shop/web:1.0")
+	if out := dockerInspect(t, w, `{{index .Config.Labels "made"}} {{json .Config.Env}}`, "fromload"); out != `by-test ["PATH=/bin","FOO=bar"]` {
+		t.Errorf("the container's labels and env from its image: %s", out)
+	}
+
+	// What docker save does not write is refused, in the stream.
+	rootfs := filepath.Join(t.TempDir(), "rootfs.tar")
+	os.WriteFile(rootfs, base, 0o644)
+	_, errOut, code := w.Docker(t, "load", "-i", rootfs)
+	if code == 0 || !strings.Contains(errOut, "no manifest.json") {
+		t.Errorf("docker load of a root file system: exit %d, %q", code, errOut)
+	}
+}
