@@ -120,6 +120,8 @@ type Backend interface {
 
 	// ImportImage reads a tar of a root filesystem and records it as repo:tag.
 	ImportImage(ctx context.Context, r io.Reader, repo, tag, message string) (*image.Image, error)
+	// TagImage gives image ref the tag repo:tag (docker tag).
+	TagImage(ctx context.Context, ref, repo, tag string) error
 	// LoadImages reads the archive docker save writes (docker load).
 	LoadImages(ctx context.Context, r io.Reader) ([]image.Loaded, error)
 	Images(ctx context.Context) ([]*image.Image, error)

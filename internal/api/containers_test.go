@@ -425,7 +425,7 @@ func TestUnimplementedRoutes(t *testing.T) {
 		{http.MethodPost, "/v1.51/commit?container=test1", "docker commit is not supported by berth"},
 		{http.MethodGet, "/v1.51/images/busybox/history", "docker history is not supported by berth"},
 		{http.MethodPost, "/v1.51/volumes/create", "docker volume create is not supported by berth"},
-		{http.MethodPost, "/v1.51/images/busybox/tag?repo=x", "docker tag/push is not supported by berth"},
+		{http.MethodPost, "/v1.51/images/busybox/push", "docker push is not supported by berth"},
 	} {
 		rec := call(t, s, tc.method, tc.path, "")
 		if tc.method == http.MethodHead {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -393,6 +394,19 @@ func (f *fakeBackend) ContainerExtractToDir(ctx context.Context, ref, path strin
 	defer f.mu.Unlock()
 	f.rec.Extract = extractCall{ref, path, copyUIDGID, noOverwriteDirNonDir, string(b)}
 	return nil
+}
+
+func (f *fakeBackend) TagImage(ctx context.Context, ref, repo, tag string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, img := range f.images {
+		if img.ID == ref || slices.Contains(img.RepoTags, ref) || slices.Contains(img.RepoTags, ref+":latest") {
+			img.RepoTags = append(img.RepoTags, repo+":"+tag)
+			f.mutations = append(f.mutations, "TagImage "+ref+" "+repo+":"+tag)
+			return nil
+		}
+	}
+	return errdefs.NotFound("No such image: %s", ref)
 }
 
 func (f *fakeBackend) LoadImages(ctx context.Context, r io.Reader) ([]image.Loaded, error) {

@@ -371,3 +371,23 @@ func imageConfigView(c *image.Config) *dockerspec.DockerOCIImageConfig {
 	}
 	return out
 }
+
+// postImage serves POST /images/NAME/tag (docker tag: 201, as moby's
+// postImagesTag) and refuses /push by name; image names have slashes, so
+// the action is the last element.
+func (s *Server) postImage(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	if ref, ok := strings.CutSuffix(name, "/tag"); ok && ref != "" {
+		q := r.URL.Query()
+		if err := s.backend.TagImage(r.Context(), ref, q.Get("repo"), q.Get("tag")); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusCreated)
+		return nil
+	}
+	if ref, ok := strings.CutSuffix(name, "/push"); ok && ref != "" {
+		return notImplemented("docker push")(w, r)
+	}
+	pageNotFound(w, r)
+	return nil
+}

@@ -149,3 +149,15 @@ func TestLoadImages(t *testing.T) {
 		t.Errorf("failed load's body %q", got)
 	}
 }
+
+// TestTagImage: docker tag is a 201, as moby's; a missing image a 404.
+func TestTagImage(t *testing.T) {
+	f := newFakeBackend()
+	s := newServer(f)
+	wantStatus(t, call(t, s, http.MethodPost, "/v1.51/images/busybox/tag?repo=shop/box&tag=v1", ""), http.StatusCreated)
+	if got := f.mutations[len(f.mutations)-1]; got != "TagImage busybox shop/box:v1" {
+		t.Errorf("last mutation %q", got)
+	}
+	wantError(t, call(t, s, http.MethodPost, "/v1.51/images/nope/tag?repo=x", ""), http.StatusNotFound, "No such image: nope")
+	wantStatus(t, call(t, s, http.MethodPost, "/v1.51/images/busybox/frobnicate", ""), http.StatusNotFound)
+}

@@ -64,6 +64,7 @@ func (s *Server) routes() *http.ServeMux {
 	// (plus "/json" for inspect).
 	m.HandleFunc("GET /images/{name...}", h(s.inspectImage))
 	m.HandleFunc("DELETE /images/{name...}", h(s.removeImage))
+	m.HandleFunc("POST /images/{name...}", h(s.postImage)) // tag, push
 	m.HandleFunc("GET /events", h(s.events))
 	m.HandleFunc("GET /volumes/{name}", notFoundVolume)
 	m.HandleFunc("POST /images/prune", h(s.pruneImages))
@@ -84,7 +85,6 @@ var unimplemented = map[string]string{
 	"POST /commit":           "docker commit",
 	"POST /build":            "docker build",
 	"GET /images/get":        "docker save",
-	"POST /images/{name...}": "docker tag/push",
 	"POST /volumes/create":   "docker volume create",
 	"DELETE /volumes/{name}": "docker volume rm",
 }

@@ -199,3 +199,11 @@ func mergeImageConfig(cfg *container.Config, ic *image.Config) {
 		cfg.StopSignal = ic.StopSignal
 	}
 }
+
+// TagImage gives image ref the tag repo:tag (docker tag).
+func (d *Daemon) TagImage(ctx context.Context, ref, repo, tag string) error {
+	d.imagesMu.Lock()
+	defer d.imagesMu.Unlock()
+	_, err := d.images.Tag(ref, repo, tag)
+	return err
+}

@@ -75,6 +75,15 @@ func TestDockerLoad(t *testing.T) {
 		t.Errorf("the container's labels and env from its image: %s", out)
 	}
 
+	// docker tag: another name for it, and docker run by that name.
+	mustDocker(t, w, "tag", "shop/web:1.0", "web")
+	if out := mustDocker(t, w, "images", "--format", "{{.Repository}}:{{.Tag}}", "web"); out != "web:latest\n" {
+		t.Errorf("docker images web after docker tag: %q", out)
+	}
+	if out := mustDocker(t, w, "run", "--rm", "web", "cat", "hello"); out != "hi\n" {
+		t.Errorf("docker run web: %q", out)
+	}
+
 	// What docker save does not write is refused, in the stream.
 	rootfs := filepath.Join(t.TempDir(), "rootfs.tar")
 	os.WriteFile(rootfs, base, 0o644)

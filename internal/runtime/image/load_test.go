@@ -102,3 +102,26 @@ func TestLoad(t *testing.T) {
 		t.Error("a config outside the archive was read")
 	}
 }
+
+// TestTag: docker tag moves a tag to the image named (by tag or ID),
+// "latest" when none is given.
+func TestTag(t *testing.T) {
+	s, _ := newTestStore(t)
+	a := mustImport(t, s, tarOf(t, file("a", "a")), "a", "")
+	b := mustImport(t, s, tarOf(t, file("b", "b")), "b", "")
+	if _, err := s.Tag("a", "shop/x", ""); err != nil {
+		t.Fatal(err)
+	}
+	if img, err := s.Get("shop/x"); err != nil || img.ID != a.ID {
+		t.Errorf("shop/x = %v, %v; want a", img, err)
+	}
+	if _, err := s.Tag(b.ID, "shop/x", "latest"); err != nil {
+		t.Fatal(err)
+	}
+	if img, err := s.Get("shop/x:latest"); err != nil || img.ID != b.ID {
+		t.Errorf("shop/x moved: %v, %v; want b", img, err)
+	}
+	if _, err := s.Tag("nope", "y", ""); !errdefs.Is(err, errdefs.KindNotFound) {
+		t.Errorf("tag of a missing image: %v", err)
+	}
+}

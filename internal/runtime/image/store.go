@@ -243,3 +243,22 @@ func byPrefix(imgs []*Image, prefix, ref string) (*Image, error) {
 func (s *Store) put(img *Image) error {
 	return s.st.Update(func(tx store.Tx) error { return tx.Put(store.BucketImages, img.ID, img) })
 }
+
+// Tag gives the image ref names the tag repo:tag (tag "latest" if empty),
+// taking it from any image that had it (docker tag).
+func (s *Store) Tag(ref, repo, tag string) (*Image, error) {
+	newRef, err := importTag(repo, tag)
+	if err != nil {
+		return nil, err
+	}
+	if newRef == "" {
+		return nil, errdefs.Invalid("a repository name is required")
+	}
+	img, err := s.Get(ref)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tag(img.ID, newRef)
+}
