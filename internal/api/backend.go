@@ -118,8 +118,10 @@ type Backend interface {
 	ResizeExec(ctx context.Context, execID string, height, width uint) error
 	InspectExec(ctx context.Context, execID string) (ExecInfo, error)
 
-	// ImportImage reads a tar of a root filesystem and records it as repo:tag.
-	ImportImage(ctx context.Context, r io.Reader, repo, tag, message string) (*image.Image, error)
+	// ImportImage reads a tar of a root filesystem and records it as
+	// repo:tag, with the config its --change lines give (Dockerfile
+	// instructions).
+	ImportImage(ctx context.Context, r io.Reader, repo, tag, message string, changes []string) (*image.Image, error)
 	// TagImage gives image ref the tag repo:tag (docker tag).
 	TagImage(ctx context.Context, ref, repo, tag string) error
 	// LoadImages reads the archive docker save writes (docker load).

@@ -109,7 +109,6 @@ func TestBadRequests(t *testing.T) {
 		{"import from URL", "POST", "/v1.51/images/create?fromSrc=http://example.com/a.tar&repo=a", "", 400, "importing from a URL is not supported by berth"},
 		{"import uppercase repo", "POST", "/v1.51/images/create?fromSrc=-&repo=BusyBox", "", 400, "invalid reference format: repository name (BusyBox) must be lowercase"},
 		{"import bad tag", "POST", "/v1.51/images/create?fromSrc=-&repo=busybox&tag=-x", "", 400, `invalid reference format: tag "-x"`},
-		{"import with changes", "POST", "/v1.51/images/create?fromSrc=-&repo=a&changes=CMD+sh", "", 400, "image changes (--change) are not supported by berth"},
 		{"images create without source", "POST", "/v1.51/images/create", "", 400, "fromSrc or fromImage is required"},
 		{"pull", "POST", "/v1.51/images/create?fromImage=busybox&tag=latest", "", 404, "pull is not supported by berth: import a root filesystem with `docker import`"},
 	}

@@ -99,12 +99,16 @@ func (f *fakeBackend) setExitCode(id string, code int) {
 	f.execs[id].ExitCode = &code
 }
 
-func (f *fakeBackend) ImportImage(_ context.Context, r io.Reader, repo, tag, message string) (*image.Image, error) {
+func (f *fakeBackend) ImportImage(_ context.Context, r io.Reader, repo, tag, message string, changes []string) (*image.Image, error) {
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return nil, err
 	}
-	f.mutated("ImportImage %s:%s %q", repo, tag, message)
+	if len(changes) > 0 {
+		f.mutated("ImportImage %s:%s %q %q", repo, tag, message, changes)
+	} else {
+		f.mutated("ImportImage %s:%s %q", repo, tag, message)
+	}
 	f.record(func(r *fakeRecord) { r.ImportedBody = b })
 	return &image.Image{ID: "sha256:" + hexID("1d")}, nil
 }

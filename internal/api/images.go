@@ -43,8 +43,6 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request) error {
 		return errdefs.Invalid("fromSrc or fromImage is required")
 	case q.Get("fromSrc") != "-":
 		return errdefs.Invalid("importing from a URL is not supported by berth: download %s and import the file", q.Get("fromSrc"))
-	case len(q["changes"]) > 0 && strings.Join(q["changes"], "") != "":
-		return errdefs.Invalid("image changes (--change) are not supported by berth")
 	}
 	repo, tag, err := splitRepoTag(q.Get("repo"), q.Get("tag"))
 	if err != nil {
@@ -55,7 +53,7 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request) error {
 		comment = "Imported from -" // moby's postImagesCreate: "Imported from " + fromSrc
 	}
 	// The body is the tar stream itself: not bounded, not JSON.
-	img, err := s.backend.ImportImage(r.Context(), r.Body, repo, tag, comment)
+	img, err := s.backend.ImportImage(r.Context(), r.Body, repo, tag, comment, q["changes"])
 	if err != nil {
 		return err
 	}

@@ -17,8 +17,12 @@ import (
 )
 
 // ImportImage imports a root filesystem tarball.
-func (d *Daemon) ImportImage(ctx context.Context, r io.Reader, repo, tag, message string) (*image.Image, error) {
-	return d.images.Import(ctx, r, repo, tag, message)
+func (d *Daemon) ImportImage(ctx context.Context, r io.Reader, repo, tag, message string, changes []string) (*image.Image, error) {
+	cfg, err := image.ParseChanges(changes)
+	if err != nil {
+		return nil, err
+	}
+	return d.images.ImportConfig(ctx, r, repo, tag, message, cfg)
 }
 
 // Images lists the images.

@@ -84,6 +84,17 @@ func TestDockerLoad(t *testing.T) {
 		t.Errorf("docker run web: %q", out)
 	}
 
+	// docker import --change: the image's config from Dockerfile lines.
+	busybox := filepath.Join(t.TempDir(), "busybox.tar")
+	os.WriteFile(busybox, base, 0o644)
+	mustDocker(t, w, "import", "-c", `CMD ["sh", "-c", "echo $X from $PWD"]`, "-c", "ENV X=imported", "-c", "WORKDIR /tmp", busybox, "withcmd")
+	if out := mustDocker(t, w, "run", "--rm", "withcmd"); out != "imported from /tmp\n" {
+		t.Errorf("docker run of an image imported with --change: %q", out)
+	}
+	if _, errOut, code := w.Docker(t, "import", "-c", "RUN true", busybox, "bad"); code == 0 || !strings.Contains(errOut, "run is not a valid change command") {
+		t.Errorf("docker import -c 'RUN true': exit %d, %q", code, errOut)
+	}
+
 	// What docker save does not write is refused, in the stream.
 	rootfs := filepath.Join(t.TempDir(), "rootfs.tar")
 	os.WriteFile(rootfs, base, 0o644)

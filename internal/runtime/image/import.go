@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -27,6 +28,14 @@ const tmpPrefix = ".import-"
 // image. repo "" leaves the image untagged; a tag defaults to "latest" and
 // moves from whichever image held it.
 func (s *Store) Import(ctx context.Context, r io.Reader, repo, tag, comment string) (*Image, error) {
+	return s.ImportConfig(ctx, r, repo, tag, comment, nil)
+}
+
+// ImportConfig is Import with an image config (docker import --change,
+// ParseChanges), kept for the image's containers; the image ID then
+// covers the config too, so the same tar with other changes is another
+// image.
+func (s *Store) ImportConfig(ctx context.Context, r io.Reader, repo, tag, comment string, cfg *Config) (*Image, error) {
 	ref, err := importTag(repo, tag)
 	if err != nil {
 		return nil, err
@@ -44,11 +53,25 @@ func (s *Store) Import(ctx context.Context, r io.Reader, repo, tag, comment stri
 	if err != nil {
 		return nil, fmt.Errorf("import: %w", err)
 	}
+	if cfg != nil {
+		b, err := json.Marshal(cfg)
+		if err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256(append([]byte(id+"\n"), b...))
+		id = "sha256:" + hex.EncodeToString(sum[:])
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	img, err := s.adopt(tmp, id, size, comment)
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", id, err)
+	}
+	if cfg != nil && img.Config == nil {
+		img.Config = cfg
+		if err := s.put(img); err != nil {
+			return nil, err
+		}
 	}
 	if ref == "" {
 		return img, nil
