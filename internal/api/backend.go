@@ -124,6 +124,8 @@ type Backend interface {
 	ImportImage(ctx context.Context, r io.Reader, repo, tag, message string, changes []string) (*image.Image, error)
 	// TagImage gives image ref the tag repo:tag (docker tag).
 	TagImage(ctx context.Context, ref, repo, tag string) error
+	// SaveImages writes the images refs name as docker save does.
+	SaveImages(ctx context.Context, refs []string, w io.Writer) error
 	// LoadImages reads the archive docker save writes (docker load).
 	LoadImages(ctx context.Context, r io.Reader) ([]image.Loaded, error)
 	Images(ctx context.Context) ([]*image.Image, error)

@@ -409,6 +409,16 @@ func (f *fakeBackend) TagImage(ctx context.Context, ref, repo, tag string) error
 	return errdefs.NotFound("No such image: %s", ref)
 }
 
+func (f *fakeBackend) SaveImages(ctx context.Context, refs []string, w io.Writer) error {
+	for _, ref := range refs {
+		if _, err := f.Image(ctx, ref); err != nil {
+			return err
+		}
+	}
+	_, err := io.WriteString(w, "ARCHIVE OF "+strings.Join(refs, " "))
+	return err
+}
+
 func (f *fakeBackend) LoadImages(ctx context.Context, r io.Reader) ([]image.Loaded, error) {
 	b, err := io.ReadAll(r)
 	if err != nil {

@@ -221,6 +221,9 @@ func (s *Server) inspectImage(w http.ResponseWriter, r *http.Request) error {
 	if name, ok := strings.CutSuffix(r.PathValue("name"), "/history"); ok && name != "" {
 		return notImplemented("docker history")(w, r)
 	}
+	if name, ok := strings.CutSuffix(r.PathValue("name"), "/get"); ok && name != "" {
+		return s.save(w, r, []string{name})
+	}
 	name, ok := strings.CutSuffix(r.PathValue("name"), "/json")
 	if !ok || name == "" {
 		pageNotFound(w, r)
@@ -387,5 +390,27 @@ func (s *Server) postImage(w http.ResponseWriter, r *http.Request) error {
 		return notImplemented("docker push")(w, r)
 	}
 	pageNotFound(w, r)
+	return nil
+}
+
+// saveImages is docker save of several images (GET /images/get?names=…);
+// GET /images/NAME/get saves one (inspectImage).
+func (s *Server) saveImages(w http.ResponseWriter, r *http.Request) error {
+	return s.save(w, r, r.URL.Query()["names"])
+}
+
+// save writes the archive of refs, a tar stream; an error before any of
+// it is written is answered as one (a missing image is a 404), after it
+// the stream is cut (sendStream's rule).
+func (s *Server) save(w http.ResponseWriter, r *http.Request, refs []string) error {
+	w.Header().Set("Content-Type", "application/x-tar")
+	if err := s.backend.SaveImages(r.Context(), refs, w); err != nil {
+		if rw, ok := w.(*responseWriter); ok && rw.started {
+			s.log.Warn("api stream cut short", "method", r.Method, "path", r.URL.Path, "err", err)
+			panic(http.ErrAbortHandler)
+		}
+		w.Header().Del("Content-Type")
+		return err
+	}
 	return nil
 }

@@ -162,3 +162,20 @@ func TestTagImage(t *testing.T) {
 	wantError(t, call(t, s, http.MethodPost, "/v1.51/images/nope/tag?repo=x", ""), http.StatusNotFound, "No such image: nope")
 	wantStatus(t, call(t, s, http.MethodPost, "/v1.51/images/busybox/frobnicate", ""), http.StatusNotFound)
 }
+
+// TestSaveImages: docker save's two routes stream the archive; a missing
+// image is a 404 before any of it.
+func TestSaveImages(t *testing.T) {
+	s := newServer(newFakeBackend())
+	rec := call(t, s, http.MethodGet, "/v1.51/images/get?names=busybox&names=busybox:latest", "")
+	wantStatus(t, rec, http.StatusOK)
+	if rec.Body.String() != "ARCHIVE OF busybox busybox:latest" || rec.Header().Get("Content-Type") != "application/x-tar" {
+		t.Errorf("save: %q, %q", rec.Body.String(), rec.Header().Get("Content-Type"))
+	}
+	rec = call(t, s, http.MethodGet, "/v1.51/images/busybox/get", "")
+	wantStatus(t, rec, http.StatusOK)
+	if rec.Body.String() != "ARCHIVE OF busybox" {
+		t.Errorf("save one: %q", rec.Body.String())
+	}
+	wantError(t, call(t, s, http.MethodGet, "/v1.51/images/get?names=nope", ""), http.StatusNotFound, "No such image: nope")
+}

@@ -59,6 +59,7 @@ func (s *Server) routes() *http.ServeMux {
 
 	m.HandleFunc("POST /images/create", h(s.createImage))
 	m.HandleFunc("POST /images/load", h(s.loadImages))
+	m.HandleFunc("GET /images/get", h(s.saveImages))
 	m.HandleFunc("GET /images/json", h(s.listImages))
 	// Image names hold "/" and ":", so the rest of the path is the name
 	// (plus "/json" for inspect).
@@ -84,7 +85,6 @@ func (s *Server) routes() *http.ServeMux {
 var unimplemented = map[string]string{
 	"POST /commit":           "docker commit",
 	"POST /build":            "docker build",
-	"GET /images/get":        "docker save",
 	"POST /volumes/create":   "docker volume create",
 	"DELETE /volumes/{name}": "docker volume rm",
 }

@@ -1,13 +1,21 @@
 package daemon
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/berth-net/berth/internal/api"
 	"github.com/berth-net/berth/internal/container"
@@ -210,4 +218,149 @@ func (d *Daemon) TagImage(ctx context.Context, ref, repo, tag string) error {
 	defer d.imagesMu.Unlock()
 	_, err := d.images.Tag(ref, repo, tag)
 	return err
+}
+
+// SaveImages writes the images refs name as docker save does (its
+// manifest.json, each image's config and layers in blobs/sha256, which
+// docker load reads back): one layer each, the image's tree, and a
+// config with what the image gives its containers. An image's ID after a
+// load is its new config's digest, not its ID here.
+func (d *Daemon) SaveImages(ctx context.Context, refs []string, w io.Writer) error {
+	type saved struct {
+		img  *image.Image
+		tags []string
+	}
+	var imgs []saved
+	for _, ref := range refs {
+		img, err := d.images.Get(ref)
+		if err != nil {
+			return err
+		}
+		tags := img.RepoTags
+		if !strings.HasPrefix(ref, "sha256:") && !isIDPrefix(img.ID, ref) {
+			tags = []string{image.Normalize(ref)} // as moby: the name asked for
+		}
+		imgs = append(imgs, saved{img, tags})
+	}
+	tmp, err := os.MkdirTemp("", "berth-save-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	tw := tar.NewWriter(w)
+	var manifest []map[string]any
+	for i, s := range imgs {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		layer, layerSum, err := saveLayer(filepath.Join(tmp, fmt.Sprint(i)), s.img.RootfsDir)
+		if err != nil {
+			return err
+		}
+		config, err := json.Marshal(ociImageConfig(s.img, layerSum))
+		if err != nil {
+			return err
+		}
+		cfgSum := sha256.Sum256(config)
+		cfgName, layerName := "blobs/sha256/"+hex.EncodeToString(cfgSum[:]), "blobs/sha256/"+layerSum
+		if err := writeTarFile(tw, cfgName, bytes.NewReader(config), int64(len(config))); err != nil {
+			return err
+		}
+		err = writeTarFile(tw, layerName, layer, -1)
+		layer.Close()
+		if err != nil {
+			return err
+		}
+		manifest = append(manifest, map[string]any{"Config": cfgName, "RepoTags": s.tags, "Layers": []string{layerName}})
+	}
+	b, err := json.Marshal(manifest)
+	if err != nil {
+		return err
+	}
+	if err := writeTarFile(tw, "manifest.json", bytes.NewReader(b), int64(len(b))); err != nil {
+		return err
+	}
+	return tw.Close()
+}
+
+// saveLayer writes the tree at dir as a tar into file path, and returns
+// it open at its start with its sha256.
+func saveLayer(path, dir string) (*os.File, string, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, "", err
+	}
+	h := sha256.New()
+	if err := berthruntime.WriteTree(io.MultiWriter(f, h), dir); err != nil {
+		f.Close()
+		return nil, "", err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, "", err
+	}
+	return f, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// writeTarFile writes one regular file into tw; size -1 means r is an
+// *os.File whose size is read.
+func writeTarFile(tw *tar.Writer, name string, r io.Reader, size int64) error {
+	if f, ok := r.(*os.File); ok && size < 0 {
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		size = fi.Size()
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o444, Size: size, Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)}); err != nil {
+		return err
+	}
+	_, err := io.Copy(tw, r)
+	return err
+}
+
+// ociImageConfig is the OCI image config docker save writes for img.
+func ociImageConfig(img *image.Image, layerSum string) map[string]any {
+	cfg := map[string]any{}
+	if c := img.Config; c != nil {
+		set := func(k string, v any, ok bool) {
+			if ok {
+				cfg[k] = v
+			}
+		}
+		set("User", c.User, c.User != "")
+		set("Env", c.Env, len(c.Env) > 0)
+		set("Cmd", c.Cmd, len(c.Cmd) > 0)
+		set("Entrypoint", c.Entrypoint, len(c.Entrypoint) > 0)
+		set("WorkingDir", c.WorkingDir, c.WorkingDir != "")
+		set("Labels", c.Labels, len(c.Labels) > 0)
+		set("StopSignal", c.StopSignal, c.StopSignal != "")
+		if h := c.Healthcheck; h != nil {
+			cfg["Healthcheck"] = map[string]any{"Test": h.Test, "Interval": h.Interval, "Timeout": h.Timeout,
+				"StartPeriod": h.StartPeriod, "StartInterval": h.StartInterval, "Retries": h.Retries}
+		}
+		if len(c.ExposedPorts) > 0 {
+			ports := map[string]struct{}{}
+			for _, p := range c.ExposedPorts {
+				ports[p] = struct{}{}
+			}
+			cfg["ExposedPorts"] = ports
+		}
+		if len(c.Volumes) > 0 {
+			vols := map[string]struct{}{}
+			for _, v := range c.Volumes {
+				vols[v] = struct{}{}
+			}
+			cfg["Volumes"] = vols
+		}
+	}
+	return map[string]any{
+		"architecture": runtime.GOARCH, "os": "linux", "created": img.Created.UTC().Format(time.RFC3339Nano),
+		"config": cfg, "rootfs": map[string]any{"type": "layers", "diff_ids": []string{"sha256:" + layerSum}},
+	}
+}
+
+// isIDPrefix says whether ref is a prefix of the hex of ID id.
+func isIDPrefix(id, ref string) bool {
+	return len(ref) >= 1 && strings.HasPrefix(strings.TrimPrefix(id, "sha256:"), ref)
 }

@@ -145,14 +145,24 @@ func Archive(w io.Writer, path string, isDir bool) error {
 // names relative to the root, the root itself left out. It runs in an
 // FSView opened without the files berth mounts over the root, which moby
 // does not export either.
-func Export(w io.Writer) error {
+func Export(w io.Writer) error { return WriteTree(w, "/") }
+
+// WriteTree writes the tree at root to w as a tar stream, names relative
+// to root and root itself left out, never following a symlink: an image's
+// tree (docker save), or, in an FSView, a container's (Export).
+func WriteTree(w io.Writer, root string) error {
+	root = filepath.Clean(root)
 	tw := tar.NewWriter(w)
 	ta := tarAppender{tw: tw, links: map[[2]uint64]string{}}
-	err := filepath.WalkDir("/", func(p string, d os.DirEntry, err error) error {
-		if err != nil || p == "/" {
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || p == root {
 			return nil
 		}
-		return ta.add(p, p[1:])
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return nil
+		}
+		return ta.add(p, rel)
 	})
 	if err != nil {
 		return err

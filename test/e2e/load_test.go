@@ -84,6 +84,19 @@ func TestDockerLoad(t *testing.T) {
 		t.Errorf("docker run web: %q", out)
 	}
 
+	// docker save writes what docker load reads back: the same files and
+	// config under the same name.
+	saved := filepath.Join(t.TempDir(), "saved.tar")
+	mustDocker(t, w, "save", "-o", saved, "shop/web:1.0")
+	mustDocker(t, w, "rm", "fromload")
+	mustDocker(t, w, "rmi", "shop/web:1.0", "web")
+	if out := mustDocker(t, w, "load", "-i", saved); out != "Loaded image: shop/web:1.0\n" {
+		t.Errorf("docker load of docker save's archive: %q", out)
+	}
+	if out := mustDocker(t, w, "run", "--rm", "shop/web:1.0"); out != "bar\n/srv\nhi\nno vi\n" {
+		t.Errorf("docker run after save and load: %q", out)
+	}
+
 	// docker import --change: the image's config from Dockerfile lines.
 	busybox := filepath.Join(t.TempDir(), "busybox.tar")
 	os.WriteFile(busybox, base, 0o644)

@@ -111,3 +111,12 @@ func importTag(repo, tag string) (string, error) {
 	}
 	return parseTagged(repo)
 }
+
+// Normalize is ref as the store keeps tags ("name:tag"), or ref itself
+// when it is not a name (an ID).
+func Normalize(ref string) string {
+	if n, err := parseTagged(ref); err == nil {
+		return n
+	}
+	return ref
+}
