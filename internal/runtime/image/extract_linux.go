@@ -362,6 +362,9 @@ func (x *extractor) whiteout(rel string) (bool, error) {
 	if !strings.HasPrefix(base, whiteoutPrefix) {
 		return false, nil
 	}
+	if name := strings.TrimPrefix(base, whiteoutPrefix); name == "" || name == "." || name == ".." {
+		return true, errdefs.Invalid("archive entry %q is not a valid whiteout", rel)
+	}
 	dir = strings.TrimSuffix(dir, "/")
 	parent, err := x.openInRoot(dir)
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {

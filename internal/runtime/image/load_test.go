@@ -96,6 +96,11 @@ func TestLoad(t *testing.T) {
 	if !errdefs.Is(err, errdefs.KindInvalid) || !strings.Contains(err.Error(), "no manifest.json") {
 		t.Errorf("Load of a root file system: %v", err)
 	}
+	// A whiteout of ".." would delete the tree's parent: refused.
+	evil := tarOf(t, dir("x/"), file("x/.wh..", ""))
+	if _, err := s.Load(context.Background(), bytes.NewReader(saveArchive(t, config, []string{"evil:1"}, layer1, evil))); !errdefs.Is(err, errdefs.KindInvalid) {
+		t.Errorf("a layer with x/.wh..: %v, want it refused", err)
+	}
 	// A manifest that names a file outside the archive finds nothing.
 	m, _ := json.Marshal([]manifestEntry{{Config: "../../../etc/passwd"}})
 	if _, err := s.Load(context.Background(), bytes.NewReader(tarOf(t, file("manifest.json", string(m))))); err == nil {
