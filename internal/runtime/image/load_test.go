@@ -98,7 +98,7 @@ func TestLoad(t *testing.T) {
 	}
 	// A whiteout of ".." would delete the tree's parent: refused.
 	evil := tarOf(t, dir("x/"), file("x/.wh..", ""))
-	if _, err := s.Load(context.Background(), bytes.NewReader(saveArchive(t, config, []string{"evil:1"}, layer1, evil))); !errdefs.Is(err, errdefs.KindInvalid) {
+	if _, err := s.Load(context.Background(), bytes.NewReader(saveArchive(t, []byte(`{"config":{}}`), []string{"evil:1"}, layer1, evil))); !errdefs.Is(err, errdefs.KindInvalid) {
 		t.Errorf("a layer with x/.wh..: %v, want it refused", err)
 	}
 	// A manifest that names a file outside the archive finds nothing.
