@@ -65,12 +65,15 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 	if !opts.Stdout && !opts.Stderr {
 		return errdefs.Invalid("Bad parameters: you must choose at least one stream")
 	}
-	// berth keeps no timestamps with its logs: refuse rather than ignore.
+	// berth keeps no timestamps with its logs: refuse rather than ignore,
+	// as what it does not do (501), which Docker Compose's logs -f takes
+	// in its stride when it follows a container that restarted (it asks
+	// again with since=the start; compose's logs.go skips NotImplemented).
 	if boolValue(r, "timestamps") {
-		return errdefs.Invalid("log timestamps (--timestamps) are not supported by berth")
+		return errdefs.NotImplemented("log timestamps (--timestamps) are not supported by berth")
 	}
 	if q := r.URL.Query(); q.Get("since") != "" || q.Get("until") != "" {
-		return errdefs.Invalid("log time ranges (--since, --until) are not supported by berth")
+		return errdefs.NotImplemented("log time ranges (--since, --until) are not supported by berth")
 	}
 	if n, err := strconv.Atoi(r.URL.Query().Get("tail")); err == nil {
 		opts.Tail = max(n, -1) // negative means everything, as in moby

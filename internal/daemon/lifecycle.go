@@ -368,6 +368,10 @@ func (d *Daemon) StopContainer(ctx context.Context, ref string, timeout *int, si
 	}
 	cs.mu.Lock()
 	if d.stopRestartingLocked(cs) {
+		// moby counts a container waiting to restart as running: its
+		// stop sends no signal, but ends with the "stop" event, which
+		// Docker Compose waits for (its up, attached, hung without it).
+		d.containerEvent(cs.c, "stop", nil)
 		cs.mu.Unlock()
 		return nil
 	}
