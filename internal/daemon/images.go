@@ -19,6 +19,7 @@ import (
 
 	"github.com/berth-net/berth/internal/api"
 	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/errdefs"
 	berthruntime "github.com/berth-net/berth/internal/runtime"
 	"github.com/berth-net/berth/internal/runtime/image"
 	"golang.org/x/sys/unix"
@@ -226,21 +227,9 @@ func (d *Daemon) TagImage(ctx context.Context, ref, repo, tag string) error {
 // config with what the image gives its containers. An image's ID after a
 // load is its new config's digest, not its ID here.
 func (d *Daemon) SaveImages(ctx context.Context, refs []string, w io.Writer) error {
-	type saved struct {
-		img  *image.Image
-		tags []string
-	}
-	var imgs []saved
-	for _, ref := range refs {
-		img, err := d.images.Get(ref)
-		if err != nil {
-			return err
-		}
-		tags := img.RepoTags
-		if !strings.HasPrefix(ref, "sha256:") && !isIDPrefix(img.ID, ref) {
-			tags = []string{image.Normalize(ref)} // as moby: the name asked for
-		}
-		imgs = append(imgs, saved{img, tags})
+	imgs, err := d.saveSet(refs)
+	if err != nil {
+		return err
 	}
 	tmp, err := os.MkdirTemp("", "berth-save-")
 	if err != nil {
@@ -248,12 +237,16 @@ func (d *Daemon) SaveImages(ctx context.Context, refs []string, w io.Writer) err
 	}
 	defer os.RemoveAll(tmp)
 	tw := tar.NewWriter(w)
-	var manifest []map[string]any
+	manifest := []map[string]any{} // [], not null: moby's load refuses null
 	for i, s := range imgs {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		// Under the images' lock (a removal would cut the tree short), but
+		// only while the layer is written to local disk, not to the client.
+		d.imagesMu.RLock()
 		layer, layerSum, err := saveLayer(filepath.Join(tmp, fmt.Sprint(i)), s.img.RootfsDir)
+		d.imagesMu.RUnlock()
 		if err != nil {
 			return err
 		}
@@ -281,6 +274,69 @@ func (d *Daemon) SaveImages(ctx context.Context, refs []string, w io.Writer) err
 		return err
 	}
 	return tw.Close()
+}
+
+// savedImage is one image docker save writes, with the tags it names.
+type savedImage struct {
+	img  *image.Image
+	tags []string
+}
+
+// saveSet resolves docker save's names as moby's parseNames: an ID (or a
+// prefix) saves the image without tags, a name with a tag that tag, a
+// bare name every tag of that repository; each image once, with its tags
+// together.
+func (d *Daemon) saveSet(refs []string) ([]savedImage, error) {
+	var out []savedImage
+	add := func(img *image.Image, tag string) {
+		for i := range out {
+			if out[i].img.ID == img.ID {
+				if tag != "" && !slices.Contains(out[i].tags, tag) {
+					out[i].tags = append(out[i].tags, tag)
+				}
+				return
+			}
+		}
+		s := savedImage{img: img, tags: []string{}}
+		if tag != "" {
+			s.tags = append(s.tags, tag)
+		}
+		out = append(out, s)
+	}
+	for _, ref := range refs {
+		img, err := d.images.Get(ref)
+		switch {
+		case err == nil && (strings.HasPrefix(ref, "sha256:") || isIDPrefix(img.ID, ref)):
+			add(img, "")
+		case image.HasTag(ref):
+			if err != nil {
+				return nil, err
+			}
+			add(img, image.Normalize(ref))
+		default: // a bare name: every tag of its repository
+			all, lerr := d.images.List()
+			if lerr != nil {
+				return nil, lerr
+			}
+			repo := image.Repository(ref)
+			found := false
+			for _, i := range all {
+				for _, t := range i.RepoTags {
+					if image.Repository(t) == repo {
+						add(i, t)
+						found = true
+					}
+				}
+			}
+			if !found {
+				if err == nil {
+					err = errdefs.NotFound("No such image: %s", ref)
+				}
+				return nil, err
+			}
+		}
+	}
+	return out, nil
 }
 
 // saveLayer writes the tree at dir as a tar into file path, and returns

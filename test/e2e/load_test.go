@@ -3,6 +3,8 @@ package e2e
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -11,6 +13,12 @@ import (
 
 	"github.com/berth-net/berth/internal/runtime/image/imagetest"
 )
+
+// digestOf is b's sha256 digest, "sha256:<hex>".
+func digestOf(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
 
 // tarBytes is a tar of files (name → body; a name ending in "/" is a
 // directory).
@@ -49,7 +57,7 @@ func TestDockerLoad(t *testing.T) {
 	top := tarBytes(t, [2]string{"srv/", ""}, [2]string{"srv/hello", "hi\n"}, [2]string{"bin/.wh.vi", ""})
 	config := `{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin","FOO=bar"],"WorkingDir":"/srv",` +
 		`"Cmd":["sh","-c","echo $FOO; pwd; cat hello; test -e /bin/vi || echo no vi"],"ExposedPorts":{"80/tcp":{}},"Labels":{"made":"by-test"}},` +
-		`"rootfs":{"type":"layers","diff_ids":[]}}`
+		`"rootfs":{"type":"layers","diff_ids":["` + digestOf(base) + `","` + digestOf(top) + `"]}}`
 	manifest, _ := json.Marshal([]map[string]any{{"Config": "blobs/sha256/cfg", "RepoTags": []string{"shop/web:1.0"},
 		"Layers": []string{"blobs/sha256/l1", "blobs/sha256/l2"}}})
 	archive := filepath.Join(t.TempDir(), "web.tar")
@@ -95,6 +103,20 @@ func TestDockerLoad(t *testing.T) {
 	}
 	if out := mustDocker(t, w, "run", "--rm", "shop/web:1.0"); out != "bar\n/srv\nhi\nno vi\n" {
 		t.Errorf("docker run after save and load: %q", out)
+	}
+
+	// As moby's: a bare name saves its repository's tags, an ID none.
+	mustDocker(t, w, "tag", "shop/web:1.0", "shop/web:1.1")
+	byName := filepath.Join(t.TempDir(), "byname.tar")
+	mustDocker(t, w, "save", "-o", byName, "shop/web")
+	if out := mustDocker(t, w, "load", "-i", byName); out != "Loaded image: shop/web:1.0\nLoaded image: shop/web:1.1\n" && out != "Loaded image: shop/web:1.1\nLoaded image: shop/web:1.0\n" {
+		t.Errorf("docker load of docker save shop/web: %q", out)
+	}
+	id := dockerInspect(t, w, "{{.Id}}", "shop/web:1.0")
+	byID := filepath.Join(t.TempDir(), "byid.tar")
+	mustDocker(t, w, "save", "-o", byID, id[7:19])
+	if out := mustDocker(t, w, "load", "-i", byID); out != "Loaded image ID: "+id+"\n" {
+		t.Errorf("docker load of docker save by ID: %q, want the ID alone", out)
 	}
 
 	// docker import --change: the image's config from Dockerfile lines.

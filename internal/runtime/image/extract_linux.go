@@ -29,6 +29,9 @@ type extractor struct {
 	// the paths that layer wrote: its whiteouts delete what earlier
 	// layers made, and an entry may replace a whole directory.
 	layer map[string]bool
+	// noDevices refuses device and FIFO entries (docker load's outer
+	// archive, whose files are only read).
+	noDevices bool
 }
 
 type dirTime struct {
@@ -102,8 +105,11 @@ func (x *extractor) extract(hdr *tar.Header, r io.Reader) error {
 	switch hdr.Typeflag {
 	case tar.TypeXGlobalHeader:
 		return nil
-	case tar.TypeDir, tar.TypeReg, tar.TypeSymlink, tar.TypeLink,
-		tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		if x.noDevices {
+			return errdefs.Invalid("archive entry %q is a device or a FIFO, which docker save never writes", hdr.Name)
+		}
+	case tar.TypeDir, tar.TypeReg, tar.TypeSymlink, tar.TypeLink:
 	default:
 		return errdefs.Invalid("archive entry %q has unsupported type %q", hdr.Name, hdr.Typeflag)
 	}
@@ -262,10 +268,13 @@ func (x *extractor) setRoot(hdr *tar.Header) error {
 	return nil
 }
 
+// applyDirTimes gives the directories their times, in the order they
+// came, so that a directory listed again (by a later layer) ends with its
+// last time; setting a directory's times does not change its parent's.
+// One that is no longer a directory (a symlink now, or gone) is skipped.
 func (x *extractor) applyDirTimes() error {
-	for i := len(x.dirs) - 1; i >= 0; i-- {
-		d := x.dirs[i]
-		fd, err := x.openInRoot(d.rel)
+	for _, d := range x.dirs {
+		fd, err := x.openDirNoFollow(d.rel)
 		if errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ENOENT) {
 			continue // replaced or deleted since, by a later entry or layer
 		}
@@ -280,6 +289,18 @@ func (x *extractor) applyDirTimes() error {
 		}
 	}
 	return nil
+}
+
+// openDirNoFollow is openInRoot, failing (ENOTDIR) when rel's last
+// element is a symlink.
+func (x *extractor) openDirNoFollow(rel string) (int, error) {
+	if rel == "" {
+		rel = "."
+	}
+	return unix.Openat2(int(x.root.Fd()), rel, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
 }
 
 // openInRoot opens rel as a directory, resolved as if the root were "/".
@@ -362,6 +383,9 @@ func (x *extractor) whiteout(rel string) (bool, error) {
 	if !strings.HasPrefix(base, whiteoutPrefix) {
 		return false, nil
 	}
+	if base != whiteoutOpaque && strings.HasPrefix(base, whiteoutPrefix+whiteoutPrefix) {
+		return true, nil // AUFS's own metadata (.wh..wh.plnk…), skipped as moby does
+	}
 	if name := strings.TrimPrefix(base, whiteoutPrefix); name == "" || name == "." || name == ".." {
 		return true, errdefs.Invalid("archive entry %q is not a valid whiteout", rel)
 	}
@@ -377,23 +401,44 @@ func (x *extractor) whiteout(rel string) (bool, error) {
 	if base != whiteoutOpaque {
 		return true, removeAllAt(parent, strings.TrimPrefix(base, whiteoutPrefix))
 	}
-	d, err := openDirAt(parent, ".")
+	return true, x.opaque(parent, dir)
+}
+
+// opaque removes from the directory dir (open as fd) what this layer did
+// not write, all the way down, as moby's UnpackLayer does: a directory
+// this layer wrote keeps what it wrote in it, and loses the rest.
+func (x *extractor) opaque(fd int, dir string) error {
+	d, err := openDirAt(fd, ".")
 	if err != nil {
-		return true, err
+		return err
 	}
 	names, err := d.Readdirnames(-1)
 	d.Close()
 	if err != nil {
-		return true, err
+		return err
 	}
 	for _, n := range names {
-		if !x.layer[path.Join(dir, n)] {
-			if err := removeAllAt(parent, n); err != nil {
-				return true, err
+		rel := path.Join(dir, n)
+		if !x.layer[rel] {
+			if err := removeAllAt(fd, n); err != nil {
+				return err
 			}
+			continue
+		}
+		sub, err := openDirAt(fd, n)
+		if errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+			continue // a file or a link this layer wrote
+		}
+		if err != nil {
+			return err
+		}
+		err = x.opaque(int(sub.Fd()), rel)
+		sub.Close()
+		if err != nil {
+			return err
 		}
 	}
-	return true, nil
+	return nil
 }
 
 // openDirAt opens base in parent as a directory to read, never through

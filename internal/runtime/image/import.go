@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/berth-net/berth/internal/errdefs"
 )
@@ -63,15 +64,9 @@ func (s *Store) ImportConfig(ctx context.Context, r io.Reader, repo, tag, commen
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	img, err := s.adopt(tmp, id, size, comment)
+	img, err := s.adoptWith(tmp, id, size, comment, cfg, time.Time{})
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", id, err)
-	}
-	if cfg != nil && img.Config == nil {
-		img.Config = cfg
-		if err := s.put(img); err != nil {
-			return nil, err
-		}
 	}
 	if ref == "" {
 		return img, nil

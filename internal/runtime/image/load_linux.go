@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -36,7 +37,11 @@ type manifestEntry struct {
 // config, which docker save writes).
 type ociConfig struct {
 	Created time.Time `json:"created"`
-	Config  struct {
+	OS      string    `json:"os"`
+	RootFS  struct {
+		DiffIDs []string `json:"diff_ids"`
+	} `json:"rootfs"`
+	Config struct {
 		User         string              `json:"User"`
 		Env          []string            `json:"Env"`
 		Cmd          []string            `json:"Cmd"`
@@ -90,6 +95,7 @@ func (s *Store) Load(ctx context.Context, r io.Reader) ([]Loaded, error) {
 	if err != nil {
 		return nil, err
 	}
+	x.noDevices = true // docker save writes none; opening one could act on the host
 	err = x.extractAll(tar.NewReader(src))
 	x.Close()
 	if ctx.Err() != nil {
@@ -105,6 +111,9 @@ func (s *Store) Load(ctx context.Context, r io.Reader) ([]Loaded, error) {
 	defer root.Close()
 	b, err := readIn(root, "manifest.json")
 	if errors.Is(err, unix.ENOENT) {
+		if _, ierr := readIn(root, "index.json"); ierr == nil {
+			return nil, errdefs.Invalid("invalid archive: only an OCI index (index.json), which berth does not read: docker save writes manifest.json too")
+		}
 		return nil, errdefs.Invalid("invalid archive: no manifest.json (docker load takes what docker save writes; a root file system is for docker import)")
 	}
 	if err != nil {
@@ -113,6 +122,9 @@ func (s *Store) Load(ctx context.Context, r io.Reader) ([]Loaded, error) {
 	var manifest []manifestEntry
 	if err := json.Unmarshal(b, &manifest); err != nil {
 		return nil, errdefs.Invalid("invalid archive: manifest.json: %v", err)
+	}
+	if manifest == nil {
+		return nil, errdefs.Invalid("invalid manifest, manifest cannot be null (but can be [])") // moby's validateManifest
 	}
 	var out []Loaded
 	for i, m := range manifest {
@@ -142,6 +154,9 @@ func (s *Store) Load(ctx context.Context, r io.Reader) ([]Loaded, error) {
 // normalizeLoadTag is a RepoTags entry as the store keeps tags
 // ("name:tag", the default registry's prefix dropped).
 func normalizeLoadTag(t string) (string, error) {
+	if _, tag := splitTag(t); tag == "" {
+		return "", errdefs.Invalid("invalid tag %q", t) // moby's load: a RepoTag names its tag
+	}
 	ref, err := importTag(t, "")
 	if err != nil {
 		return "", errdefs.Invalid("invalid archive: tag %q: %v", t, err)
@@ -160,6 +175,15 @@ func (s *Store) loadOne(ctx context.Context, root *os.File, m manifestEntry, dir
 	if err := json.Unmarshal(raw, &oc); err != nil {
 		return nil, errdefs.Invalid("invalid archive: config %q: %v", m.Config, err)
 	}
+	if oc.OS != "" && oc.OS != "linux" {
+		return nil, errdefs.Invalid("cannot load %s image on linux", oc.OS)
+	}
+	// As moby's load: each layer must be the one the config names (its
+	// diff ID), so that an image's ID, its config's digest, stands for its
+	// files too; an image already here was checked so when it came.
+	if len(m.Layers) != len(oc.RootFS.DiffIDs) {
+		return nil, errdefs.Invalid("invalid manifest, layers length mismatch: expected %d, got %d", len(oc.RootFS.DiffIDs), len(m.Layers))
+	}
 	sum := sha256.Sum256(raw)
 	id := "sha256:" + hex.EncodeToString(sum[:])
 	if img, err := s.byID(id); err == nil {
@@ -174,8 +198,8 @@ func (s *Store) loadOne(ctx context.Context, root *os.File, m manifestEntry, dir
 		return nil, err
 	}
 	defer x.Close()
-	for _, l := range m.Layers {
-		if err := x.applyLayer(ctx, root, l); err != nil {
+	for i, l := range m.Layers {
+		if err := x.applyLayer(ctx, root, l, i, oc.RootFS.DiffIDs[i]); err != nil {
 			return nil, fmt.Errorf("layer %s: %w", l, err)
 		}
 	}
@@ -184,20 +208,12 @@ func (s *Store) loadOne(ctx context.Context, root *os.File, m manifestEntry, dir
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	img, err := s.adopt(dir, id, x.size, "")
-	if err != nil {
-		return nil, err
-	}
-	img.Config, img.Created = imageConfig(oc), oc.Created
-	if img.Created.IsZero() {
-		img.Created = time.Now().UTC()
-	}
-	return img, s.put(img)
+	return s.adoptWith(dir, id, x.size, "", imageConfig(oc), oc.Created.UTC())
 }
 
-// applyLayer extracts one layer (plain, gzip or bzip2) over what the
-// earlier ones made.
-func (x *extractor) applyLayer(ctx context.Context, root *os.File, name string) error {
+// applyLayer extracts layer i (plain, gzip or bzip2) over what the
+// earlier ones made, and checks that its uncompressed stream is diffID.
+func (x *extractor) applyLayer(ctx context.Context, root *os.File, name string, i int, diffID string) error {
 	fd, err := openIn(root, name)
 	if err != nil {
 		return errdefs.Invalid("invalid archive: %v", err)
@@ -211,7 +227,18 @@ func (x *extractor) applyLayer(ctx context.Context, root *os.File, name string) 
 	defer closeSrc()
 	x.layer = map[string]bool{}
 	defer func() { x.layer = nil }()
-	return x.extractEntries(tar.NewReader(src))
+	h := sha256.New()
+	tee := io.TeeReader(src, h)
+	if err := x.extractEntries(tar.NewReader(tee)); err != nil {
+		return err
+	}
+	if _, err := io.Copy(io.Discard, tee); err != nil { // the tar's padding after its end
+		return errdefs.Invalid("read layer: %v", err)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != diffID {
+		return errdefs.Invalid("invalid diffID for layer %d: expected %q, got %q", i, diffID, got)
+	}
+	return nil
 }
 
 // imageConfig is the part of oc a container inherits.
@@ -220,7 +247,12 @@ func imageConfig(oc ociConfig) *Config {
 	out := &Config{User: c.User, Env: c.Env, Cmd: c.Cmd, Entrypoint: c.Entrypoint, WorkingDir: c.WorkingDir,
 		Labels: c.Labels, StopSignal: c.StopSignal}
 	for p := range c.ExposedPorts {
-		out.ExposedPorts = append(out.ExposedPorts, p)
+		if !strings.Contains(p, "/") {
+			p += "/tcp" // as moby reads a port without its protocol
+		}
+		if !slices.Contains(out.ExposedPorts, p) {
+			out.ExposedPorts = append(out.ExposedPorts, p)
+		}
 	}
 	sort.Strings(out.ExposedPorts)
 	for v := range c.Volumes {
@@ -236,18 +268,24 @@ func imageConfig(oc ociConfig) *Config {
 
 // openIn opens the regular file name inside root, resolved as if root
 // were "/" (the archive's links cannot lead out of it).
+// It is found with O_PATH and opened for reading only once it is known to
+// be a regular file: opening a device can act on it.
 func openIn(root *os.File, name string) (int, error) {
-	fd, err := unix.Openat2(int(root.Fd()), name, &unix.OpenHow{
-		Flags:   unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NONBLOCK,
+	path, err := unix.Openat2(int(root.Fd()), name, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
 	})
 	if err != nil {
 		return -1, fmt.Errorf("%s: %w", name, err)
 	}
+	defer unix.Close(path)
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
-		unix.Close(fd)
+	if err := unix.Fstat(path, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return -1, fmt.Errorf("%s: not a regular file", name)
+	}
+	fd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", path), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		return -1, fmt.Errorf("%s: %w", name, err)
 	}
 	return fd, nil
 }

@@ -1,8 +1,11 @@
 package image
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -18,9 +21,24 @@ import (
 )
 
 // saveArchive is a docker save archive (the OCI layout's blobs, and the
-// manifest.json docker load reads) of one image with layers and config.
+// manifest.json docker load reads) of one image with layers and config;
+// the config's "rootfs" is made to name the layers' diff IDs.
 func saveArchive(t *testing.T, config []byte, tags []string, layers ...[]byte) []byte {
 	t.Helper()
+	var cfg map[string]any
+	if err := json.Unmarshal(config, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	var diffIDs []string
+	for _, l := range layers {
+		sum := sha256.Sum256(l)
+		diffIDs = append(diffIDs, "sha256:"+hex.EncodeToString(sum[:]))
+	}
+	cfg["rootfs"] = map[string]any{"type": "layers", "diff_ids": diffIDs}
+	config, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var entries []entry
 	manifest := manifestEntry{Config: "blobs/sha256/config", RepoTags: tags}
 	entries = append(entries, dir("blobs/"), dir("blobs/sha256/"), file("blobs/sha256/config", string(config)))
@@ -128,5 +146,67 @@ func TestTag(t *testing.T) {
 	}
 	if _, err := s.Tag("nope", "y", ""); !errdefs.Is(err, errdefs.KindNotFound) {
 		t.Errorf("tag of a missing image: %v", err)
+	}
+}
+
+// TestLoadChecks: what moby's load refuses, berth refuses — a layer that
+// is not the one its config names (else one archive could stand in for
+// another image with the same config), a count that does not match, a
+// manifest of null, a tag without its tag, another OS, a device in the
+// archive — and layers apply as moby applies them: a directory keeps the
+// time its last layer gave, an opaque directory hides the lower layer's
+// files all the way down.
+func TestLoadChecks(t *testing.T) {
+	s, _ := newTestStore(t)
+	ctx := context.Background()
+	good := tarOf(t, file("bin/sh", "GOOD"))
+	evil := tarOf(t, file("bin/sh", "EVIL"))
+	genuine := saveArchive(t, []byte(`{"config":{}}`), []string{"alpine:3"}, good)
+	// The same config (the genuine diff ID) with another layer.
+	forged := bytes.Replace(genuine, good, evil, 1)
+	if _, err := s.Load(ctx, bytes.NewReader(forged)); !errdefs.Is(err, errdefs.KindInvalid) || !strings.Contains(err.Error(), "invalid diffID for layer 0") {
+		t.Errorf("a layer that is not its config's: %v", err)
+	}
+	if loaded, err := s.Load(ctx, bytes.NewReader(genuine)); err != nil {
+		t.Fatal(err)
+	} else if b, _ := os.ReadFile(filepath.Join(loaded[0].Image.RootfsDir, "bin/sh")); string(b) != "GOOD" {
+		t.Errorf("bin/sh = %q after the genuine load", b)
+	}
+	manifest := func(m string, more ...entry) []byte {
+		return tarOf(t, append(more, file("manifest.json", m))...)
+	}
+	for name, tc := range map[string]struct {
+		archive []byte
+		want    string
+	}{
+		"count":   {manifest(`[{"Config":"c","Layers":["l"]}]`, file("c", `{"rootfs":{"diff_ids":[]}}`), file("l", "")), "layers length mismatch: expected 0, got 1"},
+		"null":    {manifest(`null`), "manifest cannot be null"},
+		"no tag":  {manifest(`[{"Config":"c","RepoTags":["busybox"]}]`, file("c", `{"rootfs":{"diff_ids":[]}}`)), `invalid tag "busybox"`},
+		"windows": {manifest(`[{"Config":"c"}]`, file("c", `{"os":"windows","rootfs":{"diff_ids":[]}}`)), "cannot load windows image on linux"},
+		"device": {tarOf(t, entry{hdr: tar.Header{Typeflag: tar.TypeChar, Name: "manifest.json", Devmajor: 1, Devminor: 3, Mode: 0o644}}),
+			"is a device or a FIFO"},
+	} {
+		if _, err := s.Load(ctx, bytes.NewReader(tc.archive)); !errdefs.Is(err, errdefs.KindInvalid) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+	}
+
+	early, late := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	d1, d2 := dir("d/"), dir("d/")
+	d1.hdr.ModTime, d2.hdr.ModTime = early, late
+	l1 := tarOf(t, d1, dir("d/-sub/"), file("d/-sub/old", "o"), file("d/keep", "k"))
+	l2 := tarOf(t, d2, dir("d/-sub/"), file("d/-sub/new", "n"), file("d/.wh..wh..opq", ""), file(".wh..wh.plnk", ""))
+	loaded, err := s.Load(ctx, bytes.NewReader(saveArchive(t, []byte(`{"config":{"Cmd":["x"]}}`), []string{"layers:1"}, l1, l2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := loaded[0].Image.RootfsDir
+	for p, want := range map[string]bool{"d/-sub/new": true, "d/-sub/old": false, "d/keep": false, ".wh..wh.plnk": false} {
+		if _, err := os.Lstat(filepath.Join(root, p)); (err == nil) != want {
+			t.Errorf("%s there: %v, want %v", p, err == nil, want)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(root, "d")); err != nil || !fi.ModTime().Equal(late) {
+		t.Errorf("d's time %v, %v; want the last layer's %v", fi.ModTime(), err, late)
 	}
 }

@@ -120,3 +120,15 @@ func Normalize(ref string) string {
 	}
 	return ref
 }
+
+// HasTag says whether ref names its tag ("name:tag").
+func HasTag(ref string) bool {
+	_, tag := splitTag(ref)
+	return tag != ""
+}
+
+// Repository is ref's repository as the store names it, without its tag.
+func Repository(ref string) string {
+	name, _ := splitTag(Normalize(ref))
+	return name
+}

@@ -68,6 +68,12 @@ func hexOf(id string) string { return strings.TrimPrefix(id, "sha256:") }
 // adopt turns the finished import in tmp into image id, or, when that image
 // exists already, keeps the existing one (tmp is then removed by Import).
 func (s *Store) adopt(tmp, id string, size int64, comment string) (*Image, error) {
+	return s.adoptWith(tmp, id, size, comment, nil, time.Time{})
+}
+
+// adoptWith is adopt recording cfg and created (now if zero) with the
+// image, in the one record.
+func (s *Store) adoptWith(tmp, id string, size int64, comment string, cfg *Config, created time.Time) (*Image, error) {
 	if img, err := s.byID(id); err == nil {
 		return img, nil
 	} else if !errdefs.Is(err, errdefs.KindNotFound) {
@@ -81,13 +87,17 @@ func (s *Store) adopt(tmp, id string, size int64, comment string) (*Image, error
 	if err := os.Rename(tmp, final); err != nil {
 		return nil, err
 	}
+	if created.IsZero() {
+		created = time.Now().UTC()
+	}
 	img := &Image{
 		ID:        id,
 		RepoTags:  []string{},
-		Created:   time.Now().UTC(),
+		Created:   created,
 		Size:      size,
 		Comment:   comment,
 		RootfsDir: filepath.Join(final, "rootfs"),
+		Config:    cfg,
 	}
 	err := s.st.Update(func(tx store.Tx) error { return tx.Put(store.BucketImages, id, img) })
 	if err != nil {
