@@ -7,18 +7,23 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-net/berth/internal/errdefs"
 )
 
 // ParseChanges reads docker import's --change lines (Dockerfile
-// instructions, moby's BuildFromConfig) into an image config, nil for
-// none: CMD and ENTRYPOINT (exec or shell form), ENV and LABEL (key=value
-// pairs, quoted as in a Dockerfile; ENV's one-pair "key value" form too),
-// EXPOSE (ports and ranges, tcp unless given), USER, WORKDIR (relative to
-// the one before), STOPSIGNAL and VOLUME. Variables are not expanded.
-// HEALTHCHECK and ONBUILD, which moby takes too, are refused by name; any
-// other instruction in moby's words.
+// instructions, as moby's BuildFromConfig applies them to an empty
+// config) into an image config, nil for none: CMD and ENTRYPOINT (exec or
+// shell form), ENV and LABEL (key=value words, or the one-pair "key value"
+// form), EXPOSE (ports and ranges, tcp unless given), USER, WORKDIR
+// (relative to the one before), STOPSIGNAL and VOLUME. Words are read as
+// a Dockerfile's: quotes removed, backslash escapes, and $VAR or ${VAR}
+// replaced by what the ENV lines before set. HEALTHCHECK and ONBUILD,
+// which moby takes too, are refused by name; any other instruction in
+// moby's words.
 func ParseChanges(changes []string) (*Config, error) {
 	var c *Config
 	cmdSet := false
@@ -27,58 +32,111 @@ func ParseChanges(changes []string) (*Config, error) {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		instr, args, _ := strings.Cut(line, " ")
-		instr, args = strings.ToLower(instr), strings.TrimSpace(args)
+		instr, args := line, ""
+		if i := strings.IndexFunc(line, unicode.IsSpace); i >= 0 {
+			instr, args = line[:i], strings.TrimSpace(line[i:])
+		}
+		instr = strings.ToLower(instr)
 		if c == nil {
 			c = &Config{}
 		}
-		var err error
-		switch instr {
-		case "cmd":
-			c.Cmd, cmdSet = commandForm(args), true
-		case "entrypoint":
-			c.Entrypoint = commandForm(args)
-			if !cmdSet {
-				c.Cmd = nil // as a Dockerfile's ENTRYPOINT drops an inherited CMD
-			}
-		case "env":
-			err = pairs(instr, args, true, func(k, v string) {
-				c.Env = append(removeEnv(c.Env, k), k+"="+v)
-			})
-		case "label":
-			err = pairs(instr, args, false, func(k, v string) {
-				if c.Labels == nil {
-					c.Labels = map[string]string{}
-				}
-				c.Labels[k] = v
-			})
-		case "expose":
-			err = expose(c, strings.Fields(args))
-		case "user":
-			c.User = args
-		case "workdir":
-			if !path.IsAbs(args) {
-				args = path.Join("/", c.WorkingDir, args)
-			}
-			c.WorkingDir = path.Clean(args)
-		case "stopsignal":
-			c.StopSignal = args
-		case "volume":
-			vols := jsonArray(args)
-			if vols == nil {
-				vols = strings.Fields(args)
-			}
-			c.Volumes = append(c.Volumes, vols...)
-		case "healthcheck", "onbuild":
-			return nil, errdefs.Invalid("%s in --change is not supported by berth", strings.ToUpper(instr))
-		default:
-			return nil, errdefs.Invalid("%s is not a valid change command", instr)
-		}
-		if err != nil {
+		if err := c.apply(instr, args, &cmdSet); err != nil {
 			return nil, err
 		}
 	}
 	return c, nil
+}
+
+// apply applies one instruction to c.
+func (c *Config) apply(instr, args string, cmdSet *bool) error {
+	upper := strings.ToUpper(instr)
+	lookup := func(name string) string { return envValue(c.Env, name) }
+	one := func() (string, error) {
+		w, err := processWord(args, lookup)
+		if err != nil {
+			return "", errdefs.Invalid("%s: %v", upper, err)
+		}
+		if w == "" {
+			return "", errdefs.Invalid("%s requires exactly one argument", upper)
+		}
+		return w, nil
+	}
+	var err error
+	switch instr {
+	case "cmd":
+		c.Cmd, *cmdSet = commandForm(args), true
+	case "entrypoint":
+		c.Entrypoint = commandForm(args)
+		if !*cmdSet {
+			c.Cmd = nil // as a Dockerfile's ENTRYPOINT drops an inherited CMD
+		}
+	case "env":
+		err = pairs(upper, args, lookup, func(k, v string) { c.Env = append(removeEnv(c.Env, k), k+"="+v) })
+	case "label":
+		err = pairs(upper, args, lookup, func(k, v string) {
+			if c.Labels == nil {
+				c.Labels = map[string]string{}
+			}
+			c.Labels[k] = v
+		})
+	case "expose":
+		var ports []string
+		if ports, err = splitWords(args, lookup); err == nil {
+			err = expose(c, ports)
+		}
+	case "user":
+		c.User, err = one()
+	case "workdir":
+		var dir string
+		if dir, err = one(); err == nil {
+			if !path.IsAbs(dir) {
+				dir = path.Join("/", c.WorkingDir, dir)
+			}
+			c.WorkingDir = path.Clean(dir)
+		}
+	case "stopsignal":
+		var sig string
+		if sig, err = one(); err == nil {
+			if !validSignal(sig) {
+				return errdefs.Invalid("invalid signal: %s", sig)
+			}
+			c.StopSignal = sig
+		}
+	case "volume":
+		vols := jsonArray(args)
+		if vols == nil {
+			if vols, err = splitWords(args, lookup); err != nil {
+				break
+			}
+		}
+		if len(vols) == 0 {
+			return errdefs.Invalid("VOLUME requires at least one argument")
+		}
+		for _, v := range vols {
+			if strings.TrimSpace(v) == "" {
+				return errdefs.Invalid("VOLUME specified can not be an empty string")
+			}
+		}
+		c.Volumes = append(c.Volumes, vols...)
+	case "healthcheck", "onbuild":
+		return errdefs.Invalid("%s in --change is not supported by berth", upper)
+	default:
+		return errdefs.Invalid("%s is not a valid change command", instr)
+	}
+	return err
+}
+
+// validSignal is moby's signal.ParseSignal's check: a signal name, with
+// or without "SIG", or a number.
+func validSignal(s string) bool {
+	if n, err := strconv.Atoi(s); err == nil {
+		return n > 0
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	return unix.SignalNum(name) != 0
 }
 
 // commandForm is a CMD or ENTRYPOINT's argument: a JSON array of strings
@@ -105,71 +163,130 @@ func jsonArray(args string) []string {
 	return a
 }
 
-// pairs calls set for each key=value of args, the values unquoted as a
-// Dockerfile's; with legacy set, "key value…" (no "=" in the first word)
-// is one pair, as ENV takes it.
-func pairs(instr, args string, legacy bool, set func(k, v string)) error {
-	words, err := splitWords(args)
-	if err != nil {
-		return errdefs.Invalid("%s: %v", strings.ToUpper(instr), err)
+// pairs calls set for each key=value word of args; "key value…" (no "="
+// in the first word) is one pair, the old form buildkit still reads.
+func pairs(instr, args string, lookup func(string) string, set func(k, v string)) error {
+	first := args
+	if i := strings.IndexFunc(args, unicode.IsSpace); i >= 0 {
+		first = args[:i]
 	}
-	if len(words) == 0 {
-		return errdefs.Invalid("%s requires at least one argument", strings.ToUpper(instr))
+	if args == "" {
+		return errdefs.Invalid("%s requires at least one argument", instr)
 	}
-	if legacy && !strings.Contains(words[0], "=") {
-		k, v, _ := strings.Cut(args, " ")
-		if v = strings.TrimSpace(v); v == "" {
-			return errdefs.Invalid("%s must have two arguments", strings.ToUpper(instr))
+	if !strings.Contains(first, "=") {
+		rest := strings.TrimSpace(args[len(first):])
+		if rest == "" {
+			return errdefs.Invalid("%s must have two arguments", instr)
+		}
+		k, err := processWord(first, lookup)
+		if err != nil {
+			return errdefs.Invalid("%s: %v", instr, err)
+		}
+		v, err := processWord(rest, lookup)
+		if err != nil {
+			return errdefs.Invalid("%s: %v", instr, err)
 		}
 		set(k, v)
 		return nil
 	}
+	words, err := splitWords(args, lookup)
+	if err != nil {
+		return errdefs.Invalid("%s: %v", instr, err)
+	}
 	for _, w := range words {
 		k, v, ok := strings.Cut(w, "=")
 		if !ok || k == "" {
-			return errdefs.Invalid("%s names must be followed by a value: %q", strings.ToUpper(instr), w)
+			return errdefs.Invalid("Syntax error - can't find = in %q. Must be of the form: name=value", w)
 		}
 		set(k, v)
 	}
 	return nil
 }
 
-// splitWords splits s on blanks outside quotes, removing the quotes and
-// the backslashes that escape (outside single quotes), as a Dockerfile's
-// key=value words are read.
-func splitWords(s string) ([]string, error) {
-	var words []string
+// splitWords splits s into words as a Dockerfile's shell-like words:
+// blanks outside quotes separate them, quotes are removed, a backslash
+// escapes the next character (in double quotes only ", $ and \), and
+// $NAME or ${NAME} outside single quotes is replaced by lookup's value.
+func splitWords(s string, lookup func(string) string) ([]string, error) {
+	return words(s, lookup, true)
+}
+
+// processWord is s as one word (blanks kept): quotes, escapes and
+// variables as splitWords reads them.
+func processWord(s string, lookup func(string) string) (string, error) {
+	w, err := words(s, lookup, false)
+	if err != nil || len(w) == 0 {
+		return "", err
+	}
+	return w[0], nil
+}
+
+func words(s string, lookup func(string) string, split bool) ([]string, error) {
+	var out []string
 	var cur strings.Builder
 	in, quote := false, byte(0)
 	for i := 0; i < len(s); i++ {
 		ch := s[i]
 		switch {
-		case quote == 0 && (ch == ' ' || ch == '\t'):
+		case split && quote == 0 && (ch == ' ' || ch == '\t'):
 			if in {
-				words, in = append(words, cur.String()), false
+				out, in = append(out, cur.String()), false
 				cur.Reset()
 			}
 			continue
-		case ch == '\\' && quote != '\'' && i+1 < len(s):
+		case ch == '\\' && i+1 < len(s) && (quote == 0 || quote == '"' && strings.IndexByte(`"$\`, s[i+1]) >= 0):
 			i++
-			ch = s[i]
+			cur.WriteByte(s[i])
 		case quote == 0 && (ch == '"' || ch == '\''):
-			quote, in = ch, true
-			continue
+			quote = ch
 		case ch == quote:
 			quote = 0
-			continue
+		case ch == '$' && quote != '\'':
+			name, n := varName(s[i+1:])
+			if n == 0 {
+				cur.WriteByte(ch)
+				break
+			}
+			cur.WriteString(lookup(name))
+			i += n
+		default:
+			cur.WriteByte(ch)
 		}
-		cur.WriteByte(ch)
 		in = true
 	}
 	if quote != 0 {
 		return nil, fmt.Errorf("unmatched %c quote", quote)
 	}
-	if in {
-		words = append(words, cur.String())
+	if in || !split {
+		out = append(out, cur.String())
 	}
-	return words, nil
+	return out, nil
+}
+
+// varName reads the name of a variable after a "$": NAME or {NAME}; n is
+// how many bytes it took, 0 for none.
+func varName(s string) (name string, n int) {
+	if strings.HasPrefix(s, "{") {
+		end := strings.IndexByte(s, '}')
+		if end < 2 {
+			return "", 0
+		}
+		return s[1:end], end + 1
+	}
+	for n < len(s) && (s[n] == '_' || unicode.IsLetter(rune(s[n])) || n > 0 && unicode.IsDigit(rune(s[n]))) {
+		n++
+	}
+	return s[:n], n
+}
+
+// envValue is key's value in env ("KEY=value" entries), "" if unset.
+func envValue(env []string, key string) string {
+	for _, e := range env {
+		if k, v, _ := strings.Cut(e, "="); k == key {
+			return v
+		}
+	}
+	return ""
 }
 
 // removeEnv drops key's entry from env.

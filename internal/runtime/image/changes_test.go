@@ -28,6 +28,14 @@ func TestParseChanges(t *testing.T) {
 		{[]string{"USER www-data:www-data", "WORKDIR /srv", "WORKDIR app", "STOPSIGNAL SIGQUIT", `VOLUME ["/data"]`, "VOLUME /a /b"},
 			&Config{User: "www-data:www-data", WorkingDir: "/srv/app", StopSignal: "SIGQUIT", Volumes: []string{"/data", "/a", "/b"}}},
 		{[]string{"CMD [\"sh\"]\nENV X=1"}, &Config{Cmd: []string{"sh"}, Env: []string{"X=1"}}},
+		// Buildkit's words: the old LABEL form, quotes removed in every
+		// form, escapes in double quotes only for " $ \, tabs, variables.
+		{[]string{"LABEL a b", `ENV A "x y"`, `WORKDIR "/my app"`, `USER "nobody"`, "STOPSIGNAL 9"},
+			&Config{Labels: map[string]string{"a": "b"}, Env: []string{"A=x y"}, WorkingDir: "/my app", User: "nobody", StopSignal: "9"}},
+		{[]string{`ENV A="a\nb" B='$HOME' C=\$D`}, &Config{Env: []string{`A=a\nb`, "B=$HOME", "C=$D"}}},
+		{[]string{"CMD\techo hi"}, &Config{Cmd: []string{"/bin/sh", "-c", "echo hi"}}},
+		{[]string{"ENV PATH=/app/bin:$PATH", "ENV A=1", "ENV B=${A}2 C=$A$A", "WORKDIR /srv/$A", "LABEL v=$B"},
+			&Config{Env: []string{"PATH=/app/bin:", "A=1", "B=12", "C=11"}, WorkingDir: "/srv/1", Labels: map[string]string{"v": "12"}}},
 	} {
 		got, err := ParseChanges(tt.changes)
 		if err != nil {
@@ -45,7 +53,11 @@ func TestParseChanges(t *testing.T) {
 		`ENV A="open`:          "unmatched \" quote",
 		"EXPOSE 99999":         "invalid containerPort: 99999",
 		"EXPOSE 80/ftp":        "invalid proto: ftp",
-		"LABEL novalue":        "LABEL names must be followed by a value",
+		"LABEL novalue":        "LABEL must have two arguments",
+		"ENV =x":               "Syntax error - can't find = in",
+		"STOPSIGNAL NOPE":      "invalid signal: NOPE",
+		`VOLUME [""]`:          "VOLUME specified can not be an empty string",
+		"WORKDIR":              "WORKDIR requires exactly one argument",
 	} {
 		_, err := ParseChanges([]string{change})
 		if !errdefs.Is(err, errdefs.KindInvalid) || !strings.Contains(err.Error(), want) {
