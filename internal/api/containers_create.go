@@ -79,6 +79,10 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 		}
 	}
 	capAdd, capDrop := slices.Clone([]string(hc.CapAdd)), slices.Clone([]string(hc.CapDrop))
+	mounts, err := containerMounts(c, hc)
+	if err != nil {
+		return container.Config{}, err
+	}
 	autoRemove := hc.AutoRemove
 	if lessThan(apiVersion, "1.25") {
 		autoRemove = false // before 1.25 the client removed the container itself
@@ -108,6 +112,9 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 		DNS:             hc.DNS,
 		DNSSearch:       hc.DNSSearch,
 		DNSOptions:      hc.DNSOptions,
+		Mounts:          mounts,
+		Binds:           slices.Clone(hc.Binds),
+		Tmpfs:           maps.Clone(hc.Tmpfs),
 		ExtraHosts:      hc.ExtraHosts,
 		StopSignal:      c.StopSignal,
 		StopTimeout:     c.StopTimeout,
@@ -242,8 +249,6 @@ func checkSharedNetns(c *ctypes.Config, hc *ctypes.HostConfig) error {
 
 func unsupportedContainerFeatures(c *ctypes.Config, hc *ctypes.HostConfig) error {
 	switch {
-	case len(hc.Binds) > 0, len(hc.Mounts) > 0, len(c.Volumes) > 0, len(hc.VolumesFrom) > 0:
-		return errdefs.Invalid("volumes and mounts (-v, --mount, --volumes-from) are not supported by berth yet")
 	case c.Domainname != "":
 		return errdefs.Invalid("--domainname is not supported by berth")
 	}

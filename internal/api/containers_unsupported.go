@@ -11,7 +11,7 @@ import (
 // hostConfigFlags names the docker run flag of the HostConfig fields berth
 // does not apply, for the refusal's message.
 var hostConfigFlags = map[string]string{
-	"Privileged": "--privileged", "Tmpfs": "--tmpfs", "Ulimits": "--ulimit", "Memory": "--memory",
+	"Privileged": "--privileged", "Ulimits": "--ulimit", "Memory": "--memory",
 	"MemorySwap": "--memory-swap", "MemoryReservation": "--memory-reservation", "MemorySwappiness": "--memory-swappiness",
 	"NanoCPUs": "--cpus", "CPUShares": "--cpu-shares", "CPUPeriod": "--cpu-period", "CPUQuota": "--cpu-quota",
 	"CpusetCpus": "--cpuset-cpus", "CpusetMems": "--cpuset-mems", "Devices": "--device", "DeviceRequests": "--gpus",
@@ -36,7 +36,7 @@ var hostConfigApplied = map[string]bool{
 	"Binds": true, "ContainerIDFile": true, "NetworkMode": true, "PortBindings": true, "RestartPolicy": true,
 	"AutoRemove": true, "VolumesFrom": true, "ConsoleSize": true, "CapAdd": true, "CapDrop": true, "DNS": true,
 	"DNSOptions": true, "DNSSearch": true, "ExtraHosts": true, "PublishAllPorts": true, "ReadonlyRootfs": true,
-	"Sysctls": true, "Mounts": true, "Links": true, "LogConfig": true,
+	"Sysctls": true, "Mounts": true, "Links": true, "LogConfig": true, "Tmpfs": true,
 }
 
 // defaultShmSize is Docker's /dev/shm size, which berth's /dev/shm has.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	ctypes "github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
 	nettypes "github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/storage"
 	"github.com/docker/go-connections/nat"
@@ -80,7 +81,7 @@ func containerInspect(c *container.Container, atts []network.Attachment, links L
 			HostConfig:     hostConfig(c.Config, links.Links),
 			GraphDriver:    storage.DriverData{Name: graphDriver, Data: map[string]string{}},
 		},
-		Mounts:          []ctypes.MountPoint{},
+		Mounts:          mountPoints(c.Config),
 		Config:          wireConfig(c.Config),
 		NetworkSettings: ns,
 	}
@@ -192,7 +193,25 @@ func hostConfig(cfg container.Config, links []string) *ctypes.HostConfig {
 		CapAdd:          cfg.CapAdd,
 		CapDrop:         cfg.CapDrop,
 		Sysctls:         cfg.Sysctls,
+		Binds:           cfg.Binds,
+		Tmpfs:           cfg.Tmpfs,
 	}
+}
+
+// mountPoints are a container's mounts as inspect and ps list them
+// (moby's MountPoints): the binds and the --mount tmpfs ones, not
+// --tmpfs's, sorted by destination.
+func mountPoints(cfg container.Config) []ctypes.MountPoint {
+	out := []ctypes.MountPoint{}
+	for _, m := range cfg.Mounts {
+		if m.Flag {
+			continue
+		}
+		out = append(out, ctypes.MountPoint{Type: mount.Type(m.Type), Source: m.Source, Destination: m.Destination,
+			Mode: m.Mode, RW: !m.ReadOnly, Propagation: mount.Propagation(m.Propagation)})
+	}
+	slices.SortFunc(out, func(a, b ctypes.MountPoint) int { return strings.Compare(a.Destination, b.Destination) })
+	return out
 }
 
 // logConfigView is HostConfig.LogConfig as Docker shows it: the driver
@@ -318,7 +337,7 @@ func containerSummary(c *container.Container, atts []network.Attachment, links L
 		State:           ctypes.ContainerState(c.Status()),
 		Status:          statusText(c.Status(), c.State, now),
 		NetworkSettings: &ctypes.NetworkSettingsSummary{Networks: endpointSettings(c, atts)},
-		Mounts:          []ctypes.MountPoint{},
+		Mounts:          mountPoints(c.Config),
 	}
 	s.HostConfig.NetworkMode = c.Config.NetworkMode
 	return s

@@ -63,7 +63,14 @@ type Config struct {
 	// Sysctls, ReadonlyRootfs, CapAdd and CapDrop mirror HostConfig
 	// (--sysctl, --read-only, --cap-add, --cap-drop); the capabilities as
 	// the user gave them (checked; NormalizeCapabilities at each start).
-	Sysctls        map[string]string `json:"sysctls,omitempty"`
+	Sysctls map[string]string `json:"sysctls,omitempty"`
+	// Mounts are the host paths bound in (-v /host:/path, --mount
+	// type=bind) and the tmpfs file systems (--tmpfs, --mount
+	// type=tmpfs); Binds and Tmpfs are -v's and --tmpfs's values as
+	// given, which inspect shows, and MountSpecs --mount's.
+	Mounts         []Mount           `json:"mounts,omitempty"`
+	Binds          []string          `json:"binds,omitempty"`
+	Tmpfs          map[string]string `json:"tmpfs,omitempty"`
 	ReadonlyRootfs bool              `json:"readonlyRootfs,omitempty"`
 	CapAdd         []string          `json:"capAdd,omitempty"`
 	CapDrop        []string          `json:"capDrop,omitempty"`
@@ -215,3 +222,29 @@ func MergeEnv(base, over []string) []string {
 	}
 	return out
 }
+
+// Mount is one of a container's mounts.
+type Mount struct {
+	Type        string `json:"type"` // MountBind or MountTmpfs
+	Source      string `json:"source,omitempty"`
+	Destination string `json:"destination"`
+	ReadOnly    bool   `json:"readOnly,omitempty"`
+	// Propagation is a bind's ("rprivate" unless given).
+	Propagation string `json:"propagation,omitempty"`
+	// Mode is what -v gave after the paths ("ro", "rw,z"), for inspect.
+	Mode string `json:"mode,omitempty"`
+	// Options are a tmpfs's mount options (size=…, mode=…, exec…).
+	Options []string `json:"options,omitempty"`
+	// CreateSource makes a missing host directory at start, as -v does
+	// (--mount refuses a missing source at create).
+	CreateSource bool `json:"createSource,omitempty"`
+	// Flag marks a --tmpfs mount, which inspect's Mounts do not list
+	// (moby lists mount points only).
+	Flag bool `json:"flag,omitempty"`
+}
+
+// The mount types berth makes.
+const (
+	MountBind  = "bind"
+	MountTmpfs = "tmpfs"
+)

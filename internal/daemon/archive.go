@@ -102,6 +102,13 @@ func (d *Daemon) openFiles(ctx context.Context, ref string, etcFiles bool) (*fil
 			files[dst] = src
 		}
 	}
+	// And the host paths bound in, over them, as the container sees them
+	// (moby's view mounts the container's volumes and binds too).
+	for _, m := range c.Config.Mounts {
+		if _, err := os.Stat(m.Source); etcFiles && m.Type == container.MountBind && err == nil {
+			files[m.Destination] = m.Source
+		}
+	}
 	v, err := d.runtime.OpenFS(c.ID, img.RootfsDir, files)
 	if err != nil {
 		return nil, nil, err
@@ -216,7 +223,12 @@ func (d *Daemon) ContainerExtractToDir(ctx context.Context, ref, path string, co
 		return err
 	}
 	defer u.close()
-	opts := runtime.ExtractOptions{NoOverwriteDirNonDir: noOverwriteDirNonDir, ReadOnly: c.Config.ReadonlyRootfs}
+	opts := runtime.ExtractOptions{NoOverwriteDirNonDir: noOverwriteDirNonDir, ReadOnly: c.Config.ReadonlyRootfs, Binds: map[string]bool{}}
+	for _, m := range c.Config.Mounts {
+		if m.Type == container.MountBind {
+			opts.Binds[m.Destination] = m.ReadOnly
+		}
+	}
 	if copyUIDGID {
 		opts.Owner = c.Config.User
 	}

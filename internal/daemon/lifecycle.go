@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -210,6 +211,15 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, net conta
 		NetNSPath: net.SandboxKey, Tty: c.Config.Tty, OpenStdin: c.Config.OpenStdin,
 		Files:    map[string]string{"/etc/hosts": c.HostsPath, "/etc/hostname": c.HostnamePath, "/etc/resolv.conf": c.ResolvConfPath},
 		ReadOnly: c.Config.ReadonlyRootfs, CapAdd: normalizedCaps(c.Config.CapAdd), CapDrop: normalizedCaps(c.Config.CapDrop), Sysctls: c.Config.Sysctls,
+		Mounts: c.Config.Mounts,
+	}
+	// -v makes a missing host directory, as moby's does at start.
+	for _, m := range c.Config.Mounts {
+		if m.Type == container.MountBind && m.CreateSource {
+			if err := os.MkdirAll(m.Source, 0o755); err != nil {
+				return fmt.Errorf("error while creating mount source path '%s': %w", m.Source, err)
+			}
+		}
 	}
 	if net.SandboxID == "" {
 		spec.NetNSPath = net.JoinedNetns

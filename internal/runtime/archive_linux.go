@@ -316,8 +316,25 @@ type ExtractOptions struct {
 	// in the container's /etc/passwd and /etc/group, whose IDs own every
 	// file extracted (docker cp -a); otherwise each keeps the archive's.
 	Owner string
-	// ReadOnly refuses the extraction: the container's root is read-only.
+	// ReadOnly refuses the extraction: the container's root is read-only
+	// (unless the path is in a bind that is not).
 	ReadOnly bool
+	// Binds are the destinations of the container's binds, and whether
+	// each is read-only: the one that holds the path decides (moby's
+	// checkWritablePath).
+	Binds map[string]bool
+}
+
+// mountHolding is the destination in binds that holds p, the deepest;
+// "" for none.
+func mountHolding(binds map[string]bool, p string) string {
+	best := ""
+	for dst := range binds {
+		if (p == dst || strings.HasPrefix(p, strings.TrimSuffix(dst, "/")+"/")) && len(dst) > len(best) {
+			best = dst
+		}
+	}
+	return best
 }
 
 // Extract unpacks the tar stream r into the directory at path, as moby's
@@ -335,7 +352,11 @@ func Extract(r io.Reader, path string, opts ExtractOptions) error {
 	if !fi.IsDir() {
 		return errdefs.Invalid("extraction point is not a directory")
 	}
-	if opts.ReadOnly {
+	if m := mountHolding(opts.Binds, filepath.Clean(abs)); m != "" {
+		if opts.Binds[m] {
+			return errdefs.Invalid("mounted volume is marked read-only")
+		}
+	} else if opts.ReadOnly {
 		return errdefs.Invalid("container rootfs is marked read-only")
 	}
 	var owner *[2]uint32

@@ -31,8 +31,8 @@ type FSView struct {
 }
 
 // OpenFS opens a view of container id's root file system; lower is its
-// image's tree, files maps container paths to the host files mounted
-// over them.
+// image's tree, files maps container paths to the host files and
+// directories mounted over them (berth's /etc files, the user's binds).
 func (r *Runtime) OpenFS(id, lower string, files map[string]string) (*FSView, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
@@ -115,7 +115,7 @@ func (e *fsEntry) enter(r *Runtime, id, lower string, files map[string]string) e
 		}
 	}()
 	for _, dst := range dsts {
-		fd, err := unix.OpenTree(unix.AT_FDCWD, files[dst], unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+		fd, err := unix.OpenTree(unix.AT_FDCWD, files[dst], unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
 		if err != nil {
 			return fmt.Errorf("open %s: %w", files[dst], err)
 		}

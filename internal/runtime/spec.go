@@ -4,6 +4,7 @@ import (
 	"io"
 	"maps"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -35,6 +36,10 @@ type Spec struct {
 	// Sysctls are set in the container's namespaces (--sysctl), over
 	// berth's own defaults.
 	Sysctls map[string]string
+	// Mounts are the user's binds and tmpfs mounts (-v, --mount,
+	// --tmpfs); one on a path of berth's own (a Files path, /dev/shm…)
+	// takes its place, as in moby.
+	Mounts []container.Mount
 }
 
 // ExecSpec is a process to run in a running container.
@@ -113,7 +118,7 @@ func ociSpec(s Spec, u user, nofile uint64) *specs.Spec {
 		Process:  processSpec(s.Args, containerEnv(s, u), s.Cwd, s.Tty, u, nofile, container.Capabilities(s.CapAdd, s.CapDrop)),
 		Root:     &specs.Root{Path: "rootfs", Readonly: s.ReadOnly},
 		Hostname: s.Hostname,
-		Mounts:   append(defaultMounts(), fileMounts(s.Files, s.ReadOnly)...),
+		Mounts:   allMounts(s),
 		Linux: &specs.Linux{
 			Namespaces:  namespaces,
 			Sysctl:      sysctl,
@@ -191,6 +196,62 @@ func defaultMounts() []specs.Mount {
 		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
 		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
 	}
+}
+
+// allMounts are the container's mounts: Docker's defaults and berth's
+// files, less those the user's take the place of, then the user's, the
+// shallower first (moby's sortMounts), so that one inside another's
+// destination is mounted after it.
+func allMounts(s Spec) []specs.Mount {
+	user := map[string]bool{}
+	for _, m := range s.Mounts {
+		user[m.Destination] = true
+	}
+	var out []specs.Mount
+	for _, m := range append(defaultMounts(), fileMounts(s.Files, s.ReadOnly)...) {
+		if !user[m.Destination] {
+			out = append(out, m)
+		}
+	}
+	ms := slices.Clone(s.Mounts)
+	sort.SliceStable(ms, func(i, j int) bool {
+		return strings.Count(path.Clean(ms[i].Destination), "/") < strings.Count(path.Clean(ms[j].Destination), "/")
+	})
+	for _, m := range ms {
+		out = append(out, userMount(m))
+	}
+	return out
+}
+
+// userMount is m as runc mounts it: a bind recursive with its
+// propagation, a tmpfs with Docker's noexec, nosuid and nodev unless the
+// user's options say otherwise.
+func userMount(m container.Mount) specs.Mount {
+	if m.Type == container.MountTmpfs {
+		opts := []string{"noexec", "nosuid", "nodev"}
+		for _, o := range m.Options {
+			if neg, ok := map[string]string{"exec": "noexec", "suid": "nosuid", "dev": "nodev"}[o]; ok {
+				opts = slices.DeleteFunc(opts, func(x string) bool { return x == neg })
+				continue
+			}
+			if !slices.Contains(opts, o) {
+				opts = append(opts, o)
+			}
+		}
+		if m.ReadOnly && !slices.Contains(opts, "ro") {
+			opts = append(opts, "ro")
+		}
+		return specs.Mount{Destination: m.Destination, Type: "tmpfs", Source: "tmpfs", Options: opts}
+	}
+	prop := m.Propagation
+	if prop == "" {
+		prop = "rprivate"
+	}
+	opts := []string{"rbind", prop}
+	if m.ReadOnly {
+		opts = append(opts, "ro")
+	}
+	return specs.Mount{Destination: m.Destination, Type: "bind", Source: m.Source, Options: opts}
 }
 
 // fileMounts bind-mounts host files (the daemon's /etc/hosts and friends)

@@ -1,0 +1,225 @@
+package api
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	ctypes "github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
+
+	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/errdefs"
+)
+
+// propagations are the bind propagation modes moby's Linux parser takes.
+var propagations = map[string]bool{"private": true, "rprivate": true, "slave": true, "rslave": true, "shared": true, "rshared": true}
+
+// containerMounts reads a create's mounts as moby's parser does: -v
+// (Binds) "host:container[:mode]", --mount (Mounts) of type bind or
+// tmpfs, and --tmpfs (Tmpfs). Named and anonymous volumes, --volumes-from
+// and the volume mount type are refused by name: berth has no volumes.
+func containerMounts(c *ctypes.Config, hc *ctypes.HostConfig) ([]container.Mount, error) {
+	switch {
+	case len(hc.VolumesFrom) > 0:
+		return nil, errdefs.Invalid("--volumes-from is not supported by berth: it has no volumes")
+	case len(c.Volumes) > 0:
+		return nil, errdefs.Invalid("anonymous volumes (Config.Volumes) are not supported by berth: bind a host directory (-v /host/path:/path)")
+	}
+	var out []container.Mount
+	for _, raw := range hc.Binds {
+		m, err := parseBind(raw)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	for _, spec := range hc.Mounts {
+		m, err := parseMountSpec(spec)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	dsts := make([]string, 0, len(hc.Tmpfs))
+	for dst := range hc.Tmpfs {
+		dsts = append(dsts, dst)
+	}
+	sort.Strings(dsts)
+	for _, dst := range dsts {
+		if err := validTarget(dst); err != nil {
+			return nil, errdefs.Invalid("invalid tmpfs mount %q: %v", dst, err)
+		}
+		var opts []string
+		if o := hc.Tmpfs[dst]; o != "" {
+			opts = strings.Split(o, ",")
+		}
+		out = append(out, container.Mount{Type: container.MountTmpfs, Destination: path.Clean(dst), Options: opts, Flag: true})
+	}
+	seen := map[string]bool{}
+	for _, m := range out {
+		if seen[m.Destination] {
+			return nil, errdefs.Invalid("Duplicate mount point: %s", m.Destination)
+		}
+		seen[m.Destination] = true
+	}
+	return out, nil
+}
+
+// parseBind reads one -v value as moby's ParseMountRaw: a host path's
+// bind, created at start when missing.
+func parseBind(raw string) (container.Mount, error) {
+	arr := strings.SplitN(raw, ":", 4)
+	invalid := errdefs.Invalid("invalid volume specification: '%s'", raw)
+	if arr[0] == "" {
+		return container.Mount{}, invalid
+	}
+	var src, dst, mode string
+	switch len(arr) {
+	case 1:
+		return container.Mount{}, errdefs.Invalid("anonymous volumes (-v %s) are not supported by berth: bind a host directory (-v /host/path:%s)", raw, raw)
+	case 2:
+		if validMode(arr[1]) {
+			return container.Mount{}, invalid
+		}
+		src, dst = arr[0], arr[1]
+	case 3:
+		src, dst, mode = arr[0], arr[1], arr[2]
+	default:
+		return container.Mount{}, invalid
+	}
+	if !validMode(mode) {
+		return container.Mount{}, errdefs.Invalid("invalid mode: %s", mode)
+	}
+	if !path.IsAbs(src) {
+		return container.Mount{}, errdefs.Invalid("named volumes (-v %s:…) are not supported by berth: bind a host directory (an absolute path)", src)
+	}
+	if err := validTarget(dst); err != nil {
+		return container.Mount{}, errdefs.Invalid("invalid volume specification: '%s': invalid mount config for type \"bind\": %v", raw, err)
+	}
+	m := container.Mount{Type: container.MountBind, Source: path.Clean(src), Destination: path.Clean(dst), Mode: mode,
+		Propagation: "rprivate", CreateSource: true}
+	for _, o := range strings.Split(mode, ",") {
+		switch {
+		case o == "ro":
+			m.ReadOnly = true
+		case propagations[o]:
+			m.Propagation = o
+		}
+	}
+	return m, nil
+}
+
+// validMode is moby's linuxValidMountMode: comma-separated, at most one
+// of each kind (rw/ro, z/Z, a propagation, nocopy, a consistency).
+func validMode(mode string) bool {
+	if mode == "" {
+		return true
+	}
+	var counts [5]int
+	for _, o := range strings.Split(mode, ",") {
+		switch {
+		case o == "rw" || o == "ro":
+			counts[0]++
+		case o == "z" || o == "Z":
+			counts[1]++
+		case propagations[o]:
+			counts[2]++
+		case o == "nocopy":
+			counts[3]++
+		case o == "consistent" || o == "cached" || o == "delegated" || o == "default":
+			counts[4]++
+		default:
+			return false
+		}
+	}
+	for _, n := range counts {
+		if n > 1 {
+			return false
+		}
+	}
+	return true
+}
+
+// validTarget is moby's check of a mount's destination.
+func validTarget(dst string) error {
+	if dst == "" {
+		return fmt.Errorf("field Target must not be empty")
+	}
+	if path.Clean(dst) == "/" {
+		return fmt.Errorf("invalid specification: destination can't be '/'")
+	}
+	if !path.IsAbs(dst) {
+		return fmt.Errorf("invalid mount path: '%s' mount path must be absolute", dst)
+	}
+	return nil
+}
+
+// parseMountSpec reads one --mount as moby's validateMountConfig: a bind
+// of a source that exists, or a tmpfs.
+func parseMountSpec(spec mount.Mount) (container.Mount, error) {
+	bad := func(format string, args ...any) error {
+		return errdefs.Invalid("invalid mount config for type %q: %s", spec.Type, fmt.Sprintf(format, args...))
+	}
+	if err := validTarget(spec.Target); err != nil {
+		return container.Mount{}, bad("%v", err)
+	}
+	switch spec.Type {
+	case mount.TypeBind:
+		if spec.Source == "" {
+			return container.Mount{}, bad("field Source must not be empty")
+		}
+		if spec.VolumeOptions != nil {
+			return container.Mount{}, bad("field VolumeOptions must not be specified")
+		}
+		if !path.IsAbs(spec.Source) {
+			return container.Mount{}, bad("invalid mount path: '%s' mount path must be absolute", spec.Source)
+		}
+		m := container.Mount{Type: container.MountBind, Source: path.Clean(spec.Source), Destination: path.Clean(spec.Target),
+			ReadOnly: spec.ReadOnly, Propagation: "rprivate"}
+		if o := spec.BindOptions; o != nil {
+			if o.Propagation != "" {
+				if !propagations[string(o.Propagation)] {
+					return container.Mount{}, bad("invalid propagation mode: %s", o.Propagation)
+				}
+				m.Propagation = string(o.Propagation)
+			}
+			m.CreateSource = o.CreateMountpoint
+		}
+		if _, err := os.Stat(m.Source); err != nil && !m.CreateSource {
+			return container.Mount{}, bad("bind source path does not exist: %s", spec.Source)
+		}
+		return m, nil
+	case mount.TypeTmpfs:
+		if spec.Source != "" {
+			return container.Mount{}, bad("field Source must not be specified")
+		}
+		if spec.BindOptions != nil {
+			return container.Mount{}, bad("field BindOptions must not be specified")
+		}
+		m := container.Mount{Type: container.MountTmpfs, Destination: path.Clean(spec.Target), ReadOnly: spec.ReadOnly}
+		if o := spec.TmpfsOptions; o != nil {
+			if o.SizeBytes < 0 {
+				return container.Mount{}, bad("invalid tmpfs size: %d", o.SizeBytes)
+			}
+			if o.SizeBytes > 0 {
+				m.Options = append(m.Options, "size="+strconv.FormatInt(o.SizeBytes, 10))
+			}
+			if o.Mode != 0 {
+				mode := uint64(o.Mode.Perm())
+				if o.Mode&os.ModeSticky != 0 {
+					mode |= 0o1000
+				}
+				m.Options = append(m.Options, "mode="+strconv.FormatUint(mode, 8))
+			}
+		}
+		return m, nil
+	case mount.TypeVolume:
+		return container.Mount{}, errdefs.Invalid("volume mounts (--mount type=volume) are not supported by berth: it has no volumes; bind a host directory")
+	default:
+		return container.Mount{}, errdefs.Invalid("%s mounts (--mount type=%s) are not supported by berth", spec.Type, spec.Type)
+	}
+}

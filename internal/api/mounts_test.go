@@ -1,0 +1,64 @@
+package api
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	ctypes "github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/errdefs"
+)
+
+// TestContainerMounts: -v, --mount and --tmpfs as moby's parser reads
+// them, and its refusals in its words; volumes refused by name.
+func TestContainerMounts(t *testing.T) {
+	dir := t.TempDir()
+	got, err := containerMounts(&ctypes.Config{}, &ctypes.HostConfig{
+		Binds:  []string{"/srv/conf:/etc/app:ro", dir + ":/data", "/x:/y:rw,rslave"},
+		Mounts: []mount.Mount{{Type: mount.TypeBind, Source: dir, Target: "/m", ReadOnly: true}, {Type: mount.TypeTmpfs, Target: "/cache", TmpfsOptions: &mount.TmpfsOptions{SizeBytes: 1 << 20, Mode: 0o1777 | os.ModeSticky}}},
+		Tmpfs:  map[string]string{"/run": "rw,size=64m,exec"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []container.Mount{
+		{Type: "bind", Source: "/srv/conf", Destination: "/etc/app", ReadOnly: true, Propagation: "rprivate", Mode: "ro", CreateSource: true},
+		{Type: "bind", Source: dir, Destination: "/data", Propagation: "rprivate", CreateSource: true},
+		{Type: "bind", Source: "/x", Destination: "/y", Propagation: "rslave", Mode: "rw,rslave", CreateSource: true},
+		{Type: "bind", Source: dir, Destination: "/m", ReadOnly: true, Propagation: "rprivate"},
+		{Type: "tmpfs", Destination: "/cache", Options: []string{"size=1048576", "mode=1777"}},
+		{Type: "tmpfs", Destination: "/run", Options: []string{"rw", "size=64m", "exec"}, Flag: true},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("mounts (-want +got):\n%s", diff)
+	}
+	for _, tc := range []struct {
+		cfg  ctypes.Config
+		hc   ctypes.HostConfig
+		want string
+	}{
+		{hc: ctypes.HostConfig{Binds: []string{"data:/data"}}, want: "named volumes (-v data:…) are not supported by berth"},
+		{hc: ctypes.HostConfig{Binds: []string{"/data"}}, want: "anonymous volumes (-v /data) are not supported by berth"},
+		{hc: ctypes.HostConfig{Binds: []string{"/a:/b:bogus"}}, want: "invalid mode: bogus"},
+		{hc: ctypes.HostConfig{Binds: []string{"/a:ro"}}, want: "invalid volume specification: '/a:ro'"},
+		{hc: ctypes.HostConfig{Binds: []string{"/a:/"}}, want: "destination can't be '/'"},
+		{hc: ctypes.HostConfig{Binds: []string{"/a:/b", "/c:/b"}}, want: "Duplicate mount point: /b"},
+		{hc: ctypes.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeBind, Source: filepath.Join(dir, "nope"), Target: "/b"}}},
+			want: `invalid mount config for type "bind": bind source path does not exist: ` + filepath.Join(dir, "nope")},
+		{hc: ctypes.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeBind, Source: dir, Target: "rel"}}},
+			want: `invalid mount config for type "bind": invalid mount path: 'rel' mount path must be absolute`},
+		{hc: ctypes.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: "v", Target: "/v"}}}, want: "volume mounts (--mount type=volume) are not supported by berth"},
+		{hc: ctypes.HostConfig{VolumesFrom: []string{"other"}}, want: "--volumes-from is not supported by berth"},
+		{cfg: ctypes.Config{Volumes: map[string]struct{}{"/v": {}}}, want: "anonymous volumes (Config.Volumes) are not supported by berth"},
+	} {
+		_, err := containerMounts(&tc.cfg, &tc.hc)
+		if !errdefs.Is(err, errdefs.KindInvalid) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v %+v: %v, want %q", tc.cfg, tc.hc, err, tc.want)
+		}
+	}
+}
