@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"maps"
 	"net/netip"
 	"regexp"
@@ -83,6 +84,12 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 	if err != nil {
 		return container.Config{}, err
 	}
+	var mountSpecs json.RawMessage
+	if len(hc.Mounts) > 0 {
+		if mountSpecs, err = json.Marshal(hc.Mounts); err != nil {
+			return container.Config{}, err
+		}
+	}
 	autoRemove := hc.AutoRemove
 	if lessThan(apiVersion, "1.25") {
 		autoRemove = false // before 1.25 the client removed the container itself
@@ -115,6 +122,7 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 		Mounts:          mounts,
 		Binds:           slices.Clone(hc.Binds),
 		Tmpfs:           maps.Clone(hc.Tmpfs),
+		MountSpecs:      mountSpecs,
 		ExtraHosts:      hc.ExtraHosts,
 		StopSignal:      c.StopSignal,
 		StopTimeout:     c.StopTimeout,

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -195,7 +196,17 @@ func hostConfig(cfg container.Config, links []string) *ctypes.HostConfig {
 		Sysctls:         cfg.Sysctls,
 		Binds:           cfg.Binds,
 		Tmpfs:           cfg.Tmpfs,
+		Mounts:          mountSpecs(cfg.MountSpecs),
 	}
+}
+
+// mountSpecs is HostConfig.Mounts as it was given (--mount).
+func mountSpecs(raw json.RawMessage) []mount.Mount {
+	var out []mount.Mount
+	if len(raw) > 0 {
+		_ = json.Unmarshal(raw, &out) // written from the same type at create
+	}
+	return out
 }
 
 // mountPoints are a container's mounts as inspect and ps list them

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -94,6 +95,9 @@ func parseBind(raw string) (container.Mount, error) {
 	if !validMode(mode) {
 		return container.Mount{}, errdefs.Invalid("invalid mode: %s", mode)
 	}
+	if path.IsAbs(src) && slices.Contains(strings.Split(mode, ","), "nocopy") {
+		return container.Mount{}, errdefs.Invalid("invalid volume specification: '%s': invalid mount config for type \"bind\": field VolumeOptions must not be specified", raw)
+	}
 	if !path.IsAbs(src) {
 		return container.Mount{}, errdefs.Invalid("named volumes (-v %s:…) are not supported by berth: bind a host directory (an absolute path)", src)
 	}
@@ -107,10 +111,23 @@ func parseBind(raw string) (container.Mount, error) {
 		case o == "ro":
 			m.ReadOnly = true
 		case propagations[o]:
+			if err := privateOnly(o); err != nil {
+				return container.Mount{}, err
+			}
 			m.Propagation = o
 		}
 	}
 	return m, nil
+}
+
+// privateOnly refuses the shared and slave propagations by name: they
+// need the source shared and the container's root propagation set, which
+// berth does not do.
+func privateOnly(p string) error {
+	if p == "private" || p == "rprivate" {
+		return nil
+	}
+	return errdefs.Invalid("bind propagation %s is not supported by berth: binds are rprivate", p)
 }
 
 // validMode is moby's linuxValidMountMode: comma-separated, at most one
@@ -185,7 +202,13 @@ func parseMountSpec(spec mount.Mount) (container.Mount, error) {
 				if !propagations[string(o.Propagation)] {
 					return container.Mount{}, bad("invalid propagation mode: %s", o.Propagation)
 				}
+				if err := privateOnly(string(o.Propagation)); err != nil {
+					return container.Mount{}, err
+				}
 				m.Propagation = string(o.Propagation)
+			}
+			if o.NonRecursive || o.ReadOnlyNonRecursive || o.ReadOnlyForceRecursive {
+				return container.Mount{}, errdefs.Invalid("bind-recursive options (--mount bind-recursive=…) are not supported by berth: binds are recursive, and read-only all the way down")
 			}
 			m.CreateSource = o.CreateMountpoint
 		}
@@ -209,11 +232,17 @@ func parseMountSpec(spec mount.Mount) (container.Mount, error) {
 				m.Options = append(m.Options, "size="+strconv.FormatInt(o.SizeBytes, 10))
 			}
 			if o.Mode != 0 {
-				mode := uint64(o.Mode.Perm())
-				if o.Mode&os.ModeSticky != 0 {
-					mode |= 0o1000
+				// The CLI sends the octal mode as it was typed (1777).
+				m.Options = append(m.Options, "mode="+strconv.FormatUint(uint64(o.Mode)&0o7777, 8))
+			}
+			for _, opt := range o.Options { // moby's validateTmpfsOptions
+				if len(opt) < 1 || len(opt) > 2 {
+					return container.Mount{}, bad("invalid option array length")
 				}
-				m.Options = append(m.Options, "mode="+strconv.FormatUint(mode, 8))
+				if opt[0] != "exec" && opt[0] != "noexec" {
+					return container.Mount{}, bad("invalid option: %s", opt[0])
+				}
+				m.Options = append(m.Options, strings.Join(opt, "="))
 			}
 		}
 		return m, nil

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,8 +18,8 @@ import (
 func TestContainerMounts(t *testing.T) {
 	dir := t.TempDir()
 	got, err := containerMounts(&ctypes.Config{}, &ctypes.HostConfig{
-		Binds:  []string{"/srv/conf:/etc/app:ro", dir + ":/data", "/x:/y:rw,rslave"},
-		Mounts: []mount.Mount{{Type: mount.TypeBind, Source: dir, Target: "/m", ReadOnly: true}, {Type: mount.TypeTmpfs, Target: "/cache", TmpfsOptions: &mount.TmpfsOptions{SizeBytes: 1 << 20, Mode: 0o1777 | os.ModeSticky}}},
+		Binds:  []string{"/srv/conf:/etc/app:ro", dir + ":/data", "/x:/y:rw,private"},
+		Mounts: []mount.Mount{{Type: mount.TypeBind, Source: dir, Target: "/m", ReadOnly: true}, {Type: mount.TypeTmpfs, Target: "/cache", TmpfsOptions: &mount.TmpfsOptions{SizeBytes: 1 << 20, Mode: 0o1777, Options: [][]string{{"exec"}}}}},
 		Tmpfs:  map[string]string{"/run": "rw,size=64m,exec"},
 	})
 	if err != nil {
@@ -29,9 +28,9 @@ func TestContainerMounts(t *testing.T) {
 	want := []container.Mount{
 		{Type: "bind", Source: "/srv/conf", Destination: "/etc/app", ReadOnly: true, Propagation: "rprivate", Mode: "ro", CreateSource: true},
 		{Type: "bind", Source: dir, Destination: "/data", Propagation: "rprivate", CreateSource: true},
-		{Type: "bind", Source: "/x", Destination: "/y", Propagation: "rslave", Mode: "rw,rslave", CreateSource: true},
+		{Type: "bind", Source: "/x", Destination: "/y", Propagation: "private", Mode: "rw,private", CreateSource: true},
 		{Type: "bind", Source: dir, Destination: "/m", ReadOnly: true, Propagation: "rprivate"},
-		{Type: "tmpfs", Destination: "/cache", Options: []string{"size=1048576", "mode=1777"}},
+		{Type: "tmpfs", Destination: "/cache", Options: []string{"size=1048576", "mode=1777", "exec"}},
 		{Type: "tmpfs", Destination: "/run", Options: []string{"rw", "size=64m", "exec"}, Flag: true},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -54,6 +53,10 @@ func TestContainerMounts(t *testing.T) {
 			want: `invalid mount config for type "bind": invalid mount path: 'rel' mount path must be absolute`},
 		{hc: ctypes.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: "v", Target: "/v"}}}, want: "volume mounts (--mount type=volume) are not supported by berth"},
 		{hc: ctypes.HostConfig{VolumesFrom: []string{"other"}}, want: "--volumes-from is not supported by berth"},
+		{hc: ctypes.HostConfig{Binds: []string{"/a:/b:nocopy"}}, want: "field VolumeOptions must not be specified"},
+		{hc: ctypes.HostConfig{Binds: []string{"/a:/b:rshared"}}, want: "bind propagation rshared is not supported by berth"},
+		{hc: ctypes.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeTmpfs, Target: "/t", TmpfsOptions: &mount.TmpfsOptions{Options: [][]string{{"suid"}}}}}},
+			want: `invalid mount config for type "tmpfs": invalid option: suid`},
 		{cfg: ctypes.Config{Volumes: map[string]struct{}{"/v": {}}}, want: "anonymous volumes (Config.Volumes) are not supported by berth"},
 	} {
 		_, err := containerMounts(&tc.cfg, &tc.hc)

@@ -4,6 +4,7 @@
 package container
 
 import (
+	"encoding/json"
 	"net/netip"
 	"slices"
 	"strings"
@@ -67,10 +68,12 @@ type Config struct {
 	// Mounts are the host paths bound in (-v /host:/path, --mount
 	// type=bind) and the tmpfs file systems (--tmpfs, --mount
 	// type=tmpfs); Binds and Tmpfs are -v's and --tmpfs's values as
-	// given, which inspect shows, and MountSpecs --mount's.
+	// given, which inspect shows, and MountSpecs --mount's (the API's
+	// JSON, kept as it came).
 	Mounts         []Mount           `json:"mounts,omitempty"`
 	Binds          []string          `json:"binds,omitempty"`
 	Tmpfs          map[string]string `json:"tmpfs,omitempty"`
+	MountSpecs     json.RawMessage   `json:"mountSpecs,omitempty"`
 	ReadonlyRootfs bool              `json:"readonlyRootfs,omitempty"`
 	CapAdd         []string          `json:"capAdd,omitempty"`
 	CapDrop        []string          `json:"capDrop,omitempty"`

@@ -96,17 +96,17 @@ func (d *Daemon) openFiles(ctx context.Context, ref string, etcFiles bool) (*fil
 	if err != nil {
 		return nil, nil, err
 	}
-	files := map[string]string{}
+	files := map[string]runtime.FSMount{}
 	for dst, src := range map[string]string{"/etc/hosts": c.HostsPath, "/etc/hostname": c.HostnamePath, "/etc/resolv.conf": c.ResolvConfPath} {
 		if _, err := os.Stat(src); etcFiles && src != "" && err == nil {
-			files[dst] = src
+			files[dst] = runtime.FSMount{Source: src}
 		}
 	}
 	// And the host paths bound in, over them, as the container sees them
 	// (moby's view mounts the container's volumes and binds too).
 	for _, m := range c.Config.Mounts {
 		if _, err := os.Stat(m.Source); etcFiles && m.Type == container.MountBind && err == nil {
-			files[m.Destination] = m.Source
+			files[m.Destination] = runtime.FSMount{Source: m.Source, ReadOnly: m.ReadOnly}
 		}
 	}
 	v, err := d.runtime.OpenFS(c.ID, img.RootfsDir, files)
@@ -223,12 +223,7 @@ func (d *Daemon) ContainerExtractToDir(ctx context.Context, ref, path string, co
 		return err
 	}
 	defer u.close()
-	opts := runtime.ExtractOptions{NoOverwriteDirNonDir: noOverwriteDirNonDir, ReadOnly: c.Config.ReadonlyRootfs, Binds: map[string]bool{}}
-	for _, m := range c.Config.Mounts {
-		if m.Type == container.MountBind {
-			opts.Binds[m.Destination] = m.ReadOnly
-		}
-	}
+	opts := runtime.ExtractOptions{NoOverwriteDirNonDir: noOverwriteDirNonDir, ReadOnly: c.Config.ReadonlyRootfs}
 	if copyUIDGID {
 		opts.Owner = c.Config.User
 	}

@@ -317,24 +317,8 @@ type ExtractOptions struct {
 	// file extracted (docker cp -a); otherwise each keeps the archive's.
 	Owner string
 	// ReadOnly refuses the extraction: the container's root is read-only
-	// (unless the path is in a bind that is not).
+	// (unless the path is on a bind that is not).
 	ReadOnly bool
-	// Binds are the destinations of the container's binds, and whether
-	// each is read-only: the one that holds the path decides (moby's
-	// checkWritablePath).
-	Binds map[string]bool
-}
-
-// mountHolding is the destination in binds that holds p, the deepest;
-// "" for none.
-func mountHolding(binds map[string]bool, p string) string {
-	best := ""
-	for dst := range binds {
-		if (p == dst || strings.HasPrefix(p, strings.TrimSuffix(dst, "/")+"/")) && len(dst) > len(best) {
-			best = dst
-		}
-	}
-	return best
 }
 
 // Extract unpacks the tar stream r into the directory at path, as moby's
@@ -352,11 +336,23 @@ func Extract(r io.Reader, path string, opts ExtractOptions) error {
 	if !fi.IsDir() {
 		return errdefs.Invalid("extraction point is not a directory")
 	}
-	if m := mountHolding(opts.Binds, filepath.Clean(abs)); m != "" {
-		if opts.Binds[m] {
-			return errdefs.Invalid("mounted volume is marked read-only")
-		}
-	} else if opts.ReadOnly {
+	// moby's checkWritablePath, asked of the mount that holds the path
+	// (its symlinks resolved): a read-only bind, or the root when the
+	// container's is read-only. The view mounts read-only binds so, and
+	// the container's root on a file system of its own.
+	var sfs unix.Statfs_t
+	var here, root unix.Stat_t
+	if err := unix.Statfs(abs, &sfs); err != nil {
+		return err
+	}
+	if err := errors.Join(unix.Stat(abs, &here), unix.Stat("/", &root)); err != nil {
+		return err
+	}
+	onRoot := here.Dev == root.Dev
+	switch {
+	case !onRoot && sfs.Flags&unix.ST_RDONLY != 0:
+		return errdefs.Invalid("mounted volume is marked read-only")
+	case onRoot && opts.ReadOnly:
 		return errdefs.Invalid("container rootfs is marked read-only")
 	}
 	var owner *[2]uint32

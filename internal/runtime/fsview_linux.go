@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	goruntime "runtime"
 	"sort"
 	"sync"
@@ -30,10 +31,16 @@ type FSView struct {
 	close sync.Once
 }
 
+// FSMount is a host file or directory a view mounts over a container
+// path: berth's /etc files, the user's binds.
+type FSMount struct {
+	Source   string
+	ReadOnly bool // read-only all the way down, as the container has it
+}
+
 // OpenFS opens a view of container id's root file system; lower is its
-// image's tree, files maps container paths to the host files and
-// directories mounted over them (berth's /etc files, the user's binds).
-func (r *Runtime) OpenFS(id, lower string, files map[string]string) (*FSView, error) {
+// image's tree, files what is mounted over its paths.
+func (r *Runtime) OpenFS(id, lower string, files map[string]FSMount) (*FSView, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
@@ -52,7 +59,7 @@ func (r *Runtime) OpenFS(id, lower string, files map[string]string) (*FSView, er
 // thread stays locked to the goroutine, so the Go runtime ends it when
 // serve returns: its namespace and its root never reach another
 // goroutine.
-func (v *FSView) serve(r *Runtime, id, lower string, files map[string]string, ready chan<- error) {
+func (v *FSView) serve(r *Runtime, id, lower string, files map[string]FSMount, ready chan<- error) {
 	goruntime.LockOSThread()
 	defer close(v.done)
 	e := &fsEntry{}
@@ -82,7 +89,7 @@ type fsEntry struct {
 // enter gives the calling thread a mount namespace of its own, the
 // container's overlay (mounting it if it is not), the files over it, and
 // its root as root and working directory.
-func (e *fsEntry) enter(r *Runtime, id, lower string, files map[string]string) error {
+func (e *fsEntry) enter(r *Runtime, id, lower string, files map[string]FSMount) error {
 	e.hostRoot = -1
 	if err := unix.Unshare(unix.CLONE_NEWNS | unix.CLONE_FS); err != nil {
 		return fmt.Errorf("unshare: %w", err)
@@ -114,12 +121,27 @@ func (e *fsEntry) enter(r *Runtime, id, lower string, files map[string]string) e
 			unix.Close(fd)
 		}
 	}()
-	for _, dst := range dsts {
-		fd, err := unix.OpenTree(unix.AT_FDCWD, files[dst], unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	isDir := make([]bool, len(dsts))
+	for i, dst := range dsts {
+		m := files[dst]
+		fd, err := unix.OpenTree(unix.AT_FDCWD, m.Source, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
 		if err != nil {
-			return fmt.Errorf("open %s: %w", files[dst], err)
+			return fmt.Errorf("open %s: %w", m.Source, err)
 		}
 		trees = append(trees, fd)
+		if m.ReadOnly {
+			// As moby's view: a read-only bind stays read-only here, all
+			// the way down, so that no copy writes through it.
+			attr := &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+			if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr); err != nil {
+				return fmt.Errorf("make %s read-only: %w", m.Source, err)
+			}
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return err
+		}
+		isDir[i] = st.Mode&unix.S_IFMT == unix.S_IFDIR
 	}
 	if err := unix.Chroot(e.root); err != nil {
 		return fmt.Errorf("chroot: %w", err)
@@ -129,8 +151,8 @@ func (e *fsEntry) enter(r *Runtime, id, lower string, files map[string]string) e
 		return err
 	}
 	for i, dst := range dsts {
-		if _, err := os.Stat(dst); errors.Is(err, os.ErrNotExist) {
-			continue // never started: runc has not made the mount point
+		if err := ensureMountPoint(dst, isDir[i]); err != nil {
+			return fmt.Errorf("mount point %s: %w", dst, err)
 		}
 		if err := unix.MoveMount(trees[i], "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_SYMLINKS); err != nil {
 			return fmt.Errorf("mount %s: %w", dst, err)
@@ -180,4 +202,25 @@ func (v *FSView) Go(fn func()) {
 func (v *FSView) Close() {
 	v.close.Do(func() { close(v.ops) })
 	<-v.done
+}
+
+// ensureMountPoint makes dst (in the view, so inside the container) a
+// directory or a file to mount on, unless something is there, as runc
+// makes mount points at start and moby's view for a container that has
+// not started (the container's layer gets it, as with runc).
+func ensureMountPoint(dst string, dir bool) error {
+	if _, err := os.Stat(dst); !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if dir {
+		return os.MkdirAll(dst, 0o755)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY, 0o755)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }

@@ -60,7 +60,7 @@ func TestFSView(t *testing.T) {
 	if err := os.WriteFile(hostGroup, []byte("berth's own\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	v, err := rt.OpenFS(id, lower, map[string]string{"/etc/group": hostGroup, "/etc/not-there": hostGroup})
+	v, err := rt.OpenFS(id, lower, map[string]FSMount{"/etc/group": {Source: hostGroup}})
 	if err != nil {
 		t.Fatal(err)
 	}

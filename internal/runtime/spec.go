@@ -202,25 +202,35 @@ func defaultMounts() []specs.Mount {
 // files, less those the user's take the place of, then the user's, the
 // shallower first (moby's sortMounts), so that one inside another's
 // destination is mounted after it.
+//
+// berth's files go with the user's mounts, so that a user mount on /etc
+// comes first and the files over it, as moby appends its network files
+// to the mounts it sorts; a user mount on /dev drops Docker's mounts
+// under it (oci_linux.go's rule).
 func allMounts(s Spec) []specs.Mount {
 	user := map[string]bool{}
 	for _, m := range s.Mounts {
 		user[m.Destination] = true
 	}
 	var out []specs.Mount
-	for _, m := range append(defaultMounts(), fileMounts(s.Files, s.ReadOnly)...) {
-		if !user[m.Destination] {
+	for _, m := range defaultMounts() {
+		if !user[m.Destination] && !(user["/dev"] && strings.HasPrefix(m.Destination, "/dev/")) {
 			out = append(out, m)
 		}
 	}
-	ms := slices.Clone(s.Mounts)
-	sort.SliceStable(ms, func(i, j int) bool {
-		return strings.Count(path.Clean(ms[i].Destination), "/") < strings.Count(path.Clean(ms[j].Destination), "/")
-	})
-	for _, m := range ms {
-		out = append(out, userMount(m))
+	var rest []specs.Mount
+	for _, m := range s.Mounts {
+		rest = append(rest, userMount(m))
 	}
-	return out
+	for _, m := range fileMounts(s.Files, s.ReadOnly) {
+		if !user[m.Destination] {
+			rest = append(rest, m)
+		}
+	}
+	sort.SliceStable(rest, func(i, j int) bool {
+		return strings.Count(path.Clean(rest[i].Destination), "/") < strings.Count(path.Clean(rest[j].Destination), "/")
+	})
+	return append(out, rest...)
 }
 
 // userMount is m as runc mounts it: a bind recursive with its
@@ -249,7 +259,10 @@ func userMount(m container.Mount) specs.Mount {
 	}
 	opts := []string{"rbind", prop}
 	if m.ReadOnly {
-		opts = append(opts, "ro")
+		// Read-only all the way down (runc's "rro", mount_setattr), as
+		// moby's default since v25: a mount under the source stays
+		// read-only in the container too.
+		opts = append(opts, "rro")
 	}
 	return specs.Mount{Destination: m.Destination, Type: "bind", Source: m.Source, Options: opts}
 }
