@@ -55,7 +55,9 @@ type Backend interface {
 	// RestartContainer stops the container if it runs, starts it, and
 	// logs a restart event.
 	RestartContainer(ctx context.Context, ref string, timeout *int, signal string) error
-	RemoveContainer(ctx context.Context, ref string, force bool) error
+	// RemoveContainer removes a container; volumes removes its anonymous
+	// volumes too (docker rm -v).
+	RemoveContainer(ctx context.Context, ref string, force, volumes bool) error
 	// PruneContainers removes the containers that are not running (nor
 	// restarting) and that match says to, and returns their IDs.
 	PruneContainers(ctx context.Context, match func(*container.Container) bool) ([]string, error)
@@ -122,6 +124,13 @@ type Backend interface {
 	// repo:tag, with the config its --change lines give (Dockerfile
 	// instructions).
 	ImportImage(ctx context.Context, r io.Reader, repo, tag, message string, changes []string) (*image.Image, error)
+	// CreateVolume, Volume, Volumes, RemoveVolume and PruneVolumes are
+	// docker volume's (the local driver's).
+	CreateVolume(ctx context.Context, name, driver string, opts, labels map[string]string) (VolumeInfo, error)
+	Volume(ctx context.Context, name string) (VolumeInfo, error)
+	Volumes(ctx context.Context, size bool) ([]VolumeInfo, error)
+	RemoveVolume(ctx context.Context, name string, force bool) error
+	PruneVolumes(ctx context.Context, all bool, match func(VolumeInfo) bool) ([]string, uint64, error)
 	// TagImage gives image ref the tag repo:tag (docker tag).
 	TagImage(ctx context.Context, ref, repo, tag string) error
 	// SaveImages writes the images refs name as docker save does.
@@ -211,4 +220,14 @@ type StatsFrame struct {
 	// Empty is a container that does not run: moby answers its name and
 	// ID alone.
 	Empty bool
+}
+
+// VolumeInfo is a volume as docker volume inspect and ls show it.
+type VolumeInfo struct {
+	Name       string
+	Labels     map[string]string
+	CreatedAt  time.Time
+	Mountpoint string
+	RefCount   int   // containers that use it
+	Size       int64 // bytes, -1 unless asked for
 }

@@ -510,12 +510,11 @@ func pruneUntil(args filters.Args) (time.Time, error) {
 }
 
 func (s *Server) removeContainer(w http.ResponseWriter, r *http.Request) error {
-	// v (volumes) is accepted and means nothing: berth has no volumes.
 	var err error
 	if boolValue(r, "link") {
 		err = s.backend.RemoveLink(r.Context(), r.PathValue("id"))
 	} else {
-		err = s.backend.RemoveContainer(r.Context(), r.PathValue("id"), boolValue(r, "force"))
+		err = s.backend.RemoveContainer(r.Context(), r.PathValue("id"), boolValue(r, "force"), boolValue(r, "v"))
 	}
 	if err != nil {
 		return err

@@ -424,7 +424,6 @@ func TestUnimplementedRoutes(t *testing.T) {
 	for _, tc := range []struct{ method, path, want string }{
 		{http.MethodPost, "/v1.51/commit?container=test1", "docker commit is not supported by berth"},
 		{http.MethodGet, "/v1.51/images/busybox/history", "docker history is not supported by berth"},
-		{http.MethodPost, "/v1.51/volumes/create", "docker volume create is not supported by berth"},
 		{http.MethodPost, "/v1.51/images/busybox/push", "docker push is not supported by berth"},
 	} {
 		rec := call(t, s, tc.method, tc.path, "")
@@ -583,8 +582,8 @@ func TestPruneContainers(t *testing.T) {
 	}
 }
 
-// TestVolumesListEmpty: berth has no volumes, and says so the way Docker
-// does for a daemon without any (Compose's down -p lists them first).
+// TestVolumesListEmpty: a daemon without volumes says so the way Docker's
+// does (Compose's down -p lists them first).
 func TestVolumesListEmpty(t *testing.T) {
 	s := newServer(newFakeBackend())
 	rec := call(t, s, http.MethodGet, "/v1.51/volumes?filters="+url.QueryEscape(`{"label":{"com.docker.compose.project=p":true}}`), "")

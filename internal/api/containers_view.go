@@ -218,8 +218,12 @@ func mountPoints(cfg container.Config) []ctypes.MountPoint {
 		if m.Flag {
 			continue
 		}
-		out = append(out, ctypes.MountPoint{Type: mount.Type(m.Type), Source: m.Source, Destination: m.Destination,
-			Mode: m.Mode, RW: !m.ReadOnly, Propagation: mount.Propagation(m.Propagation)})
+		mp := ctypes.MountPoint{Type: mount.Type(m.Type), Source: m.Source, Destination: m.Destination,
+			Mode: m.Mode, RW: !m.ReadOnly, Propagation: mount.Propagation(m.Propagation)}
+		if m.Type == container.MountVolume {
+			mp.Name, mp.Source, mp.Driver = m.Source, m.Mountpoint, "local"
+		}
+		out = append(out, mp)
 	}
 	slices.SortFunc(out, func(a, b ctypes.MountPoint) int { return strings.Compare(a.Destination, b.Destination) })
 	return out

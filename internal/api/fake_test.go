@@ -36,6 +36,7 @@ type fakeBackend struct {
 	images      []*image.Image
 	execs       map[string]*ExecInfo
 	mutations   []string
+	volumes     map[string]VolumeInfo
 
 	rec fakeRecord // what the last calls asked for; guarded by mu
 
@@ -531,7 +532,75 @@ func (f *fakeBackend) RestartContainer(ctx context.Context, ref string, timeout 
 	return nil
 }
 
-func (f *fakeBackend) RemoveContainer(ctx context.Context, ref string, force bool) error {
+func (f *fakeBackend) CreateVolume(ctx context.Context, name, driver string, opts, labels map[string]string) (VolumeInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if driver != "" && driver != "local" {
+		return VolumeInfo{}, errdefs.NotFound("plugin %q not found", driver)
+	}
+	if f.volumes == nil {
+		f.volumes = map[string]VolumeInfo{}
+	}
+	if v, ok := f.volumes[name]; ok {
+		return v, nil
+	}
+	v := VolumeInfo{Name: name, Labels: labels, CreatedAt: fakeTime, Mountpoint: "/var/lib/berth/volumes/" + name + "/_data", Size: -1}
+	f.volumes[name] = v
+	f.mutations = append(f.mutations, "CreateVolume "+name)
+	return v, nil
+}
+
+func (f *fakeBackend) Volume(ctx context.Context, name string) (VolumeInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if v, ok := f.volumes[name]; ok {
+		return v, nil
+	}
+	return VolumeInfo{}, errdefs.NotFound("get %s: no such volume", name)
+}
+
+func (f *fakeBackend) Volumes(ctx context.Context, size bool) ([]VolumeInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []VolumeInfo
+	for _, v := range f.volumes {
+		out = append(out, v)
+	}
+	slices.SortFunc(out, func(a, b VolumeInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+func (f *fakeBackend) RemoveVolume(ctx context.Context, name string, force bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, ok := f.volumes[name]
+	switch {
+	case !ok && force:
+		return nil
+	case !ok:
+		return errdefs.NotFound("get %s: no such volume", name)
+	case v.RefCount > 0:
+		return errdefs.Conflict("remove %s: volume is in use - [c1]", name)
+	}
+	delete(f.volumes, name)
+	return nil
+}
+
+func (f *fakeBackend) PruneVolumes(ctx context.Context, all bool, match func(VolumeInfo) bool) ([]string, uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for name, v := range f.volumes {
+		if _, anon := v.Labels["com.docker.volume.anonymous"]; (all || anon) && v.RefCount == 0 && match(v) {
+			out = append(out, name)
+			delete(f.volumes, name)
+		}
+	}
+	slices.Sort(out)
+	return out, uint64(len(out)), nil
+}
+
+func (f *fakeBackend) RemoveContainer(ctx context.Context, ref string, force, volumes bool) error {
 	c, err := f.Container(ctx, ref)
 	if err != nil {
 		return err

@@ -13,7 +13,6 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	imagetypes "github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/storage"
-	"github.com/docker/docker/api/types/volume"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 
 	"github.com/berth-net/berth/internal/errdefs"
@@ -317,30 +316,8 @@ func pruneBuildCache(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, build.CachePruneReport{})
 }
 
-// listVolumes answers docker volume ls, and Compose's look for a
-// project's volumes (down, stop, kill with -p), with the empty list it
-// is: berth has no volumes. It takes moby's filters.
-func listVolumes(w http.ResponseWriter, r *http.Request) error {
-	if _, err := parseFilters(r, map[string]bool{"dangling": true, "driver": true, "label": true, "name": true}); err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, volume.ListResponse{Volumes: []*volume.Volume{}})
-}
-
-// pruneVolumes is docker volume prune: nothing to remove.
-func pruneVolumes(w http.ResponseWriter, r *http.Request) error {
-	if _, err := parseFilters(r, map[string]bool{"label": true, "label!": true, "all": true}); err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, volume.PruneReport{})
-}
-
-// notFoundVolume and notFoundPlugin answer the docker inspect fallback
-// chain with moby's words: berth has neither volumes nor plugins.
-func notFoundVolume(w http.ResponseWriter, r *http.Request) {
-	writeError(w, errdefs.NotFound("get %s: no such volume", r.PathValue("name")))
-}
-
+// notFoundPlugin answers the docker inspect fallback chain with moby's
+// words: berth has no plugins.
 func notFoundPlugin(w http.ResponseWriter, r *http.Request) {
 	writeError(w, errdefs.NotFound("plugin %q not found", r.PathValue("name")))
 }

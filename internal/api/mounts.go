@@ -20,15 +20,14 @@ import (
 var propagations = map[string]bool{"private": true, "rprivate": true, "slave": true, "rslave": true, "shared": true, "rshared": true}
 
 // containerMounts reads a create's mounts as moby's parser does: -v
-// (Binds) "host:container[:mode]", --mount (Mounts) of type bind or
-// tmpfs, and --tmpfs (Tmpfs). Named and anonymous volumes, --volumes-from
-// and the volume mount type are refused by name: berth has no volumes.
+// (Binds) "host:container[:mode]", "name:container[:mode]" for a named
+// volume and "/container" for an anonymous one, --mount (Mounts) of type
+// bind, volume or tmpfs, --tmpfs (Tmpfs), and Config.Volumes (anonymous
+// volumes where nothing else is mounted). --volumes-from is refused by
+// name.
 func containerMounts(c *ctypes.Config, hc *ctypes.HostConfig) ([]container.Mount, error) {
-	switch {
-	case len(hc.VolumesFrom) > 0:
-		return nil, errdefs.Invalid("--volumes-from is not supported by berth: it has no volumes")
-	case len(c.Volumes) > 0:
-		return nil, errdefs.Invalid("anonymous volumes (Config.Volumes) are not supported by berth: bind a host directory (-v /host/path:/path)")
+	if len(hc.VolumesFrom) > 0 {
+		return nil, errdefs.Invalid("--volumes-from is not supported by berth")
 	}
 	var out []container.Mount
 	for _, raw := range hc.Binds {
@@ -67,6 +66,22 @@ func containerMounts(c *ctypes.Config, hc *ctypes.HostConfig) ([]container.Mount
 		}
 		seen[m.Destination] = true
 	}
+	// Config.Volumes (VOLUME, docker create's anonymous volumes): those
+	// where nothing else is mounted, as moby's registerMountPoints.
+	vols := make([]string, 0, len(c.Volumes))
+	for dst := range c.Volumes {
+		vols = append(vols, dst)
+	}
+	sort.Strings(vols)
+	for _, dst := range vols {
+		if err := validTarget(dst); err != nil {
+			return nil, errdefs.Invalid("invalid volume specification: '%s': %v", dst, err)
+		}
+		if !seen[path.Clean(dst)] {
+			out = append(out, container.Mount{Type: container.MountVolume, Destination: path.Clean(dst)})
+			seen[path.Clean(dst)] = true
+		}
+	}
 	return out, nil
 }
 
@@ -81,7 +96,7 @@ func parseBind(raw string) (container.Mount, error) {
 	var src, dst, mode string
 	switch len(arr) {
 	case 1:
-		return container.Mount{}, errdefs.Invalid("anonymous volumes (-v %s) are not supported by berth: bind a host directory (-v /host/path:%s)", raw, raw)
+		dst = arr[0] // an anonymous volume
 	case 2:
 		if validMode(arr[1]) {
 			return container.Mount{}, invalid
@@ -95,11 +110,16 @@ func parseBind(raw string) (container.Mount, error) {
 	if !validMode(mode) {
 		return container.Mount{}, errdefs.Invalid("invalid mode: %s", mode)
 	}
-	if path.IsAbs(src) && slices.Contains(strings.Split(mode, ","), "nocopy") {
+	modes := strings.Split(mode, ",")
+	if path.IsAbs(src) && slices.Contains(modes, "nocopy") {
 		return container.Mount{}, errdefs.Invalid("invalid volume specification: '%s': invalid mount config for type \"bind\": field VolumeOptions must not be specified", raw)
 	}
-	if !path.IsAbs(src) {
-		return container.Mount{}, errdefs.Invalid("named volumes (-v %s:…) are not supported by berth: bind a host directory (an absolute path)", src)
+	if !path.IsAbs(src) { // a volume: named, or anonymous ("")
+		if err := validTarget(dst); err != nil {
+			return container.Mount{}, errdefs.Invalid("invalid volume specification: '%s': invalid mount config for type \"volume\": %v", raw, err)
+		}
+		return container.Mount{Type: container.MountVolume, Source: src, Destination: path.Clean(dst), Mode: mode,
+			ReadOnly: slices.Contains(modes, "ro"), NoCopy: slices.Contains(modes, "nocopy")}, nil
 	}
 	if err := validTarget(dst); err != nil {
 		return container.Mount{}, errdefs.Invalid("invalid volume specification: '%s': invalid mount config for type \"bind\": %v", raw, err)
@@ -247,7 +267,20 @@ func parseMountSpec(spec mount.Mount) (container.Mount, error) {
 		}
 		return m, nil
 	case mount.TypeVolume:
-		return container.Mount{}, errdefs.Invalid("volume mounts (--mount type=volume) are not supported by berth: it has no volumes; bind a host directory")
+		if spec.BindOptions != nil {
+			return container.Mount{}, bad("field BindOptions must not be specified")
+		}
+		m := container.Mount{Type: container.MountVolume, Source: spec.Source, Destination: path.Clean(spec.Target), ReadOnly: spec.ReadOnly}
+		if o := spec.VolumeOptions; o != nil {
+			if d := o.DriverConfig; d != nil && d.Name != "" && d.Name != "local" {
+				return container.Mount{}, errdefs.Invalid("volume driver %q is not supported by berth: only \"local\"", d.Name)
+			}
+			if o.Subpath != "" {
+				return container.Mount{}, errdefs.Invalid("volume subpaths (volume-subpath) are not supported by berth")
+			}
+			m.NoCopy, m.VolumeLabels = o.NoCopy, o.Labels
+		}
+		return m, nil
 	default:
 		return container.Mount{}, errdefs.Invalid("%s mounts (--mount type=%s) are not supported by berth", spec.Type, spec.Type)
 	}

@@ -41,8 +41,6 @@ func TestContainerMounts(t *testing.T) {
 		hc   ctypes.HostConfig
 		want string
 	}{
-		{hc: ctypes.HostConfig{Binds: []string{"data:/data"}}, want: "named volumes (-v data:…) are not supported by berth"},
-		{hc: ctypes.HostConfig{Binds: []string{"/data"}}, want: "anonymous volumes (-v /data) are not supported by berth"},
 		{hc: ctypes.HostConfig{Binds: []string{"/a:/b:bogus"}}, want: "invalid mode: bogus"},
 		{hc: ctypes.HostConfig{Binds: []string{"/a:ro"}}, want: "invalid volume specification: '/a:ro'"},
 		{hc: ctypes.HostConfig{Binds: []string{"/a:/"}}, want: "destination can't be '/'"},
@@ -51,17 +49,39 @@ func TestContainerMounts(t *testing.T) {
 			want: `invalid mount config for type "bind": bind source path does not exist: ` + filepath.Join(dir, "nope")},
 		{hc: ctypes.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeBind, Source: dir, Target: "rel"}}},
 			want: `invalid mount config for type "bind": invalid mount path: 'rel' mount path must be absolute`},
-		{hc: ctypes.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: "v", Target: "/v"}}}, want: "volume mounts (--mount type=volume) are not supported by berth"},
+		{hc: ctypes.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: "v", Target: "/v", VolumeOptions: &mount.VolumeOptions{DriverConfig: &mount.Driver{Name: "nfs"}}}}},
+			want: `volume driver "nfs" is not supported by berth`},
 		{hc: ctypes.HostConfig{VolumesFrom: []string{"other"}}, want: "--volumes-from is not supported by berth"},
 		{hc: ctypes.HostConfig{Binds: []string{"/a:/b:nocopy"}}, want: "field VolumeOptions must not be specified"},
 		{hc: ctypes.HostConfig{Binds: []string{"/a:/b:rshared"}}, want: "bind propagation rshared is not supported by berth"},
 		{hc: ctypes.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeTmpfs, Target: "/t", TmpfsOptions: &mount.TmpfsOptions{Options: [][]string{{"suid"}}}}}},
 			want: `invalid mount config for type "tmpfs": invalid option: suid`},
-		{cfg: ctypes.Config{Volumes: map[string]struct{}{"/v": {}}}, want: "anonymous volumes (Config.Volumes) are not supported by berth"},
 	} {
 		_, err := containerMounts(&tc.cfg, &tc.hc)
 		if !errdefs.Is(err, errdefs.KindInvalid) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v %+v: %v, want %q", tc.cfg, tc.hc, err, tc.want)
 		}
+	}
+}
+
+// TestVolumeMounts: -v name:/path is a named volume, -v /path and
+// Config.Volumes anonymous ones (Config.Volumes only where nothing else
+// is mounted), --mount type=volume with nocopy and labels.
+func TestVolumeMounts(t *testing.T) {
+	got, err := containerMounts(&ctypes.Config{Volumes: map[string]struct{}{"/anon": {}, "/named": {}}}, &ctypes.HostConfig{
+		Binds:  []string{"data:/named:ro,nocopy", "/cache"},
+		Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: "logs", Target: "/logs", VolumeOptions: &mount.VolumeOptions{NoCopy: true, Labels: map[string]string{"a": "b"}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []container.Mount{
+		{Type: "volume", Source: "data", Destination: "/named", Mode: "ro,nocopy", ReadOnly: true, NoCopy: true},
+		{Type: "volume", Destination: "/cache"},
+		{Type: "volume", Source: "logs", Destination: "/logs", NoCopy: true, VolumeLabels: map[string]string{"a": "b"}},
+		{Type: "volume", Destination: "/anon"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("mounts (-want +got):\n%s", diff)
 	}
 }

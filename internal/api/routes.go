@@ -67,11 +67,13 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("DELETE /images/{name...}", h(s.removeImage))
 	m.HandleFunc("POST /images/{name...}", h(s.postImage)) // tag, push
 	m.HandleFunc("GET /events", h(s.events))
-	m.HandleFunc("GET /volumes/{name}", notFoundVolume)
+	m.HandleFunc("GET /volumes/{name}", h(s.inspectVolume))
+	m.HandleFunc("DELETE /volumes/{name}", h(s.removeVolume))
+	m.HandleFunc("POST /volumes/create", h(s.createVolume))
 	m.HandleFunc("POST /images/prune", h(s.pruneImages))
 	m.HandleFunc("POST /build/prune", h(pruneBuildCache))
-	m.HandleFunc("GET /volumes", h(listVolumes))
-	m.HandleFunc("POST /volumes/prune", h(pruneVolumes))
+	m.HandleFunc("GET /volumes", h(s.listVolumes))
+	m.HandleFunc("POST /volumes/prune", h(s.pruneVolumes))
 	m.HandleFunc("GET /plugins/{name}/json", notFoundPlugin)
 	for pattern, command := range unimplemented {
 		m.HandleFunc(pattern, h(notImplemented(command)))
@@ -83,10 +85,8 @@ func (s *Server) routes() *http.ServeMux {
 // docker command that calls each: they answer 501 naming the command,
 // where an unknown path gets moby's bare 404 "page not found".
 var unimplemented = map[string]string{
-	"POST /commit":           "docker commit",
-	"POST /build":            "docker build",
-	"POST /volumes/create":   "docker volume create",
-	"DELETE /volumes/{name}": "docker volume rm",
+	"POST /commit": "docker commit",
+	"POST /build":  "docker build",
 }
 
 // notImplemented answers 501 "<command> is not supported by berth".

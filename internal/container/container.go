@@ -228,7 +228,9 @@ func MergeEnv(base, over []string) []string {
 
 // Mount is one of a container's mounts.
 type Mount struct {
-	Type        string `json:"type"` // MountBind or MountTmpfs
+	Type string `json:"type"` // MountBind, MountVolume or MountTmpfs
+	// Source is a bind's host path, or a volume's name ("" at create for
+	// an anonymous one: the daemon names it).
 	Source      string `json:"source,omitempty"`
 	Destination string `json:"destination"`
 	ReadOnly    bool   `json:"readOnly,omitempty"`
@@ -244,10 +246,18 @@ type Mount struct {
 	// Flag marks a --tmpfs mount, which inspect's Mounts do not list
 	// (moby lists mount points only).
 	Flag bool `json:"flag,omitempty"`
+	// NoCopy keeps a new volume empty (nocopy); otherwise its first mount
+	// copies in what the image has at Destination, as Docker's.
+	NoCopy bool `json:"noCopy,omitempty"`
+	// VolumeLabels are the labels a --mount type=volume gives the volume
+	// it makes; Mountpoint is the volume's directory on the host.
+	VolumeLabels map[string]string `json:"volumeLabels,omitempty"`
+	Mountpoint   string            `json:"mountpoint,omitempty"`
 }
 
 // The mount types berth makes.
 const (
-	MountBind  = "bind"
-	MountTmpfs = "tmpfs"
+	MountBind   = "bind"
+	MountVolume = "volume"
+	MountTmpfs  = "tmpfs"
 )

@@ -105,8 +105,12 @@ func (d *Daemon) openFiles(ctx context.Context, ref string, etcFiles bool) (*fil
 	// And the host paths bound in, over them, as the container sees them
 	// (moby's view mounts the container's volumes and binds too).
 	for _, m := range c.Config.Mounts {
-		if _, err := os.Stat(m.Source); etcFiles && m.Type == container.MountBind && err == nil {
-			files[m.Destination] = runtime.FSMount{Source: m.Source, ReadOnly: m.ReadOnly}
+		src := m.Source
+		if m.Type == container.MountVolume {
+			src = d.volumes.Mountpoint(m.Source)
+		}
+		if _, err := os.Stat(src); etcFiles && m.Type != container.MountTmpfs && err == nil {
+			files[m.Destination] = runtime.FSMount{Source: src, ReadOnly: m.ReadOnly}
 		}
 	}
 	v, err := d.runtime.OpenFS(c.ID, img.RootfsDir, files)

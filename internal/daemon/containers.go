@@ -84,6 +84,9 @@ func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg container
 	if c.Config.Links, err = d.planLinksLocked(name, c.Config.Links); err != nil {
 		return nil, err
 	}
+	if err := d.planVolumes(&c.Config, img); err != nil {
+		return nil, err
+	}
 	if err := d.store.Update(func(tx store.Tx) error { return tx.Put(store.BucketContainers, c.ID, c) }); err != nil {
 		return nil, err
 	}
@@ -331,7 +334,7 @@ func sortedNetworks(nets map[string]container.EndpointRequest, first string) []s
 }
 
 // RemoveContainer deletes a stopped container, or kills and deletes a running one with force.
-func (d *Daemon) RemoveContainer(ctx context.Context, ref string, force bool) error {
+func (d *Daemon) RemoveContainer(ctx context.Context, ref string, force, volumes bool) error {
 	cs, err := d.lookup(ref)
 	if err != nil {
 		return err
@@ -361,11 +364,13 @@ func (d *Daemon) RemoveContainer(ctx context.Context, ref string, force bool) er
 			return err
 		}
 	}
-	return d.remove(cs, id)
+	return d.remove(cs, id, volumes)
 }
 
-// remove deletes everything of a stopped container and tells "removed" waiters.
-func (d *Daemon) remove(cs *ctrState, id string) error {
+// remove deletes everything of a stopped container and tells "removed"
+// waiters; with volumes, its anonymous volumes go too (docker rm -v, and
+// --rm's removal, as moby's).
+func (d *Daemon) remove(cs *ctrState, id string, volumes bool) error {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	select {
@@ -395,6 +400,9 @@ func (d *Daemon) remove(cs *ctrState, id string) error {
 	delete(d.linkHosts, id)
 	d.mu.Unlock()
 	close(cs.removed)
+	if volumes {
+		d.removeAnonymousVolumes(cs.c)
+	}
 	d.containerEvent(cs.c, "destroy", nil)
 	d.log.Info("container removed", "name", cs.c.Name, "id", cs.c.ShortID())
 	return nil
@@ -483,7 +491,7 @@ func (d *Daemon) PruneContainers(ctx context.Context, match func(*container.Cont
 		if ctx.Err() != nil {
 			break
 		}
-		if err := d.RemoveContainer(ctx, id, false); err != nil {
+		if err := d.RemoveContainer(ctx, id, false, false); err != nil {
 			d.log.Warn("prune: container left", "id", id[:12], "err", err)
 			continue
 		}

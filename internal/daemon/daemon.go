@@ -28,6 +28,7 @@ import (
 	"github.com/berth-net/berth/internal/runtime/image"
 	"github.com/berth-net/berth/internal/sandbox"
 	"github.com/berth-net/berth/internal/store"
+	"github.com/berth-net/berth/internal/volume"
 )
 
 // Config is the daemon's command line.
@@ -52,6 +53,7 @@ type Daemon struct {
 	net     *network.Controller
 	runtime *runtime.Runtime
 	images  *image.Store
+	volumes *volume.Store
 	driver  *bridge.Driver
 	resolv  *hostResolv
 	events  *events.Log
@@ -233,6 +235,10 @@ func (d *Daemon) build() error {
 	d.images, err = image.NewStore(filepath.Join(d.cfg.DataRoot, "images"), d.store)
 	if err != nil {
 		return fmt.Errorf("image store: %w", err)
+	}
+	d.volumes, err = volume.NewStore(filepath.Join(d.cfg.DataRoot, "volumes"), d.store)
+	if err != nil {
+		return fmt.Errorf("volume store: %w", err)
 	}
 	return nil
 }

@@ -100,7 +100,7 @@ func (d *Daemon) startContainer(ctx context.Context, cs *ctrState, auto chan str
 	autoRemove, id := cs.c.Config.AutoRemove, cs.c.ID
 	cs.mu.Unlock()
 	if autoRemove {
-		if rerr := d.remove(cs, id); rerr != nil {
+		if rerr := d.remove(cs, id, true); rerr != nil {
 			d.log.Error("auto-remove after a failed start", "id", cs.c.ShortID(), "err", rerr)
 		}
 	}
@@ -211,8 +211,12 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, net conta
 		NetNSPath: net.SandboxKey, Tty: c.Config.Tty, OpenStdin: c.Config.OpenStdin,
 		Files:    map[string]string{"/etc/hosts": c.HostsPath, "/etc/hostname": c.HostnamePath, "/etc/resolv.conf": c.ResolvConfPath},
 		ReadOnly: c.Config.ReadonlyRootfs, CapAdd: normalizedCaps(c.Config.CapAdd), CapDrop: normalizedCaps(c.Config.CapDrop), Sysctls: c.Config.Sysctls,
-		Mounts: c.Config.Mounts,
 	}
+	mounts, err := d.volumeBinds(c, rootfs)
+	if err != nil {
+		return err
+	}
+	spec.Mounts = mounts
 	// -v makes a missing host directory, as moby's does at start.
 	for _, m := range c.Config.Mounts {
 		if m.Type == container.MountBind && m.CreateSource {
@@ -334,7 +338,7 @@ func (d *Daemon) onExit(cs *ctrState, code int, exited chan struct{}) {
 	d.log.Info("container exited", "name", name, "id", c.ShortID(), "code", code, "restarting", restarting)
 	if autoRemove {
 		d.awaitAttaches(cs)
-		if err := d.remove(cs, c.ID); err != nil {
+		if err := d.remove(cs, c.ID, true); err != nil {
 			d.log.Error("auto-remove", "id", c.ShortID(), "err", err)
 		}
 	}

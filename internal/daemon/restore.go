@@ -80,7 +80,7 @@ func (d *Daemon) restoreContainers(ctx context.Context) error {
 	// As moby's restore: a --rm container that is not running (it stopped
 	// while no daemon watched it, or was never started) is removed now.
 	for _, cs := range autoRemove {
-		if err := d.remove(cs, cs.c.ID); err != nil {
+		if err := d.remove(cs, cs.c.ID, true); err != nil {
 			errs = append(errs, err)
 		}
 	}

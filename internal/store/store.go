@@ -17,6 +17,7 @@ const (
 	BucketSandboxes  = "sandboxes"
 	BucketContainers = "containers"
 	BucketImages     = "images"
+	BucketVolumes    = "volumes"
 	BucketMeta       = "meta"
 )
 

@@ -482,3 +482,15 @@ func removeAllAt(parent int, base string) error {
 	}
 	return nil
 }
+
+// ExtractTree unpacks the tar stream r into the directory dir, as an
+// import unpacks an image (docker's volume copy-up uses it: the image's
+// files at a volume's path into a new volume).
+func ExtractTree(r io.Reader, dir string) error {
+	x, err := newExtractor(dir)
+	if err != nil {
+		return err
+	}
+	defer x.Close()
+	return x.extractAll(tar.NewReader(r))
+}

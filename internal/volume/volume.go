@@ -1,0 +1,170 @@
+// Package volume keeps named volumes, Docker's "local" driver's: a
+// directory each under <data-root>/volumes/<name>/_data, with its record
+// in berth's store. A container mounts a volume as a bind of that
+// directory; the daemon knows which containers use which.
+package volume
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/store"
+)
+
+// AnonymousLabel marks a volume made for a container without a name
+// (-v /path, an image's VOLUME), as moby's
+// com.docker.volume.anonymous: docker rm -v and --rm remove it, and
+// volume prune takes it by default.
+const AnonymousLabel = "com.docker.volume.anonymous"
+
+// validName is moby's local driver's rule for a volume's name.
+var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+
+// Volume is one volume.
+type Volume struct {
+	Name      string            `json:"name"`
+	Labels    map[string]string `json:"labels,omitempty"`
+	CreatedAt time.Time         `json:"createdAt"`
+}
+
+// Anonymous says whether v was made for a container without a name.
+func (v *Volume) Anonymous() bool {
+	_, ok := v.Labels[AnonymousLabel]
+	return ok
+}
+
+// Store keeps the volumes under dir.
+type Store struct {
+	dir string
+	st  store.Store
+	mu  sync.Mutex
+}
+
+// NewStore opens the volumes under dir (<data-root>/volumes).
+func NewStore(dir string, st store.Store) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o701); err != nil {
+		return nil, err
+	}
+	return &Store{dir: dir, st: st}, nil
+}
+
+// Mountpoint is where volume name's files are, on the host.
+func (s *Store) Mountpoint(name string) string { return filepath.Join(s.dir, name, "_data") }
+
+// Create makes the volume name (a random 64-hex one if empty), or
+// returns it if it exists, as moby's local driver does for a create of a
+// name already there.
+func (s *Store) Create(name string, labels map[string]string) (*Volume, error) {
+	if name == "" {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return nil, err
+		}
+		name = hex.EncodeToString(b)
+	}
+	if !validName.MatchString(name) {
+		return nil, errdefs.Invalid("create %s: %q includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path", name, name)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v, err := s.getLocked(name); err == nil {
+		return v, nil
+	}
+	if err := os.MkdirAll(s.Mountpoint(name), 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", name, err)
+	}
+	v := &Volume{Name: name, Labels: labels, CreatedAt: time.Now().UTC().Truncate(time.Second)}
+	if err := s.st.Update(func(tx store.Tx) error { return tx.Put(store.BucketVolumes, name, v) }); err != nil {
+		return nil, errors.Join(err, os.RemoveAll(filepath.Join(s.dir, name)))
+	}
+	return v, nil
+}
+
+// Get returns volume name.
+func (s *Store) Get(name string) (*Volume, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.getLocked(name)
+}
+
+func (s *Store) getLocked(name string) (*Volume, error) {
+	var v Volume
+	err := s.st.View(func(tx store.Tx) error { return tx.Get(store.BucketVolumes, name, &v) })
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errdefs.NotFound("get %s: no such volume", name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// List returns the volumes by name.
+func (s *Store) List() ([]*Volume, error) {
+	var out []*Volume
+	err := s.st.View(func(tx store.Tx) error {
+		return tx.ForEach(store.BucketVolumes, func(_ string, raw []byte) error {
+			var v Volume
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return err
+			}
+			out = append(out, &v)
+			return nil
+		})
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, err
+}
+
+// Remove deletes volume name and its files; the caller checks that no
+// container uses it.
+func (s *Store) Remove(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.getLocked(name); err != nil {
+		return err
+	}
+	if err := s.st.Update(func(tx store.Tx) error { return tx.Delete(store.BucketVolumes, name) }); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(filepath.Join(s.dir, name)); err != nil {
+		return fmt.Errorf("remove %s: %w", name, err)
+	}
+	return nil
+}
+
+// Size is the bytes of the files in volume name (docker system df).
+func (s *Store) Size(name string) int64 {
+	var n int64
+	_ = filepath.WalkDir(s.Mountpoint(name), func(_ string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// Empty says whether volume name has no files yet (a container's first
+// mount copies its image's files in: Populate).
+func (s *Store) Empty(name string) bool {
+	d, err := os.Open(s.Mountpoint(name))
+	if err != nil {
+		return false
+	}
+	defer d.Close()
+	names, _ := d.Readdirnames(1)
+	return len(names) == 0
+}

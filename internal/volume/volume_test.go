@@ -1,0 +1,59 @@
+package volume
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/store"
+)
+
+// TestStore: a volume is a directory and a record; a create of a name
+// there gives that volume; names follow the local driver's rule; an
+// unnamed one gets 64 hex; remove takes both.
+func TestStore(t *testing.T) {
+	dir := t.TempDir()
+	s, err := NewStore(dir, store.NewMemory())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.Create("data", map[string]string{"a": "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(s.Mountpoint("data")); err != nil || !fi.IsDir() || s.Mountpoint("data") != filepath.Join(dir, "data", "_data") {
+		t.Errorf("mountpoint %s: %v", s.Mountpoint("data"), err)
+	}
+	if !s.Empty("data") || s.Size("data") != 0 {
+		t.Error("a new volume is not empty")
+	}
+	os.WriteFile(filepath.Join(s.Mountpoint("data"), "f"), []byte("1234"), 0o644)
+	if s.Empty("data") || s.Size("data") != 4 {
+		t.Errorf("after a write: empty %v, size %d", s.Empty("data"), s.Size("data"))
+	}
+	again, err := s.Create("data", nil)
+	if err != nil || again.Labels["a"] != "b" || !again.CreatedAt.Equal(v.CreatedAt) {
+		t.Errorf("create of an existing name: %+v, %v; want the volume there", again, err)
+	}
+	anon, err := s.Create("", map[string]string{AnonymousLabel: ""})
+	if err != nil || len(anon.Name) != 64 || !anon.Anonymous() {
+		t.Errorf("an unnamed volume: %+v, %v", anon, err)
+	}
+	if _, err := s.Create("./x", nil); !errdefs.Is(err, errdefs.KindInvalid) || !strings.Contains(err.Error(), "includes invalid characters for a local volume name") {
+		t.Errorf("a bad name: %v", err)
+	}
+	if vs, err := s.List(); err != nil || len(vs) != 2 {
+		t.Errorf("list: %d, %v", len(vs), err)
+	}
+	if err := s.Remove("data"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); err == nil {
+		t.Error("remove left the directory")
+	}
+	if _, err := s.Get("data"); !errdefs.Is(err, errdefs.KindNotFound) || err.Error() != "get data: no such volume" {
+		t.Errorf("get after remove: %v", err)
+	}
+}

@@ -1,0 +1,89 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/berth-net/berth/internal/testworld"
+)
+
+// TestVolumes: named volumes as the local driver's — docker volume
+// create, ls, inspect, rm (refused while used) — shared by containers
+// and kept after them; a new volume gets the image's files at its path;
+// anonymous volumes (-v /path) go with docker rm -v and run --rm; docker
+// cp reads and writes them.
+func TestVolumes(t *testing.T) {
+	w, _ := startWorld(t)
+	if out := mustDocker(t, w, "volume", "create", "--label", "app=shop", "data"); out != "data\n" {
+		t.Errorf("docker volume create: %q", out)
+	}
+	mountpoint := dockerInspect(t, w, "{{.Mountpoint}} {{.Driver}} {{.Labels.app}}", "data")
+	if !strings.HasSuffix(mountpoint, "/volumes/data/_data local shop") {
+		t.Errorf("docker volume inspect data: %q", mountpoint)
+	}
+	mountpoint = strings.Fields(mountpoint)[0]
+	mustDocker(t, w, "run", "--rm", "-v", "data:/data", testworld.BusyboxImage, "sh", "-c", "echo kept > /data/f")
+	if out := mustDocker(t, w, "run", "--rm", "-v", "data:/data:ro", testworld.BusyboxImage, "cat", "/data/f"); out != "kept\n" {
+		t.Errorf("a second container reads the volume: %q", out)
+	}
+	if b, err := os.ReadFile(filepath.Join(mountpoint, "f")); err != nil || string(b) != "kept\n" {
+		t.Errorf("the volume's file on the host: %q, %v", b, err)
+	}
+	if out := mustDocker(t, w, "volume", "ls", "-q", "--filter", "label=app=shop"); out != "data\n" {
+		t.Errorf("docker volume ls --filter label=app=shop: %q", out)
+	}
+
+	// In use: refused, with moby's words; --mount type=volume too.
+	mustDocker(t, w, "run", "-d", "--name", "user1", "--mount", "type=volume,source=data,target=/d", testworld.BusyboxImage, "sleep", "600")
+	if _, errOut, code := w.Docker(t, "volume", "rm", "data"); code == 0 || !strings.Contains(errOut, "remove data: volume is in use - [") {
+		t.Errorf("docker volume rm of a used volume: exit %d, %q", code, errOut)
+	}
+	if got := dockerInspect(t, w, "{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}} {{.Driver}} {{.RW}}{{end}}", "user1"); got != "volume data /d local true" {
+		t.Errorf("inspect Mounts of a volume: %q", got)
+	}
+	// docker cp through the volume.
+	if out := mustDocker(t, w, "cp", "user1:/d/f", "-"); !strings.Contains(out, "kept") {
+		t.Errorf("docker cp out of a volume: %q", out)
+	}
+
+	// A new volume gets what the image has at its path (busybox's /etc).
+	if out := mustDocker(t, w, "run", "--rm", "-v", "etcvol:/etc", testworld.BusyboxImage, "grep", "-c", "root", "/etc/passwd"); strings.TrimSpace(out) == "0" {
+		t.Errorf("the image's /etc in a new volume: %q", out)
+	}
+	// nocopy: it stays empty (berth's /etc files are mounted on top).
+	if _, errOut, code := w.Docker(t, "run", "--rm", "-v", "empty:/etc:nocopy", testworld.BusyboxImage, "ls", "/etc/passwd"); code == 0 || !strings.Contains(errOut, "No such file") {
+		t.Errorf("a nocopy volume got the image's files: exit %d, %q", code, errOut)
+	}
+
+	// Anonymous volumes: made at create, gone with rm -v and with --rm.
+	mustDocker(t, w, "run", "-d", "--name", "anon", "-v", "/scratch", testworld.BusyboxImage, "sleep", "600")
+	name := dockerInspect(t, w, "{{range .Mounts}}{{.Name}}{{end}}", "anon")
+	if len(name) != 64 {
+		t.Fatalf("the anonymous volume's name: %q", name)
+	}
+	mustDocker(t, w, "rm", "-f", "-v", "anon")
+	if _, _, code := w.Docker(t, "volume", "inspect", name); code == 0 {
+		t.Error("docker rm -v left the anonymous volume")
+	}
+	before := mustDocker(t, w, "volume", "ls", "-q")
+	mustDocker(t, w, "run", "--rm", "-v", "/tmpvol", testworld.BusyboxImage, "true")
+	if after := mustDocker(t, w, "volume", "ls", "-q"); after != before {
+		t.Errorf("run --rm left an anonymous volume: before %q, after %q", before, after)
+	}
+	// Prune: unused anonymous volumes by default, all with -a.
+	mustDocker(t, w, "rm", "-f", "user1")
+	mustDocker(t, w, "create", "--name", "anon2", "-v", "/x", testworld.BusyboxImage, "true")
+	mustDocker(t, w, "rm", "anon2") // without -v: the volume stays
+	if out := mustDocker(t, w, "volume", "prune", "-f"); !strings.Contains(out, "Total reclaimed space") {
+		t.Errorf("docker volume prune: %q", out)
+	}
+	if out := mustDocker(t, w, "volume", "ls", "-q"); out != "data\nempty\netcvol\n" {
+		t.Errorf("after prune (the anonymous one gone; data, empty and etcvol kept): %q", out)
+	}
+	mustDocker(t, w, "volume", "rm", "data")
+	if _, err := os.Stat(mountpoint); err == nil {
+		t.Error("docker volume rm left the volume's files")
+	}
+}
