@@ -708,7 +708,7 @@ func TestDockerCLIRunOptions(t *testing.T) {
 		want string
 	}{
 		{[]string{"--privileged"}, "--privileged (HostConfig.Privileged) is not supported by berth"},
-		{[]string{"-v", "scratch:/scratch"}, "named volumes (-v scratch:…) are not supported by berth"},
+		{[]string{"--volumes-from", "other"}, "--volumes-from is not supported by berth"},
 		{[]string{"--ulimit", "nofile=100:100"}, "--ulimit (HostConfig.Ulimits) is not supported by berth"},
 		{[]string{"--memory", "64m"}, "--memory (HostConfig.Memory) is not supported by berth"},
 		{[]string{"--init"}, "--init (HostConfig.Init) is not supported by berth"},
