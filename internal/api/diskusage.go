@@ -14,8 +14,9 @@ import (
 )
 
 // systemDF is docker system df, as moby's getDiskUsage: images with how
-// many containers use each, containers with their sizes (ps -s's), no
-// volumes and no build cache (berth has neither). type= picks the kinds
+// many containers use each, containers with their sizes (ps -s's), the
+// volumes with their sizes and users, and no build cache (berth builds
+// nothing). type= picks the kinds
 // (API 1.42 and later), every kind when absent.
 func (s *Server) systemDF(w http.ResponseWriter, r *http.Request) error {
 	want := map[types.DiskUsageObject]bool{types.ContainerObject: true, types.ImageObject: true, types.VolumeObject: true, types.BuildCacheObject: true}
@@ -76,6 +77,13 @@ func (s *Server) systemDF(w http.ResponseWriter, r *http.Request) error {
 	}
 	if want[types.VolumeObject] {
 		du.Volumes = []*volume.Volume{}
+		vs, err := s.backend.Volumes(r.Context(), true)
+		if err != nil {
+			return err
+		}
+		for _, v := range vs {
+			du.Volumes = append(du.Volumes, volumeView(v))
+		}
 	}
 	if want[types.BuildCacheObject] {
 		du.BuildCache = []*build.CacheRecord{}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/volume"
 )
 
 // propagations are the bind propagation modes moby's Linux parser takes.
@@ -115,6 +116,11 @@ func parseBind(raw string) (container.Mount, error) {
 		return container.Mount{}, errdefs.Invalid("invalid volume specification: '%s': invalid mount config for type \"bind\": field VolumeOptions must not be specified", raw)
 	}
 	if !path.IsAbs(src) { // a volume: named, or anonymous ("")
+		if src != "" {
+			if err := volume.CheckName(src); err != nil {
+				return container.Mount{}, err
+			}
+		}
 		if err := validTarget(dst); err != nil {
 			return container.Mount{}, errdefs.Invalid("invalid volume specification: '%s': invalid mount config for type \"volume\": %v", raw, err)
 		}
@@ -269,6 +275,11 @@ func parseMountSpec(spec mount.Mount) (container.Mount, error) {
 	case mount.TypeVolume:
 		if spec.BindOptions != nil {
 			return container.Mount{}, bad("field BindOptions must not be specified")
+		}
+		if spec.Source != "" {
+			if err := volume.CheckName(spec.Source); err != nil {
+				return container.Mount{}, err
+			}
 		}
 		m := container.Mount{Type: container.MountVolume, Source: spec.Source, Destination: path.Clean(spec.Target), ReadOnly: spec.ReadOnly}
 		if o := spec.VolumeOptions; o != nil {

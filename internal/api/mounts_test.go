@@ -49,7 +49,7 @@ func TestContainerMounts(t *testing.T) {
 			want: `invalid mount config for type "bind": bind source path does not exist: ` + filepath.Join(dir, "nope")},
 		{hc: ctypes.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeBind, Source: dir, Target: "rel"}}},
 			want: `invalid mount config for type "bind": invalid mount path: 'rel' mount path must be absolute`},
-		{hc: ctypes.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: "v", Target: "/v", VolumeOptions: &mount.VolumeOptions{DriverConfig: &mount.Driver{Name: "nfs"}}}}},
+		{hc: ctypes.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: "vv", Target: "/v", VolumeOptions: &mount.VolumeOptions{DriverConfig: &mount.Driver{Name: "nfs"}}}}},
 			want: `volume driver "nfs" is not supported by berth`},
 		{hc: ctypes.HostConfig{VolumesFrom: []string{"other"}}, want: "--volumes-from is not supported by berth"},
 		{hc: ctypes.HostConfig{Binds: []string{"/a:/b:nocopy"}}, want: "field VolumeOptions must not be specified"},

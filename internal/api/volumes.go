@@ -2,10 +2,14 @@ package api
 
 import (
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/volume"
+
+	"github.com/berth-net/berth/internal/errdefs"
 )
 
 // volumeView is a volume as moby's API shows it (the local driver's).
@@ -56,13 +60,25 @@ func volumeMatches(args filters.Args, v VolumeInfo) bool {
 		return false
 	}
 	if args.Contains("dangling") {
-		dangling := v.RefCount == 0
-		if args.ExactMatch("dangling", "true") || args.ExactMatch("dangling", "1") {
-			return dangling
-		}
-		return !dangling
+		want, _ := boolFilter(args, "dangling") // checked by listVolumes
+		return (v.RefCount == 0) == want
 	}
 	return true
+}
+
+// boolFilter is a boolean filter's value, as moby reads it
+// (strconv.ParseBool); more than one, or one that is not a boolean, is
+// refused in moby's words.
+func boolFilter(args filters.Args, key string) (bool, error) {
+	vals := args.Get(key)
+	if len(vals) == 0 {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(vals[0])
+	if len(vals) > 1 || err != nil {
+		return false, errdefs.Invalid("invalid filter '%s=%s'", key, strings.Join(vals, ","))
+	}
+	return b, nil
 }
 
 // listVolumes is docker volume ls, and Compose's look for a project's
@@ -70,6 +86,9 @@ func volumeMatches(args filters.Args, v VolumeInfo) bool {
 func (s *Server) listVolumes(w http.ResponseWriter, r *http.Request) error {
 	args, err := parseFilters(r, map[string]bool{"dangling": true, "driver": true, "label": true, "name": true})
 	if err != nil {
+		return err
+	}
+	if _, err := boolFilter(args, "dangling"); err != nil {
 		return err
 	}
 	vs, err := s.backend.Volumes(r.Context(), false)
@@ -101,7 +120,10 @@ func (s *Server) pruneVolumes(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	all := args.Contains("all") && (args.ExactMatch("all", "true") || args.ExactMatch("all", "1"))
+	all, err := boolFilter(args, "all")
+	if err != nil {
+		return err
+	}
 	deleted, freed, err := s.backend.PruneVolumes(r.Context(), all, func(v VolumeInfo) bool {
 		return pruneMatches(args, time.Time{}, v.CreatedAt, v.Labels)
 	})

@@ -253,6 +253,9 @@ type Mount struct {
 	// it makes; Mountpoint is the volume's directory on the host.
 	VolumeLabels map[string]string `json:"volumeLabels,omitempty"`
 	Mountpoint   string            `json:"mountpoint,omitempty"`
+	// Anonymous: the container asked for a volume without a name, so
+	// docker rm -v and --rm remove it (never one it named).
+	Anonymous bool `json:"anonymous,omitempty"`
 }
 
 // The mount types berth makes.

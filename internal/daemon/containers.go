@@ -87,7 +87,15 @@ func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg container
 	if err := d.planVolumes(&c.Config, img); err != nil {
 		return nil, err
 	}
+	// Under d.mu, as the rest of the create: the image's files at a
+	// volume's path are usually few (a config directory), and a removal
+	// of the volume must not run in between.
+	if err := d.populateVolumes(c.Config, img); err != nil {
+		d.removeMadeVolumes(c.Config)
+		return nil, err
+	}
 	if err := d.store.Update(func(tx store.Tx) error { return tx.Put(store.BucketContainers, c.ID, c) }); err != nil {
+		d.removeMadeVolumes(c.Config)
 		return nil, err
 	}
 	d.containers[c.ID] = newCtrState(c)

@@ -212,7 +212,7 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, net conta
 		Files:    map[string]string{"/etc/hosts": c.HostsPath, "/etc/hostname": c.HostnamePath, "/etc/resolv.conf": c.ResolvConfPath},
 		ReadOnly: c.Config.ReadonlyRootfs, CapAdd: normalizedCaps(c.Config.CapAdd), CapDrop: normalizedCaps(c.Config.CapDrop), Sysctls: c.Config.Sysctls,
 	}
-	mounts, err := d.volumeBinds(c, rootfs)
+	mounts, err := d.volumeBinds(c)
 	if err != nil {
 		return err
 	}

@@ -19,11 +19,14 @@ import (
 	"github.com/berth-net/berth/internal/volume"
 )
 
-// planVolumes, at create, gives the image's VOLUMEs anonymous volumes
-// where nothing else is mounted, and makes the container's volumes: an
-// anonymous one gets a random name and moby's anonymous label, a named
-// one is made if missing (with --mount's labels), as moby's create does.
-func (d *Daemon) planVolumes(cfg *container.Config, img *image.Image) error {
+// planVolumes, at create (d.mu held, so that no volume removal runs
+// between its making a volume and the container's being registered),
+// gives the image's VOLUMEs anonymous volumes where nothing else is
+// mounted, and makes the container's volumes: an anonymous one gets a
+// random name and moby's anonymous label, a named one is made if missing
+// (with --mount's labels), as moby's create does. On failure the
+// anonymous volumes it made are removed.
+func (d *Daemon) planVolumes(cfg *container.Config, img *image.Image) (err error) {
 	if img.Config != nil {
 		for _, dst := range img.Config.Volumes {
 			if !slices.ContainsFunc(cfg.Mounts, func(m container.Mount) bool { return m.Destination == dst }) {
@@ -31,6 +34,16 @@ func (d *Daemon) planVolumes(cfg *container.Config, img *image.Image) error {
 			}
 		}
 	}
+	var made []string
+	defer func() {
+		if err != nil {
+			for _, name := range made {
+				if rerr := d.volumes.Remove(name); rerr != nil {
+					d.log.Warn("remove an anonymous volume of a failed create", "volume", name, "err", rerr)
+				}
+			}
+		}
+	}()
 	for i := range cfg.Mounts {
 		m := &cfg.Mounts[i]
 		if m.Type != container.MountVolume {
@@ -38,21 +51,38 @@ func (d *Daemon) planVolumes(cfg *container.Config, img *image.Image) error {
 		}
 		labels := m.VolumeLabels
 		if m.Source == "" {
-			labels = map[string]string{volume.AnonymousLabel: ""}
+			labels, m.Anonymous = map[string]string{volume.AnonymousLabel: ""}, true
 		}
 		v, err := d.volumes.Create(m.Source, labels)
 		if err != nil {
 			return err
+		}
+		if m.Anonymous {
+			made = append(made, v.Name)
 		}
 		m.Source, m.Mountpoint = v.Name, d.volumes.Mountpoint(v.Name)
 	}
 	return nil
 }
 
+// populateVolumes copies into each of cfg's volumes that is still empty
+// what the image has at its path (unless nocopy), once, at create, as
+// moby's populateVolumes: a volume emptied later stays empty.
+func (d *Daemon) populateVolumes(cfg container.Config, img *image.Image) error {
+	for _, m := range cfg.Mounts {
+		if m.Type != container.MountVolume || m.NoCopy || !d.volumes.Empty(m.Source) {
+			continue
+		}
+		if err := copyUp(img.RootfsDir, m.Destination, d.volumes.Mountpoint(m.Source)); err != nil {
+			return fmt.Errorf("copy the image's %s into volume %s: %w", m.Destination, m.Source, err)
+		}
+	}
+	return nil
+}
+
 // volumeBinds turns c's volumes into the binds runc makes of their
-// directories, copying into a new, empty volume what the image has at its
-// path first (unless nocopy), as Docker's first mount of a volume does.
-func (d *Daemon) volumeBinds(c *container.Container, rootfs string) ([]container.Mount, error) {
+// directories.
+func (d *Daemon) volumeBinds(c *container.Container) ([]container.Mount, error) {
 	out := make([]container.Mount, 0, len(c.Config.Mounts))
 	for _, m := range c.Config.Mounts {
 		if m.Type != container.MountVolume {
@@ -61,11 +91,6 @@ func (d *Daemon) volumeBinds(c *container.Container, rootfs string) ([]container
 		}
 		if _, err := d.volumes.Get(m.Source); err != nil {
 			return nil, err
-		}
-		if !m.NoCopy && d.volumes.Empty(m.Source) {
-			if err := copyUp(rootfs, m.Destination, d.volumes.Mountpoint(m.Source)); err != nil {
-				return nil, fmt.Errorf("copy the image's %s into volume %s: %w", m.Destination, m.Source, err)
-			}
 		}
 		out = append(out, container.Mount{Type: container.MountBind, Source: d.volumes.Mountpoint(m.Source), Destination: m.Destination,
 			ReadOnly: m.ReadOnly, Propagation: "rprivate"})
@@ -127,6 +152,11 @@ func resolveInRoot(root, p string) (string, bool, error) {
 func (d *Daemon) volumeUsers(name string) []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.volumeUsersLocked(name)
+}
+
+// volumeUsersLocked is volumeUsers with d.mu held.
+func (d *Daemon) volumeUsersLocked(name string) []string {
 	var ids []string
 	for id, cs := range d.containers {
 		for _, m := range cs.c.Config.Mounts {
@@ -138,6 +168,18 @@ func (d *Daemon) volumeUsers(name string) []string {
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// forgetUnused forgets volume name if no container uses it, both under
+// d.mu (a create that would use it registers under d.mu too), and
+// returns where its files went, for volume.Purge.
+func (d *Daemon) forgetUnused(name string) (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if users := d.volumeUsersLocked(name); len(users) > 0 {
+		return "", errdefs.Conflict("remove %s: volume is in use - [%s]", name, strings.Join(users, ", "))
+	}
+	return d.volumes.Forget(name)
 }
 
 // CreateVolume is docker volume create (driver "local" only).
@@ -189,14 +231,14 @@ func (d *Daemon) Volumes(ctx context.Context, size bool) ([]api.VolumeInfo, erro
 // RemoveVolume is docker volume rm: refused while a container uses it
 // (force only lets a missing volume pass), as moby's.
 func (d *Daemon) RemoveVolume(ctx context.Context, name string, force bool) error {
-	if users := d.volumeUsers(name); len(users) > 0 {
-		return errdefs.Conflict("remove %s: volume is in use - [%s]", name, strings.Join(users, ", "))
-	}
-	err := d.volumes.Remove(name)
+	gone, err := d.forgetUnused(name)
 	if force && errdefs.Is(err, errdefs.KindNotFound) {
 		return nil
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return volume.Purge(gone)
 }
 
 // PruneVolumes is docker volume prune: the volumes no container uses and
@@ -210,11 +252,18 @@ func (d *Daemon) PruneVolumes(ctx context.Context, all bool, match func(api.Volu
 	var names []string
 	var freed uint64
 	for _, v := range vs {
-		if (!all && !v.Anonymous()) || !match(d.volumeInfo(v, false)) || len(d.volumeUsers(v.Name)) > 0 {
+		if (!all && !v.Anonymous()) || !match(d.volumeInfo(v, false)) {
 			continue
 		}
 		size := d.volumes.Size(v.Name)
-		if err := d.volumes.Remove(v.Name); err != nil {
+		gone, err := d.forgetUnused(v.Name)
+		if errdefs.Is(err, errdefs.KindConflict) || errdefs.Is(err, errdefs.KindNotFound) {
+			continue // in use, or removed meanwhile
+		}
+		if err == nil {
+			err = volume.Purge(gone)
+		}
+		if err != nil {
 			return names, freed, err
 		}
 		names, freed = append(names, v.Name), freed+uint64(size)
@@ -222,20 +271,33 @@ func (d *Daemon) PruneVolumes(ctx context.Context, all bool, match func(api.Volu
 	return names, freed, nil
 }
 
-// removeAnonymousVolumes removes the anonymous volumes c used that no
-// other container uses (docker rm -v, and run --rm), as moby's; errors
-// are logged: the container is gone either way.
+// removeAnonymousVolumes removes the volumes c asked for without a name
+// that no other container uses (docker rm -v, and run --rm), as moby's —
+// never one it named, even an anonymous one; errors are logged: the
+// container is gone either way.
 func (d *Daemon) removeAnonymousVolumes(c *container.Container) {
 	for _, m := range c.Config.Mounts {
-		if m.Type != container.MountVolume {
+		if m.Type != container.MountVolume || !m.Anonymous {
 			continue
 		}
-		v, err := d.volumes.Get(m.Source)
-		if err != nil || !v.Anonymous() || len(d.volumeUsers(v.Name)) > 0 {
-			continue
+		gone, err := d.forgetUnused(m.Source)
+		if err == nil {
+			err = volume.Purge(gone)
 		}
-		if err := d.volumes.Remove(v.Name); err != nil {
-			d.log.Warn("remove an anonymous volume", "volume", v.Name, "err", err)
+		if err != nil && !errdefs.Is(err, errdefs.KindConflict) && !errdefs.Is(err, errdefs.KindNotFound) {
+			d.log.Warn("remove an anonymous volume", "volume", m.Source, "err", err)
+		}
+	}
+}
+
+// removeMadeVolumes removes the anonymous volumes planVolumes made for a
+// create that then failed (d.mu held; no other container can use them).
+func (d *Daemon) removeMadeVolumes(cfg container.Config) {
+	for _, m := range cfg.Mounts {
+		if m.Type == container.MountVolume && m.Anonymous {
+			if err := d.volumes.Remove(m.Source); err != nil {
+				d.log.Warn("remove an anonymous volume of a failed create", "volume", m.Source, "err", err)
+			}
 		}
 	}
 }

@@ -30,6 +30,15 @@ const AnonymousLabel = "com.docker.volume.anonymous"
 // validName is moby's local driver's rule for a volume's name.
 var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
 
+// CheckName refuses what the local driver does not take as a name, in
+// moby's words.
+func CheckName(name string) error {
+	if !validName.MatchString(name) {
+		return errdefs.Invalid("create %s: %q includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path", name, name)
+	}
+	return nil
+}
+
 // Volume is one volume.
 type Volume struct {
 	Name      string            `json:"name"`
@@ -55,6 +64,12 @@ func NewStore(dir string, st store.Store) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o701); err != nil {
 		return nil, err
 	}
+	// What a removal moved aside and a crash left (Forget, Purge).
+	if gone, err := filepath.Glob(filepath.Join(dir, ".removing-*")); err == nil {
+		for _, g := range gone {
+			_ = os.RemoveAll(g)
+		}
+	}
 	return &Store{dir: dir, st: st}, nil
 }
 
@@ -72,8 +87,8 @@ func (s *Store) Create(name string, labels map[string]string) (*Volume, error) {
 		}
 		name = hex.EncodeToString(b)
 	}
-	if !validName.MatchString(name) {
-		return nil, errdefs.Invalid("create %s: %q includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path", name, name)
+	if err := CheckName(name); err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -129,16 +144,40 @@ func (s *Store) List() ([]*Volume, error) {
 // Remove deletes volume name and its files; the caller checks that no
 // container uses it.
 func (s *Store) Remove(name string) error {
+	gone, err := s.Forget(name)
+	if err != nil {
+		return err
+	}
+	return Purge(gone)
+}
+
+// Forget removes volume name's record and moves its directory aside, at
+// once (a create of the same name makes a new one), and returns where it
+// went, for Purge to delete outside the caller's locks.
+func (s *Store) Forget(name string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, err := s.getLocked(name); err != nil {
-		return err
+		return "", err
+	}
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	gone := filepath.Join(s.dir, ".removing-"+hex.EncodeToString(b))
+	if err := os.Rename(filepath.Join(s.dir, name), gone); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("remove %s: %w", name, err)
 	}
 	if err := s.st.Update(func(tx store.Tx) error { return tx.Delete(store.BucketVolumes, name) }); err != nil {
-		return err
+		return "", err
 	}
-	if err := os.RemoveAll(filepath.Join(s.dir, name)); err != nil {
-		return fmt.Errorf("remove %s: %w", name, err)
+	return gone, nil
+}
+
+// Purge deletes what Forget moved aside.
+func Purge(gone string) error {
+	if err := os.RemoveAll(gone); err != nil {
+		return fmt.Errorf("remove %s: %w", filepath.Base(gone), err)
 	}
 	return nil
 }

@@ -86,4 +86,40 @@ func TestVolumes(t *testing.T) {
 	if _, err := os.Stat(mountpoint); err == nil {
 		t.Error("docker volume rm left the volume's files")
 	}
+
+	// An anonymous volume mounted by its name is the user's: neither
+	// --rm nor rm -v of that container removes it (moby: named mount
+	// points are never removed).
+	mustDocker(t, w, "run", "--name", "orig", "-v", "/keep", testworld.BusyboxImage, "sh", "-c", "echo precious > /keep/f")
+	kept := dockerInspect(t, w, "{{range .Mounts}}{{.Name}}{{end}}", "orig")
+	mustDocker(t, w, "rm", "orig")
+	if out := mustDocker(t, w, "run", "--rm", "-v", kept+":/backup", testworld.BusyboxImage, "cat", "/backup/f"); out != "precious\n" {
+		t.Errorf("reading an orphaned anonymous volume by name: %q", out)
+	}
+	if _, _, code := w.Docker(t, "volume", "inspect", kept); code != 0 {
+		t.Error("run --rm removed an anonymous volume it mounted by name")
+	}
+	// The image's files are copied in once, at create: a volume emptied
+	// later stays empty, and a file copied in before the first start sits
+	// beside them.
+	mustDocker(t, w, "run", "--rm", "-v", "cu:/etc", testworld.BusyboxImage, "sh", "-c", "rm -f /etc/passwd")
+	if _, errOut, code := w.Docker(t, "run", "--rm", "-v", "cu:/etc", testworld.BusyboxImage, "cat", "/etc/passwd"); code == 0 || !strings.Contains(errOut, "No such file") {
+		t.Errorf("an emptied volume was filled again: exit %d, %q", code, errOut)
+	}
+	mustDocker(t, w, "create", "--name", "cpc", "-v", "cpv:/etc", testworld.BusyboxImage, "sh", "-c", "cat /etc/new; grep -c root /etc/passwd")
+	src := filepath.Join(t.TempDir(), "new")
+	os.WriteFile(src, []byte("copied in\n"), 0o644)
+	mustDocker(t, w, "cp", src, "cpc:/etc/new")
+	if out, errOut, code := w.Docker(t, "start", "-a", "cpc"); code != 0 || out != "copied in\n1\n" {
+		t.Errorf("docker cp into a volume before the first start: exit %d, %q, %q", code, out, errOut)
+	}
+	// docker system df counts the volumes; a boolean filter as moby reads it.
+	if out := mustDocker(t, w, "system", "df", "--format", "{{.Type}} {{.TotalCount}}"); !strings.Contains(out, "Local Volumes ") || strings.Contains(out, "Local Volumes 0") {
+		t.Errorf("docker system df: %q", out)
+	}
+	mustDocker(t, w, "rm", "cpc")
+	mustDocker(t, w, "volume", "prune", "-f", "--filter", "all=True")
+	if out := mustDocker(t, w, "volume", "ls", "-q"); out != "" {
+		t.Errorf("volume prune --filter all=True left %q", out)
+	}
 }
