@@ -140,7 +140,7 @@ func (c *Controller) Join(ctx context.Context, sandboxID, netRef string, req Joi
 		}
 		return nil, err
 	}
-	if err := c.recordPorts(n, ep, req.Ports); err != nil {
+	if err := c.recordPorts(n, ep, req.Ports, spec.Gateway.IsValid()); err != nil {
 		return nil, errors.Join(err, c.forgetEndpoint(ep))
 	}
 	if n.Driver == DriverBridge {

@@ -414,15 +414,15 @@ func (c *Controller) PortsOf(sandboxID string) []PortMapping {
 }
 
 // recordPorts keeps reqs, if any, as the ports of ep's sandbox; if ep is
-// the sandbox's gateway endpoint, it holds the host ports of the
-// sandbox's ports and records the mappings with ep before any kernel
-// object is made for them.
-func (c *Controller) recordPorts(n *Network, ep *Endpoint, reqs []PortRequest) error {
+// to be the sandbox's gateway endpoint (isGateway, which Join has worked
+// out already), it holds the host ports of the sandbox's ports and
+// records the mappings with ep before any kernel object is made for them.
+func (c *Controller) recordPorts(n *Network, ep *Endpoint, reqs []PortRequest, isGateway bool) error {
 	if err := validatePortRequests(reqs); err != nil {
 		return err
 	}
 	c.mu.RLock()
-	publish, kept := c.gatewayPortsLocked(n, ep, reqs)
+	publish, kept := c.gatewayPortsLocked(n, ep, reqs, isGateway)
 	c.mu.RUnlock()
 	if len(publish) == 0 && kept == nil {
 		return nil
@@ -450,10 +450,10 @@ func (c *Controller) recordPorts(n *Network, ep *Endpoint, reqs []PortRequest) e
 
 // gatewayPortsLocked (c.mu held, read or write) returns the ports ep is
 // to publish — its sandbox's, when ep is to be the sandbox's gateway
-// endpoint and no other publishes them (if one does, Join moves them once
-// ep is made: movePorts) — and, when reqs are new ports of the sandbox,
-// its record with them, to put with ep's.
-func (c *Controller) gatewayPortsLocked(n *Network, ep *Endpoint, reqs []PortRequest) ([]PortRequest, *Sandbox) {
+// endpoint (isGateway) and no other publishes them (if one does, Join
+// moves them once ep is made: movePorts) — and, when reqs are new ports
+// of the sandbox, its record with them, to put with ep's.
+func (c *Controller) gatewayPortsLocked(n *Network, ep *Endpoint, reqs []PortRequest, isGateway bool) ([]PortRequest, *Sandbox) {
 	sb, ok := c.sandboxes[ep.SandboxID]
 	if !ok {
 		return nil, nil
@@ -464,10 +464,7 @@ func (c *Controller) gatewayPortsLocked(n *Network, ep *Endpoint, reqs []PortReq
 		cp.Ports = slices.Clone(reqs)
 		sb, kept = &cp, &cp
 	}
-	if len(sb.Ports) == 0 || !publishesPorts(n) {
-		return nil, kept
-	}
-	if gw, _ := c.gatewayLocked(ep.SandboxID, ep); gw != ep || c.portHolderLocked(ep.SandboxID) != nil {
+	if len(sb.Ports) == 0 || !publishesPorts(n) || !isGateway || c.portHolderLocked(ep.SandboxID) != nil {
 		return nil, kept
 	}
 	return sb.Ports, kept
