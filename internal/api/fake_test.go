@@ -95,7 +95,7 @@ func hexID(seed string) string {
 func newFakeBackend() *fakeBackend {
 	bridge := &network.Network{
 		ID: hexID("32b93b141bae"), Name: "bridge", Driver: "bridge", Created: fakeTime, Predefined: true,
-		IPv4: &network.IPv4Config{Subnet: netip.MustParsePrefix("172.17.0.0/16"), Gateway: netip.MustParseAddr("172.17.0.1")},
+		IPv4: &network.IPConfig{Subnet: netip.MustParsePrefix("172.17.0.0/16"), Gateway: netip.MustParseAddr("172.17.0.1")},
 		Options: map[string]string{
 			network.OptDefaultBridge: "true", network.OptEnableICC: "true", network.OptEnableMasq: "true",
 			network.OptHostBindingIPv4: "0.0.0.0", network.OptBridgeName: "berth0", network.OptMTU: "1500",
@@ -105,7 +105,7 @@ func newFakeBackend() *fakeBackend {
 	none := &network.Network{ID: hexID("88077db743a8"), Name: "none", Driver: "null", Created: fakeTime, Predefined: true}
 	web := &network.Network{
 		ID: hexID("aa11"), Name: "web", Driver: "bridge", Created: fakeTime,
-		IPv4:   &network.IPv4Config{Subnet: netip.MustParsePrefix("10.5.0.0/24"), Gateway: netip.MustParseAddr("10.5.0.1"), UserSubnet: true},
+		IPv4:   &network.IPConfig{Subnet: netip.MustParsePrefix("10.5.0.0/24"), Gateway: netip.MustParseAddr("10.5.0.1"), UserSubnet: true},
 		Labels: map[string]string{"env": "test"},
 	}
 	c1 := &container.Container{

@@ -219,9 +219,9 @@ func TestStartFailureExitCode(t *testing.T) {
 func TestEndpointSettingsError(t *testing.T) {
 	subnet := netip.MustParsePrefix("10.10.0.0/24")
 	bridge := &network.Network{Name: network.NameBridge, Driver: network.DriverBridge, Predefined: true,
-		IPv4: &network.IPv4Config{Subnet: netip.MustParsePrefix("172.17.0.0/16")}}
-	user := &network.Network{Name: "net1", Driver: network.DriverBridge, IPv4: &network.IPv4Config{Subnet: subnet, UserSubnet: true}}
-	auto := &network.Network{Name: "net2", Driver: network.DriverBridge, IPv4: &network.IPv4Config{Subnet: subnet}}
+		IPv4: &network.IPConfig{Subnet: netip.MustParsePrefix("172.17.0.0/16")}}
+	user := &network.Network{Name: "net1", Driver: network.DriverBridge, IPv4: &network.IPConfig{Subnet: subnet, UserSubnet: true}}
+	auto := &network.Network{Name: "net2", Driver: network.DriverBridge, IPv4: &network.IPConfig{Subnet: subnet}}
 	ip := func(s string) container.EndpointRequest {
 		return container.EndpointRequest{IPv4Address: netip.MustParseAddr(s)}
 	}

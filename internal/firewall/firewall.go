@@ -18,6 +18,11 @@ type Network struct {
 	// Gateway is the bridge's own address in Subnet (invalid: none). It is
 	// a host address, so the direct-access drop spares it.
 	Gateway netip.Addr
+	// Subnet6 and Gateway6 are the network's IPv6 subnet and the bridge's
+	// IPv6 address, for a network with IPv6 (invalid: IPv4 only). The
+	// IPv6 rules mirror the IPv4 ones, as Docker's ip6tables rules do.
+	Subnet6  netip.Prefix
+	Gateway6 netip.Addr
 	// ICC allows traffic between containers of this network (enable_icc).
 	ICC bool
 	// Masquerade NATs traffic leaving the host from this subnet (enable_ip_masquerade).

@@ -121,7 +121,7 @@ func (c *Controller) planIPv4Locked(n *Network, ir IPAMRequest) error {
 			used = append(used, o.IPv4.Subnet)
 		}
 	}
-	cfg := &IPv4Config{Subnet: ir.Subnet, IPRange: ir.IPRange, Gateway: ir.Gateway}
+	cfg := &IPConfig{Subnet: ir.Subnet, IPRange: ir.IPRange, Gateway: ir.Gateway}
 	if ir.Subnet.IsValid() {
 		cfg.UserSubnet = true
 		for _, o := range c.networks {

@@ -40,17 +40,20 @@ const (
 
 // Network is one CNM network: a group of endpoints that reach each other directly.
 type Network struct {
-	ID         string            `json:"id"`
-	Name       string            `json:"name"`
-	Driver     string            `json:"driver"`
-	Created    time.Time         `json:"created"`
-	Internal   bool              `json:"internal,omitempty"`
-	Attachable bool              `json:"attachable,omitempty"`
-	Predefined bool              `json:"predefined,omitempty"`
-	IPv4       *IPv4Config       `json:"ipv4,omitempty"`    // nil for host and null
-	Bridge     *BridgeConfig     `json:"bridge,omitempty"`  // nil unless Driver is bridge
-	Options    map[string]string `json:"options,omitempty"` // as Docker shows them in inspect
-	Labels     map[string]string `json:"labels,omitempty"`
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	Driver     string    `json:"driver"`
+	Created    time.Time `json:"created"`
+	Internal   bool      `json:"internal,omitempty"`
+	Attachable bool      `json:"attachable,omitempty"`
+	Predefined bool      `json:"predefined,omitempty"`
+	IPv4       *IPConfig `json:"ipv4,omitempty"` // nil for host and null
+	// IPv6 is the network's IPv6 address space (EnableIPv6); nil when the
+	// network has none. berth's IPv6 networks are dual stack: IPv4 too.
+	IPv6    *IPConfig         `json:"ipv6,omitempty"`
+	Bridge  *BridgeConfig     `json:"bridge,omitempty"`  // nil unless Driver is bridge
+	Options map[string]string `json:"options,omitempty"` // as Docker shows them in inspect
+	Labels  map[string]string `json:"labels,omitempty"`
 	// IPAMOptions are the user's IPAM driver options, kept and shown as
 	// Docker keeps them: the default driver uses none of them. Nil (shown
 	// as null) and empty ({}, what the docker CLI sends) differ, so the
@@ -70,8 +73,8 @@ type Network struct {
 	Warnings []string `json:"-"`
 }
 
-// IPv4Config is a network's address space.
-type IPv4Config struct {
+// IPConfig is a network's address space in one family.
+type IPConfig struct {
 	Subnet  netip.Prefix `json:"subnet"`
 	Gateway netip.Addr   `json:"gateway"`
 	// IPRange limits dynamic allocation; the zero value means the whole subnet.
@@ -116,12 +119,19 @@ type Endpoint struct {
 	MAC         net.HardwareAddr `json:"mac"`
 	Address     netip.Prefix     `json:"address"` // 172.17.0.2/16
 	Gateway     netip.Addr       `json:"gateway"` // invalid on internal networks: no default route
+	// Address6 is the endpoint's IPv6 address on a network with IPv6
+	// (fd12:3456::2/64); invalid otherwise. Gateway6 is its IPv6 gateway,
+	// invalid where Gateway is.
+	Address6 netip.Prefix `json:"address6,omitzero"`
+	Gateway6 netip.Addr   `json:"gateway6,omitzero"`
 	// GwPriority ranks the endpoint among its sandbox's as the gateway
 	// (JoinRequest.GwPriority).
 	GwPriority int `json:"gwPriority,omitempty"`
 	// StaticIP is true when the user asked for Address (--ip).
-	StaticIP bool     `json:"staticIP,omitempty"`
-	Aliases  []string `json:"aliases,omitempty"`
+	StaticIP bool `json:"staticIP,omitempty"`
+	// StaticIP6 is true when the user asked for Address6 (--ip6).
+	StaticIP6 bool     `json:"staticIP6,omitempty"`
+	Aliases   []string `json:"aliases,omitempty"`
 	// Links are the endpoint's link aliases, "name[:alias]" as given
 	// (JoinRequest.Links).
 	Links    []string      `json:"links,omitempty"`
@@ -151,7 +161,10 @@ type BridgeSpec struct {
 	Name string
 	// Gateway is the bridge's own address with the subnet's length, e.g. 172.17.0.1/16.
 	Gateway netip.Prefix
-	MTU     int
+	// Gateway6 is the bridge's IPv6 address with the IPv6 subnet's
+	// length, e.g. fd12:3456::1/64; invalid for a network without IPv6.
+	Gateway6 netip.Prefix
+	MTU      int
 }
 
 // EndpointSpec is what the bridge driver needs to join one sandbox to a bridge.
@@ -165,7 +178,14 @@ type EndpointSpec struct {
 	// this endpoint, in place of any it has: set only for the sandbox's
 	// gateway endpoint (Controller.gatewayLocked).
 	Gateway netip.Addr
-	MTU     int
+	// Address6 is the endpoint's IPv6 address, invalid on a network
+	// without IPv6: the peer then keeps IPv6 off.
+	Address6 netip.Prefix
+	// Gateway6, if valid, is the IPv6 default route the sandbox takes
+	// through this endpoint, in place of any it has; set together with
+	// Gateway, for the sandbox's gateway endpoint only.
+	Gateway6 netip.Addr
+	MTU      int
 	// Owner tags the host-side link (its ifalias) so that a restart can tell
 	// berth's links from everyone else's; the endpoint ID.
 	Owner string
