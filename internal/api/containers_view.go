@@ -292,8 +292,8 @@ func endpointSettings(c *container.Container, atts []network.Attachment) map[str
 
 func requestedEndpoint(req container.EndpointRequest) *nettypes.EndpointSettings {
 	es := &nettypes.EndpointSettings{Aliases: req.Aliases, Links: req.Links, MacAddress: req.MacAddress, GwPriority: req.GwPriority}
-	if req.IPv4Address.IsValid() {
-		es.IPAMConfig = &nettypes.EndpointIPAMConfig{IPv4Address: req.IPv4Address.String()}
+	if req.IPv4Address.IsValid() || req.IPv6Address.IsValid() {
+		es.IPAMConfig = &nettypes.EndpointIPAMConfig{IPv4Address: addrString(req.IPv4Address), IPv6Address: addrString(req.IPv6Address)}
 	}
 	return es
 }
@@ -306,14 +306,25 @@ func fillEndpoint(es *nettypes.EndpointSettings, c *container.Container, n *netw
 		es.IPAddress = ep.Address.Addr().String()
 		es.IPPrefixLen = ep.Address.Bits()
 	}
+	if ep.Address6.IsValid() {
+		es.GlobalIPv6Address = ep.Address6.Addr().String()
+		es.GlobalIPv6PrefixLen = ep.Address6.Bits()
+	}
+	es.IPv6Gateway = addrString(ep.Gateway6)
 	if len(ep.Aliases) > 0 {
 		es.Aliases = ep.Aliases
 	}
 	if len(ep.Links) > 0 {
 		es.Links = ep.Links
 	}
-	if ep.StaticIP && ep.Address.IsValid() && es.IPAMConfig == nil {
-		es.IPAMConfig = &nettypes.EndpointIPAMConfig{IPv4Address: ep.Address.Addr().String()}
+	if (ep.StaticIP || ep.StaticIP6) && es.IPAMConfig == nil {
+		es.IPAMConfig = &nettypes.EndpointIPAMConfig{}
+		if ep.StaticIP {
+			es.IPAMConfig.IPv4Address = prefixAddrString(ep.Address)
+		}
+		if ep.StaticIP6 {
+			es.IPAMConfig.IPv6Address = prefixAddrString(ep.Address6)
+		}
 	}
 	// Only user-defined bridge networks resolve names, so only they
 	// carry DNSNames (moby's buildEndpointDNSNames).

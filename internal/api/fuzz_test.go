@@ -61,8 +61,8 @@ func FuzzNetworkCreateRequest(f *testing.F) {
 			return
 		}
 		for _, c := range req.IPAM {
-			if c.Subnet.IsValid() && (!c.Subnet.Addr().Is4() || c.Subnet != c.Subnet.Masked()) {
-				t.Errorf("accepted subnet %s", c.Subnet)
+			if c.Subnet.IsValid() && (c.Subnet != c.Subnet.Masked() || c.Subnet.Addr().Is6() && !req.EnableIPv6) {
+				t.Errorf("accepted subnet %s (IPv6 on: %v)", c.Subnet, req.EnableIPv6)
 			}
 			if c.Gateway.IsValid() && !c.Subnet.Contains(c.Gateway) {
 				t.Errorf("accepted gateway %s outside %s", c.Gateway, c.Subnet)

@@ -2,8 +2,10 @@ package api
 
 import (
 	"errors"
+	"maps"
 	"net"
 	"net/netip"
+	"strconv"
 
 	nettypes "github.com/docker/docker/api/types/network"
 
@@ -22,6 +24,7 @@ func networkResource(n *network.Network, eps []*network.Endpoint) nettypes.Inspe
 		Scope:      "local",
 		Driver:     n.Driver,
 		EnableIPv4: true,
+		EnableIPv6: n.IPv6 != nil,
 		Internal:   n.Internal,
 		Attachable: n.Attachable,
 		IPAM:       nettypes.IPAM{Driver: "default", Options: n.IPAMOptions, Config: []nettypes.IPAMConfig{}},
@@ -29,7 +32,10 @@ func networkResource(n *network.Network, eps []*network.Endpoint) nettypes.Inspe
 		Options:    orEmpty(n.Options),
 		Labels:     orEmpty(n.Labels),
 	}
-	if c := n.IPv4; c != nil {
+	for _, c := range []*network.IPConfig{n.IPv4, n.IPv6} {
+		if c == nil {
+			continue
+		}
 		cfg := nettypes.IPAMConfig{Subnet: c.Subnet.String()}
 		if c.Gateway.IsValid() {
 			cfg.Gateway = c.Gateway.String()
@@ -48,6 +54,7 @@ func networkResource(n *network.Network, eps []*network.Endpoint) nettypes.Inspe
 			EndpointID:  ep.ID,
 			MacAddress:  ep.MAC.String(),
 			IPv4Address: prefixString(ep.Address),
+			IPv6Address: prefixString(ep.Address6),
 		}
 	}
 	return out
@@ -67,6 +74,13 @@ func prefixString(p netip.Prefix) string {
 	return p.String()
 }
 
+func prefixAddrString(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return p.Addr().String()
+}
+
 func addrString(a netip.Addr) string {
 	if !a.IsValid() {
 		return ""
@@ -83,13 +97,17 @@ func networkCreateRequest(body nettypes.CreateRequest) (network.CreateRequest, e
 	if err := unsupportedNetworkFeatures(body); err != nil {
 		return network.CreateRequest{}, err
 	}
+	enableIPv6, options, err := enableIPv6Option(body)
+	if err != nil {
+		return network.CreateRequest{}, err
+	}
 	req := network.CreateRequest{
 		Name:       body.Name,
 		Driver:     body.Driver,
 		Internal:   body.Internal,
 		Attachable: body.Attachable,
-		EnableIPv6: body.EnableIPv6 != nil && *body.EnableIPv6,
-		Options:    body.Options,
+		EnableIPv6: enableIPv6,
+		Options:    options,
 		Labels:     body.Labels,
 	}
 	if body.IPAM == nil {
@@ -105,10 +123,13 @@ func networkCreateRequest(body nettypes.CreateRequest) (network.CreateRequest, e
 			return network.CreateRequest{}, errdefs.Invalid("invalid network config: every ip-range or gateway must have a corresponding subnet")
 		}
 	}
-	if err := nettypes.ValidateIPAM(body.IPAM, true); err != nil {
+	if err := nettypes.ValidateIPAM(body.IPAM, enableIPv6); err != nil {
 		return network.CreateRequest{}, errdefs.Invalid("%w", err)
 	}
 	for _, c := range body.IPAM.Config {
+		if !enableIPv6 && isIPv6Subnet(c.Subnet) {
+			continue // ValidateIPAM skipped it too: libnetwork allocates none
+		}
 		ir, err := ipamRequest(c)
 		if err != nil {
 			return network.CreateRequest{}, err
@@ -116,6 +137,34 @@ func networkCreateRequest(body nettypes.CreateRequest) (network.CreateRequest, e
 		req.IPAM = append(req.IPAM, ir)
 	}
 	return req, nil
+}
+
+// enableIPv6Option is moby's reading of EnableIPv6: the field, which
+// takes the com.docker.network.enable_ipv6 option out of those the
+// network keeps, or when the field is absent that option, kept.
+func enableIPv6Option(body nettypes.CreateRequest) (bool, map[string]string, error) {
+	if body.EnableIPv6 != nil {
+		opts := body.Options
+		if _, ok := opts[network.OptEnableIPv6]; ok {
+			opts = maps.Clone(opts)
+			delete(opts, network.OptEnableIPv6)
+		}
+		return *body.EnableIPv6, opts, nil
+	}
+	v, ok := body.Options[network.OptEnableIPv6]
+	if !ok {
+		return false, body.Options, nil
+	}
+	on, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, nil, errdefs.Invalid("driver-opt %q is not a valid bool", network.OptEnableIPv6)
+	}
+	return on, body.Options, nil
+}
+
+func isIPv6Subnet(s string) bool {
+	p, err := netip.ParsePrefix(s)
+	return err == nil && p.Addr().Is6()
 }
 
 func unsupportedNetworkFeatures(body nettypes.CreateRequest) error {
@@ -146,9 +195,6 @@ func ipamRequest(c nettypes.IPAMConfig) (network.IPAMRequest, error) {
 	if err := errors.Join(errs[:]...); err != nil {
 		return ir, errdefs.Invalid("invalid network config: %w", err) // ValidateIPAM let it through
 	}
-	if ir.Subnet.Addr().Is6() {
-		return ir, errdefs.Invalid("invalid subnet %s: IPv6 is not supported by berth", c.Subnet)
-	}
 	if len(c.AuxAddress) > 0 {
 		return ir, errdefs.Invalid("auxiliary addresses are not supported by berth")
 	}
@@ -165,8 +211,15 @@ func endpointRequest(es *nettypes.EndpointSettings, mac string, perEndpointMAC b
 			return req, errdefs.Invalid("%w", err)
 		}
 		if c := es.IPAMConfig; c != nil {
-			if c.IPv6Address != "" || len(c.LinkLocalIPs) > 0 {
-				return req, errdefs.Invalid("IPv6 and link-local addresses are not supported by berth")
+			if len(c.LinkLocalIPs) > 0 {
+				return req, errdefs.Invalid("link-local addresses (--link-local-ip) are not supported by berth")
+			}
+			if c.IPv6Address != "" {
+				ip, err := netip.ParseAddr(c.IPv6Address)
+				if err != nil || !ip.Is6() || ip.Is4In6() {
+					return req, errdefs.Invalid("invalid IPv6 address: %s", c.IPv6Address)
+				}
+				req.IPv6Address = ip
 			}
 			if c.IPv4Address != "" {
 				// Validate used net.ParseIP; parse again rather than trust

@@ -265,3 +265,40 @@ func TestEndpointOptionsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestDualStackViews: a network with IPv6 shows EnableIPv6 and its IPv6
+// IPAM entry after the IPv4 one, each endpoint's IPv6 address in
+// Containers, and a container's endpoint the Global IPv6 fields and its
+// --ip6 in IPAMConfig, as Docker's inspect does.
+func TestDualStackViews(t *testing.T) {
+	n := &network.Network{
+		ID: hexID("d6"), Name: "dual", Driver: "bridge", Created: fakeTime,
+		IPv4: &network.IPConfig{Subnet: netip.MustParsePrefix("10.7.0.0/24"), Gateway: netip.MustParseAddr("10.7.0.1")},
+		IPv6: &network.IPConfig{Subnet: netip.MustParsePrefix("fd00:7::/64"), Gateway: netip.MustParseAddr("fd00:7::1"), UserSubnet: true},
+	}
+	ep := &network.Endpoint{
+		ID: hexID("e6"), Name: "web", ContainerID: hexID("c6"), State: network.EndpointReady,
+		Address: netip.MustParsePrefix("10.7.0.2/24"), Gateway: netip.MustParseAddr("10.7.0.1"),
+		Address6: netip.MustParsePrefix("fd00:7::99/64"), Gateway6: netip.MustParseAddr("fd00:7::1"), StaticIP6: true,
+	}
+	got := networkResource(n, []*network.Endpoint{ep})
+	if !got.EnableIPv6 || !got.EnableIPv4 {
+		t.Errorf("EnableIPv4 %v EnableIPv6 %v", got.EnableIPv4, got.EnableIPv6)
+	}
+	want := []nettypes.IPAMConfig{{Subnet: "10.7.0.0/24", Gateway: "10.7.0.1"}, {Subnet: "fd00:7::/64", Gateway: "fd00:7::1"}}
+	if diff := cmp.Diff(want, got.IPAM.Config); diff != "" {
+		t.Errorf("IPAM.Config (-want +got):\n%s", diff)
+	}
+	if r := got.Containers[ep.ContainerID]; r.IPv6Address != "fd00:7::99/64" || r.IPv4Address != "10.7.0.2/24" {
+		t.Errorf("Containers entry %+v", r)
+	}
+	c := &container.Container{ID: ep.ContainerID, Name: "web"}
+	es := &nettypes.EndpointSettings{}
+	fillEndpoint(es, c, n, ep)
+	if es.GlobalIPv6Address != "fd00:7::99" || es.GlobalIPv6PrefixLen != 64 || es.IPv6Gateway != "fd00:7::1" {
+		t.Errorf("endpoint IPv6 fields: %q /%d gw %q", es.GlobalIPv6Address, es.GlobalIPv6PrefixLen, es.IPv6Gateway)
+	}
+	if es.IPAMConfig == nil || es.IPAMConfig.IPv6Address != "fd00:7::99" || es.IPAMConfig.IPv4Address != "" {
+		t.Errorf("IPAMConfig %+v, want the --ip6 only", es.IPAMConfig)
+	}
+}

@@ -98,6 +98,8 @@ type PortBinding struct {
 // EndpointRequest is a user's per-network wish: a static address, a MAC, aliases.
 type EndpointRequest struct {
 	IPv4Address netip.Addr `json:"ipv4Address,omitzero"`
+	// IPv6Address is a static IPv6 address (--ip6).
+	IPv6Address netip.Addr `json:"ipv6Address,omitzero"`
 	MacAddress  string     `json:"macAddress,omitempty"`
 	Aliases     []string   `json:"aliases,omitempty"`
 	// Links are "name[:alias]", checked (network.JoinRequest.Links).

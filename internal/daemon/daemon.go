@@ -22,6 +22,7 @@ import (
 	"github.com/berth-net/berth/internal/driver/bridge"
 	"github.com/berth-net/berth/internal/events"
 	"github.com/berth-net/berth/internal/firewall/nftables"
+	"github.com/berth-net/berth/internal/ipam"
 	"github.com/berth-net/berth/internal/network"
 	"github.com/berth-net/berth/internal/portalloc"
 	"github.com/berth-net/berth/internal/runtime"
@@ -62,6 +63,8 @@ type Daemon struct {
 	// its stub (nil when the daemon reads a file of its own choosing).
 	resolvSystemd *hostResolv
 	hostname      string
+	// engineID is docker info's ID, kept in <data-root>/engine-id.
+	engineID string
 	// hostsFile is the host's hosts file, copied for host-network containers.
 	hostsFile string
 	dns       *dns.Manager // embedded resolvers, one per sandbox on a user network
@@ -216,10 +219,13 @@ func (d *Daemon) build() error {
 		return fmt.Errorf("nftables: %w", err)
 	}
 	ports := portalloc.New("", d.log.With("component", "ports"))
+	if d.engineID, err = loadEngineID(filepath.Join(d.cfg.DataRoot, "engine-id")); err != nil {
+		return err
+	}
 	d.net = network.New(network.Config{
 		Store: d.store, Driver: d.driver, Sandboxes: sbs, Firewall: fw, Ports: ports, IPv6Ports: ports.IPv6Listenable(),
 		Log: d.log.With("component", "network"), DefaultBridgeName: d.cfg.BridgeName, DefaultBridgeHostAccess: d.cfg.BridgeHostAccess,
-		Nameservers: d.resolv.get().nameservers,
+		Nameservers: d.resolv.get().nameservers, Pools6: []ipam.Pool{ipam.ULAPool(d.engineID)},
 	})
 	d.dns = d.newDNS()
 	d.runtime, err = runtime.New(runtime.Config{

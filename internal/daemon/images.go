@@ -84,9 +84,7 @@ func (d *Daemon) SystemInfo(ctx context.Context) (api.SystemInfo, error) {
 		info.KernelVersion = unix.ByteSliceToString(uts.Release[:])
 	}
 	info.MemTotal = int64(berthruntime.HostMemory())
-	if b, err := os.ReadFile("/etc/machine-id"); err == nil {
-		info.ID = strings.TrimSpace(string(b))
-	}
+	info.ID = d.engineID
 	cs, _ := d.Containers(ctx)
 	for _, c := range cs {
 		info.Containers++

@@ -123,7 +123,7 @@ func (d *Daemon) connect(ctx context.Context, cs *ctrState, n *network.Network, 
 	// not faster, on a 2-CPU VM (about 0.1 ms of the daemon's time,
 	// measured with timing marks, two runs of each).
 	_, err := d.net.Join(ctx, c.State.SandboxID, n.ID, network.JoinRequest{
-		ContainerID: c.ID, Name: c.Name, IPv4: req.IPv4Address, MAC: req.MacAddress, Aliases: req.Aliases,
+		ContainerID: c.ID, Name: c.Name, IPv4: req.IPv4Address, IPv6: req.IPv6Address, MAC: req.MacAddress, Aliases: req.Aliases,
 		Links: req.Links, Hostname: c.Config.Hostname, GwPriority: req.GwPriority, Record: recordContainer(c, nets),
 	})
 	if err != nil {
@@ -144,7 +144,7 @@ func (d *Daemon) connect(ctx context.Context, cs *ctrState, n *network.Network, 
 func endpointSettingsError(n *network.Network, req container.EndpointRequest) error {
 	var errs []string
 	if n.Predefined {
-		if req.IPv4Address.IsValid() {
+		if req.IPv4Address.IsValid() || req.IPv6Address.IsValid() {
 			errs = append(errs, "user specified IP address is supported on user defined networks only")
 		}
 		if len(req.Aliases) > 0 {
@@ -156,6 +156,16 @@ func endpointSettingsError(n *network.Network, req container.EndpointRequest) er
 		case !n.IPv4.UserSubnet && n.Name != network.NameBridge:
 			errs = append(errs, "user specified IP address is supported only when connecting to networks with user configured subnets")
 		case !n.IPv4.Subnet.Contains(a):
+			errs = append(errs, fmt.Sprintf("no configured subnet or ip-range contain the IP address %s", a))
+		}
+	}
+	// moby's validateEndpointIPAddress for IPv6: a network without an
+	// IPv6 subnet of the user's (or with none at all) takes no --ip6.
+	if a := req.IPv6Address; a.IsValid() && n.Driver == network.DriverBridge && !n.Predefined {
+		switch {
+		case n.IPv6 == nil || !n.IPv6.UserSubnet:
+			errs = append(errs, "user specified IP address is supported only when connecting to networks with user configured subnets")
+		case !n.IPv6.Subnet.Contains(a):
 			errs = append(errs, fmt.Sprintf("no configured subnet or ip-range contain the IP address %s", a))
 		}
 	}

@@ -45,6 +45,10 @@ type Config struct {
 	Nameservers []netip.Addr
 	// Pools to pick subnets from; nil means Docker's defaults.
 	Pools []ipam.Pool
+	// Pools6 are the IPv6 pools, for networks with IPv6 and no subnet of
+	// the user's; nil means one ULA /48 split into /64s, as Docker derives
+	// it from its engine ID (the daemon passes ipam.ULAPool(its ID)).
+	Pools6 []ipam.Pool
 	// Now and NewID are injectable for tests.
 	Now   func() time.Time
 	NewID func() string
@@ -62,6 +66,7 @@ type Controller struct {
 	endpoints map[string]*Endpoint
 	sandboxes map[string]*Sandbox
 	spaces    map[string]*ipam.Space // by network ID, bridge networks only
+	spaces6   map[string]*ipam.Space // by network ID, networks with IPv6 only
 	view      netView                // networks for readers that must not wait for c.mu
 	names     *nameTable             // for the embedded resolver; its own lock
 	newIfName HostIfNameFunc
@@ -86,6 +91,9 @@ func New(cfg Config) *Controller {
 	if cfg.Pools == nil {
 		cfg.Pools = ipam.DefaultPools()
 	}
+	if cfg.Pools6 == nil {
+		cfg.Pools6 = []ipam.Pool{ipam.ULAPool("")}
+	}
 	if cfg.DefaultBridgeName == "" {
 		cfg.DefaultBridgeName = "berth0"
 	}
@@ -97,6 +105,7 @@ func New(cfg Config) *Controller {
 		endpoints: map[string]*Endpoint{},
 		sandboxes: map[string]*Sandbox{},
 		spaces:    map[string]*ipam.Space{},
+		spaces6:   map[string]*ipam.Space{},
 		names:     newNameTable(),
 	}
 }
@@ -189,17 +198,16 @@ func (c *Controller) Attachments(sandboxID string) []Attachment {
 	return out
 }
 
-// Addresses returns the IPv4 address of each endpoint of the sandbox, in
-// interface order (eth0 first): what /etc/hosts lists for the container,
-// without the copies of networks and endpoints Attachments makes.
+// Addresses returns the addresses of each endpoint of the sandbox, in
+// interface order (eth0 first), an endpoint's IPv4 address before its
+// IPv6 one: what /etc/hosts lists for the container, without the copies
+// of networks and endpoints Attachments makes.
 func (c *Controller) Addresses(sandboxID string) []netip.Addr {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	var out []netip.Addr
 	for _, ep := range c.sandboxEndpointsLocked(sandboxID) {
-		if ep.Address.IsValid() {
-			out = append(out, ep.Address.Addr())
-		}
+		out = append(out, endpointAddrs(ep)...)
 	}
 	return out
 }
@@ -248,6 +256,10 @@ func cloneNetwork(n *Network) *Network {
 		v := *n.IPv4
 		cp.IPv4 = &v
 	}
+	if n.IPv6 != nil {
+		v := *n.IPv6
+		cp.IPv6 = &v
+	}
 	if n.Bridge != nil {
 		b := *n.Bridge
 		cp.Bridge = &b
@@ -280,7 +292,7 @@ func cloneMap(m map[string]string) map[string]string {
 
 // firewallNetwork is what the firewall needs of n.
 func firewallNetwork(n *Network) firewall.Network {
-	return firewall.Network{
+	fn := firewall.Network{
 		Bridge:     n.Bridge.Name,
 		Subnet:     n.IPv4.Subnet,
 		Gateway:    n.IPv4.Gateway,
@@ -289,15 +301,23 @@ func firewallNetwork(n *Network) firewall.Network {
 		Internal:   n.Internal,
 		HostAccess: n.Bridge.HostAccess,
 	}
+	if n.IPv6 != nil {
+		fn.Subnet6, fn.Gateway6 = n.IPv6.Subnet, n.IPv6.Gateway
+	}
+	return fn
 }
 
 // bridgeSpec is what the driver needs to make n's bridge.
 func bridgeSpec(n *Network) BridgeSpec {
-	return BridgeSpec{
+	spec := BridgeSpec{
 		Name:    n.Bridge.Name,
 		Gateway: netip.PrefixFrom(n.IPv4.Gateway, n.IPv4.Subnet.Bits()),
 		MTU:     n.Bridge.MTU,
 	}
+	if n.IPv6 != nil {
+		spec.Gateway6 = netip.PrefixFrom(n.IPv6.Gateway, n.IPv6.Subnet.Bits())
+	}
+	return spec
 }
 
 // bridgeOwner tags a bridge device as belonging to network id.

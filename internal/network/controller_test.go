@@ -220,7 +220,7 @@ func TestCreateNetworkBadRequestsLeaveStateUnchanged(t *testing.T) {
 		{"unknown driver", CreateRequest{Name: "x", Driver: "overlayish"}, errdefs.KindNotFound},
 		{"second host", CreateRequest{Name: "x", Driver: "host"}, errdefs.KindForbidden},
 		{"second null", CreateRequest{Name: "x", Driver: "null"}, errdefs.KindForbidden},
-		{"ipv6", CreateRequest{Name: "x", EnableIPv6: true}, errdefs.KindInvalid},
+		{"two IPv6 subnets", CreateRequest{Name: "x", EnableIPv6: true, IPAM: []IPAMRequest{{Subnet: mustPrefix("fd00:1::/64")}, {Subnet: mustPrefix("fd00:2::/64")}}}, errdefs.KindInvalid},
 		{"ipam driver", CreateRequest{Name: "x", IPAMDriver: "dhcp"}, errdefs.KindInvalid},
 		{"two subnets", CreateRequest{Name: "x", IPAM: []IPAMRequest{{Subnet: mustPrefix("10.1.0.0/24")}, {Subnet: mustPrefix("10.2.0.0/24")}}}, errdefs.KindInvalid},
 		{"overlap", CreateRequest{Name: "x", IPAM: []IPAMRequest{{Subnet: mustPrefix("10.9.3.0/24")}}}, errdefs.KindForbidden},

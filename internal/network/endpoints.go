@@ -19,8 +19,11 @@ type JoinRequest struct {
 	ContainerID string
 	Name        string     // the container's name, for inspect and (later) DNS
 	IPv4        netip.Addr // a static address (--ip); invalid means "allocate"
-	MAC         string     // --mac-address; "" means random
-	Aliases     []string
+	// IPv6 is a static IPv6 address (--ip6) on a network with IPv6;
+	// invalid means "allocate" there.
+	IPv6    netip.Addr
+	MAC     string // --mac-address; "" means random
+	Aliases []string
 	// Links are "name[:alias]" (EndpointSettings.Links, docker run --link
 	// on a user network): alias resolves, for this container only, to what
 	// name resolves to on this network.
@@ -126,16 +129,18 @@ func (c *Controller) Join(ctx context.Context, sandboxID, netRef string, req Joi
 	var spec EndpointSpec
 	c.mu.RLock()
 	prev, _ := c.gatewayLocked(sb.ID, nil)
+	prev6, _ := c.gateway6Locked(sb.ID, nil)
 	if n.Driver == DriverBridge {
 		spec = c.joinSpecLocked(n, ep)
 	}
 	c.mu.RUnlock()
 	// ep becomes the sandbox's gateway in place of prev: the driver
 	// replaces the default route, and prev's ports move once ep is up. A
-	// join that fails gives the route back.
+	// join that fails gives the route back (each family's).
 	tookOver := spec.Gateway.IsValid() && prev != nil
+	tookOver6 := spec.Gateway6.IsValid() && prev6 != nil
 	fail := func(err error) (*Endpoint, error) {
-		if tookOver {
+		if tookOver || tookOver6 {
 			c.moveGateway(sb)
 		}
 		return nil, err
@@ -206,7 +211,7 @@ func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*E
 		Hostname: req.Hostname, GwPriority: req.GwPriority, State: EndpointCreating,
 	}
 	if n.Driver != DriverBridge {
-		if req.IPv4.IsValid() {
+		if req.IPv4.IsValid() || req.IPv6.IsValid() {
 			return nil, nil, nil, nil, errdefs.Invalid("user specified IP address is supported on user defined networks only")
 		}
 		d, err := c.recordEndpointLocked(ep, req.Record)
@@ -215,9 +220,13 @@ func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*E
 	if err := c.assignAddressLocked(n, ep, req.IPv4); err != nil {
 		return nil, nil, nil, nil, err
 	}
+	if err := c.assignAddress6Locked(n, ep, req.IPv6); err != nil {
+		c.releaseAddressesLocked(ep)
+		return nil, nil, nil, nil, err
+	}
 	record, err := c.pickMACLocked(n, ep, req)
 	if err != nil {
-		c.spaces[n.ID].Release(ep.Address.Addr())
+		c.releaseAddressesLocked(ep)
 		return nil, nil, nil, nil, err
 	}
 	for i := 0; ; i++ {
@@ -229,10 +238,13 @@ func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*E
 	ep.HostIfName = c.freshHostIfNameLocked()
 	if !n.Internal {
 		ep.Gateway = n.IPv4.Gateway
+		if n.IPv6 != nil {
+			ep.Gateway6 = n.IPv6.Gateway
+		}
 	}
 	d, err := c.recordEndpointLocked(ep, record)
 	if err != nil {
-		c.spaces[n.ID].Release(ep.Address.Addr())
+		c.releaseAddressesLocked(ep)
 		return nil, nil, nil, nil, err
 	}
 	return ep, sb, n, d, nil
@@ -279,6 +291,47 @@ func (c *Controller) assignAddressLocked(n *Network, ep *Endpoint, static netip.
 	}
 	ep.Address = netip.PrefixFrom(a, n.IPv4.Subnet.Bits())
 	return nil
+}
+
+// assignAddress6Locked gives ep its static or the lowest free IPv6
+// address on a network with IPv6; on one without, --ip6 is refused.
+func (c *Controller) assignAddress6Locked(n *Network, ep *Endpoint, static netip.Addr) error {
+	if n.IPv6 == nil {
+		if static.IsValid() {
+			return errdefs.Invalid("invalid IPv6 address %s: network %s has no IPv6 (create it with --ipv6)", static, n.Name)
+		}
+		return nil
+	}
+	space := c.spaces6[n.ID]
+	if static.IsValid() {
+		if n.Predefined || n.Bridge.DefaultBridge {
+			return errdefs.Invalid("user specified IP address is supported on user defined networks only")
+		}
+		if !n.IPv6.UserSubnet {
+			return errdefs.Invalid("user specified IP address is supported only when connecting to networks with user configured subnets")
+		}
+		if err := space.Reserve(static); err != nil {
+			return err
+		}
+		ep.Address6, ep.StaticIP6 = netip.PrefixFrom(static, n.IPv6.Subnet.Bits()), true
+		return nil
+	}
+	a, err := space.Allocate()
+	if err != nil {
+		return fmt.Errorf("no available IPv6 addresses on network %q (%s): %w", n.Name, n.IPv6.Subnet, err)
+	}
+	ep.Address6 = netip.PrefixFrom(a, n.IPv6.Subnet.Bits())
+	return nil
+}
+
+// releaseAddressesLocked gives ep's addresses back to its network's spaces.
+func (c *Controller) releaseAddressesLocked(ep *Endpoint) {
+	if sp, ok := c.spaces[ep.NetworkID]; ok && ep.Address.IsValid() {
+		sp.Release(ep.Address.Addr())
+	}
+	if sp, ok := c.spaces6[ep.NetworkID]; ok && ep.Address6.IsValid() {
+		sp.Release(ep.Address6.Addr())
+	}
 }
 
 func pickMAC(s string, addr netip.Addr) (net.HardwareAddr, error) {
@@ -422,10 +475,26 @@ func (c *Controller) LeaveAndRecord(ctx context.Context, sandboxID, netRef strin
 // network's name. Of the endpoints not yet ready, only cand (one being
 // joined or made again) counts; leaving ones never do.
 func (c *Controller) gatewayLocked(sandboxID string, cand *Endpoint) (*Endpoint, *Network) {
+	return c.familyGatewayLocked(sandboxID, cand, false)
+}
+
+// gateway6Locked is gatewayLocked for the IPv6 default route: chosen the
+// same way among the endpoints with an IPv6 gateway, as Docker 28 picks
+// a gateway per family, so a container whose first network has no IPv6
+// takes its IPv6 route from another that has.
+func (c *Controller) gateway6Locked(sandboxID string, cand *Endpoint) (*Endpoint, *Network) {
+	return c.familyGatewayLocked(sandboxID, cand, true)
+}
+
+func (c *Controller) familyGatewayLocked(sandboxID string, cand *Endpoint, v6 bool) (*Endpoint, *Network) {
 	var best *Endpoint
 	var bestNet *Network
 	for _, o := range c.endpoints {
-		if o.SandboxID != sandboxID || (o.State != EndpointReady && o != cand) || !o.Gateway.IsValid() {
+		gw := o.Gateway
+		if v6 {
+			gw = o.Gateway6
+		}
+		if o.SandboxID != sandboxID || (o.State != EndpointReady && o != cand) || !gw.IsValid() {
 			continue
 		}
 		on := c.networks[o.NetworkID]
@@ -440,11 +509,15 @@ func (c *Controller) gatewayLocked(sandboxID string, cand *Endpoint) (*Endpoint,
 }
 
 // joinSpecLocked (c.mu held) is what the driver needs to make ep: with
-// the default route if ep is, once made, its sandbox's gateway.
+// the default route of each family of which ep is, once made, its
+// sandbox's gateway.
 func (c *Controller) joinSpecLocked(n *Network, ep *Endpoint) EndpointSpec {
 	spec := endpointSpec(n, ep)
 	if gw, _ := c.gatewayLocked(ep.SandboxID, ep); gw != ep {
 		spec.Gateway = netip.Addr{}
+	}
+	if gw, _ := c.gateway6Locked(ep.SandboxID, ep); gw != ep {
+		spec.Gateway6 = netip.Addr{}
 	}
 	return spec
 }
@@ -467,16 +540,29 @@ func (c *Controller) portHolderLocked(sandboxID string) *Endpoint {
 func (c *Controller) moveGateway(sb *Sandbox) {
 	c.mu.RLock()
 	next, nextNet := c.gatewayLocked(sb.ID, nil)
-	var spec EndpointSpec
-	if next != nil {
-		spec = endpointSpec(nextNet, next)
+	next6, next6Net := c.gateway6Locked(sb.ID, nil)
+	var specs []EndpointSpec
+	var nets []string
+	switch {
+	case next != nil && next == next6:
+		specs, nets = append(specs, endpointSpec(nextNet, next)), append(nets, nextNet.Name)
+	default:
+		if next != nil {
+			spec := endpointSpec(nextNet, next)
+			spec.Gateway6 = netip.Addr{}
+			specs, nets = append(specs, spec), append(nets, nextNet.Name)
+		}
+		if next6 != nil {
+			spec := endpointSpec(next6Net, next6)
+			spec.Gateway = netip.Addr{}
+			specs, nets = append(specs, spec), append(nets, next6Net.Name)
+		}
 	}
 	c.mu.RUnlock()
-	if next == nil {
-		return
-	}
-	if err := c.cfg.Driver.SetGateway(sb.Key, spec); err != nil {
-		c.log.Warn("move the default route", "sandbox", sb.ID, "network", nextNet.Name, "err", err)
+	for i, spec := range specs {
+		if err := c.cfg.Driver.SetGateway(sb.Key, spec); err != nil {
+			c.log.Warn("move the default route", "sandbox", sb.ID, "network", nets[i], "err", err)
+		}
 	}
 }
 
@@ -544,6 +630,7 @@ func (c *Controller) movePorts(ctx context.Context, sb *Sandbox) error {
 func (c *Controller) leave(ctx context.Context, sb *Sandbox, ep *Endpoint, sandboxGoing bool, record func(store.Tx) error) error {
 	c.mu.Lock()
 	gw, _ := c.gatewayLocked(sb.ID, nil)
+	gw6, _ := c.gateway6Locked(sb.ID, nil)
 	ep.State = EndpointDeleting
 	intent, err := c.recordEndpointLocked(ep, record)
 	n := c.networks[ep.NetworkID]
@@ -562,7 +649,7 @@ func (c *Controller) leave(ctx context.Context, sb *Sandbox, ep *Endpoint, sandb
 	if err := c.forgetEndpoint(ep); err != nil {
 		return err
 	}
-	if !sandboxGoing && gw == ep {
+	if !sandboxGoing && (gw == ep || gw6 == ep) {
 		// While the intent's fdatasync runs, as the kernel work does.
 		c.moveGateway(sb)
 	}
@@ -578,9 +665,7 @@ func (c *Controller) forgetEndpoint(ep *Endpoint) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if sp, ok := c.spaces[ep.NetworkID]; ok && ep.Address.IsValid() {
-		sp.Release(ep.Address.Addr())
-	}
+	c.releaseAddressesLocked(ep)
 	delete(c.endpoints, ep.ID)
 	c.names.remove(ep.ID)
 	err := c.cfg.Store.Note(func(tx store.Tx) error {
@@ -654,7 +739,8 @@ func (c *Controller) noteEndpointLocked(ep *Endpoint) error {
 func endpointSpec(n *Network, ep *Endpoint) EndpointSpec {
 	return EndpointSpec{
 		Bridge: n.Bridge.Name, HostIfName: ep.HostIfName, IfName: ep.IfName, MAC: ep.MAC,
-		Address: ep.Address, Gateway: ep.Gateway, MTU: n.Bridge.MTU, Owner: endpointOwner(ep.ID),
+		Address: ep.Address, Gateway: ep.Gateway, Address6: ep.Address6, Gateway6: ep.Gateway6,
+		MTU: n.Bridge.MTU, Owner: endpointOwner(ep.ID),
 		Announce: ep.Announce,
 	}
 }

@@ -99,7 +99,12 @@ func (d *fakeDriver) OwnedLinks() ([]OwnedLink, error) {
 func (d *fakeDriver) SetGateway(sandboxPath string, spec EndpointSpec) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.gateways = append(d.gateways, spec.IfName+" via "+spec.Gateway.String())
+	if spec.Gateway.IsValid() {
+		d.gateways = append(d.gateways, spec.IfName+" via "+spec.Gateway.String())
+	}
+	if spec.Gateway6.IsValid() {
+		d.gateways = append(d.gateways, spec.IfName+" via "+spec.Gateway6.String())
+	}
 	return nil
 }
 

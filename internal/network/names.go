@@ -30,8 +30,10 @@ type indexedEndpoint struct {
 	names                    []string // lower case, first is the container's name
 	// links maps the endpoint's link aliases to the names they stand for
 	// (lower case): answered for this endpoint's sandbox only.
-	links        map[string]string
-	addr         netip.Addr
+	links map[string]string
+	// addrs are the endpoint's addresses: IPv4, then IPv6 on a network
+	// with IPv6 (a name's A and AAAA answers).
+	addrs        []netip.Addr
 	discoverable bool // on a network with name resolution
 	internal     bool
 }
@@ -91,7 +93,7 @@ func (t *nameTable) update(ep *Endpoint, n *Network) {
 	}
 	ie := &indexedEndpoint{
 		id: ep.ID, networkID: ep.NetworkID, sandboxID: ep.SandboxID, ifIndex: ifIndex(ep.IfName),
-		names: dnsNames(ep), links: linkAliases(ep.Links), addr: ep.Address.Addr(), discoverable: discoverable(n), internal: n.Internal,
+		names: dnsNames(ep), links: linkAliases(ep.Links), addrs: endpointAddrs(ep), discoverable: discoverable(n), internal: n.Internal,
 	}
 	t.endpoints[ep.ID] = ie
 	sbEPs := append(t.sandboxes[ie.sandboxID], ie)
@@ -99,7 +101,7 @@ func (t *nameTable) update(ep *Endpoint, n *Network) {
 	// Docker walks a sandbox's endpoints in order.
 	slices.SortStableFunc(sbEPs, func(a, b *indexedEndpoint) int { return a.ifIndex - b.ifIndex })
 	t.sandboxes[ie.sandboxID] = sbEPs
-	if !ie.discoverable || !ie.addr.IsValid() {
+	if !ie.discoverable || len(ie.addrs) == 0 {
 		return
 	}
 	nn := t.networks[ie.networkID]
@@ -109,11 +111,24 @@ func (t *nameTable) update(ep *Endpoint, n *Network) {
 	}
 	nn.name, nn.display = strings.ToLower(n.Name), n.Name
 	for _, name := range ie.names {
-		nn.byName[name] = append(nn.byName[name], ie.addr)
+		nn.byName[name] = append(nn.byName[name], ie.addrs...)
 	}
 	if len(ie.names) > 0 {
-		nn.byAddr[ie.addr] = ie.names[0]
+		for _, a := range ie.addrs {
+			nn.byAddr[a] = ie.names[0]
+		}
 	}
+}
+
+// endpointAddrs are ep's addresses, IPv4 first.
+func endpointAddrs(ep *Endpoint) []netip.Addr {
+	var out []netip.Addr
+	for _, p := range []netip.Prefix{ep.Address, ep.Address6} {
+		if p.IsValid() {
+			out = append(out, p.Addr())
+		}
+	}
+	return out
 }
 
 // remove drops the endpoint of that ID; an unknown one is not an error.
@@ -141,15 +156,17 @@ func (t *nameTable) removeLocked(id string) {
 	}
 	for _, name := range ie.names {
 		// A fresh slice, not an in-place delete: a reader may hold the old one.
-		left := slices.DeleteFunc(slices.Clone(nn.byName[name]), func(a netip.Addr) bool { return a == ie.addr })
+		left := slices.DeleteFunc(slices.Clone(nn.byName[name]), func(a netip.Addr) bool { return slices.Contains(ie.addrs, a) })
 		if len(left) == 0 {
 			delete(nn.byName, name)
 		} else {
 			nn.byName[name] = left
 		}
 	}
-	if nn.byAddr[ie.addr] == firstOf(ie.names) {
-		delete(nn.byAddr, ie.addr)
+	for _, a := range ie.addrs {
+		if nn.byAddr[a] == firstOf(ie.names) {
+			delete(nn.byAddr, a)
+		}
 	}
 	if len(nn.byName) == 0 && len(nn.byAddr) == 0 {
 		delete(t.networks, ie.networkID)

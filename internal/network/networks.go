@@ -28,6 +28,7 @@ func (c *Controller) CreateNetwork(ctx context.Context, req CreateRequest) (*Net
 		c.mu.Lock()
 		delete(c.networks, n.ID)
 		delete(c.spaces, n.ID)
+		delete(c.spaces6, n.ID)
 		c.publishNetworksLocked()
 		c.mu.Unlock()
 		err = errors.Join(err, c.cfg.Store.Update(func(tx store.Tx) error { return tx.Delete(store.BucketNetworks, n.ID) }))
@@ -54,23 +55,17 @@ func (c *Controller) planNetwork(req CreateRequest) (*Network, error) {
 	default:
 		return nil, errdefs.NotFound("network driver %q not found: berth supports %q", driver, DriverBridge)
 	}
-	if req.EnableIPv6 {
-		return nil, errdefs.Invalid("IPv6 networks are not supported by berth yet")
-	}
 	if req.IPAMDriver != "" && req.IPAMDriver != "default" {
 		return nil, errdefs.Invalid("IPAM driver %q not found: berth supports \"default\"", req.IPAMDriver)
 	}
-	if len(req.IPAM) > 1 {
-		return nil, errdefs.Invalid("berth supports one IPv4 subnet per network, not %d", len(req.IPAM))
+	ir, ir6, err := splitIPAM(req.IPAM, req.EnableIPv6)
+	if err != nil {
+		return nil, err
 	}
 	id := c.cfg.NewID()
 	bc, err := parseBridgeOptions(req.Options, "br-"+id[:12])
 	if err != nil {
 		return nil, err
-	}
-	var ir IPAMRequest
-	if len(req.IPAM) == 1 {
-		ir = req.IPAM[0]
 	}
 	n := &Network{
 		ID: id, Name: req.Name, Driver: driver, Created: c.cfg.Now().UTC(),
@@ -102,46 +97,103 @@ func (c *Controller) planNetwork(req CreateRequest) (*Network, error) {
 	if err != nil {
 		return nil, err
 	}
+	var space6 *ipam.Space
+	if req.EnableIPv6 {
+		if err := c.planIPv6Locked(n, ir6); err != nil {
+			return nil, err
+		}
+		if space6, err = ipam.NewSpace(n.IPv6.Subnet, n.IPv6.IPRange, n.IPv6.Gateway); err != nil {
+			return nil, err
+		}
+	}
 	if err := c.putNetwork(n); err != nil {
 		return nil, fmt.Errorf("record network %q: %w", n.Name, err)
 	}
 	c.networks[n.ID] = n
 	c.spaces[n.ID] = space
+	if space6 != nil {
+		c.spaces6[n.ID] = space6
+	}
 	c.publishNetworksLocked()
 	return n, nil
+}
+
+// splitIPAM sorts a request's --subnet triples by family: at most one of
+// each. IPv6 ones count only with IPv6 on; without it Docker's
+// ValidateIPAM skips them and libnetwork allocates none, and so berth
+// ignores them.
+func splitIPAM(reqs []IPAMRequest, enableIPv6 bool) (ir, ir6 IPAMRequest, err error) {
+	var n4, n6 int
+	for _, r := range reqs {
+		is6 := r.Subnet.Addr().Is6() || !r.Subnet.IsValid() && (r.Gateway.Is6() || r.IPRange.Addr().Is6())
+		switch {
+		case !is6:
+			ir = r
+			n4++
+		case enableIPv6:
+			ir6 = r
+			n6++
+		}
+	}
+	if n4 > 1 || n6 > 1 {
+		return ir, ir6, errdefs.Invalid("berth supports one IPv4 and one IPv6 subnet per network, not %d and %d", n4, n6)
+	}
+	return ir, ir6, nil
 }
 
 // planIPv4Locked picks or checks n's subnet and gateway. A user's subnet
 // must not overlap another network's; a chosen one also avoids the host's
 // routes and nameservers.
 func (c *Controller) planIPv4Locked(n *Network, ir IPAMRequest) error {
+	cfg, err := c.planFamilyLocked(ir, c.cfg.Pools, func(o *Network) *IPConfig { return o.IPv4 })
+	if err != nil {
+		return err
+	}
+	n.IPv4 = cfg
+	return nil
+}
+
+// planIPv6Locked is planIPv4Locked for n's IPv6 subnet, chosen from
+// Pools6 when the user gave none.
+func (c *Controller) planIPv6Locked(n *Network, ir IPAMRequest) error {
+	cfg, err := c.planFamilyLocked(ir, c.cfg.Pools6, func(o *Network) *IPConfig { return o.IPv6 })
+	if err != nil {
+		return err
+	}
+	n.IPv6 = cfg
+	return nil
+}
+
+// planFamilyLocked picks or checks one family's subnet and gateway
+// against the other networks' subnets of that family (of).
+func (c *Controller) planFamilyLocked(ir IPAMRequest, pools []ipam.Pool, of func(*Network) *IPConfig) (*IPConfig, error) {
 	var used []netip.Prefix
 	for _, o := range c.networks {
-		if o.IPv4 != nil {
-			used = append(used, o.IPv4.Subnet)
+		if oc := of(o); oc != nil {
+			used = append(used, oc.Subnet)
 		}
 	}
 	cfg := &IPConfig{Subnet: ir.Subnet, IPRange: ir.IPRange, Gateway: ir.Gateway}
 	if ir.Subnet.IsValid() {
 		cfg.UserSubnet = true
 		for _, o := range c.networks {
-			if o.IPv4 != nil && ipam.Overlaps(o.IPv4.Subnet, ir.Subnet) {
+			if oc := of(o); oc != nil && ipam.Overlaps(oc.Subnet, ir.Subnet) {
 				// moby's words first: tools match "Pool overlaps" to try
 				// another subnet.
-				return errdefs.Forbidden("invalid pool request: Pool overlaps with other one on this address space: subnet %s overlaps network %q (%s)", ir.Subnet, o.Name, o.IPv4.Subnet)
+				return nil, errdefs.Forbidden("invalid pool request: Pool overlaps with other one on this address space: subnet %s overlaps network %q (%s)", ir.Subnet, o.Name, oc.Subnet)
 			}
 		}
 	} else {
 		if ir.IPRange.IsValid() || ir.Gateway.IsValid() {
-			return errdefs.Invalid("--ip-range and --gateway need --subnet")
+			return nil, errdefs.Invalid("--ip-range and --gateway need --subnet")
 		}
 		reserved, err := c.reservedPrefixes()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		sub, err := ipam.SelectSubnet(c.cfg.Pools, used, reserved)
+		sub, err := ipam.SelectSubnet(pools, used, reserved)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		cfg.Subnet = sub
 	}
@@ -149,23 +201,22 @@ func (c *Controller) planIPv4Locked(n *Network, ir IPAMRequest) error {
 		cfg.Gateway = ipam.DefaultGateway(cfg.Subnet)
 	}
 	if err := ipam.ValidateRequest(cfg.Subnet, cfg.IPRange, cfg.Gateway); err != nil {
-		return err
+		return nil, err
 	}
-	n.IPv4 = cfg
-	return nil
+	return cfg, nil
 }
 
 // reservedPrefixes are the host's routes and nameservers, which a chosen
-// subnet must not overlap.
+// subnet must not overlap: the IPv4 on-link routes, and each nameserver
+// as a /32 or /128 (Docker's InferReservedNetworks).
 func (c *Controller) reservedPrefixes() ([]netip.Prefix, error) {
 	routes, err := c.cfg.Driver.HostRoutes()
 	if err != nil {
 		return nil, fmt.Errorf("read host routes: %w", err)
 	}
 	for _, ns := range c.cfg.Nameservers {
-		if ns.Is4() {
-			routes = append(routes, netip.PrefixFrom(ns, 32))
-		}
+		ns = ns.Unmap()
+		routes = append(routes, netip.PrefixFrom(ns, ns.BitLen()))
 	}
 	return routes, nil
 }
@@ -204,6 +255,7 @@ func (c *Controller) RemoveNetwork(ctx context.Context, ref string) error {
 	// finished by the next start.
 	delete(c.networks, n.ID)
 	delete(c.spaces, n.ID)
+	delete(c.spaces6, n.ID)
 	c.publishNetworksLocked()
 	n.Removing = true
 	perr := c.putNetwork(n)

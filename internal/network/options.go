@@ -21,6 +21,8 @@ var knownOptions = map[string]bool{
 	OptHostBindingIPv4: true,
 	OptMTU:             true,
 	OptHostAccess:      true,
+	// Read at the API edge (CreateRequest.EnableIPv6); kept for inspect.
+	OptEnableIPv6: true,
 }
 
 // validIfName matches Linux interface names berth will create: at most 15

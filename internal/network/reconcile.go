@@ -64,6 +64,13 @@ func (c *Controller) load() error {
 				}
 				c.spaces[n.ID] = sp
 			}
+			if n.IPv6 != nil && !n.Removing {
+				sp, err := ipam.NewSpace(n.IPv6.Subnet, n.IPv6.IPRange, n.IPv6.Gateway)
+				if err != nil {
+					return fmt.Errorf("IPv6 address space of network %q: %w", n.Name, err)
+				}
+				c.spaces6[n.ID] = sp
+			}
 			return nil
 		}); err != nil {
 			return err
@@ -88,6 +95,11 @@ func (c *Controller) load() error {
 			if sp, ok := c.spaces[ep.NetworkID]; ok && ep.Address.IsValid() {
 				if err := sp.Reserve(ep.Address.Addr()); err != nil {
 					c.log.Warn("endpoint address conflicts with another record", "endpoint", ep.ID[:12], "address", ep.Address, "err", err)
+				}
+			}
+			if sp, ok := c.spaces6[ep.NetworkID]; ok && ep.Address6.IsValid() {
+				if err := sp.Reserve(ep.Address6.Addr()); err != nil {
+					c.log.Warn("endpoint IPv6 address conflicts with another record", "endpoint", ep.ID[:12], "address", ep.Address6, "err", err)
 				}
 			}
 			return nil

@@ -33,6 +33,9 @@ const (
 	OptHostBindingIPv4 = "com.docker.network.bridge.host_binding_ipv4"
 	OptDefaultBridge   = "com.docker.network.bridge.default_bridge"
 	OptMTU             = "com.docker.network.driver.mtu"
+	// OptEnableIPv6 is libnetwork's netlabel.EnableIPv6: EnableIPv6 as
+	// an option, read when the request's field is absent.
+	OptEnableIPv6 = "com.docker.network.enable_ipv6"
 	// OptHostAccess is berth's own: "true" opens the host's services to
 	// the network's containers, as Docker leaves them (firewall/input.go).
 	OptHostAccess = "berth.bridge.host_access"

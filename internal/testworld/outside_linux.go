@@ -8,6 +8,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-net/berth/internal/sandbox"
 )
@@ -20,8 +21,10 @@ const (
 // buildNetwork makes the outside namespace and wires it to the host:
 //
 //	host eth0 198.51.100.2/24, default via 198.51.100.1
+//	          2001:db8:100::2/64, default via 2001:db8:100::1
 //	  │ veth
-//	outside world0 198.51.100.1/24, lo 203.0.113.10/32
+//	outside world0 198.51.100.1/24, 2001:db8:100::1/64
+//	        lo 203.0.113.10/32, 2001:db8:113::10/128
 //
 // Every change goes through netlink handles bound to those namespaces; the
 // test process's own namespace is never touched.
@@ -64,37 +67,46 @@ func addUplink(host *netlink.Handle, outsidePath string) error {
 }
 
 func configureHostSide(h *netlink.Handle) error {
-	link, err := upWithAddr(h, hostIfName, netip.PrefixFrom(HostAddr, 24))
+	link, err := upWithAddr(h, hostIfName, netip.PrefixFrom(HostAddr, 24), netip.PrefixFrom(HostAddr6, 64))
 	if err != nil {
 		return err
 	}
-	route := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: net.IP(GatewayAddr.AsSlice())}
-	if err := h.RouteAdd(route); err != nil {
-		return fmt.Errorf("add default route via %s: %w", GatewayAddr, err)
+	for _, gw := range []netip.Addr{GatewayAddr, GatewayAddr6} {
+		route := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: net.IP(gw.AsSlice())}
+		if err := h.RouteAdd(route); err != nil {
+			return fmt.Errorf("add default route via %s: %w", gw, err)
+		}
 	}
 	return nil
 }
 
 func configureOutsideSide(h *netlink.Handle) error {
-	if _, err := upWithAddr(h, outsideIfName, netip.PrefixFrom(GatewayAddr, 24)); err != nil {
+	if _, err := upWithAddr(h, outsideIfName, netip.PrefixFrom(GatewayAddr, 24), netip.PrefixFrom(GatewayAddr6, 64)); err != nil {
 		return err
 	}
-	_, err := upWithAddr(h, "lo", netip.PrefixFrom(ServerAddr, 32))
+	_, err := upWithAddr(h, "lo", netip.PrefixFrom(ServerAddr, 32), netip.PrefixFrom(ServerAddr6, 128))
 	return err
 }
 
-// upWithAddr adds addr to the link called name and brings it up.
-func upWithAddr(h *netlink.Handle, name string, addr netip.Prefix) (netlink.Link, error) {
+// upWithAddr adds addrs to the link called name and brings it up. IPv6
+// addresses skip duplicate address detection (nodad), so they work at
+// once.
+func upWithAddr(h *netlink.Handle, name string, addrs ...netip.Prefix) (netlink.Link, error) {
 	link, err := h.LinkByName(name)
 	if err != nil {
 		return nil, fmt.Errorf("find link %q: %w", name, err)
 	}
-	a := &netlink.Addr{IPNet: &net.IPNet{
-		IP:   net.IP(addr.Addr().AsSlice()),
-		Mask: net.CIDRMask(addr.Bits(), addr.Addr().BitLen()),
-	}}
-	if err := h.AddrAdd(link, a); err != nil {
-		return nil, fmt.Errorf("add %s to %q: %w", addr, name, err)
+	for _, addr := range addrs {
+		a := &netlink.Addr{IPNet: &net.IPNet{
+			IP:   net.IP(addr.Addr().AsSlice()),
+			Mask: net.CIDRMask(addr.Bits(), addr.Addr().BitLen()),
+		}}
+		if addr.Addr().Is6() {
+			a.Flags = unix.IFA_F_NODAD
+		}
+		if err := h.AddrAdd(link, a); err != nil {
+			return nil, fmt.Errorf("add %s to %q: %w", addr, name, err)
+		}
 	}
 	if err := h.LinkSetUp(link); err != nil {
 		return nil, fmt.Errorf("set %q up: %w", name, err)

@@ -22,25 +22,37 @@ type server struct {
 	sources []netip.Addr
 }
 
-// startServer listens on addr:80 inside the namespace at nsPath. The socket
-// is made on a thread that entered the namespace (sandbox.Do), and a socket
-// stays in the namespace it was made in, so serving from ordinary goroutines
-// is safe.
-func startServer(nsPath string, addr netip.Addr) (*server, error) {
-	var l net.Listener
+// startServer listens on port 80 of each of addrs inside the namespace at
+// nsPath. The sockets are made on a thread that entered the namespace
+// (sandbox.Do), and a socket stays in the namespace it was made in, so
+// serving from ordinary goroutines is safe.
+func startServer(nsPath string, addrs ...netip.Addr) (*server, error) {
+	var ls []net.Listener
 	err := sandbox.Do(nsPath, func() error {
-		var err error
-		l, err = net.Listen("tcp", netip.AddrPortFrom(addr, 80).String())
-		return err
+		for _, addr := range addrs {
+			l, err := net.Listen("tcp", netip.AddrPortFrom(addr, 80).String())
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w", netip.AddrPortFrom(addr, 80), err)
+			}
+			ls = append(ls, l)
+		}
+		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s:80 in %q: %w", addr, nsPath, err)
+		for _, l := range ls {
+			l.Close()
+		}
+		return nil, fmt.Errorf("outside server in %q: %w", nsPath, err)
 	}
 	s := &server{done: make(chan struct{})}
 	s.srv = &http.Server{Handler: http.HandlerFunc(s.answer), ConnState: s.record}
+	var wg sync.WaitGroup
+	for _, l := range ls {
+		wg.Go(func() { s.srv.Serve(l) }) // returns when close closes it
+	}
 	go func() {
-		defer close(s.done)
-		s.srv.Serve(l) // returns when close closes it
+		wg.Wait()
+		close(s.done)
 	}()
 	return s, nil
 }

@@ -27,6 +27,13 @@ var (
 	GatewayAddr = netip.MustParseAddr("198.51.100.1")
 	// ServerAddr is where the outside server listens (TCP 80, ICMP).
 	ServerAddr = netip.MustParseAddr("203.0.113.10")
+	// HostAddr6, GatewayAddr6 and ServerAddr6 are the same in IPv6
+	// (2001:db8::/32, the documentation prefix): the host's eth0 has
+	// 2001:db8:100::2/64 with its default route via ::1, and the server
+	// listens on 2001:db8:113::10 too.
+	HostAddr6    = netip.MustParseAddr("2001:db8:100::2")
+	GatewayAddr6 = netip.MustParseAddr("2001:db8:100::1")
+	ServerAddr6  = netip.MustParseAddr("2001:db8:113::10")
 )
 
 // World is one private host with its outside world.
@@ -74,7 +81,7 @@ func New(t testing.TB) *World {
 	if err := w.buildNetwork(); err != nil {
 		t.Fatalf("build world network: %v", err)
 	}
-	if w.server, err = startServer(w.OutsideNS, ServerAddr); err != nil {
+	if w.server, err = startServer(w.OutsideNS, ServerAddr, ServerAddr6); err != nil {
 		t.Fatalf("start outside server: %v", err)
 	}
 	t.Logf("world %s: host holder pid %d, outside netns %s", dir, w.holder.pid, w.OutsideNS)

@@ -66,6 +66,16 @@ func TestHostReachesServer(t *testing.T) {
 	}
 }
 
+// TestHostReachesServerOverIPv6: the world's IPv6 side, which IPv6
+// networks' tests rely on.
+func TestHostReachesServerOverIPv6(t *testing.T) {
+	w := New(t)
+	out, _, code := w.InHost(t, "timeout", "30", "busybox", "wget", "-q", "-O", "-", "http://["+ServerAddr6.String()+"]/")
+	if code != 0 || out != "you are "+HostAddr6.String()+"\n" {
+		t.Errorf("wget from host over IPv6: exit %d, output %q", code, out)
+	}
+}
+
 func TestOutsideWorld(t *testing.T) {
 	w := New(t)
 	out, _, code := w.InOutside(t, "ip", "-o", "-4", "addr", "show")

@@ -1,0 +1,32 @@
+package daemon
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+)
+
+// TestEngineIDIsMadeOnceAndKept: the first start writes a random UUID,
+// later ones read it back; the IPv6 pool is derived from it.
+func TestEngineIDIsMadeOnceAndKept(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "engine-id")
+	id, err := loadEngineID(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`).MatchString(id) {
+		t.Errorf("engine ID %q is not a version 4 UUID", id)
+	}
+	again, err := loadEngineID(path)
+	if err != nil || again != id {
+		t.Errorf("second load: %q, %v; want %q", again, err, id)
+	}
+	if b, err := os.ReadFile(path); err != nil || string(b) != id {
+		t.Errorf("file holds %q (%v)", b, err)
+	}
+	other, _ := loadEngineID(filepath.Join(t.TempDir(), "engine-id"))
+	if other == id {
+		t.Errorf("two data-roots drew the same ID %q", id)
+	}
+}

@@ -1,0 +1,195 @@
+package network
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"testing"
+
+	"github.com/berth-net/berth/internal/errdefs"
+)
+
+// TestIPv6NetworkAddresses: a network with IPv6 gets an IPv6 subnet (the
+// user's, or a /64 of the ULA pool) and its endpoints an IPv6 address
+// and gateway beside the IPv4 ones; the driver and the firewall are told.
+func TestIPv6NetworkAddresses(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	auto, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "auto6", EnableIPv6: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auto.IPv6 == nil || auto.IPv6.Subnet.Bits() != 64 || !r.c.cfg.Pools6[0].Base.Contains(auto.IPv6.Subnet.Addr()) {
+		t.Fatalf("auto6 IPv6 = %+v, want a /64 of %v", auto.IPv6, r.c.cfg.Pools6[0])
+	}
+	if want := auto.IPv6.Subnet.Addr().Next(); auto.IPv6.Gateway != want || auto.IPv6.UserSubnet {
+		t.Errorf("auto6 gateway %v user %v, want %v, false", auto.IPv6.Gateway, auto.IPv6.UserSubnet, want)
+	}
+	second, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "auto6b", EnableIPv6: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.IPv6.Subnet.Overlaps(auto.IPv6.Subnet) {
+		t.Errorf("second IPv6 subnet %v overlaps the first %v", second.IPv6.Subnet, auto.IPv6.Subnet)
+	}
+	n, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "dual", EnableIPv6: true, IPAM: []IPAMRequest{
+		{Subnet: mustPrefix("fd00:db8:1::/64")}, {Subnet: mustPrefix("10.20.0.0/24")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.IPv4.Subnet != mustPrefix("10.20.0.0/24") || n.IPv6.Subnet != mustPrefix("fd00:db8:1::/64") || !n.IPv6.UserSubnet {
+		t.Fatalf("dual: IPv4 %+v IPv6 %+v", n.IPv4, n.IPv6)
+	}
+	if got := r.drv.bridges[n.Bridge.Name].Gateway6; got != mustPrefix("fd00:db8:1::1/64") {
+		t.Errorf("bridge Gateway6 = %v, want fd00:db8:1::1/64", got)
+	}
+	if fn := r.fw.nets[n.Bridge.Name]; fn.Subnet6 != n.IPv6.Subnet || fn.Gateway6 != n.IPv6.Gateway {
+		t.Errorf("firewall network %+v: want the IPv6 subnet and gateway", fn)
+	}
+
+	sb := r.sandbox(t, "c1")
+	ep := r.join(t, sb, "dual", JoinRequest{ContainerID: "c1", Name: "web"})
+	if ep.Address != mustPrefix("10.20.0.2/24") || ep.Address6 != mustPrefix("fd00:db8:1::2/64") || ep.Gateway6 != netip.MustParseAddr("fd00:db8:1::1") {
+		t.Fatalf("endpoint %v %v gw6 %v", ep.Address, ep.Address6, ep.Gateway6)
+	}
+	spec := r.drv.veths[ep.HostIfName]
+	if spec.Address6 != ep.Address6 || spec.Gateway6 != ep.Gateway6 {
+		t.Errorf("driver spec Address6 %v Gateway6 %v", spec.Address6, spec.Gateway6)
+	}
+	if got, _ := r.c.Resolve(sb.ID, "web"); !slices.Equal(got, []netip.Addr{ep.Address.Addr(), ep.Address6.Addr()}) {
+		t.Errorf("Resolve(web) = %v, want both addresses", got)
+	}
+	if got, ok := r.c.ResolveAddr(sb.ID, ep.Address6.Addr()); !ok || got != "web.dual" {
+		t.Errorf("ResolveAddr(%v) = %q %v", ep.Address6.Addr(), got, ok)
+	}
+	if got := r.c.Addresses(sb.ID); !slices.Equal(got, []netip.Addr{ep.Address.Addr(), ep.Address6.Addr()}) {
+		t.Errorf("Addresses = %v", got)
+	}
+
+	// A static --ip6, then an address given back and handed out again.
+	sb2 := r.sandbox(t, "c2")
+	ep2 := r.join(t, sb2, "dual", JoinRequest{ContainerID: "c2", Name: "db", IPv6: netip.MustParseAddr("fd00:db8:1::99")})
+	if ep2.Address6 != mustPrefix("fd00:db8:1::99/64") || !ep2.StaticIP6 {
+		t.Errorf("static: %v %v", ep2.Address6, ep2.StaticIP6)
+	}
+	sb3 := r.sandbox(t, "c3")
+	if _, err := r.c.Join(ctx, sb3.ID, "dual", JoinRequest{ContainerID: "c3", Name: "dup", IPv6: netip.MustParseAddr("fd00:db8:1::99")}); errdefs.KindOf(err) != errdefs.KindForbidden {
+		t.Errorf("second --ip6 of a held address: %v, want Forbidden", err)
+	}
+	if err := r.c.Leave(ctx, sb.ID, "dual"); err != nil {
+		t.Fatal(err)
+	}
+	again := r.join(t, sb3, "dual", JoinRequest{ContainerID: "c3", Name: "again"})
+	if again.Address6 != ep.Address6 {
+		t.Errorf("after leave: %v, want %v back", again.Address6, ep.Address6)
+	}
+
+	// A restart keeps the addresses held: the next is ::3, not ::2 or ::99.
+	r.restart(t)
+	sb4 := r.sandbox(t, "c4")
+	next := r.join(t, sb4, "dual", JoinRequest{ContainerID: "c4", Name: "next"})
+	if next.Address6 != mustPrefix("fd00:db8:1::3/64") {
+		t.Errorf("after restart: %v, want fd00:db8:1::3/64", next.Address6)
+	}
+}
+
+// TestIPv6Refusals: --ip6 where it cannot be, an IPv6 subnet that
+// overlaps another network's, and IPv6 --subnet entries without --ipv6,
+// which Docker ignores.
+func TestIPv6Refusals(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "v4only", IPAM: []IPAMRequest{{Subnet: mustPrefix("fd00:9::/64")}, {Subnet: mustPrefix("10.30.0.0/24")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := r.c.Network("v4only"); n.IPv6 != nil {
+		t.Errorf("v4only has IPv6 %+v without EnableIPv6", n.IPv6)
+	}
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "auto6", EnableIPv6: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "user6", EnableIPv6: true, IPAM: []IPAMRequest{{Subnet: mustPrefix("fd00:7::/64")}}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "clash", EnableIPv6: true, IPAM: []IPAMRequest{{Subnet: mustPrefix("fd00:7::/80")}}})
+	if errdefs.KindOf(err) != errdefs.KindForbidden {
+		t.Errorf("overlapping IPv6 subnet: %v, want Forbidden", err)
+	}
+	sb := r.sandbox(t, "c1")
+	for _, tc := range []struct {
+		net  string
+		ip6  string
+		kind errdefs.Kind
+	}{
+		{"v4only", "fd00:9::5", errdefs.KindInvalid},
+		{"auto6", "", errdefs.KindInvalid}, // filled below: auto subnet
+		{"bridge", "fd00:7::5", errdefs.KindInvalid},
+		{"user6", "fd00:8::5", errdefs.KindInvalid},
+	} {
+		ip6 := tc.ip6
+		if ip6 == "" {
+			n, _ := r.c.Network("auto6")
+			ip6 = n.IPv6.Subnet.Addr().Next().Next().String()
+		}
+		if _, err := r.c.Join(ctx, sb.ID, tc.net, JoinRequest{ContainerID: "c1", Name: "c1", IPv6: netip.MustParseAddr(ip6)}); errdefs.KindOf(err) != tc.kind {
+			t.Errorf("--ip6 %s on %s: %v, want kind %v", ip6, tc.net, err, tc.kind)
+		}
+	}
+	if eps := r.c.Endpoints(mustNetworkID(t, r, "user6")); len(eps) != 0 {
+		t.Errorf("refused joins left endpoints: %v", eps)
+	}
+}
+
+// TestIPv6GatewayPerFamily: the IPv6 default route comes from the
+// best-ranked endpoint that has an IPv6 gateway, even when the IPv4 one
+// is on another network (Docker 28 picks per family); when it leaves,
+// the route moves to the next.
+func TestIPv6GatewayPerFamily(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	for _, req := range []CreateRequest{
+		{Name: "a-v4", IPAM: []IPAMRequest{{Subnet: mustPrefix("10.40.0.0/24")}}},
+		{Name: "b-dual", EnableIPv6: true, IPAM: []IPAMRequest{{Subnet: mustPrefix("fd00:b::/64")}, {Subnet: mustPrefix("10.41.0.0/24")}}},
+		{Name: "c-dual", EnableIPv6: true, IPAM: []IPAMRequest{{Subnet: mustPrefix("fd00:c::/64")}, {Subnet: mustPrefix("10.42.0.0/24")}}},
+	} {
+		if _, err := r.c.CreateNetwork(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sb := r.sandbox(t, "c1")
+	a := r.join(t, sb, "a-v4", JoinRequest{ContainerID: "c1", Name: "c1"})
+	c := r.join(t, sb, "c-dual", JoinRequest{ContainerID: "c1", Name: "c1"})
+	if s := r.drv.veths[c.HostIfName]; s.Gateway.IsValid() || s.Gateway6 != netip.MustParseAddr("fd00:c::1") {
+		t.Errorf("c-dual join: Gateway %v Gateway6 %v, want none and fd00:c::1", s.Gateway, s.Gateway6)
+	}
+	b := r.join(t, sb, "b-dual", JoinRequest{ContainerID: "c1", Name: "c1"})
+	if s := r.drv.veths[b.HostIfName]; s.Gateway.IsValid() || s.Gateway6 != netip.MustParseAddr("fd00:b::1") {
+		t.Errorf("b-dual join: Gateway %v Gateway6 %v, want none and fd00:b::1 (b sorts before c)", s.Gateway, s.Gateway6)
+	}
+	if s := r.drv.veths[a.HostIfName]; s.Gateway != netip.MustParseAddr("10.40.0.1") {
+		t.Errorf("a-v4 keeps the IPv4 route: %v", s.Gateway)
+	}
+	r.drv.gateways = nil
+	if err := r.c.Leave(ctx, sb.ID, "b-dual"); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{c.IfName + " via fd00:c::1"}; !slices.Equal(r.drv.gateways, want) {
+		t.Errorf("after b-dual left: SetGateway %v, want %v", r.drv.gateways, want)
+	}
+	r.drv.gateways = nil
+	if err := r.c.Leave(ctx, sb.ID, "a-v4"); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{c.IfName + " via 10.42.0.1", c.IfName + " via fd00:c::1"}; !slices.Equal(r.drv.gateways, want) {
+		t.Errorf("after a-v4 left: SetGateway %v, want %v", r.drv.gateways, want)
+	}
+}
+
+func mustNetworkID(t *testing.T, r *rig, name string) string {
+	t.Helper()
+	n, err := r.c.Network(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n.ID
+}

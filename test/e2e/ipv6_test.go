@@ -1,0 +1,102 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/berth-net/berth/internal/testworld"
+)
+
+// TestIPv6DualStackNetwork: with the docker CLI, a network made with
+// --ipv6 gives its containers an IPv6 address beside the IPv4 one (the
+// lowest free, or --ip6), an IPv6 default route via the bridge, AAAA
+// answers for their names, /etc/hosts lines, and a way out to the
+// outside world's IPv6 server through masquerade; docker inspect shows
+// it all as Docker does; a daemon restart keeps the addresses; an
+// --internal IPv6 network has no way out; a network without --ipv6
+// leaves IPv6 off in its containers.
+func TestIPv6DualStackNetwork(t *testing.T) {
+	w, d := startWorld(t)
+	mustDocker(t, w, "network", "create", "--ipv6", "--subnet", "fd00:e2e::/64", "v6net")
+	mustDocker(t, w, "network", "create", "--ipv6", "auto6")
+	if got := strings.TrimSpace(mustDocker(t, w, "network", "inspect", "-f", "{{.EnableIPv4}} {{.EnableIPv6}} {{len .IPAM.Config}} {{(index .IPAM.Config 1).Subnet}} {{(index .IPAM.Config 1).Gateway}}", "v6net")); got != "true true 2 fd00:e2e::/64 fd00:e2e::1" {
+		t.Errorf("v6net: %q", got)
+	}
+	auto := strings.Fields(mustDocker(t, w, "network", "inspect", "-f", "{{(index .IPAM.Config 1).Subnet}}", "auto6"))
+	if len(auto) != 1 || !strings.HasPrefix(auto[0], "fd") || !strings.HasSuffix(auto[0], "::/64") {
+		t.Errorf("auto6's IPv6 subnet = %q, want a ULA /64", auto)
+	}
+	if got := strings.TrimSpace(mustDocker(t, w, "network", "ls", "--filter", "name=v6net", "--format", "{{.IPv6}}")); got != "true" {
+		t.Errorf("network ls IPv6 column = %q", got)
+	}
+
+	for _, c := range [][]string{{"a"}, {"b", "--ip6", "fd00:e2e::99"}} {
+		args := append([]string{"run", "-d", "--name", c[0], "--network", "v6net"}, c[1:]...)
+		mustDocker(t, w, append(args, testworld.BusyboxImage, "sleep", "3600")...)
+	}
+	if got := dockerInspect(t, w, `{{with index .NetworkSettings.Networks "v6net"}}{{.GlobalIPv6Address}}/{{.GlobalIPv6PrefixLen}} via {{.IPv6Gateway}}{{end}}`, "a"); got != "fd00:e2e::2/64 via fd00:e2e::1" {
+		t.Errorf("a's IPv6 = %q", got)
+	}
+	if got := dockerInspect(t, w, `{{with index .NetworkSettings.Networks "v6net"}}{{.GlobalIPv6Address}} {{.IPAMConfig.IPv6Address}}{{end}}`, "b"); got != "fd00:e2e::99 fd00:e2e::99" {
+		t.Errorf("b's IPv6 and --ip6 = %q", got)
+	}
+	if got := mustDocker(t, w, "network", "inspect", "-f", `{{range .Containers}}{{.Name}}={{.IPv6Address}} {{end}}`, "v6net"); !strings.Contains(got, "a=fd00:e2e::2/64") || !strings.Contains(got, "b=fd00:e2e::99/64") {
+		t.Errorf("network inspect Containers: %q", got)
+	}
+
+	if out := mustDocker(t, w, "exec", "a", "ip", "-6", "route", "show", "default"); !strings.HasPrefix(out, "default via fd00:e2e::1 ") {
+		t.Errorf("a's IPv6 default route = %q", out)
+	}
+	if !retried(func() bool {
+		_, _, code := w.Docker(t, "exec", "a", "ping", "-6", "-c", "1", "-W", "2", "b")
+		return code == 0
+	}) {
+		t.Errorf("a cannot ping b over IPv6 by name")
+	}
+	if out, _, _ := w.Docker(t, "exec", "a", "nslookup", "-type=AAAA", "b", "127.0.0.11"); !strings.Contains(out, "fd00:e2e::99") {
+		t.Errorf("AAAA for b: %q", out)
+	}
+	if out := mustDocker(t, w, "exec", "a", "cat", "/etc/hosts"); !strings.Contains(out, "fd00:e2e::2\t") {
+		t.Errorf("a's /etc/hosts lacks its IPv6 address:\n%s", out)
+	}
+	want := "you are " + testworld.HostAddr6.String() + "\n"
+	fetch6 := func(name string) string {
+		out, _, _ := w.Docker(t, "exec", name, "timeout", "10", "wget", "-q", "-O", "-", "http://["+testworld.ServerAddr6.String()+"]/")
+		return out
+	}
+	var got string
+	if !retried(func() bool { got = fetch6("a"); return got == want }) {
+		t.Errorf("a → outside over IPv6: %q, want %q (masquerade to the host's address)", got, want)
+	}
+
+	// A restart keeps what was handed out.
+	d.Stop()
+	w.Start(t)
+	mustDocker(t, w, "run", "-d", "--name", "c", "--network", "v6net", testworld.BusyboxImage, "sleep", "3600")
+	if got := dockerInspect(t, w, `{{(index .NetworkSettings.Networks "v6net").GlobalIPv6Address}}`, "c"); got != "fd00:e2e::3" {
+		t.Errorf("after a restart c got %q, want fd00:e2e::3", got)
+	}
+	if !retried(func() bool {
+		_, _, code := w.Docker(t, "exec", "c", "ping", "-6", "-c", "1", "-W", "2", "fd00:e2e::2")
+		return code == 0
+	}) {
+		t.Errorf("c cannot ping a over IPv6 after the restart")
+	}
+
+	// An internal IPv6 network leads nowhere; an IPv4-only one has IPv6 off.
+	mustDocker(t, w, "network", "create", "--internal", "--ipv6", "--subnet", "fd00:e2f::/64", "int6")
+	mustDocker(t, w, "run", "-d", "--name", "i", "--network", "int6", testworld.BusyboxImage, "sleep", "3600")
+	if got := fetch6("i"); got != "" {
+		t.Errorf("a container on an internal IPv6 network reached the outside: %q", got)
+	}
+	mustDocker(t, w, "network", "create", "v4net")
+	mustDocker(t, w, "run", "-d", "--name", "v4", "--network", "v4net", testworld.BusyboxImage, "sleep", "3600")
+	if out := strings.TrimSpace(mustDocker(t, w, "exec", "v4", "cat", "/proc/sys/net/ipv6/conf/eth0/disable_ipv6")); out != "1" {
+		t.Errorf("eth0 of a container on an IPv4-only network: disable_ipv6 = %q, want 1", out)
+	}
+
+	mustDocker(t, w, "rm", "-f", "a", "b", "c", "i", "v4")
+	for _, n := range []string{"v6net", "auto6", "int6", "v4net"} {
+		mustDocker(t, w, "network", "rm", n)
+	}
+}
