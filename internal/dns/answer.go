@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 
 	mdns "github.com/miekg/dns"
@@ -18,11 +19,14 @@ const ttl = 0
 // Names is what a resolver asks about berth's containers; the network
 // controller implements it (network.Controller).
 type Names interface {
-	// Resolve returns the addresses of name for the containers sandboxID
-	// shares a user-defined network with.
+	// Resolve returns the addresses of name, of both families, for the
+	// containers sandboxID shares a user-defined network with: the IPv4
+	// address and, on a network with IPv6, the IPv6 one. ok says the name
+	// exists; the caller picks the family asked for (and may reorder the
+	// slice).
 	Resolve(sandboxID, name string) ([]netip.Addr, bool)
-	// ResolveAddr returns the name of the container holding a on one of
-	// sandboxID's networks, for reverse lookups.
+	// ResolveAddr returns the name of the container holding a (IPv4 or
+	// IPv6) on one of sandboxID's networks, for reverse lookups.
 	ResolveAddr(sandboxID string, a netip.Addr) (string, bool)
 	// ExternalAccess reports whether the sandbox is on a network that leads
 	// out; queries are forwarded upstream only then.
@@ -78,11 +82,13 @@ func answeredLocally(qtype uint16) bool {
 	return qtype == mdns.TypeA || qtype == mdns.TypeAAAA || qtype == mdns.TypeMX
 }
 
-// answerName answers A with every address, shuffled (a shared alias
-// spreads load); for AAAA and MX of a berth name it says "the name
-// exists, no data of that type" (NOERROR, no answers), so AAAA for an
-// IPv4-only container does not wander off to the upstreams, and MX gives
-// mail clients the implicit MX of RFC 5321.
+// answerName answers A with every IPv4 address of the name and AAAA with
+// every IPv6 one, shuffled (a shared alias spreads load). A berth name
+// with no address of the family asked for, and MX of any berth name, get
+// "the name exists, no data of that type" (NOERROR, no answers), as
+// moby's handleIPQuery and handleMXQuery: AAAA for an IPv4-only container
+// (A for an IPv6-only one) does not wander off to the upstreams, and MX
+// gives mail clients the implicit MX of RFC 5321.
 func answerName(q *mdns.Msg, names Names, sandboxID string) *mdns.Msg {
 	qs := q.Question[0]
 	addrs, ok := names.Resolve(sandboxID, qs.Name)
@@ -90,21 +96,37 @@ func answerName(q *mdns.Msg, names Names, sandboxID string) *mdns.Msg {
 		return nil
 	}
 	resp := reply(q)
-	if qs.Qtype != mdns.TypeA {
+	bits := addrBits(qs.Qtype)
+	if bits == 0 {
 		return resp
 	}
 	rand.Shuffle(len(addrs), func(i, j int) { addrs[i], addrs[j] = addrs[j], addrs[i] })
 	for _, a := range addrs {
-		if !a.Is4() {
+		if a.BitLen() != bits {
 			continue
 		}
-		b := a.As4()
-		resp.Answer = append(resp.Answer, &mdns.A{
-			Hdr: mdns.RR_Header{Name: qs.Name, Rrtype: mdns.TypeA, Class: mdns.ClassINET, Ttl: ttl},
-			A:   net.IP(b[:]),
-		})
+		hdr := mdns.RR_Header{Name: qs.Name, Rrtype: qs.Qtype, Class: mdns.ClassINET, Ttl: ttl}
+		if bits == 32 {
+			b := a.As4()
+			resp.Answer = append(resp.Answer, &mdns.A{Hdr: hdr, A: net.IP(b[:])})
+		} else {
+			b := a.As16()
+			resp.Answer = append(resp.Answer, &mdns.AAAA{Hdr: hdr, AAAA: net.IP(b[:])})
+		}
 	}
 	return resp
+}
+
+// addrBits is the length of the addresses that answer qtype: 32 for A,
+// 128 for AAAA, 0 for a type answered with no records (MX).
+func addrBits(qtype uint16) int {
+	switch qtype {
+	case mdns.TypeA:
+		return 32
+	case mdns.TypeAAAA:
+		return 128
+	}
+	return 0
 }
 
 // answerPTR answers a reverse lookup of a container's address with
@@ -135,28 +157,61 @@ func reply(q *mdns.Msg) *mdns.Msg {
 	return resp
 }
 
-// parseReverse turns "4.3.2.1.in-addr.arpa." into 1.2.3.4. IPv6 reverse
-// names are not berth's (its networks are IPv4) and go upstream.
+// parseReverse turns "4.3.2.1.in-addr.arpa." into 1.2.3.4 and the 32
+// nibbles of "1.0.…0.d.f.ip6.arpa." into fd00::1. Anything else under
+// those domains (a partial address, a label of two digits) is not an
+// address berth holds and goes upstream, as moby's handlePTRQuery finds
+// no name for it.
 func parseReverse(name string) (netip.Addr, bool) {
-	rest, ok := strings.CutSuffix(strings.ToLower(name), ".in-addr.arpa.")
-	if !ok {
-		rest, ok = strings.CutSuffix(strings.ToLower(name), ".in-addr.arpa")
+	name = strings.TrimSuffix(strings.ToLower(name), ".")
+	if rest, ok := strings.CutSuffix(name, ".in-addr.arpa"); ok {
+		return parseReverse4(rest)
 	}
-	if !ok {
-		return netip.Addr{}, false
+	if rest, ok := strings.CutSuffix(name, ".ip6.arpa"); ok {
+		return parseReverse6(rest)
 	}
+	return netip.Addr{}, false
+}
+
+// parseReverse4 reads "4.3.2.1" as 1.2.3.4.
+func parseReverse4(rest string) (netip.Addr, bool) {
 	labels := strings.Split(rest, ".")
 	if len(labels) != 4 {
 		return netip.Addr{}, false
 	}
-	for i, j := 0, len(labels)-1; i < j; i, j = i+1, j-1 {
-		labels[i], labels[j] = labels[j], labels[i]
-	}
+	slices.Reverse(labels)
 	a, err := netip.ParseAddr(strings.Join(labels, "."))
 	if err != nil || !a.Is4() {
 		return netip.Addr{}, false
 	}
 	return a, true
+}
+
+// parseReverse6 reads 32 one-digit hex labels, the lowest nibble first
+// (lower case: parseReverse folded the name).
+func parseReverse6(rest string) (netip.Addr, bool) {
+	const nibbles = 32
+	if len(rest) != 2*nibbles-1 {
+		return netip.Addr{}, false
+	}
+	var b [16]byte
+	for i := range nibbles {
+		if i > 0 && rest[2*i-1] != '.' {
+			return netip.Addr{}, false
+		}
+		var v byte
+		switch c := rest[2*i]; {
+		case '0' <= c && c <= '9':
+			v = c - '0'
+		case 'a' <= c && c <= 'f':
+			v = c - 'a' + 10
+		default:
+			return netip.Addr{}, false
+		}
+		n := nibbles - 1 - i // counted from the address's first nibble
+		b[n/2] |= v << (4 * (1 - n%2))
+	}
+	return netip.AddrFrom16(b), true
 }
 
 // clientLimit is the largest reply the client of q accepts over proto.

@@ -23,7 +23,7 @@ const (
 	headerLen  = 12
 	maxNameLen = 255 // on the wire, as miekg/dns limits it
 	optLen     = 11  // an OPT record without options
-	aRecordFix = 14  // type, class, TTL, RDLENGTH and the address, after the name
+	rrFix      = 10  // type, class, TTL and RDLENGTH, after the name
 )
 
 // plainQuery is what the fast path reads of a query.
@@ -104,22 +104,24 @@ func parsePlainQuery(pkt []byte, nameBuf *[maxNameLen]byte) (q plainQuery, ok bo
 }
 
 // answerPlain writes into out the reply to pkt (parsed as q) given the
-// addresses of its name: every IPv4 address, shuffled, for A; no records
-// for AAAA and MX (the name exists, with no data of that type).
+// addresses of its name: every IPv4 address for A, every IPv6 address for
+// AAAA, shuffled; no records for MX or for a name with no address of the
+// family asked for (the name exists, with no data of that type).
 // It returns the reply's length, or 0 when it does not fit out or the
 // client's limit (the general path then truncates).
 func answerPlain(pkt []byte, q plainQuery, addrs []netip.Addr, out []byte) int {
-	wantA := q.qtype == mdns.TypeA
+	bits := addrBits(q.qtype)
 	n := 0
-	if wantA {
+	if bits > 0 {
 		for _, a := range addrs {
-			if a.Is4() {
+			if a.BitLen() == bits {
 				n++
 			}
 		}
 	}
+	rdLen := bits / 8
 	qend := headerLen + len(q.wireName) + 4
-	size := qend + n*(len(q.wireName)+aRecordFix)
+	size := qend + n*(len(q.wireName)+rrFix+rdLen)
 	if q.edns {
 		size += optLen
 	}
@@ -143,17 +145,22 @@ func answerPlain(pkt []byte, q plainQuery, addrs []netip.Addr, out []byte) int {
 	if n > 0 {
 		rand.Shuffle(len(addrs), func(i, j int) { addrs[i], addrs[j] = addrs[j], addrs[i] })
 		for _, a := range addrs {
-			if !a.Is4() {
+			if a.BitLen() != bits {
 				continue
 			}
 			off += copy(out[off:], q.wireName)
-			binary.BigEndian.PutUint16(out[off:], mdns.TypeA)
+			binary.BigEndian.PutUint16(out[off:], q.qtype)
 			binary.BigEndian.PutUint16(out[off+2:], mdns.ClassINET)
 			binary.BigEndian.PutUint32(out[off+4:], ttl)
-			binary.BigEndian.PutUint16(out[off+8:], 4)
-			b := a.As4()
-			copy(out[off+10:], b[:])
-			off += aRecordFix
+			binary.BigEndian.PutUint16(out[off+8:], uint16(rdLen))
+			if bits == 32 {
+				b := a.As4()
+				copy(out[off+rrFix:], b[:])
+			} else {
+				b := a.As16()
+				copy(out[off+rrFix:], b[:])
+			}
+			off += rrFix + rdLen
 		}
 	}
 	if q.edns {

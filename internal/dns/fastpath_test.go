@@ -10,14 +10,17 @@ import (
 	mdns "github.com/miekg/dns"
 )
 
-// fastNames has one address per name (so that answers have one order) and
-// a name with an IPv6 address only.
+// fastNames has one address of a family per name (so that answers have
+// one order): IPv4-only names, a name with an IPv6 address only, and
+// dual-stack ones.
 func fastNames() *fakeNames {
 	names := newFakeNames()
 	names.add("sb", "web", "", "10.0.0.2")
 	names.add("sb", "my-db_1", "", "10.0.0.3")
 	names.add("sb", "web.frontend", "", "10.0.0.2")
 	names.add("sb", "six", "", "fd00::6")
+	names.add("sb", "dual", "", "fd00::5", "10.0.0.5")
+	names.add("sb", "dual.frontend", "", "10.0.0.5", "fd00::5")
 	return names
 }
 
@@ -84,9 +87,19 @@ func TestFastPathMatchesGeneralPath(t *testing.T) {
 		{"A of name.network", query("web.frontend", mdns.TypeA), true},
 		{"ANY", query("web", mdns.TypeANY), false},
 		{"TXT", query("web", mdns.TypeTXT), false},
-		{"AAAA: no data", query("web", mdns.TypeAAAA), true},
+		{"AAAA of an IPv4-only name: no data", query("web", mdns.TypeAAAA), true},
 		{"MX: no data", query("web", mdns.TypeMX), true},
 		{"A of an IPv6-only name: no data", query("six", mdns.TypeA), true},
+		{"AAAA of an IPv6-only name", query("six", mdns.TypeAAAA), true},
+		{"A of a dual-stack name", query("dual", mdns.TypeA), true},
+		{"AAAA of a dual-stack name", query("dual", mdns.TypeAAAA), true},
+		{"AAAA any case", query("DUAL.Frontend", mdns.TypeAAAA), true},
+		{"MX of a dual-stack name", query("dual", mdns.TypeMX), true},
+		{"AAAA with EDNS0 4096 and DO", withEDNS(query("dual", mdns.TypeAAAA), 4096, true), true},
+		{"AAAA with a cookie", withCookie(query("dual", mdns.TypeAAAA)), true},
+		{"AAAA, RD off, CD and AD on", flags(query("dual", mdns.TypeAAAA)), true},
+		{"AAAA not berth's", query("example.com", mdns.TypeAAAA), false},
+		{"PTR of IPv6", query(reverse6("fd00::5"), mdns.TypePTR), false},
 		{"EDNS0 512", withEDNS(query("web", mdns.TypeA), 512, false), true},
 		{"EDNS0 below 512", withEDNS(query("web", mdns.TypeA), 100, false), true},
 		{"EDNS0 4096 with DO", withEDNS(query("web", mdns.TypeA), 4096, true), true},
@@ -124,49 +137,79 @@ func TestFastPathMatchesGeneralPath(t *testing.T) {
 
 func TestFastPathSharedAliasGivesEveryAddressShuffled(t *testing.T) {
 	names := newFakeNames()
-	var want []string
+	want := map[uint16][]string{}
 	for i := 1; i <= 5; i++ {
-		a := netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}).String()
-		names.add("sb", "svc", "", a)
-		want = append(want, "svc. 0 IN A "+a)
+		a4, a6 := netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), netip.AddrFrom16([16]byte{0: 0xfd, 15: byte(i)})
+		names.add("sb", "svc", "", a4.String(), a6.String())
+		want[mdns.TypeA] = append(want[mdns.TypeA], "svc. 0 IN A "+a4.String())
+		want[mdns.TypeAAAA] = append(want[mdns.TypeAAAA], "svc. 0 IN AAAA "+a6.String())
 	}
-	orders := map[string]bool{}
-	for range 50 {
-		fast := fastAnswer(names, pack(t, query("svc", mdns.TypeA)))
-		m := new(mdns.Msg)
-		if err := m.Unpack(fast); err != nil {
-			t.Fatalf("fast answer does not decode: %v", err)
+	for qtype, want := range want {
+		orders := map[string]bool{}
+		for range 50 {
+			fast := fastAnswer(names, pack(t, query("svc", qtype)))
+			m := new(mdns.Msg)
+			if err := m.Unpack(fast); err != nil {
+				t.Fatalf("fast answer does not decode: %v", err)
+			}
+			got := summarize(m)
+			if !slices.Equal(got.Answers, want) || got.Rcode != "NOERROR" || m.Id != 4242 || !m.Response || !m.RecursionAvailable {
+				t.Fatalf("answer %+v (id %d), want %q", got, m.Id, want)
+			}
+			orders[m.Answer[0].String()] = true
 		}
-		got := summarize(m)
-		if !slices.Equal(got.Answers, want) || got.Rcode != "NOERROR" || m.Id != 4242 || !m.Response || !m.RecursionAvailable {
-			t.Fatalf("answer %+v (id %d), want %q", got, m.Id, want)
+		if len(orders) < 2 {
+			t.Errorf("50 %s answers all started with the same address; want them shuffled", mdns.TypeToString[qtype])
 		}
-		orders[m.Answer[0].String()] = true
-	}
-	if len(orders) < 2 {
-		t.Errorf("50 answers all started with the same address; want them shuffled")
 	}
 }
 
 func TestFastPathLeavesTruncationToGeneralPath(t *testing.T) {
-	names := newFakeNames()
-	for i := 1; i <= 100; i++ {
-		names.add("sb", "crowd", "", netip.AddrFrom4([4]byte{10, 1, 0, byte(i)}).String())
+	names := crowdNames("sb")
+	for _, qtype := range []uint16{mdns.TypeA, mdns.TypeAAAA} {
+		if fast := fastAnswer(names, pack(t, query("crowd", qtype))); fast != nil {
+			t.Errorf("fast path answered 100 %s records within 512 bytes (%d bytes); want it left to the general path", mdns.TypeToString[qtype], len(fast))
+		}
+		q := query("crowd", qtype)
+		q.SetEdns0(4096, false)
+		if fast := fastAnswer(names, pack(t, q)); fast == nil {
+			t.Errorf("fast path declined 100 %s records with EDNS0 4096; they fit", mdns.TypeToString[qtype])
+		}
 	}
-	if fast := fastAnswer(names, pack(t, query("crowd", mdns.TypeA))); fast != nil {
-		t.Errorf("fast path answered 100 addresses within 512 bytes (%d bytes); want it left to the general path", len(fast))
-	}
-	q := query("crowd", mdns.TypeA)
-	q.SetEdns0(4096, false)
-	if fast := fastAnswer(names, pack(t, q)); fast == nil {
-		t.Errorf("fast path declined 100 addresses with EDNS0 4096; they fit")
+}
+
+// staticNames answers every name with the same slice, as a Names that
+// allocates nothing would.
+type staticNames []netip.Addr
+
+func (s staticNames) Resolve(string, string) ([]netip.Addr, bool) { return s, true }
+func (staticNames) ResolveAddr(string, netip.Addr) (string, bool) { return "", false }
+func (staticNames) ExternalAccess(string) bool                    { return true }
+
+func TestFastPathAllocatesNothing(t *testing.T) {
+	names := staticNames{netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("fd00::2"), netip.MustParseAddr("10.0.0.3")}
+	r := &Resolver{sandboxID: "sb", names: names, interned: map[string]string{}}
+	var nameBuf [maxNameLen]byte
+	out := make([]byte, arenaSize)
+	for _, qtype := range []uint16{mdns.TypeA, mdns.TypeAAAA, mdns.TypeMX} {
+		pkt := pack(t, query("target", qtype))
+		r.answerFast(pkt, out, &nameBuf) // interns the name
+		allocs := testing.AllocsPerRun(100, func() {
+			if r.answerFast(pkt, out, &nameBuf) == 0 {
+				t.Fatal("fast path declined")
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %v allocations a query, want none", mdns.TypeToString[qtype], allocs)
+		}
 	}
 }
 
 // FuzzFastPath: whatever the fast path answers, the general path answers
 // with the same bytes.
 func FuzzFastPath(f *testing.F) {
-	for _, q := range []*mdns.Msg{query("web", mdns.TypeA), query("WEB.frontend", mdns.TypeAAAA), query("example.com", mdns.TypeA)} {
+	for _, q := range []*mdns.Msg{query("web", mdns.TypeA), query("WEB.frontend", mdns.TypeAAAA),
+		query("dual", mdns.TypeAAAA), query("Dual.frontend", mdns.TypeA), query("six", mdns.TypeAAAA), query("example.com", mdns.TypeA)} {
 		f.Add(pack(f, q))
 		q.SetEdns0(1232, true)
 		f.Add(pack(f, q))

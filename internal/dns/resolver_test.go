@@ -3,11 +3,13 @@ package dns
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	mdns "github.com/miekg/dns"
 )
 
@@ -176,6 +178,57 @@ func TestResolverAnswersAndForwards(t *testing.T) {
 		if q == "udp web." || q == "tcp web." {
 			t.Errorf("berth's own name went upstream: %q", q)
 		}
+	}
+}
+
+// TestResolverAnswersIPv6: over UDP and TCP, AAAA of a dual-stack name
+// gets its IPv6 address and A only its IPv4 one, AAAA of an IPv4-only
+// name gets an empty NOERROR without going upstream, and a reverse lookup
+// of the IPv6 address gets "name.network."; a malformed ip6.arpa name is
+// forwarded.
+func TestResolverAnswersIPv6(t *testing.T) {
+	names := newFakeNames()
+	names.add("sb1", "web", "web.net", "10.0.0.2")
+	names.add("sb1", "dual", "dual.net", "10.0.0.5", "fd00::5")
+	up := startUpstream(t, mdns.RcodeNameError)
+	_, at := startResolver(t, names, up.addr)
+	bad := "0" + reverse6("fd00::5") // a two-digit first label
+	for _, proto := range []string{"udp", "tcp"} {
+		for _, tt := range []struct {
+			q    *mdns.Msg
+			want summary
+		}{
+			{query("dual", mdns.TypeAAAA), summary{Rcode: "NOERROR", Answers: []string{"dual. 0 IN AAAA fd00::5"}}},
+			{query("dual", mdns.TypeA), summary{Rcode: "NOERROR", Answers: []string{"dual. 0 IN A 10.0.0.5"}}},
+			{query("web", mdns.TypeAAAA), summary{Rcode: "NOERROR"}},
+			{query(reverse6("fd00::5"), mdns.TypePTR), summary{Rcode: "NOERROR", Answers: []string{reverse6("fd00::5") + " 0 IN PTR dual.net."}}},
+			{query(bad, mdns.TypePTR), summary{Rcode: "NXDOMAIN"}},
+		} {
+			got := summarize(ask(t, proto, at, tt.q))
+			if diff := cmp.Diff(&tt.want, got); diff != "" {
+				t.Errorf("%s %s %s (-want +got):\n%s", proto, mdns.TypeToString[tt.q.Question[0].Qtype], tt.q.Question[0].Name, diff)
+			}
+		}
+	}
+	if qs, want := up.queries(), []string{"udp " + bad, "tcp " + bad}; !slices.Equal(qs, want) {
+		t.Errorf("upstream saw %q, want only the malformed ip6.arpa name, %q", qs, want)
+	}
+}
+
+// TestResolverTruncatesAAAAAsA: a long AAAA answer is truncated over
+// plain UDP, whole with EDNS0 and over TCP, as A is.
+func TestResolverTruncatesAAAAAsA(t *testing.T) {
+	_, at := startResolver(t, crowdNames("sb1"))
+	q := query("crowd", mdns.TypeAAAA)
+	if got := ask(t, "udp", at, q); !got.Truncated {
+		t.Errorf("UDP: %d records, not truncated; want TC", len(got.Answer))
+	}
+	if got := ask(t, "tcp", at, q); got.Truncated || len(got.Answer) != 100 {
+		t.Errorf("TCP: truncated %v, %d records; want all 100", got.Truncated, len(got.Answer))
+	}
+	q.SetEdns0(4096, false)
+	if got := ask(t, "udp", at, q); got.Truncated || len(got.Answer) != 100 || got.IsEdns0() == nil {
+		t.Errorf("UDP with EDNS0 4096: truncated %v, %d records, OPT %v; want all 100 with OPT", got.Truncated, len(got.Answer), got.IsEdns0())
 	}
 }
 
