@@ -27,6 +27,28 @@ func BenchmarkAllocateRelease16(b *testing.B) {
 	}
 }
 
+// BenchmarkAllocateRelease64 is the same on an IPv6 /64 with 2^15
+// addresses in use: the cost follows the addresses in use, not the 2^64.
+func BenchmarkAllocateRelease64(b *testing.B) {
+	s, err := NewSpace(netip.MustParsePrefix("fd00::/64"), netip.Prefix{}, netip.MustParseAddr("fd00::1"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for range 1 << 15 {
+		if _, err := s.Allocate(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		a, err := s.Allocate()
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Release(a)
+	}
+}
+
 // BenchmarkAllocateScattered releases a spread of addresses in a full /16
 // and allocates them again: the lowest-free search has to skip full chunks.
 func BenchmarkAllocateScattered(b *testing.B) {

@@ -14,16 +14,17 @@ type chunk struct {
 	set   int // bits set in words
 }
 
-// bitmap is a sparse bitmap over the offsets of a subnet. Chunks are made on
-// first use and dropped when empty, so a /8 (2^24 addresses) costs memory in
-// proportion to the addresses in use, not to its size.
+// bitmap is a sparse bitmap over 64-bit offsets into a subnet. Chunks are
+// made on first use and dropped when empty, so a /8 (2^24 addresses) or an
+// IPv6 /64 (2^64) costs memory in proportion to the addresses in use, not to
+// its size.
 type bitmap struct {
-	chunks map[uint32]*chunk
+	chunks map[uint64]*chunk
 }
 
-func newBitmap() bitmap { return bitmap{chunks: map[uint32]*chunk{}} }
+func newBitmap() bitmap { return bitmap{chunks: map[uint64]*chunk{}} }
 
-func (b *bitmap) isSet(off uint32) bool {
+func (b *bitmap) isSet(off uint64) bool {
 	c := b.chunks[off>>chunkShift]
 	if c == nil {
 		return false
@@ -33,7 +34,7 @@ func (b *bitmap) isSet(off uint32) bool {
 }
 
 // set sets the bit of off and reports whether it was clear.
-func (b *bitmap) set(off uint32) bool {
+func (b *bitmap) set(off uint64) bool {
 	c := b.chunks[off>>chunkShift]
 	if c == nil {
 		c = &chunk{}
@@ -50,7 +51,7 @@ func (b *bitmap) set(off uint32) bool {
 }
 
 // clear clears the bit of off and reports whether it was set.
-func (b *bitmap) clear(off uint32) bool {
+func (b *bitmap) clear(off uint64) bool {
 	c := b.chunks[off>>chunkShift]
 	if c == nil {
 		return false
@@ -68,13 +69,16 @@ func (b *bitmap) clear(off uint32) bool {
 	return true
 }
 
-// firstClear returns the lowest clear offset in [lo, hi].
-func (b *bitmap) firstClear(lo, hi uint32) (uint32, bool) {
-	for ci := uint64(lo >> chunkShift); ci <= uint64(hi>>chunkShift); ci++ {
-		base := uint32(ci << chunkShift)
+// firstClear returns the lowest clear offset in [lo, hi]. It visits one
+// chunk per full chunk it skips, so its cost follows the addresses in use,
+// not the width of the interval. Chunk numbers stay below 2^52, so the loop
+// cannot wrap even when hi is the largest offset.
+func (b *bitmap) firstClear(lo, hi uint64) (uint64, bool) {
+	for ci := lo >> chunkShift; ci <= hi>>chunkShift; ci++ {
+		base := ci << chunkShift
 		from := max(lo, base) - base
 		to := min(hi, base+(chunkBits-1)) - base
-		c := b.chunks[uint32(ci)]
+		c := b.chunks[ci]
 		if c == nil {
 			return base + from, true
 		}
@@ -89,7 +93,7 @@ func (b *bitmap) firstClear(lo, hi uint32) (uint32, bool) {
 }
 
 // firstClear returns the lowest clear bit in [from, to] of one chunk.
-func (c *chunk) firstClear(from, to uint32) (uint32, bool) {
+func (c *chunk) firstClear(from, to uint64) (uint64, bool) {
 	for w := from / 64; w <= to/64; w++ {
 		free := ^c.words[w]
 		if w == from/64 {
@@ -99,7 +103,7 @@ func (c *chunk) firstClear(from, to uint32) (uint32, bool) {
 			free &= (uint64(1) << (to%64 + 1)) - 1
 		}
 		if free != 0 {
-			return w*64 + uint32(bits.TrailingZeros64(free)), true
+			return w*64 + uint64(bits.TrailingZeros64(free)), true
 		}
 	}
 	return 0, false

@@ -37,3 +37,24 @@ func ExampleSpace() {
 	// 172.18.0.2
 	// Address already in use: 172.18.0.1 is the gateway of subnet 172.18.0.0/16
 }
+
+// A dual-stack network's IPv6 half on a host without IPv6 pools: Docker's
+// ULA pool for the host, its first /64, the address after the subnet's own
+// as gateway, and containers from the one after that.
+func ExampleULAPool() {
+	pool := ipam.ULAPool("") // the engine ID in real use
+	subnet, err := ipam.SelectSubnet([]ipam.Pool{pool}, nil, nil)
+	if err != nil {
+		panic(err)
+	}
+	s, err := ipam.NewSpace(subnet, netip.Prefix{}, ipam.DefaultGateway(subnet))
+	if err != nil {
+		panic(err)
+	}
+	a, _ := s.Allocate()
+	fmt.Println(pool)
+	fmt.Println(subnet, s.Gateway(), a)
+	// Output:
+	// fd42:98fc:1c14::/48 (split into /64)
+	// fd42:98fc:1c14::/64 fd42:98fc:1c14::1 fd42:98fc:1c14::2
+}

@@ -5,10 +5,13 @@
 //
 // It is pure: no syscalls, no store, no knowledge of networks or containers.
 // The network controller feeds it what it needs (subnets of other networks,
-// host routes and nameservers) and persists what it hands out. IPv4 only.
+// host routes and nameservers) and persists what it hands out. IPv4 and
+// IPv6 alike: a dual-stack network has one Space per family.
 package ipam
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -29,6 +32,8 @@ func (p Pool) String() string { return fmt.Sprintf("%s (split into /%d)", p.Base
 // DefaultPools returns Docker's local default address pools, in Docker's
 // order (libnetwork ipamutils.localScopeDefaultNetworks): 15 /16 subnets in
 // 172.17.0.0–172.31.255.255, then 16 /20 subnets of 192.168.0.0/16; 31 in all.
+// They are IPv4 only: Docker adds ULAPool(engine ID) when no IPv6 pool is
+// configured, which is the caller's to do, as it knows the ID.
 func DefaultPools() []Pool {
 	return []Pool{
 		{Base: netip.MustParsePrefix("172.17.0.0/16"), Size: 16},
@@ -39,6 +44,24 @@ func DefaultPools() []Pool {
 		{Base: netip.MustParsePrefix("172.28.0.0/14"), Size: 16},
 		{Base: netip.MustParsePrefix("192.168.0.0/16"), Size: 20},
 	}
+}
+
+// ULAPool returns the IPv6 pool Docker derives for a host that has no IPv6
+// default address pool configured (moby daemon.deriveULABaseNetwork): a
+// unique local /48 under fd00::/8 whose 40-bit Global ID is the low 40 bits
+// of the first 8 bytes, big-endian, of the SHA-256 of hostID (the engine
+// ID), split into /64s. Stable for as long as hostID is; loosely RFC 4193
+// 3.2.2.
+func ULAPool(hostID string) Pool {
+	sum := sha256.Sum256([]byte(hostID))
+	gid := binary.BigEndian.Uint64(sum[:8]) & (1<<40 - 1)
+	// fd00:: + gid<<80: the Global ID fills bytes 1 to 5.
+	var a [16]byte
+	a[0] = 0xfd
+	for i := range 5 {
+		a[5-i] = byte(gid >> (8 * i))
+	}
+	return Pool{Base: netip.PrefixFrom(netip.AddrFrom16(a), 48), Size: 64}
 }
 
 // Overlaps reports whether a and b share at least one address. Invalid
@@ -52,14 +75,16 @@ func Overlaps(a, b netip.Prefix) bool {
 
 // SelectSubnet returns the first subnet, in pool order and address order
 // within a pool, that overlaps none of used (the subnets of other networks)
-// and none of reserved (host routes, nameservers as /32). When every subnet
-// is taken it returns an errdefs.Invalid error naming the pools and the
-// reserved prefixes that were in the way (Docker answers 400 here too:
-// "all predefined address pools have been fully subnetted").
+// and none of reserved (host routes, nameservers as /32 or /128). Pools may
+// be IPv4 or IPv6, mixed in one list; a used or reserved prefix only ever
+// blocks pools of its own family. When every subnet is taken it returns an
+// errdefs.Invalid error naming the pools and the reserved prefixes that were
+// in the way (Docker answers 400 here too: "all predefined address pools
+// have been fully subnetted").
 func SelectSubnet(pools []Pool, used, reserved []netip.Prefix) (netip.Prefix, error) {
 	blockers := make([]netip.Prefix, 0, len(used)+len(reserved))
 	for _, p := range slices.Concat(used, reserved) {
-		if p.IsValid() && p.Addr().Is4() {
+		if p.IsValid() {
 			blockers = append(blockers, p.Masked())
 		}
 	}
@@ -76,31 +101,42 @@ func SelectSubnet(pools []Pool, used, reserved []netip.Prefix) (netip.Prefix, er
 
 func (p Pool) validate() error {
 	switch {
-	case !p.Base.IsValid() || !p.Base.Addr().Is4():
-		return errdefs.Invalid("address pool %q: base must be an IPv4 prefix", p.Base)
+	case !p.Base.IsValid():
+		return errdefs.Invalid("address pool %q: base must be an IPv4 or IPv6 prefix", p.Base)
+	case p.Base.Addr().Is4In6():
+		return errdefs.Invalid("address pool %s: base is IPv4-mapped; give it as an IPv4 prefix", p.Base)
 	case p.Base != p.Base.Masked():
 		return errdefs.Invalid("address pool %s: base should be %s", p.Base, p.Base.Masked())
-	case p.Size < p.Base.Bits() || p.Size > 32:
-		return errdefs.Invalid("address pool %s: size /%d must be between /%d and /32", p.Base, p.Size, p.Base.Bits())
+	case p.Size < p.Base.Bits() || p.Size > p.Base.Addr().BitLen():
+		return errdefs.Invalid("address pool %s: size /%d must be between /%d and /%d", p.Base, p.Size, p.Base.Bits(), p.Base.Addr().BitLen())
 	}
 	return nil
 }
 
 // firstFree walks the pool's subnets in address order. When a candidate is
 // blocked it jumps past the blocker, so a big blocker (a /8 route over a pool
-// of /24s) costs one step, not one per subnet.
+// of /24s) costs one step, not one per subnet: the walk takes at most one
+// step per blocker, however many subnets the pool has (2^16 /64s in an IPv6
+// /48). netip.Prefix.Overlaps is false across families, so blockers of the
+// other family never block.
 func firstFree(pool Pool, blockers []netip.Prefix) (netip.Prefix, bool) {
-	next := uint64(toU32(pool.Base.Addr()))
-	end := uint64(lastU32(pool.Base))
-	for next <= end {
-		candidate := netip.PrefixFrom(fromU32(uint32(next)), pool.Size)
+	next := pool.Base.Addr()
+	end := lastAddr(pool.Base)
+	for next.IsValid() && next.Compare(end) <= 0 {
+		candidate := netip.PrefixFrom(next, pool.Size)
 		blocker, blocked := firstOverlap(candidate, blockers)
 		if !blocked {
 			return candidate, true
 		}
 		// A blocker that overlaps the candidate either lies inside it or
 		// covers it, so the address after the later end is subnet-aligned.
-		next = max(uint64(lastU32(candidate)), uint64(lastU32(blocker))) + 1
+		// After the very last address Next gives the zero Addr, which ends
+		// the walk.
+		last := lastAddr(candidate)
+		if bl := lastAddr(blocker); last.Less(bl) {
+			last = bl
+		}
+		next = last.Next()
 	}
 	return netip.Prefix{}, false
 }
@@ -134,22 +170,3 @@ func exhaustedError(pools []Pool, reserved []netip.Prefix) error {
 	}
 	return errdefs.Invalid("%s; remove unused networks or pass --subnet", msg)
 }
-
-// toU32 returns an IPv4 address as a number.
-func toU32(a netip.Addr) uint32 {
-	b := a.As4()
-	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-}
-
-func fromU32(n uint32) netip.Addr {
-	return netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
-}
-
-// lastU32 returns the last address of an IPv4 prefix as a number.
-func lastU32(p netip.Prefix) uint32 {
-	p = p.Masked()
-	return toU32(p.Addr()) | uint32(hostCount(p.Bits())-1)
-}
-
-// hostCount is the number of addresses in an IPv4 prefix of length bits.
-func hostCount(bits int) uint64 { return uint64(1) << (32 - bits) }

@@ -119,7 +119,10 @@ func TestSelectSubnetExhaustedNamesPoolsAndRoutes(t *testing.T) {
 func TestSelectSubnetBadPool(t *testing.T) {
 	bad := []Pool{
 		{Base: netip.Prefix{}, Size: 24},
-		{Base: netip.MustParsePrefix("fd00::/8"), Size: 64},
+		{Base: netip.MustParsePrefix("fd00::/8"), Size: 129},
+		{Base: netip.MustParsePrefix("fd00::/64"), Size: 48},
+		{Base: netip.MustParsePrefix("fd00::1/64"), Size: 64},
+		{Base: netip.MustParsePrefix("::ffff:10.0.0.0/104"), Size: 120},
 		{Base: netip.MustParsePrefix("10.0.0.1/8"), Size: 24},
 		{Base: netip.MustParsePrefix("10.0.0.0/16"), Size: 8},
 		{Base: netip.MustParsePrefix("10.0.0.0/16"), Size: 33},
@@ -144,10 +147,111 @@ func TestOverlaps(t *testing.T) {
 		{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("1.2.3.4/32"), true},
 		{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::/0"), false},
 		{netip.Prefix{}, netip.MustParsePrefix("10.0.0.0/8"), false},
+		{netip.MustParsePrefix("fd00::/48"), netip.MustParsePrefix("fd00:0:0:5::/64"), true},
+		{netip.MustParsePrefix("fd00::/48"), netip.MustParsePrefix("fd01::/48"), false},
+		{netip.MustParsePrefix("::ffff:10.0.0.0/104"), netip.MustParsePrefix("10.0.0.0/8"), false},
 	}
 	for _, tt := range tests {
 		if got := Overlaps(tt.a, tt.b); got != tt.want {
 			t.Errorf("Overlaps(%s, %s) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+func TestSelectSubnetIPv6(t *testing.T) {
+	ula := Pool{Base: netip.MustParsePrefix("fd12:3456:789a::/48"), Size: 64}
+	v4 := Pool{Base: netip.MustParsePrefix("10.0.0.0/8"), Size: 24}
+	tests := []struct {
+		name     string
+		pools    []Pool
+		used     []netip.Prefix
+		reserved []netip.Prefix
+		want     string
+	}{
+		{name: "empty host", want: "fd12:3456:789a::/64"},
+		{name: "first taken", used: prefixes("fd12:3456:789a::/64"), want: "fd12:3456:789a:1::/64"},
+		{name: "gap is found", used: prefixes("fd12:3456:789a:1::/64"), want: "fd12:3456:789a::/64"},
+		{name: "route over a /56 is jumped over", reserved: prefixes("fd12:3456:789a::/56"), want: "fd12:3456:789a:100::/64"},
+		{name: "nameserver", reserved: prefixes("fd12:3456:789a::53/128"), want: "fd12:3456:789a:1::/64"},
+		{name: "ipv4 entries ignored", used: prefixes("0.0.0.0/0"), reserved: prefixes("10.0.0.0/8"), want: "fd12:3456:789a::/64"},
+		{name: "mapped entries ignored", reserved: prefixes("::ffff:0:0/96"), want: "fd12:3456:789a::/64"},
+		{name: "mixed pools, ipv4 full", pools: []Pool{v4, ula}, reserved: prefixes("10.0.0.0/8"), want: "fd12:3456:789a::/64"},
+		{name: "mixed pools, ipv6 full", pools: []Pool{ula, v4}, used: prefixes("fd12:3456:789a::/48"), want: "10.0.0.0/24"},
+		{
+			name:  "top of the address space",
+			pools: []Pool{{Base: netip.MustParsePrefix("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffc/126"), Size: 127}},
+			used:  prefixes("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffc/127"), want: "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127",
+		},
+		{
+			name:  "top of the ipv4 space",
+			pools: []Pool{{Base: netip.MustParsePrefix("255.255.255.254/31"), Size: 32}},
+			used:  prefixes("255.255.255.254/32"), want: "255.255.255.255/32",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pools := tt.pools
+			if pools == nil {
+				pools = []Pool{ula}
+			}
+			got, err := SelectSubnet(pools, tt.used, tt.reserved)
+			if err != nil {
+				t.Fatalf("SelectSubnet: %v", err)
+			}
+			if got.String() != tt.want {
+				t.Fatalf("SelectSubnet = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// The walk must stop at the very last address rather than wrap to :: or
+// 0.0.0.0 and hand out a subnet outside the pool.
+func TestSelectSubnetExhaustedAtTheTop(t *testing.T) {
+	tests := []struct {
+		pool Pool
+		used []netip.Prefix
+	}{
+		{Pool{Base: netip.MustParsePrefix("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffc/126"), Size: 127}, prefixes("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffc/127", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe/127")},
+		{Pool{Base: netip.MustParsePrefix("255.255.255.254/31"), Size: 32}, prefixes("255.255.255.254/32", "255.255.255.255/32")},
+		{Pool{Base: netip.MustParsePrefix("::/0"), Size: 1}, prefixes("::/0")},
+	}
+	for _, tt := range tests {
+		if got, err := SelectSubnet([]Pool{tt.pool}, tt.used, nil); !errdefs.Is(err, errdefs.KindInvalid) {
+			t.Errorf("SelectSubnet(%s) = %s, %v; want an Invalid error", tt.pool, got, err)
+		}
+	}
+}
+
+func TestSelectSubnetExhaustedIPv6(t *testing.T) {
+	pools := []Pool{{Base: netip.MustParsePrefix("fd00::/63"), Size: 64}}
+	_, err := SelectSubnet(pools, prefixes("fd00::/64"), prefixes("fd00:0:0:1::/80", "2001:db8::/32"))
+	if !errdefs.Is(err, errdefs.KindInvalid) {
+		t.Fatalf("err = %v (kind %v), want an Invalid error", err, errdefs.KindOf(err))
+	}
+	if want := "fd00:0:0:1::/80"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not mention %q", err, want)
+	}
+	if strings.Contains(err.Error(), "2001:db8") {
+		t.Errorf("error %q names a reserved prefix outside every pool", err)
+	}
+}
+
+// TestULAPool checks ULAPool against moby's deriveULABaseNetwork worked by
+// hand: sha256("") starts e3b0c442 98fc1c14, whose low 40 bits 42 98fc 1c14
+// go after fd; the second value is moby's own test case (daemon_test.go).
+func TestULAPool(t *testing.T) {
+	tests := []struct{ hostID, want string }{
+		{"", "fd42:98fc:1c14::/48"},
+		{"499d4bc0-b0b3-416f-b1ee-cf6486315593", "fd62:fb69:18af::/48"},
+	}
+	for _, tt := range tests {
+		got := ULAPool(tt.hostID)
+		if want := (Pool{Base: netip.MustParsePrefix(tt.want), Size: 64}); got != want {
+			t.Errorf("ULAPool(%q) = %s, want %s", tt.hostID, got, want)
+		}
+		if err := got.validate(); err != nil {
+			t.Errorf("ULAPool(%q) is not a valid pool: %v", tt.hostID, err)
 		}
 	}
 }

@@ -131,7 +131,7 @@ func TestReserveErrors(t *testing.T) {
 func TestNewSpaceErrors(t *testing.T) {
 	tests := []struct{ subnet, ipRange, gateway string }{
 		{"", "", ""},
-		{"fd00::/64", "", ""},
+		{"::ffff:10.1.0.0/112", "", ""},
 		{"10.1.0.5/16", "", ""},
 		{"10.1.0.0/16", "10.2.0.0/24", ""},
 		{"10.1.0.0/16", "10.0.0.0/8", ""},
@@ -139,6 +139,14 @@ func TestNewSpaceErrors(t *testing.T) {
 		{"10.1.0.0/16", "", "10.2.0.1"},
 		{"10.1.0.0/16", "", "10.1.0.0"},
 		{"10.1.0.0/16", "", "10.1.255.255"},
+		{"10.1.0.0/16", "", "fd00::1"},
+		{"10.1.0.0/16", "::ffff:10.1.0.0/120", ""},
+		{"fd00::5/64", "", ""},
+		{"fd00::/64", "10.1.0.0/24", ""},
+		{"fd00::/64", "fd01::/80", ""},
+		{"fd00::/64", "", "10.1.0.1"},
+		{"fd00::/64", "", "fd00::"},
+		{"fd00::/64", "", "fd01::1"},
 	}
 	for _, tt := range tests {
 		_, err := NewSpace(pfx(tt.subnet), pfx(tt.ipRange), addr(tt.gateway))
@@ -260,15 +268,35 @@ func TestWholeSlash16(t *testing.T) {
 }
 
 func TestConcurrentAllocate(t *testing.T) {
-	s := mustSpace(t, "10.1.0.0/22", "", "10.1.0.1")
+	tests := []struct {
+		subnet, gateway string
+		free            int // before the 800 allocations
+	}{
+		{"10.1.0.0/22", "10.1.0.1", 1021},
+		{"fd00::/118", "fd00::1", 1022},
+	}
+	for _, tt := range tests {
+		t.Run(tt.subnet, func(t *testing.T) {
+			s := mustSpace(t, tt.subnet, "", tt.gateway)
+			allocateConcurrently(t, s, 8, 100)
+			if s.Free() != tt.free-800 {
+				t.Fatalf("Free = %d, want %d", s.Free(), tt.free-800)
+			}
+		})
+	}
+}
+
+// allocateConcurrently has n goroutines allocate each times and fails the
+// test if an address is handed out twice.
+func allocateConcurrently(t *testing.T, s *Space, n, each int) {
 	var (
 		mu   sync.Mutex
 		seen = map[netip.Addr]bool{}
 		wg   sync.WaitGroup
 	)
-	for range 8 {
+	for range n {
 		wg.Go(func() {
-			for range 100 {
+			for range each {
 				a, err := s.Allocate()
 				if err != nil {
 					t.Error(err)
@@ -284,7 +312,4 @@ func TestConcurrentAllocate(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if s.Free() != 1021-800 {
-		t.Fatalf("Free = %d, want %d", s.Free(), 1021-800)
-	}
 }
