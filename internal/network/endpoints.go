@@ -141,7 +141,7 @@ func (c *Controller) Join(ctx context.Context, sandboxID, netRef string, req Joi
 	tookOver6 := spec.Gateway6.IsValid() && prev6 != nil
 	fail := func(err error) (*Endpoint, error) {
 		if tookOver || tookOver6 {
-			c.moveGateway(sb)
+			c.moveGateway(sb, tookOver, tookOver6)
 		}
 		return nil, err
 	}
@@ -536,11 +536,18 @@ func (c *Controller) portHolderLocked(sandboxID string) *Endpoint {
 // moveGateway gives sb its default route through its gateway endpoint, in
 // place of the route it has, as libnetwork's sandbox moves its gateway
 // (updateGateway): the endpoint that gave the route has left, or a join
-// that took it failed.
-func (c *Controller) moveGateway(sb *Sandbox) {
+// that took it failed. v4 and v6 say which family's route moves (the
+// gateway is chosen per family: gatewayLocked, gateway6Locked).
+func (c *Controller) moveGateway(sb *Sandbox, v4, v6 bool) {
 	c.mu.RLock()
-	next, nextNet := c.gatewayLocked(sb.ID, nil)
-	next6, next6Net := c.gateway6Locked(sb.ID, nil)
+	var next, next6 *Endpoint
+	var nextNet, next6Net *Network
+	if v4 {
+		next, nextNet = c.gatewayLocked(sb.ID, nil)
+	}
+	if v6 {
+		next6, next6Net = c.gateway6Locked(sb.ID, nil)
+	}
 	var specs []EndpointSpec
 	var nets []string
 	switch {
@@ -650,8 +657,9 @@ func (c *Controller) leave(ctx context.Context, sb *Sandbox, ep *Endpoint, sandb
 		return err
 	}
 	if !sandboxGoing && (gw == ep || gw6 == ep) {
+		moved4, moved6 := gw == ep, gw6 == ep
 		// While the intent's fdatasync runs, as the kernel work does.
-		c.moveGateway(sb)
+		c.moveGateway(sb, moved4, moved6)
 	}
 	return intent.Wait()
 }

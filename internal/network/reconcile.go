@@ -260,7 +260,7 @@ func (c *Controller) reconcileEndpoints(ctx context.Context) []error {
 // endpoint, wherever a crash left them (Join and Leave move both as
 // they go).
 func (c *Controller) settleGateway(ctx context.Context, sb *Sandbox) {
-	c.moveGateway(sb)
+	c.moveGateway(sb, true, true)
 	if err := c.movePorts(ctx, sb); err != nil {
 		c.log.Warn("published ports could not move to the gateway network", "sandbox", sb.ID[:12], "err", err)
 	}
