@@ -38,6 +38,9 @@ func (d *Driver) EnsureBridge(spec network.BridgeSpec, owner string) error {
 	if err := d.ensureRouteLocalnet(spec.Name); err != nil { // published ports on 127.0.0.1
 		return err
 	}
+	if err := d.ensureNoRouterAdvertisements(spec.Name); err != nil {
+		return err
+	}
 	if err := d.ensureUp(br); err != nil {
 		return err
 	}
