@@ -6,8 +6,10 @@
 //
 // It owns only links it tagged with the ifalias "berth:<owner>" and touches
 // nothing else in the host namespace. The sysctls it writes there are
-// net.ipv4.ip_forward (EnableIPForwarding), route_localnet and accept_ra
-// of its own bridges and disable_ipv6 of its own host veths (through the host's
+// net.ipv4.ip_forward (EnableIPForwarding), net.ipv6.conf.all.forwarding
+// (once a network has IPv6), route_localnet and accept_ra of its own
+// bridges, accept_dad and disable_ipv6 of its own IPv6 bridges, and
+// disable_ipv6 of its own host veths (through the host's
 // ipv6/conf directory, held open: a lookup from /proc/sys compares one
 // entry per namespace on the machine); in a sandbox it writes none, and
 // turns the container end's IPv6 address generation off by netlink. A new

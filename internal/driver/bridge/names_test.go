@@ -128,6 +128,16 @@ func TestValidateBridgeSpecRejectsBadInput(t *testing.T) {
 	if err := validateBridgeSpec(good, "network:x"); err != nil {
 		t.Fatalf("good spec: %v", err)
 	}
+	dual := good
+	dual.Gateway6 = netip.MustParsePrefix("fd00::1/64")
+	if err := validateBridgeSpec(dual, "network:x"); err != nil {
+		t.Fatalf("good dual-stack spec: %v", err)
+	}
+	with6 := func(gw6 string, mtu int) network.BridgeSpec {
+		s := dual
+		s.Gateway6, s.MTU = netip.MustParsePrefix(gw6), mtu
+		return s
+	}
 	tests := []struct {
 		name  string
 		spec  network.BridgeSpec
@@ -138,6 +148,10 @@ func TestValidateBridgeSpecRejectsBadInput(t *testing.T) {
 		{"no gateway", network.BridgeSpec{Name: "berth0"}, "network:x"},
 		{"IPv6 gateway", network.BridgeSpec{Name: "berth0", Gateway: netip.MustParsePrefix("fd00::1/64")}, "network:x"},
 		{"bad MTU", network.BridgeSpec{Name: "berth0", Gateway: good.Gateway, MTU: 10}, "network:x"},
+		{"IPv4 as Gateway6", with6("10.1.0.1/24", 1500), "network:x"},
+		{"IPv4-mapped Gateway6", with6("::ffff:10.1.0.1/120", 1500), "network:x"},
+		{"multicast Gateway6", with6("ff02::1/64", 1500), "network:x"},
+		{"IPv6 with MTU 1279", with6("fd00::1/64", 1279), "network:x"},
 		{"no owner", good, ""},
 	}
 	for _, tt := range tests {
