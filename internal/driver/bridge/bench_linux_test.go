@@ -217,11 +217,26 @@ func (c *stepClock) String() string {
 // announcement) overlap the next Join, which is where that work costs.
 //
 //	go test -run '^$' -bench JoinBurst -benchtime 50x ./internal/driver/bridge/
-func BenchmarkJoinBurst(b *testing.B) {
+func BenchmarkJoinBurst(b *testing.B) { joinBurst(b, false) }
+
+// BenchmarkJoinBurstDualStack is BenchmarkJoinBurst on a network with
+// IPv6: each Join's batch also carries the link-local address, the IPv6
+// address and the IPv6 default route, and the kernel does their work
+// (prefix routes, multicast groups) within it.
+func BenchmarkJoinBurstDualStack(b *testing.B) { joinBurst(b, true) }
+
+func joinBurst(b *testing.B, dualStack bool) {
 	const burst = 10
 	w := newWorld(b)
 	w.d.log = discardLogger()
 	w.ensureBenchBridge(b)
+	if dualStack {
+		spec := network.BridgeSpec{Name: "br-test", Gateway: netip.MustParsePrefix("10.80.0.1/16"),
+			Gateway6: netip.MustParsePrefix("fd80::1/64"), MTU: 1500}
+		if err := w.d.EnsureBridge(spec, "network:bench"); err != nil {
+			b.Fatal(err)
+		}
+	}
 	sbs := make([]string, burst)
 	for i := range sbs {
 		sbs[i] = newBenchSandbox(b)
@@ -232,6 +247,10 @@ func BenchmarkJoinBurst(b *testing.B) {
 		specs := make([]network.EndpointSpec, burst)
 		for k, sb := range sbs {
 			specs[k] = benchSpec(1000 + k)
+			if dualStack {
+				specs[k].Address6 = netip.PrefixFrom(netip.MustParseAddr(fmt.Sprintf("fd80::%x", 1000+k+2)), 64)
+				specs[k].Gateway6 = netip.MustParseAddr("fd80::1")
+			}
 			specs[k].HostIfName = RandomHostIfName()
 			specs[k].IfName = fmt.Sprintf("eth%d", i+1)
 			t0 := time.Now()

@@ -15,9 +15,12 @@ import (
 )
 
 // EnsureBridge makes the bridge of spec exist, tagged as owner's, with its
-// MTU, the gateway address and the link up. Each step first looks at what
-// is there, so a second call changes nothing. With no port the bridge stays
-// NO-CARRIER, as Docker's does.
+// MTU, the gateway address and the link up; for a network with IPv6
+// (spec.Gateway6) also IPv6 on the bridge, its IPv6 gateway address and
+// IPv6 forwarding in the host namespace. Each step first looks at what is
+// there, so a second call changes nothing, and a bridge found at a restart
+// gets back what it lost. With no port the bridge stays NO-CARRIER, as
+// Docker's does.
 func (d *Driver) EnsureBridge(spec network.BridgeSpec, owner string) error {
 	if err := validateBridgeSpec(spec, owner); err != nil {
 		return err
@@ -35,7 +38,15 @@ func (d *Driver) EnsureBridge(spec network.BridgeSpec, owner string) error {
 	if err := d.ensureGatewayAddr(br, spec.Gateway); err != nil {
 		return err
 	}
+	if spec.Gateway6.IsValid() {
+		if err := d.ensureIPv6(br, spec.Gateway6); err != nil {
+			return err
+		}
+	}
 	if err := d.ensureRouteLocalnet(spec.Name); err != nil { // published ports on 127.0.0.1
+		return err
+	}
+	if err := d.ensureNoRouterAdvertisements(spec.Name); err != nil {
 		return err
 	}
 	if err := d.ensureUp(br); err != nil {

@@ -12,17 +12,17 @@ import (
 func TestEnableBridgeNetfilterOnlyInHostNamespace(t *testing.T) {
 	host := nstest.New(t)
 	other := nstest.New(t)
-	set := func(ns, v string) {
+	set := func(ns, path, v string) {
 		t.Helper()
-		if err := sandbox.Do(ns, func() error { return os.WriteFile(bridgeNFPath, []byte(v), 0o644) }); err != nil {
+		if err := sandbox.Do(ns, func() error { return os.WriteFile(path, []byte(v), 0o644) }); err != nil {
 			t.Fatal(err)
 		}
 	}
-	get := func(ns string) string {
+	get := func(ns, path string) string {
 		t.Helper()
 		var v string
 		if err := sandbox.Do(ns, func() error {
-			b, err := os.ReadFile(bridgeNFPath)
+			b, err := os.ReadFile(path)
 			v = strings.TrimSpace(string(b))
 			return err
 		}); err != nil {
@@ -30,8 +30,12 @@ func TestEnableBridgeNetfilterOnlyInHostNamespace(t *testing.T) {
 		}
 		return v
 	}
-	set(host, "0")
-	set(other, "0")
+	paths := []string{bridgeNFPath, bridgeNF6Path}
+	for _, ns := range []string{host, other} {
+		for _, p := range paths {
+			set(ns, p, "0")
+		}
+	}
 	d, err := New(host, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -40,10 +44,12 @@ func TestEnableBridgeNetfilterOnlyInHostNamespace(t *testing.T) {
 	if err := d.EnableBridgeNetfilter(); err != nil {
 		t.Fatal(err)
 	}
-	if got := get(host); got != "1" {
-		t.Fatalf("host namespace: bridge-nf-call-iptables = %s, want 1", got)
-	}
-	if got := get(other); got != "0" {
-		t.Fatalf("another namespace changed: %s", got)
+	for _, p := range paths {
+		if got := get(host, p); got != "1" {
+			t.Errorf("host namespace: %s = %s, want 1", p, got)
+		}
+		if got := get(other, p); got != "0" {
+			t.Errorf("another namespace's %s changed: %s", p, got)
+		}
 	}
 }

@@ -1,16 +1,19 @@
 // Package bridge is the kernel side of berth's bridge networks: it creates
 // and deletes Linux bridges, joins sandboxes to them with veth pairs
-// (address, MAC, MTU, default route, gratuitous ARP) and lists the links and
+// (addresses, MAC, MTU, default routes, gratuitous ARP) and lists the links and
 // routes of the host namespace, all through netlink handles bound to a
 // namespace, never by switching a shared thread.
 //
 // It owns only links it tagged with the ifalias "berth:<owner>" and touches
 // nothing else in the host namespace. The sysctls it writes there are
-// net.ipv4.ip_forward (EnableIPForwarding), route_localnet of its own
-// bridges and disable_ipv6 of its own host veths (through the host's
+// net.ipv4.ip_forward (EnableIPForwarding), net.ipv6.conf.all.forwarding
+// (once a network has IPv6), route_localnet and accept_ra of its own
+// bridges, accept_dad and disable_ipv6 of its own IPv6 bridges, and
+// disable_ipv6 of its own host veths (through the host's
 // ipv6/conf directory, held open: a lookup from /proc/sys compares one
 // entry per namespace on the machine); in a sandbox it writes none, and
-// turns the container end's IPv6 address generation off by netlink. A new
+// turns the container end's IPv6 address generation off by netlink (on a
+// network with IPv6 it adds the link-local address itself). A new
 // host veth is in a pending interface group (pendingGroup) until it is
 // tagged; veths that Leave cut off wait, marked with another group of
 // berth's own (reapGroup), for a background reaper that deletes them in

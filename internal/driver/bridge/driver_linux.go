@@ -166,7 +166,9 @@ func (d *Driver) LinkExists(name string) (bool, error) {
 // a port of its bridge again if it is not one (reattach), and disables
 // IPv6 on it: a daemon that died in Join between making the pair and that
 // write, or a berth that wrote it in the background after Join (before
-// this version), may have left it on.
+// this version), may have left it on. Nothing else needs applying again:
+// Join configures the container end whole, IPv6 included, before it
+// returns, and the announcement it sends after is only a hint.
 func (d *Driver) Adopt(spec network.EndpointSpec) (bool, error) {
 	l, err := linkIfExists(d.h, spec.HostIfName)
 	if err != nil || l == nil {

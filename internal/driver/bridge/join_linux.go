@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 
 	"github.com/vishvananda/netlink"
@@ -19,7 +20,8 @@ var ErrHostIfNameTaken = errors.New("host interface name is taken")
 // Join creates the endpoint's veth pair with its peer already inside the
 // sandbox under its final name and MAC, attaches the host end to the
 // bridge, and configures the peer: lo up, link up, address, default route
-// via the gateway (none if the gateway is invalid). In the background it
+// via the gateway (none if the gateway is invalid), and on a network with
+// IPv6 its IPv6 addresses and IPv6 default route (bringUp). In the background it
 // then, if spec.Announce asks, announces the address with a gratuitous ARP
 // (see announce).
 // If a step fails, what was made is removed before the error returns.
@@ -243,8 +245,8 @@ func (d *Driver) attach(host netlink.Link, bridge string, index int) error {
 	return d.h.LinkSetMasterByIndex(host, index)
 }
 
-// configurePeer brings the sandbox side up with its address and default
-// route (IPv6 address generation off before it is up: bringUp).
+// configurePeer brings the sandbox side up with its addresses and default
+// routes (IPv6 address generation off before it is up: bringUp).
 func (d *Driver) configurePeer(sb *sandboxConn, spec network.EndpointSpec, pair vethPair) (netlink.Link, error) {
 	if err := d.step("loopback up"); err != nil {
 		return nil, err
@@ -262,7 +264,7 @@ func (d *Driver) configurePeer(sb *sandboxConn, spec network.EndpointSpec, pair 
 	if err := d.step("peer up"); err != nil {
 		return nil, err
 	}
-	if err := sb.bringUp(peer.Attrs().Index, spec.Address, spec.Gateway); err != nil {
+	if err := sb.bringUp(peer.Attrs().Index, spec); err != nil {
 		return nil, err
 	}
 	return peer, nil
@@ -339,12 +341,13 @@ func (d *Driver) deleteVethIfExists(name string) error {
 	return nil
 }
 
-// SetGateway gives the sandbox at sandboxPath its default route through
-// spec's gateway on its interface, in place of the one it has: the
-// controller calls it when its gateway endpoint changes other than by a
-// join, as libnetwork's sandbox moves its gateway (updateGateway).
+// SetGateway gives the sandbox at sandboxPath its default routes through
+// spec's gateways on its interface (IPv4, and IPv6 if spec.Gateway6 is
+// valid), in place of the ones it has: the controller calls it when its
+// gateway endpoint changes other than by a join, as libnetwork's sandbox
+// moves its gateway (updateGateway).
 func (d *Driver) SetGateway(sandboxPath string, spec network.EndpointSpec) error {
-	if !spec.Gateway.IsValid() {
+	if !spec.Gateway.IsValid() && !spec.Gateway6.IsValid() {
 		return nil
 	}
 	sb, err := d.acquire(sandboxPath)
@@ -356,9 +359,13 @@ func (d *Driver) SetGateway(sandboxPath string, spec network.EndpointSpec) error
 	if err != nil {
 		return fmt.Errorf("look up %q in sandbox %q: %w", spec.IfName, sandboxPath, err)
 	}
-	err = sb.h.RouteReplace(&netlink.Route{LinkIndex: link.Attrs().Index, Gw: spec.Gateway.AsSlice()})
-	if err != nil {
-		return fmt.Errorf("default route via %s on %q: %w", spec.Gateway, spec.IfName, err)
+	for _, gw := range []netip.Addr{spec.Gateway, spec.Gateway6} {
+		if !gw.IsValid() {
+			continue
+		}
+		if err := sb.h.RouteReplace(&netlink.Route{LinkIndex: link.Attrs().Index, Gw: gw.AsSlice()}); err != nil {
+			return fmt.Errorf("default route via %s on %q: %w", gw, spec.IfName, err)
+		}
 	}
 	return nil
 }

@@ -98,29 +98,28 @@ func checkJoined(t *testing.T, w *testWorld, sbPath string, spec network.Endpoin
 			t.Errorf("%q has %d TX and %d RX queues, want 1 and 1", a.Name, a.NumTxQueues, a.NumRxQueues)
 		}
 	}
-	if addrs, err := sh.AddrList(peer, netlink.FAMILY_V6); err != nil || len(addrs) != 0 {
-		t.Errorf("IPv6 addresses on %q: %v (err %v), want none (no link-local, no DAD into the bridge)", spec.IfName, addrs, err)
-	}
+	checkPeerIPv6(t, sbPath, sh, peer, spec)
 	if lo, _ := sh.LinkByName("lo"); lo.Attrs().Flags&net.FlagUp == 0 {
 		t.Error("lo is down in the sandbox")
 	}
 	if diff := cmp.Diff([]netip.Prefix{spec.Address}, addrsOf(t, sh, spec.IfName), netipEqual); diff != "" {
 		t.Errorf("peer addresses (-want +got):\n%s", diff)
 	}
-	for _, side := range []struct {
-		h    *netlink.Handle
-		link netlink.Link
-	}{{w.h, host}, {sh, peer}} {
-		if v6, _ := side.h.AddrList(side.link, netlink.FAMILY_V6); len(v6) != 0 {
-			t.Errorf("%q has IPv6 addresses %v; endpoints are IPv4-only", side.link.Attrs().Name, v6)
-		}
+	if v6, _ := w.h.AddrList(host, netlink.FAMILY_V6); len(v6) != 0 {
+		t.Errorf("host end %q has IPv6 addresses %v; a bridge port needs none", spec.HostIfName, v6)
 	}
-	var wantGW []netip.Addr
+	var wantGW, wantGW6 []netip.Addr
 	if spec.Gateway.IsValid() {
 		wantGW = []netip.Addr{spec.Gateway}
 	}
 	if diff := cmp.Diff(wantGW, defaultGateways(t, sh), netipEqual); diff != "" {
 		t.Errorf("sandbox default routes (-want +got):\n%s", diff)
+	}
+	if spec.Gateway6.IsValid() {
+		wantGW6 = []netip.Addr{spec.Gateway6}
+	}
+	if diff := cmp.Diff(wantGW6, defaultGateways6(t, sh), netipEqual); diff != "" {
+		t.Errorf("sandbox IPv6 default routes (-want +got):\n%s", diff)
 	}
 }
 

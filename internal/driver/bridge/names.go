@@ -101,7 +101,33 @@ func validateBridgeSpec(spec network.BridgeSpec, owner string) error {
 	if err := validateMTU(spec.MTU); err != nil {
 		return fmt.Errorf("bridge %q: %w", spec.Name, err)
 	}
+	if err := validateGateway6(spec.Name, spec.Gateway6, spec.MTU); err != nil {
+		return err
+	}
 	return validateOwner(owner)
+}
+
+// minIPv6MTU is the smallest MTU a link may have and carry IPv6 (RFC 8200):
+// the kernel removes IPv6 from a link with less.
+const minIPv6MTU = 1280
+
+// validateGateway6 checks a bridge's IPv6 gateway prefix (invalid: a
+// network without IPv6).
+func validateGateway6(bridge string, gw netip.Prefix, mtu int) error {
+	switch {
+	case !gw.IsValid():
+		return nil
+	case !isIPv6Unicast(gw.Addr()):
+		return errdefs.Invalid("bridge %q: IPv6 gateway %s is not an IPv6 unicast address", bridge, gw)
+	case mtu != 0 && mtu < minIPv6MTU:
+		return errdefs.Invalid("bridge %q: MTU %d is below the %d IPv6 needs", bridge, mtu, minIPv6MTU)
+	}
+	return nil
+}
+
+// isIPv6Unicast reports whether a can be an interface's IPv6 address.
+func isIPv6Unicast(a netip.Addr) bool {
+	return a.Is6() && !a.Is4In6() && !a.IsUnspecified() && !a.IsLoopback() && !a.IsMulticast()
 }
 
 // validateEndpointSpec checks everything Join needs before it touches the
@@ -126,10 +152,39 @@ func validateEndpointSpec(spec network.EndpointSpec) error {
 	if err := validateGateway(spec.Address, spec.Gateway); err != nil {
 		return err
 	}
+	if err := validateAddress6(spec); err != nil {
+		return err
+	}
 	if err := validateMTU(spec.MTU); err != nil {
 		return err
 	}
+	if spec.Address6.IsValid() && spec.MTU != 0 && spec.MTU < minIPv6MTU {
+		return errdefs.Invalid("MTU %d is below the %d IPv6 needs", spec.MTU, minIPv6MTU)
+	}
 	return validateOwner(spec.Owner)
+}
+
+// validateAddress6 checks an endpoint's IPv6 address and gateway, both
+// invalid on a network without IPv6.
+func validateAddress6(spec network.EndpointSpec) error {
+	addr, gw := spec.Address6, spec.Gateway6
+	switch {
+	case !addr.IsValid() && gw.IsValid():
+		return errdefs.Invalid("IPv6 gateway %s given without an IPv6 address", gw)
+	case !addr.IsValid():
+		return nil
+	case !isIPv6Unicast(addr.Addr()) || addr.Addr().IsLinkLocalUnicast():
+		return errdefs.Invalid("endpoint address %s is not a routable IPv6 prefix", addr)
+	case !gw.IsValid():
+		return nil
+	case !isIPv6Unicast(gw):
+		return errdefs.Invalid("IPv6 gateway %s is not an IPv6 unicast address", gw)
+	case !addr.Masked().Contains(gw):
+		return errdefs.Invalid("IPv6 gateway %s is outside the endpoint's subnet %s", gw, addr.Masked())
+	case gw == addr.Addr():
+		return errdefs.Invalid("IPv6 gateway %s is the endpoint's own address", gw)
+	}
+	return nil
 }
 
 func validateMAC(mac net.HardwareAddr) error {

@@ -80,9 +80,21 @@ func goodEndpointSpec() network.EndpointSpec {
 	}
 }
 
+// goodDualStackSpec is goodEndpointSpec on a network with IPv6, as its
+// sandbox's gateway endpoint.
+func goodDualStackSpec() network.EndpointSpec {
+	s := goodEndpointSpec()
+	s.Address6 = netip.MustParsePrefix("fd00::2/64")
+	s.Gateway6 = netip.MustParseAddr("fd00::1")
+	return s
+}
+
 func TestValidateEndpointSpecRejectsBadInput(t *testing.T) {
 	if err := validateEndpointSpec(goodEndpointSpec()); err != nil {
 		t.Fatalf("good spec: %v", err)
+	}
+	if err := validateEndpointSpec(goodDualStackSpec()); err != nil {
+		t.Fatalf("good dual-stack spec: %v", err)
 	}
 	tests := []struct {
 		name   string
@@ -103,6 +115,14 @@ func TestValidateEndpointSpecRejectsBadInput(t *testing.T) {
 		{"gateway outside", func(s *network.EndpointSpec) { s.Gateway = netip.MustParseAddr("10.0.0.1") }, "outside"},
 		{"gateway is self", func(s *network.EndpointSpec) { s.Gateway = s.Address.Addr() }, "own address"},
 		{"/32 with gateway", func(s *network.EndpointSpec) { s.Address = netip.MustParsePrefix("172.17.0.2/32") }, "no room"},
+		{"IPv4 as Address6", func(s *network.EndpointSpec) { s.Address6 = netip.MustParsePrefix("10.1.0.2/24") }, "not a routable IPv6"},
+		{"IPv4-mapped Address6", func(s *network.EndpointSpec) { s.Address6 = netip.MustParsePrefix("::ffff:10.1.0.2/120") }, "not a routable IPv6"},
+		{"link-local Address6", func(s *network.EndpointSpec) { s.Address6 = netip.MustParsePrefix("fe80::2/64") }, "not a routable IPv6"},
+		{"Gateway6 without Address6", func(s *network.EndpointSpec) { s.Address6 = netip.Prefix{} }, "without an IPv6 address"},
+		{"IPv4 as Gateway6", func(s *network.EndpointSpec) { s.Gateway6 = netip.MustParseAddr("172.17.0.1") }, "not an IPv6 unicast"},
+		{"Gateway6 outside", func(s *network.EndpointSpec) { s.Gateway6 = netip.MustParseAddr("fd01::1") }, "outside"},
+		{"Gateway6 is self", func(s *network.EndpointSpec) { s.Gateway6 = s.Address6.Addr() }, "own address"},
+		{"IPv6 with MTU 1279", func(s *network.EndpointSpec) { s.MTU = 1279 }, "below the 1280"},
 		{"MTU too small", func(s *network.EndpointSpec) { s.MTU = 67 }, "MTU 67"},
 		{"MTU too big", func(s *network.EndpointSpec) { s.MTU = 65536 }, "MTU 65536"},
 		{"no owner", func(s *network.EndpointSpec) { s.Owner = "" }, "owner"},
@@ -110,7 +130,7 @@ func TestValidateEndpointSpecRejectsBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			spec := goodEndpointSpec()
+			spec := goodDualStackSpec() // a dual-stack spec is an IPv4 one too
 			tt.mutate(&spec)
 			err := validateEndpointSpec(spec)
 			if err == nil {
@@ -128,6 +148,16 @@ func TestValidateBridgeSpecRejectsBadInput(t *testing.T) {
 	if err := validateBridgeSpec(good, "network:x"); err != nil {
 		t.Fatalf("good spec: %v", err)
 	}
+	dual := good
+	dual.Gateway6 = netip.MustParsePrefix("fd00::1/64")
+	if err := validateBridgeSpec(dual, "network:x"); err != nil {
+		t.Fatalf("good dual-stack spec: %v", err)
+	}
+	with6 := func(gw6 string, mtu int) network.BridgeSpec {
+		s := dual
+		s.Gateway6, s.MTU = netip.MustParsePrefix(gw6), mtu
+		return s
+	}
 	tests := []struct {
 		name  string
 		spec  network.BridgeSpec
@@ -138,6 +168,10 @@ func TestValidateBridgeSpecRejectsBadInput(t *testing.T) {
 		{"no gateway", network.BridgeSpec{Name: "berth0"}, "network:x"},
 		{"IPv6 gateway", network.BridgeSpec{Name: "berth0", Gateway: netip.MustParsePrefix("fd00::1/64")}, "network:x"},
 		{"bad MTU", network.BridgeSpec{Name: "berth0", Gateway: good.Gateway, MTU: 10}, "network:x"},
+		{"IPv4 as Gateway6", with6("10.1.0.1/24", 1500), "network:x"},
+		{"IPv4-mapped Gateway6", with6("::ffff:10.1.0.1/120", 1500), "network:x"},
+		{"multicast Gateway6", with6("ff02::1/64", 1500), "network:x"},
+		{"IPv6 with MTU 1279", with6("fd00::1/64", 1279), "network:x"},
 		{"no owner", good, ""},
 	}
 	for _, tt := range tests {
@@ -189,6 +223,21 @@ func TestRoutePrefixSkipsDefaults(t *testing.T) {
 		got, ok := routePrefix(tt.in)
 		if got != tt.want || ok != tt.ok {
 			t.Errorf("routePrefix(%v) = %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestLinkLocalIsTheKernelsEUI64(t *testing.T) {
+	for mac, want := range map[string]string{
+		"02:42:ac:11:00:02": "fe80::42:acff:fe11:2/64", // what Docker's containers showed
+		"00:00:5e:00:53:01": "fe80::200:5eff:fe00:5301/64",
+	} {
+		hw, err := net.ParseMAC(mac)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := linkLocal(hw); got != netip.MustParsePrefix(want) {
+			t.Errorf("linkLocal(%s) = %s, want %s", mac, got, want)
 		}
 	}
 }

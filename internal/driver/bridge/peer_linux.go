@@ -8,81 +8,174 @@ import (
 
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-net/berth/internal/network"
 )
 
-// bringUp turns IPv6 address generation off on the container end at
-// ifindex, sets it up, gives it addr and, if gw is valid, a default route
-// through gw, in one write of four netlink messages on the sandbox's own
-// socket (the kernel handles them in order, within the one system call,
-// and answers each): three round trips fewer than a request each. An
-// address already there is success (a Join run again); the default route
-// replaces any the sandbox has: the controller gives gw only to the
-// endpoint that is to be its sandbox's gateway.
+// bringUp configures the container end at ifindex in one write of netlink
+// messages on the sandbox's own socket (the kernel handles them in order,
+// within the one system call, and answers each): IPv6 address generation
+// off, the link up, spec's address and, if spec.Gateway is valid, a
+// default route through it; on a network with IPv6, also a link-local
+// address, spec.Address6 and, if spec.Gateway6 is valid, an IPv6 default
+// route through it. An address already there is success (a Join run
+// again); a default route replaces any the sandbox has: the controller
+// gives gateways only to the endpoint that is to be its sandbox's gateway.
 //
-// Address generation goes off before the link is up, so that it never
-// gets an IPv6 link-local address: endpoints are IPv4-only (Docker, too,
-// turns IPv6 off on a container's interface on an IPv4-only network), and
-// the address is not free: each new interface would send duplicate-address
-// probes, router solicitations and MLD reports that the bridge floods to
-// every port. A kernel without IPv6 refuses that message alone.
-func (sb *sandboxConn) bringUp(ifindex int, addr netip.Prefix, gw netip.Addr) error {
+// Address generation goes off before the link is up, so that the kernel
+// never gives it an address of its own. On an IPv4-only network the link
+// then has no IPv6 address at all (Docker, too, turns IPv6 off on a
+// container's interface there), and the address is not free: each new
+// interface would send duplicate-address probes, router solicitations and
+// MLD reports that the bridge floods to every port. A kernel without IPv6
+// refuses that message alone.
+//
+// On a network with IPv6, IPv6 stays on and both addresses are added
+// without duplicate-address detection (IFA_F_NODAD, as moby adds
+// Address6): the container can use them at once, and IPAM, not probing,
+// keeps them unique on the bridge. The link-local one is what the kernel
+// would have made (EUI-64 of the MAC: what Docker's containers show), for
+// what needs one: every IPv6 interface has one (RFC 4291), and the
+// container's neighbour solicitations for a packet whose source is not on
+// the link come from it. Such a link still sends what every IPv6 link
+// sends into the bridge once up (MLD reports, router solicitations, as
+// Docker's containers do), but no duplicate-address probes. The messages
+// go in the same write: no round trip more than an IPv4-only join's.
+func (sb *sandboxConn) bringUp(ifindex int, spec network.EndpointSpec) error {
 	sb.mu.Lock()
 	defer sb.mu.Unlock()
-	noAutoconf := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
-	noAutoconf.AddData(&nl.IfInfomsg{IfInfomsg: unix.IfInfomsg{Family: unix.AF_UNSPEC, Index: int32(ifindex)}})
-	mode := nl.NewRtAttr(unix.IFLA_INET6_ADDR_GEN_MODE, []byte{byte(nl.IN6_ADDR_GEN_MODE_NONE)})
-	inet6 := nl.NewRtAttr(unix.AF_INET6, mode.Serialize())
-	noAutoconf.AddData(nl.NewRtAttr(unix.IFLA_AF_SPEC, inet6.Serialize()))
-
-	up := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
-	link := nl.NewIfInfomsg(unix.AF_UNSPEC)
-	link.Index = int32(ifindex)
-	link.Flags, link.Change = unix.IFF_UP, unix.IFF_UP
-	up.AddData(link)
-
-	a := addr.Addr().As4()
-	newAddr := nl.NewNetlinkRequest(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
-	am := nl.NewIfAddrmsg(unix.AF_INET)
-	am.Index = uint32(ifindex)
-	am.Prefixlen = uint8(addr.Bits())
-	newAddr.AddData(am)
-	newAddr.AddData(nl.NewRtAttr(unix.IFA_LOCAL, a[:]))
-	newAddr.AddData(nl.NewRtAttr(unix.IFA_ADDRESS, a[:]))
-	if addr.Bits() < 31 {
-		mask := net.CIDRMask(addr.Bits(), 32)
-		brd := make(net.IP, 4)
-		for i := range brd {
-			brd[i] = a[i] | ^mask[i]
-		}
-		newAddr.AddData(nl.NewRtAttr(unix.IFA_BROADCAST, brd))
+	steps := make([]batchStep, 0, 7)
+	steps = append(steps,
+		batchStep{req: noAddrGen(ifindex), op: "turn off IPv6 address generation", success: isNoIPv6},
+		batchStep{req: linkUp(ifindex), op: "set link up"},
+		addrStep(ifindex, spec.Address, 0),
+	)
+	if spec.Gateway.IsValid() {
+		steps = append(steps, routeStep(ifindex, spec.Gateway))
 	}
-
-	reqs := []*nl.NetlinkRequest{noAutoconf, up, newAddr}
-	if gw.IsValid() {
-		route := nl.NewNetlinkRequest(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_REPLACE|unix.NLM_F_ACK)
-		rm := nl.NewRtMsg()
-		rm.Family = unix.AF_INET
-		route.AddData(rm)
-		g := gw.As4()
-		route.AddData(nl.NewRtAttr(unix.RTA_GATEWAY, g[:]))
-		route.AddData(nl.NewRtAttr(unix.RTA_OIF, nl.Uint32Attr(uint32(ifindex))))
-		reqs = append(reqs, route)
+	if spec.Address6.IsValid() {
+		steps = append(steps,
+			addrStep(ifindex, linkLocal(spec.MAC), unix.IFA_F_NODAD),
+			addrStep(ifindex, spec.Address6, unix.IFA_F_NODAD),
+		)
+		if spec.Gateway6.IsValid() {
+			steps = append(steps, routeStep(ifindex, spec.Gateway6))
+		}
+	}
+	reqs := make([]*nl.NetlinkRequest, len(steps))
+	for i, s := range steps {
+		reqs[i] = s.req
 	}
 	results, _, err := sendBatch(sb.raw, reqs...)
 	if err != nil {
 		return fmt.Errorf("sandbox netlink: %w", err)
 	}
-	if err := results[0]; err != nil && !errors.Is(err, unix.EAFNOSUPPORT) && !errors.Is(err, unix.EOPNOTSUPP) {
-		return fmt.Errorf("turn off IPv6 address generation on link %d: %w", ifindex, err)
-	}
-	if err := results[1]; err != nil {
-		return fmt.Errorf("set link %d up: %w", ifindex, err)
-	}
-	if err := results[2]; err != nil && !errors.Is(err, unix.EEXIST) {
-		return fmt.Errorf("add address %s to link %d: %w", addr, ifindex, err)
-	}
-	if gw.IsValid() && results[3] != nil {
-		return fmt.Errorf("default route via %s on link %d: %w", gw, ifindex, results[3])
+	for i, s := range steps {
+		if err := results[i]; err != nil && (s.success == nil || !s.success(err)) {
+			return fmt.Errorf("%s on link %d: %w", s, ifindex, err)
+		}
 	}
 	return nil
+}
+
+// batchStep is one message of bringUp's batch: what it does, for an
+// error (op, with the address or gateway it is about), and which errors
+// mean it is done already (nil: none). The words are put together only
+// for an error: a join that succeeds formats nothing.
+type batchStep struct {
+	req     *nl.NetlinkRequest
+	op      string
+	addr    netip.Prefix
+	gw      netip.Addr
+	success func(error) bool
+}
+
+func (s batchStep) String() string {
+	switch {
+	case s.addr.IsValid():
+		return s.op + " " + s.addr.String()
+	case s.gw.IsValid():
+		return s.op + " " + s.gw.String()
+	}
+	return s.op
+}
+
+// addrStep adds addr; an address already there is success (a Join run again).
+func addrStep(ifindex int, addr netip.Prefix, flags uint8) batchStep {
+	return batchStep{req: newAddr(ifindex, addr, flags), op: "add address", addr: addr, success: isExist}
+}
+
+// routeStep makes the default route of gw's family via gw.
+func routeStep(ifindex int, gw netip.Addr) batchStep {
+	return batchStep{req: defaultRoute(ifindex, gw), op: "default route via", gw: gw}
+}
+
+func isExist(err error) bool { return errors.Is(err, unix.EEXIST) }
+
+// isNoIPv6 says a kernel without IPv6 refused an IPv6 setting.
+func isNoIPv6(err error) bool {
+	return errors.Is(err, unix.EAFNOSUPPORT) || errors.Is(err, unix.EOPNOTSUPP)
+}
+
+// noAddrGen turns IPv6 address generation off on the link at ifindex.
+func noAddrGen(ifindex int) *nl.NetlinkRequest {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
+	req.AddData(&nl.IfInfomsg{IfInfomsg: unix.IfInfomsg{Family: unix.AF_UNSPEC, Index: int32(ifindex)}})
+	mode := nl.NewRtAttr(unix.IFLA_INET6_ADDR_GEN_MODE, []byte{byte(nl.IN6_ADDR_GEN_MODE_NONE)})
+	inet6 := nl.NewRtAttr(unix.AF_INET6, mode.Serialize())
+	req.AddData(nl.NewRtAttr(unix.IFLA_AF_SPEC, inet6.Serialize()))
+	return req
+}
+
+// linkUp sets the link at ifindex up.
+func linkUp(ifindex int) *nl.NetlinkRequest {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_ACK)
+	link := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	link.Index = int32(ifindex)
+	link.Flags, link.Change = unix.IFF_UP, unix.IFF_UP
+	req.AddData(link)
+	return req
+}
+
+// newAddr adds addr, of either family, to the link at ifindex with the
+// address flags given (IFA_F_NODAD fits the message's 8 bits), and for
+// IPv4 the subnet's broadcast address as ip(8) gives it.
+func newAddr(ifindex int, addr netip.Prefix, flags uint8) *nl.NetlinkRequest {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
+	family := unix.AF_INET6
+	if addr.Addr().Is4() {
+		family = unix.AF_INET
+	}
+	am := nl.NewIfAddrmsg(family)
+	am.Index = uint32(ifindex)
+	am.Prefixlen = uint8(addr.Bits())
+	am.Flags = flags
+	req.AddData(am)
+	a := addr.Addr().AsSlice()
+	req.AddData(nl.NewRtAttr(unix.IFA_LOCAL, a))
+	req.AddData(nl.NewRtAttr(unix.IFA_ADDRESS, a))
+	if family == unix.AF_INET && addr.Bits() < 31 {
+		mask := net.CIDRMask(addr.Bits(), 32)
+		brd := make(net.IP, 4)
+		for i := range brd {
+			brd[i] = a[i] | ^mask[i]
+		}
+		req.AddData(nl.NewRtAttr(unix.IFA_BROADCAST, brd))
+	}
+	return req
+}
+
+// defaultRoute makes the default route of gw's family via gw out of the
+// link at ifindex, in place of any the main table has (NLM_F_REPLACE).
+func defaultRoute(ifindex int, gw netip.Addr) *nl.NetlinkRequest {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_REPLACE|unix.NLM_F_ACK)
+	rm := nl.NewRtMsg()
+	rm.Family = unix.AF_INET6
+	if gw.Is4() {
+		rm.Family = unix.AF_INET
+	}
+	req.AddData(rm)
+	req.AddData(nl.NewRtAttr(unix.RTA_GATEWAY, gw.AsSlice()))
+	req.AddData(nl.NewRtAttr(unix.RTA_OIF, nl.Uint32Attr(uint32(ifindex))))
+	return req
 }

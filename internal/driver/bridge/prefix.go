@@ -46,3 +46,14 @@ func prefixOf(n *net.IPNet) netip.Prefix {
 	bits, _ := n.Mask.Size()
 	return netip.PrefixFrom(addr.Unmap(), bits)
 }
+
+// linkLocal returns the IPv6 link-local address the kernel gives a link
+// with the Ethernet address mac (EUI-64: RFC 4291, appendix A), in its /64.
+func linkLocal(mac net.HardwareAddr) netip.Prefix {
+	var a [16]byte
+	a[0], a[1] = 0xfe, 0x80
+	a[8], a[9], a[10] = mac[0]^0x02, mac[1], mac[2]
+	a[11], a[12] = 0xff, 0xfe
+	a[13], a[14], a[15] = mac[3], mac[4], mac[5]
+	return netip.PrefixFrom(netip.AddrFrom16(a), 64)
+}

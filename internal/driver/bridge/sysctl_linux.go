@@ -124,14 +124,40 @@ func (d *Driver) openIPv6Conf() (int, error) {
 
 // ensureSysctl writes value to a sysctl file unless it already holds it.
 func ensureSysctl(path, value string) error {
-	cur, err := os.ReadFile(path)
+	_, err := ensureSysctlAt(unix.AT_FDCWD, path, value)
+	return err
+}
+
+// ensureSysctlAt writes value to the sysctl file at path under the open
+// directory dir unless it already holds it, and says whether it wrote.
+func ensureSysctlAt(dir int, path, value string) (changed bool, err error) {
+	cur, err := readSysctlAt(dir, path)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
+		return false, err
 	}
-	if strings.TrimSpace(string(cur)) == value {
-		return nil
+	if cur == value {
+		return false, nil
 	}
-	return writeSysctl(path, value)
+	return true, writeSysctlAt(dir, path, value)
+}
+
+// readSysctlAt reads the sysctl file at path under the open directory
+// dir, without its trailing newline.
+func readSysctlAt(dir int, path string) (string, error) {
+	fd, err := unix.Openat(dir, path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", path, &os.PathError{Op: "open", Path: path, Err: err})
+	}
+	defer unix.Close(fd)
+	var buf [64]byte // every sysctl berth reads is one short number
+	n, err := unix.Read(fd, buf[:])
+	for err == unix.EINTR {
+		n, err = unix.Read(fd, buf[:])
+	}
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", path, &os.PathError{Op: "read", Path: path, Err: err})
+	}
+	return strings.TrimSpace(string(buf[:n])), nil
 }
 
 // writeSysctlAt writes value to the sysctl file at path under the open

@@ -1,0 +1,242 @@
+package bridge
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/nstest"
+)
+
+// dualStackSpec is endpointSpec(n) on a network with IPv6 (testGateway6):
+// address fd12:3456::n+1, the sandbox's gateway endpoint in both families.
+func dualStackSpec(n int) network.EndpointSpec {
+	spec := endpointSpec(n)
+	spec.Address6 = netip.PrefixFrom(netip.MustParseAddr(fmt.Sprintf("fd12:3456::%x", n+1)), 64)
+	spec.Gateway6 = testGateway6.Addr()
+	return spec
+}
+
+// checkPeerIPv6 checks the container end's IPv6: on a network with IPv6,
+// on, with a link-local address and spec.Address6, both usable at once
+// (no DAD: never tentative); otherwise no IPv6 address at all (address
+// generation off: no link-local, no DAD into the bridge).
+func checkPeerIPv6(t *testing.T, sbPath string, sh *netlink.Handle, peer netlink.Link, spec network.EndpointSpec) {
+	t.Helper()
+	addrs, err := retryDump(func() ([]netlink.Addr, error) { return sh.AddrList(peer, netlink.FAMILY_V6) })
+	if err != nil {
+		t.Fatalf("list IPv6 addresses of %q: %v", spec.IfName, err)
+	}
+	got := map[netip.Prefix]int{}
+	for _, a := range addrs {
+		got[prefixOf(a.IPNet)] = a.Flags
+	}
+	want := map[netip.Prefix]int{}
+	if spec.Address6.IsValid() {
+		if v := readSysctlIn(t, sbPath, "/proc/sys/net/ipv6/conf/"+spec.IfName+"/disable_ipv6"); v != "0" {
+			t.Errorf("IPv6 on %q: disable_ipv6 = %s, want 0", spec.IfName, v)
+		}
+		const flags = unix.IFA_F_NODAD | unix.IFA_F_PERMANENT // and not IFA_F_TENTATIVE
+		want[linkLocal(spec.MAC)] = flags
+		want[spec.Address6] = flags
+	}
+	if diff := cmp.Diff(want, got, netipEqual); diff != "" {
+		t.Errorf("IPv6 addresses and their flags on %q (-want +got):\n%s", spec.IfName, diff)
+	}
+}
+
+// defaultGateways6 lists the gateways of the IPv6 default routes in the main table.
+func defaultGateways6(t testing.TB, h *netlink.Handle) []netip.Addr {
+	t.Helper()
+	routes, err := retryDump(func() ([]netlink.Route, error) { return h.RouteList(nil, netlink.FAMILY_V6) })
+	if err != nil {
+		t.Fatalf("list IPv6 routes: %v", err)
+	}
+	var gws []netip.Addr
+	for _, r := range routes {
+		if r.Dst != nil && prefixOf(r.Dst).Bits() != 0 {
+			continue
+		}
+		gw, _ := netip.AddrFromSlice(r.Gw)
+		gws = append(gws, gw)
+	}
+	return gws
+}
+
+// Two dual-stack containers on one bridge reach the bridge and each other
+// over IPv6, and a third on another bridge reaches them through the host
+// (IPv6 forwarding); every end is as checkJoined wants it.
+func TestDualStackJoinsPingOverIPv6(t *testing.T) {
+	w := newWorld(t)
+	w.ensureDualStackBridge(t)
+	other := network.BridgeSpec{Name: "br-other", Gateway: netip.MustParsePrefix("10.99.0.1/24"),
+		Gateway6: netip.MustParsePrefix("fd12:9999::1/64"), MTU: 1500}
+	if err := w.d.EnsureBridge(other, "network:other"); err != nil {
+		t.Fatal(err)
+	}
+	a, b, c := nstest.New(t), nstest.New(t), nstest.New(t)
+	sa, sb := dualStackSpec(1), dualStackSpec(2)
+	sc := network.EndpointSpec{
+		Bridge: "br-other", HostIfName: "vethother01", IfName: "eth0", MAC: RandomMAC(),
+		Address: netip.MustParsePrefix("10.99.0.2/24"), Gateway: other.Gateway.Addr(),
+		Address6: netip.MustParsePrefix("fd12:9999::2/64"), Gateway6: other.Gateway6.Addr(),
+		MTU: 1500, Owner: "endpoint:other",
+	}
+	for _, j := range []struct {
+		path string
+		spec network.EndpointSpec
+	}{{a, sa}, {b, sb}, {c, sc}} {
+		if err := w.d.Join(j.path, j.spec); err != nil {
+			t.Fatalf("Join %s: %v", j.spec.HostIfName, err)
+		}
+		checkJoined(t, w, j.path, j.spec)
+	}
+	checkLinkLocalWithoutDAD(t, w.h, "br-test")
+	for _, p := range []struct {
+		from string
+		to   netip.Addr
+	}{
+		{a, testGateway6.Addr()}, {a, sb.Address6.Addr()}, {b, sa.Address6.Addr()},
+		{c, sa.Address6.Addr()}, {a, sc.Address6.Addr()}, // across the host
+		{a, sb.Address.Addr()}, // and IPv4 as before
+	} {
+		if err := ping(t, p.from, p.to); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// checkLinkLocalWithoutDAD waits for the kernel to give the bridge br its
+// link-local address (once its first port is up) and wants it usable
+// within 0.5 s of appearing: with DAD it would stay tentative for at least
+// a second (RetransTimer), and the host could not resolve a container's
+// address for a packet it forwards into the bridge meanwhile.
+func checkLinkLocalWithoutDAD(t *testing.T, h *netlink.Handle, br string) {
+	t.Helper()
+	l, err := h.LinkByName(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen time.Time
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); sleepBriefly() {
+		addrs, err := retryDump(func() ([]netlink.Addr, error) { return h.AddrList(l, netlink.FAMILY_V6) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range addrs {
+			if !a.IP.IsLinkLocalUnicast() {
+				continue
+			}
+			if seen.IsZero() {
+				seen = time.Now()
+			}
+			if a.Flags&unix.IFA_F_TENTATIVE == 0 {
+				return
+			}
+			if time.Since(seen) > 500*time.Millisecond {
+				t.Fatalf("bridge %s's link-local address %s is still tentative 0.5 s after it appeared: DAD runs on it", br, a.IP)
+			}
+		}
+	}
+	t.Fatalf("bridge %s got no usable link-local address in 5 s", br)
+}
+
+// On a network without IPv6 the container end has no IPv6 address even
+// in a sandbox whose other interface is dual-stack; and the IPv6 default
+// route stays where the dual-stack join put it.
+func TestIPv4OnlyJoinNextToADualStackOne(t *testing.T) {
+	w := newWorld(t)
+	w.ensureDualStackBridge(t)
+	v4 := network.BridgeSpec{Name: "br-v4", Gateway: netip.MustParsePrefix("10.99.0.1/24"), MTU: 1500}
+	if err := w.d.EnsureBridge(v4, "network:v4"); err != nil {
+		t.Fatal(err)
+	}
+	sb := nstest.New(t)
+	dual := dualStackSpec(1)
+	only4 := network.EndpointSpec{
+		Bridge: "br-v4", HostIfName: "vethv4only01", IfName: "eth1", MAC: RandomMAC(),
+		Address: netip.MustParsePrefix("10.99.0.2/24"), MTU: 1500, Owner: "endpoint:v4",
+	}
+	for _, spec := range []network.EndpointSpec{dual, only4} {
+		if err := w.d.Join(sb, spec); err != nil {
+			t.Fatalf("Join %s: %v", spec.IfName, err)
+		}
+	}
+	sh := handleIn(t, sb)
+	for _, spec := range []network.EndpointSpec{dual, only4} {
+		peer, err := sh.LinkByName(spec.IfName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkPeerIPv6(t, sb, sh, peer, spec)
+	}
+	if diff := cmp.Diff([]netip.Addr{dual.Gateway6}, defaultGateways6(t, sh), netipEqual); diff != "" {
+		t.Errorf("IPv6 default routes (-want +got):\n%s", diff)
+	}
+}
+
+// The IPv6 default route goes where the controller says, as the IPv4 one
+// does (TestDefaultRouteGoesWhereTheControllerSays): a join with Gateway6
+// replaces it, SetGateway moves it, and it leaves with its endpoint (the
+// kernel drops the routes of a link that goes down, as Leave sets the
+// container end).
+func TestIPv6DefaultRouteGoesWhereTheControllerSays(t *testing.T) {
+	w := newWorld(t)
+	w.ensureDualStackBridge(t)
+	other := network.BridgeSpec{Name: "br-other", Gateway: netip.MustParsePrefix("10.99.0.1/24"),
+		Gateway6: netip.MustParsePrefix("fd12:9999::1/64"), MTU: 1500}
+	if err := w.d.EnsureBridge(other, "network:other"); err != nil {
+		t.Fatal(err)
+	}
+	sb := nstest.New(t)
+	sh := handleIn(t, sb)
+	first := dualStackSpec(1)
+	second := network.EndpointSpec{
+		Bridge: "br-other", HostIfName: "vethother01", IfName: "eth1", MAC: RandomMAC(),
+		Address: netip.MustParsePrefix("10.99.0.2/24"), Address6: netip.MustParsePrefix("fd12:9999::2/64"),
+		MTU: 1500, Owner: "endpoint:other",
+	}
+	gateways := func(when string, want ...netip.Addr) {
+		t.Helper()
+		if diff := cmp.Diff(want, defaultGateways6(t, sh), netipEqual, cmp.Transformer("", func(a []netip.Addr) []netip.Addr {
+			if len(a) == 0 {
+				return nil
+			}
+			return a
+		})); diff != "" {
+			t.Errorf("IPv6 default gateways %s (-want +got):\n%s", when, diff)
+		}
+	}
+	for _, spec := range []network.EndpointSpec{first, second} {
+		if err := w.d.Join(sb, spec); err != nil {
+			t.Fatalf("Join %s: %v", spec.IfName, err)
+		}
+	}
+	gateways("after a join without gateways", first.Gateway6)
+	second.Gateway, second.Gateway6 = other.Gateway.Addr(), other.Gateway6.Addr()
+	if err := w.d.SetGateway(sb, second); err != nil {
+		t.Fatal(err)
+	}
+	gateways("after SetGateway", second.Gateway6)
+	if gws := defaultGateways(t, sh); len(gws) != 1 || gws[0] != second.Gateway {
+		t.Errorf("IPv4 default gateways after SetGateway = %v, want only %v", gws, second.Gateway)
+	}
+	if err := w.d.Join(sb, first); err != nil { // run again: takes the routes back
+		t.Fatal(err)
+	}
+	gateways("after a join with gateways", first.Gateway6)
+	if err := w.d.Leave(sb, first); err != nil {
+		t.Fatal(err)
+	}
+	gateways("after the gateway endpoint left")
+	if err := w.d.SetGateway(sb, second); err != nil {
+		t.Fatal(err)
+	}
+	gateways("after SetGateway to the one left", second.Gateway6)
+}
