@@ -30,33 +30,33 @@ func TestIPv6DualStackNetwork(t *testing.T) {
 		t.Errorf("network ls IPv6 column = %q", got)
 	}
 
-	for _, c := range [][]string{{"a"}, {"b", "--ip6", "fd00:e2e::99"}} {
+	for _, c := range [][]string{{"v6a"}, {"v6b", "--ip6", "fd00:e2e::99"}} {
 		args := append([]string{"run", "-d", "--name", c[0], "--network", "v6net"}, c[1:]...)
 		mustDocker(t, w, append(args, testworld.BusyboxImage, "sleep", "3600")...)
 	}
-	if got := dockerInspect(t, w, `{{with index .NetworkSettings.Networks "v6net"}}{{.GlobalIPv6Address}}/{{.GlobalIPv6PrefixLen}} via {{.IPv6Gateway}}{{end}}`, "a"); got != "fd00:e2e::2/64 via fd00:e2e::1" {
+	if got := dockerInspect(t, w, `{{with index .NetworkSettings.Networks "v6net"}}{{.GlobalIPv6Address}}/{{.GlobalIPv6PrefixLen}} via {{.IPv6Gateway}}{{end}}`, "v6a"); got != "fd00:e2e::2/64 via fd00:e2e::1" {
 		t.Errorf("a's IPv6 = %q", got)
 	}
-	if got := dockerInspect(t, w, `{{with index .NetworkSettings.Networks "v6net"}}{{.GlobalIPv6Address}} {{.IPAMConfig.IPv6Address}}{{end}}`, "b"); got != "fd00:e2e::99 fd00:e2e::99" {
+	if got := dockerInspect(t, w, `{{with index .NetworkSettings.Networks "v6net"}}{{.GlobalIPv6Address}} {{.IPAMConfig.IPv6Address}}{{end}}`, "v6b"); got != "fd00:e2e::99 fd00:e2e::99" {
 		t.Errorf("b's IPv6 and --ip6 = %q", got)
 	}
-	if got := mustDocker(t, w, "network", "inspect", "-f", `{{range .Containers}}{{.Name}}={{.IPv6Address}} {{end}}`, "v6net"); !strings.Contains(got, "a=fd00:e2e::2/64") || !strings.Contains(got, "b=fd00:e2e::99/64") {
+	if got := mustDocker(t, w, "network", "inspect", "-f", `{{range .Containers}}{{.Name}}={{.IPv6Address}} {{end}}`, "v6net"); !strings.Contains(got, "v6a=fd00:e2e::2/64") || !strings.Contains(got, "v6b=fd00:e2e::99/64") {
 		t.Errorf("network inspect Containers: %q", got)
 	}
 
-	if out := mustDocker(t, w, "exec", "a", "ip", "-6", "route", "show", "default"); !strings.HasPrefix(out, "default via fd00:e2e::1 ") {
+	if out := mustDocker(t, w, "exec", "v6a", "ip", "-6", "route", "show", "default"); !strings.HasPrefix(out, "default via fd00:e2e::1 ") {
 		t.Errorf("a's IPv6 default route = %q", out)
 	}
 	if !retried(func() bool {
-		_, _, code := w.Docker(t, "exec", "a", "ping", "-6", "-c", "1", "-W", "2", "b")
+		_, _, code := w.Docker(t, "exec", "v6a", "ping", "-6", "-c", "1", "-W", "2", "v6b")
 		return code == 0
 	}) {
 		t.Errorf("a cannot ping b over IPv6 by name")
 	}
-	if out, _, _ := w.Docker(t, "exec", "a", "nslookup", "-type=AAAA", "b", "127.0.0.11"); !strings.Contains(out, "fd00:e2e::99") {
+	if out, _, _ := w.Docker(t, "exec", "v6a", "nslookup", "-type=AAAA", "v6b", "127.0.0.11"); !strings.Contains(out, "fd00:e2e::99") {
 		t.Errorf("AAAA for b: %q", out)
 	}
-	if out := mustDocker(t, w, "exec", "a", "cat", "/etc/hosts"); !strings.Contains(out, "fd00:e2e::2\t") {
+	if out := mustDocker(t, w, "exec", "v6a", "cat", "/etc/hosts"); !strings.Contains(out, "fd00:e2e::2\t") {
 		t.Errorf("a's /etc/hosts lacks its IPv6 address:\n%s", out)
 	}
 	want := "you are " + testworld.HostAddr6.String() + "\n"
@@ -65,19 +65,19 @@ func TestIPv6DualStackNetwork(t *testing.T) {
 		return out
 	}
 	var got string
-	if !retried(func() bool { got = fetch6("a"); return got == want }) {
+	if !retried(func() bool { got = fetch6("v6a"); return got == want }) {
 		t.Errorf("a → outside over IPv6: %q, want %q (masquerade to the host's address)", got, want)
 	}
 
 	// A restart keeps what was handed out.
 	d.Stop()
 	w.Start(t)
-	mustDocker(t, w, "run", "-d", "--name", "c", "--network", "v6net", testworld.BusyboxImage, "sleep", "3600")
-	if got := dockerInspect(t, w, `{{(index .NetworkSettings.Networks "v6net").GlobalIPv6Address}}`, "c"); got != "fd00:e2e::3" {
+	mustDocker(t, w, "run", "-d", "--name", "v6c", "--network", "v6net", testworld.BusyboxImage, "sleep", "3600")
+	if got := dockerInspect(t, w, `{{(index .NetworkSettings.Networks "v6net").GlobalIPv6Address}}`, "v6c"); got != "fd00:e2e::3" {
 		t.Errorf("after a restart c got %q, want fd00:e2e::3", got)
 	}
 	if !retried(func() bool {
-		_, _, code := w.Docker(t, "exec", "c", "ping", "-6", "-c", "1", "-W", "2", "fd00:e2e::2")
+		_, _, code := w.Docker(t, "exec", "v6c", "ping", "-6", "-c", "1", "-W", "2", "fd00:e2e::2")
 		return code == 0
 	}) {
 		t.Errorf("c cannot ping a over IPv6 after the restart")
@@ -85,17 +85,17 @@ func TestIPv6DualStackNetwork(t *testing.T) {
 
 	// An internal IPv6 network leads nowhere; an IPv4-only one has IPv6 off.
 	mustDocker(t, w, "network", "create", "--internal", "--ipv6", "--subnet", "fd00:e2f::/64", "int6")
-	mustDocker(t, w, "run", "-d", "--name", "i", "--network", "int6", testworld.BusyboxImage, "sleep", "3600")
-	if got := fetch6("i"); got != "" {
+	mustDocker(t, w, "run", "-d", "--name", "v6i", "--network", "int6", testworld.BusyboxImage, "sleep", "3600")
+	if got := fetch6("v6i"); got != "" {
 		t.Errorf("a container on an internal IPv6 network reached the outside: %q", got)
 	}
 	mustDocker(t, w, "network", "create", "v4net")
-	mustDocker(t, w, "run", "-d", "--name", "v4", "--network", "v4net", testworld.BusyboxImage, "sleep", "3600")
-	if out := strings.TrimSpace(mustDocker(t, w, "exec", "v4", "cat", "/proc/sys/net/ipv6/conf/eth0/disable_ipv6")); out != "1" {
+	mustDocker(t, w, "run", "-d", "--name", "v4c", "--network", "v4net", testworld.BusyboxImage, "sleep", "3600")
+	if out := strings.TrimSpace(mustDocker(t, w, "exec", "v4c", "cat", "/proc/sys/net/ipv6/conf/eth0/disable_ipv6")); out != "1" {
 		t.Errorf("eth0 of a container on an IPv4-only network: disable_ipv6 = %q, want 1", out)
 	}
 
-	mustDocker(t, w, "rm", "-f", "a", "b", "c", "i", "v4")
+	mustDocker(t, w, "rm", "-f", "v6a", "v6b", "v6c", "v6i", "v4c")
 	for _, n := range []string{"v6net", "auto6", "int6", "v4net"} {
 		mustDocker(t, w, "network", "rm", n)
 	}
