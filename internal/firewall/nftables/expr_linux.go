@@ -180,7 +180,9 @@ func (tr *translation) stmt(s firewall.Stmt) ([]expr.Any, error) {
 		return []expr.Any{&expr.Masq{}}, nil
 	case firewall.Verdict:
 		return verdict(s)
-	case firewall.L4ProtoMatch, firewall.DportMatch, firewall.RejectAdminProhibited:
+	case firewall.NfprotoIPv6:
+		return tr.ipv6Only(), nil
+	case firewall.L4ProtoMatch, firewall.DportMatch, firewall.RejectAdminProhibited, firewall.PublishedAnyAddr:
 		return inputStmt(s)
 	}
 	return tr.portStmt(s)
