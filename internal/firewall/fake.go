@@ -41,8 +41,7 @@ func (f *Fake) Rebuild(_ context.Context, nets []Network, ports ...PortMapping) 
 	f.setPorts(ports)
 	f.nets = map[string]Network{}
 	for _, n := range nets {
-		n.Subnet = n.Subnet.Masked()
-		f.nets[n.Bridge] = n
+		f.nets[n.Bridge] = n.Masked()
 	}
 	return nil
 }
@@ -56,7 +55,7 @@ func (f *Fake) AddNetwork(_ context.Context, n Network) error {
 		return err
 	}
 	next := f.others(n.Bridge)
-	n.Subnet = n.Subnet.Masked()
+	n = n.Masked()
 	if err := Validate(append(next, n)); err != nil {
 		return err
 	}

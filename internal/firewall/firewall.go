@@ -34,6 +34,14 @@ type Network struct {
 	HostAccess bool
 }
 
+// Masked returns n with its subnets masked (10.1.0.1/24 is 10.1.0.0/24):
+// the form Build uses, and that implementations remember.
+func (n Network) Masked() Network {
+	n.Subnet = n.Subnet.Masked()
+	n.Subnet6 = n.Subnet6.Masked()
+	return n
+}
+
 // Firewall is the packet filter as the network core sees it.
 // Every method is idempotent and applies its change as one atomic batch.
 type Firewall interface {

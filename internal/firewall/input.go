@@ -11,7 +11,10 @@ import "fmt"
 // neither touches. berth closes that door: packets that come in from a
 // berth bridge and are addressed to the host itself are refused, except
 //   - replies to connections the host opened (ct state established,related),
-//   - ICMP (ping the gateway, path MTU discovery, errors),
+//   - ICMP (ping the gateway, path MTU discovery, errors), and on a network
+//     with IPv6 ICMPv6 too, which also carries neighbour discovery (a
+//     container resolving its gateway's address), router solicitations
+//     and multicast listener reports: IPv6 on the bridge stops without it,
 //   - DNS (udp and tcp port 53), for a resolver on the host.
 // Refused, not dropped: an ICMP "administratively prohibited" makes the
 // client fail at once ("host is unreachable"), where a drop left
@@ -21,7 +24,12 @@ import "fmt"
 // Docker has it, for development set-ups that reach a service on the host.
 // Published ports are unaffected: their DNAT (prerouting) rewrites the
 // destination to the container before the routing decision, so they are
-// forwarded, never delivered to the host. The dispatch is one more
+// forwarded, never delivered to the host. Their IPv6 side is different:
+// the daemon's userland proxy (internal/portproxy) serves [::]:PORT for
+// each port published on every address, a socket of the host, so a
+// dual-stack network accepts IPv6 for the ports in ports_any, as its
+// containers reach the IPv4 side through DNAT. An internal network does
+// not: the proxy would carry its containers out. The dispatch is one more
 // per-interface verdict map, so the cost stays flat as networks grow.
 
 // MapHostIn maps a bridge (iifname) to the chain that decides its
@@ -48,13 +56,25 @@ func hostInRules(n Network) []Rule {
 	if n.HostAccess {
 		return []Rule{{Stmts: []Stmt{Counter{}, Verdict{Kind: Accept}}, Comment: "HOST ACCESS OPEN"}}
 	}
-	return []Rule{
-		{Stmts: []Stmt{CtEstablishedRelated{}, Verdict{Kind: Accept}}},
-		{Stmts: []Stmt{L4ProtoMatch{Proto: ProtoICMP}, Verdict{Kind: Accept}}},
-		{Stmts: []Stmt{DportMatch{Proto: ProtoUDP, Port: 53}, Verdict{Kind: Accept}}, Comment: "DNS"},
-		{Stmts: []Stmt{DportMatch{Proto: ProtoTCP, Port: 53}, Verdict{Kind: Accept}}, Comment: "DNS"},
-		{Stmts: []Stmt{Counter{}, RejectAdminProhibited{}}, Comment: "HOST ACCESS REFUSED"},
+	rules := make([]Rule, 0, 6)
+	rules = append(rules,
+		Rule{Stmts: []Stmt{CtEstablishedRelated{}, Verdict{Kind: Accept}}},
+		Rule{Stmts: []Stmt{L4ProtoMatch{Proto: ProtoICMP}, Verdict{Kind: Accept}}},
+	)
+	if n.Subnet6.IsValid() {
+		// Conntrack does not track neighbour discovery (its ct state is
+		// "invalid"), so the established rule above does not let it in.
+		rules = append(rules, Rule{Stmts: []Stmt{L4ProtoMatch{Proto: ProtoICMPv6}, Verdict{Kind: Accept}}})
+		if !n.Internal {
+			rules = append(rules, Rule{Stmts: []Stmt{NfprotoIPv6{}, PublishedAnyAddr{}, Verdict{Kind: Accept}}, Comment: "PUBLISHED PORTS"})
+		}
 	}
+	// DNS and the refusal match the transport header or nothing: both families.
+	return append(rules,
+		Rule{Stmts: []Stmt{DportMatch{Proto: ProtoUDP, Port: 53}, Verdict{Kind: Accept}}, Comment: "DNS"},
+		Rule{Stmts: []Stmt{DportMatch{Proto: ProtoTCP, Port: 53}, Verdict{Kind: Accept}}, Comment: "DNS"},
+		Rule{Stmts: []Stmt{Counter{}, RejectAdminProhibited{}}, Comment: "HOST ACCESS REFUSED"},
+	)
 }
 
 // RejectAdminProhibited ends a rule by refusing the packet with an ICMP
@@ -71,9 +91,10 @@ type L4Proto uint8
 
 // The protocols berth's rules name.
 const (
-	ProtoICMP L4Proto = 1
-	ProtoTCP  L4Proto = 6
-	ProtoUDP  L4Proto = 17
+	ProtoICMP   L4Proto = 1
+	ProtoTCP    L4Proto = 6
+	ProtoUDP    L4Proto = 17
+	ProtoICMPv6 L4Proto = 58
 )
 
 func (p L4Proto) String() string {
@@ -84,6 +105,8 @@ func (p L4Proto) String() string {
 		return "tcp"
 	case ProtoUDP:
 		return "udp"
+	case ProtoICMPv6:
+		return "ipv6-icmp" // nft's name, from /etc/protocols
 	}
 	return fmt.Sprint(uint8(p))
 }
@@ -101,5 +124,19 @@ type DportMatch struct {
 
 func (m DportMatch) String() string { return fmt.Sprintf("%s dport %d", m.Proto, m.Port) }
 
-func (L4ProtoMatch) isStmt() {}
-func (DportMatch) isStmt()   {}
+// NfprotoIPv6 matches IPv6 packets ("meta nfproto ipv6").
+type NfprotoIPv6 struct{}
+
+func (NfprotoIPv6) String() string { return "meta nfproto ipv6" }
+
+// PublishedAnyAddr matches a packet whose protocol and destination port
+// are a port published on every address: a key of ports_any, used as a
+// set ("meta l4proto . th dport @ports_any").
+type PublishedAnyAddr struct{}
+
+func (PublishedAnyAddr) String() string { return "meta l4proto . th dport @" + MapPortsAny }
+
+func (L4ProtoMatch) isStmt()     {}
+func (DportMatch) isStmt()       {}
+func (NfprotoIPv6) isStmt()      {}
+func (PublishedAnyAddr) isStmt() {}

@@ -94,6 +94,7 @@ const (
 	KeyIPv4Prefix                   // ipv4_addr with flags interval; one element per subnet
 	KeyProtoPort                    // inet_proto . inet_service → ipv4_addr . inet_service (ports.go)
 	KeyAddrProtoPort                // ipv4_addr . inet_proto . inet_service → ipv4_addr . inet_service
+	KeyIPv6Prefix                   // ipv6_addr with flags interval; one element per IPv6 subnet
 )
 
 // Map is a verdict map, or a port map (ports.go), and its elements.
@@ -167,18 +168,20 @@ type CtEstablishedRelated struct{}
 
 func (CtEstablishedRelated) String() string { return "ct state established,related" }
 
-// AddrField is the IPv4 header field an address match reads.
+// AddrField is the header field an address match reads.
 type AddrField int
 
-// IPv4 address fields.
+// Address fields.
 const (
 	Saddr AddrField = iota
 	Daddr
 )
 
-func (f AddrField) String() string { return [...]string{"ip saddr", "ip daddr"}[f] }
+func (f AddrField) String() string { return [...]string{"saddr", "daddr"}[f] }
 
-// AddrMatch matches an IPv4 source or destination against a prefix.
+// AddrMatch matches the source or destination against a prefix. The
+// prefix's family picks the header: "ip saddr" for IPv4, "ip6 saddr" for
+// IPv6; a packet of the other family never matches, negated or not.
 type AddrMatch struct {
 	Field  AddrField
 	Negate bool
@@ -190,7 +193,11 @@ func (m AddrMatch) String() string {
 	if m.Prefix.IsSingleIP() {
 		p = m.Prefix.Addr().String() // nft prints a full-length prefix as an address
 	}
-	return m.Field.String() + neg(m.Negate) + p
+	fam := "ip "
+	if m.Prefix.Addr().Is6() {
+		fam = "ip6 "
+	}
+	return fam + m.Field.String() + neg(m.Negate) + p
 }
 
 // LookupKey is what a verdict-map lookup uses as the key.
@@ -200,10 +207,13 @@ type LookupKey int
 const (
 	LookupIifname LookupKey = iota
 	LookupOifname
-	LookupDaddr
+	LookupDaddr  // IPv4 destination
+	LookupDaddr6 // IPv6 destination
 )
 
-func (k LookupKey) String() string { return [...]string{"iifname", "oifname", "ip daddr"}[k] }
+func (k LookupKey) String() string {
+	return [...]string{"iifname", "oifname", "ip daddr", "ip6 daddr"}[k]
+}
 
 // VmapLookup jumps to the verdict the map holds for the packet's key; a
 // packet whose key is not in the map continues with the next rule.

@@ -36,6 +36,8 @@ func writeMap(b *strings.Builder, m Map) {
 		b.WriteString("\t\ttype ifname : verdict\n")
 	case KeyIPv4Prefix:
 		b.WriteString("\t\ttype ipv4_addr : verdict\n\t\tflags interval\n")
+	case KeyIPv6Prefix:
+		b.WriteString("\t\ttype ipv6_addr : verdict\n\t\tflags interval\n")
 	case KeyProtoPort:
 		b.WriteString("\t\ttype inet_proto . inet_service : ipv4_addr . inet_service\n")
 	case KeyAddrProtoPort:

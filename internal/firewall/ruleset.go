@@ -22,6 +22,8 @@ const (
 	MapFwdOut = "fwd_out" // iifname → chain for traffic routed out of a bridge
 	MapNatOut = "nat_out" // iifname → chain that masquerades a bridge's traffic
 	MapDirect = "direct"  // subnet → chain that drops direct access from elsewhere
+	// MapDirect6 is MapDirect for IPv6 subnets: a map has one key type.
+	MapDirect6 = "direct6"
 )
 
 // Base chains.
@@ -32,10 +34,11 @@ const (
 )
 
 // Per-network chain names: the prefix, two underscores, the bridge.
-func chainFwdIn(br string) string  { return "fwd_in__" + br }
-func chainFwdOut(br string) string { return "fwd_out__" + br }
-func chainNatOut(br string) string { return "nat_out__" + br }
-func chainDirect(br string) string { return "direct__" + br }
+func chainFwdIn(br string) string   { return "fwd_in__" + br }
+func chainFwdOut(br string) string  { return "fwd_out__" + br }
+func chainNatOut(br string) string  { return "nat_out__" + br }
+func chainDirect(br string) string  { return "direct__" + br }
+func chainDirect6(br string) string { return "direct6__" + br }
 
 // Ruleset is the complete content of berth's table.
 type Ruleset struct {
@@ -96,6 +99,7 @@ func baseMaps() []Map {
 		{Name: MapFwdOut, Key: KeyIfname},
 		{Name: MapNatOut, Key: KeyIfname},
 		{Name: MapDirect, Key: KeyIPv4Prefix},
+		{Name: MapDirect6, Key: KeyIPv6Prefix},
 		{Name: MapNatIn, Key: KeyIfname},
 		{Name: MapFwdInternal, Key: KeyIfname},
 		{Name: MapHostIn, Key: KeyIfname},
@@ -135,6 +139,7 @@ func baseChains() []Chain {
 			Base: &BaseChain{Type: TypeFilter, Hook: HookPrerouting, Priority: PriorityRaw},
 			Rules: []Rule{
 				{Stmts: []Stmt{VmapLookup{Key: LookupDaddr, Map: MapDirect}}},
+				{Stmts: []Stmt{VmapLookup{Key: LookupDaddr6, Map: MapDirect6}}},
 			},
 		},
 		natChains()[0], natChains()[1],
@@ -143,7 +148,12 @@ func baseChains() []Chain {
 }
 
 // rulesFor builds one validated network's chains, mirroring Docker 29's
-// nftables backend (nftabler/network.go) for gateway mode "nat".
+// nftables backend (nftabler/network.go) for gateway mode "nat". A network
+// with an IPv6 subnet gets the IPv6 twin of each rule that matches an
+// address, as Docker 28's ip6tables rules mirror its iptables rules
+// (iptabler/network.go, endpoint.go); the rules that match only
+// interfaces or conntrack state serve both families as they are, since
+// the table is inet.
 func rulesFor(n Network) NetworkRules {
 	br := n.Bridge
 	nr := NetworkRules{Bridge: br}
@@ -167,11 +177,18 @@ func rulesFor(n Network) NetworkRules {
 	add(chainFwdOut(br), MapFwdOut, byIf, []Rule{accept("OUTGOING")})
 	add(chainNatIn(br), MapNatIn, byIf, []Rule{hairpinRule(n)})
 	if n.Masquerade {
-		add(chainNatOut(br), MapNatOut, byIf, []Rule{masqueradeRule(n)})
+		masq := []Rule{masqueradeRule(br, n.Subnet)}
+		if n.Subnet6.IsValid() {
+			masq = append(masq, masqueradeRule(br, n.Subnet6))
+		}
+		add(chainNatOut(br), MapNatOut, byIf, masq)
 		// Docker drops direct access in nat mode only: without NAT the subnet
 		// is meant to be routed to, and the forward chain still drops
 		// unsolicited inbound traffic.
-		add(chainDirect(br), MapDirect, Element{Prefix: n.Subnet}, []Rule{directAccessRule(n)})
+		add(chainDirect(br), MapDirect, Element{Prefix: n.Subnet}, []Rule{directAccessRule(br, n.Gateway)})
+		if n.Subnet6.IsValid() {
+			add(chainDirect6(br), MapDirect6, Element{Prefix: n.Subnet6}, []Rule{directAccessRule(br, n.Gateway6)})
+		}
 	}
 	return nr
 }
@@ -221,11 +238,14 @@ func iccRule(n Network, match ...Stmt) Rule {
 	return Rule{Stmts: append(match, Counter{}, Verdict{Kind: Drop}), Comment: "ICC"}
 }
 
-func masqueradeRule(n Network) Rule {
+// masqueradeRule NATs what the subnet (IPv4 or IPv6) sends out of any
+// other interface: Docker's "-s SUBNET ! -o BRIDGE -j MASQUERADE", in
+// iptables and ip6tables alike.
+func masqueradeRule(br string, subnet netip.Prefix) Rule {
 	return Rule{
 		Stmts: []Stmt{
-			IfnameMatch{Dir: Out, Negate: true, Name: n.Bridge},
-			AddrMatch{Field: Saddr, Prefix: n.Subnet},
+			IfnameMatch{Dir: Out, Negate: true, Name: br},
+			AddrMatch{Field: Saddr, Prefix: subnet},
 			Masquerade{},
 		},
 		Comment: "MASQUERADE",
@@ -234,21 +254,24 @@ func masqueradeRule(n Network) Rule {
 
 // directAccessRule drops packets for the subnet's containers that arrive on
 // any interface but the bridge. Loopback is spared as Docker spares it, and
-// so is the gateway: it is one of the host's addresses, as reachable as any
-// other (Docker's raw drop names container addresses only). Dropping it
-// too broke a published port reached through another network's gateway
-// address, and the replies to the host's own connections from that
-// address into a container of another bridge.
-func directAccessRule(n Network) Rule {
+// so is the gateway gw (IPv4 or IPv6; invalid: none): it is one of the
+// host's addresses, as reachable as any other (Docker's raw drop names
+// container addresses only). Dropping it too broke a published port
+// reached through another network's gateway address, and the replies to
+// the host's own connections from that address into a container of
+// another bridge. Neighbour discovery is untouched: its packets for the
+// containers come from the bridge, and those from elsewhere are for
+// link-local or multicast addresses, outside the subnet.
+func directAccessRule(br string, gw netip.Addr) Rule {
 	// The interface tests come first: a packet from the network's own
 	// bridge (every container-to-container packet, when br_netfilter
 	// passes bridged traffic through this hook) stops at the first one.
 	stmts := []Stmt{
-		IfnameMatch{Dir: In, Negate: true, Name: n.Bridge},
+		IfnameMatch{Dir: In, Negate: true, Name: br},
 		IfnameMatch{Dir: In, Negate: true, Name: "lo"},
 	}
-	if n.Gateway.IsValid() {
-		stmts = append(stmts, AddrMatch{Field: Daddr, Negate: true, Prefix: netip.PrefixFrom(n.Gateway, 32)})
+	if gw.IsValid() {
+		stmts = append(stmts, AddrMatch{Field: Daddr, Negate: true, Prefix: netip.PrefixFrom(gw, gw.BitLen())})
 	}
 	stmts = append(stmts, Counter{}, Verdict{Kind: Drop})
 	return Rule{Stmts: stmts, Comment: "DIRECT ACCESS DROP"}
@@ -276,6 +299,28 @@ func validate(n Network) (Network, error) {
 	n.Subnet = n.Subnet.Masked()
 	if n.Gateway.IsValid() && !n.Subnet.Contains(n.Gateway) {
 		return n, errdefs.Invalid("bridge %q: gateway %s is not in subnet %s", n.Bridge, n.Gateway, n.Subnet)
+	}
+	return validate6(n)
+}
+
+// validate6 checks the IPv6 side of a network, if it has one, and masks
+// its subnet.
+func validate6(n Network) (Network, error) {
+	if !n.Subnet6.IsValid() {
+		if n.Gateway6.IsValid() {
+			return n, errdefs.Invalid("bridge %q: IPv6 gateway %s needs an IPv6 subnet", n.Bridge, n.Gateway6)
+		}
+		return n, nil
+	}
+	if a := n.Subnet6.Addr(); !a.Is6() || a.Is4In6() {
+		return n, errdefs.Invalid("bridge %q: IPv6 subnet %q is not an IPv6 prefix", n.Bridge, n.Subnet6)
+	}
+	if n.Subnet6.Bits() == 0 {
+		return n, errdefs.Invalid("bridge %q: IPv6 subnet %s covers every address", n.Bridge, n.Subnet6)
+	}
+	n.Subnet6 = n.Subnet6.Masked()
+	if n.Gateway6.IsValid() && !n.Subnet6.Contains(n.Gateway6) {
+		return n, errdefs.Invalid("bridge %q: IPv6 gateway %s is not in subnet %s", n.Bridge, n.Gateway6, n.Subnet6)
 	}
 	return n, nil
 }
@@ -315,14 +360,38 @@ func validateAll(nets []Network) ([]Network, error) {
 			return nil, errdefs.Conflict("bridge %q is given twice", out[i].Bridge)
 		}
 	}
-	byAddr := slices.Clone(out)
-	slices.SortFunc(byAddr, func(a, b Network) int { return a.Subnet.Addr().Compare(b.Subnet.Addr()) })
+	if err := checkOverlaps(out, func(n Network) netip.Prefix { return n.Subnet }); err != nil {
+		return nil, err
+	}
+	if err := checkOverlaps(out, func(n Network) netip.Prefix { return n.Subnet6 }); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// checkOverlaps returns a conflict if the subnets that subnet picks from
+// nets overlap; networks whose pick is invalid are left out.
+func checkOverlaps(nets []Network, subnet func(Network) netip.Prefix) error {
+	type owned struct {
+		subnet netip.Prefix
+		bridge string
+	}
+	var byAddr []owned // nil while no network has the family: no allocation
+	for _, n := range nets {
+		if p := subnet(n); p.IsValid() {
+			if byAddr == nil {
+				byAddr = make([]owned, 0, len(nets))
+			}
+			byAddr = append(byAddr, owned{p, n.Bridge})
+		}
+	}
+	slices.SortFunc(byAddr, func(a, b owned) int { return a.subnet.Addr().Compare(b.subnet.Addr()) })
 	for i := 1; i < len(byAddr); i++ {
 		// Sorted by start address, a prefix can only overlap its predecessor
 		// if the predecessor contains its start.
-		if a, b := byAddr[i-1], byAddr[i]; a.Subnet.Overlaps(b.Subnet) {
-			return nil, errdefs.Conflict("subnet %s of bridge %q overlaps bridge %q (%s)", b.Subnet, b.Bridge, a.Bridge, a.Subnet)
+		if a, b := byAddr[i-1], byAddr[i]; a.subnet.Overlaps(b.subnet) {
+			return errdefs.Conflict("subnet %s of bridge %q overlaps bridge %q (%s)", b.subnet, b.bridge, a.bridge, a.subnet)
 		}
 	}
-	return out, nil
+	return nil
 }

@@ -37,6 +37,7 @@ var goldenCases = []struct {
 		defaultBridge,
 		{Bridge: "br-nomasq", Subnet: netip.MustParsePrefix("192.168.16.0/20"), ICC: true},
 	}},
+	{"dual-stack", dualStack},
 }
 
 func TestBuildGolden(t *testing.T) {
@@ -143,7 +144,7 @@ func TestInternalNetworkHasNoWayOut(t *testing.T) {
 }
 
 func TestBuildRejectsBadInput(t *testing.T) {
-	p := netip.MustParsePrefix
+	p, a := netip.MustParsePrefix, netip.MustParseAddr
 	ok := Network{Bridge: "br-ok", Subnet: p("10.0.0.0/24")}
 	tests := []struct {
 		name string
@@ -164,6 +165,22 @@ func TestBuildRejectsBadInput(t *testing.T) {
 		{"same subnet", []Network{ok, {Bridge: "br-2", Subnet: p("10.0.0.0/24")}}, errdefs.KindConflict},
 		{"subnet inside another", []Network{ok, {Bridge: "br-2", Subnet: p("10.0.0.128/25")}}, errdefs.KindConflict},
 		{"subnet around another", []Network{ok, {Bridge: "br-2", Subnet: p("10.0.0.0/8")}}, errdefs.KindConflict},
+		{"ipv4 subnet6", []Network{{Bridge: "br-1", Subnet: p("10.0.0.0/24"), Subnet6: p("10.1.0.0/24")}}, errdefs.KindInvalid},
+		{"4in6 subnet6", []Network{{Bridge: "br-1", Subnet: p("10.0.0.0/24"), Subnet6: p("::ffff:10.1.0.0/120")}}, errdefs.KindInvalid},
+		{"whole ipv6 space", []Network{{Bridge: "br-1", Subnet: p("10.0.0.0/24"), Subnet6: p("::/0")}}, errdefs.KindInvalid},
+		{"gateway6 outside subnet6", []Network{{Bridge: "br-1", Subnet: p("10.0.0.0/24"), Subnet6: p("fd00:1::/64"), Gateway6: a("fd00:2::1")}}, errdefs.KindInvalid},
+		{"ipv4 gateway6", []Network{{Bridge: "br-1", Subnet: p("10.0.0.0/24"), Subnet6: p("fd00:1::/64"), Gateway6: a("10.0.0.1")}}, errdefs.KindInvalid},
+		{"gateway6 without subnet6", []Network{{Bridge: "br-1", Subnet: p("10.0.0.0/24"), Gateway6: a("fd00:1::1")}}, errdefs.KindInvalid},
+		{"ipv6 only", []Network{{Bridge: "br-1", Subnet6: p("fd00:1::/64")}}, errdefs.KindInvalid},
+		{"same subnet6", []Network{
+			{Bridge: "br-1", Subnet: p("10.0.0.0/24"), Subnet6: p("fd00:1::/64")},
+			{Bridge: "br-2", Subnet: p("10.0.1.0/24"), Subnet6: p("fd00:1::/64")},
+		}, errdefs.KindConflict},
+		{"subnet6 inside another", []Network{
+			{Bridge: "br-1", Subnet: p("10.0.0.0/24"), Subnet6: p("fd00:1::/48")},
+			{Bridge: "br-2", Subnet: p("10.0.1.0/24")}, // no IPv6: left out of the check
+			{Bridge: "br-3", Subnet: p("10.0.2.0/24"), Subnet6: p("fd00:1:0:5::/64")},
+		}, errdefs.KindConflict},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -189,6 +206,10 @@ func TestStatementText(t *testing.T) {
 		{AddrMatch{Field: Saddr, Prefix: netip.MustParsePrefix("172.17.0.0/16")}, "ip saddr 172.17.0.0/16"},
 		{AddrMatch{Field: Daddr, Negate: true, Prefix: netip.MustParsePrefix("10.0.0.1/32")}, "ip daddr != 10.0.0.1"},
 		{VmapLookup{Key: LookupDaddr, Map: MapDirect}, "ip daddr vmap @direct"},
+		{AddrMatch{Field: Saddr, Prefix: netip.MustParsePrefix("fd00:1::/64")}, "ip6 saddr fd00:1::/64"},
+		{AddrMatch{Field: Daddr, Negate: true, Prefix: netip.MustParsePrefix("fd00:1::1/128")}, "ip6 daddr != fd00:1::1"},
+		{VmapLookup{Key: LookupDaddr6, Map: MapDirect6}, "ip6 daddr vmap @direct6"},
+		{L4ProtoMatch{Proto: ProtoICMPv6}, "meta l4proto ipv6-icmp"},
 		{Counter{}, "counter"},
 		{Masquerade{}, "masquerade"},
 		{Verdict{Kind: Jump, Chain: "x"}, "jump x"},

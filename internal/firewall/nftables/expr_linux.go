@@ -1,9 +1,7 @@
 package nftables
 
 import (
-	"encoding/binary"
 	"fmt"
-	"math"
 	"net/netip"
 
 	"github.com/berth-net/berth/internal/firewall"
@@ -28,6 +26,7 @@ var setIDs = map[string]uint32{
 	firewall.MapFwdOut:      2,
 	firewall.MapNatOut:      3,
 	firewall.MapDirect:      4,
+	firewall.MapDirect6:     10,
 	firewall.MapNatIn:       7,
 	firewall.MapFwdInternal: 9,
 	firewall.MapHostIn:      8,
@@ -50,8 +49,13 @@ func nftSet(m firewall.Map) *nftlib.Set {
 		// names as "".
 		KeyByteOrder: binaryutil.NativeEndian,
 	}
-	if m.Key == firewall.KeyIPv4Prefix {
+	switch m.Key {
+	case firewall.KeyIPv4Prefix:
 		s.KeyType = nftlib.TypeIPAddr
+		s.KeyByteOrder = binaryutil.BigEndian
+		s.Interval = true
+	case firewall.KeyIPv6Prefix:
+		s.KeyType = nftlib.TypeIP6Addr
 		s.KeyByteOrder = binaryutil.BigEndian
 		s.Interval = true
 	}
@@ -81,21 +85,24 @@ func nftElements(e firewall.Element, withData bool) []nftlib.SetElement {
 	start := e.Prefix.Masked().Addr()
 	out := []nftlib.SetElement{{Key: start.AsSlice(), VerdictData: v}}
 	// The end is exclusive: the first address after the prefix. A prefix
-	// that ends at 255.255.255.255 has none, and nft sends none either.
+	// that ends at the last address (255.255.255.255, or all ones in
+	// IPv6) has none, and nft sends none either.
 	if end, ok := afterPrefix(e.Prefix); ok {
 		out = append(out, nftlib.SetElement{Key: end.AsSlice(), IntervalEnd: true})
 	}
 	return out
 }
 
-// afterPrefix returns the first address after p, if there is one.
+// afterPrefix returns the first address after p, if there is one: the
+// last address of p (its host bits set) plus one.
 func afterPrefix(p netip.Prefix) (netip.Addr, bool) {
-	start := binary.BigEndian.Uint32(p.Masked().Addr().AsSlice())
-	end := uint64(start) + 1<<(32-p.Bits())
-	if end > math.MaxUint32 {
-		return netip.Addr{}, false
+	last := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(last)*8; i++ {
+		last[i/8] |= 0x80 >> (i % 8)
 	}
-	return netip.AddrFrom4([4]byte(binary.BigEndian.AppendUint32(nil, uint32(end)))), true
+	end, _ := netip.AddrFromSlice(last)
+	end = end.Next()
+	return end, end.IsValid()
 }
 
 func nftChain(c firewall.Chain) *nftlib.Chain {
@@ -140,9 +147,10 @@ func nftRule(ch *nftlib.Chain, r firewall.Rule) (*nftlib.Rule, error) {
 }
 
 // translation carries what a rule has already established, as nft does:
-// the IPv4 dependency is emitted once per rule, not once per address match.
+// the IPv4 or IPv6 dependency is emitted once per rule, not once per
+// address match.
 type translation struct {
-	ipv4 bool
+	ipv4, ipv6 bool
 }
 
 func (tr *translation) stmt(s firewall.Stmt) ([]expr.Any, error) {
@@ -172,33 +180,44 @@ func (tr *translation) stmt(s firewall.Stmt) ([]expr.Any, error) {
 		return []expr.Any{&expr.Masq{}}, nil
 	case firewall.Verdict:
 		return verdict(s)
-	case firewall.L4ProtoMatch, firewall.DportMatch, firewall.RejectAdminProhibited:
+	case firewall.NfprotoIPv6:
+		return tr.ipv6Only(), nil
+	case firewall.L4ProtoMatch, firewall.DportMatch, firewall.RejectAdminProhibited, firewall.PublishedAnyAddr:
 		return inputStmt(s)
 	}
 	return tr.portStmt(s)
 }
 
 // addrMatch compares the address field against the prefix the way nft
-// does: a byte-aligned prefix loads only its bytes; any other loads all four
-// and masks them.
+// does: a byte-aligned prefix loads only its bytes; any other loads the
+// whole address (4 bytes, or 16 for IPv6) and masks it.
 func (tr *translation) addrMatch(m firewall.AddrMatch) ([]expr.Any, error) {
-	if !m.Prefix.Addr().Is4() {
-		return nil, fmt.Errorf("prefix %s is not IPv4", m.Prefix)
+	a := m.Prefix.Addr()
+	if !m.Prefix.IsValid() || a.Is4In6() {
+		return nil, fmt.Errorf("prefix %s is neither IPv4 nor IPv6", m.Prefix)
 	}
 	bits := m.Prefix.Bits()
 	if bits <= 0 {
 		return nil, fmt.Errorf("prefix %s matches every address", m.Prefix)
 	}
-	n := uint32(4)
+	size := uint32(a.BitLen() / 8)
+	n := size
 	if bits%8 == 0 {
 		n = uint32(bits / 8)
 	}
-	exprs := append(tr.ipv4Only(), &expr.Payload{
-		DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: addrOffset(m.Field), Len: n,
-	})
+	var exprs []expr.Any
+	if a.Is4() {
+		exprs = append(tr.ipv4Only(), &expr.Payload{
+			DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: addrOffset(m.Field), Len: n,
+		})
+	} else {
+		exprs = append(tr.ipv6Only(), &expr.Payload{
+			DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: addr6Offset(m.Field), Len: n,
+		})
+	}
 	if bits%8 != 0 {
 		exprs = append(exprs, &expr.Bitwise{
-			SourceRegister: 1, DestRegister: 1, Len: n, Mask: net4Mask(bits), Xor: make([]byte, n),
+			SourceRegister: 1, DestRegister: 1, Len: n, Mask: netMask(bits, int(size)), Xor: make([]byte, n),
 		})
 	}
 	addr := m.Prefix.Masked().Addr().AsSlice()[:n]
@@ -215,6 +234,10 @@ func (tr *translation) vmapLookup(v firewall.VmapLookup) ([]expr.Any, error) {
 	case firewall.LookupDaddr:
 		load = append(tr.ipv4Only(), &expr.Payload{
 			DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: addrOffset(firewall.Daddr), Len: 4,
+		})
+	case firewall.LookupDaddr6:
+		load = append(tr.ipv6Only(), &expr.Payload{
+			DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: addr6Offset(firewall.Daddr), Len: 16,
 		})
 	default:
 		return nil, fmt.Errorf("unknown lookup key %d", v.Key)
@@ -254,11 +277,32 @@ func (tr *translation) ipv4Only() []expr.Any {
 	}
 }
 
+// ipv6Only is ipv4Only for IPv6 header fields.
+func (tr *translation) ipv6Only() []expr.Any {
+	if tr.ipv6 {
+		return nil
+	}
+	tr.ipv6 = true
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV6}},
+	}
+}
+
+// addrOffset is the field's offset in the IPv4 header.
 func addrOffset(f firewall.AddrField) uint32 {
 	if f == firewall.Daddr {
 		return 16
 	}
 	return 12
+}
+
+// addr6Offset is the field's offset in the IPv6 header.
+func addr6Offset(f firewall.AddrField) uint32 {
+	if f == firewall.Daddr {
+		return 24
+	}
+	return 8
 }
 
 func ifnameKey(d firewall.Dir) expr.MetaKey {
@@ -283,7 +327,12 @@ func ifname(name string) []byte {
 	return b
 }
 
-// net4Mask is the 4-byte network mask of a prefix length.
-func net4Mask(bits int) []byte {
-	return binary.BigEndian.AppendUint32(nil, ^uint32(0)<<(32-bits))
+// netMask is the network mask of a prefix length, size bytes long (4 for
+// IPv4, 16 for IPv6).
+func netMask(bits, size int) []byte {
+	m := make([]byte, size)
+	for i := range bits {
+		m[i/8] |= 0x80 >> (i % 8)
+	}
+	return m
 }

@@ -143,6 +143,106 @@ var ruleCases = []struct {
 		},
 	},
 	{
+		rule: firewall.Rule{Stmts: []firewall.Stmt{
+			firewall.IfnameMatch{Dir: firewall.Out, Negate: true, Name: "br0"},
+			firewall.AddrMatch{Field: firewall.Saddr, Prefix: netip.MustParsePrefix("fd00:1::/64")},
+			firewall.Masquerade{},
+		}},
+		text: `oifname != "br0" ip6 saddr fd00:1::/64 masquerade`,
+		debug: `[ meta load oifname => reg 1 ]
+		        [ cmp neq reg 1 0x00307262 0x00000000 0x00000000 0x00000000 ]
+		        [ meta load nfproto => reg 1 ]
+		        [ cmp eq reg 1 0x0000000a ]
+		        [ payload load 8b @ network header + 8 => reg 1 ]
+		        [ cmp eq reg 1 0x010000fd 0x00000000 ]
+		        [ masq ]`,
+		want: []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte("br0\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")},
+			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV6}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 8},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0xfd, 0, 0, 1, 0, 0, 0, 0}},
+			&expr.Masq{},
+		},
+	},
+	{
+		// An unaligned IPv6 prefix loads all 16 bytes and masks them; the
+		// IPv6 dependency comes once however many addresses the rule reads.
+		rule: firewall.Rule{Stmts: []firewall.Stmt{
+			firewall.AddrMatch{Field: firewall.Saddr, Prefix: netip.MustParsePrefix("fd00:1::/60")},
+			firewall.AddrMatch{Field: firewall.Daddr, Negate: true, Prefix: netip.MustParsePrefix("fd00:1::1/128")},
+			firewall.Verdict{Kind: firewall.Return},
+		}},
+		text: "ip6 saddr fd00:1::/60 ip6 daddr != fd00:1::1 return",
+		debug: `[ meta load nfproto => reg 1 ]
+		        [ cmp eq reg 1 0x0000000a ]
+		        [ payload load 16b @ network header + 8 => reg 1 ]
+		        [ bitwise reg 1 = ( reg 1 & 0xffffffff 0xf0ffffff 0x00000000 0x00000000 ) ^ 0x00000000 0x00000000 0x00000000 0x00000000 ]
+		        [ cmp eq reg 1 0x010000fd 0x00000000 0x00000000 0x00000000 ]
+		        [ payload load 16b @ network header + 24 => reg 1 ]
+		        [ cmp neq reg 1 0x010000fd 0x00000000 0x00000000 0x01000000 ]
+		        [ immediate reg 0 return ]`,
+		want: []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV6}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 16,
+				Mask: []byte{255, 255, 255, 255, 255, 255, 255, 240, 0, 0, 0, 0, 0, 0, 0, 0}, Xor: make([]byte, 16)},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0xfd, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 24, Len: 16},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0xfd, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}},
+			&expr.Verdict{Kind: expr.VerdictReturn},
+		},
+	},
+	{
+		rule: firewall.Rule{Stmts: []firewall.Stmt{firewall.VmapLookup{Key: firewall.LookupDaddr6, Map: firewall.MapDirect6}}},
+		text: "ip6 daddr vmap @direct6",
+		debug: `[ meta load nfproto => reg 1 ]
+		        [ cmp eq reg 1 0x0000000a ]
+		        [ payload load 16b @ network header + 24 => reg 1 ]
+		        [ lookup reg 1 set direct6 dreg 0 ]`,
+		want: []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV6}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 24, Len: 16},
+			&expr.Lookup{SourceRegister: 1, DestRegister: 0, IsDestRegSet: true, SetName: "direct6", SetID: setIDs["direct6"]},
+		},
+	},
+	{
+		rule: firewall.Rule{Stmts: []firewall.Stmt{firewall.L4ProtoMatch{Proto: firewall.ProtoICMPv6}, firewall.Verdict{Kind: firewall.Accept}}},
+		text: "meta l4proto ipv6-icmp accept",
+		debug: `[ meta load l4proto => reg 1 ]
+		        [ cmp eq reg 1 0x0000003a ]
+		        [ immediate reg 0 accept ]`,
+		want: []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{58}},
+			&expr.Verdict{Kind: expr.VerdictAccept},
+		},
+	},
+	{
+		rule: firewall.Rule{
+			Stmts:   []firewall.Stmt{firewall.NfprotoIPv6{}, firewall.PublishedAnyAddr{}, firewall.Verdict{Kind: firewall.Accept}},
+			Comment: "PUBLISHED PORTS",
+		},
+		text: `meta nfproto ipv6 meta l4proto . th dport @ports_any accept comment "PUBLISHED PORTS"`,
+		debug: `[ meta load nfproto => reg 1 ]
+		        [ cmp eq reg 1 0x0000000a ]
+		        [ meta load l4proto => reg 1 ]
+		        [ payload load 2b @ transport header + 2 => reg 9 ]
+		        [ lookup reg 1 set ports_any ]
+		        [ immediate reg 0 accept ]`,
+		want: []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV6}},
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Payload{DestRegister: 9, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			&expr.Lookup{SourceRegister: 1, SetName: "ports_any", SetID: setIDs["ports_any"]},
+			&expr.Verdict{Kind: expr.VerdictAccept},
+		},
+	},
+	{
 		rule: firewall.Rule{Stmts: []firewall.Stmt{firewall.Counter{}, firewall.RejectAdminProhibited{}}},
 		text: "counter reject with icmpx admin-prohibited",
 		debug: `[ counter pkts 0 bytes 0 ]
@@ -195,6 +295,20 @@ func TestElements(t *testing.T) {
 			[]nftlib.SetElement{{Key: []byte{172, 17, 0, 0}, VerdictData: jump}, {Key: []byte{172, 18, 0, 0}, IntervalEnd: true}}},
 		{"prefix at the top", firewall.Element{Prefix: netip.MustParsePrefix("255.255.255.0/24"), Jump: "x"},
 			[]nftlib.SetElement{{Key: []byte{255, 255, 255, 0}, VerdictData: jump}}},
+		{"unaligned prefix", firewall.Element{Prefix: netip.MustParsePrefix("10.0.0.0/23"), Jump: "x"},
+			[]nftlib.SetElement{{Key: []byte{10, 0, 0, 0}, VerdictData: jump}, {Key: []byte{10, 0, 2, 0}, IntervalEnd: true}}},
+		{"ipv6 prefix", firewall.Element{Prefix: netip.MustParsePrefix("fd00:1::/64"), Jump: "x"},
+			[]nftlib.SetElement{
+				{Key: []byte{0xfd, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, VerdictData: jump},
+				{Key: []byte{0xfd, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0}, IntervalEnd: true},
+			}},
+		{"unaligned ipv6 prefix", firewall.Element{Prefix: netip.MustParsePrefix("fd00:aa:bb:c0::/58"), Jump: "x"},
+			[]nftlib.SetElement{
+				{Key: []byte{0xfd, 0, 0, 0xaa, 0, 0xbb, 0, 0xc0, 0, 0, 0, 0, 0, 0, 0, 0}, VerdictData: jump},
+				{Key: []byte{0xfd, 0, 0, 0xaa, 0, 0xbb, 1, 0x00, 0, 0, 0, 0, 0, 0, 0, 0}, IntervalEnd: true},
+			}},
+		{"ipv6 prefix at the top", firewall.Element{Prefix: netip.MustParsePrefix("ffff:ffff:ffff:ffff::/64"), Jump: "x"},
+			[]nftlib.SetElement{{Key: []byte{255, 255, 255, 255, 255, 255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0}, VerdictData: jump}}},
 	}
 	for _, tc := range tests {
 		if diff := cmp.Diff(tc.want, nftElements(tc.el, true)); diff != "" {
@@ -208,8 +322,9 @@ func TestUntranslatableRules(t *testing.T) {
 		"unknown verdict": firewall.Verdict{Kind: firewall.VerdictKind(99)},
 		"unknown map":     firewall.VmapLookup{Key: firewall.LookupIifname, Map: "nope"},
 		"unknown key":     firewall.VmapLookup{Key: firewall.LookupKey(99), Map: firewall.MapFwdIn},
-		"ipv6 prefix":     firewall.AddrMatch{Prefix: netip.MustParsePrefix("fd00::/64")},
+		"4in6 prefix":     firewall.AddrMatch{Prefix: netip.MustParsePrefix("::ffff:10.0.0.0/104")},
 		"zero-bit prefix": firewall.AddrMatch{Prefix: netip.MustParsePrefix("0.0.0.0/0")},
+		"zero-bit ipv6":   firewall.AddrMatch{Prefix: netip.MustParsePrefix("::/0")},
 		"invalid prefix":  firewall.AddrMatch{},
 	}
 	for name, s := range tests {

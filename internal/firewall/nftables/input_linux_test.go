@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -14,12 +15,21 @@ import (
 	"github.com/berth-net/berth/internal/sandbox"
 )
 
+// tcpNet is the network of a host:port: tcp6 for "[::1]:80", tcp4 for
+// "127.0.0.1:80", so that neither family's socket takes the other's too.
+func tcpNet(addr string) string {
+	if strings.HasPrefix(addr, "[") {
+		return "tcp6"
+	}
+	return "tcp4"
+}
+
 // listen serves "hi" on TCP addr inside the namespace ns until the test ends.
 func listen(t *testing.T, ns, addr string) {
 	t.Helper()
 	var l net.Listener
 	if err := sandbox.Do(ns, func() (err error) {
-		l, err = net.Listen("tcp4", addr)
+		l, err = net.Listen(tcpNet(addr), addr)
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -44,7 +54,7 @@ func connects(t *testing.T, ns, addr string) bool {
 	t.Helper()
 	var got []byte
 	err := sandbox.Do(ns, func() error {
-		c, err := net.DialTimeout("tcp4", addr, 2*time.Second)
+		c, err := net.DialTimeout(tcpNet(addr), addr, 2*time.Second)
 		if err != nil {
 			return err
 		}

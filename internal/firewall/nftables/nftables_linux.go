@@ -100,8 +100,7 @@ func (f *Firewall) rebuild(nets []firewall.Network, ports []firewall.PortMapping
 	f.built = true
 	f.nets = map[string]firewall.Network{}
 	for _, n := range nets {
-		n.Subnet = n.Subnet.Masked()
-		f.nets[n.Bridge] = n
+		f.nets[n.Bridge] = n.Masked()
 	}
 	f.ports = make(map[uint64]firewall.PortMapping, len(ports))
 	for _, m := range ports {
@@ -137,9 +136,9 @@ func (f *Firewall) AddNetwork(ctx context.Context, n firewall.Network) error {
 	err = f.applyAdd(n.Bridge, nr)
 	if err == nil {
 		f.built = true
-		n.Subnet = n.Subnet.Masked()
+		n = n.Masked()
 		f.nets[n.Bridge] = n
-		f.log.Debug("firewall network added", "bridge", n.Bridge, "subnet", n.Subnet)
+		f.log.Debug("firewall network added", "bridge", n.Bridge, "subnet", n.Subnet, "subnet6", n.Subnet6)
 		return nil
 	}
 	f.log.Warn("adding network rules failed, rebuilding the table", "bridge", n.Bridge, "error", err)

@@ -22,6 +22,27 @@ var (
 	noMasq        = firewall.Network{Bridge: "br-nomasq", Subnet: netip.MustParsePrefix("192.168.16.0/20"), ICC: true}
 )
 
+// The networks of the golden file dual-stack (firewall's dualStack).
+var dualStack = []firewall.Network{
+	withIPv6(defaultBridge, "fd49:efd7:54aa::/64", "fd49:efd7:54aa::1"),
+	{Bridge: "br-v6noicc", Subnet: netip.MustParsePrefix("172.18.0.0/16"), Subnet6: netip.MustParsePrefix("fd00:18::/64"), Masquerade: true},
+	{Bridge: "br-v6int", Subnet: netip.MustParsePrefix("172.19.0.0/16"), Subnet6: netip.MustParsePrefix("fd00:19::/64"), Gateway6: netip.MustParseAddr("fd00:19::1"), ICC: true, Masquerade: true, Internal: true},
+	{Bridge: "br-v6nomasq", Subnet: netip.MustParsePrefix("192.168.16.0/20"), Subnet6: netip.MustParsePrefix("2001:db8:16::/56"), ICC: true},
+	{
+		Bridge: "br-v6open", Subnet: netip.MustParsePrefix("10.10.0.0/24"), Gateway: netip.MustParseAddr("10.10.0.1"),
+		Subnet6: netip.MustParsePrefix("fd00:aa:bb:c0::/58"), Gateway6: netip.MustParseAddr("fd00:aa:bb:c0::1"),
+		ICC: true, Masquerade: true, HostAccess: true,
+	},
+}
+
+func withIPv6(n firewall.Network, subnet, gw string) firewall.Network {
+	n.Subnet6 = netip.MustParsePrefix(subnet)
+	if gw != "" {
+		n.Gateway6 = netip.MustParseAddr(gw)
+	}
+	return n
+}
+
 var goldenCases = []struct {
 	name string
 	nets []firewall.Network
@@ -31,6 +52,7 @@ var goldenCases = []struct {
 	{"user-network-icc-false", []firewall.Network{defaultBridge, userNoICC}},
 	{"internal", []firewall.Network{defaultBridge, internalNet}},
 	{"masquerade-off", []firewall.Network{defaultBridge, noMasq}},
+	{"dual-stack", dualStack},
 }
 
 // TestRebuildMatchesGolden applies each golden case through netlink and
