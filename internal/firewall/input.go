@@ -24,12 +24,7 @@ import "fmt"
 // Docker has it, for development set-ups that reach a service on the host.
 // Published ports are unaffected: their DNAT (prerouting) rewrites the
 // destination to the container before the routing decision, so they are
-// forwarded, never delivered to the host. Their IPv6 side is different:
-// the daemon's userland proxy (internal/portproxy) serves [::]:PORT for
-// each port published on every address, a socket of the host, so a
-// dual-stack network accepts IPv6 for the ports in ports_any, as its
-// containers reach the IPv4 side through DNAT. An internal network does
-// not: the proxy would carry its containers out. The dispatch is one more
+// forwarded, never delivered to the host. The dispatch is one more
 // per-interface verdict map, so the cost stays flat as networks grow.
 
 // MapHostIn maps a bridge (iifname) to the chain that decides its
@@ -65,9 +60,6 @@ func hostInRules(n Network) []Rule {
 		// Conntrack does not track neighbour discovery (its ct state is
 		// "invalid"), so the established rule above does not let it in.
 		rules = append(rules, Rule{Stmts: []Stmt{L4ProtoMatch{Proto: ProtoICMPv6}, Verdict{Kind: Accept}}})
-		if !n.Internal {
-			rules = append(rules, Rule{Stmts: []Stmt{NfprotoIPv6{}, PublishedAnyAddr{}, Verdict{Kind: Accept}}, Comment: "PUBLISHED PORTS"})
-		}
 	}
 	// DNS and the refusal match the transport header or nothing: both families.
 	return append(rules,
@@ -124,19 +116,5 @@ type DportMatch struct {
 
 func (m DportMatch) String() string { return fmt.Sprintf("%s dport %d", m.Proto, m.Port) }
 
-// NfprotoIPv6 matches IPv6 packets ("meta nfproto ipv6").
-type NfprotoIPv6 struct{}
-
-func (NfprotoIPv6) String() string { return "meta nfproto ipv6" }
-
-// PublishedAnyAddr matches a packet whose protocol and destination port
-// are a port published on every address: a key of ports_any, used as a
-// set ("meta l4proto . th dport @ports_any").
-type PublishedAnyAddr struct{}
-
-func (PublishedAnyAddr) String() string { return "meta l4proto . th dport @" + MapPortsAny }
-
-func (L4ProtoMatch) isStmt()     {}
-func (DportMatch) isStmt()       {}
-func (NfprotoIPv6) isStmt()      {}
-func (PublishedAnyAddr) isStmt() {}
+func (L4ProtoMatch) isStmt() {}
+func (DportMatch) isStmt()   {}

@@ -118,8 +118,7 @@ func TestIPv4OnlyUnchanged(t *testing.T) {
 
 // TestIPv6HostIn: a dual-stack network closed to the host accepts ICMPv6
 // (neighbour and router discovery: conntrack leaves neighbour discovery
-// "invalid", so the established rule does not let it in) and, unless
-// internal, IPv6 for the ports the userland proxy serves on [::].
+// "invalid", so the established rule does not let it in).
 func TestIPv6HostIn(t *testing.T) {
 	common := []string{
 		"ct state established,related accept",
@@ -131,13 +130,12 @@ func TestIPv6HostIn(t *testing.T) {
 		`tcp dport 53 accept comment "DNS"`,
 		`counter reject with icmpx admin-prohibited comment "HOST ACCESS REFUSED"`,
 	}
-	proxied := `meta nfproto ipv6 meta l4proto . th dport @ports_any accept comment "PUBLISHED PORTS"`
 	for _, tc := range []struct {
 		n    Network
 		want []string
 	}{
-		{dualStack[0], slices.Concat(common, []string{proxied}, tail)},
-		{dualStack[2], slices.Concat(common, tail)}, // internal: the proxy would carry it out
+		{dualStack[0], slices.Concat(common, tail)},
+		{dualStack[2], slices.Concat(common, tail)},
 		{dualStack[4], []string{`counter accept comment "HOST ACCESS OPEN"`}},
 	} {
 		nr, err := RulesFor(tc.n)

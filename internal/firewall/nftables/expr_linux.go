@@ -180,9 +180,7 @@ func (tr *translation) stmt(s firewall.Stmt) ([]expr.Any, error) {
 		return []expr.Any{&expr.Masq{}}, nil
 	case firewall.Verdict:
 		return verdict(s)
-	case firewall.NfprotoIPv6:
-		return tr.ipv6Only(), nil
-	case firewall.L4ProtoMatch, firewall.DportMatch, firewall.RejectAdminProhibited, firewall.PublishedAnyAddr:
+	case firewall.L4ProtoMatch, firewall.DportMatch, firewall.RejectAdminProhibited:
 		return inputStmt(s)
 	}
 	return tr.portStmt(s)

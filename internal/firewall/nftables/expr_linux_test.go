@@ -222,27 +222,6 @@ var ruleCases = []struct {
 		},
 	},
 	{
-		rule: firewall.Rule{
-			Stmts:   []firewall.Stmt{firewall.NfprotoIPv6{}, firewall.PublishedAnyAddr{}, firewall.Verdict{Kind: firewall.Accept}},
-			Comment: "PUBLISHED PORTS",
-		},
-		text: `meta nfproto ipv6 meta l4proto . th dport @ports_any accept comment "PUBLISHED PORTS"`,
-		debug: `[ meta load nfproto => reg 1 ]
-		        [ cmp eq reg 1 0x0000000a ]
-		        [ meta load l4proto => reg 1 ]
-		        [ payload load 2b @ transport header + 2 => reg 9 ]
-		        [ lookup reg 1 set ports_any ]
-		        [ immediate reg 0 accept ]`,
-		want: []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV6}},
-			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-			&expr.Payload{DestRegister: 9, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-			&expr.Lookup{SourceRegister: 1, SetName: "ports_any", SetID: setIDs["ports_any"]},
-			&expr.Verdict{Kind: expr.VerdictAccept},
-		},
-	},
-	{
 		rule: firewall.Rule{Stmts: []firewall.Stmt{firewall.Counter{}, firewall.RejectAdminProhibited{}}},
 		text: "counter reject with icmpx admin-prohibited",
 		debug: `[ counter pkts 0 bytes 0 ]

@@ -26,15 +26,6 @@ func inputStmt(s firewall.Stmt) ([]expr.Any, error) {
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binary.BigEndian.AppendUint16(nil, s.Port)},
 		), nil
-	case firewall.PublishedAnyAddr:
-		// The key as ports_any's (ports_linux.go): protocol, then port,
-		// each in a 32-bit register; a lookup without a destination
-		// register only tests membership, which the kernel allows on a map.
-		return []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: regKey},
-			&expr.Payload{DestRegister: regAfterKey, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-			&expr.Lookup{SourceRegister: regKey, SetName: firewall.MapPortsAny, SetID: setIDs[firewall.MapPortsAny]},
-		}, nil
 	case firewall.RejectAdminProhibited:
 		return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED}}, nil
 	}

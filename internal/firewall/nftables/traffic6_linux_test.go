@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/netip"
 	"regexp"
 	"syscall"
 	"testing"
@@ -246,46 +245,5 @@ func TestHostServicesClosedToContainersIPv6(t *testing.T) {
 	})
 	if !errors.Is(err, syscall.EACCES) {
 		t.Errorf("connect to a host service over IPv6 from c1: %v, want EACCES (the ICMPv6 admin-prohibited)", err)
-	}
-}
-
-// TestPublishedPortIPv6Proxy: a port published on every address is
-// served on [::] by the daemon's userland proxy, a socket of the host, so
-// a dual-stack network's containers reach it through the host's IPv6
-// addresses as they reach the IPv4 side through DNAT; other host
-// services stay closed, and so does the proxy to an internal network.
-func TestPublishedPortIPv6Proxy(t *testing.T) {
-	w := newWorld6(t)
-	listen(t, w.host, "[::]:8080") // stands in for the proxy
-	listen(t, w.host, "[::]:8099") // a host service
-	fw, err := New(w.host, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fw.Close() })
-	ctx := context.Background()
-	internal := br1v6
-	internal.Internal = true
-	port := firewall.PortMapping{Proto: firewall.TCP, HostPort: 8080, Addr: netip.MustParseAddr("10.0.1.3"), Port: 80}
-	if err := fw.Rebuild(ctx, []firewall.Network{br0v6, internal}, port); err != nil {
-		t.Fatal(err)
-	}
-	if !connectsWithin(t, w.c1, "[fd00:1::1]:8080") {
-		t.Error("c1 cannot reach the published port through its IPv6 gateway")
-	}
-	if !connectsWithin(t, w.c1, "["+hostAddr6+"]:8080") {
-		t.Error("c1 cannot reach the published port through the host's outside IPv6 address")
-	}
-	if connects(t, w.c1, "[fd00:1::1]:8099") {
-		t.Error("c1 reaches a host service that is not a published port")
-	}
-	if connects(t, w.c3, "[fd00:2::1]:8080") {
-		t.Error("c3 on an internal network reaches the proxy of a published port")
-	}
-	if err := fw.DelPorts(ctx, []firewall.PortMapping{port}); err != nil {
-		t.Fatal(err)
-	}
-	if connects(t, w.c1, "[fd00:1::1]:8080") {
-		t.Error("c1 still reaches port 8080 after it was withdrawn")
 	}
 }
