@@ -38,6 +38,7 @@ func TestBadRequests(t *testing.T) {
 		{"gateway without subnet", "POST", "/v1.51/networks/create", `{"Name":"a","IPAM":{"Config":[{"Gateway":"10.1.0.1"}]}}`, 400, "invalid network config: every ip-range or gateway must have a corresponding subnet"},
 		{"IPv6 subnet not masked", "POST", "/v1.51/networks/create", `{"Name":"a","EnableIPv6":true,"IPAM":{"Config":[{"Subnet":"fd00::1/64"}]}}`, 400, "invalid network config:\ninvalid subnet fd00::1/64: it should be fd00::/64"},
 		{"IPv6 gateway in an IPv4 subnet", "POST", "/v1.51/networks/create", `{"Name":"a","EnableIPv6":true,"IPAM":{"Config":[{"Subnet":"10.1.0.0/24","Gateway":"fd00::1"}]}}`, 400, "invalid network config:\ninvalid gateway fd00::1: parent subnet is an IPv4 block"},
+		{"enable_ipv4 option false", "POST", "/v1.51/networks/create", `{"Name":"a","Options":{"com.docker.network.enable_ipv4":"false"}}`, 400, "IPv6-only networks are not supported by berth"},
 		{"enable_ipv6 option not a bool", "POST", "/v1.51/networks/create", `{"Name":"a","Options":{"com.docker.network.enable_ipv6":"yes please"}}`, 400, `driver-opt "com.docker.network.enable_ipv6" is not a valid bool`},
 		{"IPv6 address not IPv6", "POST", "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"NetworkMode":"web"},"NetworkingConfig":{"EndpointsConfig":{"web":{"IPAMConfig":{"IPv6Address":"10.1.0.5"}}}}}`, 400, "network \"web\": invalid IPv6 address: 10.1.0.5"},
 		{"unknown IPAM driver", "POST", "/v1.51/networks/create", `{"Name":"a","IPAM":{"Driver":"dhcp"}}`, 400, `IPAM driver "dhcp" is not supported by berth`},

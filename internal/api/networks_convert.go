@@ -139,27 +139,42 @@ func networkCreateRequest(body nettypes.CreateRequest) (network.CreateRequest, e
 	return req, nil
 }
 
-// enableIPv6Option is moby's reading of EnableIPv6: the field, which
-// takes the com.docker.network.enable_ipv6 option out of those the
-// network keeps, or when the field is absent that option, kept.
+// enableIPv6Option is moby's reading of EnableIPv4 and EnableIPv6 (its
+// createNetwork): each field, which takes its option
+// (com.docker.network.enable_ipv4, _ipv6) out of those the network keeps,
+// or when the field is absent that option, kept. IPv4 must stay on.
 func enableIPv6Option(body nettypes.CreateRequest) (bool, map[string]string, error) {
-	if body.EnableIPv6 != nil {
-		opts := body.Options
-		if _, ok := opts[network.OptEnableIPv6]; ok {
-			opts = maps.Clone(opts)
-			delete(opts, network.OptEnableIPv6)
+	opts := body.Options
+	family := func(field *bool, key string, def bool) (bool, error) {
+		if field != nil {
+			if _, ok := opts[key]; ok {
+				opts = maps.Clone(opts)
+				delete(opts, key)
+			}
+			return *field, nil
 		}
-		return *body.EnableIPv6, opts, nil
+		v, ok := opts[key]
+		if !ok {
+			return def, nil
+		}
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return false, errdefs.Invalid("driver-opt %q is not a valid bool", key)
+		}
+		return on, nil
 	}
-	v, ok := body.Options[network.OptEnableIPv6]
-	if !ok {
-		return false, body.Options, nil
-	}
-	on, err := strconv.ParseBool(v)
+	v4, err := family(body.EnableIPv4, network.OptEnableIPv4, true)
 	if err != nil {
-		return false, nil, errdefs.Invalid("driver-opt %q is not a valid bool", network.OptEnableIPv6)
+		return false, nil, err
 	}
-	return on, body.Options, nil
+	if !v4 {
+		return false, nil, errdefs.Invalid("IPv6-only networks are not supported by berth: leave IPv4 enabled")
+	}
+	v6, err := family(body.EnableIPv6, network.OptEnableIPv6, false)
+	if err != nil {
+		return false, nil, err
+	}
+	return v6, opts, nil
 }
 
 func isIPv6Subnet(s string) bool {

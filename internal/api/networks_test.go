@@ -302,3 +302,36 @@ func TestDualStackViews(t *testing.T) {
 		t.Errorf("IPAMConfig %+v, want the --ip6 only", es.IPAMConfig)
 	}
 }
+
+// TestEnableFamilyOptions: as moby's createNetwork, a field takes its
+// option out of the network's options; an option without the field
+// decides and stays.
+func TestEnableFamilyOptions(t *testing.T) {
+	yes := true
+	for _, tc := range []struct {
+		name     string
+		body     nettypes.CreateRequest
+		wantV6   bool
+		wantOpts map[string]string
+	}{
+		{"fields drop the options", nettypes.CreateRequest{Name: "a", CreateOptions: nettypes.CreateOptions{EnableIPv4: &yes, EnableIPv6: &yes,
+			Options: map[string]string{network.OptEnableIPv4: "true", network.OptEnableIPv6: "false"}}}, true, map[string]string{}},
+		{"options alone stay", nettypes.CreateRequest{Name: "a", CreateOptions: nettypes.CreateOptions{
+			Options: map[string]string{network.OptEnableIPv4: "true", network.OptEnableIPv6: "1"}}}, true,
+			map[string]string{network.OptEnableIPv4: "true", network.OptEnableIPv6: "1"}},
+		{"neither", nettypes.CreateRequest{Name: "a"}, false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := networkCreateRequest(tc.body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if req.EnableIPv6 != tc.wantV6 {
+				t.Errorf("EnableIPv6 = %v, want %v", req.EnableIPv6, tc.wantV6)
+			}
+			if diff := cmp.Diff(tc.wantOpts, req.Options); diff != "" {
+				t.Errorf("options (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

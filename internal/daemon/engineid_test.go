@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"testing"
+
+	"github.com/berth-net/berth/internal/container"
 )
 
 // TestEngineIDIsMadeOnceAndKept: the first start writes a random UUID,
@@ -28,5 +30,25 @@ func TestEngineIDIsMadeOnceAndKept(t *testing.T) {
 	other, _ := loadEngineID(filepath.Join(t.TempDir(), "engine-id"))
 	if other == id {
 		t.Errorf("two data-roots drew the same ID %q", id)
+	}
+}
+
+// TestIPv6Disabled: the sysctls that take IPv6 away from a container's
+// loopback (what moby's Sandbox.IPv6Enabled probes) turn its IPv6 off.
+func TestIPv6Disabled(t *testing.T) {
+	for _, tc := range []struct {
+		sysctls map[string]string
+		want    bool
+	}{
+		{nil, false},
+		{map[string]string{"net.ipv6.conf.all.disable_ipv6": "1"}, true},
+		{map[string]string{"net.ipv6.conf.lo.disable_ipv6": "1"}, true},
+		{map[string]string{"net.ipv6.conf.all.disable_ipv6": "0"}, false},
+		{map[string]string{"net.ipv6.conf.eth0.disable_ipv6": "1"}, false},
+	} {
+		c := &container.Container{Config: container.Config{Sysctls: tc.sysctls}}
+		if got := ipv6Disabled(c); got != tc.want {
+			t.Errorf("ipv6Disabled(%v) = %v, want %v", tc.sysctls, got, tc.want)
+		}
 	}
 }

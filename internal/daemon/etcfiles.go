@@ -79,10 +79,16 @@ func (d *Daemon) writeHosts(c *container.Container) error {
 	if host, ok := d.hostHostsFile(c); ok {
 		return writeInPlace(c.HostsPath, host)
 	}
-	b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
-	b.WriteString("fe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
+	// A container with IPv6 turned off gets no IPv6 lines (moby's
+	// etchosts.BuildNoIPv6).
+	noIPv6 := ipv6Disabled(c)
+	b.WriteString("127.0.0.1\tlocalhost\n")
+	if !noIPv6 {
+		b.WriteString("::1\tlocalhost ip6-localhost ip6-loopback\n")
+		b.WriteString("fe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
+	}
 	for _, h := range c.Config.ExtraHosts {
-		if name, ip, ok := d.extraHost(h); ok {
+		if name, ip, ok := d.extraHost(h); ok && !(noIPv6 && strings.Contains(ip, ":")) {
 			fmt.Fprintf(&b, "%s\t%s\n", ip, name)
 		}
 	}
@@ -100,10 +106,26 @@ func (d *Daemon) writeHosts(c *container.Container) error {
 			names += " " + short
 		}
 		for _, a := range d.net.Addresses(c.State.SandboxID) {
-			fmt.Fprintf(&b, "%s\t%s\n", a, names)
+			if !(noIPv6 && a.Is6()) {
+				fmt.Fprintf(&b, "%s\t%s\n", a, names)
+			}
 		}
 	}
 	return writeInPlace(c.HostsPath, b.String())
+}
+
+// ipv6Disabled reports whether the container turns IPv6 off in its
+// namespace (--sysctl net.ipv6.conf.all.disable_ipv6=1, or on lo):
+// where moby probes the namespace's loopback for an IPv6 address
+// (Sandbox.IPv6Enabled), berth reads the setting that would remove it,
+// since its endpoints are made before runc applies the sysctls.
+func ipv6Disabled(c *container.Container) bool {
+	for _, k := range []string{"net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.lo.disable_ipv6"} {
+		if v, ok := c.Config.Sysctls[k]; ok && strings.TrimSpace(v) == "1" {
+			return true
+		}
+	}
+	return false
 }
 
 // hostHostsFile is the host's /etc/hosts, with a final newline, for a

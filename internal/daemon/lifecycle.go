@@ -184,7 +184,7 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState, donor *container.Conta
 	for i, name := range sortedNetworks(c.Config.Networks, c.Config.NetworkMode) {
 		req := c.Config.Networks[name]
 		if _, err := d.net.Join(ctx, sb.ID, name, network.JoinRequest{
-			ContainerID: c.ID, Name: c.Name, IPv4: req.IPv4Address, IPv6: req.IPv6Address, MAC: req.MacAddress, Aliases: req.Aliases,
+			ContainerID: c.ID, Name: c.Name, IPv4: req.IPv4Address, IPv6: req.IPv6Address, NoIPv6: ipv6Disabled(c), MAC: req.MacAddress, Aliases: req.Aliases,
 			Links: req.Links, Hostname: c.Config.Hostname, GwPriority: req.GwPriority, Ports: portsForJoin(i, ports),
 		}); err != nil {
 			return fmt.Errorf("%s: %w", errSetupNetworking, err)

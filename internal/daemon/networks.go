@@ -123,7 +123,7 @@ func (d *Daemon) connect(ctx context.Context, cs *ctrState, n *network.Network, 
 	// not faster, on a 2-CPU VM (about 0.1 ms of the daemon's time,
 	// measured with timing marks, two runs of each).
 	_, err := d.net.Join(ctx, c.State.SandboxID, n.ID, network.JoinRequest{
-		ContainerID: c.ID, Name: c.Name, IPv4: req.IPv4Address, IPv6: req.IPv6Address, MAC: req.MacAddress, Aliases: req.Aliases,
+		ContainerID: c.ID, Name: c.Name, IPv4: req.IPv4Address, IPv6: req.IPv6Address, NoIPv6: ipv6Disabled(c), MAC: req.MacAddress, Aliases: req.Aliases,
 		Links: req.Links, Hostname: c.Config.Hostname, GwPriority: req.GwPriority, Record: recordContainer(c, nets),
 	})
 	if err != nil {

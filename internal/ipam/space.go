@@ -182,16 +182,19 @@ func (s *Space) exhausted() error {
 
 // Reserve takes a given address: a static --ip, or one recorded before a
 // restart. It may lie outside the ip-range but not outside the subnet.
-// Errors: outside the subnet, or an address never handed out (network,
-// broadcast, subnet-router anycast) → errdefs.Invalid (it can never be
-// valid); already held or the gateway → errdefs.Forbidden wrapping
-// ErrAddressInUse (Docker answers 403 "Address already in use").
+// Errors: outside the subnet → errdefs.Invalid (it can never be valid);
+// already held, the gateway, or an address never handed out (network,
+// broadcast, subnet-router anycast, which moby's IPAM holds from the
+// start) → errdefs.Forbidden wrapping ErrAddressInUse (Docker answers 403
+// "Address already in use").
 func (s *Space) Reserve(a netip.Addr) error {
 	if !s.contains(a) {
 		return errdefs.Invalid("address %s is not in subnet %s", a, s.subnet)
 	}
 	if s.isNever(a) {
-		return errdefs.Invalid("address %s is the %s of subnet %s", a, specialAddress(s.subnet, a), s.subnet)
+		// moby's IPAM holds these from the start (newPoolData): asking
+		// for one is "Address already in use" (403) there too.
+		return errdefs.Forbidden("%w: %s is the %s of subnet %s", ErrAddressInUse, a, specialAddress(s.subnet, a), s.subnet)
 	}
 	if a == s.gateway {
 		return errdefs.Forbidden("%w: %s is the gateway of subnet %s", ErrAddressInUse, a, s.subnet)

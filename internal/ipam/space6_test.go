@@ -82,7 +82,7 @@ func TestReserveErrorsIPv6(t *testing.T) {
 		{"10.1.0.5", errdefs.KindInvalid, "not in subnet"},
 		{"::ffff:10.1.0.5", errdefs.KindInvalid, "not in subnet"},
 		{"", errdefs.KindInvalid, "not in subnet"},
-		{"fd00:1::", errdefs.KindInvalid, "address fd00:1:: is the subnet-router anycast address of subnet fd00:1::/64"},
+		{"fd00:1::", errdefs.KindForbidden, "Address already in use: fd00:1:: is the subnet-router anycast address of subnet fd00:1::/64"},
 		{"fd00:1::1", errdefs.KindForbidden, "Address already in use: fd00:1::1 is the gateway of subnet fd00:1::/64"},
 		{"fd00:1::2", errdefs.KindForbidden, "Address already in use: fd00:1::2 in subnet fd00:1::/64 is already taken"},
 		{"fd00:1::ffff:ffff:ffff:ffff", errdefs.KindUnknown, ""},
@@ -204,8 +204,8 @@ func TestIPv6RangeOutsideTheFirst64(t *testing.T) {
 			t.Errorf("Release(%s) freed it", a)
 		}
 	}
-	if err := s.Reserve(addr("fd00::")); !errdefs.Is(err, errdefs.KindInvalid) {
-		t.Errorf("Reserve of the anycast address = %v, want Invalid", err)
+	if err := s.Reserve(addr("fd00::")); !errdefs.Is(err, errdefs.KindForbidden) {
+		t.Errorf("Reserve of the anycast address = %v, want Forbidden (in use)", err)
 	}
 
 	// A range of two /64s: the window is the first of them.

@@ -104,8 +104,8 @@ func TestReserveErrors(t *testing.T) {
 		{"fd00::5", errdefs.KindInvalid, "not in subnet"},
 		{"::ffff:10.1.0.5", errdefs.KindInvalid, "not in subnet"},
 		{"", errdefs.KindInvalid, "not in subnet"},
-		{"10.1.0.0", errdefs.KindInvalid, "address 10.1.0.0 is the network address of subnet 10.1.0.0/16"},
-		{"10.1.255.255", errdefs.KindInvalid, "address 10.1.255.255 is the broadcast address of subnet 10.1.0.0/16"},
+		{"10.1.0.0", errdefs.KindForbidden, "Address already in use: 10.1.0.0 is the network address of subnet 10.1.0.0/16"},
+		{"10.1.255.255", errdefs.KindForbidden, "Address already in use: 10.1.255.255 is the broadcast address of subnet 10.1.0.0/16"},
 		{"10.1.0.1", errdefs.KindForbidden, "Address already in use: 10.1.0.1 is the gateway of subnet 10.1.0.0/16"},
 		{"10.1.0.2", errdefs.KindForbidden, "Address already in use: 10.1.0.2 in subnet 10.1.0.0/16 is already taken"},
 	}

@@ -20,7 +20,9 @@ var linkLocal = netip.MustParsePrefix("fe80::/64")
 // Like Docker since v25 it refuses a subnet that is not in canonical form
 // (10.1.0.5/16 → "it should be 10.1.0.0/16") instead of silently masking it.
 // Like Docker's bridge driver it refuses an IPv4-mapped, a multicast, and a
-// link-local IPv6 subnet other than fe80::/64 itself. Unlike Docker it also
+// link-local IPv6 subnet other than fe80::/64 itself; unlike Docker's, it
+// refuses fe80::/64 too (every interface already has an address there,
+// and the bridge driver gives containers only routable ones). Unlike Docker it also
 // refuses a gateway on an address that is never handed out (network,
 // broadcast, subnet-router anycast; Docker fails later with "Address
 // already in use"), an IPv4 /32 and an IPv6 /127 or /128, which leave no
@@ -64,6 +66,8 @@ func validateSubnet(subnet netip.Prefix) error {
 		return errdefs.Invalid("multicast subnet '%s' is not allowed", subnet)
 	case subnet != linkLocal && subnet.Overlaps(linkLocal):
 		return errdefs.Invalid("'%s' clashes with the Link-Local prefix 'fe80::/64'", subnet)
+	case a.IsLinkLocalUnicast():
+		return errdefs.Invalid("invalid subnet %s: berth does not hand out link-local addresses (every interface has its own in fe80::/64); use a ULA subnet such as fd00:1::/64", subnet)
 	case subnet.Bits() >= 127:
 		return errdefs.Invalid("invalid subnet %s: a /%d has no address left for a container after the subnet-router anycast address and the gateway; use /126 or shorter", subnet, subnet.Bits())
 	}

@@ -31,6 +31,7 @@ func TestValidateRequestBad(t *testing.T) {
 		{"gateway without subnet", "", "", "10.0.0.1", "needs a subnet"},
 		{"ip-range without subnet", "", "10.0.0.0/24", "", "needs a subnet"},
 		{"mapped ipv4 subnet", "::ffff:10.0.0.0/104", "", "", "'::ffff:10.0.0.0/104' is not a valid IPv6 subnet"},
+		{"link-local fe80::/64", "fe80::/64", "", "", "berth does not hand out link-local addresses"},
 		{"not canonical", "10.1.0.5/16", "", "", "invalid subnet 10.1.0.5/16: it should be 10.1.0.0/16"},
 		{"slash 32", "10.1.0.5/32", "", "", "/32"},
 		{"range not canonical", "10.1.0.0/16", "10.1.2.3/24", "", "invalid ip-range 10.1.2.3/24: it should be 10.1.2.0/24"},
@@ -87,7 +88,6 @@ func TestValidateRequestGood(t *testing.T) {
 		{"fd00::/48", "fd00:0:0:7::/64", "fd00::1"},
 		{"fd00::/64", "fd00::100/120", "fd00::ffff:ffff:ffff:ffff"}, // no broadcast in IPv6
 		{"2001:db8::/32", "", "2001:db8::1"},
-		{"fe80::/64", "", ""},
 		{"fd00::/126", "", "fd00::3"},
 		{"fd00::/64", "fd00::5/128", ""},
 	}

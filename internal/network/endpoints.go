@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/berth-net/berth/internal/errdefs"
@@ -21,7 +22,12 @@ type JoinRequest struct {
 	IPv4        netip.Addr // a static address (--ip); invalid means "allocate"
 	// IPv6 is a static IPv6 address (--ip6) on a network with IPv6;
 	// invalid means "allocate" there.
-	IPv6    netip.Addr
+	IPv6 netip.Addr
+	// NoIPv6: the container has IPv6 turned off (--sysctl
+	// net.ipv6.conf.all.disable_ipv6=1), so its endpoint gets no IPv6
+	// address even on a network with IPv6, as moby's
+	// CreateOptionDisableIPv6.
+	NoIPv6  bool
 	MAC     string // --mac-address; "" means random
 	Aliases []string
 	// Links are "name[:alias]" (EndpointSettings.Links, docker run --link
@@ -220,7 +226,7 @@ func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*E
 	if err := c.assignAddressLocked(n, ep, req.IPv4); err != nil {
 		return nil, nil, nil, nil, err
 	}
-	if err := c.assignAddress6Locked(n, ep, req.IPv6); err != nil {
+	if err := c.assignAddress6Locked(n, ep, req.IPv6, req.NoIPv6); err != nil {
 		c.releaseAddressesLocked(ep)
 		return nil, nil, nil, nil, err
 	}
@@ -238,7 +244,7 @@ func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*E
 	ep.HostIfName = c.freshHostIfNameLocked()
 	if !n.Internal {
 		ep.Gateway = n.IPv4.Gateway
-		if n.IPv6 != nil {
+		if n.IPv6 != nil && ep.Address6.IsValid() {
 			ep.Gateway6 = n.IPv6.Gateway
 		}
 	}
@@ -295,7 +301,10 @@ func (c *Controller) assignAddressLocked(n *Network, ep *Endpoint, static netip.
 
 // assignAddress6Locked gives ep its static or the lowest free IPv6
 // address on a network with IPv6; on one without, --ip6 is refused.
-func (c *Controller) assignAddress6Locked(n *Network, ep *Endpoint, static netip.Addr) error {
+func (c *Controller) assignAddress6Locked(n *Network, ep *Endpoint, static netip.Addr, noIPv6 bool) error {
+	if n.IPv6 != nil && noIPv6 {
+		return nil
+	}
 	if n.IPv6 == nil {
 		if static.IsValid() {
 			return errdefs.Invalid("invalid IPv6 address %s: network %s has no IPv6 (create it with --ipv6)", static, n.Name)
@@ -468,44 +477,87 @@ func (c *Controller) LeaveAndRecord(ctx context.Context, sandboxID, netRef strin
 }
 
 // gatewayLocked (c.mu held) is the endpoint of a sandbox that gives it
-// its default route and publishes its ports, chosen as libnetwork's
-// getGatewayEndpoint chooses: of the endpoints with a gateway (on
-// networks that publish: non-internal bridges), the first by
-// Endpoint.Less, which for these is the highest GwPriority, then the
-// network's name. Of the endpoints not yet ready, only cand (one being
-// joined or made again) counts; leaving ones never do.
+// its IPv4 default route and publishes its ports; gateway6Locked is the
+// one that gives its IPv6 default route. Both are chosen together, as
+// libnetwork's getGatewayEndpoint chooses them (selectGatewayEndpoint
+// over the endpoints sorted by Endpoint.Less): of the endpoints with a
+// gateway (on networks that publish: non-internal bridges), ranked by
+// the highest GwPriority, then dual stack before single stack, then the
+// network's name, the first dual-stack one is the gateway of both
+// families, even over a single-stack one of higher priority (moby's own
+// FIXME says so); without one, each family's first. Of the endpoints
+// not yet ready, only cand (one being joined or made again) counts;
+// leaving ones never do.
 func (c *Controller) gatewayLocked(sandboxID string, cand *Endpoint) (*Endpoint, *Network) {
-	return c.familyGatewayLocked(sandboxID, cand, false)
+	g := c.gatewaysLocked(sandboxID, cand)
+	return g.ep4, g.net4
 }
 
-// gateway6Locked is gatewayLocked for the IPv6 default route: chosen the
-// same way among the endpoints with an IPv6 gateway, as Docker 28 picks
-// a gateway per family, so a container whose first network has no IPv6
-// takes its IPv6 route from another that has.
+// gateway6Locked: see gatewayLocked.
 func (c *Controller) gateway6Locked(sandboxID string, cand *Endpoint) (*Endpoint, *Network) {
-	return c.familyGatewayLocked(sandboxID, cand, true)
+	g := c.gatewaysLocked(sandboxID, cand)
+	return g.ep6, g.net6
 }
 
-func (c *Controller) familyGatewayLocked(sandboxID string, cand *Endpoint, v6 bool) (*Endpoint, *Network) {
-	var best *Endpoint
-	var bestNet *Network
+// gateways are a sandbox's gateway endpoints, one per family.
+type gateways struct {
+	ep4, ep6   *Endpoint
+	net4, net6 *Network
+}
+
+func (c *Controller) gatewaysLocked(sandboxID string, cand *Endpoint) gateways {
+	type ranked struct {
+		ep       *Endpoint
+		n        *Network
+		has4     bool
+		has6     bool
+		gwCount  int
+		priority int
+	}
+	var cands []ranked
 	for _, o := range c.endpoints {
-		gw := o.Gateway
-		if v6 {
-			gw = o.Gateway6
+		if o.SandboxID != sandboxID || (o.State != EndpointReady && o != cand) {
+			continue
 		}
-		if o.SandboxID != sandboxID || (o.State != EndpointReady && o != cand) || !gw.IsValid() {
+		has4, has6 := o.Gateway.IsValid(), o.Gateway6.IsValid()
+		if !has4 && !has6 {
 			continue
 		}
 		on := c.networks[o.NetworkID]
 		if on == nil || !publishesPorts(on) {
 			continue
 		}
-		if best == nil || o.GwPriority > best.GwPriority || (o.GwPriority == best.GwPriority && on.Name < bestNet.Name) {
-			best, bestNet = o, on
+		r := ranked{ep: o, n: on, has4: has4, has6: has6, priority: o.GwPriority}
+		if has4 {
+			r.gwCount++
+		}
+		if has6 {
+			r.gwCount++
+		}
+		cands = append(cands, r)
+	}
+	slices.SortFunc(cands, func(a, b ranked) int {
+		if a.priority != b.priority {
+			return b.priority - a.priority
+		}
+		if a.gwCount != b.gwCount {
+			return b.gwCount - a.gwCount
+		}
+		return strings.Compare(a.n.Name, b.n.Name)
+	})
+	var g gateways
+	for _, r := range cands {
+		if r.has4 && r.has6 {
+			return gateways{ep4: r.ep, ep6: r.ep, net4: r.n, net6: r.n}
+		}
+		if r.has4 && g.ep4 == nil {
+			g.ep4, g.net4 = r.ep, r.n
+		}
+		if r.has6 && g.ep6 == nil {
+			g.ep6, g.net6 = r.ep, r.n
 		}
 	}
-	return best, bestNet
+	return g
 }
 
 // joinSpecLocked (c.mu held) is what the driver needs to make ep: with

@@ -140,11 +140,12 @@ func TestIPv6Refusals(t *testing.T) {
 	}
 }
 
-// TestIPv6GatewayPerFamily: the IPv6 default route comes from the
-// best-ranked endpoint that has an IPv6 gateway, even when the IPv4 one
-// is on another network (Docker 28 picks per family); when it leaves,
-// the route moves to the next.
-func TestIPv6GatewayPerFamily(t *testing.T) {
+// TestIPv6GatewaySelection: as libnetwork's selectGatewayEndpoint over
+// endpoints sorted by Endpoint.Less (moby's TestGatewaySelection), the
+// first dual-stack endpoint is the gateway of both families, ahead of a
+// single-stack one by name and even by gw-priority; when it leaves, the
+// next dual-stack one takes both routes.
+func TestIPv6GatewaySelection(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
 	for _, req := range []CreateRequest{
@@ -157,31 +158,38 @@ func TestIPv6GatewayPerFamily(t *testing.T) {
 		}
 	}
 	sb := r.sandbox(t, "c1")
-	a := r.join(t, sb, "a-v4", JoinRequest{ContainerID: "c1", Name: "c1"})
+	a := r.join(t, sb, "a-v4", JoinRequest{ContainerID: "c1", Name: "c1", GwPriority: 10})
+	if s := r.drv.veths[a.HostIfName]; s.Gateway != netip.MustParseAddr("10.40.0.1") {
+		t.Errorf("a-v4 alone: Gateway %v", s.Gateway)
+	}
 	c := r.join(t, sb, "c-dual", JoinRequest{ContainerID: "c1", Name: "c1"})
-	if s := r.drv.veths[c.HostIfName]; s.Gateway.IsValid() || s.Gateway6 != netip.MustParseAddr("fd00:c::1") {
-		t.Errorf("c-dual join: Gateway %v Gateway6 %v, want none and fd00:c::1", s.Gateway, s.Gateway6)
+	if s := r.drv.veths[c.HostIfName]; s.Gateway != netip.MustParseAddr("10.42.0.1") || s.Gateway6 != netip.MustParseAddr("fd00:c::1") {
+		t.Errorf("c-dual join: Gateway %v Gateway6 %v, want both (dual stack outranks a-v4's priority)", s.Gateway, s.Gateway6)
 	}
 	b := r.join(t, sb, "b-dual", JoinRequest{ContainerID: "c1", Name: "c1"})
-	if s := r.drv.veths[b.HostIfName]; s.Gateway.IsValid() || s.Gateway6 != netip.MustParseAddr("fd00:b::1") {
-		t.Errorf("b-dual join: Gateway %v Gateway6 %v, want none and fd00:b::1 (b sorts before c)", s.Gateway, s.Gateway6)
-	}
-	if s := r.drv.veths[a.HostIfName]; s.Gateway != netip.MustParseAddr("10.40.0.1") {
-		t.Errorf("a-v4 keeps the IPv4 route: %v", s.Gateway)
+	if s := r.drv.veths[b.HostIfName]; s.Gateway != netip.MustParseAddr("10.41.0.1") || s.Gateway6 != netip.MustParseAddr("fd00:b::1") {
+		t.Errorf("b-dual join: Gateway %v Gateway6 %v, want both (b sorts before c)", s.Gateway, s.Gateway6)
 	}
 	r.drv.gateways = nil
 	if err := r.c.Leave(ctx, sb.ID, "b-dual"); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{c.IfName + " via fd00:c::1"}; !slices.Equal(r.drv.gateways, want) {
+	if want := []string{c.IfName + " via 10.42.0.1", c.IfName + " via fd00:c::1"}; !slices.Equal(r.drv.gateways, want) {
 		t.Errorf("after b-dual left: SetGateway %v, want %v", r.drv.gateways, want)
 	}
 	r.drv.gateways = nil
 	if err := r.c.Leave(ctx, sb.ID, "a-v4"); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{c.IfName + " via 10.42.0.1"}; !slices.Equal(r.drv.gateways, want) {
-		t.Errorf("after a-v4 left: SetGateway %v, want %v", r.drv.gateways, want)
+	if len(r.drv.gateways) != 0 {
+		t.Errorf("a-v4, not a gateway, left: SetGateway %v, want none", r.drv.gateways)
+	}
+	r.drv.gateways = nil
+	if err := r.c.Leave(ctx, sb.ID, "c-dual"); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.drv.gateways) != 0 {
+		t.Errorf("the last gateway left: SetGateway %v, want none", r.drv.gateways)
 	}
 }
 
@@ -192,4 +200,25 @@ func mustNetworkID(t *testing.T, r *rig, name string) string {
 		t.Fatal(err)
 	}
 	return n.ID
+}
+
+// TestIPv6TurnedOffInTheContainer: a container with IPv6 off gets no
+// IPv6 address or route on a network with IPv6, as moby's
+// CreateOptionDisableIPv6, and its name answers no AAAA.
+func TestIPv6TurnedOffInTheContainer(t *testing.T) {
+	r := newRig(t)
+	if _, err := r.c.CreateNetwork(context.Background(), CreateRequest{Name: "dual", EnableIPv6: true}); err != nil {
+		t.Fatal(err)
+	}
+	sb := r.sandbox(t, "c1")
+	ep := r.join(t, sb, "dual", JoinRequest{ContainerID: "c1", Name: "off", NoIPv6: true})
+	if ep.Address6.IsValid() || ep.Gateway6.IsValid() || !ep.Address.IsValid() {
+		t.Errorf("endpoint %v %v gw6 %v: want IPv4 only", ep.Address, ep.Address6, ep.Gateway6)
+	}
+	if s := r.drv.veths[ep.HostIfName]; s.Address6.IsValid() || s.Gateway6.IsValid() {
+		t.Errorf("driver spec has IPv6: %v %v", s.Address6, s.Gateway6)
+	}
+	if got, _ := r.c.Resolve(sb.ID, "off"); !slices.Equal(got, []netip.Addr{ep.Address.Addr()}) {
+		t.Errorf("Resolve(off) = %v, want its IPv4 address only", got)
+	}
 }

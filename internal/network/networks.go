@@ -136,7 +136,8 @@ func splitIPAM(reqs []IPAMRequest, enableIPv6 bool) (ir, ir6 IPAMRequest, err er
 		}
 	}
 	if n4 > 1 || n6 > 1 {
-		return ir, ir6, errdefs.Invalid("berth supports one IPv4 and one IPv6 subnet per network, not %d and %d", n4, n6)
+		// moby's words and kind (the bridge driver's processIPAM).
+		return ir, ir6, errdefs.Forbidden("bridge driver doesn't support multiple subnets")
 	}
 	return ir, ir6, nil
 }

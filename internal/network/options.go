@@ -23,6 +23,7 @@ var knownOptions = map[string]bool{
 	OptHostAccess:      true,
 	// Read at the API edge (CreateRequest.EnableIPv6); kept for inspect.
 	OptEnableIPv6: true,
+	OptEnableIPv4: true,
 }
 
 // validIfName matches Linux interface names berth will create: at most 15

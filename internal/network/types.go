@@ -36,6 +36,9 @@ const (
 	// OptEnableIPv6 is libnetwork's netlabel.EnableIPv6: EnableIPv6 as
 	// an option, read when the request's field is absent.
 	OptEnableIPv6 = "com.docker.network.enable_ipv6"
+	// OptEnableIPv4 is netlabel.EnableIPv4; berth's networks always have
+	// IPv4, so only "true" is taken.
+	OptEnableIPv4 = "com.docker.network.enable_ipv4"
 	// OptHostAccess is berth's own: "true" opens the host's services to
 	// the network's containers, as Docker leaves them (firewall/input.go).
 	OptHostAccess = "berth.bridge.host_access"

@@ -62,7 +62,7 @@ func badRequests() []badRequest {
 		{"gateway without subnet", "POST", "/networks/create", net(`{"Gateway":"10.1.0.1"}`), "", 400, "subnet"},
 		{"IPv6-only network", "POST", "/networks/create", `{"Name":"bad","EnableIPv4":false,"EnableIPv6":true}`, "", 400, "IPv6-only"},
 		{"IPv6 subnet host bits", "POST", "/networks/create", `{"Name":"bad","EnableIPv6":true,"IPAM":{"Config":[{"Subnet":"fd00::1/64"}]}}`, "", 400, "invalid subnet"},
-		{"two subnets", "POST", "/networks/create", net(`{"Subnet":"10.3.0.0/24"},{"Subnet":"10.4.0.0/24"}`), "", 400, ""},
+		{"two subnets", "POST", "/networks/create", net(`{"Subnet":"10.3.0.0/24"},{"Subnet":"10.4.0.0/24"}`), "", 403, "bridge driver doesn't support multiple subnets"},
 		{"unknown driver", "POST", "/networks/create", `{"Name":"bad","Driver":"overlay9"}`, "", 404, "not found"},
 		{"unknown IPAM driver", "POST", "/networks/create", `{"Name":"bad","IPAM":{"Driver":"dhcp"}}`, "", 400, "IPAM driver"},
 		{"unknown option", "POST", "/networks/create", opt("com.docker.network.bridge.colour", "red"), "", 400, "unknown network option"},

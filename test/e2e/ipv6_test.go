@@ -98,7 +98,33 @@ func TestIPv6DualStackNetwork(t *testing.T) {
 		t.Errorf("eth0 of a container on an IPv4-only network has IPv6 addresses:\n%s", out)
 	}
 
-	mustDocker(t, w, "rm", "-f", "v6a", "v6b", "v6c", "v6i", "v4c")
+	// A container with IPv6 turned off gets no IPv6 address (moby's
+	// CreateOptionDisableIPv6) and no IPv6 lines in /etc/hosts.
+	mustDocker(t, w, "run", "-d", "--name", "v6off", "--network", "v6net", "--sysctl", "net.ipv6.conf.all.disable_ipv6=1", testworld.BusyboxImage, "sleep", "3600")
+	if got := dockerInspect(t, w, `{{(index .NetworkSettings.Networks "v6net").GlobalIPv6Address}}|{{(index .NetworkSettings.Networks "v6net").IPv6Gateway}}`, "v6off"); got != "|" {
+		t.Errorf("v6off's IPv6 address and gateway = %q, want none", got)
+	}
+	if out := mustDocker(t, w, "exec", "v6off", "cat", "/etc/hosts"); strings.Contains(out, "::") {
+		t.Errorf("v6off's /etc/hosts has IPv6 lines:\n%s", out)
+	}
+
+	// A dual-stack network outranks an IPv4-only one as the gateway, for
+	// both families, and takes the published port with it (moby's
+	// TestGatewaySelection).
+	mustDocker(t, w, "run", "-d", "--name", "gwsel", "--network", "v4net", "-p", "8096:80", testworld.BusyboxImage, "sleep", "3600")
+	mustDocker(t, w, "network", "connect", "v6net", "gwsel")
+	v6gw4 := strings.TrimSpace(mustDocker(t, w, "network", "inspect", "-f", "{{(index .IPAM.Config 0).Gateway}}", "v6net"))
+	if out := mustDocker(t, w, "exec", "gwsel", "ip", "route", "show", "default"); !strings.HasPrefix(out, "default via "+v6gw4+" ") {
+		t.Errorf("gwsel's IPv4 default route = %q, want via v6net's %s", out, v6gw4)
+	}
+	if out := mustDocker(t, w, "exec", "gwsel", "ip", "-6", "route", "show", "default"); !strings.HasPrefix(out, "default via fd00:e2e::1 ") {
+		t.Errorf("gwsel's IPv6 default route = %q", out)
+	}
+	if got := strings.TrimSpace(mustDocker(t, w, "inspect", "-f", `{{(index (index .NetworkSettings.Ports "80/tcp") 0).HostPort}}`, "gwsel")); got != "8096" {
+		t.Errorf("gwsel's port after the connect: %q", got)
+	}
+
+	mustDocker(t, w, "rm", "-f", "v6a", "v6b", "v6c", "v6i", "v4c", "v6off", "gwsel")
 	for _, n := range []string{"v6net", "auto6", "int6", "v4net"} {
 		mustDocker(t, w, "network", "rm", n)
 	}
