@@ -111,6 +111,10 @@ func defaultNetworkSettings(nets map[string]*nettypes.EndpointSettings) ctypes.D
 		IPAddress:   es.IPAddress,
 		IPPrefixLen: es.IPPrefixLen,
 		MacAddress:  es.MacAddress,
+
+		GlobalIPv6Address:   es.GlobalIPv6Address,
+		GlobalIPv6PrefixLen: es.GlobalIPv6PrefixLen,
+		IPv6Gateway:         es.IPv6Gateway,
 	}
 }
 

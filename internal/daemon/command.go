@@ -38,6 +38,8 @@ func NewCommand() *cobra.Command {
 	f.StringVar(&cfg.Host, "host", "unix:///run/berth/berth.sock", "socket to listen on")
 	f.StringVar(&cfg.BridgeName, "bridge-name", "berth0", "device name of the default bridge network")
 	f.BoolVar(&cfg.BridgeHostAccess, "bridge-host-access", false, "let containers on the default bridge reach the host's own services, as Docker does (user networks: -o "+network.OptHostAccess+"=true)")
+	f.BoolVar(&cfg.IPv6, "ipv6", false, "give the default bridge IPv6, as dockerd's --ipv6 (user networks: docker network create --ipv6)")
+	f.StringVar(&cfg.FixedCIDRv6, "fixed-cidr-v6", "", "the default bridge's IPv6 subnet (default: a /64 of a ULA prefix derived from the engine ID)")
 	f.IntVar(&cfg.Group, "group", -1, "group ID that may use the socket (default: root only)")
 	f.BoolVarP(&debug, "debug", "D", false, "debug logging")
 	f.StringVar(&cfg.ResolvConf, "resolv-conf", "", "host resolver configuration to read instead of /etc/resolv.conf (for tests)")

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -40,7 +41,11 @@ type Config struct {
 	BridgeName string // berth0
 	// BridgeHostAccess opens the host's services to the default bridge.
 	BridgeHostAccess bool
-	Group            int // socket group; -1 keeps root's
+	// IPv6 gives the default bridge IPv6 (dockerd's --ipv6), in
+	// FixedCIDRv6 (--fixed-cidr-v6) if set, else a /64 of the ULA pool.
+	IPv6        bool
+	FixedCIDRv6 string
+	Group       int // socket group; -1 keeps root's
 	// ResolvConf is the host's resolver configuration ("" means /etc/resolv.conf).
 	ResolvConf string
 	Log        *slog.Logger
@@ -222,10 +227,23 @@ func (d *Daemon) build() error {
 	if d.engineID, err = loadEngineID(filepath.Join(d.cfg.DataRoot, "engine-id")); err != nil {
 		return err
 	}
+	var subnet6 netip.Prefix
+	if d.cfg.FixedCIDRv6 != "" {
+		if !d.cfg.IPv6 {
+			return fmt.Errorf("--fixed-cidr-v6 needs --ipv6")
+		}
+		if subnet6, err = netip.ParsePrefix(d.cfg.FixedCIDRv6); err != nil || !subnet6.Addr().Is6() || subnet6.Addr().Is4In6() {
+			return fmt.Errorf("--fixed-cidr-v6 %q: not an IPv6 prefix", d.cfg.FixedCIDRv6)
+		}
+		if err := ipam.ValidateRequest(subnet6, netip.Prefix{}, netip.Addr{}); err != nil {
+			return fmt.Errorf("--fixed-cidr-v6: %w", err)
+		}
+	}
 	d.net = network.New(network.Config{
 		Store: d.store, Driver: d.driver, Sandboxes: sbs, Firewall: fw, Ports: ports, IPv6Ports: ports.IPv6Listenable(),
 		Log: d.log.With("component", "network"), DefaultBridgeName: d.cfg.BridgeName, DefaultBridgeHostAccess: d.cfg.BridgeHostAccess,
 		Nameservers: d.resolv.get().nameservers, Pools6: []ipam.Pool{ipam.ULAPool(d.engineID)},
+		DefaultBridgeIPv6: d.cfg.IPv6, DefaultBridgeSubnet6: subnet6,
 	})
 	d.dns = d.newDNS()
 	d.runtime, err = runtime.New(runtime.Config{

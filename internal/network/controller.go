@@ -41,6 +41,12 @@ type Config struct {
 	// bridge's containers (OptHostAccess); a daemon setting, applied at
 	// every start, as Docker's daemon options for its bridge are.
 	DefaultBridgeHostAccess bool
+	// DefaultBridgeIPv6 gives the default bridge IPv6 (dockerd's --ipv6),
+	// in DefaultBridgeSubnet6 (--fixed-cidr-v6) or, if that is invalid, a
+	// /64 of Pools6; applied at every start, as dockerd makes its default
+	// bridge again from its options at each start.
+	DefaultBridgeIPv6    bool
+	DefaultBridgeSubnet6 netip.Prefix
 	// Nameservers are the host's resolvers; pools that contain one are skipped.
 	Nameservers []netip.Addr
 	// Pools to pick subnets from; nil means Docker's defaults.

@@ -24,6 +24,8 @@ type rig struct {
 	sbs *fakeSandboxes
 	fw  *fakeFirewall
 	ids func() string
+	// tweak, if set, changes the Config of every (re)start.
+	tweak func(*Config)
 }
 
 func newRig(t *testing.T) *rig {
@@ -40,12 +42,16 @@ func (r *rig) restart(t *testing.T) {
 	if r.c != nil {
 		r.c.Close()
 	}
-	r.c = New(Config{
+	cfg := Config{
 		Store: r.st, Driver: r.drv, Sandboxes: r.sbs, Firewall: r.fw,
 		Nameservers: []netip.Addr{netip.MustParseAddr("10.255.255.53")},
 		NewID:       r.ids,
 		Now:         func() time.Time { return time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC) },
-	})
+	}
+	if r.tweak != nil {
+		r.tweak(&cfg)
+	}
+	r.c = New(cfg)
 	if err := r.c.Start(context.Background()); err != nil {
 		t.Fatalf("Start: %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -343,6 +344,29 @@ func (c *Controller) releaseAddressesLocked(ep *Endpoint) {
 	}
 }
 
+// pairedAddress6 reports whether ep's IPv6 address (if it has one) is
+// the one its IPv4 address pairs with: the same offset into the
+// network's IPv6 subnet as its IPv4 address into the IPv4 subnet. Both
+// are handed out lowest first and given back together, so they pair
+// unless one was chosen by hand (--ip, --ip6); while every endpoint of a
+// network is paired, an IPv6 address's MAC (derived from the IPv4
+// address) is the same for each holder, and a neighbour's cached entry
+// stays right, as for IPv4. An unpaired one ends that for the network,
+// as a MAC of the user's does (Network.MACsFromAddresses).
+func pairedAddress6(n *Network, ep *Endpoint) bool {
+	if !ep.Address6.IsValid() || n.IPv6 == nil || n.IPv4 == nil {
+		return true
+	}
+	off4 := ep.Address.Addr().As4()
+	base4 := n.IPv4.Subnet.Masked().Addr().As4()
+	d4 := uint64(binary.BigEndian.Uint32(off4[:]) - binary.BigEndian.Uint32(base4[:]))
+	a6, b6 := ep.Address6.Addr().As16(), n.IPv6.Subnet.Masked().Addr().As16()
+	if !bytes.Equal(a6[:8], b6[:8]) { // more than 2^64 apart: a subnet shorter than /64
+		return false
+	}
+	return binary.BigEndian.Uint64(a6[8:])-binary.BigEndian.Uint64(b6[8:]) == d4
+}
+
 func pickMAC(s string, addr netip.Addr) (net.HardwareAddr, error) {
 	if s == "" {
 		return MACFromAddress(addr), nil
@@ -374,7 +398,7 @@ func (c *Controller) pickMACLocked(n *Network, ep *Endpoint, req JoinRequest) (f
 		// one gets a random MAC, and announces it.
 		ep.MAC = randomMAC()
 	}
-	own := !bytes.Equal(ep.MAC, MACFromAddress(ep.Address.Addr()))
+	own := !bytes.Equal(ep.MAC, MACFromAddress(ep.Address.Addr())) || !pairedAddress6(n, ep)
 	ep.Announce = own || !n.MACsFromAddresses
 	if !own || !n.MACsFromAddresses {
 		return req.Record, nil

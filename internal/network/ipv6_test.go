@@ -222,3 +222,93 @@ func TestIPv6TurnedOffInTheContainer(t *testing.T) {
 		t.Errorf("Resolve(off) = %v, want its IPv4 address only", got)
 	}
 }
+
+// TestUnpairedIPv6AddressAnnounces: an --ip6 that is not the address the
+// endpoint's IPv4 address pairs with breaks the MAC-per-address rule for
+// IPv6 neighbours, so that join and every later one on the network
+// announce (gratuitous ARP and unsolicited NA), as a MAC of the user's does.
+func TestUnpairedIPv6AddressAnnounces(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "dual", EnableIPv6: true, IPAM: []IPAMRequest{
+		{Subnet: mustPrefix("10.50.0.0/24")}, {Subnet: mustPrefix("fd00:50::/64")}}}); err != nil {
+		t.Fatal(err)
+	}
+	paired := r.join(t, r.sandbox(t, "c1"), "dual", JoinRequest{ContainerID: "c1", Name: "c1"})
+	if paired.Address6 != mustPrefix("fd00:50::2/64") || paired.Announce {
+		t.Errorf("paired join: %v announce %v, want fd00:50::2/64 without announcing", paired.Address6, paired.Announce)
+	}
+	unpaired := r.join(t, r.sandbox(t, "c2"), "dual", JoinRequest{ContainerID: "c2", Name: "c2", IPv6: netip.MustParseAddr("fd00:50::99")})
+	if !unpaired.Announce {
+		t.Error("an unpaired --ip6 join does not announce")
+	}
+	if n, _ := r.c.Network("dual"); n.MACsFromAddresses {
+		t.Error("the network still counts on MACs from addresses")
+	}
+	later := r.join(t, r.sandbox(t, "c3"), "dual", JoinRequest{ContainerID: "c3", Name: "c3"})
+	if !later.Announce {
+		t.Error("a later paired join does not announce, though a neighbour may hold a stale entry")
+	}
+	if !pairedAddress6(&Network{}, &Endpoint{}) {
+		t.Error("an endpoint without IPv6 counts as unpaired")
+	}
+}
+
+// TestDefaultBridgeIPv6: the daemon's --ipv6 and --fixed-cidr-v6 are
+// applied to the default bridge at every start, as dockerd makes its
+// default bridge again from its options: on, a subnet of the user's, off.
+func TestDefaultBridgeIPv6(t *testing.T) {
+	r := newRig(t)
+	bridge := func() *Network {
+		t.Helper()
+		n, err := r.c.Network("bridge")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if bridge().IPv6 != nil {
+		t.Fatal("the default bridge has IPv6 without --ipv6")
+	}
+	r.tweak = func(c *Config) { c.DefaultBridgeIPv6 = true }
+	r.restart(t)
+	n := bridge()
+	if n.IPv6 == nil || n.IPv6.Subnet.Bits() != 64 || n.IPv6.UserSubnet {
+		t.Fatalf("--ipv6: default bridge IPv6 %+v, want a /64 of the pool", n.IPv6)
+	}
+	if got := r.drv.bridges[n.Bridge.Name].Gateway6; got.Addr() != n.IPv6.Gateway {
+		t.Errorf("bridge spec Gateway6 %v, want %v", got, n.IPv6.Gateway)
+	}
+	sb := r.sandbox(t, "c1")
+	ep := r.join(t, sb, "bridge", JoinRequest{ContainerID: "c1", Name: "c1"})
+	if !n.IPv6.Subnet.Contains(ep.Address6.Addr()) || ep.Gateway6 != n.IPv6.Gateway {
+		t.Errorf("endpoint on the default bridge: %v via %v", ep.Address6, ep.Gateway6)
+	}
+	if _, err := r.c.Join(context.Background(), r.sandbox(t, "c2").ID, "bridge", JoinRequest{ContainerID: "c2", Name: "c2", IPv6: n.IPv6.Subnet.Addr().Next().Next().Next()}); errdefs.KindOf(err) != errdefs.KindInvalid {
+		t.Errorf("--ip6 on the default bridge: %v, want Invalid", err)
+	}
+	auto := n.IPv6.Subnet
+
+	r.restart(t) // the same options: nothing changes, the address stays held
+	if got := bridge().IPv6.Subnet; got != auto {
+		t.Errorf("a restart moved the default bridge from %v to %v", auto, got)
+	}
+	if ep3 := r.join(t, r.sandbox(t, "c3"), "bridge", JoinRequest{ContainerID: "c3", Name: "c3"}); ep3.Address6 == ep.Address6 {
+		t.Errorf("after a restart %v was handed out twice", ep.Address6)
+	}
+
+	r.tweak = func(c *Config) { c.DefaultBridgeIPv6, c.DefaultBridgeSubnet6 = true, mustPrefix("fd00:dead::/64") }
+	r.restart(t)
+	if got := bridge().IPv6; got == nil || got.Subnet != mustPrefix("fd00:dead::/64") || got.Gateway != netip.MustParseAddr("fd00:dead::1") {
+		t.Errorf("--fixed-cidr-v6: %+v", got)
+	}
+
+	r.tweak = nil
+	r.restart(t)
+	if got := bridge().IPv6; got != nil {
+		t.Errorf("without --ipv6 the default bridge kept %+v", got)
+	}
+	if fn := r.fw.nets[bridge().Bridge.Name]; fn.Subnet6.IsValid() {
+		t.Errorf("the firewall still has %v for the default bridge", fn.Subnet6)
+	}
+}

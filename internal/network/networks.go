@@ -381,6 +381,68 @@ func (c *Controller) setDefaultBridgeHostAccess(n *Network) {
 	}
 }
 
+// applyDefaultBridgeIPv6Locked gives the default bridge the IPv6 the
+// daemon's options ask for, or takes it away: a subnet of the user's
+// (--fixed-cidr-v6) replaces one that differs, and without one the bridge
+// keeps what it has or gets a /64 of the pools. Endpoints made before the
+// change keep what they had until their container restarts (those with
+// IPv6 addresses outside the new subnet are warned of).
+func (c *Controller) applyDefaultBridgeIPv6Locked() error {
+	var n *Network
+	for _, o := range c.networks {
+		if o.Bridge != nil && o.Bridge.DefaultBridge {
+			n = o
+		}
+	}
+	if n == nil {
+		return nil
+	}
+	want, want6 := c.cfg.DefaultBridgeIPv6, c.cfg.DefaultBridgeSubnet6
+	switch {
+	case !want && n.IPv6 == nil:
+		return nil
+	case want && n.IPv6 != nil && (!want6.IsValid() || n.IPv6.Subnet == want6):
+		return nil
+	}
+	old := n.IPv6
+	n.IPv6 = nil
+	delete(c.spaces6, n.ID)
+	if want {
+		if err := c.planIPv6Locked(n, IPAMRequest{Subnet: want6}); err != nil {
+			n.IPv6 = old
+			return fmt.Errorf("IPv6 for the default bridge: %w", err)
+		}
+		n.IPv6.UserSubnet = false // no --ip6 on a predefined network
+		space, err := ipam.NewSpace(n.IPv6.Subnet, n.IPv6.IPRange, n.IPv6.Gateway)
+		if err != nil {
+			n.IPv6 = old
+			return fmt.Errorf("IPv6 for the default bridge: %w", err)
+		}
+		for _, ep := range c.endpoints {
+			if ep.NetworkID != n.ID || !ep.Address6.IsValid() {
+				continue
+			}
+			if err := space.Reserve(ep.Address6.Addr()); err != nil {
+				c.log.Warn("an endpoint of the default bridge keeps an IPv6 address of the old subnet until its container restarts", "endpoint", ep.ID[:12], "address", ep.Address6, "err", err)
+			}
+		}
+		c.spaces6[n.ID] = space
+	}
+	if err := c.putNetwork(n); err != nil {
+		return fmt.Errorf("record the default bridge: %w", err)
+	}
+	c.publishNetworksLocked()
+	c.log.Info("default bridge IPv6 changed", "from", ipv6Subnet(old), "to", ipv6Subnet(n.IPv6))
+	return nil
+}
+
+func ipv6Subnet(c *IPConfig) string {
+	if c == nil {
+		return "none"
+	}
+	return c.Subnet.String()
+}
+
 // ensurePredefined creates bridge, host and none on first start.
 func (c *Controller) ensurePredefinedLocked() error {
 	have := map[string]bool{}

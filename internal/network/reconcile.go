@@ -24,6 +24,9 @@ func (c *Controller) Start(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	err := c.ensurePredefinedLocked()
+	if err == nil {
+		err = c.applyDefaultBridgeIPv6Locked()
+	}
 	c.mu.Unlock()
 	if err != nil {
 		return err
@@ -297,7 +300,7 @@ func (c *Controller) finishEndpoint(ep *Endpoint) error {
 	c.mu.Lock()
 	n := c.networks[ep.NetworkID]
 	sb := c.sandboxes[ep.SandboxID]
-	ep.Announce = ep.Announce || !n.MACsFromAddresses || !bytes.Equal(ep.MAC, MACFromAddress(ep.Address.Addr()))
+	ep.Announce = ep.Announce || !n.MACsFromAddresses || !bytes.Equal(ep.MAC, MACFromAddress(ep.Address.Addr())) || !pairedAddress6(n, ep)
 	spec := c.joinSpecLocked(n, ep)
 	c.mu.Unlock()
 	if n.Driver == DriverBridge {

@@ -172,7 +172,7 @@ func (p *Proxy) acceptLoop(l net.Listener, target netip.AddrPort, log *slog.Logg
 func (p *Proxy) pipe(client *net.TCPConn, target netip.AddrPort, log *slog.Logger) {
 	defer client.Close()
 	d := net.Dialer{Timeout: dialTimeout}
-	bc, err := d.DialContext(p.ctx, "tcp4", target.String())
+	bc, err := d.DialContext(p.ctx, family("tcp", target), target.String())
 	if err != nil {
 		log.Debug("proxy dial", "target", target, "err", err)
 		return
@@ -260,7 +260,7 @@ func (p *Proxy) udpLoop(uc *net.UDPConn, target netip.AddrPort, log *slog.Logger
 				mu.Unlock()
 				continue
 			}
-			c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(target))
+			c, err := net.DialUDP(family("udp", target), nil, net.UDPAddrFromAddrPort(target))
 			if err != nil {
 				mu.Unlock()
 				log.Debug("proxy dial", "target", target, "err", err)
@@ -311,4 +311,13 @@ func (p *Proxy) udpLoop(uc *net.UDPConn, target netip.AddrPort, log *slog.Logger
 			log.Debug("proxy write", "target", target, "err", err)
 		}
 	}
+}
+
+// family is the network to dial target on: the container's IPv4
+// address, or its IPv6 one on a network with IPv6.
+func family(proto string, target netip.AddrPort) string {
+	if target.Addr().Is4() {
+		return proto + "4"
+	}
+	return proto + "6"
 }

@@ -186,3 +186,52 @@ func TestStopEndsAHangingDial(t *testing.T) {
 		t.Errorf("Stop took %v with a dial hanging", took)
 	}
 }
+
+// TestTCPToIPv6Target: a container with an IPv6 address is dialled on
+// it (tcp6), as docker-proxy dials a dual-stack container's IPv6 address.
+func TestTCPToIPv6Target(t *testing.T) {
+	srv, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		nstest.Unavailable(t, fmt.Sprintf("no IPv6 loopback here: %v", err))
+	}
+	defer srv.Close()
+	go func() {
+		for {
+			c, err := srv.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("from " + c.LocalAddr().String()))
+			c.Close()
+		}
+	}()
+	fd, port := boundV6(t, unix.SOCK_STREAM)
+	p, err := Start(fd, "tcp", netip.MustParseAddrPort(srv.Addr().String()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	c, err := net.DialTimeout("tcp6", netip.AddrPortFrom(netip.IPv6Loopback(), port).String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "from "+srv.Addr().String() {
+		t.Errorf("through the proxy: %q, %v; want the IPv6 server's answer", got, err)
+	}
+}
+
+func TestFamily(t *testing.T) {
+	for _, tc := range []struct{ proto, target, want string }{
+		{"tcp", "10.0.0.2:80", "tcp4"},
+		{"udp", "10.0.0.2:53", "udp4"},
+		{"tcp", "[fd00::2]:80", "tcp6"},
+		{"udp", "[fd00::2]:53", "udp6"},
+	} {
+		if got := family(tc.proto, netip.MustParseAddrPort(tc.target)); got != tc.want {
+			t.Errorf("family(%s, %s) = %s, want %s", tc.proto, tc.target, got, tc.want)
+		}
+	}
+}

@@ -129,3 +129,34 @@ func TestIPv6DualStackNetwork(t *testing.T) {
 		mustDocker(t, w, "network", "rm", n)
 	}
 }
+
+// TestDefaultBridgeIPv6: `berth daemon --ipv6 --fixed-cidr-v6` gives the
+// default bridge IPv6, as dockerd's options do, and a restart without
+// them takes it away again (the bridge device keeps no IPv6 gateway).
+func TestDefaultBridgeIPv6(t *testing.T) {
+	w, d := startWorld(t, "--ipv6", "--fixed-cidr-v6", "fd00:d0c::/64")
+	if got := strings.TrimSpace(mustDocker(t, w, "network", "inspect", "-f", "{{.EnableIPv6}} {{(index .IPAM.Config 1).Subnet}} {{(index .IPAM.Config 1).Gateway}}", "bridge")); got != "true fd00:d0c::/64 fd00:d0c::1" {
+		t.Errorf("bridge with --ipv6: %q", got)
+	}
+	mustDocker(t, w, "run", "-d", "--name", "db6", testworld.BusyboxImage, "sleep", "3600")
+	if got := dockerInspect(t, w, "{{.NetworkSettings.GlobalIPv6Address}} {{.NetworkSettings.IPv6Gateway}}", "db6"); got != "fd00:d0c::2 fd00:d0c::1" {
+		t.Errorf("db6's legacy IPv6 fields: %q", got)
+	}
+	want := "you are " + testworld.HostAddr6.String() + "\n"
+	var got string
+	if !retried(func() bool {
+		got, _, _ = w.Docker(t, "exec", "db6", "timeout", "10", "wget", "-q", "-O", "-", "http://["+testworld.ServerAddr6.String()+"]/")
+		return got == want
+	}) {
+		t.Errorf("db6 → outside over IPv6: %q, want %q", got, want)
+	}
+	mustDocker(t, w, "rm", "-f", "db6")
+	d.Stop()
+	w.Start(t)
+	if got := strings.TrimSpace(mustDocker(t, w, "network", "inspect", "-f", "{{.EnableIPv6}} {{len .IPAM.Config}}", "bridge")); got != "false 1" {
+		t.Errorf("bridge after a restart without --ipv6: %q", got)
+	}
+	if out, _, _ := w.InHost(t, "ip", "-6", "addr", "show", "dev", defaultBridge, "scope", "global"); strings.Contains(out, "fd00:d0c") {
+		t.Errorf("the bridge kept its IPv6 gateway:\n%s", out)
+	}
+}

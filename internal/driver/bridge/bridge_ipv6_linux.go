@@ -94,10 +94,24 @@ func (d *Driver) ensureGatewayAddr6(br netlink.Link, gw netip.Prefix) error {
 	if err != nil {
 		return fmt.Errorf("list IPv6 addresses of bridge %q: %w", br.Attrs().Name, err)
 	}
+	have := false
 	for _, a := range addrs {
-		if prefixOf(a.IPNet).Addr() == gw.Addr() {
-			return nil
+		p := prefixOf(a.IPNet)
+		switch {
+		case gw.IsValid() && p.Addr() == gw.Addr():
+			have = true
+		case p.Addr().IsLinkLocalUnicast():
+		default:
+			// A gateway the network no longer has (the default bridge's
+			// --fixed-cidr-v6 changed, or --ipv6 was dropped): moby's
+			// programIPv6Addresses removes it too.
+			if err := d.h.AddrDel(br, &a); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+				return fmt.Errorf("remove old IPv6 address %s of bridge %q: %w", p, br.Attrs().Name, err)
+			}
 		}
+	}
+	if have || !gw.IsValid() {
+		return nil
 	}
 	err = d.h.AddrAdd(br, &netlink.Addr{IPNet: ipNet(gw), Flags: unix.IFA_F_NODAD})
 	if err != nil && !errors.Is(err, unix.EEXIST) {

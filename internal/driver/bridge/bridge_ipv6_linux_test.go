@@ -194,3 +194,26 @@ func TestEnsureBridgeWarnsOfRouterAdvertisementsIgnored(t *testing.T) {
 		t.Errorf("the warning again when forwarding was on already; log:\n%s", logged.String())
 	}
 }
+
+// TestEnsureBridgeDropsAnOldIPv6Gateway: when a network's IPv6 subnet
+// changes or goes (the default bridge's --fixed-cidr-v6, --ipv6), the
+// bridge keeps only the gateway it has now, and its link-local address.
+func TestEnsureBridgeDropsAnOldIPv6Gateway(t *testing.T) {
+	w := newWorld(t)
+	spec := w.ensureDualStackBridge(t)
+	spec.Gateway6 = netip.MustParsePrefix("fd00:beef::1/64")
+	if err := w.d.EnsureBridge(spec, "network:test"); err != nil {
+		t.Fatal(err)
+	}
+	got := globalAddrs6(t, w.h, spec.Name)
+	if _, ok := got[spec.Gateway6]; !ok || len(got) != 1 {
+		t.Errorf("after the subnet changed: %v, want %v alone", got, spec.Gateway6)
+	}
+	spec.Gateway6 = netip.Prefix{}
+	if err := w.d.EnsureBridge(spec, "network:test"); err != nil {
+		t.Fatal(err)
+	}
+	if got := globalAddrs6(t, w.h, spec.Name); len(got) != 0 {
+		t.Errorf("after IPv6 was dropped: %v, want none", got)
+	}
+}

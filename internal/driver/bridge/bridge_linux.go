@@ -42,6 +42,10 @@ func (d *Driver) EnsureBridge(spec network.BridgeSpec, owner string) error {
 		if err := d.ensureIPv6(br, spec.Gateway6); err != nil {
 			return err
 		}
+	} else if d.ipv6Conf >= 0 {
+		if err := d.ensureGatewayAddr6(br, netip.Prefix{}); err != nil { // none left from an earlier IPv6 subnet
+			return err
+		}
 	}
 	if err := d.ensureRouteLocalnet(spec.Name); err != nil { // published ports on 127.0.0.1
 		return err

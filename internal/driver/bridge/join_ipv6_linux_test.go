@@ -240,3 +240,59 @@ func TestIPv6DefaultRouteGoesWhereTheControllerSays(t *testing.T) {
 	}
 	gateways("after SetGateway to the one left", second.Gateway6)
 }
+
+// TestUnsolicitedNAUpdatesNeighbours: an announced dual-stack join also
+// sends an unsolicited neighbour advertisement, so that a neighbour that
+// cached the IPv6 address with an earlier container's MAC takes the new
+// one at once (as the gratuitous ARP does for IPv4).
+func TestUnsolicitedNAUpdatesNeighbours(t *testing.T) {
+	w := newWorld(t)
+	w.ensureDualStackBridge(t)
+	a, b := nstest.New(t), nstest.New(t)
+	old := dualStackSpec(1)
+	for _, j := range []struct {
+		path string
+		spec network.EndpointSpec
+	}{{a, old}, {b, dualStackSpec(2)}} {
+		if err := w.d.Join(j.path, j.spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.d.Settle()
+	if err := ping(t, b, old.Address6.Addr()); err != nil { // b caches a's MAC
+		t.Fatal(err)
+	}
+	if err := w.d.Leave(a, old); err != nil {
+		t.Fatal(err)
+	}
+	repl := old
+	repl.HostIfName, repl.MAC, repl.Owner, repl.Announce = "vethtest003", RandomMAC(), "endpoint:3", true
+	if err := w.d.Join(nstest.New(t), repl); err != nil {
+		t.Fatal(err)
+	}
+	w.d.Settle()
+	bh := handleIn(t, b)
+	var got string
+	for range 200 { // the advertisement crosses the bridge in softirq
+		got = neighMAC6(t, bh, old.Address6.Addr())
+		if got == repl.MAC.String() {
+			return
+		}
+		sleepBriefly()
+	}
+	t.Errorf("b's neighbour entry for %s is %q, want the new MAC %v", old.Address6.Addr(), got, repl.MAC)
+}
+
+func neighMAC6(t *testing.T, h *netlink.Handle, ip netip.Addr) string {
+	t.Helper()
+	neighs, err := h.NeighList(0, netlink.FAMILY_V6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range neighs {
+		if a, _ := netip.AddrFromSlice(n.IP); a == ip {
+			return n.HardwareAddr.String()
+		}
+	}
+	return ""
+}

@@ -69,7 +69,8 @@ func (d *Driver) Join(sandboxPath string, spec network.EndpointSpec) (err error)
 	return nil
 }
 
-// announce sends the gratuitous ARP in the background, once the bridge
+// announce sends the gratuitous ARP (and, for an endpoint with an IPv6
+// address, an unsolicited neighbour advertisement) in the background, once the bridge
 // port forwards. Both halves cost in proportion to the bridge's ports: the
 // broadcast is flooded to every port and delivered into every container's
 // namespace in the sender's context (8-10 ms at 1,000 ports, measured
@@ -91,6 +92,10 @@ func (d *Driver) announce(sb *sandboxConn, peer netlink.Link, spec network.Endpo
 		defer d.release(sb, false)
 		d.syncPortState(spec.HostIfName)
 		err := sb.sendGratuitousARP(ifindex, mac, addr)
+		if spec.Address6.IsValid() && err == nil {
+			addr = spec.Address6.Addr()
+			err = sb.sendUnsolicitedNA(ifindex, mac, addr)
+		}
 		switch {
 		case errors.Is(err, unix.ENETDOWN) || errors.Is(err, unix.ENXIO) || errors.Is(err, unix.ENODEV) || errors.Is(err, os.ErrNotExist):
 			// The endpoint (or its sandbox) left before the announcement went out.

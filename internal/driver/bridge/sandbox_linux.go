@@ -191,6 +191,33 @@ func (sb *sandboxConn) ensureLoopbackUp() error {
 func (sb *sandboxConn) sendGratuitousARP(ifindex int, mac net.HardwareAddr, addr netip.Addr) error {
 	sb.mu.Lock()
 	defer sb.mu.Unlock()
+	if err := sb.openPacketSocketLocked(); err != nil {
+		return err
+	}
+	to := &unix.SockaddrLinklayer{
+		Protocol: htons(unix.ETH_P_ARP),
+		Ifindex:  ifindex,
+		Halen:    6,
+		Addr:     [8]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+	}
+	return unix.Sendto(sb.arpFD, garpPayload(mac, addr), 0, to)
+}
+
+// sendUnsolicitedNA announces addr, an IPv6 address of the interface at
+// ifindex, with mac, to all nodes on the link, through the same packet
+// socket as the gratuitous ARP.
+func (sb *sandboxConn) sendUnsolicitedNA(ifindex int, mac net.HardwareAddr, addr netip.Addr) error {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	if err := sb.openPacketSocketLocked(); err != nil {
+		return err
+	}
+	to := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IPV6), Ifindex: ifindex, Halen: 6, Addr: allNodesMAC}
+	return unix.Sendto(sb.arpFD, unsolicitedNA(mac, addr), 0, to)
+}
+
+// openPacketSocketLocked opens the sandbox's packet socket once (sb.mu held).
+func (sb *sandboxConn) openPacketSocketLocked() error {
 	if sb.arpFD < 0 {
 		err := sandbox.Do(sb.path, func() error {
 			// Protocol 0: the socket only sends, so the kernel queues nothing to it.
@@ -205,11 +232,5 @@ func (sb *sandboxConn) sendGratuitousARP(ifindex int, mac net.HardwareAddr, addr
 			return err
 		}
 	}
-	to := &unix.SockaddrLinklayer{
-		Protocol: htons(unix.ETH_P_ARP),
-		Ifindex:  ifindex,
-		Halen:    6,
-		Addr:     [8]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
-	}
-	return unix.Sendto(sb.arpFD, garpPayload(mac, addr), 0, to)
+	return nil
 }
