@@ -135,8 +135,8 @@ func (c *Controller) Join(ctx context.Context, sandboxID, netRef string, req Joi
 	}
 	var spec EndpointSpec
 	c.mu.RLock()
-	prev, _ := c.gatewayLocked(sb.ID, nil)
-	prev6, _ := c.gateway6Locked(sb.ID, nil)
+	before := c.gatewaysLocked(sb.ID, nil)
+	prev, prev6 := before.ep4, before.ep6
 	if n.Driver == DriverBridge {
 		spec = c.joinSpecLocked(n, ep)
 	}
@@ -501,8 +501,8 @@ func (c *Controller) LeaveAndRecord(ctx context.Context, sandboxID, netRef strin
 }
 
 // gatewayLocked (c.mu held) is the endpoint of a sandbox that gives it
-// its IPv4 default route and publishes its ports; gateway6Locked is the
-// one that gives its IPv6 default route. Both are chosen together, as
+// its IPv4 default route and publishes its ports; gatewaysLocked gives
+// that one and the one that gives its IPv6 default route, chosen together, as
 // libnetwork's getGatewayEndpoint chooses them (selectGatewayEndpoint
 // over the endpoints sorted by Endpoint.Less): of the endpoints with a
 // gateway (on networks that publish: non-internal bridges), ranked by
@@ -515,12 +515,6 @@ func (c *Controller) LeaveAndRecord(ctx context.Context, sandboxID, netRef strin
 func (c *Controller) gatewayLocked(sandboxID string, cand *Endpoint) (*Endpoint, *Network) {
 	g := c.gatewaysLocked(sandboxID, cand)
 	return g.ep4, g.net4
-}
-
-// gateway6Locked: see gatewayLocked.
-func (c *Controller) gateway6Locked(sandboxID string, cand *Endpoint) (*Endpoint, *Network) {
-	g := c.gatewaysLocked(sandboxID, cand)
-	return g.ep6, g.net6
 }
 
 // gateways are a sandbox's gateway endpoints, one per family.
@@ -589,10 +583,11 @@ func (c *Controller) gatewaysLocked(sandboxID string, cand *Endpoint) gateways {
 // sandbox's gateway.
 func (c *Controller) joinSpecLocked(n *Network, ep *Endpoint) EndpointSpec {
 	spec := endpointSpec(n, ep)
-	if gw, _ := c.gatewayLocked(ep.SandboxID, ep); gw != ep {
+	g := c.gatewaysLocked(ep.SandboxID, ep)
+	if g.ep4 != ep {
 		spec.Gateway = netip.Addr{}
 	}
-	if gw, _ := c.gateway6Locked(ep.SandboxID, ep); gw != ep {
+	if g.ep6 != ep {
 		spec.Gateway6 = netip.Addr{}
 	}
 	return spec
@@ -613,16 +608,17 @@ func (c *Controller) portHolderLocked(sandboxID string) *Endpoint {
 // place of the route it has, as libnetwork's sandbox moves its gateway
 // (updateGateway): the endpoint that gave the route has left, or a join
 // that took it failed. v4 and v6 say which family's route moves (the
-// gateway is chosen per family: gatewayLocked, gateway6Locked).
+// gateway is chosen per family: gatewaysLocked).
 func (c *Controller) moveGateway(sb *Sandbox, v4, v6 bool) {
 	c.mu.RLock()
 	var next, next6 *Endpoint
 	var nextNet, next6Net *Network
+	g := c.gatewaysLocked(sb.ID, nil)
 	if v4 {
-		next, nextNet = c.gatewayLocked(sb.ID, nil)
+		next, nextNet = g.ep4, g.net4
 	}
 	if v6 {
-		next6, next6Net = c.gateway6Locked(sb.ID, nil)
+		next6, next6Net = g.ep6, g.net6
 	}
 	var specs []EndpointSpec
 	var nets []string
@@ -712,8 +708,8 @@ func (c *Controller) movePorts(ctx context.Context, sb *Sandbox) error {
 // Join, the intent's fdatasync overlaps the kernel work.
 func (c *Controller) leave(ctx context.Context, sb *Sandbox, ep *Endpoint, sandboxGoing bool, record func(store.Tx) error) error {
 	c.mu.Lock()
-	gw, _ := c.gatewayLocked(sb.ID, nil)
-	gw6, _ := c.gateway6Locked(sb.ID, nil)
+	g := c.gatewaysLocked(sb.ID, nil)
+	gw, gw6 := g.ep4, g.ep6
 	ep.State = EndpointDeleting
 	intent, err := c.recordEndpointLocked(ep, record)
 	n := c.networks[ep.NetworkID]
