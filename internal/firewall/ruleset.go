@@ -103,7 +103,7 @@ func baseMaps() []Map {
 		{Name: MapNatIn, Key: KeyIfname},
 		{Name: MapFwdInternal, Key: KeyIfname},
 		{Name: MapHostIn, Key: KeyIfname},
-		portMaps()[0], portMaps()[1],
+		portMaps()[0], portMaps()[1], portMaps()[2], portMaps()[3],
 	}
 }
 
@@ -175,7 +175,7 @@ func rulesFor(n Network) NetworkRules {
 	// Docker puts "ct state established,related accept" first here too;
 	// before an unconditional accept it changes nothing, so berth leaves it out.
 	add(chainFwdOut(br), MapFwdOut, byIf, []Rule{accept("OUTGOING")})
-	add(chainNatIn(br), MapNatIn, byIf, []Rule{hairpinRule(n)})
+	add(chainNatIn(br), MapNatIn, byIf, hairpinRules(n))
 	if n.Masquerade {
 		masq := []Rule{masqueradeRule(br, n.Subnet)}
 		if n.Subnet6.IsValid() {
