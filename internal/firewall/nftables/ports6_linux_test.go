@@ -134,10 +134,14 @@ var port6RuleCases = []struct {
 	},
 }
 
-// baseRule is rule i of the skeleton's chain name.
+// baseRule is rule i of the skeleton's chain name, or no rule at all.
 func baseRule(name string, i int) firewall.Rule {
-	cs := firewall.Base().Chains
-	return cs[slices.IndexFunc(cs, func(c firewall.Chain) bool { return c.Name == name })].Rules[i]
+	for _, c := range firewall.Base().Chains {
+		if c.Name == name && i < len(c.Rules) {
+			return c.Rules[i]
+		}
+	}
+	return firewall.Rule{}
 }
 
 // linkLocalSourceExcluded is "ip6 saddr != fe80::/10" with its dependency.

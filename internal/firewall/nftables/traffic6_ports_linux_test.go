@@ -64,6 +64,40 @@ func ask(t *testing.T, ns, addr string) string {
 	return string(got)
 }
 
+// listenEcho echoes, on TCP addr in the namespace ns, what each client
+// sends, until the test ends.
+func listenEcho(t *testing.T, ns, addr string) {
+	t.Helper()
+	var l net.Listener
+	if err := sandbox.Do(ns, func() (err error) {
+		l, err = net.Listen(tcpNet(addr), addr)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+}
+
+// echoes reports whether msg comes back on c within a few seconds.
+func echoes(c net.Conn, msg string) bool {
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := io.WriteString(c, msg); err != nil {
+		return false
+	}
+	buf := make([]byte, len(msg))
+	_, err := io.ReadFull(c, buf)
+	return err == nil && string(buf) == msg
+}
+
 // askWithin is ask tried again for up to 30 s until some answer comes, for
 // where an answer is expected (on a loaded machine, or while neighbour
 // discovery settles, one try may miss).
@@ -87,6 +121,7 @@ func TestPublishedPortsIPv6(t *testing.T) {
 	}
 	listenWhoami(t, w.c1, "[::]:80")
 	listenWhoami(t, w.c1, "0.0.0.0:80")
+	listenEcho(t, w.c1, "[::]:81")
 	listen(t, w.host, "[::]:8080") // the userland proxy's socket
 	fw, err := New(w.host, testLogger(t))
 	if err != nil {
@@ -98,10 +133,11 @@ func TestPublishedPortsIPv6(t *testing.T) {
 	web4 := firewall.PortMapping{Proto: firewall.TCP, HostPort: 8080, Addr: c1v4, Port: 80}
 	web6 := firewall.PortMapping{Proto: firewall.TCP, HostIP: netip.IPv6Unspecified(), HostPort: 8080, Addr: c1v6, Port: 80}
 	bound6 := firewall.PortMapping{Proto: firewall.TCP, HostIP: netip.MustParseAddr(hostAddr6), HostPort: 8081, Addr: c1v6, Port: 80}
+	echo6 := firewall.PortMapping{Proto: firewall.TCP, HostPort: 8082, Addr: c1v6, Port: 81}
 	if err := fw.Rebuild(ctx, []firewall.Network{br0v6, br1v6}); err != nil {
 		t.Fatal(err)
 	}
-	if err := fw.AddPorts(ctx, []firewall.PortMapping{web4, web6, bound6}); err != nil {
+	if err := fw.AddPorts(ctx, []firewall.PortMapping{web4, web6, bound6, echo6}); err != nil {
 		t.Fatalf("AddPorts of one port for both families: %v", err)
 	}
 	host6 := "[" + hostAddr6 + "]"
@@ -143,8 +179,24 @@ func TestPublishedPortsIPv6(t *testing.T) {
 	})
 
 	t.Run("withdrawn", func(t *testing.T) {
-		if err := fw.DelPorts(ctx, []firewall.PortMapping{web6, bound6}); err != nil {
+		// A connection open across DelPorts: its conntrack entry goes
+		// too, or it would go on reaching the container.
+		var open net.Conn
+		if err := sandbox.Do(w.outside, func() (err error) {
+			open, err = net.DialTimeout("tcp6", host6+":8082", 5*time.Second)
+			return err
+		}); err != nil {
 			t.Fatal(err)
+		}
+		defer open.Close()
+		if !echoes(open, "before") {
+			t.Fatal("no echo through [::]:8082 before DelPorts")
+		}
+		if err := fw.DelPorts(ctx, []firewall.PortMapping{web6, bound6, echo6}); err != nil {
+			t.Fatal(err)
+		}
+		if echoes(open, "after") {
+			t.Error("a connection DNATed before DelPorts still reaches the container")
 		}
 		// Not DNATed any more: the host's own socket answers.
 		if got := askWithin(t, w.outside, host6+":8080"); got != "hi" {
