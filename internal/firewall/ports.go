@@ -200,13 +200,12 @@ func BuildWithPorts(nets []Network, ports []PortMapping) (*Ruleset, error) {
 	return rs, nil
 }
 
-func portMaps() []Map {
-	return []Map{
-		{Name: MapPortsAny, Key: KeyProtoPort},
-		{Name: MapPortsIP, Key: KeyAddrProtoPort},
-		{Name: MapPorts6Any, Key: KeyProtoPort6},
-		{Name: MapPorts6IP, Key: KeyAddrProtoPort6},
-	}
+// portMaps are the port maps, empty; Build copies them.
+var portMaps = [...]Map{
+	{Name: MapPortsAny, Key: KeyProtoPort},
+	{Name: MapPortsIP, Key: KeyAddrProtoPort},
+	{Name: MapPorts6Any, Key: KeyProtoPort6},
+	{Name: MapPorts6IP, Key: KeyAddrProtoPort6},
 }
 
 // natChains DNAT packets for a local address through the port maps, both
@@ -219,16 +218,16 @@ func portMaps() []Map {
 // first packet of each connection.
 func natChains() []Chain {
 	rules := func(r6 []Rule) []Rule {
-		return append([]Rule{
+		return append(append(make([]Rule, 0, 2+len(r6)),
 			// nft lists the IPv4 dependency of "ip daddr" implicitly.
-			{Stmts: []Stmt{NfprotoIPv4{Implied: true}, FibDaddrLocal{}, DNATPortMap{ByAddr: true}}},
-			{Stmts: []Stmt{NfprotoIPv4{}, FibDaddrLocal{}, DNATPortMap{}}},
-		}, r6...)
+			Rule{Stmts: []Stmt{NfprotoIPv4{Implied: true}, FibDaddrLocal{}, DNATPortMap{ByAddr: true}}},
+			Rule{Stmts: []Stmt{NfprotoIPv4{}, FibDaddrLocal{}, DNATPortMap{}}},
+		), r6...)
 	}
 	return []Chain{
-		{Name: ChainNatPrerouting, Base: &BaseChain{Type: TypeNAT, Hook: HookPrerouting, Priority: PriorityDstNAT}, Rules: rules(natRules6(HookPrerouting))},
+		{Name: ChainNatPrerouting, Base: &BaseChain{Type: TypeNAT, Hook: HookPrerouting, Priority: PriorityDstNAT}, Rules: rules(natPrerouting6)},
 		// nft 1.0 names -100 "dstnat" on prerouting only and lists the number here.
-		{Name: ChainNatOutput, Base: &BaseChain{Type: TypeNAT, Hook: HookOutput, Priority: Priority{Name: "-100", Value: -100}}, Rules: rules(natRules6(HookOutput))},
+		{Name: ChainNatOutput, Base: &BaseChain{Type: TypeNAT, Hook: HookOutput, Priority: Priority{Name: "-100", Value: -100}}, Rules: rules(natOutput6)},
 	}
 }
 

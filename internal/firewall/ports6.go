@@ -28,6 +28,14 @@ var (
 	linkLocal6 = netip.MustParsePrefix("fe80::/10")
 )
 
+// natPrerouting6 and natOutput6 are made once: every Build shares them
+// (rules are never changed once built), so that the IPv6 rules cost an
+// IPv4-only Build nothing but their room in the chains.
+var (
+	natPrerouting6 = natRules6(HookPrerouting)
+	natOutput6     = natRules6(HookOutput)
+)
+
 // natRules6 are the IPv6 rules of the nat chain on hook h (prerouting or
 // output), ports6_ip first as for IPv4. The "ip6 daddr" and "ip6 saddr"
 // matches carry the IPv6 dependency, so nft lists none.
