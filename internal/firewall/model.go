@@ -90,11 +90,13 @@ type KeyType int
 
 // The key types of berth's verdict maps.
 const (
-	KeyIfname        KeyType = iota // 16 bytes, zero padded; interface name
-	KeyIPv4Prefix                   // ipv4_addr with flags interval; one element per subnet
-	KeyProtoPort                    // inet_proto . inet_service → ipv4_addr . inet_service (ports.go)
-	KeyAddrProtoPort                // ipv4_addr . inet_proto . inet_service → ipv4_addr . inet_service
-	KeyIPv6Prefix                   // ipv6_addr with flags interval; one element per IPv6 subnet
+	KeyIfname         KeyType = iota // 16 bytes, zero padded; interface name
+	KeyIPv4Prefix                    // ipv4_addr with flags interval; one element per subnet
+	KeyProtoPort                     // inet_proto . inet_service → ipv4_addr . inet_service (ports.go)
+	KeyAddrProtoPort                 // ipv4_addr . inet_proto . inet_service → ipv4_addr . inet_service
+	KeyIPv6Prefix                    // ipv6_addr with flags interval; one element per IPv6 subnet
+	KeyProtoPort6                    // inet_proto . inet_service → ipv6_addr . inet_service (ports6.go)
+	KeyAddrProtoPort6                // ipv6_addr . inet_proto . inet_service → ipv6_addr . inet_service
 )
 
 // Map is a verdict map, or a port map (ports.go), and its elements.

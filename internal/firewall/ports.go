@@ -10,15 +10,20 @@ import (
 	"github.com/berth-net/berth/internal/errdefs"
 )
 
-// Published ports are two maps and two base chains, whatever their number:
-// each packet to a local address does one lookup in ports_ip (ports bound to
-// one host address) and, failing that, one in ports_any (ports bound to
-// every address). Docker and netavark add a rule per port instead, so their
+// Published ports are two maps per family and two base chains, whatever
+// their number: each packet to a local address does one lookup in ports_ip
+// (ports bound to one host address) and, failing that, one in ports_any
+// (ports bound to every address), or in their IPv6 twins ports6_ip and
+// ports6_any. Docker and netavark add a rule per port instead, so their
 // per-packet cost and their batch size grow with the ports (moby#53466).
 const (
 	MapPortsAny = "ports_any" // l4proto . dport → container addr . port
 	MapPortsIP  = "ports_ip"  // daddr . l4proto . dport → container addr . port
-	MapNatIn    = "nat_in"    // oifname → chain that masquerades hairpin traffic into a bridge
+	// MapPorts6Any and MapPorts6IP are the IPv6 twins of the two maps
+	// (ports6.go): a map has one key and one data type.
+	MapPorts6Any = "ports6_any"
+	MapPorts6IP  = "ports6_ip"
+	MapNatIn     = "nat_in" // oifname → chain that masquerades hairpin traffic into a bridge
 	// MapFwdInternal: iifname → the egress chain of an internal network,
 	// consulted before fwd_in (ruleset.go).
 	MapFwdInternal = "fwd_internal"
@@ -59,6 +64,10 @@ func ParseProto(s string) (Proto, error) {
 
 // PortMapping is one published port: traffic for HostIP:HostPort goes to
 // Addr:Port. An invalid or unspecified HostIP means every local address.
+// The container's address decides the family: a mapping to an IPv6
+// address is an IPv6 mapping, whose HostIP is invalid, "::" or an IPv6
+// address of the host; the same host port may be published once per
+// family (ports6.go).
 type PortMapping struct {
 	Proto    Proto
 	HostIP   netip.Addr
@@ -70,17 +79,36 @@ type PortMapping struct {
 // AnyHostIP reports whether the mapping is published on every local address.
 func (m PortMapping) AnyHostIP() bool { return !m.HostIP.IsValid() || m.HostIP.IsUnspecified() }
 
+// Is6 reports whether m is an IPv6 mapping: its container address is IPv6.
+func (m PortMapping) Is6() bool { return m.Addr.Is6() }
+
 func (m PortMapping) String() string {
-	host := "0.0.0.0"
-	if !m.AnyHostIP() {
-		host = m.HostIP.String()
+	if m.Is6() {
+		return fmt.Sprintf("%s->%s/%s", netip.AddrPortFrom(m.hostIP(), m.HostPort), netip.AddrPortFrom(m.Addr, m.Port), m.Proto)
 	}
-	return fmt.Sprintf("%s:%d->%s:%d/%s", host, m.HostPort, m.Addr, m.Port, m.Proto)
+	return fmt.Sprintf("%s:%d->%s:%d/%s", m.hostIP(), m.HostPort, m.Addr, m.Port, m.Proto)
+}
+
+// hostIP is the host address as Docker prints it: 0.0.0.0 or :: for
+// every address of the mapping's family.
+func (m PortMapping) hostIP() netip.Addr {
+	switch {
+	case !m.AnyHostIP():
+		return m.HostIP
+	case m.Is6():
+		return netip.IPv6Unspecified()
+	}
+	return netip.IPv4Unspecified()
 }
 
 // mapName is the map that holds the mapping's element.
 func (m PortMapping) mapName() string {
-	if m.AnyHostIP() {
+	switch every := m.AnyHostIP(); {
+	case m.Is6() && every:
+		return MapPorts6Any
+	case m.Is6():
+		return MapPorts6IP
+	case every:
 		return MapPortsAny
 	}
 	return MapPortsIP
@@ -105,11 +133,14 @@ func validatePort(m PortMapping) error {
 	if m.HostPort == 0 || m.Port == 0 {
 		return errdefs.Invalid("port mapping %s: ports must be 1 to 65535", m)
 	}
+	if m.Is6() {
+		return validatePort6(m)
+	}
 	if !m.Addr.Is4() {
-		return errdefs.Invalid("port mapping %s: container address must be IPv4", m)
+		return errdefs.Invalid("port mapping %s: container address must be IPv4 or IPv6", m)
 	}
 	if m.HostIP.IsValid() && !m.HostIP.Is4() {
-		return errdefs.Invalid("port mapping %s: host address must be IPv4", m)
+		return errdefs.Invalid("port mapping %s: host address must be IPv4, as the container's is", m)
 	}
 	return nil
 }
@@ -169,29 +200,34 @@ func BuildWithPorts(nets []Network, ports []PortMapping) (*Ruleset, error) {
 	return rs, nil
 }
 
-func portMaps() []Map {
-	return []Map{
-		{Name: MapPortsAny, Key: KeyProtoPort},
-		{Name: MapPortsIP, Key: KeyAddrProtoPort},
-	}
+// portMaps are the port maps, empty; Build copies them.
+var portMaps = [...]Map{
+	{Name: MapPortsAny, Key: KeyProtoPort},
+	{Name: MapPortsIP, Key: KeyAddrProtoPort},
+	{Name: MapPorts6Any, Key: KeyProtoPort6},
+	{Name: MapPorts6IP, Key: KeyAddrProtoPort6},
 }
 
 // natChains DNAT packets for a local address through the port maps, both
 // arriving (prerouting) and sent by the host itself (output), so that
 // 127.0.0.1:PORT and the host's own addresses work without a proxy. ports_ip
 // is looked up first: a port bound to one address wins over none at all.
+// The IPv6 rules (ports6.go) come after the IPv4 ones, which end with the
+// DNAT when they match: an IPv4 packet pays for them only when no port
+// took it, two failed nfproto compares, and a nat chain sees only the
+// first packet of each connection.
 func natChains() []Chain {
-	rules := func() []Rule {
-		return []Rule{
+	rules := func(r6 []Rule) []Rule {
+		return append(append(make([]Rule, 0, 2+len(r6)),
 			// nft lists the IPv4 dependency of "ip daddr" implicitly.
-			{Stmts: []Stmt{NfprotoIPv4{Implied: true}, FibDaddrLocal{}, DNATPortMap{ByAddr: true}}},
-			{Stmts: []Stmt{NfprotoIPv4{}, FibDaddrLocal{}, DNATPortMap{}}},
-		}
+			Rule{Stmts: []Stmt{NfprotoIPv4{Implied: true}, FibDaddrLocal{}, DNATPortMap{ByAddr: true}}},
+			Rule{Stmts: []Stmt{NfprotoIPv4{}, FibDaddrLocal{}, DNATPortMap{}}},
+		), r6...)
 	}
 	return []Chain{
-		{Name: ChainNatPrerouting, Base: &BaseChain{Type: TypeNAT, Hook: HookPrerouting, Priority: PriorityDstNAT}, Rules: rules()},
+		{Name: ChainNatPrerouting, Base: &BaseChain{Type: TypeNAT, Hook: HookPrerouting, Priority: PriorityDstNAT}, Rules: rules(natPrerouting6)},
 		// nft 1.0 names -100 "dstnat" on prerouting only and lists the number here.
-		{Name: ChainNatOutput, Base: &BaseChain{Type: TypeNAT, Hook: HookOutput, Priority: Priority{Name: "-100", Value: -100}}, Rules: rules()},
+		{Name: ChainNatOutput, Base: &BaseChain{Type: TypeNAT, Hook: HookOutput, Priority: Priority{Name: "-100", Value: -100}}, Rules: rules(natOutput6)},
 	}
 }
 
@@ -208,18 +244,26 @@ func localhostMasqueradeRule() Rule {
 
 func chainNatIn(br string) string { return "nat_in__" + br }
 
-// hairpinRule, in the chain the nat_in map picks by output bridge,
+// hairpinRules, in the chain the nat_in map picks by output bridge,
 // masquerades DNATed traffic from the bridge's own subnet: a container that
 // reaches a neighbour, or itself, through a host address. Without it the
 // target would answer from an address the client never talked to, and a
 // container would get packets from its own address. It matches by source
 // address, not input interface, because with br_netfilter such packets are
 // bridged rather than routed and postrouting sees no input interface.
-func hairpinRule(n Network) Rule {
-	return Rule{
-		Stmts:   []Stmt{AddrMatch{Field: Saddr, Prefix: n.Subnet}, CtStatusDNAT{}, Masquerade{}},
-		Comment: "HAIRPIN",
+// A network with IPv6 gets the same rule for its IPv6 subnet, as Docker's
+// ip6tables masquerade hairpin traffic as its iptables do.
+func hairpinRules(n Network) []Rule {
+	rule := func(subnet netip.Prefix) Rule {
+		return Rule{
+			Stmts:   []Stmt{AddrMatch{Field: Saddr, Prefix: subnet}, CtStatusDNAT{}, Masquerade{}},
+			Comment: "HAIRPIN",
+		}
 	}
+	if !n.Subnet6.IsValid() {
+		return []Rule{rule(n.Subnet)}
+	}
+	return []Rule{rule(n.Subnet), rule(n.Subnet6)}
 }
 
 // publishedPortRules accept traffic into the network that a port map
@@ -253,11 +297,17 @@ func (CtStatusDNAT) String() string { return "ct status dnat" }
 
 // DNATPortMap rewrites the destination to the address and port a port map
 // holds for the packet: ports_ip keyed by daddr too when ByAddr is set,
-// ports_any otherwise. A packet whose key is not there goes on unchanged.
-type DNATPortMap struct{ ByAddr bool }
+// ports_any otherwise, or with IPv6 set their IPv6 twins. A packet whose
+// key is not there goes on unchanged.
+type DNATPortMap struct{ ByAddr, IPv6 bool }
 
 func (d DNATPortMap) String() string {
-	if d.ByAddr {
+	switch {
+	case d.IPv6 && d.ByAddr:
+		return "dnat ip6 to ip6 daddr . meta l4proto . th dport map @" + MapPorts6IP
+	case d.IPv6:
+		return "dnat ip6 to meta l4proto . th dport map @" + MapPorts6Any
+	case d.ByAddr:
 		return "dnat ip to ip daddr . meta l4proto . th dport map @" + MapPortsIP
 	}
 	return "dnat ip to meta l4proto . th dport map @" + MapPortsAny

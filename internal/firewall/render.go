@@ -42,6 +42,10 @@ func writeMap(b *strings.Builder, m Map) {
 		b.WriteString("\t\ttype inet_proto . inet_service : ipv4_addr . inet_service\n")
 	case KeyAddrProtoPort:
 		b.WriteString("\t\ttype ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service\n")
+	case KeyProtoPort6:
+		b.WriteString("\t\ttype inet_proto . inet_service : ipv6_addr . inet_service\n")
+	case KeyAddrProtoPort6:
+		b.WriteString("\t\ttype ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service\n")
 	}
 	for i, e := range m.Elements {
 		if i == 0 {

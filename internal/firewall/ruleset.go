@@ -94,17 +94,18 @@ func RulesFor(n Network) (NetworkRules, error) {
 func Base() *Ruleset { return &Ruleset{Maps: baseMaps(), Chains: baseChains()} }
 
 func baseMaps() []Map {
-	return []Map{
-		{Name: MapFwdIn, Key: KeyIfname},
-		{Name: MapFwdOut, Key: KeyIfname},
-		{Name: MapNatOut, Key: KeyIfname},
-		{Name: MapDirect, Key: KeyIPv4Prefix},
-		{Name: MapDirect6, Key: KeyIPv6Prefix},
-		{Name: MapNatIn, Key: KeyIfname},
-		{Name: MapFwdInternal, Key: KeyIfname},
-		{Name: MapHostIn, Key: KeyIfname},
-		portMaps()[0], portMaps()[1],
-	}
+	maps := make([]Map, 0, 8+len(portMaps))
+	maps = append(maps,
+		Map{Name: MapFwdIn, Key: KeyIfname},
+		Map{Name: MapFwdOut, Key: KeyIfname},
+		Map{Name: MapNatOut, Key: KeyIfname},
+		Map{Name: MapDirect, Key: KeyIPv4Prefix},
+		Map{Name: MapDirect6, Key: KeyIPv6Prefix},
+		Map{Name: MapNatIn, Key: KeyIfname},
+		Map{Name: MapFwdInternal, Key: KeyIfname},
+		Map{Name: MapHostIn, Key: KeyIfname},
+	)
+	return append(maps, portMaps[:]...)
 }
 
 // baseChains hook into the packet path at Docker 29's nftables priorities.
@@ -175,7 +176,7 @@ func rulesFor(n Network) NetworkRules {
 	// Docker puts "ct state established,related accept" first here too;
 	// before an unconditional accept it changes nothing, so berth leaves it out.
 	add(chainFwdOut(br), MapFwdOut, byIf, []Rule{accept("OUTGOING")})
-	add(chainNatIn(br), MapNatIn, byIf, []Rule{hairpinRule(n)})
+	add(chainNatIn(br), MapNatIn, byIf, hairpinRules(n))
 	if n.Masquerade {
 		masq := []Rule{masqueradeRule(br, n.Subnet)}
 		if n.Subnet6.IsValid() {

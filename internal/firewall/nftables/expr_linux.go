@@ -32,6 +32,8 @@ var setIDs = map[string]uint32{
 	firewall.MapHostIn:      8,
 	firewall.MapPortsAny:    5,
 	firewall.MapPortsIP:     6,
+	firewall.MapPorts6Any:   11,
+	firewall.MapPorts6IP:    12,
 }
 
 func nftSet(m firewall.Map) *nftlib.Set {

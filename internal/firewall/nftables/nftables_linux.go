@@ -36,8 +36,8 @@ type Firewall struct {
 	// revalidate every jump in the table, which grows with the networks.
 	built bool
 	// ports are the published ports the table holds (ports_linux.go).
-	ports  map[uint64]firewall.PortMapping // by firewall.HostKey
-	claims *firewall.PortClaims            // the host side of ports, for conflict checks
+	ports  firewall.PortIndex   // by host side
+	claims *firewall.PortClaims // the host side of ports, for conflict checks
 }
 
 var _ firewall.Firewall = (*Firewall)(nil)
@@ -64,7 +64,7 @@ func New(netnsPath string, log *slog.Logger) (*Firewall, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open nftables netlink socket (netns %q): %w", netnsPath, err)
 	}
-	return &Firewall{log: log, conn: conn, netns: netnsPath, nets: map[string]firewall.Network{}, ports: map[uint64]firewall.PortMapping{}, claims: firewall.NewPortClaims()}, nil
+	return &Firewall{log: log, conn: conn, netns: netnsPath, nets: map[string]firewall.Network{}, claims: firewall.NewPortClaims()}, nil
 }
 
 // Close closes the netlink connection. The table stays as it is.
@@ -102,10 +102,9 @@ func (f *Firewall) rebuild(nets []firewall.Network, ports []firewall.PortMapping
 	for _, n := range nets {
 		f.nets[n.Bridge] = n.Masked()
 	}
-	f.ports = make(map[uint64]firewall.PortMapping, len(ports))
+	f.ports = firewall.NewPortIndex(len(ports))
 	for _, m := range ports {
-		m = normalPort(m)
-		f.ports[firewall.HostKey(m)] = m
+		f.ports.Put(normalPort(m))
 	}
 	f.claims = firewall.NewPortClaims()
 	f.claims.Add(f.portList())

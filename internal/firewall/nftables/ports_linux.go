@@ -12,18 +12,18 @@ import (
 	nftlib "github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
-// Published ports are elements of two maps (see firewall/ports.go). Adding or
-// removing a container's ports is one batch that touches only its elements,
-// so it costs the same with 10 or 10,000 other ports in the table.
+// Published ports are elements of two maps per family (see firewall/ports.go
+// and ports6.go). Adding or removing a container's ports is one batch that
+// touches only its elements, so it costs the same with 10 or 10,000 other
+// ports in the table.
 
 // elementsPerMessage bounds the elements of one NEWSETELEM/DELSETELEM
 // message: google/nftables nests them all in one attribute, whose length
-// field is 16 bits. An element of ports_ip takes about 60 bytes.
+// field is 16 bits. An element of ports_ip takes about 60 bytes, one of
+// ports6_ip about 90.
 const elementsPerMessage = 512
 
 // The registers nft uses for the port lookups (nft --debug=netlink): the key
@@ -49,14 +49,23 @@ func portSet(m firewall.Map) *nftlib.Set {
 		Table: table, ID: setIDs[m.Name], Name: m.Name, IsMap: true,
 		KeyType: protoPortType, DataType: addrPortType, KeyByteOrder: binaryutil.BigEndian,
 	}
-	if m.Key == firewall.KeyAddrProtoPort {
+	switch m.Key {
+	case firewall.KeyAddrProtoPort:
 		s.KeyType = addrProtoPortType
+	case firewall.KeyProtoPort6:
+		s.DataType = addr6PortType
+	case firewall.KeyAddrProtoPort6:
+		s.KeyType, s.DataType = addr6ProtoPortType, addr6PortType
 	}
 	return s
 }
 
 func isPortMap(k firewall.KeyType) bool {
-	return k == firewall.KeyProtoPort || k == firewall.KeyAddrProtoPort
+	switch k {
+	case firewall.KeyProtoPort, firewall.KeyAddrProtoPort, firewall.KeyProtoPort6, firewall.KeyAddrProtoPort6:
+		return true
+	}
+	return false
 }
 
 // portElement is the kernel form of a port map element: each part of a
@@ -66,9 +75,13 @@ func portElement(m firewall.PortMapping, withData bool) nftlib.SetElement {
 	return e
 }
 
-// maxPortElementLen is the most bytes appendPortElement appends: an
-// address . protocol . port key (12) and an address . port value (8).
-const maxPortElementLen = 20
+// maxPortElementLen is the most bytes appendPortElement appends for an
+// IPv4 mapping: an address . protocol . port key (12) and an address . port
+// value (8); maxPortElement6Len for an IPv6 one (24 and 20).
+const (
+	maxPortElementLen  = 20
+	maxPortElement6Len = 44
+)
 
 // appendPortElement appends m's key and (with withData) value to buf and
 // returns the element, whose Key and Val are capped slices of buf, and the
@@ -99,7 +112,8 @@ func appendAddr(buf []byte, a netip.Addr) []byte {
 		b := a.As4()
 		return append(buf, b[:]...)
 	}
-	return append(buf, a.AsSlice()...)
+	b := a.As16()
+	return append(buf, b[:]...)
 }
 
 // portStmt translates the statements of firewall/ports.go.
@@ -127,6 +141,9 @@ func (tr *translation) portStmt(s firewall.Stmt) ([]expr.Any, error) {
 // dnatPortMap loads the key into consecutive 32-bit registers, looks it up
 // and DNATs to the address and port the lookup returned.
 func (tr *translation) dnatPortMap(d firewall.DNATPortMap) []expr.Any {
+	if d.IPv6 {
+		return tr.dnatPortMap6(d)
+	}
 	var exprs []expr.Any
 	protoReg, portReg, set := uint32(regKey), uint32(regAfterKey), firewall.MapPortsAny
 	if d.ByAddr {
@@ -153,29 +170,42 @@ func (f *Firewall) queuePortElements(es []firewall.Element, add bool) error {
 	return f.queuePorts(ms, add)
 }
 
-// queuePorts adds (or, with add false, deletes) the elements of ms: those
-// on every host address in ports_any, the others in ports_ip (the maps
-// firewall.ElementsOf would name), in messages of at most
-// elementsPerMessage elements.
-func (f *Firewall) queuePorts(ms []firewall.PortMapping, add bool) error {
-	nAny := 0
-	for _, m := range ms {
-		if m.AnyHostIP() {
-			nAny++
-		}
+// portMaps are the port maps by portMapIndex.
+var portMaps = [...]string{firewall.MapPortsAny, firewall.MapPortsIP, firewall.MapPorts6Any, firewall.MapPorts6IP}
+
+// portMapIndex is the index in portMaps of the map that holds m's element,
+// the one firewall.ElementsOf names.
+func portMapIndex(m firewall.PortMapping) int {
+	i := 0
+	if !m.AnyHostIP() {
+		i = 1
 	}
-	byMap := [2][]nftlib.SetElement{make([]nftlib.SetElement, 0, nAny), make([]nftlib.SetElement, 0, len(ms)-nAny)}
-	buf := make([]byte, 0, len(ms)*maxPortElementLen)
+	if m.Is6() {
+		i += 2
+	}
+	return i
+}
+
+// queuePorts adds (or, with add false, deletes) the elements of ms: those
+// on every host address in ports_any, the others in ports_ip, or in their
+// IPv6 twins, in messages of at most elementsPerMessage elements.
+func (f *Firewall) queuePorts(ms []firewall.PortMapping, add bool) error {
+	var n [len(portMaps)]int
+	for _, m := range ms {
+		n[portMapIndex(m)]++
+	}
+	var byMap [len(portMaps)][]nftlib.SetElement
+	for i := range byMap {
+		byMap[i] = make([]nftlib.SetElement, 0, n[i])
+	}
+	buf := make([]byte, 0, (n[0]+n[1])*maxPortElementLen+(n[2]+n[3])*maxPortElement6Len)
 	for _, m := range ms {
 		var e nftlib.SetElement
 		e, buf = appendPortElement(buf, m, add)
-		if m.AnyHostIP() {
-			byMap[0] = append(byMap[0], e)
-		} else {
-			byMap[1] = append(byMap[1], e)
-		}
+		i := portMapIndex(m)
+		byMap[i] = append(byMap[i], e)
 	}
-	for i, name := range []string{firewall.MapPortsAny, firewall.MapPortsIP} {
+	for i, name := range portMaps {
 		set := setByName(name)
 		for chunk := range slices.Chunk(byMap[i], elementsPerMessage) {
 			var err error
@@ -202,37 +232,41 @@ func normalPort(m firewall.PortMapping) firewall.PortMapping {
 }
 
 // newPorts returns the distinct mappings of ps, normalised, that keep says to keep.
-func newPorts(ps []firewall.PortMapping, keep func(uint64, firewall.PortMapping) bool) []firewall.PortMapping {
+func newPorts(ps []firewall.PortMapping, keep func(firewall.PortMapping) bool) []firewall.PortMapping {
 	out := make([]firewall.PortMapping, 0, len(ps))
 	if distinctHostPorts(ps) {
 		// No two share a host port: nothing to merge, and no map of
 		// 10,000 keys to fill, which would cost more than the rest of
 		// AddPorts before the kernel batch.
 		for _, m := range ps {
-			if m = normalPort(m); keep(firewall.HostKey(m), m) {
+			if m = normalPort(m); keep(m) {
 				out = append(out, m)
 			}
 		}
 		return out
 	}
-	seen := make(map[uint64]firewall.PortMapping, len(ps))
+	seen := firewall.NewPortIndex(len(ps))
 	for _, m := range ps {
 		m = normalPort(m)
-		k := firewall.HostKey(m)
-		if old, dup := seen[k]; (dup && old == m) || !keep(k, m) {
+		if old, dup := seen.Get(m); (dup && old == m) || !keep(m) {
 			continue
 		}
-		seen[k] = m
+		seen.Put(m)
 		out = append(out, m)
 	}
 	return out
 }
 
-// distinctHostPorts reports whether no two TCP or UDP mappings of ps share
-// a protocol and host port, whatever their host addresses; it says false
-// for other protocols.
+// portBits has a bit per protocol (tcp, udp) and port: 16 KiB.
+type portBits [2][1 << 16 / 64]uint64
+
+// distinctHostPorts reports whether no two TCP or UDP mappings of ps of
+// the same family share a protocol and host port, whatever their host
+// addresses; it says false for other protocols. A port published for
+// both families, the common case, is distinct.
 func distinctHostPorts(ps []firewall.PortMapping) bool {
-	var seen [2][1 << 16 / 64]uint64 // a bit per protocol and port: 16 KiB
+	var seen portBits
+	var seen6 *portBits // made at the first IPv6 mapping
 	for _, m := range ps {
 		var p int
 		switch m.Proto {
@@ -242,7 +276,14 @@ func distinctHostPorts(ps []firewall.PortMapping) bool {
 		default:
 			return false
 		}
-		w, bit := &seen[p][m.HostPort/64], uint64(1)<<(m.HostPort%64)
+		bits := &seen
+		if m.Is6() {
+			if seen6 == nil {
+				seen6 = new(portBits)
+			}
+			bits = seen6
+		}
+		w, bit := &bits[p][m.HostPort/64], uint64(1)<<(m.HostPort%64)
 		if *w&bit != 0 {
 			return false
 		}
@@ -252,13 +293,7 @@ func distinctHostPorts(ps []firewall.PortMapping) bool {
 }
 
 // portList returns the remembered mappings.
-func (f *Firewall) portList() []firewall.PortMapping {
-	out := make([]firewall.PortMapping, 0, len(f.ports))
-	for _, m := range f.ports {
-		out = append(out, m)
-	}
-	return out
-}
+func (f *Firewall) portList() []firewall.PortMapping { return f.ports.List() }
 
 // AddPorts adds the elements of ps in one batch; mappings already in the
 // table are left alone. A mapping whose host address, port and protocol
@@ -270,7 +305,7 @@ func (f *Firewall) AddPorts(ctx context.Context, ps []firewall.PortMapping) erro
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	// A host side published with another target is kept: Check refuses it.
-	fresh := newPorts(ps, func(k uint64, m firewall.PortMapping) bool { old, ok := f.ports[k]; return !ok || old != m })
+	fresh := newPorts(ps, func(m firewall.PortMapping) bool { old, ok := f.ports.Get(m); return !ok || old != m })
 	if len(fresh) == 0 {
 		return nil
 	}
@@ -285,7 +320,7 @@ func (f *Firewall) AddPorts(ctx context.Context, ps []firewall.PortMapping) erro
 		return nil
 	}
 	for _, m := range fresh {
-		f.ports[firewall.HostKey(m)] = m
+		f.ports.Put(m)
 	}
 	f.claims.Add(fresh)
 	f.log.Debug("published ports added", "ports", len(fresh))
@@ -300,13 +335,13 @@ func (f *Firewall) DelPorts(ctx context.Context, ps []firewall.PortMapping) erro
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	known := newPorts(ps, func(k uint64, m firewall.PortMapping) bool { old, ok := f.ports[k]; return ok && old == m })
+	known := newPorts(ps, func(m firewall.PortMapping) bool { old, ok := f.ports.Get(m); return ok && old == m })
 	if len(known) == 0 {
 		return nil
 	}
 	err := f.applyPorts(known, false)
 	for _, m := range known {
-		delete(f.ports, firewall.HostKey(m))
+		f.ports.Delete(m)
 	}
 	f.claims.Remove(known)
 	if err != nil {
@@ -319,54 +354,6 @@ func (f *Firewall) DelPorts(ctx context.Context, ps []firewall.PortMapping) erro
 	f.log.Debug("published ports deleted", "ports", len(known))
 	f.forgetConnections(known)
 	return nil
-}
-
-// forgetConnections deletes the conntrack entries the withdrawn ports
-// DNATed. Without this a client that keeps sending (UDP above all: every
-// datagram refreshes the entry) would still reach the container's address
-// after the port is gone, and so a later container given the same address.
-// A failure is logged: the ports are withdrawn either way.
-func (f *Firewall) forgetConnections(ms []firewall.PortMapping) {
-	filters := make([]netlink.CustomConntrackFilter, 0, len(ms))
-	for _, m := range ms {
-		flt := &netlink.ConntrackFilter{}
-		err := errors.Join(
-			flt.AddProtocol(uint8(m.Proto)),
-			flt.AddPort(netlink.ConntrackOrigDstPort, m.HostPort),
-			flt.AddIP(netlink.ConntrackReplySrcIP, m.Addr.AsSlice()),
-		)
-		if err != nil {
-			f.log.Warn("conntrack filter", "port", m.String(), "err", err)
-			return
-		}
-		filters = append(filters, flt)
-	}
-	h, err := f.conntrackHandle()
-	if err != nil {
-		f.log.Warn("open conntrack", "err", err)
-		return
-	}
-	defer h.Close()
-	n, err := h.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, filters...)
-	if err != nil {
-		f.log.Warn("delete conntrack entries of withdrawn ports", "err", err)
-		return
-	}
-	if n > 0 {
-		f.log.Debug("conntrack entries of withdrawn ports deleted", "entries", n)
-	}
-}
-
-func (f *Firewall) conntrackHandle() (*netlink.Handle, error) {
-	if f.netns == "" {
-		return netlink.NewHandle(unix.NETLINK_NETFILTER)
-	}
-	ns, err := netns.GetFromPath(f.netns)
-	if err != nil {
-		return nil, fmt.Errorf("open netns %q: %w", f.netns, err)
-	}
-	defer ns.Close()
-	return netlink.NewHandleAt(ns, unix.NETLINK_NETFILTER)
 }
 
 // applyPorts sends one batch with the elements of ms (and the skeleton,

@@ -175,12 +175,12 @@ func TestNewPorts(t *testing.T) {
 	}
 	udp8080 := tcp("", 8080)
 	udp8080.Proto = firewall.UDP
-	all := func(uint64, firewall.PortMapping) bool { return true }
+	all := func(firewall.PortMapping) bool { return true }
 	tests := []struct {
 		name     string
 		in, want []firewall.PortMapping
 		distinct bool
-		keep     func(uint64, firewall.PortMapping) bool
+		keep     func(firewall.PortMapping) bool
 	}{
 		{"distinct", []firewall.PortMapping{tcp("0.0.0.0", 8080), udp8080, tcp("127.0.0.1", 8081)},
 			[]firewall.PortMapping{tcp("", 8080), udp8080, tcp("127.0.0.1", 8081)}, true, all},
@@ -189,9 +189,9 @@ func TestNewPorts(t *testing.T) {
 		{"one port on two addresses", []firewall.PortMapping{tcp("127.0.0.1", 8080), tcp("198.51.100.2", 8080)},
 			[]firewall.PortMapping{tcp("127.0.0.1", 8080), tcp("198.51.100.2", 8080)}, false, all},
 		{"keep decides", []firewall.PortMapping{tcp("", 8080), tcp("", 8081)},
-			[]firewall.PortMapping{tcp("", 8081)}, true, func(_ uint64, m firewall.PortMapping) bool { return m.HostPort != 8080 }},
+			[]firewall.PortMapping{tcp("", 8081)}, true, func(m firewall.PortMapping) bool { return m.HostPort != 8080 }},
 		{"keep decides, slow way", []firewall.PortMapping{tcp("", 8080), tcp("", 8080), tcp("", 8081)},
-			[]firewall.PortMapping{tcp("", 8081)}, false, func(_ uint64, m firewall.PortMapping) bool { return m.HostPort != 8080 }},
+			[]firewall.PortMapping{tcp("", 8081)}, false, func(m firewall.PortMapping) bool { return m.HostPort != 8080 }},
 		{"other protocol", []firewall.PortMapping{{Proto: 132, HostPort: 9, Addr: ctr, Port: 9}},
 			[]firewall.PortMapping{{Proto: 132, HostPort: 9, Addr: ctr, Port: 9}}, false, all},
 	}
@@ -377,9 +377,9 @@ func manyPorts(n int) []firewall.PortMapping {
 func countElements(t *testing.T, ns string) int {
 	t.Helper()
 	n := 0
-	for _, m := range []string{firewall.MapPortsAny, firewall.MapPortsIP} {
+	for _, m := range portMaps {
 		out := output(t, ns, "nft", "list", "map", "inet", "berth", m)
 		n += strings.Count(out, " : ")
 	}
-	return n - 2 // each map's "type … : …" line
+	return n - len(portMaps) // each map's "type … : …" line
 }
