@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/firewall"
 )
 
 // TestIPv6NetworkAddresses: a network with IPv6 gets an IPv6 subnet (the
@@ -220,6 +221,32 @@ func TestIPv6TurnedOffInTheContainer(t *testing.T) {
 	}
 	if got, _ := r.c.Resolve(sb.ID, "off"); !slices.Equal(got, []netip.Addr{ep.Address.Addr()}) {
 		t.Errorf("Resolve(off) = %v, want its IPv4 address only", got)
+	}
+}
+
+// TestFirewallPortsPerFamily: a dual-stack endpoint's IPv6 mappings go
+// to the firewall with its IPv6 address (DNAT, as Docker's ip6tables);
+// an IPv4-only endpoint's IPv6 mappings stay the forwarder's alone.
+func TestFirewallPortsPerFamily(t *testing.T) {
+	any4, any6 := netip.IPv4Unspecified(), netip.IPv6Unspecified()
+	ports := []PortMapping{
+		{Proto: "tcp", HostIP: any4, HostPort: 8080, Port: 80},
+		{Proto: "tcp", HostIP: any6, HostPort: 8080, Port: 80},
+		{Proto: "udp", HostIP: netip.MustParseAddr("2001:db8::5"), HostPort: 5353, Port: 53},
+	}
+	dual := &Endpoint{Address: mustPrefix("10.1.0.2/24"), Address6: mustPrefix("fd00:1::2/64"), Ports: ports}
+	got := firewallPorts(dual)
+	want := []firewall.PortMapping{
+		{Proto: firewall.TCP, HostIP: any4, HostPort: 8080, Addr: netip.MustParseAddr("10.1.0.2"), Port: 80},
+		{Proto: firewall.TCP, HostIP: any6, HostPort: 8080, Addr: netip.MustParseAddr("fd00:1::2"), Port: 80},
+		{Proto: firewall.UDP, HostIP: netip.MustParseAddr("2001:db8::5"), HostPort: 5353, Addr: netip.MustParseAddr("fd00:1::2"), Port: 53},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("dual stack: %v, want %v", got, want)
+	}
+	v4 := &Endpoint{Address: mustPrefix("10.1.0.3/24"), Ports: ports}
+	if got := firewallPorts(v4); len(got) != 1 || got[0].Addr != netip.MustParseAddr("10.1.0.3") {
+		t.Errorf("IPv4 only: %v, want the IPv4 mapping alone", got)
 	}
 }
 

@@ -251,15 +251,24 @@ func hostPorts(ms []PortMapping) []HostPort {
 }
 
 // firewallPorts is what the firewall needs of ep's mappings: the IPv4
-// ones (the IPv6 ones are forwarded by the process: forwardPorts).
+// ones to its IPv4 address, and the IPv6 ones to its IPv6 address when
+// it has one (as Docker's ip6tables DNAT). An IPv6 mapping of an
+// endpoint without IPv6 is the forwarder's alone (forward).
 func firewallPorts(ep *Endpoint) []firewall.PortMapping {
 	out := make([]firewall.PortMapping, 0, len(ep.Ports))
 	for _, m := range ep.Ports {
 		proto, err := firewall.ParseProto(m.Proto)
-		if err != nil || !ep.Address.IsValid() || !m.HostIP.Is4() {
-			continue // validated before it was recorded; or IPv6
+		if err != nil {
+			continue // validated before it was recorded
 		}
-		out = append(out, firewall.PortMapping{Proto: proto, HostIP: m.HostIP, HostPort: m.HostPort, Addr: ep.Address.Addr(), Port: m.Port})
+		to := ep.Address
+		if !m.HostIP.Is4() {
+			to = ep.Address6
+		}
+		if !to.IsValid() {
+			continue
+		}
+		out = append(out, firewall.PortMapping{Proto: proto, HostIP: m.HostIP, HostPort: m.HostPort, Addr: to.Addr(), Port: m.Port})
 	}
 	return out
 }
@@ -281,17 +290,24 @@ func (c *Controller) addPorts(ctx context.Context, ep *Endpoint) error {
 	return nil
 }
 
-// forward has the holder forward m, an IPv6 mapping of ep, to ep's
-// address; IPv4 mappings are the firewall's.
+// forward has the holder forward m, an IPv6 mapping of ep, to ep's IPv6
+// address, or its IPv4 one when it has none (docker-proxy's choice);
+// IPv4 mappings are the firewall's. For an endpoint with IPv6 the
+// firewall DNATs what comes from elsewhere, and the forwarder serves
+// what the DNAT cannot take: connections to ::1.
 func (c *Controller) forward(ep *Endpoint, m PortMapping) error {
 	if m.HostIP.Is4() || !ep.Address.IsValid() {
 		return nil
+	}
+	to := ep.Address.Addr()
+	if ep.Address6.IsValid() {
+		to = ep.Address6.Addr()
 	}
 	f, ok := c.portHolder().(PortForwarder)
 	if !ok {
 		return fmt.Errorf("cannot publish %s: no forwarder for IPv6 ports", m)
 	}
-	return f.Forward(HostPort{Proto: m.Proto, HostIP: m.HostIP, Port: m.HostPort}, netip.AddrPortFrom(ep.Address.Addr(), m.Port))
+	return f.Forward(HostPort{Proto: m.Proto, HostIP: m.HostIP, Port: m.HostPort}, netip.AddrPortFrom(to, m.Port))
 }
 
 // delPorts withdraws ep's ports from the firewall.

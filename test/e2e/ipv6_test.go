@@ -160,3 +160,25 @@ func TestDefaultBridgeIPv6(t *testing.T) {
 		t.Errorf("the bridge kept its IPv6 gateway:\n%s", out)
 	}
 }
+
+// TestIPv6PublishedPorts: a dual-stack container's published port
+// answers IPv6 clients by DNAT, as Docker's ip6tables rules do, so the
+// container sees the client's own IPv6 address; from the host's ::1 the
+// daemon's proxy serves it (no DNAT to loopback in IPv6); containers of
+// another network and the container itself reach it through the host's
+// IPv6 address; rm withdraws it.
+func TestIPv6PublishedPorts(t *testing.T) {
+	w := startPortWorld(t)
+	mustDocker(t, w.World, "network", "create", "--ipv6", "--subnet", "fd00:e2d::/64", "p6")
+	mustDocker(t, w.World, "network", "create", "--ipv6", "--subnet", "fd00:e2c::/64", "q6")
+	w.dockerPeer(t, "pub6", "--network", "p6", "-p", "8094:80")
+	w.dockerPeer(t, "cli6", "--network", "q6")
+	host6 := "[" + testworld.HostAddr6.String() + "]:8094"
+	w.reach(t, "outside", "tcp", host6, testworld.GatewayAddr6.String())
+	w.reach(t, "outside", "tcp", hostPort(8094), outsideAddr)
+	w.reach(t, "host", "tcp", "[::1]:8094", "")
+	w.reach(t, "container:cli6", "tcp", host6, "")
+	w.reach(t, "container:pub6", "tcp", host6, "")
+	mustDocker(t, w.World, "rm", "-f", "pub6")
+	w.unreachable(t, "outside", "tcp", host6)
+}

@@ -47,33 +47,47 @@ func serve(proto, addr string) error {
 		if err != nil {
 			return err
 		}
-		go func() {
-			buf := make([]byte, 1500)
-			for {
-				_, from, err := c.ReadFrom(buf)
-				if err != nil {
-					return
-				}
-				c.WriteTo([]byte(from.(*net.UDPAddr).IP.String()+"\n"), from)
-			}
-		}()
+		// IPv6 too, where the container has it (a network with IPv6),
+		// on a socket of its own (Go sets IPV6_V6ONLY for "udp6").
+		if c6, err := net.ListenPacket("udp6", addr); err == nil {
+			go echoUDP(c6)
+		}
+		go echoUDP(c)
 		return nil
 	}
 	l, err := net.Listen("tcp4", addr)
 	if err != nil {
 		return err
 	}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintln(c, c.RemoteAddr().(*net.TCPAddr).IP)
-			c.Close()
-		}
-	}()
+	if l6, err := net.Listen("tcp6", addr); err == nil {
+		go echoTCP(l6)
+	}
+	go echoTCP(l)
 	return nil
+}
+
+// echoUDP answers each datagram with its source address.
+func echoUDP(c net.PacketConn) {
+	buf := make([]byte, 1500)
+	for {
+		_, from, err := c.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		c.WriteTo([]byte(from.(*net.UDPAddr).IP.String()+"\n"), from)
+	}
+}
+
+// echoTCP answers each connection with its source address.
+func echoTCP(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		fmt.Fprintln(c, c.RemoteAddr().(*net.TCPAddr).IP)
+		c.Close()
+	}
 }
 
 func ask(target, src string, sport int, timeout time.Duration) error {
