@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/ipam"
 	"github.com/berth-net/berth/internal/store"
 )
 
@@ -277,32 +278,14 @@ func (c *Controller) freshHostIfNameLocked() string {
 }
 
 // assignAddressLocked gives ep a static or the lowest free address on n.
-func (c *Controller) assignAddressLocked(n *Network, ep *Endpoint, static netip.Addr) error {
-	space := c.spaces[n.ID]
-	if static.IsValid() {
-		if n.Predefined || n.Bridge.DefaultBridge {
-			return errdefs.Invalid("user specified IP address is supported on user defined networks only")
-		}
-		if !n.IPv4.UserSubnet {
-			return errdefs.Invalid("user specified IP address is supported only when connecting to networks with user configured subnets")
-		}
-		if err := space.Reserve(static); err != nil {
-			return err
-		}
-		ep.Address, ep.StaticIP = netip.PrefixFrom(static, n.IPv4.Subnet.Bits()), true
-		return nil
-	}
-	a, err := space.Allocate()
-	if err != nil {
-		return fmt.Errorf("no available IPv4 addresses on network %q (%s): %w", n.Name, n.IPv4.Subnet, err)
-	}
-	ep.Address = netip.PrefixFrom(a, n.IPv4.Subnet.Bits())
-	return nil
+func (c *Controller) assignAddressLocked(n *Network, ep *Endpoint, static netip.Addr) (err error) {
+	ep.Address, ep.StaticIP, err = assignFrom(n, n.IPv4, c.spaces[n.ID], static, "IPv4")
+	return err
 }
 
 // assignAddress6Locked gives ep its static or the lowest free IPv6
 // address on a network with IPv6; on one without, --ip6 is refused.
-func (c *Controller) assignAddress6Locked(n *Network, ep *Endpoint, static netip.Addr, noIPv6 bool) error {
+func (c *Controller) assignAddress6Locked(n *Network, ep *Endpoint, static netip.Addr, noIPv6 bool) (err error) {
 	if n.IPv6 != nil && noIPv6 {
 		return nil
 	}
@@ -312,26 +295,30 @@ func (c *Controller) assignAddress6Locked(n *Network, ep *Endpoint, static netip
 		}
 		return nil
 	}
-	space := c.spaces6[n.ID]
+	ep.Address6, ep.StaticIP6, err = assignFrom(n, n.IPv6, c.spaces6[n.ID], static, "IPv6")
+	return err
+}
+
+// assignFrom takes static (a user's --ip or --ip6) or the lowest free
+// address from one family's space of n, with moby's words.
+func assignFrom(n *Network, cfg *IPConfig, space *ipam.Space, static netip.Addr, family string) (netip.Prefix, bool, error) {
 	if static.IsValid() {
 		if n.Predefined || n.Bridge.DefaultBridge {
-			return errdefs.Invalid("user specified IP address is supported on user defined networks only")
+			return netip.Prefix{}, false, errdefs.Invalid("user specified IP address is supported on user defined networks only")
 		}
-		if !n.IPv6.UserSubnet {
-			return errdefs.Invalid("user specified IP address is supported only when connecting to networks with user configured subnets")
+		if !cfg.UserSubnet {
+			return netip.Prefix{}, false, errdefs.Invalid("user specified IP address is supported only when connecting to networks with user configured subnets")
 		}
 		if err := space.Reserve(static); err != nil {
-			return err
+			return netip.Prefix{}, false, err
 		}
-		ep.Address6, ep.StaticIP6 = netip.PrefixFrom(static, n.IPv6.Subnet.Bits()), true
-		return nil
+		return netip.PrefixFrom(static, cfg.Subnet.Bits()), true, nil
 	}
 	a, err := space.Allocate()
 	if err != nil {
-		return fmt.Errorf("no available IPv6 addresses on network %q (%s): %w", n.Name, n.IPv6.Subnet, err)
+		return netip.Prefix{}, false, fmt.Errorf("no available %s addresses on network %q (%s): %w", family, n.Name, cfg.Subnet, err)
 	}
-	ep.Address6 = netip.PrefixFrom(a, n.IPv6.Subnet.Bits())
-	return nil
+	return netip.PrefixFrom(a, cfg.Subnet.Bits()), false, nil
 }
 
 // releaseAddressesLocked gives ep's addresses back to its network's spaces.
