@@ -227,14 +227,15 @@ func (d *Daemon) build() error {
 	if d.engineID, err = loadEngineID(filepath.Join(d.cfg.DataRoot, "engine-id")); err != nil {
 		return err
 	}
+	// dockerd checks --fixed-cidr-v6 whether or not --ipv6 is on, and
+	// uses it only with --ipv6; a prefix with host bits is taken as its
+	// subnet (ValidateFixedCIDRV6).
 	var subnet6 netip.Prefix
 	if d.cfg.FixedCIDRv6 != "" {
-		if !d.cfg.IPv6 {
-			return fmt.Errorf("--fixed-cidr-v6 needs --ipv6")
-		}
 		if subnet6, err = netip.ParsePrefix(d.cfg.FixedCIDRv6); err != nil || !subnet6.Addr().Is6() || subnet6.Addr().Is4In6() {
 			return fmt.Errorf("--fixed-cidr-v6 %q: not an IPv6 prefix", d.cfg.FixedCIDRv6)
 		}
+		subnet6 = subnet6.Masked()
 		if err := ipam.ValidateRequest(subnet6, netip.Prefix{}, netip.Addr{}); err != nil {
 			return fmt.Errorf("--fixed-cidr-v6: %w", err)
 		}

@@ -324,10 +324,21 @@ func TestDefaultBridgeIPv6(t *testing.T) {
 		t.Errorf("after a restart %v was handed out twice", ep.Address6)
 	}
 
+	// While containers are on it, the bridge keeps its settings, as
+	// dockerd does with live sandboxes: their addresses rest on them.
 	r.tweak = func(c *Config) { c.DefaultBridgeIPv6, c.DefaultBridgeSubnet6 = true, mustPrefix("fd00:dead::/64") }
 	r.restart(t)
-	if got := bridge().IPv6; got == nil || got.Subnet != mustPrefix("fd00:dead::/64") || got.Gateway != netip.MustParseAddr("fd00:dead::1") {
-		t.Errorf("--fixed-cidr-v6: %+v", got)
+	if got := bridge().IPv6; got == nil || got.Subnet != auto {
+		t.Errorf("--fixed-cidr-v6 with containers on the bridge: %+v, want %v kept", got, auto)
+	}
+	for _, sb := range r.c.sandboxesOf("c1", "c3") {
+		if err := r.c.DeleteSandbox(context.Background(), sb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.restart(t)
+	if got := bridge().IPv6; got == nil || got.Subnet != mustPrefix("fd00:dead::/64") || got.Gateway != netip.MustParseAddr("fd00:dead::1") || got.IPRange != got.Subnet {
+		t.Errorf("--fixed-cidr-v6: %+v, want fd00:dead::/64 as subnet and ip-range", got)
 	}
 
 	r.tweak = nil
@@ -338,4 +349,17 @@ func TestDefaultBridgeIPv6(t *testing.T) {
 	if fn := r.fw.nets[bridge().Bridge.Name]; fn.Subnet6.IsValid() {
 		t.Errorf("the firewall still has %v for the default bridge", fn.Subnet6)
 	}
+}
+
+// sandboxesOf returns the IDs of the sandboxes of the given containers.
+func (c *Controller) sandboxesOf(containers ...string) []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out []string
+	for id, sb := range c.sandboxes {
+		if slices.Contains(containers, sb.ContainerID) {
+			out = append(out, id)
+		}
+	}
+	return out
 }

@@ -383,10 +383,13 @@ func (c *Controller) setDefaultBridgeHostAccess(n *Network) {
 
 // applyDefaultBridgeIPv6Locked gives the default bridge the IPv6 the
 // daemon's options ask for, or takes it away: a subnet of the user's
-// (--fixed-cidr-v6) replaces one that differs, and without one the bridge
-// keeps what it has or gets a /64 of the pools. Endpoints made before the
-// change keep what they had until their container restarts (those with
-// IPv6 addresses outside the new subnet are warned of).
+// (--fixed-cidr-v6, shown as its ip-range too, as dockerd shows it)
+// replaces one that differs, and without one the bridge keeps what it has
+// or gets a /64 of the pools. While containers are on the bridge nothing
+// changes, as dockerd keeps its network configuration while sandboxes
+// are live (initNetworkController): their addresses, routes and
+// published ports rest on it. It is logged, and applied at the first
+// start with the bridge empty.
 func (c *Controller) applyDefaultBridgeIPv6Locked() error {
 	var n *Network
 	for _, o := range c.networks {
@@ -401,14 +404,24 @@ func (c *Controller) applyDefaultBridgeIPv6Locked() error {
 	switch {
 	case !want && n.IPv6 == nil:
 		return nil
-	case want && n.IPv6 != nil && (!want6.IsValid() || n.IPv6.Subnet == want6):
+	case want && n.IPv6 != nil && (!want6.IsValid() || n.IPv6.Subnet == want6.Masked()):
+		return nil
+	case c.endpointCountLocked(n.ID) > 0:
+		c.log.Warn("the default bridge has containers: its IPv6 settings (--ipv6, --fixed-cidr-v6) take effect once none is left on it at a start",
+			"now", ipv6Subnet(n.IPv6), "asked", map[bool]string{true: "on " + want6.String(), false: "off"}[want])
 		return nil
 	}
 	old := n.IPv6
 	n.IPv6 = nil
 	delete(c.spaces6, n.ID)
 	if want {
-		if err := c.planIPv6Locked(n, IPAMRequest{Subnet: want6}); err != nil {
+		// dockerd takes a prefix with host bits, and shows the
+		// subnet as the default bridge's ip-range (getDefaultBridgeIPAMConf).
+		req := IPAMRequest{Subnet: want6.Masked()}
+		if want6.IsValid() {
+			req.IPRange = req.Subnet
+		}
+		if err := c.planIPv6Locked(n, req); err != nil {
 			n.IPv6 = old
 			return fmt.Errorf("IPv6 for the default bridge: %w", err)
 		}
