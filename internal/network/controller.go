@@ -323,6 +323,9 @@ func bridgeSpec(n *Network) BridgeSpec {
 	if n.IPv6 != nil {
 		spec.Gateway6 = netip.PrefixFrom(n.IPv6.Gateway, n.IPv6.Subnet.Bits())
 	}
+	if n.staleGateway6 != spec.Gateway6 {
+		spec.StaleGateway6 = n.staleGateway6
+	}
 	return spec
 }
 

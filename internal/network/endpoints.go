@@ -2,6 +2,7 @@ package network
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -543,10 +544,10 @@ func (c *Controller) gatewaysLocked(sandboxID string, cand *Endpoint) gateways {
 	}
 	slices.SortFunc(cands, func(a, b ranked) int {
 		if a.priority != b.priority {
-			return b.priority - a.priority
+			return cmp.Compare(b.priority, a.priority)
 		}
 		if a.gwCount != b.gwCount {
-			return b.gwCount - a.gwCount
+			return cmp.Compare(b.gwCount, a.gwCount)
 		}
 		return strings.Compare(a.n.Name, b.n.Name)
 	})

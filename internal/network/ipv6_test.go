@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"math"
 	"net/netip"
 	"slices"
 	"testing"
@@ -362,4 +363,55 @@ func (c *Controller) sandboxesOf(containers ...string) []string {
 		}
 	}
 	return out
+}
+
+// TestDefaultBridgeIPv6Edges: settings that cannot be applied (the
+// subnet overlaps a user network's) leave the bridge as it was and the
+// daemon working; endpoints whose namespaces are gone (a reboot) do not
+// hold a change back; a priority at the ends of int still ranks right.
+func TestDefaultBridgeIPv6Edges(t *testing.T) {
+	r := newRig(t)
+	r.tweak = func(c *Config) { c.DefaultBridgeIPv6 = true }
+	r.restart(t)
+	if _, err := r.c.CreateNetwork(context.Background(), CreateRequest{Name: "web", EnableIPv6: true, IPAM: []IPAMRequest{{Subnet: mustPrefix("fd00:1::/64")}}}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := r.c.Network("bridge")
+	r.tweak = func(c *Config) { c.DefaultBridgeIPv6, c.DefaultBridgeSubnet6 = true, mustPrefix("fd00:1::/64") }
+	r.restart(t)
+	after, _ := r.c.Network("bridge")
+	if after.IPv6 == nil || after.IPv6.Subnet != before.IPv6.Subnet {
+		t.Errorf("an overlapping --fixed-cidr-v6 changed the bridge: %+v, want %v kept", after.IPv6, before.IPv6.Subnet)
+	}
+	ep := r.join(t, r.sandbox(t, "c1"), "bridge", JoinRequest{ContainerID: "c1", Name: "c1"}) // no panic: the space is there
+	if !before.IPv6.Subnet.Contains(ep.Address6.Addr()) {
+		t.Errorf("join after a refused change: %v", ep.Address6)
+	}
+
+	// A "reboot": the namespaces are gone, the records are not.
+	r.sbs.mu.Lock()
+	clear(r.sbs.ids)
+	r.sbs.mu.Unlock()
+	r.tweak = func(c *Config) { c.DefaultBridgeIPv6, c.DefaultBridgeSubnet6 = true, mustPrefix("fd00:2::/64") }
+	r.restart(t)
+	if got, _ := r.c.Network("bridge"); got.IPv6 == nil || got.IPv6.Subnet != mustPrefix("fd00:2::/64") {
+		t.Errorf("after a reboot the change waited for dead containers: %+v", got.IPv6)
+	}
+	if spec := r.drv.bridges[after.Bridge.Name]; spec.StaleGateway6 != netip.PrefixFrom(before.IPv6.Gateway, 64) {
+		t.Errorf("the driver was not told to drop the old gateway: %+v", spec)
+	}
+
+	// gw-priority at the ends of int (moby takes any int).
+	r2 := newRig(t)
+	for _, name := range []string{"low", "high"} {
+		if _, err := r2.c.CreateNetwork(context.Background(), CreateRequest{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sb := r2.sandbox(t, "c1")
+	r2.join(t, sb, "low", JoinRequest{ContainerID: "c1", Name: "c1", GwPriority: math.MinInt})
+	high := r2.join(t, sb, "high", JoinRequest{ContainerID: "c1", Name: "c1", GwPriority: 5})
+	if s := r2.drv.veths[high.HostIfName]; !s.Gateway.IsValid() {
+		t.Error("priority 5 lost to math.MinInt (overflow in the ranking)")
+	}
 }

@@ -401,19 +401,22 @@ func (c *Controller) applyDefaultBridgeIPv6Locked() error {
 		return nil
 	}
 	want, want6 := c.cfg.DefaultBridgeIPv6, c.cfg.DefaultBridgeSubnet6
+	asked := "off"
+	if want {
+		asked = "on " + want6.String()
+	}
 	switch {
 	case !want && n.IPv6 == nil:
 		return nil
 	case want && n.IPv6 != nil && (!want6.IsValid() || n.IPv6.Subnet == want6.Masked()):
 		return nil
-	case c.endpointCountLocked(n.ID) > 0:
+	case c.liveEndpointsLocked(n.ID) > 0:
 		c.log.Warn("the default bridge has containers: its IPv6 settings (--ipv6, --fixed-cidr-v6) take effect once none is left on it at a start",
-			"now", ipv6Subnet(n.IPv6), "asked", map[bool]string{true: "on " + want6.String(), false: "off"}[want])
+			"now", ipv6Subnet(n.IPv6), "asked", asked)
 		return nil
 	}
-	old := n.IPv6
-	n.IPv6 = nil
-	delete(c.spaces6, n.ID)
+	var cfg *IPConfig
+	var space *ipam.Space
 	if want {
 		// dockerd takes a prefix with host bits, and shows the
 		// subnet as the default bridge's ip-range (getDefaultBridgeIPAMConf).
@@ -421,24 +424,27 @@ func (c *Controller) applyDefaultBridgeIPv6Locked() error {
 		if want6.IsValid() {
 			req.IPRange = req.Subnet
 		}
-		if err := c.planIPv6Locked(n, req); err != nil {
-			n.IPv6 = old
-			return fmt.Errorf("IPv6 for the default bridge: %w", err)
+		old := n.IPv6
+		n.IPv6 = nil // not an overlap with itself
+		err := c.planIPv6Locked(n, req)
+		cfg, n.IPv6 = n.IPv6, old
+		if err == nil {
+			cfg.UserSubnet = false // no --ip6 on a predefined network
+			space, err = ipam.NewSpace(cfg.Subnet, cfg.IPRange, cfg.Gateway)
 		}
-		n.IPv6.UserSubnet = false // no --ip6 on a predefined network
-		space, err := ipam.NewSpace(n.IPv6.Subnet, n.IPv6.IPRange, n.IPv6.Gateway)
 		if err != nil {
-			n.IPv6 = old
-			return fmt.Errorf("IPv6 for the default bridge: %w", err)
+			// The bridge keeps what it had; the daemon starts anyway.
+			c.log.Error("the default bridge's IPv6 settings cannot be applied: it keeps its own", "now", ipv6Subnet(n.IPv6), "asked", asked, "err", err)
+			return nil
 		}
-		for _, ep := range c.endpoints {
-			if ep.NetworkID != n.ID || !ep.Address6.IsValid() {
-				continue
-			}
-			if err := space.Reserve(ep.Address6.Addr()); err != nil {
-				c.log.Warn("an endpoint of the default bridge keeps an IPv6 address of the old subnet until its container restarts", "endpoint", ep.ID[:12], "address", ep.Address6, "err", err)
-			}
-		}
+	}
+	if n.IPv6 != nil {
+		n.staleGateway6 = netip.PrefixFrom(n.IPv6.Gateway, n.IPv6.Subnet.Bits())
+	}
+	old := n.IPv6
+	n.IPv6 = cfg
+	delete(c.spaces6, n.ID)
+	if space != nil {
 		c.spaces6[n.ID] = space
 	}
 	if err := c.putNetwork(n); err != nil {
@@ -447,6 +453,28 @@ func (c *Controller) applyDefaultBridgeIPv6Locked() error {
 	c.publishNetworksLocked()
 	c.log.Info("default bridge IPv6 changed", "from", ipv6Subnet(old), "to", ipv6Subnet(n.IPv6))
 	return nil
+}
+
+// liveEndpointsLocked counts the endpoints on network id whose sandbox's
+// namespace is still there: after a reboot the records of containers
+// that no longer run are left for reconcile to clear, and do not count,
+// as dockerd counts only live sandboxes.
+func (c *Controller) liveEndpointsLocked(id string) int {
+	ids, err := c.cfg.Sandboxes.List()
+	if err != nil {
+		return c.endpointCountLocked(id) // cannot tell: count them all
+	}
+	live := map[string]bool{}
+	for _, sb := range ids {
+		live[sb] = true
+	}
+	n := 0
+	for _, ep := range c.endpoints {
+		if ep.NetworkID == id && live[ep.SandboxID] {
+			n++
+		}
+	}
+	return n
 }
 
 func ipv6Subnet(c *IPConfig) string {

@@ -77,6 +77,10 @@ type Network struct {
 	// Warnings are problems the daemon noticed in the host since it started
 	// (a route that overlaps the subnet); kept in memory only, never stored.
 	Warnings []string `json:"-"`
+	// staleGateway6 is the IPv6 gateway of a subnet the default bridge
+	// gave up at this start, for the driver to take off the bridge
+	// (BridgeSpec.StaleGateway6); memory only.
+	staleGateway6 netip.Prefix
 }
 
 // IPConfig is a network's address space in one family.
@@ -170,7 +174,11 @@ type BridgeSpec struct {
 	// Gateway6 is the bridge's IPv6 address with the IPv6 subnet's
 	// length, e.g. fd12:3456::1/64; invalid for a network without IPv6.
 	Gateway6 netip.Prefix
-	MTU      int
+	// StaleGateway6 is an IPv6 gateway the bridge had for a subnet the
+	// network no longer has (the default bridge's options changed): the
+	// driver removes it, and no other address.
+	StaleGateway6 netip.Prefix
+	MTU           int
 }
 
 // EndpointSpec is what the bridge driver needs to join one sandbox to a bridge.

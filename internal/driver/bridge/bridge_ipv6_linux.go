@@ -38,11 +38,14 @@ func (d *Driver) ensureNoRouterAdvertisements(bridge string) error {
 
 // ensureIPv6 gives the bridge br its IPv6 gateway address gw, IPv6 on
 // it first, and turns IPv6 forwarding on.
-func (d *Driver) ensureIPv6(br netlink.Link, gw netip.Prefix) error {
+func (d *Driver) ensureIPv6(br netlink.Link, gw, stale netip.Prefix) error {
 	if err := d.ensureBridgeIPv6(br.Attrs().Name); err != nil {
 		return err
 	}
-	if err := d.ensureGatewayAddr6(br, gw); err != nil {
+	if err := d.ensureGatewayAddr6(br, gw, stale); err != nil {
+		return err
+	}
+	if err := d.enableBridgeNetfilter6(); err != nil {
 		return err
 	}
 	return d.ensureIPv6Forwarding()
@@ -89,7 +92,7 @@ func (d *Driver) ensureBridgeIPv6(bridge string) error {
 // informational (RFC 5942). The kernel's link-local address and any other
 // are left alone: moby keeps fe80::/64 ones, and the rest are the
 // administrator's.
-func (d *Driver) ensureGatewayAddr6(br netlink.Link, gw netip.Prefix) error {
+func (d *Driver) ensureGatewayAddr6(br netlink.Link, gw, stale netip.Prefix) error {
 	addrs, err := retryDump(func() ([]netlink.Addr, error) { return d.h.AddrList(br, netlink.FAMILY_V6) })
 	if err != nil {
 		return fmt.Errorf("list IPv6 addresses of bridge %q: %w", br.Attrs().Name, err)
@@ -100,13 +103,13 @@ func (d *Driver) ensureGatewayAddr6(br netlink.Link, gw netip.Prefix) error {
 		switch {
 		case gw.IsValid() && p.Addr() == gw.Addr():
 			have = true
-		case p.Addr().IsLinkLocalUnicast():
-		default:
-			// A gateway the network no longer has (the default bridge's
-			// --fixed-cidr-v6 changed, or --ipv6 was dropped): moby's
-			// programIPv6Addresses removes it too.
+		case stale.IsValid() && p.Addr() == stale.Addr():
+			// The gateway of a subnet the network no longer has (the
+			// default bridge's --fixed-cidr-v6 changed, or --ipv6 was
+			// dropped). Only that one: other addresses of a bridge berth
+			// adopted are the administrator's.
 			if err := d.h.AddrDel(br, &a); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
-				return fmt.Errorf("remove old IPv6 address %s of bridge %q: %w", p, br.Attrs().Name, err)
+				return fmt.Errorf("remove old IPv6 gateway %s of bridge %q: %w", p, br.Attrs().Name, err)
 			}
 		}
 	}

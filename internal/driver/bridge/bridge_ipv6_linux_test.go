@@ -27,18 +27,16 @@ func writeSysctlIn(t *testing.T, ns, path, value string) {
 	}
 }
 
-// Every bridge, IPv4-only ones too, refuses router advertisements: a
-// container could forge one and become the host's default router
-// (CVE-2020-13401). Only the bridge's own sysctl changes; a bridge made
-// before (here with accept_ra=2, as default.accept_ra=2 gives) is fixed.
+// Every bridge berth makes, IPv4-only ones too, refuses router
+// advertisements: a container could forge one and become the host's
+// default router (CVE-2020-13401). Only the bridge's own sysctl changes.
+// A bridge of the administrator's that berth adopts is left alone, as
+// moby sets it only on bridges it creates.
 func TestEnsureBridgeRefusesRouterAdvertisements(t *testing.T) {
 	w := newWorld(t)
 	outsider := nstest.New(t)
-	addBridge(t, w.h, "br-test", "")
-	const path = "/proc/sys/net/ipv6/conf/br-test/accept_ra"
-	writeSysctlIn(t, w.host, path, "2")
 	w.ensureTestBridge(t)
-	if got := readSysctlIn(t, w.host, path); got != "0" {
+	if got := readSysctlIn(t, w.host, "/proc/sys/net/ipv6/conf/br-test/accept_ra"); got != "0" {
 		t.Errorf("accept_ra on the bridge = %s, want 0", got)
 	}
 	for _, p := range []string{"/proc/sys/net/ipv6/conf/all/accept_ra", "/proc/sys/net/ipv6/conf/default/accept_ra", "/proc/sys/net/ipv6/conf/lo/accept_ra"} {
@@ -48,6 +46,15 @@ func TestEnsureBridgeRefusesRouterAdvertisements(t *testing.T) {
 		if got := readSysctlIn(t, outsider, p); got != "1" {
 			t.Errorf("another namespace's %s = %s, want 1", p, got)
 		}
+	}
+	addBridge(t, w.h, "br-admin", "")
+	const adopted = "/proc/sys/net/ipv6/conf/br-admin/accept_ra"
+	writeSysctlIn(t, w.host, adopted, "2")
+	if err := w.d.EnsureBridge(network.BridgeSpec{Name: "br-admin", Gateway: netip.MustParsePrefix("10.89.0.1/24"), MTU: 1500}, "network:admin"); err != nil {
+		t.Fatal(err)
+	}
+	if got := readSysctlIn(t, w.host, adopted); got != "2" {
+		t.Errorf("accept_ra on an adopted bridge = %s, want the administrator's 2", got)
 	}
 }
 
@@ -197,23 +204,34 @@ func TestEnsureBridgeWarnsOfRouterAdvertisementsIgnored(t *testing.T) {
 
 // TestEnsureBridgeDropsAnOldIPv6Gateway: when a network's IPv6 subnet
 // changes or goes (the default bridge's --fixed-cidr-v6, --ipv6), the
-// bridge keeps only the gateway it has now, and its link-local address.
+// bridge loses the old gateway it is told of (StaleGateway6) and keeps
+// every other address, an administrator's among them.
 func TestEnsureBridgeDropsAnOldIPv6Gateway(t *testing.T) {
 	w := newWorld(t)
 	spec := w.ensureDualStackBridge(t)
-	spec.Gateway6 = netip.MustParsePrefix("fd00:beef::1/64")
+	admin := netip.MustParsePrefix("2001:db8:77::5/64")
+	br, err := w.h.LinkByName(spec.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.h.AddrAdd(br, &netlink.Addr{IPNet: ipNet(admin), Flags: unix.IFA_F_NODAD}); err != nil {
+		t.Fatal(err)
+	}
+	spec.StaleGateway6, spec.Gateway6 = spec.Gateway6, netip.MustParsePrefix("fd00:beef::1/64")
 	if err := w.d.EnsureBridge(spec, "network:test"); err != nil {
 		t.Fatal(err)
 	}
 	got := globalAddrs6(t, w.h, spec.Name)
-	if _, ok := got[spec.Gateway6]; !ok || len(got) != 1 {
-		t.Errorf("after the subnet changed: %v, want %v alone", got, spec.Gateway6)
+	_, hasNew := got[spec.Gateway6]
+	_, hasAdmin := got[admin]
+	if !hasNew || !hasAdmin || len(got) != 2 {
+		t.Errorf("after the subnet changed: %v, want %v and the administrator's %v", got, spec.Gateway6, admin)
 	}
-	spec.Gateway6 = netip.Prefix{}
+	spec.StaleGateway6, spec.Gateway6 = spec.Gateway6, netip.Prefix{}
 	if err := w.d.EnsureBridge(spec, "network:test"); err != nil {
 		t.Fatal(err)
 	}
-	if got := globalAddrs6(t, w.h, spec.Name); len(got) != 0 {
-		t.Errorf("after IPv6 was dropped: %v, want none", got)
+	if got := globalAddrs6(t, w.h, spec.Name); len(got) != 1 {
+		t.Errorf("after IPv6 was dropped: %v, want only the administrator's %v", got, admin)
 	}
 }

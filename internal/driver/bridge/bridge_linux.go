@@ -25,7 +25,7 @@ func (d *Driver) EnsureBridge(spec network.BridgeSpec, owner string) error {
 	if err := validateBridgeSpec(spec, owner); err != nil {
 		return err
 	}
-	br, err := d.ensureBridgeLink(spec)
+	br, created, err := d.ensureBridgeLink(spec)
 	if err != nil {
 		return err
 	}
@@ -39,19 +39,24 @@ func (d *Driver) EnsureBridge(spec network.BridgeSpec, owner string) error {
 		return err
 	}
 	if spec.Gateway6.IsValid() {
-		if err := d.ensureIPv6(br, spec.Gateway6); err != nil {
+		if err := d.ensureIPv6(br, spec.Gateway6, spec.StaleGateway6); err != nil {
 			return err
 		}
-	} else if d.ipv6Conf >= 0 {
-		if err := d.ensureGatewayAddr6(br, netip.Prefix{}); err != nil { // none left from an earlier IPv6 subnet
+	} else if spec.StaleGateway6.IsValid() && d.ipv6Conf >= 0 {
+		if err := d.ensureGatewayAddr6(br, netip.Prefix{}, spec.StaleGateway6); err != nil {
 			return err
 		}
 	}
 	if err := d.ensureRouteLocalnet(spec.Name); err != nil { // published ports on 127.0.0.1
 		return err
 	}
-	if err := d.ensureNoRouterAdvertisements(spec.Name); err != nil {
-		return err
+	// On bridges berth makes only, as moby sets it on the bridges it
+	// creates: a bridge of the administrator's that berth adopts may
+	// take its own address from router advertisements.
+	if created {
+		if err := d.ensureNoRouterAdvertisements(spec.Name); err != nil {
+			return err
+		}
 	}
 	if err := d.ensureUp(br); err != nil {
 		return err
@@ -63,12 +68,13 @@ func (d *Driver) EnsureBridge(spec network.BridgeSpec, owner string) error {
 // ensureBridgeLink returns the bridge called spec.Name, creating it if
 // missing. A link of that name that is not a bridge is an error: berth
 // must never enslave ports to, or address, someone else's device.
-func (d *Driver) ensureBridgeLink(spec network.BridgeSpec) (netlink.Link, error) {
-	l, err := linkIfExists(d.h, spec.Name)
+func (d *Driver) ensureBridgeLink(spec network.BridgeSpec) (l netlink.Link, created bool, err error) {
+	l, err = linkIfExists(d.h, spec.Name)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if l == nil {
+		created = true
 		attrs := netlink.NewLinkAttrs()
 		attrs.Name = spec.Name
 		attrs.MTU = spec.MTU
@@ -80,19 +86,19 @@ func (d *Driver) ensureBridgeLink(spec network.BridgeSpec) (netlink.Link, error)
 		attrs.HardwareAddr = RandomMAC()
 		err := d.h.LinkAdd(&netlink.Bridge{LinkAttrs: attrs})
 		if err != nil && !errors.Is(err, unix.EEXIST) {
-			return nil, fmt.Errorf("create bridge %q: %w", spec.Name, err)
+			return nil, false, fmt.Errorf("create bridge %q: %w", spec.Name, err)
 		}
 		// Read it back: a concurrent creator may have won, and the
 		// kernel fills in what the checks below compare.
 		if l, err = d.h.LinkByName(spec.Name); err != nil {
-			return nil, fmt.Errorf("look up bridge %q: %w", spec.Name, err)
+			return nil, false, fmt.Errorf("look up bridge %q: %w", spec.Name, err)
 		}
 		d.log.Info("created bridge", "bridge", spec.Name)
 	}
 	if _, ok := l.(*netlink.Bridge); !ok {
-		return nil, errdefs.Conflict("link %q exists and is a %s, not a bridge; choose another bridge name", spec.Name, l.Type())
+		return nil, false, errdefs.Conflict("link %q exists and is a %s, not a bridge; choose another bridge name", spec.Name, l.Type())
 	}
-	return l, nil
+	return l, created, nil
 }
 
 // ensureOwned tags the bridge with owner's alias. An untagged bridge is

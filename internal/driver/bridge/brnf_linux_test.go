@@ -44,6 +44,16 @@ func TestEnableBridgeNetfilterOnlyInHostNamespace(t *testing.T) {
 	if err := d.EnableBridgeNetfilter(); err != nil {
 		t.Fatal(err)
 	}
+	// IPv4 at once; IPv6 only once a bridge has IPv6, as moby's
+	// setupIPv6BridgeNetFiltering.
+	if got := get(host, bridgeNFPath); got != "1" {
+		t.Errorf("host namespace: %s = %s, want 1", bridgeNFPath, got)
+	}
+	if got := get(host, bridgeNF6Path); got != "0" {
+		t.Errorf("host namespace: %s = %s before any IPv6 network, want 0", bridgeNF6Path, got)
+	}
+	w := &testWorld{host: host, d: d}
+	w.ensureDualStackBridge(t)
 	for _, p := range paths {
 		if got := get(host, p); got != "1" {
 			t.Errorf("host namespace: %s = %s, want 1", p, got)
