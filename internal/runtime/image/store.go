@@ -65,14 +65,10 @@ func (s *Store) removeOrphans() error {
 
 func hexOf(id string) string { return strings.TrimPrefix(id, "sha256:") }
 
-// adopt turns the finished import in tmp into image id, or, when that image
-// exists already, keeps the existing one (tmp is then removed by Import).
-func (s *Store) adopt(tmp, id string, size int64, comment string) (*Image, error) {
-	return s.adoptWith(tmp, id, size, comment, nil, time.Time{})
-}
-
-// adoptWith is adopt recording cfg and created (now if zero) with the
-// image, in the one record.
+// adoptWith turns the finished import or load in tmp into image id,
+// recording cfg and created (now if zero) with it in one record, or, when
+// that image exists already, keeps the existing one (tmp is then removed
+// by the caller).
 func (s *Store) adoptWith(tmp, id string, size int64, comment string, cfg *Config, created time.Time) (*Image, error) {
 	if img, err := s.byID(id); err == nil {
 		return img, nil
@@ -247,11 +243,6 @@ func byPrefix(imgs []*Image, prefix, ref string) (*Image, error) {
 		return nil, errdefs.NotFound("No such image: %s", ref)
 	}
 	return found, nil
-}
-
-// put records img as it is now.
-func (s *Store) put(img *Image) error {
-	return s.st.Update(func(tx store.Tx) error { return tx.Put(store.BucketImages, img.ID, img) })
 }
 
 // Tag gives the image ref names the tag repo:tag (tag "latest" if empty),
