@@ -138,25 +138,56 @@ func (tr *translation) portStmt(s firewall.Stmt) ([]expr.Any, error) {
 	return nil, fmt.Errorf("statement %T has no netlink form", s)
 }
 
+// dnatFamily is what differs between the two families' DNAT by map:
+// where the destination address is and how long, the registers after it
+// (where the protocol and port of a ports_ip key go, and where the port
+// of the data comes back), the maps and the NAT family.
+type dnatFamily struct {
+	only                func(*translation) []expr.Any
+	addrOffset, addrLen uint32
+	afterAddr           uint32 // the register after an address
+	afterAddrNext       uint32
+	anyMap, ipMap       string
+	nfproto             uint32
+}
+
+var (
+	dnat4 = dnatFamily{
+		only: (*translation).ipv4Only, addrOffset: addrOffset(firewall.Daddr), addrLen: 4,
+		afterAddr: regAfterKey, afterAddrNext: regThird,
+		anyMap: firewall.MapPortsAny, ipMap: firewall.MapPortsIP, nfproto: unix.NFPROTO_IPV4,
+	}
+	// The IPv6 dependency of ports6_any's rule comes from its "ip6 saddr"
+	// match, before.
+	dnat6 = dnatFamily{
+		only: (*translation).ipv6Only, addrOffset: addr6Offset(firewall.Daddr), addrLen: 16,
+		afterAddr: regAfterAddr6, afterAddrNext: regAfterAddr6Next,
+		anyMap: firewall.MapPorts6Any, ipMap: firewall.MapPorts6IP, nfproto: unix.NFPROTO_IPV6,
+	}
+)
+
 // dnatPortMap loads the key into consecutive 32-bit registers, looks it up
-// and DNATs to the address and port the lookup returned.
+// and DNATs to the address and port the lookup returned (the port follows
+// the address in the data). Every lookup has a destination register: a
+// lookup without one in a map needs Linux 6.5.
 func (tr *translation) dnatPortMap(d firewall.DNATPortMap) []expr.Any {
+	f := dnat4
 	if d.IPv6 {
-		return tr.dnatPortMap6(d)
+		f = dnat6
 	}
 	var exprs []expr.Any
-	protoReg, portReg, set := uint32(regKey), uint32(regAfterKey), firewall.MapPortsAny
+	protoReg, portReg, set := uint32(regKey), uint32(regAfterKey), f.anyMap
 	if d.ByAddr {
-		exprs = append(tr.ipv4Only(), &expr.Payload{
-			DestRegister: regKey, Base: expr.PayloadBaseNetworkHeader, Offset: addrOffset(firewall.Daddr), Len: 4,
+		exprs = append(f.only(tr), &expr.Payload{
+			DestRegister: regKey, Base: expr.PayloadBaseNetworkHeader, Offset: f.addrOffset, Len: f.addrLen,
 		})
-		protoReg, portReg, set = regAfterKey, regThird, firewall.MapPortsIP
+		protoReg, portReg, set = f.afterAddr, f.afterAddrNext, f.ipMap
 	}
 	return append(exprs,
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: protoReg},
 		&expr.Payload{DestRegister: portReg, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 		&expr.Lookup{SourceRegister: regKey, DestRegister: regKey, IsDestRegSet: true, SetName: set, SetID: setIDs[set]},
-		&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: regKey, RegProtoMin: regAfterKey},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: f.nfproto, RegAddrMin: regKey, RegProtoMin: f.afterAddr},
 	)
 }
 
