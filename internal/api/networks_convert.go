@@ -23,7 +23,7 @@ func networkResource(n *network.Network, eps []*network.Endpoint) nettypes.Inspe
 		Created:    n.Created,
 		Scope:      "local",
 		Driver:     n.Driver,
-		EnableIPv4: true,
+		EnableIPv4: n.Driver != network.DriverBridge || n.IPv4 != nil,
 		EnableIPv6: n.IPv6 != nil,
 		Internal:   n.Internal,
 		Attachable: n.Attachable,
@@ -97,7 +97,7 @@ func networkCreateRequest(body nettypes.CreateRequest) (network.CreateRequest, e
 	if err := unsupportedNetworkFeatures(body); err != nil {
 		return network.CreateRequest{}, err
 	}
-	enableIPv6, options, err := enableIPv6Option(body)
+	enableIPv4, enableIPv6, options, err := ipFamilyOptions(body)
 	if err != nil {
 		return network.CreateRequest{}, err
 	}
@@ -107,6 +107,7 @@ func networkCreateRequest(body nettypes.CreateRequest) (network.CreateRequest, e
 		Internal:   body.Internal,
 		Attachable: body.Attachable,
 		EnableIPv6: enableIPv6,
+		NoIPv4:     !enableIPv4,
 		Options:    options,
 		Labels:     body.Labels,
 	}
@@ -130,6 +131,9 @@ func networkCreateRequest(body nettypes.CreateRequest) (network.CreateRequest, e
 		if !enableIPv6 && isIPv6Subnet(c.Subnet) {
 			continue // ValidateIPAM skipped it too: libnetwork allocates none
 		}
+		if !enableIPv4 && !isIPv6Subnet(c.Subnet) {
+			continue // validated, but libnetwork allocates no IPv4 pool
+		}
 		ir, err := ipamRequest(c)
 		if err != nil {
 			return network.CreateRequest{}, err
@@ -139,11 +143,12 @@ func networkCreateRequest(body nettypes.CreateRequest) (network.CreateRequest, e
 	return req, nil
 }
 
-// enableIPv6Option is moby's reading of EnableIPv4 and EnableIPv6 (its
+// ipFamilyOptions is moby's reading of EnableIPv4 and EnableIPv6 (its
 // createNetwork): each field, which takes its option
 // (com.docker.network.enable_ipv4, _ipv6) out of those the network keeps,
-// or when the field is absent that option, kept. IPv4 must stay on.
-func enableIPv6Option(body nettypes.CreateRequest) (bool, map[string]string, error) {
+// or when the field is absent that option, kept. It returns whether
+// each family is on and the options to keep.
+func ipFamilyOptions(body nettypes.CreateRequest) (bool, bool, map[string]string, error) {
 	opts := body.Options
 	family := func(field *bool, key string, def bool) (bool, error) {
 		if field != nil {
@@ -165,16 +170,13 @@ func enableIPv6Option(body nettypes.CreateRequest) (bool, map[string]string, err
 	}
 	v4, err := family(body.EnableIPv4, network.OptEnableIPv4, true)
 	if err != nil {
-		return false, nil, err
-	}
-	if !v4 {
-		return false, nil, errdefs.Invalid("IPv6-only networks are not supported by berth: leave IPv4 enabled")
+		return false, false, nil, err
 	}
 	v6, err := family(body.EnableIPv6, network.OptEnableIPv6, false)
 	if err != nil {
-		return false, nil, err
+		return false, false, nil, err
 	}
-	return v6, opts, nil
+	return v4, v6, opts, nil
 }
 
 func isIPv6Subnet(s string) bool {
@@ -188,8 +190,6 @@ func unsupportedNetworkFeatures(body nettypes.CreateRequest) error {
 		return errdefs.Invalid("scope %q is not supported by berth: networks are local", body.Scope)
 	case body.Ingress, body.ConfigOnly, body.ConfigFrom != nil && body.ConfigFrom.Network != "":
 		return errdefs.Invalid("swarm networks (ingress, config-only, config-from) are not supported by berth")
-	case body.EnableIPv4 != nil && !*body.EnableIPv4:
-		return errdefs.Invalid("IPv6-only networks are not supported by berth: leave IPv4 enabled")
 	case body.IPAM != nil && body.IPAM.Driver != "" && body.IPAM.Driver != "default":
 		return errdefs.Invalid("IPAM driver %q is not supported by berth: use \"default\"", body.IPAM.Driver)
 	}

@@ -307,31 +307,89 @@ func TestDualStackViews(t *testing.T) {
 // option out of the network's options; an option without the field
 // decides and stays.
 func TestEnableFamilyOptions(t *testing.T) {
-	yes := true
+	yes, no := true, false
 	for _, tc := range []struct {
 		name     string
 		body     nettypes.CreateRequest
 		wantV6   bool
+		wantNoV4 bool
 		wantOpts map[string]string
 	}{
 		{"fields drop the options", nettypes.CreateRequest{Name: "a", CreateOptions: nettypes.CreateOptions{EnableIPv4: &yes, EnableIPv6: &yes,
-			Options: map[string]string{network.OptEnableIPv4: "true", network.OptEnableIPv6: "false"}}}, true, map[string]string{}},
+			Options: map[string]string{network.OptEnableIPv4: "true", network.OptEnableIPv6: "false"}}}, true, false, map[string]string{}},
 		{"options alone stay", nettypes.CreateRequest{Name: "a", CreateOptions: nettypes.CreateOptions{
-			Options: map[string]string{network.OptEnableIPv4: "true", network.OptEnableIPv6: "1"}}}, true,
+			Options: map[string]string{network.OptEnableIPv4: "true", network.OptEnableIPv6: "1"}}}, true, false,
 			map[string]string{network.OptEnableIPv4: "true", network.OptEnableIPv6: "1"}},
-		{"neither", nettypes.CreateRequest{Name: "a"}, false, nil},
+		{"neither", nettypes.CreateRequest{Name: "a"}, false, false, nil},
+		{"IPv6-only by the fields", nettypes.CreateRequest{Name: "a", CreateOptions: nettypes.CreateOptions{EnableIPv4: &no, EnableIPv6: &yes}}, true, true, nil},
+		{"IPv6-only by the options", nettypes.CreateRequest{Name: "a", CreateOptions: nettypes.CreateOptions{
+			Options: map[string]string{network.OptEnableIPv4: "false", network.OptEnableIPv6: "true"}}}, true, true,
+			map[string]string{network.OptEnableIPv4: "false", network.OptEnableIPv6: "true"}},
+		{"the field over the option", nettypes.CreateRequest{Name: "a", CreateOptions: nettypes.CreateOptions{EnableIPv4: &yes,
+			Options: map[string]string{network.OptEnableIPv4: "false"}}}, false, false, map[string]string{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, err := networkCreateRequest(tc.body)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if req.EnableIPv6 != tc.wantV6 {
-				t.Errorf("EnableIPv6 = %v, want %v", req.EnableIPv6, tc.wantV6)
+			if req.EnableIPv6 != tc.wantV6 || req.NoIPv4 != tc.wantNoV4 {
+				t.Errorf("EnableIPv6 = %v, NoIPv4 = %v; want %v, %v", req.EnableIPv6, req.NoIPv4, tc.wantV6, tc.wantNoV4)
 			}
 			if diff := cmp.Diff(tc.wantOpts, req.Options); diff != "" {
 				t.Errorf("options (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestIPv6OnlyViews: an IPv6-only network shows EnableIPv4 false and its
+// IPv6 IPAM entry alone, its endpoints no IPv4 address; host and none
+// keep EnableIPv4 true, as Docker's do. An IPv4 --subnet given with IPv4
+// off is checked and then left out, as libnetwork allocates no IPv4 pool.
+func TestIPv6OnlyViews(t *testing.T) {
+	n := &network.Network{
+		ID: hexID("d6"), Name: "six", Driver: "bridge", Created: fakeTime,
+		IPv6: &network.IPConfig{Subnet: netip.MustParsePrefix("fd00:6::/64"), Gateway: netip.MustParseAddr("fd00:6::1")},
+	}
+	ep := &network.Endpoint{
+		ID: hexID("e6"), Name: "web", ContainerID: hexID("c6"), State: network.EndpointReady,
+		Address6: netip.MustParsePrefix("fd00:6::2/64"), Gateway6: netip.MustParseAddr("fd00:6::1"),
+	}
+	got := networkResource(n, []*network.Endpoint{ep})
+	if got.EnableIPv4 || !got.EnableIPv6 {
+		t.Errorf("EnableIPv4 %v EnableIPv6 %v, want false and true", got.EnableIPv4, got.EnableIPv6)
+	}
+	if diff := cmp.Diff([]nettypes.IPAMConfig{{Subnet: "fd00:6::/64", Gateway: "fd00:6::1"}}, got.IPAM.Config); diff != "" {
+		t.Errorf("IPAM.Config (-want +got):\n%s", diff)
+	}
+	if r := got.Containers[ep.ContainerID]; r.IPv4Address != "" || r.IPv6Address != "fd00:6::2/64" {
+		t.Errorf("Containers entry %+v", r)
+	}
+	es := &nettypes.EndpointSettings{}
+	fillEndpoint(es, &container.Container{ID: ep.ContainerID, Name: "web"}, n, ep)
+	if es.IPAddress != "" || es.IPPrefixLen != 0 || es.Gateway != "" || es.GlobalIPv6Address != "fd00:6::2" || es.IPv6Gateway != "fd00:6::1" {
+		t.Errorf("endpoint %q/%d gw %q, IPv6 %q gw %q", es.IPAddress, es.IPPrefixLen, es.Gateway, es.GlobalIPv6Address, es.IPv6Gateway)
+	}
+	if host := networkResource(&network.Network{ID: hexID("a1"), Name: "host", Driver: network.DriverHost}, nil); !host.EnableIPv4 {
+		t.Error("host network: EnableIPv4 false")
+	}
+
+	no, yes := false, true
+	req, err := networkCreateRequest(nettypes.CreateRequest{Name: "six", CreateOptions: nettypes.CreateOptions{
+		EnableIPv4: &no, EnableIPv6: &yes, IPAM: &nettypes.IPAM{Config: []nettypes.IPAMConfig{
+			{Subnet: "10.9.0.0/24"}, {Subnet: "fd00:9::/64"},
+		}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(req.IPAM) != 1 || req.IPAM[0].Subnet != netip.MustParsePrefix("fd00:9::/64") {
+		t.Errorf("IPAM requests %+v, want the IPv6 one alone", req.IPAM)
+	}
+	if _, err := networkCreateRequest(nettypes.CreateRequest{Name: "six", CreateOptions: nettypes.CreateOptions{
+		EnableIPv4: &no, EnableIPv6: &yes, IPAM: &nettypes.IPAM{Config: []nettypes.IPAMConfig{{Subnet: "10.9.0.1/24"}}},
+	}}); err == nil {
+		t.Error("an unmasked IPv4 subnet with IPv4 off: accepted (moby's ValidateIPAM refuses it)")
 	}
 }

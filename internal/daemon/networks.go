@@ -151,9 +151,9 @@ func endpointSettingsError(n *network.Network, req container.EndpointRequest) er
 			errs = append(errs, "network-scoped alias is supported only for containers in user defined networks")
 		}
 	}
-	if a := req.IPv4Address; a.IsValid() && n.Driver == network.DriverBridge && n.IPv4 != nil {
+	if a := req.IPv4Address; a.IsValid() && n.Driver == network.DriverBridge {
 		switch {
-		case !n.IPv4.UserSubnet && n.Name != network.NameBridge:
+		case n.IPv4 == nil || !n.IPv4.UserSubnet && n.Name != network.NameBridge: // none: an IPv6-only network
 			errs = append(errs, "user specified IP address is supported only when connecting to networks with user configured subnets")
 		case !n.IPv4.Subnet.Contains(a):
 			errs = append(errs, fmt.Sprintf("no configured subnet or ip-range contain the IP address %s", a))

@@ -14,6 +14,8 @@ import (
 type Network struct {
 	// Bridge is the Linux bridge device; it keys the per-interface verdict maps.
 	Bridge string
+	// Subnet is the network's IPv4 subnet; invalid for an IPv6-only
+	// network, which has only the IPv6 rules.
 	Subnet netip.Prefix
 	// Gateway is the bridge's own address in Subnet (invalid: none). It is
 	// a host address, so the direct-access drop spares it.

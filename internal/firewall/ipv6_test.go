@@ -59,7 +59,7 @@ func TestIPv6MirrorsIPv4(t *testing.T) {
 					"ip daddr != "+n.Gateway.String(), "ip6 daddr != "+n.Gateway6.String())
 			}
 			for _, r := range all {
-				if !strings.Contains(r, "ip saddr") && !strings.Contains(r, "ip daddr") {
+				if !strings.Contains(r, "ip saddr") && !strings.Contains(r, "ip daddr") && !strings.HasPrefix(r, chainDirect(n.Bridge)+": ") {
 					continue
 				}
 				if !n.Gateway6.IsValid() && strings.Contains(r, "ip daddr != ") {
@@ -222,5 +222,57 @@ func BenchmarkBuild100DualStack(b *testing.B) {
 		if _, err := Build(nets); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestIPv6OnlyNetworkHasTheIPv6RulesAlone: an IPv6-only network (no
+// IPv4 subnet) gets exactly the rules of its dual-stack twin less those
+// that match the IPv4 subnet or gateway and the IPv4 direct-access chain
+// and element; the rules that match interfaces or conntrack stay.
+func TestIPv6OnlyNetworkHasTheIPv6RulesAlone(t *testing.T) {
+	for _, n := range dualStack {
+		t.Run(n.Bridge, func(t *testing.T) {
+			dual, err := RulesFor(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			only := n
+			only.Subnet, only.Gateway = netip.Prefix{}, netip.Addr{}
+			got, err := RulesFor(only)
+			if err != nil {
+				t.Fatal(err)
+			}
+			flat := func(nr NetworkRules) (rules, elems []string) {
+				for _, c := range nr.Chains {
+					for _, r := range c.Rules {
+						rules = append(rules, c.Name+": "+r.String())
+					}
+				}
+				for _, e := range nr.Elements {
+					elems = append(elems, e.Map+" "+e.KeyString()+" : jump "+e.Jump)
+				}
+				return rules, elems
+			}
+			dualRules, dualElems := flat(dual)
+			var want []string
+			for _, r := range dualRules {
+				if !strings.Contains(r, "ip saddr") && !strings.Contains(r, "ip daddr") && !strings.HasPrefix(r, chainDirect(n.Bridge)+": ") {
+					want = append(want, r)
+				}
+			}
+			wantElems := slices.DeleteFunc(dualElems, func(e string) bool { return strings.HasPrefix(e, MapDirect+" ") })
+			gotRules, gotElems := flat(got)
+			if d := cmp.Diff(want, gotRules); d != "" {
+				t.Errorf("rules (-want +got):\n%s", d)
+			}
+			if d := cmp.Diff(wantElems, gotElems); d != "" {
+				t.Errorf("elements (-want +got):\n%s", d)
+			}
+			for _, r := range gotRules {
+				if strings.Contains(r, n.Subnet.Addr().String()) {
+					t.Errorf("rule names the IPv4 subnet: %s", r)
+				}
+			}
+		})
 	}
 }

@@ -260,10 +260,13 @@ func hairpinRules(n Network) []Rule {
 			Comment: "HAIRPIN",
 		}
 	}
-	if !n.Subnet6.IsValid() {
-		return []Rule{rule(n.Subnet)}
+	var rules []Rule
+	for _, sub := range []netip.Prefix{n.Subnet, n.Subnet6} {
+		if sub.IsValid() {
+			rules = append(rules, rule(sub))
+		}
 	}
-	return []Rule{rule(n.Subnet), rule(n.Subnet6)}
+	return rules
 }
 
 // publishedPortRules accept traffic into the network that a port map

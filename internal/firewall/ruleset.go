@@ -178,15 +178,19 @@ func rulesFor(n Network) NetworkRules {
 	add(chainFwdOut(br), MapFwdOut, byIf, []Rule{accept("OUTGOING")})
 	add(chainNatIn(br), MapNatIn, byIf, hairpinRules(n))
 	if n.Masquerade {
-		masq := []Rule{masqueradeRule(br, n.Subnet)}
-		if n.Subnet6.IsValid() {
-			masq = append(masq, masqueradeRule(br, n.Subnet6))
+		var masq []Rule
+		for _, sub := range []netip.Prefix{n.Subnet, n.Subnet6} {
+			if sub.IsValid() {
+				masq = append(masq, masqueradeRule(br, sub))
+			}
 		}
 		add(chainNatOut(br), MapNatOut, byIf, masq)
 		// Docker drops direct access in nat mode only: without NAT the subnet
 		// is meant to be routed to, and the forward chain still drops
 		// unsolicited inbound traffic.
-		add(chainDirect(br), MapDirect, Element{Prefix: n.Subnet}, []Rule{directAccessRule(br, n.Gateway)})
+		if n.Subnet.IsValid() {
+			add(chainDirect(br), MapDirect, Element{Prefix: n.Subnet}, []Rule{directAccessRule(br, n.Gateway)})
+		}
 		if n.Subnet6.IsValid() {
 			add(chainDirect6(br), MapDirect6, Element{Prefix: n.Subnet6}, []Rule{directAccessRule(br, n.Gateway6)})
 		}
@@ -291,7 +295,17 @@ func validate(n Network) (Network, error) {
 	if err := validateBridge(n.Bridge); err != nil {
 		return n, err
 	}
-	if !n.Subnet.IsValid() || !n.Subnet.Addr().Is4() {
+	if !n.Subnet.IsValid() {
+		// An IPv6-only network: no IPv4 rules.
+		if !n.Subnet6.IsValid() {
+			return n, errdefs.Invalid("bridge %q has no subnet", n.Bridge)
+		}
+		if n.Gateway.IsValid() {
+			return n, errdefs.Invalid("bridge %q: gateway %s needs an IPv4 subnet", n.Bridge, n.Gateway)
+		}
+		return validate6(n)
+	}
+	if !n.Subnet.Addr().Is4() {
 		return n, errdefs.Invalid("bridge %q: subnet %q is not an IPv4 prefix", n.Bridge, n.Subnet)
 	}
 	if n.Subnet.Bits() == 0 {

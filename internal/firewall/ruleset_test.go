@@ -171,7 +171,8 @@ func TestBuildRejectsBadInput(t *testing.T) {
 		{"gateway6 outside subnet6", []Network{{Bridge: "br-1", Subnet: p("10.0.0.0/24"), Subnet6: p("fd00:1::/64"), Gateway6: a("fd00:2::1")}}, errdefs.KindInvalid},
 		{"ipv4 gateway6", []Network{{Bridge: "br-1", Subnet: p("10.0.0.0/24"), Subnet6: p("fd00:1::/64"), Gateway6: a("10.0.0.1")}}, errdefs.KindInvalid},
 		{"gateway6 without subnet6", []Network{{Bridge: "br-1", Subnet: p("10.0.0.0/24"), Gateway6: a("fd00:1::1")}}, errdefs.KindInvalid},
-		{"ipv6 only", []Network{{Bridge: "br-1", Subnet6: p("fd00:1::/64")}}, errdefs.KindInvalid},
+		{"no subnet", []Network{{Bridge: "br-1"}}, errdefs.KindInvalid},
+		{"ipv6 only with an ipv4 gateway", []Network{{Bridge: "br-1", Gateway: a("10.0.0.1"), Subnet6: p("fd00:1::/64")}}, errdefs.KindInvalid},
 		{"same subnet6", []Network{
 			{Bridge: "br-1", Subnet: p("10.0.0.0/24"), Subnet6: p("fd00:1::/64")},
 			{Bridge: "br-2", Subnet: p("10.0.1.0/24"), Subnet6: p("fd00:1::/64")},

@@ -71,7 +71,7 @@ type Controller struct {
 	networks  map[string]*Network
 	endpoints map[string]*Endpoint
 	sandboxes map[string]*Sandbox
-	spaces    map[string]*ipam.Space // by network ID, bridge networks only
+	spaces    map[string]*ipam.Space // by network ID, bridge networks with IPv4 only
 	spaces6   map[string]*ipam.Space // by network ID, networks with IPv6 only
 	view      netView                // networks for readers that must not wait for c.mu
 	names     *nameTable             // for the embedded resolver; its own lock
@@ -179,7 +179,8 @@ func lookupIn(networks map[string]*Network, ref string) (*Network, error) {
 	return found, nil
 }
 
-// Endpoints returns copies of the endpoints on network id, sorted by address.
+// Endpoints returns copies of the endpoints on network id, sorted by
+// address (IPv6 on an IPv6-only network).
 func (c *Controller) Endpoints(networkID string) []*Endpoint {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -189,7 +190,12 @@ func (c *Controller) Endpoints(networkID string) []*Endpoint {
 			out = append(out, cloneEndpoint(ep))
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Address.Addr().Less(out[j].Address.Addr()) })
+	sort.Slice(out, func(i, j int) bool {
+		if a, b := out[i].Address.Addr(), out[j].Address.Addr(); a != b {
+			return a.Less(b)
+		}
+		return out[i].Address6.Addr().Less(out[j].Address6.Addr())
+	})
 	return out
 }
 
@@ -300,12 +306,13 @@ func cloneMap(m map[string]string) map[string]string {
 func firewallNetwork(n *Network) firewall.Network {
 	fn := firewall.Network{
 		Bridge:     n.Bridge.Name,
-		Subnet:     n.IPv4.Subnet,
-		Gateway:    n.IPv4.Gateway,
 		ICC:        n.Bridge.EnableICC,
 		Masquerade: n.Bridge.EnableIPMasquerade && !n.Internal,
 		Internal:   n.Internal,
 		HostAccess: n.Bridge.HostAccess,
+	}
+	if n.IPv4 != nil {
+		fn.Subnet, fn.Gateway = n.IPv4.Subnet, n.IPv4.Gateway
 	}
 	if n.IPv6 != nil {
 		fn.Subnet6, fn.Gateway6 = n.IPv6.Subnet, n.IPv6.Gateway
@@ -315,10 +322,9 @@ func firewallNetwork(n *Network) firewall.Network {
 
 // bridgeSpec is what the driver needs to make n's bridge.
 func bridgeSpec(n *Network) BridgeSpec {
-	spec := BridgeSpec{
-		Name:    n.Bridge.Name,
-		Gateway: netip.PrefixFrom(n.IPv4.Gateway, n.IPv4.Subnet.Bits()),
-		MTU:     n.Bridge.MTU,
+	spec := BridgeSpec{Name: n.Bridge.Name, MTU: n.Bridge.MTU}
+	if n.IPv4 != nil {
+		spec.Gateway = netip.PrefixFrom(n.IPv4.Gateway, n.IPv4.Subnet.Bits())
 	}
 	if n.IPv6 != nil {
 		spec.Gateway6 = netip.PrefixFrom(n.IPv6.Gateway, n.IPv6.Subnet.Bits())

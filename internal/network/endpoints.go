@@ -139,8 +139,10 @@ func (c *Controller) Join(ctx context.Context, sandboxID, netRef string, req Joi
 	c.mu.RLock()
 	before := c.gatewaysLocked(sb.ID, nil)
 	prev, prev6 := before.ep4, before.ep6
+	prevPorts, _ := before.ports()
+	publishes := false // ep is to publish the sandbox's ports
 	if n.Driver == DriverBridge {
-		spec = c.joinSpecLocked(n, ep)
+		spec, publishes = c.joinSpecLocked(n, ep)
 	}
 	c.mu.RUnlock()
 	// ep becomes the sandbox's gateway in place of prev: the driver
@@ -154,7 +156,7 @@ func (c *Controller) Join(ctx context.Context, sandboxID, netRef string, req Joi
 		}
 		return nil, err
 	}
-	if err := c.recordPorts(n, ep, req.Ports, spec.Gateway.IsValid()); err != nil {
+	if err := c.recordPorts(n, ep, req.Ports, publishes); err != nil {
 		return nil, errors.Join(err, c.forgetEndpoint(ep))
 	}
 	if n.Driver == DriverBridge {
@@ -175,7 +177,7 @@ func (c *Controller) Join(ctx context.Context, sandboxID, netRef string, req Joi
 	if perr != nil {
 		return fail(errors.Join(perr, c.leave(ctx, sb, ep, true, nil)))
 	}
-	if tookOver && len(prev.Ports) > 0 {
+	if publishes && prevPorts != nil && len(prevPorts.Ports) > 0 {
 		if err := c.movePorts(ctx, sb); err != nil {
 			// As libnetwork's sbJoin: the connect fails, and the sandbox
 			// gets its route and ports back on prev.
@@ -246,7 +248,9 @@ func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*E
 	}
 	ep.HostIfName = c.freshHostIfNameLocked()
 	if !n.Internal {
-		ep.Gateway = n.IPv4.Gateway
+		if n.IPv4 != nil {
+			ep.Gateway = n.IPv4.Gateway
+		}
 		if n.IPv6 != nil && ep.Address6.IsValid() {
 			ep.Gateway6 = n.IPv6.Gateway
 		}
@@ -278,8 +282,16 @@ func (c *Controller) freshHostIfNameLocked() string {
 	}
 }
 
-// assignAddressLocked gives ep a static or the lowest free address on n.
+// assignAddressLocked gives ep a static or the lowest free address on n;
+// on an IPv6-only network none, and --ip is refused as moby's
+// validateEndpointIPAddress refuses an address no subnet of the user's holds.
 func (c *Controller) assignAddressLocked(n *Network, ep *Endpoint, static netip.Addr) (err error) {
+	if n.IPv4 == nil {
+		if static.IsValid() {
+			return errdefs.Invalid("user specified IP address is supported only when connecting to networks with user configured subnets")
+		}
+		return nil
+	}
 	ep.Address, ep.StaticIP, err = assignFrom(n, n.IPv4, c.spaces[n.ID], static, "IPv4")
 	return err
 }
@@ -288,6 +300,10 @@ func (c *Controller) assignAddressLocked(n *Network, ep *Endpoint, static netip.
 // address on a network with IPv6; on one without, --ip6 is refused.
 func (c *Controller) assignAddress6Locked(n *Network, ep *Endpoint, static netip.Addr, noIPv6 bool) (err error) {
 	if n.IPv6 != nil && noIPv6 {
+		if n.IPv4 == nil {
+			// moby would make an interface without any address.
+			return errdefs.Invalid("network %s is IPv6-only and the container has IPv6 turned off (net.ipv6.conf.all.disable_ipv6=1)", n.Name)
+		}
 		return nil
 	}
 	if n.IPv6 == nil {
@@ -377,6 +393,11 @@ func (c *Controller) pickMACLocked(n *Network, ep *Endpoint, req JoinRequest) (f
 	var err error
 	if ep.MAC, err = pickMAC(req.MAC, ep.Address.Addr()); err != nil {
 		return nil, err
+	}
+	if ep.MAC == nil {
+		// No IPv4 address to derive it from (an IPv6-only network): a
+		// random one, as Docker 28 gives every endpoint, and announced.
+		ep.MAC = randomMAC()
 	}
 	if owner := c.macOwnerLocked(n.ID, ep.MAC); owner != nil {
 		if req.MAC != "" {
@@ -500,15 +521,27 @@ func (c *Controller) LeaveAndRecord(ctx context.Context, sandboxID, netRef strin
 // FIXME says so); without one, each family's first. Of the endpoints
 // not yet ready, only cand (one being joined or made again) counts;
 // leaving ones never do.
+//
+// The ports go with the IPv4 gateway, or with the IPv6 one when the
+// sandbox has no IPv4 gateway (only IPv6-only networks): gatewayLocked
+// is that endpoint.
 func (c *Controller) gatewayLocked(sandboxID string, cand *Endpoint) (*Endpoint, *Network) {
-	g := c.gatewaysLocked(sandboxID, cand)
-	return g.ep4, g.net4
+	return c.gatewaysLocked(sandboxID, cand).ports()
 }
 
 // gateways are a sandbox's gateway endpoints, one per family.
 type gateways struct {
 	ep4, ep6   *Endpoint
 	net4, net6 *Network
+}
+
+// ports is the endpoint that publishes the sandbox's ports, and its
+// network: the IPv4 gateway, else the IPv6 one.
+func (g gateways) ports() (*Endpoint, *Network) {
+	if g.ep4 != nil {
+		return g.ep4, g.net4
+	}
+	return g.ep6, g.net6
 }
 
 func (c *Controller) gatewaysLocked(sandboxID string, cand *Endpoint) gateways {
@@ -568,9 +601,10 @@ func (c *Controller) gatewaysLocked(sandboxID string, cand *Endpoint) gateways {
 
 // joinSpecLocked (c.mu held) is what the driver needs to make ep: with
 // the default route of each family of which ep is, once made, its
-// sandbox's gateway.
-func (c *Controller) joinSpecLocked(n *Network, ep *Endpoint) EndpointSpec {
-	spec := endpointSpec(n, ep)
+// sandbox's gateway. publishes says whether ep is then the endpoint
+// that publishes the sandbox's ports.
+func (c *Controller) joinSpecLocked(n *Network, ep *Endpoint) (spec EndpointSpec, publishes bool) {
+	spec = endpointSpec(n, ep)
 	g := c.gatewaysLocked(ep.SandboxID, ep)
 	if g.ep4 != ep {
 		spec.Gateway = netip.Addr{}
@@ -578,7 +612,8 @@ func (c *Controller) joinSpecLocked(n *Network, ep *Endpoint) EndpointSpec {
 	if g.ep6 != ep {
 		spec.Gateway6 = netip.Addr{}
 	}
-	return spec
+	pub, _ := g.ports()
+	return spec, pub == ep
 }
 
 // portHolderLocked (c.mu held) is the endpoint of a sandbox that

@@ -415,3 +415,76 @@ func TestDefaultBridgeIPv6Edges(t *testing.T) {
 		t.Error("priority 5 lost to math.MinInt (overflow in the ranking)")
 	}
 }
+
+// TestIPv6OnlyNetwork: --ipv4=false with --ipv6 makes a network with no
+// IPv4 subnet (an IPv4 --subnet is ignored, as libnetwork allocates no
+// pool), a bridge with no IPv4 gateway and IPv6 rules alone. Its
+// endpoints get an IPv6 address, gateway and route and no IPv4 ones, a
+// random MAC that every join announces, names that answer AAAA alone;
+// --ip is refused in moby's words, and so is a container with IPv6 off.
+// IPv4 off without IPv6 is refused as the bridge driver refuses it.
+func TestIPv6OnlyNetwork(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "nofamily", NoIPv4: true}); errdefs.KindOf(err) != errdefs.KindInvalid {
+		t.Errorf("IPv4 off, IPv6 off: %v, want Invalid", err)
+	}
+	n, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "six", NoIPv4: true, EnableIPv6: true, IPAM: []IPAMRequest{
+		{Subnet: mustPrefix("10.60.0.0/24")}, {Subnet: mustPrefix("fd00:60::/64")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.IPv4 != nil || n.IPv6 == nil || n.IPv6.Subnet != mustPrefix("fd00:60::/64") || n.MACsFromAddresses {
+		t.Fatalf("six: IPv4 %+v IPv6 %+v MACsFromAddresses %v", n.IPv4, n.IPv6, n.MACsFromAddresses)
+	}
+	if br := r.drv.bridges[n.Bridge.Name]; br.Gateway.IsValid() || br.Gateway6 != mustPrefix("fd00:60::1/64") {
+		t.Errorf("bridge spec %+v", br)
+	}
+	if fn := r.fw.nets[n.Bridge.Name]; fn.Subnet.IsValid() || fn.Subnet6 != n.IPv6.Subnet {
+		t.Errorf("firewall network %+v", fn)
+	}
+	// The IPv4 subnet it was given stays free for another network.
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "four", IPAM: []IPAMRequest{{Subnet: mustPrefix("10.60.0.0/24")}}}); err != nil {
+		t.Errorf("the ignored IPv4 subnet is taken: %v", err)
+	}
+
+	sb := r.sandbox(t, "c1")
+	ep := r.join(t, sb, "six", JoinRequest{ContainerID: "c1", Name: "web"})
+	if ep.Address.IsValid() || ep.Gateway.IsValid() || ep.Address6 != mustPrefix("fd00:60::2/64") || ep.Gateway6 != netip.MustParseAddr("fd00:60::1") {
+		t.Fatalf("endpoint %v gw %v, %v gw6 %v", ep.Address, ep.Gateway, ep.Address6, ep.Gateway6)
+	}
+	if len(ep.MAC) != 6 || ep.MAC[0]&3 != 2 || !ep.Announce {
+		t.Errorf("MAC %v announce %v, want a random unicast local MAC, announced", ep.MAC, ep.Announce)
+	}
+	spec := r.drv.veths[ep.HostIfName]
+	if spec.Address.IsValid() || spec.Gateway.IsValid() || spec.Address6 != ep.Address6 || spec.Gateway6 != ep.Gateway6 || !spec.Announce {
+		t.Errorf("driver spec %+v", spec)
+	}
+	if got, _ := r.c.Resolve(sb.ID, "web"); !slices.Equal(got, []netip.Addr{ep.Address6.Addr()}) {
+		t.Errorf("Resolve(web) = %v, want the IPv6 address alone", got)
+	}
+	sb2 := r.sandbox(t, "c2")
+	if _, err := r.c.Join(ctx, sb2.ID, "six", JoinRequest{ContainerID: "c2", Name: "c2", IPv4: netip.MustParseAddr("10.60.0.5")}); errdefs.KindOf(err) != errdefs.KindInvalid {
+		t.Errorf("--ip on an IPv6-only network: %v, want Invalid", err)
+	}
+	if _, err := r.c.Join(ctx, sb2.ID, "six", JoinRequest{ContainerID: "c2", Name: "c2", NoIPv6: true}); errdefs.KindOf(err) != errdefs.KindInvalid {
+		t.Errorf("a container with IPv6 off: %v, want Invalid", err)
+	}
+	ep2 := r.join(t, sb2, "six", JoinRequest{ContainerID: "c2", Name: "c2"})
+	if ep2.Address6 != mustPrefix("fd00:60::3/64") || slices.Equal(ep2.MAC, ep.MAC) {
+		t.Errorf("second endpoint %v MAC %v (first's %v)", ep2.Address6, ep2.MAC, ep.MAC)
+	}
+	if eps := r.c.Endpoints(n.ID); len(eps) != 2 || eps[0].ID != ep.ID {
+		t.Errorf("Endpoints not sorted by IPv6 address: %v", eps)
+	}
+
+	// A restart keeps it IPv6-only and its addresses held.
+	r.restart(t)
+	if again, err := r.c.Network("six"); err != nil || again.IPv4 != nil || again.IPv6 == nil {
+		t.Fatalf("after a restart: %+v %v", again, err)
+	}
+	sb3 := r.sandbox(t, "c3")
+	if ep3 := r.join(t, sb3, "six", JoinRequest{ContainerID: "c3", Name: "c3"}); ep3.Address6 != mustPrefix("fd00:60::4/64") {
+		t.Errorf("after a restart: %v, want fd00:60::4/64", ep3.Address6)
+	}
+}

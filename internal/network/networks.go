@@ -34,7 +34,7 @@ func (c *Controller) CreateNetwork(ctx context.Context, req CreateRequest) (*Net
 		err = errors.Join(err, c.cfg.Store.Update(func(tx store.Tx) error { return tx.Delete(store.BucketNetworks, n.ID) }))
 		return nil, err
 	}
-	c.log.Info("network created", "name", n.Name, "id", n.ID[:12], "bridge", n.Bridge.Name, "subnet", n.IPv4.Subnet)
+	c.log.Info("network created", "name", n.Name, "id", n.ID[:12], "bridge", n.Bridge.Name, "subnet", subnetString(n.IPv4), "subnet6", subnetString(n.IPv6))
 	return cloneNetwork(n), nil
 }
 
@@ -58,6 +58,9 @@ func (c *Controller) planNetwork(req CreateRequest) (*Network, error) {
 	if req.IPAMDriver != "" && req.IPAMDriver != "default" {
 		return nil, errdefs.Invalid("IPAM driver %q not found: berth supports \"default\"", req.IPAMDriver)
 	}
+	if req.NoIPv4 && !req.EnableIPv6 {
+		return nil, errdefs.Invalid("IPv4 or IPv6 must be enabled") // the bridge driver's words
+	}
 	ir, ir6, err := splitIPAM(req.IPAM, req.EnableIPv6)
 	if err != nil {
 		return nil, err
@@ -71,7 +74,10 @@ func (c *Controller) planNetwork(req CreateRequest) (*Network, error) {
 		ID: id, Name: req.Name, Driver: driver, Created: c.cfg.Now().UTC(),
 		Internal: req.Internal, Attachable: req.Attachable,
 		Bridge: bc, Options: cloneMap(req.Options), Labels: cloneMap(req.Labels),
-		IPAMOptions: cloneMap(req.IPAMOptions), MACsFromAddresses: true,
+		IPAMOptions: cloneMap(req.IPAMOptions),
+		// MACs come from IPv4 addresses: without them, every join
+		// announces its MAC (Endpoint.Announce).
+		MACsFromAddresses: !req.NoIPv4,
 	}
 	if n.Options == nil {
 		n.Options = map[string]string{}
@@ -90,14 +96,17 @@ func (c *Controller) planNetwork(req CreateRequest) (*Network, error) {
 			return nil, errdefs.Conflict("bridge device %q is already used by network %q", bc.Name, o.Name)
 		}
 	}
-	if err := c.planIPv4Locked(n, ir); err != nil {
-		return nil, err
+	var space, space6 *ipam.Space
+	if !req.NoIPv4 {
+		// An IPv6-only network ignores an IPv4 --subnet, as libnetwork
+		// allocates no IPv4 pool for it.
+		if err := c.planIPv4Locked(n, ir); err != nil {
+			return nil, err
+		}
+		if space, err = ipam.NewSpace(n.IPv4.Subnet, n.IPv4.IPRange, n.IPv4.Gateway); err != nil {
+			return nil, err
+		}
 	}
-	space, err := ipam.NewSpace(n.IPv4.Subnet, n.IPv4.IPRange, n.IPv4.Gateway)
-	if err != nil {
-		return nil, err
-	}
-	var space6 *ipam.Space
 	if req.EnableIPv6 {
 		if err := c.planIPv6Locked(n, ir6); err != nil {
 			return nil, err
@@ -110,7 +119,9 @@ func (c *Controller) planNetwork(req CreateRequest) (*Network, error) {
 		return nil, fmt.Errorf("record network %q: %w", n.Name, err)
 	}
 	c.networks[n.ID] = n
-	c.spaces[n.ID] = space
+	if space != nil {
+		c.spaces[n.ID] = space
+	}
 	if space6 != nil {
 		c.spaces6[n.ID] = space6
 	}
@@ -412,7 +423,7 @@ func (c *Controller) applyDefaultBridgeIPv6Locked() error {
 		return nil
 	case c.liveEndpointsLocked(n.ID) > 0:
 		c.log.Warn("the default bridge has containers: its IPv6 settings (--ipv6, --fixed-cidr-v6) take effect once none is left on it at a start",
-			"now", ipv6Subnet(n.IPv6), "asked", asked)
+			"now", subnetString(n.IPv6), "asked", asked)
 		return nil
 	}
 	var cfg *IPConfig
@@ -434,7 +445,7 @@ func (c *Controller) applyDefaultBridgeIPv6Locked() error {
 		}
 		if err != nil {
 			// The bridge keeps what it had; the daemon starts anyway.
-			c.log.Error("the default bridge's IPv6 settings cannot be applied: it keeps its own", "now", ipv6Subnet(n.IPv6), "asked", asked, "err", err)
+			c.log.Error("the default bridge's IPv6 settings cannot be applied: it keeps its own", "now", subnetString(n.IPv6), "asked", asked, "err", err)
 			return nil
 		}
 	}
@@ -451,7 +462,7 @@ func (c *Controller) applyDefaultBridgeIPv6Locked() error {
 		return fmt.Errorf("record the default bridge: %w", err)
 	}
 	c.publishNetworksLocked()
-	c.log.Info("default bridge IPv6 changed", "from", ipv6Subnet(old), "to", ipv6Subnet(n.IPv6))
+	c.log.Info("default bridge IPv6 changed", "from", subnetString(old), "to", subnetString(n.IPv6))
 	return nil
 }
 
@@ -477,7 +488,8 @@ func (c *Controller) liveEndpointsLocked(id string) int {
 	return n
 }
 
-func ipv6Subnet(c *IPConfig) string {
+// subnetString is a family's subnet for the log, "none" without one.
+func subnetString(c *IPConfig) string {
 	if c == nil {
 		return "none"
 	}

@@ -150,6 +150,9 @@ func (c *Controller) holdPorts(n *Network, ep *Endpoint, reqs []PortRequest) ([]
 	if len(reqs) == 0 || !publishesPorts(n) {
 		return nil, nil
 	}
+	if !ep.Address.IsValid() {
+		return c.holdPorts6(n, ep, reqs)
+	}
 	hreqs := make([]HostPortRequest, len(reqs))
 	var twins []int // the requests that get an IPv6 twin
 	for i, r := range reqs {
@@ -182,6 +185,51 @@ func (c *Controller) holdPorts(n *Network, ep *Endpoint, reqs []PortRequest) ([]
 		if k := slices.Index(twins, i); k >= 0 {
 			ms = append(ms, PortMapping{Proto: held6[k].Proto, HostIP: held6[k].HostIP, HostPort: held6[k].Port, Port: r.Port})
 		}
+	}
+	return ms, nil
+}
+
+// holdPorts6 is holdPorts for an endpoint with no IPv4 address (on an
+// IPv6-only network): as moby's configurePortBindingIPv4 and
+// configurePortBindingIPv6, only the requests that can be IPv6 are
+// published, those on an IPv6 host address and those on every address
+// ([::]); a request for an IPv4 host address is left out, and so is
+// every one when the host has no IPv6 (IPv6Ports unset) or the network's
+// default host address is IPv4 and not 0.0.0.0.
+func (c *Controller) holdPorts6(n *Network, ep *Endpoint, reqs []PortRequest) ([]PortMapping, error) {
+	var hreqs []HostPortRequest
+	var ports []uint16
+	for _, r := range reqs {
+		ip := r.HostIP
+		if !ip.IsValid() {
+			switch def := n.Bridge.HostBindingIPv4; {
+			case !c.cfg.IPv6Ports:
+				continue
+			case !def.IsValid() || def.IsUnspecified():
+				ip = netip.IPv6Unspecified()
+			case def.Is6():
+				ip = def
+			default:
+				continue
+			}
+		}
+		if ip.Is4() {
+			continue
+		}
+		hreqs = append(hreqs, HostPortRequest{Proto: r.Proto, HostIP: ip, Start: r.HostPortStart, End: r.HostPortEnd,
+			Container: netip.AddrPortFrom(ep.Address6.Addr(), r.Port)})
+		ports = append(ports, r.Port)
+	}
+	if len(hreqs) == 0 {
+		return nil, nil
+	}
+	held, err := c.portHolder().Hold(hreqs)
+	if err != nil {
+		return nil, connectivityError(ep, err)
+	}
+	ms := make([]PortMapping, len(held))
+	for i, h := range held {
+		ms[i] = PortMapping{Proto: h.Proto, HostIP: h.HostIP, HostPort: h.Port, Port: ports[i]}
 	}
 	return ms, nil
 }
@@ -296,12 +344,12 @@ func (c *Controller) addPorts(ctx context.Context, ep *Endpoint) error {
 // firewall DNATs what comes from elsewhere, and the forwarder serves
 // what the DNAT cannot take: connections to ::1.
 func (c *Controller) forward(ep *Endpoint, m PortMapping) error {
-	if m.HostIP.Is4() || !ep.Address.IsValid() {
-		return nil
-	}
 	to := ep.Address.Addr()
 	if ep.Address6.IsValid() {
 		to = ep.Address6.Addr()
+	}
+	if m.HostIP.Is4() || !to.IsValid() {
+		return nil
 	}
 	f, ok := c.portHolder().(PortForwarder)
 	if !ok {

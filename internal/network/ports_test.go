@@ -713,3 +713,86 @@ func TestGatewaySettledAfterCrash(t *testing.T) {
 	r.restartWith(t, newFakeHolder())
 	onlyOn("after the second restart", again)
 }
+
+// TestIPv6OnlyPorts: on an IPv6-only network only the mappings that can
+// be IPv6 are published, as moby's configurePortBindingIPv4 skips a
+// container without an IPv4 address: a port on every address goes on
+// [::] alone, one on an IPv6 host address stays, one on an IPv4 host
+// address is left out. The firewall DNATs them to the IPv6 address and
+// the forwarder serves them too (for ::1). The ports go with the IPv4
+// gateway while the container has one and with the IPv6 one otherwise:
+// a join of an IPv4 network takes them over, and its leaving gives them
+// back to the IPv6-only network.
+func TestIPv6OnlyPorts(t *testing.T) {
+	r := &portRig{rig: newRig(t), ports: newFakeHolder(), ipv6: true}
+	r.restartWith(t, r.ports)
+	ctx := context.Background()
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "six", NoIPv4: true, EnableIPv6: true, IPAM: []IPAMRequest{{Subnet: mustPrefix("fd00:61::/64")}}}); err != nil {
+		t.Fatal(err)
+	}
+	v6any, v6lo := netip.IPv6Unspecified(), netip.IPv6Loopback()
+	sb := r.sandbox(t, "c1")
+	ep := r.join(t, sb, "six", JoinRequest{ContainerID: "c1", Name: "web", Ports: []PortRequest{
+		{Proto: "tcp", Port: 80, HostPortStart: 8080, HostPortEnd: 8080},
+		{Proto: "tcp", Port: 81, HostIP: localIP, HostPortStart: 8081, HostPortEnd: 8081},
+		{Proto: "tcp", Port: 82, HostIP: v6lo, HostPortStart: 8082, HostPortEnd: 8082},
+	}})
+	want := []PortMapping{
+		{Proto: "tcp", HostIP: v6any, HostPort: 8080, Port: 80},
+		{Proto: "tcp", HostIP: v6lo, HostPort: 8082, Port: 82},
+	}
+	if diff := cmp.Diff(want, ep.Ports, cmpAddr); diff != "" {
+		t.Fatalf("ports (-want +got):\n%s", diff)
+	}
+	ctr := ep.Address6.Addr()
+	wantFW := []firewall.PortMapping{
+		{Proto: firewall.TCP, HostPort: 8080, Addr: ctr, Port: 80}, // on [::]: the fake keeps every address as none
+		{Proto: firewall.TCP, HostIP: v6lo, HostPort: 8082, Addr: ctr, Port: 82},
+	}
+	if diff := cmp.Diff(wantFW, r.fw.portList(), cmpAddr); diff != "" {
+		t.Errorf("firewall ports (-want +got):\n%s", diff)
+	}
+	wantFwd := map[HostPort]netip.AddrPort{
+		{Proto: "tcp", HostIP: v6any, Port: 8080}: netip.AddrPortFrom(ctr, 80),
+		{Proto: "tcp", HostIP: v6lo, Port: 8082}:  netip.AddrPortFrom(ctr, 82),
+	}
+	if diff := cmp.Diff(wantFwd, r.ports.forwarded, cmpAddr); diff != "" {
+		t.Errorf("forwarded (-want +got):\n%s", diff)
+	}
+
+	// An IPv4 network joined: its endpoint is the IPv4 gateway and takes
+	// the ports, all three of them now.
+	four := r.join(t, sb, "bridge", JoinRequest{ContainerID: "c1", Name: "web"})
+	if got := r.c.Endpoints(mustNetworkID(t, r.rig, "six"))[0].Ports; len(got) != 0 {
+		t.Errorf("the IPv6-only endpoint keeps ports %v", got)
+	}
+	if got := endpointOf(t, r.rig, four.ID).Ports; len(got) != 4 {
+		t.Errorf("the IPv4 gateway's ports: %v, want the 3 and the [::] twin of the first", got)
+	}
+	// It leaves: they go back.
+	if err := r.c.Leave(ctx, sb.ID, "bridge"); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.c.Endpoints(mustNetworkID(t, r.rig, "six"))[0].Ports; !cmp.Equal(want, got, cmpAddr) {
+		t.Errorf("after the IPv4 network left: %v, want %v", got, want)
+	}
+	if err := r.c.Leave(ctx, sb.ID, "six"); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.ports.count(); n != 0 || len(r.fw.portList()) != 0 {
+		t.Errorf("after Leave: %d held, firewall %v", n, r.fw.portList())
+	}
+}
+
+func endpointOf(t *testing.T, r *rig, id string) *Endpoint {
+	t.Helper()
+	for _, n := range r.c.Networks() {
+		for _, ep := range r.c.Endpoints(n.ID) {
+			if ep.ID == id {
+				return ep
+			}
+		}
+	}
+	t.Fatalf("endpoint %s not found", id)
+	return nil
+}

@@ -301,7 +301,7 @@ func (c *Controller) finishEndpoint(ep *Endpoint) error {
 	n := c.networks[ep.NetworkID]
 	sb := c.sandboxes[ep.SandboxID]
 	ep.Announce = ep.Announce || !n.MACsFromAddresses || !bytes.Equal(ep.MAC, MACFromAddress(ep.Address.Addr())) || !pairedAddress6(n, ep)
-	spec := c.joinSpecLocked(n, ep)
+	spec, _ := c.joinSpecLocked(n, ep)
 	c.mu.Unlock()
 	if n.Driver == DriverBridge {
 		exists, err := c.cfg.Driver.Adopt(spec)
@@ -314,7 +314,7 @@ func (c *Controller) finishEndpoint(ep *Endpoint) error {
 			}
 		}
 	}
-	c.log.Info("finished half-made endpoint", "endpoint", ep.ID[:12], "address", ep.Address)
+	c.log.Info("finished half-made endpoint", "endpoint", ep.ID[:12], "address", ep.Address, "address6", ep.Address6)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ep.State = EndpointReady
@@ -326,7 +326,7 @@ func (c *Controller) ensureEndpoint(ep *Endpoint) error {
 	c.mu.Lock()
 	n := c.networks[ep.NetworkID]
 	sb := c.sandboxes[ep.SandboxID]
-	spec := c.joinSpecLocked(n, ep)
+	spec, _ := c.joinSpecLocked(n, ep)
 	c.mu.Unlock()
 	if n.Driver != DriverBridge {
 		return nil

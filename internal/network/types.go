@@ -36,8 +36,8 @@ const (
 	// OptEnableIPv6 is libnetwork's netlabel.EnableIPv6: EnableIPv6 as
 	// an option, read when the request's field is absent.
 	OptEnableIPv6 = "com.docker.network.enable_ipv6"
-	// OptEnableIPv4 is netlabel.EnableIPv4; berth's networks always have
-	// IPv4, so only "true" is taken.
+	// OptEnableIPv4 is netlabel.EnableIPv4: "false" with IPv6 on makes
+	// an IPv6-only network, as --ipv4=false does.
 	OptEnableIPv4 = "com.docker.network.enable_ipv4"
 	// OptHostAccess is berth's own: "true" opens the host's services to
 	// the network's containers, as Docker leaves them (firewall/input.go).
@@ -53,9 +53,11 @@ type Network struct {
 	Internal   bool      `json:"internal,omitempty"`
 	Attachable bool      `json:"attachable,omitempty"`
 	Predefined bool      `json:"predefined,omitempty"`
-	IPv4       *IPConfig `json:"ipv4,omitempty"` // nil for host and null
+	// IPv4 is the network's IPv4 address space; nil for host and null,
+	// and for an IPv6-only bridge network (--ipv4=false, Docker 28's).
+	IPv4 *IPConfig `json:"ipv4,omitempty"`
 	// IPv6 is the network's IPv6 address space (EnableIPv6); nil when the
-	// network has none. berth's IPv6 networks are dual stack: IPv4 too.
+	// network has none. A bridge network has at least one of the two.
 	IPv6    *IPConfig         `json:"ipv6,omitempty"`
 	Bridge  *BridgeConfig     `json:"bridge,omitempty"`  // nil unless Driver is bridge
 	Options map[string]string `json:"options,omitempty"` // as Docker shows them in inspect
@@ -127,7 +129,7 @@ type Endpoint struct {
 	IfName      string           `json:"ifName"`     // eth0, eth1, … inside the sandbox
 	HostIfName  string           `json:"hostIfName"` // veth + 7 hex chars, a port of the bridge
 	MAC         net.HardwareAddr `json:"mac"`
-	Address     netip.Prefix     `json:"address"` // 172.17.0.2/16
+	Address     netip.Prefix     `json:"address"` // 172.17.0.2/16; invalid on an IPv6-only network
 	Gateway     netip.Addr       `json:"gateway"` // invalid on internal networks: no default route
 	// Address6 is the endpoint's IPv6 address on a network with IPv6
 	// (fd12:3456::2/64); invalid otherwise. Gateway6 is its IPv6 gateway,
@@ -169,7 +171,8 @@ type Sandbox struct {
 // BridgeSpec is what the bridge driver needs to make one network's bridge.
 type BridgeSpec struct {
 	Name string
-	// Gateway is the bridge's own address with the subnet's length, e.g. 172.17.0.1/16.
+	// Gateway is the bridge's own address with the subnet's length, e.g.
+	// 172.17.0.1/16; invalid for an IPv6-only network.
 	Gateway netip.Prefix
 	// Gateway6 is the bridge's IPv6 address with the IPv6 subnet's
 	// length, e.g. fd12:3456::1/64; invalid for a network without IPv6.
@@ -187,7 +190,9 @@ type EndpointSpec struct {
 	HostIfName string
 	IfName     string
 	MAC        net.HardwareAddr
-	Address    netip.Prefix
+	// Address is the endpoint's IPv4 address, invalid on an IPv6-only
+	// network (Address6 is valid then).
+	Address netip.Prefix
 	// Gateway, if valid, is the default route the sandbox takes through
 	// this endpoint, in place of any it has: set only for the sandbox's
 	// gateway endpoint (Controller.gatewayLocked).
@@ -196,8 +201,8 @@ type EndpointSpec struct {
 	// without IPv6: the peer then keeps IPv6 off.
 	Address6 netip.Prefix
 	// Gateway6, if valid, is the IPv6 default route the sandbox takes
-	// through this endpoint, in place of any it has; set together with
-	// Gateway, for the sandbox's gateway endpoint only.
+	// through this endpoint, in place of any it has: set only for the
+	// sandbox's IPv6 gateway endpoint.
 	Gateway6 netip.Addr
 	MTU      int
 	// Owner tags the host-side link (its ifalias) so that a restart can tell
@@ -259,6 +264,8 @@ type CreateRequest struct {
 	Internal   bool
 	Attachable bool
 	EnableIPv6 bool
+	// NoIPv4 makes an IPv6-only network (--ipv4=false); it needs EnableIPv6.
+	NoIPv4     bool
 	IPAMDriver string // "" or "default"
 	IPAM       []IPAMRequest
 	// IPAMOptions are stored and shown, not interpreted; nil when the

@@ -182,3 +182,64 @@ func TestIPv6PublishedPorts(t *testing.T) {
 	mustDocker(t, w.World, "rm", "-f", "pub6")
 	w.unreachable(t, "outside", "tcp", host6)
 }
+
+// TestIPv6OnlyNetwork: `docker network create --ipv6 --ipv4=false` makes
+// an IPv6-only network, as Docker 28 does. Its containers have no IPv4
+// address (inspect and the interface agree), reach each other by name
+// over IPv6 and the outside world through the IPv6 masquerade; a port
+// they publish answers on the host's IPv6 addresses (DNAT, the client's
+// own address seen) and on [::1] (the proxy), and not on IPv4, where
+// Docker publishes nothing for a container without an IPv4 address.
+// --ip is refused in moby's words; IPv4 off without IPv6 too.
+func TestIPv6OnlyNetwork(t *testing.T) {
+	w := startPortWorld(t)
+	if _, errOut, code := w.Docker(t, "network", "create", "--ipv4=false", "nofamily"); code == 0 || !strings.Contains(errOut, "IPv4 or IPv6 must be enabled") {
+		t.Errorf("--ipv4=false without --ipv6: exit %d, %q", code, errOut)
+	}
+	mustDocker(t, w.World, "network", "create", "--ipv6", "--ipv4=false", "--subnet", "fd00:e2b::/64", "only6")
+	if got := strings.TrimSpace(mustDocker(t, w.World, "network", "inspect", "-f", "{{.EnableIPv4}} {{.EnableIPv6}} {{len .IPAM.Config}} {{(index .IPAM.Config 0).Subnet}} {{(index .IPAM.Config 0).Gateway}}", "only6")); got != "false true 1 fd00:e2b::/64 fd00:e2b::1" {
+		t.Errorf("only6: %q", got)
+	}
+	w.dockerPeer(t, "o6pub", "--network", "only6", "-p", "8093:80")
+	w.dockerPeer(t, "o6b", "--network", "only6")
+	if got := dockerInspect(t, w.World, `{{with index .NetworkSettings.Networks "only6"}}{{.IPAddress}}|{{.Gateway}}|{{.GlobalIPv6Address}}|{{.IPv6Gateway}}{{end}}`, "o6pub"); got != "||fd00:e2b::2|fd00:e2b::1" {
+		t.Errorf("o6pub's addresses = %q", got)
+	}
+	if out := strings.TrimSpace(mustDocker(t, w.World, "exec", "o6b", "ip", "-4", "addr", "show", "dev", "eth0")); out != "" {
+		t.Errorf("eth0 of an IPv6-only container has IPv4 addresses:\n%s", out)
+	}
+	if out := strings.TrimSpace(mustDocker(t, w.World, "exec", "o6b", "ip", "-4", "route")); out != "" {
+		t.Errorf("an IPv6-only container has IPv4 routes:\n%s", out)
+	}
+	if !retried(func() bool {
+		_, _, code := w.Docker(t, "exec", "o6b", "ping", "-6", "-c", "1", "-W", "2", "o6pub")
+		return code == 0
+	}) {
+		t.Errorf("o6b cannot ping o6pub by name")
+	}
+	want := "you are " + testworld.HostAddr6.String() + "\n"
+	var got string
+	if !retried(func() bool {
+		got, _, _ = w.Docker(t, "exec", "o6b", "timeout", "10", "wget", "-q", "-O", "-", "http://["+testworld.ServerAddr6.String()+"]/")
+		return got == want
+	}) {
+		t.Errorf("o6b → outside over IPv6: %q, want %q", got, want)
+	}
+
+	host6 := "[" + testworld.HostAddr6.String() + "]:8093"
+	w.reach(t, "outside", "tcp", host6, testworld.GatewayAddr6.String())
+	w.reach(t, "host", "tcp", "[::1]:8093", "")
+	w.reach(t, "container:o6b", "tcp", host6, "")
+	w.unreachable(t, "outside", "tcp", hostPort(8093))
+	if out := strings.TrimSpace(mustDocker(t, w.World, "port", "o6pub")); out != "80/tcp -> [::]:8093" {
+		t.Errorf("docker port = %q, want the IPv6 mapping alone", out)
+	}
+
+	mustDocker(t, w.World, "create", "--name", "o6ip", testworld.BusyboxImage, "sleep", "3600")
+	if _, errOut, code := w.Docker(t, "network", "connect", "--ip", "10.1.2.3", "only6", "o6ip"); code == 0 || !strings.Contains(errOut, "user specified IP address is supported only when connecting to networks with user configured subnets") {
+		t.Errorf("connect --ip to an IPv6-only network: exit %d, %q", code, errOut)
+	}
+	mustDocker(t, w.World, "rm", "-f", "o6pub", "o6b", "o6ip")
+	w.unreachable(t, "outside", "tcp", host6)
+	mustDocker(t, w.World, "network", "rm", "only6")
+}

@@ -15,7 +15,8 @@ import (
 )
 
 // EnsureBridge makes the bridge of spec exist, tagged as owner's, with its
-// MTU, the gateway address and the link up; for a network with IPv6
+// MTU, the gateway address (none on an IPv6-only network) and the link
+// up; for a network with IPv6
 // (spec.Gateway6) also IPv6 on the bridge, its IPv6 gateway address and
 // IPv6 forwarding in the host namespace. Each step first looks at what is
 // there, so a second call changes nothing, and a bridge found at a restart
@@ -35,8 +36,10 @@ func (d *Driver) EnsureBridge(spec network.BridgeSpec, owner string) error {
 	if err := d.ensureMTU(br, spec.MTU); err != nil {
 		return err
 	}
-	if err := d.ensureGatewayAddr(br, spec.Gateway); err != nil {
-		return err
+	if spec.Gateway.IsValid() { // not on an IPv6-only network
+		if err := d.ensureGatewayAddr(br, spec.Gateway); err != nil {
+			return err
+		}
 	}
 	if spec.Gateway6.IsValid() {
 		if err := d.ensureIPv6(br, spec.Gateway6, spec.StaleGateway6); err != nil {

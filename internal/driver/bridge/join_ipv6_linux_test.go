@@ -296,3 +296,69 @@ func neighMAC6(t *testing.T, h *netlink.Handle, ip netip.Addr) string {
 	}
 	return ""
 }
+
+// An IPv6-only network (Docker 28's --ipv4=false): the bridge has its
+// IPv6 gateway and no IPv4 address; each container end has its IPv6
+// addresses and route and no IPv4 address or route. Two containers
+// reach each other and the bridge over IPv6. The joins are announced, as
+// every join there is (no MAC derives from an IPv4 address): the
+// announcement has only the neighbour advertisement to send.
+func TestIPv6OnlyJoinsPingOverIPv6(t *testing.T) {
+	w := newWorld(t)
+	br := network.BridgeSpec{Name: "br-test", Gateway6: testGateway6, MTU: 1500}
+	if err := w.d.EnsureBridge(br, "network:test"); err != nil {
+		t.Fatalf("EnsureBridge: %v", err)
+	}
+	if got := addrsOf(t, w.h, "br-test"); len(got) != 0 {
+		t.Errorf("IPv4 addresses of an IPv6-only bridge: %v, want none", got)
+	}
+	if diff := cmp.Diff(map[netip.Prefix]int{testGateway6: unix.IFA_F_NODAD | unix.IFA_F_PERMANENT}, globalAddrs6(t, w.h, "br-test"), netipEqual); diff != "" {
+		t.Errorf("bridge IPv6 addresses (-want +got):\n%s", diff)
+	}
+	a, b := nstest.New(t), nstest.New(t)
+	sa, sb := dualStackSpec(1), dualStackSpec(2)
+	for _, s := range []*network.EndpointSpec{&sa, &sb} {
+		s.Address, s.Gateway, s.Announce = netip.Prefix{}, netip.Addr{}, true
+	}
+	for _, j := range []struct {
+		path string
+		spec network.EndpointSpec
+	}{{a, sa}, {b, sb}} {
+		if err := w.d.Join(j.path, j.spec); err != nil {
+			t.Fatalf("Join %s: %v", j.spec.HostIfName, err)
+		}
+		checkJoined(t, w, j.path, j.spec)
+	}
+	w.d.Settle()
+	for _, p := range []struct {
+		from string
+		to   netip.Addr
+	}{{a, testGateway6.Addr()}, {a, sb.Address6.Addr()}, {b, sa.Address6.Addr()}} {
+		if err := ping(t, p.from, p.to); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// Join refuses an endpoint with no address of either family, and an
+// IPv4 gateway without an IPv4 address, before it touches the kernel;
+// EnsureBridge refuses a bridge with no gateway of either family.
+func TestIPv6OnlySpecsAreChecked(t *testing.T) {
+	none := endpointSpec(1)
+	none.Address, none.Gateway = netip.Prefix{}, netip.Addr{}
+	gwOnly := dualStackSpec(1)
+	gwOnly.Address = netip.Prefix{}
+	for name, spec := range map[string]network.EndpointSpec{"no address": none, "IPv4 gateway alone": gwOnly} {
+		if err := validateEndpointSpec(spec); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if err := validateBridgeSpec(network.BridgeSpec{Name: "br-test", MTU: 1500}, "network:test"); err == nil {
+		t.Error("a bridge with no gateway: accepted")
+	}
+	v6only := dualStackSpec(1)
+	v6only.Address, v6only.Gateway = netip.Prefix{}, netip.Addr{}
+	if err := validateEndpointSpec(v6only); err != nil {
+		t.Errorf("IPv6-only endpoint: %v", err)
+	}
+}

@@ -91,7 +91,10 @@ func (d *Driver) announce(sb *sandboxConn, peer netlink.Link, spec network.Endpo
 		defer d.background.Done()
 		defer d.release(sb, false)
 		d.syncPortState(spec.HostIfName)
-		err := sb.sendGratuitousARP(ifindex, mac, addr)
+		var err error
+		if addr.IsValid() { // not on an IPv6-only network
+			err = sb.sendGratuitousARP(ifindex, mac, addr)
+		}
 		if spec.Address6.IsValid() && err == nil {
 			addr = spec.Address6.Addr()
 			err = sb.sendUnsolicitedNA(ifindex, mac, addr)

@@ -95,7 +95,10 @@ func validateBridgeSpec(spec network.BridgeSpec, owner string) error {
 	if err := ValidateIfName(spec.Name); err != nil {
 		return fmt.Errorf("bridge: %w", err)
 	}
-	if !spec.Gateway.IsValid() || !spec.Gateway.Addr().Is4() {
+	switch {
+	case !spec.Gateway.IsValid() && !spec.Gateway6.IsValid():
+		return errdefs.Invalid("bridge %q has no gateway of either family", spec.Name)
+	case spec.Gateway.IsValid() && !spec.Gateway.Addr().Is4():
 		return errdefs.Invalid("bridge %q: gateway %s is not an IPv4 prefix", spec.Name, spec.Gateway)
 	}
 	if err := validateMTU(spec.MTU); err != nil {
@@ -143,13 +146,7 @@ func validateEndpointSpec(spec network.EndpointSpec) error {
 	if err := validateMAC(spec.MAC); err != nil {
 		return err
 	}
-	if !spec.Address.IsValid() || !spec.Address.Addr().Is4() {
-		return errdefs.Invalid("endpoint address %s is not an IPv4 prefix", spec.Address)
-	}
-	if spec.Address.Bits() == 32 && spec.Gateway.IsValid() {
-		return errdefs.Invalid("endpoint address %s leaves no room for gateway %s", spec.Address, spec.Gateway)
-	}
-	if err := validateGateway(spec.Address, spec.Gateway); err != nil {
+	if err := validateAddress4(spec); err != nil {
 		return err
 	}
 	if err := validateAddress6(spec); err != nil {
@@ -162,6 +159,25 @@ func validateEndpointSpec(spec network.EndpointSpec) error {
 		return errdefs.Invalid("MTU %d is below the %d IPv6 needs", spec.MTU, minIPv6MTU)
 	}
 	return validateOwner(spec.Owner)
+}
+
+// validateAddress4 checks an endpoint's IPv4 address and gateway. Both
+// are invalid on an IPv6-only network, and the IPv6 address is then a
+// must.
+func validateAddress4(spec network.EndpointSpec) error {
+	switch {
+	case !spec.Address.IsValid() && spec.Gateway.IsValid():
+		return errdefs.Invalid("gateway %s given without an IPv4 address", spec.Gateway)
+	case !spec.Address.IsValid() && !spec.Address6.IsValid():
+		return errdefs.Invalid("endpoint has no address of either family")
+	case !spec.Address.IsValid():
+		return nil
+	case !spec.Address.Addr().Is4():
+		return errdefs.Invalid("endpoint address %s is not an IPv4 prefix", spec.Address)
+	case spec.Address.Bits() == 32 && spec.Gateway.IsValid():
+		return errdefs.Invalid("endpoint address %s leaves no room for gateway %s", spec.Address, spec.Gateway)
+	}
+	return validateGateway(spec.Address, spec.Gateway)
 }
 
 // validateAddress6 checks an endpoint's IPv6 address and gateway, both

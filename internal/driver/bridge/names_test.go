@@ -109,7 +109,10 @@ func TestValidateEndpointSpecRejectsBadInput(t *testing.T) {
 		{"short MAC", func(s *network.EndpointSpec) { s.MAC = s.MAC[:4] }, "6-byte"},
 		{"multicast MAC", func(s *network.EndpointSpec) { s.MAC = net.HardwareAddr{1, 0, 0x5e, 0, 0, 1} }, "multicast"},
 		{"zero MAC", func(s *network.EndpointSpec) { s.MAC = make(net.HardwareAddr, 6) }, "all zeros"},
-		{"no address", func(s *network.EndpointSpec) { s.Address = netip.Prefix{} }, "not an IPv4 prefix"},
+		{"gateway without an address", func(s *network.EndpointSpec) { s.Address = netip.Prefix{} }, "without an IPv4 address"},
+		{"no address of either family", func(s *network.EndpointSpec) {
+			s.Address, s.Gateway, s.Address6, s.Gateway6 = netip.Prefix{}, netip.Addr{}, netip.Prefix{}, netip.Addr{}
+		}, "no address of either family"},
 		{"IPv6 address", func(s *network.EndpointSpec) { s.Address = netip.MustParsePrefix("fd00::2/64") }, "not an IPv4 prefix"},
 		{"IPv6 gateway", func(s *network.EndpointSpec) { s.Gateway = netip.MustParseAddr("fd00::1") }, "not an IPv4 address"},
 		{"gateway outside", func(s *network.EndpointSpec) { s.Gateway = netip.MustParseAddr("10.0.0.1") }, "outside"},
@@ -153,6 +156,11 @@ func TestValidateBridgeSpecRejectsBadInput(t *testing.T) {
 	if err := validateBridgeSpec(dual, "network:x"); err != nil {
 		t.Fatalf("good dual-stack spec: %v", err)
 	}
+	only6 := dual
+	only6.Gateway = netip.Prefix{}
+	if err := validateBridgeSpec(only6, "network:x"); err != nil {
+		t.Fatalf("good IPv6-only spec: %v", err)
+	}
 	with6 := func(gw6 string, mtu int) network.BridgeSpec {
 		s := dual
 		s.Gateway6, s.MTU = netip.MustParsePrefix(gw6), mtu
@@ -165,7 +173,7 @@ func TestValidateBridgeSpecRejectsBadInput(t *testing.T) {
 	}{
 		{"no name", network.BridgeSpec{Gateway: good.Gateway}, "network:x"},
 		{"long name", network.BridgeSpec{Name: "berth0123456789a", Gateway: good.Gateway}, "network:x"},
-		{"no gateway", network.BridgeSpec{Name: "berth0"}, "network:x"},
+		{"no gateway of either family", network.BridgeSpec{Name: "berth0"}, "network:x"},
 		{"IPv6 gateway", network.BridgeSpec{Name: "berth0", Gateway: netip.MustParsePrefix("fd00::1/64")}, "network:x"},
 		{"bad MTU", network.BridgeSpec{Name: "berth0", Gateway: good.Gateway, MTU: 10}, "network:x"},
 		{"IPv4 as Gateway6", with6("10.1.0.1/24", 1500), "network:x"},

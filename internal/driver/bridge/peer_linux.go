@@ -15,7 +15,8 @@ import (
 // bringUp configures the container end at ifindex in one write of netlink
 // messages on the sandbox's own socket (the kernel handles them in order,
 // within the one system call, and answers each): IPv6 address generation
-// off, the link up, spec's address and, if spec.Gateway is valid, a
+// off, the link up, spec's IPv4 address (none on an IPv6-only network)
+// and, if spec.Gateway is valid, a
 // default route through it; on a network with IPv6, also a link-local
 // address, spec.Address6 and, if spec.Gateway6 is valid, an IPv6 default
 // route through it. An address already there is success (a Join run
@@ -48,8 +49,10 @@ func (sb *sandboxConn) bringUp(ifindex int, spec network.EndpointSpec) error {
 	steps = append(steps,
 		batchStep{req: noAddrGen(ifindex), op: "turn off IPv6 address generation", success: isNoIPv6},
 		batchStep{req: linkUp(ifindex), op: "set link up"},
-		addrStep(ifindex, spec.Address, 0),
 	)
+	if spec.Address.IsValid() { // not on an IPv6-only network
+		steps = append(steps, addrStep(ifindex, spec.Address, 0))
+	}
 	if spec.Gateway.IsValid() {
 		steps = append(steps, routeStep(ifindex, spec.Gateway))
 	}
