@@ -418,7 +418,7 @@ func (s *Server) serveDirect(dc *directConn, req *http.Request, bw *bufio.Writer
 	defer cancel()
 	w := &directResponse{bw: bw, req: req.WithContext(ctx), header: http.Header{}}
 	s.handler.ServeHTTP(w, w.req)
-	keep := !req.Close && !w.tooLarge && !s.closing() && body.drain()
+	keep := !req.Close && !s.closing() && body.drain()
 	return w.finish(!keep) == nil && keep
 }
 
@@ -471,13 +471,8 @@ type directResponse struct {
 	body        bytes.Buffer
 	streaming   bool // the header is sent; chunked says how the body goes
 	chunked     bool
-	tooLarge    bool // a http.MaxBytesReader hit its limit: close after
 	err         error
 }
-
-// requestTooLarge is what http.MaxBytesReader calls on a ResponseWriter
-// that has it when the body is over its limit.
-func (w *directResponse) requestTooLarge() { w.tooLarge = true }
 
 func (w *directResponse) Header() http.Header { return w.header }
 

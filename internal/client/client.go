@@ -49,7 +49,6 @@ type Client struct {
 
 	mu         sync.Mutex
 	apiVersion string // negotiated; "" until the first request
-	ping       Ping
 }
 
 // ResolveHost picks the daemon address: the flag if set, else $BERTH_HOST,
@@ -86,9 +85,6 @@ func parseHost(host string) (string, error) {
 	}
 	return path, nil
 }
-
-// Host returns the address the client was created with.
-func (c *Client) Host() string { return c.host }
 
 func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 	var d net.Dialer

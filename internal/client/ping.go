@@ -72,7 +72,7 @@ func (c *Client) negotiate(ctx context.Context) error {
 		v = MaxAPIVersion
 	}
 	c.mu.Lock()
-	c.apiVersion, c.ping = v, p
+	c.apiVersion = v
 	c.mu.Unlock()
 	return nil
 }
@@ -85,16 +85,6 @@ func (c *Client) APIVersion(ctx context.Context) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.apiVersion, nil
-}
-
-// ServerPing negotiates if needed and returns what the daemon's ping said.
-func (c *Client) ServerPing(ctx context.Context) (Ping, error) {
-	if err := c.negotiate(ctx); err != nil {
-		return Ping{}, err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ping, nil
 }
 
 // versionLess compares dotted API versions numerically ("1.9" < "1.10").

@@ -1,7 +1,6 @@
 package network
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -341,8 +340,6 @@ func bridgeOwner(id string) string { return "network:" + id }
 func (c *Controller) putNetwork(n *Network) error {
 	return c.cfg.Store.Update(func(tx store.Tx) error { return tx.Put(store.BucketNetworks, n.ID, n) })
 }
-
-func (c *Controller) ctx() context.Context { return context.Background() }
 
 // Sandboxes returns copies of every sandbox record.
 func (c *Controller) Sandboxes() []Sandbox {

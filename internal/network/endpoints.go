@@ -783,15 +783,6 @@ func (c *Controller) forgetEndpoint(ep *Endpoint) error {
 	return err
 }
 
-// putEndpointLocked records ep and waits until the record is on disk.
-func (c *Controller) putEndpointLocked(ep *Endpoint) error {
-	d, err := c.recordEndpointLocked(ep, nil)
-	if err != nil {
-		return err
-	}
-	return d.Wait()
-}
-
 // recordEndpointLocked journals ep (with also's writes, if set, in the
 // same record) and makes it current in memory; the Durable says when the
 // record is on disk.
