@@ -60,7 +60,7 @@ func badRequests() []badRequest {
 		{"gateway not an address", "POST", "/networks/create", net(`{"Subnet":"10.1.0.0/16","Gateway":"gw"}`), "", 400, "gateway"},
 		{"ip-range bigger than subnet", "POST", "/networks/create", net(`{"Subnet":"10.1.0.0/24","IPRange":"10.1.0.0/16"}`), "", 400, "ip-range"},
 		{"gateway without subnet", "POST", "/networks/create", net(`{"Gateway":"10.1.0.1"}`), "", 400, "subnet"},
-		{"IPv6-only network", "POST", "/networks/create", `{"Name":"bad","EnableIPv4":false,"EnableIPv6":true}`, "", 400, "IPv6-only"},
+		{"no address family", "POST", "/networks/create", `{"Name":"bad","EnableIPv4":false}`, "", 400, "IPv4 or IPv6 must be enabled"},
 		{"IPv6 subnet host bits", "POST", "/networks/create", `{"Name":"bad","EnableIPv6":true,"IPAM":{"Config":[{"Subnet":"fd00::1/64"}]}}`, "", 400, "invalid subnet"},
 		{"two subnets", "POST", "/networks/create", net(`{"Subnet":"10.3.0.0/24"},{"Subnet":"10.4.0.0/24"}`), "", 403, "bridge driver doesn't support multiple subnets"},
 		{"unknown driver", "POST", "/networks/create", `{"Name":"bad","Driver":"overlay9"}`, "", 404, "not found"},
