@@ -169,18 +169,17 @@ func inNamespace(enter func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		// Should enter end the goroutine (runtime.Goexit), the caller is
-		// still answered; the thread, locked, is discarded.
-		defer func() {
-			select {
-			case errc <- errors.New("code run in a network namespace ended its goroutine"):
-			default:
-			}
-		}()
+		// still answered with this; the thread, locked, is discarded.
+		err := errors.New("code run in a network namespace ended its goroutine")
+		// The answer is the last deferred call, after home is closed: when
+		// inNamespace returns, it has no file open (callers and tests count
+		// a process's fds).
+		defer func() { errc <- err }()
 		runtime.LockOSThread()
-		home, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
+		home, herr := os.Open("/proc/thread-self/ns/net")
+		if herr != nil {
 			runtime.UnlockOSThread() // still at home
-			errc <- fmt.Errorf("open this thread's netns: %w", err)
+			err = fmt.Errorf("open this thread's netns: %w", herr)
 			return
 		}
 		defer home.Close()
@@ -188,7 +187,6 @@ func inNamespace(enter func() error) error {
 		if serr := unix.Setns(int(home.Fd()), unix.CLONE_NEWNET); serr == nil {
 			runtime.UnlockOSThread()
 		}
-		errc <- err
 	}()
 	return <-errc
 }
