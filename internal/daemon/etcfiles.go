@@ -88,8 +88,11 @@ func (d *Daemon) writeHosts(c *container.Container) error {
 		b.WriteString("fe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
 	}
 	for _, h := range c.Config.ExtraHosts {
-		if name, ip, ok := d.extraHost(h); ok && !(noIPv6 && strings.Contains(ip, ":")) {
-			fmt.Fprintf(&b, "%s\t%s\n", ip, name)
+		name, ips := d.extraHost(h)
+		for _, ip := range ips {
+			if !(noIPv6 && strings.Contains(ip, ":")) {
+				fmt.Fprintf(&b, "%s\t%s\n", ip, name)
+			}
 		}
 	}
 	// Legacy links next, as moby adds them to the sandbox's extra hosts
@@ -150,23 +153,30 @@ func (d *Daemon) hostHostsFile(c *container.Container) (string, bool) {
 }
 
 // extraHost reads one --add-host entry, "name:IP" (checked at create): the
-// IP without the brackets an IPv6 address may carry, and "host-gateway"
-// replaced by the default bridge's gateway address, as Docker's default
-// host-gateway-ip is. ok is false when there is no such address.
-func (d *Daemon) extraHost(h string) (name, ip string, ok bool) {
-	name, ip, ok = strings.Cut(h, ":")
+// IP without the brackets an IPv6 address may carry, or for "host-gateway"
+// the default bridge's gateway addresses, its IPv4 one and, when it has
+// IPv6, its IPv6 one, as Docker 28's default host-gateway-ips are
+// (setHostGatewayIP): a line each. None when there is no such address.
+func (d *Daemon) extraHost(h string) (name string, ips []string) {
+	name, ip, ok := strings.Cut(h, ":")
 	if !ok {
-		return "", "", false
+		return "", nil
 	}
-	if ip == "host-gateway" {
-		n, err := d.net.Network(network.NameBridge)
-		if err != nil || n.IPv4 == nil || !n.IPv4.Gateway.IsValid() {
-			d.log.Warn("no host-gateway address for --add-host: the default bridge has no gateway", "entry", h)
-			return "", "", false
+	if ip != "host-gateway" {
+		return name, []string{strings.TrimSuffix(strings.TrimPrefix(ip, "["), "]")}
+	}
+	n, err := d.net.Network(network.NameBridge)
+	if err == nil {
+		for _, c := range []*network.IPConfig{n.IPv4, n.IPv6} {
+			if c != nil && c.Gateway.IsValid() {
+				ips = append(ips, c.Gateway.String())
+			}
 		}
-		return name, n.IPv4.Gateway.String(), true
 	}
-	return name, strings.TrimSuffix(strings.TrimPrefix(ip, "["), "]"), true
+	if len(ips) == 0 {
+		d.log.Warn("no host-gateway address for --add-host: the default bridge has no gateway", "entry", h)
+	}
+	return name, ips
 }
 
 // resolvConfFor is the container's /etc/resolv.conf, as Docker writes it

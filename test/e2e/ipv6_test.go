@@ -131,8 +131,9 @@ func TestIPv6DualStackNetwork(t *testing.T) {
 }
 
 // TestDefaultBridgeIPv6: `berth daemon --ipv6 --fixed-cidr-v6` gives the
-// default bridge IPv6, as dockerd's options do, and a restart without
-// them takes it away again (the bridge device keeps no IPv6 gateway).
+// default bridge IPv6, as dockerd's options do (host-gateway then names
+// its IPv6 gateway too), and a restart without them takes it away again
+// (the bridge device keeps no IPv6 gateway).
 func TestDefaultBridgeIPv6(t *testing.T) {
 	w, d := startWorld(t, "--ipv6", "--fixed-cidr-v6", "fd00:d0c::/64")
 	if got := strings.TrimSpace(mustDocker(t, w, "network", "inspect", "-f", "{{.EnableIPv6}} {{(index .IPAM.Config 1).Subnet}} {{(index .IPAM.Config 1).Gateway}}", "bridge")); got != "true fd00:d0c::/64 fd00:d0c::1" {
@@ -149,6 +150,14 @@ func TestDefaultBridgeIPv6(t *testing.T) {
 		return got == want
 	}) {
 		t.Errorf("db6 → outside over IPv6: %q, want %q", got, want)
+	}
+	// host-gateway is both of the default bridge's gateways, as Docker
+	// 28's default host-gateway-ips.
+	hosts := mustDocker(t, w, "run", "--rm", "--add-host", "gw:host-gateway", testworld.BusyboxImage, "cat", "/etc/hosts")
+	for _, want := range []string{bridgeGateway.String() + "\tgw\n", "fd00:d0c::1\tgw\n"} {
+		if !strings.Contains(hosts, want) {
+			t.Errorf("/etc/hosts with --add-host gw:host-gateway lacks %q:\n%s", want, hosts)
+		}
 	}
 	mustDocker(t, w, "rm", "-f", "db6")
 	d.Stop()
