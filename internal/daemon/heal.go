@@ -56,7 +56,7 @@ func (d *Daemon) healFirewall(ch nftables.Change) {
 	d.log.Info("nftables table restored", "took", time.Since(start).Round(time.Microsecond).String())
 }
 
-// watchRoutes follows the host's IPv4 routes in every table, starting
+// watchRoutes follows the host's routes in every table, starting
 // with the ones that exist now.
 func (d *Daemon) watchRoutes(ctx context.Context) error {
 	updates := make(chan netlink.RouteUpdate, 64)
@@ -89,7 +89,7 @@ func (d *Daemon) followRoutes(updates <-chan netlink.RouteUpdate) {
 	// route's device from when it was added.
 	devs := map[string]string{}
 	for u := range updates {
-		if u.Family != 0 && u.Family != unix.AF_INET {
+		if u.Family != 0 && u.Family != unix.AF_INET && u.Family != unix.AF_INET6 {
 			continue
 		}
 		r := hostRoute(u.Route, "")
@@ -126,13 +126,14 @@ func (d *Daemon) withRouteWarnings(n *network.Network) *network.Network {
 	return n
 }
 
-// scanRoutes checks every IPv4 route of every table against the networks:
-// at start, once they are loaded, and after a network is created.
+// scanRoutes checks every route of every table, IPv4 and IPv6, against
+// the networks: at start, once they are loaded, and after a network is
+// created.
 func (d *Daemon) scanRoutes() {
 	var routes []netlink.Route
 	var err error
 	for range 5 {
-		routes, err = netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+		routes, err = netlink.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
 		if !errors.Is(err, netlink.ErrDumpInterrupted) {
 			break
 		}
@@ -151,8 +152,11 @@ func (d *Daemon) scanRoutes() {
 // hostRoute is the core's view of a kernel route.
 func hostRoute(r netlink.Route, dev string) network.HostRoute {
 	out := network.HostRoute{Dev: dev, Table: r.Table}
-	if r.Dst == nil {
+	if r.Dst == nil { // a default route
 		out.Dst = netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+		if r.Family == unix.AF_INET6 {
+			out.Dst = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+		}
 		return out
 	}
 	if a, ok := netip.AddrFromSlice(r.Dst.IP); ok {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-net/berth/internal/network"
 )
@@ -29,6 +30,10 @@ func TestHostRouteConversion(t *testing.T) {
 			network.HostRoute{Dst: netip.MustParsePrefix("0.0.0.0/0"), Table: 100}},
 		{"mapped address", netlink.Route{Dst: &net.IPNet{IP: net.ParseIP("10.1.0.0"), Mask: net.CIDRMask(16, 32)}}, "tun0",
 			network.HostRoute{Dst: netip.MustParsePrefix("10.1.0.0/16"), Dev: "tun0"}},
+		{"IPv6 prefix", netlink.Route{Dst: &net.IPNet{IP: net.ParseIP("fd00:77::"), Mask: net.CIDRMask(48, 128)}, Table: 254}, "wg0",
+			network.HostRoute{Dst: netip.MustParsePrefix("fd00:77::/48"), Dev: "wg0", Table: 254}},
+		{"IPv6 default route", netlink.Route{Family: unix.AF_INET6, Table: 254}, "eth0",
+			network.HostRoute{Dst: netip.MustParsePrefix("::/0"), Dev: "eth0", Table: 254}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := hostRoute(tc.in, tc.dev); got != tc.want {

@@ -33,9 +33,11 @@ func (r HostRoute) String() string {
 // takes packets away from the bridge or sends the bridge's traffic into
 // the tunnel, and nothing in the kernel says so. Routes on the network's
 // own bridge, default routes and host routes of the local table are
-// berth's or harmless and are ignored.
+// berth's or harmless and are ignored. IPv6 routes are checked against
+// the networks' IPv6 subnets alike; link-local and multicast ones, which
+// every IPv6 link has, never overlap one.
 func (c *Controller) NoteHostRoute(r HostRoute) []string {
-	if !r.Dst.IsValid() || !r.Dst.Addr().Is4() || r.Dst.Bits() == 0 || r.Table == 255 {
+	if !r.Dst.IsValid() || r.Dst.Bits() == 0 || r.Table == 255 {
 		return nil
 	}
 	r.Dst = r.Dst.Masked()
@@ -43,14 +45,18 @@ func (c *Controller) NoteHostRoute(r HostRoute) []string {
 	defer c.mu.Unlock()
 	var out []string
 	for _, n := range c.networks {
-		if n.Driver != DriverBridge || n.IPv4 == nil || n.Bridge == nil || n.Bridge.Name == r.Dev {
+		if n.Driver != DriverBridge || n.Bridge == nil || n.Bridge.Name == r.Dev {
 			continue
 		}
-		if !n.IPv4.Subnet.Overlaps(r.Dst) {
+		cfg := n.IPv4
+		if r.Dst.Addr().Is6() {
+			cfg = n.IPv6
+		}
+		if cfg == nil || !cfg.Subnet.Overlaps(r.Dst) {
 			continue
 		}
 		w := fmt.Sprintf("%s overlaps network %q (%s): traffic for those addresses may not reach its containers; remove the route or move the network to another subnet",
-			r, n.Name, n.IPv4.Subnet)
+			r, n.Name, cfg.Subnet)
 		if !slices.Contains(n.Warnings, w) {
 			n.Warnings = append(n.Warnings, w)
 			out = append(out, w)

@@ -74,7 +74,7 @@ func TestNoteHostRouteIgnoresHarmlessRoutes(t *testing.T) {
 		{"local table, other device", HostRoute{Dst: netip.PrefixFrom(sub.Addr(), 32), Dev: "eth0", Table: 255}},
 		{"default route", HostRoute{Dst: netip.MustParsePrefix("0.0.0.0/0"), Dev: "eth0", Table: 254}},
 		{"elsewhere", HostRoute{Dst: netip.MustParsePrefix("10.9.0.0/16"), Dev: "eth0", Table: 254}},
-		{"IPv6", HostRoute{Dst: netip.MustParsePrefix("fd00::/64"), Dev: "eth0", Table: 254}},
+		{"IPv6, and the network has none", HostRoute{Dst: netip.MustParsePrefix("fd00::/64"), Dev: "eth0", Table: 254}},
 		{"invalid", HostRoute{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -87,5 +87,38 @@ func TestNoteHostRouteIgnoresHarmlessRoutes(t *testing.T) {
 	got := r.c.NoteHostRoute(HostRoute{Dst: netip.MustParsePrefix("172.16.0.0/12"), Dev: "tun0", Table: 100})
 	if len(got) != 1 || !strings.HasPrefix(got[0], `route 172.16.0.0/12 dev tun0 table 100 overlaps network "bridge"`) {
 		t.Errorf("route in table 100 gave %q", got)
+	}
+}
+
+// TestNoteHostRouteIPv6: an IPv6 route that overlaps a network's IPv6
+// subnet warns as an IPv4 one does; the network's own bridge route, the
+// IPv6 default route, link-local and multicast routes and routes of the
+// other family never do.
+func TestNoteHostRouteIPv6(t *testing.T) {
+	r := newRig(t)
+	if _, err := r.c.CreateNetwork(context.Background(), CreateRequest{Name: "six", EnableIPv6: true, IPAM: []IPAMRequest{
+		{Subnet: netip.MustParsePrefix("fd00:77::/64")}, {Subnet: netip.MustParsePrefix("10.77.0.0/24")}}}); err != nil {
+		t.Fatal(err)
+	}
+	n, _ := r.c.Network("six")
+	for _, h := range []HostRoute{
+		{Dst: netip.MustParsePrefix("fd00:77::/64"), Dev: n.Bridge.Name, Table: 254},
+		{Dst: netip.MustParsePrefix("::/0"), Dev: "eth0", Table: 254},
+		{Dst: netip.MustParsePrefix("fe80::/64"), Dev: "eth0", Table: 254},
+		{Dst: netip.MustParsePrefix("ff00::/8"), Dev: "eth0", Table: 255},
+		{Dst: netip.MustParsePrefix("fd00:78::/64"), Dev: "eth0", Table: 254},
+		{Dst: netip.MustParsePrefix("10.78.0.0/24"), Dev: "eth0", Table: 254},
+	} {
+		if got := r.c.NoteHostRoute(h); got != nil {
+			t.Errorf("%s: %q, want no warning", h, got)
+		}
+	}
+	vpn := HostRoute{Dst: netip.MustParsePrefix("fd00:77::/48"), Dev: "wg0", Table: 254}
+	want := []string{`route fd00:77::/48 dev wg0 overlaps network "six" (fd00:77::/64): traffic for those addresses may not reach its containers; remove the route or move the network to another subnet`}
+	if diff := cmp.Diff(want, r.c.NoteHostRoute(vpn)); diff != "" {
+		t.Errorf("NoteHostRoute (-want +got):\n%s", diff)
+	}
+	if cleared := r.c.ForgetHostRoute(vpn); !slices.Equal(cleared, []string{"six"}) {
+		t.Errorf("ForgetHostRoute cleared %q, want [six]", cleared)
 	}
 }

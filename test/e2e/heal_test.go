@@ -93,7 +93,8 @@ func TestFirewallHeals(t *testing.T) {
 
 // TestHostRouteWarnings: a route that overlaps a berth network (a VPN
 // coming up) shows as a warning in the log and in network inspect, and goes
-// when the route goes; new networks avoid routes of any table.
+// when the route goes, for IPv4 and IPv6 alike; new networks avoid routes
+// of any table.
 func TestHostRouteWarnings(t *testing.T) {
 	w, d := startWorld(t)
 	w.InHost(t, "ip", "route", "add", "172.17.0.0/24", "dev", "eth0")
@@ -136,6 +137,15 @@ func TestHostRouteWarnings(t *testing.T) {
 	if err := json.Unmarshal(out, &created); err != nil || !strings.Contains(created.Warning, `route 10.93.0.0/24 dev eth0 overlaps network "vpnnet"`) {
 		t.Errorf("create over a route answered %s, want the overlap in Warning", out)
 	}
+	// An IPv6 route over a network's IPv6 subnet, alike.
+	w.MustBerth(t, "network", "create", "--ipv6", "--subnet", "fd00:e2a::/64", "six")
+	w.InHost(t, "ip", "-6", "route", "add", "fd00:e2a::/56", "dev", "eth0")
+	eventually(t, "an IPv6 warning in network inspect", func() bool { return len(networkWarnings(t, w, "six")) == 1 })
+	if warn := networkWarnings(t, w, "six")[0]; !strings.Contains(warn, `route fd00:e2a::/56 dev eth0 overlaps network "six" (fd00:e2a::/64)`) {
+		t.Errorf("IPv6 warning = %q", warn)
+	}
+	w.InHost(t, "ip", "-6", "route", "del", "fd00:e2a::/56", "dev", "eth0")
+	eventually(t, "the IPv6 warning gone", func() bool { return len(networkWarnings(t, w, "six")) == 0 })
 	// The docker CLI still reads the inspect (it ignores the extra field).
 	w.InHost(t, "ip", "route", "add", "172.17.1.0/24", "dev", "eth0")
 	eventually(t, "a warning in network inspect", func() bool { return len(networkWarnings(t, w, "bridge")) == 1 })
