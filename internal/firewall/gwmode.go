@@ -83,14 +83,15 @@ func validateModes(n Network) error {
 // family (moby's "ip protocol icmp" and "meta l4proto ipv6-icmp", in
 // tables of one family each): without NAT, errors and echo requests
 // from elsewhere are for the containers. The family is matched, since
-// berth's table serves both.
+// berth's table serves both; nft lists that match as implied by the
+// protocol, so it prints nothing.
 func routedICMPRules(n Network) []Rule {
 	var rules []Rule
 	if n.Subnet.IsValid() && n.GatewayMode4 == ModeRouted {
-		rules = append(rules, Rule{Stmts: []Stmt{NfprotoIPv4{}, L4ProtoMatch{Proto: ProtoICMP}, Counter{}, Verdict{Kind: Accept}}, Comment: "ICMP"})
+		rules = append(rules, Rule{Stmts: []Stmt{NfprotoIPv4{Implied: true}, L4ProtoMatch{Proto: ProtoICMP}, Counter{}, Verdict{Kind: Accept}}, Comment: "ICMP"})
 	}
 	if n.Subnet6.IsValid() && n.GatewayMode6 == ModeRouted {
-		rules = append(rules, Rule{Stmts: []Stmt{NfprotoIPv6{}, L4ProtoMatch{Proto: ProtoICMPv6}, Counter{}, Verdict{Kind: Accept}}, Comment: "ICMP"})
+		rules = append(rules, Rule{Stmts: []Stmt{NfprotoIPv6{Implied: true}, L4ProtoMatch{Proto: ProtoICMPv6}, Counter{}, Verdict{Kind: Accept}}, Comment: "ICMP"})
 	}
 	return rules
 }
@@ -121,9 +122,15 @@ func protected(n Network) bool {
 	return false
 }
 
-// NfprotoIPv6 matches IPv6 packets ("meta nfproto ipv6").
-type NfprotoIPv6 struct{}
+// NfprotoIPv6 matches IPv6 packets ("meta nfproto ipv6"); Implied, as
+// NfprotoIPv4's, marks a match nft lists silently.
+type NfprotoIPv6 struct{ Implied bool }
 
-func (NfprotoIPv6) String() string { return "meta nfproto ipv6" }
+func (n NfprotoIPv6) String() string {
+	if n.Implied {
+		return ""
+	}
+	return "meta nfproto ipv6"
+}
 
 func (NfprotoIPv6) isStmt() {}

@@ -103,8 +103,8 @@ func TestGatewayModeRules(t *testing.T) {
 		masq6     = `oifname != "br-gw" ip6 saddr fd00:20::/64 masquerade comment "MASQUERADE"`
 		direct4   = `iifname != "br-gw" iifname != "lo" ip daddr != 172.20.0.1 counter drop comment "DIRECT ACCESS DROP"`
 		direct6   = `iifname != "br-gw" iifname != "lo" ip6 daddr != fd00:20::1 counter drop comment "DIRECT ACCESS DROP"`
-		icmp4     = `meta nfproto ipv4 meta l4proto icmp counter accept comment "ICMP"`
-		icmp6     = `meta nfproto ipv6 meta l4proto ipv6-icmp counter accept comment "ICMP"`
+		icmp4     = `meta l4proto icmp counter accept comment "ICMP"` // nfproto ipv4 implied
+		icmp6     = `meta l4proto ipv6-icmp counter accept comment "ICMP"`
 		routed4   = `ip daddr . meta l4proto . th dport @ports_routed accept comment "ROUTED PORTS"`
 		routed6   = `ip6 daddr . meta l4proto . th dport @ports6_routed accept comment "ROUTED PORTS"`
 		unprot4   = `meta nfproto ipv4 counter accept comment "UNPROTECTED"`
