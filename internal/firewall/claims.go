@@ -94,6 +94,10 @@ func (c *PortClaims) Check(ms []PortMapping) error {
 		if err := validatePort(m); err != nil {
 			return err
 		}
+		if m.Routed {
+			n++ // no host side to claim
+			continue
+		}
 		if c.collides(m) {
 			// Docker's words for a port another container publishes
 			// (portallocator.ErrPortAlreadyAllocated: ":::8080" for IPv6).
@@ -131,6 +135,9 @@ func (c *PortClaims) Add(ms []PortMapping) {
 }
 
 func (c *PortClaims) add(m PortMapping) {
+	if m.Routed {
+		return
+	}
 	if m.Is6() && c.perPort6 == nil {
 		c.perPort6, c.exact6 = new([2][1 << 16]portClaims), map[hostKey6]bool{}
 	}
@@ -160,7 +167,7 @@ func (c *PortClaims) add(m PortMapping) {
 // Remove forgets the claims of ms; unknown ones are ignored.
 func (c *PortClaims) Remove(ms []PortMapping) {
 	for _, m := range ms {
-		if m.Proto != TCP && m.Proto != UDP {
+		if m.Routed || m.Proto != TCP && m.Proto != UDP {
 			continue
 		}
 		pc := c.slot(m)
@@ -193,8 +200,9 @@ func (c *PortClaims) Remove(ms []PortMapping) {
 // address), so that a mapping published again, or withdrawn, is found in
 // one lookup. The zero value is ready.
 type PortIndex struct {
-	v4 map[uint64]PortMapping
-	v6 map[hostKey6]PortMapping // made at the first IPv6 mapping
+	v4     map[uint64]PortMapping
+	v6     map[hostKey6]PortMapping  // made at the first IPv6 mapping
+	routed map[routedKey]PortMapping // by container side; made at the first
 }
 
 // NewPortIndex returns an empty index with room for n IPv4 mappings.
@@ -202,6 +210,10 @@ func NewPortIndex(n int) PortIndex { return PortIndex{v4: make(map[uint64]PortMa
 
 // Get returns the mapping held for m's host side.
 func (x *PortIndex) Get(m PortMapping) (PortMapping, bool) {
+	if m.Routed {
+		old, ok := x.routed[routedKeyOf(m)]
+		return old, ok
+	}
 	if m.Is6() {
 		old, ok := x.v6[hostKeyOf6(m)]
 		return old, ok
@@ -212,6 +224,13 @@ func (x *PortIndex) Get(m PortMapping) (PortMapping, bool) {
 
 // Put holds m for its host side, replacing what was there.
 func (x *PortIndex) Put(m PortMapping) {
+	if m.Routed {
+		if x.routed == nil {
+			x.routed = map[routedKey]PortMapping{}
+		}
+		x.routed[routedKeyOf(m)] = m
+		return
+	}
 	if m.Is6() {
 		if x.v6 == nil {
 			x.v6 = map[hostKey6]PortMapping{}
@@ -227,6 +246,10 @@ func (x *PortIndex) Put(m PortMapping) {
 
 // Delete forgets what is held for m's host side.
 func (x *PortIndex) Delete(m PortMapping) {
+	if m.Routed {
+		delete(x.routed, routedKeyOf(m))
+		return
+	}
 	if m.Is6() {
 		delete(x.v6, hostKeyOf6(m))
 		return
@@ -235,7 +258,7 @@ func (x *PortIndex) Delete(m PortMapping) {
 }
 
 // Len is the number of mappings held.
-func (x *PortIndex) Len() int { return len(x.v4) + len(x.v6) }
+func (x *PortIndex) Len() int { return len(x.v4) + len(x.v6) + len(x.routed) }
 
 // List returns the mappings held, in no order.
 func (x *PortIndex) List() []PortMapping {
@@ -244,6 +267,9 @@ func (x *PortIndex) List() []PortMapping {
 		out = append(out, m)
 	}
 	for _, m := range x.v6 {
+		out = append(out, m)
+	}
+	for _, m := range x.routed {
 		out = append(out, m)
 	}
 	return out

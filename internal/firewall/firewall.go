@@ -34,6 +34,11 @@ type Network struct {
 	// HostAccess lets the network's containers reach the host's own
 	// services, as Docker does (see input.go).
 	HostAccess bool
+	// GatewayMode4 and GatewayMode6 are the gateway modes of the two
+	// families (gwmode.go); nat, the zero value, is Docker's default.
+	// They change the rules of networks that are not internal only.
+	GatewayMode4 GatewayMode
+	GatewayMode6 GatewayMode
 }
 
 // Masked returns n with its subnets masked (10.1.0.1/24 is 10.1.0.0/24):

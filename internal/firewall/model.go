@@ -97,7 +97,12 @@ const (
 	KeyIPv6Prefix                    // ipv6_addr with flags interval; one element per IPv6 subnet
 	KeyProtoPort6                    // inet_proto . inet_service → ipv6_addr . inet_service (ports6.go)
 	KeyAddrProtoPort6                // ipv6_addr . inet_proto . inet_service → ipv6_addr . inet_service
+	KeyRoutedSet                     // a set of ipv4_addr . inet_proto . inet_service (routed.go)
+	KeyRoutedSet6                    // a set of ipv6_addr . inet_proto . inet_service
 )
+
+// IsSet reports whether a map of this key type is a set: keys, no data.
+func (k KeyType) IsSet() bool { return k == KeyRoutedSet || k == KeyRoutedSet6 }
 
 // Map is a verdict map, or a port map (ports.go), and its elements.
 type Map struct {
@@ -120,7 +125,7 @@ type Element struct {
 // KeyString is the element's key in nft syntax.
 func (e Element) KeyString() string {
 	switch {
-	case e.Port.HostPort != 0:
+	case e.Port.HostPort != 0 || e.Port.Routed:
 		return e.Port.keyString()
 	case e.Prefix.IsValid():
 		return e.Prefix.String()

@@ -23,7 +23,12 @@ const (
 	// (ports6.go): a map has one key and one data type.
 	MapPorts6Any = "ports6_any"
 	MapPorts6IP  = "ports6_ip"
-	MapNatIn     = "nat_in" // oifname → chain that masquerades hairpin traffic into a bridge
+	// MapPortsRouted and MapPorts6Routed are sets, not maps: the container
+	// address . l4proto . port of each port published on a network whose
+	// gateway mode is routed for the family (routed.go).
+	MapPortsRouted  = "ports_routed"
+	MapPorts6Routed = "ports6_routed"
+	MapNatIn        = "nat_in" // oifname → chain that masquerades hairpin traffic into a bridge
 	// MapFwdInternal: iifname → the egress chain of an internal network,
 	// consulted before fwd_in (ruleset.go).
 	MapFwdInternal = "fwd_internal"
@@ -68,12 +73,17 @@ func ParseProto(s string) (Proto, error) {
 // address is an IPv6 mapping, whose HostIP is invalid, "::" or an IPv6
 // address of the host; the same host port may be published once per
 // family (ports6.go).
+//
+// A Routed mapping has no host side (HostIP and HostPort zero): it opens
+// Addr:Port to traffic routed into its network, as a port published on a
+// network whose gateway mode is routed for the family (routed.go).
 type PortMapping struct {
 	Proto    Proto
 	HostIP   netip.Addr
 	HostPort uint16
 	Addr     netip.Addr // the container's address
 	Port     uint16
+	Routed   bool
 }
 
 // AnyHostIP reports whether the mapping is published on every local address.
@@ -83,6 +93,9 @@ func (m PortMapping) AnyHostIP() bool { return !m.HostIP.IsValid() || m.HostIP.I
 func (m PortMapping) Is6() bool { return m.Addr.Is6() }
 
 func (m PortMapping) String() string {
+	if m.Routed {
+		return fmt.Sprintf("routed->%s/%s", netip.AddrPortFrom(m.Addr, m.Port), m.Proto)
+	}
 	if m.Is6() {
 		return fmt.Sprintf("%s->%s/%s", netip.AddrPortFrom(m.hostIP(), m.HostPort), netip.AddrPortFrom(m.Addr, m.Port), m.Proto)
 	}
@@ -104,6 +117,10 @@ func (m PortMapping) hostIP() netip.Addr {
 // mapName is the map that holds the mapping's element.
 func (m PortMapping) mapName() string {
 	switch every := m.AnyHostIP(); {
+	case m.Routed && m.Is6():
+		return MapPorts6Routed
+	case m.Routed:
+		return MapPortsRouted
 	case m.Is6() && every:
 		return MapPorts6Any
 	case m.Is6():
@@ -116,6 +133,9 @@ func (m PortMapping) mapName() string {
 
 // keyString is the element key in nft syntax.
 func (m PortMapping) keyString() string {
+	if m.Routed {
+		return fmt.Sprintf("%s . %s . %d", m.Addr, m.Proto, m.Port)
+	}
 	if m.AnyHostIP() {
 		return fmt.Sprintf("%s . %d", m.Proto, m.HostPort)
 	}
@@ -129,6 +149,9 @@ func (m PortMapping) dataString() string { return fmt.Sprintf("%s . %d", m.Addr,
 func validatePort(m PortMapping) error {
 	if m.Proto != TCP && m.Proto != UDP {
 		return errdefs.Invalid("port mapping %s: protocol must be tcp or udp", m)
+	}
+	if m.Routed {
+		return validateRouted(m)
 	}
 	if m.HostPort == 0 || m.Port == 0 {
 		return errdefs.Invalid("port mapping %s: ports must be 1 to 65535", m)
@@ -180,6 +203,8 @@ func compareElements(a, b Element) int {
 		a.Port.HostIP.Compare(b.Port.HostIP),
 		cmp.Compare(a.Port.Proto, b.Port.Proto),
 		cmp.Compare(a.Port.HostPort, b.Port.HostPort),
+		a.Port.Addr.Compare(b.Port.Addr), // routed elements: no host side
+		cmp.Compare(a.Port.Port, b.Port.Port),
 	)
 }
 
@@ -206,6 +231,8 @@ var portMaps = [...]Map{
 	{Name: MapPortsIP, Key: KeyAddrProtoPort},
 	{Name: MapPorts6Any, Key: KeyProtoPort6},
 	{Name: MapPorts6IP, Key: KeyAddrProtoPort6},
+	{Name: MapPortsRouted, Key: KeyRoutedSet},
+	{Name: MapPorts6Routed, Key: KeyRoutedSet6},
 }
 
 // natChains DNAT packets for a local address through the port maps, both
@@ -273,8 +300,9 @@ func hairpinRules(n Network) []Rule {
 // DNATed. They sit before the ICC rule: a published port is meant for
 // everyone, including neighbours that reach it through a host address
 // while ICC is off.
-func publishedPortRules(Network) []Rule {
-	return []Rule{{Stmts: []Stmt{CtStatusDNAT{}, Verdict{Kind: Accept}}, Comment: "PUBLISHED PORTS"}}
+func publishedPortRules(n Network) []Rule {
+	rules := []Rule{{Stmts: []Stmt{CtStatusDNAT{}, Verdict{Kind: Accept}}, Comment: "PUBLISHED PORTS"}}
+	return append(rules, routedPortRules(n)...)
 }
 
 // NfprotoIPv4 matches IPv4 packets ("meta nfproto ipv4"). Implied marks the

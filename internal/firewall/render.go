@@ -30,7 +30,11 @@ func (rs *Ruleset) String() string {
 }
 
 func writeMap(b *strings.Builder, m Map) {
-	fmt.Fprintf(b, "\tmap %s {\n", m.Name)
+	kind := "map"
+	if m.Key.IsSet() {
+		kind = "set"
+	}
+	fmt.Fprintf(b, "\t%s %s {\n", kind, m.Name)
 	switch m.Key {
 	case KeyIfname:
 		b.WriteString("\t\ttype ifname : verdict\n")
@@ -46,6 +50,10 @@ func writeMap(b *strings.Builder, m Map) {
 		b.WriteString("\t\ttype inet_proto . inet_service : ipv6_addr . inet_service\n")
 	case KeyAddrProtoPort6:
 		b.WriteString("\t\ttype ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service\n")
+	case KeyRoutedSet:
+		b.WriteString("\t\ttype ipv4_addr . inet_proto . inet_service\n")
+	case KeyRoutedSet6:
+		b.WriteString("\t\ttype ipv6_addr . inet_proto . inet_service\n")
 	}
 	for i, e := range m.Elements {
 		if i == 0 {
@@ -53,7 +61,11 @@ func writeMap(b *strings.Builder, m Map) {
 		} else {
 			b.WriteString(",\n\t\t\t     ")
 		}
-		fmt.Fprintf(b, "%s : %s", e.KeyString(), e.DataString())
+		if m.Key.IsSet() {
+			b.WriteString(e.KeyString())
+		} else {
+			fmt.Fprintf(b, "%s : %s", e.KeyString(), e.DataString())
+		}
 		if i == len(m.Elements)-1 {
 			b.WriteString(" }\n")
 		}

@@ -178,24 +178,47 @@ func rulesFor(n Network) NetworkRules {
 	add(chainFwdOut(br), MapFwdOut, byIf, []Rule{accept("OUTGOING")})
 	add(chainNatIn(br), MapNatIn, byIf, hairpinRules(n))
 	if n.Masquerade {
+		// A routed family is not masqueraded (moby's "Masquerade &&
+		// !Routed"); a network routed in both has no nat_out chain.
 		var masq []Rule
-		for _, sub := range []netip.Prefix{n.Subnet, n.Subnet6} {
-			if sub.IsValid() {
-				masq = append(masq, masqueradeRule(br, sub))
+		for _, f := range families(n) {
+			if f.mode.nat() {
+				masq = append(masq, masqueradeRule(br, f.subnet))
 			}
 		}
-		add(chainNatOut(br), MapNatOut, byIf, masq)
-		// Docker drops direct access in nat mode only: without NAT the subnet
-		// is meant to be routed to, and the forward chain still drops
-		// unsolicited inbound traffic.
-		if n.Subnet.IsValid() {
+		if len(masq) > 0 {
+			add(chainNatOut(br), MapNatOut, byIf, masq)
+		}
+		// Docker drops direct access in nat mode only: without NAT the
+		// subnet is meant to be routed to, and the forward chain still
+		// drops unsolicited inbound traffic; nat-unprotected opens every
+		// port (moby's filterDirectAccess).
+		if n.Subnet.IsValid() && n.GatewayMode4 == ModeNAT {
 			add(chainDirect(br), MapDirect, Element{Prefix: n.Subnet}, []Rule{directAccessRule(br, n.Gateway)})
 		}
-		if n.Subnet6.IsValid() {
+		if n.Subnet6.IsValid() && n.GatewayMode6 == ModeNAT {
 			add(chainDirect6(br), MapDirect6, Element{Prefix: n.Subnet6}, []Rule{directAccessRule(br, n.Gateway6)})
 		}
 	}
 	return nr
+}
+
+// family is one address family of a network: its subnet and gateway mode.
+type family struct {
+	subnet netip.Prefix
+	mode   GatewayMode
+}
+
+// families returns the families n has, IPv4 first.
+func families(n Network) []family {
+	out := make([]family, 0, 2)
+	if n.Subnet.IsValid() {
+		out = append(out, family{n.Subnet, n.GatewayMode4})
+	}
+	if n.Subnet6.IsValid() {
+		out = append(out, family{n.Subnet6, n.GatewayMode6})
+	}
+	return out
 }
 
 // inRules decide traffic routed into the bridge. Docker 29 dropped the
@@ -203,9 +226,14 @@ func rulesFor(n Network) NetworkRules {
 // another and from the outside without a rule per pair.
 func inRules(n Network) []Rule {
 	rules := []Rule{{Stmts: []Stmt{CtEstablishedRelated{}, Verdict{Kind: Accept}}}}
+	rules = append(rules, routedICMPRules(n)...)
 	rules = append(rules, publishedPortRules(n)...)
 	rules = append(rules, iccRule(n, IfnameMatch{Dir: In, Name: n.Bridge}))
-	return append(rules, drop("INBOUND DROP"))
+	rules = append(rules, unprotectedRules(n)...)
+	if protected(n) {
+		rules = append(rules, drop("INBOUND DROP"))
+	}
+	return rules
 }
 
 // Internal networks: nothing in from elsewhere, nothing out to elsewhere;
@@ -303,6 +331,9 @@ func validate(n Network) (Network, error) {
 		if n.Gateway.IsValid() {
 			return n, errdefs.Invalid("bridge %q: gateway %s needs an IPv4 subnet", n.Bridge, n.Gateway)
 		}
+		if err := validateModes(n); err != nil {
+			return n, err
+		}
 		return validate6(n)
 	}
 	if !n.Subnet.Addr().Is4() {
@@ -312,6 +343,9 @@ func validate(n Network) (Network, error) {
 		return n, errdefs.Invalid("bridge %q: subnet %s covers every address", n.Bridge, n.Subnet)
 	}
 	n.Subnet = n.Subnet.Masked()
+	if err := validateModes(n); err != nil {
+		return n, err
+	}
 	if n.Gateway.IsValid() && !n.Subnet.Contains(n.Gateway) {
 		return n, errdefs.Invalid("bridge %q: gateway %s is not in subnet %s", n.Bridge, n.Gateway, n.Subnet)
 	}

@@ -309,24 +309,42 @@ func firewallNetwork(n *Network) firewall.Network {
 		Masquerade: n.Bridge.EnableIPMasquerade && !n.Internal,
 		Internal:   n.Internal,
 		HostAccess: n.Bridge.HostAccess,
+		// Set for the family of each mode.
+		GatewayMode4: n.Bridge.GatewayMode4,
+		GatewayMode6: n.Bridge.GatewayMode6,
 	}
 	if n.IPv4 != nil {
-		fn.Subnet, fn.Gateway = n.IPv4.Subnet, n.IPv4.Gateway
+		fn.Subnet, fn.Gateway = n.IPv4.Subnet, bridgeGateway(n.IPv4, n.Bridge.GatewayMode4)
 	}
 	if n.IPv6 != nil {
-		fn.Subnet6, fn.Gateway6 = n.IPv6.Subnet, n.IPv6.Gateway
+		fn.Subnet6, fn.Gateway6 = n.IPv6.Subnet, bridgeGateway(n.IPv6, n.Bridge.GatewayMode6)
 	}
 	return fn
 }
 
+// bridgeGateway is the address the bridge has in family cfg, whose
+// gateway mode is mode: none when it is isolated (moby's GetSkipGwAlloc).
+// The IPAM record keeps its gateway address, reserved.
+func bridgeGateway(cfg *IPConfig, mode firewall.GatewayMode) netip.Addr {
+	if mode == firewall.ModeIsolated {
+		return netip.Addr{}
+	}
+	return cfg.Gateway
+}
+
 // bridgeSpec is what the driver needs to make n's bridge.
 func bridgeSpec(n *Network) BridgeSpec {
-	spec := BridgeSpec{Name: n.Bridge.Name, MTU: n.Bridge.MTU}
+	spec := BridgeSpec{Name: n.Bridge.Name, MTU: n.Bridge.MTU,
+		Isolated: n.Bridge.GatewayMode4 == firewall.ModeIsolated || n.Bridge.GatewayMode6 == firewall.ModeIsolated}
 	if n.IPv4 != nil {
-		spec.Gateway = netip.PrefixFrom(n.IPv4.Gateway, n.IPv4.Subnet.Bits())
+		if gw := bridgeGateway(n.IPv4, n.Bridge.GatewayMode4); gw.IsValid() {
+			spec.Gateway = netip.PrefixFrom(gw, n.IPv4.Subnet.Bits())
+		}
 	}
 	if n.IPv6 != nil {
-		spec.Gateway6 = netip.PrefixFrom(n.IPv6.Gateway, n.IPv6.Subnet.Bits())
+		if gw := bridgeGateway(n.IPv6, n.Bridge.GatewayMode6); gw.IsValid() {
+			spec.Gateway6 = netip.PrefixFrom(gw, n.IPv6.Subnet.Bits())
+		}
 	}
 	if n.staleGateway6 != spec.Gateway6 {
 		spec.StaleGateway6 = n.staleGateway6

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/firewall"
 	"github.com/berth-net/berth/internal/ipam"
 	"github.com/berth-net/berth/internal/store"
 )
@@ -70,6 +71,9 @@ func (c *Controller) planNetwork(req CreateRequest) (*Network, error) {
 	if err != nil {
 		return nil, err
 	}
+	if (bc.GatewayMode4 == firewall.ModeIsolated || bc.GatewayMode6 == firewall.ModeIsolated) && !req.Internal {
+		return nil, errdefs.Invalid("gateway mode 'isolated' can only be used for an internal network") // moby's words
+	}
 	n := &Network{
 		ID: id, Name: req.Name, Driver: driver, Created: c.cfg.Now().UTC(),
 		Internal: req.Internal, Attachable: req.Attachable,
@@ -103,6 +107,7 @@ func (c *Controller) planNetwork(req CreateRequest) (*Network, error) {
 		if err := c.planIPv4Locked(n, ir); err != nil {
 			return nil, err
 		}
+		skipIsolatedGateway(n.IPv4, ir, bc.GatewayMode4)
 		if space, err = ipam.NewSpace(n.IPv4.Subnet, n.IPv4.IPRange, n.IPv4.Gateway); err != nil {
 			return nil, err
 		}
@@ -111,6 +116,7 @@ func (c *Controller) planNetwork(req CreateRequest) (*Network, error) {
 		if err := c.planIPv6Locked(n, ir6); err != nil {
 			return nil, err
 		}
+		skipIsolatedGateway(n.IPv6, ir6, bc.GatewayMode6)
 		if space6, err = ipam.NewSpace(n.IPv6.Subnet, n.IPv6.IPRange, n.IPv6.Gateway); err != nil {
 			return nil, err
 		}
@@ -127,6 +133,17 @@ func (c *Controller) planNetwork(req CreateRequest) (*Network, error) {
 	}
 	c.publishNetworksLocked()
 	return n, nil
+}
+
+// skipIsolatedGateway takes the gateway address planned for a family in
+// gateway mode isolated back: as moby's GetSkipGwAlloc, IPAM allocates
+// none, so inspect shows none and the address goes to a container. A
+// gateway the user gave is kept, reserved, though the bridge never
+// gets it (bridgeGateway).
+func skipIsolatedGateway(cfg *IPConfig, ir IPAMRequest, mode firewall.GatewayMode) {
+	if mode == firewall.ModeIsolated && !ir.Gateway.IsValid() {
+		cfg.Gateway = netip.Addr{}
+	}
 }
 
 // splitIPAM sorts a request's --subnet triples by family: at most one of

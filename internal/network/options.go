@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/firewall"
 )
 
 // DefaultMTU is Docker's: 1500, with no auto-detection.
@@ -24,6 +25,9 @@ var knownOptions = map[string]bool{
 	// Read at the API edge (CreateRequest.EnableIPv6); kept for inspect.
 	OptEnableIPv6: true,
 	OptEnableIPv4: true,
+	// Docker 28's gateway modes (firewall/gwmode.go).
+	OptGatewayModeIPv4: true,
+	OptGatewayModeIPv6: true,
 }
 
 // validIfName matches Linux interface names berth will create: at most 15
@@ -42,8 +46,8 @@ func parseBridgeOptions(opts map[string]string, defaultName string) (*BridgeConf
 	}
 	for k, v := range opts {
 		if !knownOptions[k] {
-			return nil, errdefs.Invalid("unknown network option %q: berth's bridge driver supports %s, %s, %s, %s, %s and %s",
-				k, OptBridgeName, OptEnableICC, OptEnableMasq, OptHostBindingIPv4, OptMTU, OptHostAccess)
+			return nil, errdefs.Invalid("unknown network option %q: berth's bridge driver supports %s, %s, %s, %s, %s, %s, %s and %s",
+				k, OptBridgeName, OptEnableICC, OptEnableMasq, OptHostBindingIPv4, OptGatewayModeIPv4, OptGatewayModeIPv6, OptMTU, OptHostAccess)
 		}
 		var err error
 		switch k {
@@ -65,6 +69,17 @@ func parseBridgeOptions(opts map[string]string, defaultName string) (*BridgeConf
 			bc.MTU, err = parseMTU(v)
 		case OptHostAccess:
 			bc.HostAccess, err = parseBool(k, v)
+		case OptGatewayModeIPv4, OptGatewayModeIPv6:
+			mode, err := firewall.ParseGatewayMode(v)
+			if err != nil {
+				// moby's parseErr words around newGwMode's.
+				return nil, errdefs.Invalid("failed to parse %s value: %s (%s)", k, v, err.Error())
+			}
+			if k == OptGatewayModeIPv4 {
+				bc.GatewayMode4 = mode
+			} else {
+				bc.GatewayMode6 = mode
+			}
 		}
 		if err != nil {
 			return nil, errdefs.Invalid("invalid option %s=%q: %w", k, v, err)

@@ -48,6 +48,11 @@ func (m PortMapping) String() string {
 	return fmt.Sprintf("%s:%d->%d/%s", m.HostIP, m.HostPort, m.Port, m.Proto)
 }
 
+// Routed reports whether m is a port published on a network in gateway
+// mode routed for its family (HostIP 0.0.0.0 or ::): it holds no host
+// port, and its HostPort is 0 (routed.go).
+func (m PortMapping) Routed() bool { return m.HostPort == 0 }
+
 // HostPortRequest asks the PortHolder for one host port of a range.
 type HostPortRequest struct {
 	Proto      string
@@ -148,6 +153,19 @@ func publishesPorts(n *Network) bool {
 // got (an ephemeral or a range's), and if one cannot, none is held.
 func (c *Controller) holdPorts(n *Network, ep *Endpoint, reqs []PortRequest) ([]PortMapping, error) {
 	if len(reqs) == 0 || !publishesPorts(n) {
+		return nil, nil
+	}
+	routed, reqs := c.routedPorts(n, ep, reqs)
+	ms, err := c.holdNATPorts(n, ep, reqs)
+	if err != nil {
+		return nil, err
+	}
+	return append(ms, routed...), nil
+}
+
+// holdNATPorts is holdPorts for the requests that are NATed.
+func (c *Controller) holdNATPorts(n *Network, ep *Endpoint, reqs []PortRequest) ([]PortMapping, error) {
+	if len(reqs) == 0 {
 		return nil, nil
 	}
 	if !ep.Address.IsValid() {
@@ -291,9 +309,11 @@ func (c *Controller) releasePorts(ep *Endpoint) error {
 }
 
 func hostPorts(ms []PortMapping) []HostPort {
-	out := make([]HostPort, len(ms))
-	for i, m := range ms {
-		out[i] = HostPort{Proto: m.Proto, HostIP: m.HostIP, Port: m.HostPort}
+	out := make([]HostPort, 0, len(ms))
+	for _, m := range ms {
+		if !m.Routed() {
+			out = append(out, HostPort{Proto: m.Proto, HostIP: m.HostIP, Port: m.HostPort})
+		}
 	}
 	return out
 }
@@ -314,6 +334,10 @@ func firewallPorts(ep *Endpoint) []firewall.PortMapping {
 			to = ep.Address6
 		}
 		if !to.IsValid() {
+			continue
+		}
+		if m.Routed() {
+			out = append(out, firewall.PortMapping{Proto: proto, Addr: to.Addr(), Port: m.Port, Routed: true})
 			continue
 		}
 		out = append(out, firewall.PortMapping{Proto: proto, HostIP: m.HostIP, HostPort: m.HostPort, Addr: to.Addr(), Port: m.Port})
@@ -348,7 +372,7 @@ func (c *Controller) forward(ep *Endpoint, m PortMapping) error {
 	if ep.Address6.IsValid() {
 		to = ep.Address6.Addr()
 	}
-	if m.HostIP.Is4() || !to.IsValid() {
+	if m.HostIP.Is4() || !to.IsValid() || m.Routed() {
 		return nil
 	}
 	f, ok := c.portHolder().(PortForwarder)
@@ -397,7 +421,9 @@ func (c *Controller) reholdPorts() {
 	for _, ep := range c.endpoints {
 		if ep.State == EndpointReady {
 			for _, m := range ep.Ports {
-				want = append(want, published{ep, m})
+				if !m.Routed() { // no host port to hold
+					want = append(want, published{ep, m})
+				}
 			}
 		}
 	}

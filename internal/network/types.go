@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/netip"
 	"time"
+
+	"github.com/berth-net/berth/internal/firewall"
 )
 
 // Driver names, as Docker spells them.
@@ -32,6 +34,11 @@ const (
 	OptEnableMasq      = "com.docker.network.bridge.enable_ip_masquerade"
 	OptHostBindingIPv4 = "com.docker.network.bridge.host_binding_ipv4"
 	OptDefaultBridge   = "com.docker.network.bridge.default_bridge"
+	// OptGatewayModeIPv4 and OptGatewayModeIPv6 are the gateway modes of
+	// the two families (Docker 28): nat, nat-unprotected, routed or
+	// isolated (firewall.GatewayMode).
+	OptGatewayModeIPv4 = "com.docker.network.bridge.gateway_mode_ipv4"
+	OptGatewayModeIPv6 = "com.docker.network.bridge.gateway_mode_ipv6"
 	OptMTU             = "com.docker.network.driver.mtu"
 	// OptEnableIPv6 is libnetwork's netlabel.EnableIPv6: EnableIPv6 as
 	// an option, read when the request's field is absent.
@@ -104,6 +111,10 @@ type BridgeConfig struct {
 	MTU                int        `json:"mtu"`
 	DefaultBridge      bool       `json:"defaultBridge,omitempty"`
 	HostAccess         bool       `json:"hostAccess,omitempty"`
+	// GatewayMode4 and GatewayMode6 are the gateway modes of the two
+	// families; nat, the zero value, for a network made before them.
+	GatewayMode4 firewall.GatewayMode `json:"gatewayModeIPv4,omitempty"`
+	GatewayMode6 firewall.GatewayMode `json:"gatewayModeIPv6,omitempty"`
 }
 
 // EndpointState records how far an endpoint's setup got, so that a restart
@@ -182,6 +193,10 @@ type BridgeSpec struct {
 	// driver removes it, and no other address.
 	StaleGateway6 netip.Prefix
 	MTU           int
+	// Isolated says a family of the network is in gateway mode isolated,
+	// whose bridge has no address in it: with both families isolated, or
+	// the one there is, the bridge has no gateway at all.
+	Isolated bool
 }
 
 // EndpointSpec is what the bridge driver needs to join one sandbox to a bridge.

@@ -96,7 +96,7 @@ func validateBridgeSpec(spec network.BridgeSpec, owner string) error {
 		return fmt.Errorf("bridge: %w", err)
 	}
 	switch {
-	case !spec.Gateway.IsValid() && !spec.Gateway6.IsValid():
+	case !spec.Gateway.IsValid() && !spec.Gateway6.IsValid() && !spec.Isolated:
 		return errdefs.Invalid("bridge %q has no gateway of either family", spec.Name)
 	case spec.Gateway.IsValid() && !spec.Gateway.Addr().Is4():
 		return errdefs.Invalid("bridge %q: gateway %s is not an IPv4 prefix", spec.Name, spec.Gateway)

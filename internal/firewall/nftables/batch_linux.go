@@ -107,7 +107,7 @@ func (f *Firewall) queueChain(c preparedChain) {
 }
 
 func (f *Firewall) queueElements(es []firewall.Element) error {
-	if len(es) > 0 && es[0].Port.HostPort != 0 {
+	if len(es) > 0 && (es[0].Port.HostPort != 0 || es[0].Port.Routed) {
 		return f.queuePortElements(es, true) // many: chunked messages
 	}
 	for _, e := range es {

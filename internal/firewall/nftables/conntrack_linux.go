@@ -20,9 +20,13 @@ func (f *Firewall) forgetConnections(ms []firewall.PortMapping) {
 	var filters, filters6 []netlink.CustomConntrackFilter
 	for _, m := range ms {
 		flt := &netlink.ConntrackFilter{}
+		port := m.HostPort
+		if m.Routed { // not NATed: the connection is to the container's port
+			port = m.Port
+		}
 		err := errors.Join(
 			flt.AddProtocol(uint8(m.Proto)),
-			flt.AddPort(netlink.ConntrackOrigDstPort, m.HostPort),
+			flt.AddPort(netlink.ConntrackOrigDstPort, port),
 			flt.AddIP(netlink.ConntrackReplySrcIP, m.Addr.AsSlice()),
 		)
 		if err != nil {

@@ -34,6 +34,9 @@ var setIDs = map[string]uint32{
 	firewall.MapPortsIP:     6,
 	firewall.MapPorts6Any:   11,
 	firewall.MapPorts6IP:    12,
+	// The routed ports' sets (firewall/routed.go).
+	firewall.MapPortsRouted:  13,
+	firewall.MapPorts6Routed: 14,
 }
 
 func nftSet(m firewall.Map) *nftlib.Set {
@@ -74,7 +77,7 @@ func setByName(name string) *nftlib.Set {
 // (start, and end marked IntervalEnd) for a prefix. When withData is false the
 // verdict is left out, as a deletion needs only keys.
 func nftElements(e firewall.Element, withData bool) []nftlib.SetElement {
-	if e.Port.HostPort != 0 {
+	if e.Port.HostPort != 0 || e.Port.Routed {
 		return []nftlib.SetElement{portElement(e.Port, withData)}
 	}
 	var v *expr.Verdict

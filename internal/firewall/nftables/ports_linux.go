@@ -52,6 +52,10 @@ func portSet(m firewall.Map) *nftlib.Set {
 	switch m.Key {
 	case firewall.KeyAddrProtoPort:
 		s.KeyType = addrProtoPortType
+	case firewall.KeyRoutedSet:
+		s.IsMap, s.KeyType, s.DataType = false, addrProtoPortType, nftlib.SetDatatype{}
+	case firewall.KeyRoutedSet6:
+		s.IsMap, s.KeyType, s.DataType = false, addr6ProtoPortType, nftlib.SetDatatype{}
 	case firewall.KeyProtoPort6:
 		s.DataType = addr6PortType
 	case firewall.KeyAddrProtoPort6:
@@ -62,7 +66,8 @@ func portSet(m firewall.Map) *nftlib.Set {
 
 func isPortMap(k firewall.KeyType) bool {
 	switch k {
-	case firewall.KeyProtoPort, firewall.KeyAddrProtoPort, firewall.KeyProtoPort6, firewall.KeyAddrProtoPort6:
+	case firewall.KeyProtoPort, firewall.KeyAddrProtoPort, firewall.KeyProtoPort6, firewall.KeyAddrProtoPort6,
+		firewall.KeyRoutedSet, firewall.KeyRoutedSet6:
 		return true
 	}
 	return false
@@ -77,7 +82,8 @@ func portElement(m firewall.PortMapping, withData bool) nftlib.SetElement {
 
 // maxPortElementLen is the most bytes appendPortElement appends for an
 // IPv4 mapping: an address . protocol . port key (12) and an address . port
-// value (8); maxPortElement6Len for an IPv6 one (24 and 20).
+// value (8); maxPortElement6Len for an IPv6 one (24 and 20). A routed
+// mapping's element is a key alone, of the same layout.
 const (
 	maxPortElementLen  = 20
 	maxPortElement6Len = 44
@@ -89,6 +95,13 @@ const (
 // allocation instead of three or four each.
 func appendPortElement(buf []byte, m firewall.PortMapping, withData bool) (nftlib.SetElement, []byte) {
 	start := len(buf)
+	if m.Routed {
+		buf = appendAddr(buf, m.Addr)
+		buf = append(buf, byte(m.Proto), 0, 0, 0)
+		buf = binary.BigEndian.AppendUint16(buf, m.Port)
+		buf = append(buf, 0, 0)
+		return nftlib.SetElement{Key: buf[start:len(buf):len(buf)]}, buf
+	}
 	if !m.AnyHostIP() {
 		buf = appendAddr(buf, m.HostIP)
 	}
@@ -134,6 +147,10 @@ func (tr *translation) portStmt(s firewall.Stmt) ([]expr.Any, error) {
 		}, nil
 	case firewall.DNATPortMap:
 		return tr.dnatPortMap(s), nil
+	case firewall.RoutedPortLookup:
+		return tr.routedPortLookup(s), nil
+	case firewall.NfprotoIPv6:
+		return tr.ipv6Only(), nil
 	}
 	return nil, fmt.Errorf("statement %T has no netlink form", s)
 }
@@ -201,12 +218,22 @@ func (f *Firewall) queuePortElements(es []firewall.Element, add bool) error {
 	return f.queuePorts(ms, add)
 }
 
-// portMaps are the port maps by portMapIndex.
+// portMaps are the DNAT port maps, by portMapIndex.
 var portMaps = [...]string{firewall.MapPortsAny, firewall.MapPortsIP, firewall.MapPorts6Any, firewall.MapPorts6IP}
 
-// portMapIndex is the index in portMaps of the map that holds m's element,
-// the one firewall.ElementsOf names.
+// portSets are the port maps, then the routed ports' sets (indexes 4
+// and 5), by portMapIndex.
+var portSets = [...]string{portMaps[0], portMaps[1], portMaps[2], portMaps[3], firewall.MapPortsRouted, firewall.MapPorts6Routed}
+
+// portMapIndex is the index in portSets of the map or set that holds m's
+// element, the one firewall.ElementsOf names.
 func portMapIndex(m firewall.PortMapping) int {
+	switch {
+	case m.Routed && m.Is6():
+		return 5
+	case m.Routed:
+		return 4
+	}
 	i := 0
 	if !m.AnyHostIP() {
 		i = 1
@@ -221,22 +248,22 @@ func portMapIndex(m firewall.PortMapping) int {
 // on every host address in ports_any, the others in ports_ip, or in their
 // IPv6 twins, in messages of at most elementsPerMessage elements.
 func (f *Firewall) queuePorts(ms []firewall.PortMapping, add bool) error {
-	var n [len(portMaps)]int
+	var n [len(portSets)]int
 	for _, m := range ms {
 		n[portMapIndex(m)]++
 	}
-	var byMap [len(portMaps)][]nftlib.SetElement
+	var byMap [len(portSets)][]nftlib.SetElement
 	for i := range byMap {
 		byMap[i] = make([]nftlib.SetElement, 0, n[i])
 	}
-	buf := make([]byte, 0, (n[0]+n[1])*maxPortElementLen+(n[2]+n[3])*maxPortElement6Len)
+	buf := make([]byte, 0, (n[0]+n[1]+n[4])*maxPortElementLen+(n[2]+n[3]+n[5])*maxPortElement6Len)
 	for _, m := range ms {
 		var e nftlib.SetElement
 		e, buf = appendPortElement(buf, m, add)
 		i := portMapIndex(m)
 		byMap[i] = append(byMap[i], e)
 	}
-	for i, name := range portMaps {
+	for i, name := range portSets {
 		set := setByName(name)
 		for chunk := range slices.Chunk(byMap[i], elementsPerMessage) {
 			var err error
@@ -405,4 +432,20 @@ func (f *Firewall) applyPorts(ms []firewall.PortMapping, add bool) error {
 	}
 	f.built = true
 	return nil
+}
+
+// routedPortLookup loads the destination address, protocol and port into
+// consecutive registers, as dnatPortMap loads a ports_ip key, and looks
+// them up in a routed ports' set: a match, no data.
+func (tr *translation) routedPortLookup(l firewall.RoutedPortLookup) []expr.Any {
+	f, set := dnat4, firewall.MapPortsRouted
+	if l.IPv6 {
+		f, set = dnat6, firewall.MapPorts6Routed
+	}
+	return append(f.only(tr),
+		&expr.Payload{DestRegister: regKey, Base: expr.PayloadBaseNetworkHeader, Offset: f.addrOffset, Len: f.addrLen},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: f.afterAddr},
+		&expr.Payload{DestRegister: f.afterAddrNext, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Lookup{SourceRegister: regKey, SetName: set, SetID: setIDs[set]},
+	)
 }
