@@ -86,7 +86,8 @@ func (d *Driver) ensureBridgeLink(spec network.BridgeSpec) (l netlink.Link, crea
 		// containers come and go (and is 00:00:00:00:00:00 with none),
 		// which churns every neighbour's ARP cache. As with Docker's
 		// bridge, a set MAC also leaves it NO-CARRIER until a port is up.
-		attrs.HardwareAddr = RandomMAC()
+		// It is derived from the name, so a bridge made again has it too.
+		attrs.HardwareAddr = bridgeMAC(spec.Name)
 		err := d.h.LinkAdd(&netlink.Bridge{LinkAttrs: attrs})
 		if err != nil && !errors.Is(err, unix.EEXIST) {
 			return nil, false, fmt.Errorf("create bridge %q: %w", spec.Name, err)

@@ -279,3 +279,44 @@ func readSysctlIn(t *testing.T, ns, path string) string {
 	}
 	return v
 }
+
+// TestBridgeMadeAgainKeepsItsMAC: a bridge deleted behind berth's back and
+// made again has the MAC it had, derived from its name, so that the
+// neighbour entries its containers hold for the gateway stay right;
+// bridges of other names have other MACs.
+func TestBridgeMadeAgainKeepsItsMAC(t *testing.T) {
+	w := newWorld(t)
+	spec := w.ensureTestBridge(t)
+	mac := func(name string) string {
+		t.Helper()
+		l, err := w.h.LinkByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.Attrs().HardwareAddr.String()
+	}
+	first := mac(spec.Name)
+	if hw, _ := net.ParseMAC(first); hw[0]&3 != 2 {
+		t.Errorf("bridge MAC %s is not unicast and locally administered", first)
+	}
+	br, err := w.h.LinkByName(spec.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.h.LinkDel(br); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.d.EnsureBridge(spec, "network:test"); err != nil {
+		t.Fatalf("EnsureBridge after the delete: %v", err)
+	}
+	if again := mac(spec.Name); again != first {
+		t.Errorf("bridge made again has MAC %s, had %s", again, first)
+	}
+	other := network.BridgeSpec{Name: "br-other", Gateway: netip.MustParsePrefix("10.99.0.1/24"), MTU: 1500}
+	if err := w.d.EnsureBridge(other, "network:other"); err != nil {
+		t.Fatal(err)
+	}
+	if mac(other.Name) == first {
+		t.Errorf("two bridges share MAC %s", first)
+	}
+}

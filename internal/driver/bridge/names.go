@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -27,13 +28,28 @@ const (
 )
 
 // RandomMAC returns a random unicast, locally administered MAC address, as
-// Docker 28 does (netutils.GenerateRandomMAC). berth gives it to bridges;
-// endpoints get theirs from their address (network.MACFromAddress).
+// Docker 28 does (netutils.GenerateRandomMAC). berth's bridges get theirs
+// from their names (bridgeMAC), endpoints from their addresses
+// (network.MACFromAddress); tests use it.
 func RandomMAC() net.HardwareAddr {
 	hw := make(net.HardwareAddr, 6)
 	rand.Read(hw) // never fails on Linux
 	hw[0] &= 0xfe // unicast
 	hw[0] |= 0x02 // locally administered
+	return hw
+}
+
+// bridgeMAC is the MAC of the bridge called name: a unicast, locally
+// administered address made of the name's SHA-256, the same each time
+// the bridge is made. A bridge made again (deleted while the daemon was
+// down) then keeps the MAC its containers' neighbour caches hold for the
+// gateway; a random one, as Docker draws, left them sending to the old
+// MAC (kept REACHABLE by their own traffic) and cut them off. Different
+// bridges differ by name, and so, but for a 2^-40 chance, by MAC.
+func bridgeMAC(name string) net.HardwareAddr {
+	sum := sha256.Sum256([]byte("berth bridge " + name))
+	hw := net.HardwareAddr(sum[:6])
+	hw[0] = 0x02 // unicast, locally administered
 	return hw
 }
 
