@@ -61,10 +61,13 @@ func parseBridgeOptions(opts map[string]string, defaultName string) (*BridgeConf
 		case OptEnableMasq:
 			bc.EnableIPMasquerade, err = parseBool(k, v)
 		case OptHostBindingIPv4:
+			// Any address, despite the name, as moby's DefaultBindingIP:
+			// an IPv6 one publishes on IPv6 alone (holdPorts).
 			bc.HostBindingIPv4, err = netip.ParseAddr(v)
-			if err == nil && !bc.HostBindingIPv4.Is4() {
-				err = fmt.Errorf("%s must be an IPv4 address, not %q", k, v)
+			if err == nil && bc.HostBindingIPv4.Zone() != "" {
+				err = fmt.Errorf("%s takes an address without a zone, not %q", k, v)
 			}
+			bc.HostBindingIPv4 = bc.HostBindingIPv4.Unmap()
 		case OptMTU:
 			bc.MTU, err = parseMTU(v)
 		case OptHostAccess:

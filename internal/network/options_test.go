@@ -51,7 +51,7 @@ func TestParseBridgeOptionsBad(t *testing.T) {
 		{OptBridgeName, ""},
 		{OptEnableICC, "yes please"},
 		{OptEnableMasq, ""},
-		{OptHostBindingIPv4, "::1"},
+		{OptHostBindingIPv4, "fe80::1%eth0"},
 		{OptHostBindingIPv4, "300.1.1.1"},
 		{OptMTU, "67"},
 		{OptMTU, "65536"},

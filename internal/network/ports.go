@@ -176,8 +176,12 @@ func (c *Controller) holdNATPorts(n *Network, ep *Endpoint, reqs []PortRequest) 
 	for i, r := range reqs {
 		ip := r.HostIP
 		if !ip.IsValid() {
+			// The network's default host address: 0.0.0.0 (or none) gets
+			// the [::] twin; an IPv6 one, [::] included, is that address
+			// alone (moby's configurePortBindingIPv4 makes no IPv4 binding
+			// for an IPv6 default).
 			ip = n.Bridge.HostBindingIPv4
-			if (!ip.IsValid() || ip.IsUnspecified()) && c.cfg.IPv6Ports {
+			if (!ip.IsValid() || ip == netip.IPv4Unspecified()) && c.cfg.IPv6Ports {
 				twins = append(twins, i)
 			}
 		}

@@ -796,3 +796,54 @@ func endpointOf(t *testing.T, r *rig, id string) *Endpoint {
 	t.Fatalf("endpoint %s not found", id)
 	return nil
 }
+
+// TestIPv6HostBindingOption: host_binding_ipv4 takes an IPv6 address, as
+// moby's DefaultBindingIP does: a port asked for without a host address
+// is then published on that address alone, no IPv4 side: "::" publishes
+// on [::] (proxied to an IPv4-only container), an IPv6 address of the
+// host on that address (DNAT'ed to a dual-stack container's IPv6
+// address).
+func TestIPv6HostBindingOption(t *testing.T) {
+	r := &portRig{rig: newRig(t), ports: newFakeHolder(), ipv6: true}
+	r.restartWith(t, r.ports)
+	ctx := context.Background()
+	v6any, host6 := netip.IPv6Unspecified(), netip.MustParseAddr("2001:db8:100::2")
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "any6", Options: map[string]string{OptHostBindingIPv4: "::"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "dual", EnableIPv6: true, IPAM: []IPAMRequest{{Subnet: mustPrefix("fd00:62::/64")}},
+		Options: map[string]string{OptHostBindingIPv4: host6.String()}}); err != nil {
+		t.Fatal(err)
+	}
+	sb := r.sandbox(t, "c1")
+	ep := r.join(t, sb, "any6", JoinRequest{ContainerID: "c1", Name: "web", Ports: []PortRequest{
+		{Proto: "tcp", Port: 80, HostPortStart: 8080, HostPortEnd: 8080},
+		{Proto: "tcp", Port: 81, HostIP: anyIP, HostPortStart: 8081, HostPortEnd: 8081}, // explicit wins
+	}})
+	want := []PortMapping{
+		{Proto: "tcp", HostIP: v6any, HostPort: 8080, Port: 80},
+		{Proto: "tcp", HostIP: anyIP, HostPort: 8081, Port: 81},
+	}
+	if diff := cmp.Diff(want, ep.Ports, cmpAddr); diff != "" {
+		t.Errorf("any6 ports (-want +got):\n%s", diff)
+	}
+	if got := r.ports.forwarded[HostPort{Proto: "tcp", HostIP: v6any, Port: 8080}]; got != netip.AddrPortFrom(ep.Address.Addr(), 80) {
+		t.Errorf("[::]:8080 forwarded to %v, want the IPv4 container's port 80", got)
+	}
+	sb2 := r.sandbox(t, "c2")
+	ep2 := r.join(t, sb2, "dual", JoinRequest{ContainerID: "c2", Name: "db", Ports: []PortRequest{
+		{Proto: "tcp", Port: 5432, HostPortStart: 5432, HostPortEnd: 5432},
+	}})
+	if diff := cmp.Diff([]PortMapping{{Proto: "tcp", HostIP: host6, HostPort: 5432, Port: 5432}}, ep2.Ports, cmpAddr); diff != "" {
+		t.Errorf("dual ports (-want +got):\n%s", diff)
+	}
+	found := false
+	for _, m := range r.fw.portList() {
+		if m.HostPort == 5432 {
+			found = m.HostIP == host6 && m.Addr == ep2.Address6.Addr()
+		}
+	}
+	if !found {
+		t.Errorf("no DNAT of [%s]:5432 to %s in %v", host6, ep2.Address6.Addr(), r.fw.portList())
+	}
+}

@@ -65,7 +65,7 @@ func (c *Controller) portSides(n *Network, ep *Endpoint, r PortRequest) (has4, h
 		return r.HostIP.Is4() && ep.Address.IsValid(), r.HostIP.Is6()
 	}
 	def := n.Bridge.HostBindingIPv4
-	every := !def.IsValid() || def.IsUnspecified()
+	every := !def.IsValid() || def == netip.IPv4Unspecified()
 	has4 = ep.Address.IsValid() && (every || def.Is4())
 	has6 = c.cfg.IPv6Ports && (every || def.Is6())
 	return has4, has6
