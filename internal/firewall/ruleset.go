@@ -175,7 +175,7 @@ func rulesFor(n Network) NetworkRules {
 	add(chainFwdIn(br), MapFwdIn, byIf, inRules(n))
 	// Docker puts "ct state established,related accept" first here too;
 	// before an unconditional accept it changes nothing, so berth leaves it out.
-	add(chainFwdOut(br), MapFwdOut, byIf, []Rule{accept("OUTGOING")})
+	add(chainFwdOut(br), MapFwdOut, byIf, []Rule{clampMSSRule(), accept("OUTGOING")})
 	add(chainNatIn(br), MapNatIn, byIf, hairpinRules(n))
 	if n.Masquerade {
 		// A routed family is not masqueraded (moby's "Masquerade &&

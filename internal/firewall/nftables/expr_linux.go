@@ -187,6 +187,8 @@ func (tr *translation) stmt(s firewall.Stmt) ([]expr.Any, error) {
 		return verdict(s)
 	case firewall.L4ProtoMatch, firewall.DportMatch, firewall.RejectAdminProhibited:
 		return inputStmt(s)
+	case firewall.ClampMSS:
+		return clampMSS(), nil
 	}
 	return tr.portStmt(s)
 }
@@ -338,4 +340,24 @@ func netMask(bits, size int) []byte {
 		m[i/8] |= 0x80 >> (i % 8)
 	}
 	return m
+}
+
+// clampMSS is "tcp flags syn / syn,rst tcp option maxseg size set rt
+// mtu" as nft 1.0.6 sends it: the flags byte (transport header + 13)
+// masked with SYN|RST must be SYN; the route's MSS, in network order,
+// is written over the option's two size bytes (the kernel skips the
+// write when it would raise the option).
+func clampMSS() []expr.Any {
+	const flagsOffset, syn, rst = 13, 0x02, 0x04
+	const maxsegKind, maxsegSizeOffset = 2, 2
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: flagsOffset, Len: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{syn | rst}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{syn}},
+		&expr.Rt{Register: 1, Key: expr.RtTCPMSS},
+		&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 2, Size: 2},
+		&expr.Exthdr{Op: expr.ExthdrOpTcpopt, Type: maxsegKind, Offset: maxsegSizeOffset, Len: 2, SourceRegister: 1},
+	}
 }

@@ -231,6 +231,28 @@ var ruleCases = []struct {
 			&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED},
 		},
 	},
+	{
+		rule: firewall.Rule{Stmts: []firewall.Stmt{firewall.ClampMSS{}}},
+		text: "tcp flags syn / syn,rst tcp option maxseg size set rt mtu",
+		debug: `[ meta load l4proto => reg 1 ]
+		        [ cmp eq reg 1 0x00000006 ]
+		        [ payload load 1b @ transport header + 13 => reg 1 ]
+		        [ bitwise reg 1 = ( reg 1 & 0x00000006 ) ^ 0x00000000 ]
+		        [ cmp eq reg 1 0x00000002 ]
+		        [ rt load tcpmss => reg 1 ]
+		        [ byteorder reg 1 = hton(reg 1, 2, 2) ]
+		        [ exthdr write tcpopt reg 1 => 2b @ 2 + 2 ]`,
+		want: []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{6}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{6}, Xor: []byte{0}},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{2}},
+			&expr.Rt{Register: 1, Key: expr.RtTCPMSS},
+			&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 2, Size: 2},
+			&expr.Exthdr{Op: expr.ExthdrOpTcpopt, Type: 2, Offset: 2, Len: 2, SourceRegister: 1},
+		},
+	},
 }
 
 func TestRuleTranslation(t *testing.T) {
