@@ -21,8 +21,9 @@ import (
 // up) is reported in the log and in `network inspect`. Both listen to
 // kernel notifications; neither polls.
 
-// startWatchers subscribes to nftables and route changes. It runs before
-// the first reconcile, so no change after the daemon's start is missed.
+// startWatchers subscribes to nftables and route changes, and follows
+// the host's resolv.conf (resolvwatch.go). It runs before the first
+// reconcile, so no change after the daemon's start is missed.
 func (d *Daemon) startWatchers() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	fw, err := nftables.Watch(ctx, nftables.WatchConfig{
@@ -37,6 +38,10 @@ func (d *Daemon) startWatchers() error {
 		cancel()
 		fw.Close()
 		return err
+	}
+	if err := d.watchResolvConf(ctx); err != nil {
+		// Containers then keep the servers they started with, as Docker's do.
+		d.log.Warn("not following the host's resolv.conf", "err", err)
 	}
 	d.stopWatchers = func() {
 		cancel()

@@ -353,6 +353,56 @@ func TestHostResolvConfReadAtEachStart(t *testing.T) {
 	}
 }
 
+// TestHostResolvConfFollowedByRunningContainers: a host resolv.conf
+// rewritten while containers run (a VPN, a new lease) moves their
+// resolvers to the new servers at once; Docker's keep forwarding to the
+// old ones until the container is made again (moby#25452). A container
+// with --dns of its own keeps its own.
+func TestHostResolvConfFollowedByRunningContainers(t *testing.T) {
+	w := testworld.New(t)
+	first := serveUpstreamDNS(t, w.HostNS(), netip.MustParseAddrPort("127.0.0.53:53"))
+	second := serveUpstreamDNS(t, w.OutsideNS, netip.AddrPortFrom(testworld.ServerAddr, 53))
+	conf := filepath.Join(w.Dir, "host-resolv.conf")
+	if err := os.WriteFile(conf, []byte("nameserver 127.0.0.53\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.Start(t, "--resolv-conf", conf)
+	w.Busybox(t)
+	w.MustBerth(t, "network", "create", "follow")
+	runSleeper(t, w, "rover", "--network", "follow")
+	runSleeper(t, w, "pinned", "--network", "follow", "--dns", "127.0.0.53")
+	wantLookup(t, w, "rover", "example.test", testworld.ServerAddr)
+	if !first.asked("udp example.test.") {
+		t.Fatalf("the first server was not asked")
+	}
+	// Replaced by a rename, as editors and resolvconf do.
+	tmp := conf + ".new"
+	if err := os.WriteFile(tmp, []byte("nameserver "+testworld.ServerAddr.String()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, conf); err != nil {
+		t.Fatal(err)
+	}
+	if !retried(func() bool {
+		lookup(t, w, "rover", "moved.test")
+		return second.asked("udp moved.test.")
+	}) {
+		t.Errorf("after the host's resolv.conf changed, rover's resolver never asked the new server")
+	}
+	// Once moved, it asks the old server no more.
+	lookup(t, w, "rover", "after.test")
+	if first.asked("udp after.test.") || !second.asked("udp after.test.") {
+		t.Errorf("after the move rover's resolver asked the old server (%v) or not the new one (%v)", first.asked("udp after.test."), second.asked("udp after.test."))
+	}
+	// pinned's own --dns: the first server still, from its namespace,
+	// where nothing listens on 127.0.0.53: a lookup fails, nothing goes
+	// to the host's servers.
+	lookup(t, w, "pinned", "pinned.test")
+	if second.asked("udp pinned.test.") {
+		t.Errorf("a container with --dns of its own was moved to the host's new server")
+	}
+}
+
 // TestDNSHostLoopbackResolver: on a host whose only resolver is on its own
 // loopback (systemd-resolved's 127.0.0.53, a local dnsmasq), containers on
 // a user network still resolve outside names: the resolver asks it from the
