@@ -98,6 +98,7 @@ func TestGatewayModeRules(t *testing.T) {
 		est       = `ct state established,related accept`
 		published = `ct status dnat accept comment "PUBLISHED PORTS"`
 		icc       = `iifname "br-gw" accept comment "ICC"`
+		iccOff    = `iifname "br-gw" counter drop comment "ICC"`
 		dropIn    = `counter drop comment "INBOUND DROP"`
 		masq4     = `oifname != "br-gw" ip saddr 172.20.0.0/16 masquerade comment "MASQUERADE"`
 		masq6     = `oifname != "br-gw" ip6 saddr fd00:20::/64 masquerade comment "MASQUERADE"`
@@ -119,17 +120,21 @@ func TestGatewayModeRules(t *testing.T) {
 		{"nat", modeNet(ModeNAT, ModeNAT),
 			[]string{est, published, icc, dropIn}, []string{masq4, masq6}, []string{"direct__br-gw", "direct6__br-gw"}},
 		{"routed6", modeNet(ModeNAT, ModeRouted),
-			[]string{est, icmp6, published, routed6, icc, dropIn}, []string{masq4}, []string{"direct__br-gw"}},
+			[]string{est, icmp6, published, icc, routed6, dropIn}, []string{masq4}, []string{"direct__br-gw"}},
 		{"routed4", modeNet(ModeRouted, ModeNAT),
-			[]string{est, icmp4, published, routed4, icc, dropIn}, []string{masq6}, []string{"direct6__br-gw"}},
+			[]string{est, icmp4, published, icc, routed4, dropIn}, []string{masq6}, []string{"direct6__br-gw"}},
 		{"routed both", modeNet(ModeRouted, ModeRouted),
-			[]string{est, icmp4, icmp6, published, routed4, routed6, icc, dropIn}, nil, nil},
+			[]string{est, icmp4, icmp6, published, icc, routed4, routed6, dropIn}, nil, nil},
 		{"nat-unprotected4", modeNet(ModeNATUnprotected, ModeNAT),
 			[]string{est, published, icc, unprot4, dropIn}, []string{masq4, masq6}, []string{"direct6__br-gw"}},
 		{"nat-unprotected both", modeNet(ModeNATUnprotected, ModeNATUnprotected),
 			[]string{est, published, icc, unprot4, unprot6}, []string{masq4, masq6}, nil},
+		// ICC off: the drop of the network's own traffic comes before the
+		// routed ports, as in Docker (QA round 21).
+		{"routed6 icc off", func() Network { n := modeNet(ModeNAT, ModeRouted); n.ICC = false; return n }(),
+			[]string{est, icmp6, published, iccOff, routed6, dropIn}, []string{masq4}, []string{"direct__br-gw"}},
 		{"routed4 unprotected6", modeNet(ModeRouted, ModeNATUnprotected),
-			[]string{est, icmp4, published, routed4, icc, unprot6, dropIn}, []string{masq6}, nil},
+			[]string{est, icmp4, published, icc, routed4, unprot6, dropIn}, []string{masq6}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := chainRules(t, tc.n)

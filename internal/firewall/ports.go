@@ -300,9 +300,8 @@ func hairpinRules(n Network) []Rule {
 // DNATed. They sit before the ICC rule: a published port is meant for
 // everyone, including neighbours that reach it through a host address
 // while ICC is off.
-func publishedPortRules(n Network) []Rule {
-	rules := []Rule{{Stmts: []Stmt{CtStatusDNAT{}, Verdict{Kind: Accept}}, Comment: "PUBLISHED PORTS"}}
-	return append(rules, routedPortRules(n)...)
+func publishedPortRules(Network) []Rule {
+	return []Rule{{Stmts: []Stmt{CtStatusDNAT{}, Verdict{Kind: Accept}}, Comment: "PUBLISHED PORTS"}}
 }
 
 // NfprotoIPv4 matches IPv4 packets ("meta nfproto ipv4"). Implied marks the

@@ -229,6 +229,10 @@ func inRules(n Network) []Rule {
 	rules = append(rules, routedICMPRules(n)...)
 	rules = append(rules, publishedPortRules(n)...)
 	rules = append(rules, iccRule(n, IfnameMatch{Dir: In, Name: n.Bridge}))
+	// After the ICC rule, as Docker's port rules come after its ICC
+	// group: with ICC off, a routed port is not a way between the
+	// network's own containers.
+	rules = append(rules, routedPortRules(n)...)
 	rules = append(rules, unprotectedRules(n)...)
 	if protected(n) {
 		rules = append(rules, drop("INBOUND DROP"))

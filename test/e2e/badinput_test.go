@@ -73,7 +73,7 @@ func badRequests() []badRequest {
 		{"bridge name with /", "POST", "/networks/create", opt("com.docker.network.bridge.name", "br/0"), "", 400, "interface name"},
 		{"bridge name taken", "POST", "/networks/create", opt("com.docker.network.bridge.name", "berth0"), "", 409, "already used"},
 		{"enable_icc maybe", "POST", "/networks/create", opt("com.docker.network.bridge.enable_icc", "maybe"), "", 400, "true or false"},
-		{"host binding not IPv4", "POST", "/networks/create", opt("com.docker.network.bridge.host_binding_ipv4", "::1"), "", 400, "IPv4"},
+		{"host binding not an address", "POST", "/networks/create", opt("com.docker.network.bridge.host_binding_ipv4", "fe80::1%eth0"), "", 400, "zone"},
 		{"remove predefined bridge", "DELETE", "/networks/bridge", "", "", 403, "pre-defined"},
 		{"remove predefined none", "DELETE", "/networks/none", "", "", 403, "pre-defined"},
 		{"remove network in use", "DELETE", "/networks/web", "", "", 403, "active endpoints"},

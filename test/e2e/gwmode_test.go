@@ -125,3 +125,21 @@ func TestGatewayModeIsolated(t *testing.T) {
 	mustDocker(t, w, "rm", "-f", "i1")
 	mustDocker(t, w, "network", "rm", "iso")
 }
+
+// TestGatewayModeRoutedICCOff: with enable_icc=false, a routed network's
+// published port is no way between its own containers, as Docker's ICC
+// drop comes before its per-port accept; a container of another network
+// still reaches it directly, as in Docker (QA round 21).
+func TestGatewayModeRoutedICCOff(t *testing.T) {
+	w := startPortWorld(t)
+	mustDocker(t, w.World, "network", "create", "--subnet", "172.28.20.0/24", "-o", optGwMode4+"=routed",
+		"-o", "com.docker.network.bridge.enable_icc=false", "ri")
+	w.dockerPeer(t, "cx", "--network", "ri", "-p", "80:80")
+	w.dockerPeer(t, "cy", "--network", "ri")
+	w.unreachable(t, "container:cy", "tcp", "172.28.20.2:80")
+	mustDocker(t, w.World, "network", "create", "--subnet", "172.28.22.0/24", "other")
+	w.dockerPeer(t, "cz", "--network", "other")
+	// Masqueraded on its way out of its own network (Docker's "-s SUBNET
+	// ! -o BRIDGE" takes another bridge too): the routed network's gateway.
+	w.reach(t, "container:cz", "tcp", "172.28.20.2:80", "172.28.20.1")
+}
