@@ -110,18 +110,6 @@ func unprotectedRules(n Network) []Rule {
 	return rules
 }
 
-// protected reports whether some family of n is not nat-unprotected, so
-// that fwd_in ends with the drop; the forward hook sees IPv4 and IPv6
-// only.
-func protected(n Network) bool {
-	for _, f := range families(n) {
-		if f.mode != ModeNATUnprotected {
-			return true
-		}
-	}
-	return false
-}
-
 // NfprotoIPv6 matches IPv6 packets ("meta nfproto ipv6"); Implied, as
 // NfprotoIPv4's, marks a match nft lists silently.
 type NfprotoIPv6 struct{ Implied bool }

@@ -128,7 +128,7 @@ func TestGatewayModeRules(t *testing.T) {
 		{"nat-unprotected4", modeNet(ModeNATUnprotected, ModeNAT),
 			[]string{est, published, icc, unprot4, dropIn}, []string{masq4, masq6}, []string{"direct6__br-gw"}},
 		{"nat-unprotected both", modeNet(ModeNATUnprotected, ModeNATUnprotected),
-			[]string{est, published, icc, unprot4, unprot6}, []string{masq4, masq6}, nil},
+			[]string{est, published, icc, unprot4, unprot6, dropIn}, []string{masq4, masq6}, nil},
 		// ICC off: the drop of the network's own traffic comes before the
 		// routed ports, as in Docker (QA round 21).
 		{"routed6 icc off", func() Network { n := modeNet(ModeNAT, ModeRouted); n.ICC = false; return n }(),

@@ -234,10 +234,10 @@ func inRules(n Network) []Rule {
 	// network's own containers.
 	rules = append(rules, routedPortRules(n)...)
 	rules = append(rules, unprotectedRules(n)...)
-	if protected(n) {
-		rules = append(rules, drop("INBOUND DROP"))
-	}
-	return rules
+	// Always last, even when every family is nat-unprotected: the
+	// unprotected accepts match their family, and nothing routed in may
+	// fall through to the fwd_out lookup and the forward policy.
+	return append(rules, drop("INBOUND DROP"))
 }
 
 // Internal networks: nothing in from elsewhere, nothing out to elsewhere;

@@ -26,7 +26,7 @@ func (d *Driver) EnsureBridge(spec network.BridgeSpec, owner string) error {
 	if err := validateBridgeSpec(spec, owner); err != nil {
 		return err
 	}
-	br, created, err := d.ensureBridgeLink(spec)
+	br, created, err := d.ensureBridgeLink(spec, owner)
 	if err != nil {
 		return err
 	}
@@ -71,7 +71,7 @@ func (d *Driver) EnsureBridge(spec network.BridgeSpec, owner string) error {
 // ensureBridgeLink returns the bridge called spec.Name, creating it if
 // missing. A link of that name that is not a bridge is an error: berth
 // must never enslave ports to, or address, someone else's device.
-func (d *Driver) ensureBridgeLink(spec network.BridgeSpec) (l netlink.Link, created bool, err error) {
+func (d *Driver) ensureBridgeLink(spec network.BridgeSpec, owner string) (l netlink.Link, created bool, err error) {
 	l, err = linkIfExists(d.h, spec.Name)
 	if err != nil {
 		return nil, false, err
@@ -86,8 +86,9 @@ func (d *Driver) ensureBridgeLink(spec network.BridgeSpec) (l netlink.Link, crea
 		// containers come and go (and is 00:00:00:00:00:00 with none),
 		// which churns every neighbour's ARP cache. As with Docker's
 		// bridge, a set MAC also leaves it NO-CARRIER until a port is up.
-		// It is derived from the name, so a bridge made again has it too.
-		attrs.HardwareAddr = bridgeMAC(spec.Name)
+		// It is derived from the owner (the network's ID), so a bridge
+		// made again has it too.
+		attrs.HardwareAddr = bridgeMAC(owner)
 		err := d.h.LinkAdd(&netlink.Bridge{LinkAttrs: attrs})
 		if err != nil && !errors.Is(err, unix.EEXIST) {
 			return nil, false, fmt.Errorf("create bridge %q: %w", spec.Name, err)

@@ -39,15 +39,17 @@ func RandomMAC() net.HardwareAddr {
 	return hw
 }
 
-// bridgeMAC is the MAC of the bridge called name: a unicast, locally
-// administered address made of the name's SHA-256, the same each time
-// the bridge is made. A bridge made again (deleted while the daemon was
-// down) then keeps the MAC its containers' neighbour caches hold for the
-// gateway; a random one, as Docker draws, left them sending to the old
-// MAC (kept REACHABLE by their own traffic) and cut them off. Different
-// bridges differ by name, and so, but for a 2^-40 chance, by MAC.
-func bridgeMAC(name string) net.HardwareAddr {
-	sum := sha256.Sum256([]byte("berth bridge " + name))
+// bridgeMAC is the MAC of the bridge owner owns ("network:" and the
+// network's ID): a unicast, locally administered address made of the
+// owner's SHA-256, the same each time the bridge is made. A bridge made
+// again (deleted while the daemon was down) then keeps the MAC its
+// containers' neighbour caches hold for the gateway; a random one, as
+// Docker draws, left them sending to the old MAC (kept REACHABLE by their
+// own traffic) and cut them off. Network IDs are random, so bridges of
+// one host, and the default bridges of two hosts (which share a name),
+// differ by MAC but for a 2^-40 chance.
+func bridgeMAC(owner string) net.HardwareAddr {
+	sum := sha256.Sum256([]byte("berth bridge " + owner))
 	hw := net.HardwareAddr(sum[:6])
 	hw[0] = 0x02 // unicast, locally administered
 	return hw
