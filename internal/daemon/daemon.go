@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/berth-net/berth/internal/api"
@@ -327,7 +328,9 @@ func (d *Daemon) Close() error {
 // hostResolv reads the host's resolver configuration as it is now, as
 // Docker does for each container it starts: a resolv.conf that a DHCP
 // client or a VPN rewrote after the daemon started is what new containers
-// get. The parse is kept while the file's size and time stay the same.
+// get. The parse is kept while the file's identity (inode), size and
+// times stay the same: a file renamed over it with the old size and
+// modification time kept (cp -p) is a new inode.
 type hostResolv struct {
 	path string
 
@@ -343,6 +346,9 @@ func (h *hostResolv) get() resolvConf {
 	stamp := ""
 	if fi, err := os.Stat(h.path); err == nil {
 		stamp = fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			stamp += fmt.Sprint(" ", st.Ino, " ", st.Ctim.Nano())
+		}
 	}
 	if !h.primed || stamp != h.stamp {
 		h.rc, h.stamp, h.primed = readResolvConf(h.path), stamp, true

@@ -39,13 +39,16 @@ func (d *Daemon) startWatchers() error {
 		fw.Close()
 		return err
 	}
-	if err := d.watchResolvConf(ctx); err != nil {
+	waitResolv, err := d.watchResolvConf(ctx)
+	if err != nil {
 		// Containers then keep the servers they started with, as Docker's do.
 		d.log.Warn("not following the host's resolv.conf", "err", err)
+		waitResolv = func() {}
 	}
 	d.stopWatchers = func() {
 		cancel()
 		fw.Close()
+		waitResolv()
 	}
 	return nil
 }

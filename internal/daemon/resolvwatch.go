@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -34,8 +35,9 @@ const resolvSettle = 100 * time.Millisecond
 // ctx ends: the directory of each (a file is often replaced by a rename,
 // which a watch on the file itself would lose), and, when the file is a
 // symbolic link (/etc/resolv.conf to systemd's stub file), its target's
-// too.
-func (d *Daemon) watchResolvConf(ctx context.Context) error {
+// too. The returned wait returns once its goroutines have ended (after
+// ctx), so that no refresh runs while the daemon closes.
+func (d *Daemon) watchResolvConf(ctx context.Context) (wait func(), err error) {
 	var paths []string
 	for _, h := range []*hostResolv{d.resolv, d.resolvSystemd} {
 		if h == nil {
@@ -48,7 +50,7 @@ func (d *Daemon) watchResolvConf(ctx context.Context) error {
 	}
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
-		return fmt.Errorf("watch the host's resolv.conf: %w", err)
+		return nil, fmt.Errorf("watch the host's resolv.conf: %w", err)
 	}
 	// Non-blocking, so Go's poller serves it and Close ends a pending Read.
 	f := os.NewFile(uintptr(fd), "inotify")
@@ -65,16 +67,25 @@ func (d *Daemon) watchResolvConf(ctx context.Context) error {
 	}
 	if len(names) == 0 {
 		f.Close()
-		return nil
+		return func() {}, nil
 	}
 	changed := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	wg.Add(3)
 	go func() {
+		defer wg.Done()
 		<-ctx.Done()
 		f.Close()
 	}()
-	go d.readResolvEvents(f, names, changed)
-	go d.followResolvChanges(ctx, changed)
-	return nil
+	go func() {
+		defer wg.Done()
+		d.readResolvEvents(f, names, changed)
+	}()
+	go func() {
+		defer wg.Done()
+		d.followResolvChanges(ctx, changed)
+	}()
+	return wg.Wait, nil
 }
 
 // readResolvEvents turns inotify events about the files in names into
@@ -139,9 +150,16 @@ func (d *Daemon) followResolvChanges(ctx context.Context, changed <-chan struct{
 }
 
 // refreshUpstreams gives every running resolver that forwards to the
-// host's servers the ones the host's file names now.
+// host's servers the ones the host's file names now. A file that names
+// none (deleted, or caught half written) changes nothing: the servers a
+// container has are better than the public fallback resolverConf would
+// give it until the next change.
 func (d *Daemon) refreshUpstreams() {
-	if d.dns == nil {
+	if d.dns == nil || d.closing.Load() {
+		return
+	}
+	if len(d.resolv.get().nameservers) == 0 {
+		d.log.Info("the host's resolv.conf names no server now; containers keep theirs")
 		return
 	}
 	n := 0
