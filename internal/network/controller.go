@@ -335,7 +335,8 @@ func bridgeGateway(cfg *IPConfig, mode firewall.GatewayMode) netip.Addr {
 // bridgeSpec is what the driver needs to make n's bridge.
 func bridgeSpec(n *Network) BridgeSpec {
 	spec := BridgeSpec{Name: n.Bridge.Name, MTU: n.Bridge.MTU,
-		Isolated: n.Bridge.GatewayMode4 == firewall.ModeIsolated || n.Bridge.GatewayMode6 == firewall.ModeIsolated}
+		Isolated:  n.Bridge.GatewayMode4 == firewall.ModeIsolated || n.Bridge.GatewayMode6 == firewall.ModeIsolated,
+		Isolated6: n.IPv6 != nil && n.Bridge.GatewayMode6 == firewall.ModeIsolated}
 	if n.IPv4 != nil {
 		if gw := bridgeGateway(n.IPv4, n.Bridge.GatewayMode4); gw.IsValid() {
 			spec.Gateway = netip.PrefixFrom(gw, n.IPv4.Subnet.Bits())

@@ -195,8 +195,11 @@ type BridgeSpec struct {
 	MTU           int
 	// Isolated says a family of the network is in gateway mode isolated,
 	// whose bridge has no address in it: with both families isolated, or
-	// the one there is, the bridge has no gateway at all.
-	Isolated bool
+	// the one there is, the bridge has no gateway at all. Isolated6 says
+	// IPv6 is the one, or one of them: the bridge then has IPv6 off, not
+	// even the link-local address the kernel gives a link (moby's
+	// setupBridgeIPv6 writes disable_ipv6=1 for it).
+	Isolated, Isolated6 bool
 }
 
 // EndpointSpec is what the bridge driver needs to join one sandbox to a bridge.

@@ -83,6 +83,23 @@ func (d *Driver) ensureBridgeIPv6(bridge string) error {
 	return nil
 }
 
+// ensureNoBridgeIPv6 turns IPv6 off on a bridge whose network is
+// isolated in IPv6: no address at all, not even a link-local one through
+// which its containers could reach the host.
+func (d *Driver) ensureNoBridgeIPv6(bridge string) error {
+	if d.ipv6Conf < 0 {
+		return nil // no IPv6 in the kernel: nothing to turn off
+	}
+	err := d.hostThread.do(func() error {
+		_, err := ensureSysctlAt(d.ipv6Conf, bridge+"/disable_ipv6", "1")
+		return err
+	})
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("turn IPv6 off on bridge %q: %w", bridge, err)
+	}
+	return nil
+}
+
 // ensureGatewayAddr6 puts the IPv6 gateway address on the bridge unless
 // it is there, without duplicate address detection (IFA_F_NODAD, as
 // moby's programIPv6Addresses adds it): the containers' default route

@@ -235,3 +235,31 @@ func TestEnsureBridgeDropsAnOldIPv6Gateway(t *testing.T) {
 		t.Errorf("after IPv6 was dropped: %v, want only the administrator's %v", got, admin)
 	}
 }
+
+// TestIsolatedIPv6BridgeHasNoIPv6: a bridge whose network is isolated in
+// IPv6 has IPv6 off, so it has no address of that family at all, not even
+// the link-local one the kernel gives a link once a port is up (moby's
+// setupBridgeIPv6 for gateway mode isolated).
+func TestIsolatedIPv6BridgeHasNoIPv6(t *testing.T) {
+	w := newWorld(t)
+	spec := network.BridgeSpec{Name: "br-test", Gateway: testGateway, MTU: 1500, Isolated: true, Isolated6: true}
+	if err := w.d.EnsureBridge(spec, "network:test"); err != nil {
+		t.Fatalf("EnsureBridge: %v", err)
+	}
+	if got := readSysctlIn(t, w.host, "/proc/sys/net/ipv6/conf/br-test/disable_ipv6"); got != "1" {
+		t.Errorf("disable_ipv6 on the bridge = %s, want 1", got)
+	}
+	ep := endpointSpec(1)
+	ep.Gateway = netip.Addr{} // an internal network's endpoint
+	if err := w.d.Join(nstest.New(t), ep); err != nil {
+		t.Fatal(err)
+	}
+	waitOperUp(t, w.h, "br-test")
+	br, err := w.h.LinkByName("br-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if addrs, err := w.h.AddrList(br, netlink.FAMILY_V6); err != nil || len(addrs) != 0 {
+		t.Errorf("IPv6 addresses on an IPv6-isolated bridge: %v (err %v), want none", addrs, err)
+	}
+}

@@ -45,6 +45,10 @@ func (d *Driver) EnsureBridge(spec network.BridgeSpec, owner string) error {
 		if err := d.ensureIPv6(br, spec.Gateway6, spec.StaleGateway6); err != nil {
 			return err
 		}
+	} else if spec.Isolated6 {
+		if err := d.ensureNoBridgeIPv6(spec.Name); err != nil {
+			return err
+		}
 	} else if spec.StaleGateway6.IsValid() && d.ipv6Conf >= 0 {
 		if err := d.ensureGatewayAddr6(br, netip.Prefix{}, spec.StaleGateway6); err != nil {
 			return err
