@@ -68,7 +68,7 @@ func (d *Driver) EnsureBridge(spec network.BridgeSpec, owner string) error {
 	if err := d.ensureUp(br); err != nil {
 		return err
 	}
-	d.bridges.set(spec.Name, br.Attrs().Index)
+	d.bridges.set(spec.Name, br.Attrs().Index, br.Attrs().HardwareAddr)
 	return nil
 }
 
@@ -206,23 +206,37 @@ func (d *Driver) DeleteBridge(name string) error {
 // fail with ENODEV, and Join then looks the bridge up by name.
 type bridgeIndexes struct {
 	mu sync.Mutex
-	m  map[string]int
+	m  map[string]knownBridge
 }
 
-func (b *bridgeIndexes) set(name string, index int) {
+// knownBridge is what Join needs of a bridge: its ifindex, and its MAC,
+// which Join gives the container as its gateway's (seedGateway).
+type knownBridge struct {
+	index int
+	mac   net.HardwareAddr
+}
+
+func (b *bridgeIndexes) set(name string, index int, mac net.HardwareAddr) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.m == nil {
-		b.m = map[string]int{}
+		b.m = map[string]knownBridge{}
 	}
-	b.m[name] = index
+	b.m[name] = knownBridge{index: index, mac: mac}
 }
 
 func (b *bridgeIndexes) get(name string) (int, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	i, ok := b.m[name]
-	return i, ok
+	kb, ok := b.m[name]
+	return kb.index, ok
+}
+
+// mac is the MAC of the bridge called name, nil if it is not known.
+func (b *bridgeIndexes) mac(name string) net.HardwareAddr {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.m[name].mac
 }
 
 func (b *bridgeIndexes) forget(name string) {
@@ -251,6 +265,6 @@ func (d *Driver) bridgeIndex(name string, fresh bool) (int, error) {
 		d.bridges.forget(name)
 		return 0, errdefs.Conflict("link %q is a %s, not a bridge", name, br.Type())
 	}
-	d.bridges.set(name, br.Attrs().Index)
+	d.bridges.set(name, br.Attrs().Index, br.Attrs().HardwareAddr)
 	return br.Attrs().Index, nil
 }

@@ -272,7 +272,7 @@ func (d *Driver) configurePeer(sb *sandboxConn, spec network.EndpointSpec, pair 
 	if err := d.step("peer up"); err != nil {
 		return nil, err
 	}
-	if err := sb.bringUp(peer.Attrs().Index, spec); err != nil {
+	if err := sb.bringUp(peer.Attrs().Index, spec, d.bridges.mac(spec.Bridge)); err != nil {
 		return nil, err
 	}
 	return peer, nil

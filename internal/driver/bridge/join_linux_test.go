@@ -817,3 +817,50 @@ func TestAdoptReattachesToABridgeMadeAgain(t *testing.T) {
 		t.Fatalf("Adopt again = %v, %v", ok, err)
 	}
 }
+
+// TestJoinSeedsTheGatewaysNeighbour: a joined container already knows
+// its gateway's MAC, the bridge's, without asking: the join's batch left a
+// neighbour entry for it (STALE, checked by the kernel on first use), so
+// its first packet out goes without an ARP broadcast flooded to every
+// port. A join that gets no default route seeds nothing.
+func TestJoinSeedsTheGatewaysNeighbour(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	br, err := w.h.LinkByName("br-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := nstest.New(t), nstest.New(t)
+	sa, sb := endpointSpec(1), endpointSpec(2)
+	sb.Gateway = netip.Addr{}
+	for _, j := range []struct {
+		path string
+		spec network.EndpointSpec
+	}{{a, sa}, {b, sb}} {
+		if err := w.d.Join(j.path, j.spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gwNeigh := func(path string) (string, int) {
+		h := handleIn(t, path)
+		neighs, err := h.NeighList(0, netlink.FAMILY_V4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range neighs {
+			if n.IP.Equal(testGateway.Addr().AsSlice()) {
+				return n.HardwareAddr.String(), n.State
+			}
+		}
+		return "", 0
+	}
+	if mac, state := gwNeigh(a); mac != br.Attrs().HardwareAddr.String() || state&(unix.NUD_STALE|unix.NUD_DELAY|unix.NUD_PROBE|unix.NUD_REACHABLE) == 0 {
+		t.Errorf("a's neighbour entry for the gateway: %q state %#x, want the bridge's MAC %s", mac, state, br.Attrs().HardwareAddr)
+	}
+	if mac, _ := gwNeigh(b); mac != "" {
+		t.Errorf("b, with no default route, has a seeded gateway entry %s", mac)
+	}
+	if err := ping(t, a, testGateway.Addr()); err != nil {
+		t.Error(err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
@@ -42,7 +43,10 @@ import (
 // sends into the bridge once up (MLD reports, router solicitations, as
 // Docker's containers do), but no duplicate-address probes. The messages
 // go in the same write: no round trip more than an IPv4-only join's.
-func (sb *sandboxConn) bringUp(ifindex int, spec network.EndpointSpec) error {
+//
+// The gateway's neighbour entry is seeded too, with gwMAC, the bridge's
+// MAC (nil: not known, nothing seeded): see seedGateway.
+func (sb *sandboxConn) bringUp(ifindex int, spec network.EndpointSpec, gwMAC net.HardwareAddr) error {
 	sb.mu.Lock()
 	defer sb.mu.Unlock()
 	steps := make([]batchStep, 0, 7)
@@ -55,6 +59,9 @@ func (sb *sandboxConn) bringUp(ifindex int, spec network.EndpointSpec) error {
 	}
 	if spec.Gateway.IsValid() {
 		steps = append(steps, routeStep(ifindex, spec.Gateway))
+		if gwMAC != nil {
+			steps = append(steps, seedGateway(ifindex, spec.Gateway, gwMAC))
+		}
 	}
 	if spec.Address6.IsValid() {
 		steps = append(steps,
@@ -106,6 +113,28 @@ func (s batchStep) String() string {
 // addrStep adds addr; an address already there is success (a Join run again).
 func addrStep(ifindex int, addr netip.Prefix, flags uint8) batchStep {
 	return batchStep{req: newAddr(ifindex, addr, flags), op: "add address", addr: addr, success: isExist}
+}
+
+// seedGateway gives the container a neighbour entry for its IPv4
+// gateway, the bridge's MAC, in the state STALE: the container's first
+// packets out go at once, with no ARP request for the gateway; the
+// kernel then checks the entry with a unicast probe (or confirms it by
+// the traffic's own replies), and should the bridge's MAC ever differ,
+// that probe fails and it asks afresh. What it saves is a broadcast the
+// bridge floods to every port and into every other container: on a
+// bridge of 1,000 ports those copies filled the CPU's receive backlog
+// (1,000 packets) before the host's reply was queued, the reply was
+// dropped, and a new container could not resolve its gateway at all.
+func seedGateway(ifindex int, gw netip.Addr, mac net.HardwareAddr) batchStep {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWNEIGH, unix.NLM_F_CREATE|unix.NLM_F_REPLACE|unix.NLM_F_ACK)
+	family := uint8(unix.AF_INET6)
+	if gw.Is4() {
+		family = unix.AF_INET
+	}
+	req.AddData(&netlink.Ndmsg{Family: family, Index: uint32(ifindex), State: unix.NUD_STALE})
+	req.AddData(nl.NewRtAttr(unix.NDA_DST, gw.AsSlice()))
+	req.AddData(nl.NewRtAttr(unix.NDA_LLADDR, mac))
+	return batchStep{req: req, op: "seed the neighbour entry of gateway", gw: gw}
 }
 
 // routeStep makes the default route of gw's family via gw.
