@@ -864,3 +864,33 @@ func TestJoinSeedsTheGatewaysNeighbour(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// The same for the IPv6 gateway of a dual-stack join.
+func TestJoinSeedsTheIPv6GatewaysNeighbour(t *testing.T) {
+	w := newWorld(t)
+	w.ensureDualStackBridge(t)
+	br, err := w.h.LinkByName("br-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := nstest.New(t)
+	if err := w.d.Join(a, dualStackSpec(1)); err != nil {
+		t.Fatal(err)
+	}
+	neighs, err := handleIn(t, a).NeighList(0, netlink.FAMILY_V6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := ""
+	for _, n := range neighs {
+		if n.IP.Equal(testGateway6.Addr().AsSlice()) {
+			found = n.HardwareAddr.String()
+		}
+	}
+	if found != br.Attrs().HardwareAddr.String() {
+		t.Errorf("neighbour entry for the IPv6 gateway: %q, want the bridge's MAC %s", found, br.Attrs().HardwareAddr)
+	}
+	if err := ping(t, a, testGateway6.Addr()); err != nil {
+		t.Error(err)
+	}
+}

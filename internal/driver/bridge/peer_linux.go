@@ -70,6 +70,9 @@ func (sb *sandboxConn) bringUp(ifindex int, spec network.EndpointSpec, gwMAC net
 		)
 		if spec.Gateway6.IsValid() {
 			steps = append(steps, routeStep(ifindex, spec.Gateway6))
+			if gwMAC != nil { // neighbour solicitations are flooded too
+				steps = append(steps, seedGateway(ifindex, spec.Gateway6, gwMAC))
+			}
 		}
 	}
 	reqs := make([]*nl.NetlinkRequest, len(steps))
@@ -115,8 +118,8 @@ func addrStep(ifindex int, addr netip.Prefix, flags uint8) batchStep {
 	return batchStep{req: newAddr(ifindex, addr, flags), op: "add address", addr: addr, success: isExist}
 }
 
-// seedGateway gives the container a neighbour entry for its IPv4
-// gateway, the bridge's MAC, in the state STALE: the container's first
+// seedGateway gives the container a neighbour entry for its gateway
+// (IPv4 or IPv6), the bridge's MAC, in the state STALE: the container's first
 // packets out go at once, with no ARP request for the gateway; the
 // kernel then checks the entry with a unicast probe (or confirms it by
 // the traffic's own replies), and should the bridge's MAC ever differ,
