@@ -23,17 +23,27 @@ import (
 // A kernel without IPv6, or a bridge without it (an MTU below 1280: no
 // such file), has nothing to take them with.
 func (d *Driver) ensureNoRouterAdvertisements(bridge string) error {
+	if err := d.ensureBridgeSysctl6(bridge, "accept_ra", "0"); err != nil {
+		return fmt.Errorf("stop bridge %q taking router advertisements: %w", bridge, err)
+	}
+	return nil
+}
+
+// ensureBridgeSysctl6 sets one of the bridge's IPv6 sysctls in the host
+// namespace. Without IPv6 in the kernel, or on the bridge (its entry is
+// missing), there is nothing to set.
+func (d *Driver) ensureBridgeSysctl6(bridge, name, value string) error {
 	if d.ipv6Conf < 0 {
 		return nil
 	}
 	err := d.hostThread.do(func() error {
-		_, err := ensureSysctlAt(d.ipv6Conf, bridge+"/accept_ra", "0")
+		_, err := ensureSysctlAt(d.ipv6Conf, bridge+"/"+name, value)
 		return err
 	})
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("stop bridge %q taking router advertisements: %w", bridge, err)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
 	}
-	return nil
+	return err
 }
 
 // ensureIPv6 gives the bridge br its IPv6 gateway address gw, IPv6 on
@@ -87,14 +97,7 @@ func (d *Driver) ensureBridgeIPv6(bridge string) error {
 // isolated in IPv6: no address at all, not even a link-local one through
 // which its containers could reach the host.
 func (d *Driver) ensureNoBridgeIPv6(bridge string) error {
-	if d.ipv6Conf < 0 {
-		return nil // no IPv6 in the kernel: nothing to turn off
-	}
-	err := d.hostThread.do(func() error {
-		_, err := ensureSysctlAt(d.ipv6Conf, bridge+"/disable_ipv6", "1")
-		return err
-	})
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := d.ensureBridgeSysctl6(bridge, "disable_ipv6", "1"); err != nil {
 		return fmt.Errorf("turn IPv6 off on bridge %q: %w", bridge, err)
 	}
 	return nil
