@@ -367,6 +367,7 @@ func (d *Driver) SetGateway(sandboxPath string, spec network.EndpointSpec) error
 	if err != nil {
 		return fmt.Errorf("look up %q in sandbox %q: %w", spec.IfName, sandboxPath, err)
 	}
+	mac := d.bridges.mac(spec.Bridge)
 	for _, gw := range []netip.Addr{spec.Gateway, spec.Gateway6} {
 		if !gw.IsValid() {
 			continue
@@ -374,6 +375,37 @@ func (d *Driver) SetGateway(sandboxPath string, spec network.EndpointSpec) error
 		if err := sb.h.RouteReplace(&netlink.Route{LinkIndex: link.Attrs().Index, Gw: gw.AsSlice()}); err != nil {
 			return fmt.Errorf("default route via %s on %q: %w", gw, spec.IfName, err)
 		}
+		// As a join seeds it (seedGateway); only a help, so a failure is
+		// no error: the container then asks for the gateway itself.
+		if mac != nil && !hasNeighbour(sb.h, link.Attrs().Index, gw) {
+			family := netlink.FAMILY_V6
+			if gw.Is4() {
+				family = netlink.FAMILY_V4
+			}
+			err := sb.h.NeighSet(&netlink.Neigh{LinkIndex: link.Attrs().Index, Family: family, State: unix.NUD_STALE, IP: gw.AsSlice(), HardwareAddr: mac})
+			if err != nil {
+				d.log.Debug("seed the gateway's neighbour entry", "gateway", gw, "err", err)
+			}
+		}
 	}
 	return nil
+}
+
+// hasNeighbour reports whether the link at ifindex has a neighbour entry
+// for ip already (which a seed must not replace).
+func hasNeighbour(h *netlink.Handle, ifindex int, ip netip.Addr) bool {
+	family := netlink.FAMILY_V6
+	if ip.Is4() {
+		family = netlink.FAMILY_V4
+	}
+	neighs, err := h.NeighList(ifindex, family)
+	if err != nil {
+		return false
+	}
+	for _, n := range neighs {
+		if n.IP.Equal(ip.AsSlice()) && n.State&(unix.NUD_INCOMPLETE|unix.NUD_FAILED) == 0 {
+			return true
+		}
+	}
+	return false
 }

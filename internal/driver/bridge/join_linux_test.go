@@ -220,6 +220,22 @@ func TestDefaultRouteGoesWhereTheControllerSays(t *testing.T) {
 		t.Fatal(err)
 	}
 	gateways("after SetGateway", second.Gateway)
+	// The new gateway's neighbour entry is seeded, as a join seeds it.
+	otherBr, err := w.h.LinkByName("br-other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeded := ""
+	if neighs, err := sh.NeighList(0, netlink.FAMILY_V4); err == nil {
+		for _, n := range neighs {
+			if n.IP.Equal(second.Gateway.AsSlice()) {
+				seeded = n.HardwareAddr.String()
+			}
+		}
+	}
+	if seeded != otherBr.Attrs().HardwareAddr.String() {
+		t.Errorf("neighbour entry for the moved gateway %s: %q, want br-other's MAC %s", second.Gateway, seeded, otherBr.Attrs().HardwareAddr)
+	}
 	if err := w.d.Leave(sb, first); err != nil {
 		t.Fatal(err)
 	}
