@@ -191,8 +191,13 @@ func New(cfg Config) (*Daemon, error) {
 			return nil, fmt.Errorf("create %q: %w", dir, err)
 		}
 	}
-	st, err := store.OpenBolt(filepath.Join(cfg.DataRoot, "berth.db"))
+	dbPath := filepath.Join(cfg.DataRoot, "berth.db")
+	st, err := store.OpenBolt(dbPath)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkStoreFormat(st, dbPath); err != nil {
+		st.Close()
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Log, store: st, containers: map[string]*ctrState{}, execs: map[string]*execState{},
