@@ -47,16 +47,40 @@ func writeResolvConf(path, content string) error {
 // further changes once it has been modified"); a file without a hash was
 // not.
 func resolvConfEdited(path string) bool {
+	return resolvConfHashed(path) == hashMismatch
+}
+
+// resolvConfUntouched says whether the resolv.conf at path is as berth
+// wrote it last, with a hash to show it (a file without one is not
+// rewritten when the host's changes).
+func resolvConfUntouched(path string) bool {
+	return resolvConfHashed(path) == hashMatch
+}
+
+type hashState int
+
+const (
+	hashNone hashState = iota // no hash, or a file that cannot be read
+	hashMatch
+	hashMismatch
+)
+
+// resolvConfHashed compares the resolv.conf at path with the hash berth
+// wrote beside it.
+func resolvConfHashed(path string) hashState {
 	want, err := os.ReadFile(path + ".hash")
 	if err != nil {
-		return false
+		return hashNone
 	}
 	got, err := os.ReadFile(path)
 	if err != nil {
-		return false
+		return hashNone
 	}
 	sum := sha256.Sum256(got)
-	return string(want) != "sha256:"+hex.EncodeToString(sum[:])
+	if string(want) != "sha256:"+hex.EncodeToString(sum[:]) {
+		return hashMismatch
+	}
+	return hashMatch
 }
 
 // defaultHostname is the hostname of a container created without one, as

@@ -174,6 +174,14 @@ func (d *Daemon) refreshUpstreams() {
 		}
 		_, upstreams, ndotsSet := d.resolverConf(c)
 		err := d.dns.Start(dns.Sandbox{ID: sbID, Path: c.State.SandboxKey, Upstreams: upstreams, NdotsSet: ndotsSet})
+		if err == nil && resolvConfUntouched(c.ResolvConfPath) {
+			// Its search domains and options follow too, and its comments
+			// name the new servers; a file edited in the container is the
+			// user's and stays as it is.
+			if werr := writeResolvConf(c.ResolvConfPath, d.resolvConfFor(c)); werr != nil {
+				d.log.Warn("rewrite resolv.conf after the host's changed", "name", c.Name, "err", werr)
+			}
+		}
 		cs.mu.Unlock()
 		if err != nil {
 			d.log.Warn("update a resolver's DNS servers", "name", c.Name, "err", err)

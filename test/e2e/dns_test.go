@@ -356,8 +356,9 @@ func TestHostResolvConfReadAtEachStart(t *testing.T) {
 // TestHostResolvConfFollowedByRunningContainers: a host resolv.conf
 // rewritten while containers run (a VPN, a new lease) moves their
 // resolvers to the new servers at once; Docker's keep forwarding to the
-// old ones until the container is made again (moby#25452). A container
-// with --dns of its own keeps its own.
+// old ones until the container is made again (moby#25452); its
+// resolv.conf follows too, unless it was edited in the container. A
+// container with --dns of its own keeps its own.
 func TestHostResolvConfFollowedByRunningContainers(t *testing.T) {
 	w := testworld.New(t)
 	first := serveUpstreamDNS(t, w.HostNS(), netip.MustParseAddrPort("127.0.0.53:53"))
@@ -371,13 +372,18 @@ func TestHostResolvConfFollowedByRunningContainers(t *testing.T) {
 	w.MustBerth(t, "network", "create", "follow")
 	runSleeper(t, w, "rover", "--network", "follow")
 	runSleeper(t, w, "pinned", "--network", "follow", "--dns", "127.0.0.53")
+	runSleeper(t, w, "editor", "--network", "follow")
+	if _, errOut, code := w.Berth(t, "exec", "editor", "sh", "-c", "echo 'options timeout:2' >> /etc/resolv.conf"); code != 0 {
+		t.Fatalf("edit editor's resolv.conf: %s", errOut)
+	}
+	editedBefore := catFile(t, w, "editor", "/etc/resolv.conf")
 	wantLookup(t, w, "rover", "example.test", testworld.ServerAddr)
 	if !first.asked("udp example.test.") {
 		t.Fatalf("the first server was not asked")
 	}
 	// Replaced by a rename, as editors and resolvconf do.
 	tmp := conf + ".new"
-	if err := os.WriteFile(tmp, []byte("nameserver "+testworld.ServerAddr.String()+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(tmp, []byte("search corp.example\nnameserver "+testworld.ServerAddr.String()+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(tmp, conf); err != nil {
@@ -388,6 +394,14 @@ func TestHostResolvConfFollowedByRunningContainers(t *testing.T) {
 		return second.asked("udp moved.test.")
 	}) {
 		t.Errorf("after the host's resolv.conf changed, rover's resolver never asked the new server")
+	}
+	// Its resolv.conf follows (search domains, the servers named in its
+	// comments); one edited in the container stays the user's.
+	if !retried(func() bool { return strings.Contains(catFile(t, w, "rover", "/etc/resolv.conf"), "search corp.example\n") }) {
+		t.Errorf("rover's resolv.conf did not take the host's new search domain:\n%s", catFile(t, w, "rover", "/etc/resolv.conf"))
+	}
+	if got := catFile(t, w, "editor", "/etc/resolv.conf"); got != editedBefore {
+		t.Errorf("an edited resolv.conf was rewritten:\n%s\nwas:\n%s", got, editedBefore)
 	}
 	// Once moved, it asks the old server no more.
 	lookup(t, w, "rover", "after.test")
