@@ -397,7 +397,9 @@ func TestHostResolvConfFollowedByRunningContainers(t *testing.T) {
 	}
 	// Its resolv.conf follows (search domains, the servers named in its
 	// comments); one edited in the container stays the user's.
-	if !retried(func() bool { return strings.Contains(catFile(t, w, "rover", "/etc/resolv.conf"), "search corp.example\n") }) {
+	if !retried(func() bool {
+		return strings.Contains(catFile(t, w, "rover", "/etc/resolv.conf"), "search corp.example\n")
+	}) {
 		t.Errorf("rover's resolv.conf did not take the host's new search domain:\n%s", catFile(t, w, "rover", "/etc/resolv.conf"))
 	}
 	if got := catFile(t, w, "editor", "/etc/resolv.conf"); got != editedBefore {
