@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -150,47 +149,48 @@ func (d *Daemon) followResolvChanges(ctx context.Context, changed <-chan struct{
 }
 
 // refreshUpstreams gives every running resolver that forwards to the
-// host's servers the ones the host's file names now. A file that names
-// none (deleted, or caught half written) changes nothing: the servers a
-// container has are better than the public fallback resolverConf would
-// give it until the next change.
+// host's servers the ones the host's file names now, and every running
+// container without servers of its own (--dns) the resolv.conf a new one
+// would get, unless the file was edited in the container: on a user
+// network its search domains and options (the resolver is its server),
+// on the default bridge, none or the host network the host's servers too.
+// A file that names none (deleted, or caught half written) changes
+// nothing: the servers a container has are better than the public
+// fallback until the next change.
 func (d *Daemon) refreshUpstreams() {
-	if d.dns == nil || d.closing.Load() {
+	if d.closing.Load() {
 		return
 	}
 	if len(d.resolv.get().nameservers) == 0 {
 		d.log.Info("the host's resolv.conf names no server now; containers keep theirs")
 		return
 	}
-	n := 0
-	var servers []netip.AddrPort
+	resolvers, files := 0, 0
 	for _, cs := range d.states() {
 		cs.mu.Lock()
 		c := cs.c
-		sbID := c.State.SandboxID
-		if !c.Running() || len(c.Config.DNS) > 0 || !d.dnsRunning(sbID) {
+		if !c.Running() || len(c.Config.DNS) > 0 {
 			cs.mu.Unlock()
 			continue
 		}
-		_, upstreams, ndotsSet := d.resolverConf(c)
-		err := d.dns.Start(dns.Sandbox{ID: sbID, Path: c.State.SandboxKey, Upstreams: upstreams, NdotsSet: ndotsSet})
-		if err == nil && resolvConfUntouched(c.ResolvConfPath) {
-			// Its search domains and options follow too, and its comments
-			// name the new servers; a file edited in the container is the
-			// user's and stays as it is.
-			if werr := writeResolvConf(c.ResolvConfPath, d.resolvConfFor(c)); werr != nil {
-				d.log.Warn("rewrite resolv.conf after the host's changed", "name", c.Name, "err", werr)
+		if sbID := c.State.SandboxID; d.dnsRunning(sbID) {
+			_, upstreams, ndotsSet := d.resolverConf(c)
+			if err := d.dns.Start(dns.Sandbox{ID: sbID, Path: c.State.SandboxKey, Upstreams: upstreams, NdotsSet: ndotsSet}); err != nil {
+				d.log.Warn("update a resolver's DNS servers", "name", c.Name, "err", err)
+			} else {
+				resolvers++
+			}
+		}
+		if c.ResolvConfPath != "" && resolvConfUntouched(c.ResolvConfPath) {
+			if err := writeResolvConf(c.ResolvConfPath, d.resolvConfFor(c)); err != nil {
+				d.log.Warn("rewrite resolv.conf after the host's changed", "name", c.Name, "err", err)
+			} else {
+				files++
 			}
 		}
 		cs.mu.Unlock()
-		if err != nil {
-			d.log.Warn("update a resolver's DNS servers", "name", c.Name, "err", err)
-			continue
-		}
-		n++
-		servers = upstreams
 	}
-	if n > 0 {
-		d.log.Info("the host's resolv.conf changed: running containers' resolvers forward to its servers now", "resolvers", n, "servers", servers)
+	if resolvers+files > 0 {
+		d.log.Info("the host's resolv.conf changed: running containers follow it", "resolvers", resolvers, "resolv.conf files", files)
 	}
 }

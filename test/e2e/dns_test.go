@@ -373,6 +373,7 @@ func TestHostResolvConfFollowedByRunningContainers(t *testing.T) {
 	runSleeper(t, w, "rover", "--network", "follow")
 	runSleeper(t, w, "pinned", "--network", "follow", "--dns", "127.0.0.53")
 	runSleeper(t, w, "editor", "--network", "follow")
+	runSleeper(t, w, "legacy") // the default bridge: no resolver, the host's servers in its file
 	if _, errOut, code := w.Berth(t, "exec", "editor", "sh", "-c", "echo 'options timeout:2' >> /etc/resolv.conf"); code != 0 {
 		t.Fatalf("edit editor's resolv.conf: %s", errOut)
 	}
@@ -401,6 +402,9 @@ func TestHostResolvConfFollowedByRunningContainers(t *testing.T) {
 		return strings.Contains(catFile(t, w, "rover", "/etc/resolv.conf"), "search corp.example\n")
 	}) {
 		t.Errorf("rover's resolv.conf did not take the host's new search domain:\n%s", catFile(t, w, "rover", "/etc/resolv.conf"))
+	}
+	if got := catFile(t, w, "legacy", "/etc/resolv.conf"); !strings.Contains(got, "nameserver "+testworld.ServerAddr.String()+"\n") {
+		t.Errorf("a default-bridge container's resolv.conf did not take the host's new server:\n%s", got)
 	}
 	if got := catFile(t, w, "editor", "/etc/resolv.conf"); got != editedBefore {
 		t.Errorf("an edited resolv.conf was rewritten:\n%s\nwas:\n%s", got, editedBefore)
