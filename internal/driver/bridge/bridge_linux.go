@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -68,7 +69,7 @@ func (d *Driver) EnsureBridge(spec network.BridgeSpec, owner string) error {
 	if err := d.ensureUp(br); err != nil {
 		return err
 	}
-	d.bridges.set(spec.Name, br.Attrs().Index, br.Attrs().HardwareAddr)
+	d.bridges.set(spec.Name, br.Attrs().Index, pinnedMAC(br, owner))
 	return nil
 }
 
@@ -245,6 +246,19 @@ func (b *bridgeIndexes) forget(name string) {
 	delete(b.m, name)
 }
 
+// pinnedMAC is the bridge's MAC if it is the one berth gave it (bridgeMAC
+// of its owner), which the kernel then keeps; nil for a
+// bridge berth adopted, whose MAC the kernel may change to the lowest of
+// its ports' as they come and go (QA round 22: containers seeded with the
+// MAC it had at adoption could not reach their gateway), and so nothing
+// is seeded for it.
+func pinnedMAC(br netlink.Link, owner string) net.HardwareAddr {
+	if owner == "" || !bytes.Equal(br.Attrs().HardwareAddr, bridgeMAC(owner)) {
+		return nil
+	}
+	return br.Attrs().HardwareAddr
+}
+
 // bridgeIndex returns the ifindex of the bridge called name: remembered,
 // or looked up (and remembered) when fresh is set or it is not known.
 func (d *Driver) bridgeIndex(name string, fresh bool) (int, error) {
@@ -265,6 +279,7 @@ func (d *Driver) bridgeIndex(name string, fresh bool) (int, error) {
 		d.bridges.forget(name)
 		return 0, errdefs.Conflict("link %q is a %s, not a bridge", name, br.Type())
 	}
-	d.bridges.set(name, br.Attrs().Index, br.Attrs().HardwareAddr)
+	owner, _ := ownerFromAlias(br.Attrs().Alias)
+	d.bridges.set(name, br.Attrs().Index, pinnedMAC(br, owner))
 	return br.Attrs().Index, nil
 }

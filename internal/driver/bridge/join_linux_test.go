@@ -910,3 +910,30 @@ func TestJoinSeedsTheIPv6GatewaysNeighbour(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestJoinSeedsNothingOnAnAdoptedBridge: a bridge the administrator made
+// has a MAC the kernel may change as ports come and go (the lowest of
+// theirs): a MAC seeded from it would go stale, so none is (QA round 22).
+func TestJoinSeedsNothingOnAnAdoptedBridge(t *testing.T) {
+	w := newWorld(t)
+	if err := w.h.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br-test"}}); err != nil {
+		t.Fatal(err)
+	}
+	w.ensureTestBridge(t)
+	a := nstest.New(t)
+	if err := w.d.Join(a, endpointSpec(1)); err != nil {
+		t.Fatal(err)
+	}
+	neighs, err := handleIn(t, a).NeighList(0, netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range neighs {
+		if n.IP.Equal(testGateway.Addr().AsSlice()) && n.State&unix.NUD_STALE != 0 {
+			t.Errorf("a gateway entry was seeded on an adopted bridge: %s %#x", n.HardwareAddr, n.State)
+		}
+	}
+	if err := ping(t, a, testGateway.Addr()); err != nil {
+		t.Error(err)
+	}
+}
