@@ -378,11 +378,7 @@ func (d *Driver) SetGateway(sandboxPath string, spec network.EndpointSpec) error
 		// As a join seeds it (seedGateway); only a help, so a failure is
 		// no error: the container then asks for the gateway itself.
 		if mac != nil && !hasNeighbour(sb.h, link.Attrs().Index, gw) {
-			family := netlink.FAMILY_V6
-			if gw.Is4() {
-				family = netlink.FAMILY_V4
-			}
-			err := sb.h.NeighSet(&netlink.Neigh{LinkIndex: link.Attrs().Index, Family: family, State: unix.NUD_STALE, IP: gw.AsSlice(), HardwareAddr: mac})
+			err := sb.h.NeighSet(&netlink.Neigh{LinkIndex: link.Attrs().Index, Family: addrFamily(gw), State: unix.NUD_STALE, IP: gw.AsSlice(), HardwareAddr: mac})
 			if err != nil {
 				d.log.Debug("seed the gateway's neighbour entry", "gateway", gw, "err", err)
 			}
@@ -394,11 +390,7 @@ func (d *Driver) SetGateway(sandboxPath string, spec network.EndpointSpec) error
 // hasNeighbour reports whether the link at ifindex has a neighbour entry
 // for ip already (which a seed must not replace).
 func hasNeighbour(h *netlink.Handle, ifindex int, ip netip.Addr) bool {
-	family := netlink.FAMILY_V6
-	if ip.Is4() {
-		family = netlink.FAMILY_V4
-	}
-	neighs, err := h.NeighList(ifindex, family)
+	neighs, err := h.NeighList(ifindex, addrFamily(ip))
 	if err != nil {
 		return false
 	}

@@ -118,6 +118,15 @@ func addrStep(ifindex int, addr netip.Prefix, flags uint8) batchStep {
 	return batchStep{req: newAddr(ifindex, addr, flags), op: "add address", addr: addr, success: isExist}
 }
 
+// addrFamily is a's address family: AF_INET or AF_INET6 (netlink's
+// FAMILY_V4 and FAMILY_V6).
+func addrFamily(a netip.Addr) int {
+	if a.Is4() {
+		return unix.AF_INET
+	}
+	return unix.AF_INET6
+}
+
 // seedGateway gives the container a neighbour entry for its gateway
 // (IPv4 or IPv6), the bridge's MAC, in the state STALE: the container's first
 // packets out go at once, with no ARP request for the gateway; the
@@ -130,11 +139,7 @@ func addrStep(ifindex int, addr netip.Prefix, flags uint8) batchStep {
 // dropped, and a new container could not resolve its gateway at all.
 func seedGateway(ifindex int, gw netip.Addr, mac net.HardwareAddr) batchStep {
 	req := nl.NewNetlinkRequest(unix.RTM_NEWNEIGH, unix.NLM_F_CREATE|unix.NLM_F_REPLACE|unix.NLM_F_ACK)
-	family := uint8(unix.AF_INET6)
-	if gw.Is4() {
-		family = unix.AF_INET
-	}
-	req.AddData(&netlink.Ndmsg{Family: family, Index: uint32(ifindex), State: unix.NUD_STALE})
+	req.AddData(&netlink.Ndmsg{Family: uint8(addrFamily(gw)), Index: uint32(ifindex), State: unix.NUD_STALE})
 	req.AddData(nl.NewRtAttr(unix.NDA_DST, gw.AsSlice()))
 	req.AddData(nl.NewRtAttr(unix.NDA_LLADDR, mac))
 	return batchStep{req: req, op: "seed the neighbour entry of gateway", gw: gw}
@@ -177,10 +182,7 @@ func linkUp(ifindex int) *nl.NetlinkRequest {
 // IPv4 the subnet's broadcast address as ip(8) gives it.
 func newAddr(ifindex int, addr netip.Prefix, flags uint8) *nl.NetlinkRequest {
 	req := nl.NewNetlinkRequest(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK)
-	family := unix.AF_INET6
-	if addr.Addr().Is4() {
-		family = unix.AF_INET
-	}
+	family := addrFamily(addr.Addr())
 	am := nl.NewIfAddrmsg(family)
 	am.Index = uint32(ifindex)
 	am.Prefixlen = uint8(addr.Bits())
@@ -205,10 +207,7 @@ func newAddr(ifindex int, addr netip.Prefix, flags uint8) *nl.NetlinkRequest {
 func defaultRoute(ifindex int, gw netip.Addr) *nl.NetlinkRequest {
 	req := nl.NewNetlinkRequest(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_REPLACE|unix.NLM_F_ACK)
 	rm := nl.NewRtMsg()
-	rm.Family = unix.AF_INET6
-	if gw.Is4() {
-		rm.Family = unix.AF_INET
-	}
+	rm.Family = uint8(addrFamily(gw))
 	req.AddData(rm)
 	req.AddData(nl.NewRtAttr(unix.RTA_GATEWAY, gw.AsSlice()))
 	req.AddData(nl.NewRtAttr(unix.RTA_OIF, nl.Uint32Attr(uint32(ifindex))))
