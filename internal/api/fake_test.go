@@ -259,6 +259,9 @@ func (f *fakeBackend) PruneNetworks(_ context.Context, pf network.PruneFilter) (
 	if len(pf.NotLabels) > 0 {
 		f.mutated("PruneNetworks not %v", pf.NotLabels)
 	}
+	if !pf.Until.IsZero() {
+		f.mutated("PruneNetworks until %s", pf.Until.UTC().Format(time.RFC3339))
+	}
 	return []string{"web"}, nil
 }
 

@@ -167,11 +167,15 @@ func (s *Server) disconnectNetwork(w http.ResponseWriter, r *http.Request) error
 }
 
 func (s *Server) pruneNetworks(w http.ResponseWriter, r *http.Request) error {
-	args, err := parseFilters(r, map[string]bool{"label": true, "label!": true})
+	args, err := parseFilters(r, map[string]bool{"label": true, "label!": true, "until": true})
 	if err != nil {
 		return err
 	}
-	deleted, err := s.backend.PruneNetworks(r.Context(), network.PruneFilter{Labels: args.Get("label"), NotLabels: args.Get("label!")})
+	until, err := pruneUntil(args)
+	if err != nil {
+		return err
+	}
+	deleted, err := s.backend.PruneNetworks(r.Context(), network.PruneFilter{Labels: args.Get("label"), NotLabels: args.Get("label!"), Until: until})
 	if err != nil {
 		return err
 	}

@@ -215,9 +215,15 @@ func TestNetworkPrune(t *testing.T) {
 	// label! (docker network prune --filter label!=keep)
 	rec = call(t, newServer(f), http.MethodPost, "/v1.51/networks/prune?filters="+url.QueryEscape(`{"label!":{"keep":true}}`), "")
 	wantStatus(t, rec, http.StatusOK)
-	if diff := cmp.Diff([]string{"PruneNetworks [env=test]", "PruneNetworks []", "PruneNetworks not [keep]"}, f.Mutations()); diff != "" {
+	// until (docker network prune --filter until=…, and docker system
+	// prune --filter until=…, which asks for networks with it too)
+	rec = call(t, newServer(f), http.MethodPost, "/v1.51/networks/prune?filters="+url.QueryEscape(`{"until":{"2026-01-02T03:04:05Z":true}}`), "")
+	wantStatus(t, rec, http.StatusOK)
+	if diff := cmp.Diff([]string{"PruneNetworks [env=test]", "PruneNetworks []", "PruneNetworks not [keep]", "PruneNetworks []", "PruneNetworks until 2026-01-02T03:04:05Z"}, f.Mutations()); diff != "" {
 		t.Errorf("mutations (-want +got):\n%s", diff)
 	}
+	wantStatus(t, call(t, newServer(f), http.MethodPost, "/v1.51/networks/prune?filters="+url.QueryEscape(`{"until":{"yesterday":true}}`), ""), http.StatusBadRequest)
+	wantError(t, call(t, newServer(f), http.MethodPost, "/v1.51/networks/prune?filters="+url.QueryEscape(`{"dangling":{"true":true}}`), ""), http.StatusBadRequest, "invalid filter 'dangling'")
 }
 
 func TestNetworkWarnings(t *testing.T) {

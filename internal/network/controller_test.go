@@ -573,6 +573,27 @@ func TestPruneNetworks(t *testing.T) {
 	}
 }
 
+// until prunes only the networks created before it (moby's NetworksPrune).
+func TestPruneNetworksUntil(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	for i, name := range []string{"old", "new"} {
+		r.c.cfg.Now = func() time.Time { return t0.Add(time.Duration(i) * time.Hour) }
+		if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := r.c.PruneNetworks(ctx, PruneFilter{Until: t0.Add(30 * time.Minute)})
+	if err != nil || len(got) != 1 || got[0].Name != "old" {
+		t.Fatalf("prune until=+30m = %v, %v, want old only", got, err)
+	}
+	got, err = r.c.PruneNetworks(ctx, PruneFilter{Until: t0.Add(time.Hour)})
+	if err != nil || len(got) != 1 || got[0].Name != "new" {
+		t.Fatalf("prune until=+1h = %v, %v, want new (created at that very time)", got, err)
+	}
+}
+
 // JoinRequest.Record and LeaveAndRecord put the caller's record into the
 // store with the endpoint's intent: present after a Join that got that far,
 // absent when Join refuses the request before recording anything.

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/firewall"
@@ -372,12 +373,17 @@ func (c *Controller) PruneNetworks(ctx context.Context, f PruneFilter) ([]*Netwo
 }
 
 // PruneFilter is network prune's --filter: label (every one must match),
-// label! (skipped when every one matches), as moby's prune applies them.
+// label! (skipped when every one matches) and until (only networks created
+// before it), as moby's NetworksPrune applies them.
 type PruneFilter struct {
 	Labels, NotLabels []string
+	Until             time.Time // zero: any age
 }
 
 func (f PruneFilter) matches(n *Network) bool {
+	if !f.Until.IsZero() && n.Created.After(f.Until) {
+		return false
+	}
 	if !matchLabels(n.Labels, f.Labels) {
 		return false
 	}

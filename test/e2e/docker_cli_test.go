@@ -267,6 +267,12 @@ func TestDockerCLINetworks(t *testing.T) {
 	mustDocker(t, w, "network", "create", "p2")
 	runDockerSleeper(t, w, "u1", "--network", "p1")
 	mustDocker(t, w, "rm", "-f", "n1", "n2")
+	// until: only what was created before it (the networks here are
+	// seconds old); docker system prune asks for networks with it too.
+	if out := mustDocker(t, w, "network", "prune", "-f", "--filter", "until=1h"); strings.Contains(out, "dk") || strings.Contains(out, "p2") {
+		t.Errorf("docker network prune --filter until=1h printed %q: it removed a network made just now", out)
+	}
+	mustDocker(t, w, "system", "prune", "-f", "--filter", "until=1h")
 	out = mustDocker(t, w, "network", "prune", "-f")
 	if l := lines(out); len(l) < 1 || l[0] != "Deleted Networks:" || !equal(sorted(l[1:]), []string{"dk", "p2"}) {
 		t.Errorf("docker network prune -f printed %q, want Deleted Networks: dk, p2", out)
