@@ -1,6 +1,7 @@
 package network
 
 import (
+	"cmp"
 	"net/netip"
 	"slices"
 	"strings"
@@ -26,8 +27,12 @@ type nameTable struct {
 // the controller's record, which changes under the controller's lock.
 type indexedEndpoint struct {
 	id, networkID, sandboxID string
-	ifIndex                  int
-	names                    []string // lower case, first is the container's name
+	// The keys of libnetwork's Endpoint.Less, which orders a sandbox's
+	// endpoints: its network's name as created, the endpoint's
+	// gw-priority, and how many gateways it has (IPv4, IPv6).
+	netName           string
+	priority, gwCount int
+	names             []string // lower case, first is the container's name
 	// links maps the endpoint's link aliases to the names they stand for
 	// (lower case): answered for this endpoint's sandbox only.
 	links map[string]string
@@ -92,14 +97,19 @@ func (t *nameTable) update(ep *Endpoint, n *Network) {
 		return
 	}
 	ie := &indexedEndpoint{
-		id: ep.ID, networkID: ep.NetworkID, sandboxID: ep.SandboxID, ifIndex: ifIndex(ep.IfName),
+		id: ep.ID, networkID: ep.NetworkID, sandboxID: ep.SandboxID, netName: n.Name, priority: ep.GwPriority,
 		names: dnsNames(ep), links: linkAliases(ep.Links), addrs: endpointAddrs(ep), discoverable: discoverable(n), internal: n.Internal,
+	}
+	for _, gw := range []netip.Addr{ep.Gateway, ep.Gateway6} {
+		if gw.IsValid() {
+			ie.gwCount++
+		}
 	}
 	t.endpoints[ep.ID] = ie
 	sbEPs := append(t.sandboxes[ie.sandboxID], ie)
-	// Interface order (eth0 first) decides which network answers first, as
-	// Docker walks a sandbox's endpoints in order.
-	slices.SortStableFunc(sbEPs, func(a, b *indexedEndpoint) int { return a.ifIndex - b.ifIndex })
+	// Which network answers first is libnetwork's order of the sandbox's
+	// endpoints, the order that also picks the default gateway.
+	slices.SortFunc(sbEPs, compareEndpoints)
 	t.sandboxes[ie.sandboxID] = sbEPs
 	if !ie.discoverable || len(ie.addrs) == 0 {
 		return
@@ -118,6 +128,26 @@ func (t *nameTable) update(ep *Endpoint, n *Network) {
 			nn.byAddr[a] = ie.names[0]
 		}
 	}
+}
+
+// compareEndpoints is libnetwork's Endpoint.Less (sandbox.go), the order
+// in which Sandbox.ResolveName walks a sandbox's endpoints: the higher
+// gw-priority first, then not internal, then more gateways (both
+// families, one, none), then the network's name.
+func compareEndpoints(a, b *indexedEndpoint) int {
+	if a.priority != b.priority {
+		return cmp.Compare(b.priority, a.priority)
+	}
+	if a.internal != b.internal {
+		if b.internal {
+			return -1
+		}
+		return 1
+	}
+	if a.gwCount != b.gwCount {
+		return cmp.Compare(b.gwCount, a.gwCount)
+	}
+	return strings.Compare(a.netName, b.netName)
 }
 
 // endpointAddrs are ep's addresses, IPv4 first.
@@ -199,7 +229,8 @@ func firstOf(s []string) string {
 }
 
 // resolve answers name for a sandbox: on each network the sandbox is on,
-// in interface order, the first that knows the name wins. "name.network"
+// in libnetwork's order (compareEndpoints), the first that knows the name
+// wins. "name.network"
 // limits the search to that network, as Docker allows.
 func (t *nameTable) resolve(sandboxID, name string) ([]netip.Addr, bool) {
 	name = strings.ToLower(strings.TrimSuffix(name, "."))

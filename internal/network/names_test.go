@@ -150,9 +150,11 @@ func TestResolveTwoNetworks(t *testing.T) {
 	if got := r.resolve(sbW, "apple"); got != nil {
 		t.Errorf("whiskey (web) resolves apple (api only) = %v, want nothing", got)
 	}
-	// Both networks know xray; eth0's network answers first.
-	if got, want := r.resolve(sbX, "xray"), strs(x["web"]); !cmp.Equal(got, want) {
-		t.Errorf("xray resolves itself = %v, want eth0's %v", got, want)
+	// Both networks know xray, and xray is on both with the same
+	// gw-priority and gateways: libnetwork's Endpoint.Less then orders the
+	// networks by name, so api answers, though web is eth0.
+	if got, want := r.resolve(sbX, "xray"), strs(x["api"]); !cmp.Equal(got, want) {
+		t.Errorf("xray resolves itself = %v, want api's %v", got, want)
 	}
 	if got, want := r.resolve(sbX, "xray.api"), strs(x["api"]); !cmp.Equal(got, want) {
 		t.Errorf("xray.api = %v, want %v", got, want)
@@ -162,6 +164,49 @@ func TestResolveTwoNetworks(t *testing.T) {
 	}
 	if got, ok := r.c.ResolveAddr(sbA.ID, x["web"]); ok {
 		t.Errorf("ResolveAddr of a web address from api = %q, want none", got)
+	}
+}
+
+// Of the networks a sandbox shares with a name, the one with the higher
+// gw-priority answers, then a network that leads out before an internal
+// one, as libnetwork walks a sandbox's endpoints (Endpoint.Less).
+func TestResolveOrderFollowsEndpointLess(t *testing.T) {
+	r := newNameRig(t)
+	ctx := context.Background()
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "aaa-internal", Internal: true}); err != nil {
+		t.Fatal(err)
+	}
+	id := ctrID("c0ffeeyankee")
+	sb := r.sandbox(t, id)
+	addr := map[string]string{}
+	for _, j := range []struct {
+		net  string
+		prio int
+	}{{"api", 0}, {"web", 5}, {"aaa-internal", 9}} {
+		ep := r.join(t, sb, j.net, JoinRequest{ContainerID: id, Name: "yankee", GwPriority: j.prio})
+		addr[j.net] = ep.Address.Addr().String()
+	}
+	// aaa-internal has the highest priority: it answers first.
+	if got := r.resolve(sb, "yankee"); !cmp.Equal(got, []string{addr["aaa-internal"]}) {
+		t.Errorf("yankee = %v, want aaa-internal's %s (gw-priority 9)", got, addr["aaa-internal"])
+	}
+	if err := r.c.Leave(ctx, sb.ID, "aaa-internal"); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.resolve(sb, "yankee"); !cmp.Equal(got, []string{addr["web"]}) {
+		t.Errorf("yankee = %v, want web's %s (gw-priority 5 before api's 0)", got, addr["web"])
+	}
+	if got, ok := r.c.ResolveAddr(sb.ID, netip.MustParseAddr(addr["web"])); !ok || got != "yankee.web" {
+		t.Errorf("ResolveAddr(%s) = %q, %v; want yankee.web", addr["web"], got, ok)
+	}
+	// With equal priorities a network that leads out comes before an
+	// internal one, whatever their names.
+	id2 := ctrID("c0ffeezulu")
+	sb2 := r.sandbox(t, id2)
+	r.join(t, sb2, "aaa-internal", JoinRequest{ContainerID: id2, Name: "zulu"})
+	ep2 := r.join(t, sb2, "web", JoinRequest{ContainerID: id2, Name: "zulu"})
+	if got := r.resolve(sb2, "zulu"); !cmp.Equal(got, strs(ep2.Address.Addr())) {
+		t.Errorf("zulu = %v, want web's %s before aaa-internal's", got, ep2.Address.Addr())
 	}
 }
 
