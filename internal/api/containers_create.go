@@ -371,7 +371,7 @@ func createNetworks(c *ctypes.Config, hc *ctypes.HostConfig, nc *nettypes.Networ
 		}
 		req, err := endpointRequest(es, mac, perEndpointMAC)
 		if err != nil {
-			return "", nil, errdefs.Invalid("network %q: %w", name, err)
+			return "", nil, errdefs.Invalid("invalid config for network %s: %w", name, err) // moby's validateNetworkingConfig
 		}
 		if lessThan(apiVersion, "1.48") {
 			req.GwPriority = 0 // as moby's postContainersCreate: all were equal before

@@ -223,7 +223,8 @@ func endpointRequest(es *nettypes.EndpointSettings, mac string, perEndpointMAC b
 	var req container.EndpointRequest
 	if es != nil {
 		if err := es.IPAMConfig.Validate(); err != nil {
-			return req, errdefs.Invalid("%w", err)
+			// moby's validateEndpointSettings words it so
+			return req, errdefs.Invalid("invalid endpoint settings:\n%w", err)
 		}
 		if c := es.IPAMConfig; c != nil {
 			if len(c.LinkLocalIPs) > 0 {
@@ -258,6 +259,9 @@ func endpointRequest(es *nettypes.EndpointSettings, mac string, perEndpointMAC b
 				return req, errdefs.Invalid("endpoint driver option %s (--driver-opt) is not supported by berth", k)
 			}
 		}
+		if len(es.DriverOpts) > 0 {
+			req.DriverOpts = es.DriverOpts
+		}
 		req.Aliases = es.Aliases
 		for _, l := range es.Links {
 			if _, _, err := container.ParseLink(l); err != nil {
@@ -268,7 +272,7 @@ func endpointRequest(es *nettypes.EndpointSettings, mac string, perEndpointMAC b
 	}
 	if mac != "" {
 		if hw, err := net.ParseMAC(mac); err != nil || len(hw) != 6 {
-			return req, errdefs.Invalid("invalid MAC address: %s", mac)
+			return req, errdefs.Invalid("invalid MAC address %s", mac) // moby's words, no colon
 		}
 		req.MacAddress = mac
 	}

@@ -272,6 +272,26 @@ func TestEndpointOptionsRefused(t *testing.T) {
 	}
 }
 
+// TestEndpointDriverOptsKept: driver options berth takes are kept with the
+// container's request and shown by inspect, as Docker shows them
+// (NetworkSettings.Networks[…].DriverOpts).
+func TestEndpointDriverOptsKept(t *testing.T) {
+	req, err := endpointRequest(&nettypes.EndpointSettings{DriverOpts: map[string]string{"foo": "bar"}}, "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := requestedEndpoint(req).DriverOpts; !cmp.Equal(got, map[string]string{"foo": "bar"}) {
+		t.Errorf("inspect DriverOpts = %v, want map[foo:bar]", got)
+	}
+	req, err = endpointRequest(&nettypes.EndpointSettings{}, "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := requestedEndpoint(req).DriverOpts; got != nil {
+		t.Errorf("inspect DriverOpts = %v, want null as Docker shows none", got)
+	}
+}
+
 // TestDualStackViews: a network with IPv6 shows EnableIPv6 and its IPv6
 // IPAM entry after the IPv4 one, each endpoint's IPv6 address in
 // Containers, and a container's endpoint the Global IPv6 fields and its

@@ -107,6 +107,10 @@ type EndpointRequest struct {
 	// GwPriority ranks the network as the container's gateway
 	// (network.JoinRequest.GwPriority).
 	GwPriority int `json:"gwPriority,omitempty"`
+	// DriverOpts are the endpoint's driver options (--driver-opt), kept
+	// and shown as Docker shows them; the bridge driver reads none of
+	// those berth takes (network.endpoint.* ones are refused by the API).
+	DriverOpts map[string]string `json:"driverOpts,omitempty"`
 }
 
 // State is the container's run state.

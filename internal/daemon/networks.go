@@ -193,6 +193,13 @@ func (d *Daemon) DisconnectNetwork(ctx context.Context, netRef, ctrRef string, f
 	}
 	cs, err := d.lookup(ctrRef)
 	if err != nil {
+		if force && errdefs.Is(err, errdefs.KindNotFound) {
+			// moby's ForceEndpointDelete: no container of that name, so
+			// an endpoint of that name on the network is looked for, and
+			// berth keeps none without its container (restore removes
+			// such leftovers).
+			return errdefs.NotFound("endpoint %s not found", ctrRef)
+		}
 		return err
 	}
 	cs.mu.Lock()

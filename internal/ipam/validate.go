@@ -96,7 +96,9 @@ func validateGateway(subnet netip.Prefix, gateway netip.Addr) error {
 		return errdefs.Invalid("invalid gateway %s: it is not inside subnet %s", gateway, subnet)
 	}
 	if what := specialAddress(subnet, gateway); what != "" {
-		return errdefs.Invalid("invalid gateway %s: it is the %s of subnet %s", gateway, what, subnet)
+		// moby's words first (its IPAM holds these addresses, so asking
+		// for one as the gateway fails in allocateNetworkResources).
+		return errdefs.Invalid("failed to allocate gateway (%s): %w: it is the %s of subnet %s", gateway, ErrAddressInUse, what, subnet)
 	}
 	return nil
 }

@@ -58,7 +58,7 @@ func TestValidateRequestBad(t *testing.T) {
 		{"ipv6 gateway ipv4", "fd00::/64", "", "10.0.0.1", "invalid gateway 10.0.0.1: parent subnet is an IPv6 block"},
 		{"ipv6 gateway mapped", "fd00::/64", "", "::ffff:10.0.0.1", "not inside subnet fd00::/64"},
 		{"ipv6 gateway outside", "fd00::/64", "", "fd01::1", "invalid gateway fd01::1: it is not inside subnet fd00::/64"},
-		{"ipv6 gateway anycast", "fd00::/64", "", "fd00::", "invalid gateway fd00::: it is the subnet-router anycast address of subnet fd00::/64"},
+		{"ipv6 gateway anycast", "fd00::/64", "", "fd00::", "failed to allocate gateway (fd00::): Address already in use: it is the subnet-router anycast address of subnet fd00::/64"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

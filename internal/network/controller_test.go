@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/ipam"
 	"github.com/berth-net/berth/internal/store"
 )
 
@@ -354,6 +355,16 @@ func TestJoinBadRequests(t *testing.T) {
 				t.Fatal("a failed join left an endpoint record")
 			}
 		})
+	}
+	// A full network is refused in moby's words, with the space's own
+	// error in the chain.
+	tiny, err := r.c.Network("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.c.Join(ctx, sb.ID, "tiny", JoinRequest{})
+	if want := "no available IPv4 addresses on this network's address pools: tiny (" + tiny.ID + ")"; err == nil || err.Error() != want || !errors.Is(err, ipam.ErrNoAddress) {
+		t.Errorf("join of a full network: %v, want %q wrapping ipam.ErrNoAddress", err, want)
 	}
 }
 

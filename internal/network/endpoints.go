@@ -333,10 +333,26 @@ func assignFrom(n *Network, cfg *IPConfig, space *ipam.Space, static netip.Addr,
 	}
 	a, err := space.Allocate()
 	if err != nil {
-		return netip.Prefix{}, false, fmt.Errorf("no available %s addresses on network %q (%s): %w", family, n.Name, cfg.Subnet, err)
+		// moby's words (libnetwork's assignAddressVersion); the space's
+		// own error, which names the subnet or ip-range, stays in the
+		// chain for the log.
+		return netip.Prefix{}, false, &mobyWordsError{
+			msg: fmt.Sprintf("no available %s addresses on this network's address pools: %s (%s)", family, n.Name, n.ID),
+			err: err,
+		}
 	}
 	return netip.PrefixFrom(a, cfg.Subnet.Bits()), false, nil
 }
+
+// mobyWordsError says what moby says, and unwraps to berth's own, more
+// precise error.
+type mobyWordsError struct {
+	msg string
+	err error
+}
+
+func (e *mobyWordsError) Error() string { return e.msg }
+func (e *mobyWordsError) Unwrap() error { return e.err }
 
 // releaseAddressesLocked gives ep's addresses back to its network's spaces.
 func (c *Controller) releaseAddressesLocked(ep *Endpoint) {

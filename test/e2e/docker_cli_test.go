@@ -749,6 +749,9 @@ func TestDockerCLIErrorWording(t *testing.T) {
 		{[]string{"kill", "done"}, "Error response from daemon: cannot kill container: done: container " + exited + " is not running\n"},
 		{[]string{"restart", "joiner"}, "Cannot restart container joiner: cannot join network namespace of a non running container: container done is exited"},
 		{[]string{"exec", "--privileged", "busy", "true"}, "docker exec --privileged is not supported by berth"},
+		// moby's ForceEndpointDelete, for a name that is no container
+		{[]string{"network", "disconnect", "-f", "used", "nosuch"}, "Error response from daemon: endpoint nosuch not found"},
+		{[]string{"network", "disconnect", "used", "nosuch"}, "Error response from daemon: No such container: nosuch"},
 	} {
 		_, errOut, code := w.Docker(t, c.args...)
 		if code == 0 || !strings.Contains(errOut, c.want) || strings.Count(errOut, "cannot kill container") > 1 {
