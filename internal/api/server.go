@@ -197,9 +197,10 @@ func ListenUnix(path string, gid int) (net.Listener, error) {
 	return l, nil
 }
 
-// removeStaleSocket deletes a socket file nobody listens on; it refuses to
-// delete anything that is not a socket, or a socket that still answers.
-func removeStaleSocket(path string) error {
+// CheckSocketFree says, before the daemon touches anything, whether
+// ListenUnix can take path: an error if another daemon answers there or
+// the path is something other than a socket. It changes nothing.
+func CheckSocketFree(path string) error {
 	fi, err := os.Lstat(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -213,6 +214,18 @@ func removeStaleSocket(path string) error {
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		_ = c.Close()
 		return fmt.Errorf("another daemon is listening on %q", path)
+	}
+	return nil
+}
+
+// removeStaleSocket deletes a socket file nobody listens on; it refuses to
+// delete anything that is not a socket, or a socket that still answers.
+func removeStaleSocket(path string) error {
+	if err := CheckSocketFree(path); err != nil {
+		return err
+	}
+	if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
+		return nil
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove stale socket %q: %w", path, err)

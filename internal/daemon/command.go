@@ -2,8 +2,10 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -54,6 +56,18 @@ func Run(ctx context.Context, cfg Config) error {
 	if !ok || path == "" {
 		return fmt.Errorf("--host %q: only unix:///path sockets are supported", cfg.Host)
 	}
+	// Both checks come before anything is read or touched: a second
+	// daemon that went on to reconcile would take the first one's
+	// bridges, veths and table for leftovers of its own and remove them
+	// (QA round 24), and only then find the socket taken.
+	lock, err := lockNetns()
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := api.CheckSocketFree(path); err != nil {
+		return err
+	}
 	d, err := New(cfg)
 	if err != nil {
 		return err
@@ -86,6 +100,28 @@ func Run(ctx context.Context, cfg Config) error {
 	_ = srv.Shutdown(sctx)
 	os.Remove(path)
 	return nil
+}
+
+// netnsLockName is an abstract unix socket: abstract names belong to the
+// network namespace, so holding it means "the berth daemon of this
+// namespace", and the kernel lets it go when the process dies, however.
+const netnsLockName = "@berth-daemon"
+
+// lockNetns makes this the only berth daemon of the network namespace it
+// runs in. Two would share the bridges (berth0 and every br-*), the
+// nftables table inet berth and the host's veths, and each would remove
+// what the other made as leftovers of its own. The listener is never
+// accepted on; closing it (or exiting) releases the namespace.
+func lockNetns() (net.Listener, error) {
+	l, err := net.Listen("unix", netnsLockName)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, errors.New("another berth daemon runs in this network namespace (it holds the abstract socket " + netnsLockName +
+			"): stop it first, or run this one in a network namespace of its own; two daemons would each remove the other's bridges, veths and rules as their own leftovers")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lock the network namespace (abstract socket %s): %w", netnsLockName, err)
+	}
+	return l, nil
 }
 
 func dirOf(p string) string {

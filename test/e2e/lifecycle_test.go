@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -455,5 +456,36 @@ func TestExitCodeAcrossDaemonCrash(t *testing.T) {
 	}
 	if got := inspect(t, w, "{{.State.ExitCode}}", "later"); got != "7" {
 		t.Errorf("later's exit code %q, want 7", got)
+	}
+}
+
+// TestSecondDaemonRefusedBeforeTouchingAnything starts a second `berth
+// daemon` in the network namespace of a running one, with a data-root of
+// its own: once with the running one's socket, once with another. Each is
+// refused before it reads or changes anything; before, the second went
+// through its whole reconcile first and removed the first daemon's
+// bridges, veths and table as its own leftovers (QA round 24).
+func TestSecondDaemonRefusedBeforeTouchingAnything(t *testing.T) {
+	w, _ := startWorld(t)
+	runSleeper(t, w, "alpha")
+	runSleeper(t, w, "bravo")
+	before := snapshot(t, w)
+	bravo := containerIP(t, w, "bravo")
+	other := filepath.Join(w.Dir, "second")
+	for _, sock := range []string{w.Socket, filepath.Join(other, "other.sock")} {
+		_, errOut, code := w.InHost(t, testworld.Binary(t), "daemon",
+			"--data-root", filepath.Join(other, "data"), "--exec-root", filepath.Join(other, "exec"), "--host", "unix://"+sock)
+		if code == 0 || !strings.Contains(errOut, "another berth daemon runs in this network namespace") {
+			t.Errorf("second daemon on %s: exit %d, stderr %q; want it refused", sock, code, errOut)
+		}
+	}
+	if diff := cmp.Diff(before, snapshot(t, w)); diff != "" {
+		t.Errorf("host after the refused daemons (-before +after):\n%s", diff)
+	}
+	if !pings(t, w, "alpha", bravo) {
+		t.Errorf("alpha cannot ping bravo after the refused daemons")
+	}
+	if _, err := os.Stat(filepath.Join(other, "data")); err == nil {
+		t.Errorf("the refused daemon made its data-root")
 	}
 }
