@@ -24,9 +24,13 @@ import (
 
 // Change describes one transaction of another process that touched berth's table.
 type Change struct {
-	PID  uint32   // the thread that committed it, as the kernel reports it; 0 when events were lost
-	Comm string   // its command name
-	What []string // e.g. "delete table", "delete rule"; deduplicated, in arrival order
+	PID  uint32 // the thread that committed it, as the kernel reports it; 0 when events were lost
+	Comm string // its command name
+	// PortID is the netlink port ID of the socket the transaction was
+	// committed on (the NEWGEN message's nlmsg_pid): unlike PID, it does not
+	// depend on the PID namespace the reader is in.
+	PortID uint32
+	What   []string // e.g. "delete table", "delete rule"; deduplicated, in arrival order
 	// Lost is true when the kernel dropped notifications (the socket's
 	// buffer overflowed): the table may have changed, so rebuild it.
 	Lost bool
@@ -49,9 +53,9 @@ type WatchConfig struct {
 	Settle time.Duration
 	// OnChange is called from the watcher's goroutine, never concurrently.
 	OnChange func(Change)
-	// IsSelf says whether a change of the given thread ID and command name
-	// is this process's own, to be ignored; nil means isOwnThread.
-	IsSelf func(tid uint32, comm string) bool
+	// IsSelf says whether a change is this process's own, to be ignored;
+	// nil means committedHere.
+	IsSelf func(Change) bool
 	Log    *slog.Logger
 }
 
@@ -79,7 +83,7 @@ func Watch(ctx context.Context, cfg WatchConfig) (*Watcher, error) {
 		cfg.Settle = 50 * time.Millisecond
 	}
 	if cfg.IsSelf == nil {
-		cfg.IsSelf = isOwnThread
+		cfg.IsSelf = committedHere
 	}
 	conn, err := dialMonitor(cfg.NetNSPath)
 	if err != nil {
@@ -169,7 +173,7 @@ func (w *Watcher) receive() {
 			return
 		}
 		for _, m := range msgs {
-			if ch, ok := tx.add(m); ok && !w.cfg.IsSelf(ch.PID, ch.Comm) {
+			if ch, ok := tx.add(m); ok && !w.cfg.IsSelf(ch) {
 				w.post(ch)
 			}
 		}
@@ -193,7 +197,7 @@ func merge(a, b Change) Change {
 	out.Lost = a.Lost || b.Lost
 	out.What = appendUnique(append([]string(nil), a.What...), b.What...)
 	if out.PID == 0 {
-		out.PID, out.Comm = a.PID, a.Comm
+		out.PID, out.Comm, out.PortID = a.PID, a.Comm, a.PortID
 	}
 	return out
 }
@@ -248,7 +252,7 @@ func (tx *txState) add(m netlink.Message) (Change, bool) {
 			return Change{}, false
 		}
 		pid, comm := genProcess(m.Data[4:])
-		return Change{PID: pid, Comm: comm, What: what}, true
+		return Change{PID: pid, Comm: comm, PortID: m.Header.PID, What: what}, true
 	}
 	verb, ok := objectVerbs[typ]
 	if !ok || m.Data[0] != unix.NFPROTO_INET || tableOf(m.Data[4:]) != firewall.TableName {
@@ -270,28 +274,49 @@ var objectVerbs = map[int]string{
 	unix.NFT_MSG_NEWFLOWTABLE: "add flowtable", unix.NFT_MSG_DELFLOWTABLE: "delete flowtable",
 }
 
-// isOwnThread reports whether tid is a thread of this process. The kernel
-// names the committing thread, not the process, and Go runs goroutines on
-// many threads. A thread that is already gone (one Go ended) is recognised
-// by the process's command name.
-func isOwnThread(tid uint32, comm string) bool {
-	if int(tid) == os.Getpid() {
-		return true
+// committedHere reports whether a transaction was committed on one of this
+// process's nftables sockets (ownPorts). It once went by the committing
+// thread (NFTA_GEN_PROC_PID) and, for a thread already gone, by the
+// command name: but the kernel reports that thread ID in the initial PID
+// namespace, which a daemon in a PID namespace of its own looked up in
+// its own /proc (another process's thread of the same number made berth
+// rebuild its table in a loop), and any process called "berth" passed for
+// this one (a second daemon's changes went unhealed). Both found by QA
+// round 24. A netlink port ID is the socket's, in the network namespace
+// the socket is in, whatever PID namespace reads it.
+func committedHere(ch Change) bool {
+	_, ok := ownPorts.Load(ch.PortID)
+	return ok && ch.PortID != 0
+}
+
+// ownPorts holds the port IDs of this process's open nftables sockets
+// (Firewall's), keyed by port ID.
+var ownPorts sync.Map
+
+// portIDOf is the netlink port ID the kernel gave the socket of c.
+func portIDOf(c *netlink.Conn) (uint32, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
 	}
-	if tid == 0 && comm == "" {
-		// A kernel that does not say who committed: ignoring the change
-		// misses a foreign flush, but taking it would make every rebuild
-		// of ours trigger the next one.
-		return true
+	var id uint32
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		sa, err := unix.Getsockname(int(fd))
+		if err != nil {
+			serr = err
+			return
+		}
+		nl, ok := sa.(*unix.SockaddrNetlink)
+		if !ok {
+			serr = fmt.Errorf("getsockname: %T, not a netlink address", sa)
+			return
+		}
+		id = nl.Pid
+	}); err != nil {
+		return 0, err
 	}
-	if _, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", tid)); err == nil {
-		return true
-	}
-	if _, err := os.Stat(fmt.Sprintf("/proc/%d", tid)); err == nil {
-		return false // a live thread of some other process
-	}
-	self, err := os.ReadFile("/proc/self/comm")
-	return err == nil && strings.TrimSpace(string(self)) == comm
+	return id, serr
 }
 
 // tableOf returns the table a notification is about: for every object

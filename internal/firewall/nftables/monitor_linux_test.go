@@ -169,18 +169,39 @@ func TestTxStateParsing(t *testing.T) {
 	}
 }
 
-func TestIsOwnThread(t *testing.T) {
-	if !isOwnThread(uint32(os.Getpid()), "") {
-		t.Error("the process itself is not its own")
+// TestCommittedHere: a transaction is berth's own when it came through a
+// socket of one of the process's Firewalls (by netlink port ID), whatever
+// thread or command name the kernel reports, and only while that Firewall
+// is open. The reported thread ID and name decide nothing: inside a PID
+// namespace the kernel's thread IDs are not the process's, and another
+// daemon is called "berth" too (QA round 24).
+func TestCommittedHere(t *testing.T) {
+	ns := nstest.New(t)
+	fw, err := New(ns, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !isOwnThread(uint32(unix.Gettid()), "") {
-		t.Error("this thread is not the process's own")
+	if fw.portID == 0 {
+		t.Fatal("the Firewall's socket has no port ID")
 	}
-	if !isOwnThread(0, "") {
-		t.Error("an unattributed change is taken as foreign: berth's rebuilds would loop")
+	self := uint32(unix.Gettid())
+	for _, tc := range []struct {
+		ch   Change
+		want bool
+	}{
+		{Change{PortID: fw.portID, PID: 4242, Comm: "nft"}, true},
+		{Change{PortID: fw.portID + 1, PID: self, Comm: "berth"}, false},
+		{Change{PortID: 0, PID: uint32(os.Getpid()), Comm: "berth"}, false},
+	} {
+		if got := committedHere(tc.ch); got != tc.want {
+			t.Errorf("committedHere(%+v) = %v, want %v", tc.ch, got, tc.want)
+		}
 	}
-	if os.Getpid() != 1 && isOwnThread(1, "init") {
-		t.Error("pid 1 counted as this process's thread")
+	if err := fw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if committedHere(Change{PortID: fw.portID}) {
+		t.Error("a closed Firewall's port ID still counts as this process's")
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/berth-net/berth/internal/firewall"
 	nftlib "github.com/google/nftables"
+	"github.com/mdlayher/netlink"
 )
 
 // Firewall implements firewall.Firewall with one nftables table.
@@ -25,6 +26,8 @@ type Firewall struct {
 	log   *slog.Logger
 	conn  *nftlib.Conn
 	netns string // where the table is, for conntrack (ports_linux.go); "" is our own
+	// portID is the netlink port ID of conn's socket (committedHere).
+	portID uint32
 
 	mu sync.Mutex
 	// nets is what the table holds, by bridge, as far as this Firewall
@@ -49,7 +52,12 @@ func New(netnsPath string, log *slog.Logger) (*Firewall, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	opts := []nftlib.ConnOption{nftlib.AsLasting(), nftlib.WithSockOptions(bigBuffers)}
+	var portID uint32
+	recordPort := func(c *netlink.Conn) (err error) {
+		portID, err = portIDOf(c)
+		return err
+	}
+	opts := []nftlib.ConnOption{nftlib.AsLasting(), nftlib.WithSockOptions(bigBuffers, recordPort)}
 	if netnsPath != "" {
 		ns, err := os.Open(netnsPath)
 		if err != nil {
@@ -64,11 +72,17 @@ func New(netnsPath string, log *slog.Logger) (*Firewall, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open nftables netlink socket (netns %q): %w", netnsPath, err)
 	}
-	return &Firewall{log: log, conn: conn, netns: netnsPath, nets: map[string]firewall.Network{}, claims: firewall.NewPortClaims()}, nil
+	// The watcher tells this socket's transactions from everyone else's
+	// by its port ID (committedHere).
+	ownPorts.Store(portID, struct{}{})
+	return &Firewall{log: log, conn: conn, netns: netnsPath, portID: portID, nets: map[string]firewall.Network{}, claims: firewall.NewPortClaims()}, nil
 }
 
 // Close closes the netlink connection. The table stays as it is.
-func (f *Firewall) Close() error { return f.conn.CloseLasting() }
+func (f *Firewall) Close() error {
+	ownPorts.Delete(f.portID)
+	return f.conn.CloseLasting()
+}
 
 // Rebuild deletes berth's table if it exists and adds it complete for nets
 // and the published ports, in one batch: packets see either the old table or
