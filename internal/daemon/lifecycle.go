@@ -291,12 +291,15 @@ func (d *Daemon) monitor(cs *ctrState, proc runtime.Process, exited chan struct{
 		// moby's 255 for an exit status it cannot learn, never a negative.
 		code = 255
 	}
-	d.onExit(cs, code, exited)
+	d.onExit(cs, proc, code, exited)
 }
 
 // onExit records the exit, tears down the networking, frees the runc state
-// and tells the waiters; AutoRemove containers are then removed.
-func (d *Daemon) onExit(cs *ctrState, code int, exited chan struct{}) {
+// and tells the waiters; AutoRemove containers are then removed. The
+// reaper's record of proc's exit goes once the store has the exit: a
+// daemon killed before that learns the code from it at its restart
+// (markStopped), where deleting it on reading lost it (QA round 24).
+func (d *Daemon) onExit(cs *ctrState, proc runtime.Process, code int, exited chan struct{}) {
 	cs.mu.Lock()
 	c := cs.c
 	sbID := c.State.SandboxID
@@ -326,7 +329,14 @@ func (d *Daemon) onExit(cs *ctrState, code int, exited chan struct{}) {
 		d.log.Error("cleanup after container exit", "id", c.ShortID(), "err", err)
 		c.State.Error = err.Error()
 	}
-	if err := d.putContainer(c); err != nil {
+	switch err := d.putContainer(c); {
+	case err == nil:
+		d.runtime.ForgetExit(proc)
+	case cs.goneLocked():
+		// rm -f raced the exit: the container and its record are gone.
+		d.log.Debug("container removed as it exited", "id", c.ShortID(), "err", err)
+		d.runtime.ForgetExit(proc)
+	default:
 		d.log.Error("record container exit", "id", c.ShortID(), "err", err)
 	}
 	autoRemove, name, restarting := c.Config.AutoRemove, c.Name, c.State.Status == container.StatusRestarting

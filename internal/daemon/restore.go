@@ -225,10 +225,11 @@ func (d *Daemon) markStopped(cs *ctrState) error {
 	if c.State.Status == container.StatusRestarting { // its planned restart died with the daemon
 		c.State.Status = container.StatusExited
 	}
+	proc := runtime.Process{Pid: pid, PidStart: pidStart}
 	if wasRunning {
 		c.State.Status = container.StatusExited
 		// How it ended while no daemon watched, if the reaper saw it.
-		if e, ok := d.runtime.LastExit(runtime.Process{Pid: pid, PidStart: pidStart}); ok {
+		if e, ok := d.runtime.LastExit(proc); ok {
 			c.State.ExitCode, c.State.FinishedAt = e.Code, e.At
 		} else {
 			c.State.ExitCode = 255 // moby's restore, with no State.Error either
@@ -236,7 +237,11 @@ func (d *Daemon) markStopped(cs *ctrState) error {
 			d.log.Warn("container found stopped, its exit unknown", "name", c.Name, "id", c.ShortID())
 		}
 	}
-	return errors.Join(err, d.putContainer(c))
+	perr := d.putContainer(c)
+	if perr == nil && wasRunning {
+		d.runtime.ForgetExit(proc) // the store has it now
+	}
+	return errors.Join(err, perr)
 }
 
 // dropUnjoined takes out of a re-adopted container's networks those it

@@ -70,6 +70,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, e ExecSpec) (int, error) 
 	result := make(chan execResult, 1)
 	go func() {
 		code, err := r.waitProcess(context.Background(), p)
+		r.ForgetExit(p) // an exec's code is kept in memory only, as Docker's
 		x.finish()
 		result <- execResult{code, err}
 	}()

@@ -58,16 +58,18 @@ func readExit(dir string, p Process) (Exit, bool) {
 	return Exit{Code: code, At: time.Unix(0, at).UTC()}, true
 }
 
-// LastExit returns how p ended if the reaper recorded it, and removes the
-// record: a daemon that restarted learns the exit of a container that
-// ended while no daemon ran.
+// LastExit returns how p ended if the reaper recorded it: a daemon that
+// restarted learns the exit of a container that ended while no daemon
+// ran. The record stays until ForgetExit (or SweepExits at a start), so
+// that a daemon killed before it stored the exit reads it again.
 func (r *Runtime) LastExit(p Process) (Exit, bool) {
-	dir := exitsDir(r.cfg.ReaperDir)
-	e, ok := readExit(dir, p)
-	if ok {
-		os.Remove(filepath.Join(dir, exitName(p.Pid, p.PidStart)))
-	}
-	return e, ok
+	return readExit(exitsDir(r.cfg.ReaperDir), p)
+}
+
+// ForgetExit removes the reaper's record of p's exit, once the caller has
+// kept what it needs of it.
+func (r *Runtime) ForgetExit(p Process) {
+	os.Remove(filepath.Join(exitsDir(r.cfg.ReaperDir), exitName(p.Pid, p.PidStart)))
 }
 
 // exitedProcess finds the process that ran as pid and has already been

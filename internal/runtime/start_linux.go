@@ -203,7 +203,10 @@ func (r *Runtime) runDetached(ctx context.Context, s Spec) (int, error) {
 			// it, since it is our child now.
 			if p, perr := processOf(pid); perr == nil {
 				unix.Kill(pid, unix.SIGKILL)
-				go r.waitProcess(context.Background(), p) // for its exit record
+				go func() { // for its exit record, which nobody reads
+					_, _ = r.waitProcess(context.Background(), p)
+					r.ForgetExit(p)
+				}()
 			}
 			return 0, errors.Join(err, stdio.closeHold())
 		}

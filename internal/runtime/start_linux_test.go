@@ -423,11 +423,20 @@ func TestExitWhileNoRuntime(t *testing.T) {
 	if !ok || e.Code != 3 || time.Since(e.At) > time.Minute {
 		t.Fatalf("LastExit = %+v, %v; want code 3 just now", e, ok)
 	}
+	// Reading leaves the record: a daemon killed before it stored the
+	// exit reads it again at its next start.
+	if e, ok := again.LastExit(p); !ok || e.Code != 3 {
+		t.Errorf("LastExit read again = %+v, %v; want the record still there", e, ok)
+	}
+	if code, err := again.Wait(context.Background(), s.ID, p); err != nil || code != 3 {
+		t.Errorf("Wait with the record there = %d, %v; want 3", code, err)
+	}
+	again.ForgetExit(p)
 	if _, ok := again.LastExit(p); ok {
-		t.Error("the record is still there after LastExit took it")
+		t.Error("the record is still there after ForgetExit")
 	}
 	if code, err := again.Wait(context.Background(), s.ID, p); err != nil || code != -1 {
-		t.Errorf("Wait after the record was taken = %d, %v; want -1", code, err)
+		t.Errorf("Wait after the record was forgotten = %d, %v; want -1", code, err)
 	}
 }
 
