@@ -817,3 +817,42 @@ func TestIfIndex(t *testing.T) {
 		}
 	}
 }
+
+// A leave whose intent the store refuses (a full disk) leaves the endpoint
+// as it was: still ready, still listed on its network, its veth in place,
+// its name resolving; and a later leave works.
+func TestLeaveWhoseIntentTheStoreRefusesKeepsTheEndpoint(t *testing.T) {
+	st := &refusingStore{Store: store.NewMemory()}
+	r := &rig{st: st, drv: newFakeDriver(), sbs: newFakeSandboxes(), fw: newFakeFirewall(), ids: seqIDs()}
+	r.restart(t)
+	ctx := context.Background()
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	sb := r.sandbox(t, "c1")
+	ep := r.join(t, sb, "web", JoinRequest{Name: "c1"})
+	st.refuse.Store(true)
+	if err := r.c.Leave(ctx, sb.ID, "web"); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("Leave with the store refusing = %v, want its error", err)
+	}
+	st.refuse.Store(false)
+	n, err := r.c.Network("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eps := r.c.Endpoints(n.ID); len(eps) != 1 || eps[0].ID != ep.ID || eps[0].State != EndpointReady {
+		t.Errorf("endpoints of web after the refused leave = %+v, want c1's, ready", eps)
+	}
+	if len(r.drv.veths) != 1 {
+		t.Errorf("veths after the refused leave: %v, want c1's", r.drv.veths)
+	}
+	if _, ok := r.c.Resolve(sb.ID, "c1"); !ok {
+		t.Error("c1 no longer resolves after the refused leave")
+	}
+	if err := r.c.Leave(ctx, sb.ID, "web"); err != nil {
+		t.Fatalf("Leave once the store takes writes: %v", err)
+	}
+	if len(r.drv.veths) != 0 {
+		t.Errorf("veths after the leave: %v", r.drv.veths)
+	}
+}

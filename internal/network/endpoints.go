@@ -749,8 +749,15 @@ func (c *Controller) leave(ctx context.Context, sb *Sandbox, ep *Endpoint, sandb
 	c.mu.Lock()
 	g := c.gatewaysLocked(sb.ID, nil)
 	gw, gw6 := g.ep4, g.ep6
+	was := ep.State
 	ep.State = EndpointDeleting
 	intent, err := c.recordEndpointLocked(ep, record)
+	if err != nil {
+		// Nothing was recorded and nothing touched: the endpoint stays
+		// as it was (network inspect lost it while the container and the
+		// kernel kept it; QA round 24, a full disk).
+		ep.State = was
+	}
 	n := c.networks[ep.NetworkID]
 	c.mu.Unlock()
 	if err != nil {

@@ -147,8 +147,13 @@ func (b *Bolt) write(fn func(Tx) error, sync bool) (Durable, error) {
 	}
 	seq, err := b.j.append(ops)
 	if err != nil {
-		b.broken = fmt.Errorf("store %q: %w", b.path, err)
-		return nil, b.broken
+		// This write only is refused: the journal's size did not move, so
+		// the next append writes over whatever part of this record reached
+		// the file (a torn tail, where a replay stops). A full disk
+		// (growing the journal, or the write itself) then refuses writes
+		// until there is room again, not until a restart (QA round 24).
+		// A failed fdatasync stays final (failed, above).
+		return nil, fmt.Errorf("store %q: %w", b.path, err)
 	}
 	d := durable{j: b.j, seq: seq}
 	if b.j.size >= checkpointBytes && b.checkpoint == nil {

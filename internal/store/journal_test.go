@@ -280,6 +280,48 @@ func TestWritesRefusedAfterAFailedSync(t *testing.T) {
 	}
 }
 
+// TestFailedAppendRefusesOnlyThatWrite: a record the journal cannot take
+// (a full disk; here a descriptor that cannot write) is refused and not
+// visible, and the store takes the next one once writing works again,
+// with nothing of the refused one after a reopen.
+func TestFailedAppendRefusesOnlyThatWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "berth.db")
+	s := openBolt(t, path)
+	if err := record1(t, s, "a", 1).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	good := s.j.f
+	ro, err := os.Open(good.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	s.wmu.Lock()
+	s.j.f = ro
+	s.wmu.Unlock()
+	if _, err := s.Record(func(tx Tx) error { return tx.Put(BucketEndpoints, "b", record{Name: "b", Count: 2}) }); err == nil {
+		t.Fatal("Record succeeded with a journal that cannot be written")
+	}
+	if _, err := get(s, BucketEndpoints, "b"); err == nil {
+		t.Fatal("the refused write is visible")
+	}
+	s.wmu.Lock()
+	s.j.f = good
+	s.wmu.Unlock()
+	if err := record1(t, s, "c", 3).Wait(); err != nil {
+		t.Fatalf("the write after the failed one: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := openBolt(t, path)
+	for key, want := range map[string]bool{"a": true, "b": false, "c": true} {
+		if _, err := get(again, BucketEndpoints, key); (err == nil) != want {
+			t.Errorf("after reopen, %q present = %v, want %v", key, err == nil, want)
+		}
+	}
+}
+
 // Records round-trip through the binary format; a journal written by an
 // older berth (JSON payloads) still replays; a payload in neither format
 // ends the replay as a torn record does.
