@@ -164,9 +164,20 @@ func exhaustedError(pools []Pool, reserved []netip.Prefix) error {
 			}
 		}
 	}
-	msg := fmt.Sprintf("no free subnet left in the address pools %s: every subnet is used by another network", strings.Join(names, ", "))
+	// moby's words first (ipamapi.ErrNoMoreSubnets), then which pools and
+	// what was in the way, a few of each: Docker's 31 default pools and a
+	// host's routes made one line of 3 KB (QA round 24).
+	msg := fmt.Sprintf("all predefined address pools have been fully subnetted: no free subnet left in the address pools %s: every subnet is used by another network", abridge(names, 3))
 	if len(inTheWay) > 0 {
-		msg += fmt.Sprintf(" or overlaps a host route or nameserver (%s)", strings.Join(inTheWay, ", "))
+		msg += fmt.Sprintf(" or overlaps a host route or nameserver (%s)", abridge(inTheWay, 5))
 	}
 	return errdefs.Invalid("%s; remove unused networks or pass --subnet", msg)
+}
+
+// abridge joins up to most of items and says how many more there are.
+func abridge(items []string, most int) string {
+	if len(items) <= most {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(items[:most], ", "), len(items)-most)
 }

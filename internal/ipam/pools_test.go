@@ -75,6 +75,30 @@ func TestSelectSubnet(t *testing.T) {
 	}
 }
 
+// The exhaustion error stays one readable line with Docker's 31 pools and
+// many routes in the way.
+func TestSelectSubnetExhaustedIsShort(t *testing.T) {
+	var used, routes []netip.Prefix
+	for {
+		p, err := SelectSubnet(DefaultPools(), used, nil)
+		if err != nil {
+			break
+		}
+		used = append(used, p)
+	}
+	for i := range 40 {
+		routes = append(routes, netip.PrefixFrom(netip.AddrFrom4([4]byte{172, byte(16 + i%16), byte(i), 0}), 24))
+	}
+	_, err := SelectSubnet(DefaultPools(), used, routes)
+	if err == nil {
+		t.Fatal("SelectSubnet found a subnet in a full space")
+	}
+	// 7 pool entries, 37 of the routes in them (not the 172.16 ones).
+	if len(err.Error()) > 500 || !strings.Contains(err.Error(), "(split into /16) and 4 more") || !strings.Contains(err.Error(), "/24 and 32 more)") {
+		t.Errorf("exhaustion error (%d bytes) = %q, want at most 500 bytes, three pools and five routes named", len(err.Error()), err)
+	}
+}
+
 // TestDefaultPoolsOrder walks the whole default space as Docker would hand it
 // out: 15 /16s in 172.17–172.31, then 16 /20s in 192.168, then nothing.
 func TestDefaultPoolsOrder(t *testing.T) {
@@ -106,7 +130,7 @@ func TestSelectSubnetExhaustedNamesPoolsAndRoutes(t *testing.T) {
 	if !errdefs.Is(err, errdefs.KindInvalid) {
 		t.Fatalf("err = %v (kind %v), want an Invalid error", err, errdefs.KindOf(err))
 	}
-	for _, want := range []string{"10.0.0.0/23 (split into /24)", "10.0.1.128/25", "--subnet"} {
+	for _, want := range []string{"all predefined address pools have been fully subnetted", "10.0.0.0/23 (split into /24)", "10.0.1.128/25", "--subnet"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
