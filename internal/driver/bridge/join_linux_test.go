@@ -876,6 +876,7 @@ func TestJoinSeedsTheGatewaysNeighbour(t *testing.T) {
 	if mac, _ := gwNeigh(b); mac != "" {
 		t.Errorf("b, with no default route, has a seeded gateway entry %s", mac)
 	}
+	portForwarding(t, w, sa.HostIfName)
 	if err := ping(t, a, testGateway.Addr()); err != nil {
 		t.Error(err)
 	}
@@ -890,9 +891,11 @@ func TestJoinSeedsTheIPv6GatewaysNeighbour(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := nstest.New(t)
-	if err := w.d.Join(a, dualStackSpec(1)); err != nil {
+	spec := dualStackSpec(1)
+	if err := w.d.Join(a, spec); err != nil {
 		t.Fatal(err)
 	}
+	portForwarding(t, w, spec.HostIfName)
 	neighs, err := handleIn(t, a).NeighList(0, netlink.FAMILY_V6)
 	if err != nil {
 		t.Fatal(err)
@@ -933,6 +936,7 @@ func TestJoinSeedsNothingOnAnAdoptedBridge(t *testing.T) {
 			t.Errorf("a gateway entry was seeded on an adopted bridge: %s %#x", n.HardwareAddr, n.State)
 		}
 	}
+	portForwarding(t, w, endpointSpec(1).HostIfName)
 	if err := ping(t, a, testGateway.Addr()); err != nil {
 		t.Error(err)
 	}
