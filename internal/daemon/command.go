@@ -107,13 +107,24 @@ func Run(ctx context.Context, cfg Config) error {
 // namespace", and the kernel lets it go when the process dies, however.
 const netnsLockName = "@berth-daemon"
 
+// netnsLockWait is how long lockNetns waits for a daemon that is exiting.
+const netnsLockWait = 2 * time.Second
+
 // lockNetns makes this the only berth daemon of the network namespace it
 // runs in. Two would share the bridges (berth0 and every br-*), the
 // nftables table inet berth and the host's veths, and each would remove
 // what the other made as leftovers of its own. The listener is never
-// accepted on; closing it (or exiting) releases the namespace.
+// accepted on; closing it (or exiting) releases the namespace. A daemon
+// killed a moment ago may not have let go yet (its exit takes a while with
+// many threads), so a taken name is tried again for up to netnsLockWait,
+// as the store's lock waits for its file.
 func lockNetns() (net.Listener, error) {
+	deadline := time.Now().Add(netnsLockWait)
 	l, err := net.Listen("unix", netnsLockName)
+	for errors.Is(err, syscall.EADDRINUSE) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		l, err = net.Listen("unix", netnsLockName)
+	}
 	if errors.Is(err, syscall.EADDRINUSE) {
 		return nil, errors.New("another berth daemon runs in this network namespace (it holds the abstract socket " + netnsLockName +
 			"): stop it first, or run this one in a network namespace of its own; two daemons would each remove the other's bridges, veths and rules as their own leftovers")

@@ -856,3 +856,50 @@ func TestLeaveWhoseIntentTheStoreRefusesKeepsTheEndpoint(t *testing.T) {
 		t.Errorf("veths after the leave: %v", r.drv.veths)
 	}
 }
+
+// noteRefusingStore refuses Note (the journal's unsynced writes) while
+// refuse is set.
+type noteRefusingStore struct {
+	store.Store
+	refuse atomic.Bool
+}
+
+func (s *noteRefusingStore) Note(fn func(store.Tx) error) error {
+	if s.refuse.Load() {
+		return errors.New("disk full")
+	}
+	return s.Store.Note(fn)
+}
+
+// A leave whose intent was recorded but whose final delete the store
+// refuses still succeeds: the endpoint is gone from memory and the
+// kernel, and the next start finishes its "deleting" record instead of
+// bringing it back.
+func TestLeaveWhoseDeleteTheStoreRefusesStillLeaves(t *testing.T) {
+	st := &noteRefusingStore{Store: store.NewMemory()}
+	r := &rig{st: st, drv: newFakeDriver(), sbs: newFakeSandboxes(), fw: newFakeFirewall(), ids: seqIDs()}
+	r.restart(t)
+	ctx := context.Background()
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	sb := r.sandbox(t, "c1")
+	r.join(t, sb, "web", JoinRequest{Name: "c1"})
+	st.refuse.Store(true)
+	if err := r.c.Leave(ctx, sb.ID, "web"); err != nil {
+		t.Fatalf("Leave with the delete refused = %v, want it to succeed", err)
+	}
+	st.refuse.Store(false)
+	n, _ := r.c.Network("web")
+	if eps := r.c.Endpoints(n.ID); len(eps) != 0 {
+		t.Errorf("endpoints of web after the leave: %+v", eps)
+	}
+	r.restart(t)
+	n, _ = r.c.Network("web")
+	if eps := r.c.Endpoints(n.ID); len(eps) != 0 {
+		t.Errorf("endpoints of web after a restart: %+v, want none (the deleting record finished)", eps)
+	}
+	if len(r.drv.veths) != 0 {
+		t.Errorf("veths after a restart: %v", r.drv.veths)
+	}
+}
