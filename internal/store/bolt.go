@@ -27,16 +27,28 @@ type Bolt struct {
 	path string
 	j    *journal
 
-	wmu    sync.Mutex // one writer at a time; guards closed, broken and checkpoint
+	wmu    sync.Mutex // one writer at a time; guards closed, broken, checkpoint, unfolded and nextCheckpoint
 	closed bool
-	broken error // a journal write or checkpoint failed: refuse further writes
+	broken error // a failed fdatasync or a rotated journal that cannot go: refuse further writes
 	// checkpoint is closed when the background checkpoint in progress
 	// ends; nil when none runs.
 	checkpoint chan struct{}
+	// unfolded are the rotated journal's records (journal.old, the frozen
+	// overlay) whose fold into bbolt failed (a full disk): the next
+	// checkpoint tries them again, and no journal is rotated meanwhile.
+	unfolded []op
+	// nextCheckpoint is when a checkpoint that failed may be tried again.
+	nextCheckpoint time.Time
 	// foldHook, when set (tests), runs in a background checkpoint before
-	// it writes to bbolt.
-	foldHook func()
+	// it writes to bbolt; commitHook, when set, fails the fold with its
+	// error.
+	foldHook   func()
+	commitHook func() error
 }
+
+// retryCheckpoint is how long a failed checkpoint waits before the next
+// write tries it again.
+const retryCheckpoint = time.Second
 
 var _ Store = (*Bolt)(nil)
 
@@ -156,10 +168,13 @@ func (b *Bolt) write(fn func(Tx) error, sync bool) (Durable, error) {
 		return nil, fmt.Errorf("store %q: %w", b.path, err)
 	}
 	d := durable{j: b.j, seq: seq}
-	if b.j.size >= checkpointBytes && b.checkpoint == nil {
+	if b.checkpoint == nil && time.Now().After(b.nextCheckpoint) && (b.unfolded != nil || b.j.size >= checkpointBytes) {
+		// The record is in the journal whatever happens here: a
+		// checkpoint that cannot start is tried again later, and this
+		// write succeeded. A failed fdatasync on the way is the journal's
+		// failed(), which refuses the next write.
 		if err := b.startCheckpointLocked(); err != nil {
-			b.broken = fmt.Errorf("store %q: %w", b.path, err)
-			return nil, b.broken
+			b.nextCheckpoint = time.Now().Add(retryCheckpoint)
 		}
 	}
 	if sync {
@@ -208,6 +223,20 @@ func (b *Bolt) Close() error {
 	}
 	defer b.wmu.Unlock()
 	var errs []error
+	if b.unfolded != nil && b.broken == nil {
+		// The rotated journal's records first, or not the newer ones
+		// either: replay folds journal.old before the journal, so the
+		// journal must still hold what came after.
+		err := b.commit(b.unfolded)
+		if err == nil {
+			err = b.j.thaw()
+		}
+		if err != nil {
+			b.broken = fmt.Errorf("store %q: %w", b.path, err)
+			errs = append(errs, b.broken)
+		}
+		b.unfolded = nil
+	}
 	if b.broken == nil {
 		errs = append(errs, b.checkpointLocked())
 	}
@@ -230,11 +259,21 @@ func (b *Bolt) checkpointLocked() error {
 // records to bbolt. A checkpoint inline stalled the write that crossed
 // checkpointBytes, and every write behind it, for the length of a bbolt
 // commit of the whole overlay: about 50 ms every ~1,900 connects.
+//
+// A fold that fails (bbolt could not grow on a full disk) leaves the
+// rotated journal and its frozen overlay as they are, which replay and
+// reads handle as while it runs, and the next write after retryCheckpoint
+// folds them again (without rotating), instead of refusing every write
+// until a restart (review of QA round 24).
 func (b *Bolt) startCheckpointLocked() error {
-	ops, err := b.j.rotate()
-	if err != nil {
-		return err
+	ops := b.unfolded
+	if ops == nil {
+		var err error
+		if ops, err = b.j.rotate(); err != nil {
+			return err
+		}
 	}
+	b.unfolded = nil
 	done := make(chan struct{})
 	b.checkpoint = done
 	go func() {
@@ -242,11 +281,18 @@ func (b *Bolt) startCheckpointLocked() error {
 			b.foldHook()
 		}
 		err := b.commit(ops)
-		if err == nil {
+		folded := err == nil
+		if folded {
 			err = b.j.thaw()
 		}
 		b.wmu.Lock()
-		if err != nil && b.broken == nil {
+		switch {
+		case !folded:
+			b.unfolded = ops
+			b.nextCheckpoint = time.Now().Add(retryCheckpoint)
+		case err != nil && b.broken == nil:
+			// bbolt holds the records, but journal.old cannot go: a
+			// replay would fold it again over newer writes.
 			b.broken = fmt.Errorf("store %q: %w", b.path, err)
 		}
 		b.checkpoint = nil
@@ -267,6 +313,11 @@ func (b *Bolt) fold(ops []op) error {
 
 // commit writes ops into bbolt in one transaction (with bbolt's own fsyncs).
 func (b *Bolt) commit(ops []op) error {
+	if b.commitHook != nil {
+		if err := b.commitHook(); err != nil {
+			return fmt.Errorf("checkpoint into bbolt: %w", err)
+		}
+	}
 	if len(ops) > 0 {
 		err := b.db.Update(func(tx *bolt.Tx) error {
 			for _, o := range ops {

@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
@@ -539,5 +541,74 @@ func TestWritebackIOErrorRefusesWrites(t *testing.T) {
 	}
 	if _, err := s.Record(func(tx Tx) error { return tx.Put(BucketEndpoints, "c", record{}) }); err == nil {
 		t.Errorf("a Record after a write-back I/O error was taken")
+	}
+}
+
+// TestFailedCheckpointIsTriedAgain: a background checkpoint whose fold
+// into bbolt fails (a full disk) leaves the store taking writes; reads see
+// every record; the next write after retryCheckpoint folds the rotated
+// records again; and a Close whose fold still fails leaves both journals
+// for the next open, which loses nothing and keeps the newer values.
+func TestFailedCheckpointIsTriedAgain(t *testing.T) {
+	for _, closeWhileFailing := range []bool{false, true} {
+		t.Run(fmt.Sprintf("closeWhileFailing=%v", closeWhileFailing), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "berth.db")
+			s := openBolt(t, path)
+			var failing atomic.Bool
+			failing.Store(true)
+			s.commitHook = func() error {
+				if failing.Load() {
+					return unix.ENOSPC
+				}
+				return nil
+			}
+			n := fillJournal(t, s)
+			waitCheckpoint(s)
+			s.wmu.Lock()
+			unfolded, broken := s.unfolded != nil, s.broken
+			s.wmu.Unlock()
+			if !unfolded || broken != nil {
+				t.Fatalf("after a failed fold: unfolded %v, broken %v; want the records kept for a retry, the store working", unfolded, broken)
+			}
+			put(t, s, BucketContainers, "fill-0001", record{Name: "newer", Count: -1})
+			put(t, s, BucketEndpoints, "after", record{Name: "after"})
+			if got := keys(t, s, BucketContainers); len(got) != n {
+				t.Errorf("%d containers visible after the failed fold, want %d", len(got), n)
+			}
+			if closeWhileFailing {
+				if err := s.Close(); err == nil {
+					t.Error("Close folded nothing and said nothing")
+				}
+			} else {
+				failing.Store(false)
+				s.wmu.Lock()
+				s.nextCheckpoint = time.Time{} // instead of waiting retryCheckpoint
+				s.wmu.Unlock()
+				put(t, s, BucketEndpoints, "retry", record{Name: "retry"})
+				waitCheckpoint(s)
+				s.wmu.Lock()
+				unfolded, broken = s.unfolded != nil, s.broken
+				s.wmu.Unlock()
+				if unfolded || broken != nil {
+					t.Errorf("after the retry: unfolded %v, broken %v", unfolded, broken)
+				}
+				if _, err := os.Stat(path + ".journal.old"); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("the rotated journal is still there after the retry: %v", err)
+				}
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s = openBolt(t, path)
+			if got := keys(t, s, BucketContainers); len(got) != n {
+				t.Errorf("after reopen: %d containers, want %d", len(got), n)
+			}
+			if got, err := get(s, BucketContainers, "fill-0001"); err != nil || got.Name != "newer" {
+				t.Errorf("after reopen, fill-0001 = %+v, %v; want the newer value", got, err)
+			}
+			if _, err := get(s, BucketEndpoints, "after"); err != nil {
+				t.Errorf("after reopen, the write after the failed fold: %v", err)
+			}
+		})
 	}
 }
