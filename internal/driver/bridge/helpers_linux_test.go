@@ -166,21 +166,6 @@ func ping(t testing.TB, path string, to netip.Addr) error {
 	return nil
 }
 
-// portForwarding waits until the bridge port of the host end hostIf
-// forwards, as it does a moment after Join: the peer's carrier reaches
-// the bridge through the kernel's link-watch worker, and a frame the
-// container sends before that is dropped at the port. With the gateway's
-// neighbour entry seeded, a ping sent at once is such a frame (without
-// the entry, neighbour resolution held the packet and asked again a
-// second later). A GET of the one link runs its pending link-watch event
-// (see syncPortState), as the time a real container takes to send does.
-func portForwarding(t testing.TB, w *testWorld, hostIf string) {
-	t.Helper()
-	if _, err := w.h.LinkByName(hostIf); err != nil {
-		t.Fatalf("look up %q: %v", hostIf, err)
-	}
-}
-
 // sleepBriefly paces a poll for something the kernel finishes in softirq.
 func sleepBriefly() { time.Sleep(10 * time.Millisecond) }
 

@@ -62,6 +62,20 @@ func (d *Driver) Join(sandboxPath string, spec network.EndpointSpec) (err error)
 	if err != nil {
 		return fmt.Errorf("configure %q in sandbox %q: %w", spec.IfName, sandboxPath, err)
 	}
+	if (spec.Gateway.IsValid() || spec.Gateway6.IsValid()) && d.bridges.mac(spec.Bridge) != nil {
+		// The container got a neighbour entry for its gateway (bringUp
+		// seeded it): its first packet leaves at once, without the
+		// neighbour resolution that would have held it, so the bridge
+		// port must forward before Join returns. The peer's carrier
+		// reaches the bridge through the kernel's link-watch worker, a
+		// moment later (10 of 100 ports were not yet up right after Join,
+		// measured here); a GET of the host end runs its pending event
+		// now. Best effort: the port comes up anyway.
+		if err := d.step("port forwarding"); err != nil {
+			return err
+		}
+		d.port.syncLink(pair.host.Attrs().Index)
+	}
 	success = true
 	_ = d.step("announce")     // past the point of no return: a mark for benchmarks only
 	d.announce(sb, peer, spec) // takes over this use of sb

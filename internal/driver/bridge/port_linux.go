@@ -198,6 +198,19 @@ func (p *portSocket) setUpPort(index int, alias string) error {
 	return nil
 }
 
+// syncLink asks for the link with index (RTM_GETLINK of one device, whose
+// handler first runs the device's pending link-watch event) and drops the
+// answer. Errors are ignored: it only hastens what the kernel does anyway.
+func (p *portSocket) syncLink(index int) {
+	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index = int32(index)
+	req.AddData(msg)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, _, _ = sendBatch(p.sock, req)
+}
+
 // sendBatch writes reqs to the socket sock in one system call (the kernel
 // handles them in order within it) under consecutive sequence numbers,
 // and reads until each has its ACK. It returns each request's result, and
