@@ -823,14 +823,8 @@ func TestIfIndex(t *testing.T) {
 // its name resolving; and a later leave works.
 func TestLeaveWhoseIntentTheStoreRefusesKeepsTheEndpoint(t *testing.T) {
 	st := &refusingStore{Store: store.NewMemory()}
-	r := &rig{st: st, drv: newFakeDriver(), sbs: newFakeSandboxes(), fw: newFakeFirewall(), ids: seqIDs()}
-	r.restart(t)
+	r, sb, ep := joinedOnWeb(t, st)
 	ctx := context.Background()
-	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "web"}); err != nil {
-		t.Fatal(err)
-	}
-	sb := r.sandbox(t, "c1")
-	ep := r.join(t, sb, "web", JoinRequest{Name: "c1"})
 	st.refuse.Store(true)
 	if err := r.c.Leave(ctx, sb.ID, "web"); err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("Leave with the store refusing = %v, want its error", err)
@@ -877,14 +871,8 @@ func (s *noteRefusingStore) Note(fn func(store.Tx) error) error {
 // bringing it back.
 func TestLeaveWhoseDeleteTheStoreRefusesStillLeaves(t *testing.T) {
 	st := &noteRefusingStore{Store: store.NewMemory()}
-	r := &rig{st: st, drv: newFakeDriver(), sbs: newFakeSandboxes(), fw: newFakeFirewall(), ids: seqIDs()}
-	r.restart(t)
+	r, sb, _ := joinedOnWeb(t, st)
 	ctx := context.Background()
-	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "web"}); err != nil {
-		t.Fatal(err)
-	}
-	sb := r.sandbox(t, "c1")
-	r.join(t, sb, "web", JoinRequest{Name: "c1"})
 	st.refuse.Store(true)
 	if err := r.c.Leave(ctx, sb.ID, "web"); err != nil {
 		t.Fatalf("Leave with the delete refused = %v, want it to succeed", err)
@@ -902,4 +890,17 @@ func TestLeaveWhoseDeleteTheStoreRefusesStillLeaves(t *testing.T) {
 	if len(r.drv.veths) != 0 {
 		t.Errorf("veths after a restart: %v", r.drv.veths)
 	}
+}
+
+// joinedOnWeb is a rig on st with a network "web" and a sandbox "c1"
+// joined to it.
+func joinedOnWeb(t *testing.T, st store.Store) (*rig, *Sandbox, *Endpoint) {
+	t.Helper()
+	r := &rig{st: st, drv: newFakeDriver(), sbs: newFakeSandboxes(), fw: newFakeFirewall(), ids: seqIDs()}
+	r.restart(t)
+	if _, err := r.c.CreateNetwork(context.Background(), CreateRequest{Name: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	sb := r.sandbox(t, "c1")
+	return r, sb, r.join(t, sb, "web", JoinRequest{Name: "c1"})
 }
