@@ -871,7 +871,7 @@ func (s *noteRefusingStore) Note(fn func(store.Tx) error) error {
 // bringing it back.
 func TestLeaveWhoseDeleteTheStoreRefusesStillLeaves(t *testing.T) {
 	st := &noteRefusingStore{Store: store.NewMemory()}
-	r, sb, _ := joinedOnWeb(t, st)
+	r, sb, old := joinedOnWeb(t, st)
 	ctx := context.Background()
 	st.refuse.Store(true)
 	if err := r.c.Leave(ctx, sb.ID, "web"); err != nil {
@@ -882,13 +882,23 @@ func TestLeaveWhoseDeleteTheStoreRefusesStillLeaves(t *testing.T) {
 	if eps := r.c.Endpoints(n.ID); len(eps) != 0 {
 		t.Errorf("endpoints of web after the leave: %+v", eps)
 	}
+	// The address went back and a new container gets it, while the old
+	// record, still "deleting", holds it too.
+	c2 := r.join(t, r.sandbox(t, "c2"), "web", JoinRequest{Name: "c2"})
+	if c2.Address != old.Address {
+		t.Fatalf("c2 got %v, want the address c1 gave back, %v", c2.Address, old.Address)
+	}
 	r.restart(t)
 	n, _ = r.c.Network("web")
-	if eps := r.c.Endpoints(n.ID); len(eps) != 0 {
-		t.Errorf("endpoints of web after a restart: %+v, want none (the deleting record finished)", eps)
+	if eps := r.c.Endpoints(n.ID); len(eps) != 1 || eps[0].ID != c2.ID {
+		t.Errorf("endpoints of web after a restart: %+v, want c2's alone (the deleting record finished)", eps)
 	}
-	if len(r.drv.veths) != 0 {
-		t.Errorf("veths after a restart: %v", r.drv.veths)
+	if len(r.drv.veths) != 1 {
+		t.Errorf("veths after a restart: %v, want c2's", r.drv.veths)
+	}
+	// Finishing the old record left c2's address taken.
+	if c3 := r.join(t, r.sandbox(t, "c3"), "web", JoinRequest{Name: "c3"}); c3.Address == c2.Address {
+		t.Errorf("c3 got %v, which c2 holds", c3.Address)
 	}
 }
 

@@ -355,11 +355,23 @@ func (e *mobyWordsError) Error() string { return e.msg }
 func (e *mobyWordsError) Unwrap() error { return e.err }
 
 // releaseAddressesLocked gives ep's addresses back to its network's spaces.
+// An address another endpoint of the network holds stays taken: a
+// leave whose record delete failed gave its address back in memory, a
+// connect took it, and the start that finished the old "deleting" record
+// released it under the live endpoint, for a third to get (review of
+// session 17's fixes).
 func (c *Controller) releaseAddressesLocked(ep *Endpoint) {
-	if sp, ok := c.spaces[ep.NetworkID]; ok && ep.Address.IsValid() {
+	held4, held6 := false, false
+	for _, o := range c.endpoints {
+		if o != ep && o.NetworkID == ep.NetworkID {
+			held4 = held4 || (ep.Address.IsValid() && o.Address.Addr() == ep.Address.Addr())
+			held6 = held6 || (ep.Address6.IsValid() && o.Address6.Addr() == ep.Address6.Addr())
+		}
+	}
+	if sp, ok := c.spaces[ep.NetworkID]; ok && ep.Address.IsValid() && !held4 {
 		sp.Release(ep.Address.Addr())
 	}
-	if sp, ok := c.spaces6[ep.NetworkID]; ok && ep.Address6.IsValid() {
+	if sp, ok := c.spaces6[ep.NetworkID]; ok && ep.Address6.IsValid() && !held6 {
 		sp.Release(ep.Address6.Addr())
 	}
 }

@@ -86,8 +86,10 @@ type journal struct {
 	// not started yet begin; the caller serialises appends and
 	// startWriteback, as for size.
 	started int64
-	// writeback is sync_file_range (a test watches the calls).
+	// writeback is sync_file_range (a test watches the calls); rename is
+	// os.Rename (a test makes rotate fail half-way).
 	writeback func(fd int, off, n int64, flags int) error
+	rename    func(oldpath, newpath string) error
 
 	// overlay holds the latest value of every key written since the last
 	// checkpoint: bucket → key → value (nil = deleted). Transactions hold
@@ -125,7 +127,7 @@ func openJournal(path string) (*journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open journal: %w", err)
 	}
-	j := &journal{path: path, f: f, overlay: map[string]map[string][]byte{}, kick: make(chan struct{}, 1), syncerDone: make(chan struct{}), writeback: unix.SyncFileRange}
+	j := &journal{path: path, f: f, overlay: map[string]map[string][]byte{}, kick: make(chan struct{}, 1), syncerDone: make(chan struct{}), writeback: unix.SyncFileRange, rename: os.Rename}
 	j.cond = sync.NewCond(&j.syncMu)
 	go j.syncer()
 	return j, nil
@@ -504,7 +506,7 @@ func (j *journal) rotate() ([]op, error) {
 		j.synced = j.written
 		j.cond.Broadcast()
 	}
-	if err := os.Rename(j.path, j.oldPath()); err != nil {
+	if err := j.rename(j.path, j.oldPath()); err != nil {
 		return nil, fmt.Errorf("rotate journal: %w", err)
 	}
 	f, err := os.OpenFile(j.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -515,8 +517,16 @@ func (j *journal) rotate() ([]op, error) {
 		if f != nil {
 			f.Close()
 		}
-		// The old records are still all there is: put them back.
-		return nil, errors.Join(fmt.Errorf("rotate journal: %w", err), os.Rename(j.oldPath(), j.path))
+		// The old records are still all there is: put them back. If even
+		// that fails, the live records are under the old name, where the
+		// next rotate would rename another file over them: refuse every
+		// write from now on, as after a failed fdatasync (review of
+		// session 17's checkpoint retry).
+		if rerr := j.rename(j.oldPath(), j.path); rerr != nil {
+			j.syncErr = fmt.Errorf("rotate journal: %w; and putting it back: %w", err, rerr)
+			return nil, j.syncErr
+		}
+		return nil, fmt.Errorf("rotate journal: %w", err)
 	}
 	j.f.Close()
 	j.f, j.size, j.alloc, j.started = f, 0, 0, 0

@@ -581,14 +581,22 @@ func TestFailedCheckpointIsTriedAgain(t *testing.T) {
 				}
 			} else {
 				failing.Store(false)
-				s.wmu.Lock()
-				s.nextCheckpoint = time.Time{} // instead of waiting retryCheckpoint
-				s.wmu.Unlock()
-				put(t, s, BucketEndpoints, "retry", record{Name: "retry"})
-				waitCheckpoint(s)
-				s.wmu.Lock()
-				unfolded, broken = s.unfolded != nil, s.broken
-				s.wmu.Unlock()
+				// A write after retryCheckpoint folds again; a retry that
+				// started while the fold still failed (a stalled test)
+				// only puts the next one off.
+				for try := 0; try < 10; try++ {
+					s.wmu.Lock()
+					s.nextCheckpoint = time.Time{} // instead of waiting retryCheckpoint
+					s.wmu.Unlock()
+					put(t, s, BucketEndpoints, "retry", record{Name: "retry", Count: try})
+					waitCheckpoint(s)
+					s.wmu.Lock()
+					unfolded, broken = s.unfolded != nil, s.broken
+					s.wmu.Unlock()
+					if !unfolded {
+						break
+					}
+				}
 				if unfolded || broken != nil {
 					t.Errorf("after the retry: unfolded %v, broken %v", unfolded, broken)
 				}
@@ -610,5 +618,84 @@ func TestFailedCheckpointIsTriedAgain(t *testing.T) {
 				t.Errorf("after reopen, the write after the failed fold: %v", err)
 			}
 		})
+	}
+}
+
+// TestRotateThatCannotPutTheJournalBackStopsWrites: a rotation that
+// renamed the journal aside, failed to open the new one, and could not
+// rename the old one back leaves the live records under journal.old.
+// Every write is refused from then on: a later rotation would rename
+// another file over them.
+func TestRotateThatCannotPutTheJournalBackStopsWrites(t *testing.T) {
+	s := openBolt(t, filepath.Join(t.TempDir(), "berth.db"))
+	j := s.j
+	j.rename = func(oldpath, newpath string) error {
+		if err := os.Rename(oldpath, newpath); err != nil {
+			return err
+		}
+		if newpath == j.oldPath() {
+			// Something takes the journal's name meanwhile: the new file
+			// cannot be opened, nor the old one renamed back.
+			if err := os.MkdirAll(filepath.Join(j.path, "x"), 0o700); err != nil {
+				t.Error(err)
+			}
+		}
+		return nil
+	}
+	// Fill the journal until a write starts the checkpoint, whose
+	// rotation fails.
+	labels := map[string]string{"pad": string(make([]byte, 16<<10))}
+	for n := 0; j.failed() == nil; n++ {
+		if n > 10000 {
+			t.Fatal("no checkpoint was started")
+		}
+		if _, err := s.Record(func(tx Tx) error {
+			return tx.Put(BucketContainers, fmt.Sprintf("fill-%04d", n), record{Name: "fill", Count: n, Labels: labels})
+		}); err != nil {
+			t.Fatalf("write %d before the rotation: %v", n, err)
+		}
+	}
+	if _, err := s.Record(func(tx Tx) error { return tx.Put(BucketEndpoints, "after", record{}) }); err == nil {
+		t.Fatal("a write was taken after the journal could not be put back")
+	}
+	if _, err := os.Stat(j.oldPath()); err != nil {
+		t.Errorf("the live records are not where replay looks for them first: %v", err)
+	}
+	crash(t, s)
+}
+
+// TestCloseFoldsTheUnfoldedRecordsFirst: a fold that failed, then room
+// again, then Close before any retry: Close folds the rotated records
+// before the newer ones, so that the next open has the newer values.
+func TestCloseFoldsTheUnfoldedRecordsFirst(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "berth.db")
+	s := openBolt(t, path)
+	var failing atomic.Bool
+	failing.Store(true)
+	s.commitHook = func() error {
+		if failing.Load() {
+			return unix.ENOSPC
+		}
+		return nil
+	}
+	n := fillJournal(t, s)
+	waitCheckpoint(s)
+	s.wmu.Lock()
+	s.nextCheckpoint = time.Now().Add(time.Hour) // no retry before Close
+	s.wmu.Unlock()
+	put(t, s, BucketContainers, "fill-0001", record{Name: "newer", Count: -1})
+	if err := s.Update(func(tx Tx) error { return tx.Delete(BucketContainers, "fill-0002") }); err != nil {
+		t.Fatal(err)
+	}
+	failing.Store(false)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openBolt(t, path)
+	if got := keys(t, s, BucketContainers); len(got) != n-1 {
+		t.Errorf("after reopen: %d containers, want %d (one deleted after the rotation)", len(got), n-1)
+	}
+	if got, err := get(s, BucketContainers, "fill-0001"); err != nil || got.Name != "newer" {
+		t.Errorf("after reopen, fill-0001 = %+v, %v; want the newer value", got, err)
 	}
 }
