@@ -70,7 +70,9 @@ func (d *Driver) Join(sandboxPath string, spec network.EndpointSpec) (err error)
 		// reaches the bridge through the kernel's link-watch worker, a
 		// moment later (10 of 100 ports were not yet up right after Join,
 		// measured here); a GET of the host end runs its pending event
-		// now. Best effort: the port comes up anyway.
+		// now, on kernels whose GET synchronizes link-watch (recent ones:
+		// this VM's 6.18 does; an older one takes the GET as a no-op and
+		// the port comes up a moment later, as before). Best effort.
 		if err := d.step("port forwarding"); err != nil {
 			return err
 		}
