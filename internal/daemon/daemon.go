@@ -200,6 +200,13 @@ func New(cfg Config) (*Daemon, error) {
 		st.Close()
 		return nil, err
 	}
+	st.OnFold(func(err error) {
+		if err != nil {
+			cfg.Log.Warn("cannot fold the store's journal into its database (a full disk?); writes go on into the journal and the fold is tried again", "err", err)
+			return
+		}
+		cfg.Log.Info("the store's journal is folded into its database again")
+	})
 	d := &Daemon{cfg: cfg, log: cfg.Log, store: st, containers: map[string]*ctrState{}, execs: map[string]*execState{},
 		links: map[string][]container.Link{}, linkHosts: map[string]map[string]string{}}
 	if err := d.build(); err != nil {

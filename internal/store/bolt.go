@@ -44,6 +44,18 @@ type Bolt struct {
 	// error.
 	foldHook   func()
 	commitHook func() error
+	// onFold, when set, hears of a fold that fails after one that did not,
+	// and of the fold that works after failures (nil).
+	onFold func(error)
+}
+
+// OnFold makes f hear when the background checkpoint starts failing (its
+// error) and when it works again (nil), so that a full disk is reported
+// once rather than at every retry. f must not call the store.
+func (b *Bolt) OnFold(f func(error)) {
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	b.onFold = f
 }
 
 // retryCheckpoint is how long a failed checkpoint waits before the next
@@ -266,7 +278,7 @@ func (b *Bolt) checkpointLocked() error {
 // folds them again (without rotating), instead of refusing every write
 // until a restart (review of QA round 24).
 func (b *Bolt) startCheckpointLocked() error {
-	ops := b.unfolded
+	ops, retrying := b.unfolded, b.unfolded != nil
 	if ops == nil {
 		var err error
 		if ops, err = b.j.rotate(); err != nil {
@@ -296,8 +308,16 @@ func (b *Bolt) startCheckpointLocked() error {
 			b.broken = fmt.Errorf("store %q: %w", b.path, err)
 		}
 		b.checkpoint = nil
+		onFold := b.onFold
 		b.wmu.Unlock()
 		close(done)
+		switch {
+		case onFold == nil:
+		case !folded && !retrying:
+			onFold(fmt.Errorf("store %q: %w", b.path, err))
+		case folded && retrying:
+			onFold(nil)
+		}
 	}()
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -562,6 +563,13 @@ func TestFailedCheckpointIsTriedAgain(t *testing.T) {
 				}
 				return nil
 			}
+			var heard []string
+			var heardMu sync.Mutex
+			s.OnFold(func(err error) {
+				heardMu.Lock()
+				defer heardMu.Unlock()
+				heard = append(heard, fmt.Sprint(err != nil))
+			})
 			n := fillJournal(t, s)
 			waitCheckpoint(s)
 			s.wmu.Lock()
@@ -603,6 +611,11 @@ func TestFailedCheckpointIsTriedAgain(t *testing.T) {
 				if _, err := os.Stat(path + ".journal.old"); !errors.Is(err, os.ErrNotExist) {
 					t.Errorf("the rotated journal is still there after the retry: %v", err)
 				}
+				heardMu.Lock()
+				if strings.Join(heard, " ") != "true false" {
+					t.Errorf("OnFold heard %q, want a failure once, then the recovery once", heard)
+				}
+				heardMu.Unlock()
 				if err := s.Close(); err != nil {
 					t.Fatal(err)
 				}
