@@ -555,14 +555,7 @@ func TestFailedCheckpointIsTriedAgain(t *testing.T) {
 		t.Run(fmt.Sprintf("closeWhileFailing=%v", closeWhileFailing), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "berth.db")
 			s := openBolt(t, path)
-			var failing atomic.Bool
-			failing.Store(true)
-			s.commitHook = func() error {
-				if failing.Load() {
-					return unix.ENOSPC
-				}
-				return nil
-			}
+			failing := failFolds(s)
 			var heard []string
 			var heardMu sync.Mutex
 			s.OnFold(func(err error) {
@@ -683,14 +676,7 @@ func TestRotateThatCannotPutTheJournalBackStopsWrites(t *testing.T) {
 func TestCloseFoldsTheUnfoldedRecordsFirst(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "berth.db")
 	s := openBolt(t, path)
-	var failing atomic.Bool
-	failing.Store(true)
-	s.commitHook = func() error {
-		if failing.Load() {
-			return unix.ENOSPC
-		}
-		return nil
-	}
+	failing := failFolds(s)
 	n := fillJournal(t, s)
 	waitCheckpoint(s)
 	s.wmu.Lock()
@@ -711,4 +697,18 @@ func TestCloseFoldsTheUnfoldedRecordsFirst(t *testing.T) {
 	if got, err := get(s, BucketContainers, "fill-0001"); err != nil || got.Name != "newer" {
 		t.Errorf("after reopen, fill-0001 = %+v, %v; want the newer value", got, err)
 	}
+}
+
+// failFolds makes s's folds into bbolt fail with ENOSPC (a full disk)
+// until the returned flag is cleared.
+func failFolds(s *Bolt) *atomic.Bool {
+	failing := new(atomic.Bool)
+	failing.Store(true)
+	s.commitHook = func() error {
+		if failing.Load() {
+			return unix.ENOSPC
+		}
+		return nil
+	}
+	return failing
 }
