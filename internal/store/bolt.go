@@ -310,7 +310,8 @@ func (b *Bolt) startCheckpointLocked() error {
 		b.checkpoint = nil
 		onFold := b.onFold
 		b.wmu.Unlock()
-		close(done)
+		// Heard before done closes: whoever waits for this checkpoint
+		// (Close, a test) finds it told.
 		switch {
 		case onFold == nil:
 		case !folded && !retrying:
@@ -318,6 +319,7 @@ func (b *Bolt) startCheckpointLocked() error {
 		case folded && retrying:
 			onFold(nil)
 		}
+		close(done)
 	}()
 	return nil
 }
