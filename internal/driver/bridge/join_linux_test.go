@@ -857,23 +857,10 @@ func TestJoinSeedsTheGatewaysNeighbour(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	gwNeigh := func(path string) (string, int) {
-		h := handleIn(t, path)
-		neighs, err := h.NeighList(0, netlink.FAMILY_V4)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, n := range neighs {
-			if n.IP.Equal(testGateway.Addr().AsSlice()) {
-				return n.HardwareAddr.String(), n.State
-			}
-		}
-		return "", 0
-	}
-	if mac, state := gwNeigh(a); mac != br.Attrs().HardwareAddr.String() || state&(unix.NUD_STALE|unix.NUD_DELAY|unix.NUD_PROBE|unix.NUD_REACHABLE) == 0 {
+	if mac, state := neighbourOf(t, a, testGateway.Addr()); mac != br.Attrs().HardwareAddr.String() || state&(unix.NUD_STALE|unix.NUD_DELAY|unix.NUD_PROBE|unix.NUD_REACHABLE) == 0 {
 		t.Errorf("a's neighbour entry for the gateway: %q state %#x, want the bridge's MAC %s", mac, state, br.Attrs().HardwareAddr)
 	}
-	if mac, _ := gwNeigh(b); mac != "" {
+	if mac, _ := neighbourOf(t, b, testGateway.Addr()); mac != "" {
 		t.Errorf("b, with no default route, has a seeded gateway entry %s", mac)
 	}
 	if err := ping(t, a, testGateway.Addr()); err != nil {
@@ -893,17 +880,7 @@ func TestJoinSeedsTheIPv6GatewaysNeighbour(t *testing.T) {
 	if err := w.d.Join(a, dualStackSpec(1)); err != nil {
 		t.Fatal(err)
 	}
-	neighs, err := handleIn(t, a).NeighList(0, netlink.FAMILY_V6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	found := ""
-	for _, n := range neighs {
-		if n.IP.Equal(testGateway6.Addr().AsSlice()) {
-			found = n.HardwareAddr.String()
-		}
-	}
-	if found != br.Attrs().HardwareAddr.String() {
+	if found, _ := neighbourOf(t, a, testGateway6.Addr()); found != br.Attrs().HardwareAddr.String() {
 		t.Errorf("neighbour entry for the IPv6 gateway: %q, want the bridge's MAC %s", found, br.Attrs().HardwareAddr)
 	}
 	if err := ping(t, a, testGateway6.Addr()); err != nil {
@@ -924,14 +901,8 @@ func TestJoinSeedsNothingOnAnAdoptedBridge(t *testing.T) {
 	if err := w.d.Join(a, endpointSpec(1)); err != nil {
 		t.Fatal(err)
 	}
-	neighs, err := handleIn(t, a).NeighList(0, netlink.FAMILY_V4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range neighs {
-		if n.IP.Equal(testGateway.Addr().AsSlice()) && n.State&unix.NUD_STALE != 0 {
-			t.Errorf("a gateway entry was seeded on an adopted bridge: %s %#x", n.HardwareAddr, n.State)
-		}
+	if mac, state := neighbourOf(t, a, testGateway.Addr()); state&unix.NUD_STALE != 0 {
+		t.Errorf("a gateway entry was seeded on an adopted bridge: %s %#x", mac, state)
 	}
 	if err := ping(t, a, testGateway.Addr()); err != nil {
 		t.Error(err)
@@ -967,4 +938,24 @@ func TestJoinReturnsWithThePortForwarding(t *testing.T) {
 			}
 		}
 	}
+}
+
+// neighbourOf is the sandbox's neighbour entry for addr: its MAC and
+// state, or "" and 0 when there is none.
+func neighbourOf(t *testing.T, sandbox string, addr netip.Addr) (string, int) {
+	t.Helper()
+	family := netlink.FAMILY_V4
+	if addr.Is6() {
+		family = netlink.FAMILY_V6
+	}
+	neighs, err := handleIn(t, sandbox).NeighList(0, family)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range neighs {
+		if n.IP.Equal(addr.AsSlice()) {
+			return n.HardwareAddr.String(), n.State
+		}
+	}
+	return "", 0
 }
