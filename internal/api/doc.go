@@ -31,8 +31,9 @@
 //     of an idle CPU was a fifth of what a connect added to the kernel's
 //     work on the bench's VM.
 //
-// What berth does not do is refused with a 400 that says so rather than
-// ignored: volumes, restart policies, container: network modes, sctp and
-// IPv6 published ports, pulls (404, "import a root filesystem"), imports from URLs, image
-// changes, log timestamps and time ranges, IPv6 and swarm networks.
+// What berth does not do is refused with an error that says so rather
+// than ignored: the run options it does not apply (privileged, cgroup
+// limits, devices, --volumes-from, …), sctp ports, pulls (404, "import a
+// root filesystem"), imports from URLs, commit, build and push (501), log
+// timestamps and time ranges (501), and swarm networks.
 package api

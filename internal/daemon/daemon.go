@@ -77,6 +77,15 @@ type Daemon struct {
 
 	// stopWatchers ends the nftables and route watchers (heal.go).
 	stopWatchers func()
+	// linkWatch is the link watcher; linkHeals paces healLinks, which only
+	// it calls. Until linksReady (set once the start's reconcile is
+	// done), healLinks keeps what it is given in linksMissed. linksMu
+	// guards both.
+	linkWatch   *bridge.LinkWatcher
+	linkHeals   healPacer
+	linksMu     sync.Mutex
+	linksReady  bool
+	linksMissed network.LinkDamage
 	// stopLogRotator ends the log rotator (logrotate.go).
 	stopLogRotator func()
 	// stopPortRetry ends the retries of published ports a start could not
@@ -303,6 +312,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if err := d.restoreContainers(ctx); err != nil {
 		d.log.Error("container reconcile finished with errors", "err", err)
 	}
+	d.linksStarted()
 	d.scanRoutes()
 	d.stopLogRotator = d.startLogRotator()
 	d.stopPortRetry = every(portRetryEvery, d.net.RetryUnheldPorts)

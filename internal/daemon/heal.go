@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -17,9 +20,10 @@ import (
 
 // This file keeps the daemon's view of the host honest while it runs:
 // someone deleting or flushing berth's nftables table gets it put back at
-// once, and a route that starts overlapping a berth network (a VPN coming
-// up) is reported in the log and in `network inspect`. Both listen to
-// kernel notifications; neither polls.
+// once, so does someone deleting a bridge or a veth of berth's or setting
+// one down, and a route that starts overlapping a berth network (a VPN
+// coming up) is reported in the log and in `network inspect`. All three
+// listen to kernel notifications; none polls.
 
 // startWatchers subscribes to nftables and route changes, and follows
 // the host's resolv.conf (resolvwatch.go). It runs before the first
@@ -39,6 +43,13 @@ func (d *Daemon) startWatchers() error {
 		fw.Close()
 		return err
 	}
+	links, err := d.driver.WatchLinks(ctx, linkSettle, d.healLinks)
+	if err != nil {
+		cancel()
+		fw.Close()
+		return fmt.Errorf("watch links: %w", err)
+	}
+	d.linkWatch = links
 	waitResolv, err := d.watchResolvConf(ctx)
 	if err != nil {
 		// Containers then keep the servers they started with, as Docker's do.
@@ -48,6 +59,7 @@ func (d *Daemon) startWatchers() error {
 	d.stopWatchers = func() {
 		cancel()
 		fw.Close()
+		links.Close()
 		waitResolv()
 	}
 	return nil
@@ -62,6 +74,116 @@ func (d *Daemon) healFirewall(ch nftables.Change) {
 		return
 	}
 	d.log.Info("nftables table restored", "took", time.Since(start).Round(time.Microsecond).String())
+}
+
+// linkSettle is how long link damage must be quiet before it is mended:
+// `ip link del` of a bridge sends one notification per port, and one pass
+// mends them all.
+const linkSettle = 50 * time.Millisecond
+
+// healLinks mends what someone did to berth's links (the bridge driver's
+// WatchLinks reports it): bridges first, as a restart does, since a
+// deleted bridge took its ports with it; then every sandbox with an
+// endpoint to mend, under its container's lock, so that no connect,
+// disconnect or exit of that container runs meanwhile. What berth itself
+// removed (a leave, a network removal, an exit) is no longer in the
+// records and is left out by Damaged.
+func (d *Daemon) healLinks(dmg network.LinkDamage) {
+	d.linksMu.Lock()
+	if !d.linksReady {
+		// The start's own reconcile mends what it finds; what changed
+		// meanwhile is checked once it is done (linksStarted), so that
+		// the two never work on one endpoint at once.
+		d.linksMissed = d.linksMissed.Merge(dmg)
+		d.linksMu.Unlock()
+		return
+	}
+	d.linksMu.Unlock()
+	nets, sbs := d.net.Damaged(dmg)
+	if len(nets) == 0 && len(sbs) == 0 {
+		return
+	}
+	d.linkHeals.pace(d.log)
+	start := time.Now()
+	d.log.Warn("berth's links were changed by another process; mending them", "changes", damageString(dmg), "networks", len(nets), "containers", len(sbs))
+	for _, id := range nets {
+		if err := d.net.HealBridge(id); err != nil {
+			d.log.Error("mending a bridge failed", "network", id[:12], "err", err)
+		}
+	}
+	for _, sb := range sbs {
+		d.mu.Lock()
+		cs := d.containers[sb.ContainerID]
+		d.mu.Unlock()
+		if cs == nil {
+			continue
+		}
+		cs.mu.Lock()
+		if !cs.goneLocked() && cs.c.Running() && cs.c.State.SandboxID == sb.ID {
+			remade, err := d.net.HealSandbox(context.Background(), sb.ID)
+			if len(remade) > 0 {
+				d.log.Warn("made a container's veth again", "container", cs.c.ShortID(), "name", cs.c.Name, "endpoints", len(remade))
+			}
+			if err != nil {
+				d.log.Error("mending a container's links failed", "container", cs.c.ShortID(), "name", cs.c.Name, "err", err)
+			}
+		}
+		cs.mu.Unlock()
+	}
+	d.log.Info("links mended", "took", time.Since(start).Round(time.Microsecond).String())
+}
+
+// linksStarted lets healLinks mend from now on, and hands it what the
+// watcher saw while the daemon started.
+func (d *Daemon) linksStarted() {
+	d.linksMu.Lock()
+	d.linksReady = true
+	missed := d.linksMissed
+	d.linksMu.Unlock()
+	if missed.Lost || len(missed.Owners) > 0 {
+		d.linkWatch.Post(missed)
+	}
+}
+
+// damageString is dmg for the log: each link and what happened to it.
+func damageString(dmg network.LinkDamage) string {
+	var parts []string
+	if dmg.Lost {
+		parts = append(parts, "notifications lost")
+	}
+	for _, what := range dmg.Owners {
+		parts = append(parts, what)
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, "; ")
+}
+
+// healPacer slows the mending down when another program keeps undoing
+// it (a network manager that owns bridges of the same names): past 10
+// passes in 10 s, each pass waits a second first, and the log says so
+// once, instead of the two programs fighting at full speed.
+type healPacer struct {
+	recent []time.Time
+	warned bool
+	sleep  func(time.Duration) // time.Sleep when nil; tests count instead
+}
+
+func (p *healPacer) pace(log *slog.Logger) {
+	now := time.Now()
+	p.recent = slices.DeleteFunc(p.recent, func(t time.Time) bool { return now.Sub(t) > 10*time.Second })
+	if len(p.recent) >= 10 {
+		if !p.warned {
+			log.Warn("berth's links keep being changed by another process; mending them at most once a second")
+			p.warned = true
+		}
+		if p.sleep == nil {
+			p.sleep = time.Sleep
+		}
+		p.sleep(time.Second)
+	} else {
+		p.warned = false
+	}
+	p.recent = append(p.recent, time.Now())
 }
 
 // watchRoutes follows the host's routes in every table, starting

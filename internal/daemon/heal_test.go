@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -58,5 +59,28 @@ func TestRouteWatchFailedWarnsOnlyWhileRunning(t *testing.T) {
 	d.routeWatchFailed(ctx, errors.New("Receive failed: resource temporarily unavailable"))
 	if buf.Len() != 0 {
 		t.Errorf("a failure while stopping logged %q, want nothing at info level", buf.String())
+	}
+}
+
+// The pacer lets ten passes through in ten seconds, then makes each pass
+// wait a second, and says so once.
+func TestHealPacerSlowsAFight(t *testing.T) {
+	var slept time.Duration
+	p := healPacer{sleep: func(d time.Duration) { slept += d }}
+	var log bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&log, nil))
+	for range 10 {
+		p.pace(logger)
+	}
+	if slept != 0 {
+		t.Fatalf("ten passes slept %v, want none", slept)
+	}
+	p.pace(logger)
+	p.pace(logger)
+	if slept != 2*time.Second {
+		t.Errorf("two more passes slept %v, want 2s", slept)
+	}
+	if n := strings.Count(log.String(), "keep being changed"); n != 1 {
+		t.Errorf("warned %d times, want once:\n%s", n, log.String())
 	}
 }

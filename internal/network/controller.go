@@ -76,6 +76,10 @@ type Controller struct {
 	names     *nameTable             // for the embedded resolver; its own lock
 	newIfName HostIfNameFunc
 	ready     readyMarks // guarded by mu
+	// netOps orders the making and deleting of bridges while the daemon
+	// runs: a create's rollback and a removal against HealBridge, which
+	// would otherwise make a bridge again behind them.
+	netOps sync.Mutex
 	// unheld are published host ports a start could not hold again (a
 	// host process took one while no daemon ran; the DNAT works on):
 	// RetryUnheldPorts takes them back once free. Guarded by mu.

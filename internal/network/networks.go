@@ -26,6 +26,8 @@ func (c *Controller) CreateNetwork(ctx context.Context, req CreateRequest) (*Net
 	if n.Driver != DriverBridge {
 		return cloneNetwork(n), nil
 	}
+	c.netOps.Lock()
+	defer c.netOps.Unlock()
 	if err := c.applyNetwork(ctx, n); err != nil {
 		c.mu.Lock()
 		delete(c.networks, n.ID)
@@ -302,6 +304,8 @@ func (c *Controller) RemoveNetwork(ctx context.Context, ref string) error {
 
 // teardownNetwork removes n's rules and bridge, then its record; it goes on past errors.
 func (c *Controller) teardownNetwork(ctx context.Context, n *Network) error {
+	c.netOps.Lock()
+	defer c.netOps.Unlock()
 	var errs []error
 	if n.Bridge != nil {
 		if err := c.cfg.Firewall.DelNetwork(ctx, firewallNetwork(n)); err != nil {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -162,4 +163,92 @@ func networkWarnings(t *testing.T, w *testworld.World, name string) []string {
 		t.Fatalf("decode network inspect: %v\n%s", err, out)
 	}
 	return got[0].Warnings
+}
+
+// hostEnd is the name of the host end of ctr's eth0 in the host namespace.
+func hostEnd(t *testing.T, w *testworld.World, ctr string) string {
+	t.Helper()
+	index := strings.TrimSpace(w.MustBerth(t, "exec", ctr, "cat", "/sys/class/net/eth0/iflink"))
+	out, errOut, code := w.InHost(t, "ip", "-o", "link", "show")
+	if code != 0 {
+		t.Fatalf("ip link: %s", errOut)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if i, rest, ok := strings.Cut(line, ": "); ok && i == index {
+			name, _, _ := strings.Cut(rest, ":")
+			name, _, _ = strings.Cut(name, "@")
+			return name
+		}
+	}
+	t.Fatalf("no host link with index %s:\n%s", index, out)
+	return ""
+}
+
+// TestLinksHealLive: a bridge or a veth of berth's deleted, set down or
+// taken off its bridge by hand, or a bridge's address flushed, while the
+// daemon runs, is mended at once (link notifications), as a restart
+// would mend it: the containers reach each other, their gateway and the
+// outside again. Docker leaves them cut off until its next restart.
+// berth's own link changes (run, connect, disconnect, stop, network rm)
+// are not mended.
+func TestLinksHealLive(t *testing.T) {
+	w, d := startWorld(t)
+	w.MustBerth(t, "network", "create", "--subnet", "10.78.0.0/24", "-o", "com.docker.network.bridge.name=br-live", "live")
+	runSleeper(t, w, "l1", "--network", "live", "--ip", "10.78.0.11")
+	runSleeper(t, w, "l2", "--network", "live", "--ip", "10.78.0.12")
+	runSleeper(t, w, "c1")
+	gw, l2 := netip.MustParseAddr("10.78.0.1"), netip.MustParseAddr("10.78.0.12")
+	if !pings(t, w, "l1", l2) || !pings(t, w, "l1", gw) {
+		t.Fatal("l1 cannot reach l2 and the gateway before the test")
+	}
+	if got := fetchAnswer(t, w, "c1"); got != "you are 198.51.100.2\n" {
+		t.Fatalf("c1 reached the outside as %q before the test", got)
+	}
+	mends := func() int { return strings.Count(daemonLog(t, d), "mending them") }
+	for _, tc := range []struct {
+		name string
+		cmd  func() []string
+	}{
+		{"bridge set down", func() []string { return []string{"ip", "link", "set", "br-live", "down"} }},
+		{"l2's veth deleted", func() []string { return []string{"ip", "link", "del", hostEnd(t, w, "l2")} }},
+		{"l1's veth taken off the bridge", func() []string { return []string{"ip", "link", "set", hostEnd(t, w, "l1"), "nomaster"} }},
+		{"l1's veth set down", func() []string { return []string{"ip", "link", "set", hostEnd(t, w, "l1"), "down"} }},
+		{"bridge's address flushed", func() []string { return []string{"ip", "addr", "flush", "dev", "br-live"} }},
+		{"bridge deleted", func() []string { return []string{"ip", "link", "del", "br-live"} }},
+	} {
+		before := mends()
+		cmd := tc.cmd()
+		if _, errOut, code := w.InHost(t, cmd...); code != 0 {
+			t.Fatalf("%s: %s", strings.Join(cmd, " "), errOut)
+		}
+		if !pings(t, w, "l1", l2) || !pings(t, w, "l1", gw) || !pings(t, w, "l2", gw) {
+			out, _, _ := w.InHost(t, "ip", "-d", "link")
+			t.Fatalf("after %s (%s), l1 and l2 do not reach each other and the gateway again; host links:\n%s\ndaemon log:\n%s",
+				tc.name, strings.Join(cmd, " "), out, daemonLog(t, d))
+		}
+		if mends() == before {
+			t.Errorf("after %s, the daemon did not log a mend", tc.name)
+		}
+	}
+	if out, _, _ := w.InHost(t, "ip", "-br", "addr", "show", "br-live"); !strings.Contains(out, "10.78.0.1/24") || !strings.Contains(out, "UP") {
+		t.Errorf("br-live after the mends: %q, want it up with 10.78.0.1/24", out)
+	}
+	// The default bridge too: c1 reaches the outside again.
+	w.InHost(t, "ip", "link", "del", "berth0")
+	if got := fetchAnswer(t, w, "c1"); got != "you are 198.51.100.2\n" {
+		t.Errorf("after berth0 was deleted and mended, c1 reached the outside as %q", got)
+	}
+
+	// berth's own changes are not mended.
+	eventually(t, "the mends settle", func() bool { before := mends(); time.Sleep(300 * time.Millisecond); return mends() == before })
+	before := mends()
+	w.MustBerth(t, "network", "connect", "live", "c1")
+	w.MustBerth(t, "network", "disconnect", "live", "c1")
+	w.MustBerth(t, "stop", "-t", "1", "l2")
+	w.MustBerth(t, "rm", "-f", "l1", "l2")
+	w.MustBerth(t, "network", "rm", "live")
+	time.Sleep(300 * time.Millisecond) // past the watcher's settling
+	if after := mends(); after != before {
+		t.Errorf("berth's own link changes were mended: %d mends before, %d after:\n%s", before, after, daemonLog(t, d))
+	}
 }

@@ -448,3 +448,35 @@ func TestPortTakenWhileDaemonDownIsHeldAgain(t *testing.T) {
 		t.Errorf("a host process could listen on 8181 after berth held it again")
 	}
 }
+
+// TestUDPFlowFromBeforeThePortWasPublished: a client that sends to a host
+// port before it is published (started before the container, or sending
+// on while the container is stopped) reaches the container once it is,
+// on the same socket. Its datagrams had gone to the host itself, and
+// their conntrack entry, refreshed by each one, kept the flow there for
+// good (QA round 25); berth deletes such entries when it publishes a UDP
+// port, as moby's clearConntrackEntries does.
+func TestUDPFlowFromBeforeThePortWasPublished(t *testing.T) {
+	w := startPortWorld(t)
+	sameFlow := func() (string, bool) {
+		out, _, code := w.InOutside(t, w.peer, "-dial", "udp:"+hostPort(5700), "-sport", "42000", "-timeout", "1s")
+		return strings.TrimSpace(out), code == 0
+	}
+	if got, ok := sameFlow(); ok {
+		t.Fatalf("port 5700 answered %q before anything was published", got)
+	}
+	w.runPeer(t, "ud", "udp:53", "-p", "5700:53/udp")
+	if !retried(func() bool { _, ok := sameFlow(); return ok }) {
+		out, _, _ := w.InHost(t, "cat", "/proc/net/nf_conntrack")
+		t.Fatalf("the flow that started before the port was published never reached the container; conntrack:\n%s", out)
+	}
+	w.MustBerth(t, "stop", "-t", "1", "ud")
+	if got, ok := sameFlow(); ok {
+		t.Fatalf("the stopped container's port answered %q", got)
+	}
+	w.MustBerth(t, "start", "ud")
+	w.copyPeer(t, "ud")
+	if !retried(func() bool { _, ok := sameFlow(); return ok }) {
+		t.Fatal("the flow that went on while the container was stopped never reached it again")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"slices"
@@ -37,6 +38,9 @@ type Driver struct {
 	log        *slog.Logger
 	// failAt lets tests make a named step fail, to prove the rollback.
 	failAt func(step string) error
+	// hostNetns is the host namespace's path ("" = the daemon's own), for
+	// sockets opened after New (WatchLinks).
+	hostNetns string
 }
 
 var _ network.Driver = (*Driver)(nil)
@@ -69,7 +73,7 @@ func New(hostNetns string, log *slog.Logger) (*Driver, error) {
 		h.Close()
 		return nil, err
 	}
-	d := &Driver{h: h, port: p, reaper: r, hostThread: ht, log: log}
+	d := &Driver{h: h, port: p, reaper: r, hostThread: ht, log: log, hostNetns: hostNetns}
 	if d.ipv6Conf, err = d.openIPv6Conf(); err != nil {
 		ht.close()
 		r.close()
@@ -163,7 +167,8 @@ func (d *Driver) LinkExists(name string) (bool, error) {
 }
 
 // Adopt reports whether spec's host end exists and, if it does, makes it
-// a port of its bridge again if it is not one (reattach), and disables
+// a port of its bridge again if it is not one, and up if it is down
+// (reattach), and disables
 // IPv6 on it: a daemon that died in Join between making the pair and that
 // write, or a berth that wrote it in the background after Join (before
 // this version), may have left it on. Nothing else needs applying again:
@@ -193,7 +198,12 @@ func (d *Driver) reattach(host netlink.Link, spec network.EndpointSpec) error {
 		return err
 	}
 	if host.Attrs().MasterIndex == index {
-		return nil
+		if host.Attrs().Flags&net.FlagUp != 0 {
+			return nil
+		}
+		// Set down by hand (the watcher saw it, or a start finds it).
+		d.log.Warn("endpoint's veth is down; setting it up", "veth", spec.HostIfName, "bridge", spec.Bridge)
+		return d.ensureUp(host)
 	}
 	d.log.Warn("endpoint's veth is not on its bridge; attaching it again", "veth", spec.HostIfName, "bridge", spec.Bridge)
 	if err := d.attach(host, spec.Bridge, index); err != nil {

@@ -375,6 +375,7 @@ func (f *Firewall) AddPorts(ctx context.Context, ps []firewall.PortMapping) erro
 		if rerr := f.rebuild(f.othersThan(""), append(f.portList(), fresh...)); rerr != nil {
 			return fmt.Errorf("add %d published ports: %w", len(fresh), errors.Join(err, rerr))
 		}
+		f.forgetUnpublished(fresh)
 		return nil
 	}
 	for _, m := range fresh {
@@ -382,6 +383,7 @@ func (f *Firewall) AddPorts(ctx context.Context, ps []firewall.PortMapping) erro
 	}
 	f.claims.Add(fresh)
 	f.log.Debug("published ports added", "ports", len(fresh))
+	f.forgetUnpublished(fresh)
 	return nil
 }
 

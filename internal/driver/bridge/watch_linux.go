@@ -1,0 +1,274 @@
+package bridge
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-net/berth/internal/network"
+)
+
+// This file watches the host namespace for changes to berth's links that
+// berth did not make: a bridge or a veth host end deleted, set down or
+// taken off its bridge by hand (`ip link del br-…`, `ip link set berth0
+// down`), a bridge's address deleted. Docker notices none of these until
+// its next restart, and the containers behind such a link are cut off
+// silently until then. The watcher listens to the kernel's link and
+// address notifications, a blocked read with no polling, and reports
+// what it saw by owner tag; the controller decides what still needs
+// mending (network.Controller.Damaged), so berth's own leaves, removals
+// and container exits, which delete links too, cost a check and nothing
+// else.
+
+// LinkWatcher is a running subscription; Close ends it.
+type LinkWatcher struct {
+	d      *Driver
+	conn   *netlink.Conn
+	report func(network.LinkDamage)
+	settle time.Duration
+	kick   chan network.LinkDamage
+	done   chan struct{}
+	close  sync.Once
+	ended  sync.WaitGroup
+}
+
+// watchBuffer is the subscription's receive buffer: room for the
+// notifications of 1,000 containers stopping at once (each deletes a
+// pair, about 1.5 KiB of notification). When they are lost anyway the
+// kernel says so (ENOBUFS) and every link is checked.
+const watchBuffer = 8 << 20
+
+// WatchLinks subscribes to the host namespace's link and address
+// notifications and calls report with the damage to berth's links, each
+// burst once it has been quiet for settle. It returns once the
+// subscription is in place, so a change made after it returns is never
+// missed. report runs on the watcher's own goroutine, one call at a
+// time; the watcher stops when ctx ends or on Close.
+func (d *Driver) WatchLinks(ctx context.Context, settle time.Duration, report func(network.LinkDamage)) (*LinkWatcher, error) {
+	cfg := &netlink.Config{}
+	if d.hostNetns != "" {
+		ns, err := os.Open(d.hostNetns)
+		if err != nil {
+			return nil, fmt.Errorf("open netns %q: %w", d.hostNetns, err)
+		}
+		defer ns.Close()
+		cfg.NetNS = int(ns.Fd())
+	}
+	conn, err := netlink.Dial(unix.NETLINK_ROUTE, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open link notification socket: %w", err)
+	}
+	if rc, err := conn.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) {
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, watchBuffer) != nil {
+				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, watchBuffer)
+			}
+		})
+	}
+	for _, g := range []uint32{unix.RTNLGRP_LINK, unix.RTNLGRP_IPV4_IFADDR, unix.RTNLGRP_IPV6_IFADDR} {
+		if err := conn.JoinGroup(g); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("join route notification group %d: %w", g, err)
+		}
+	}
+	w := &LinkWatcher{d: d, conn: conn, report: report, settle: settle, kick: make(chan network.LinkDamage, 1), done: make(chan struct{})}
+	w.ended.Add(2)
+	go w.receive()
+	go w.deliver(ctx)
+	return w, nil
+}
+
+// Close stops the watcher and waits for it: report is not called after
+// Close returns.
+func (w *LinkWatcher) Close() error {
+	var err error
+	w.close.Do(func() {
+		close(w.done)
+		err = w.conn.Close()
+	})
+	w.ended.Wait()
+	return err
+}
+
+// receive reads notifications until the socket is closed and posts the
+// damage each one shows.
+func (w *LinkWatcher) receive() {
+	defer w.ended.Done()
+	for {
+		msgs, err := w.conn.Receive()
+		if err != nil {
+			if errors.Is(err, unix.ENOBUFS) {
+				w.d.log.Warn("link notifications were lost; checking every link of berth's")
+				w.post(network.LinkDamage{Lost: true})
+				continue
+			}
+			select {
+			case <-w.done:
+			default:
+				w.d.log.Error("link watcher stopped; links changed by hand are mended only at the next start", "err", err)
+			}
+			return
+		}
+		for _, m := range msgs {
+			if owner, what, ok := w.damage(m); ok {
+				w.post(network.LinkDamage{Owners: map[string]string{owner: what}})
+			}
+		}
+	}
+}
+
+// damage reads one notification: the owner tag of the berth link it is
+// about and what happened to it, or ok false when it shows nothing to
+// mend.
+func (w *LinkWatcher) damage(m netlink.Message) (owner, what string, ok bool) {
+	switch m.Header.Type {
+	case unix.RTM_NEWLINK, unix.RTM_DELLINK:
+		l, err := parseLinkMessage(m.Data)
+		// AF_BRIDGE messages are a bridge's port events (a port taken
+		// off the bridge sends an RTM_DELLINK of that family): the
+		// AF_UNSPEC message about the same link says what changed.
+		if err != nil || l.family != unix.AF_UNSPEC || l.group == reapGroup { // a leaving pair: berth's own
+			return "", "", false
+		}
+		owner, ok := ownerFromAlias(l.alias)
+		if !ok {
+			return "", "", false
+		}
+		what, ok := l.damage(m.Header.Type == unix.RTM_DELLINK)
+		return owner, what, ok
+	case unix.RTM_DELADDR:
+		index, scope, ok := parseAddrMessage(m.Data)
+		if !ok || scope != unix.RT_SCOPE_UNIVERSE { // a link-local address is the kernel's
+			return "", "", false
+		}
+		l, err := w.d.h.LinkByIndex(index)
+		if err != nil || l.Type() != "bridge" { // gone: its deletion says so
+			return "", "", false
+		}
+		owner, ok := ownerFromAlias(l.Attrs().Alias)
+		return owner, l.Attrs().Name + " lost an address", ok
+	}
+	return "", "", false
+}
+
+// Post queues d as if the watcher had seen it: the daemon hands back
+// damage it had to set aside while it started.
+func (w *LinkWatcher) Post(d network.LinkDamage) { w.post(d) }
+
+// post queues d for deliver, merging it with damage still waiting.
+func (w *LinkWatcher) post(d network.LinkDamage) {
+	for {
+		select {
+		case w.kick <- d:
+			return
+		case old := <-w.kick:
+			d = old.Merge(d)
+		case <-w.done:
+			return
+		}
+	}
+}
+
+// deliver waits for damage, lets the burst settle, and reports it.
+func (w *LinkWatcher) deliver(ctx context.Context) {
+	defer w.ended.Done()
+	for {
+		var d network.LinkDamage
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.done:
+			return
+		case d = <-w.kick:
+		}
+		for quiet := false; !quiet; {
+			select {
+			case <-ctx.Done():
+				return
+			case <-w.done:
+				return
+			case more := <-w.kick:
+				d = d.Merge(more)
+			case <-time.After(w.settle):
+				quiet = true
+			}
+		}
+		w.report(d)
+	}
+}
+
+// linkMessage is what the watcher reads of an RTM_NEWLINK or RTM_DELLINK.
+type linkMessage struct {
+	family            uint8
+	name, alias, kind string
+	flags             uint32
+	master            uint32
+	group             uint32
+}
+
+// damage says what the notification shows happened to a berth link:
+// deleted, set down, or (a veth) not a port of any bridge.
+func (l linkMessage) damage(deleted bool) (string, bool) {
+	switch {
+	case deleted:
+		return l.name + " deleted", true
+	case l.flags&unix.IFF_UP == 0:
+		return l.name + " set down", true
+	case l.kind == "veth" && l.master == 0:
+		return l.name + " taken off its bridge", true
+	}
+	return "", false
+}
+
+// parseLinkMessage decodes an ifinfomsg and the attributes the watcher
+// needs, without building a whole link: the daemon sees a few of these
+// for every connect, and decoding them must not cost the connect's CPU.
+func parseLinkMessage(b []byte) (linkMessage, error) {
+	var l linkMessage
+	if len(b) < unix.SizeofIfInfomsg {
+		return l, errors.New("short ifinfomsg")
+	}
+	l.family = b[0]
+	l.flags = binary.NativeEndian.Uint32(b[8:12])
+	ad, err := netlink.NewAttributeDecoder(b[unix.SizeofIfInfomsg:])
+	if err != nil {
+		return l, err
+	}
+	for ad.Next() {
+		switch ad.Type() {
+		case unix.IFLA_IFNAME:
+			l.name = ad.String()
+		case unix.IFLA_IFALIAS:
+			l.alias = ad.String()
+		case unix.IFLA_MASTER:
+			l.master = ad.Uint32()
+		case unix.IFLA_GROUP:
+			l.group = ad.Uint32()
+		case unix.IFLA_LINKINFO:
+			ad.Nested(func(nad *netlink.AttributeDecoder) error {
+				for nad.Next() {
+					if nad.Type() == unix.IFLA_INFO_KIND {
+						l.kind = nad.String()
+					}
+				}
+				return nil
+			})
+		}
+	}
+	return l, ad.Err()
+}
+
+// parseAddrMessage decodes an ifaddrmsg's link index and scope.
+func parseAddrMessage(b []byte) (index int, scope uint8, ok bool) {
+	if len(b) < unix.SizeofIfAddrmsg {
+		return 0, 0, false
+	}
+	return int(binary.NativeEndian.Uint32(b[4:8])), b[3], true
+}

@@ -1,0 +1,184 @@
+package bridge
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/nstest"
+)
+
+// watchReports starts a LinkWatcher on w's host and returns its reports.
+func (w *testWorld) watchReports(t *testing.T) (<-chan network.LinkDamage, *LinkWatcher) {
+	t.Helper()
+	reports := make(chan network.LinkDamage, 64)
+	lw, err := w.d.WatchLinks(context.Background(), 20*time.Millisecond, func(d network.LinkDamage) { reports <- d })
+	if err != nil {
+		t.Fatalf("WatchLinks: %v", err)
+	}
+	t.Cleanup(func() { lw.Close() })
+	return reports, lw
+}
+
+// expectDamage waits for a report naming owner with what, skipping
+// reports about other owners.
+func expectDamage(t *testing.T, reports <-chan network.LinkDamage, owner, what string) {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case d := <-reports:
+			if got, ok := d.Owners[owner]; ok {
+				if !strings.Contains(got, what) {
+					t.Errorf("report for %s = %q, want it to say %q", owner, got, what)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no report for %s (%s)", owner, what)
+		}
+	}
+}
+
+// expectQuiet checks that nothing is reported for a while.
+func expectQuiet(t *testing.T, reports <-chan network.LinkDamage, why string) {
+	t.Helper()
+	select {
+	case d := <-reports:
+		t.Errorf("%s: reported %+v, want nothing", why, d)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+// TestWatchLinksReportsWhatOthersDoToBerthsLinks: a host end set down,
+// taken off its bridge or deleted, a bridge's address deleted, the bridge
+// deleted: each is reported under its owner's tag, so the daemon can mend
+// it while it runs. berth's own leave (the reaper's group) and other
+// people's links are not reported.
+func TestWatchLinksReportsWhatOthersDoToBerthsLinks(t *testing.T) {
+	w := newWorld(t)
+	spec1 := w.joinSettled(t, 1)
+	spec2 := endpointSpec(2)
+	sb2 := nstest.New(t)
+	if err := w.d.Join(sb2, spec2); err != nil {
+		t.Fatal(err)
+	}
+	reports, _ := w.watchReports(t)
+
+	// Not berth's: a bridge of the administrator's, up, down, gone.
+	admin := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "admin0"}}
+	if err := w.h.LinkAdd(admin); err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range []func(netlink.Link) error{w.h.LinkSetUp, w.h.LinkSetDown, w.h.LinkDel} {
+		if err := op(admin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// berth's own: a join and a leave.
+	spec3, sb3 := endpointSpec(3), nstest.New(t)
+	if err := w.d.Join(sb3, spec3); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.d.Leave(sb3, spec3); err != nil {
+		t.Fatal(err)
+	}
+	w.d.Settle() // the reaper deletes the pair
+	expectQuiet(t, reports, "an admin's link and berth's own join and leave")
+
+	host1, err := w.h.LinkByName(spec1.HostIfName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.h.LinkSetDown(host1); err != nil {
+		t.Fatal(err)
+	}
+	expectDamage(t, reports, spec1.Owner, spec1.HostIfName+" set down")
+	if err := w.h.LinkSetUp(host1); err != nil {
+		t.Fatal(err)
+	}
+	expectQuiet(t, reports, "a host end set up again")
+	if err := w.h.LinkSetNoMaster(host1); err != nil {
+		t.Fatal(err)
+	}
+	expectDamage(t, reports, spec1.Owner, "taken off its bridge")
+
+	br, err := w.h.LinkByName("br-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, _ := netlink.ParseAddr(testGateway.String())
+	if err := w.h.AddrDel(br, gw); err != nil {
+		t.Fatal(err)
+	}
+	expectDamage(t, reports, "network:test", "br-test lost an address")
+
+	host2, err := w.h.LinkByName(spec2.HostIfName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.h.LinkDel(host2); err != nil {
+		t.Fatal(err)
+	}
+	expectDamage(t, reports, spec2.Owner, spec2.HostIfName+" deleted")
+
+	if err := w.h.LinkDel(br); err != nil {
+		t.Fatal(err)
+	}
+	expectDamage(t, reports, "network:test", "br-test deleted")
+}
+
+// After Close, the watcher reports nothing more.
+func TestWatchLinksCloseEndsReports(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	reports, lw := w.watchReports(t)
+	if err := lw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	br, err := w.h.LinkByName("br-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.h.LinkSetDown(br); err != nil {
+		t.Fatal(err)
+	}
+	expectQuiet(t, reports, "a bridge set down after Close")
+}
+
+// Adopt sets up a host end that someone set down (its container was
+// cut off: a veth delivers nothing through a down end).
+func TestAdoptSetsUpAHostEndSetDown(t *testing.T) {
+	w := newWorld(t)
+	spec := w.joinSettled(t, 1)
+	host, err := w.h.LinkByName(spec.HostIfName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.h.LinkSetDown(host); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := w.d.Adopt(spec); !ok || err != nil {
+		t.Fatalf("Adopt = %v, %v; want true", ok, err)
+	}
+	if host, err = w.h.LinkByName(spec.HostIfName); err != nil {
+		t.Fatal(err)
+	}
+	if host.Attrs().Flags&net.FlagUp == 0 {
+		t.Errorf("%s is down after Adopt", spec.HostIfName)
+	}
+}
+
+func TestParseAddrMessageRejectsShortMessages(t *testing.T) {
+	if _, _, ok := parseAddrMessage(make([]byte, 7)); ok {
+		t.Error("a 7-byte ifaddrmsg parsed")
+	}
+	if _, err := parseLinkMessage(make([]byte, 15)); err == nil {
+		t.Error("a 15-byte ifinfomsg parsed")
+	}
+}
