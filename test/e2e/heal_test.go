@@ -239,6 +239,12 @@ func TestLinksHealLive(t *testing.T) {
 		t.Errorf("after berth0 was deleted and mended, c1 reached the outside as %q", got)
 	}
 
+	for _, line := range strings.Split(daemonLog(t, d), "\n") {
+		if strings.Contains(line, "links mended") {
+			t.Log(line)
+		}
+	}
+
 	// berth's own changes are not mended.
 	eventually(t, "the mends settle", func() bool { before := mends(); time.Sleep(300 * time.Millisecond); return mends() == before })
 	before := mends()
