@@ -94,7 +94,7 @@ func (d *Daemon) healLinks(dmg network.LinkDamage) {
 		// The start's own reconcile mends what it finds; what changed
 		// meanwhile is checked once it is done (linksStarted), so that
 		// the two never work on one endpoint at once.
-		d.linksMissed = d.linksMissed.Merge(dmg)
+		d.linksMissed.Add(dmg)
 		d.linksMu.Unlock()
 		return
 	}

@@ -21,9 +21,11 @@ type fakeDriver struct {
 	owners   map[string]string       // link → owner tag
 	routes   []netip.Prefix
 	failJoin error
-	released []string // sandbox paths ReleaseSandbox was called for
-	adopted  []string // host ends Adopt found
-	gateways []string // SetGateway calls: "eth1 via 172.17.0.1"
+	// duringJoin, if set, runs inside Join before it makes the pair.
+	duringJoin func(spec EndpointSpec)
+	released   []string // sandbox paths ReleaseSandbox was called for
+	adopted    []string // host ends Adopt found
+	gateways   []string // SetGateway calls: "eth1 via 172.17.0.1"
 }
 
 func newFakeDriver() *fakeDriver {
@@ -52,6 +54,9 @@ func (d *fakeDriver) DeleteBridge(name string) error {
 }
 
 func (d *fakeDriver) Join(sandboxPath string, spec EndpointSpec) error {
+	if d.duringJoin != nil {
+		d.duringJoin(spec)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.failJoin != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 )
@@ -26,22 +25,24 @@ type LinkDamage struct {
 	Owners map[string]string
 }
 
-// Merge is d with o's damage added: both bursts in one report.
-func (d LinkDamage) Merge(o LinkDamage) LinkDamage {
-	out := LinkDamage{Lost: d.Lost || o.Lost, Owners: maps.Clone(d.Owners)}
-	if out.Owners == nil {
-		out.Owners = map[string]string{}
+// Add adds o's damage to d, in place: both bursts in one report.
+func (d *LinkDamage) Add(o LinkDamage) {
+	d.Lost = d.Lost || o.Lost
+	if len(o.Owners) == 0 {
+		return
+	}
+	if d.Owners == nil {
+		d.Owners = make(map[string]string, len(o.Owners))
 	}
 	for k, v := range o.Owners {
-		switch old, ok := out.Owners[k]; {
+		switch old, ok := d.Owners[k]; {
 		case ok && strings.Contains(old, v):
 			v = old
 		case ok:
 			v = old + ", " + v
 		}
-		out.Owners[k] = v
+		d.Owners[k] = v
 	}
-	return out
 }
 
 // DamagedSandbox is a container's sandbox with an endpoint to mend.
@@ -50,12 +51,17 @@ type DamagedSandbox struct {
 }
 
 // Damaged turns damage into what to mend: the bridge networks whose
-// bridge was touched, and the sandboxes with a ready endpoint whose veth
-// was touched or whose bridge was (a deleted bridge drops its ports). An
-// owner that no record knows any more (an endpoint that left, a network
-// being removed) is left out; so is everything before Start has loaded
-// the records (Start checks every link itself). With dmg.Lost, every
-// bridge network and every sandbox with an endpoint on one is returned.
+// bridge was touched, and the sandboxes with an endpoint whose veth was
+// touched or whose bridge was (a deleted bridge drops its ports). An
+// owner that no record knows any more, or that is leaving (an endpoint
+// that left or is leaving, a network being removed), is left out; so is
+// everything before Start has loaded the records (Start checks every
+// link itself). An endpoint still being made counts: its join may be
+// running (the container's lock held) while its veth is damaged, and
+// HealSandbox, which waits for that lock, mends it once it is ready
+// (review of session 18: such damage was dropped for good). With
+// dmg.Lost, every bridge network and every sandbox with an endpoint on
+// one is returned.
 func (c *Controller) Damaged(dmg LinkDamage) (networks []string, sandboxes []DamagedSandbox) {
 	if !c.loaded() {
 		return nil, nil
@@ -71,7 +77,7 @@ func (c *Controller) Damaged(dmg LinkDamage) (networks []string, sandboxes []Dam
 				nets[id] = true
 			}
 		case "endpoint":
-			if ep := c.endpoints[id]; ep != nil && ep.State == EndpointReady {
+			if ep := c.endpoints[id]; ep != nil && ep.State != EndpointDeleting {
 				sbs[ep.SandboxID] = true
 			}
 		}
@@ -84,7 +90,7 @@ func (c *Controller) Damaged(dmg LinkDamage) (networks []string, sandboxes []Dam
 		}
 	}
 	for _, ep := range c.endpoints {
-		if nets[ep.NetworkID] && ep.State == EndpointReady {
+		if nets[ep.NetworkID] && ep.State != EndpointDeleting {
 			sbs[ep.SandboxID] = true
 		}
 	}
@@ -111,16 +117,18 @@ func (c *Controller) HealBridge(id string) error {
 	defer c.netOps.Unlock()
 	c.mu.RLock()
 	n := c.networks[id]
+	mend := n != nil && n.Driver == DriverBridge && !n.Removing
 	var spec BridgeSpec
-	if n != nil {
-		spec = bridgeSpec(n)
+	var name string
+	if mend {
+		spec, name = bridgeSpec(n), n.Name
 	}
 	c.mu.RUnlock()
-	if n == nil || n.Driver != DriverBridge || n.Removing {
+	if !mend {
 		return nil
 	}
 	if err := c.cfg.Driver.EnsureBridge(spec, bridgeOwner(id)); err != nil {
-		return fmt.Errorf("mend bridge %q of network %q: %w", spec.Name, n.Name, err)
+		return fmt.Errorf("mend bridge %q of network %q: %w", spec.Name, name, err)
 	}
 	return nil
 }

@@ -164,15 +164,57 @@ func TestHealBridgeMakesTheBridgeAgainUnlessRemoved(t *testing.T) {
 	}
 }
 
-// Merge keeps every owner of both reports, what happened to each in
+// Add keeps every owner of both reports, what happened to each in
 // order, and says lost if either did.
-func TestLinkDamageMerge(t *testing.T) {
+func TestLinkDamageAdd(t *testing.T) {
 	var d LinkDamage
-	d = d.Merge(LinkDamage{Owners: map[string]string{"endpoint:a": "veth1 set down"}})
-	d = d.Merge(LinkDamage{Owners: map[string]string{"endpoint:a": "veth1 deleted", "network:n": "br deleted"}})
-	d = d.Merge(LinkDamage{Owners: map[string]string{"endpoint:a": "veth1 deleted"}, Lost: true})
+	d.Add(LinkDamage{Owners: map[string]string{"endpoint:a": "veth1 set down"}})
+	d.Add(LinkDamage{Owners: map[string]string{"endpoint:a": "veth1 deleted", "network:n": "br deleted"}})
+	d.Add(LinkDamage{Owners: map[string]string{"endpoint:a": "veth1 deleted"}, Lost: true})
+	d.Add(LinkDamage{})
 	want := LinkDamage{Lost: true, Owners: map[string]string{"endpoint:a": "veth1 set down, veth1 deleted", "network:n": "br deleted"}}
 	if diff := cmp.Diff(want, d); diff != "" {
-		t.Errorf("merged (-want +got):\n%s", diff)
+		t.Errorf("added up (-want +got):\n%s", diff)
+	}
+}
+
+// Damage to an endpoint whose join is still running is not dropped: the
+// sandbox is named, and HealSandbox (which the daemon runs once the join
+// has released the container's lock) mends it as a ready endpoint.
+func TestDamagedCountsAnEndpointBeingMade(t *testing.T) {
+	r := newRig(t)
+	sb := r.sandbox(t, "c1")
+	var during []string
+	r.drv.duringJoin = func(spec EndpointSpec) {
+		_, sbs := r.c.Damaged(LinkDamage{Owners: map[string]string{spec.Owner: spec.HostIfName + " set down"}})
+		during = sandboxIDs(sbs)
+	}
+	r.join(t, sb, "bridge", JoinRequest{Name: "c1"})
+	if diff := cmp.Diff([]string{sb.ID}, during); diff != "" {
+		t.Errorf("damage during the join named (-want +got):\n%s", diff)
+	}
+}
+
+// HealBridge and RemoveNetwork run side by side (the watcher's goroutine
+// and an API request): no race, and the removed network's bridge is not
+// made again.
+func TestHealBridgeBesideRemoveNetwork(t *testing.T) {
+	for range 20 {
+		r := newRig(t)
+		web, err := r.c.CreateNetwork(context.Background(), CreateRequest{Name: "web"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error)
+		go func() { done <- r.c.HealBridge(web.ID) }()
+		if err := r.c.RemoveNetwork(context.Background(), web.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := r.drv.bridges[web.Bridge.Name]; ok {
+			t.Fatal("the removed network's bridge exists after HealBridge")
+		}
 	}
 }

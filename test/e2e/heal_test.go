@@ -253,6 +253,8 @@ func TestLinksHealLive(t *testing.T) {
 	w.MustBerth(t, "stop", "-t", "1", "l2")
 	w.MustBerth(t, "rm", "-f", "l1", "l2")
 	w.MustBerth(t, "network", "rm", "live")
+	w.MustBerth(t, "network", "create", "quiet")
+	w.MustBerth(t, "network", "rm", "quiet")
 	time.Sleep(300 * time.Millisecond) // past the watcher's settling
 	if after := mends(); after != before {
 		t.Errorf("berth's own link changes were mended: %d mends before, %d after:\n%s", before, after, daemonLog(t, d))

@@ -359,6 +359,11 @@ func (d *Driver) deleteVethIfExists(name string) error {
 	if err != nil || l == nil {
 		return err
 	}
+	// The reaper's group first, best effort: the link watcher takes a
+	// link of that group for berth's own, so that a failed Join's
+	// rollback is not damage a heal would answer with another Join, which
+	// would fail and roll back again, for good (review of session 18).
+	_ = d.h.LinkSetGroup(l, reapGroup)
 	if err := d.h.LinkDel(l); err != nil && !isNotFound(err) {
 		return fmt.Errorf("delete veth %q: %w", name, err)
 	}

@@ -169,7 +169,8 @@ func (w *LinkWatcher) post(d network.LinkDamage) {
 		case w.kick <- d:
 			return
 		case old := <-w.kick:
-			d = old.Merge(d)
+			old.Add(d)
+			d = old
 		case <-w.done:
 			return
 		}
@@ -188,6 +189,9 @@ func (w *LinkWatcher) deliver(ctx context.Context) {
 			return
 		case d = <-w.kick:
 		}
+		// Quiet for settle, or at most settleMax after the first change:
+		// a link flapping without end must not hold the report back.
+		deadline := time.After(w.settleMax())
 		for quiet := false; !quiet; {
 			select {
 			case <-ctx.Done():
@@ -195,14 +199,20 @@ func (w *LinkWatcher) deliver(ctx context.Context) {
 			case <-w.done:
 				return
 			case more := <-w.kick:
-				d = d.Merge(more)
+				d.Add(more)
 			case <-time.After(w.settle):
+				quiet = true
+			case <-deadline:
 				quiet = true
 			}
 		}
 		w.report(d)
 	}
 }
+
+// settleMax is the longest a report waits for its burst to end: 20
+// settles.
+func (w *LinkWatcher) settleMax() time.Duration { return 20 * w.settle }
 
 // linkMessage is what the watcher reads of an RTM_NEWLINK or RTM_DELLINK.
 type linkMessage struct {

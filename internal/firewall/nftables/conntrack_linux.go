@@ -50,51 +50,113 @@ func (f *Firewall) forgetConnections(ms []firewall.PortMapping) {
 // itself (to no one, or to the socket that holds the port), and since
 // every later datagram of the flow refreshes its entry, a client that
 // keeps its socket (a DNS forwarder, syslog, statsd) would never be
-// DNATed to the container (QA round 25: cut off for good). Only entries
-// neither DNATed nor SNATed go: a container's own flow out to that port
-// somewhere else is masqueraded, and is left alone (Docker's filter, on
-// the port alone, drops those too). TCP needs nothing: a new connection
-// is a new entry.
+// DNATed to the container (QA round 25: cut off for good). TCP needs
+// nothing: a new connection is a new entry.
+//
+// Only such flows go: to one of the host's own addresses (the mapping's,
+// when it has one), with neither end rewritten. Docker's filter, on the
+// port alone, also drops the entries of the host's own queries to that
+// port elsewhere (its upstream resolver's 53), of containers' flows to
+// it, masqueraded or not, and of traffic forwarded past the host, whose
+// next replies then count as new and are dropped by stateful rules.
 func (f *Firewall) forgetUnpublished(ms []firewall.PortMapping) {
-	var filters, filters6 []netlink.CustomConntrackFilter
+	flt4, flt6 := unpublishedFlows{ports: map[uint16][]netip.Addr{}}, unpublishedFlows{ports: map[uint16][]netip.Addr{}}
 	for _, m := range ms {
 		if m.Proto != firewall.UDP || m.Routed {
 			continue
 		}
-		flt := unpublishedFlow{port: m.HostPort}
-		if !m.AnyHostIP() {
-			flt.hostIP = m.HostIP
-		}
+		flt := &flt4
 		if m.Is6() {
-			filters6 = append(filters6, flt)
-		} else {
-			filters = append(filters, flt)
+			flt = &flt6
 		}
+		if m.AnyHostIP() {
+			flt.ports[m.HostPort] = append(flt.ports[m.HostPort], netip.Addr{})
+		} else {
+			flt.ports[m.HostPort] = append(flt.ports[m.HostPort], m.HostIP.Unmap())
+		}
+	}
+	if len(flt4.ports) == 0 && len(flt6.ports) == 0 {
+		return
+	}
+	local, err := f.localAddrs()
+	if err != nil {
+		f.log.Warn("list the host's addresses for conntrack", "err", err)
+		return
+	}
+	flt4.local, flt6.local = local, local
+	var filters, filters6 []netlink.CustomConntrackFilter
+	if len(flt4.ports) > 0 {
+		filters = append(filters, flt4)
+	}
+	if len(flt6.ports) > 0 {
+		filters6 = append(filters6, flt6)
 	}
 	f.deleteConntrack(filters, filters6, "flows to ports before they were published")
 }
 
-// unpublishedFlow matches a UDP flow to port (on hostIP, when valid) that
-// went to the host as it was sent: its reply tuple is its own tuple
-// reversed, so no NAT rewrote either end.
-type unpublishedFlow struct {
-	port   uint16
-	hostIP netip.Addr
+// localAddrs is every address of the host namespace's links.
+func (f *Firewall) localAddrs() (map[netip.Addr]bool, error) {
+	h, err := f.routeHandle()
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	addrs, err := h.AddrList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses: %w", err)
+	}
+	local := make(map[netip.Addr]bool, len(addrs))
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			local[ip.Unmap()] = true
+		}
+	}
+	return local, nil
 }
 
-func (u unpublishedFlow) MatchConntrackFlow(flow *netlink.ConntrackFlow) bool {
+// unpublishedFlows matches a UDP flow that went to one of the host's own
+// addresses (local) on a port of ports as it was sent: to any of them
+// for an invalid address in the port's list, else to one listed; and
+// whose reply tuple is its own reversed, so no NAT rewrote either end.
+type unpublishedFlows struct {
+	ports map[uint16][]netip.Addr
+	local map[netip.Addr]bool
+}
+
+func (u unpublishedFlows) MatchConntrackFlow(flow *netlink.ConntrackFlow) bool {
 	fw, rv := flow.Forward, flow.Reverse
-	if fw.Protocol != unix.IPPROTO_UDP || fw.DstPort != u.port {
+	if fw.Protocol != unix.IPPROTO_UDP {
+		return false
+	}
+	want, ok := u.ports[fw.DstPort]
+	if !ok {
 		return false
 	}
 	if !rv.SrcIP.Equal(fw.DstIP) || rv.SrcPort != fw.DstPort || !rv.DstIP.Equal(fw.SrcIP) || rv.DstPort != fw.SrcPort {
 		return false // NATed: DNATed to a container already, or a container's flow out
 	}
-	if u.hostIP.IsValid() {
-		dst, ok := netip.AddrFromSlice(fw.DstIP)
-		return ok && dst.Unmap() == u.hostIP.Unmap()
+	dst, ok := netip.AddrFromSlice(fw.DstIP)
+	if !ok || !u.local[dst.Unmap()] {
+		return false // not to the host: forwarded, or the host's own flow out
 	}
-	return true
+	for _, a := range want {
+		if !a.IsValid() || a == dst.Unmap() {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *Firewall) routeHandle() (*netlink.Handle, error) {
+	if f.netns == "" {
+		return netlink.NewHandle(unix.NETLINK_ROUTE)
+	}
+	ns, err := netns.GetFromPath(f.netns)
+	if err != nil {
+		return nil, fmt.Errorf("open netns %q: %w", f.netns, err)
+	}
+	defer ns.Close()
+	return netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 }
 
 // deleteConntrack deletes the entries that match any of the filters, per
