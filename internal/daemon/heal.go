@@ -105,6 +105,9 @@ func (d *Daemon) healLinks(dmg network.LinkDamage) {
 	}
 	d.linkHeals.pace(d.log)
 	start := time.Now()
+	// A pass may find nothing left to do (one follows putting back a
+	// veth moved to another bridge: the kernel releases it from that
+	// bridge first), but each starts from a change berth did not make.
 	d.log.Warn("berth's links were changed by another process; mending them", "changes", damageString(dmg), "networks", len(nets), "containers", len(sbs))
 	for _, id := range nets {
 		if err := d.net.HealBridge(id); err != nil {

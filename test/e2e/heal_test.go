@@ -213,6 +213,12 @@ func TestLinksHealLive(t *testing.T) {
 		{"l2's veth deleted", func() []string { return []string{"ip", "link", "del", hostEnd(t, w, "l2")} }},
 		{"l1's veth taken off the bridge", func() []string { return []string{"ip", "link", "set", hostEnd(t, w, "l1"), "nomaster"} }},
 		{"l1's veth set down", func() []string { return []string{"ip", "link", "set", hostEnd(t, w, "l1"), "down"} }},
+		{"l2's veth moved to another bridge", func() []string {
+			if _, errOut, code := w.InHost(t, "ip", "link", "add", "adminbr", "type", "bridge"); code != 0 {
+				t.Fatalf("ip link add adminbr: %s", errOut)
+			}
+			return []string{"ip", "link", "set", hostEnd(t, w, "l2"), "master", "adminbr"}
+		}},
 		{"bridge's address flushed", func() []string { return []string{"ip", "addr", "flush", "dev", "br-live"} }},
 		{"bridge deleted", func() []string { return []string{"ip", "link", "del", "br-live"} }},
 	} {

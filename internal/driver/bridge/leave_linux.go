@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -29,8 +30,11 @@ func (d *Driver) Leave(sandboxPath string, spec network.EndpointSpec) error {
 		return nil
 	}
 	host, err := linkIfExists(d.h, spec.HostIfName)
-	if err != nil || host == nil {
+	if err != nil {
 		return err
+	}
+	if host == nil {
+		return d.deleteStrandedPeer(sandboxPath, spec)
 	}
 	if err := checkOwnHostEnd(host, spec.Owner); err != nil {
 		if errors.Is(err, errOtherEndpoint) {
@@ -48,6 +52,40 @@ func (d *Driver) Leave(sandboxPath string, spec network.EndpointSpec) error {
 		return d.deleteVethIfExists(spec.HostIfName)
 	}
 	d.reaper.add(spec.HostIfName, host.Attrs().Index, sandboxPath, spec.IfName)
+	return nil
+}
+
+// deleteStrandedPeer deletes the endpoint's container end when its host
+// end is not in the host namespace: someone moved the host end into
+// another namespace (`ip link set vethX netns …`), which leaves the
+// container end in the sandbox under the endpoint's name, so that the
+// pair could never be made again there ("interface eth0 already exists";
+// review of session 18). It is the endpoint's if it is a veth with the
+// endpoint's MAC; deleting it deletes the moved host end with it. No
+// sandbox, no such link: nothing to do.
+func (d *Driver) deleteStrandedPeer(sandboxPath string, spec network.EndpointSpec) (err error) {
+	if spec.IfName == "" || len(spec.MAC) == 0 || sandboxPath == "" || !sandbox.IsNamespace(sandboxPath) {
+		return nil
+	}
+	if err := ValidateIfName(spec.IfName); err != nil {
+		return fmt.Errorf("container interface: %w", err)
+	}
+	sb, err := d.acquire(sandboxPath)
+	if err != nil {
+		return err
+	}
+	defer func() { d.release(sb, err != nil) }()
+	peer, err := linkIfExists(sb.h, spec.IfName)
+	if err != nil || peer == nil {
+		return err
+	}
+	if _, ok := peer.(*netlink.Veth); !ok || !bytes.Equal(peer.Attrs().HardwareAddr, spec.MAC) {
+		return nil
+	}
+	d.log.Warn("endpoint's container end is in its sandbox without its host end; deleting it", "interface", spec.IfName, "veth", spec.HostIfName, "endpoint", spec.Owner)
+	if err := sb.h.LinkDel(peer); err != nil && !isNotFound(err) {
+		return fmt.Errorf("delete %q in sandbox %q: %w", spec.IfName, sandboxPath, err)
+	}
 	return nil
 }
 

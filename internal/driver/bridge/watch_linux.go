@@ -34,6 +34,10 @@ type LinkWatcher struct {
 	report func(network.LinkDamage)
 	settle time.Duration
 	kick   chan network.LinkDamage
+	// masters says, by ifindex, whether a bridge a veth of berth's is a
+	// port of is one of berth's; learnt as veths are seen, and only
+	// receive touches it.
+	masters map[uint32]bool
 	done   chan struct{}
 	close  sync.Once
 	ended  sync.WaitGroup
@@ -78,7 +82,7 @@ func (d *Driver) WatchLinks(ctx context.Context, settle time.Duration, report fu
 			return nil, fmt.Errorf("join route notification group %d: %w", g, err)
 		}
 	}
-	w := &LinkWatcher{d: d, conn: conn, report: report, settle: settle, kick: make(chan network.LinkDamage, 1), done: make(chan struct{})}
+	w := &LinkWatcher{d: d, conn: conn, report: report, settle: settle, kick: make(chan network.LinkDamage, 1), done: make(chan struct{}), masters: map[uint32]bool{}}
 	w.ended.Add(2)
 	go w.receive()
 	go w.deliver(ctx)
@@ -137,12 +141,21 @@ func (w *LinkWatcher) damage(m netlink.Message) (owner, what string, ok bool) {
 		if err != nil || l.family != unix.AF_UNSPEC || l.group == reapGroup { // a leaving pair: berth's own
 			return "", "", false
 		}
+		deleted := m.Header.Type == unix.RTM_DELLINK
+		if l.kind == "bridge" && deleted {
+			delete(w.masters, l.index)
+		}
 		owner, ok := ownerFromAlias(l.alias)
 		if !ok {
 			return "", "", false
 		}
-		what, ok := l.damage(m.Header.Type == unix.RTM_DELLINK)
-		return owner, what, ok
+		if what, ok := l.damage(deleted); ok {
+			return owner, what, true
+		}
+		if l.kind == "veth" && !w.berthBridge(l.master) {
+			return owner, l.name + " moved to a bridge not berth's", true
+		}
+		return "", "", false
 	case unix.RTM_DELADDR:
 		index, scope, ok := parseAddrMessage(m.Data)
 		if !ok || scope != unix.RT_SCOPE_UNIVERSE { // a link-local address is the kernel's
@@ -161,6 +174,22 @@ func (w *LinkWatcher) damage(m netlink.Message) (owner, what string, ok bool) {
 // Post queues d as if the watcher had seen it: the daemon hands back
 // damage it had to set aside while it started.
 func (w *LinkWatcher) Post(d network.LinkDamage) { w.post(d) }
+
+// berthBridge reports whether the link with ifindex index is a bridge
+// berth made (its alias says so), looking it up the first time.
+func (w *LinkWatcher) berthBridge(index uint32) bool {
+	if ours, ok := w.masters[index]; ok {
+		return ours
+	}
+	l, err := w.d.h.LinkByIndex(int(index))
+	if err != nil {
+		return true // gone already: its deletion says what happened
+	}
+	_, ours := ownerFromAlias(l.Attrs().Alias)
+	ours = ours && l.Type() == "bridge"
+	w.masters[index] = ours
+	return ours
+}
 
 // post queues d for deliver, merging it with damage still waiting.
 func (w *LinkWatcher) post(d network.LinkDamage) {
@@ -217,6 +246,7 @@ func (w *LinkWatcher) settleMax() time.Duration { return 20 * w.settle }
 // linkMessage is what the watcher reads of an RTM_NEWLINK or RTM_DELLINK.
 type linkMessage struct {
 	family            uint8
+	index             uint32
 	name, alias, kind string
 	flags             uint32
 	master            uint32
@@ -246,6 +276,7 @@ func parseLinkMessage(b []byte) (linkMessage, error) {
 		return l, errors.New("short ifinfomsg")
 	}
 	l.family = b[0]
+	l.index = binary.NativeEndian.Uint32(b[4:8])
 	l.flags = binary.NativeEndian.Uint32(b[8:12])
 	ad, err := netlink.NewAttributeDecoder(b[unix.SizeofIfInfomsg:])
 	if err != nil {

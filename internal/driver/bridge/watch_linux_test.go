@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +46,17 @@ func expectDamage(t *testing.T, reports <-chan network.LinkDamage, owner, what s
 			}
 		case <-deadline:
 			t.Fatalf("no report for %s saying %q; reports for it: %q", owner, what, seen)
+		}
+	}
+}
+
+// drain discards reports until none has come for a while.
+func drain(reports <-chan network.LinkDamage) {
+	for {
+		select {
+		case <-reports:
+		case <-time.After(300 * time.Millisecond):
+			return
 		}
 	}
 }
@@ -110,6 +123,23 @@ func TestWatchLinksReportsWhatOthersDoToBerthsLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectDamage(t, reports, spec1.Owner, "taken off its bridge")
+	other := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "admin1"}}
+	if err := w.h.LinkAdd(other); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.h.LinkSetMaster(host1, other); err != nil {
+		t.Fatal(err)
+	}
+	expectDamage(t, reports, spec1.Owner, "moved to a bridge not berth's")
+	if ok, err := w.d.Adopt(spec1); !ok || err != nil {
+		t.Fatalf("Adopt = %v, %v", ok, err)
+	}
+	// Moving it back passes through "no bridge" (the kernel releases it
+	// from admin1 first): a later pass finds it whole.
+	drain(reports)
+	if ports := portsOf(t, w.h, "br-test"); !slices.Contains(ports, spec1.HostIfName) {
+		t.Fatalf("%s not back on br-test after Adopt: %v", spec1.HostIfName, ports)
+	}
 
 	br, err := w.h.LinkByName("br-test")
 	if err != nil {
@@ -241,4 +271,40 @@ func TestLinkWatcherReportsAnEndlessBurst(t *testing.T) {
 			t.Fatal("a link flapping without end was never reported")
 		}
 	}
+}
+
+// A host end moved into another namespace by hand leaves the container
+// end in the sandbox under the endpoint's name; Leave deletes it (and so
+// the moved end), so that the heal's Join can make the pair again.
+func TestLeaveDeletesAContainerEndWhoseHostEndWasMovedAway(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	spec, sbPath := endpointSpec(1), nstest.New(t)
+	if err := w.d.Join(sbPath, spec); err != nil {
+		t.Fatal(err)
+	}
+	w.d.Settle()
+	other := nstest.New(t)
+	ns, err := os.Open(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	host, err := w.h.LinkByName(spec.HostIfName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.h.LinkSetNsFd(host, int(ns.Fd())); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.d.Leave(sbPath, spec); err != nil {
+		t.Fatalf("Leave: %v", err)
+	}
+	if names := linkNames(t, handleIn(t, sbPath)); slices.Contains(names, spec.IfName) {
+		t.Fatalf("%s is still in the sandbox: %v", spec.IfName, names)
+	}
+	if err := w.d.Join(sbPath, spec); err != nil {
+		t.Fatalf("Join after Leave: %v", err)
+	}
+	checkJoined(t, w, sbPath, spec)
 }
