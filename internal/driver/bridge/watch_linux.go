@@ -38,9 +38,9 @@ type LinkWatcher struct {
 	// port of is one of berth's; learnt as veths are seen, and only
 	// receive touches it.
 	masters map[uint32]bool
-	done   chan struct{}
-	close  sync.Once
-	ended  sync.WaitGroup
+	done    chan struct{}
+	close   sync.Once
+	ended   sync.WaitGroup
 }
 
 // watchBuffer is the subscription's receive buffer: room for the
