@@ -668,11 +668,23 @@ func (s *Server) extractToContainer(w http.ResponseWriter, r *http.Request) erro
 	err = s.backend.ContainerExtractToDir(r.Context(), r.PathValue("id"), p,
 		boolValue(r, "copyUIDGID"), boolValue(r, "noOverwriteDirNonDir"), r.Body)
 	if err != nil {
+		// Refused before the archive was read (a read-only path, no such
+		// directory): read it on, up to a bound, so that the client has
+		// written it all when the answer comes. net/http closes a
+		// connection whose body is left unread, and the docker CLI, still
+		// writing, said "broken pipe" instead of the error (a flake of
+		// TestBindAndTmpfsMounts, session 18).
+		_, _ = io.CopyN(io.Discard, r.Body, maxRefusedArchive)
 		return err
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
+
+// maxRefusedArchive is how much of a refused docker cp archive is read
+// and dropped before the answer; past it the connection closes under the
+// client, as it did for every refusal before.
+const maxRefusedArchive = 64 << 20
 
 // exportContainer is docker export: the container's root file system as
 // a tar stream.

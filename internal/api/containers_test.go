@@ -877,3 +877,20 @@ func TestContainerArchiveRoutes(t *testing.T) {
 		t.Errorf("extract call without flags %+v", f.rec.Extract)
 	}
 }
+
+// A docker cp refused before its archive is read (no such container, a
+// read-only path) still reads the archive on, so that the client has
+// written it all when the answer comes: net/http would close the
+// connection under a client still writing, which then said "broken
+// pipe" instead of the error.
+func TestRefusedArchiveIsReadOn(t *testing.T) {
+	s := newServer(newFakeBackend())
+	body := strings.NewReader(strings.Repeat("t", 1<<20))
+	req := httptest.NewRequest(http.MethodPut, "/v1.51/containers/nope/archive?path=/tmp", body)
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, req)
+	wantError(t, rec, http.StatusNotFound, "No such container: nope")
+	if body.Len() != 0 {
+		t.Errorf("%d bytes of the refused archive left unread", body.Len())
+	}
+}

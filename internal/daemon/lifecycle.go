@@ -217,10 +217,12 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, net conta
 		return err
 	}
 	spec.Mounts = mounts
-	// -v makes a missing host directory, as moby's does at start.
+	// -v makes a missing host directory, as moby's does at start; a file
+	// that is there is mounted as it is (moby ignores MkdirAll's ENOTDIR:
+	// `-v ./app.yml:/etc/app.yml`, QA round 26).
 	for _, m := range c.Config.Mounts {
 		if m.Type == container.MountBind && m.CreateSource {
-			if err := os.MkdirAll(m.Source, 0o755); err != nil {
+			if err := os.MkdirAll(m.Source, 0o755); err != nil && !errors.Is(err, syscall.ENOTDIR) {
 				return fmt.Errorf("error while creating mount source path '%s': %w", m.Source, err)
 			}
 		}

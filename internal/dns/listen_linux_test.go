@@ -179,3 +179,27 @@ func serveIn(t *testing.T, path, addr, ip string) {
 		t.Cleanup(func() { s.Shutdown() })
 	}
 }
+
+// TestOwnUpstreamsAskedWithoutWayOut: on an --internal network the
+// container's own --dns servers are still asked (from its namespace), as
+// moby's forwardExtDNS skips only the host's servers: a DNS server on the
+// internal network answers (moby#47822; QA round 26). The host's servers
+// are not asked (TestResolverWithoutWayOutAnswersServfailAtOnce).
+func TestOwnUpstreamsAskedWithoutWayOut(t *testing.T) {
+	ns := nstest.New(t)
+	serveIn(t, ns, "127.0.0.1:5353", "192.0.2.8")
+	names := newFakeNames()
+	names.internal["sb"] = true
+	m := NewManager(Config{Names: names, Timeout: 2 * time.Second})
+	t.Cleanup(func() { m.Close() })
+	up := []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:5353")}
+	if err := m.Start(Sandbox{ID: "sb", Path: ns, Upstreams: up, UpstreamsInSandbox: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, proto := range []string{"udp", "tcp"} {
+		got := summarize(exchangeOn(t, dialIn(t, ns, proto), query("onnet.test", mdns.TypeA)))
+		if got.Rcode != "NOERROR" || len(got.Answers) != 1 || got.Answers[0] != "onnet.test. 60 IN A 192.0.2.8" {
+			t.Errorf("%s onnet.test through the container's own server on an internal network = %+v", proto, got)
+		}
+	}
+}

@@ -236,9 +236,13 @@ func (r *Resolver) serveTCP(w mdns.ResponseWriter, q *mdns.Msg) {
 	}
 }
 
-// forward sends q upstream when the sandbox has a way out, and answers
-// SERVFAIL at once when it has none (an --internal network) or no upstream
-// is known, as Docker does: no client waits for a timeout. A single-label
+// forward sends q upstream, and answers SERVFAIL at once when no upstream
+// is known, or when the upstreams are the host's and the sandbox has no
+// way out (an --internal network), as Docker does: no client waits for a
+// timeout. The container's own servers (--dns, asked from its namespace)
+// are asked even then, as moby's forwardExtDNS skips only the host's: a
+// DNS server on the internal network itself answers (moby#47822, QA round
+// 26); one it cannot reach times out as it would in Docker. A single-label
 // A or AAAA question gets an empty answer instead when ndots is set.
 // done gets the answer (see forwarder.start).
 func (r *Resolver) forward(q *mdns.Msg, proto string, done func(*mdns.Msg)) {
@@ -251,7 +255,7 @@ func (r *Resolver) forward(q *mdns.Msg, proto string, done func(*mdns.Msg)) {
 		return
 	}
 	ups := *r.upstreams.Load()
-	if len(ups) == 0 || !r.names.ExternalAccess(r.sandboxID) {
+	if len(ups) == 0 || (r.fwd.netns == "" && !r.names.ExternalAccess(r.sandboxID)) {
 		done(new(mdns.Msg).SetRcode(q, mdns.RcodeServerFailure))
 		return
 	}

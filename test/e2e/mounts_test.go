@@ -134,3 +134,18 @@ func mustRead(t *testing.T, p string) []byte {
 	}
 	return b
 }
+
+// TestBindMountOfAFile: -v binds a host file as it binds a directory
+// (`-v ./app.yml:/etc/app.yml`): the file is there, so nothing is made,
+// as moby ignores the "not a directory" of making it (QA round 26: berth
+// refused every such run).
+func TestBindMountOfAFile(t *testing.T) {
+	w, _ := startWorld(t)
+	file := filepath.Join(t.TempDir(), "app.yml")
+	if err := os.WriteFile(file, []byte("answer: 42\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustDocker(t, w, "run", "--rm", "-v", file+":/etc/app.yml:ro", testworld.BusyboxImage, "cat", "/etc/app.yml"); out != "answer: 42\n" {
+		t.Errorf("the bound file reads %q", out)
+	}
+}
