@@ -138,9 +138,6 @@ func checkCreate(c *ctypes.Config, hc *ctypes.HostConfig) error {
 	if c.Image == "" {
 		return errdefs.Invalid("no image specified: name the image to run")
 	}
-	if err := unsupportedContainerFeatures(c, hc); err != nil {
-		return err
-	}
 	if err := ctypes.ValidateRestartPolicy(hc.RestartPolicy); err != nil {
 		return errdefs.Invalid("%w", err)
 	}
@@ -251,14 +248,6 @@ func checkSharedNetns(c *ctypes.Config, hc *ctypes.HostConfig) error {
 		return errdefs.Invalid("conflicting options: port exposing and the container type network mode")
 	case c.MacAddress != "": // the container-wide field of API 1.43 and before
 		return errdefs.Invalid("conflicting options: mac-address and the network mode")
-	}
-	return nil
-}
-
-func unsupportedContainerFeatures(c *ctypes.Config, hc *ctypes.HostConfig) error {
-	switch {
-	case c.Domainname != "":
-		return errdefs.Invalid("--domainname is not supported by berth")
 	}
 	return nil
 }

@@ -128,7 +128,12 @@ func (d *Daemon) writeHosts(c *container.Container) error {
 		}
 	}
 	if c.State.SandboxID != "" {
+		// moby's makeHostsRecs: the FQDN (hostname, and domainname when
+		// set), then the bare hostname.
 		names := c.Config.Hostname
+		if c.Config.Domainname != "" {
+			names += "." + c.Config.Domainname
+		}
 		if short, _, dotted := strings.Cut(names, "."); dotted {
 			names += " " + short
 		}

@@ -22,9 +22,13 @@ type Spec struct {
 	Cwd       string   // "" = "/"
 	User      string   // "", "uid", "uid:gid", "name", "name:group", looked up in the image
 	Hostname  string
-	NetNSPath string // the sandbox's netns path; "" = share the daemon's namespace (host network)
-	Tty       bool
-	OpenStdin bool
+	// Domainname is the container's NIS domain name (--domainname), set
+	// as moby sets it: the kernel.domainname sysctl of its own UTS
+	// namespace, which runc applies.
+	Domainname string
+	NetNSPath  string // the sandbox's netns path; "" = share the daemon's namespace (host network)
+	Tty        bool
+	OpenStdin  bool
 	// Files are bind-mounted: container path → host file (the daemon's
 	// /etc/hosts, /etc/hostname, /etc/resolv.conf).
 	Files map[string]string
@@ -111,6 +115,9 @@ func ociSpec(s Spec, u user, nofile uint64) *specs.Spec {
 		// CAP_NET_BIND_SERVICE, in the container's own network namespace.
 		sysctl["net.ipv4.ip_unprivileged_port_start"] = "0"
 		sysctl["net.ipv4.ping_group_range"] = "0 2147483647"
+	}
+	if s.Domainname != "" {
+		sysctl["kernel.domainname"] = s.Domainname
 	}
 	maps.Copy(sysctl, s.Sysctls) // the user's win, as in moby's WithSysctls
 	return &specs.Spec{

@@ -43,9 +43,9 @@ func TestOCISpecGolden(t *testing.T) {
 		{"config-host-tty-user.golden.json", Spec{
 			ID: "c2", Args: []string{"top"}, Cwd: "/srv", Tty: true, Hostname: "c2host",
 		}, user{UID: 33, GID: 33, AdditionalGids: []uint32{33, 100}, Home: "/var/www"}},
-		// --read-only, --sysctl (one over berth's default), --cap-drop ALL --cap-add NET_ADMIN.
+		// --read-only, --sysctl (one over berth's default), --cap-drop ALL --cap-add NET_ADMIN, --domainname.
 		{"config-readonly-sysctl-caps.golden.json", Spec{
-			ID: "c3", Args: []string{"sh"}, Hostname: "c3host", NetNSPath: "/run/berth/netns/def",
+			ID: "c3", Args: []string{"sh"}, Hostname: "c3host", Domainname: "example.org", NetNSPath: "/run/berth/netns/def",
 			Files:    map[string]string{"/etc/hosts": "/data/c3/hosts"},
 			ReadOnly: true, CapAdd: []string{"CAP_NET_ADMIN"}, CapDrop: []string{"ALL"},
 			Sysctls: map[string]string{"net.ipv4.tcp_keepalive_time": "100", "net.ipv4.ip_unprivileged_port_start": "1024"},

@@ -721,7 +721,6 @@ func TestDockerCLIRunOptions(t *testing.T) {
 		{[]string{"--link", "ghost:g"}, "could not get container for ghost: No such container: ghost"},
 		{[]string{"--cap-add", "FLY"}, `unknown capability: "CAP_FLY"`},
 		{[]string{"--network", "host", "--sysctl", "net.ipv4.ip_forward=1"}, `sysctl "net.ipv4.ip_forward" not allowed in host network namespace`},
-		{[]string{"--domainname", "example.com"}, "--domainname is not supported by berth"},
 	} {
 		args := append(append([]string{"run", "--rm"}, c.args...), bb, "true")
 		if _, errOut, code := w.Docker(t, args...); code != 125 || !strings.Contains(errOut, c.want) {
@@ -763,4 +762,21 @@ func TestDockerCLIErrorWording(t *testing.T) {
 		t.Errorf("docker run --network host -p 9000:9000: exit %d, stderr %q; want moby's warning", code, errOut)
 	}
 	mustDocker(t, w, "rm", "-f", id)
+}
+
+// TestDomainname: --domainname is the container's NIS domain name (its
+// own UTS namespace's, as moby sets it), inspect shows it, and its
+// /etc/hosts line names the FQDN, then the bare hostname, as moby's
+// makeHostsRecs writes it.
+func TestDomainname(t *testing.T) {
+	w, _ := startWorld(t)
+	out := mustDocker(t, w, "run", "--rm", "--hostname", "h1", "--domainname", "example.org", testworld.BusyboxImage,
+		"sh", "-c", "cat /proc/sys/kernel/domainname; hostname; grep -c '\th1.example.org h1$' /etc/hosts")
+	if out != "example.org\nh1\n1\n" {
+		t.Errorf("domainname, hostname, /etc/hosts lines = %q, want example.org, h1, 1", out)
+	}
+	mustDocker(t, w, "create", "--name", "d1", "--domainname", "example.org", testworld.BusyboxImage, "true")
+	if got := strings.TrimSpace(mustDocker(t, w, "inspect", "--format", "{{.Config.Domainname}}", "d1")); got != "example.org" {
+		t.Errorf("inspect Config.Domainname = %q", got)
+	}
 }
