@@ -129,6 +129,7 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 		Healthcheck:     healthConfigOf(c.Healthcheck),
 		Sysctls:         hc.Sysctls,
 		ReadonlyRootfs:  hc.ReadonlyRootfs,
+		Init:            hc.Init != nil && *hc.Init,
 		CapAdd:          capAdd,
 		CapDrop:         capDrop,
 	}, nil

@@ -17,7 +17,7 @@ var hostConfigFlags = map[string]string{
 	"CpusetCpus": "--cpuset-cpus", "CpusetMems": "--cpuset-mems", "Devices": "--device", "DeviceRequests": "--gpus",
 	"DeviceCgroupRules": "--device-cgroup-rule", "PidsLimit": "--pids-limit", "OomKillDisable": "--oom-kill-disable",
 	"SecurityOpt": "--security-opt", "PidMode": "--pid", "UTSMode": "--uts", "UsernsMode": "--userns",
-	"GroupAdd": "--group-add", "OomScoreAdj": "--oom-score-adj", "Init": "--init", "Links": "--link",
+	"GroupAdd": "--group-add", "OomScoreAdj": "--oom-score-adj", "Links": "--link",
 	"CgroupParent": "--cgroup-parent", "Cgroup": "--cgroup-parent", "StorageOpt": "--storage-opt",
 	"ShmSize": "--shm-size", "Runtime": "--runtime", "Annotations": "--annotation", "BlkioWeight": "--blkio-weight",
 	"BlkioWeightDevice": "--blkio-weight-device", "BlkioDeviceReadBps": "--device-read-bps",
@@ -36,7 +36,7 @@ var hostConfigApplied = map[string]bool{
 	"Binds": true, "ContainerIDFile": true, "NetworkMode": true, "PortBindings": true, "RestartPolicy": true,
 	"AutoRemove": true, "VolumesFrom": true, "ConsoleSize": true, "CapAdd": true, "CapDrop": true, "DNS": true,
 	"DNSOptions": true, "DNSSearch": true, "ExtraHosts": true, "PublishAllPorts": true, "ReadonlyRootfs": true,
-	"Sysctls": true, "Mounts": true, "Links": true, "LogConfig": true, "Tmpfs": true,
+	"Sysctls": true, "Mounts": true, "Links": true, "LogConfig": true, "Tmpfs": true, "Init": true,
 }
 
 // defaultShmSize is Docker's /dev/shm size, which berth's /dev/shm has.

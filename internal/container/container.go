@@ -75,8 +75,12 @@ type Config struct {
 	Tmpfs          map[string]string `json:"tmpfs,omitempty"`
 	MountSpecs     json.RawMessage   `json:"mountSpecs,omitempty"`
 	ReadonlyRootfs bool              `json:"readonlyRootfs,omitempty"`
-	CapAdd         []string          `json:"capAdd,omitempty"`
-	CapDrop        []string          `json:"capDrop,omitempty"`
+	// Init runs the command under an init process (--init, Compose's
+	// init: true), which reaps zombies and forwards signals, as moby's
+	// docker-init.
+	Init    bool     `json:"init,omitempty"`
+	CapAdd  []string `json:"capAdd,omitempty"`
+	CapDrop []string `json:"capDrop,omitempty"`
 	// LogConfig is the json-file log's options (max-size, max-file).
 	LogConfig LogConfig `json:"logConfig,omitzero"`
 	// StopSignal and StopTimeout: SIGTERM and 10 s when empty.

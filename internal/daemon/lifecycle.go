@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -211,6 +212,13 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, net conta
 		NetNSPath: net.SandboxKey, Tty: c.Config.Tty, OpenStdin: c.Config.OpenStdin,
 		Files:    map[string]string{"/etc/hosts": c.HostsPath, "/etc/hostname": c.HostnamePath, "/etc/resolv.conf": c.ResolvConfPath},
 		ReadOnly: c.Config.ReadonlyRootfs, CapAdd: normalizedCaps(c.Config.CapAdd), CapDrop: normalizedCaps(c.Config.CapDrop), Sysctls: c.Config.Sysctls,
+	}
+	if c.Config.Init {
+		path, err := initBinary()
+		if err != nil {
+			return err
+		}
+		spec.Init = path
 	}
 	mounts, err := d.volumeBinds(c)
 	if err != nil {
@@ -765,4 +773,20 @@ func (d *Daemon) markManuallyStoppedLocked(cs *ctrState) error {
 		return err
 	}
 	return nil
+}
+
+// initBinaries are the init programs --init runs a command under, in the
+// order they are looked for on the daemon's PATH: moby's docker-init (a
+// static tini), then the static tini of Debian's tini package. Each is
+// bound into the container, so it must not need the host's libraries.
+var initBinaries = []string{"docker-init", "tini-static"}
+
+// initBinary finds the init program for --init.
+func initBinary() (string, error) {
+	for _, name := range initBinaries {
+		if path, err := exec.LookPath(name); err == nil {
+			return path, nil
+		}
+	}
+	return "", errdefs.Invalid("--init: no init program: neither docker-init nor tini-static (Debian's tini package) is on the daemon's PATH")
 }

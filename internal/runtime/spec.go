@@ -13,6 +13,10 @@ import (
 	"github.com/berth-net/berth/internal/container"
 )
 
+// InitPath is where --init's binary is bound in a container, as moby's
+// docker-init.
+const InitPath = "/sbin/docker-init"
+
 // Spec is what a container runs.
 type Spec struct {
 	ID        string
@@ -34,6 +38,10 @@ type Spec struct {
 	Files map[string]string
 	// ReadOnly mounts the root filesystem, and Files, read-only (--read-only).
 	ReadOnly bool
+	// Init is the host path of an init binary (tini) to run the command
+	// under (--init): bound read-only at InitPath, as moby binds its
+	// docker-init, with Args after "--"; "" runs the command as PID 1.
+	Init string
 	// CapAdd and CapDrop change Docker's default capability set
 	// (--cap-add, --cap-drop; normalized, see container.Capabilities).
 	CapAdd, CapDrop []string
@@ -120,9 +128,13 @@ func ociSpec(s Spec, u user, nofile uint64) *specs.Spec {
 		sysctl["kernel.domainname"] = s.Domainname
 	}
 	maps.Copy(sysctl, s.Sysctls) // the user's win, as in moby's WithSysctls
+	args := s.Args
+	if s.Init != "" {
+		args = append([]string{InitPath, "--"}, s.Args...)
+	}
 	return &specs.Spec{
 		Version:  ociVersion,
-		Process:  processSpec(s.Args, containerEnv(s, u), s.Cwd, s.Tty, u, nofile, container.Capabilities(s.CapAdd, s.CapDrop)),
+		Process:  processSpec(args, containerEnv(s, u), s.Cwd, s.Tty, u, nofile, container.Capabilities(s.CapAdd, s.CapDrop)),
 		Root:     &specs.Root{Path: "rootfs", Readonly: s.ReadOnly},
 		Hostname: s.Hostname,
 		Mounts:   allMounts(s),
@@ -233,6 +245,9 @@ func allMounts(s Spec) []specs.Mount {
 		if !user[m.Destination] {
 			rest = append(rest, m)
 		}
+	}
+	if s.Init != "" {
+		rest = append(rest, specs.Mount{Destination: InitPath, Type: "bind", Source: s.Init, Options: []string{"bind", "ro"}})
 	}
 	sort.SliceStable(rest, func(i, j int) bool {
 		return strings.Count(path.Clean(rest[i].Destination), "/") < strings.Count(path.Clean(rest[j].Destination), "/")

@@ -41,7 +41,7 @@ func TestOCISpecGolden(t *testing.T) {
 			Files: map[string]string{"/etc/resolv.conf": "/data/c1/resolv.conf", "/etc/hosts": "/data/c1/hosts"},
 		}, user{Home: "/root", AdditionalGids: []uint32{0}}},
 		{"config-host-tty-user.golden.json", Spec{
-			ID: "c2", Args: []string{"top"}, Cwd: "/srv", Tty: true, Hostname: "c2host",
+			ID: "c2", Args: []string{"top"}, Cwd: "/srv", Tty: true, Hostname: "c2host", Init: "/usr/bin/tini-static",
 		}, user{UID: 33, GID: 33, AdditionalGids: []uint32{33, 100}, Home: "/var/www"}},
 		// --read-only, --sysctl (one over berth's default), --cap-drop ALL --cap-add NET_ADMIN, --domainname.
 		{"config-readonly-sysctl-caps.golden.json", Spec{

@@ -717,7 +717,6 @@ func TestDockerCLIRunOptions(t *testing.T) {
 		{[]string{"--volumes-from", "other"}, "--volumes-from is not supported by berth"},
 		{[]string{"--ulimit", "nofile=100:100"}, "--ulimit (HostConfig.Ulimits) is not supported by berth"},
 		{[]string{"--memory", "64m"}, "--memory (HostConfig.Memory) is not supported by berth"},
-		{[]string{"--init"}, "--init (HostConfig.Init) is not supported by berth"},
 		{[]string{"--link", "ghost:g"}, "could not get container for ghost: No such container: ghost"},
 		{[]string{"--cap-add", "FLY"}, `unknown capability: "CAP_FLY"`},
 		{[]string{"--network", "host", "--sysctl", "net.ipv4.ip_forward=1"}, `sysctl "net.ipv4.ip_forward" not allowed in host network namespace`},
@@ -778,5 +777,20 @@ func TestDomainname(t *testing.T) {
 	mustDocker(t, w, "create", "--name", "d1", "--domainname", "example.org", testworld.BusyboxImage, "true")
 	if got := strings.TrimSpace(mustDocker(t, w, "inspect", "--format", "{{.Config.Domainname}}", "d1")); got != "example.org" {
 		t.Errorf("inspect Config.Domainname = %q", got)
+	}
+}
+
+// TestInit: --init runs the command under an init process, as moby's
+// docker-init (here Debian's tini-static, bound at /sbin/docker-init):
+// PID 1 is the init, the command's exit code is the container's, and
+// inspect shows HostConfig.Init.
+func TestInit(t *testing.T) {
+	w, _ := startWorld(t)
+	out, errOut, code := w.Docker(t, "run", "--name", "i1", "--init", testworld.BusyboxImage, "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; exit 3")
+	if code != 3 || out != "/sbin/docker-init -- sh -c cat /proc/1/cmdline | tr '\\0' ' '; exit 3 " {
+		t.Errorf("run --init: exit %d, PID 1 %q (stderr %q); want exit 3 and docker-init as PID 1", code, out, errOut)
+	}
+	if got := strings.TrimSpace(mustDocker(t, w, "inspect", "--format", "{{.HostConfig.Init}}", "i1")); got != "true" {
+		t.Errorf("inspect HostConfig.Init = %q, want true", got)
 	}
 }
