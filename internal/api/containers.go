@@ -669,22 +669,38 @@ func (s *Server) extractToContainer(w http.ResponseWriter, r *http.Request) erro
 		boolValue(r, "copyUIDGID"), boolValue(r, "noOverwriteDirNonDir"), r.Body)
 	if err != nil {
 		// Refused before the archive was read (a read-only path, no such
-		// directory): read it on, up to a bound, so that the client has
-		// written it all when the answer comes. net/http closes a
-		// connection whose body is left unread, and the docker CLI, still
-		// writing, said "broken pipe" instead of the error (a flake of
-		// TestBindAndTmpfsMounts, session 18).
-		_, _ = io.CopyN(io.Discard, r.Body, maxRefusedArchive)
+		// directory): read it on, up to a bound in size and time, so that
+		// the client has written it all when the answer comes. net/http
+		// closes a connection whose body is left unread, and the docker
+		// CLI, still writing, said "broken pipe" instead of the error (a
+		// flake of TestBindAndTmpfsMounts, session 18). A client that
+		// stopped sending is not waited for past the bound.
+		drainRefused(w, r.Body)
 		return err
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
 
-// maxRefusedArchive is how much of a refused docker cp archive is read
-// and dropped before the answer; past it the connection closes under the
-// client, as it did for every refusal before.
-const maxRefusedArchive = 64 << 20
+// maxRefusedArchive and refusedArchiveWait bound how much of a refused
+// docker cp archive is read and dropped before the answer, and for how
+// long; past them the connection closes under the client, as it did for
+// every refusal before.
+const (
+	maxRefusedArchive  = 64 << 20
+	refusedArchiveWait = time.Second
+)
+
+// drainRefused reads body on within those bounds. The read deadline is
+// the connection's (net/http's), or none on a writer without one (the
+// tests' recorder, whose body is in memory).
+func drainRefused(w http.ResponseWriter, body io.Reader) {
+	rc := http.NewResponseController(w)
+	if rc.SetReadDeadline(time.Now().Add(refusedArchiveWait)) == nil {
+		defer rc.SetReadDeadline(time.Time{})
+	}
+	_, _ = io.CopyN(io.Discard, body, maxRefusedArchive)
+}
 
 // exportContainer is docker export: the container's root file system as
 // a tar stream.
