@@ -83,6 +83,7 @@ type Daemon struct {
 	// guards both.
 	linkWatch   *bridge.LinkWatcher
 	linkHeals   healPacer
+	healRetry   time.Duration // retryHeal's back-off; healLinks's goroutine only
 	linksMu     sync.Mutex
 	linksReady  bool
 	linksMissed network.LinkDamage

@@ -14,6 +14,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/firewall/nftables"
 	"github.com/berth-net/berth/internal/network"
 )
@@ -109,9 +110,12 @@ func (d *Daemon) healLinks(dmg network.LinkDamage) {
 	// veth moved to another bridge: the kernel releases it from that
 	// bridge first), but each starts from a change berth did not make.
 	d.log.Warn("berth's links were changed by another process; mending them", "changes", damageString(dmg), "networks", len(nets), "containers", len(sbs))
+	var failedNets []string
+	var failedSbs []network.DamagedSandbox
 	for _, id := range nets {
 		if err := d.net.HealBridge(id); err != nil {
 			d.log.Error("mending a bridge failed", "network", id[:12], "err", err)
+			failedNets = append(failedNets, id)
 		}
 	}
 	for _, sb := range sbs {
@@ -129,11 +133,32 @@ func (d *Daemon) healLinks(dmg network.LinkDamage) {
 			}
 			if err != nil {
 				d.log.Error("mending a container's links failed", "container", cs.c.ShortID(), "name", cs.c.Name, "err", err)
+				if !errdefs.Is(err, errdefs.KindConflict) { // a name taken by someone else's link stays taken
+					failedSbs = append(failedSbs, sb)
+				}
 			}
 		}
 		cs.mu.Unlock()
 	}
 	d.log.Info("links mended", "took", time.Since(start).Round(time.Microsecond).String())
+	d.retryHeal(failedNets, failedSbs)
+}
+
+// retryHeal hands what a pass could not mend back to the watcher after a
+// back-off, from 100 ms doubling to 10 s while passes keep failing: the
+// change that undid the mend may be one the watcher cannot see (a link
+// deleted again before berth had tagged it; QA round 26, where a bridge
+// deleted in a loop stayed missing once the loop stopped).
+func (d *Daemon) retryHeal(nets []string, sbs []network.DamagedSandbox) {
+	if len(nets) == 0 && len(sbs) == 0 {
+		d.healRetry = 0
+		return
+	}
+	d.healRetry = min(max(2*d.healRetry, 100*time.Millisecond), 10*time.Second)
+	dmg := d.net.DamageOf(nets, sbs, "not mended yet")
+	w := d.linkWatch
+	time.AfterFunc(d.healRetry, func() { w.Post(dmg) })
+	d.log.Info("mending again later", "in", d.healRetry.String(), "networks", len(nets), "containers", len(sbs))
 }
 
 // linksStarted lets healLinks mend from now on, and hands it what the
@@ -230,6 +255,13 @@ func (d *Daemon) followRoutes(updates <-chan netlink.RouteUpdate) {
 		switch u.Type {
 		case unix.RTM_NEWROUTE:
 			r.Dev = linkName(u.LinkIndex)
+			if r.Dev == "" && u.LinkIndex != 0 {
+				// Its device is gone already (a bridge deleted again
+				// while it was being made), and took the route with it;
+				// IPv4 says nothing of that, and the route would be
+				// taken for someone else's overlapping one (QA round 26).
+				continue
+			}
 			devs[key] = r.Dev
 			for _, w := range d.net.NoteHostRoute(r) {
 				d.log.Warn("host route overlaps a berth network", "warning", w)

@@ -160,7 +160,16 @@ func (c *Controller) Join(ctx context.Context, sandboxID, netRef string, req Joi
 		return nil, errors.Join(err, c.forgetEndpoint(ep))
 	}
 	if n.Driver == DriverBridge {
-		if err := c.cfg.Driver.Join(sb.Key, spec); err != nil {
+		err := c.cfg.Driver.Join(sb.Key, spec)
+		var nb *NoBridgeError
+		if errors.As(err, &nb) && c.HealBridge(n.ID) == nil {
+			// Deleted by hand, and the link watcher has not mended it
+			// yet (or a fight goes on): made again here, as a start
+			// would, rather than failing the start or connect (QA round
+			// 26: restart policies gave up).
+			err = c.cfg.Driver.Join(sb.Key, spec)
+		}
+		if err != nil {
 			err = fmt.Errorf("join network %q: %w", n.Name, err)
 			return fail(errors.Join(err, c.forgetEndpoint(ep)))
 		}

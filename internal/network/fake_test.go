@@ -63,7 +63,7 @@ func (d *fakeDriver) Join(sandboxPath string, spec EndpointSpec) error {
 		return d.failJoin
 	}
 	if _, ok := d.bridges[spec.Bridge]; !ok {
-		return fmt.Errorf("no bridge %q", spec.Bridge)
+		return &NoBridgeError{Name: spec.Bridge}
 	}
 	if _, ok := d.veths[spec.HostIfName]; ok {
 		if d.owners[spec.HostIfName] == spec.Owner {

@@ -14,6 +14,13 @@ import (
 // reconcile does the same for all of them; between restarts, Docker's
 // containers behind such a link stay cut off.
 
+// NoBridgeError says a network's bridge is not in the kernel (deleted by
+// hand, and not yet mended): the driver's Join answers with it, and the
+// controller makes the bridge again and joins once more.
+type NoBridgeError struct{ Name string }
+
+func (e *NoBridgeError) Error() string { return fmt.Sprintf("bridge %q does not exist", e.Name) }
+
 // LinkDamage is what happened to links berth owns, by owner tag (the
 // owner given to EnsureBridge, "network:<id>", and EndpointSpec.Owner,
 // "endpoint:<id>"). The tags are the driver's report; they may name
@@ -185,4 +192,24 @@ func (c *Controller) HealSandbox(ctx context.Context, sandboxID string) (remade 
 		remade = append(remade, j.id)
 	}
 	return remade, errors.Join(errs...)
+}
+
+// DamageOf is the damage that names nets and every endpoint of sbs that
+// is not leaving, for a pass to be tried again (the daemon posts it back
+// to the watcher after a failed one).
+func (c *Controller) DamageOf(nets []string, sbs []DamagedSandbox, what string) LinkDamage {
+	dmg := LinkDamage{Owners: map[string]string{}}
+	for _, id := range nets {
+		dmg.Owners[bridgeOwner(id)] = what
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, sb := range sbs {
+		for _, ep := range c.sandboxEndpointsLocked(sb.ID) {
+			if ep.State != EndpointDeleting {
+				dmg.Owners[endpointOwner(ep.ID)] = what
+			}
+		}
+	}
+	return dmg
 }

@@ -218,3 +218,43 @@ func TestHealBridgeBesideRemoveNetwork(t *testing.T) {
 		}
 	}
 }
+
+// A join that finds its network's bridge deleted (by hand, not mended
+// yet) makes it again and joins, as a start would, instead of failing
+// the start or connect.
+func TestJoinMakesAMissingBridgeAgain(t *testing.T) {
+	r := newRig(t)
+	web, err := r.c.CreateNetwork(context.Background(), CreateRequest{Name: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.drv.DeleteBridge(web.Bridge.Name); err != nil { // deleted by hand
+		t.Fatal(err)
+	}
+	ep := r.join(t, r.sandbox(t, "c1"), "web", JoinRequest{Name: "c1"})
+	if _, ok := r.drv.bridges[web.Bridge.Name]; !ok {
+		t.Error("the bridge was not made again")
+	}
+	if _, ok := r.drv.veths[ep.HostIfName]; !ok {
+		t.Error("the endpoint's pair was not made")
+	}
+}
+
+// DamageOf names the networks and every endpoint of the sandboxes that
+// is not leaving, for a failed pass to be tried again.
+func TestDamageOfNamesWhatToTryAgain(t *testing.T) {
+	r, web, sb1, _, _, eps := healRig(t)
+	dmg := r.c.DamageOf([]string{web.ID}, []DamagedSandbox{{ID: sb1.ID, ContainerID: "c1"}}, "not mended yet")
+	want := LinkDamage{Owners: map[string]string{
+		bridgeOwner(web.ID):                "not mended yet",
+		endpointOwner(eps["c1/bridge"].ID): "not mended yet",
+		endpointOwner(eps["c1/web"].ID):    "not mended yet",
+	}}
+	if diff := cmp.Diff(want, dmg); diff != "" {
+		t.Errorf("damage to try again (-want +got):\n%s", diff)
+	}
+	nets, sbs := r.c.Damaged(dmg)
+	if len(nets) != 1 || len(sbs) != 2 { // web's sandboxes: c1 and c3
+		t.Errorf("Damaged of it: networks %v, sandboxes %v", nets, sandboxIDs(sbs))
+	}
+}

@@ -266,3 +266,35 @@ func TestLinksHealLive(t *testing.T) {
 		t.Errorf("berth's own link changes were mended: %d mends before, %d after:\n%s", before, after, daemonLog(t, d))
 	}
 }
+
+// TestLinksHealAfterAFight: a bridge, then a veth, deleted over and over
+// by another program (faster than berth makes them again, so some are
+// deleted before berth has tagged them and the deletion goes unseen): once
+// the fight stops, everything is mended (failed passes are tried again),
+// and the network shows no route warning for its own bridge's route.
+func TestLinksHealAfterAFight(t *testing.T) {
+	w, d := startWorld(t)
+	w.MustBerth(t, "network", "create", "--subnet", "10.79.0.0/24", "-o", "com.docker.network.bridge.name=br-fight", "fight")
+	runSleeper(t, w, "f1", "--network", "fight", "--ip", "10.79.0.11")
+	runSleeper(t, w, "f2", "--network", "fight", "--ip", "10.79.0.12")
+	gw, f2 := netip.MustParseAddr("10.79.0.1"), netip.MustParseAddr("10.79.0.12")
+	if !pings(t, w, "f1", f2) {
+		t.Fatal("f1 cannot reach f2 before the test")
+	}
+	fight := func(link string) {
+		w.InHost(t, "sh", "-c", "for i in $(seq 60); do ip link del "+link+" 2>/dev/null; sleep 0.01; done")
+	}
+	fight("br-fight")
+	if !pings(t, w, "f1", f2) || !pings(t, w, "f1", gw) {
+		out, _, _ := w.InHost(t, "ip", "-br", "link")
+		t.Fatalf("after the bridge fight, f1 does not reach f2 and the gateway; host links:\n%s\ndaemon log:\n%s", out, daemonLog(t, d))
+	}
+	fight(hostEnd(t, w, "f2"))
+	if !pings(t, w, "f1", f2) || !pings(t, w, "f2", gw) {
+		out, _, _ := w.InHost(t, "ip", "-br", "link")
+		t.Fatalf("after the veth fight, f1 and f2 do not reach each other and the gateway; host links:\n%s\ndaemon log:\n%s", out, daemonLog(t, d))
+	}
+	if warnings := networkWarnings(t, w, "fight"); len(warnings) != 0 {
+		t.Errorf("network inspect warns after the fight: %q", warnings)
+	}
+}

@@ -271,7 +271,7 @@ func (d *Driver) bridgeIndex(name string, fresh bool) (int, error) {
 	if err != nil {
 		d.bridges.forget(name)
 		if isNotFound(err) {
-			return 0, errdefs.NotFound("bridge %q does not exist", name)
+			return 0, errdefs.WithKind(errdefs.KindNotFound, &network.NoBridgeError{Name: name})
 		}
 		return 0, fmt.Errorf("look up bridge %q: %w", name, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/network"
 )
 
@@ -178,6 +179,9 @@ func (d *Driver) Adopt(spec network.EndpointSpec) (bool, error) {
 	l, err := linkIfExists(d.h, spec.HostIfName)
 	if err != nil || l == nil {
 		return false, err
+	}
+	if !ownsHostEnd(l, spec.Owner) {
+		return false, errdefs.Conflict("host interface %q is a link that is not this endpoint's veth (alias %q); not taking it over: remove it, or disconnect and connect the container", spec.HostIfName, l.Attrs().Alias)
 	}
 	if err := d.reattach(l, spec); err != nil {
 		return true, err

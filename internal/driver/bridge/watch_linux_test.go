@@ -12,6 +12,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/network"
 	"github.com/berth-net/berth/internal/nstest"
 )
@@ -307,4 +308,38 @@ func TestLeaveDeletesAContainerEndWhoseHostEndWasMovedAway(t *testing.T) {
 		t.Fatalf("Join after Leave: %v", err)
 	}
 	checkJoined(t, w, sbPath, spec)
+}
+
+// A link an administrator makes under the name of a deleted host end is
+// not berth's: Adopt refuses to take it over (it once put it on the
+// bridge, tagged it and set it up), and Leave leaves it alone (it once
+// deleted it at the container's next restart).
+func TestAdoptAndLeaveKeepOffAnotherLinkOfTheName(t *testing.T) {
+	w := newWorld(t)
+	spec := w.joinSettled(t, 1)
+	host, err := w.h.LinkByName(spec.HostIfName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.h.LinkDel(host); err != nil {
+		t.Fatal(err)
+	}
+	admin := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: spec.HostIfName}, PeerName: "adminpeer"}
+	if err := w.h.LinkAdd(admin); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := w.d.Adopt(spec); ok || !errdefs.Is(err, errdefs.KindConflict) {
+		t.Errorf("Adopt of an administrator's link = %v, %v; want false and a conflict", ok, err)
+	}
+	if err := w.d.Leave("", spec); err != nil {
+		t.Errorf("Leave: %v", err)
+	}
+	w.d.Settle()
+	l, err := w.h.LinkByName(spec.HostIfName)
+	if err != nil {
+		t.Fatalf("the administrator's link is gone: %v", err)
+	}
+	if l.Attrs().MasterIndex != 0 || l.Attrs().Alias != "" || l.Attrs().Group == reapGroup {
+		t.Errorf("the administrator's link was touched: master %d alias %q group %#x", l.Attrs().MasterIndex, l.Attrs().Alias, l.Attrs().Group)
+	}
 }
