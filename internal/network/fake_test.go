@@ -113,7 +113,7 @@ func (d *fakeDriver) SetGateway(sandboxPath string, spec EndpointSpec) error {
 	return nil
 }
 
-func (d *fakeDriver) Adopt(spec EndpointSpec) (bool, error) {
+func (d *fakeDriver) Adopt(sandboxPath string, spec EndpointSpec) (bool, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	_, ok := d.owners[spec.HostIfName]

@@ -171,7 +171,7 @@ func (c *Controller) HealSandbox(ctx context.Context, sandboxID string) (remade 
 		if err := ctx.Err(); err != nil {
 			return remade, err
 		}
-		ok, err := c.cfg.Driver.Adopt(j.spec)
+		ok, err := c.cfg.Driver.Adopt(j.key, j.spec)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("mend endpoint %s: %w", j.id[:12], err))
 			continue

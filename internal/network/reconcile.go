@@ -304,7 +304,7 @@ func (c *Controller) finishEndpoint(ep *Endpoint) error {
 	spec, _ := c.joinSpecLocked(n, ep)
 	c.mu.Unlock()
 	if n.Driver == DriverBridge {
-		exists, err := c.cfg.Driver.Adopt(spec)
+		exists, err := c.cfg.Driver.Adopt(sb.Key, spec)
 		if err != nil {
 			return err
 		}
@@ -331,7 +331,7 @@ func (c *Controller) ensureEndpoint(ep *Endpoint) error {
 	if n.Driver != DriverBridge {
 		return nil
 	}
-	ok, err := c.cfg.Driver.Adopt(spec)
+	ok, err := c.cfg.Driver.Adopt(sb.Key, spec)
 	if err != nil || ok {
 		return err
 	}

@@ -258,7 +258,7 @@ type Driver interface {
 	// does, applies again what Join applies to it after returning (a
 	// daemon that died just then did not): a restart's reconcile calls it
 	// for every endpoint it keeps.
-	Adopt(spec EndpointSpec) (bool, error)
+	Adopt(sandboxPath string, spec EndpointSpec) (bool, error)
 	// HostRoutes lists the destination prefixes of the host's IPv4 routes, for pool selection.
 	HostRoutes() ([]netip.Prefix, error)
 }

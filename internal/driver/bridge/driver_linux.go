@@ -175,12 +175,12 @@ func (d *Driver) LinkExists(name string) (bool, error) {
 // this version), may have left it on. Nothing else needs applying again:
 // Join configures the container end whole, IPv6 included, before it
 // returns, and the announcement it sends after is only a hint.
-func (d *Driver) Adopt(spec network.EndpointSpec) (bool, error) {
+func (d *Driver) Adopt(sandboxPath string, spec network.EndpointSpec) (bool, error) {
 	l, err := linkIfExists(d.h, spec.HostIfName)
 	if err != nil || l == nil {
 		return false, err
 	}
-	if !ownsHostEnd(l, spec.Owner) {
+	if !d.isHostEnd(sandboxPath, l, spec) {
 		return false, errdefs.Conflict("host interface %q is a link that is not this endpoint's veth (alias %q); not taking it over: remove it, or disconnect and connect the container", spec.HostIfName, l.Attrs().Alias)
 	}
 	if err := d.reattach(l, spec); err != nil {
@@ -200,6 +200,15 @@ func (d *Driver) reattach(host netlink.Link, spec network.EndpointSpec) error {
 	index, err := d.bridgeIndex(spec.Bridge, false) // EnsureBridge ran first at the start
 	if err != nil {
 		return err
+	}
+	if host.Attrs().MasterIndex == index && host.Attrs().Alias != ownerAlias(spec.Owner) && spec.Owner != "" {
+		// Its peer is the endpoint's container end, but someone changed
+		// its alias: tagged again, or the link watcher would not see it.
+		d.log.Warn("endpoint's veth lost its owner's alias; tagging it again", "veth", spec.HostIfName, "alias", host.Attrs().Alias)
+		if err := d.port.setUpPort(host.Attrs().Index, ownerAlias(spec.Owner)); err != nil {
+			return fmt.Errorf("set up %q (alias %q, hairpin): %w", spec.HostIfName, ownerAlias(spec.Owner), err)
+		}
+		return d.ensureUp(host)
 	}
 	if host.Attrs().MasterIndex == index {
 		if host.Attrs().Flags&net.FlagUp != 0 {

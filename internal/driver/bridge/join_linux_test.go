@@ -781,14 +781,14 @@ func TestAdoptDisablesIPv6OnTheHostEnd(t *testing.T) {
 	if err := sandbox.Do(w.host, func() error { return os.WriteFile(path, []byte("0"), 0o644) }); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := w.d.Adopt(spec); !ok || err != nil {
+	if ok, err := w.d.Adopt("", spec); !ok || err != nil {
 		t.Fatalf("Adopt = %v, %v; want true", ok, err)
 	}
 	if got := readSysctlIn(t, w.host, path); got != "1" {
 		t.Errorf("disable_ipv6 after Adopt = %s, want 1", got)
 	}
 	missing := endpointSpec(2)
-	if ok, err := w.d.Adopt(missing); ok || err != nil {
+	if ok, err := w.d.Adopt("", missing); ok || err != nil {
 		t.Errorf("Adopt of a missing host end = %v, %v; want false, nil", ok, err)
 	}
 	if ok, _ := w.d.LinkExists(missing.HostIfName); ok {
@@ -815,7 +815,7 @@ func TestAdoptReattachesToABridgeMadeAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := w.d.Adopt(spec); !ok || err != nil {
+	if ok, err := w.d.Adopt("", spec); !ok || err != nil {
 		t.Fatalf("Adopt = %v, %v; want true", ok, err)
 	}
 	host, err := w.h.LinkByName(spec.HostIfName)
@@ -829,7 +829,7 @@ func TestAdoptReattachesToABridgeMadeAgain(t *testing.T) {
 		t.Errorf("alias %q, want %q", host.Attrs().Alias, ownerAlias(spec.Owner))
 	}
 	// On its bridge already: nothing to do.
-	if ok, err := w.d.Adopt(spec); !ok || err != nil {
+	if ok, err := w.d.Adopt("", spec); !ok || err != nil {
 		t.Fatalf("Adopt again = %v, %v", ok, err)
 	}
 }

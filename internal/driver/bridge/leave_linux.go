@@ -38,7 +38,7 @@ func (d *Driver) Leave(sandboxPath string, spec network.EndpointSpec) error {
 	if _, ok := host.(*netlink.Veth); !ok {
 		return errdefs.Conflict("link %q is a %s, not a veth; not deleting it", spec.HostIfName, host.Type())
 	}
-	if !ownsHostEnd(host, spec.Owner) {
+	if !d.isHostEnd(sandboxPath, host, spec) {
 		// The name is someone else's now (another endpoint's, or a link
 		// an administrator made after ours was deleted): ours is gone,
 		// but for a container end left in the sandbox.
@@ -55,6 +55,32 @@ func (d *Driver) Leave(sandboxPath string, spec network.EndpointSpec) error {
 	}
 	d.reaper.add(spec.HostIfName, host.Attrs().Index, sandboxPath, spec.IfName)
 	return nil
+}
+
+// isHostEnd reports whether host is spec's host end: tagged as its
+// (ownsHostEnd), or, with an alias that is not berth's, the peer of the
+// endpoint's container end in the sandbox (someone changed the alias by
+// hand). A link tagged for another endpoint is that endpoint's.
+func (d *Driver) isHostEnd(sandboxPath string, host netlink.Link, spec network.EndpointSpec) bool {
+	if ownsHostEnd(host, spec.Owner) {
+		return true
+	}
+	if _, ok := host.(*netlink.Veth); !ok || spec.IfName == "" || sandboxPath == "" || !sandbox.IsNamespace(sandboxPath) {
+		return false
+	}
+	if _, berths := ownerFromAlias(host.Attrs().Alias); berths {
+		return false // another endpoint's, by its tag
+	}
+	if ValidateIfName(spec.IfName) != nil {
+		return false
+	}
+	sb, err := d.acquire(sandboxPath)
+	if err != nil {
+		return false
+	}
+	peer, err := linkIfExists(sb.h, spec.IfName)
+	d.release(sb, err != nil)
+	return err == nil && isPeerOf(peer, host) && bytes.Equal(peer.Attrs().HardwareAddr, spec.MAC)
 }
 
 // deleteStrandedPeer deletes the endpoint's container end when its host

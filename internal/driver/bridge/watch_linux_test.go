@@ -132,7 +132,7 @@ func TestWatchLinksReportsWhatOthersDoToBerthsLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectDamage(t, reports, spec1.Owner, "moved to a bridge not berth's")
-	if ok, err := w.d.Adopt(spec1); !ok || err != nil {
+	if ok, err := w.d.Adopt("", spec1); !ok || err != nil {
 		t.Fatalf("Adopt = %v, %v", ok, err)
 	}
 	// Moving it back passes through "no bridge" (the kernel releases it
@@ -197,7 +197,7 @@ func TestAdoptSetsUpAHostEndSetDown(t *testing.T) {
 	if err := w.h.LinkSetDown(host); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := w.d.Adopt(spec); !ok || err != nil {
+	if ok, err := w.d.Adopt("", spec); !ok || err != nil {
 		t.Fatalf("Adopt = %v, %v; want true", ok, err)
 	}
 	if host, err = w.h.LinkByName(spec.HostIfName); err != nil {
@@ -316,7 +316,12 @@ func TestLeaveDeletesAContainerEndWhoseHostEndWasMovedAway(t *testing.T) {
 // deleted it at the container's next restart).
 func TestAdoptAndLeaveKeepOffAnotherLinkOfTheName(t *testing.T) {
 	w := newWorld(t)
-	spec := w.joinSettled(t, 1)
+	w.ensureTestBridge(t)
+	spec, sbPath := endpointSpec(1), nstest.New(t)
+	if err := w.d.Join(sbPath, spec); err != nil {
+		t.Fatal(err)
+	}
+	w.d.Settle()
 	host, err := w.h.LinkByName(spec.HostIfName)
 	if err != nil {
 		t.Fatal(err)
@@ -328,10 +333,10 @@ func TestAdoptAndLeaveKeepOffAnotherLinkOfTheName(t *testing.T) {
 	if err := w.h.LinkAdd(admin); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := w.d.Adopt(spec); ok || !errdefs.Is(err, errdefs.KindConflict) {
+	if ok, err := w.d.Adopt(sbPath, spec); ok || !errdefs.Is(err, errdefs.KindConflict) {
 		t.Errorf("Adopt of an administrator's link = %v, %v; want false and a conflict", ok, err)
 	}
-	if err := w.d.Leave("", spec); err != nil {
+	if err := w.d.Leave(sbPath, spec); err != nil {
 		t.Errorf("Leave: %v", err)
 	}
 	w.d.Settle()
@@ -341,5 +346,37 @@ func TestAdoptAndLeaveKeepOffAnotherLinkOfTheName(t *testing.T) {
 	}
 	if l.Attrs().MasterIndex != 0 || l.Attrs().Alias != "" || l.Attrs().Group == reapGroup {
 		t.Errorf("the administrator's link was touched: master %d alias %q group %#x", l.Attrs().MasterIndex, l.Attrs().Alias, l.Attrs().Group)
+	}
+}
+
+// A host end whose alias someone changed is still the endpoint's (its
+// peer is the endpoint's container end): Adopt tags it again, so that the
+// link watcher sees it; without the sandbox to prove it, it is refused.
+func TestAdoptTagsAgainAHostEndWhoseAliasWasChanged(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	spec, sbPath := endpointSpec(1), nstest.New(t)
+	if err := w.d.Join(sbPath, spec); err != nil {
+		t.Fatal(err)
+	}
+	w.d.Settle()
+	host, err := w.h.LinkByName(spec.HostIfName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.h.LinkSetAlias(host, "stolen"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := w.d.Adopt("", spec); ok || !errdefs.Is(err, errdefs.KindConflict) {
+		t.Errorf("Adopt without the sandbox = %v, %v; want false and a conflict", ok, err)
+	}
+	if ok, err := w.d.Adopt(sbPath, spec); !ok || err != nil {
+		t.Fatalf("Adopt = %v, %v; want true", ok, err)
+	}
+	if host, err = w.h.LinkByName(spec.HostIfName); err != nil {
+		t.Fatal(err)
+	}
+	if host.Attrs().Alias != ownerAlias(spec.Owner) {
+		t.Errorf("alias after Adopt %q, want %q", host.Attrs().Alias, ownerAlias(spec.Owner))
 	}
 }
