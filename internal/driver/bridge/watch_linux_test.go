@@ -279,12 +279,7 @@ func TestLinkWatcherReportsAnEndlessBurst(t *testing.T) {
 // the moved end), so that the heal's Join can make the pair again.
 func TestLeaveDeletesAContainerEndWhoseHostEndWasMovedAway(t *testing.T) {
 	w := newWorld(t)
-	w.ensureTestBridge(t)
-	spec, sbPath := endpointSpec(1), nstest.New(t)
-	if err := w.d.Join(sbPath, spec); err != nil {
-		t.Fatal(err)
-	}
-	w.d.Settle()
+	spec, sbPath := w.joinSettledIn(t, 1)
 	other := nstest.New(t)
 	ns, err := os.Open(other)
 	if err != nil {
@@ -316,12 +311,7 @@ func TestLeaveDeletesAContainerEndWhoseHostEndWasMovedAway(t *testing.T) {
 // deleted it at the container's next restart).
 func TestAdoptAndLeaveKeepOffAnotherLinkOfTheName(t *testing.T) {
 	w := newWorld(t)
-	w.ensureTestBridge(t)
-	spec, sbPath := endpointSpec(1), nstest.New(t)
-	if err := w.d.Join(sbPath, spec); err != nil {
-		t.Fatal(err)
-	}
-	w.d.Settle()
+	spec, sbPath := w.joinSettledIn(t, 1)
 	host, err := w.h.LinkByName(spec.HostIfName)
 	if err != nil {
 		t.Fatal(err)
@@ -354,12 +344,7 @@ func TestAdoptAndLeaveKeepOffAnotherLinkOfTheName(t *testing.T) {
 // link watcher sees it; without the sandbox to prove it, it is refused.
 func TestAdoptTagsAgainAHostEndWhoseAliasWasChanged(t *testing.T) {
 	w := newWorld(t)
-	w.ensureTestBridge(t)
-	spec, sbPath := endpointSpec(1), nstest.New(t)
-	if err := w.d.Join(sbPath, spec); err != nil {
-		t.Fatal(err)
-	}
-	w.d.Settle()
+	spec, sbPath := w.joinSettledIn(t, 1)
 	host, err := w.h.LinkByName(spec.HostIfName)
 	if err != nil {
 		t.Fatal(err)
@@ -379,4 +364,16 @@ func TestAdoptTagsAgainAHostEndWhoseAliasWasChanged(t *testing.T) {
 	if host.Attrs().Alias != ownerAlias(spec.Owner) {
 		t.Errorf("alias after Adopt %q, want %q", host.Attrs().Alias, ownerAlias(spec.Owner))
 	}
+}
+
+// joinSettledIn is joinSettled that also returns the sandbox's path.
+func (w *testWorld) joinSettledIn(t *testing.T, n int) (network.EndpointSpec, string) {
+	t.Helper()
+	w.ensureTestBridge(t)
+	spec, sbPath := endpointSpec(n), nstest.New(t)
+	if err := w.d.Join(sbPath, spec); err != nil {
+		t.Fatal(err)
+	}
+	w.d.Settle()
+	return spec, sbPath
 }

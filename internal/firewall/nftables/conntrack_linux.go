@@ -96,7 +96,7 @@ func (f *Firewall) forgetUnpublished(ms []firewall.PortMapping) {
 
 // localAddrs is every address of the host namespace's links.
 func (f *Firewall) localAddrs() (map[netip.Addr]bool, error) {
-	h, err := f.routeHandle()
+	h, err := f.handle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, err
 	}
@@ -147,18 +147,6 @@ func (u unpublishedFlows) MatchConntrackFlow(flow *netlink.ConntrackFlow) bool {
 	return false
 }
 
-func (f *Firewall) routeHandle() (*netlink.Handle, error) {
-	if f.netns == "" {
-		return netlink.NewHandle(unix.NETLINK_ROUTE)
-	}
-	ns, err := netns.GetFromPath(f.netns)
-	if err != nil {
-		return nil, fmt.Errorf("open netns %q: %w", f.netns, err)
-	}
-	defer ns.Close()
-	return netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
-}
-
 // deleteConntrack deletes the entries that match any of the filters, per
 // family; what names them in the log. A failure is logged: the ports
 // change either way.
@@ -166,7 +154,7 @@ func (f *Firewall) deleteConntrack(filters, filters6 []netlink.CustomConntrackFi
 	if len(filters) == 0 && len(filters6) == 0 {
 		return
 	}
-	h, err := f.conntrackHandle()
+	h, err := f.handle(unix.NETLINK_NETFILTER)
 	if err != nil {
 		f.log.Warn("open conntrack", "err", err)
 		return
@@ -190,14 +178,16 @@ func (f *Firewall) deleteConntrack(filters, filters6 []netlink.CustomConntrackFi
 	}
 }
 
-func (f *Firewall) conntrackHandle() (*netlink.Handle, error) {
+// handle opens a netlink handle of protocol proto (NETLINK_NETFILTER for
+// conntrack, NETLINK_ROUTE for addresses) in the table's namespace.
+func (f *Firewall) handle(proto int) (*netlink.Handle, error) {
 	if f.netns == "" {
-		return netlink.NewHandle(unix.NETLINK_NETFILTER)
+		return netlink.NewHandle(proto)
 	}
 	ns, err := netns.GetFromPath(f.netns)
 	if err != nil {
 		return nil, fmt.Errorf("open netns %q: %w", f.netns, err)
 	}
 	defer ns.Close()
-	return netlink.NewHandleAt(ns, unix.NETLINK_NETFILTER)
+	return netlink.NewHandleAt(ns, proto)
 }
