@@ -81,9 +81,13 @@ type Daemon struct {
 	// it calls. Until linksReady (set once the start's reconcile is
 	// done), healLinks keeps what it is given in linksMissed. linksMu
 	// guards both.
-	linkWatch   *bridge.LinkWatcher
-	linkHeals   healPacer
-	healRetry   time.Duration // retryHeal's back-off; healLinks's goroutine only
+	linkWatch *bridge.LinkWatcher
+	linkHeals healPacer
+	healRetry time.Duration // retryHeal's back-off; healLinks's goroutine only
+	// retryTimer posts retryDamage, what failed passes left, back to the
+	// watcher; both under linksMu.
+	retryTimer  *time.Timer
+	retryDamage network.LinkDamage
 	linksMu     sync.Mutex
 	linksReady  bool
 	linksMissed network.LinkDamage

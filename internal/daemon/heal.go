@@ -61,6 +61,11 @@ func (d *Daemon) startWatchers() error {
 		cancel()
 		fw.Close()
 		links.Close()
+		d.linksMu.Lock()
+		if d.retryTimer != nil {
+			d.retryTimer.Stop()
+		}
+		d.linksMu.Unlock()
 		waitResolv()
 	}
 	return nil
@@ -102,6 +107,7 @@ func (d *Daemon) healLinks(dmg network.LinkDamage) {
 	d.linksMu.Unlock()
 	nets, sbs := d.net.Damaged(dmg)
 	if len(nets) == 0 && len(sbs) == 0 {
+		d.retryHeal(nil, nil)
 		return
 	}
 	d.linkHeals.pace(d.log)
@@ -115,7 +121,9 @@ func (d *Daemon) healLinks(dmg network.LinkDamage) {
 	for _, id := range nets {
 		if err := d.net.HealBridge(id); err != nil {
 			d.log.Error("mending a bridge failed", "network", id[:12], "err", err)
-			failedNets = append(failedNets, id)
+			if !onlyConflicts(err) { // a name taken by a link of someone else's stays taken
+				failedNets = append(failedNets, id)
+			}
 		}
 	}
 	for _, sb := range sbs {
@@ -133,7 +141,7 @@ func (d *Daemon) healLinks(dmg network.LinkDamage) {
 			}
 			if err != nil {
 				d.log.Error("mending a container's links failed", "container", cs.c.ShortID(), "name", cs.c.Name, "err", err)
-				if !errdefs.Is(err, errdefs.KindConflict) { // a name taken by someone else's link stays taken
+				if !onlyConflicts(err) {
 					failedSbs = append(failedSbs, sb)
 				}
 			}
@@ -145,21 +153,49 @@ func (d *Daemon) healLinks(dmg network.LinkDamage) {
 }
 
 // retryHeal hands what a pass could not mend back to the watcher after a
-// back-off, from 100 ms doubling to 10 s while passes keep failing: the
-// change that undid the mend may be one the watcher cannot see (a link
-// deleted again before berth had tagged it; QA round 26, where a bridge
-// deleted in a loop stayed missing once the loop stopped).
+// back-off (nextRetry), while passes keep failing: the change that undid
+// the mend may be one the watcher cannot see (a link deleted again before
+// berth had tagged it; QA round 26, where a bridge deleted in a loop
+// stayed missing once the loop stopped). One timer, stopped with the
+// watchers.
 func (d *Daemon) retryHeal(nets []string, sbs []network.DamagedSandbox) {
 	if len(nets) == 0 && len(sbs) == 0 {
 		d.healRetry = 0
 		return
 	}
-	d.healRetry = min(max(2*d.healRetry, 100*time.Millisecond), 10*time.Second)
+	d.healRetry = nextRetry(d.healRetry)
 	dmg := d.net.DamageOf(nets, sbs, "not mended yet")
-	w := d.linkWatch
-	time.AfterFunc(d.healRetry, func() { w.Post(dmg) })
+	d.linksMu.Lock()
+	defer d.linksMu.Unlock()
+	d.retryDamage.Add(dmg)
+	if d.retryTimer == nil {
+		d.retryTimer = time.AfterFunc(d.healRetry, d.postRetry)
+	} else {
+		d.retryTimer.Reset(d.healRetry)
+	}
 	d.log.Info("mending again later", "in", d.healRetry.String(), "networks", len(nets), "containers", len(sbs))
 }
+
+// postRetry posts the damage retryHeal kept to the watcher.
+func (d *Daemon) postRetry() {
+	d.linksMu.Lock()
+	dmg := d.retryDamage
+	d.retryDamage = network.LinkDamage{}
+	d.linksMu.Unlock()
+	if dmg.Lost || len(dmg.Owners) > 0 {
+		d.linkWatch.Post(dmg)
+	}
+}
+
+// nextRetry is the back-off after prev: 100 ms, doubling up to 10 s.
+func nextRetry(prev time.Duration) time.Duration {
+	return min(max(2*prev, 100*time.Millisecond), 10*time.Second)
+}
+
+// onlyConflicts reports whether err is, all through, conflicts: a name
+// another program's link holds, which trying again does not change (each
+// endpoint's error of HealSandbox's list must be one).
+func onlyConflicts(err error) bool { return errdefs.All(err, errdefs.KindConflict) }
 
 // linksStarted lets healLinks mend from now on, and hands it what the
 // watcher saw while the daemon started.

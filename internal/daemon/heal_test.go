@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -82,5 +83,20 @@ func TestHealPacerSlowsAFight(t *testing.T) {
 	}
 	if n := strings.Count(log.String(), "keep being changed"); n != 1 {
 		t.Errorf("warned %d times, want once:\n%s", n, log.String())
+	}
+}
+
+// The retries back off from 100 ms, doubling, to at most 10 s.
+func TestNextRetry(t *testing.T) {
+	var got []time.Duration
+	d := time.Duration(0)
+	for range 9 {
+		d = nextRetry(d)
+		got = append(got, d)
+	}
+	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond,
+		1600 * time.Millisecond, 3200 * time.Millisecond, 6400 * time.Millisecond, 10 * time.Second, 10 * time.Second}
+	if !slices.Equal(got, want) {
+		t.Errorf("back-off %v, want %v", got, want)
 	}
 }

@@ -43,6 +43,32 @@ func KindOf(err error) Kind {
 // Is reports whether err is of kind k.
 func Is(err error, k Kind) bool { return err != nil && KindOf(err) == k }
 
+// All reports whether err is of kind k all through: each error a join
+// holds (errors.Join) must be, and along a chain of wraps the outermost
+// kind decides. Is looks at the first kind found anywhere, which for a
+// join is its first error's.
+func All(err error, k Kind) bool {
+	for err != nil {
+		switch e := err.(type) {
+		case *kindError:
+			return e.kind == k
+		case interface{ Unwrap() []error }:
+			list := e.Unwrap()
+			for _, one := range list {
+				if !All(one, k) {
+					return false
+				}
+			}
+			return len(list) > 0
+		case interface{ Unwrap() error }:
+			err = e.Unwrap()
+		default:
+			return false
+		}
+	}
+	return false
+}
+
 func wrap(k Kind, format string, args ...any) error {
 	return &kindError{kind: k, err: fmt.Errorf(format, args...)}
 }

@@ -36,3 +36,25 @@ func TestHTTPStatusRoundTrip(t *testing.T) {
 		t.Fatal("unknown kinds and statuses must map to 500 / KindUnknown")
 	}
 }
+
+func TestAll(t *testing.T) {
+	conflict, other := Conflict("name taken"), errors.New("no such device")
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"one", conflict, true},
+		{"wrapped", fmt.Errorf("mend: %w", conflict), true},
+		{"plain", other, false},
+		{"joined, all", errors.Join(conflict, fmt.Errorf("x: %w", conflict)), true},
+		{"joined, one not", errors.Join(conflict, other), false},
+		{"joined, first not", errors.Join(other, conflict), false},
+		{"a kind over a join decides", WithKind(KindConflict, errors.Join(other)), true},
+	} {
+		if got := All(tc.err, KindConflict); got != tc.want {
+			t.Errorf("%s: All = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

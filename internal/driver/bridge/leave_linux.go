@@ -111,7 +111,13 @@ func (d *Driver) deleteStrandedPeer(sandboxPath string, spec network.EndpointSpe
 		return nil
 	}
 	if other, err := d.h.LinkByIndex(peer.Attrs().ParentIndex); err == nil && isPeerOf(peer, other) {
-		return nil // paired with a host end after all (another endpoint's, under another name)
+		if owner, berths := ownerFromAlias(other.Attrs().Alias); berths && ownerAlias(owner) != ownerAlias(spec.Owner) {
+			return nil // another endpoint's pair, under that endpoint's names
+		}
+		// Otherwise the host end is this endpoint's under another name
+		// (renamed by hand): deleting the container end deletes it too,
+		// as the leave must (it stayed a port of the bridge, its address
+		// given to the next container; review of session 18).
 	}
 	d.log.Warn("endpoint's container end is in its sandbox without its host end; deleting it", "interface", spec.IfName, "veth", spec.HostIfName, "endpoint", spec.Owner)
 	if err := sb.h.LinkDel(peer); err != nil && !isNotFound(err) {

@@ -377,3 +377,33 @@ func (w *testWorld) joinSettledIn(t *testing.T, n int) (network.EndpointSpec, st
 	w.d.Settle()
 	return spec, sbPath
 }
+
+// A host end renamed by hand is still the endpoint's: Leave, finding no
+// link of the old name, deletes the container end, which takes the
+// renamed host end with it (it had stayed a port of the bridge while the
+// address went to the next container), and the pair can be made again.
+func TestLeaveDeletesAPairWhoseHostEndWasRenamed(t *testing.T) {
+	w := newWorld(t)
+	spec, sbPath := w.joinSettledIn(t, 1)
+	host, err := w.h.LinkByName(spec.HostIfName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.h.LinkSetDown(host); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.h.LinkSetName(host, "renamed0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.d.Leave(sbPath, spec); err != nil {
+		t.Fatalf("Leave: %v", err)
+	}
+	w.d.Settle()
+	if names := linkNames(t, w.h); slices.Contains(names, "renamed0") {
+		t.Errorf("the renamed host end is still there: %v", names)
+	}
+	if err := w.d.Join(sbPath, spec); err != nil {
+		t.Fatalf("Join after Leave: %v", err)
+	}
+	checkJoined(t, w, sbPath, spec)
+}
