@@ -5,14 +5,16 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
+	"runtime"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/sandbox"
 )
 
 // This file watches the host namespace for changes to berth's links that
@@ -30,7 +32,8 @@ import (
 // LinkWatcher is a running subscription; Close ends it.
 type LinkWatcher struct {
 	d      *Driver
-	conn   *netlink.Conn
+	fd     int // the notification socket: blocking, read by receive's own thread
+	wake   int // an eventfd Close writes, to end receive's wait and rest
 	report func(network.LinkDamage)
 	settle time.Duration
 	kick   chan network.LinkDamage
@@ -40,14 +43,19 @@ type LinkWatcher struct {
 	masters map[uint32]bool
 	done    chan struct{}
 	close   sync.Once
+	close2  sync.Once
 	ended   sync.WaitGroup
 }
 
 // watchBuffer is the subscription's receive buffer: room for the
 // notifications of 1,000 containers stopping at once (each deletes a
-// pair, about 1.5 KiB of notification). When they are lost anyway the
-// kernel says so (ENOBUFS) and every link is checked.
+// pair, about 1.5 KiB of notification), and for what comes while
+// receive rests. When they are lost anyway the kernel says so (ENOBUFS)
+// and every link is checked.
 const watchBuffer = 8 << 20
+
+// receiveRest is how long receive rests after reading what was queued.
+const receiveRest = 100 * time.Millisecond
 
 // WatchLinks subscribes to the host namespace's link and address
 // notifications and calls report with the damage to berth's links, each
@@ -56,72 +64,136 @@ const watchBuffer = 8 << 20
 // missed. report runs on the watcher's own goroutine, one call at a
 // time; the watcher stops when ctx ends or on Close.
 func (d *Driver) WatchLinks(ctx context.Context, settle time.Duration, report func(network.LinkDamage)) (*LinkWatcher, error) {
-	cfg := &netlink.Config{}
-	if d.hostNetns != "" {
-		ns, err := os.Open(d.hostNetns)
-		if err != nil {
-			return nil, fmt.Errorf("open netns %q: %w", d.hostNetns, err)
-		}
-		defer ns.Close()
-		cfg.NetNS = int(ns.Fd())
-	}
-	conn, err := netlink.Dial(unix.NETLINK_ROUTE, cfg)
+	fd, err := openLinkSocket(d.hostNetns)
 	if err != nil {
 		return nil, fmt.Errorf("open link notification socket: %w", err)
 	}
-	if rc, err := conn.SyscallConn(); err == nil {
-		_ = rc.Control(func(fd uintptr) {
-			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, watchBuffer) != nil {
-				_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, watchBuffer)
-			}
-		})
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("eventfd: %w", err)
 	}
-	for _, g := range []uint32{unix.RTNLGRP_LINK, unix.RTNLGRP_IPV4_IFADDR, unix.RTNLGRP_IPV6_IFADDR} {
-		if err := conn.JoinGroup(g); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("join route notification group %d: %w", g, err)
-		}
-	}
-	w := &LinkWatcher{d: d, conn: conn, report: report, settle: settle, kick: make(chan network.LinkDamage, 1), done: make(chan struct{}), masters: map[uint32]bool{}}
+	w := &LinkWatcher{d: d, fd: fd, wake: wake, report: report, settle: settle, kick: make(chan network.LinkDamage, 1), done: make(chan struct{}), masters: map[uint32]bool{}}
 	w.ended.Add(2)
 	go w.receive()
 	go w.deliver(ctx)
 	return w, nil
 }
 
+// openLinkSocket opens a blocking route-netlink socket in the namespace
+// at path ("" = the caller's), bound to the link and address groups,
+// with watchBuffer to receive into.
+func openLinkSocket(path string) (int, error) {
+	var fd int
+	open := func() error {
+		var err error
+		if fd, err = unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE); err != nil {
+			return err
+		}
+		groups := uint32(1<<(unix.RTNLGRP_LINK-1) | 1<<(unix.RTNLGRP_IPV4_IFADDR-1) | 1<<(unix.RTNLGRP_IPV6_IFADDR-1))
+		if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: groups}); err != nil {
+			unix.Close(fd)
+			return err
+		}
+		return nil
+	}
+	var err error
+	if path == "" {
+		err = open()
+	} else {
+		err = sandbox.Do(path, open)
+	}
+	if err != nil {
+		return -1, err
+	}
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, watchBuffer) != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, watchBuffer)
+	}
+	return fd, nil
+}
+
 // Close stops the watcher and waits for it: report is not called after
 // Close returns.
 func (w *LinkWatcher) Close() error {
-	var err error
 	w.close.Do(func() {
 		close(w.done)
-		err = w.conn.Close()
+		if w.wake > 0 {
+			var one [8]byte
+			one[0] = 1
+			_, _ = unix.Write(w.wake, one[:])
+		}
 	})
 	w.ended.Wait()
+	var err error
+	w.close2.Do(func() {
+		if w.wake > 0 {
+			err = errors.Join(unix.Close(w.fd), unix.Close(w.wake))
+		}
+	})
 	return err
 }
 
-// receive reads notifications until the socket is closed and posts the
-// damage each one shows.
+// receive reads notifications until Close and posts the damage each one
+// shows. It runs on a thread of its own, blocked in poll(2) on the
+// socket and Close's eventfd: not in Go's poller, whose thread every
+// notification would wake, on the other CPU while a Join works (that
+// cost each Join 0.06-0.1 ms on a 2-CPU VM, BenchmarkJoinWatched). After
+// a wake it reads what is queued, then rests for receiveRest before it
+// polls again: a connect causes a few notifications here, and while
+// berth works it wakes at most once per rest; while nothing happens, not
+// at all. The socket's buffer holds what comes meanwhile, and the settle
+// that follows a change is longer anyway.
 func (w *LinkWatcher) receive() {
 	defer w.ended.Done()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	buf := make([]byte, 64<<10)
 	for {
-		msgs, err := w.conn.Receive()
-		if err != nil {
-			if errors.Is(err, unix.ENOBUFS) {
-				w.d.log.Warn("link notifications were lost; checking every link of berth's")
-				w.post(network.LinkDamage{Lost: true})
-				continue
-			}
-			select {
-			case <-w.done:
-			default:
-				w.d.log.Error("link watcher stopped; links changed by hand are mended only at the next start", "err", err)
-			}
+		fds := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}, {Fd: int32(w.wake), Events: unix.POLLIN}}
+		if _, err := unix.Poll(fds, -1); err != nil && !errors.Is(err, unix.EINTR) {
+			w.d.log.Error("link watcher stopped; links changed by hand are mended only at the next start", "err", err)
 			return
 		}
+		if fds[1].Revents != 0 {
+			return // Close
+		}
+		if !w.readQueued(buf) {
+			return
+		}
+		rest := []unix.PollFd{{Fd: int32(w.wake), Events: unix.POLLIN}}
+		if n, _ := unix.Poll(rest, int(receiveRest/time.Millisecond)); n > 0 {
+			return // Close
+		}
+	}
+}
+
+// readQueued reads every notification queued on the socket and posts the
+// damage each shows; false when the socket failed.
+func (w *LinkWatcher) readQueued(buf []byte) bool {
+	for {
+		n, from, err := unix.Recvfrom(w.fd, buf, unix.MSG_DONTWAIT)
+		switch {
+		case errors.Is(err, unix.EAGAIN):
+			return true
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.ENOBUFS):
+			w.d.log.Warn("link notifications were lost; checking every link of berth's")
+			w.post(network.LinkDamage{Lost: true})
+			continue
+		case err != nil:
+			w.d.log.Error("link watcher stopped; links changed by hand are mended only at the next start", "err", err)
+			return false
+		}
+		if sa, ok := from.(*unix.SockaddrNetlink); !ok || sa.Pid != 0 {
+			continue // not from the kernel
+		}
+		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+		if err != nil {
+			continue
+		}
 		for _, m := range msgs {
-			if owner, what, ok := w.damage(m); ok {
+			if owner, what, ok := w.damage(m.Header.Type, m.Data); ok {
 				w.post(network.LinkDamage{Owners: map[string]string{owner: what}})
 			}
 		}
@@ -131,17 +203,17 @@ func (w *LinkWatcher) receive() {
 // damage reads one notification: the owner tag of the berth link it is
 // about and what happened to it, or ok false when it shows nothing to
 // mend.
-func (w *LinkWatcher) damage(m netlink.Message) (owner, what string, ok bool) {
-	switch m.Header.Type {
+func (w *LinkWatcher) damage(typ uint16, data []byte) (owner, what string, ok bool) {
+	switch typ {
 	case unix.RTM_NEWLINK, unix.RTM_DELLINK:
-		l, err := parseLinkMessage(m.Data)
+		l, err := parseLinkMessage(data)
 		// AF_BRIDGE messages are a bridge's port events (a port taken
 		// off the bridge sends an RTM_DELLINK of that family): the
 		// AF_UNSPEC message about the same link says what changed.
 		if err != nil || l.family != unix.AF_UNSPEC || l.group == reapGroup { // a leaving pair: berth's own
 			return "", "", false
 		}
-		deleted := m.Header.Type == unix.RTM_DELLINK
+		deleted := typ == unix.RTM_DELLINK
 		if l.kind == "bridge" && deleted {
 			delete(w.masters, l.index)
 		}
@@ -157,7 +229,7 @@ func (w *LinkWatcher) damage(m netlink.Message) (owner, what string, ok bool) {
 		}
 		return "", "", false
 	case unix.RTM_DELADDR:
-		index, scope, ok := parseAddrMessage(m.Data)
+		index, scope, ok := parseAddrMessage(data)
 		if !ok || scope != unix.RT_SCOPE_UNIVERSE { // a link-local address is the kernel's
 			return "", "", false
 		}

@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"slices"
@@ -406,4 +407,44 @@ func TestLeaveDeletesAPairWhoseHostEndWasRenamed(t *testing.T) {
 		t.Fatalf("Join after Leave: %v", err)
 	}
 	checkJoined(t, w, sbPath, spec)
+}
+
+// BenchmarkJoinWatched: a Join with the link watcher running against
+// one without, alternating with -count: the watcher reads every link
+// notification a Join causes in the host namespace (a few per Join) on
+// a goroutine of its own, and must not make the attach slower.
+func BenchmarkJoinWatched(b *testing.B) {
+	for _, watched := range []bool{false, true} {
+		b.Run(fmt.Sprintf("watcher=%v", watched), func(b *testing.B) {
+			w := newWorld(b)
+			w.d.log = discardLogger()
+			w.ensureBenchBridge(b)
+			if watched {
+				lw, err := w.d.WatchLinks(context.Background(), 50*time.Millisecond, func(network.LinkDamage) {})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { lw.Close() })
+			}
+			sb := newBenchSandbox(b)
+			var join []time.Duration
+			b.ResetTimer()
+			for i := range b.N {
+				spec := benchSpec(60000 + i%1000)
+				spec.HostIfName = RandomHostIfName()
+				spec.IfName = fmt.Sprintf("eth%d", i+1)
+				t0 := time.Now()
+				if err := w.d.Join(sb, spec); err != nil {
+					b.Fatalf("Join #%d: %v", i, err)
+				}
+				join = append(join, time.Since(t0))
+				if err := w.d.Leave(sb, spec); err != nil {
+					b.Fatalf("Leave #%d: %v", i, err)
+				}
+				w.d.Settle()
+			}
+			b.StopTimer()
+			reportPercentiles(b, "join", join)
+		})
+	}
 }
