@@ -50,9 +50,7 @@ func BenchmarkNaiveAttach(b *testing.B) {
 				var took []time.Duration
 				b.ResetTimer()
 				for i := range b.N {
-					spec := benchSpec(60000 + i%1000)
-					spec.HostIfName = RandomHostIfName()
-					spec.IfName = fmt.Sprintf("eth%d", i+1)
+					spec := sampleSpec(i)
 					t0 := time.Now()
 					if err := attach(sb, spec); err != nil {
 						b.Fatalf("attach #%d: %v", i, err)

@@ -34,11 +34,7 @@ func BenchmarkJoinLeave(b *testing.B) {
 			var join, leave, reap []time.Duration
 			b.ResetTimer()
 			for i := range b.N {
-				spec := benchSpec(60000 + i%1000)
-				spec.HostIfName = RandomHostIfName()
-				// A fresh container-side name: re-using eth0 would make
-				// Join wait for the reaper to delete the previous pair.
-				spec.IfName = fmt.Sprintf("eth%d", i+1)
+				spec := sampleSpec(i)
 				t0 := time.Now()
 				steps.start(t0)
 				if err := w.d.Join(sb, spec); err != nil {
@@ -150,6 +146,16 @@ func (w *testWorld) ensureBenchBridge(b *testing.B) {
 }
 
 // benchSpec is endpoint n on the /16 of ensureBenchBridge.
+// sampleSpec is the ith timed attach's spec: fresh host and container
+// names (re-using eth0 would make Join wait for the reaper to delete the
+// previous pair), an address of the 60000s.
+func sampleSpec(i int) network.EndpointSpec {
+	spec := benchSpec(60000 + i%1000)
+	spec.HostIfName = RandomHostIfName()
+	spec.IfName = fmt.Sprintf("eth%d", i+1)
+	return spec
+}
+
 func benchSpec(n int) network.EndpointSpec {
 	return network.EndpointSpec{
 		Bridge:     "br-test",

@@ -430,9 +430,7 @@ func BenchmarkJoinWatched(b *testing.B) {
 			var join []time.Duration
 			b.ResetTimer()
 			for i := range b.N {
-				spec := benchSpec(60000 + i%1000)
-				spec.HostIfName = RandomHostIfName()
-				spec.IfName = fmt.Sprintf("eth%d", i+1)
+				spec := sampleSpec(i)
 				t0 := time.Now()
 				if err := w.d.Join(sb, spec); err != nil {
 					b.Fatalf("Join #%d: %v", i, err)
