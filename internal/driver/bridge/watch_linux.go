@@ -43,7 +43,6 @@ type LinkWatcher struct {
 	masters map[uint32]bool
 	done    chan struct{}
 	close   sync.Once
-	close2  sync.Once
 	ended   sync.WaitGroup
 }
 
@@ -113,19 +112,17 @@ func openLinkSocket(path string) (int, error) {
 }
 
 // Close stops the watcher and waits for it: report is not called after
-// Close returns.
+// Close returns. A second Close waits for the first.
 func (w *LinkWatcher) Close() error {
+	var err error
 	w.close.Do(func() {
 		close(w.done)
-		if w.wake > 0 {
+		if w.wake > 0 { // 0: a watcher a test made without sockets
 			var one [8]byte
 			one[0] = 1
 			_, _ = unix.Write(w.wake, one[:])
 		}
-	})
-	w.ended.Wait()
-	var err error
-	w.close2.Do(func() {
+		w.ended.Wait()
 		if w.wake > 0 {
 			err = errors.Join(unix.Close(w.fd), unix.Close(w.wake))
 		}
