@@ -44,7 +44,7 @@ func (d *Daemon) startWatchers() error {
 		fw.Close()
 		return err
 	}
-	links, err := d.driver.WatchLinks(ctx, linkSettle, d.healLinks)
+	links, err := d.driver.WatchLinks(ctx, linkSettle, d.healLinks, d.linkGone)
 	if err != nil {
 		cancel()
 		fw.Close()
@@ -312,6 +312,16 @@ func (d *Daemon) followRoutes(updates <-chan netlink.RouteUpdate) {
 				d.log.Info("overlapping host route removed", "route", r.String(), "networks", cleared)
 			}
 		}
+	}
+}
+
+// linkGone forgets the overlap warnings of the routes through a link
+// that was deleted (the link watcher calls it): IPv4 sends no route
+// deletion for the routes a link takes with it, so the warning of a VPN's
+// route would otherwise stay until the next start.
+func (d *Daemon) linkGone(name string) {
+	if cleared := d.net.ForgetRoutesVia(name); len(cleared) > 0 {
+		d.log.Info("overlapping host routes removed with their interface", "interface", name, "networks", cleared)
 	}
 }
 

@@ -94,6 +94,49 @@ func (c *Controller) ForgetHostRoute(r HostRoute) []string {
 	return cleared
 }
 
+// ForgetRoutesVia drops the warnings about routes through the interface
+// dev, which is gone, and returns the networks that lost one. Deleting an
+// interface takes its routes with it, and for IPv4 the kernel sends no
+// route deletion for them: without this, the warning of a VPN's route
+// would stay until the next start once its tun device went away.
+func (c *Controller) ForgetRoutesVia(dev string) []string {
+	if dev == "" {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var cleared []string
+	for _, n := range c.networks {
+		before := len(n.Warnings)
+		n.Warnings = slices.DeleteFunc(n.Warnings, func(w string) bool { return warnedVia(w, dev) })
+		if len(n.Warnings) != before {
+			cleared = append(cleared, n.Name)
+		}
+		if len(n.Warnings) == 0 {
+			n.Warnings = nil
+		}
+	}
+	if len(cleared) > 0 {
+		c.publishNetworksLocked()
+	}
+	slices.Sort(cleared)
+	return cleared
+}
+
+// warnedVia reports whether warning w is about a route through dev.
+func warnedVia(w, dev string) bool {
+	head, _, ok := strings.Cut(w, " overlaps ")
+	if !ok {
+		return false
+	}
+	_, rest, ok := strings.Cut(head, " dev ")
+	if !ok {
+		return false
+	}
+	name, _, _ := strings.Cut(rest, " ")
+	return name == dev
+}
+
 // warnedRoute reports whether warning w is about route r.
 func warnedRoute(w string, r HostRoute) bool {
 	head, _, ok := strings.Cut(w, " overlaps ")

@@ -122,3 +122,38 @@ func TestNoteHostRouteIPv6(t *testing.T) {
 		t.Errorf("ForgetHostRoute cleared %q, want [six]", cleared)
 	}
 }
+
+func TestForgetRoutesViaAGoneInterface(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	for _, nw := range []struct{ name, subnet string }{{"web", "172.18.0.0/16"}, {"db", "10.9.0.0/16"}} {
+		if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: nw.name, IPAM: []IPAMRequest{{Subnet: netip.MustParsePrefix(nw.subnet)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A VPN's tun0 carries routes into both networks, in two tables; a
+	// device whose name starts the same (tun01) and a route without a
+	// device stay.
+	r.c.NoteHostRoute(HostRoute{Dst: netip.MustParsePrefix("172.18.1.0/24"), Dev: "tun0", Table: 254})
+	r.c.NoteHostRoute(HostRoute{Dst: netip.MustParsePrefix("10.9.0.0/24"), Dev: "tun0", Table: 100})
+	r.c.NoteHostRoute(HostRoute{Dst: netip.MustParsePrefix("172.18.2.0/24"), Dev: "tun01", Table: 254})
+	r.c.NoteHostRoute(HostRoute{Dst: netip.MustParsePrefix("172.18.3.0/24"), Table: 254})
+	if cleared := r.c.ForgetRoutesVia("tun0"); !slices.Equal(cleared, []string{"db", "web"}) {
+		t.Errorf("ForgetRoutesVia(tun0) cleared %q, want [db web]", cleared)
+	}
+	if n, _ := r.c.Network("db"); n.Warnings != nil {
+		t.Errorf("db's warnings = %q, want none", n.Warnings)
+	}
+	n, _ := r.c.Network("web")
+	var left []string
+	for _, w := range n.Warnings {
+		left = append(left, strings.SplitN(w, " overlaps ", 2)[0])
+	}
+	want := []string{"route 172.18.2.0/24 dev tun01", "route 172.18.3.0/24"}
+	if diff := cmp.Diff(want, left); diff != "" {
+		t.Errorf("web's warnings left (-want +got):\n%s", diff)
+	}
+	if cleared := r.c.ForgetRoutesVia("eth7"); cleared != nil {
+		t.Errorf("an interface without routes cleared %q", cleared)
+	}
+}

@@ -91,6 +91,17 @@ func (w *World) InHost(t testing.TB, cmd ...string) (stdout, stderr string, code
 	return w.run(t, nil, "host", cmd, "nsenter", args)
 }
 
+// MustInHost runs InHost and fails the test unless cmd exits 0; it
+// returns stdout.
+func (w *World) MustInHost(t testing.TB, cmd ...string) string {
+	t.Helper()
+	out, errOut, code := w.InHost(t, cmd...)
+	if code != 0 {
+		t.Fatalf("host$ %s: exit %d\n%s%s", strings.Join(cmd, " "), code, out, errOut)
+	}
+	return out
+}
+
 // InOutside runs cmd in the outside world's network namespace.
 func (w *World) InOutside(t testing.TB, cmd ...string) (stdout, stderr string, code int) {
 	t.Helper()

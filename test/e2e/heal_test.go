@@ -98,7 +98,7 @@ func TestFirewallHeals(t *testing.T) {
 // of any table.
 func TestHostRouteWarnings(t *testing.T) {
 	w, d := startWorld(t)
-	w.InHost(t, "ip", "route", "add", "172.17.0.0/24", "dev", "eth0")
+	w.MustInHost(t, "ip", "route", "add", "172.17.0.0/24", "dev", "eth0")
 	eventually(t, "a warning in network inspect", func() bool { return len(networkWarnings(t, w, "bridge")) == 1 })
 	warn := networkWarnings(t, w, "bridge")[0]
 	if !strings.Contains(warn, "route 172.17.0.0/24 dev eth0 overlaps network \"bridge\" (172.17.0.0/16)") {
@@ -107,20 +107,41 @@ func TestHostRouteWarnings(t *testing.T) {
 	if !strings.Contains(daemonLog(t, d), "host route overlaps a berth network") {
 		t.Errorf("the daemon did not log the overlap:\n%s", daemonLog(t, d))
 	}
-	w.InHost(t, "ip", "route", "del", "172.17.0.0/24", "dev", "eth0")
+	w.MustInHost(t, "ip", "route", "del", "172.17.0.0/24", "dev", "eth0")
 	eventually(t, "the warning gone", func() bool { return len(networkWarnings(t, w, "bridge")) == 0 })
 
 	// A route that is there when the daemon starts is warned about too.
-	w.InHost(t, "ip", "route", "add", "172.17.2.0/24", "dev", "eth0", "table", "50")
+	w.MustInHost(t, "ip", "route", "add", "172.17.2.0/24", "dev", "eth0", "table", "50")
 	d.Stop()
 	d = w.Start(t)
 	eventually(t, "the warning after a restart", func() bool { return len(networkWarnings(t, w, "bridge")) == 1 })
 	// Deleting it clears the warning, though the watcher only saw it in the start-up scan.
-	w.InHost(t, "ip", "route", "del", "172.17.2.0/24", "table", "50")
+	w.MustInHost(t, "ip", "route", "del", "172.17.2.0/24", "table", "50")
 	eventually(t, "the warning gone", func() bool { return len(networkWarnings(t, w, "bridge")) == 0 })
 
+	// A VPN's interface that goes away takes its routes along, and IPv4
+	// says nothing of the routes: the warning goes with the interface,
+	// whether the route was seen arriving or in the start-up scan.
+	w.MustInHost(t, "ip", "link", "add", "vpn0", "type", "veth", "peer", "name", "vpn0p")
+	w.MustInHost(t, "ip", "link", "set", "vpn0", "up")
+	w.MustInHost(t, "ip", "route", "add", "172.17.3.0/24", "dev", "vpn0")
+	eventually(t, "a warning for vpn0's route", func() bool { return len(networkWarnings(t, w, "bridge")) == 1 })
+	w.MustInHost(t, "ip", "link", "del", "vpn0")
+	eventually(t, "vpn0's warning gone with it", func() bool { return len(networkWarnings(t, w, "bridge")) == 0 })
+	w.MustInHost(t, "ip", "link", "add", "vpn1", "type", "veth", "peer", "name", "vpn1p")
+	w.MustInHost(t, "ip", "link", "set", "vpn1", "up")
+	w.MustInHost(t, "ip", "route", "add", "172.17.4.0/24", "dev", "vpn1", "table", "60")
+	d.Stop()
+	d = w.Start(t)
+	eventually(t, "vpn1's warning after a restart", func() bool { return len(networkWarnings(t, w, "bridge")) == 1 })
+	w.MustInHost(t, "ip", "link", "del", "vpn1")
+	eventually(t, "vpn1's warning gone with it", func() bool { return len(networkWarnings(t, w, "bridge")) == 0 })
+	if !strings.Contains(daemonLog(t, d), "overlapping host routes removed with their interface") {
+		t.Errorf("the daemon did not log why the warning went:\n%s", daemonLog(t, d))
+	}
+
 	// A route in another table keeps new networks off its subnet.
-	w.InHost(t, "ip", "route", "add", "172.18.0.0/24", "dev", "eth0", "table", "100")
+	w.MustInHost(t, "ip", "route", "add", "172.18.0.0/24", "dev", "eth0", "table", "100")
 	w.MustBerth(t, "network", "create", "avoid")
 	n, _ := inspectNetwork(t, w.Berth, "avoid")
 	if got := n.IPAM.Config[0].Subnet; got == "172.18.0.0/16" {
@@ -128,7 +149,7 @@ func TestHostRouteWarnings(t *testing.T) {
 	}
 	// A subnet the user chooses over a route that was there first: the
 	// create answer carries the warning (Docker's Warning field).
-	w.InHost(t, "ip", "route", "add", "10.93.0.0/24", "dev", "eth0")
+	w.MustInHost(t, "ip", "route", "add", "10.93.0.0/24", "dev", "eth0")
 	out, err := reliability.NewClient(w.Socket).Want(http.MethodPost, "/networks/create",
 		map[string]any{"Name": "vpnnet", "IPAM": map[string]any{"Config": []map[string]string{{"Subnet": "10.93.0.0/16"}}}}, http.StatusCreated)
 	if err != nil {
@@ -140,15 +161,15 @@ func TestHostRouteWarnings(t *testing.T) {
 	}
 	// An IPv6 route over a network's IPv6 subnet, alike.
 	w.MustBerth(t, "network", "create", "--ipv6", "--subnet", "fd00:e2a::/64", "six")
-	w.InHost(t, "ip", "-6", "route", "add", "fd00:e2a::/56", "dev", "eth0")
+	w.MustInHost(t, "ip", "-6", "route", "add", "fd00:e2a::/56", "dev", "eth0")
 	eventually(t, "an IPv6 warning in network inspect", func() bool { return len(networkWarnings(t, w, "six")) == 1 })
 	if warn := networkWarnings(t, w, "six")[0]; !strings.Contains(warn, `route fd00:e2a::/56 dev eth0 overlaps network "six" (fd00:e2a::/64)`) {
 		t.Errorf("IPv6 warning = %q", warn)
 	}
-	w.InHost(t, "ip", "-6", "route", "del", "fd00:e2a::/56", "dev", "eth0")
+	w.MustInHost(t, "ip", "-6", "route", "del", "fd00:e2a::/56", "dev", "eth0")
 	eventually(t, "the IPv6 warning gone", func() bool { return len(networkWarnings(t, w, "six")) == 0 })
 	// The docker CLI still reads the inspect (it ignores the extra field).
-	w.InHost(t, "ip", "route", "add", "172.17.1.0/24", "dev", "eth0")
+	w.MustInHost(t, "ip", "route", "add", "172.17.1.0/24", "dev", "eth0")
 	eventually(t, "a warning in network inspect", func() bool { return len(networkWarnings(t, w, "bridge")) == 1 })
 	if _, errOut, code := w.Docker(t, "network", "inspect", "bridge"); code != 0 {
 		t.Errorf("docker network inspect with a warning: exit %d: %s", code, errOut)

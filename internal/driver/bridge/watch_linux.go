@@ -35,6 +35,7 @@ type LinkWatcher struct {
 	fd     int // the notification socket: blocking, read by receive's own thread
 	wake   int // an eventfd Close writes, to end receive's wait and rest
 	report func(network.LinkDamage)
+	gone   func(name string) // nil: no one asked
 	settle time.Duration
 	kick   chan network.LinkDamage
 	// masters says, by ifindex, whether a bridge a veth of berth's is a
@@ -62,7 +63,14 @@ const receiveRest = 100 * time.Millisecond
 // subscription is in place, so a change made after it returns is never
 // missed. report runs on the watcher's own goroutine, one call at a
 // time; the watcher stops when ctx ends or on Close.
-func (d *Driver) WatchLinks(ctx context.Context, settle time.Duration, report func(network.LinkDamage)) (*LinkWatcher, error) {
+//
+// gone, when not nil, is called with the name of every link of someone
+// else's that is deleted (a VPN's tun going down), at once, on the
+// thread that reads the notifications: it must not block. The daemon
+// forgets the warnings about that link's routes with it, since the
+// kernel announces no IPv4 route deletion when a link takes its routes
+// away.
+func (d *Driver) WatchLinks(ctx context.Context, settle time.Duration, report func(network.LinkDamage), gone func(name string)) (*LinkWatcher, error) {
 	fd, err := openLinkSocket(d.hostNetns)
 	if err != nil {
 		return nil, fmt.Errorf("open link notification socket: %w", err)
@@ -72,7 +80,7 @@ func (d *Driver) WatchLinks(ctx context.Context, settle time.Duration, report fu
 		unix.Close(fd)
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
-	w := &LinkWatcher{d: d, fd: fd, wake: wake, report: report, settle: settle, kick: make(chan network.LinkDamage, 1), done: make(chan struct{}), masters: map[uint32]bool{}}
+	w := &LinkWatcher{d: d, fd: fd, wake: wake, report: report, gone: gone, settle: settle, kick: make(chan network.LinkDamage, 1), done: make(chan struct{}), masters: map[uint32]bool{}}
 	w.ended.Add(2)
 	go w.receive()
 	go w.deliver(ctx)
@@ -216,6 +224,9 @@ func (w *LinkWatcher) damage(typ uint16, data []byte) (owner, what string, ok bo
 		}
 		owner, ok := ownerFromAlias(l.alias)
 		if !ok {
+			if deleted && w.gone != nil {
+				w.gone(l.name)
+			}
 			return "", "", false
 		}
 		if what, ok := l.damage(deleted); ok {

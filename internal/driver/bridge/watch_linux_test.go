@@ -22,7 +22,7 @@ import (
 func (w *testWorld) watchReports(t *testing.T) (<-chan network.LinkDamage, *LinkWatcher) {
 	t.Helper()
 	reports := make(chan network.LinkDamage, 64)
-	lw, err := w.d.WatchLinks(context.Background(), 20*time.Millisecond, func(d network.LinkDamage) { reports <- d })
+	lw, err := w.d.WatchLinks(context.Background(), 20*time.Millisecond, func(d network.LinkDamage) { reports <- d }, nil)
 	if err != nil {
 		t.Fatalf("WatchLinks: %v", err)
 	}
@@ -420,7 +420,7 @@ func BenchmarkJoinWatched(b *testing.B) {
 			w.d.log = discardLogger()
 			w.ensureBenchBridge(b)
 			if watched {
-				lw, err := w.d.WatchLinks(context.Background(), 50*time.Millisecond, func(network.LinkDamage) {})
+				lw, err := w.d.WatchLinks(context.Background(), 50*time.Millisecond, func(network.LinkDamage) {}, nil)
 				if err != nil {
 					b.Fatal(err)
 				}
