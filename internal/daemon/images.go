@@ -49,16 +49,27 @@ func (d *Daemon) RemoveImage(ctx context.Context, ref string, force bool) ([]str
 	return d.images.Remove(ref, force, d.imageInUse)
 }
 
-// imageInUse says whether a container, running or not, uses image id.
-func (d *Daemon) imageInUse(id string) bool {
+// imageInUse names the containers that use image id: the running one and
+// the stopped one with the lowest IDs (moby names whichever it meets
+// first; the lowest keeps the answer the same from call to call).
+func (d *Daemon) imageInUse(id string) image.Users {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	var u image.Users
 	for _, cs := range d.containers {
-		if cs.c.Config.ImageID == id {
-			return true
+		c := cs.c
+		if c.Config.ImageID != id {
+			continue
+		}
+		which := &u.Stopped
+		if c.Running() || c.Status() == container.StatusRestarting { // moby's IsRunning: a restarting one counts
+			which = &u.Running
+		}
+		if short := c.ShortID(); *which == "" || short < *which {
+			*which = short
 		}
 	}
-	return false
+	return u
 }
 
 // PruneImages is docker image prune [-a]: see image.Store.Prune. It

@@ -10,38 +10,64 @@ import (
 	"github.com/berth-net/berth/internal/store"
 )
 
-// Remove works as docker rmi. By tag it removes that tag, and the image
-// too when it was the last one; an image a container uses then keeps its
-// last tag (conflict) or, with force, only loses it. By ID it removes every
-// tag and the image; without force it refuses an image with several tags
-// or one a container uses. inUse (nil: never) tells whether a container
-// uses an image ID; the caller refuses running containers itself if it
-// wants docker's "cannot be forced" case.
-func (s *Store) Remove(ref string, force bool, inUse func(id string) bool) (untagged, deleted []string, err error) {
+// Users says which containers use an image: the first running one and
+// the first stopped one (short IDs; "" when there is none).
+type Users struct {
+	Running, Stopped string
+}
+
+// any is a container that uses the image, running ones first.
+func (u Users) any() string {
+	if u.Running != "" {
+		return u.Running
+	}
+	return u.Stopped
+}
+
+// Remove works as docker rmi (moby's ImageDelete). By tag it removes that
+// tag, and the image too when it was the last one; an image a container
+// uses then keeps its last tag (conflict) or, with force, only loses it.
+// By ID it removes every tag and the image; without force it refuses an
+// image with several tags or one a container uses, and even with force
+// one a running container uses (moby's hard conflict). users (nil: no
+// container uses anything) names the containers of an image ID.
+//
+// Where berth differs: an image a stopped container uses is untagged by
+// a forced removal by ID but not deleted, because its files are that
+// container's lower layer (Docker keeps the layers and drops only the
+// image's record; berth has no layer store apart from its images). It
+// stays as a dangling image until the container is removed, and a forced
+// removal that has no tag left to take is refused as a conflict.
+func (s *Store) Remove(ref string, force bool, users func(id string) Users) (untagged, deleted []string, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	img, tagged, err := s.resolve(ref)
 	if err != nil {
 		return nil, nil, err
 	}
-	used := inUse != nil && inUse(img.ID)
-	if tagged != "" {
-		return s.removeTag(img, ref, tagged, force, used)
+	var u Users
+	if users != nil {
+		u = users(img.ID)
 	}
-	return s.removeByID(img, force, used)
+	if tagged != "" {
+		return s.removeTag(img, ref, tagged, force, u)
+	}
+	return s.removeByID(img, force, u)
 }
 
-func (s *Store) removeTag(img *Image, ref, tagged string, force, used bool) (untagged, deleted []string, err error) {
+func (s *Store) removeTag(img *Image, ref, tagged string, force bool, u Users) (untagged, deleted []string, err error) {
+	used := u.any() != ""
 	if len(img.RepoTags) > 1 || (used && force) {
-		img.RepoTags = slices.DeleteFunc(img.RepoTags, func(t string) bool { return t == tagged })
-		err := s.st.Update(func(tx store.Tx) error { return tx.Put(store.BucketImages, img.ID, img) })
-		if err != nil {
-			return nil, nil, fmt.Errorf("untag %q: %w", tagged, err)
+		// Forced, the last tag of an image a container uses goes and the
+		// image stays (moby's quiet delete ignores a conflict of an image
+		// in use).
+		if err := s.untag(img, tagged); err != nil {
+			return nil, nil, err
 		}
 		return []string{tagged}, nil, nil
 	}
 	if used {
-		return nil, nil, errdefs.Conflict("conflict: unable to remove repository reference %q (must force) - a container is using its referenced image %s", ref, shortID(img.ID))
+		return nil, nil, errdefs.Conflict("conflict: unable to remove repository reference %q (must force) - container %s is using its referenced image %s", ref, u.any(), shortID(img.ID))
 	}
 	if err := s.delete(img); err != nil {
 		return nil, nil, err
@@ -49,12 +75,42 @@ func (s *Store) removeTag(img *Image, ref, tagged string, force, used bool) (unt
 	return []string{tagged}, []string{img.ID}, nil
 }
 
-func (s *Store) removeByID(img *Image, force, used bool) (untagged, deleted []string, err error) {
-	if !force && len(img.RepoTags) > 1 {
-		return nil, nil, errdefs.Conflict("conflict: unable to delete %s (must be forced) - image is referenced in multiple repositories", shortID(img.ID))
+// untag drops the tags of img for which drop is true (all of them for
+// none given).
+func (s *Store) untag(img *Image, tags ...string) error {
+	img.RepoTags = slices.DeleteFunc(img.RepoTags, func(t string) bool { return len(tags) == 0 || slices.Contains(tags, t) })
+	if err := s.st.Update(func(tx store.Tx) error { return tx.Put(store.BucketImages, img.ID, img) }); err != nil {
+		return fmt.Errorf("untag %s: %w", shortID(img.ID), err)
 	}
-	if !force && used {
-		return nil, nil, errdefs.Conflict("conflict: unable to delete %s (must be forced) - image is being used by a container", shortID(img.ID))
+	return nil
+}
+
+// removeByID checks moby's conflicts in moby's order: a running container
+// (hard), then, unless forced, several tags and a stopped container.
+func (s *Store) removeByID(img *Image, force bool, u Users) (untagged, deleted []string, err error) {
+	conflict := func(hard bool, why string) error {
+		how := "must be forced"
+		if hard {
+			how = "cannot be forced"
+		}
+		return errdefs.Conflict("conflict: unable to delete %s (%s) - %s", shortID(img.ID), how, why)
+	}
+	switch {
+	case u.Running != "":
+		return nil, nil, conflict(true, "image is being used by running container "+u.Running)
+	case !force && len(img.RepoTags) > 1:
+		return nil, nil, conflict(false, "image is referenced in multiple repositories")
+	case !force && u.Stopped != "":
+		return nil, nil, conflict(false, "image is being used by stopped container "+u.Stopped)
+	case u.Stopped != "":
+		if len(img.RepoTags) == 0 {
+			return nil, nil, conflict(true, "image is being used by stopped container "+u.Stopped+" (berth keeps an image's files while a container uses them: remove the container first)")
+		}
+		tags := slices.Clone(img.RepoTags)
+		if err := s.untag(img); err != nil {
+			return nil, nil, err
+		}
+		return tags, nil, nil
 	}
 	if err := s.delete(img); err != nil {
 		return nil, nil, err
@@ -85,13 +141,13 @@ func shortID(id string) string {
 	return h
 }
 
-// Prune removes the images no container uses (inUse, nil: none) that
+// Prune removes the images no container uses (users, nil: none) that
 // match accepts: only untagged ("dangling") ones unless all is set, as
 // docker image prune [-a]. An image goes with all its tags. It returns
 // the tags removed, the images deleted and their sizes' sum; an image it
 // cannot remove goes to skipped (nil: ignored) and the rest go on, as
 // moby logs such an image and goes on.
-func (s *Store) Prune(all bool, match func(*Image) bool, inUse func(id string) bool, skipped func(id string, err error)) (untagged, deleted []string, reclaimed int64, err error) {
+func (s *Store) Prune(all bool, match func(*Image) bool, users func(id string) Users, skipped func(id string, err error)) (untagged, deleted []string, reclaimed int64, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	imgs, err := s.List()
@@ -99,10 +155,10 @@ func (s *Store) Prune(all bool, match func(*Image) bool, inUse func(id string) b
 		return nil, nil, 0, err
 	}
 	for _, img := range imgs {
-		if (!all && len(img.RepoTags) > 0) || (inUse != nil && inUse(img.ID)) || !match(img) {
+		if (!all && len(img.RepoTags) > 0) || (users != nil && users(img.ID).any() != "") || !match(img) {
 			continue
 		}
-		u, d, err := s.removeByID(img, true, false)
+		u, d, err := s.removeByID(img, true, Users{})
 		if err != nil {
 			if skipped != nil {
 				skipped(img.ID, err)

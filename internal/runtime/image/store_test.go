@@ -3,6 +3,7 @@ package image
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -55,15 +56,16 @@ func TestGetAmbiguousPrefix(t *testing.T) {
 }
 
 func TestRemove(t *testing.T) {
-	never := func(string) bool { return false }
-	always := func(string) bool { return true }
+	never := func(string) Users { return Users{} }
+	running := func(string) Users { return Users{Running: "c1"} }
+	stopped := func(string) Users { return Users{Stopped: "c2"} }
 	type step struct {
 		ref          string
 		force        bool
-		inUse        func(string) bool
+		inUse        func(string) Users
 		untagged     []string
 		deleted      bool
-		conflict     bool
+		conflict     string   // the error's text, when a conflict
 		tagsAfter    []string // nil: the image is gone
 		wantNotFound bool
 	}
@@ -80,16 +82,27 @@ func TestRemove(t *testing.T) {
 			{ref: "b:v1", inUse: never, wantNotFound: true, tagsAfter: []string{"a:latest"}},
 		}},
 		{"ID with two tags needs force", []string{"a", "b"}, []step{
-			{ref: "ID", inUse: never, conflict: true, tagsAfter: []string{"a:latest", "b:latest"}},
+			{ref: "ID", inUse: never, conflict: "(must be forced) - image is referenced in multiple repositories", tagsAfter: []string{"a:latest", "b:latest"}},
 			{ref: "ID", force: true, inUse: never, untagged: []string{"a:latest", "b:latest"}, deleted: true},
 		}},
 		{"used image keeps last tag", []string{"a"}, []step{
-			{ref: "a", inUse: always, conflict: true, tagsAfter: []string{"a:latest"}},
-			{ref: "a", force: true, inUse: always, untagged: []string{"a:latest"}, tagsAfter: []string{}},
+			{ref: "a", inUse: stopped, conflict: `unable to remove repository reference "a" (must force) - container c2 is using its referenced image`, tagsAfter: []string{"a:latest"}},
+			{ref: "a", force: true, inUse: stopped, untagged: []string{"a:latest"}, tagsAfter: []string{}},
 		}},
-		{"used image by ID needs force", []string{"a"}, []step{
-			{ref: "ID", inUse: always, conflict: true, tagsAfter: []string{"a:latest"}},
-			{ref: "ID", force: true, inUse: always, untagged: []string{"a:latest"}, deleted: true},
+		{"running container's last tag goes only with force", []string{"a"}, []step{
+			{ref: "a", inUse: running, conflict: "(must force) - container c1 is using", tagsAfter: []string{"a:latest"}},
+			{ref: "a", force: true, inUse: running, untagged: []string{"a:latest"}, tagsAfter: []string{}},
+		}},
+		{"running container's image cannot be forced", []string{"a", "b"}, []step{
+			// Before the several tags: moby checks the hard conflict first.
+			{ref: "ID", inUse: running, conflict: "(cannot be forced) - image is being used by running container c1", tagsAfter: []string{"a:latest", "b:latest"}},
+			{ref: "ID", force: true, inUse: running, conflict: "(cannot be forced) - image is being used by running container c1", tagsAfter: []string{"a:latest", "b:latest"}},
+		}},
+		{"stopped container's image by ID: forced, untagged and kept", []string{"a"}, []step{
+			{ref: "ID", inUse: stopped, conflict: "(must be forced) - image is being used by stopped container c2", tagsAfter: []string{"a:latest"}},
+			{ref: "ID", force: true, inUse: stopped, untagged: []string{"a:latest"}, tagsAfter: []string{}},
+			{ref: "ID", force: true, inUse: stopped, conflict: "(cannot be forced) - image is being used by stopped container c2 (berth keeps", tagsAfter: []string{}},
+			{ref: "ID", force: true, inUse: never, untagged: []string{}, deleted: true},
 		}},
 		{"untagged by ID", []string{""}, []step{
 			{ref: "ID", inUse: nil, untagged: []string{}, deleted: true},
@@ -112,9 +125,9 @@ func TestRemove(t *testing.T) {
 					if !errdefs.Is(err, errdefs.KindNotFound) {
 						t.Fatalf("step %d: err = %v, want NotFound", i, err)
 					}
-				case st.conflict:
-					if !errdefs.Is(err, errdefs.KindConflict) {
-						t.Fatalf("step %d: err = %v, want Conflict", i, err)
+				case st.conflict != "":
+					if !errdefs.Is(err, errdefs.KindConflict) || !strings.Contains(err.Error(), st.conflict) {
+						t.Fatalf("step %d: err = %v, want a Conflict with %q", i, err, st.conflict)
 					}
 				case err != nil:
 					t.Fatalf("step %d: %v", i, err)
@@ -183,7 +196,12 @@ func TestPrune(t *testing.T) {
 	tagged := mustImport(t, s, tarOf(t, file("f", "3")), "web", "v1")
 	mustImport(t, s, tarOf(t, file("f", "3")), "web", "v2") // a second tag of tagged
 	usedTagged := mustImport(t, s, tarOf(t, file("f", "4")), "db", "")
-	inUse := func(id string) bool { return id == usedDangling.ID || id == usedTagged.ID }
+	inUse := func(id string) Users {
+		if id == usedDangling.ID || id == usedTagged.ID {
+			return Users{Stopped: "c1"}
+		}
+		return Users{}
+	}
 	all := func(*Image) bool { return true }
 
 	untagged, deleted, reclaimed, err := s.Prune(false, all, inUse, nil)
