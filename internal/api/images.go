@@ -1,10 +1,13 @@
 package api
 
 import (
+	"cmp"
+	"context"
 	"encoding/json"
 	"net/http"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	imagetypes "github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/storage"
+	timetypes "github.com/docker/docker/api/types/time"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 
 	"github.com/berth-net/berth/internal/errdefs"
@@ -132,10 +136,15 @@ func splitRepoTag(repo, tag string) (string, string, error) {
 	return repo, tag, nil
 }
 
-var imageListFilters = map[string]bool{"reference": true, "dangling": true, "label": true}
+// imageListFilters are moby's acceptedImageFilterTags.
+var imageListFilters = map[string]bool{"reference": true, "dangling": true, "label": true, "before": true, "since": true, "until": true}
 
 func (s *Server) listImages(w http.ResponseWriter, r *http.Request) error {
 	args, err := parseFilters(r, imageListFilters)
+	if err != nil {
+		return err
+	}
+	span, err := s.imageSpan(r.Context(), args)
 	if err != nil {
 		return err
 	}
@@ -145,6 +154,9 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := []imagetypes.Summary{}
 	for _, img := range imgs {
+		if !span.holds(img.Created) {
+			continue
+		}
 		tags, ok, err := imageMatches(img, args)
 		if err != nil {
 			return err
@@ -155,12 +167,72 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) error {
 			out = append(out, sum)
 		}
 	}
+	// Newest first, as moby sorts them (the ID breaks ties, so that the
+	// order is the same from one listing to the next).
+	slices.SortFunc(out, func(a, b imagetypes.Summary) int {
+		return cmp.Or(cmp.Compare(b.Created, a.Created), strings.Compare(a.ID, b.ID))
+	})
 	return writeJSON(w, http.StatusOK, out)
 }
 
-// imageMatches applies docker images filters and returns the tags to show:
-// as in moby, a reference filter (a glob on "repo" or "repo:tag") also
-// narrows RepoTags to the matching ones. berth's images carry no labels.
+// createdSpan is the creation times an image list keeps: after since and
+// before before (either zero: no bound).
+type createdSpan struct{ since, before time.Time }
+
+func (c createdSpan) holds(t time.Time) bool {
+	return (c.before.IsZero() || t.Before(c.before)) && (c.since.IsZero() || t.After(c.since))
+}
+
+// imageSpan reads moby's before, until and since filters of docker
+// images: before=IMAGE and until=TIMESTAMP keep older images (the
+// earliest bound wins), since=IMAGE newer ones (the latest wins).
+func (s *Server) imageSpan(ctx context.Context, args filters.Args) (createdSpan, error) {
+	var span createdSpan
+	created := func(ref string) (time.Time, error) {
+		img, err := s.backend.Image(ctx, ref)
+		if err != nil {
+			return time.Time{}, err
+		}
+		return img.Created, nil
+	}
+	for _, ref := range args.Get("before") {
+		t, err := created(ref)
+		if err != nil {
+			return span, err
+		}
+		if span.before.IsZero() || t.Before(span.before) {
+			span.before = t
+		}
+	}
+	for _, v := range args.Get("until") {
+		ts, err := timetypes.GetTimestamp(v, time.Now())
+		if err != nil {
+			return span, errdefs.WithKind(errdefs.KindInvalid, err)
+		}
+		sec, nsec, err := timetypes.ParseTimestamps(ts, 0)
+		if err != nil {
+			return span, errdefs.WithKind(errdefs.KindInvalid, err)
+		}
+		if t := time.Unix(sec, nsec); span.before.IsZero() || t.Before(span.before) {
+			span.before = t
+		}
+	}
+	for _, ref := range args.Get("since") {
+		t, err := created(ref)
+		if err != nil {
+			return span, err
+		}
+		if t.After(span.since) {
+			span.since = t
+		}
+	}
+	return span, nil
+}
+
+// imageMatches applies docker images filters other than the time ones and
+// returns the tags to show: as in moby, a reference filter (a glob on
+// "repo" or "repo:tag") also narrows RepoTags to the matching ones, and a
+// label filter matches the labels of the image's config.
 func imageMatches(img *image.Image, args filters.Args) ([]string, bool, error) {
 	if args.Contains("dangling") {
 		dangling, err := args.GetBoolOrDefault("dangling", false)
@@ -171,7 +243,7 @@ func imageMatches(img *image.Image, args filters.Args) ([]string, bool, error) {
 			return nil, false, nil
 		}
 	}
-	if args.Contains("label") {
+	if args.Contains("label") && !args.MatchKVList("label", imageLabels(img)) {
 		return nil, false, nil
 	}
 	if !args.Contains("reference") {
@@ -184,6 +256,15 @@ func imageMatches(img *image.Image, args filters.Args) ([]string, bool, error) {
 		}
 	}
 	return tags, len(tags) > 0, nil
+}
+
+// imageLabels are the labels of img's config (LABEL of docker import
+// --change, or of a loaded image's config); nil when it has none.
+func imageLabels(img *image.Image) map[string]string {
+	if img.Config == nil {
+		return nil
+	}
+	return img.Config.Labels
 }
 
 func matchesReference(repoTag string, patterns []string) bool {
@@ -203,6 +284,10 @@ func matchesReference(repoTag string, patterns []string) bool {
 }
 
 func imageSummary(img *image.Image) imagetypes.Summary {
+	labels := imageLabels(img)
+	if labels == nil {
+		labels = map[string]string{}
+	}
 	return imagetypes.Summary{
 		ID:          img.ID,
 		RepoTags:    orNone(img.RepoTags),
@@ -211,7 +296,7 @@ func imageSummary(img *image.Image) imagetypes.Summary {
 		Size:        img.Size,
 		SharedSize:  -1,
 		Containers:  -1,
-		Labels:      map[string]string{},
+		Labels:      labels,
 	}
 }
 
@@ -278,8 +363,7 @@ func (s *Server) removeImage(w http.ResponseWriter, r *http.Request) error {
 
 // pruneImages is docker image prune: untagged images no container uses,
 // or with dangling=false (-a) every image no container uses, filtered by
-// moby's until, label and label! (berth's imported images have no
-// labels: label matches none, label! all).
+// moby's until, label and label! on the labels of the image's config.
 func (s *Server) pruneImages(w http.ResponseWriter, r *http.Request) error {
 	args, err := parseFilters(r, map[string]bool{"dangling": true, "label": true, "label!": true, "until": true})
 	if err != nil {
@@ -295,7 +379,7 @@ func (s *Server) pruneImages(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	untagged, deleted, reclaimed, err := s.backend.PruneImages(r.Context(), all, func(img *image.Image) bool {
-		return pruneMatches(args, until, img.Created, nil)
+		return pruneMatches(args, until, img.Created, imageLabels(img))
 	})
 	if err != nil {
 		return err

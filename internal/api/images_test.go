@@ -2,13 +2,18 @@ package api
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	imagetypes "github.com/docker/docker/api/types/image"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/berth-net/berth/internal/runtime/image"
 )
 
 func TestImageImport(t *testing.T) {
@@ -78,6 +83,59 @@ func TestImageList(t *testing.T) {
 		if got := len(decode[[]any](t, rec)); got != n {
 			t.Errorf("%s: %d images, want %d", filter, got, n)
 		}
+	}
+}
+
+// TestImageListFiltersAndOrder: moby's before, since, until and label
+// filters of docker images (labels of the image's config), newest first.
+func TestImageListFiltersAndOrder(t *testing.T) {
+	f := newFakeBackend()
+	old, mid, recent := f.images[0], &image.Image{
+		ID: "sha256:" + hexID("b1"), RepoTags: []string{"app:1"}, Created: fakeTime.Add(time.Hour),
+		Config: &image.Config{Labels: map[string]string{"keep": "yes", "team": "web"}},
+	}, &image.Image{
+		ID: "sha256:" + hexID("b2"), RepoTags: []string{"app:2"}, Created: fakeTime.Add(2 * time.Hour),
+		Config: &image.Config{Labels: map[string]string{"team": "db"}},
+	}
+	f.images = []*image.Image{mid, old, recent}
+	s := newServer(f)
+	ids := func(filter string) []string {
+		t.Helper()
+		path := "/images/json"
+		if filter != "" {
+			path += "?filters=" + urlEscape(filter)
+		}
+		rec := call(t, s, http.MethodGet, path, "")
+		wantStatus(t, rec, http.StatusOK)
+		var out []string
+		for _, img := range decode[[]imagetypes.Summary](t, rec) {
+			out = append(out, img.RepoTags[0])
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		filter string
+		want   []string
+	}{
+		{"", []string{"app:2", "app:1", "busybox:latest"}},
+		{`{"label":{"keep":true}}`, []string{"app:1"}},
+		{`{"label":{"team=db":true}}`, []string{"app:2"}},
+		{`{"label":{"team":true,"keep=yes":true}}`, []string{"app:1"}},
+		{`{"before":{"app:2":true}}`, []string{"app:1", "busybox:latest"}},
+		{`{"before":{"app:2":true,"app:1":true}}`, []string{"busybox:latest"}},
+		{`{"since":{"busybox":true}}`, []string{"app:2", "app:1"}},
+		{`{"since":{"busybox":true},"before":{"app:2":true}}`, []string{"app:1"}},
+		{`{"until":{"` + fmt.Sprint(fakeTime.Add(90*time.Minute).Unix()) + `":true}}`, []string{"app:1", "busybox:latest"}},
+	} {
+		if diff := cmp.Diff(tc.want, ids(tc.filter)); diff != "" {
+			t.Errorf("filters %s (-want +got):\n%s", tc.filter, diff)
+		}
+	}
+	rec := call(t, s, http.MethodGet, "/images/json?filters="+urlEscape(`{"before":{"nosuch":true}}`), "")
+	wantStatus(t, rec, http.StatusNotFound)
+	rec = call(t, s, http.MethodGet, "/images/json", "")
+	if got := decode[[]imagetypes.Summary](t, rec)[1].Labels; !cmp.Equal(got, mid.Config.Labels) {
+		t.Errorf("app:1's labels in the list = %v, want its config's", got)
 	}
 }
 

@@ -55,3 +55,24 @@ func TestRemoveAnImageInUse(t *testing.T) {
 		t.Errorf("docker rmi once no container uses it printed %q, want Deleted: %s", out, id)
 	}
 }
+
+// TestImageLabels: the labels of an image's config (import --change
+// LABEL) show in docker images and are what its label filters and
+// image prune's label and label! match: a label! filter keeps the
+// images it names.
+func TestImageLabels(t *testing.T) {
+	w, _ := startWorld(t)
+	tar := filepath.Join(w.Dir, "busybox.tar")
+	mustDocker(t, w, "import", "--change", "LABEL keep=yes", tar, "kept")
+	mustDocker(t, w, "import", "--change", "ENV OTHER=1", tar, "other")
+	if out := mustDocker(t, w, "images", "--filter", "label=keep", "--format", "{{.Repository}}"); strings.TrimSpace(out) != "kept" {
+		t.Errorf("docker images --filter label=keep = %q, want only kept", out)
+	}
+	out := mustDocker(t, w, "image", "prune", "-a", "-f", "--filter", "label!=keep")
+	if !strings.Contains(out, "untagged: other:latest") || strings.Contains(out, "kept") {
+		t.Errorf("docker image prune -a --filter label!=keep printed:\n%s\nwant other removed and kept left", out)
+	}
+	if out := mustDocker(t, w, "images", "--format", "{{.Repository}}"); strings.TrimSpace(out) != "kept" {
+		t.Errorf("docker images after the prune = %q, want only kept", out)
+	}
+}
