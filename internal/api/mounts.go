@@ -286,6 +286,11 @@ func parseMountSpec(spec mount.Mount) (container.Mount, error) {
 			if d := o.DriverConfig; d != nil && d.Name != "" && d.Name != "local" {
 				return container.Mount{}, errdefs.Invalid("volume driver %q is not supported by berth: only \"local\"", d.Name)
 			}
+			if d := o.DriverConfig; d != nil && len(d.Options) > 0 {
+				// As `docker volume create -o`: a tmpfs or device asked
+				// for must not become a directory on disk unsaid.
+				return container.Mount{}, errdefs.Invalid("local volume options (volume-opt=type=…, device=…) are not supported by berth")
+			}
 			if o.Subpath != "" {
 				return container.Mount{}, errdefs.Invalid("volume subpaths (volume-subpath) are not supported by berth")
 			}

@@ -85,3 +85,16 @@ func TestVolumeMounts(t *testing.T) {
 		t.Errorf("mounts (-want +got):\n%s", diff)
 	}
 }
+
+// TestVolumeOptionsRefused: --mount type=volume,volume-opt=… asks for a
+// kind of volume berth does not make (a tmpfs, a device): refused as
+// docker volume create -o is, never a plain directory instead.
+func TestVolumeOptionsRefused(t *testing.T) {
+	_, err := containerMounts(&ctypes.Config{}, &ctypes.HostConfig{Mounts: []mount.Mount{{
+		Type: mount.TypeVolume, Source: "n5", Target: "/x",
+		VolumeOptions: &mount.VolumeOptions{DriverConfig: &mount.Driver{Name: "local", Options: map[string]string{"type": "tmpfs", "device": "tmpfs"}}},
+	}}})
+	if !errdefs.Is(err, errdefs.KindInvalid) || !strings.Contains(err.Error(), "local volume options (volume-opt=type=…, device=…) are not supported by berth") {
+		t.Errorf("err = %v, want the refusal of volume options", err)
+	}
+}
