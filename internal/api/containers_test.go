@@ -153,6 +153,37 @@ func TestContainerCreateNameConflict(t *testing.T) {
 	wantError(t, rec, http.StatusConflict, `Conflict. The container name "/test1" is already in use by container "`+hexID("4fea95f2e979")+`". You have to remove (or rename) that container to be able to reuse that name.`)
 }
 
+// TestContainerCreatePlatform: docker run --platform of another
+// architecture than the image's (the host's) is refused with moby's words,
+// not ignored; the image's own platform, in any of its spellings, passes.
+func TestContainerCreatePlatform(t *testing.T) {
+	other := "riscv64"
+	if goarch() == other {
+		other = "s390x"
+	}
+	for _, p := range []string{"linux/" + goarch(), goarch(), "linux"} {
+		rec := call(t, newServer(newFakeBackend()), http.MethodPost, "/v1.51/containers/create?name=p1&platform="+p, `{"Image":"busybox"}`)
+		wantStatus(t, rec, http.StatusCreated)
+	}
+	if goarch() == "amd64" {
+		rec := call(t, newServer(newFakeBackend()), http.MethodPost, "/v1.51/containers/create?name=p1&platform=linux/x86_64", `{"Image":"busybox"}`)
+		wantStatus(t, rec, http.StatusCreated)
+	}
+	rec := call(t, newServer(newFakeBackend()), http.MethodPost, "/v1.51/containers/create?name=p1&platform=linux/"+other, `{"Image":"busybox"}`)
+	wantError(t, rec, http.StatusNotFound, "image with reference busybox was found but its platform (linux/"+goarch()+") does not match the specified platform (linux/"+other+")")
+	rec = call(t, newServer(newFakeBackend()), http.MethodPost, "/v1.51/containers/create?name=p1&platform=linux//", `{"Image":"busybox"}`)
+	wantStatus(t, rec, http.StatusBadRequest)
+	// The docker CLI pulls after that 404: the pull says why too.
+	rec = call(t, newServer(newFakeBackend()), http.MethodPost, "/v1.51/images/create?fromImage=busybox&tag=latest&platform=linux/"+other, "")
+	wantStatus(t, rec, http.StatusNotFound)
+	if !strings.Contains(rec.Body.String(), "does not match the specified platform (linux/"+other+"); berth runs images on the host's platform") {
+		t.Errorf("pull of another platform answered %s", rec.Body)
+	}
+	// Before API 1.41 the parameter did not exist, and is ignored.
+	rec = call(t, newServer(newFakeBackend()), http.MethodPost, "/v1.40/containers/create?name=p1&platform=linux/"+other, `{"Image":"busybox"}`)
+	wantStatus(t, rec, http.StatusCreated)
+}
+
 func TestContainerInspectGolden(t *testing.T) {
 	rec := call(t, newServer(newFakeBackend()), http.MethodGet, "/v1.51/containers/test1/json", "")
 	wantStatus(t, rec, http.StatusOK)

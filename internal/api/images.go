@@ -41,6 +41,17 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	switch {
 	case q.Get("fromImage") != "":
+		if p := q.Get("platform"); p != "" {
+			// docker run --platform of an image that is here for the
+			// host's platform only: the create's 404 made the CLI pull.
+			ref := q.Get("fromImage")
+			if t := q.Get("tag"); t != "" {
+				ref += ":" + t
+			}
+			if err := s.checkPlatform(r.Context(), ref, p); err != nil {
+				return errdefs.NotFound("%s; berth runs images on the host's platform and cannot pull another", err)
+			}
+		}
 		return errPullUnsupported
 	case q.Get("fromSrc") == "":
 		return errdefs.Invalid("fromSrc or fromImage is required")
