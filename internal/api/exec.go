@@ -75,7 +75,7 @@ func (s *Server) startExec(w http.ResponseWriter, r *http.Request) error {
 	// away does not kill it; StartExec still returns after the reap.
 	if err := s.backend.StartExec(context.WithoutCancel(r.Context()), id, false, streams); err != nil {
 		s.log.Warn("exec failed", "exec", id, "err", err)
-		h.report(err)
+		h.reportOnStdout(err)
 	}
 	return nil
 }

@@ -168,9 +168,15 @@ func (h *hijacked) streams(stdin, stdout, stderr bool) Streams {
 }
 
 // report tells the client about an error after the 101 was sent, the only
-// way left (moby writes it into the output the same way).
+// way left, on stderr.
 func (h *hijacked) report(err error) {
 	_, _ = fmt.Fprintf(h.stderr, "%v\r\n", err)
+}
+
+// reportOnStdout is report on stdout, where moby's postContainerExecStart
+// writes an exec's error: `out=$(docker exec c nosuchcmd)` holds it.
+func (h *hijacked) reportOnStdout(err error) {
+	_, _ = fmt.Fprintf(h.stdout, "%v\r\n", err)
 }
 
 // cancelOnError cancels the stream's context on the first failed write:
