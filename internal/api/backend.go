@@ -59,8 +59,9 @@ type Backend interface {
 	// volumes too (docker rm -v).
 	RemoveContainer(ctx context.Context, ref string, force, volumes bool) error
 	// PruneContainers removes the containers that are not running (nor
-	// restarting) and that match says to, and returns their IDs.
-	PruneContainers(ctx context.Context, match func(*container.Container) bool) ([]string, error)
+	// restarting) and that match says to, and returns their IDs and the
+	// bytes their writable layers held.
+	PruneContainers(ctx context.Context, match func(*container.Container) bool) ([]string, int64, error)
 	// ContainerLinks are the container's legacy links as inspect and ps
 	// show them.
 	ContainerLinks(ctx context.Context, id string) LinkNames

@@ -526,8 +526,8 @@ func (s *Server) renameContainer(w http.ResponseWriter, r *http.Request) error {
 // pruneContainers is docker container prune (and the first step of docker
 // system prune): the stopped containers that match moby's filters, label,
 // label! and until (a time or a duration before now, as moby's
-// getUntilFromPruneFilters reads it). berth does not measure what a
-// removal frees: SpaceReclaimed stays 0.
+// getUntilFromPruneFilters reads it). SpaceReclaimed is what the removed
+// containers' writable layers held.
 func (s *Server) pruneContainers(w http.ResponseWriter, r *http.Request) error {
 	args, err := parseFilters(r, map[string]bool{"label": true, "label!": true, "until": true})
 	if err != nil {
@@ -537,13 +537,13 @@ func (s *Server) pruneContainers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	deleted, err := s.backend.PruneContainers(r.Context(), func(c *container.Container) bool {
+	deleted, reclaimed, err := s.backend.PruneContainers(r.Context(), func(c *container.Container) bool {
 		return pruneMatches(args, until, c.Created, c.Config.Labels)
 	})
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, ctypes.PruneReport{ContainersDeleted: deleted})
+	return writeJSON(w, http.StatusOK, ctypes.PruneReport{ContainersDeleted: deleted, SpaceReclaimed: uint64(max(reclaimed, 0))})
 }
 
 // pruneMatches applies a prune's until, label and label! filters to an

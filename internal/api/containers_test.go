@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -599,7 +600,10 @@ func TestPruneContainers(t *testing.T) {
 		for _, c := range f.containers {
 			c.State.Status = container.StatusExited
 		}
-		checkPrune(t, f, "/v1.51/containers/prune", tt.filters, tt.status, tt.want)
+		rec := checkPrune(t, f, "/v1.51/containers/prune", tt.filters, tt.status, tt.want)
+		if want := fmt.Sprintf(`"SpaceReclaimed":%d`, 100*len(tt.want)); tt.status == http.StatusOK && !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("%s: report %s, want %s", tt.filters, rec.Body, want)
+		}
 	}
 	// A running container is never pruned.
 	f := newFakeBackend()
@@ -694,7 +698,7 @@ func TestListFiltersMobyAccepts(t *testing.T) {
 
 // checkPrune posts a prune with filters (JSON, "" for none) and checks
 // the status and what the backend was asked to do.
-func checkPrune(t *testing.T, f *fakeBackend, path, filters string, status int, want []string) {
+func checkPrune(t *testing.T, f *fakeBackend, path, filters string, status int, want []string) *httptest.ResponseRecorder {
 	t.Helper()
 	if filters != "" {
 		path += "?filters=" + url.QueryEscape(filters)
@@ -706,6 +710,7 @@ func checkPrune(t *testing.T, f *fakeBackend, path, filters string, status int, 
 	if diff := cmp.Diff(want, f.Mutations()); diff != "" {
 		t.Errorf("%s: (-want +got):\n%s", filters, diff)
 	}
+	return rec
 }
 
 // TestTopContainer: docker top's route passes ps_args and answers moby's

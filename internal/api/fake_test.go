@@ -503,7 +503,7 @@ func (f *fakeBackend) UpdateContainer(ctx context.Context, ref string, policy co
 
 func (f *fakeBackend) ContainerLinks(_ context.Context, id string) LinkNames { return f.links[id] }
 
-func (f *fakeBackend) PruneContainers(ctx context.Context, match func(*container.Container) bool) ([]string, error) {
+func (f *fakeBackend) PruneContainers(ctx context.Context, match func(*container.Container) bool) ([]string, int64, error) {
 	cs, _ := f.Containers(ctx)
 	var ids []string
 	for _, c := range cs {
@@ -512,7 +512,7 @@ func (f *fakeBackend) PruneContainers(ctx context.Context, match func(*container
 			ids = append(ids, c.ID)
 		}
 	}
-	return ids, nil
+	return ids, 100 * int64(len(ids)), nil
 }
 
 func (f *fakeBackend) PruneImages(_ context.Context, all bool, match func(*image.Image) bool) ([]string, []string, int64, error) {

@@ -242,8 +242,9 @@ func TestExecStartReportsBackendError(t *testing.T) {
 	if _, err := stdcopy.StdCopy(&stdout, &stderr, rs.r); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(stderr.String(), "executable file not found") {
-		t.Errorf("stderr = %q, want the backend's error", stderr.String())
+	// On stdout, as moby's postContainerExecStart writes it.
+	if !strings.Contains(stdout.String(), "executable file not found") || stderr.Len() != 0 {
+		t.Errorf("stdout = %q, stderr = %q; want the backend's error on stdout", stdout.String(), stderr.String())
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -483,8 +484,9 @@ func (d *Daemon) setName(c *container.Container, name string, check bool) error 
 // PruneContainers removes the containers that are neither running nor
 // restarting and that match accepts, as moby's ContainersPrune: one that
 // a removal refuses (it started meanwhile) is left and logged. Then it
-// logs the prune event, reclaimed 0 (berth does not measure a removal).
-func (d *Daemon) PruneContainers(ctx context.Context, match func(*container.Container) bool) ([]string, error) {
+// logs the prune event with what the removed containers' writable layers
+// held (moby's GetContainerLayerSize, summed).
+func (d *Daemon) PruneContainers(ctx context.Context, match func(*container.Container) bool) ([]string, int64, error) {
 	var ids []string
 	for _, cs := range d.states() {
 		cs.mu.Lock()
@@ -494,22 +496,27 @@ func (d *Daemon) PruneContainers(ctx context.Context, match func(*container.Cont
 		}
 		cs.mu.Unlock()
 	}
-	var deleted []string
+	var (
+		deleted   []string
+		reclaimed int64
+	)
 	for _, id := range ids {
 		if ctx.Err() != nil {
 			break
 		}
+		size, _ := d.runtime.UpperSize(id) // 0 when it cannot be read: moby logs and goes on
 		if err := d.RemoveContainer(ctx, id, false, false); err != nil {
 			d.log.Warn("prune: container left", "id", id[:12], "err", err)
 			continue
 		}
 		deleted = append(deleted, id)
+		reclaimed += size
 	}
 	if err := ctx.Err(); err != nil {
-		return deleted, err // moby returns before its prune event too
+		return deleted, reclaimed, err // moby returns before its prune event too
 	}
-	d.events.Publish(events.Event{Type: events.TypeContainer, Action: "prune", Attributes: map[string]string{"reclaimed": "0"}})
-	return deleted, nil
+	d.events.Publish(events.Event{Type: events.TypeContainer, Action: "prune", Attributes: map[string]string{"reclaimed": strconv.FormatInt(reclaimed, 10)}})
+	return deleted, reclaimed, nil
 }
 
 // UpdateContainer is docker update for what berth applies, the restart
