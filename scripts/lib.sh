@@ -47,3 +47,16 @@ berth_require_docker_cli() {
 		exit 1
 	fi
 }
+
+# berth_build builds ./cmd/berth into $1 with the commit and its time
+# stamped in (berth version and docker version print them), which Go does
+# not do itself when GOFLAGS has -buildvcs=false, as on these machines.
+berth_build() {
+	local pkg=github.com/berth-net/berth/internal/version commit built
+	commit=$(git rev-parse --short HEAD 2>/dev/null) || commit=unknown
+	if [ "$commit" != unknown ] && [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+		commit=$commit-dirty
+	fi
+	built=$(git log -1 --format=%cI 2>/dev/null) || built=
+	go build -ldflags "-X $pkg.GitCommit=$commit -X $pkg.BuildTime=$built" -o "$1" ./cmd/berth
+}

@@ -166,6 +166,7 @@ type SystemInfo struct {
 	MemTotal          int64
 	DefaultBridgeName string
 	RuncVersion       string
+	CgroupVersion     string // "1" or "2", of the host's /sys/fs/cgroup; "" unknown
 }
 
 // WaitResult is the outcome of WaitContainer.

@@ -41,7 +41,8 @@ func (s *Server) getVersion(w http.ResponseWriter, r *http.Request) error {
 		Version:       version.Version,
 		APIVersion:    version.APIVersion,
 		MinAPIVersion: version.MinAPIVersion,
-		GitCommit:     version.GitCommit,
+		GitCommit:     version.Commit(),
+		BuildTime:     version.Built(),
 		GoVersion:     runtime.Version(),
 		Os:            runtime.GOOS,
 		Arch:          runtime.GOARCH,
@@ -54,7 +55,8 @@ func (s *Server) getVersion(w http.ResponseWriter, r *http.Request) error {
 		Details: map[string]string{
 			"ApiVersion":    version.APIVersion,
 			"MinAPIVersion": version.MinAPIVersion,
-			"GitCommit":     version.GitCommit,
+			"GitCommit":     version.Commit(),
+			"BuildTime":     version.Built(),
 			"GoVersion":     runtime.Version(),
 			"Os":            runtime.GOOS,
 			"Arch":          runtime.GOARCH,
@@ -92,8 +94,12 @@ func systemInfo(si SystemInfo) system.Info {
 		Driver:            "overlayfs",
 		DriverStatus:      [][2]string{},
 		Plugins: system.PluginsInfo{
+			Volume:  []string{"local"},
 			Network: []string{"bridge", "host", "null"},
+			Log:     []string{"json-file", "local"}, // and none, which moby does not list either
 		},
+		InitBinary:     "docker-init",
+		CgroupVersion:  si.CgroupVersion,
 		IPv4Forwarding: true,
 		// Containers keep running while the daemon stops or restarts and
 		// are adopted again, which is what live-restore means in Docker.

@@ -142,10 +142,18 @@ func TestInfo(t *testing.T) {
 	for k, want := range map[string]any{
 		"ID": "BERTH:TEST", "Name": "testhost", "OSType": "linux", "Containers": 2.0, "ContainersRunning": 2.0,
 		"Images": 1.0, "NCPU": 4.0, "DockerRootDir": "/var/lib/berth", "ServerVersion": version.Version,
-		"KernelVersion": "6.1.0-test", "Architecture": "x86_64",
+		"KernelVersion": "6.1.0-test", "Architecture": "x86_64", "InitBinary": "docker-init",
 	} {
 		if got[k] != want {
 			t.Errorf("%s = %v, want %v", k, got[k], want)
+		}
+	}
+	// docker info prints these under Plugins (QA round 27: Volume and Log
+	// were empty).
+	plugins := got["Plugins"].(map[string]any)
+	for k, want := range map[string][]any{"Volume": {"local"}, "Network": {"bridge", "host", "null"}, "Log": {"json-file", "local"}} {
+		if !cmp.Equal(plugins[k], want) {
+			t.Errorf("Plugins.%s = %v, want %v", k, plugins[k], want)
 		}
 	}
 }

@@ -57,7 +57,7 @@ func newRootCommand(e *env, extra ...*cobra.Command) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "berth [OPTIONS] COMMAND [ARG...]",
 		Short:         "Docker-style container bridge networking",
-		Version:       fmt.Sprintf("%s, build %s", version.Version, gitCommit()),
+		Version:       fmt.Sprintf("%s, build %s", version.Version, version.Commit()),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          noArgs,

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"runtime/debug"
 	"sort"
 	"strconv"
 	"text/tabwriter"
@@ -108,8 +107,8 @@ func runVersion(cmd *cobra.Command, e *env, format string) error {
 		Version:           version.Version,
 		APIVersion:        client.MaxAPIVersion,
 		DefaultAPIVersion: client.MaxAPIVersion,
-		GitCommit:         gitCommit(),
-		BuildTime:         buildTime(),
+		GitCommit:         version.Commit(),
+		BuildTime:         reformatDate(version.Built()),
 		GoVersion:         runtime.Version(),
 		Os:                runtime.GOOS,
 		Arch:              runtime.GOARCH,
@@ -263,31 +262,4 @@ func printNonEmpty(w io.Writer, label, value string) {
 	if value != "" {
 		fmt.Fprintln(w, label, value)
 	}
-}
-
-// gitCommit is the link-time commit, or the one Go stamped into the binary.
-func gitCommit() string {
-	if version.GitCommit != "unknown" {
-		return version.GitCommit
-	}
-	if rev := buildSetting("vcs.revision"); len(rev) >= 7 {
-		return rev[:7]
-	}
-	return version.GitCommit
-}
-
-// buildTime is the commit time Go stamped into the binary, as docker prints it.
-func buildTime() string { return reformatDate(buildSetting("vcs.time")) }
-
-func buildSetting(key string) string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return ""
-	}
-	for _, s := range bi.Settings {
-		if s.Key == key {
-			return s.Value
-		}
-	}
-	return ""
 }

@@ -95,6 +95,13 @@ func (d *Daemon) SystemInfo(ctx context.Context) (api.SystemInfo, error) {
 		info.KernelVersion = unix.ByteSliceToString(uts.Release[:])
 	}
 	info.MemTotal = int64(berthruntime.HostMemory())
+	var fs unix.Statfs_t
+	if unix.Statfs("/sys/fs/cgroup", &fs) == nil {
+		info.CgroupVersion = "1"
+		if fs.Type == unix.CGROUP2_SUPER_MAGIC {
+			info.CgroupVersion = "2"
+		}
+	}
 	info.ID = d.engineID
 	cs, _ := d.Containers(ctx)
 	for _, c := range cs {
