@@ -353,8 +353,18 @@ func imageInspect(img *image.Image) imagetypes.InspectResponse {
 		Os:           "linux",
 		Size:         img.Size,
 		GraphDriver:  storage.DriverData{Name: graphDriver, Data: map[string]string{}},
-		RootFS:       imagetypes.RootFS{Type: "layers", Layers: []string{img.ID}},
+		RootFS:       imagetypes.RootFS{Type: "layers", Layers: imageLayers(img)},
 	}
+}
+
+// imageLayers are img's layer digests; an image recorded before berth
+// kept them shows its ID, which for an import without changes was its
+// layer's digest.
+func imageLayers(img *image.Image) []string {
+	if len(img.Layers) > 0 {
+		return img.Layers
+	}
+	return []string{img.ID}
 }
 
 func (s *Server) removeImage(w http.ResponseWriter, r *http.Request) error {

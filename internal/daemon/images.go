@@ -254,6 +254,14 @@ func (d *Daemon) SaveImages(ctx context.Context, refs []string, w io.Writer) err
 	defer os.RemoveAll(tmp)
 	tw := tar.NewWriter(w)
 	manifest := []map[string]any{} // [], not null: moby's load refuses null
+	written := map[string]bool{}   // blobs already in the archive: images with one tree share their layer
+	blob := func(name string, r io.Reader, size int64) error {
+		if written[name] {
+			return nil
+		}
+		written[name] = true
+		return writeTarFile(tw, name, r, size)
+	}
 	for i, s := range imgs {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -272,10 +280,10 @@ func (d *Daemon) SaveImages(ctx context.Context, refs []string, w io.Writer) err
 		}
 		cfgSum := sha256.Sum256(config)
 		cfgName, layerName := "blobs/sha256/"+hex.EncodeToString(cfgSum[:]), "blobs/sha256/"+layerSum
-		if err := writeTarFile(tw, cfgName, bytes.NewReader(config), int64(len(config))); err != nil {
+		if err := blob(cfgName, bytes.NewReader(config), int64(len(config))); err != nil {
 			return err
 		}
-		err = writeTarFile(tw, layerName, layer, -1)
+		err = blob(layerName, layer, -1)
 		layer.Close()
 		if err != nil {
 			return err
@@ -426,10 +434,14 @@ func ociImageConfig(img *image.Image, layerSum string) map[string]any {
 			cfg["Volumes"] = vols
 		}
 	}
-	return map[string]any{
+	out := map[string]any{
 		"architecture": runtime.GOARCH, "os": "linux", "created": img.Created.UTC().Format(time.RFC3339Nano),
 		"config": cfg, "rootfs": map[string]any{"type": "layers", "diff_ids": []string{"sha256:" + layerSum}},
 	}
+	if img.Comment != "" {
+		out["comment"] = img.Comment // moby's image config keeps import -m there
+	}
+	return out
 }
 
 // isIDPrefix says whether ref is a prefix of the hex of ID id.

@@ -130,6 +130,32 @@ func TestDockerLoad(t *testing.T) {
 		t.Errorf("docker import -c 'RUN true': exit %d, %q", code, errOut)
 	}
 
+	// Two images of one tree share its layer blob in a save, written once
+	// (a tar with the same entry twice); import -m's comment survives a
+	// save and load (QA round 27).
+	mustDocker(t, w, "import", "-m", "my msg", busybox, "commented")
+	both := filepath.Join(t.TempDir(), "both.tar")
+	mustDocker(t, w, "save", "-o", both, "commented", "withcmd")
+	names, _, code := w.InHost(t, "tar", "-tf", both)
+	if code != 0 {
+		t.Fatalf("tar -tf %s failed", both)
+	}
+	seen := map[string]bool{}
+	for _, n := range strings.Fields(names) {
+		if seen[n] {
+			t.Errorf("docker save wrote %s twice", n)
+		}
+		seen[n] = true
+	}
+	mustDocker(t, w, "rmi", "commented", "withcmd")
+	mustDocker(t, w, "load", "-i", both)
+	if out := dockerInspect(t, w, "{{.Comment}}", "commented"); out != "my msg" {
+		t.Errorf("the comment after save and load = %q, want my msg", out)
+	}
+	if out := mustDocker(t, w, "run", "--rm", "withcmd"); out != "imported from /tmp\n" {
+		t.Errorf("docker run withcmd after save and load: %q", out)
+	}
+
 	// What docker save does not write is refused, in the stream.
 	rootfs := filepath.Join(t.TempDir(), "rootfs.tar")
 	os.WriteFile(rootfs, base, 0o644)

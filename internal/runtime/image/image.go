@@ -22,6 +22,11 @@ type Image struct {
 	// Config is what a loaded image's config gives its containers
 	// (docker load); nil for an imported one.
 	Config *Config `json:"config,omitempty"`
+	// Layers are the digests of the uncompressed layers the tree was made
+	// from, bottom first (the config's rootfs.diff_ids): the imported tar's
+	// one, or a loaded image's. Empty for images recorded before berth
+	// kept them.
+	Layers []string `json:"layers,omitempty"`
 }
 
 // Config is the part of an image's config (the OCI image config's

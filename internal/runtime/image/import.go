@@ -24,18 +24,18 @@ import (
 const tmpPrefix = ".import-"
 
 // Import reads a tar of a root filesystem (plain, gzip or bzip2) once,
-// extracting it while hashing the uncompressed stream; the hash is the image
-// ID, so importing the same tar again, compressed or not, finds the same
-// image. repo "" leaves the image untagged; a tag defaults to "latest" and
-// moves from whichever image held it.
+// extracting it while hashing the uncompressed stream (the image's one
+// layer). Each import is a new image, as in moby's ImportImage, whose
+// config carries the time of the import: the ID is the digest of the
+// layer's, the config's, the comment's and that time. repo "" leaves the
+// image untagged; a tag defaults to "latest" and moves from whichever
+// image held it.
 func (s *Store) Import(ctx context.Context, r io.Reader, repo, tag, comment string) (*Image, error) {
 	return s.ImportConfig(ctx, r, repo, tag, comment, nil)
 }
 
 // ImportConfig is Import with an image config (docker import --change,
-// ParseChanges), kept for the image's containers; the image ID then
-// covers the config too, so the same tar with other changes is another
-// image.
+// ParseChanges), kept for the image's containers.
 func (s *Store) ImportConfig(ctx context.Context, r io.Reader, repo, tag, comment string, cfg *Config) (*Image, error) {
 	ref, err := importTag(repo, tag)
 	if err != nil {
@@ -50,21 +50,25 @@ func (s *Store) ImportConfig(ctx context.Context, r io.Reader, repo, tag, commen
 	if err := os.Mkdir(rootfs, 0o755); err != nil {
 		return nil, fmt.Errorf("import: %w", err)
 	}
-	id, size, err := unpack(ctx, r, rootfs)
+	layer, size, err := unpack(ctx, r, rootfs)
 	if err != nil {
 		return nil, fmt.Errorf("import: %w", err)
 	}
-	if cfg != nil {
-		b, err := json.Marshal(cfg)
-		if err != nil {
-			return nil, err
-		}
-		sum := sha256.Sum256(append([]byte(id+"\n"), b...))
-		id = "sha256:" + hex.EncodeToString(sum[:])
+	created := time.Now().UTC()
+	b, err := json.Marshal(struct {
+		Layer   string    `json:"layer"`
+		Config  *Config   `json:"config,omitempty"`
+		Comment string    `json:"comment,omitempty"`
+		Created time.Time `json:"created"`
+	}{layer, cfg, comment, created})
+	if err != nil {
+		return nil, err
 	}
+	sum := sha256.Sum256(b)
+	id := "sha256:" + hex.EncodeToString(sum[:])
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	img, err := s.adoptWith(tmp, id, size, comment, cfg, time.Time{})
+	img, err := s.adoptWith(tmp, id, size, comment, cfg, created, []string{layer})
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", id, err)
 	}

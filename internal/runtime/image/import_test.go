@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,8 +126,8 @@ func TestImportBusybox(t *testing.T) {
 		}
 	}
 	again := mustImport(t, s, mustRead(t, imagetest.BusyboxTar(t)), "busybox", "")
-	if again.ID != img.ID {
-		t.Errorf("ID changed between two builds of the same tar: %s, %s", img.ID, again.ID)
+	if len(again.Layers) != 1 || !cmp.Equal(again.Layers, img.Layers) {
+		t.Errorf("layers of two builds of the same tar: %v, %v; want one, the same", img.Layers, again.Layers)
 	}
 }
 
@@ -193,23 +195,37 @@ func TestImportKeepsXattrs(t *testing.T) {
 	}
 }
 
-func TestImportSameContentReusesImage(t *testing.T) {
+// TestImportIsANewImageEachTime: as moby's ImportImage, each import is an
+// image of its own (its config has the import's time and comment), whose
+// one layer is the digest of the uncompressed tar, compressed or not.
+func TestImportIsANewImageEachTime(t *testing.T) {
 	s, _ := newTestStore(t)
 	b := tarOf(t, file("hello", "world"))
 	first := mustImport(t, s, b, "one", "")
-	second := mustImport(t, s, gzipped(t, b), "two", "v2")
-	if first.ID != second.ID {
-		t.Fatalf("gzip import gave a new ID: %s, %s", first.ID, second.ID)
+	second, err := s.Import(context.Background(), bytes.NewReader(gzipped(t, b)), "two", "v2", "my msg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.ID == second.ID {
+		t.Errorf("a second import gave the same image %s", first.ID)
+	}
+	sum := sha256.Sum256(b)
+	if want := []string{"sha256:" + hex.EncodeToString(sum[:])}; !cmp.Equal(first.Layers, want) || !cmp.Equal(second.Layers, want) {
+		t.Errorf("layers %v and %v, want both %v", first.Layers, second.Layers, want)
+	}
+	if second.Comment != "my msg" {
+		t.Errorf("the second import's comment = %q", second.Comment)
 	}
 	imgs, err := s.List()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(imgs) != 1 {
-		t.Fatalf("%d images, want 1", len(imgs))
+	tags := map[string][]string{}
+	for _, img := range imgs {
+		tags[img.ID] = img.RepoTags
 	}
-	if diff := cmp.Diff([]string{"one:latest", "two:v2"}, imgs[0].RepoTags); diff != "" {
-		t.Errorf("tags (-want +got):\n%s", diff)
+	if diff := cmp.Diff(map[string][]string{first.ID: {"one:latest"}, second.ID: {"two:v2"}}, tags); diff != "" {
+		t.Errorf("images (-want +got):\n%s", diff)
 	}
 }
 

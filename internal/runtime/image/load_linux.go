@@ -37,6 +37,7 @@ type manifestEntry struct {
 // config, which docker save writes).
 type ociConfig struct {
 	Created time.Time `json:"created"`
+	Comment string    `json:"comment"` // Docker's, beside the OCI fields
 	OS      string    `json:"os"`
 	RootFS  struct {
 		DiffIDs []string `json:"diff_ids"`
@@ -208,7 +209,7 @@ func (s *Store) loadOne(ctx context.Context, root *os.File, m manifestEntry, dir
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.adoptWith(dir, id, x.size, "", imageConfig(oc), oc.Created.UTC())
+	return s.adoptWith(dir, id, x.size, oc.Comment, imageConfig(oc), oc.Created.UTC(), slices.Clone(oc.RootFS.DiffIDs))
 }
 
 // applyLayer extracts layer i (plain, gzip or bzip2) over what the

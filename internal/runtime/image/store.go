@@ -69,7 +69,7 @@ func hexOf(id string) string { return strings.TrimPrefix(id, "sha256:") }
 // recording cfg and created (now if zero) with it in one record, or, when
 // that image exists already, keeps the existing one (tmp is then removed
 // by the caller).
-func (s *Store) adoptWith(tmp, id string, size int64, comment string, cfg *Config, created time.Time) (*Image, error) {
+func (s *Store) adoptWith(tmp, id string, size int64, comment string, cfg *Config, created time.Time, layers []string) (*Image, error) {
 	if img, err := s.byID(id); err == nil {
 		return img, nil
 	} else if !errdefs.Is(err, errdefs.KindNotFound) {
@@ -94,6 +94,7 @@ func (s *Store) adoptWith(tmp, id string, size int64, comment string, cfg *Confi
 		Comment:   comment,
 		RootfsDir: filepath.Join(final, "rootfs"),
 		Config:    cfg,
+		Layers:    layers,
 	}
 	err := s.st.Update(func(tx store.Tx) error { return tx.Put(store.BucketImages, id, img) })
 	if err != nil {

@@ -110,9 +110,12 @@ func TestRemove(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, dir := newTestStore(t)
-			var img *Image
-			for _, tag := range tc.tags {
-				img = mustImport(t, s, tarOf(t, file("f", "same")), tag, "")
+			img := mustImport(t, s, tarOf(t, file("f", "same")), tc.tags[0], "")
+			for _, tag := range tc.tags[1:] {
+				repo, tg, _ := strings.Cut(tag, ":")
+				if _, err := s.Tag(img.ID, repo, tg); err != nil {
+					t.Fatal(err)
+				}
 			}
 			for i, st := range tc.steps {
 				ref := st.ref
@@ -194,7 +197,9 @@ func TestPrune(t *testing.T) {
 	dangling := mustImport(t, s, tarOf(t, file("f", "1")), "", "")
 	usedDangling := mustImport(t, s, tarOf(t, file("f", "2")), "", "")
 	tagged := mustImport(t, s, tarOf(t, file("f", "3")), "web", "v1")
-	mustImport(t, s, tarOf(t, file("f", "3")), "web", "v2") // a second tag of tagged
+	if _, err := s.Tag(tagged.ID, "web", "v2"); err != nil { // a second tag of tagged
+		t.Fatal(err)
+	}
 	usedTagged := mustImport(t, s, tarOf(t, file("f", "4")), "db", "")
 	inUse := func(id string) Users {
 		if id == usedDangling.ID || id == usedTagged.ID {
