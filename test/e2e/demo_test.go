@@ -42,11 +42,17 @@ func TestDemoScript(t *testing.T) {
 		"64 bytes from 203.0.113.10",
 		"you are 198.51.100.2",
 		"table inet berth {",
+		// The seed's ip netns steps: its own namespace, and the container's
+		// restored from /proc/PID/ns/net.
+		"$ ip netns exec demo ip a",
 		"demo done",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("demo output lacks %q", want)
 		}
+	}
+	if !regexp.MustCompile(`\$ ip netns exec \d+ ip link\n1: lo:[^\n]*\n[^\n]*\n2: eth0@`).MatchString(text) {
+		t.Errorf("demo output lacks the container's eth0 through ip netns exec PID ip link")
 	}
 	m := regexp.MustCompile(`berth daemon running in a private host namespace \(pid (\d+)\)`).FindStringSubmatch(text)
 	if m == nil {
