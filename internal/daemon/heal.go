@@ -39,18 +39,21 @@ func (d *Daemon) startWatchers() error {
 		cancel()
 		return fmt.Errorf("watch nftables: %w", err)
 	}
-	if err := d.watchRoutes(ctx); err != nil {
-		cancel()
-		fw.Close()
-		return err
-	}
 	links, err := d.driver.WatchLinks(ctx, linkSettle, d.healLinks, d.linkGone)
 	if err != nil {
 		cancel()
 		fw.Close()
 		return fmt.Errorf("watch links: %w", err)
 	}
+	// Before the routes' watcher, which posts to it (a bridge's subnet
+	// route deleted by hand).
 	d.linkWatch = links
+	if err := d.watchRoutes(ctx); err != nil {
+		cancel()
+		fw.Close()
+		links.Close()
+		return err
+	}
 	waitResolv, err := d.watchResolvConf(ctx)
 	if err != nil {
 		// Containers then keep the servers they started with, as Docker's do.
@@ -310,6 +313,11 @@ func (d *Daemon) followRoutes(updates <-chan netlink.RouteUpdate) {
 			delete(devs, key)
 			if cleared := d.net.ForgetHostRoute(r); len(cleared) > 0 {
 				d.log.Info("overlapping host route removed", "route", r.String(), "networks", cleared)
+			}
+			if id, ok := d.net.SubnetRouteOwner(r); ok {
+				// A bridge's own subnet route, deleted by another process:
+				// mended as a bridge is (HealBridge puts it back).
+				d.linkWatch.Post(d.net.DamageOf([]string{id}, nil, r.String()+" deleted"))
 			}
 		}
 	}

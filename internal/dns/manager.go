@@ -13,8 +13,11 @@ import (
 // Address is where containers find the resolver, as Docker's.
 var Address = netip.MustParseAddr("127.0.0.11")
 
-// DefaultTimeout bounds one exchange with one upstream server.
-const DefaultTimeout = 2 * time.Second
+// DefaultTimeout bounds one exchange with one upstream server: moby's
+// extIOTimeout. An upstream that answers in 2–4 s (a slow link, a
+// recursive lookup far away) answers through berth as through Docker;
+// with 2 s it was a SERVFAIL (QA round 27).
+const DefaultTimeout = 4 * time.Second
 
 // ListenFunc makes the resolver's UDP and TCP sockets for the sandbox
 // whose namespace is at path. The real one (ListenInNamespace) listens on

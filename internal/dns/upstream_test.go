@@ -26,7 +26,11 @@ func testForwarder(t *testing.T, timeout time.Duration) *forwarder {
 // what an upstream counts.
 const hangBound = 30 * time.Second
 
-func TestForwarderSharesFewSockets(t *testing.T) {
+// TestForwarderUsesASocketPerQuery: as Docker's resolver, each forwarded
+// query leaves from a socket (a source port) of its own, which is closed
+// once the query is answered (RFC 5452: the port is half of what a
+// spoofed answer must guess).
+func TestForwarderUsesASocketPerQuery(t *testing.T) {
 	up := startUpstream(t, mdns.RcodeNameError)
 	f := testForwarder(t, hangBound)
 	const n = 300
@@ -48,11 +52,18 @@ func TestForwarderSharesFewSockets(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if got := up.clientPorts(); got > socketsPerUpstream {
-		t.Errorf("%d queries came from %d ports, want at most %d sockets", n, got, socketsPerUpstream)
+	// Ports are reused by the kernel once freed, so a few may repeat.
+	if got := up.clientPorts(); got < n*9/10 {
+		t.Errorf("%d queries came from %d ports, want about one each", n, got)
 	}
-	if got := f.udp.sockets(); got < 1 || got > socketsPerUpstream {
-		t.Errorf("%d sockets open after the queries, want 1 to %d", got, socketsPerUpstream)
+	if got := f.udp.sockets(); got != 0 {
+		deadline := time.Now().Add(5 * time.Second)
+		for f.udp.sockets() != 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond) // the readers see their sockets closed
+		}
+		if got = f.udp.sockets(); got != 0 {
+			t.Errorf("%d sockets open after every query was answered, want 0", got)
+		}
 	}
 }
 
@@ -87,19 +98,6 @@ func TestForwarderSendsAgainWhatWasLost(t *testing.T) {
 	assertNothingPending(t, f)
 }
 
-func TestForwarderRetiresSocketsAfterMaxUses(t *testing.T) {
-	up := startUpstream(t, mdns.RcodeNameError)
-	f := testForwarder(t, hangBound)
-	for i := range maxSocketUses + 1 {
-		if resp := f.forward(context.Background(), query("a.echo.test", mdns.TypeA), "udp", []netip.AddrPort{up.addr}); resp.Rcode != mdns.RcodeSuccess {
-			t.Fatalf("query %d: %v", i, resp)
-		}
-	}
-	if got := up.clientPorts(); got != 2 {
-		t.Errorf("%d sequential queries came from %d ports, want 2 (a new socket after %d)", maxSocketUses+1, got, maxSocketUses)
-	}
-}
-
 // rawUpstream answers each query with what answers returns, datagram by
 // datagram, from a plain UDP socket.
 func rawUpstream(t *testing.T, answers func(q *mdns.Msg) []*mdns.Msg) netip.AddrPort {
@@ -127,6 +125,23 @@ func rawUpstream(t *testing.T, answers func(q *mdns.Msg) []*mdns.Msg) netip.Addr
 		}
 	}()
 	return conn.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// TestForwarderWaitsForASlowUpstream: with the default timeout, moby's
+// 4 s, an upstream that takes 2.5 s to answer is waited for (it was a
+// SERVFAIL at 2 s).
+func TestForwarderWaitsForASlowUpstream(t *testing.T) {
+	slow := rawUpstream(t, func(q *mdns.Msg) []*mdns.Msg {
+		time.Sleep(2500 * time.Millisecond)
+		a := new(mdns.Msg).SetReply(q)
+		a.Answer = append(a.Answer, aRecord(q.Question[0].Name, "203.0.113.41"))
+		return []*mdns.Msg{a}
+	})
+	f := testForwarder(t, DefaultTimeout)
+	resp := f.forward(context.Background(), query("slow.test", mdns.TypeA), "udp", []netip.AddrPort{slow})
+	if s := summarize(resp); s.Rcode != "NOERROR" || len(s.Answers) != 1 {
+		t.Errorf("an upstream 2.5 s slow: %+v, want its answer", s)
+	}
 }
 
 func TestForwarderMatchesAnswersByIDAndQuestion(t *testing.T) {
@@ -216,14 +231,12 @@ func assertNothingPending(t *testing.T, f *forwarder) {
 	t.Helper()
 	f.udp.mu.Lock()
 	defer f.udp.mu.Unlock()
-	for up, socks := range f.udp.socks {
-		for _, s := range socks {
-			s.mu.Lock()
-			if n := len(s.pending); n > 0 {
-				t.Errorf("socket to %s still holds %d queries", up, n)
-			}
-			s.mu.Unlock()
+	for s := range f.udp.live {
+		s.mu.Lock()
+		if n := len(s.pending); n > 0 {
+			t.Errorf("socket to %s still holds %d queries", s.up, n)
 		}
+		s.mu.Unlock()
 	}
 }
 
@@ -274,12 +287,10 @@ func pending(f *forwarder) int {
 	f.udp.mu.Lock()
 	defer f.udp.mu.Unlock()
 	n := 0
-	for _, socks := range f.udp.socks {
-		for _, s := range socks {
-			s.mu.Lock()
-			n += len(s.pending)
-			s.mu.Unlock()
-		}
+	for s := range f.udp.live {
+		s.mu.Lock()
+		n += len(s.pending)
+		s.mu.Unlock()
 	}
 	return n
 }

@@ -123,6 +123,29 @@ func (c *Controller) ForgetRoutesVia(dev string) []string {
 	return cleared
 }
 
+// SubnetRouteOwner names the bridge network whose own subnet route r is
+// (through its bridge, in the main table), or ok false. A deletion of
+// such a route that berth did not make is damage to mend (HealBridge puts
+// it back): a network being removed is not asked about.
+func (c *Controller) SubnetRouteOwner(r HostRoute) (networkID string, ok bool) {
+	if !r.Dst.IsValid() || r.Dev == "" || (r.Table != 0 && r.Table != 254) {
+		return "", false
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, n := range c.networks {
+		if n.Driver != DriverBridge || n.Bridge == nil || n.Bridge.Name != r.Dev || n.Removing {
+			continue
+		}
+		for _, cfg := range []*IPConfig{n.IPv4, n.IPv6} {
+			if cfg != nil && cfg.Subnet.Masked() == r.Dst.Masked() {
+				return n.ID, true
+			}
+		}
+	}
+	return "", false
+}
+
 // warnedVia reports whether warning w is about a route through dev.
 func warnedVia(w, dev string) bool {
 	head, _, ok := strings.Cut(w, " overlaps ")

@@ -69,7 +69,53 @@ func (d *Driver) EnsureBridge(spec network.BridgeSpec, owner string) error {
 	if err := d.ensureUp(br); err != nil {
 		return err
 	}
+	// The subnets' routes through the bridge: the kernel makes them with
+	// the addresses, and puts them back when the bridge comes up again,
+	// but one deleted by hand (`ip route del 172.17.0.0/16`) cut the
+	// containers off from the host and from NATed replies for good.
+	for _, gw := range []netip.Prefix{spec.Gateway, spec.Gateway6} {
+		if gw.IsValid() {
+			if err := d.ensureSubnetRoute(br, gw); err != nil {
+				return err
+			}
+		}
+	}
 	d.bridges.set(spec.Name, br.Attrs().Index, pinnedMAC(br, owner))
+	return nil
+}
+
+// ensureSubnetRoute puts back the route to gw's subnet through br in the
+// main table, as the kernel makes it for the address (proto kernel, scope
+// link, gw's address as the source), unless it is there.
+func (d *Driver) ensureSubnetRoute(br netlink.Link, gw netip.Prefix) error {
+	family := netlink.FAMILY_V4
+	if gw.Addr().Is6() {
+		family = netlink.FAMILY_V6
+	}
+	filter := &netlink.Route{LinkIndex: br.Attrs().Index, Table: unix.RT_TABLE_MAIN}
+	routes, err := retryDump(func() ([]netlink.Route, error) {
+		return d.h.RouteListFiltered(family, filter, netlink.RT_FILTER_OIF|netlink.RT_FILTER_TABLE)
+	})
+	if err != nil {
+		return fmt.Errorf("list routes of bridge %q: %w", br.Attrs().Name, err)
+	}
+	subnet := gw.Masked()
+	for _, r := range routes {
+		if r.Dst != nil && prefixOf(r.Dst) == subnet {
+			return nil
+		}
+	}
+	route := &netlink.Route{LinkIndex: br.Attrs().Index, Dst: ipNet(subnet), Table: unix.RT_TABLE_MAIN,
+		Scope: netlink.SCOPE_LINK, Protocol: unix.RTPROT_KERNEL}
+	if family == netlink.FAMILY_V4 {
+		route.Src = gw.Addr().AsSlice()
+	} else {
+		route.Priority = 256 // the kernel's metric for a prefix route
+	}
+	if err := d.h.RouteAdd(route); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("put back the route to %s through bridge %q: %w", subnet, br.Attrs().Name, err)
+	}
+	d.log.Info("put back a bridge's subnet route", "bridge", br.Attrs().Name, "subnet", subnet.String())
 	return nil
 }
 
