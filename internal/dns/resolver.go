@@ -187,7 +187,7 @@ func (r *Resolver) intern(name []byte) string {
 func (r *Resolver) answerGeneral(pkt []byte, from netip.AddrPort, arena []byte) []byte {
 	q := new(mdns.Msg)
 	if err := q.Unpack(pkt); err != nil || q.Response {
-		return nil // garbage gets no reply: a reply could be used to amplify
+		return formatError(pkt, arena)
 	}
 	limit := clientLimit(q, "udp")
 	resp := answerLocal(q, r.names, r.sandboxID, limit)
@@ -210,6 +210,21 @@ func (r *Resolver) answerGeneral(pkt []byte, from netip.AddrPort, arena []byte) 
 		return nil
 	}
 	return b
+}
+
+// formatError answers a query whose header reads but whose rest does not
+// (a name past the packet's end, a compression loop, a broken OPT record)
+// with FORMERR, as miekg's server behind Docker's resolver does
+// (SetRcodeFormatError: the ID, QR, RCODE, and nothing else). Anything
+// shorter than a header, or a response, gets nothing. The reply is the
+// 12 bytes of a header, no larger than what came, so it amplifies
+// nothing.
+func formatError(pkt, arena []byte) []byte {
+	if len(pkt) < headerLen || pkt[2]&0x80 != 0 {
+		return nil
+	}
+	out := append(arena[:0], pkt[0], pkt[1], 0x80, mdns.RcodeFormatError)
+	return append(out, make([]byte, headerLen-4)...)
 }
 
 func (r *Resolver) writeUDP(resp *mdns.Msg, to netip.AddrPort, buf []byte) {

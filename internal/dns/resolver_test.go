@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"bytes"
 	"net"
 	"net/netip"
 	"slices"
@@ -399,5 +400,54 @@ func TestResolverCompressesForwardedAnswers(t *testing.T) {
 	}
 	if n != compressed.Len() || n >= raw.Len() {
 		t.Errorf("answer is %d bytes; compressed %d, uncompressed %d: want it compressed", n, compressed.Len(), raw.Len())
+	}
+}
+
+// TestMalformedQueryGetsFormErr: a query whose header reads but whose
+// question does not (a label past the end, a compression loop) is answered
+// FORMERR under its ID, as miekg's server behind Docker answers it; a
+// datagram shorter than a header, or a response, gets nothing.
+func TestMalformedQueryGetsFormErr(t *testing.T) {
+	_, at := startResolver(t, staticNames{})
+	conn, err := net.Dial("udp4", at.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	header := func(id uint16, flags byte) []byte {
+		return []byte{byte(id >> 8), byte(id), flags, 0, 0, 1, 0, 0, 0, 0, 0, 0}
+	}
+	ask := func(pkt []byte) []byte {
+		t.Helper()
+		conn.Write(pkt)
+		buf := make([]byte, 512)
+		conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		n, err := conn.Read(buf)
+		if err != nil {
+			return nil
+		}
+		return buf[:n]
+	}
+	for name, pkt := range map[string][]byte{
+		"a label past the end": append(header(0x1234, 0x01), 9, 'a', 'b'),
+		"a compression loop":   append(header(0x1234, 0x01), 0xc0, 12, 0, 1, 0, 1),
+	} {
+		got := ask(pkt)
+		want := []byte{0x12, 0x34, 0x80, mdns.RcodeFormatError, 0, 0, 0, 0, 0, 0, 0, 0}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: answered % x, want FORMERR % x", name, got, want)
+		}
+	}
+	for name, pkt := range map[string][]byte{
+		"shorter than a header": {0x12, 0x34, 0x01},
+		"a response":            append(header(0x1234, 0x81), 9, 'a'),
+	} {
+		if got := ask(pkt); got != nil {
+			t.Errorf("%s: answered % x, want nothing", name, got)
+		}
+	}
+	// The resolver still answers.
+	if got := ask(append(header(7, 0x01), 0xc0, 12)); len(got) != headerLen {
+		t.Errorf("after the garbage, a malformed query got % x", got)
 	}
 }
