@@ -46,26 +46,30 @@ func (d *Daemon) Image(ctx context.Context, ref string) (*image.Image, error) {
 func (d *Daemon) RemoveImage(ctx context.Context, ref string, force bool) ([]string, []string, error) {
 	d.imagesMu.Lock()
 	defer d.imagesMu.Unlock()
-	return d.images.Remove(ref, force, d.imageInUse)
+	return d.images.Remove(ref, force, d.imageUsers)
 }
 
-// imageInUse names the containers that use image id: the running one and
+// imageUsers names the containers that use image id: the running one and
 // the stopped one with the lowest IDs (moby names whichever it meets
-// first; the lowest keeps the answer the same from call to call).
-func (d *Daemon) imageInUse(id string) image.Users {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+// first; the lowest keeps the answer the same from call to call). Each
+// container's state is read under its own lock, taken after d.mu is let
+// go (RemoveContainer takes d.mu with its container's lock held).
+func (d *Daemon) imageUsers(id string) image.Users {
 	var u image.Users
-	for _, cs := range d.containers {
+	for _, cs := range d.states() {
+		cs.mu.Lock()
 		c := cs.c
-		if c.Config.ImageID != id {
+		uses, short := c.Config.ImageID == id && !cs.goneLocked(), c.ShortID()
+		running := c.Running() || c.Status() == container.StatusRestarting // moby's IsRunning: a restarting one counts
+		cs.mu.Unlock()
+		if !uses {
 			continue
 		}
 		which := &u.Stopped
-		if c.Running() || c.Status() == container.StatusRestarting { // moby's IsRunning: a restarting one counts
+		if running {
 			which = &u.Running
 		}
-		if short := c.ShortID(); *which == "" || short < *which {
+		if *which == "" || short < *which {
 			*which = short
 		}
 	}
@@ -78,7 +82,7 @@ func (d *Daemon) imageInUse(id string) image.Users {
 func (d *Daemon) PruneImages(ctx context.Context, all bool, match func(*image.Image) bool) ([]string, []string, int64, error) {
 	d.imagesMu.Lock()
 	defer d.imagesMu.Unlock()
-	return d.images.Prune(all, match, d.imageInUse, func(id string, err error) {
+	return d.images.Prune(all, match, d.imageUsers, func(id string, err error) {
 		d.log.Warn("image prune: image left", "id", id, "err", err)
 	})
 }

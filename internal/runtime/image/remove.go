@@ -16,8 +16,8 @@ type Users struct {
 	Running, Stopped string
 }
 
-// any is a container that uses the image, running ones first.
-func (u Users) any() string {
+// first is a container that uses the image, running ones first.
+func (u Users) first() string {
 	if u.Running != "" {
 		return u.Running
 	}
@@ -56,18 +56,18 @@ func (s *Store) Remove(ref string, force bool, users func(id string) Users) (unt
 }
 
 func (s *Store) removeTag(img *Image, ref, tagged string, force bool, u Users) (untagged, deleted []string, err error) {
-	used := u.any() != ""
+	used := u.first() != ""
 	if len(img.RepoTags) > 1 || (used && force) {
 		// Forced, the last tag of an image a container uses goes and the
-		// image stays (moby's quiet delete ignores a conflict of an image
-		// in use).
+		// image stays: moby's quiet delete keeps it for a running
+		// container, and berth for a stopped one too (see Remove).
 		if err := s.untag(img, tagged); err != nil {
 			return nil, nil, err
 		}
 		return []string{tagged}, nil, nil
 	}
 	if used {
-		return nil, nil, errdefs.Conflict("conflict: unable to remove repository reference %q (must force) - container %s is using its referenced image %s", ref, u.any(), shortID(img.ID))
+		return nil, nil, errdefs.Conflict("conflict: unable to remove repository reference %q (must force) - container %s is using its referenced image %s", ref, u.first(), shortID(img.ID))
 	}
 	if err := s.delete(img); err != nil {
 		return nil, nil, err
@@ -75,8 +75,7 @@ func (s *Store) removeTag(img *Image, ref, tagged string, force bool, u Users) (
 	return []string{tagged}, []string{img.ID}, nil
 }
 
-// untag drops the tags of img for which drop is true (all of them for
-// none given).
+// untag drops tags from img's tags (all of them when none are given).
 func (s *Store) untag(img *Image, tags ...string) error {
 	img.RepoTags = slices.DeleteFunc(img.RepoTags, func(t string) bool { return len(tags) == 0 || slices.Contains(tags, t) })
 	if err := s.st.Update(func(tx store.Tx) error { return tx.Put(store.BucketImages, img.ID, img) }); err != nil {
@@ -100,6 +99,9 @@ func (s *Store) removeByID(img *Image, force bool, u Users) (untagged, deleted [
 		return nil, nil, conflict(true, "image is being used by running container "+u.Running)
 	case !force && len(img.RepoTags) > 1:
 		return nil, nil, conflict(false, "image is referenced in multiple repositories")
+	case !force && u.Stopped != "" && len(img.RepoTags) == 0:
+		// -f would not help: say what would.
+		return nil, nil, conflict(true, "image is being used by stopped container "+u.Stopped+" (berth keeps an image's files while a container uses them: remove the container first)")
 	case !force && u.Stopped != "":
 		return nil, nil, conflict(false, "image is being used by stopped container "+u.Stopped)
 	case u.Stopped != "":
@@ -155,7 +157,7 @@ func (s *Store) Prune(all bool, match func(*Image) bool, users func(id string) U
 		return nil, nil, 0, err
 	}
 	for _, img := range imgs {
-		if (!all && len(img.RepoTags) > 0) || (users != nil && users(img.ID).any() != "") || !match(img) {
+		if (!all && len(img.RepoTags) > 0) || (users != nil && users(img.ID).first() != "") || !match(img) {
 			continue
 		}
 		u, d, err := s.removeByID(img, true, Users{})

@@ -102,6 +102,7 @@ func TestRemove(t *testing.T) {
 			{ref: "ID", inUse: stopped, conflict: "(must be forced) - image is being used by stopped container c2", tagsAfter: []string{"a:latest"}},
 			{ref: "ID", force: true, inUse: stopped, untagged: []string{"a:latest"}, tagsAfter: []string{}},
 			{ref: "ID", force: true, inUse: stopped, conflict: "(cannot be forced) - image is being used by stopped container c2 (berth keeps", tagsAfter: []string{}},
+			{ref: "ID", inUse: stopped, conflict: "(cannot be forced) - image is being used by stopped container c2 (berth keeps an image's files while a container uses them: remove the container first)", tagsAfter: []string{}},
 			{ref: "ID", force: true, inUse: never, untagged: []string{}, deleted: true},
 		}},
 		{"untagged by ID", []string{""}, []step{
