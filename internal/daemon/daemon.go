@@ -82,6 +82,9 @@ type Daemon struct {
 	// done), healLinks keeps what it is given in linksMissed. linksMu
 	// guards both.
 	linkWatch *bridge.LinkWatcher
+	// linksGone carries the links of others that were deleted from the
+	// link watcher's thread to the route watcher's goroutine (linkGone).
+	linksGone chan goneLink
 	linkHeals healPacer
 	healRetry time.Duration // retryHeal's back-off; healLinks's goroutine only
 	// retryTimer posts retryDamage, what failed passes left, back to the

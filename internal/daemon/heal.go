@@ -39,6 +39,7 @@ func (d *Daemon) startWatchers() error {
 		cancel()
 		return fmt.Errorf("watch nftables: %w", err)
 	}
+	d.linksGone = make(chan goneLink, 256)
 	links, err := d.driver.WatchLinks(ctx, linkSettle, d.healLinks, d.linkGone)
 	if err != nil {
 		cancel()
@@ -285,7 +286,18 @@ func (d *Daemon) followRoutes(updates <-chan netlink.RouteUpdate) {
 	// A deleted route's interface may be gone already; remember each
 	// route's device from when it was added.
 	devs := map[string]string{}
-	for u := range updates {
+	for {
+		var u netlink.RouteUpdate
+		select {
+		case g := <-d.linksGone:
+			d.forgetLink(g, devs)
+			continue
+		case upd, ok := <-updates:
+			if !ok {
+				return
+			}
+			u = upd
+		}
 		if u.Family != 0 && u.Family != unix.AF_INET && u.Family != unix.AF_INET6 {
 			continue
 		}
@@ -323,13 +335,43 @@ func (d *Daemon) followRoutes(updates <-chan netlink.RouteUpdate) {
 	}
 }
 
-// linkGone forgets the overlap warnings of the routes through a link
-// that was deleted (the link watcher calls it): IPv4 sends no route
-// deletion for the routes a link takes with it, so the warning of a VPN's
-// route would otherwise stay until the next start.
-func (d *Daemon) linkGone(name string) {
-	if cleared := d.net.ForgetRoutesVia(name); len(cleared) > 0 {
-		d.log.Info("overlapping host routes removed with their interface", "interface", name, "networks", cleared)
+// goneLink is a link of someone else's that was deleted.
+type goneLink struct {
+	index int
+	name  string
+}
+
+// linkGone hands a deleted link to followRoutes, without waiting: it runs
+// on the link watcher's thread. A link lost when the queue is full (a
+// burst of hundreds) costs at most a stale warning.
+func (d *Daemon) linkGone(index int, name string) {
+	select {
+	case d.linksGone <- goneLink{index, name}:
+	default:
+	}
+}
+
+// forgetLink drops what followRoutes knew of the routes of a deleted
+// link, and the overlap warnings of the routes through it: IPv4 sends no
+// route deletion for the routes a link takes with it, so the warning of
+// a VPN's route would otherwise stay until the next start. When a link of
+// that name exists again (a VPN that reconnected, whose new route came
+// before the old link's deletion was read), the host's routes are checked
+// afresh, so the new link's overlaps are warned about again.
+func (d *Daemon) forgetLink(g goneLink, devs map[string]string) {
+	suffix := fmt.Sprintf("/%d", g.index)
+	for key := range devs {
+		if strings.HasSuffix(key, suffix) {
+			delete(devs, key)
+		}
+	}
+	cleared := d.net.ForgetRoutesVia(g.name)
+	if len(cleared) == 0 {
+		return
+	}
+	d.log.Info("overlapping host routes removed with their interface", "interface", g.name, "networks", cleared)
+	if _, err := net.InterfaceByName(g.name); err == nil {
+		d.scanRoutes()
 	}
 }
 

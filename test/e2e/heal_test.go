@@ -139,6 +139,18 @@ func TestHostRouteWarnings(t *testing.T) {
 	if !strings.Contains(daemonLog(t, d), "overlapping host routes removed with their interface") {
 		t.Errorf("the daemon did not log why the warning went:\n%s", daemonLog(t, d))
 	}
+	// A VPN that reconnects: its device is made again under the same
+	// name, with the same route, before the old device's deletion is read.
+	// The warning is about the new one, and stays.
+	w.MustInHost(t, "sh", "-c", "ip link add vpn2 type veth peer name vpn2p && ip link set vpn2 up && ip route add 172.17.5.0/24 dev vpn2")
+	eventually(t, "a warning for vpn2's route", func() bool { return len(networkWarnings(t, w, "bridge")) == 1 })
+	w.MustInHost(t, "sh", "-c", "ip link del vpn2 && ip link add vpn2 type veth peer name vpn2p && ip link set vpn2 up && ip route add 172.17.5.0/24 dev vpn2")
+	time.Sleep(time.Second) // the link watcher reads its burst and rests 0.1 s
+	if got := networkWarnings(t, w, "bridge"); len(got) != 1 || !strings.Contains(got[0], "dev vpn2") {
+		t.Errorf("warnings after vpn2 reconnected = %q, want the one of its route", got)
+	}
+	w.MustInHost(t, "ip", "link", "del", "vpn2")
+	eventually(t, "vpn2's warning gone with it", func() bool { return len(networkWarnings(t, w, "bridge")) == 0 })
 
 	// A route in another table keeps new networks off its subnet.
 	w.MustInHost(t, "ip", "route", "add", "172.18.0.0/24", "dev", "eth0", "table", "100")

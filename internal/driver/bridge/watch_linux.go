@@ -35,7 +35,7 @@ type LinkWatcher struct {
 	fd     int // the notification socket: blocking, read by receive's own thread
 	wake   int // an eventfd Close writes, to end receive's wait and rest
 	report func(network.LinkDamage)
-	gone   func(name string) // nil: no one asked
+	gone   func(index int, name string) // nil: no one asked
 	settle time.Duration
 	kick   chan network.LinkDamage
 	// masters says, by ifindex, whether a bridge a veth of berth's is a
@@ -64,13 +64,13 @@ const receiveRest = 100 * time.Millisecond
 // missed. report runs on the watcher's own goroutine, one call at a
 // time; the watcher stops when ctx ends or on Close.
 //
-// gone, when not nil, is called with the name of every link of someone
-// else's that is deleted (a VPN's tun going down), at once, on the
-// thread that reads the notifications: it must not block. The daemon
-// forgets the warnings about that link's routes with it, since the
-// kernel announces no IPv4 route deletion when a link takes its routes
-// away.
-func (d *Driver) WatchLinks(ctx context.Context, settle time.Duration, report func(network.LinkDamage), gone func(name string)) (*LinkWatcher, error) {
+// gone, when not nil, is called with the ifindex and name of every link
+// of someone else's that is deleted (a VPN's tun going down), at once, on
+// the thread that reads the notifications: it must not block (the daemon
+// hands it to its route watcher's goroutine). The daemon forgets the
+// warnings about that link's routes with it, since the kernel announces
+// no IPv4 route deletion when a link takes its routes away.
+func (d *Driver) WatchLinks(ctx context.Context, settle time.Duration, report func(network.LinkDamage), gone func(index int, name string)) (*LinkWatcher, error) {
 	fd, err := openLinkSocket(d.hostNetns)
 	if err != nil {
 		return nil, fmt.Errorf("open link notification socket: %w", err)
@@ -225,7 +225,7 @@ func (w *LinkWatcher) damage(typ uint16, data []byte) (owner, what string, ok bo
 		owner, ok := ownerFromAlias(l.alias)
 		if !ok {
 			if deleted && w.gone != nil {
-				w.gone(l.name)
+				w.gone(int(l.index), l.name)
 			}
 			return "", "", false
 		}

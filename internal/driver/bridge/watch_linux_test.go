@@ -446,3 +446,59 @@ func BenchmarkJoinWatched(b *testing.B) {
 		})
 	}
 }
+
+// TestWatchLinksTellsOfOthersLinksGone: gone hears of every link of
+// someone else's that is deleted (with its ifindex and name, for the
+// daemon's route warnings), and of none of berth's: not a pair its leave
+// has the reaper delete, not the host end of a failed join.
+func TestWatchLinksTellsOfOthersLinksGone(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	type link struct {
+		index int
+		name  string
+	}
+	gone := make(chan link, 64)
+	lw, err := w.d.WatchLinks(context.Background(), 20*time.Millisecond, func(network.LinkDamage) {}, func(index int, name string) { gone <- link{index, name} })
+	if err != nil {
+		t.Fatalf("WatchLinks: %v", err)
+	}
+	t.Cleanup(func() { lw.Close() })
+
+	// berth's own: a join and a leave.
+	spec, sb := endpointSpec(3), nstest.New(t)
+	if err := w.d.Join(sb, spec); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.d.Leave(sb, spec); err != nil {
+		t.Fatal(err)
+	}
+	w.d.Settle()
+	// An administrator's VPN device.
+	vpn := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "vpn0"}, PeerName: "vpn0p"}
+	if err := w.h.LinkAdd(vpn); err != nil {
+		t.Fatal(err)
+	}
+	l, err := w.h.LinkByName("vpn0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.h.LinkDel(l); err != nil {
+		t.Fatal(err)
+	}
+	var heard []link
+	deadline := time.After(5 * time.Second)
+	for !slices.Contains(heard, link{l.Attrs().Index, "vpn0"}) {
+		select {
+		case g := <-gone:
+			heard = append(heard, g)
+		case <-deadline:
+			t.Fatalf("gone never heard of vpn0 (index %d); heard %v", l.Attrs().Index, heard)
+		}
+	}
+	for _, g := range heard {
+		if g.name != "vpn0" && g.name != "vpn0p" {
+			t.Errorf("gone heard of %s (index %d), which is berth's", g.name, g.index)
+		}
+	}
+}
