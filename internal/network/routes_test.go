@@ -157,3 +157,28 @@ func TestForgetRoutesViaAGoneInterface(t *testing.T) {
 		t.Errorf("an interface without routes cleared %q", cleared)
 	}
 }
+
+func TestSubnetRouteOwner(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	web, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "web", IPAM: []IPAMRequest{{Subnet: netip.MustParsePrefix("172.18.0.0/16")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := web.Bridge.Name
+	for _, tc := range []struct {
+		route HostRoute
+		want  string
+	}{
+		{HostRoute{Dst: netip.MustParsePrefix("172.18.0.0/16"), Dev: br, Table: 254}, web.ID},
+		{HostRoute{Dst: netip.MustParsePrefix("172.18.0.0/16"), Dev: br}, web.ID},
+		{HostRoute{Dst: netip.MustParsePrefix("172.18.0.0/16"), Dev: br, Table: 100}, ""}, // another table: someone else's
+		{HostRoute{Dst: netip.MustParsePrefix("172.18.0.0/24"), Dev: br, Table: 254}, ""}, // not the subnet
+		{HostRoute{Dst: netip.MustParsePrefix("172.18.0.0/16"), Dev: "eth0", Table: 254}, ""},
+		{HostRoute{Dst: netip.MustParsePrefix("172.18.0.0/16"), Table: 254}, ""},
+	} {
+		if got, _ := r.c.SubnetRouteOwner(tc.route); got != tc.want {
+			t.Errorf("SubnetRouteOwner(%s) = %q, want %q", tc.route, got, tc.want)
+		}
+	}
+}

@@ -237,6 +237,9 @@ func TestLinksHealLive(t *testing.T) {
 	if got := fetchAnswer(t, w, "c1"); got != "you are 198.51.100.2\n" {
 		t.Fatalf("c1 reached the outside as %q before the test", got)
 	}
+	if strings.Contains(daemonLog(t, d), "put back a bridge's subnet route") {
+		t.Errorf("the daemon put back a subnet route before anyone deleted one:\n%s", daemonLog(t, d))
+	}
 	mends := func() int { return strings.Count(daemonLog(t, d), "mending them") }
 	for _, tc := range []struct {
 		name string
@@ -253,6 +256,9 @@ func TestLinksHealLive(t *testing.T) {
 			return []string{"ip", "link", "set", hostEnd(t, w, "l2"), "master", "adminbr"}
 		}},
 		{"bridge's address flushed", func() []string { return []string{"ip", "addr", "flush", "dev", "br-live"} }},
+		// Without the route, the host's answers to the containers leave by
+		// its default route: l1 no longer reaches the gateway.
+		{"bridge's subnet route deleted", func() []string { return []string{"ip", "route", "del", "10.78.0.0/24", "dev", "br-live"} }},
 		{"bridge deleted", func() []string { return []string{"ip", "link", "del", "br-live"} }},
 	} {
 		before := mends()

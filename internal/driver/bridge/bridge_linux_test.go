@@ -81,6 +81,46 @@ func TestEnsureBridgeFinishesAHalfMadeBridge(t *testing.T) {
 	}
 }
 
+// TestEnsureBridgePutsBackTheSubnetRoute: the route to the subnet that
+// the kernel made with the gateway's address, deleted by hand, is put
+// back as the kernel makes it (scope link, the gateway as the source).
+func TestEnsureBridgePutsBackTheSubnetRoute(t *testing.T) {
+	w := newWorld(t)
+	spec := w.ensureTestBridge(t)
+	br, err := w.h.LinkByName("br-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	subnetRoute := func() *netlink.Route {
+		t.Helper()
+		routes, err := w.h.RouteList(br, netlink.FAMILY_V4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range routes {
+			if r.Dst != nil && prefixOf(r.Dst) == spec.Gateway.Masked() {
+				return &r
+			}
+		}
+		return nil
+	}
+	r := subnetRoute()
+	if r == nil {
+		t.Fatal("no subnet route after EnsureBridge")
+	}
+	if err := w.h.RouteDel(r); err != nil {
+		t.Fatal(err)
+	}
+	if subnetRoute() != nil {
+		t.Fatal("the route is still there after RouteDel")
+	}
+	w.ensureTestBridge(t)
+	r = subnetRoute()
+	if r == nil || r.Scope != netlink.SCOPE_LINK || !r.Src.Equal(spec.Gateway.Addr().AsSlice()) {
+		t.Errorf("after a second EnsureBridge the subnet route is %+v, want it back, scope link, from %s", r, spec.Gateway.Addr())
+	}
+}
+
 func TestEnsureBridgeRefusesForeignLinks(t *testing.T) {
 	tests := []struct {
 		name  string
