@@ -68,7 +68,8 @@ func (s *Store) ImportConfig(ctx context.Context, r io.Reader, repo, tag, commen
 	id := "sha256:" + hex.EncodeToString(sum[:])
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	img, err := s.adoptWith(tmp, id, size, comment, cfg, created, []string{layer})
+	layers := []string{layer}
+	img, err := s.adoptWith(tmp, id, size, comment, cfg, created, layers, s.treeOf(layers))
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", id, err)
 	}

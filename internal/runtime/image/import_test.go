@@ -227,6 +227,30 @@ func TestImportIsANewImageEachTime(t *testing.T) {
 	if diff := cmp.Diff(map[string][]string{first.ID: {"one:latest"}, second.ID: {"two:v2"}}, tags); diff != "" {
 		t.Errorf("images (-want +got):\n%s", diff)
 	}
+	// One tree for both (Docker keeps one layer): it outlives a restart's
+	// sweep of orphans and the first image, and goes with the last.
+	if first.RootfsDir != second.RootfsDir {
+		t.Errorf("two imports of one tar have trees %s and %s, want one shared", first.RootfsDir, second.RootfsDir)
+	}
+	ents, _ := os.ReadDir(filepath.Dir(filepath.Dir(first.RootfsDir)))
+	if len(ents) != 1 {
+		t.Errorf("%d directories in the store, want 1", len(ents))
+	}
+	if err := s.removeOrphans(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Remove(first.ID, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(second.RootfsDir, "hello")); err != nil {
+		t.Errorf("the second image's tree after the first was removed: %v", err)
+	}
+	if _, _, err := s.Remove(second.ID, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(second.RootfsDir); !os.IsNotExist(err) {
+		t.Errorf("the tree after the last image that used it was removed: %v", err)
+	}
 }
 
 func TestImportMovesTag(t *testing.T) {

@@ -122,13 +122,27 @@ func (s *Store) removeByID(img *Image, force bool, u Users) (untagged, deleted [
 
 // delete drops the record first, so a crash before the directory is gone
 // leaves an orphan directory that NewStore removes, never a record without
-// its files.
+// its files. The tree goes only with the last image that uses it (images
+// of one tar share it: treeOf).
 func (s *Store) delete(img *Image) error {
 	err := s.st.Update(func(tx store.Tx) error { return tx.Delete(store.BucketImages, img.ID) })
 	if err != nil {
 		return fmt.Errorf("delete image %s: %w", img.ID, err)
 	}
-	if err := os.RemoveAll(filepath.Join(s.dir, hexOf(img.ID))); err != nil {
+	imgs, err := s.List()
+	if err != nil {
+		return err
+	}
+	for _, o := range imgs {
+		if o.RootfsDir == img.RootfsDir {
+			return nil
+		}
+	}
+	tree := filepath.Dir(img.RootfsDir)
+	if filepath.Dir(tree) != filepath.Clean(s.dir) || !hexRE.MatchString(filepath.Base(tree)) {
+		return fmt.Errorf("delete files of image %s: its tree %q is not one of the store's", img.ID, img.RootfsDir)
+	}
+	if err := os.RemoveAll(tree); err != nil {
 		return fmt.Errorf("delete files of image %s: %w", img.ID, err)
 	}
 	return nil

@@ -48,6 +48,7 @@ func (s *Store) removeOrphans() error {
 	known := map[string]bool{}
 	for _, img := range imgs {
 		known[hexOf(img.ID)] = true
+		known[filepath.Base(filepath.Dir(img.RootfsDir))] = true // a tree it shares
 	}
 	ents, err := os.ReadDir(s.dir)
 	if err != nil {
@@ -68,20 +69,26 @@ func hexOf(id string) string { return strings.TrimPrefix(id, "sha256:") }
 // adoptWith turns the finished import or load in tmp into image id,
 // recording cfg and created (now if zero) with it in one record, or, when
 // that image exists already, keeps the existing one (tmp is then removed
-// by the caller).
-func (s *Store) adoptWith(tmp, id string, size int64, comment string, cfg *Config, created time.Time, layers []string) (*Image, error) {
+// by the caller). shared, when not "", is the rootfs of an image made of
+// the same layers, which the new one uses instead of tmp's tree.
+func (s *Store) adoptWith(tmp, id string, size int64, comment string, cfg *Config, created time.Time, layers []string, shared string) (*Image, error) {
 	if img, err := s.byID(id); err == nil {
 		return img, nil
 	} else if !errdefs.Is(err, errdefs.KindNotFound) {
 		return nil, err
 	}
 	final := filepath.Join(s.dir, hexOf(id))
-	// A directory without a record is a leftover of a crash mid-import.
-	if err := os.RemoveAll(final); err != nil {
-		return nil, err
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		return nil, err
+	rootfs := filepath.Join(final, "rootfs")
+	if shared != "" {
+		rootfs, final = shared, ""
+	} else {
+		// A directory without a record is a leftover of a crash mid-import.
+		if err := os.RemoveAll(final); err != nil {
+			return nil, err
+		}
+		if err := os.Rename(tmp, final); err != nil {
+			return nil, err
+		}
 	}
 	if created.IsZero() {
 		created = time.Now().UTC()
@@ -92,15 +99,37 @@ func (s *Store) adoptWith(tmp, id string, size int64, comment string, cfg *Confi
 		Created:   created,
 		Size:      size,
 		Comment:   comment,
-		RootfsDir: filepath.Join(final, "rootfs"),
+		RootfsDir: rootfs,
 		Config:    cfg,
 		Layers:    layers,
 	}
 	err := s.st.Update(func(tx store.Tx) error { return tx.Put(store.BucketImages, id, img) })
+	if err != nil && final != "" {
+		err = errors.Join(err, os.RemoveAll(final))
+	}
 	if err != nil {
-		return nil, errors.Join(err, os.RemoveAll(final))
+		return nil, err
 	}
 	return img, nil
+}
+
+// treeOf returns the rootfs of an image made of exactly layers, to share
+// (each import of one tar is an image of its own, as in Docker, but
+// berth keeps one tree for them where Docker keeps one layer), or "".
+func (s *Store) treeOf(layers []string) string {
+	if len(layers) == 0 {
+		return ""
+	}
+	imgs, err := s.List()
+	if err != nil {
+		return ""
+	}
+	for _, img := range imgs {
+		if slices.Equal(img.Layers, layers) {
+			return img.RootfsDir
+		}
+	}
+	return ""
 }
 
 // tag gives image id the tag ref ("name:tag"), taking it from any other image.
