@@ -52,11 +52,15 @@ berth_require_docker_cli() {
 # stamped in (berth version and docker version print them), which Go does
 # not do itself when GOFLAGS has -buildvcs=false, as on these machines.
 berth_build() {
-	local pkg=github.com/berth-net/berth/internal/version commit built
-	commit=$(git rev-parse --short HEAD 2>/dev/null) || commit=unknown
-	if [ "$commit" != unknown ] && [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
-		commit=$commit-dirty
+	local pkg=github.com/berth-net/berth/internal/version commit=unknown built=""
+	# Only this repository's own checkout, not one that happens to hold it;
+	# --no-optional-locks: a status run as root leaves .git/index alone.
+	if [ "$(git rev-parse --show-toplevel 2>/dev/null)" = "$(pwd -P)" ]; then
+		commit=$(git rev-parse --short HEAD)
+		if [ -n "$(git --no-optional-locks status --porcelain --untracked-files=no)" ]; then
+			commit=$commit-dirty
+		fi
+		built=$(git log -1 --format=%cI)
 	fi
-	built=$(git log -1 --format=%cI 2>/dev/null) || built=
 	go build -ldflags "-X $pkg.GitCommit=$commit -X $pkg.BuildTime=$built" -o "$1" ./cmd/berth
 }

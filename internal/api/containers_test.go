@@ -17,10 +17,12 @@ import (
 	"time"
 
 	ctypes "github.com/docker/docker/api/types/container"
+	imagetypes "github.com/docker/docker/api/types/image"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/runtime/image"
 )
 
 var cmpAddr = cmp.Comparer(func(a, b netip.Addr) bool { return a == b })
@@ -653,6 +655,27 @@ func TestPruneImages(t *testing.T) {
 	}
 	rec := call(t, newServer(newFakeBackend()), http.MethodPost, "/v1.51/build/prune", "")
 	wantStatus(t, rec, http.StatusOK)
+
+	// label and label! match the labels of the image's config.
+	f := newFakeBackend()
+	keep := &image.Image{ID: "sha256:" + hexID("b1"), Config: &image.Config{Labels: map[string]string{"keep": "yes"}}}
+	f.images = append(f.images, keep)
+	for filter, want := range map[string][]string{
+		`{"label":{"keep":true}}`:      {keep.ID},
+		`{"label":{"keep=no":true}}`:   nil,
+		`{"label!":{"keep":true}}`:     {f.images[0].ID},
+		`{"label!":{"keep=yes":true}}`: {f.images[0].ID},
+	} {
+		rec := call(t, newServer(f), http.MethodPost, "/v1.51/images/prune?filters="+url.QueryEscape(filter), "")
+		wantStatus(t, rec, http.StatusOK)
+		var got []string
+		for _, d := range decode[imagetypes.PruneReport](t, rec).ImagesDeleted {
+			got = append(got, d.Deleted)
+		}
+		if !cmp.Equal(got, want) {
+			t.Errorf("image prune %s deleted %v, want %v", filter, got, want)
+		}
+	}
 }
 
 // TestListFiltersMobyAccepts: ps's before, since, health, is-task and

@@ -517,7 +517,13 @@ func (f *fakeBackend) PruneContainers(ctx context.Context, match func(*container
 
 func (f *fakeBackend) PruneImages(_ context.Context, all bool, match func(*image.Image) bool) ([]string, []string, int64, error) {
 	f.mutated("PruneImages all=%v", all)
-	return nil, nil, 0, nil
+	var deleted []string
+	for _, img := range f.images {
+		if match(img) {
+			deleted = append(deleted, img.ID)
+		}
+	}
+	return nil, deleted, 0, nil
 }
 
 func (f *fakeBackend) RemoveLink(_ context.Context, name string) error {

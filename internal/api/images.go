@@ -16,7 +16,6 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	imagetypes "github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/storage"
-	timetypes "github.com/docker/docker/api/types/time"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 
 	"github.com/berth-net/berth/internal/errdefs"
@@ -179,7 +178,9 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	// Newest first, as moby sorts them (the ID breaks ties, so that the
-	// order is the same from one listing to the next).
+	// order is the same from one listing to the next). The backend's list
+	// is in that order already; the sort keeps the answer's order the
+	// API's own business.
 	slices.SortFunc(out, func(a, b imagetypes.Summary) int {
 		return cmp.Or(cmp.Compare(b.Created, a.Created), strings.Compare(a.ID, b.ID))
 	})
@@ -216,15 +217,11 @@ func (s *Server) imageSpan(ctx context.Context, args filters.Args) (createdSpan,
 		}
 	}
 	for _, v := range args.Get("until") {
-		ts, err := timetypes.GetTimestamp(v, time.Now())
+		t, err := filterTime(v)
 		if err != nil {
-			return span, errdefs.WithKind(errdefs.KindInvalid, err)
+			return span, err
 		}
-		sec, nsec, err := timetypes.ParseTimestamps(ts, 0)
-		if err != nil {
-			return span, errdefs.WithKind(errdefs.KindInvalid, err)
-		}
-		if t := time.Unix(sec, nsec); span.before.IsZero() || t.Before(span.before) {
+		if span.before.IsZero() || t.Before(span.before) {
 			span.before = t
 		}
 	}

@@ -101,9 +101,11 @@ func (d *Daemon) SystemInfo(ctx context.Context) (api.SystemInfo, error) {
 	info.MemTotal = int64(berthruntime.HostMemory())
 	var fs unix.Statfs_t
 	if unix.Statfs("/sys/fs/cgroup", &fs) == nil {
-		info.CgroupVersion = "1"
-		if fs.Type == unix.CGROUP2_SUPER_MAGIC {
+		switch fs.Type {
+		case unix.CGROUP2_SUPER_MAGIC:
 			info.CgroupVersion = "2"
+		case unix.TMPFS_MAGIC, unix.CGROUP_SUPER_MAGIC: // v1's controllers under a tmpfs
+			info.CgroupVersion = "1"
 		}
 	}
 	info.ID = d.engineID

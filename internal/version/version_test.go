@@ -26,3 +26,19 @@ func TestAPIVersions(t *testing.T) {
 		t.Error("GitCommit is empty; it should say unknown unless set at link time")
 	}
 }
+
+// TestCommitAndBuilt: what -ldflags -X set wins; without it the commit
+// and its time come from what Go stamped (nothing in a test binary), and
+// else "unknown" and "".
+func TestCommitAndBuilt(t *testing.T) {
+	oldCommit, oldBuilt := GitCommit, BuildTime
+	t.Cleanup(func() { GitCommit, BuildTime = oldCommit, oldBuilt })
+	GitCommit, BuildTime = "abc1234", "2026-12-02T04:00:00Z"
+	if Commit() != "abc1234" || Built() != "2026-12-02T04:00:00Z" {
+		t.Errorf("with ldflags: Commit() = %q, Built() = %q", Commit(), Built())
+	}
+	GitCommit, BuildTime = "unknown", ""
+	if want := buildSetting("vcs.revision"); want == "" && (Commit() != "unknown" || Built() != "") {
+		t.Errorf("without ldflags or stamps: Commit() = %q, Built() = %q; want unknown and empty", Commit(), Built())
+	}
+}
