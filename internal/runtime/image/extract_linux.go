@@ -218,7 +218,7 @@ func (x *extractor) setMeta(parent int, base, rel string, hdr *tar.Header) error
 	if hdr.Typeflag == tar.TypeSymlink {
 		return setTimes(parent, base, hdr.ModTime)
 	}
-	if err := unix.Fchmodat(parent, base, uint32(hdr.Mode&0o7777), 0); err != nil {
+	if err := chmodNoFollow(parent, base, uint32(hdr.Mode&0o7777)); err != nil {
 		return fmt.Errorf("chmod %q: %w", rel, err)
 	}
 	if err := setXattrs(parent, base, hdr); err != nil {
@@ -232,6 +232,30 @@ func (x *extractor) setMeta(parent int, base, rel string, hdr *tar.Header) error
 		return fmt.Errorf("set times of %q: %w", rel, err)
 	}
 	return nil
+}
+
+// chmodNoFollow sets the mode of the entry base of the directory parent,
+// never of what a symlink there points to. fchmodat(2) follows a
+// symlink, and resolves an absolute one from the daemon's root: a
+// container that shares a volume while berth fills it from an image could
+// swap a file just written for a symlink to a host file and have the
+// image's mode (setuid, world-writable) set on that (QA round 27). The
+// entry is pinned with an O_PATH descriptor, checked, and changed through
+// its /proc magic link, which names that inode and nothing else.
+func chmodNoFollow(parent int, base string, mode uint32) error {
+	fd, err := unix.Openat(parent, base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return errdefs.Conflict("it was replaced by a symbolic link while it was being written")
+	}
+	return unix.Chmod(fmt.Sprintf("/proc/self/fd/%d", fd), mode)
 }
 
 // setXattrs restores the extended attributes tar keeps as PAX records

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/nstest"
@@ -358,5 +359,48 @@ func TestNewStoreRemovesOrphans(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{img.ID[7:], "not-ours"}, names); diff != "" {
 		t.Errorf("image dir after restart (-want +got):\n%s", diff)
+	}
+}
+
+// TestSetMetaNeverFollowsASymlink: a file swapped for a symlink between
+// its write and its chmod (a container racing berth while it fills a
+// shared volume) makes the extraction fail; the symlink's target keeps
+// its mode (QA round 27: it became setuid and world-writable).
+func TestSetMetaNeverFollowsASymlink(t *testing.T) {
+	dir := t.TempDir()
+	canary := filepath.Join(dir, "canary")
+	if err := os.WriteFile(canary, []byte("host"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tree := filepath.Join(dir, "tree")
+	if err := os.Mkdir(tree, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(canary, filepath.Join(tree, "f")); err != nil {
+		t.Fatal(err)
+	}
+	parent, err := unix.Open(tree, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(parent)
+	x := &extractor{}
+	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: "f", Mode: 0o4777, Uid: os.Getuid(), Gid: os.Getgid(), ModTime: time.Now()}
+	if err := x.setMeta(parent, "f", "f", hdr); err == nil {
+		t.Error("setMeta of an entry swapped for a symlink succeeded, want an error")
+	}
+	if st, err := os.Stat(canary); err != nil || st.Mode() != 0o644 {
+		t.Errorf("the symlink's target: mode %v, %v; want it untouched (0644)", st.Mode(), err)
+	}
+	// A file is changed as before.
+	if err := os.WriteFile(filepath.Join(tree, "g"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hdr.Name = "g"
+	if err := x.setMeta(parent, "g", "g", hdr); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(filepath.Join(tree, "g")); err != nil || st.Mode()&os.ModeSetuid == 0 || st.Mode().Perm() != 0o777 {
+		t.Errorf("g after setMeta: %v, %v; want setuid and 0777", st.Mode(), err)
 	}
 }
