@@ -291,7 +291,9 @@ func TestLinksHealLive(t *testing.T) {
 	}
 
 	// berth's own changes are not mended.
-	eventually(t, "the mends settle", func() bool { before := mends(); time.Sleep(300 * time.Millisecond); return mends() == before })
+	// Quiet for longer than the pacer's wait: past 10 passes in 10 s (as
+	// here) a pass waits a second before it starts.
+	eventually(t, "the mends settle", func() bool { before := mends(); time.Sleep(1500 * time.Millisecond); return mends() == before })
 	before := mends()
 	w.MustBerth(t, "network", "connect", "live", "c1")
 	w.MustBerth(t, "network", "disconnect", "live", "c1")
