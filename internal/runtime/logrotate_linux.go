@@ -224,9 +224,19 @@ func (l *logRotations) rotate(path string, maxFiles int) (rotation, error) {
 
 // shiftRotated renames path.i to path.i+1, the oldest,
 // path.<maxFiles-1>, going; with trim, the file that becomes the oldest
-// loses its first, partial, line (see rotate).
+// loses its first, partial, line (see rotate). Only the files there are
+// renamed (path.1 up to the first one missing): with --log-opt
+// max-file=2000000000 a rotation tried two billion renames, and held up
+// every container's rotation and the removal of its own (QA round 27).
 func shiftRotated(path string, maxFiles int, trim bool) error {
-	for i := maxFiles - 2; i >= 1; i-- {
+	top := maxFiles - 2
+	for i := 1; i <= top; i++ {
+		if _, err := os.Lstat(rotated(path, i)); err != nil {
+			top = i - 1
+			break
+		}
+	}
+	for i := top; i >= 1; i-- {
 		if err := os.Rename(rotated(path, i), rotated(path, i+1)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}

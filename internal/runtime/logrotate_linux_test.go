@@ -224,6 +224,26 @@ func TestRotateLogsMaxFileTwo(t *testing.T) {
 	}
 }
 
+// TestRotateLogsHugeMaxFile: max-file has no upper bound (json-file has
+// none either); a rotation renames only the files there are, so with two
+// billion allowed it is as quick as with four (it tried two billion
+// renames, and stalled every container's rotation: QA round 27). A
+// regression shows as this test running for minutes.
+func TestRotateLogsHugeMaxFile(t *testing.T) {
+	g := newRotRig(t, false)
+	lim := LogLimit{MaxSize: 8 << 10, MaxFiles: 2_000_000_000}
+	for range 3 {
+		g.write(211)
+		g.rotate(lim)
+	}
+	if got := existingLogFiles(g.path); len(got) != 4 {
+		t.Errorf("after 3 rotations: %q, want path.3 to path.1 and the live file", got)
+	}
+	if got := g.stream(); got != g.written.String() {
+		t.Errorf("the stream lost lines: %d bytes of %d", len(got), g.written.Len())
+	}
+}
+
 // TestRotationThatFailsChangesNothing: a rotation that cannot write the
 // new path.1 leaves the live and rotated files as they were (it used to
 // shift them first, and each retry pushed one more off the end).
