@@ -60,33 +60,60 @@ func (r *Runtime) Changes(id, lower string) ([]container.Change, error) {
 
 // inLower says whether the lower layer dir has rel.
 func inLower(dir, rel string) bool {
-	_, err := os.Lstat(filepath.Join(dir, rel))
-	return err == nil
+	fd, err := openBeneath(dir, rel, unix.O_PATH|unix.O_NOFOLLOW)
+	if err != nil {
+		return false
+	}
+	unix.Close(fd)
+	return true
+}
+
+// openBeneath opens rel inside the tree dir without following a symlink
+// on the way (a trailing one is opened itself with O_PATH|O_NOFOLLOW), as
+// overlayfs looks through its lower layer. A path name built from the
+// container's upper directory and looked up on the host followed the
+// image's symlinks out of the tree (`/y -> /`): docker diff listed host
+// directories (QA round 27).
+func openBeneath(dir, rel string, flags uint64) (int, error) {
+	root, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(root)
+	return unix.Openat2(root, strings.TrimPrefix(rel, "/"), &unix.OpenHow{
+		Flags:   flags | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS,
+	})
 }
 
 // opaque reports whether the upper directory at p hides the image's
-// (overlayfs's opaque xattr).
+// (overlayfs's opaque xattr). berth mounts without userxattr, so only the
+// trusted one counts: user.overlay.opaque is what a container may set on
+// any directory of its own, and means nothing to the kernel here.
 func opaque(p string) bool {
 	buf := make([]byte, 8)
-	for _, name := range []string{"trusted.overlay.opaque", "user.overlay.opaque"} {
-		if n, err := unix.Lgetxattr(p, name, buf); err == nil && n == 1 && buf[0] == 'y' {
-			return true
-		}
-	}
-	return false
+	n, err := unix.Lgetxattr(p, "trusted.overlay.opaque", buf)
+	return err == nil && n == 1 && buf[0] == 'y'
 }
 
 // hidden lists as deleted the entries of the image's directory rel that
 // the opaque upper directory does not have.
 func hidden(lower, upper, rel string) []container.Change {
-	ents, err := os.ReadDir(filepath.Join(lower, rel))
+	fd, err := openBeneath(lower, rel, unix.O_RDONLY|unix.O_DIRECTORY)
+	if err != nil {
+		return nil // not a directory of the image's (a symlink there is not looked through)
+	}
+	dir := os.NewFile(uintptr(fd), rel)
+	defer dir.Close()
+	names, err := dir.Readdirnames(-1)
 	if err != nil {
 		return nil
 	}
+	slices.Sort(names)
 	var out []container.Change
-	for _, e := range ents {
-		if _, err := os.Lstat(filepath.Join(upper, rel, e.Name())); errors.Is(err, os.ErrNotExist) {
-			out = append(out, container.Change{Path: filepath.Join(rel, e.Name()), Kind: container.ChangeDeleted})
+	for _, name := range names {
+		if !inLower(upper, filepath.Join(rel, name)) { // in the upper directory, looked up the same way
+			out = append(out, container.Change{Path: filepath.Join(rel, name), Kind: container.ChangeDeleted})
 		}
 	}
 	return out

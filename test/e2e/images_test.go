@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"archive/tar"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -74,5 +77,70 @@ func TestImageLabels(t *testing.T) {
 	}
 	if out := mustDocker(t, w, "images", "--format", "{{.Repository}}"); strings.TrimSpace(out) != "kept" {
 		t.Errorf("docker images after the prune = %q, want only kept", out)
+	}
+}
+
+// TestDockerDiffStaysInTheImage: docker diff looks through the image's
+// tree as overlayfs does, never through its symlinks on the host: an
+// image whose /y points at a host directory, replaced by a directory in
+// the container, lists nothing of the host's (QA round 27: it listed the
+// host directory's names).
+func TestDockerDiffStaysInTheImage(t *testing.T) {
+	w, _ := startWorld(t)
+	secret := filepath.Join(w.Dir, "secretdir")
+	if err := os.MkdirAll(secret, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(secret, "host_only_file"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	evil := filepath.Join(w.Dir, "evil.tar")
+	withSymlink(t, filepath.Join(w.Dir, "busybox.tar"), evil, "y", secret)
+	mustDocker(t, w, "import", evil, "evil")
+	mustDocker(t, w, "run", "--name", "d1", "evil", "sh", "-c", "rm /y && mkdir /y")
+	out := mustDocker(t, w, "diff", "d1")
+	if strings.Contains(out, "host_only_file") {
+		t.Errorf("docker diff lists a host directory's files:\n%s", out)
+	}
+	if !strings.Contains(out, "C /y\n") {
+		t.Errorf("docker diff: no C /y (a symlink replaced by a directory) in\n%s", out)
+	}
+}
+
+// withSymlink copies the tar at from to to with one more entry: a symlink
+// name -> target.
+func withSymlink(t *testing.T, from, to, name, target string) {
+	t.Helper()
+	in, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	tr, tw := tar.NewReader(in), tar.NewWriter(out)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
