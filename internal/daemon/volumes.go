@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"slices"
 	"strings"
 
@@ -29,6 +30,13 @@ import (
 func (d *Daemon) planVolumes(cfg *container.Config, img *image.Image) (err error) {
 	if img.Config != nil {
 		for _, dst := range img.Config.Volumes {
+			// As moby's filepath.Clean of a path it then resolves in the
+			// root filesystem: relative or with "..", it is a path under
+			// the container's root (QA round 27: taken as it was).
+			dst = path.Clean("/" + dst)
+			if dst == "/" {
+				return errdefs.Invalid("the image's VOLUME %q would cover the container's root filesystem", "/")
+			}
 			if !slices.ContainsFunc(cfg.Mounts, func(m container.Mount) bool { return m.Destination == dst }) {
 				cfg.Mounts = append(cfg.Mounts, container.Mount{Type: container.MountVolume, Destination: dst})
 			}

@@ -144,3 +144,23 @@ func withSymlink(t *testing.T, from, to, name, target string) {
 		t.Fatal(err)
 	}
 }
+
+// TestImageVolumesCleaned: an image's VOLUME paths are cleaned as moby
+// cleans them, under the container's root: a relative one and one with
+// ".." are volumes at the path they name from /; one that is "/" is
+// refused at create (QA round 27: taken as they were).
+func TestImageVolumesCleaned(t *testing.T) {
+	w, _ := startWorld(t)
+	tar := filepath.Join(w.Dir, "busybox.tar")
+	mustDocker(t, w, "import", "--change", `VOLUME ["rel/dir", "/../../up"]`, tar, "vols")
+	out := mustDocker(t, w, "run", "--rm", "vols", "sh", "-c", "grep -o ' /[a-z/]* ' /proc/mounts | sort")
+	for _, want := range []string{" /rel/dir ", " /up "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("mounts of a container of the image: no %q in\n%s", want, out)
+		}
+	}
+	mustDocker(t, w, "import", "--change", `VOLUME ["/"]`, tar, "rootvol")
+	if _, errOut, code := w.Docker(t, "create", "rootvol", "true"); code == 0 || !strings.Contains(errOut, "would cover the container's root filesystem") {
+		t.Errorf("create of an image with VOLUME /: exit %d, %q", code, errOut)
+	}
+}
