@@ -76,22 +76,7 @@ func (c *Controller) ForgetHostRoute(r HostRoute) []string {
 		return nil
 	}
 	r.Dst = r.Dst.Masked()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var cleared []string
-	for _, n := range c.networks {
-		before := len(n.Warnings)
-		n.Warnings = slices.DeleteFunc(n.Warnings, func(w string) bool { return warnedRoute(w, r) })
-		if len(n.Warnings) != before {
-			cleared = append(cleared, n.Name)
-		}
-		if len(n.Warnings) == 0 {
-			n.Warnings = nil
-		}
-	}
-	c.publishNetworksLocked()
-	slices.Sort(cleared)
-	return cleared
+	return c.dropWarnings(func(w string) bool { return warnedRoute(w, r) })
 }
 
 // ForgetRoutesVia drops the warnings about routes through the interface
@@ -103,12 +88,18 @@ func (c *Controller) ForgetRoutesVia(dev string) []string {
 	if dev == "" {
 		return nil
 	}
+	return c.dropWarnings(func(w string) bool { return warnedVia(w, dev) })
+}
+
+// dropWarnings deletes the networks' warnings that match says to and
+// returns the names of the networks that lost one, sorted.
+func (c *Controller) dropWarnings(match func(string) bool) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var cleared []string
 	for _, n := range c.networks {
 		before := len(n.Warnings)
-		n.Warnings = slices.DeleteFunc(n.Warnings, func(w string) bool { return warnedVia(w, dev) })
+		n.Warnings = slices.DeleteFunc(n.Warnings, match)
 		if len(n.Warnings) != before {
 			cleared = append(cleared, n.Name)
 		}
