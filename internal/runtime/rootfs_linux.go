@@ -23,6 +23,18 @@ func userIn(rootfs, spec string) (user, error) {
 	return resolveUser(spec, passwd, group)
 }
 
+// procDir is the host's /proc, opened when the process starts: readInRoot
+// reopens a file through its magic links also from a container's file
+// system view, whose thread is chrooted where /proc is not mounted. -1
+// when there is none.
+var procDir = func() int {
+	fd, err := unix.Open("/proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1
+	}
+	return fd
+}()
+
 // readInRoot reads rel inside root with symlinks resolved as the container
 // sees them (openat2 RESOLVE_IN_ROOT), so an image cannot make the daemon
 // read a host file. A missing file reads as empty; anything but a regular
@@ -53,7 +65,10 @@ func readInRoot(root, rel string) ([]byte, error) {
 	if err := unix.Fstat(path, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil, fmt.Errorf("read %q in %q: not a regular file", rel, root)
 	}
-	fd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", path), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if procDir < 0 {
+		return nil, fmt.Errorf("open %q in %q: no /proc to reopen it through", rel, root)
+	}
+	fd, err := unix.Openat(procDir, fmt.Sprintf("thread-self/fd/%d", path), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open %q in %q: %w", rel, root, err)
 	}

@@ -255,8 +255,21 @@ func chmodNoFollow(parent int, base string, mode uint32) error {
 	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		return errdefs.Conflict("it was replaced by a symbolic link while it was being written")
 	}
-	return unix.Chmod(fmt.Sprintf("/proc/self/fd/%d", fd), mode)
+	if procDir < 0 {
+		return errors.New("no /proc to change the mode through")
+	}
+	return unix.Fchmodat(procDir, fmt.Sprintf("thread-self/fd/%d", fd), mode, 0)
 }
+
+// procDir is the host's /proc, opened when the process starts, so that
+// chmodNoFollow works from a thread with another root too; -1 if none.
+var procDir = func() int {
+	fd, err := unix.Open("/proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1
+	}
+	return fd
+}()
 
 // setXattrs restores the extended attributes tar keeps as PAX records
 // (file capabilities such as ping's cap_net_raw among them). They come after
