@@ -1,8 +1,6 @@
 package runtime
 
 import (
-	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,30 +24,18 @@ func (r *Runtime) Changes(id, lower string) ([]container.Change, error) {
 	}
 	upper := r.upperDir(id)
 	var out []container.Change
-	err := filepath.WalkDir(upper, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		rel := strings.TrimPrefix(p, upper)
-		if rel == "" {
+	err := walkTree(upper, func(e walkEntry) error {
+		rel := e.rel
+		if e.st.Mode&unix.S_IFMT == unix.S_IFCHR && e.st.Rdev == 0 {
+			out = append(out, container.Change{Path: rel, Kind: container.ChangeDeleted})
 			return nil
-		}
-		if d.Type()&fs.ModeCharDevice != 0 {
-			var st unix.Stat_t
-			if unix.Lstat(p, &st) == nil && st.Rdev == 0 {
-				out = append(out, container.Change{Path: rel, Kind: container.ChangeDeleted})
-				return nil
-			}
 		}
 		kind := container.ChangeAdded
 		if inLower(lower, rel) || inLower(r.initLayer(), rel) {
 			kind = container.ChangeModified
 		}
 		out = append(out, container.Change{Path: rel, Kind: kind})
-		if d.IsDir() && kind == container.ChangeModified && opaque(p) {
+		if e.dir >= 0 && kind == container.ChangeModified && opaque(e.dir) {
 			out = append(out, hidden(lower, upper, rel)...)
 		}
 		return nil
@@ -90,9 +76,9 @@ func openBeneath(dir, rel string, flags uint64) (int, error) {
 // (overlayfs's opaque xattr). berth mounts without userxattr, so only the
 // trusted one counts: user.overlay.opaque is what a container may set on
 // any directory of its own, and means nothing to the kernel here.
-func opaque(p string) bool {
+func opaque(dir int) bool {
 	buf := make([]byte, 8)
-	n, err := unix.Lgetxattr(p, "trusted.overlay.opaque", buf)
+	n, err := unix.Fgetxattr(dir, "trusted.overlay.opaque", buf)
 	return err == nil && n == 1 && buf[0] == 'y'
 }
 

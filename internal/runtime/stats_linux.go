@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -114,27 +113,19 @@ func (r *Runtime) UpperSize(id string) (int64, error) {
 	}
 	var size int64
 	seen := map[uint64]bool{}
-	err := filepath.WalkDir(r.upperDir(id), func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return nil // never started, or removed meanwhile
-			}
-			return err
-		}
-		if d.IsDir() {
+	// Through descriptors, never following what the container swaps in
+	// meanwhile (walkTree); a container never started has no upper directory.
+	err := walkTree(r.upperDir(id), func(e walkEntry) error {
+		if e.dir >= 0 {
 			return nil
 		}
-		fi, err := d.Info()
-		if err != nil {
-			return nil // gone meanwhile
-		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
-			if seen[st.Ino] {
+		if e.st.Nlink > 1 {
+			if seen[e.st.Ino] {
 				return nil
 			}
-			seen[st.Ino] = true
+			seen[e.st.Ino] = true
 		}
-		size += fi.Size()
+		size += e.st.Size
 		return nil
 	})
 	return size, err
