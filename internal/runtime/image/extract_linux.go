@@ -128,47 +128,54 @@ func (x *extractor) extract(hdr *tar.Header, r io.Reader) error {
 		return fmt.Errorf("create parent of %q: %w", hdr.Name, err)
 	}
 	defer unix.Close(parent)
-	if err := x.create(parent, base, rel, hdr, r); err != nil {
+	made, err := x.create(parent, base, rel, hdr, r)
+	if err != nil {
 		return fmt.Errorf("extract %q: %w", hdr.Name, err)
 	}
 	if hdr.Typeflag == tar.TypeLink {
 		return nil // a hard link shares the metadata of its target
 	}
-	return x.setMeta(parent, base, rel, hdr)
+	return x.setMeta(parent, base, rel, hdr, made)
 }
 
-func (x *extractor) create(parent int, base, rel string, hdr *tar.Header, r io.Reader) error {
+// create makes the entry; for a regular file it returns the file's
+// identity (device and inode), which setMeta checks.
+func (x *extractor) create(parent int, base, rel string, hdr *tar.Header, r io.Reader) (*unix.Stat_t, error) {
 	if hdr.Typeflag == tar.TypeDir {
-		return ensureDirAt(parent, base)
+		return nil, ensureDirAt(parent, base)
 	}
 	remove := removeAt
 	if x.layer != nil {
 		remove = removeAllAt // a layer may put a file where a directory was
 	}
 	if err := remove(parent, base); err != nil {
-		return err
+		return nil, err
 	}
 	switch hdr.Typeflag {
 	case tar.TypeReg:
 		return x.writeFile(parent, base, r)
 	case tar.TypeSymlink:
-		return unix.Symlinkat(hdr.Linkname, parent, base)
+		return nil, unix.Symlinkat(hdr.Linkname, parent, base)
 	case tar.TypeLink:
-		return x.link(parent, base, hdr.Linkname)
+		return nil, x.link(parent, base, hdr.Linkname)
 	default:
-		return mknodAt(parent, base, hdr)
+		return nil, mknodAt(parent, base, hdr)
 	}
 }
 
-func (x *extractor) writeFile(parent int, base string, r io.Reader) error {
+func (x *extractor) writeFile(parent int, base string, r io.Reader) (*unix.Stat_t, error) {
 	fd, err := unix.Openat(parent, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	f := os.NewFile(uintptr(fd), base)
 	n, err := io.Copy(f, r)
 	x.size += n
-	return errors.Join(err, f.Close())
+	var st unix.Stat_t
+	if err == nil {
+		err = unix.Fstat(fd, &st)
+	}
+	return &st, errors.Join(err, f.Close())
 }
 
 func (x *extractor) link(parent int, base, target string) error {
@@ -210,59 +217,59 @@ func mknodAt(parent int, base string, hdr *tar.Header) error {
 }
 
 // setMeta gives the new entry its owner, then its mode (chown clears the
-// set-id bits, so the mode comes second), then its times.
-func (x *extractor) setMeta(parent int, base, rel string, hdr *tar.Header) error {
-	if err := unix.Fchownat(parent, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("chown %q: %w", rel, err)
-	}
+// set-id bits, so the mode comes second), its extended attributes and its
+// times. All of it goes through one O_PATH descriptor of the entry, never
+// through its name again: a container that shares a volume while berth
+// fills it from an image could otherwise swap the file just written for a
+// symlink to a host file, or for a file of its own, and have the image's
+// owner and mode (root, setuid) set on that (QA round 27 and its review).
+// A regular file must still be the one writeFile made (made); a swapped
+// entry fails the extraction.
+func (x *extractor) setMeta(parent int, base, rel string, hdr *tar.Header, made *unix.Stat_t) error {
 	if hdr.Typeflag == tar.TypeSymlink {
+		if err := unix.Fchownat(parent, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("chown %q: %w", rel, err)
+		}
 		return setTimes(parent, base, hdr.ModTime)
 	}
-	if err := chmodNoFollow(parent, base, uint32(hdr.Mode&0o7777)); err != nil {
-		return fmt.Errorf("chmod %q: %w", rel, err)
-	}
-	if err := setXattrs(parent, base, hdr); err != nil {
-		return fmt.Errorf("set extended attributes of %q: %w", rel, err)
-	}
-	if hdr.Typeflag == tar.TypeDir {
-		x.dirs = append(x.dirs, dirTime{rel: rel, mtime: hdr.ModTime})
-		return nil
-	}
-	if err := setTimes(parent, base, hdr.ModTime); err != nil {
-		return fmt.Errorf("set times of %q: %w", rel, err)
-	}
-	return nil
-}
-
-// chmodNoFollow sets the mode of the entry base of the directory parent,
-// never of what a symlink there points to. fchmodat(2) follows a
-// symlink, and resolves an absolute one from the daemon's root: a
-// container that shares a volume while berth fills it from an image could
-// swap a file just written for a symlink to a host file and have the
-// image's mode (setuid, world-writable) set on that (QA round 27). The
-// entry is pinned with an O_PATH descriptor, checked, and changed through
-// its /proc magic link, which names that inode and nothing else.
-func chmodNoFollow(parent int, base string, mode uint32) error {
 	fd, err := unix.Openat(parent, base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return fmt.Errorf("open %q: %w", rel, err)
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return err
 	}
-	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
-		return errdefs.Conflict("it was replaced by a symbolic link while it was being written")
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK || (made != nil && (st.Dev != made.Dev || st.Ino != made.Ino)) {
+		return errdefs.Conflict("%q was replaced while it was being written", rel)
 	}
 	if procDir < 0 {
-		return errors.New("no /proc to change the mode through")
+		return errors.New("no /proc to set an entry's metadata through")
 	}
-	return unix.Fchmodat(procDir, fmt.Sprintf("thread-self/fd/%d", fd), mode, 0)
+	self := fmt.Sprintf("thread-self/fd/%d", fd) // names the pinned inode
+	if err := unix.Fchownat(fd, "", hdr.Uid, hdr.Gid, unix.AT_EMPTY_PATH); err != nil {
+		return fmt.Errorf("chown %q: %w", rel, err)
+	}
+	if err := unix.Fchmodat(procDir, self, uint32(hdr.Mode&0o7777), 0); err != nil {
+		return fmt.Errorf("chmod %q: %w", rel, err)
+	}
+	if err := setXattrs("/proc/"+self, hdr); err != nil {
+		return fmt.Errorf("set extended attributes of %q: %w", rel, err)
+	}
+	if hdr.Typeflag == tar.TypeDir {
+		x.dirs = append(x.dirs, dirTime{rel: rel, mtime: hdr.ModTime})
+		return nil
+	}
+	ts := mtimeSpec(hdr.ModTime)
+	if err := unix.UtimesNanoAt(procDir, self, []unix.Timespec{ts, ts}, 0); err != nil { // the magic link followed to the inode
+		return fmt.Errorf("set times of %q: %w", rel, err)
+	}
+	return nil
 }
 
 // procDir is the host's /proc, opened when the process starts, so that
-// chmodNoFollow works from a thread with another root too; -1 if none.
+// setMeta works from a thread with another root too; -1 if none.
 var procDir = func() int {
 	fd, err := unix.Open("/proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -272,18 +279,18 @@ var procDir = func() int {
 }()
 
 // setXattrs restores the extended attributes tar keeps as PAX records
-// (file capabilities such as ping's cap_net_raw among them). They come after
-// chown, which clears security.capability. There is no setxattrat before
-// Linux 6.13, so the file is named through its parent's descriptor.
-func setXattrs(parent int, base string, hdr *tar.Header) error {
+// (file capabilities such as ping's cap_net_raw among them) on the file
+// at p, a /proc magic link to the pinned entry. They come after chown,
+// which clears security.capability. There is no fsetxattr for an O_PATH
+// descriptor, nor setxattrat before Linux 6.13.
+func setXattrs(p string, hdr *tar.Header) error {
 	const prefix = "SCHILY.xattr."
 	for k, v := range hdr.PAXRecords {
 		name, ok := strings.CutPrefix(k, prefix)
 		if !ok {
 			continue
 		}
-		p := fmt.Sprintf("/proc/self/fd/%d/%s", parent, base)
-		if err := unix.Lsetxattr(p, name, []byte(v), 0); err != nil {
+		if err := unix.Setxattr(p, name, []byte(v), 0); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
@@ -399,11 +406,16 @@ func removeAt(parent int, base string) error {
 }
 
 func setTimes(dirfd int, base string, mtime time.Time) error {
+	ts := mtimeSpec(mtime)
+	return unix.UtimesNanoAt(dirfd, base, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// mtimeSpec is an entry's modification time for utimensat; none is the epoch.
+func mtimeSpec(mtime time.Time) unix.Timespec {
 	if mtime.IsZero() {
 		mtime = time.Unix(0, 0)
 	}
-	ts := unix.NsecToTimespec(mtime.UnixNano())
-	return unix.UtimesNanoAt(dirfd, base, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
+	return unix.NsecToTimespec(mtime.UnixNano())
 }
 
 // The whiteouts of a layer (the OCI image spec's, which docker save

@@ -386,18 +386,50 @@ func TestSetMetaNeverFollowsASymlink(t *testing.T) {
 	defer unix.Close(parent)
 	x := &extractor{}
 	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: "f", Mode: 0o4777, Uid: os.Getuid(), Gid: os.Getgid(), ModTime: time.Now()}
-	if err := x.setMeta(parent, "f", "f", hdr); err == nil {
+	if err := x.setMeta(parent, "f", "f", hdr, nil); err == nil {
 		t.Error("setMeta of an entry swapped for a symlink succeeded, want an error")
 	}
 	if st, err := os.Stat(canary); err != nil || st.Mode() != 0o644 {
 		t.Errorf("the symlink's target: mode %v, %v; want it untouched (0644)", st.Mode(), err)
+	}
+	// A file swapped for another (a hard link to a file of the
+	// container's, or one it made) is not the one written: refused, and
+	// the other keeps its mode.
+	written := filepath.Join(tree, "h")
+	if err := os.WriteFile(written, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var made unix.Stat_t
+	if err := unix.Stat(written, &made); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "theirs")
+	if err := os.WriteFile(other, []byte("their code"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(written); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(other, written); err != nil {
+		t.Fatal(err)
+	}
+	hdr.Name = "h"
+	if err := x.setMeta(parent, "h", "h", hdr, &made); err == nil {
+		t.Error("setMeta of a file swapped for a hard link to another succeeded, want an error")
+	}
+	if st, err := os.Stat(other); err != nil || st.Mode() != 0o700 {
+		t.Errorf("the swapped-in file: mode %v, %v; want it untouched (0700)", st.Mode(), err)
 	}
 	// A file is changed as before.
 	if err := os.WriteFile(filepath.Join(tree, "g"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	hdr.Name = "g"
-	if err := x.setMeta(parent, "g", "g", hdr); err != nil {
+	var g unix.Stat_t
+	if err := unix.Stat(filepath.Join(tree, "g"), &g); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.setMeta(parent, "g", "g", hdr, &g); err != nil {
 		t.Fatal(err)
 	}
 	if st, err := os.Stat(filepath.Join(tree, "g")); err != nil || st.Mode()&os.ModeSetuid == 0 || st.Mode().Perm() != 0o777 {
