@@ -86,13 +86,19 @@ func (d *Driver) EnsureBridge(spec network.BridgeSpec, owner string) error {
 
 // ensureSubnetRoute puts back the route to gw's subnet through br in the
 // main table, as the kernel makes it for the address (proto kernel, scope
-// link, gw's address as the source), unless it is there.
+// link, gw's address as the source), unless a route to the subnet through
+// br is in any table: an administrator who moved it elsewhere (a
+// policy-routing table) keeps that, and so does a bridge in a VRF (a
+// master of its own), whose routes the kernel keeps in the VRF's table.
 func (d *Driver) ensureSubnetRoute(br netlink.Link, gw netip.Prefix) error {
+	if br.Attrs().MasterIndex != 0 {
+		return nil
+	}
 	family := netlink.FAMILY_V4
 	if gw.Addr().Is6() {
 		family = netlink.FAMILY_V6
 	}
-	filter := &netlink.Route{LinkIndex: br.Attrs().Index, Table: unix.RT_TABLE_MAIN}
+	filter := &netlink.Route{LinkIndex: br.Attrs().Index, Table: unix.RT_TABLE_UNSPEC}
 	routes, err := retryDump(func() ([]netlink.Route, error) {
 		return d.h.RouteListFiltered(family, filter, netlink.RT_FILTER_OIF|netlink.RT_FILTER_TABLE)
 	})

@@ -117,7 +117,19 @@ func TestEnsureBridgePutsBackTheSubnetRoute(t *testing.T) {
 	w.ensureTestBridge(t)
 	r = subnetRoute()
 	if r == nil || r.Scope != netlink.SCOPE_LINK || !r.Src.Equal(spec.Gateway.Addr().AsSlice()) {
-		t.Errorf("after a second EnsureBridge the subnet route is %+v, want it back, scope link, from %s", r, spec.Gateway.Addr())
+		t.Fatalf("after a second EnsureBridge the subnet route is %+v, want it back, scope link, from %s", r, spec.Gateway.Addr())
+	}
+	// Moved by the administrator to a table of their own: left there.
+	moved := &netlink.Route{LinkIndex: br.Attrs().Index, Dst: r.Dst, Src: r.Src, Scope: netlink.SCOPE_LINK, Table: 100}
+	if err := w.h.RouteAdd(moved); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.h.RouteDel(r); err != nil {
+		t.Fatal(err)
+	}
+	w.ensureTestBridge(t)
+	if r := subnetRoute(); r != nil {
+		t.Errorf("EnsureBridge added %+v to the main table, where the administrator moved the route to table 100", r)
 	}
 }
 

@@ -27,6 +27,11 @@ type Image struct {
 	// one, or a loaded image's. Empty for images recorded before berth
 	// kept them.
 	Layers []string `json:"layers,omitempty"`
+	// Tree says how the tree was made from Layers: "import" (a root
+	// filesystem tar, taken as it is) or "layers" (docker load: layers
+	// applied with their whiteouts). Only trees made the same way from
+	// the same layers are shared; "" (older records) shares nothing.
+	Tree string `json:"tree,omitempty"`
 }
 
 // Config is the part of an image's config (the OCI image config's

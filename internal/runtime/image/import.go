@@ -69,7 +69,11 @@ func (s *Store) ImportConfig(ctx context.Context, r io.Reader, repo, tag, commen
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	layers := []string{layer}
-	img, err := s.adoptWith(tmp, id, size, comment, cfg, created, layers, s.treeOf(layers))
+	shared, err := s.treeOf(layers, treeImport)
+	if err != nil {
+		return nil, fmt.Errorf("import %s: %w", id, err)
+	}
+	img, err := s.adoptWith(tmp, id, size, comment, cfg, created, layers, treeImport, shared)
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", id, err)
 	}

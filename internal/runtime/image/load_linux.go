@@ -209,7 +209,11 @@ func (s *Store) loadOne(ctx context.Context, root *os.File, m manifestEntry, dir
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.adoptWith(dir, id, x.size, oc.Comment, imageConfig(oc), oc.Created.UTC(), slices.Clone(oc.RootFS.DiffIDs), s.treeOf(oc.RootFS.DiffIDs))
+	shared, err := s.treeOf(oc.RootFS.DiffIDs, treeLayers)
+	if err != nil {
+		return nil, err
+	}
+	return s.adoptWith(dir, id, x.size, oc.Comment, imageConfig(oc), oc.Created.UTC(), slices.Clone(oc.RootFS.DiffIDs), treeLayers, shared)
 }
 
 // applyLayer extracts layer i (plain, gzip or bzip2) over what the

@@ -210,3 +210,28 @@ func TestLoadChecks(t *testing.T) {
 		t.Errorf("d's time %v, %v; want the last layer's %v", fi.ModTime(), err, late)
 	}
 }
+
+// TestImportAndLoadOfOneTarShareNoTree: an import takes a tar as it is
+// (a ".wh." name is a file), a load applies it as a layer (a whiteout):
+// the two trees of one tar differ, so they are not shared (the review of
+// session 19 found the load reusing the import's tree).
+func TestImportAndLoadOfOneTarShareNoTree(t *testing.T) {
+	s, _ := newTestStore(t)
+	layer := tarOf(t, dir("etc/"), file("etc/keep", "k"), file("etc/.wh.b", ""))
+	imported := mustImport(t, s, layer, "imp", "")
+	config := []byte(`{"created":"2026-01-02T03:04:05Z","architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[]}}`)
+	loaded, err := s.Load(context.Background(), bytes.NewReader(saveArchive(t, config, []string{"ld:1"}, layer)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := loaded[0].Image
+	if img.RootfsDir == imported.RootfsDir {
+		t.Fatalf("the loaded image uses the imported one's tree %s", img.RootfsDir)
+	}
+	if _, err := os.Lstat(filepath.Join(img.RootfsDir, "etc/.wh.b")); !os.IsNotExist(err) {
+		t.Errorf("the loaded tree has the whiteout as a file (%v)", err)
+	}
+	if _, err := os.Lstat(filepath.Join(imported.RootfsDir, "etc/.wh.b")); err != nil {
+		t.Errorf("the imported tree lost its .wh.b file: %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -181,7 +182,10 @@ func (s *Store) Prune(all bool, match func(*Image) bool, users func(id string) U
 			}
 			continue
 		}
-		untagged, deleted, reclaimed = append(untagged, u...), append(deleted, d...), reclaimed+img.Size
+		untagged, deleted = append(untagged, u...), append(deleted, d...)
+		if _, err := os.Stat(img.RootfsDir); errors.Is(err, os.ErrNotExist) {
+			reclaimed += img.Size // its tree went (one other images share stays)
+		}
 	}
 	return untagged, deleted, reclaimed, nil
 }

@@ -71,7 +71,7 @@ func hexOf(id string) string { return strings.TrimPrefix(id, "sha256:") }
 // that image exists already, keeps the existing one (tmp is then removed
 // by the caller). shared, when not "", is the rootfs of an image made of
 // the same layers, which the new one uses instead of tmp's tree.
-func (s *Store) adoptWith(tmp, id string, size int64, comment string, cfg *Config, created time.Time, layers []string, shared string) (*Image, error) {
+func (s *Store) adoptWith(tmp, id string, size int64, comment string, cfg *Config, created time.Time, layers []string, tree, shared string) (*Image, error) {
 	if img, err := s.byID(id); err == nil {
 		return img, nil
 	} else if !errdefs.Is(err, errdefs.KindNotFound) {
@@ -102,6 +102,7 @@ func (s *Store) adoptWith(tmp, id string, size int64, comment string, cfg *Confi
 		RootfsDir: rootfs,
 		Config:    cfg,
 		Layers:    layers,
+		Tree:      tree,
 	}
 	err := s.st.Update(func(tx store.Tx) error { return tx.Put(store.BucketImages, id, img) })
 	if err != nil && final != "" {
@@ -113,23 +114,30 @@ func (s *Store) adoptWith(tmp, id string, size int64, comment string, cfg *Confi
 	return img, nil
 }
 
-// treeOf returns the rootfs of an image made of exactly layers, to share
-// (each import of one tar is an image of its own, as in Docker, but
-// berth keeps one tree for them where Docker keeps one layer), or "".
-func (s *Store) treeOf(layers []string) string {
+// Ways a tree is made from its layers (Image.Tree).
+const (
+	treeImport = "import"
+	treeLayers = "layers"
+)
+
+// treeOf returns the rootfs of an image whose tree was made the same way
+// (tree) from exactly layers, to share (each import of one tar is an
+// image of its own, as in Docker, but berth keeps one tree for them where
+// Docker keeps one layer), or "".
+func (s *Store) treeOf(layers []string, tree string) (string, error) {
 	if len(layers) == 0 {
-		return ""
+		return "", nil
 	}
 	imgs, err := s.List()
 	if err != nil {
-		return ""
+		return "", err
 	}
 	for _, img := range imgs {
-		if slices.Equal(img.Layers, layers) {
-			return img.RootfsDir
+		if img.Tree == tree && slices.Equal(img.Layers, layers) {
+			return img.RootfsDir, nil
 		}
 	}
-	return ""
+	return "", nil
 }
 
 // tag gives image id the tag ref ("name:tag"), taking it from any other image.
