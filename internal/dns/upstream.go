@@ -99,15 +99,20 @@ func (p *udpPool) send(ctx context.Context, q *mdns.Msg, up netip.AddrPort, time
 // sends wire again and at the deadline takes it out with an error, and a
 // hook on ctx that takes it out too.
 func (p *udpPool) register(ctx context.Context, up netip.AddrPort, q mdns.Question, wire []byte, timeout time.Duration, done func(*mdns.Msg, error)) (*upstreamSock, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return nil, errPoolClosed
-	}
-	s, err := p.openLocked(up)
+	// Opened outside the pool's lock (in a sandbox it takes a namespace
+	// switch), so that queries open their sockets side by side.
+	s, err := p.open(up)
 	if err != nil {
 		return nil, err
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		s.conn.Close() // no reader was started for it
+		return nil, errPoolClosed
+	}
+	p.live[s] = struct{}{}
+	go s.read()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id := uint16(rand.Uint32())
@@ -143,7 +148,8 @@ func (s *upstreamSock) resendOrExpire(id uint16, pq *pendingQuery) {
 	}
 }
 
-func (p *udpPool) openLocked(up netip.AddrPort) (*upstreamSock, error) {
+// open makes a query's socket to up, in the pool's namespace.
+func (p *udpPool) open(up netip.AddrPort) (*upstreamSock, error) {
 	var conn *net.UDPConn
 	dial := func() error {
 		var err error
@@ -159,10 +165,7 @@ func (p *udpPool) openLocked(up netip.AddrPort) (*upstreamSock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open a socket to upstream %s: %w", up, err)
 	}
-	s := &upstreamSock{pool: p, up: up, conn: conn, pending: map[uint16]*pendingQuery{}}
-	p.live[s] = struct{}{}
-	go s.read()
-	return s, nil
+	return &upstreamSock{pool: p, up: up, conn: conn, pending: map[uint16]*pendingQuery{}}, nil
 }
 
 // forget drops s from the live sockets once it is closed.
