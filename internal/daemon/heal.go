@@ -270,15 +270,32 @@ func (d *Daemon) watchRoutes(ctx context.Context) error {
 	return nil
 }
 
-// routeWatchFailed logs the error that ended the route subscription: a
-// warning, since overlaps are no longer seen, unless the daemon is
-// stopping (closing the subscription's socket fails its pending receive).
+// routeWatchFailed logs the error that ended the route subscription,
+// unless the daemon is stopping (closing the subscription's socket fails
+// its pending receive), and follows the routes again a second later: a
+// burst of route changes larger than the socket's buffer ends it
+// (ENOBUFS), and overlaps would go unnoticed until a restart.
 func (d *Daemon) routeWatchFailed(ctx context.Context, err error) {
 	if ctx.Err() != nil {
 		d.log.Debug("route watcher stopped", "err", err)
 		return
 	}
-	d.log.Warn("route watcher failed; host routes that overlap networks are no longer noticed", "err", err)
+	d.log.Warn("route watcher failed; following the host's routes again in a second", "err", err)
+	time.AfterFunc(time.Second, func() { d.rewatchRoutes(ctx) })
+}
+
+// rewatchRoutes subscribes to route changes again and checks the routes
+// that are there now, which the lost notifications may have changed.
+func (d *Daemon) rewatchRoutes(ctx context.Context) {
+	if ctx.Err() != nil {
+		return
+	}
+	if err := d.watchRoutes(ctx); err != nil {
+		d.log.Warn("route watcher not made again; host routes that overlap networks are no longer noticed", "err", err)
+		return
+	}
+	d.scanRoutes()
+	d.log.Info("following the host's routes again")
 }
 
 // followRoutes turns route events into network warnings until the channel closes.

@@ -56,7 +56,7 @@ func TestRouteWatchFailedWarnsOnlyWhileRunning(t *testing.T) {
 		t.Errorf("a failure while running logged %q, want a warning", buf.String())
 	}
 	buf.Reset()
-	cancel()
+	cancel() // before the second after which it would follow the routes again
 	d.routeWatchFailed(ctx, errors.New("Receive failed: resource temporarily unavailable"))
 	if buf.Len() != 0 {
 		t.Errorf("a failure while stopping logged %q, want nothing at info level", buf.String())

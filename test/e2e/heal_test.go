@@ -2,10 +2,13 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -151,6 +154,33 @@ func TestHostRouteWarnings(t *testing.T) {
 	}
 	w.MustInHost(t, "ip", "link", "del", "vpn2")
 	eventually(t, "vpn2's warning gone with it", func() bool { return len(networkWarnings(t, w, "bridge")) == 0 })
+
+	// More route changes than the route socket holds, while the daemon
+	// cannot read (stopped): the subscription ends with ENOBUFS, and the
+	// daemon follows the routes again: a later overlap is still noticed.
+	var batch strings.Builder
+	for i := range 4000 {
+		fmt.Fprintf(&batch, "route add 10.222.%d.%d/32 dev eth0 table 77\n", i/250, i%250)
+	}
+	batchFile := filepath.Join(w.Dir, "routes.batch")
+	if err := os.WriteFile(batchFile, []byte(batch.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(d.Pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := w.InHost(t, "ip", "-batch", batchFile)
+	syscall.Kill(d.Pid(), syscall.SIGCONT)
+	if code != 0 {
+		t.Fatalf("ip -batch: %s", errOut)
+	}
+	eventually(t, "the route watcher following again", func() bool {
+		return strings.Contains(daemonLog(t, d), "following the host's routes again")
+	})
+	w.MustInHost(t, "ip", "route", "add", "172.17.7.0/24", "dev", "eth0")
+	eventually(t, "a warning after the watcher came back", func() bool { return len(networkWarnings(t, w, "bridge")) == 1 })
+	w.MustInHost(t, "ip", "route", "del", "172.17.7.0/24", "dev", "eth0")
+	eventually(t, "that warning gone", func() bool { return len(networkWarnings(t, w, "bridge")) == 0 })
 
 	// A route in another table keeps new networks off its subnet.
 	w.MustInHost(t, "ip", "route", "add", "172.18.0.0/24", "dev", "eth0", "table", "100")
