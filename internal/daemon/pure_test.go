@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -283,5 +285,30 @@ func TestMergeImageConfig(t *testing.T) {
 		if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty()); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", tt.name, diff)
 		}
+	}
+}
+
+// TestResolvConfHashedStreams: a container's resolv.conf is compared
+// with berth's hash as a stream; one larger than berth ever writes (a
+// sparse file costs the container no disk) counts as edited unread.
+func TestResolvConfHashedStreams(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "resolv.conf")
+	content := []byte("nameserver 127.0.0.11\noptions ndots:0\n")
+	if err := os.WriteFile(p, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(content)
+	if err := os.WriteFile(p+".hash", []byte("sha256:"+hex.EncodeToString(sum[:])), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := resolvConfHashed(p); got != hashMatch {
+		t.Errorf("berth's own file: %v, want a match", got)
+	}
+	if err := os.Truncate(p, 8<<30); err != nil { // sparse
+		t.Fatal(err)
+	}
+	if got := resolvConfHashed(p); got != hashMismatch {
+		t.Errorf("an 8 GiB sparse file: %v, want edited", got)
 	}
 }
