@@ -13,10 +13,17 @@ import (
 	"github.com/berth-net/berth/internal/sandbox"
 )
 
-// maxForwards bounds the queries in flight to upstream servers across all
-// resolvers, as Docker's 1024: a flood from one container cannot make the
-// daemon open sockets without end.
-const maxForwards = 1024
+// maxForwards bounds one resolver's queries in flight to upstream
+// servers, as Docker's 1024 a resolver: one container's flood (to an
+// upstream that never answers) fills its own slots, not the others'
+// (QA round 27: with one pool for all, it made every container's
+// lookups REFUSED). maxForwardsAll bounds them across all resolvers, so
+// that many flooding containers cannot take every file descriptor of the
+// daemon (a socket each).
+const (
+	maxForwards    = 1024
+	maxForwardsAll = 8192
+)
 
 // upstreamUDPSize is the largest UDP answer taken from an upstream.
 const upstreamUDPSize = 4096
@@ -31,7 +38,7 @@ const upstreamUDPSize = 4096
 // servers.
 type forwarder struct {
 	timeout time.Duration // per exchange with one upstream
-	slots   chan struct{} // shared by every forwarder of a manager
+	slots   chan struct{} // maxForwardsAll, shared by every forwarder of a manager
 	udp     *udpPool
 	log     *slog.Logger
 	// netns, when not "", is the namespace the sockets are made in.
@@ -39,7 +46,7 @@ type forwarder struct {
 }
 
 func newForwarder(timeout time.Duration, log *slog.Logger) *forwarder {
-	return &forwarder{timeout: timeout, slots: make(chan struct{}, maxForwards), udp: newUDPPool(""), log: log}
+	return &forwarder{timeout: timeout, slots: make(chan struct{}, maxForwardsAll), udp: newUDPPool(""), log: log}
 }
 
 // inNamespace is a forwarder like f whose sockets are made inside the
@@ -58,23 +65,43 @@ func (f *forwarder) close() { f.udp.close() }
 // upstream answers, or REFUSED when too many queries are in flight.
 func (f *forwarder) forward(ctx context.Context, q *mdns.Msg, proto string, upstreams []netip.AddrPort) *mdns.Msg {
 	answer := make(chan *mdns.Msg, 1)
-	f.start(ctx, q, proto, upstreams, func(resp *mdns.Msg) { answer <- resp })
+	f.start(ctx, nil, q, proto, upstreams, func(resp *mdns.Msg) { answer <- resp })
 	return <-answer
 }
+
+// newSlots is a resolver's own maxForwards.
+func newSlots() chan struct{} { return make(chan struct{}, maxForwards) }
 
 // start is forward without waiting: done gets the answer, exactly once,
 // on whichever goroutine has it (the caller's, a socket reader's, a
 // timer's). A UDP query takes no goroutine while it waits for upstreams:
 // the reader of the socket its answer arrives on hands it on.
-func (f *forwarder) start(ctx context.Context, q *mdns.Msg, proto string, upstreams []netip.AddrPort, done func(*mdns.Msg)) {
+//
+// own, when not nil, is the asking resolver's slots (newSlots): a query
+// takes one of its resolver's and one of all (f.slots), or is REFUSED.
+func (f *forwarder) start(ctx context.Context, own chan struct{}, q *mdns.Msg, proto string, upstreams []netip.AddrPort, done func(*mdns.Msg)) {
+	if own != nil {
+		select {
+		case own <- struct{}{}:
+		default:
+			done(new(mdns.Msg).SetRcode(q, mdns.RcodeRefused))
+			return
+		}
+	}
 	select {
 	case f.slots <- struct{}{}:
 	default:
+		if own != nil {
+			<-own
+		}
 		done(new(mdns.Msg).SetRcode(q, mdns.RcodeRefused))
 		return
 	}
 	fl := &flight{f: f, ctx: ctx, q: q, ups: upstreams, done: func(resp *mdns.Msg) {
 		<-f.slots
+		if own != nil {
+			<-own
+		}
 		done(resp)
 	}}
 	if proto == "tcp" {

@@ -44,6 +44,7 @@ type Resolver struct {
 	sandboxID string
 	names     Names
 	fwd       *forwarder
+	slots     chan struct{} // this resolver's forwards in flight (newSlots)
 	log       *slog.Logger
 	upstreams atomic.Pointer[[]netip.AddrPort]
 	ndotsSet  atomic.Bool
@@ -61,7 +62,7 @@ type Resolver struct {
 // serve starts answering on udp and tcp (either may be nil), which must
 // already be bound where the sandbox's clients look (127.0.0.11:53).
 func serve(sandboxID string, names Names, fwd *forwarder, upstreams []netip.AddrPort, udp *net.UDPConn, tcp net.Listener, log *slog.Logger) *Resolver {
-	r := &Resolver{sandboxID: sandboxID, names: names, fwd: fwd, log: log, udp: udp, interned: map[string]string{}}
+	r := &Resolver{sandboxID: sandboxID, names: names, fwd: fwd, slots: newSlots(), log: log, udp: udp, interned: map[string]string{}}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.SetUpstreams(upstreams)
 	if udp != nil {
@@ -274,7 +275,7 @@ func (r *Resolver) forward(q *mdns.Msg, proto string, done func(*mdns.Msg)) {
 		done(new(mdns.Msg).SetRcode(q, mdns.RcodeServerFailure))
 		return
 	}
-	r.fwd.start(r.ctx, q, proto, ups, done)
+	r.fwd.start(r.ctx, r.slots, q, proto, ups, done)
 }
 
 // Close stops serving, closes the sockets (which frees the sandbox's

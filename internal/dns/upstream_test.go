@@ -294,3 +294,37 @@ func pending(f *forwarder) int {
 	}
 	return n
 }
+
+// TestForwardSlotsArePerResolver: a resolver whose forwards in flight
+// are all taken (a container flooding an upstream that never answers)
+// gets REFUSED; another resolver's query still goes out, and gives its
+// slots back when it ends (QA round 27: one pool for all made every
+// container's lookups REFUSED).
+func TestForwardSlotsArePerResolver(t *testing.T) {
+	silent := rawUpstream(t, func(*mdns.Msg) []*mdns.Msg { return nil })
+	f := testForwarder(t, hangBound)
+	full := newSlots()
+	for range maxForwards {
+		full <- struct{}{}
+	}
+	got := make(chan *mdns.Msg, 1)
+	f.start(context.Background(), full, query("a.test", mdns.TypeA), "udp", []netip.AddrPort{silent}, func(m *mdns.Msg) { got <- m })
+	if m := <-got; m.Rcode != mdns.RcodeRefused {
+		t.Errorf("a query of the flooding resolver: rcode %d, want REFUSED", m.Rcode)
+	}
+	if len(f.slots) != 0 {
+		t.Errorf("a refused query holds %d of all slots", len(f.slots))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	other := newSlots()
+	done := make(chan *mdns.Msg, 1)
+	f.start(ctx, other, query("b.test", mdns.TypeA), "udp", []netip.AddrPort{silent}, func(m *mdns.Msg) { done <- m })
+	if len(other) != 1 || len(f.slots) != 1 {
+		t.Errorf("another resolver's query took %d of its slots and %d of all, want 1 and 1", len(other), len(f.slots))
+	}
+	cancel()
+	<-done
+	if len(other) != 0 || len(f.slots) != 0 {
+		t.Errorf("after it ended: %d of its slots and %d of all still taken", len(other), len(f.slots))
+	}
+}
