@@ -7,6 +7,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-net/berth/internal/runtime/image"
 )
 
 // userIn resolves a --user value against the container's /etc/passwd and
@@ -23,18 +25,6 @@ func userIn(rootfs, spec string) (user, error) {
 	return resolveUser(spec, passwd, group)
 }
 
-// procDir is the host's /proc, opened when the process starts: readInRoot
-// reopens a file through its magic links also from a container's file
-// system view, whose thread is chrooted where /proc is not mounted. -1
-// when there is none.
-var procDir = func() int {
-	fd, err := unix.Open("/proc", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return -1
-	}
-	return fd
-}()
-
 // readInRoot reads rel inside root with symlinks resolved as the container
 // sees them (openat2 RESOLVE_IN_ROOT), so an image cannot make the daemon
 // read a host file. A missing file reads as empty; anything but a regular
@@ -46,29 +36,17 @@ func readInRoot(root, rel string) ([]byte, error) {
 		return nil, fmt.Errorf("open root filesystem %q: %w", root, err)
 	}
 	defer dir.Close()
-	// O_PATH first: an open of a device node the container made (it has
-	// CAP_MKNOD, and the overlay is not nodev) reaches its driver from the
-	// host, outside the container's device cgroup (QA round 27). The
-	// regular file is then opened through the pinned descriptor.
-	path, err := unix.Openat2(int(dir.Fd()), rel, &unix.OpenHow{
-		Flags:   unix.O_PATH | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-	})
+	// Never opened unless it is a regular file (image.OpenRegularIn): an
+	// open of a device node the container made (it has CAP_MKNOD, and the
+	// overlay is not nodev) reaches its driver from the host, outside the
+	// container's device cgroup (QA round 27).
+	fd, err := image.OpenRegularIn(dir, rel)
 	if errors.Is(err, unix.ENOENT) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("open %q in %q: %w", rel, root, err)
-	}
-	defer unix.Close(path)
-	var st unix.Stat_t
-	if err := unix.Fstat(path, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+	if errors.Is(err, image.ErrNotRegular) {
 		return nil, fmt.Errorf("read %q in %q: not a regular file", rel, root)
 	}
-	if procDir < 0 {
-		return nil, fmt.Errorf("open %q in %q: no /proc to reopen it through", rel, root)
-	}
-	fd, err := unix.Openat(procDir, fmt.Sprintf("thread-self/fd/%d", path), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open %q in %q: %w", rel, root, err)
 	}

@@ -276,23 +276,44 @@ func imageConfig(oc ociConfig) *Config {
 // It is found with O_PATH and opened for reading only once it is known to
 // be a regular file: opening a device can act on it.
 func openIn(root *os.File, name string) (int, error) {
+	fd, err := OpenRegularIn(root, name)
+	if err != nil {
+		return -1, fmt.Errorf("%s: %w", name, err)
+	}
+	return fd, nil
+}
+
+// ErrNotRegular is OpenRegularIn's answer for what is not a regular file.
+var ErrNotRegular = errors.New("not a regular file")
+
+// OpenRegularIn opens name inside the directory root for reading, its
+// links resolved as if root were "/" (openat2 RESOLVE_IN_ROOT): an image,
+// or a container, cannot make it lead out. It is pinned with O_PATH and
+// reopened through its /proc magic link only once it is known to be a
+// regular file (ErrNotRegular otherwise): opening a device node reaches its
+// driver, on the host, and a FIFO's open blocks. The reopen goes through a
+// /proc opened at start (procDir), so that it works from a thread chrooted
+// where /proc is not mounted (a container's file system view).
+func OpenRegularIn(root *os.File, name string) (int, error) {
 	path, err := unix.Openat2(int(root.Fd()), name, &unix.OpenHow{
 		Flags:   unix.O_PATH | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
 	})
 	if err != nil {
-		return -1, fmt.Errorf("%s: %w", name, err)
+		return -1, err
 	}
 	defer unix.Close(path)
 	var st unix.Stat_t
-	if err := unix.Fstat(path, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return -1, fmt.Errorf("%s: not a regular file", name)
+	if err := unix.Fstat(path, &st); err != nil {
+		return -1, err
 	}
-	fd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", path), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
-	if err != nil {
-		return -1, fmt.Errorf("%s: %w", name, err)
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return -1, ErrNotRegular
 	}
-	return fd, nil
+	if procDir < 0 {
+		return -1, errors.New("no /proc to reopen it through")
+	}
+	return unix.Openat(procDir, fmt.Sprintf("thread-self/fd/%d", path), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 }
 
 // readIn reads the small file name inside root (see openIn).
