@@ -2,8 +2,11 @@ package api
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/berth-net/berth/internal/errdefs"
 )
@@ -65,15 +68,15 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 	if !opts.Stdout && !opts.Stderr {
 		return errdefs.Invalid("Bad parameters: you must choose at least one stream")
 	}
-	// berth keeps no timestamps with its logs: refuse rather than ignore,
-	// as what it does not do (501), which Docker Compose's logs -f takes
-	// in its stride when it follows a container that restarted (it asks
-	// again with since=the start; compose's logs.go skips NotImplemented).
-	if boolValue(r, "timestamps") {
-		return errdefs.NotImplemented("log timestamps (--timestamps) are not supported by berth")
+	opts.Timestamps = boolValue(r, "timestamps")
+	var err error
+	if opts.Since, err = parseLogTime(r.URL.Query().Get("since")); err != nil {
+		return err
 	}
-	if q := r.URL.Query(); q.Get("since") != "" || q.Get("until") != "" {
-		return errdefs.NotImplemented("log time ranges (--since, --until) are not supported by berth")
+	if u := r.URL.Query().Get("until"); u != "0" { // "0": no bound, as moby's
+		if opts.Until, err = parseLogTime(u); err != nil {
+			return err
+		}
 	}
 	if n, err := strconv.Atoi(r.URL.Query().Get("tail")); err == nil {
 		opts.Tail = max(n, -1) // negative means everything, as in moby
@@ -85,6 +88,9 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 	}
 	if !c.Config.LogConfig.Readable() {
 		return errdefs.NotImplemented("configured logging driver does not support reading") // moby's ErrReadLogsNotSupported
+	}
+	if err := s.backend.CheckLogs(r.Context(), c.ID, opts); err != nil {
+		return err
 	}
 	multiplexed := !c.Config.Tty
 	ct := mediaRawStream
@@ -106,4 +112,28 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	// After the 200 an error can only be logged: the client reads frames.
 	return s.backend.ContainerLogs(ctx, c.ID, opts, orDiscard(stdout), orDiscard(stderr))
+}
+
+// parseLogTime reads a since or until value of the logs API as moby's
+// timetypes.ParseTimestamps does: seconds since the epoch with an
+// optional fraction ("1700000000", "1700000000.000000001"), the form the
+// docker CLI sends for whatever its user typed ("10m", a date).
+func parseLogTime(v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	sec, frac, hasFrac := strings.Cut(v, ".")
+	s, err := strconv.ParseInt(sec, 10, 64)
+	if err != nil {
+		return time.Time{}, errdefs.Invalid("invalid timestamp %q: %v", v, err)
+	}
+	var ns int64
+	if hasFrac {
+		if ns, err = strconv.ParseInt(frac, 10, 64); err != nil || ns < 0 {
+			return time.Time{}, errdefs.Invalid("invalid timestamp %q: %v", v, err)
+		}
+		// As moby's: the digits scaled to nanoseconds.
+		ns = int64(float64(ns) * math.Pow(10, float64(9-len(frac))))
+	}
+	return time.Unix(s, ns), nil
 }

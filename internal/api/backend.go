@@ -113,6 +113,9 @@ type Backend interface {
 	// ContainerLogs writes what the container printed so far (and, with
 	// follow, until it stops or ctx ends).
 	ContainerLogs(ctx context.Context, ref string, opts LogsOptions, stdout, stderr io.Writer) error
+	// CheckLogs returns the error ContainerLogs would return before it
+	// writes anything (the API's status must come before the stream).
+	CheckLogs(ctx context.Context, ref string, opts LogsOptions) error
 
 	CreateExec(ctx context.Context, ctrRef string, cfg ExecConfig) (string, error)
 	// StartExec runs the exec'd process and returns after it was reaped, so
@@ -187,6 +190,10 @@ type Streams struct {
 type LogsOptions struct {
 	Stdout, Stderr, Follow bool
 	Tail                   int // < 0: everything
+	// Since and Until bound the entries' times (zero: no bound);
+	// Timestamps prefixes each entry with its time.
+	Since, Until time.Time
+	Timestamps   bool
 }
 
 // ExecConfig is a docker exec request.

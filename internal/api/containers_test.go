@@ -398,6 +398,22 @@ func TestContainerLogs(t *testing.T) {
 	if !gotOpts.Follow || gotOpts.Tail != -1 {
 		t.Errorf("options = %+v, want follow and all lines", gotOpts)
 	}
+
+	// What the docker CLI sends for -t, --since and --until (seconds
+	// with nanoseconds, or without), and until=0 for no bound.
+	for _, c := range []struct {
+		query string
+		want  LogsOptions
+	}{
+		{"timestamps=1&since=1700000000.000000001&until=1700000060", LogsOptions{Stdout: true, Tail: -1, Timestamps: true, Since: time.Unix(1700000000, 1), Until: time.Unix(1700000060, 0)}},
+		{"since=1700000000.5&until=0", LogsOptions{Stdout: true, Tail: -1, Since: time.Unix(1700000000, 500_000_000)}},
+	} {
+		rec = call(t, newServer(f), http.MethodGet, "/v1.51/containers/test1/logs?stdout=1&"+c.query, "")
+		wantStatus(t, rec, http.StatusOK)
+		if !gotOpts.Since.Equal(c.want.Since) || !gotOpts.Until.Equal(c.want.Until) || gotOpts.Timestamps != c.want.Timestamps {
+			t.Errorf("%s: options %+v, want %+v", c.query, gotOpts, c.want)
+		}
+	}
 }
 
 // TestShutdownEndsWait: a pending wait must not hold the daemon's shutdown.

@@ -54,6 +54,11 @@ func (f *fakeBackend) ContainerLogs(ctx context.Context, ref string, o LogsOptio
 	return nil
 }
 
+func (f *fakeBackend) CheckLogs(ctx context.Context, ref string, o LogsOptions) error {
+	_, err := f.Container(ctx, ref)
+	return err
+}
+
 func (f *fakeBackend) CreateExec(ctx context.Context, ref string, cfg ExecConfig) (string, error) {
 	c, err := f.Container(ctx, ref)
 	if err != nil {

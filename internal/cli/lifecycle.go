@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/docker/go-connections/nat"
 	"github.com/spf13/cobra"
@@ -145,7 +146,8 @@ func newRmCommand(e *env) *cobra.Command {
 
 func newLogsCommand(e *env) *cobra.Command {
 	var (
-		o client.LogsOptions
+		o            client.LogsOptions
+		since, until string
 	)
 	cmd := &cobra.Command{
 		Use:   "logs [OPTIONS] CONTAINER",
@@ -156,6 +158,13 @@ func newLogsCommand(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			now := time.Now()
+			if o.Since, err = logTime(since, now); err != nil {
+				return err
+			}
+			if o.Until, err = logTime(until, now); err != nil {
+				return err
+			}
 			return printLogs(cmd.Context(), e, c, args[0], o)
 		},
 	}
@@ -163,7 +172,40 @@ func newLogsCommand(e *env) *cobra.Command {
 	f.BoolVarP(&o.Follow, "follow", "f", false, "Follow log output")
 	f.StringVarP(&o.Tail, "tail", "n", "all", "Number of lines to show from the end of the logs")
 	f.BoolVarP(&o.Timestamps, "timestamps", "t", false, "Show timestamps")
+	f.StringVar(&since, "since", "", `Show logs since timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)`)
+	f.StringVar(&until, "until", "", `Show logs before a timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)`)
 	return cmd
+}
+
+// logTime reads a --since or --until value as the docker CLI's
+// timetypes.GetTimestamp takes the common forms: a duration back from
+// now ("42m", "1h30m"), an RFC 3339 time with or without a zone (local
+// time without), a date, or seconds since the epoch ("1700000000.5").
+func logTime(v string, now time.Time) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02T15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, v, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	sec, frac, _ := strings.Cut(v, ".")
+	if s, err := strconv.ParseInt(sec, 10, 64); err == nil {
+		ns := int64(0)
+		if frac != "" {
+			f, err := strconv.ParseFloat("0."+frac, 64)
+			if err != nil {
+				return time.Time{}, fmt.Errorf("failed to parse value as time or duration: %q", v)
+			}
+			ns = int64(f * 1e9)
+		}
+		return time.Unix(s, ns), nil
+	}
+	return time.Time{}, fmt.Errorf("failed to parse value as time or duration: %q", v)
 }
 
 // printLogs copies the log stream, demultiplexing it unless the container

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/api/types/image"
 	"github.com/google/go-cmp/cmp"
@@ -165,6 +166,30 @@ func TestLogs(t *testing.T) {
 		if diff := cmp.Diff(wantCalls, s.Calls()); diff != "" {
 			t.Errorf("calls (-want +got):\n%s", diff)
 		}
+	}
+}
+
+// TestLogsTimes: -t, --since and --until go to the daemon as the docker
+// CLI sends them (seconds.nanoseconds), from its forms of a time.
+func TestLogsTimes(t *testing.T) {
+	s := clienttest.New(t)
+	s.JSON("GET /containers/{ref}/json", 200, map[string]any{"Id": web1ID, "Config": map[string]any{}})
+	s.Handle("GET /containers/{id}/logs", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) })
+	if got := runBerth(t, s.Host, "", "logs", "-t", "--since", "1700000000.25", "--until", "2026-01-02T03:04:05Z", "web1"); got.code != 0 {
+		t.Fatalf("%+v", got)
+	}
+	want := "GET /containers/" + web1ID + "/logs?since=1700000000.250000000&stderr=1&stdout=1&tail=all&timestamps=1&until=1767323045.000000000"
+	if calls := s.Calls(); len(calls) != 2 || calls[1] != want {
+		t.Errorf("calls %q, want the logs call %q", calls, want)
+	}
+	now := time.Date(2026, 12, 2, 6, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Time{"42m": now.Add(-42 * time.Minute), "1700000000": time.Unix(1700000000, 0), "": {}} {
+		if got, err := logTime(in, now); err != nil || !got.Equal(want) {
+			t.Errorf("logTime(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	if _, err := logTime("yesterday", now); err == nil {
+		t.Error("logTime(yesterday) took it")
 	}
 }
 

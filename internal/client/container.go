@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 )
@@ -144,6 +145,8 @@ type LogsOptions struct {
 	Follow     bool
 	Tail       string // "all" or a number; "" means all
 	Timestamps bool
+	// Since and Until bound the entries' times (zero: none).
+	Since, Until time.Time
 }
 
 // ContainerLogs returns the log stream (multiplexed unless the container
@@ -154,6 +157,12 @@ func (c *Client) ContainerLogs(ctx context.Context, ref string, o LogsOptions) (
 	boolQuery(q, "timestamps", o.Timestamps)
 	if o.Tail != "" {
 		q.Set("tail", o.Tail)
+	}
+	// Seconds.nanoseconds, as the docker CLI sends them.
+	for k, t := range map[string]time.Time{"since": o.Since, "until": o.Until} {
+		if !t.IsZero() {
+			q.Set(k, fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond()))
+		}
 	}
 	resp, err := c.do(ctx, request{method: http.MethodGet, path: "/containers/" + url.PathEscape(ref) + "/logs", query: q})
 	if err != nil {

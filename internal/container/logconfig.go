@@ -10,10 +10,10 @@ import (
 	"github.com/docker/go-units"
 )
 
-// LogConfig is HostConfig.LogConfig. Whatever the driver, a container
-// writes its output to files itself (see the runtime's logs), which attach
-// follows too; the driver decides how big they grow and whether docker
-// logs may read them.
+// LogConfig is HostConfig.LogConfig. Whatever the driver, a container's
+// output goes to its log file in json-file's format (the runtime's
+// jsonlog.go), which attach follows too; the driver decides how big it
+// grows and whether docker logs may read it.
 type LogConfig struct {
 	Type   string            `json:"type,omitempty"` // "" is json-file, the default
 	Config map[string]string `json:"config,omitempty"`
@@ -30,9 +30,9 @@ const (
 	// in Docker too.
 	LogDriverLocal = "local"
 	// LogDriverNone keeps nothing for docker logs, which refuses, as in
-	// Docker; attach still sees the output, through a file cut back to
-	// nothing once it passes noneMaxSize (an attach that lags behind by
-	// that much loses what was cut).
+	// Docker; attach still sees the output, through a file started
+	// afresh once it passes noneMaxSize (an attach that lags behind by
+	// that much loses what was dropped).
 	LogDriverNone = "none"
 )
 

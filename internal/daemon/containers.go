@@ -298,7 +298,11 @@ func (d *Daemon) Container(ctx context.Context, ref string) (*container.Containe
 	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	return cloneContainer(cs.c), nil
+	c := cloneContainer(cs.c)
+	if c.Config.LogConfig.Readable() {
+		c.LogPath = d.runtime.JSONLogPath(c.ID) // as moby's, also before the first start
+	}
+	return c, nil
 }
 
 // ContainerAttachments lists the networks of a container: live endpoints

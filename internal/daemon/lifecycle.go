@@ -213,6 +213,9 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, net conta
 		Files:    map[string]string{"/etc/hosts": c.HostsPath, "/etc/hostname": c.HostnamePath, "/etc/resolv.conf": c.ResolvConfPath},
 		ReadOnly: c.Config.ReadonlyRootfs, CapAdd: normalizedCaps(c.Config.CapAdd), CapDrop: normalizedCaps(c.Config.CapDrop), Sysctls: c.Config.Sysctls,
 	}
+	if size, files, err := c.Config.LogConfig.Limits(); err == nil {
+		spec.Log = runtime.LogLimit{MaxSize: size, MaxFiles: files}
+	}
 	if c.Config.Init {
 		path, err := initBinary()
 		if err != nil {

@@ -6,11 +6,12 @@ import (
 	"github.com/berth-net/berth/internal/runtime"
 )
 
-// logRotateEvery is how often the rotator looks at the logs of the
-// containers with a max-size. A container writes its logs itself, with no
-// copier in the daemon to count the bytes (runtime.RotateLogs), so a log
-// can pass max-size by what the container writes in this time; Docker's
-// json-file, which copies every line, rotates at the line that crosses it.
+// logRotateEvery is how often the rotator looks at the raw logs of the
+// containers an older berth (or an older reaper) started, which write
+// their files themselves (runtime.RotateLogs): such a log can pass
+// max-size by what the container writes in this time. Every other log is
+// rotated by its writer at the entry that finds it full (the runtime's
+// jsonlog.go), as Docker's json-file does, and is not looked at here.
 const logRotateEvery = 250 * time.Millisecond
 
 // startLogRotator rotates full logs until the returned func is called

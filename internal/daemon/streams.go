@@ -9,6 +9,7 @@ import (
 
 	"github.com/berth-net/berth/internal/api"
 	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/runtime"
 )
 
 // AttachContainer prepares an attach (api.Backend): it logs the attach
@@ -58,7 +59,9 @@ func (d *Daemon) AttachContainer(ctx context.Context, ref string) (func(context.
 	}
 	stdout, stderr := &heldWriter{}, &heldWriter{}
 	followed := make(chan error, 1)
-	go func() { followed <- d.runtime.Logs(fctx, id, stdout, stderr, 0, true, done) }()
+	go func() {
+		followed <- d.runtime.Logs(fctx, id, stdout, stderr, runtime.LogOptions{Tail: 0, Follow: true}, done)
+	}()
 	return func(ctx context.Context, s api.Streams) error {
 		defer detach()
 		defer cancel()
@@ -156,7 +159,24 @@ func (d *Daemon) ContainerLogs(ctx context.Context, ref string, opts api.LogsOpt
 		close(done)
 		exited = done
 	}
-	return d.runtime.Logs(ctx, id, stdout, stderr, opts.Tail, opts.Follow && running, exited)
+	o := runtime.LogOptions{Tail: opts.Tail, Since: opts.Since, Until: opts.Until, Timestamps: opts.Timestamps, Follow: opts.Follow && running}
+	return d.runtime.Logs(ctx, id, stdout, stderr, o, exited)
+}
+
+// CheckLogs refuses times for a log that has none (an older berth's,
+// until its container starts again).
+func (d *Daemon) CheckLogs(ctx context.Context, ref string, opts api.LogsOptions) error {
+	cs, err := d.lookup(ref)
+	if err != nil {
+		return err
+	}
+	cs.mu.Lock()
+	id := cs.c.ID
+	cs.mu.Unlock()
+	if (opts.Timestamps || !opts.Since.IsZero() || !opts.Until.IsZero()) && !d.runtime.LogsTimed(id) {
+		return errdefs.NotImplemented("the log of container %s was written by an older berth and has no times: --timestamps, --since and --until work once it is started again", id[:12])
+	}
+	return nil
 }
 
 // ResizeContainer resizes a tty container's terminal; without a tty it is a no-op, as in Docker.

@@ -1,6 +1,6 @@
 // Package runtime runs containers under runc: it mounts an overlayfs over an
 // imported image, writes the OCI bundle (config.json), starts the container
-// detached with its stdio in log files, waits for and signals its init,
+// detached with its output copied into its log, waits for and signals its init,
 // runs exec'd processes, and removes everything again. It owns
 // Config.StateDir (runc --root), Config.BundleDir and Config.DataDir, the
 // cgroups under "berth/", and nothing else; it never touches the network,
@@ -21,7 +21,10 @@
 // its code unknown: Wait returns -1.
 //
 // The reaper also reaps what a failed runc leaves behind ("runc:[1:CHILD]"
-// orphans), which used to stay zombies under the daemon.
+// orphans), which used to stay zombies under the daemon, and copies each
+// container's stdout and stderr (pipes it made for the container's runc)
+// into the container's log in json-file's format (jsonlog.go): lines
+// stamped when read, rotated at the write, kept while no daemon runs.
 //
 // Host notes (Debian 12, runc 1.1.5, cgroup v1 "hybrid"):
 //   - runc needs the cgroup v1 hierarchies mounted under /sys/fs/cgroup in the
@@ -31,10 +34,10 @@
 //   - The overlay upper and work directories live in DataDir, which must be
 //     on a file system overlayfs accepts as upper (ext4, xfs, tmpfs; not
 //     overlayfs itself).
-//   - A container's stdout and stderr are files that runc hands to the
-//     container directly, so its output survives a daemon crash. A tty
-//     container's output goes through the pty master, which only the daemon
-//     holds: if the daemon dies, the container's terminal hangs up. Likewise
+//   - A container's stdout and stderr are pipes the reaper reads, so its
+//     output survives a daemon crash. A tty container's output goes
+//     through the pty master, which only the daemon holds: if the daemon
+//     dies, the container's terminal hangs up. Likewise
 //     the daemon holds the write end of an open stdin's FIFO; when it dies
 //     the container reads EOF unless a client is attached.
 //   - Root on this VM lacks CAP_SYS_RESOURCE, so the containers' open files

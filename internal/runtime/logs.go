@@ -8,24 +8,127 @@ import (
 	"os"
 	"slices"
 	"time"
+
+	"github.com/berth-net/berth/internal/errdefs"
 )
 
 // followInterval is how often a followed log is checked for new output.
 const followInterval = 50 * time.Millisecond
 
-// Logs copies the container's stdout and stderr logs to stdout and stderr
-// (nil: not wanted), from the beginning, or with tail >= 0 from the start
-// of each log's last tail lines. (The two logs are separate files, so the
-// last lines are counted in each, not across both as in Docker's
-// json-file log.) Without follow it copies what is
-// there and returns. With follow it keeps copying new output until done is
-// closed (the container exited) and the files are drained, or ctx ends.
-// A log file that does not exist yet counts as empty, so a follower may
-// start before the container (attach for run in the foreground).
-func (r *Runtime) Logs(ctx context.Context, id string, stdout, stderr io.Writer, tail int, follow bool, done <-chan struct{}) error {
+// Logs writes the container's log entries that o selects to stdout and
+// stderr (nil: not wanted), each to the writer of its stream. Without
+// o.Follow it writes what is there and returns. With o.Follow it keeps
+// writing new output until done is closed (the container exited and its
+// output is all in the log) and the log is drained, or ctx ends. A log
+// that does not exist yet counts as empty, so a follower may start before
+// the container (attach for run in the foreground).
+//
+// A container started by berth before session 20 (or by a reaper of
+// that time still running) has two raw files instead, read as they were
+// (rawLogs): no times, so o's Since, Until and Timestamps are refused
+// there (NotImplemented, see LogsTimed), until a start converts them.
+func (r *Runtime) Logs(ctx context.Context, id string, stdout, stderr io.Writer, o LogOptions, done <-chan struct{}) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
+	if r.legacyLogs(id) {
+		if o.timed() {
+			return errLogsUntimed
+		}
+		return r.rawLogs(ctx, id, stdout, stderr, o.Tail, o.Follow, done)
+	}
+	return readJSONLog(ctx, r.JSONLogPath(id), stdout, stderr, o, done)
+}
+
+// errLogsUntimed refuses times for a log that has none.
+var errLogsUntimed = errdefs.NotImplemented("this container's log was written by an older berth and has no times: --timestamps, --since and --until work once it is started again")
+
+// LogsTimed says whether the container's log has times (Logs takes o's
+// Since, Until and Timestamps): every log but an older berth's.
+func (r *Runtime) LogsTimed(id string) bool {
+	return checkID(id) == nil && !r.legacyLogs(id)
+}
+
+// legacyLogs says whether id's output is in the raw files of berth
+// before session 20: they exist and no json log does, or there is no log
+// yet and the reaper is an older one, whose starts write raw files.
+func (r *Runtime) legacyLogs(id string) bool {
+	js := r.JSONLogPath(id)
+	if fileExists(js) || fileExists(rotated(js, 1)) {
+		return false
+	}
+	out, errp := r.LogPaths(id)
+	if fileExists(out) || fileExists(errp) || fileExists(rotated(out, 1)) || fileExists(rotated(errp, 1)) {
+		return true
+	}
+	ok, err := r.reaper.copiesLogs()
+	return err == nil && !ok
+}
+
+func fileExists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+// convertLegacyLogs moves an older berth's raw logs (legacyLogs) into the
+// json log before a start: each line an entry stamped with its file's
+// modification time (the lines' own times were never kept), stdout's
+// before stderr's (their order was not kept either).
+func (r *Runtime) convertLegacyLogs(id string) error {
+	out, errp := r.LogPaths(id)
+	sets := [][]string{existingLogFiles(out), existingLogFiles(errp)}
+	if len(sets[0])+len(sets[1]) == 0 {
+		return nil
+	}
+	// Not under a rotation of the raw files.
+	for _, lr := range []*logRotation{r.rot.of(out), r.rot.of(errp)} {
+		lr.mu.Lock()
+		defer lr.mu.Unlock()
+	}
+	lf, err := openLogFile(r.JSONLogPath(id), LogLimit{}) // the copier's first write rotates it if need be
+	if err != nil {
+		return err
+	}
+	for i, stream := range []string{"stdout", "stderr"} {
+		for _, p := range sets[i] {
+			f, err := os.Open(p)
+			if err != nil {
+				lf.close()
+				return fmt.Errorf("convert log: %w", err)
+			}
+			fi, err := f.Stat()
+			if err == nil {
+				t := fi.ModTime()
+				err = copyLines(f, stream, lf, func() time.Time { return t })
+			}
+			f.Close()
+			if err != nil {
+				lf.close()
+				return fmt.Errorf("convert log %q: %w", p, err)
+			}
+		}
+	}
+	if err := lf.close(); err != nil {
+		return err
+	}
+	var errs []error
+	for _, set := range sets {
+		for _, p := range set {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	r.rot.forget(out, errp)
+	return errors.Join(errs...)
+}
+
+// rawLogs copies the raw stdout and stderr logs of an older berth's
+// container (legacyLogs), from the beginning, or with tail >= 0 from the
+// start of each file's last tail lines (counted in each stream, not
+// across both). With follow it keeps copying until done is closed and the
+// files are drained, or ctx ends.
+func (r *Runtime) rawLogs(ctx context.Context, id string, stdout, stderr io.Writer, tail int, follow bool, done <-chan struct{}) error {
 	outPath, errPath := r.LogPaths(id)
 	var tails []*logTail
 	if stdout != nil {
@@ -321,6 +424,11 @@ func scanBack(path string, buf []byte, want int, final *bool) (int64, bool, erro
 		return 0, false, err
 	}
 	defer f.Close()
+	return scanBackFile(f, buf, want, final)
+}
+
+// scanBackFile is scanBack in an open file (its offset is not used).
+func scanBackFile(f *os.File, buf []byte, want int, final *bool) (int64, bool, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return 0, false, err

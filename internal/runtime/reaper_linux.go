@@ -43,6 +43,15 @@ import (
 // "spawn" (one process started, with its stdin, stdout and stderr passed as
 // SCM_RIGHTS). A spawn is answered with the PID and then with the exit
 // code once the process ends; a connection closed before that kills it.
+//
+// A spawn with Log (a container's "runc run", no terminal) gets pipes as
+// its stdout and stderr, made here, and once it exited 0 the reaper
+// copies them into the container's log (jsonlog.go) until every writer
+// (the container) is gone: the log outlives the daemon as the container
+// does. What a failed runc wrote to them is dropped (runc.log has its
+// error). "logwait" answers once the copy into Log.Path has ended. The
+// hello answer lists what the reaper can do (Caps): a daemon started
+// with an older reaper still running writes logs as that one did.
 
 const reaperArg0 = "berth-reaper"
 
@@ -53,19 +62,38 @@ func init() {
 }
 
 type reaperRequest struct {
-	Op      string // "hello" or "spawn"
+	Op      string // "hello", "spawn" or "logwait"
 	Path    string
 	Args    []string
 	Env     []string
 	Dir     string
 	Setpgid bool
-	Fds     []int // which of stdin (0), stdout (1) and stderr (2) the message carries, in order
+	Fds     []int      // which of stdin (0), stdout (1) and stderr (2) the message carries, in order
+	Log     *reaperLog `json:",omitempty"`
+}
+
+// reaperLog is where a spawned container's output goes.
+type reaperLog struct {
+	Path string
+	Lim  LogLimit
 }
 
 type reaperReply struct {
-	Pid  int    `json:",omitempty"`
-	Exit *int   `json:",omitempty"`
-	Err  string `json:",omitempty"`
+	Pid  int      `json:",omitempty"`
+	Exit *int     `json:",omitempty"`
+	Err  string   `json:",omitempty"`
+	Caps []string `json:",omitempty"` // hello's: capLog
+}
+
+// capLog is a reaper's capability to copy a container's output into its log.
+const capLog = "log"
+
+// logCopy is one container's output being copied into its log.
+type logCopy struct {
+	done    chan struct{}
+	gate    *logGate
+	prev    *logCopy       // the copy into the same file before this one
+	decided sync.WaitGroup // keep has run
 }
 
 // maxReaperMessage bounds a request (argv and environment).
@@ -80,9 +108,11 @@ type reaper struct {
 
 	mu      sync.Mutex
 	conns   int
-	met     bool             // a connection came: the start-up grace is over
-	spawned map[int]chan int // runc processes by PID, for their spawn's answer
-	left    chan struct{}    // a connection closed: time to see whether idle
+	met     bool                // a connection came: the start-up grace is over
+	spawned map[int]chan int    // runc processes by PID, for their spawn's answer
+	left    chan struct{}       // a connection closed, or a copy ended: time to see whether idle
+	copies  map[string]*logCopy // by log path: the last copy into each
+	copying int                 // copies not ended
 }
 
 // reaperMain runs the reaper for the directory in args. Its readiness goes
@@ -149,7 +179,7 @@ func newReaper(dir string) (rp *reaper, busy bool, err error) {
 		return nil, false, err
 	}
 	l.SetUnlinkOnClose(false) // removed by exit, while the lock is still held
-	return &reaper{dir: dir, exits: exits, l: l, spawned: map[int]chan int{}, left: make(chan struct{}, 1)}, false, nil
+	return &reaper{dir: dir, exits: exits, l: l, spawned: map[int]chan int{}, left: make(chan struct{}, 1), copies: map[string]*logCopy{}}, false, nil
 }
 
 // run serves until the reaper is idle: no connection and no child. A
@@ -185,7 +215,7 @@ func (rp *reaper) run() {
 func (rp *reaper) idle(graceUntil time.Time) bool {
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
-	if rp.conns > 0 || (!rp.met && time.Now().Before(graceUntil)) {
+	if rp.conns > 0 || rp.copying > 0 || (!rp.met && time.Now().Before(graceUntil)) {
 		return false
 	}
 	var info unix.Siginfo
@@ -284,10 +314,31 @@ func (rp *reaper) serve(c *net.UnixConn) {
 	defer closeFiles(files...)
 	switch req.Op {
 	case "hello":
-		writeReply(c, reaperReply{})
+		writeReply(c, reaperReply{Caps: []string{capLog}})
 		c.Read(make([]byte, 1)) // until the daemon closes it (or dies)
 	case "spawn":
 		rp.spawn(c, req, files)
+	case "logwait":
+		if req.Log == nil {
+			writeReply(c, reaperReply{Err: "logwait without a log"})
+			return
+		}
+		rp.mu.Lock()
+		cp := rp.copies[req.Log.Path]
+		rp.mu.Unlock()
+		if cp != nil {
+			gone := make(chan struct{})
+			go func() {
+				c.Read(make([]byte, 1))
+				close(gone)
+			}()
+			select {
+			case <-cp.done:
+			case <-gone:
+				return
+			}
+		}
+		writeReply(c, reaperReply{})
 	default:
 		writeReply(c, reaperReply{Err: fmt.Sprintf("unknown request %q", req.Op)})
 	}
@@ -314,6 +365,19 @@ func (rp *reaper) spawn(c *net.UnixConn, req reaperRequest, files []*os.File) {
 		}
 		stdio[which] = files[i].Fd()
 	}
+	var outs, ins []*os.File // a logged spawn's stdout and stderr pipes: read ends, write ends
+	if req.Log != nil {
+		for which := 1; which <= 2; which++ {
+			r, w, err := os.Pipe()
+			if err != nil {
+				closeFiles(append(outs, ins...)...)
+				writeReply(c, reaperReply{Err: err.Error()})
+				return
+			}
+			stdio[which] = w.Fd()
+			outs, ins = append(outs, r), append(ins, w)
+		}
+	}
 	done := make(chan int, 1)
 	rp.mu.Lock() // before reap can see the child exit
 	pid, err := syscall.ForkExec(req.Path, req.Args, &syscall.ProcAttr{
@@ -324,14 +388,20 @@ func (rp *reaper) spawn(c *net.UnixConn, req reaperRequest, files []*os.File) {
 		rp.spawned[pid] = done
 	}
 	rp.mu.Unlock()
+	closeFiles(ins...) // the child's now, if it started
 	if err != nil {
+		closeFiles(outs...)
 		writeReply(c, reaperReply{Err: fmt.Sprintf("start %s: %v", req.Path, err)})
 		return
 	}
 	// The child has its copies. Ours go now: a pipe's reader sees EOF only
-	// once every writer is closed (the deferred close in serve then finds
-	// them closed).
+	// once every writer is closed (the deferred closes here and in serve
+	// then find them closed).
 	closeFiles(files...)
+	var cp *logCopy
+	if req.Log != nil {
+		cp = rp.startCopy(*req.Log, outs)
+	}
 	writeReply(c, reaperReply{Pid: pid})
 	gone := make(chan struct{})
 	go func() {
@@ -340,11 +410,87 @@ func (rp *reaper) spawn(c *net.UnixConn, req reaperRequest, files []*os.File) {
 	}()
 	select {
 	case code := <-done:
+		if cp != nil {
+			go cp.keep(*req.Log, code == 0)
+		}
 		writeReply(c, reaperReply{Exit: &code})
 	case <-gone:
 		unix.Kill(pid, unix.SIGKILL) // not reaped yet: the PID is still this child's
-		<-done
+		code := <-done
+		if cp != nil {
+			go cp.keep(*req.Log, code == 0)
+		}
 	}
+}
+
+// startCopy starts copying outs (the spawn's stdout and stderr) into
+// lg's file, and registers it: a logwait from now on waits for it. What
+// comes before runc has exited is held (keep says what becomes of it):
+// the container may print before runc returns, and its lines keep their
+// times and their order across the two streams.
+func (rp *reaper) startCopy(lg reaperLog, outs []*os.File) *logCopy {
+	rp.mu.Lock()
+	prev := rp.copies[lg.Path]
+	cp := &logCopy{done: make(chan struct{}), gate: newLogGate(), prev: prev}
+	cp.decided.Add(1)
+	rp.copies[lg.Path] = cp
+	rp.copying++
+	rp.mu.Unlock()
+	go rp.copyLog(cp, lg, outs)
+	return cp
+}
+
+// copyLog copies outs into cp's gate until both end, then closes the
+// log and marks the copy done.
+func (rp *reaper) copyLog(cp *logCopy, lg reaperLog, outs []*os.File) {
+	defer func() {
+		rp.mu.Lock()
+		if rp.copies[lg.Path] == cp {
+			delete(rp.copies, lg.Path)
+		}
+		rp.copying--
+		rp.mu.Unlock()
+		close(cp.done)
+		select {
+		case rp.left <- struct{}{}:
+		default:
+		}
+	}()
+	var wg sync.WaitGroup
+	for i, f := range outs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer f.Close()
+			if err := copyLines(f, []string{"stdout", "stderr"}[i], cp.gate, time.Now); err != nil {
+				fmt.Fprintf(os.Stderr, "%s: %v\n", reaperArg0, err)
+			}
+		}()
+	}
+	wg.Wait()
+	cp.decided.Wait()
+	if lf := cp.gate.file(); lf != nil {
+		lf.close()
+	}
+}
+
+// keep ends the hold of cp's gate once runc has exited: with keep its
+// entries go to lg's file (after an earlier copy into it has ended),
+// without they are dropped (a runc that failed wrote its error there).
+func (cp *logCopy) keep(lg reaperLog, keep bool) {
+	defer cp.decided.Done()
+	if !keep {
+		cp.gate.open(nil)
+		return
+	}
+	if cp.prev != nil {
+		<-cp.prev.done
+	}
+	lf, err := openLogFile(lg.Path, lg.Lim)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v: the container's output is dropped\n", reaperArg0, err)
+	}
+	cp.gate.open(lf)
 }
 
 func readRequest(c *net.UnixConn) (reaperRequest, []*os.File, error) {

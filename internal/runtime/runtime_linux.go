@@ -129,7 +129,14 @@ func (r *Runtime) dataDir(id string) string { return filepath.Join(r.cfg.DataDir
 func (r *Runtime) upperDir(id string) string  { return filepath.Join(r.cfg.DataDir, id, "upper") }
 func (r *Runtime) stdinPath(id string) string { return filepath.Join(r.cfg.DataDir, id, "stdin") }
 
-// LogPaths are the files a container's stdout and stderr go to.
+// JSONLogPath is the container's log, in json-file's format (jsonlog.go).
+func (r *Runtime) JSONLogPath(id string) string {
+	return filepath.Join(r.cfg.DataDir, id, jsonLogName(id))
+}
+
+// LogPaths are the files a container's stdout and stderr went to before
+// berth kept json-file's format (and still go to when an older reaper
+// starts it): raw output, no times.
 func (r *Runtime) LogPaths(id string) (stdout, stderr string) {
 	return filepath.Join(r.cfg.DataDir, id, "stdout.log"), filepath.Join(r.cfg.DataDir, id, "stderr.log")
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,6 +29,7 @@ type reaperClient struct {
 
 	mu     sync.Mutex
 	hello  *net.UnixConn // nil until connected, and again once the reaper is gone
+	caps   []string      // what the connected reaper can do
 	closed bool
 }
 
@@ -51,34 +53,72 @@ func (rc *reaperClient) ensure() error {
 	if rc.hello != nil {
 		return nil
 	}
-	c, err := rc.greet()
+	c, caps, err := rc.greet()
 	// None answers, or one on its way out does: start one. A start can
 	// meet a reaper that is just leaving ("busy"), hence a few tries.
 	for try := 0; err != nil && try < 3; try++ {
 		if err := rc.start(); err != nil {
 			return err
 		}
-		c, err = rc.greet()
+		c, caps, err = rc.greet()
 	}
 	if err != nil {
 		return fmt.Errorf("connect to the reaper: %w", err)
 	}
-	rc.hello = c
+	rc.hello, rc.caps = c, caps
 	go rc.watch(c)
 	return nil
 }
 
-// greet opens the hello connection.
-func (rc *reaperClient) greet() (*net.UnixConn, error) {
+// greet opens the hello connection, and learns what the reaper can do.
+func (rc *reaperClient) greet() (*net.UnixConn, []string, error) {
 	c, err := rc.dial(reaperRequest{Op: "hello"}, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if _, err := readReply(c); err != nil {
+	rep, err := readReply(c)
+	if err != nil {
 		c.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return c, nil
+	return c, rep.Caps, nil
+}
+
+// copiesLogs says whether the reaper copies containers' output into
+// their logs (a reaper of an older berth, still running for its
+// containers, does not: the containers it starts write their own files).
+func (rc *reaperClient) copiesLogs() (bool, error) {
+	if err := rc.ensure(); err != nil {
+		return false, err
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return slices.Contains(rc.caps, capLog), nil
+}
+
+// waitLog returns once the reaper's copy into the log at path has ended
+// (at once when there is none), or ctx ended.
+func (rc *reaperClient) waitLog(ctx context.Context, path string) error {
+	if ok, err := rc.copiesLogs(); err != nil || !ok {
+		return nil // no reaper to ask (the runtime is closing), or one that copies nothing
+	}
+	c, err := rc.dial(reaperRequest{Op: "logwait", Log: &reaperLog{Path: path}}, nil)
+	if err != nil {
+		return nil // gone, and its copies with it
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	rep, err := readReply(c)
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil:
+		return nil // the reaper went away: no copy goes on
+	case rep.Err != "":
+		return errors.New(rep.Err)
+	}
+	return nil
 }
 
 // watch forgets the hello connection when the reaper closes it (it died):
@@ -185,8 +225,15 @@ func readReply(c *net.UnixConn) (reaperReply, error) {
 // would; if ctx ends first the process is killed. cmd's stdin, stdout
 // and stderr must be files (or nil: /dev/null).
 func (rc *reaperClient) run(ctx context.Context, cmd *exec.Cmd) error {
+	return rc.runLogged(ctx, cmd, nil)
+}
+
+// runLogged is run with the process's stdout and stderr (and its
+// children's: a container's) copied into lg by the reaper once it exited
+// 0; cmd.Stdout and cmd.Stderr must be nil.
+func (rc *reaperClient) runLogged(ctx context.Context, cmd *exec.Cmd, lg *reaperLog) error {
 	req := reaperRequest{Op: "spawn", Path: cmd.Path, Args: cmd.Args, Env: cmd.Env, Dir: cmd.Dir,
-		Setpgid: cmd.SysProcAttr != nil && cmd.SysProcAttr.Setpgid}
+		Setpgid: cmd.SysProcAttr != nil && cmd.SysProcAttr.Setpgid, Log: lg}
 	if req.Env == nil {
 		req.Env = os.Environ()
 	}

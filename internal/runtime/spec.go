@@ -52,6 +52,8 @@ type Spec struct {
 	// --tmpfs); one on a path of berth's own (a Files path, /dev/shm…)
 	// takes its place, as in moby.
 	Mounts []container.Mount
+	// Log bounds the container's log (its driver's max-size and max-file).
+	Log LogLimit
 }
 
 // ExecSpec is a process to run in a running container.

@@ -157,13 +157,23 @@ func writeJSON(p string, v any) error {
 }
 
 // runDetached runs "runc run --detach" and returns the init's PID. A
-// non-tty container gets our files as runc's own stdio, which runc passes
-// on; a tty container gets a terminal whose master we receive and copy
-// into the stdout log.
+// non-tty container's stdout and stderr are pipes the reaper copies into
+// its log (an older reaper's: our log files, which runc passes on); a
+// tty container gets a terminal whose master we receive and copy into the
+// log.
 func (r *Runtime) runDetached(ctx context.Context, s Spec) (int, error) {
 	b := r.bundle(s.ID)
 	logPath, pidPath := filepath.Join(b, "runc.log"), filepath.Join(b, "init.pid")
-	stdio, err := r.openStdio(s.ID, s.OpenStdin && !s.Tty)
+	logged, err := r.reaper.copiesLogs()
+	if err != nil {
+		return 0, err
+	}
+	if logged {
+		if err := r.convertLegacyLogs(s.ID); err != nil {
+			return 0, err
+		}
+	}
+	stdio, err := r.openStdio(s.ID, s.OpenStdin && !s.Tty, !logged)
 	if err != nil {
 		return 0, err
 	}
@@ -178,12 +188,20 @@ func (r *Runtime) runDetached(ctx context.Context, s Spec) (int, error) {
 		args = append(args, "--console-socket", console.path)
 	}
 	cmd := r.runcCmd(logPath, append(args, s.ID)...)
+	var lg *reaperLog
 	if !s.Tty {
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.stdin, stdio.stdout, stdio.stderr
+		cmd.Stdin = stdio.stdin
+		if logged {
+			lg = &reaperLog{Path: r.JSONLogPath(s.ID), Lim: s.Log}
+		} else {
+			cmd.Stdout, cmd.Stderr = stdio.stdout, stdio.stderr
+		}
 	}
-	if err := r.reaper.run(ctx, cmd); err != nil {
-		// runc printed its error into the container's stderr log too: cut it off.
-		stdio.stderr.Truncate(stdio.stderrSize)
+	if err := r.reaper.runLogged(ctx, cmd, lg); err != nil {
+		if stdio.stderr != nil {
+			// runc printed its error into the container's stderr log too: cut it off.
+			stdio.stderr.Truncate(stdio.stderrSize)
+		}
 		stdio.closeHold()
 		if msg := runcLogMessage(logPath); msg != "" {
 			// In the words Docker passes on from containerd, after its
@@ -211,9 +229,17 @@ func (r *Runtime) runDetached(ctx context.Context, s Spec) (int, error) {
 			return 0, errors.Join(err, stdio.closeHold())
 		}
 		cio.copied = make(chan struct{})
-		stdout := stdio.stdout
-		stdio.stdout = nil // now the copier's
-		go copyConsole(cio.console, stdout, cio.copied)
+		if logged {
+			lf, err := openLogFile(r.JSONLogPath(s.ID), s.Log)
+			if err != nil {
+				return 0, errors.Join(err, stdio.closeHold())
+			}
+			go copyConsoleLines(cio.console, lf, cio.copied)
+		} else {
+			stdout := stdio.stdout
+			stdio.stdout = nil // now the copier's
+			go copyConsole(cio.console, stdout, cio.copied)
+		}
 	}
 	r.mu.Lock()
 	r.ios[s.ID] = cio

@@ -41,7 +41,7 @@ func TestStartInNetnsThenKill(t *testing.T) {
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
 		out.Reset()
 		errb.Reset()
-		if err := rt.Logs(context.Background(), s.ID, &out, &errb, -1, false, nil); err != nil {
+		if err := rt.Logs(context.Background(), s.ID, &out, &errb, LogOptions{Tail: -1}, nil); err != nil {
 			t.Fatal(err)
 		}
 		if strings.Contains(out.String(), "out") && strings.Contains(errb.String(), "err") {
@@ -94,7 +94,7 @@ func runToEnd(t *testing.T, rt *Runtime, s Spec) (int, string, string) {
 		t.Fatalf("Wait: %v", err)
 	}
 	var out, errb bytes.Buffer
-	if err := rt.Logs(context.Background(), s.ID, &out, &errb, -1, false, nil); err != nil {
+	if err := rt.Logs(context.Background(), s.ID, &out, &errb, LogOptions{Tail: -1}, nil); err != nil {
 		t.Fatalf("Logs: %v", err)
 	}
 	return code, out.String(), errb.String()
@@ -160,7 +160,7 @@ func TestOpenStdinUntilReleased(t *testing.T) {
 		t.Fatalf("Wait = %d, %v; want 0", code, err)
 	}
 	var out bytes.Buffer
-	rt.Logs(context.Background(), s.ID, &out, nil, -1, false, nil)
+	rt.Logs(context.Background(), s.ID, &out, nil, LogOptions{Tail: -1}, nil)
 	if out.String() != "typed\n" {
 		t.Errorf("stdout %q, want \"typed\\n\"", out.String())
 	}
@@ -177,7 +177,9 @@ func TestLogsFollowFromBeforeStart(t *testing.T) {
 	var out, errb bytes.Buffer
 	exited := make(chan struct{})
 	followed := make(chan error, 1)
-	go func() { followed <- rt.Logs(context.Background(), s.ID, &out, &errb, -1, true, exited) }()
+	go func() {
+		followed <- rt.Logs(context.Background(), s.ID, &out, &errb, LogOptions{Tail: -1, Follow: true}, exited)
+	}()
 	p := start(t, rt, s)
 	if code, err := rt.Wait(context.Background(), s.ID, p); err != nil || code != 0 {
 		t.Fatalf("Wait = %d, %v", code, err)
@@ -195,7 +197,7 @@ func TestLogsFollowEndsWithContext(t *testing.T) {
 	rt := newTestRuntime(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := rt.Logs(ctx, "neverstarted", &bytes.Buffer{}, nil, -1, true, nil); err != context.Canceled {
+	if err := rt.Logs(ctx, "neverstarted", &bytes.Buffer{}, nil, LogOptions{Tail: -1, Follow: true}, nil); err != context.Canceled {
 		t.Errorf("Logs = %v, want context.Canceled", err)
 	}
 }
@@ -324,7 +326,7 @@ func TestNewRuntimeAdoptsRunningContainer(t *testing.T) {
 	var out bytes.Buffer
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
 		out.Reset()
-		if err := again.Logs(context.Background(), s.ID, &out, nil, -1, false, nil); err != nil {
+		if err := again.Logs(context.Background(), s.ID, &out, nil, LogOptions{Tail: -1}, nil); err != nil {
 			t.Fatal(err)
 		}
 		if strings.Contains(out.String(), "got line") {
@@ -385,7 +387,7 @@ func TestTtyContainerResizeAndInput(t *testing.T) {
 		t.Fatalf("Wait = %d, %v", code, err)
 	}
 	var out bytes.Buffer
-	rt.Logs(context.Background(), s.ID, &out, nil, -1, false, nil)
+	rt.Logs(context.Background(), s.ID, &out, nil, LogOptions{Tail: -1}, nil)
 	// The terminal echoes the input line before the command's own output.
 	if want := "hello\r\ngot hello\r\n30 100\r\n"; out.String() != want {
 		t.Errorf("output %q, want %q", out.String(), want)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -62,21 +63,24 @@ func (s *containerStdio) closeHold() error {
 	return err
 }
 
-// openStdio opens the log files (appending: a restarted container keeps its
-// earlier output) and the container's stdin: /dev/null, or the FIFO.
-func (r *Runtime) openStdio(id string, openStdin bool) (*containerStdio, error) {
+// openStdio opens the container's stdin (/dev/null, or the FIFO) and,
+// with files, the raw log files of a container that writes its own
+// (appending: a restarted container keeps its earlier output).
+func (r *Runtime) openStdio(id string, openStdin, files bool) (*containerStdio, error) {
 	s := &containerStdio{}
 	outPath, errPath := r.LogPaths(id)
 	var err error
-	if s.stdout, err = openLog(outPath); err != nil {
-		return nil, err
-	}
-	if s.stderr, err = openLog(errPath); err != nil {
-		s.close()
-		return nil, err
-	}
-	if st, err := s.stderr.Stat(); err == nil {
-		s.stderrSize = st.Size()
+	if files {
+		if s.stdout, err = openLog(outPath); err != nil {
+			return nil, err
+		}
+		if s.stderr, err = openLog(errPath); err != nil {
+			s.close()
+			return nil, err
+		}
+		if st, err := s.stderr.Stat(); err == nil {
+			s.stderrSize = st.Size()
+		}
 	}
 	if openStdin {
 		s.stdin, s.stdinHold, err = makeStdinFIFO(r.stdinPath(id))
@@ -126,9 +130,32 @@ func copyConsole(master *os.File, log *os.File, done chan<- struct{}) {
 	io.Copy(log, master)
 }
 
+// copyConsoleLines copies a tty container's output into its log, as
+// stdout entries, until the terminal hangs up.
+func copyConsoleLines(master *os.File, lf *logFile, done chan<- struct{}) {
+	defer close(done)
+	defer lf.close()
+	copyLines(master, "stdout", lf, time.Now) // ends with EIO once every slave closed
+}
+
+// logDrainWait bounds how long a container's exit waits for the reaper
+// to copy the rest of its output: a process outside its PID namespace
+// that kept its stdout open would hold the pipe forever.
+const logDrainWait = 10 * time.Second
+
 // finishIO is the end of a container's I/O after its init exited: wait for
-// the terminal's output to reach the log, then let go of the descriptors.
+// its output to reach the log (the reaper's copy, the terminal's copier),
+// then let go of the descriptors.
 func (r *Runtime) finishIO(ctx context.Context, id string) error {
+	wctx, cancel := context.WithTimeout(ctx, logDrainWait)
+	err := r.reaper.waitLog(wctx, r.JSONLogPath(id))
+	cancel()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil {
+		r.log.Warn("wait for a container's output to reach its log", "container", id, "err", err)
+	}
 	r.mu.Lock()
 	c := r.ios[id]
 	r.mu.Unlock()

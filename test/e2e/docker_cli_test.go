@@ -507,21 +507,21 @@ func TestDockerCLIHostEntries(t *testing.T) {
 	}
 }
 
-// TestDockerCLILogsTail: docker logs --tail N prints the last N lines
-// (berth counts them per stream: its stdout and stderr logs are separate
-// files).
+// TestDockerCLILogsTail: docker logs --tail N prints the last N lines,
+// counted across stdout and stderr together before the streams are
+// split (as json-file's reader counts them).
 func TestDockerCLILogsTail(t *testing.T) {
 	w, _ := startWorld(t)
-	mustDocker(t, w, "run", "--name", "lines", testworld.BusyboxImage, "sh", "-c", "echo 1; echo 2; echo 3; echo e >&2")
+	mustDocker(t, w, "run", "--name", "lines", testworld.BusyboxImage, "sh", "-c", "echo 1; echo 2; echo 3; usleep 20000; echo e >&2")
 	for _, tc := range []struct {
 		tail, want string
-	}{{"2", "2\n3\n"}, {"0", ""}, {"all", "1\n2\n3\n"}, {"10", "1\n2\n3\n"}} {
+	}{{"3", "2\n3\n"}, {"0", ""}, {"all", "1\n2\n3\n"}, {"10", "1\n2\n3\n"}, {"1", ""}} {
 		if got := mustDocker(t, w, "logs", "--tail", tc.tail, "lines"); got != tc.want {
 			t.Errorf("docker logs --tail %s = %q, want %q", tc.tail, got, tc.want)
 		}
 	}
 	if _, errOut, _ := w.Docker(t, "logs", "--tail", "1", "lines"); errOut != "e\n" {
-		t.Errorf("docker logs --tail 1, stderr = %q, want the last stderr line", errOut)
+		t.Errorf("docker logs --tail 1, stderr = %q, want the last line, stderr's", errOut)
 	}
 }
 

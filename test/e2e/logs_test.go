@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,15 +16,17 @@ import (
 )
 
 // TestLogRotation: --log-opt max-size and max-file (Compose's logging:
-// block) bound a container's log as json-file does: the live file and at
-// most max-file - 1 rotated ones (stdout.log.1, .2); docker logs reads
-// them as one stream, --tail across them, and a docker logs -f that runs
-// through the rotations sees every line once, in order. inspect shows the
-// options; other drivers and options berth would ignore are refused.
+// block) bound a container's log as json-file does: the live file
+// <id>-json.log (inspect's LogPath) and at most max-file - 1 rotated ones
+// (.1, .2), each rotated at the entry that finds it full, so none holds
+// more than max-size and an entry; docker logs reads them as one stream,
+// --tail across them, and a docker logs -f that runs through the
+// rotations sees every line once, in order. inspect shows the options;
+// other drivers and options berth would ignore are refused.
 func TestLogRotation(t *testing.T) {
 	w, _ := startWorld(t)
-	// 12 bursts of 400 lines (~16 KB each), a rotation check (250 ms)
-	// between bursts: the log passes 20k several times.
+	// 12 bursts of 400 lines (~34 KB of entries each), a pause between
+	// bursts: the log passes 20k several times.
 	const bursts, perBurst = 12, 400
 	script := fmt.Sprintf(`i=0; b=0; while [ $b -lt %d ]; do j=0; while [ $j -lt %d ]; do i=$((i+1)); echo "line $i ........................"; j=$((j+1)); done; b=$((b+1)); sleep 0.6; done`, bursts, perBurst)
 	id := strings.TrimSpace(mustDocker(t, w, "create", "--name", "chatty", "--log-opt", "max-size=20k", "--log-opt", "max-file=3", testworld.BusyboxImage, "sh", "-c", script))
@@ -37,25 +42,24 @@ func TestLogRotation(t *testing.T) {
 	if code := strings.TrimSpace(mustDocker(t, w, "wait", "chatty")); code != "0" {
 		t.Fatalf("chatty exited %s", code)
 	}
-	time.Sleep(2 * logCheck) // the rotator's look at the last burst
-
 	dir := w.HostPath(filepath.Join(w.DataRoot, "containers", id))
-	var total int64
-	for _, name := range []string{"stdout.log", "stdout.log.1", "stdout.log.2"} {
-		fi, err := os.Stat(filepath.Join(dir, name))
+	live := filepath.Join(dir, id+"-json.log")
+	if got := dockerInspect(t, w, "{{.LogPath}}", "chatty"); w.HostPath(got) != live {
+		t.Errorf("LogPath = %q, want the container's %s", got, filepath.Base(live))
+	}
+	for _, name := range []string{live, live + ".1", live + ".2"} {
+		fi, err := os.Stat(name)
 		if err != nil {
-			t.Errorf("%s: %v", name, err)
+			t.Errorf("%s: %v", filepath.Base(name), err)
 			continue
 		}
-		total += fi.Size()
+		// An entry of this output is about 100 bytes.
+		if fi.Size() > 20_000+200 {
+			t.Errorf("%s holds %d bytes: more than max-size 20k and an entry", filepath.Base(name), fi.Size())
+		}
 	}
-	if _, err := os.Stat(filepath.Join(dir, "stdout.log.3")); !os.IsNotExist(err) {
-		t.Errorf("max-file 3 left stdout.log.3 (%v)", err)
-	}
-	// Three files of at most max-size plus what one burst adds before the
-	// next check; the whole output is 12 bursts.
-	if limit := int64(3 * (20_000 + 2*16_500)); total > limit {
-		t.Errorf("the log files hold %d bytes, more than %d", total, limit)
+	if _, err := os.Stat(live + ".3"); !os.IsNotExist(err) {
+		t.Errorf("max-file 3 left %s.3 (%v)", filepath.Base(live), err)
 	}
 
 	all := lines(mustDocker(t, w, "logs", "chatty"))
@@ -98,8 +102,7 @@ func TestLogDrivers(t *testing.T) {
 	if out := mustDocker(t, w, "run", "--rm", "--log-driver", "none", testworld.BusyboxImage, "echo", "attached"); strings.TrimSpace(out) != "attached" {
 		t.Errorf("docker run --log-driver none (attached) printed %q, want the output", out)
 	}
-	// About 9.5 MB of output: once it is over, a rotation check has cut
-	// the file back if it had passed 1 MiB.
+	// About 9.5 MB of output, kept to 1 MiB and an entry.
 	id := strings.TrimSpace(mustDocker(t, w, "run", "-d", "--name", "quiet", "--log-driver", "none", testworld.BusyboxImage,
 		"sh", "-c", `i=0; while [ $i -lt 100000 ]; do echo "line $i ...................................................................................."; i=$((i+1)); done; touch /tmp/finished; sleep 600`))
 	if got := dockerInspect(t, w, "{{json .HostConfig.LogConfig}}", "quiet"); got != `{"Type":"none","Config":{}}` {
@@ -114,16 +117,18 @@ func TestLogDrivers(t *testing.T) {
 	}) {
 		t.Fatalf("quiet did not finish its output")
 	}
-	time.Sleep(3 * logCheck)
 	dir := w.HostPath(filepath.Join(w.DataRoot, "containers", id))
 	var total int64
-	for _, name := range []string{"stdout.log", "stdout.log.1", "stdout.log.2"} {
+	for _, name := range []string{id + "-json.log", id + "-json.log.1", "stdout.log"} {
 		if fi, err := os.Stat(filepath.Join(dir, name)); err == nil {
 			total += fi.Size()
 		}
 	}
-	if total > 1<<20 {
-		t.Errorf("none: the log files hold %d bytes after 9.5 MB of output, want at most 1 MiB", total)
+	if total > 1<<20+1000 {
+		t.Errorf("none: the log files hold %d bytes after 9.5 MB of output, want at most 1 MiB and an entry", total)
+	}
+	if got := dockerInspect(t, w, "{{.LogPath}}", "quiet"); got != "" {
+		t.Errorf("none: LogPath = %q, want none (as Docker)", got)
 	}
 
 	mustDocker(t, w, "run", "-d", "--name", "loc", "--log-driver", "local", "--log-opt", "max-size=5m", testworld.BusyboxImage, "sh", "-c", "echo from-local; sleep 600")
@@ -144,8 +149,89 @@ func TestLogDrivers(t *testing.T) {
 	}
 }
 
-// logCheck is the daemon's rotation check interval (daemon.logRotateEvery).
-const logCheck = 250 * time.Millisecond
+// TestDockerLogsTimes: the log keeps each line's time, as json-file
+// does: docker logs -t prints it (RFC 3339, nanoseconds, UTC), --since
+// and --until select by it (the CLI's relative and absolute forms), and
+// stdout and stderr lines come in the order they were written. A flood
+// of output is held to max-size and an entry at every moment, because
+// the log is rotated at the write (berth once checked the sizes every
+// 250 ms and a fast writer passed max-size by megabytes).
+func TestDockerLogsTimes(t *testing.T) {
+	w, _ := startWorld(t)
+	mustDocker(t, w, "run", "--name", "timed", testworld.BusyboxImage, "sh", "-c", "echo early; echo err1 >&2; sleep 2; echo late; echo err2 >&2")
+
+	stamped := regexp.MustCompile(`^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z) (\S+)$`)
+	out, errOut, code := w.Docker(t, "logs", "-t", "timed")
+	if code != 0 {
+		t.Fatalf("docker logs -t: exit %d, %s", code, errOut)
+	}
+	times := map[string]time.Time{}
+	for _, l := range append(lines(out), lines(errOut)...) {
+		m := stamped.FindStringSubmatch(l)
+		if m == nil {
+			t.Errorf("docker logs -t line %q, want \"<RFC 3339 nano UTC> <text>\"", l)
+			continue
+		}
+		ts, err := time.Parse(time.RFC3339Nano, m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		times[m[2]] = ts
+	}
+	if len(times) != 4 {
+		t.Fatalf("docker logs -t: %q / %q, want four stamped lines", out, errOut)
+	}
+	if gap := times["late"].Sub(times["early"]); gap < 1500*time.Millisecond || gap > 10*time.Second {
+		t.Errorf("early at %v, late at %v: want the 2 s sleep between them", times["early"], times["late"])
+	}
+
+	// --since and --until as the CLI sends them (seconds.nanoseconds).
+	mid := times["early"].Add(time.Second).UTC().Format(time.RFC3339Nano)
+	if out, errOut := mustDockerBoth(t, w, "logs", "--since", mid, "timed"); out != "late\n" || errOut != "err2\n" {
+		t.Errorf("docker logs --since %s: %q / %q, want the lines after the sleep", mid, out, errOut)
+	}
+	if out, errOut := mustDockerBoth(t, w, "logs", "--until", mid, "timed"); out != "early\n" || errOut != "err1\n" {
+		t.Errorf("docker logs --until %s: %q / %q, want the lines before the sleep", mid, out, errOut)
+	}
+	if out, _ := mustDockerBoth(t, w, "logs", "--since", "1h", "timed"); out != "early\nlate\n" {
+		t.Errorf("docker logs --since 1h: %q, want every line", out)
+	}
+	if out, _ := mustDockerBoth(t, w, "logs", "--since", "2000-01-01T00:00:00Z", "--until", "2000-01-02T00:00:00Z", "timed"); out != "" {
+		t.Errorf("docker logs of a day in 2000: %q, want nothing", out)
+	}
+
+	// One stream in the order written: a tty-less container's stdout and
+	// stderr through 2>&1 on the client keep their order (written a few
+	// milliseconds apart: two pipes read at once have no order, in
+	// Docker either).
+	mustDocker(t, w, "run", "--name", "mixed", testworld.BusyboxImage, "sh", "-c", "for i in 1 2 3 4 5; do echo out$i; usleep 20000; echo err$i >&2; usleep 20000; done")
+	if got := mustDockerCombined(t, w, "logs", "mixed"); got != "out1\nerr1\nout2\nerr2\nout3\nerr3\nout4\nerr4\nout5\nerr5\n" {
+		t.Errorf("docker logs mixed 2>&1 = %q, want stdout and stderr interleaved as written", got)
+	}
+
+	// A flood: yes for two seconds into max-size=200k, max-file=2.
+	id := strings.TrimSpace(mustDocker(t, w, "run", "-d", "--name", "flood", "--log-opt", "max-size=200k", "--log-opt", "max-file=2", testworld.BusyboxImage, "sh", "-c", "timeout 2 yes 'flooding the log'; true"))
+	live := w.HostPath(filepath.Join(w.DataRoot, "containers", id, id+"-json.log"))
+	var biggest int64
+	for deadline := time.Now().Add(4 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		for _, p := range []string{live, live + ".1"} {
+			if fi, err := os.Stat(p); err == nil {
+				biggest = max(biggest, fi.Size())
+			}
+		}
+	}
+	mustDocker(t, w, "wait", "flood")
+	if biggest == 0 || biggest > 200*1024+200 {
+		t.Errorf("under a flood the biggest log file held %d bytes, want at most max-size 200k and an entry", biggest)
+	}
+	if _, err := os.Stat(live + ".2"); !os.IsNotExist(err) {
+		t.Errorf("max-file 2 left %s.2", filepath.Base(live))
+	}
+	// The last line may be cut where timeout killed yes.
+	if tail := mustDocker(t, w, "logs", "--tail", "2", "flood"); !strings.HasPrefix(tail, "flooding the log\n") || strings.Count(tail, "\n") > 2 {
+		t.Errorf("docker logs --tail 2 flood = %q", tail)
+	}
+}
 
 // checkConsecutive checks that out is "line N …" lines numbered one after
 // another up to last, and returns the first number.
@@ -178,4 +264,29 @@ func lineNumber(l string) int {
 		return -1
 	}
 	return n
+}
+
+// mustDockerBoth runs docker, fails the test unless it exits 0, and
+// returns its stdout and stderr.
+func mustDockerBoth(t *testing.T, w *testworld.World, args ...string) (string, string) {
+	t.Helper()
+	out, errOut, code := w.Docker(t, args...)
+	if code != 0 {
+		t.Fatalf("docker %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out, errOut
+}
+
+// mustDockerCombined runs docker with its stdout and stderr on one pipe
+// (2>&1) and returns what came, in order.
+func mustDockerCombined(t *testing.T, w *testworld.World, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(testworld.DockerPath(), args...)
+	cmd.Env = append(os.Environ(), w.DockerEnv()...)
+	var b bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &b, &b
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, b.String())
+	}
+	return b.String()
 }

@@ -1,0 +1,661 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
+)
+
+// A container's log in json-file's format, as Docker keeps it: one file,
+// <id>-json.log, with one JSON object per line of output,
+//
+//	{"log":"hello\n","stream":"stdout","time":"2026-12-02T06:00:00.123456789Z"}
+//
+// stdout and stderr interleaved in the order they were read. A line
+// longer than logLineMax is split into entries of that size (only the
+// last has the newline), as moby's copier splits it. The file is rotated
+// when an entry is to be written and the file has reached max-size
+// (moby's LogFile.WriteLogEntry): <path> becomes <path>.1, <path>.1
+// becomes <path>.2, and so on up to max-file - 1; with max-file 1 the
+// file is deleted. Readers hold a shared flock of the directory while
+// they open the files, the rotation an exclusive one while it renames, so
+// a reader never sees a set of files from two rotations.
+//
+// The writer is in the reaper for a container without a terminal (it
+// holds the read ends of the container's stdout and stderr pipes, and
+// outlives the daemon), and in the daemon for a terminal's output.
+
+// logLineMax is the most a log entry holds: moby's copier's buffer
+// (defaultBufSize, 16 KiB).
+const logLineMax = 16 << 10
+
+// jsonLogName is the log file of container id in its data directory, as
+// Docker names it.
+func jsonLogName(id string) string { return id + "-json.log" }
+
+// logFile writes a container's log entries and rotates it.
+type logFile struct {
+	path string
+	lim  LogLimit
+
+	mu   sync.Mutex
+	f    *os.File
+	size int64
+	buf  []byte
+	err  error // the first write or rotation error, reported once
+}
+
+// openLogFile opens path for appending (a restarted container keeps what
+// it wrote before), creating it.
+func openLogFile(path string, lim LogLimit) (*logFile, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("open log %q: %w", path, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &logFile{path: path, lim: lim, f: f, size: fi.Size()}, nil
+}
+
+// write appends one entry: p (a line with its newline, or a part of one)
+// from stream, read at t.
+func (l *logFile) write(stream string, p []byte, t time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return errors.New("log file is closed")
+	}
+	if l.lim.MaxSize > 0 && l.size >= l.lim.MaxSize {
+		if err := l.rotateLocked(); err != nil {
+			return err
+		}
+	}
+	l.buf = appendEntry(l.buf[:0], stream, p, t)
+	n, err := l.f.Write(l.buf)
+	l.size += int64(n)
+	if err != nil {
+		return fmt.Errorf("write log %q: %w", l.path, err)
+	}
+	return nil
+}
+
+// rotateLocked moves the live file to path.1 (and each older one a
+// number up, dropping what passes max-file) and starts an empty one.
+func (l *logFile) rotateLocked() error {
+	unlock, err := lockLogDir(l.path, true)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := shiftLogFiles(l.path, max(l.lim.MaxFiles, 1)); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|os.O_TRUNC|unix.O_CLOEXEC, 0o640)
+	if err != nil {
+		return fmt.Errorf("rotate log %q: %w", l.path, err)
+	}
+	l.f.Close()
+	l.f, l.size = f, 0
+	return nil
+}
+
+// shiftLogFiles renames path.(n-2) … path.1 and path one number up and
+// removes what would be path.(n-1) or beyond; with n == 1, path itself.
+func shiftLogFiles(path string, n int) error {
+	if n == 1 {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("rotate log %q: %w", path, err)
+		}
+		return nil
+	}
+	if err := os.Remove(rotated(path, n-1)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("rotate log %q: %w", path, err)
+	}
+	for i := n - 2; i >= 1; i-- {
+		if err := os.Rename(rotated(path, i), rotated(path, i+1)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("rotate log %q: %w", path, err)
+		}
+	}
+	if err := os.Rename(path, rotated(path, 1)); err != nil {
+		return fmt.Errorf("rotate log %q: %w", path, err)
+	}
+	return nil
+}
+
+func (l *logFile) close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return nil
+	}
+	err := l.f.Close()
+	l.f = nil
+	return err
+}
+
+// entrySink takes log entries: a logFile, or a logGate before one.
+type entrySink interface {
+	write(stream string, p []byte, t time.Time) error
+}
+
+// maxHeld bounds what a logGate holds before it is opened; a container
+// that prints more before runc has returned waits on its pipe.
+const maxHeld = 1 << 20
+
+// logGate holds entries until it is opened onto a log file (or onto
+// nothing: they are dropped), then passes them on in order.
+type logGate struct {
+	mu     sync.Mutex
+	cond   sync.Cond
+	opened bool
+	lf     *logFile // nil once opened: dropped
+	held   []heldEntry
+	size   int
+}
+
+type heldEntry struct {
+	stream string
+	p      []byte
+	t      time.Time
+}
+
+func newLogGate() *logGate {
+	g := &logGate{}
+	g.cond.L = &g.mu
+	return g
+}
+
+func (g *logGate) write(stream string, p []byte, t time.Time) error {
+	g.mu.Lock()
+	for !g.opened && g.size >= maxHeld {
+		g.cond.Wait()
+	}
+	if !g.opened {
+		g.held = append(g.held, heldEntry{stream, bytes.Clone(p), t})
+		g.size += len(p)
+		g.mu.Unlock()
+		return nil
+	}
+	lf := g.lf
+	g.mu.Unlock()
+	if lf == nil {
+		return nil
+	}
+	return lf.write(stream, p, t)
+}
+
+// open writes what is held to lf (nil: drops it) and lets the writers
+// through. The held entries go first: later ones wait for the lock.
+func (g *logGate) open(lf *logFile) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var err error
+	for _, e := range g.held {
+		if lf != nil && err == nil {
+			err = lf.write(e.stream, e.p, e.t)
+		}
+	}
+	g.held, g.size, g.opened, g.lf = nil, 0, true, lf
+	g.cond.Broadcast()
+}
+
+// file is the log the gate was opened onto.
+func (g *logGate) file() *logFile {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.lf
+}
+
+// copyLines copies r into l as stream's entries until r ends: each line
+// an entry stamped when it was read, a line longer than logLineMax in
+// parts, and what is left at the end without its newline. A write error
+// is returned after r is drained (the container must not block on a full
+// pipe because its log cannot be written).
+func copyLines(r io.Reader, stream string, l entrySink, now func() time.Time) error {
+	buf := make([]byte, 2*logLineMax)
+	start, end := 0, 0
+	var werr error
+	emit := func(p []byte, t time.Time) {
+		if werr == nil {
+			werr = l.write(stream, p, t)
+		}
+	}
+	for {
+		n, err := r.Read(buf[end:])
+		t := now()
+		end += n
+		for {
+			i := bytes.IndexByte(buf[start:end], '\n')
+			if i < 0 {
+				break
+			}
+			emit(buf[start:start+i+1], t)
+			start += i + 1
+		}
+		for end-start >= logLineMax {
+			emit(buf[start:start+logLineMax], t)
+			start += logLineMax
+		}
+		if err != nil {
+			if end > start {
+				emit(buf[start:end], t)
+			}
+			if errors.Is(err, io.EOF) {
+				return werr
+			}
+			return errors.Join(err, werr)
+		}
+		// Keep the partial line at the front: room for the next read.
+		end = copy(buf, buf[start:end])
+		start = 0
+	}
+}
+
+// appendEntry appends stream's entry for p at t, with its newline.
+func appendEntry(b []byte, stream string, p []byte, t time.Time) []byte {
+	b = append(b, `{"log":`...)
+	b = appendJSONString(b, p)
+	b = append(b, `,"stream":`...)
+	b = appendJSONString(b, []byte(stream))
+	b = append(b, `,"time":"`...)
+	b = t.UTC().AppendFormat(b, time.RFC3339Nano)
+	return append(b, "\"}\n"...)
+}
+
+// appendJSONString appends p as a JSON string, as encoding/json writes
+// one: invalid UTF-8 becomes U+FFFD, and <, >, & and the line separators
+// are escaped.
+func appendJSONString(b []byte, p []byte) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(p); {
+		c := p[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c == '\b':
+				b = append(b, '\\', 'b')
+			case c == '\f':
+				b = append(b, '\\', 'f')
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(p[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			b = append(b, p[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}
+
+// logEntry is one decoded entry.
+type logEntry struct {
+	Log    string    `json:"log"`
+	Stream string    `json:"stream"`
+	Time   time.Time `json:"time"`
+}
+
+// LogOptions select what Logs writes.
+type LogOptions struct {
+	// Tail >= 0 starts at the last Tail entries (of both streams, counted
+	// before Since, Until and the choice of streams apply, as moby's).
+	Tail int
+	// Since and Until keep the entries from Since on and up to Until
+	// (zero: no bound), as docker logs --since and --until.
+	Since, Until time.Time
+	// Timestamps prefixes each entry with its time (docker logs -t).
+	Timestamps bool
+	// Follow keeps writing new entries until the container exits.
+	Follow bool
+}
+
+// timed says whether o needs the entries' times.
+func (o LogOptions) timed() bool { return o.Timestamps || !o.Since.IsZero() || !o.Until.IsZero() }
+
+// rfc3339NanoFixed is moby's jsonmessage.RFC3339NanoFixed, the form of
+// docker logs -t.
+const rfc3339NanoFixed = "2006-01-02T15:04:05.000000000Z07:00"
+
+// entryWriter writes decoded entries to a container's stdout and stderr
+// writers (nil: not wanted) with o's filters; past Until it reports done.
+type entryWriter struct {
+	stdout, stderr io.Writer
+	o              LogOptions
+	out            []byte
+}
+
+// write writes the entry of line (one JSON object) and says whether
+// Until has passed. A line that does not decode is skipped, as moby's
+// decoder skips a torn one.
+func (ew *entryWriter) write(line []byte) (past bool, err error) {
+	var e logEntry
+	if json.Unmarshal(line, &e) != nil {
+		return false, nil
+	}
+	if !ew.o.Until.IsZero() && e.Time.After(ew.o.Until) {
+		return true, nil
+	}
+	if !ew.o.Since.IsZero() && e.Time.Before(ew.o.Since) {
+		return false, nil
+	}
+	w := ew.stdout
+	if e.Stream == "stderr" {
+		w = ew.stderr
+	}
+	if w == nil {
+		return false, nil
+	}
+	ew.out = ew.out[:0]
+	if ew.o.Timestamps {
+		ew.out = e.Time.AppendFormat(ew.out, rfc3339NanoFixed)
+		ew.out = append(ew.out, ' ')
+	}
+	ew.out = append(ew.out, e.Log...)
+	_, err = w.Write(ew.out)
+	return false, err
+}
+
+// readJSONLog writes the entries of the log at path (and its rotated
+// files) that o selects; with o.Follow it goes on with new entries,
+// across rotations, until done is closed (the container exited and its
+// output is all in the file) and what is left is read, or ctx ends.
+func readJSONLog(ctx context.Context, path string, stdout, stderr io.Writer, o LogOptions, done <-chan struct{}) error {
+	ew := &entryWriter{stdout: stdout, stderr: stderr, o: o}
+	files, err := openLogSet(path)
+	if err != nil {
+		return err
+	}
+	var cur *entryReader // the live file's, once it exists
+	defer func() {
+		closeAll(files)
+		if cur != nil {
+			cur.f.Close()
+		}
+	}()
+	idx, off := 0, int64(0)
+	if o.Tail >= 0 && len(files) > 0 {
+		if idx, off, err = tailStart(files, o.Tail); err != nil {
+			return fmt.Errorf("tail log %q: %w", path, err)
+		}
+	}
+	// Every file but the last (the live one, or the newest left) is read
+	// through; the last one is followed.
+	for i := idx; i < len(files); i++ {
+		start := int64(0)
+		if i == idx {
+			start = off
+		}
+		if _, err := files[i].Seek(start, io.SeekStart); err != nil {
+			return err
+		}
+		er := &entryReader{f: files[i]}
+		if past, err := er.drain(ew.write); past || err != nil {
+			return err
+		}
+		if i == len(files)-1 {
+			cur = er
+			files = files[:i]
+		}
+	}
+	if !o.Follow {
+		return nil
+	}
+	tick := time.NewTicker(followInterval)
+	defer tick.Stop()
+	for {
+		exited := isClosed(done)
+		if cur == nil {
+			f, err := os.Open(path)
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("open log: %w", err)
+			}
+			if f != nil {
+				cur = &entryReader{f: f}
+			}
+		}
+		if cur != nil {
+			next, past, err := cur.follow(path, ew.write)
+			if past || err != nil {
+				return err
+			}
+			if next != nil {
+				cur = next
+				continue // the new file may have more already
+			}
+		}
+		if exited || !o.Until.IsZero() && time.Now().After(o.Until) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-done:
+		case <-tick.C:
+		}
+	}
+}
+
+// openLogSet opens a log's files, oldest first (path.N … path.1, path),
+// those that exist, under the directory's shared lock: no rotation
+// renames them in between.
+func openLogSet(path string) ([]*os.File, error) {
+	unlock, err := lockLogDir(path, false)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil // no directory yet: no log
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	var files []*os.File
+	for i := 1; ; i++ {
+		f, err := os.Open(rotated(path, i))
+		if errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			closeAll(files)
+			return nil, fmt.Errorf("open log: %w", err)
+		}
+		files = append(files, f)
+	}
+	slices.Reverse(files)
+	f, err := os.Open(path)
+	switch {
+	case err == nil:
+		files = append(files, f)
+	case !errors.Is(err, os.ErrNotExist): // none: nothing written yet
+		closeAll(files)
+		return nil, fmt.Errorf("open log: %w", err)
+	}
+	return files, nil
+}
+
+// lockLogDir takes the flock of path's directory, shared or exclusive,
+// and returns its release.
+func lockLogDir(path string, exclusive bool) (func(), error) {
+	fd, err := unix.Open(filepath.Dir(path), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: filepath.Dir(path), Err: err}
+	}
+	how := unix.LOCK_SH
+	if exclusive {
+		how = unix.LOCK_EX
+	}
+	for {
+		err = unix.Flock(fd, how)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("lock %q: %w", filepath.Dir(path), err)
+	}
+	return func() { unix.Close(fd) }, nil
+}
+
+// tailStart is where the last n entries of files start: a file's index
+// and an offset in it.
+func tailStart(files []*os.File, n int) (int, int64, error) {
+	last := len(files) - 1
+	if n == 0 {
+		fi, err := files[last].Stat()
+		if err != nil {
+			return 0, 0, err
+		}
+		return last, fi.Size(), nil
+	}
+	buf := make([]byte, 32<<10)
+	seen, final := 0, true
+	for idx := last; idx >= 0; idx-- {
+		off, found, err := scanBackFile(files[idx], buf, n-seen, &final)
+		if err != nil {
+			return 0, 0, err
+		}
+		if found {
+			return idx, off, nil
+		}
+		seen += int(off)
+	}
+	return 0, 0, nil
+}
+
+// entryReader reads one log file's entries, holding a line the writer
+// has not finished until the rest comes.
+type entryReader struct {
+	f       *os.File
+	pending []byte
+	buf     []byte
+}
+
+// maxEntry bounds a line held while incomplete: an entry holds at most
+// logLineMax bytes of output, six times that escaped. Anything longer is
+// not the writer's, and is dropped.
+const maxEntry = 8 * logLineMax
+
+// drain hands fn each complete line from the file's offset to its
+// current end; it stops early when fn says Until has passed.
+func (er *entryReader) drain(fn func([]byte) (bool, error)) (past bool, err error) {
+	if er.buf == nil {
+		er.buf = make([]byte, 64<<10)
+	}
+	for {
+		n, rerr := er.f.Read(er.buf)
+		p := er.buf[:n]
+		for len(p) > 0 {
+			i := bytes.IndexByte(p, '\n')
+			if i < 0 {
+				er.pending = append(er.pending, p...)
+				if len(er.pending) > maxEntry {
+					er.pending = er.pending[:0]
+				}
+				break
+			}
+			line := p[:i]
+			if len(er.pending) > 0 {
+				line = append(er.pending, line...)
+				er.pending = er.pending[:0]
+			}
+			p = p[i+1:]
+			if past, err := fn(line); past || err != nil {
+				return past, err
+			}
+		}
+		if errors.Is(rerr, io.EOF) || n == 0 && rerr == nil {
+			return false, nil
+		}
+		if rerr != nil {
+			return false, fmt.Errorf("read log %q: %w", er.f.Name(), rerr)
+		}
+	}
+}
+
+// follow reads what the live file gained; if path is another file now
+// (rotated), it reads this one to its end and the files rotated after
+// it, and returns a reader of the new live file.
+func (er *entryReader) follow(path string, fn func([]byte) (bool, error)) (*entryReader, bool, error) {
+	if past, err := er.drain(fn); past || err != nil {
+		return nil, past, err
+	}
+	mine, err := er.f.Stat()
+	if err != nil {
+		return nil, false, err
+	}
+	if now, err := os.Stat(path); err == nil && os.SameFile(mine, now) {
+		return nil, false, nil
+	}
+	// Rotated (or not made yet): nothing more comes into this file once
+	// the writer has opened the new one, which it did before it let go
+	// of the lock that openLogSet takes.
+	files, err := openLogSet(path)
+	if err != nil {
+		return nil, false, err
+	}
+	if past, err := er.drain(fn); past || err != nil {
+		closeAll(files)
+		return nil, past, err
+	}
+	// The files after this one: those after it in the set, or all of
+	// them if it was dropped from the set.
+	from := 0
+	for i, f := range files {
+		if fi, err := f.Stat(); err == nil && os.SameFile(fi, mine) {
+			from = i + 1
+		}
+	}
+	closeAll(files[:from])
+	files = files[from:]
+	if len(files) == 0 {
+		return nil, false, nil
+	}
+	for _, f := range files[:len(files)-1] {
+		past, err := (&entryReader{f: f, buf: er.buf}).drain(fn)
+		f.Close()
+		if past || err != nil {
+			closeAll(files[len(files)-1:])
+			return nil, past, err
+		}
+	}
+	next := &entryReader{f: files[len(files)-1], buf: er.buf}
+	er.f.Close()
+	return next, false, nil
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
+}

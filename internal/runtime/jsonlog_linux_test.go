@@ -1,0 +1,112 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/berth-net/berth/internal/errdefs"
+)
+
+// TestReaperCopiesOutputWhileNoDaemon: a container's output goes through
+// the reaper into its json log, so what it prints while no daemon runs
+// is kept with its time, and Wait returns only once the last of it is in
+// the log (docker run's attach reads the log right after the exit).
+func TestReaperCopiesOutputWhileNoDaemon(t *testing.T) {
+	rt := newTestRuntime(t)
+	s := busyboxSpec(t, "sh", "-c", "echo before; read line; echo while-away; echo err-away >&2; i=0; while [ $i -lt 2000 ]; do echo line $i; i=$((i+1)); done")
+	s.OpenStdin = true
+	s.Log = LogLimit{MaxSize: 20_000, MaxFiles: 100}
+	p := start(t, rt, s)
+	w, err := rt.WriteStdin(s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt.Close() // the daemon dies: the reaper keeps the pipes
+	w.Write([]byte("go\n"))
+	w.Close()
+	for deadline := time.Now().Add(time.Minute); rt.Alive(p); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the container did not exit")
+		}
+	}
+	again, err := New(rt.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(again.Close)
+	if code, err := again.Wait(context.Background(), s.ID, p); err != nil || code != 0 {
+		t.Fatalf("Wait = %d, %v", code, err)
+	}
+	var out, errb bytes.Buffer
+	if err := again.Logs(context.Background(), s.ID, &out, &errb, LogOptions{Tail: -1, Timestamps: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(got) != 2002 || !strings.HasSuffix(got[1], " while-away") || !strings.HasSuffix(got[2001], " line 1999") {
+		t.Fatalf("stdout has %d lines (%q … %q), want before, while-away and 2,000 more", len(got), got[0], got[len(got)-1])
+	}
+	stamp, _, _ := strings.Cut(errb.String(), " ")
+	if at, err := time.Parse(time.RFC3339Nano, stamp); err != nil || time.Since(at) > time.Minute || !strings.HasSuffix(errb.String(), " err-away\n") {
+		t.Errorf("stderr %q: want err-away stamped with its time", errb.String())
+	}
+	if fi, err := os.Stat(again.JSONLogPath(s.ID)); err != nil || fi.Size() > 20_000+200 {
+		t.Errorf("live log: %v, %v; want at most max-size and an entry", fi, err)
+	}
+}
+
+// TestLegacyLogsReadAndConverted: a container whose output an older berth
+// wrote to stdout.log and stderr.log (raw, no times) is read as before,
+// refuses times, and its next start moves the lines into the json log
+// stamped with the files' times, before its new output.
+func TestLegacyLogsReadAndConverted(t *testing.T) {
+	rt := newTestRuntime(t)
+	s := busyboxSpec(t, "sh", "-c", "echo new; exec sleep 1000")
+	if err := os.MkdirAll(rt.dataDir(s.ID), 0o711); err != nil {
+		t.Fatal(err)
+	}
+	outPath, errPath := rt.LogPaths(s.ID)
+	old := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for p, text := range map[string]string{outPath: "old 1\nold 2\n", rotated(outPath, 1): "older\n", errPath: "old err\n"} {
+		if err := os.WriteFile(p, []byte(text), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(p, old, old)
+	}
+	var out, errb bytes.Buffer
+	if err := rt.Logs(context.Background(), s.ID, &out, &errb, LogOptions{Tail: -1}, nil); err != nil || out.String() != "older\nold 1\nold 2\n" || errb.String() != "old err\n" {
+		t.Errorf("legacy logs: %q / %q, %v", out.String(), errb.String(), err)
+	}
+	if err := rt.Logs(context.Background(), s.ID, &out, nil, LogOptions{Tail: -1, Timestamps: true}, nil); !errdefs.Is(err, errdefs.KindNotImplemented) || rt.LogsTimed(s.ID) {
+		t.Errorf("legacy logs with -t: %v (timed %v), want NotImplemented", err, rt.LogsTimed(s.ID))
+	}
+
+	p := start(t, rt, s)
+	for _, f := range []string{outPath, rotated(outPath, 1), errPath} {
+		if _, err := os.Stat(f); !os.IsNotExist(err) {
+			t.Errorf("%s is still there after the start", f)
+		}
+	}
+	var got string
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		out.Reset()
+		errb.Reset()
+		if err := rt.Logs(context.Background(), s.ID, &out, &errb, LogOptions{Tail: -1, Timestamps: true}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if got = out.String(); strings.HasSuffix(got, " new\n") || time.Now().After(deadline) {
+			break
+		}
+	}
+	want := "2026-01-02T03:04:05.000000000Z older\n2026-01-02T03:04:05.000000000Z old 1\n2026-01-02T03:04:05.000000000Z old 2\n"
+	if !strings.HasPrefix(got, want) || strings.Count(got, "\n") != 4 || errb.String() != "2026-01-02T03:04:05.000000000Z old err\n" {
+		t.Errorf("after the start: %q / %q, want the old lines stamped with their files' time, then the new", got, errb.String())
+	}
+	if err := rt.Signal(s.ID, p, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+}

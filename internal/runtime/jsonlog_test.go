@@ -1,0 +1,349 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestAppendJSONStringAsEncodingJSON: the hand-written string encoder
+// writes what encoding/json writes, invalid UTF-8 included.
+func TestAppendJSONStringAsEncodingJSON(t *testing.T) {
+	cases := []string{"", "hello\n", "tab\there\r\n", `quote " and \ back`, "<a&b>", "\x00\x01\x1f\x7f", "é ü 日本", "\u2028\u2029", "bad \xff\xfe utf8 \xe6\x97", "\xed\xa0\x80"}
+	rng := rand.New(rand.NewSource(1))
+	for range 200 {
+		b := make([]byte, rng.Intn(40))
+		rng.Read(b)
+		cases = append(cases, string(b))
+	}
+	for _, c := range cases {
+		want, _ := json.Marshal(c)
+		if got := appendJSONString(nil, []byte(c)); !bytes.Equal(got, want) {
+			t.Errorf("appendJSONString(%q) = %s, want %s", c, got, want)
+		}
+	}
+}
+
+func newTestLog(t *testing.T, lim LogLimit) (*logFile, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "c-json.log")
+	lf, err := openLogFile(path, lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lf.close() })
+	return lf, path
+}
+
+// entries decodes every entry of the files, oldest first.
+func entries(t *testing.T, paths ...string) []logEntry {
+	t.Helper()
+	var out []logEntry
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.SplitAfter(string(b), "\n") {
+			if line == "" {
+				continue
+			}
+			if !strings.HasSuffix(line, "\n") {
+				t.Fatalf("%s: entry without its newline: %q", p, line)
+			}
+			var e logEntry
+			if err := json.Unmarshal([]byte(line), &e); err != nil {
+				t.Fatalf("%s: %q: %v", p, line, err)
+			}
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// TestCopyLinesSplitsAsJSONFile: a line per entry, stamped when read; a
+// line longer than 16 KiB in 16 KiB parts (only the last with its
+// newline), and what is left at the end without one, as moby's copier.
+func TestCopyLinesSplitsAsJSONFile(t *testing.T) {
+	lf, path := newTestLog(t, LogLimit{})
+	at := time.Date(2026, 12, 2, 6, 0, 0, 123456789, time.FixedZone("x", 3600))
+	long := strings.Repeat("x", 2*logLineMax+5) + "\n"
+	in := "one\ntwo\n" + long + "tail"
+	// Read in small pieces, as a pipe may hand them over.
+	r := &chunkReader{s: in, n: 7}
+	if err := copyLines(r, "stderr", lf, func() time.Time { return at }); err != nil {
+		t.Fatal(err)
+	}
+	got := entries(t, path)
+	want := []string{"one\n", "two\n", strings.Repeat("x", logLineMax), strings.Repeat("x", logLineMax), "xxxxx\n", "tail"}
+	if len(got) != len(want) {
+		t.Fatalf("%d entries, want %d", len(got), len(want))
+	}
+	for i, e := range got {
+		if e.Log != want[i] || e.Stream != "stderr" || !e.Time.Equal(at) {
+			t.Errorf("entry %d = %q %s %v, want %q stderr %v", i, e.Log, e.Stream, e.Time, want[i], at)
+		}
+	}
+	b, _ := os.ReadFile(path)
+	if first := strings.SplitN(string(b), "\n", 2)[0]; first != `{"log":"one\n","stream":"stderr","time":"2026-12-02T05:00:00.123456789Z"}` {
+		t.Errorf("first entry %s, want json-file's form in UTC", first)
+	}
+}
+
+type chunkReader struct {
+	s string
+	n int
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if c.s == "" {
+		return 0, io.EOF
+	}
+	k := copy(p[:min(len(p), c.n)], c.s)
+	c.s = c.s[k:]
+	return k, nil
+}
+
+// TestLogFileRotatesAtTheWrite: the file is rotated when it has reached
+// max-size and an entry comes (moby's WriteLogEntry): no file is bigger
+// than max-size plus one entry, max-file bounds the files, and nothing
+// in the newest max-file files is lost.
+func TestLogFileRotatesAtTheWrite(t *testing.T) {
+	lf, path := newTestLog(t, LogLimit{MaxSize: 1000, MaxFiles: 3})
+	now := time.Now()
+	for i := range 200 {
+		if err := lf.write("stdout", fmt.Appendf(nil, "line %d\n", i), now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(rotated(path, 3)); !os.IsNotExist(err) {
+		t.Errorf("max-file 3 left %s", rotated(path, 3))
+	}
+	var got []logEntry
+	for _, p := range []string{rotated(path, 2), rotated(path, 1), path} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() > 1000+100 {
+			t.Errorf("%s holds %d bytes, more than max-size and an entry", p, fi.Size())
+		}
+		got = append(got, entries(t, p)...)
+	}
+	last := 199
+	for i := len(got) - 1; i >= 0; i-- {
+		if want := fmt.Sprintf("line %d\n", last); got[i].Log != want {
+			t.Fatalf("entry %d = %q, want %q (consecutive up to the last)", i, got[i].Log, want)
+		}
+		last--
+	}
+
+	// max-file 1: the full file is deleted, and a new one started.
+	one, path1 := newTestLog(t, LogLimit{MaxSize: 100, MaxFiles: 1})
+	for i := range 10 {
+		one.write("stdout", fmt.Appendf(nil, "line %d\n", i), now)
+	}
+	if _, err := os.Stat(rotated(path1, 1)); !os.IsNotExist(err) {
+		t.Errorf("max-file 1 left %s", rotated(path1, 1))
+	}
+	if got := entries(t, path1); len(got) == 0 || got[len(got)-1].Log != "line 9\n" || len(got) > 2 {
+		t.Errorf("max-file 1: %d entries, last %v", len(got), got)
+	}
+}
+
+// writeEntries writes lines to a log, one second apart from base.
+func writeEntries(t *testing.T, lf *logFile, base time.Time, lines ...string) {
+	t.Helper()
+	for i, l := range lines {
+		stream, text, _ := strings.Cut(l, ":")
+		if err := lf.write(stream, []byte(text+"\n"), base.Add(time.Duration(i)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestReadJSONLogSelects: streams go to their writers in the order they
+// were written; --tail counts entries of both streams across the
+// rotated files before the stream is chosen (as moby's); --since,
+// --until and -t work on the entries' times.
+func TestReadJSONLogSelects(t *testing.T) {
+	lf, path := newTestLog(t, LogLimit{MaxSize: 120, MaxFiles: 10})
+	base := time.Date(2026, 12, 2, 6, 0, 0, 0, time.UTC)
+	writeEntries(t, lf, base, "stdout:a", "stderr:b", "stdout:c", "stdout:d", "stderr:e", "stdout:f")
+	if _, err := os.Stat(rotated(path, 2)); err != nil {
+		t.Fatalf("the test wants the entries spread over rotated files: %v", err)
+	}
+	read := func(o LogOptions, both bool) (string, string) {
+		t.Helper()
+		var out, errb bytes.Buffer
+		var ew io.Writer
+		if both {
+			ew = &errb
+		}
+		if err := readJSONLog(context.Background(), path, &out, ew, o, nil); err != nil {
+			t.Fatal(err)
+		}
+		return out.String(), errb.String()
+	}
+	for _, c := range []struct {
+		name          string
+		o             LogOptions
+		both          bool
+		stdout, stder string
+	}{
+		{"all", LogOptions{Tail: -1}, true, "a\nc\nd\nf\n", "b\ne\n"},
+		{"tail 3", LogOptions{Tail: 3}, true, "d\nf\n", "e\n"},
+		{"tail 2 of stdout only", LogOptions{Tail: 2}, false, "f\n", ""},
+		{"tail 0", LogOptions{Tail: 0}, true, "", ""},
+		{"tail 100", LogOptions{Tail: 100}, true, "a\nc\nd\nf\n", "b\ne\n"},
+		{"since", LogOptions{Tail: -1, Since: base.Add(2 * time.Second)}, true, "c\nd\nf\n", "e\n"},
+		{"until", LogOptions{Tail: -1, Until: base.Add(time.Second)}, true, "a\n", "b\n"},
+		{"since and until", LogOptions{Tail: -1, Since: base.Add(time.Second), Until: base.Add(3 * time.Second)}, true, "c\nd\n", "b\n"},
+		{"timestamps", LogOptions{Tail: 1, Timestamps: true}, true, "2026-12-02T06:00:05.000000000Z f\n", ""},
+	} {
+		out, errOut := read(c.o, c.both)
+		if out != c.stdout || errOut != c.stder {
+			t.Errorf("%s: stdout %q, stderr %q; want %q, %q", c.name, out, errOut, c.stdout, c.stder)
+		}
+	}
+}
+
+// TestReadJSONLogFollowsRotations: a follower sees every entry once, in
+// order, while the writer rotates under it (also more than once between
+// two looks), and stops once done is closed and the rest is read.
+func TestReadJSONLogFollowsRotations(t *testing.T) {
+	lf, path := newTestLog(t, LogLimit{MaxSize: 300, MaxFiles: 50})
+	done := make(chan struct{})
+	var out bytes.Buffer
+	followed := make(chan error, 1)
+	go func() {
+		followed <- readJSONLog(context.Background(), path, &out, nil, LogOptions{Tail: -1, Follow: true}, done)
+	}()
+	const total = 2000
+	for i := range total {
+		if err := lf.write("stdout", fmt.Appendf(nil, "line %d\n", i), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if i%50 == 0 {
+			time.Sleep(followInterval) // about 10 rotations per look: the follower keeps up with max-file
+		}
+	}
+	close(done)
+	select {
+	case err := <-followed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the follower did not end after done")
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	// Every line, though the files that held most of them are gone.
+	for i, l := range lines {
+		if l != fmt.Sprintf("line %d", i) {
+			t.Fatalf("line %d = %q (of %d lines followed, want %d)", i, l, len(lines), total)
+		}
+	}
+	if len(lines) != total {
+		t.Fatalf("followed %d lines, want %d", len(lines), total)
+	}
+}
+
+// TestReadJSONLogFollowUntil: a follower with --until stops at the first
+// entry past it, and without one once the time has passed.
+func TestReadJSONLogFollowUntil(t *testing.T) {
+	lf, path := newTestLog(t, LogLimit{})
+	base := time.Now()
+	writeEntries(t, lf, base, "stdout:a", "stdout:b")
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := readJSONLog(ctx, path, &out, nil, LogOptions{Tail: -1, Follow: true, Until: base.Add(500 * time.Millisecond)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "a\n" {
+		t.Errorf("followed %q, want the entry before until", out.String())
+	}
+	out.Reset()
+	if err := readJSONLog(ctx, path, &out, nil, LogOptions{Tail: -1, Follow: true, Until: time.Now().Add(200 * time.Millisecond)}, nil); err != nil {
+		t.Errorf("follow until a time that passes: %v", err)
+	}
+}
+
+// TestReadJSONLogMissing: no log yet is an empty one; a follower waits
+// for it to appear.
+func TestReadJSONLogMissing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c-json.log")
+	var out bytes.Buffer
+	if err := readJSONLog(context.Background(), path, &out, nil, LogOptions{Tail: 5}, nil); err != nil || out.Len() != 0 {
+		t.Fatalf("no log: %q, %v", out.String(), err)
+	}
+	done := make(chan struct{})
+	followed := make(chan error, 1)
+	go func() {
+		followed <- readJSONLog(context.Background(), path, &out, nil, LogOptions{Tail: 0, Follow: true}, done)
+	}()
+	time.Sleep(2 * followInterval)
+	lf, err := openLogFile(path, LogLimit{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.close()
+	lf.write("stdout", []byte("late\n"), time.Now())
+	time.Sleep(2 * followInterval)
+	close(done)
+	if err := <-followed; err != nil || out.String() != "late\n" {
+		t.Errorf("follower of a log made later: %q, %v", out.String(), err)
+	}
+}
+
+// TestLogGate: what comes before runc has returned is held, then written
+// first and in order when the start succeeded, or dropped when it failed
+// (runc's own error may be on the container's stderr); a writer past
+// maxHeld waits for the decision instead of growing the hold.
+func TestLogGate(t *testing.T) {
+	lf, path := newTestLog(t, LogLimit{})
+	g := newLogGate()
+	now := time.Now()
+	g.write("stdout", []byte("early\n"), now)
+	g.write("stderr", []byte("early err\n"), now)
+	if b, _ := os.ReadFile(path); len(b) != 0 {
+		t.Fatalf("written before the gate opened: %q", b)
+	}
+	g.open(lf)
+	g.write("stdout", []byte("later\n"), now)
+	var got []string
+	for _, e := range entries(t, path) {
+		got = append(got, e.Stream+":"+e.Log)
+	}
+	if want := []string{"stdout:early\n", "stderr:early err\n", "stdout:later\n"}; strings.Join(got, "") != strings.Join(want, "") {
+		t.Errorf("entries %q, want %q", got, want)
+	}
+
+	dropped := newLogGate()
+	dropped.write("stderr", []byte("runc: error\n"), now)
+	full := make(chan struct{})
+	go func() {
+		dropped.write("stdout", make([]byte, maxHeld), now)
+		dropped.write("stdout", []byte("waits\n"), now) // past maxHeld: waits for open
+		close(full)
+	}()
+	select {
+	case <-full:
+		t.Fatal("a write past maxHeld did not wait for the gate to open")
+	case <-time.After(100 * time.Millisecond):
+	}
+	dropped.open(nil)
+	<-full
+	if dropped.file() != nil || len(dropped.held) != 0 {
+		t.Errorf("a gate opened onto nothing kept %d entries", len(dropped.held))
+	}
+}
