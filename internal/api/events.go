@@ -15,7 +15,7 @@ import (
 )
 
 // eventFilters are the filter keys `docker events` sends; those of kinds
-// berth has no events of (volume, plugin, ...) are accepted and match
+// berth has no events of (plugin, daemon, ...) are accepted and match
 // nothing of theirs, as in Docker.
 var eventFilters = map[string]bool{
 	"type": true, "event": true, "container": true, "network": true, "image": true, "label": true,
@@ -34,10 +34,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 	}
 	f := events.Filter{
 		Types: args.Get("type"), Actions: args.Get("event"), Containers: args.Get("container"),
-		Networks: args.Get("network"), Images: args.Get("image"), Labels: args.Get("label"),
+		Networks: args.Get("network"), Volumes: args.Get("volume"), Images: args.Get("image"), Labels: args.Get("label"),
 	}
 	// A filter on a kind berth has no events of matches nothing.
-	none := slices.ContainsFunc([]string{"volume", "plugin", "daemon", "node", "service", "secret", "config"},
+	none := slices.ContainsFunc([]string{"plugin", "daemon", "node", "service", "secret", "config"},
 		func(key string) bool { return len(args.Get(key)) > 0 })
 	since, err := eventTime(r, "since")
 	if err != nil {
@@ -128,8 +128,11 @@ func eventMessage(e events.Event) eventtypes.Message {
 		Actor: eventtypes.Actor{ID: e.ActorID, Attributes: e.Attributes},
 		Scope: "local", Time: e.Time.Unix(), TimeNano: e.Time.UnixNano(),
 	}
-	if e.Type == events.TypeContainer {
+	switch e.Type {
+	case events.TypeContainer:
 		m.Status, m.ID, m.From = e.Action, e.ActorID, e.Attributes["image"] //nolint:staticcheck // still sent by moby
+	case events.TypeImage:
+		m.Status, m.ID = e.Action, e.ActorID //nolint:staticcheck // still sent by moby
 	}
 	return m
 }

@@ -295,6 +295,7 @@ func (d *Daemon) build() error {
 	if err != nil {
 		return fmt.Errorf("volume store: %w", err)
 	}
+	d.volumes.Changed = func(action, name string) { d.volumeEvent(name, action, map[string]string{"driver": "local"}) }
 	return nil
 }
 

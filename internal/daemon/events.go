@@ -9,6 +9,7 @@ import (
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/events"
 	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/runtime/image"
 )
 
 // Events returns the events at or after since (none when since is zero)
@@ -47,6 +48,46 @@ func (d *Daemon) networkEvent(n *network.Network, action, containerID string) {
 		attrs["container"] = containerID
 	}
 	d.events.Publish(events.Event{Type: events.TypeNetwork, Action: action, ActorID: n.ID, Attributes: attrs})
+}
+
+// volumeEvent logs action on volume name, as moby's LogVolumeEvent.
+func (d *Daemon) volumeEvent(name, action string, attrs map[string]string) {
+	d.events.Publish(events.Event{Type: events.TypeVolume, Action: action, ActorID: name, Attributes: attrs})
+}
+
+// containerVolumesEvent logs c's volumes mounted ("mount", at a start,
+// with moby's attributes: the propagation of a volume is "") or
+// unmounted ("unmount", at its exit).
+func (d *Daemon) containerVolumesEvent(c *container.Container, action string) {
+	for _, m := range c.Config.Mounts {
+		if m.Type != container.MountVolume {
+			continue
+		}
+		attrs := map[string]string{"driver": "local", "container": c.ID}
+		if action == "mount" {
+			attrs["destination"], attrs["read/write"], attrs["propagation"] = m.Destination, strconv.FormatBool(!m.ReadOnly), ""
+		}
+		d.volumeEvent(m.Source, action, attrs)
+	}
+}
+
+// imageEvent logs action on image id under name, with the image's
+// labels, as moby's LogImageEvent (nil labels: the image is gone).
+func (d *Daemon) imageEvent(id, name, action string, labels map[string]string) {
+	attrs := maps.Clone(labels)
+	if attrs == nil {
+		attrs = map[string]string{}
+	}
+	attrs["name"] = name
+	d.events.Publish(events.Event{Type: events.TypeImage, Action: action, ActorID: id, Attributes: attrs})
+}
+
+// imageLabels are img's labels for its events.
+func imageLabels(img *image.Image) map[string]string {
+	if img == nil || img.Config == nil {
+		return nil
+	}
+	return img.Config.Labels
 }
 
 // containerNetworksEvent logs action ("connect" at a start, "disconnect"

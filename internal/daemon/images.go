@@ -14,12 +14,14 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/berth-net/berth/internal/api"
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/events"
 	berthruntime "github.com/berth-net/berth/internal/runtime"
 	"github.com/berth-net/berth/internal/runtime/image"
 	"golang.org/x/sys/unix"
@@ -31,7 +33,29 @@ func (d *Daemon) ImportImage(ctx context.Context, r io.Reader, repo, tag, messag
 	if err != nil {
 		return nil, err
 	}
-	return d.images.ImportConfig(ctx, r, repo, tag, message, cfg)
+	img, err := d.images.ImportConfig(ctx, r, repo, tag, message, cfg)
+	if err != nil {
+		return nil, err
+	}
+	// As moby's ImportImage: the tag's event, then the import's.
+	if repo != "" {
+		d.imageEvent(img.ID, tagName(repo, tag), "tag", imageLabels(img))
+	}
+	d.imageEvent(img.ID, img.ID, "import", imageLabels(img))
+	return img, nil
+}
+
+// tagName is the tag repo (and tag) give, as events name it
+// ("busybox:latest").
+func tagName(repo, tag string) string {
+	ref := repo
+	if tag != "" {
+		ref += ":" + tag
+	}
+	if ref = image.Normalize(ref); !image.HasTag(ref) {
+		ref += ":latest"
+	}
+	return ref
 }
 
 // Images lists the images.
@@ -46,7 +70,30 @@ func (d *Daemon) Image(ctx context.Context, ref string) (*image.Image, error) {
 func (d *Daemon) RemoveImage(ctx context.Context, ref string, force bool) ([]string, []string, error) {
 	d.imagesMu.Lock()
 	defer d.imagesMu.Unlock()
-	return d.images.Remove(ref, force, d.imageUsers)
+	img, _ := d.images.Get(ref)
+	untagged, deleted, err := d.images.Remove(ref, force, d.imageUsers)
+	if img != nil {
+		d.removalEvents(map[string]*image.Image{"": img}, untagged, deleted)
+	}
+	return untagged, deleted, err
+}
+
+// removalEvents logs an untag for each tag removed (of the image byTag
+// holds for it, or for "") and a delete for each image deleted, as
+// moby's ImageDelete does (the untag with the image's ID for a name).
+func (d *Daemon) removalEvents(byTag map[string]*image.Image, untagged, deleted []string) {
+	for _, t := range untagged {
+		img := byTag[t]
+		if img == nil {
+			img = byTag[""]
+		}
+		if img != nil {
+			d.imageEvent(img.ID, img.ID, "untag", imageLabels(img))
+		}
+	}
+	for _, id := range deleted {
+		d.imageEvent(id, id, "delete", nil)
+	}
 }
 
 // imageUsers names the containers that use image id: the running one and
@@ -82,9 +129,23 @@ func (d *Daemon) imageUsers(id string) image.Users {
 func (d *Daemon) PruneImages(ctx context.Context, all bool, match func(*image.Image) bool) ([]string, []string, int64, error) {
 	d.imagesMu.Lock()
 	defer d.imagesMu.Unlock()
-	return d.images.Prune(all, match, d.imageUsers, func(id string, err error) {
+	byTag := map[string]*image.Image{}
+	if imgs, err := d.images.List(); err == nil {
+		for _, img := range imgs {
+			for _, t := range img.RepoTags {
+				byTag[t] = img
+			}
+		}
+	}
+	untagged, deleted, reclaimed, err := d.images.Prune(all, match, d.imageUsers, func(id string, err error) {
 		d.log.Warn("image prune: image left", "id", id, "err", err)
 	})
+	d.removalEvents(byTag, untagged, deleted)
+	if err == nil {
+		// moby's ImagesPrune: one more, with no actor.
+		d.events.Publish(events.Event{Type: events.TypeImage, Action: "prune", Attributes: map[string]string{"reclaimed": strconv.FormatInt(reclaimed, 10)}})
+	}
+	return untagged, deleted, reclaimed, err
 }
 
 // SystemInfo describes the daemon for /info and /version.
@@ -156,7 +217,11 @@ func (d *Daemon) runcVersion() string {
 
 // LoadImages stores the images of a docker save archive (docker load).
 func (d *Daemon) LoadImages(ctx context.Context, r io.Reader) ([]image.Loaded, error) {
-	return d.images.Load(ctx, r)
+	loaded, err := d.images.Load(ctx, r)
+	for _, l := range loaded {
+		d.imageEvent(l.Image.ID, l.Image.ID, "load", imageLabels(l.Image)) // no tag events: moby's loader tags in its store
+	}
+	return loaded, err
 }
 
 // mergeImageConfig gives cfg what its image's config sets and cfg does
@@ -239,7 +304,10 @@ func mergeImageConfig(cfg *container.Config, ic *image.Config) {
 func (d *Daemon) TagImage(ctx context.Context, ref, repo, tag string) error {
 	d.imagesMu.Lock()
 	defer d.imagesMu.Unlock()
-	_, err := d.images.Tag(ref, repo, tag)
+	img, err := d.images.Tag(ref, repo, tag)
+	if err == nil {
+		d.imageEvent(img.ID, tagName(repo, tag), "tag", imageLabels(img))
+	}
 	return err
 }
 
@@ -303,7 +371,13 @@ func (d *Daemon) SaveImages(ctx context.Context, refs []string, w io.Writer) err
 	if err := writeTarFile(tw, "manifest.json", bytes.NewReader(b), int64(len(b))); err != nil {
 		return err
 	}
-	return tw.Close()
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	for _, s := range imgs {
+		d.imageEvent(s.img.ID, s.img.ID, "save", imageLabels(s.img))
+	}
+	return nil
 }
 
 // savedImage is one image docker save writes, with the tags it names.

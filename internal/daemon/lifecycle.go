@@ -271,6 +271,7 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, net conta
 	}
 	go d.monitor(cs, proc, cs.exited)
 	d.startHealthLocked(cs)
+	d.containerVolumesEvent(c, "mount")
 	d.containerNetworksEvent(c, "connect")
 	d.containerEvent(c, "start", nil)
 	d.log.Info("container started", "name", c.Name, "id", c.ShortID(), "pid", proc.Pid)
@@ -354,6 +355,7 @@ func (d *Daemon) onExit(cs *ctrState, proc runtime.Process, code int, exited cha
 	}
 	autoRemove, name, restarting := c.Config.AutoRemove, c.Name, c.State.Status == container.StatusRestarting
 	d.containerNetworksEvent(c, "disconnect")
+	d.containerVolumesEvent(c, "unmount")
 	d.dieEvent(c, code, ran)
 	close(exited)
 	cs.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -276,6 +277,7 @@ func (d *Daemon) PruneVolumes(ctx context.Context, all bool, match func(api.Volu
 		}
 		names, freed = append(names, v.Name), freed+uint64(size)
 	}
+	d.volumeEvent("", "prune", map[string]string{"reclaimed": strconv.FormatUint(freed, 10)})
 	return names, freed, nil
 }
 

@@ -1,7 +1,9 @@
 // Package events is the daemon's event log, what `docker events` and
 // Docker Compose follow: containers created, started, dying (with their
-// exit code), stopped, killed, renamed, restarted and destroyed, and
-// networks created, connected, disconnected and destroyed. It keeps the
+// exit code), stopped, killed, renamed, restarted and destroyed;
+// networks created, connected, disconnected and destroyed; images
+// imported, loaded, saved, tagged, untagged, deleted and pruned; volumes
+// created, mounted, unmounted, destroyed and pruned. It keeps the
 // last events for clients that ask for those since a time, and hands new
 // ones to subscribers. Pure: no I/O, no Docker wire types (the API turns
 // an Event into Docker's events.Message).
@@ -18,11 +20,13 @@ import (
 const (
 	TypeContainer = "container"
 	TypeNetwork   = "network"
+	TypeImage     = "image"
+	TypeVolume    = "volume"
 )
 
 // Event is one thing that happened to an actor.
 type Event struct {
-	Type       string // TypeContainer, TypeNetwork
+	Type       string // TypeContainer, TypeNetwork, TypeImage, TypeVolume
 	Action     string // "create", "start", "die", ...
 	ActorID    string
 	Attributes map[string]string // a container's: its labels, "name", "image", and the action's own
@@ -103,11 +107,12 @@ func (l *Log) Subscribe(since time.Time) (past []Event, ch <-chan Event, cancel 
 // daemon/events/filter.go): each key given must match; several values
 // of one key are alternatives.
 type Filter struct {
-	Types      []string // "container", "network"
+	Types      []string // "container", "network", "image", "volume"
 	Actions    []string // "start", "die", ...
 	Containers []string // names, IDs or ID prefixes
 	Networks   []string // names, IDs or ID prefixes
-	Images     []string // a container's image, as it was given
+	Volumes    []string // names or prefixes of them
+	Images     []string // an image event's image, a container's image as it was given
 	Labels     []string // "key" or "key=value", matched against the attributes
 }
 
@@ -122,7 +127,9 @@ func (f Filter) Match(e Event) bool {
 		return false
 	case len(f.Networks) > 0 && (e.Type != TypeNetwork || !matchActor(f.Networks, e)):
 		return false
-	case len(f.Images) > 0 && !slices.Contains(f.Images, e.Attributes["image"]):
+	case len(f.Volumes) > 0 && (e.Type != TypeVolume || !matchActor(f.Volumes, e)):
+		return false
+	case len(f.Images) > 0 && !matchImage(f.Images, e):
 		return false
 	}
 	for _, l := range f.Labels {
@@ -158,4 +165,36 @@ func matchActor(refs []string, e Event) bool {
 		}
 	}
 	return false
+}
+
+// matchImage is moby's matchImage: an image event's ID or name, a
+// container event's image, each also without its tag.
+func matchImage(refs []string, e Event) bool {
+	name := e.Attributes["image"]
+	if e.Type == TypeImage {
+		name = e.Attributes["name"]
+	}
+	for _, r := range refs {
+		if r == e.ActorID || r == name || r == stripTag(e.ActorID) || (name != "" && r == stripTag(name)) {
+			return true
+		}
+	}
+	return false
+}
+
+// stripTag is an image reference's familiar name without its tag or
+// digest ("docker.io/library/busybox:1.36" is "busybox"), as moby's
+// filter strips it; an image ID stays as it is.
+func stripTag(ref string) string {
+	if strings.HasPrefix(ref, "sha256:") {
+		return ref
+	}
+	ref, _, _ = strings.Cut(ref, "@")
+	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
+		ref = ref[:i]
+	}
+	if rest, ok := strings.CutPrefix(ref, "docker.io/"); ok {
+		ref = strings.TrimPrefix(rest, "library/")
+	}
+	return ref
 }

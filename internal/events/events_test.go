@@ -10,6 +10,9 @@ func TestFilterMatch(t *testing.T) {
 		Attributes: map[string]string{"name": "web", "image": "busybox", "com.docker.compose.project": "shop"}}
 	connect := Event{Type: TypeNetwork, Action: "connect", ActorID: "0123456789ab",
 		Attributes: map[string]string{"name": "front", "type": "bridge", "container": "abcdef123456"}}
+	tag := Event{Type: TypeImage, Action: "tag", ActorID: "sha256:99aa", Attributes: map[string]string{"name": "registry.local:5000/app:1.2"}}
+	untag := Event{Type: TypeImage, Action: "untag", ActorID: "sha256:99aa", Attributes: map[string]string{"name": "sha256:99aa"}}
+	mount := Event{Type: TypeVolume, Action: "mount", ActorID: "data", Attributes: map[string]string{"driver": "local", "container": "abcdef123456"}}
 	tests := []struct {
 		name string
 		f    Filter
@@ -33,6 +36,17 @@ func TestFilterMatch(t *testing.T) {
 		{"label key only", Filter{Labels: []string{"com.docker.compose.project"}}, start, true},
 		{"every label must match", Filter{Labels: []string{"com.docker.compose.project=shop", "tier=db"}}, start, false},
 		{"keys combine", Filter{Types: []string{"container"}, Actions: []string{"die"}}, start, false},
+		// moby's matchImage: an image event's ID or name, with or without its tag.
+		{"image event by name", Filter{Images: []string{"registry.local:5000/app:1.2"}}, tag, true},
+		{"image event by name without the tag", Filter{Images: []string{"registry.local:5000/app"}}, tag, true},
+		{"image event by ID", Filter{Images: []string{"sha256:99aa"}}, untag, true},
+		{"image event of another image", Filter{Images: []string{"busybox"}}, tag, false},
+		{"container event by its image", Filter{Images: []string{"busybox"}}, start, true},
+		{"image filter on a volume event", Filter{Images: []string{"busybox"}}, mount, false},
+		{"volume by name", Filter{Volumes: []string{"data"}}, mount, true},
+		{"volume by a prefix", Filter{Volumes: []string{"da"}}, mount, true},
+		{"volume filter on an image event", Filter{Volumes: []string{"data"}}, tag, false},
+		{"type volume", Filter{Types: []string{"volume"}}, mount, true},
 	}
 	for _, tt := range tests {
 		if got := tt.f.Match(tt.e); got != tt.want {
@@ -86,5 +100,17 @@ func TestSlowSubscriberDropped(t *testing.T) {
 	}
 	if n != subBuffer {
 		t.Errorf("read %d events before the channel closed, want %d", n, subBuffer)
+	}
+}
+
+func TestStripTag(t *testing.T) {
+	for in, want := range map[string]string{
+		"busybox": "busybox", "busybox:1.36": "busybox", "docker.io/library/busybox:latest": "busybox",
+		"docker.io/me/app:2": "me/app", "registry.local:5000/app": "registry.local:5000/app",
+		"registry.local:5000/app:1.2": "registry.local:5000/app", "app@sha256:abcd": "app", "sha256:99aa": "sha256:99aa",
+	} {
+		if got := stripTag(in); got != want {
+			t.Errorf("stripTag(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -57,6 +57,16 @@ type Store struct {
 	dir string
 	st  store.Store
 	mu  sync.Mutex
+	// Changed, when set, hears of each volume made ("create") and
+	// removed ("destroy"), after the fact and outside the lock: the
+	// daemon's events.
+	Changed func(action, name string)
+}
+
+func (s *Store) changed(action, name string) {
+	if s.Changed != nil {
+		s.Changed(action, name)
+	}
 }
 
 // NewStore opens the volumes under dir (<data-root>/volumes).
@@ -90,19 +100,27 @@ func (s *Store) Create(name string, labels map[string]string) (*Volume, error) {
 	if err := CheckName(name); err != nil {
 		return nil, err
 	}
+	v, made, err := s.create(name, labels)
+	if made {
+		s.changed("create", name)
+	}
+	return v, err
+}
+
+func (s *Store) create(name string, labels map[string]string) (*Volume, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if v, err := s.getLocked(name); err == nil {
-		return v, nil
+		return v, false, nil
 	}
 	if err := os.MkdirAll(s.Mountpoint(name), 0o755); err != nil {
-		return nil, fmt.Errorf("create %s: %w", name, err)
+		return nil, false, fmt.Errorf("create %s: %w", name, err)
 	}
 	v := &Volume{Name: name, Labels: labels, CreatedAt: time.Now().UTC().Truncate(time.Second)}
 	if err := s.st.Update(func(tx store.Tx) error { return tx.Put(store.BucketVolumes, name, v) }); err != nil {
-		return nil, errors.Join(err, os.RemoveAll(filepath.Join(s.dir, name)))
+		return nil, false, errors.Join(err, os.RemoveAll(filepath.Join(s.dir, name)))
 	}
-	return v, nil
+	return v, true, nil
 }
 
 // Get returns volume name.
@@ -155,6 +173,14 @@ func (s *Store) Remove(name string) error {
 // once (a create of the same name makes a new one), and returns where it
 // went, for Purge to delete outside the caller's locks.
 func (s *Store) Forget(name string) (string, error) {
+	gone, err := s.forget(name)
+	if err == nil {
+		s.changed("destroy", name)
+	}
+	return gone, err
+}
+
+func (s *Store) forget(name string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, err := s.getLocked(name); err != nil {

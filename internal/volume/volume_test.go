@@ -57,3 +57,21 @@ func TestStore(t *testing.T) {
 		t.Errorf("get after remove: %v", err)
 	}
 }
+
+// TestStoreChanged: the hook hears of a volume made (not of a create that
+// finds it there) and of one removed, for the daemon's events.
+func TestStoreChanged(t *testing.T) {
+	s, err := NewStore(t.TempDir(), store.NewMemory())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var heard []string
+	s.Changed = func(action, name string) { heard = append(heard, action+" "+name) }
+	s.Create("data", nil)
+	s.Create("data", nil)
+	s.Remove("data")
+	s.Remove("data") // not there: nothing
+	if got := strings.Join(heard, ", "); got != "create data, destroy data" {
+		t.Errorf("heard %q, want one create and one destroy", got)
+	}
+}

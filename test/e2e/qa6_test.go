@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -107,6 +109,74 @@ func TestDockerEvents(t *testing.T) {
 		"--format", "{{.Action}}{{with .Actor.Attributes.exitCode}} exitCode={{.}}{{end}}{{if .Actor.Attributes.execID}} +execID{{end}}")
 	if want := "exec_create: sh -c exit 3 +execID\nexec_start: sh -c exit 3 +execID\nexec_die exitCode=3 +execID\narchive-path\n"; got != want {
 		t.Errorf("exec and cp events of ev2:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestDockerEventsImagesAndVolumes: images and volumes have their
+// events, as moby logs them: tag, import, save, load, untag, delete and
+// prune of images (an image event named by its tag or its ID, --filter
+// image matching either, with or without the tag); create, mount,
+// unmount, destroy and prune of volumes, anonymous ones included.
+func TestDockerEventsImagesAndVolumes(t *testing.T) {
+	w, _ := startWorld(t)
+	since := strings.TrimSpace(mustDocker(t, w, "run", "--rm", testworld.BusyboxImage, "date", "+%s"))
+	id := dockerInspect(t, w, "{{.Id}}", testworld.BusyboxImage)
+	mustDocker(t, w, "tag", testworld.BusyboxImage, "evimg:1")
+	mustDocker(t, w, "rmi", "evimg:1")
+	mustDocker(t, w, "volume", "create", "evvol")
+	mustDocker(t, w, "run", "--rm", "-v", "evvol:/data:ro", "-v", "/anon", "--name", "evuser", testworld.BusyboxImage, "true")
+	mustDocker(t, w, "volume", "rm", "evvol")
+	mustDocker(t, w, "volume", "create", "--label", "evprune=1", "evpruned")
+	mustDocker(t, w, "volume", "prune", "-af", "--filter", "label=evprune")
+	archive := filepath.Join(t.TempDir(), "img.tar")
+	mustDocker(t, w, "save", "-o", archive, testworld.BusyboxImage)
+	until := strings.TrimSpace(mustDocker(t, w, "run", "--rm", testworld.BusyboxImage, "sh", "-c", "sleep 1; date +%s"))
+
+	format := "{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}"
+	got := mustDocker(t, w, "events", "--since", since, "--until", until, "--filter", "type=image", "--filter", "image=evimg", "--format", format)
+	want := fmt.Sprintf("image tag %s evimg:1\n", id)
+	if got != want {
+		t.Errorf("events of image evimg:\n%s\nwant:\n%s", got, want)
+	}
+	got = mustDocker(t, w, "events", "--since", since, "--until", until, "--filter", "type=image", "--filter", "event=untag", "--filter", "event=save", "--format", format)
+	if want := fmt.Sprintf("image untag %s %s\nimage save %s %s\n", id, id, id, id); got != want {
+		t.Errorf("untag and save events:\n%s\nwant:\n%s", got, want)
+	}
+	got = mustDocker(t, w, "events", "--since", since, "--until", until, "--filter", "volume=evvol",
+		"--format", "{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.driver}}{{with .Actor.Attributes.destination}} {{.}}{{end}}{{with index .Actor.Attributes \"read/write\"}} rw={{.}}{{end}}")
+	if want := "volume create evvol local\nvolume mount evvol local /data rw=false\nvolume unmount evvol local\nvolume destroy evvol local\n"; got != want {
+		t.Errorf("events of volume evvol:\n%s\nwant:\n%s", got, want)
+	}
+	// The anonymous volume of run --rm: made at create, gone with the container.
+	got = mustDocker(t, w, "events", "--since", since, "--until", until, "--filter", "type=volume", "--filter", "event=create", "--filter", "event=destroy", "--format", "{{.Action}} {{.Actor.ID}}")
+	if n := len(lines(got)); n != 6 || !strings.Contains(got, "create evpruned\ndestroy evpruned\n") {
+		t.Errorf("volume create and destroy events:\n%s\nwant evvol's, the anonymous volume's and evpruned's", got)
+	}
+	got = mustDocker(t, w, "events", "--since", since, "--until", until, "--filter", "type=volume", "--filter", "event=prune", "--format", "{{.Action}} [{{.Actor.ID}}] {{.Actor.Attributes.reclaimed}}")
+	if want := "prune [] 0\n"; got != want {
+		t.Errorf("the volume prune event:\n%s\nwant:\n%s", got, want)
+	}
+
+	// docker import, rmi -f and load, in their own window.
+	since = until
+	mustDocker(t, w, "create", "--name", "evexp", testworld.BusyboxImage, "true")
+	rootfs := filepath.Join(t.TempDir(), "rootfs.tar")
+	mustDocker(t, w, "export", "-o", rootfs, "evexp")
+	mustDocker(t, w, "rm", "evexp")
+	imported := strings.TrimSpace(mustDocker(t, w, "import", rootfs, "evimp:1"))
+	mustDocker(t, w, "rmi", "evimp:1")
+	mustDocker(t, w, "image", "rm", "-f", testworld.BusyboxImage)
+	mustDocker(t, w, "load", "-i", archive)
+	until = strings.TrimSpace(mustDocker(t, w, "run", "--rm", testworld.BusyboxImage, "sh", "-c", "sleep 1; date +%s"))
+	got = mustDocker(t, w, "events", "--since", since, "--until", until, "--filter", "type=image", "--filter", "image="+imported, "--format", "{{.Action}} {{.Actor.Attributes.name}}")
+	if want := fmt.Sprintf("tag evimp:1\nimport %s\nuntag %s\ndelete %s\n", imported, imported, imported); got != want {
+		t.Errorf("events of an imported image:\n%s\nwant:\n%s", got, want)
+	}
+	// A loaded image's ID is its new config's digest.
+	loaded := dockerInspect(t, w, "{{.Id}}", testworld.BusyboxImage)
+	got = mustDocker(t, w, "events", "--since", since, "--until", until, "--filter", "type=image", "--filter", "image="+id, "--filter", "image="+loaded, "--format", "{{.Action}} {{.Actor.ID}}")
+	if want := fmt.Sprintf("untag %s\ndelete %s\nload %s\n", id, id, loaded); got != want {
+		t.Errorf("image events of rmi -f and load:\n%s\nwant:\n%s", got, want)
 	}
 }
 
