@@ -182,7 +182,7 @@ func newLogsCommand(e *env) *cobra.Command {
 // now ("42m", "1h30m"), an RFC 3339 time with or without a zone (local
 // time without), a date, or seconds since the epoch ("1700000000.5").
 func logTime(v string, now time.Time) (time.Time, error) {
-	if v == "" {
+	if v == "" || v == "0" { // "0": no bound, as the docker CLI sends it
 		return time.Time{}, nil
 	}
 	if d, err := time.ParseDuration(v); err == nil {

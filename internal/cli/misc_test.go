@@ -183,7 +183,7 @@ func TestLogsTimes(t *testing.T) {
 		t.Errorf("calls %q, want the logs call %q", calls, want)
 	}
 	now := time.Date(2026, 12, 2, 6, 0, 0, 0, time.UTC)
-	for in, want := range map[string]time.Time{"42m": now.Add(-42 * time.Minute), "1700000000": time.Unix(1700000000, 0), "": {}} {
+	for in, want := range map[string]time.Time{"42m": now.Add(-42 * time.Minute), "1700000000": time.Unix(1700000000, 0), "": {}, "0": {}} {
 		if got, err := logTime(in, now); err != nil || !got.Equal(want) {
 			t.Errorf("logTime(%q) = %v, %v; want %v", in, got, err, want)
 		}

@@ -299,8 +299,8 @@ func (d *Daemon) Container(ctx context.Context, ref string) (*container.Containe
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	c := cloneContainer(cs.c)
-	if c.Config.LogConfig.Readable() {
-		c.LogPath = d.runtime.JSONLogPath(c.ID) // as moby's, also before the first start
+	if c.Config.LogConfig.Readable() && d.runtime.HasJSONLog(c.ID) {
+		c.LogPath = d.runtime.JSONLogPath(c.ID) // "" until the first start made it, as moby's
 	}
 	return c, nil
 }

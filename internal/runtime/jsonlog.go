@@ -53,7 +53,6 @@ type logFile struct {
 	f    *os.File
 	size int64
 	buf  []byte
-	err  error // the first write or rotation error, reported once
 }
 
 // openLogFile opens path for appending (a restarted container keeps what
@@ -86,10 +85,15 @@ func (l *logFile) write(stream string, p []byte, t time.Time) error {
 	}
 	l.buf = appendEntry(l.buf[:0], stream, p, t)
 	n, err := l.f.Write(l.buf)
-	l.size += int64(n)
 	if err != nil {
+		// A torn entry would swallow the next one in a reader: cut it
+		// off (a full disk may still take a truncation).
+		if n > 0 && l.f.Truncate(l.size) != nil {
+			l.size += int64(n)
+		}
 		return fmt.Errorf("write log %q: %w", l.path, err)
 	}
+	l.size += int64(n)
 	return nil
 }
 
@@ -136,6 +140,16 @@ func shiftLogFiles(path string, n int) error {
 	return nil
 }
 
+// sync flushes the file to disk.
+func (l *logFile) sync() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return nil
+	}
+	return l.f.Sync()
+}
+
 func (l *logFile) close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -152,9 +166,15 @@ type entrySink interface {
 	write(stream string, p []byte, t time.Time) error
 }
 
-// maxHeld bounds what a logGate holds before it is opened; a container
-// that prints more before runc has returned waits on its pipe.
-const maxHeld = 1 << 20
+// maxHeld bounds what a logGate holds before it is opened, in memory:
+// each entry's bytes and heldOverhead for its record and allocation (a
+// container printing empty lines made 72 bytes of heap per byte counted,
+// QA round 28). A container that prints more before runc has returned
+// waits on its pipe.
+const (
+	maxHeld      = 1 << 20
+	heldOverhead = 80
+)
 
 // logGate holds entries until it is opened onto a log file (or onto
 // nothing: they are dropped), then passes them on in order.
@@ -186,7 +206,7 @@ func (g *logGate) write(stream string, p []byte, t time.Time) error {
 	}
 	if !g.opened {
 		g.held = append(g.held, heldEntry{stream, bytes.Clone(p), t})
-		g.size += len(p)
+		g.size += len(p) + heldOverhead
 		g.mu.Unlock()
 		return nil
 	}
@@ -222,17 +242,41 @@ func (g *logGate) file() *logFile {
 
 // copyLines copies r into l as stream's entries until r ends: each line
 // an entry stamped when it was read, a line longer than logLineMax in
-// parts, and what is left at the end without its newline. A write error
-// is returned after r is drained (the container must not block on a full
-// pipe because its log cannot be written).
-func copyLines(r io.Reader, stream string, l entrySink, now func() time.Time) error {
+// parts (each stamped with the time of the first, as moby's partial
+// messages), and what is left at the end without its newline. A write
+// that fails loses its entry, not the ones after (a full disk may free
+// up); the first error goes to warn, and the count of lost entries is
+// returned at the end (the container must not block on a full pipe
+// because its log cannot be written).
+func copyLines(r io.Reader, stream string, l entrySink, now func() time.Time, warn func(error)) error {
 	buf := make([]byte, 2*logLineMax)
 	start, end := 0, 0
-	var werr error
+	var firstErr error
+	lost := 0
+	var partAt time.Time // the time of the line's first part, while it is split
 	emit := func(p []byte, t time.Time) {
-		if werr == nil {
-			werr = l.write(stream, p, t)
+		if !partAt.IsZero() {
+			t = partAt
 		}
+		if p[len(p)-1] == '\n' {
+			partAt = time.Time{}
+		} else if partAt.IsZero() {
+			partAt = t
+		}
+		if err := l.write(stream, p, t); err != nil {
+			if lost++; firstErr == nil {
+				firstErr = err
+				if warn != nil {
+					warn(err)
+				}
+			}
+		}
+	}
+	done := func(err error) error {
+		if firstErr != nil {
+			err = errors.Join(err, fmt.Errorf("%d log entries lost, the first: %w", lost, firstErr))
+		}
+		return err
 	}
 	for {
 		n, err := r.Read(buf[end:])
@@ -255,9 +299,9 @@ func copyLines(r io.Reader, stream string, l entrySink, now func() time.Time) er
 				emit(buf[start:end], t)
 			}
 			if errors.Is(err, io.EOF) {
-				return werr
+				return done(nil)
 			}
-			return errors.Join(err, werr)
+			return done(err)
 		}
 		// Keep the partial line at the front: room for the next read.
 		end = copy(buf, buf[start:end])
@@ -437,12 +481,28 @@ func readJSONLog(ctx context.Context, path string, stdout, stderr io.Writer, o L
 	for {
 		exited := isClosed(done)
 		if cur == nil {
-			f, err := os.Open(path)
-			if err != nil && !errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("open log: %w", err)
+			// No log when this began: every file there is now is newer
+			// (the writer may have rotated several times since it
+			// started, a held burst of output written at once).
+			more, err := openLogSet(path)
+			if err != nil {
+				return err
 			}
-			if f != nil {
-				cur = &entryReader{f: f}
+			for i, f := range more {
+				er := &entryReader{f: f}
+				if i == len(more)-1 {
+					cur = er
+					break
+				}
+				past, err := er.drain(ew.write)
+				f.Close()
+				if past || err != nil {
+					closeAll(more[i+1:])
+					return err
+				}
+			}
+			if cur != nil {
+				continue // read it at once
 			}
 		}
 		if cur != nil {

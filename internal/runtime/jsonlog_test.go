@@ -79,7 +79,7 @@ func TestCopyLinesSplitsAsJSONFile(t *testing.T) {
 	in := "one\ntwo\n" + long + "tail"
 	// Read in small pieces, as a pipe may hand them over.
 	r := &chunkReader{s: in, n: 7}
-	if err := copyLines(r, "stderr", lf, func() time.Time { return at }); err != nil {
+	if err := copyLines(r, "stderr", lf, func() time.Time { return at }, nil); err != nil {
 		t.Fatal(err)
 	}
 	got := entries(t, path)
@@ -292,16 +292,100 @@ func TestReadJSONLogMissing(t *testing.T) {
 		followed <- readJSONLog(context.Background(), path, &out, nil, LogOptions{Tail: 0, Follow: true}, done)
 	}()
 	time.Sleep(2 * followInterval)
-	lf, err := openLogFile(path, LogLimit{})
+	// Made and rotated several times between two looks (the gate lets a
+	// held burst through at once): the follower reads every file.
+	lf, err := openLogFile(path, LogLimit{MaxSize: 200, MaxFiles: 20})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer lf.close()
-	lf.write("stdout", []byte("late\n"), time.Now())
+	var want strings.Builder
+	for i := range 10 {
+		fmt.Fprintf(&want, "late %d\n", i)
+		lf.write("stdout", fmt.Appendf(nil, "late %d\n", i), time.Now())
+	}
+	if _, err := os.Stat(rotated(path, 2)); err != nil {
+		t.Fatalf("the test wants rotations: %v", err)
+	}
 	time.Sleep(2 * followInterval)
 	close(done)
-	if err := <-followed; err != nil || out.String() != "late\n" {
-		t.Errorf("follower of a log made later: %q, %v", out.String(), err)
+	if err := <-followed; err != nil || out.String() != want.String() {
+		t.Errorf("follower of a log made later: %q, %v; want every line", out.String(), err)
+	}
+}
+
+// failingSink fails the writes it is told to.
+type failingSink struct {
+	fail map[int]bool
+	n    int
+	got  []string
+}
+
+func (f *failingSink) write(stream string, p []byte, t time.Time) error {
+	f.n++
+	if f.fail[f.n] {
+		return fmt.Errorf("disk full")
+	}
+	f.got = append(f.got, string(p))
+	return nil
+}
+
+// TestCopyLinesGoesOnAfterAWriteError: a write that fails loses its own
+// entry only (the disk may have room again for the next), is warned of
+// once, and the count comes at the end.
+func TestCopyLinesGoesOnAfterAWriteError(t *testing.T) {
+	sink := &failingSink{fail: map[int]bool{2: true, 3: true}}
+	var warned []error
+	err := copyLines(strings.NewReader("a\nb\nc\nd\n"), "stdout", sink, time.Now, func(err error) { warned = append(warned, err) })
+	if strings.Join(sink.got, "") != "a\nd\n" {
+		t.Errorf("written %q, want the entries whose writes worked", sink.got)
+	}
+	if len(warned) != 1 || err == nil || !strings.Contains(err.Error(), "2 log entries lost") {
+		t.Errorf("warned %v, returned %v; want one warning and the count", warned, err)
+	}
+}
+
+// TestConvertLegacyLogs: an older berth's raw files become a json log
+// (stdout's then stderr's lines, all stamped with the oldest file's
+// time) and go; raw files beside a json log (a conversion that died
+// after its rename) are only removed, never converted twice.
+func TestConvertLegacyLogs(t *testing.T) {
+	r := &Runtime{cfg: Config{DataDir: t.TempDir()}}
+	id := strings.Repeat("ab", 32)
+	os.MkdirAll(r.dataDir(id), 0o711)
+	out, errp := r.LogPaths(id)
+	newer, older := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	write := func() {
+		for p, c := range map[string]string{out: "o1\no2", errp: "e1\n"} {
+			os.WriteFile(p, []byte(c), 0o640)
+		}
+		os.Chtimes(out, newer, newer)
+		os.Chtimes(errp, older, older)
+	}
+	write()
+	if err := r.convertLegacyLogs(id); err != nil {
+		t.Fatal(err)
+	}
+	got := entries(t, r.JSONLogPath(id))
+	var s []string
+	for _, e := range got {
+		if !e.Time.Equal(older) {
+			t.Errorf("entry %q at %v, want the oldest file's time %v", e.Log, e.Time, older)
+		}
+		s = append(s, e.Stream+":"+e.Log)
+	}
+	if strings.Join(s, "|") != "stdout:o1\n|stdout:o2|stderr:e1\n" {
+		t.Errorf("converted %q", s)
+	}
+	if fileExists(out) || fileExists(errp) || fileExists(r.JSONLogPath(id)+".converting") {
+		t.Error("raw or temporary files left after the conversion")
+	}
+	write() // as if the removal had not happened
+	if err := r.convertLegacyLogs(id); err != nil {
+		t.Fatal(err)
+	}
+	if again := entries(t, r.JSONLogPath(id)); len(again) != len(got) || fileExists(out) {
+		t.Errorf("raw files beside a json log: %d entries (want %d), raw left %v", len(again), len(got), fileExists(out))
 	}
 }
 
@@ -327,6 +411,23 @@ func TestLogGate(t *testing.T) {
 	if want := []string{"stdout:early\n", "stderr:early err\n", "stdout:later\n"}; strings.Join(got, "") != strings.Join(want, "") {
 		t.Errorf("entries %q, want %q", got, want)
 	}
+
+	// Tiny entries count their records too.
+	tiny := newLogGate()
+	blocked := make(chan struct{})
+	go func() {
+		for range maxHeld/(1+heldOverhead) + 2 {
+			tiny.write("stdout", []byte("\n"), now)
+		}
+		close(blocked)
+	}()
+	select {
+	case <-blocked:
+		t.Error("a gate took more than maxHeld of empty lines, records counted")
+	case <-time.After(100 * time.Millisecond):
+	}
+	tiny.open(nil)
+	<-blocked
 
 	dropped := newLogGate()
 	dropped.write("stderr", []byte("runc: error\n"), now)

@@ -71,9 +71,15 @@ func fileExists(p string) bool {
 }
 
 // convertLegacyLogs moves an older berth's raw logs (legacyLogs) into the
-// json log before a start: each line an entry stamped with its file's
-// modification time (the lines' own times were never kept), stdout's
-// before stderr's (their order was not kept either).
+// json log before a start: each line an entry of its stream, all stamped
+// with the oldest of the files' modification times (the lines' own times
+// were never kept, and one time keeps --since and --until from cutting
+// into them), stdout's before stderr's (their order was not kept either).
+//
+// Crash-safe: the entries go to a temporary file that is synced and then
+// renamed to the json log, and only then are the raw files removed; a
+// json log beside raw files means a conversion that got that far, and
+// the raw files are only removed.
 func (r *Runtime) convertLegacyLogs(id string) error {
 	out, errp := r.LogPaths(id)
 	sets := [][]string{existingLogFiles(out), existingLogFiles(errp)}
@@ -85,31 +91,11 @@ func (r *Runtime) convertLegacyLogs(id string) error {
 		lr.mu.Lock()
 		defer lr.mu.Unlock()
 	}
-	lf, err := openLogFile(r.JSONLogPath(id), LogLimit{}) // the copier's first write rotates it if need be
-	if err != nil {
-		return err
-	}
-	for i, stream := range []string{"stdout", "stderr"} {
-		for _, p := range sets[i] {
-			f, err := os.Open(p)
-			if err != nil {
-				lf.close()
-				return fmt.Errorf("convert log: %w", err)
-			}
-			fi, err := f.Stat()
-			if err == nil {
-				t := fi.ModTime()
-				err = copyLines(f, stream, lf, func() time.Time { return t })
-			}
-			f.Close()
-			if err != nil {
-				lf.close()
-				return fmt.Errorf("convert log %q: %w", p, err)
-			}
+	js := r.JSONLogPath(id)
+	if !fileExists(js) && !fileExists(rotated(js, 1)) {
+		if err := convertRaw(sets, js); err != nil {
+			return fmt.Errorf("convert the logs of %s: %w", id, err)
 		}
-	}
-	if err := lf.close(); err != nil {
-		return err
 	}
 	var errs []error
 	for _, set := range sets {
@@ -121,6 +107,45 @@ func (r *Runtime) convertLegacyLogs(id string) error {
 	}
 	r.rot.forget(out, errp)
 	return errors.Join(errs...)
+}
+
+// convertRaw writes the entries of the raw files of sets (stdout's, then
+// stderr's) to a new json log at js.
+func convertRaw(sets [][]string, js string) error {
+	var at time.Time
+	for _, set := range sets {
+		for _, p := range set {
+			if fi, err := os.Stat(p); err == nil && (at.IsZero() || fi.ModTime().Before(at)) {
+				at = fi.ModTime()
+			}
+		}
+	}
+	tmp := js + ".converting"
+	os.Remove(tmp)                          // an earlier conversion's, cut short
+	lf, err := openLogFile(tmp, LogLimit{}) // the copier's first write rotates it if need be
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp) // gone by then unless something failed
+	for i, stream := range []string{"stdout", "stderr"} {
+		for _, p := range sets[i] {
+			f, err := os.Open(p)
+			if err != nil {
+				lf.close()
+				return err
+			}
+			err = copyLines(f, stream, lf, func() time.Time { return at }, nil)
+			f.Close()
+			if err != nil {
+				lf.close()
+				return fmt.Errorf("%s: %w", p, err)
+			}
+		}
+	}
+	if err := errors.Join(lf.sync(), lf.close()); err != nil {
+		return err
+	}
+	return os.Rename(tmp, js)
 }
 
 // rawLogs copies the raw stdout and stderr logs of an older berth's

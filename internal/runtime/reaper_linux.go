@@ -416,9 +416,12 @@ func (rp *reaper) spawn(c *net.UnixConn, req reaperRequest, files []*os.File) {
 		writeReply(c, reaperReply{Exit: &code})
 	case <-gone:
 		unix.Kill(pid, unix.SIGKILL) // not reaped yet: the PID is still this child's
-		code := <-done
+		<-done
 		if cp != nil {
-			go cp.keep(*req.Log, code == 0)
+			// runc may have started the container before it was killed:
+			// its output is kept (a runc that fails on its own says why
+			// in its exit code, and its words are dropped).
+			go cp.keep(*req.Log, true)
 		}
 	}
 }
@@ -462,7 +465,10 @@ func (rp *reaper) copyLog(cp *logCopy, lg reaperLog, outs []*os.File) {
 		go func() {
 			defer wg.Done()
 			defer f.Close()
-			if err := copyLines(f, []string{"stdout", "stderr"}[i], cp.gate, time.Now); err != nil {
+			warn := func(err error) {
+				fmt.Fprintf(os.Stderr, "%s: %v (later errors are counted at the end)\n", reaperArg0, err)
+			}
+			if err := copyLines(f, []string{"stdout", "stderr"}[i], cp.gate, time.Now, warn); err != nil {
 				fmt.Fprintf(os.Stderr, "%s: %v\n", reaperArg0, err)
 			}
 		}()
@@ -479,12 +485,19 @@ func (rp *reaper) copyLog(cp *logCopy, lg reaperLog, outs []*os.File) {
 // without they are dropped (a runc that failed wrote its error there).
 func (cp *logCopy) keep(lg reaperLog, keep bool) {
 	defer cp.decided.Done()
+	// After the copy before it (a dropped one too: it stays the map's
+	// entry until it ends, so that the next copy waits for them both),
+	// for as long as an exit waits for its output (logDrainWait: a
+	// process outside the container's PID namespace may hold a pipe).
+	if cp.prev != nil {
+		select {
+		case <-cp.prev.done:
+		case <-time.After(logDrainWait):
+		}
+	}
 	if !keep {
 		cp.gate.open(nil)
 		return
-	}
-	if cp.prev != nil {
-		<-cp.prev.done
 	}
 	lf, err := openLogFile(lg.Path, lg.Lim)
 	if err != nil {

@@ -134,6 +134,13 @@ func (r *Runtime) JSONLogPath(id string) string {
 	return filepath.Join(r.cfg.DataDir, id, jsonLogName(id))
 }
 
+// HasJSONLog says whether the container's json log exists (a start
+// made it; an older berth's container has raw files until its next).
+func (r *Runtime) HasJSONLog(id string) bool {
+	js := r.JSONLogPath(id)
+	return checkID(id) == nil && (fileExists(js) || fileExists(rotated(js, 1)))
+}
+
 // LogPaths are the files a container's stdout and stderr went to before
 // berth kept json-file's format (and still go to when an older reaper
 // starts it): raw output, no times.

@@ -172,6 +172,13 @@ func (r *Runtime) runDetached(ctx context.Context, s Spec) (int, error) {
 		if err := r.convertLegacyLogs(s.ID); err != nil {
 			return 0, err
 		}
+		// The log exists from the start (inspect's LogPath), before the
+		// reaper's first write.
+		f, err := os.OpenFile(r.JSONLogPath(s.ID), os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o640)
+		if err != nil {
+			return 0, fmt.Errorf("create log: %w", err)
+		}
+		f.Close()
 	}
 	stdio, err := r.openStdio(s.ID, s.OpenStdin && !s.Tty, !logged)
 	if err != nil {

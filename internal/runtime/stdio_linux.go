@@ -135,7 +135,7 @@ func copyConsole(master *os.File, log *os.File, done chan<- struct{}) {
 func copyConsoleLines(master *os.File, lf *logFile, done chan<- struct{}) {
 	defer close(done)
 	defer lf.close()
-	copyLines(master, "stdout", lf, time.Now) // ends with EIO once every slave closed
+	copyLines(master, "stdout", lf, time.Now, nil) // ends with EIO once every slave closed
 }
 
 // logDrainWait bounds how long a container's exit waits for the reaper
