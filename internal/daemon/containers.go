@@ -299,8 +299,10 @@ func (d *Daemon) Container(ctx context.Context, ref string) (*container.Containe
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	c := cloneContainer(cs.c)
-	if c.Config.LogConfig.Readable() && d.runtime.HasJSONLog(c.ID) {
-		c.LogPath = d.runtime.JSONLogPath(c.ID) // "" until the first start made it, as moby's
+	// "" until the first start made the log, and for the local driver,
+	// as moby's (its files are not json-file's there).
+	if c.Config.LogConfig.Driver() == container.LogDriver && d.runtime.HasJSONLog(c.ID) {
+		c.LogPath = d.runtime.JSONLogPath(c.ID)
 	}
 	return c, nil
 }

@@ -464,7 +464,17 @@ func readJSONLog(ctx context.Context, path string, stdout, stderr io.Writer, o L
 		if _, err := files[i].Seek(start, io.SeekStart); err != nil {
 			return err
 		}
-		er := &entryReader{f: files[i]}
+		er := &entryReader{f: files[i], left: -1}
+		if !o.Follow {
+			// What is there now, as moby's reader (a section of the
+			// file's size at the start): a docker logs --tail 2 of a
+			// container that floods its log must end.
+			fi, err := files[i].Stat()
+			if err != nil {
+				return err
+			}
+			er.left = max(fi.Size()-start, 0)
+		}
 		if past, err := er.drain(ew.write); past || err != nil {
 			return err
 		}
@@ -489,7 +499,7 @@ func readJSONLog(ctx context.Context, path string, stdout, stderr io.Writer, o L
 				return err
 			}
 			for i, f := range more {
-				er := &entryReader{f: f}
+				er := &entryReader{f: f, left: -1}
 				if i == len(more)-1 {
 					cur = er
 					break
@@ -619,6 +629,7 @@ type entryReader struct {
 	f       *os.File
 	pending []byte
 	buf     []byte
+	left    int64 // what may still be read; < 0: to the end, however far it moves
 }
 
 // maxEntry bounds a line held while incomplete: an entry holds at most
@@ -633,7 +644,17 @@ func (er *entryReader) drain(fn func([]byte) (bool, error)) (past bool, err erro
 		er.buf = make([]byte, 64<<10)
 	}
 	for {
-		n, rerr := er.f.Read(er.buf)
+		b := er.buf
+		if er.left >= 0 {
+			if er.left == 0 {
+				return false, nil
+			}
+			b = b[:min(int64(len(b)), er.left)]
+		}
+		n, rerr := er.f.Read(b)
+		if er.left >= 0 {
+			er.left -= int64(n)
+		}
 		p := er.buf[:n]
 		for len(p) > 0 {
 			i := bytes.IndexByte(p, '\n')
@@ -702,14 +723,14 @@ func (er *entryReader) follow(path string, fn func([]byte) (bool, error)) (*entr
 		return nil, false, nil
 	}
 	for _, f := range files[:len(files)-1] {
-		past, err := (&entryReader{f: f, buf: er.buf}).drain(fn)
+		past, err := (&entryReader{f: f, buf: er.buf, left: -1}).drain(fn)
 		f.Close()
 		if past || err != nil {
 			closeAll(files[len(files)-1:])
 			return nil, past, err
 		}
 	}
-	next := &entryReader{f: files[len(files)-1], buf: er.buf}
+	next := &entryReader{f: files[len(files)-1], buf: er.buf, left: -1}
 	er.f.Close()
 	return next, false, nil
 }

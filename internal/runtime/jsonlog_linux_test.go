@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -108,5 +109,76 @@ func TestLegacyLogsReadAndConverted(t *testing.T) {
 	}
 	if err := rt.Signal(s.ID, p, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// reaperPID finds the reaper of rt's directory.
+func reaperPID(t *testing.T, rt *Runtime) int {
+	t.Helper()
+	want := reaperArg0 + "\x00" + rt.cfg.ReaperDir + "\x00"
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && string(b) == want {
+			return pid
+		}
+	}
+	t.Fatalf("no reaper for %s", rt.cfg.ReaperDir)
+	return 0
+}
+
+// TestContainerOutlivesItsReaper: the daemon holds copies of the read
+// ends of a container's output pipes, so a reaper that dies (killed, or
+// out of memory) does not make the container's next write a SIGPIPE; a
+// new reaper takes the pipes and the output goes on into the log. A
+// restarted daemon takes its copies from the reaper it finds.
+func TestContainerOutlivesItsReaper(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		rt := newTestRuntime(t)
+		s := busyboxSpec(t, "sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); usleep 20000; done")
+		p := start(t, rt, s)
+		if restart {
+			rt.Close()
+			again, err := New(rt.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(again.Close)
+			rt = again
+			if err := rt.reaper.ensure(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ticks := func() int {
+			var out bytes.Buffer
+			rt.Logs(context.Background(), s.ID, &out, nil, LogOptions{Tail: -1}, nil)
+			return strings.Count(out.String(), "tick ")
+		}
+		time.Sleep(200 * time.Millisecond)
+		old := reaperPID(t, rt)
+		if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		before := ticks()
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if !rt.Alive(p) {
+				t.Fatalf("restart %v: the container died with its reaper", restart)
+			}
+			if ticks() > before+10 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("restart %v: the log stayed at %d ticks after the reaper was killed", restart, ticks())
+			}
+		}
+		if now := reaperPID(t, rt); now == old {
+			t.Errorf("restart %v: no new reaper", restart)
+		}
+		if err := rt.Signal(s.ID, p, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

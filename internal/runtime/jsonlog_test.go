@@ -448,3 +448,27 @@ func TestLogGate(t *testing.T) {
 		t.Errorf("a gate opened onto nothing kept %d entries", len(dropped.held))
 	}
 }
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestReadJSONLogEndsAtTheSizeItFound: without follow, a read ends where
+// the files ended when it began, as moby's: a docker logs --tail 2 of a
+// container flooding its log printed 98 million lines (QA round 28).
+func TestReadJSONLogEndsAtTheSizeItFound(t *testing.T) {
+	lf, path := newTestLog(t, LogLimit{})
+	writeEntries(t, lf, time.Now(), "stdout:a", "stdout:b")
+	n := 0
+	w := writerFunc(func(p []byte) (int, error) {
+		n++
+		if n > 100 {
+			return 0, fmt.Errorf("still reading")
+		}
+		lf.write("stdout", []byte("more\n"), time.Now()) // the writer goes on meanwhile
+		return len(p), nil
+	})
+	if err := readJSONLog(context.Background(), path, w, nil, LogOptions{Tail: 1}, nil); err != nil || n != 1 {
+		t.Errorf("--tail 1 wrote %d entries (%v), want the one there was", n, err)
+	}
+}

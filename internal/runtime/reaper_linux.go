@@ -52,6 +52,15 @@ import (
 // error). "logwait" answers once the copy into Log.Path has ended. The
 // hello answer lists what the reaper can do (Caps): a daemon started
 // with an older reaper still running writes logs as that one did.
+//
+// The read ends are held twice, so that neither process's death breaks
+// a container's output (its next write would get SIGPIPE, which kills
+// most programs): the spawn's exit answer carries copies of them to the
+// daemon, which "held" also hands out (one answer per copy, then an
+// empty one: a restarted daemon takes them back). A daemon whose reaper
+// died gives them to the next one with "adopt" (Log and the two files),
+// which copies them from then on; meanwhile the container blocks on its
+// full pipe rather than dying.
 
 const reaperArg0 = "berth-reaper"
 
@@ -62,7 +71,7 @@ func init() {
 }
 
 type reaperRequest struct {
-	Op      string // "hello", "spawn" or "logwait"
+	Op      string // "hello", "spawn", "logwait", "held" or "adopt"
 	Path    string
 	Args    []string
 	Env     []string
@@ -83,6 +92,9 @@ type reaperReply struct {
 	Exit *int     `json:",omitempty"`
 	Err  string   `json:",omitempty"`
 	Caps []string `json:",omitempty"` // hello's: capLog
+	// Log is held's: the copy whose read ends come with the answer
+	// (nil: the last answer).
+	Log *reaperLog `json:",omitempty"`
 }
 
 // capLog is a reaper's capability to copy a container's output into its log.
@@ -94,6 +106,49 @@ type logCopy struct {
 	gate    *logGate
 	prev    *logCopy       // the copy into the same file before this one
 	decided sync.WaitGroup // keep has run
+	lg      reaperLog
+
+	mu   sync.Mutex
+	outs []*os.File // the read ends, until the copy ends (held hands out copies)
+}
+
+// fds are dups of the copy's read ends, or nil once it has ended; the
+// caller closes them.
+func (cp *logCopy) fds() []int {
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	var dups []int
+	for _, f := range cp.outs {
+		fd, err := dupFd(f)
+		if err != nil {
+			closeFds(dups)
+			return nil
+		}
+		dups = append(dups, fd)
+	}
+	return dups
+}
+
+// dupFd duplicates f's descriptor without f.Fd(), which would make the
+// pipe blocking for every holder of it (O_NONBLOCK belongs to the open
+// file, which the dup shares): the reaper's reads are in Go's poller.
+func dupFd(f *os.File) (int, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	cerr := rc.Control(func(raw uintptr) { fd, err = unix.FcntlInt(raw, unix.F_DUPFD_CLOEXEC, 0) })
+	if cerr != nil {
+		return -1, cerr
+	}
+	return fd, err
+}
+
+func closeFds(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
 }
 
 // maxReaperMessage bounds a request (argv and environment).
@@ -311,13 +366,41 @@ func (rp *reaper) serve(c *net.UnixConn) {
 	if err != nil {
 		return
 	}
-	defer closeFiles(files...)
+	defer func() { closeFiles(files...) }() // what a request did not take over
 	switch req.Op {
 	case "hello":
 		writeReply(c, reaperReply{Caps: []string{capLog}})
 		c.Read(make([]byte, 1)) // until the daemon closes it (or dies)
 	case "spawn":
 		rp.spawn(c, req, files)
+	case "held":
+		rp.mu.Lock()
+		copies := make([]*logCopy, 0, len(rp.copies))
+		for _, cp := range rp.copies {
+			copies = append(copies, cp)
+		}
+		rp.mu.Unlock()
+		for _, cp := range copies {
+			if dups := cp.fds(); len(dups) == 2 {
+				lg := cp.lg
+				err := writeReplyFds(c, reaperReply{Log: &lg}, dups)
+				closeFds(dups)
+				if err != nil {
+					return
+				}
+			}
+		}
+		writeReply(c, reaperReply{})
+	case "adopt":
+		if req.Log == nil || len(files) != 2 {
+			writeReply(c, reaperReply{Err: "adopt needs a log and its two read ends"})
+			return
+		}
+		outs := []*os.File{files[0], files[1]}
+		files = nil // the copy's now: not closed by serve
+		cp := rp.startCopy(*req.Log, outs)
+		go cp.keep(*req.Log, true)
+		writeReply(c, reaperReply{})
 	case "logwait":
 		if req.Log == nil {
 			writeReply(c, reaperReply{Err: "logwait without a log"})
@@ -410,10 +493,17 @@ func (rp *reaper) spawn(c *net.UnixConn, req reaperRequest, files []*os.File) {
 	}()
 	select {
 	case code := <-done:
-		if cp != nil {
-			go cp.keep(*req.Log, code == 0)
+		if cp == nil {
+			writeReply(c, reaperReply{Exit: &code})
+			return
 		}
-		writeReply(c, reaperReply{Exit: &code})
+		go cp.keep(*req.Log, code == 0)
+		var dups []int // the daemon's copies of the read ends
+		if code == 0 {
+			dups = cp.fds()
+		}
+		writeReplyFds(c, reaperReply{Exit: &code}, dups)
+		closeFds(dups)
 	case <-gone:
 		unix.Kill(pid, unix.SIGKILL) // not reaped yet: the PID is still this child's
 		<-done
@@ -434,7 +524,7 @@ func (rp *reaper) spawn(c *net.UnixConn, req reaperRequest, files []*os.File) {
 func (rp *reaper) startCopy(lg reaperLog, outs []*os.File) *logCopy {
 	rp.mu.Lock()
 	prev := rp.copies[lg.Path]
-	cp := &logCopy{done: make(chan struct{}), gate: newLogGate(), prev: prev}
+	cp := &logCopy{done: make(chan struct{}), gate: newLogGate(), prev: prev, lg: lg, outs: outs}
 	cp.decided.Add(1)
 	rp.copies[lg.Path] = cp
 	rp.copying++
@@ -464,7 +554,6 @@ func (rp *reaper) copyLog(cp *logCopy, lg reaperLog, outs []*os.File) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer f.Close()
 			warn := func(err error) {
 				fmt.Fprintf(os.Stderr, "%s: %v (later errors are counted at the end)\n", reaperArg0, err)
 			}
@@ -474,6 +563,10 @@ func (rp *reaper) copyLog(cp *logCopy, lg reaperLog, outs []*os.File) {
 		}()
 	}
 	wg.Wait()
+	cp.mu.Lock()
+	closeFiles(cp.outs...) // at EOF on both: no writer is left
+	cp.outs = nil
+	cp.mu.Unlock()
 	cp.decided.Wait()
 	if lf := cp.gate.file(); lf != nil {
 		lf.close()
@@ -536,6 +629,17 @@ func readRequest(c *net.UnixConn) (reaperRequest, []*os.File, error) {
 		return req, nil, fmt.Errorf("bad request: %w", err)
 	}
 	return req, files, nil
+}
+
+// writeReplyFds writes r with descriptors (SCM_RIGHTS); none is
+// writeReply.
+func writeReplyFds(c *net.UnixConn, r reaperReply, fds []int) error {
+	if len(fds) == 0 {
+		return writeReply(c, r)
+	}
+	b, _ := json.Marshal(r)
+	_, _, err := c.WriteMsgUnix(b, unix.UnixRights(fds...), nil)
+	return err
 }
 
 func writeReply(c *net.UnixConn, r reaperReply) error {

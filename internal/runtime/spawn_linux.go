@@ -31,6 +31,92 @@ type reaperClient struct {
 	hello  *net.UnixConn // nil until connected, and again once the reaper is gone
 	caps   []string      // what the connected reaper can do
 	closed bool
+
+	// held are the daemon's copies of the read ends of the containers'
+	// output pipes, by log path (see the reaper's "held" and "adopt"):
+	// a reaper that dies does not take the pipes with it.
+	hmu  sync.Mutex
+	held map[string]heldLog
+}
+
+// heldLog is one container's output pipes' read ends, and their log.
+type heldLog struct {
+	lg  reaperLog
+	fds []int
+}
+
+// hold keeps fds for lg (a container's restart replaces its old ones).
+func (rc *reaperClient) hold(lg reaperLog, fds []int) {
+	rc.hmu.Lock()
+	defer rc.hmu.Unlock()
+	if rc.held == nil {
+		rc.held = map[string]heldLog{}
+	}
+	if old, ok := rc.held[lg.Path]; ok {
+		closeFds(old.fds)
+	}
+	rc.held[lg.Path] = heldLog{lg: lg, fds: fds}
+}
+
+// release lets go of the read ends held for the log at path (the
+// container's output has all been copied).
+func (rc *reaperClient) release(path string) {
+	rc.hmu.Lock()
+	defer rc.hmu.Unlock()
+	if h, ok := rc.held[path]; ok {
+		closeFds(h.fds)
+		delete(rc.held, path)
+	}
+}
+
+// takeHeld asks a reaper this daemon found running for copies of the
+// read ends it copies (a daemon that restarted has none).
+func (rc *reaperClient) takeHeld() error {
+	c, err := rc.dial(reaperRequest{Op: "held"}, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for {
+		rep, fds, err := readReplyFds(c)
+		if err != nil {
+			return err
+		}
+		if rep.Log == nil {
+			closeFds(fds)
+			return nil
+		}
+		if len(fds) == 2 {
+			rc.hold(*rep.Log, fds)
+		} else {
+			closeFds(fds)
+		}
+	}
+}
+
+// adoptHeld gives a reaper this daemon started the read ends it holds:
+// the containers whose reaper died go on being logged.
+func (rc *reaperClient) adoptHeld() {
+	rc.hmu.Lock()
+	held := make([]heldLog, 0, len(rc.held))
+	for _, h := range rc.held {
+		held = append(held, h)
+	}
+	rc.hmu.Unlock()
+	for _, h := range held {
+		lg := h.lg
+		c, err := rc.dialFds(reaperRequest{Op: "adopt", Log: &lg}, h.fds)
+		if err == nil {
+			var rep reaperReply
+			if rep, err = readReply(c); err == nil && rep.Err != "" {
+				err = errors.New(rep.Err)
+			}
+			c.Close()
+		}
+		if err != nil {
+			rc.log.Warn("hand a container's output to the new reaper", "log", lg.Path, "err", err)
+		}
+	}
 }
 
 // exitStatus is a spawned process's non-zero exit code, worded as
@@ -43,31 +129,56 @@ func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)
 // safe to try again with a new one.
 var errReaperGone = errors.New("the reaper went away")
 
-// ensure connects to the reaper, starting one if none answers.
+// ensure connects to the reaper, starting one if none answers. Having
+// connected, it takes copies of the pipes a reaper found running copies,
+// or gives the pipes it holds to a reaper it started.
 func (rc *reaperClient) ensure() error {
+	connected, started, err := rc.connect()
+	if err != nil || !connected {
+		return err
+	}
+	rc.mu.Lock()
+	logs := slices.Contains(rc.caps, capLog)
+	rc.mu.Unlock()
+	switch {
+	case !logs:
+	case started:
+		rc.adoptHeld()
+	default:
+		if err := rc.takeHeld(); err != nil {
+			rc.log.Warn("take copies of the containers' output pipes from the reaper", "err", err)
+		}
+	}
+	return nil
+}
+
+// connect opens the hello connection unless it is open; connected says
+// this call opened it, started that it started the reaper too.
+func (rc *reaperClient) connect() (connected, started bool, err error) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	if rc.closed {
-		return errors.New("runtime is closed")
+		return false, false, errors.New("runtime is closed")
 	}
 	if rc.hello != nil {
-		return nil
+		return false, false, nil
 	}
 	c, caps, err := rc.greet()
 	// None answers, or one on its way out does: start one. A start can
 	// meet a reaper that is just leaving ("busy"), hence a few tries.
 	for try := 0; err != nil && try < 3; try++ {
 		if err := rc.start(); err != nil {
-			return err
+			return false, false, err
 		}
+		started = true
 		c, caps, err = rc.greet()
 	}
 	if err != nil {
-		return fmt.Errorf("connect to the reaper: %w", err)
+		return false, false, fmt.Errorf("connect to the reaper: %w", err)
 	}
 	rc.hello, rc.caps = c, caps
 	go rc.watch(c)
-	return nil
+	return true, started, nil
 }
 
 // greet opens the hello connection, and learns what the reaper can do.
@@ -132,7 +243,8 @@ func (rc *reaperClient) watch(c *net.UnixConn) {
 		rc.hello = nil
 		c.Close()
 		if !rc.closed {
-			rc.log.Warn("the reaper went away; the next start runs a new one", "dir", rc.dir)
+			rc.log.Warn("the reaper went away; a new one takes the containers' output pipes", "dir", rc.dir)
+			go rc.ensure() // at once: the containers block on their full pipes meanwhile
 		}
 	}
 }
@@ -176,6 +288,25 @@ func (rc *reaperClient) start() error {
 	return fmt.Errorf("the reaper did not start (%v); see %s", err, filepath.Join(rc.dir, "reaper.log"))
 }
 
+// dialFds is dial with raw descriptors (held pipe ends: f.Fd() would
+// make them blocking for the reaper too).
+func (rc *reaperClient) dialFds(req reaperRequest, fds []int) (*net.UnixConn, error) {
+	c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: reaperSocket(rc.dir), Net: "unixpacket"})
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(req)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	if _, _, err := c.WriteMsgUnix(b, unix.UnixRights(fds...), nil); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
 // dial opens a connection to the reaper and sends req with files.
 func (rc *reaperClient) dial(req reaperRequest, files []*os.File) (*net.UnixConn, error) {
 	c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: reaperSocket(rc.dir), Net: "unixpacket"})
@@ -206,19 +337,40 @@ func (rc *reaperClient) dial(req reaperRequest, files []*os.File) (*net.UnixConn
 const maxReply = 4 << 10
 
 func readReply(c *net.UnixConn) (reaperReply, error) {
+	rep, fds, err := readReplyFds(c)
+	closeFds(fds)
+	return rep, err
+}
+
+// readReplyFds reads a reply and the descriptors it carries.
+func readReplyFds(c *net.UnixConn) (reaperReply, []int, error) {
 	var rep reaperReply
 	buf := make([]byte, maxReply)
-	n, err := c.Read(buf)
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
 	if err != nil {
-		return rep, err
+		return rep, nil, err
+	}
+	var fds []int
+	if oobn > 0 {
+		if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+			for _, m := range msgs {
+				if got, err := unix.ParseUnixRights(&m); err == nil {
+					for _, fd := range got {
+						unix.CloseOnExec(fd)
+					}
+					fds = append(fds, got...)
+				}
+			}
+		}
 	}
 	if n == 0 {
-		return rep, errReaperGone
+		return rep, fds, errReaperGone
 	}
 	if err := json.Unmarshal(buf[:n], &rep); err != nil {
-		return rep, fmt.Errorf("bad reply from the reaper: %w", err)
+		return rep, fds, fmt.Errorf("bad reply from the reaper: %w", err)
 	}
-	return rep, nil
+	return rep, fds, nil
 }
 
 // run runs cmd as a child of the reaper and waits for it, as cmd.Run
@@ -278,7 +430,12 @@ func (rc *reaperClient) runOnce(ctx context.Context, req reaperRequest, files []
 	pid := rep.Pid
 	stop := context.AfterFunc(ctx, func() { c.Close() }) // the reaper kills it
 	defer stop()
-	rep, err = readReply(c)
+	rep, fds, err := readReplyFds(c)
+	if len(fds) == 2 && req.Log != nil && err == nil && rep.Exit != nil && *rep.Exit == 0 {
+		rc.hold(*req.Log, fds)
+	} else {
+		closeFds(fds)
+	}
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err()
@@ -312,4 +469,10 @@ func (rc *reaperClient) close() {
 		rc.hello.Close()
 		rc.hello = nil
 	}
+	rc.hmu.Lock()
+	for path, h := range rc.held {
+		closeFds(h.fds)
+		delete(rc.held, path)
+	}
+	rc.hmu.Unlock()
 }

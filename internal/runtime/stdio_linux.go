@@ -150,6 +150,9 @@ func (r *Runtime) finishIO(ctx context.Context, id string) error {
 	wctx, cancel := context.WithTimeout(ctx, logDrainWait)
 	err := r.reaper.waitLog(wctx, r.JSONLogPath(id))
 	cancel()
+	if err == nil {
+		r.reaper.release(r.JSONLogPath(id))
+	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
