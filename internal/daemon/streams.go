@@ -28,7 +28,7 @@ func (d *Daemon) AttachContainer(ctx context.Context, ref string) (func(context.
 	cs.mu.Lock()
 	d.containerEvent(cs.c, "attach", nil) // as moby's containerAttach, before it streams
 	running, exited, started := cs.c.Running(), cs.exited, cs.started
-	openStdin, stdinOnce, id := cs.c.Config.OpenStdin, cs.c.Config.StdinOnce, cs.c.ID
+	openStdin, stdinOnce, id, tty := cs.c.Config.OpenStdin, cs.c.Config.StdinOnce, cs.c.ID, cs.c.Config.Tty
 	cs.mu.Unlock()
 	fctx, cancel := context.WithCancel(context.Background())
 	// runStarted closes once the run to follow runs; done once it ended.
@@ -58,10 +58,16 @@ func (d *Daemon) AttachContainer(ctx context.Context, ref string) (func(context.
 		done = next
 	}
 	stdout, stderr := &heldWriter{}, &heldWriter{}
+	// Attached before this returns: the start the client asks for next
+	// is seen from its first byte.
+	output, err := d.runtime.AttachOutput(id, tty, stdout, stderr)
+	if err != nil {
+		cancel()
+		detach()
+		return nil, err
+	}
 	followed := make(chan error, 1)
-	go func() {
-		followed <- d.runtime.Logs(fctx, id, stdout, stderr, runtime.LogOptions{Tail: 0, Follow: true}, done)
-	}()
+	go func() { followed <- output(fctx, done) }()
 	return func(ctx context.Context, s api.Streams) error {
 		defer detach()
 		defer cancel()

@@ -25,6 +25,9 @@
 // container's stdout and stderr (pipes it made for the container's runc)
 // into the container's log in json-file's format (jsonlog.go): lines
 // stamped when read, rotated at the write, kept while no daemon runs.
+// It also hands the raw bytes to attached clients (fan.go, AttachOutput),
+// and the daemon holds copies of the pipes' read ends, which a new
+// reaper adopts if the old one dies.
 //
 // Host notes (Debian 12, runc 1.1.5, cgroup v1 "hybrid"):
 //   - runc needs the cgroup v1 hierarchies mounted under /sys/fs/cgroup in the

@@ -248,7 +248,9 @@ func (g *logGate) file() *logFile {
 // up); the first error goes to warn, and the count of lost entries is
 // returned at the end (the container must not block on a full pipe
 // because its log cannot be written).
-func copyLines(r io.Reader, stream string, l entrySink, now func() time.Time, warn func(error)) error {
+//
+// tee, when set, gets each chunk as it was read (attach: raw, at once).
+func copyLines(r io.Reader, stream string, l entrySink, now func() time.Time, warn func(error), tee func([]byte)) error {
 	buf := make([]byte, 2*logLineMax)
 	start, end := 0, 0
 	var firstErr error
@@ -281,6 +283,9 @@ func copyLines(r io.Reader, stream string, l entrySink, now func() time.Time, wa
 	for {
 		n, err := r.Read(buf[end:])
 		t := now()
+		if n > 0 && tee != nil {
+			tee(buf[end : end+n])
+		}
 		end += n
 		for {
 			i := bytes.IndexByte(buf[start:end], '\n')

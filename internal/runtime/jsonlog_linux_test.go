@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -181,4 +182,76 @@ func TestContainerOutlivesItsReaper(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestAttachOutputIsRaw: an attachment made before the start sees the
+// run's output from its first byte, as the container wrote it: a prompt
+// without its newline at once (the log holds it until the line ends),
+// and every line of a burst that the log rotates away faster than a
+// follower could read it (QA round 28). For a tty container too.
+func TestAttachOutputIsRaw(t *testing.T) {
+	for _, tty := range []bool{false, true} {
+		rt := newTestRuntime(t)
+		s := busyboxSpec(t, "sh", "-c", "printf 'Name: '; sleep 2; seq 1 50000; echo err >&2")
+		s.Tty = tty
+		s.Log = LogLimit{MaxSize: 2000, MaxFiles: 1}
+		var out, errb syncBuffer
+		stream, err := rt.AttachOutput(s.ID, tty, &out, &errb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		streamed := make(chan error, 1)
+		go func() { streamed <- stream(context.Background(), nil) }()
+		p := start(t, rt, s)
+		for deadline := time.Now().Add(1500 * time.Millisecond); !strings.HasPrefix(out.String(), "Name: "); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("tty %v: the prompt was not attached before its line ended: %q", tty, out.String())
+			}
+		}
+		if code, err := rt.Wait(context.Background(), s.ID, p); err != nil || code != 0 {
+			t.Fatalf("Wait = %d, %v", code, err)
+		}
+		select {
+		case err := <-streamed:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("tty %v: the attachment did not end with the run", tty)
+		}
+		got := strings.ReplaceAll(out.String(), "\r\n", "\n")
+		if want := "Name: " + seqLines(50000); !strings.HasPrefix(got, want) {
+			t.Errorf("tty %v: attached %d bytes, want the prompt and all 50,000 lines (%d bytes)", tty, len(got), len(want))
+		}
+		if !tty && errb.String() != "err\n" {
+			t.Errorf("attached stderr %q", errb.String())
+		}
+	}
+}
+
+func seqLines(n int) string {
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		b.WriteString(strconv.Itoa(i))
+		b.WriteByte('\n')
+	}
+	return b.String()
 }

@@ -79,7 +79,7 @@ func TestCopyLinesSplitsAsJSONFile(t *testing.T) {
 	in := "one\ntwo\n" + long + "tail"
 	// Read in small pieces, as a pipe may hand them over.
 	r := &chunkReader{s: in, n: 7}
-	if err := copyLines(r, "stderr", lf, func() time.Time { return at }, nil); err != nil {
+	if err := copyLines(r, "stderr", lf, func() time.Time { return at }, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	got := entries(t, path)
@@ -336,7 +336,7 @@ func (f *failingSink) write(stream string, p []byte, t time.Time) error {
 func TestCopyLinesGoesOnAfterAWriteError(t *testing.T) {
 	sink := &failingSink{fail: map[int]bool{2: true, 3: true}}
 	var warned []error
-	err := copyLines(strings.NewReader("a\nb\nc\nd\n"), "stdout", sink, time.Now, func(err error) { warned = append(warned, err) })
+	err := copyLines(strings.NewReader("a\nb\nc\nd\n"), "stdout", sink, time.Now, func(err error) { warned = append(warned, err) }, nil)
 	if strings.Join(sink.got, "") != "a\nd\n" {
 		t.Errorf("written %q, want the entries whose writes worked", sink.got)
 	}

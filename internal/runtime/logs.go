@@ -134,7 +134,7 @@ func convertRaw(sets [][]string, js string) error {
 				lf.close()
 				return err
 			}
-			err = copyLines(f, stream, lf, func() time.Time { return at }, nil)
+			err = copyLines(f, stream, lf, func() time.Time { return at }, nil, nil)
 			f.Close()
 			if err != nil {
 				lf.close()

@@ -71,7 +71,7 @@ func init() {
 }
 
 type reaperRequest struct {
-	Op      string // "hello", "spawn", "logwait", "held" or "adopt"
+	Op      string // "hello", "spawn", "logwait", "held", "adopt" or "attach"
 	Path    string
 	Args    []string
 	Env     []string
@@ -97,8 +97,14 @@ type reaperReply struct {
 	Log *reaperLog `json:",omitempty"`
 }
 
-// capLog is a reaper's capability to copy a container's output into its log.
-const capLog = "log"
+// The reaper's capabilities: copying a container's output into its log,
+// and handing it to attached clients ("attach": after an ok answer, one
+// message per chunk read, its first byte the stream, 1 or 2; the
+// connection closes when the run's output is over).
+const (
+	capLog    = "log"
+	capAttach = "attach"
+)
 
 // logCopy is one container's output being copied into its log.
 type logCopy struct {
@@ -107,6 +113,7 @@ type logCopy struct {
 	prev    *logCopy       // the copy into the same file before this one
 	decided sync.WaitGroup // keep has run
 	lg      reaperLog
+	fan     outputFan // the attached
 
 	mu   sync.Mutex
 	outs []*os.File // the read ends, until the copy ends (held hands out copies)
@@ -168,6 +175,7 @@ type reaper struct {
 	left    chan struct{}       // a connection closed, or a copy ended: time to see whether idle
 	copies  map[string]*logCopy // by log path: the last copy into each
 	copying int                 // copies not ended
+	pending map[string][]fanSub // by log path: attached to the next copy
 }
 
 // reaperMain runs the reaper for the directory in args. Its readiness goes
@@ -234,7 +242,7 @@ func newReaper(dir string) (rp *reaper, busy bool, err error) {
 		return nil, false, err
 	}
 	l.SetUnlinkOnClose(false) // removed by exit, while the lock is still held
-	return &reaper{dir: dir, exits: exits, l: l, spawned: map[int]chan int{}, left: make(chan struct{}, 1), copies: map[string]*logCopy{}}, false, nil
+	return &reaper{dir: dir, exits: exits, l: l, spawned: map[int]chan int{}, left: make(chan struct{}, 1), copies: map[string]*logCopy{}, pending: map[string][]fanSub{}}, false, nil
 }
 
 // run serves until the reaper is idle: no connection and no child. A
@@ -369,7 +377,7 @@ func (rp *reaper) serve(c *net.UnixConn) {
 	defer func() { closeFiles(files...) }() // what a request did not take over
 	switch req.Op {
 	case "hello":
-		writeReply(c, reaperReply{Caps: []string{capLog}})
+		writeReply(c, reaperReply{Caps: []string{capLog, capAttach}})
 		c.Read(make([]byte, 1)) // until the daemon closes it (or dies)
 	case "spawn":
 		rp.spawn(c, req, files)
@@ -401,6 +409,12 @@ func (rp *reaper) serve(c *net.UnixConn) {
 		cp := rp.startCopy(*req.Log, outs)
 		go cp.keep(*req.Log, true)
 		writeReply(c, reaperReply{})
+	case "attach":
+		if req.Log == nil {
+			writeReply(c, reaperReply{Err: "attach without a log"})
+			return
+		}
+		rp.attach(c, req.Log.Path)
 	case "logwait":
 		if req.Log == nil {
 			writeReply(c, reaperReply{Err: "logwait without a log"})
@@ -516,6 +530,60 @@ func (rp *reaper) spawn(c *net.UnixConn, req reaperRequest, files []*os.File) {
 	}
 }
 
+// sockSub is an attached client on a connection.
+type sockSub struct {
+	c    *net.UnixConn
+	done chan struct{}
+	once sync.Once
+	buf  []byte
+}
+
+func (s *sockSub) send(stream byte, p []byte) error {
+	s.buf = append(append(s.buf[:0], stream), p...)
+	_, err := s.c.Write(s.buf)
+	return err
+}
+
+func (s *sockSub) end() { s.once.Do(func() { close(s.done) }) }
+
+// attach hands c the output of the copy into path that runs, or of the
+// next one, until it is over or c closes.
+func (rp *reaper) attach(c *net.UnixConn, path string) {
+	sub := &sockSub{c: c, done: make(chan struct{})}
+	if writeReply(c, reaperReply{}) != nil {
+		return
+	}
+	rp.mu.Lock()
+	cp := rp.copies[path]
+	if cp == nil || !cp.fan.add(sub) {
+		cp = nil
+		rp.pending[path] = append(rp.pending[path], sub)
+	}
+	rp.mu.Unlock()
+	gone := make(chan struct{})
+	go func() {
+		c.Read(make([]byte, 1))
+		close(gone)
+	}()
+	select {
+	case <-sub.done:
+	case <-gone:
+	}
+	rp.mu.Lock()
+	if rest := dropSub(rp.pending[path], sub); len(rest) > 0 {
+		rp.pending[path] = rest
+	} else {
+		delete(rp.pending, path)
+	}
+	if c := rp.copies[path]; c != nil {
+		c.fan.remove(sub)
+	}
+	if cp != nil {
+		cp.fan.remove(sub)
+	}
+	rp.mu.Unlock()
+}
+
 // startCopy starts copying outs (the spawn's stdout and stderr) into
 // lg's file, and registers it: a logwait from now on waits for it. What
 // comes before runc has exited is held (keep says what becomes of it):
@@ -526,6 +594,10 @@ func (rp *reaper) startCopy(lg reaperLog, outs []*os.File) *logCopy {
 	prev := rp.copies[lg.Path]
 	cp := &logCopy{done: make(chan struct{}), gate: newLogGate(), prev: prev, lg: lg, outs: outs}
 	cp.decided.Add(1)
+	for _, sub := range rp.pending[lg.Path] {
+		cp.fan.add(sub)
+	}
+	delete(rp.pending, lg.Path)
 	rp.copies[lg.Path] = cp
 	rp.copying++
 	rp.mu.Unlock()
@@ -557,12 +629,15 @@ func (rp *reaper) copyLog(cp *logCopy, lg reaperLog, outs []*os.File) {
 			warn := func(err error) {
 				fmt.Fprintf(os.Stderr, "%s: %v (later errors are counted at the end)\n", reaperArg0, err)
 			}
-			if err := copyLines(f, []string{"stdout", "stderr"}[i], cp.gate, time.Now, warn); err != nil {
+			tee := func(p []byte) { cp.fan.write(byte(i+1), p) }
+			if err := copyLines(f, []string{"stdout", "stderr"}[i], cp.gate, time.Now, warn, tee); err != nil {
 				fmt.Fprintf(os.Stderr, "%s: %v\n", reaperArg0, err)
 			}
 		}()
 	}
 	wg.Wait()
+	cp.decided.Wait() // the fan opened (or ended) before it ends
+	cp.fan.end()
 	cp.mu.Lock()
 	closeFiles(cp.outs...) // at EOF on both: no writer is left
 	cp.outs = nil
@@ -578,6 +653,7 @@ func (rp *reaper) copyLog(cp *logCopy, lg reaperLog, outs []*os.File) {
 // without they are dropped (a runc that failed wrote its error there).
 func (cp *logCopy) keep(lg reaperLog, keep bool) {
 	defer cp.decided.Done()
+	cp.fan.open(keep) // the attached need not wait for an earlier copy's end
 	// After the copy before it (a dropped one too: it stays the map's
 	// entry until it ends, so that the next copy waits for them both),
 	// for as long as an exit waits for its output (logDrainWait: a

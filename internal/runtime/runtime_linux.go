@@ -43,6 +43,7 @@ type Runtime struct {
 
 	mu  sync.Mutex
 	ios map[string]*containerIO // by container ID, for containers this process started
+	tty map[string]*ttyHub      // by container ID: attached to a tty container's output
 
 	rot logRotations // log rotation, and reads that must not overlap one
 }

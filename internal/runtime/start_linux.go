@@ -241,7 +241,14 @@ func (r *Runtime) runDetached(ctx context.Context, s Spec) (int, error) {
 			if err != nil {
 				return 0, errors.Join(err, stdio.closeHold())
 			}
-			go copyConsoleLines(cio.console, lf, cio.copied)
+			r.mu.Lock()
+			fan := r.ttyFanLocked(s.ID)
+			r.mu.Unlock()
+			copied := cio.copied
+			go copyConsoleLines(cio.console, lf, fan, func() {
+				r.endTTYFan(s.ID, fan)
+				close(copied)
+			})
 		} else {
 			stdout := stdio.stdout
 			stdio.stdout = nil // now the copier's

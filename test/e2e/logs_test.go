@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -290,4 +291,46 @@ func mustDockerCombined(t *testing.T, w *testworld.World, args ...string) string
 		t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, b.String())
 	}
 	return b.String()
+}
+
+// TestAttachIsNotTheLog: docker run attached gets the container's
+// output as written, not through its log: all of a burst that the log
+// rotates away (max-size=10k, max-file=1: the follower of the file got
+// 1,859 lines of 300,000, QA round 28), and a prompt before its newline.
+func TestAttachIsNotTheLog(t *testing.T) {
+	w, _ := startWorld(t)
+	out := mustDocker(t, w, "run", "--rm", "--log-opt", "max-size=10k", "--log-opt", "max-file=1", testworld.BusyboxImage, "seq", "1", "300000")
+	if n := strings.Count(out, "\n"); n != 300000 || !strings.HasSuffix(out, "\n300000\n") {
+		t.Errorf("docker run seq 1 300000 with max-size=10k: %d lines, want 300000", n)
+	}
+
+	cmd := exec.Command(testworld.DockerPath(), "run", "--rm", "-i", testworld.BusyboxImage, "sh", "-c", `printf 'Name: '; read name; echo "hello $name"`)
+	cmd.Env = append(os.Environ(), w.DockerEnv()...)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer stdin.Close()
+	prompt := make(chan string, 1)
+	go func() {
+		b := make([]byte, 6)
+		n, _ := io.ReadFull(stdout, b)
+		prompt <- string(b[:n])
+	}()
+	select {
+	case got := <-prompt:
+		if got != "Name: " {
+			t.Fatalf("docker run -i printed %q first, want the prompt", got)
+		}
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("the prompt did not come before its line was answered")
+	}
+	io.WriteString(stdin, "bob\n")
+	rest, _ := io.ReadAll(stdout)
+	if string(rest) != "hello bob\n" {
+		t.Errorf("after the answer: %q", rest)
+	}
 }
