@@ -207,4 +207,3 @@ func (rc *reaperClient) attach(path string) (*net.UnixConn, error) {
 	}
 	return c, nil
 }
-
