@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"net/http"
 	"strconv"
@@ -70,11 +71,11 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 	}
 	opts.Timestamps = boolValue(r, "timestamps")
 	var err error
-	if opts.Since, err = parseLogTime(r.URL.Query().Get("since")); err != nil {
+	if opts.Since, err = logTime(r.URL.Query().Get("since")); err != nil {
 		return err
 	}
 	if u := r.URL.Query().Get("until"); u != "0" { // "0": no bound, as moby's
-		if opts.Until, err = parseLogTime(u); err != nil {
+		if opts.Until, err = logTime(u); err != nil {
 			return err
 		}
 	}
@@ -114,25 +115,38 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 	return s.backend.ContainerLogs(ctx, c.ID, opts, orDiscard(stdout), orDiscard(stderr))
 }
 
-// parseLogTime reads a since or until value of the logs API as moby's
-// timetypes.ParseTimestamps does: seconds since the epoch with an
-// optional fraction ("1700000000", "1700000000.000000001"), the form the
-// docker CLI sends for whatever its user typed ("10m", a date).
-func parseLogTime(v string) (time.Time, error) {
+// logTime reads a since or until value of the logs API: moby's
+// timestamp (parseTimestamp), the form the docker CLI sends for whatever
+// its user typed ("10m", a date).
+func logTime(v string) (time.Time, error) {
+	t, err := parseTimestamp(v)
+	if err != nil {
+		return time.Time{}, errdefs.Invalid("invalid timestamp %q: %v", v, err)
+	}
+	return t, nil
+}
+
+// parseTimestamp reads moby's timetypes.ParseTimestamps form: seconds
+// since the epoch with an optional fraction ("1700000000",
+// "1700000000.000000001"), the fraction's digits scaled to nanoseconds;
+// "" is the zero time.
+func parseTimestamp(v string) (time.Time, error) {
 	if v == "" {
 		return time.Time{}, nil
 	}
 	sec, frac, hasFrac := strings.Cut(v, ".")
 	s, err := strconv.ParseInt(sec, 10, 64)
 	if err != nil {
-		return time.Time{}, errdefs.Invalid("invalid timestamp %q: %v", v, err)
+		return time.Time{}, err
 	}
 	var ns int64
 	if hasFrac {
-		if ns, err = strconv.ParseInt(frac, 10, 64); err != nil || ns < 0 {
-			return time.Time{}, errdefs.Invalid("invalid timestamp %q: %v", v, err)
+		if ns, err = strconv.ParseInt(frac, 10, 64); err != nil {
+			return time.Time{}, err
 		}
-		// As moby's: the digits scaled to nanoseconds.
+		if ns < 0 {
+			return time.Time{}, fmt.Errorf("negative fraction")
+		}
 		ns = int64(float64(ns) * math.Pow(10, float64(9-len(frac))))
 	}
 	return time.Unix(s, ns), nil

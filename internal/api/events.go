@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	eventtypes "github.com/docker/docker/api/types/events"
@@ -103,21 +101,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 // nanoseconds after a dot (moby's timetypes.ParseTimestamps).
 func eventTime(r *http.Request, key string) (time.Time, error) {
 	v := r.URL.Query().Get(key)
-	if v == "" {
-		return time.Time{}, nil
-	}
-	secs, nanos, _ := strings.Cut(v, ".")
-	sec, err := strconv.ParseInt(secs, 10, 64)
+	t, err := parseTimestamp(v)
 	if err != nil {
 		return time.Time{}, errdefs.Invalid("invalid value for %s: %q", key, v)
 	}
-	var nsec int64
-	if nanos != "" {
-		if nsec, err = strconv.ParseInt((nanos + "000000000")[:9], 10, 64); err != nil {
-			return time.Time{}, errdefs.Invalid("invalid value for %s: %q", key, v)
-		}
-	}
-	return time.Unix(sec, nsec), nil
+	return t, nil
 }
 
 // eventMessage is e as Docker's API sends it, with the deprecated

@@ -300,30 +300,8 @@ func (rc *reaperClient) dialFds(req reaperRequest, fds []int) (*net.UnixConn, er
 		c.Close()
 		return nil, err
 	}
-	if _, _, err := c.WriteMsgUnix(b, unix.UnixRights(fds...), nil); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return c, nil
-}
-
-// dial opens a connection to the reaper and sends req with files.
-func (rc *reaperClient) dial(req reaperRequest, files []*os.File) (*net.UnixConn, error) {
-	c, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: reaperSocket(rc.dir), Net: "unixpacket"})
-	if err != nil {
-		return nil, err
-	}
-	b, err := json.Marshal(req)
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
 	var oob []byte
-	if len(files) > 0 {
-		fds := make([]int, len(files))
-		for i, f := range files {
-			fds[i] = int(f.Fd())
-		}
+	if len(fds) > 0 {
 		oob = unix.UnixRights(fds...)
 	}
 	if _, _, err := c.WriteMsgUnix(b, oob, nil); err != nil {
@@ -331,6 +309,16 @@ func (rc *reaperClient) dial(req reaperRequest, files []*os.File) (*net.UnixConn
 		return nil, err
 	}
 	return c, nil
+}
+
+// dial opens a connection to the reaper and sends req with files (the
+// spawn's stdio: Fd makes them blocking, as the process wants them).
+func (rc *reaperClient) dial(req reaperRequest, files []*os.File) (*net.UnixConn, error) {
+	fds := make([]int, len(files))
+	for i, f := range files {
+		fds[i] = int(f.Fd())
+	}
+	return rc.dialFds(req, fds)
 }
 
 // maxReply bounds a reply: a PID, an exit code or an error's text.
