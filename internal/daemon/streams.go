@@ -60,14 +60,14 @@ func (d *Daemon) AttachContainer(ctx context.Context, ref string) (func(context.
 	stdout, stderr := &heldWriter{}, &heldWriter{}
 	// Attached before this returns: the start the client asks for next
 	// is seen from its first byte.
-	output, err := d.runtime.AttachOutput(id, tty, stdout, stderr)
+	output, err := d.runtime.AttachOutput(id, tty, !running, stdout, stderr)
 	if err != nil {
 		cancel()
 		detach()
 		return nil, err
 	}
 	followed := make(chan error, 1)
-	go func() { followed <- output(fctx, done) }()
+	go func() { followed <- output(fctx, runStarted, done) }()
 	return func(ctx context.Context, s api.Streams) error {
 		defer detach()
 		defer cancel()

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"slices"
-	"time"
 )
 
 // ttyHub is a tty container's attached clients, in this process: its
@@ -49,57 +48,58 @@ func (r *Runtime) endTTYFan(id string, f *outputFan) {
 	}
 }
 
-// drainAfterExit bounds how long an attach whose run exited waits for
-// the rest of the output (a client attached for a run that never came
-// is let go then too).
-const drainAfterExit = 2 * time.Second
-
-// AttachOutput attaches to the output of container id's run, or of its
-// next one if none runs, from now on: the bytes as the container wrote
-// them, stdout's to stdout and stderr's to stderr (a tty container's all
-// to stdout), not its log (fan.go). The attachment is made before it
-// returns (a start that follows is seen from its first byte); stream
-// copies until that run's output is over, ctx ends, or done (the run's
-// exit) closed and the rest has come. A container an older reaper runs
-// writes raw files, which stream follows instead.
-func (r *Runtime) AttachOutput(id string, tty bool, stdout, stderr io.Writer) (stream func(ctx context.Context, done <-chan struct{}) error, err error) {
+// AttachOutput attaches to the output of container id's run, or with
+// next (it does not run) of its next one, from now on: the bytes as the
+// container wrote them, stdout's to stdout and stderr's to stderr (a tty
+// container's all to stdout), not its log (fan.go). The attachment is
+// made before it returns (a start that follows is seen from its first
+// byte). stream copies until that run's output is over (its pipes
+// closed: what the container wrote before it exited is all there, as
+// moby's CopyStreams), or ctx ends, or done closes (the run exited, or
+// the container went away) before started did (no run came). A
+// container an older reaper started writes raw files, which stream
+// follows instead.
+func (r *Runtime) AttachOutput(id string, tty, next bool, stdout, stderr io.Writer) (stream func(ctx context.Context, started, done <-chan struct{}) error, err error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
-	follow := func(ctx context.Context, done <-chan struct{}) error {
+	follow := func(ctx context.Context, _, done <-chan struct{}) error {
 		return r.Logs(ctx, id, stdout, stderr, LogOptions{Tail: 0, Follow: true}, done)
 	}
 	if r.legacyLogs(id) {
-		return follow, nil
+		// Its next start converts the raw files, if this reaper copies.
+		if logged, err := r.reaper.copiesLogs(); err != nil || !logged || !next {
+			return follow, nil
+		}
 	}
 	if tty {
 		sub := newWriterSub(stdout, stderr)
 		r.mu.Lock()
+		if r.tty == nil {
+			r.tty = map[string]*ttyHub{}
+		}
 		h := r.tty[id]
-		if h == nil || h.fan == nil || !h.fan.add(sub) {
-			if r.tty == nil {
-				r.tty = map[string]*ttyHub{}
-			}
-			if h == nil {
-				h = &ttyHub{}
-				r.tty[id] = h
-			}
+		if h == nil {
+			h = &ttyHub{}
+			r.tty[id] = h
+		}
+		if next || h.fan == nil || !h.fan.add(sub) {
 			h.pending = append(h.pending, sub)
 		}
 		r.mu.Unlock()
-		return func(ctx context.Context, done <-chan struct{}) error {
+		return func(ctx context.Context, started, done <-chan struct{}) error {
 			defer r.detachTTY(id, sub)
-			return awaitSub(ctx, sub.done, done)
+			return awaitOutput(ctx, sub.done, started, done)
 		}, nil
 	}
 	if ok, err := r.reaper.can(capAttach); err != nil || !ok {
 		return follow, nil // a reaper of the first json logs: their file
 	}
-	c, err := r.reaper.attach(r.JSONLogPath(id))
+	c, err := r.reaper.attach(r.JSONLogPath(id), next)
 	if err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context, done <-chan struct{}) error {
+	return func(ctx context.Context, started, done <-chan struct{}) error {
 		defer c.Close()
 		ended := make(chan struct{})
 		var cerr error
@@ -109,7 +109,7 @@ func (r *Runtime) AttachOutput(id string, tty bool, stdout, stderr io.Writer) (s
 		}()
 		stop := context.AfterFunc(ctx, func() { c.Close() })
 		defer stop()
-		err := awaitSub(ctx, ended, done)
+		err := awaitOutput(ctx, ended, started, done)
 		c.Close()
 		<-ended
 		if err == nil {
@@ -119,9 +119,9 @@ func (r *Runtime) AttachOutput(id string, tty bool, stdout, stderr io.Writer) (s
 	}, nil
 }
 
-// awaitSub waits until the attached output ended, ctx ended, or done
-// closed and the rest had drainAfterExit to come.
-func awaitSub(ctx context.Context, ended, done <-chan struct{}) error {
+// awaitOutput waits until the attached output ended, ctx ended, or done
+// closed with no run started (started nil: one runs).
+func awaitOutput(ctx context.Context, ended, started, done <-chan struct{}) error {
 	select {
 	case <-ended:
 		return nil
@@ -129,15 +129,15 @@ func awaitSub(ctx context.Context, ended, done <-chan struct{}) error {
 		return ctx.Err()
 	case <-done:
 	}
-	t := time.NewTimer(drainAfterExit)
-	defer t.Stop()
+	if started != nil && !isClosed(started) {
+		return nil // no run came to attach to
+	}
 	select {
 	case <-ended:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-t.C:
 	}
-	return nil
 }
 
 // copyAttached writes the reaper's messages (a stream byte, then the
@@ -192,8 +192,8 @@ func (rc *reaperClient) can(what string) (bool, error) {
 
 // attach opens an attachment to the output of the copy into the log at
 // path (attach, in the reaper).
-func (rc *reaperClient) attach(path string) (*net.UnixConn, error) {
-	c, err := rc.dial(reaperRequest{Op: "attach", Log: &reaperLog{Path: path}}, nil)
+func (rc *reaperClient) attach(path string, next bool) (*net.UnixConn, error) {
+	c, err := rc.dial(reaperRequest{Op: "attach", Log: &reaperLog{Path: path}, Next: next}, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package runtime
 import (
 	"bytes"
 	"io"
+	"slices"
 	"sync"
 )
 
@@ -26,12 +27,18 @@ type fanSub interface {
 // outputFan hands one run's output to the attached. What comes before
 // the run is known to have started (runc may still fail, and what it
 // writes then is not the container's) is held until open.
+//
+// Deliveries are serialised by deliver, which is held while a client is
+// written to (a client that does not read holds the copier, and so the
+// container, back, as in Docker); mu guards the rest and is never held
+// while writing, so attaching and detaching never wait for a client.
 type outputFan struct {
-	mu     sync.Mutex
-	subs   []fanSub
-	held   []heldChunk
-	opened bool
-	ended  bool
+	deliver sync.Mutex
+	mu      sync.Mutex
+	subs    []fanSub
+	held    []heldChunk
+	opened  bool
+	ended   bool
 }
 
 type heldChunk struct {
@@ -71,44 +78,49 @@ func dropSub(subs []fanSub, s fanSub) []fanSub {
 // called with at most one chunk of a read, so what is held is bounded by
 // the copier's own hold (logGate).
 func (f *outputFan) write(stream byte, p []byte) {
+	f.deliver.Lock()
+	defer f.deliver.Unlock()
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if f.ended {
+		f.mu.Unlock()
 		return
 	}
 	if !f.opened {
 		f.held = append(f.held, heldChunk{stream, bytes.Clone(p)})
+		f.mu.Unlock()
 		return
 	}
-	f.sendLocked(stream, p)
+	subs := slices.Clone(f.subs)
+	f.mu.Unlock()
+	f.send(subs, stream, p)
 }
 
-func (f *outputFan) sendLocked(stream byte, p []byte) {
-	for i := 0; i < len(f.subs); {
-		if err := f.subs[i].send(stream, p); err != nil {
-			f.subs[i].end()
-			f.subs = append(f.subs[:i], f.subs[i+1:]...)
-			continue
+// send writes p to subs (deliver held); a client that fails is dropped.
+func (f *outputFan) send(subs []fanSub, stream byte, p []byte) {
+	for _, s := range subs {
+		if err := s.send(stream, p); err != nil {
+			s.end()
+			f.remove(s)
 		}
-		i++
 	}
 }
 
 // open passes what was held on (keep) or drops it and ends the attached
-// (the start failed); held chunks go first, as later ones wait for the
-// lock.
+// (the start failed); held chunks go first, as later ones wait for
+// deliver.
 func (f *outputFan) open(keep bool) {
+	f.deliver.Lock()
+	defer f.deliver.Unlock()
 	f.mu.Lock()
-	held := f.held
+	held, subs := f.held, slices.Clone(f.subs)
 	f.held, f.opened = nil, true
-	if keep {
-		for _, c := range held {
-			f.sendLocked(c.stream, c.p)
-		}
-	}
 	f.mu.Unlock()
 	if !keep {
 		f.end()
+		return
+	}
+	for _, c := range held {
+		f.send(subs, c.stream, c.p)
 	}
 }
 

@@ -214,12 +214,12 @@ func TestAttachOutputIsRaw(t *testing.T) {
 		s.Tty = tty
 		s.Log = LogLimit{MaxSize: 2000, MaxFiles: 1}
 		var out, errb syncBuffer
-		stream, err := rt.AttachOutput(s.ID, tty, &out, &errb)
+		stream, err := rt.AttachOutput(s.ID, tty, true, &out, &errb)
 		if err != nil {
 			t.Fatal(err)
 		}
 		streamed := make(chan error, 1)
-		go func() { streamed <- stream(context.Background(), nil) }()
+		go func() { streamed <- stream(context.Background(), nil, nil) }()
 		p := start(t, rt, s)
 		for deadline := time.Now().Add(1500 * time.Millisecond); !strings.HasPrefix(out.String(), "Name: "); time.Sleep(10 * time.Millisecond) {
 			if time.Now().After(deadline) {

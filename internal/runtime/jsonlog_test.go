@@ -472,3 +472,42 @@ func TestReadJSONLogEndsAtTheSizeItFound(t *testing.T) {
 		t.Errorf("--tail 1 wrote %d entries (%v), want the one there was", n, err)
 	}
 }
+
+// stuckSub is a client that does not read until released.
+type stuckSub struct{ release chan struct{} }
+
+func (s stuckSub) send(byte, []byte) error { <-s.release; return nil }
+func (s stuckSub) end()                    {}
+
+// TestFanStuckClientHoldsOnlyItsDeliveries: a client that does not read
+// holds the run's deliveries (the container waits, as in Docker), but
+// attaching, detaching and ending never wait for it (review of QA round
+// 28: the reaper's lock waited behind it, and every start with it).
+func TestFanStuckClientHoldsOnlyItsDeliveries(t *testing.T) {
+	f := &outputFan{opened: true}
+	stuck := stuckSub{release: make(chan struct{})}
+	f.add(stuck)
+	writing := make(chan struct{})
+	go func() { f.write(1, []byte("x")); close(writing) }()
+	time.Sleep(20 * time.Millisecond)
+	other := newWriterSub(io.Discard, io.Discard)
+	done := make(chan struct{})
+	go func() {
+		f.add(other)
+		f.remove(other)
+		f.end()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("attach, detach or end waited for a client that does not read")
+	}
+	select {
+	case <-writing:
+		t.Fatal("the delivery did not wait for the client")
+	default:
+	}
+	close(stuck.release)
+	<-writing
+}

@@ -79,6 +79,7 @@ type reaperRequest struct {
 	Setpgid bool
 	Fds     []int      // which of stdin (0), stdout (1) and stderr (2) the message carries, in order
 	Log     *reaperLog `json:",omitempty"`
+	Next    bool       `json:",omitempty"` // attach's: to the next run, not one that may still be ending
 }
 
 // reaperLog is where a spawned container's output goes.
@@ -414,7 +415,7 @@ func (rp *reaper) serve(c *net.UnixConn) {
 			writeReply(c, reaperReply{Err: "attach without a log"})
 			return
 		}
-		rp.attach(c, req.Log.Path)
+		rp.attach(c, req.Log.Path, req.Next)
 	case "logwait":
 		if req.Log == nil {
 			writeReply(c, reaperReply{Err: "logwait without a log"})
@@ -546,20 +547,38 @@ func (s *sockSub) send(stream byte, p []byte) error {
 
 func (s *sockSub) end() { s.once.Do(func() { close(s.done) }) }
 
-// attach hands c the output of the copy into path that runs, or of the
-// next one, until it is over or c closes.
-func (rp *reaper) attach(c *net.UnixConn, path string) {
+// attach hands c the output of the copy into path that runs (unless
+// next), or of the next one, until it is over or c closes. A fan is
+// never touched under rp.mu: a client that does not read holds its
+// fan's deliveries, and nothing else.
+func (rp *reaper) attach(c *net.UnixConn, path string, next bool) {
 	sub := &sockSub{c: c, done: make(chan struct{})}
 	if writeReply(c, reaperReply{}) != nil {
 		return
 	}
-	rp.mu.Lock()
-	cp := rp.copies[path]
-	if cp == nil || !cp.fan.add(sub) {
-		cp = nil
-		rp.pending[path] = append(rp.pending[path], sub)
+	var joined *logCopy
+	for {
+		rp.mu.Lock()
+		cp := rp.copies[path]
+		if next || cp == nil {
+			rp.pending[path] = append(rp.pending[path], sub)
+			rp.mu.Unlock()
+			break
+		}
+		rp.mu.Unlock()
+		if cp.fan.add(sub) {
+			joined = cp
+			break
+		}
+		// That run's output is over: the next run's, unless one began.
+		rp.mu.Lock()
+		if rp.copies[path] == cp {
+			rp.pending[path] = append(rp.pending[path], sub)
+			rp.mu.Unlock()
+			break
+		}
+		rp.mu.Unlock()
 	}
-	rp.mu.Unlock()
 	gone := make(chan struct{})
 	go func() {
 		c.Read(make([]byte, 1))
@@ -575,13 +594,13 @@ func (rp *reaper) attach(c *net.UnixConn, path string) {
 	} else {
 		delete(rp.pending, path)
 	}
-	if c := rp.copies[path]; c != nil {
-		c.fan.remove(sub)
-	}
-	if cp != nil {
-		cp.fan.remove(sub)
-	}
+	cur := rp.copies[path] // it may have moved there from pending
 	rp.mu.Unlock()
+	for _, cp := range []*logCopy{cur, joined} {
+		if cp != nil {
+			cp.fan.remove(sub)
+		}
+	}
 }
 
 // startCopy starts copying outs (the spawn's stdout and stderr) into

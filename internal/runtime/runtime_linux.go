@@ -180,6 +180,7 @@ func (r *Runtime) Release(id string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
+	r.reaper.release(r.JSONLogPath(id))
 	return errors.Join(
 		r.dropIO(id),
 		r.runcDelete(id),

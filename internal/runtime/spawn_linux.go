@@ -37,6 +37,10 @@ type reaperClient struct {
 	// a reaper that dies does not take the pipes with it.
 	hmu  sync.Mutex
 	held map[string]heldLog
+
+	// gen serialises ensure: a caller waits until the reaper it finds
+	// or starts has the pipes (takeHeld, adoptHeld) before it spawns.
+	gen sync.Mutex
 }
 
 // heldLog is one container's output pipes' read ends, and their log.
@@ -95,17 +99,29 @@ func (rc *reaperClient) takeHeld() error {
 }
 
 // adoptHeld gives a reaper this daemon started the read ends it holds:
-// the containers whose reaper died go on being logged.
+// the containers whose reaper died go on being logged. It sends dups,
+// made under the lock: a release meanwhile closes only its own.
 func (rc *reaperClient) adoptHeld() {
 	rc.hmu.Lock()
 	held := make([]heldLog, 0, len(rc.held))
 	for _, h := range rc.held {
-		held = append(held, h)
+		var dups []int
+		for _, fd := range h.fds {
+			if d, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0); err == nil {
+				dups = append(dups, d)
+			}
+		}
+		if len(dups) == len(h.fds) {
+			held = append(held, heldLog{lg: h.lg, fds: dups})
+		} else {
+			closeFds(dups)
+		}
 	}
 	rc.hmu.Unlock()
 	for _, h := range held {
 		lg := h.lg
 		c, err := rc.dialFds(reaperRequest{Op: "adopt", Log: &lg}, h.fds)
+		closeFds(h.fds)
 		if err == nil {
 			var rep reaperReply
 			if rep, err = readReply(c); err == nil && rep.Err != "" {
@@ -133,6 +149,8 @@ var errReaperGone = errors.New("the reaper went away")
 // connected, it takes copies of the pipes a reaper found running copies,
 // or gives the pipes it holds to a reaper it started.
 func (rc *reaperClient) ensure() error {
+	rc.gen.Lock()
+	defer rc.gen.Unlock()
 	connected, started, err := rc.connect()
 	if err != nil || !connected {
 		return err
@@ -244,8 +262,24 @@ func (rc *reaperClient) watch(c *net.UnixConn) {
 		c.Close()
 		if !rc.closed {
 			rc.log.Warn("the reaper went away; a new one takes the containers' output pipes", "dir", rc.dir)
-			go rc.ensure() // at once: the containers block on their full pipes meanwhile
+			go rc.restart() // at once: the containers block on their full pipes meanwhile
 		}
+	}
+}
+
+// restart starts a reaper for the pipes this daemon holds, trying again
+// for a while if it cannot (the containers wait on their full pipes).
+func (rc *reaperClient) restart() {
+	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 10*time.Second) {
+		err := rc.ensure()
+		rc.mu.Lock()
+		closed := rc.closed
+		rc.mu.Unlock()
+		if err == nil || closed {
+			return
+		}
+		rc.log.Warn("start a new reaper", "err", err, "again in", delay)
+		time.Sleep(delay)
 	}
 }
 

@@ -151,9 +151,9 @@ func (r *Runtime) finishIO(ctx context.Context, id string) error {
 	wctx, cancel := context.WithTimeout(ctx, logDrainWait)
 	err := r.reaper.waitLog(wctx, r.JSONLogPath(id))
 	cancel()
-	if err == nil {
-		r.reaper.release(r.JSONLogPath(id))
-	}
+	// The run is over: its pipes need no keeping for another reaper
+	// (after a timeout what is left in them is the reaper's alone).
+	r.reaper.release(r.JSONLogPath(id))
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
