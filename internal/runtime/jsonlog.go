@@ -251,7 +251,11 @@ func (g *logGate) file() *logFile {
 //
 // tee, when set, gets each chunk as it was read (attach: raw, at once).
 func copyLines(r io.Reader, stream string, l entrySink, now func() time.Time, warn func(error), tee func([]byte)) error {
-	buf := make([]byte, 2*logLineMax)
+	// A line's start of less than logLineMax is kept at the front, so a
+	// read has at least 4 KiB: per container stream in the reaper, this
+	// is most of what it holds (110 containers: 13.4 MiB private with
+	// 32 KiB buffers).
+	buf := make([]byte, logLineMax+4<<10)
 	start, end := 0, 0
 	var firstErr error
 	lost := 0
