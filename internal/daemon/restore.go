@@ -63,6 +63,10 @@ func (d *Daemon) restoreContainers(ctx context.Context) error {
 				d.startHealthLocked(cs) // starting again, as moby's restore
 				cs.mu.Unlock()
 				d.log.Info("re-adopted running container", "name", c.Name, "id", c.ShortID(), "pid", proc.Pid)
+				if !c.Config.Tty && !d.runtime.OutputKept(c.ID) {
+					d.log.Warn("the output of a re-adopted container is lost: its reaper died while no daemon ran, and with it the only reader of its stdout and stderr (restart the container to log it again)",
+						"name", c.Name, "id", c.ShortID())
+				}
 				continue
 			}
 			// Its network is gone (the sandbox record was lost): a container

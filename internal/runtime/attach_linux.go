@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"slices"
+	"sync"
+	"time"
 )
 
 // ttyHub is a tty container's attached clients, in this process: its
@@ -95,28 +97,83 @@ func (r *Runtime) AttachOutput(id string, tty, next bool, stdout, stderr io.Writ
 	if ok, err := r.reaper.can(capAttach); err != nil || !ok {
 		return follow, nil // a reaper of the first json logs: their file
 	}
-	c, err := r.reaper.attach(r.JSONLogPath(id), next)
+	path := r.JSONLogPath(id)
+	c, _, err := r.reaper.attach(path, next)
 	if err != nil {
 		return nil, err
 	}
 	return func(ctx context.Context, started, done <-chan struct{}) error {
-		defer c.Close()
+		var mu sync.Mutex
+		cur, stopped := c, false
+		closeCur := func() {
+			mu.Lock()
+			defer mu.Unlock()
+			stopped = true
+			cur.Close()
+		}
 		ended := make(chan struct{})
 		var cerr error
 		go func() {
 			defer close(ended)
-			cerr = copyAttached(c, stdout, stderr)
+			for {
+				over, err := copyAttached(cur, stdout, stderr)
+				if over || err != nil {
+					cerr = err
+					return
+				}
+				// The reaper died: the next one took the pipes over
+				// (adoptHeld); go on with the run it copies, if it goes on.
+				mu.Lock()
+				if stopped {
+					mu.Unlock()
+					return
+				}
+				cur.Close()
+				mu.Unlock()
+				next, joined, err := r.reattach(path)
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				if stopped || !joined {
+					mu.Unlock()
+					next.Close()
+					return
+				}
+				cur = next
+				mu.Unlock()
+			}
 		}()
-		stop := context.AfterFunc(ctx, func() { c.Close() })
+		stop := context.AfterFunc(ctx, closeCur)
 		defer stop()
 		err := awaitOutput(ctx, ended, started, done)
-		c.Close()
+		closeCur()
 		<-ended
 		if err == nil {
 			err = cerr
 		}
 		return err
 	}, nil
+}
+
+// reattach attaches to the run a new reaper copies, once there is one:
+// the daemon may learn of the old one's death after this attachment did.
+func (r *Runtime) reattach(path string) (*net.UnixConn, bool, error) {
+	var err error
+	for try := 0; try < 50; try++ {
+		if try > 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err = r.reaper.ensure(); err != nil {
+			continue
+		}
+		c, joined, aerr := r.reaper.attach(path, false)
+		if aerr == nil {
+			return c, joined, nil
+		}
+		err = aerr
+	}
+	return nil, false, err
 }
 
 // awaitOutput waits until the attached output ended, ctx ended, or done
@@ -141,16 +198,21 @@ func awaitOutput(ctx context.Context, ended, started, done <-chan struct{}) erro
 }
 
 // copyAttached writes the reaper's messages (a stream byte, then the
-// bytes) to stdout and stderr until the connection ends.
-func copyAttached(c *net.UnixConn, stdout, stderr io.Writer) error {
+// bytes) to stdout and stderr until the run's output is over (over), or
+// the connection ends without saying so (the reaper died, or it was
+// closed here).
+func copyAttached(c *net.UnixConn, stdout, stderr io.Writer) (over bool, err error) {
 	buf := make([]byte, 4*logLineMax+1) // a chunk is at most one read of the copier's
 	for {
 		n, err := c.Read(buf)
 		if n == 0 || err != nil {
 			if n == 0 || errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) {
-				return nil
+				return false, nil
 			}
-			return err
+			return false, err
+		}
+		if n == 1 && buf[0] == 0 {
+			return true, nil
 		}
 		w := stdout
 		if buf[0] == 2 {
@@ -158,7 +220,7 @@ func copyAttached(c *net.UnixConn, stdout, stderr io.Writer) error {
 		}
 		if w != nil {
 			if _, err := w.Write(buf[1:n]); err != nil {
-				return err
+				return false, err
 			}
 		}
 	}
@@ -192,10 +254,10 @@ func (rc *reaperClient) can(what string) (bool, error) {
 
 // attach opens an attachment to the output of the copy into the log at
 // path (attach, in the reaper).
-func (rc *reaperClient) attach(path string, next bool) (*net.UnixConn, error) {
+func (rc *reaperClient) attach(path string, next bool) (*net.UnixConn, bool, error) {
 	c, err := rc.dial(reaperRequest{Op: "attach", Log: &reaperLog{Path: path}, Next: next}, nil)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	rep, err := readReply(c)
 	if err == nil && rep.Err != "" {
@@ -203,7 +265,24 @@ func (rc *reaperClient) attach(path string, next bool) (*net.UnixConn, error) {
 	}
 	if err != nil {
 		c.Close()
-		return nil, err
+		return nil, false, err
 	}
-	return c, nil
+	return c, rep.Joined, nil
+}
+
+// OutputKept says whether the output of container id, which runs, still
+// has a reader: the reaper found running holds its pipes (takeHeld), or
+// it writes raw files of its own (an older berth's). A container whose
+// reaper died while no daemon ran has none: its writes fail, or kill it.
+func (r *Runtime) OutputKept(id string) bool {
+	if checkID(id) != nil || r.legacyLogs(id) {
+		return true
+	}
+	if r.reaper.ensure() != nil {
+		return false
+	}
+	r.reaper.hmu.Lock()
+	defer r.reaper.hmu.Unlock()
+	_, ok := r.reaper.held[r.JSONLogPath(id)]
+	return ok
 }

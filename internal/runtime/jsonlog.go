@@ -457,9 +457,19 @@ func readJSONLog(ctx context.Context, path string, stdout, stderr io.Writer, o L
 			cur.f.Close()
 		}
 	}()
+	// The files' sizes now: without follow, what is read; with, where
+	// the tail is counted from.
+	sizes := make([]int64, len(files))
+	for i, f := range files {
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		sizes[i] = fi.Size()
+	}
 	idx, off := 0, int64(0)
 	if o.Tail >= 0 && len(files) > 0 {
-		if idx, off, err = tailStart(files, o.Tail); err != nil {
+		if idx, off, err = tailStart(files, sizes, o.Tail); err != nil {
 			return fmt.Errorf("tail log %q: %w", path, err)
 		}
 	}
@@ -475,14 +485,10 @@ func readJSONLog(ctx context.Context, path string, stdout, stderr io.Writer, o L
 		}
 		er := &entryReader{f: files[i], left: -1}
 		if !o.Follow {
-			// What is there now, as moby's reader (a section of the
-			// file's size at the start): a docker logs --tail 2 of a
-			// container that floods its log must end.
-			fi, err := files[i].Stat()
-			if err != nil {
-				return err
-			}
-			er.left = max(fi.Size()-start, 0)
+			// What was there, as moby's reader (a section of the file's
+			// size at the start): a docker logs --tail 2 of a container
+			// that floods its log must end.
+			er.left = max(sizes[i]-start, 0)
 		}
 		if past, err := er.drain(ew.write); past || err != nil {
 			return err
@@ -608,19 +614,19 @@ func lockLogDir(path string, exclusive bool) (func(), error) {
 
 // tailStart is where the last n entries of files start: a file's index
 // and an offset in it.
-func tailStart(files []*os.File, n int) (int, int64, error) {
+//
+// sizes are the files' sizes when the read began: entries written since
+// are neither counted nor read (QA round 28: --tail 3 of a flood printed
+// 9 lines).
+func tailStart(files []*os.File, sizes []int64, n int) (int, int64, error) {
 	last := len(files) - 1
 	if n == 0 {
-		fi, err := files[last].Stat()
-		if err != nil {
-			return 0, 0, err
-		}
-		return last, fi.Size(), nil
+		return last, sizes[last], nil
 	}
 	buf := make([]byte, 32<<10)
 	seen, final := 0, true
 	for idx := last; idx >= 0; idx-- {
-		off, found, err := scanBackFile(files[idx], buf, n-seen, &final)
+		off, found, err := scanBackTo(files[idx], sizes[idx], buf, n-seen, &final)
 		if err != nil {
 			return 0, 0, err
 		}

@@ -152,29 +152,44 @@ func TestContainerOutlivesItsReaper(t *testing.T) {
 			if err := rt.reaper.ensure(); err != nil {
 				t.Fatal(err)
 			}
+			if !rt.OutputKept(s.ID) {
+				t.Error("a restarted daemon does not hold the pipes its reaper copies")
+			}
 		}
 		ticks := func() int {
 			var out bytes.Buffer
 			rt.Logs(context.Background(), s.ID, &out, nil, LogOptions{Tail: -1}, nil)
 			return strings.Count(out.String(), "tick ")
 		}
+		// An attached client goes on with the new reaper too.
+		var attached syncBuffer
+		stream, err := rt.AttachOutput(s.ID, false, false, &attached, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		streamed := make(chan error, 1)
+		go func() { streamed <- stream(ctx, nil, nil) }()
 		time.Sleep(200 * time.Millisecond)
 		old := reaperPID(t, rt)
 		if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		before := ticks()
+		before, attachedBefore := ticks(), strings.Count(attached.String(), "tick ")
 		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 			if !rt.Alive(p) {
 				t.Fatalf("restart %v: the container died with its reaper", restart)
 			}
-			if ticks() > before+10 {
+			if ticks() > before+10 && strings.Count(attached.String(), "tick ") > attachedBefore+10 {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("restart %v: the log stayed at %d ticks after the reaper was killed", restart, ticks())
+				t.Fatalf("restart %v: %d ticks in the log, %d attached, after the reaper was killed (%d, %d before)",
+					restart, ticks(), strings.Count(attached.String(), "tick "), before, attachedBefore)
 			}
 		}
+		cancel()
+		<-streamed
 		if now := reaperPID(t, rt); now == old {
 			t.Errorf("restart %v: no new reaper", restart)
 		}
@@ -254,4 +269,28 @@ func seqLines(n int) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// TestOutputLostWithDaemonAndReaper: when the daemon and the reaper both
+// die, nothing holds a container's pipes any more; the next daemon says
+// so (OutputKept false, a warning at restore) rather than pretending.
+func TestOutputLostWithDaemonAndReaper(t *testing.T) {
+	rt := newTestRuntime(t)
+	s := busyboxSpec(t, "sh", "-c", "trap '' PIPE; while true; do echo tick; usleep 20000; done")
+	p := start(t, rt, s)
+	pid := reaperPID(t, rt)
+	rt.Close()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	again, err := New(rt.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(again.Close)
+	if again.OutputKept(s.ID) {
+		t.Error("OutputKept = true for a container whose daemon and reaper both died")
+	}
+	again.Signal(s.ID, p, syscall.SIGKILL)
 }

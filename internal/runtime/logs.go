@@ -458,8 +458,14 @@ func scanBackFile(f *os.File, buf []byte, want int, final *bool) (int64, bool, e
 	if err != nil {
 		return 0, false, err
 	}
+	return scanBackTo(f, fi.Size(), buf, want, final)
+}
+
+// scanBackTo is scanBackFile from offset size back (what the file held
+// when a read began).
+func scanBackTo(f *os.File, size int64, buf []byte, want int, final *bool) (int64, bool, error) {
 	seen := 0
-	for pos := fi.Size(); pos > 0; {
+	for pos := size; pos > 0; {
 		k := min(int64(len(buf)), pos)
 		pos -= k
 		if _, err := f.ReadAt(buf[:k], pos); err != nil && !errors.Is(err, io.EOF) {

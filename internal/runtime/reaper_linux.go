@@ -93,15 +93,20 @@ type reaperReply struct {
 	Exit *int     `json:",omitempty"`
 	Err  string   `json:",omitempty"`
 	Caps []string `json:",omitempty"` // hello's: capLog
+	// Joined is attach's: the client joined a run that goes on (false:
+	// it waits for the next).
+	Joined bool `json:",omitempty"`
 	// Log is held's: the copy whose read ends come with the answer
 	// (nil: the last answer).
 	Log *reaperLog `json:",omitempty"`
 }
 
 // The reaper's capabilities: copying a container's output into its log,
-// and handing it to attached clients ("attach": after an ok answer, one
-// message per chunk read, its first byte the stream, 1 or 2; the
-// connection closes when the run's output is over).
+// and handing it to attached clients ("attach": after an ok answer that
+// says whether it joined a run, one message per chunk read, its first
+// byte the stream, 1 or 2; when the run's output is over, a message of
+// the one byte 0, and the connection closes: a close without it is a
+// reaper that died).
 const (
 	capLog    = "log"
 	capAttach = "attach"
@@ -533,13 +538,15 @@ func (rp *reaper) spawn(c *net.UnixConn, req reaperRequest, files []*os.File) {
 
 // sockSub is an attached client on a connection.
 type sockSub struct {
-	c    *net.UnixConn
-	done chan struct{}
-	once sync.Once
-	buf  []byte
+	c     *net.UnixConn
+	done  chan struct{}
+	once  sync.Once
+	buf   []byte
+	ready chan struct{} // closed once the answer is written: chunks come after it
 }
 
 func (s *sockSub) send(stream byte, p []byte) error {
+	<-s.ready
 	s.buf = append(append(s.buf[:0], stream), p...)
 	_, err := s.c.Write(s.buf)
 	return err
@@ -552,10 +559,7 @@ func (s *sockSub) end() { s.once.Do(func() { close(s.done) }) }
 // never touched under rp.mu: a client that does not read holds its
 // fan's deliveries, and nothing else.
 func (rp *reaper) attach(c *net.UnixConn, path string, next bool) {
-	sub := &sockSub{c: c, done: make(chan struct{})}
-	if writeReply(c, reaperReply{}) != nil {
-		return
-	}
+	sub := &sockSub{c: c, done: make(chan struct{}), ready: make(chan struct{})}
 	var joined *logCopy
 	for {
 		rp.mu.Lock()
@@ -579,13 +583,19 @@ func (rp *reaper) attach(c *net.UnixConn, path string, next bool) {
 		}
 		rp.mu.Unlock()
 	}
+	werr := writeReply(c, reaperReply{Joined: joined != nil})
+	close(sub.ready)
 	gone := make(chan struct{})
 	go func() {
 		c.Read(make([]byte, 1))
 		close(gone)
 	}()
+	if werr != nil {
+		sub.end()
+	}
 	select {
 	case <-sub.done:
+		c.Write([]byte{0}) // the run's output is over
 	case <-gone:
 	}
 	rp.mu.Lock()
