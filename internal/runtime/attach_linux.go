@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -85,24 +86,26 @@ func (r *Runtime) AttachOutput(id string, tty, next bool, stdout, stderr io.Writ
 			h = &ttyHub{}
 			r.tty[id] = h
 		}
-		if next || h.fan == nil || !h.fan.add(sub) {
+		joined := !next && h.fan != nil && h.fan.add(sub)
+		if !joined {
 			h.pending = append(h.pending, sub)
 		}
 		r.mu.Unlock()
 		return func(ctx context.Context, started, done <-chan struct{}) error {
 			defer r.detachTTY(id, sub)
-			return awaitOutput(ctx, sub.done, started, done)
+			return awaitOutput(ctx, sub.done, runToWaitFor(next, joined, started), done)
 		}, nil
 	}
 	if ok, err := r.reaper.can(capAttach); err != nil || !ok {
 		return follow, nil // a reaper of the first json logs: their file
 	}
 	path := r.JSONLogPath(id)
-	c, _, err := r.reaper.attach(path, next)
+	c, joined, err := r.reaper.attach(path, next)
 	if err != nil {
 		return nil, err
 	}
 	return func(ctx context.Context, started, done <-chan struct{}) error {
+		started = runToWaitFor(next, joined, started)
 		var mu sync.Mutex
 		cur, stopped := c, false
 		closeCur := func() {
@@ -130,8 +133,13 @@ func (r *Runtime) AttachOutput(id string, tty, next bool, stdout, stderr io.Writ
 				}
 				cur.Close()
 				mu.Unlock()
-				next, joined, err := r.reattach(path)
+				next, joined, err := r.reattach(path, func() bool {
+					mu.Lock()
+					defer mu.Unlock()
+					return stopped
+				})
 				if err != nil {
+					cerr = err
 					return
 				}
 				mu.Lock()
@@ -158,13 +166,16 @@ func (r *Runtime) AttachOutput(id string, tty, next bool, stdout, stderr io.Writ
 
 // reattach attaches to the run a new reaper copies, once there is one:
 // the daemon may learn of the old one's death after this attachment did.
-func (r *Runtime) reattach(path string) (*net.UnixConn, bool, error) {
+func (r *Runtime) reattach(path string, stopped func() bool) (*net.UnixConn, bool, error) {
 	var err error
-	for try := 0; try < 50; try++ {
+	for try := 0; try < 50 && !stopped(); try++ {
 		if try > 0 {
 			time.Sleep(100 * time.Millisecond)
 		}
 		if err = r.reaper.ensure(); err != nil {
+			if r.reaper.isClosed() {
+				break
+			}
 			continue
 		}
 		c, joined, aerr := r.reaper.attach(path, false)
@@ -173,11 +184,27 @@ func (r *Runtime) reattach(path string) (*net.UnixConn, bool, error) {
 		}
 		err = aerr
 	}
-	return nil, false, err
+	if err == nil {
+		err = errors.New("attach: stopped")
+	}
+	return nil, false, fmt.Errorf("attach again after the reaper died: %w", err)
+}
+
+// runToWaitFor is the start an attachment waits for: started for one
+// made for the next run; none (a channel never closed) for one that
+// found the run it was made for already over (its output copied, or
+// lost with a reaper): the run's exit ends it.
+func runToWaitFor(next, joined bool, started <-chan struct{}) <-chan struct{} {
+	if !next && !joined {
+		return make(chan struct{})
+	}
+	return started
 }
 
 // awaitOutput waits until the attached output ended, ctx ended, or done
-// closed with no run started (started nil: one runs).
+// closed with no run started (started nil: one runs), or logDrainWait
+// after done: a process outside the container's PID namespace may hold
+// its pipes open (moby closes the streams a little after the exit too).
 func awaitOutput(ctx context.Context, ended, started, done <-chan struct{}) error {
 	select {
 	case <-ended:
@@ -189,11 +216,15 @@ func awaitOutput(ctx context.Context, ended, started, done <-chan struct{}) erro
 	if started != nil && !isClosed(started) {
 		return nil // no run came to attach to
 	}
+	t := time.NewTimer(logDrainWait)
+	defer t.Stop()
 	select {
 	case <-ended:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 
@@ -278,8 +309,8 @@ func (r *Runtime) OutputKept(id string) bool {
 	if checkID(id) != nil || r.legacyLogs(id) {
 		return true
 	}
-	if r.reaper.ensure() != nil {
-		return false
+	if ok, err := r.reaper.can(capHeld); err != nil || !ok {
+		return true // not known: no reaper, or one that hands out no pipes
 	}
 	r.reaper.hmu.Lock()
 	defer r.reaper.hmu.Unlock()

@@ -3,6 +3,7 @@ package runtime
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -293,4 +294,33 @@ func TestOutputLostWithDaemonAndReaper(t *testing.T) {
 		t.Error("OutputKept = true for a container whose daemon and reaper both died")
 	}
 	again.Signal(s.ID, p, syscall.SIGKILL)
+}
+
+// TestAttachToARunAlreadyOver: an attachment made for a run that turns
+// out to be over (its output copied before the client came; the daemon
+// had not seen the exit yet) ends with the exit, instead of waiting for
+// a next run (the third review).
+func TestAttachToARunAlreadyOver(t *testing.T) {
+	rt := newTestRuntime(t)
+	for _, tty := range []bool{false, true} {
+		s := busyboxSpec(t, "echo", "hi")
+		s.Tty = tty
+		p := start(t, rt, s)
+		if _, err := rt.Wait(context.Background(), s.ID, p); err != nil {
+			t.Fatal(err)
+		}
+		stream, err := rt.AttachOutput(s.ID, tty, false, io.Discard, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		closed := make(chan struct{})
+		close(closed)
+		ended := make(chan error, 1)
+		go func() { ended <- stream(context.Background(), closed, closed) }()
+		select {
+		case <-ended:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("tty %v: the attachment to a run already over did not end with its exit", tty)
+		}
+	}
 }

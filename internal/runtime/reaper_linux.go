@@ -110,6 +110,7 @@ type reaperReply struct {
 const (
 	capLog    = "log"
 	capAttach = "attach"
+	capHeld   = "held" // hands out and adopts the pipes' read ends
 )
 
 // logCopy is one container's output being copied into its log.
@@ -383,7 +384,7 @@ func (rp *reaper) serve(c *net.UnixConn) {
 	defer func() { closeFiles(files...) }() // what a request did not take over
 	switch req.Op {
 	case "hello":
-		writeReply(c, reaperReply{Caps: []string{capLog, capAttach}})
+		writeReply(c, reaperReply{Caps: []string{capLog, capAttach, capHeld}})
 		c.Read(make([]byte, 1)) // until the daemon closes it (or dies)
 	case "spawn":
 		rp.spawn(c, req, files)

@@ -156,7 +156,7 @@ func (rc *reaperClient) ensure() error {
 		return err
 	}
 	rc.mu.Lock()
-	logs := slices.Contains(rc.caps, capLog)
+	logs := slices.Contains(rc.caps, capHeld)
 	rc.mu.Unlock()
 	switch {
 	case !logs:
@@ -265,6 +265,13 @@ func (rc *reaperClient) watch(c *net.UnixConn) {
 			go rc.restart() // at once: the containers block on their full pipes meanwhile
 		}
 	}
+}
+
+// isClosed says whether the runtime closed the client.
+func (rc *reaperClient) isClosed() bool {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.closed
 }
 
 // restart starts a reaper for the pipes this daemon holds, trying again
