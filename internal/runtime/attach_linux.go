@@ -19,9 +19,8 @@ type ttyHub struct {
 	pending []fanSub
 }
 
-// ttyFanLocked starts a run's fan for a tty container (r.mu held), with
-// the clients that waited for it.
-func (r *Runtime) ttyFanLocked(id string) *outputFan {
+// ttyHubLocked is container id's hub, made if need be (r.mu held).
+func (r *Runtime) ttyHubLocked(id string) *ttyHub {
 	if r.tty == nil {
 		r.tty = map[string]*ttyHub{}
 	}
@@ -30,6 +29,13 @@ func (r *Runtime) ttyFanLocked(id string) *outputFan {
 		h = &ttyHub{}
 		r.tty[id] = h
 	}
+	return h
+}
+
+// ttyFanLocked starts a run's fan for a tty container (r.mu held), with
+// the clients that waited for it.
+func (r *Runtime) ttyFanLocked(id string) *outputFan {
+	h := r.ttyHubLocked(id)
 	f := &outputFan{opened: true} // the terminal came after runc succeeded
 	for _, s := range h.pending {
 		f.add(s)
@@ -78,14 +84,7 @@ func (r *Runtime) AttachOutput(id string, tty, next bool, stdout, stderr io.Writ
 	if tty {
 		sub := newWriterSub(stdout, stderr)
 		r.mu.Lock()
-		if r.tty == nil {
-			r.tty = map[string]*ttyHub{}
-		}
-		h := r.tty[id]
-		if h == nil {
-			h = &ttyHub{}
-			r.tty[id] = h
-		}
+		h := r.ttyHubLocked(id)
 		joined := !next && h.fan != nil && h.fan.add(sub)
 		if !joined {
 			h.pending = append(h.pending, sub)
