@@ -64,9 +64,8 @@ func CheckLogConfig(lc LogConfig) error {
 	default:
 		return fmt.Errorf("log driver %q (--log-driver) is not supported by berth: json-file, local and none are", lc.Type)
 	}
-	// moby's options of every driver (logger.ValidateLogOpts). berth never
-	// blocks a container on its log (the container writes the file
-	// itself), so either mode is what it does, and there is no buffer.
+	// moby's options of every driver (logger.ValidateLogOpts): the
+	// mode, and non-blocking's buffer (Buffering).
 	switch mode := lc.Config["mode"]; mode {
 	case "", "blocking", "non-blocking":
 	default:
@@ -103,6 +102,19 @@ func CheckLogConfig(lc LogConfig) error {
 	}
 	_, _, err := lc.Limits()
 	return err
+}
+
+// Buffering is mode=non-blocking (entries queue for the writer and are
+// dropped past the buffer, so the container never waits for its log)
+// and max-buffer-size in bytes (0: the default, 1 MB).
+func (lc LogConfig) Buffering() (nonBlocking bool, maxBuffer int64) {
+	if lc.Config["mode"] != "non-blocking" {
+		return false, 0
+	}
+	if s, ok := lc.Config["max-buffer-size"]; ok {
+		maxBuffer, _ = units.RAMInBytes(s) // checked at create
+	}
+	return true, maxBuffer
 }
 
 // Limits are max-size in bytes (0: none) and how many files a stream

@@ -71,3 +71,20 @@ func TestLogConfigReadable(t *testing.T) {
 		}
 	}
 }
+
+func TestBuffering(t *testing.T) {
+	for _, c := range []struct {
+		cfg  map[string]string
+		nb   bool
+		size int64
+	}{
+		{nil, false, 0},
+		{map[string]string{"mode": "blocking"}, false, 0},
+		{map[string]string{"mode": "non-blocking"}, true, 0},
+		{map[string]string{"mode": "non-blocking", "max-buffer-size": "4m"}, true, 4 << 20},
+	} {
+		if nb, size := (LogConfig{Config: c.cfg}).Buffering(); nb != c.nb || size != c.size {
+			t.Errorf("Buffering(%v) = %v, %d; want %v, %d", c.cfg, nb, size, c.nb, c.size)
+		}
+	}
+}

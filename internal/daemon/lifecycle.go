@@ -215,6 +215,7 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, net conta
 	}
 	if size, files, err := c.Config.LogConfig.Limits(); err == nil {
 		spec.Log = runtime.LogLimit{MaxSize: size, MaxFiles: files}
+		spec.Log.NonBlocking, spec.Log.MaxBuffer = c.Config.LogConfig.Buffering()
 	}
 	if c.Config.Init {
 		path, err := initBinary()

@@ -166,6 +166,98 @@ type entrySink interface {
 	write(stream string, p []byte, t time.Time) error
 }
 
+// logSink is where a gate opens onto: a logFile, or a ringSink over one.
+type logSink interface {
+	entrySink
+	close() error
+}
+
+// openLogSink opens the log at path as lim asks: written in line, or
+// with mode=non-blocking through a ringSink.
+func openLogSink(path string, lim LogLimit) (logSink, error) {
+	lf, err := openLogFile(path, lim)
+	if err != nil || !lim.NonBlocking {
+		return lf, err
+	}
+	return newRingSink(lf, lim.MaxBuffer), nil
+}
+
+// defaultMaxBuffer is max-buffer-size's default, moby's defaultRingMaxSize.
+const defaultMaxBuffer = 1e6
+
+// ringSink is json-file's mode=non-blocking: entries queue, up to
+// max bytes of output, for a goroutine that writes them; past that a new
+// entry is dropped, as moby's messageRing drops it, so a container never
+// waits for its log (its attached clients still hold it back, as in
+// Docker).
+type ringSink struct {
+	out     logSink
+	max     int64
+	mu      sync.Mutex
+	cond    sync.Cond
+	queue   []heldEntry
+	size    int64
+	closed  bool
+	dropped int
+	done    chan struct{}
+}
+
+func newRingSink(out logSink, max int64) *ringSink {
+	if max <= 0 {
+		max = defaultMaxBuffer
+	}
+	r := &ringSink{out: out, max: max, done: make(chan struct{})}
+	r.cond.L = &r.mu
+	go r.run()
+	return r
+}
+
+func (r *ringSink) write(stream string, p []byte, t time.Time) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return errors.New("log is closed")
+	}
+	if r.size+int64(len(p)) > r.max && len(r.queue) > 0 {
+		r.dropped++
+		return nil
+	}
+	r.queue = append(r.queue, heldEntry{stream, bytes.Clone(p), t})
+	r.size += int64(len(p))
+	r.cond.Signal()
+	return nil
+}
+
+func (r *ringSink) run() {
+	defer close(r.done)
+	for {
+		r.mu.Lock()
+		for len(r.queue) == 0 && !r.closed {
+			r.cond.Wait()
+		}
+		q := r.queue
+		r.queue, r.size = nil, 0
+		closed := r.closed
+		r.mu.Unlock()
+		for _, e := range q {
+			r.out.write(e.stream, e.p, e.t) // a failed write loses its entry, as in line
+		}
+		if closed && len(q) == 0 {
+			return
+		}
+	}
+}
+
+// close writes what is queued and closes the log.
+func (r *ringSink) close() error {
+	r.mu.Lock()
+	r.closed = true
+	r.cond.Signal()
+	r.mu.Unlock()
+	<-r.done
+	return r.out.close()
+}
+
 // maxHeld bounds what a logGate holds before it is opened, in memory:
 // each entry's bytes and heldOverhead for its record and allocation (a
 // container printing empty lines made 72 bytes of heap per byte counted,
@@ -182,7 +274,7 @@ type logGate struct {
 	mu     sync.Mutex
 	cond   sync.Cond
 	opened bool
-	lf     *logFile // nil once opened: dropped
+	lf     logSink // nil once opened: dropped
 	held   []heldEntry
 	size   int
 }
@@ -220,7 +312,7 @@ func (g *logGate) write(stream string, p []byte, t time.Time) error {
 
 // open writes what is held to lf (nil: drops it) and lets the writers
 // through. The held entries go first: later ones wait for the lock.
-func (g *logGate) open(lf *logFile) {
+func (g *logGate) open(lf logSink) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var err error
@@ -234,7 +326,7 @@ func (g *logGate) open(lf *logFile) {
 }
 
 // file is the log the gate was opened onto.
-func (g *logGate) file() *logFile {
+func (g *logGate) file() logSink {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.lf

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -510,4 +511,59 @@ func TestFanStuckClientHoldsOnlyItsDeliveries(t *testing.T) {
 	}
 	close(stuck.release)
 	<-writing
+}
+
+// heldSink is a log that takes nothing until released, then records.
+type heldSink struct {
+	release chan struct{}
+	mu      sync.Mutex
+	got     []string
+	closed  bool
+}
+
+func (h *heldSink) write(stream string, p []byte, t time.Time) error {
+	<-h.release
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.got = append(h.got, string(p))
+	return nil
+}
+
+func (h *heldSink) close() error { h.closed = true; return nil }
+
+// TestRingSinkDropsWhenFull: mode=non-blocking never waits for the log:
+// entries queue up to max-buffer-size and a new one past it is dropped
+// (moby's messageRing); what was queued is written in order, and close
+// writes the rest.
+func TestRingSinkDropsWhenFull(t *testing.T) {
+	out := &heldSink{release: make(chan struct{})}
+	r := newRingSink(out, 10)
+	done := make(chan struct{})
+	go func() {
+		for i := range 20 {
+			r.write("stdout", fmt.Appendf(nil, "%d\n", i), time.Now()) // 2-3 bytes each
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("a write waited for the log")
+	}
+	close(out.release)
+	if err := r.close(); err != nil || !out.closed {
+		t.Fatalf("close: %v, log closed %v", err, out.closed)
+	}
+	if r.dropped == 0 || len(out.got)+r.dropped != 20 {
+		t.Errorf("%d written, %d dropped, want some dropped and the rest written", len(out.got), r.dropped)
+	}
+	for i := 1; i < len(out.got); i++ {
+		var a, b int
+		fmt.Sscan(out.got[i-1], &a)
+		fmt.Sscan(out.got[i], &b)
+		if b <= a {
+			t.Errorf("written out of order: %q", out.got)
+			break
+		}
+	}
 }

@@ -39,6 +39,10 @@ type LogLimit struct {
 	// MaxFiles is how many files a stream keeps, the live one included
 	// (1: a full file is emptied).
 	MaxFiles int
+	// NonBlocking is mode=non-blocking: entries queue for the writer, up
+	// to MaxBuffer bytes (0: moby's 1 MB), and past it are dropped.
+	NonBlocking bool  `json:",omitempty"`
+	MaxBuffer   int64 `json:",omitempty"`
 }
 
 // logRotations serialises rotations with the reads of the same file, and

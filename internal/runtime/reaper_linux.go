@@ -698,11 +698,13 @@ func (cp *logCopy) keep(lg reaperLog, keep bool) {
 		cp.gate.open(nil)
 		return
 	}
-	lf, err := openLogFile(lg.Path, lg.Lim)
+	sink, err := openLogSink(lg.Path, lg.Lim)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v: the container's output is dropped\n", reaperArg0, err)
+		cp.gate.open(nil)
+		return
 	}
-	cp.gate.open(lf)
+	cp.gate.open(sink)
 }
 
 func readRequest(c *net.UnixConn) (reaperRequest, []*os.File, error) {

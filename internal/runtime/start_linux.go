@@ -237,7 +237,7 @@ func (r *Runtime) runDetached(ctx context.Context, s Spec) (int, error) {
 		}
 		cio.copied = make(chan struct{})
 		if logged {
-			lf, err := openLogFile(r.JSONLogPath(s.ID), s.Log)
+			lf, err := openLogSink(r.JSONLogPath(s.ID), s.Log)
 			if err != nil {
 				return 0, errors.Join(err, stdio.closeHold())
 			}

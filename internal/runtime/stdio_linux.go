@@ -133,7 +133,7 @@ func copyConsole(master *os.File, log *os.File, done chan<- struct{}) {
 // copyConsoleLines copies a tty container's output into its log, as
 // stdout entries, and to its attached clients (fan), until the terminal
 // hangs up.
-func copyConsoleLines(master *os.File, lf *logFile, fan *outputFan, done func()) {
+func copyConsoleLines(master *os.File, lf logSink, fan *outputFan, done func()) {
 	defer done()
 	defer lf.close()
 	copyLines(master, "stdout", lf, time.Now, nil, func(p []byte) { fan.write(1, p) }) // ends with EIO once every slave closed

@@ -334,3 +334,28 @@ func TestAttachIsNotTheLog(t *testing.T) {
 		t.Errorf("after the answer: %q", rest)
 	}
 }
+
+// TestLogModeNonBlocking: --log-opt mode=non-blocking queues the log's
+// entries for the writer (dropping past max-buffer-size rather than
+// holding the container back); attach still gets all of the output, and
+// what was queued reaches the log by the exit.
+func TestLogModeNonBlocking(t *testing.T) {
+	w, _ := startWorld(t)
+	out := mustDocker(t, w, "run", "--name", "nb", "--log-opt", "mode=non-blocking", "--log-opt", "max-buffer-size=64k", testworld.BusyboxImage, "seq", "1", "20000")
+	if n := strings.Count(out, "\n"); n != 20000 {
+		t.Errorf("attached: %d lines, want 20000", n)
+	}
+	// Dropped entries (if the disk fell behind) leave gaps, never
+	// disorder.
+	logged := lines(mustDocker(t, w, "logs", "nb"))
+	if len(logged) == 0 || len(logged) > 20000 {
+		t.Fatalf("docker logs: %d lines, want some and at most 20000", len(logged))
+	}
+	for i := 1; i < len(logged); i++ {
+		a, _ := strconv.Atoi(logged[i-1])
+		b, _ := strconv.Atoi(logged[i])
+		if b <= a {
+			t.Fatalf("docker logs: %q after %q", logged[i], logged[i-1])
+		}
+	}
+}
