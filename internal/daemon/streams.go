@@ -179,10 +179,7 @@ func (d *Daemon) CheckLogs(ctx context.Context, ref string, opts api.LogsOptions
 	cs.mu.Lock()
 	id := cs.c.ID
 	cs.mu.Unlock()
-	if (opts.Timestamps || !opts.Since.IsZero() || !opts.Until.IsZero()) && !d.runtime.LogsTimed(id) {
-		return errdefs.NotImplemented("the log of container %s was written by an older berth and has no times: --timestamps, --since and --until work once it is started again", id[:12])
-	}
-	return nil
+	return d.runtime.CheckLogOptions(id, runtime.LogOptions{Since: opts.Since, Until: opts.Until, Timestamps: opts.Timestamps})
 }
 
 // ResizeContainer resizes a tty container's terminal; without a tty it is a no-op, as in Docker.

@@ -180,3 +180,21 @@ func mounted(t *testing.T, dir string) []string {
 	}
 	return out
 }
+
+// againAfterExit waits until p, started by rt (closed: the daemon is
+// gone), has exited, and returns a new runtime over rt's directories, as
+// a daemon that comes back.
+func againAfterExit(t *testing.T, rt *Runtime, p Process) *Runtime {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); rt.Alive(p); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the container did not exit")
+		}
+	}
+	again, err := New(rt.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(again.Close)
+	return again
+}

@@ -26,7 +26,7 @@ const followInterval = 50 * time.Millisecond
 // A container started by berth before session 20 (or by a reaper of
 // that time still running) has two raw files instead, read as they were
 // (rawLogs): no times, so o's Since, Until and Timestamps are refused
-// there (NotImplemented, see LogsTimed), until a start converts them.
+// there (NotImplemented, see CheckLogOptions), until a start converts them.
 func (r *Runtime) Logs(ctx context.Context, id string, stdout, stderr io.Writer, o LogOptions, done <-chan struct{}) error {
 	if err := checkID(id); err != nil {
 		return err
@@ -43,18 +43,24 @@ func (r *Runtime) Logs(ctx context.Context, id string, stdout, stderr io.Writer,
 // errLogsUntimed refuses times for a log that has none.
 var errLogsUntimed = errdefs.NotImplemented("this container's log was written by an older berth and has no times: --timestamps, --since and --until work once it is started again")
 
-// LogsTimed says whether the container's log has times (Logs takes o's
-// Since, Until and Timestamps): every log but an older berth's.
-func (r *Runtime) LogsTimed(id string) bool {
-	return checkID(id) == nil && !r.legacyLogs(id)
+// CheckLogOptions refuses what o asks of the container's log that it
+// cannot give: times, of an older berth's log (Logs would refuse them
+// too; the API asks before its answer starts).
+func (r *Runtime) CheckLogOptions(id string, o LogOptions) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	if o.timed() && r.legacyLogs(id) {
+		return errLogsUntimed
+	}
+	return nil
 }
 
 // legacyLogs says whether id's output is in the raw files of berth
 // before session 20: they exist and no json log does, or there is no log
 // yet and the reaper is an older one, whose starts write raw files.
 func (r *Runtime) legacyLogs(id string) bool {
-	js := r.JSONLogPath(id)
-	if fileExists(js) || fileExists(rotated(js, 1)) {
+	if r.HasJSONLog(id) {
 		return false
 	}
 	out, errp := r.LogPaths(id)
@@ -91,9 +97,8 @@ func (r *Runtime) convertLegacyLogs(id string) error {
 		lr.mu.Lock()
 		defer lr.mu.Unlock()
 	}
-	js := r.JSONLogPath(id)
-	if !fileExists(js) && !fileExists(rotated(js, 1)) {
-		if err := convertRaw(sets, js); err != nil {
+	if !r.HasJSONLog(id) {
+		if err := convertRaw(sets, r.JSONLogPath(id)); err != nil {
 			return fmt.Errorf("convert the logs of %s: %w", id, err)
 		}
 	}

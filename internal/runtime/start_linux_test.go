@@ -411,16 +411,7 @@ func TestExitWhileNoRuntime(t *testing.T) {
 	rt.Close()
 	w.Write([]byte("go\n"))
 	w.Close()
-	for deadline := time.Now().Add(time.Minute); rt.Alive(p); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the container did not exit")
-		}
-	}
-	again, err := New(rt.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(again.Close)
+	again := againAfterExit(t, rt, p)
 	e, ok := again.LastExit(p)
 	if !ok || e.Code != 3 || time.Since(e.At) > time.Minute {
 		t.Fatalf("LastExit = %+v, %v; want code 3 just now", e, ok)
