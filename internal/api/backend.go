@@ -42,7 +42,9 @@ type Backend interface {
 	// "key" or "key=value" in labels; it returns the removed names.
 	PruneNetworks(ctx context.Context, f network.PruneFilter) ([]string, error)
 
-	CreateContainer(ctx context.Context, name string, cfg container.Config) (*container.Container, error)
+	// CreateContainer records a container; the warnings are for limits
+	// the host cannot apply, which it dropped (moby's create warnings).
+	CreateContainer(ctx context.Context, name string, cfg container.Config) (*container.Container, []string, error)
 	Containers(ctx context.Context) ([]*container.Container, error)
 	Container(ctx context.Context, ref string) (*container.Container, error)
 	// ContainerAttachments lists the networks the container is on, in attach order.
@@ -73,9 +75,11 @@ type Backend interface {
 	// PauseContainer freezes a running container; UnpauseContainer thaws it.
 	PauseContainer(ctx context.Context, ref string) error
 	UnpauseContainer(ctx context.Context, ref string) error
-	// UpdateContainer sets the container's restart policy (docker update
-	// --restart; a policy without a name changes nothing).
-	UpdateContainer(ctx context.Context, ref string, policy container.RestartPolicy) error
+	// UpdateContainer is docker update: the restart policy (one without a
+	// name changes nothing) and the limits (container.Resources.Update),
+	// applied at once to a running container; the warnings are moby's
+	// for limits the host cannot apply.
+	UpdateContainer(ctx context.Context, ref string, u container.ContainerUpdate) ([]string, error)
 	// TopContainer lists a running container's processes with ps and
 	// psArgs ("" is -ef).
 	TopContainer(ctx context.Context, ref, psArgs string) (container.Top, error)
@@ -170,6 +174,9 @@ type SystemInfo struct {
 	DefaultBridgeName string
 	RuncVersion       string
 	CgroupVersion     string // "1" or "2", of the host's /sys/fs/cgroup; "" unknown
+	// Limits are what the host's cgroups can apply (docker info's
+	// MemoryLimit, SwapLimit, …).
+	Limits container.HostLimits
 }
 
 // WaitResult is the outcome of WaitContainer.

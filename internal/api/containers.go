@@ -41,11 +41,11 @@ func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	c, err := s.backend.CreateContainer(r.Context(), name, cfg)
+	c, warnings, err := s.backend.CreateContainer(r.Context(), name, cfg)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, ctypes.CreateResponse{ID: c.ID, Warnings: createWarnings(body.HostConfig)})
+	return writeJSON(w, http.StatusCreated, ctypes.CreateResponse{ID: c.ID, Warnings: append(createWarnings(body.HostConfig), warnings...)})
 }
 
 // createWarnings are moby's warnings for a create that succeeds but will
@@ -320,8 +320,10 @@ func (s *Server) unpauseContainer(w http.ResponseWriter, r *http.Request) error 
 }
 
 // updateContainer is docker update: the restart policy, validated as at
-// create; a resource setting, which berth does not apply, is refused by
-// its flag's name.
+// create, and the limits (moby's router: a PidsLimit of 0 or less is
+// "unlimited"); the resources berth does not apply are refused by their
+// flag's name, and those moby's update leaves as they are (swappiness,
+// the OOM killer, ulimits) with a word on why.
 func (s *Server) updateContainer(w http.ResponseWriter, r *http.Request) error {
 	var body ctypes.UpdateConfig
 	if err := readJSON(w, r, &body); err != nil {
@@ -330,14 +332,27 @@ func (s *Server) updateContainer(w http.ResponseWriter, r *http.Request) error {
 	if err := unappliedHostConfig(&ctypes.HostConfig{Resources: body.Resources}); err != nil {
 		return err
 	}
+	for name, set := range map[string]bool{"MemorySwappiness": body.MemorySwappiness != nil && *body.MemorySwappiness != -1,
+		"OomKillDisable": body.OomKillDisable != nil && *body.OomKillDisable, "Ulimits": len(body.Ulimits) > 0} {
+		if set {
+			return errdefs.Invalid("%s cannot be updated: it is set when the container is created", name)
+		}
+	}
 	if err := ctypes.ValidateRestartPolicy(body.RestartPolicy); err != nil {
 		return errdefs.Invalid("%w", err)
 	}
-	policy := container.RestartPolicy{Name: string(body.RestartPolicy.Name), MaximumRetryCount: body.RestartPolicy.MaximumRetryCount}
-	if err := s.backend.UpdateContainer(r.Context(), r.PathValue("id"), policy); err != nil {
+	u := container.ContainerUpdate{
+		RestartPolicy: container.RestartPolicy{Name: string(body.RestartPolicy.Name), MaximumRetryCount: body.RestartPolicy.MaximumRetryCount},
+		Resources:     resourcesOf(body.Resources, 0, 0),
+	}
+	if p := body.PidsLimit; p != nil && *p <= 0 {
+		u.Resources.PidsLimit = new(int64) // unlimited
+	}
+	warnings, err := s.backend.UpdateContainer(r.Context(), r.PathValue("id"), u)
+	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, ctypes.UpdateResponse{})
+	return writeJSON(w, http.StatusOK, ctypes.UpdateResponse{Warnings: warnings})
 }
 
 // containerChanges is docker diff: moby's FilesystemChange list (an

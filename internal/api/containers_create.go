@@ -132,6 +132,7 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 		Init:            hc.Init != nil && *hc.Init,
 		CapAdd:          capAdd,
 		CapDrop:         capDrop,
+		Resources:       resourcesOf(hc.Resources, hc.ShmSize, hc.OomScoreAdj),
 	}, nil
 }
 

@@ -129,6 +129,23 @@ func TestContainerCreate(t *testing.T) {
 			"NetworkingConfig":{"EndpointsConfig":{"container:db":{}}}}`,
 		want: container.Config{Image: "busybox", NetworkMode: "container:db"},
 	}, {
+		name: "limits as the docker CLI sends them (-m 64m --cpus 1.5 --pids-limit 100 --ulimit nofile=10:20 --shm-size 1m --oom-score-adj 5)",
+		path: "/v1.51/containers/create",
+		body: `{"Image":"busybox","HostConfig":{"Memory":67108864,"NanoCpus":1500000000,"PidsLimit":100,"MemorySwappiness":-1,
+			"OomKillDisable":false,"Ulimits":[{"Name":"nofile","Hard":20,"Soft":10}],"ShmSize":1048576,"OomScoreAdj":5}}`,
+		want: container.Config{
+			Image: "busybox", NetworkMode: "bridge", Networks: map[string]container.EndpointRequest{"bridge": {}},
+			Resources: container.Resources{Memory: 64 << 20, NanoCPUs: 1.5e9, PidsLimit: new(int64(100)),
+				Ulimits: []container.Ulimit{{Name: "nofile", Soft: 10, Hard: 20}}, ShmSize: 1 << 20, OomScoreAdj: 5},
+		},
+	}, {
+		name: "the docker CLI's unset limits are unset (PidsLimit 0, swappiness -1, no ulimits)",
+		path: "/v1.51/containers/create",
+		body: `{"Image":"busybox","HostConfig":{"Memory":0,"PidsLimit":0,"MemorySwappiness":-1,"OomKillDisable":false,"Ulimits":[],"ShmSize":0}}`,
+		want: container.Config{
+			Image: "busybox", NetworkMode: "bridge", Networks: map[string]container.EndpointRequest{"bridge": {}},
+		},
+	}, {
 		name: "AutoRemove is the client's job before 1.25",
 		path: "/v1.24/containers/create",
 		body: `{"Image":"busybox","HostConfig":{"AutoRemove":true,"NetworkMode":"none"}}`,
@@ -799,8 +816,8 @@ func TestContainerStats(t *testing.T) {
 }
 
 // TestUpdateContainer: docker update sets the restart policy, validated
-// as at create, and refuses by name the resource settings berth does not
-// apply.
+// as at create, and the limits, and refuses by name the resource
+// settings berth does not apply.
 func TestUpdateContainer(t *testing.T) {
 	f := newFakeBackend()
 	s := newServer(f)
@@ -812,8 +829,17 @@ func TestUpdateContainer(t *testing.T) {
 	if diff := cmp.Diff([]string{"UpdateContainer test1 on-failure:3"}, f.Mutations()); diff != "" {
 		t.Errorf("mutations (-want +got):\n%s", diff)
 	}
-	wantError(t, call(t, s, http.MethodPost, "/v1.51/containers/test1/update", `{"Memory":104857600}`), http.StatusBadRequest,
-		"--memory (HostConfig.Memory) is not supported by berth")
+	// The limits go to the backend as berth's; PidsLimit -1 is "unlimited".
+	rec = call(t, s, http.MethodPost, "/v1.51/containers/test1/update", `{"Memory":104857600,"NanoCpus":500000000,"PidsLimit":-1,"CpusetCpus":"0"}`)
+	wantStatus(t, rec, http.StatusOK)
+	want := container.Resources{Memory: 104857600, NanoCPUs: 5e8, PidsLimit: new(int64), CpusetCpus: "0"}
+	if diff := cmp.Diff(want, f.rec.ContainerUpdate.Resources); diff != "" {
+		t.Errorf("update's resources (-want +got):\n%s", diff)
+	}
+	wantError(t, call(t, s, http.MethodPost, "/v1.51/containers/test1/update", `{"BlkioDeviceReadBps":[{"Path":"/dev/sda","Rate":1}]}`), http.StatusBadRequest,
+		"--device-read-bps (HostConfig.BlkioDeviceReadBps) is not supported by berth")
+	wantError(t, call(t, s, http.MethodPost, "/v1.51/containers/test1/update", `{"Ulimits":[{"Name":"nofile","Soft":1,"Hard":1}]}`), http.StatusBadRequest,
+		"Ulimits cannot be updated: it is set when the container is created")
 	wantError(t, call(t, s, http.MethodPost, "/v1.51/containers/test1/update", `{"RestartPolicy":{"Name":"always","MaximumRetryCount":2}}`),
 		http.StatusBadRequest, "invalid restart policy: maximum retry count can only be used with 'on-failure'")
 	wantError(t, call(t, s, http.MethodPost, "/v1.51/containers/nope/update", `{"RestartPolicy":{"Name":"always"}}`), http.StatusNotFound, "No such container: nope")

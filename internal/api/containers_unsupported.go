@@ -37,10 +37,11 @@ var hostConfigApplied = map[string]bool{
 	"AutoRemove": true, "VolumesFrom": true, "ConsoleSize": true, "CapAdd": true, "CapDrop": true, "DNS": true,
 	"DNSOptions": true, "DNSSearch": true, "ExtraHosts": true, "PublishAllPorts": true, "ReadonlyRootfs": true,
 	"Sysctls": true, "Mounts": true, "Links": true, "LogConfig": true, "Tmpfs": true, "Init": true,
+	// The limits (resources.go), checked by the daemon against the host's cgroups.
+	"Memory": true, "MemorySwap": true, "MemoryReservation": true, "MemorySwappiness": true, "OomKillDisable": true,
+	"NanoCPUs": true, "CPUShares": true, "CPUPeriod": true, "CPUQuota": true, "CpusetCpus": true, "CpusetMems": true,
+	"PidsLimit": true, "BlkioWeight": true, "Ulimits": true, "ShmSize": true, "OomScoreAdj": true,
 }
-
-// defaultShmSize is Docker's /dev/shm size, which berth's /dev/shm has.
-const defaultShmSize = 64 << 20
 
 // unappliedHostConfig refuses any HostConfig setting berth would
 // otherwise ignore: a container that looked --read-only or --cap-drop ALL
@@ -73,17 +74,11 @@ func withoutDefaults(hc ctypes.HostConfig) ctypes.HostConfig {
 	if hc.CgroupnsMode == "private" {
 		hc.CgroupnsMode = ""
 	}
-	if hc.ShmSize == defaultShmSize {
-		hc.ShmSize = 0
-	}
 	if hc.Runtime == "runc" {
 		hc.Runtime = ""
 	}
 	if hc.Isolation == "default" {
 		hc.Isolation = ""
-	}
-	if p := hc.MemorySwappiness; p != nil && *p == -1 { // the docker CLI's "unset"
-		hc.MemorySwappiness = nil
 	}
 	return hc
 }

@@ -182,7 +182,7 @@ func restartPolicy(p container.RestartPolicy) ctypes.RestartPolicy {
 }
 
 func hostConfig(cfg container.Config, links []string) *ctypes.HostConfig {
-	return &ctypes.HostConfig{
+	hc := &ctypes.HostConfig{
 		Links:           links,
 		NetworkMode:     ctypes.NetworkMode(cfg.NetworkMode),
 		PortBindings:    hostPortBindings(cfg.PortBindings),
@@ -203,6 +203,8 @@ func hostConfig(cfg container.Config, links []string) *ctypes.HostConfig {
 		Tmpfs:           cfg.Tmpfs,
 		Mounts:          mountSpecs(cfg.MountSpecs),
 	}
+	resourcesView(hc, cfg.Resources)
+	return hc
 }
 
 // mountSpecs is HostConfig.Mounts as it was given (--mount).

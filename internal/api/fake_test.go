@@ -24,19 +24,21 @@ import (
 // mutations so tests can assert that a rejected request changed nothing,
 // and lets tests replace the streaming calls with hooks.
 type fakeBackend struct {
-	events      *events.Log
-	mu          sync.Mutex
-	info        SystemInfo
-	networks    []*network.Network
-	endpoints   map[string][]*network.Endpoint // by network ID
-	containers  []*container.Container
-	attachments map[string][]network.Attachment // by container ID
-	links       map[string]LinkNames            // by container ID
-	linkNames   map[string]string               // a legacy link's name → the child's name
-	images      []*image.Image
-	execs       map[string]*ExecInfo
-	mutations   []string
-	volumes     map[string]VolumeInfo
+	events *events.Log
+	mu     sync.Mutex
+	info   SystemInfo
+	// createWarnings are CreateContainer's warnings.
+	createWarnings []string
+	networks       []*network.Network
+	endpoints      map[string][]*network.Endpoint // by network ID
+	containers     []*container.Container
+	attachments    map[string][]network.Attachment // by container ID
+	links          map[string]LinkNames            // by container ID
+	linkNames      map[string]string               // a legacy link's name → the child's name
+	images         []*image.Image
+	execs          map[string]*ExecInfo
+	mutations      []string
+	volumes        map[string]VolumeInfo
 
 	rec fakeRecord // what the last calls asked for; guarded by mu
 
@@ -51,6 +53,7 @@ type fakeBackend struct {
 type fakeRecord struct {
 	NetworkCreate   network.CreateRequest
 	ContainerCreate container.Config
+	ContainerUpdate container.ContainerUpdate
 	Connect         container.EndpointRequest
 	Stop            stopCall
 	ImportedBody    []byte
@@ -265,12 +268,12 @@ func (f *fakeBackend) PruneNetworks(_ context.Context, pf network.PruneFilter) (
 	return []string{"web"}, nil
 }
 
-func (f *fakeBackend) CreateContainer(ctx context.Context, name string, cfg container.Config) (*container.Container, error) {
+func (f *fakeBackend) CreateContainer(ctx context.Context, name string, cfg container.Config) (*container.Container, []string, error) {
 	if _, err := f.Image(ctx, cfg.Image); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if c, err := f.Container(ctx, name); err == nil && c.Name == name {
-		return nil, errdefs.Conflict("Conflict. The container name %q is already in use by container %q. You have to remove (or rename) that container to be able to reuse that name.", "/"+name, c.ID)
+		return nil, nil, errdefs.Conflict("Conflict. The container name %q is already in use by container %q. You have to remove (or rename) that container to be able to reuse that name.", "/"+name, c.ID)
 	}
 	f.mutated("CreateContainer %s", name)
 	c := &container.Container{ID: hexID("c0ffee"), Name: name, Created: fakeTime, Config: cfg,
@@ -279,7 +282,7 @@ func (f *fakeBackend) CreateContainer(ctx context.Context, name string, cfg cont
 	defer f.mu.Unlock()
 	f.rec.ContainerCreate = cfg
 	f.containers = append(f.containers, c)
-	return c, nil
+	return c, f.createWarnings, nil
 }
 
 func (f *fakeBackend) Containers(context.Context) ([]*container.Container, error) {
@@ -493,12 +496,15 @@ func (f *fakeBackend) UnpauseContainer(ctx context.Context, ref string) error {
 	return nil
 }
 
-func (f *fakeBackend) UpdateContainer(ctx context.Context, ref string, policy container.RestartPolicy) error {
+func (f *fakeBackend) UpdateContainer(ctx context.Context, ref string, u container.ContainerUpdate) ([]string, error) {
 	if _, err := f.Container(ctx, ref); err != nil {
-		return err
+		return nil, err
 	}
-	f.mutated("UpdateContainer %s %s:%d", ref, policy.Name, policy.MaximumRetryCount)
-	return nil
+	f.mutated("UpdateContainer %s %s:%d", ref, u.RestartPolicy.Name, u.RestartPolicy.MaximumRetryCount)
+	f.mu.Lock()
+	f.rec.ContainerUpdate = u
+	f.mu.Unlock()
+	return nil, nil
 }
 
 func (f *fakeBackend) ContainerLinks(_ context.Context, id string) LinkNames { return f.links[id] }

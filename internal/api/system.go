@@ -100,6 +100,14 @@ func systemInfo(si SystemInfo) system.Info {
 		},
 		InitBinary:     "docker-init",
 		CgroupVersion:  si.CgroupVersion,
+		MemoryLimit:    si.Limits.Memory,
+		SwapLimit:      si.Limits.Swap,
+		OomKillDisable: si.Limits.OomKillDisable,
+		CPUCfsPeriod:   si.Limits.CPUCfs,
+		CPUCfsQuota:    si.Limits.CPUCfs,
+		CPUShares:      si.Limits.CPUShares,
+		CPUSet:         si.Limits.Cpuset,
+		PidsLimit:      si.Limits.Pids,
 		IPv4Forwarding: true,
 		// Containers keep running while the daemon stops or restarts and
 		// are adopted again, which is what live-restore means in Docker.

@@ -88,6 +88,8 @@ type Config struct {
 	StopTimeout *int   `json:"stopTimeout,omitempty"`
 	// Healthcheck is the health check (--health-cmd …), nil for none.
 	Healthcheck *HealthConfig `json:"healthcheck,omitempty"`
+	// Resources are the container's limits (--memory, --cpus, --ulimit …).
+	Resources Resources `json:"resources,omitzero"`
 }
 
 // PortBinding is where one container port is published on the host.

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -26,8 +27,20 @@ import (
 // validContainerName is Docker's rule (the leading "/" is stripped first).
 var validContainerName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
 
-// CreateContainer records a new container after checking its image, name and networks.
-func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg container.Config) (*container.Container, error) {
+// CreateContainer records a new container after checking its image,
+// name, networks and limits; the warnings are moby's for limits the host
+// cannot apply, which are dropped.
+func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg container.Config) (*container.Container, []string, error) {
+	warnings, err := container.CheckResources(&cfg.Resources, d.limits, false)
+	if err != nil {
+		return nil, nil, errdefs.Invalid("%w", err)
+	}
+	container.AdaptResources(&cfg.Resources)
+	c, err := d.createContainer(ctx, name, cfg)
+	return c, warnings, err
+}
+
+func (d *Daemon) createContainer(ctx context.Context, name string, cfg container.Config) (*container.Container, error) {
 	name = strings.TrimPrefix(name, "/")
 	if name != "" && (!validContainerName.MatchString(name) || len(name) > 255) {
 		return nil, errdefs.Invalid("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
@@ -528,28 +541,54 @@ func (d *Daemon) PruneContainers(ctx context.Context, match func(*container.Cont
 // UpdateContainer is docker update for what berth applies, the restart
 // policy, as moby's update: the new policy is recorded and governs the
 // container's next exit; an auto-removed container keeps "no".
-func (d *Daemon) UpdateContainer(ctx context.Context, ref string, policy container.RestartPolicy) error {
+func (d *Daemon) UpdateContainer(ctx context.Context, ref string, u container.ContainerUpdate) ([]string, error) {
+	warnings, err := container.CheckResources(&u.Resources, d.limits, true)
+	if err != nil {
+		return warnings, errdefs.Invalid("%w", err)
+	}
 	cs, err := d.lookup(ref)
 	if err != nil {
-		return err
+		return warnings, err
 	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	c := cs.c
 	if cs.goneLocked() {
-		return errdefs.Conflict("Cannot update container %s: container is marked for removal and cannot be \"update\"", c.ID)
+		return warnings, errdefs.Conflict("Cannot update container %s: container is marked for removal and cannot be \"update\"", c.ID)
 	}
+	policy := u.RestartPolicy
+	if policy.Name != "" && c.Config.AutoRemove && !policy.IsNone() {
+		return warnings, errdefs.Conflict("Cannot update container %s: Restart policy cannot be updated because AutoRemove is enabled for the container", c.ID)
+	}
+	old := c.Config
+	res := c.Config.Resources
+	var conflict container.ConflictError
+	if err := res.Update(u.Resources, d.limits.Swap); errors.As(err, &conflict) {
+		return warnings, errdefs.Conflict("Cannot update container %s: %w", c.ID, err)
+	} else if err != nil {
+		return warnings, errdefs.Invalid("Cannot update container %s: %w", c.ID, err)
+	}
+	c.Config.Resources = res
 	if policy.Name != "" {
-		if c.Config.AutoRemove && !policy.IsNone() {
-			return errdefs.Conflict("Cannot update container %s: Restart policy cannot be updated because AutoRemove is enabled for the container", c.ID)
-		}
-		old := c.Config.RestartPolicy
 		c.Config.RestartPolicy = policy
-		if err := d.putContainer(c); err != nil {
-			c.Config.RestartPolicy = old
-			return fmt.Errorf("Cannot update container %s: %w", c.ID, err)
-		}
 	}
-	d.containerEvent(c, "update", nil)
-	return nil
+	if err := d.putContainer(c); err != nil {
+		c.Config = old
+		return warnings, fmt.Errorf("Cannot update container %s: %w", c.ID, err)
+	}
+	// Once recorded, the event comes whatever follows, as moby's.
+	defer d.containerEvent(c, "update", nil)
+	// A container that does not run gets its limits at its next start,
+	// as in moby; a running (or paused) one now.
+	if c.Running() && !reflect.DeepEqual(old.Resources, res) {
+		if err := d.runtime.Update(ctx, c.ID, res); err != nil {
+			c.Config = old
+			if perr := d.putContainer(c); perr != nil {
+				d.log.Error("record the limits an update could not apply", "id", c.ShortID(), "err", perr)
+			}
+			return warnings, fmt.Errorf("Cannot update container %s: %w", c.ID, err)
+		}
+		d.watchOOMLocked(cs, cs.proc)
+	}
+	return warnings, nil
 }

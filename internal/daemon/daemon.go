@@ -102,6 +102,8 @@ type Daemon struct {
 
 	runcOnce sync.Once
 	runcVer  string
+	// limits are what the host's cgroups can apply, found at the start.
+	limits container.HostLimits
 
 	// imagesMu keeps an image removal (rmi, image prune) from a container
 	// create that has looked the image up and not yet registered the
@@ -157,6 +159,9 @@ type ctrState struct {
 	// export, archive.go), under mu; a start or a remove ends it
 	// (endFilesLocked) before it mounts or deletes them.
 	files *filesUse
+	// oom is the current run's OOM watch (watchOOMLocked), under mu; nil
+	// without a memory limit.
+	oom *runtime.OOMWatch
 }
 
 // attach counts a client in; the func it returns counts it out.
@@ -224,7 +229,7 @@ func New(cfg Config) (*Daemon, error) {
 		}
 		cfg.Log.Info("the store's journal is folded into its database again")
 	})
-	d := &Daemon{cfg: cfg, log: cfg.Log, store: st, containers: map[string]*ctrState{}, execs: map[string]*execState{},
+	d := &Daemon{cfg: cfg, log: cfg.Log, store: st, containers: map[string]*ctrState{}, execs: map[string]*execState{}, limits: runtime.HostLimits(),
 		links: map[string][]container.Link{}, linkHosts: map[string]map[string]string{}}
 	if err := d.build(); err != nil {
 		st.Close()

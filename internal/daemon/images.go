@@ -153,7 +153,7 @@ func (d *Daemon) SystemInfo(ctx context.Context) (api.SystemInfo, error) {
 	info := api.SystemInfo{
 		Name: d.hostname, DataRoot: d.cfg.DataRoot, ExecRoot: d.cfg.ExecRoot,
 		OperatingSystem: osName(), Architecture: runtime.GOARCH, NCPU: runtime.NumCPU(),
-		DefaultBridgeName: d.cfg.BridgeName, RuncVersion: d.runcVersion(),
+		DefaultBridgeName: d.cfg.BridgeName, RuncVersion: d.runcVersion(), Limits: d.limits,
 	}
 	var uts unix.Utsname
 	if unix.Uname(&uts) == nil {

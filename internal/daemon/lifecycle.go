@@ -212,6 +212,7 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, net conta
 		NetNSPath: net.SandboxKey, Tty: c.Config.Tty, OpenStdin: c.Config.OpenStdin,
 		Files:    map[string]string{"/etc/hosts": c.HostsPath, "/etc/hostname": c.HostnamePath, "/etc/resolv.conf": c.ResolvConfPath},
 		ReadOnly: c.Config.ReadonlyRootfs, CapAdd: normalizedCaps(c.Config.CapAdd), CapDrop: normalizedCaps(c.Config.CapDrop), Sysctls: c.Config.Sysctls,
+		Resources: c.Config.Resources,
 	}
 	if size, files, err := c.Config.LogConfig.Limits(); err == nil {
 		spec.Log = runtime.LogLimit{MaxSize: size, MaxFiles: files}
@@ -270,6 +271,7 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, net conta
 		_ = d.runtime.Signal(c.ID, proc, syscall.SIGKILL)
 		return err
 	}
+	d.watchOOMLocked(cs, proc)
 	go d.monitor(cs, proc, cs.exited)
 	d.startHealthLocked(cs)
 	d.containerVolumesEvent(c, "mount")
@@ -294,7 +296,8 @@ func (d *Daemon) RestartContainer(ctx context.Context, ref string, timeout *int,
 	return nil
 }
 
-// monitor waits for the container's init to exit and records it.
+// monitor waits for the container's init to exit and records it, with
+// whether the OOM killer acted in the run (its watch's last word).
 func (d *Daemon) monitor(cs *ctrState, proc runtime.Process, exited chan struct{}) {
 	code, err := d.runtime.Wait(context.Background(), cs.c.ID, proc)
 	if err != nil {
@@ -306,7 +309,41 @@ func (d *Daemon) monitor(cs *ctrState, proc runtime.Process, exited chan struct{
 		// moby's 255 for an exit status it cannot learn, never a negative.
 		code = 255
 	}
-	d.onExit(cs, proc, code, exited)
+	cs.mu.Lock()
+	w := cs.oom
+	cs.oom = nil
+	cs.mu.Unlock()
+	oom := w != nil && w.Stop() // not under mu: the watch's callback takes it
+	d.onExit(cs, proc, code, oom, exited)
+}
+
+// watchOOMLocked starts the OOM watch of cs's run proc if its container
+// has a memory limit and none runs: an OOM kill there sets
+// State.OOMKilled and is an "oom" event, as in moby (whose kill may hit
+// any process of the container, not only its init).
+func (d *Daemon) watchOOMLocked(cs *ctrState, proc runtime.Process) {
+	if cs.oom != nil || cs.c.Config.Resources.Memory <= 0 {
+		return
+	}
+	w, err := runtime.WatchOOM(proc.Pid, func() {
+		cs.mu.Lock()
+		defer cs.mu.Unlock()
+		if cs.proc != proc || !cs.c.Running() {
+			return
+		}
+		if !cs.c.State.OOMKilled {
+			d.log.Warn("the OOM killer acted in a container", "name", cs.c.Name, "id", cs.c.ShortID())
+		}
+		cs.c.State.OOMKilled = true
+		// An event each time the kernel tells, as moby's (containerd
+		// publishes a TaskOOM for each wake-up of its eventfd).
+		d.containerEvent(cs.c, "oom", nil)
+	})
+	if err != nil {
+		d.log.Warn("container's OOM kills will not be seen", "id", cs.c.ShortID(), "err", err)
+		return
+	}
+	cs.oom = w
 }
 
 // onExit records the exit, tears down the networking, frees the runc state
@@ -314,7 +351,7 @@ func (d *Daemon) monitor(cs *ctrState, proc runtime.Process, exited chan struct{
 // reaper's record of proc's exit goes once the store has the exit: a
 // daemon killed before that learns the code from it at its restart
 // (markStopped), where deleting it on reading lost it (QA round 24).
-func (d *Daemon) onExit(cs *ctrState, proc runtime.Process, code int, exited chan struct{}) {
+func (d *Daemon) onExit(cs *ctrState, proc runtime.Process, code int, oom bool, exited chan struct{}) {
 	cs.mu.Lock()
 	c := cs.c
 	sbID := c.State.SandboxID
@@ -328,7 +365,7 @@ func (d *Daemon) onExit(cs *ctrState, proc runtime.Process, code int, exited cha
 	d.stopHealthLocked(cs)
 	// The health state stays as it was (moby keeps it), for inspect.
 	c.State = container.State{Status: container.StatusExited, ExitCode: code, StartedAt: c.State.StartedAt,
-		FinishedAt: time.Now().UTC(), Health: c.State.Health}
+		FinishedAt: time.Now().UTC(), Health: c.State.Health, OOMKilled: oom || c.State.OOMKilled}
 	// An exit the user caused (stop, kill with the stop signal, rm -f) is
 	// never followed by a restart; the policy decides the rest, with
 	// unless-stopped also heeding any kill by the user (moby's restart

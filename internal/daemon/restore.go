@@ -58,6 +58,9 @@ func (d *Daemon) restoreContainers(ctx context.Context) error {
 					errs = append(errs, err)
 				}
 				d.restoreDNS(c)
+				cs.mu.Lock()
+				d.watchOOMLocked(cs, proc)
+				cs.mu.Unlock()
 				go d.monitor(cs, proc, cs.exited)
 				cs.mu.Lock()
 				d.startHealthLocked(cs) // starting again, as moby's restore

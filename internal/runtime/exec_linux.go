@@ -124,7 +124,10 @@ func (r *Runtime) execProcess(id string, e ExecSpec) (*specs.Process, error) {
 	if c := base.Process.Capabilities; c != nil {
 		caps = c.Bounding
 	}
-	proc := processSpec(e.Args, env, cwd, e.Tty, u, r.nofile, caps)
+	// The container's rlimits and OOM score, as moby's exec starts from
+	// the container's process.
+	proc := processSpec(e.Args, env, cwd, e.Tty, u, base.Process.Rlimits, caps)
+	proc.OOMScoreAdj = base.Process.OOMScoreAdj
 	if e.Tty && e.ConsoleSize[0] > 0 && e.ConsoleSize[1] > 0 {
 		proc.ConsoleSize = &specs.Box{Height: e.ConsoleSize[0], Width: e.ConsoleSize[1]}
 	}

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/berth-net/berth/internal/container"
 )
 
 // runcCmd builds a runc command that logs in JSON to logPath: runc's
@@ -103,6 +105,27 @@ func (r *Runtime) Pause(id string) error { return r.runcSimple(id, "pause") }
 
 // Resume thaws what Pause froze.
 func (r *Runtime) Resume(id string) error { return r.runcSimple(id, "resume") }
+
+// Update applies r's cgroup limits to running container id (docker
+// update; runc update reads the resources from its stdin).
+func (r *Runtime) Update(ctx context.Context, id string, res container.Resources) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	b, err := json.Marshal(LinuxResources(res))
+	if err != nil {
+		return err
+	}
+	cmd := r.runcAt(ctx, "update", "--resources", "-", id)
+	cmd.Stdin = bytes.NewReader(b)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		if msg := strings.TrimSpace(string(out)); msg != "" {
+			return fmt.Errorf("runc update: %s: %w", msg, err)
+		}
+		return fmt.Errorf("runc update: %w", err)
+	}
+	return nil
+}
 
 // runcSimple runs "runc verb id", with runc's message as the error.
 func (r *Runtime) runcSimple(id, verb string) error {

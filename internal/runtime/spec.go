@@ -6,6 +6,7 @@ import (
 	"path"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -54,6 +55,9 @@ type Spec struct {
 	Mounts []container.Mount
 	// Log bounds the container's log (its driver's max-size and max-file).
 	Log LogLimit
+	// Resources are the container's limits (--memory, --cpus,
+	// --pids-limit, --ulimit, --shm-size, --oom-score-adj), checked.
+	Resources container.Resources
 }
 
 // ExecSpec is a process to run in a running container.
@@ -134,20 +138,23 @@ func ociSpec(s Spec, u user, nofile uint64) *specs.Spec {
 	if s.Init != "" {
 		args = append([]string{InitPath, "--"}, s.Args...)
 	}
+	proc := processSpec(args, containerEnv(s, u), s.Cwd, s.Tty, u, rlimits(s.Resources, nofile), container.Capabilities(s.CapAdd, s.CapDrop))
+	oomScoreAdj := s.Resources.OomScoreAdj
+	proc.OOMScoreAdj = &oomScoreAdj
+	resources := LinuxResources(s.Resources)
+	// Deny all devices; runc adds the standard ones (null, zero, tty, …).
+	resources.Devices = []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}
 	return &specs.Spec{
 		Version:  ociVersion,
-		Process:  processSpec(args, containerEnv(s, u), s.Cwd, s.Tty, u, nofile, container.Capabilities(s.CapAdd, s.CapDrop)),
+		Process:  proc,
 		Root:     &specs.Root{Path: "rootfs", Readonly: s.ReadOnly},
 		Hostname: s.Hostname,
 		Mounts:   allMounts(s),
 		Linux: &specs.Linux{
-			Namespaces:  namespaces,
-			Sysctl:      sysctl,
-			CgroupsPath: path.Join(cgroupParent, s.ID),
-			Resources: &specs.LinuxResources{
-				// Deny all devices; runc adds the standard ones (null, zero, tty, …).
-				Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
-			},
+			Namespaces:    namespaces,
+			Sysctl:        sysctl,
+			CgroupsPath:   path.Join(cgroupParent, s.ID),
+			Resources:     resources,
 			MaskedPaths:   maskedPaths,
 			ReadonlyPaths: readonlyPaths,
 		},
@@ -156,7 +163,7 @@ func ociSpec(s Spec, u user, nofile uint64) *specs.Spec {
 
 // processSpec is the process part of a spec, shared by Start and Exec
 // (an exec gets the container's capability set).
-func processSpec(args, env []string, cwd string, tty bool, u user, nofile uint64, capSet []string) *specs.Process {
+func processSpec(args, env []string, cwd string, tty bool, u user, rlimits []specs.POSIXRlimit, capSet []string) *specs.Process {
 	if cwd == "" {
 		cwd = "/"
 	}
@@ -175,8 +182,81 @@ func processSpec(args, env []string, cwd string, tty bool, u user, nofile uint64
 		Env:          env,
 		Cwd:          cwd,
 		Capabilities: caps,
-		Rlimits:      []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: nofile, Soft: nofile}},
+		Rlimits:      rlimits,
 	}
+}
+
+// rlimits are the process's rlimits: Docker's open files limit (nofile)
+// and the container's --ulimit ones over it, sorted by type as moby's
+// WithRlimits sorts them.
+func rlimits(r container.Resources, nofile uint64) []specs.POSIXRlimit {
+	out := []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: nofile, Soft: nofile}}
+	for _, ul := range r.Ulimits {
+		rl := specs.POSIXRlimit{Type: ul.RlimitType(), Hard: uint64(ul.Hard), Soft: uint64(ul.Soft)}
+		if i := slices.IndexFunc(out, func(o specs.POSIXRlimit) bool { return o.Type == rl.Type }); i >= 0 {
+			out[i] = rl
+			continue
+		}
+		out = append(out, rl)
+	}
+	slices.SortFunc(out, func(a, b specs.POSIXRlimit) int { return strings.Compare(a.Type, b.Type) })
+	return out
+}
+
+// LinuxResources are r's cgroup settings as runc takes them, in the spec
+// and in `runc update --resources` (moby's getMemoryResources,
+// getCPUResources, getPidsLimit and WithResources).
+func LinuxResources(r container.Resources) *specs.LinuxResources {
+	out := &specs.LinuxResources{}
+	mem := &specs.LinuxMemory{}
+	if r.Memory > 0 {
+		mem.Limit = &r.Memory
+	}
+	if r.MemoryReservation > 0 {
+		mem.Reservation = &r.MemoryReservation
+	}
+	if r.MemorySwap != 0 {
+		mem.Swap = &r.MemorySwap
+	}
+	if p := r.MemorySwappiness; p != nil && *p >= 0 {
+		v := uint64(*p)
+		mem.Swappiness = &v
+	}
+	if r.OomKillDisable {
+		mem.DisableOOMKiller = &r.OomKillDisable
+	}
+	if *mem != (specs.LinuxMemory{}) {
+		out.Memory = mem
+	}
+	cpu := &specs.LinuxCPU{Cpus: r.CpusetCpus, Mems: r.CpusetMems}
+	if r.CPUShares > 0 {
+		v := uint64(r.CPUShares)
+		cpu.Shares = &v
+	}
+	if period, quota := r.CFS(); period != 0 || quota != 0 {
+		if period != 0 {
+			v := uint64(period)
+			cpu.Period = &v
+		}
+		if quota != 0 {
+			cpu.Quota = &quota
+		}
+	}
+	if *cpu != (specs.LinuxCPU{}) {
+		out.CPU = cpu
+	}
+	if p := r.PidsLimit; p != nil {
+		// 0 is unlimited, which runc takes as -1 (and an update needs).
+		limit := max(*p, -1)
+		if limit == 0 {
+			limit = -1
+		}
+		out.Pids = &specs.LinuxPids{Limit: &limit}
+	}
+	if r.BlkioWeight > 0 {
+		out.BlockIO = &specs.LinuxBlockIO{Weight: &r.BlkioWeight}
+	}
+	return out
 }
 
 // containerEnv is the process's environment in Docker's order (moby's
@@ -207,12 +287,20 @@ func addEnvDefault(env []string, kv string) []string {
 	return append(env, kv)
 }
 
-func defaultMounts() []specs.Mount {
+// shmOption is /dev/shm's size option: 65536k for Docker's 64 MiB.
+func shmOption(bytes int64) string {
+	if bytes%1024 == 0 {
+		return "size=" + strconv.FormatInt(bytes/1024, 10) + "k"
+	}
+	return "size=" + strconv.FormatInt(bytes, 10)
+}
+
+func defaultMounts(shmSize int64) []specs.Mount {
 	return []specs.Mount{
 		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
 		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
 		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
-		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", shmOption(shmSize)}},
 		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
 		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
 		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
@@ -234,7 +322,7 @@ func allMounts(s Spec) []specs.Mount {
 		user[m.Destination] = true
 	}
 	var out []specs.Mount
-	for _, m := range defaultMounts() {
+	for _, m := range defaultMounts(s.Resources.ShmBytes()) {
 		if !user[m.Destination] && !(user["/dev"] && strings.HasPrefix(m.Destination, "/dev/")) {
 			out = append(out, m)
 		}

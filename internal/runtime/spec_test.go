@@ -8,7 +8,11 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/berth-net/berth/internal/container"
 )
+
+func ptr[T any](v T) *T { return &v }
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
@@ -49,6 +53,18 @@ func TestOCISpecGolden(t *testing.T) {
 			Files:    map[string]string{"/etc/hosts": "/data/c3/hosts"},
 			ReadOnly: true, CapAdd: []string{"CAP_NET_ADMIN"}, CapDrop: []string{"ALL"},
 			Sysctls: map[string]string{"net.ipv4.tcp_keepalive_time": "100", "net.ipv4.ip_unprivileged_port_start": "1024"},
+		}, user{Home: "/root"}},
+		// -m 64m --memory-swap 128m --memory-reservation 32m --memory-swappiness 10 --cpus 1.5
+		// --cpu-shares 512 --cpuset-cpus 0 --pids-limit 100 --ulimit nofile=100:200 --ulimit nproc=50
+		// --shm-size 1g --oom-score-adj 500.
+		{"config-resources.golden.json", Spec{
+			ID: "c4", Args: []string{"sh"}, Hostname: "c4host", NetNSPath: "/run/berth/netns/ghi",
+			Resources: container.Resources{
+				Memory: 64 << 20, MemorySwap: 128 << 20, MemoryReservation: 32 << 20, MemorySwappiness: ptr[int64](10),
+				NanoCPUs: 1.5e9, CPUShares: 512, CpusetCpus: "0", PidsLimit: ptr[int64](100),
+				Ulimits: []container.Ulimit{{Name: "nproc", Soft: 50, Hard: 50}, {Name: "nofile", Soft: 100, Hard: 200}},
+				ShmSize: 1 << 30, OomScoreAdj: 500,
+			},
 		}, user{Home: "/root"}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {

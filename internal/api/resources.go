@@ -1,0 +1,59 @@
+package api
+
+import (
+	ctypes "github.com/docker/docker/api/types/container"
+
+	"github.com/berth-net/berth/internal/container"
+)
+
+// resourcesOf is berth's form of a create's or update's limits; the
+// daemon checks them against what the host's cgroups can do
+// (container.CheckResources).
+func resourcesOf(r ctypes.Resources, shmSize int64, oomScoreAdj int) container.Resources {
+	out := container.Resources{
+		Memory: r.Memory, MemorySwap: r.MemorySwap, MemoryReservation: r.MemoryReservation,
+		NanoCPUs: r.NanoCPUs, CPUPeriod: r.CPUPeriod, CPUQuota: r.CPUQuota, CPUShares: r.CPUShares,
+		CpusetCpus: r.CpusetCpus, CpusetMems: r.CpusetMems, BlkioWeight: r.BlkioWeight,
+		ShmSize: shmSize, OomScoreAdj: oomScoreAdj,
+	}
+	if p := r.MemorySwappiness; p != nil && *p != -1 { // -1: the docker CLI's "not set"
+		v := *p
+		out.MemorySwappiness = &v
+	}
+	out.OomKillDisable = r.OomKillDisable != nil && *r.OomKillDisable
+	if r.PidsLimit != nil && *r.PidsLimit > 0 { // 0 and -1: unlimited, as not set
+		v := *r.PidsLimit
+		out.PidsLimit = &v
+	}
+	for _, u := range r.Ulimits {
+		if u != nil {
+			out.Ulimits = append(out.Ulimits, container.Ulimit{Name: u.Name, Soft: u.Soft, Hard: u.Hard})
+		}
+	}
+	return out
+}
+
+// resourcesView is HostConfig's limits as moby shows them: 0 for what is
+// not set, Docker's /dev/shm size, PidsLimit and MemorySwappiness null
+// when not set, OomKillDisable false unless set, Ulimits [] (what the
+// docker CLI sends) when there are none.
+func resourcesView(hc *ctypes.HostConfig, r container.Resources) {
+	hc.Memory, hc.MemorySwap, hc.MemoryReservation = r.Memory, r.MemorySwap, r.MemoryReservation
+	hc.NanoCPUs, hc.CPUPeriod, hc.CPUQuota, hc.CPUShares = r.NanoCPUs, r.CPUPeriod, r.CPUQuota, r.CPUShares
+	hc.CpusetCpus, hc.CpusetMems, hc.BlkioWeight = r.CpusetCpus, r.CpusetMems, r.BlkioWeight
+	hc.ShmSize, hc.OomScoreAdj = r.ShmBytes(), r.OomScoreAdj
+	if r.MemorySwappiness != nil {
+		v := *r.MemorySwappiness
+		hc.MemorySwappiness = &v
+	}
+	oomKillDisable := r.OomKillDisable
+	hc.OomKillDisable = &oomKillDisable
+	if r.PidsLimit != nil {
+		v := *r.PidsLimit
+		hc.PidsLimit = &v
+	}
+	hc.Ulimits = []*ctypes.Ulimit{}
+	for _, u := range r.Ulimits {
+		hc.Ulimits = append(hc.Ulimits, &ctypes.Ulimit{Name: u.Name, Soft: u.Soft, Hard: u.Hard})
+	}
+}
