@@ -180,3 +180,26 @@ func TestDockerOOMKilled(t *testing.T) {
 		t.Errorf("a container without a limit: OOMKilled %q", got)
 	}
 }
+
+// TestOOMKilledWhileRunningAcrossADaemonRestart: an OOM kill of a child
+// while the container's init goes on sets State.OOMKilled at once (as in
+// Docker), also in a container the daemon re-adopted after a crash: the
+// restarted daemon watches its cgroup again.
+func TestOOMKilledWhileRunningAcrossADaemonRestart(t *testing.T) {
+	w, d := startWorld(t)
+	mustDocker(t, w, "run", "-d", "--name", "sur", "-m", "16m", testworld.BusyboxImage,
+		"sh", "-c", "while [ ! -e /tmp/go ]; do sleep 0.1; done; head -c 32m /dev/zero | tail; sleep 600")
+	d.Kill()
+	w.Start(t)
+	mustDocker(t, w, "exec", "sur", "touch", "/tmp/go")
+	deadline := time.Now().Add(10 * time.Second)
+	for dockerInspect(t, w, "{{.State.OOMKilled}}", "sur") != "true" {
+		if time.Now().After(deadline) {
+			t.Fatal("the OOM kill of a child in a re-adopted container: OOMKilled stays false")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := dockerInspect(t, w, "{{.State.Running}}", "sur"); got != "true" {
+		t.Errorf("the container's init died with the child: running %q", got)
+	}
+}
