@@ -45,6 +45,7 @@ func TestRunSendsWhatDockerSends(t *testing.T) {
 		{"links-default-bridge", []string{"run", "-d", "--link", "db:database", "--link", "cache", "busybox", "true"}},
 		{"log-opts", []string{"run", "-d", "--log-driver", "json-file", "--log-opt", "max-size=10m", "--log-opt", "max-file=3", "busybox", "true"}},
 		{"links-user-network", []string{"run", "-d", "--network", "web", "--link", "db:database", "busybox", "true"}},
+		{"limits", []string{"run", "-d", "-m", "64m", "--memory-swap", "128m", "--cpus", "1.5", "--pids-limit", "10", "busybox", "true"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join("testdata", "run-"+tc.name+".json")

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"net/netip"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/go-connections/nat"
+	"github.com/docker/go-units"
 	"github.com/spf13/pflag"
 )
 
@@ -48,6 +50,10 @@ type containerOptions struct {
 	stopTimeout int
 	privileged  bool
 	restart     string
+	// The limits, as docker run reads them: sizes with units (64m),
+	// --memory-swap -1 for unlimited swap, --cpus a decimal.
+	memory, memorySwap, cpus string
+	pidsLimit                int64
 }
 
 // addContainerFlags registers the container flags on fs. run and create
@@ -91,7 +97,52 @@ func addContainerFlags(fs *pflag.FlagSet) *containerOptions {
 	fs.IntVar(&o.stopTimeout, "stop-timeout", 0, "Timeout (in seconds) to stop a container")
 	fs.BoolVar(&o.privileged, "privileged", false, "Give extended privileges to this container")
 	fs.StringVar(&o.restart, "restart", "no", "Restart policy to apply when a container exits")
+	fs.StringVarP(&o.memory, "memory", "m", "", "Memory limit")
+	fs.StringVar(&o.memorySwap, "memory-swap", "", "Swap limit equal to memory plus swap: '-1' to enable unlimited swap")
+	fs.StringVar(&o.cpus, "cpus", "", "Number of CPUs")
+	fs.Int64Var(&o.pidsLimit, "pids-limit", 0, "Tune container pids limit (set -1 for unlimited)")
 	return o
+}
+
+// resources are the limits' flags over docker run's defaults.
+func (o *containerOptions) resources() (container.Resources, error) {
+	r := defaultResources()
+	var err error
+	if o.memory != "" {
+		if r.Memory, err = units.RAMInBytes(o.memory); err != nil {
+			return r, fmt.Errorf("invalid argument %q for \"-m, --memory\" flag: %w", o.memory, err)
+		}
+	}
+	switch o.memorySwap {
+	case "":
+	case "-1":
+		r.MemorySwap = -1
+	default:
+		if r.MemorySwap, err = units.RAMInBytes(o.memorySwap); err != nil {
+			return r, fmt.Errorf("invalid argument %q for \"--memory-swap\" flag: %w", o.memorySwap, err)
+		}
+	}
+	if o.cpus != "" {
+		if r.NanoCPUs, err = parseCPUs(o.cpus); err != nil {
+			return r, fmt.Errorf("invalid argument %q for \"--cpus\" flag: %w", o.cpus, err)
+		}
+	}
+	*r.PidsLimit = o.pidsLimit
+	return r, nil
+}
+
+// parseCPUs reads --cpus as docker's NanoCPUs.Set: a decimal, in
+// billionths of a CPU, exactly.
+func parseCPUs(s string) (int64, error) {
+	cpu, ok := new(big.Rat).SetString(s)
+	if !ok {
+		return 0, fmt.Errorf("failed to parse %v as a rational number", s)
+	}
+	nano := cpu.Mul(cpu, big.NewRat(1e9, 1))
+	if !nano.IsInt() {
+		return 0, errors.New("value is too precise")
+	}
+	return nano.Num().Int64(), nil
 }
 
 // createRequest validates the options and builds the body of
@@ -117,6 +168,10 @@ func (o *containerOptions) createRequest(fs *pflag.FlagSet, image string, args [
 		return container.CreateRequest{}, err
 	}
 	logOpts, err := o.logOptions()
+	if err != nil {
+		return container.CreateRequest{}, err
+	}
+	res, err := o.resources()
 	if err != nil {
 		return container.CreateRequest{}, err
 	}
@@ -159,7 +214,7 @@ func (o *containerOptions) createRequest(fs *pflag.FlagSet, image string, args [
 		Links:           o.links.list,
 		Privileged:      o.privileged,
 		LogConfig:       container.LogConfig{Type: o.logDriver, Config: logOpts},
-		Resources:       defaultResources(),
+		Resources:       res,
 	}
 	// The MAC travels on the endpoint only: the container-wide
 	// Config.MacAddress is for API < 1.44, which berth does not speak.
