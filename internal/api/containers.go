@@ -45,7 +45,11 @@ func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, ctypes.CreateResponse{ID: c.ID, Warnings: append(createWarnings(body.HostConfig), warnings...)})
+	warnings = append(createWarnings(body.HostConfig), warnings...)
+	if body.HostConfig != nil {
+		warnings = append(warnings, discardedResources(body.HostConfig.Resources, apiVersion(r.Context()))...)
+	}
+	return writeJSON(w, http.StatusCreated, ctypes.CreateResponse{ID: c.ID, Warnings: warnings})
 }
 
 // createWarnings are moby's warnings for a create that succeeds but will
@@ -322,8 +326,9 @@ func (s *Server) unpauseContainer(w http.ResponseWriter, r *http.Request) error 
 // updateContainer is docker update: the restart policy, validated as at
 // create, and the limits (moby's router: a PidsLimit of 0 or less is
 // "unlimited"); the resources berth does not apply are refused by their
-// flag's name, and those moby's update leaves as they are (swappiness,
-// the OOM killer, ulimits) with a word on why.
+// flag's name; those moby's update leaves as they are (swappiness, the
+// OOM killer, ulimits) are left so here too, for clients that send back
+// the whole Resources they read.
 func (s *Server) updateContainer(w http.ResponseWriter, r *http.Request) error {
 	var body ctypes.UpdateConfig
 	if err := readJSON(w, r, &body); err != nil {
@@ -331,12 +336,6 @@ func (s *Server) updateContainer(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := unappliedHostConfig(&ctypes.HostConfig{Resources: body.Resources}); err != nil {
 		return err
-	}
-	for name, set := range map[string]bool{"MemorySwappiness": body.MemorySwappiness != nil && *body.MemorySwappiness != -1,
-		"OomKillDisable": body.OomKillDisable != nil && *body.OomKillDisable, "Ulimits": len(body.Ulimits) > 0} {
-		if set {
-			return errdefs.Invalid("%s cannot be updated: it is set when the container is created", name)
-		}
 	}
 	if err := ctypes.ValidateRestartPolicy(body.RestartPolicy); err != nil {
 		return errdefs.Invalid("%w", err)
@@ -348,10 +347,12 @@ func (s *Server) updateContainer(w http.ResponseWriter, r *http.Request) error {
 	if p := body.PidsLimit; p != nil && *p <= 0 {
 		u.Resources.PidsLimit = new(int64) // unlimited
 	}
+	u.Resources.MemorySwappiness, u.Resources.OomKillDisable, u.Resources.Ulimits = nil, false, nil
 	warnings, err := s.backend.UpdateContainer(r.Context(), r.PathValue("id"), u)
 	if err != nil {
 		return err
 	}
+	warnings = append(warnings, discardedResources(body.Resources, apiVersion(r.Context()))...)
 	return writeJSON(w, http.StatusOK, ctypes.UpdateResponse{Warnings: warnings})
 }
 

@@ -31,6 +31,7 @@ func TestContainerCreate(t *testing.T) {
 	tests := []struct {
 		name, path, body string
 		want             container.Config
+		warnings         []any
 	}{{
 		name: "docker run -d on the default network",
 		path: "/v1.51/containers/create?name=new1",
@@ -139,6 +140,14 @@ func TestContainerCreate(t *testing.T) {
 				Ulimits: []container.Ulimit{{Name: "nofile", Soft: 10, Hard: 20}}, ShmSize: 1 << 20, OomScoreAdj: 5},
 		},
 	}, {
+		name: "dropped as moby drops them: KernelMemory (API 1.42 and later), CpuPercent",
+		path: "/v1.51/containers/create",
+		body: `{"Image":"busybox","HostConfig":{"KernelMemory":10485760,"CpuPercent":50}}`,
+		want: container.Config{
+			Image: "busybox", NetworkMode: "bridge", Networks: map[string]container.EndpointRequest{"bridge": {}},
+		},
+		warnings: []any{"linux does not support CPU percent. Percent discarded."},
+	}, {
 		name: "the docker CLI's unset limits are unset (PidsLimit 0, swappiness -1, no ulimits)",
 		path: "/v1.51/containers/create",
 		body: `{"Image":"busybox","HostConfig":{"Memory":0,"PidsLimit":0,"MemorySwappiness":-1,"OomKillDisable":false,"Ulimits":[],"ShmSize":0}}`,
@@ -158,7 +167,11 @@ func TestContainerCreate(t *testing.T) {
 			f := newFakeBackend()
 			rec := call(t, newServer(f), http.MethodPost, tt.path, tt.body)
 			wantStatus(t, rec, http.StatusCreated)
-			if diff := cmp.Diff(map[string]any{"Id": hexID("c0ffee"), "Warnings": []any{}}, decode[map[string]any](t, rec)); diff != "" {
+			warnings := tt.warnings
+			if warnings == nil {
+				warnings = []any{}
+			}
+			if diff := cmp.Diff(map[string]any{"Id": hexID("c0ffee"), "Warnings": warnings}, decode[map[string]any](t, rec)); diff != "" {
 				t.Errorf("response (-want +got):\n%s", diff)
 			}
 			if diff := cmp.Diff(tt.want, f.recorded().ContainerCreate, cmpAddr); diff != "" {
@@ -838,8 +851,16 @@ func TestUpdateContainer(t *testing.T) {
 	}
 	wantError(t, call(t, s, http.MethodPost, "/v1.51/containers/test1/update", `{"BlkioDeviceReadBps":[{"Path":"/dev/sda","Rate":1}]}`), http.StatusBadRequest,
 		"--device-read-bps (HostConfig.BlkioDeviceReadBps) is not supported by berth")
-	wantError(t, call(t, s, http.MethodPost, "/v1.51/containers/test1/update", `{"Ulimits":[{"Name":"nofile","Soft":1,"Hard":1}]}`), http.StatusBadRequest,
-		"Ulimits cannot be updated: it is set when the container is created")
+	// What moby's update leaves is left (a client may send back the whole
+	// Resources it read); what it drops is dropped with its warning.
+	rec = call(t, s, http.MethodPost, "/v1.51/containers/test1/update", `{"Ulimits":[{"Name":"nofile","Soft":1,"Hard":1}],"MemorySwappiness":50,"OomKillDisable":true,"CpuPercent":50}`)
+	wantStatus(t, rec, http.StatusOK)
+	if got := strings.TrimSpace(rec.Body.String()); got != `{"Warnings":["linux does not support CPU percent. Percent discarded."]}` {
+		t.Errorf("update body %s", got)
+	}
+	if diff := cmp.Diff(container.Resources{}, f.rec.ContainerUpdate.Resources); diff != "" {
+		t.Errorf("update's resources (-want +got):\n%s", diff)
+	}
 	wantError(t, call(t, s, http.MethodPost, "/v1.51/containers/test1/update", `{"RestartPolicy":{"Name":"always","MaximumRetryCount":2}}`),
 		http.StatusBadRequest, "invalid restart policy: maximum retry count can only be used with 'on-failure'")
 	wantError(t, call(t, s, http.MethodPost, "/v1.51/containers/nope/update", `{"RestartPolicy":{"Name":"always"}}`), http.StatusNotFound, "No such container: nope")

@@ -80,6 +80,8 @@ func withoutDefaults(hc ctypes.HostConfig) ctypes.HostConfig {
 	if hc.Isolation == "default" {
 		hc.Isolation = ""
 	}
+	// Dropped with a warning, as moby drops them (discardedResources).
+	hc.KernelMemory, hc.CPUPercent = 0, 0
 	return hc
 }
 

@@ -33,6 +33,21 @@ func resourcesOf(r ctypes.Resources, shmSize int64, oomScoreAdj int) container.R
 	return out
 }
 
+// discardedResources are moby's warnings for the limits it drops rather
+// than refuses: the kernel memory limit (which its router zeroes without a
+// word from API 1.42 on; the kernel deprecated it) and a CPU percent
+// (Windows only).
+func discardedResources(r ctypes.Resources, apiVersion string) []string {
+	var warnings []string
+	if r.KernelMemory > 0 && lessThan(apiVersion, "1.42") {
+		warnings = append(warnings, "Your kernel does not support kernel memory limit capabilities or the cgroup is not mounted. Limitation discarded.")
+	}
+	if r.CPUPercent > 0 {
+		warnings = append(warnings, "linux does not support CPU percent. Percent discarded.")
+	}
+	return warnings
+}
+
 // resourcesView is HostConfig's limits as moby shows them: 0 for what is
 // not set, Docker's /dev/shm size, PidsLimit and MemorySwappiness null
 // when not set, OomKillDisable false unless set, Ulimits [] (what the

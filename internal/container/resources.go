@@ -2,7 +2,6 @@ package container
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 )
 
@@ -58,17 +57,9 @@ var ulimitNames = []string{
 	"nice", "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack",
 }
 
-// RlimitType is u's name as the OCI spec has it: RLIMIT_NOFILE.
+// RlimitType is u's name as the OCI spec has it: RLIMIT_NOFILE (moby
+// takes any case).
 func (u Ulimit) RlimitType() string { return "RLIMIT_" + strings.ToUpper(u.Name) }
-
-// Ulimit returns the container's --ulimit of that name, if any.
-func (r Resources) Ulimit(name string) (Ulimit, bool) {
-	i := slices.IndexFunc(r.Ulimits, func(u Ulimit) bool { return u.Name == name })
-	if i < 0 {
-		return Ulimit{}, false
-	}
-	return r.Ulimits[i], true
-}
 
 // ShmBytes is /dev/shm's size.
 func (r Resources) ShmBytes() int64 {
@@ -89,16 +80,6 @@ func (r Resources) CFS() (period, quota int64) {
 		return cfsPeriod, r.NanoCPUs * cfsPeriod / 1e9
 	}
 	return r.CPUPeriod, r.CPUQuota
-}
-
-// SwapLimit is the memory+swap limit to apply: MemorySwap, or twice
-// Memory when only Memory is set and the host limits swap (moby's
-// adaptContainerSettings); 0 for none.
-func (r Resources) SwapLimit(hostSwapLimit bool) int64 {
-	if r.MemorySwap == 0 && r.Memory > 0 && hostSwapLimit {
-		return 2 * r.Memory
-	}
-	return r.MemorySwap
 }
 
 // String is a short form for logs.

@@ -3,6 +3,7 @@ package container
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,14 +25,14 @@ func CheckResources(r *Resources, h HostLimits, update bool) (warnings []string,
 	if err := checkMemory(r, h, update, warn); err != nil {
 		return warnings, err
 	}
-	if err := checkCPU(r, h, warn); err != nil {
-		return warnings, err
-	}
 	if r.PidsLimit != nil && !h.Pids {
 		if *r.PidsLimit > 0 {
 			warn("Your kernel does not support PIDs limit capabilities or the cgroup is not mounted. PIDs limit discarded.")
 		}
 		r.PidsLimit = nil
+	}
+	if err := checkCPU(r, h, warn); err != nil {
+		return warnings, err
 	}
 	if r.BlkioWeight > 0 && !h.BlkioWeight {
 		warn("Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.")
@@ -202,13 +203,17 @@ func ParseCpuList(list string) (map[int]bool, error) {
 func checkUlimits(uls []Ulimit) error {
 	seen := map[string]bool{}
 	for _, u := range uls {
-		if !slices.Contains(ulimitNames, u.Name) {
+		name := strings.ToLower(u.Name) // moby's RLIMIT_ + ToUpper(name)
+		if !slices.Contains(ulimitNames, name) {
 			return fmt.Errorf("invalid ulimit type: %s", u.Name)
 		}
-		if seen[u.Name] {
+		if seen[name] {
 			return fmt.Errorf("invalid ulimit: %s is given twice", u.Name)
 		}
-		seen[u.Name] = true
+		seen[name] = true
+		if u.Soft < -1 || u.Hard < -1 {
+			return fmt.Errorf("invalid ulimit %s: a limit is -1 (unlimited) or not below 0: soft %d, hard %d", u.Name, u.Soft, u.Hard)
+		}
 		if u.Soft > u.Hard && u.Hard != -1 || u.Soft == -1 && u.Hard != -1 {
 			return fmt.Errorf("ulimit soft limit must be less than or equal to hard limit: %d > %d", u.Soft, u.Hard)
 		}
@@ -221,8 +226,17 @@ func checkUlimits(uls []Ulimit) error {
 // where the host limits swap (CheckResources has set -1 where not).
 func AdaptResources(r *Resources) {
 	if r.Memory > 0 && r.MemorySwap == 0 {
-		r.MemorySwap = 2 * r.Memory
+		r.MemorySwap = doubled(r.Memory)
 	}
+}
+
+// doubled is twice m, or -1 (unlimited) where that is past int64: moby's
+// 2×Memory wraps to a negative there, which it then leaves unapplied.
+func doubled(m int64) int64 {
+	if m > math.MaxInt64/2 {
+		return -1
+	}
+	return 2 * m
 }
 
 // ContainerUpdate is docker update's request: a restart policy (none:
@@ -266,7 +280,7 @@ func (r *Resources) Update(u Resources, hostSwap bool) error {
 		switch {
 		case u.MemorySwap != 0:
 		case r.MemorySwap == 0 && hostSwap:
-			next.MemorySwap = 2 * u.Memory
+			next.MemorySwap = doubled(u.Memory)
 		case r.MemorySwap == 0, r.MemorySwap == -1:
 			next.MemorySwap = -1 // swap unlimited stays so (Docker refuses -1 too)
 		case u.Memory > r.MemorySwap:
@@ -301,8 +315,9 @@ func (r *Resources) Update(u Resources, hostSwap bool) error {
 	if next.Memory > 0 && next.MemorySwap > 0 && next.MemorySwap < next.Memory {
 		return errors.New("Minimum memoryswap limit should be larger than memory limit, see usage")
 	}
-	if next.Memory > 0 && next.MemoryReservation > next.Memory {
-		return errors.New("Minimum memory limit can not be less than memory reservation limit, see usage")
+	if next.Memory == 0 && next.MemorySwap > 0 {
+		// runc could never start it (moby stores it, and the start fails).
+		return errors.New("You should always set the Memory limit when using Memoryswap limit, see usage")
 	}
 	*r = next
 	return nil

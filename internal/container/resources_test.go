@@ -42,6 +42,8 @@ func TestCheckResourcesRefuses(t *testing.T) {
 		{"oom score", Resources{OomScoreAdj: 1001}, "Invalid value 1001, range for oom score adj is [-1000, 1000]"},
 		{"ulimit name", Resources{Ulimits: []Ulimit{{Name: "nofiles", Soft: 1, Hard: 1}}}, "invalid ulimit type: nofiles"},
 		{"ulimit soft over hard", Resources{Ulimits: []Ulimit{{Name: "nofile", Soft: 20, Hard: 10}}}, "ulimit soft limit must be less than or equal to hard limit: 20 > 10"},
+		{"ulimit below -1", Resources{Ulimits: []Ulimit{{Name: "nofile", Soft: -5, Hard: 10}}}, "invalid ulimit nofile: a limit is -1 (unlimited) or not below 0: soft -5, hard 10"},
+		{"ulimit twice", Resources{Ulimits: []Ulimit{{Name: "nofile", Soft: 1, Hard: 1}, {Name: "NOFILE", Soft: 2, Hard: 2}}}, "invalid ulimit: NOFILE is given twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := tc.r
@@ -85,11 +87,28 @@ func TestCheckResourcesDropsWhatTheHostCannot(t *testing.T) {
 	}
 }
 
+// TestCheckResourcesTakesUlimitsInAnyCase: moby builds RLIMIT_ + the
+// name in upper case, so NOFILE is nofile.
+func TestCheckResourcesTakesUlimitsInAnyCase(t *testing.T) {
+	r := Resources{Ulimits: []Ulimit{{Name: "NOFILE", Soft: 10, Hard: 10}}}
+	if _, err := CheckResources(&r, v1Host, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Ulimits[0].RlimitType(); got != "RLIMIT_NOFILE" {
+		t.Errorf("RlimitType = %q", got)
+	}
+}
+
 func TestAdaptResourcesDoublesSwap(t *testing.T) {
 	r := Resources{Memory: 64 << 20}
 	AdaptResources(&r)
 	if r.MemorySwap != 128<<20 {
 		t.Errorf("MemorySwap = %d, want twice the memory", r.MemorySwap)
+	}
+	r = Resources{Memory: 1 << 62}
+	AdaptResources(&r)
+	if r.MemorySwap != -1 {
+		t.Errorf("MemorySwap = %d for a memory limit whose double is past int64, want -1", r.MemorySwap)
 	}
 	r = Resources{Memory: 64 << 20, MemorySwap: -1}
 	AdaptResources(&r)
@@ -107,6 +126,10 @@ func TestResourcesUpdate(t *testing.T) {
 	}{
 		{"memory to a container without one", Resources{}, Resources{Memory: 64 << 20},
 			Resources{Memory: 64 << 20, MemorySwap: 128 << 20}, ""},
+		{"memory on a host without swap limits", Resources{}, Resources{Memory: 64 << 20},
+			Resources{Memory: 64 << 20, MemorySwap: -1}, ""},
+		{"swap without memory", Resources{}, Resources{MemorySwap: 64 << 20},
+			Resources{}, "You should always set the Memory limit when using Memoryswap limit, see usage"},
 		{"memory within the swap limit", Resources{Memory: 64 << 20, MemorySwap: 128 << 20}, Resources{Memory: 96 << 20},
 			Resources{Memory: 96 << 20, MemorySwap: 128 << 20}, ""},
 		{"memory over the swap limit", Resources{Memory: 64 << 20, MemorySwap: 128 << 20}, Resources{Memory: 256 << 20},
@@ -115,6 +138,8 @@ func TestResourcesUpdate(t *testing.T) {
 			Resources{Memory: 256 << 20, MemorySwap: 512 << 20}, ""},
 		{"unlimited swap stays", Resources{Memory: 64 << 20, MemorySwap: -1}, Resources{Memory: 256 << 20},
 			Resources{Memory: 256 << 20, MemorySwap: -1}, ""},
+		{"reservation over the memory limit (the kernel takes it, as moby)", Resources{Memory: 48 << 20, MemorySwap: 96 << 20}, Resources{MemoryReservation: 100 << 20},
+			Resources{Memory: 48 << 20, MemorySwap: 96 << 20, MemoryReservation: 100 << 20}, ""},
 		{"cpus over a quota", Resources{CPUQuota: 50000}, Resources{NanoCPUs: 1e9},
 			Resources{}, "Conflicting options: Nano CPUs cannot be updated as CPU Quota has already been set"},
 		{"quota over cpus", Resources{NanoCPUs: 1e9}, Resources{CPUQuota: 50000},
@@ -126,10 +151,10 @@ func TestResourcesUpdate(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := tc.have
-			err := r.Update(tc.upd, true)
+			err := r.Update(tc.upd, tc.name != "memory on a host without swap limits")
 			if tc.conflict != "" {
 				var ce ConflictError
-				if !errors.As(err, &ce) || !strings.HasSuffix(err.Error(), tc.conflict) {
+				if (!errors.As(err, &ce) && tc.name != "swap without memory") || err == nil || !strings.HasSuffix(err.Error(), tc.conflict) {
 					t.Fatalf("got %v, want conflict %q", err, tc.conflict)
 				}
 				if diff := cmp.Diff(tc.have, r); diff != "" {

@@ -581,14 +581,18 @@ func (d *Daemon) UpdateContainer(ctx context.Context, ref string, u container.Co
 	// A container that does not run gets its limits at its next start,
 	// as in moby; a running (or paused) one now.
 	if c.Running() && !reflect.DeepEqual(old.Resources, res) {
+		// A memory limit given now is watched before it applies: lowered
+		// under the usage, it may kill at once.
+		d.watchOOMLocked(cs, cs.proc, false)
 		if err := d.runtime.Update(ctx, c.ID, res); err != nil {
 			c.Config = old
 			if perr := d.putContainer(c); perr != nil {
 				d.log.Error("record the limits an update could not apply", "id", c.ShortID(), "err", perr)
 			}
+			// runc may have applied some of them (moby's rollback has the
+			// same hole): the record is what the next start applies.
 			return warnings, fmt.Errorf("Cannot update container %s: %w", c.ID, err)
 		}
-		d.watchOOMLocked(cs, cs.proc)
 	}
 	return warnings, nil
 }

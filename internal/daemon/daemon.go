@@ -342,6 +342,7 @@ func (d *Daemon) Close() error {
 		cs.mu.Lock()
 		cs.cancelRestartLocked()
 		cs.mu.Unlock()
+		stopOOMWatch(cs) // the next daemon watches again
 	}
 	if d.stopWatchers != nil {
 		d.stopWatchers()

@@ -271,7 +271,7 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, net conta
 		_ = d.runtime.Signal(c.ID, proc, syscall.SIGKILL)
 		return err
 	}
-	d.watchOOMLocked(cs, proc)
+	d.watchOOMLocked(cs, proc, true)
 	go d.monitor(cs, proc, cs.exited)
 	d.startHealthLocked(cs)
 	d.containerVolumesEvent(c, "mount")
@@ -309,32 +309,32 @@ func (d *Daemon) monitor(cs *ctrState, proc runtime.Process, exited chan struct{
 		// moby's 255 for an exit status it cannot learn, never a negative.
 		code = 255
 	}
-	cs.mu.Lock()
-	w := cs.oom
-	cs.oom = nil
-	cs.mu.Unlock()
-	oom := w != nil && w.Stop() // not under mu: the watch's callback takes it
-	d.onExit(cs, proc, code, oom, exited)
+	d.onExit(cs, proc, code, stopOOMWatch(cs), exited)
 }
 
 // watchOOMLocked starts the OOM watch of cs's run proc if its container
 // has a memory limit and none runs: an OOM kill there sets
-// State.OOMKilled and is an "oom" event, as in moby (whose kill may hit
-// any process of the container, not only its init).
-func (d *Daemon) watchOOMLocked(cs *ctrState, proc runtime.Process) {
+// State.OOMKilled (recorded at once, as moby checkpoints it) and is an
+// "oom" event, as in moby, whose kill may hit any process of the
+// container, not only its init. fresh is a run that has just started
+// (runtime.WatchOOM).
+func (d *Daemon) watchOOMLocked(cs *ctrState, proc runtime.Process, fresh bool) {
 	if cs.oom != nil || cs.c.Config.Resources.Memory <= 0 {
 		return
 	}
-	w, err := runtime.WatchOOM(proc.Pid, func() {
+	w, err := runtime.WatchOOM(cs.c.ID, fresh, func() {
 		cs.mu.Lock()
 		defer cs.mu.Unlock()
 		if cs.proc != proc || !cs.c.Running() {
 			return
 		}
 		if !cs.c.State.OOMKilled {
+			cs.c.State.OOMKilled = true
 			d.log.Warn("the OOM killer acted in a container", "name", cs.c.Name, "id", cs.c.ShortID())
+			if err := d.putContainer(cs.c); err != nil {
+				d.log.Error("record an OOM kill", "id", cs.c.ShortID(), "err", err)
+			}
 		}
-		cs.c.State.OOMKilled = true
 		// An event each time the kernel tells, as moby's (containerd
 		// publishes a TaskOOM for each wake-up of its eventfd).
 		d.containerEvent(cs.c, "oom", nil)
@@ -344,6 +344,16 @@ func (d *Daemon) watchOOMLocked(cs *ctrState, proc runtime.Process) {
 		return
 	}
 	cs.oom = w
+}
+
+// stopOOMWatch ends cs's OOM watch, if any, and reports whether it saw an
+// OOM kill. Not under cs.mu: the watch's callback takes it.
+func stopOOMWatch(cs *ctrState) bool {
+	cs.mu.Lock()
+	w := cs.oom
+	cs.oom = nil
+	cs.mu.Unlock()
+	return w != nil && w.Stop()
 }
 
 // onExit records the exit, tears down the networking, frees the runc state

@@ -59,7 +59,7 @@ func (d *Daemon) restoreContainers(ctx context.Context) error {
 				}
 				d.restoreDNS(c)
 				cs.mu.Lock()
-				d.watchOOMLocked(cs, proc)
+				d.watchOOMLocked(cs, proc, false)
 				cs.mu.Unlock()
 				go d.monitor(cs, proc, cs.exited)
 				cs.mu.Lock()

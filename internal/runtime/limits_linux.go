@@ -29,8 +29,9 @@ func HostLimits() container.HostLimits {
 		has := func(c string) bool { return slices.Contains(ctrl, c) }
 		h.Memory, h.Reservation = has("memory"), has("memory")
 		// memory.swap.max is in every non-root cgroup where the kernel
-		// accounts swap; the root has none, so look for the switch itself.
-		h.Swap = has("memory") && exists("memory.swap.current")
+		// accounts swap, the root has none: moby looks in the daemon's
+		// own; berth also in its containers' parent.
+		h.Swap = has("memory") && (exists(ownCgroupV2(), "memory.swap.max") || exists(cgroupParent, "memory.swap.max"))
 		h.CPUCfs, h.CPUShares, h.Pids, h.BlkioWeight = has("cpu"), has("cpu"), has("pids"), has("io")
 		if has("cpuset") {
 			h.Cpuset, h.Cpus, h.Mems = true, read("cpuset.cpus.effective"), read("cpuset.mems.effective")
@@ -50,4 +51,17 @@ func HostLimits() container.HostLimits {
 		h.Cpuset, h.Cpus, h.Mems = true, read("cpuset", "cpuset.cpus"), read("cpuset", "cpuset.mems")
 	}
 	return h
+}
+
+// ownCgroupV2 is the daemon's cgroup in the unified hierarchy ("0::/x").
+func ownCgroupV2() string {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "/"
+	}
+	v2, _ := container.ParseProcCgroup(string(b))
+	if v2 == "" {
+		return "/"
+	}
+	return v2
 }

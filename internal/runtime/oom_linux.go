@@ -2,11 +2,9 @@ package runtime
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -19,41 +17,52 @@ import (
 // cgroup (docker inspect's State.OOMKilled, the "oom" event). On cgroup v1
 // it is an eventfd registered on memory.oom_control, which the kernel
 // signals at each OOM and once more when the cgroup is removed (runc and
-// containerd watch it so); on v2 an inotify watch of memory.events, whose
-// oom_kill count it compares. One goroutine parked in Go's poller each.
+// containerd watch it so); on v2 an inotify watch of memory.events. One
+// goroutine parked in Go's poller each. Both keep an oom_kill count
+// (memory.oom_control's or memory.events'), which Stop reads last: a
+// kill before the watch began, or one whose notice the watch had not read
+// when the container's init exited, is seen too (runc run --detach leaves
+// the cgroup until the runtime releases the container, after Stop).
 type OOMWatch struct {
-	f     *os.File // the eventfd (v1) or the inotify descriptor (v2)
-	dir   string   // the cgroup's directory
-	v2    bool
-	kills uint64 // v2: memory.events' oom_kill when the watch began
-	onOOM func()
-	done  chan struct{}
-	once  sync.Once
-	mu    sync.Mutex
-	seen  bool
+	f       *os.File // the eventfd (v1) or the inotify descriptor (v2)
+	dir     string   // the cgroup's directory
+	v2      bool
+	kills   uint64 // the oom_kill count already told
+	pending bool   // a kill counted before the watch began, to tell at once
+	onOOM   func()
+	done    chan struct{}
+	once    sync.Once
+	mu      sync.Mutex
+	seen    bool
 }
 
-// WatchOOM watches the memory cgroup of process pid (a container's init)
-// and calls onOOM, from its own goroutine, at each OOM kill there until
-// Stop.
-func WatchOOM(pid int, onOOM func()) (*OOMWatch, error) {
-	cg, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
-	if err != nil {
-		return nil, fmt.Errorf("watch OOM of process %d: %w", pid, err)
+// WatchOOM watches the memory cgroup of container id and calls onOOM,
+// from its own goroutine (never from WatchOOM itself), at each OOM the
+// kernel tells of until Stop. fresh is a run that has just started, in a
+// cgroup of its own: any kill counted there is of this run; otherwise
+// (a re-adopted container, one given a memory limit by an update) only
+// the kills from now on are.
+func WatchOOM(id string, fresh bool, onOOM func()) (*OOMWatch, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
 	}
-	v2, v1 := container.ParseProcCgroup(string(cg))
 	w := &OOMWatch{onOOM: onOOM, done: make(chan struct{})}
-	if _, err := os.Stat(filepath.Join(cgroupRoot, "cgroup.controllers")); err == nil && v2 != "" {
-		w.v2, w.dir = true, filepath.Join(cgroupRoot, v2)
+	var err error
+	if _, statErr := os.Stat(filepath.Join(cgroupRoot, "cgroup.controllers")); statErr == nil {
+		w.v2, w.dir = true, filepath.Join(cgroupRoot, cgroupParent, id)
 		err = w.openV2()
-	} else if p, ok := v1["memory"]; ok {
-		w.dir = filepath.Join(cgroupRoot, "memory", p)
-		err = w.openV1()
 	} else {
-		return nil, fmt.Errorf("watch OOM of process %d: no memory cgroup", pid)
+		w.dir = filepath.Join(cgroupRoot, "memory", cgroupParent, id)
+		err = w.openV1()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("watch OOM of process %d in %s: %w", pid, w.dir, err)
+		return nil, fmt.Errorf("watch OOM kills of container %s in %s: %w", id, w.dir, err)
+	}
+	if kills, err := w.readKills(); err == nil {
+		w.kills = kills
+		if fresh && kills > 0 {
+			w.pending = true
+		}
 	}
 	go w.run()
 	return w, nil
@@ -89,13 +98,17 @@ func (w *OOMWatch) openV2() error {
 		return err
 	}
 	w.f = os.NewFile(uintptr(fd), "oom-inotify")
-	w.kills, _ = w.killsV2()
 	return nil
 }
 
-// killsV2 is memory.events' oom_kill.
-func (w *OOMWatch) killsV2() (uint64, error) {
-	b, err := os.ReadFile(filepath.Join(w.dir, "memory.events"))
+// readKills is the cgroup's oom_kill count (v1 kernels before 4.13 have
+// none: 0).
+func (w *OOMWatch) readKills() (uint64, error) {
+	name := "memory.oom_control"
+	if w.v2 {
+		name = "memory.events"
+	}
+	b, err := os.ReadFile(filepath.Join(w.dir, name))
 	if err != nil {
 		return 0, err
 	}
@@ -105,42 +118,22 @@ func (w *OOMWatch) killsV2() (uint64, error) {
 // run reads the watch's descriptor until Stop ends it or the cgroup goes.
 func (w *OOMWatch) run() {
 	defer close(w.done)
+	if w.pending {
+		w.oom()
+	}
 	buf := make([]byte, 4096)
 	for {
 		n, err := w.f.Read(buf)
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				w.last(buf)
-			}
+		if err != nil || !w.notice(buf[:n]) {
 			return
 		}
-		if !w.notice(buf[:n]) {
-			return
-		}
-	}
-}
-
-// last is run's final look once Stop set the deadline: what the kernel
-// signalled and run had not read yet.
-func (w *OOMWatch) last(buf []byte) {
-	rc, err := w.f.SyscallConn()
-	if err != nil {
-		return
-	}
-	var n int
-	rc.Read(func(fd uintptr) bool {
-		n, _ = unix.Read(int(fd), buf)
-		return true
-	})
-	if n > 0 {
-		w.notice(buf[:n])
 	}
 }
 
 // notice handles one read; false once the cgroup is gone.
 func (w *OOMWatch) notice(b []byte) bool {
 	if w.v2 {
-		kills, err := w.killsV2()
+		kills, err := w.readKills()
 		if err != nil {
 			return false
 		}
@@ -151,7 +144,8 @@ func (w *OOMWatch) notice(b []byte) bool {
 		return true
 	}
 	// v1: the eventfd's count is how many signals came. The cgroup's
-	// removal is one; any other is an OOM.
+	// removal is one; any other is an OOM (told before the kill, so the
+	// count may not have grown yet).
 	count := uint64(1)
 	if len(b) >= 8 {
 		count = binary.NativeEndian.Uint64(b)
@@ -175,14 +169,30 @@ func (w *OOMWatch) oom() {
 	}
 }
 
-// Stop ends the watch, after a last look at what the kernel signalled,
-// and reports whether an OOM kill was seen. It may be called more than
-// once.
+// Stop ends the watch and reports whether an OOM kill was seen, after a
+// last look at what the kernel signalled and at the kill count (onOOM is
+// called for what only that look finds). It may be called more than once.
 func (w *OOMWatch) Stop() bool {
 	w.once.Do(func() {
 		w.f.SetReadDeadline(time.Now())
 		<-w.done
-		w.f.Close()
+		defer w.f.Close()
+		// Past the deadline Read reads nothing; the goroutine is done,
+		// so the descriptor is this one's to read.
+		var buf [4096]byte
+		n := 0
+		if rc, err := w.f.SyscallConn(); err == nil {
+			rc.Control(func(fd uintptr) { n, _ = unix.Read(int(fd), buf[:]) })
+		}
+		if n > 0 {
+			w.notice(buf[:n])
+		}
+		w.mu.Lock()
+		seen := w.seen
+		w.mu.Unlock()
+		if kills, err := w.readKills(); err == nil && kills > w.kills && !seen {
+			w.oom()
+		}
 	})
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -17,17 +17,19 @@ import (
 	"github.com/berth-net/berth/internal/nstest"
 )
 
-// oomCgroup makes a v1 memory cgroup of its own under berth's, limited to
-// limit bytes of memory and swap, and starts a busybox shell in it that
-// runs script once the test writes a line to the returned pipe. The cgroup
-// goes when the test ends (after the shell is gone).
-func oomCgroup(t *testing.T, limit int64, script string) (*exec.Cmd, io.WriteCloser, string) {
+// oomCgroup makes a v1 memory cgroup of its own where a container's
+// would be (named id), limited to limit bytes of memory and swap, and
+// starts a busybox shell in it that runs script once the test writes a
+// line to the returned pipe. The cgroup goes when the test ends (after
+// the shell is gone).
+func oomCgroup(t *testing.T, limit int64, script string) (cmd *exec.Cmd, in io.WriteCloser, id, dir string) {
 	t.Helper()
 	nstest.RequireRoot(t)
 	if _, err := os.Stat(filepath.Join(cgroupRoot, "cgroup.controllers")); err == nil {
 		nstest.Unavailable(t, "this test drives a cgroup v1 memory controller; the host has cgroup v2")
 	}
-	dir := filepath.Join(cgroupRoot, "memory", "berth", fmt.Sprintf("test-oom-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	id = fmt.Sprintf("test-oom-%d-%d", os.Getpid(), time.Now().UnixNano())
+	dir = filepath.Join(cgroupRoot, "memory", cgroupParent, id)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		nstest.Unavailable(t, "no memory cgroup: "+err.Error())
 	}
@@ -37,7 +39,7 @@ func oomCgroup(t *testing.T, limit int64, script string) (*exec.Cmd, io.WriteClo
 			t.Fatal(err)
 		}
 	}
-	cmd := exec.Command("busybox", "sh", "-c", "read go; "+script)
+	cmd = exec.Command("busybox", "sh", "-c", "read go; "+script)
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -52,16 +54,16 @@ func oomCgroup(t *testing.T, limit int64, script string) (*exec.Cmd, io.WriteClo
 	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return cmd, in, dir
+	return cmd, in, id, dir
 }
 
 // TestOOMWatchSeesAKill: the kernel's OOM kill of a process in the watched
 // cgroup calls onOOM, Stop reports it, and the watch ends when the cgroup
 // is removed.
 func TestOOMWatchSeesAKill(t *testing.T) {
-	cmd, in, _ := oomCgroup(t, 16<<20, "head -c 64m /dev/zero | tail; echo survived")
+	cmd, in, id, _ := oomCgroup(t, 16<<20, "head -c 64m /dev/zero | tail; echo survived")
 	var calls atomic.Int32
-	w, err := WatchOOM(cmd.Process.Pid, func() { calls.Add(1) })
+	w, err := WatchOOM(id, true, func() { calls.Add(1) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,8 +101,8 @@ func removeCgroup(t *testing.T, dir string) {
 // TestOOMWatchQuietRun: a run that stays under its limit is no OOM, also
 // when the cgroup is removed before Stop (the eventfd's last signal).
 func TestOOMWatchQuietRun(t *testing.T) {
-	cmd, in, dir := oomCgroup(t, 64<<20, "head -c 1m /dev/zero | tail >/dev/null")
-	w, err := WatchOOM(cmd.Process.Pid, func() { t.Error("onOOM called for a quiet run") })
+	cmd, in, id, dir := oomCgroup(t, 64<<20, "head -c 1m /dev/zero | tail >/dev/null")
+	w, err := WatchOOM(id, true, func() { t.Error("onOOM called for a quiet run") })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,14 +123,53 @@ func TestOOMWatchQuietRun(t *testing.T) {
 	}
 }
 
-// TestWatchOOMOfAProcessGone: a process that is gone cannot be watched.
-func TestWatchOOMOfAProcessGone(t *testing.T) {
-	nstest.RequireRoot(t)
-	cmd := exec.Command("busybox", "true")
-	if err := cmd.Run(); err != nil {
+// TestOOMWatchSeesAKillFromBeforeIt: a fresh run's watch that begins
+// after the kernel's OOM kill (the kill came before runc returned) tells
+// of it at once, from the cgroup's count; a watch of a re-adopted
+// container (not fresh) takes the count as its start.
+func TestOOMWatchSeesAKillFromBeforeIt(t *testing.T) {
+	cmd, in, id, _ := oomCgroup(t, 16<<20, "head -c 64m /dev/zero | tail; sleep 600")
+	io.WriteString(in, "go\n")
+	dir := filepath.Join(cgroupRoot, "memory", cgroupParent, id)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(filepath.Join(dir, "memory.oom_control"))
+		if strings.Contains(string(b), "oom_kill ") && !strings.Contains(string(b), "oom_kill 0") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no OOM kill counted: %s", b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	called := make(chan struct{}, 10)
+	w, err := WatchOOM(id, true, func() { called <- struct{}{} })
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := WatchOOM(cmd.Process.Pid, nil); err == nil || !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("WatchOOM of a gone process: %v", err)
+	select {
+	case <-called:
+	case <-time.After(10 * time.Second):
+		t.Error("a kill from before the watch was not told")
+	}
+	if !w.Stop() {
+		t.Error("Stop: no OOM seen")
+	}
+	adopted, err := WatchOOM(id, false, func() { t.Error("a re-adopted container's old kill told again") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if adopted.Stop() {
+		t.Error("Stop of a re-adopted container's watch: an old kill counted")
+	}
+	_ = cmd
+}
+
+// TestWatchOOMWithoutACgroup: a container without a memory cgroup (gone,
+// never made) cannot be watched.
+func TestWatchOOMWithoutACgroup(t *testing.T) {
+	nstest.RequireRoot(t)
+	if _, err := WatchOOM("no-such-container-cgroup", true, nil); err == nil || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("WatchOOM without a cgroup: %v", err)
 	}
 }

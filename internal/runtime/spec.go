@@ -215,7 +215,7 @@ func LinuxResources(r container.Resources) *specs.LinuxResources {
 	if r.MemoryReservation > 0 {
 		mem.Reservation = &r.MemoryReservation
 	}
-	if r.MemorySwap != 0 {
+	if r.MemorySwap > 0 { // -1 (unlimited) is what a cgroup has unset
 		mem.Swap = &r.MemorySwap
 	}
 	if p := r.MemorySwappiness; p != nil && *p >= 0 {

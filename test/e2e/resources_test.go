@@ -102,6 +102,14 @@ func TestDockerRunLimits(t *testing.T) {
 		t.Errorf("update events (one update, two refused, as in moby): %q", out)
 	}
 
+	// A paused container's limits change too (its cgroup is there).
+	mustDocker(t, w, "pause", "lim")
+	mustDocker(t, w, "update", "--pids-limit", "20", "lim")
+	if got := cgroupFile(t, w, "lim", "pids", "pids.max"); got != "20" {
+		t.Errorf("update of a paused container: pids.max = %q", got)
+	}
+	mustDocker(t, w, "unpause", "lim")
+
 	// A container that does not run takes the update at its next start;
 	// one created without a memory limit can be given one (Docker refuses
 	// it until --memory-swap is given too).
@@ -190,7 +198,7 @@ func TestOOMKilledWhileRunningAcrossADaemonRestart(t *testing.T) {
 	mustDocker(t, w, "run", "-d", "--name", "sur", "-m", "16m", testworld.BusyboxImage,
 		"sh", "-c", "while [ ! -e /tmp/go ]; do sleep 0.1; done; head -c 32m /dev/zero | tail; sleep 600")
 	d.Kill()
-	w.Start(t)
+	d = w.Start(t)
 	mustDocker(t, w, "exec", "sur", "touch", "/tmp/go")
 	deadline := time.Now().Add(10 * time.Second)
 	for dockerInspect(t, w, "{{.State.OOMKilled}}", "sur") != "true" {
@@ -201,5 +209,11 @@ func TestOOMKilledWhileRunningAcrossADaemonRestart(t *testing.T) {
 	}
 	if got := dockerInspect(t, w, "{{.State.Running}}", "sur"); got != "true" {
 		t.Errorf("the container's init died with the child: running %q", got)
+	}
+	// Recorded when seen, as moby checkpoints it: a daemon crash keeps it.
+	d.Kill()
+	w.Start(t)
+	if got := dockerInspect(t, w, "{{.State.Running}} {{.State.OOMKilled}}", "sur"); got != "true true" {
+		t.Errorf("after another daemon crash: running, OOMKilled = %q", got)
 	}
 }
