@@ -214,6 +214,10 @@ type ExecConfig struct {
 	AttachStdout bool
 	AttachStderr bool
 	ConsoleSize  [2]uint // height, width; zero when unknown
+	// Privileged gives the process every capability the daemon has (and
+	// nothing else: it keeps the container's seccomp filter, devices and
+	// masked paths, as moby's exec --privileged).
+	Privileged bool
 }
 
 // ExecInfo is what GET /exec/{id}/json reports.

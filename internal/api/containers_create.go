@@ -90,6 +90,10 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 			return container.Config{}, err
 		}
 	}
+	security, err := securityOf(hc)
+	if err != nil {
+		return container.Config{}, err
+	}
 	autoRemove := hc.AutoRemove
 	if lessThan(apiVersion, "1.25") {
 		autoRemove = false // before 1.25 the client removed the container itself
@@ -133,6 +137,7 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 		CapAdd:          capAdd,
 		CapDrop:         capDrop,
 		Resources:       resourcesOf(hc.Resources, hc.ShmSize, hc.OomScoreAdj),
+		Security:        security,
 	}, nil
 }
 

@@ -41,6 +41,8 @@ var hostConfigApplied = map[string]bool{
 	"Memory": true, "MemorySwap": true, "MemoryReservation": true, "MemorySwappiness": true, "OomKillDisable": true,
 	"NanoCPUs": true, "CPUShares": true, "CPUPeriod": true, "CPUQuota": true, "CpusetCpus": true, "CpusetMems": true,
 	"PidsLimit": true, "BlkioWeight": true, "Ulimits": true, "ShmSize": true, "OomScoreAdj": true,
+	// --privileged and --security-opt (securityOf).
+	"Privileged": true, "SecurityOpt": true, "MaskedPaths": true, "ReadonlyPaths": true,
 }
 
 // unappliedHostConfig refuses any HostConfig setting berth would

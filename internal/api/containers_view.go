@@ -204,6 +204,7 @@ func hostConfig(cfg container.Config, links []string) *ctypes.HostConfig {
 		Mounts:          mountSpecs(cfg.MountSpecs),
 	}
 	resourcesView(hc, cfg.Resources)
+	securityView(hc, cfg.Security)
 	return hc
 }
 

@@ -17,11 +17,6 @@ func (s *Server) createExec(w http.ResponseWriter, r *http.Request) error {
 	if len(body.Cmd) == 0 {
 		return errdefs.Invalid("No exec command specified")
 	}
-	if body.Privileged {
-		// Refused, not ignored: the process would run without the
-		// capabilities it was asked for.
-		return errdefs.Invalid("docker exec --privileged is not supported by berth")
-	}
 	cfg := ExecConfig{
 		Cmd:          body.Cmd,
 		Env:          body.Env,
@@ -31,6 +26,7 @@ func (s *Server) createExec(w http.ResponseWriter, r *http.Request) error {
 		AttachStdin:  body.AttachStdin,
 		AttachStdout: body.AttachStdout,
 		AttachStderr: body.AttachStderr,
+		Privileged:   body.Privileged,
 	}
 	if body.ConsoleSize != nil && body.Tty && !versionBefore(r, "1.42") {
 		cfg.ConsoleSize = *body.ConsoleSize
@@ -125,7 +121,7 @@ func (s *Server) inspectExec(w http.ResponseWriter, r *http.Request) error {
 		pc.Entrypoint = info.Config.Cmd[0]
 		pc.Arguments = append(pc.Arguments, info.Config.Cmd[1:]...)
 	}
-	privileged := false // exec --privileged is refused
+	privileged := info.Config.Privileged
 	pc.Privileged = &privileged
 	return writeJSON(w, http.StatusOK, execInspect{
 		ID:            info.ID,

@@ -4,6 +4,7 @@ import (
 	ctypes "github.com/docker/docker/api/types/container"
 
 	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/errdefs"
 )
 
 // resourcesOf is berth's form of a create's or update's limits; the
@@ -70,5 +71,40 @@ func resourcesView(hc *ctypes.HostConfig, r container.Resources) {
 	hc.Ulimits = []*ctypes.Ulimit{}
 	for _, u := range r.Ulimits {
 		hc.Ulimits = append(hc.Ulimits, &ctypes.Ulimit{Name: u.Name, Soft: u.Soft, Hard: u.Hard})
+	}
+}
+
+// securityOf is berth's form of --privileged, --security-opt and the
+// system paths: the docker CLI sends --security-opt
+// systempaths=unconfined as empty MaskedPaths and ReadonlyPaths; lists of
+// the client's own are refused (berth hides Docker's paths or none).
+func securityOf(hc *ctypes.HostConfig) (container.Security, error) {
+	sec, err := container.ParseSecurityOpts(hc.SecurityOpt)
+	if err != nil {
+		return sec, errdefs.Invalid("%w", err)
+	}
+	sec.Privileged = hc.Privileged
+	for name, paths := range map[string][]string{"MaskedPaths": hc.MaskedPaths, "ReadonlyPaths": hc.ReadonlyPaths} {
+		switch {
+		case paths == nil:
+		case len(paths) == 0:
+			sec.Unmasked = true
+		default:
+			return sec, errdefs.Invalid("HostConfig.%s of your own are not supported by berth: it hides Docker's paths, or none with --security-opt systempaths=unconfined", name)
+		}
+	}
+	return sec, nil
+}
+
+// securityView is HostConfig's security settings as moby shows them: the
+// options as given, and the masked and read-only paths a container gets
+// (none when privileged, [] when unmasked).
+func securityView(hc *ctypes.HostConfig, sec container.Security) {
+	hc.Privileged, hc.SecurityOpt = sec.Privileged, sec.Opts
+	switch {
+	case sec.Unmasked:
+		hc.MaskedPaths, hc.ReadonlyPaths = []string{}, []string{}
+	case !sec.Privileged:
+		hc.MaskedPaths, hc.ReadonlyPaths = container.DefaultMaskedPaths(), container.DefaultReadonlyPaths()
 	}
 }

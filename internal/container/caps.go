@@ -29,6 +29,19 @@ var knownCapabilities = []string{
 	"CAP_CHECKPOINT_RESTORE",
 }
 
+// CapabilitiesIn are the capabilities of a capability mask (a process's
+// CapEff), by name: what a privileged container gets, as moby's
+// GetAllCapabilities takes the daemon's own effective set.
+func CapabilitiesIn(mask uint64) []string {
+	var out []string
+	for i, c := range knownCapabilities {
+		if mask&(1<<i) != 0 {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // NormalizeCapabilities is moby's NormalizeLegacyCapabilities: names in
 // upper case with the CAP_ prefix ("net_admin" is CAP_NET_ADMIN), "ALL"
 // kept, unknown names refused.

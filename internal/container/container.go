@@ -90,6 +90,8 @@ type Config struct {
 	Healthcheck *HealthConfig `json:"healthcheck,omitempty"`
 	// Resources are the container's limits (--memory, --cpus, --ulimit …).
 	Resources Resources `json:"resources,omitzero"`
+	// Security is --privileged and --security-opt.
+	Security Security `json:"security,omitzero"`
 }
 
 // PortBinding is where one container port is published on the host.

@@ -21,6 +21,7 @@ import (
 	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/events"
 	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/runtime"
 	"github.com/berth-net/berth/internal/store"
 )
 
@@ -33,6 +34,9 @@ var validContainerName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
 func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg container.Config) (*container.Container, []string, error) {
 	warnings, err := container.CheckResources(&cfg.Resources, d.limits, false)
 	if err != nil {
+		return nil, nil, errdefs.Invalid("%w", err)
+	}
+	if err := runtime.CheckSeccompProfile(cfg.Security.Seccomp); err != nil {
 		return nil, nil, errdefs.Invalid("%w", err)
 	}
 	container.AdaptResources(&cfg.Resources)

@@ -141,7 +141,7 @@ func (d *Daemon) StartExec(ctx context.Context, execID string, detach bool, s ap
 	ex.mu.Unlock()
 	spec := runtime.ExecSpec{
 		Args: cfg.Cmd, Env: cfg.Env, BaseEnv: baseEnv, Cwd: cfg.WorkingDir, User: cfg.User, Tty: cfg.Tty,
-		ConsoleSize: cfg.ConsoleSize,
+		ConsoleSize: cfg.ConsoleSize, Privileged: cfg.Privileged,
 		OnStart: func(pid int, resize func(h, w uint) error) {
 			ex.mu.Lock()
 			defer ex.mu.Unlock()

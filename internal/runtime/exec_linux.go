@@ -124,10 +124,14 @@ func (r *Runtime) execProcess(id string, e ExecSpec) (*specs.Process, error) {
 	if c := base.Process.Capabilities; c != nil {
 		caps = c.Bounding
 	}
+	if e.Privileged {
+		caps = effectiveCaps()
+	}
 	// The container's rlimits and OOM score, as moby's exec starts from
 	// the container's process.
 	proc := processSpec(e.Args, env, cwd, e.Tty, u, base.Process.Rlimits, caps)
 	proc.OOMScoreAdj = base.Process.OOMScoreAdj
+	proc.NoNewPrivileges = base.Process.NoNewPrivileges
 	if e.Tty && e.ConsoleSize[0] > 0 && e.ConsoleSize[1] > 0 {
 		proc.ConsoleSize = &specs.Box{Height: e.ConsoleSize[0], Width: e.ConsoleSize[1]}
 	}

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"fmt"
 	"io"
 	"maps"
 	"path"
@@ -58,6 +59,8 @@ type Spec struct {
 	// Resources are the container's limits (--memory, --cpus,
 	// --pids-limit, --ulimit, --shm-size, --oom-score-adj), checked.
 	Resources container.Resources
+	// Security is --privileged and --security-opt.
+	Security container.Security
 }
 
 // ExecSpec is a process to run in a running container.
@@ -77,6 +80,9 @@ type ExecSpec struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	ConsoleSize    [2]uint // height, width; zero = unknown
+	// Privileged gives the process the daemon's effective capabilities
+	// (docker exec --privileged); the rest is the container's.
+	Privileged bool
 	// OnStart, if set, is called once the process runs, with its host PID
 	// and a function that resizes its terminal (a no-op without Tty): by
 	// Exec itself, before it returns, at most once.
@@ -92,18 +98,6 @@ const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 // cgroupParent is where container cgroups go in every v1 hierarchy.
 const cgroupParent = "/berth"
 
-// Paths Docker and runc's default spec hide from containers.
-var (
-	maskedPaths = []string{
-		"/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
-		"/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list",
-		"/proc/timer_stats", "/sys/devices/virtual/powercap", "/sys/firmware",
-	}
-	readonlyPaths = []string{
-		"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
-	}
-)
-
 // maxNofile is the open files limit Docker gives containers.
 const maxNofile = 1048576
 
@@ -114,9 +108,21 @@ type user struct {
 	Home           string
 }
 
+// hostFacts are what a container's spec takes from the host: Docker's
+// open files limit as the daemon may give it, the daemon's effective
+// capabilities and the host's device nodes (a privileged container's), and
+// the machine and kernel a seccomp profile's rules name.
+type hostFacts struct {
+	nofile  uint64
+	caps    []string
+	devices func() ([]specs.LinuxDevice, error)
+	arch    string
+	kernel  string
+}
+
 // ociSpec builds the container's config.json: Docker's defaults (mounts,
-// masked paths, capabilities, rlimits) around what s asks for.
-func ociSpec(s Spec, u user, nofile uint64) *specs.Spec {
+// masked paths, capabilities, rlimits, seccomp) around what s asks for.
+func ociSpec(s Spec, u user, h hostFacts) (*specs.Spec, error) {
 	netns := specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: s.NetNSPath}
 	namespaces := []specs.LinuxNamespace{
 		{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace},
@@ -138,27 +144,68 @@ func ociSpec(s Spec, u user, nofile uint64) *specs.Spec {
 	if s.Init != "" {
 		args = append([]string{InitPath, "--"}, s.Args...)
 	}
-	proc := processSpec(args, containerEnv(s, u), s.Cwd, s.Tty, u, rlimits(s.Resources, nofile), container.Capabilities(s.CapAdd, s.CapDrop))
+	sec := s.Security
+	caps := container.Capabilities(s.CapAdd, s.CapDrop)
+	if sec.Privileged {
+		caps = h.caps // moby's: the daemon's own effective set; --cap-add/--cap-drop do not count
+	}
+	proc := processSpec(args, containerEnv(s, u), s.Cwd, s.Tty, u, rlimits(s.Resources, h.nofile), caps)
 	oomScoreAdj := s.Resources.OomScoreAdj
 	proc.OOMScoreAdj = &oomScoreAdj
+	proc.NoNewPrivileges = sec.NoNewPrivileges
 	resources := LinuxResources(s.Resources)
 	// Deny all devices; runc adds the standard ones (null, zero, tty, …).
 	resources.Devices = []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}
+	linux := &specs.Linux{
+		Namespaces:  namespaces,
+		Sysctl:      sysctl,
+		CgroupsPath: path.Join(cgroupParent, s.ID),
+		Resources:   resources,
+	}
+	if !sec.Privileged && !sec.Unmasked {
+		linux.MaskedPaths, linux.ReadonlyPaths = container.DefaultMaskedPaths(), container.DefaultReadonlyPaths()
+	}
+	if sec.Privileged {
+		devs, err := h.devices()
+		if err != nil {
+			return nil, fmt.Errorf("the host's devices for a privileged container: %w", err)
+		}
+		linux.Devices = devs
+		resources.Devices = append(resources.Devices, specs.LinuxDeviceCgroup{Allow: true, Access: "rwm"})
+	}
+	seccomp, err := seccompSpec(sec, caps, h)
+	if err != nil {
+		return nil, err
+	}
+	linux.Seccomp = seccomp
 	return &specs.Spec{
 		Version:  ociVersion,
 		Process:  proc,
 		Root:     &specs.Root{Path: "rootfs", Readonly: s.ReadOnly},
 		Hostname: s.Hostname,
 		Mounts:   allMounts(s),
-		Linux: &specs.Linux{
-			Namespaces:    namespaces,
-			Sysctl:        sysctl,
-			CgroupsPath:   path.Join(cgroupParent, s.ID),
-			Resources:     resources,
-			MaskedPaths:   maskedPaths,
-			ReadonlyPaths: readonlyPaths,
-		},
+		Linux:    linux,
+	}, nil
+}
+
+// seccompSpec is the container's seccomp filter, as moby's WithSeccomp
+// chooses it: none with seccomp=unconfined, none for a privileged
+// container unless it names a profile, the user's profile, else Docker's
+// default; the rules for the capabilities in its bounding set.
+func seccompSpec(sec container.Security, caps []string, h hostFacts) (*specs.LinuxSeccomp, error) {
+	switch {
+	case sec.Seccomp == container.SeccompUnconfined:
+		return nil, nil
+	case sec.Privileged && sec.Seccomp == "":
+		return nil, nil
+	case sec.Seccomp != "":
+		p, err := parseSeccompProfile([]byte(sec.Seccomp))
+		if err != nil {
+			return nil, err
+		}
+		return p.spec(caps, h.arch, h.kernel), nil
 	}
+	return defaultSeccomp().spec(caps, h.arch, h.kernel), nil
 }
 
 // processSpec is the process part of a spec, shared by Start and Exec
@@ -323,9 +370,17 @@ func allMounts(s Spec) []specs.Mount {
 	}
 	var out []specs.Mount
 	for _, m := range defaultMounts(s.Resources.ShmBytes()) {
-		if !user[m.Destination] && !(user["/dev"] && strings.HasPrefix(m.Destination, "/dev/")) {
-			out = append(out, m)
+		if user[m.Destination] || user["/dev"] && strings.HasPrefix(m.Destination, "/dev/") {
+			continue
 		}
+		// moby's withMounts: a privileged container's /sys and cgroups
+		// are writable, and --security-opt writable-cgroups=true makes
+		// the cgroups so.
+		if m.Destination == "/sys" && s.Security.Privileged ||
+			m.Type == "cgroup" && (s.Security.Privileged || s.Security.WritableCgroups) {
+			m.Options = slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool { return o == "ro" })
+		}
+		out = append(out, m)
 	}
 	var rest []specs.Mount
 	for _, m := range s.Mounts {

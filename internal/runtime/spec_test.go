@@ -8,11 +8,26 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-net/berth/internal/container"
 )
 
 func ptr[T any](v T) *T { return &v }
+
+// testHost is a fixed host for specs: a privileged container gets its
+// capabilities and its two devices.
+var testHost = hostFacts{
+	nofile: 20000, arch: "amd64", kernel: "6.1.0-test",
+	caps: []string{"CAP_CHOWN", "CAP_NET_ADMIN", "CAP_SYS_ADMIN"},
+	devices: func() ([]specs.LinuxDevice, error) {
+		mode, zero := os.FileMode(0o666), uint32(0)
+		return []specs.LinuxDevice{
+			{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229, FileMode: &mode, UID: &zero, GID: &zero},
+			{Path: "/dev/loop0", Type: "b", Major: 7, Minor: 0, FileMode: &mode, UID: &zero, GID: &zero},
+		}, nil
+	},
+}
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
@@ -66,9 +81,32 @@ func TestOCISpecGolden(t *testing.T) {
 				ShmSize: 1 << 30, OomScoreAdj: 500,
 			},
 		}, user{Home: "/root"}},
+		// --privileged --security-opt no-new-privileges.
+		{"config-privileged.golden.json", Spec{
+			ID: "c5", Args: []string{"sh"}, Hostname: "c5host", NetNSPath: "/run/berth/netns/jkl", CapDrop: []string{"CAP_CHOWN"},
+			Security: container.Security{Privileged: true, NoNewPrivileges: true, Seccomp: ""},
+		}, user{Home: "/root"}},
+		// --security-opt seccomp=unconfined --security-opt systempaths=unconfined --security-opt writable-cgroups=true.
+		{"config-unconfined.golden.json", Spec{
+			ID: "c6", Args: []string{"sh"}, Hostname: "c6host", NetNSPath: "/run/berth/netns/mno",
+			Security: container.Security{Seccomp: container.SeccompUnconfined, Unmasked: true, WritableCgroups: true},
+		}, user{Home: "/root"}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			b, err := json.MarshalIndent(ociSpec(tc.spec, tc.user, 20000), "", "\t")
+			spec, err := ociSpec(tc.spec, tc.user, testHost)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The seccomp filter has tests of its own (seccomp_test.go).
+			if tc.spec.Security.Privileged || tc.spec.Security.Seccomp != "" {
+				if spec.Linux.Seccomp != nil {
+					t.Errorf("a privileged or unconfined container has a seccomp filter")
+				}
+			} else if spec.Linux.Seccomp == nil || spec.Linux.Seccomp.DefaultAction != specs.ActErrno {
+				t.Errorf("no default seccomp filter: %+v", spec.Linux.Seccomp)
+			}
+			spec.Linux.Seccomp = nil
+			b, err := json.MarshalIndent(spec, "", "\t")
 			if err != nil {
 				t.Fatal(err)
 			}

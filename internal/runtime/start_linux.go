@@ -50,7 +50,11 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (p Process, err error) {
 	if err != nil {
 		return Process{}, fmt.Errorf("start container %q: %w", s.ID, err)
 	}
-	if err := writeJSON(filepath.Join(r.bundle(s.ID), "config.json"), ociSpec(s, u, r.nofile)); err != nil {
+	spec, err := ociSpec(s, u, r.hostFactsNow())
+	if err != nil {
+		return Process{}, fmt.Errorf("start container %q: %w", s.ID, err)
+	}
+	if err := writeJSON(filepath.Join(r.bundle(s.ID), "config.json"), spec); err != nil {
 		return Process{}, err
 	}
 	pid, err := r.runDetached(ctx, s)

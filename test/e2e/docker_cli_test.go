@@ -713,10 +713,10 @@ func TestDockerCLIRunOptions(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--privileged"}, "--privileged (HostConfig.Privileged) is not supported by berth"},
+		{[]string{"--userns", "host"}, "--userns (HostConfig.UsernsMode) is not supported by berth"},
 		{[]string{"--volumes-from", "other"}, "--volumes-from is not supported by berth"},
-		{[]string{"--ulimit", "nofile=100:100"}, "--ulimit (HostConfig.Ulimits) is not supported by berth"},
-		{[]string{"--memory", "64m"}, "--memory (HostConfig.Memory) is not supported by berth"},
+		{[]string{"--device-read-bps", "/dev/null:1mb"}, "--device-read-bps (HostConfig.BlkioDeviceReadBps) is not supported by berth"},
+		{[]string{"--cgroup-parent", "/elsewhere"}, "--cgroup-parent (HostConfig.CgroupParent) is not supported by berth"},
 		{[]string{"--link", "ghost:g"}, "could not get container for ghost: No such container: ghost"},
 		{[]string{"--cap-add", "FLY"}, `unknown capability: "CAP_FLY"`},
 		{[]string{"--network", "host", "--sysctl", "net.ipv4.ip_forward=1"}, `sysctl "net.ipv4.ip_forward" not allowed in host network namespace`},
@@ -746,7 +746,6 @@ func TestDockerCLIErrorWording(t *testing.T) {
 		{[]string{"network", "connect", "--alias", "x", "bridge", "busy"}, "invalid endpoint settings:\nnetwork-scoped alias is supported only for containers in user defined networks"},
 		{[]string{"kill", "done"}, "Error response from daemon: cannot kill container: done: container " + exited + " is not running\n"},
 		{[]string{"restart", "joiner"}, "Cannot restart container joiner: cannot join network namespace of a non running container: container done is exited"},
-		{[]string{"exec", "--privileged", "busy", "true"}, "docker exec --privileged is not supported by berth"},
 		// moby's ForceEndpointDelete, for a name that is no container
 		{[]string{"network", "disconnect", "-f", "used", "nosuch"}, "Error response from daemon: endpoint nosuch not found"},
 		{[]string{"network", "disconnect", "used", "nosuch"}, "Error response from daemon: No such container: nosuch"},

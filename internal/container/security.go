@@ -1,0 +1,115 @@
+package container
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Security is how far a container is confined beyond its capabilities:
+// --privileged, --security-opt, and the system paths hidden from it.
+type Security struct {
+	// Privileged gives the container every capability the daemon has,
+	// the host's devices, /sys and its cgroups writable, and no seccomp
+	// filter or masked paths (as Docker's --privileged).
+	Privileged bool `json:"privileged,omitempty"`
+	// Opts are --security-opt's values as given (inspect shows them).
+	Opts []string `json:"opts,omitempty"`
+	// NoNewPrivileges keeps setuid binaries and file capabilities from
+	// raising the container's privileges.
+	NoNewPrivileges bool `json:"noNewPrivileges,omitempty"`
+	// Seccomp is "" for Docker's default profile, SeccompUnconfined for
+	// none, or a profile of the user's own as JSON (the docker CLI reads
+	// --security-opt seccomp=FILE and sends its contents).
+	Seccomp string `json:"seccomp,omitempty"`
+	// Unmasked leaves /proc's and /sys's sensitive paths visible and
+	// writable (--security-opt systempaths=unconfined).
+	Unmasked bool `json:"unmasked,omitempty"`
+	// WritableCgroups mounts /sys/fs/cgroup read-write (privileged
+	// containers have it anyway).
+	WritableCgroups bool `json:"writableCgroups,omitempty"`
+}
+
+// SeccompUnconfined and SeccompBuiltin are --security-opt seccomp's names.
+const (
+	SeccompUnconfined = "unconfined"
+	SeccompBuiltin    = "builtin"
+)
+
+// ParseSecurityOpts reads --security-opt values as moby's parseSecurityOpt
+// does (key=value, or the deprecated key:value), in its words: a
+// no-new-privileges flag, a seccomp profile, the cgroups' writability,
+// and the AppArmor and SELinux settings a host without either takes as
+// nothing (unconfined, label=disable); another AppArmor profile or SELinux
+// label is refused, berth applying neither.
+func ParseSecurityOpts(opts []string) (Security, error) {
+	s := Security{Opts: opts}
+	for _, opt := range opts {
+		switch opt {
+		case "no-new-privileges":
+			s.NoNewPrivileges = true
+			continue
+		case "writable-cgroups":
+			s.WritableCgroups = true
+			continue
+		case "disable":
+			continue // a bare label option
+		}
+		sep := "="
+		if !strings.Contains(opt, "=") {
+			sep = ":"
+		}
+		k, v, ok := strings.Cut(opt, sep)
+		if !ok {
+			return s, fmt.Errorf("invalid --security-opt 1: %q", opt)
+		}
+		switch k {
+		case "no-new-privileges", "writable-cgroups":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return s, fmt.Errorf("invalid --security-opt 2: %q", opt)
+			}
+			if k == "no-new-privileges" {
+				s.NoNewPrivileges = b
+			} else {
+				s.WritableCgroups = b
+			}
+		case "seccomp":
+			if v == SeccompBuiltin {
+				v = ""
+			}
+			s.Seccomp = v
+		case "systempaths":
+			if v != "unconfined" {
+				return s, fmt.Errorf("invalid --security-opt 2: %q", opt)
+			}
+			s.Unmasked = true
+		case "apparmor":
+			if v != "unconfined" {
+				return s, fmt.Errorf("--security-opt %s: berth applies no AppArmor profile (this option takes only apparmor=unconfined, which is what berth's containers are)", opt)
+			}
+		case "label":
+			if v != "disable" {
+				return s, fmt.Errorf("--security-opt %s: berth applies no SELinux labels (this option takes only label=disable, which is what berth's containers are)", opt)
+			}
+		default:
+			return s, fmt.Errorf("invalid --security-opt 2: %q", opt)
+		}
+	}
+	return s, nil
+}
+
+// DefaultMaskedPaths are the paths Docker hides from a container that is
+// not privileged (moby's default spec), DefaultReadonlyPaths those it
+// makes read-only.
+func DefaultMaskedPaths() []string {
+	return []string{
+		"/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+		"/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list",
+		"/proc/timer_stats", "/sys/devices/virtual/powercap", "/sys/firmware",
+	}
+}
+
+func DefaultReadonlyPaths() []string {
+	return []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
+}

@@ -1,0 +1,51 @@
+package container
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseSecurityOpts(t *testing.T) {
+	for _, tc := range []struct {
+		opts []string
+		want Security
+		err  string
+	}{
+		{[]string{"no-new-privileges"}, Security{NoNewPrivileges: true}, ""},
+		{[]string{"no-new-privileges:true", "no-new-privileges=false"}, Security{}, ""},
+		{[]string{"seccomp=unconfined"}, Security{Seccomp: SeccompUnconfined}, ""},
+		{[]string{"seccomp=builtin"}, Security{}, ""},
+		{[]string{`seccomp={"defaultAction":"SCMP_ACT_ALLOW"}`}, Security{Seccomp: `{"defaultAction":"SCMP_ACT_ALLOW"}`}, ""},
+		{[]string{"systempaths=unconfined", "writable-cgroups=true", "apparmor=unconfined", "label=disable", "disable"}, Security{Unmasked: true, WritableCgroups: true}, ""},
+		{[]string{"foo"}, Security{}, `invalid --security-opt 1: "foo"`},
+		{[]string{"foo=bar"}, Security{}, `invalid --security-opt 2: "foo=bar"`},
+		{[]string{"no-new-privileges=maybe"}, Security{}, `invalid --security-opt 2: "no-new-privileges=maybe"`},
+		{[]string{"apparmor=docker-default"}, Security{}, "--security-opt apparmor=docker-default: berth applies no AppArmor profile (this option takes only apparmor=unconfined, which is what berth's containers are)"},
+	} {
+		got, err := ParseSecurityOpts(tc.opts)
+		if tc.err != "" {
+			if err == nil || err.Error() != tc.err {
+				t.Errorf("%q: %v, want %q", tc.opts, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tc.opts, err)
+			continue
+		}
+		tc.want.Opts = tc.opts
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("%q (-want +got):\n%s", tc.opts, diff)
+		}
+	}
+}
+
+func TestCapabilitiesIn(t *testing.T) {
+	// Docker's default set as a CapEff mask.
+	if diff := cmp.Diff([]string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID",
+		"CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SYS_CHROOT", "CAP_MKNOD", "CAP_AUDIT_WRITE", "CAP_SETFCAP"},
+		CapabilitiesIn(0xa80425fb)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}

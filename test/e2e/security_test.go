@@ -1,0 +1,154 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/berth-net/berth/internal/testworld"
+)
+
+// procStatus is the lines of the container process's /proc/self/status
+// named by keys ("Seccomp", "NoNewPrivs", "CapEff"), as "key:value" with
+// the spaces dropped.
+func procStatus(t *testing.T, w *testworld.World, args []string, keys ...string) string {
+	t.Helper()
+	out := mustDocker(t, w, append(args, "cat", "/proc/self/status")...)
+	var got []string
+	for _, l := range lines(out) {
+		k, v, _ := strings.Cut(l, ":")
+		for _, want := range keys {
+			if k == want {
+				got = append(got, k+":"+strings.Join(strings.Fields(v), " "))
+			}
+		}
+	}
+	return strings.Join(got, " ")
+}
+
+// TestDockerSeccompAndSecurityOpts: a container runs under Docker's
+// default seccomp filter (no user namespace of its own: the kernel code
+// for namespace owners is out of its reach), --security-opt
+// seccomp=unconfined, a profile of the user's own (the CLI sends the
+// file's JSON), no-new-privileges (for its execs too) and
+// systempaths=unconfined do what they do in Docker, and what berth cannot
+// apply is refused in moby's words.
+func TestDockerSeccompAndSecurityOpts(t *testing.T) {
+	w, _ := startWorld(t)
+	bb := testworld.BusyboxImage
+	if got := procStatus(t, w, []string{"run", "--rm", bb}, "Seccomp"); got != "Seccomp:2" {
+		t.Errorf("a default container: %q, want a seccomp filter (mode 2)", got)
+	}
+	_, errOut, code := w.Docker(t, "run", "--rm", bb, "unshare", "-U", "true")
+	if code == 0 || !strings.Contains(errOut, "Operation not permitted") {
+		t.Errorf("unshare -U under the default filter: exit %d, %q; want EPERM", code, errOut)
+	}
+	unconfined := []string{"run", "--rm", "--security-opt", "seccomp=unconfined", bb}
+	if got := procStatus(t, w, unconfined, "Seccomp"); got != "Seccomp:0" {
+		t.Errorf("seccomp=unconfined: %q", got)
+	}
+	if _, errOut, code := w.Docker(t, append(unconfined, "unshare", "-U", "true")...); code != 0 {
+		t.Errorf("unshare -U with seccomp=unconfined: exit %d, %q", code, errOut)
+	}
+
+	profile := filepath.Join(t.TempDir(), "profile.json")
+	if err := os.WriteFile(profile, []byte(`{"defaultAction": "SCMP_ACT_ALLOW",
+		"syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code = w.Docker(t, "run", "--rm", "--security-opt", "seccomp="+profile, bb, "mkdir", "/made")
+	if code == 0 || !strings.Contains(errOut, "Permission denied") {
+		t.Errorf("mkdir under a profile that refuses it with EACCES: exit %d, %q", code, errOut)
+	}
+
+	runDockerSleeper(t, w, "nnp", "--security-opt", "no-new-privileges")
+	if got := procStatus(t, w, []string{"exec", "nnp"}, "NoNewPrivs"); got != "NoNewPrivs:1" {
+		t.Errorf("an exec in a no-new-privileges container: %q", got)
+	}
+	if got := dockerInspect(t, w, "{{.HostConfig.SecurityOpt}} {{.HostConfig.Privileged}} {{len .HostConfig.MaskedPaths}}", "nnp"); got != "[no-new-privileges] false 12" {
+		t.Errorf("inspect: %q", got)
+	}
+
+	const masked = "head -c 8 /proc/timer_list | wc -c"
+	if out := mustDocker(t, w, "run", "--rm", bb, "sh", "-c", masked); strings.TrimSpace(out) != "0" {
+		t.Errorf("/proc/timer_list in a default container: %q bytes, want it masked", out)
+	}
+	if out := mustDocker(t, w, "run", "--rm", "--security-opt", "systempaths=unconfined", bb, "sh", "-c", masked); strings.TrimSpace(out) != "8" {
+		t.Errorf("/proc/timer_list with systempaths=unconfined: %q bytes", out)
+	}
+
+	for _, c := range []struct{ opt, want string }{
+		{"foo=bar", `invalid --security-opt 2: "foo=bar"`},
+		{"no-new-privileges=maybe", `invalid --security-opt 2: "no-new-privileges=maybe"`},
+		{"apparmor=docker-default", "berth applies no AppArmor profile"},
+		{"label=type:svirt_apache_t", "berth applies no SELinux labels"},
+	} {
+		if _, errOut, code := w.Docker(t, "run", "--rm", "--security-opt", c.opt, bb, "true"); code != 125 || !strings.Contains(errOut, c.want) {
+			t.Errorf("--security-opt %s: exit %d, %q; want %q", c.opt, code, errOut, c.want)
+		}
+	}
+	if _, errOut, code := w.Docker(t, "run", "--rm", "--security-opt", "seccomp="+writeFile(t, "{"), bb, "true"); code == 0 {
+		t.Errorf("a profile that is not JSON: exit 0, %q", errOut)
+	}
+}
+
+// writeFile writes content to a new file and returns its path.
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestDockerPrivileged: --privileged gives the container the daemon's
+// capabilities, the host's devices, /sys and its cgroups writable, no
+// seccomp filter and no masked paths; exec --privileged gives one process
+// the capabilities and nothing else.
+func TestDockerPrivileged(t *testing.T) {
+	w, _ := startWorld(t)
+	bb := testworld.BusyboxImage
+	daemonCaps := func() string {
+		b, err := os.ReadFile("/proc/self/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
+				return "CapEff:" + strings.TrimSpace(v)
+			}
+		}
+		return ""
+	}()
+	runDockerSleeper(t, w, "priv", "--privileged")
+	if got := procStatus(t, w, []string{"exec", "priv"}, "CapEff", "Seccomp"); got != daemonCaps+" Seccomp:0" {
+		t.Errorf("a privileged container: %q, want %q and no seccomp", got, daemonCaps)
+	}
+	out := mustDocker(t, w, "exec", "priv", "sh", "-c", "grep -E ' /sys (sysfs|cgroup)' /proc/mounts; grep ' /sys/fs/cgroup ' /proc/mounts; ls /dev | wc -l; head -c 8 /proc/timer_list | wc -c")
+	if strings.Contains(out, " ro,") || strings.Contains(out, " ro ") {
+		t.Errorf("a privileged container's /sys or cgroups are read-only:\n%s", out)
+	}
+	l := lines(out)
+	if len(l) < 2 || l[len(l)-1] != "8" {
+		t.Errorf("a privileged container's /proc/timer_list is masked:\n%s", out)
+	}
+	plain := lines(mustDocker(t, w, "run", "--rm", bb, "sh", "-c", "ls /dev | wc -l"))
+	if len(l) < 2 || len(plain) != 1 || l[len(l)-2] <= plain[0] && len(l[len(l)-2]) <= len(plain[0]) {
+		t.Errorf("/dev has %v entries privileged, %v not: want the host's devices", l, plain)
+	}
+	// NET_ADMIN among them: a link made in its own namespace.
+	mustDocker(t, w, "exec", "priv", "ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1")
+	if got := dockerInspect(t, w, "{{.HostConfig.Privileged}} {{.HostConfig.MaskedPaths}}", "priv"); got != "true []" {
+		t.Errorf("inspect of a privileged container: %q", got)
+	}
+
+	runDockerSleeper(t, w, "plain")
+	if got := procStatus(t, w, []string{"exec", "--privileged", "plain"}, "CapEff", "Seccomp"); got != daemonCaps+" Seccomp:2" {
+		t.Errorf("exec --privileged: %q, want %q under the container's filter", got, daemonCaps)
+	}
+	if got := procStatus(t, w, []string{"exec", "plain"}, "CapEff"); got != "CapEff:00000000a80425fb" {
+		t.Errorf("a plain exec: %q, want Docker's default set", got)
+	}
+}
