@@ -42,7 +42,8 @@ var hostConfigApplied = map[string]bool{
 	"NanoCPUs": true, "CPUShares": true, "CPUPeriod": true, "CPUQuota": true, "CpusetCpus": true, "CpusetMems": true,
 	"PidsLimit": true, "BlkioWeight": true, "Ulimits": true, "ShmSize": true, "OomScoreAdj": true,
 	// --privileged and --security-opt (securityOf).
-	"Privileged": true, "SecurityOpt": true, "MaskedPaths": true, "ReadonlyPaths": true,
+	"Privileged": true, "SecurityOpt": true, "MaskedPaths": true, "ReadonlyPaths": true, "GroupAdd": true,
+	"Devices": true, "DeviceCgroupRules": true,
 }
 
 // unappliedHostConfig refuses any HostConfig setting berth would

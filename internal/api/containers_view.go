@@ -205,6 +205,8 @@ func hostConfig(cfg container.Config, links []string) *ctypes.HostConfig {
 	}
 	resourcesView(hc, cfg.Resources)
 	securityView(hc, cfg.Security)
+	hc.GroupAdd = cfg.GroupAdd
+	devicesView(hc, cfg.Devices, cfg.DeviceCgroupRules)
 	return hc
 }
 

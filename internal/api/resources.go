@@ -1,6 +1,8 @@
 package api
 
 import (
+	"slices"
+
 	ctypes "github.com/docker/docker/api/types/container"
 
 	"github.com/berth-net/berth/internal/container"
@@ -107,4 +109,38 @@ func securityView(hc *ctypes.HostConfig, sec container.Security) {
 	case !sec.Privileged:
 		hc.MaskedPaths, hc.ReadonlyPaths = container.DefaultMaskedPaths(), container.DefaultReadonlyPaths()
 	}
+}
+
+// devicesOf are --device and --device-cgroup-rule, checked (moby checks
+// the rules only at start).
+func devicesOf(hc *ctypes.HostConfig) ([]container.DeviceMapping, []string, error) {
+	var devs []container.DeviceMapping
+	for _, d := range hc.Devices {
+		dm := container.DeviceMapping{PathOnHost: d.PathOnHost, PathInContainer: d.PathInContainer, CgroupPermissions: d.CgroupPermissions}
+		if dm.PathInContainer == "" {
+			dm.PathInContainer = dm.PathOnHost
+		}
+		if dm.CgroupPermissions == "" {
+			dm.CgroupPermissions = "rwm"
+		}
+		if err := container.CheckDeviceMapping(dm); err != nil {
+			return nil, nil, errdefs.Invalid("%w", err)
+		}
+		devs = append(devs, dm)
+	}
+	for _, r := range hc.DeviceCgroupRules {
+		if _, err := container.ParseDeviceRule(r); err != nil {
+			return nil, nil, errdefs.Invalid("%w", err)
+		}
+	}
+	return devs, slices.Clone(hc.DeviceCgroupRules), nil
+}
+
+// devicesView is HostConfig.Devices and DeviceCgroupRules as given.
+func devicesView(hc *ctypes.HostConfig, devs []container.DeviceMapping, rules []string) {
+	hc.Devices = []ctypes.DeviceMapping{}
+	for _, d := range devs {
+		hc.Devices = append(hc.Devices, ctypes.DeviceMapping{PathOnHost: d.PathOnHost, PathInContainer: d.PathInContainer, CgroupPermissions: d.CgroupPermissions})
+	}
+	hc.DeviceCgroupRules = rules
 }

@@ -92,6 +92,14 @@ type Config struct {
 	Resources Resources `json:"resources,omitzero"`
 	// Security is --privileged and --security-opt.
 	Security Security `json:"security,omitzero"`
+	// GroupAdd are more groups for the container's processes
+	// (--group-add), names or IDs, resolved at each start.
+	GroupAdd []string `json:"groupAdd,omitempty"`
+	// Devices are the host devices made in the container (--device);
+	// DeviceCgroupRules more device cgroup permissions
+	// (--device-cgroup-rule), checked.
+	Devices           []DeviceMapping `json:"devices,omitempty"`
+	DeviceCgroupRules []string        `json:"deviceCgroupRules,omitempty"`
 }
 
 // PortBinding is where one container port is published on the host.

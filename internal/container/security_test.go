@@ -49,3 +49,24 @@ func TestCapabilitiesIn(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
+
+func TestParseDeviceRule(t *testing.T) {
+	got, err := ParseDeviceRule("c 10:* rw")
+	if err != nil || got != (DeviceRule{Type: "c", Major: 10, Minor: -1, Access: "rw"}) {
+		t.Errorf("c 10:* rw: %+v, %v", got, err)
+	}
+	for _, bad := range []string{"x", "c 1:3 rwx", "d 1:3 r", "c 1 r", "c 99999999999999999999:1 r"} {
+		if _, err := ParseDeviceRule(bad); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+	if err := CheckDeviceMapping(DeviceMapping{PathOnHost: "/dev/fuse", PathInContainer: "/dev/fuse", CgroupPermissions: "rwm"}); err != nil {
+		t.Error(err)
+	}
+	for _, bad := range []DeviceMapping{{PathOnHost: "dev/fuse", PathInContainer: "/x", CgroupPermissions: "r"},
+		{PathOnHost: "/dev/fuse", PathInContainer: "x", CgroupPermissions: "r"}, {PathOnHost: "/dev/fuse", PathInContainer: "/x", CgroupPermissions: "rr"}} {
+		if err := CheckDeviceMapping(bad); err == nil {
+			t.Errorf("%+v passed", bad)
+		}
+	}
+}

@@ -20,6 +20,7 @@ type execState struct {
 	mu       sync.Mutex
 	info     api.ExecInfo
 	baseEnv  []string // the container's variables for the process (runtime.ExecSpec.BaseEnv)
+	groupAdd []string // the container's --group-add
 	started  bool
 	resize   func(h, w uint) error
 	pendingH uint
@@ -35,6 +36,7 @@ func (d *Daemon) CreateExec(ctx context.Context, ctrRef string, cfg api.ExecConf
 	cs.mu.Lock()
 	running, id, status := cs.c.Running(), cs.c.ID, cs.c.Status()
 	ctrUser, ctrDir, ctrEnv := cs.c.Config.User, cs.c.Config.WorkingDir, cs.c.Config.Env
+	groupAdd := cs.c.Config.GroupAdd
 	cs.mu.Unlock()
 	if status == container.StatusRestarting {
 		return "", errContainerIsRestarting(id)
@@ -51,7 +53,7 @@ func (d *Daemon) CreateExec(ctx context.Context, ctrRef string, cfg api.ExecConf
 	// An -u the container cannot resolve fails here, as moby's
 	// ContainerExecCreate looks it up before the exec starts.
 	if cfg.User != "" {
-		if err := d.runtime.CheckUser(id, cfg.User); err != nil {
+		if err := d.runtime.CheckUser(id, cfg.User, groupAdd); err != nil {
 			return "", err
 		}
 	}
@@ -73,7 +75,7 @@ func (d *Daemon) CreateExec(ctx context.Context, ctrRef string, cfg api.ExecConf
 		return "", err
 	}
 	ex := &execState{info: api.ExecInfo{ID: network.NewID(), ContainerID: id, Config: cfg},
-		baseEnv: append(slices.Clone(links.env), ctrEnv...)}
+		baseEnv: append(slices.Clone(links.env), ctrEnv...), groupAdd: groupAdd}
 	d.mu.Lock()
 	d.execs[ex.info.ID] = ex
 	d.mu.Unlock()
@@ -137,11 +139,11 @@ func (d *Daemon) StartExec(ctx context.Context, execID string, detach bool, s ap
 		return errdefs.Conflict("exec %s has already been started", execID)
 	}
 	ex.started, ex.info.Running = true, true
-	cfg, baseEnv := ex.info.Config, ex.baseEnv
+	cfg, baseEnv, groupAdd := ex.info.Config, ex.baseEnv, ex.groupAdd
 	ex.mu.Unlock()
 	spec := runtime.ExecSpec{
 		Args: cfg.Cmd, Env: cfg.Env, BaseEnv: baseEnv, Cwd: cfg.WorkingDir, User: cfg.User, Tty: cfg.Tty,
-		ConsoleSize: cfg.ConsoleSize, Privileged: cfg.Privileged,
+		ConsoleSize: cfg.ConsoleSize, Privileged: cfg.Privileged, GroupAdd: groupAdd,
 		OnStart: func(pid int, resize func(h, w uint) error) {
 			ex.mu.Lock()
 			defer ex.mu.Unlock()

@@ -212,7 +212,8 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, net conta
 		NetNSPath: net.SandboxKey, Tty: c.Config.Tty, OpenStdin: c.Config.OpenStdin,
 		Files:    map[string]string{"/etc/hosts": c.HostsPath, "/etc/hostname": c.HostnamePath, "/etc/resolv.conf": c.ResolvConfPath},
 		ReadOnly: c.Config.ReadonlyRootfs, CapAdd: normalizedCaps(c.Config.CapAdd), CapDrop: normalizedCaps(c.Config.CapDrop), Sysctls: c.Config.Sysctls,
-		Resources: c.Config.Resources, Security: c.Config.Security,
+		Resources: c.Config.Resources, Security: c.Config.Security, GroupAdd: c.Config.GroupAdd,
+		Devices: c.Config.Devices, DeviceCgroupRules: c.Config.DeviceCgroupRules,
 	}
 	if size, files, err := c.Config.LogConfig.Limits(); err == nil {
 		spec.Log = runtime.LogLimit{MaxSize: size, MaxFiles: files}

@@ -111,7 +111,7 @@ func (r *Runtime) execProcess(id string, e ExecSpec) (*specs.Process, error) {
 	if err := json.Unmarshal(b, &base); err != nil || base.Process == nil {
 		return nil, fmt.Errorf("exec in container %q: bad config.json: %v", id, err)
 	}
-	u, err := userIn(r.rootfs(id), e.User)
+	u, err := userIn(r.rootfs(id), e.User, e.GroupAdd)
 	if err != nil {
 		return nil, fmt.Errorf("exec in container %q: %w", id, err)
 	}

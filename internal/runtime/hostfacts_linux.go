@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"bufio"
+	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -19,7 +21,7 @@ import (
 // hostFactsNow are the facts a container's spec takes from the host, as
 // they are now.
 func (r *Runtime) hostFactsNow() hostFacts {
-	h := hostFacts{nofile: r.nofile, caps: effectiveCaps(), devices: hostDevices, arch: runtime.GOARCH}
+	h := hostFacts{nofile: r.nofile, caps: effectiveCaps(), devices: hostDevices, device: devicesFromPath, arch: runtime.GOARCH}
 	var uts unix.Utsname
 	if unix.Uname(&uts) == nil {
 		h.kernel = unix.ByteSliceToString(uts.Release[:])
@@ -103,4 +105,41 @@ func deviceAt(p string) (specs.LinuxDevice, bool) {
 	uid, gid := st.Uid, st.Gid
 	return specs.LinuxDevice{Path: p, Type: typ, Major: int64(unix.Major(st.Rdev)), Minor: int64(unix.Minor(st.Rdev)),
 		FileMode: &mode, UID: &uid, GID: &gid}, true
+}
+
+// devicesFromPath are the device nodes a --device names (moby's
+// DevicesFromPath): the node at host (a symlink followed), or every node
+// under a directory, each at its path under ctr in the container.
+func devicesFromPath(host, ctr string) ([]specs.LinuxDevice, error) {
+	resolved := host
+	if fi, err := os.Lstat(host); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		if p, err := filepath.EvalSymlinks(host); err == nil {
+			resolved = p
+		}
+	}
+	if dev, ok := deviceAt(resolved); ok {
+		dev.Path = ctr
+		return []specs.LinuxDevice{dev}, nil
+	}
+	fi, err := os.Stat(resolved)
+	if err != nil {
+		return nil, fmt.Errorf("error gathering device information while adding custom device %q: %w", host, errors.Unwrap(err))
+	}
+	var devs []specs.LinuxDevice
+	if fi.IsDir() {
+		filepath.WalkDir(resolved, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return nil
+			}
+			if dev, ok := deviceAt(p); ok {
+				dev.Path = filepath.Join(ctr, strings.TrimPrefix(p, resolved))
+				devs = append(devs, dev)
+			}
+			return nil
+		})
+	}
+	if len(devs) == 0 {
+		return nil, fmt.Errorf("error gathering device information while adding custom device %q: not a device node", host)
+	}
+	return devs, nil
 }

@@ -13,7 +13,7 @@ import (
 
 // userIn resolves a --user value against the container's /etc/passwd and
 // /etc/group, read from its mounted root filesystem.
-func userIn(rootfs, spec string) (user, error) {
+func userIn(rootfs, spec string, groupAdd []string) (user, error) {
 	passwd, err := readInRoot(rootfs, "etc/passwd")
 	if err != nil {
 		return user{}, err
@@ -22,7 +22,7 @@ func userIn(rootfs, spec string) (user, error) {
 	if err != nil {
 		return user{}, err
 	}
-	return resolveUser(spec, passwd, group)
+	return resolveUser(spec, passwd, group, groupAdd)
 }
 
 // readInRoot reads rel inside root with symlinks resolved as the container
@@ -57,8 +57,9 @@ func readInRoot(root, rel string) ([]byte, error) {
 }
 
 // CheckUser says whether user (an exec's -u) resolves in container id's
-// /etc/passwd and /etc/group as the exec would resolve it.
-func (r *Runtime) CheckUser(id, user string) error {
-	_, err := userIn(r.rootfs(id), user)
+// /etc/passwd and /etc/group as the exec would resolve it, with the
+// container's --group-add groups.
+func (r *Runtime) CheckUser(id, user string, groupAdd []string) error {
+	_, err := userIn(r.rootfs(id), user, groupAdd)
 	return err
 }

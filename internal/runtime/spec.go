@@ -61,6 +61,13 @@ type Spec struct {
 	Resources container.Resources
 	// Security is --privileged and --security-opt.
 	Security container.Security
+	// GroupAdd are more groups for the process (--group-add): names
+	// looked up in the container's /etc/group, or IDs.
+	GroupAdd []string
+	// Devices are --device's host nodes, DeviceCgroupRules
+	// --device-cgroup-rule's permissions (checked).
+	Devices           []container.DeviceMapping
+	DeviceCgroupRules []string
 }
 
 // ExecSpec is a process to run in a running container.
@@ -83,6 +90,9 @@ type ExecSpec struct {
 	// Privileged gives the process the daemon's effective capabilities
 	// (docker exec --privileged); the rest is the container's.
 	Privileged bool
+	// GroupAdd are the container's --group-add groups, which an exec's
+	// user gets too.
+	GroupAdd []string
 	// OnStart, if set, is called once the process runs, with its host PID
 	// and a function that resizes its terminal (a no-op without Tty): by
 	// Exec itself, before it returns, at most once.
@@ -116,6 +126,7 @@ type hostFacts struct {
 	nofile  uint64
 	caps    []string
 	devices func() ([]specs.LinuxDevice, error)
+	device  func(host, ctr string) ([]specs.LinuxDevice, error)
 	arch    string
 	kernel  string
 }
@@ -165,13 +176,8 @@ func ociSpec(s Spec, u user, h hostFacts) (*specs.Spec, error) {
 	if !sec.Privileged && !sec.Unmasked {
 		linux.MaskedPaths, linux.ReadonlyPaths = container.DefaultMaskedPaths(), container.DefaultReadonlyPaths()
 	}
-	if sec.Privileged {
-		devs, err := h.devices()
-		if err != nil {
-			return nil, fmt.Errorf("the host's devices for a privileged container: %w", err)
-		}
-		linux.Devices = devs
-		resources.Devices = append(resources.Devices, specs.LinuxDeviceCgroup{Allow: true, Access: "rwm"})
+	if err := addDevices(linux, s, h); err != nil {
+		return nil, err
 	}
 	seccomp, err := seccompSpec(sec, caps, h)
 	if err != nil {
@@ -186,6 +192,47 @@ func ociSpec(s Spec, u user, h hostFacts) (*specs.Spec, error) {
 		Mounts:   allMounts(s),
 		Linux:    linux,
 	}, nil
+}
+
+// addDevices gives the container its devices, as moby's WithDevices: a
+// privileged one the host's and access to all, others each --device's
+// nodes with its permissions and the --device-cgroup-rule ones.
+func addDevices(linux *specs.Linux, s Spec, h hostFacts) error {
+	res := linux.Resources
+	if s.Security.Privileged {
+		devs, err := h.devices()
+		if err != nil {
+			return fmt.Errorf("the host's devices for a privileged container: %w", err)
+		}
+		linux.Devices = devs
+	}
+	for _, dm := range s.Devices {
+		if s.Security.Privileged && dm.PathOnHost == dm.PathInContainer {
+			continue // there already
+		}
+		devs, err := h.device(dm.PathOnHost, dm.PathInContainer)
+		if err != nil {
+			return err
+		}
+		for _, d := range devs {
+			linux.Devices = append(linux.Devices, d)
+			if !s.Security.Privileged {
+				res.Devices = append(res.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: d.Type, Major: &d.Major, Minor: &d.Minor, Access: dm.CgroupPermissions})
+			}
+		}
+	}
+	if s.Security.Privileged {
+		res.Devices = append(res.Devices, specs.LinuxDeviceCgroup{Allow: true, Access: "rwm"})
+		return nil
+	}
+	for _, r := range s.DeviceCgroupRules {
+		rule, err := container.ParseDeviceRule(r)
+		if err != nil {
+			return err
+		}
+		res.Devices = append(res.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: rule.Type, Major: &rule.Major, Minor: &rule.Minor, Access: rule.Access})
+	}
+	return nil
 }
 
 // seccompSpec is the container's seccomp filter, as moby's WithSeccomp

@@ -27,6 +27,11 @@ var testHost = hostFacts{
 			{Path: "/dev/loop0", Type: "b", Major: 7, Minor: 0, FileMode: &mode, UID: &zero, GID: &zero},
 		}, nil
 	},
+	device: func(host, ctr string) ([]specs.LinuxDevice, error) {
+		mode, zero := os.FileMode(0o660), uint32(0)
+		major := map[string]int64{"/dev/fuse": 10, "/dev/loop0": 7}[host]
+		return []specs.LinuxDevice{{Path: ctr, Type: "c", Major: major, Minor: 1, FileMode: &mode, UID: &zero, GID: &zero}}, nil
+	},
 }
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -85,6 +90,13 @@ func TestOCISpecGolden(t *testing.T) {
 		{"config-privileged.golden.json", Spec{
 			ID: "c5", Args: []string{"sh"}, Hostname: "c5host", NetNSPath: "/run/berth/netns/jkl", CapDrop: []string{"CAP_CHOWN"},
 			Security: container.Security{Privileged: true, NoNewPrivileges: true, Seccomp: ""},
+		}, user{Home: "/root"}},
+		// --device /dev/fuse --device /dev/loop0:/dev/xvda:r --device-cgroup-rule 'c 1:* rw'.
+		{"config-devices.golden.json", Spec{
+			ID: "c7", Args: []string{"sh"}, Hostname: "c7host", NetNSPath: "/run/berth/netns/pqr",
+			Devices: []container.DeviceMapping{{PathOnHost: "/dev/fuse", PathInContainer: "/dev/fuse", CgroupPermissions: "rwm"},
+				{PathOnHost: "/dev/loop0", PathInContainer: "/dev/xvda", CgroupPermissions: "r"}},
+			DeviceCgroupRules: []string{"c 1:* rw"},
 		}, user{Home: "/root"}},
 		// --security-opt seccomp=unconfined --security-opt systempaths=unconfined --security-opt writable-cgroups=true.
 		{"config-unconfined.golden.json", Spec{

@@ -26,7 +26,10 @@ type groupEntry struct {
 // "name:group", "uid:group", …) into IDs, looking names up in the image's
 // /etc/passwd and /etc/group contents (either may be empty), as runc's
 // libcontainer/user does for Docker.
-func resolveUser(spec string, passwd, group []byte) (user, error) {
+//
+// groupAdd (--group-add) are more groups, names or IDs, after those: a
+// name /etc/group does not list fails in moby's words.
+func resolveUser(spec string, passwd, group []byte, groupAdd []string) (user, error) {
 	users, groups := parsePasswd(passwd), parseGroup(group)
 	userPart, groupPart, hasGroup := strings.Cut(spec, ":")
 	if userPart == "" {
@@ -50,7 +53,34 @@ func resolveUser(spec string, passwd, group []byte) (user, error) {
 			out.AdditionalGids = append(out.AdditionalGids, g.gid)
 		}
 	}
+	for _, name := range groupAdd {
+		gid, err := additionalGroup(name, groups)
+		if err != nil {
+			return user{}, err
+		}
+		if !slices.Contains(out.AdditionalGids, gid) {
+			out.AdditionalGids = append(out.AdditionalGids, gid)
+		}
+	}
 	return out, nil
+}
+
+// additionalGroup is a --group-add's ID (moby's GetAdditionalGroups): a
+// group of that name or ID in /etc/group, else a number in range.
+func additionalGroup(s string, groups []groupEntry) (uint32, error) {
+	for _, g := range groups {
+		if g.name == s || strconv.FormatUint(uint64(g.gid), 10) == s {
+			return g.gid, nil
+		}
+	}
+	gid, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, errdefs.Invalid("Unable to find group %s: no matching entries in group file", s)
+	}
+	if gid > 2147483647 {
+		return 0, errdefs.Invalid("uids and gids must be in range 0-2147483647")
+	}
+	return uint32(gid), nil
 }
 
 // resolveOwner turns a container's --user into the IDs docker cp -a gives

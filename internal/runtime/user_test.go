@@ -37,7 +37,7 @@ func TestResolveUser(t *testing.T) {
 		":users":        {UID: 0, GID: 100, AdditionalGids: []uint32{100}, Home: "/root"},
 		"33:":           {UID: 33, GID: 33, AdditionalGids: []uint32{33, 100, 50}, Home: "/var/www"},
 	} {
-		got, err := resolveUser(spec, []byte(testPasswd), []byte(testGroup))
+		got, err := resolveUser(spec, []byte(testPasswd), []byte(testGroup), nil)
 		if err != nil {
 			t.Errorf("resolveUser(%q): %v", spec, err)
 			continue
@@ -50,15 +50,15 @@ func TestResolveUser(t *testing.T) {
 
 func TestResolveUserRefuses(t *testing.T) {
 	for _, spec := range []string{"nosuch", "broken", "short", "root:nosuch", "root:bad", "-1", "99999999999", "www-data:-5"} {
-		if got, err := resolveUser(spec, []byte(testPasswd), []byte(testGroup)); !errdefs.Is(err, errdefs.KindInvalid) {
+		if got, err := resolveUser(spec, []byte(testPasswd), []byte(testGroup), nil); !errdefs.Is(err, errdefs.KindInvalid) {
 			t.Errorf("resolveUser(%q) = %+v, %v; want an Invalid error", spec, got, err)
 		}
 	}
 	// No passwd file at all: numeric IDs still work, names do not.
-	if got, err := resolveUser("5:6", nil, nil); err != nil || got.UID != 5 || got.GID != 6 {
+	if got, err := resolveUser("5:6", nil, nil, nil); err != nil || got.UID != 5 || got.GID != 6 {
 		t.Errorf("resolveUser without files = %+v, %v", got, err)
 	}
-	if _, err := resolveUser("root", nil, nil); err == nil {
+	if _, err := resolveUser("root", nil, nil, nil); err == nil {
 		t.Error("resolveUser(\"root\") without a passwd file succeeded")
 	}
 }
@@ -88,6 +88,27 @@ func TestResolveOwner(t *testing.T) {
 		uid, gid, err := resolveOwner(spec, []byte(testPasswd), []byte(testGroup))
 		if err != nil || [2]uint32{uid, gid} != want {
 			t.Errorf("resolveOwner(%q) = %d, %d, %v; want %v", spec, uid, gid, err, want)
+		}
+	}
+}
+
+// TestResolveUserGroupAdd: --group-add's groups, by name or ID, after the
+// user's own, as moby's getUser; an unknown name fails in moby's words, an
+// unknown ID is taken as it is.
+func TestResolveUserGroupAdd(t *testing.T) {
+	got, err := resolveUser("www-data", []byte(testPasswd), []byte(testGroup), []string{"root", "4242", "users"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]uint32{33, 100, 50, 0, 4242}, got.AdditionalGids); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	for add, want := range map[string]string{
+		"nosuch":      "Unable to find group nosuch: no matching entries in group file",
+		"99999999999": "uids and gids must be in range 0-2147483647",
+	} {
+		if _, err := resolveUser("root", []byte(testPasswd), []byte(testGroup), []string{add}); err == nil || err.Error() != want || !errdefs.Is(err, errdefs.KindInvalid) {
+			t.Errorf("--group-add %s: %v, want %q", add, err, want)
 		}
 	}
 }

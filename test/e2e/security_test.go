@@ -3,6 +3,7 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -150,5 +151,50 @@ func TestDockerPrivileged(t *testing.T) {
 	}
 	if got := procStatus(t, w, []string{"exec", "plain"}, "CapEff"); got != "CapEff:00000000a80425fb" {
 		t.Errorf("a plain exec: %q, want Docker's default set", got)
+	}
+}
+
+// TestDockerDevicesAndGroups: --device makes the host's node in the
+// container (at another path too) with the cgroup permissions given,
+// --device-cgroup-rule lets it open a node it made, a device that is not
+// there fails the start in moby's words, and --group-add adds groups by
+// name or ID, for its execs too.
+func TestDockerDevicesAndGroups(t *testing.T) {
+	w, _ := startWorld(t)
+	bb := testworld.BusyboxImage
+	// /dev/fuse: not among the devices every container has (null, zero,
+	// tty…), and opening it does nothing.
+	out := mustDocker(t, w, "run", "--rm", "--device", "/dev/fuse:/dev/myfuse:r", bb,
+		"sh", "-c", "stat -c '%t:%T' /dev/myfuse; (exec 3</dev/myfuse) && echo read; (exec 3>/dev/myfuse) 2>/dev/null || echo no-write")
+	if got := lines(out); len(got) != 3 || got[0] != "a:e5" || got[1] != "read" || got[2] != "no-write" {
+		t.Errorf("--device /dev/fuse:/dev/myfuse:r: %q, want the node 10:229, open for reading only", out)
+	}
+	// CAP_MKNOD makes the node; only a rule lets it be opened.
+	const mk = "mknod /dev/f2 c 10 229 && ((exec 3<>/dev/f2) 2>/dev/null && echo opened || echo refused)"
+	if out := mustDocker(t, w, "run", "--rm", bb, "sh", "-c", mk); strings.TrimSpace(out) != "refused" {
+		t.Errorf("a node made without a rule: %q", out)
+	}
+	if out := mustDocker(t, w, "run", "--rm", "--device-cgroup-rule", "c 10:229 rw", bb, "sh", "-c", mk); strings.TrimSpace(out) != "opened" {
+		t.Errorf("a node made with --device-cgroup-rule 'c 10:229 rw': %q", out)
+	}
+	_, errOut, code := w.Docker(t, "run", "--rm", "--device", "/dev/berth-no-such", bb, "true")
+	if code == 0 || !strings.Contains(errOut, `error gathering device information while adding custom device "/dev/berth-no-such": no such file or directory`) {
+		t.Errorf("a device that is not there: exit %d, %q", code, errOut)
+	}
+	if got := dockerInspect(t, w, "{{range .HostConfig.Devices}}{{.PathOnHost}}>{{.PathInContainer}}:{{.CgroupPermissions}}{{end}}",
+		strings.TrimSpace(mustDocker(t, w, "create", "--device", "/dev/null:/dev/n:rw", bb, "true"))); got != "/dev/null>/dev/n:rw" {
+		t.Errorf("inspect's devices: %q", got)
+	}
+
+	runDockerSleeper(t, w, "grp", "--group-add", "daemon", "--group-add", "4242")
+	for _, args := range [][]string{{"exec", "grp", "id", "-G"}, {"exec", "-u", "nobody", "grp", "id", "-G"}} {
+		out := mustDocker(t, w, args...)
+		if f := strings.Fields(out); !slices.Contains(f, "4242") || !slices.Contains(f, "1") {
+			t.Errorf("docker %s: %q, want the added groups (daemon is 1 in busybox)", strings.Join(args, " "), out)
+		}
+	}
+	_, errOut, code = w.Docker(t, "run", "--rm", "--group-add", "nosuchgroup", bb, "true")
+	if code == 0 || !strings.Contains(errOut, "Unable to find group nosuchgroup: no matching entries in group file") {
+		t.Errorf("--group-add of an unknown name: exit %d, %q", code, errOut)
 	}
 }
