@@ -144,6 +144,7 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 		Security:          security,
 		GroupAdd:          slices.Clone(hc.GroupAdd),
 		Devices:           devices,
+		Namespaces:        namespacesOf(hc),
 		DeviceCgroupRules: deviceRules,
 	}, nil
 }
@@ -172,8 +173,14 @@ func checkCreate(c *ctypes.Config, hc *ctypes.HostConfig) error {
 	if err := unappliedHostConfig(hc); err != nil {
 		return err
 	}
+	if err := container.CheckNamespaces(namespacesOf(hc), c.Hostname); err != nil {
+		return errdefs.Invalid("%w", err)
+	}
 	for k := range hc.Sysctls {
 		if err := container.CheckSysctl(k, hc.NetworkMode.IsHost()); err != nil {
+			return errdefs.Invalid("%w", err)
+		}
+		if err := container.CheckSysctlIPC(k, hc.IpcMode.IsHost()); err != nil {
 			return errdefs.Invalid("%w", err)
 		}
 	}

@@ -44,6 +44,7 @@ var hostConfigApplied = map[string]bool{
 	// --privileged and --security-opt (securityOf).
 	"Privileged": true, "SecurityOpt": true, "MaskedPaths": true, "ReadonlyPaths": true, "GroupAdd": true,
 	"Devices": true, "DeviceCgroupRules": true,
+	"PidMode": true, "IpcMode": true, "UTSMode": true, "CgroupnsMode": true,
 }
 
 // unappliedHostConfig refuses any HostConfig setting berth would
@@ -70,13 +71,6 @@ func unappliedHostConfig(hc *ctypes.HostConfig) error {
 // withoutDefaults returns hc with the settings whose value is what berth
 // does anyway cleared.
 func withoutDefaults(hc ctypes.HostConfig) ctypes.HostConfig {
-	switch hc.IpcMode {
-	case "private", "shareable":
-		hc.IpcMode = ""
-	}
-	if hc.CgroupnsMode == "private" {
-		hc.CgroupnsMode = ""
-	}
 	if hc.Runtime == "runc" {
 		hc.Runtime = ""
 	}

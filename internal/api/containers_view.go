@@ -207,6 +207,9 @@ func hostConfig(cfg container.Config, links []string) *ctypes.HostConfig {
 	securityView(hc, cfg.Security)
 	hc.GroupAdd = cfg.GroupAdd
 	devicesView(hc, cfg.Devices, cfg.DeviceCgroupRules)
+	ns := cfg.Namespaces
+	hc.PidMode, hc.IpcMode, hc.UTSMode = ctypes.PidMode(ns.PidMode), ctypes.IpcMode(ns.IpcMode), ctypes.UTSMode(ns.UTSMode)
+	hc.CgroupnsMode = ctypes.CgroupnsMode(ns.CgroupnsMode)
 	return hc
 }
 

@@ -144,3 +144,9 @@ func devicesView(hc *ctypes.HostConfig, devs []container.DeviceMapping, rules []
 	}
 	hc.DeviceCgroupRules = rules
 }
+
+// namespacesOf are --pid, --ipc, --uts and --cgroupns as given.
+func namespacesOf(hc *ctypes.HostConfig) container.Namespaces {
+	return container.Namespaces{PidMode: string(hc.PidMode), IpcMode: string(hc.IpcMode),
+		UTSMode: string(hc.UTSMode), CgroupnsMode: string(hc.CgroupnsMode)}
+}

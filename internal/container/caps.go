@@ -115,3 +115,13 @@ func CheckSysctl(key string, hostNetwork bool) error {
 	}
 	return nil
 }
+
+// CheckSysctlIPC refuses an IPC sysctl (kernel.msg*, kernel.sem,
+// kernel.shm*, fs.mqueue.*) for a container in the host's IPC namespace
+// (--ipc host), in runc's words: it would be the host's.
+func CheckSysctlIPC(key string, hostIPC bool) error {
+	if hostIPC && !strings.HasPrefix(key, "net.") {
+		return fmt.Errorf("sysctl %q is not allowed in the hosts ipc namespace", key)
+	}
+	return nil
+}

@@ -100,6 +100,8 @@ type Config struct {
 	// (--device-cgroup-rule), checked.
 	Devices           []DeviceMapping `json:"devices,omitempty"`
 	DeviceCgroupRules []string        `json:"deviceCgroupRules,omitempty"`
+	// Namespaces are --pid, --ipc, --uts and --cgroupns.
+	Namespaces Namespaces `json:"namespaces,omitzero"`
 }
 
 // PortBinding is where one container port is published on the host.

@@ -113,3 +113,58 @@ func DefaultMaskedPaths() []string {
 func DefaultReadonlyPaths() []string {
 	return []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
 }
+
+// Namespaces are the container's PID, IPC, UTS and cgroup namespace modes
+// as moby names them (--pid, --ipc, --uts, --cgroupns): "" or "private"
+// for its own, "host" for the host's, "container:<id>" for another
+// container's (PID and IPC), "none" (IPC: no /dev/shm) and "shareable"
+// (IPC: its own, which others may join).
+type Namespaces struct {
+	PidMode      string `json:"pidMode,omitempty"`
+	IpcMode      string `json:"ipcMode,omitempty"`
+	UTSMode      string `json:"utsMode,omitempty"`
+	CgroupnsMode string `json:"cgroupnsMode,omitempty"`
+}
+
+// Namespace modes.
+const (
+	ModeHost      = "host"
+	ModePrivate   = "private"
+	ModeNone      = "none"
+	ModeShareable = "shareable"
+)
+
+// SharedNamespace reports whether mode joins another container's
+// namespace ("container:<ref>"), and names that container.
+func SharedNamespace(mode string) (ref string, ok bool) { return strings.CutPrefix(mode, sharedPrefix) }
+
+// CheckNamespaces checks the modes in moby's words (the modes' Valid and
+// validateNetMode): hostname is the container's --hostname.
+func CheckNamespaces(ns Namespaces, hostname string) error {
+	switch ref, shared := SharedNamespace(ns.PidMode); {
+	case ns.PidMode == "", ns.PidMode == ModeHost, shared && ref != "":
+	default:
+		return fmt.Errorf("invalid PID mode: %v", ns.PidMode)
+	}
+	switch ref, shared := SharedNamespace(ns.IpcMode); {
+	case ns.IpcMode == "", ns.IpcMode == ModeHost, ns.IpcMode == ModePrivate, ns.IpcMode == ModeNone,
+		ns.IpcMode == ModeShareable, shared && ref != "":
+	default:
+		return fmt.Errorf("invalid IPC mode: %v", ns.IpcMode)
+	}
+	switch ns.UTSMode {
+	case "":
+	case ModeHost:
+		if hostname != "" {
+			return fmt.Errorf("conflicting options: hostname and the UTS mode")
+		}
+	default:
+		return fmt.Errorf("invalid UTS mode: %v", ns.UTSMode)
+	}
+	switch ns.CgroupnsMode {
+	case "", ModeHost, ModePrivate:
+	default:
+		return fmt.Errorf("invalid cgroup namespace mode: %v", ns.CgroupnsMode)
+	}
+	return nil
+}

@@ -70,3 +70,28 @@ func TestParseDeviceRule(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckNamespaces(t *testing.T) {
+	for _, ok := range []Namespaces{{}, {PidMode: "host", IpcMode: "shareable", UTSMode: "host", CgroupnsMode: "private"},
+		{PidMode: "container:a", IpcMode: "container:b"}, {IpcMode: "none"}, {IpcMode: "private", CgroupnsMode: "host"}} {
+		if err := CheckNamespaces(ok, ""); err != nil {
+			t.Errorf("%+v: %v", ok, err)
+		}
+	}
+	for _, bad := range []struct {
+		ns       Namespaces
+		hostname string
+		want     string
+	}{
+		{Namespaces{PidMode: "container:"}, "", "invalid PID mode: container:"},
+		{Namespaces{PidMode: "private"}, "", "invalid PID mode: private"},
+		{Namespaces{IpcMode: "other"}, "", "invalid IPC mode: other"},
+		{Namespaces{UTSMode: "private"}, "", "invalid UTS mode: private"},
+		{Namespaces{UTSMode: "host"}, "box", "conflicting options: hostname and the UTS mode"},
+		{Namespaces{CgroupnsMode: "shared"}, "", "invalid cgroup namespace mode: shared"},
+	} {
+		if err := CheckNamespaces(bad.ns, bad.hostname); err == nil || err.Error() != bad.want {
+			t.Errorf("%+v: %v, want %q", bad.ns, err, bad.want)
+		}
+	}
+}

@@ -40,6 +40,7 @@ func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg container
 		return nil, nil, errdefs.Invalid("%w", err)
 	}
 	container.AdaptResources(&cfg.Resources)
+	d.adaptNamespaces(&cfg.Namespaces)
 	c, err := d.createContainer(ctx, name, cfg)
 	return c, warnings, err
 }
@@ -417,6 +418,7 @@ func (d *Daemon) remove(cs *ctrState, id string, volumes bool) error {
 	}
 	cs.endFilesLocked()
 	errs = append(errs, d.runtime.Delete(id))
+	d.unmountShm(id)
 	if err := os.RemoveAll(d.filesDir(id)); err != nil {
 		errs = append(errs, err)
 	}

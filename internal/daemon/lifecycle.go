@@ -50,6 +50,7 @@ func (d *Daemon) startContainer(ctx context.Context, cs *ctrState, auto chan str
 	// The container whose namespace this one shares, if it does, is read
 	// before this one is locked: a start never holds two containers' locks.
 	donor, donorErr := d.netnsDonor(cs)
+	joins, joinsErr := d.namespaceJoins(cs)
 	links, linksErr := d.linksAtStart(cs, true)
 	cs.mu.Lock()
 	if cs.goneLocked() {
@@ -78,9 +79,9 @@ func (d *Daemon) startContainer(ctx context.Context, cs *ctrState, auto chan str
 	if auto == nil {
 		cs.c.RestartCount, cs.c.ManuallyStopped, cs.restartDelay = 0, false, 0
 	}
-	err := errors.Join(donorErr, linksErr)
+	err := errors.Join(donorErr, joinsErr, linksErr)
 	if err == nil {
-		err = d.start(ctx, cs, donor, links)
+		err = d.start(ctx, cs, donor, joins, links)
 	}
 	if err == nil {
 		id := cs.c.ID
@@ -143,7 +144,7 @@ func (d *Daemon) netnsDonor(cs *ctrState) (*container.Container, error) {
 // start runs with cs.mu held. donor, if not nil, is the running container
 // whose network namespace c shares (netnsDonor); links are what c's legacy
 // links give this run (linksAtStart).
-func (d *Daemon) start(ctx context.Context, cs *ctrState, donor *container.Container, links linkStart) (err error) {
+func (d *Daemon) start(ctx context.Context, cs *ctrState, donor *container.Container, joins nsJoin, links linkStart) (err error) {
 	c := cs.c
 	img, err := d.images.Get(c.Config.ImageID)
 	if err != nil {
@@ -155,7 +156,7 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState, donor *container.Conta
 		// initializeNetworking, so the donor's later connects show here too.
 		c.Config.Hostname, c.Config.Domainname = donor.Config.Hostname, donor.Config.Domainname
 		c.HostsPath, c.HostnamePath, c.ResolvConfPath = donor.HostsPath, donor.HostnamePath, donor.ResolvConfPath
-		return d.run(ctx, cs, img.RootfsDir, container.State{JoinedNetns: donor.NetnsPath()})
+		return d.run(ctx, cs, img.RootfsDir, joins, container.State{JoinedNetns: donor.NetnsPath()})
 	}
 	// NetworkMode only decides host or not: the networks joined are
 	// Config.Networks, which a disconnect may have left without the
@@ -199,12 +200,12 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState, donor *container.Conta
 	if err := d.writeEtcFiles(c); err != nil {
 		return err
 	}
-	return d.run(ctx, cs, img.RootfsDir, container.State{SandboxID: sb.ID, SandboxKey: sb.Key})
+	return d.run(ctx, cs, img.RootfsDir, joins, container.State{SandboxID: sb.ID, SandboxKey: sb.Key})
 }
 
 // run starts c's process in the network namespace net names and records
 // it as running with net's fields; start has made or found that namespace.
-func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, net container.State) error {
+func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, joins nsJoin, net container.State) error {
 	c := cs.c
 	spec := runtime.Spec{
 		ID: c.ID, RootfsDir: rootfs, Args: append(append([]string(nil), c.Config.Entrypoint...), c.Config.Cmd...),
@@ -214,6 +215,19 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, net conta
 		ReadOnly: c.Config.ReadonlyRootfs, CapAdd: normalizedCaps(c.Config.CapAdd), CapDrop: normalizedCaps(c.Config.CapDrop), Sysctls: c.Config.Sysctls,
 		Resources: c.Config.Resources, Security: c.Config.Security, GroupAdd: c.Config.GroupAdd,
 		Devices: c.Config.Devices, DeviceCgroupRules: c.Config.DeviceCgroupRules,
+		PidNS: joins.pid, IpcNS: joins.ipc, Shm: joins.shm, UTSHost: joins.utsHost, CgroupNS: joins.cgroupNS,
+	}
+	if c.Config.Namespaces.IpcMode == container.ModeShareable {
+		dir, err := d.mountShm(c.ID, c.Config.Resources.ShmBytes())
+		if err != nil {
+			return err
+		}
+		spec.Shm = dir
+		defer func() {
+			if !c.Running() { // the start failed
+				d.unmountShm(c.ID)
+			}
+		}()
 	}
 	if size, files, err := c.Config.LogConfig.Limits(); err == nil {
 		spec.Log = runtime.LogLimit{MaxSize: size, MaxFiles: files}
@@ -372,6 +386,9 @@ func (d *Daemon) onExit(cs *ctrState, proc runtime.Process, code int, oom bool, 
 		errs = append(errs, d.net.DeleteSandbox(context.Background(), sbID))
 	}
 	errs = append(errs, d.runtime.Release(c.ID))
+	if c.Config.Namespaces.IpcMode == container.ModeShareable {
+		d.unmountShm(c.ID)
+	}
 	ran := time.Since(c.State.StartedAt)
 	d.stopHealthLocked(cs)
 	// The health state stays as it was (moby keeps it), for inspect.

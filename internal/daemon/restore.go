@@ -226,6 +226,7 @@ func (d *Daemon) startOneByPolicy(cs *ctrState) {
 func (d *Daemon) markStopped(cs *ctrState) error {
 	c := cs.c
 	err := d.runtime.Release(c.ID)
+	d.unmountShm(c.ID) // a shareable container's /dev/shm, if it had one
 	wasRunning := c.Running()
 	pid, pidStart := c.State.Pid, c.State.PidStart
 	c.State.SandboxID, c.State.SandboxKey, c.State.JoinedNetns, c.State.Pid, c.State.PidStart = "", "", "", 0, 0

@@ -68,6 +68,14 @@ type Spec struct {
 	// --device-cgroup-rule's permissions (checked).
 	Devices           []container.DeviceMapping
 	DeviceCgroupRules []string
+	// PidNS and IpcNS are the container's PID and IPC namespaces: "" its
+	// own, "host" the host's, or the path of one to join (another
+	// container's). Shm is its /dev/shm: "" a tmpfs of its own, "none"
+	// none, or a host directory bound there (the host's /dev/shm, a
+	// shareable container's tmpfs). UTSHost shares the host's UTS
+	// namespace; CgroupNS gives it a cgroup namespace of its own.
+	PidNS, IpcNS, Shm string
+	UTSHost, CgroupNS bool
 }
 
 // ExecSpec is a process to run in a running container.
@@ -135,9 +143,25 @@ type hostFacts struct {
 // masked paths, capabilities, rlimits, seccomp) around what s asks for.
 func ociSpec(s Spec, u user, h hostFacts) (*specs.Spec, error) {
 	netns := specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: s.NetNSPath}
-	namespaces := []specs.LinuxNamespace{
-		{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace},
-		{Type: specs.UTSNamespace}, {Type: specs.MountNamespace},
+	namespaces := []specs.LinuxNamespace{}
+	for _, ns := range []struct {
+		typ  specs.LinuxNamespaceType
+		mode string
+	}{{specs.PIDNamespace, s.PidNS}, {specs.IPCNamespace, s.IpcNS}} {
+		switch ns.mode {
+		case "":
+			namespaces = append(namespaces, specs.LinuxNamespace{Type: ns.typ})
+		case container.ModeHost:
+		default:
+			namespaces = append(namespaces, specs.LinuxNamespace{Type: ns.typ, Path: ns.mode})
+		}
+	}
+	if !s.UTSHost {
+		namespaces = append(namespaces, specs.LinuxNamespace{Type: specs.UTSNamespace})
+	}
+	namespaces = append(namespaces, specs.LinuxNamespace{Type: specs.MountNamespace})
+	if s.CgroupNS {
+		namespaces = append(namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
 	}
 	sysctl := map[string]string{}
 	if s.NetNSPath != "" {
@@ -147,12 +171,12 @@ func ociSpec(s Spec, u user, h hostFacts) (*specs.Spec, error) {
 		sysctl["net.ipv4.ip_unprivileged_port_start"] = "0"
 		sysctl["net.ipv4.ping_group_range"] = "0 2147483647"
 	}
-	if s.Domainname != "" {
+	if s.Domainname != "" && !s.UTSHost { // never the host's
 		sysctl["kernel.domainname"] = s.Domainname
 	}
 	maps.Copy(sysctl, s.Sysctls) // the user's win, as in moby's WithSysctls
 	args := s.Args
-	if s.Init != "" {
+	if s.Init != "" && s.PidNS == "" { // moby's: an init only in a PID namespace of its own
 		args = append([]string{InitPath, "--"}, s.Args...)
 	}
 	sec := s.Security
@@ -188,10 +212,18 @@ func ociSpec(s Spec, u user, h hostFacts) (*specs.Spec, error) {
 		Version:  ociVersion,
 		Process:  proc,
 		Root:     &specs.Root{Path: "rootfs", Readonly: s.ReadOnly},
-		Hostname: s.Hostname,
+		Hostname: hostnameIn(s),
 		Mounts:   allMounts(s),
 		Linux:    linux,
 	}, nil
+}
+
+// hostnameIn is the hostname runc sets: none in the host's UTS namespace.
+func hostnameIn(s Spec) string {
+	if s.UTSHost {
+		return ""
+	}
+	return s.Hostname
 }
 
 // addDevices gives the container its devices, as moby's WithDevices: a
@@ -419,6 +451,13 @@ func allMounts(s Spec) []specs.Mount {
 	for _, m := range defaultMounts(s.Resources.ShmBytes()) {
 		if user[m.Destination] || user["/dev"] && strings.HasPrefix(m.Destination, "/dev/") {
 			continue
+		}
+		if m.Destination == "/dev/shm" && s.Shm != "" {
+			if s.Shm == container.ModeNone {
+				continue // --ipc none: no /dev/shm, as moby
+			}
+			// The host's or a shareable container's, as moby binds it.
+			m = specs.Mount{Destination: "/dev/shm", Type: "bind", Source: s.Shm, Options: []string{"rbind", "rprivate"}}
 		}
 		// moby's withMounts: a privileged container's /sys and cgroups
 		// are writable, and --security-opt writable-cgroups=true makes

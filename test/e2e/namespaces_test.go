@@ -1,0 +1,87 @@
+package e2e
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/berth-net/berth/internal/testworld"
+)
+
+// nsOfSelf is this test process's namespace of kind ("ipc", "cgroup"…).
+func nsOfSelf(t *testing.T, kind string) string {
+	t.Helper()
+	l, err := os.Readlink("/proc/self/ns/" + kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// TestDockerNamespaceModes: --pid, --ipc, --uts and --cgroupns as in
+// Docker: the host's namespaces, another container's (its processes, its
+// shareable /dev/shm), none, a cgroup namespace of its own; inspect's
+// defaults and moby's refusals.
+func TestDockerNamespaceModes(t *testing.T) {
+	w, _ := startWorld(t)
+	bb := testworld.BusyboxImage
+	runDockerSleeper(t, w, "app")
+	if got := dockerInspect(t, w, "{{.HostConfig.IpcMode}} {{.HostConfig.CgroupnsMode}} [{{.HostConfig.PidMode}}] [{{.HostConfig.UTSMode}}]", "app"); got != "private host [] []" {
+		t.Errorf("inspect's defaults: %q", got)
+	}
+	// Another container's PID namespace: its processes are there.
+	if out := mustDocker(t, w, "run", "--rm", "--pid", "container:app", bb, "ps"); !strings.Contains(out, "while true") {
+		t.Errorf("ps with --pid container:app:\n%s", out)
+	}
+	if got := dockerInspect(t, w, "{{.HostConfig.PidMode}}", strings.TrimSpace(mustDocker(t, w, "create", "--pid", "container:app", bb, "true"))); !strings.HasPrefix(got, "container:") || len(got) != len("container:")+64 {
+		t.Errorf("a donor named at create is recorded by its ID: %q", got)
+	}
+	// The host's PID namespace: more processes than a container has.
+	out := mustDocker(t, w, "run", "--rm", "--pid", "host", bb, "sh", "-c", "ls -d /proc/[0-9]* | wc -l")
+	if n := strings.TrimSpace(out); len(n) < 2 {
+		t.Errorf("processes seen with --pid host: %s", n)
+	}
+
+	if got := strings.TrimSpace(mustDocker(t, w, "run", "--rm", "--ipc", "host", bb, "readlink", "/proc/self/ns/ipc")); got != nsOfSelf(t, "ipc") {
+		t.Errorf("--ipc host: %q, want the host's %q", got, nsOfSelf(t, "ipc"))
+	}
+	if out := mustDocker(t, w, "run", "--rm", "--ipc", "none", bb, "sh", "-c", "grep -c ' /dev/shm ' /proc/mounts || true"); strings.TrimSpace(out) != "0" {
+		t.Errorf("--ipc none has a /dev/shm: %q", out)
+	}
+	runDockerSleeper(t, w, "shared", "--ipc", "shareable")
+	mustDocker(t, w, "exec", "shared", "sh", "-c", "echo from-donor > /dev/shm/note")
+	if out := mustDocker(t, w, "run", "--rm", "--ipc", "container:shared", bb, "cat", "/dev/shm/note"); out != "from-donor\n" {
+		t.Errorf("the donor's /dev/shm in a container joining its IPC namespace: %q", out)
+	}
+	_, errOut, code := w.Docker(t, "run", "--rm", "--ipc", "container:app", bb, "true")
+	if code == 0 || !strings.Contains(errOut, "non-shareable IPC (hint: use IpcMode:shareable for the donor container)") {
+		t.Errorf("joining a private IPC namespace: exit %d, %q", code, errOut)
+	}
+	mustDocker(t, w, "stop", "-t", "1", "shared")
+	_, errOut, code = w.Docker(t, "run", "--rm", "--ipc", "container:shared", bb, "true")
+	if code == 0 || !strings.Contains(errOut, "failed to join IPC namespace: container ") || !strings.Contains(errOut, " is not running") {
+		t.Errorf("joining a stopped container's IPC namespace: exit %d, %q", code, errOut)
+	}
+
+	host, _ := os.Hostname()
+	if out := mustDocker(t, w, "run", "--rm", "--uts", "host", bb, "hostname"); strings.TrimSpace(out) != host {
+		t.Errorf("--uts host: hostname %q, want the host's %q", out, host)
+	}
+	if got := strings.TrimSpace(mustDocker(t, w, "run", "--rm", "--cgroupns", "private", bb, "readlink", "/proc/self/ns/cgroup")); got == nsOfSelf(t, "cgroup") {
+		t.Errorf("--cgroupns private shares the host's cgroup namespace %q", got)
+	}
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--uts", "host", "--hostname", "x"}, "conflicting options: hostname and the UTS mode"},
+		{[]string{"--ipc", "host", "--sysctl", "kernel.shmmax=1000"}, `sysctl "kernel.shmmax" is not allowed in the hosts ipc namespace`},
+		{[]string{"--pid", "container:nosuch"}, "No such container: nosuch"},
+	} {
+		args := append(append([]string{"run", "--rm"}, c.args...), bb, "true")
+		if _, errOut, code := w.Docker(t, args...); code == 0 || !strings.Contains(errOut, c.want) {
+			t.Errorf("docker %s: exit %d, %q; want %q", strings.Join(c.args, " "), code, errOut, c.want)
+		}
+	}
+}
