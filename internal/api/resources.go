@@ -1,6 +1,7 @@
 package api
 
 import (
+	"path"
 	"slices"
 
 	ctypes "github.com/docker/docker/api/types/container"
@@ -77,38 +78,37 @@ func resourcesView(hc *ctypes.HostConfig, r container.Resources) {
 }
 
 // securityOf is berth's form of --privileged, --security-opt and the
-// system paths: the docker CLI sends --security-opt
-// systempaths=unconfined as empty MaskedPaths and ReadonlyPaths; lists of
-// the client's own are refused (berth hides Docker's paths or none).
+// system paths (the docker CLI sends --security-opt systempaths=unconfined
+// as empty MaskedPaths and ReadonlyPaths; each list is kept on its own, as
+// moby keeps it).
 func securityOf(hc *ctypes.HostConfig) (container.Security, error) {
 	sec, err := container.ParseSecurityOpts(hc.SecurityOpt)
 	if err != nil {
 		return sec, errdefs.Invalid("%w", err)
 	}
 	sec.Privileged = hc.Privileged
-	for name, paths := range map[string][]string{"MaskedPaths": hc.MaskedPaths, "ReadonlyPaths": hc.ReadonlyPaths} {
-		switch {
-		case paths == nil:
-		case len(paths) == 0:
-			sec.Unmasked = true
-		default:
-			return sec, errdefs.Invalid("HostConfig.%s of your own are not supported by berth: it hides Docker's paths, or none with --security-opt systempaths=unconfined", name)
+	if hc.MaskedPaths != nil {
+		paths := slices.Clone(hc.MaskedPaths)
+		sec.MaskedPaths = &paths
+	}
+	if hc.ReadonlyPaths != nil {
+		paths := slices.Clone(hc.ReadonlyPaths)
+		sec.ReadonlyPaths = &paths
+	}
+	for _, p := range append(slices.Clone(hc.MaskedPaths), hc.ReadonlyPaths...) {
+		if !path.IsAbs(p) {
+			return sec, errdefs.Invalid("invalid system path %q: not an absolute path", p)
 		}
 	}
 	return sec, nil
 }
 
 // securityView is HostConfig's security settings as moby shows them: the
-// options as given, and the masked and read-only paths a container gets
-// (none when privileged, [] when unmasked).
+// options as given, and the masked and read-only paths the container gets
+// (null when privileged, as given when set).
 func securityView(hc *ctypes.HostConfig, sec container.Security) {
 	hc.Privileged, hc.SecurityOpt = sec.Privileged, sec.Opts
-	switch {
-	case sec.Unmasked:
-		hc.MaskedPaths, hc.ReadonlyPaths = []string{}, []string{}
-	case !sec.Privileged:
-		hc.MaskedPaths, hc.ReadonlyPaths = container.DefaultMaskedPaths(), container.DefaultReadonlyPaths()
-	}
+	hc.MaskedPaths, hc.ReadonlyPaths = sec.Masked(), sec.Readonly()
 }
 
 // devicesOf are --device and --device-cgroup-rule, checked (moby checks

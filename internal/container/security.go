@@ -22,9 +22,13 @@ type Security struct {
 	// none, or a profile of the user's own as JSON (the docker CLI reads
 	// --security-opt seccomp=FILE and sends its contents).
 	Seccomp string `json:"seccomp,omitempty"`
-	// Unmasked leaves /proc's and /sys's sensitive paths visible and
-	// writable (--security-opt systempaths=unconfined).
-	Unmasked bool `json:"unmasked,omitempty"`
+	// MaskedPaths and ReadonlyPaths, when set, are the paths hidden from
+	// the container and made read-only in it in place of Docker's (nil:
+	// Docker's, none for a privileged container), each on its own, as
+	// moby's; --security-opt systempaths=unconfined, which the docker CLI
+	// sends as two empty lists, clears both.
+	MaskedPaths   *[]string `json:"maskedPaths,omitempty"`
+	ReadonlyPaths *[]string `json:"readonlyPaths,omitempty"`
 	// WritableCgroups mounts /sys/fs/cgroup read-write (privileged
 	// containers have it anyway).
 	WritableCgroups bool `json:"writableCgroups,omitempty"`
@@ -41,7 +45,8 @@ const (
 // no-new-privileges flag, a seccomp profile, the cgroups' writability,
 // and the AppArmor and SELinux settings a host without either takes as
 // nothing (unconfined, label=disable); another AppArmor profile or SELinux
-// label is refused, berth applying neither.
+// label is refused, berth applying neither. (systempaths=unconfined is the
+// docker CLI's: it sends empty path lists instead.)
 func ParseSecurityOpts(opts []string) (Security, error) {
 	s := Security{Opts: opts}
 	for _, opt := range opts {
@@ -79,11 +84,6 @@ func ParseSecurityOpts(opts []string) (Security, error) {
 				v = ""
 			}
 			s.Seccomp = v
-		case "systempaths":
-			if v != "unconfined" {
-				return s, fmt.Errorf("invalid --security-opt 2: %q", opt)
-			}
-			s.Unmasked = true
 		case "apparmor":
 			if v != "unconfined" {
 				return s, fmt.Errorf("--security-opt %s: berth applies no AppArmor profile (this option takes only apparmor=unconfined, which is what berth's containers are)", opt)
@@ -97,6 +97,28 @@ func ParseSecurityOpts(opts []string) (Security, error) {
 		}
 	}
 	return s, nil
+}
+
+// Masked is the paths hidden from the container (see MaskedPaths).
+func (s Security) Masked() []string {
+	switch {
+	case s.MaskedPaths != nil:
+		return *s.MaskedPaths
+	case s.Privileged:
+		return nil
+	}
+	return DefaultMaskedPaths()
+}
+
+// Readonly is the paths made read-only in the container.
+func (s Security) Readonly() []string {
+	switch {
+	case s.ReadonlyPaths != nil:
+		return *s.ReadonlyPaths
+	case s.Privileged:
+		return nil
+	}
+	return DefaultReadonlyPaths()
 }
 
 // DefaultMaskedPaths are the paths Docker hides from a container that is

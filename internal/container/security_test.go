@@ -17,7 +17,8 @@ func TestParseSecurityOpts(t *testing.T) {
 		{[]string{"seccomp=unconfined"}, Security{Seccomp: SeccompUnconfined}, ""},
 		{[]string{"seccomp=builtin"}, Security{}, ""},
 		{[]string{`seccomp={"defaultAction":"SCMP_ACT_ALLOW"}`}, Security{Seccomp: `{"defaultAction":"SCMP_ACT_ALLOW"}`}, ""},
-		{[]string{"systempaths=unconfined", "writable-cgroups=true", "apparmor=unconfined", "label=disable", "disable"}, Security{Unmasked: true, WritableCgroups: true}, ""},
+		{[]string{"writable-cgroups=true", "apparmor=unconfined", "label=disable", "disable"}, Security{WritableCgroups: true}, ""},
+		{[]string{"systempaths=unconfined"}, Security{}, `invalid --security-opt 2: "systempaths=unconfined"`}, // the CLI's, sent as empty path lists
 		{[]string{"foo"}, Security{}, `invalid --security-opt 1: "foo"`},
 		{[]string{"foo=bar"}, Security{}, `invalid --security-opt 2: "foo=bar"`},
 		{[]string{"no-new-privileges=maybe"}, Security{}, `invalid --security-opt 2: "no-new-privileges=maybe"`},
@@ -93,5 +94,23 @@ func TestCheckNamespaces(t *testing.T) {
 		if err := CheckNamespaces(bad.ns, bad.hostname); err == nil || err.Error() != bad.want {
 			t.Errorf("%+v: %v, want %q", bad.ns, err, bad.want)
 		}
+	}
+}
+
+// TestSecurityPathsEachOnItsOwn: an empty MaskedPaths leaves the read-only
+// paths Docker's (a container could otherwise write the host's
+// /proc/sys), and the reverse; privileged has neither unless given.
+func TestSecurityPathsEachOnItsOwn(t *testing.T) {
+	s := Security{MaskedPaths: &[]string{}}
+	if len(s.Masked()) != 0 || len(s.Readonly()) != len(DefaultReadonlyPaths()) {
+		t.Errorf("MaskedPaths [] alone: masked %v, read-only %v", s.Masked(), s.Readonly())
+	}
+	s = Security{ReadonlyPaths: &[]string{"/proc/sys"}}
+	if len(s.Masked()) != len(DefaultMaskedPaths()) || len(s.Readonly()) != 1 {
+		t.Errorf("ReadonlyPaths of its own: masked %v, read-only %v", s.Masked(), s.Readonly())
+	}
+	s = Security{Privileged: true, MaskedPaths: &[]string{"/proc/kcore"}}
+	if len(s.Masked()) != 1 || s.Readonly() != nil {
+		t.Errorf("privileged with MaskedPaths: masked %v, read-only %v", s.Masked(), s.Readonly())
 	}
 }

@@ -39,10 +39,45 @@ func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg container
 	if err := runtime.CheckSeccompProfile(cfg.Security.Seccomp); err != nil {
 		return nil, nil, errdefs.Invalid("%w", err)
 	}
+	if err := checkCapAdd(cfg.CapAdd, runtime.EffectiveCapabilities()); err != nil {
+		return nil, nil, err
+	}
+	d.adaptSecurity(&cfg)
 	container.AdaptResources(&cfg.Resources)
 	d.adaptNamespaces(&cfg.Namespaces)
 	c, err := d.createContainer(ctx, name, cfg)
 	return c, warnings, err
+}
+
+// checkCapAdd refuses, as moby's validateCapabilities, a --cap-add the
+// daemon does not have itself (runc could not give it).
+func checkCapAdd(add, have []string) error {
+	caps, err := container.NormalizeCapabilities(add)
+	if err != nil || have == nil {
+		return nil // unknown names were refused by the API
+	}
+	for _, c := range caps {
+		if c != container.AllCapabilities && !slices.Contains(have, c) {
+			return errdefs.Invalid("invalid CapAdd: capability not supported by your kernel or not available in the current environment: %q", c)
+		}
+	}
+	return nil
+}
+
+// adaptSecurity is moby's generateSecurityOpt: a container that is
+// privileged or shares the host's IPC or PID namespace is recorded with
+// label=disable unless it names a label of its own.
+func (d *Daemon) adaptSecurity(cfg *container.Config) {
+	ns := cfg.Namespaces
+	if !cfg.Security.Privileged && ns.IpcMode != container.ModeHost && ns.PidMode != container.ModeHost {
+		return
+	}
+	for _, o := range cfg.Security.Opts {
+		if strings.HasPrefix(o, "label=") || strings.HasPrefix(o, "label:") {
+			return
+		}
+	}
+	cfg.Security.Opts = append(slices.Clone(cfg.Security.Opts), "label=disable")
 }
 
 func (d *Daemon) createContainer(ctx context.Context, name string, cfg container.Config) (*container.Container, error) {

@@ -312,3 +312,16 @@ func TestResolvConfHashedStreams(t *testing.T) {
 		t.Errorf("an 8 GiB sparse file: %v, want edited", got)
 	}
 }
+
+// TestCheckCapAdd: a --cap-add the daemon lacks is refused at create in
+// moby's words; ALL is what the daemon has.
+func TestCheckCapAdd(t *testing.T) {
+	have := []string{"CAP_CHOWN", "CAP_NET_ADMIN"}
+	if err := checkCapAdd([]string{"net_admin", "ALL"}, have); err != nil {
+		t.Error(err)
+	}
+	err := checkCapAdd([]string{"SYS_RESOURCE"}, have)
+	if want := `invalid CapAdd: capability not supported by your kernel or not available in the current environment: "CAP_SYS_RESOURCE"`; err == nil || err.Error() != want {
+		t.Errorf("got %v, want %q", err, want)
+	}
+}

@@ -29,8 +29,11 @@ func (r *Runtime) hostFactsNow() hostFacts {
 	return h
 }
 
-// effectiveCaps are the daemon's effective capabilities (a privileged
-// container's set, as moby's GetAllCapabilities).
+// EffectiveCapabilities are the daemon's effective capabilities: all a
+// container may get (a privileged one gets them all, as moby's
+// GetAllCapabilities).
+func EffectiveCapabilities() []string { return effectiveCaps() }
+
 func effectiveCaps() []string {
 	f, err := os.Open("/proc/self/status")
 	if err != nil {

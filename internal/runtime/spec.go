@@ -181,6 +181,11 @@ func ociSpec(s Spec, u user, h hostFacts) (*specs.Spec, error) {
 	}
 	sec := s.Security
 	caps := container.Capabilities(s.CapAdd, s.CapDrop)
+	if h.caps != nil {
+		// --cap-add ALL is what the daemon has (moby's), and runc could
+		// give no more.
+		caps = slices.DeleteFunc(caps, func(c string) bool { return !slices.Contains(h.caps, c) })
+	}
 	if sec.Privileged {
 		caps = h.caps // moby's: the daemon's own effective set; --cap-add/--cap-drop do not count
 	}
@@ -197,9 +202,7 @@ func ociSpec(s Spec, u user, h hostFacts) (*specs.Spec, error) {
 		CgroupsPath: path.Join(cgroupParent, s.ID),
 		Resources:   resources,
 	}
-	if !sec.Privileged && !sec.Unmasked {
-		linux.MaskedPaths, linux.ReadonlyPaths = container.DefaultMaskedPaths(), container.DefaultReadonlyPaths()
-	}
+	linux.MaskedPaths, linux.ReadonlyPaths = sec.Masked(), sec.Readonly()
 	if err := addDevices(linux, s, h); err != nil {
 		return nil, err
 	}

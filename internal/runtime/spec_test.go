@@ -15,11 +15,11 @@ import (
 
 func ptr[T any](v T) *T { return &v }
 
-// testHost is a fixed host for specs: a privileged container gets its
+// testHost is a fixed host for specs: a privileged container gets all its
 // capabilities and its two devices.
 var testHost = hostFacts{
 	nofile: 20000, arch: "amd64", kernel: "6.1.0-test",
-	caps: []string{"CAP_CHOWN", "CAP_NET_ADMIN", "CAP_SYS_ADMIN"},
+	caps: container.CapabilitiesIn(1<<41 - 1), // every capability
 	devices: func() ([]specs.LinuxDevice, error) {
 		mode, zero := os.FileMode(0o666), uint32(0)
 		return []specs.LinuxDevice{
@@ -101,7 +101,7 @@ func TestOCISpecGolden(t *testing.T) {
 		// --security-opt seccomp=unconfined --security-opt systempaths=unconfined --security-opt writable-cgroups=true.
 		{"config-unconfined.golden.json", Spec{
 			ID: "c6", Args: []string{"sh"}, Hostname: "c6host", NetNSPath: "/run/berth/netns/mno",
-			Security: container.Security{Seccomp: container.SeccompUnconfined, Unmasked: true, WritableCgroups: true},
+			Security: container.Security{Seccomp: container.SeccompUnconfined, MaskedPaths: &[]string{}, ReadonlyPaths: &[]string{}, WritableCgroups: true},
 		}, user{Home: "/root"}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {

@@ -73,11 +73,11 @@ func additionalGroup(s string, groups []groupEntry) (uint32, error) {
 			return g.gid, nil
 		}
 	}
-	gid, err := strconv.ParseUint(s, 10, 64)
+	gid, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
 		return 0, errdefs.Invalid("Unable to find group %s: no matching entries in group file", s)
 	}
-	if gid > 2147483647 {
+	if gid < 0 || gid > 2147483647 {
 		return 0, errdefs.Invalid("uids and gids must be in range 0-2147483647")
 	}
 	return uint32(gid), nil

@@ -106,6 +106,7 @@ func TestResolveUserGroupAdd(t *testing.T) {
 	for add, want := range map[string]string{
 		"nosuch":      "Unable to find group nosuch: no matching entries in group file",
 		"99999999999": "uids and gids must be in range 0-2147483647",
+		"-1":          "uids and gids must be in range 0-2147483647",
 	} {
 		if _, err := resolveUser("root", []byte(testPasswd), []byte(testGroup), []string{add}); err == nil || err.Error() != want || !errdefs.Is(err, errdefs.KindInvalid) {
 			t.Errorf("--group-add %s: %v, want %q", add, err, want)
