@@ -18,8 +18,10 @@ type Security struct {
 	// NoNewPrivileges keeps setuid binaries and file capabilities from
 	// raising the container's privileges.
 	NoNewPrivileges bool `json:"noNewPrivileges,omitempty"`
-	// Seccomp is "" for Docker's default profile, SeccompUnconfined for
-	// none, or a profile of the user's own as JSON (the docker CLI reads
+	// Seccomp is "" for Docker's default profile (none for a privileged
+	// container), SeccompBuiltin for that profile whatever the container
+	// (moby refuses it for a privileged one), SeccompUnconfined for none,
+	// or a profile of the user's own as JSON (the docker CLI reads
 	// --security-opt seccomp=FILE and sends its contents).
 	Seccomp string `json:"seccomp,omitempty"`
 	// MaskedPaths and ReadonlyPaths, when set, are the paths hidden from
@@ -80,9 +82,6 @@ func ParseSecurityOpts(opts []string) (Security, error) {
 				s.WritableCgroups = b
 			}
 		case "seccomp":
-			if v == SeccompBuiltin {
-				v = ""
-			}
 			s.Seccomp = v
 		case "apparmor":
 			if v != "unconfined" {
@@ -126,9 +125,9 @@ func (s Security) Readonly() []string {
 // makes read-only.
 func DefaultMaskedPaths() []string {
 	return []string{
-		"/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
-		"/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list",
-		"/proc/timer_stats", "/sys/devices/virtual/powercap", "/sys/firmware",
+		"/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+		"/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+		"/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
 	}
 }
 

@@ -15,7 +15,7 @@ func TestParseSecurityOpts(t *testing.T) {
 		{[]string{"no-new-privileges"}, Security{NoNewPrivileges: true}, ""},
 		{[]string{"no-new-privileges:true", "no-new-privileges=false"}, Security{}, ""},
 		{[]string{"seccomp=unconfined"}, Security{Seccomp: SeccompUnconfined}, ""},
-		{[]string{"seccomp=builtin"}, Security{}, ""},
+		{[]string{"seccomp=builtin"}, Security{Seccomp: SeccompBuiltin}, ""},
 		{[]string{`seccomp={"defaultAction":"SCMP_ACT_ALLOW"}`}, Security{Seccomp: `{"defaultAction":"SCMP_ACT_ALLOW"}`}, ""},
 		{[]string{"writable-cgroups=true", "apparmor=unconfined", "label=disable", "disable"}, Security{WritableCgroups: true}, ""},
 		{[]string{"systempaths=unconfined"}, Security{}, `invalid --security-opt 2: "systempaths=unconfined"`}, // the CLI's, sent as empty path lists

@@ -205,7 +205,7 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState, donor *container.Conta
 
 // run starts c's process in the network namespace net names and records
 // it as running with net's fields; start has made or found that namespace.
-func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, joins nsJoin, net container.State) error {
+func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, joins nsJoin, net container.State) (err error) {
 	c := cs.c
 	spec := runtime.Spec{
 		ID: c.ID, RootfsDir: rootfs, Args: append(append([]string(nil), c.Config.Entrypoint...), c.Config.Cmd...),
@@ -224,7 +224,7 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, joins nsJ
 		}
 		spec.Shm = dir
 		defer func() {
-			if !c.Running() { // the start failed
+			if err != nil { // the start failed
 				d.unmountShm(c.ID)
 			}
 		}()
@@ -263,6 +263,13 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, joins nsJ
 	cs.endFilesLocked()
 	if err := d.runtime.Release(c.ID); err != nil {
 		return err
+	}
+	// The namespaces joined by their donor's PID: still that process
+	// (not a later one that took its PID, maybe the host's)?
+	for _, donor := range joins.donors {
+		if !d.runtime.Alive(donor.proc) {
+			return errdefs.Conflict("failed to join %s namespace: container %s is not running", donor.what, donor.id)
+		}
 	}
 	proc, err := d.runtime.Start(ctx, spec)
 	if errdefs.Is(err, errdefs.KindInvalid) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/runtime"
 )
 
 // nsJoin is what a start's --pid, --ipc, --uts and --cgroupns give the
@@ -18,6 +19,14 @@ import (
 type nsJoin struct {
 	pid, ipc, shm     string
 	utsHost, cgroupNS bool
+	// donors are the containers whose namespaces are joined by their
+	// init's PID, checked again just before the start.
+	donors []nsDonor
+}
+
+type nsDonor struct {
+	what, id string
+	proc     runtime.Process
 }
 
 // adaptNamespaces are moby's create defaults (adaptContainerSettings):
@@ -77,6 +86,7 @@ func (d *Daemon) namespaceJoins(cs *ctrState) (nsJoin, error) {
 			return j, err
 		}
 		j.pid = "/proc/" + strconv.Itoa(c.State.Pid) + "/ns/pid"
+		j.donors = append(j.donors, nsDonor{"PID", c.ID, runtime.Process{Pid: c.State.Pid, PidStart: c.State.PidStart}})
 	case ns.PidMode == container.ModeHost:
 		j.pid = container.ModeHost
 	}
@@ -86,10 +96,15 @@ func (d *Daemon) namespaceJoins(cs *ctrState) (nsJoin, error) {
 		if err != nil {
 			return j, err
 		}
-		if c.Config.Namespaces.IpcMode != container.ModeShareable {
-			return j, errdefs.Invalid("container %s: non-shareable IPC (hint: use IpcMode:shareable for the donor container)", c.ID)
+		switch c.Config.Namespaces.IpcMode {
+		case container.ModeShareable:
+			j.ipc, j.shm = "/proc/"+strconv.Itoa(c.State.Pid)+"/ns/ipc", d.shmDir(c.ID)
+			j.donors = append(j.donors, nsDonor{"IPC", c.ID, runtime.Process{Pid: c.State.Pid, PidStart: c.State.PidStart}})
+		case container.ModeHost: // moby's: its ShmPath is the host's
+			j.ipc, j.shm = container.ModeHost, "/dev/shm"
+		default:
+			return j, errdefs.Invalid("failed to join IPC namespace: container %s: non-shareable IPC (hint: use IpcMode:shareable for the donor container)", c.ID)
 		}
-		j.ipc, j.shm = "/proc/"+strconv.Itoa(c.State.Pid)+"/ns/ipc", d.shmDir(c.ID)
 	case ns.IpcMode == container.ModeHost:
 		j.ipc, j.shm = container.ModeHost, "/dev/shm"
 	case ns.IpcMode == container.ModeNone:

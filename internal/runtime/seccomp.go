@@ -3,7 +3,6 @@ package runtime
 import (
 	"encoding/json"
 	"fmt"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -196,15 +195,19 @@ func parseSeccompProfile(b []byte) (seccompProfile, error) {
 // is caps, on a machine of architecture goarch whose kernel is kernel
 // ("6.1.0-…"): the rules whose conditions hold (moby's setupSeccomp).
 func (p seccompProfile) spec(caps []string, goarch, kernel string) *specs.LinuxSeccomp {
-	out := &specs.LinuxSeccomp{DefaultAction: p.DefaultAction, DefaultErrnoRet: p.DefaultErrnoRet, Flags: p.Flags}
-	out.Architectures = p.Architectures
+	out := &specs.LinuxSeccomp{DefaultAction: p.DefaultAction, Flags: slices.Clone(p.Flags)}
+	if p.DefaultErrnoRet != nil {
+		errno := *p.DefaultErrnoRet
+		out.DefaultErrnoRet = &errno
+	}
+	out.Architectures = slices.Clone(p.Architectures)
 	for _, m := range p.ArchMap {
 		if native, ok := seccompArches[goarch]; ok && len(native) > 0 && native[0] == m.Arch {
 			out.Architectures = append(append(out.Architectures, m.Arch), m.SubArchitectures...)
 		}
 	}
 	if len(p.Architectures) == 0 && len(p.ArchMap) == 0 {
-		out.Architectures = seccompArches[goarch]
+		out.Architectures = slices.Clone(seccompArches[goarch])
 	}
 	has := func(c string) bool { return slices.Contains(caps, c) }
 	// moby's: a rule applies if every cap it includes is there, its
@@ -246,6 +249,3 @@ func kernelAtLeast(release, want string) bool {
 	wa, wb := version(want)
 	return ha > wa || ha == wa && hb >= wb
 }
-
-// goarch is the machine's architecture, as a filter's Arches name it.
-var goarch = runtime.GOARCH

@@ -272,14 +272,16 @@ func addDevices(linux *specs.Linux, s Spec, h hostFacts) error {
 
 // seccompSpec is the container's seccomp filter, as moby's WithSeccomp
 // chooses it: none with seccomp=unconfined, none for a privileged
-// container unless it names a profile, the user's profile, else Docker's
-// default; the rules for the capabilities in its bounding set.
+// container unless it names a profile (builtin: Docker's default, which
+// moby refuses there), the user's profile, else Docker's default; the
+// rules for the capabilities in its bounding set.
 func seccompSpec(sec container.Security, caps []string, h hostFacts) (*specs.LinuxSeccomp, error) {
 	switch {
 	case sec.Seccomp == container.SeccompUnconfined:
 		return nil, nil
 	case sec.Privileged && sec.Seccomp == "":
 		return nil, nil
+	case sec.Seccomp == container.SeccompBuiltin:
 	case sec.Seccomp != "":
 		p, err := parseSeccompProfile([]byte(sec.Seccomp))
 		if err != nil {
