@@ -166,7 +166,7 @@ vmsplice wait4 waitid waitpid write writev`
 // CheckSeccompProfile checks a --security-opt seccomp profile of the
 // user's own at create (moby finds a bad one only at start).
 func CheckSeccompProfile(profile string) error {
-	if profile == "" || profile == "unconfined" {
+	if profile == "" || profile == "unconfined" || profile == "builtin" {
 		return nil
 	}
 	_, err := parseSeccompProfile([]byte(profile))

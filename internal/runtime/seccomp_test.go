@@ -115,3 +115,15 @@ func TestParseSeccompProfile(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckSeccompProfile: the names pass, a profile is parsed.
+func TestCheckSeccompProfile(t *testing.T) {
+	for _, ok := range []string{"", "unconfined", "builtin", `{"defaultAction":"SCMP_ACT_ALLOW"}`} {
+		if err := CheckSeccompProfile(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	if err := CheckSeccompProfile("{"); err == nil {
+		t.Error("a broken profile passed")
+	}
+}

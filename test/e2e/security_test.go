@@ -45,6 +45,9 @@ func TestDockerSeccompAndSecurityOpts(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "Operation not permitted") {
 		t.Errorf("unshare -U under the default filter: exit %d, %q; want EPERM", code, errOut)
 	}
+	if got := procStatus(t, w, []string{"run", "--rm", "--security-opt", "seccomp=builtin", bb}, "Seccomp"); got != "Seccomp:2" {
+		t.Errorf("seccomp=builtin: %q", got)
+	}
 	unconfined := []string{"run", "--rm", "--security-opt", "seccomp=unconfined", bb}
 	if got := procStatus(t, w, unconfined, "Seccomp"); got != "Seccomp:0" {
 		t.Errorf("seccomp=unconfined: %q", got)
