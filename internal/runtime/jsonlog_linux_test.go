@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -313,5 +314,27 @@ func TestAttachToARunAlreadyOver(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatalf("tty %v: the attachment to a run already over did not end with its exit", tty)
 		}
+	}
+}
+
+// TestExitCodeAfterItsReaperDied: a container whose reaper was killed
+// while the daemon ran comes to the daemon (a child subreaper), and its
+// exit code is its own, not the 255 of a code nobody collected.
+func TestExitCodeAfterItsReaperDied(t *testing.T) {
+	rt := newTestRuntime(t)
+	s := busyboxSpec(t, "sh", "-c", "while [ ! -e /tmp/stop ]; do usleep 20000; done; exit 7")
+	p := start(t, rt, s)
+	if err := syscall.Kill(reaperPID(t, rt), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the container is re-parented
+	if err := os.WriteFile(filepath.Join(rt.rootfs(s.ID), "tmp", "stop"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	code, err := rt.Wait(ctx, s.ID, p)
+	if err != nil || code != 7 {
+		t.Errorf("Wait after the reaper died: %d, %v; want the container's 7", code, err)
 	}
 }

@@ -80,6 +80,15 @@ func New(cfg Config) (*Runtime, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// A child subreaper: should the reaper this daemon started die, the
+	// containers it was the parent of come to the daemon, which then
+	// collects their exit codes itself (waitProcess), where init would
+	// have taken them and their codes read 255 (an on-failure policy
+	// restarted a clean exit). Only then: runc and its leftovers run
+	// under the reaper, itself a subreaper.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		log.Warn("not a child subreaper: the exit codes of containers whose reaper dies will be lost", "err", err)
+	}
 	rc := &reaperClient{dir: cfg.ReaperDir, log: log}
 	if err := rc.ensure(); err != nil {
 		return nil, fmt.Errorf("runtime: %w", err)

@@ -39,10 +39,11 @@ func openPidfd(p Process) (int, error) {
 
 // Wait blocks until the container's init exits and returns its exit code
 // (128+N for a process killed by signal N), which the reaper recorded; a
-// restarted daemon learns it the same way. Only when no reaper was the
-// process's parent (a container of a daemon from before the reaper, or one
-// whose reaper died) is the code lost: Wait then returns -1 and no error,
-// as it does for a process already gone without a record. For a tty
+// restarted daemon learns it the same way. A container whose reaper died
+// while this daemon ran is this daemon's child then, and Wait collects it
+// itself. Only when neither could (the reaper died after the daemon that
+// started it, or with it) is the code lost: Wait then returns -1 and no
+// error, as it does for a process already gone without a record. For a tty
 // container Wait also waits until the terminal's output is in the log.
 func (r *Runtime) Wait(ctx context.Context, id string, p Process) (int, error) {
 	code, err := r.waitProcess(ctx, p)
@@ -56,8 +57,8 @@ func (r *Runtime) Wait(ctx context.Context, id string, p Process) (int, error) {
 }
 
 // waitProcess waits until p exits and returns its code: the reaper's
-// record of it, or, for a process that is our own child (the daemon is
-// not a subreaper any more, but a process it started itself may be), what
+// record of it, or, for a process that is our own child (one whose reaper
+// died while this daemon, a child subreaper, ran: it came to us), what
 // waitid says.
 func (r *Runtime) waitProcess(ctx context.Context, p Process) (int, error) {
 	fd, err := openPidfd(p)
