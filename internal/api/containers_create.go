@@ -173,7 +173,7 @@ func checkCreate(c *ctypes.Config, hc *ctypes.HostConfig) error {
 	if err := unappliedHostConfig(hc); err != nil {
 		return err
 	}
-	if err := container.CheckNamespaces(namespacesOf(hc), c.Hostname); err != nil {
+	if err := container.CheckNamespaces(namespacesOf(hc), c.Hostname, c.Domainname); err != nil {
 		return errdefs.Invalid("%w", err)
 	}
 	for k := range hc.Sysctls {

@@ -160,8 +160,10 @@ const (
 func SharedNamespace(mode string) (ref string, ok bool) { return strings.CutPrefix(mode, sharedPrefix) }
 
 // CheckNamespaces checks the modes in moby's words (the modes' Valid and
-// validateNetMode): hostname is the container's --hostname.
-func CheckNamespaces(ns Namespaces, hostname string) error {
+// validateNetMode): hostname and domainname are the container's
+// --hostname and --domainname (the host's UTS namespace takes neither;
+// moby fails a --domainname there only at start, in runc's words).
+func CheckNamespaces(ns Namespaces, hostname, domainname string) error {
 	switch ref, shared := SharedNamespace(ns.PidMode); {
 	case ns.PidMode == "", ns.PidMode == ModeHost, shared && ref != "":
 	default:
@@ -178,6 +180,9 @@ func CheckNamespaces(ns Namespaces, hostname string) error {
 	case ModeHost:
 		if hostname != "" {
 			return fmt.Errorf("conflicting options: hostname and the UTS mode")
+		}
+		if domainname != "" {
+			return fmt.Errorf("conflicting options: domainname and the UTS mode")
 		}
 	default:
 		return fmt.Errorf("invalid UTS mode: %v", ns.UTSMode)

@@ -75,7 +75,7 @@ func TestParseDeviceRule(t *testing.T) {
 func TestCheckNamespaces(t *testing.T) {
 	for _, ok := range []Namespaces{{}, {PidMode: "host", IpcMode: "shareable", UTSMode: "host", CgroupnsMode: "private"},
 		{PidMode: "container:a", IpcMode: "container:b"}, {IpcMode: "none"}, {IpcMode: "private", CgroupnsMode: "host"}} {
-		if err := CheckNamespaces(ok, ""); err != nil {
+		if err := CheckNamespaces(ok, "", ""); err != nil {
 			t.Errorf("%+v: %v", ok, err)
 		}
 	}
@@ -91,7 +91,7 @@ func TestCheckNamespaces(t *testing.T) {
 		{Namespaces{UTSMode: "host"}, "box", "conflicting options: hostname and the UTS mode"},
 		{Namespaces{CgroupnsMode: "shared"}, "", "invalid cgroup namespace mode: shared"},
 	} {
-		if err := CheckNamespaces(bad.ns, bad.hostname); err == nil || err.Error() != bad.want {
+		if err := CheckNamespaces(bad.ns, bad.hostname, ""); err == nil || err.Error() != bad.want {
 			t.Errorf("%+v: %v, want %q", bad.ns, err, bad.want)
 		}
 	}

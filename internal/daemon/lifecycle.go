@@ -217,14 +217,14 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, joins nsJ
 		Devices: c.Config.Devices, DeviceCgroupRules: c.Config.DeviceCgroupRules,
 		PidNS: joins.pid, IpcNS: joins.ipc, Shm: joins.shm, UTSHost: joins.utsHost, CgroupNS: joins.cgroupNS,
 	}
-	if c.Config.Namespaces.IpcMode == container.ModeShareable {
-		dir, err := d.mountShm(c.ID, c.Config.Resources.ShmBytes())
-		if err != nil {
-			return err
+	if c.Config.Namespaces.IpcMode == container.ModeShareable && !hasMountAt(c, "/dev/shm") {
+		dir, mountErr := d.mountShm(c.ID, c.Config.Resources.ShmBytes())
+		if mountErr != nil {
+			return mountErr
 		}
 		spec.Shm = dir
 		defer func() {
-			if err != nil { // the start failed
+			if err != nil { // the start failed (err: run's result, not shadowed here)
 				d.unmountShm(c.ID)
 			}
 		}()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 
@@ -63,7 +64,7 @@ func (d *Daemon) namespaceJoins(cs *ctrState) (nsJoin, error) {
 	donor := func(ref, what string) (*container.Container, error) {
 		dcs, err := d.lookup(ref)
 		if err != nil {
-			return nil, errdefs.Invalid("%w", err)
+			return nil, errdefs.Invalid("failed to join %s namespace: %w", what, err)
 		}
 		if dcs.c.ID == id {
 			return nil, errdefs.Invalid("cannot join own %s namespace", what)
@@ -96,14 +97,14 @@ func (d *Daemon) namespaceJoins(cs *ctrState) (nsJoin, error) {
 		if err != nil {
 			return j, err
 		}
-		switch c.Config.Namespaces.IpcMode {
-		case container.ModeShareable:
-			j.ipc, j.shm = "/proc/"+strconv.Itoa(c.State.Pid)+"/ns/ipc", d.shmDir(c.ID)
-			j.donors = append(j.donors, nsDonor{"IPC", c.ID, runtime.Process{Pid: c.State.Pid, PidStart: c.State.PidStart}})
-		case container.ModeHost: // moby's: its ShmPath is the host's
-			j.ipc, j.shm = container.ModeHost, "/dev/shm"
-		default:
+		switch shm, ok := d.shmOf(c, 0); {
+		case !ok:
 			return j, errdefs.Invalid("failed to join IPC namespace: container %s: non-shareable IPC (hint: use IpcMode:shareable for the donor container)", c.ID)
+		case shm == "/dev/shm": // moby's: a donor in the host's IPC namespace has the host's
+			j.ipc, j.shm = container.ModeHost, shm
+		default:
+			j.ipc, j.shm = "/proc/"+strconv.Itoa(c.State.Pid)+"/ns/ipc", shm
+			j.donors = append(j.donors, nsDonor{"IPC", c.ID, runtime.Process{Pid: c.State.Pid, PidStart: c.State.PidStart}})
 		}
 	case ns.IpcMode == container.ModeHost:
 		j.ipc, j.shm = container.ModeHost, "/dev/shm"
@@ -111,6 +112,40 @@ func (d *Daemon) namespaceJoins(cs *ctrState) (nsJoin, error) {
 		j.shm = container.ModeNone
 	}
 	return j, nil
+}
+
+// shmOf is the host directory that is running container c's /dev/shm, as
+// moby's ShmPath: a shareable container's tmpfs (none if it mounted a
+// /dev/shm of its own), the host's for one in the host's IPC namespace,
+// its donor's for one that joined another's; false for the others.
+func (d *Daemon) shmOf(c *container.Container, depth int) (string, bool) {
+	mode := c.Config.Namespaces.IpcMode
+	switch ref, joined := container.SharedNamespace(mode); {
+	case mode == container.ModeShareable && !hasMountAt(c, "/dev/shm"):
+		return d.shmDir(c.ID), true
+	case mode == container.ModeHost:
+		return "/dev/shm", true
+	case joined && depth < 8:
+		dcs, err := d.lookup(ref)
+		if err != nil {
+			return "", false
+		}
+		dcs.mu.Lock()
+		donor := cloneContainer(dcs.c)
+		dcs.mu.Unlock()
+		return d.shmOf(donor, depth+1)
+	}
+	return "", false
+}
+
+// hasMountAt reports whether c has a mount of the user's at dst.
+func hasMountAt(c *container.Container, dst string) bool {
+	for _, m := range c.Config.Mounts {
+		if path.Clean(m.Destination) == dst {
+			return true
+		}
+	}
+	return false
 }
 
 // shmDir is where a shareable container's /dev/shm is mounted on the

@@ -2,13 +2,17 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 	"unsafe"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -50,6 +54,7 @@ func (r *Runtime) Wait(ctx context.Context, id string, p Process) (int, error) {
 	if err != nil {
 		return -1, fmt.Errorf("wait for container %q: %w", id, err)
 	}
+	r.killRestIfShared(id)
 	if err := r.finishIO(ctx, id); err != nil {
 		return code, fmt.Errorf("wait for container %q: %w", id, err)
 	}
@@ -169,4 +174,35 @@ func exitCode(si *sigchldInfo) int {
 		return 128 + int(si.Status)
 	}
 	return -1
+}
+
+// killRestIfShared kills what is left of a container whose init exited,
+// if the init was not its PID namespace's first process (--pid host or
+// container:<x>): the kernel ends the rest of a PID namespace with its
+// first process, not theirs, and a child holding the output would hold
+// the exit for logDrainWait. containerd's shim does the same
+// (shouldKillAllOnExit).
+func (r *Runtime) killRestIfShared(id string) {
+	b, err := os.ReadFile(filepath.Join(r.bundle(id), "config.json"))
+	if err != nil {
+		return
+	}
+	var spec struct {
+		Linux struct {
+			Namespaces []specs.LinuxNamespace `json:"namespaces"`
+		} `json:"linux"`
+	}
+	if json.Unmarshal(b, &spec) != nil {
+		return
+	}
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type == specs.PIDNamespace && ns.Path == "" {
+			return // its own: gone with its init
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if out, err := r.runcAt(ctx, "kill", "--all", id, "KILL").CombinedOutput(); err != nil {
+		r.log.Debug("kill what is left of a container sharing a PID namespace", "id", id, "err", err, "runc", strings.TrimSpace(string(out)))
+	}
 }

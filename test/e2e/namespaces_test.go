@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-net/berth/internal/testworld"
 )
@@ -23,7 +25,7 @@ func nsOfSelf(t *testing.T, kind string) string {
 // shareable /dev/shm), none, a cgroup namespace of its own; inspect's
 // defaults and moby's refusals.
 func TestDockerNamespaceModes(t *testing.T) {
-	w, _ := startWorld(t)
+	w, d := startWorld(t)
 	bb := testworld.BusyboxImage
 	runDockerSleeper(t, w, "app")
 	cgroupns := "host" // Docker's default on cgroup v1, private on v2
@@ -57,6 +59,12 @@ func TestDockerNamespaceModes(t *testing.T) {
 	if out := mustDocker(t, w, "run", "--rm", "--ipc", "container:shared", bb, "cat", "/dev/shm/note"); out != "from-donor\n" {
 		t.Errorf("the donor's /dev/shm in a container joining its IPC namespace: %q", out)
 	}
+	// A joiner's /dev/shm is its donor's, for a joiner of it too (moby's ShmPath).
+	runDockerSleeper(t, w, "j1", "--ipc", "container:shared")
+	if out := mustDocker(t, w, "run", "--rm", "--ipc", "container:j1", bb, "cat", "/dev/shm/note"); out != "from-donor\n" {
+		t.Errorf("the donor's /dev/shm through a joiner: %q", out)
+	}
+	mustDocker(t, w, "rm", "-f", "j1")
 	_, errOut, code := w.Docker(t, "run", "--rm", "--ipc", "container:app", bb, "true")
 	if code == 0 || !strings.Contains(errOut, "non-shareable IPC (hint: use IpcMode:shareable for the donor container)") {
 		t.Errorf("joining a private IPC namespace: exit %d, %q", code, errOut)
@@ -65,6 +73,27 @@ func TestDockerNamespaceModes(t *testing.T) {
 	_, errOut, code = w.Docker(t, "run", "--rm", "--ipc", "container:shared", bb, "true")
 	if code == 0 || !strings.Contains(errOut, "failed to join IPC namespace: container ") || !strings.Contains(errOut, " is not running") {
 		t.Errorf("joining a stopped container's IPC namespace: exit %d, %q", code, errOut)
+	}
+
+	// A shareable container whose start fails leaves no tmpfs mounted.
+	bad := strings.TrimSpace(mustDocker(t, w, "create", "--ipc", "shareable", bb, "/nonexistent"))
+	if _, _, code := w.Docker(t, "start", bad); code == 0 {
+		t.Error("a start of /nonexistent succeeded")
+	}
+	if mi, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", d.Pid())); err != nil || strings.Contains(string(mi), bad+"/shm") {
+		t.Errorf("the daemon's mounts after a failed start of a shareable container: %v\n%s", err, mi)
+	}
+
+	// A container in another's (or the host's) PID namespace is not the
+	// first process there: what it leaves is killed at its exit, as
+	// containerd's shim does, not held until the output's drain gives up
+	// (10 s; the bound below only tells a hang from an exit).
+	began := time.Now()
+	if _, _, code := w.Docker(t, "run", "--rm", "--pid", "container:app", bb, "sh", "-c", "sleep 300 & exit 3"); code != 3 {
+		t.Errorf("--pid container:app with a child left: exit %d, want 3", code)
+	}
+	if took := time.Since(began); took > 8*time.Second {
+		t.Errorf("--pid container:app with a child left: the exit took %v", took)
 	}
 
 	host, _ := os.Hostname()
@@ -81,7 +110,8 @@ func TestDockerNamespaceModes(t *testing.T) {
 	}{
 		{[]string{"--uts", "host", "--hostname", "x"}, "conflicting options: hostname and the UTS mode"},
 		{[]string{"--ipc", "host", "--sysctl", "kernel.shmmax=1000"}, `sysctl "kernel.shmmax" is not allowed in the hosts ipc namespace`},
-		{[]string{"--pid", "container:nosuch"}, "No such container: nosuch"},
+		{[]string{"--pid", "container:nosuch"}, "failed to join PID namespace: No such container: nosuch"},
+		{[]string{"--uts", "host", "--domainname", "example.org"}, "conflicting options: domainname and the UTS mode"},
 	} {
 		args := append(append([]string{"run", "--rm"}, c.args...), bb, "true")
 		if _, errOut, code := w.Docker(t, args...); code == 0 || !strings.Contains(errOut, c.want) {
