@@ -99,25 +99,21 @@ func ParseSecurityOpts(opts []string) (Security, error) {
 }
 
 // Masked is the paths hidden from the container (see MaskedPaths).
-func (s Security) Masked() []string {
-	switch {
-	case s.MaskedPaths != nil:
-		return *s.MaskedPaths
-	case s.Privileged:
-		return nil
-	}
-	return DefaultMaskedPaths()
-}
+func (s Security) Masked() []string { return s.systemPaths(s.MaskedPaths, DefaultMaskedPaths) }
 
 // Readonly is the paths made read-only in the container.
-func (s Security) Readonly() []string {
+func (s Security) Readonly() []string { return s.systemPaths(s.ReadonlyPaths, DefaultReadonlyPaths) }
+
+// systemPaths is a list as given, none for a privileged container, else
+// Docker's.
+func (s Security) systemPaths(given *[]string, docker func() []string) []string {
 	switch {
-	case s.ReadonlyPaths != nil:
-		return *s.ReadonlyPaths
+	case given != nil:
+		return *given
 	case s.Privileged:
 		return nil
 	}
-	return DefaultReadonlyPaths()
+	return docker()
 }
 
 // DefaultMaskedPaths are the paths Docker hides from a container that is

@@ -298,37 +298,58 @@ func TestStopCutByADaemonCrash(t *testing.T) {
 	}
 }
 
-// TestExitUnknownIs255: when the reaper (the containers' parent, which
-// records their exits) is gone, an exit no one recorded is 255, as
-// moby's for an exit status it cannot learn, never -1.
+// TestExitUnknownIs255: a container whose reaper (its parent, which
+// records its exit) was killed while the daemon ran keeps its real code:
+// it came to the daemon, a child subreaper. Only when the daemon died
+// too, and the container ended while neither ran, is its exit one no one
+// recorded: 255, as moby's for an exit status it cannot learn, never -1.
 func TestExitUnknownIs255(t *testing.T) {
-	w, _ := startWorld(t)
+	w, d := startWorld(t)
 	mustDocker(t, w, "run", "-d", "--name", "orphan", testworld.BusyboxImage, "sleep", "600")
-	// This world's reaper: "berth-reaper <dir>" with its dir in the world's.
-	entries, err := os.ReadDir("/proc")
+	killReaper := func() {
+		t.Helper()
+		// This world's reaper: "berth-reaper <dir>" with its dir in the world's.
+		entries, err := os.ReadDir("/proc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		reaper := 0
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+			if args := strings.Split(string(b), "\x00"); err == nil && len(args) >= 2 && args[0] == "berth-reaper" && strings.HasPrefix(args[1], w.Dir) {
+				reaper = pid
+			}
+		}
+		if reaper == 0 {
+			t.Fatalf("this world's reaper was not found")
+		}
+		if err := unix.Kill(reaper, unix.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	killReaper()
+	mustDocker(t, w, "stop", "-t", "1", "orphan")
+	if got := dockerInspect(t, w, "{{.State.ExitCode}}", "orphan"); got != "137" {
+		t.Errorf("ExitCode of a container whose reaper died while the daemon ran: %s, want its own 137", got)
+	}
+
+	mustDocker(t, w, "start", "orphan")
+	pid, err := strconv.Atoi(dockerInspect(t, w, "{{.State.Pid}}", "orphan"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	reaper := 0
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if args := strings.Split(string(b), "\x00"); err == nil && len(args) >= 2 && args[0] == "berth-reaper" && strings.HasPrefix(args[1], w.Dir) {
-			reaper = pid
-		}
-	}
-	if reaper == 0 {
-		t.Fatalf("this world's reaper was not found")
-	}
-	if err := unix.Kill(reaper, unix.SIGKILL); err != nil {
+	d.Kill()
+	killReaper()
+	if err := unix.Kill(pid, unix.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	mustDocker(t, w, "stop", "-t", "1", "orphan")
-	if got := dockerInspect(t, w, "{{.State.ExitCode}}", "orphan"); got != "255" {
-		t.Errorf("ExitCode of a container whose exit no one recorded: %s, want 255", got)
+	w.Start(t)
+	if got := dockerInspect(t, w, "{{.State.Status}} {{.State.ExitCode}}", "orphan"); got != "exited 255" {
+		t.Errorf("a container that ended while neither its daemon nor its reaper ran: %s, want exited 255", got)
 	}
 }
 

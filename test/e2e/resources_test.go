@@ -32,6 +32,19 @@ func cgroupFile(t *testing.T, w *testworld.World, name, controller, file string)
 	return strings.TrimSpace(string(out))
 }
 
+// cgroupValue is what one file of a container's cgroup should hold.
+type cgroupValue struct{ controller, file, want string }
+
+// wantCgroupFiles checks the files of container name's cgroups.
+func wantCgroupFiles(t *testing.T, w *testworld.World, name, when string, values []cgroupValue) {
+	t.Helper()
+	for _, v := range values {
+		if got := cgroupFile(t, w, name, v.controller, v.file); got != v.want {
+			t.Errorf("%s: %s/%s = %q, want %q", when, v.controller, v.file, got, v.want)
+		}
+	}
+}
+
 // TestDockerRunLimits: docker run's limits reach the kernel (the
 // container's cgroups, its rlimits, /dev/shm, its OOM score), exec gets
 // the same rlimits, inspect and docker stats show them as Docker does, and
@@ -43,7 +56,7 @@ func TestDockerRunLimits(t *testing.T) {
 		"--cpu-shares", "512", "--cpuset-cpus", "0", "--pids-limit", "50", "--ulimit", "nofile=100:200",
 		"--shm-size", "8m", "--oom-score-adj", "300", testworld.BusyboxImage, "sleep", "600")
 
-	for _, tc := range []struct{ controller, file, want string }{
+	wantCgroupFiles(t, w, "lim", "after docker run", []cgroupValue{
 		{"memory", "memory.limit_in_bytes", "67108864"},
 		{"memory", "memory.memsw.limit_in_bytes", "134217728"}, // twice the memory, as Docker
 		{"memory", "memory.soft_limit_in_bytes", "33554432"},
@@ -52,11 +65,7 @@ func TestDockerRunLimits(t *testing.T) {
 		{"cpu", "cpu.shares", "512"},
 		{"cpuset", "cpuset.cpus", "0"},
 		{"pids", "pids.max", "50"},
-	} {
-		if got := cgroupFile(t, w, "lim", tc.controller, tc.file); got != tc.want {
-			t.Errorf("%s/%s = %q, want %q", tc.controller, tc.file, got, tc.want)
-		}
-	}
+	})
 	const inside = "ulimit -n; ulimit -Hn; cat /proc/self/oom_score_adj; df -k /dev/shm | tail -1 | awk '{print $2}'"
 	if out := mustDocker(t, w, "exec", "lim", "sh", "-c", inside); out != "100\n200\n300\n8192\n" {
 		t.Errorf("in the container (nofile soft, hard, oom_score_adj, /dev/shm KiB): %q", out)
@@ -76,16 +85,12 @@ func TestDockerRunLimits(t *testing.T) {
 	// at once, and a memory limit over the swap limit needs a new one.
 	since := time.Now().Add(-time.Second).Format(time.RFC3339Nano)
 	mustDocker(t, w, "update", "-m", "96m", "--cpus", "1", "--pids-limit", "-1", "lim")
-	for _, tc := range []struct{ controller, file, want string }{
+	wantCgroupFiles(t, w, "lim", "after docker update", []cgroupValue{
 		{"memory", "memory.limit_in_bytes", "100663296"},
 		{"memory", "memory.memsw.limit_in_bytes", "134217728"},
 		{"cpu", "cpu.cfs_quota_us", "100000"},
 		{"pids", "pids.max", "max"},
-	} {
-		if got := cgroupFile(t, w, "lim", tc.controller, tc.file); got != tc.want {
-			t.Errorf("after docker update: %s/%s = %q, want %q", tc.controller, tc.file, got, tc.want)
-		}
-	}
+	})
 	if got := dockerInspect(t, w, "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}", "lim"); got != "100663296 1000000000 0" {
 		t.Errorf("inspect after docker update: %q", got)
 	}
