@@ -116,9 +116,10 @@ func (d *Daemon) restoreContainers(ctx context.Context) error {
 // after a failed exit with restarts left; containers never started are
 // left alone. It returns once they are started: Start runs before the API
 // serves, so that no user command (rm -f, start, stop) races a start made
-// here. Up to startParallel at a time; those sharing another's network
-// namespace or with legacy links go after the others, so that their donors
-// and children run first (moby waits for a parent's children too).
+// here. Up to startParallel at a time; those sharing another's network,
+// PID or IPC namespace or with legacy links go after the others, so that
+// their donors and children run first (moby waits for a parent's
+// children, not for donors: its joiners may lose the race).
 func (d *Daemon) startByPolicy(recs []*container.Container) {
 	var first, then []*ctrState
 	for _, rec := range recs {
@@ -134,8 +135,7 @@ func (d *Daemon) startByPolicy(recs []*container.Container) {
 		c := cs.c
 		wanted := c.Status() == container.StatusExited &&
 			c.Config.RestartPolicy.ShouldRestart(c.State.ExitCode, c.ManuallyStopped, c.RestartCount)
-		_, shared := container.SharedNetns(c.Config.NetworkMode)
-		shared = shared || len(c.Config.Links) > 0
+		shared := len(donorsOf(c)) > 0 || len(c.Config.Links) > 0
 		cs.mu.Unlock()
 		switch {
 		case !wanted:
@@ -160,16 +160,13 @@ func (d *Daemon) startByPolicy(recs []*container.Container) {
 }
 
 // startInOrder starts, one at a time, each container once none of the
-// containers it needs running (its link children, the one whose namespace
-// it shares) is still waiting in the list, as moby waits for a parent's
+// containers it needs running (its link children, the ones whose
+// namespaces it shares) is still waiting in the list, as moby waits for a parent's
 // children; a circle starts in list order.
 func (d *Daemon) startInOrder(pending []*ctrState) {
 	waiting := func(cs *ctrState, among []*ctrState) bool {
 		cs.mu.Lock()
-		needs := []string{}
-		if ref, ok := container.SharedNetns(cs.c.Config.NetworkMode); ok {
-			needs = append(needs, ref)
-		}
+		needs := donorsOf(cs.c)
 		id := cs.c.ID
 		cs.mu.Unlock()
 		d.mu.Lock()
@@ -201,6 +198,21 @@ func (d *Daemon) startInOrder(pending []*ctrState) {
 		}
 		pending = later
 	}
+}
+
+// donorsOf are the containers whose network, PID or IPC namespace c
+// joins (by ID, or the name given where it named no container at create).
+func donorsOf(c *container.Container) []string {
+	var out []string
+	if ref, ok := container.SharedNetns(c.Config.NetworkMode); ok {
+		out = append(out, ref)
+	}
+	for _, mode := range []string{c.Config.Namespaces.PidMode, c.Config.Namespaces.IpcMode} {
+		if ref, ok := container.SharedNamespace(mode); ok {
+			out = append(out, ref)
+		}
+	}
+	return out
 }
 
 // startParallel bounds the containers startByPolicy starts at once.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -116,6 +117,32 @@ func TestDockerNamespaceModes(t *testing.T) {
 		args := append(append([]string{"run", "--rm"}, c.args...), bb, "true")
 		if _, errOut, code := w.Docker(t, args...); code == 0 || !strings.Contains(errOut, c.want) {
 			t.Errorf("docker %s: exit %d, %q; want %q", strings.Join(c.args, " "), code, errOut, c.want)
+		}
+	}
+}
+
+// TestNamespaceJoinersComeBackAfterTheirDonor: at a daemon start the
+// restart policy starts a container that joins another's PID or IPC
+// namespace after that one (Docker's may lose the race and stay exited).
+func TestNamespaceJoinersComeBackAfterTheirDonor(t *testing.T) {
+	w, d := startWorld(t)
+	// Named so that the joiner comes first in any order by name.
+	runDockerSleeper(t, w, "zdonor", "--ipc", "shareable", "--restart", "always")
+	runDockerSleeper(t, w, "ajoiner", "--pid", "container:zdonor", "--ipc", "container:zdonor", "--restart", "always")
+	var pids []int
+	for _, name := range []string{"zdonor", "ajoiner"} {
+		var pid int
+		fmt.Sscan(dockerInspect(t, w, "{{.State.Pid}}", name), &pid)
+		pids = append(pids, pid)
+	}
+	d.Kill()
+	for _, pid := range pids {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	w.Start(t)
+	for _, name := range []string{"zdonor", "ajoiner"} {
+		if got := dockerInspect(t, w, "{{.State.Status}} {{.State.Error}}", name); got != "running" {
+			t.Errorf("%s after the daemon's start: %q", name, got)
 		}
 	}
 }
