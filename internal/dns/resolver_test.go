@@ -2,11 +2,13 @@ package dns
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"net/netip"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -111,18 +113,25 @@ func aRecord(name, addr string) *mdns.A {
 // namespace, standing in for 127.0.0.11:53 inside a sandbox.
 func loopbackListen(_ testing.TB, bound *netip.AddrPort) ListenFunc {
 	return func(string) (*net.UDPConn, net.Listener, error) {
-		udp, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			return nil, nil, err
+		// The UDP port the kernel picks may be a TCP socket's already
+		// (the tests' own forwarded queries use random ports): pick again.
+		for try := 0; ; try++ {
+			udp, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				return nil, nil, err
+			}
+			at := udp.LocalAddr().(*net.UDPAddr).AddrPort()
+			tcp, err := net.Listen("tcp4", at.String())
+			if err != nil {
+				udp.Close()
+				if errors.Is(err, syscall.EADDRINUSE) && try < 20 {
+					continue
+				}
+				return nil, nil, err
+			}
+			*bound = at
+			return udp, tcp, nil
 		}
-		at := udp.LocalAddr().(*net.UDPAddr).AddrPort()
-		tcp, err := net.Listen("tcp4", at.String())
-		if err != nil {
-			udp.Close()
-			return nil, nil, err
-		}
-		*bound = at
-		return udp, tcp, nil
 	}
 }
 
