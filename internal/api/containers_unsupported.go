@@ -11,22 +11,12 @@ import (
 // hostConfigFlags names the docker run flag of the HostConfig fields berth
 // does not apply, for the refusal's message.
 var hostConfigFlags = map[string]string{
-	"Privileged": "--privileged", "Ulimits": "--ulimit", "Memory": "--memory",
-	"MemorySwap": "--memory-swap", "MemoryReservation": "--memory-reservation", "MemorySwappiness": "--memory-swappiness",
-	"NanoCPUs": "--cpus", "CPUShares": "--cpu-shares", "CPUPeriod": "--cpu-period", "CPUQuota": "--cpu-quota",
-	"CpusetCpus": "--cpuset-cpus", "CpusetMems": "--cpuset-mems", "Devices": "--device", "DeviceRequests": "--gpus",
-	"DeviceCgroupRules": "--device-cgroup-rule", "PidsLimit": "--pids-limit", "OomKillDisable": "--oom-kill-disable",
-	"SecurityOpt": "--security-opt", "PidMode": "--pid", "UTSMode": "--uts", "UsernsMode": "--userns",
-	"GroupAdd": "--group-add", "OomScoreAdj": "--oom-score-adj", "Links": "--link",
-	"CgroupParent": "--cgroup-parent", "Cgroup": "--cgroup-parent", "StorageOpt": "--storage-opt",
-	"ShmSize": "--shm-size", "Runtime": "--runtime", "Annotations": "--annotation", "BlkioWeight": "--blkio-weight",
+	"DeviceRequests": "--gpus", "UsernsMode": "--userns", "CgroupParent": "--cgroup-parent", "Cgroup": "--cgroup-parent",
+	"StorageOpt": "--storage-opt", "Runtime": "--runtime", "Annotations": "--annotation",
 	"BlkioWeightDevice": "--blkio-weight-device", "BlkioDeviceReadBps": "--device-read-bps",
 	"BlkioDeviceWriteBps": "--device-write-bps", "BlkioDeviceReadIOps": "--device-read-iops",
-	"BlkioDeviceWriteIOps": "--device-write-iops", "CgroupnsMode": "--cgroupns", "IpcMode": "--ipc",
-	"MaskedPaths": "--security-opt systempaths=unconfined", "ReadonlyPaths": "--security-opt systempaths=unconfined",
-	"VolumeDriver": "--volume-driver", "Isolation": "--isolation",
-	"KernelMemory": "--kernel-memory", "KernelMemoryTCP": "--kernel-memory-tcp",
-	"CPURealtimePeriod": "--cpu-rt-period", "CPURealtimeRuntime": "--cpu-rt-runtime",
+	"BlkioDeviceWriteIOps": "--device-write-iops", "VolumeDriver": "--volume-driver", "Isolation": "--isolation",
+	"KernelMemoryTCP": "--kernel-memory-tcp", "CPURealtimePeriod": "--cpu-rt-period", "CPURealtimeRuntime": "--cpu-rt-runtime",
 }
 
 // hostConfigApplied are the HostConfig fields berth applies, or refuses
