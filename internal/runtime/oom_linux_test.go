@@ -175,3 +175,43 @@ func TestWatchOOMWithoutACgroup(t *testing.T) {
 		t.Errorf("WatchOOM without a cgroup: %v", err)
 	}
 }
+
+// TestReleaseRemovesLeftCgroups: cgroups a runc killed half-way through a
+// start left (no runc state names them) go with the container's release;
+// one that still holds a process stays.
+func TestReleaseRemovesLeftCgroups(t *testing.T) {
+	rt := newTestRuntime(t)
+	id := fmt.Sprintf("test-left-%d-%d", os.Getpid(), time.Now().UnixNano())
+	var dirs []string
+	for _, ctrl := range []string{"memory", "pids", "cpu"} {
+		d := filepath.Join(cgroupRoot, ctrl, cgroupParent, id)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			nstest.Unavailable(t, "no cgroup v1 "+ctrl+" hierarchy: "+err.Error())
+		}
+		t.Cleanup(func() { os.Remove(d) })
+		dirs = append(dirs, d)
+	}
+	busy := exec.Command("busybox", "sleep", "60")
+	if err := busy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { busy.Process.Kill(); busy.Wait() })
+	if err := os.WriteFile(filepath.Join(dirs[1], "cgroup.procs"), []byte(strconv.Itoa(busy.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Release(id); err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range dirs {
+		_, err := os.Stat(d)
+		if i == 1 && err != nil {
+			t.Errorf("the cgroup holding a process went: %v", err)
+		}
+		if i != 1 && !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s is left: %v", d, err)
+		}
+	}
+	busy.Process.Kill()
+	busy.Wait()
+	removeCgroup(t, dirs[1])
+}

@@ -190,12 +190,26 @@ func (r *Runtime) Release(id string) error {
 		return err
 	}
 	r.reaper.release(r.JSONLogPath(id))
-	return errors.Join(
+	err := errors.Join(
 		r.dropIO(id),
 		r.runcDelete(id),
 		unmountAll(r.rootfs(id)),
 		removeAllIfExists(r.bundle(id)),
 	)
+	removeEmptyCgroups(id)
+	return err
+}
+
+// removeEmptyCgroups removes container id's cgroup directories that are
+// left, empty: a runc killed half-way through a start (its daemon died,
+// and the reaper ended the spawn) made them but no state for runc delete
+// to find. One that still has processes stays (rmdir refuses it).
+func removeEmptyCgroups(id string) {
+	dirs, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", cgroupParent, id))
+	dirs = append(dirs, filepath.Join(cgroupRoot, cgroupParent, id))
+	for _, d := range dirs {
+		os.Remove(d) // ENOENT: not there; EBUSY: in use
+	}
 }
 
 // Delete removes everything of the container: what Release removes, then
