@@ -37,11 +37,21 @@ func (s *Server) handle(h handlerFunc) http.HandlerFunc {
 		// (berth daemon -D) needs to see which request and why.
 		if status := statusOf(err); status >= http.StatusInternalServerError && status != http.StatusNotImplemented {
 			s.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		} else if isUpload(r) {
+			// The client may be writing its body still and see only a
+			// broken pipe (docker cp): the daemon's log says why.
+			s.log.Info("api upload refused", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 		} else {
 			s.log.Debug("api request refused", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 		}
 		writeError(w, err)
 	}
+}
+
+// isUpload reports whether r sends an archive (docker cp into a
+// container, load, import).
+func isUpload(r *http.Request) bool {
+	return r.Method == http.MethodPut || strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-tar")
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {

@@ -1,12 +1,15 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/berth-net/berth/internal/container"
@@ -79,4 +82,20 @@ func TestVersionWithoutBackend(t *testing.T) {
 	rec := call(t, New(brokenInfo{newFakeBackend()}, nil), http.MethodGet, "/version", "")
 	wantStatus(t, rec, http.StatusOK)
 	wantError(t, call(t, New(brokenInfo{newFakeBackend()}, nil), http.MethodGet, "/info", ""), http.StatusInternalServerError, "store closed")
+}
+
+// TestUploadRefusalLogged: a refused upload (docker cp into a container
+// that is not there) is logged at info, where a client writing its body
+// may see only a broken pipe; other refusals stay at debug.
+func TestUploadRefusalLogged(t *testing.T) {
+	var logged bytes.Buffer
+	s := New(newFakeBackend(), slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	rec := call(t, s, http.MethodPut, "/v1.51/containers/nope/archive?path=/", "not a tar")
+	if rec.Code < 400 || rec.Code >= 500 {
+		t.Fatalf("status %d", rec.Code)
+	}
+	call(t, s, http.MethodGet, "/v1.51/containers/nope/json", "")
+	if got := logged.String(); !strings.Contains(got, "api upload refused") || !strings.Contains(got, "/containers/nope/archive") || strings.Contains(got, "/containers/nope/json") {
+		t.Errorf("log at info:\n%s", got)
+	}
 }
