@@ -1,6 +1,11 @@
 // Package container holds berth's model of a container — its configuration,
-// state and network attachments — as the daemon records it. It owns no
-// behaviour beyond small accessors; the daemon drives the life cycle.
+// state and network attachments — as the daemon records it, and the pure
+// rules Docker applies to it: its limits (resources.go, checked in moby's
+// words against the host's HostLimits), its confinement and namespace
+// modes (security.go), its devices, capabilities, health checks, restart
+// policy and log options. It owns no behaviour beyond those rules and
+// small accessors; the daemon drives the life cycle, the runtime applies
+// them.
 package container
 
 import (

@@ -16,9 +16,11 @@
 // record: a restarted daemon learns the codes of containers that ended
 // while it was down, as Docker's shims keep them. Every lookup of a PID is
 // checked against the start time recorded with it (/proc/PID/stat field
-// 22), so a recycled PID is never signalled or waited on. Only a
-// container whose reaper died (or that an older berth started) ends with
-// its code unknown: Wait returns -1.
+// 22), so a recycled PID is never signalled or waited on. The daemon is
+// a child subreaper too: should the reaper it started die, the containers
+// come to it and it collects their codes itself. Only a container whose
+// reaper died after (or with) the daemon that started it ends with its
+// code unknown: Wait returns -1.
 //
 // The reaper also reaps what a failed runc leaves behind ("runc:[1:CHILD]"
 // orphans), which used to stay zombies under the daemon, and copies each
@@ -48,5 +50,15 @@
 //   - A test that makes a namespace on a locked thread may leave Go's main
 //     thread in it (Go parks, not kills, a locked main thread): compare
 //     namespaces with a child process's /proc/PID/ns, not /proc/self/ns.
-//   - No seccomp profile is applied (Docker applies its default one).
+//
+// Confinement (spec.go, seccomp.go): every container gets Docker's
+// defaults, built by ociSpec, a pure function of the container's Spec and
+// of the host's facts (hostFacts: the daemon's effective capabilities, the
+// host's devices, the kernel and the machine, read at the edge in
+// hostfacts_linux.go): the capability set, masked and read-only paths,
+// the device cgroup, Docker's default seccomp profile (rules chosen for
+// the bounding set, as moby's), and the limits (LinuxResources, which
+// runc update takes too). --privileged, --security-opt and the namespace
+// modes change those and nothing else. OOMWatch tells the daemon of OOM
+// kills in a container's memory cgroup.
 package runtime
