@@ -78,6 +78,11 @@ func Check(t testing.TB, w *testworld.World, c *Client) (Counts, Leaks) {
 			if key != "" {
 				leaks = append(leaks, fmt.Sprintf("container %s is %s but has sandbox %s", ct.ID[:12], ct.State, key))
 			}
+			// Its cgroups went with its run (runc delete, or the release
+			// of those a runc killed mid-start left).
+			if cg, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", "berth", ct.ID)); len(cg) > 0 {
+				leaks = append(leaks, fmt.Sprintf("container %s is %s but has cgroups %v", ct.ID[:12], ct.State, cg))
+			}
 			continue
 		}
 		running[ct.ID] = true
