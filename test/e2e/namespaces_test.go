@@ -52,7 +52,7 @@ func TestDockerNamespaceModes(t *testing.T) {
 	if got := strings.TrimSpace(mustDocker(t, w, "run", "--rm", "--ipc", "host", bb, "readlink", "/proc/self/ns/ipc")); got != nsOfSelf(t, "ipc") {
 		t.Errorf("--ipc host: %q, want the host's %q", got, nsOfSelf(t, "ipc"))
 	}
-	if out := mustDocker(t, w, "run", "--rm", "--ipc", "none", bb, "sh", "-c", "grep -c ' /dev/shm ' /proc/mounts || true"); strings.TrimSpace(out) != "0" {
+	if out := runShell(t, w, []string{"--ipc", "none"}, "grep -c ' /dev/shm ' /proc/mounts || true"); out != "0" {
 		t.Errorf("--ipc none has a /dev/shm: %q", out)
 	}
 	runDockerSleeper(t, w, "shared", "--ipc", "shareable")

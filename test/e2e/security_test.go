@@ -75,10 +75,10 @@ func TestDockerSeccompAndSecurityOpts(t *testing.T) {
 	}
 
 	const masked = "head -c 8 /proc/timer_list | wc -c"
-	if out := mustDocker(t, w, "run", "--rm", bb, "sh", "-c", masked); strings.TrimSpace(out) != "0" {
+	if out := runShell(t, w, nil, masked); out != "0" {
 		t.Errorf("/proc/timer_list in a default container: %q bytes, want it masked", out)
 	}
-	if out := mustDocker(t, w, "run", "--rm", "--security-opt", "systempaths=unconfined", bb, "sh", "-c", masked); strings.TrimSpace(out) != "8" {
+	if out := runShell(t, w, []string{"--security-opt", "systempaths=unconfined"}, masked); out != "8" {
 		t.Errorf("/proc/timer_list with systempaths=unconfined: %q bytes", out)
 	}
 
@@ -95,6 +95,14 @@ func TestDockerSeccompAndSecurityOpts(t *testing.T) {
 	if _, errOut, code := w.Docker(t, "run", "--rm", "--security-opt", "seccomp="+writeFile(t, "{"), bb, "true"); code == 0 {
 		t.Errorf("a profile that is not JSON: exit 0, %q", errOut)
 	}
+}
+
+// runShell is the trimmed output of script in a busybox container run
+// with opts (`docker run --rm OPTS busybox sh -c SCRIPT`).
+func runShell(t *testing.T, w *testworld.World, opts []string, script string) string {
+	t.Helper()
+	args := append(append([]string{"run", "--rm"}, opts...), testworld.BusyboxImage, "sh", "-c", script)
+	return strings.TrimSpace(mustDocker(t, w, args...))
 }
 
 // writeFile writes content to a new file and returns its path.
@@ -174,10 +182,10 @@ func TestDockerDevicesAndGroups(t *testing.T) {
 	}
 	// CAP_MKNOD makes the node; only a rule lets it be opened.
 	const mk = "mknod /dev/f2 c 10 229 && ((exec 3<>/dev/f2) 2>/dev/null && echo opened || echo refused)"
-	if out := mustDocker(t, w, "run", "--rm", bb, "sh", "-c", mk); strings.TrimSpace(out) != "refused" {
+	if out := runShell(t, w, nil, mk); out != "refused" {
 		t.Errorf("a node made without a rule: %q", out)
 	}
-	if out := mustDocker(t, w, "run", "--rm", "--device-cgroup-rule", "c 10:229 rw", bb, "sh", "-c", mk); strings.TrimSpace(out) != "opened" {
+	if out := runShell(t, w, []string{"--device-cgroup-rule", "c 10:229 rw"}, mk); out != "opened" {
 		t.Errorf("a node made with --device-cgroup-rule 'c 10:229 rw': %q", out)
 	}
 	_, errOut, code := w.Docker(t, "run", "--rm", "--device", "/dev/berth-no-such", bb, "true")
