@@ -30,14 +30,15 @@ type Daemon struct {
 	Dir     string
 	LogPath string
 	cmd     *exec.Cmd
-	done    chan error
+	done    chan struct{} // closed once the daemon has exited and waitErr is set
+	waitErr error
 }
 
 // StartDaemon runs bin as `berth daemon` with its roots and socket under
 // dir and returns once the API answers.
 func StartDaemon(ctx context.Context, bin, dir string) (*Daemon, error) {
 	sock := filepath.Join(dir, "berth.sock")
-	d := &Daemon{Dir: dir, LogPath: filepath.Join(dir, "daemon.log"), done: make(chan error, 1)}
+	d := &Daemon{Dir: dir, LogPath: filepath.Join(dir, "daemon.log"), done: make(chan struct{})}
 	logf, err := os.Create(d.LogPath)
 	if err != nil {
 		return nil, err
@@ -54,7 +55,10 @@ func StartDaemon(ctx context.Context, bin, dir string) (*Daemon, error) {
 	if err := d.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s daemon: %w", bin, err)
 	}
-	go func() { d.done <- d.cmd.Wait() }()
+	go func() {
+		d.waitErr = d.cmd.Wait()
+		close(d.done) // every waiter sees it: waitReady's, then Kill's
+	}()
 	if d.Client, err = client.New("unix://"+sock, nil); err != nil {
 		d.Kill()
 		return nil, err
@@ -76,8 +80,8 @@ func (d *Daemon) waitReady(ctx context.Context) error {
 			return nil
 		}
 		select {
-		case err := <-d.done:
-			return fmt.Errorf("daemon exited (%v); log in %s", err, d.LogPath)
+		case <-d.done:
+			return fmt.Errorf("daemon exited (%v); log in %s", d.waitErr, d.LogPath)
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -93,8 +97,8 @@ func (d *Daemon) Pid() int { return d.cmd.Process.Pid }
 func (d *Daemon) Stop() error {
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-d.done:
-		return err
+	case <-d.done:
+		return d.waitErr
 	case <-time.After(30 * time.Second):
 		d.Kill()
 		return errors.New("daemon ignored SIGTERM; killed it")
