@@ -17,13 +17,13 @@ import (
 
 // queueRuleset queues the creation of the whole table.
 func (f *Firewall) queueRuleset(rs *firewall.Ruleset) error {
-	chains, err := prepareChains(rs.Chains)
+	chains, err := prepareChains(f.table, rs.Chains)
 	if err != nil {
 		return err
 	}
-	f.conn.AddTable(table)
+	f.conn.AddTable(f.table)
 	for _, m := range rs.Maps {
-		if err := f.conn.AddSet(nftSet(m), nil); err != nil {
+		if err := f.conn.AddSet(nftSet(f.table, m), nil); err != nil {
 			return fmt.Errorf("map %q: %w", m.Name, err)
 		}
 	}
@@ -44,13 +44,13 @@ func (f *Firewall) queueRuleset(rs *firewall.Ruleset) error {
 // first so that their rules are never doubled.
 func (f *Firewall) queueSkeleton() error {
 	base := firewall.Base()
-	chains, err := prepareChains(base.Chains)
+	chains, err := prepareChains(f.table, base.Chains)
 	if err != nil {
 		return err
 	}
-	f.conn.AddTable(table)
+	f.conn.AddTable(f.table)
 	for _, m := range base.Maps {
-		if err := f.conn.AddSet(nftSet(m), nil); err != nil {
+		if err := f.conn.AddSet(nftSet(f.table, m), nil); err != nil {
 			return fmt.Errorf("map %q: %w", m.Name, err)
 		}
 	}
@@ -62,7 +62,7 @@ func (f *Firewall) queueSkeleton() error {
 
 // queueNetwork queues one network's chains and then its map elements.
 func (f *Firewall) queueNetwork(nr firewall.NetworkRules) error {
-	chains, err := prepareChains(nr.Chains)
+	chains, err := prepareChains(f.table, nr.Chains)
 	if err != nil {
 		return err
 	}
@@ -80,10 +80,10 @@ type preparedChain struct {
 
 // prepareChains translates chains before anything is queued, so that a
 // translation error never leaves half a batch on the connection.
-func prepareChains(cs []firewall.Chain) ([]preparedChain, error) {
+func prepareChains(t *nftlib.Table, cs []firewall.Chain) ([]preparedChain, error) {
 	out := make([]preparedChain, 0, len(cs))
 	for _, c := range cs {
-		pc := preparedChain{chain: nftChain(c)}
+		pc := preparedChain{chain: nftChain(t, c)}
 		for _, r := range c.Rules {
 			nr, err := nftRule(pc.chain, r)
 			if err != nil {
@@ -111,7 +111,7 @@ func (f *Firewall) queueElements(es []firewall.Element) error {
 		return f.queuePortElements(es, true) // many: chunked messages
 	}
 	for _, e := range es {
-		if err := f.conn.SetAddElements(setByName(e.Map), nftElements(e, true)); err != nil {
+		if err := f.conn.SetAddElements(setByName(f.table, e.Map), nftElements(e, true)); err != nil {
 			return fmt.Errorf("element %s of map %q: %w", e.KeyString(), e.Map, err)
 		}
 	}
@@ -122,12 +122,12 @@ func (f *Firewall) queueElements(es []firewall.Element) error {
 // kernel refuses to delete a chain that a map element still jumps to.
 func (f *Firewall) queueDelete(nr firewall.NetworkRules) error {
 	for _, e := range nr.Elements {
-		if err := f.conn.SetDeleteElements(setByName(e.Map), nftElements(e, false)); err != nil {
+		if err := f.conn.SetDeleteElements(setByName(f.table, e.Map), nftElements(e, false)); err != nil {
 			return fmt.Errorf("element %s of map %q: %w", e.KeyString(), e.Map, err)
 		}
 	}
 	for _, c := range nr.Chains {
-		ch := nftChain(c)
+		ch := nftChain(f.table, c)
 		f.conn.FlushChain(ch)
 		f.conn.DelChain(ch)
 	}
@@ -139,7 +139,7 @@ func (f *Firewall) queueDelete(nr firewall.NetworkRules) error {
 // reject (a chain name longer than NFT_CHAIN_MAXNAMELEN): the kernel then
 // aborts the whole transaction and nothing of it is applied.
 func (f *Firewall) discard() {
-	f.conn.DelChain(&nftlib.Chain{Table: table, Name: strings.Repeat("x", 300)})
+	f.conn.DelChain(&nftlib.Chain{Table: f.table, Name: strings.Repeat("x", 300)})
 	_ = f.flush()
 }
 

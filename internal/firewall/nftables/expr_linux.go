@@ -17,6 +17,7 @@ import (
 // (checked against `nft --debug=netlink`, see expr_linux_test.go), so the
 // kernel lists exactly the text the model renders.
 
+// table is berth's own table, the daemon's; berth-cni has another (NewTable).
 var table = &nftlib.Table{Family: nftlib.TableFamilyINet, Name: firewall.TableName}
 
 // setIDs name the maps inside a batch; any distinct non-zero values do.
@@ -39,12 +40,12 @@ var setIDs = map[string]uint32{
 	firewall.MapPorts6Routed: 14,
 }
 
-func nftSet(m firewall.Map) *nftlib.Set {
+func nftSet(t *nftlib.Table, m firewall.Map) *nftlib.Set {
 	if isPortMap(m.Key) {
-		return portSet(m)
+		return portSet(t, m)
 	}
 	s := &nftlib.Set{
-		Table:    table,
+		Table:    t,
 		ID:       setIDs[m.Name],
 		Name:     m.Name,
 		IsMap:    true,
@@ -69,8 +70,8 @@ func nftSet(m firewall.Map) *nftlib.Set {
 
 // setByName returns the set an element or lookup refers to. Only the name and
 // ID matter to the kernel once the set exists.
-func setByName(name string) *nftlib.Set {
-	return &nftlib.Set{Table: table, ID: setIDs[name], Name: name, IsMap: true}
+func setByName(t *nftlib.Table, name string) *nftlib.Set {
+	return &nftlib.Set{Table: t, ID: setIDs[name], Name: name, IsMap: true}
 }
 
 // nftElements returns the kernel elements of e: one for an ifname key, two
@@ -110,8 +111,8 @@ func afterPrefix(p netip.Prefix) (netip.Addr, bool) {
 	return end, end.IsValid()
 }
 
-func nftChain(c firewall.Chain) *nftlib.Chain {
-	ch := &nftlib.Chain{Table: table, Name: c.Name}
+func nftChain(t *nftlib.Table, c firewall.Chain) *nftlib.Chain {
+	ch := &nftlib.Chain{Table: t, Name: c.Name}
 	if c.Base == nil {
 		return ch
 	}
@@ -144,7 +145,7 @@ func nftRule(ch *nftlib.Chain, r firewall.Rule) (*nftlib.Rule, error) {
 		}
 		exprs = append(exprs, e...)
 	}
-	nr := &nftlib.Rule{Table: table, Chain: ch, Exprs: exprs}
+	nr := &nftlib.Rule{Table: ch.Table, Chain: ch, Exprs: exprs}
 	if r.Comment != "" {
 		nr.UserData = userdata.AppendString(nil, userdata.TypeComment, r.Comment)
 	}

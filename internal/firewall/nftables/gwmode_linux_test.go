@@ -182,7 +182,7 @@ func TestRoutedSetElements(t *testing.T) {
 	if diff := cmp.Diff(want, e.Key); diff != "" || e.Val != nil {
 		t.Errorf("key (-want +got):\n%s\nval %v", diff, e.Val)
 	}
-	if s := nftSet(firewall.Map{Name: firewall.MapPorts6Routed, Key: firewall.KeyRoutedSet6}); s.IsMap || s.KeyType.Bytes != 16+4+4 {
+	if s := nftSet(table, firewall.Map{Name: firewall.MapPorts6Routed, Key: firewall.KeyRoutedSet6}); s.IsMap || s.KeyType.Bytes != 16+4+4 {
 		t.Errorf("ports6_routed set %+v", s)
 	}
 }

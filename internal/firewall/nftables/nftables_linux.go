@@ -25,7 +25,8 @@ import (
 type Firewall struct {
 	log   *slog.Logger
 	conn  *nftlib.Conn
-	netns string // where the table is, for conntrack (ports_linux.go); "" is our own
+	table *nftlib.Table // inet berth, or the name NewTable was given
+	netns string        // where the table is, for conntrack (ports_linux.go); "" is our own
 	// portID is the netlink port ID of conn's socket (committedHere).
 	portID uint32
 
@@ -49,6 +50,14 @@ var _ firewall.Firewall = (*Firewall)(nil)
 // at netnsPath, or in the caller's own namespace when netnsPath is "".
 // The connection stays in that namespace until Close.
 func New(netnsPath string, log *slog.Logger) (*Firewall, error) {
+	return NewTable(netnsPath, firewall.TableName, log)
+}
+
+// NewTable is New for a table of another name in the inet family: the
+// rules are the same, and neither table's owner touches the other's.
+// berth-cni's is "berth-cni". The table watcher (WatchTable) knows only
+// berth's own.
+func NewTable(netnsPath, name string, log *slog.Logger) (*Firewall, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -75,7 +84,7 @@ func New(netnsPath string, log *slog.Logger) (*Firewall, error) {
 	// The watcher tells this socket's transactions from everyone else's
 	// by its port ID (committedHere).
 	ownPorts.Store(portID, struct{}{})
-	return &Firewall{log: log, conn: conn, netns: netnsPath, portID: portID, nets: map[string]firewall.Network{}, claims: firewall.NewPortClaims()}, nil
+	return &Firewall{log: log, conn: conn, table: &nftlib.Table{Family: nftlib.TableFamilyINet, Name: name}, netns: netnsPath, portID: portID, nets: map[string]firewall.Network{}, claims: firewall.NewPortClaims()}, nil
 }
 
 // Close closes the netlink connection. The table stays as it is.
@@ -102,14 +111,14 @@ func (f *Firewall) rebuild(nets []firewall.Network, ports []firewall.PortMapping
 		return err
 	}
 	// Adding the table first makes the delete succeed when it is missing.
-	f.conn.AddTable(table)
-	f.conn.DelTable(table)
+	f.conn.AddTable(f.table)
+	f.conn.DelTable(f.table)
 	if err := f.queueRuleset(rs); err != nil {
 		f.discard()
 		return err
 	}
 	if err := f.flush(); err != nil {
-		return fmt.Errorf("rebuild table %s %s: %w", firewall.TableFamily, firewall.TableName, err)
+		return fmt.Errorf("rebuild table %s %s: %w", firewall.TableFamily, f.table.Name, err)
 	}
 	f.built = true
 	f.nets = map[string]firewall.Network{}
@@ -232,14 +241,14 @@ func (f *Firewall) deleteUnknown(n firewall.Network) error {
 	}
 	var errs []error
 	for _, e := range nr.Elements {
-		if err := f.conn.SetDeleteElements(setByName(e.Map), nftElements(e, false)); err != nil {
+		if err := f.conn.SetDeleteElements(setByName(f.table, e.Map), nftElements(e, false)); err != nil {
 			f.discard()
 			return err
 		}
 		errs = append(errs, ignoreMissing(f.flush()))
 	}
 	for _, c := range nr.Chains {
-		f.conn.DelChain(nftChain(c))
+		f.conn.DelChain(nftChain(f.table, c))
 		errs = append(errs, ignoreMissing(f.flush()))
 	}
 	if err := errors.Join(errs...); err != nil {

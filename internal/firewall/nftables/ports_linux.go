@@ -44,9 +44,9 @@ var (
 )
 
 // portSet is the netlink form of a port map.
-func portSet(m firewall.Map) *nftlib.Set {
+func portSet(t *nftlib.Table, m firewall.Map) *nftlib.Set {
 	s := &nftlib.Set{
-		Table: table, ID: setIDs[m.Name], Name: m.Name, IsMap: true,
+		Table: t, ID: setIDs[m.Name], Name: m.Name, IsMap: true,
 		KeyType: protoPortType, DataType: addrPortType, KeyByteOrder: binaryutil.BigEndian,
 	}
 	switch m.Key {
@@ -264,7 +264,7 @@ func (f *Firewall) queuePorts(ms []firewall.PortMapping, add bool) error {
 		byMap[i] = append(byMap[i], e)
 	}
 	for i, name := range portSets {
-		set := setByName(name)
+		set := setByName(f.table, name)
 		for chunk := range slices.Chunk(byMap[i], elementsPerMessage) {
 			var err error
 			if add {

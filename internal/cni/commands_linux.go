@@ -1,0 +1,253 @@
+package cni
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// del is DEL: undo the attachment if there is one. DEL of something that
+// is not there succeeds (the specification asks it of every plugin), and
+// the namespace may be gone already.
+func (p *plugin) del() error {
+	s, err := p.dir.load()
+	if err != nil {
+		return err
+	}
+	if _, ok := s.Attachments[p.key()]; !ok {
+		return nil
+	}
+	return p.teardown(s, p.key())
+}
+
+// teardown removes attachment key: its veth pair (the driver finds it
+// gone or in a namespace that is gone and takes that as done), its ports
+// and its network's rules when it was the last on it, its addresses; and
+// saves the state. It goes on past a failure and returns every error.
+func (p *plugin) teardown(s *State, key string) error {
+	a := s.Attachments[key]
+	d, fw, err := p.kernel()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	spec := p.endpointSpec(a)
+	if nr, ok := s.Networks[a.Network]; ok {
+		spec.Bridge = nr.Bridge
+	}
+	netnsPath := a.Netns
+	if p.env.Netns != "" {
+		netnsPath = p.env.Netns
+	}
+	if _, err := os.Stat(netnsPath); err != nil {
+		netnsPath = "" // gone with its container: the kernel took the peer
+	}
+	if err := d.Leave(netnsPath, spec); err != nil {
+		errs = append(errs, fmt.Errorf("remove veth %q: %w", a.HostIfName, err))
+	}
+	delete(s.Attachments, key)
+	s.networksInUse()
+	if err := p.rebuildFirewall(fw, s); err != nil {
+		errs = append(errs, err)
+	}
+	if err := p.dir.save(s); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// result is ADD's answer: the bridge, the host end and the container end
+// (as the bridge plugin lists them), the addresses on the container end,
+// the routes and the configuration's DNS.
+func (p *plugin) result(a *Attached) (*Result, error) {
+	d, _, err := p.kernel()
+	if err != nil {
+		return nil, err
+	}
+	brMAC, err := d.LinkMAC(p.n.Bridge)
+	if err != nil {
+		return nil, err
+	}
+	hostMAC, err := d.LinkMAC(a.HostIfName)
+	if err != nil {
+		return nil, err
+	}
+	r := &Result{
+		Interfaces: []Interface{{Name: p.n.Bridge, MAC: brMAC.String()}, {Name: a.HostIfName, MAC: hostMAC.String()},
+			{Name: a.IfName, MAC: a.MAC, Sandbox: a.Netns}},
+		Routes: resultRoutes(p.n, a.IPs),
+		DNS:    p.n.DNS,
+	}
+	for _, ip := range a.IPs {
+		r.IPs = append(r.IPs, IPConfig{Address: ip.Address, Gateway: ip.Gateway, Interface: 2})
+	}
+	return r, nil
+}
+
+// addRoutes adds the IPAM routes that are not default routes (the driver
+// made those) to the container, each through its own gateway or its
+// family's.
+func addRoutes(netnsPath, ifName string, n *Network, ips []AttachedIP) error {
+	var todo []Route
+	for _, r := range n.Routes {
+		if r.Dst.Bits() != 0 {
+			todo = append(todo, r)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	h, err := handleAt(netnsPath)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	link, err := h.LinkByName(ifName)
+	if err != nil {
+		return fmt.Errorf("look up %q in %s: %w", ifName, netnsPath, err)
+	}
+	for _, r := range todo {
+		gw := r.GW
+		for _, ip := range ips {
+			if !gw.IsValid() && ip.Address.Addr().Is4() == r.Dst.Addr().Is4() {
+				gw = ip.Gateway
+			}
+		}
+		if !gw.IsValid() {
+			continue // no address of the route's family
+		}
+		route := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: prefixNet(r.Dst), Gw: net.IP(gw.AsSlice())}
+		if err := h.RouteReplace(route); err != nil {
+			return fmt.Errorf("add route to %s via %s in %s: %w", r.Dst, gw, netnsPath, err)
+		}
+	}
+	return nil
+}
+
+func prefixNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+func handleAt(path string) (*netlink.Handle, error) {
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		return nil, fmt.Errorf("open network namespace %s: %w", path, err)
+	}
+	defer ns.Close()
+	return netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+}
+
+// check is CHECK: the attachment is recorded and done, the container's
+// interface is there with its MAC and addresses, the host end is a port
+// of the bridge, and the prevResult the runtime holds says the same.
+func (p *plugin) check() error {
+	s, err := p.dir.load()
+	if err != nil {
+		return err
+	}
+	a, ok := s.Attachments[p.key()]
+	if !ok || !a.Done {
+		return errorf(CodeUnknownContainer, "berth-cni has no attachment of container %s as %s on network %q", p.env.ContainerID, p.env.IfName, p.n.Name)
+	}
+	if err := checkPrevResult(p.conf.PrevResult, a); err != nil {
+		return err
+	}
+	d, _, err := p.kernel()
+	if err != nil {
+		return err
+	}
+	if err := d.CheckPort(p.n.Bridge, a.HostIfName); err != nil {
+		return err
+	}
+	h, err := handleAt(p.env.Netns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	link, err := h.LinkByName(a.IfName)
+	if err != nil {
+		return fmt.Errorf("interface %q in %s: %w", a.IfName, p.env.Netns, err)
+	}
+	if link.Attrs().HardwareAddr.String() != a.MAC {
+		return fmt.Errorf("interface %q has MAC %s, not %s", a.IfName, link.Attrs().HardwareAddr, a.MAC)
+	}
+	if link.Attrs().Flags&net.FlagUp == 0 {
+		return fmt.Errorf("interface %q is down", a.IfName)
+	}
+	addrs, err := h.AddrList(link, netlink.FAMILY_ALL)
+	if err != nil {
+		return err
+	}
+	for _, ip := range a.IPs {
+		found := slices.ContainsFunc(addrs, func(x netlink.Addr) bool {
+			have, ok := netip.AddrFromSlice(x.IP)
+			ones, _ := x.Mask.Size()
+			return ok && have.Unmap() == ip.Address.Addr() && ones == ip.Address.Bits()
+		})
+		if !found {
+			return fmt.Errorf("interface %q lacks address %s", a.IfName, ip.Address)
+		}
+	}
+	return nil
+}
+
+// checkPrevResult compares the runtime's record of the ADD with berth's.
+func checkPrevResult(raw []byte, a *Attached) error {
+	if len(raw) == 0 {
+		return errorf(CodeInvalidConfig, "CHECK needs the prevResult of the ADD")
+	}
+	var prev prevResult
+	if err := decodeJSON(raw, &prev); err != nil {
+		return &Error{Code: CodeDecodeFailure, Msg: "decode prevResult", Details: err.Error()}
+	}
+	for _, ip := range a.IPs {
+		if !slices.ContainsFunc(prev.IPs, func(x ipJSON) bool { return x.Address == ip.Address.String() }) {
+			return fmt.Errorf("prevResult lacks address %s that berth-cni gave %s", ip.Address, a)
+		}
+	}
+	return nil
+}
+
+// gc is GC: every attachment of this network that the runtime does not
+// list as valid is torn down.
+func (p *plugin) gc() error {
+	s, err := p.dir.load()
+	if err != nil {
+		return err
+	}
+	valid := map[string]bool{}
+	for _, v := range p.conf.ValidAttachments {
+		valid[Key(p.n.Name, v.ContainerID, v.IfName)] = true
+	}
+	var errs []error
+	for _, key := range sortedKeys(s.Attachments) {
+		if a := s.Attachments[key]; a.Network == p.n.Name && !valid[key] {
+			p.log.Info("collecting an attachment the runtime no longer has", "attachment", a.String())
+			if err := p.teardown(s, key); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// status is STATUS: berth-cni can take an ADD on this network if each of
+// its range sets has an address left.
+func (p *plugin) status() error {
+	s, err := p.dir.load()
+	if err != nil {
+		return err
+	}
+	probe := &State{Attachments: s.Attachments, Networks: s.Networks, Last: map[string]netip.Addr{}}
+	if _, err := probe.Allocate(p.n, "status", nil); err != nil {
+		return &Error{Code: CodeNotAvailable, Msg: "network cannot take another container", Details: err.Error()}
+	}
+	return nil
+}

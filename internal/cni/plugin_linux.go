@@ -1,0 +1,382 @@
+package cni
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/berth-net/berth/internal/driver/bridge"
+	"github.com/berth-net/berth/internal/firewall"
+	"github.com/berth-net/berth/internal/firewall/nftables"
+	"github.com/berth-net/berth/internal/network"
+)
+
+// TableName is the nftables table (family inet) berth-cni owns.
+const TableName = "berth-cni"
+
+// Owner tags: the ifalias of berth-cni's bridges and veths ("berth:" is
+// the driver's prefix). The daemon's restore removes only the links tagged
+// "endpoint:" and "network:" that it does not know, so it never takes
+// these; their kinds tell an administrator who made them.
+const (
+	ownerNetwork  = "cni-network:"
+	ownerEndpoint = "cni:"
+)
+
+// Main runs one CNI call: the command from getenv, the configuration from
+// stdin, the result or error on stdout (log lines on stderr). It returns
+// the process's exit status.
+func Main(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	out, err := run(stdin, getenv, log)
+	if err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			e = &Error{Code: CodeInternal, Msg: err.Error()}
+		}
+		if e.CNIVersion == "" {
+			e.CNIVersion = LatestVersion
+		}
+		b, _ := json.Marshal(e)
+		stdout.Write(append(b, '\n'))
+		return 1
+	}
+	if len(out) > 0 {
+		stdout.Write(append(out, '\n'))
+	}
+	return 0
+}
+
+func run(stdin io.Reader, getenv func(string) string, log *slog.Logger) ([]byte, error) {
+	env, err := ParseEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	if env.Command == CmdVersion {
+		return versionAnswer(), nil
+	}
+	raw, err := io.ReadAll(stdin)
+	if err != nil {
+		return nil, &Error{Code: CodeIOFailure, Msg: "read network configuration", Details: err.Error()}
+	}
+	conf, err := parseConf(raw)
+	if err != nil {
+		return nil, err
+	}
+	n, err := conf.network()
+	if err != nil {
+		return nil, withVersion(err, conf.CNIVersion)
+	}
+	if (env.Command == CmdGC || env.Command == CmdStatus) && !atLeast(n.Version, "1.1.0") {
+		return nil, withVersion(errorf(CodeIncompatibleVersion, "%s needs cniVersion 1.1.0 or later, the configuration says %q", env.Command, n.Version), n.Version)
+	}
+	if env.Command == CmdCheck && !atLeast(n.Version, "0.4.0") {
+		return nil, withVersion(errorf(CodeIncompatibleVersion, "CHECK needs cniVersion 0.4.0 or later, the configuration says %q", n.Version), n.Version)
+	}
+	dir, err := openStateDir(n.DataDir)
+	if err != nil {
+		return nil, withVersion(err, n.Version)
+	}
+	defer dir.close()
+	p := &plugin{env: env, conf: conf, n: n, dir: dir, log: log}
+	defer p.closeKernel()
+	var out []byte
+	switch env.Command {
+	case CmdAdd:
+		out, err = p.add()
+	case CmdDel:
+		err = p.del()
+	case CmdCheck:
+		err = p.check()
+	case CmdGC:
+		err = p.gc()
+	case CmdStatus:
+		err = p.status()
+	}
+	return out, withVersion(err, n.Version)
+}
+
+// withVersion stamps a CNI error with the configuration's version.
+func withVersion(err error, v string) error {
+	var e *Error
+	if errors.As(err, &e) && e.CNIVersion == "" {
+		e.CNIVersion = v
+	}
+	return err
+}
+
+// plugin is one call, with the state directory locked.
+type plugin struct {
+	env  Env
+	conf *netConf
+	n    *Network
+	dir  *stateDir
+	log  *slog.Logger
+	drv  *bridge.Driver
+	fw   *nftables.Firewall
+}
+
+// kernel opens the driver and the firewall on first use.
+func (p *plugin) kernel() (*bridge.Driver, *nftables.Firewall, error) {
+	if p.drv != nil {
+		return p.drv, p.fw, nil
+	}
+	d, err := bridge.New("", p.log)
+	if err != nil {
+		return nil, nil, err
+	}
+	fw, err := nftables.NewTable("", TableName, p.log)
+	if err != nil {
+		d.Close()
+		return nil, nil, err
+	}
+	p.drv, p.fw = d, fw
+	return d, fw, nil
+}
+
+// closeKernel closes them; the driver's Close deletes the veths its
+// Leaves handed to its reaper, so a DEL returns with them gone.
+func (p *plugin) closeKernel() {
+	if p.drv != nil {
+		p.drv.Close()
+		p.fw.Close()
+	}
+}
+
+func (p *plugin) key() string { return Key(p.n.Name, p.env.ContainerID, p.env.IfName) }
+
+// add is ADD: allocate and record (the intent), make the bridge, the veth
+// pair and the rules, record it done. Anything that fails is undone.
+func (p *plugin) add() ([]byte, error) {
+	q, err := p.conf.request(p.env)
+	if err != nil {
+		return nil, err
+	}
+	s, err := p.dir.load()
+	if err != nil {
+		return nil, err
+	}
+	key := p.key()
+	if old, ok := s.Attachments[key]; ok {
+		if old.Done {
+			return nil, errorf(CodeInvalidConfig, "container %s already has interface %s on network %q; DEL it first", p.env.ContainerID, p.env.IfName, p.n.Name)
+		}
+		// An ADD that did not finish (the process was killed): undo it.
+		if err := p.teardown(s, key); err != nil {
+			return nil, err
+		}
+	}
+	ips, err := s.Allocate(p.n, key, q.IPs)
+	if err != nil {
+		return nil, err
+	}
+	ports, err := portsFor(q.Ports, ips)
+	if err != nil {
+		return nil, err
+	}
+	if other, m := s.PortConflict(key, ports, ips); other != "" {
+		return nil, errorf(CodePortTaken, "host port %d/%s is already published by %s", m.HostPort, m.Protocol, other)
+	}
+	a := &Attached{
+		Network: p.n.Name, ContainerID: p.env.ContainerID, IfName: p.env.IfName, Netns: p.env.Netns,
+		HostIfName: bridge.RandomHostIfName(), MAC: macFor(q.MAC, ips).String(), IPs: ips, Ports: ports,
+	}
+	s.Attachments[key] = a
+	s.Networks[p.n.Name] = NetworkRuleOf(p.n)
+	if err := p.dir.save(s); err != nil {
+		return nil, err
+	}
+	res, err := p.attach(s, a)
+	if err != nil {
+		return nil, errors.Join(err, p.teardown(s, key))
+	}
+	a.Done = true
+	if err := p.dir.save(s); err != nil {
+		return nil, errors.Join(err, p.teardown(s, key))
+	}
+	return res.encode(p.n.Version)
+}
+
+// attach is ADD's kernel work.
+func (p *plugin) attach(s *State, a *Attached) (*Result, error) {
+	d, fw, err := p.kernel()
+	if err != nil {
+		return nil, err
+	}
+	nr := s.Networks[p.n.Name]
+	if err := d.EnsureBridge(bridgeSpec(p.n, nr), ownerNetwork+p.n.Name); err != nil {
+		return nil, fmt.Errorf("make bridge %q: %w", p.n.Bridge, err)
+	}
+	spec := p.endpointSpec(a)
+	if err := d.Join(a.Netns, spec); err != nil {
+		return nil, fmt.Errorf("attach %s to bridge %q: %w", a, p.n.Bridge, err)
+	}
+	if err := addRoutes(a.Netns, a.IfName, p.n, a.IPs); err != nil {
+		return nil, err
+	}
+	if err := p.rebuildFirewall(fw, s); err != nil {
+		return nil, err
+	}
+	return p.result(a)
+}
+
+// endpointSpec is the driver's view of attachment a: the default route of
+// each family goes through its gateway when the configuration asks for
+// one (isDefaultGateway, or a default route among the IPAM routes without
+// a gateway of its own).
+func (p *plugin) endpointSpec(a *Attached) network.EndpointSpec {
+	mac, _ := net.ParseMAC(a.MAC)
+	spec := network.EndpointSpec{
+		Bridge: p.n.Bridge, HostIfName: a.HostIfName, IfName: a.IfName, MAC: mac, MTU: p.n.MTU,
+		Owner: ownerEndpoint + Key(a.Network, a.ContainerID, a.IfName),
+	}
+	for _, ip := range a.IPs {
+		gw := netip.Addr{}
+		if ip.Gateway.IsValid() && p.defaultVia(ip) {
+			gw = ip.Gateway
+		}
+		if ip.Address.Addr().Is4() {
+			spec.Address, spec.Gateway = ip.Address, gw
+		} else {
+			spec.Address6, spec.Gateway6 = ip.Address, gw
+		}
+	}
+	return spec
+}
+
+// defaultVia reports whether the container's default route of ip's family
+// goes through ip's gateway.
+func (p *plugin) defaultVia(ip AttachedIP) bool {
+	for _, r := range resultRoutes(p.n, []AttachedIP{ip}) {
+		if r.Dst.Bits() == 0 && r.Dst.Addr().Is4() == ip.Address.Addr().Is4() && (!r.GW.IsValid() || r.GW == ip.Gateway) {
+			return true
+		}
+	}
+	return false
+}
+
+// bridgeSpec is the bridge of n: with isGateway, the gateway of each
+// family is its address; without, it has none.
+func bridgeSpec(n *Network, nr NetworkRule) network.BridgeSpec {
+	spec := network.BridgeSpec{Name: n.Bridge, MTU: n.MTU, Isolated: !n.IsGateway}
+	if n.IsGateway {
+		if nr.Gateway.IsValid() {
+			spec.Gateway = netip.PrefixFrom(nr.Gateway, nr.Subnet.Bits())
+		}
+		if nr.Gateway6.IsValid() {
+			spec.Gateway6 = netip.PrefixFrom(nr.Gateway6, nr.Subnet6.Bits())
+		}
+	}
+	spec.Isolated6 = !n.IsGateway && nr.Subnet6.IsValid()
+	return spec
+}
+
+// macFor is the container end's MAC: the runtime's, else made of the
+// IPv4 address as the daemon makes it (a neighbour's cached entry stays
+// right for the address's next holder), else random.
+func macFor(asked net.HardwareAddr, ips []AttachedIP) net.HardwareAddr {
+	if asked != nil {
+		return asked
+	}
+	for _, ip := range ips {
+		if mac := network.MACFromAddress(ip.Address.Addr()); mac != nil {
+			return mac
+		}
+	}
+	return bridge.RandomMAC()
+}
+
+// portsFor gives each requested port the container's address of its
+// family; one without a host address is published for each family the
+// container has, as the portmap plugin does.
+func portsFor(req []PortMapping, ips []AttachedIP) ([]PortMapping, error) {
+	var out []PortMapping
+	for _, m := range req {
+		matched := false
+		for _, ip := range ips {
+			if m.HostIP.IsValid() && m.HostIP.Is4() != ip.Address.Addr().Is4() {
+				continue
+			}
+			matched = true
+			if !slices.Contains(out, m) {
+				out = append(out, m)
+			}
+		}
+		if !matched {
+			return nil, errorf(CodeInvalidConfig, "portMappings: host address %s has no container address of its family", m.HostIP)
+		}
+	}
+	return out, nil
+}
+
+// firewallNetworks is the firewall's view of the state: every network
+// that has attachments, with their published ports.
+func firewallNetworks(s *State) ([]firewall.Network, []firewall.PortMapping) {
+	var nets []firewall.Network
+	names := make([]string, 0, len(s.Networks))
+	for name := range s.Networks {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		nr := s.Networks[name]
+		fn := firewall.Network{
+			Bridge: nr.Bridge, Subnet: nr.Subnet, Gateway: nr.Gateway, Subnet6: nr.Subnet6, Gateway6: nr.Gateway6,
+			ICC: true, Masquerade: nr.IPMasq, HostAccess: true,
+			// Addresses are routable, as the bridge plugin leaves them
+			// (a Kubernetes node routes to its pods): nat, unprotected.
+			GatewayMode4: firewall.ModeNATUnprotected, GatewayMode6: firewall.ModeNATUnprotected,
+		}
+		if !nr.Gateway.IsValid() && nr.Subnet.IsValid() {
+			fn.GatewayMode4 = firewall.ModeIsolated
+		}
+		if !nr.Gateway6.IsValid() && nr.Subnet6.IsValid() {
+			fn.GatewayMode6 = firewall.ModeIsolated
+		}
+		nets = append(nets, fn)
+	}
+	var ports []firewall.PortMapping
+	keys := make([]string, 0, len(s.Attachments))
+	for k := range s.Attachments {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		a := s.Attachments[k]
+		for _, m := range a.Ports {
+			for _, ip := range a.IPs {
+				addr := ip.Address.Addr()
+				if m.HostIP.IsValid() && m.HostIP.Is4() != addr.Is4() {
+					continue
+				}
+				ports = append(ports, firewall.PortMapping{
+					Proto: protoOf(m.Protocol), HostIP: m.HostIP, HostPort: m.HostPort, Addr: addr, Port: m.ContainerPort,
+				})
+			}
+		}
+	}
+	return nets, ports
+}
+
+// rebuildFirewall replaces berth-cni's table with the state's networks
+// and ports, in one atomic batch.
+func (p *plugin) rebuildFirewall(fw *nftables.Firewall, s *State) error {
+	nets, ports := firewallNetworks(s)
+	if err := fw.Rebuild(context.Background(), nets, ports...); err != nil {
+		return fmt.Errorf("nftables table inet %s: %w", TableName, err)
+	}
+	return nil
+}
+
+func protoOf(name string) firewall.Proto {
+	if name == "udp" {
+		return firewall.UDP
+	}
+	return firewall.TCP
+}

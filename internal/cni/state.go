@@ -1,0 +1,250 @@
+package cni
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+)
+
+// State is everything berth-cni remembers, in one file of its data
+// directory (read and written under its lock): the attachments it made,
+// the networks they are on (for the firewall table, rebuilt whole from
+// here), and where each range set's allocation last stopped.
+type State struct {
+	Attachments map[string]*Attached   `json:"attachments"`
+	Networks    map[string]NetworkRule `json:"networks"`
+	// Last is the address each range set handed out last, by
+	// "network/set": the next ADD starts after it, as host-local does, so
+	// an address is not handed to a new container right after an old one
+	// let it go.
+	Last map[string]netip.Addr `json:"last"`
+}
+
+// Attached is one ADD that succeeded (or is under way: Done false).
+type Attached struct {
+	Network     string        `json:"network"`
+	ContainerID string        `json:"containerID"`
+	IfName      string        `json:"ifname"`
+	Netns       string        `json:"netns"`
+	HostIfName  string        `json:"hostIfName"`
+	MAC         string        `json:"mac"`
+	IPs         []AttachedIP  `json:"ips"`
+	Ports       []PortMapping `json:"ports,omitempty"`
+	Done        bool          `json:"done"`
+}
+
+// AttachedIP is one address of an attachment, with its range set.
+type AttachedIP struct {
+	Address netip.Prefix `json:"address"`
+	Gateway netip.Addr   `json:"gateway,omitzero"`
+	Set     int          `json:"set"`
+}
+
+// NetworkRule is what the firewall table needs of one network.
+type NetworkRule struct {
+	Bridge   string       `json:"bridge"`
+	Subnet   netip.Prefix `json:"subnet,omitzero"`
+	Gateway  netip.Addr   `json:"gateway,omitzero"`
+	Subnet6  netip.Prefix `json:"subnet6,omitzero"`
+	Gateway6 netip.Addr   `json:"gateway6,omitzero"`
+	IPMasq   bool         `json:"ipMasq"`
+}
+
+// NewState is an empty state.
+func NewState() *State {
+	return &State{Attachments: map[string]*Attached{}, Networks: map[string]NetworkRule{}, Last: map[string]netip.Addr{}}
+}
+
+// Key names an attachment: the specification's (network, container,
+// interface) triple.
+func Key(network, containerID, ifName string) string {
+	return network + "/" + containerID + "/" + ifName
+}
+
+func lastKey(network string, set int) string { return network + "/" + strconv.Itoa(set) }
+
+// inUse is every address of network's attachments.
+func (s *State) inUse(network string) map[netip.Addr]string {
+	used := map[netip.Addr]string{}
+	for k, a := range s.Attachments {
+		if a.Network != network {
+			continue
+		}
+		for _, ip := range a.IPs {
+			used[ip.Address.Addr()] = k
+		}
+	}
+	return used
+}
+
+// Allocate gives the attachment key one address from each of n's range
+// sets: the one requested where the request names an address of that
+// set, else the next free one after the set's last (host-local's
+// round robin). It changes nothing when it fails.
+func (s *State) Allocate(n *Network, key string, requested []netip.Addr) ([]AttachedIP, error) {
+	used := s.inUse(n.Name)
+	var out []AttachedIP
+	wanted := slices.Clone(requested)
+	for si, set := range n.RangeSets {
+		ip, err := s.allocateFrom(n.Name, si, set, used, &wanted)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ip)
+	}
+	if len(wanted) > 0 {
+		return nil, errorf(CodeInvalidConfig, "requested IP address %s is not in any range of network %q", wanted[0], n.Name)
+	}
+	for _, ip := range out {
+		s.Last[lastKey(n.Name, ip.Set)] = ip.Address.Addr()
+	}
+	return out, nil
+}
+
+func (s *State) allocateFrom(network string, si int, set []Range, used map[netip.Addr]string, wanted *[]netip.Addr) (AttachedIP, error) {
+	for i, a := range *wanted {
+		for _, r := range set {
+			if !r.Subnet.Contains(a) {
+				continue
+			}
+			*wanted = slices.Delete(*wanted, i, i+1)
+			if a.Less(r.Start) || r.End.Less(a) || a == r.Gateway {
+				return AttachedIP{}, errorf(CodeInvalidConfig, "requested IP address %s is not available in range set %s", a, setString(set))
+			}
+			if owner, taken := used[a]; taken {
+				return AttachedIP{}, errorf(CodeInvalidConfig, "requested IP address %s is already allocated (to %s)", a, owner)
+			}
+			return AttachedIP{Address: netip.PrefixFrom(a, r.Subnet.Bits()), Gateway: r.Gateway, Set: si}, nil
+		}
+	}
+	// Start after the last address handed out, in its range; the first
+	// range when there is none (or it is no longer in the set).
+	start, ri := set[0].Start, 0
+	if last, ok := s.Last[lastKey(network, si)]; ok {
+		for i, r := range set {
+			if !last.Less(r.Start) && !r.End.Less(last) {
+				start, ri = last.Next(), i
+				if r.End.Less(start) || !start.IsValid() {
+					ri = (i + 1) % len(set)
+					start = set[ri].Start
+				}
+				break
+			}
+		}
+	}
+	// Every range once, from (ri, start), wrapping around to the part of
+	// range ri before start.
+	type segment struct {
+		r        Range
+		from, to netip.Addr
+	}
+	segs := []segment{{set[ri], start, set[ri].End}}
+	for j := 1; j < len(set); j++ {
+		r := set[(ri+j)%len(set)]
+		segs = append(segs, segment{r, r.Start, r.End})
+	}
+	if start != set[ri].Start {
+		segs = append(segs, segment{set[ri], set[ri].Start, start.Prev()})
+	}
+	for _, g := range segs {
+		if a, ok := firstFree(g.r, g.from, g.to, used); ok {
+			return AttachedIP{Address: netip.PrefixFrom(a, g.r.Subnet.Bits()), Gateway: g.r.Gateway, Set: si}, nil
+		}
+	}
+	return AttachedIP{}, errorf(CodeAddressesExhausted, "no IP addresses available in range set: %s", setString(set))
+}
+
+// firstFree is the first address of r in [from, to] that is neither the
+// gateway nor used.
+func firstFree(r Range, from, to netip.Addr, used map[netip.Addr]string) (netip.Addr, bool) {
+	for a := from; a.IsValid() && !to.Less(a); a = a.Next() {
+		if a == r.Gateway {
+			continue
+		}
+		if _, taken := used[a]; !taken {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+func setString(set []Range) string {
+	s := ""
+	for i, r := range set {
+		if i > 0 {
+			s += ","
+		}
+		s += r.String()
+	}
+	return s
+}
+
+// PortConflict returns the attachment that already publishes one of ports
+// (on the same protocol and host port, on an overlapping host address of
+// the same family), or "" if none does. self is skipped (a retried ADD).
+func (s *State) PortConflict(self string, ports []PortMapping, addrs []AttachedIP) (string, PortMapping) {
+	for k, a := range s.Attachments {
+		if k == self {
+			continue
+		}
+		for _, p := range ports {
+			for _, q := range a.Ports {
+				if p.Protocol == q.Protocol && p.HostPort == q.HostPort && hostIPsOverlap(p.HostIP, q.HostIP) {
+					return k, p
+				}
+			}
+		}
+	}
+	return "", PortMapping{}
+}
+
+// hostIPsOverlap: an unspecified host address takes the port on every
+// address of both families, as a runtime's portmap does.
+func hostIPsOverlap(a, b netip.Addr) bool {
+	return !a.IsValid() || !b.IsValid() || a == b
+}
+
+// NetworkRuleOf is the firewall's view of n, from its range sets.
+func NetworkRuleOf(n *Network) NetworkRule {
+	nr := NetworkRule{Bridge: n.Bridge, IPMasq: n.IPMasq}
+	for _, set := range n.RangeSets {
+		r := set[0]
+		gw := r.Gateway
+		if !n.IsGateway {
+			gw = netip.Addr{}
+		}
+		if r.Subnet.Addr().Is4() {
+			nr.Subnet, nr.Gateway = r.Subnet, gw
+		} else {
+			nr.Subnet6, nr.Gateway6 = r.Subnet, gw
+		}
+	}
+	return nr
+}
+
+// networksInUse drops the networks no attachment is on.
+func (s *State) networksInUse() {
+	on := map[string]bool{}
+	for _, a := range s.Attachments {
+		on[a.Network] = true
+	}
+	for name := range s.Networks {
+		if !on[name] {
+			delete(s.Networks, name)
+		}
+	}
+}
+
+func (a *Attached) String() string {
+	return fmt.Sprintf("%s on %s (%s)", a.ContainerID, a.Network, a.IfName)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
