@@ -213,6 +213,13 @@ func (p *plugin) attach(s *State, a *Attached) (*Result, error) {
 	if err := d.EnsureBridge(bridgeSpec(p.n, nr), ownerNetwork+p.n.Name); err != nil {
 		return nil, fmt.Errorf("make bridge %q: %w", p.n.Bridge, err)
 	}
+	if p.n.IsGateway {
+		// As the bridge plugin does for a gateway: the host routes
+		// between the bridge and its other links.
+		if err := d.EnableIPForwarding(); err != nil {
+			return nil, err
+		}
+	}
 	spec := p.endpointSpec(a)
 	if err := d.Join(a.Netns, spec); err != nil {
 		return nil, fmt.Errorf("attach %s to bridge %q: %w", a, p.n.Bridge, err)

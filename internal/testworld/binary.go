@@ -20,6 +20,8 @@ var (
 	buildDir  string
 	buildPath string
 	buildErr  error
+	dirOnce   sync.Once
+	dirErr    error
 )
 
 // Binary returns the berth binary: $BERTH_BIN if set, else ./cmd/berth
@@ -43,19 +45,43 @@ func RemoveBinary() {
 	}
 }
 
-func build() (string, error) {
+var (
+	cniOnce sync.Once
+	cniPath string
+	cniErr  error
+)
+
+// CNIBinary returns berth-cni: $BERTH_CNI_BIN if set, else ./cmd/berth-cni
+// built once per test process beside Binary's build.
+func CNIBinary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("BERTH_CNI_BIN"); p != "" {
+		return p
+	}
+	cniOnce.Do(func() { cniPath, cniErr = buildCmd("berth-cni") })
+	if cniErr != nil {
+		t.Fatalf("build berth-cni: %v", cniErr)
+	}
+	return cniPath
+}
+
+func build() (string, error) { return buildCmd("berth") }
+
+// buildCmd builds ./cmd/NAME into the shared temp dir.
+func buildCmd(name string) (string, error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return "", err
 	}
-	if buildDir, err = os.MkdirTemp("", "berth-bin-"); err != nil {
-		return "", err
+	dirOnce.Do(func() { buildDir, dirErr = os.MkdirTemp("", "berth-bin-") })
+	if dirErr != nil {
+		return "", dirErr
 	}
-	out := filepath.Join(buildDir, "berth")
-	cmd := exec.Command(goTool(), "build", "-o", out, "./cmd/berth")
+	out := filepath.Join(buildDir, name)
+	cmd := exec.Command(goTool(), "build", "-o", out, "./cmd/"+name)
 	cmd.Dir = root
 	if msg, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/berth: %w\n%s", err, msg)
+		return "", fmt.Errorf("go build ./cmd/%s: %w\n%s", name, err, msg)
 	}
 	return out, nil
 }

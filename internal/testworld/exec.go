@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -100,6 +101,14 @@ func (w *World) MustInHost(t testing.TB, cmd ...string) string {
 		t.Fatalf("host$ %s: exit %d\n%s%s", strings.Join(cmd, " "), code, out, errOut)
 	}
 	return out
+}
+
+// InHostWith is InHost with stdin and extra environment variables (a CNI
+// plugin's call, say).
+func (w *World) InHostWith(t testing.TB, stdin string, env []string, cmd ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	args := append([]string{"-t", strconv.Itoa(w.holder.pid), "-m", "-n", "--"}, cmd...)
+	return w.run(t, strings.NewReader(stdin), "host", append(slices.Clone(env), cmd...), "nsenter", args, env...)
 }
 
 // InOutside runs cmd in the outside world's network namespace.

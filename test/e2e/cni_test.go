@@ -1,0 +1,255 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/berth-net/berth/internal/testworld"
+)
+
+// cniWorld is a test world whose host runs berth-cni as a runtime would:
+// one process per call, the configuration on stdin, CNI_* in the
+// environment, containers as named network namespaces of the host.
+type cniWorld struct {
+	*testworld.World
+	bin, dataDir string
+}
+
+func newCNIWorld(t *testing.T) *cniWorld {
+	w := testworld.New(t)
+	c := &cniWorld{World: w, bin: testworld.CNIBinary(t), dataDir: filepath.Join(w.Dir, "cni")}
+	return c
+}
+
+// netns makes a container namespace in the host, deleted when the test ends.
+func (c *cniWorld) netns(t *testing.T, name string) string {
+	t.Helper()
+	c.MustInHost(t, "ip", "netns", "add", name)
+	t.Cleanup(func() { c.InHost(t, "ip", "netns", "del", name) })
+	c.MustInHost(t, "ip", "netns", "exec", name, "ip", "link", "set", "lo", "up")
+	return "/run/netns/" + name
+}
+
+func (c *cniWorld) conf(extra string) string {
+	return fmt.Sprintf(`{"cniVersion":"1.1.0","name":"podnet","type":"berth-cni","bridge":"cni0","isGateway":true,
+		"isDefaultGateway":true,"ipMasq":true,"dataDir":%q,"capabilities":{"portMappings":true},
+		"ipam":{"type":"host-local","subnet":"10.88.0.0/16"}%s}`, c.dataDir, extra)
+}
+
+// call runs one CNI command and returns stdout and the exit status.
+func (c *cniWorld) call(t *testing.T, cmd, id, netns, conf string) (string, int) {
+	t.Helper()
+	env := []string{"CNI_COMMAND=" + cmd, "CNI_CONTAINERID=" + id, "CNI_NETNS=" + netns, "CNI_IFNAME=eth0", "CNI_PATH=" + filepath.Dir(c.bin)}
+	out, _, code := c.InHostWith(t, conf, env, c.bin)
+	return out, code
+}
+
+func (c *cniWorld) mustCall(t *testing.T, cmd, id, netns, conf string) string {
+	t.Helper()
+	out, code := c.call(t, cmd, id, netns, conf)
+	if code != 0 {
+		t.Fatalf("%s %s: exit %d: %s", cmd, id, code, out)
+	}
+	return out
+}
+
+type cniResult struct {
+	CNIVersion string `json:"cniVersion"`
+	Interfaces []struct {
+		Name, MAC, Sandbox string
+	} `json:"interfaces"`
+	IPs []struct {
+		Address, Gateway string
+		Interface        int
+	} `json:"ips"`
+	Routes []struct{ Dst, GW string } `json:"routes"`
+}
+
+func parseCNIResult(t *testing.T, out string) cniResult {
+	t.Helper()
+	var r cniResult
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("result %q: %v", out, err)
+	}
+	return r
+}
+
+func (c *cniWorld) veths(t *testing.T) []string {
+	t.Helper()
+	var names []string
+	for _, l := range strings.Split(strings.TrimSpace(c.MustInHost(t, "ip", "-o", "link", "show", "type", "veth")), "\n") {
+		if f := strings.Fields(l); len(f) > 1 {
+			if name := strings.SplitN(strings.TrimSuffix(f[1], ":"), "@", 2)[0]; name != "eth0" { // the world's uplink
+				names = append(names, name)
+			}
+		}
+	}
+	return names
+}
+
+// TestCNIPluginAsARuntimeCallsIt is the seed's walkthrough through
+// berth-cni: two containers on a bridge ping each other, one reaches the
+// outside through masquerade, a published port answers from the outside;
+// CHECK sees a broken interface; DEL, GC and STATUS do what the
+// specification asks, and nothing is left.
+func TestCNIPluginAsARuntimeCallsIt(t *testing.T) {
+	c := newCNIWorld(t)
+	ns1, ns2 := c.netns(t, "c1"), c.netns(t, "c2")
+	withPort := c.conf(`,"runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}`)
+
+	r1 := parseCNIResult(t, c.mustCall(t, "ADD", "c1", ns1, withPort))
+	r2 := parseCNIResult(t, c.mustCall(t, "ADD", "c2", ns2, c.conf("")))
+	if len(r1.IPs) != 1 || r1.IPs[0].Address != "10.88.0.2/16" || r1.IPs[0].Gateway != "10.88.0.1" || r1.IPs[0].Interface != 2 {
+		t.Fatalf("c1's result: %+v", r1)
+	}
+	if len(r1.Interfaces) != 3 || r1.Interfaces[0].Name != "cni0" || r1.Interfaces[2].Name != "eth0" || r1.Interfaces[2].Sandbox != ns1 {
+		t.Fatalf("c1's interfaces: %+v", r1.Interfaces)
+	}
+	if r2.IPs[0].Address != "10.88.0.3/16" {
+		t.Fatalf("c2's address: %+v", r2.IPs)
+	}
+	if got := c.MustInHost(t, "ip", "netns", "exec", "c1", "cat", "/sys/class/net/eth0/address"); strings.TrimSpace(got) != r1.Interfaces[2].MAC {
+		t.Errorf("c1's eth0 MAC %q, result says %q", got, r1.Interfaces[2].MAC)
+	}
+
+	c.MustInHost(t, "ip", "netns", "exec", "c1", "busybox", "ping", "-c1", "-W3", "10.88.0.3")
+	// No -T: this busybox-static wget crashes with it (SIGSEGV); timeout bounds it.
+	c.MustInHost(t, "ip", "netns", "exec", "c2", "timeout", "10", "busybox", "wget", "-q", "-O-", "http://"+testworld.ServerAddr.String()+"/")
+	if seen := c.SeenSources(); len(seen) == 0 || seen[len(seen)-1] != testworld.HostAddr {
+		t.Errorf("the outside saw %v, want the host's address %s (masquerade)", seen, testworld.HostAddr)
+	}
+
+	// A server in c1 answers on the host's published port, from the outside.
+	www := filepath.Join(c.Dir, "www")
+	if err := os.MkdirAll(www, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(www, "index.html"), []byte("hello from c1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pid := strings.TrimSpace(c.MustInHost(t, "sh", "-c", "ip netns exec c1 busybox httpd -f -p 80 -h "+www+" >/dev/null 2>&1 & echo $!"))
+	t.Cleanup(func() { c.InHost(t, "kill", pid) })
+	got := ""
+	for range 50 {
+		out, _, code := c.InOutside(t, "timeout", "3", "busybox", "wget", "-q", "-O-", "http://"+testworld.HostAddr.String()+":8080/")
+		if got = out; code == 0 {
+			break
+		}
+		c.InHost(t, "sleep", "0.1")
+	}
+	if got != "hello from c1\n" {
+		t.Fatalf("published port 8080 answered %q", got)
+	}
+
+	// CHECK: fine as made, a failure once the interface is down.
+	check := strings.TrimSuffix(withPort, "}") + `,"prevResult":` + mustJSON(t, r1) + `}`
+	c.mustCall(t, "CHECK", "c1", ns1, check)
+	c.MustInHost(t, "ip", "netns", "exec", "c1", "ip", "link", "set", "eth0", "down")
+	if out, code := c.call(t, "CHECK", "c1", ns1, check); code == 0 || !strings.Contains(out, "down") {
+		t.Errorf("CHECK of a downed interface: exit %d %s", code, out)
+	}
+
+	// DEL: the pair, the port and the address go; a second DEL is fine.
+	c.mustCall(t, "DEL", "c1", ns1, withPort)
+	c.mustCall(t, "DEL", "c1", ns1, withPort)
+	if v := c.veths(t); len(v) != 1 {
+		t.Errorf("veths after DEL of c1: %v, want c2's only", v)
+	}
+	if nft := c.MustInHost(t, "nft", "list", "table", "inet", "berth-cni"); strings.Contains(nft, "8080") {
+		t.Errorf("port 8080 still in the table after DEL:\n%s", nft)
+	}
+	// host-local hands out the next address, not the one just freed.
+	r1 = parseCNIResult(t, c.mustCall(t, "ADD", "c1", ns1, c.conf("")))
+	if r1.IPs[0].Address != "10.88.0.4/16" {
+		t.Errorf("c1 again got %s, want 10.88.0.4/16", r1.IPs[0].Address)
+	}
+	// An ADD of an attachment that exists is refused, and changes nothing.
+	if out, code := c.call(t, "ADD", "c1", ns1, c.conf("")); code == 0 || !strings.Contains(out, `"code":7`) {
+		t.Errorf("second ADD: exit %d %s", code, out)
+	}
+
+	// GC keeps what the runtime lists and collects the rest; STATUS is fine.
+	c.mustCall(t, "GC", "", "", c.conf(`,"cni.dev/valid-attachments":[{"containerID":"c2","ifname":"eth0"}]`))
+	if v := c.veths(t); len(v) != 1 {
+		t.Errorf("veths after GC: %v, want c2's only", v)
+	}
+	if _, _, code := c.InHost(t, "ip", "netns", "exec", "c1", "ip", "link", "show", "eth0"); code == 0 {
+		t.Error("GC left c1's eth0")
+	}
+	c.mustCall(t, "STATUS", "", "", c.conf(""))
+	c.mustCall(t, "DEL", "c2", ns2, c.conf(""))
+	if v := c.veths(t); len(v) != 0 {
+		t.Errorf("veths after DEL of all: %v", v)
+	}
+	var state struct{ Attachments map[string]any }
+	b, err := os.ReadFile(filepath.Join(c.dataDir, "state.json"))
+	if err != nil || json.Unmarshal(b, &state) != nil || len(state.Attachments) != 0 {
+		t.Errorf("state after DEL of all: %s %v", b, err)
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestCNIConcurrentAdds: a runtime starting many pods calls the plugin
+// at once; the state's lock keeps every address distinct.
+func TestCNIConcurrentAdds(t *testing.T) {
+	c := newCNIWorld(t)
+	const n = 16
+	paths := make([]string, n)
+	for i := range n {
+		paths[i] = c.netns(t, fmt.Sprintf("p%d", i))
+	}
+	var wg sync.WaitGroup
+	addrs := make([]string, n)
+	errs := make([]string, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, code := c.call(t, "ADD", fmt.Sprintf("p%d", i), paths[i], c.conf(""))
+			if code != 0 {
+				errs[i] = out
+				return
+			}
+			var r cniResult
+			if json.Unmarshal([]byte(out), &r) == nil && len(r.IPs) == 1 {
+				addrs[i] = r.IPs[0].Address
+			}
+		}()
+	}
+	wg.Wait()
+	for i, e := range errs {
+		if e != "" {
+			t.Errorf("ADD p%d: %s", i, e)
+		}
+	}
+	sorted := slices.Clone(addrs)
+	slices.Sort(sorted)
+	if slices.Contains(sorted, "") || len(slices.Compact(sorted)) != n {
+		t.Fatalf("addresses not all distinct: %v", addrs)
+	}
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.mustCall(t, "DEL", fmt.Sprintf("p%d", i), paths[i], c.conf(""))
+		}()
+	}
+	wg.Wait()
+	if v := c.veths(t); len(v) != 0 {
+		t.Errorf("veths left: %v", v)
+	}
+}
