@@ -127,7 +127,7 @@ func (p *plugin) kernel() (*bridge.Driver, *nftables.Firewall, error) {
 	if p.drv != nil {
 		return p.drv, p.fw, nil
 	}
-	d, err := bridge.New("", p.log)
+	d, err := bridge.NewWithGroups("", bridge.CNIGroups, p.log)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -42,13 +42,21 @@ type Driver struct {
 	// hostNetns is the host namespace's path ("" = the daemon's own), for
 	// sockets opened after New (WatchLinks).
 	hostNetns string
+	// groups mark the host veths this driver made (Groups).
+	groups Groups
 }
 
 var _ network.Driver = (*Driver)(nil)
 
 // New returns a driver whose "host" is the network namespace at hostNetns
-// ("" = the daemon's own).
+// ("" = the daemon's own), with the daemon's groups.
 func New(hostNetns string, log *slog.Logger) (*Driver, error) {
+	return NewWithGroups(hostNetns, DaemonGroups, log)
+}
+
+// NewWithGroups is New with the interface groups of another kind of
+// process (CNIGroups for berth-cni).
+func NewWithGroups(hostNetns string, groups Groups, log *slog.Logger) (*Driver, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -56,12 +64,12 @@ func New(hostNetns string, log *slog.Logger) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open netlink in host namespace %q: %w", hostNetns, err)
 	}
-	p, err := openPortSocket(hostNetns)
+	p, err := openPortSocket(hostNetns, groups.Pending)
 	if err != nil {
 		h.Close()
 		return nil, fmt.Errorf("open netlink in host namespace %q: %w", hostNetns, err)
 	}
-	r, err := newReaper(hostNetns, log)
+	r, err := newReaper(hostNetns, groups, log)
 	if err != nil {
 		p.close()
 		h.Close()
@@ -74,7 +82,7 @@ func New(hostNetns string, log *slog.Logger) (*Driver, error) {
 		h.Close()
 		return nil, err
 	}
-	d := &Driver{h: h, port: p, reaper: r, hostThread: ht, log: log, hostNetns: hostNetns}
+	d := &Driver{h: h, port: p, reaper: r, hostThread: ht, log: log, hostNetns: hostNetns, groups: groups}
 	if d.ipv6Conf, err = d.openIPv6Conf(); err != nil {
 		ht.close()
 		r.close()
@@ -238,7 +246,7 @@ func (d *Driver) OwnedLinks() ([]network.OwnedLink, error) {
 	}
 	var owned []network.OwnedLink
 	for _, l := range links {
-		if l.Attrs().Group == reapGroup {
+		if l.Attrs().Group == d.groups.Reap {
 			continue
 		}
 		if owner, ok := ownerFromAlias(l.Attrs().Alias); ok {

@@ -186,7 +186,7 @@ func (d *Driver) existingOwnPair(sb *sandboxConn, spec network.EndpointSpec) (ne
 	if err != nil {
 		return nil, fmt.Errorf("in sandbox %q: %w", sb.path, err)
 	}
-	if host != nil && host.Attrs().Alias == ownerAlias(spec.Owner) && host.Attrs().Group != reapGroup && isPeerOf(peer, host) {
+	if host != nil && host.Attrs().Alias == ownerAlias(spec.Owner) && host.Attrs().Group != d.groups.Reap && isPeerOf(peer, host) {
 		d.log.Debug("veth pair exists, finishing its setup", "veth", spec.HostIfName, "endpoint", spec.Owner)
 		return host, nil
 	}
@@ -363,7 +363,7 @@ func (d *Driver) deleteVethIfExists(name string) error {
 	// link of that group for berth's own, so that a failed Join's
 	// rollback is not damage a heal would answer with another Join, which
 	// would fail and roll back again, for good (review of session 18).
-	_ = d.h.LinkSetGroup(l, reapGroup)
+	_ = d.h.LinkSetGroup(l, int(d.groups.Reap))
 	if err := d.h.LinkDel(l); err != nil && !isNotFound(err) {
 		return fmt.Errorf("delete veth %q: %w", name, err)
 	}

@@ -959,3 +959,46 @@ func neighbourOf(t *testing.T, sandbox string, addr netip.Addr) (string, int) {
 	}
 	return "", 0
 }
+
+// TestNewSparesAnotherProcesssJoinsInFlight: berth-cni and the daemon may
+// run on one host, and several berth-cni calls at once. A driver's start
+// deletes the pairs an earlier run of its own kind left in mid-Join (the
+// daemon's) and never another kind's, nor, for berth-cni, those of a
+// concurrent call: they are Joins in flight.
+func TestNewSparesAnotherProcesssJoinsInFlight(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	cni, err := NewWithGroups(w.host, CNIGroups, discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cni.Close()
+	sb := nstest.New(t)
+	spec := endpointSpec(1)
+	conn, err := cni.acquire(sb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	brIndex, err := cni.bridgeIndex(spec.Bridge, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := cni.port.createVeth(spec, brIndex, int(conn.ns)); err != nil {
+		t.Fatal(err)
+	}
+	cni.release(conn, false)
+	for _, groups := range []Groups{DaemonGroups, CNIGroups} {
+		d, err := NewWithGroups(w.host, groups, discardLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Close()
+		host, err := w.h.LinkByName(spec.HostIfName)
+		if err != nil {
+			t.Fatalf("a driver start with groups %+v deleted berth-cni's pair in flight: %v", groups, err)
+		}
+		if host.Attrs().Group != CNIGroups.Pending {
+			t.Fatalf("in-flight host end is in group %#x, want %#x", host.Attrs().Group, CNIGroups.Pending)
+		}
+	}
+}

@@ -62,7 +62,7 @@ func (d *Driver) Leave(sandboxPath string, spec network.EndpointSpec) error {
 // endpoint's container end in the sandbox (someone changed the alias by
 // hand). A link tagged for another endpoint is that endpoint's.
 func (d *Driver) isHostEnd(sandboxPath string, host netlink.Link, spec network.EndpointSpec) bool {
-	if ownsHostEnd(host, spec.Owner) {
+	if ownsHostEnd(host, spec.Owner, d.groups.Pending) {
 		return true
 	}
 	if _, ok := host.(*netlink.Veth); !ok || spec.IfName == "" || sandboxPath == "" || !sandbox.IsNamespace(sandboxPath) {
@@ -179,7 +179,7 @@ func (d *Driver) markForReaping(host netlink.Link) error {
 	if err := d.step("mark for reaping"); err != nil {
 		return err
 	}
-	if err := d.h.LinkSetGroup(host, reapGroup); err != nil && !isNotFound(err) {
+	if err := d.h.LinkSetGroup(host, int(d.groups.Reap)); err != nil && !isNotFound(err) {
 		return fmt.Errorf("mark %q for deletion: %w", host.Attrs().Name, err)
 	}
 	return nil
@@ -200,10 +200,10 @@ func (d *Driver) Settle() {
 // another endpoint, or one an administrator made under the name after
 // ours was deleted (QA round 26, where a heal took such a link over). A
 // spec without an owner (tests) owns any veth of the name.
-func ownsHostEnd(host netlink.Link, owner string) bool {
+func ownsHostEnd(host netlink.Link, owner string, pending uint32) bool {
 	if _, ok := host.(*netlink.Veth); !ok {
 		return false
 	}
 	alias := host.Attrs().Alias
-	return owner == "" || alias == ownerAlias(owner) || (alias == "" && host.Attrs().Group == pendingGroup)
+	return owner == "" || alias == ownerAlias(owner) || (alias == "" && host.Attrs().Group == pending)
 }

@@ -21,16 +21,17 @@ import (
 // created already attached with both indexes echoed back, and several
 // changes to a link in one message. Requests on it are serialised.
 type portSocket struct {
-	mu   sync.Mutex
-	sock *routeSocket
+	mu      sync.Mutex
+	sock    *routeSocket
+	pending uint32 // the group a new host end starts in (Groups.Pending)
 }
 
-func openPortSocket(hostNetns string) (*portSocket, error) {
+func openPortSocket(hostNetns string, pending uint32) (*portSocket, error) {
 	sock, err := routeSocketIn(hostNetns)
 	if err != nil {
 		return nil, err
 	}
-	return &portSocket{sock: sock}, nil
+	return &portSocket{sock: sock, pending: pending}, nil
 }
 
 // routeSocket is a route-netlink socket as one handle, so that its
@@ -93,7 +94,7 @@ func (p *portSocket) createVeth(spec network.EndpointSpec, brIndex, nsFD int) (h
 		req.AddData(nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(spec.MTU))))
 	}
 	req.AddData(nl.NewRtAttr(unix.IFLA_MASTER, nl.Uint32Attr(uint32(brIndex))))
-	req.AddData(nl.NewRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(pendingGroup)))
+	req.AddData(nl.NewRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(p.pending)))
 	req.AddData(nl.NewRtAttr(unix.IFLA_NUM_TX_QUEUES, nl.Uint32Attr(1)))
 	req.AddData(nl.NewRtAttr(unix.IFLA_NUM_RX_QUEUES, nl.Uint32Attr(1)))
 	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)

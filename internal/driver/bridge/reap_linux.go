@@ -25,6 +25,27 @@ const reapGroup = 0x62657274
 // Join can be in flight.
 const pendingGroup = 0x6265726e
 
+// Groups are the interface groups a driver marks its host veths with:
+// Reap for pairs Leave cut off, Pending from creation until Join tags
+// them. Each kind of process that runs a driver has its own, so that one
+// never deletes another's links in flight.
+type Groups struct {
+	Reap, Pending uint32
+	// SweepPending deletes the Pending group's links at New, the leftovers
+	// of a crash in mid-Join: right for the daemon (one per host
+	// namespace, so none of its Joins is in flight then), wrong where
+	// several processes may run at once (berth-cni), each with its Joins.
+	SweepPending bool
+}
+
+// DaemonGroups are the daemon's; CNIGroups are berth-cni's ("bcnr" and
+// "bcnp" in ASCII). berth-cni undoes a Join cut off half-way from its
+// state file instead of by sweeping.
+var (
+	DaemonGroups = Groups{Reap: reapGroup, Pending: pendingGroup, SweepPending: true}
+	CNIGroups    = Groups{Reap: 0x62636e72, Pending: 0x62636e70}
+)
+
 // reaper deletes the veths that Leave marked, in batches, off the caller's
 // path. Deleting a link makes the deleting thread wait for an RCU barrier
 // (netdev_run_todo; about 20-30 ms here), however many links go at once,
@@ -35,8 +56,9 @@ const pendingGroup = 0x6265726e
 // Nothing leaks if the daemon dies first: marked links keep their berth
 // alias and group, and New deletes the group's links before anything else.
 type reaper struct {
-	sock *routeSocket // its own: a delete holds the socket through the barrier; one handle, so sequence numbers advance
-	log  *slog.Logger
+	sock  *routeSocket // its own: a delete holds the socket through the barrier; one handle, so sequence numbers advance
+	log   *slog.Logger
+	group uint32 // the links it deletes (Groups.Reap)
 
 	mu      sync.Mutex
 	pending map[string]reapEntry // by host interface name; marked, not yet deleted
@@ -56,20 +78,24 @@ type reapEntry struct {
 
 // newReaper opens the reaper's socket in the namespace at hostNetns ("" =
 // the caller's), deletes what an earlier run left marked, and starts it.
-func newReaper(hostNetns string, log *slog.Logger) (*reaper, error) {
+func newReaper(hostNetns string, groups Groups, log *slog.Logger) (*reaper, error) {
 	sock, err := routeSocketIn(hostNetns)
 	if err != nil {
 		return nil, err
 	}
 	r := &reaper{
-		sock: sock, log: log,
+		sock: sock, log: log, group: groups.Reap,
 		pending: map[string]reapEntry{},
 		kick:    make(chan struct{}, 1),
 		hurry:   make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
-	for _, g := range []uint32{reapGroup, pendingGroup} {
+	sweep := []uint32{groups.Reap}
+	if groups.SweepPending {
+		sweep = append(sweep, groups.Pending)
+	}
+	for _, g := range sweep {
 		if err := r.deleteGroup(g); err != nil {
 			sock.Socket.Close()
 			return nil, fmt.Errorf("delete veths an earlier run left in group %#x: %w", g, err)
@@ -176,7 +202,7 @@ func (r *reaper) batch() {
 	if len(batch) == 0 {
 		return
 	}
-	if err := r.deleteGroup(reapGroup); err != nil {
+	if err := r.deleteGroup(r.group); err != nil {
 		// The links stay marked and tagged; the next batch, or the next
 		// start, tries again. Waiters are released so that Join fails on
 		// the names with a clear error instead of hanging.

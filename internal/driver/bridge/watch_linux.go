@@ -215,7 +215,7 @@ func (w *LinkWatcher) damage(typ uint16, data []byte) (owner, what string, ok bo
 		// AF_BRIDGE messages are a bridge's port events (a port taken
 		// off the bridge sends an RTM_DELLINK of that family): the
 		// AF_UNSPEC message about the same link says what changed.
-		if err != nil || l.family != unix.AF_UNSPEC || l.group == reapGroup { // a leaving pair: berth's own
+		if err != nil || l.family != unix.AF_UNSPEC || l.group == reapGroup || l.group == CNIGroups.Reap { // a leaving pair: berth's own, or berth-cni's
 			return "", "", false
 		}
 		deleted := typ == unix.RTM_DELLINK
