@@ -17,7 +17,7 @@ import (
 // is not there succeeds (the specification asks it of every plugin), and
 // the namespace may be gone already.
 func (p *plugin) del() error {
-	s, err := p.dir.load()
+	s, err := p.load()
 	if err != nil {
 		return err
 	}
@@ -50,11 +50,13 @@ func (p *plugin) teardown(s *State, key string) error {
 		netnsPath = "" // gone with its container: the kernel took the peer
 	}
 	if err := d.Leave(netnsPath, spec); err != nil {
-		errs = append(errs, fmt.Errorf("remove veth %q: %w", a.HostIfName, err))
+		// Kept, so that the runtime's next DEL tries again instead of
+		// finding nothing to do and leaving the pair.
+		return fmt.Errorf("remove veth %q: %w", a.HostIfName, err)
 	}
 	delete(s.Attachments, key)
 	s.networksInUse()
-	if err := p.rebuildFirewall(fw, s); err != nil {
+	if err := p.syncFirewall(fw, s); err != nil {
 		errs = append(errs, err)
 	}
 	if err := p.dir.save(s); err != nil {
@@ -91,13 +93,15 @@ func (p *plugin) result(a *Attached) (*Result, error) {
 	return r, nil
 }
 
-// addRoutes adds the IPAM routes that are not default routes (the driver
-// made those) to the container, each through its own gateway or its
-// family's.
+// addRoutes adds the IPAM routes the driver did not make to the
+// container, each through its own gateway or its family's: all but the
+// default routes through the family's gateway (Join made those).
 func addRoutes(netnsPath, ifName string, n *Network, ips []AttachedIP) error {
 	var todo []Route
 	for _, r := range n.Routes {
-		if r.Dst.Bits() != 0 {
+		if r.Dst.Bits() != 0 || !slices.ContainsFunc(ips, func(ip AttachedIP) bool {
+			return ip.Address.Addr().Is4() == r.Dst.Addr().Is4() && (!r.GW.IsValid() || r.GW == ip.Gateway)
+		}) {
 			todo = append(todo, r)
 		}
 	}
@@ -148,7 +152,7 @@ func handleAt(path string) (*netlink.Handle, error) {
 // interface is there with its MAC and addresses, the host end is a port
 // of the bridge, and the prevResult the runtime holds says the same.
 func (p *plugin) check() error {
-	s, err := p.dir.load()
+	s, err := p.load()
 	if err != nil {
 		return err
 	}
@@ -218,7 +222,7 @@ func checkPrevResult(raw []byte, a *Attached) error {
 // gc is GC: every attachment of this network that the runtime does not
 // list as valid is torn down.
 func (p *plugin) gc() error {
-	s, err := p.dir.load()
+	s, err := p.load()
 	if err != nil {
 		return err
 	}
@@ -241,7 +245,7 @@ func (p *plugin) gc() error {
 // status is STATUS: berth-cni can take an ADD on this network if each of
 // its range sets has an address left.
 func (p *plugin) status() error {
-	s, err := p.dir.load()
+	s, err := p.load()
 	if err != nil {
 		return err
 	}

@@ -1,10 +1,13 @@
 package cni
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strings"
 )
 
@@ -142,6 +145,22 @@ type PortMapping struct {
 	Protocol      string     `json:"protocol"`
 }
 
+// TableName is the nftables table (family inet) of berth-cni's default
+// data directory; TableNameFor names the others'.
+const TableName = "berth-cni"
+
+// TableNameFor is the table of the networks whose state is in dataDir:
+// each data directory has its own lock and state, so each has its own
+// table, and no call rebuilds another directory's rules from a state that
+// does not hold them.
+func TableNameFor(dataDir string) string {
+	if dataDir == DefaultDataDir {
+		return TableName
+	}
+	sum := sha256.Sum256([]byte(dataDir))
+	return TableName + "-" + hex.EncodeToString(sum[:4])
+}
+
 // parseConf decodes stdin for the commands that take a configuration.
 func parseConf(stdin []byte) (*netConf, error) {
 	var c netConf
@@ -160,6 +179,9 @@ func (c *netConf) network() (*Network, error) {
 	if c.Name == "" {
 		return nil, errorf(CodeInvalidConfig, "network configuration has no name")
 	}
+	if !validID(c.Name, false) {
+		return nil, errorf(CodeInvalidConfig, "network name %q may hold only letters, digits, '_', '.' and '-'", c.Name)
+	}
 	if err := c.unsupported(); err != nil {
 		return nil, err
 	}
@@ -177,8 +199,15 @@ func (c *netConf) network() (*Network, error) {
 		return nil, errorf(CodeInvalidConfig, "mtu %d is outside 68-65535", n.MTU)
 	}
 	if n.DataDir == "" {
+		n.DataDir = c.IPAM.DataDir // host-local's, as a drop-in reads it
+	}
+	if n.DataDir == "" {
 		n.DataDir = DefaultDataDir
 	}
+	if !filepath.IsAbs(n.DataDir) {
+		return nil, errorf(CodeInvalidConfig, "dataDir %q is not an absolute path", n.DataDir)
+	}
+	n.DataDir = filepath.Clean(n.DataDir)
 	var err error
 	if n.RangeSets, err = c.IPAM.rangeSets(); err != nil {
 		return nil, err
@@ -255,6 +284,12 @@ func (i ipamConf) rangeSets() ([][]Range, error) {
 			}
 			if len(set) > 0 && set[0].Subnet.Addr().Is4() != r.Subnet.Addr().Is4() {
 				return nil, errorf(CodeInvalidConfig, "ipam: range set %d mixes IPv4 and IPv6", si)
+			}
+			if len(set) > 0 && (set[0].Subnet != r.Subnet || set[0].Gateway != r.Gateway) {
+				// The bridge has one address of each family, the
+				// firewall one subnet: a second subnet would have
+				// neither a gateway nor masquerade.
+				return nil, errorf(CodeUnsupportedField, "ipam: the ranges of range set %d must share one subnet and gateway (berth-cni's bridge has one address per family)", si)
 			}
 			for _, o := range all {
 				if o.Subnet.Overlaps(r.Subnet) && rangesOverlap(o, r) {

@@ -67,6 +67,8 @@ func TestBadConfigurationsAreRefusedWithTheirCode(t *testing.T) {
 		{"overlap", `{"cniVersion":"1.0.0","name":"n","ipam":{"type":"host-local","ranges":[[{"subnet":"10.0.0.0/24"}],[{"subnet":"10.0.0.0/25"}]]}}`, CodeInvalidConfig, "overlaps"},
 		{"two v4 sets", `{"cniVersion":"1.0.0","name":"n","ipam":{"type":"host-local","ranges":[[{"subnet":"10.0.0.0/24"}],[{"subnet":"10.0.1.0/24"}]]}}`, CodeUnsupportedField, "one range set per address family"},
 		{"mixed set", `{"cniVersion":"1.0.0","name":"n","ipam":{"type":"host-local","ranges":[[{"subnet":"10.0.0.0/24"},{"subnet":"fd00::/64"}]]}}`, CodeInvalidConfig, "mixes"},
+		{"two subnets in a set", `{"cniVersion":"1.0.0","name":"n","ipam":{"type":"host-local","ranges":[[{"subnet":"10.0.0.0/24"},{"subnet":"10.0.1.0/24"}]]}}`, CodeUnsupportedField, "share one subnet"},
+		{"bad name", `{"cniVersion":"1.0.0","name":"a/b","ipam":{"type":"host-local","subnet":"10.0.0.0/24"}}`, CodeInvalidConfig, "network name"},
 		{"bad mtu", `{"cniVersion":"1.0.0","name":"n","mtu":20,"ipam":{"type":"host-local","subnet":"10.0.0.0/24"}}`, CodeInvalidConfig, "mtu"},
 		{"long bridge", `{"cniVersion":"1.0.0","name":"n","bridge":"abcdefghijklmnopq","ipam":{"type":"host-local","subnet":"10.0.0.0/24"}}`, CodeInvalidConfig, "bridge"},
 	} {
@@ -130,6 +132,9 @@ func TestParseEnv(t *testing.T) {
 		{"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c", "CNI_IFNAME": "eth0"},
 		{"CNI_COMMAND": "DEL", "CNI_CONTAINERID": "c", "CNI_IFNAME": "a/b"},
 		{"CNI_COMMAND": "DEL", "CNI_CONTAINERID": "c", "CNI_IFNAME": "eth0", "CNI_ARGS": "nokey"},
+		{"CNI_COMMAND": "CHECK", "CNI_CONTAINERID": "c", "CNI_IFNAME": "eth0"},
+		{"CNI_COMMAND": "DEL", "CNI_CONTAINERID": "-c", "CNI_IFNAME": "eth0"},
+		{"CNI_COMMAND": "DEL", "CNI_CONTAINERID": "c/d", "CNI_IFNAME": "eth0"},
 	} {
 		if _, err := ParseEnv(env(m)); err == nil || err.(*Error).Code != CodeInvalidEnv {
 			t.Errorf("%v: err = %v, want code %d", m, err, CodeInvalidEnv)

@@ -17,9 +17,6 @@ import (
 	"github.com/berth-net/berth/internal/network"
 )
 
-// TableName is the nftables table (family inet) berth-cni owns.
-const TableName = "berth-cni"
-
 // Owner tags: the ifalias of berth-cni's bridges and veths ("berth:" is
 // the driver's prefix). The daemon's restore removes only the links tagged
 // "endpoint:" and "network:" that it does not know, so it never takes
@@ -36,8 +33,15 @@ func Main(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string)
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	out, err := run(stdin, getenv, log)
 	if err != nil {
-		var e *Error
-		if !errors.As(err, &e) {
+		var inner *Error
+		e, ok := err.(*Error)
+		switch {
+		case ok:
+		case errors.As(err, &inner):
+			// Wrapped or joined with others (a rollback's): the code
+			// of the CNI error inside, the whole story as the message.
+			e = &Error{CNIVersion: inner.CNIVersion, Code: inner.Code, Msg: err.Error()}
+		default:
 			e = &Error{Code: CodeInternal, Msg: err.Error()}
 		}
 		if e.CNIVersion == "" {
@@ -120,6 +124,20 @@ type plugin struct {
 	log  *slog.Logger
 	drv  *bridge.Driver
 	fw   *nftables.Firewall
+	// applied is what the table held when the state was loaded (nil
+	// before), and then after each syncFirewall.
+	applied *firewallView
+}
+
+// load reads the state and notes what the table holds for it.
+func (p *plugin) load() (*State, error) {
+	s, err := p.dir.load()
+	if err != nil {
+		return nil, err
+	}
+	nets, ports := firewallNetworks(s)
+	p.applied = &firewallView{nets, ports}
+	return s, nil
 }
 
 // kernel opens the driver and the firewall on first use.
@@ -131,7 +149,7 @@ func (p *plugin) kernel() (*bridge.Driver, *nftables.Firewall, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	fw, err := nftables.NewTable("", TableName, p.log)
+	fw, err := nftables.NewTable("", TableNameFor(p.n.DataDir), p.log)
 	if err != nil {
 		d.Close()
 		return nil, nil, err
@@ -158,7 +176,7 @@ func (p *plugin) add() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := p.dir.load()
+	s, err := p.load()
 	if err != nil {
 		return nil, err
 	}
@@ -187,8 +205,13 @@ func (p *plugin) add() ([]byte, error) {
 		Network: p.n.Name, ContainerID: p.env.ContainerID, IfName: p.env.IfName, Netns: p.env.Netns,
 		HostIfName: bridge.RandomHostIfName(), MAC: macFor(q.MAC, ips).String(), IPs: ips, Ports: ports,
 	}
+	rule := NetworkRuleOf(p.n)
+	if old, ok := s.Networks[p.n.Name]; ok && old != rule {
+		return nil, errorf(CodeInvalidConfig, "network %q is configured differently from when its %d attachments were made (bridge, subnet, gateway or ipMasq); DEL them first, or give the new configuration another name",
+			p.n.Name, s.attachedTo(p.n.Name))
+	}
 	s.Attachments[key] = a
-	s.Networks[p.n.Name] = NetworkRuleOf(p.n)
+	s.Networks[p.n.Name] = rule
 	if err := p.dir.save(s); err != nil {
 		return nil, err
 	}
@@ -227,7 +250,7 @@ func (p *plugin) attach(s *State, a *Attached) (*Result, error) {
 	if err := addRoutes(a.Netns, a.IfName, p.n, a.IPs); err != nil {
 		return nil, err
 	}
-	if err := p.rebuildFirewall(fw, s); err != nil {
+	if err := p.syncFirewall(fw, s); err != nil {
 		return nil, err
 	}
 	return p.result(a)
@@ -340,11 +363,12 @@ func firewallNetworks(s *State) ([]firewall.Network, []firewall.PortMapping) {
 			// (a Kubernetes node routes to its pods): nat, unprotected.
 			GatewayMode4: firewall.ModeNATUnprotected, GatewayMode6: firewall.ModeNATUnprotected,
 		}
-		if !nr.Gateway.IsValid() && nr.Subnet.IsValid() {
-			fn.GatewayMode4 = firewall.ModeIsolated
-		}
-		if !nr.Gateway6.IsValid() && nr.Subnet6.IsValid() {
-			fn.GatewayMode6 = firewall.ModeIsolated
+		if !nr.Gateway.IsValid() && !nr.Gateway6.IsValid() {
+			// isGateway false: the bridge has no address, so nothing
+			// is routed in or out; its containers talk among
+			// themselves (an internal network in Docker's words).
+			fn.Internal, fn.Masquerade = true, false
+			fn.GatewayMode4, fn.GatewayMode6 = firewall.ModeIsolated, firewall.ModeIsolated
 		}
 		nets = append(nets, fn)
 	}
@@ -371,14 +395,75 @@ func firewallNetworks(s *State) ([]firewall.Network, []firewall.PortMapping) {
 	return nets, ports
 }
 
-// rebuildFirewall replaces berth-cni's table with the state's networks
-// and ports, in one atomic batch.
-func (p *plugin) rebuildFirewall(fw *nftables.Firewall, s *State) error {
+// syncFirewall brings berth-cni's table from what the state held when
+// this call loaded it (p.applied) to what it holds now. The table is
+// changed as map elements and the networks' own chains, never rebuilt
+// whole (a rebuild re-adds the base chains, and the kernel waits out an
+// RCU grace period for their hooks: 20-30 ms a call here), unless it is
+// missing (a reboot) or a batch fails on it.
+func (p *plugin) syncFirewall(fw *nftables.Firewall, s *State) error {
 	nets, ports := firewallNetworks(s)
-	if err := fw.Rebuild(context.Background(), nets, ports...); err != nil {
-		return fmt.Errorf("nftables table inet %s: %w", TableName, err)
+	if err := p.applyFirewall(fw, nets, ports); err != nil {
+		return fmt.Errorf("nftables table inet %s: %w", TableNameFor(p.n.DataDir), err)
+	}
+	p.applied = &firewallView{nets, ports}
+	return nil
+}
+
+func (p *plugin) applyFirewall(fw *nftables.Firewall, nets []firewall.Network, ports []firewall.PortMapping) error {
+	ctx := context.Background()
+	exists, err := fw.TableExists()
+	if err != nil {
+		return err
+	}
+	if !exists || p.applied == nil {
+		return fw.Rebuild(ctx, nets, ports...)
+	}
+	fw.Assume(p.applied.nets, p.applied.ports)
+	before := map[string]firewall.Network{}
+	for _, n := range p.applied.nets {
+		before[n.Bridge] = n
+	}
+	after := map[string]bool{}
+	for _, n := range nets {
+		after[n.Bridge] = true
+		if old, ok := before[n.Bridge]; !ok || old != n {
+			if err := fw.AddNetwork(ctx, n); err != nil {
+				return err
+			}
+		}
+	}
+	var gone, fresh []firewall.PortMapping
+	for _, m := range p.applied.ports {
+		if !slices.Contains(ports, m) {
+			gone = append(gone, m)
+		}
+	}
+	for _, m := range ports {
+		if !slices.Contains(p.applied.ports, m) {
+			fresh = append(fresh, m)
+		}
+	}
+	if err := fw.DelPorts(ctx, gone); err != nil {
+		return err
+	}
+	if err := fw.AddPorts(ctx, fresh); err != nil {
+		return err
+	}
+	for _, n := range p.applied.nets {
+		if !after[n.Bridge] {
+			if err := fw.DelNetwork(ctx, n); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
+}
+
+// firewallView is what berth-cni's table holds, as firewallNetworks makes it.
+type firewallView struct {
+	nets  []firewall.Network
+	ports []firewall.PortMapping
 }
 
 func protoOf(name string) firewall.Proto {

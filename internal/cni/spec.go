@@ -95,7 +95,9 @@ func ParseEnv(getenv func(string) string) (Env, error) {
 	switch e.Command {
 	case CmdAdd:
 		need = []string{"CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"}
-	case CmdDel, CmdCheck:
+	case CmdCheck:
+		need = []string{"CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"}
+	case CmdDel:
 		need = []string{"CNI_CONTAINERID", "CNI_IFNAME"} // DEL may come without a namespace
 	case CmdVersion, CmdGC, CmdStatus:
 	case "":
@@ -113,7 +115,22 @@ func ParseEnv(getenv func(string) string) (Env, error) {
 			return e, err
 		}
 	}
+	if e.ContainerID != "" && !validID(e.ContainerID, true) {
+		return e, errorf(CodeInvalidEnv, "container ID %q must start with a letter or digit and hold only letters, digits, '_', '.' and '-'", e.ContainerID)
+	}
 	return e, nil
+}
+
+// validID is the specification's rule for container IDs (first: the
+// first character may not be '_', '.' or '-') and network names.
+func validID(s string, first bool) bool {
+	for i, r := range s {
+		alnum := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+		if !alnum && (i == 0 && first || r != '_' && r != '.' && r != '-') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // validIfName is the specification's rule for CNI_IFNAME (and the kernel's).

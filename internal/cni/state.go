@@ -248,3 +248,14 @@ func sortedKeys[V any](m map[string]V) []string {
 	slices.Sort(keys)
 	return keys
 }
+
+// attachedTo counts the attachments on network.
+func (s *State) attachedTo(network string) int {
+	n := 0
+	for _, a := range s.Attachments {
+		if a.Network == network {
+			n++
+		}
+	}
+	return n
+}

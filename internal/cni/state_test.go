@@ -59,16 +59,18 @@ func TestAllocateTakesRequestedAddresses(t *testing.T) {
 }
 
 func TestAllocateDualStackAndSeveralRanges(t *testing.T) {
+	// Two ranges of one subnet: the second is used once the first is full.
 	n := mustNetwork(t, `{"cniVersion":"1.0.0","name":"n","ipam":{"type":"host-local","ranges":[
-		[{"subnet":"10.0.0.0/30"},{"subnet":"10.0.1.0/30"}],[{"subnet":"fd00::/120"}]]}}`)
+		[{"subnet":"10.0.0.0/24","rangeStart":"10.0.0.2","rangeEnd":"10.0.0.2"},{"subnet":"10.0.0.0/24","rangeStart":"10.0.0.100","rangeEnd":"10.0.0.101"}],
+		[{"subnet":"fd00::/120"}]]}}`)
 	s := NewState()
 	ips, err := s.Allocate(n, "a", nil)
-	if err != nil || len(ips) != 2 || ips[0].Address.String() != "10.0.0.2/30" || ips[1].Address.String() != "fd00::2/120" {
+	if err != nil || len(ips) != 2 || ips[0].Address.String() != "10.0.0.2/24" || ips[1].Address.String() != "fd00::2/120" {
 		t.Fatalf("= %v %v", ips, err)
 	}
 	s.Attachments["a"] = &Attached{Network: "n", IPs: ips}
 	ips, err = s.Allocate(n, "b", nil)
-	if err != nil || ips[0].Address.String() != "10.0.1.2/30" {
+	if err != nil || ips[0].Address.String() != "10.0.0.100/24" {
 		t.Fatalf("first range full: = %v %v, want the second range", ips, err)
 	}
 }

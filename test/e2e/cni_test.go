@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/berth-net/berth/internal/cni"
 	"github.com/berth-net/berth/internal/testworld"
 )
 
@@ -161,7 +162,7 @@ func TestCNIPluginAsARuntimeCallsIt(t *testing.T) {
 	if v := c.veths(t); len(v) != 1 {
 		t.Errorf("veths after DEL of c1: %v, want c2's only", v)
 	}
-	if nft := c.MustInHost(t, "nft", "list", "table", "inet", "berth-cni"); strings.Contains(nft, "8080") {
+	if nft := c.MustInHost(t, "nft", "list", "table", "inet", cni.TableNameFor(c.dataDir)); strings.Contains(nft, "8080") {
 		t.Errorf("port 8080 still in the table after DEL:\n%s", nft)
 	}
 	// host-local hands out the next address, not the one just freed.
@@ -249,6 +250,82 @@ func TestCNIConcurrentAdds(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	if v := c.veths(t); len(v) != 0 {
+		t.Errorf("veths left: %v", v)
+	}
+}
+
+// TestCNINetworksBesideEachOtherAndTheDaemon: the daemon and berth-cni on
+// one host, and berth-cni networks of other shapes beside each other.
+// Each keeps its rules and links whatever the others do: a second data
+// directory has its own table (one table rebuilt from one state wiped the
+// other's masquerade), a network without a gateway is a flat bridge, a
+// network whose configuration changed under its containers is refused, a
+// default route through another gateway is installed, and a table deleted
+// behind berth-cni's back (a reboot keeps the state, not the table) is
+// made again by the next call.
+func TestCNINetworksBesideEachOtherAndTheDaemon(t *testing.T) {
+	w, _ := startWorld(t)
+	c := &cniWorld{World: w, bin: testworld.CNIBinary(t), dataDir: filepath.Join(w.Dir, "cni")}
+	runSleeper(t, w, "dockered")
+	nsA, nsB, nsC, nsD := c.netns(t, "a"), c.netns(t, "b"), c.netns(t, "c"), c.netns(t, "d")
+
+	c.mustCall(t, "ADD", "a", nsA, c.conf(""))
+	// A second data directory, another bridge and subnet, a default route
+	// through a router that is not the bridge's address.
+	other := &cniWorld{World: w, bin: c.bin, dataDir: filepath.Join(w.Dir, "cni2")}
+	otherConf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"second","type":"berth-cni","bridge":"cni1","isGateway":true,"ipMasq":true,
+		"dataDir":%q,"ipam":{"type":"host-local","subnet":"10.89.0.0/24","routes":[{"dst":"0.0.0.0/0","gw":"10.89.0.1"},{"dst":"192.0.2.0/24","gw":"10.89.0.254"}]}}`, other.dataDir)
+	other.mustCall(t, "ADD", "b", nsB, otherConf)
+	routes := c.MustInHost(t, "ip", "netns", "exec", "b", "ip", "route")
+	if !strings.Contains(routes, "default via 10.89.0.1") || !strings.Contains(routes, "192.0.2.0/24 via 10.89.0.254") {
+		t.Errorf("routes in b:\n%s", routes)
+	}
+	// Both data directories' containers reach the outside: neither call
+	// took the other's masquerade away, nor the daemon's container's.
+	for _, ns := range []string{"a", "b"} {
+		c.MustInHost(t, "ip", "netns", "exec", ns, "timeout", "10", "busybox", "wget", "-q", "-O-", "http://"+testworld.ServerAddr.String()+"/")
+	}
+	w.MustBerth(t, "exec", "dockered", "wget", "-q", "-O-", "http://"+testworld.ServerAddr.String()+"/")
+
+	// isGateway false: a bridge without an address; its containers reach
+	// each other and nothing else, through a router of their own if the
+	// IPAM routes name one.
+	flat := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"flat","type":"berth-cni","bridge":"flat0","dataDir":%q,
+		"ipam":{"type":"host-local","subnet":"10.90.0.0/24","routes":[{"dst":"0.0.0.0/0","gw":"10.90.0.254"}]}}`, c.dataDir)
+	c.mustCall(t, "ADD", "c", nsC, flat)
+	if routes := c.MustInHost(t, "ip", "netns", "exec", "c", "ip", "route"); !strings.Contains(routes, "default via 10.90.0.254") {
+		t.Errorf("routes in c:\n%s", routes)
+	}
+	c.mustCall(t, "ADD", "d", nsD, flat)
+	c.MustInHost(t, "ip", "netns", "exec", "c", "busybox", "ping", "-c1", "-W3", "10.90.0.3")
+	if got := c.MustInHost(t, "ip", "-o", "addr", "show", "dev", "flat0"); strings.Contains(got, "inet ") {
+		t.Errorf("flat0 has an address: %s", got)
+	}
+
+	// The same network name with another subnet while a container is on it.
+	changed := strings.Replace(c.conf(""), "10.88.0.0/16", "10.91.0.0/16", 1)
+	if out, code := c.call(t, "ADD", "e", nsD, changed); code == 0 || !strings.Contains(out, "configured differently") {
+		t.Errorf("ADD with a changed subnet: exit %d %s", code, out)
+	}
+
+	// A table deleted behind berth-cni's back is made whole by the next call.
+	c.MustInHost(t, "nft", "delete", "table", "inet", cni.TableNameFor(c.dataDir))
+	c.mustCall(t, "DEL", "d", nsD, flat)
+	c.MustInHost(t, "ip", "netns", "exec", "a", "timeout", "10", "busybox", "wget", "-q", "-O-", "http://"+testworld.ServerAddr.String()+"/")
+
+	// The daemon's container still works, and its table was never touched.
+	w.MustBerth(t, "exec", "dockered", "wget", "-q", "-O-", "http://"+testworld.ServerAddr.String()+"/")
+	if got := c.MustInHost(t, "nft", "list", "tables"); !strings.Contains(got, "table inet berth\n") {
+		t.Errorf("tables: %s", got)
+	}
+	for _, call := range []struct {
+		w          *cniWorld
+		id, ns, cf string
+	}{{c, "a", nsA, c.conf("")}, {other, "b", nsB, otherConf}, {c, "c", nsC, flat}} {
+		call.w.mustCall(t, "DEL", call.id, call.ns, call.cf)
+	}
+	w.MustBerth(t, "rm", "-f", "dockered")
 	if v := c.veths(t); len(v) != 0 {
 		t.Errorf("veths left: %v", v)
 	}

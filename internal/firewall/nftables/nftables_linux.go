@@ -19,6 +19,7 @@ import (
 	"github.com/berth-net/berth/internal/firewall"
 	nftlib "github.com/google/nftables"
 	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Firewall implements firewall.Firewall with one nftables table.
@@ -267,4 +268,42 @@ func (f *Firewall) othersThan(bridge string) []firewall.Network {
 	}
 	slices.SortFunc(out, func(a, b firewall.Network) int { return cmp.Compare(a.Bridge, b.Bridge) })
 	return out
+}
+
+// TableExists reports whether f's table is in the kernel.
+func (f *Firewall) TableExists() (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, err := f.conn.ListTableOfFamily(f.table.Name, f.table.Family)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, unix.ENOENT):
+		return false, nil
+	}
+	return false, fmt.Errorf("look up table %s %s: %w", firewall.TableFamily, f.table.Name, err)
+}
+
+// Assume tells f that its table holds exactly nets and ports, as an
+// earlier process built them, without reading or changing the kernel: a
+// process that lives for one change (berth-cni) then makes that change as
+// map elements and chains of its own, never re-adding the base chains
+// (which a Rebuild does, and whose hooks cost the kernel an RCU grace
+// period, 20-30 ms here). If the table differs after all, the first
+// batch that fails on it rebuilds it from what f knows, as for any
+// Firewall.
+func (f *Firewall) Assume(nets []firewall.Network, ports []firewall.PortMapping) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.built = true
+	f.nets = map[string]firewall.Network{}
+	for _, n := range nets {
+		f.nets[n.Bridge] = n.Masked()
+	}
+	f.ports = firewall.NewPortIndex(len(ports))
+	for _, m := range ports {
+		f.ports.Put(normalPort(m))
+	}
+	f.claims = firewall.NewPortClaims()
+	f.claims.Add(f.portList())
 }
