@@ -330,3 +330,37 @@ func TestCNINetworksBesideEachOtherAndTheDaemon(t *testing.T) {
 		t.Errorf("veths left: %v", v)
 	}
 }
+
+// TestCNIDualStack: an IPv4 and an IPv6 range set give each container one
+// address of each family, listed in the result in the configuration's
+// version (0.4.0: with "version"); the containers reach each other and
+// the outside over both.
+func TestCNIDualStack(t *testing.T) {
+	c := newCNIWorld(t)
+	ns1, ns2 := c.netns(t, "v1"), c.netns(t, "v2")
+	conf := fmt.Sprintf(`{"cniVersion":"0.4.0","name":"dual","type":"berth-cni","bridge":"dual0","isGateway":true,"isDefaultGateway":true,
+		"ipMasq":true,"dataDir":%q,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.92.0.0/24"}],[{"subnet":"fd00:92::/64"}]]}}`, c.dataDir)
+	out := c.mustCall(t, "ADD", "v1", ns1, conf)
+	var r struct {
+		IPs []struct{ Version, Address, Gateway string } `json:"ips"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	want := []struct{ Version, Address, Gateway string }{{"4", "10.92.0.2/24", "10.92.0.1"}, {"6", "fd00:92::2/64", "fd00:92::1"}}
+	if !slices.Equal(r.IPs, want) {
+		t.Fatalf("ips = %+v, want %+v", r.IPs, want)
+	}
+	c.mustCall(t, "ADD", "v2", ns2, conf)
+	c.MustInHost(t, "ip", "netns", "exec", "v1", "busybox", "ping", "-6", "-c1", "-W3", "fd00:92::3")
+	c.MustInHost(t, "ip", "netns", "exec", "v1", "busybox", "ping", "-c1", "-W3", "10.92.0.3")
+	c.MustInHost(t, "ip", "netns", "exec", "v2", "timeout", "10", "busybox", "wget", "-q", "-O-", "http://["+testworld.ServerAddr6.String()+"]/")
+	if seen := c.SeenSources(); len(seen) == 0 || seen[len(seen)-1] != testworld.HostAddr6 {
+		t.Errorf("the outside saw %v, want the host's IPv6 address %s (masquerade)", seen, testworld.HostAddr6)
+	}
+	c.mustCall(t, "DEL", "v1", ns1, conf)
+	c.mustCall(t, "DEL", "v2", ns2, conf)
+	if v := c.veths(t); len(v) != 0 {
+		t.Errorf("veths left: %v", v)
+	}
+}

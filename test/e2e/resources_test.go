@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -66,9 +68,16 @@ func TestDockerRunLimits(t *testing.T) {
 		{"cpuset", "cpuset.cpus", "0"},
 		{"pids", "pids.max", "50"},
 	})
-	const inside = "ulimit -n; ulimit -Hn; cat /proc/self/oom_score_adj; df -k /dev/shm | tail -1 | awk '{print $2}'"
-	if out := mustDocker(t, w, "exec", "lim", "sh", "-c", inside); out != "100\n200\n300\n8192\n" {
-		t.Errorf("in the container (nofile soft, hard, oom_score_adj, /dev/shm KiB): %q", out)
+	const inside = "ulimit -n; ulimit -Hn; cat /proc/self/oom_score_adj; df -k /dev/shm | tail -1 | awk '{print $2}'; awk '/open files/{print $4}' /proc/1/limits"
+	out := mustDocker(t, w, "exec", "lim", "sh", "-c", inside)
+	if out == "200\n200\n300\n8192\n100\n" && runcHasExecNofileRace(t) {
+		// The container's own process has its limits; the exec's soft
+		// limit is runc's to set, and runc before 1.1.13 loses it to the
+		// Go runtime's raise in runc init (opencontainers/runc#4195,
+		// fixed by #4277): Docker with that runc shows the same.
+		t.Logf("this runc raises an exec's soft nofile limit to its hard one (runc#4195); the container's init has 100")
+	} else if out != "100\n200\n300\n8192\n100\n" {
+		t.Errorf("in the container (exec's nofile soft, hard, oom_score_adj, /dev/shm KiB; init's nofile soft): %q", out)
 	}
 	want := "67108864 134217728 33554432 500000000 512 0 50 [map[Hard:200 Name:nofile Soft:100]] 8388608 300 false"
 	const format = "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.MemoryReservation}} {{.HostConfig.NanoCpus}} " +
@@ -225,4 +234,20 @@ func TestOOMKilledWhileRunningAcrossADaemonRestart(t *testing.T) {
 	if got := dockerInspect(t, w, "{{.State.Running}} {{.State.OOMKilled}}", "sur"); got != "true true" {
 		t.Errorf("after another daemon crash: running, OOMKilled = %q", got)
 	}
+}
+
+// runcHasExecNofileRace reports whether the host's runc is a 1.1 release
+// before 1.1.13, whose `runc exec` sets RLIMIT_NOFILE racing with the Go
+// runtime of runc init (opencontainers/runc#4195).
+func runcHasExecNofileRace(t *testing.T) bool {
+	t.Helper()
+	out, err := exec.Command("runc", "--version").Output()
+	if err != nil {
+		t.Fatalf("runc --version: %v", err)
+	}
+	var minor, patch int
+	if _, err := fmt.Sscanf(string(out), "runc version 1.%d.%d", &minor, &patch); err != nil {
+		return false
+	}
+	return minor < 1 || minor == 1 && patch < 13
 }
