@@ -17,5 +17,5 @@ import (
 func init() { runtime.LockOSThread() }
 
 func main() {
-	os.Exit(cni.Main(os.Stdin, os.Stdout, os.Stderr, os.Getenv))
+	os.Exit(cni.Main(os.Args, os.Stdin, os.Stdout, os.Stderr, os.Getenv))
 }

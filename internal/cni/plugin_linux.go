@@ -28,8 +28,20 @@ const (
 
 // Main runs one CNI call: the command from getenv, the configuration from
 // stdin, the result or error on stdout (log lines on stderr). It returns
-// the process's exit status.
-func Main(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+// the process's exit status. Without CNI_COMMAND, args may ask for "ls".
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	if getenv("CNI_COMMAND") == "" {
+		switch {
+		case len(args) > 1 && args[1] == "ls" && len(args) <= 3:
+			dir := DefaultDataDir
+			if len(args) == 3 {
+				dir = args[2]
+			}
+			return list(dir, stdout, stderr)
+		case len(args) <= 1:
+			return about(stderr)
+		}
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	out, err := run(stdin, getenv, log)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -119,6 +120,10 @@ func TestCNIPluginAsARuntimeCallsIt(t *testing.T) {
 		t.Errorf("c1's eth0 MAC %q, result says %q", got, r1.Interfaces[2].MAC)
 	}
 
+	ls := c.MustInHost(t, c.bin, "ls", c.dataDir)
+	if !regexp.MustCompile(`(?m)^podnet +c1 +eth0 +10\.88\.0\.2/16 +cni0 +veth[0-9a-f]{7} +8080->80/tcp +attached$`).MatchString(ls) {
+		t.Errorf("berth-cni ls:\n%s", ls)
+	}
 	c.MustInHost(t, "ip", "netns", "exec", "c1", "busybox", "ping", "-c1", "-W3", "10.88.0.3")
 	// No -T: this busybox-static wget crashes with it (SIGSEGV); timeout bounds it.
 	c.MustInHost(t, "ip", "netns", "exec", "c2", "timeout", "10", "busybox", "wget", "-q", "-O-", "http://"+testworld.ServerAddr.String()+"/")
