@@ -152,6 +152,14 @@ func TestCNIPluginAsARuntimeCallsIt(t *testing.T) {
 	if got != "hello from c1\n" {
 		t.Fatalf("published port 8080 answered %q", got)
 	}
+	// From the host itself, on loopback, and from c2 through the host's
+	// address (hairpin through the bridge).
+	if got := c.MustInHost(t, "timeout", "10", "busybox", "wget", "-q", "-O-", "http://127.0.0.1:8080/"); got != "hello from c1\n" {
+		t.Errorf("127.0.0.1:8080 from the host answered %q", got)
+	}
+	if got := c.MustInHost(t, "ip", "netns", "exec", "c2", "timeout", "10", "busybox", "wget", "-q", "-O-", "http://"+testworld.HostAddr.String()+":8080/"); got != "hello from c1\n" {
+		t.Errorf("the host's 8080 from c2 answered %q", got)
+	}
 
 	// CHECK: fine as made, a failure once the interface is down.
 	check := strings.TrimSuffix(withPort, "}") + `,"prevResult":` + mustJSON(t, r1) + `}`
