@@ -22,6 +22,11 @@ require (
 )
 
 require (
+	github.com/containernetworking/cni v1.2.3
+	gotest.tools/v3 v3.5.2 // indirect
+)
+
+require (
 	github.com/Azure/go-ansiterm v0.0.0-20250102033503-faa5f7b0171c // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/mdlayher/socket v0.5.0 // indirect
