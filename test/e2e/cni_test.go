@@ -3,13 +3,18 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/berth-net/berth/internal/cni"
 	"github.com/berth-net/berth/internal/testworld"
@@ -375,5 +380,68 @@ func TestCNIDualStack(t *testing.T) {
 	c.mustCall(t, "DEL", "v2", ns2, conf)
 	if v := c.veths(t); len(v) != 0 {
 		t.Errorf("veths left: %v", v)
+	}
+}
+
+// TestCNICallsKilledAtRandom: a runtime's plugin call can be killed at any
+// moment (a timeout, the node going down). ADDs with a published port
+// each are SIGKILLed after 0-60 ms (an ADD takes about 30 here, its process start included); then each container gets a DEL, as a
+// runtime sends after a failed ADD. Nothing may be left: no veth, no
+// published port, no record, and every address can be handed out again.
+func TestCNICallsKilledAtRandom(t *testing.T) {
+	c := newCNIWorld(t)
+	const n = 10
+	paths := make([]string, n)
+	for i := range n {
+		paths[i] = c.netns(t, fmt.Sprintf("k%d", i))
+	}
+	confOf := func(i int) string {
+		return c.conf(fmt.Sprintf(`,"runtimeConfig":{"portMappings":[{"hostPort":%d,"containerPort":80,"protocol":"tcp"}]}`, 9100+i))
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	killed := 0
+	for round := range 3 {
+		for i := range n {
+			cmd := exec.Command("nsenter", "-t", strconv.Itoa(c.HolderPID()), "-m", "-n", "--", c.bin)
+			cmd.Env = append(os.Environ(), "CNI_COMMAND=ADD", fmt.Sprintf("CNI_CONTAINERID=k%d", i), "CNI_NETNS="+paths[i], "CNI_IFNAME=eth0")
+			cmd.Stdin = strings.NewReader(confOf(i))
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Duration(rng.IntN(60_000)) * time.Microsecond)
+			if cmd.Process.Signal(syscall.SIGKILL) == nil {
+				if err := cmd.Wait(); err != nil {
+					killed++
+				}
+			} else {
+				cmd.Wait()
+			}
+		}
+		for i := range n {
+			c.mustCall(t, "DEL", fmt.Sprintf("k%d", i), paths[i], confOf(i))
+		}
+		if v := c.veths(t); len(v) != 0 {
+			t.Fatalf("round %d: veths left after DEL of all: %v", round, v)
+		}
+		if nft, _, code := c.InHost(t, "nft", "list", "table", "inet", cni.TableNameFor(c.dataDir)); code == 0 && strings.Contains(nft, "91") {
+			t.Fatalf("round %d: published ports left after DEL of all:\n%s", round, nft)
+		}
+		if ls := c.MustInHost(t, c.bin, "ls", c.dataDir); strings.Count(ls, "\n") != 1 {
+			t.Fatalf("round %d: attachments left after DEL of all:\n%s", round, ls)
+		}
+	}
+	t.Logf("%d of %d ADDs killed before they ended", killed, 3*n)
+	// Every address is free again: n ADDs get n distinct ones and work.
+	seen := map[string]bool{}
+	for i := range n {
+		r := parseCNIResult(t, c.mustCall(t, "ADD", fmt.Sprintf("k%d", i), paths[i], confOf(i)))
+		seen[r.IPs[0].Address] = true
+	}
+	if len(seen) != n {
+		t.Errorf("addresses after the storm: %v", seen)
+	}
+	c.MustInHost(t, "ip", "netns", "exec", "k0", "busybox", "ping", "-c1", "-W3", "10.88.0.1")
+	for i := range n {
+		c.mustCall(t, "DEL", fmt.Sprintf("k%d", i), paths[i], confOf(i))
 	}
 }
