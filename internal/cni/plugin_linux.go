@@ -361,12 +361,7 @@ func portsFor(req []PortMapping, ips []AttachedIP) ([]PortMapping, error) {
 // that has attachments, with their published ports.
 func firewallNetworks(s *State) ([]firewall.Network, []firewall.PortMapping) {
 	var nets []firewall.Network
-	names := make([]string, 0, len(s.Networks))
-	for name := range s.Networks {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
+	for _, name := range sortedKeys(s.Networks) {
 		nr := s.Networks[name]
 		fn := firewall.Network{
 			Bridge: nr.Bridge, Subnet: nr.Subnet, Gateway: nr.Gateway, Subnet6: nr.Subnet6, Gateway6: nr.Gateway6,
@@ -385,12 +380,7 @@ func firewallNetworks(s *State) ([]firewall.Network, []firewall.PortMapping) {
 		nets = append(nets, fn)
 	}
 	var ports []firewall.PortMapping
-	keys := make([]string, 0, len(s.Attachments))
-	for k := range s.Attachments {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range sortedKeys(s.Attachments) {
 		a := s.Attachments[k]
 		for _, m := range a.Ports {
 			for _, ip := range a.IPs {

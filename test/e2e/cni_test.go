@@ -43,6 +43,16 @@ func (c *cniWorld) netns(t *testing.T, name string) string {
 	return "/run/netns/" + name
 }
 
+// netnses makes n container namespaces, prefix0 to prefix<n-1>.
+func (c *cniWorld) netnses(t *testing.T, prefix string, n int) []string {
+	t.Helper()
+	paths := make([]string, n)
+	for i := range n {
+		paths[i] = c.netns(t, fmt.Sprintf("%s%d", prefix, i))
+	}
+	return paths
+}
+
 func (c *cniWorld) conf(extra string) string {
 	return fmt.Sprintf(`{"cniVersion":"1.1.0","name":"podnet","type":"berth-cni","bridge":"cni0","isGateway":true,
 		"isDefaultGateway":true,"ipMasq":true,"dataDir":%q,"capabilities":{"portMappings":true},
@@ -227,10 +237,7 @@ func mustJSON(t *testing.T, v any) string {
 func TestCNIConcurrentAdds(t *testing.T) {
 	c := newCNIWorld(t)
 	const n = 16
-	paths := make([]string, n)
-	for i := range n {
-		paths[i] = c.netns(t, fmt.Sprintf("p%d", i))
-	}
+	paths := c.netnses(t, "p", n)
 	var wg sync.WaitGroup
 	addrs := make([]string, n)
 	errs := make([]string, n)
@@ -391,10 +398,7 @@ func TestCNIDualStack(t *testing.T) {
 func TestCNICallsKilledAtRandom(t *testing.T) {
 	c := newCNIWorld(t)
 	const n = 10
-	paths := make([]string, n)
-	for i := range n {
-		paths[i] = c.netns(t, fmt.Sprintf("k%d", i))
-	}
+	paths := c.netnses(t, "k", n)
 	confOf := func(i int) string {
 		return c.conf(fmt.Sprintf(`,"runtimeConfig":{"portMappings":[{"hostPort":%d,"containerPort":80,"protocol":"tcp"}]}`, 9100+i))
 	}

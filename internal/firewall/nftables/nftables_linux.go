@@ -121,17 +121,7 @@ func (f *Firewall) rebuild(nets []firewall.Network, ports []firewall.PortMapping
 	if err := f.flush(); err != nil {
 		return fmt.Errorf("rebuild table %s %s: %w", firewall.TableFamily, f.table.Name, err)
 	}
-	f.built = true
-	f.nets = map[string]firewall.Network{}
-	for _, n := range nets {
-		f.nets[n.Bridge] = n.Masked()
-	}
-	f.ports = firewall.NewPortIndex(len(ports))
-	for _, m := range ports {
-		f.ports.Put(normalPort(m))
-	}
-	f.claims = firewall.NewPortClaims()
-	f.claims.Add(f.portList())
+	f.remember(nets, ports)
 	f.log.Info("firewall table rebuilt", "networks", len(nets), "ports", len(ports))
 	return nil
 }
@@ -295,6 +285,11 @@ func (f *Firewall) TableExists() (bool, error) {
 func (f *Firewall) Assume(nets []firewall.Network, ports []firewall.PortMapping) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.remember(nets, ports)
+}
+
+// remember records that the table holds exactly nets and ports.
+func (f *Firewall) remember(nets []firewall.Network, ports []firewall.PortMapping) {
 	f.built = true
 	f.nets = map[string]firewall.Network{}
 	for _, n := range nets {
