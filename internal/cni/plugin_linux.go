@@ -1,6 +1,7 @@
 package cni
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -289,6 +290,10 @@ func (p *plugin) endpointSpec(a *Attached) network.EndpointSpec {
 			spec.Address6, spec.Gateway6 = ip.Address, gw
 		}
 	}
+	// A MAC made of the IPv4 address is the one neighbours have cached for
+	// that address; any other (the runtime's, or a random one on an
+	// IPv6-only network) is announced, as the daemon announces it.
+	spec.Announce = !bytes.Equal(mac, network.MACFromAddress(spec.Address.Addr()))
 	return spec
 }
 

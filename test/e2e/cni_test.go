@@ -449,3 +449,36 @@ func TestCNICallsKilledAtRandom(t *testing.T) {
 		c.mustCall(t, "DEL", fmt.Sprintf("k%d", i), paths[i], confOf(i))
 	}
 }
+
+// TestCNIRuntimeMACIsAnnounced: a container that gets an address back
+// under a MAC of the runtime's choosing announces it, so that a neighbour
+// which cached the address's old MAC reaches it at once (without the
+// announcement it sent to the old MAC until its entry went stale, seconds).
+func TestCNIRuntimeMACIsAnnounced(t *testing.T) {
+	c := newCNIWorld(t)
+	ns1, ns2 := c.netns(t, "m1"), c.netns(t, "m2")
+	c.mustCall(t, "ADD", "m1", ns1, c.conf(""))
+	c.mustCall(t, "ADD", "m2", ns2, c.conf(""))
+	c.MustInHost(t, "ip", "netns", "exec", "m2", "busybox", "ping", "-c1", "-W3", "10.88.0.2")
+	c.mustCall(t, "DEL", "m1", ns1, c.conf(""))
+	again := c.conf(`,"runtimeConfig":{"mac":"02:00:00:00:be:01","ips":["10.88.0.2"]}`)
+	again = strings.Replace(again, `"capabilities":{"portMappings":true}`, `"capabilities":{"portMappings":true,"mac":true,"ips":true}`, 1)
+	r := parseCNIResult(t, c.mustCall(t, "ADD", "m1", ns1, again))
+	if r.IPs[0].Address != "10.88.0.2/16" || r.Interfaces[2].MAC != "02:00:00:00:be:01" {
+		t.Fatalf("ADD with the runtime's MAC and address: %+v", r)
+	}
+	var neigh string
+	for range 50 {
+		neigh = c.MustInHost(t, "ip", "netns", "exec", "m2", "ip", "neigh", "show", "10.88.0.2")
+		if strings.Contains(neigh, "02:00:00:00:be:01") {
+			break
+		}
+		c.InHost(t, "sleep", "0.02")
+	}
+	if !strings.Contains(neigh, "02:00:00:00:be:01") {
+		t.Errorf("m2's neighbour entry for 10.88.0.2 after m1 came back under a new MAC: %q", neigh)
+	}
+	c.MustInHost(t, "ip", "netns", "exec", "m2", "busybox", "ping", "-c1", "-W1", "10.88.0.2")
+	c.mustCall(t, "DEL", "m1", ns1, again)
+	c.mustCall(t, "DEL", "m2", ns2, c.conf(""))
+}
