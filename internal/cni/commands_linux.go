@@ -54,6 +54,7 @@ func (p *plugin) teardown(s *State, key string) error {
 		// finding nothing to do and leaving the pair.
 		return fmt.Errorf("remove veth %q: %w", a.HostIfName, err)
 	}
+	p.marked = true
 	delete(s.Attachments, key)
 	s.networksInUse()
 	if err := p.syncFirewall(fw, s); err != nil {

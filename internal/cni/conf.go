@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -423,7 +424,11 @@ func (c *netConf) request(env Env) (Request, error) {
 		if err != nil {
 			return q, errorf(CodeInvalidConfig, "requested IP %q is not an address", s)
 		}
-		q.IPs = append(q.IPs, a.Unmap())
+		if a = a.Unmap(); !slices.Contains(q.IPs, a) {
+			// Podman's reload passes the --ip address and the one it
+			// recorded, the same twice; host-local keys them in a map.
+			q.IPs = append(q.IPs, a)
+		}
 	}
 	return q, nil
 }

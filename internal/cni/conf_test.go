@@ -88,7 +88,7 @@ func TestBadConfigurationsAreRefusedWithTheirCode(t *testing.T) {
 func TestRequestReadsRuntimeConfigArgsAndCNIArgs(t *testing.T) {
 	c, err := parseConf([]byte(`{"cniVersion":"1.0.0","name":"n","runtimeConfig":{
 		"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"TCP"},{"hostPort":53,"containerPort":53,"protocol":"udp","hostIP":"127.0.0.1"}],
-		"mac":"02:00:00:00:00:05","ips":["10.0.0.7/24"]}}`))
+		"mac":"02:00:00:00:00:05","ips":["10.0.0.7/24","10.0.0.7"]}}`)) // the same address twice, as Podman's reload sends it
 	if err != nil {
 		t.Fatal(err)
 	}

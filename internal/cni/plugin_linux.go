@@ -31,6 +31,9 @@ const (
 // stdin, the result or error on stdout (log lines on stderr). It returns
 // the process's exit status. Without CNI_COMMAND, args may ask for "ls".
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	if getenv(reapEnv) == "1" && getenv("CNI_COMMAND") == "" {
+		return reapMarked(stderr)
+	}
 	if getenv("CNI_COMMAND") == "" {
 		switch {
 		case len(args) > 1 && args[1] == "ls" && len(args) <= 3:
@@ -140,6 +143,8 @@ type plugin struct {
 	// applied is what the table held when the state was loaded (nil
 	// before), and then after each syncFirewall.
 	applied *firewallView
+	// marked says a Leave left a pair marked for deletion.
+	marked bool
 }
 
 // load reads the state and notes what the table holds for it.
@@ -171,12 +176,18 @@ func (p *plugin) kernel() (*bridge.Driver, *nftables.Firewall, error) {
 	return d, fw, nil
 }
 
-// closeKernel closes them; the driver's Close deletes the veths its
-// Leaves handed to its reaper, so a DEL returns with them gone.
+// closeKernel closes them. The pairs Leave cut off and marked are still
+// there (CNIGroups leaves them marked): a process of their own deletes them
+// (spawnReaper), so that the call does not wait for the kernel's RCU
+// barrier; the next call's driver deletes any it left.
 func (p *plugin) closeKernel() {
-	if p.drv != nil {
-		p.drv.Close()
-		p.fw.Close()
+	if p.drv == nil {
+		return
+	}
+	p.drv.Close()
+	p.fw.Close()
+	if p.marked {
+		spawnReaper(p.log)
 	}
 }
 

@@ -121,7 +121,7 @@ func TestCNIThroughLibcni(t *testing.T) {
 	if err := cninet.DelNetworkList(ctx, list, rt); err != nil {
 		t.Fatalf("DelNetworkList: %v", err)
 	}
-	if v := c.veths(t); len(v) != 0 {
+	if v := c.vethsSettled(t, 0); len(v) != 0 {
 		t.Errorf("veths after DelNetworkList: %v", v)
 	}
 
@@ -141,7 +141,7 @@ func TestCNIThroughLibcni(t *testing.T) {
 	if err := cninet.GCNetworkList(ctx, list11, &libcni.GCArgs{}); err != nil {
 		t.Fatalf("GCNetworkList: %v", err)
 	}
-	if v := c.veths(t); len(v) != 0 {
+	if v := c.vethsSettled(t, 0); len(v) != 0 {
 		t.Errorf("veths after GCNetworkList with no valid attachment: %v", v)
 	}
 	// A plugin error reaches the runtime as a CNI error with its code.

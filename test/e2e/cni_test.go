@@ -97,6 +97,21 @@ func parseCNIResult(t *testing.T, out string) cniResult {
 	return r
 }
 
+// vethsSettled is veths once it holds want of them, or after 5 s: a
+// DEL returns with the pair cut off, and a process of berth-cni's deletes
+// it a moment later.
+func (c *cniWorld) vethsSettled(t *testing.T, want int) []string {
+	t.Helper()
+	var v []string
+	for range 100 {
+		if v = c.veths(t); len(v) == want {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return v
+}
+
 func (c *cniWorld) veths(t *testing.T) []string {
 	t.Helper()
 	var names []string
@@ -187,7 +202,7 @@ func TestCNIPluginAsARuntimeCallsIt(t *testing.T) {
 	// DEL: the pair, the port and the address go; a second DEL is fine.
 	c.mustCall(t, "DEL", "c1", ns1, withPort)
 	c.mustCall(t, "DEL", "c1", ns1, withPort)
-	if v := c.veths(t); len(v) != 1 {
+	if v := c.vethsSettled(t, 1); len(v) != 1 {
 		t.Errorf("veths after DEL of c1: %v, want c2's only", v)
 	}
 	if nft := c.MustInHost(t, "nft", "list", "table", "inet", cni.TableNameFor(c.dataDir)); strings.Contains(nft, "8080") {
@@ -205,7 +220,7 @@ func TestCNIPluginAsARuntimeCallsIt(t *testing.T) {
 
 	// GC keeps what the runtime lists and collects the rest; STATUS is fine.
 	c.mustCall(t, "GC", "", "", c.conf(`,"cni.dev/valid-attachments":[{"containerID":"c2","ifname":"eth0"}]`))
-	if v := c.veths(t); len(v) != 1 {
+	if v := c.vethsSettled(t, 1); len(v) != 1 {
 		t.Errorf("veths after GC: %v, want c2's only", v)
 	}
 	if _, _, code := c.InHost(t, "ip", "netns", "exec", "c1", "ip", "link", "show", "eth0"); code == 0 {
@@ -213,7 +228,7 @@ func TestCNIPluginAsARuntimeCallsIt(t *testing.T) {
 	}
 	c.mustCall(t, "STATUS", "", "", c.conf(""))
 	c.mustCall(t, "DEL", "c2", ns2, c.conf(""))
-	if v := c.veths(t); len(v) != 0 {
+	if v := c.vethsSettled(t, 0); len(v) != 0 {
 		t.Errorf("veths after DEL of all: %v", v)
 	}
 	var state struct{ Attachments map[string]any }
@@ -275,7 +290,7 @@ func TestCNIConcurrentAdds(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if v := c.veths(t); len(v) != 0 {
+	if v := c.vethsSettled(t, 0); len(v) != 0 {
 		t.Errorf("veths left: %v", v)
 	}
 }
@@ -351,7 +366,7 @@ func TestCNINetworksBesideEachOtherAndTheDaemon(t *testing.T) {
 		call.w.mustCall(t, "DEL", call.id, call.ns, call.cf)
 	}
 	w.MustBerth(t, "rm", "-f", "dockered")
-	if v := c.veths(t); len(v) != 0 {
+	if v := c.vethsSettled(t, 0); len(v) != 0 {
 		t.Errorf("veths left: %v", v)
 	}
 }
@@ -385,7 +400,7 @@ func TestCNIDualStack(t *testing.T) {
 	}
 	c.mustCall(t, "DEL", "v1", ns1, conf)
 	c.mustCall(t, "DEL", "v2", ns2, conf)
-	if v := c.veths(t); len(v) != 0 {
+	if v := c.vethsSettled(t, 0); len(v) != 0 {
 		t.Errorf("veths left: %v", v)
 	}
 }
@@ -424,7 +439,7 @@ func TestCNICallsKilledAtRandom(t *testing.T) {
 		for i := range n {
 			c.mustCall(t, "DEL", fmt.Sprintf("k%d", i), paths[i], confOf(i))
 		}
-		if v := c.veths(t); len(v) != 0 {
+		if v := c.vethsSettled(t, 0); len(v) != 0 {
 			t.Fatalf("round %d: veths left after DEL of all: %v", round, v)
 		}
 		if nft, _, code := c.InHost(t, "nft", "list", "table", "inet", cni.TableNameFor(c.dataDir)); code == 0 && strings.Contains(nft, "91") {

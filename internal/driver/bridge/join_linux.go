@@ -305,12 +305,12 @@ func (d *Driver) configurePeer(sb *sandboxConn, spec network.EndpointSpec, pair 
 func (d *Driver) freeNamesFromReaper(sb *sandboxConn, spec network.EndpointSpec) {
 	hostHeld, peerHeld := d.reaper.holding(spec.HostIfName, sb.path, spec.IfName)
 	for _, e := range hostHeld {
-		<-e.done
+		d.reaper.await(e)
 	}
 	for _, e := range peerHeld {
 		if err := parkDyingPeer(sb, spec.IfName, e.hostIndex); err != nil {
 			d.log.Debug("waiting for the reaper to free a name", "interface", spec.IfName, "err", err)
-			<-e.done
+			d.reaper.await(e)
 		}
 	}
 }

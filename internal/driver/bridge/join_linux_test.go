@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -1001,4 +1002,75 @@ func TestNewSparesAnotherProcesssJoinsInFlight(t *testing.T) {
 			t.Fatalf("in-flight host end is in group %#x, want %#x", host.Attrs().Group, CNIGroups.Pending)
 		}
 	}
+}
+
+// TestLeaveMarkedLeavesTheDeleteToAnotherProcess: a driver with
+// Groups.LeaveMarked (berth-cni's) cuts a pair off and returns; nothing
+// deletes it until DeleteGroup (the process berth-cni starts for it) or
+// the next driver's start, and a Join that needs the container end's name
+// meanwhile gets it at once.
+func TestLeaveMarkedLeavesTheDeleteToAnotherProcess(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	before := linkNames(t, w.h)
+	d, err := NewWithGroups(w.host, CNIGroups, discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := nstest.New(t)
+	spec := endpointSpec(1)
+	if err := d.Join(sb, spec); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Leave(sb, spec); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	host, err := w.h.LinkByName(spec.HostIfName)
+	if err != nil {
+		t.Fatalf("the pair is gone before anyone deleted it: %v", err)
+	}
+	if host.Attrs().Group != CNIGroups.Reap {
+		t.Fatalf("left pair in group %#x, want %#x", host.Attrs().Group, CNIGroups.Reap)
+	}
+	// The container end gave its name back at once: another plugin may
+	// add an eth0 there before anything deletes the pair.
+	if names := linkNames(t, handleIn(t, sb)); slices.Contains(names, spec.IfName) {
+		t.Errorf("the sandbox still has %q after the Leave: %v", spec.IfName, names)
+	}
+
+	// A new driver (the next call) joins the same container end name:
+	// its start deleted the marked pair.
+	d2, err := NewWithGroups(w.host, CNIGroups, discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec2 := spec
+	spec2.HostIfName = "vethtest900"
+	if err := d2.Join(sb, spec2); err != nil {
+		t.Fatalf("Join after a marked Leave: %v", err)
+	}
+	// Within one driver, a Leave then a Join of the same host name: the
+	// Join waits for a delete that it runs itself (nothing else would).
+	if err := d2.Leave(sb, spec2); err != nil {
+		t.Fatal(err)
+	}
+	joined := make(chan error, 1)
+	go func() { joined <- d2.Join(sb, spec2) }()
+	select {
+	case err := <-joined:
+		if err != nil {
+			t.Fatalf("Join after a Leave in the same driver: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Join after a Leave in the same driver still waits after 10 s")
+	}
+	if err := d2.Leave(sb, spec2); err != nil {
+		t.Fatal(err)
+	}
+	d2.Close()
+	if err := DeleteGroup(w.host, CNIGroups.Reap); err != nil {
+		t.Fatal(err)
+	}
+	checkNothingLeft(t, w, sb, before)
 }

@@ -171,6 +171,15 @@ func (d *Driver) setPeerDown(sandboxPath, ifName string, host netlink.Link) (don
 	if err := sb.h.LinkSetDown(peer); err != nil {
 		return false, fmt.Errorf("set %q down in sandbox %q: %w", ifName, sandboxPath, err)
 	}
+	if d.groups.LeaveMarked {
+		// Nothing deletes the pair before the caller goes on: give the
+		// name back now, for whatever the runtime adds next (another
+		// plugin's eth0, say). Best effort: a Join of ours moves it aside
+		// itself (freeNamesFromReaper).
+		if err := sb.h.LinkSetName(peer, fmt.Sprintf("gone%d", peer.Attrs().Index)); err != nil && !isNotFound(err) {
+			d.log.Debug("could not rename a container end cut off", "interface", ifName, "err", err)
+		}
+	}
 	return true, nil
 }
 

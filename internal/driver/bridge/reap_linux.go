@@ -36,6 +36,12 @@ type Groups struct {
 	// namespace, so none of its Joins is in flight then), wrong where
 	// several processes may run at once (berth-cni), each with its Joins.
 	SweepPending bool
+	// LeaveMarked makes the reaper delete nothing on its own: the pairs
+	// Leave marked stay, cut off, until whoever sweeps the group next
+	// (DeleteGroup, or the next driver's New). For a process that lives
+	// for one call (berth-cni), which hands the delete and its RCU wait
+	// (20-30 ms) to a process of its own instead of waiting for it.
+	LeaveMarked bool
 }
 
 // DaemonGroups are the daemon's; CNIGroups are berth-cni's ("bcnr" and
@@ -43,7 +49,7 @@ type Groups struct {
 // state file instead of by sweeping.
 var (
 	DaemonGroups = Groups{Reap: reapGroup, Pending: pendingGroup, SweepPending: true}
-	CNIGroups    = Groups{Reap: 0x62636e72, Pending: 0x62636e70}
+	CNIGroups    = Groups{Reap: 0x62636e72, Pending: 0x62636e70, LeaveMarked: true}
 )
 
 // reaper deletes the veths that Leave marked, in batches, off the caller's
@@ -59,6 +65,8 @@ type reaper struct {
 	sock  *routeSocket // its own: a delete holds the socket through the barrier; one handle, so sequence numbers advance
 	log   *slog.Logger
 	group uint32 // the links it deletes (Groups.Reap)
+	// idle is Groups.LeaveMarked: no batch runs, marks only accumulate.
+	idle bool
 
 	mu      sync.Mutex
 	pending map[string]reapEntry // by host interface name; marked, not yet deleted
@@ -84,7 +92,7 @@ func newReaper(hostNetns string, groups Groups, log *slog.Logger) (*reaper, erro
 		return nil, err
 	}
 	r := &reaper{
-		sock: sock, log: log, group: groups.Reap,
+		sock: sock, log: log, group: groups.Reap, idle: groups.LeaveMarked,
 		pending: map[string]reapEntry{},
 		kick:    make(chan struct{}, 1),
 		hurry:   make(chan struct{}, 1),
@@ -112,6 +120,9 @@ func (r *reaper) add(hostIfName string, hostIndex int, sandbox, ifName string) {
 		r.pending[hostIfName] = reapEntry{sandbox: sandbox, ifName: ifName, hostIndex: hostIndex, done: make(chan struct{})}
 	}
 	r.mu.Unlock()
+	if r.idle {
+		return
+	}
 	select {
 	case r.kick <- struct{}{}:
 	default: // a batch is already due
@@ -142,7 +153,19 @@ func (r *reaper) holding(hostIfName, sandbox, ifName string) (host, peer []reapE
 }
 
 // settle blocks until every link marked so far is deleted.
+// await waits until e is deleted; an idle reaper deletes its marks now,
+// since nothing else would.
+func (r *reaper) await(e reapEntry) {
+	if r.idle {
+		r.batch()
+	}
+	<-e.done
+}
+
 func (r *reaper) settle() {
+	if r.idle {
+		r.batch()
+	}
 	select {
 	case r.hurry <- struct{}{}:
 	default:
@@ -166,7 +189,9 @@ func (r *reaper) loop() {
 			r.gather()
 			r.batch()
 		case <-r.stop:
-			r.batch()
+			if !r.idle {
+				r.batch()
+			}
 			return
 		}
 	}
@@ -210,8 +235,12 @@ func (r *reaper) batch() {
 	}
 	r.mu.Lock()
 	for name, e := range batch {
-		delete(r.pending, name)
-		close(e.done)
+		// Another batch (an idle reaper's await, from another
+		// goroutine) may have released it already.
+		if cur, ok := r.pending[name]; ok && cur.done == e.done {
+			delete(r.pending, name)
+			close(e.done)
+		}
 	}
 	r.mu.Unlock()
 }
@@ -236,4 +265,17 @@ func (r *reaper) close() {
 	close(r.stop)
 	<-r.stopped
 	r.sock.Socket.Close()
+}
+
+// DeleteGroup deletes every link of group in the network namespace at
+// hostNetns ("" = the caller's) and waits for the kernel: what a driver
+// with Groups.LeaveMarked leaves for someone else to do.
+func DeleteGroup(hostNetns string, group uint32) error {
+	sock, err := routeSocketIn(hostNetns)
+	if err != nil {
+		return err
+	}
+	defer sock.Socket.Close()
+	r := &reaper{sock: sock}
+	return r.deleteGroup(group)
 }
