@@ -13,9 +13,9 @@ import (
 	"slices"
 
 	"github.com/berth-net/berth/internal/driver/bridge"
+	"github.com/berth-net/berth/internal/driverapi"
 	"github.com/berth-net/berth/internal/firewall"
 	"github.com/berth-net/berth/internal/firewall/nftables"
-	"github.com/berth-net/berth/internal/network"
 )
 
 // Owner tags: the ifalias of berth-cni's bridges and veths ("berth:" is
@@ -284,9 +284,9 @@ func (p *plugin) attach(s *State, a *Attached) (*Result, error) {
 // each family goes through its gateway when the configuration asks for
 // one (isDefaultGateway, or a default route among the IPAM routes without
 // a gateway of its own).
-func (p *plugin) endpointSpec(a *Attached) network.EndpointSpec {
+func (p *plugin) endpointSpec(a *Attached) driverapi.EndpointSpec {
 	mac, _ := net.ParseMAC(a.MAC)
-	spec := network.EndpointSpec{
+	spec := driverapi.EndpointSpec{
 		Bridge: p.n.Bridge, HostIfName: a.HostIfName, IfName: a.IfName, MAC: mac, MTU: p.n.MTU,
 		Owner: ownerEndpoint + Key(a.Network, a.ContainerID, a.IfName),
 	}
@@ -304,7 +304,7 @@ func (p *plugin) endpointSpec(a *Attached) network.EndpointSpec {
 	// A MAC made of the IPv4 address is the one neighbours have cached for
 	// that address; any other (the runtime's, or a random one on an
 	// IPv6-only network) is announced, as the daemon announces it.
-	spec.Announce = !bytes.Equal(mac, network.MACFromAddress(spec.Address.Addr()))
+	spec.Announce = !bytes.Equal(mac, driverapi.MACFromAddress(spec.Address.Addr()))
 	return spec
 }
 
@@ -321,8 +321,8 @@ func (p *plugin) defaultVia(ip AttachedIP) bool {
 
 // bridgeSpec is the bridge of n: with isGateway, the gateway of each
 // family is its address; without, it has none.
-func bridgeSpec(n *Network, nr NetworkRule) network.BridgeSpec {
-	spec := network.BridgeSpec{Name: n.Bridge, MTU: n.MTU, Isolated: !n.IsGateway}
+func bridgeSpec(n *Network, nr NetworkRule) driverapi.BridgeSpec {
+	spec := driverapi.BridgeSpec{Name: n.Bridge, MTU: n.MTU, Isolated: !n.IsGateway}
 	if n.IsGateway {
 		if nr.Gateway.IsValid() {
 			spec.Gateway = netip.PrefixFrom(nr.Gateway, nr.Subnet.Bits())
@@ -343,7 +343,7 @@ func macFor(asked net.HardwareAddr, ips []AttachedIP) net.HardwareAddr {
 		return asked
 	}
 	for _, ip := range ips {
-		if mac := network.MACFromAddress(ip.Address.Addr()); mac != nil {
+		if mac := driverapi.MACFromAddress(ip.Address.Addr()); mac != nil {
 			return mac
 		}
 	}

@@ -1,6 +1,8 @@
 package network
 
 import (
+	"github.com/berth-net/berth/internal/driverapi"
+
 	"bytes"
 	"cmp"
 	"context"
@@ -484,24 +486,9 @@ func randomMAC() net.HardwareAddr {
 	return mac
 }
 
-// MACFromAddress is an endpoint's MAC unless the user gives one: 02:42 and
-// the four bytes of its IPv4 address, as Docker made them up to 27.x (and
-// as the seed shows: 172.17.0.2 is 02:42:ac:11:00:02). Docker 28 draws
-// random MACs and so must send a gratuitous ARP on every join, flooded to
-// every port of the bridge and into every container's namespace (several
-// ms of CPU at 1,000 ports): an address reused with a new MAC is otherwise
-// unreachable from neighbours that cached the old one until their entry
-// fails (5-8 s). With the MAC a function of the address, a cached entry is
-// right for the address's next holder too; only networks where a MAC was
-// ever chosen by hand still announce (Network.MACsFromAddresses). Addresses
-// are unique among a host's networks, so their MACs are too.
-func MACFromAddress(a netip.Addr) net.HardwareAddr {
-	if !a.Is4() {
-		return nil
-	}
-	b := a.As4()
-	return net.HardwareAddr{0x02, 0x42, b[0], b[1], b[2], b[3]}
-}
+// MACFromAddress is driverapi.MACFromAddress: 02:42 and the four bytes
+// of the IPv4 address, as Docker made them up to 27.x.
+func MACFromAddress(a netip.Addr) net.HardwareAddr { return driverapi.MACFromAddress(a) }
 
 // Leave disconnects a sandbox from one network.
 func (c *Controller) Leave(ctx context.Context, sandboxID, netRef string) error {

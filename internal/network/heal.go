@@ -1,6 +1,8 @@
 package network
 
 import (
+	"github.com/berth-net/berth/internal/driverapi"
+
 	"context"
 	"errors"
 	"fmt"
@@ -14,43 +16,11 @@ import (
 // reconcile does the same for all of them; between restarts, Docker's
 // containers behind such a link stay cut off.
 
-// NoBridgeError says a network's bridge is not in the kernel (deleted by
-// hand, and not yet mended): the driver's Join answers with it, and the
-// controller makes the bridge again and joins once more.
-type NoBridgeError struct{ Name string }
-
-func (e *NoBridgeError) Error() string { return fmt.Sprintf("bridge %q does not exist", e.Name) }
-
-// LinkDamage is what happened to links berth owns, by owner tag (the
-// owner given to EnsureBridge, "network:<id>", and EndpointSpec.Owner,
-// "endpoint:<id>"). The tags are the driver's report; they may name
-// links berth itself is removing, which Damaged leaves out.
-type LinkDamage struct {
-	// Lost says notifications were lost: every link must be checked.
-	Lost bool
-	// Owners maps an owner tag to what happened to its link, for the log.
-	Owners map[string]string
-}
-
-// Add adds o's damage to d, in place: both bursts in one report.
-func (d *LinkDamage) Add(o LinkDamage) {
-	d.Lost = d.Lost || o.Lost
-	if len(o.Owners) == 0 {
-		return
-	}
-	if d.Owners == nil {
-		d.Owners = make(map[string]string, len(o.Owners))
-	}
-	for k, v := range o.Owners {
-		switch old, ok := d.Owners[k]; {
-		case ok && strings.Contains(old, v):
-			v = old
-		case ok:
-			v = old + ", " + v
-		}
-		d.Owners[k] = v
-	}
-}
+// NoBridgeError and LinkDamage are the driver's reports (driverapi).
+type (
+	NoBridgeError = driverapi.NoBridgeError
+	LinkDamage    = driverapi.LinkDamage
+)
 
 // DamagedSandbox is a container's sandbox with an endpoint to mend.
 type DamagedSandbox struct {

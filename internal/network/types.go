@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/berth-net/berth/internal/driverapi"
 	"github.com/berth-net/berth/internal/firewall"
 )
 
@@ -179,89 +180,15 @@ type Sandbox struct {
 	Ports []PortRequest `json:"ports,omitempty"`
 }
 
-// BridgeSpec is what the bridge driver needs to make one network's bridge.
-type BridgeSpec struct {
-	Name string
-	// Gateway is the bridge's own address with the subnet's length, e.g.
-	// 172.17.0.1/16; invalid for an IPv6-only network.
-	Gateway netip.Prefix
-	// Gateway6 is the bridge's IPv6 address with the IPv6 subnet's
-	// length, e.g. fd12:3456::1/64; invalid for a network without IPv6.
-	Gateway6 netip.Prefix
-	// StaleGateway6 is an IPv6 gateway the bridge had for a subnet the
-	// network no longer has (the default bridge's options changed): the
-	// driver removes it, and no other address.
-	StaleGateway6 netip.Prefix
-	MTU           int
-	// Isolated says a family of the network is in gateway mode isolated,
-	// whose bridge has no address in it: with both families isolated, or
-	// the one there is, the bridge has no gateway at all. Isolated6 says
-	// IPv6 is the one, or one of them: the bridge then has IPv6 off, not
-	// even the link-local address the kernel gives a link (moby's
-	// setupBridgeIPv6 writes disable_ipv6=1 for it).
-	Isolated, Isolated6 bool
-}
-
-// EndpointSpec is what the bridge driver needs to join one sandbox to a bridge.
-type EndpointSpec struct {
-	Bridge     string
-	HostIfName string
-	IfName     string
-	MAC        net.HardwareAddr
-	// Address is the endpoint's IPv4 address, invalid on an IPv6-only
-	// network (Address6 is valid then).
-	Address netip.Prefix
-	// Gateway, if valid, is the default route the sandbox takes through
-	// this endpoint, in place of any it has: set only for the sandbox's
-	// gateway endpoint (Controller.gatewayLocked).
-	Gateway netip.Addr
-	// Address6 is the endpoint's IPv6 address, invalid on a network
-	// without IPv6: the peer then keeps IPv6 off.
-	Address6 netip.Prefix
-	// Gateway6, if valid, is the IPv6 default route the sandbox takes
-	// through this endpoint, in place of any it has: set only for the
-	// sandbox's IPv6 gateway endpoint.
-	Gateway6 netip.Addr
-	MTU      int
-	// Owner tags the host-side link (its ifalias) so that a restart can tell
-	// berth's links from everyone else's; the endpoint ID.
-	Owner string
-	// Announce asks for a gratuitous ARP once the endpoint is up.
-	Announce bool
-}
-
-// OwnedLink is a link that berth tagged as its own.
-type OwnedLink struct {
-	Name  string
-	Owner string // the tag given in EndpointSpec.Owner, or "network:<id>" for bridges
-}
-
-// Driver is the kernel side of bridge networking (internal/driver/bridge).
-// Every method is idempotent: "exists" on create and "not found" on delete succeed.
-type Driver interface {
-	EnsureBridge(spec BridgeSpec, owner string) error
-	DeleteBridge(name string) error
-	// Join creates the veth pair with its peer already inside the sandbox at
-	// sandboxPath, attaches the host end to the bridge and configures the peer.
-	Join(sandboxPath string, spec EndpointSpec) error
-	// Leave removes the endpoint's veth pair; sandboxPath may already be gone.
-	Leave(sandboxPath string, spec EndpointSpec) error
-	// SetGateway adds the sandbox's default route through spec's gateway,
-	// unless the sandbox has one (after the endpoint that gave it left).
-	SetGateway(sandboxPath string, spec EndpointSpec) error
-	// ReleaseSandbox drops whatever the driver holds open in the sandbox at
-	// sandboxPath; the controller calls it before deleting the sandbox.
-	ReleaseSandbox(sandboxPath string)
-	// OwnedLinks lists the host-namespace links berth tagged.
-	OwnedLinks() ([]OwnedLink, error)
-	// Adopt reports whether the endpoint's host end exists and, when it
-	// does, applies again what Join applies to it after returning (a
-	// daemon that died just then did not): a restart's reconcile calls it
-	// for every endpoint it keeps.
-	Adopt(sandboxPath string, spec EndpointSpec) (bool, error)
-	// HostRoutes lists the destination prefixes of the host's IPv4 routes, for pool selection.
-	HostRoutes() ([]netip.Prefix, error)
-}
+// The driver's side of the seam is in internal/driverapi (as libnetwork's
+// driverapi): the specs the controller hands the bridge driver, what it
+// reports back, and the interface it implements. The names stay here too.
+type (
+	BridgeSpec   = driverapi.BridgeSpec
+	EndpointSpec = driverapi.EndpointSpec
+	OwnedLink    = driverapi.OwnedLink
+	Driver       = driverapi.Driver
+)
 
 // SandboxManager creates and deletes network namespaces bound to files (internal/sandbox).
 type SandboxManager interface {

@@ -13,7 +13,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/driverapi"
 	"github.com/berth-net/berth/internal/sandbox"
 )
 
@@ -34,7 +34,7 @@ func BenchmarkNaiveAttach(b *testing.B) {
 			b.Run(fmt.Sprintf("ipv6=%s/ports=%d", ipv6, ports), func(b *testing.B) {
 				w := newWorld(b)
 				br := naiveBridge(b, w)
-				attach := func(sb string, spec network.EndpointSpec) error {
+				attach := func(sb string, spec driverapi.EndpointSpec) error {
 					return naiveAttach(w, br, sb, spec, ipv6 == "off")
 				}
 				for i := range ports {
@@ -96,7 +96,7 @@ func newBenchSandbox(b *testing.B) string {
 
 // naiveAttach makes one endpoint with the fewest netlink calls the library
 // allows and none of Join's checks, tags or extras.
-func naiveAttach(w *testWorld, br netlink.Link, sbPath string, spec network.EndpointSpec, ipv6Off bool) error {
+func naiveAttach(w *testWorld, br netlink.Link, sbPath string, spec driverapi.EndpointSpec, ipv6Off bool) error {
 	ns, err := netns.GetFromPath(sbPath)
 	if err != nil {
 		return err

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/driverapi"
 )
 
 // BenchmarkJoinLeave measures one Join and one Leave of a sandbox on a
@@ -139,7 +139,7 @@ func BenchmarkReconnect(b *testing.B) {
 
 func (w *testWorld) ensureBenchBridge(b *testing.B) {
 	b.Helper()
-	spec := network.BridgeSpec{Name: "br-test", Gateway: netip.MustParsePrefix("10.80.0.1/16"), MTU: 1500}
+	spec := driverapi.BridgeSpec{Name: "br-test", Gateway: netip.MustParsePrefix("10.80.0.1/16"), MTU: 1500}
 	if err := w.d.EnsureBridge(spec, "network:bench"); err != nil {
 		b.Fatal(err)
 	}
@@ -149,15 +149,15 @@ func (w *testWorld) ensureBenchBridge(b *testing.B) {
 // sampleSpec is the ith timed attach's spec: fresh host and container
 // names (re-using eth0 would make Join wait for the reaper to delete the
 // previous pair), an address of the 60000s.
-func sampleSpec(i int) network.EndpointSpec {
+func sampleSpec(i int) driverapi.EndpointSpec {
 	spec := benchSpec(60000 + i%1000)
 	spec.HostIfName = RandomHostIfName()
 	spec.IfName = fmt.Sprintf("eth%d", i+1)
 	return spec
 }
 
-func benchSpec(n int) network.EndpointSpec {
-	return network.EndpointSpec{
+func benchSpec(n int) driverapi.EndpointSpec {
+	return driverapi.EndpointSpec{
 		Bridge:     "br-test",
 		HostIfName: fmt.Sprintf("vethb%06d", n),
 		IfName:     "eth0",
@@ -237,7 +237,7 @@ func joinBurst(b *testing.B, dualStack bool) {
 	w.d.log = discardLogger()
 	w.ensureBenchBridge(b)
 	if dualStack {
-		spec := network.BridgeSpec{Name: "br-test", Gateway: netip.MustParsePrefix("10.80.0.1/16"),
+		spec := driverapi.BridgeSpec{Name: "br-test", Gateway: netip.MustParsePrefix("10.80.0.1/16"),
 			Gateway6: netip.MustParsePrefix("fd80::1/64"), MTU: 1500}
 		if err := w.d.EnsureBridge(spec, "network:bench"); err != nil {
 			b.Fatal(err)
@@ -250,7 +250,7 @@ func joinBurst(b *testing.B, dualStack bool) {
 	var join []time.Duration
 	b.ResetTimer()
 	for i := range b.N {
-		specs := make([]network.EndpointSpec, burst)
+		specs := make([]driverapi.EndpointSpec, burst)
 		for k, sb := range sbs {
 			specs[k] = benchSpec(1000 + k)
 			if dualStack {

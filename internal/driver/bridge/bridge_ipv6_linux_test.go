@@ -13,7 +13,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/driverapi"
 	"github.com/berth-net/berth/internal/nstest"
 	"github.com/berth-net/berth/internal/sandbox"
 )
@@ -50,7 +50,7 @@ func TestEnsureBridgeRefusesRouterAdvertisements(t *testing.T) {
 	addBridge(t, w.h, "br-admin", "")
 	const adopted = "/proc/sys/net/ipv6/conf/br-admin/accept_ra"
 	writeSysctlIn(t, w.host, adopted, "2")
-	if err := w.d.EnsureBridge(network.BridgeSpec{Name: "br-admin", Gateway: netip.MustParsePrefix("10.89.0.1/24"), MTU: 1500}, "network:admin"); err != nil {
+	if err := w.d.EnsureBridge(driverapi.BridgeSpec{Name: "br-admin", Gateway: netip.MustParsePrefix("10.89.0.1/24"), MTU: 1500}, "network:admin"); err != nil {
 		t.Fatal(err)
 	}
 	if got := readSysctlIn(t, w.host, adopted); got != "2" {
@@ -61,9 +61,9 @@ func TestEnsureBridgeRefusesRouterAdvertisements(t *testing.T) {
 var testGateway6 = netip.MustParsePrefix("fd12:3456::1/64")
 
 // ensureDualStackBridge makes "br-test" with testGateway and testGateway6.
-func (w *testWorld) ensureDualStackBridge(t testing.TB) network.BridgeSpec {
+func (w *testWorld) ensureDualStackBridge(t testing.TB) driverapi.BridgeSpec {
 	t.Helper()
-	spec := network.BridgeSpec{Name: "br-test", Gateway: testGateway, Gateway6: testGateway6, MTU: 1500}
+	spec := driverapi.BridgeSpec{Name: "br-test", Gateway: testGateway, Gateway6: testGateway6, MTU: 1500}
 	if err := w.d.EnsureBridge(spec, "network:test"); err != nil {
 		t.Fatalf("EnsureBridge: %v", err)
 	}
@@ -150,7 +150,7 @@ func TestEnsureBridgeRestoresTheIPv6Gateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d2.Close()
-	if err := d2.EnsureBridge(network.BridgeSpec{Name: "br-test", Gateway: testGateway, Gateway6: testGateway6, MTU: 1500}, "network:test"); err != nil {
+	if err := d2.EnsureBridge(driverapi.BridgeSpec{Name: "br-test", Gateway: testGateway, Gateway6: testGateway6, MTU: 1500}, "network:test"); err != nil {
 		t.Fatal(err)
 	}
 	if got := globalAddrs6(t, w.h, "br-test"); len(got) != 1 || got[testGateway6] == 0 {
@@ -242,7 +242,7 @@ func TestEnsureBridgeDropsAnOldIPv6Gateway(t *testing.T) {
 // setupBridgeIPv6 for gateway mode isolated).
 func TestIsolatedIPv6BridgeHasNoIPv6(t *testing.T) {
 	w := newWorld(t)
-	spec := network.BridgeSpec{Name: "br-test", Gateway: testGateway, MTU: 1500, Isolated: true, Isolated6: true}
+	spec := driverapi.BridgeSpec{Name: "br-test", Gateway: testGateway, MTU: 1500, Isolated: true, Isolated6: true}
 	if err := w.d.EnsureBridge(spec, "network:test"); err != nil {
 		t.Fatalf("EnsureBridge: %v", err)
 	}

@@ -11,8 +11,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-net/berth/internal/driverapi"
 	"github.com/berth-net/berth/internal/errdefs"
-	"github.com/berth-net/berth/internal/network"
 )
 
 // EnsureBridge makes the bridge of spec exist, tagged as owner's, with its
@@ -23,7 +23,7 @@ import (
 // there, so a second call changes nothing, and a bridge found at a restart
 // gets back what it lost. With no port the bridge stays NO-CARRIER, as
 // Docker's does.
-func (d *Driver) EnsureBridge(spec network.BridgeSpec, owner string) error {
+func (d *Driver) EnsureBridge(spec driverapi.BridgeSpec, owner string) error {
 	if err := validateBridgeSpec(spec, owner); err != nil {
 		return err
 	}
@@ -128,7 +128,7 @@ func (d *Driver) ensureSubnetRoute(br netlink.Link, gw netip.Prefix) error {
 // ensureBridgeLink returns the bridge called spec.Name, creating it if
 // missing. A link of that name that is not a bridge is an error: berth
 // must never enslave ports to, or address, someone else's device.
-func (d *Driver) ensureBridgeLink(spec network.BridgeSpec, owner string) (l netlink.Link, created bool, err error) {
+func (d *Driver) ensureBridgeLink(spec driverapi.BridgeSpec, owner string) (l netlink.Link, created bool, err error) {
 	l, err = linkIfExists(d.h, spec.Name)
 	if err != nil {
 		return nil, false, err
@@ -323,7 +323,7 @@ func (d *Driver) bridgeIndex(name string, fresh bool) (int, error) {
 	if err != nil {
 		d.bridges.forget(name)
 		if isNotFound(err) {
-			return 0, errdefs.WithKind(errdefs.KindNotFound, &network.NoBridgeError{Name: name})
+			return 0, errdefs.WithKind(errdefs.KindNotFound, &driverapi.NoBridgeError{Name: name})
 		}
 		return 0, fmt.Errorf("look up bridge %q: %w", name, err)
 	}

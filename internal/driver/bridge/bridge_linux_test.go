@@ -11,8 +11,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-net/berth/internal/driverapi"
 	"github.com/berth-net/berth/internal/errdefs"
-	"github.com/berth-net/berth/internal/network"
 	"github.com/berth-net/berth/internal/nstest"
 	"github.com/berth-net/berth/internal/sandbox"
 )
@@ -45,7 +45,7 @@ func stateOf(t *testing.T, h *netlink.Handle, name string) bridgeState {
 
 func TestEnsureBridgeIsIdempotent(t *testing.T) {
 	w := newWorld(t)
-	spec := network.BridgeSpec{Name: "br-test", Gateway: netip.MustParsePrefix("10.88.0.1/24"), MTU: 1400}
+	spec := driverapi.BridgeSpec{Name: "br-test", Gateway: netip.MustParsePrefix("10.88.0.1/24"), MTU: 1400}
 	if err := w.d.EnsureBridge(spec, "network:abc"); err != nil {
 		t.Fatalf("first EnsureBridge: %v", err)
 	}
@@ -154,7 +154,7 @@ func TestEnsureBridgeRefusesForeignLinks(t *testing.T) {
 			w := newWorld(t)
 			tt.setup(t, w.h)
 			before := linkNames(t, w.h)
-			err := w.d.EnsureBridge(network.BridgeSpec{Name: "br-test", Gateway: testGateway}, "network:test")
+			err := w.d.EnsureBridge(driverapi.BridgeSpec{Name: "br-test", Gateway: testGateway}, "network:test")
 			if !errdefs.Is(err, errdefs.KindConflict) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("EnsureBridge = %v, want a conflict containing %q", err, tt.want)
 			}
@@ -246,7 +246,7 @@ func TestOwnedLinksSeesOnlyTaggedLinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []network.OwnedLink{
+	want := []driverapi.OwnedLink{
 		{Name: "br-test", Owner: "network:test"},
 		{Name: "vethtest001", Owner: "endpoint:1"},
 	}
@@ -364,7 +364,7 @@ func TestBridgeMadeAgainKeepsItsMAC(t *testing.T) {
 	if again := mac(spec.Name); again != first {
 		t.Errorf("bridge made again has MAC %s, had %s", again, first)
 	}
-	other := network.BridgeSpec{Name: "br-other", Gateway: netip.MustParsePrefix("10.99.0.1/24"), MTU: 1500}
+	other := driverapi.BridgeSpec{Name: "br-other", Gateway: netip.MustParsePrefix("10.99.0.1/24"), MTU: 1500}
 	if err := w.d.EnsureBridge(other, "network:other"); err != nil {
 		t.Fatal(err)
 	}

@@ -15,11 +15,11 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-net/berth/internal/driverapi"
 	"github.com/berth-net/berth/internal/errdefs"
-	"github.com/berth-net/berth/internal/network"
 )
 
-// Driver implements network.Driver with netlink handles bound to the host
+// Driver implements driverapi.Driver with netlink handles bound to the host
 // namespace and, per call, to a sandbox's namespace.
 type Driver struct {
 	h      *netlink.Handle
@@ -46,7 +46,7 @@ type Driver struct {
 	groups Groups
 }
 
-var _ network.Driver = (*Driver)(nil)
+var _ driverapi.Driver = (*Driver)(nil)
 
 // New returns a driver whose "host" is the network namespace at hostNetns
 // ("" = the daemon's own), with the daemon's groups.
@@ -183,7 +183,7 @@ func (d *Driver) LinkExists(name string) (bool, error) {
 // this version), may have left it on. Nothing else needs applying again:
 // Join configures the container end whole, IPv6 included, before it
 // returns, and the announcement it sends after is only a hint.
-func (d *Driver) Adopt(sandboxPath string, spec network.EndpointSpec) (bool, error) {
+func (d *Driver) Adopt(sandboxPath string, spec driverapi.EndpointSpec) (bool, error) {
 	l, err := linkIfExists(d.h, spec.HostIfName)
 	if err != nil || l == nil {
 		return false, err
@@ -204,7 +204,7 @@ func (d *Driver) Adopt(sandboxPath string, spec network.EndpointSpec) (bool, err
 // (hairpin, owner alias, up), when it is not one: the bridge was deleted
 // while no daemon ran, and made again at the daemon's start, which left
 // the container's veth outside it with its network silently gone.
-func (d *Driver) reattach(host netlink.Link, spec network.EndpointSpec) error {
+func (d *Driver) reattach(host netlink.Link, spec driverapi.EndpointSpec) error {
 	index, err := d.bridgeIndex(spec.Bridge, false) // EnsureBridge ran first at the start
 	if err != nil {
 		return err
@@ -239,21 +239,21 @@ func (d *Driver) reattach(host netlink.Link, spec network.EndpointSpec) error {
 // OwnedLinks lists the host-namespace links whose ifalias says berth made
 // them, except veths already cut off and waiting for the reaper: they are
 // being deleted and belong to no endpoint any more.
-func (d *Driver) OwnedLinks() ([]network.OwnedLink, error) {
+func (d *Driver) OwnedLinks() ([]driverapi.OwnedLink, error) {
 	links, err := retryDump(d.h.LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("list host links: %w", err)
 	}
-	var owned []network.OwnedLink
+	var owned []driverapi.OwnedLink
 	for _, l := range links {
 		if l.Attrs().Group == d.groups.Reap {
 			continue
 		}
 		if owner, ok := ownerFromAlias(l.Attrs().Alias); ok {
-			owned = append(owned, network.OwnedLink{Name: l.Attrs().Name, Owner: owner})
+			owned = append(owned, driverapi.OwnedLink{Name: l.Attrs().Name, Owner: owner})
 		}
 	}
-	slices.SortFunc(owned, func(a, b network.OwnedLink) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(owned, func(a, b driverapi.OwnedLink) int { return strings.Compare(a.Name, b.Name) })
 	return owned, nil
 }
 

@@ -14,7 +14,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/driverapi"
 	"github.com/berth-net/berth/internal/nstest"
 )
 
@@ -60,9 +60,9 @@ func handleIn(t testing.TB, path string) *netlink.Handle {
 var testGateway = netip.MustParsePrefix("10.88.0.1/24")
 
 // ensureTestBridge makes bridge "br-test" with testGateway.
-func (w *testWorld) ensureTestBridge(t testing.TB) network.BridgeSpec {
+func (w *testWorld) ensureTestBridge(t testing.TB) driverapi.BridgeSpec {
 	t.Helper()
-	spec := network.BridgeSpec{Name: "br-test", Gateway: testGateway, MTU: 1500}
+	spec := driverapi.BridgeSpec{Name: "br-test", Gateway: testGateway, MTU: 1500}
 	if err := w.d.EnsureBridge(spec, "network:test"); err != nil {
 		t.Fatalf("EnsureBridge: %v", err)
 	}
@@ -70,8 +70,8 @@ func (w *testWorld) ensureTestBridge(t testing.TB) network.BridgeSpec {
 }
 
 // endpointSpec returns a spec for the nth endpoint on br-test (address .n+1).
-func endpointSpec(n int) network.EndpointSpec {
-	return network.EndpointSpec{
+func endpointSpec(n int) driverapi.EndpointSpec {
+	return driverapi.EndpointSpec{
 		Bridge:     "br-test",
 		HostIfName: fmt.Sprintf("vethtest%03d", n),
 		IfName:     "eth0",

@@ -10,13 +10,13 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/driverapi"
 	"github.com/berth-net/berth/internal/nstest"
 )
 
 // dualStackSpec is endpointSpec(n) on a network with IPv6 (testGateway6):
 // address fd12:3456::n+1, the sandbox's gateway endpoint in both families.
-func dualStackSpec(n int) network.EndpointSpec {
+func dualStackSpec(n int) driverapi.EndpointSpec {
 	spec := endpointSpec(n)
 	spec.Address6 = netip.PrefixFrom(netip.MustParseAddr(fmt.Sprintf("fd12:3456::%x", n+1)), 64)
 	spec.Gateway6 = testGateway6.Addr()
@@ -27,7 +27,7 @@ func dualStackSpec(n int) network.EndpointSpec {
 // on, with a link-local address and spec.Address6, both usable at once
 // (no DAD: never tentative); otherwise no IPv6 address at all (address
 // generation off: no link-local, no DAD into the bridge).
-func checkPeerIPv6(t *testing.T, sbPath string, sh *netlink.Handle, peer netlink.Link, spec network.EndpointSpec) {
+func checkPeerIPv6(t *testing.T, sbPath string, sh *netlink.Handle, peer netlink.Link, spec driverapi.EndpointSpec) {
 	t.Helper()
 	addrs, err := retryDump(func() ([]netlink.Addr, error) { return sh.AddrList(peer, netlink.FAMILY_V6) })
 	if err != nil {
@@ -75,14 +75,14 @@ func defaultGateways6(t testing.TB, h *netlink.Handle) []netip.Addr {
 func TestDualStackJoinsPingOverIPv6(t *testing.T) {
 	w := newWorld(t)
 	w.ensureDualStackBridge(t)
-	other := network.BridgeSpec{Name: "br-other", Gateway: netip.MustParsePrefix("10.99.0.1/24"),
+	other := driverapi.BridgeSpec{Name: "br-other", Gateway: netip.MustParsePrefix("10.99.0.1/24"),
 		Gateway6: netip.MustParsePrefix("fd12:9999::1/64"), MTU: 1500}
 	if err := w.d.EnsureBridge(other, "network:other"); err != nil {
 		t.Fatal(err)
 	}
 	a, b, c := nstest.New(t), nstest.New(t), nstest.New(t)
 	sa, sb := dualStackSpec(1), dualStackSpec(2)
-	sc := network.EndpointSpec{
+	sc := driverapi.EndpointSpec{
 		Bridge: "br-other", HostIfName: "vethother01", IfName: "eth0", MAC: RandomMAC(),
 		Address: netip.MustParsePrefix("10.99.0.2/24"), Gateway: other.Gateway.Addr(),
 		Address6: netip.MustParsePrefix("fd12:9999::2/64"), Gateway6: other.Gateway6.Addr(),
@@ -90,7 +90,7 @@ func TestDualStackJoinsPingOverIPv6(t *testing.T) {
 	}
 	for _, j := range []struct {
 		path string
-		spec network.EndpointSpec
+		spec driverapi.EndpointSpec
 	}{{a, sa}, {b, sb}, {c, sc}} {
 		if err := w.d.Join(j.path, j.spec); err != nil {
 			t.Fatalf("Join %s: %v", j.spec.HostIfName, err)
@@ -153,23 +153,23 @@ func checkLinkLocalWithoutDAD(t *testing.T, h *netlink.Handle, br string) {
 func TestIPv4OnlyJoinNextToADualStackOne(t *testing.T) {
 	w := newWorld(t)
 	w.ensureDualStackBridge(t)
-	v4 := network.BridgeSpec{Name: "br-v4", Gateway: netip.MustParsePrefix("10.99.0.1/24"), MTU: 1500}
+	v4 := driverapi.BridgeSpec{Name: "br-v4", Gateway: netip.MustParsePrefix("10.99.0.1/24"), MTU: 1500}
 	if err := w.d.EnsureBridge(v4, "network:v4"); err != nil {
 		t.Fatal(err)
 	}
 	sb := nstest.New(t)
 	dual := dualStackSpec(1)
-	only4 := network.EndpointSpec{
+	only4 := driverapi.EndpointSpec{
 		Bridge: "br-v4", HostIfName: "vethv4only01", IfName: "eth1", MAC: RandomMAC(),
 		Address: netip.MustParsePrefix("10.99.0.2/24"), MTU: 1500, Owner: "endpoint:v4",
 	}
-	for _, spec := range []network.EndpointSpec{dual, only4} {
+	for _, spec := range []driverapi.EndpointSpec{dual, only4} {
 		if err := w.d.Join(sb, spec); err != nil {
 			t.Fatalf("Join %s: %v", spec.IfName, err)
 		}
 	}
 	sh := handleIn(t, sb)
-	for _, spec := range []network.EndpointSpec{dual, only4} {
+	for _, spec := range []driverapi.EndpointSpec{dual, only4} {
 		peer, err := sh.LinkByName(spec.IfName)
 		if err != nil {
 			t.Fatal(err)
@@ -189,7 +189,7 @@ func TestIPv4OnlyJoinNextToADualStackOne(t *testing.T) {
 func TestIPv6DefaultRouteGoesWhereTheControllerSays(t *testing.T) {
 	w := newWorld(t)
 	w.ensureDualStackBridge(t)
-	other := network.BridgeSpec{Name: "br-other", Gateway: netip.MustParsePrefix("10.99.0.1/24"),
+	other := driverapi.BridgeSpec{Name: "br-other", Gateway: netip.MustParsePrefix("10.99.0.1/24"),
 		Gateway6: netip.MustParsePrefix("fd12:9999::1/64"), MTU: 1500}
 	if err := w.d.EnsureBridge(other, "network:other"); err != nil {
 		t.Fatal(err)
@@ -197,7 +197,7 @@ func TestIPv6DefaultRouteGoesWhereTheControllerSays(t *testing.T) {
 	sb := nstest.New(t)
 	sh := handleIn(t, sb)
 	first := dualStackSpec(1)
-	second := network.EndpointSpec{
+	second := driverapi.EndpointSpec{
 		Bridge: "br-other", HostIfName: "vethother01", IfName: "eth1", MAC: RandomMAC(),
 		Address: netip.MustParsePrefix("10.99.0.2/24"), Address6: netip.MustParsePrefix("fd12:9999::2/64"),
 		MTU: 1500, Owner: "endpoint:other",
@@ -213,7 +213,7 @@ func TestIPv6DefaultRouteGoesWhereTheControllerSays(t *testing.T) {
 			t.Errorf("IPv6 default gateways %s (-want +got):\n%s", when, diff)
 		}
 	}
-	for _, spec := range []network.EndpointSpec{first, second} {
+	for _, spec := range []driverapi.EndpointSpec{first, second} {
 		if err := w.d.Join(sb, spec); err != nil {
 			t.Fatalf("Join %s: %v", spec.IfName, err)
 		}
@@ -252,7 +252,7 @@ func TestUnsolicitedNAUpdatesNeighbours(t *testing.T) {
 	old := dualStackSpec(1)
 	for _, j := range []struct {
 		path string
-		spec network.EndpointSpec
+		spec driverapi.EndpointSpec
 	}{{a, old}, {b, dualStackSpec(2)}} {
 		if err := w.d.Join(j.path, j.spec); err != nil {
 			t.Fatal(err)
@@ -305,7 +305,7 @@ func neighMAC6(t *testing.T, h *netlink.Handle, ip netip.Addr) string {
 // announcement has only the neighbour advertisement to send.
 func TestIPv6OnlyJoinsPingOverIPv6(t *testing.T) {
 	w := newWorld(t)
-	br := network.BridgeSpec{Name: "br-test", Gateway6: testGateway6, MTU: 1500}
+	br := driverapi.BridgeSpec{Name: "br-test", Gateway6: testGateway6, MTU: 1500}
 	if err := w.d.EnsureBridge(br, "network:test"); err != nil {
 		t.Fatalf("EnsureBridge: %v", err)
 	}
@@ -317,12 +317,12 @@ func TestIPv6OnlyJoinsPingOverIPv6(t *testing.T) {
 	}
 	a, b := nstest.New(t), nstest.New(t)
 	sa, sb := dualStackSpec(1), dualStackSpec(2)
-	for _, s := range []*network.EndpointSpec{&sa, &sb} {
+	for _, s := range []*driverapi.EndpointSpec{&sa, &sb} {
 		s.Address, s.Gateway, s.Announce = netip.Prefix{}, netip.Addr{}, true
 	}
 	for _, j := range []struct {
 		path string
-		spec network.EndpointSpec
+		spec driverapi.EndpointSpec
 	}{{a, sa}, {b, sb}} {
 		if err := w.d.Join(j.path, j.spec); err != nil {
 			t.Fatalf("Join %s: %v", j.spec.HostIfName, err)
@@ -348,12 +348,12 @@ func TestIPv6OnlySpecsAreChecked(t *testing.T) {
 	none.Address, none.Gateway = netip.Prefix{}, netip.Addr{}
 	gwOnly := dualStackSpec(1)
 	gwOnly.Address = netip.Prefix{}
-	for name, spec := range map[string]network.EndpointSpec{"no address": none, "IPv4 gateway alone": gwOnly} {
+	for name, spec := range map[string]driverapi.EndpointSpec{"no address": none, "IPv4 gateway alone": gwOnly} {
 		if err := validateEndpointSpec(spec); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	if err := validateBridgeSpec(network.BridgeSpec{Name: "br-test", MTU: 1500}, "network:test"); err == nil {
+	if err := validateBridgeSpec(driverapi.BridgeSpec{Name: "br-test", MTU: 1500}, "network:test"); err == nil {
 		t.Error("a bridge with no gateway: accepted")
 	}
 	v6only := dualStackSpec(1)

@@ -9,8 +9,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-net/berth/internal/driverapi"
 	"github.com/berth-net/berth/internal/errdefs"
-	"github.com/berth-net/berth/internal/network"
 )
 
 // ErrHostIfNameTaken says the host-side veth name is used by a link that is
@@ -25,7 +25,7 @@ var ErrHostIfNameTaken = errors.New("host interface name is taken")
 // then, if spec.Announce asks, announces the address with a gratuitous ARP
 // (see announce).
 // If a step fails, what was made is removed before the error returns.
-func (d *Driver) Join(sandboxPath string, spec network.EndpointSpec) (err error) {
+func (d *Driver) Join(sandboxPath string, spec driverapi.EndpointSpec) (err error) {
 	if err := validateEndpointSpec(spec); err != nil {
 		return err
 	}
@@ -94,10 +94,10 @@ func (d *Driver) Join(sandboxPath string, spec network.EndpointSpec) (err error)
 // selection over every port. The announcement only speeds up neighbours
 // (an endpoint without it still works), so it is neither waited for nor a
 // reason to roll back; Settle and Close wait for it.
-func (d *Driver) announce(sb *sandboxConn, peer netlink.Link, spec network.EndpointSpec) {
+func (d *Driver) announce(sb *sandboxConn, peer netlink.Link, spec driverapi.EndpointSpec) {
 	if !spec.Announce {
 		// The MAC is the one the address has always had
-		// (network.MACFromAddress): nothing to send, so no goroutine.
+		// (driverapi.MACFromAddress): nothing to send, so no goroutine.
 		d.release(sb, false)
 		return
 	}
@@ -140,7 +140,7 @@ type vethPair struct {
 // echoes the new link back (NLM_F_ECHO), with the peer's index in
 // IFLA_LINK, so neither end has to be looked up. If the host name exists
 // and is this endpoint's own pair (a retried Join), that pair is reused.
-func (d *Driver) ensureVeth(sb *sandboxConn, spec network.EndpointSpec, brIndex int) (vethPair, error) {
+func (d *Driver) ensureVeth(sb *sandboxConn, spec driverapi.EndpointSpec, brIndex int) (vethPair, error) {
 	if err := d.step("create veth"); err != nil {
 		return vethPair{}, err
 	}
@@ -177,7 +177,7 @@ func (d *Driver) ensureVeth(sb *sandboxConn, spec network.EndpointSpec, brIndex 
 // existingOwnPair explains an EEXIST from creating the pair: either the
 // pair is already this endpoint's (returned, for an idempotent Join), or
 // one of the two names belongs to something else (a clear error).
-func (d *Driver) existingOwnPair(sb *sandboxConn, spec network.EndpointSpec) (netlink.Link, error) {
+func (d *Driver) existingOwnPair(sb *sandboxConn, spec driverapi.EndpointSpec) (netlink.Link, error) {
 	host, err := linkIfExists(d.h, spec.HostIfName)
 	if err != nil {
 		return nil, err
@@ -271,7 +271,7 @@ func (d *Driver) attach(host netlink.Link, bridge string, index int) error {
 
 // configurePeer brings the sandbox side up with its addresses and default
 // routes (IPv6 address generation off before it is up: bringUp).
-func (d *Driver) configurePeer(sb *sandboxConn, spec network.EndpointSpec, pair vethPair) (netlink.Link, error) {
+func (d *Driver) configurePeer(sb *sandboxConn, spec driverapi.EndpointSpec, pair vethPair) (netlink.Link, error) {
 	if err := d.step("loopback up"); err != nil {
 		return nil, err
 	}
@@ -302,7 +302,7 @@ func (d *Driver) configurePeer(sb *sandboxConn, spec network.EndpointSpec, pair 
 // waiting to be deleted: renaming it out of the way (a fraction of a ms)
 // is cheaper than waiting. A host name still held (random names make that
 // rare), or a rename that fails, waits for the reaper.
-func (d *Driver) freeNamesFromReaper(sb *sandboxConn, spec network.EndpointSpec) {
+func (d *Driver) freeNamesFromReaper(sb *sandboxConn, spec driverapi.EndpointSpec) {
 	hostHeld, peerHeld := d.reaper.holding(spec.HostIfName, sb.path, spec.IfName)
 	for _, e := range hostHeld {
 		d.reaper.await(e)
@@ -375,7 +375,7 @@ func (d *Driver) deleteVethIfExists(name string) error {
 // valid), in place of the ones it has: the controller calls it when its
 // gateway endpoint changes other than by a join, as libnetwork's sandbox
 // moves its gateway (updateGateway).
-func (d *Driver) SetGateway(sandboxPath string, spec network.EndpointSpec) error {
+func (d *Driver) SetGateway(sandboxPath string, spec driverapi.EndpointSpec) error {
 	if !spec.Gateway.IsValid() && !spec.Gateway6.IsValid() {
 		return nil
 	}

@@ -13,8 +13,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-net/berth/internal/driverapi"
 	"github.com/berth-net/berth/internal/errdefs"
-	"github.com/berth-net/berth/internal/network"
 	"github.com/berth-net/berth/internal/nstest"
 	"github.com/berth-net/berth/internal/sandbox"
 )
@@ -38,7 +38,7 @@ func waitOperUp(t *testing.T, h *netlink.Handle, name string) {
 }
 
 // checkJoined checks what Join promises on both sides of one endpoint.
-func checkJoined(t *testing.T, w *testWorld, sbPath string, spec network.EndpointSpec) {
+func checkJoined(t *testing.T, w *testWorld, sbPath string, spec driverapi.EndpointSpec) {
 	t.Helper()
 	host, err := w.h.LinkByName(spec.HostIfName)
 	if err != nil {
@@ -136,7 +136,7 @@ func TestJoinTwoSandboxesThatPingEachOther(t *testing.T) {
 	sbSpec.MAC = RandomMAC()
 	for _, j := range []struct {
 		path string
-		spec network.EndpointSpec
+		spec driverapi.EndpointSpec
 	}{{a, sa}, {b, sbSpec}} {
 		if err := w.d.Join(j.path, j.spec); err != nil {
 			t.Fatalf("Join %s: %v", j.spec.HostIfName, err)
@@ -190,13 +190,13 @@ func TestJoinTwiceIsIdempotent(t *testing.T) {
 func TestDefaultRouteGoesWhereTheControllerSays(t *testing.T) {
 	w := newWorld(t)
 	w.ensureTestBridge(t)
-	other := network.BridgeSpec{Name: "br-other", Gateway: netip.MustParsePrefix("10.99.0.1/24")}
+	other := driverapi.BridgeSpec{Name: "br-other", Gateway: netip.MustParsePrefix("10.99.0.1/24")}
 	if err := w.d.EnsureBridge(other, "network:other"); err != nil {
 		t.Fatal(err)
 	}
 	sb := nstest.New(t)
 	first := endpointSpec(1)
-	second := network.EndpointSpec{
+	second := driverapi.EndpointSpec{
 		Bridge: "br-other", HostIfName: "vethother01", IfName: "eth1", MAC: RandomMAC(),
 		Address: netip.MustParsePrefix("10.99.0.2/24"), Owner: "endpoint:other",
 	}
@@ -207,7 +207,7 @@ func TestDefaultRouteGoesWhereTheControllerSays(t *testing.T) {
 			t.Errorf("default gateways %s = %v, want only %v", when, gws, want)
 		}
 	}
-	for _, spec := range []network.EndpointSpec{first, second} {
+	for _, spec := range []driverapi.EndpointSpec{first, second} {
 		if err := w.d.Join(sb, spec); err != nil {
 			t.Fatalf("Join %s: %v", spec.IfName, err)
 		}
@@ -368,7 +368,7 @@ func TestLeaveCutsOffAtOnceAndRejoinParksTheDyingPeer(t *testing.T) {
 	sa, sb := endpointSpec(1), endpointSpec(2)
 	for _, j := range []struct {
 		path string
-		spec network.EndpointSpec
+		spec driverapi.EndpointSpec
 	}{{a, sa}, {b, sb}} {
 		if err := w.d.Join(j.path, j.spec); err != nil {
 			t.Fatal(err)
@@ -438,7 +438,7 @@ func TestLeaveWithoutTheSandboxCutsOffTheHostEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	// As the orphan sweep calls it: only the host name is known.
-	if err := w.d.Leave("", network.EndpointSpec{HostIfName: spec.HostIfName}); err != nil {
+	if err := w.d.Leave("", driverapi.EndpointSpec{HostIfName: spec.HostIfName}); err != nil {
 		t.Fatal(err)
 	}
 	if host, err := linkIfExists(w.h, spec.HostIfName); err != nil || (host != nil && host.Attrs().Flags&net.FlagUp != 0) {
@@ -480,10 +480,10 @@ func TestLeaveDeletesAtOnceWhenTheReaperCannotTakeIt(t *testing.T) {
 func TestNewDeletesVethsAnEarlierRunLeftMarked(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		leave func(t *testing.T, w *testWorld, sb string, spec network.EndpointSpec)
+		leave func(t *testing.T, w *testWorld, sb string, spec driverapi.EndpointSpec)
 	}{{
 		name: "killed between Leave and the reaper",
-		leave: func(t *testing.T, w *testWorld, sb string, spec network.EndpointSpec) {
+		leave: func(t *testing.T, w *testWorld, sb string, spec driverapi.EndpointSpec) {
 			if err := w.d.Join(sb, spec); err != nil {
 				t.Fatal(err)
 			}
@@ -496,7 +496,7 @@ func TestNewDeletesVethsAnEarlierRunLeftMarked(t *testing.T) {
 		// The pair exists, untagged: nothing names it if the endpoint's
 		// record is lost (see pendingGroup).
 		name: "killed in Join before the host end was tagged",
-		leave: func(t *testing.T, w *testWorld, sb string, spec network.EndpointSpec) {
+		leave: func(t *testing.T, w *testWorld, sb string, spec driverapi.EndpointSpec) {
 			conn, err := w.d.acquire(sb)
 			if err != nil {
 				t.Fatal(err)
@@ -583,14 +583,14 @@ func TestLeaveSparesOtherEndpointsLinks(t *testing.T) {
 // 1's MAC, then takes 1 away and joins a third sandbox with 1's address, a
 // new MAC and the given Announce; it returns 2's sandbox and the old and
 // new specs.
-func replaceNeighbour(t *testing.T, w *testWorld, announce bool) (b string, old, repl network.EndpointSpec) {
+func replaceNeighbour(t *testing.T, w *testWorld, announce bool) (b string, old, repl driverapi.EndpointSpec) {
 	t.Helper()
 	w.ensureTestBridge(t)
 	a, b := nstest.New(t), nstest.New(t)
 	old, sbSpec := endpointSpec(1), endpointSpec(2)
 	for _, j := range []struct {
 		path string
-		spec network.EndpointSpec
+		spec driverapi.EndpointSpec
 	}{{a, old}, {b, sbSpec}} {
 		if err := w.d.Join(j.path, j.spec); err != nil {
 			t.Fatal(err)
@@ -709,7 +709,7 @@ func TestReleaseSandboxLetsTheNamespaceGo(t *testing.T) {
 
 // joinSettled joins endpoint n on the test bridge in a new sandbox and
 // waits for the driver's background work.
-func (w *testWorld) joinSettled(t *testing.T, n int) network.EndpointSpec {
+func (w *testWorld) joinSettled(t *testing.T, n int) driverapi.EndpointSpec {
 	t.Helper()
 	w.ensureTestBridge(t)
 	spec := endpointSpec(n)
@@ -722,7 +722,7 @@ func (w *testWorld) joinSettled(t *testing.T, n int) network.EndpointSpec {
 
 // joinUnboundable joins endpoint n in a new sandbox that the test may
 // unbind itself (it is unbound at the end otherwise).
-func (w *testWorld) joinUnboundable(t *testing.T, n int) (string, network.EndpointSpec) {
+func (w *testWorld) joinUnboundable(t *testing.T, n int) (string, driverapi.EndpointSpec) {
 	t.Helper()
 	sb := t.TempDir() + "/sandbox"
 	if err := sandbox.NewBound(sb); err != nil {
@@ -852,7 +852,7 @@ func TestJoinSeedsTheGatewaysNeighbour(t *testing.T) {
 	sb.Gateway = netip.Addr{}
 	for _, j := range []struct {
 		path string
-		spec network.EndpointSpec
+		spec driverapi.EndpointSpec
 	}{{a, sa}, {b, sb}} {
 		if err := w.d.Join(j.path, j.spec); err != nil {
 			t.Fatal(err)

@@ -6,8 +6,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/berth-net/berth/internal/driverapi"
 	"github.com/berth-net/berth/internal/errdefs"
-	"github.com/berth-net/berth/internal/network"
 	"github.com/berth-net/berth/internal/sandbox"
 )
 
@@ -21,7 +21,7 @@ import (
 // waits (freeNamesFromReaper). Until then the pair is visible, down and
 // unowned (OwnedLinks skips it); Settle waits for the reaper. If cutting
 // off or marking fails, Leave deletes synchronously.
-func (d *Driver) Leave(sandboxPath string, spec network.EndpointSpec) error {
+func (d *Driver) Leave(sandboxPath string, spec driverapi.EndpointSpec) error {
 	if err := ValidateIfName(spec.HostIfName); err != nil {
 		return fmt.Errorf("host interface: %w", err)
 	}
@@ -61,7 +61,7 @@ func (d *Driver) Leave(sandboxPath string, spec network.EndpointSpec) error {
 // (ownsHostEnd), or, with an alias that is not berth's, the peer of the
 // endpoint's container end in the sandbox (someone changed the alias by
 // hand). A link tagged for another endpoint is that endpoint's.
-func (d *Driver) isHostEnd(sandboxPath string, host netlink.Link, spec network.EndpointSpec) bool {
+func (d *Driver) isHostEnd(sandboxPath string, host netlink.Link, spec driverapi.EndpointSpec) bool {
 	if ownsHostEnd(host, spec.Owner, d.groups.Pending) {
 		return true
 	}
@@ -91,7 +91,7 @@ func (d *Driver) isHostEnd(sandboxPath string, host netlink.Link, spec network.E
 // review of session 18). It is the endpoint's if it is a veth with the
 // endpoint's MAC; deleting it deletes the moved host end with it. No
 // sandbox, no such link: nothing to do.
-func (d *Driver) deleteStrandedPeer(sandboxPath string, spec network.EndpointSpec) (err error) {
+func (d *Driver) deleteStrandedPeer(sandboxPath string, spec driverapi.EndpointSpec) (err error) {
 	if spec.IfName == "" || len(spec.MAC) == 0 || sandboxPath == "" || !sandbox.IsNamespace(sandboxPath) {
 		return nil
 	}

@@ -4,14 +4,14 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/driverapi"
 	"github.com/berth-net/berth/internal/nstest"
 )
 
 func TestEnsureBridgeSetsRouteLocalnet(t *testing.T) {
 	w := newWorld(t)
 	outsider := nstest.New(t)
-	spec := network.BridgeSpec{Name: "br-local", Gateway: netip.MustParsePrefix("10.89.0.1/24"), MTU: 1500}
+	spec := driverapi.BridgeSpec{Name: "br-local", Gateway: netip.MustParsePrefix("10.89.0.1/24"), MTU: 1500}
 	if err := w.d.EnsureBridge(spec, "network:local"); err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/berth-net/berth/internal/driverapi"
 	"github.com/berth-net/berth/internal/errdefs"
-	"github.com/berth-net/berth/internal/network"
 )
 
 // AliasPrefix starts the ifalias of every link berth creates, so a restart
@@ -30,7 +30,7 @@ const (
 // RandomMAC returns a random unicast, locally administered MAC address, as
 // Docker 28 does (netutils.GenerateRandomMAC). berth's bridges get theirs
 // from their names (bridgeMAC), endpoints from their addresses
-// (network.MACFromAddress); tests use it.
+// (driverapi.MACFromAddress); tests use it.
 func RandomMAC() net.HardwareAddr {
 	hw := make(net.HardwareAddr, 6)
 	rand.Read(hw) // never fails on Linux
@@ -109,7 +109,7 @@ func validateOwner(owner string) error {
 }
 
 // validateBridgeSpec checks everything EnsureBridge needs before it touches the kernel.
-func validateBridgeSpec(spec network.BridgeSpec, owner string) error {
+func validateBridgeSpec(spec driverapi.BridgeSpec, owner string) error {
 	if err := ValidateIfName(spec.Name); err != nil {
 		return fmt.Errorf("bridge: %w", err)
 	}
@@ -153,7 +153,7 @@ func isIPv6Unicast(a netip.Addr) bool {
 
 // validateEndpointSpec checks everything Join needs before it touches the
 // kernel, so that a bad request never leaves half an endpoint behind.
-func validateEndpointSpec(spec network.EndpointSpec) error {
+func validateEndpointSpec(spec driverapi.EndpointSpec) error {
 	for _, n := range []struct{ what, name string }{
 		{"bridge", spec.Bridge}, {"host interface", spec.HostIfName}, {"container interface", spec.IfName},
 	} {
@@ -182,7 +182,7 @@ func validateEndpointSpec(spec network.EndpointSpec) error {
 // validateAddress4 checks an endpoint's IPv4 address and gateway. Both
 // are invalid on an IPv6-only network, and the IPv6 address is then a
 // must.
-func validateAddress4(spec network.EndpointSpec) error {
+func validateAddress4(spec driverapi.EndpointSpec) error {
 	switch {
 	case !spec.Address.IsValid() && spec.Gateway.IsValid():
 		return errdefs.Invalid("gateway %s given without an IPv4 address", spec.Gateway)
@@ -200,7 +200,7 @@ func validateAddress4(spec network.EndpointSpec) error {
 
 // validateAddress6 checks an endpoint's IPv6 address and gateway, both
 // invalid on a network without IPv6.
-func validateAddress6(spec network.EndpointSpec) error {
+func validateAddress6(spec driverapi.EndpointSpec) error {
 	addr, gw := spec.Address6, spec.Gateway6
 	switch {
 	case !addr.IsValid() && gw.IsValid():

@@ -9,8 +9,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/berth-net/berth/internal/driverapi"
 	"github.com/berth-net/berth/internal/errdefs"
-	"github.com/berth-net/berth/internal/network"
 )
 
 func TestRandomMACIsUnicastAndLocallyAdministered(t *testing.T) {
@@ -67,8 +67,8 @@ func TestValidateIfNameRejectsBadNames(t *testing.T) {
 	}
 }
 
-func goodEndpointSpec() network.EndpointSpec {
-	return network.EndpointSpec{
+func goodEndpointSpec() driverapi.EndpointSpec {
+	return driverapi.EndpointSpec{
 		Bridge:     "berth0",
 		HostIfName: "veth1234abc",
 		IfName:     "eth0",
@@ -82,7 +82,7 @@ func goodEndpointSpec() network.EndpointSpec {
 
 // goodDualStackSpec is goodEndpointSpec on a network with IPv6, as its
 // sandbox's gateway endpoint.
-func goodDualStackSpec() network.EndpointSpec {
+func goodDualStackSpec() driverapi.EndpointSpec {
 	s := goodEndpointSpec()
 	s.Address6 = netip.MustParsePrefix("fd00::2/64")
 	s.Gateway6 = netip.MustParseAddr("fd00::1")
@@ -98,38 +98,38 @@ func TestValidateEndpointSpecRejectsBadInput(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		mutate func(*network.EndpointSpec)
+		mutate func(*driverapi.EndpointSpec)
 		want   string // a fragment of the message
 	}{
-		{"no bridge", func(s *network.EndpointSpec) { s.Bridge = "" }, "bridge"},
-		{"long host name", func(s *network.EndpointSpec) { s.HostIfName = "veth0123456789ab" }, "longer than 15"},
-		{"slash in ifname", func(s *network.EndpointSpec) { s.IfName = "eth/0" }, "'/'"},
-		{"space in ifname", func(s *network.EndpointSpec) { s.IfName = "eth 0" }, "whitespace"},
-		{"no MAC", func(s *network.EndpointSpec) { s.MAC = nil }, "6-byte"},
-		{"short MAC", func(s *network.EndpointSpec) { s.MAC = s.MAC[:4] }, "6-byte"},
-		{"multicast MAC", func(s *network.EndpointSpec) { s.MAC = net.HardwareAddr{1, 0, 0x5e, 0, 0, 1} }, "multicast"},
-		{"zero MAC", func(s *network.EndpointSpec) { s.MAC = make(net.HardwareAddr, 6) }, "all zeros"},
-		{"gateway without an address", func(s *network.EndpointSpec) { s.Address = netip.Prefix{} }, "without an IPv4 address"},
-		{"no address of either family", func(s *network.EndpointSpec) {
+		{"no bridge", func(s *driverapi.EndpointSpec) { s.Bridge = "" }, "bridge"},
+		{"long host name", func(s *driverapi.EndpointSpec) { s.HostIfName = "veth0123456789ab" }, "longer than 15"},
+		{"slash in ifname", func(s *driverapi.EndpointSpec) { s.IfName = "eth/0" }, "'/'"},
+		{"space in ifname", func(s *driverapi.EndpointSpec) { s.IfName = "eth 0" }, "whitespace"},
+		{"no MAC", func(s *driverapi.EndpointSpec) { s.MAC = nil }, "6-byte"},
+		{"short MAC", func(s *driverapi.EndpointSpec) { s.MAC = s.MAC[:4] }, "6-byte"},
+		{"multicast MAC", func(s *driverapi.EndpointSpec) { s.MAC = net.HardwareAddr{1, 0, 0x5e, 0, 0, 1} }, "multicast"},
+		{"zero MAC", func(s *driverapi.EndpointSpec) { s.MAC = make(net.HardwareAddr, 6) }, "all zeros"},
+		{"gateway without an address", func(s *driverapi.EndpointSpec) { s.Address = netip.Prefix{} }, "without an IPv4 address"},
+		{"no address of either family", func(s *driverapi.EndpointSpec) {
 			s.Address, s.Gateway, s.Address6, s.Gateway6 = netip.Prefix{}, netip.Addr{}, netip.Prefix{}, netip.Addr{}
 		}, "no address of either family"},
-		{"IPv6 address", func(s *network.EndpointSpec) { s.Address = netip.MustParsePrefix("fd00::2/64") }, "not an IPv4 prefix"},
-		{"IPv6 gateway", func(s *network.EndpointSpec) { s.Gateway = netip.MustParseAddr("fd00::1") }, "not an IPv4 address"},
-		{"gateway outside", func(s *network.EndpointSpec) { s.Gateway = netip.MustParseAddr("10.0.0.1") }, "outside"},
-		{"gateway is self", func(s *network.EndpointSpec) { s.Gateway = s.Address.Addr() }, "own address"},
-		{"/32 with gateway", func(s *network.EndpointSpec) { s.Address = netip.MustParsePrefix("172.17.0.2/32") }, "no room"},
-		{"IPv4 as Address6", func(s *network.EndpointSpec) { s.Address6 = netip.MustParsePrefix("10.1.0.2/24") }, "not a routable IPv6"},
-		{"IPv4-mapped Address6", func(s *network.EndpointSpec) { s.Address6 = netip.MustParsePrefix("::ffff:10.1.0.2/120") }, "not a routable IPv6"},
-		{"link-local Address6", func(s *network.EndpointSpec) { s.Address6 = netip.MustParsePrefix("fe80::2/64") }, "not a routable IPv6"},
-		{"Gateway6 without Address6", func(s *network.EndpointSpec) { s.Address6 = netip.Prefix{} }, "without an IPv6 address"},
-		{"IPv4 as Gateway6", func(s *network.EndpointSpec) { s.Gateway6 = netip.MustParseAddr("172.17.0.1") }, "not an IPv6 unicast"},
-		{"Gateway6 outside", func(s *network.EndpointSpec) { s.Gateway6 = netip.MustParseAddr("fd01::1") }, "outside"},
-		{"Gateway6 is self", func(s *network.EndpointSpec) { s.Gateway6 = s.Address6.Addr() }, "own address"},
-		{"IPv6 with MTU 1279", func(s *network.EndpointSpec) { s.MTU = 1279 }, "below the 1280"},
-		{"MTU too small", func(s *network.EndpointSpec) { s.MTU = 67 }, "MTU 67"},
-		{"MTU too big", func(s *network.EndpointSpec) { s.MTU = 65536 }, "MTU 65536"},
-		{"no owner", func(s *network.EndpointSpec) { s.Owner = "" }, "owner"},
-		{"huge owner", func(s *network.EndpointSpec) { s.Owner = strings.Repeat("x", 250) }, "too long"},
+		{"IPv6 address", func(s *driverapi.EndpointSpec) { s.Address = netip.MustParsePrefix("fd00::2/64") }, "not an IPv4 prefix"},
+		{"IPv6 gateway", func(s *driverapi.EndpointSpec) { s.Gateway = netip.MustParseAddr("fd00::1") }, "not an IPv4 address"},
+		{"gateway outside", func(s *driverapi.EndpointSpec) { s.Gateway = netip.MustParseAddr("10.0.0.1") }, "outside"},
+		{"gateway is self", func(s *driverapi.EndpointSpec) { s.Gateway = s.Address.Addr() }, "own address"},
+		{"/32 with gateway", func(s *driverapi.EndpointSpec) { s.Address = netip.MustParsePrefix("172.17.0.2/32") }, "no room"},
+		{"IPv4 as Address6", func(s *driverapi.EndpointSpec) { s.Address6 = netip.MustParsePrefix("10.1.0.2/24") }, "not a routable IPv6"},
+		{"IPv4-mapped Address6", func(s *driverapi.EndpointSpec) { s.Address6 = netip.MustParsePrefix("::ffff:10.1.0.2/120") }, "not a routable IPv6"},
+		{"link-local Address6", func(s *driverapi.EndpointSpec) { s.Address6 = netip.MustParsePrefix("fe80::2/64") }, "not a routable IPv6"},
+		{"Gateway6 without Address6", func(s *driverapi.EndpointSpec) { s.Address6 = netip.Prefix{} }, "without an IPv6 address"},
+		{"IPv4 as Gateway6", func(s *driverapi.EndpointSpec) { s.Gateway6 = netip.MustParseAddr("172.17.0.1") }, "not an IPv6 unicast"},
+		{"Gateway6 outside", func(s *driverapi.EndpointSpec) { s.Gateway6 = netip.MustParseAddr("fd01::1") }, "outside"},
+		{"Gateway6 is self", func(s *driverapi.EndpointSpec) { s.Gateway6 = s.Address6.Addr() }, "own address"},
+		{"IPv6 with MTU 1279", func(s *driverapi.EndpointSpec) { s.MTU = 1279 }, "below the 1280"},
+		{"MTU too small", func(s *driverapi.EndpointSpec) { s.MTU = 67 }, "MTU 67"},
+		{"MTU too big", func(s *driverapi.EndpointSpec) { s.MTU = 65536 }, "MTU 65536"},
+		{"no owner", func(s *driverapi.EndpointSpec) { s.Owner = "" }, "owner"},
+		{"huge owner", func(s *driverapi.EndpointSpec) { s.Owner = strings.Repeat("x", 250) }, "too long"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -147,7 +147,7 @@ func TestValidateEndpointSpecRejectsBadInput(t *testing.T) {
 }
 
 func TestValidateBridgeSpecRejectsBadInput(t *testing.T) {
-	good := network.BridgeSpec{Name: "berth0", Gateway: netip.MustParsePrefix("172.17.0.1/16"), MTU: 1500}
+	good := driverapi.BridgeSpec{Name: "berth0", Gateway: netip.MustParsePrefix("172.17.0.1/16"), MTU: 1500}
 	if err := validateBridgeSpec(good, "network:x"); err != nil {
 		t.Fatalf("good spec: %v", err)
 	}
@@ -161,21 +161,21 @@ func TestValidateBridgeSpecRejectsBadInput(t *testing.T) {
 	if err := validateBridgeSpec(only6, "network:x"); err != nil {
 		t.Fatalf("good IPv6-only spec: %v", err)
 	}
-	with6 := func(gw6 string, mtu int) network.BridgeSpec {
+	with6 := func(gw6 string, mtu int) driverapi.BridgeSpec {
 		s := dual
 		s.Gateway6, s.MTU = netip.MustParsePrefix(gw6), mtu
 		return s
 	}
 	tests := []struct {
 		name  string
-		spec  network.BridgeSpec
+		spec  driverapi.BridgeSpec
 		owner string
 	}{
-		{"no name", network.BridgeSpec{Gateway: good.Gateway}, "network:x"},
-		{"long name", network.BridgeSpec{Name: "berth0123456789a", Gateway: good.Gateway}, "network:x"},
-		{"no gateway of either family", network.BridgeSpec{Name: "berth0"}, "network:x"},
-		{"IPv6 gateway", network.BridgeSpec{Name: "berth0", Gateway: netip.MustParsePrefix("fd00::1/64")}, "network:x"},
-		{"bad MTU", network.BridgeSpec{Name: "berth0", Gateway: good.Gateway, MTU: 10}, "network:x"},
+		{"no name", driverapi.BridgeSpec{Gateway: good.Gateway}, "network:x"},
+		{"long name", driverapi.BridgeSpec{Name: "berth0123456789a", Gateway: good.Gateway}, "network:x"},
+		{"no gateway of either family", driverapi.BridgeSpec{Name: "berth0"}, "network:x"},
+		{"IPv6 gateway", driverapi.BridgeSpec{Name: "berth0", Gateway: netip.MustParsePrefix("fd00::1/64")}, "network:x"},
+		{"bad MTU", driverapi.BridgeSpec{Name: "berth0", Gateway: good.Gateway, MTU: 10}, "network:x"},
 		{"IPv4 as Gateway6", with6("10.1.0.1/24", 1500), "network:x"},
 		{"IPv4-mapped Gateway6", with6("::ffff:10.1.0.1/120", 1500), "network:x"},
 		{"multicast Gateway6", with6("ff02::1/64", 1500), "network:x"},

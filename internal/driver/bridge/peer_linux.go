@@ -10,7 +10,7 @@ import (
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
-	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/driverapi"
 )
 
 // bringUp configures the container end at ifindex in one write of netlink
@@ -46,7 +46,7 @@ import (
 //
 // The gateway's neighbour entry is seeded too, with gwMAC, the bridge's
 // MAC (nil: not known, nothing seeded): see seedGateway.
-func (sb *sandboxConn) bringUp(ifindex int, spec network.EndpointSpec, gwMAC net.HardwareAddr) error {
+func (sb *sandboxConn) bringUp(ifindex int, spec driverapi.EndpointSpec, gwMAC net.HardwareAddr) error {
 	sb.mu.Lock()
 	defer sb.mu.Unlock()
 	steps := make([]batchStep, 0, 7)

@@ -13,7 +13,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
-	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/driverapi"
 )
 
 // portSocket is a route-netlink socket of the driver's own in the host
@@ -84,7 +84,7 @@ func (p *portSocket) close() { p.sock.Socket.Close() }
 // pays. Profiled here on 2 CPUs, BenchmarkJoinBurst p50 0.66-0.84 →
 // 0.58-0.66 ms (three alternating pairs). One queue is all a veth uses
 // unless XDP or GRO is turned on for it, which berth does not do.
-func (p *portSocket) createVeth(spec network.EndpointSpec, brIndex, nsFD int) (host netlink.Link, peerIndex int, err error) {
+func (p *portSocket) createVeth(spec driverapi.EndpointSpec, brIndex, nsFD int) (host netlink.Link, peerIndex int, err error) {
 	req := nl.NewNetlinkRequest(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK|unix.NLM_F_ECHO)
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
 	msg.Flags, msg.Change = unix.IFF_UP, unix.IFF_UP

@@ -13,7 +13,7 @@ import (
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/driverapi"
 	"github.com/berth-net/berth/internal/sandbox"
 )
 
@@ -34,10 +34,10 @@ type LinkWatcher struct {
 	d      *Driver
 	fd     int // the notification socket: blocking, read by receive's own thread
 	wake   int // an eventfd Close writes, to end receive's wait and rest
-	report func(network.LinkDamage)
+	report func(driverapi.LinkDamage)
 	gone   func(index int, name string) // nil: no one asked
 	settle time.Duration
-	kick   chan network.LinkDamage
+	kick   chan driverapi.LinkDamage
 	// masters says, by ifindex, whether a bridge a veth of berth's is a
 	// port of is one of berth's; learnt as veths are seen, and only
 	// receive touches it.
@@ -70,7 +70,7 @@ const receiveRest = 100 * time.Millisecond
 // hands it to its route watcher's goroutine). The daemon forgets the
 // warnings about that link's routes with it, since the kernel announces
 // no IPv4 route deletion when a link takes its routes away.
-func (d *Driver) WatchLinks(ctx context.Context, settle time.Duration, report func(network.LinkDamage), gone func(index int, name string)) (*LinkWatcher, error) {
+func (d *Driver) WatchLinks(ctx context.Context, settle time.Duration, report func(driverapi.LinkDamage), gone func(index int, name string)) (*LinkWatcher, error) {
 	fd, err := openLinkSocket(d.hostNetns)
 	if err != nil {
 		return nil, fmt.Errorf("open link notification socket: %w", err)
@@ -80,7 +80,7 @@ func (d *Driver) WatchLinks(ctx context.Context, settle time.Duration, report fu
 		unix.Close(fd)
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
-	w := &LinkWatcher{d: d, fd: fd, wake: wake, report: report, gone: gone, settle: settle, kick: make(chan network.LinkDamage, 1), done: make(chan struct{}), masters: map[uint32]bool{}}
+	w := &LinkWatcher{d: d, fd: fd, wake: wake, report: report, gone: gone, settle: settle, kick: make(chan driverapi.LinkDamage, 1), done: make(chan struct{}), masters: map[uint32]bool{}}
 	w.ended.Add(2)
 	go w.receive()
 	go w.deliver(ctx)
@@ -184,7 +184,7 @@ func (w *LinkWatcher) readQueued(buf []byte) bool {
 			continue
 		case errors.Is(err, unix.ENOBUFS):
 			w.d.log.Warn("link notifications were lost; checking every link of berth's")
-			w.post(network.LinkDamage{Lost: true})
+			w.post(driverapi.LinkDamage{Lost: true})
 			continue
 		case err != nil:
 			w.d.log.Error("link watcher stopped; links changed by hand are mended only at the next start", "err", err)
@@ -199,7 +199,7 @@ func (w *LinkWatcher) readQueued(buf []byte) bool {
 		}
 		for _, m := range msgs {
 			if owner, what, ok := w.damage(m.Header.Type, m.Data); ok {
-				w.post(network.LinkDamage{Owners: map[string]string{owner: what}})
+				w.post(driverapi.LinkDamage{Owners: map[string]string{owner: what}})
 			}
 		}
 	}
@@ -253,7 +253,7 @@ func (w *LinkWatcher) damage(typ uint16, data []byte) (owner, what string, ok bo
 
 // Post queues d as if the watcher had seen it: the daemon hands back
 // damage it had to set aside while it started.
-func (w *LinkWatcher) Post(d network.LinkDamage) { w.post(d) }
+func (w *LinkWatcher) Post(d driverapi.LinkDamage) { w.post(d) }
 
 // berthBridge reports whether the link with ifindex index is a bridge
 // berth made (its alias says so), looking it up the first time.
@@ -272,7 +272,7 @@ func (w *LinkWatcher) berthBridge(index uint32) bool {
 }
 
 // post queues d for deliver, merging it with damage still waiting.
-func (w *LinkWatcher) post(d network.LinkDamage) {
+func (w *LinkWatcher) post(d driverapi.LinkDamage) {
 	for {
 		select {
 		case w.kick <- d:
@@ -290,7 +290,7 @@ func (w *LinkWatcher) post(d network.LinkDamage) {
 func (w *LinkWatcher) deliver(ctx context.Context) {
 	defer w.ended.Done()
 	for {
-		var d network.LinkDamage
+		var d driverapi.LinkDamage
 		select {
 		case <-ctx.Done():
 			return

@@ -13,16 +13,16 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/berth-net/berth/internal/driverapi"
 	"github.com/berth-net/berth/internal/errdefs"
-	"github.com/berth-net/berth/internal/network"
 	"github.com/berth-net/berth/internal/nstest"
 )
 
 // watchReports starts a LinkWatcher on w's host and returns its reports.
-func (w *testWorld) watchReports(t *testing.T) (<-chan network.LinkDamage, *LinkWatcher) {
+func (w *testWorld) watchReports(t *testing.T) (<-chan driverapi.LinkDamage, *LinkWatcher) {
 	t.Helper()
-	reports := make(chan network.LinkDamage, 64)
-	lw, err := w.d.WatchLinks(context.Background(), 20*time.Millisecond, func(d network.LinkDamage) { reports <- d }, nil)
+	reports := make(chan driverapi.LinkDamage, 64)
+	lw, err := w.d.WatchLinks(context.Background(), 20*time.Millisecond, func(d driverapi.LinkDamage) { reports <- d }, nil)
 	if err != nil {
 		t.Fatalf("WatchLinks: %v", err)
 	}
@@ -33,7 +33,7 @@ func (w *testWorld) watchReports(t *testing.T) (<-chan network.LinkDamage, *Link
 // expectDamage waits for a report that says what about owner, skipping
 // other reports (a bridge's deletion may come as "set down", then, once
 // the kernel's RCU wait is over, "deleted").
-func expectDamage(t *testing.T, reports <-chan network.LinkDamage, owner, what string) {
+func expectDamage(t *testing.T, reports <-chan driverapi.LinkDamage, owner, what string) {
 	t.Helper()
 	deadline := time.After(5 * time.Second)
 	var seen []string
@@ -53,7 +53,7 @@ func expectDamage(t *testing.T, reports <-chan network.LinkDamage, owner, what s
 }
 
 // drain discards reports until none has come for a while.
-func drain(reports <-chan network.LinkDamage) {
+func drain(reports <-chan driverapi.LinkDamage) {
 	for {
 		select {
 		case <-reports:
@@ -64,7 +64,7 @@ func drain(reports <-chan network.LinkDamage) {
 }
 
 // expectQuiet checks that nothing is reported for a while.
-func expectQuiet(t *testing.T, reports <-chan network.LinkDamage, why string) {
+func expectQuiet(t *testing.T, reports <-chan driverapi.LinkDamage, why string) {
 	t.Helper()
 	select {
 	case d := <-reports:
@@ -245,9 +245,9 @@ func TestWatchLinksIgnoresAFailedJoinsRollback(t *testing.T) {
 
 // A burst that never goes quiet is still reported, after 20 settles.
 func TestLinkWatcherReportsAnEndlessBurst(t *testing.T) {
-	reports := make(chan network.LinkDamage, 1)
-	w := &LinkWatcher{settle: 20 * time.Millisecond, kick: make(chan network.LinkDamage, 1), done: make(chan struct{}),
-		report: func(d network.LinkDamage) {
+	reports := make(chan driverapi.LinkDamage, 1)
+	w := &LinkWatcher{settle: 20 * time.Millisecond, kick: make(chan driverapi.LinkDamage, 1), done: make(chan struct{}),
+		report: func(d driverapi.LinkDamage) {
 			select {
 			case reports <- d:
 			default:
@@ -268,7 +268,7 @@ func TestLinkWatcherReportsAnEndlessBurst(t *testing.T) {
 			}
 			return
 		case <-flap.C:
-			w.post(network.LinkDamage{Owners: map[string]string{"endpoint:1": "veth1 set down"}})
+			w.post(driverapi.LinkDamage{Owners: map[string]string{"endpoint:1": "veth1 set down"}})
 		case <-deadline:
 			t.Fatal("a link flapping without end was never reported")
 		}
@@ -368,7 +368,7 @@ func TestAdoptTagsAgainAHostEndWhoseAliasWasChanged(t *testing.T) {
 }
 
 // joinSettledIn is joinSettled that also returns the sandbox's path.
-func (w *testWorld) joinSettledIn(t *testing.T, n int) (network.EndpointSpec, string) {
+func (w *testWorld) joinSettledIn(t *testing.T, n int) (driverapi.EndpointSpec, string) {
 	t.Helper()
 	w.ensureTestBridge(t)
 	spec, sbPath := endpointSpec(n), nstest.New(t)
@@ -420,7 +420,7 @@ func BenchmarkJoinWatched(b *testing.B) {
 			w.d.log = discardLogger()
 			w.ensureBenchBridge(b)
 			if watched {
-				lw, err := w.d.WatchLinks(context.Background(), 50*time.Millisecond, func(network.LinkDamage) {}, nil)
+				lw, err := w.d.WatchLinks(context.Background(), 50*time.Millisecond, func(driverapi.LinkDamage) {}, nil)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -459,7 +459,7 @@ func TestWatchLinksTellsOfOthersLinksGone(t *testing.T) {
 		name  string
 	}
 	gone := make(chan link, 64)
-	lw, err := w.d.WatchLinks(context.Background(), 20*time.Millisecond, func(network.LinkDamage) {}, func(index int, name string) { gone <- link{index, name} })
+	lw, err := w.d.WatchLinks(context.Background(), 20*time.Millisecond, func(driverapi.LinkDamage) {}, func(index int, name string) { gone <- link{index, name} })
 	if err != nil {
 		t.Fatalf("WatchLinks: %v", err)
 	}
