@@ -148,13 +148,23 @@ type plugin struct {
 }
 
 // load reads the state and notes what the table holds for it.
+//
+// The table is known to hold the state's view only when every attachment
+// finished and the last change of the table did not fail: an ADD cut off
+// between its recorded intent and its change of the table left a network
+// or ports in the state that the table may not have (a later ADD on that
+// network found nothing to add, and its container got no rules). Otherwise
+// applied stays nil, and the first change rebuilds the table whole.
 func (p *plugin) load() (*State, error) {
 	s, err := p.dir.load()
 	if err != nil {
 		return nil, err
 	}
-	nets, ports := firewallNetworks(s)
-	p.applied = &firewallView{nets, ports}
+	p.applied = nil
+	if !s.TableDirty && !s.unfinished() {
+		nets, ports := firewallNetworks(s)
+		p.applied = &firewallView{nets, ports}
+	}
 	return s, nil
 }
 
@@ -422,9 +432,11 @@ func firewallNetworks(s *State) ([]firewall.Network, []firewall.PortMapping) {
 func (p *plugin) syncFirewall(fw *nftables.Firewall, s *State) error {
 	nets, ports := firewallNetworks(s)
 	if err := p.applyFirewall(fw, nets, ports); err != nil {
+		// Recorded with the state: the next call rebuilds the table.
+		s.TableDirty, p.applied = true, nil
 		return fmt.Errorf("nftables table inet %s: %w", TableNameFor(p.n.DataDir), err)
 	}
-	p.applied = &firewallView{nets, ports}
+	s.TableDirty, p.applied = false, &firewallView{nets, ports}
 	return nil
 }
 

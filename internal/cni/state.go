@@ -14,6 +14,9 @@ import (
 type State struct {
 	Attachments map[string]*Attached   `json:"attachments"`
 	Networks    map[string]NetworkRule `json:"networks"`
+	// TableDirty says the last change of the table failed: it may not
+	// hold what this state says, so the next call rebuilds it.
+	TableDirty bool `json:"tableDirty,omitempty"`
 	// Last is the address each range set handed out last, by
 	// "network/set": the next ADD starts after it, as host-local does, so
 	// an address is not handed to a new container right after an old one
@@ -258,4 +261,15 @@ func (s *State) attachedTo(network string) int {
 		}
 	}
 	return n
+}
+
+// unfinished reports whether an attachment's ADD has not finished (cut
+// off, or under way in a call that holds the lock).
+func (s *State) unfinished() bool {
+	for _, a := range s.Attachments {
+		if !a.Done {
+			return true
+		}
+	}
+	return false
 }

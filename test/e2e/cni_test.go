@@ -497,3 +497,50 @@ func TestCNIRuntimeMACIsAnnounced(t *testing.T) {
 	c.mustCall(t, "DEL", "m1", ns1, again)
 	c.mustCall(t, "DEL", "m2", ns2, c.conf(""))
 }
+
+// TestCNIAddAfterOneCutOffBeforeItsRules: an ADD killed after recording
+// its intent (the network and its address) but before the table got the
+// network's rules leaves a state the table does not match. The next ADD on
+// that network must still give its container the rules (it found the
+// network "already there" and added none), and the DEL of the cut-off one
+// must clean up after it. The state is written as such a kill leaves it.
+func TestCNIAddAfterOneCutOffBeforeItsRules(t *testing.T) {
+	c := newCNIWorld(t)
+	nsX, nsB := c.netns(t, "x"), c.netns(t, "b")
+	c.mustCall(t, "ADD", "x", nsX, c.conf(""))
+	// What a kill of container y's ADD on network "late" (bridge cni9)
+	// between its intent and its kernel work leaves in the state.
+	late := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"late","type":"berth-cni","bridge":"cni9","isGateway":true,"isDefaultGateway":true,
+		"ipMasq":true,"dataDir":%q,"ipam":{"type":"host-local","subnet":"10.95.0.0/24"}}`, c.dataDir)
+	statePath := filepath.Join(c.dataDir, "state.json")
+	b, err := os.ReadFile(statePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st map[string]json.RawMessage
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	var atts, nets map[string]json.RawMessage
+	json.Unmarshal(st["attachments"], &atts)
+	json.Unmarshal(st["networks"], &nets)
+	atts["late/y/eth0"] = json.RawMessage(`{"network":"late","containerID":"y","ifname":"eth0","netns":"/run/netns/gone","hostIfName":"veth0000001",
+		"mac":"02:42:0a:5f:00:02","ips":[{"address":"10.95.0.2/24","gateway":"10.95.0.1","set":0}],"done":false}`)
+	nets["late"] = json.RawMessage(`{"bridge":"cni9","subnet":"10.95.0.0/24","gateway":"10.95.0.1","ipMasq":true}`)
+	st["attachments"], st["networks"] = json.RawMessage(mustJSON(t, atts)), json.RawMessage(mustJSON(t, nets))
+	if err := os.WriteFile(statePath, []byte(mustJSON(t, st)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	c.mustCall(t, "ADD", "b", nsB, late)
+	if nft := c.MustInHost(t, "nft", "list", "table", "inet", cni.TableNameFor(c.dataDir)); !strings.Contains(nft, `"cni9"`) {
+		t.Fatalf("the table has no rules for cni9 after an ADD on its network:\n%s", nft)
+	}
+	c.MustInHost(t, "ip", "netns", "exec", "b", "timeout", "10", "busybox", "wget", "-q", "-O-", "http://"+testworld.ServerAddr.String()+"/")
+	c.mustCall(t, "DEL", "y", "", late)
+	c.mustCall(t, "DEL", "b", nsB, late)
+	c.mustCall(t, "DEL", "x", nsX, c.conf(""))
+	if v := c.vethsSettled(t, 0); len(v) != 0 {
+		t.Errorf("veths left: %v", v)
+	}
+}

@@ -163,8 +163,16 @@ func (r *reaper) await(e reapEntry) {
 }
 
 func (r *reaper) settle() {
-	if r.idle {
+	for r.idle {
+		// Nothing else deletes: batch until no mark is left (one added
+		// by another goroutine after a batch's snapshot too).
 		r.batch()
+		r.mu.Lock()
+		left := len(r.pending)
+		r.mu.Unlock()
+		if left == 0 {
+			return
+		}
 	}
 	select {
 	case r.hurry <- struct{}{}:
