@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -15,11 +16,18 @@ func TestStopWhileRestartingSaysStop(t *testing.T) {
 	w, _ := startWorld(t)
 	since := strings.TrimSpace(mustDocker(t, w, "run", "--rm", testworld.BusyboxImage, "date", "+%s"))
 	mustDocker(t, w, "run", "-d", "--name", "flap", "--restart", "always", testworld.BusyboxImage, "sh", "-c", "sleep 0.3; exit 3")
+	// Caught waiting after its fourth exit: the next try is 1.6 s away
+	// (Docker's delays double from 100 ms), time enough for the stop to
+	// land in the wait; after the first exit, 100 ms was not, on a slow
+	// VM (the restart came first and the stop killed it).
 	if !retried(func() bool {
-		out, _, _ := w.Docker(t, "inspect", "-f", "{{.State.Status}}", "flap")
-		return out == "restarting\n"
+		out, _, _ := w.Docker(t, "inspect", "-f", "{{.State.Status}} {{.RestartCount}}", "flap")
+		var status string
+		var count int
+		fmt.Sscanf(out, "%s %d", &status, &count)
+		return status == "restarting" && count >= 4
 	}) {
-		t.Fatal("flap never waited to restart")
+		t.Fatal("flap never waited to restart a fifth time")
 	}
 	mustDocker(t, w, "stop", "flap")
 	until := strings.TrimSpace(mustDocker(t, w, "run", "--rm", testworld.BusyboxImage, "sh", "-c", "sleep 1; date +%s"))
