@@ -11,6 +11,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-net/berth/internal/driver/bridge"
 )
 
 // del is DEL: undo the attachment if there is one. DEL of something that
@@ -240,6 +242,12 @@ func (p *plugin) gc() error {
 			}
 		}
 	}
+	// And every pair cut off that no deleting process took (one that
+	// died): GC is where a runtime expects the slow work.
+	if err := bridge.DeleteGroup("", bridge.CNIGroups.Reap); err != nil {
+		errs = append(errs, fmt.Errorf("delete veths cut off: %w", err))
+	}
+	p.marked = false
 	return errors.Join(errs...)
 }
 

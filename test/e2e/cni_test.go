@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/berth-net/berth/internal/cni"
+	"github.com/berth-net/berth/internal/driver/bridge"
 	"github.com/berth-net/berth/internal/testworld"
 )
 
@@ -218,8 +219,15 @@ func TestCNIPluginAsARuntimeCallsIt(t *testing.T) {
 		t.Errorf("second ADD: exit %d %s", code, out)
 	}
 
-	// GC keeps what the runtime lists and collects the rest; STATUS is fine.
+	// GC keeps what the runtime lists and collects the rest, pairs a DEL
+	// cut off that its deleting process did not take (one that died: made
+	// here by hand) included; STATUS is fine.
+	c.MustInHost(t, "ip", "link", "add", "leftover0", "type", "veth", "peer", "name", "leftover1")
+	c.MustInHost(t, "ip", "link", "set", "leftover0", "group", strconv.FormatUint(uint64(bridge.CNIGroups.Reap), 10))
 	c.mustCall(t, "GC", "", "", c.conf(`,"cni.dev/valid-attachments":[{"containerID":"c2","ifname":"eth0"}]`))
+	if _, _, code := c.InHost(t, "ip", "link", "show", "leftover0"); code == 0 {
+		t.Error("GC left a pair cut off and marked")
+	}
 	if v := c.vethsSettled(t, 1); len(v) != 1 {
 		t.Errorf("veths after GC: %v, want c2's only", v)
 	}

@@ -1039,8 +1039,8 @@ func TestLeaveMarkedLeavesTheDeleteToAnotherProcess(t *testing.T) {
 		t.Errorf("the sandbox still has %q after the Leave: %v", spec.IfName, names)
 	}
 
-	// A new driver (the next call) joins the same container end name:
-	// its start deleted the marked pair.
+	// A new driver (the next call) joins the same container end name at
+	// once: the marked pair gave it back, and is still there to delete.
 	d2, err := NewWithGroups(w.host, CNIGroups, discardLogger())
 	if err != nil {
 		t.Fatal(err)
@@ -1049,6 +1049,9 @@ func TestLeaveMarkedLeavesTheDeleteToAnotherProcess(t *testing.T) {
 	spec2.HostIfName = "vethtest900"
 	if err := d2.Join(sb, spec2); err != nil {
 		t.Fatalf("Join after a marked Leave: %v", err)
+	}
+	if _, err := w.h.LinkByName(spec.HostIfName); err != nil {
+		t.Errorf("the next driver's start deleted the marked pair (it must leave it to DeleteGroup): %v", err)
 	}
 	// Within one driver, a Leave then a Join of the same host name: the
 	// Join waits for a delete that it runs itself (nothing else would).

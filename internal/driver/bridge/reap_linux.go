@@ -36,11 +36,13 @@ type Groups struct {
 	// namespace, so none of its Joins is in flight then), wrong where
 	// several processes may run at once (berth-cni), each with its Joins.
 	SweepPending bool
-	// LeaveMarked makes the reaper delete nothing on its own: the pairs
-	// Leave marked stay, cut off, until whoever sweeps the group next
-	// (DeleteGroup, or the next driver's New). For a process that lives
-	// for one call (berth-cni), which hands the delete and its RCU wait
-	// (20-30 ms) to a process of its own instead of waiting for it.
+	// LeaveMarked makes the reaper delete nothing on its own, and New
+	// sweep nothing: the pairs Leave marked stay, cut off and with the
+	// container end renamed out of the way, until someone calls
+	// DeleteGroup. For a process that lives for one call (berth-cni),
+	// which hands the delete and its RCU wait (20-30 ms) to a process of
+	// its own instead of waiting for it, and whose next call must not
+	// wait for it either.
 	LeaveMarked bool
 }
 
@@ -99,7 +101,10 @@ func newReaper(hostNetns string, groups Groups, log *slog.Logger) (*reaper, erro
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
-	sweep := []uint32{groups.Reap}
+	var sweep []uint32
+	if !groups.LeaveMarked {
+		sweep = append(sweep, groups.Reap)
+	}
 	if groups.SweepPending {
 		sweep = append(sweep, groups.Pending)
 	}
