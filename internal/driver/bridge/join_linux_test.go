@@ -1006,9 +1006,9 @@ func TestNewSparesAnotherProcesssJoinsInFlight(t *testing.T) {
 
 // TestLeaveMarkedLeavesTheDeleteToAnotherProcess: a driver with
 // Groups.LeaveMarked (berth-cni's) cuts a pair off and returns; nothing
-// deletes it until DeleteGroup (the process berth-cni starts for it) or
-// the next driver's start, and a Join that needs the container end's name
-// meanwhile gets it at once.
+// deletes it until DeleteGroup (the process berth-cni starts for it, or
+// its GC), not even the next driver's start, and a Join that needs the
+// container end's name meanwhile gets it at once.
 func TestLeaveMarkedLeavesTheDeleteToAnotherProcess(t *testing.T) {
 	w := newWorld(t)
 	w.ensureTestBridge(t)
