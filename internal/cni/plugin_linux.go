@@ -189,7 +189,7 @@ func (p *plugin) kernel() (*bridge.Driver, *nftables.Firewall, error) {
 // closeKernel closes them. The pairs Leave cut off and marked are still
 // there (CNIGroups leaves them marked): a process of their own deletes them
 // (spawnReaper), so that the call does not wait for the kernel's RCU
-// barrier; the next call's driver deletes any it left.
+// barrier; the next DEL's process, or a GC, deletes any it left.
 func (p *plugin) closeKernel() {
 	if p.drv == nil {
 		return
@@ -232,7 +232,7 @@ func (p *plugin) add() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if other, m := s.PortConflict(key, ports, ips); other != "" {
+	if other, m := s.PortConflict(key, ports); other != "" {
 		return nil, errorf(CodePortTaken, "host port %d/%s is already published by %s", m.HostPort, m.Protocol, other)
 	}
 	a := &Attached{

@@ -186,7 +186,7 @@ func setString(set []Range) string {
 // PortConflict returns the attachment that already publishes one of ports
 // (on the same protocol and host port, on an overlapping host address of
 // the same family), or "" if none does. self is skipped (a retried ADD).
-func (s *State) PortConflict(self string, ports []PortMapping, addrs []AttachedIP) (string, PortMapping) {
+func (s *State) PortConflict(self string, ports []PortMapping) (string, PortMapping) {
 	for k, a := range s.Attachments {
 		if k == self {
 			continue

@@ -83,13 +83,13 @@ func TestPortConflict(t *testing.T) {
 	lo80.HostIP = netip.MustParseAddr("127.0.0.1")
 	udp80 := any80
 	udp80.Protocol = "udp"
-	if k, _ := s.PortConflict("b", []PortMapping{lo80}, nil); k != "a" {
+	if k, _ := s.PortConflict("b", []PortMapping{lo80}); k != "a" {
 		t.Error("a port on one address did not conflict with the same port on every address")
 	}
-	if k, _ := s.PortConflict("b", []PortMapping{udp80}, nil); k != "" {
+	if k, _ := s.PortConflict("b", []PortMapping{udp80}); k != "" {
 		t.Error("udp conflicted with tcp")
 	}
-	if k, _ := s.PortConflict("a", []PortMapping{any80}, nil); k != "" {
+	if k, _ := s.PortConflict("a", []PortMapping{any80}); k != "" {
 		t.Error("an attachment conflicted with itself")
 	}
 }
