@@ -1,6 +1,7 @@
 package cni
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -32,7 +33,9 @@ func (p *plugin) del() error {
 // teardown removes attachment key: its veth pair (the driver finds it
 // gone or in a namespace that is gone and takes that as done), its ports
 // and its network's rules when it was the last on it, its addresses; and
-// saves the state. It goes on past a failure and returns every error.
+// saves the state. A failed Leave returns at once with the record kept
+// (the runtime's next DEL tries again); past it, a failure of the table or
+// the save does not stop the other, and both errors are returned.
 func (p *plugin) teardown(s *State, key string) error {
 	a := s.Attachments[key]
 	d, fw, err := p.kernel()
@@ -211,7 +214,7 @@ func checkPrevResult(raw []byte, a *Attached) error {
 		return errorf(CodeInvalidConfig, "CHECK needs the prevResult of the ADD")
 	}
 	var prev prevResult
-	if err := decodeJSON(raw, &prev); err != nil {
+	if err := json.Unmarshal(raw, &prev); err != nil {
 		return &Error{Code: CodeDecodeFailure, Msg: "decode prevResult", Details: err.Error()}
 	}
 	for _, ip := range a.IPs {

@@ -120,5 +120,3 @@ func resultRoutes(n *Network, ips []AttachedIP) []Route {
 	}
 	return routes
 }
-
-func decodeJSON(b []byte, v any) error { return json.Unmarshal(b, v) }
