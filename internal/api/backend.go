@@ -26,6 +26,9 @@ type LinkNames struct {
 // A ref is what the user typed: a full ID, a unique ID prefix, or a name.
 type Backend interface {
 	SystemInfo(ctx context.Context) (SystemInfo, error)
+	// NetworkCreateDefaults are the options a new network of driver gets
+	// unless its create gives them (dockerd's default-network-opts).
+	NetworkCreateDefaults(driver string) map[string]string
 	// Events returns the events at or after since (none when since is
 	// zero) and a channel of those that follow, until cancel.
 	Events(since time.Time) (past []events.Event, next <-chan events.Event, cancel func())
@@ -173,10 +176,19 @@ type SystemInfo struct {
 	MemTotal          int64
 	DefaultBridgeName string
 	RuncVersion       string
-	CgroupVersion     string // "1" or "2", of the host's /sys/fs/cgroup; "" unknown
+	// AddressPools are the daemon's own default address pools, none when
+	// it uses Docker's (docker info shows them only when configured).
+	AddressPools  []AddressPool
+	CgroupVersion string // "1" or "2", of the host's /sys/fs/cgroup; "" unknown
 	// Limits are what the host's cgroups can apply (docker info's
 	// MemoryLimit, SwapLimit, …).
 	Limits container.HostLimits
+}
+
+// AddressPool is a pool new networks take subnets of Size bits from.
+type AddressPool struct {
+	Base string
+	Size int
 }
 
 // WaitResult is the outcome of WaitContainer.

@@ -27,6 +27,8 @@ type fakeBackend struct {
 	events *events.Log
 	mu     sync.Mutex
 	info   SystemInfo
+	// networkDefaults are NetworkCreateDefaults by driver.
+	networkDefaults map[string]map[string]string
 	// createWarnings are CreateContainer's warnings.
 	createWarnings []string
 	networks       []*network.Network
@@ -185,6 +187,10 @@ func (f *fakeBackend) Mutations() []string {
 }
 
 func (f *fakeBackend) SystemInfo(context.Context) (SystemInfo, error) { return f.info, nil }
+
+func (f *fakeBackend) NetworkCreateDefaults(driver string) map[string]string {
+	return f.networkDefaults[driver]
+}
 
 func (f *fakeBackend) Events(since time.Time) ([]events.Event, <-chan events.Event, func()) {
 	return f.events.Subscribe(since)

@@ -112,6 +112,7 @@ func (s *Server) createNetwork(w http.ResponseWriter, r *http.Request) error {
 	if versionBefore(r, "1.48") {
 		body.EnableIPv4 = nil // added in 1.48; older clients cannot mean it
 	}
+	body.Options = withNetworkDefaults(body, s.backend.NetworkCreateDefaults)
 	req, err := networkCreateRequest(body)
 	if err != nil {
 		return err

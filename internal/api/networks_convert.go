@@ -143,6 +143,33 @@ func networkCreateRequest(body nettypes.CreateRequest) (network.CreateRequest, e
 	return req, nil
 }
 
+// withNetworkDefaults is the create's options with the daemon's defaults
+// for its driver (default-network-opts) under them, as moby's
+// createNetwork adds them: each one the create does not give, before
+// EnableIPv4 and EnableIPv6 are read (so a default enable_ipv6 turns IPv6
+// on for a create that does not say). A network made from another's
+// configuration (ConfigFrom) gets none.
+func withNetworkDefaults(body nettypes.CreateRequest, defaults func(driver string) map[string]string) map[string]string {
+	driver := body.Driver
+	if driver == "" {
+		driver = "bridge"
+	}
+	def := defaults(driver)
+	if len(def) == 0 || body.ConfigFrom != nil {
+		return body.Options
+	}
+	opts := maps.Clone(body.Options)
+	if opts == nil {
+		opts = map[string]string{}
+	}
+	for k, v := range def {
+		if _, ok := opts[k]; !ok {
+			opts[k] = v
+		}
+	}
+	return opts
+}
+
 // ipFamilyOptions is moby's reading of EnableIPv4 and EnableIPv6 (its
 // createNetwork): each field, which takes its option
 // (com.docker.network.enable_ipv4, _ipv6) out of those the network keeps,

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -417,5 +418,31 @@ func TestIPv6OnlyViews(t *testing.T) {
 		EnableIPv4: &no, EnableIPv6: &yes, IPAM: &nettypes.IPAM{Config: []nettypes.IPAMConfig{{Subnet: "10.9.0.1/24"}}},
 	}}); err == nil {
 		t.Error("an unmasked IPv4 subnet with IPv4 off: accepted (moby's ValidateIPAM refuses it)")
+	}
+}
+
+// TestNetworkCreateDefaults: the daemon's default-network-opts go under a
+// create's own options, before enable_ipv6 is read, as moby's
+// createNetwork adds them; the create's own options win.
+func TestNetworkCreateDefaults(t *testing.T) {
+	f := newFakeBackend()
+	f.networkDefaults = map[string]map[string]string{"bridge": {
+		"com.docker.network.driver.mtu": "1400", "com.docker.network.enable_ipv6": "true", "com.docker.network.bridge.enable_icc": "false"}}
+	s := newServer(f)
+	wantStatus(t, call(t, s, http.MethodPost, "/v1.51/networks/create",
+		`{"Name":"a","Options":{"com.docker.network.bridge.enable_icc":"true"}}`), http.StatusCreated)
+	got := f.recorded().NetworkCreate
+	want := map[string]string{"com.docker.network.driver.mtu": "1400", "com.docker.network.enable_ipv6": "true", "com.docker.network.bridge.enable_icc": "true"}
+	if !got.EnableIPv6 || !maps.Equal(got.Options, want) {
+		t.Errorf("with defaults: EnableIPv6 %t, options %v; want IPv6 on and %v", got.EnableIPv6, got.Options, want)
+	}
+	wantStatus(t, call(t, s, http.MethodPost, "/v1.51/networks/create", `{"Name":"b","EnableIPv6":false}`), http.StatusCreated)
+	if got := f.recorded().NetworkCreate; got.EnableIPv6 || got.Options["com.docker.network.driver.mtu"] != "1400" {
+		t.Errorf("EnableIPv6 false with an IPv6 default: %+v", got)
+	}
+	f.networkDefaults = nil
+	wantStatus(t, call(t, s, http.MethodPost, "/v1.51/networks/create", `{"Name":"c"}`), http.StatusCreated)
+	if got := f.recorded().NetworkCreate; got.EnableIPv6 || len(got.Options) != 0 {
+		t.Errorf("without defaults: %+v", got)
 	}
 }

@@ -111,26 +111,35 @@ func systemInfo(si SystemInfo) system.Info {
 		IPv4Forwarding: true,
 		// Containers keep running while the daemon stops or restarts and
 		// are adopted again, which is what live-restore means in Docker.
-		LiveRestoreEnabled: true,
-		SystemTime:         time.Now().Format(time.RFC3339Nano),
-		LoggingDriver:      "json-file",
-		CgroupDriver:       "cgroupfs",
-		KernelVersion:      si.KernelVersion,
-		OperatingSystem:    si.OperatingSystem,
-		OSType:             "linux",
-		Architecture:       si.Architecture,
-		NCPU:               si.NCPU,
-		MemTotal:           si.MemTotal,
-		DockerRootDir:      si.DataRoot,
-		ServerVersion:      version.Version,
-		Runtimes:           map[string]system.RuntimeWithStatus{"runc": {Runtime: system.Runtime{Path: "runc"}}},
-		DefaultRuntime:     "runc",
-		Swarm:              swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive},
-		RuncCommit:         system.Commit{ID: si.RuncVersion},
-		SecurityOptions:    []string{},
-		Labels:             []string{},
-		Warnings:           []string{},
+		LiveRestoreEnabled:  true,
+		SystemTime:          time.Now().Format(time.RFC3339Nano),
+		LoggingDriver:       "json-file",
+		CgroupDriver:        "cgroupfs",
+		KernelVersion:       si.KernelVersion,
+		OperatingSystem:     si.OperatingSystem,
+		OSType:              "linux",
+		Architecture:        si.Architecture,
+		NCPU:                si.NCPU,
+		MemTotal:            si.MemTotal,
+		DockerRootDir:       si.DataRoot,
+		ServerVersion:       version.Version,
+		Runtimes:            map[string]system.RuntimeWithStatus{"runc": {Runtime: system.Runtime{Path: "runc"}}},
+		DefaultRuntime:      "runc",
+		Swarm:               swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive},
+		RuncCommit:          system.Commit{ID: si.RuncVersion},
+		SecurityOptions:     []string{},
+		Labels:              []string{},
+		Warnings:            []string{},
+		DefaultAddressPools: addressPools(si.AddressPools),
 	}
+}
+
+func addressPools(pools []AddressPool) []system.NetworkAddressPool {
+	var out []system.NetworkAddressPool
+	for _, p := range pools {
+		out = append(out, system.NetworkAddressPool{Base: p.Base, Size: p.Size})
+	}
+	return out
 }
 
 func goarch() string { return runtime.GOARCH }

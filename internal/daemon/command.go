@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/berth-net/berth/internal/api"
-	"github.com/berth-net/berth/internal/network"
 	"github.com/spf13/cobra"
 )
 
@@ -26,6 +25,9 @@ func NewCommand() *cobra.Command {
 		Short: "Run the berth daemon",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := loadConfigFile(cmd.Flags(), cfg.ConfigFile); err != nil {
+				return err
+			}
 			level := slog.LevelInfo
 			if debug {
 				level = slog.LevelDebug
@@ -35,14 +37,7 @@ func NewCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.DataRoot, "data-root", "/var/lib/berth", "directory of persistent state")
-	f.StringVar(&cfg.ExecRoot, "exec-root", "/run/berth", "directory of runtime state (netns, runc)")
-	f.StringVar(&cfg.Host, "host", "unix:///run/berth/berth.sock", "socket to listen on")
-	f.StringVar(&cfg.BridgeName, "bridge-name", "berth0", "device name of the default bridge network")
-	f.BoolVar(&cfg.BridgeHostAccess, "bridge-host-access", false, "let containers on the default bridge reach the host's own services, as Docker does (user networks: -o "+network.OptHostAccess+"=true)")
-	f.BoolVar(&cfg.IPv6, "ipv6", false, "give the default bridge IPv6, as dockerd's --ipv6 (user networks: docker network create --ipv6)")
-	f.StringVar(&cfg.FixedCIDRv6, "fixed-cidr-v6", "", "the default bridge's IPv6 subnet (default: a /64 of a ULA prefix derived from the engine ID)")
-	f.IntVar(&cfg.Group, "group", -1, "group ID that may use the socket (default: root only)")
+	addFlags(f, &cfg)
 	f.BoolVarP(&debug, "debug", "D", false, "debug logging")
 	f.StringVar(&cfg.ResolvConf, "resolv-conf", "", "host resolver configuration to read instead of /etc/resolv.conf (for tests)")
 	_ = f.MarkHidden("resolv-conf")

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -46,7 +45,25 @@ type Config struct {
 	// FixedCIDRv6 (--fixed-cidr-v6) if set, else a /64 of the ULA pool.
 	IPv6        bool
 	FixedCIDRv6 string
-	Group       int // socket group; -1 keeps root's
+	// The default bridge as dockerd's options make it: --bip (its
+	// address and subnet), --fixed-cidr (its containers' range), --mtu,
+	// --ip (the host address of ports published without one), --icc and
+	// --ip-masq. Applied at a start that finds no container on it.
+	BIP, FixedCIDR string
+	MTU            int
+	IP             string
+	ICC, IPMasq    bool
+	// Pools replace Docker's default address pools (--default-address-pool).
+	Pools []ipam.Pool
+	// DefaultNetworkOpts are options a new network of a driver gets
+	// unless its create gives them (--default-network-opt).
+	DefaultNetworkOpts map[string]map[string]string
+	// DNS, DNSSearch and DNSOptions are for containers that set none.
+	DNS, DNSSearch, DNSOptions []string
+	Group                      int // socket group; -1 keeps root's
+	// ConfigFile is the daemon.json read at start (flags win nothing:
+	// a key given both ways is an error).
+	ConfigFile string
 	// ResolvConf is the host's resolver configuration ("" means /etc/resolv.conf).
 	ResolvConf string
 	Log        *slog.Logger
@@ -74,6 +91,8 @@ type Daemon struct {
 	// hostsFile is the host's hosts file, copied for host-network containers.
 	hostsFile string
 	dns       *dns.Manager // embedded resolvers, one per sandbox on a user network
+	// netSettings are the daemon's network options, checked.
+	netSettings netSettings
 
 	// stopWatchers ends the nftables and route watchers (heal.go).
 	stopWatchers func()
@@ -262,24 +281,17 @@ func (d *Daemon) build() error {
 	if d.engineID, err = loadEngineID(filepath.Join(d.cfg.DataRoot, "engine-id")); err != nil {
 		return err
 	}
-	// dockerd checks --fixed-cidr-v6 whether or not --ipv6 is on, and
-	// uses it only with --ipv6; a prefix with host bits is taken as its
-	// subnet (ValidateFixedCIDRV6).
-	var subnet6 netip.Prefix
-	if d.cfg.FixedCIDRv6 != "" {
-		if subnet6, err = netip.ParsePrefix(d.cfg.FixedCIDRv6); err != nil || !subnet6.Addr().Is6() || subnet6.Addr().Is4In6() {
-			return fmt.Errorf("--fixed-cidr-v6 %q: not an IPv6 prefix", d.cfg.FixedCIDRv6)
-		}
-		subnet6 = subnet6.Masked()
-		if err := ipam.ValidateRequest(subnet6, netip.Prefix{}, netip.Addr{}); err != nil {
-			return fmt.Errorf("--fixed-cidr-v6: %w", err)
-		}
+	ns, err := d.cfg.networkSettings(d.engineID)
+	if err != nil {
+		return err
 	}
+	d.netSettings = ns
 	d.net = network.New(network.Config{
 		Store: d.store, Driver: d.driver, Sandboxes: sbs, Firewall: fw, Ports: ports, IPv6Ports: ports.IPv6Listenable(),
 		Log: d.log.With("component", "network"), DefaultBridgeName: d.cfg.BridgeName, DefaultBridgeHostAccess: d.cfg.BridgeHostAccess,
-		Nameservers: d.resolv.get().nameservers, Pools6: []ipam.Pool{ipam.ULAPool(d.engineID)},
-		DefaultBridgeIPv6: d.cfg.IPv6, DefaultBridgeSubnet6: subnet6,
+		Nameservers: d.resolv.get().nameservers, Pools: ns.pools, Pools6: ns.pools6,
+		DefaultBridgeIPv6: d.cfg.IPv6, DefaultBridgeSubnet6: ns.subnet6,
+		DefaultBridgeOptions: ns.bridgeOptions, DefaultBridgeBIP: ns.bip, DefaultBridgeFixedCIDR: ns.fixedCIDR,
 	})
 	d.dns = d.newDNS()
 	d.runtime, err = runtime.New(runtime.Config{

@@ -26,7 +26,7 @@ func (d *Daemon) startDNS(c *container.Container) error {
 	// A container's own --dns servers are asked from its namespace, as
 	// Docker asks them; the host's from the daemon's (see resolverConf).
 	return d.dns.Start(dns.Sandbox{ID: sbID, Path: c.State.SandboxKey, Upstreams: upstreams, NdotsSet: ndotsSet,
-		UpstreamsInSandbox: len(c.Config.DNS) > 0})
+		UpstreamsInSandbox: d.dnsServersSet(c)})
 }
 
 // stopDNS closes the resolver of a sandbox, if it has one. Its sockets
@@ -89,7 +89,7 @@ func (d *Daemon) dnsRunning(sandboxID string) bool {
 // container's namespace (a --dns 127.0.0.1 is a server in the container).
 // Or, when there are none at all, Google's two, as on the default bridge.
 func (d *Daemon) resolverConf(c *container.Container) (resolvConf, []netip.AddrPort, bool) {
-	rc := d.resolv.get().withOverrides(c.Config.DNS, c.Config.DNSSearch, c.Config.DNSOptions)
+	rc := d.resolv.get().withOverrides(d.dnsSettings(c))
 	ndotsSet := rc.ndotsSet()
 	rc, servers := rc.forResolver(dns.Address)
 	ups := make([]netip.AddrPort, len(servers))
@@ -97,4 +97,29 @@ func (d *Daemon) resolverConf(c *container.Container) (resolvConf, []netip.AddrP
 		ups[i] = netip.AddrPortFrom(a, 53)
 	}
 	return rc, ups, ndotsSet
+}
+
+// dnsSettings are c's --dns, --dns-search and --dns-option, each the
+// daemon's (its own --dns…) where c gives none, as dockerd's
+// buildSandboxOptions picks them.
+func (d *Daemon) dnsSettings(c *container.Container) (servers, search, options []string) {
+	servers, search, options = c.Config.DNS, c.Config.DNSSearch, c.Config.DNSOptions
+	if len(servers) == 0 {
+		servers = d.netSettings.dns
+	}
+	if len(search) == 0 {
+		search = d.cfg.DNSSearch
+	}
+	if len(options) == 0 {
+		options = d.cfg.DNSOptions
+	}
+	return servers, search, options
+}
+
+// dnsServersSet reports whether c's DNS servers are given (by it or by
+// the daemon's --dns) rather than the host's: they are asked from the
+// container's namespace, and a change of the host's resolv.conf leaves
+// them alone.
+func (d *Daemon) dnsServersSet(c *container.Container) bool {
+	return len(c.Config.DNS) > 0 || len(d.netSettings.dns) > 0
 }

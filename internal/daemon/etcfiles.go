@@ -234,9 +234,9 @@ func (d *Daemon) resolvConfFor(c *container.Container) string {
 		return rc.String()
 	}
 	if c.Config.NetworkMode == network.NameHost {
-		return d.resolv.get().withOverrides(c.Config.DNS, c.Config.DNSSearch, c.Config.DNSOptions).String()
+		return d.resolv.get().withOverrides(d.dnsSettings(c)).String()
 	}
-	rc := d.originResolv().withOverrides(c.Config.DNS, c.Config.DNSSearch, c.Config.DNSOptions)
+	rc := d.originResolv().withOverrides(d.dnsSettings(c))
 	if c.Config.NetworkMode == network.NameNone {
 		return rc.String()
 	}

@@ -155,6 +155,9 @@ func (d *Daemon) SystemInfo(ctx context.Context) (api.SystemInfo, error) {
 		OperatingSystem: osName(), Architecture: runtime.GOARCH, NCPU: runtime.NumCPU(),
 		DefaultBridgeName: d.cfg.BridgeName, RuncVersion: d.runcVersion(), Limits: d.limits,
 	}
+	for _, p := range d.cfg.Pools {
+		info.AddressPools = append(info.AddressPools, api.AddressPool{Base: p.Base.String(), Size: p.Size})
+	}
 	var uts unix.Utsname
 	if unix.Uname(&uts) == nil {
 		info.KernelVersion = unix.ByteSliceToString(uts.Release[:])

@@ -282,3 +282,9 @@ func (d *Daemon) canConnect(c *container.Container, n *network.Network) error {
 	}
 	return nil
 }
+
+// NetworkCreateDefaults are the daemon's --default-network-opt options
+// for driver (api.Backend).
+func (d *Daemon) NetworkCreateDefaults(driver string) map[string]string {
+	return d.cfg.DefaultNetworkOpts[driver]
+}

@@ -169,7 +169,7 @@ func (d *Daemon) refreshUpstreams() {
 	for _, cs := range d.states() {
 		cs.mu.Lock()
 		c := cs.c
-		if !c.Running() || len(c.Config.DNS) > 0 {
+		if !c.Running() || d.dnsServersSet(c) {
 			cs.mu.Unlock()
 			continue
 		}

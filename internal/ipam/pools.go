@@ -89,7 +89,7 @@ func SelectSubnet(pools []Pool, used, reserved []netip.Prefix) (netip.Prefix, er
 		}
 	}
 	for _, pool := range pools {
-		if err := pool.validate(); err != nil {
+		if err := pool.Validate(); err != nil {
 			return netip.Prefix{}, err
 		}
 		if subnet, ok := firstFree(pool, blockers); ok {
@@ -99,7 +99,8 @@ func SelectSubnet(pools []Pool, used, reserved []netip.Prefix) (netip.Prefix, er
 	return netip.Prefix{}, exhaustedError(pools, reserved)
 }
 
-func (p Pool) validate() error {
+// Validate checks that p can be split: a masked base, a size within its family.
+func (p Pool) Validate() error {
 	switch {
 	case !p.Base.IsValid():
 		return errdefs.Invalid("address pool %q: base must be an IPv4 or IPv6 prefix", p.Base)

@@ -274,7 +274,7 @@ func TestULAPool(t *testing.T) {
 		if want := (Pool{Base: netip.MustParsePrefix(tt.want), Size: 64}); got != want {
 			t.Errorf("ULAPool(%q) = %s, want %s", tt.hostID, got, want)
 		}
-		if err := got.validate(); err != nil {
+		if err := got.Validate(); err != nil {
 			t.Errorf("ULAPool(%q) is not a valid pool: %v", tt.hostID, err)
 		}
 	}

@@ -46,6 +46,14 @@ type Config struct {
 	// bridge again from its options at each start.
 	DefaultBridgeIPv6    bool
 	DefaultBridgeSubnet6 netip.Prefix
+	// DefaultBridgeOptions are the default bridge's driver options from
+	// the daemon's (--mtu, --icc, --ip-masq, --ip), checked as a network
+	// create's; DefaultBridgeBIP (--bip) is its gateway address and
+	// subnet, DefaultBridgeFixedCIDR (--fixed-cidr) its containers' range.
+	// Applied at a start that finds the bridge empty.
+	DefaultBridgeOptions   map[string]string
+	DefaultBridgeBIP       netip.Prefix
+	DefaultBridgeFixedCIDR netip.Prefix
 	// Nameservers are the host's resolvers; pools that contain one are skipped.
 	Nameservers []netip.Addr
 	// Pools to pick subnets from; nil means Docker's defaults.
@@ -84,6 +92,8 @@ type Controller struct {
 	// host process took one while no daemon ran; the DNAT works on):
 	// RetryUnheldPorts takes them back once free. Guarded by mu.
 	unheld map[HostPort]bool
+	// customPools: the daemon's address pools are not Docker's.
+	customPools bool
 }
 
 // New returns a controller; call Start before anything else.
@@ -97,6 +107,7 @@ func New(cfg Config) *Controller {
 	if cfg.NewID == nil {
 		cfg.NewID = NewID
 	}
+	customPools := cfg.Pools != nil
 	if cfg.Pools == nil {
 		cfg.Pools = ipam.DefaultPools()
 	}
@@ -107,15 +118,16 @@ func New(cfg Config) *Controller {
 		cfg.DefaultBridgeName = "berth0"
 	}
 	return &Controller{
-		newIfName: RandomHostIfName,
-		cfg:       cfg,
-		log:       cfg.Log,
-		networks:  map[string]*Network{},
-		endpoints: map[string]*Endpoint{},
-		sandboxes: map[string]*Sandbox{},
-		spaces:    map[string]*ipam.Space{},
-		spaces6:   map[string]*ipam.Space{},
-		names:     newNameTable(),
+		newIfName:   RandomHostIfName,
+		cfg:         cfg,
+		log:         cfg.Log,
+		networks:    map[string]*Network{},
+		endpoints:   map[string]*Endpoint{},
+		sandboxes:   map[string]*Sandbox{},
+		spaces:      map[string]*ipam.Space{},
+		spaces6:     map[string]*ipam.Space{},
+		names:       newNameTable(),
+		customPools: customPools,
 	}
 }
 

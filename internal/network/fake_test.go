@@ -26,6 +26,7 @@ type fakeDriver struct {
 	released   []string // sandbox paths ReleaseSandbox was called for
 	adopted    []string // host ends Adopt found
 	gateways   []string // SetGateway calls: "eth1 via 172.17.0.1"
+	deleted    []string // bridges DeleteBridge deleted
 }
 
 func newFakeDriver() *fakeDriver {
@@ -50,6 +51,7 @@ func (d *fakeDriver) DeleteBridge(name string) error {
 	}
 	delete(d.bridges, name)
 	delete(d.owners, name)
+	d.deleted = append(d.deleted, name)
 	return nil
 }
 

@@ -419,78 +419,227 @@ func (c *Controller) setDefaultBridgeHostAccess(n *Network) {
 	}
 }
 
-// applyDefaultBridgeIPv6Locked gives the default bridge the IPv6 the
-// daemon's options ask for, or takes it away: a subnet of the user's
-// (--fixed-cidr-v6, shown as its ip-range too, as dockerd shows it)
-// replaces one that differs, and without one the bridge keeps what it has
-// or gets a /64 of the pools. While containers are on the bridge nothing
-// changes, as dockerd keeps its network configuration while sandboxes
-// are live (initNetworkController): their addresses, routes and
-// published ports rest on it. It is logged, and applied at the first
-// start with the bridge empty.
-func (c *Controller) applyDefaultBridgeIPv6Locked() error {
+// defaultBridgeIPv4Request is what the daemon's --bip and --fixed-cidr
+// ask of the default bridge's IPv4, given what it has (cur; nil before
+// it exists), worked out as dockerd's getDefaultBridgeIPAMConf works it
+// out from its options and the bridge's address: --bip is the gateway
+// and the subnet, --fixed-cidr the range (and, without --bip, the subnet
+// unless the bridge's subnet holds it; a wider --fixed-cidr widens it).
+// Without either the bridge keeps its subnet, unless the daemon has
+// address pools of its own that do not hold it (dockerd deletes docker0
+// then, and picks again from its pools).
+func (c *Controller) defaultBridgeIPv4Request(cur *IPConfig) IPAMRequest {
+	bip, fixed := c.cfg.DefaultBridgeBIP, c.cfg.DefaultBridgeFixedCIDR
+	switch {
+	case bip.IsValid():
+		return IPAMRequest{Subnet: bip.Masked(), Gateway: bip.Addr(), IPRange: fixed}
+	case fixed.IsValid() && cur != nil && cur.Subnet.Contains(fixed.Addr()):
+		subnet := cur.Subnet
+		if fixed.Bits() < subnet.Bits() {
+			subnet = fixed
+		}
+		return IPAMRequest{Subnet: subnet, Gateway: cur.Gateway, IPRange: fixed}
+	case fixed.IsValid():
+		return IPAMRequest{Subnet: fixed, IPRange: fixed}
+	case cur != nil && (!c.customPools || inPools(cur.Subnet, c.cfg.Pools)):
+		return IPAMRequest{Subnet: cur.Subnet, Gateway: cur.Gateway}
+	}
+	return IPAMRequest{}
+}
+
+// inPools reports whether subnet is one a pool hands out.
+func inPools(subnet netip.Prefix, pools []ipam.Pool) bool {
+	for _, p := range pools {
+		if p.Base.Contains(subnet.Addr()) && subnet.Bits() == p.Size {
+			return true
+		}
+	}
+	return false
+}
+
+// applyDefaultBridgeLocked makes the default bridge what the daemon's
+// options ask (dockerd makes it again from its options at each start):
+// its device name, --bip and --fixed-cidr, --mtu, --icc, --ip-masq, --ip,
+// and IPv6 (--ipv6 in --fixed-cidr-v6, shown as its ip-range too, as
+// dockerd shows it; without a subnet of the user's the bridge keeps what
+// it has or gets a /64 of the pools). While containers are on the
+// bridge nothing changes, as dockerd keeps its network configuration
+// while sandboxes are live (initNetworkController): their addresses,
+// routes and published ports rest on it. That is logged, and applied at
+// the first start with the bridge empty. It returns the name of a
+// bridge device to delete before the bridges are made: the old one,
+// when the name or the IPv4 gateway changed.
+func (c *Controller) applyDefaultBridgeLocked() (deleteBridge string, err error) {
 	var n *Network
 	for _, o := range c.networks {
-		if o.Bridge != nil && o.Bridge.DefaultBridge {
+		if o.Bridge != nil && o.Bridge.DefaultBridge && !o.Removing {
 			n = o
 		}
 	}
 	if n == nil {
-		return nil
+		return "", nil
 	}
-	want, want6 := c.cfg.DefaultBridgeIPv6, c.cfg.DefaultBridgeSubnet6
-	asked := "off"
-	if want {
-		asked = "on " + want6.String()
+	bc, err := parseBridgeOptions(c.cfg.DefaultBridgeOptions, c.cfg.DefaultBridgeName)
+	if err != nil {
+		return "", fmt.Errorf("the default bridge's options: %w", err)
+	}
+	var changes []string
+	if bc.Name != n.Bridge.Name {
+		changes = append(changes, "bridge name "+n.Bridge.Name+" → "+bc.Name)
+	}
+	if bc.MTU != n.Bridge.MTU {
+		changes = append(changes, fmt.Sprintf("--mtu %d → %d", n.Bridge.MTU, bc.MTU))
+	}
+	if bc.EnableICC != n.Bridge.EnableICC {
+		changes = append(changes, fmt.Sprintf("--icc %t → %t", n.Bridge.EnableICC, bc.EnableICC))
+	}
+	if bc.EnableIPMasquerade != n.Bridge.EnableIPMasquerade {
+		changes = append(changes, fmt.Sprintf("--ip-masq %t → %t", n.Bridge.EnableIPMasquerade, bc.EnableIPMasquerade))
+	}
+	if bc.HostBindingIPv4 != n.Bridge.HostBindingIPv4 {
+		changes = append(changes, fmt.Sprintf("--ip %s → %s", n.Bridge.HostBindingIPv4, bc.HostBindingIPv4))
+	}
+	live := c.liveEndpointsLocked(n.ID)
+
+	cfg4, err := c.planDefaultBridgeLocked(n, c.defaultBridgeIPv4Request(n.IPv4), false)
+	if err != nil {
+		if live > 0 {
+			c.log.Error("the default bridge's IPv4 settings (--bip, --fixed-cidr, --default-address-pool) cannot be applied: it keeps its own", "now", ipConfigString(n.IPv4), "err", err)
+			cfg4 = n.IPv4
+		} else {
+			return "", fmt.Errorf("the default bridge's IPv4 settings (--bip, --fixed-cidr, --default-address-pool): %w", err)
+		}
+	}
+	change4 := !sameIPConfig(n.IPv4, cfg4)
+	if change4 {
+		changes = append(changes, "IPv4 "+ipConfigString(n.IPv4)+" → "+ipConfigString(cfg4))
+	}
+
+	cfg6, change6 := c.defaultBridgeIPv6Locked(n)
+	if change6 {
+		changes = append(changes, "IPv6 "+ipConfigString(n.IPv6)+" → "+ipConfigString(cfg6))
 	}
 	switch {
-	case !want && n.IPv6 == nil:
-		return nil
-	case want && n.IPv6 != nil && (!want6.IsValid() || n.IPv6.Subnet == want6.Masked()):
-		return nil
-	case c.liveEndpointsLocked(n.ID) > 0:
-		c.log.Warn("the default bridge has containers: its IPv6 settings (--ipv6, --fixed-cidr-v6) take effect once none is left on it at a start",
-			"now", subnetString(n.IPv6), "asked", asked)
-		return nil
+	case len(changes) == 0:
+		return "", nil
+	case live > 0:
+		c.log.Warn("the default bridge has containers: the daemon's settings for it take effect once none is left on it at a start",
+			"pending", strings.Join(changes, "; "))
+		return "", nil
 	}
-	var cfg *IPConfig
-	var space *ipam.Space
-	if want {
-		// dockerd takes a prefix with host bits, and shows the
-		// subnet as the default bridge's ip-range (getDefaultBridgeIPAMConf).
-		req := IPAMRequest{Subnet: want6.Masked()}
-		if want6.IsValid() {
-			req.IPRange = req.Subnet
-		}
-		old := n.IPv6
-		n.IPv6 = nil // not an overlap with itself
-		err := c.planIPv6Locked(n, req)
-		cfg, n.IPv6 = n.IPv6, old
-		if err == nil {
-			cfg.UserSubnet = false // no --ip6 on a predefined network
-			space, err = ipam.NewSpace(cfg.Subnet, cfg.IPRange, cfg.Gateway)
-		}
+	if bc.Name != n.Bridge.Name || change4 && n.IPv4 != nil && (cfg4 == nil || cfg4.Gateway != n.IPv4.Gateway || cfg4.Subnet != n.IPv4.Subnet) {
+		deleteBridge = n.Bridge.Name
+	}
+	n.Bridge.Name, n.Bridge.MTU = bc.Name, bc.MTU
+	n.Bridge.EnableICC, n.Bridge.EnableIPMasquerade, n.Bridge.HostBindingIPv4 = bc.EnableICC, bc.EnableIPMasquerade, bc.HostBindingIPv4
+	n.Options = defaultBridgeOptions(n.Bridge)
+	c.setDefaultBridgeHostAccess(n)
+	if change4 {
+		space, err := ipam.NewSpace(cfg4.Subnet, cfg4.IPRange, cfg4.Gateway)
 		if err != nil {
-			// The bridge keeps what it had; the daemon starts anyway.
-			c.log.Error("the default bridge's IPv6 settings cannot be applied: it keeps its own", "now", subnetString(n.IPv6), "asked", asked, "err", err)
-			return nil
+			return "", err
 		}
+		n.IPv4 = cfg4
+		c.spaces[n.ID] = space
 	}
-	if n.IPv6 != nil {
-		n.staleGateway6 = netip.PrefixFrom(n.IPv6.Gateway, n.IPv6.Subnet.Bits())
-	}
-	old := n.IPv6
-	n.IPv6 = cfg
-	delete(c.spaces6, n.ID)
-	if space != nil {
-		c.spaces6[n.ID] = space
+	if change6 {
+		var space *ipam.Space
+		if cfg6 != nil {
+			if space, err = ipam.NewSpace(cfg6.Subnet, cfg6.IPRange, cfg6.Gateway); err != nil {
+				return "", err
+			}
+		}
+		if n.IPv6 != nil && deleteBridge == "" {
+			n.staleGateway6 = netip.PrefixFrom(n.IPv6.Gateway, n.IPv6.Subnet.Bits())
+		}
+		n.IPv6 = cfg6
+		delete(c.spaces6, n.ID)
+		if space != nil {
+			c.spaces6[n.ID] = space
+		}
 	}
 	if err := c.putNetwork(n); err != nil {
-		return fmt.Errorf("record the default bridge: %w", err)
+		return "", fmt.Errorf("record the default bridge: %w", err)
 	}
 	c.publishNetworksLocked()
-	c.log.Info("default bridge IPv6 changed", "from", subnetString(old), "to", subnetString(n.IPv6))
-	return nil
+	c.log.Info("default bridge changed to the daemon's settings", "changes", strings.Join(changes, "; "))
+	return deleteBridge, nil
+}
+
+// planDefaultBridgeLocked plans one family of the default bridge n from
+// req, as if n had none yet (its own subnet is no overlap).
+func (c *Controller) planDefaultBridgeLocked(n *Network, req IPAMRequest, v6 bool) (*IPConfig, error) {
+	old4, old6 := n.IPv4, n.IPv6
+	defer func() { n.IPv4, n.IPv6 = old4, old6 }()
+	var err error
+	var cfg *IPConfig
+	if v6 {
+		n.IPv6 = nil
+		err = c.planIPv6Locked(n, req)
+		cfg = n.IPv6
+	} else {
+		n.IPv4 = nil
+		err = c.planIPv4Locked(n, req)
+		cfg = n.IPv4
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := ipam.NewSpace(cfg.Subnet, cfg.IPRange, cfg.Gateway); err != nil {
+		return nil, err
+	}
+	cfg.UserSubnet = false // no --ip on a predefined network
+	return cfg, nil
+}
+
+// defaultBridgeIPv6Locked is the IPv6 --ipv6 and --fixed-cidr-v6 ask of
+// the default bridge n, and whether that is a change. A subnet that
+// cannot be had is logged, and the bridge keeps what it has.
+func (c *Controller) defaultBridgeIPv6Locked(n *Network) (*IPConfig, bool) {
+	want, want6 := c.cfg.DefaultBridgeIPv6, c.cfg.DefaultBridgeSubnet6
+	switch {
+	case !want:
+		return nil, n.IPv6 != nil
+	case n.IPv6 != nil && (!want6.IsValid() || n.IPv6.Subnet == want6.Masked()):
+		return n.IPv6, false
+	}
+	// dockerd takes a prefix with host bits, and shows the subnet as the
+	// default bridge's ip-range (getDefaultBridgeIPAMConf).
+	req := IPAMRequest{Subnet: want6.Masked()}
+	if want6.IsValid() {
+		req.IPRange = req.Subnet
+	}
+	cfg, err := c.planDefaultBridgeLocked(n, req, true)
+	if err != nil {
+		// The bridge keeps what it had; the daemon starts anyway.
+		c.log.Error("the default bridge's IPv6 settings cannot be applied: it keeps its own", "now", subnetString(n.IPv6), "asked", "on "+want6.String(), "err", err)
+		return n.IPv6, false
+	}
+	return cfg, true
+}
+
+// sameIPConfig reports whether a and b are the same subnet, range and
+// gateway.
+func sameIPConfig(a, b *IPConfig) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Subnet == b.Subnet && a.IPRange == b.IPRange && a.Gateway == b.Gateway
+}
+
+// ipConfigString is a family's subnet, range and gateway for the log.
+func ipConfigString(c *IPConfig) string {
+	if c == nil {
+		return "none"
+	}
+	s := c.Subnet.String()
+	if c.IPRange.IsValid() && c.IPRange != c.Subnet {
+		s += " range " + c.IPRange.String()
+	}
+	if c.Gateway.IsValid() {
+		s += " gateway " + c.Gateway.String()
+	}
+	return s
 }
 
 // liveEndpointsLocked counts the endpoints on network id whose sandbox's
@@ -539,12 +688,15 @@ func (c *Controller) ensurePredefinedLocked() error {
 		n := &Network{ID: c.cfg.NewID(), Name: pd.name, Driver: pd.driver, Created: now, Predefined: true,
 			Options: map[string]string{}, Labels: map[string]string{}, MACsFromAddresses: true}
 		if pd.driver == DriverBridge {
-			bc, _ := parseBridgeOptions(nil, c.cfg.DefaultBridgeName)
+			bc, err := parseBridgeOptions(c.cfg.DefaultBridgeOptions, c.cfg.DefaultBridgeName)
+			if err != nil {
+				return fmt.Errorf("the default bridge's options: %w", err)
+			}
 			bc.DefaultBridge = true
 			n.Bridge = bc
 			n.Options = defaultBridgeOptions(bc)
 			c.setDefaultBridgeHostAccess(n)
-			if err := c.planIPv4Locked(n, IPAMRequest{}); err != nil {
+			if n.IPv4, err = c.planDefaultBridgeLocked(n, c.defaultBridgeIPv4Request(nil), false); err != nil {
 				return fmt.Errorf("choose a subnet for the default bridge: %w", err)
 			}
 			space, err := ipam.NewSpace(n.IPv4.Subnet, n.IPv4.IPRange, n.IPv4.Gateway)

@@ -24,12 +24,20 @@ func (c *Controller) Start(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	err := c.ensurePredefinedLocked()
+	var oldBridge string
 	if err == nil {
-		err = c.applyDefaultBridgeIPv6Locked()
+		oldBridge, err = c.applyDefaultBridgeLocked()
 	}
 	c.mu.Unlock()
 	if err != nil {
 		return err
+	}
+	if oldBridge != "" {
+		// Its address, subnet route and MTU are the old settings';
+		// ensureBridges makes the bridge again with the new ones.
+		if err := c.cfg.Driver.DeleteBridge(oldBridge); err != nil {
+			return fmt.Errorf("delete the default bridge %q to make it again: %w", oldBridge, err)
+		}
 	}
 	c.reholdPorts()
 	var errs []error

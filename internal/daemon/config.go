@@ -1,0 +1,406 @@
+package daemon
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/user"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/berth-net/berth/internal/ipam"
+	"github.com/berth-net/berth/internal/network"
+	"github.com/spf13/pflag"
+)
+
+// DefaultConfigFile is where `berth daemon` reads its daemon.json, as
+// dockerd reads /etc/docker/daemon.json.
+const DefaultConfigFile = "/etc/berth/daemon.json"
+
+// addFlags declares the daemon's options on f, into cfg. Their names and
+// meanings are dockerd's wherever dockerd has the option; the keys of the
+// configuration file are the flags' names (fileKeys lists the others).
+func addFlags(f *pflag.FlagSet, cfg *Config) {
+	f.StringVar(&cfg.ConfigFile, "config-file", DefaultConfigFile, "daemon configuration file (dockerd's daemon.json keys)")
+	f.StringVar(&cfg.DataRoot, "data-root", "/var/lib/berth", "directory of persistent state")
+	f.StringVar(&cfg.ExecRoot, "exec-root", "/run/berth", "directory of runtime state (netns, runc)")
+	f.StringVar(&cfg.Host, "host", "unix:///run/berth/berth.sock", "socket to listen on")
+	f.StringVar(&cfg.BridgeName, "bridge-name", "berth0", "device name of the default bridge network")
+	f.BoolVar(&cfg.BridgeHostAccess, "bridge-host-access", false, "let containers on the default bridge reach the host's own services, as Docker does (user networks: -o "+network.OptHostAccess+"=true)")
+	f.StringVar(&cfg.BIP, "bip", "", "the default bridge's address and subnet, as CIDR (10.20.0.1/24)")
+	f.StringVar(&cfg.FixedCIDR, "fixed-cidr", "", "the part of the default bridge's subnet that containers get addresses from (IPv4)")
+	f.IntVar(&cfg.MTU, "mtu", network.DefaultMTU, "the default bridge's MTU")
+	f.StringVar(&cfg.IP, "ip", "0.0.0.0", "host address that ports published from the default bridge go on when -p gives none")
+	f.BoolVar(&cfg.ICC, "icc", true, "let containers on the default bridge reach each other")
+	f.BoolVar(&cfg.IPMasq, "ip-masq", true, "masquerade the default bridge's traffic out of the host")
+	f.BoolVar(&cfg.IPv6, "ipv6", false, "give the default bridge IPv6, as dockerd's --ipv6 (user networks: docker network create --ipv6)")
+	f.StringVar(&cfg.FixedCIDRv6, "fixed-cidr-v6", "", "the default bridge's IPv6 subnet (default: a /64 of a ULA prefix derived from the engine ID)")
+	f.Var(&poolsValue{&cfg.Pools}, "default-address-pool", "address pool new networks take subnets from, base=PREFIX,size=BITS (repeat it; replaces Docker's pools)")
+	f.Var(&netOptsValue{&cfg.DefaultNetworkOpts}, "default-network-opt", "option new networks of a driver get unless given, DRIVER=KEY=VALUE (repeatable)")
+	f.StringArrayVar(&cfg.DNS, "dns", nil, "DNS server for containers that set none (repeatable)")
+	f.StringArrayVar(&cfg.DNSSearch, "dns-search", nil, "DNS search domain for containers that set none (repeatable)")
+	f.StringArrayVar(&cfg.DNSOptions, "dns-opt", nil, "resolv.conf option for containers that set none (repeatable)")
+	f.IntVar(&cfg.Group, "group", -1, "group ID that may use the socket (default: root only)")
+}
+
+// fileKeys are the configuration file's keys whose flag has another
+// name: dockerd's plural keys for repeatable flags.
+var fileKeys = map[string]string{
+	"hosts":                 "host",
+	"dns-opts":              "dns-opt",
+	"default-address-pools": "default-address-pool",
+	"default-network-opts":  "default-network-opt",
+}
+
+// notInFile are flags that have no key in the file.
+var notInFile = map[string]bool{"config-file": true, "help": true, "resolv-conf": true}
+
+// loadConfigFile sets the flags the file at path names, as dockerd merges
+// daemon.json: a key that is not an option, or one that is also given as
+// a flag, is an error naming them all. A missing file is no error unless
+// it was asked for by name (--config-file).
+func loadConfigFile(f *pflag.FlagSet, path string) error {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && !f.Changed("config-file") {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read the configuration file: %w", err)
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil
+	}
+	var file map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &file); err != nil {
+		return fmt.Errorf("configuration file %s: %w", path, err)
+	}
+	var unknown, conflicts []string
+	keys := sortedKeys(file)
+	for _, key := range keys {
+		name, renamed := fileKeys[key]
+		if !renamed {
+			name = key
+		}
+		fl := f.Lookup(name)
+		switch {
+		case fl == nil || notInFile[name] || !renamed && isRenamedFlag(name):
+			unknown = append(unknown, key)
+		case fl.Changed:
+			conflicts = append(conflicts, fmt.Sprintf("%s: (from flag: %s, from file: %s)", key, fl.Value.String(), string(file[key])))
+		}
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("configuration file %s: the following directives don't match any configuration option of berth's: %s", path, strings.Join(unknown, ", "))
+	}
+	if len(conflicts) > 0 {
+		return fmt.Errorf("configuration file %s: the following directives are specified both as a flag and in the configuration file: %s", path, strings.Join(conflicts, ", "))
+	}
+	for _, key := range keys {
+		name := key
+		if n, ok := fileKeys[key]; ok {
+			name = n
+		}
+		values, err := flagValues(key, file[key])
+		if err == nil && key == "hosts" && len(values) != 1 {
+			err = fmt.Errorf("berth listens on one socket, not %d", len(values))
+		}
+		if err == nil && key == "group" {
+			values[0], err = groupID(values[0])
+		}
+		for _, v := range values {
+			if err != nil {
+				break
+			}
+			err = f.Set(name, v)
+		}
+		if err != nil {
+			return fmt.Errorf("configuration file %s: %q: %w", path, key, err)
+		}
+	}
+	return nil
+}
+
+// isRenamedFlag reports whether a flag's key in the file is another
+// name (--dns-opt is "dns-opts" there, never "dns-opt").
+func isRenamedFlag(name string) bool {
+	for _, n := range fileKeys {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// flagValues turns one key's JSON value into the strings its flag's Set
+// takes: a string, number or boolean is one; a list is one per element;
+// default-address-pools' objects become base=…,size=…, and
+// default-network-opts' driver → options map one DRIVER=KEY=VALUE each.
+func flagValues(key string, raw json.RawMessage) ([]string, error) {
+	switch key {
+	case "default-address-pools":
+		var pools []struct {
+			Base string `json:"base"`
+			Size *int   `json:"size"`
+		}
+		if err := strictDecode(raw, &pools); err != nil {
+			return nil, fmt.Errorf("want a list of {\"base\": PREFIX, \"size\": BITS}: %w", err)
+		}
+		var out []string
+		for _, p := range pools {
+			if p.Size == nil {
+				return nil, fmt.Errorf("pool %q: no size", p.Base)
+			}
+			out = append(out, fmt.Sprintf("base=%s,size=%d", p.Base, *p.Size))
+		}
+		return out, nil
+	case "default-network-opts":
+		var opts map[string]map[string]string
+		if err := json.Unmarshal(raw, &opts); err != nil {
+			return nil, fmt.Errorf("want {\"DRIVER\": {\"KEY\": \"VALUE\"}}: %w", err)
+		}
+		var out []string
+		for _, driver := range sortedKeys(opts) {
+			for _, k := range sortedKeys(opts[driver]) {
+				out = append(out, driver+"="+k+"="+opts[driver][k])
+			}
+		}
+		return out, nil
+	}
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, err
+	}
+	switch v := v.(type) {
+	case string:
+		return []string{v}, nil
+	case bool:
+		return []string{strconv.FormatBool(v)}, nil
+	case float64:
+		return []string{strconv.FormatFloat(v, 'f', -1, 64)}, nil
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return nil, fmt.Errorf("want a list of strings, not %s", string(raw))
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("unexpected value %s", string(raw))
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func strictDecode(raw json.RawMessage, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+// groupID takes a group as dockerd's "group" key does, by name, or by
+// number.
+func groupID(g string) (string, error) {
+	if _, err := strconv.Atoi(g); err == nil {
+		return g, nil
+	}
+	grp, err := user.LookupGroup(g)
+	if err != nil {
+		return "", err
+	}
+	return grp.Gid, nil
+}
+
+// poolsValue is --default-address-pool: base=PREFIX,size=BITS, as
+// dockerd's PoolsOpt reads it.
+type poolsValue struct{ pools *[]ipam.Pool }
+
+func (p *poolsValue) Type() string { return "pool-options" }
+
+func (p *poolsValue) String() string {
+	var s []string
+	for _, pool := range *p.pools {
+		s = append(s, fmt.Sprintf("%s %d", pool.Base, pool.Size))
+	}
+	return strings.Join(s, ", ")
+}
+
+func (p *poolsValue) Set(value string) error {
+	fields, err := csv.NewReader(strings.NewReader(value)).Read()
+	if err != nil {
+		return err
+	}
+	var pool ipam.Pool
+	sized := false
+	for _, field := range fields {
+		key, val, ok := strings.Cut(field, "=")
+		if !ok {
+			return fmt.Errorf("invalid field %q: must be a key=value pair", field)
+		}
+		switch strings.ToLower(key) {
+		case "base":
+			if pool.Base, err = netip.ParsePrefix(val); err != nil {
+				return fmt.Errorf("invalid base prefix %q: %w", val, err)
+			}
+		case "size":
+			if pool.Size, err = strconv.Atoi(val); err != nil {
+				return fmt.Errorf("invalid size %q: must be a number", val)
+			}
+			sized = true
+		default:
+			return fmt.Errorf("unexpected key %q in %q: a pool is base=PREFIX,size=BITS", key, value)
+		}
+	}
+	if !sized {
+		return fmt.Errorf("pool %q: no size", value)
+	}
+	if err := pool.Validate(); err != nil {
+		return err
+	}
+	*p.pools = append(*p.pools, pool)
+	return nil
+}
+
+// netOptsValue is --default-network-opt DRIVER=KEY=VALUE.
+type netOptsValue struct{ opts *map[string]map[string]string }
+
+func (o *netOptsValue) Type() string { return "driver=key=value" }
+
+func (o *netOptsValue) String() string {
+	var s []string
+	for _, d := range sortedKeys(*o.opts) {
+		for _, k := range sortedKeys((*o.opts)[d]) {
+			s = append(s, d+"="+k+"="+(*o.opts)[d][k])
+		}
+	}
+	return strings.Join(s, ", ")
+}
+
+func (o *netOptsValue) Set(value string) error {
+	driver, kv, ok := strings.Cut(value, "=")
+	k, v, ok2 := strings.Cut(kv, "=")
+	if !ok || !ok2 || driver == "" || k == "" {
+		return fmt.Errorf("%q: want DRIVER=KEY=VALUE", value)
+	}
+	if driver != network.DriverBridge {
+		return fmt.Errorf("%q: berth's only network driver is %q", value, network.DriverBridge)
+	}
+	if *o.opts == nil {
+		*o.opts = map[string]map[string]string{}
+	}
+	if (*o.opts)[driver] == nil {
+		(*o.opts)[driver] = map[string]string{}
+	}
+	(*o.opts)[driver][k] = v
+	return nil
+}
+
+// netSettings are the daemon's network options, checked and typed.
+type netSettings struct {
+	bridgeOptions map[string]string // the default bridge's driver options
+	bip           netip.Prefix      // its gateway and subnet
+	fixedCIDR     netip.Prefix      // its addresses' range
+	subnet6       netip.Prefix      // --fixed-cidr-v6
+	pools, pools6 []ipam.Pool       // nil: Docker's
+	dns           []string
+}
+
+// networkSettings checks the daemon's network options as dockerd does
+// at its start, and returns them typed. The default bridge's options go
+// through the same check as a network create's (`-o`), at the
+// controller.
+func (cfg *Config) networkSettings(engineID string) (netSettings, error) {
+	var s netSettings
+	var err error
+	if cfg.BIP != "" {
+		if s.bip, err = netip.ParsePrefix(cfg.BIP); err != nil || !s.bip.Addr().Is4() {
+			return s, fmt.Errorf("--bip %q: not an IPv4 address with its prefix length (10.20.0.1/24)", cfg.BIP)
+		}
+		if s.bip.Bits() < 31 && (s.bip.Addr() == s.bip.Masked().Addr() || s.bip.Addr() == lastAddr(s.bip)) {
+			return s, fmt.Errorf("--bip %s: the bridge's address cannot be its subnet's network or broadcast address", cfg.BIP)
+		}
+	}
+	if cfg.FixedCIDR != "" {
+		if s.fixedCIDR, err = netip.ParsePrefix(cfg.FixedCIDR); err != nil || !s.fixedCIDR.Addr().Is4() {
+			return s, fmt.Errorf("--fixed-cidr %q: not an IPv4 prefix", cfg.FixedCIDR)
+		}
+		s.fixedCIDR = s.fixedCIDR.Masked()
+		if s.bip.IsValid() && (!s.bip.Masked().Contains(s.fixedCIDR.Addr()) || s.fixedCIDR.Bits() < s.bip.Bits()) {
+			return s, fmt.Errorf("--fixed-cidr %s is not inside --bip's subnet %s", s.fixedCIDR, s.bip.Masked())
+		}
+	}
+	// dockerd checks --fixed-cidr-v6 whether or not --ipv6 is on, and
+	// uses it only with --ipv6; a prefix with host bits is taken as its
+	// subnet (ValidateFixedCIDRV6).
+	if cfg.FixedCIDRv6 != "" {
+		if s.subnet6, err = netip.ParsePrefix(cfg.FixedCIDRv6); err != nil || !s.subnet6.Addr().Is6() || s.subnet6.Addr().Is4In6() {
+			return s, fmt.Errorf("--fixed-cidr-v6 %q: not an IPv6 prefix", cfg.FixedCIDRv6)
+		}
+		s.subnet6 = s.subnet6.Masked()
+		if err := ipam.ValidateRequest(s.subnet6, netip.Prefix{}, netip.Addr{}); err != nil {
+			return s, fmt.Errorf("--fixed-cidr-v6: %w", err)
+		}
+	}
+	ip, err := netip.ParseAddr(cfg.IP)
+	if err != nil {
+		return s, fmt.Errorf("--ip %q: not an address", cfg.IP)
+	}
+	s.bridgeOptions = map[string]string{
+		network.OptEnableICC:       strconv.FormatBool(cfg.ICC),
+		network.OptEnableMasq:      strconv.FormatBool(cfg.IPMasq),
+		network.OptHostBindingIPv4: ip.String(),
+		network.OptMTU:             strconv.Itoa(cfg.MTU),
+	}
+	// As dockerd: the pools replace Docker's, and without an IPv6 one
+	// the ULA /48 derived from the engine ID is added.
+	for _, p := range cfg.Pools {
+		if p.Base.Addr().Is4() {
+			s.pools = append(s.pools, p)
+		} else {
+			s.pools6 = append(s.pools6, p)
+		}
+	}
+	if len(cfg.Pools) > 0 && s.pools == nil {
+		s.pools = []ipam.Pool{} // IPv6 pools alone: no IPv4 subnet is chosen
+	}
+	if s.pools6 == nil {
+		s.pools6 = []ipam.Pool{ipam.ULAPool(engineID)}
+	}
+	for _, d := range cfg.DNS {
+		a, err := netip.ParseAddr(d)
+		if err != nil {
+			return s, fmt.Errorf("--dns %q: not an IP address", d)
+		}
+		s.dns = append(s.dns, a.String())
+	}
+	for _, d := range cfg.DNSSearch {
+		if d == "" || strings.ContainsAny(d, " \t") || len(d) > 255 {
+			return s, fmt.Errorf("--dns-search %q: not a domain", d)
+		}
+	}
+	if slices.Contains(cfg.DNSOptions, "") {
+		return s, errors.New("--dns-opt: an option cannot be empty")
+	}
+	return s, nil
+}
+
+// lastAddr is p's last address (IPv4's broadcast).
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3]) | host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}

@@ -1,0 +1,173 @@
+package daemon
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/berth-net/berth/internal/ipam"
+	"github.com/berth-net/berth/internal/network"
+	"github.com/spf13/pflag"
+)
+
+// parseDaemonArgs parses args as `berth daemon` does, then reads a
+// configuration file of body as --config-file.
+func parseDaemonArgs(t *testing.T, body string, args ...string) (Config, error) {
+	t.Helper()
+	var cfg Config
+	f := pflag.NewFlagSet("daemon", pflag.ContinueOnError)
+	addFlags(f, &cfg)
+	f.Bool("debug", false, "")
+	path := filepath.Join(t.TempDir(), "daemon.json")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Parse(append([]string{"--config-file", path}, args...)); err != nil {
+		return cfg, err
+	}
+	return cfg, loadConfigFile(f, cfg.ConfigFile)
+}
+
+func TestConfigFileSetsOptions(t *testing.T) {
+	cfg, err := parseDaemonArgs(t, `{
+		"bip": "10.20.0.1/24", "fixed-cidr": "10.20.0.128/25", "mtu": 1450, "ip": "127.0.0.1",
+		"icc": false, "ip-masq": false, "ipv6": true, "fixed-cidr-v6": "fd00:20::/64",
+		"default-address-pools": [{"base": "10.100.0.0/16", "size": 24}, {"base": "fd00:100::/48", "size": 64}],
+		"default-network-opts": {"bridge": {"com.docker.network.driver.mtu": "1400"}},
+		"dns": ["10.0.0.53", "10.0.1.53"], "dns-search": ["corp.example"], "dns-opts": ["ndots:2"],
+		"hosts": ["unix:///run/b.sock"], "data-root": "/srv/berth", "group": 123, "debug": true
+	}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		ConfigFile: cfg.ConfigFile, DataRoot: "/srv/berth", ExecRoot: "/run/berth", Host: "unix:///run/b.sock", BridgeName: "berth0",
+		BIP: "10.20.0.1/24", FixedCIDR: "10.20.0.128/25", MTU: 1450, IP: "127.0.0.1", IPv6: true, FixedCIDRv6: "fd00:20::/64",
+		Pools:              []ipam.Pool{{Base: netip.MustParsePrefix("10.100.0.0/16"), Size: 24}, {Base: netip.MustParsePrefix("fd00:100::/48"), Size: 64}},
+		DefaultNetworkOpts: map[string]map[string]string{"bridge": {"com.docker.network.driver.mtu": "1400"}},
+		DNS:                []string{"10.0.0.53", "10.0.1.53"}, DNSSearch: []string{"corp.example"}, DNSOptions: []string{"ndots:2"},
+		Group: 123,
+	}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("config\n got %+v\nwant %+v", cfg, want)
+	}
+}
+
+func TestConfigFileRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		args       []string
+		want       string
+	}{
+		{"unknown keys", `{"bip": "10.1.0.1/24", "storage-driver": "overlay2", "bridge": "br0"}`, nil,
+			"the following directives don't match any configuration option of berth's: bridge, storage-driver"},
+		{"a flag's name where the file has the plural", `{"dns-opt": ["ndots:1"]}`, nil, "dns-opt"},
+		{"not in the file", `{"config-file": "/x"}`, nil, "don't match any configuration option of berth's: config-file"},
+		{"flag and file", `{"mtu": 1400, "dns": ["1.1.1.1"]}`, []string{"--mtu", "1300", "--dns", "8.8.8.8"},
+			"specified both as a flag and in the configuration file: dns: (from flag: [8.8.8.8], from file: [\"1.1.1.1\"]), mtu: (from flag: 1300, from file: 1400)"},
+		{"pool without size", `{"default-address-pools": [{"base": "10.0.0.0/8"}]}`, nil, "no size"},
+		{"pool with an unknown field", `{"default-address-pools": [{"base": "10.0.0.0/8", "size": 24, "x": 1}]}`, nil, "unknown field"},
+		{"pool base with host bits", `{"default-address-pools": [{"base": "10.0.0.1/8", "size": 24}]}`, nil, "base should be 10.0.0.0/8"},
+		{"two hosts", `{"hosts": ["unix:///a", "unix:///b"]}`, nil, "one socket"},
+		{"a driver berth lacks", `{"default-network-opts": {"overlay": {"x": "y"}}}`, nil, "only network driver"},
+		{"a bad bool", `{"icc": "maybe"}`, nil, `"icc"`},
+		{"not JSON", `{"mtu": }`, nil, "invalid character"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseDaemonArgs(t, tc.body, tc.args...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err %v, want it to say %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestConfigFileMissing(t *testing.T) {
+	var cfg Config
+	f := pflag.NewFlagSet("daemon", pflag.ContinueOnError)
+	addFlags(f, &cfg)
+	missing := filepath.Join(t.TempDir(), "none.json")
+	if err := loadConfigFile(f, missing); err != nil {
+		t.Errorf("the default file missing: %v", err)
+	}
+	if err := f.Parse([]string{"--config-file", missing}); err != nil {
+		t.Fatal(err)
+	}
+	if err := loadConfigFile(f, cfg.ConfigFile); err == nil {
+		t.Error("a --config-file that is missing was no error")
+	}
+	if _, err := parseDaemonArgs(t, " \n"); err != nil {
+		t.Errorf("an empty file: %v", err)
+	}
+}
+
+func TestDefaultAddressPoolFlag(t *testing.T) {
+	cfg, err := parseDaemonArgs(t, "", "--default-address-pool", "base=10.10.0.0/16,size=24", "--default-address-pool", "Base=fd00:1::/48,Size=64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []ipam.Pool{{Base: netip.MustParsePrefix("10.10.0.0/16"), Size: 24}, {Base: netip.MustParsePrefix("fd00:1::/48"), Size: 64}}
+	if !reflect.DeepEqual(cfg.Pools, want) {
+		t.Errorf("pools %v, want %v", cfg.Pools, want)
+	}
+	for _, bad := range []string{"base=10.0.0.0/8", "10.0.0.0/8", "base=10.0.0.0/8,size=x", "base=10.0.0.0/8,size=4", "base=10.0.0.0/8,size=24,extra=1"} {
+		if _, err := parseDaemonArgs(t, "", "--default-address-pool", bad); err == nil {
+			t.Errorf("--default-address-pool %s: no error", bad)
+		}
+	}
+}
+
+func TestNetworkSettings(t *testing.T) {
+	base := func() Config {
+		return Config{IP: "0.0.0.0", MTU: 1500, ICC: true, IPMasq: true}
+	}
+	cfg := base()
+	s, err := cfg.networkSettings("engine")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.pools != nil || !reflect.DeepEqual(s.pools6, []ipam.Pool{ipam.ULAPool("engine")}) {
+		t.Errorf("no pools given: %v %v, want Docker's and the ULA pool", s.pools, s.pools6)
+	}
+	wantOpts := map[string]string{network.OptEnableICC: "true", network.OptEnableMasq: "true", network.OptHostBindingIPv4: "0.0.0.0", network.OptMTU: "1500"}
+	if !reflect.DeepEqual(s.bridgeOptions, wantOpts) {
+		t.Errorf("bridge options %v", s.bridgeOptions)
+	}
+
+	cfg = base()
+	cfg.BIP, cfg.FixedCIDR, cfg.DNS = "10.20.0.1/16", "10.20.5.7/24", []string{"10.0.0.53"}
+	cfg.Pools = []ipam.Pool{{Base: netip.MustParsePrefix("fd00:9::/48"), Size: 64}}
+	if s, err = cfg.networkSettings("engine"); err != nil {
+		t.Fatal(err)
+	}
+	if s.bip != netip.MustParsePrefix("10.20.0.1/16") || s.fixedCIDR != netip.MustParsePrefix("10.20.5.0/24") || !reflect.DeepEqual(s.dns, []string{"10.0.0.53"}) {
+		t.Errorf("settings %+v", s)
+	}
+	if s.pools == nil || len(s.pools) != 0 || len(s.pools6) != 1 || s.pools6[0].Base != netip.MustParsePrefix("fd00:9::/48") {
+		t.Errorf("IPv6 pools alone: %v %v, want no IPv4 pool and no ULA one", s.pools, s.pools6)
+	}
+
+	for name, tweak := range map[string]func(*Config){
+		"bip without a length":     func(c *Config) { c.BIP = "10.20.0.1" },
+		"bip IPv6":                 func(c *Config) { c.BIP = "fd00::1/64" },
+		"bip network address":      func(c *Config) { c.BIP = "10.20.0.0/24" },
+		"bip broadcast":            func(c *Config) { c.BIP = "10.20.0.255/24" },
+		"fixed-cidr outside bip":   func(c *Config) { c.BIP, c.FixedCIDR = "10.20.0.1/24", "10.21.0.0/24" },
+		"fixed-cidr wider than it": func(c *Config) { c.BIP, c.FixedCIDR = "10.20.0.1/24", "10.20.0.0/16" },
+		"fixed-cidr IPv6":          func(c *Config) { c.FixedCIDR = "fd00::/64" },
+		"fixed-cidr-v6 IPv4":       func(c *Config) { c.FixedCIDRv6 = "10.0.0.0/8" },
+		"ip":                       func(c *Config) { c.IP = "localhost" },
+		"dns":                      func(c *Config) { c.DNS = []string{"dns.example"} },
+		"dns-search":               func(c *Config) { c.DNSSearch = []string{"a b"} },
+		"dns-opt":                  func(c *Config) { c.DNSOptions = []string{""} },
+	} {
+		cfg := base()
+		tweak(&cfg)
+		if _, err := cfg.networkSettings("engine"); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}

@@ -1,0 +1,173 @@
+package network
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"testing"
+
+	"github.com/berth-net/berth/internal/ipam"
+)
+
+func (r *rig) defaultBridge(t *testing.T) *Network {
+	t.Helper()
+	n, err := r.c.Network("bridge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestDefaultBridgeDaemonOptions: dockerd's --bip, --fixed-cidr, --mtu,
+// --icc, --ip-masq and --ip make the default bridge, at its creation and
+// at a later start that finds it empty; with containers on it nothing
+// changes until they are gone.
+func TestDefaultBridgeDaemonOptions(t *testing.T) {
+	r := newRig(t)
+	if n := r.defaultBridge(t); n.IPv4.Subnet != mustPrefix("172.17.0.0/16") || n.Bridge.MTU != DefaultMTU {
+		t.Fatalf("without options: %+v MTU %d", n.IPv4, n.Bridge.MTU)
+	}
+	opts := map[string]string{OptEnableICC: "false", OptEnableMasq: "false", OptHostBindingIPv4: "127.0.0.1", OptMTU: "1400"}
+	r.tweak = func(c *Config) {
+		c.DefaultBridgeOptions = opts
+		c.DefaultBridgeBIP = mustPrefix("10.66.0.1/24")
+		c.DefaultBridgeFixedCIDR = mustPrefix("10.66.0.128/25")
+	}
+	r.restart(t)
+	n := r.defaultBridge(t)
+	if n.IPv4.Subnet != mustPrefix("10.66.0.0/24") || n.IPv4.Gateway != netip.MustParseAddr("10.66.0.1") || n.IPv4.IPRange != mustPrefix("10.66.0.128/25") || n.IPv4.UserSubnet {
+		t.Errorf("--bip 10.66.0.1/24 --fixed-cidr 10.66.0.128/25: %+v", n.IPv4)
+	}
+	if b := n.Bridge; b.EnableICC || b.EnableIPMasquerade || b.HostBindingIPv4 != netip.MustParseAddr("127.0.0.1") || b.MTU != 1400 {
+		t.Errorf("options not applied: %+v", b)
+	}
+	if n.Options[OptMTU] != "1400" || n.Options[OptEnableICC] != "false" || n.Options[OptHostBindingIPv4] != "127.0.0.1" {
+		t.Errorf("inspect's options: %v", n.Options)
+	}
+	if spec := r.drv.bridges["berth0"]; spec.Gateway != mustPrefix("10.66.0.1/24") || spec.MTU != 1400 {
+		t.Errorf("bridge spec %+v", spec)
+	}
+	if !slices.Equal(r.drv.deleted, []string{"berth0"}) {
+		t.Errorf("bridges deleted: %v, want berth0 once (its old address goes with it)", r.drv.deleted)
+	}
+	ep := r.join(t, r.sandbox(t, "c1"), "bridge", JoinRequest{ContainerID: "c1", Name: "c1"})
+	if ep.Address != mustPrefix("10.66.0.128/24") || ep.Gateway != netip.MustParseAddr("10.66.0.1") {
+		t.Errorf("container on the bridge: %v via %v, want the range's first, 10.66.0.128/24", ep.Address, ep.Gateway)
+	}
+
+	// Containers on it: the bridge keeps what it has.
+	r.tweak = func(c *Config) { c.DefaultBridgeBIP = mustPrefix("10.77.0.1/16") }
+	r.restart(t)
+	if got := r.defaultBridge(t); got.IPv4.Subnet != mustPrefix("10.66.0.0/24") || got.Bridge.MTU != 1400 {
+		t.Errorf("with a container on it the bridge changed: %+v MTU %d", got.IPv4, got.Bridge.MTU)
+	}
+	for _, sb := range r.c.sandboxesOf("c1") {
+		if err := r.c.DeleteSandbox(context.Background(), sb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.restart(t)
+	n = r.defaultBridge(t)
+	if n.IPv4.Subnet != mustPrefix("10.77.0.0/16") || n.IPv4.Gateway != netip.MustParseAddr("10.77.0.1") || n.IPv4.IPRange.IsValid() {
+		t.Errorf("--bip 10.77.0.1/16 once empty: %+v", n.IPv4)
+	}
+	if !n.Bridge.EnableICC || !n.Bridge.EnableIPMasquerade || n.Bridge.MTU != DefaultMTU || n.Options[OptMTU] != "1500" {
+		t.Errorf("options back to Docker's defaults: %+v %v", n.Bridge, n.Options)
+	}
+	if spec := r.drv.bridges["berth0"]; spec.Gateway != mustPrefix("10.77.0.1/16") {
+		t.Errorf("the bridge was not made again with the new gateway: %+v", spec)
+	}
+	ep = r.join(t, r.sandbox(t, "c2"), "bridge", JoinRequest{ContainerID: "c2", Name: "c2"})
+	if ep.Address != mustPrefix("10.77.0.2/16") {
+		t.Errorf("container after the change: %v", ep.Address)
+	}
+	for _, sb := range r.c.sandboxesOf("c2") {
+		if err := r.c.DeleteSandbox(context.Background(), sb); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// --bip gone: the bridge keeps the subnet it has, as dockerd keeps
+	// docker0's address.
+	r.drv.deleted = nil
+	r.tweak = nil
+	r.restart(t)
+	if got := r.defaultBridge(t).IPv4; got.Subnet != mustPrefix("10.77.0.0/16") {
+		t.Errorf("without --bip: %+v, want the bridge's subnet kept", got)
+	}
+	if r.drv.deleted != nil {
+		t.Errorf("a start that changed nothing deleted %v", r.drv.deleted)
+	}
+	// --fixed-cidr inside the bridge's subnet narrows the range only;
+	// outside it, it is the subnet.
+	r.tweak = func(c *Config) { c.DefaultBridgeFixedCIDR = mustPrefix("10.77.5.0/24") }
+	r.restart(t)
+	if got := r.defaultBridge(t).IPv4; got.Subnet != mustPrefix("10.77.0.0/16") || got.IPRange != mustPrefix("10.77.5.0/24") || got.Gateway != netip.MustParseAddr("10.77.0.1") {
+		t.Errorf("--fixed-cidr inside: %+v", got)
+	}
+	r.tweak = func(c *Config) { c.DefaultBridgeFixedCIDR = mustPrefix("10.88.0.0/24") }
+	r.restart(t)
+	if got := r.defaultBridge(t).IPv4; got.Subnet != mustPrefix("10.88.0.0/24") || got.IPRange != got.Subnet || got.Gateway != netip.MustParseAddr("10.88.0.1") {
+		t.Errorf("--fixed-cidr outside: %+v", got)
+	}
+}
+
+// TestDefaultBridgeFromTheDaemonsPools: with address pools of its own
+// and no --bip, the default bridge takes its subnet from them (dockerd
+// deletes docker0 and picks again), and keeps one that is from them.
+func TestDefaultBridgeFromTheDaemonsPools(t *testing.T) {
+	r := newRig(t)
+	pools := []ipam.Pool{{Base: mustPrefix("10.200.0.0/16"), Size: 24}}
+	r.tweak = func(c *Config) { c.Pools = pools }
+	r.restart(t)
+	n := r.defaultBridge(t)
+	if n.IPv4.Subnet != mustPrefix("10.200.0.0/24") {
+		t.Fatalf("default bridge with pools %v: %+v", pools, n.IPv4)
+	}
+	web, err := r.c.CreateNetwork(context.Background(), CreateRequest{Name: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if web.IPv4.Subnet != mustPrefix("10.200.1.0/24") {
+		t.Errorf("a new network from the pools: %v", web.IPv4.Subnet)
+	}
+	r.restart(t)
+	if got := r.defaultBridge(t).IPv4.Subnet; got != mustPrefix("10.200.0.0/24") {
+		t.Errorf("a restart with the same pools moved the bridge to %v", got)
+	}
+	// Back to Docker's pools: the bridge keeps its subnet.
+	r.tweak = nil
+	r.restart(t)
+	if got := r.defaultBridge(t).IPv4.Subnet; got != mustPrefix("10.200.0.0/24") {
+		t.Errorf("Docker's pools again moved the bridge to %v", got)
+	}
+}
+
+// TestDefaultBridgeOptionErrors: a --bip that another network holds
+// stops the start of a daemon whose bridge is empty, as dockerd's does;
+// an --mtu out of range too.
+func TestDefaultBridgeOptionErrors(t *testing.T) {
+	r := newRig(t)
+	if _, err := r.c.CreateNetwork(context.Background(), CreateRequest{Name: "web", IPAM: []IPAMRequest{{Subnet: mustPrefix("10.9.0.0/16")}}}); err != nil {
+		t.Fatal(err)
+	}
+	r.c.Close()
+	for name, tweak := range map[string]func(*Config){
+		"bip overlaps": func(c *Config) { c.DefaultBridgeBIP = mustPrefix("10.9.1.1/24") },
+		"mtu":          func(c *Config) { c.DefaultBridgeOptions = map[string]string{OptMTU: "20"} },
+	} {
+		cfg := Config{Store: r.st, Driver: r.drv, Sandboxes: r.sbs, Firewall: r.fw, NewID: r.ids}
+		tweak(&cfg)
+		c := New(cfg)
+		if err := c.Start(context.Background()); err == nil {
+			t.Errorf("%s: the daemon started", name)
+		}
+		c.Close()
+	}
+	r.c = nil
+	r.tweak = nil
+	r.restart(t)
+	if got := r.defaultBridge(t).IPv4.Subnet; got != mustPrefix("172.17.0.0/16") {
+		t.Errorf("after refused options the bridge is %v", got)
+	}
+}

@@ -1,0 +1,167 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/berth-net/berth/internal/testworld"
+)
+
+// writeDaemonJSON writes a daemon.json into the world's directory (the
+// host sees it there too) and returns its path.
+func writeDaemonJSON(t *testing.T, w *testworld.World, name, body string) string {
+	t.Helper()
+	path := filepath.Join(w.Dir, name)
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestDaemonConfigFile: a daemon.json with dockerd's keys makes the
+// default bridge (bip, fixed-cidr, mtu, icc, ip-masq, ip), the address
+// pools new networks draw from, the options new networks get
+// (default-network-opts) and containers' DNS (dns, dns-search, dns-opts),
+// as the docker CLI shows them. Changed while a container is on the
+// bridge, the bridge waits; once it is empty a restart applies the change
+// and the bridge device loses its old address.
+func TestDaemonConfigFile(t *testing.T) {
+	w := testworld.New(t)
+	conf := writeDaemonJSON(t, w, "daemon.json", `{
+		"bip": "10.66.0.1/24", "fixed-cidr": "10.66.0.128/25", "mtu": 1400, "icc": false, "ip": "127.0.0.1",
+		"default-address-pools": [{"base": "10.200.0.0/16", "size": 24}],
+		"default-network-opts": {"bridge": {"com.docker.network.driver.mtu": "1300"}},
+		"dns": ["10.0.0.53"], "dns-search": ["corp.example"], "dns-opts": ["ndots:2"]
+	}`)
+	d := w.Start(t, "--config-file", conf)
+	w.Busybox(t)
+
+	format := `{{range .IPAM.Config}}{{.Subnet}} {{.IPRange}} {{.Gateway}}{{end}} ` +
+		`{{index .Options "com.docker.network.driver.mtu"}} {{index .Options "com.docker.network.bridge.enable_icc"}} {{index .Options "com.docker.network.bridge.host_binding_ipv4"}}`
+	if got := strings.TrimSpace(mustDocker(t, w, "network", "inspect", "-f", format, "bridge")); got != "10.66.0.0/24 10.66.0.128/25 10.66.0.1 1400 false 127.0.0.1" {
+		t.Errorf("docker network inspect bridge: %q", got)
+	}
+	if out := w.MustInHost(t, "ip", "-4", "addr", "show", "dev", defaultBridge); !strings.Contains(out, "inet 10.66.0.1/24 ") || !strings.Contains(out, "mtu 1400 ") {
+		t.Errorf("the bridge device:\n%s", out)
+	}
+	if info := mustDocker(t, w, "info"); !strings.Contains(info, "Default Address Pools:\n   Base: 10.200.0.0/16, Size: 24") {
+		t.Errorf("docker info shows no pools:\n%s", info)
+	}
+
+	runDockerSleeper(t, w, "a1")
+	runDockerSleeper(t, w, "a2")
+	if got := dockerInspect(t, w, "{{.NetworkSettings.IPAddress}} {{.NetworkSettings.Gateway}}", "a1"); got != "10.66.0.128 10.66.0.1" {
+		t.Errorf("a1 on the default bridge: %q, want fixed-cidr's first address", got)
+	}
+	if out := mustDocker(t, w, "exec", "a1", "ip", "link", "show", "eth0"); !strings.Contains(out, "mtu 1400 ") {
+		t.Errorf("a1's eth0:\n%s", out)
+	}
+	if got := fetchAnswer(t, w, "a1"); got != "you are "+testworld.HostAddr.String()+"\n" {
+		t.Errorf("a1 → outside through NAT: %q", got)
+	}
+	if canPing(t, w, "a1", containerIP(t, w, "a2")) {
+		t.Error(`"icc": false, yet a1 pings a2`)
+	}
+	resolv := mustDocker(t, w, "exec", "a1", "cat", "/etc/resolv.conf")
+	for _, want := range []string{"nameserver 10.0.0.53\n", "search corp.example\n", "options ndots:2\n"} {
+		if !strings.Contains(resolv, want) {
+			t.Errorf("a1's resolv.conf lacks %q:\n%s", want, resolv)
+		}
+	}
+	// A container's own --dns wins over the daemon's.
+	if out := mustDocker(t, w, "run", "--rm", "--dns", "10.9.9.9", testworld.BusyboxImage, "cat", "/etc/resolv.conf"); strings.Contains(out, "10.0.0.53") || !strings.Contains(out, "nameserver 10.9.9.9\n") {
+		t.Errorf("--dns 10.9.9.9 over the daemon's:\n%s", out)
+	}
+
+	// "ip": ports published without a host address go on 127.0.0.1 only.
+	mustDocker(t, w, "run", "-d", "--name", "web", "-p", "8080:80", testworld.BusyboxImage,
+		"sh", "-c", "mkdir -p /www && echo published > /www/index.html && exec httpd -f -p 80 -h /www")
+	if got := strings.TrimSpace(mustDocker(t, w, "port", "web", "80")); got != "127.0.0.1:8080" {
+		t.Errorf("docker port web 80: %q", got)
+	}
+	if !retried(func() bool {
+		out, _, _ := w.InHost(t, "timeout", "10", "busybox", "wget", "-q", "-O", "-", "http://127.0.0.1:8080/")
+		return out == "published\n"
+	}) {
+		t.Error("the published port does not answer on the host's 127.0.0.1")
+	}
+	if out, _, _ := w.InOutside(t, "timeout", "3", "busybox", "wget", "-q", "-O", "-", "http://"+testworld.HostAddr.String()+":8080/"); out != "" {
+		t.Errorf(`"ip": "127.0.0.1", yet the outside reached the port: %q`, out)
+	}
+
+	// A new network: a subnet of the daemon's pools, the default MTU option.
+	mustDocker(t, w, "network", "create", "web")
+	if got := strings.TrimSpace(mustDocker(t, w, "network", "inspect", "-f", `{{(index .IPAM.Config 0).Subnet}} {{index .Options "com.docker.network.driver.mtu"}}`, "web")); got != "10.200.0.0/24 1300" {
+		t.Errorf("docker network inspect web: %q", got)
+	}
+	runDockerSleeper(t, w, "b1", "--network", "web")
+	if out := mustDocker(t, w, "exec", "b1", "ip", "link", "show", "eth0"); !strings.Contains(out, "mtu 1300 ") {
+		t.Errorf("b1's eth0 on web:\n%s", out)
+	}
+	if resolv := mustDocker(t, w, "exec", "b1", "cat", "/etc/resolv.conf"); !strings.Contains(resolv, "nameserver 127.0.0.11\n") || !strings.Contains(resolv, "search corp.example\n") {
+		t.Errorf("b1's resolv.conf on a user network:\n%s", resolv)
+	}
+
+	// A changed bip while containers are on the bridge: nothing moves.
+	d.Stop()
+	conf2 := writeDaemonJSON(t, w, "daemon2.json", `{"bip": "10.77.0.1/24"}`)
+	d = w.Start(t, "--config-file", conf2)
+	if got := strings.TrimSpace(mustDocker(t, w, "network", "inspect", "-f", `{{(index .IPAM.Config 0).Subnet}}`, "bridge")); got != "10.66.0.0/24" {
+		t.Errorf("bip changed under running containers: the bridge is %q", got)
+	}
+	if log, _ := os.ReadFile(d.LogPath); !strings.Contains(string(log), "the default bridge has containers") {
+		t.Errorf("no warning that the change waits; log:\n%s", log)
+	}
+	if got := fetchAnswer(t, w, "a1"); got != "you are "+testworld.HostAddr.String()+"\n" {
+		t.Errorf("a1 → outside after the restart: %q", got)
+	}
+	mustDocker(t, w, "rm", "-f", "a1", "a2", "web")
+	d.Stop()
+	w.Start(t, "--config-file", conf2)
+	if got := strings.TrimSpace(mustDocker(t, w, "network", "inspect", "-f", format, "bridge")); got != "10.77.0.0/24  10.77.0.1 1500 true 0.0.0.0" {
+		t.Errorf("docker network inspect bridge after the change: %q", got)
+	}
+	if out := w.MustInHost(t, "ip", "-4", "addr", "show", "dev", defaultBridge); !strings.Contains(out, "inet 10.77.0.1/24 ") || strings.Contains(out, "10.66.0.1") || !strings.Contains(out, "mtu 1500 ") {
+		t.Errorf("the bridge device after the change:\n%s", out)
+	}
+	runDockerSleeper(t, w, "c1")
+	runDockerSleeper(t, w, "c2")
+	if got := dockerInspect(t, w, "{{.NetworkSettings.IPAddress}}", "c1"); got != "10.77.0.2" {
+		t.Errorf("c1 after the change: %q", got)
+	}
+	if got := fetchAnswer(t, w, "c1"); got != "you are "+testworld.HostAddr.String()+"\n" {
+		t.Errorf("c1 → outside after the change: %q", got)
+	}
+	if !pings(t, w, "c1", containerIP(t, w, "c2")) {
+		t.Error("icc back on, yet c1 cannot ping c2")
+	}
+}
+
+// TestDaemonConfigFileRefused: a daemon.json with a key berth does not
+// have, or a key also given as a flag, stops the daemon before it
+// touches anything, with dockerd's words.
+func TestDaemonConfigFileRefused(t *testing.T) {
+	w := testworld.New(t)
+	for _, tc := range []struct {
+		body string
+		args []string
+		want string
+	}{
+		{`{"bip": "10.66.0.1/24", "storage-driver": "overlay2"}`, nil, "the following directives don't match any configuration option of berth's: storage-driver"},
+		{`{"mtu": 1400}`, []string{"--mtu", "1300"}, "the following directives are specified both as a flag and in the configuration file: mtu: (from flag: 1300, from file: 1400)"},
+		{`{"bip": "10.66.0.0/24"}`, nil, "network or broadcast address"},
+	} {
+		conf := writeDaemonJSON(t, w, "bad.json", tc.body)
+		args := append([]string{"daemon", "--config-file", conf, "--data-root", filepath.Join(w.Dir, "bad-data"),
+			"--exec-root", filepath.Join(w.Dir, "bad-exec"), "--host", "unix://" + filepath.Join(w.Dir, "bad.sock")}, tc.args...)
+		_, errOut, code := w.InHost(t, append([]string{testworld.Binary(t)}, args...)...)
+		if code == 0 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%s %v: exit %d, stderr %q; want it refused saying %q", tc.body, tc.args, code, errOut, tc.want)
+		}
+	}
+	if out := w.MustInHost(t, "ip", "-o", "link", "show", "type", "bridge"); out != "" {
+		t.Errorf("a refused daemon made a bridge:\n%s", out)
+	}
+}
