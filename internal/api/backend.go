@@ -178,7 +178,9 @@ type SystemInfo struct {
 	RuncVersion       string
 	// AddressPools are the daemon's own default address pools, none when
 	// it uses Docker's (docker info shows them only when configured).
-	AddressPools  []AddressPool
+	AddressPools []AddressPool
+	// Warnings are docker info's: what is wrong with the host for berth.
+	Warnings      []string
 	CgroupVersion string // "1" or "2", of the host's /sys/fs/cgroup; "" unknown
 	// Limits are what the host's cgroups can apply (docker info's
 	// MemoryLimit, SwapLimit, …).

@@ -129,7 +129,7 @@ func systemInfo(si SystemInfo) system.Info {
 		RuncCommit:          system.Commit{ID: si.RuncVersion},
 		SecurityOptions:     []string{},
 		Labels:              []string{},
-		Warnings:            []string{},
+		Warnings:            append([]string{}, si.Warnings...),
 		DefaultAddressPools: addressPools(si.AddressPools),
 	}
 }

@@ -157,3 +157,23 @@ func TestInfo(t *testing.T) {
 		}
 	}
 }
+
+// TestInfoPoolsAndWarnings: the daemon's own address pools and its
+// warnings reach docker info; without them Warnings is [] and
+// DefaultAddressPools absent, as from dockerd.
+func TestInfoPoolsAndWarnings(t *testing.T) {
+	f := newFakeBackend()
+	got := decode[map[string]any](t, call(t, newServer(f), http.MethodGet, "/info", ""))
+	if _, ok := got["DefaultAddressPools"]; ok || !cmp.Equal(got["Warnings"], []any{}) {
+		t.Errorf("without pools or warnings: DefaultAddressPools %v, Warnings %v", got["DefaultAddressPools"], got["Warnings"])
+	}
+	f.info.AddressPools = []AddressPool{{Base: "10.200.0.0/16", Size: 24}}
+	f.info.Warnings = []string{"WARNING: table ip filter, chain FORWARD (policy drop) drops forwarded packets"}
+	got = decode[map[string]any](t, call(t, newServer(f), http.MethodGet, "/info", ""))
+	if want := []any{map[string]any{"Base": "10.200.0.0/16", "Size": 24.0}}; !cmp.Equal(got["DefaultAddressPools"], want) {
+		t.Errorf("DefaultAddressPools %v, want %v", got["DefaultAddressPools"], want)
+	}
+	if want := []any{f.info.Warnings[0]}; !cmp.Equal(got["Warnings"], want) {
+		t.Errorf("Warnings %v, want %v", got["Warnings"], want)
+	}
+}

@@ -340,6 +340,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}
 	d.linksStarted()
 	d.scanRoutes()
+	d.logForwardWarnings()
 	d.stopLogRotator = d.startLogRotator()
 	d.stopPortRetry = every(portRetryEvery, d.net.RetryUnheldPorts)
 	return nil

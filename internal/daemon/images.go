@@ -155,6 +155,7 @@ func (d *Daemon) SystemInfo(ctx context.Context) (api.SystemInfo, error) {
 		OperatingSystem: osName(), Architecture: runtime.GOARCH, NCPU: runtime.NumCPU(),
 		DefaultBridgeName: d.cfg.BridgeName, RuncVersion: d.runcVersion(), Limits: d.limits,
 	}
+	info.Warnings = d.forwardWarnings()
 	for _, p := range d.cfg.Pools {
 		info.AddressPools = append(info.AddressPools, api.AddressPool{Base: p.Base.String(), Size: p.Size})
 	}

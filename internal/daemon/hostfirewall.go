@@ -1,0 +1,69 @@
+package daemon
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/berth-net/berth/internal/firewall/nftables"
+	"github.com/berth-net/berth/internal/network"
+)
+
+// forwardWarnings are docker info's warnings about the host's firewall:
+// one per forward chain of another table that drops what berth forwards
+// and has no rule for berth's bridges (nftables.ForwardBlockers). berth
+// never writes into another table; it says what to add there. A check
+// that fails is a warning too, rather than an /info that fails.
+func (d *Daemon) forwardWarnings() []string {
+	var bridges []string
+	for _, n := range d.net.Networks() {
+		if n.Driver == network.DriverBridge && !n.Internal && n.Bridge != nil {
+			bridges = append(bridges, n.Bridge.Name)
+		}
+	}
+	if len(bridges) == 0 {
+		return nil
+	}
+	blockers, err := nftables.ForwardBlockers("", bridges)
+	if err != nil {
+		return []string{"WARNING: cannot read the host's nftables forward chains: " + err.Error()}
+	}
+	var out []string
+	for _, b := range blockers {
+		out = append(out, forwardWarning(b, bridges))
+	}
+	return out
+}
+
+// forwardWarning says what b does to berth's containers and what to add
+// to it, in the words of the tool that made it.
+func forwardWarning(b nftables.ForwardBlocker, bridges []string) string {
+	var fix []string
+	switch {
+	case b.Table == "filter" && b.Chain == "FORWARD" && (b.Family == "ip" || b.Family == "ip6"):
+		tool := "iptables"
+		if b.Family == "ip6" {
+			tool = "ip6tables"
+		}
+		for _, br := range bridges {
+			fix = append(fix, fmt.Sprintf("%s -I FORWARD -i %s -j ACCEPT; %s -I FORWARD -o %s -j ACCEPT", tool, br, tool, br))
+		}
+	case b.Table == "firewalld":
+		for _, br := range bridges {
+			fix = append(fix, "firewall-cmd --permanent --zone=trusted --add-interface="+br)
+		}
+		fix = append(fix, "firewall-cmd --reload")
+	default:
+		set := `{ "` + strings.Join(bridges, `", "`) + `" }`
+		fix = append(fix, fmt.Sprintf("nft insert rule %s %s %s iifname %s accept; nft insert rule %s %s %s oifname %s accept",
+			b.Family, b.Table, b.Chain, set, b.Family, b.Table, b.Chain, set))
+	}
+	return fmt.Sprintf("WARNING: %s drops forwarded packets, and none of its rules names berth's bridges (%s): containers cannot reach the outside or be reached on their published ports (nor reach each other where bridge-nf-call-iptables is on). Accept their traffic there; berth's own rules still apply to it: %s",
+		b, strings.Join(bridges, ", "), strings.Join(fix, "; "))
+}
+
+// logForwardWarnings puts forwardWarnings in the log, at a start.
+func (d *Daemon) logForwardWarnings() {
+	for _, w := range d.forwardWarnings() {
+		d.log.Warn(strings.TrimPrefix(w, "WARNING: "))
+	}
+}
