@@ -179,6 +179,8 @@ type SystemInfo struct {
 	// AddressPools are the daemon's own default address pools, none when
 	// it uses Docker's (docker info shows them only when configured).
 	AddressPools []AddressPool
+	// LoggingDriver is containers' default log driver ("" json-file).
+	LoggingDriver string
 	// Warnings are docker info's: what is wrong with the host for berth.
 	Warnings      []string
 	CgroupVersion string // "1" or "2", of the host's /sys/fs/cgroup; "" unknown

@@ -113,7 +113,7 @@ func systemInfo(si SystemInfo) system.Info {
 		// are adopted again, which is what live-restore means in Docker.
 		LiveRestoreEnabled:  true,
 		SystemTime:          time.Now().Format(time.RFC3339Nano),
-		LoggingDriver:       "json-file",
+		LoggingDriver:       loggingDriver(si.LoggingDriver),
 		CgroupDriver:        "cgroupfs",
 		KernelVersion:       si.KernelVersion,
 		OperatingSystem:     si.OperatingSystem,
@@ -132,6 +132,13 @@ func systemInfo(si SystemInfo) system.Info {
 		Warnings:            append([]string{}, si.Warnings...),
 		DefaultAddressPools: addressPools(si.AddressPools),
 	}
+}
+
+func loggingDriver(d string) string {
+	if d == "" {
+		return "json-file"
+	}
+	return d
 }
 
 func addressPools(pools []AddressPool) []system.NetworkAddressPool {

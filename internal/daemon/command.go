@@ -19,7 +19,6 @@ import (
 // NewCommand returns `berth daemon`.
 func NewCommand() *cobra.Command {
 	cfg := Config{}
-	var debug bool
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run the berth daemon",
@@ -28,9 +27,9 @@ func NewCommand() *cobra.Command {
 			if err := loadConfigFile(cmd.Flags(), cfg.ConfigFile); err != nil {
 				return err
 			}
-			level := slog.LevelInfo
-			if debug {
-				level = slog.LevelDebug
+			level, err := cfg.logLevel()
+			if err != nil {
+				return err
 			}
 			cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			return Run(cmd.Context(), cfg)
@@ -38,7 +37,6 @@ func NewCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	addFlags(f, &cfg)
-	f.BoolVarP(&debug, "debug", "D", false, "debug logging")
 	f.StringVar(&cfg.ResolvConf, "resolv-conf", "", "host resolver configuration to read instead of /etc/resolv.conf (for tests)")
 	_ = f.MarkHidden("resolv-conf")
 	return cmd

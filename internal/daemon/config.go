@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"os/user"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/ipam"
 	"github.com/berth-net/berth/internal/network"
 	"github.com/spf13/pflag"
@@ -45,7 +47,71 @@ func addFlags(f *pflag.FlagSet, cfg *Config) {
 	f.StringArrayVar(&cfg.DNS, "dns", nil, "DNS server for containers that set none (repeatable)")
 	f.StringArrayVar(&cfg.DNSSearch, "dns-search", nil, "DNS search domain for containers that set none (repeatable)")
 	f.StringArrayVar(&cfg.DNSOptions, "dns-opt", nil, "resolv.conf option for containers that set none (repeatable)")
+	f.StringVar(&cfg.LogDriver, "log-driver", container.LogDriver, "log driver of containers that name none: json-file, local or none")
+	f.Var(&logOptsValue{&cfg.LogOpts}, "log-opt", "log option of containers on the default log driver that do not give it, KEY=VALUE (repeatable)")
+	f.BoolVar(&cfg.LiveRestore, "live-restore", true, "containers keep running while the daemon is down (always so with berth)")
 	f.IntVar(&cfg.Group, "group", -1, "group ID that may use the socket (default: root only)")
+	f.BoolVarP(&cfg.Debug, "debug", "D", false, "debug logging")
+	f.StringVarP(&cfg.LogLevel, "log-level", "l", "info", "the daemon's log level: debug, info, warn, error or fatal")
+}
+
+// logLevel is the daemon's log level: --debug's, else --log-level's.
+func (cfg *Config) logLevel() (slog.Level, error) {
+	if cfg.Debug {
+		return slog.LevelDebug, nil
+	}
+	switch cfg.LogLevel {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "", "info":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error", "fatal":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("--log-level %q: debug, info, warn, error or fatal", cfg.LogLevel)
+}
+
+// logOptsValue is --log-opt KEY=VALUE.
+type logOptsValue struct{ opts *map[string]string }
+
+func (o *logOptsValue) Type() string { return "key=value" }
+
+func (o *logOptsValue) String() string {
+	var s []string
+	for _, k := range sortedKeys(*o.opts) {
+		s = append(s, k+"="+(*o.opts)[k])
+	}
+	return strings.Join(s, ", ")
+}
+
+func (o *logOptsValue) Set(value string) error {
+	k, v, ok := strings.Cut(value, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("%q: want KEY=VALUE", value)
+	}
+	if *o.opts == nil {
+		*o.opts = map[string]string{}
+	}
+	(*o.opts)[k] = v
+	return nil
+}
+
+// logDefaults is the log configuration of containers that give none, as
+// dockerd's defaultLogConfig: checked at start, as a container's is.
+func (cfg *Config) logDefaults() (container.LogConfig, error) {
+	lc := container.LogConfig{Type: cfg.LogDriver, Config: cfg.LogOpts}
+	if lc.Type == container.LogDriver {
+		lc.Type = "" // berth's json-file
+	}
+	if !cfg.LiveRestore {
+		return lc, errors.New("--live-restore=false: berth's containers always outlive the daemon and are adopted again at its start")
+	}
+	if err := container.CheckLogConfig(lc); err != nil {
+		return lc, fmt.Errorf("the default log configuration (--log-driver, --log-opt): %w", err)
+	}
+	return lc, nil
 }
 
 // fileKeys are the configuration file's keys whose flag has another
@@ -55,6 +121,7 @@ var fileKeys = map[string]string{
 	"dns-opts":              "dns-opt",
 	"default-address-pools": "default-address-pool",
 	"default-network-opts":  "default-network-opt",
+	"log-opts":              "log-opt",
 }
 
 // notInFile are flags that have no key in the file.
@@ -156,6 +223,16 @@ func flagValues(key string, raw json.RawMessage) ([]string, error) {
 				return nil, fmt.Errorf("pool %q: no size", p.Base)
 			}
 			out = append(out, fmt.Sprintf("base=%s,size=%d", p.Base, *p.Size))
+		}
+		return out, nil
+	case "log-opts":
+		var opts map[string]string
+		if err := json.Unmarshal(raw, &opts); err != nil {
+			return nil, fmt.Errorf("want {\"KEY\": \"VALUE\"}: %w", err)
+		}
+		var out []string
+		for _, k := range sortedKeys(opts) {
+			out = append(out, k+"="+opts[k])
 		}
 		return out, nil
 	case "default-network-opts":

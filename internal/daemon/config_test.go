@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/ipam"
 	"github.com/berth-net/berth/internal/network"
 	"github.com/spf13/pflag"
@@ -20,7 +22,6 @@ func parseDaemonArgs(t *testing.T, body string, args ...string) (Config, error) 
 	var cfg Config
 	f := pflag.NewFlagSet("daemon", pflag.ContinueOnError)
 	addFlags(f, &cfg)
-	f.Bool("debug", false, "")
 	path := filepath.Join(t.TempDir(), "daemon.json")
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
@@ -49,7 +50,7 @@ func TestConfigFileSetsOptions(t *testing.T) {
 		Pools:              []ipam.Pool{{Base: netip.MustParsePrefix("10.100.0.0/16"), Size: 24}, {Base: netip.MustParsePrefix("fd00:100::/48"), Size: 64}},
 		DefaultNetworkOpts: map[string]map[string]string{"bridge": {"com.docker.network.driver.mtu": "1400"}},
 		DNS:                []string{"10.0.0.53", "10.0.1.53"}, DNSSearch: []string{"corp.example"}, DNSOptions: []string{"ndots:2"},
-		Group: 123,
+		Group: 123, LogDriver: "json-file", LiveRestore: true, Debug: true, LogLevel: "info",
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("config\n got %+v\nwant %+v", cfg, want)
@@ -169,5 +170,58 @@ func TestNetworkSettings(t *testing.T) {
 		if _, err := cfg.networkSettings("engine"); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+func TestLogDefaults(t *testing.T) {
+	cfg, err := parseDaemonArgs(t, `{"log-driver": "local", "log-opts": {"max-size": "5m", "max-file": "2"}, "log-level": "warn", "live-restore": true}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, err := cfg.logDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (container.LogConfig{Type: "local", Config: map[string]string{"max-size": "5m", "max-file": "2"}}); !reflect.DeepEqual(def, want) {
+		t.Errorf("defaults %+v, want %+v", def, want)
+	}
+	if lvl, err := cfg.logLevel(); err != nil || lvl != slog.LevelWarn {
+		t.Errorf("log-level warn: %v %v", lvl, err)
+	}
+	for _, tc := range []struct {
+		name     string
+		lc, want container.LogConfig
+	}{
+		{"no driver: the default's, with its options", container.LogConfig{}, def},
+		{"the default driver: its options under the container's",
+			container.LogConfig{Type: "local", Config: map[string]string{"max-size": "1m"}},
+			container.LogConfig{Type: "local", Config: map[string]string{"max-size": "1m", "max-file": "2"}}},
+		{"another driver: none of the defaults",
+			container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "1m"}},
+			container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "1m"}}},
+	} {
+		if got := withLogDefaults(tc.lc, def); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+
+	for name, body := range map[string]string{
+		"a driver berth lacks": `{"log-driver": "syslog"}`,
+		"a bad option":         `{"log-opts": {"max-size": "lots"}}`,
+		"live-restore false":   `{"live-restore": false}`,
+	} {
+		cfg, err := parseDaemonArgs(t, body)
+		if err == nil {
+			_, err = cfg.logDefaults()
+		}
+		if err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+	if cfg, _ := parseDaemonArgs(t, `{"log-level": "loud"}`); func() error { _, err := cfg.logLevel(); return err }() == nil {
+		t.Error("log-level loud: no error")
+	}
+	if cfg, _ := parseDaemonArgs(t, `{"debug": true, "log-level": "error"}`); func() slog.Level { l, _ := cfg.logLevel(); return l }() != slog.LevelDebug {
+		t.Error("debug did not win over log-level")
 	}
 }

@@ -42,11 +42,37 @@ func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg container
 	if err := checkCapAdd(cfg.CapAdd, runtime.EffectiveCapabilities()); err != nil {
 		return nil, nil, err
 	}
+	cfg.LogConfig = withLogDefaults(cfg.LogConfig, d.logDefaults)
+	if err := container.CheckLogConfig(cfg.LogConfig); err != nil {
+		return nil, nil, errdefs.Invalid("%w", err)
+	}
 	d.adaptSecurity(&cfg)
 	container.AdaptResources(&cfg.Resources)
 	d.adaptNamespaces(&cfg.Namespaces)
 	c, err := d.createContainer(ctx, name, cfg)
 	return c, warnings, err
+}
+
+// withLogDefaults is lc with the daemon's defaults (def) merged in, as
+// moby's mergeAndVerifyLogConfig: no driver is the default driver, and
+// on the default driver each default option the container does not give.
+func withLogDefaults(lc, def container.LogConfig) container.LogConfig {
+	if lc.Type == "" {
+		lc.Type = def.Type
+	}
+	if lc.Driver() != def.Driver() || len(def.Config) == 0 {
+		return lc
+	}
+	out := container.LogConfig{Type: lc.Type, Config: maps.Clone(lc.Config)}
+	if out.Config == nil {
+		out.Config = map[string]string{}
+	}
+	for k, v := range def.Config {
+		if _, ok := out.Config[k]; !ok {
+			out.Config[k] = v
+		}
+	}
+	return out
 }
 
 // checkCapAdd refuses, as moby's validateCapabilities, a --cap-add the

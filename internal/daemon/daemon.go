@@ -61,6 +61,15 @@ type Config struct {
 	// DNS, DNSSearch and DNSOptions are for containers that set none.
 	DNS, DNSSearch, DNSOptions []string
 	Group                      int // socket group; -1 keeps root's
+	// LogDriver and LogOpts are the log configuration of containers
+	// that give none (dockerd's log-driver and log-opts).
+	LogDriver string
+	LogOpts   map[string]string
+	// LiveRestore must stay true: containers always outlive the daemon.
+	LiveRestore bool
+	// Debug and LogLevel set the daemon's own log's level.
+	Debug    bool
+	LogLevel string
 	// ConfigFile is the daemon.json read at start (flags win nothing:
 	// a key given both ways is an error).
 	ConfigFile string
@@ -93,6 +102,8 @@ type Daemon struct {
 	dns       *dns.Manager // embedded resolvers, one per sandbox on a user network
 	// netSettings are the daemon's network options, checked.
 	netSettings netSettings
+	// logDefaults are containers' log configuration where they give none.
+	logDefaults container.LogConfig
 
 	// stopWatchers ends the nftables and route watchers (heal.go).
 	stopWatchers func()
@@ -286,6 +297,9 @@ func (d *Daemon) build() error {
 		return err
 	}
 	d.netSettings = ns
+	if d.logDefaults, err = d.cfg.logDefaults(); err != nil {
+		return err
+	}
 	d.net = network.New(network.Config{
 		Store: d.store, Driver: d.driver, Sandboxes: sbs, Firewall: fw, Ports: ports, IPv6Ports: ports.IPv6Listenable(),
 		Log: d.log.With("component", "network"), DefaultBridgeName: d.cfg.BridgeName, DefaultBridgeHostAccess: d.cfg.BridgeHostAccess,

@@ -156,6 +156,7 @@ func (d *Daemon) SystemInfo(ctx context.Context) (api.SystemInfo, error) {
 		DefaultBridgeName: d.cfg.BridgeName, RuncVersion: d.runcVersion(), Limits: d.limits,
 	}
 	info.Warnings = d.forwardWarnings()
+	info.LoggingDriver = d.logDefaults.Driver()
 	for _, p := range d.cfg.Pools {
 		info.AddressPools = append(info.AddressPools, api.AddressPool{Base: p.Base.String(), Size: p.Size})
 	}

@@ -33,7 +33,8 @@ func TestDaemonConfigFile(t *testing.T) {
 		"bip": "10.66.0.1/24", "fixed-cidr": "10.66.0.128/25", "mtu": 1400, "icc": false, "ip": "127.0.0.1",
 		"default-address-pools": [{"base": "10.200.0.0/16", "size": 24}],
 		"default-network-opts": {"bridge": {"com.docker.network.driver.mtu": "1300"}},
-		"dns": ["10.0.0.53"], "dns-search": ["corp.example"], "dns-opts": ["ndots:2"]
+		"dns": ["10.0.0.53"], "dns-search": ["corp.example"], "dns-opts": ["ndots:2"],
+		"log-driver": "local", "log-opts": {"max-size": "10m", "max-file": "3"}, "live-restore": true, "log-level": "warn"
 	}`)
 	d := w.Start(t, "--config-file", conf)
 	w.Busybox(t)
@@ -46,12 +47,22 @@ func TestDaemonConfigFile(t *testing.T) {
 	if out := w.MustInHost(t, "ip", "-4", "addr", "show", "dev", defaultBridge); !strings.Contains(out, "inet 10.66.0.1/24 ") || !strings.Contains(out, "mtu 1400 ") {
 		t.Errorf("the bridge device:\n%s", out)
 	}
-	if info := mustDocker(t, w, "info"); !strings.Contains(info, "Default Address Pools:\n   Base: 10.200.0.0/16, Size: 24") {
+	if info := mustDocker(t, w, "info"); !strings.Contains(info, "Default Address Pools:\n   Base: 10.200.0.0/16, Size: 24") || !strings.Contains(info, "Logging Driver: local\n") {
 		t.Errorf("docker info shows no pools:\n%s", info)
 	}
 
 	runDockerSleeper(t, w, "a1")
-	runDockerSleeper(t, w, "a2")
+	runDockerSleeper(t, w, "a2", "--log-driver", "local", "--log-opt", "max-size=1m")
+	// The daemon's log defaults, as dockerd merges them at create.
+	if got := dockerInspect(t, w, "{{.HostConfig.LogConfig.Type}} {{.HostConfig.LogConfig.Config}}", "a1"); got != "local map[max-file:3 max-size:10m]" {
+		t.Errorf("a1's log config: %q", got)
+	}
+	if got := dockerInspect(t, w, "{{.HostConfig.LogConfig.Config}}", "a2"); got != "map[max-file:3 max-size:1m]" {
+		t.Errorf("a2's log config (its max-size over the default): %q", got)
+	}
+	if out := mustDocker(t, w, "logs", "a1"); !strings.Contains(out, "started") {
+		t.Errorf("docker logs a1 on the local driver: %q", out)
+	}
 	if got := dockerInspect(t, w, "{{.NetworkSettings.IPAddress}} {{.NetworkSettings.Gateway}}", "a1"); got != "10.66.0.128 10.66.0.1" {
 		t.Errorf("a1 on the default bridge: %q, want fixed-cidr's first address", got)
 	}
