@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"os/user"
@@ -440,6 +441,17 @@ func (cfg *Config) networkSettings(engineID string) (netSettings, error) {
 		network.OptEnableMasq:      strconv.FormatBool(cfg.IPMasq),
 		network.OptHostBindingIPv4: ip.String(),
 		network.OptMTU:             strconv.Itoa(cfg.MTU),
+	}
+	if cfg.MTU == 0 { // dockerd's 0 is its default, 1500
+		s.bridgeOptions[network.OptMTU] = strconv.Itoa(network.DefaultMTU)
+	}
+	named := maps.Clone(s.bridgeOptions)
+	named[network.OptBridgeName] = cfg.BridgeName
+	if err := network.CheckBridgeOptions(named, cfg.BridgeName); err != nil {
+		return s, fmt.Errorf("the default bridge (--bridge-name, --mtu, --ip): %w", err)
+	}
+	if err := network.CheckBridgeOptions(cfg.DefaultNetworkOpts[network.DriverBridge], "br-0123456789ab"); err != nil {
+		return s, fmt.Errorf("--default-network-opt: %w", err)
 	}
 	// As dockerd: the pools replace Docker's, and without an IPv6 one
 	// the ULA /48 derived from the engine ID is added.

@@ -123,7 +123,7 @@ func TestDefaultAddressPoolFlag(t *testing.T) {
 
 func TestNetworkSettings(t *testing.T) {
 	base := func() Config {
-		return Config{IP: "0.0.0.0", MTU: 1500, ICC: true, IPMasq: true}
+		return Config{IP: "0.0.0.0", MTU: 1500, ICC: true, IPMasq: true, BridgeName: "berth0"}
 	}
 	cfg := base()
 	s, err := cfg.networkSettings("engine")
@@ -223,5 +223,21 @@ func TestLogDefaults(t *testing.T) {
 	}
 	if cfg, _ := parseDaemonArgs(t, `{"debug": true, "log-level": "error"}`); func() slog.Level { l, _ := cfg.logLevel(); return l }() != slog.LevelDebug {
 		t.Error("debug did not win over log-level")
+	}
+}
+
+func TestNetworkSettingsCheckBridgeOptions(t *testing.T) {
+	for name, tweak := range map[string]func(*Config){
+		"mtu -1":                      func(c *Config) { c.MTU = -1 },
+		"mtu 70000":                   func(c *Config) { c.MTU = 70000 },
+		"bridge name":                 func(c *Config) { c.BridgeName = "bad/name" },
+		"default-network-opt unknown": func(c *Config) { c.DefaultNetworkOpts = map[string]map[string]string{"bridge": {"com.example.x": "1"}} },
+		"default-network-opt mtu":     func(c *Config) { c.DefaultNetworkOpts = map[string]map[string]string{"bridge": {network.OptMTU: "x"}} },
+	} {
+		cfg := Config{IP: "0.0.0.0", MTU: 1500, ICC: true, IPMasq: true, BridgeName: "berth0"}
+		tweak(&cfg)
+		if _, err := cfg.networkSettings("engine"); err == nil {
+			t.Errorf("%s: no error", name)
+		}
 	}
 }

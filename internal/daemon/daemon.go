@@ -345,8 +345,13 @@ func (d *Daemon) Start(ctx context.Context) error {
 		return err
 	}
 	if err := d.net.Start(ctx); err != nil {
-		// Reconcile errors are logged, not fatal: the daemon must come up
-		// to let the user repair what it could not.
+		// A setting that cannot be applied stops the daemon, as it
+		// stops dockerd: it would serve with no network made. Other
+		// reconcile errors are logged, not fatal: the daemon must come
+		// up to let the user repair what it could not.
+		if se := (*network.SettingsError)(nil); errors.As(err, &se) {
+			return err
+		}
 		d.log.Error("network reconcile finished with errors", "err", err)
 	}
 	if err := d.restoreContainers(ctx); err != nil {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/berth-net/berth/internal/firewall/nftables"
@@ -35,8 +36,21 @@ func (d *Daemon) forwardWarnings() []string {
 }
 
 // forwardWarning says what b does to berth's containers and what to add
-// to it, in the words of the tool that made it.
+// to it, in the words of the tool that made it: a rule per direction for
+// the default bridge, and one for every user network's br-… at once, so
+// that networks created later are covered too.
 func forwardWarning(b nftables.ForwardBlocker, bridges []string) string {
+	var names, prefixes []string // exact names; prefixes ("br-")
+	for _, br := range bridges {
+		switch {
+		case strings.HasPrefix(br, "br-"):
+			if !slices.Contains(prefixes, "br-") {
+				prefixes = append(prefixes, "br-")
+			}
+		case !slices.Contains(names, br):
+			names = append(names, br)
+		}
+	}
 	var fix []string
 	switch {
 	case b.Table == "filter" && b.Chain == "FORWARD" && (b.Family == "ip" || b.Family == "ip6"):
@@ -44,8 +58,12 @@ func forwardWarning(b nftables.ForwardBlocker, bridges []string) string {
 		if b.Family == "ip6" {
 			tool = "ip6tables"
 		}
-		for _, br := range bridges {
-			fix = append(fix, fmt.Sprintf("%s -I FORWARD -i %s -j ACCEPT; %s -I FORWARD -o %s -j ACCEPT", tool, br, tool, br))
+		pats := slices.Clone(names)
+		for _, p := range prefixes {
+			pats = append(pats, p+"+")
+		}
+		for _, p := range pats {
+			fix = append(fix, fmt.Sprintf("%s -I FORWARD -i %s -j ACCEPT; %s -I FORWARD -o %s -j ACCEPT", tool, p, tool, p))
 		}
 	case b.Table == "firewalld":
 		for _, br := range bridges {
@@ -53,11 +71,16 @@ func forwardWarning(b nftables.ForwardBlocker, bridges []string) string {
 		}
 		fix = append(fix, "firewall-cmd --reload")
 	default:
-		set := `{ "` + strings.Join(bridges, `", "`) + `" }`
-		fix = append(fix, fmt.Sprintf("nft insert rule %s %s %s iifname %s accept; nft insert rule %s %s %s oifname %s accept",
-			b.Family, b.Table, b.Chain, set, b.Family, b.Table, b.Chain, set))
+		pats := slices.Clone(names)
+		for _, p := range prefixes {
+			pats = append(pats, p+"*")
+		}
+		for _, p := range pats {
+			fix = append(fix, fmt.Sprintf(`nft insert rule %s %s %s iifname "%s" accept; nft insert rule %s %s %s oifname "%s" accept`,
+				b.Family, b.Table, b.Chain, p, b.Family, b.Table, b.Chain, p))
+		}
 	}
-	return fmt.Sprintf("WARNING: %s drops forwarded packets, and none of its rules names berth's bridges (%s): containers cannot reach the outside or be reached on their published ports (nor reach each other where bridge-nf-call-iptables is on). Accept their traffic there; berth's own rules still apply to it: %s",
+	return fmt.Sprintf("WARNING: %s drops forwarded packets, and none of its rules accepts berth's bridges (%s): containers cannot reach the outside or be reached on their published ports (nor reach each other where bridge-nf-call-iptables is on). Accept their traffic there; berth's own rules still apply to it: %s",
 		b, strings.Join(bridges, ", "), strings.Join(fix, "; "))
 }
 

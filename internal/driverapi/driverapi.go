@@ -22,11 +22,11 @@ type BridgeSpec struct {
 	// Gateway6 is the bridge's IPv6 address with the IPv6 subnet's
 	// length, e.g. fd12:3456::1/64; invalid for a network without IPv6.
 	Gateway6 netip.Prefix
-	// StaleGateway6 is an IPv6 gateway the bridge had for a subnet the
-	// network no longer has (the default bridge's options changed): the
-	// driver removes it, and no other address.
-	StaleGateway6 netip.Prefix
-	MTU           int
+	// StaleGateway and StaleGateway6 are gateways the bridge had for a
+	// subnet the network no longer has (the default bridge's options
+	// changed): the driver removes them, and no other address.
+	StaleGateway, StaleGateway6 netip.Prefix
+	MTU                         int
 	// Isolated says a family of the network is in gateway mode isolated,
 	// whose bridge has no address in it: with both families isolated, or
 	// the one there is, the bridge has no gateway at all. Isolated6 says
@@ -68,6 +68,9 @@ type EndpointSpec struct {
 type OwnedLink struct {
 	Name  string
 	Owner string // the tag given in EndpointSpec.Owner, or "network:<id>" for bridges
+	// ForeignPorts counts the links on a bridge that are not berth's (an
+	// administrator's uplink on a bridge berth adopted).
+	ForeignPorts int
 }
 
 // Driver is the kernel side of bridge networking (internal/driver/bridge).

@@ -363,8 +363,11 @@ func bridgeSpec(n *Network) BridgeSpec {
 			spec.Gateway6 = netip.PrefixFrom(gw, n.IPv6.Subnet.Bits())
 		}
 	}
-	if n.staleGateway6 != spec.Gateway6 {
-		spec.StaleGateway6 = n.staleGateway6
+	if n.StaleGateway6 != spec.Gateway6 {
+		spec.StaleGateway6 = n.StaleGateway6
+	}
+	if n.StaleGateway != spec.Gateway {
+		spec.StaleGateway = n.StaleGateway
 	}
 	return spec
 }

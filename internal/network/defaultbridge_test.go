@@ -2,8 +2,8 @@ package network
 
 import (
 	"context"
+	"errors"
 	"net/netip"
-	"slices"
 	"testing"
 
 	"github.com/berth-net/berth/internal/ipam"
@@ -47,8 +47,14 @@ func TestDefaultBridgeDaemonOptions(t *testing.T) {
 	if spec := r.drv.bridges["berth0"]; spec.Gateway != mustPrefix("10.66.0.1/24") || spec.MTU != 1400 {
 		t.Errorf("bridge spec %+v", spec)
 	}
-	if !slices.Equal(r.drv.deleted, []string{"berth0"}) {
-		t.Errorf("bridges deleted: %v, want berth0 once (its old address goes with it)", r.drv.deleted)
+	if spec := r.drv.bridges["berth0"]; spec.StaleGateway != mustPrefix("172.17.0.1/16") {
+		t.Errorf("the old gateway is not taken off the bridge: spec %+v", spec)
+	}
+	if r.drv.deleted != nil {
+		t.Errorf("a --bip change deleted %v; the device stays, its old address goes", r.drv.deleted)
+	}
+	if n := r.defaultBridge(t); n.StaleGateway.IsValid() {
+		t.Errorf("the record keeps the stale gateway %v after EnsureBridge took it off", n.StaleGateway)
 	}
 	ep := r.join(t, r.sandbox(t, "c1"), "bridge", JoinRequest{ContainerID: "c1", Name: "c1"})
 	if ep.Address != mustPrefix("10.66.0.128/24") || ep.Gateway != netip.MustParseAddr("10.66.0.1") {
@@ -74,8 +80,8 @@ func TestDefaultBridgeDaemonOptions(t *testing.T) {
 	if !n.Bridge.EnableICC || !n.Bridge.EnableIPMasquerade || n.Bridge.MTU != DefaultMTU || n.Options[OptMTU] != "1500" {
 		t.Errorf("options back to Docker's defaults: %+v %v", n.Bridge, n.Options)
 	}
-	if spec := r.drv.bridges["berth0"]; spec.Gateway != mustPrefix("10.77.0.1/16") {
-		t.Errorf("the bridge was not made again with the new gateway: %+v", spec)
+	if spec := r.drv.bridges["berth0"]; spec.Gateway != mustPrefix("10.77.0.1/16") || spec.StaleGateway != mustPrefix("10.66.0.1/24") {
+		t.Errorf("the bridge after the change: %+v", spec)
 	}
 	ep = r.join(t, r.sandbox(t, "c2"), "bridge", JoinRequest{ContainerID: "c2", Name: "c2"})
 	if ep.Address != mustPrefix("10.77.0.2/16") {
@@ -97,6 +103,9 @@ func TestDefaultBridgeDaemonOptions(t *testing.T) {
 	}
 	if r.drv.deleted != nil {
 		t.Errorf("a start that changed nothing deleted %v", r.drv.deleted)
+	}
+	if spec := r.drv.bridges["berth0"]; spec.StaleGateway.IsValid() {
+		t.Errorf("a start that changed nothing still takes %v off the bridge", spec.StaleGateway)
 	}
 	// --fixed-cidr inside the bridge's subnet narrows the range only;
 	// outside it, it is the subnet.
@@ -148,19 +157,22 @@ func TestDefaultBridgeFromTheDaemonsPools(t *testing.T) {
 // an --mtu out of range too.
 func TestDefaultBridgeOptionErrors(t *testing.T) {
 	r := newRig(t)
-	if _, err := r.c.CreateNetwork(context.Background(), CreateRequest{Name: "web", IPAM: []IPAMRequest{{Subnet: mustPrefix("10.9.0.0/16")}}}); err != nil {
+	if _, err := r.c.CreateNetwork(context.Background(), CreateRequest{Name: "web", IPAM: []IPAMRequest{{Subnet: mustPrefix("10.9.0.0/16")}},
+		Options: map[string]string{OptBridgeName: "br-web"}}); err != nil {
 		t.Fatal(err)
 	}
 	r.c.Close()
 	for name, tweak := range map[string]func(*Config){
-		"bip overlaps": func(c *Config) { c.DefaultBridgeBIP = mustPrefix("10.9.1.1/24") },
-		"mtu":          func(c *Config) { c.DefaultBridgeOptions = map[string]string{OptMTU: "20"} },
+		"bip overlaps":             func(c *Config) { c.DefaultBridgeBIP = mustPrefix("10.9.1.1/24") },
+		"mtu":                      func(c *Config) { c.DefaultBridgeOptions = map[string]string{OptMTU: "20"} },
+		"another network's bridge": func(c *Config) { c.DefaultBridgeName = "br-web" },
 	} {
 		cfg := Config{Store: r.st, Driver: r.drv, Sandboxes: r.sbs, Firewall: r.fw, NewID: r.ids}
 		tweak(&cfg)
 		c := New(cfg)
-		if err := c.Start(context.Background()); err == nil {
-			t.Errorf("%s: the daemon started", name)
+		var se *SettingsError
+		if err := c.Start(context.Background()); !errors.As(err, &se) {
+			t.Errorf("%s: Start said %v, want a SettingsError (the daemon stops on it)", name, err)
 		}
 		c.Close()
 	}
@@ -169,5 +181,59 @@ func TestDefaultBridgeOptionErrors(t *testing.T) {
 	r.restart(t)
 	if got := r.defaultBridge(t).IPv4.Subnet; got != mustPrefix("172.17.0.0/16") {
 		t.Errorf("after refused options the bridge is %v", got)
+	}
+}
+
+// TestDefaultBridgeRenamed: a new --bridge-name makes the bridge under
+// that name, and the old device goes (found by its owner tag, so a crash
+// in between leaves it for the next start); an old device with ports
+// that are not berth's was an administrator's bridge, and the start stops
+// rather than take it apart.
+func TestDefaultBridgeRenamed(t *testing.T) {
+	r := newRig(t)
+	r.tweak = func(c *Config) { c.DefaultBridgeName = "docker0" }
+	r.restart(t)
+	if n := r.defaultBridge(t); n.Bridge.Name != "docker0" || n.Options[OptBridgeName] != "docker0" {
+		t.Errorf("renamed bridge: %+v %v", n.Bridge, n.Options)
+	}
+	if _, ok := r.drv.bridges["docker0"]; !ok || r.drv.deleted == nil || r.drv.deleted[0] != "berth0" {
+		t.Errorf("bridges %v, deleted %v: want docker0 made and berth0 deleted", r.drv.bridges, r.drv.deleted)
+	}
+
+	// The administrator's bridge: adopted under its name, then given up.
+	r.drv.foreignPorts = map[string]int{"docker0": 1}
+	r.drv.deleted = nil
+	r.tweak = nil
+	r.c.Close()
+	c := New(Config{Store: r.st, Driver: r.drv, Sandboxes: r.sbs, Firewall: r.fw, NewID: r.ids})
+	var se *SettingsError
+	if err := c.Start(context.Background()); !errors.As(err, &se) {
+		t.Errorf("renaming away from a bridge with a foreign port: %v, want a SettingsError", err)
+	}
+	c.Close()
+	if r.drv.deleted != nil {
+		t.Errorf("deleted %v, a bridge with a port that is not berth's", r.drv.deleted)
+	}
+	r.c = nil
+	r.drv.foreignPorts = nil
+	r.restart(t)
+	if n := r.defaultBridge(t); n.Bridge.Name != "berth0" || r.drv.deleted[0] != "docker0" {
+		t.Errorf("back to berth0: %+v, deleted %v", n.Bridge, r.drv.deleted)
+	}
+}
+
+// TestDefaultBridgeNarrowedByPools: pools that cover the bridge's own
+// subnet (a /16 cut into /24s) give it one of theirs; its own route is
+// no host route in the way, as dockerd deletes docker0 before it picks.
+func TestDefaultBridgeNarrowedByPools(t *testing.T) {
+	r := newRig(t)
+	r.tweak = func(c *Config) { c.Pools = []ipam.Pool{{Base: mustPrefix("172.17.0.0/16"), Size: 24}} }
+	r.restart(t)
+	n := r.defaultBridge(t)
+	if n.IPv4.Subnet != mustPrefix("172.17.0.0/24") || n.IPv4.Gateway != netip.MustParseAddr("172.17.0.1") {
+		t.Errorf("the bridge with pools of /24s in its /16: %+v", n.IPv4)
+	}
+	if spec := r.drv.bridges["berth0"]; spec.Gateway != mustPrefix("172.17.0.1/24") || spec.StaleGateway != mustPrefix("172.17.0.1/16") {
+		t.Errorf("bridge spec %+v: want 172.17.0.1/24, the /16 taken off", spec)
 	}
 }

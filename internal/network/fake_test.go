@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"slices"
 
 	"errors"
 	"fmt"
@@ -27,6 +28,8 @@ type fakeDriver struct {
 	adopted    []string // host ends Adopt found
 	gateways   []string // SetGateway calls: "eth1 via 172.17.0.1"
 	deleted    []string // bridges DeleteBridge deleted
+	// foreignPorts are links not berth's on a bridge, by its name.
+	foreignPorts map[string]int
 }
 
 func newFakeDriver() *fakeDriver {
@@ -36,6 +39,9 @@ func newFakeDriver() *fakeDriver {
 func (d *fakeDriver) EnsureBridge(spec BridgeSpec, owner string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if o, ok := d.owners[spec.Name]; ok && o != owner {
+		return fmt.Errorf("bridge %q is already in use (alias %q)", spec.Name, o)
+	}
 	d.bridges[spec.Name] = spec
 	d.owners[spec.Name] = owner
 	return nil
@@ -97,7 +103,7 @@ func (d *fakeDriver) OwnedLinks() ([]OwnedLink, error) {
 	defer d.mu.Unlock()
 	var out []OwnedLink
 	for name, o := range d.owners {
-		out = append(out, OwnedLink{Name: name, Owner: o})
+		out = append(out, OwnedLink{Name: name, Owner: o, ForeignPorts: d.foreignPorts[name]})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
@@ -125,7 +131,19 @@ func (d *fakeDriver) Adopt(sandboxPath string, spec EndpointSpec) (bool, error) 
 	return ok, nil
 }
 
-func (d *fakeDriver) HostRoutes() ([]netip.Prefix, error) { return d.routes, nil }
+// HostRoutes are the routes set by the test and, as the kernel has
+// them, the subnet route of each bridge's IPv4 gateway.
+func (d *fakeDriver) HostRoutes() ([]netip.Prefix, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := slices.Clone(d.routes)
+	for _, b := range d.bridges {
+		if b.Gateway.IsValid() {
+			out = append(out, b.Gateway.Masked())
+		}
+	}
+	return out, nil
+}
 
 func (d *fakeDriver) vethNames() []string {
 	d.mu.Lock()

@@ -177,7 +177,7 @@ func splitIPAM(reqs []IPAMRequest, enableIPv6 bool) (ir, ir6 IPAMRequest, err er
 // must not overlap another network's; a chosen one also avoids the host's
 // routes and nameservers.
 func (c *Controller) planIPv4Locked(n *Network, ir IPAMRequest) error {
-	cfg, err := c.planFamilyLocked(ir, c.cfg.Pools, func(o *Network) *IPConfig { return o.IPv4 })
+	cfg, err := c.planFamilyLocked(ir, c.cfg.Pools, func(o *Network) *IPConfig { return o.IPv4 }, netip.Prefix{})
 	if err != nil {
 		return err
 	}
@@ -188,7 +188,7 @@ func (c *Controller) planIPv4Locked(n *Network, ir IPAMRequest) error {
 // planIPv6Locked is planIPv4Locked for n's IPv6 subnet, chosen from
 // Pools6 when the user gave none.
 func (c *Controller) planIPv6Locked(n *Network, ir IPAMRequest) error {
-	cfg, err := c.planFamilyLocked(ir, c.cfg.Pools6, func(o *Network) *IPConfig { return o.IPv6 })
+	cfg, err := c.planFamilyLocked(ir, c.cfg.Pools6, func(o *Network) *IPConfig { return o.IPv6 }, netip.Prefix{})
 	if err != nil {
 		return err
 	}
@@ -198,7 +198,7 @@ func (c *Controller) planIPv6Locked(n *Network, ir IPAMRequest) error {
 
 // planFamilyLocked picks or checks one family's subnet and gateway
 // against the other networks' subnets of that family (of).
-func (c *Controller) planFamilyLocked(ir IPAMRequest, pools []ipam.Pool, of func(*Network) *IPConfig) (*IPConfig, error) {
+func (c *Controller) planFamilyLocked(ir IPAMRequest, pools []ipam.Pool, of func(*Network) *IPConfig, own netip.Prefix) (*IPConfig, error) {
 	var used []netip.Prefix
 	for _, o := range c.networks {
 		if oc := of(o); oc != nil {
@@ -222,6 +222,9 @@ func (c *Controller) planFamilyLocked(ir IPAMRequest, pools []ipam.Pool, of func
 		reserved, err := c.reservedPrefixes()
 		if err != nil {
 			return nil, err
+		}
+		if own.IsValid() {
+			reserved = slices.DeleteFunc(reserved, func(p netip.Prefix) bool { return p == own })
 		}
 		sub, err := ipam.SelectSubnet(pools, used, reserved)
 		if err != nil {
@@ -457,6 +460,18 @@ func inPools(subnet netip.Prefix, pools []ipam.Pool) bool {
 	return false
 }
 
+// SettingsError is a daemon setting the controller cannot apply at a
+// start (a --bip another network holds, an MTU out of range): the daemon
+// must not serve with it, as dockerd does not start with it.
+type SettingsError struct{ Err error }
+
+func (e *SettingsError) Error() string { return e.Err.Error() }
+func (e *SettingsError) Unwrap() error { return e.Err }
+
+func settingsError(format string, args ...any) error {
+	return &SettingsError{fmt.Errorf(format, args...)}
+}
+
 // applyDefaultBridgeLocked makes the default bridge what the daemon's
 // options ask (dockerd makes it again from its options at each start):
 // its device name, --bip and --fixed-cidr, --mtu, --icc, --ip-masq, --ip,
@@ -466,10 +481,10 @@ func inPools(subnet netip.Prefix, pools []ipam.Pool) bool {
 // bridge nothing changes, as dockerd keeps its network configuration
 // while sandboxes are live (initNetworkController): their addresses,
 // routes and published ports rest on it. That is logged, and applied at
-// the first start with the bridge empty. It returns the name of a
-// bridge device to delete before the bridges are made: the old one,
-// when the name or the IPv4 gateway changed.
-func (c *Controller) applyDefaultBridgeLocked() (deleteBridge string, err error) {
+// the first start with the bridge empty. The gateways the bridge gives up
+// are recorded for EnsureBridge to take off it; a device of the old name
+// goes with removeRenamedBridges.
+func (c *Controller) applyDefaultBridgeLocked() error {
 	var n *Network
 	for _, o := range c.networks {
 		if o.Bridge != nil && o.Bridge.DefaultBridge && !o.Removing {
@@ -477,14 +492,19 @@ func (c *Controller) applyDefaultBridgeLocked() (deleteBridge string, err error)
 		}
 	}
 	if n == nil {
-		return "", nil
+		return nil
 	}
 	bc, err := parseBridgeOptions(c.cfg.DefaultBridgeOptions, c.cfg.DefaultBridgeName)
 	if err != nil {
-		return "", fmt.Errorf("the default bridge's options: %w", err)
+		return settingsError("the default bridge's options: %w", err)
 	}
 	var changes []string
 	if bc.Name != n.Bridge.Name {
+		for _, o := range c.networks {
+			if o != n && o.Bridge != nil && o.Bridge.Name == bc.Name {
+				return settingsError("--bridge-name %s: that is the bridge device of network %q", bc.Name, o.Name)
+			}
+		}
 		changes = append(changes, "bridge name "+n.Bridge.Name+" → "+bc.Name)
 	}
 	if bc.MTU != n.Bridge.MTU {
@@ -503,12 +523,11 @@ func (c *Controller) applyDefaultBridgeLocked() (deleteBridge string, err error)
 
 	cfg4, err := c.planDefaultBridgeLocked(n, c.defaultBridgeIPv4Request(n.IPv4), false)
 	if err != nil {
-		if live > 0 {
-			c.log.Error("the default bridge's IPv4 settings (--bip, --fixed-cidr, --default-address-pool) cannot be applied: it keeps its own", "now", ipConfigString(n.IPv4), "err", err)
-			cfg4 = n.IPv4
-		} else {
-			return "", fmt.Errorf("the default bridge's IPv4 settings (--bip, --fixed-cidr, --default-address-pool): %w", err)
+		if live == 0 {
+			return settingsError("the default bridge's IPv4 settings (--bip, --fixed-cidr, --default-address-pool): %w", err)
 		}
+		c.log.Error("the default bridge's IPv4 settings (--bip, --fixed-cidr, --default-address-pool) cannot be applied: it keeps its own", "now", ipConfigString(n.IPv4), "err", err)
+		cfg4 = n.IPv4
 	}
 	change4 := !sameIPConfig(n.IPv4, cfg4)
 	if change4 {
@@ -521,49 +540,54 @@ func (c *Controller) applyDefaultBridgeLocked() (deleteBridge string, err error)
 	}
 	switch {
 	case len(changes) == 0:
-		return "", nil
+		return nil
 	case live > 0:
 		c.log.Warn("the default bridge has containers: the daemon's settings for it take effect once none is left on it at a start",
 			"pending", strings.Join(changes, "; "))
-		return "", nil
+		return nil
 	}
-	if bc.Name != n.Bridge.Name || change4 && n.IPv4 != nil && (cfg4 == nil || cfg4.Gateway != n.IPv4.Gateway || cfg4.Subnet != n.IPv4.Subnet) {
-		deleteBridge = n.Bridge.Name
+	// The address spaces first: nothing of n changes unless all can.
+	var space4, space6 *ipam.Space
+	if change4 && cfg4 != nil {
+		if space4, err = ipam.NewSpace(cfg4.Subnet, cfg4.IPRange, cfg4.Gateway); err != nil {
+			return settingsError("the default bridge's IPv4 settings: %w", err)
+		}
+	}
+	if change6 && cfg6 != nil {
+		if space6, err = ipam.NewSpace(cfg6.Subnet, cfg6.IPRange, cfg6.Gateway); err != nil {
+			return settingsError("the default bridge's IPv6 settings: %w", err)
+		}
 	}
 	n.Bridge.Name, n.Bridge.MTU = bc.Name, bc.MTU
 	n.Bridge.EnableICC, n.Bridge.EnableIPMasquerade, n.Bridge.HostBindingIPv4 = bc.EnableICC, bc.EnableIPMasquerade, bc.HostBindingIPv4
 	n.Options = defaultBridgeOptions(n.Bridge)
 	c.setDefaultBridgeHostAccess(n)
 	if change4 {
-		space, err := ipam.NewSpace(cfg4.Subnet, cfg4.IPRange, cfg4.Gateway)
-		if err != nil {
-			return "", err
+		if old := n.IPv4; old != nil && (cfg4 == nil || cfg4.Gateway != old.Gateway || cfg4.Subnet.Bits() != old.Subnet.Bits()) {
+			n.StaleGateway = netip.PrefixFrom(old.Gateway, old.Subnet.Bits())
 		}
 		n.IPv4 = cfg4
-		c.spaces[n.ID] = space
+		delete(c.spaces, n.ID)
+		if space4 != nil {
+			c.spaces[n.ID] = space4
+		}
 	}
 	if change6 {
-		var space *ipam.Space
-		if cfg6 != nil {
-			if space, err = ipam.NewSpace(cfg6.Subnet, cfg6.IPRange, cfg6.Gateway); err != nil {
-				return "", err
-			}
-		}
-		if n.IPv6 != nil && deleteBridge == "" {
-			n.staleGateway6 = netip.PrefixFrom(n.IPv6.Gateway, n.IPv6.Subnet.Bits())
+		if old := n.IPv6; old != nil && (cfg6 == nil || cfg6.Gateway != old.Gateway || cfg6.Subnet.Bits() != old.Subnet.Bits()) {
+			n.StaleGateway6 = netip.PrefixFrom(old.Gateway, old.Subnet.Bits())
 		}
 		n.IPv6 = cfg6
 		delete(c.spaces6, n.ID)
-		if space != nil {
-			c.spaces6[n.ID] = space
+		if space6 != nil {
+			c.spaces6[n.ID] = space6
 		}
 	}
 	if err := c.putNetwork(n); err != nil {
-		return "", fmt.Errorf("record the default bridge: %w", err)
+		return fmt.Errorf("record the default bridge: %w", err)
 	}
 	c.publishNetworksLocked()
 	c.log.Info("default bridge changed to the daemon's settings", "changes", strings.Join(changes, "; "))
-	return deleteBridge, nil
+	return nil
 }
 
 // planDefaultBridgeLocked plans one family of the default bridge n from
@@ -571,16 +595,23 @@ func (c *Controller) applyDefaultBridgeLocked() (deleteBridge string, err error)
 func (c *Controller) planDefaultBridgeLocked(n *Network, req IPAMRequest, v6 bool) (*IPConfig, error) {
 	old4, old6 := n.IPv4, n.IPv6
 	defer func() { n.IPv4, n.IPv6 = old4, old6 }()
-	var err error
+	// Its own subnet's route through the bridge is no host route in the
+	// way: dockerd deletes docker0 before it picks again.
+	var own netip.Prefix
 	var cfg *IPConfig
+	var err error
 	if v6 {
+		if old6 != nil {
+			own = old6.Subnet
+		}
 		n.IPv6 = nil
-		err = c.planIPv6Locked(n, req)
-		cfg = n.IPv6
+		cfg, err = c.planFamilyLocked(req, c.cfg.Pools6, func(o *Network) *IPConfig { return o.IPv6 }, own)
 	} else {
+		if old4 != nil {
+			own = old4.Subnet
+		}
 		n.IPv4 = nil
-		err = c.planIPv4Locked(n, req)
-		cfg = n.IPv4
+		cfg, err = c.planFamilyLocked(req, c.cfg.Pools, func(o *Network) *IPConfig { return o.IPv4 }, own)
 	}
 	if err != nil {
 		return nil, err
@@ -690,14 +721,14 @@ func (c *Controller) ensurePredefinedLocked() error {
 		if pd.driver == DriverBridge {
 			bc, err := parseBridgeOptions(c.cfg.DefaultBridgeOptions, c.cfg.DefaultBridgeName)
 			if err != nil {
-				return fmt.Errorf("the default bridge's options: %w", err)
+				return settingsError("the default bridge's options: %w", err)
 			}
 			bc.DefaultBridge = true
 			n.Bridge = bc
 			n.Options = defaultBridgeOptions(bc)
 			c.setDefaultBridgeHostAccess(n)
 			if n.IPv4, err = c.planDefaultBridgeLocked(n, c.defaultBridgeIPv4Request(nil), false); err != nil {
-				return fmt.Errorf("choose a subnet for the default bridge: %w", err)
+				return settingsError("choose a subnet for the default bridge: %w", err)
 			}
 			space, err := ipam.NewSpace(n.IPv4.Subnet, n.IPv4.IPRange, n.IPv4.Gateway)
 			if err != nil {

@@ -34,6 +34,13 @@ var knownOptions = map[string]bool{
 // bytes (IFNAMSIZ-1), no '/', ':' or white space.
 var validIfName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}$`)
 
+// CheckBridgeOptions checks driver options as a network create would
+// (the daemon's, at its start), for a bridge device called name.
+func CheckBridgeOptions(opts map[string]string, name string) error {
+	_, err := parseBridgeOptions(opts, name)
+	return err
+}
+
 // parseBridgeOptions turns a user's option map into a BridgeConfig, with
 // Docker's defaults for what is missing.
 func parseBridgeOptions(opts map[string]string, defaultName string) (*BridgeConfig, error) {

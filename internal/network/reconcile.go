@@ -24,20 +24,15 @@ func (c *Controller) Start(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	err := c.ensurePredefinedLocked()
-	var oldBridge string
 	if err == nil {
-		oldBridge, err = c.applyDefaultBridgeLocked()
+		err = c.applyDefaultBridgeLocked()
 	}
 	c.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	if oldBridge != "" {
-		// Its address, subnet route and MTU are the old settings';
-		// ensureBridges makes the bridge again with the new ones.
-		if err := c.cfg.Driver.DeleteBridge(oldBridge); err != nil {
-			return fmt.Errorf("delete the default bridge %q to make it again: %w", oldBridge, err)
-		}
+	if err := c.removeRenamedBridges(); err != nil {
+		return err
 	}
 	c.reholdPorts()
 	var errs []error
@@ -141,6 +136,8 @@ func (c *Controller) finishRemovals(ctx context.Context) []error {
 }
 
 // ensureBridges makes every bridge network's device exist as recorded.
+// A gateway the default bridge gave up is taken off it then, and
+// forgotten once it is.
 func (c *Controller) ensureBridges() []error {
 	var errs []error
 	for _, n := range c.Networks() {
@@ -149,9 +146,59 @@ func (c *Controller) ensureBridges() []error {
 		}
 		if err := c.cfg.Driver.EnsureBridge(bridgeSpec(n), bridgeOwner(n.ID)); err != nil {
 			errs = append(errs, fmt.Errorf("ensure bridge %q of network %q: %w", n.Bridge.Name, n.Name, err))
+			continue
+		}
+		if n.StaleGateway.IsValid() || n.StaleGateway6.IsValid() {
+			c.mu.Lock()
+			if cur := c.networks[n.ID]; cur != nil {
+				cur.StaleGateway, cur.StaleGateway6 = netip.Prefix{}, netip.Prefix{}
+				if err := c.putNetwork(cur); err != nil {
+					errs = append(errs, err)
+				}
+				c.publishNetworksLocked()
+			}
+			c.mu.Unlock()
 		}
 	}
 	return errs
+}
+
+// removeRenamedBridges deletes a bridge device of a network that has
+// another name now (the default bridge's --bridge-name changed), before
+// the bridges are made: its address and subnet route are the network's
+// too. It finds them by their owner tag, so a crash in between leaves
+// nothing for good. A device with ports that are not berth's was an
+// administrator's bridge berth adopted: it stays, and the start stops,
+// as berth will not take it apart.
+func (c *Controller) removeRenamedBridges() error {
+	links, err := c.cfg.Driver.OwnedLinks()
+	if err != nil {
+		return fmt.Errorf("list berth's links: %w", err)
+	}
+	c.mu.RLock()
+	names := map[string]string{}
+	for id, n := range c.networks {
+		if n.Bridge != nil {
+			names[id] = n.Bridge.Name
+		}
+	}
+	c.mu.RUnlock()
+	for _, l := range links {
+		kind, id := ownerID(l.Owner)
+		name, known := names[id]
+		if kind != "network" || !known || name == l.Name {
+			continue
+		}
+		if l.ForeignPorts > 0 {
+			return settingsError("the bridge %s of network %s is %s now, and the old device has %d ports that are not berth's: berth will not delete it; take them off it, or give --bridge-name %s again",
+				l.Name, id[:12], name, l.ForeignPorts, l.Name)
+		}
+		c.log.Info("deleting the old device of a renamed bridge", "old", l.Name, "new", name)
+		if err := c.cfg.Driver.DeleteBridge(l.Name); err != nil {
+			return fmt.Errorf("delete the old device %q of bridge %q: %w", l.Name, name, err)
+		}
+	}
+	return nil
 }
 
 // rebuildFirewall replaces berth's table with the rules of every bridge

@@ -87,10 +87,14 @@ type Network struct {
 	// Warnings are problems the daemon noticed in the host since it started
 	// (a route that overlaps the subnet); kept in memory only, never stored.
 	Warnings []string `json:"-"`
-	// staleGateway6 is the IPv6 gateway of a subnet the default bridge
-	// gave up at this start, for the driver to take off the bridge
-	// (BridgeSpec.StaleGateway6); memory only.
-	staleGateway6 netip.Prefix
+	// StaleGateway and StaleGateway6 are the gateways of subnets the
+	// default bridge gave up (its daemon options changed), for the driver
+	// to take off the bridge (BridgeSpec.StaleGateway…). Recorded with the
+	// change, so a crash before the driver ran does not leave the old
+	// address on the bridge; cleared once a start's EnsureBridge took
+	// them off.
+	StaleGateway  netip.Prefix `json:"staleGateway,omitzero"`
+	StaleGateway6 netip.Prefix `json:"staleGateway6,omitzero"`
 }
 
 // IPConfig is a network's address space in one family.

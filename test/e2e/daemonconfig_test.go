@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-net/berth/internal/testworld"
 )
@@ -174,5 +175,45 @@ func TestDaemonConfigFileRefused(t *testing.T) {
 	}
 	if out := w.MustInHost(t, "ip", "-o", "link", "show", "type", "bridge"); out != "" {
 		t.Errorf("a refused daemon made a bridge:\n%s", out)
+	}
+}
+
+// TestDefaultBridgeRenamed: a new --bridge-name moves the default bridge
+// to a device of that name, and the old device goes; a bridge of the
+// administrator's that berth adopted under its name, which still has a
+// port of theirs, is not taken apart: the start stops and says why.
+func TestDefaultBridgeRenamed(t *testing.T) {
+	w := testworld.New(t)
+	d := w.Start(t)
+	d.Stop()
+	d = w.Start(t, "--bridge-name", "docker0")
+	time.Sleep(200 * time.Millisecond) // past the link watcher's settle
+	if log, _ := os.ReadFile(d.LogPath); strings.Contains(string(log), "changed by another process") {
+		t.Errorf("berth took its own delete of the old device for damage:\n%s", log)
+	}
+	if got := strings.TrimSpace(mustDocker(t, w, "network", "inspect", "-f", `{{index .Options "com.docker.network.bridge.name"}}`, "bridge")); got != "docker0" {
+		t.Errorf("bridge name option after --bridge-name docker0: %q", got)
+	}
+	if _, _, code := w.InHost(t, "ip", "link", "show", defaultBridge); code == 0 {
+		t.Errorf("the old device %s is still there", defaultBridge)
+	}
+	if out := w.MustInHost(t, "ip", "-4", "addr", "show", "dev", "docker0"); !strings.Contains(out, "inet 172.17.0.1/16 ") {
+		t.Errorf("docker0:\n%s", out)
+	}
+	d.Stop()
+
+	// The administrator's br0, with a port of theirs, adopted by berth.
+	w.MustInHost(t, "ip", "link", "add", "br0", "type", "bridge")
+	w.MustInHost(t, "ip", "link", "add", "uplink0", "type", "veth", "peer", "name", "uplink1")
+	w.MustInHost(t, "ip", "link", "set", "uplink0", "master", "br0")
+	d = w.Start(t, "--bridge-name", "br0")
+	d.Stop()
+	conf := []string{"daemon", "--data-root", w.DataRoot, "--exec-root", w.ExecRoot, "--host", "unix://" + w.Socket}
+	_, errOut, code := w.InHost(t, append([]string{testworld.Binary(t)}, conf...)...)
+	if code == 0 || !strings.Contains(errOut, "ports that are not berth's: berth will not delete it") {
+		t.Errorf("renaming away from the administrator's br0: exit %d, stderr %q", code, errOut)
+	}
+	if out := w.MustInHost(t, "ip", "-o", "link", "show", "master", "br0"); !strings.Contains(out, "uplink0") {
+		t.Errorf("br0 lost its port:\n%s", out)
 	}
 }

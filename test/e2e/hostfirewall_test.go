@@ -32,7 +32,7 @@ func TestHostFirewallDroppingForwards(t *testing.T) {
 	w.MustInHost(t, "iptables", "-P", "FORWARD", "DROP")
 	info := mustDockerCombined(t, w, "info")
 	for _, want := range []string{
-		"WARNING: table ip filter, chain FORWARD (policy drop) drops forwarded packets, and none of its rules names berth's bridges (" + defaultBridge + ")",
+		"WARNING: table ip filter, chain FORWARD (policy drop) drops forwarded packets, and none of its rules accepts berth's bridges (" + defaultBridge + ")",
 		"iptables -I FORWARD -i " + defaultBridge + " -j ACCEPT; iptables -I FORWARD -o " + defaultBridge + " -j ACCEPT",
 	} {
 		if !strings.Contains(info, want) {

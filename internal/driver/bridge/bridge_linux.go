@@ -37,8 +37,8 @@ func (d *Driver) EnsureBridge(spec driverapi.BridgeSpec, owner string) error {
 	if err := d.ensureMTU(br, spec.MTU); err != nil {
 		return err
 	}
-	if spec.Gateway.IsValid() { // not on an IPv6-only network
-		if err := d.ensureGatewayAddr(br, spec.Gateway); err != nil {
+	if spec.Gateway.IsValid() || spec.StaleGateway.IsValid() {
+		if err := d.ensureGatewayAddr(br, spec.Gateway, spec.StaleGateway); err != nil {
 			return err
 		}
 	}
@@ -194,17 +194,30 @@ func (d *Driver) ensureMTU(br netlink.Link, mtu int) error {
 	return nil
 }
 
-// ensureGatewayAddr puts the gateway address on the bridge unless it is
-// there. Other addresses are left alone: they are the administrator's.
-func (d *Driver) ensureGatewayAddr(br netlink.Link, gw netip.Prefix) error {
+// ensureGatewayAddr puts the gateway address gw on the bridge unless it
+// is there (none for an IPv6-only network), and takes stale off it: the
+// gateway of a subnet the network no longer has (the default bridge's
+// --bip changed), with its subnet route. Other addresses are left alone:
+// they are the administrator's.
+func (d *Driver) ensureGatewayAddr(br netlink.Link, gw, stale netip.Prefix) error {
 	addrs, err := retryDump(func() ([]netlink.Addr, error) { return d.h.AddrList(br, netlink.FAMILY_V4) })
 	if err != nil {
 		return fmt.Errorf("list addresses of bridge %q: %w", br.Attrs().Name, err)
 	}
+	have := false
 	for _, a := range addrs {
-		if prefixOf(a.IPNet) == gw {
-			return nil
+		switch p := prefixOf(a.IPNet); {
+		case p == gw:
+			have = true
+		case stale.IsValid() && p == stale:
+			if err := d.h.AddrDel(br, &a); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+				return fmt.Errorf("remove old gateway %s of bridge %q: %w", p, br.Attrs().Name, err)
+			}
+			d.log.Info("removed a bridge's old gateway", "bridge", br.Attrs().Name, "address", p.String())
 		}
+	}
+	if have || !gw.IsValid() {
+		return nil
 	}
 	err = d.h.AddrAdd(br, &netlink.Addr{IPNet: ipNet(gw)})
 	if err != nil && !errors.Is(err, unix.EEXIST) {
@@ -243,7 +256,21 @@ func (d *Driver) DeleteBridge(name string) error {
 		}
 	}
 	d.bridges.forget(name)
+	// Untagged first, so that the link watcher does not take berth's own
+	// delete (and the kernel's setting it down) for damage to mend: the
+	// default bridge's old device after a rename belongs to a network
+	// that is still recorded. Tagged again if the delete fails, so that a
+	// start still finds it.
+	alias := l.Attrs().Alias
+	if alias != "" {
+		if err := d.h.LinkSetAlias(l, ""); err != nil && !isNotFound(err) {
+			return fmt.Errorf("untag bridge %q before deleting it: %w", name, err)
+		}
+	}
 	if err := d.h.LinkDel(l); err != nil && !isNotFound(err) {
+		if alias != "" {
+			_ = d.h.LinkSetAlias(l, alias)
+		}
 		return fmt.Errorf("delete bridge %q: %w", name, err)
 	}
 	d.log.Info("deleted bridge", "bridge", name)

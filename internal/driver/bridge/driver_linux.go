@@ -244,13 +244,22 @@ func (d *Driver) OwnedLinks() ([]driverapi.OwnedLink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list host links: %w", err)
 	}
+	// Ports that are not berth's, by their master's index.
+	foreign := map[int]int{}
+	for _, l := range links {
+		if m := l.Attrs().MasterIndex; m != 0 {
+			if _, ok := ownerFromAlias(l.Attrs().Alias); !ok && !isBerthGroup(l.Attrs().Group) {
+				foreign[m]++
+			}
+		}
+	}
 	var owned []driverapi.OwnedLink
 	for _, l := range links {
 		if l.Attrs().Group == d.groups.Reap {
 			continue
 		}
 		if owner, ok := ownerFromAlias(l.Attrs().Alias); ok {
-			owned = append(owned, driverapi.OwnedLink{Name: l.Attrs().Name, Owner: owner})
+			owned = append(owned, driverapi.OwnedLink{Name: l.Attrs().Name, Owner: owner, ForeignPorts: foreign[l.Attrs().Index]})
 		}
 	}
 	slices.SortFunc(owned, func(a, b driverapi.OwnedLink) int { return strings.Compare(a.Name, b.Name) })

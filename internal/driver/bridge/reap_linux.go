@@ -54,6 +54,17 @@ var (
 	CNIGroups    = Groups{Reap: 0x62636e72, Pending: 0x62636e70, LeaveMarked: true}
 )
 
+// isBerthGroup says whether interface group g is one of berth's (the
+// daemon's or berth-cni's): a veth in it is berth's whatever its alias.
+func isBerthGroup(g uint32) bool {
+	for _, gs := range []Groups{DaemonGroups, CNIGroups} {
+		if g != 0 && (g == gs.Reap || g == gs.Pending) {
+			return true
+		}
+	}
+	return false
+}
+
 // reaper deletes the veths that Leave marked, in batches, off the caller's
 // path. Deleting a link makes the deleting thread wait for an RCU barrier
 // (netdev_run_todo; about 20-30 ms here), however many links go at once,

@@ -2,12 +2,14 @@ package nftables
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"strings"
 
 	nftlib "github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
 )
 
 // This file reads other tables, never to learn berth's own state and
@@ -21,7 +23,7 @@ import (
 
 // ForwardBlocker is another table's base chain on the forward hook that
 // drops what its rules do not accept, none of whose rules, nor those of
-// the chains they jump to, names one of berth's bridges.
+// the chains they jump to, accepts one of berth's bridges' traffic.
 type ForwardBlocker struct {
 	Family, Table, Chain string
 	// Why: "policy drop", or the unconditional drop or reject its last
@@ -37,10 +39,11 @@ func (b ForwardBlocker) String() string {
 // network namespace at netnsPath ("" is the caller's), that would drop
 // traffic through bridges. Tables whose name starts with "berth" are
 // berth's own (the daemon's and berth-cni's) and are skipped. A chain
-// with a rule that matches one of bridges by input or output interface
-// name (exactly or by a prefix such as iptables' "br+"), directly or in
-// a chain it jumps to, is taken as the administrator's answer and left
-// out: what that rule does is theirs to decide.
+// with a rule that accepts (or jumps for) one of bridges by input or
+// output interface name (exactly, by a prefix such as iptables' "br+",
+// or in a set), directly or in a chain it jumps to, is taken as the
+// administrator's answer and left out. Rules of iptables-legacy are not
+// in nftables and are not seen.
 func ForwardBlockers(netnsPath string, bridges []string) ([]ForwardBlocker, error) {
 	var opts []nftlib.ConnOption
 	if netnsPath != "" {
@@ -103,13 +106,19 @@ func familyName(f nftlib.TableFamily) string {
 
 // unconditionalDrop says what r drops every packet with ("its last rule
 // drops everything", "… rejects everything"), or "" when r has a match
-// or another verdict. Counters and logging are not matches.
+// or another verdict. Counters and logging are not matches; iptables-nft
+// writes `-j REJECT` as the xtables target.
 func unconditionalDrop(r *nftlib.Rule) string {
 	verdict := ""
 	for _, e := range r.Exprs {
 		switch e := e.(type) {
 		case *expr.Counter, *expr.Log:
 		case *expr.Reject:
+			verdict = "its last rule rejects everything"
+		case *expr.Target:
+			if e.Name != "REJECT" {
+				return ""
+			}
 			verdict = "its last rule rejects everything"
 		case *expr.Verdict:
 			if e.Kind != expr.VerdictDrop {
@@ -124,11 +133,15 @@ func unconditionalDrop(r *nftlib.Rule) string {
 }
 
 // namesBridge reports whether a rule of rules, or of a chain of t they
-// jump or go to (seen holds those already looked at), compares the
-// input or output interface's name with one of bridges.
+// jump or go to (seen holds those already looked at), lets one of
+// bridges' traffic through: it matches the input or output interface's
+// name with one of them (an equality, or a set or verdict map that holds
+// it) and accepts, or jumps or goes to a chain for it. A rule that drops
+// a bridge's traffic, or matches everything but it, is no answer.
 func namesBridge(conn *nftlib.Conn, t *nftlib.Table, rules []*nftlib.Rule, bridges []string, seen map[string]bool) bool {
 	for _, r := range rules {
 		ifnameReg := map[uint32]bool{}
+		names := false
 		for _, e := range r.Exprs {
 			switch e := e.(type) {
 			case *expr.Meta:
@@ -136,21 +149,72 @@ func namesBridge(conn *nftlib.Conn, t *nftlib.Table, rules []*nftlib.Rule, bridg
 					ifnameReg[e.Register] = true
 				}
 			case *expr.Cmp:
-				if ifnameReg[e.Register] && matchesAny(e.Data, bridges) {
-					return true
+				if ifnameReg[e.Register] && e.Op == expr.CmpOpEq && matchesAny(e.Data, bridges) {
+					names = true
+				}
+			case *expr.Lookup:
+				if !ifnameReg[e.SourceRegister] || e.Invert {
+					continue
+				}
+				set, err := conn.GetSetByName(t, e.SetName)
+				if err != nil {
+					continue
+				}
+				elems, err := conn.GetSetElements(set)
+				if err != nil {
+					continue
+				}
+				for _, el := range elems {
+					if !matchesAny(el.Key, bridges) {
+						continue
+					}
+					if !e.IsDestRegSet {
+						names = true
+					} else if lets, ok := elementLets(el); ok && lets {
+						return true // iifname vmap { "berth0" : accept }
+					}
 				}
 			case *expr.Verdict:
-				if (e.Kind == expr.VerdictJump || e.Kind == expr.VerdictGoto) && !seen[e.Chain] {
-					seen[e.Chain] = true
-					sub, err := conn.GetRules(t, &nftlib.Chain{Name: e.Chain, Table: t})
-					if err == nil && namesBridge(conn, t, sub, bridges, seen) {
+				switch e.Kind {
+				case expr.VerdictAccept:
+					if names {
 						return true
+					}
+				case expr.VerdictJump, expr.VerdictGoto:
+					if names {
+						return true // the bridge's own chain (firewalld's zones)
+					}
+					if !seen[e.Chain] {
+						seen[e.Chain] = true
+						sub, err := conn.GetRules(t, &nftlib.Chain{Name: e.Chain, Table: t})
+						if err == nil && namesBridge(conn, t, sub, bridges, seen) {
+							return true
+						}
 					}
 				}
 			}
 		}
 	}
 	return false
+}
+
+// elementLets reads a verdict map element's verdict: whether it
+// accepts, jumps or goes to a chain, and whether it could tell. The
+// library leaves a listed element's verdict in Val, as the kernel's
+// nested NFTA_DATA_VERDICT: an NFTA_VERDICT_CODE attribute first, its
+// code a big-endian int32 (NF_ACCEPT 1, NFT_JUMP -3, NFT_GOTO -4).
+func elementLets(el nftlib.SetElement) (lets, ok bool) {
+	if v := el.VerdictData; v != nil {
+		return v.Kind == expr.VerdictAccept || v.Kind == expr.VerdictJump || v.Kind == expr.VerdictGoto, true
+	}
+	if len(el.Val) < 8 || binary.LittleEndian.Uint16(el.Val[2:4])&^unix.NLA_F_NESTED != unix.NFTA_VERDICT_CODE {
+		return false, false
+	}
+	switch int32(binary.BigEndian.Uint32(el.Val[4:8])) {
+	case 1, unix.NFT_JUMP, unix.NFT_GOTO:
+		return true, true
+	}
+	return false, true
 }
 
 // matchesAny reports whether an interface name comparison's data names

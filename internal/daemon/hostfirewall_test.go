@@ -1,0 +1,37 @@
+package daemon
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/berth-net/berth/internal/firewall/nftables"
+)
+
+// TestForwardWarning: the rules a warning asks for are the blocking
+// tool's, one per direction for the default bridge and one for every
+// br-… at once (networks made later are covered too).
+func TestForwardWarning(t *testing.T) {
+	bridges := []string{"berth0", "br-0123456789ab", "br-ba9876543210", "web0"}
+	for _, tc := range []struct {
+		b    nftables.ForwardBlocker
+		want []string
+	}{
+		{nftables.ForwardBlocker{Family: "ip", Table: "filter", Chain: "FORWARD", Why: "policy drop"}, []string{
+			"WARNING: table ip filter, chain FORWARD (policy drop) drops forwarded packets, and none of its rules accepts berth's bridges (berth0, br-0123456789ab, br-ba9876543210, web0)",
+			"iptables -I FORWARD -i berth0 -j ACCEPT; iptables -I FORWARD -o berth0 -j ACCEPT; iptables -I FORWARD -i web0 -j ACCEPT; iptables -I FORWARD -o web0 -j ACCEPT; iptables -I FORWARD -i br-+ -j ACCEPT; iptables -I FORWARD -o br-+ -j ACCEPT",
+		}},
+		{nftables.ForwardBlocker{Family: "ip6", Table: "filter", Chain: "FORWARD", Why: "policy drop"}, []string{"ip6tables -I FORWARD -i br-+ -j ACCEPT"}},
+		{nftables.ForwardBlocker{Family: "inet", Table: "firewalld", Chain: "filter_FORWARD", Why: "its last rule rejects everything"}, []string{
+			"firewall-cmd --permanent --zone=trusted --add-interface=br-ba9876543210; firewall-cmd --permanent --zone=trusted --add-interface=web0; firewall-cmd --reload"}},
+		{nftables.ForwardBlocker{Family: "inet", Table: "mine", Chain: "fwd", Why: "policy drop"}, []string{
+			`nft insert rule inet mine fwd iifname "berth0" accept; nft insert rule inet mine fwd oifname "berth0" accept`,
+			`nft insert rule inet mine fwd iifname "br-*" accept; nft insert rule inet mine fwd oifname "br-*" accept`}},
+	} {
+		got := forwardWarning(tc.b, bridges)
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%v: warning lacks %q:\n%s", tc.b, w, got)
+			}
+		}
+	}
+}
