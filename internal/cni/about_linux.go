@@ -3,6 +3,8 @@ package cni
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -34,7 +36,7 @@ func list(dataDir string, stdout, stderr io.Writer) int {
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 8, 3, ' ', 0)
 	fmt.Fprintln(tw, "NETWORK\tCONTAINER\tIFNAME\tADDRESSES\tBRIDGE\tHOST VETH\tPORTS\tSTATE")
-	for _, k := range sortedKeys(s.Attachments) {
+	for _, k := range slices.Sorted(maps.Keys(s.Attachments)) {
 		a := s.Attachments[k]
 		var addrs, ports []string
 		for _, ip := range a.IPs {

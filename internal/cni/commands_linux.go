@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -237,7 +238,7 @@ func (p *plugin) gc() error {
 		valid[Key(p.n.Name, v.ContainerID, v.IfName)] = true
 	}
 	var errs []error
-	for _, key := range sortedKeys(s.Attachments) {
+	for _, key := range slices.Sorted(maps.Keys(s.Attachments)) {
 		if a := s.Attachments[key]; a.Network == p.n.Name && !valid[key] {
 			p.log.Info("collecting an attachment the runtime no longer has", "attachment", a.String())
 			if err := p.teardown(s, key); err != nil {

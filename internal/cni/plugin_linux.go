@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -387,7 +388,7 @@ func portsFor(req []PortMapping, ips []AttachedIP) ([]PortMapping, error) {
 // that has attachments, with their published ports.
 func firewallNetworks(s *State) ([]firewall.Network, []firewall.PortMapping) {
 	var nets []firewall.Network
-	for _, name := range sortedKeys(s.Networks) {
+	for _, name := range slices.Sorted(maps.Keys(s.Networks)) {
 		nr := s.Networks[name]
 		fn := firewall.Network{
 			Bridge: nr.Bridge, Subnet: nr.Subnet, Gateway: nr.Gateway, Subnet6: nr.Subnet6, Gateway6: nr.Gateway6,
@@ -406,7 +407,7 @@ func firewallNetworks(s *State) ([]firewall.Network, []firewall.PortMapping) {
 		nets = append(nets, fn)
 	}
 	var ports []firewall.PortMapping
-	for _, k := range sortedKeys(s.Attachments) {
+	for _, k := range slices.Sorted(maps.Keys(s.Attachments)) {
 		a := s.Attachments[k]
 		for _, m := range a.Ports {
 			for _, ip := range a.IPs {

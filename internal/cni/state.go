@@ -243,15 +243,6 @@ func (a *Attached) String() string {
 	return fmt.Sprintf("%s on %s (%s)", a.ContainerID, a.Network, a.IfName)
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
 // attachedTo counts the attachments on network.
 func (s *State) attachedTo(network string) int {
 	n := 0

@@ -81,7 +81,7 @@ func (o *logOptsValue) Type() string { return "key=value" }
 
 func (o *logOptsValue) String() string {
 	var s []string
-	for _, k := range sortedKeys(*o.opts) {
+	for _, k := range slices.Sorted(maps.Keys(*o.opts)) {
 		s = append(s, k+"="+(*o.opts)[k])
 	}
 	return strings.Join(s, ", ")
@@ -148,7 +148,7 @@ func loadConfigFile(f *pflag.FlagSet, path string) error {
 		return fmt.Errorf("configuration file %s: %w", path, err)
 	}
 	var unknown, conflicts []string
-	keys := sortedKeys(file)
+	keys := slices.Sorted(maps.Keys(file))
 	for _, key := range keys {
 		name, renamed := fileKeys[key]
 		if !renamed {
@@ -232,7 +232,7 @@ func flagValues(key string, raw json.RawMessage) ([]string, error) {
 			return nil, fmt.Errorf("want {\"KEY\": \"VALUE\"}: %w", err)
 		}
 		var out []string
-		for _, k := range sortedKeys(opts) {
+		for _, k := range slices.Sorted(maps.Keys(opts)) {
 			out = append(out, k+"="+opts[k])
 		}
 		return out, nil
@@ -242,8 +242,8 @@ func flagValues(key string, raw json.RawMessage) ([]string, error) {
 			return nil, fmt.Errorf("want {\"DRIVER\": {\"KEY\": \"VALUE\"}}: %w", err)
 		}
 		var out []string
-		for _, driver := range sortedKeys(opts) {
-			for _, k := range sortedKeys(opts[driver]) {
+		for _, driver := range slices.Sorted(maps.Keys(opts)) {
+			for _, k := range slices.Sorted(maps.Keys(opts[driver])) {
 				out = append(out, driver+"="+k+"="+opts[driver][k])
 			}
 		}
@@ -272,15 +272,6 @@ func flagValues(key string, raw json.RawMessage) ([]string, error) {
 		return out, nil
 	}
 	return nil, fmt.Errorf("unexpected value %s", string(raw))
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func strictDecode(raw json.RawMessage, v any) error {
@@ -359,8 +350,8 @@ func (o *netOptsValue) Type() string { return "driver=key=value" }
 
 func (o *netOptsValue) String() string {
 	var s []string
-	for _, d := range sortedKeys(*o.opts) {
-		for _, k := range sortedKeys((*o.opts)[d]) {
+	for _, d := range slices.Sorted(maps.Keys(*o.opts)) {
+		for _, k := range slices.Sorted(maps.Keys((*o.opts)[d])) {
 			s = append(s, d+"="+k+"="+(*o.opts)[d][k])
 		}
 	}

@@ -3,7 +3,6 @@ package nftables
 import (
 	"fmt"
 	"net/netip"
-	"os"
 
 	nftlib "github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -35,15 +34,14 @@ const DNSTableName = "berth-dns"
 // SNAT rules in POSTROUTING only rewrite packets that conntrack already
 // un-NATs.
 func RedirectDNS(netnsPath string, resolver netip.Addr, udpPort, tcpPort uint16) error {
-	ns, err := os.Open(netnsPath)
-	if err != nil {
-		return fmt.Errorf("open netns %q: %w", netnsPath, err)
+	if netnsPath == "" {
+		return fmt.Errorf("redirect DNS: no namespace")
 	}
-	defer ns.Close()
-	conn, err := nftlib.New(nftlib.WithNetNSFd(int(ns.Fd())))
+	conn, done, err := dial(netnsPath)
 	if err != nil {
-		return fmt.Errorf("open nftables netlink socket (netns %q): %w", netnsPath, err)
+		return err
 	}
+	defer done()
 	t := &nftlib.Table{Family: nftlib.TableFamilyIPv4, Name: DNSTableName}
 	conn.AddTable(t)
 	conn.FlushTable(t)

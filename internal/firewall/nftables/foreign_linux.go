@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"os"
 	"strings"
 
 	nftlib "github.com/google/nftables"
@@ -45,19 +44,11 @@ func (b ForwardBlocker) String() string {
 // administrator's answer and left out. Rules of iptables-legacy are not
 // in nftables and are not seen.
 func ForwardBlockers(netnsPath string, bridges []string) ([]ForwardBlocker, error) {
-	var opts []nftlib.ConnOption
-	if netnsPath != "" {
-		ns, err := os.Open(netnsPath)
-		if err != nil {
-			return nil, fmt.Errorf("open netns %q: %w", netnsPath, err)
-		}
-		defer ns.Close()
-		opts = append(opts, nftlib.WithNetNSFd(int(ns.Fd())))
-	}
-	conn, err := nftlib.New(opts...)
+	conn, done, err := dial(netnsPath)
 	if err != nil {
-		return nil, fmt.Errorf("open nftables netlink socket: %w", err)
+		return nil, err
 	}
+	defer done()
 	chains, err := conn.ListChains()
 	if err != nil {
 		return nil, fmt.Errorf("list nftables chains: %w", err)

@@ -67,25 +67,37 @@ func NewTable(netnsPath, name string, log *slog.Logger) (*Firewall, error) {
 		portID, err = portIDOf(c)
 		return err
 	}
-	opts := []nftlib.ConnOption{nftlib.AsLasting(), nftlib.WithSockOptions(bigBuffers, recordPort)}
-	if netnsPath != "" {
-		ns, err := os.Open(netnsPath)
-		if err != nil {
-			return nil, fmt.Errorf("open netns %q: %w", netnsPath, err)
-		}
-		// The socket is created in the namespace while New runs and keeps it
-		// alive afterwards, so the file is not needed past this call.
-		defer ns.Close()
-		opts = append(opts, nftlib.WithNetNSFd(int(ns.Fd())))
-	}
-	conn, err := nftlib.New(opts...)
+	conn, done, err := dial(netnsPath, nftlib.AsLasting(), nftlib.WithSockOptions(bigBuffers, recordPort))
 	if err != nil {
-		return nil, fmt.Errorf("open nftables netlink socket (netns %q): %w", netnsPath, err)
+		return nil, err
 	}
+	done() // the lasting socket is made
 	// The watcher tells this socket's transactions from everyone else's
 	// by its port ID (committedHere).
 	ownPorts.Store(portID, struct{}{})
 	return &Firewall{log: log, conn: conn, table: &nftlib.Table{Family: nftlib.TableFamilyINet, Name: name}, netns: netnsPath, portID: portID, nets: map[string]firewall.Network{}, claims: firewall.NewPortClaims()}, nil
+}
+
+// dial opens an nftables connection in the network namespace at netnsPath
+// ("" is the caller's). A lasting connection's socket is made in the
+// namespace while nftlib.New runs; any other opens a socket per call
+// through the namespace's file, so the caller keeps that open until it
+// is done with the connection: it calls done.
+func dial(netnsPath string, opts ...nftlib.ConnOption) (conn *nftlib.Conn, done func(), err error) {
+	done = func() {}
+	if netnsPath != "" {
+		ns, err := os.Open(netnsPath)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open netns %q: %w", netnsPath, err)
+		}
+		done = func() { ns.Close() }
+		opts = append(opts, nftlib.WithNetNSFd(int(ns.Fd())))
+	}
+	if conn, err = nftlib.New(opts...); err != nil {
+		done()
+		return nil, nil, fmt.Errorf("open nftables netlink socket (netns %q): %w", netnsPath, err)
+	}
+	return conn, done, nil
 }
 
 // Close closes the netlink connection. The table stays as it is.
