@@ -213,13 +213,11 @@ func legacyLinks(mode string, links []string) ([]container.Link, error) {
 	return out, nil
 }
 
-// logConfigOf is berth's form of HostConfig.LogConfig: the driver ("" for
-// json-file, the default) and the options as given.
+// logConfigOf is berth's form of HostConfig.LogConfig: the driver as
+// given ("" when none was, for the daemon's default to fill in) and the
+// options as given.
 func logConfigOf(lc ctypes.LogConfig) container.LogConfig {
 	out := container.LogConfig{Type: lc.Type, Config: maps.Clone(lc.Config)}
-	if out.Type == container.LogDriver {
-		out.Type = ""
-	}
 	if len(out.Config) == 0 {
 		out.Config = nil
 	}

@@ -81,7 +81,7 @@ func TestContainerCreate(t *testing.T) {
 		body: `{"Image":"busybox","HostConfig":{"LogConfig":{"Type":"json-file","Config":{"max-size":"10m","max-file":"3"}}}}`,
 		want: container.Config{
 			Image: "busybox", NetworkMode: "bridge", Networks: map[string]container.EndpointRequest{"bridge": {}},
-			LogConfig: container.LogConfig{Config: map[string]string{"max-size": "10m", "max-file": "3"}},
+			LogConfig: container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m", "max-file": "3"}},
 		},
 	}, {
 		name: "container-wide MAC before API 1.44 goes to the mode's network",

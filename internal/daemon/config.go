@@ -103,9 +103,6 @@ func (o *logOptsValue) Set(value string) error {
 // dockerd's defaultLogConfig: checked at start, as a container's is.
 func (cfg *Config) logDefaults() (container.LogConfig, error) {
 	lc := container.LogConfig{Type: cfg.LogDriver, Config: cfg.LogOpts}
-	if lc.Type == container.LogDriver {
-		lc.Type = "" // berth's json-file
-	}
 	if !cfg.LiveRestore {
 		return lc, errors.New("--live-restore=false: berth's containers always outlive the daemon and are adopted again at its start")
 	}

@@ -196,6 +196,8 @@ func TestLogDefaults(t *testing.T) {
 		{"the default driver: its options under the container's",
 			container.LogConfig{Type: "local", Config: map[string]string{"max-size": "1m"}},
 			container.LogConfig{Type: "local", Config: map[string]string{"max-size": "1m", "max-file": "2"}}},
+		{"json-file given: json-file, none of the defaults",
+			container.LogConfig{Type: "json-file"}, container.LogConfig{Type: "json-file"}},
 		{"another driver: none of the defaults",
 			container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "1m"}},
 			container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "1m"}}},

@@ -61,6 +61,11 @@ func TestDaemonConfigFile(t *testing.T) {
 	if got := dockerInspect(t, w, "{{.HostConfig.LogConfig.Config}}", "a2"); got != "map[max-file:3 max-size:1m]" {
 		t.Errorf("a2's log config (its max-size over the default): %q", got)
 	}
+	mustDocker(t, w, "create", "--name", "jf", "--log-driver", "json-file", testworld.BusyboxImage, "true")
+	if got := dockerInspect(t, w, "{{.HostConfig.LogConfig.Type}} {{.HostConfig.LogConfig.Config}}", "jf"); got != "json-file map[]" {
+		t.Errorf("--log-driver json-file under a local default: %q", got)
+	}
+	mustDocker(t, w, "rm", "jf")
 	if out := mustDocker(t, w, "logs", "a1"); !strings.Contains(out, "started") {
 		t.Errorf("docker logs a1 on the local driver: %q", out)
 	}

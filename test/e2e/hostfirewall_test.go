@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"net/netip"
 	"os"
 	"regexp"
 	"strings"
@@ -86,8 +87,18 @@ func TestOwnTableFiltersPublishedPorts(t *testing.T) {
 		return out
 	}
 	eventually(t, "the published port answers", func() bool { return published(w.InOutside, testworld.HostAddr.String()) == "published\n" })
+	// Only the outside's own network may reach the port: it still does
+	// (the rule matches the original direction alone, so the replies,
+	// which come from the container, pass).
+	outsideNet := netip.PrefixFrom(testworld.HostAddr, 24).Masked().String()
 	w.MustInHost(t, "nft", "add table inet mine; add chain inet mine forward { type filter hook forward priority filter - 1; }; "+
-		"add rule inet mine forward ct status dnat meta l4proto tcp ct original proto-dst 8080 ip saddr != 10.0.0.0/8 counter drop")
+		"add rule inet mine forward ct direction original ct status dnat meta l4proto tcp ct original proto-dst 8080 ip saddr != "+outsideNet+" counter drop")
+	if got := published(w.InOutside, testworld.HostAddr.String()); got != "published\n" {
+		t.Errorf("the user's rule let only %s in, and the outside, in it, got %q", outsideNet, got)
+	}
+	// Another network only: the outside is shut out.
+	w.MustInHost(t, "nft", "flush chain inet mine forward; "+
+		"add rule inet mine forward ct direction original ct status dnat meta l4proto tcp ct original proto-dst 8080 ip saddr != 192.0.2.0/24 counter drop")
 	if got := published(w.InOutside, testworld.HostAddr.String()); got != "" {
 		t.Errorf("the user's drop did not close the published port to the outside: %q", got)
 	}
