@@ -181,6 +181,8 @@ type SystemInfo struct {
 	AddressPools []AddressPool
 	// LoggingDriver is containers' default log driver ("" json-file).
 	LoggingDriver string
+	// Debug: the daemon logs at debug level (docker info's Debug Mode).
+	Debug bool
 	// Warnings are docker info's: what is wrong with the host for berth.
 	Warnings      []string
 	CgroupVersion string // "1" or "2", of the host's /sys/fs/cgroup; "" unknown

@@ -114,6 +114,7 @@ func systemInfo(si SystemInfo) system.Info {
 		LiveRestoreEnabled:  true,
 		SystemTime:          time.Now().Format(time.RFC3339Nano),
 		LoggingDriver:       loggingDriver(si.LoggingDriver),
+		Debug:               si.Debug,
 		CgroupDriver:        "cgroupfs",
 		KernelVersion:       si.KernelVersion,
 		OperatingSystem:     si.OperatingSystem,

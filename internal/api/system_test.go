@@ -169,9 +169,13 @@ func TestInfoPoolsAndWarnings(t *testing.T) {
 	}
 	f.info.AddressPools = []AddressPool{{Base: "10.200.0.0/16", Size: 24}}
 	f.info.Warnings = []string{"WARNING: table ip filter, chain FORWARD (policy drop) drops forwarded packets"}
+	f.info.Debug, f.info.LoggingDriver = true, "local"
 	got = decode[map[string]any](t, call(t, newServer(f), http.MethodGet, "/info", ""))
 	if want := []any{map[string]any{"Base": "10.200.0.0/16", "Size": 24.0}}; !cmp.Equal(got["DefaultAddressPools"], want) {
 		t.Errorf("DefaultAddressPools %v, want %v", got["DefaultAddressPools"], want)
+	}
+	if got["Debug"] != true || got["LoggingDriver"] != "local" {
+		t.Errorf("Debug %v, LoggingDriver %v", got["Debug"], got["LoggingDriver"])
 	}
 	if want := []any{f.info.Warnings[0]}; !cmp.Equal(got["Warnings"], want) {
 		t.Errorf("Warnings %v, want %v", got["Warnings"], want)

@@ -170,7 +170,7 @@ func loadConfigFile(f *pflag.FlagSet, path string) error {
 		if n, ok := fileKeys[key]; ok {
 			name = n
 		}
-		values, err := flagValues(key, file[key])
+		values, err := flagValues(key, f.Lookup(name).Value.Type(), file[key])
 		if err == nil && key == "hosts" && len(values) != 1 {
 			err = fmt.Errorf("berth listens on one socket, not %d", len(values))
 		}
@@ -201,11 +201,12 @@ func isRenamedFlag(name string) bool {
 	return false
 }
 
-// flagValues turns one key's JSON value into the strings its flag's Set
-// takes: a string, number or boolean is one; a list is one per element;
+// flagValues turns one key's JSON value into the strings its flag (of
+// pflag type typ) takes: a string, number or boolean is one, of the
+// flag's type; a list is one per element;
 // default-address-pools' objects become base=…,size=…, and
 // default-network-opts' driver → options map one DRIVER=KEY=VALUE each.
-func flagValues(key string, raw json.RawMessage) ([]string, error) {
+func flagValues(key, typ string, raw json.RawMessage) ([]string, error) {
 	switch key {
 	case "default-address-pools":
 		var pools []struct {
@@ -246,29 +247,56 @@ func flagValues(key string, raw json.RawMessage) ([]string, error) {
 		}
 		return out, nil
 	}
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return nil, err
-	}
-	switch v := v.(type) {
-	case string:
-		return []string{v}, nil
-	case bool:
-		return []string{strconv.FormatBool(v)}, nil
-	case float64:
-		return []string{strconv.FormatFloat(v, 'f', -1, 64)}, nil
-	case []any:
-		out := make([]string, 0, len(v))
-		for _, e := range v {
-			s, ok := e.(string)
-			if !ok {
-				return nil, fmt.Errorf("want a list of strings, not %s", string(raw))
-			}
-			out = append(out, s)
+	// The JSON type is the option's, as dockerd decodes the file into
+	// its typed configuration: "mtu": "1400" is an error, as there.
+	var err error
+	switch {
+	case key == "hosts" || typ == "stringArray":
+		var l []string
+		if err = json.Unmarshal(raw, &l); err == nil {
+			return l, nil
 		}
-		return out, nil
+	case key == "group": // dockerd's is a name; berth's flag a GID
+		var g any
+		if err = json.Unmarshal(raw, &g); err == nil {
+			switch g := g.(type) {
+			case string:
+				return []string{g}, nil
+			case float64:
+				return []string{strconv.FormatFloat(g, 'f', -1, 64)}, nil
+			}
+			err = fmt.Errorf("want a group name or number, not %s", string(raw))
+		}
+	case typ == "bool":
+		var b bool
+		if err = json.Unmarshal(raw, &b); err == nil {
+			return []string{strconv.FormatBool(b)}, nil
+		}
+	case typ == "int":
+		var n int
+		if err = json.Unmarshal(raw, &n); err == nil {
+			return []string{strconv.Itoa(n)}, nil
+		}
+	default:
+		var v string
+		if err = json.Unmarshal(raw, &v); err == nil {
+			return []string{v}, nil
+		}
 	}
-	return nil, fmt.Errorf("unexpected value %s", string(raw))
+	return nil, fmt.Errorf("want a %s: %w", typeWord(key, typ), err)
+}
+
+// typeWord names what a key takes, for its error.
+func typeWord(key, typ string) string {
+	switch {
+	case key == "hosts" || typ == "stringArray":
+		return "list of strings"
+	case typ == "bool":
+		return "boolean"
+	case typ == "int":
+		return "whole number"
+	}
+	return "string"
 }
 
 func strictDecode(raw json.RawMessage, v any) error {

@@ -75,6 +75,10 @@ func TestConfigFileRefusals(t *testing.T) {
 		{"two hosts", `{"hosts": ["unix:///a", "unix:///b"]}`, nil, "one socket"},
 		{"a driver berth lacks", `{"default-network-opts": {"overlay": {"x": "y"}}}`, nil, "only network driver"},
 		{"a bad bool", `{"icc": "maybe"}`, nil, `"icc"`},
+		{"a string for a number", `{"mtu": "1400"}`, nil, `"mtu": want a whole number`},
+		{"a string for a boolean", `{"icc": "false"}`, nil, `"icc": want a boolean`},
+		{"a string for a list", `{"dns": "1.1.1.1"}`, nil, `"dns": want a list of strings`},
+		{"a number for a string", `{"bip": 10}`, nil, `"bip": want a string`},
 		{"not JSON", `{"mtu": }`, nil, "invalid character"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

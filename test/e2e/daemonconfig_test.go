@@ -136,12 +136,16 @@ func TestDaemonConfigFile(t *testing.T) {
 	}
 	mustDocker(t, w, "rm", "-f", "a1", "a2", "web")
 	d.Stop()
-	w.Start(t, "--config-file", conf2)
+	d = w.Start(t, "--config-file", conf2)
 	if got := strings.TrimSpace(mustDocker(t, w, "network", "inspect", "-f", format, "bridge")); got != "10.77.0.0/24  10.77.0.1 1500 true 0.0.0.0" {
 		t.Errorf("docker network inspect bridge after the change: %q", got)
 	}
 	if out := w.MustInHost(t, "ip", "-4", "addr", "show", "dev", defaultBridge); !strings.Contains(out, "inet 10.77.0.1/24 ") || strings.Contains(out, "10.66.0.1") || !strings.Contains(out, "mtu 1500 ") {
 		t.Errorf("the bridge device after the change:\n%s", out)
+	}
+	time.Sleep(200 * time.Millisecond) // past the link watcher's settle
+	if log, _ := os.ReadFile(d.LogPath); strings.Contains(string(log), "changed by another process") {
+		t.Errorf("berth took its own removal of the old gateway for damage:\n%s", log)
 	}
 	runDockerSleeper(t, w, "c1")
 	runDockerSleeper(t, w, "c2")

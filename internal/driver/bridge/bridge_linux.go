@@ -210,6 +210,7 @@ func (d *Driver) ensureGatewayAddr(br netlink.Link, gw, stale netip.Prefix) erro
 		case p == gw:
 			have = true
 		case stale.IsValid() && p == stale:
+			d.ownAddrDels.mark(br.Attrs().Index)
 			if err := d.h.AddrDel(br, &a); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
 				return fmt.Errorf("remove old gateway %s of bridge %q: %w", p, br.Attrs().Name, err)
 			}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -44,6 +45,41 @@ type Driver struct {
 	hostNetns string
 	// groups mark the host veths this driver made (Groups).
 	groups Groups
+	// ownAddrDels are bridges (by ifindex) the driver is taking an old
+	// gateway off, until when: the link watcher does not take that for
+	// damage.
+	ownAddrDels ownAddrDels
+}
+
+// ownAddrDels remembers the bridges whose address berth itself removes.
+type ownAddrDels struct {
+	mu sync.Mutex
+	m  map[int]time.Time
+}
+
+// ownAddrDelFor is how long a removal of berth's is told from damage: the
+// notification comes within the watcher's settle, long before this.
+const ownAddrDelFor = 10 * time.Second
+
+func (o *ownAddrDels) mark(index int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.m == nil {
+		o.m = map[int]time.Time{}
+	}
+	o.m[index] = time.Now().Add(ownAddrDelFor)
+}
+
+// ours reports whether an address removal on index is berth's own.
+func (o *ownAddrDels) ours(index int) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	until, ok := o.m[index]
+	if ok && time.Now().After(until) {
+		delete(o.m, index)
+		return false
+	}
+	return ok
 }
 
 var _ driverapi.Driver = (*Driver)(nil)

@@ -238,7 +238,7 @@ func (w *LinkWatcher) damage(typ uint16, data []byte) (owner, what string, ok bo
 		return "", "", false
 	case unix.RTM_DELADDR:
 		index, scope, ok := parseAddrMessage(data)
-		if !ok || scope != unix.RT_SCOPE_UNIVERSE { // a link-local address is the kernel's
+		if !ok || scope != unix.RT_SCOPE_UNIVERSE || w.d.ownAddrDels.ours(index) { // a link-local address is the kernel's; an old gateway berth's
 			return "", "", false
 		}
 		l, err := w.d.h.LinkByIndex(index)
