@@ -15,22 +15,23 @@ import (
 // never writes into another table; it says what to add there. A check
 // that fails is a warning too, rather than an /info that fails.
 func (d *Daemon) forwardWarnings() []string {
-	var bridges []string
+	var bridges []nftables.ForwardBridge
 	for _, n := range d.net.Networks() {
 		if n.Driver == network.DriverBridge && !n.Internal && n.Bridge != nil {
-			bridges = append(bridges, n.Bridge.Name)
+			bridges = append(bridges, nftables.ForwardBridge{Name: n.Bridge.Name, IPv4: n.IPv4 != nil, IPv6: n.IPv6 != nil})
 		}
 	}
 	if len(bridges) == 0 {
 		return nil
 	}
+	slices.SortFunc(bridges, func(a, b nftables.ForwardBridge) int { return strings.Compare(a.Name, b.Name) })
 	blockers, err := nftables.ForwardBlockers("", bridges)
 	if err != nil {
 		return []string{"WARNING: cannot read the host's nftables forward chains: " + err.Error()}
 	}
 	var out []string
 	for _, b := range blockers {
-		out = append(out, forwardWarning(b, bridges))
+		out = append(out, forwardWarning(b))
 	}
 	return out
 }
@@ -39,9 +40,9 @@ func (d *Daemon) forwardWarnings() []string {
 // to it, in the words of the tool that made it: a rule per direction for
 // the default bridge, and one for every user network's br-… at once, so
 // that networks created later are covered too.
-func forwardWarning(b nftables.ForwardBlocker, bridges []string) string {
+func forwardWarning(b nftables.ForwardBlocker) string {
 	var names, prefixes []string // exact names; prefixes ("br-")
-	for _, br := range bridges {
+	for _, br := range b.Bridges {
 		switch {
 		case strings.HasPrefix(br, "br-"):
 			if !slices.Contains(prefixes, "br-") {
@@ -66,7 +67,7 @@ func forwardWarning(b nftables.ForwardBlocker, bridges []string) string {
 			fix = append(fix, fmt.Sprintf("%s -I FORWARD -i %s -j ACCEPT; %s -I FORWARD -o %s -j ACCEPT", tool, p, tool, p))
 		}
 	case b.Table == "firewalld":
-		for _, br := range bridges {
+		for _, br := range b.Bridges {
 			fix = append(fix, "firewall-cmd --permanent --zone=trusted --add-interface="+br)
 		}
 		fix = append(fix, "firewall-cmd --reload")
@@ -80,8 +81,8 @@ func forwardWarning(b nftables.ForwardBlocker, bridges []string) string {
 				b.Family, b.Table, b.Chain, p, b.Family, b.Table, b.Chain, p))
 		}
 	}
-	return fmt.Sprintf("WARNING: %s drops forwarded packets, and none of its rules accepts berth's bridges (%s): containers cannot reach the outside or be reached on their published ports (nor reach each other where bridge-nf-call-iptables is on). Accept their traffic there; berth's own rules still apply to it: %s",
-		b, strings.Join(bridges, ", "), strings.Join(fix, "; "))
+	return fmt.Sprintf("WARNING: %s drops what berth forwards through %s (out: from the containers; in: to their published ports): no rule of it accepts that traffic, so those containers cannot reach the outside or be reached on their published ports (nor reach each other where bridge-nf-call-iptables is on). Accept it there; berth's own rules still apply to it: %s",
+		b, strings.Join(b.Dropped, ", "), strings.Join(fix, "; "))
 }
 
 // logForwardWarnings puts forwardWarnings in the log, at a start.

@@ -12,12 +12,13 @@ import (
 // br-… at once (networks made later are covered too).
 func TestForwardWarning(t *testing.T) {
 	bridges := []string{"berth0", "br-0123456789ab", "br-ba9876543210", "web0"}
+	dropped := []string{"berth0 (out, in)", "br-0123456789ab (out, in)", "br-ba9876543210 (in)", "web0 (out)"}
 	for _, tc := range []struct {
 		b    nftables.ForwardBlocker
 		want []string
 	}{
 		{nftables.ForwardBlocker{Family: "ip", Table: "filter", Chain: "FORWARD", Why: "policy drop"}, []string{
-			"WARNING: table ip filter, chain FORWARD (policy drop) drops forwarded packets, and none of its rules accepts berth's bridges (berth0, br-0123456789ab, br-ba9876543210, web0)",
+			"WARNING: table ip filter, chain FORWARD (policy drop) drops what berth forwards through berth0 (out, in), br-0123456789ab (out, in), br-ba9876543210 (in), web0 (out)",
 			"iptables -I FORWARD -i berth0 -j ACCEPT; iptables -I FORWARD -o berth0 -j ACCEPT; iptables -I FORWARD -i web0 -j ACCEPT; iptables -I FORWARD -o web0 -j ACCEPT; iptables -I FORWARD -i br-+ -j ACCEPT; iptables -I FORWARD -o br-+ -j ACCEPT",
 		}},
 		{nftables.ForwardBlocker{Family: "ip6", Table: "filter", Chain: "FORWARD", Why: "policy drop"}, []string{"ip6tables -I FORWARD -i br-+ -j ACCEPT"}},
@@ -27,7 +28,8 @@ func TestForwardWarning(t *testing.T) {
 			`nft insert rule inet mine fwd iifname "berth0" accept; nft insert rule inet mine fwd oifname "berth0" accept`,
 			`nft insert rule inet mine fwd iifname "br-*" accept; nft insert rule inet mine fwd oifname "br-*" accept`}},
 	} {
-		got := forwardWarning(tc.b, bridges)
+		tc.b.Bridges, tc.b.Dropped = bridges, dropped
+		got := forwardWarning(tc.b)
 		for _, w := range tc.want {
 			if !strings.Contains(got, w) {
 				t.Errorf("%v: warning lacks %q:\n%s", tc.b, w, got)

@@ -20,30 +20,55 @@ import (
 // berth's table accepts, and berth must not write into that table.
 // Saying so is what berth can do.
 
+// ForwardBridge is one of berth's bridges, with the families its network
+// has: an ip table's chain matters to IPv4 ones, an ip6 table's to IPv6
+// ones, an inet table's to all.
+type ForwardBridge struct {
+	Name       string
+	IPv4, IPv6 bool
+}
+
 // ForwardBlocker is another table's base chain on the forward hook that
-// drops what its rules do not accept, none of whose rules, nor those of
-// the chains they jump to, accepts one of berth's bridges' traffic.
+// drops what its rules do not accept, and the legs of berth's traffic
+// none of its rules, nor those of the chains they jump to, accepts.
 type ForwardBlocker struct {
 	Family, Table, Chain string
 	// Why: "policy drop", or the unconditional drop or reject its last
 	// rule is.
 	Why string
+	// Dropped are the bridges whose traffic it drops: "berth0 (out, in)"
+	// (out: from the containers, to the outside; in: to them, to their
+	// published ports), in bridges' order.
+	Dropped []string
+	// Bridges are their names.
+	Bridges []string
 }
 
 func (b ForwardBlocker) String() string {
 	return fmt.Sprintf("table %s %s, chain %s (%s)", b.Family, b.Table, b.Chain, b.Why)
 }
 
+// leg is one bridge's traffic in one direction through the forward hook:
+// out of the bridge (its input interface), or into it (its output one).
+type leg struct {
+	bridge string
+	out    bool
+}
+
 // ForwardBlockers lists the forward chains of other tables, in the
 // network namespace at netnsPath ("" is the caller's), that would drop
 // traffic through bridges. Tables whose name starts with "berth" are
-// berth's own (the daemon's and berth-cni's) and are skipped. A chain
-// with a rule that accepts (or jumps for) one of bridges by input or
-// output interface name (exactly, by a prefix such as iptables' "br+",
-// or in a set), directly or in a chain it jumps to, is taken as the
-// administrator's answer and left out. Rules of iptables-legacy are not
-// in nftables and are not seen.
-func ForwardBlockers(netnsPath string, bridges []string) ([]ForwardBlocker, error) {
+// berth's own (the daemon's and berth-cni's) and are skipped. A leg of a
+// bridge's traffic is accepted when a rule of the chain, or of a chain
+// it jumps to for that traffic, matches the bridge as that leg's
+// interface (input for the traffic out of it, output for the traffic
+// into it; by name, by a prefix such as iptables' "br+", or in a set or
+// verdict map) and accepts, or jumps or goes to a chain of its own for
+// it; a match of all names but some (iifname != "eth0") names it too.
+// Other matches are taken as met; a rule that accepts without naming the
+// bridge's interface (by subnet, by conntrack state) does not count. Rules of
+// iptables-legacy are not in nftables and are not seen.
+func ForwardBlockers(netnsPath string, bridges []ForwardBridge) ([]ForwardBlocker, error) {
 	conn, done, err := dial(netnsPath)
 	if err != nil {
 		return nil, err
@@ -72,11 +97,26 @@ func ForwardBlockers(netnsPath string, bridges []string) ([]ForwardBlocker, erro
 		if why == "" {
 			continue
 		}
-		seen := map[string]bool{ch.Name: true}
-		if namesBridge(conn, ch.Table, rules, bridges, seen) {
-			continue
+		a := &chainReader{conn: conn, table: ch.Table, rules: map[string][]*nftlib.Rule{ch.Name: rules}}
+		b := ForwardBlocker{Family: family, Table: ch.Table.Name, Chain: ch.Name, Why: why}
+		for _, br := range bridges {
+			if family == "ip" && !br.IPv4 || family == "ip6" && !br.IPv6 {
+				continue
+			}
+			var dirs []string
+			for _, l := range []leg{{br.Name, true}, {br.Name, false}} {
+				if !a.accepts(ch.Name, l, map[string]bool{ch.Name: true}) {
+					dirs = append(dirs, map[bool]string{true: "out", false: "in"}[l.out])
+				}
+			}
+			if dirs != nil {
+				b.Dropped = append(b.Dropped, br.Name+" ("+strings.Join(dirs, ", ")+")")
+				b.Bridges = append(b.Bridges, br.Name)
+			}
 		}
-		out = append(out, ForwardBlocker{Family: family, Table: ch.Table.Name, Chain: ch.Name, Why: why})
+		if b.Dropped != nil {
+			out = append(out, b)
+		}
 	}
 	return out, nil
 }
@@ -123,48 +163,104 @@ func unconditionalDrop(r *nftlib.Rule) string {
 	return verdict
 }
 
-// namesBridge reports whether a rule of rules, or of a chain of t they
-// jump or go to (seen holds those already looked at), lets one of
-// bridges' traffic through: it matches the input or output interface's
-// name with one of them (an equality, or a set or verdict map that holds
-// it) and accepts, or jumps or goes to a chain for it. A rule that drops
-// a bridge's traffic, or matches everything but it, is no answer.
-func namesBridge(conn *nftlib.Conn, t *nftlib.Table, rules []*nftlib.Rule, bridges []string, seen map[string]bool) bool {
-	for _, r := range rules {
-		ifnameReg := map[uint32]bool{}
-		names := false
+// chainReader reads a table's chains and sets once each, for the legs
+// of every bridge.
+type chainReader struct {
+	conn  *nftlib.Conn
+	table *nftlib.Table
+	rules map[string][]*nftlib.Rule
+	sets  map[string][]nftlib.SetElement
+}
+
+func (a *chainReader) chain(name string) []*nftlib.Rule {
+	if r, ok := a.rules[name]; ok {
+		return r
+	}
+	r, _ := a.conn.GetRules(a.table, &nftlib.Chain{Name: name, Table: a.table})
+	a.rules[name] = r
+	return r
+}
+
+func (a *chainReader) set(name string) []nftlib.SetElement {
+	if a.sets == nil {
+		a.sets = map[string][]nftlib.SetElement{}
+	}
+	if els, ok := a.sets[name]; ok {
+		return els
+	}
+	var els []nftlib.SetElement
+	if set, err := a.conn.GetSetByName(a.table, name); err == nil {
+		els, _ = a.conn.GetSetElements(set)
+	}
+	a.sets[name] = els
+	return els
+}
+
+// accepts reports whether chain lets l through: a rule that applies to
+// l, names l's bridge as l's interface and accepts, or jumps or goes to
+// a chain for it; or a rule that applies to l and jumps or goes to a
+// chain (seen holds those already looked at) that lets l through.
+func (a *chainReader) accepts(chain string, l leg, seen map[string]bool) bool {
+	for _, r := range a.chain(chain) {
+		applies, names := true, false
+		side := map[uint32]bool{} // register → holds l's own interface
+		loaded := map[uint32]bool{}
 		for _, e := range r.Exprs {
+			if !applies {
+				break
+			}
 			switch e := e.(type) {
 			case *expr.Meta:
 				if !e.SourceRegister && (e.Key == expr.MetaKeyIIFNAME || e.Key == expr.MetaKeyOIFNAME) {
-					ifnameReg[e.Register] = true
+					loaded[e.Register] = true
+					side[e.Register] = (e.Key == expr.MetaKeyIIFNAME) == l.out
 				}
 			case *expr.Cmp:
-				if ifnameReg[e.Register] && e.Op == expr.CmpOpEq && matchesAny(e.Data, bridges) {
-					names = true
+				if !loaded[e.Register] {
+					continue // another match: taken as met
 				}
+				match := matchesAny(e.Data, []string{l.bridge})
+				if !side[e.Register] {
+					// The other side's name: some other interface (the
+					// way out, for traffic out of the bridge), so not the
+					// bridge itself; anything else is taken as met.
+					if e.Op == expr.CmpOpEq && match {
+						applies = false
+					}
+					continue
+				}
+				switch e.Op {
+				case expr.CmpOpEq:
+					applies = match
+				case expr.CmpOpNeq: // iifname != "eth0": the bridge too
+					applies = !match
+				default:
+					continue
+				}
+				names = applies
 			case *expr.Lookup:
-				if !ifnameReg[e.SourceRegister] || e.Invert {
+				if !loaded[e.SourceRegister] || !side[e.SourceRegister] {
 					continue
 				}
-				set, err := conn.GetSetByName(t, e.SetName)
-				if err != nil {
-					continue
-				}
-				elems, err := conn.GetSetElements(set)
-				if err != nil {
-					continue
-				}
-				for _, el := range elems {
-					if !matchesAny(el.Key, bridges) {
-						continue
-					}
-					if !e.IsDestRegSet {
-						names = true
-					} else if lets, ok := elementLets(el); ok && lets {
-						return true // iifname vmap { "berth0" : accept }
+				var verdict *bool
+				in := false
+				for _, el := range a.set(e.SetName) {
+					if matchesAny(el.Key, []string{l.bridge}) {
+						in = true
+						if lets, ok := elementLets(el); ok && e.IsDestRegSet {
+							verdict = &lets
+						}
 					}
 				}
+				if e.IsDestRegSet { // a verdict map: its element decides
+					if verdict != nil && *verdict {
+						return true
+					}
+					applies = false
+					continue
+				}
+				applies = in != e.Invert
+				names = applies
 			case *expr.Verdict:
 				switch e.Kind {
 				case expr.VerdictAccept:
@@ -177,8 +273,7 @@ func namesBridge(conn *nftlib.Conn, t *nftlib.Table, rules []*nftlib.Rule, bridg
 					}
 					if !seen[e.Chain] {
 						seen[e.Chain] = true
-						sub, err := conn.GetRules(t, &nftlib.Chain{Name: e.Chain, Table: t})
-						if err == nil && namesBridge(conn, t, sub, bridges, seen) {
+						if a.accepts(e.Chain, l, seen) {
 							return true
 						}
 					}

@@ -3,6 +3,7 @@ package nftables
 import (
 	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/berth-net/berth/internal/firewall"
@@ -12,11 +13,14 @@ import (
 // TestForwardBlockers: the forward chains of other tables that would drop
 // what berth forwards are found — iptables' FORWARD with policy DROP (as
 // Docker and ufw leave it), an nft chain that ends in a reject (as
-// firewalld's does, or iptables' -j REJECT) — and left out once a rule
-// of theirs, or of a chain they jump to, accepts one of berth's bridges
-// (by name, prefix, set or verdict map); a rule that drops a bridge, or
-// accepts all but it, is no answer; berth's own table, chains that
-// accept, and chains on other hooks never count.
+// firewalld's does, or iptables' -j REJECT) — with each bridge's legs
+// (out of it, into it) that no rule accepts: a rule counts when it
+// matches the bridge as that leg's interface (by name, prefix, set or
+// verdict map) and accepts or jumps for it, or when a chain it jumps to
+// for that traffic does; a rule that drops a bridge, accepts all but it,
+// or can only match other interfaces is no answer. ip6 tables concern
+// the bridges with IPv6 only; berth's own table, chains that accept, and
+// chains on other hooks never count.
 func TestForwardBlockers(t *testing.T) {
 	fw, ns := newTestFirewall(t)
 	if _, err := exec.LookPath("iptables"); err != nil {
@@ -25,8 +29,8 @@ func TestForwardBlockers(t *testing.T) {
 	if err := fw.Rebuild(t.Context(), []firewall.Network{defaultBridge}); err != nil {
 		t.Fatal(err)
 	}
-	bridges := []string{"berth0", "br-0123456789ab"}
-	blockers := func(step string) []string {
+	bridges := []ForwardBridge{{Name: "berth0", IPv4: true, IPv6: true}, {Name: "br-0123456789ab", IPv4: true}}
+	want := func(step string, w ...string) {
 		t.Helper()
 		got, err := ForwardBlockers(ns, bridges)
 		if err != nil {
@@ -34,17 +38,14 @@ func TestForwardBlockers(t *testing.T) {
 		}
 		var s []string
 		for _, b := range got {
-			s = append(s, b.String())
+			s = append(s, b.String()+": "+strings.Join(b.Dropped, ", "))
 		}
 		slices.Sort(s)
-		return s
-	}
-	want := func(step string, w ...string) {
-		t.Helper()
-		if got := blockers(step); !slices.Equal(got, w) {
-			t.Errorf("%s: blockers %q, want %q", step, got, w)
+		if !slices.Equal(s, w) {
+			t.Errorf("%s: blockers\n%q\nwant\n%q", step, s, w)
 		}
 	}
+	const filter = "table ip filter, chain FORWARD (policy drop): "
 	want("berth's table alone")
 	run(t, ns, "iptables", "-A", "FORWARD", "-j", "ACCEPT")
 	run(t, ns, "nft", "add table inet other; add chain inet other in { type filter hook input priority 0; policy drop; }")
@@ -52,34 +53,51 @@ func TestForwardBlockers(t *testing.T) {
 
 	run(t, ns, "iptables", "-F", "FORWARD")
 	run(t, ns, "iptables", "-A", "FORWARD", "-j", "REJECT")
-	want("iptables -A FORWARD -j REJECT (an xtables target)", "table ip filter, chain FORWARD (its last rule rejects everything)")
+	want("iptables -A FORWARD -j REJECT (an xtables target)",
+		"table ip filter, chain FORWARD (its last rule rejects everything): berth0 (out, in), br-0123456789ab (out, in)")
 	run(t, ns, "iptables", "-F", "FORWARD")
 	run(t, ns, "iptables", "-P", "FORWARD", "DROP")
-	want("iptables -P FORWARD DROP", "table ip filter, chain FORWARD (policy drop)")
+	want("iptables -P FORWARD DROP", filter+"berth0 (out, in), br-0123456789ab (out, in)")
+	run(t, ns, "iptables", "-A", "FORWARD", "-o", "berth0", "-j", "ACCEPT")
+	want("-o berth0 only", filter+"berth0 (out), br-0123456789ab (out, in)")
 	run(t, ns, "iptables", "-N", "DOCKER-USER")
 	run(t, ns, "iptables", "-A", "FORWARD", "-j", "DOCKER-USER")
 	run(t, ns, "iptables", "-A", "DOCKER-USER", "-i", "eth7", "-j", "ACCEPT")
-	want("a rule for another interface", "table ip filter, chain FORWARD (policy drop)")
 	run(t, ns, "iptables", "-A", "DOCKER-USER", "-i", "berth0", "-j", "DROP")
-	run(t, ns, "iptables", "-A", "DOCKER-USER", "!", "-o", "berth0", "-j", "ACCEPT")
-	want("berth0 dropped, everything but berth0 accepted", "table ip filter, chain FORWARD (policy drop)")
-	run(t, ns, "iptables", "-A", "DOCKER-USER", "-o", "br+", "-j", "ACCEPT")
-	want("iptables -o br+ in a chain FORWARD jumps to")
+	run(t, ns, "iptables", "-A", "DOCKER-USER", "!", "-i", "berth0", "-o", "br-0123456789ab", "-j", "ACCEPT")
+	want("another interface, berth0 dropped, all but berth0 into br-…", filter+"berth0 (out), br-0123456789ab (out)")
+	run(t, ns, "iptables", "-N", "MINE")
+	run(t, ns, "iptables", "-A", "MINE", "-i", "berth0", "-j", "ACCEPT")
+	run(t, ns, "iptables", "-A", "FORWARD", "-i", "nonexistent", "-j", "MINE")
+	want("a jump that cannot match berth0's traffic out", filter+"berth0 (out), br-0123456789ab (out)")
+	run(t, ns, "iptables", "-I", "FORWARD", "-i", "br+", "-j", "ACCEPT")
+	run(t, ns, "iptables", "-I", "FORWARD", "-j", "MINE")
+	want("-i br+, and a jump for everything to a chain with -i berth0")
 
 	run(t, ns, "nft", "add table inet zonefw; add chain inet zonefw f { type filter hook forward priority 10; policy accept; }; add chain inet zonefw zones; add rule inet zonefw f jump zones; add rule inet zonefw f counter reject with icmpx admin-prohibited")
 	run(t, ns, "ip6tables", "-P", "FORWARD", "DROP")
-	want("a final reject; ip6tables -P FORWARD DROP",
-		"table inet zonefw, chain f (its last rule rejects everything)", "table ip6 filter, chain FORWARD (policy drop)")
+	want("a final reject; ip6tables -P FORWARD DROP (berth0 alone has IPv6)",
+		"table inet zonefw, chain f (its last rule rejects everything): berth0 (out, in), br-0123456789ab (out, in)",
+		"table ip6 filter, chain FORWARD (policy drop): berth0 (out, in)")
 	run(t, ns, "nft", `add rule inet zonefw zones iifname { "berth0", "br-0123456789ab" } accept`)
+	run(t, ns, "nft", `add rule inet zonefw zones oifname { "berth0", "eth0" } accept`)
 	run(t, ns, "ip6tables", "-I", "FORWARD", "-i", "berth0", "-j", "ACCEPT")
-	want("berth0 in an anonymous set; ip6tables -i berth0")
+	run(t, ns, "ip6tables", "-I", "FORWARD", "-o", "berth0", "-j", "ACCEPT")
+	want("anonymous sets; ip6tables for berth0",
+		"table inet zonefw, chain f (its last rule rejects everything): br-0123456789ab (in)")
+	run(t, ns, "nft", `add rule inet zonefw zones oifname != { "eth0" } accept`)
+	want("oifname not in { eth0 } accept")
+
 	run(t, ns, "nft", "add table ip tailfw; add chain ip tailfw f { type filter hook forward priority 20; }; add rule ip tailfw f drop")
-	want("a final drop", "table ip tailfw, chain f (its last rule drops everything)")
+	want("a final drop", "table ip tailfw, chain f (its last rule drops everything): berth0 (out, in), br-0123456789ab (out, in)")
 	run(t, ns, "nft", `insert rule ip tailfw f iifname vmap { "berth0" : drop }`)
-	want("berth0 dropped in a verdict map", "table ip tailfw, chain f (its last rule drops everything)")
-	run(t, ns, "nft", `insert rule ip tailfw f iifname vmap { "eth9" : drop, "berth0" : accept }`)
-	want("berth0 accepted in a verdict map")
+	run(t, ns, "nft", `insert rule ip tailfw f oifname vmap { "eth9" : drop, "berth0" : accept }`)
+	want("berth0 dropped out, accepted in, in verdict maps", "table ip tailfw, chain f (its last rule drops everything): berth0 (out), br-0123456789ab (out, in)")
 	run(t, ns, "nft", "flush chain ip tailfw f; add rule ip tailfw f drop")
 	run(t, ns, "nft", `insert rule ip tailfw f iifname "br-*" accept`)
-	want("nft's br-* prefix")
+	run(t, ns, "nft", `insert rule ip tailfw f oifname "br-*" accept`)
+	run(t, ns, "nft", `add chain ip tailfw mine`)
+	run(t, ns, "nft", `insert rule ip tailfw f iifname "berth0" goto mine`)
+	run(t, ns, "nft", `insert rule ip tailfw f oifname "berth0" goto mine`)
+	want("nft's br-* prefix; a goto for berth0's own traffic")
 }
