@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/berth-net/berth/internal/ipam"
+	"github.com/berth-net/berth/internal/store"
 )
 
 func (r *rig) defaultBridge(t *testing.T) *Network {
@@ -235,5 +238,28 @@ func TestDefaultBridgeNarrowedByPools(t *testing.T) {
 	}
 	if spec := r.drv.bridges["berth0"]; spec.Gateway != mustPrefix("172.17.0.1/24") || spec.StaleGateway != mustPrefix("172.17.0.1/16") {
 		t.Errorf("bridge spec %+v: want 172.17.0.1/24, the /16 taken off", spec)
+	}
+}
+
+// TestDefaultBridgeAfterAWipedDataRoot: a data-root wiped while the host
+// kept its old default bridge (tagged for a network no record knows): the
+// old device goes before the subnet is chosen, so the new bridge gets
+// 172.17.0.0/16 again rather than being pushed off it by the old one's
+// route (dockerd reuses docker0's address). An orphan with a port that
+// is not berth's is an administrator's bridge, and stays.
+func TestDefaultBridgeAfterAWipedDataRoot(t *testing.T) {
+	r := newRig(t)
+	r.c.Close()
+	r.c = nil
+	r.st = store.NewMemory() // the wiped data-root; the "kernel" keeps berth0
+	r.drv.bridges["br-admin"] = BridgeSpec{Name: "br-admin", Gateway: mustPrefix("10.50.0.1/24")}
+	r.drv.owners["br-admin"] = "network:" + strings.Repeat("ad", 32)
+	r.drv.foreignPorts = map[string]int{"br-admin": 1}
+	r.restart(t)
+	if n := r.defaultBridge(t); n.IPv4.Subnet != mustPrefix("172.17.0.0/16") {
+		t.Errorf("the default bridge after a wiped data-root: %v, want 172.17.0.0/16 again", n.IPv4.Subnet)
+	}
+	if !slices.Contains(r.drv.deleted, "berth0") || slices.Contains(r.drv.deleted, "br-admin") {
+		t.Errorf("deleted %v: want the old berth0, not the administrator's br-admin", r.drv.deleted)
 	}
 }

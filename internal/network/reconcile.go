@@ -22,6 +22,16 @@ func (c *Controller) Start(ctx context.Context) error {
 	if err := c.load(); err != nil {
 		return err
 	}
+	// Bridges no record knows go first: a data-root wiped under a
+	// running host leaves its old default bridge, whose route would push
+	// the new one off its subnet (dockerd reuses docker0's address).
+	var errs []error
+	if err := c.removeStrayBridges(); err != nil {
+		if se := (*SettingsError)(nil); errors.As(err, &se) {
+			return err
+		}
+		errs = append(errs, err)
+	}
 	c.mu.Lock()
 	err := c.ensurePredefinedLocked()
 	if err == nil {
@@ -31,11 +41,13 @@ func (c *Controller) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := c.removeRenamedBridges(); err != nil {
-		return err
+	if err := c.removeStrayBridges(); err != nil {
+		if se := (*SettingsError)(nil); errors.As(err, &se) {
+			return err
+		}
+		errs = append(errs, err)
 	}
 	c.reholdPorts()
-	var errs []error
 	errs = append(errs, c.finishRemovals(ctx)...)
 	errs = append(errs, c.ensureBridges()...)
 	if err := c.rebuildFirewall(ctx); err != nil {
@@ -163,14 +175,17 @@ func (c *Controller) ensureBridges() []error {
 	return errs
 }
 
-// removeRenamedBridges deletes a bridge device of a network that has
-// another name now (the default bridge's --bridge-name changed), before
-// the bridges are made: its address and subnet route are the network's
-// too. It finds them by their owner tag, so a crash in between leaves
-// nothing for good. A device with ports that are not berth's was an
-// administrator's bridge berth adopted: it stays, and the start stops,
-// as berth will not take it apart.
-func (c *Controller) removeRenamedBridges() error {
+// removeStrayBridges deletes the bridge devices berth tagged that are
+// not a recorded network's bridge by that name: a network's old device
+// (the default bridge's --bridge-name changed), and those of networks no
+// record knows (orphans: a data-root wiped, a crash in a removal). It
+// finds them by their owner tag, so a crash in between leaves nothing
+// for good, and runs before the bridges are made, whose addresses and
+// routes they would hold. A device with ports that are not berth's was
+// an administrator's bridge berth adopted, and is not taken apart: an
+// orphan stays, with a warning; the old device of a rename stops the
+// start.
+func (c *Controller) removeStrayBridges() error {
 	links, err := c.cfg.Driver.OwnedLinks()
 	if err != nil {
 		return fmt.Errorf("list berth's links: %w", err)
@@ -183,22 +198,29 @@ func (c *Controller) removeRenamedBridges() error {
 		}
 	}
 	c.mu.RUnlock()
+	var errs []error
 	for _, l := range links {
 		kind, id := ownerID(l.Owner)
 		name, known := names[id]
-		if kind != "network" || !known || name == l.Name {
+		switch {
+		case kind != "network" || known && name == l.Name:
 			continue
-		}
-		if l.ForeignPorts > 0 {
+		case !known && l.ForeignPorts > 0:
+			c.log.Warn("a bridge berth tagged for a network it has no record of has ports that are not berth's: left as it is", "bridge", l.Name, "ports", l.ForeignPorts)
+			continue
+		case l.ForeignPorts > 0:
 			return settingsError("the bridge %s of network %s is %s now, and the old device has %d ports that are not berth's: berth will not delete it; take them off it, or give --bridge-name %s again",
-				l.Name, id[:12], name, l.ForeignPorts, l.Name)
+				l.Name, id[:min(12, len(id))], name, l.ForeignPorts, l.Name)
+		case known:
+			c.log.Info("deleting the old device of a renamed bridge", "old", l.Name, "new", name)
+		default:
+			c.log.Info("removing orphaned bridge", "link", l.Name)
 		}
-		c.log.Info("deleting the old device of a renamed bridge", "old", l.Name, "new", name)
 		if err := c.cfg.Driver.DeleteBridge(l.Name); err != nil {
-			return fmt.Errorf("delete the old device %q of bridge %q: %w", l.Name, name, err)
+			errs = append(errs, fmt.Errorf("delete bridge %q: %w", l.Name, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // rebuildFirewall replaces berth's table with the rules of every bridge
@@ -427,7 +449,7 @@ func (c *Controller) removeOrphans() []error {
 			if err := c.cfg.Driver.Leave("", EndpointSpec{HostIfName: l.Name}); err != nil {
 				errs = append(errs, err)
 			}
-		case kind == "network" && !knownNet[id]:
+		case kind == "network" && !knownNet[id] && l.ForeignPorts == 0: // see removeStrayBridges
 			c.log.Info("removing orphaned bridge", "link", l.Name)
 			if err := c.cfg.Driver.DeleteBridge(l.Name); err != nil {
 				errs = append(errs, err)
