@@ -78,6 +78,9 @@ type OwnedLink struct {
 type Driver interface {
 	EnsureBridge(spec BridgeSpec, owner string) error
 	DeleteBridge(name string) error
+	// ReleaseBridge takes berth's tag off a bridge it adopted, leaving
+	// the device as it is.
+	ReleaseBridge(name string) error
 	// Join creates the veth pair with its peer already inside the sandbox at
 	// sandboxPath, attaches the host end to the bridge and configures the peer.
 	Join(sandboxPath string, spec EndpointSpec) error

@@ -217,6 +217,15 @@ func TestDefaultBridgeRenamed(t *testing.T) {
 	if r.drv.deleted != nil {
 		t.Errorf("deleted %v, a bridge with a port that is not berth's", r.drv.deleted)
 	}
+	// What the error says to do works: the record still names docker0.
+	r.c = nil
+	r.tweak = func(c *Config) { c.DefaultBridgeName = "docker0" }
+	r.restart(t)
+	if n := r.defaultBridge(t); n.Bridge.Name != "docker0" {
+		t.Errorf("with --bridge-name docker0 given again: %+v", n.Bridge)
+	}
+	r.tweak = nil
+	r.c.Close()
 	r.c = nil
 	r.drv.foreignPorts = nil
 	r.restart(t)
@@ -259,7 +268,20 @@ func TestDefaultBridgeAfterAWipedDataRoot(t *testing.T) {
 	if n := r.defaultBridge(t); n.IPv4.Subnet != mustPrefix("172.17.0.0/16") {
 		t.Errorf("the default bridge after a wiped data-root: %v, want 172.17.0.0/16 again", n.IPv4.Subnet)
 	}
-	if !slices.Contains(r.drv.deleted, "berth0") || slices.Contains(r.drv.deleted, "br-admin") {
-		t.Errorf("deleted %v: want the old berth0, not the administrator's br-admin", r.drv.deleted)
+	if !slices.Contains(r.drv.deleted, "berth0") || slices.Contains(r.drv.deleted, "br-admin") || !slices.Equal(r.drv.releasedBridges, []string{"br-admin"}) {
+		t.Errorf("deleted %v, released %v: want the old berth0 deleted, the administrator's br-admin let go of", r.drv.deleted, r.drv.releasedBridges)
+	}
+
+	// The administrator's bridge was the default one (--bridge-name
+	// br-admin): let go of, then adopted again by the new record.
+	r.c.Close()
+	r.c = nil
+	r.st = store.NewMemory()
+	r.drv.owners["br-admin"] = "network:" + strings.Repeat("ad", 32)
+	r.tweak = func(c *Config) { c.DefaultBridgeName = "br-admin" }
+	r.restart(t)
+	n := r.defaultBridge(t)
+	if r.drv.owners["br-admin"] != bridgeOwner(n.ID) {
+		t.Errorf("br-admin after a wiped data-root is tagged %q, want the new default bridge's %q", r.drv.owners["br-admin"], bridgeOwner(n.ID))
 	}
 }

@@ -28,6 +28,8 @@ type fakeDriver struct {
 	adopted    []string // host ends Adopt found
 	gateways   []string // SetGateway calls: "eth1 via 172.17.0.1"
 	deleted    []string // bridges DeleteBridge deleted
+	// releasedBridges are bridges ReleaseBridge untagged.
+	releasedBridges []string
 	// foreignPorts are links not berth's on a bridge, by its name.
 	foreignPorts map[string]int
 }
@@ -44,6 +46,14 @@ func (d *fakeDriver) EnsureBridge(spec BridgeSpec, owner string) error {
 	}
 	d.bridges[spec.Name] = spec
 	d.owners[spec.Name] = owner
+	return nil
+}
+
+func (d *fakeDriver) ReleaseBridge(name string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.owners, name)
+	d.releasedBridges = append(d.releasedBridges, name)
 	return nil
 }
 

@@ -505,6 +505,9 @@ func (c *Controller) applyDefaultBridgeLocked() error {
 				return settingsError("--bridge-name %s: that is the bridge device of network %q", bc.Name, o.Name)
 			}
 		}
+		if err := c.checkLeavableLocked(n); err != nil {
+			return err
+		}
 		changes = append(changes, "bridge name "+n.Bridge.Name+" → "+bc.Name)
 	}
 	if bc.MTU != n.Bridge.MTU {
@@ -587,6 +590,25 @@ func (c *Controller) applyDefaultBridgeLocked() error {
 	}
 	c.publishNetworksLocked()
 	c.log.Info("default bridge changed to the daemon's settings", "changes", strings.Join(changes, "; "))
+	return nil
+}
+
+// checkLeavableLocked refuses to rename n's bridge away from a device
+// with ports that are not berth's (an administrator's bridge berth
+// adopted under --bridge-name): removeStrayBridges would not delete it,
+// and n's record must keep naming it, so that giving that name again is
+// the way back.
+func (c *Controller) checkLeavableLocked(n *Network) error {
+	links, err := c.cfg.Driver.OwnedLinks()
+	if err != nil {
+		return fmt.Errorf("list berth's links: %w", err)
+	}
+	for _, l := range links {
+		if l.Name == n.Bridge.Name && l.Owner == bridgeOwner(n.ID) && l.ForeignPorts > 0 {
+			return settingsError("the default bridge is the device %s, which has %d ports that are not berth's: berth will not delete it for another name; take them off it, or keep --bridge-name %s",
+				l.Name, l.ForeignPorts, l.Name)
+		}
+	}
 	return nil
 }
 

@@ -183,8 +183,9 @@ func (c *Controller) ensureBridges() []error {
 // for good, and runs before the bridges are made, whose addresses and
 // routes they would hold. A device with ports that are not berth's was
 // an administrator's bridge berth adopted, and is not taken apart: an
-// orphan stays, with a warning; the old device of a rename stops the
-// start.
+// orphan is let go of (untagged, left as it is), and the old device of a
+// rename stops the start (applyDefaultBridgeLocked refuses such a rename
+// before recording it; this catches one recorded by an older berth).
 func (c *Controller) removeStrayBridges() error {
 	links, err := c.cfg.Driver.OwnedLinks()
 	if err != nil {
@@ -206,7 +207,12 @@ func (c *Controller) removeStrayBridges() error {
 		case kind != "network" || known && name == l.Name:
 			continue
 		case !known && l.ForeignPorts > 0:
-			c.log.Warn("a bridge berth tagged for a network it has no record of has ports that are not berth's: left as it is", "bridge", l.Name, "ports", l.ForeignPorts)
+			// An administrator's bridge berth adopted: let go of it, so
+			// that a network that wants it by name adopts it again.
+			c.log.Warn("a bridge berth tagged for a network it has no record of has ports that are not berth's: berth lets go of it and leaves it as it is", "bridge", l.Name, "ports", l.ForeignPorts)
+			if err := c.cfg.Driver.ReleaseBridge(l.Name); err != nil {
+				errs = append(errs, err)
+			}
 			continue
 		case l.ForeignPorts > 0:
 			return settingsError("the bridge %s of network %s is %s now, and the old device has %d ports that are not berth's: berth will not delete it; take them off it, or give --bridge-name %s again",

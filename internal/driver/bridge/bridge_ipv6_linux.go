@@ -128,7 +128,7 @@ func (d *Driver) ensureGatewayAddr6(br netlink.Link, gw, stale netip.Prefix) err
 			// default bridge's --fixed-cidr-v6 changed, or --ipv6 was
 			// dropped). Only that one: other addresses of a bridge berth
 			// adopted are the administrator's.
-			d.ownAddrDels.mark(br.Attrs().Index)
+			d.ownChanges.mark(br.Attrs().Index)
 			if err := d.h.AddrDel(br, &a); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
 				return fmt.Errorf("remove old IPv6 gateway %s of bridge %q: %w", p, br.Attrs().Name, err)
 			}

@@ -210,7 +210,7 @@ func (d *Driver) ensureGatewayAddr(br netlink.Link, gw, stale netip.Prefix) erro
 		case p == gw:
 			have = true
 		case stale.IsValid() && p == stale:
-			d.ownAddrDels.mark(br.Attrs().Index)
+			d.ownChanges.mark(br.Attrs().Index)
 			if err := d.h.AddrDel(br, &a); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
 				return fmt.Errorf("remove old gateway %s of bridge %q: %w", p, br.Attrs().Name, err)
 			}
@@ -257,24 +257,36 @@ func (d *Driver) DeleteBridge(name string) error {
 		}
 	}
 	d.bridges.forget(name)
-	// Untagged first, so that the link watcher does not take berth's own
-	// delete (and the kernel's setting it down) for damage to mend: the
-	// default bridge's old device after a rename belongs to a network
-	// that is still recorded. Tagged again if the delete fails, so that a
-	// start still finds it.
-	alias := l.Attrs().Alias
-	if alias != "" {
-		if err := d.h.LinkSetAlias(l, ""); err != nil && !isNotFound(err) {
-			return fmt.Errorf("untag bridge %q before deleting it: %w", name, err)
-		}
-	}
+	// Marked, so that the link watcher does not take berth's own delete
+	// (and the kernel's setting it down) for damage to mend: the default
+	// bridge's old device after a rename belongs to a network that is
+	// still recorded. It stays tagged until it is gone, so a crash in
+	// between leaves it for the next start to find.
+	d.ownChanges.mark(l.Attrs().Index)
 	if err := d.h.LinkDel(l); err != nil && !isNotFound(err) {
-		if alias != "" {
-			_ = d.h.LinkSetAlias(l, alias)
-		}
 		return fmt.Errorf("delete bridge %q: %w", name, err)
 	}
 	d.log.Info("deleted bridge", "bridge", name)
+	return nil
+}
+
+// ReleaseBridge lets go of a bridge berth adopted and has no network
+// for any more: it takes berth's tag off, and leaves the device, its
+// ports and its addresses as they are (they are the administrator's).
+// A bridge that is missing, or not berth's, is left alone.
+func (d *Driver) ReleaseBridge(name string) error {
+	l, err := linkIfExists(d.h, name)
+	if err != nil || l == nil {
+		return err
+	}
+	if _, ok := ownerFromAlias(l.Attrs().Alias); !ok {
+		return nil
+	}
+	d.bridges.forget(name)
+	if err := d.h.LinkSetAlias(l, ""); err != nil && !isNotFound(err) {
+		return fmt.Errorf("untag bridge %q: %w", name, err)
+	}
+	d.log.Info("released a bridge berth had adopted", "bridge", name)
 	return nil
 }
 

@@ -45,33 +45,35 @@ type Driver struct {
 	hostNetns string
 	// groups mark the host veths this driver made (Groups).
 	groups Groups
-	// ownAddrDels are bridges (by ifindex) the driver is taking an old
-	// gateway off, until when: the link watcher does not take that for
-	// damage.
-	ownAddrDels ownAddrDels
+	// ownChanges are bridges (by ifindex) the driver itself is deleting
+	// or taking an old gateway off, until when: the link watcher does not
+	// take that for damage.
+	ownChanges ownChanges
 }
 
-// ownAddrDels remembers the bridges whose address berth itself removes.
-type ownAddrDels struct {
+// ownChanges remembers the bridges berth itself deletes or takes an
+// address off.
+type ownChanges struct {
 	mu sync.Mutex
 	m  map[int]time.Time
 }
 
-// ownAddrDelFor is how long a removal of berth's is told from damage: the
-// notification comes within the watcher's settle, long before this.
-const ownAddrDelFor = 10 * time.Second
+// ownChangeFor is how long a change of berth's is told from damage: its
+// notification comes within milliseconds; an administrator's change in
+// that window goes unseen until the next notification or start.
+const ownChangeFor = 2 * time.Second
 
-func (o *ownAddrDels) mark(index int) {
+func (o *ownChanges) mark(index int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.m == nil {
 		o.m = map[int]time.Time{}
 	}
-	o.m[index] = time.Now().Add(ownAddrDelFor)
+	o.m[index] = time.Now().Add(ownChangeFor)
 }
 
-// ours reports whether an address removal on index is berth's own.
-func (o *ownAddrDels) ours(index int) bool {
+// ours reports whether a change to link index is berth's own.
+func (o *ownChanges) ours(index int) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	until, ok := o.m[index]

@@ -222,6 +222,9 @@ func (w *LinkWatcher) damage(typ uint16, data []byte) (owner, what string, ok bo
 		if l.kind == "bridge" && deleted {
 			delete(w.masters, l.index)
 		}
+		if l.kind == "bridge" && w.d.ownChanges.ours(int(l.index)) {
+			return "", "", false // berth deleting it (DeleteBridge)
+		}
 		owner, ok := ownerFromAlias(l.alias)
 		if !ok {
 			if deleted && w.gone != nil {
@@ -238,7 +241,7 @@ func (w *LinkWatcher) damage(typ uint16, data []byte) (owner, what string, ok bo
 		return "", "", false
 	case unix.RTM_DELADDR:
 		index, scope, ok := parseAddrMessage(data)
-		if !ok || scope != unix.RT_SCOPE_UNIVERSE || w.d.ownAddrDels.ours(index) { // a link-local address is the kernel's; an old gateway berth's
+		if !ok || scope != unix.RT_SCOPE_UNIVERSE || w.d.ownChanges.ours(index) { // a link-local address is the kernel's; an old gateway berth's
 			return "", "", false
 		}
 		l, err := w.d.h.LinkByIndex(index)

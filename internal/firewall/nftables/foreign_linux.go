@@ -97,7 +97,11 @@ func ForwardBlockers(netnsPath string, bridges []ForwardBridge) ([]ForwardBlocke
 		if why == "" {
 			continue
 		}
-		a := &chainReader{conn: conn, table: ch.Table, rules: map[string][]*nftlib.Rule{ch.Name: rules}}
+		a := &chainReader{conn: conn, table: ch.Table, rules: map[string][]*nftlib.Rule{ch.Name: rules},
+			policyAccept: ch.Policy == nil || *ch.Policy == nftlib.ChainPolicyAccept}
+		for _, br := range bridges {
+			a.bridges = append(a.bridges, br.Name)
+		}
 		b := ForwardBlocker{Family: family, Table: ch.Table.Name, Chain: ch.Name, Why: why}
 		for _, br := range bridges {
 			if family == "ip" && !br.IPv4 || family == "ip6" && !br.IPv6 {
@@ -105,7 +109,7 @@ func ForwardBlockers(netnsPath string, bridges []ForwardBridge) ([]ForwardBlocke
 			}
 			var dirs []string
 			for _, l := range []leg{{br.Name, true}, {br.Name, false}} {
-				if !a.accepts(ch.Name, l, map[string]bool{ch.Name: true}) {
+				if a.verdict(ch.Name, l, map[string]bool{ch.Name: true}) != accepted {
 					dirs = append(dirs, map[bool]string{true: "out", false: "in"}[l.out])
 				}
 			}
@@ -166,10 +170,13 @@ func unconditionalDrop(r *nftlib.Rule) string {
 // chainReader reads a table's chains and sets once each, for the legs
 // of every bridge.
 type chainReader struct {
-	conn  *nftlib.Conn
-	table *nftlib.Table
-	rules map[string][]*nftlib.Rule
-	sets  map[string][]nftlib.SetElement
+	conn    *nftlib.Conn
+	table   *nftlib.Table
+	bridges []string // all of berth's
+	// policyAccept: the base chain's policy, where a goto that ends ends.
+	policyAccept bool
+	rules        map[string][]*nftlib.Rule
+	sets         map[string][]nftlib.SetElement
 }
 
 func (a *chainReader) chain(name string) []*nftlib.Rule {
@@ -196,92 +203,203 @@ func (a *chainReader) set(name string) []nftlib.SetElement {
 	return els
 }
 
-// accepts reports whether chain lets l through: a rule that applies to
-// l, names l's bridge as l's interface and accepts, or jumps or goes to
-// a chain for it; or a rule that applies to l and jumps or goes to a
-// chain (seen holds those already looked at) that lets l through.
-func (a *chainReader) accepts(chain string, l leg, seen map[string]bool) bool {
+// holdsOtherThanBridges reports whether set holds an interface name that
+// is not one of berth's bridges (one that could be the way out).
+func (a *chainReader) holdsOtherThanBridges(set string) bool {
+	for _, el := range a.set(set) {
+		if !matchesAny(el.Key, a.bridges) {
+			return true
+		}
+	}
+	return false
+}
+
+// regKind is what a rule has loaded into a register, for the matches
+// that compare it.
+type regKind uint8
+
+const (
+	regOther     regKind = iota // an address, a port, a mark: another match
+	regOwnName                  // the name of l's own interface
+	regOtherName                // the name of the interface on l's other side
+	regCtState                  // the conntrack state
+)
+
+// outcome is what a chain does with a leg's new connections.
+type outcome int
+
+const (
+	through  outcome = iota // no rule decided: back to the caller
+	accepted                // accepted
+	dropped                 // dropped or rejected
+)
+
+// verdict says what chain (seen holds the chains already looked at) does
+// with l, reading its rules in order as the kernel does, with what is not
+// an interface name taken as met:
+//   - an accept counts when the rule matches nothing else, or matches l's
+//     bridge as l's own interface (iifname "berth0" ip saddr … accept);
+//   - a jump or goto the rule makes for l is followed: what the chain
+//     jumped to accepts is accepted; what it drops is dropped when the
+//     jump matched nothing but l's own interface; a goto to a chain that
+//     does not decide ends at the base chain's policy;
+//   - a drop or reject that matches nothing but l's own interface ends
+//     the search: l is dropped (-i berth0 -j DROP before an accept), and
+//     such a return goes back to the caller;
+//   - a rule that matches the conntrack state (ESTABLISHED,RELATED: the
+//     replies) never counts: it does not let a new connection through.
+//
+// The other side's interface (the way out, for the traffic out of the
+// bridge) is unknown: a match on it is taken as met, unless it can only
+// be one of berth's bridges.
+func (a *chainReader) verdict(chain string, l leg, seen map[string]bool) outcome {
 	for _, r := range a.chain(chain) {
-		applies, names := true, false
-		side := map[uint32]bool{} // register → holds l's own interface
-		loaded := map[uint32]bool{}
+		applies := true
+		own, otherSide, constrained, ctState := false, false, false, false
+		regs := map[uint32]regKind{}
+		end := func() bool { return applies && !constrained && !ctState && !otherSide }
+	exprs:
 		for _, e := range r.Exprs {
 			if !applies {
 				break
 			}
 			switch e := e.(type) {
 			case *expr.Meta:
-				if !e.SourceRegister && (e.Key == expr.MetaKeyIIFNAME || e.Key == expr.MetaKeyOIFNAME) {
-					loaded[e.Register] = true
-					side[e.Register] = (e.Key == expr.MetaKeyIIFNAME) == l.out
+				switch {
+				case e.SourceRegister:
+				case e.Key == expr.MetaKeyIIFNAME || e.Key == expr.MetaKeyOIFNAME:
+					regs[e.Register] = regOtherName
+					if (e.Key == expr.MetaKeyIIFNAME) == l.out {
+						regs[e.Register] = regOwnName
+					}
+				default:
+					regs[e.Register] = regOther
 				}
+			case *expr.Payload:
+				if e.OperationType == expr.PayloadLoad {
+					regs[e.DestRegister] = regOther
+				}
+			case *expr.Ct:
+				if !e.SourceRegister {
+					regs[e.Register] = regOther
+					if e.Key == expr.CtKeySTATE {
+						regs[e.Register] = regCtState
+					}
+				}
+			case *expr.Bitwise:
+				regs[e.DestRegister] = regs[e.SourceRegister]
+			case *expr.Immediate:
+				regs[e.Register] = regOther
 			case *expr.Cmp:
-				if !loaded[e.Register] {
-					continue // another match: taken as met
-				}
 				match := matchesAny(e.Data, []string{l.bridge})
-				if !side[e.Register] {
-					// The other side's name: some other interface (the
-					// way out, for traffic out of the bridge), so not the
-					// bridge itself; anything else is taken as met.
-					if e.Op == expr.CmpOpEq && match {
+				switch regs[e.Register] {
+				case regOwnName:
+					switch e.Op {
+					case expr.CmpOpEq:
+						applies = match
+					case expr.CmpOpNeq: // iifname != "eth0": the bridge too
+						applies = !match
+					default:
+						constrained = true
+					}
+					own = true
+				case regOtherName:
+					// The other side is the way out (or in), never one
+					// of berth's bridges.
+					if e.Op == expr.CmpOpEq && matchesAny(e.Data, a.bridges) {
+						applies = false
+					}
+					otherSide = true
+				case regCtState:
+					ctState = true
+				default:
+					constrained = true
+				}
+			case *expr.Lookup:
+				switch regs[e.SourceRegister] {
+				case regOwnName:
+				case regOtherName:
+					otherSide = true
+					if !e.IsDestRegSet && !e.Invert && !a.holdsOtherThanBridges(e.SetName) {
 						applies = false
 					}
 					continue
-				}
-				switch e.Op {
-				case expr.CmpOpEq:
-					applies = match
-				case expr.CmpOpNeq: // iifname != "eth0": the bridge too
-					applies = !match
+				case regCtState:
+					ctState = true
+					continue
 				default:
+					constrained = true
 					continue
 				}
-				names = applies
-			case *expr.Lookup:
-				if !loaded[e.SourceRegister] || !side[e.SourceRegister] {
-					continue
-				}
-				var verdict *bool
-				in := false
+				own = true
+				in, lets, decided := false, false, false
 				for _, el := range a.set(e.SetName) {
 					if matchesAny(el.Key, []string{l.bridge}) {
 						in = true
-						if lets, ok := elementLets(el); ok && e.IsDestRegSet {
-							verdict = &lets
-						}
+						lets, decided = elementLets(el)
 					}
 				}
-				if e.IsDestRegSet { // a verdict map: its element decides
-					if verdict != nil && *verdict {
-						return true
-					}
-					applies = false
+				if !e.IsDestRegSet {
+					applies = in != e.Invert
 					continue
 				}
-				applies = in != e.Invert
-				names = applies
+				// A verdict map: the bridge's element decides.
+				if in && decided && !constrained && !ctState {
+					if lets {
+						return accepted
+					}
+					return dropped
+				}
+				break exprs
+			case *expr.Match:
+				if e.Name == "conntrack" || e.Name == "state" {
+					ctState = true
+				} else {
+					constrained = true
+				}
+			case *expr.Reject:
+				if end() {
+					return dropped
+				}
+			case *expr.Target:
+				if e.Name == "REJECT" && end() {
+					return dropped
+				}
 			case *expr.Verdict:
 				switch e.Kind {
 				case expr.VerdictAccept:
-					if names {
-						return true
+					if applies && !ctState && (!constrained || own) {
+						return accepted
+					}
+				case expr.VerdictDrop:
+					if end() {
+						return dropped
+					}
+				case expr.VerdictReturn:
+					if end() {
+						return through
 					}
 				case expr.VerdictJump, expr.VerdictGoto:
-					if names {
-						return true // the bridge's own chain (firewalld's zones)
+					if !applies || ctState || seen[e.Chain] {
+						continue
 					}
-					if !seen[e.Chain] {
-						seen[e.Chain] = true
-						if a.accepts(e.Chain, l, seen) {
-							return true
-						}
+					seen[e.Chain] = true
+					switch sub := a.verdict(e.Chain, l, seen); {
+					case sub == accepted:
+						return accepted
+					case !end(): // the jump may not be taken: read on
+					case sub == dropped:
+						return dropped
+					case e.Kind == expr.VerdictGoto && a.policyAccept:
+						return accepted
+					case e.Kind == expr.VerdictGoto:
+						return dropped
 					}
 				}
 			}
 		}
 	}
-	return false
+	return through
 }
 
 // elementLets reads a verdict map element's verdict: whether it
