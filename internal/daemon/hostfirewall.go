@@ -38,20 +38,11 @@ func (d *Daemon) forwardWarnings() []string {
 
 // forwardWarning says what b does to berth's containers and what to add
 // to it, in the words of the tool that made it: a rule per direction for
-// the default bridge, and one for every user network's br-… at once, so
-// that networks created later are covered too.
+// each bridge it drops, by its exact name. A wildcard (br-+) would also
+// open other managers' bridges of that prefix (Docker's user networks)
+// ahead of their own rules; a network made later is named by a warning
+// of its own.
 func forwardWarning(b nftables.ForwardBlocker) string {
-	var names, prefixes []string // exact names; prefixes ("br-")
-	for _, br := range b.Bridges {
-		switch {
-		case strings.HasPrefix(br, "br-"):
-			if !slices.Contains(prefixes, "br-") {
-				prefixes = append(prefixes, "br-")
-			}
-		case !slices.Contains(names, br):
-			names = append(names, br)
-		}
-	}
 	var fix []string
 	switch {
 	case b.Table == "filter" && b.Chain == "FORWARD" && (b.Family == "ip" || b.Family == "ip6"):
@@ -59,12 +50,8 @@ func forwardWarning(b nftables.ForwardBlocker) string {
 		if b.Family == "ip6" {
 			tool = "ip6tables"
 		}
-		pats := slices.Clone(names)
-		for _, p := range prefixes {
-			pats = append(pats, p+"+")
-		}
-		for _, p := range pats {
-			fix = append(fix, fmt.Sprintf("%s -I FORWARD -i %s -j ACCEPT; %s -I FORWARD -o %s -j ACCEPT", tool, p, tool, p))
+		for _, br := range b.Bridges {
+			fix = append(fix, fmt.Sprintf("%s -I FORWARD -i %s -j ACCEPT; %s -I FORWARD -o %s -j ACCEPT", tool, br, tool, br))
 		}
 	case b.Table == "firewalld":
 		for _, br := range b.Bridges {
@@ -72,13 +59,9 @@ func forwardWarning(b nftables.ForwardBlocker) string {
 		}
 		fix = append(fix, "firewall-cmd --reload")
 	default:
-		pats := slices.Clone(names)
-		for _, p := range prefixes {
-			pats = append(pats, p+"*")
-		}
-		for _, p := range pats {
+		for _, br := range b.Bridges {
 			fix = append(fix, fmt.Sprintf(`nft insert rule %s %s %s iifname "%s" accept; nft insert rule %s %s %s oifname "%s" accept`,
-				b.Family, b.Table, b.Chain, p, b.Family, b.Table, b.Chain, p))
+				b.Family, b.Table, b.Chain, br, b.Family, b.Table, b.Chain, br))
 		}
 	}
 	return fmt.Sprintf("WARNING: %s drops what berth forwards through %s (out: from the containers; in: to their published ports): no rule of it accepts that traffic, so those containers cannot reach the outside or be reached on their published ports (nor reach each other where bridge-nf-call-iptables is on). Accept it there; berth's own rules still apply to it: %s",
