@@ -22,11 +22,11 @@ type BridgeSpec struct {
 	// Gateway6 is the bridge's IPv6 address with the IPv6 subnet's
 	// length, e.g. fd12:3456::1/64; invalid for a network without IPv6.
 	Gateway6 netip.Prefix
-	// StaleGateway and StaleGateway6 are gateways the bridge had for a
+	// StaleGateways are gateways (of either family) the bridge had for a
 	// subnet the network no longer has (the default bridge's options
 	// changed): the driver removes them, and no other address.
-	StaleGateway, StaleGateway6 netip.Prefix
-	MTU                         int
+	StaleGateways []netip.Prefix
+	MTU           int
 	// Isolated says a family of the network is in gateway mode isolated,
 	// whose bridge has no address in it: with both families isolated, or
 	// the one there is, the bridge has no gateway at all. Isolated6 says

@@ -363,11 +363,10 @@ func bridgeSpec(n *Network) BridgeSpec {
 			spec.Gateway6 = netip.PrefixFrom(gw, n.IPv6.Subnet.Bits())
 		}
 	}
-	if n.StaleGateway6 != spec.Gateway6 {
-		spec.StaleGateway6 = n.StaleGateway6
-	}
-	if n.StaleGateway != spec.Gateway {
-		spec.StaleGateway = n.StaleGateway
+	for _, g := range n.StaleGateways {
+		if g != spec.Gateway && g != spec.Gateway6 {
+			spec.StaleGateways = append(spec.StaleGateways, g)
+		}
 	}
 	return spec
 }

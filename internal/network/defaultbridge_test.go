@@ -50,14 +50,14 @@ func TestDefaultBridgeDaemonOptions(t *testing.T) {
 	if spec := r.drv.bridges["berth0"]; spec.Gateway != mustPrefix("10.66.0.1/24") || spec.MTU != 1400 {
 		t.Errorf("bridge spec %+v", spec)
 	}
-	if spec := r.drv.bridges["berth0"]; spec.StaleGateway != mustPrefix("172.17.0.1/16") {
+	if spec := r.drv.bridges["berth0"]; !slices.Equal(spec.StaleGateways, []netip.Prefix{mustPrefix("172.17.0.1/16")}) {
 		t.Errorf("the old gateway is not taken off the bridge: spec %+v", spec)
 	}
 	if r.drv.deleted != nil {
 		t.Errorf("a --bip change deleted %v; the device stays, its old address goes", r.drv.deleted)
 	}
-	if n := r.defaultBridge(t); n.StaleGateway.IsValid() {
-		t.Errorf("the record keeps the stale gateway %v after EnsureBridge took it off", n.StaleGateway)
+	if n := r.defaultBridge(t); n.StaleGateways != nil {
+		t.Errorf("the record keeps the stale gateways %v after EnsureBridge took them off", n.StaleGateways)
 	}
 	ep := r.join(t, r.sandbox(t, "c1"), "bridge", JoinRequest{ContainerID: "c1", Name: "c1"})
 	if ep.Address != mustPrefix("10.66.0.128/24") || ep.Gateway != netip.MustParseAddr("10.66.0.1") {
@@ -83,7 +83,7 @@ func TestDefaultBridgeDaemonOptions(t *testing.T) {
 	if !n.Bridge.EnableICC || !n.Bridge.EnableIPMasquerade || n.Bridge.MTU != DefaultMTU || n.Options[OptMTU] != "1500" {
 		t.Errorf("options back to Docker's defaults: %+v %v", n.Bridge, n.Options)
 	}
-	if spec := r.drv.bridges["berth0"]; spec.Gateway != mustPrefix("10.77.0.1/16") || spec.StaleGateway != mustPrefix("10.66.0.1/24") {
+	if spec := r.drv.bridges["berth0"]; spec.Gateway != mustPrefix("10.77.0.1/16") || !slices.Equal(spec.StaleGateways, []netip.Prefix{mustPrefix("10.66.0.1/24")}) {
 		t.Errorf("the bridge after the change: %+v", spec)
 	}
 	ep = r.join(t, r.sandbox(t, "c2"), "bridge", JoinRequest{ContainerID: "c2", Name: "c2"})
@@ -107,8 +107,8 @@ func TestDefaultBridgeDaemonOptions(t *testing.T) {
 	if r.drv.deleted != nil {
 		t.Errorf("a start that changed nothing deleted %v", r.drv.deleted)
 	}
-	if spec := r.drv.bridges["berth0"]; spec.StaleGateway.IsValid() {
-		t.Errorf("a start that changed nothing still takes %v off the bridge", spec.StaleGateway)
+	if spec := r.drv.bridges["berth0"]; spec.StaleGateways != nil {
+		t.Errorf("a start that changed nothing still takes %v off the bridge", spec.StaleGateways)
 	}
 	// --fixed-cidr inside the bridge's subnet narrows the range only;
 	// outside it, it is the subnet.
@@ -245,7 +245,7 @@ func TestDefaultBridgeNarrowedByPools(t *testing.T) {
 	if n.IPv4.Subnet != mustPrefix("172.17.0.0/24") || n.IPv4.Gateway != netip.MustParseAddr("172.17.0.1") {
 		t.Errorf("the bridge with pools of /24s in its /16: %+v", n.IPv4)
 	}
-	if spec := r.drv.bridges["berth0"]; spec.Gateway != mustPrefix("172.17.0.1/24") || spec.StaleGateway != mustPrefix("172.17.0.1/16") {
+	if spec := r.drv.bridges["berth0"]; spec.Gateway != mustPrefix("172.17.0.1/24") || !slices.Equal(spec.StaleGateways, []netip.Prefix{mustPrefix("172.17.0.1/16")}) {
 		t.Errorf("bridge spec %+v: want 172.17.0.1/24, the /16 taken off", spec)
 	}
 }
@@ -283,5 +283,30 @@ func TestDefaultBridgeAfterAWipedDataRoot(t *testing.T) {
 	n := r.defaultBridge(t)
 	if r.drv.owners["br-admin"] != bridgeOwner(n.ID) {
 		t.Errorf("br-admin after a wiped data-root is tagged %q, want the new default bridge's %q", r.drv.owners["br-admin"], bridgeOwner(n.ID))
+	}
+}
+
+// TestDefaultBridgeStaleGatewaysKept: a gateway given up at a start whose
+// kernel work never ran (a crash) stays recorded through a further
+// change, so the start that does run takes both off the bridge.
+func TestDefaultBridgeStaleGatewaysKept(t *testing.T) {
+	r := newRig(t)
+	r.c.Close()
+	r.drv.failEnsure = errors.New("cut off")
+	c := New(Config{Store: r.st, Driver: r.drv, Sandboxes: r.sbs, Firewall: r.fw, NewID: r.ids, DefaultBridgeBIP: mustPrefix("10.66.0.1/24")})
+	if err := c.Start(context.Background()); err == nil {
+		t.Fatal("Start with EnsureBridge failing: no error")
+	}
+	c.Close()
+	r.c = nil
+	r.drv.failEnsure = nil
+	r.tweak = func(c *Config) { c.DefaultBridgeBIP = mustPrefix("10.77.0.1/24") }
+	r.restart(t)
+	want := []netip.Prefix{mustPrefix("172.17.0.1/16"), mustPrefix("10.66.0.1/24")}
+	if spec := r.drv.bridges["berth0"]; spec.Gateway != mustPrefix("10.77.0.1/24") || !slices.Equal(spec.StaleGateways, want) {
+		t.Errorf("bridge spec %+v: want 10.77.0.1/24 with %v taken off", spec, want)
+	}
+	if n := r.defaultBridge(t); n.StaleGateways != nil {
+		t.Errorf("stale gateways %v kept after they were taken off", n.StaleGateways)
 	}
 }

@@ -28,6 +28,9 @@ type fakeDriver struct {
 	adopted    []string // host ends Adopt found
 	gateways   []string // SetGateway calls: "eth1 via 172.17.0.1"
 	deleted    []string // bridges DeleteBridge deleted
+	// failEnsure, if set, is EnsureBridge's error (a start cut off
+	// before the kernel work).
+	failEnsure error
 	// releasedBridges are bridges ReleaseBridge untagged.
 	releasedBridges []string
 	// foreignPorts are links not berth's on a bridge, by its name.
@@ -43,6 +46,9 @@ func (d *fakeDriver) EnsureBridge(spec BridgeSpec, owner string) error {
 	defer d.mu.Unlock()
 	if o, ok := d.owners[spec.Name]; ok && o != owner {
 		return fmt.Errorf("bridge %q is already in use (alias %q)", spec.Name, o)
+	}
+	if d.failEnsure != nil {
+		return d.failEnsure
 	}
 	d.bridges[spec.Name] = spec
 	d.owners[spec.Name] = owner

@@ -567,7 +567,7 @@ func (c *Controller) applyDefaultBridgeLocked() error {
 	c.setDefaultBridgeHostAccess(n)
 	if change4 {
 		if old := n.IPv4; old != nil && (cfg4 == nil || cfg4.Gateway != old.Gateway || cfg4.Subnet.Bits() != old.Subnet.Bits()) {
-			n.StaleGateway = netip.PrefixFrom(old.Gateway, old.Subnet.Bits())
+			n.StaleGateways = appendNew(n.StaleGateways, netip.PrefixFrom(old.Gateway, old.Subnet.Bits()))
 		}
 		n.IPv4 = cfg4
 		delete(c.spaces, n.ID)
@@ -577,7 +577,7 @@ func (c *Controller) applyDefaultBridgeLocked() error {
 	}
 	if change6 {
 		if old := n.IPv6; old != nil && (cfg6 == nil || cfg6.Gateway != old.Gateway || cfg6.Subnet.Bits() != old.Subnet.Bits()) {
-			n.StaleGateway6 = netip.PrefixFrom(old.Gateway, old.Subnet.Bits())
+			n.StaleGateways = appendNew(n.StaleGateways, netip.PrefixFrom(old.Gateway, old.Subnet.Bits()))
 		}
 		n.IPv6 = cfg6
 		delete(c.spaces6, n.ID)
@@ -591,6 +591,14 @@ func (c *Controller) applyDefaultBridgeLocked() error {
 	c.publishNetworksLocked()
 	c.log.Info("default bridge changed to the daemon's settings", "changes", strings.Join(changes, "; "))
 	return nil
+}
+
+// appendNew appends p to ps unless it is there.
+func appendNew(ps []netip.Prefix, p netip.Prefix) []netip.Prefix {
+	if slices.Contains(ps, p) {
+		return ps
+	}
+	return append(ps, p)
 }
 
 // checkLeavableLocked refuses to rename n's bridge away from a device

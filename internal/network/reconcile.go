@@ -160,10 +160,10 @@ func (c *Controller) ensureBridges() []error {
 			errs = append(errs, fmt.Errorf("ensure bridge %q of network %q: %w", n.Bridge.Name, n.Name, err))
 			continue
 		}
-		if n.StaleGateway.IsValid() || n.StaleGateway6.IsValid() {
+		if len(n.StaleGateways) > 0 {
 			c.mu.Lock()
 			if cur := c.networks[n.ID]; cur != nil {
-				cur.StaleGateway, cur.StaleGateway6 = netip.Prefix{}, netip.Prefix{}
+				cur.StaleGateways = nil
 				if err := c.putNetwork(cur); err != nil {
 					errs = append(errs, err)
 				}

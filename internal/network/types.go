@@ -87,14 +87,13 @@ type Network struct {
 	// Warnings are problems the daemon noticed in the host since it started
 	// (a route that overlaps the subnet); kept in memory only, never stored.
 	Warnings []string `json:"-"`
-	// StaleGateway and StaleGateway6 are the gateways of subnets the
-	// default bridge gave up (its daemon options changed), for the driver
-	// to take off the bridge (BridgeSpec.StaleGateway…). Recorded with the
-	// change, so a crash before the driver ran does not leave the old
-	// address on the bridge; cleared once a start's EnsureBridge took
-	// them off.
-	StaleGateway  netip.Prefix `json:"staleGateway,omitzero"`
-	StaleGateway6 netip.Prefix `json:"staleGateway6,omitzero"`
+	// StaleGateways are the gateways of subnets the default bridge gave
+	// up (its daemon options changed), of either family, for the driver
+	// to take off the bridge (BridgeSpec.StaleGateways). Recorded with
+	// the change, so a crash before the driver ran does not leave the old
+	// address on the bridge; kept until a start's EnsureBridge took them
+	// off, across further changes.
+	StaleGateways []netip.Prefix `json:"staleGateways,omitempty"`
 }
 
 // IPConfig is a network's address space in one family.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -48,7 +49,7 @@ func (d *Driver) ensureBridgeSysctl6(bridge, name, value string) error {
 
 // ensureIPv6 gives the bridge br its IPv6 gateway address gw, IPv6 on
 // it first, and turns IPv6 forwarding on.
-func (d *Driver) ensureIPv6(br netlink.Link, gw, stale netip.Prefix) error {
+func (d *Driver) ensureIPv6(br netlink.Link, gw netip.Prefix, stale []netip.Prefix) error {
 	if err := d.ensureBridgeIPv6(br.Attrs().Name); err != nil {
 		return err
 	}
@@ -112,7 +113,7 @@ func (d *Driver) ensureNoBridgeIPv6(bridge string) error {
 // informational (RFC 5942). The kernel's link-local address and any other
 // are left alone: moby keeps fe80::/64 ones, and the rest are the
 // administrator's.
-func (d *Driver) ensureGatewayAddr6(br netlink.Link, gw, stale netip.Prefix) error {
+func (d *Driver) ensureGatewayAddr6(br netlink.Link, gw netip.Prefix, stale []netip.Prefix) error {
 	addrs, err := retryDump(func() ([]netlink.Addr, error) { return d.h.AddrList(br, netlink.FAMILY_V6) })
 	if err != nil {
 		return fmt.Errorf("list IPv6 addresses of bridge %q: %w", br.Attrs().Name, err)
@@ -123,7 +124,7 @@ func (d *Driver) ensureGatewayAddr6(br netlink.Link, gw, stale netip.Prefix) err
 		switch {
 		case gw.IsValid() && p.Addr() == gw.Addr():
 			have = true
-		case stale.IsValid() && p.Addr() == stale.Addr():
+		case slices.ContainsFunc(stale, func(s netip.Prefix) bool { return s.Addr() == p.Addr() }):
 			// The gateway of a subnet the network no longer has (the
 			// default bridge's --fixed-cidr-v6 changed, or --ipv6 was
 			// dropped). Only that one: other addresses of a bridge berth

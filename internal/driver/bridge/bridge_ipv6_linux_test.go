@@ -204,7 +204,7 @@ func TestEnsureBridgeWarnsOfRouterAdvertisementsIgnored(t *testing.T) {
 
 // TestEnsureBridgeDropsAnOldIPv6Gateway: when a network's IPv6 subnet
 // changes or goes (the default bridge's --fixed-cidr-v6, --ipv6), the
-// bridge loses the old gateway it is told of (StaleGateway6) and keeps
+// bridge loses the old gateway it is told of (StaleGateways) and keeps
 // every other address, an administrator's among them.
 func TestEnsureBridgeDropsAnOldIPv6Gateway(t *testing.T) {
 	w := newWorld(t)
@@ -217,7 +217,7 @@ func TestEnsureBridgeDropsAnOldIPv6Gateway(t *testing.T) {
 	if err := w.h.AddrAdd(br, &netlink.Addr{IPNet: ipNet(admin), Flags: unix.IFA_F_NODAD}); err != nil {
 		t.Fatal(err)
 	}
-	spec.StaleGateway6, spec.Gateway6 = spec.Gateway6, netip.MustParsePrefix("fd00:beef::1/64")
+	spec.StaleGateways, spec.Gateway6 = []netip.Prefix{spec.Gateway6}, netip.MustParsePrefix("fd00:beef::1/64")
 	if err := w.d.EnsureBridge(spec, "network:test"); err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestEnsureBridgeDropsAnOldIPv6Gateway(t *testing.T) {
 	if !hasNew || !hasAdmin || len(got) != 2 {
 		t.Errorf("after the subnet changed: %v, want %v and the administrator's %v", got, spec.Gateway6, admin)
 	}
-	spec.StaleGateway6, spec.Gateway6 = spec.Gateway6, netip.Prefix{}
+	spec.StaleGateways, spec.Gateway6 = []netip.Prefix{spec.Gateway6}, netip.Prefix{}
 	if err := w.d.EnsureBridge(spec, "network:test"); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/vishvananda/netlink"
@@ -37,21 +38,22 @@ func (d *Driver) EnsureBridge(spec driverapi.BridgeSpec, owner string) error {
 	if err := d.ensureMTU(br, spec.MTU); err != nil {
 		return err
 	}
-	if spec.Gateway.IsValid() || spec.StaleGateway.IsValid() {
-		if err := d.ensureGatewayAddr(br, spec.Gateway, spec.StaleGateway); err != nil {
+	stale4, stale6 := splitFamilies(spec.StaleGateways)
+	if spec.Gateway.IsValid() || len(stale4) > 0 {
+		if err := d.ensureGatewayAddr(br, spec.Gateway, stale4); err != nil {
 			return err
 		}
 	}
 	if spec.Gateway6.IsValid() {
-		if err := d.ensureIPv6(br, spec.Gateway6, spec.StaleGateway6); err != nil {
+		if err := d.ensureIPv6(br, spec.Gateway6, stale6); err != nil {
 			return err
 		}
 	} else if spec.Isolated6 {
 		if err := d.ensureNoBridgeIPv6(spec.Name); err != nil {
 			return err
 		}
-	} else if spec.StaleGateway6.IsValid() && d.ipv6Conf >= 0 {
-		if err := d.ensureGatewayAddr6(br, netip.Prefix{}, spec.StaleGateway6); err != nil {
+	} else if len(stale6) > 0 && d.ipv6Conf >= 0 {
+		if err := d.ensureGatewayAddr6(br, netip.Prefix{}, stale6); err != nil {
 			return err
 		}
 	}
@@ -82,6 +84,18 @@ func (d *Driver) EnsureBridge(spec driverapi.BridgeSpec, owner string) error {
 	}
 	d.bridges.set(spec.Name, br.Attrs().Index, pinnedMAC(br, owner))
 	return nil
+}
+
+// splitFamilies sorts prefixes into IPv4 and IPv6 ones.
+func splitFamilies(ps []netip.Prefix) (v4, v6 []netip.Prefix) {
+	for _, p := range ps {
+		if p.Addr().Is4() {
+			v4 = append(v4, p)
+		} else if p.IsValid() {
+			v6 = append(v6, p)
+		}
+	}
+	return v4, v6
 }
 
 // ensureSubnetRoute puts back the route to gw's subnet through br in the
@@ -199,7 +213,7 @@ func (d *Driver) ensureMTU(br netlink.Link, mtu int) error {
 // gateway of a subnet the network no longer has (the default bridge's
 // --bip changed), with its subnet route. Other addresses are left alone:
 // they are the administrator's.
-func (d *Driver) ensureGatewayAddr(br netlink.Link, gw, stale netip.Prefix) error {
+func (d *Driver) ensureGatewayAddr(br netlink.Link, gw netip.Prefix, stale []netip.Prefix) error {
 	addrs, err := retryDump(func() ([]netlink.Addr, error) { return d.h.AddrList(br, netlink.FAMILY_V4) })
 	if err != nil {
 		return fmt.Errorf("list addresses of bridge %q: %w", br.Attrs().Name, err)
@@ -209,7 +223,7 @@ func (d *Driver) ensureGatewayAddr(br netlink.Link, gw, stale netip.Prefix) erro
 		switch p := prefixOf(a.IPNet); {
 		case p == gw:
 			have = true
-		case stale.IsValid() && p == stale:
+		case slices.Contains(stale, p):
 			d.ownChanges.mark(br.Attrs().Index)
 			if err := d.h.AddrDel(br, &a); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
 				return fmt.Errorf("remove old gateway %s of bridge %q: %w", p, br.Attrs().Name, err)
