@@ -45,6 +45,10 @@ func (d *Daemon) forwardWarnings() []string {
 func forwardWarning(b nftables.ForwardBlocker) string {
 	var fix []string
 	switch {
+	case b.Manager == "ufw":
+		for _, br := range b.Bridges {
+			fix = append(fix, fmt.Sprintf("ufw route allow in on %s; ufw route allow out on %s", br, br))
+		}
 	case b.Table == "filter" && b.Chain == "FORWARD" && (b.Family == "ip" || b.Family == "ip6"):
 		tool := "iptables"
 		if b.Family == "ip6" {

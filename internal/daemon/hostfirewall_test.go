@@ -22,6 +22,8 @@ func TestForwardWarning(t *testing.T) {
 			"iptables -I FORWARD -i berth0 -j ACCEPT; iptables -I FORWARD -o berth0 -j ACCEPT; iptables -I FORWARD -i br-0123456789ab -j ACCEPT; iptables -I FORWARD -o br-0123456789ab -j ACCEPT; iptables -I FORWARD -i br-ba9876543210 -j ACCEPT",
 		}},
 		{nftables.ForwardBlocker{Family: "ip6", Table: "filter", Chain: "FORWARD", Why: "policy drop"}, []string{"ip6tables -I FORWARD -i web0 -j ACCEPT"}},
+		{nftables.ForwardBlocker{Family: "ip", Table: "filter", Chain: "FORWARD", Why: "policy drop", Manager: "ufw"}, []string{
+			"ufw route allow in on berth0; ufw route allow out on berth0; ufw route allow in on br-0123456789ab"}},
 		{nftables.ForwardBlocker{Family: "inet", Table: "firewalld", Chain: "filter_FORWARD", Why: "its last rule rejects everything"}, []string{
 			"firewall-cmd --permanent --zone=trusted --add-interface=br-ba9876543210; firewall-cmd --permanent --zone=trusted --add-interface=web0; firewall-cmd --reload"}},
 		{nftables.ForwardBlocker{Family: "inet", Table: "mine", Chain: "fwd", Why: "policy drop"}, []string{

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strings"
 
 	nftlib "github.com/google/nftables"
@@ -42,6 +43,9 @@ type ForwardBlocker struct {
 	Dropped []string
 	// Bridges are their names.
 	Bridges []string
+	// Manager is "ufw" when ufw's chains are in the table (its rules are
+	// better changed through it: they last across reboots).
+	Manager string
 }
 
 func (b ForwardBlocker) String() string {
@@ -57,8 +61,8 @@ type leg struct {
 
 // ForwardBlockers lists the forward chains of other tables, in the
 // network namespace at netnsPath ("" is the caller's), that would drop
-// traffic through bridges. Tables whose name starts with "berth" are
-// berth's own (the daemon's and berth-cni's) and are skipped. A leg of a
+// traffic through bridges. berth's own tables (inet berth, and
+// berth-cni's berth-cni…) are skipped. A leg of a
 // bridge's traffic is accepted when a rule of the chain, or of a chain
 // it jumps to for that traffic, matches the bridge as that leg's
 // interface (input for the traffic out of it, output for the traffic
@@ -81,7 +85,7 @@ func ForwardBlockers(netnsPath string, bridges []ForwardBridge) ([]ForwardBlocke
 	var out []ForwardBlocker
 	for _, ch := range chains {
 		family := familyName(ch.Table.Family)
-		if family == "" || strings.HasPrefix(ch.Table.Name, "berth") || ch.Hooknum == nil || *ch.Hooknum != *nftlib.ChainHookForward {
+		if family == "" || ch.Table.Name == "berth" || strings.HasPrefix(ch.Table.Name, "berth-cni") || ch.Hooknum == nil || *ch.Hooknum != *nftlib.ChainHookForward {
 			continue
 		}
 		rules, err := conn.GetRules(ch.Table, ch)
@@ -103,13 +107,18 @@ func ForwardBlockers(netnsPath string, bridges []ForwardBridge) ([]ForwardBlocke
 			a.bridges = append(a.bridges, br.Name)
 		}
 		b := ForwardBlocker{Family: family, Table: ch.Table.Name, Chain: ch.Name, Why: why}
+		if slices.ContainsFunc(chains, func(c *nftlib.Chain) bool {
+			return c.Table.Name == ch.Table.Name && c.Table.Family == ch.Table.Family && c.Name == "ufw-user-forward"
+		}) {
+			b.Manager = "ufw"
+		}
 		for _, br := range bridges {
 			if family == "ip" && !br.IPv4 || family == "ip6" && !br.IPv6 {
 				continue
 			}
 			var dirs []string
 			for _, l := range []leg{{br.Name, true}, {br.Name, false}} {
-				if a.verdict(ch.Name, l, map[string]bool{ch.Name: true}) != accepted {
+				if a.verdict(ch.Name, l, map[string]bool{}, true) != accepted {
 					dirs = append(dirs, map[bool]string{true: "out", false: "in"}[l.out])
 				}
 			}
@@ -148,6 +157,10 @@ func unconditionalDrop(r *nftlib.Rule) string {
 	for _, e := range r.Exprs {
 		switch e := e.(type) {
 		case *expr.Counter, *expr.Log:
+		case *expr.Match:
+			if e.Name != "comment" { // iptables' -m comment is an xtables match
+				return ""
+			}
 		case *expr.Reject:
 			verdict = "its last rule rejects everything"
 		case *expr.Target:
@@ -223,6 +236,14 @@ const (
 	regOwnName                  // the name of l's own interface
 	regOtherName                // the name of the interface on l's other side
 	regCtState                  // the conntrack state
+	regCtStatus                 // the conntrack status
+)
+
+// Conntrack bits the analysis reads: the state NEW (nft's ct state new)
+// and the status DNAT (ct status dnat: a published port's traffic).
+const (
+	ctStateNew   = 1 << 3
+	ctStatusDNAT = 1 << 5
 )
 
 // outcome is what a chain does with a leg's new connections.
@@ -234,33 +255,57 @@ const (
 	dropped                 // dropped or rejected
 )
 
-// verdict says what chain (seen holds the chains already looked at) does
-// with l, reading its rules in order as the kernel does, with what is not
-// an interface name taken as met:
-//   - an accept counts when the rule matches nothing else, or matches l's
-//     bridge as l's own interface (iifname "berth0" ip saddr … accept);
-//   - a jump or goto the rule makes for l is followed: what the chain
-//     jumped to accepts is accepted; what it drops is dropped when the
-//     jump matched nothing but l's own interface; a goto to a chain that
-//     does not decide ends at the base chain's policy;
-//   - a drop or reject that matches nothing but l's own interface ends
-//     the search: l is dropped (-i berth0 -j DROP before an accept), and
-//     such a return goes back to the caller;
-//   - a rule that matches the conntrack state (ESTABLISHED,RELATED: the
-//     replies) never counts: it does not let a new connection through.
+// rule is what one rule's matches say about a leg, read so far.
+type rule struct {
+	applies     bool // no match rules the leg out
+	named       bool // a match names the leg's bridge on its own side (or it is a published port's traffic, going in)
+	negOwn      bool // a match on the own side that is met by "not X"
+	otherSide   bool // a match on the other side's interface
+	constrained bool // another match (address, port, mark…)
+	ctState     bool // a conntrack state match that new connections fail
+}
+
+// counts says whether the rule's accept (or a jump whose chain accepts)
+// lets the leg's new connections through: it names the bridge, or
+// matches nothing at all.
+func (r rule) counts() bool {
+	return r.applies && !r.ctState && (r.named || !r.constrained && !r.otherSide && !r.negOwn)
+}
+
+// ends says whether the rule's drop, reject or return surely takes the
+// leg: it matches nothing but the leg's own interface.
+func (r rule) ends() bool { return r.applies && !r.constrained && !r.ctState && !r.otherSide }
+
+// verdict says what chain does with l's new connections, reading its
+// rules in order as the kernel does (stack holds the chains being read,
+// base says chain is the base chain):
+//   - an accept counts when the rule names l's bridge as l's own
+//     interface (iifname "berth0" ip saddr … accept), or matches nothing
+//     (an accept of everything); an accept for another interface, or for
+//     all but some, does not;
+//   - a jump or goto is followed: what the chain jumped to accepts counts
+//     as the jumping rule's accept would; what it drops is dropped when
+//     the jump matched nothing but l's own interface; a goto whose chain
+//     does not decide ends the chain that made it (at the base chain: its
+//     policy);
+//   - a drop, reject or return that matches nothing but l's own interface
+//     ends the search;
+//   - a conntrack state match that NEW fails (ESTABLISHED,RELATED: the
+//     replies) never counts; ct status dnat is the traffic to a published
+//     port, l going in; a comment is no match.
 //
 // The other side's interface (the way out, for the traffic out of the
-// bridge) is unknown: a match on it is taken as met, unless it can only
-// be one of berth's bridges.
-func (a *chainReader) verdict(chain string, l leg, seen map[string]bool) outcome {
+// bridge) is unknown, but it is neither lo nor one of berth's bridges.
+func (a *chainReader) verdict(chain string, l leg, stack map[string]bool, base bool) outcome {
+	stack[chain] = true
+	defer delete(stack, chain)
 	for _, r := range a.chain(chain) {
-		applies := true
-		own, otherSide, constrained, ctState := false, false, false, false
+		st := rule{applies: true}
 		regs := map[uint32]regKind{}
-		end := func() bool { return applies && !constrained && !ctState && !otherSide }
+		masks := map[uint32]uint32{}
 	exprs:
 		for _, e := range r.Exprs {
-			if !applies {
+			if !st.applies {
 				break
 			}
 			switch e := e.(type) {
@@ -281,119 +326,105 @@ func (a *chainReader) verdict(chain string, l leg, seen map[string]bool) outcome
 				}
 			case *expr.Ct:
 				if !e.SourceRegister {
-					regs[e.Register] = regOther
-					if e.Key == expr.CtKeySTATE {
+					switch e.Key {
+					case expr.CtKeySTATE:
 						regs[e.Register] = regCtState
+					case expr.CtKeySTATUS:
+						regs[e.Register] = regCtStatus
+					default:
+						regs[e.Register] = regOther
 					}
+					masks[e.Register] = ^uint32(0)
 				}
 			case *expr.Bitwise:
 				regs[e.DestRegister] = regs[e.SourceRegister]
+				if len(e.Mask) >= 4 {
+					masks[e.DestRegister] = binary.NativeEndian.Uint32(e.Mask)
+				}
 			case *expr.Immediate:
 				regs[e.Register] = regOther
 			case *expr.Cmp:
-				match := matchesAny(e.Data, []string{l.bridge})
-				switch regs[e.Register] {
-				case regOwnName:
-					switch e.Op {
-					case expr.CmpOpEq:
-						applies = match
-					case expr.CmpOpNeq: // iifname != "eth0": the bridge too
-						applies = !match
-					default:
-						constrained = true
-					}
-					own = true
-				case regOtherName:
-					// The other side is the way out (or in), never one
-					// of berth's bridges.
-					if e.Op == expr.CmpOpEq && matchesAny(e.Data, a.bridges) {
-						applies = false
-					}
-					otherSide = true
-				case regCtState:
-					ctState = true
-				default:
-					constrained = true
-				}
+				a.cmp(&st, e, regs[e.Register], masks[e.Register], l)
 			case *expr.Lookup:
-				switch regs[e.SourceRegister] {
-				case regOwnName:
-				case regOtherName:
-					otherSide = true
+				kind := regs[e.SourceRegister]
+				switch {
+				case kind == regOtherName:
+					st.otherSide = true
 					if !e.IsDestRegSet && !e.Invert && !a.holdsOtherThanBridges(e.SetName) {
-						applies = false
+						st.applies = false
 					}
 					continue
-				case regCtState:
-					ctState = true
-					continue
-				default:
-					constrained = true
+				case kind != regOwnName:
+					st.constrained = true
 					continue
 				}
-				own = true
-				in, lets, decided := false, false, false
+				in, code, target := false, int32(0), ""
 				for _, el := range a.set(e.SetName) {
 					if matchesAny(el.Key, []string{l.bridge}) {
 						in = true
-						lets, decided = elementLets(el)
+						code, target, _ = elementVerdict(el)
 					}
 				}
 				if !e.IsDestRegSet {
-					applies = in != e.Invert
+					st.applies = in != e.Invert
+					st.named = st.named || in && !e.Invert
+					st.negOwn = st.negOwn || e.Invert
 					continue
 				}
 				// A verdict map: the bridge's element decides.
-				if in && decided && !constrained && !ctState {
-					if lets {
+				if !in {
+					break exprs
+				}
+				st.named = true
+				switch code {
+				case 1: // NF_ACCEPT
+					if st.counts() {
 						return accepted
 					}
-					return dropped
+				case 0: // NF_DROP
+					if st.ends() {
+						return dropped
+					}
+				case unix.NFT_JUMP, unix.NFT_GOTO:
+					if out, done := a.follow(&st, target, code == unix.NFT_GOTO, l, stack, base); done {
+						return out
+					}
 				}
 				break exprs
 			case *expr.Match:
-				if e.Name == "conntrack" || e.Name == "state" {
-					ctState = true
-				} else {
-					constrained = true
+				switch e.Name {
+				case "comment":
+				case "conntrack", "state":
+					st.ctState = true
+				default:
+					st.constrained = true
 				}
+			case *expr.Counter, *expr.Log:
 			case *expr.Reject:
-				if end() {
+				if st.ends() {
 					return dropped
 				}
 			case *expr.Target:
-				if e.Name == "REJECT" && end() {
+				if e.Name == "REJECT" && st.ends() {
 					return dropped
 				}
 			case *expr.Verdict:
 				switch e.Kind {
 				case expr.VerdictAccept:
-					if applies && !ctState && (!constrained || own) {
+					if st.counts() {
 						return accepted
 					}
 				case expr.VerdictDrop:
-					if end() {
+					if st.ends() {
 						return dropped
 					}
 				case expr.VerdictReturn:
-					if end() {
+					if st.ends() {
 						return through
 					}
 				case expr.VerdictJump, expr.VerdictGoto:
-					if !applies || ctState || seen[e.Chain] {
-						continue
-					}
-					seen[e.Chain] = true
-					switch sub := a.verdict(e.Chain, l, seen); {
-					case sub == accepted:
-						return accepted
-					case !end(): // the jump may not be taken: read on
-					case sub == dropped:
-						return dropped
-					case e.Kind == expr.VerdictGoto && a.policyAccept:
-						return accepted
-					case e.Kind == expr.VerdictGoto:
-						return dropped
+					if out, done := a.follow(&st, e.Chain, e.Kind == expr.VerdictGoto, l, stack, base); done {
+						return out
 					}
 				}
 			}
@@ -402,23 +433,104 @@ func (a *chainReader) verdict(chain string, l leg, seen map[string]bool) outcome
 	return through
 }
 
-// elementLets reads a verdict map element's verdict: whether it
-// accepts, jumps or goes to a chain, and whether it could tell. The
-// library leaves a listed element's verdict in Val, as the kernel's
-// nested NFTA_DATA_VERDICT: an NFTA_VERDICT_CODE attribute first, its
-// code a big-endian int32 (NF_ACCEPT 1, NFT_JUMP -3, NFT_GOTO -4).
-func elementLets(el nftlib.SetElement) (lets, ok bool) {
+// cmp reads one comparison of a rule into st.
+func (a *chainReader) cmp(st *rule, e *expr.Cmp, kind regKind, mask uint32, l leg) {
+	var value uint32
+	if len(e.Data) >= 4 {
+		value = binary.NativeEndian.Uint32(e.Data)
+	}
+	switch kind {
+	case regOwnName:
+		match := matchesAny(e.Data, []string{l.bridge})
+		switch e.Op {
+		case expr.CmpOpEq:
+			st.applies = match
+			st.named = st.named || match
+		case expr.CmpOpNeq: // iifname != "eth0": met, but not a name
+			st.applies = !match
+			st.negOwn = true
+		default:
+			st.constrained = true
+		}
+	case regOtherName:
+		// The other side is the way out (or in): never lo, never one of
+		// berth's bridges.
+		if e.Op == expr.CmpOpEq && (matchesAny(e.Data, a.bridges) || matchesAny(e.Data, []string{"lo"})) {
+			st.applies = false
+		}
+		st.otherSide = true
+	case regCtState:
+		// ct state new (…) is met by a new connection; a state set without
+		// NEW (established,related) is not.
+		if !(e.Op == expr.CmpOpNeq && value == 0 && mask&ctStateNew != 0) {
+			st.ctState = true
+		}
+	case regCtStatus:
+		// ct status dnat: the traffic to a published port, which is l
+		// going in, never l going out.
+		if e.Op == expr.CmpOpNeq && value == 0 && mask == ctStatusDNAT {
+			if l.out {
+				st.applies = false
+			} else {
+				st.named = true
+			}
+			return
+		}
+		st.constrained = true
+	default:
+		st.constrained = true
+	}
+}
+
+// follow reads the chain a jump or goto of the rule st goes to, and says
+// whether that decides the chain that made it, and how.
+func (a *chainReader) follow(st *rule, target string, isGoto bool, l leg, stack map[string]bool, base bool) (outcome, bool) {
+	if !st.applies || st.ctState || stack[target] {
+		return through, false
+	}
+	switch sub := a.verdict(target, l, stack, false); {
+	case sub == accepted && st.counts():
+		return accepted, true
+	case !st.ends(): // the jump may not be taken: read on
+	case sub == dropped:
+		return dropped, true
+	case isGoto && base && a.policyAccept:
+		return accepted, true
+	case isGoto && base:
+		return dropped, true
+	case isGoto: // the goto'd chain fell through: back to our caller
+		return through, true
+	}
+	return through, false
+}
+
+// elementVerdict reads a verdict map element's verdict: its code
+// (NF_ACCEPT 1, NF_DROP 0, NFT_JUMP -3, NFT_GOTO -4) and, for a jump or
+// goto, the chain. The library leaves a listed element's verdict in Val,
+// as the kernel's nested NFTA_DATA_VERDICT: an NFTA_VERDICT_CODE
+// attribute (a big-endian int32), then NFTA_VERDICT_CHAIN's name.
+func elementVerdict(el nftlib.SetElement) (code int32, chain string, ok bool) {
 	if v := el.VerdictData; v != nil {
-		return v.Kind == expr.VerdictAccept || v.Kind == expr.VerdictJump || v.Kind == expr.VerdictGoto, true
+		return int32(v.Kind), v.Chain, true
 	}
-	if len(el.Val) < 8 || binary.LittleEndian.Uint16(el.Val[2:4])&^unix.NLA_F_NESTED != unix.NFTA_VERDICT_CODE {
-		return false, false
+	b := el.Val
+	for len(b) >= 4 {
+		n := int(binary.LittleEndian.Uint16(b[0:2]))
+		typ := binary.LittleEndian.Uint16(b[2:4]) &^ unix.NLA_F_NESTED
+		if n < 4 || n > len(b) {
+			break
+		}
+		switch typ {
+		case unix.NFTA_VERDICT_CODE:
+			if n >= 8 {
+				code, ok = int32(binary.BigEndian.Uint32(b[4:8])), true
+			}
+		case unix.NFTA_VERDICT_CHAIN:
+			chain = string(bytes.TrimRight(b[4:n], "\x00"))
+		}
+		b = b[min((n+3)&^3, len(b)):]
 	}
-	switch int32(binary.BigEndian.Uint32(el.Val[4:8])) {
-	case 1, unix.NFT_JUMP, unix.NFT_GOTO:
-		return true, true
-	}
-	return false, true
+	return code, chain, ok
 }
 
 // matchesAny reports whether an interface name comparison's data names

@@ -101,7 +101,10 @@ func TestForwardBlockers(t *testing.T) {
 	want("anonymous sets; ip6tables for berth0",
 		"table inet zonefw, chain f (its last rule rejects everything): br-0123456789ab (in)")
 	run(t, ns, "nft", `add rule inet zonefw zones oifname != { "eth0" } accept`)
-	want("oifname not in { eth0 } accept")
+	want("oifname not in { eth0 } accept: all but some is no name",
+		"table inet zonefw, chain f (its last rule rejects everything): br-0123456789ab (in)")
+	run(t, ns, "nft", `add rule inet zonefw zones oifname "br-0123456789ab" accept`)
+	want("br-… named")
 
 	run(t, ns, "nft", "add table ip tailfw; add chain ip tailfw f { type filter hook forward priority 20; }; add rule ip tailfw f drop")
 	want("a final drop", "table ip tailfw, chain f (its last rule drops everything): berth0 (out, in), br-0123456789ab (out, in)")
@@ -115,4 +118,117 @@ func TestForwardBlockers(t *testing.T) {
 	run(t, ns, "nft", `insert rule ip tailfw f iifname "berth0" goto mine`)
 	run(t, ns, "nft", `insert rule ip tailfw f oifname "berth0" goto mine`)
 	want("nft's br-* prefix; a goto for berth0's own traffic")
+}
+
+// TestForwardBlockersLayouts: whole rulesets as other managers leave
+// them, each in a namespace of its own: the chains berth0's traffic goes
+// through, and what the check says of it.
+func TestForwardBlockersLayouts(t *testing.T) {
+	if _, err := exec.LookPath("iptables"); err != nil {
+		nstest.Unavailable(t, "iptables (Debian's iptables package, the nft variant) is not installed")
+	}
+	for _, tc := range []struct {
+		name string
+		cmds [][]string
+		want []string
+	}{
+		{"Docker 28 on the same host, a port published", [][]string{
+			{"sh", "-c", `set -e
+iptables -P FORWARD DROP
+for c in DOCKER-USER DOCKER-FORWARD DOCKER-CT DOCKER-ISOLATION-STAGE-1 DOCKER-ISOLATION-STAGE-2 DOCKER-BRIDGE DOCKER; do iptables -N $c; done
+iptables -A FORWARD -j DOCKER-USER
+iptables -A FORWARD -j DOCKER-FORWARD
+iptables -A DOCKER-USER -j RETURN
+iptables -A DOCKER-FORWARD -j DOCKER-CT
+iptables -A DOCKER-FORWARD -j DOCKER-ISOLATION-STAGE-1
+iptables -A DOCKER-FORWARD -j DOCKER-BRIDGE
+iptables -A DOCKER-FORWARD -i docker0 -j ACCEPT
+iptables -A DOCKER-CT -o docker0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+iptables -A DOCKER-ISOLATION-STAGE-1 -i docker0 ! -o docker0 -j DOCKER-ISOLATION-STAGE-2
+iptables -A DOCKER-ISOLATION-STAGE-2 -o docker0 -j DROP
+iptables -A DOCKER-BRIDGE -o docker0 -j DOCKER
+iptables -A DOCKER -d 172.30.0.2/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT
+iptables -A DOCKER ! -i docker0 -o docker0 -j DROP`}},
+			[]string{"table ip filter, chain FORWARD (policy drop): berth0 (out, in)"}},
+		{"firewalld, zones by goto from a jumped-to chain", [][]string{
+			{"nft", `add table inet fw
+add chain inet fw filter_FORWARD { type filter hook forward priority filter + 10; policy accept; }
+add chain inet fw filter_FORWARD_IN_ZONES
+add chain inet fw filter_FWDI_public
+add chain inet fw filter_FWDI_public_allow
+add rule inet fw filter_FORWARD ct state established,related accept
+add rule inet fw filter_FORWARD jump filter_FORWARD_IN_ZONES
+add rule inet fw filter_FORWARD reject with icmpx admin-prohibited
+add rule inet fw filter_FORWARD_IN_ZONES goto filter_FWDI_public
+add rule inet fw filter_FWDI_public jump filter_FWDI_public_allow`}},
+			[]string{"table inet fw, chain filter_FORWARD (its last rule rejects everything): berth0 (out, in)"}},
+		{"firewalld's trusted zone for berth0, published ports by ct status dnat", [][]string{
+			{"nft", `add table inet fw
+add chain inet fw filter_FORWARD { type filter hook forward priority filter + 10; policy accept; }
+add chain inet fw filter_FWD_trusted
+add rule inet fw filter_FORWARD ct status dnat accept
+add rule inet fw filter_FORWARD iifname "berth0" goto filter_FWD_trusted
+add rule inet fw filter_FORWARD reject with icmpx admin-prohibited
+add rule inet fw filter_FWD_trusted accept`}},
+			nil},
+		{"a drop that logs first, for another interface and then for berth0", [][]string{
+			{"sh", "-c", `set -e
+iptables -P FORWARD DROP
+iptables -N LOGDROP
+iptables -A LOGDROP -j LOG
+iptables -A LOGDROP -j DROP
+iptables -A FORWARD -o eth9 -j LOGDROP
+iptables -A FORWARD -i berth0 -j LOGDROP
+iptables -A FORWARD -o berth0 -m comment --comment "no way in" -j DROP
+iptables -A FORWARD -i berth0 -j ACCEPT
+iptables -A FORWARD -o berth0 -j ACCEPT`}},
+			[]string{"table ip filter, chain FORWARD (policy drop): berth0 (out, in)"}},
+		{"a jump for one subnet; a verdict map's jump to a chain that rejects", [][]string{
+			{"sh", "-c", `set -e
+iptables -P FORWARD DROP
+iptables -N LAN
+iptables -A LAN -j ACCEPT
+iptables -A FORWARD -s 192.168.1.0/24 -j LAN
+nft 'add table ip t; add chain ip t f { type filter hook forward priority 5; }; add chain ip t block; add rule ip t block reject; add rule ip t f iifname vmap { "berth0" : jump block }; add rule ip t f oifname vmap { "berth0" : accept }; add rule ip t f drop'`}},
+			[]string{"table ip filter, chain FORWARD (policy drop): berth0 (out, in)", "table ip t, chain f (its last rule drops everything): berth0 (out)"}},
+		{"ufw with `ufw route allow in on berth0`", [][]string{
+			{"sh", "-c", `set -e
+iptables -P FORWARD DROP
+for c in ufw-before-forward ufw-user-forward ufw-after-forward ufw-reject-forward; do iptables -N $c; done
+iptables -A FORWARD -j ufw-before-forward
+iptables -A FORWARD -j ufw-after-forward
+iptables -A FORWARD -j ufw-reject-forward
+iptables -A ufw-before-forward -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+iptables -A ufw-before-forward -j ufw-user-forward
+iptables -A ufw-user-forward -i berth0 -j ACCEPT`}},
+			[]string{"table ip filter, chain FORWARD (policy drop): berth0 (in) [ufw]"}},
+		{"a commented final drop; ct state new and ct status dnat", [][]string{
+			{"sh", "-c", `set -e
+iptables -A FORWARD -m comment --comment "default deny" -j DROP
+nft 'add table ip t; add chain ip t f { type filter hook forward priority 5; }; add rule ip t f ct status dnat accept; add rule ip t f iifname "berth0" ct state new accept; add rule ip t f drop'`}},
+			[]string{"table ip filter, chain FORWARD (its last rule drops everything): berth0 (out, in)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, ns := newTestFirewall(t)
+			for _, c := range tc.cmds {
+				run(t, ns, c...)
+			}
+			got, err := ForwardBlockers(ns, []ForwardBridge{{Name: "berth0", IPv4: true}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var s []string
+			for _, b := range got {
+				m := ""
+				if b.Manager != "" {
+					m = " [" + b.Manager + "]"
+				}
+				s = append(s, b.String()+": "+strings.Join(b.Dropped, ", ")+m)
+			}
+			slices.Sort(s)
+			if !slices.Equal(s, tc.want) {
+				t.Errorf("blockers\n%q\nwant\n%q", s, tc.want)
+			}
+		})
+	}
 }
