@@ -191,6 +191,16 @@ iptables -A LAN -j ACCEPT
 iptables -A FORWARD -s 192.168.1.0/24 -j LAN
 nft 'add table ip t; add chain ip t f { type filter hook forward priority 5; }; add chain ip t block; add rule ip t block reject; add rule ip t f iifname vmap { "berth0" : jump block }; add rule ip t f oifname vmap { "berth0" : accept }; add rule ip t f drop'`}},
 			[]string{"table ip filter, chain FORWARD (policy drop): berth0 (out, in)", "table ip t, chain f (its last rule drops everything): berth0 (out)"}},
+		{"libvirt's chains", [][]string{
+			{"sh", "-c", `set -e
+iptables -P FORWARD DROP
+for c in LIBVIRT_FWX LIBVIRT_FWI LIBVIRT_FWO; do iptables -N $c; iptables -A FORWARD -j $c; done
+iptables -A LIBVIRT_FWX -i virbr0 -o virbr0 -j ACCEPT
+iptables -A LIBVIRT_FWI -d 192.168.122.0/24 -o virbr0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+iptables -A LIBVIRT_FWI -o virbr0 -j REJECT
+iptables -A LIBVIRT_FWO -s 192.168.122.0/24 -i virbr0 -j ACCEPT
+iptables -A LIBVIRT_FWO -i virbr0 -j REJECT`}},
+			[]string{"table ip filter, chain FORWARD (policy drop): berth0 (out, in)"}},
 		{"ufw with `ufw route allow in on berth0`", [][]string{
 			{"sh", "-c", `set -e
 iptables -P FORWARD DROP
