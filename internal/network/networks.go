@@ -524,7 +524,7 @@ func (c *Controller) applyDefaultBridgeLocked() error {
 	}
 	live := c.liveEndpointsLocked(n.ID)
 
-	cfg4, err := c.planDefaultBridgeLocked(n, c.defaultBridgeIPv4Request(n.IPv4), false)
+	cfg4, space4, err := c.planDefaultBridgeLocked(n, c.defaultBridgeIPv4Request(n.IPv4), false)
 	if err != nil {
 		if live == 0 {
 			return settingsError("the default bridge's IPv4 settings (--bip, --fixed-cidr, --default-address-pool): %w", err)
@@ -537,7 +537,7 @@ func (c *Controller) applyDefaultBridgeLocked() error {
 		changes = append(changes, "IPv4 "+ipConfigString(n.IPv4)+" → "+ipConfigString(cfg4))
 	}
 
-	cfg6, change6 := c.defaultBridgeIPv6Locked(n)
+	cfg6, space6, change6 := c.defaultBridgeIPv6Locked(n)
 	if change6 {
 		changes = append(changes, "IPv6 "+ipConfigString(n.IPv6)+" → "+ipConfigString(cfg6))
 	}
@@ -549,41 +549,15 @@ func (c *Controller) applyDefaultBridgeLocked() error {
 			"pending", strings.Join(changes, "; "))
 		return nil
 	}
-	// The address spaces first: nothing of n changes unless all can.
-	var space4, space6 *ipam.Space
-	if change4 && cfg4 != nil {
-		if space4, err = ipam.NewSpace(cfg4.Subnet, cfg4.IPRange, cfg4.Gateway); err != nil {
-			return settingsError("the default bridge's IPv4 settings: %w", err)
-		}
-	}
-	if change6 && cfg6 != nil {
-		if space6, err = ipam.NewSpace(cfg6.Subnet, cfg6.IPRange, cfg6.Gateway); err != nil {
-			return settingsError("the default bridge's IPv6 settings: %w", err)
-		}
-	}
 	n.Bridge.Name, n.Bridge.MTU = bc.Name, bc.MTU
 	n.Bridge.EnableICC, n.Bridge.EnableIPMasquerade, n.Bridge.HostBindingIPv4 = bc.EnableICC, bc.EnableIPMasquerade, bc.HostBindingIPv4
 	n.Options = defaultBridgeOptions(n.Bridge)
 	c.setDefaultBridgeHostAccess(n)
 	if change4 {
-		if old := n.IPv4; old != nil && (cfg4 == nil || cfg4.Gateway != old.Gateway || cfg4.Subnet.Bits() != old.Subnet.Bits()) {
-			n.StaleGateways = appendNew(n.StaleGateways, netip.PrefixFrom(old.Gateway, old.Subnet.Bits()))
-		}
-		n.IPv4 = cfg4
-		delete(c.spaces, n.ID)
-		if space4 != nil {
-			c.spaces[n.ID] = space4
-		}
+		replaceFamily(n, &n.IPv4, c.spaces, cfg4, space4)
 	}
 	if change6 {
-		if old := n.IPv6; old != nil && (cfg6 == nil || cfg6.Gateway != old.Gateway || cfg6.Subnet.Bits() != old.Subnet.Bits()) {
-			n.StaleGateways = appendNew(n.StaleGateways, netip.PrefixFrom(old.Gateway, old.Subnet.Bits()))
-		}
-		n.IPv6 = cfg6
-		delete(c.spaces6, n.ID)
-		if space6 != nil {
-			c.spaces6[n.ID] = space6
-		}
+		replaceFamily(n, &n.IPv6, c.spaces6, cfg6, space6)
 	}
 	if err := c.putNetwork(n); err != nil {
 		return fmt.Errorf("record the default bridge: %w", err)
@@ -591,6 +565,20 @@ func (c *Controller) applyDefaultBridgeLocked() error {
 	c.publishNetworksLocked()
 	c.log.Info("default bridge changed to the daemon's settings", "changes", strings.Join(changes, "; "))
 	return nil
+}
+
+// replaceFamily gives the default bridge n the family cfg (with its
+// address space, nil without one) in place of *cur, recording cur's
+// gateway for the driver to take off the bridge when the bridge loses it.
+func replaceFamily(n *Network, cur **IPConfig, spaces map[string]*ipam.Space, cfg *IPConfig, space *ipam.Space) {
+	if old := *cur; old != nil && (cfg == nil || cfg.Gateway != old.Gateway || cfg.Subnet.Bits() != old.Subnet.Bits()) {
+		n.StaleGateways = appendNew(n.StaleGateways, netip.PrefixFrom(old.Gateway, old.Subnet.Bits()))
+	}
+	*cur = cfg
+	delete(spaces, n.ID)
+	if space != nil {
+		spaces[n.ID] = space
+	}
 }
 
 // appendNew appends p to ps unless it is there.
@@ -621,8 +609,9 @@ func (c *Controller) checkLeavableLocked(n *Network) error {
 }
 
 // planDefaultBridgeLocked plans one family of the default bridge n from
-// req, as if n had none yet (its own subnet is no overlap).
-func (c *Controller) planDefaultBridgeLocked(n *Network, req IPAMRequest, v6 bool) (*IPConfig, error) {
+// req, as if n had none yet (its own subnet is no overlap), with its
+// address space.
+func (c *Controller) planDefaultBridgeLocked(n *Network, req IPAMRequest, v6 bool) (*IPConfig, *ipam.Space, error) {
 	old4, old6 := n.IPv4, n.IPv6
 	defer func() { n.IPv4, n.IPv6 = old4, old6 }()
 	// Its own subnet's route through the bridge is no host route in the
@@ -644,25 +633,27 @@ func (c *Controller) planDefaultBridgeLocked(n *Network, req IPAMRequest, v6 boo
 		cfg, err = c.planFamilyLocked(req, c.cfg.Pools, func(o *Network) *IPConfig { return o.IPv4 }, own)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if _, err := ipam.NewSpace(cfg.Subnet, cfg.IPRange, cfg.Gateway); err != nil {
-		return nil, err
+	space, err := ipam.NewSpace(cfg.Subnet, cfg.IPRange, cfg.Gateway)
+	if err != nil {
+		return nil, nil, err
 	}
 	cfg.UserSubnet = false // no --ip on a predefined network
-	return cfg, nil
+	return cfg, space, nil
 }
 
 // defaultBridgeIPv6Locked is the IPv6 --ipv6 and --fixed-cidr-v6 ask of
-// the default bridge n, and whether that is a change. A subnet that
+// the default bridge n (with its address space when it is a new one),
+// and whether that is a change. A subnet that
 // cannot be had is logged, and the bridge keeps what it has.
-func (c *Controller) defaultBridgeIPv6Locked(n *Network) (*IPConfig, bool) {
+func (c *Controller) defaultBridgeIPv6Locked(n *Network) (*IPConfig, *ipam.Space, bool) {
 	want, want6 := c.cfg.DefaultBridgeIPv6, c.cfg.DefaultBridgeSubnet6
 	switch {
 	case !want:
-		return nil, n.IPv6 != nil
+		return nil, nil, n.IPv6 != nil
 	case n.IPv6 != nil && (!want6.IsValid() || n.IPv6.Subnet == want6.Masked()):
-		return n.IPv6, false
+		return n.IPv6, nil, false
 	}
 	// dockerd takes a prefix with host bits, and shows the subnet as the
 	// default bridge's ip-range (getDefaultBridgeIPAMConf).
@@ -670,13 +661,13 @@ func (c *Controller) defaultBridgeIPv6Locked(n *Network) (*IPConfig, bool) {
 	if want6.IsValid() {
 		req.IPRange = req.Subnet
 	}
-	cfg, err := c.planDefaultBridgeLocked(n, req, true)
+	cfg, space, err := c.planDefaultBridgeLocked(n, req, true)
 	if err != nil {
 		// The bridge keeps what it had; the daemon starts anyway.
 		c.log.Error("the default bridge's IPv6 settings cannot be applied: it keeps its own", "now", subnetString(n.IPv6), "asked", "on "+want6.String(), "err", err)
-		return n.IPv6, false
+		return n.IPv6, nil, false
 	}
-	return cfg, true
+	return cfg, space, true
 }
 
 // sameIPConfig reports whether a and b are the same subnet, range and
@@ -757,12 +748,9 @@ func (c *Controller) ensurePredefinedLocked() error {
 			n.Bridge = bc
 			n.Options = defaultBridgeOptions(bc)
 			c.setDefaultBridgeHostAccess(n)
-			if n.IPv4, err = c.planDefaultBridgeLocked(n, c.defaultBridgeIPv4Request(nil), false); err != nil {
+			var space *ipam.Space
+			if n.IPv4, space, err = c.planDefaultBridgeLocked(n, c.defaultBridgeIPv4Request(nil), false); err != nil {
 				return settingsError("choose a subnet for the default bridge: %w", err)
-			}
-			space, err := ipam.NewSpace(n.IPv4.Subnet, n.IPv4.IPRange, n.IPv4.Gateway)
-			if err != nil {
-				return err
 			}
 			c.spaces[n.ID] = space
 		}
