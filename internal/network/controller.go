@@ -33,7 +33,14 @@ type Config struct {
 	// address, as Docker 28 does with its userland proxy; the daemon sets
 	// it where IPv6 sockets can be bound.
 	IPv6Ports bool
-	Log       *slog.Logger
+	// NoUserlandProxy turns the userland proxy off (dockerd's
+	// --userland-proxy=false): no IPv6 port is forwarded by the daemon,
+	// so a container with IPv4 only is published on IPv4 alone, and a
+	// dual-stack one's IPv6 ports are reached by DNAT alone (not on ::1),
+	// as moby's sortAndNormPBs leaves them. IPv4 ports are the kernel's
+	// either way.
+	NoUserlandProxy bool
+	Log             *slog.Logger
 	// DefaultBridgeName is the device of the predefined "bridge" network (berth0).
 	DefaultBridgeName string
 	// DefaultBridgeHostAccess opens the host's services to the default

@@ -62,6 +62,11 @@ type HostPortRequest struct {
 	// Docker's words for a failed bind name; unset when a restart holds
 	// ports again.
 	Container netip.AddrPort
+	// Proxied says the holder will be asked to Forward the port: its TCP
+	// socket then listens from the bind on, so that a client's handshake
+	// waits in the backlog for the proxy. Any other port's socket never
+	// accepts (a connection nftables does not take is refused).
+	Proxied bool
 }
 
 // HostPort is a host port the PortHolder holds.
@@ -171,9 +176,10 @@ func (c *Controller) holdNATPorts(n *Network, ep *Endpoint, reqs []PortRequest) 
 	if !ep.Address.IsValid() {
 		return c.holdPorts6(n, ep, reqs)
 	}
-	hreqs := make([]HostPortRequest, len(reqs))
-	var twins []int // the requests that get an IPv6 twin
-	for i, r := range reqs {
+	hreqs := make([]HostPortRequest, 0, len(reqs))
+	kept := make([]PortRequest, 0, len(reqs))
+	var twins []int // the requests of hreqs that get an IPv6 twin
+	for _, r := range reqs {
 		ip := r.HostIP
 		if !ip.IsValid() {
 			// The network's default host address: 0.0.0.0 (or none) gets
@@ -181,15 +187,28 @@ func (c *Controller) holdNATPorts(n *Network, ep *Endpoint, reqs []PortRequest) 
 			// alone (moby's configurePortBindingIPv4 makes no IPv4 binding
 			// for an IPv6 default).
 			ip = n.Bridge.HostBindingIPv4
-			if (!ip.IsValid() || ip == netip.IPv4Unspecified()) && c.cfg.IPv6Ports {
-				twins = append(twins, i)
+			if (!ip.IsValid() || ip == netip.IPv4Unspecified()) && c.cfg.IPv6Ports && c.reaches6(ep) {
+				twins = append(twins, len(hreqs))
 			}
 		}
 		if !ip.IsValid() {
 			ip = netip.IPv4Unspecified()
 		}
-		hreqs[i] = HostPortRequest{Proto: r.Proto, HostIP: ip, Start: r.HostPortStart, End: r.HostPortEnd,
-			Container: netip.AddrPortFrom(ep.Address.Addr(), r.Port)}
+		if ip.Is6() && !c.reaches6(ep) {
+			// moby's sortAndNormPBs: "Cannot map from IPv6 to an
+			// IPv4-only container because the userland proxy is
+			// disabled", logged and left out, not an error.
+			c.log.Info("cannot map from IPv6 to an IPv4-only container because the userland proxy is disabled",
+				"container", ep.Name, "host_ip", ip, "port", r.Port, "proto", r.Proto)
+			continue
+		}
+		hreqs = append(hreqs, HostPortRequest{Proto: r.Proto, HostIP: ip, Start: r.HostPortStart, End: r.HostPortEnd,
+			Container: netip.AddrPortFrom(ep.Address.Addr(), r.Port), Proxied: ip.Is6() && c.proxyOn()})
+		kept = append(kept, r)
+	}
+	reqs = kept
+	if len(hreqs) == 0 {
+		return nil, nil
 	}
 	held, err := c.portHolder().Hold(hreqs)
 	if err != nil {
@@ -239,7 +258,7 @@ func (c *Controller) holdPorts6(n *Network, ep *Endpoint, reqs []PortRequest) ([
 			continue
 		}
 		hreqs = append(hreqs, HostPortRequest{Proto: r.Proto, HostIP: ip, Start: r.HostPortStart, End: r.HostPortEnd,
-			Container: netip.AddrPortFrom(ep.Address6.Addr(), r.Port)})
+			Container: netip.AddrPortFrom(ep.Address6.Addr(), r.Port), Proxied: c.proxyOn()})
 		ports = append(ports, r.Port)
 	}
 	if len(hreqs) == 0 {
@@ -269,7 +288,7 @@ const twinAttempts = 10
 func (c *Controller) holdTwin(r HostPortRequest, v4 *HostPort) (HostPort, error) {
 	for attempt := 1; ; attempt++ {
 		got, err := c.portHolder().Hold([]HostPortRequest{{Proto: v4.Proto, HostIP: netip.IPv6Unspecified(),
-			Start: v4.Port, End: v4.Port, Container: r.Container}})
+			Start: v4.Port, End: v4.Port, Container: r.Container, Proxied: c.proxyOn()}})
 		if err == nil {
 			return got[0], nil
 		}
@@ -366,24 +385,46 @@ func (c *Controller) addPorts(ctx context.Context, ep *Endpoint) error {
 	return nil
 }
 
-// forward has the holder forward m, an IPv6 mapping of ep, to ep's IPv6
-// address, or its IPv4 one when it has none (docker-proxy's choice);
-// IPv4 mappings are the firewall's. For an endpoint with IPv6 the
-// firewall DNATs what comes from elsewhere, and the forwarder serves
-// what the DNAT cannot take: connections to ::1.
-func (c *Controller) forward(ep *Endpoint, m PortMapping) error {
+// proxyOn reports whether the daemon's userland proxy serves IPv6 ports
+// (dockerd's --userland-proxy, on unless NoUserlandProxy).
+func (c *Controller) proxyOn() bool { return !c.cfg.NoUserlandProxy }
+
+// reaches6 reports whether an IPv6 host port can reach ep: by DNAT to its
+// IPv6 address, or through the userland proxy to its IPv4 one.
+func (c *Controller) reaches6(ep *Endpoint) bool { return ep.Address6.IsValid() || c.proxyOn() }
+
+// proxyTarget returns where the userland proxy sends the connections of
+// m, a mapping of ep: ep's IPv6 address, or its IPv4 one when it has
+// none (docker-proxy's choice). It is false for a mapping no proxy
+// serves: an IPv4 one (the firewall's), a routed one (no host port), and
+// every one without the proxy (NoUserlandProxy), where an endpoint with
+// IPv6 is still reached by DNAT, except on ::1, as with dockerd's
+// --userland-proxy=false.
+func (c *Controller) proxyTarget(ep *Endpoint, m PortMapping) (netip.AddrPort, bool) {
 	to := ep.Address.Addr()
 	if ep.Address6.IsValid() {
 		to = ep.Address6.Addr()
 	}
-	if m.HostIP.Is4() || !to.IsValid() || m.Routed() {
+	if m.HostIP.Is4() || !to.IsValid() || m.Routed() || !c.proxyOn() {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(to, m.Port), true
+}
+
+// forward has the holder forward m, an IPv6 mapping of ep, as
+// proxyTarget says. For an endpoint with IPv6 the firewall DNATs what
+// comes from elsewhere, and the forwarder serves what the DNAT cannot
+// take: connections to ::1.
+func (c *Controller) forward(ep *Endpoint, m PortMapping) error {
+	to, ok := c.proxyTarget(ep, m)
+	if !ok {
 		return nil
 	}
 	f, ok := c.portHolder().(PortForwarder)
 	if !ok {
 		return fmt.Errorf("cannot publish %s: no forwarder for IPv6 ports", m)
 	}
-	return f.Forward(HostPort{Proto: m.Proto, HostIP: m.HostIP, Port: m.HostPort}, netip.AddrPortFrom(to, m.Port))
+	return f.Forward(HostPort{Proto: m.Proto, HostIP: m.HostIP, Port: m.HostPort}, to)
 }
 
 // delPorts withdraws ep's ports from the firewall.
@@ -487,7 +528,8 @@ func (c *Controller) publisherLocked(hp HostPort) (*Endpoint, PortMapping) {
 // holdAndForward holds the host port of m, a mapping ep publishes, and
 // forwards it if it is an IPv6 one.
 func (c *Controller) holdAndForward(ep *Endpoint, m PortMapping) error {
-	held, err := c.portHolder().Hold([]HostPortRequest{{Proto: m.Proto, HostIP: m.HostIP, Start: m.HostPort, End: m.HostPort}})
+	_, proxied := c.proxyTarget(ep, m)
+	held, err := c.portHolder().Hold([]HostPortRequest{{Proto: m.Proto, HostIP: m.HostIP, Start: m.HostPort, End: m.HostPort, Proxied: proxied}})
 	if err != nil {
 		return err
 	}

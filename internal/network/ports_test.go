@@ -22,17 +22,19 @@ import (
 // fakeHolder holds host ports in a map, with the overlap rules of bind(2)
 // within a family (IPv6 sockets are IPV6_V6ONLY): a port on 0.0.0.0 (::)
 // collides with the same port on any one IPv4 (IPv6) address. It records
-// the ports it is asked to forward.
+// the ports it is asked to forward, which must have been held Proxied (a
+// real holder's socket for any other does not listen).
 type fakeHolder struct {
 	mu        sync.Mutex
 	held      map[HostPort]bool
+	proxied   map[HostPort]bool // held with Proxied
 	busy      map[HostPort]bool // "host processes" using ports
 	next      uint16            // the next ephemeral port
 	forwarded map[HostPort]netip.AddrPort
 }
 
 func newFakeHolder() *fakeHolder {
-	return &fakeHolder{held: map[HostPort]bool{}, busy: map[HostPort]bool{}, next: 32768, forwarded: map[HostPort]netip.AddrPort{}}
+	return &fakeHolder{held: map[HostPort]bool{}, proxied: map[HostPort]bool{}, busy: map[HostPort]bool{}, next: 32768, forwarded: map[HostPort]netip.AddrPort{}}
 }
 
 func (h *fakeHolder) taken(p HostPort) bool {
@@ -63,6 +65,9 @@ func (h *fakeHolder) Forward(hp HostPort, target netip.AddrPort) error {
 	if !h.held[hp] {
 		return fmt.Errorf("forward %s: not held", hp)
 	}
+	if !h.proxied[hp] {
+		return fmt.Errorf("forward %s: not held for the proxy", hp)
+	}
 	h.forwarded[hp] = target
 	return nil
 }
@@ -74,6 +79,7 @@ func (h *fakeHolder) Hold(reqs []HostPortRequest) ([]HostPort, error) {
 	undo := func() {
 		for _, p := range out {
 			delete(h.held, p)
+			delete(h.proxied, p)
 		}
 	}
 	for _, r := range reqs {
@@ -95,6 +101,9 @@ func (h *fakeHolder) Hold(reqs []HostPortRequest) ([]HostPort, error) {
 			return nil, errdefs.Conflict("Bind for %s:%d failed: port is already allocated", r.HostIP, start)
 		}
 		h.held[*got] = true
+		if r.Proxied {
+			h.proxied[*got] = true
+		}
 		out = append(out, *got)
 	}
 	return out, nil
@@ -105,6 +114,7 @@ func (h *fakeHolder) Release(ps []HostPort) error {
 	defer h.mu.Unlock()
 	for _, p := range ps {
 		delete(h.held, p)
+		delete(h.proxied, p)
 		delete(h.forwarded, p)
 	}
 	return nil
@@ -121,6 +131,8 @@ type portRig struct {
 	*rig
 	ports *fakeHolder
 	ipv6  bool // the controller's IPv6Ports
+	// noProxy is the controller's NoUserlandProxy.
+	noProxy bool
 }
 
 func newPortRig(t *testing.T) *portRig {
@@ -136,7 +148,7 @@ func (r *portRig) restartWith(t *testing.T, h *fakeHolder) {
 	t.Helper()
 	r.ports = h
 	r.c = New(Config{
-		Store: r.st, Driver: r.drv, Sandboxes: r.sbs, Firewall: r.fw, Ports: h, IPv6Ports: r.ipv6,
+		Store: r.st, Driver: r.drv, Sandboxes: r.sbs, Firewall: r.fw, Ports: h, IPv6Ports: r.ipv6, NoUserlandProxy: r.noProxy,
 		Nameservers: []netip.Addr{netip.MustParseAddr("10.255.255.53")},
 		NewID:       r.ids,
 		Now:         func() time.Time { return time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC) },
@@ -537,6 +549,90 @@ func TestIPv6Twins(t *testing.T) {
 // network — and move when a join outranks the gateway or the gateway
 // leaves. A move the new gateway cannot take fails the join and leaves
 // route and ports where they were.
+// TestNoUserlandProxy: with the userland proxy off (dockerd's
+// --userland-proxy=false), moby's sortAndNormPBs makes no IPv6 binding
+// for a container with IPv4 only (no [::] twin, an IPv6 host address left
+// out), a dual-stack container's IPv6 ports are DNATed as ever, and
+// nothing is forwarded nor held for the proxy (its socket would listen),
+// before and after a restart.
+func TestNoUserlandProxy(t *testing.T) {
+	r := &portRig{rig: newRig(t), ports: newFakeHolder(), ipv6: true, noProxy: true}
+	r.restartWith(t, r.ports)
+	ctx := context.Background()
+	v6any, v6lo := netip.IPv6Unspecified(), netip.IPv6Loopback()
+	for _, req := range []CreateRequest{
+		{Name: "any6", Options: map[string]string{OptHostBindingIPv4: "::"}},
+		{Name: "dual", EnableIPv6: true, IPAM: []IPAMRequest{{Subnet: mustPrefix("fd00:63::/64")}}},
+	} {
+		if _, err := r.c.CreateNetwork(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ports := []PortRequest{
+		{Proto: "tcp", Port: 80, HostPortStart: 8080, HostPortEnd: 8080},
+		{Proto: "udp", Port: 53, HostPortStart: 5353, HostPortEnd: 5353},
+		{Proto: "tcp", Port: 82, HostIP: v6lo, HostPortStart: 8082, HostPortEnd: 8082},
+	}
+	sb := r.sandbox(t, "c1")
+	ep := r.join(t, sb, "bridge", JoinRequest{ContainerID: "c1", Name: "web", Ports: ports})
+	want := []PortMapping{
+		{Proto: "tcp", HostIP: anyIP, HostPort: 8080, Port: 80},
+		{Proto: "udp", HostIP: anyIP, HostPort: 5353, Port: 53},
+	}
+	if diff := cmp.Diff(want, ep.Ports, cmpAddr); diff != "" {
+		t.Errorf("IPv4-only container's ports (-want +got):\n%s", diff)
+	}
+	sb2 := r.sandbox(t, "c2")
+	if ep2 := r.join(t, sb2, "any6", JoinRequest{ContainerID: "c2", Name: "v6default", Ports: ports[:1]}); len(ep2.Ports) != 0 {
+		t.Errorf("an IPv4-only container on a network whose default host address is [::] published %v, want nothing", ep2.Ports)
+	}
+	sb3 := r.sandbox(t, "c3")
+	ep3 := r.join(t, sb3, "dual", JoinRequest{ContainerID: "c3", Name: "db", Ports: []PortRequest{
+		{Proto: "tcp", Port: 80, HostPortStart: 9080, HostPortEnd: 9080},
+		{Proto: "tcp", Port: 82, HostIP: v6lo, HostPortStart: 9082, HostPortEnd: 9082},
+	}})
+	want3 := []PortMapping{
+		{Proto: "tcp", HostIP: anyIP, HostPort: 9080, Port: 80},
+		{Proto: "tcp", HostIP: v6any, HostPort: 9080, Port: 80},
+		{Proto: "tcp", HostIP: v6lo, HostPort: 9082, Port: 82},
+	}
+	if diff := cmp.Diff(want3, ep3.Ports, cmpAddr); diff != "" {
+		t.Errorf("dual-stack container's ports (-want +got):\n%s", diff)
+	}
+	dnat6 := false
+	for _, m := range r.fw.portList() {
+		dnat6 = dnat6 || (m.HostPort == 9080 && m.Addr == ep3.Address6.Addr())
+	}
+	if !dnat6 {
+		t.Errorf("no DNAT of [::]:9080 to %s in %v", ep3.Address6.Addr(), r.fw.portList())
+	}
+	check := func(when string) {
+		t.Helper()
+		if len(r.ports.forwarded) != 0 || len(r.ports.proxied) != 0 {
+			t.Errorf("%s: forwarded %v, held for the proxy %v; want none", when, r.ports.forwarded, r.ports.proxied)
+		}
+		if n := r.ports.count(); n != 5 {
+			t.Errorf("%s: %d ports held, want 5", when, n)
+		}
+	}
+	check("after the joins")
+	r.restartWith(t, newFakeHolder())
+	check("after a restart")
+
+	// The same container on a daemon with the proxy: the [::] twin and
+	// the [::1] port, forwarded to its IPv4 address.
+	r.noProxy = false
+	r.restartWith(t, newFakeHolder())
+	sb4 := r.sandbox(t, "c4")
+	ep4 := r.join(t, sb4, "bridge", JoinRequest{ContainerID: "c4", Name: "web4", Ports: []PortRequest{
+		{Proto: "tcp", Port: 80, HostPortStart: 7080, HostPortEnd: 7080},
+		{Proto: "tcp", Port: 82, HostIP: v6lo, HostPortStart: 7082, HostPortEnd: 7082},
+	}})
+	if len(ep4.Ports) != 3 || len(r.ports.forwarded) != 4 {
+		t.Errorf("with the proxy: ports %v, forwarded %v; want 3 ports, and 4 forwarded (with db's two IPv6 ones)", ep4.Ports, r.ports.forwarded)
+	}
+}
+
 func TestGatewayIsChosenAsDockerChooses(t *testing.T) {
 	r := newPortRig(t)
 	ctx := context.Background()

@@ -62,11 +62,11 @@ func (c *Controller) routedPorts(n *Network, ep *Endpoint, reqs []PortRequest) (
 // is 0.0.0.0 or IPv6.
 func (c *Controller) portSides(n *Network, ep *Endpoint, r PortRequest) (has4, has6 bool) {
 	if r.HostIP.IsValid() {
-		return r.HostIP.Is4() && ep.Address.IsValid(), r.HostIP.Is6()
+		return r.HostIP.Is4() && ep.Address.IsValid(), r.HostIP.Is6() && c.reaches6(ep)
 	}
 	def := n.Bridge.HostBindingIPv4
 	every := !def.IsValid() || def == netip.IPv4Unspecified()
 	has4 = ep.Address.IsValid() && (every || def.Is4())
-	has6 = c.cfg.IPv6Ports && (every || def.Is6())
+	has6 = c.cfg.IPv6Ports && (every || def.Is6()) && c.reaches6(ep)
 	return has4, has6
 }

@@ -2,12 +2,13 @@
 // mapping it binds a socket on HostIP:HostPort in the daemon's network
 // namespace and keeps it open until the port is released. A port that a
 // host process already uses is refused with Docker's words, and no process
-// can take a published port later. IPv4 sockets never accept anything —
-// TCP ones are bound without listen, UDP ones drop every datagram — because
-// nftables DNATs the port's traffic before it could reach them. IPv6 ones
-// are the proxy's (Forward, internal/portproxy): TCP ones listen from the
-// bind on (a client's handshake waits in the backlog until Forward
-// starts accepting), UDP ones drop datagrams until then.
+// can take a published port later. Its socket never accepts anything —
+// a TCP one is bound without listen, a UDP one drops every datagram —
+// because nftables DNATs the port's traffic before it could reach it;
+// except the IPv6 ports the proxy serves (HostPortRequest.Proxied, then
+// Forward, internal/portproxy): TCP ones listen from the bind on (a
+// client's handshake waits in the backlog until Forward starts
+// accepting), UDP ones drop datagrams until then.
 package portalloc
 
 import (
@@ -74,9 +75,9 @@ func (a *Allocator) Hold(reqs []network.HostPortRequest) ([]network.HostPort, er
 	// skip what is taken.
 	var exact, rest []int
 	for i, r := range reqs {
-		// The batches bind IPv4 sockets; IPv6 ones (few: the proxy's)
-		// go one by one.
-		if r.Start != 0 && r.Start == r.End && anyIfInvalid(r.HostIP).Is4() {
+		// The batches bind IPv4 sockets that never accept; IPv6 ones and
+		// those the proxy serves (few) go one by one.
+		if r.Start != 0 && r.Start == r.End && anyIfInvalid(r.HostIP).Is4() && !r.Proxied {
 			exact = append(exact, i)
 		} else {
 			rest = append(rest, i)
@@ -288,14 +289,14 @@ func holdOne(r network.HostPortRequest) (network.HostPort, int, error) {
 	}
 	ip := anyIfInvalid(r.HostIP)
 	if r.Start == 0 {
-		fd, port, err := bindPort(typ, ip, 0)
+		fd, port, err := bindPort(typ, ip, 0, r.Proxied)
 		if err != nil {
 			return network.HostPort{}, -1, err
 		}
 		return network.HostPort{Proto: r.Proto, HostIP: ip, Port: port}, fd, nil
 	}
 	for p := int(r.Start); p <= int(r.End); p++ {
-		fd, port, err := bindPort(typ, ip, uint16(p))
+		fd, port, err := bindPort(typ, ip, uint16(p), r.Proxied)
 		if errors.Is(err, unix.EADDRINUSE) {
 			continue
 		}
@@ -307,13 +308,13 @@ func holdOne(r network.HostPortRequest) (network.HostPort, int, error) {
 	return network.HostPort{}, -1, &bindFailure{port: r.End, err: unix.EADDRINUSE, inUse: true}
 }
 
-// bindPort binds a socket of type typ — an IPv4 one without SO_REUSEADDR,
-// so that no other socket, with or without it, can bind the port — and
-// returns it with its port; a failed bind is a *bindFailure. Docker 28
-// sets SO_REUSEADDR and so must also listen on TCP ports; berth's IPv4
-// sockets keep others out without listening, and its IPv6 TCP ones,
-// which the proxy serves, set it and listen (see below).
-func bindPort(typ int, ip netip.Addr, port uint16) (int, uint16, error) {
+// bindPort binds a socket of type typ — without SO_REUSEADDR, so that no
+// other socket, with or without it, can bind the port — and returns it
+// with its port; a failed bind is a *bindFailure. Docker 28 sets
+// SO_REUSEADDR and so must also listen on TCP ports; berth's sockets keep
+// others out without listening, except the TCP ones the proxy serves
+// (proxied), which set it and listen (see below).
+func bindPort(typ int, ip netip.Addr, port uint16, proxied bool) (int, uint16, error) {
 	family := unix.AF_INET
 	if ip.Is6() {
 		family = unix.AF_INET6
@@ -329,17 +330,18 @@ func bindPort(typ int, ip netip.Addr, port uint16) (int, uint16, error) {
 			unix.Close(fd)
 			return -1, 0, fmt.Errorf("set IPV6_V6ONLY: %w", err)
 		}
-		// An IPv6 TCP port is served by the process (portproxy), so its
-		// connections end here and leave TIME_WAIT sockets behind, which
-		// would keep a bind without SO_REUSEADDR off the port for a
-		// minute after the container goes or the daemon restarts. With
-		// it, as Docker's, the socket listens at once (below): Linux lets
-		// no other socket bind a port that one listens on.
-		if typ == unix.SOCK_STREAM {
-			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-				unix.Close(fd)
-				return -1, 0, fmt.Errorf("set SO_REUSEADDR: %w", err)
-			}
+	}
+	// A proxied TCP port is served by the process (portproxy), so its
+	// connections end here and leave TIME_WAIT sockets behind, which
+	// would keep a bind without SO_REUSEADDR off the port for a minute
+	// after the container goes or the daemon restarts. With it, as
+	// Docker's, the socket listens at once (below): Linux lets no other
+	// socket bind a port that one listens on.
+	listens := proxied && typ == unix.SOCK_STREAM
+	if listens {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			unix.Close(fd)
+			return -1, 0, fmt.Errorf("set SO_REUSEADDR: %w", err)
 		}
 	}
 	if typ == unix.SOCK_DGRAM {
@@ -358,7 +360,7 @@ func bindPort(typ int, ip netip.Addr, port uint16) (int, uint16, error) {
 		unix.Close(fd)
 		return -1, 0, &bindFailure{port: port, err: err}
 	}
-	if family == unix.AF_INET6 && typ == unix.SOCK_STREAM {
+	if listens {
 		if err := unix.Listen(fd, unix.SOMAXCONN); err != nil {
 			unix.Close(fd)
 			return -1, 0, &bindFailure{port: port, err: err}

@@ -8,11 +8,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/network"
 	"github.com/berth-net/berth/internal/nstest"
 	"github.com/berth-net/berth/internal/sandbox"
+	"golang.org/x/sys/unix"
 )
 
 var (
@@ -247,7 +249,8 @@ func TestHoldIPv6(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := held[0].Port
-	if _, err := a.Hold([]network.HostPortRequest{req("tcp", v6, p, p), req("udp", v6, p, p)}); err != nil {
+	proxied := func(r network.HostPortRequest) network.HostPortRequest { r.Proxied = true; return r }
+	if _, err := a.Hold([]network.HostPortRequest{proxied(req("tcp", v6, p, p)), proxied(req("udp", v6, p, p))}); err != nil {
 		t.Fatalf("[::]:%d beside 0.0.0.0:%d: %v", p, p, err)
 	}
 	if _, err := a.Hold([]network.HostPortRequest{req("tcp", netip.IPv6Loopback(), p, p)}); !errdefs.Is(err, errdefs.KindConflict) {
@@ -291,4 +294,62 @@ func localPortRange(t *testing.T) (uint16, uint16) {
 		t.Fatal(err)
 	}
 	return uint16(lo), uint16(hi)
+}
+
+// An IPv6 port held for no proxy (the userland proxy off, or a
+// dual-stack container's port nftables DNATs) keeps others out as an
+// IPv4 one does, and refuses a connection at once instead of taking its
+// handshake into a backlog no one accepts from; a proxied one listens.
+func TestHoldIPv6NotProxied(t *testing.T) {
+	a, ns := newAllocator(t)
+	if !a.IPv6Listenable() {
+		nstest.Unavailable(t, "no IPv6 in the test namespace")
+	}
+	held, err := a.Hold([]network.HostPortRequest{req("tcp", netip.IPv6Unspecified(), 0, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := held[0].Port
+	dial := func() error {
+		return sandbox.Do(ns, func() error {
+			c, err := net.DialTimeout("tcp6", netip.AddrPortFrom(netip.IPv6Loopback(), p).String(), 2*time.Second)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		})
+	}
+	if err := dial(); !errors.Is(err, unix.ECONNREFUSED) {
+		t.Errorf("connect to [::1]:%d held for no proxy: %v, want connection refused", p, err)
+	}
+	if closeIt, err := listen6(t, ns, p); err == nil {
+		closeIt()
+		t.Errorf("a host process could listen on [::1]:%d while it is held", p)
+	}
+	if err := a.Release(held); err != nil {
+		t.Fatal(err)
+	}
+	r := req("tcp", netip.IPv6Unspecified(), p, p)
+	r.Proxied = true
+	if _, err := a.Hold([]network.HostPortRequest{r}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dial(); err != nil {
+		t.Errorf("connect to [::1]:%d held for the proxy: %v, want its handshake taken into the backlog", p, err)
+	}
+}
+
+// listen6 listens on [::1]:port in ns, as a host process would.
+func listen6(t *testing.T, ns string, port uint16) (func(), error) {
+	t.Helper()
+	var l net.Listener
+	err := sandbox.Do(ns, func() error {
+		var err error
+		l, err = net.Listen("tcp6", netip.AddrPortFrom(netip.IPv6Loopback(), port).String())
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return func() { l.Close() }, nil
 }
