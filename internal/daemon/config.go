@@ -50,6 +50,7 @@ func addFlags(f *pflag.FlagSet, cfg *Config) {
 	f.StringArrayVar(&cfg.DNSOptions, "dns-opt", nil, "resolv.conf option for containers that set none (repeatable)")
 	f.StringVar(&cfg.LogDriver, "log-driver", container.LogDriver, "log driver of containers that name none: json-file, local or none")
 	f.Var(&logOptsValue{&cfg.LogOpts}, "log-opt", "log option of containers on the default log driver that do not give it, KEY=VALUE (repeatable)")
+	f.BoolVar(&cfg.UserlandProxy, "userland-proxy", true, "serve the [::] side of ports published from IPv4-only containers, and [::1], from the daemon (IPv4 ports are the kernel's either way)")
 	f.BoolVar(&cfg.LiveRestore, "live-restore", true, "containers keep running while the daemon is down (always so with berth)")
 	f.IntVar(&cfg.Group, "group", -1, "group ID that may use the socket (default: root only)")
 	f.BoolVarP(&cfg.Debug, "debug", "D", false, "debug logging")

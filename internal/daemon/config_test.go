@@ -39,7 +39,8 @@ func TestConfigFileSetsOptions(t *testing.T) {
 		"default-address-pools": [{"base": "10.100.0.0/16", "size": 24}, {"base": "fd00:100::/48", "size": 64}],
 		"default-network-opts": {"bridge": {"com.docker.network.driver.mtu": "1400"}},
 		"dns": ["10.0.0.53", "10.0.1.53"], "dns-search": ["corp.example"], "dns-opts": ["ndots:2"],
-		"hosts": ["unix:///run/b.sock"], "data-root": "/srv/berth", "group": 123, "debug": true
+		"hosts": ["unix:///run/b.sock"], "data-root": "/srv/berth", "group": 123, "debug": true,
+		"userland-proxy": false
 	}`)
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +51,7 @@ func TestConfigFileSetsOptions(t *testing.T) {
 		Pools:              []ipam.Pool{{Base: netip.MustParsePrefix("10.100.0.0/16"), Size: 24}, {Base: netip.MustParsePrefix("fd00:100::/48"), Size: 64}},
 		DefaultNetworkOpts: map[string]map[string]string{"bridge": {"com.docker.network.driver.mtu": "1400"}},
 		DNS:                []string{"10.0.0.53", "10.0.1.53"}, DNSSearch: []string{"corp.example"}, DNSOptions: []string{"ndots:2"},
-		Group: 123, LogDriver: "json-file", LiveRestore: true, Debug: true, LogLevel: "info",
+		Group: 123, LogDriver: "json-file", LiveRestore: true, Debug: true, LogLevel: "info", UserlandProxy: false,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("config\n got %+v\nwant %+v", cfg, want)
@@ -80,6 +81,7 @@ func TestConfigFileRefusals(t *testing.T) {
 		{"a string for a list", `{"dns": "1.1.1.1"}`, nil, `"dns": want a list of strings`},
 		{"a number for a string", `{"bip": 10}`, nil, `"bip": want a string`},
 		{"not JSON", `{"mtu": }`, nil, "invalid character"},
+		{"a proxy binary berth has none of", `{"userland-proxy-path": "/usr/bin/docker-proxy"}`, nil, "don't match any configuration option of berth's: userland-proxy-path"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseDaemonArgs(t, tc.body, tc.args...)
@@ -87,6 +89,26 @@ func TestConfigFileRefusals(t *testing.T) {
 				t.Errorf("err %v, want it to say %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// The userland proxy is on unless the flag or the file turns it off, as
+// dockerd's --userland-proxy.
+func TestUserlandProxyOption(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		args []string
+		want bool
+	}{
+		{"", nil, true},
+		{"", []string{"--userland-proxy=false"}, false},
+		{`{"userland-proxy": true}`, nil, true},
+		{`{"userland-proxy": false}`, nil, false},
+	} {
+		cfg, err := parseDaemonArgs(t, tc.body, tc.args...)
+		if err != nil || cfg.UserlandProxy != tc.want {
+			t.Errorf("file %q, flags %q: userland proxy %v (%v), want %v", tc.body, tc.args, cfg.UserlandProxy, err, tc.want)
+		}
 	}
 }
 

@@ -65,6 +65,10 @@ type Config struct {
 	// that give none (dockerd's log-driver and log-opts).
 	LogDriver string
 	LogOpts   map[string]string
+	// UserlandProxy (dockerd's --userland-proxy) has the daemon serve the
+	// IPv6 ports the kernel cannot DNAT: an IPv4-only container's [::]
+	// side, and [::1]. Off, such ports are not published, as dockerd's.
+	UserlandProxy bool
 	// LiveRestore must stay true: containers always outlive the daemon.
 	LiveRestore bool
 	// Debug and LogLevel set the daemon's own log's level.
@@ -301,7 +305,7 @@ func (d *Daemon) build() error {
 		return err
 	}
 	d.net = network.New(network.Config{
-		Store: d.store, Driver: d.driver, Sandboxes: sbs, Firewall: fw, Ports: ports, IPv6Ports: ports.IPv6Listenable(),
+		Store: d.store, Driver: d.driver, Sandboxes: sbs, Firewall: fw, Ports: ports, IPv6Ports: ports.IPv6Listenable(), NoUserlandProxy: !d.cfg.UserlandProxy,
 		Log: d.log.With("component", "network"), DefaultBridgeName: d.cfg.BridgeName, DefaultBridgeHostAccess: d.cfg.BridgeHostAccess,
 		Nameservers: d.resolv.get().nameservers, Pools: ns.pools, Pools6: ns.pools6,
 		DefaultBridgeIPv6: d.cfg.IPv6, DefaultBridgeSubnet6: ns.subnet6,

@@ -475,6 +475,13 @@ func (c *Controller) reholdPorts() {
 	c.mu.Unlock()
 	for _, p := range want {
 		hp := HostPort{Proto: p.m.Proto, HostIP: p.m.HostIP, Port: p.m.HostPort}
+		if p.m.HostIP.Is6() && !c.reaches6(p.ep) {
+			// Published by a daemon with the userland proxy: the port
+			// stays held, as recorded, and refuses connections until
+			// the container is started again without it.
+			c.log.Warn("port published through the userland proxy, which is now off: it refuses connections until the container restarts",
+				"container", p.ep.Name, "port", hp.String())
+		}
 		if err := c.holdAndForward(p.ep, p.m); err != nil {
 			c.log.Warn("cannot hold published host port again; will retry", "port", hp.String(), "err", err)
 			c.mu.Lock()
