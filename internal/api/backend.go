@@ -183,6 +183,9 @@ type SystemInfo struct {
 	LoggingDriver string
 	// Debug: the daemon logs at debug level (docker info's Debug Mode).
 	Debug bool
+	// UserlandProxy: the daemon serves the IPv6 ports the kernel cannot
+	// DNAT (its --userland-proxy).
+	UserlandProxy bool
 	// Warnings are docker info's: what is wrong with the host for berth.
 	Warnings      []string
 	CgroupVersion string // "1" or "2", of the host's /sys/fs/cgroup; "" unknown

@@ -111,28 +111,42 @@ func systemInfo(si SystemInfo) system.Info {
 		IPv4Forwarding: true,
 		// Containers keep running while the daemon stops or restarts and
 		// are adopted again, which is what live-restore means in Docker.
-		LiveRestoreEnabled:  true,
-		SystemTime:          time.Now().Format(time.RFC3339Nano),
-		LoggingDriver:       loggingDriver(si.LoggingDriver),
-		Debug:               si.Debug,
-		CgroupDriver:        "cgroupfs",
-		KernelVersion:       si.KernelVersion,
-		OperatingSystem:     si.OperatingSystem,
-		OSType:              "linux",
-		Architecture:        si.Architecture,
-		NCPU:                si.NCPU,
-		MemTotal:            si.MemTotal,
-		DockerRootDir:       si.DataRoot,
-		ServerVersion:       version.Version,
-		Runtimes:            map[string]system.RuntimeWithStatus{"runc": {Runtime: system.Runtime{Path: "runc"}}},
-		DefaultRuntime:      "runc",
-		Swarm:               swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive},
-		RuncCommit:          system.Commit{ID: si.RuncVersion},
-		SecurityOptions:     []string{},
+		LiveRestoreEnabled: true,
+		SystemTime:         time.Now().Format(time.RFC3339Nano),
+		LoggingDriver:      loggingDriver(si.LoggingDriver),
+		Debug:              si.Debug,
+		CgroupDriver:       "cgroupfs",
+		KernelVersion:      si.KernelVersion,
+		OperatingSystem:    si.OperatingSystem,
+		OSType:             "linux",
+		Architecture:       si.Architecture,
+		NCPU:               si.NCPU,
+		MemTotal:           si.MemTotal,
+		DockerRootDir:      si.DataRoot,
+		ServerVersion:      version.Version,
+		Runtimes:           map[string]system.RuntimeWithStatus{"runc": {Runtime: system.Runtime{Path: "runc"}}},
+		DefaultRuntime:     "runc",
+		Swarm:              swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive},
+		RuncCommit:         system.Commit{ID: si.RuncVersion},
+		// berth gives every container Docker's default seccomp profile
+		// unless --security-opt says otherwise (moby's fillSecurityOptions).
+		SecurityOptions:     []string{"name=seccomp,profile=builtin"},
+		FirewallBackend:     firewallBackend(si),
 		Labels:              []string{},
 		Warnings:            append([]string{}, si.Warnings...),
 		DefaultAddressPools: addressPools(si.AddressPools),
 	}
+}
+
+// firewallBackend is docker info's Firewall Backend: berth's rules are
+// nftables' (one inet table); moby's FirewallBackend says
+// EnableUserlandProxy when its proxy is on (Docker 29.5 and later).
+func firewallBackend(si SystemInfo) *system.FirewallInfo {
+	fi := &system.FirewallInfo{Driver: "nftables"}
+	if si.UserlandProxy {
+		fi.Info = [][2]string{{"EnableUserlandProxy", "true"}}
+	}
+	return fi
 }
 
 func loggingDriver(d string) string {

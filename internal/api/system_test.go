@@ -181,3 +181,24 @@ func TestInfoPoolsAndWarnings(t *testing.T) {
 		t.Errorf("Warnings %v, want %v", got["Warnings"], want)
 	}
 }
+
+// TestInfoFirewallAndSecurity: docker info's Firewall Backend is
+// nftables, with moby's EnableUserlandProxy when the proxy is on, and
+// its Security Options name the builtin seccomp profile every container
+// gets.
+func TestInfoFirewallAndSecurity(t *testing.T) {
+	f := newFakeBackend()
+	got := decode[map[string]any](t, call(t, newServer(f), http.MethodGet, "/info", ""))
+	if want := map[string]any{"Driver": "nftables"}; !cmp.Equal(got["FirewallBackend"], want) {
+		t.Errorf("FirewallBackend without the proxy %v, want %v", got["FirewallBackend"], want)
+	}
+	if want := []any{"name=seccomp,profile=builtin"}; !cmp.Equal(got["SecurityOptions"], want) {
+		t.Errorf("SecurityOptions %v, want %v", got["SecurityOptions"], want)
+	}
+	f.info.UserlandProxy = true
+	got = decode[map[string]any](t, call(t, newServer(f), http.MethodGet, "/info", ""))
+	want := map[string]any{"Driver": "nftables", "Info": []any{[]any{"EnableUserlandProxy", "true"}}}
+	if !cmp.Equal(got["FirewallBackend"], want) {
+		t.Errorf("FirewallBackend with the proxy %v, want %v", got["FirewallBackend"], want)
+	}
+}

@@ -158,6 +158,7 @@ func (d *Daemon) SystemInfo(ctx context.Context) (api.SystemInfo, error) {
 	info.Warnings = d.forwardWarnings()
 	info.LoggingDriver = d.logDefaults.Driver()
 	info.Debug = d.cfg.Debug // dockerd: --debug (debug.IsEnabled), not --log-level debug
+	info.UserlandProxy = d.cfg.UserlandProxy
 	for _, p := range d.cfg.Pools {
 		info.AddressPools = append(info.AddressPools, api.AddressPool{Base: p.Base.String(), Size: p.Size})
 	}

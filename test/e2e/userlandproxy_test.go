@@ -23,6 +23,13 @@ func TestUserlandProxyOff(t *testing.T) {
 	w.d.Stop()
 	w.d = w.Start(t, "--config-file", off)
 
+	// docker 28.2's info prints the security options, not the backend.
+	if info := mustDocker(t, w.World, "info"); !strings.Contains(info, "seccomp\n   Profile: builtin\n") {
+		t.Errorf("docker info shows no seccomp profile:\n%s", info)
+	}
+	if got := mustDocker(t, w.World, "info", "-f", "{{.FirewallBackend.Driver}} {{.FirewallBackend.Info}}"); got != "nftables []\n" {
+		t.Errorf("the firewall backend's info without the proxy: %q", got)
+	}
 	w.dockerPeer(t, "web", "-p", "8080:80", "-p", "[::1]:8082:80")
 	if out := mustDocker(t, w.World, "port", "web"); out != "80/tcp -> 0.0.0.0:8080\n" {
 		t.Errorf("docker port web without the proxy: %q, want IPv4 alone", out)
@@ -45,6 +52,9 @@ func TestUserlandProxyOff(t *testing.T) {
 	// With the proxy again, a new container gets its [::] side served.
 	w.d.Stop()
 	w.d = w.Start(t)
+	if got := mustDocker(t, w.World, "info", "-f", "{{.FirewallBackend.Info}}"); got != "[[EnableUserlandProxy true]]\n" {
+		t.Errorf("the firewall backend's info with the proxy: %q", got)
+	}
 	w.dockerPeer(t, "web2", "-p", "7080:80")
 	w.reach(t, "host", "tcp", "[::1]:7080", "")
 	w.reach(t, "host", "tcp", "[::1]:9080", "")
