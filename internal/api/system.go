@@ -77,7 +77,11 @@ func (s *Server) getInfo(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, systemInfo(si))
+	info := systemInfo(si)
+	if versionBefore(r, "1.49") {
+		info.FirewallBackend = nil // moby's getInfo: new in API 1.49
+	}
+	return writeJSON(w, http.StatusOK, info)
 }
 
 // systemInfo reports what berth knows and leaves the rest at its zero
@@ -111,31 +115,41 @@ func systemInfo(si SystemInfo) system.Info {
 		IPv4Forwarding: true,
 		// Containers keep running while the daemon stops or restarts and
 		// are adopted again, which is what live-restore means in Docker.
-		LiveRestoreEnabled: true,
-		SystemTime:         time.Now().Format(time.RFC3339Nano),
-		LoggingDriver:      loggingDriver(si.LoggingDriver),
-		Debug:              si.Debug,
-		CgroupDriver:       "cgroupfs",
-		KernelVersion:      si.KernelVersion,
-		OperatingSystem:    si.OperatingSystem,
-		OSType:             "linux",
-		Architecture:       si.Architecture,
-		NCPU:               si.NCPU,
-		MemTotal:           si.MemTotal,
-		DockerRootDir:      si.DataRoot,
-		ServerVersion:      version.Version,
-		Runtimes:           map[string]system.RuntimeWithStatus{"runc": {Runtime: system.Runtime{Path: "runc"}}},
-		DefaultRuntime:     "runc",
-		Swarm:              swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive},
-		RuncCommit:         system.Commit{ID: si.RuncVersion},
-		// berth gives every container Docker's default seccomp profile
-		// unless --security-opt says otherwise (moby's fillSecurityOptions).
-		SecurityOptions:     []string{"name=seccomp,profile=builtin"},
+		LiveRestoreEnabled:  true,
+		SystemTime:          time.Now().Format(time.RFC3339Nano),
+		LoggingDriver:       loggingDriver(si.LoggingDriver),
+		Debug:               si.Debug,
+		CgroupDriver:        "cgroupfs",
+		KernelVersion:       si.KernelVersion,
+		OperatingSystem:     si.OperatingSystem,
+		OSType:              "linux",
+		Architecture:        si.Architecture,
+		NCPU:                si.NCPU,
+		MemTotal:            si.MemTotal,
+		DockerRootDir:       si.DataRoot,
+		ServerVersion:       version.Version,
+		Runtimes:            map[string]system.RuntimeWithStatus{"runc": {Runtime: system.Runtime{Path: "runc"}}},
+		DefaultRuntime:      "runc",
+		Swarm:               swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive},
+		RuncCommit:          system.Commit{ID: si.RuncVersion},
+		SecurityOptions:     securityOptions(si),
 		FirewallBackend:     firewallBackend(si),
 		Labels:              []string{},
 		Warnings:            append([]string{}, si.Warnings...),
 		DefaultAddressPools: addressPools(si.AddressPools),
 	}
+}
+
+// securityOptions are docker info's, as moby's fillSecurityOptions
+// words them: every container gets Docker's default seccomp profile
+// unless --security-opt says otherwise, and on cgroup v2 a cgroup
+// namespace of its own unless --cgroupns says otherwise.
+func securityOptions(si SystemInfo) []string {
+	opts := []string{"name=seccomp,profile=builtin"}
+	if si.CgroupVersion == "2" {
+		opts = append(opts, "name=cgroupns")
+	}
+	return opts
 }
 
 // firewallBackend is docker info's Firewall Backend: berth's rules are

@@ -195,10 +195,17 @@ func TestInfoFirewallAndSecurity(t *testing.T) {
 	if want := []any{"name=seccomp,profile=builtin"}; !cmp.Equal(got["SecurityOptions"], want) {
 		t.Errorf("SecurityOptions %v, want %v", got["SecurityOptions"], want)
 	}
-	f.info.UserlandProxy = true
+	f.info.UserlandProxy, f.info.CgroupVersion = true, "2"
 	got = decode[map[string]any](t, call(t, newServer(f), http.MethodGet, "/info", ""))
 	want := map[string]any{"Driver": "nftables", "Info": []any{[]any{"EnableUserlandProxy", "true"}}}
 	if !cmp.Equal(got["FirewallBackend"], want) {
 		t.Errorf("FirewallBackend with the proxy %v, want %v", got["FirewallBackend"], want)
+	}
+	if want := []any{"name=seccomp,profile=builtin", "name=cgroupns"}; !cmp.Equal(got["SecurityOptions"], want) {
+		t.Errorf("SecurityOptions on cgroup v2 %v, want %v", got["SecurityOptions"], want)
+	}
+	old := decode[map[string]any](t, call(t, newServer(f), http.MethodGet, "/v1.48/info", ""))
+	if _, ok := old["FirewallBackend"]; ok {
+		t.Errorf("FirewallBackend at API 1.48: %v, want none (new in 1.49)", old["FirewallBackend"])
 	}
 }

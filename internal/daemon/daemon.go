@@ -67,7 +67,9 @@ type Config struct {
 	LogOpts   map[string]string
 	// UserlandProxy (dockerd's --userland-proxy) has the daemon serve the
 	// IPv6 ports the kernel cannot DNAT: an IPv4-only container's [::]
-	// side, and [::1]. Off, such ports are not published, as dockerd's.
+	// side, and [::1]. Off, as with dockerd, an IPv4-only container's
+	// ports are published on IPv4 alone, and a dual-stack container's
+	// [::1] side is held but not served.
 	UserlandProxy bool
 	// LiveRestore must stay true: containers always outlive the daemon.
 	LiveRestore bool

@@ -195,11 +195,12 @@ func (c *Controller) holdNATPorts(n *Network, ep *Endpoint, reqs []PortRequest) 
 			ip = netip.IPv4Unspecified()
 		}
 		if ip.Is6() && !c.reaches6(ep) {
-			// moby's sortAndNormPBs: "Cannot map from IPv6 to an
-			// IPv4-only container because the userland proxy is
-			// disabled", logged and left out, not an error.
-			c.log.Info("cannot map from IPv6 to an IPv4-only container because the userland proxy is disabled",
-				"container", ep.Name, "host_ip", ip, "port", r.Port, "proto", r.Proto)
+			// moby's sortAndNormPBs: logged and left out, not an error.
+			msg := "cannot map from IPv6 to an IPv4-only container because the userland proxy is disabled"
+			if !r.HostIP.IsValid() {
+				msg = "cannot map from default host binding address to an IPv4-only container because the userland proxy is disabled"
+			}
+			c.log.Info(msg, "container", ep.Name, "host_ip", ip, "port", r.Port, "proto", r.Proto)
 			continue
 		}
 		hreqs = append(hreqs, HostPortRequest{Proto: r.Proto, HostIP: ip, Start: r.HostPortStart, End: r.HostPortEnd,

@@ -543,12 +543,6 @@ func TestIPv6Twins(t *testing.T) {
 	}
 }
 
-// TestGatewayIsChosenAsDockerChooses: a sandbox's default route and its
-// ports go to the endpoint libnetwork's Endpoint.Less puts first — the
-// highest gw-priority, then the network's name, never an internal
-// network — and move when a join outranks the gateway or the gateway
-// leaves. A move the new gateway cannot take fails the join and leaves
-// route and ports where they were.
 // TestNoUserlandProxy: with the userland proxy off (dockerd's
 // --userland-proxy=false), moby's sortAndNormPBs makes no IPv6 binding
 // for a container with IPv4 only (no [::] twin, an IPv6 host address left
@@ -631,8 +625,30 @@ func TestNoUserlandProxy(t *testing.T) {
 	if len(ep4.Ports) != 3 || len(r.ports.forwarded) != 4 {
 		t.Errorf("with the proxy: ports %v, forwarded %v; want 3 ports, and 4 forwarded (with db's two IPv6 ones)", ep4.Ports, r.ports.forwarded)
 	}
+
+	// Off again: web4's recorded [::] side and [::1] port stay held, for
+	// no proxy (their sockets refuse), and nothing is forwarded.
+	r.noProxy = true
+	r.restartWith(t, newFakeHolder())
+	if len(r.ports.forwarded) != 0 || len(r.ports.proxied) != 0 {
+		t.Errorf("after the proxy was turned off: forwarded %v, held for the proxy %v; want none", r.ports.forwarded, r.ports.proxied)
+	}
+	if n := r.ports.count(); n != 8 {
+		t.Errorf("after the proxy was turned off: %d ports held, want the 8 recorded", n)
+	}
+	for _, m := range r.fw.portList() {
+		if m.Addr == ep4.Address.Addr() && !m.HostIP.Is4() && m.HostIP.IsValid() {
+			t.Errorf("an IPv6 firewall mapping %v for the IPv4-only web4", m)
+		}
+	}
 }
 
+// TestGatewayIsChosenAsDockerChooses: a sandbox's default route and its
+// ports go to the endpoint libnetwork's Endpoint.Less puts first — the
+// highest gw-priority, then the network's name, never an internal
+// network — and move when a join outranks the gateway or the gateway
+// leaves. A move the new gateway cannot take fails the join and leaves
+// route and ports where they were.
 func TestGatewayIsChosenAsDockerChooses(t *testing.T) {
 	r := newPortRig(t)
 	ctx := context.Background()

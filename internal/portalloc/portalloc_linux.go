@@ -336,9 +336,13 @@ func bindPort(typ int, ip netip.Addr, port uint16, proxied bool) (int, uint16, e
 	// would keep a bind without SO_REUSEADDR off the port for a minute
 	// after the container goes or the daemon restarts. With it, as
 	// Docker's, the socket listens at once (below): Linux lets no other
-	// socket bind a port that one listens on.
+	// socket bind a port that one listens on. An IPv6 TCP port that is
+	// not proxied binds with it too — the proxy may have served the port
+	// until a restart with it off — and clears it after the bind, so
+	// that no other socket can share the port.
 	listens := proxied && typ == unix.SOCK_STREAM
-	if listens {
+	reuse := listens || family == unix.AF_INET6 && typ == unix.SOCK_STREAM
+	if reuse {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
 			unix.Close(fd)
 			return -1, 0, fmt.Errorf("set SO_REUSEADDR: %w", err)
@@ -359,6 +363,12 @@ func bindPort(typ int, ip netip.Addr, port uint16, proxied bool) (int, uint16, e
 	if err := unix.Bind(fd, sa); err != nil {
 		unix.Close(fd)
 		return -1, 0, &bindFailure{port: port, err: err}
+	}
+	if reuse && !listens {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 0); err != nil {
+			unix.Close(fd)
+			return -1, 0, fmt.Errorf("clear SO_REUSEADDR: %w", err)
+		}
 	}
 	if listens {
 		if err := unix.Listen(fd, unix.SOMAXCONN); err != nil {

@@ -339,6 +339,69 @@ func TestHoldIPv6NotProxied(t *testing.T) {
 	}
 }
 
+// A port the proxy served until a restart with it off is held again at
+// once, for no proxy, though the proxy's connections left TIME_WAIT
+// sockets on it; and no host process can take it then.
+func TestHoldIPv6AfterProxy(t *testing.T) {
+	a, ns := newAllocator(t)
+	if !a.IPv6Listenable() {
+		nstest.Unavailable(t, "no IPv6 in the test namespace")
+	}
+	var backend net.Listener
+	if err := sandbox.Do(ns, func() error {
+		var err error
+		backend, err = net.Listen("tcp4", "127.0.0.1:0")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer backend.Close()
+	go func() { // the backend closes first: the proxy's accepted end waits in TIME_WAIT
+		for {
+			c, err := backend.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	r := req("tcp", netip.IPv6Unspecified(), 0, 0)
+	r.Proxied = true
+	held, err := a.Hold([]network.HostPortRequest{r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := held[0].Port
+	if err := a.Forward(held[0], netip.MustParseAddrPort(backend.Addr().String())); err != nil {
+		t.Fatal(err)
+	}
+	if err := sandbox.Do(ns, func() error {
+		c, err := net.DialTimeout("tcp6", netip.AddrPortFrom(netip.IPv6Loopback(), p).String(), 2*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, err = c.Read(make([]byte, 1)) // EOF once the proxy has closed its end
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return err
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Release(held); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Hold([]network.HostPortRequest{req("tcp", netip.IPv6Unspecified(), p, p)}); err != nil {
+		t.Fatalf("[::]:%d for no proxy after the proxy served it: %v", p, err)
+	}
+	if closeIt, err := listen6(t, ns, p); err == nil {
+		closeIt()
+		t.Errorf("a host process could listen on [::1]:%d while it is held", p)
+	}
+}
+
 // listen6 listens on [::1]:port in ns, as a host process would.
 func listen6(t *testing.T, ns string, port uint16) (func(), error) {
 	t.Helper()

@@ -65,8 +65,14 @@ func TestUserlandProxyOff(t *testing.T) {
 	w.d = w.Start(t, "--config-file", off)
 	refused(t, w, "[::1]:7080")
 	w.reach(t, "host", "tcp", "127.0.0.1:7080", "")
-	if b, err := os.ReadFile(w.d.LogPath); err != nil || !strings.Contains(string(b), "userland proxy, which is now off") {
+	b, err := os.ReadFile(w.d.LogPath)
+	if err != nil || !strings.Contains(string(b), "userland proxy, which is now off") {
 		t.Errorf("the daemon's log does not say web2's [::]:7080 waits for a restart (%v)", err)
+	}
+	// Held again at once, though the proxy's connections left TIME_WAIT
+	// sockets on them.
+	if strings.Contains(string(b), "cannot hold published host port again") {
+		t.Errorf("a port the proxy served was not held again at once:\n%s", b)
 	}
 }
 
