@@ -21,6 +21,8 @@ require (
 	golang.org/x/sys v0.50.0
 )
 
+require github.com/godbus/dbus/v5 v5.2.2
+
 require (
 	github.com/containernetworking/cni v1.2.3
 	gotest.tools/v3 v3.5.2 // indirect

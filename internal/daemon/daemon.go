@@ -22,6 +22,8 @@ import (
 	"github.com/berth-net/berth/internal/dns"
 	"github.com/berth-net/berth/internal/driver/bridge"
 	"github.com/berth-net/berth/internal/events"
+	"github.com/berth-net/berth/internal/firewall"
+	"github.com/berth-net/berth/internal/firewall/firewalld"
 	"github.com/berth-net/berth/internal/firewall/nftables"
 	"github.com/berth-net/berth/internal/ipam"
 	"github.com/berth-net/berth/internal/network"
@@ -106,6 +108,9 @@ type Daemon struct {
 	// hostsFile is the host's hosts file, copied for host-network containers.
 	hostsFile string
 	dns       *dns.Manager // embedded resolvers, one per sandbox on a user network
+	// firewalld is the D-Bus client that keeps berth's bridges in
+	// firewalld's trusted zone (nil: no system bus).
+	firewalld *firewalld.Client
 	// netSettings are the daemon's network options, checked.
 	netSettings netSettings
 	// logDefaults are containers' log configuration where they give none.
@@ -307,7 +312,7 @@ func (d *Daemon) build() error {
 		return err
 	}
 	d.net = network.New(network.Config{
-		Store: d.store, Driver: d.driver, Sandboxes: sbs, Firewall: fw, Ports: ports, IPv6Ports: ports.IPv6Listenable(), NoUserlandProxy: !d.cfg.UserlandProxy,
+		Store: d.store, Driver: d.driver, Sandboxes: sbs, Firewall: d.withFirewalld(fw), Ports: ports, IPv6Ports: ports.IPv6Listenable(), NoUserlandProxy: !d.cfg.UserlandProxy,
 		Log: d.log.With("component", "network"), DefaultBridgeName: d.cfg.BridgeName, DefaultBridgeHostAccess: d.cfg.BridgeHostAccess,
 		Nameservers: d.resolv.get().nameservers, Pools: ns.pools, Pools6: ns.pools6,
 		DefaultBridgeIPv6: d.cfg.IPv6, DefaultBridgeSubnet6: ns.subnet6,
@@ -397,7 +402,26 @@ func (d *Daemon) Close() error {
 	if d.runtime != nil {
 		d.runtime.Close()
 	}
+	if d.firewalld != nil {
+		d.firewalld.Close() // the bindings stay: the containers run on
+	}
 	return errors.Join(d.driver.Close(), d.store.Close())
+}
+
+// withFirewalld wraps fw so that berth's bridges are kept in firewalld's
+// trusted zone while firewalld runs in the daemon's network namespace
+// (internal/firewall/firewalld); without a system bus it is fw.
+func (d *Daemon) withFirewalld(fw firewall.Firewall) firewall.Firewall {
+	log := d.log.With("component", "firewalld")
+	c, err := firewalld.Dial("", "", log)
+	if err != nil {
+		log.Debug("no D-Bus system bus; firewalld is not watched", "err", err)
+		return fw
+	}
+	d.firewalld = c
+	z := firewalld.NewZoner(fw, c, log)
+	c.OnChange(z.Resync)
+	return z
 }
 
 // hostResolv reads the host's resolver configuration as it is now, as

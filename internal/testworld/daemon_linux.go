@@ -77,6 +77,7 @@ func (d *Daemon) start(bin string, extra []string) error {
 		"--exec-root", w.ExecRoot,
 		"--host", "unix://" + w.Socket}
 	d.cmd = exec.Command("nsenter", append(args, extra...)...)
+	d.cmd.Env = append(os.Environ(), w.DaemonEnv...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	if err := startTied(d.cmd); err != nil {
 		return err

@@ -9,6 +9,7 @@ package testworld
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -46,6 +47,9 @@ type World struct {
 	Socket string
 	// OutsideNS is the bound network namespace of the outside world.
 	OutsideNS string
+	// DaemonEnv is added to the environment of the daemons Start starts
+	// (a test's own D-Bus system bus, for one).
+	DaemonEnv []string
 
 	t      testing.TB
 	holder *holder
@@ -129,3 +133,7 @@ func (w *World) close() {
 		t.Errorf("remove world %s: %v", w.Dir, err)
 	}
 }
+
+// HostNetns is the path of the host's network namespace, for tools that
+// take one (nsenter --net=…).
+func (w *World) HostNetns() string { return fmt.Sprintf("/proc/%d/ns/net", w.holder.pid) }

@@ -1,0 +1,102 @@
+package e2e
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/berth-net/berth/internal/nstest"
+	"github.com/berth-net/berth/internal/testworld"
+)
+
+// TestFirewalld: on a host where firewalld runs (Fedora, RHEL), whose
+// forward chain rejects what comes from an interface in no zone, berth
+// binds its bridges to firewalld's trusted zone over D-Bus, as netavark
+// does: containers reach the outside, published ports answer, and docker
+// info has no warning. A firewall-cmd --reload (which forgets runtime
+// bindings) and a restart of firewalld are followed by the bindings
+// again; a removed network's bridge is unbound; berth's own drops still
+// hold (the outside cannot reach a container directly).
+func TestFirewalld(t *testing.T) {
+	w := testworld.New(t)
+	fwd := nstest.StartFirewalld(t, w.HostNetns())
+	w.DaemonEnv = []string{"DBUS_SYSTEM_BUS_ADDRESS=" + fwd.Bus}
+	d := w.Start(t)
+	w.Busybox(t)
+
+	trusted := func() string { return fwd.MustCmd("--zone=trusted", "--list-interfaces") }
+	if got := trusted(); !strings.Contains(got, defaultBridge) {
+		t.Errorf("trusted zone's interfaces after the start: %q", got)
+	}
+	mustDocker(t, w, "network", "create", "-o", "com.docker.network.bridge.name=br-fw", "fwnet")
+	if got := trusted(); !strings.Contains(got, "br-fw") {
+		t.Errorf("trusted zone's interfaces after network create: %q", got)
+	}
+	runDockerSleeper(t, w, "c1")
+	runDockerSleeper(t, w, "c2", "--network", "fwnet")
+	mustDocker(t, w, "run", "-d", "--name", "web", "-p", "8080:80", testworld.BusyboxImage,
+		"sh", "-c", "mkdir -p /www && echo published > /www/index.html && exec httpd -f -p 80 -h /www")
+	published := func() string {
+		out, _, _ := w.InOutside(t, "timeout", "3", "busybox", "wget", "-q", "-O", "-", "http://"+testworld.HostAddr.String()+":8080/")
+		return out
+	}
+	reachable := func(when string) {
+		t.Helper()
+		for _, c := range []string{"c1", "c2"} {
+			if got := fetchAnswer(t, w, c); got != "you are "+testworld.HostAddr.String()+"\n" {
+				t.Errorf("%s: %s → outside: %q", when, c, got)
+			}
+		}
+		eventually(t, when+": the published port answers", func() bool { return published() == "published\n" })
+	}
+	reachable("with firewalld")
+	if info := mustDockerCombined(t, w, "info"); strings.Contains(info, "drops what berth forwards") {
+		t.Errorf("docker info warns with the bridges in the trusted zone:\n%s", info)
+	}
+
+	// Unbound by hand, the bridge is cut off: the zone is what lets it out.
+	fwd.MustCmd("--zone=trusted", "--remove-interface="+defaultBridge)
+	if got := fetch(t, w, "c1"); got != "" {
+		t.Errorf("c1 reached the outside with %s in no zone (%q): the test proves nothing", defaultBridge, got)
+	}
+	if info := mustDockerCombined(t, w, "info"); !strings.Contains(info, "table inet firewalld") {
+		t.Errorf("docker info does not name firewalld's table with %s in no zone:\n%s", defaultBridge, info)
+	}
+
+	fwd.MustCmd("--reload")
+	eventually(t, "the bridges are bound again after a reload", func() bool {
+		got := trusted()
+		return strings.Contains(got, defaultBridge) && strings.Contains(got, "br-fw")
+	})
+	reachable("after firewall-cmd --reload")
+
+	fwd.Stop()
+	fwd.Start()
+	eventually(t, "the bridges are bound again after firewalld restarted", func() bool {
+		got := trusted()
+		return strings.Contains(got, defaultBridge) && strings.Contains(got, "br-fw")
+	})
+	reachable("after firewalld restarted")
+
+	// berth's own table still decides: the outside cannot reach c1 directly.
+	c1 := containerIP(t, w, "c1")
+	if _, errOut, code := w.InOutside(t, "ip", "route", "replace", "172.17.0.0/16", "via", testworld.HostAddr.String()); code != 0 {
+		t.Fatalf("route to the containers from the outside: %s", errOut)
+	}
+	if _, _, code := w.InOutside(t, "ping", "-c", "1", "-W", "2", c1.String()); code == 0 {
+		t.Errorf("the outside pings %s directly: the trusted zone overrode berth's drop", c1)
+	}
+
+	mustDocker(t, w, "rm", "-f", "c2")
+	mustDocker(t, w, "network", "rm", "fwnet")
+	if got := trusted(); strings.Contains(got, "br-fw") {
+		t.Errorf("trusted zone's interfaces after network rm: %q", got)
+	}
+	d.Stop()
+	if got := trusted(); !strings.Contains(got, defaultBridge) {
+		t.Errorf("the daemon's stop unbound %s, whose containers run on: %q", defaultBridge, got)
+	}
+	if log, _ := os.ReadFile(d.LogPath); !strings.Contains(string(log), "firewalld reloaded") {
+		t.Errorf("the daemon did not log firewalld's reload:\n%s", log)
+	}
+}
