@@ -186,6 +186,11 @@ type SystemInfo struct {
 	// UserlandProxy: the daemon serves the IPv6 ports the kernel cannot
 	// DNAT (its --userland-proxy).
 	UserlandProxy bool
+	// Firewalld: firewalld runs in the daemon's namespace, and berth keeps
+	// its bridges in a zone of it; FirewalldReloadedAt is when it last
+	// reloaded or started (zero: not since the daemon started).
+	Firewalld           bool
+	FirewalldReloadedAt time.Time
 	// Warnings are docker info's: what is wrong with the host for berth.
 	Warnings      []string
 	CgroupVersion string // "1" or "2", of the host's /sys/fs/cgroup; "" unknown

@@ -153,12 +153,19 @@ func securityOptions(si SystemInfo) []string {
 }
 
 // firewallBackend is docker info's Firewall Backend: berth's rules are
-// nftables' (one inet table); moby's FirewallBackend says
-// EnableUserlandProxy when its proxy is on (Docker 29.5 and later).
+// nftables' (one inet table), "+firewalld" with the time of its last
+// reload while firewalld runs beside it, and EnableUserlandProxy when the
+// proxy is on, as moby's FirewallBackend (Docker 29.5 and later).
 func firewallBackend(si SystemInfo) *system.FirewallInfo {
 	fi := &system.FirewallInfo{Driver: "nftables"}
+	if si.Firewalld {
+		fi.Driver += "+firewalld"
+		if !si.FirewalldReloadedAt.IsZero() {
+			fi.Info = append(fi.Info, [2]string{"ReloadedAt", si.FirewalldReloadedAt.Format(time.RFC3339)})
+		}
+	}
 	if si.UserlandProxy {
-		fi.Info = [][2]string{{"EnableUserlandProxy", "true"}}
+		fi.Info = append(fi.Info, [2]string{"EnableUserlandProxy", "true"})
 	}
 	return fi
 }

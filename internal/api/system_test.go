@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -203,6 +204,12 @@ func TestInfoFirewallAndSecurity(t *testing.T) {
 	}
 	if want := []any{"name=seccomp,profile=builtin", "name=cgroupns"}; !cmp.Equal(got["SecurityOptions"], want) {
 		t.Errorf("SecurityOptions on cgroup v2 %v, want %v", got["SecurityOptions"], want)
+	}
+	f.info.Firewalld, f.info.FirewalldReloadedAt = true, time.Date(2026, 12, 2, 16, 0, 0, 0, time.UTC)
+	got = decode[map[string]any](t, call(t, newServer(f), http.MethodGet, "/info", ""))
+	want = map[string]any{"Driver": "nftables+firewalld", "Info": []any{[]any{"ReloadedAt", "2026-12-02T16:00:00Z"}, []any{"EnableUserlandProxy", "true"}}}
+	if !cmp.Equal(got["FirewallBackend"], want) {
+		t.Errorf("FirewallBackend with firewalld %v, want %v", got["FirewallBackend"], want)
 	}
 	old := decode[map[string]any](t, call(t, newServer(f), http.MethodGet, "/v1.48/info", ""))
 	if _, ok := old["FirewallBackend"]; ok {

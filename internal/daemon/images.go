@@ -159,6 +159,9 @@ func (d *Daemon) SystemInfo(ctx context.Context) (api.SystemInfo, error) {
 	info.LoggingDriver = d.logDefaults.Driver()
 	info.Debug = d.cfg.Debug // dockerd: --debug (debug.IsEnabled), not --log-level debug
 	info.UserlandProxy = d.cfg.UserlandProxy
+	if d.firewalld != nil && d.firewalld.Managed() {
+		info.Firewalld, info.FirewalldReloadedAt = true, d.firewalld.ReloadedAt()
+	}
 	for _, p := range d.cfg.Pools {
 		info.AddressPools = append(info.AddressPools, api.AddressPool{Base: p.Base.String(), Size: p.Size})
 	}

@@ -53,6 +53,9 @@ func TestFirewalld(t *testing.T) {
 	if info := mustDockerCombined(t, w, "info"); strings.Contains(info, "drops what berth forwards") {
 		t.Errorf("docker info warns with the bridges in the trusted zone:\n%s", info)
 	}
+	if got := mustDocker(t, w, "info", "-f", "{{.FirewallBackend.Driver}}"); got != "nftables+firewalld\n" {
+		t.Errorf("docker info's firewall backend beside firewalld: %q", got)
+	}
 
 	// Unbound by hand, the bridge is cut off: the zone is what lets it out.
 	fwd.MustCmd("--zone=trusted", "--remove-interface="+defaultBridge)
@@ -69,6 +72,9 @@ func TestFirewalld(t *testing.T) {
 		return strings.Contains(got, defaultBridge) && strings.Contains(got, "br-fw")
 	})
 	reachable("after firewall-cmd --reload")
+	if got := mustDocker(t, w, "info", "-f", "{{range .FirewallBackend.Info}}{{index . 0}} {{end}}"); !strings.Contains(got, "ReloadedAt") {
+		t.Errorf("docker info's firewall backend after a reload: %q, want its ReloadedAt", got)
+	}
 
 	fwd.Stop()
 	fwd.Start()

@@ -38,6 +38,9 @@ type Client struct {
 	mu       sync.Mutex
 	managed  bool   // firewalld's current owner of busName runs in netns
 	onChange func() // after a reload, or a (re)start in netns
+	// reloadedAt is when berth last heard firewalld reload or start
+	// (docker info's ReloadedAt, as moby's FirewalldReloadedAt).
+	reloadedAt time.Time
 }
 
 // Dial connects to the D-Bus bus at address ("" the system bus:
@@ -100,6 +103,14 @@ func (c *Client) Managed() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.managed
+}
+
+// ReloadedAt is when firewalld last reloaded or started, as far as the
+// client heard (zero: not since the client connected).
+func (c *Client) ReloadedAt() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reloadedAt
 }
 
 // OnChange has fn called after every reload of firewalld, and whenever
@@ -185,6 +196,7 @@ func (c *Client) changed(what string, managed bool) {
 	}
 	c.mu.Lock()
 	fn := c.onChange
+	c.reloadedAt = time.Now()
 	c.mu.Unlock()
 	c.log.Info("firewalld "+what+"; binding berth's bridges again", "zone", Zone)
 	if fn != nil {
