@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -13,7 +14,7 @@ import (
 // forward chain rejects what comes from an interface in no zone, berth
 // binds its bridges to firewalld's trusted zone over D-Bus, as netavark
 // does: containers reach the outside, published ports answer, and docker
-// info has no warning. A firewall-cmd --reload (which forgets runtime
+// info has no warning, over IPv4 and IPv6 (moby#49680). A firewall-cmd --reload (which forgets runtime
 // bindings) and a restart of firewalld are followed by the bindings
 // again; a removed network's bridge is unbound; berth's own drops still
 // hold (the outside cannot reach a container directly).
@@ -24,13 +25,13 @@ func TestFirewalld(t *testing.T) {
 	d := w.Start(t)
 	w.Busybox(t)
 
-	trusted := func() string { return fwd.MustCmd("--zone=trusted", "--list-interfaces") }
-	if got := trusted(); !strings.Contains(got, defaultBridge) {
-		t.Errorf("trusted zone's interfaces after the start: %q", got)
+	trusted := func() []string { return strings.Fields(fwd.MustCmd("--zone=trusted", "--list-interfaces")) }
+	if got := trusted(); !slices.Contains(got, defaultBridge) {
+		t.Errorf("trusted zone's interfaces after the start: %v", got)
 	}
 	mustDocker(t, w, "network", "create", "-o", "com.docker.network.bridge.name=br-fw", "fwnet")
-	if got := trusted(); !strings.Contains(got, "br-fw") {
-		t.Errorf("trusted zone's interfaces after network create: %q", got)
+	if got := trusted(); !slices.Contains(got, "br-fw") {
+		t.Errorf("trusted zone's interfaces after network create: %v", got)
 	}
 	runDockerSleeper(t, w, "c1")
 	runDockerSleeper(t, w, "c2", "--network", "fwnet")
@@ -50,6 +51,24 @@ func TestFirewalld(t *testing.T) {
 		eventually(t, when+": the published port answers", func() bool { return published() == "published\n" })
 	}
 	reachable("with firewalld")
+
+	// IPv6 too (moby#49680: IPv6 broke beside firewalld): a dual-stack
+	// network's container reaches the outside over IPv6 and answers on
+	// its published port to an IPv6 client.
+	mustDocker(t, w, "network", "create", "--ipv6", "--subnet", "fd00:e30::/64", "-o", "com.docker.network.bridge.name=br-fw6", "fw6")
+	mustDocker(t, w, "run", "-d", "--name", "web6", "--network", "fw6", "-p", "8086:80", testworld.BusyboxImage,
+		"sh", "-c", "mkdir -p /www && echo published6 > /www/index.html && exec httpd -f -p 80 -h /www")
+	var got6 string
+	if !retried(func() bool {
+		got6, _, _ = w.Docker(t, "exec", "web6", "timeout", "10", "wget", "-q", "-O", "-", "http://["+testworld.ServerAddr6.String()+"]/")
+		return got6 == "you are "+testworld.HostAddr6.String()+"\n"
+	}) {
+		t.Errorf("web6 → outside over IPv6 beside firewalld: %q", got6)
+	}
+	eventually(t, "the published port answers an IPv6 client", func() bool {
+		out, _, _ := w.InOutside(t, "timeout", "3", "busybox", "wget", "-q", "-O", "-", "http://["+testworld.HostAddr6.String()+"]:8086/")
+		return out == "published6\n"
+	})
 	if info := mustDockerCombined(t, w, "info"); strings.Contains(info, "drops what berth forwards") {
 		t.Errorf("docker info warns with the bridges in the trusted zone:\n%s", info)
 	}
@@ -69,7 +88,7 @@ func TestFirewalld(t *testing.T) {
 	fwd.MustCmd("--reload")
 	eventually(t, "the bridges are bound again after a reload", func() bool {
 		got := trusted()
-		return strings.Contains(got, defaultBridge) && strings.Contains(got, "br-fw")
+		return slices.Contains(got, defaultBridge) && slices.Contains(got, "br-fw")
 	})
 	reachable("after firewall-cmd --reload")
 	if got := mustDocker(t, w, "info", "-f", "{{range .FirewallBackend.Info}}{{index . 0}} {{end}}"); !strings.Contains(got, "ReloadedAt") {
@@ -80,7 +99,7 @@ func TestFirewalld(t *testing.T) {
 	fwd.Start()
 	eventually(t, "the bridges are bound again after firewalld restarted", func() bool {
 		got := trusted()
-		return strings.Contains(got, defaultBridge) && strings.Contains(got, "br-fw")
+		return slices.Contains(got, defaultBridge) && slices.Contains(got, "br-fw")
 	})
 	reachable("after firewalld restarted")
 
@@ -95,12 +114,12 @@ func TestFirewalld(t *testing.T) {
 
 	mustDocker(t, w, "rm", "-f", "c2")
 	mustDocker(t, w, "network", "rm", "fwnet")
-	if got := trusted(); strings.Contains(got, "br-fw") {
-		t.Errorf("trusted zone's interfaces after network rm: %q", got)
+	if got := trusted(); slices.Contains(got, "br-fw") {
+		t.Errorf("trusted zone's interfaces after network rm: %v", got)
 	}
 	d.Stop()
-	if got := trusted(); !strings.Contains(got, defaultBridge) {
-		t.Errorf("the daemon's stop unbound %s, whose containers run on: %q", defaultBridge, got)
+	if got := trusted(); !slices.Contains(got, defaultBridge) {
+		t.Errorf("the daemon's stop unbound %s, whose containers run on: %v", defaultBridge, got)
 	}
 	if log, _ := os.ReadFile(d.LogPath); !strings.Contains(string(log), "firewalld reloaded") {
 		t.Errorf("the daemon did not log firewalld's reload:\n%s", log)
