@@ -17,19 +17,39 @@ berth_ensure_packages() {
 	# No package may start its service (firewalld, iperf3, dbus): a
 	# service started here would run in the machine's own namespace, and
 	# the tests start what they need in namespaces of their own.
-	# policy-rc.d answering 101 is Debian's way to say so.
-	local guard=""
-	if [ ! -e /usr/sbin/policy-rc.d ]; then
-		guard=/usr/sbin/policy-rc.d
-		printf '#!/bin/sh\nexit 101\n' > "$guard"
-		chmod 755 "$guard"
+	# policy-rc.d answering 101 is Debian's way to say so; one already
+	# there is put back afterwards, whatever happens.
+	local saved=""
+	if [ -e /usr/sbin/policy-rc.d ]; then
+		saved=$(mktemp)
+		mv /usr/sbin/policy-rc.d "$saved"
 	fi
-	local rc=0
+	# shellcheck disable=SC2064 # $saved is meant to be expanded now
+	trap "berth_restore_policy_rc '$saved'" EXIT
+	trap "berth_restore_policy_rc '$saved'; exit 130" INT TERM
+	printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+	chmod 755 /usr/sbin/policy-rc.d
+	local rc=0 p
 	apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" || rc=$?
-	if [ -n "$guard" ]; then
-		rm -f "$guard"
-	fi
+	berth_restore_policy_rc "$saved"
+	trap - EXIT INT TERM
+	# Nor may one start at the machine's next boot: firewalld's package
+	# enables it, and it would then filter the machine's own traffic.
+	for p in "${missing[@]}"; do
+		if [ "$p" = firewalld ] && command -v deb-systemd-helper >/dev/null 2>&1; then
+			DPKG_MAINTSCRIPT_PACKAGE=firewalld deb-systemd-helper disable firewalld.service >/dev/null 2>&1 || true
+		fi
+	done
 	return "$rc"
+}
+
+# berth_restore_policy_rc puts back the policy-rc.d that
+# berth_ensure_packages moved aside (SAVED), or removes its own.
+berth_restore_policy_rc() {
+	rm -f /usr/sbin/policy-rc.d
+	if [ -n "$1" ] && [ -e "$1" ]; then
+		mv "$1" /usr/sbin/policy-rc.d
+	fi
 }
 
 # berth_ensure_go puts Go on PATH (the machines keep it at /usr/local/go).

@@ -109,8 +109,9 @@ type Daemon struct {
 	hostsFile string
 	dns       *dns.Manager // embedded resolvers, one per sandbox on a user network
 	// firewalld is the D-Bus client that keeps berth's bridges in
-	// firewalld's trusted zone (nil: no system bus).
-	firewalld *firewalld.Client
+	// firewalld's trusted zone; stopFirewalld ends it and its zoner.
+	firewalld     *firewalld.Client
+	stopFirewalld context.CancelFunc
 	// netSettings are the daemon's network options, checked.
 	netSettings netSettings
 	// logDefaults are containers' log configuration where they give none.
@@ -402,25 +403,29 @@ func (d *Daemon) Close() error {
 	if d.runtime != nil {
 		d.runtime.Close()
 	}
-	if d.firewalld != nil {
-		d.firewalld.Close() // the bindings stay: the containers run on
+	if d.stopFirewalld != nil {
+		d.stopFirewalld() // the bindings stay: the containers run on
 	}
 	return errors.Join(d.driver.Close(), d.store.Close())
 }
 
 // withFirewalld wraps fw so that berth's bridges are kept in firewalld's
 // trusted zone while firewalld runs in the daemon's network namespace
-// (internal/firewall/firewalld); without a system bus it is fw.
+// (internal/firewall/firewalld). The bus is reached in the background:
+// nothing waits for it.
 func (d *Daemon) withFirewalld(fw firewall.Firewall) firewall.Firewall {
 	log := d.log.With("component", "firewalld")
-	c, err := firewalld.Dial("", "", log)
+	c, err := firewalld.NewClient("", "", log)
 	if err != nil {
-		log.Debug("no D-Bus system bus; firewalld is not watched", "err", err)
+		log.Warn("firewalld is not watched", "err", err)
 		return fw
 	}
 	d.firewalld = c
 	z := firewalld.NewZoner(fw, c, log)
-	c.OnChange(z.Resync)
+	ctx, cancel := context.WithCancel(context.Background())
+	d.stopFirewalld = cancel
+	go z.Run(ctx)
+	go c.Run(ctx, z.Kick)
 	return z
 }
 

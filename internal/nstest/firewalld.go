@@ -72,7 +72,7 @@ func StartFirewalld(t testing.TB, netnsPath string) *Firewalld {
 }
 
 // spawn runs argv in the namespace, in a mount namespace of its own with
-// a tmpfs on /run/firewalld, logging to the file name in the directory;
+// a tmpfs on /run (nothing reaches the machine's), logging to the file name in the directory;
 // it is killed when the test ends.
 func (f *Firewalld) spawn(log string, argv ...string) *exec.Cmd {
 	f.t.Helper()
@@ -81,7 +81,7 @@ func (f *Firewalld) spawn(log string, argv ...string) *exec.Cmd {
 		f.t.Fatal(err)
 	}
 	defer lf.Close()
-	script := `mkdir -p /run/firewalld && mount -t tmpfs none /run/firewalld && exec "$@"`
+	script := `mount -t tmpfs none /run && mkdir -p /run/firewalld && exec "$@"`
 	cmd := exec.Command("nsenter", append([]string{"--net=" + f.netns, "--", "unshare", "--mount", "--propagation", "private",
 		"--", "sh", "-c", script, "sh"}, argv...)...)
 	cmd.Env = append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS="+f.Bus)

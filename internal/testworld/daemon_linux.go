@@ -77,7 +77,11 @@ func (d *Daemon) start(bin string, extra []string) error {
 		"--exec-root", w.ExecRoot,
 		"--host", "unix://" + w.Socket}
 	d.cmd = exec.Command("nsenter", append(args, extra...)...)
-	d.cmd.Env = append(os.Environ(), w.DaemonEnv...)
+	// No daemon of a world talks to the machine's D-Bus system bus (a
+	// firewalld there is the machine's): a world's own bus comes in
+	// DaemonEnv, which wins.
+	env := append(os.Environ(), "DBUS_SYSTEM_BUS_ADDRESS=unix:path="+filepath.Join(w.Dir, "no-system-bus"))
+	d.cmd.Env = append(env, w.DaemonEnv...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	if err := startTied(d.cmd); err != nil {
 		return err

@@ -19,35 +19,41 @@ const (
 	busName   = "org.fedoraproject.FirewallD1"
 	objPath   = "/org/fedoraproject/FirewallD1"
 	zoneIface = busName + ".zone"
-	// callTimeout bounds one call: a firewalld that does not answer must
-	// not hold a network create for ever.
+	busDaemon = "org.freedesktop.DBus"
+	// callTimeout bounds one call.
 	callTimeout = 10 * time.Second
+	// readyWait bounds the wait for a firewalld that has taken its name
+	// to finish loading its configuration (large ipsets take a while).
+	readyWait = 5 * time.Minute
 )
 
 // Client is firewalld's D-Bus API, for the bridges of one network
 // namespace: it answers ErrNotManaged unless firewalld runs there (a
 // firewalld on the same bus that filters another namespace — the host's,
-// while berth runs in a namespace of its own — is never touched). It
-// watches firewalld's reloads and (re)starts and calls back after each.
+// while berth runs in a namespace of its own — is never touched). Run
+// connects and watches firewalld's reloads and (re)starts in the
+// background; nothing waits for the bus.
 type Client struct {
-	conn  *dbus.Conn
-	obj   dbus.BusObject
-	netns string // the managed namespace, as /proc/PID/ns/net reads: "net:[4026531840]"
-	log   *slog.Logger
+	address string // "" the system bus
+	netns   string // the managed namespace, as /proc/PID/ns/net reads: "net:[4026531840]"
+	log     *slog.Logger
 
-	mu       sync.Mutex
-	managed  bool   // firewalld's current owner of busName runs in netns
-	onChange func() // after a reload, or a (re)start in netns
+	mu    sync.Mutex
+	conn  *dbus.Conn     // nil until Run has connected
+	obj   dbus.BusObject // firewalld's object on conn
+	owner string         // the unique bus name of firewalld while it is managed
+	known bool           // whether Run has found out if firewalld is managed
 	// reloadedAt is when berth last heard firewalld reload or start
 	// (docker info's ReloadedAt, as moby's FirewalldReloadedAt).
 	reloadedAt time.Time
+	warned     string // the last reason logged for not managing firewalld
 }
 
-// Dial connects to the D-Bus bus at address ("" the system bus:
-// $DBUS_SYSTEM_BUS_ADDRESS, else /run/dbus/system_bus_socket) for the
-// bridges of the network namespace at netnsPath ("" the caller's). No
-// bus is an error; no firewalld on it is not (one may start later).
-func Dial(address, netnsPath string, log *slog.Logger) (*Client, error) {
+// NewClient returns a client for the D-Bus bus at address ("" the system
+// bus: $DBUS_SYSTEM_BUS_ADDRESS, else /run/dbus/system_bus_socket) and
+// the bridges of the network namespace at netnsPath ("" the caller's).
+// It does not connect: Run does.
+func NewClient(address, netnsPath string, log *slog.Logger) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -55,31 +61,7 @@ func Dial(address, netnsPath string, log *slog.Logger) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	var conn *dbus.Conn
-	if address == "" {
-		conn, err = dbus.ConnectSystemBus()
-	} else {
-		conn, err = dbus.Connect(address)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("connect to D-Bus: %w", err)
-	}
-	c := &Client{conn: conn, obj: conn.Object(busName, objPath), netns: ns, log: log}
-	for _, opts := range [][]dbus.MatchOption{
-		{dbus.WithMatchObjectPath(objPath), dbus.WithMatchInterface(busName), dbus.WithMatchMember("Reloaded")},
-		{dbus.WithMatchSender("org.freedesktop.DBus"), dbus.WithMatchInterface("org.freedesktop.DBus"),
-			dbus.WithMatchMember("NameOwnerChanged"), dbus.WithMatchArg(0, busName)},
-	} {
-		if err := conn.AddMatchSignal(opts...); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("watch firewalld on D-Bus: %w", err)
-		}
-	}
-	signals := make(chan *dbus.Signal, 16)
-	conn.Signal(signals)
-	c.managed = c.manages()
-	go c.watch(signals)
-	return c, nil
+	return &Client{address: address, netns: ns, log: log}, nil
 }
 
 // netnsID names the network namespace at path ("" the calling thread's).
@@ -98,120 +80,183 @@ func netnsID(path string) (string, error) {
 	return os.Readlink("/proc/thread-self/ns/net")
 }
 
-// Managed reports whether firewalld runs in the client's namespace.
-func (c *Client) Managed() bool {
+// Run connects to the bus and, until ctx ends, calls changed whenever
+// firewalld starts managing the namespace, reloads or goes: its runtime
+// bindings are to be made again (or are gone). A bus that cannot be
+// reached ends it (logged at debug: most hosts have no firewalld).
+func (c *Client) Run(ctx context.Context, changed func()) {
+	conn, err := c.connect()
+	if err != nil {
+		c.log.Debug("no D-Bus system bus; firewalld is not watched", "err", err)
+		c.mu.Lock()
+		c.known = true
+		c.mu.Unlock()
+		changed()
+		return
+	}
+	defer conn.Close()
+	go func() { <-ctx.Done(); conn.Close() }()
+	signals := make(chan *dbus.Signal, 64)
+	conn.Signal(signals)
+	for _, opts := range [][]dbus.MatchOption{
+		{dbus.WithMatchSender(busName), dbus.WithMatchObjectPath(objPath), dbus.WithMatchInterface(busName), dbus.WithMatchMember("Reloaded")},
+		{dbus.WithMatchSender(busDaemon), dbus.WithMatchInterface(busDaemon), dbus.WithMatchMember("NameOwnerChanged"), dbus.WithMatchArg(0, busName)},
+	} {
+		if err := conn.AddMatchSignal(opts...); err != nil {
+			c.log.Warn("firewalld: cannot watch it on D-Bus", "err", err)
+			return
+		}
+	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.managed
+	c.conn, c.obj = conn, conn.Object(busName, objPath)
+	c.mu.Unlock()
+	c.recheck(ctx, changed)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sig, ok := <-signals:
+			if !ok {
+				return
+			}
+			// Any process may send a signal: only the bus's word on who
+			// owns firewalld's name, and firewalld's own reloads, count.
+			// The signal's body is not trusted: the bus is asked again.
+			switch {
+			case sig.Name == busDaemon+".NameOwnerChanged" && sig.Sender == busDaemon:
+				c.recheck(ctx, changed)
+			case sig.Name == busName+".Reloaded" && sig.Sender != "" && sig.Sender == c.currentOwner():
+				c.log.Info("firewalld reloaded; binding berth's bridges again", "zone", Zone)
+				c.mu.Lock()
+				c.reloadedAt = time.Now()
+				c.mu.Unlock()
+				changed()
+			}
+		}
+	}
 }
 
+// connect dials the bus; Run is the only caller, in the background, so a
+// bus that accepts and never answers holds up nothing else.
+func (c *Client) connect() (*dbus.Conn, error) {
+	if c.address == "" {
+		return dbus.ConnectSystemBus()
+	}
+	return dbus.Connect(c.address)
+}
+
+// recheck asks the bus who owns firewalld's name now, waits for it to be
+// ready, and records whether it manages the namespace; changed follows
+// any change of owner.
+func (c *Client) recheck(ctx context.Context, changed func()) {
+	owner, why := c.managingOwner(ctx)
+	c.mu.Lock()
+	was, first := c.owner, !c.known
+	c.owner, c.known = owner, true
+	if owner != "" && owner != was {
+		c.reloadedAt = time.Now()
+	}
+	logIt := why != "" && why != c.warned
+	c.warned = why
+	c.mu.Unlock()
+	if logIt {
+		c.log.Info("firewalld is not managed by berth", "why", why)
+	}
+	if owner != was || first {
+		if owner != "" && owner != was {
+			c.log.Info("firewalld runs in berth's network namespace; binding berth's bridges", "zone", Zone)
+		}
+		changed()
+	}
+}
+
+// managingOwner returns the unique name of the firewalld that manages the
+// namespace, once it is ready, or "" and why not.
+func (c *Client) managingOwner(ctx context.Context) (owner, why string) {
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
+	bus := conn.BusObject()
+	call := func(method string, out any, args ...any) error {
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		defer cancel()
+		return bus.CallWithContext(cctx, method, 0, args...).Store(out)
+	}
+	if err := call(busDaemon+".GetNameOwner", &owner, busName); err != nil {
+		return "", "" // not running: nothing to say
+	}
+	// The bus gives PIDs of its own PID namespace: only when it gives
+	// berth's own PID for berth's connection are they berth's too.
+	var self, pid uint32
+	if names := conn.Names(); len(names) == 0 || call(busDaemon+".GetConnectionUnixProcessID", &self, names[0]) != nil || int(self) != os.Getpid() {
+		return "", "the bus is in another PID namespace"
+	}
+	if err := call(busDaemon+".GetConnectionUnixProcessID", &pid, owner); err != nil {
+		return "", ""
+	}
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
+	if err != nil {
+		return "", ""
+	}
+	if ns != c.netns {
+		return "", "firewalld runs in another network namespace"
+	}
+	// firewalld takes its name before it has loaded its configuration,
+	// and answers once it has.
+	obj := conn.Object(busName, objPath)
+	for deadline := time.Now().Add(readyWait); ; {
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		var v dbus.Variant
+		err := obj.CallWithContext(cctx, "org.freedesktop.DBus.Properties.Get", 0, busName, "state").Store(&v)
+		cancel()
+		if state, _ := v.Value().(string); err == nil && state == "RUNNING" {
+			return owner, ""
+		}
+		var now string
+		if call(busDaemon+".GetNameOwner", &now, busName); now != owner {
+			return "", "" // gone, or another started: its own NameOwnerChanged follows
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return "", "firewalld did not become ready"
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Client) currentOwner() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.owner
+}
+
+// Managed reports whether a ready firewalld runs in the namespace.
+func (c *Client) Managed() bool { return c.currentOwner() != "" }
+
 // ReloadedAt is when firewalld last reloaded or started, as far as the
-// client heard (zero: not since the client connected).
+// client heard (zero: not since it connected).
 func (c *Client) ReloadedAt() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.reloadedAt
 }
 
-// OnChange has fn called after every reload of firewalld, and whenever
-// it starts in the client's namespace: it has forgotten (or never had)
-// the runtime bindings then.
-func (c *Client) OnChange(fn func()) {
+// call calls method on firewalld, if it manages the namespace.
+func (c *Client) call(ctx context.Context, method string, out any, args ...any) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.onChange = fn
-}
-
-// Close ends the connection and the watch.
-func (c *Client) Close() error { return c.conn.Close() }
-
-// manages asks the bus which process owns firewalld's name and reports
-// whether it runs in the client's namespace.
-func (c *Client) manages() bool {
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-	defer cancel()
-	var pid uint32
-	if err := c.conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.GetConnectionUnixProcessID", 0, busName).Store(&pid); err != nil {
-		return false // no owner: not running
-	}
-	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
-	if err != nil {
-		return false // gone, or in another PID namespace: not ours to judge
-	}
-	if ns != c.netns {
-		c.log.Info("firewalld runs in another network namespace; berth leaves it alone", "pid", pid)
-		return false
-	}
-	return true
-}
-
-func (c *Client) watch(signals <-chan *dbus.Signal) {
-	for sig := range signals {
-		switch sig.Name {
-		case busName + ".Reloaded":
-			c.changed("reloaded", c.Managed())
-		case "org.freedesktop.DBus.NameOwnerChanged":
-			if len(sig.Body) != 3 {
-				continue
-			}
-			if owner, _ := sig.Body[2].(string); owner == "" {
-				c.mu.Lock()
-				c.managed = false
-				c.mu.Unlock()
-				continue
-			}
-			managed := c.whenReady()
-			c.mu.Lock()
-			c.managed = managed
-			c.mu.Unlock()
-			c.changed("started", managed)
-		}
-	}
-}
-
-// whenReady waits, up to callTimeout, until a firewalld that has just
-// taken its name answers (it loads its configuration after), and reports
-// whether it manages the client's namespace.
-func (c *Client) whenReady() bool {
-	if !c.manages() {
-		return false
-	}
-	deadline := time.Now().Add(callTimeout)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-		var v dbus.Variant
-		err := c.obj.CallWithContext(ctx, "org.freedesktop.DBus.Properties.Get", 0, busName, "state").Store(&v)
-		cancel()
-		state, _ := v.Value().(string)
-		if err == nil && state == "RUNNING" || time.Now().After(deadline) {
-			return err == nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (c *Client) changed(what string, managed bool) {
-	if !managed {
-		return
-	}
-	c.mu.Lock()
-	fn := c.onChange
-	c.reloadedAt = time.Now()
+	obj, owner, known := c.obj, c.owner, c.known
 	c.mu.Unlock()
-	c.log.Info("firewalld "+what+"; binding berth's bridges again", "zone", Zone)
-	if fn != nil {
-		fn()
-	}
-}
-
-// call calls method on firewalld, if it manages the client's namespace.
-func (c *Client) call(method string, out any, args ...any) error {
-	if !c.Managed() {
+	switch {
+	case !known:
+		return ErrNotKnown
+	case owner == "":
 		return ErrNotManaged
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	call := c.obj.CallWithContext(ctx, method, 0, args...)
+	call := obj.CallWithContext(ctx, method, 0, args...)
 	if call.Err != nil {
 		return call.Err
 	}
@@ -222,23 +267,23 @@ func (c *Client) call(method string, out any, args ...any) error {
 }
 
 // ZoneOf implements Service.
-func (c *Client) ZoneOf(iface string) (string, error) {
+func (c *Client) ZoneOf(ctx context.Context, iface string) (string, error) {
 	var zone string
-	err := c.call(zoneIface+".getZoneOfInterface", &zone, iface)
+	err := c.call(ctx, zoneIface+".getZoneOfInterface", &zone, iface)
 	return zone, err
 }
 
 // Bind implements Service; an interface already in zone is not an error.
-func (c *Client) Bind(zone, iface string) error {
-	if err := c.call(zoneIface+".addInterface", nil, zone, iface); err != nil && !isFirewalldError(err, "ZONE_ALREADY_SET") {
+func (c *Client) Bind(ctx context.Context, zone, iface string) error {
+	if err := c.call(ctx, zoneIface+".addInterface", nil, zone, iface); err != nil && !isFirewalldError(err, "ZONE_ALREADY_SET") {
 		return err
 	}
 	return nil
 }
 
 // Unbind implements Service; an interface not in zone is not an error.
-func (c *Client) Unbind(zone, iface string) error {
-	if err := c.call(zoneIface+".removeInterface", nil, zone, iface); err != nil &&
+func (c *Client) Unbind(ctx context.Context, zone, iface string) error {
+	if err := c.call(ctx, zoneIface+".removeInterface", nil, zone, iface); err != nil &&
 		!isFirewalldError(err, "UNKNOWN_INTERFACE") && !isFirewalldError(err, "ZONE_CONFLICT") {
 		return err
 	}

@@ -1,7 +1,7 @@
 // Package firewalld keeps berth's bridges in firewalld's trusted zone
-// while firewalld runs in the daemon's network namespace, as netavark
-// puts its networks in that zone and Docker its bridges in a zone of its
-// own.
+// while firewalld runs in the daemon's network namespace. netavark puts
+// its networks' subnets in that zone, and Docker its bridges in a zone of
+// its own.
 //
 // Why it is needed: firewalld's forward chain (table inet firewalld)
 // ends in a reject for traffic from an interface that is in no zone
@@ -16,11 +16,16 @@
 // The binding is runtime only: berth never writes firewalld's permanent
 // configuration (Docker creates a "docker" zone and a policy there, and
 // reloads firewalld to load them). firewalld forgets runtime bindings when
-// it is reloaded or restarted; it says so on D-Bus (Reloaded, or a new
-// owner of its name), and berth binds its bridges again. A bridge the
-// administrator put in a zone stays there: berth binds only bridges that
-// are in no zone, and unbinds only those it bound.
+// it is reloaded (with its default FlushAllOnReload) or restarted; it
+// says so on D-Bus, and berth binds its bridges again. A bridge the
+// administrator put in another zone stays there; a bridge of berth's
+// found in the trusted zone is taken as berth's binding (so a daemon
+// restarted in between still unbinds it with its network).
 //
+// No network operation waits for firewalld: Zoner records what is wanted
+// and a background loop (Run) brings firewalld's bindings in line, again
+// after every change and retrying with back-off after a failure, so a
+// firewalld or bus that does not answer delays nothing but itself.
 // Zoner (here) is the logic, over the Service interface; dbus_linux.go
 // is the D-Bus client.
 package firewalld
@@ -32,6 +37,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/berth-net/berth/internal/firewall"
 )
@@ -40,34 +46,43 @@ import (
 const Zone = "trusted"
 
 // ErrNotManaged is a Service's answer while firewalld does not run in
-// the daemon's network namespace (not running, or another namespace's).
+// the daemon's network namespace (not running, not ready yet, or another
+// namespace's).
 var ErrNotManaged = errors.New("firewalld does not manage this network namespace")
+
+// ErrNotKnown is a Service's answer before it knows whether firewalld
+// runs in the namespace (the bus not reached yet): nothing is done, and
+// nothing is forgotten, until it does.
+var ErrNotKnown = errors.New("firewalld's state is not known yet")
 
 // Service is what a Zoner needs of firewalld, at runtime.
 type Service interface {
 	// ZoneOf returns the zone iface is bound to ("" none).
-	ZoneOf(iface string) (string, error)
+	ZoneOf(ctx context.Context, iface string) (string, error)
 	// Bind binds iface to zone.
-	Bind(zone, iface string) error
+	Bind(ctx context.Context, zone, iface string) error
 	// Unbind takes iface out of zone; an interface not bound there is
 	// not an error.
-	Unbind(zone, iface string) error
+	Unbind(ctx context.Context, zone, iface string) error
 }
 
 // Zoner is a firewall.Firewall that also keeps the bridges of the
-// networks it is given in Zone. firewalld's answers never fail a network
-// operation: a bridge firewalld cannot take is logged, and docker info's
-// warnings (nftables.ForwardBlockers) say what firewalld still drops.
+// networks it is given in Zone (see Sync and Run). firewalld's answers
+// never fail a network operation: a bridge firewalld cannot take is
+// logged, and docker info's warnings (nftables.ForwardBlockers) say what
+// firewalld still drops.
 type Zoner struct {
 	firewall.Firewall
 	svc Service
 	log *slog.Logger
 
 	mu sync.Mutex
-	// want are the bridges of berth's networks; ours those of them berth
-	// bound (firewalld may have forgotten them since: see Resync).
-	want map[string]bool
-	ours map[string]bool
+	// want are the bridges of berth's networks; gone those of networks
+	// removed, to unbind once Sync gets to them.
+	want, gone map[string]bool
+	// elsewhere are bridges found in another zone, each logged once.
+	elsewhere map[string]string
+	kick      chan struct{}
 }
 
 // NewZoner wraps fw.
@@ -75,105 +90,144 @@ func NewZoner(fw firewall.Firewall, svc Service, log *slog.Logger) *Zoner {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Zoner{Firewall: fw, svc: svc, log: log, want: map[string]bool{}, ours: map[string]bool{}}
+	return &Zoner{Firewall: fw, svc: svc, log: log, want: map[string]bool{}, gone: map[string]bool{},
+		elsewhere: map[string]string{}, kick: make(chan struct{}, 1)}
 }
 
-// Rebuild rebuilds berth's table, then binds the bridges of nets and
-// unbinds those berth bound for networks that are gone.
+// Rebuild rebuilds berth's table; the bridges of nets are then wanted in
+// Zone, and the others berth had are not.
 func (z *Zoner) Rebuild(ctx context.Context, nets []firewall.Network, ports ...firewall.PortMapping) error {
 	err := z.Firewall.Rebuild(ctx, nets, ports...)
 	z.mu.Lock()
-	defer z.mu.Unlock()
 	keep := map[string]bool{}
 	for _, n := range nets {
 		keep[n.Bridge] = true
+		delete(z.gone, n.Bridge)
 	}
 	for br := range z.want {
 		if !keep[br] {
-			z.unbindLocked(br)
+			z.gone[br] = true
 		}
 	}
-	for _, br := range slices.Sorted(maps.Keys(keep)) {
-		z.bindLocked(br)
-	}
+	z.want = keep
+	z.mu.Unlock()
+	z.Kick()
 	return err
 }
 
-// AddNetwork adds n's rules and binds its bridge.
+// AddNetwork adds n's rules; its bridge is then wanted in Zone.
 func (z *Zoner) AddNetwork(ctx context.Context, n firewall.Network) error {
 	if err := z.Firewall.AddNetwork(ctx, n); err != nil {
 		return err
 	}
 	z.mu.Lock()
-	defer z.mu.Unlock()
-	z.bindLocked(n.Bridge)
+	z.want[n.Bridge] = true
+	delete(z.gone, n.Bridge)
+	z.mu.Unlock()
+	z.Kick()
 	return nil
 }
 
-// DelNetwork removes n's rules and unbinds its bridge if berth bound it.
+// DelNetwork removes n's rules; its bridge is then unbound, if it is in
+// Zone.
 func (z *Zoner) DelNetwork(ctx context.Context, n firewall.Network) error {
 	err := z.Firewall.DelNetwork(ctx, n)
 	z.mu.Lock()
-	defer z.mu.Unlock()
-	z.unbindLocked(n.Bridge)
+	delete(z.want, n.Bridge)
+	z.gone[n.Bridge] = true
+	z.mu.Unlock()
+	z.Kick()
 	return err
 }
 
-// Resync binds every bridge again, after firewalld forgot its runtime
-// bindings (a reload, a restart) or started in the daemon's namespace.
-func (z *Zoner) Resync() {
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	clear(z.ours)
-	for _, br := range slices.Sorted(maps.Keys(z.want)) {
-		z.bindLocked(br)
+// Kick has Run sync soon: after a change of berth's networks, or of
+// firewalld (a reload, a start).
+func (z *Zoner) Kick() {
+	select {
+	case z.kick <- struct{}{}:
+	default:
 	}
 }
 
-// Bound returns the bridges berth has bound, sorted.
-func (z *Zoner) Bound() []string {
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	return slices.Sorted(maps.Keys(z.ours))
-}
-
-// bindLocked binds br unless it is in a zone already: berth's own
-// binding of it (kept), or the administrator's (respected).
-func (z *Zoner) bindLocked(br string) {
-	z.want[br] = true
-	zone, err := z.svc.ZoneOf(br)
-	switch {
-	case errors.Is(err, ErrNotManaged):
-		return
-	case err != nil:
-		z.log.Warn("firewalld: cannot read the zone of a bridge", "bridge", br, "err", err)
-		return
-	case zone == Zone && z.ours[br]:
-		return
-	case zone != "":
-		if !z.ours[br] {
-			z.log.Info("firewalld: the bridge is in a zone already; berth leaves it there", "bridge", br, "zone", zone)
+// Run syncs after every Kick until ctx ends; a failed sync is tried again
+// with back-off (1 s, doubling to 30 s) until one succeeds.
+func (z *Zoner) Run(ctx context.Context) {
+	const first, most = time.Second, 30 * time.Second
+	backoff := first
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-z.kick:
+		case <-retry:
 		}
-		return
-	}
-	if err := z.svc.Bind(Zone, br); err != nil {
-		if !errors.Is(err, ErrNotManaged) {
-			z.log.Warn("firewalld: cannot bind a bridge to the trusted zone; its forwarded traffic may be rejected", "bridge", br, "err", err)
+		if err := z.Sync(ctx); err != nil {
+			z.log.Warn("firewalld: cannot bind berth's bridges yet; will retry", "in", backoff, "err", err)
+			retry = time.After(backoff)
+			backoff = min(2*backoff, most)
+			continue
 		}
-		return
+		retry, backoff = nil, first
 	}
-	z.ours[br] = true
-	z.log.Info("firewalld: bridge bound to the trusted zone", "bridge", br)
 }
 
-// unbindLocked forgets br, and unbinds it if berth bound it.
-func (z *Zoner) unbindLocked(br string) {
-	delete(z.want, br)
-	if !z.ours[br] {
-		return
+// Sync brings firewalld's bindings in line with what is wanted: a wanted
+// bridge in no zone is bound to Zone (one in another zone is left there),
+// and a gone bridge in Zone is unbound. Without a firewalld of the
+// daemon's namespace there is nothing to do (its start kicks a sync).
+// The first other error stops it, for Run to try again.
+func (z *Zoner) Sync(ctx context.Context) error {
+	z.mu.Lock()
+	want := slices.Sorted(maps.Keys(z.want))
+	gone := slices.Sorted(maps.Keys(z.gone))
+	z.mu.Unlock()
+	for _, br := range gone {
+		zone, err := z.svc.ZoneOf(ctx, br)
+		if err == nil && zone == Zone {
+			err = z.svc.Unbind(ctx, Zone, br)
+		}
+		if errors.Is(err, ErrNotKnown) {
+			return nil // the client's first word kicks a sync
+		}
+		if errors.Is(err, ErrNotManaged) {
+			err = nil // no firewalld of this namespace holds a binding
+		}
+		if err != nil {
+			return err
+		}
+		z.mu.Lock()
+		if !z.want[br] {
+			delete(z.gone, br)
+			delete(z.elsewhere, br)
+		}
+		z.mu.Unlock()
 	}
-	delete(z.ours, br)
-	if err := z.svc.Unbind(Zone, br); err != nil && !errors.Is(err, ErrNotManaged) {
-		z.log.Warn("firewalld: cannot unbind a bridge", "bridge", br, "err", err)
+	for _, br := range want {
+		zone, err := z.svc.ZoneOf(ctx, br)
+		switch {
+		case errors.Is(err, ErrNotManaged), errors.Is(err, ErrNotKnown):
+			return nil
+		case err != nil:
+			return err
+		case zone == Zone:
+			continue
+		case zone != "":
+			z.mu.Lock()
+			if z.elsewhere[br] != zone {
+				z.elsewhere[br] = zone
+				z.log.Info("firewalld: the bridge is in another zone; berth leaves it there", "bridge", br, "zone", zone)
+			}
+			z.mu.Unlock()
+			continue
+		}
+		if err := z.svc.Bind(ctx, Zone, br); err != nil {
+			if errors.Is(err, ErrNotManaged) || errors.Is(err, ErrNotKnown) {
+				return nil
+			}
+			return err
+		}
+		z.log.Info("firewalld: bridge bound to the trusted zone", "bridge", br)
 	}
+	return nil
 }

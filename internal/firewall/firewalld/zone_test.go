@@ -2,31 +2,67 @@ package firewalld
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/berth-net/berth/internal/firewall"
 )
 
 // fakeService is firewalld's runtime zone bindings, as a map; managed
-// false answers ErrNotManaged, as a Client does for another namespace.
+// false answers ErrNotManaged, as a Client does for another namespace;
+// block, when set, holds every call until it is closed or ctx ends.
 type fakeService struct {
+	mu      sync.Mutex
 	managed bool
+	unknown bool              // ErrNotKnown for every call
 	zones   map[string]string // interface → zone
 	calls   []string
+	block   chan struct{}
 }
 
 func newFake() *fakeService { return &fakeService{managed: true, zones: map[string]string{}} }
 
-func (f *fakeService) ZoneOf(iface string) (string, error) {
+func (f *fakeService) wait(ctx context.Context) error {
+	if f.block == nil {
+		return nil
+	}
+	select {
+	case <-f.block:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (f *fakeService) ZoneOf(ctx context.Context, iface string) (string, error) {
+	if err := f.wait(ctx); err != nil {
+		return "", err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.unknown {
+		return "", ErrNotKnown
+	}
 	if !f.managed {
 		return "", ErrNotManaged
 	}
 	return f.zones[iface], nil
 }
 
-func (f *fakeService) Bind(zone, iface string) error {
+// zone is ZoneOf for the test's goroutine.
+func (f *fakeService) zone(iface string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.zones[iface]
+}
+
+func (f *fakeService) Bind(ctx context.Context, zone, iface string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if !f.managed {
 		return ErrNotManaged
 	}
@@ -35,7 +71,9 @@ func (f *fakeService) Bind(zone, iface string) error {
 	return nil
 }
 
-func (f *fakeService) Unbind(zone, iface string) error {
+func (f *fakeService) Unbind(ctx context.Context, zone, iface string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if !f.managed {
 		return ErrNotManaged
 	}
@@ -63,6 +101,13 @@ func network(b string) firewall.Network {
 	return firewall.Network{Bridge: b, Subnet: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(sum), 0, 0}), 24)}
 }
 
+func mustSync(t *testing.T, z *Zoner) {
+	t.Helper()
+	if err := z.Sync(context.Background()); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+}
+
 // TestZonerBindsBridges: a rebuild binds every bridge in no zone and
 // unbinds those of networks gone; a network's add and delete bind and
 // unbind its bridge; the rules go to the wrapped firewall either way.
@@ -73,8 +118,9 @@ func TestZonerBindsBridges(t *testing.T) {
 	if err := z.Rebuild(ctx, nets("berth0", "br-a")); err != nil {
 		t.Fatal(err)
 	}
-	if got := z.Bound(); !slices.Equal(got, []string{"berth0", "br-a"}) {
-		t.Errorf("bound %v after the rebuild", got)
+	mustSync(t, z)
+	if svc.zones["berth0"] != Zone || svc.zones["br-a"] != Zone {
+		t.Errorf("zones %v after the rebuild", svc.zones)
 	}
 	if err := z.AddNetwork(ctx, network("br-b")); err != nil {
 		t.Fatal(err)
@@ -82,6 +128,7 @@ func TestZonerBindsBridges(t *testing.T) {
 	if err := z.DelNetwork(ctx, network("br-a")); err != nil {
 		t.Fatal(err)
 	}
+	mustSync(t, z)
 	if svc.zones["br-b"] != Zone || svc.zones["br-a"] != "" || svc.zones["berth0"] != Zone {
 		t.Errorf("zones %v", svc.zones)
 	}
@@ -93,16 +140,39 @@ func TestZonerBindsBridges(t *testing.T) {
 	if err := z.Rebuild(ctx, nets("berth0")); err != nil {
 		t.Fatal(err)
 	}
+	mustSync(t, z)
 	if err := z.Rebuild(ctx, nets("berth0")); err != nil {
 		t.Fatal(err)
 	}
+	mustSync(t, z)
 	if !slices.Equal(svc.calls, []string{"unbind br-b"}) {
 		t.Errorf("calls %v, want one unbind of br-b", svc.calls)
 	}
 }
 
+// TestZonerAfterRestart: a daemon started again finds its bridges in the
+// trusted zone, takes them as its own bindings, and unbinds them with
+// their network.
+func TestZonerAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	svc := newFake()
+	svc.zones["berth0"], svc.zones["br-a"] = Zone, Zone // the last daemon's
+	z := NewZoner(firewall.NewFake(), svc, nil)
+	if err := z.Rebuild(ctx, nets("berth0", "br-a")); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, z)
+	if err := z.DelNetwork(ctx, network("br-a")); err != nil {
+		t.Fatal(err)
+	}
+	mustSync(t, z)
+	if _, ok := svc.zones["br-a"]; ok || !slices.Equal(svc.calls, []string{"unbind br-a"}) {
+		t.Errorf("zones %v, calls %v: br-a still bound after its network went", svc.zones, svc.calls)
+	}
+}
+
 // TestZonerLeavesAdministratorsZones: a bridge the administrator bound
-// to a zone stays there, and berth never unbinds it.
+// to another zone stays there, and berth never unbinds it.
 func TestZonerLeavesAdministratorsZones(t *testing.T) {
 	ctx := context.Background()
 	svc := newFake()
@@ -111,18 +181,21 @@ func TestZonerLeavesAdministratorsZones(t *testing.T) {
 	if err := z.AddNetwork(ctx, network("br-lab")); err != nil {
 		t.Fatal(err)
 	}
+	mustSync(t, z)
 	if err := z.DelNetwork(ctx, network("br-lab")); err != nil {
 		t.Fatal(err)
 	}
+	mustSync(t, z)
 	if svc.zones["br-lab"] != "internal" || len(svc.calls) != 0 {
 		t.Errorf("zones %v, calls %v: the administrator's zone was touched", svc.zones, svc.calls)
 	}
 }
 
-// TestZonerResync: firewalld forgets runtime bindings at a reload; a
-// resync binds every bridge again. Without a firewalld of the daemon's
-// namespace nothing is bound, and its start binds them all.
-func TestZonerResync(t *testing.T) {
+// TestZonerReloadAndStart: firewalld forgets runtime bindings at a
+// reload; the next sync binds every bridge again. Without a firewalld of
+// the daemon's namespace nothing is bound, and once it runs a sync binds
+// them all.
+func TestZonerReloadAndStart(t *testing.T) {
 	ctx := context.Background()
 	svc := newFake()
 	svc.managed = false
@@ -130,23 +203,74 @@ func TestZonerResync(t *testing.T) {
 	if err := z.Rebuild(ctx, nets("berth0", "br-a")); err != nil {
 		t.Fatal(err)
 	}
-	if got := z.Bound(); len(got) != 0 {
-		t.Errorf("bound %v with no firewalld", got)
+	mustSync(t, z)
+	if len(svc.zones) != 0 {
+		t.Errorf("zones %v with no firewalld", svc.zones)
 	}
 	svc.managed = true // started
-	z.Resync()
+	mustSync(t, z)
 	if svc.zones["berth0"] != Zone || svc.zones["br-a"] != Zone {
 		t.Errorf("zones %v after firewalld started", svc.zones)
 	}
 	clear(svc.zones) // reloaded
-	z.Resync()
+	mustSync(t, z)
 	if svc.zones["berth0"] != Zone || svc.zones["br-a"] != Zone {
 		t.Errorf("zones %v after a reload", svc.zones)
+	}
+}
+
+// TestZonerWaitsForTheFirstWord: until the client knows whether
+// firewalld runs, a removed network's bridge is kept to unbind.
+func TestZonerWaitsForTheFirstWord(t *testing.T) {
+	ctx := context.Background()
+	svc := newFake()
+	svc.zones["br-a"] = Zone
+	svc.unknown = true
+	z := NewZoner(firewall.NewFake(), svc, nil)
+	if err := z.Rebuild(ctx, nets("br-a")); err != nil {
+		t.Fatal(err)
 	}
 	if err := z.DelNetwork(ctx, network("br-a")); err != nil {
 		t.Fatal(err)
 	}
+	mustSync(t, z)
+	svc.unknown = false // the client's first word: firewalld runs
+	mustSync(t, z)
 	if _, ok := svc.zones["br-a"]; ok {
-		t.Errorf("br-a still bound after its network went")
+		t.Errorf("br-a still bound: its removal was forgotten before firewalld's state was known")
 	}
+}
+
+// TestZonerNeverWaits: a firewalld that does not answer holds up no
+// network operation; Run retries until it answers, then binds.
+func TestZonerNeverWaits(t *testing.T) {
+	svc := newFake()
+	svc.block = make(chan struct{})
+	z := NewZoner(firewall.NewFake(), svc, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go z.Run(ctx)
+	done := make(chan error, 1)
+	go func() { done <- z.AddNetwork(ctx, network("br-a")) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("AddNetwork waited for firewalld")
+	}
+	short, stop := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer stop()
+	if err := z.Sync(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Sync against a firewalld that does not answer: %v, want its deadline", err)
+	}
+	close(svc.block) // it answers now
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		z.Kick()
+		if svc.zone("br-a") == Zone {
+			return
+		}
+	}
+	t.Error("br-a never bound once firewalld answered")
 }
