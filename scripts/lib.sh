@@ -20,13 +20,14 @@ berth_ensure_packages() {
 	# policy-rc.d answering 101 is Debian's way to say so; one already
 	# there is put back afterwards, whatever happens.
 	local saved=""
-	if [ -e /usr/sbin/policy-rc.d ]; then
-		saved=$(mktemp)
-		mv /usr/sbin/policy-rc.d "$saved"
+	if [ -e /usr/sbin/policy-rc.d ] || [ -L /usr/sbin/policy-rc.d ]; then
+		saved=/usr/sbin/policy-rc.d.berth-saved
+		mv -f /usr/sbin/policy-rc.d "$saved"
 	fi
+	# The EXIT trap puts things back; INT and TERM only leave (through it).
 	# shellcheck disable=SC2064 # $saved is meant to be expanded now
 	trap "berth_restore_policy_rc '$saved'" EXIT
-	trap "berth_restore_policy_rc '$saved'; exit 130" INT TERM
+	trap 'exit 130' INT TERM
 	printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
 	chmod 755 /usr/sbin/policy-rc.d
 	local rc=0 p
@@ -44,11 +45,15 @@ berth_ensure_packages() {
 }
 
 # berth_restore_policy_rc puts back the policy-rc.d that
-# berth_ensure_packages moved aside (SAVED), or removes its own.
+# berth_ensure_packages moved aside to SAVED, or, with none saved,
+# removes its own; running it twice changes nothing more.
 berth_restore_policy_rc() {
-	rm -f /usr/sbin/policy-rc.d
-	if [ -n "$1" ] && [ -e "$1" ]; then
-		mv "$1" /usr/sbin/policy-rc.d
+	if [ -n "$1" ]; then
+		if [ -e "$1" ] || [ -L "$1" ]; then # not yet put back
+			mv -f "$1" /usr/sbin/policy-rc.d
+		fi
+	else
+		rm -f /usr/sbin/policy-rc.d
 	fi
 }
 

@@ -27,9 +27,11 @@ type Firewalld struct {
 }
 
 // StartFirewalld starts dbus-daemon and firewalld for the network
-// namespace at netnsPath and returns once firewalld answers. A machine
-// without them makes it Unavailable (a failure under CI=true).
-func StartFirewalld(t testing.TB, netnsPath string) *Firewalld {
+// namespace at netnsPath and returns once firewalld answers; each setup
+// is given the directory of firewalld's configuration first (its copy of
+// /etc/firewalld). A machine without them makes it Unavailable (a
+// failure under CI=true).
+func StartFirewalld(t testing.TB, netnsPath string, setup ...func(etc string)) *Firewalld {
 	t.Helper()
 	RequireRoot(t)
 	for _, bin := range []string{"dbus-daemon", "firewalld", "firewall-cmd"} {
@@ -62,6 +64,9 @@ func StartFirewalld(t testing.TB, netnsPath string) *Firewalld {
 	}
 	if out, err := exec.Command("cp", "-a", "/etc/firewalld", filepath.Join(dir, "etc")).CombinedOutput(); err != nil {
 		t.Fatalf("copy /etc/firewalld: %v: %s", err, out)
+	}
+	for _, fn := range setup {
+		fn(f.Etc())
 	}
 	f.bus = f.spawn("dbus.log", "dbus-daemon", "--config-file="+filepath.Join(dir, "bus.conf"), "--nofork", "--nopidfile")
 	if !f.wait(func() bool { _, err := os.Stat(filepath.Join(dir, "bus")); return err == nil }) {
@@ -109,15 +114,20 @@ func stop(cmd *exec.Cmd) {
 	}
 }
 
-// Start starts firewalld (again, after Stop) and returns once it runs.
+// Start starts firewalld (again, after Stop) and returns once it answers
+// (its state may be running, or failed: a configuration it could not
+// load).
 func (f *Firewalld) Start() {
 	f.t.Helper()
 	f.fw = f.spawn("firewalld.log", "firewalld", "--nofork", "--nopid",
-		"--system-config", filepath.Join(f.dir, "etc"), "--log-target", "console")
-	if !f.wait(func() bool { out, err := f.Cmd("--state"); return err == nil && strings.TrimSpace(out) == "running" }) {
+		"--system-config", f.Etc(), "--log-target", "console")
+	if !f.wait(func() bool { _, err := f.Cmd("--get-default-zone"); return err == nil }) {
 		f.t.Fatalf("firewalld never ran\n%s", f.logs())
 	}
 }
+
+// Etc is the directory of firewalld's configuration.
+func (f *Firewalld) Etc() string { return filepath.Join(f.dir, "etc") }
 
 // Stop stops firewalld (it deletes its table as it goes).
 func (f *Firewalld) Stop() { stop(f.fw) }

@@ -40,7 +40,7 @@ type Client struct {
 
 	mu    sync.Mutex
 	conn  *dbus.Conn     // nil until Run has connected
-	obj   dbus.BusObject // firewalld's object on conn
+	obj   dbus.BusObject // the managed firewalld's object, by its unique name
 	owner string         // the unique bus name of firewalld while it is managed
 	known bool           // whether Run has found out if firewalld is managed
 	// reloadedAt is when berth last heard firewalld reload or start
@@ -83,19 +83,54 @@ func netnsID(path string) (string, error) {
 // Run connects to the bus and, until ctx ends, calls changed whenever
 // firewalld starts managing the namespace, reloads or goes: its runtime
 // bindings are to be made again (or are gone). A bus that cannot be
-// reached ends it (logged at debug: most hosts have no firewalld).
+// reached at first ends it (logged at debug: most hosts have no
+// firewalld); one that drops later is connected to again, with back-off.
 func (c *Client) Run(ctx context.Context, changed func()) {
-	conn, err := c.connect()
-	if err != nil {
-		c.log.Debug("no D-Bus system bus; firewalld is not watched", "err", err)
-		c.mu.Lock()
-		c.known = true
-		c.mu.Unlock()
+	const first, most = time.Second, 30 * time.Second
+	for backoff, connected := first, false; ; backoff = min(2*backoff, most) {
+		ok := c.watch(ctx, changed, connected)
+		if ctx.Err() != nil {
+			return
+		}
+		if !ok && !connected {
+			return // no bus
+		}
+		connected = true
+		c.forget(changed)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// forget records that firewalld is not managed (the connection is gone).
+func (c *Client) forget(changed func()) {
+	c.mu.Lock()
+	had := c.owner != ""
+	c.owner, c.obj, c.known = "", nil, true
+	c.mu.Unlock()
+	if had {
 		changed()
-		return
+	}
+}
+
+// watch is one connection of Run: false if it could not be made (when
+// quiet, logged at debug only).
+func (c *Client) watch(ctx context.Context, changed func(), again bool) bool {
+	conn, err := c.connect(ctx)
+	if err != nil {
+		if again {
+			c.log.Warn("firewalld: cannot reach D-Bus again; will retry", "err", err)
+		} else {
+			c.log.Debug("no D-Bus system bus; firewalld is not watched", "err", err)
+			c.forget(changed)
+			changed()
+		}
+		return false
 	}
 	defer conn.Close()
-	go func() { <-ctx.Done(); conn.Close() }()
 	signals := make(chan *dbus.Signal, 64)
 	conn.Signal(signals)
 	for _, opts := range [][]dbus.MatchOption{
@@ -104,20 +139,20 @@ func (c *Client) Run(ctx context.Context, changed func()) {
 	} {
 		if err := conn.AddMatchSignal(opts...); err != nil {
 			c.log.Warn("firewalld: cannot watch it on D-Bus", "err", err)
-			return
+			return true
 		}
 	}
 	c.mu.Lock()
-	c.conn, c.obj = conn, conn.Object(busName, objPath)
+	c.conn = conn
 	c.mu.Unlock()
 	c.recheck(ctx, changed)
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return true
 		case sig, ok := <-signals:
 			if !ok {
-				return
+				return true // the connection dropped
 			}
 			// Any process may send a signal: only the bus's word on who
 			// owns firewalld's name, and firewalld's own reloads, count.
@@ -131,18 +166,24 @@ func (c *Client) Run(ctx context.Context, changed func()) {
 				c.reloadedAt = time.Now()
 				c.mu.Unlock()
 				changed()
+			case sig.Name == busName+".Reloaded" && c.currentOwner() == "":
+				// A firewalld berth does not manage reloaded: one that
+				// was not ready may be now (the bus is asked, not the
+				// signal's sender believed).
+				c.recheck(ctx, changed)
 			}
 		}
 	}
 }
 
 // connect dials the bus; Run is the only caller, in the background, so a
-// bus that accepts and never answers holds up nothing else.
-func (c *Client) connect() (*dbus.Conn, error) {
+// bus that accepts and never answers holds up nothing else, and ctx's end
+// closes it.
+func (c *Client) connect(ctx context.Context) (*dbus.Conn, error) {
 	if c.address == "" {
-		return dbus.ConnectSystemBus()
+		return dbus.ConnectSystemBus(dbus.WithContext(ctx))
 	}
-	return dbus.Connect(c.address)
+	return dbus.Connect(c.address, dbus.WithContext(ctx))
 }
 
 // recheck asks the bus who owns firewalld's name now, waits for it to be
@@ -150,9 +191,19 @@ func (c *Client) connect() (*dbus.Conn, error) {
 // any change of owner.
 func (c *Client) recheck(ctx context.Context, changed func()) {
 	owner, why := c.managingOwner(ctx)
+	if ctx.Err() != nil {
+		return
+	}
 	c.mu.Lock()
 	was, first := c.owner, !c.known
 	c.owner, c.known = owner, true
+	c.obj = nil
+	if owner != "" {
+		// Calls go to the unique name that was checked, never to the
+		// well-known one (which another process may own by then, and
+		// which could start a firewalld by D-Bus activation).
+		c.obj = c.conn.Object(owner, objPath)
+	}
 	if owner != "" && owner != was {
 		c.reloadedAt = time.Now()
 	}
@@ -203,13 +254,15 @@ func (c *Client) managingOwner(ctx context.Context) (owner, why string) {
 	}
 	// firewalld takes its name before it has loaded its configuration,
 	// and answers once it has.
-	obj := conn.Object(busName, objPath)
+	obj := conn.Object(owner, objPath)
 	for deadline := time.Now().Add(readyWait); ; {
 		cctx, cancel := context.WithTimeout(ctx, callTimeout)
 		var v dbus.Variant
 		err := obj.CallWithContext(cctx, "org.freedesktop.DBus.Properties.Get", 0, busName, "state").Store(&v)
 		cancel()
-		if state, _ := v.Value().(string); err == nil && state == "RUNNING" {
+		// FAILED is a firewalld that fell back to its stock
+		// configuration: it runs, filters, and takes runtime bindings.
+		if state, _ := v.Value().(string); err == nil && (state == "RUNNING" || state == "FAILED") {
 			return owner, ""
 		}
 		var now string
@@ -251,12 +304,12 @@ func (c *Client) call(ctx context.Context, method string, out any, args ...any) 
 	switch {
 	case !known:
 		return ErrNotKnown
-	case owner == "":
+	case owner == "" || obj == nil:
 		return ErrNotManaged
 	}
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
-	call := obj.CallWithContext(ctx, method, 0, args...)
+	call := obj.CallWithContext(ctx, method, dbus.FlagNoAutoStart, args...)
 	if call.Err != nil {
 		return call.Err
 	}

@@ -3,6 +3,7 @@ package firewalld
 import (
 	"context"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -102,6 +103,8 @@ func TestFirewalldZones(t *testing.T) {
 	fwd.Stop()
 	fwd.Start()
 	eventually(t, fwd, "br-z", Zone, "after a restart")
+	fwd.MustCmd("--reload") // the new firewalld's reloads are heard too
+	eventually(t, fwd, "br-z", Zone, "after a reload of the restarted firewalld")
 
 	if err := z.DelNetwork(ctx, network("br-z")); err != nil {
 		t.Fatal(err)
@@ -184,4 +187,39 @@ func TestBusThatNeverAnswers(t *testing.T) {
 	if c.Managed() {
 		t.Error("managed, with no firewalld")
 	}
+}
+
+// TestFirewalldFailedState: a firewalld whose configuration did not load
+// runs on its stock configuration in state FAILED, still rejecting what
+// comes from an interface in no zone: berth binds its bridges there too,
+// and again after the administrator mends the configuration and reloads.
+func TestFirewalldFailedState(t *testing.T) {
+	ns := nstest.New(t)
+	bad := ""
+	fwd := nstest.StartFirewalld(t, ns, func(etc string) {
+		bad = filepath.Join(etc, "policies", "bad.xml")
+		if err := os.MkdirAll(filepath.Dir(bad), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		policy := `<?xml version="1.0" encoding="utf-8"?><policy target="CONTINUE"><ingress-zone name="nosuchzone"/><egress-zone name="HOST"/></policy>`
+		if err := os.WriteFile(bad, []byte(policy), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if out, _ := fwd.Cmd("--state"); strings.TrimSpace(out) != "failed" {
+		t.Fatalf("firewalld's state with a bad policy: %q, want failed", out)
+	}
+	_, z, _ := start(t, fwd, ns)
+	if err := z.AddNetwork(context.Background(), network("br-f")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, fwd, "br-f", Zone, "in state failed")
+	if err := os.Remove(bad); err != nil {
+		t.Fatal(err)
+	}
+	fwd.MustCmd("--reload")
+	if out, _ := fwd.Cmd("--state"); strings.TrimSpace(out) != "running" {
+		t.Errorf("firewalld's state after the fix: %q", out)
+	}
+	eventually(t, fwd, "br-f", Zone, "after the fix and a reload")
 }

@@ -33,6 +33,7 @@ package firewalld
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
@@ -163,6 +164,9 @@ func (z *Zoner) Run(ctx context.Context) {
 		case <-retry:
 		}
 		if err := z.Sync(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
 			z.log.Warn("firewalld: cannot bind berth's bridges yet; will retry", "in", backoff, "err", err)
 			retry = time.After(backoff)
 			backoff = min(2*backoff, most)
@@ -176,25 +180,26 @@ func (z *Zoner) Run(ctx context.Context) {
 // bridge in no zone is bound to Zone (one in another zone is left there),
 // and a gone bridge in Zone is unbound. Without a firewalld of the
 // daemon's namespace there is nothing to do (its start kicks a sync).
-// The first other error stops it, for Run to try again.
+// Other errors are gathered, each bridge tried, for Run to try again.
 func (z *Zoner) Sync(ctx context.Context) error {
 	z.mu.Lock()
 	want := slices.Sorted(maps.Keys(z.want))
 	gone := slices.Sorted(maps.Keys(z.gone))
 	z.mu.Unlock()
+	var errs []error
 	for _, br := range gone {
 		zone, err := z.svc.ZoneOf(ctx, br)
 		if err == nil && zone == Zone {
 			err = z.svc.Unbind(ctx, Zone, br)
 		}
-		if errors.Is(err, ErrNotKnown) {
+		switch {
+		case errors.Is(err, ErrNotKnown):
 			return nil // the client's first word kicks a sync
-		}
-		if errors.Is(err, ErrNotManaged) {
-			err = nil // no firewalld of this namespace holds a binding
-		}
-		if err != nil {
-			return err
+		case errors.Is(err, ErrNotManaged):
+			// no firewalld of this namespace holds a binding
+		case err != nil:
+			errs = append(errs, fmt.Errorf("unbind %s: %w", br, err))
+			continue
 		}
 		z.mu.Lock()
 		if !z.want[br] {
@@ -207,9 +212,10 @@ func (z *Zoner) Sync(ctx context.Context) error {
 		zone, err := z.svc.ZoneOf(ctx, br)
 		switch {
 		case errors.Is(err, ErrNotManaged), errors.Is(err, ErrNotKnown):
-			return nil
+			return errors.Join(errs...)
 		case err != nil:
-			return err
+			errs = append(errs, fmt.Errorf("zone of %s: %w", br, err))
+			continue
 		case zone == Zone:
 			continue
 		case zone != "":
@@ -223,11 +229,12 @@ func (z *Zoner) Sync(ctx context.Context) error {
 		}
 		if err := z.svc.Bind(ctx, Zone, br); err != nil {
 			if errors.Is(err, ErrNotManaged) || errors.Is(err, ErrNotKnown) {
-				return nil
+				return errors.Join(errs...)
 			}
-			return err
+			errs = append(errs, fmt.Errorf("bind %s: %w", br, err))
+			continue
 		}
 		z.log.Info("firewalld: bridge bound to the trusted zone", "bridge", br)
 	}
-	return nil
+	return errors.Join(errs...)
 }
