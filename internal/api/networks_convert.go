@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	nettypes "github.com/docker/docker/api/types/network"
@@ -42,6 +43,12 @@ func networkResource(n *network.Network, eps []*network.Endpoint) nettypes.Inspe
 		}
 		if c.IPRange.IsValid() {
 			cfg.IPRange = c.IPRange.String()
+		}
+		for k, a := range c.AuxAddresses {
+			if cfg.AuxAddress == nil {
+				cfg.AuxAddress = map[string]string{}
+			}
+			cfg.AuxAddress[k] = a.String()
 		}
 		out.IPAM.Config = append(out.IPAM.Config, cfg)
 	}
@@ -237,8 +244,20 @@ func ipamRequest(c nettypes.IPAMConfig) (network.IPAMRequest, error) {
 	if err := errors.Join(errs[:]...); err != nil {
 		return ir, errdefs.Invalid("invalid network config: %w", err) // ValidateIPAM let it through
 	}
-	if len(c.AuxAddress) > 0 {
-		return ir, errdefs.Invalid("auxiliary addresses are not supported by berth")
+	for _, k := range slices.Sorted(maps.Keys(c.AuxAddress)) {
+		if k == "DefaultGatewayIPv4" || k == "DefaultGatewayIPv6" {
+			// moby's bridge driver routes the containers through this
+			// address instead of the bridge's own.
+			return ir, errdefs.Invalid("auxiliary address %s (the containers' default gateway) is not supported by berth", k)
+		}
+		a, err := netip.ParseAddr(c.AuxAddress[k])
+		if err != nil { // ValidateIPAM parsed it already
+			return ir, errdefs.Invalid("invalid auxiliary address %s: %w", k, err)
+		}
+		if ir.AuxAddresses == nil {
+			ir.AuxAddresses = map[string]netip.Addr{}
+		}
+		ir.AuxAddresses[k] = a
 	}
 	return ir, nil
 }

@@ -117,6 +117,39 @@ func TestNetworkCreate(t *testing.T) {
 	}
 }
 
+// TestNetworkAuxAddresses: --aux-address reaches the backend parsed and
+// comes back in inspect's IPAM config as AuxiliaryAddresses; one outside
+// the subnet is moby's ValidateIPAM error, and moby's bridge-driver keys
+// that reroute the containers' default gateway are refused by name.
+func TestNetworkAuxAddresses(t *testing.T) {
+	f := newFakeBackend()
+	body := `{"Name":"aux","IPAM":{"Config":[{"Subnet":"10.9.0.0/24","AuxiliaryAddresses":{"router":"10.9.0.5"}}]}}`
+	wantStatus(t, call(t, newServer(f), http.MethodPost, "/v1.51/networks/create", body), http.StatusCreated)
+	if got := f.recorded().NetworkCreate.IPAM[0].AuxAddresses; len(got) != 1 || got["router"] != netip.MustParseAddr("10.9.0.5") {
+		t.Errorf("AuxAddresses %v", got)
+	}
+	for body, want := range map[string]string{
+		`{"Name":"x","IPAM":{"Config":[{"Subnet":"10.9.0.0/24","AuxiliaryAddresses":{"r":"10.8.0.5"}}]}}`:                  "invalid network config:\ninvalid auxiliary address r: parent subnet 10.9.0.0/24 doesn't contain this address",
+		`{"Name":"x","IPAM":{"Config":[{"Subnet":"10.9.0.0/24","AuxiliaryAddresses":{"DefaultGatewayIPv4":"10.9.0.5"}}]}}`: "auxiliary address DefaultGatewayIPv4 (the containers' default gateway) is not supported by berth",
+	} {
+		wantError(t, call(t, newServer(newFakeBackend()), http.MethodPost, "/v1.51/networks/create", body), http.StatusBadRequest, want)
+	}
+	for _, n := range f.networks {
+		if n.Name == "web" {
+			n.IPv4.AuxAddresses = map[string]netip.Addr{"router": netip.MustParseAddr("10.9.0.5")}
+		}
+	}
+	type inspected struct {
+		IPAM struct {
+			Config []struct{ AuxiliaryAddresses map[string]string }
+		}
+	}
+	got := decode[inspected](t, call(t, newServer(f), http.MethodGet, "/v1.51/networks/web", ""))
+	if len(got.IPAM.Config) == 0 || got.IPAM.Config[0].AuxiliaryAddresses["router"] != "10.9.0.5" {
+		t.Errorf("inspect's IPAM config %+v, want router=10.9.0.5", got.IPAM.Config)
+	}
+}
+
 // TestNetworkCreateIPAMOptions: IPAM.Options reach the backend as sent —
 // nil when absent, {} as the docker CLI sends without --ipam-opt — for
 // Docker's default driver, which keeps options it does not use.

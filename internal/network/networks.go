@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -111,7 +112,7 @@ func (c *Controller) planNetwork(req CreateRequest) (*Network, error) {
 			return nil, err
 		}
 		skipIsolatedGateway(n.IPv4, ir, bc.GatewayMode4)
-		if space, err = ipam.NewSpace(n.IPv4.Subnet, n.IPv4.IPRange, n.IPv4.Gateway); err != nil {
+		if space, err = newSpace(n.IPv4); err != nil {
 			return nil, err
 		}
 	}
@@ -120,7 +121,7 @@ func (c *Controller) planNetwork(req CreateRequest) (*Network, error) {
 			return nil, err
 		}
 		skipIsolatedGateway(n.IPv6, ir6, bc.GatewayMode6)
-		if space6, err = ipam.NewSpace(n.IPv6.Subnet, n.IPv6.IPRange, n.IPv6.Gateway); err != nil {
+		if space6, err = newSpace(n.IPv6); err != nil {
 			return nil, err
 		}
 	}
@@ -238,7 +239,33 @@ func (c *Controller) planFamilyLocked(ir IPAMRequest, pools []ipam.Pool, of func
 	if err := ipam.ValidateRequest(cfg.Subnet, cfg.IPRange, cfg.Gateway); err != nil {
 		return nil, err
 	}
+	for _, k := range slices.Sorted(maps.Keys(ir.AuxAddresses)) {
+		if a := ir.AuxAddresses[k]; !cfg.Subnet.Contains(a) {
+			// libnetwork's ipamAllocateVersion, word for word.
+			return nil, errdefs.Forbidden("auxiliary address: (%s:%s) must belong to the master pool: %s", k, a, cfg.Subnet)
+		}
+	}
+	if len(ir.AuxAddresses) > 0 {
+		cfg.AuxAddresses = maps.Clone(ir.AuxAddresses)
+	}
 	return cfg, nil
+}
+
+// newSpace is cfg's address space, with its auxiliary addresses held:
+// no container gets one (libnetwork reserves those in its IPAM pool, and
+// fails the create on one already taken, the gateway's included).
+func newSpace(cfg *IPConfig) (*ipam.Space, error) {
+	space, err := ipam.NewSpace(cfg.Subnet, cfg.IPRange, cfg.Gateway)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range slices.Sorted(maps.Keys(cfg.AuxAddresses)) {
+		a := cfg.AuxAddresses[k]
+		if err := space.Reserve(a); err != nil {
+			return nil, errdefs.WithKind(errdefs.KindUnknown, fmt.Errorf("failed to allocate secondary ip address (%s:%s): %w", k, a, err))
+		}
+	}
+	return space, nil
 }
 
 // reservedPrefixes are the host's routes and nameservers, which a chosen
@@ -635,7 +662,7 @@ func (c *Controller) planDefaultBridgeLocked(n *Network, req IPAMRequest, v6 boo
 	if err != nil {
 		return nil, nil, err
 	}
-	space, err := ipam.NewSpace(cfg.Subnet, cfg.IPRange, cfg.Gateway)
+	space, err := newSpace(cfg)
 	if err != nil {
 		return nil, nil, err
 	}

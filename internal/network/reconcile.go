@@ -9,7 +9,6 @@ import (
 	"net/netip"
 
 	"github.com/berth-net/berth/internal/firewall"
-	"github.com/berth-net/berth/internal/ipam"
 	"github.com/berth-net/berth/internal/store"
 )
 
@@ -76,14 +75,14 @@ func (c *Controller) load() error {
 				c.setDefaultBridgeHostAccess(n)
 			}
 			if n.IPv4 != nil && !n.Removing {
-				sp, err := ipam.NewSpace(n.IPv4.Subnet, n.IPv4.IPRange, n.IPv4.Gateway)
+				sp, err := newSpace(n.IPv4)
 				if err != nil {
 					return fmt.Errorf("address space of network %q: %w", n.Name, err)
 				}
 				c.spaces[n.ID] = sp
 			}
 			if n.IPv6 != nil && !n.Removing {
-				sp, err := ipam.NewSpace(n.IPv6.Subnet, n.IPv6.IPRange, n.IPv6.Gateway)
+				sp, err := newSpace(n.IPv6)
 				if err != nil {
 					return fmt.Errorf("IPv6 address space of network %q: %w", n.Name, err)
 				}

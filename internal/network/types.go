@@ -104,6 +104,9 @@ type IPConfig struct {
 	IPRange netip.Prefix `json:"ipRange,omitzero"`
 	// UserSubnet is true when the user chose Subnet (so --ip is allowed).
 	UserSubnet bool `json:"userSubnet,omitempty"`
+	// AuxAddresses are addresses of Subnet in use outside berth
+	// (--aux-address NAME=ADDR): never given to a container.
+	AuxAddresses map[string]netip.Addr `json:"auxAddresses,omitempty"`
 }
 
 // BridgeConfig is the parsed form of a bridge network's options.
@@ -228,6 +231,8 @@ type IPAMRequest struct {
 	Subnet  netip.Prefix
 	IPRange netip.Prefix
 	Gateway netip.Addr
+	// AuxAddresses (--aux-address) must be in Subnet.
+	AuxAddresses map[string]netip.Addr
 }
 
 // Attachment is one network a container is on, with its endpoint.
