@@ -297,13 +297,10 @@ func endpointRequest(es *nettypes.EndpointSettings, mac string, perEndpointMAC b
 			mac = es.MacAddress
 		}
 		req.GwPriority = es.GwPriority
-		// Refused by name rather than ignored: these options change the
-		// interface in the container. Other endpoint options mean nothing
-		// to the bridge driver, in moby too.
-		for _, k := range []string{"com.docker.network.endpoint.sysctls", "com.docker.network.endpoint.ifname"} {
-			if _, ok := es.DriverOpts[k]; ok {
-				return req, errdefs.Invalid("endpoint driver option %s (--driver-opt) is not supported by berth", k)
-			}
+		// The interface's name and sysctls are applied at join; other
+		// endpoint options mean nothing to the bridge driver, in moby too.
+		if err := network.CheckEndpointOptions(es.DriverOpts); err != nil {
+			return req, err
 		}
 		if len(es.DriverOpts) > 0 {
 			req.DriverOpts = es.DriverOpts

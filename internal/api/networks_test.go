@@ -281,18 +281,23 @@ func TestNetworkWarnings(t *testing.T) {
 	}
 }
 
-// TestEndpointOptionsRefused: the endpoint driver options that would
-// change the container's interface are refused by name, never ignored;
-// other driver options mean nothing, as in moby's bridge driver; a
+// TestEndpointOptions: the interface's name and sysctls are checked as
+// moby's validateEndpointSettings checks them (and as the kernel takes a
+// name); other driver options mean nothing, as in moby's bridge driver; a
 // gateway priority is taken.
-func TestEndpointOptionsRefused(t *testing.T) {
+func TestEndpointOptions(t *testing.T) {
 	for _, tt := range []struct {
 		es   nettypes.EndpointSettings
 		want string
 	}{
 		{nettypes.EndpointSettings{GwPriority: -10}, ""},
-		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.sysctls": "net.ipv4.conf.IFNAME.forwarding=1"}}, "endpoint driver option com.docker.network.endpoint.sysctls (--driver-opt) is not supported by berth"},
-		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.ifname": "foo0"}}, "endpoint driver option com.docker.network.endpoint.ifname (--driver-opt) is not supported by berth"},
+		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.sysctls": "net.ipv4.conf.IFNAME.forwarding=1,net.ipv6.conf.ifname.accept_ra=0"}}, ""},
+		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.ifname": "foo0"}}, ""},
+		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.sysctls": "net.ipv4.conf.eth0.forwarding=1"}},
+			"invalid endpoint settings:\nunrecognised network interface sysctl 'net.ipv4.conf.eth0.forwarding=1'; represent 'net.X.Y.ethN.Z=V' as 'net.X.Y.IFNAME.Z=V', 'X' must be 'ipv4', 'ipv6' or 'mpls'"},
+		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.sysctls": "kernel.IFNAME.x.y.z=1"}}, "invalid endpoint settings:\nunrecognised network interface sysctl"},
+		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.ifname": "a/b"}}, "invalid endpoint settings:\ncom.docker.network.endpoint.ifname: \"a/b\" is not a valid interface name"},
+		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.ifname": "sixteen-chars-xx"}}, "invalid endpoint settings:"},
 		{nettypes.EndpointSettings{DriverOpts: map[string]string{"x": "y"}}, ""},
 	} {
 		es := tt.es

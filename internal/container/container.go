@@ -131,8 +131,9 @@ type EndpointRequest struct {
 	// (network.JoinRequest.GwPriority).
 	GwPriority int `json:"gwPriority,omitempty"`
 	// DriverOpts are the endpoint's driver options (--driver-opt), kept
-	// and shown as Docker shows them; the bridge driver reads none of
-	// those berth takes (network.endpoint.* ones are refused by the API).
+	// and shown as Docker shows them; the interface's name and sysctls
+	// (network.OptEndpointIfname, OptEndpointSysctls) are applied at
+	// join, others mean nothing to the bridge driver.
 	DriverOpts map[string]string `json:"driverOpts,omitempty"`
 }
 

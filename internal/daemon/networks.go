@@ -125,6 +125,7 @@ func (d *Daemon) connect(ctx context.Context, cs *ctrState, n *network.Network, 
 	_, err := d.net.Join(ctx, c.State.SandboxID, n.ID, network.JoinRequest{
 		ContainerID: c.ID, Name: c.Name, IPv4: req.IPv4Address, IPv6: req.IPv6Address, NoIPv6: ipv6Disabled(c), MAC: req.MacAddress, Aliases: req.Aliases,
 		Links: req.Links, Hostname: c.Config.Hostname, GwPriority: req.GwPriority, Record: recordContainer(c, nets),
+		DriverOpts: req.DriverOpts,
 	})
 	if err != nil {
 		return errors.Join(err, d.putContainer(c)) // the record as it was

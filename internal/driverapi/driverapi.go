@@ -62,6 +62,9 @@ type EndpointSpec struct {
 	Owner string
 	// Announce asks for a gratuitous ARP once the endpoint is up.
 	Announce bool
+	// Sysctls are set on the container end before it comes up:
+	// "net.ipv4.conf.IFNAME.forwarding=1", IFNAME standing for IfName.
+	Sysctls []string
 }
 
 // OwnedLink is a link that berth tagged as its own.

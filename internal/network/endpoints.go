@@ -47,6 +47,9 @@ type JoinRequest struct {
 	// Ports are the container's ports, given with its first join; the
 	// sandbox keeps them and its gateway endpoint publishes them.
 	Ports []PortRequest
+	// DriverOpts are the endpoint's driver options: OptEndpointIfname and
+	// OptEndpointSysctls are applied, others kept by the caller only.
+	DriverOpts map[string]string
 	// Record, if set, writes the caller's own records (the container's)
 	// in the same store record as the endpoint's intent, so that both are
 	// on disk, or neither, when Join returns.
@@ -212,6 +215,10 @@ func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*E
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
+	ifName, sysctls, err := endpointOptions(req.DriverOpts)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
 	ifNames := map[string]bool{}
 	for _, o := range c.endpoints {
 		if o.SandboxID == sandboxID {
@@ -251,12 +258,21 @@ func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*E
 		c.releaseAddressesLocked(ep)
 		return nil, nil, nil, nil, err
 	}
-	for i := 0; ; i++ {
-		if name := fmt.Sprintf("eth%d", i); !ifNames[name] {
-			ep.IfName = name
-			break
+	switch {
+	case ifName != "" && ifNames[ifName]:
+		c.releaseAddressesLocked(ep)
+		return nil, nil, nil, nil, errdefs.Forbidden("interface name %s is already in use in the container", ifName)
+	case ifName != "":
+		ep.IfName = ifName
+	default:
+		for i := 0; ; i++ {
+			if name := fmt.Sprintf("eth%d", i); !ifNames[name] {
+				ep.IfName = name
+				break
+			}
 		}
 	}
+	ep.Sysctls = sysctls
 	ep.HostIfName = c.freshHostIfNameLocked()
 	if !n.Internal {
 		if n.IPv4 != nil {
@@ -870,7 +886,7 @@ func endpointSpec(n *Network, ep *Endpoint) EndpointSpec {
 		Bridge: n.Bridge.Name, HostIfName: ep.HostIfName, IfName: ep.IfName, MAC: ep.MAC,
 		Address: ep.Address, Gateway: ep.Gateway, Address6: ep.Address6, Gateway6: ep.Gateway6,
 		MTU: n.Bridge.MTU, Owner: endpointOwner(ep.ID),
-		Announce: ep.Announce,
+		Announce: ep.Announce, Sysctls: ep.Sysctls,
 	}
 }
 

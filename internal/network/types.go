@@ -144,7 +144,7 @@ type Endpoint struct {
 	NetworkID   string           `json:"networkId"`
 	SandboxID   string           `json:"sandboxId"`
 	ContainerID string           `json:"containerId"`
-	IfName      string           `json:"ifName"`     // eth0, eth1, … inside the sandbox
+	IfName      string           `json:"ifName"`     // eth0, eth1, … inside the sandbox, or OptEndpointIfname's
 	HostIfName  string           `json:"hostIfName"` // veth + 7 hex chars, a port of the bridge
 	MAC         net.HardwareAddr `json:"mac"`
 	Address     netip.Prefix     `json:"address"` // 172.17.0.2/16; invalid on an IPv6-only network
@@ -172,6 +172,9 @@ type Endpoint struct {
 	// Announce: the driver sends a gratuitous ARP on join, because a
 	// neighbour may have cached another MAC for the address.
 	Announce bool `json:"announce,omitempty"`
+	// Sysctls are the interface's own (OptEndpointSysctls), as
+	// "net.ipv4.conf.IFNAME.forwarding=1": IFNAME stands for IfName.
+	Sysctls []string `json:"sysctls,omitempty"`
 }
 
 // Sandbox is a container's network stack: one network namespace, bind-mounted at Key.

@@ -285,6 +285,11 @@ func (d *Driver) configurePeer(sb *sandboxConn, spec driverapi.EndpointSpec, pai
 			return nil, fmt.Errorf("look up %q: %w", spec.IfName, err)
 		}
 	}
+	if len(spec.Sysctls) > 0 {
+		if err := sb.setSysctls(spec.IfName, spec.Sysctls); err != nil {
+			return nil, err
+		}
+	}
 	if err := d.step("peer up"); err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -155,6 +156,42 @@ func TestJoinTwoSandboxesThatPingEachOther(t *testing.T) {
 	}
 	if err := ping(t, a, testGateway.Addr()); err != nil {
 		t.Errorf("sandbox cannot reach its gateway: %v", err)
+	}
+}
+
+// TestJoinNamedWithSysctls: an endpoint's own name and sysctls (Docker
+// 28's endpoint driver options) are what the container sees, the
+// sysctls set before the interface came up; one the kernel has not
+// fails the join and leaves nothing behind.
+func TestJoinNamedWithSysctls(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	sb := nstest.New(t)
+	spec := endpointSpec(1)
+	spec.IfName = "lan.7"
+	spec.Sysctls = []string{"net.ipv4.conf.IFNAME.log_martians=1", "net.ipv4.conf.ifname.arp_announce=2", "net.ipv6.neigh.IFNAME.retrans_time_ms=2500"}
+	if err := w.d.Join(sb, spec); err != nil {
+		t.Fatal(err)
+	}
+	checkJoined(t, w, sb, spec)
+	for path, want := range map[string]string{
+		"/proc/sys/net/ipv4/conf/lan.7/log_martians":     "1",
+		"/proc/sys/net/ipv4/conf/lan.7/arp_announce":     "2",
+		"/proc/sys/net/ipv6/neigh/lan.7/retrans_time_ms": "2500",
+		"/proc/sys/net/ipv4/conf/default/log_martians":   "0",
+	} {
+		if got := readSysctlIn(t, sb, path); got != want {
+			t.Errorf("%s = %s, want %s", path, got, want)
+		}
+	}
+	sb2 := nstest.New(t)
+	bad := endpointSpec(2)
+	bad.Sysctls = []string{"net.ipv4.conf.IFNAME.no_such_sysctl=1"}
+	if err := w.d.Join(sb2, bad); err == nil || !strings.Contains(err.Error(), "no_such_sysctl") {
+		t.Errorf("a sysctl the kernel has not: %v", err)
+	}
+	if _, err := w.h.LinkByName(bad.HostIfName); err == nil {
+		t.Errorf("the failed join left %s behind", bad.HostIfName)
 	}
 }
 

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/vishvananda/netlink"
@@ -233,4 +236,25 @@ func (sb *sandboxConn) openPacketSocketLocked() error {
 		}
 	}
 	return nil
+}
+
+// setSysctls writes an interface's own sysctls in the sandbox, each
+// "net.X.Y.IFNAME.Z=V" with IFNAME (or ifname) standing for ifName, as
+// libnetwork's osl sets an endpoint's: from a thread sent into the
+// sandbox, whose /proc/sys/net is the sandbox's.
+func (sb *sandboxConn) setSysctls(ifName string, sysctls []string) error {
+	return sandbox.Do(sb.path, func() error {
+		for _, s := range sysctls {
+			key, value, _ := strings.Cut(s, "=")
+			parts := strings.SplitN(key, ".", 5)
+			if len(parts) != 5 {
+				return fmt.Errorf("sysctl %q: not net.X.Y.IFNAME.Z", key)
+			}
+			path := filepath.Join("/proc/sys", parts[0], parts[1], parts[2], ifName, strings.ReplaceAll(parts[4], ".", "/"))
+			if err := os.WriteFile(path, []byte(value), 0); err != nil {
+				return fmt.Errorf("set sysctl %s.%s.%s.%s.%s=%s: %w", parts[0], parts[1], parts[2], ifName, parts[4], value, err)
+			}
+		}
+		return nil
+	})
 }

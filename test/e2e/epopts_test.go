@@ -1,0 +1,50 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/berth-net/berth/internal/testworld"
+)
+
+// TestEndpointDriverOptions: Docker 28's endpoint driver options, through
+// the docker CLI: com.docker.network.endpoint.ifname names the
+// container's interface (Compose's interface_name), and
+// com.docker.network.endpoint.sysctls sets its sysctls (IFNAME standing
+// for it), on run and on network connect; inspect keeps them; a sysctl
+// naming eth0 is refused in moby's words.
+func TestEndpointDriverOptions(t *testing.T) {
+	w, _ := startWorld(t)
+	mustDocker(t, w, "network", "create", "lan")
+	mustDocker(t, w, "network", "create", "wan")
+	mustDocker(t, w, "run", "-d", "--name", "r1",
+		"--network", "name=lan,driver-opt=com.docker.network.endpoint.ifname=lan0,driver-opt=com.docker.network.endpoint.sysctls=net.ipv4.conf.IFNAME.log_martians=1",
+		testworld.BusyboxImage, "sleep", "3600")
+	mustDocker(t, w, "network", "connect", "--driver-opt", "com.docker.network.endpoint.sysctls=net.ipv4.conf.IFNAME.arp_ignore=2", "wan", "r1")
+	links := mustDocker(t, w, "exec", "r1", "ip", "-o", "link", "show")
+	if !strings.Contains(links, ": lan0@") || !strings.Contains(links, ": eth0@") {
+		t.Errorf("r1's interfaces, want lan0 and eth0:\n%s", links)
+	}
+	for path, want := range map[string]string{
+		"/proc/sys/net/ipv4/conf/lan0/log_martians": "1",
+		"/proc/sys/net/ipv4/conf/eth0/arp_ignore":   "2",
+		"/proc/sys/net/ipv4/conf/eth0/log_martians": "0",
+	} {
+		if got := strings.TrimSpace(mustDocker(t, w, "exec", "r1", "cat", path)); got != want {
+			t.Errorf("%s = %q, want %q", path, got, want)
+		}
+	}
+	if got := dockerInspect(t, w, `{{index (index .NetworkSettings.Networks "lan").DriverOpts "com.docker.network.endpoint.ifname"}}`, "r1"); got != "lan0" {
+		t.Errorf("inspect's driver options: %q", got)
+	}
+	// The name and the sysctls come back with a restart of the container.
+	mustDocker(t, w, "restart", "-t", "0", "r1")
+	if got := strings.TrimSpace(mustDocker(t, w, "exec", "r1", "cat", "/proc/sys/net/ipv4/conf/lan0/log_martians")); got != "1" {
+		t.Errorf("after a restart lan0's log_martians = %q", got)
+	}
+	_, errOut, code := w.Docker(t, "run", "--rm", "--network", "name=lan,driver-opt=com.docker.network.endpoint.sysctls=net.ipv4.conf.eth0.forwarding=1",
+		testworld.BusyboxImage, "true")
+	if code == 0 || !strings.Contains(errOut, "represent 'net.X.Y.ethN.Z=V' as 'net.X.Y.IFNAME.Z=V'") {
+		t.Errorf("a sysctl naming eth0: exit %d, %q", code, errOut)
+	}
+}
