@@ -298,6 +298,9 @@ func TestEndpointOptions(t *testing.T) {
 		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.sysctls": "kernel.IFNAME.x.y.z=1"}}, "invalid endpoint settings:\nunrecognised network interface sysctl"},
 		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.ifname": "a/b"}}, "invalid endpoint settings:\ncom.docker.network.endpoint.ifname: \"a/b\" is not a valid interface name"},
 		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.ifname": "sixteen-chars-xx"}}, "invalid endpoint settings:"},
+		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.ifname": "q%d"}}, "invalid endpoint settings:"},
+		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.ifname": "all"}}, "invalid endpoint settings:"},
+		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.ifname": "default"}}, "invalid endpoint settings:"},
 		{nettypes.EndpointSettings{DriverOpts: map[string]string{"x": "y"}}, ""},
 	} {
 		es := tt.es

@@ -125,7 +125,7 @@ func (d *Daemon) connect(ctx context.Context, cs *ctrState, n *network.Network, 
 	_, err := d.net.Join(ctx, c.State.SandboxID, n.ID, network.JoinRequest{
 		ContainerID: c.ID, Name: c.Name, IPv4: req.IPv4Address, IPv6: req.IPv6Address, NoIPv6: ipv6Disabled(c), MAC: req.MacAddress, Aliases: req.Aliases,
 		Links: req.Links, Hostname: c.Config.Hostname, GwPriority: req.GwPriority, Record: recordContainer(c, nets),
-		DriverOpts: req.DriverOpts,
+		DriverOpts: req.DriverOpts, ReservedIfNames: reservedIfNames(nets, n.Name),
 	})
 	if err != nil {
 		return errors.Join(err, d.putContainer(c)) // the record as it was
@@ -288,4 +288,17 @@ func (d *Daemon) canConnect(c *container.Container, n *network.Network) error {
 // for driver (api.Backend).
 func (d *Daemon) NetworkCreateDefaults(driver string) map[string]string {
 	return d.cfg.DefaultNetworkOpts[driver]
+}
+
+// reservedIfNames are the interface names the container's endpoints
+// other than except's ask for (network.OptEndpointIfname): the automatic
+// ethN of a join skips them, whatever the order of the joins.
+func reservedIfNames(nets map[string]container.EndpointRequest, except string) []string {
+	var names []string
+	for name, req := range nets {
+		if ifname := req.DriverOpts[network.OptEndpointIfname]; name != except && ifname != "" {
+			names = append(names, ifname)
+		}
+	}
+	return names
 }

@@ -258,7 +258,12 @@ func (c *Controller) sandboxEndpointsLocked(sandboxID string) []*Endpoint {
 			eps = append(eps, ep)
 		}
 	}
-	slices.SortFunc(eps, func(a, b *Endpoint) int { return ifIndex(a.IfName) - ifIndex(b.IfName) })
+	slices.SortFunc(eps, func(a, b *Endpoint) int {
+		if d := ifIndex(a.IfName) - ifIndex(b.IfName); d != 0 {
+			return d
+		}
+		return strings.Compare(a.IfName, b.IfName) // names of the user's (OptEndpointIfname)
+	})
 	return eps
 }
 

@@ -50,6 +50,10 @@ type JoinRequest struct {
 	// DriverOpts are the endpoint's driver options: OptEndpointIfname and
 	// OptEndpointSysctls are applied, others kept by the caller only.
 	DriverOpts map[string]string
+	// ReservedIfNames are the names the container's other endpoints ask
+	// for (their OptEndpointIfname): an automatic ethN skips them, so
+	// that the order of the joins does not matter.
+	ReservedIfNames []string
 	// Record, if set, writes the caller's own records (the container's)
 	// in the same store record as the endpoint's intent, so that both are
 	// on disk, or neither, when Join returns.
@@ -249,7 +253,7 @@ func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*E
 	if err := c.assignAddressLocked(n, ep, req.IPv4); err != nil {
 		return nil, nil, nil, nil, err
 	}
-	if err := c.assignAddress6Locked(n, ep, req.IPv6, req.NoIPv6); err != nil {
+	if err := c.assignAddress6Locked(n, ep, req.IPv6, req.NoIPv6 || disablesIPv6(sysctls)); err != nil {
 		c.releaseAddressesLocked(ep)
 		return nil, nil, nil, nil, err
 	}
@@ -266,7 +270,7 @@ func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*E
 		ep.IfName = ifName
 	default:
 		for i := 0; ; i++ {
-			if name := fmt.Sprintf("eth%d", i); !ifNames[name] {
+			if name := fmt.Sprintf("eth%d", i); !ifNames[name] && !slices.Contains(req.ReservedIfNames, name) {
 				ep.IfName = name
 				break
 			}
@@ -395,10 +399,11 @@ func (c *Controller) releaseAddressesLocked(ep *Endpoint) {
 			held6 = held6 || (ep.Address6.IsValid() && o.Address6.Addr() == ep.Address6.Addr())
 		}
 	}
-	if sp, ok := c.spaces[ep.NetworkID]; ok && ep.Address.IsValid() && !held4 {
+	n := c.networks[ep.NetworkID]
+	if sp, ok := c.spaces[ep.NetworkID]; ok && ep.Address.IsValid() && !held4 && !n.IPv4.isAux(ep.Address.Addr()) {
 		sp.Release(ep.Address.Addr())
 	}
-	if sp, ok := c.spaces6[ep.NetworkID]; ok && ep.Address6.IsValid() && !held6 {
+	if sp, ok := c.spaces6[ep.NetworkID]; ok && ep.Address6.IsValid() && !held6 && !n.IPv6.isAux(ep.Address6.Addr()) {
 		sp.Release(ep.Address6.Addr())
 	}
 }

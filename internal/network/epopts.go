@@ -53,13 +53,30 @@ func CheckEndpointOptions(opts map[string]string) error {
 	return err
 }
 
-// CheckIfName checks an interface name as the kernel's dev_valid_name
-// does: 1 to 15 bytes, not "." or "..", no '/', ':' or white space.
+// CheckIfName checks an interface name as the kernel takes it for a new
+// link: 1 to 15 bytes, not "." or "..", no '/', ':' or white space
+// (dev_valid_name), no '%' (a template the kernel would fill in), and
+// not "all" or "default" (the sysctl directories of every interface).
 func CheckIfName(name string) error {
-	if name == "" || len(name) > 15 || name == "." || name == ".." || strings.ContainsAny(name, "/: \t\n\v\f\r") {
-		return fmt.Errorf("%q is not a valid interface name (1 to 15 characters, no '/', ':' or spaces)", name)
+	if name == "" || len(name) > 15 || name == "." || name == ".." || name == "all" || name == "default" ||
+		strings.ContainsAny(name, "/:% \t\n\v\f\r") {
+		return fmt.Errorf("%q is not a valid interface name (1 to 15 characters, no '/', ':', '%%' or spaces, not all or default)", name)
 	}
 	return nil
+}
+
+// disablesIPv6 reports whether sysctls turn IPv6 off on the interface:
+// it then gets no IPv6 address, as moby drops the one an interface lost
+// that way.
+func disablesIPv6(sysctls []string) bool {
+	off := false
+	for _, s := range sysctls {
+		key, value, _ := strings.Cut(s, "=")
+		if parts := strings.SplitN(key, ".", 5); len(parts) == 5 && parts[1] == "ipv6" && parts[2] == "conf" && parts[4] == "disable_ipv6" {
+			off = strings.TrimSpace(value) == "1"
+		}
+	}
+	return off
 }
 
 // checkEndpointSysctl checks one "net.X.Y.IFNAME.Z=V" as moby does

@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -59,5 +60,44 @@ func TestEndpointIfnameAndSysctls(t *testing.T) {
 	}
 	if got := r.c.spaces[wanID].Free(); got != held {
 		t.Errorf("refused joins left %d addresses held", held-got)
+	}
+}
+
+// TestEndpointIfnameReserved: a name another endpoint of the container
+// asks for is skipped by the automatic ethN, so the order of the joins
+// does not matter (moby's random order made it fail at times).
+func TestEndpointIfnameReserved(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	for _, name := range []string{"na", "nb"} {
+		if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sb := r.sandbox(t, "c1")
+	a := r.join(t, sb, "na", JoinRequest{ContainerID: "c1", Name: "one", ReservedIfNames: []string{"eth0"}})
+	b := r.join(t, sb, "nb", JoinRequest{ContainerID: "c1", Name: "one", DriverOpts: map[string]string{OptEndpointIfname: "eth0"}})
+	if a.IfName != "eth1" || b.IfName != "eth0" {
+		t.Errorf("interfaces %s and %s, want eth1 (eth0 reserved) and eth0", a.IfName, b.IfName)
+	}
+}
+
+// TestEndpointSysctlDisablesIPv6: an interface whose sysctls turn IPv6
+// off gets no IPv6 address on a dual-stack network (moby drops the one
+// it loses), and the address is not held.
+func TestEndpointSysctlDisablesIPv6(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "dual", EnableIPv6: true, IPAM: []IPAMRequest{{Subnet: mustPrefix("fd00:64::/64")}}}); err != nil {
+		t.Fatal(err)
+	}
+	ep := r.join(t, r.sandbox(t, "c1"), "dual", JoinRequest{ContainerID: "c1", Name: "one",
+		DriverOpts: map[string]string{OptEndpointSysctls: "net.ipv6.conf.IFNAME.disable_ipv6=1"}})
+	if ep.Address6.IsValid() || !ep.Address.IsValid() {
+		t.Errorf("addresses %v and %v, want IPv4 alone", ep.Address, ep.Address6)
+	}
+	ep2 := r.join(t, r.sandbox(t, "c2"), "dual", JoinRequest{ContainerID: "c2", Name: "two"})
+	if got := ep2.Address6.Addr(); got != netip.MustParseAddr("fd00:64::2") {
+		t.Errorf("the next container's IPv6 address %s, want fd00:64::2 (none held for the first)", got)
 	}
 }

@@ -259,13 +259,23 @@ func newSpace(cfg *IPConfig) (*ipam.Space, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, k := range slices.Sorted(maps.Keys(cfg.AuxAddresses)) {
-		a := cfg.AuxAddresses[k]
-		if err := space.Reserve(a); err != nil {
-			return nil, errdefs.WithKind(errdefs.KindUnknown, fmt.Errorf("failed to allocate secondary ip address (%s:%s): %w", k, a, err))
-		}
+	if err := reserveAux(space, cfg); err != nil {
+		return nil, err
 	}
 	return space, nil
+}
+
+// reserveAux holds cfg's auxiliary addresses in space; it holds all it
+// can and returns the first failure.
+func reserveAux(space *ipam.Space, cfg *IPConfig) error {
+	var first error
+	for _, k := range slices.Sorted(maps.Keys(cfg.AuxAddresses)) {
+		a := cfg.AuxAddresses[k]
+		if err := space.Reserve(a); err != nil && first == nil {
+			first = errdefs.WithKind(errdefs.KindUnknown, fmt.Errorf("failed to allocate secondary ip address (%s:%s): %w", k, a, err))
+		}
+	}
+	return first
 }
 
 // reservedPrefixes are the host's routes and nameservers, which a chosen

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/berth-net/berth/internal/ipam"
+	"log/slog"
 	"net/netip"
 
 	"github.com/berth-net/berth/internal/firewall"
@@ -75,14 +77,14 @@ func (c *Controller) load() error {
 				c.setDefaultBridgeHostAccess(n)
 			}
 			if n.IPv4 != nil && !n.Removing {
-				sp, err := newSpace(n.IPv4)
+				sp, err := loadSpace(n, n.IPv4, c.log)
 				if err != nil {
 					return fmt.Errorf("address space of network %q: %w", n.Name, err)
 				}
 				c.spaces[n.ID] = sp
 			}
 			if n.IPv6 != nil && !n.Removing {
-				sp, err := newSpace(n.IPv6)
+				sp, err := loadSpace(n, n.IPv6, c.log)
 				if err != nil {
 					return fmt.Errorf("IPv6 address space of network %q: %w", n.Name, err)
 				}
@@ -488,4 +490,18 @@ func (c *Controller) allocated(networkID string) []netip.Addr {
 		}
 	}
 	return out
+}
+
+// loadSpace is newSpace for a network read back at start: an auxiliary
+// address that cannot be held again (records from elsewhere) is logged,
+// not fatal, as an endpoint's address is.
+func loadSpace(n *Network, cfg *IPConfig, log *slog.Logger) (*ipam.Space, error) {
+	space, err := ipam.NewSpace(cfg.Subnet, cfg.IPRange, cfg.Gateway)
+	if err != nil {
+		return nil, err
+	}
+	if err := reserveAux(space, cfg); err != nil {
+		log.Warn("an auxiliary address of a network is not held", "network", n.Name, "err", err)
+	}
+	return space, nil
 }

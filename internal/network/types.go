@@ -109,6 +109,19 @@ type IPConfig struct {
 	AuxAddresses map[string]netip.Addr `json:"auxAddresses,omitempty"`
 }
 
+// isAux reports whether a is one of c's auxiliary addresses (c may be nil).
+func (c *IPConfig) isAux(a netip.Addr) bool {
+	if c == nil {
+		return false
+	}
+	for _, x := range c.AuxAddresses {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
 // BridgeConfig is the parsed form of a bridge network's options.
 type BridgeConfig struct {
 	Name               string     `json:"name"` // the Linux bridge device

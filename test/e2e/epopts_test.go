@@ -42,6 +42,23 @@ func TestEndpointDriverOptions(t *testing.T) {
 	if got := strings.TrimSpace(mustDocker(t, w, "exec", "r1", "cat", "/proc/sys/net/ipv4/conf/lan0/log_martians")); got != "1" {
 		t.Errorf("after a restart lan0's log_martians = %q", got)
 	}
+	// Another network's automatic ethN makes way for a name asked for,
+	// whatever the order of the joins.
+	mustDocker(t, w, "run", "-d", "--name", "r2", "--network", "lan",
+		"--network", "name=wan,driver-opt=com.docker.network.endpoint.ifname=eth0", testworld.BusyboxImage, "sleep", "3600")
+	if got := dockerInspect(t, w, `{{(index .NetworkSettings.Networks "wan").IPAddress}}`, "r2"); got == "" {
+		t.Error("r2 has no address on wan")
+	}
+	if out := mustDocker(t, w, "exec", "r2", "ip", "-o", "-4", "addr", "show", "dev", "eth0"); !strings.Contains(out, dockerInspect(t, w, `{{(index .NetworkSettings.Networks "wan").IPAddress}}`, "r2")+"/") {
+		t.Errorf("r2's eth0 is not its wan interface:\n%s", out)
+	}
+	// IPv6 turned off on the interface: no IPv6 address, the join works.
+	mustDocker(t, w, "network", "create", "--ipv6", "--subnet", "fd00:e31::/64", "dual")
+	mustDocker(t, w, "run", "-d", "--name", "r3", "--network", "name=dual,driver-opt=com.docker.network.endpoint.sysctls=net.ipv6.conf.IFNAME.disable_ipv6=1",
+		testworld.BusyboxImage, "sleep", "3600")
+	if got := dockerInspect(t, w, `{{(index .NetworkSettings.Networks "dual").GlobalIPv6Address}}`, "r3"); got != "" {
+		t.Errorf("r3's IPv6 address %q with IPv6 off on its interface", got)
+	}
 	_, errOut, code := w.Docker(t, "run", "--rm", "--network", "name=lan,driver-opt=com.docker.network.endpoint.sysctls=net.ipv4.conf.eth0.forwarding=1",
 		testworld.BusyboxImage, "true")
 	if code == 0 || !strings.Contains(errOut, "represent 'net.X.Y.ethN.Z=V' as 'net.X.Y.IFNAME.Z=V'") {
