@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/berth-net/berth/internal/ipam"
 	"log/slog"
 	"net/netip"
 
 	"github.com/berth-net/berth/internal/firewall"
+	"github.com/berth-net/berth/internal/ipam"
 	"github.com/berth-net/berth/internal/store"
 )
 
