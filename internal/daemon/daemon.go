@@ -111,6 +111,7 @@ type Daemon struct {
 	// firewalld is the D-Bus client that keeps berth's bridges in
 	// firewalld's trusted zone; stopFirewalld ends it and its zoner.
 	firewalld     *firewalld.Client
+	zoner         *firewalld.Zoner
 	stopFirewalld context.CancelFunc
 	// netSettings are the daemon's network options, checked.
 	netSettings netSettings
@@ -404,7 +405,17 @@ func (d *Daemon) Close() error {
 		d.runtime.Close()
 	}
 	if d.stopFirewalld != nil {
-		d.stopFirewalld() // the bindings stay: the containers run on
+		// The bindings stay (the containers run on), but a network
+		// removed a moment ago is unbound now: the next daemon would
+		// not know of it.
+		if d.firewalld.Managed() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if err := d.zoner.Sync(ctx); err != nil {
+				d.log.Warn("firewalld: last sync before stopping", "err", err)
+			}
+			cancel()
+		}
+		d.stopFirewalld()
 	}
 	return errors.Join(d.driver.Close(), d.store.Close())
 }
@@ -422,6 +433,7 @@ func (d *Daemon) withFirewalld(fw firewall.Firewall) firewall.Firewall {
 	}
 	d.firewalld = c
 	z := firewalld.NewZoner(fw, c, log)
+	d.zoner = z
 	ctx, cancel := context.WithCancel(context.Background())
 	d.stopFirewalld = cancel
 	go z.Run(ctx)

@@ -118,7 +118,14 @@ func TestFirewalld(t *testing.T) {
 	mustDocker(t, w, "rm", "-f", "c2")
 	mustDocker(t, w, "network", "rm", "fwnet")
 	eventually(t, "br-fw is unbound after network rm", func() bool { return !slices.Contains(trusted(), "br-fw") })
+	// A network removed just before the daemon stops is unbound too.
+	mustDocker(t, w, "network", "create", "-o", "com.docker.network.bridge.name=br-last", "lastnet")
+	eventually(t, "br-last is bound", func() bool { return slices.Contains(trusted(), "br-last") })
+	mustDocker(t, w, "network", "rm", "lastnet")
 	d.Stop()
+	if got := trusted(); slices.Contains(got, "br-last") {
+		t.Errorf("a network removed just before the stop left its bridge bound: %v", got)
+	}
 	if got := trusted(); !slices.Contains(got, defaultBridge) {
 		t.Errorf("the daemon's stop unbound %s, whose containers run on: %v", defaultBridge, got)
 	}
