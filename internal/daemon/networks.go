@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 
 	"github.com/berth-net/berth/internal/container"
@@ -110,6 +111,10 @@ func (d *Daemon) connect(ctx context.Context, cs *ctrState, n *network.Network, 
 	nets := maps.Clone(c.Config.Networks)
 	if nets == nil {
 		nets = map[string]container.EndpointRequest{}
+	}
+	if name := req.DriverOpts[network.OptEndpointIfname]; name != "" && slices.Contains(reservedIfNames(nets, n.Name), name) {
+		// Caught here for a stopped container too, not at its next start.
+		return errdefs.Forbidden("interface name %s is already in use in the container", name)
 	}
 	nets[n.Name] = req
 	if !c.Running() {

@@ -213,6 +213,8 @@ func (c *Controller) removeStrayBridges() error {
 			c.log.Warn("a bridge berth tagged for a network it has no record of has ports that are not berth's: berth lets go of it and leaves it as it is", "bridge", l.Name, "ports", l.ForeignPorts)
 			if err := c.cfg.Driver.ReleaseBridge(l.Name); err != nil {
 				errs = append(errs, err)
+			} else {
+				c.forgetBridge(l.Name)
 			}
 			continue
 		case l.ForeignPorts > 0:
@@ -225,9 +227,28 @@ func (c *Controller) removeStrayBridges() error {
 		}
 		if err := c.cfg.Driver.DeleteBridge(l.Name); err != nil {
 			errs = append(errs, fmt.Errorf("delete bridge %q: %w", l.Name, err))
+			continue
 		}
+		c.forgetBridge(l.Name)
 	}
 	return errors.Join(errs...)
+}
+
+// BridgeForgetter is a Firewall that keeps something of its own for each
+// bridge device outside berth's table (firewalld.Zoner: a binding in
+// firewalld's zone). It is told of a bridge berth deleted or let go of
+// that no network has any more: the old device of a renamed default
+// bridge, an orphan of a wiped data-root, which a Rebuild does not name.
+type BridgeForgetter interface {
+	ForgetBridge(name string)
+}
+
+// forgetBridge tells the firewall, if it wants to know, that bridge name
+// is no network's any more.
+func (c *Controller) forgetBridge(name string) {
+	if f, ok := c.cfg.Firewall.(BridgeForgetter); ok {
+		f.ForgetBridge(name)
+	}
 }
 
 // rebuildFirewall replaces berth's table with the rules of every bridge

@@ -52,6 +52,18 @@ func TestEndpointDriverOptions(t *testing.T) {
 	if out := mustDocker(t, w, "exec", "r2", "ip", "-o", "-4", "addr", "show", "dev", "eth0"); !strings.Contains(out, dockerInspect(t, w, `{{(index .NetworkSettings.Networks "wan").IPAddress}}`, "r2")+"/") {
 		t.Errorf("r2's eth0 is not its wan interface:\n%s", out)
 	}
+	// A name another network of a stopped container asks for is refused
+	// at connect, not at its next start.
+	mustDocker(t, w, "create", "--name", "r4", "--network", "name=lan,driver-opt=com.docker.network.endpoint.ifname=zz0", testworld.BusyboxImage, "true")
+	if _, errOut, code := w.Docker(t, "network", "connect", "--driver-opt", "com.docker.network.endpoint.ifname=zz0", "wan", "r4"); code == 0 || !strings.Contains(errOut, "interface name zz0 is already in use in the container") {
+		t.Errorf("connect of a stopped container asking a name taken: exit %d, %q", code, errOut)
+	}
+	// A sysctl the kernel has not: exit 125 with berth's words (the OS's
+	// "no such file or directory" would make the docker CLI exit 127).
+	if _, errOut, code := w.Docker(t, "run", "--rm", "--network", "name=lan,driver-opt=com.docker.network.endpoint.sysctls=net.ipv4.conf.IFNAME.nonexistent=1",
+		testworld.BusyboxImage, "true"); code != 125 || !strings.Contains(errOut, "does not exist in the container's network namespace") {
+		t.Errorf("a sysctl the kernel has not: exit %d, %q", code, errOut)
+	}
 	// IPv6 turned off on the interface: no IPv6 address, the join works.
 	mustDocker(t, w, "network", "create", "--ipv6", "--subnet", "fd00:e31::/64", "dual")
 	mustDocker(t, w, "run", "-d", "--name", "r3", "--network", "name=dual,driver-opt=com.docker.network.endpoint.sysctls=net.ipv6.conf.IFNAME.disable_ipv6=1",

@@ -129,4 +129,14 @@ func TestFirewalld(t *testing.T) {
 	if got := trusted(); !slices.Contains(got, defaultBridge) {
 		t.Errorf("the daemon's stop unbound %s, whose containers run on: %v", defaultBridge, got)
 	}
+	// The default bridge renamed (once it is empty): the old name is
+	// unbound, the new one bound.
+	d = w.Start(t)
+	mustDocker(t, w, "rm", "-f", "c1", "web")
+	d.Stop()
+	d = w.Start(t, "--bridge-name", "br-renamed")
+	eventually(t, "the renamed default bridge is bound and the old name unbound", func() bool {
+		got := trusted()
+		return slices.Contains(got, "br-renamed") && !slices.Contains(got, defaultBridge)
+	})
 }

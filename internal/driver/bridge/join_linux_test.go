@@ -187,7 +187,8 @@ func TestJoinNamedWithSysctls(t *testing.T) {
 	sb2 := nstest.New(t)
 	bad := endpointSpec(2)
 	bad.Sysctls = []string{"net.ipv4.conf.IFNAME.no_such_sysctl=1"}
-	if err := w.d.Join(sb2, bad); err == nil || !strings.Contains(err.Error(), "no_such_sysctl") {
+	if err := w.d.Join(sb2, bad); err == nil || !strings.Contains(err.Error(), "sysctl net.ipv4.conf."+bad.IfName+".no_such_sysctl does not exist") ||
+		strings.Contains(err.Error(), "no such file") {
 		t.Errorf("a sysctl the kernel has not: %v", err)
 	}
 	if _, err := w.h.LinkByName(bad.HostIfName); err == nil {

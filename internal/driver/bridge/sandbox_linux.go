@@ -1,7 +1,9 @@
 package bridge
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/sandbox"
 )
 
@@ -251,8 +254,15 @@ func (sb *sandboxConn) setSysctls(ifName string, sysctls []string) error {
 				return fmt.Errorf("sysctl %q: not net.X.Y.IFNAME.Z", key)
 			}
 			path := filepath.Join("/proc/sys", parts[0], parts[1], parts[2], ifName, strings.ReplaceAll(parts[4], ".", "/"))
-			if err := os.WriteFile(path, []byte(value), 0); err != nil {
-				return fmt.Errorf("set sysctl %s.%s.%s.%s.%s=%s: %w", parts[0], parts[1], parts[2], ifName, parts[4], value, err)
+			name := strings.Join([]string{parts[0], parts[1], parts[2], ifName, parts[4]}, ".")
+			err := os.WriteFile(path, []byte(value), 0)
+			if errors.Is(err, fs.ErrNotExist) {
+				// Not the OS's words: the docker CLI takes "no such file
+				// or directory" for a command missing in the image (127).
+				return errdefs.Invalid("sysctl %s does not exist in the container's network namespace", name)
+			}
+			if err != nil {
+				return fmt.Errorf("set sysctl %s=%s: %w", name, value, err)
 			}
 		}
 		return nil

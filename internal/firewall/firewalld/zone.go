@@ -141,6 +141,18 @@ func (z *Zoner) DelNetwork(ctx context.Context, n firewall.Network) error {
 	return err
 }
 
+// ForgetBridge unbinds bridge br, if it is in Zone and no network of
+// berth's has it: a device berth deleted that no network names any more
+// (network.BridgeForgetter), which a daemon started again never bound.
+func (z *Zoner) ForgetBridge(br string) {
+	z.mu.Lock()
+	if !z.want[br] {
+		z.gone[br] = true
+	}
+	z.mu.Unlock()
+	z.Kick()
+}
+
 // Kick has Run sync soon: after a change of berth's networks, or of
 // firewalld (a reload, a start).
 func (z *Zoner) Kick() {

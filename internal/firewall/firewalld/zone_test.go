@@ -171,6 +171,25 @@ func TestZonerAfterRestart(t *testing.T) {
 	}
 }
 
+// TestZonerForgetsBridges: a bridge berth deleted that no network names
+// (the old name of a renamed default bridge, bound by an earlier daemon)
+// is unbound; one a network has is kept.
+func TestZonerForgetsBridges(t *testing.T) {
+	ctx := context.Background()
+	svc := newFake()
+	svc.zones["berth0"], svc.zones["br-new"] = Zone, Zone
+	z := NewZoner(firewall.NewFake(), svc, nil)
+	if err := z.Rebuild(ctx, nets("br-new")); err != nil {
+		t.Fatal(err)
+	}
+	z.ForgetBridge("berth0")
+	z.ForgetBridge("br-new")
+	mustSync(t, z)
+	if _, ok := svc.zones["berth0"]; ok || svc.zones["br-new"] != Zone {
+		t.Errorf("zones %v, want berth0 unbound and br-new kept", svc.zones)
+	}
+}
+
 // TestZonerLeavesAdministratorsZones: a bridge the administrator bound
 // to another zone stays there, and berth never unbinds it.
 func TestZonerLeavesAdministratorsZones(t *testing.T) {
