@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/berth-net/berth/internal/firewall"
 	"github.com/berth-net/berth/internal/firewall/nftables"
 	"github.com/berth-net/berth/internal/network"
 )
@@ -18,7 +19,8 @@ func (d *Daemon) forwardWarnings() []string {
 	var bridges []nftables.ForwardBridge
 	for _, n := range d.net.Networks() {
 		if n.Driver == network.DriverBridge && !n.Internal && n.Bridge != nil {
-			bridges = append(bridges, nftables.ForwardBridge{Name: n.Bridge.Name, IPv4: n.IPv4 != nil, IPv6: n.IPv6 != nil})
+			bridges = append(bridges, nftables.ForwardBridge{Name: n.Bridge.Name, IPv4: n.IPv4 != nil, IPv6: n.IPv6 != nil,
+				Routed4: n.Bridge.GatewayMode4 == firewall.ModeRouted, Routed6: n.Bridge.GatewayMode6 == firewall.ModeRouted})
 		}
 	}
 	if len(bridges) == 0 {

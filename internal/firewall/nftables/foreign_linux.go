@@ -27,6 +27,10 @@ import (
 type ForwardBridge struct {
 	Name       string
 	IPv4, IPv6 bool
+	// Routed4 and Routed6: the network's gateway mode in that family is
+	// routed, so its ports are reached without DNAT, and a rule accepting
+	// by "ct status dnat" does not let them in.
+	Routed4, Routed6 bool
 }
 
 // ForwardBlocker is another table's base chain on the forward hook that
@@ -57,6 +61,7 @@ func (b ForwardBlocker) String() string {
 type leg struct {
 	bridge string
 	out    bool
+	routed bool // the traffic in is routed, not DNATed (ForwardBridge.Routed4/6)
 }
 
 // ForwardBlockers lists the forward chains of other tables, in the
@@ -117,7 +122,8 @@ func ForwardBlockers(netnsPath string, bridges []ForwardBridge) ([]ForwardBlocke
 				continue
 			}
 			var dirs []string
-			for _, l := range []leg{{br.Name, true}, {br.Name, false}} {
+			routed := family == "ip" && br.Routed4 || family == "ip6" && br.Routed6 || family == "inet" && (br.Routed4 || br.Routed6)
+			for _, l := range []leg{{br.Name, true, routed}, {br.Name, false, routed}} {
 				if a.verdict(ch.Name, l, map[string]bool{}, true) != accepted {
 					dirs = append(dirs, map[bool]string{true: "out", false: "in"}[l.out])
 				}
@@ -467,10 +473,10 @@ func (a *chainReader) cmp(st *rule, e *expr.Cmp, kind regKind, mask uint32, l le
 		}
 	case regCtStatus:
 		// ct status dnat: the traffic to a published port, which is l
-		// going in, never l going out.
+		// going in, never l going out, nor to a routed network's ports.
 		if e.Op == expr.CmpOpNeq && value == 0 && mask == ctStatusDNAT {
-			if l.out {
-				st.applies = false
+			if l.out || l.routed {
+				st.applies = false // routed ports are not DNATed
 			} else {
 				st.named = true
 			}

@@ -171,6 +171,15 @@ add rule inet fw filter_FORWARD iifname "berth0" goto filter_FWD_trusted
 add rule inet fw filter_FORWARD reject with icmpx admin-prohibited
 add rule inet fw filter_FWD_trusted accept`}},
 			nil},
+		{"the same for a routed network: its ports are not DNATed, nothing lets them in", [][]string{
+			{"nft", `add table inet fw
+add chain inet fw filter_FORWARD { type filter hook forward priority filter + 10; policy accept; }
+add chain inet fw filter_FWD_trusted
+add rule inet fw filter_FORWARD ct status dnat accept
+add rule inet fw filter_FORWARD iifname "br-routed" goto filter_FWD_trusted
+add rule inet fw filter_FORWARD reject with icmpx admin-prohibited
+add rule inet fw filter_FWD_trusted accept`}},
+			[]string{"table inet fw, chain filter_FORWARD (its last rule rejects everything): br-routed (in)"}},
 		{"a drop that logs first, for another interface and then for berth0", [][]string{
 			{"sh", "-c", `set -e
 iptables -P FORWARD DROP
@@ -223,7 +232,11 @@ nft 'add table ip t; add chain ip t f { type filter hook forward priority 5; }; 
 			for _, c := range tc.cmds {
 				run(t, ns, c...)
 			}
-			got, err := ForwardBlockers(ns, []ForwardBridge{{Name: "berth0", IPv4: true}})
+			bridges := []ForwardBridge{{Name: "berth0", IPv4: true}}
+			if strings.Contains(tc.cmds[0][len(tc.cmds[0])-1], "br-routed") {
+				bridges = []ForwardBridge{{Name: "br-routed", IPv4: true, Routed4: true}}
+			}
+			got, err := ForwardBlockers(ns, bridges)
 			if err != nil {
 				t.Fatal(err)
 			}
