@@ -1,0 +1,234 @@
+package firewall
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+// fakeRouter is a host with eth0 (192.0.2.10, 2001:db8::10; the default
+// route) and one bridge per subnet.
+type fakeRouter struct {
+	bridges   map[netip.Prefix]string
+	local     []netip.Addr
+	brnf      bool
+	noForward bool
+}
+
+func (r *fakeRouter) Route(_, dst netip.Addr) (Route, error) {
+	for _, a := range r.local {
+		if a == dst {
+			return Route{Oif: "lo", Local: true}, nil
+		}
+	}
+	if dst.IsLoopback() {
+		return Route{Oif: "lo", Local: true}, nil
+	}
+	for p, br := range r.bridges {
+		if p.Contains(dst) {
+			return Route{Oif: br}, nil
+		}
+	}
+	if dst == netip.MustParseAddr("203.0.113.99") {
+		return Route{}, errors.New("network is unreachable")
+	}
+	return Route{Oif: "eth0"}, nil
+}
+
+func (r *fakeRouter) BridgeNetfilter(bool) bool { return r.brnf }
+func (r *fakeRouter) Forwarding(bool) bool      { return !r.noForward }
+
+func explainWorld(t *testing.T) (*Ruleset, *fakeRouter) {
+	t.Helper()
+	nets := []Network{
+		{Bridge: "berth0", Subnet: mustPrefix("172.17.0.0/16"), Gateway: mustAddr("172.17.0.1"),
+			Subnet6: mustPrefix("fd00:1::/64"), Gateway6: mustAddr("fd00:1::1"), ICC: true, Masquerade: true},
+		{Bridge: "br-b", Subnet: mustPrefix("172.18.0.0/16"), Gateway: mustAddr("172.18.0.1"), ICC: false, Masquerade: true},
+		{Bridge: "br-i", Subnet: mustPrefix("172.19.0.0/16"), Gateway: mustAddr("172.19.0.1"), ICC: true, Internal: true},
+		{Bridge: "br-r", Subnet: mustPrefix("172.20.0.0/16"), Gateway: mustAddr("172.20.0.1"), ICC: true, Masquerade: true, GatewayMode4: ModeRouted},
+	}
+	ports := []PortMapping{
+		{Proto: TCP, HostPort: 8080, Addr: mustAddr("172.17.0.2"), Port: 80},
+		{Proto: TCP, HostIP: mustAddr("127.0.0.1"), HostPort: 8081, Addr: mustAddr("172.17.0.3"), Port: 80},
+		{Proto: UDP, HostPort: 5353, Addr: mustAddr("172.18.0.2"), Port: 53},
+		{Proto: TCP, HostPort: 8080, Addr: mustAddr("fd00:1::2"), Port: 80},
+		{Proto: TCP, Addr: mustAddr("172.20.0.2"), Port: 80, Routed: true},
+	}
+	rs, err := BuildWithPorts(nets, ports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &fakeRouter{
+		bridges: map[netip.Prefix]string{mustPrefix("172.17.0.0/16"): "berth0", mustPrefix("fd00:1::/64"): "berth0",
+			mustPrefix("172.18.0.0/16"): "br-b", mustPrefix("172.19.0.0/16"): "br-i", mustPrefix("172.20.0.0/16"): "br-r"},
+		local: []netip.Addr{mustAddr("192.0.2.10"), mustAddr("2001:db8::10"), mustAddr("172.17.0.1"), mustAddr("fd00:1::1"),
+			mustAddr("172.18.0.1"), mustAddr("172.19.0.1"), mustAddr("172.20.0.1")},
+		brnf: true,
+	}
+	return rs, r
+}
+
+func mustAddr(s string) netip.Addr     { return netip.MustParseAddr(s) }
+func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+func TestExplain(t *testing.T) {
+	tcp := func(src, iif, dst string, port uint16) Packet {
+		return Packet{Proto: ProtoTCP, Src: mustAddr(src), Dst: mustAddr(dst), Dport: port, Iif: iif}
+	}
+	udp := func(src, iif, dst string, port uint16) Packet {
+		p := tcp(src, iif, dst, port)
+		p.Proto = ProtoUDP
+		return p
+	}
+	icmp := func(src, iif, dst string) Packet {
+		return Packet{Proto: ProtoICMP, Src: mustAddr(src), Dst: mustAddr(dst), Iif: iif}
+	}
+	for _, tc := range []struct {
+		name string
+		p    Packet
+		set  func(*fakeRouter)
+		// want: the outcome, the deciding chain and what its rule says
+		// (a comment, or part of the rule), where it went and its NAT.
+		outcome    Outcome
+		chain, why string
+		oif        string
+		dnat       string
+		masquerade bool
+		bridged    bool
+	}{
+		{name: "outside to a published port", p: tcp("198.51.100.7", "eth0", "192.0.2.10", 8080),
+			outcome: Delivered, chain: "fwd_in__berth0", why: "PUBLISHED PORTS", oif: "berth0", dnat: "172.17.0.2:80"},
+		{name: "outside straight to a container", p: tcp("198.51.100.7", "eth0", "172.17.0.2", 80),
+			outcome: Dropped, chain: "direct__berth0", why: "DIRECT ACCESS DROP"},
+		{name: "outside to the bridge's gateway address", p: tcp("198.51.100.7", "eth0", "172.17.0.1", 22),
+			outcome: Delivered, chain: "", why: "for the host itself"},
+		{name: "outside to a port nobody published", p: tcp("198.51.100.7", "eth0", "192.0.2.10", 9999),
+			outcome: Delivered, why: "for the host itself"},
+		{name: "container out", p: tcp("172.17.0.2", "berth0", "198.51.100.7", 443),
+			outcome: Delivered, chain: "fwd_out__berth0", why: "OUTGOING", oif: "eth0", masquerade: true},
+		{name: "container to the host's sshd", p: tcp("172.17.0.2", "berth0", "172.17.0.1", 22),
+			outcome: Rejected, chain: "host_in__berth0", why: "HOST ACCESS REFUSED"},
+		{name: "container to the host's sshd by another address", p: tcp("172.17.0.2", "berth0", "192.0.2.10", 22),
+			outcome: Rejected, chain: "host_in__berth0", why: "HOST ACCESS REFUSED"},
+		{name: "container to the host's DNS", p: udp("172.17.0.2", "berth0", "172.17.0.1", 53),
+			outcome: Delivered, chain: "host_in__berth0", why: "DNS"},
+		{name: "container pings its gateway", p: icmp("172.17.0.2", "berth0", "172.17.0.1"),
+			outcome: Delivered, chain: "host_in__berth0", why: "meta l4proto icmp"},
+		// Dropped before the forward hook: it arrives on another bridge.
+		{name: "container to another network", p: tcp("172.17.0.2", "berth0", "172.18.0.2", 80),
+			outcome: Dropped, chain: "direct__br-b", why: "DIRECT ACCESS DROP"},
+		{name: "container to another network's gateway address", p: tcp("172.17.0.2", "berth0", "172.18.0.1", 80),
+			outcome: Rejected, chain: "host_in__berth0", why: "HOST ACCESS REFUSED"},
+		{name: "container to another network's published port", p: udp("172.17.0.2", "berth0", "192.0.2.10", 5353),
+			outcome: Delivered, chain: "fwd_in__br-b", why: "PUBLISHED PORTS", oif: "br-b", dnat: "172.18.0.2:53", masquerade: true},
+		{name: "icc on", p: tcp("172.17.0.2", "berth0", "172.17.0.3", 80),
+			outcome: Delivered, chain: "fwd_in__berth0", why: "ICC", oif: "berth0", bridged: true},
+		{name: "icc off", p: tcp("172.18.0.3", "br-b", "172.18.0.2", 80),
+			outcome: Dropped, chain: "fwd_in__br-b", why: "ICC", oif: "br-b", bridged: true},
+		{name: "icc off without br_netfilter", p: tcp("172.18.0.3", "br-b", "172.18.0.2", 80), set: func(r *fakeRouter) { r.brnf = false },
+			outcome: Delivered, why: "at layer 2", oif: "br-b", bridged: true},
+		{name: "icc off, through a published port", p: udp("172.18.0.3", "br-b", "192.0.2.10", 5353),
+			outcome: Delivered, chain: "fwd_in__br-b", why: "PUBLISHED PORTS", oif: "br-b", dnat: "172.18.0.2:53", masquerade: true},
+		{name: "hairpin", p: tcp("172.17.0.3", "berth0", "192.0.2.10", 8080),
+			outcome: Delivered, chain: "fwd_in__berth0", why: "PUBLISHED PORTS", oif: "berth0", dnat: "172.17.0.2:80", masquerade: true},
+		{name: "internal network out", p: tcp("172.19.0.2", "br-i", "198.51.100.7", 443),
+			outcome: Dropped, chain: "fwd_out__br-i", why: "INTERNAL NETWORK EGRESS", oif: "eth0"},
+		{name: "internal network to a published port", p: tcp("172.19.0.2", "br-i", "192.0.2.10", 8080),
+			outcome: Dropped, chain: "fwd_out__br-i", why: "INTERNAL NETWORK EGRESS", oif: "berth0", dnat: "172.17.0.2:80"},
+		{name: "host to a localhost port", p: tcp("127.0.0.1", "", "127.0.0.1", 8081),
+			outcome: Delivered, why: "out of berth0", oif: "berth0", dnat: "172.17.0.3:80", masquerade: true},
+		{name: "host to its own address's port", p: tcp("192.0.2.10", "", "192.0.2.10", 8080),
+			outcome: Delivered, oif: "berth0", why: "out of berth0", dnat: "172.17.0.2:80"},
+		{name: "host straight to a container", p: tcp("172.17.0.1", "", "172.17.0.2", 80),
+			outcome: Delivered, oif: "berth0", why: "out of berth0"},
+		{name: "host to itself", p: tcp("127.0.0.1", "", "127.0.0.1", 22),
+			outcome: Delivered, oif: "lo", why: "out of lo"},
+		{name: "routed network, a routed port", p: tcp("198.51.100.7", "eth0", "172.20.0.2", 80),
+			outcome: Delivered, chain: "fwd_in__br-r", why: "ROUTED PORTS", oif: "br-r"},
+		{name: "routed network, another port", p: tcp("198.51.100.7", "eth0", "172.20.0.2", 22),
+			outcome: Dropped, chain: "fwd_in__br-r", why: "INBOUND DROP", oif: "br-r"},
+		{name: "routed network, ping", p: icmp("198.51.100.7", "eth0", "172.20.0.2"),
+			outcome: Delivered, chain: "fwd_in__br-r", why: "ICMP", oif: "br-r"},
+		{name: "routed network out is not masqueraded", p: tcp("172.20.0.2", "br-r", "198.51.100.7", 443),
+			outcome: Delivered, chain: "fwd_out__br-r", why: "OUTGOING", oif: "eth0"},
+		{name: "forwarding off", p: tcp("172.17.0.2", "berth0", "198.51.100.7", 443), set: func(r *fakeRouter) { r.noForward = true },
+			outcome: Dropped, why: "forwarding is off", oif: "eth0"},
+		{name: "no route", p: tcp("172.17.0.2", "berth0", "203.0.113.99", 443),
+			outcome: NoRoute, why: "unreachable"},
+		{name: "IPv6 published port", p: tcp("2001:db8::7", "eth0", "2001:db8::10", 8080),
+			outcome: Delivered, chain: "fwd_in__berth0", why: "PUBLISHED PORTS", oif: "berth0", dnat: "[fd00:1::2]:80"},
+		{name: "IPv6 straight to a container", p: tcp("2001:db8::7", "eth0", "fd00:1::2", 80),
+			outcome: Dropped, chain: "direct6__berth0", why: "DIRECT ACCESS DROP"},
+		{name: "IPv6 from a link-local address is not DNATed", p: tcp("fe80::7", "eth0", "2001:db8::10", 8080),
+			outcome: Delivered, why: "for the host itself"},
+		{name: "IPv6 container out", p: tcp("fd00:1::2", "berth0", "2001:db8::7", 443),
+			outcome: Delivered, chain: "fwd_out__berth0", why: "OUTGOING", oif: "eth0", masquerade: true},
+		{name: "IPv6 ping of the gateway", p: icmp("fd00:1::2", "berth0", "fd00:1::1"),
+			outcome: Delivered, chain: "host_in__berth0", why: "ipv6-icmp"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rs, r := explainWorld(t)
+			if tc.set != nil {
+				tc.set(r)
+			}
+			ex, err := Explain(rs, tc.p, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dump := func() string {
+				var b strings.Builder
+				for _, s := range ex.Steps {
+					b.WriteString("\n\t" + s.Hook + " " + s.Chain + ": " + s.Rule + " → " + s.Effect)
+				}
+				return b.String()
+			}
+			if ex.Outcome != tc.outcome {
+				t.Fatalf("outcome %q, want %q; steps:%s", ex.Outcome, tc.outcome, dump())
+			}
+			if ex.Decision == nil {
+				t.Fatalf("no decision; steps:%s", dump())
+			}
+			if d := ex.Decision; d.Chain != tc.chain || !strings.Contains(d.Rule+" "+d.Effect, tc.why) {
+				t.Errorf("decided by %s: %s → %s, want chain %q and %q; steps:%s", d.Chain, d.Rule, d.Effect, tc.chain, tc.why, dump())
+			}
+			if ex.Oif != tc.oif && tc.outcome != Rejected && tc.outcome != NoRoute && !(tc.outcome == Dropped && tc.oif == "") {
+				t.Errorf("out of %q, want %q", ex.Oif, tc.oif)
+			}
+			dnat := ""
+			if ex.DNAT.IsValid() {
+				dnat = ex.DNAT.String()
+			}
+			if dnat != tc.dnat || ex.Masquerade != tc.masquerade || ex.Bridged != tc.bridged {
+				t.Errorf("DNAT %q masquerade %t bridged %t, want %q %t %t; steps:%s", dnat, ex.Masquerade, ex.Bridged, tc.dnat, tc.masquerade, tc.bridged, dump())
+			}
+		})
+	}
+}
+
+// TestExplainFollowsTheRules: a ruleset changed by hand is explained as
+// it stands, not as Build would make it: the walker evaluates rules, it
+// does not know berth's cases.
+func TestExplainFollowsTheRules(t *testing.T) {
+	rs, r := explainWorld(t)
+	for i := range rs.Chains {
+		if rs.Chains[i].Name == "fwd_in__berth0" {
+			// "ct status dnat accept" gone: a published port is dropped.
+			rules := rs.Chains[i].Rules
+			for j, rule := range rules {
+				if rule.Comment == "PUBLISHED PORTS" {
+					rs.Chains[i].Rules = append(rules[:j:j], rules[j+1:]...)
+					break
+				}
+			}
+		}
+	}
+	p := Packet{Proto: ProtoTCP, Src: mustAddr("198.51.100.7"), Dst: mustAddr("192.0.2.10"), Dport: 8080, Iif: "eth0"}
+	ex, err := Explain(rs, p, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ex.Outcome != Dropped || !strings.Contains(ex.Decision.Rule, "INBOUND DROP") {
+		t.Fatalf("got %s by %+v", ex.Outcome, ex.Decision)
+	}
+}
