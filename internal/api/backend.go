@@ -44,6 +44,9 @@ type Backend interface {
 	// PruneNetworks removes unused user networks whose labels match every
 	// "key" or "key=value" in labels; it returns the removed names.
 	PruneNetworks(ctx context.Context, f network.PruneFilter) ([]string, error)
+	// Explain says what berth's firewall does to a new connection
+	// between two ends, and which rule decides it (berth explain).
+	Explain(ctx context.Context, req network.ExplainRequest) (network.Explanation, error)
 
 	// CreateContainer records a container; the warnings are for limits
 	// the host cannot apply, which it dropped (moby's create warnings).

@@ -16,6 +16,7 @@ import (
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/events"
+	"github.com/berth-net/berth/internal/firewall"
 	"github.com/berth-net/berth/internal/network"
 	"github.com/berth-net/berth/internal/runtime/image"
 )
@@ -60,6 +61,7 @@ type fakeRecord struct {
 	Stop            stopCall
 	ImportedBody    []byte
 	Extract         extractCall
+	Explain         network.ExplainRequest
 }
 
 // extractCall is what ContainerExtractToDir was given.
@@ -261,6 +263,20 @@ func (f *fakeBackend) DisconnectNetwork(ctx context.Context, netRef, ctrRef stri
 	}
 	f.mutated("DisconnectNetwork %s %s %v", netRef, ctrRef, force)
 	return nil
+}
+
+// Explain records the request and explains every packet as dropped by
+// one rule.
+func (f *fakeBackend) Explain(_ context.Context, req network.ExplainRequest) (network.Explanation, error) {
+	f.mu.Lock()
+	f.rec.Explain = req
+	f.mu.Unlock()
+	if req.From == "ghost" {
+		return network.Explanation{}, errdefs.NotFound("No such container: ghost")
+	}
+	step := firewall.Step{Hook: "prerouting", Chain: "direct__berth0", Rule: "counter drop", Effect: "drop"}
+	return network.Explanation{From: req.From, To: req.To, Explanation: firewall.Explanation{
+		Packet: "tcp 198.51.100.7 → 172.17.0.2:80 in on eth0", Outcome: firewall.Dropped, Decision: &step, Steps: []firewall.Step{step}}}, nil
 }
 
 func (f *fakeBackend) PruneNetworks(_ context.Context, pf network.PruneFilter) ([]string, error) {

@@ -75,6 +75,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("GET /volumes", h(s.listVolumes))
 	m.HandleFunc("POST /volumes/prune", h(s.pruneVolumes))
 	m.HandleFunc("GET /plugins/{name}/json", notFoundPlugin)
+	m.HandleFunc("GET /berth/explain", h(s.explain))
 	for pattern, command := range unimplemented {
 		m.HandleFunc(pattern, h(notImplemented(command)))
 	}

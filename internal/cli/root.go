@@ -103,6 +103,7 @@ func newRootCommand(e *env, extra ...*cobra.Command) *cobra.Command {
 		newRmiCommand(e),
 		newImageCommand(e),
 		newContainerCommand(e),
+		newExplainCommand(e),
 	)
 	root.AddCommand(extra...)
 	// docker's usage lines name their flags themselves ("[OPTIONS]").

@@ -16,17 +16,10 @@ import (
 // never writes into another table; it says what to add there. A check
 // that fails is a warning too, rather than an /info that fails.
 func (d *Daemon) forwardWarnings() []string {
-	var bridges []nftables.ForwardBridge
-	for _, n := range d.net.Networks() {
-		if n.Driver == network.DriverBridge && !n.Internal && n.Bridge != nil {
-			bridges = append(bridges, nftables.ForwardBridge{Name: n.Bridge.Name, IPv4: n.IPv4 != nil, IPv6: n.IPv6 != nil,
-				Routed4: n.Bridge.GatewayMode4 == firewall.ModeRouted, Routed6: n.Bridge.GatewayMode6 == firewall.ModeRouted})
-		}
-	}
+	bridges := d.forwardBridges()
 	if len(bridges) == 0 {
 		return nil
 	}
-	slices.SortFunc(bridges, func(a, b nftables.ForwardBridge) int { return strings.Compare(a.Name, b.Name) })
 	blockers, err := nftables.ForwardBlockers("", bridges)
 	if err != nil {
 		return []string{"WARNING: cannot read the host's nftables forward chains: " + err.Error()}
@@ -36,6 +29,20 @@ func (d *Daemon) forwardWarnings() []string {
 		out = append(out, forwardWarning(b))
 	}
 	return out
+}
+
+// forwardBridges are the bridges of the networks whose traffic the
+// host's forward chains see (internal ones are never forwarded), by name.
+func (d *Daemon) forwardBridges() []nftables.ForwardBridge {
+	var bridges []nftables.ForwardBridge
+	for _, n := range d.net.Networks() {
+		if n.Driver == network.DriverBridge && !n.Internal && n.Bridge != nil {
+			bridges = append(bridges, nftables.ForwardBridge{Name: n.Bridge.Name, IPv4: n.IPv4 != nil, IPv6: n.IPv6 != nil,
+				Routed4: n.Bridge.GatewayMode4 == firewall.ModeRouted, Routed6: n.Bridge.GatewayMode6 == firewall.ModeRouted})
+		}
+	}
+	slices.SortFunc(bridges, func(a, b nftables.ForwardBridge) int { return strings.Compare(a.Name, b.Name) })
+	return bridges
 }
 
 // forwardWarning says what b does to berth's containers and what to add

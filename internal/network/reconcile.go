@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/netip"
 
-	"github.com/berth-net/berth/internal/firewall"
 	"github.com/berth-net/berth/internal/ipam"
 	"github.com/berth-net/berth/internal/store"
 )
@@ -254,13 +253,7 @@ func (c *Controller) forgetBridge(name string) {
 // rebuildFirewall replaces berth's table with the rules of every bridge
 // network, in one atomic batch.
 func (c *Controller) rebuildFirewall(ctx context.Context) error {
-	var nets []firewall.Network
-	for _, n := range c.Networks() {
-		if n.Driver == DriverBridge {
-			nets = append(nets, firewallNetwork(n))
-		}
-	}
-	if err := c.cfg.Firewall.Rebuild(ctx, nets, c.publishedPorts()...); err != nil {
+	if err := c.cfg.Firewall.Rebuild(ctx, c.firewallNetworks(), c.publishedPorts()...); err != nil {
 		return fmt.Errorf("rebuild firewall: %w", err)
 	}
 	return nil

@@ -1,0 +1,436 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/firewall"
+	"github.com/berth-net/berth/internal/firewall/nftables"
+	"github.com/berth-net/berth/internal/network"
+)
+
+// Explain says what berth's table does to a new connection between two
+// ends (berth explain), and whether another table's forward chain drops
+// what berth lets through. The table is walked by firewall.Explain; this
+// file finds the packet: the ends' addresses, the interface it arrives
+// on (the container's own route to the destination, read in its
+// namespace), and the host's routing decisions.
+func (d *Daemon) Explain(ctx context.Context, req network.ExplainRequest) (network.Explanation, error) {
+	proto, err := explainProto(req)
+	if err != nil {
+		return network.Explanation{}, err
+	}
+	host, err := netlink.NewHandle()
+	if err != nil {
+		return network.Explanation{}, fmt.Errorf("open netlink: %w", err)
+	}
+	defer host.Close()
+	from, err := d.explainEnd(req.From)
+	if err != nil {
+		return network.Explanation{}, err
+	}
+	to, err := d.explainEnd(req.To)
+	if err != nil {
+		return network.Explanation{}, err
+	}
+	six := req.IPv6 || from.addr.Is6() || to.addr.Is6()
+	p := firewall.Packet{Proto: proto, Dport: req.Port}
+	if p.Dst, err = d.explainDst(host, from, to, six, req.In); err != nil {
+		return network.Explanation{}, err
+	}
+	out := network.Explanation{To: to.describe(p.Dst)}
+	switch {
+	case from.ctr != "":
+		var stays *firewall.Step
+		if p.Src, p.Iif, stays, err = explainFromContainer(from, p.Dst); err != nil {
+			return network.Explanation{}, err
+		}
+		out.From = from.describe(p.Src)
+		if stays != nil {
+			// It never reaches the host: the container's own routes decide.
+			out.Packet, out.Steps, out.Decision = p.String(), []firewall.Step{*stays}, stays
+			out.Outcome = firewall.Delivered
+			if stays.Effect != forTheContainer {
+				out.Outcome = firewall.NoRoute
+			}
+			return out, nil
+		}
+	case from.host:
+		p.Src = p.Dst
+		if rt, err := routeGet(host, p.Dst); err == nil && rt.Src.IsValid() && !rt.local {
+			p.Src = rt.Src
+		}
+		out.From = from.describe(p.Src)
+	default:
+		p.Src, p.Iif = from.addr, req.In
+		rt, err := routeGet(host, p.Src)
+		switch {
+		case err == nil && rt.local:
+			p.Iif = "" // one of the host's own addresses
+		case p.Iif == "" && err != nil:
+			return network.Explanation{}, errdefs.Invalid("no route to %s, so no interface it would arrive on: name one with --in", p.Src)
+		case p.Iif == "":
+			p.Iif = rt.oif
+		}
+		out.From = from.describe(p.Src)
+	}
+	rs, err := d.net.Ruleset()
+	if err != nil {
+		return network.Explanation{}, err
+	}
+	ex, err := firewall.Explain(rs, p, hostRouter{host})
+	if err != nil {
+		return network.Explanation{}, err
+	}
+	out.Explanation = ex
+	d.explainOtherTables(&out)
+	return out, nil
+}
+
+func explainProto(req network.ExplainRequest) (firewall.L4Proto, error) {
+	switch strings.ToLower(req.Proto) {
+	case "":
+		if req.Port == 0 {
+			return firewall.ProtoICMP, nil
+		}
+		return firewall.ProtoTCP, nil
+	case "tcp", "udp":
+		if req.Port == 0 {
+			return 0, errdefs.Invalid("a %s packet needs a port: give the destination as ADDRESS:PORT or NAME:PORT", req.Proto)
+		}
+		if strings.EqualFold(req.Proto, "udp") {
+			return firewall.ProtoUDP, nil
+		}
+		return firewall.ProtoTCP, nil
+	case "icmp":
+		if req.Port != 0 {
+			return 0, errdefs.Invalid("an icmp packet has no port")
+		}
+		return firewall.ProtoICMP, nil
+	}
+	return 0, errdefs.Invalid("invalid protocol %q: tcp, udp or icmp", req.Proto)
+}
+
+// explainEnd is one end of the connection.
+type explainEnd struct {
+	host bool       // the host itself
+	addr netip.Addr // an address given as such
+	// ctr is a container's name; sandbox its namespace, atts its
+	// networks in interface order.
+	ctr     string
+	sandbox string
+	atts    []network.Attachment
+}
+
+func (d *Daemon) explainEnd(ref string) (explainEnd, error) {
+	if ref == "host" {
+		return explainEnd{host: true}, nil
+	}
+	if a, err := netip.ParseAddr(ref); err == nil {
+		return explainEnd{addr: a.Unmap()}, nil
+	}
+	cs, err := d.lookup(ref)
+	if err != nil {
+		return explainEnd{}, err
+	}
+	d.mu.Lock()
+	c := cloneContainer(cs.c)
+	d.mu.Unlock()
+	name := strings.TrimPrefix(c.Name, "/")
+	if c.State.SandboxID == "" {
+		return explainEnd{}, errdefs.Conflict("container %s is not running: it has no network namespace", name)
+	}
+	sb, err := d.net.Sandbox(c.State.SandboxID)
+	if err != nil {
+		return explainEnd{}, err
+	}
+	if sb.HostNetwork {
+		return explainEnd{}, errdefs.Invalid("container %s is on the host's network: its packets are the host's (use host)", name)
+	}
+	return explainEnd{ctr: name, sandbox: sb.Key, atts: d.net.Attachments(sb.ID)}, nil
+}
+
+func (e explainEnd) describe(a netip.Addr) string {
+	switch {
+	case e.host:
+		return fmt.Sprintf("the host (%s)", a)
+	case e.ctr == "":
+		return a.String()
+	}
+	for _, at := range e.atts {
+		if at.Endpoint.Address.Addr() == a || at.Endpoint.Address6.Addr() == a {
+			return fmt.Sprintf("container %s (%s on %s, %s)", e.ctr, a, at.Network.Name, at.Endpoint.IfName)
+		}
+	}
+	return fmt.Sprintf("container %s (%s)", e.ctr, a)
+}
+
+// addrOf is an endpoint's address of the family.
+func addrOf(ep *network.Endpoint, six bool) netip.Addr {
+	if six {
+		return ep.Address6.Addr()
+	}
+	return ep.Address.Addr()
+}
+
+// explainDst is the destination address: to's own, or for a container
+// its address on a network it shares with from (its first one else);
+// "host" is from's gateway for a container, loopback for the host, and
+// the host's address on the interface a packet from an address arrives
+// on.
+func (d *Daemon) explainDst(host *netlink.Handle, from, to explainEnd, six bool, in string) (netip.Addr, error) {
+	switch {
+	case to.addr.IsValid():
+		return to.addr, nil
+	case to.ctr != "":
+		shared := func(at network.Attachment) bool {
+			for _, f := range from.atts {
+				if f.Network.ID == at.Network.ID {
+					return true
+				}
+			}
+			return false
+		}
+		var first netip.Addr
+		for _, at := range to.atts {
+			a := addrOf(at.Endpoint, six)
+			if !a.IsValid() {
+				continue
+			}
+			if shared(at) {
+				return a, nil
+			}
+			if !first.IsValid() {
+				first = a
+			}
+		}
+		if !first.IsValid() {
+			return netip.Addr{}, errdefs.Invalid("container %s has no %s address", to.ctr, family(six))
+		}
+		return first, nil
+	case from.ctr != "":
+		for _, at := range from.atts {
+			cfg := at.Network.IPv4
+			if six {
+				cfg = at.Network.IPv6
+			}
+			if cfg != nil && cfg.Gateway.IsValid() && addrOf(at.Endpoint, six).IsValid() {
+				return cfg.Gateway, nil
+			}
+		}
+		return netip.Addr{}, errdefs.Invalid("container %s has no %s gateway", from.ctr, family(six))
+	case from.host:
+		if six {
+			return netip.IPv6Loopback(), nil
+		}
+		return netip.MustParseAddr("127.0.0.1"), nil
+	}
+	six = six || from.addr.Is6()
+	if in == "" {
+		rt, err := routeGet(host, from.addr)
+		if err != nil {
+			return netip.Addr{}, errdefs.Invalid("no route to %s: name the interface it arrives on with --in", from.addr)
+		}
+		in = rt.oif
+	}
+	link, err := host.LinkByName(in)
+	if err != nil {
+		return netip.Addr{}, errdefs.Invalid("no interface %q in the host", in)
+	}
+	fam := netlink.FAMILY_V4
+	if six {
+		fam = netlink.FAMILY_V6
+	}
+	addrs, err := host.AddrList(link, fam)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok && !ip.IsLinkLocalUnicast() {
+			return ip.Unmap(), nil
+		}
+	}
+	return netip.Addr{}, errdefs.Invalid("the host has no %s address on %s", family(six), in)
+}
+
+func family(six bool) string {
+	if six {
+		return "IPv6"
+	}
+	return "IPv4"
+}
+
+// explainFromContainer reads the container's route to dst in its
+// namespace: the interface it leaves by is one of its endpoints, and
+// that endpoint's bridge is where the packet arrives in the host. stays
+// is set for a packet that never leaves the container: dst is its own,
+// or it has no route there (an internal network gives none out).
+func explainFromContainer(from explainEnd, dst netip.Addr) (src netip.Addr, iif string, stays *firewall.Step, err error) {
+	ns, err := netns.GetFromPath(from.sandbox)
+	if err != nil {
+		return src, "", nil, fmt.Errorf("open the namespace of container %s: %w", from.ctr, err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return src, "", nil, fmt.Errorf("open netlink in container %s: %w", from.ctr, err)
+	}
+	defer h.Close()
+	rt, err := routeGet(h, dst)
+	switch {
+	case err != nil:
+		return src, "", &firewall.Step{Hook: "container", Effect: "no route in the container: " + err.Error()}, nil
+	case rt.local:
+		return dst, "", &firewall.Step{Hook: "container", Effect: forTheContainer}, nil
+	}
+	for _, at := range from.atts {
+		if at.Endpoint.IfName != rt.oif {
+			continue
+		}
+		if at.Network.Bridge == nil {
+			break
+		}
+		src = rt.Src
+		if !src.IsValid() {
+			src = addrOf(at.Endpoint, dst.Is6())
+		}
+		return src, at.Network.Bridge.Name, nil, nil
+	}
+	return src, "", nil, errdefs.Invalid("container %s sends to %s out of %s, which is not one of berth's bridge networks", from.ctr, dst, rt.oif)
+}
+
+const forTheContainer = "for the container itself: it never leaves the container's namespace"
+
+// route is one answer of RTM_GETROUTE.
+type route struct {
+	oif   string
+	local bool
+	Src   netip.Addr
+}
+
+func routeGet(h *netlink.Handle, dst netip.Addr) (route, error) {
+	rts, err := h.RouteGet(net.IP(dst.AsSlice()))
+	if err != nil {
+		return route{}, err
+	}
+	if len(rts) == 0 {
+		return route{}, errors.New("no route")
+	}
+	rt := rts[0]
+	out := route{local: rt.Type == unix.RTN_LOCAL}
+	if src, ok := netip.AddrFromSlice(rt.Src); ok {
+		out.Src = src.Unmap()
+	}
+	if l, err := h.LinkByIndex(rt.LinkIndex); err == nil {
+		out.oif = l.Attrs().Name
+	}
+	if out.local {
+		out.oif = "lo"
+	}
+	return out, nil
+}
+
+// hostRouter is firewall.Router for the daemon's namespace, the host.
+type hostRouter struct{ h *netlink.Handle }
+
+func (r hostRouter) Route(_, dst netip.Addr) (firewall.Route, error) {
+	rt, err := routeGet(r.h, dst)
+	if err != nil {
+		return firewall.Route{}, err
+	}
+	return firewall.Route{Oif: rt.oif, Local: rt.local}, nil
+}
+
+func (hostRouter) BridgeNetfilter(six bool) bool {
+	if six {
+		return sysctlOn("/proc/sys/net/bridge/bridge-nf-call-ip6tables")
+	}
+	return sysctlOn("/proc/sys/net/bridge/bridge-nf-call-iptables")
+}
+
+func (hostRouter) Forwarding(six bool) bool {
+	if six {
+		return sysctlOn("/proc/sys/net/ipv6/conf/all/forwarding")
+	}
+	return sysctlOn("/proc/sys/net/ipv4/ip_forward")
+}
+
+func sysctlOn(path string) bool {
+	b, err := os.ReadFile(path)
+	return err == nil && strings.TrimSpace(string(b)) == "1"
+}
+
+// explainOtherTables: a packet berth's table forwards still goes through
+// the forward chains of the host's other tables, where a drop is final
+// (README, "berth beside the host's firewall"). The check of docker
+// info's warnings says which of them accept nothing of a bridge's
+// traffic; a forwarded packet is dropped there when neither the bridge
+// it comes out of nor the one it goes into is accepted.
+func (d *Daemon) explainOtherTables(out *network.Explanation) {
+	if out.Outcome != firewall.Delivered || !out.Forwarded {
+		return
+	}
+	bridges := d.forwardBridges()
+	if len(bridges) == 0 {
+		return
+	}
+	blockers, err := nftables.ForwardBlockers("", bridges)
+	if err != nil {
+		out.Notes = append(out.Notes, "the host's other forward chains could not be read: "+err.Error())
+		return
+	}
+	for _, b := range blockers {
+		outLeg := out.Iif == "" || legDropped(b, out.Iif, "out")
+		inLeg := out.Oif == "" || legDropped(b, out.Oif, "in")
+		if !isBerthBridge(bridges, out.Iif) {
+			outLeg = true
+		}
+		if !isBerthBridge(bridges, out.Oif) {
+			inLeg = true
+		}
+		if !outLeg || !inLeg {
+			continue
+		}
+		step := firewall.Step{Hook: "forward", Chain: b.String(),
+			Effect: fmt.Sprintf("drop: no rule of it accepts this traffic (%s)", strings.Join(b.Dropped, ", "))}
+		out.Steps = append(out.Steps, step)
+		out.Outcome, out.Decision = firewall.Dropped, &step
+		out.Notes = append(out.Notes, "berth's table lets it through, but a drop in another table is final: docker info says what to add there")
+		return
+	}
+}
+
+// legDropped reports whether b drops br's traffic in direction dir
+// ("out" of the bridge, or "in" to it).
+func legDropped(b nftables.ForwardBlocker, br, dir string) bool {
+	for i, name := range b.Bridges {
+		if name == br && i < len(b.Dropped) {
+			legs := b.Dropped[i][strings.Index(b.Dropped[i], "(")+1:]
+			for _, l := range strings.Split(strings.TrimSuffix(legs, ")"), ",") {
+				if strings.TrimSpace(l) == dir {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func isBerthBridge(bridges []nftables.ForwardBridge, name string) bool {
+	for _, b := range bridges {
+		if b.Name == name {
+			return true
+		}
+	}
+	return false
+}

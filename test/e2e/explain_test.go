@@ -1,0 +1,153 @@
+package e2e
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/testworld"
+)
+
+// TestExplainAgreesWithTheKernel: for each connection, `berth explain`
+// names the rule that decides it, and the kernel does what it says: a
+// connection explained as delivered is answered, one explained as
+// dropped or rejected is not. The cases cover published ports (from
+// outside, from the host, hairpin), direct access to a container, other
+// networks, ICC off, an internal network, the host's own services, and
+// another table's forward chain that drops what berth lets through.
+func TestExplainAgreesWithTheKernel(t *testing.T) {
+	w := startPortWorld(t)
+	w.runPeer(t, "web", "tcp:80", "-p", "8080:80")
+	w.runPeer(t, "neighbour", "tcp:80")
+	w.MustBerth(t, "network", "create", "--subnet", "10.96.0.0/24", "other")
+	w.runPeer(t, "elsewhere", "tcp:80", "--network", "other")
+	w.MustBerth(t, "network", "create", "--subnet", "10.97.0.0/24", "-o", "com.docker.network.bridge.enable_icc=false", "quiet")
+	w.runPeer(t, "q1", "tcp:80", "--network", "quiet")
+	w.runPeer(t, "q2", "tcp:80", "--network", "quiet")
+	w.MustBerth(t, "network", "create", "--internal", "--subnet", "10.98.0.0/24", "inner")
+	w.runPeer(t, "inside", "tcp:80", "--network", "inner")
+	listenInHost(t, w.World, "0.0.0.0:8099")
+	// The outside world routes the default bridge's subnet through the
+	// host, so that only the host's rules stand between it and a container.
+	if _, errOut, code := w.InOutside(t, "ip", "route", "add", bridgeSubnet.String(), "via", testworld.HostAddr.String()); code != 0 {
+		t.Fatalf("route the container subnet through the host: %s", errOut)
+	}
+
+	webIP := containerIP(t, w.World, "web").String()
+	q2IP := networkIP(t, w.World, "q2", "quiet").String()
+	server := testworld.ServerAddr.String()
+	outside := testworld.GatewayAddr.String()
+	ask := func(where, addr string) func() bool {
+		return func() bool { _, ok := w.askFrom(t, where, "tcp", addr); return ok }
+	}
+	fetchFrom := func(name string) func() bool { return func() bool { return fetch(t, w.World, name) != "" } }
+	dialHost := func(name, addr string) func() bool { return func() bool { return dial(t, w.World, name, addr, "8099") } }
+
+	for _, tc := range []struct {
+		name     string
+		from, to string // berth explain's arguments
+		probe    func() bool
+		outcome  string
+		why      string // in the deciding step
+	}{
+		{"outside to a published port", outside, "host:8080", ask("outside", hostPort(8080)), "delivered", "PUBLISHED PORTS"},
+		{"outside straight to a container", outside, "web:80", ask("outside", webIP+":80"), "dropped", "DIRECT ACCESS DROP"},
+		{"outside to a host service", outside, "host:8099", ask("outside", hostPort(8099)), "delivered", "for the host itself"},
+		{"host to a published port on loopback", "host", "127.0.0.1:8080", ask("host", "127.0.0.1:8080"), "delivered", "out of"},
+		{"hairpin", "neighbour", testworld.HostAddr.String() + ":8080", ask("container:neighbour", hostPort(8080)), "delivered", "PUBLISHED PORTS"},
+		{"container to a neighbour", "neighbour", "web:80", ask("container:neighbour", webIP+":80"), "delivered", "ICC"},
+		{"container out", "web", server + ":80", fetchFrom("web"), "delivered", "OUTGOING"},
+		{"container to another network", "elsewhere", webIP + ":80", ask("container:elsewhere", webIP+":80"), "dropped", "DIRECT ACCESS DROP"},
+		{"icc off", "q1", "q2:80", ask("container:q1", q2IP+":80"), "dropped", "ICC"},
+		{"internal network out", "inside", server + ":80", fetchFrom("inside"), "no route", "network is unreachable"},
+		{"internal network through a published port", "inside", "10.98.0.1:8080", ask("container:inside", "10.98.0.1:8080"), "dropped", "INTERNAL NETWORK EGRESS"},
+		{"container to a host service", "web", "host:8099", dialHost("web", bridgeGateway.String()), "rejected", "HOST ACCESS REFUSED"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkExplained(t, w.World, tc.from, tc.to, tc.probe, tc.outcome, tc.why)
+		})
+	}
+
+	// IPv6: a dual-stack network's published port and direct access.
+	w.MustBerth(t, "network", "create", "--ipv6", "--subnet", "10.99.0.0/24", "--subnet", "fd00:e2e:99::/64", "dual")
+	w.runPeer(t, "six", "tcp:80", "--network", "dual", "-p", "8086:80")
+	sixIP := strings.TrimSpace(w.MustBerth(t, "inspect", "--format", `{{(index .NetworkSettings.Networks "dual").GlobalIPv6Address}}`, "six"))
+	if _, errOut, code := w.InOutside(t, "ip", "-6", "route", "add", "fd00:e2e:99::/64", "via", testworld.HostAddr6.String()); code != 0 {
+		t.Fatalf("route the container subnet through the host: %s", errOut)
+	}
+	outside6, host6 := testworld.GatewayAddr6.String(), "["+testworld.HostAddr6.String()+"]:8086"
+	t.Run("IPv6 outside to a published port", func(t *testing.T) {
+		checkExplained(t, w.World, outside6, "host:8086", ask("outside", host6), "delivered", "PUBLISHED PORTS")
+	})
+	t.Run("IPv6 outside straight to a container", func(t *testing.T) {
+		checkExplained(t, w.World, outside6, "six:80", ask("outside", "["+sixIP+"]:80"), "dropped", "DIRECT ACCESS DROP")
+	})
+	t.Run("IPv6 container out", func(t *testing.T) {
+		checkExplained(t, w.World, "six", "["+testworld.ServerAddr6.String()+"]:80", func() bool {
+			_, _, code := w.Berth(t, "exec", "six", "timeout", "10", "wget", "-q", "-O", "-", "http://["+testworld.ServerAddr6.String()+"]/")
+			return code == 0
+		}, "delivered", "OUTGOING")
+	})
+
+	// Another table that drops every forwarded packet: berth's table lets
+	// the container out, the host's does not, and explain says which.
+	w.MustInHost(t, "nft", "add table inet strict; add chain inet strict forward { type filter hook forward priority filter + 10; policy drop; }")
+	t.Run("another table drops it", func(t *testing.T) {
+		checkExplained(t, w.World, "web", server+":80", fetchFrom("web"), "dropped", "table inet strict, chain forward (policy drop)")
+	})
+	w.MustInHost(t, "nft", "add rule inet strict forward iifname "+defaultBridge+" accept; add rule inet strict forward oifname "+defaultBridge+" accept")
+	t.Run("another table accepts the bridge", func(t *testing.T) {
+		checkExplained(t, w.World, "web", server+":80", fetchFrom("web"), "delivered", "OUTGOING")
+	})
+
+	// Errors a user meets.
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"ghost", "web:80"}, "No such container: ghost"},
+		{[]string{"web", "host:80", "--proto", "icmp"}, "an icmp packet has no port"},
+		{[]string{"web", "host", "--proto", "udp"}, "a udp packet needs a port"},
+		{[]string{"web", "web:http"}, "invalid destination"},
+	} {
+		if _, errOut, code := w.Berth(t, append([]string{"explain"}, tc.args...)...); code == 0 || !strings.Contains(errOut, tc.msg) {
+			t.Errorf("berth explain %v: exit %d, %q; want an error with %q", tc.args, code, errOut, tc.msg)
+		}
+	}
+	// The text form names the rule too.
+	out := w.MustBerth(t, "explain", outside, "web:80")
+	if !strings.Contains(out, "DROPPED: table inet berth, chain direct__"+defaultBridge) || !strings.Contains(out, `comment "DIRECT ACCESS DROP"`) {
+		t.Errorf("berth explain %s web:80 printed:\n%s", outside, out)
+	}
+}
+
+// checkExplained runs berth explain from to, checks its outcome and the
+// deciding step, and then that the kernel agrees: probe (one try of the
+// real connection) succeeds, retried, when the packet is delivered, and
+// fails when it is not.
+func checkExplained(t *testing.T, w *testworld.World, from, to string, probe func() bool, outcome, why string) {
+	t.Helper()
+	out := w.MustBerth(t, "explain", "--json", from, to)
+	var ex network.Explanation
+	if err := json.Unmarshal([]byte(out), &ex); err != nil {
+		t.Fatalf("berth explain --json %s %s: %v\n%s", from, to, err, out)
+	}
+	text := w.MustBerth(t, "explain", from, to)
+	if string(ex.Outcome) != outcome || ex.Decision == nil {
+		t.Fatalf("berth explain %s %s: %s, want %s\n%s", from, to, ex.Outcome, outcome, text)
+	}
+	d := ex.Decision
+	if decided := d.Chain + " " + d.Rule + " " + d.Effect; !strings.Contains(decided, why) {
+		t.Errorf("berth explain %s %s: decided by %q, want %q in it\n%s", from, to, decided, why, text)
+	}
+	if outcome == "delivered" {
+		if !retried(probe) {
+			t.Errorf("%s → %s: explained as delivered, but nothing answers\n%s", from, to, text)
+		}
+		return
+	}
+	if probe() {
+		t.Errorf("%s → %s: explained as %s, but it was answered\n%s", from, to, outcome, text)
+	}
+}
