@@ -42,7 +42,9 @@ func TestExplainAgreesWithTheKernel(t *testing.T) {
 		return func() bool { _, ok := w.askFrom(t, where, "tcp", addr); return ok }
 	}
 	fetchFrom := func(name string) func() bool { return func() bool { return fetch(t, w.World, name) != "" } }
-	dialHost := func(name, addr string) func() bool { return func() bool { return dial(t, w.World, name, addr, "8099") } }
+	dialHost := func(name, addr string) func() bool {
+		return func() bool { return dial(t, w.World, name, addr, "8099") }
+	}
 
 	for _, tc := range []struct {
 		name     string
