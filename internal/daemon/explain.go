@@ -88,12 +88,18 @@ func (d *Daemon) Explain(ctx context.Context, req network.ExplainRequest) (netwo
 	if err != nil {
 		return network.Explanation{}, err
 	}
-	ex, err := firewall.Explain(rs, p, hostRouter{host})
+	hr := hostRouter{h: host, bridges: d.forwardBridges()}
+	if len(hr.bridges) > 0 {
+		hr.blockers, hr.blockersErr = nftables.ForwardBlockers("", hr.bridges)
+	}
+	ex, err := firewall.Explain(rs, p, hr)
 	if err != nil {
 		return network.Explanation{}, err
 	}
+	if hr.blockersErr != nil && ex.Forwarded {
+		ex.Notes = append(ex.Notes, "the host's other forward chains could not be read: "+hr.blockersErr.Error())
+	}
 	out.Explanation = ex
-	d.explainOtherTables(&out)
 	return out, nil
 }
 
@@ -340,8 +346,15 @@ func routeGet(h *netlink.Handle, dst netip.Addr) (route, error) {
 	return out, nil
 }
 
-// hostRouter is firewall.Router for the daemon's namespace, the host.
-type hostRouter struct{ h *netlink.Handle }
+// hostRouter is firewall.Host for the daemon's namespace, the host:
+// its routes, sysctls, and the forward chains of its other tables that
+// drop what berth forwards (those docker info warns of).
+type hostRouter struct {
+	h           *netlink.Handle
+	bridges     []nftables.ForwardBridge
+	blockers    []nftables.ForwardBlocker
+	blockersErr error
+}
 
 func (r hostRouter) Route(_, dst netip.Addr) (firewall.Route, error) {
 	rt, err := routeGet(r.h, dst)
@@ -370,44 +383,40 @@ func sysctlOn(path string) bool {
 	return err == nil && strings.TrimSpace(string(b)) == "1"
 }
 
-// explainOtherTables: a packet berth's table forwards still goes through
+// OtherForwardDrop: a packet berth's table forwards still goes through
 // the forward chains of the host's other tables, where a drop is final
-// (README, "berth beside the host's firewall"). The check of docker
-// info's warnings says which of them accept nothing of a bridge's
-// traffic; a forwarded packet is dropped there when neither the bridge
-// it comes out of nor the one it goes into is accepted.
-func (d *Daemon) explainOtherTables(out *network.Explanation) {
-	if out.Outcome != firewall.Delivered || !out.Forwarded {
-		return
+// (README, "berth beside the host's firewall"). nftables.ForwardBlockers,
+// the check behind docker info's warnings, says which of them accept
+// nothing of a bridge's traffic out of it or into it; such a chain drops
+// a packet when it accepts neither the way out of its input bridge nor
+// the way into its output one. A packet between two interfaces that are
+// none of berth's bridges is not berth's to explain.
+func (r hostRouter) OtherForwardDrop(iif, oif string, six bool) (firewall.Step, bool) {
+	inBerth, outBerth := isBerthBridge(r.bridges, iif), isBerthBridge(r.bridges, oif)
+	if !inBerth && !outBerth {
+		return firewall.Step{}, false
 	}
-	bridges := d.forwardBridges()
-	if len(bridges) == 0 {
-		return
-	}
-	blockers, err := nftables.ForwardBlockers("", bridges)
-	if err != nil {
-		out.Notes = append(out.Notes, "the host's other forward chains could not be read: "+err.Error())
-		return
-	}
-	for _, b := range blockers {
-		outLeg := out.Iif == "" || legDropped(b, out.Iif, "out")
-		inLeg := out.Oif == "" || legDropped(b, out.Oif, "in")
-		if !isBerthBridge(bridges, out.Iif) {
-			outLeg = true
-		}
-		if !isBerthBridge(bridges, out.Oif) {
-			inLeg = true
-		}
-		if !outLeg || !inLeg {
+	for _, b := range r.blockers {
+		if b.Family == "ip" && six || b.Family == "ip6" && !six {
 			continue
 		}
-		step := firewall.Step{Hook: "forward", Chain: b.String(),
-			Effect: fmt.Sprintf("drop: no rule of it accepts this traffic (%s)", strings.Join(b.Dropped, ", "))}
-		out.Steps = append(out.Steps, step)
-		out.Outcome, out.Decision = firewall.Dropped, &step
-		out.Notes = append(out.Notes, "berth's table lets it through, but a drop in another table is final: docker info says what to add there")
-		return
+		var legs []string
+		if inBerth {
+			if !legDropped(b, iif, "out") {
+				continue
+			}
+			legs = append(legs, "out of "+iif)
+		}
+		if outBerth {
+			if !legDropped(b, oif, "in") {
+				continue
+			}
+			legs = append(legs, "into "+oif)
+		}
+		return firewall.Step{Hook: "forward", Chain: b.String(),
+			Effect: "drop: none of its rules accepts traffic " + strings.Join(legs, " or ") + " (docker info says what to add there)"}, true
 	}
+	return firewall.Step{}, false
 }
 
 // legDropped reports whether b drops br's traffic in direction dir

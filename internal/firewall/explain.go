@@ -17,8 +17,9 @@ import (
 // verdict-map miss goes on with the next rule, a jump returns at the end
 // of its chain, an accept ends the chain's hook, a drop or a reject ends
 // the packet, a NAT statement ends its chain with an accept. The routing
-// decisions between the hooks come from a Router, the kernel's routing
-// table in the daemon, or a fake in tests. Everything here is pure: the
+// decisions between the hooks, and what the host's other tables do to a
+// forwarded packet, come from a Host: the kernel in the daemon, a fake
+// in tests. Everything here is pure: the
 // evaluation is checked against the kernel's own by the end-to-end test
 // that sends each packet it explains.
 
@@ -62,8 +63,8 @@ type Route struct {
 	Local bool
 }
 
-// Router is what Explain asks of the kernel.
-type Router interface {
+// Host is what Explain asks of the kernel.
+type Host interface {
 	// Route is the route to dst, for a packet from src.
 	Route(src, dst netip.Addr) (Route, error)
 	// BridgeNetfilter reports whether packets bridged between two ports
@@ -73,6 +74,11 @@ type Router interface {
 	// Forwarding reports whether the host routes packets between its
 	// interfaces (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding).
 	Forwarding(ipv6 bool) bool
+	// OtherForwardDrop says whether another table's forward chain drops
+	// a packet routed or bridged from iif to oif, and with what step
+	// (its chain, and why). A drop anywhere is final, whatever berth's
+	// table accepts.
+	OtherForwardDrop(iif, oif string, ipv6 bool) (Step, bool)
 }
 
 // Outcome is what becomes of the packet.
@@ -123,7 +129,7 @@ type Explanation struct {
 }
 
 // Explain walks p through rs.
-func Explain(rs *Ruleset, p Packet, r Router) (Explanation, error) {
+func Explain(rs *Ruleset, p Packet, r Host) (Explanation, error) {
 	if p.Proto == ProtoICMP && p.is6() {
 		p.Proto = ProtoICMPv6
 	}
@@ -144,7 +150,7 @@ func Explain(rs *Ruleset, p Packet, r Router) (Explanation, error) {
 type walker struct {
 	rs     *Ruleset
 	p      Packet // rewritten by DNAT
-	r      Router
+	r      Host
 	maps   map[string]*Map
 	chains map[string]*Chain
 	ex     Explanation
@@ -221,6 +227,10 @@ func (w *walker) walk() error {
 	w.ex.Forwarded = true
 	w.ex.Bridged = bridged
 	if w.hook(HookForward, "") == ended {
+		return nil
+	}
+	if s, drop := w.r.OtherForwardDrop(p.Iif, rt.Oif, p.is6()); drop {
+		w.end(Dropped, s)
 		return nil
 	}
 	if bridged {
@@ -374,8 +384,7 @@ func (w *walker) rule(h Hook, c *Chain, r Rule, depth int) (end chainEnd, acted 
 				w.act(step("return"))
 				return fellThrough, true
 			case Jump:
-				w.act(step(join("jump "+s.Chain, notes)))
-				if e := w.jump(h, s.Chain, depth); e != fellThrough {
+				if e := w.jumpFrom(step(join("jump "+s.Chain, notes)), h, s.Chain, depth); e != fellThrough {
 					return e, true
 				}
 				return fellThrough, false // back from the jump: the next rule
@@ -401,8 +410,7 @@ func (w *walker) rule(h Hook, c *Chain, r Rule, depth int) (end chainEnd, acted 
 			if !ok {
 				return fellThrough, false
 			}
-			w.act(step(join("jump "+target, notes)))
-			if e := w.jump(h, target, depth); e != fellThrough {
+			if e := w.jumpFrom(step(join("jump "+target, notes)), h, target, depth); e != fellThrough {
 				return e, true
 			}
 			return fellThrough, false
@@ -420,12 +428,21 @@ func (w *walker) rule(h Hook, c *Chain, r Rule, depth int) (end chainEnd, acted 
 
 func (w *walker) act(s Step) { w.ex.Steps = append(w.ex.Steps, s) }
 
-func (w *walker) jump(h Hook, name string, depth int) chainEnd {
+// jumpFrom records the jumping step s and runs chain name; a chain in
+// which no rule acted says so on that step, and the packet goes on after
+// the jump.
+func (w *walker) jumpFrom(s Step, h Hook, name string, depth int) chainEnd {
+	w.act(s)
+	at := len(w.ex.Steps) - 1
 	c, ok := w.chains[name]
 	if !ok {
 		return fellThrough // nft refuses a jump to a missing chain; a ruleset from Build has none
 	}
-	return w.rules(h, c, depth+1)
+	e := w.rules(h, c, depth+1)
+	if e == fellThrough && len(w.ex.Steps) == at+1 {
+		w.ex.Steps[at].Effect += ": no rule there matched, back"
+	}
+	return e
 }
 
 func join(s string, notes []string) string {

@@ -14,6 +14,8 @@ type fakeRouter struct {
 	local     []netip.Addr
 	brnf      bool
 	noForward bool
+	// dropsOut: another table's forward chain drops what leaves this bridge.
+	dropsOut string
 }
 
 func (r *fakeRouter) Route(_, dst netip.Addr) (Route, error) {
@@ -38,6 +40,13 @@ func (r *fakeRouter) Route(_, dst netip.Addr) (Route, error) {
 
 func (r *fakeRouter) BridgeNetfilter(bool) bool { return r.brnf }
 func (r *fakeRouter) Forwarding(bool) bool      { return !r.noForward }
+
+func (r *fakeRouter) OtherForwardDrop(iif, _ string, _ bool) (Step, bool) {
+	if r.dropsOut != "" && iif == r.dropsOut {
+		return Step{Hook: "forward", Chain: "table ip filter, chain FORWARD (policy drop)", Effect: "drop"}, true
+	}
+	return Step{}, false
+}
 
 func explainWorld(t *testing.T) (*Ruleset, *fakeRouter) {
 	t.Helper()
@@ -154,6 +163,8 @@ func TestExplain(t *testing.T) {
 			outcome: Delivered, chain: "fwd_out__br-r", why: "OUTGOING", oif: "eth0"},
 		{name: "forwarding off", p: tcp("172.17.0.2", "berth0", "198.51.100.7", 443), set: func(r *fakeRouter) { r.noForward = true },
 			outcome: Dropped, why: "forwarding is off", oif: "eth0"},
+		{name: "another table drops it", p: tcp("172.17.0.2", "berth0", "198.51.100.7", 443), set: func(r *fakeRouter) { r.dropsOut = "berth0" },
+			outcome: Dropped, chain: "table ip filter, chain FORWARD (policy drop)", why: "drop", oif: "eth0"},
 		{name: "no route", p: tcp("172.17.0.2", "berth0", "203.0.113.99", 443),
 			outcome: NoRoute, why: "unreachable"},
 		{name: "IPv6 published port", p: tcp("2001:db8::7", "eth0", "2001:db8::10", 8080),
@@ -230,5 +241,23 @@ func TestExplainFollowsTheRules(t *testing.T) {
 	}
 	if ex.Outcome != Dropped || !strings.Contains(ex.Decision.Rule, "INBOUND DROP") {
 		t.Fatalf("got %s by %+v", ex.Outcome, ex.Decision)
+	}
+}
+
+// TestExplainSaysWhenAJumpFindsNothing: a verdict map's jump into a chain
+// where no rule acts is marked so, and the packet goes on after it.
+func TestExplainSaysWhenAJumpFindsNothing(t *testing.T) {
+	rs, r := explainWorld(t)
+	// To the gateway: raw_prerouting jumps to direct__berth0, which spares it.
+	p := Packet{Proto: ProtoTCP, Src: mustAddr("198.51.100.7"), Dst: mustAddr("172.17.0.1"), Dport: 22, Iif: "eth0"}
+	ex, err := Explain(rs, p, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ex.Steps) == 0 || ex.Steps[0].Effect != "jump direct__berth0: no rule there matched, back" {
+		t.Fatalf("steps %+v", ex.Steps)
+	}
+	if ex.Outcome != Delivered {
+		t.Errorf("outcome %s", ex.Outcome)
 	}
 }
