@@ -16,9 +16,7 @@ import (
 	"github.com/berth-net/berth/internal/network"
 )
 
-const explainLong = `Say what berth's firewall does to a new connection, and which rule decides it.
-
-FROM and TO are each a container (name or ID), "host" (the host itself) or
+const explainLong = `FROM and TO are each a container (name or ID), "host" (the host itself) or
 an address; TO takes a port as NAME:PORT, ADDRESS:PORT or [IPV6]:PORT.
 With a port the packet is tcp (or --proto udp), without one an ICMP echo.
 A packet from an address arrives on the interface the host's route to it

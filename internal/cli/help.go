@@ -6,6 +6,10 @@ package cli
 const usageTemplate = `Usage:  {{if and .HasParent .HasAvailableSubCommands}}{{.CommandPath}} COMMAND{{else}}{{.UseLine}}{{end}}
 
 {{.Short}}
+{{- if .Long}}
+
+{{.Long}}
+{{- end}}
 {{- if gt (len .Aliases) 0}}
 
 Aliases:
