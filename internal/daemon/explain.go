@@ -88,16 +88,13 @@ func (d *Daemon) Explain(ctx context.Context, req network.ExplainRequest) (netwo
 	if err != nil {
 		return network.Explanation{}, err
 	}
-	hr := hostRouter{h: host, bridges: d.forwardBridges()}
-	if len(hr.bridges) > 0 {
-		hr.blockers, hr.blockersErr = nftables.ForwardBlockers("", hr.bridges)
-	}
+	hr := &hostRouter{h: host}
 	ex, err := firewall.Explain(rs, p, hr)
 	if err != nil {
 		return network.Explanation{}, err
 	}
-	if hr.blockersErr != nil && ex.Forwarded {
-		ex.Notes = append(ex.Notes, "the host's other forward chains could not be read: "+hr.blockersErr.Error())
+	if hr.otherErr != nil {
+		ex.Notes = append(ex.Notes, "the host's other forward chains could not be read: "+hr.otherErr.Error())
 	}
 	out.Explanation = ex
 	return out, nil
@@ -347,16 +344,13 @@ func routeGet(h *netlink.Handle, dst netip.Addr) (route, error) {
 }
 
 // hostRouter is firewall.Host for the daemon's namespace, the host:
-// its routes, sysctls, and the forward chains of its other tables that
-// drop what berth forwards (those docker info warns of).
+// its routes, sysctls, and its other tables' forward chains.
 type hostRouter struct {
-	h           *netlink.Handle
-	bridges     []nftables.ForwardBridge
-	blockers    []nftables.ForwardBlocker
-	blockersErr error
+	h        *netlink.Handle
+	otherErr error
 }
 
-func (r hostRouter) Route(_, dst netip.Addr) (firewall.Route, error) {
+func (r *hostRouter) Route(_, dst netip.Addr) (firewall.Route, error) {
 	rt, err := routeGet(r.h, dst)
 	if err != nil {
 		return firewall.Route{}, err
@@ -364,14 +358,14 @@ func (r hostRouter) Route(_, dst netip.Addr) (firewall.Route, error) {
 	return firewall.Route{Oif: rt.oif, Local: rt.local}, nil
 }
 
-func (hostRouter) BridgeNetfilter(six bool) bool {
+func (*hostRouter) BridgeNetfilter(six bool) bool {
 	if six {
 		return sysctlOn("/proc/sys/net/bridge/bridge-nf-call-ip6tables")
 	}
 	return sysctlOn("/proc/sys/net/bridge/bridge-nf-call-iptables")
 }
 
-func (hostRouter) Forwarding(six bool) bool {
+func (*hostRouter) Forwarding(six bool) bool {
 	if six {
 		return sysctlOn("/proc/sys/net/ipv6/conf/all/forwarding")
 	}
@@ -383,63 +377,36 @@ func sysctlOn(path string) bool {
 	return err == nil && strings.TrimSpace(string(b)) == "1"
 }
 
-// OtherForwardDrop: a packet berth's table forwards still goes through
-// the forward chains of the host's other tables, where a drop is final
-// (README, "berth beside the host's firewall"). nftables.ForwardBlockers,
-// the check behind docker info's warnings, says which of them accept
-// nothing of a bridge's traffic out of it or into it; such a chain drops
-// a packet when it accepts neither the way out of its input bridge nor
-// the way into its output one. A packet between two interfaces that are
-// none of berth's bridges is not berth's to explain.
-func (r hostRouter) OtherForwardDrop(iif, oif string, six bool) (firewall.Step, bool) {
-	inBerth, outBerth := isBerthBridge(r.bridges, iif), isBerthBridge(r.bridges, oif)
-	if !inBerth && !outBerth {
-		return firewall.Step{}, false
-	}
-	for _, b := range r.blockers {
-		if b.Family == "ip" && six || b.Family == "ip6" && !six {
-			continue
+// OtherForward: a packet berth's table forwards still goes through the
+// forward chains of the host's other tables, where a drop is final
+// (README, "berth beside the host's firewall"). nftables.OtherForward
+// evaluates their rules for this packet.
+//
+// The answer crosses the forward hook too, the other way and with ct
+// state established: berth's own table accepts it, a host firewall
+// without an "established, related" accept drops it, and the connection
+// fails although its first packet went through. So the first packet of
+// the reply is evaluated after the connection's.
+func (r *hostRouter) OtherForward(p firewall.Packet, oif string, dnat bool) (firewall.Step, firewall.Outcome) {
+	first := nftables.ForwardPacket{Iif: p.Iif, Oif: oif, Src: p.Src, Dst: p.Dst, Proto: uint8(p.Proto), Dport: p.Dport, DNAT: dnat}
+	for _, fp := range []nftables.ForwardPacket{first, nftables.ReplyTo(first)} {
+		dropped, undecided, err := nftables.OtherForward("", fp)
+		what := ""
+		if fp.Reply {
+			what = " of the reply (ct state established, from " + fp.Iif + " to " + fp.Oif + ")"
 		}
-		var legs []string
-		if inBerth {
-			if !legDropped(b, iif, "out") {
-				continue
-			}
-			legs = append(legs, "out of "+iif)
-		}
-		if outBerth {
-			if !legDropped(b, oif, "in") {
-				continue
-			}
-			legs = append(legs, "into "+oif)
-		}
-		return firewall.Step{Hook: "forward", Chain: b.String(),
-			Effect: "drop: none of its rules accepts traffic " + strings.Join(legs, " or ") + " (docker info says what to add there)"}, true
-	}
-	return firewall.Step{}, false
-}
-
-// legDropped reports whether b drops br's traffic in direction dir
-// ("out" of the bridge, or "in" to it).
-func legDropped(b nftables.ForwardBlocker, br, dir string) bool {
-	for i, name := range b.Bridges {
-		if name == br && i < len(b.Dropped) {
-			legs := b.Dropped[i][strings.Index(b.Dropped[i], "(")+1:]
-			for _, l := range strings.Split(strings.TrimSuffix(legs, ")"), ",") {
-				if strings.TrimSpace(l) == dir {
-					return true
-				}
-			}
+		switch {
+		case err != nil:
+			r.otherErr = err
+			return firewall.Step{}, ""
+		case dropped != nil:
+			return firewall.Step{Hook: "forward", Chain: dropped.String(), Rule: dropped.Rule,
+				Effect: "drop" + what + " (another table's: docker info says what to add there)"}, firewall.Dropped
+		case len(undecided) > 0:
+			u := undecided[0]
+			return firewall.Step{Hook: "forward", Chain: u.String(), Rule: u.Rule,
+				Effect: "undecided" + what + ": this rule matches on what explain does not read (a mark, a source port, an interval set, an xtables match); see nft -a list chain " + u.Family + " " + u.Table + " " + u.Chain}, firewall.Undecided
 		}
 	}
-	return false
-}
-
-func isBerthBridge(bridges []nftables.ForwardBridge, name string) bool {
-	for _, b := range bridges {
-		if b.Name == name {
-			return true
-		}
-	}
-	return false
+	return firewall.Step{}, ""
 }

@@ -74,11 +74,13 @@ type Host interface {
 	// Forwarding reports whether the host routes packets between its
 	// interfaces (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding).
 	Forwarding(ipv6 bool) bool
-	// OtherForwardDrop says whether another table's forward chain drops
-	// a packet routed or bridged from iif to oif, and with what step
-	// (its chain, and why). A drop anywhere is final, whatever berth's
-	// table accepts.
-	OtherForwardDrop(iif, oif string, ipv6 bool) (Step, bool)
+	// OtherForward says what the host's other tables' forward chains do
+	// to p (after any DNAT, dnat saying whether there was one) on its way
+	// out of oif: "" when they let it through, Dropped, or Undecided
+	// when a rule's match reads what the packet does not say; the step
+	// names the chain and the rule. A drop anywhere is final, whatever
+	// berth's table accepts.
+	OtherForward(p Packet, oif string, dnat bool) (Step, Outcome)
 }
 
 // Outcome is what becomes of the packet.
@@ -90,6 +92,9 @@ const (
 	Dropped   Outcome = "dropped"
 	Rejected  Outcome = "rejected" // dropped with an ICMP error to the sender
 	NoRoute   Outcome = "no route"
+	// Undecided: another table's rule matches on what explain does not
+	// read (a mark, a source port, an interval set, an xtables match).
+	Undecided Outcome = "undecided"
 )
 
 // Step is one rule that acted on the packet, or a decision between two
@@ -229,8 +234,8 @@ func (w *walker) walk() error {
 	if w.hook(HookForward, "") == ended {
 		return nil
 	}
-	if s, drop := w.r.OtherForwardDrop(p.Iif, rt.Oif, p.is6()); drop {
-		w.end(Dropped, s)
+	if s, o := w.r.OtherForward(w.p, rt.Oif, w.dnat); o != "" {
+		w.end(o, s)
 		return nil
 	}
 	if bridged {

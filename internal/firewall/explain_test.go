@@ -41,11 +41,11 @@ func (r *fakeRouter) Route(_, dst netip.Addr) (Route, error) {
 func (r *fakeRouter) BridgeNetfilter(bool) bool { return r.brnf }
 func (r *fakeRouter) Forwarding(bool) bool      { return !r.noForward }
 
-func (r *fakeRouter) OtherForwardDrop(iif, _ string, _ bool) (Step, bool) {
-	if r.dropsOut != "" && iif == r.dropsOut {
-		return Step{Hook: "forward", Chain: "table ip filter, chain FORWARD (policy drop)", Effect: "drop"}, true
+func (r *fakeRouter) OtherForward(p Packet, _ string, _ bool) (Step, Outcome) {
+	if r.dropsOut != "" && p.Iif == r.dropsOut {
+		return Step{Hook: "forward", Chain: "table ip filter, chain FORWARD", Rule: "policy drop", Effect: "drop"}, Dropped
 	}
-	return Step{}, false
+	return Step{}, ""
 }
 
 func explainWorld(t *testing.T) (*Ruleset, *fakeRouter) {
@@ -164,7 +164,7 @@ func TestExplain(t *testing.T) {
 		{name: "forwarding off", p: tcp("172.17.0.2", "berth0", "198.51.100.7", 443), set: func(r *fakeRouter) { r.noForward = true },
 			outcome: Dropped, why: "forwarding is off", oif: "eth0"},
 		{name: "another table drops it", p: tcp("172.17.0.2", "berth0", "198.51.100.7", 443), set: func(r *fakeRouter) { r.dropsOut = "berth0" },
-			outcome: Dropped, chain: "table ip filter, chain FORWARD (policy drop)", why: "drop", oif: "eth0"},
+			outcome: Dropped, chain: "table ip filter, chain FORWARD", why: "policy drop", oif: "eth0"},
 		{name: "no route", p: tcp("172.17.0.2", "berth0", "203.0.113.99", 443),
 			outcome: NoRoute, why: "unreachable"},
 		{name: "IPv6 published port", p: tcp("2001:db8::7", "eth0", "2001:db8::10", 8080),

@@ -1,0 +1,542 @@
+package nftables
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	nftlib "github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// This file answers, for one packet, what the host's other tables'
+// forward chains do to it (berth explain). ForwardBlockers, beside it,
+// asks a coarser question for docker info's warnings: whether a chain
+// accepts any of a bridge's traffic. Here both interfaces, the
+// addresses, the protocol and port after DNAT and the conntrack state
+// are known, so each rule's matches are evaluated as the kernel would,
+// three-valued: a match on something the packet does not say (a mark,
+// a source port, an interval set, an xtables match) may or may not hold,
+// and a verdict behind such a match leaves the answer undecided rather
+// than guessed.
+
+// ForwardPacket is the first packet of a new connection on the forward
+// hook, after any DNAT.
+type ForwardPacket struct {
+	Iif, Oif string
+	Src, Dst netip.Addr
+	Proto    uint8 // IP protocol number
+	// Sport and Dport are the ports, 0 when unknown (a client's source
+	// port).
+	Sport, Dport uint16
+	DNAT         bool // a published port's traffic (ct status dnat)
+	// Reply: a packet of the answer (ct state established, direction
+	// reply), which crosses the forward hook too.
+	Reply bool
+}
+
+// ReplyTo is the first packet of the answer to p: the other way, from
+// the port p was sent to.
+func ReplyTo(p ForwardPacket) ForwardPacket {
+	return ForwardPacket{Iif: p.Oif, Oif: p.Iif, Src: p.Dst, Dst: p.Src, Proto: p.Proto, Sport: p.Dport, Dport: p.Sport, DNAT: p.DNAT, Reply: true}
+}
+
+// ForwardDecision is what one other table's forward base chain does to
+// a packet that it drops or may drop.
+type ForwardDecision struct {
+	Family, Table, Chain string
+	// Dropped: it surely drops it; else it may (Undecided).
+	Dropped bool
+	// Rule is the deciding rule ("rule handle 7", with its comment),
+	// "policy drop"; for an undecided chain, the rule whose match
+	// cannot be read.
+	Rule string
+}
+
+func (d ForwardDecision) String() string {
+	return fmt.Sprintf("table %s %s, chain %s", d.Family, d.Table, d.Chain)
+}
+
+// OtherForward evaluates pkt in every forward base chain of the tables
+// other than berth's (inet berth and berth-cni's) in the namespace at
+// netnsPath ("" is the caller's), in priority order. It returns the
+// first chain that surely drops it, else the chains that may.
+func OtherForward(netnsPath string, pkt ForwardPacket) (dropped *ForwardDecision, undecided []ForwardDecision, err error) {
+	conn, done, err := dial(netnsPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer done()
+	chains, err := conn.ListChains()
+	if err != nil {
+		return nil, nil, fmt.Errorf("list nftables chains: %w", err)
+	}
+	six := pkt.Dst.Is6() && !pkt.Dst.Is4In6()
+	var bases []*nftlib.Chain
+	for _, ch := range chains {
+		family := familyName(ch.Table.Family)
+		if family == "" || family == "ip" && six || family == "ip6" && !six ||
+			ch.Table.Name == "berth" || strings.HasPrefix(ch.Table.Name, "berth-cni") ||
+			ch.Hooknum == nil || *ch.Hooknum != *nftlib.ChainHookForward {
+			continue
+		}
+		bases = append(bases, ch)
+	}
+	prio := func(c *nftlib.Chain) int32 {
+		if c.Priority == nil {
+			return 0
+		}
+		return int32(*c.Priority)
+	}
+	slices.SortStableFunc(bases, func(a, b *nftlib.Chain) int { return cmp.Compare(prio(a), prio(b)) })
+	for _, ch := range bases {
+		ev := &packetEval{conn: conn, table: ch.Table, pkt: pkt, six: six, rules: map[string][]*nftlib.Rule{}, sets: map[string]*evalSet{}}
+		res, rule := ev.base(ch)
+		d := ForwardDecision{Family: familyName(ch.Table.Family), Table: ch.Table.Name, Chain: ch.Name, Rule: rule}
+		switch res {
+		case evDrop:
+			d.Dropped = true
+			return &d, undecided, nil
+		case evUndecided:
+			undecided = append(undecided, d)
+		}
+	}
+	return nil, undecided, nil
+}
+
+// tri is a match's value: no, maybe (it reads what the packet does not
+// say), yes.
+type tri int
+
+const (
+	no tri = iota
+	maybe
+	yes
+)
+
+// evResult is what a chain does to the packet.
+type evResult int
+
+const (
+	evThrough evResult = iota // no rule decided: back to the caller
+	evAccept
+	evDrop
+	evUndecided
+)
+
+type evalSet struct {
+	interval bool
+	elems    []nftlib.SetElement
+}
+
+// packetEval walks one base chain and the chains it jumps to.
+type packetEval struct {
+	conn  *nftlib.Conn
+	table *nftlib.Table
+	pkt   ForwardPacket
+	six   bool
+	rules map[string][]*nftlib.Rule
+	sets  map[string]*evalSet
+	// mayAccept and mayDrop are the first rules met that might have
+	// accepted or dropped the packet, had their unreadable matches held.
+	mayAccept, mayDrop string
+}
+
+func (ev *packetEval) chainRules(name string) []*nftlib.Rule {
+	if r, ok := ev.rules[name]; ok {
+		return r
+	}
+	r, _ := ev.conn.GetRules(ev.table, &nftlib.Chain{Name: name, Table: ev.table})
+	ev.rules[name] = r
+	return r
+}
+
+func (ev *packetEval) set(name string) *evalSet {
+	if s, ok := ev.sets[name]; ok {
+		return s
+	}
+	s := &evalSet{}
+	if set, err := ev.conn.GetSetByName(ev.table, name); err == nil {
+		s.interval = set.Interval
+		s.elems, _ = ev.conn.GetSetElements(set)
+	}
+	ev.sets[name] = s
+	return s
+}
+
+// base evaluates a base chain: its rules, then its policy. It returns
+// the result and the rule that decided it (or could have).
+func (ev *packetEval) base(ch *nftlib.Chain) (evResult, string) {
+	res, rule := ev.walk(ch.Name, 0)
+	if res == evThrough {
+		res, rule = evAccept, "policy accept"
+		if ch.Policy != nil && *ch.Policy == nftlib.ChainPolicyDrop {
+			res, rule = evDrop, "policy drop"
+		}
+	}
+	switch {
+	case res == evAccept && ev.mayDrop != "":
+		return evUndecided, ev.mayDrop
+	case res == evDrop && ev.mayAccept != "":
+		return evUndecided, ev.mayAccept
+	}
+	return res, rule
+}
+
+// walk evaluates a chain's rules in order.
+func (ev *packetEval) walk(chain string, depth int) (evResult, string) {
+	if depth > 16 {
+		return evUndecided, "jumps nested too deep"
+	}
+	for _, r := range ev.chainRules(chain) {
+		if res, rule, done := ev.rule(r, depth); done {
+			return res, rule
+		}
+	}
+	return evThrough, ""
+}
+
+// rule evaluates one rule; done reports that it ended the chain.
+func (ev *packetEval) rule(r *nftlib.Rule, depth int) (res evResult, rule string, done bool) {
+	name := describeRule(r)
+	m := yes
+	var regs registers
+	verdict := func(kind expr.VerdictKind, target string) (evResult, string, bool) {
+		switch kind {
+		case expr.VerdictAccept:
+			if m == maybe {
+				ev.noteMay(&ev.mayAccept, name)
+				return 0, "", false
+			}
+			return evAccept, name, true
+		case expr.VerdictDrop:
+			if m == maybe {
+				ev.noteMay(&ev.mayDrop, name)
+				return 0, "", false
+			}
+			return evDrop, name, true
+		case expr.VerdictJump, expr.VerdictGoto:
+			sub, subRule := ev.walk(target, depth+1)
+			switch {
+			case sub == evThrough && kind == expr.VerdictGoto && m == yes:
+				return evThrough, "", true // back to the caller of this chain
+			case sub == evThrough:
+				return 0, "", false
+			case m == maybe && sub == evAccept:
+				ev.noteMay(&ev.mayAccept, subRule)
+				return 0, "", false
+			case m == maybe && sub == evDrop:
+				ev.noteMay(&ev.mayDrop, subRule)
+				return 0, "", false
+			}
+			return sub, subRule, true
+		case expr.VerdictReturn:
+			if m == yes {
+				return evThrough, "", true
+			}
+			return 0, "", false
+		case expr.VerdictContinue:
+			return 0, "", false
+		}
+		return evUndecided, name, true // queue, stolen…: not a firewall's verdict
+	}
+	for _, e := range r.Exprs {
+		if m == no {
+			return 0, "", false
+		}
+		switch e := e.(type) {
+		case *expr.Meta:
+			if !e.SourceRegister {
+				regs.load(e.Register, ev.meta(e.Key))
+			}
+		case *expr.Payload:
+			if e.OperationType == expr.PayloadLoad {
+				regs.load(e.DestRegister, ev.payload(e.Base, e.Offset, e.Len))
+			}
+		case *expr.Ct:
+			if !e.SourceRegister {
+				regs.load(e.Register, ev.ct(e.Key))
+			}
+		case *expr.Immediate:
+			regs.load(e.Register, e.Data)
+		case *expr.Bitwise:
+			src, known := regs.read(e.SourceRegister, int(e.Len))
+			if !known || len(e.Mask) < int(e.Len) || len(e.Xor) < int(e.Len) {
+				regs.unknown(e.DestRegister, int(e.Len))
+				break
+			}
+			out := make([]byte, e.Len)
+			for i := range out {
+				out[i] = src[i]&e.Mask[i] ^ e.Xor[i]
+			}
+			regs.load(e.DestRegister, out)
+		case *expr.Cmp:
+			m = min(m, compare(regs, e.Register, e.Op, e.Data))
+		case *expr.Range:
+			lo, hi := compare(regs, e.Register, expr.CmpOpGte, e.FromData), compare(regs, e.Register, expr.CmpOpLte, e.ToData)
+			in := min(lo, hi)
+			if e.Op == expr.CmpOpNeq {
+				in = yes - in
+			}
+			m = min(m, in)
+		case *expr.Lookup:
+			s := ev.set(e.SetName)
+			found, el := ev.lookup(regs, e.SourceRegister, s)
+			if !e.IsDestRegSet {
+				if e.Invert && found != maybe {
+					found = yes - found
+				}
+				m = min(m, found)
+				break
+			}
+			switch found {
+			case no:
+				return 0, "", false
+			case maybe:
+				ev.noteMay(&ev.mayAccept, name)
+				ev.noteMay(&ev.mayDrop, name)
+				return 0, "", false
+			}
+			code, target, _ := elementVerdict(el)
+			kinds := map[int32]expr.VerdictKind{1: expr.VerdictAccept, 0: expr.VerdictDrop, unix.NFT_JUMP: expr.VerdictJump, unix.NFT_GOTO: expr.VerdictGoto, unix.NFT_RETURN: expr.VerdictReturn}
+			kind, ok := kinds[code]
+			if !ok {
+				return evUndecided, name, true
+			}
+			return verdict(kind, target)
+		case *expr.Verdict:
+			return verdict(e.Kind, e.Chain)
+		case *expr.Reject:
+			return verdict(expr.VerdictDrop, "")
+		case *expr.Target:
+			if e.Name == "REJECT" {
+				return verdict(expr.VerdictDrop, "")
+			}
+			m = min(m, maybe)
+		case *expr.Match:
+			if e.Name != "comment" {
+				m = min(m, maybe)
+			}
+		case *expr.Counter, *expr.Log, *expr.Objref, *expr.Dynset:
+		default:
+			m = min(m, maybe) // limit, quota, fib, socket, a mark set…: not read
+		}
+	}
+	return 0, "", false
+}
+
+func (ev *packetEval) noteMay(first *string, rule string) {
+	if *first == "" {
+		*first = rule
+	}
+}
+
+// meta is the value of a meta key for the packet; nil when unknown.
+func (ev *packetEval) meta(k expr.MetaKey) []byte {
+	switch k {
+	case expr.MetaKeyIIFNAME:
+		return ifname(ev.pkt.Iif)
+	case expr.MetaKeyOIFNAME:
+		return ifname(ev.pkt.Oif)
+	case expr.MetaKeyNFPROTO:
+		if ev.six {
+			return []byte{unix.NFPROTO_IPV6}
+		}
+		return []byte{unix.NFPROTO_IPV4}
+	case expr.MetaKeyL4PROTO:
+		return []byte{ev.pkt.Proto}
+	case expr.MetaKeyPROTOCOL:
+		if ev.six {
+			return []byte{0x86, 0xdd}
+		}
+		return []byte{0x08, 0x00}
+	}
+	return nil
+}
+
+// payload is a header field of the packet; nil when unknown.
+func (ev *packetEval) payload(base expr.PayloadBase, off, n uint32) []byte {
+	p := ev.pkt
+	var field []byte
+	switch base {
+	case expr.PayloadBaseNetworkHeader:
+		switch {
+		case !ev.six && off == 9 && n == 1, ev.six && off == 6 && n == 1:
+			field = []byte{p.Proto}
+		case !ev.six && off == 12 && n == 4, ev.six && off == 8 && n == 16:
+			field = p.Src.AsSlice()
+		case !ev.six && off == 16 && n == 4, ev.six && off == 24 && n == 16:
+			field = p.Dst.AsSlice()
+		}
+	case expr.PayloadBaseTransportHeader:
+		switch {
+		case (p.Proto == unix.IPPROTO_TCP || p.Proto == unix.IPPROTO_UDP) && off == 0 && n == 2 && p.Sport != 0:
+			field = binary.BigEndian.AppendUint16(nil, p.Sport)
+		case (p.Proto == unix.IPPROTO_TCP || p.Proto == unix.IPPROTO_UDP) && off == 2 && n == 2 && p.Dport != 0:
+			field = binary.BigEndian.AppendUint16(nil, p.Dport)
+		case p.Proto == unix.IPPROTO_TCP && off == 13 && n == 1:
+			field = []byte{0x02} // SYN: the first packet of a connection
+			if p.Reply {
+				field = []byte{0x12} // SYN-ACK
+			}
+		case p.Proto == unix.IPPROTO_ICMP && off == 0 && n == 1:
+			field = []byte{8} // echo request
+			if p.Reply {
+				field = []byte{0}
+			}
+		case p.Proto == unix.IPPROTO_ICMPV6 && off == 0 && n == 1:
+			field = []byte{128}
+			if p.Reply {
+				field = []byte{129}
+			}
+		}
+	}
+	if len(field) != int(n) {
+		return nil
+	}
+	return field
+}
+
+// ctStateEstablished is nft's ct state established bit (1 << (IP_CT_ESTABLISHED + 1)).
+const ctStateEstablished = 1 << 1
+
+// ct is a conntrack key of the packet's connection; nil when unknown.
+func (ev *packetEval) ct(k expr.CtKey) []byte {
+	switch k {
+	case expr.CtKeySTATE:
+		if ev.pkt.Reply {
+			return binary.NativeEndian.AppendUint32(nil, ctStateEstablished)
+		}
+		return binary.NativeEndian.AppendUint32(nil, ctStateNew)
+	case expr.CtKeySTATUS:
+		var status uint32 = 1 << 8 // DST_NAT_DONE: the NAT core's binding, a null one without DNAT
+		if ev.pkt.DNAT {
+			status |= ctStatusDNAT
+		}
+		return binary.NativeEndian.AppendUint32(nil, status)
+	case expr.CtKeyDIRECTION:
+		if ev.pkt.Reply {
+			return []byte{1}
+		}
+		return []byte{0} // original
+	}
+	return nil
+}
+
+// lookup finds the register's key in a set: yes with the element, no,
+// or maybe (the key is not known, or the set holds intervals).
+func (ev *packetEval) lookup(regs registers, reg uint32, s *evalSet) (tri, nftlib.SetElement) {
+	if len(s.elems) == 0 {
+		return no, nftlib.SetElement{}
+	}
+	key, known := regs.read(reg, len(s.elems[0].Key))
+	if !known || s.interval {
+		return maybe, nftlib.SetElement{}
+	}
+	for _, el := range s.elems {
+		if bytes.Equal(el.Key, key) {
+			return yes, el
+		}
+	}
+	return no, nftlib.SetElement{}
+}
+
+// compare evaluates a comparison of the register's bytes with data.
+func compare(regs registers, reg uint32, op expr.CmpOp, data []byte) tri {
+	v, known := regs.read(reg, len(data))
+	if !known {
+		return maybe
+	}
+	c := bytes.Compare(v, data)
+	ok := map[expr.CmpOp]bool{expr.CmpOpEq: c == 0, expr.CmpOpNeq: c != 0, expr.CmpOpLt: c < 0,
+		expr.CmpOpLte: c <= 0, expr.CmpOpGt: c > 0, expr.CmpOpGte: c >= 0}[op]
+	if ok {
+		return yes
+	}
+	return no
+}
+
+// registers is nftables' register file, as 4-byte slots: NFT_REG_1..4
+// are 16 bytes each, NFT_REG32_00..15 4 bytes each, over the same
+// storage. A value loaded takes whole slots, padded with zeros.
+type registers struct {
+	data  [64]byte
+	known [64]bool
+}
+
+func regOffset(reg uint32) int {
+	if reg >= unix.NFT_REG32_00 {
+		return int(reg-unix.NFT_REG32_00) * 4
+	}
+	return int(reg-unix.NFT_REG_1) * 16
+}
+
+// load writes v (nil: unknown, one slot) at reg.
+func (r *registers) load(reg uint32, v []byte) {
+	if reg == unix.NFT_REG_VERDICT {
+		return
+	}
+	off := regOffset(reg)
+	if v == nil {
+		r.unknown(reg, 4)
+		return
+	}
+	n := (len(v) + 3) &^ 3
+	for i := 0; i < n && off+i < len(r.data); i++ {
+		r.data[off+i], r.known[off+i] = 0, true
+		if i < len(v) {
+			r.data[off+i] = v[i]
+		}
+	}
+}
+
+func (r *registers) unknown(reg uint32, n int) {
+	off := regOffset(reg)
+	for i := 0; i < (n+3)&^3 && off+i < len(r.data); i++ {
+		r.known[off+i] = false
+	}
+}
+
+func (r *registers) read(reg uint32, n int) ([]byte, bool) {
+	off := regOffset(reg)
+	if reg == unix.NFT_REG_VERDICT || off+n > len(r.data) {
+		return nil, false
+	}
+	for i := off; i < off+n; i++ {
+		if !r.known[i] {
+			return nil, false
+		}
+	}
+	return r.data[off : off+n], true
+}
+
+// describeRule names a rule for the user: its handle (nft -a list shows
+// it) and its comment.
+func describeRule(r *nftlib.Rule) string {
+	s := fmt.Sprintf("rule handle %d", r.Handle)
+	if c := ruleComment(r.UserData); c != "" {
+		s += fmt.Sprintf(" comment %q", c)
+	}
+	return s
+}
+
+// ruleComment reads the comment from a rule's user data: type-length-
+// value records, the comment's type being 0 (NFTNL_UDATA_RULE_COMMENT).
+func ruleComment(ud []byte) string {
+	for len(ud) >= 2 {
+		typ, n := ud[0], int(ud[1])
+		if 2+n > len(ud) {
+			break
+		}
+		if typ == 0 {
+			return string(bytes.TrimRight(ud[2:2+n], "\x00"))
+		}
+		ud = ud[2+n:]
+	}
+	return ""
+}
