@@ -123,9 +123,12 @@ func explainVerdict(ex network.Explanation) string {
 	var b strings.Builder
 	b.WriteString(strings.ToUpper(string(ex.Outcome)))
 	switch {
-	case ex.Outcome == firewall.Delivered && ex.Oif != "":
+	case ex.Outcome != firewall.Delivered:
+	case ex.Decision != nil && ex.Decision.Hook == "container":
+		b.WriteString(" inside the container")
+	case ex.Oif != "":
 		fmt.Fprintf(&b, " out of %s", ex.Oif)
-	case ex.Outcome == firewall.Delivered:
+	default:
 		b.WriteString(" to the host itself")
 	}
 	if ex.DNAT.IsValid() {
@@ -136,10 +139,12 @@ func explainVerdict(ex network.Explanation) string {
 	}
 	if d := ex.Decision; d != nil {
 		switch {
+		case d.Hook == "container":
+			fmt.Fprintf(&b, ": %s", d.Effect)
 		case d.Chain == "":
 			fmt.Fprintf(&b, ": %s (no rule of berth's decides it)", d.Effect)
 		case strings.HasPrefix(d.Chain, "table "):
-			fmt.Fprintf(&b, ": %s: %s", d.Chain, d.Effect)
+			fmt.Fprintf(&b, ": %s, %s: %s", d.Chain, d.Rule, d.Effect)
 		default:
 			fmt.Fprintf(&b, ": table %s %s, chain %s: %s", firewall.TableFamily, firewall.TableName, d.Chain, d.Rule)
 		}

@@ -44,7 +44,8 @@ func TestSplitExplainTarget(t *testing.T) {
 func TestExplainVerdict(t *testing.T) {
 	drop := firewall.Step{Hook: "prerouting", Chain: "direct__berth0", Rule: `counter drop comment "DIRECT ACCESS DROP"`, Effect: "drop"}
 	route := firewall.Step{Hook: "routing", Effect: "for the host itself"}
-	other := firewall.Step{Hook: "forward", Chain: "table ip filter, chain FORWARD (policy drop)", Effect: "drop: none of its rules accepts traffic out of berth0"}
+	other := firewall.Step{Hook: "forward", Chain: "table ip filter, chain FORWARD", Rule: "policy drop", Effect: "drop (docker info says what to add there)"}
+	inside := firewall.Step{Hook: "container", Effect: "for the container itself: it never leaves the container's namespace"}
 	accept := firewall.Step{Hook: "forward", Chain: "fwd_in__berth0", Rule: `ct status dnat accept comment "PUBLISHED PORTS"`, Effect: "accept"}
 	for _, tc := range []struct {
 		ex   firewall.Explanation
@@ -55,7 +56,9 @@ func TestExplainVerdict(t *testing.T) {
 		{firewall.Explanation{Outcome: firewall.Delivered, Decision: &route},
 			"DELIVERED to the host itself: for the host itself (no rule of berth's decides it)"},
 		{firewall.Explanation{Outcome: firewall.Dropped, Decision: &other},
-			"DROPPED: table ip filter, chain FORWARD (policy drop): drop: none of its rules accepts traffic out of berth0"},
+			"DROPPED: table ip filter, chain FORWARD, policy drop: drop (docker info says what to add there)"},
+		{firewall.Explanation{Outcome: firewall.Delivered, Decision: &inside},
+			"DELIVERED inside the container: for the container itself: it never leaves the container's namespace"},
 		{firewall.Explanation{Outcome: firewall.Delivered, Decision: &accept, Oif: "berth0", DNAT: netip.MustParseAddrPort("172.17.0.2:80"), Masquerade: true},
 			`DELIVERED out of berth0, to 172.17.0.2:80 (a published port), its source masqueraded: table inet berth, chain fwd_in__berth0: ct status dnat accept comment "PUBLISHED PORTS"`},
 		{firewall.Explanation{Outcome: firewall.NoRoute}, "NO ROUTE"},

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -44,6 +45,22 @@ func (d *Daemon) Explain(ctx context.Context, req network.ExplainRequest) (netwo
 		return network.Explanation{}, err
 	}
 	six := req.IPv6 || from.addr.Is6() || to.addr.Is6()
+	if !six && !from.addr.IsValid() && !to.addr.IsValid() && (from.only6() || to.only6()) {
+		six = true // an IPv6-only network's containers
+	}
+	for _, a := range []netip.Addr{from.addr, to.addr} {
+		if a.IsValid() && a.Is6() != six {
+			return network.Explanation{}, errdefs.Invalid("%s is an %s address, and the packet is %s: give two ends of one family (-6 takes the containers' IPv6 addresses)", a, family(a.Is6()), family(six))
+		}
+	}
+	if req.In != "" {
+		if !from.addr.IsValid() {
+			return network.Explanation{}, errdefs.Invalid("--in is for a packet from an address: a container's or the host's own packets leave by their routes")
+		}
+		if _, err := host.LinkByName(req.In); err != nil {
+			return network.Explanation{}, errdefs.Invalid("no interface %q in the host", req.In)
+		}
+	}
 	p := firewall.Packet{Proto: proto, Dport: req.Port}
 	if p.Dst, err = d.explainDst(host, from, to, six, req.In); err != nil {
 		return network.Explanation{}, err
@@ -52,22 +69,34 @@ func (d *Daemon) Explain(ctx context.Context, req network.ExplainRequest) (netwo
 	switch {
 	case from.ctr != "":
 		var stays *firewall.Step
-		if p.Src, p.Iif, stays, err = explainFromContainer(from, p.Dst); err != nil {
+		var onLink bool
+		if p.Src, p.Iif, onLink, stays, err = explainFromContainer(from, p.Dst); err != nil {
 			return network.Explanation{}, err
+		}
+		if onLink {
+			// On the container's own link: switched by the bridge, unless
+			// it is the host's own address there (the gateway).
+			rt, err := routeGet(host, p.Dst)
+			p.Switched = err != nil || !rt.local
 		}
 		out.From = from.describe(p.Src)
 		if stays != nil {
 			// It never reaches the host: the container's own routes decide.
-			out.Packet, out.Steps, out.Decision = p.String(), []firewall.Step{*stays}, stays
-			out.Outcome = firewall.Delivered
-			if stays.Effect != forTheContainer {
-				out.Outcome = firewall.NoRoute
+			out.Packet = strings.Replace(p.String(), " from the host", " inside container "+from.ctr, 1)
+			out.Steps, out.Decision = []firewall.Step{*stays}, stays
+			out.Outcome = firewall.NoRoute
+			if stays.Effect == forTheContainer {
+				out.Outcome = firewall.Delivered
+				if p.HasPorts() {
+					out.Notes = append(out.Notes, "whether a process of the container listens there is not checked")
+				}
 			}
 			return out, nil
 		}
 	case from.host:
-		p.Src = p.Dst
-		if rt, err := routeGet(host, p.Dst); err == nil && rt.Src.IsValid() && !rt.local {
+		if rt, err := routeGet(host, p.Dst); err == nil && rt.local {
+			p.Src = p.Dst
+		} else if err == nil {
 			p.Src = rt.Src
 		}
 		out.From = from.describe(p.Src)
@@ -94,8 +123,9 @@ func (d *Daemon) Explain(ctx context.Context, req network.ExplainRequest) (netwo
 		return network.Explanation{}, err
 	}
 	if hr.otherErr != nil {
-		ex.Notes = append(ex.Notes, "the host's other forward chains could not be read: "+hr.otherErr.Error())
+		ex.Notes = append(ex.Notes, "the host's other tables could not be read: "+hr.otherErr.Error())
 	}
+	d.explainNotes(&ex, p)
 	out.Explanation = ex
 	return out, nil
 }
@@ -140,7 +170,11 @@ func (d *Daemon) explainEnd(ref string) (explainEnd, error) {
 		return explainEnd{host: true}, nil
 	}
 	if a, err := netip.ParseAddr(ref); err == nil {
-		return explainEnd{addr: a.Unmap()}, nil
+		a = a.Unmap()
+		if a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+			return explainEnd{}, errdefs.Invalid("%s is not a unicast address: explain follows connections between two hosts", a)
+		}
+		return explainEnd{addr: a}, nil
 	}
 	cs, err := d.lookup(ref)
 	if err != nil {
@@ -160,7 +194,22 @@ func (d *Daemon) explainEnd(ref string) (explainEnd, error) {
 	if sb.HostNetwork {
 		return explainEnd{}, errdefs.Invalid("container %s is on the host's network: its packets are the host's (use host)", name)
 	}
-	return explainEnd{ctr: name, sandbox: sb.Key, atts: d.net.Attachments(sb.ID)}, nil
+	atts := d.net.Attachments(sb.ID)
+	if !slices.ContainsFunc(atts, func(at network.Attachment) bool { return at.Network.Bridge != nil }) {
+		return explainEnd{}, errdefs.Invalid("container %s is on no bridge network (--network none): nothing of it reaches berth's firewall", name)
+	}
+	return explainEnd{ctr: name, sandbox: sb.Key, atts: atts}, nil
+}
+
+// only6 reports whether the end is a container with IPv6 addresses and
+// no IPv4 one.
+func (e explainEnd) only6() bool {
+	var v4, v6 bool
+	for _, at := range e.atts {
+		v4 = v4 || at.Endpoint.Address.IsValid()
+		v6 = v6 || at.Endpoint.Address6.IsValid()
+	}
+	return v6 && !v4
 }
 
 func (e explainEnd) describe(a netip.Addr) string {
@@ -227,8 +276,12 @@ func (d *Daemon) explainDst(host *netlink.Handle, from, to explainEnd, six bool,
 			if six {
 				cfg = at.Network.IPv6
 			}
-			if cfg != nil && cfg.Gateway.IsValid() && addrOf(at.Endpoint, six).IsValid() {
-				return cfg.Gateway, nil
+			mode := at.Network.Bridge.GatewayMode4
+			if six {
+				mode = at.Network.Bridge.GatewayMode6
+			}
+			if cfg != nil && cfg.Gateway.IsValid() && addrOf(at.Endpoint, six).IsValid() && mode != firewall.ModeIsolated {
+				return cfg.Gateway, nil // an isolated network's bridge has no address
 			}
 		}
 		return netip.Addr{}, errdefs.Invalid("container %s has no %s gateway", from.ctr, family(six))
@@ -278,23 +331,28 @@ func family(six bool) string {
 // that endpoint's bridge is where the packet arrives in the host. stays
 // is set for a packet that never leaves the container: dst is its own,
 // or it has no route there (an internal network gives none out).
-func explainFromContainer(from explainEnd, dst netip.Addr) (src netip.Addr, iif string, stays *firewall.Step, err error) {
+func explainFromContainer(from explainEnd, dst netip.Addr) (src netip.Addr, iif string, onLink bool, stays *firewall.Step, err error) {
 	ns, err := netns.GetFromPath(from.sandbox)
 	if err != nil {
-		return src, "", nil, fmt.Errorf("open the namespace of container %s: %w", from.ctr, err)
+		return src, "", false, nil, fmt.Errorf("open the namespace of container %s: %w", from.ctr, err)
 	}
 	defer ns.Close()
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
-		return src, "", nil, fmt.Errorf("open netlink in container %s: %w", from.ctr, err)
+		return src, "", false, nil, fmt.Errorf("open netlink in container %s: %w", from.ctr, err)
 	}
 	defer h.Close()
 	rt, err := routeGet(h, dst)
 	switch {
 	case err != nil:
-		return src, "", &firewall.Step{Hook: "container", Effect: "no route in the container: " + err.Error()}, nil
+		for _, at := range from.atts {
+			if src = addrOf(at.Endpoint, dst.Is6()); src.IsValid() {
+				break
+			}
+		}
+		return src, "", false, &firewall.Step{Hook: "container", Effect: "no route in the container: " + err.Error()}, nil
 	case rt.local:
-		return dst, "", &firewall.Step{Hook: "container", Effect: forTheContainer}, nil
+		return dst, "", false, &firewall.Step{Hook: "container", Effect: forTheContainer}, nil
 	}
 	for _, at := range from.atts {
 		if at.Endpoint.IfName != rt.oif {
@@ -307,9 +365,9 @@ func explainFromContainer(from explainEnd, dst netip.Addr) (src netip.Addr, iif 
 		if !src.IsValid() {
 			src = addrOf(at.Endpoint, dst.Is6())
 		}
-		return src, at.Network.Bridge.Name, nil, nil
+		return src, at.Network.Bridge.Name, rt.onLink, nil, nil
 	}
-	return src, "", nil, errdefs.Invalid("container %s sends to %s out of %s, which is not one of berth's bridge networks", from.ctr, dst, rt.oif)
+	return src, "", false, nil, errdefs.Invalid("container %s sends to %s out of %s, which is not one of berth's bridge networks", from.ctr, dst, rt.oif)
 }
 
 const forTheContainer = "for the container itself: it never leaves the container's namespace"
@@ -318,7 +376,9 @@ const forTheContainer = "for the container itself: it never leaves the container
 type route struct {
 	oif   string
 	local bool
-	Src   netip.Addr
+	// onLink: no gateway, the destination is on the interface's link.
+	onLink bool
+	Src    netip.Addr
 }
 
 func routeGet(h *netlink.Handle, dst netip.Addr) (route, error) {
@@ -330,7 +390,7 @@ func routeGet(h *netlink.Handle, dst netip.Addr) (route, error) {
 		return route{}, errors.New("no route")
 	}
 	rt := rts[0]
-	out := route{local: rt.Type == unix.RTN_LOCAL}
+	out := route{local: rt.Type == unix.RTN_LOCAL, onLink: rt.Gw == nil}
 	if src, ok := netip.AddrFromSlice(rt.Src); ok {
 		out.Src = src.Unmap()
 	}
@@ -356,6 +416,11 @@ func (r *hostRouter) Route(_, dst netip.Addr) (firewall.Route, error) {
 		return firewall.Route{}, err
 	}
 	return firewall.Route{Oif: rt.oif, Local: rt.local}, nil
+}
+
+func (r *hostRouter) IsBridge(name string) bool {
+	l, err := r.h.LinkByName(name)
+	return err == nil && l.Type() == "bridge"
 }
 
 func (*hostRouter) BridgeNetfilter(six bool) bool {
@@ -389,24 +454,110 @@ func sysctlOn(path string) bool {
 // the reply is evaluated after the connection's.
 func (r *hostRouter) OtherForward(p firewall.Packet, oif string, dnat bool) (firewall.Step, firewall.Outcome) {
 	first := nftables.ForwardPacket{Iif: p.Iif, Oif: oif, Src: p.Src, Dst: p.Dst, Proto: uint8(p.Proto), Dport: p.Dport, DNAT: dnat}
-	for _, fp := range []nftables.ForwardPacket{first, nftables.ReplyTo(first)} {
-		dropped, undecided, err := nftables.OtherForward("", fp)
+	return r.other("forward", first, nftables.OtherForward)
+}
+
+// OtherPrerouting: the packet as it arrives goes through the other
+// tables' prerouting filter chains (a raw drop). Replies are not
+// evaluated there: they arrive addressed to the host, before conntrack
+// turns a masquerade back.
+func (r *hostRouter) OtherPrerouting(p firewall.Packet) (firewall.Step, firewall.Outcome) {
+	first := nftables.ForwardPacket{Iif: p.Iif, Src: p.Src, Dst: p.Dst, Proto: uint8(p.Proto), Dport: p.Dport}
+	return r.other("prerouting", first, nftables.OtherPrerouting)
+}
+
+// OtherInput: a packet for the host itself goes through the other
+// tables' input chains (a host firewall in front of its services), and
+// the host's answer through their output chains.
+func (r *hostRouter) OtherInput(p firewall.Packet) (firewall.Step, firewall.Outcome) {
+	first := nftables.ForwardPacket{Iif: p.Iif, Src: p.Src, Dst: p.Dst, Proto: uint8(p.Proto), Dport: p.Dport}
+	return r.other("input", first, nftables.OtherInput)
+}
+
+// other evaluates the first packet and then its reply with eval.
+func (r *hostRouter) other(hook string, first nftables.ForwardPacket, eval func(string, nftables.ForwardPacket) (*nftables.ForwardDecision, []nftables.ForwardDecision, error)) (firewall.Step, firewall.Outcome) {
+	packets := []nftables.ForwardPacket{first, nftables.ReplyTo(first)}
+	if hook == "prerouting" {
+		packets = packets[:1]
+	}
+	for _, fp := range packets {
+		dropped, undecided, err := eval("", fp)
+		if fp.Reply && hook == "input" {
+			hook = "output"
+		}
 		what := ""
 		if fp.Reply {
-			what = " of the reply (ct state established, from " + fp.Iif + " to " + fp.Oif + ")"
+			what = " of the reply (ct state established)"
 		}
 		switch {
 		case err != nil:
 			r.otherErr = err
 			return firewall.Step{}, ""
 		case dropped != nil:
-			return firewall.Step{Hook: "forward", Chain: dropped.String(), Rule: dropped.Rule,
-				Effect: "drop" + what + " (another table's: docker info says what to add there)"}, firewall.Dropped
+			hint := ""
+			if hook == "forward" {
+				hint = " (docker info says what to add there)"
+			}
+			return firewall.Step{Hook: hook, Chain: dropped.String(), Rule: dropped.Rule, Effect: "drop" + what + hint}, firewall.Dropped
 		case len(undecided) > 0:
 			u := undecided[0]
-			return firewall.Step{Hook: "forward", Chain: u.String(), Rule: u.Rule,
+			return firewall.Step{Hook: hook, Chain: u.String(), Rule: u.Rule,
 				Effect: "undecided" + what + ": this rule matches on what explain does not read (a mark, a source port, an interval set, an xtables match); see nft -a list chain " + u.Family + " " + u.Table + " " + u.Chain}, firewall.Undecided
 		}
 	}
 	return firewall.Step{}, ""
+}
+
+// explainNotes adds what the walk through the tables cannot say:
+//   - a packet for one of berth's container subnets that leaves by
+//     another interface never reaches its container (an isolated
+//     network's bridge has no address, so the host has no route into
+//     it): no route;
+//   - a packet delivered to the host itself: which published ports of
+//     its port are elsewhere (on another address, the other family), and
+//     whether the daemon's proxy serves it; nobody checks for a listener.
+func (d *Daemon) explainNotes(ex *firewall.Explanation, p firewall.Packet) {
+	if ex.Outcome != firewall.Delivered {
+		return
+	}
+	dst := p.Dst
+	if ex.DNAT.IsValid() {
+		dst = ex.DNAT.Addr()
+	}
+	if ex.Oif != "" {
+		for _, n := range d.net.Networks() {
+			if n.Bridge == nil || n.Bridge.Name == ex.Oif {
+				continue
+			}
+			for _, cfg := range []*network.IPConfig{n.IPv4, n.IPv6} {
+				if cfg != nil && cfg.Subnet.Contains(dst) {
+					step := firewall.Step{Hook: "routing", Effect: fmt.Sprintf("%s is in network %s, but the host routes it out of %s: the host has no route into %s (gateway mode isolated?), so it never reaches a container there", dst, n.Name, ex.Oif, n.Bridge.Name)}
+					ex.Steps = append(ex.Steps, step)
+					ex.Outcome, ex.Decision = firewall.NoRoute, &step
+					return
+				}
+			}
+		}
+		return
+	}
+	if !p.HasPorts() {
+		return
+	}
+	var elsewhere []string
+	for _, u := range d.net.HostPortUses(p.Proto.String(), p.Dport) {
+		m := u.Mapping
+		serves := !m.HostIP.IsValid() || m.HostIP.IsUnspecified() && m.HostIP.Is6() == dst.Is6() || m.HostIP == dst
+		switch {
+		case u.Proxy.IsValid() && serves:
+			ex.Notes = append(ex.Notes, fmt.Sprintf("the daemon's proxy holds %s and passes the connection on to %s (userland-proxy)", netip.AddrPortFrom(m.HostIP, m.HostPort), u.Proxy))
+			return
+		case u.Proxy.IsValid() || m.HostPort == 0:
+		default:
+			elsewhere = append(elsewhere, fmt.Sprintf("%s → %s", netip.AddrPortFrom(m.HostIP, m.HostPort), u.To))
+		}
+	}
+	if len(elsewhere) > 0 {
+		ex.Notes = append(ex.Notes, fmt.Sprintf("port %d/%s is published on %s only, not for %s: this packet is not DNATed", p.Dport, p.Proto, strings.Join(elsewhere, ", "), dst))
+	}
+	ex.Notes = append(ex.Notes, fmt.Sprintf("the firewall lets it in to the host; whether a process of the host listens on %s is not checked", netip.AddrPortFrom(dst, p.Dport)))
 }

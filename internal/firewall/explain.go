@@ -34,18 +34,27 @@ type Packet struct {
 	// Iif is the interface the packet arrives on; "" for a packet the
 	// host itself sends.
 	Iif string
+	// Switched: the sender reaches Dst on its own link, so the bridge it
+	// arrives on switches it whatever the host's routes say (an isolated
+	// network, where the host has no address and no route).
+	Switched bool
 }
 
 func (p Packet) is6() bool { return p.Dst.Is6() && !p.Dst.Is4In6() }
 
-func (p Packet) hasPorts() bool { return p.Proto == ProtoTCP || p.Proto == ProtoUDP }
+// HasPorts reports whether p is tcp or udp, whose Dport counts.
+func (p Packet) HasPorts() bool { return p.Proto == ProtoTCP || p.Proto == ProtoUDP }
 
 func (p Packet) String() string {
 	dst := p.Dst.String()
-	if p.hasPorts() {
+	if p.HasPorts() {
 		dst = netip.AddrPortFrom(p.Dst, p.Dport).String()
 	}
-	s := fmt.Sprintf("%s %s → %s", p.Proto, p.Src, dst)
+	src := "?"
+	if p.Src.IsValid() {
+		src = p.Src.String()
+	}
+	s := fmt.Sprintf("%s %s → %s", p.Proto, src, dst)
 	if p.Iif != "" {
 		s += " in on " + p.Iif
 	} else {
@@ -81,6 +90,15 @@ type Host interface {
 	// names the chain and the rule. A drop anywhere is final, whatever
 	// berth's table accepts.
 	OtherForward(p Packet, oif string, dnat bool) (Step, Outcome)
+	// OtherInput is OtherForward for a packet to the host itself: the
+	// other tables' input chains, and output chains for the answer.
+	OtherInput(p Packet) (Step, Outcome)
+	// OtherPrerouting is OtherForward for the packet as it arrives, in
+	// the other tables' filter chains of the prerouting hook.
+	OtherPrerouting(p Packet) (Step, Outcome)
+	// IsBridge reports whether the interface is a bridge: a packet that
+	// comes in and goes out by one is switched, not routed.
+	IsBridge(name string) bool
 }
 
 // Outcome is what becomes of the packet.
@@ -182,11 +200,14 @@ func (w *walker) walk() error {
 		return w.fromHost()
 	}
 	first, err := w.r.Route(p.Src, p.Dst)
+	if p.Switched {
+		first, err = Route{Oif: p.Iif}, nil
+	}
 	if err != nil {
 		w.noRoute(err)
 		return nil
 	}
-	if !first.Local && first.Oif == p.Iif {
+	if p.Switched || !first.Local && first.Oif == p.Iif && w.r.IsBridge(p.Iif) {
 		// Between two ports of one bridge: the bridge switches it, and the
 		// IP hooks see it only through br_netfilter, which gives both
 		// interfaces as the bridge.
@@ -198,7 +219,7 @@ func (w *walker) walk() error {
 			return nil
 		}
 	}
-	if w.hook(HookPrerouting, "") == ended {
+	if w.hook(HookPrerouting, "") == ended || w.other(w.r.OtherPrerouting(p)) {
 		return nil
 	}
 	rt := first
@@ -211,7 +232,7 @@ func (w *walker) walk() error {
 	if rt.Local {
 		w.decide(Step{Hook: "routing", Effect: "for the host itself"})
 		w.ex.Oif = ""
-		if w.hook(HookInput, "") == ended {
+		if w.hook(HookInput, "") == ended || w.other(w.r.OtherInput(w.p)) {
 			return nil
 		}
 		w.deliver()
@@ -219,7 +240,11 @@ func (w *walker) walk() error {
 	}
 	w.oif = rt.Oif
 	w.ex.Oif = rt.Oif
-	bridged := w.ex.Bridged && !w.dnat
+	// Sent back out of the bridge it came from by a DNAT (hairpin), a
+	// packet br_netfilter passes is bridged too (br_nf_pre_routing_finish's
+	// "bridged_dnat": no ip_forward needed, no input interface after).
+	hairpin := w.dnat && rt.Oif == p.Iif && w.r.IsBridge(p.Iif) && w.r.BridgeNetfilter(p.is6())
+	bridged := w.ex.Bridged && !w.dnat || hairpin
 	if bridged {
 		w.decide(Step{Hook: "bridge", Effect: "switched by " + rt.Oif + " (br_netfilter passes it through the IP hooks)"})
 	} else {
@@ -234,8 +259,7 @@ func (w *walker) walk() error {
 	if w.hook(HookForward, "") == ended {
 		return nil
 	}
-	if s, o := w.r.OtherForward(w.p, rt.Oif, w.dnat); o != "" {
-		w.end(o, s)
+	if w.other(w.r.OtherForward(w.p, rt.Oif, w.dnat)) {
 		return nil
 	}
 	if bridged {
@@ -279,12 +303,21 @@ func (w *walker) fromHost() error {
 		// connection's NAT was decided in output.
 		w.p.Iif = "lo"
 		w.oif = ""
-		if w.hook(HookPrerouting, "nat") == ended || w.hook(HookInput, "") == ended {
+		if w.hook(HookPrerouting, "nat") == ended || w.hook(HookInput, "") == ended || w.other(w.r.OtherInput(w.p)) {
 			return nil
 		}
 	}
 	w.deliver()
 	return nil
+}
+
+// other ends the walk with another table's verdict, if it has one.
+func (w *walker) other(s Step, o Outcome) bool {
+	if o == "" {
+		return false
+	}
+	w.end(o, s)
+	return true
 }
 
 func (w *walker) noRoute(err error) {
@@ -495,7 +528,7 @@ func (w *walker) matches(s Stmt) bool {
 	case DportMatch:
 		return p.Proto == s.Proto && p.Dport == s.Port
 	case RoutedPortLookup:
-		if s.IPv6 != p.is6() || !p.hasPorts() {
+		if s.IPv6 != p.is6() || !p.HasPorts() {
 			return false
 		}
 		name := MapPortsRouted
@@ -520,7 +553,7 @@ func (w *walker) matches(s Stmt) bool {
 // the DNAT statement reads.
 func (w *walker) portMapLookup(d DNATPortMap) (netip.AddrPort, bool) {
 	p := w.p
-	if d.IPv6 != p.is6() || !p.hasPorts() {
+	if d.IPv6 != p.is6() || !p.HasPorts() {
 		return netip.AddrPort{}, false
 	}
 	name := map[[2]bool]string{{false, false}: MapPortsAny, {false, true}: MapPortsIP, {true, false}: MapPorts6Any, {true, true}: MapPorts6IP}[[2]bool{d.IPv6, d.ByAddr}]

@@ -16,6 +16,8 @@ type fakeRouter struct {
 	noForward bool
 	// dropsOut: another table's forward chain drops what leaves this bridge.
 	dropsOut string
+	// dropsIn: another table's input chain drops what comes in on eth0.
+	dropsIn bool
 }
 
 func (r *fakeRouter) Route(_, dst netip.Addr) (Route, error) {
@@ -40,6 +42,24 @@ func (r *fakeRouter) Route(_, dst netip.Addr) (Route, error) {
 
 func (r *fakeRouter) BridgeNetfilter(bool) bool { return r.brnf }
 func (r *fakeRouter) Forwarding(bool) bool      { return !r.noForward }
+
+func (r *fakeRouter) IsBridge(name string) bool {
+	for _, br := range r.bridges {
+		if br == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *fakeRouter) OtherPrerouting(Packet) (Step, Outcome) { return Step{}, "" }
+
+func (r *fakeRouter) OtherInput(p Packet) (Step, Outcome) {
+	if r.dropsIn && p.Iif == "eth0" {
+		return Step{Hook: "input", Chain: "table inet filter, chain input", Rule: "policy drop", Effect: "drop"}, Dropped
+	}
+	return Step{}, ""
+}
 
 func (r *fakeRouter) OtherForward(p Packet, _ string, _ bool) (Step, Outcome) {
 	if r.dropsOut != "" && p.Iif == r.dropsOut {
@@ -138,9 +158,9 @@ func TestExplain(t *testing.T) {
 		{name: "icc off without br_netfilter", p: tcp("172.18.0.3", "br-b", "172.18.0.2", 80), set: func(r *fakeRouter) { r.brnf = false },
 			outcome: Delivered, why: "at layer 2", oif: "br-b", bridged: true},
 		{name: "icc off, through a published port", p: udp("172.18.0.3", "br-b", "192.0.2.10", 5353),
-			outcome: Delivered, chain: "fwd_in__br-b", why: "PUBLISHED PORTS", oif: "br-b", dnat: "172.18.0.2:53", masquerade: true},
+			outcome: Delivered, chain: "fwd_in__br-b", why: "PUBLISHED PORTS", oif: "br-b", dnat: "172.18.0.2:53", masquerade: true, bridged: true},
 		{name: "hairpin", p: tcp("172.17.0.3", "berth0", "192.0.2.10", 8080),
-			outcome: Delivered, chain: "fwd_in__berth0", why: "PUBLISHED PORTS", oif: "berth0", dnat: "172.17.0.2:80", masquerade: true},
+			outcome: Delivered, chain: "fwd_in__berth0", why: "PUBLISHED PORTS", oif: "berth0", dnat: "172.17.0.2:80", masquerade: true, bridged: true},
 		{name: "internal network out", p: tcp("172.19.0.2", "br-i", "198.51.100.7", 443),
 			outcome: Dropped, chain: "fwd_out__br-i", why: "INTERNAL NETWORK EGRESS", oif: "eth0"},
 		{name: "internal network to a published port", p: tcp("172.19.0.2", "br-i", "192.0.2.10", 8080),
@@ -165,6 +185,16 @@ func TestExplain(t *testing.T) {
 			outcome: Dropped, why: "forwarding is off", oif: "eth0"},
 		{name: "another table drops it", p: tcp("172.17.0.2", "berth0", "198.51.100.7", 443), set: func(r *fakeRouter) { r.dropsOut = "berth0" },
 			outcome: Dropped, chain: "table ip filter, chain FORWARD", why: "policy drop", oif: "eth0"},
+		{name: "another table's input chain", p: tcp("198.51.100.7", "eth0", "192.0.2.10", 22), set: func(r *fakeRouter) { r.dropsIn = true },
+			outcome: Dropped, chain: "table inet filter, chain input", why: "policy drop"},
+		{name: "in and out of eth0 is routed, not switched", p: tcp("198.51.100.7", "eth0", "198.51.100.8", 22), set: func(r *fakeRouter) { r.brnf = false },
+			outcome: Delivered, why: "routed out of eth0", oif: "eth0"},
+		{name: "hairpin without forwarding: bridged by br_netfilter", p: tcp("172.17.0.3", "berth0", "192.0.2.10", 8080), set: func(r *fakeRouter) { r.noForward = true },
+			outcome: Delivered, chain: "fwd_in__berth0", why: "PUBLISHED PORTS", oif: "berth0", dnat: "172.17.0.2:80", masquerade: true, bridged: true},
+		{name: "hairpin without br_netfilter is routed", p: tcp("172.17.0.3", "berth0", "192.0.2.10", 8080), set: func(r *fakeRouter) { r.brnf = false },
+			outcome: Delivered, chain: "fwd_in__berth0", why: "PUBLISHED PORTS", oif: "berth0", dnat: "172.17.0.2:80", masquerade: true},
+		{name: "switched on a link the host has no route to (isolated)", p: Packet{Proto: ProtoTCP, Src: mustAddr("10.9.0.2"), Dst: mustAddr("10.9.0.3"), Dport: 80, Iif: "berth0", Switched: true},
+			outcome: Delivered, chain: "fwd_in__berth0", why: "ICC", oif: "berth0", bridged: true},
 		{name: "no route", p: tcp("172.17.0.2", "berth0", "203.0.113.99", 443),
 			outcome: NoRoute, why: "unreachable"},
 		{name: "IPv6 published port", p: tcp("2001:db8::7", "eth0", "2001:db8::10", 8080),

@@ -1,6 +1,10 @@
 package network
 
 import (
+	"net/netip"
+	"slices"
+	"strings"
+
 	"github.com/berth-net/berth/internal/firewall"
 )
 
@@ -44,4 +48,40 @@ func (c *Controller) firewallNetworks() []firewall.Network {
 		}
 	}
 	return nets
+}
+
+// HostPortUse is one published mapping of a host port, for berth
+// explain's notes on a packet the host itself receives: the mapping, the
+// container address it goes to, and where the daemon's proxy sends it
+// when the proxy serves it (the [::] side of an IPv4-only container, and
+// ::1).
+type HostPortUse struct {
+	Mapping PortMapping
+	To      netip.AddrPort
+	Proxy   netip.AddrPort // invalid: no proxy
+}
+
+// HostPortUses lists the ready endpoints' mappings of host port port/proto.
+func (c *Controller) HostPortUses(proto string, port uint16) []HostPortUse {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out []HostPortUse
+	for _, ep := range c.endpoints {
+		if ep.State != EndpointReady {
+			continue
+		}
+		for _, m := range ep.Ports {
+			if m.Proto != proto || m.HostPort != port {
+				continue
+			}
+			u := HostPortUse{Mapping: m, To: netip.AddrPortFrom(ep.Address.Addr(), m.Port)}
+			if !m.HostIP.Is4() && ep.Address6.IsValid() {
+				u.To = netip.AddrPortFrom(ep.Address6.Addr(), m.Port)
+			}
+			u.Proxy, _ = c.proxyTarget(ep, m)
+			out = append(out, u)
+		}
+	}
+	slices.SortFunc(out, func(a, b HostPortUse) int { return strings.Compare(a.Mapping.String(), b.Mapping.String()) })
+	return out
 }

@@ -56,7 +56,8 @@ func TestExplainAgreesWithTheKernel(t *testing.T) {
 		{"outside to a published port", outside, "host:8080", ask("outside", hostPort(8080)), "delivered", "PUBLISHED PORTS"},
 		{"outside straight to a container", outside, "web:80", ask("outside", webIP+":80"), "dropped", "DIRECT ACCESS DROP"},
 		{"outside to a host service", outside, "host:8099", ask("outside", hostPort(8099)), "delivered", "for the host itself"},
-		{"host to a published port on loopback", "host", "127.0.0.1:8080", ask("host", "127.0.0.1:8080"), "delivered", "out of"},
+		{"host to a published port on loopback", "host", "127.0.0.1:8080", ask("host", "127.0.0.1:8080"), "delivered", "out of " + defaultBridge},
+		{"container to itself", "web", "web:80", ask("container:web", webIP+":80"), "delivered", "for the container itself"},
 		{"hairpin", "neighbour", testworld.HostAddr.String() + ":8080", ask("container:neighbour", hostPort(8080)), "delivered", "PUBLISHED PORTS"},
 		{"container to a neighbour", "neighbour", "web:80", ask("container:neighbour", webIP+":80"), "delivered", "ICC"},
 		{"container out", "web", server + ":80", fetchFrom("web"), "delivered", "OUTGOING"},
@@ -71,6 +72,47 @@ func TestExplainAgreesWithTheKernel(t *testing.T) {
 		})
 	}
 
+	// Refused, not dropped: the host's service is closed to containers
+	// with an ICMP admin-prohibited, which nc reports at once.
+	if out, errOut, _ := w.Berth(t, "exec", "web", "sh", "-c", "timeout 5 nc "+bridgeGateway.String()+" 8099 </dev/null"); !strings.Contains(out+errOut, "No route to host") {
+		t.Errorf("container to a host service: %q %q, want the refusal's \"No route to host\"", out, errOut)
+	}
+
+	// A host firewall in front of the host's own services: its input
+	// chain drops a client's packet for one of them, which explain
+	// reads; a published port is forwarded, never input, and stays open.
+	w.MustInHost(t, "nft", "add table inet guard; add chain inet guard in { type filter hook input priority filter; policy drop; }; "+
+		"add rule inet guard in ct state established,related accept; add rule inet guard in iifname lo accept")
+	t.Run("another table's input chain", func(t *testing.T) {
+		checkExplained(t, w.World, outside, "host:8099", ask("outside", hostPort(8099)), "dropped", "table inet guard, chain in policy drop")
+		checkExplained(t, w.World, outside, "host:8080", ask("outside", hostPort(8080)), "delivered", "PUBLISHED PORTS")
+	})
+	w.MustInHost(t, "nft", "delete table inet guard")
+
+	// An isolated network: the host has no address on its bridge and no
+	// route into it, but its containers reach each other on the link.
+	w.MustBerth(t, "network", "create", "--internal", "--subnet", "10.93.0.0/24", "-o", "com.docker.network.bridge.gateway_mode_ipv4=isolated", "iso")
+	w.runPeer(t, "i1", "tcp:80", "--network", "iso")
+	w.runPeer(t, "i2", "tcp:80", "--network", "iso")
+	i2IP := networkIP(t, w.World, "i2", "iso").String()
+	t.Run("isolated network, between its containers", func(t *testing.T) {
+		checkExplained(t, w.World, "i1", "i2:80", ask("container:i1", i2IP+":80"), "delivered", "ICC")
+	})
+	t.Run("isolated network, from the host", func(t *testing.T) {
+		checkExplained(t, w.World, "host", "i2:80", ask("host", i2IP+":80"), "no route", "no route into")
+	})
+	// A port published on 127.0.0.1 only: a client elsewhere is not
+	// DNATed, and explain says where the port is published.
+	w.runPeer(t, "local", "tcp:80", "-p", "127.0.0.1:8081:80")
+	t.Run("a port published on loopback only", func(t *testing.T) {
+		out := w.MustBerth(t, "explain", outside, "host:8081")
+		if !strings.Contains(out, "port 8081/tcp is published on 127.0.0.1:8081") || !strings.Contains(out, "DELIVERED to the host itself") {
+			t.Errorf("berth explain %s host:8081 printed:\n%s", outside, out)
+		}
+		w.unreachable(t, "outside", "tcp", hostPort(8081))
+		checkExplained(t, w.World, "host", "127.0.0.1:8081", ask("host", "127.0.0.1:8081"), "delivered", "out of "+defaultBridge)
+	})
+
 	// IPv6: a dual-stack network's published port and direct access.
 	w.MustBerth(t, "network", "create", "--ipv6", "--subnet", "10.99.0.0/24", "--subnet", "fd00:e2e:99::/64", "dual")
 	w.runPeer(t, "six", "tcp:80", "--network", "dual", "-p", "8086:80")
@@ -79,6 +121,14 @@ func TestExplainAgreesWithTheKernel(t *testing.T) {
 		t.Fatalf("route the container subnet through the host: %s", errOut)
 	}
 	outside6, host6 := testworld.GatewayAddr6.String(), "["+testworld.HostAddr6.String()+"]:8086"
+	// An IPv6-only network's containers need no -6.
+	w.MustBerth(t, "network", "create", "--ipv4=false", "--ipv6", "--subnet", "fd00:e2e:98::/64", "only6")
+	w.runPeer(t, "s6a", "tcp:80", "--network", "only6")
+	w.runPeer(t, "s6b", "tcp:80", "--network", "only6")
+	s6bIP := strings.TrimSpace(w.MustBerth(t, "inspect", "--format", `{{(index .NetworkSettings.Networks "only6").GlobalIPv6Address}}`, "s6b"))
+	t.Run("IPv6-only network", func(t *testing.T) {
+		checkExplained(t, w.World, "s6a", "s6b:80", ask("container:s6a", "["+s6bIP+"]:80"), "delivered", "ICC")
+	})
 	t.Run("IPv6 outside to a published port", func(t *testing.T) {
 		checkExplained(t, w.World, outside6, "host:8086", ask("outside", host6), "delivered", "PUBLISHED PORTS")
 	})
@@ -129,6 +179,9 @@ func TestExplainAgreesWithTheKernel(t *testing.T) {
 		{[]string{"web", "host:80", "--proto", "icmp"}, "an icmp packet has no port"},
 		{[]string{"web", "host", "--proto", "udp"}, "a udp packet needs a port"},
 		{[]string{"web", "web:http"}, "invalid destination"},
+		{[]string{"-6", outside, "web:80"}, "give two ends of one family"},
+		{[]string{"--in", "eth0", "web", "host:80"}, "--in is for a packet from an address"},
+		{[]string{"--in", "nosuch0", outside, "web:80"}, `no interface "nosuch0"`},
 	} {
 		if _, errOut, code := w.Berth(t, append([]string{"explain"}, tc.args...)...); code == 0 || !strings.Contains(errOut, tc.msg) {
 			t.Errorf("berth explain %v: exit %d, %q; want an error with %q", tc.args, code, errOut, tc.msg)

@@ -67,6 +67,27 @@ func (d ForwardDecision) String() string {
 // netnsPath ("" is the caller's), in priority order. It returns the
 // first chain that surely drops it, else the chains that may.
 func OtherForward(netnsPath string, pkt ForwardPacket) (dropped *ForwardDecision, undecided []ForwardDecision, err error) {
+	return otherHook(netnsPath, *nftlib.ChainHookForward, pkt)
+}
+
+// OtherInput is OtherForward for a packet to the host itself (the input
+// hook, Oif ""), or with Reply for the host's answer (the output hook,
+// Iif ""): a host firewall in front of its own services.
+func OtherInput(netnsPath string, pkt ForwardPacket) (dropped *ForwardDecision, undecided []ForwardDecision, err error) {
+	if pkt.Reply {
+		return otherHook(netnsPath, *nftlib.ChainHookOutput, pkt)
+	}
+	return otherHook(netnsPath, *nftlib.ChainHookInput, pkt)
+}
+
+// OtherPrerouting is OtherForward for a packet as it arrives, before
+// any DNAT, in the filter chains of the prerouting hook (raw, mangle: a
+// raw drop such as Docker 28's for direct access).
+func OtherPrerouting(netnsPath string, pkt ForwardPacket) (dropped *ForwardDecision, undecided []ForwardDecision, err error) {
+	return otherHook(netnsPath, *nftlib.ChainHookPrerouting, pkt)
+}
+
+func otherHook(netnsPath string, hook nftlib.ChainHook, pkt ForwardPacket) (dropped *ForwardDecision, undecided []ForwardDecision, err error) {
 	conn, done, err := dial(netnsPath)
 	if err != nil {
 		return nil, nil, err
@@ -82,7 +103,7 @@ func OtherForward(netnsPath string, pkt ForwardPacket) (dropped *ForwardDecision
 		family := familyName(ch.Table.Family)
 		if family == "" || family == "ip" && six || family == "ip6" && !six ||
 			ch.Table.Name == "berth" || strings.HasPrefix(ch.Table.Name, "berth-cni") ||
-			ch.Hooknum == nil || *ch.Hooknum != *nftlib.ChainHookForward {
+			ch.Hooknum == nil || *ch.Hooknum != hook || ch.Type == nftlib.ChainTypeNAT {
 			continue
 		}
 		bases = append(bases, ch)
