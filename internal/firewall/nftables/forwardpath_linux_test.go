@@ -100,9 +100,36 @@ func TestOtherForward(t *testing.T) {
 	check("an ip6 table, IPv4 packet", out, "through")
 	check("an ip6 table, IPv6 packet", in6, "dropped by table ip6 six, chain fw: policy drop")
 	nft("delete table ip6 six")
-	// A chain on another hook does not count.
+	// A chain on another hook does not count for the forward hook; the
+	// input hook's chains decide a packet for the host (OtherInput), its
+	// answer goes through the output hook's, and the prerouting hook's
+	// filter chains see every packet as it arrives (OtherPrerouting).
 	nft("add table inet other; add chain inet other in { type filter hook input priority 0; policy drop; }")
 	check("input hook", out, "through")
+	toHost := ForwardPacket{Iif: "eth0", Src: netip.MustParseAddr("198.51.100.7"), Dst: netip.MustParseAddr("198.51.100.2"), Proto: unix.IPPROTO_TCP, Dport: 22}
+	checkWith := func(step string, eval func(string, ForwardPacket) (*ForwardDecision, []ForwardDecision, error), p ForwardPacket, want string) {
+		t.Helper()
+		dropped, _, err := eval(ns, p)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		got := "through"
+		if dropped != nil {
+			got = "dropped by " + dropped.String() + ": " + dropped.Rule
+		}
+		if !strings.HasPrefix(got, want) || want == "through" && got != want {
+			t.Errorf("%s: %s, want %s", step, got, want)
+		}
+	}
+	checkWith("input policy drop", OtherInput, toHost, "dropped by table inet other, chain in: policy drop")
+	nft("add rule inet other in tcp dport 22 accept")
+	checkWith("input, an open port", OtherInput, toHost, "through")
+	nft("add chain inet other out { type filter hook output priority 0; policy drop; }")
+	checkWith("the answer, output policy drop", OtherInput, ReplyTo(toHost), "dropped by table inet other, chain out: policy drop")
+	nft("add table ip raw; add chain ip raw pre { type filter hook prerouting priority raw; }; add rule ip raw pre iifname != \"berth0\" ip daddr 172.17.0.2 drop")
+	checkWith("a raw drop for direct access", OtherPrerouting, ForwardPacket{Iif: "eth0", Src: in.Src, Dst: in.Dst, Proto: unix.IPPROTO_TCP, Dport: 80}, "dropped by table ip raw, chain pre: rule handle")
+	checkWith("the raw drop spares the bridge", OtherPrerouting, ForwardPacket{Iif: "berth0", Src: netip.MustParseAddr("172.17.0.3"), Dst: in.Dst, Proto: unix.IPPROTO_TCP, Dport: 80}, "through")
+	nft("delete table ip raw; delete table inet other")
 
 	// iptables-nft's rules, as Docker's iptables backend and ufw write them.
 	if _, err := exec.LookPath("iptables"); err != nil {
