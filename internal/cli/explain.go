@@ -141,8 +141,10 @@ func explainVerdict(ex network.Explanation) string {
 		switch {
 		case d.Hook == "container":
 			fmt.Fprintf(&b, ": %s", d.Effect)
-		case d.Chain == "":
+		case d.Hook == "routing" || d.Hook == "bridge":
 			fmt.Fprintf(&b, ": %s (no rule of berth's decides it)", d.Effect)
+		case d.Chain == "":
+			fmt.Fprintf(&b, ": %s", d.Effect)
 		case strings.HasPrefix(d.Chain, "table "):
 			fmt.Fprintf(&b, ": %s, %s: %s", d.Chain, d.Rule, d.Effect)
 		default:

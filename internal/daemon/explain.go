@@ -2,12 +2,15 @@ package daemon
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -88,7 +91,7 @@ func (d *Daemon) Explain(ctx context.Context, req network.ExplainRequest) (netwo
 			if stays.Effect == forTheContainer {
 				out.Outcome = firewall.Delivered
 				if p.HasPorts() {
-					out.Notes = append(out.Notes, "whether a process of the container listens there is not checked")
+					refuseUnheard(&out.Explanation, p, p.Dst, fmt.Sprintf("/proc/%d/net", from.pid), "container "+from.ctr)
 				}
 			}
 			return out, nil
@@ -163,6 +166,7 @@ type explainEnd struct {
 	ctr     string
 	sandbox string
 	atts    []network.Attachment
+	pid     int // its init, whose /proc/PID/net is its namespace's
 }
 
 func (d *Daemon) explainEnd(ref string) (explainEnd, error) {
@@ -198,7 +202,7 @@ func (d *Daemon) explainEnd(ref string) (explainEnd, error) {
 	if !slices.ContainsFunc(atts, func(at network.Attachment) bool { return at.Network.Bridge != nil }) {
 		return explainEnd{}, errdefs.Invalid("container %s is on no bridge network (--network none): nothing of it reaches berth's firewall", name)
 	}
-	return explainEnd{ctr: name, sandbox: sb.Key, atts: atts}, nil
+	return explainEnd{ctr: name, sandbox: sb.Key, atts: atts, pid: c.State.Pid}, nil
 }
 
 // only6 reports whether the end is a container with IPv6 addresses and
@@ -559,5 +563,80 @@ func (d *Daemon) explainNotes(ex *firewall.Explanation, p firewall.Packet) {
 	if len(elsewhere) > 0 {
 		ex.Notes = append(ex.Notes, fmt.Sprintf("port %d/%s is published on %s only, not for %s: this packet is not DNATed", p.Dport, p.Proto, strings.Join(elsewhere, ", "), dst))
 	}
-	ex.Notes = append(ex.Notes, fmt.Sprintf("the firewall lets it in to the host; whether a process of the host listens on %s is not checked", netip.AddrPortFrom(dst, p.Dport)))
+	refuseUnheard(ex, p, dst, "/proc/thread-self/net", "the host")
+}
+
+// refuseUnheard: a TCP connection to a port where no socket listens is
+// refused by the kernel (a reset), whatever the firewall let in. The
+// sockets are read from procNet (the /proc/PID/net of the namespace);
+// a UDP datagram only gets a note, since a bound socket may drop it.
+func refuseUnheard(ex *firewall.Explanation, p firewall.Packet, dst netip.Addr, procNet, where string) {
+	at := netip.AddrPortFrom(dst, p.Dport)
+	if p.Proto != firewall.ProtoTCP {
+		ex.Notes = append(ex.Notes, fmt.Sprintf("the firewall lets it in to %s; whether a process there takes datagrams on %s is not checked", where, at))
+		return
+	}
+	on, err := listening(procNet, dst, p.Dport)
+	switch {
+	case err != nil:
+		ex.Notes = append(ex.Notes, fmt.Sprintf("the firewall lets it in to %s; its listening sockets could not be read: %v", where, err))
+	case !on:
+		step := firewall.Step{Hook: "socket", Effect: fmt.Sprintf("no socket of %s listens on %s: the kernel refuses the connection (a reset)", where, at)}
+		ex.Steps = append(ex.Steps, step)
+		ex.Outcome, ex.Decision = firewall.Rejected, &step
+	}
+}
+
+// listening reports whether a TCP socket listens on dst:port in the
+// namespace whose /proc/PID/net is procNet: on dst itself, on the
+// family's any-address, or on [::] (which takes IPv4 too unless it is
+// IPV6_V6ONLY, as it is by default).
+func listening(procNet string, dst netip.Addr, port uint16) (bool, error) {
+	// /proc/thread-self/net is the namespace of the reading thread: keep
+	// this goroutine on one (unlocked threads are all in the daemon's).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	for _, file := range []string{"tcp", "tcp6"} {
+		b, err := os.ReadFile(procNet + "/" + file)
+		if err != nil {
+			if os.IsNotExist(err) && file == "tcp6" {
+				continue // no IPv6 in the kernel
+			}
+			return false, err
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 4 || f[3] != "0A" { // TCP_LISTEN
+				continue
+			}
+			addr, lport, ok := procSockAddr(f[1])
+			if !ok || lport != port {
+				continue
+			}
+			if addr == dst || addr.IsUnspecified() && (addr.Is6() == dst.Is6() || addr.Is6()) || addr.Is4In6() && addr.Unmap() == dst {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// procSockAddr parses /proc/net/tcp's "0100007F:1F90": the address as
+// 32-bit words in host byte order, the port in hex.
+func procSockAddr(s string) (netip.Addr, uint16, bool) {
+	h, p, ok := strings.Cut(s, ":")
+	port, err := strconv.ParseUint(p, 16, 16)
+	if !ok || err != nil || len(h)%8 != 0 || len(h) == 0 || len(h) > 32 {
+		return netip.Addr{}, 0, false
+	}
+	raw := make([]byte, 0, 16)
+	for i := 0; i < len(h); i += 8 {
+		w, err := strconv.ParseUint(h[i:i+8], 16, 32)
+		if err != nil {
+			return netip.Addr{}, 0, false
+		}
+		raw = binary.NativeEndian.AppendUint32(raw, uint32(w))
+	}
+	a, ok := netip.AddrFromSlice(raw)
+	return a, uint16(port), ok
 }
