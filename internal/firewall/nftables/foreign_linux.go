@@ -106,8 +106,8 @@ func ForwardBlockers(netnsPath string, bridges []ForwardBridge) ([]ForwardBlocke
 		if why == "" {
 			continue
 		}
-		a := &chainReader{conn: conn, table: ch.Table, rules: map[string][]*nftlib.Rule{ch.Name: rules},
-			policyAccept: ch.Policy == nil || *ch.Policy == nftlib.ChainPolicyAccept}
+		a := &chainReader{tableReader: newTableReader(conn, ch.Table), policyAccept: ch.Policy == nil || *ch.Policy == nftlib.ChainPolicyAccept}
+		a.rules[ch.Name] = rules
 		for _, br := range bridges {
 			a.bridges = append(a.bridges, br.Name)
 		}
@@ -186,46 +186,59 @@ func unconditionalDrop(r *nftlib.Rule) string {
 	return verdict
 }
 
-// chainReader reads a table's chains and sets once each, for the legs
-// of every bridge.
-type chainReader struct {
-	conn    *nftlib.Conn
-	table   *nftlib.Table
-	bridges []string // all of berth's
-	// policyAccept: the base chain's policy, where a goto that ends ends.
-	policyAccept bool
-	rules        map[string][]*nftlib.Rule
-	sets         map[string][]nftlib.SetElement
+// tableReader reads one table's chains and sets from the kernel, once
+// each: what ForwardBlockers and OtherForward's evaluation read.
+type tableReader struct {
+	conn  *nftlib.Conn
+	table *nftlib.Table
+	rules map[string][]*nftlib.Rule
+	sets  map[string]*tableSet
 }
 
-func (a *chainReader) chain(name string) []*nftlib.Rule {
-	if r, ok := a.rules[name]; ok {
+// tableSet is a set's elements and whether they are intervals.
+type tableSet struct {
+	interval bool
+	elems    []nftlib.SetElement
+}
+
+func newTableReader(conn *nftlib.Conn, table *nftlib.Table) *tableReader {
+	return &tableReader{conn: conn, table: table, rules: map[string][]*nftlib.Rule{}, sets: map[string]*tableSet{}}
+}
+
+func (t *tableReader) chain(name string) []*nftlib.Rule {
+	if r, ok := t.rules[name]; ok {
 		return r
 	}
-	r, _ := a.conn.GetRules(a.table, &nftlib.Chain{Name: name, Table: a.table})
-	a.rules[name] = r
+	r, _ := t.conn.GetRules(t.table, &nftlib.Chain{Name: name, Table: t.table})
+	t.rules[name] = r
 	return r
 }
 
-func (a *chainReader) set(name string) []nftlib.SetElement {
-	if a.sets == nil {
-		a.sets = map[string][]nftlib.SetElement{}
+func (t *tableReader) set(name string) *tableSet {
+	if s, ok := t.sets[name]; ok {
+		return s
 	}
-	if els, ok := a.sets[name]; ok {
-		return els
+	s := &tableSet{}
+	if set, err := t.conn.GetSetByName(t.table, name); err == nil {
+		s.interval = set.Interval
+		s.elems, _ = t.conn.GetSetElements(set)
 	}
-	var els []nftlib.SetElement
-	if set, err := a.conn.GetSetByName(a.table, name); err == nil {
-		els, _ = a.conn.GetSetElements(set)
-	}
-	a.sets[name] = els
-	return els
+	t.sets[name] = s
+	return s
+}
+
+// chainReader reads a table's chains for the legs of every bridge.
+type chainReader struct {
+	*tableReader
+	bridges []string // all of berth's
+	// policyAccept: the base chain's policy, where a goto that ends ends.
+	policyAccept bool
 }
 
 // holdsOtherThanBridges reports whether set holds an interface name that
 // is not one of berth's bridges (one that could be the way out).
 func (a *chainReader) holdsOtherThanBridges(set string) bool {
-	for _, el := range a.set(set) {
+	for _, el := range a.set(set).elems {
 		if !matchesAny(el.Key, a.bridges) {
 			return true
 		}
@@ -365,7 +378,7 @@ func (a *chainReader) verdict(chain string, l leg, stack map[string]bool, base b
 					continue
 				}
 				in, code, target := false, int32(0), ""
-				for _, el := range a.set(e.SetName) {
+				for _, el := range a.set(e.SetName).elems {
 					if matchesAny(el.Key, []string{l.bridge}) {
 						in = true
 						code, target, _ = elementVerdict(el)

@@ -116,7 +116,7 @@ func otherHook(netnsPath string, hook nftlib.ChainHook, pkt ForwardPacket) (drop
 	}
 	slices.SortStableFunc(bases, func(a, b *nftlib.Chain) int { return cmp.Compare(prio(a), prio(b)) })
 	for _, ch := range bases {
-		ev := &packetEval{conn: conn, table: ch.Table, pkt: pkt, six: six, rules: map[string][]*nftlib.Rule{}, sets: map[string]*evalSet{}}
+		ev := &packetEval{tableReader: newTableReader(conn, ch.Table), pkt: pkt, six: six}
 		res, rule := ev.base(ch)
 		d := ForwardDecision{Family: familyName(ch.Table.Family), Table: ch.Table.Name, Chain: ch.Name, Rule: rule}
 		switch res {
@@ -150,44 +150,14 @@ const (
 	evUndecided
 )
 
-type evalSet struct {
-	interval bool
-	elems    []nftlib.SetElement
-}
-
 // packetEval walks one base chain and the chains it jumps to.
 type packetEval struct {
-	conn  *nftlib.Conn
-	table *nftlib.Table
-	pkt   ForwardPacket
-	six   bool
-	rules map[string][]*nftlib.Rule
-	sets  map[string]*evalSet
+	*tableReader
+	pkt ForwardPacket
+	six bool
 	// mayAccept and mayDrop are the first rules met that might have
 	// accepted or dropped the packet, had their unreadable matches held.
 	mayAccept, mayDrop string
-}
-
-func (ev *packetEval) chainRules(name string) []*nftlib.Rule {
-	if r, ok := ev.rules[name]; ok {
-		return r
-	}
-	r, _ := ev.conn.GetRules(ev.table, &nftlib.Chain{Name: name, Table: ev.table})
-	ev.rules[name] = r
-	return r
-}
-
-func (ev *packetEval) set(name string) *evalSet {
-	if s, ok := ev.sets[name]; ok {
-		return s
-	}
-	s := &evalSet{}
-	if set, err := ev.conn.GetSetByName(ev.table, name); err == nil {
-		s.interval = set.Interval
-		s.elems, _ = ev.conn.GetSetElements(set)
-	}
-	ev.sets[name] = s
-	return s
 }
 
 // base evaluates a base chain: its rules, then its policy. It returns
@@ -214,7 +184,7 @@ func (ev *packetEval) walk(chain string, depth int) (evResult, string) {
 	if depth > 16 {
 		return evUndecided, "jumps nested too deep"
 	}
-	for _, r := range ev.chainRules(chain) {
+	for _, r := range ev.chain(chain) {
 		if res, rule, done := ev.rule(r, depth); done {
 			return res, rule
 		}
@@ -451,7 +421,7 @@ func (ev *packetEval) ct(k expr.CtKey) []byte {
 
 // lookup finds the register's key in a set: yes with the element, no,
 // or maybe (the key is not known, or the set holds intervals).
-func (ev *packetEval) lookup(regs registers, reg uint32, s *evalSet) (tri, nftlib.SetElement) {
+func (ev *packetEval) lookup(regs registers, reg uint32, s *tableSet) (tri, nftlib.SetElement) {
 	if len(s.elems) == 0 {
 		return no, nftlib.SetElement{}
 	}
