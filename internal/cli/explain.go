@@ -16,8 +16,9 @@ import (
 	"github.com/berth-net/berth/internal/network"
 )
 
-const explainLong = `FROM and TO are each a container (name or ID), "host" (the host itself) or
-an address; TO takes a port as NAME:PORT, ADDRESS:PORT or [IPV6]:PORT.
+const explainLong = `FROM and TO are each a container (name or ID; a container named "host" by
+its ID), "host" (the host itself) or an address; TO takes a port as
+NAME:PORT, ADDRESS:PORT or [IPV6]:PORT.
 With a port the packet is tcp (or --proto udp), without one an ICMP echo.
 A packet from an address arrives on the interface the host's route to it
 leaves by, unless --in names another; "host" as TO is a container's
