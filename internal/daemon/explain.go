@@ -465,9 +465,12 @@ func (r *hostRouter) OtherForward(p firewall.Packet, oif string, dnat bool) (fir
 // tables' prerouting filter chains (a raw drop). Replies are not
 // evaluated there: they arrive addressed to the host, before conntrack
 // turns a masquerade back.
-func (r *hostRouter) OtherPrerouting(p firewall.Packet) (firewall.Step, firewall.Outcome) {
-	first := nftables.ForwardPacket{Iif: p.Iif, Src: p.Src, Dst: p.Dst, Proto: uint8(p.Proto), Dport: p.Dport}
-	return r.other("prerouting", first, nftables.OtherPrerouting)
+func (r *hostRouter) OtherPrerouting(pre, post firewall.Packet, dnat bool) (firewall.Step, firewall.Outcome) {
+	fpre := nftables.ForwardPacket{Iif: pre.Iif, Src: pre.Src, Dst: pre.Dst, Proto: uint8(pre.Proto), Dport: pre.Dport}
+	fpost := nftables.ForwardPacket{Iif: post.Iif, Src: post.Src, Dst: post.Dst, Proto: uint8(post.Proto), Dport: post.Dport, DNAT: dnat}
+	return r.other("prerouting", fpre, func(ns string, _ nftables.ForwardPacket) (*nftables.ForwardDecision, []nftables.ForwardDecision, error) {
+		return nftables.OtherPrerouting(ns, fpre, fpost)
+	})
 }
 
 // OtherInput: a packet for the host itself goes through the other
@@ -562,6 +565,11 @@ func (d *Daemon) explainNotes(ex *firewall.Explanation, p firewall.Packet) {
 	}
 	if len(elsewhere) > 0 {
 		ex.Notes = append(ex.Notes, fmt.Sprintf("port %d/%s is published on %s only, not for %s: this packet is not DNATed", p.Dport, p.Proto, strings.Join(elsewhere, ", "), dst))
+	}
+	if nat, err := nftables.OtherNAT(""); err == nil && len(nat) > 0 {
+		// A REDIRECT or DNAT of another table may send it elsewhere.
+		ex.Notes = append(ex.Notes, fmt.Sprintf("%s has nat rules, which explain does not apply: a REDIRECT or DNAT there may send this packet elsewhere", strings.Join(nat, "; ")))
+		return
 	}
 	refuseUnheard(ex, p, dst, "/proc/thread-self/net", "the host")
 }

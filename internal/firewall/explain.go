@@ -93,9 +93,10 @@ type Host interface {
 	// OtherInput is OtherForward for a packet to the host itself: the
 	// other tables' input chains, and output chains for the answer.
 	OtherInput(p Packet) (Step, Outcome)
-	// OtherPrerouting is OtherForward for the packet as it arrives, in
-	// the other tables' filter chains of the prerouting hook.
-	OtherPrerouting(p Packet) (Step, Outcome)
+	// OtherPrerouting is OtherForward for the packet on the prerouting
+	// hook, in the other tables' filter chains: pre as it arrives, post
+	// after berth's DNAT (dnat says whether there was one).
+	OtherPrerouting(pre, post Packet, dnat bool) (Step, Outcome)
 	// IsBridge reports whether the interface is a bridge: a packet that
 	// comes in and goes out by one is switched, not routed.
 	IsBridge(name string) bool
@@ -219,7 +220,7 @@ func (w *walker) walk() error {
 			return nil
 		}
 	}
-	if w.hook(HookPrerouting, "") == ended || w.other(w.r.OtherPrerouting(p)) {
+	if w.hook(HookPrerouting, "") == ended || w.other(w.r.OtherPrerouting(p, w.p, w.dnat)) {
 		return nil
 	}
 	rt := first

@@ -52,7 +52,7 @@ func (r *fakeRouter) IsBridge(name string) bool {
 	return false
 }
 
-func (r *fakeRouter) OtherPrerouting(Packet) (Step, Outcome) { return Step{}, "" }
+func (r *fakeRouter) OtherPrerouting(_, _ Packet, _ bool) (Step, Outcome) { return Step{}, "" }
 
 func (r *fakeRouter) OtherInput(p Packet) (Step, Outcome) {
 	if r.dropsIn && p.Iif == "eth0" {

@@ -193,11 +193,15 @@ type tableReader struct {
 	table *nftlib.Table
 	rules map[string][]*nftlib.Rule
 	sets  map[string]*tableSet
+	// err is the first read that failed.
+	err error
 }
 
-// tableSet is a set's elements and whether they are intervals.
+// tableSet is a set's elements, whether they are intervals, and whether
+// they could be read.
 type tableSet struct {
 	interval bool
+	failed   bool
 	elems    []nftlib.SetElement
 }
 
@@ -209,7 +213,10 @@ func (t *tableReader) chain(name string) []*nftlib.Rule {
 	if r, ok := t.rules[name]; ok {
 		return r
 	}
-	r, _ := t.conn.GetRules(t.table, &nftlib.Chain{Name: name, Table: t.table})
+	r, err := t.conn.GetRules(t.table, &nftlib.Chain{Name: name, Table: t.table})
+	if err != nil && t.err == nil {
+		t.err = fmt.Errorf("chain %s: %w", name, err)
+	}
 	t.rules[name] = r
 	return r
 }
@@ -218,10 +225,12 @@ func (t *tableReader) set(name string) *tableSet {
 	if s, ok := t.sets[name]; ok {
 		return s
 	}
-	s := &tableSet{}
+	s := &tableSet{failed: true}
 	if set, err := t.conn.GetSetByName(t.table, name); err == nil {
 		s.interval = set.Interval
-		s.elems, _ = t.conn.GetSetElements(set)
+		var err error
+		s.elems, err = t.conn.GetSetElements(set)
+		s.failed = err != nil
 	}
 	t.sets[name] = s
 	return s

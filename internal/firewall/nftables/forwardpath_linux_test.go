@@ -127,9 +127,40 @@ func TestOtherForward(t *testing.T) {
 	nft("add chain inet other out { type filter hook output priority 0; policy drop; }")
 	checkWith("the answer, output policy drop", OtherInput, ReplyTo(toHost), "dropped by table inet other, chain out: policy drop")
 	nft("add table ip raw; add chain ip raw pre { type filter hook prerouting priority raw; }; add rule ip raw pre iifname != \"berth0\" ip daddr 172.17.0.2 drop")
-	checkWith("a raw drop for direct access", OtherPrerouting, ForwardPacket{Iif: "eth0", Src: in.Src, Dst: in.Dst, Proto: unix.IPPROTO_TCP, Dport: 80}, "dropped by table ip raw, chain pre: rule handle")
-	checkWith("the raw drop spares the bridge", OtherPrerouting, ForwardPacket{Iif: "berth0", Src: netip.MustParseAddr("172.17.0.3"), Dst: in.Dst, Proto: unix.IPPROTO_TCP, Dport: 80}, "through")
+	prerouting := func(ns string, p ForwardPacket) (*ForwardDecision, []ForwardDecision, error) {
+		return OtherPrerouting(ns, p, p)
+	}
+	checkWith("a raw drop for direct access", prerouting, ForwardPacket{Iif: "eth0", Src: in.Src, Dst: in.Dst, Proto: unix.IPPROTO_TCP, Dport: 80}, "dropped by table ip raw, chain pre: rule handle")
+	checkWith("the raw drop spares the bridge", prerouting, ForwardPacket{Iif: "berth0", Src: netip.MustParseAddr("172.17.0.3"), Dst: in.Dst, Proto: unix.IPPROTO_TCP, Dport: 80}, "through")
 	nft("delete table ip raw; delete table inet other")
+
+	// A prerouting chain after DNAT (priority 0) sees the container's
+	// address; one before it, the host's.
+	nft("add table ip late; add chain ip late pre { type filter hook prerouting priority 0; }; add rule ip late pre iifname != \"berth0\" ip daddr 172.17.0.0/16 drop")
+	preDNAT := ForwardPacket{Iif: "eth0", Src: in.Src, Dst: netip.MustParseAddr("198.51.100.2"), Proto: unix.IPPROTO_TCP, Dport: 8080}
+	if dropped, _, err := OtherPrerouting(ns, preDNAT, in); err != nil || dropped == nil {
+		t.Errorf("a prerouting chain after DNAT should see the container's address: %+v %v", dropped, err)
+	}
+	nft("delete table ip late")
+
+	// What the evaluation cannot read leaves the answer undecided, never
+	// a certain drop (review of session 25).
+	for _, tc := range []struct{ name, rules string }{
+		{"a data map that sets a mark", `add rule inet t fw meta mark set iifname map { "berth0" : 0x1, "eth9" : 0x2 }; add rule inet t fw meta mark 0x1 drop`},
+		{"a meter", `add rule inet t fw tcp dport 443 meter m { ip saddr limit rate over 10/second } drop`},
+		{"a named limit", `add limit inet t lim { rate over 1/second }; add rule inet t fw limit name "lim" drop`},
+		{"a return on an unknown source port", `add chain inet t sub; add rule inet t sub tcp sport 1024-65535 return; add rule inet t sub drop; add rule inet t fw jump sub`},
+		{"fib, which is not read", `add rule inet t fw meta l4proto tcp fib daddr type local drop`},
+		{"rt, which the library does not hand over", `add rule inet t fw meta nfproto ipv4 rt ip nexthop 203.0.113.9 accept; add rule inet t fw drop`},
+	} {
+		nft("add table inet t; add chain inet t fw { type filter hook forward priority filter; policy accept; }")
+		nft(tc.rules)
+		dropped, undecided, err := OtherForward(ns, out)
+		if err != nil || dropped != nil || len(undecided) == 0 {
+			t.Errorf("%s: dropped %+v, undecided %+v, err %v; want undecided", tc.name, dropped, undecided, err)
+		}
+		nft("delete table inet t")
+	}
 
 	// iptables-nft's rules, as Docker's iptables backend and ufw write them.
 	if _, err := exec.LookPath("iptables"); err != nil {
