@@ -597,8 +597,9 @@ func refuseUnheard(ex *firewall.Explanation, p firewall.Packet, dst netip.Addr, 
 
 // listening reports whether a TCP socket listens on dst:port in the
 // namespace whose /proc/PID/net is procNet: on dst itself, on the
-// family's any-address, or on [::] (which takes IPv4 too unless it is
-// IPV6_V6ONLY, as it is by default).
+// family's any-address, or on [::], which takes IPv4 too unless the
+// socket set IPV6_V6ONLY (not visible here: the answer errs towards
+// "listens", which claims no refusal).
 func listening(procNet string, dst netip.Addr, port uint16) (bool, error) {
 	// /proc/thread-self/net is the namespace of the reading thread: keep
 	// this goroutine on one (unlocked threads are all in the daemon's).
