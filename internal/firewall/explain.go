@@ -304,6 +304,8 @@ func (w *walker) fromHost() error {
 		// connection's NAT was decided in output.
 		w.p.Iif = "lo"
 		w.oif = ""
+		w.ex.Oif = "" // for the host itself
+		w.decide(Step{Hook: "routing", Effect: "back in on lo, for the host itself"})
 		if w.hook(HookPrerouting, "nat") == ended || w.hook(HookInput, "") == ended || w.other(w.r.OtherInput(w.p)) {
 			return nil
 		}

@@ -172,7 +172,7 @@ func TestExplain(t *testing.T) {
 		{name: "host straight to a container", p: tcp("172.17.0.1", "", "172.17.0.2", 80),
 			outcome: Delivered, oif: "berth0", why: "out of berth0"},
 		{name: "host to itself", p: tcp("127.0.0.1", "", "127.0.0.1", 22),
-			outcome: Delivered, oif: "lo", why: "out of lo"},
+			outcome: Delivered, oif: "", why: "back in on lo, for the host itself"},
 		{name: "routed network, a routed port", p: tcp("198.51.100.7", "eth0", "172.20.0.2", 80),
 			outcome: Delivered, chain: "fwd_in__br-r", why: "ROUTED PORTS", oif: "br-r"},
 		{name: "routed network, another port", p: tcp("198.51.100.7", "eth0", "172.20.0.2", 22),

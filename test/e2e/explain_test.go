@@ -58,6 +58,8 @@ func TestExplainAgreesWithTheKernel(t *testing.T) {
 		{"outside to a host service", outside, "host:8099", ask("outside", hostPort(8099)), "delivered", "for the host itself"},
 		{"host to a published port on loopback", "host", "127.0.0.1:8080", ask("host", "127.0.0.1:8080"), "delivered", "out of " + defaultBridge},
 		{"container to itself", "web", "web:80", ask("container:web", webIP+":80"), "delivered", "for the container itself"},
+		{"host to its own service", "host", "127.0.0.1:8099", ask("host", "127.0.0.1:8099"), "delivered", "for the host itself"},
+		{"host to a port nothing listens on", "host", "127.0.0.1:8097", ask("host", "127.0.0.1:8097"), "rejected", "no socket of the host listens"},
 		{"container to a port nothing listens on inside", "web", "web:81", ask("container:web", webIP+":81"), "rejected", "no socket of container web listens"},
 		{"hairpin", "neighbour", testworld.HostAddr.String() + ":8080", ask("container:neighbour", hostPort(8080)), "delivered", "PUBLISHED PORTS"},
 		{"container to a neighbour", "neighbour", "web:80", ask("container:neighbour", webIP+":80"), "delivered", "ICC"},
