@@ -78,21 +78,14 @@ type leg struct {
 // bridge's interface (by subnet, by conntrack state) does not count. Rules of
 // iptables-legacy are not in nftables and are not seen.
 func ForwardBlockers(netnsPath string, bridges []ForwardBridge) ([]ForwardBlocker, error) {
-	conn, done, err := dial(netnsPath)
+	conn, done, all, chains, err := otherBaseChains(netnsPath, func(ch *nftlib.Chain) bool { return *ch.Hooknum == *nftlib.ChainHookForward })
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	chains, err := conn.ListChains()
-	if err != nil {
-		return nil, fmt.Errorf("list nftables chains: %w", err)
-	}
 	var out []ForwardBlocker
 	for _, ch := range chains {
 		family := familyName(ch.Table.Family)
-		if family == "" || ch.Table.Name == "berth" || strings.HasPrefix(ch.Table.Name, "berth-cni") || ch.Hooknum == nil || *ch.Hooknum != *nftlib.ChainHookForward {
-			continue
-		}
 		rules, err := conn.GetRules(ch.Table, ch)
 		if err != nil {
 			return nil, fmt.Errorf("list the rules of table %s %s chain %s: %w", family, ch.Table.Name, ch.Name, err)
@@ -112,7 +105,7 @@ func ForwardBlockers(netnsPath string, bridges []ForwardBridge) ([]ForwardBlocke
 			a.bridges = append(a.bridges, br.Name)
 		}
 		b := ForwardBlocker{Family: family, Table: ch.Table.Name, Chain: ch.Name, Why: why}
-		if slices.ContainsFunc(chains, func(c *nftlib.Chain) bool {
+		if slices.ContainsFunc(all, func(c *nftlib.Chain) bool {
 			return c.Table.Name == ch.Table.Name && c.Table.Family == ch.Table.Family && c.Name == "ufw-user-forward"
 		}) {
 			b.Manager = "ufw"
@@ -138,6 +131,29 @@ func ForwardBlockers(netnsPath string, bridges []ForwardBridge) ([]ForwardBlocke
 		}
 	}
 	return out, nil
+}
+
+// otherBaseChains opens nftables in the namespace at netnsPath and lists
+// the base chains of the tables other than berth's (inet berth, berth-
+// cni's) in the families whose hooks routed packets pass that keep
+// takes; all is every chain, for a look at a table's others.
+func otherBaseChains(netnsPath string, keep func(*nftlib.Chain) bool) (conn *nftlib.Conn, done func(), all, chains []*nftlib.Chain, err error) {
+	conn, done, err = dial(netnsPath)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	all, err = conn.ListChains()
+	if err != nil {
+		done()
+		return nil, nil, nil, nil, fmt.Errorf("list nftables chains: %w", err)
+	}
+	for _, ch := range all {
+		if familyName(ch.Table.Family) == "" || ch.Table.Name == "berth" || strings.HasPrefix(ch.Table.Name, "berth-cni") || ch.Hooknum == nil || !keep(ch) {
+			continue
+		}
+		chains = append(chains, ch)
+	}
+	return conn, done, all, chains, nil
 }
 
 // familyName is the nft word for the families whose forward hook routed

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 
 	nftlib "github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -110,29 +109,16 @@ func OtherPrerouting(netnsPath string, pre, post ForwardPacket) (dropped *Forwar
 }
 
 func otherHook(netnsPath string, hook nftlib.ChainHook, packets func(prio int32) []ForwardPacket) (dropped *ForwardDecision, undecided []ForwardDecision, err error) {
-	conn, done, err := dial(netnsPath)
+	conn, done, _, bases, err := otherBaseChains(netnsPath, func(ch *nftlib.Chain) bool { return *ch.Hooknum == hook && ch.Type != nftlib.ChainTypeNAT })
 	if err != nil {
 		return nil, nil, err
 	}
 	defer done()
-	chains, err := conn.ListChains()
-	if err != nil {
-		return nil, nil, fmt.Errorf("list nftables chains: %w", err)
-	}
 	prio := func(c *nftlib.Chain) int32 {
 		if c.Priority == nil {
 			return 0
 		}
 		return int32(*c.Priority)
-	}
-	var bases []*nftlib.Chain
-	for _, ch := range chains {
-		family := familyName(ch.Table.Family)
-		if family == "" || ch.Table.Name == "berth" || strings.HasPrefix(ch.Table.Name, "berth-cni") ||
-			ch.Hooknum == nil || *ch.Hooknum != hook || ch.Type == nftlib.ChainTypeNAT {
-			continue
-		}
-		bases = append(bases, ch)
 	}
 	slices.SortStableFunc(bases, func(a, b *nftlib.Chain) int { return cmp.Compare(prio(a), prio(b)) })
 	for _, ch := range bases {
@@ -169,26 +155,19 @@ func otherHook(netnsPath string, hook nftlib.ChainHook, packets func(prio int32)
 // output hooks ("table ip nat, chain PREROUTING"): a REDIRECT or DNAT
 // there changes where a packet goes, which explain does not apply.
 func OtherNAT(netnsPath string) ([]string, error) {
-	conn, done, err := dial(netnsPath)
+	conn, done, _, chains, err := otherBaseChains(netnsPath, func(ch *nftlib.Chain) bool {
+		return ch.Type == nftlib.ChainTypeNAT && (*ch.Hooknum == *nftlib.ChainHookPrerouting || *ch.Hooknum == *nftlib.ChainHookOutput)
+	})
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	chains, err := conn.ListChains()
-	if err != nil {
-		return nil, fmt.Errorf("list nftables chains: %w", err)
-	}
 	var out []string
 	for _, ch := range chains {
-		family := familyName(ch.Table.Family)
-		if family == "" || ch.Table.Name == "berth" || strings.HasPrefix(ch.Table.Name, "berth-cni") || ch.Type != nftlib.ChainTypeNAT ||
-			ch.Hooknum == nil || *ch.Hooknum != *nftlib.ChainHookPrerouting && *ch.Hooknum != *nftlib.ChainHookOutput {
-			continue
-		}
 		if rules, err := conn.GetRules(ch.Table, ch); err == nil && len(rules) == 0 {
 			continue // an empty chain changes nothing
 		}
-		out = append(out, fmt.Sprintf("table %s %s, chain %s", family, ch.Table.Name, ch.Name))
+		out = append(out, fmt.Sprintf("table %s %s, chain %s", familyName(ch.Table.Family), ch.Table.Name, ch.Name))
 	}
 	return out, nil
 }
