@@ -121,10 +121,7 @@ func (d *Daemon) Explain(ctx context.Context, req network.ExplainRequest) (netwo
 		return network.Explanation{}, err
 	}
 	hr := &hostRouter{h: host}
-	ex, err := firewall.Explain(rs, p, hr)
-	if err != nil {
-		return network.Explanation{}, err
-	}
+	ex := firewall.Explain(rs, p, hr)
 	if hr.otherErr != nil {
 		ex.Notes = append(ex.Notes, "the host's other tables could not be read: "+hr.otherErr.Error())
 	}
@@ -414,7 +411,7 @@ type hostRouter struct {
 	otherErr error
 }
 
-func (r *hostRouter) Route(_, dst netip.Addr) (firewall.Route, error) {
+func (r *hostRouter) Route(dst netip.Addr) (firewall.Route, error) {
 	rt, err := routeGet(r.h, dst)
 	if err != nil {
 		return firewall.Route{}, err

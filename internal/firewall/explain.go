@@ -74,8 +74,9 @@ type Route struct {
 
 // Host is what Explain asks of the kernel.
 type Host interface {
-	// Route is the route to dst, for a packet from src.
-	Route(src, dst netip.Addr) (Route, error)
+	// Route is the route to dst (the main table's: policy routing is
+	// not modelled).
+	Route(dst netip.Addr) (Route, error)
 	// BridgeNetfilter reports whether packets bridged between two ports
 	// of one bridge go through the IP hooks (net.bridge.bridge-nf-call-
 	// iptables, or -ip6tables with ipv6).
@@ -153,7 +154,7 @@ type Explanation struct {
 }
 
 // Explain walks p through rs.
-func Explain(rs *Ruleset, p Packet, r Host) (Explanation, error) {
+func Explain(rs *Ruleset, p Packet, r Host) Explanation {
 	if p.Proto == ProtoICMP && p.is6() {
 		p.Proto = ProtoICMPv6
 	}
@@ -165,10 +166,8 @@ func Explain(rs *Ruleset, p Packet, r Host) (Explanation, error) {
 		w.chains[rs.Chains[i].Name] = &rs.Chains[i]
 	}
 	w.ex = Explanation{Packet: p.String(), Iif: p.Iif}
-	if err := w.walk(); err != nil {
-		return Explanation{}, err
-	}
-	return w.ex, nil
+	w.walk()
+	return w.ex
 }
 
 type walker struct {
@@ -195,18 +194,19 @@ const (
 	ended
 )
 
-func (w *walker) walk() error {
+func (w *walker) walk() {
 	p := w.p
 	if p.Iif == "" {
-		return w.fromHost()
+		w.fromHost()
+		return
 	}
-	first, err := w.r.Route(p.Src, p.Dst)
+	first, err := w.r.Route(p.Dst)
 	if p.Switched {
 		first, err = Route{Oif: p.Iif}, nil
 	}
 	if err != nil {
 		w.noRoute(err)
-		return nil
+		return
 	}
 	if p.Switched || !first.Local && first.Oif == p.Iif && w.r.IsBridge(p.Iif) {
 		// Between two ports of one bridge: the bridge switches it, and the
@@ -217,27 +217,27 @@ func (w *walker) walk() error {
 			w.ex.Oif = p.Iif
 			w.end(Delivered, Step{Hook: "bridge", Effect: "switched by " + p.Iif + " at layer 2"})
 			w.ex.Notes = append(w.ex.Notes, "bridge-nf-call-ip(6)tables is off: no netfilter hook sees traffic between ports of one bridge")
-			return nil
+			return
 		}
 	}
 	if w.hook(HookPrerouting, "") == ended || w.other(w.r.OtherPrerouting(p, w.p, w.dnat)) {
-		return nil
+		return
 	}
 	rt := first
 	if w.dnat {
-		if rt, err = w.r.Route(p.Src, w.p.Dst); err != nil {
+		if rt, err = w.r.Route(w.p.Dst); err != nil {
 			w.noRoute(err)
-			return nil
+			return
 		}
 	}
 	if rt.Local {
 		w.decide(Step{Hook: "routing", Effect: "for the host itself"})
 		w.ex.Oif = ""
 		if w.hook(HookInput, "") == ended || w.other(w.r.OtherInput(w.p)) {
-			return nil
+			return
 		}
 		w.deliver()
-		return nil
+		return
 	}
 	w.oif = rt.Oif
 	w.ex.Oif = rt.Oif
@@ -252,52 +252,51 @@ func (w *walker) walk() error {
 		w.decide(Step{Hook: "routing", Effect: "routed out of " + rt.Oif})
 		if !w.r.Forwarding(p.is6()) {
 			w.end(Dropped, Step{Hook: "routing", Effect: "forwarding is off in the host (net.ipv4.ip_forward / net.ipv6.conf.all.forwarding)"})
-			return nil
+			return
 		}
 	}
 	w.ex.Forwarded = true
 	w.ex.Bridged = bridged
 	if w.hook(HookForward, "") == ended {
-		return nil
+		return
 	}
 	if w.other(w.r.OtherForward(w.p, rt.Oif, w.dnat)) {
-		return nil
+		return
 	}
 	if bridged {
 		w.p.Iif = "" // br_netfilter's postrouting has no input interface
 	}
 	if w.hook(HookPostrouting, "") == ended {
-		return nil
+		return
 	}
 	w.deliver()
-	return nil
 }
 
 // fromHost is the way of a packet the host sends: output, the routing
 // decision, postrouting; a packet to one of the host's addresses then
 // comes back in on lo.
-func (w *walker) fromHost() error {
+func (w *walker) fromHost() {
 	p := w.p
-	rt, err := w.r.Route(p.Src, p.Dst)
+	rt, err := w.r.Route(p.Dst)
 	if err != nil {
 		w.noRoute(err)
-		return nil
+		return
 	}
 	w.oif = rt.Oif
 	if w.hook(HookOutput, "") == ended {
-		return nil
+		return
 	}
 	if w.dnat {
-		if rt, err = w.r.Route(p.Src, w.p.Dst); err != nil {
+		if rt, err = w.r.Route(w.p.Dst); err != nil {
 			w.noRoute(err)
-			return nil
+			return
 		}
 		w.oif = rt.Oif
 	}
 	w.decide(Step{Hook: "routing", Effect: "out of " + rt.Oif})
 	w.ex.Oif = rt.Oif
 	if w.hook(HookPostrouting, "") == ended {
-		return nil
+		return
 	}
 	if rt.Local {
 		// Looped back: the prerouting and input hooks see it on lo; its
@@ -307,11 +306,10 @@ func (w *walker) fromHost() error {
 		w.ex.Oif = "" // for the host itself
 		w.decide(Step{Hook: "routing", Effect: "back in on lo, for the host itself"})
 		if w.hook(HookPrerouting, "nat") == ended || w.hook(HookInput, "") == ended || w.other(w.r.OtherInput(w.p)) {
-			return nil
+			return
 		}
 	}
 	w.deliver()
-	return nil
 }
 
 // other ends the walk with another table's verdict, if it has one.
@@ -524,7 +522,7 @@ func (w *walker) matches(s Stmt) bool {
 	case NfprotoIPv6:
 		return p.is6()
 	case FibDaddrLocal:
-		rt, err := w.r.Route(p.Src, p.Dst)
+		rt, err := w.r.Route(p.Dst)
 		return err == nil && rt.Local
 	case L4ProtoMatch:
 		return p.Proto == s.Proto
