@@ -153,7 +153,7 @@ func (d *Daemon) createContainer(ctx context.Context, name string, cfg container
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if name == "" {
-		name = d.freeNameLocked()
+		name = d.freeNameLocked(c.ID)
 	}
 	for _, o := range d.containers {
 		if o.c.Name == name {
@@ -252,21 +252,22 @@ func (d *Daemon) planNetworks(cfg *container.Config) error {
 	return nil
 }
 
-// freeNameLocked picks a Docker-style random name no container has.
-func (d *Daemon) freeNameLocked() string {
-	for {
-		n := randomName()
-		taken := false
-		for _, o := range d.containers {
-			if o.c.Name == n {
-				taken = true
-				break
-			}
-		}
-		if !taken {
+// freeNameLocked picks a generated name no container has: nameTries
+// random names, then the container's short ID, as moby does. Never more
+// tries: with the pairs used up an unbounded search would spin holding
+// d.mu and hang the daemon. A short ID someone took as a name is left to
+// the create's conflict check, as in moby.
+func (d *Daemon) freeNameLocked(id string) string {
+	taken := make(map[string]bool, len(d.containers))
+	for _, o := range d.containers {
+		taken[o.c.Name] = true
+	}
+	for retry := range nameTries {
+		if n := randomName(retry); !taken[n] {
 			return n
 		}
 	}
+	return id[:12]
 }
 
 func (d *Daemon) filesDir(id string) string { return filepath.Join(d.cfg.DataRoot, "files", id) }

@@ -1,0 +1,64 @@
+package daemon
+
+import (
+	"regexp"
+	"strconv"
+	"testing"
+
+	"github.com/berth-net/berth/internal/container"
+)
+
+// namesTaken is a daemon whose containers hold the given names.
+func namesTaken(names []string) *Daemon {
+	d := &Daemon{containers: map[string]*ctrState{}}
+	for i, n := range names {
+		id := strconv.Itoa(i)
+		d.containers[id] = newCtrState(&container.Container{ID: id, Name: n})
+	}
+	return d
+}
+
+func TestFreeNameIsFreeAndDockerShaped(t *testing.T) {
+	d := namesTaken([]string{"calm_turing"})
+	shape := regexp.MustCompile(`^[a-z]+_[a-z]+$`)
+	for range 200 {
+		n := d.freeNameLocked("0123456789abcdef0123")
+		if !shape.MatchString(n) || n == "calm_turing" {
+			t.Fatalf("freeNameLocked = %q, want a free adjective_surname", n)
+		}
+	}
+}
+
+// Every pair taken, with and without a digit: the create must still get
+// a name (the short ID) instead of spinning under d.mu, which hung the
+// daemon at the 397th unnamed container when the lists had 396 pairs.
+func TestFreeNameEndsWhenEveryNameIsTaken(t *testing.T) {
+	var all []string
+	for _, a := range adjectives {
+		for _, s := range surnames {
+			all = append(all, a+"_"+s)
+			for digit := range 10 {
+				all = append(all, a+"_"+s+strconv.Itoa(digit))
+			}
+		}
+	}
+	d := namesTaken(all)
+	if n := d.freeNameLocked("0123456789abcdef0123"); n != "0123456789ab" {
+		t.Fatalf("freeNameLocked with every name taken = %q, want the short ID 0123456789ab", n)
+	}
+}
+
+// With the plain pairs taken, a retry's digit finds a free name.
+func TestFreeNameRetriesWithADigit(t *testing.T) {
+	var pairs []string
+	for _, a := range adjectives {
+		for _, s := range surnames {
+			pairs = append(pairs, a+"_"+s)
+		}
+	}
+	d := namesTaken(pairs)
+	shape := regexp.MustCompile(`^[a-z]+_[a-z]+[0-9]$`)
+	if n := d.freeNameLocked("0123456789abcdef0123"); !shape.MatchString(n) {
+		t.Fatalf("freeNameLocked with every pair taken = %q, want adjective_surname and a digit", n)
+	}
+}
