@@ -39,6 +39,7 @@ func (d *Daemon) restoreContainers(ctx context.Context) error {
 	var errs []error
 	var autoRemove []*ctrState
 	var adopted []runtime.Process
+	var readopted []*ctrState
 	live := map[string]bool{}
 	for _, c := range recs {
 		cs := newCtrState(c)
@@ -57,19 +58,7 @@ func (d *Daemon) restoreContainers(ctx context.Context) error {
 				if err := d.dropUnjoined(c); err != nil {
 					errs = append(errs, err)
 				}
-				d.restoreDNS(c)
-				cs.mu.Lock()
-				d.watchOOMLocked(cs, proc, false)
-				cs.mu.Unlock()
-				go d.monitor(cs, proc, cs.exited)
-				cs.mu.Lock()
-				d.startHealthLocked(cs) // starting again, as moby's restore
-				cs.mu.Unlock()
-				d.log.Info("re-adopted running container", "name", c.Name, "id", c.ShortID(), "pid", proc.Pid)
-				if !c.Config.Tty && !d.runtime.OutputKept(c.ID) {
-					d.log.Warn("the output of a re-adopted container is lost: its reaper died while no daemon ran, and with it the only reader of its stdout and stderr (restart the container to log it again)",
-						"name", c.Name, "id", c.ShortID())
-				}
+				readopted = append(readopted, cs)
 				continue
 			}
 			// Its network is gone (the sandbox record was lost): a container
@@ -82,6 +71,22 @@ func (d *Daemon) restoreContainers(ctx context.Context) error {
 		}
 		if c.Config.AutoRemove {
 			autoRemove = append(autoRemove, cs)
+		}
+	}
+	d.restoreResolvers(readopted)
+	for _, cs := range readopted {
+		c, proc := cs.c, cs.proc
+		cs.mu.Lock()
+		d.watchOOMLocked(cs, proc, false)
+		cs.mu.Unlock()
+		go d.monitor(cs, proc, cs.exited)
+		cs.mu.Lock()
+		d.startHealthLocked(cs) // starting again, as moby's restore
+		cs.mu.Unlock()
+		d.log.Info("re-adopted running container", "name", c.Name, "id", c.ShortID(), "pid", proc.Pid)
+		if !c.Config.Tty && !d.runtime.OutputKept(c.ID) {
+			d.log.Warn("the output of a re-adopted container is lost: its reaper died while no daemon ran, and with it the only reader of its stdout and stderr (restart the container to log it again)",
+				"name", c.Name, "id", c.ShortID())
 		}
 	}
 	// As moby's restore: a --rm container that is not running (it stopped
@@ -108,6 +113,34 @@ func (d *Daemon) restoreContainers(ctx context.Context) error {
 	d.restoreLinkHosts()
 	d.startByPolicy(recs) // after the sweep above, which would take their new sandboxes for leftovers
 	return errors.Join(errs...)
+}
+
+// resolverStarts is how many re-adopted containers' DNS resolvers are
+// made at once after a daemon start: each is mostly waiting on the
+// kernel (a thread entering the namespace, two sockets, a commit of the
+// redirect there), so a few in flight beat one by one even on 2 CPUs.
+const resolverStarts = 8
+
+// restoreResolvers re-creates the DNS resolvers of re-adopted containers
+// (the old daemon's sockets died with it), several at once: one by one,
+// 250 of them kept a restarted daemon from serving for a third of a
+// second, and the containers' lookups failing all along. Before their
+// monitors run, so that no exit stops a resolver not made yet.
+func (d *Daemon) restoreResolvers(css []*ctrState) {
+	work := make(chan *container.Container)
+	var wg sync.WaitGroup
+	for range min(resolverStarts, len(css)) {
+		wg.Go(func() {
+			for c := range work {
+				d.restoreDNS(c)
+			}
+		})
+	}
+	for _, cs := range css {
+		work <- cs.c
+	}
+	close(work)
+	wg.Wait()
 }
 
 // startByPolicy starts the containers whose restart policy wants them

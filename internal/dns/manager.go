@@ -62,6 +62,7 @@ type Manager struct {
 
 	mu        sync.Mutex
 	resolvers map[string]*Resolver
+	starting  map[string]chan struct{} // resolvers being made, closed when made or failed
 }
 
 // NewManager returns a manager with no resolvers.
@@ -75,22 +76,54 @@ func NewManager(cfg Config) *Manager {
 	if cfg.Listen == nil {
 		cfg.Listen = ListenInNamespace(nil)
 	}
-	return &Manager{cfg: cfg, fwd: newForwarder(cfg.Timeout, cfg.Log), resolvers: map[string]*Resolver{}}
+	return &Manager{cfg: cfg, fwd: newForwarder(cfg.Timeout, cfg.Log), resolvers: map[string]*Resolver{}, starting: map[string]chan struct{}{}}
 }
 
 // Start makes sb's resolver listen and serve. For a sandbox that has one
-// already it only updates the upstreams (idempotent).
+// already it only updates the upstreams (idempotent). Starts of different
+// sandboxes run in parallel (a restarted daemon starts hundreds); a Start,
+// Stop or Close of a sandbox whose resolver is being made waits for it.
 func (m *Manager) Start(sb Sandbox) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	if r, ok := m.resolvers[sb.ID]; ok {
-		r.SetUpstreams(sb.Upstreams)
-		r.ndotsSet.Store(sb.NdotsSet)
-		return nil
+	for {
+		if r, ok := m.resolvers[sb.ID]; ok {
+			r.SetUpstreams(sb.Upstreams)
+			r.ndotsSet.Store(sb.NdotsSet)
+			m.mu.Unlock()
+			return nil
+		}
+		pending, ok := m.starting[sb.ID]
+		if !ok {
+			break
+		}
+		m.mu.Unlock()
+		<-pending
+		m.mu.Lock()
 	}
+	done := make(chan struct{})
+	m.starting[sb.ID] = done
+	m.mu.Unlock()
+
+	r, err := m.start(sb)
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.starting, sb.ID)
+	close(done)
+	if err != nil {
+		return err
+	}
+	m.resolvers[sb.ID] = r
+	m.cfg.Log.Debug("DNS resolver started", "sandbox", short(sb.ID), "upstreams", sb.Upstreams)
+	return nil
+}
+
+// start makes a resolver for sb, without m.mu: the sockets are made in
+// the sandbox's namespace, and its redirect written there.
+func (m *Manager) start(sb Sandbox) (*Resolver, error) {
 	udp, tcp, err := m.cfg.Listen(sb.Path)
 	if err != nil {
-		return fmt.Errorf("start DNS resolver of sandbox %s: %w", short(sb.ID), err)
+		return nil, fmt.Errorf("start DNS resolver of sandbox %s: %w", short(sb.ID), err)
 	}
 	fwd := m.fwd
 	if sb.UpstreamsInSandbox {
@@ -98,9 +131,21 @@ func (m *Manager) Start(sb Sandbox) error {
 	}
 	r := serve(sb.ID, m.cfg.Names, fwd, sb.Upstreams, udp, tcp, m.cfg.Log)
 	r.ndotsSet.Store(sb.NdotsSet)
-	m.resolvers[sb.ID] = r
-	m.cfg.Log.Debug("DNS resolver started", "sandbox", short(sb.ID), "upstreams", sb.Upstreams)
-	return nil
+	return r, nil
+}
+
+// waitStartingLocked waits, with m.mu held on entry and on return, until
+// no resolver of sandboxID is being made.
+func (m *Manager) waitStartingLocked(sandboxID string) {
+	for {
+		pending, ok := m.starting[sandboxID]
+		if !ok {
+			return
+		}
+		m.mu.Unlock()
+		<-pending
+		m.mu.Lock()
+	}
 }
 
 // Running reports whether sandboxID has a resolver.
@@ -116,6 +161,7 @@ func (m *Manager) Running(sandboxID string) bool {
 // soon after) the namespace is deleted.
 func (m *Manager) Stop(sandboxID string) error {
 	m.mu.Lock()
+	m.waitStartingLocked(sandboxID)
 	r, ok := m.resolvers[sandboxID]
 	delete(m.resolvers, sandboxID)
 	m.mu.Unlock()
@@ -129,6 +175,12 @@ func (m *Manager) Stop(sandboxID string) error {
 // manager forwards nothing after it.
 func (m *Manager) Close() error {
 	m.mu.Lock()
+	for len(m.starting) > 0 {
+		for id := range m.starting {
+			m.waitStartingLocked(id)
+			break
+		}
+	}
 	rs := m.resolvers
 	m.resolvers = map[string]*Resolver{}
 	m.mu.Unlock()
