@@ -45,6 +45,10 @@ func bench(ctx context.Context, p plan, bin string, log *slog.Logger) (err error
 	if err := w.scale(ctx, p, &r.scale); err != nil {
 		return fmt.Errorf("attach scale: %w", err)
 	}
+	log.Info("daemon restarts", "n", p.restarts)
+	if err := w.restarts(ctx, p, &r.restart); err != nil {
+		return fmt.Errorf("restarts: %w", err)
+	}
 	log.Info("run -d samples")
 	if err := w.runs(ctx, p, &r.run); err != nil {
 		return fmt.Errorf("runs: %w", err)

@@ -26,20 +26,21 @@ type plan struct {
 	iperf     time.Duration // per side, in halves of whole seconds
 	goBench   time.Duration // benchtime of each Go benchmark
 	commits   int           // store commits timed
+	restarts  int           // daemon restarts timed, with the scale's containers running
 	tmpfs     bool          // data-root on a tmpfs
 }
 
 func defaultPlan() plan {
 	return plan{
 		name: "default", tiers: []int{10, 100, 1000}, realPorts: 100, probes: 10, cycles: 12,
-		runPairs: 10, parallel: 50, iperf: 10 * time.Second, goBench: time.Second, commits: 30,
+		runPairs: 10, parallel: 50, iperf: 10 * time.Second, goBench: time.Second, commits: 30, restarts: 5,
 	}
 }
 
 func quickPlan() plan {
 	return plan{
 		name: "quick", tiers: []int{10, 100}, realPorts: 10, probes: 4, cycles: 3,
-		runPairs: 3, parallel: 10, iperf: 2 * time.Second, goBench: 100 * time.Millisecond, commits: 10,
+		runPairs: 3, parallel: 10, iperf: 2 * time.Second, goBench: 100 * time.Millisecond, commits: 10, restarts: 2,
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/berth-net/berth/bench/internal/stats"
@@ -14,6 +15,7 @@ func report(w io.Writer, r *results, machine string) error {
 	t := stats.NewTable("measure", "berth", "floor", "berth/floor", "target", "note")
 	attachRows(t, r)
 	runRows(t, r)
+	restartRows(t, r)
 	dataRows(t, r)
 	otherRows(t, r)
 	return t.Render(w)
@@ -93,6 +95,26 @@ func runRows(t *stats.Table, r *results) {
 		note += "; first error: " + p.firstErr.Error()
 	}
 	t.Add("succeeded / distinct addresses", fmt.Sprintf("%d / %d of %d", p.ok, p.distinct, p.n), "", "", "all", note)
+}
+
+// restartTarget is the bound on a restart's time to serving that
+// user-pain's goals set: re-applied in under a second with 500 containers.
+const restartTarget = time.Second
+
+func restartRows(t *stats.Table, r *results) {
+	rs := r.restart
+	if len(rs.serve) == 0 {
+		return
+	}
+	t.Section(fmt.Sprintf("daemon restart (SIGTERM, start again) with %d containers running, ms median / max", rs.containers))
+	t.Add("new daemon: exec → API answers", stats.MS(rs.serve.Median())+" / "+stats.MS(slices.Max(rs.serve)), "", "", "< "+stats.MS(restartTarget),
+		fmt.Sprintf("%d restarts: re-adopts every container, checks its links, resolver and the table", len(rs.serve)))
+	t.Add("old daemon: SIGTERM → exited", stats.MS(rs.stop.Median())+" / "+stats.MS(slices.Max(rs.stop)), "", "", "", "containers run on (live restore)")
+	note := fmt.Sprintf("of %d new UDP flows container → outside, one each ms, across the restarts", rs.flows)
+	if rs.flowErr != "" {
+		note += "; " + rs.flowErr
+	}
+	t.Add("flows lost", fmt.Sprint(rs.lost), "", "", "0", note)
 }
 
 func dataRows(t *stats.Table, r *results) {

@@ -16,6 +16,7 @@ type results struct {
 	data    dataResult
 	goBench goBenchResult
 	commit  stats.Samples // one-record bbolt transactions on the data-root's filesystem
+	restart restartResult
 	// leftVeths is how many of berth's veths were still there once every
 	// container was removed and the reaper had settled.
 	leftVeths int
@@ -64,4 +65,15 @@ type parallelResult struct {
 // dataResult holds bits per second of each path.
 type dataResult struct {
 	c2c, c2cFloor, c2o, c2oFloor float64
+}
+
+// restartResult is the daemon restart rows.
+type restartResult struct {
+	containers int           // running through the restarts
+	stop       stats.Samples // SIGTERM until the old daemon exited
+	serve      stats.Samples // the new daemon's exec until its API answered
+	// flows were opened from a container to the outside across the
+	// restarts, one after the other; lost got no echo in flowTimeout.
+	flows, lost int
+	flowErr     string
 }

@@ -47,6 +47,7 @@ const (
 
 // world is everything one bench run makes inside its private namespaces.
 type world struct {
+	bin     string // the berth binary, to start the daemon again
 	dir     string
 	outside string // the outside world's netns
 	// The scale floor's own host namespace and outside world: many kernel
@@ -108,7 +109,7 @@ func newWorld(ctx context.Context, bin string, tmpfs bool, log *slog.Logger) (*w
 		}
 	}
 	w := &world{
-		dir: dir, log: log,
+		bin: bin, dir: dir, log: log,
 		outside:      filepath.Join(dir, "outside.netns"),
 		floorHost:    filepath.Join(dir, "floorhost.netns"),
 		floorOutside: filepath.Join(dir, "flooroutside.netns"),

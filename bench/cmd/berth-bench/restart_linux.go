@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/berth-net/berth/bench/internal/harness"
+	"github.com/berth-net/berth/internal/sandbox"
+)
+
+// echoPort is the outside server's UDP echo port during the restarts.
+const echoPort = 7
+
+// flowTimeout is how long a probe flow waits for its echo before it
+// counts as lost: far above the path's round trip (tens of µs), far below
+// a restart.
+const flowTimeout = 200 * time.Millisecond
+
+// restarts restarts the daemon p.restarts times with every container the
+// scale left running, and meanwhile opens new UDP flows from one of them
+// to the outside server, one after the other: each a new conntrack entry
+// through the forward and masquerade rules the restart re-applies, so a
+// moment without them (a flushed table, a rule missing between two
+// commits) loses flows.
+func (w *world) restarts(ctx context.Context, p plan, res *restartResult) error {
+	list, err := w.d.ContainerList(ctx, false, nil)
+	if err != nil {
+		return err
+	}
+	res.containers = len(list)
+	ns, _, err := w.d.Where(ctx, "probe0", "bridge")
+	if err != nil {
+		return err
+	}
+	stopEcho, err := echoServer(w.outside, netip.AddrPortFrom(harness.ServerAddr, echoPort))
+	if err != nil {
+		return err
+	}
+	defer stopEcho()
+	quit := make(chan struct{})
+	flows := make(chan flowCount, 1)
+	go func() { flows <- probeFlows(ns, netip.AddrPortFrom(harness.ServerAddr, echoPort), quit) }()
+	for range p.restarts {
+		time.Sleep(100 * time.Millisecond) // flows before each stop, too
+		nd, stop, serve, err := w.d.Restart(ctx, w.bin)
+		if err != nil {
+			close(quit)
+			<-flows
+			return err
+		}
+		w.d = nd
+		res.stop = append(res.stop, stop)
+		res.serve = append(res.serve, serve)
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(quit)
+	fc := <-flows
+	res.flows, res.lost, res.flowErr = fc.sent, fc.lost, fc.err
+	return nil
+}
+
+// flowCount is what probeFlows saw.
+type flowCount struct {
+	sent, lost int
+	err        string // the first error that was not a lost echo
+}
+
+// probeFlows opens a new UDP flow from the namespace at ns to at every
+// millisecond until quit, each one datagram waiting for its echo.
+func probeFlows(ns string, at netip.AddrPort, quit <-chan struct{}) flowCount {
+	var fc flowCount
+	err := sandbox.Do(ns, func() error {
+		buf := make([]byte, 8)
+		for seq := uint64(0); ; seq++ {
+			select {
+			case <-quit:
+				return nil
+			default:
+			}
+			fc.sent++
+			if !oneFlow(at, seq, buf) {
+				fc.lost++
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+	if err != nil {
+		fc.err = err.Error()
+	}
+	return fc
+}
+
+// oneFlow sends seq from a new socket and reports whether it came back.
+func oneFlow(at netip.AddrPort, seq uint64, buf []byte) bool {
+	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(at))
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	binary.BigEndian.PutUint64(buf, seq)
+	if _, err := c.Write(buf); err != nil {
+		return false
+	}
+	c.SetReadDeadline(time.Now().Add(flowTimeout))
+	for {
+		n, err := c.Read(buf)
+		if err != nil {
+			return false
+		}
+		if n == 8 && binary.BigEndian.Uint64(buf) == seq {
+			return true
+		}
+	}
+}
+
+// echoServer echoes UDP datagrams at at, in the namespace at ns, until
+// the returned stop.
+func echoServer(ns string, at netip.AddrPort) (stop func(), err error) {
+	var c *net.UDPConn
+	err = sandbox.Do(ns, func() error {
+		var err error
+		c, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(at))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("echo server on %s: %w", at, err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		buf := make([]byte, 64)
+		for {
+			n, from, err := c.ReadFromUDPAddrPort(buf)
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if err == nil {
+				c.WriteToUDPAddrPort(buf[:n], from)
+			}
+		}
+	})
+	return func() { c.Close(); wg.Wait() }, nil
+}
