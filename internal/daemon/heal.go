@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -387,7 +386,7 @@ func (d *Daemon) forgetLink(g goneLink, devs map[string]string) {
 		return
 	}
 	d.log.Info("overlapping host routes removed with their interface", "interface", g.name, "networks", cleared)
-	if _, err := net.InterfaceByName(g.name); err == nil {
+	if _, err := netlink.LinkByName(g.name); err == nil {
 		d.scanRoutes()
 	}
 }
