@@ -14,6 +14,11 @@ import (
 // tcpPort (the daemon's is firewall/nftables.RedirectDNS).
 type RedirectFunc func(path string, resolver netip.Addr, udpPort, tcpPort uint16) error
 
+// RedirectedFunc returns the ports RedirectFunc's redirect in the network
+// namespace at path points at, if it is there untouched (the daemon's is
+// firewall/nftables.DNSRedirected).
+type RedirectedFunc func(path string, resolver netip.Addr) (udpPort, tcpPort uint16, ok bool)
+
 // ListenInNamespace returns the ListenFunc of a real sandbox: it binds UDP
 // and TCP on 127.0.0.11 inside the network namespace at path, at ports the
 // kernel picks, and has redirect send 127.0.0.11:53 there, as Docker's
@@ -22,14 +27,31 @@ type RedirectFunc func(path string, resolver netip.Addr, udpPort, tcpPort uint16
 // resolver on 127.0.0.11:53 itself, such a bind failed with "address
 // already in use"). With a nil redirect it binds 127.0.0.11:53 directly.
 //
+// When redirected (may be nil) finds the namespace's redirect from an
+// earlier resolver (the sandbox's under the daemon before a restart, or
+// before a Stop), the new one binds its ports again and leaves the
+// redirect alone: a restart with 500 resolvers spent 0.76 s of commits
+// in the namespaces rewriting redirects (a query sent while no resolver
+// listens is refused either way: the sockets die with the old daemon).
+// Ports taken meanwhile (by the container) get new ones and a new
+// redirect.
+//
 // The sockets are made on a thread that entered the namespace for the
 // purpose (sandbox.Do) and stay in it, so the goroutines that serve them
 // run anywhere. 127.0.0.11 needs no address of its own: all of
 // 127.0.0.0/8 is local on the sandbox's lo, which the sandbox brings up.
-func ListenInNamespace(redirect RedirectFunc) ListenFunc {
+func ListenInNamespace(redirect RedirectFunc, redirected RedirectedFunc) ListenFunc {
 	return func(path string) (*net.UDPConn, net.Listener, error) {
 		if redirect == nil {
 			return listenIn(path, netip.AddrPortFrom(Address, 53), netip.AddrPortFrom(Address, 53))
+		}
+		if redirected != nil {
+			if uport, tport, ok := redirected(path, Address); ok {
+				udp, tcp, err := listenIn(path, netip.AddrPortFrom(Address, uport), netip.AddrPortFrom(Address, tport))
+				if err == nil {
+					return udp, tcp, nil
+				}
+			}
 		}
 		udp, tcp, err := listenIn(path, netip.AddrPortFrom(Address, 0), netip.AddrPortFrom(Address, 0))
 		if err != nil {

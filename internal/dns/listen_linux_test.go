@@ -79,7 +79,7 @@ func TestListenRedirected(t *testing.T) {
 	ns := nstest.New(t)
 	names := newFakeNames()
 	names.add("sb", "web", "", "10.0.0.2")
-	m := NewManager(Config{Names: names, Listen: ListenInNamespace(nftables.RedirectDNS)})
+	m := NewManager(Config{Names: names, Listen: ListenInNamespace(nftables.RedirectDNS, nftables.DNSRedirected)})
 	t.Cleanup(func() { m.Close() })
 	if err := m.Start(Sandbox{ID: "sb", Path: ns}); err != nil {
 		t.Fatal(err)
@@ -105,6 +105,76 @@ func TestListenRedirected(t *testing.T) {
 			t.Errorf("%s web through 127.0.0.11:53 = %+v, want 10.0.0.2", proto, got)
 		}
 	}
+}
+
+// TestListenKeepsRedirectedPorts: a resolver made again for a namespace
+// (the next daemon's, after a restart) listens on the ports the redirect
+// already points at and leaves it alone; when the container took one of
+// them meanwhile, it gets new ports and a new redirect. It answers at
+// 127.0.0.11:53 either way.
+func TestListenKeepsRedirectedPorts(t *testing.T) {
+	ns := nstest.New(t)
+	names := newFakeNames()
+	names.add("sb", "web", "", "10.0.0.2")
+	newManager := func() *Manager {
+		m := NewManager(Config{Names: names, Listen: ListenInNamespace(nftables.RedirectDNS, nftables.DNSRedirected)})
+		t.Cleanup(func() { m.Close() })
+		return m
+	}
+	answers := func(when string) {
+		t.Helper()
+		for _, proto := range []string{"udp", "tcp"} {
+			got := summarize(exchangeOn(t, dialIn(t, ns, proto), query("web", mdns.TypeA)))
+			if got.Rcode != "NOERROR" || len(got.Answers) != 1 || got.Answers[0] != "web. 0 IN A 10.0.0.2" {
+				t.Errorf("%s: %s web = %+v, want 10.0.0.2", when, proto, got)
+			}
+		}
+	}
+	redirected := func() [2]uint16 {
+		t.Helper()
+		u, tc, ok := nftables.DNSRedirected(ns, Address)
+		if !ok {
+			t.Fatal("no redirect in the namespace")
+		}
+		return [2]uint16{u, tc}
+	}
+	first := newManager()
+	if err := first.Start(Sandbox{ID: "sb", Path: ns}); err != nil {
+		t.Fatal(err)
+	}
+	ports := redirected()
+	first.Close() // the daemon exits; the namespace keeps its redirect
+
+	second := newManager()
+	if err := second.Start(Sandbox{ID: "sb", Path: ns}); err != nil {
+		t.Fatal(err)
+	}
+	if got := redirected(); got != ports {
+		t.Errorf("redirect after the resolver was made again = %v, want the first one's %v", got, ports)
+	}
+	answers("on the kept ports")
+	if err := second.Stop("sb"); err != nil {
+		t.Fatal(err)
+	}
+
+	var taken net.PacketConn
+	err := sandbox.Do(ns, func() error {
+		var err error
+		taken, err = net.ListenPacket("udp4", netip.AddrPortFrom(Address, ports[0]).String())
+		return err
+	})
+	if err != nil {
+		t.Fatalf("take the resolver's UDP port in the namespace: %v", err)
+	}
+	defer taken.Close()
+	third := newManager()
+	if err := third.Start(Sandbox{ID: "sb", Path: ns}); err != nil {
+		t.Fatalf("start with the UDP port taken: %v", err)
+	}
+	if got := redirected(); got[0] == ports[0] {
+		t.Errorf("redirect with UDP port %d taken = %v, want a new UDP port", ports[0], got)
+	}
+	answers("on new ports")
 }
 
 // TestUpstreamsInSandbox: a container's own --dns servers are asked from

@@ -30,7 +30,7 @@ type Config struct {
 	Log   *slog.Logger
 	// Timeout of one upstream exchange; zero means DefaultTimeout.
 	Timeout time.Duration
-	// Listen makes the sockets; nil means ListenInNamespace(nil), which
+	// Listen makes the sockets; nil means ListenInNamespace(nil, nil), which
 	// binds 127.0.0.11:53 itself.
 	Listen ListenFunc
 }
@@ -74,7 +74,7 @@ func NewManager(cfg Config) *Manager {
 		cfg.Timeout = DefaultTimeout
 	}
 	if cfg.Listen == nil {
-		cfg.Listen = ListenInNamespace(nil)
+		cfg.Listen = ListenInNamespace(nil, nil)
 	}
 	return &Manager{cfg: cfg, fwd: newForwarder(cfg.Timeout, cfg.Log), resolvers: map[string]*Resolver{}, starting: map[string]chan struct{}{}}
 }

@@ -3,6 +3,7 @@ package nftables
 import (
 	"fmt"
 	"net/netip"
+	"reflect"
 
 	nftlib "github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -74,4 +75,59 @@ func dnsRedirect(a netip.Addr, proto byte, port uint16) []expr.Any {
 		&expr.Immediate{Register: 2, Data: binaryutil.BigEndian.PutUint16(port)},
 		&expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegProtoMin: 2, Specified: true},
 	}
+}
+
+// DNSRedirected returns the ports the redirect RedirectDNS wrote in the
+// namespace at netnsPath points at, if its table holds exactly those two
+// rules for resolver; ok is false otherwise (no table yet, or one changed
+// from inside the container). A resolver made again for the namespace (a
+// restarted daemon, a sandbox's resolver stopped and started) listens on
+// them if it can, and the redirect stays as it is: no commit in the
+// namespace, and queries sent while no resolver listened wait in the
+// sockets' place rather than meet a redirect to ports nobody holds.
+func DNSRedirected(netnsPath string, resolver netip.Addr) (udpPort, tcpPort uint16, ok bool) {
+	if netnsPath == "" {
+		return 0, 0, false
+	}
+	conn, done, err := dial(netnsPath)
+	if err != nil {
+		return 0, 0, false
+	}
+	defer done()
+	t := &nftlib.Table{Family: nftlib.TableFamilyIPv4, Name: DNSTableName}
+	rules, err := conn.GetRules(t, &nftlib.Chain{Name: "output", Table: t})
+	if err != nil || len(rules) != 2 {
+		return 0, 0, false
+	}
+	var ports [2]uint16
+	for i, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
+		port, found := redirectPort(rules[i].Exprs)
+		if !found || !reflect.DeepEqual(rules[i].Exprs, listedRedirect(resolver, proto, port)) {
+			return 0, 0, false
+		}
+		ports[i] = port
+	}
+	return ports[0], ports[1], true
+}
+
+// listedRedirect is dnsRedirect as the kernel lists it: a NAT's range
+// ends where it starts.
+func listedRedirect(a netip.Addr, proto byte, port uint16) []expr.Any {
+	exprs := dnsRedirect(a, proto, port)
+	for _, e := range exprs {
+		if n, ok := e.(*expr.NAT); ok {
+			n.RegAddrMax, n.RegProtoMax = n.RegAddrMin, n.RegProtoMin
+		}
+	}
+	return exprs
+}
+
+// redirectPort is the port a dnsRedirect rule's NAT loads, if it has one.
+func redirectPort(exprs []expr.Any) (uint16, bool) {
+	for _, e := range exprs {
+		if im, ok := e.(*expr.Immediate); ok && im.Register == 2 && len(im.Data) == 2 {
+			return binaryutil.BigEndian.Uint16(im.Data), true
+		}
+	}
+	return 0, false
 }

@@ -38,3 +38,28 @@ func TestRedirectDNS(t *testing.T) {
 }
 
 func itoa(p uint16) string { return strconv.Itoa(int(p)) }
+
+// TestDNSRedirected reads back the ports of RedirectDNS's rules, and
+// nothing from a namespace without them or whose table was changed.
+func TestDNSRedirected(t *testing.T) {
+	ns := nstest.New(t)
+	resolver := netip.MustParseAddr("127.0.0.11")
+	if u, tc, ok := DNSRedirected(ns, resolver); ok {
+		t.Errorf("DNSRedirected of a namespace without the table = %d, %d, true", u, tc)
+	}
+	for _, ports := range [][2]uint16{{40001, 40002}, {41001, 41002}} {
+		if err := RedirectDNS(ns, resolver, ports[0], ports[1]); err != nil {
+			t.Fatal(err)
+		}
+		if u, tc, ok := DNSRedirected(ns, resolver); !ok || u != ports[0] || tc != ports[1] {
+			t.Errorf("DNSRedirected after RedirectDNS(%v) = %d, %d, %v", ports, u, tc, ok)
+		}
+	}
+	if u, tc, ok := DNSRedirected(ns, netip.MustParseAddr("127.0.0.12")); ok {
+		t.Errorf("DNSRedirected for another resolver address = %d, %d, true", u, tc)
+	}
+	output(t, ns, "nft", "insert", "rule", "ip", DNSTableName, "output", "ip", "daddr", "127.0.0.11", "udp", "dport", "53", "dnat", "to", "127.0.0.11:999")
+	if u, tc, ok := DNSRedirected(ns, resolver); ok {
+		t.Errorf("DNSRedirected of a table with a rule added = %d, %d, true", u, tc)
+	}
+}
