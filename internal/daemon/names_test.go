@@ -18,6 +18,23 @@ func namesTaken(names []string) *Daemon {
 	return d
 }
 
+// everyPair is every generated adjective_surname, and with digits each
+// of them with each retry digit too.
+func everyPair(digits bool) []string {
+	var names []string
+	for _, a := range adjectives {
+		for _, s := range surnames {
+			names = append(names, a+"_"+s)
+			for digit := range 10 {
+				if digits {
+					names = append(names, a+"_"+s+strconv.Itoa(digit))
+				}
+			}
+		}
+	}
+	return names
+}
+
 func TestFreeNameIsFreeAndDockerShaped(t *testing.T) {
 	d := namesTaken([]string{"calm_turing"})
 	shape := regexp.MustCompile(`^[a-z]+_[a-z]+$`)
@@ -33,16 +50,7 @@ func TestFreeNameIsFreeAndDockerShaped(t *testing.T) {
 // a name (the short ID) instead of spinning under d.mu, which hung the
 // daemon at the 397th unnamed container when the lists had 396 pairs.
 func TestFreeNameEndsWhenEveryNameIsTaken(t *testing.T) {
-	var all []string
-	for _, a := range adjectives {
-		for _, s := range surnames {
-			all = append(all, a+"_"+s)
-			for digit := range 10 {
-				all = append(all, a+"_"+s+strconv.Itoa(digit))
-			}
-		}
-	}
-	d := namesTaken(all)
+	d := namesTaken(everyPair(true))
 	if n := d.freeNameLocked("0123456789abcdef0123"); n != "0123456789ab" {
 		t.Fatalf("freeNameLocked with every name taken = %q, want the short ID 0123456789ab", n)
 	}
@@ -50,13 +58,7 @@ func TestFreeNameEndsWhenEveryNameIsTaken(t *testing.T) {
 
 // With the plain pairs taken, a retry's digit finds a free name.
 func TestFreeNameRetriesWithADigit(t *testing.T) {
-	var pairs []string
-	for _, a := range adjectives {
-		for _, s := range surnames {
-			pairs = append(pairs, a+"_"+s)
-		}
-	}
-	d := namesTaken(pairs)
+	d := namesTaken(everyPair(false))
 	shape := regexp.MustCompile(`^[a-z]+_[a-z]+[0-9]$`)
 	if n := d.freeNameLocked("0123456789abcdef0123"); !shape.MatchString(n) {
 		t.Fatalf("freeNameLocked with every pair taken = %q, want adjective_surname and a digit", n)
