@@ -17,7 +17,7 @@ func (d *Daemon) newDNS() *dns.Manager {
 // startDNS gives a container that is on a user-defined network its
 // resolver, inside its sandbox. Call it after the container's endpoints
 // are joined and before its resolv.conf is written.
-func (d *Daemon) startDNS(c *container.Container) error {
+func (d *Daemon) startDNS(c *container.Container, again bool) error {
 	sbID := c.State.SandboxID
 	if sbID == "" || c.State.SandboxKey == "" || !d.net.NameResolution(sbID) {
 		return nil
@@ -26,7 +26,7 @@ func (d *Daemon) startDNS(c *container.Container) error {
 	// A container's own --dns servers are asked from its namespace, as
 	// Docker asks them; the host's from the daemon's (see resolverConf).
 	return d.dns.Start(dns.Sandbox{ID: sbID, Path: c.State.SandboxKey, Upstreams: upstreams, NdotsSet: ndotsSet,
-		UpstreamsInSandbox: d.dnsServersSet(c)})
+		UpstreamsInSandbox: d.dnsServersSet(c), Again: again})
 }
 
 // stopDNS closes the resolver of a sandbox, if it has one. Its sockets
@@ -47,7 +47,7 @@ func (d *Daemon) connectDNS(c *container.Container) {
 	if d.dnsRunning(c.State.SandboxID) {
 		return
 	}
-	if err := d.startDNS(c); err != nil {
+	if err := d.startDNS(c, false); err != nil {
 		d.log.Error("start DNS resolver after connect", "name", c.Name, "err", err)
 		return
 	}
@@ -68,7 +68,7 @@ func (d *Daemon) connectDNS(c *container.Container) {
 // restoreDNS re-creates the resolver of a running container a restarted
 // daemon re-adopted (the old daemon's sockets died with it).
 func (d *Daemon) restoreDNS(c *container.Container) {
-	if err := d.startDNS(c); err != nil {
+	if err := d.startDNS(c, true); err != nil {
 		d.log.Error("re-create DNS resolver", "name", c.Name, "err", err)
 	}
 }

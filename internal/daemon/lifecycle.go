@@ -193,7 +193,7 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState, donor *container.Conta
 			return fmt.Errorf("%s: %w", errSetupNetworking, err)
 		}
 	}
-	if err := d.startDNS(c); err != nil {
+	if err := d.startDNS(c, false); err != nil {
 		return err
 	}
 	d.setLinkHosts(c.ID, links.hosts)

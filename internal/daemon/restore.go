@@ -58,6 +58,11 @@ func (d *Daemon) restoreContainers(ctx context.Context) error {
 				if err := d.dropUnjoined(c); err != nil {
 					errs = append(errs, err)
 				}
+				// The OOM count is read now: a kill from here on is the
+				// container's, even one before its monitor runs.
+				cs.mu.Lock()
+				d.watchOOMLocked(cs, proc, false)
+				cs.mu.Unlock()
 				readopted = append(readopted, cs)
 				continue
 			}
@@ -76,9 +81,6 @@ func (d *Daemon) restoreContainers(ctx context.Context) error {
 	d.restoreResolvers(readopted)
 	for _, cs := range readopted {
 		c, proc := cs.c, cs.proc
-		cs.mu.Lock()
-		d.watchOOMLocked(cs, proc, false)
-		cs.mu.Unlock()
 		go d.monitor(cs, proc, cs.exited)
 		cs.mu.Lock()
 		d.startHealthLocked(cs) // starting again, as moby's restore

@@ -27,9 +27,9 @@ type RedirectedFunc func(path string, resolver netip.Addr) (udpPort, tcpPort uin
 // resolver on 127.0.0.11:53 itself, such a bind failed with "address
 // already in use"). With a nil redirect it binds 127.0.0.11:53 directly.
 //
-// When redirected (may be nil) finds the namespace's redirect from an
-// earlier resolver (the sandbox's under the daemon before a restart, or
-// before a Stop), the new one binds its ports again and leaves the
+// Made again (a re-adopted container's), when redirected (may be nil)
+// finds the namespace's redirect from the resolver of the daemon before
+// the restart untouched, the new one binds its ports again and leaves the
 // redirect alone: a restart with 500 resolvers spent 0.76 s of commits
 // in the namespaces rewriting redirects (a query sent while no resolver
 // listens is refused either way: the sockets die with the old daemon).
@@ -41,11 +41,11 @@ type RedirectedFunc func(path string, resolver netip.Addr) (udpPort, tcpPort uin
 // run anywhere. 127.0.0.11 needs no address of its own: all of
 // 127.0.0.0/8 is local on the sandbox's lo, which the sandbox brings up.
 func ListenInNamespace(redirect RedirectFunc, redirected RedirectedFunc) ListenFunc {
-	return func(path string) (*net.UDPConn, net.Listener, error) {
+	return func(path string, again bool) (*net.UDPConn, net.Listener, error) {
 		if redirect == nil {
 			return listenIn(path, netip.AddrPortFrom(Address, 53), netip.AddrPortFrom(Address, 53))
 		}
-		if redirected != nil {
+		if again && redirected != nil {
 			if uport, tport, ok := redirected(path, Address); ok {
 				udp, tcp, err := listenIn(path, netip.AddrPortFrom(Address, uport), netip.AddrPortFrom(Address, tport))
 				if err == nil {

@@ -146,7 +146,7 @@ func TestListenKeepsRedirectedPorts(t *testing.T) {
 	first.Close() // the daemon exits; the namespace keeps its redirect
 
 	second := newManager()
-	if err := second.Start(Sandbox{ID: "sb", Path: ns}); err != nil {
+	if err := second.Start(Sandbox{ID: "sb", Path: ns, Again: true}); err != nil {
 		t.Fatal(err)
 	}
 	if got := redirected(); got != ports {
@@ -168,7 +168,7 @@ func TestListenKeepsRedirectedPorts(t *testing.T) {
 	}
 	defer taken.Close()
 	third := newManager()
-	if err := third.Start(Sandbox{ID: "sb", Path: ns}); err != nil {
+	if err := third.Start(Sandbox{ID: "sb", Path: ns, Again: true}); err != nil {
 		t.Fatalf("start with the UDP port taken: %v", err)
 	}
 	if got := redirected(); got[0] == ports[0] {

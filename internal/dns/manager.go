@@ -20,9 +20,10 @@ var Address = netip.MustParseAddr("127.0.0.11")
 const DefaultTimeout = 4 * time.Second
 
 // ListenFunc makes the resolver's UDP and TCP sockets for the sandbox
-// whose namespace is at path. The real one (ListenInNamespace) listens on
+// whose namespace is at path; again says an earlier resolver may have
+// served it (Sandbox.Again). The real one (ListenInNamespace) listens on
 // 127.0.0.11 inside it; tests bind loopback ports of their own.
-type ListenFunc func(path string) (*net.UDPConn, net.Listener, error)
+type ListenFunc func(path string, again bool) (*net.UDPConn, net.Listener, error)
 
 // Config wires a Manager.
 type Config struct {
@@ -52,6 +53,11 @@ type Sandbox struct {
 	// instead of forwarded, as Docker does; the client's resolver goes on
 	// with its search domains.
 	NdotsSet bool
+	// Again says the namespace may hold what an earlier resolver of the
+	// sandbox left (a re-adopted container's, whose daemon restarted):
+	// its redirect's ports are tried first. A new sandbox has none, and
+	// looking would cost each start a dump of its (absent) table.
+	Again bool
 }
 
 // Manager keeps one resolver per sandbox. Its methods are safe for
@@ -103,17 +109,20 @@ func (m *Manager) Start(sb Sandbox) error {
 	done := make(chan struct{})
 	m.starting[sb.ID] = done
 	m.mu.Unlock()
-
+	var r *Resolver
+	defer func() { // even if start panics: waiters must not wait for ever
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		delete(m.starting, sb.ID)
+		close(done)
+		if r != nil {
+			m.resolvers[sb.ID] = r
+		}
+	}()
 	r, err := m.start(sb)
-
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.starting, sb.ID)
-	close(done)
 	if err != nil {
 		return err
 	}
-	m.resolvers[sb.ID] = r
 	m.cfg.Log.Debug("DNS resolver started", "sandbox", short(sb.ID), "upstreams", sb.Upstreams)
 	return nil
 }
@@ -121,7 +130,7 @@ func (m *Manager) Start(sb Sandbox) error {
 // start makes a resolver for sb, without m.mu: the sockets are made in
 // the sandbox's namespace, and its redirect written there.
 func (m *Manager) start(sb Sandbox) (*Resolver, error) {
-	udp, tcp, err := m.cfg.Listen(sb.Path)
+	udp, tcp, err := m.cfg.Listen(sb.Path, sb.Again)
 	if err != nil {
 		return nil, fmt.Errorf("start DNS resolver of sandbox %s: %w", short(sb.ID), err)
 	}

@@ -110,7 +110,7 @@ func restartRows(t *stats.Table, r *results) {
 	t.Add("new daemon: exec → API answers", stats.MS(rs.serve.Median())+" / "+stats.MS(slices.Max(rs.serve)), "", "", "< "+stats.MS(restartTarget),
 		fmt.Sprintf("%d restarts: re-adopts every container, checks its links, resolver and the table", len(rs.serve)))
 	t.Add("old daemon: SIGTERM → exited", stats.MS(rs.stop.Median())+" / "+stats.MS(slices.Max(rs.stop)), "", "", "", "containers run on (live restore)")
-	note := fmt.Sprintf("of %d new UDP flows container → outside, one each ms, across the restarts", rs.flows)
+	note := fmt.Sprintf("of %d new UDP flows container → outside, one after another across the restarts, each waiting up to %s for its echo", rs.flows, flowTimeout)
 	if rs.flowErr != "" {
 		note += "; " + rs.flowErr
 	}

@@ -71,8 +71,19 @@ type flowCount struct {
 	err        string // the first error that was not a lost echo
 }
 
-// probeFlows opens a new UDP flow from the namespace at ns to at every
-// millisecond until quit, each one datagram waiting for its echo.
+// Probe flows take their source ports in turn from this range, so that
+// no two share a conntrack tuple within a run (3,000–4,000 flows; the
+// kernel's own pick repeated one in twenty): a repeat would match the
+// earlier flow's entry and skip the NAT rules of a new one.
+const (
+	firstFlowPort = 20000
+	flowPorts     = 30000
+)
+
+// probeFlows opens new UDP flows from the namespace at ns to at, one
+// after the other with a millisecond between, until quit; each sends one
+// datagram and waits up to flowTimeout for its echo, so a restart that
+// cut the path would cost a flow every flowTimeout.
 func probeFlows(ns string, at netip.AddrPort, quit <-chan struct{}) flowCount {
 	var fc flowCount
 	err := sandbox.Do(ns, func() error {
@@ -84,37 +95,43 @@ func probeFlows(ns string, at netip.AddrPort, quit <-chan struct{}) flowCount {
 			default:
 			}
 			fc.sent++
-			if !oneFlow(at, seq, buf) {
+			src := netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(firstFlowPort+seq%flowPorts))
+			if echoed, err := oneFlow(src, at, seq, buf); !echoed {
 				fc.lost++
+				if err != nil && fc.err == "" {
+					fc.err = err.Error()
+				}
 			}
 			time.Sleep(time.Millisecond)
 		}
 	})
-	if err != nil {
+	if err != nil && fc.err == "" {
 		fc.err = err.Error()
 	}
 	return fc
 }
 
-// oneFlow sends seq from a new socket and reports whether it came back.
-func oneFlow(at netip.AddrPort, seq uint64, buf []byte) bool {
-	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(at))
+// oneFlow sends seq from a new socket bound at src and reports whether it
+// came back; err is set when the flow could not even be sent (a lost
+// echo is no error).
+func oneFlow(src, at netip.AddrPort, seq uint64, buf []byte) (bool, error) {
+	c, err := net.DialUDP("udp4", net.UDPAddrFromAddrPort(src), net.UDPAddrFromAddrPort(at))
 	if err != nil {
-		return false
+		return false, err
 	}
 	defer c.Close()
 	binary.BigEndian.PutUint64(buf, seq)
 	if _, err := c.Write(buf); err != nil {
-		return false
+		return false, err
 	}
 	c.SetReadDeadline(time.Now().Add(flowTimeout))
 	for {
 		n, err := c.Read(buf)
 		if err != nil {
-			return false
+			return false, nil
 		}
 		if n == 8 && binary.BigEndian.Uint64(buf) == seq {
-			return true
+			return true, nil
 		}
 	}
 }

@@ -78,13 +78,12 @@ func dnsRedirect(a netip.Addr, proto byte, port uint16) []expr.Any {
 }
 
 // DNSRedirected returns the ports the redirect RedirectDNS wrote in the
-// namespace at netnsPath points at, if its table holds exactly those two
-// rules for resolver; ok is false otherwise (no table yet, or one changed
-// from inside the container). A resolver made again for the namespace (a
-// restarted daemon, a sandbox's resolver stopped and started) listens on
-// them if it can, and the redirect stays as it is: no commit in the
-// namespace, and queries sent while no resolver listened wait in the
-// sockets' place rather than meet a redirect to ports nobody holds.
+// namespace at netnsPath points at, if its table is exactly what
+// RedirectDNS makes (one chain, its two rules for resolver, ports not 0);
+// ok is false otherwise: no table yet, or one changed from inside the
+// container (another chain, a drop policy), which RedirectDNS must write
+// again. A re-adopted container's resolver listens on those ports if it
+// can and leaves the redirect as it is: no commit in the namespace.
 func DNSRedirected(netnsPath string, resolver netip.Addr) (udpPort, tcpPort uint16, ok bool) {
 	if netnsPath == "" {
 		return 0, 0, false
@@ -95,6 +94,19 @@ func DNSRedirected(netnsPath string, resolver netip.Addr) (udpPort, tcpPort uint
 	}
 	defer done()
 	t := &nftlib.Table{Family: nftlib.TableFamilyIPv4, Name: DNSTableName}
+	chains, err := conn.ListChainsOfTableFamily(nftlib.TableFamilyIPv4)
+	if err != nil {
+		return 0, 0, false
+	}
+	var own []*nftlib.Chain
+	for _, c := range chains {
+		if c.Table != nil && c.Table.Name == DNSTableName {
+			own = append(own, c)
+		}
+	}
+	if len(own) != 1 || !isRedirectChain(own[0]) {
+		return 0, 0, false
+	}
 	rules, err := conn.GetRules(t, &nftlib.Chain{Name: "output", Table: t})
 	if err != nil || len(rules) != 2 {
 		return 0, 0, false
@@ -102,12 +114,20 @@ func DNSRedirected(netnsPath string, resolver netip.Addr) (udpPort, tcpPort uint
 	var ports [2]uint16
 	for i, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
 		port, found := redirectPort(rules[i].Exprs)
-		if !found || !reflect.DeepEqual(rules[i].Exprs, listedRedirect(resolver, proto, port)) {
+		if !found || port == 0 || !reflect.DeepEqual(rules[i].Exprs, listedRedirect(resolver, proto, port)) {
 			return 0, 0, false
 		}
 		ports[i] = port
 	}
 	return ports[0], ports[1], true
+}
+
+// isRedirectChain reports whether c is the chain RedirectDNS makes.
+func isRedirectChain(c *nftlib.Chain) bool {
+	return c.Name == "output" && c.Type == nftlib.ChainTypeNAT &&
+		c.Hooknum != nil && *c.Hooknum == *nftlib.ChainHookOutput &&
+		c.Priority != nil && *c.Priority == *nftlib.ChainPriorityNATDest &&
+		c.Policy != nil && *c.Policy == nftlib.ChainPolicyAccept
 }
 
 // listedRedirect is dnsRedirect as the kernel lists it: a NAT's range

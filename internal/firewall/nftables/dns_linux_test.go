@@ -58,8 +58,24 @@ func TestDNSRedirected(t *testing.T) {
 	if u, tc, ok := DNSRedirected(ns, netip.MustParseAddr("127.0.0.12")); ok {
 		t.Errorf("DNSRedirected for another resolver address = %d, %d, true", u, tc)
 	}
-	output(t, ns, "nft", "insert", "rule", "ip", DNSTableName, "output", "ip", "daddr", "127.0.0.11", "udp", "dport", "53", "dnat", "to", "127.0.0.11:999")
+	for _, change := range [][]string{
+		{"chain", "ip", DNSTableName, "output", "{ policy drop ; }"},
+		{"add", "chain", "ip", DNSTableName, "x", "{ type filter hook output priority 0 ; }"},
+		{"insert", "rule", "ip", DNSTableName, "output", "ip", "daddr", "127.0.0.11", "udp", "dport", "53", "dnat", "to", "127.0.0.11:999"},
+	} {
+		if err := RedirectDNS(ns, resolver, 40001, 40002); err != nil {
+			t.Fatal(err)
+		}
+		output(t, ns, append([]string{"nft"}, change...)...)
+		if u, tc, ok := DNSRedirected(ns, resolver); ok {
+			t.Errorf("DNSRedirected after nft %q = %d, %d, true", change, u, tc)
+		}
+	}
+	output(t, ns, "nft", "delete", "table", "ip", DNSTableName)
+	if err := RedirectDNS(ns, resolver, 0, 0); err != nil {
+		t.Fatal(err)
+	}
 	if u, tc, ok := DNSRedirected(ns, resolver); ok {
-		t.Errorf("DNSRedirected of a table with a rule added = %d, %d, true", u, tc)
+		t.Errorf("DNSRedirected of a redirect to port 0 = %d, %d, true", u, tc)
 	}
 }
