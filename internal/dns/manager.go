@@ -69,7 +69,11 @@ type Manager struct {
 	mu        sync.Mutex
 	resolvers map[string]*Resolver
 	starting  map[string]chan struct{} // resolvers being made, closed when made or failed
+	closed    bool                     // by Close: no resolver is made after it
 }
+
+// errManagerClosed is a Start's error after Close.
+var errManagerClosed = errors.New("the DNS resolvers are closed")
 
 // NewManager returns a manager with no resolvers.
 func NewManager(cfg Config) *Manager {
@@ -92,6 +96,10 @@ func NewManager(cfg Config) *Manager {
 func (m *Manager) Start(sb Sandbox) error {
 	m.mu.Lock()
 	for {
+		if m.closed {
+			m.mu.Unlock()
+			return fmt.Errorf("start DNS resolver of sandbox %s: %w", short(sb.ID), errManagerClosed)
+		}
 		if r, ok := m.resolvers[sb.ID]; ok {
 			r.SetUpstreams(sb.Upstreams)
 			r.ndotsSet.Store(sb.NdotsSet)
@@ -115,7 +123,10 @@ func (m *Manager) Start(sb Sandbox) error {
 		defer m.mu.Unlock()
 		delete(m.starting, sb.ID)
 		close(done)
-		if r != nil {
+		switch {
+		case r != nil && m.closed: // Close came meanwhile and waited for this start
+			r.Close()
+		case r != nil:
 			m.resolvers[sb.ID] = r
 		}
 	}()
@@ -184,6 +195,7 @@ func (m *Manager) Stop(sandboxID string) error {
 // manager forwards nothing after it.
 func (m *Manager) Close() error {
 	m.mu.Lock()
+	m.closed = true
 	for len(m.starting) > 0 {
 		for id := range m.starting {
 			m.waitStartingLocked(id)

@@ -110,3 +110,27 @@ func TestManagerStopWaitsForAStart(t *testing.T) {
 		t.Error("sb1's resolver runs after a Stop that came during its start")
 	}
 }
+
+// A Start after Close makes no resolver (its forwarder is closed, and
+// nothing would ever close its sockets); one that was being made when
+// Close came is closed, not kept.
+func TestManagerStartAfterClose(t *testing.T) {
+	g := newGated()
+	m := NewManager(Config{Names: newFakeNames(), Listen: g.listen})
+	started := make(chan error, 1)
+	go func() { started <- m.Start(Sandbox{ID: "sb1", Path: "/ns/sb1"}) }()
+	<-g.entered
+	closed := make(chan error, 1)
+	go func() { closed <- m.Close() }()
+	close(g.release)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	if m.Running("sb1") {
+		t.Error("a resolver made while Close ran is kept after it")
+	}
+	if err := m.Start(Sandbox{ID: "sb2", Path: "/ns/sb2"}); err == nil || m.Running("sb2") {
+		t.Errorf("Start after Close = %v, running %v; want an error and no resolver", err, m.Running("sb2"))
+	}
+}
