@@ -119,8 +119,8 @@ func (d *Daemon) restoreContainers(ctx context.Context) error {
 
 // resolverStarts is how many re-adopted containers' DNS resolvers are
 // made at once after a daemon start: each is mostly waiting on the
-// kernel (a thread entering the namespace, two sockets, a commit of the
-// redirect there), so a few in flight beat one by one even on 2 CPUs.
+// kernel (a thread entering the namespace, a read of its redirect, two
+// sockets), so a few in flight beat one by one even on 2 CPUs.
 const resolverStarts = 8
 
 // restoreResolvers re-creates the DNS resolvers of re-adopted containers
