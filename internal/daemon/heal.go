@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -13,6 +12,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-net/berth/internal/driver/bridge"
 	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/firewall/nftables"
 	"github.com/berth-net/berth/internal/network"
@@ -407,14 +407,9 @@ func (d *Daemon) withRouteWarnings(n *network.Network) *network.Network {
 // the networks: at start, once they are loaded, and after a network is
 // created.
 func (d *Daemon) scanRoutes() {
-	var routes []netlink.Route
-	var err error
-	for range 5 {
-		routes, err = netlink.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
-		if !errors.Is(err, netlink.ErrDumpInterrupted) {
-			break
-		}
-	}
+	routes, err := bridge.RetryDump(func() ([]netlink.Route, error) {
+		return netlink.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	})
 	if err != nil {
 		d.log.Warn("listing host routes for overlaps", "err", err)
 		return
@@ -466,14 +461,7 @@ func linkName(index int) string {
 // linkNames maps the host's link indexes to names, from one dump; nil
 // when the dump fails (linkName asks for each then).
 func linkNames() map[int]string {
-	var links []netlink.Link
-	var err error
-	for range 5 {
-		links, err = netlink.LinkList()
-		if !errors.Is(err, netlink.ErrDumpInterrupted) {
-			break
-		}
-	}
+	links, err := bridge.RetryDump(netlink.LinkList)
 	if err != nil {
 		return nil
 	}

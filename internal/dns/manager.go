@@ -95,24 +95,16 @@ func NewManager(cfg Config) *Manager {
 // Stop or Close of a sandbox whose resolver is being made waits for it.
 func (m *Manager) Start(sb Sandbox) error {
 	m.mu.Lock()
-	for {
-		if m.closed {
-			m.mu.Unlock()
-			return fmt.Errorf("start DNS resolver of sandbox %s: %w", short(sb.ID), errManagerClosed)
-		}
-		if r, ok := m.resolvers[sb.ID]; ok {
-			r.SetUpstreams(sb.Upstreams)
-			r.ndotsSet.Store(sb.NdotsSet)
-			m.mu.Unlock()
-			return nil
-		}
-		pending, ok := m.starting[sb.ID]
-		if !ok {
-			break
-		}
+	m.waitStartingLocked(sb.ID)
+	if m.closed {
 		m.mu.Unlock()
-		<-pending
-		m.mu.Lock()
+		return fmt.Errorf("start DNS resolver of sandbox %s: %w", short(sb.ID), errManagerClosed)
+	}
+	if r, ok := m.resolvers[sb.ID]; ok {
+		r.SetUpstreams(sb.Upstreams)
+		r.ndotsSet.Store(sb.NdotsSet)
+		m.mu.Unlock()
+		return nil
 	}
 	done := make(chan struct{})
 	m.starting[sb.ID] = done

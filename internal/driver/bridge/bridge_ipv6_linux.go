@@ -114,7 +114,7 @@ func (d *Driver) ensureNoBridgeIPv6(bridge string) error {
 // are left alone: moby keeps fe80::/64 ones, and the rest are the
 // administrator's.
 func (d *Driver) ensureGatewayAddr6(br netlink.Link, gw netip.Prefix, stale []netip.Prefix) error {
-	addrs, err := retryDump(func() ([]netlink.Addr, error) { return d.h.AddrList(br, netlink.FAMILY_V6) })
+	addrs, err := RetryDump(func() ([]netlink.Addr, error) { return d.h.AddrList(br, netlink.FAMILY_V6) })
 	if err != nil {
 		return fmt.Errorf("list IPv6 addresses of bridge %q: %w", br.Attrs().Name, err)
 	}
@@ -182,7 +182,7 @@ func (d *Driver) ensureIPv6Forwarding() error {
 // and will take no more now that the host forwards (accept_ra is not 2).
 func (d *Driver) warnIfRouterAdvertisementsIgnored() {
 	filter := &netlink.Route{Protocol: unix.RTPROT_RA}
-	routes, err := retryDump(func() ([]netlink.Route, error) {
+	routes, err := RetryDump(func() ([]netlink.Route, error) {
 		return d.h.RouteListFiltered(netlink.FAMILY_V6, filter, netlink.RT_FILTER_PROTOCOL)
 	})
 	if err != nil {

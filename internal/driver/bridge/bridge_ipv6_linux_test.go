@@ -78,7 +78,7 @@ func globalAddrs6(t testing.TB, h *netlink.Handle, name string) map[netip.Prefix
 	if err != nil {
 		t.Fatalf("look up %q: %v", name, err)
 	}
-	addrs, err := retryDump(func() ([]netlink.Addr, error) { return h.AddrList(l, netlink.FAMILY_V6) })
+	addrs, err := RetryDump(func() ([]netlink.Addr, error) { return h.AddrList(l, netlink.FAMILY_V6) })
 	if err != nil {
 		t.Fatalf("list IPv6 addresses of %q: %v", name, err)
 	}

@@ -113,7 +113,7 @@ func (d *Driver) ensureSubnetRoute(br netlink.Link, gw netip.Prefix) error {
 		family = netlink.FAMILY_V6
 	}
 	filter := &netlink.Route{LinkIndex: br.Attrs().Index, Table: unix.RT_TABLE_UNSPEC}
-	routes, err := retryDump(func() ([]netlink.Route, error) {
+	routes, err := RetryDump(func() ([]netlink.Route, error) {
 		return d.h.RouteListFiltered(family, filter, netlink.RT_FILTER_OIF|netlink.RT_FILTER_TABLE)
 	})
 	if err != nil {
@@ -214,7 +214,7 @@ func (d *Driver) ensureMTU(br netlink.Link, mtu int) error {
 // --bip changed), with its subnet route. Other addresses are left alone:
 // they are the administrator's.
 func (d *Driver) ensureGatewayAddr(br netlink.Link, gw netip.Prefix, stale []netip.Prefix) error {
-	addrs, err := retryDump(func() ([]netlink.Addr, error) { return d.h.AddrList(br, netlink.FAMILY_V4) })
+	addrs, err := RetryDump(func() ([]netlink.Addr, error) { return d.h.AddrList(br, netlink.FAMILY_V4) })
 	if err != nil {
 		return fmt.Errorf("list addresses of bridge %q: %w", br.Attrs().Name, err)
 	}

@@ -173,9 +173,9 @@ func (d *Driver) step(name string) error {
 // because the table changed under it.
 const dumpAttempts = 5
 
-// retryDump runs a netlink dump until it is not interrupted: an interrupted
+// RetryDump runs a netlink dump until it is not interrupted: an interrupted
 // dump returns partial results that must not be trusted.
-func retryDump[T any](dump func() (T, error)) (T, error) {
+func RetryDump[T any](dump func() (T, error)) (T, error) {
 	var (
 		v   T
 		err error
@@ -278,7 +278,7 @@ func (d *Driver) reattach(host netlink.Link, spec driverapi.EndpointSpec) error 
 // them, except veths already cut off and waiting for the reaper: they are
 // being deleted and belong to no endpoint any more.
 func (d *Driver) OwnedLinks() ([]driverapi.OwnedLink, error) {
-	links, err := retryDump(d.h.LinkList)
+	links, err := RetryDump(d.h.LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("list host links: %w", err)
 	}
@@ -309,7 +309,7 @@ func (d *Driver) OwnedLinks() ([]driverapi.OwnedLink, error) {
 // Pool selection skips any subnet that overlaps one of them.
 func (d *Driver) HostRoutes() ([]netip.Prefix, error) {
 	all := &netlink.Route{Table: unix.RT_TABLE_UNSPEC}
-	routes, err := retryDump(func() ([]netlink.Route, error) {
+	routes, err := RetryDump(func() ([]netlink.Route, error) {
 		return d.h.RouteListFiltered(netlink.FAMILY_V4, all, netlink.RT_FILTER_TABLE)
 	})
 	if err != nil {

@@ -85,7 +85,7 @@ func endpointSpec(n int) driverapi.EndpointSpec {
 
 func linkNames(t testing.TB, h *netlink.Handle) []string {
 	t.Helper()
-	links, err := retryDump(h.LinkList)
+	links, err := RetryDump(h.LinkList)
 	if err != nil {
 		t.Fatalf("list links: %v", err)
 	}
@@ -107,7 +107,7 @@ func portsOf(t testing.TB, h *netlink.Handle, br string) []string {
 	if err != nil {
 		t.Fatalf("look up bridge %q: %v", br, err)
 	}
-	links, err := retryDump(h.LinkList)
+	links, err := RetryDump(h.LinkList)
 	if err != nil {
 		t.Fatalf("list links: %v", err)
 	}
@@ -127,7 +127,7 @@ func addrsOf(t testing.TB, h *netlink.Handle, name string) []netip.Prefix {
 	if err != nil {
 		t.Fatalf("look up %q: %v", name, err)
 	}
-	addrs, err := retryDump(func() ([]netlink.Addr, error) { return h.AddrList(l, netlink.FAMILY_V4) })
+	addrs, err := RetryDump(func() ([]netlink.Addr, error) { return h.AddrList(l, netlink.FAMILY_V4) })
 	if err != nil {
 		t.Fatalf("list addresses of %q: %v", name, err)
 	}
@@ -141,7 +141,7 @@ func addrsOf(t testing.TB, h *netlink.Handle, name string) []netip.Prefix {
 // defaultGateways lists the gateways of the IPv4 default routes in the main table.
 func defaultGateways(t testing.TB, h *netlink.Handle) []netip.Addr {
 	t.Helper()
-	routes, err := retryDump(func() ([]netlink.Route, error) { return h.RouteList(nil, netlink.FAMILY_V4) })
+	routes, err := RetryDump(func() ([]netlink.Route, error) { return h.RouteList(nil, netlink.FAMILY_V4) })
 	if err != nil {
 		t.Fatalf("list routes: %v", err)
 	}

@@ -29,7 +29,7 @@ func dualStackSpec(n int) driverapi.EndpointSpec {
 // generation off: no link-local, no DAD into the bridge).
 func checkPeerIPv6(t *testing.T, sbPath string, sh *netlink.Handle, peer netlink.Link, spec driverapi.EndpointSpec) {
 	t.Helper()
-	addrs, err := retryDump(func() ([]netlink.Addr, error) { return sh.AddrList(peer, netlink.FAMILY_V6) })
+	addrs, err := RetryDump(func() ([]netlink.Addr, error) { return sh.AddrList(peer, netlink.FAMILY_V6) })
 	if err != nil {
 		t.Fatalf("list IPv6 addresses of %q: %v", spec.IfName, err)
 	}
@@ -54,7 +54,7 @@ func checkPeerIPv6(t *testing.T, sbPath string, sh *netlink.Handle, peer netlink
 // defaultGateways6 lists the gateways of the IPv6 default routes in the main table.
 func defaultGateways6(t testing.TB, h *netlink.Handle) []netip.Addr {
 	t.Helper()
-	routes, err := retryDump(func() ([]netlink.Route, error) { return h.RouteList(nil, netlink.FAMILY_V6) })
+	routes, err := RetryDump(func() ([]netlink.Route, error) { return h.RouteList(nil, netlink.FAMILY_V6) })
 	if err != nil {
 		t.Fatalf("list IPv6 routes: %v", err)
 	}
@@ -125,7 +125,7 @@ func checkLinkLocalWithoutDAD(t *testing.T, h *netlink.Handle, br string) {
 	}
 	var seen time.Time
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); sleepBriefly() {
-		addrs, err := retryDump(func() ([]netlink.Addr, error) { return h.AddrList(l, netlink.FAMILY_V6) })
+		addrs, err := RetryDump(func() ([]netlink.Addr, error) { return h.AddrList(l, netlink.FAMILY_V6) })
 		if err != nil {
 			t.Fatal(err)
 		}
