@@ -183,17 +183,20 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState, donor *container.Conta
 	if err != nil {
 		return err
 	}
-	for i, name := range sortedNetworks(c.Config.Networks, c.Config.NetworkMode) {
+	joining := sortedNetworks(c.Config.Networks, c.Config.NetworkMode)
+	dnsStarted := d.resolverBeside(c, d.anyDiscoverable(joining))
+	for i, name := range joining {
 		req := c.Config.Networks[name]
 		if _, err := d.net.Join(ctx, sb.ID, name, network.JoinRequest{
 			ContainerID: c.ID, Name: c.Name, IPv4: req.IPv4Address, IPv6: req.IPv6Address, NoIPv6: ipv6Disabled(c), MAC: req.MacAddress, Aliases: req.Aliases,
 			Links: req.Links, Hostname: c.Config.Hostname, GwPriority: req.GwPriority, Ports: portsForJoin(i, ports),
 			DriverOpts: req.DriverOpts, ReservedIfNames: reservedIfNames(c.Config.Networks, name),
 		}); err != nil {
+			_ = dnsStarted() // up before the deferred cleanup stops it
 			return fmt.Errorf("%s: %w", errSetupNetworking, err)
 		}
 	}
-	if err := d.startDNS(c, false); err != nil {
+	if err := dnsStarted(); err != nil {
 		return err
 	}
 	d.setLinkHosts(c.ID, links.hosts)

@@ -127,17 +127,19 @@ func (d *Daemon) connect(ctx context.Context, cs *ctrState, n *network.Network, 
 	// the kernel worked (as berth once did), it made the connect slower,
 	// not faster, on a 2-CPU VM (about 0.1 ms of the daemon's time,
 	// measured with timing marks, two runs of each).
+	dnsJoined := d.connectDNS(c, n)
 	_, err := d.net.Join(ctx, c.State.SandboxID, n.ID, network.JoinRequest{
 		ContainerID: c.ID, Name: c.Name, IPv4: req.IPv4Address, IPv6: req.IPv6Address, NoIPv6: ipv6Disabled(c), MAC: req.MacAddress, Aliases: req.Aliases,
 		Links: req.Links, Hostname: c.Config.Hostname, GwPriority: req.GwPriority, Record: recordContainer(c, nets),
 		DriverOpts: req.DriverOpts, ReservedIfNames: reservedIfNames(nets, n.Name),
 	})
 	if err != nil {
+		dnsJoined(false)
 		return errors.Join(err, d.putContainer(c)) // the record as it was
 	}
 	c.Config.Networks = nets
 	hostsErr := d.writeHosts(c)
-	d.connectDNS(c)
+	dnsJoined(true)
 	d.networkEvent(n, "connect", c.ID)
 	return hostsErr
 }

@@ -59,9 +59,10 @@ func newNameTable() *nameTable {
 	}
 }
 
-// discoverable reports whether containers on n find each other by name:
-// user-defined bridge networks only, as in Docker (not the default bridge).
-func discoverable(n *Network) bool {
+// Discoverable reports whether containers on n find each other by name:
+// user-defined bridge networks only, as in Docker (not the default
+// bridge). A sandbox with an endpoint on one gets a DNS resolver.
+func (n *Network) Discoverable() bool {
 	return n != nil && n.Driver == DriverBridge && !n.Predefined && (n.Bridge == nil || !n.Bridge.DefaultBridge)
 }
 
@@ -98,7 +99,7 @@ func (t *nameTable) update(ep *Endpoint, n *Network) {
 	}
 	ie := &indexedEndpoint{
 		id: ep.ID, networkID: ep.NetworkID, sandboxID: ep.SandboxID, netName: n.Name, priority: ep.GwPriority,
-		names: dnsNames(ep), links: linkAliases(ep.Links), addrs: endpointAddrs(ep), discoverable: discoverable(n), internal: n.Internal,
+		names: dnsNames(ep), links: linkAliases(ep.Links), addrs: endpointAddrs(ep), discoverable: n.Discoverable(), internal: n.Internal,
 	}
 	for _, gw := range []netip.Addr{ep.Gateway, ep.Gateway6} {
 		if gw.IsValid() {

@@ -254,6 +254,29 @@ func TestDNSChangesAtOnce(t *testing.T) {
 	}
 	wantLookup(t, w, "hotel", "alpha", a)
 
+	// A first connect whose join fails (its address is taken) leaves no
+	// resolver and resolv.conf as it was (berth starts the resolver
+	// beside the join and stops it again); the next connect gets both.
+	w.MustBerth(t, "network", "create", "--subnet", "10.93.0.0/24", "ipnet")
+	runSleeper(t, w, "lima", "--network", "ipnet", "--ip", "10.93.0.5")
+	runSleeper(t, w, "kilo")
+	before := catFile(t, w, "kilo", "/etc/resolv.conf")
+	if _, errOut, code := w.Berth(t, "network", "connect", "--ip", "10.93.0.5", "ipnet", "kilo"); code == 0 || !strings.Contains(errOut, "10.93.0.5") {
+		t.Errorf("connect with a taken address: exit %d, %q; want it refused, naming the address", code, errOut)
+	}
+	if got := catFile(t, w, "kilo", "/etc/resolv.conf"); got != before {
+		t.Errorf("kilo's resolv.conf after a failed connect = %q, want it as it was: %q", got, before)
+	}
+	// Nothing answers at 127.0.0.11 (a resolver would say NXDOMAIN).
+	if out, errOut, code := w.Berth(t, "exec", "kilo", "nslookup", "-timeout=2", "-retry=1", "lima", "127.0.0.11"); code == 0 || strings.Contains(out+errOut, "NXDOMAIN") {
+		t.Errorf("kilo has a resolver after a failed connect:\n%s%s", out, errOut)
+	}
+	w.MustBerth(t, "network", "connect", "ipnet", "kilo")
+	if got := catFile(t, w, "kilo", "/etc/resolv.conf"); !strings.Contains(got, "nameserver 127.0.0.11\n") {
+		t.Errorf("kilo's resolv.conf after connecting = %q, want 127.0.0.11", got)
+	}
+	wantLookup(t, w, "kilo", "lima", netip.MustParseAddr("10.93.0.5"))
+
 	// A resolv.conf edited in the container is the user's: a connect does
 	// not rewrite it ("Docker Engine will not make further changes once
 	// it has been modified").
