@@ -398,6 +398,7 @@ func (d *Daemon) Close() error {
 	if d.stopLogRotator != nil {
 		d.stopLogRotator()
 	}
+	d.keepResolvers()
 	if d.net != nil {
 		d.net.Close()
 	}

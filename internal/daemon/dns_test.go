@@ -18,7 +18,7 @@ func (noNames) ResolveAddr(string, netip.Addr) (string, bool) { return "", false
 func (noNames) ExternalAccess(string) bool                    { return true }
 
 // loopbackSockets stands in for the sandbox's 127.0.0.11:53.
-func loopbackSockets(string, bool) (u *net.UDPConn, l net.Listener, err error) {
+func loopbackSockets(dns.Sandbox) (u *net.UDPConn, l net.Listener, err error) {
 	a, err := net.ResolveUDPAddr("udp4", "127.0.0.1:0")
 	if err != nil {
 		return nil, nil, err

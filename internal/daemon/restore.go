@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/dns"
 	"github.com/berth-net/berth/internal/network"
 	"github.com/berth-net/berth/internal/runtime"
 	"github.com/berth-net/berth/internal/store"
@@ -129,20 +130,30 @@ const resolverStarts = 8
 // second, and the containers' lookups failing all along. Before their
 // monitors run, so that no exit stops a resolver not made yet.
 func (d *Daemon) restoreResolvers(css []*ctrState) {
-	work := make(chan *container.Container)
+	kept := d.keptResolvers()
+	type job struct {
+		c    *container.Container
+		kept *dns.Sockets
+	}
+	work := make(chan job)
 	var wg sync.WaitGroup
 	for range min(resolverStarts, len(css)) {
 		wg.Go(func() {
-			for c := range work {
-				d.restoreDNS(c)
+			for j := range work {
+				d.restoreDNS(j.c, j.kept)
 			}
 		})
 	}
 	for _, cs := range css {
-		work <- cs.c
+		id := cs.c.State.SandboxID
+		work <- job{cs.c, kept[id]}
+		delete(kept, id)
 	}
 	close(work)
 	wg.Wait()
+	for _, s := range kept { // containers gone meanwhile
+		s.Close()
+	}
 }
 
 // startByPolicy starts the containers whose restart policy wants them

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 
 	"github.com/berth-net/berth/internal/sandbox"
 )
@@ -41,11 +42,19 @@ type RedirectedFunc func(path string, resolver netip.Addr) (udpPort, tcpPort uin
 // run anywhere. 127.0.0.11 needs no address of its own: all of
 // 127.0.0.0/8 is local on the sandbox's lo, which the sandbox brings up.
 func ListenInNamespace(redirect RedirectFunc, redirected RedirectedFunc) ListenFunc {
-	return func(path string, again bool) (*net.UDPConn, net.Listener, error) {
+	return func(sb Sandbox) (*net.UDPConn, net.Listener, error) {
+		path := sb.Path
+		if sb.Kept != nil {
+			udp, tcp, err := adoptKept(*sb.Kept, path, redirect, redirected)
+			if err == nil {
+				return udp, tcp, nil
+			}
+			// Listened for afresh below: the queries that waited are lost.
+		}
 		if redirect == nil {
 			return listenIn(path, netip.AddrPortFrom(Address, 53), netip.AddrPortFrom(Address, 53))
 		}
-		if again && redirected != nil {
+		if sb.Again && redirected != nil {
 			if uport, tport, ok := redirected(path, Address); ok {
 				udp, tcp, err := listenIn(path, netip.AddrPortFrom(Address, uport), netip.AddrPortFrom(Address, tport))
 				if err == nil {
@@ -63,6 +72,49 @@ func ListenInNamespace(redirect RedirectFunc, redirected RedirectedFunc) ListenF
 		}
 		return udp, tcp, nil
 	}
+}
+
+// adoptKept serves the sockets the resolver of the daemon before left
+// (always closing the descriptors given): they are in the namespace
+// already, bound where its redirect points unless the redirect was
+// changed since, in which case it is written again for them.
+func adoptKept(kept Sockets, path string, redirect RedirectFunc, redirected RedirectedFunc) (*net.UDPConn, net.Listener, error) {
+	// The Files own the descriptors now; the conns below hold dups.
+	uf, tf := os.NewFile(uintptr(kept.UDP), "dns-udp"), os.NewFile(uintptr(kept.TCP), "dns-tcp")
+	defer uf.Close()
+	defer tf.Close()
+	pc, err := net.FilePacketConn(uf)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kept UDP socket: %w", err)
+	}
+	udp, ok := pc.(*net.UDPConn)
+	if !ok {
+		pc.Close()
+		return nil, nil, fmt.Errorf("kept UDP socket is a %T", pc)
+	}
+	tcp, err := net.FileListener(tf)
+	if err != nil {
+		udp.Close()
+		return nil, nil, fmt.Errorf("kept TCP socket: %w", err)
+	}
+	ua, _ := udp.LocalAddr().(*net.UDPAddr)
+	ta, _ := tcp.Addr().(*net.TCPAddr)
+	if ua == nil || ta == nil || !ua.IP.Equal(Address.AsSlice()) || !ta.IP.Equal(Address.AsSlice()) {
+		return nil, nil, errors.Join(fmt.Errorf("kept sockets are bound at %v and %v, not %s", udp.LocalAddr(), tcp.Addr(), Address), udp.Close(), tcp.Close())
+	}
+	if redirect == nil {
+		return udp, tcp, nil
+	}
+	uport, tport := uint16(ua.Port), uint16(ta.Port)
+	if redirected != nil {
+		if u, t, ok := redirected(path, Address); ok && u == uport && t == tport {
+			return udp, tcp, nil
+		}
+	}
+	if err := redirect(path, Address, uport, tport); err != nil {
+		return nil, nil, errors.Join(err, udp.Close(), tcp.Close())
+	}
+	return udp, tcp, nil
 }
 
 func listenIn(path string, udpAt, tcpAt netip.AddrPort) (*net.UDPConn, net.Listener, error) {

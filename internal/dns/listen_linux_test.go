@@ -177,6 +177,88 @@ func TestListenKeepsRedirectedPorts(t *testing.T) {
 	answers("on new ports")
 }
 
+// TestDetachedSocketsServedAgain: a manager's Detach leaves the
+// resolvers' sockets open; a query sent before the next manager serves
+// them waits in them and is answered once it does (Sandbox.Kept), on the
+// same ports, with the redirect left as it was; kept sockets whose
+// redirect was changed meanwhile get it written again.
+func TestDetachedSocketsServedAgain(t *testing.T) {
+	ns := nstest.New(t)
+	names := newFakeNames()
+	names.add("sb", "web", "", "10.0.0.2")
+	newManager := func() *Manager {
+		m := NewManager(Config{Names: names, Listen: ListenInNamespace(nftables.RedirectDNS, nftables.DNSRedirected)})
+		t.Cleanup(func() { m.Close() })
+		return m
+	}
+	redirected := func() [2]uint16 {
+		t.Helper()
+		u, tc, ok := nftables.DNSRedirected(ns, Address)
+		if !ok {
+			t.Fatal("no redirect in the namespace")
+		}
+		return [2]uint16{u, tc}
+	}
+	first := newManager()
+	if err := first.Start(Sandbox{ID: "sb", Path: ns}); err != nil {
+		t.Fatal(err)
+	}
+	ports := redirected()
+	kept := first.Detach()
+	if len(kept) != 1 {
+		t.Fatalf("Detach kept %d resolvers' sockets, want 1", len(kept))
+	}
+	if err := first.Start(Sandbox{ID: "sb2", Path: ns}); err == nil {
+		t.Error("a detached manager started a resolver")
+	}
+
+	// Sent while no resolver serves: they wait.
+	udp, tcp := dialIn(t, ns, "udp"), dialIn(t, ns, "tcp")
+	for _, c := range []*mdns.Conn{udp, tcp} {
+		if err := c.WriteMsg(query("web", mdns.TypeA)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := kept["sb"]
+	second := newManager()
+	if err := second.Start(Sandbox{ID: "sb", Path: ns, Again: true, Kept: &s}); err != nil {
+		t.Fatal(err)
+	}
+	for proto, c := range map[string]*mdns.Conn{"udp": udp, "tcp": tcp} {
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		m, err := c.ReadMsg()
+		if err != nil {
+			t.Fatalf("%s: the query sent while detached: %v", proto, err)
+		}
+		if got := summarize(m); got.Rcode != "NOERROR" || len(got.Answers) != 1 || got.Answers[0] != "web. 0 IN A 10.0.0.2" {
+			t.Errorf("%s: web, asked while detached = %+v, want 10.0.0.2", proto, got)
+		}
+	}
+	if got := redirected(); got != ports {
+		t.Errorf("redirect after serving the kept sockets = %v, want the first one's %v", got, ports)
+	}
+
+	// The redirect changed while detached: it is written for the kept ports.
+	kept = second.Detach()
+	if err := nftables.RedirectDNS(ns, Address, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	s = kept["sb"]
+	third := newManager()
+	if err := third.Start(Sandbox{ID: "sb", Path: ns, Again: true, Kept: &s}); err != nil {
+		t.Fatal(err)
+	}
+	if got := redirected(); got != ports {
+		t.Errorf("redirect after serving kept sockets whose redirect was changed = %v, want %v again", got, ports)
+	}
+	for _, proto := range []string{"udp", "tcp"} {
+		got := summarize(exchangeOn(t, dialIn(t, ns, proto), query("web", mdns.TypeA)))
+		if got.Rcode != "NOERROR" || len(got.Answers) != 1 {
+			t.Errorf("%s web after the redirect was restored = %+v", proto, got)
+		}
+	}
+}
+
 // TestUpstreamsInSandbox: a container's own --dns servers are asked from
 // inside its namespace (Docker's resolver does so), over UDP and TCP: a
 // server on the container's loopback answers, which the daemon's

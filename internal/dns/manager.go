@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Address is where containers find the resolver, as Docker's.
@@ -20,10 +22,23 @@ var Address = netip.MustParseAddr("127.0.0.11")
 const DefaultTimeout = 4 * time.Second
 
 // ListenFunc makes the resolver's UDP and TCP sockets for the sandbox
-// whose namespace is at path; again says an earlier resolver may have
-// served it (Sandbox.Again). The real one (ListenInNamespace) listens on
-// 127.0.0.11 inside it; tests bind loopback ports of their own.
-type ListenFunc func(path string, again bool) (*net.UDPConn, net.Listener, error)
+// whose namespace is at sb.Path, or takes over sb.Kept; sb.Again says an
+// earlier resolver may have served it. The real one (ListenInNamespace)
+// listens on 127.0.0.11 inside it; tests bind loopback ports of their own.
+// It owns sb.Kept: it closes the descriptors whatever it returns.
+type ListenFunc func(sb Sandbox) (*net.UDPConn, net.Listener, error)
+
+// Sockets are the descriptors of a resolver's two listening sockets, UDP
+// and TCP, handed from one daemon to the next across a restart (see
+// Manager.Detach). Queries sent meanwhile wait in them: datagrams in the
+// UDP socket's receive queue, connections in the TCP socket's backlog.
+type Sockets struct{ UDP, TCP int }
+
+// Close closes both descriptors.
+func (s Sockets) Close() {
+	unix.Close(s.UDP)
+	unix.Close(s.TCP)
+}
 
 // Config wires a Manager.
 type Config struct {
@@ -58,6 +73,11 @@ type Sandbox struct {
 	// its redirect's ports are tried first. A new sandbox has none, and
 	// looking would cost each start a dump of its (absent) table.
 	Again bool
+	// Kept are the sockets the sandbox's resolver of the daemon before
+	// left (Detach), if it left any: the new resolver serves them, and
+	// answers the queries that waited in them. Start owns them: it
+	// closes them whatever it returns.
+	Kept *Sockets
 }
 
 // Manager keeps one resolver per sandbox. Its methods are safe for
@@ -98,12 +118,14 @@ func (m *Manager) Start(sb Sandbox) error {
 	m.waitStartingLocked(sb.ID)
 	if m.closed {
 		m.mu.Unlock()
+		sb.closeKept()
 		return fmt.Errorf("start DNS resolver of sandbox %s: %w", short(sb.ID), errManagerClosed)
 	}
 	if r, ok := m.resolvers[sb.ID]; ok {
 		r.SetUpstreams(sb.Upstreams)
 		r.ndotsSet.Store(sb.NdotsSet)
 		m.mu.Unlock()
+		sb.closeKept()
 		return nil
 	}
 	done := make(chan struct{})
@@ -133,7 +155,7 @@ func (m *Manager) Start(sb Sandbox) error {
 // start makes a resolver for sb, without m.mu: the sockets are made in
 // the sandbox's namespace, and its redirect written there.
 func (m *Manager) start(sb Sandbox) (*Resolver, error) {
-	udp, tcp, err := m.cfg.Listen(sb.Path, sb.Again)
+	udp, tcp, err := m.cfg.Listen(sb)
 	if err != nil {
 		return nil, fmt.Errorf("start DNS resolver of sandbox %s: %w", short(sb.ID), err)
 	}
@@ -144,6 +166,13 @@ func (m *Manager) start(sb Sandbox) (*Resolver, error) {
 	r := serve(sb.ID, m.cfg.Names, fwd, sb.Upstreams, udp, tcp, m.cfg.Log)
 	r.ndotsSet.Store(sb.NdotsSet)
 	return r, nil
+}
+
+// closeKept closes the kept sockets, if any.
+func (sb Sandbox) closeKept() {
+	if sb.Kept != nil {
+		sb.Kept.Close()
+	}
 }
 
 // waitStartingLocked waits, with m.mu held on entry and on return, until
@@ -186,7 +215,42 @@ func (m *Manager) Stop(sandboxID string) error {
 // Close stops every resolver and closes the upstream sockets; the
 // manager forwards nothing after it.
 func (m *Manager) Close() error {
+	var errs []error
+	for _, r := range m.shut() {
+		errs = append(errs, r.Close())
+	}
+	m.fwd.close()
+	return errors.Join(errs...)
+}
+
+// Detach is Close for a daemon that stops while its containers run on:
+// every resolver stops serving but its listening sockets stay open, and
+// their descriptors are returned by sandbox ID for the next daemon
+// (Sandbox.Kept). A query that arrives meanwhile waits in them, to be
+// answered once the next resolver serves them, where a closed socket
+// would refuse it (the redirect in the namespace outlives the daemon).
+// A query read but not yet answered when Detach stops its resolver is
+// lost; its client asks again. A resolver whose sockets cannot be kept
+// is closed, and left out.
+func (m *Manager) Detach() map[string]Sockets {
+	kept := map[string]Sockets{}
+	for id, r := range m.shut() {
+		s, err := r.detach()
+		if err != nil {
+			m.cfg.Log.Warn("DNS resolver's sockets not kept for the next daemon", "sandbox", short(id), "err", err)
+			continue
+		}
+		kept[id] = s
+	}
+	m.fwd.close()
+	return kept
+}
+
+// shut marks the manager closed, waits for every start under way,
+// and takes its resolvers.
+func (m *Manager) shut() map[string]*Resolver {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.closed = true
 	for len(m.starting) > 0 {
 		for id := range m.starting {
@@ -196,11 +260,5 @@ func (m *Manager) Close() error {
 	}
 	rs := m.resolvers
 	m.resolvers = map[string]*Resolver{}
-	m.mu.Unlock()
-	var errs []error
-	for _, r := range rs {
-		errs = append(errs, r.Close())
-	}
-	m.fwd.close()
-	return errors.Join(errs...)
+	return rs
 }

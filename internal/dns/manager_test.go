@@ -16,12 +16,12 @@ type gatedListen struct {
 	calls   atomic.Int32
 }
 
-func (g *gatedListen) listen(path string, again bool) (*net.UDPConn, net.Listener, error) {
+func (g *gatedListen) listen(sb Sandbox) (*net.UDPConn, net.Listener, error) {
 	g.calls.Add(1)
-	g.entered <- path
+	g.entered <- sb.Path
 	<-g.release
 	var at netip.AddrPort
-	return loopbackListen(nil, &at)(path, again)
+	return loopbackListen(nil, &at)(sb)
 }
 
 func newGated() *gatedListen {

@@ -20,8 +20,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	mdns "github.com/miekg/dns"
+	"golang.org/x/sys/unix"
 )
 
 // Buffer sizes: a query is a few hundred bytes at most (one question,
@@ -50,8 +52,9 @@ type Resolver struct {
 	ndotsSet  atomic.Bool
 	interned  map[string]string // interned names; the UDP reader's only
 
-	udp *net.UDPConn
-	tcp *mdns.Server
+	udp   *net.UDPConn
+	tcp   *mdns.Server
+	tcpLn net.Listener // tcp's, kept for detach
 
 	ctx    context.Context // cancelled by Close: forwards in flight give up
 	cancel context.CancelFunc
@@ -74,6 +77,7 @@ func serve(sandboxID string, names Names, fwd *forwarder, upstreams []netip.Addr
 		go r.readUDP()
 	}
 	if tcp != nil {
+		r.tcpLn = tcp
 		started := make(chan struct{})
 		r.tcp = &mdns.Server{Listener: tcp, Net: "tcp", Handler: mdns.HandlerFunc(r.serveTCP),
 			NotifyStartedFunc: func() { close(started) }}
@@ -296,6 +300,47 @@ func (r *Resolver) Close() error {
 		}
 	})
 	return err
+}
+
+// detach closes r but not its listening sockets: it returns new
+// descriptors of them (see Manager.Detach).
+func (r *Resolver) detach() (Sockets, error) {
+	if r.udp == nil || r.tcp == nil {
+		r.Close()
+		return Sockets{}, errors.New("the resolver does not serve both UDP and TCP")
+	}
+	udp, err := dupSocket(r.udp)
+	if err != nil {
+		r.Close()
+		return Sockets{}, err
+	}
+	tcp := -1
+	if sc, ok := r.tcpLn.(syscall.Conn); ok {
+		tcp, err = dupSocket(sc)
+	} else {
+		err = errors.New("the TCP listener has no descriptor")
+	}
+	r.Close()
+	if err != nil {
+		unix.Close(udp)
+		return Sockets{}, err
+	}
+	return Sockets{UDP: udp, TCP: tcp}, nil
+}
+
+// dupSocket returns a new descriptor of c's socket, close-on-exec. Not
+// through File: a descriptor handed elsewhere is to stay non-blocking,
+// and what File or Fd does to one changes the socket for every holder.
+func dupSocket(c syscall.Conn) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	if cerr := rc.Control(func(raw uintptr) { fd, err = unix.FcntlInt(raw, unix.F_DUPFD_CLOEXEC, 0) }); cerr != nil {
+		return -1, cerr
+	}
+	return fd, err
 }
 
 func short(id string) string {

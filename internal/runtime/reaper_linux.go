@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -61,6 +62,13 @@ import (
 // died gives them to the next one with "adopt" (Log and the two files),
 // which copies them from then on; meanwhile the container blocks on its
 // full pipe rather than dying.
+//
+// "keep" leaves descriptors with the reaper under a key (a stopping
+// daemon's DNS resolver sockets, by sandbox) and "kept" hands them all to
+// the next daemon, one answer per key and then an empty one, and lets go
+// of them. What no daemon takes within keepFor is closed: a socket kept
+// holds its container's namespace, and queries wait in it rather than
+// being refused.
 
 const reaperArg0 = "berth-reaper"
 
@@ -71,7 +79,8 @@ func init() {
 }
 
 type reaperRequest struct {
-	Op      string // "hello", "spawn", "logwait", "held", "adopt" or "attach"
+	Op      string   // "hello", "spawn", "logwait", "held", "adopt", "attach", "keep" or "kept"
+	Keys    []string `json:",omitempty"` // keep's: the descriptors are split evenly among them, in order
 	Path    string
 	Args    []string
 	Env     []string
@@ -99,6 +108,9 @@ type reaperReply struct {
 	// Log is held's: the copy whose read ends come with the answer
 	// (nil: the last answer).
 	Log *reaperLog `json:",omitempty"`
+	// Key is kept's: whose descriptors come with the answer ("": the
+	// last answer).
+	Key string `json:",omitempty"`
 }
 
 // The reaper's capabilities: copying a container's output into its log,
@@ -111,7 +123,24 @@ const (
 	capLog    = "log"
 	capAttach = "attach"
 	capHeld   = "held" // hands out and adopts the pipes' read ends
+	capKeep   = "keep" // keeps descriptors from one daemon to the next
 )
+
+// keepFor is how long the reaper keeps what a daemon left it ("keep")
+// for the next one: a restart takes well under a second with hundreds of
+// containers; a daemon stopped for longer has its containers' queries
+// refused again, as they were before berth kept the sockets.
+const keepFor = 10 * time.Second
+
+// keepBatch is how many descriptors one "keep" carries at most (the
+// kernel's limit, SCM_MAX_FD, is 253).
+const keepBatch = 128
+
+// keptFds are descriptors left under one key.
+type keptFds struct {
+	files []*os.File
+	timer *time.Timer
+}
 
 // logCopy is one container's output being copied into its log.
 type logCopy struct {
@@ -183,6 +212,7 @@ type reaper struct {
 	copies  map[string]*logCopy // by log path: the last copy into each
 	copying int                 // copies not ended
 	pending map[string][]fanSub // by log path: attached to the next copy
+	kept    map[string]*keptFds // "keep"'s, by key
 }
 
 // reaperMain runs the reaper for the directory in args. Its readiness goes
@@ -249,7 +279,7 @@ func newReaper(dir string) (rp *reaper, busy bool, err error) {
 		return nil, false, err
 	}
 	l.SetUnlinkOnClose(false) // removed by exit, while the lock is still held
-	return &reaper{dir: dir, exits: exits, l: l, spawned: map[int]chan int{}, left: make(chan struct{}, 1), copies: map[string]*logCopy{}, pending: map[string][]fanSub{}}, false, nil
+	return &reaper{dir: dir, exits: exits, l: l, spawned: map[int]chan int{}, left: make(chan struct{}, 1), copies: map[string]*logCopy{}, pending: map[string][]fanSub{}, kept: map[string]*keptFds{}}, false, nil
 }
 
 // run serves until the reaper is idle: no connection and no child. A
@@ -384,7 +414,7 @@ func (rp *reaper) serve(c *net.UnixConn) {
 	defer func() { closeFiles(files...) }() // what a request did not take over
 	switch req.Op {
 	case "hello":
-		writeReply(c, reaperReply{Caps: []string{capLog, capAttach, capHeld}})
+		writeReply(c, reaperReply{Caps: []string{capLog, capAttach, capHeld, capKeep}})
 		c.Read(make([]byte, 1)) // until the daemon closes it (or dies)
 	case "spawn":
 		rp.spawn(c, req, files)
@@ -416,6 +446,37 @@ func (rp *reaper) serve(c *net.UnixConn) {
 		cp := rp.startCopy(*req.Log, outs)
 		go cp.keep(*req.Log, true)
 		writeReply(c, reaperReply{})
+	case "keep":
+		n := len(req.Keys)
+		if n == 0 || len(files) == 0 || len(files)%n != 0 || slices.Contains(req.Keys, "") {
+			writeReply(c, reaperReply{Err: "keep needs keys and as many descriptors for each"})
+			return
+		}
+		each := len(files) / n
+		for i, key := range req.Keys {
+			rp.keep(key, files[i*each:(i+1)*each])
+		}
+		files = nil // kept: not closed by serve
+		writeReply(c, reaperReply{})
+	case "kept":
+		for key, k := range rp.takeKept() {
+			var fds []int // dups: Fd would make the sockets blocking
+			for _, f := range k.files {
+				if fd, err := dupFd(f); err == nil {
+					fds = append(fds, fd)
+				}
+			}
+			closeFiles(k.files...)
+			var err error
+			if len(fds) == len(k.files) {
+				err = writeReplyFds(c, reaperReply{Key: key}, fds)
+			}
+			closeFds(fds)
+			if err != nil {
+				return
+			}
+		}
+		writeReply(c, reaperReply{})
 	case "attach":
 		if req.Log == nil {
 			writeReply(c, reaperReply{Err: "attach without a log"})
@@ -446,6 +507,39 @@ func (rp *reaper) serve(c *net.UnixConn) {
 	default:
 		writeReply(c, reaperReply{Err: fmt.Sprintf("unknown request %q", req.Op)})
 	}
+}
+
+// keep holds files under key until "kept" takes them, or keepFor has
+// passed; what key held before is closed.
+func (rp *reaper) keep(key string, files []*os.File) {
+	k := &keptFds{files: files}
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if old := rp.kept[key]; old != nil {
+		old.timer.Stop()
+		closeFiles(old.files...)
+	}
+	rp.kept[key] = k
+	k.timer = time.AfterFunc(keepFor, func() {
+		rp.mu.Lock()
+		defer rp.mu.Unlock()
+		if rp.kept[key] == k {
+			delete(rp.kept, key)
+			closeFiles(k.files...)
+		}
+	})
+}
+
+// takeKept takes everything kept, for "kept".
+func (rp *reaper) takeKept() map[string]*keptFds {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	kept := rp.kept
+	rp.kept = map[string]*keptFds{}
+	for _, k := range kept {
+		k.timer.Stop()
+	}
+	return kept
 }
 
 // spawn starts the request's process with the files it carried as its
@@ -710,7 +804,7 @@ func (cp *logCopy) keep(lg reaperLog, keep bool) {
 func readRequest(c *net.UnixConn) (reaperRequest, []*os.File, error) {
 	var req reaperRequest
 	buf := make([]byte, maxReaperMessage)
-	oob := make([]byte, unix.CmsgSpace(3*4))
+	oob := make([]byte, unix.CmsgSpace(keepBatch*4)) // the most a request carries: keep's
 	n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
 	if err != nil {
 		return req, nil, err

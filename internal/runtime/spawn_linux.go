@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -504,4 +505,85 @@ func (rc *reaperClient) close() {
 		delete(rc.held, path)
 	}
 	rc.hmu.Unlock()
+}
+
+// Keep leaves dups of each key's fds with the reaper, for the next daemon
+// to take (Kept) within keepFor: a stopping daemon's DNS resolver
+// sockets, by sandbox, whose queries wait in them meanwhile. The caller
+// keeps its own fds (and closes them). An error says some were not kept:
+// a reaper of an older berth keeps nothing.
+func (r *Runtime) Keep(fds map[string][]int) error {
+	ok, err := r.reaper.can(capKeep)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errors.New("the reaper running is an older berth's: it keeps nothing")
+	}
+	// A few messages rather than one a key (hundreds at a stop): each
+	// carries keys with as many descriptors each, keepBatch at most.
+	var keys []string
+	var batch []int
+	var errs []error
+	flush := func() {
+		if len(keys) > 0 {
+			errs = append(errs, r.reaper.keep(keys, batch))
+		}
+		keys, batch = nil, nil
+	}
+	for _, key := range slices.Sorted(maps.Keys(fds)) {
+		f := fds[key]
+		if len(f) == 0 {
+			continue
+		}
+		if len(keys) > 0 && (len(f) != len(batch)/len(keys) || len(batch)+len(f) > keepBatch) {
+			flush()
+		}
+		keys, batch = append(keys, key), append(batch, f...)
+	}
+	flush()
+	return errors.Join(errs...)
+}
+
+// keep sends one "keep": fds split evenly among keys, in order.
+func (rc *reaperClient) keep(keys []string, fds []int) error {
+	c, err := rc.dialFds(reaperRequest{Op: "keep", Keys: keys}, fds)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	rep, err := readReply(c)
+	if err == nil && rep.Err != "" {
+		err = errors.New(rep.Err)
+	}
+	return err
+}
+
+// Kept takes what the daemon before this one left with the reaper
+// (Keep), by key; the caller owns the descriptors, those that come with
+// an error too. The reaper lets go of them: a second call has none.
+func (r *Runtime) Kept() (map[string][]int, error) {
+	if ok, err := r.reaper.can(capKeep); err != nil || !ok {
+		return nil, err
+	}
+	c, err := r.reaper.dial(reaperRequest{Op: "kept"}, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	kept := map[string][]int{}
+	for {
+		rep, fds, err := readReplyFds(c)
+		if err == nil && rep.Err != "" {
+			err = errors.New(rep.Err)
+		}
+		if err != nil || rep.Key == "" {
+			closeFds(fds)
+			return kept, err
+		}
+		if old, ok := kept[rep.Key]; ok {
+			closeFds(old)
+		}
+		kept[rep.Key] = fds
+	}
 }

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/berth-net/berth/internal/errdefs"
 )
 
@@ -303,6 +305,67 @@ func TestStartTwiceIsConflict(t *testing.T) {
 
 // A restarted daemon has a new Runtime over the same directories: it must
 // find the running container's logs, stdin, process and files.
+// TestReaperKeepsForTheNextDaemon: descriptors a stopping daemon leaves
+// with the reaper (Keep, more than one message holds) the next daemon
+// takes (Kept), each key's in order and still open; a second Kept has
+// none: the reaper let go of them.
+func TestReaperKeepsForTheNextDaemon(t *testing.T) {
+	rt := newTestRuntime(t)
+	start(t, rt, busyboxSpec(t, "sleep", "1000")) // the reaper's child: it stays
+	// Two descriptors each: more than one message carries.
+	const keys = keepBatch
+	reads := map[string][2]*os.File{}
+	fds := map[string][]int{}
+	for i := range keys {
+		key := fmt.Sprintf("sandbox%03d", i)
+		var ends [2]*os.File
+		for j := range ends {
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { r.Close(); w.Close() })
+			ends[j] = r
+			fds[key] = append(fds[key], int(w.Fd()))
+		}
+		reads[key] = ends
+	}
+	if err := rt.Keep(fds); err != nil {
+		t.Fatal(err)
+	}
+	rt.Close() // the daemon stops: the reaper stays with the container
+
+	again, err := New(rt.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(again.Close)
+	kept, err := again.Kept()
+	if err != nil || len(kept) != keys {
+		t.Fatalf("Kept = %d keys, %v; want %d", len(kept), err, keys)
+	}
+	for key, got := range kept {
+		if len(got) != 2 {
+			t.Fatalf("%s: %d descriptors, want 2", key, len(got))
+		}
+		for j, fd := range got {
+			msg := []byte(fmt.Sprintf("%s/%d", key, j))
+			if _, err := unix.Write(fd, msg); err != nil {
+				t.Fatalf("%s/%d: write to the kept descriptor: %v", key, j, err)
+			}
+			unix.Close(fd)
+			buf := make([]byte, 64)
+			n, err := reads[key][j].Read(buf)
+			if err != nil || string(buf[:n]) != string(msg) {
+				t.Errorf("%s/%d: the pipe read %q, %v; want %q (kept out of order?)", key, j, buf[:n], err, msg)
+			}
+		}
+	}
+	if again2, err := again.Kept(); err != nil || len(again2) != 0 {
+		t.Errorf("a second Kept = %d keys, %v; want none", len(again2), err)
+	}
+}
+
 func TestNewRuntimeAdoptsRunningContainer(t *testing.T) {
 	rt := newTestRuntime(t)
 	s := busyboxSpec(t, "sh", "-c", "echo before; read line; echo got $line; exec sleep 1000")

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -9,7 +11,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	mdns "github.com/miekg/dns"
 
@@ -351,6 +355,94 @@ func TestDNSSurvivesRestart(t *testing.T) {
 	wantLookup(t, w, "alpha", "bravo", b)
 	wantLookup(t, w, "alpha", "db", b)
 	wantLookup(t, w, "alpha", "example.test", testworld.ServerAddr)
+}
+
+// TestDNSAnswersAcrossRestart: lookups a container sends while the daemon
+// restarts are answered once the new daemon serves (the stopping daemon
+// left its resolver's sockets with the reaper, and the queries waited in
+// them), over UDP and over TCP (a connection made while no daemon ran);
+// after a daemon is killed, lookups are refused until the next one serves.
+func TestDNSAnswersAcrossRestart(t *testing.T) {
+	w := testworld.New(t)
+	_, conf := startUpstreamDNS(t, w)
+	d := w.Start(t, "--resolv-conf", conf)
+	w.Busybox(t)
+	w.MustBerth(t, "network", "create", "dnsnet")
+	runSleeper(t, w, "alpha", "--network", "dnsnet")
+	runSleeper(t, w, "bravo", "--network", "dnsnet")
+	b := networkIP(t, w, "bravo", "dnsnet")
+	key := w.HostPath(sandboxKey(t, w, "alpha")) // bound in the host's mount namespace
+	dial := func(proto string) *mdns.Conn {
+		var c net.Conn
+		if err := sandbox.Do(key, func() (err error) {
+			c, err = net.Dial(proto, "127.0.0.11:53")
+			return err
+		}); err != nil {
+			t.Fatalf("dial %s 127.0.0.11:53 in alpha: %v", proto, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return &mdns.Conn{Conn: c}
+	}
+	ask := func(c *mdns.Conn, id uint16) {
+		q := new(mdns.Msg)
+		q.SetQuestion("bravo.", mdns.TypeA)
+		q.Id = id
+		if err := c.WriteMsg(q); err != nil {
+			t.Fatalf("send query %d: %v", id, err)
+		}
+	}
+	answer := func(c *mdns.Conn, id uint16) (netip.Addr, error) {
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		for {
+			m, err := c.ReadMsg()
+			if err != nil {
+				return netip.Addr{}, err
+			}
+			if m.Id != id {
+				continue
+			}
+			for _, rr := range m.Answer {
+				if a, ok := rr.(*mdns.A); ok {
+					addr, _ := netip.AddrFromSlice(a.A.To4())
+					return addr, nil
+				}
+			}
+			return netip.Addr{}, fmt.Errorf("answer without an address: %v", m)
+		}
+	}
+	if c := dial("udp"); true {
+		ask(c, 1)
+		if got, err := answer(c, 1); err != nil || got != b {
+			t.Fatalf("bravo before the restart = %v, %v; want %s", got, err, b)
+		}
+	}
+
+	d.Stop()
+	udp := dial("udp")
+	ask(udp, 2)
+	tcp := dial("tcp") // accepted by the kept socket's backlog
+	ask(tcp, 3)
+	d = w.Start(t, "--resolv-conf", conf)
+	for _, q := range []struct {
+		proto string
+		c     *mdns.Conn
+		id    uint16
+	}{{"udp", udp, 2}, {"tcp", tcp, 3}} {
+		if got, err := answer(q.c, q.id); err != nil || got != b {
+			t.Errorf("bravo over %s, asked while no daemon ran = %v, %v; want %s", q.proto, got, err, b)
+		}
+	}
+	wantLookup(t, w, "alpha", "bravo", b)
+
+	// Killed, a daemon leaves nothing: a lookup is refused at once.
+	d.Kill()
+	udp = dial("udp")
+	ask(udp, 4)
+	if _, err := answer(udp, 4); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("a lookup while a killed daemon is gone: %v, want connection refused", err)
+	}
+	w.Start(t, "--resolv-conf", conf)
+	wantLookup(t, w, "alpha", "bravo", b)
 }
 
 // TestHostResolvConfReadAtEachStart: a host resolv.conf rewritten while
