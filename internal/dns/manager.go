@@ -234,14 +234,24 @@ func (m *Manager) Close() error {
 // is closed, and left out.
 func (m *Manager) Detach() map[string]Sockets {
 	kept := map[string]Sockets{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	// At once: a resolver's stop waits for its two serving goroutines
+	// to notice, about half a millisecond, which one after the other
+	// made a daemon with 14 containers take twice as long to exit.
 	for id, r := range m.shut() {
-		s, err := r.detach()
-		if err != nil {
-			m.cfg.Log.Warn("DNS resolver's sockets not kept for the next daemon", "sandbox", short(id), "err", err)
-			continue
-		}
-		kept[id] = s
+		wg.Go(func() {
+			s, err := r.detach()
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				m.cfg.Log.Warn("DNS resolver's sockets not kept for the next daemon", "sandbox", short(id), "err", err)
+				return
+			}
+			kept[id] = s
+		})
 	}
+	wg.Wait()
 	m.fwd.close()
 	return kept
 }

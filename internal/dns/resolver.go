@@ -21,6 +21,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	mdns "github.com/miekg/dns"
 	"golang.org/x/sys/unix"
@@ -55,6 +56,10 @@ type Resolver struct {
 	udp   *net.UDPConn
 	tcp   *mdns.Server
 	tcpLn net.Listener // tcp's, kept for detach
+	// detaching makes the UDP reader return at its next read error
+	// (detach's deadline); readDone is closed when it has returned.
+	detaching atomic.Bool
+	readDone  chan struct{}
 
 	ctx    context.Context // cancelled by Close: forwards in flight give up
 	cancel context.CancelFunc
@@ -68,6 +73,7 @@ func serve(sandboxID string, names Names, fwd *forwarder, upstreams []netip.Addr
 	r := &Resolver{sandboxID: sandboxID, names: names, fwd: fwd, slots: newSlots(), log: log, udp: udp, interned: map[string]string{}}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.SetUpstreams(upstreams)
+	r.readDone = make(chan struct{})
 	if udp != nil {
 		// One reader: reads of a socket are serialised by the runtime
 		// anyway, and a second reader costs a goroutine hand-off (often a
@@ -75,6 +81,8 @@ func serve(sandboxID string, names Names, fwd *forwarder, upstreams []netip.Addr
 		// answered slower than one.
 		r.wg.Add(1)
 		go r.readUDP()
+	} else {
+		close(r.readDone)
 	}
 	if tcp != nil {
 		r.tcpLn = tcp
@@ -118,6 +126,7 @@ func (r *Resolver) SetUpstreams(ups []netip.AddrPort) {
 // up a local answer.
 func (r *Resolver) readUDP() {
 	defer r.wg.Done()
+	defer close(r.readDone)
 	bc, err := newBatchConn(r.udp, udpBatch, inBufSize)
 	if err != nil {
 		r.log.Error("DNS resolver cannot read", "sandbox", short(r.sandboxID), "err", err)
@@ -128,7 +137,7 @@ func (r *Resolver) readUDP() {
 	for {
 		n, err := bc.read()
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			if errors.Is(err, net.ErrClosed) || r.detaching.Load() {
 				return
 			}
 			continue
@@ -313,6 +322,14 @@ func (r *Resolver) detach() (Sockets, error) {
 	if err != nil {
 		r.Close()
 		return Sockets{}, err
+	}
+	// The reader stops between two batches, not by a close: a batch it
+	// read as the socket closed would go unanswered, and the queries
+	// still queued stay for the next daemon. A read deadline wakes it
+	// (a batch under way is answered first).
+	r.detaching.Store(true)
+	if err := r.udp.SetReadDeadline(time.Unix(1, 0)); err == nil {
+		<-r.readDone
 	}
 	tcp := -1
 	if sc, ok := r.tcpLn.(syscall.Conn); ok {

@@ -115,6 +115,12 @@ func restartRows(t *stats.Table, r *results) {
 		note += "; " + rs.flowErr
 	}
 	t.Add("flows lost", fmt.Sprint(rs.lost), "", "", "0", note)
+	note = fmt.Sprintf("of %d lookups from a container on the user network, one after another, each waiting up to %s", rs.lookups, lookupTimeout)
+	if rs.lookupErr != "" {
+		note += "; first failure: " + rs.lookupErr
+	}
+	t.Add("DNS lookups failed", fmt.Sprint(rs.lookupsFailed), "", "", "0", note)
+	t.Add("slowest DNS answer, ms", stats.MS(rs.slowestLookup), "", "", "", "a lookup sent while no daemon runs waits in the socket the reaper holds")
 }
 
 func dataRows(t *stats.Table, r *results) {

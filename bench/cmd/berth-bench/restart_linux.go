@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	mdns "github.com/miekg/dns"
+
 	"github.com/berth-net/berth/bench/internal/harness"
 	"github.com/berth-net/berth/internal/sandbox"
 )
@@ -46,12 +48,28 @@ func (w *world) restarts(ctx context.Context, p plan, res *restartResult) error 
 	quit := make(chan struct{})
 	flows := make(chan flowCount, 1)
 	go func() { flows <- probeFlows(ns, netip.AddrPortFrom(harness.ServerAddr, echoPort), quit) }()
+	// Lookups from a container on the user network (the scale's first
+	// real port), of its own name: its resolver answers them itself.
+	lookups := make(chan lookupCount, 1)
+	if p.realPorts > 0 {
+		name := fmt.Sprintf("fill%d", 0)
+		lns, _, err := w.d.Where(ctx, name, benchNet)
+		if err != nil {
+			close(quit)
+			<-flows
+			return err
+		}
+		go func() { lookups <- probeLookups(lns, name, quit) }()
+	} else {
+		lookups <- lookupCount{err: "no container on a user network (--real 0)"}
+	}
 	for range p.restarts {
 		time.Sleep(100 * time.Millisecond) // flows before each stop, too
 		nd, stop, serve, err := w.d.Restart(ctx, w.bin)
 		if err != nil {
 			close(quit)
 			<-flows
+			<-lookups
 			return err
 		}
 		w.d = nd
@@ -60,9 +78,88 @@ func (w *world) restarts(ctx context.Context, p plan, res *restartResult) error 
 	}
 	time.Sleep(100 * time.Millisecond)
 	close(quit)
-	fc := <-flows
+	fc, lc := <-flows, <-lookups
 	res.flows, res.lost, res.flowErr = fc.sent, fc.lost, fc.err
+	res.lookups, res.lookupsFailed, res.slowestLookup, res.lookupErr = lc.sent, lc.failed, lc.slowest, lc.err
 	return nil
+}
+
+// lookupTimeout is how long a probe lookup waits for its answer: one try
+// of glibc's resolver (RES_TIMEOUT, 5 s).
+const lookupTimeout = 5 * time.Second
+
+// lookupCount is what probeLookups saw.
+type lookupCount struct {
+	sent, failed int
+	slowest      time.Duration // of the answered
+	err          string        // the first failure
+}
+
+// probeLookups asks the resolver at 127.0.0.11:53 in the namespace at ns
+// for name, one lookup after the other with a millisecond between, until
+// quit; each from a new socket, as a C library's lookup, waiting up to
+// lookupTimeout. A lookup sent while no daemon runs fails at once when
+// nothing holds the resolver's socket (the redirect's port is closed:
+// refused) and waits for the next daemon when the reaper holds it.
+func probeLookups(ns, name string, quit <-chan struct{}) lookupCount {
+	var lc lookupCount
+	fail := func(err error) {
+		lc.failed++
+		if lc.err == "" {
+			lc.err = err.Error()
+		}
+	}
+	err := sandbox.Do(ns, func() error {
+		q := new(mdns.Msg)
+		q.SetQuestion(mdns.Fqdn(name), mdns.TypeA)
+		for id := uint16(1); ; id++ {
+			select {
+			case <-quit:
+				return nil
+			default:
+			}
+			lc.sent++
+			q.Id = id
+			t0 := time.Now()
+			if err := oneLookup(q); err != nil {
+				fail(err)
+			} else {
+				lc.slowest = max(lc.slowest, time.Since(t0))
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+	if err != nil {
+		fail(err)
+	}
+	return lc
+}
+
+// oneLookup sends q to 127.0.0.11:53 from a new socket and waits for an
+// answer with an address.
+func oneLookup(q *mdns.Msg) error {
+	c, err := mdns.Dial("udp4", "127.0.0.11:53")
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(lookupTimeout))
+	if err := c.WriteMsg(q); err != nil {
+		return err
+	}
+	for {
+		m, err := c.ReadMsg()
+		if err != nil {
+			return err
+		}
+		if m.Id != q.Id {
+			continue
+		}
+		if m.Rcode != mdns.RcodeSuccess || len(m.Answer) == 0 {
+			return fmt.Errorf("answer %s with %d records", mdns.RcodeToString[m.Rcode], len(m.Answer))
+		}
+		return nil
+	}
 }
 
 // flowCount is what probeFlows saw.

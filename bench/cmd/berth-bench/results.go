@@ -76,4 +76,11 @@ type restartResult struct {
 	// restarts, one after the other; lost got no echo in flowTimeout.
 	flows, lost int
 	flowErr     string
+	// lookups were sent from a container on the user network to its
+	// resolver across the restarts, one after the other; failed got no
+	// answer (refused, or none in lookupTimeout); slowest is the longest
+	// an answered one waited.
+	lookups, lookupsFailed int
+	slowestLookup          time.Duration
+	lookupErr              string
 }
