@@ -100,7 +100,13 @@ func (d *Daemon) connectDNS(c *container.Container, n *network.Network) (joined 
 		switch {
 		case !first:
 		case !ok:
+			// And its redirect, which points at nothing now.
 			d.stopDNS(c.State.SandboxID)
+			if err == nil {
+				if err := nftables.UnredirectDNS(c.State.SandboxKey); err != nil {
+					d.log.Warn("remove the DNS redirect after a failed connect", "name", c.Name, "err", err)
+				}
+			}
 		case err != nil:
 			d.log.Error("start DNS resolver after connect", "name", c.Name, "err", err)
 		case resolvConfEdited(c.ResolvConfPath):
@@ -142,7 +148,10 @@ func (d *Daemon) restoreDNS(c *container.Container, kept *dns.Sockets) {
 // answered once the next one serves (0.3–0.8 s for 100–500 containers
 // here) instead of refused: the redirect in the container's namespace
 // points at the sockets' ports either way. Dockerd's resolvers die with
-// it. A daemon killed keeps nothing, and its successor listens anew.
+// it. A daemon killed keeps nothing, and its successor listens anew. The
+// cost: a daemon stopped for good leaves its containers' lookups waiting
+// (a C library gives up after its 5 s timeout) rather than refused, until
+// the reaper lets the sockets go, 10 s after the stop.
 func (d *Daemon) keepResolvers() {
 	if d.dns == nil || d.runtime == nil {
 		return

@@ -18,7 +18,10 @@ func (noNames) ResolveAddr(string, netip.Addr) (string, bool) { return "", false
 func (noNames) ExternalAccess(string) bool                    { return true }
 
 // loopbackSockets stands in for the sandbox's 127.0.0.11:53.
-func loopbackSockets(dns.Sandbox) (u *net.UDPConn, l net.Listener, err error) {
+func loopbackSockets(sb dns.Sandbox) (u *net.UDPConn, l net.Listener, err error) {
+	if sb.Kept != nil { // a ListenFunc owns them
+		sb.Kept.Close()
+	}
 	a, err := net.ResolveUDPAddr("udp4", "127.0.0.1:0")
 	if err != nil {
 		return nil, nil, err

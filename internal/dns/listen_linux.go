@@ -35,7 +35,8 @@ type RedirectedFunc func(path string, resolver netip.Addr) (udpPort, tcpPort uin
 // in the namespaces rewriting redirects (a query sent while no resolver
 // listens is refused either way: the sockets die with the old daemon).
 // Ports taken meanwhile (by the container) get new ones and a new
-// redirect.
+// redirect. Kept sockets (Sandbox.Kept, a daemon's stop handed them on)
+// are served as they are.
 //
 // The sockets are made on a thread that entered the namespace for the
 // purpose (sandbox.Do) and stay in it, so the goroutines that serve them
@@ -45,7 +46,7 @@ func ListenInNamespace(redirect RedirectFunc, redirected RedirectedFunc) ListenF
 	return func(sb Sandbox) (*net.UDPConn, net.Listener, error) {
 		path := sb.Path
 		if sb.Kept != nil {
-			udp, tcp, err := adoptKept(*sb.Kept, path, redirect, redirected)
+			udp, tcp, err := adoptKept(*sb.Kept)
 			if err == nil {
 				return udp, tcp, nil
 			}
@@ -75,10 +76,12 @@ func ListenInNamespace(redirect RedirectFunc, redirected RedirectedFunc) ListenF
 }
 
 // adoptKept serves the sockets the resolver of the daemon before left
-// (always closing the descriptors given): they are in the namespace
-// already, bound where its redirect points unless the redirect was
-// changed since, in which case it is written again for them.
-func adoptKept(kept Sockets, path string, redirect RedirectFunc, redirected RedirectedFunc) (*net.UDPConn, net.Listener, error) {
+// (always closing the descriptors given). They are in the namespace
+// already, bound where its redirect pointed when that daemon stopped,
+// and the redirect is not read again: a daemon that runs does not watch
+// it either, and reading it cost a restart with 500 resolvers 130 ms
+// (a netlink socket made in each namespace).
+func adoptKept(kept Sockets) (*net.UDPConn, net.Listener, error) {
 	// The Files own the descriptors now; the conns below hold dups.
 	uf, tf := os.NewFile(uintptr(kept.UDP), "dns-udp"), os.NewFile(uintptr(kept.TCP), "dns-tcp")
 	defer uf.Close()
@@ -101,18 +104,6 @@ func adoptKept(kept Sockets, path string, redirect RedirectFunc, redirected Redi
 	ta, _ := tcp.Addr().(*net.TCPAddr)
 	if ua == nil || ta == nil || !ua.IP.Equal(Address.AsSlice()) || !ta.IP.Equal(Address.AsSlice()) {
 		return nil, nil, errors.Join(fmt.Errorf("kept sockets are bound at %v and %v, not %s", udp.LocalAddr(), tcp.Addr(), Address), udp.Close(), tcp.Close())
-	}
-	if redirect == nil {
-		return udp, tcp, nil
-	}
-	uport, tport := uint16(ua.Port), uint16(ta.Port)
-	if redirected != nil {
-		if u, t, ok := redirected(path, Address); ok && u == uport && t == tport {
-			return udp, tcp, nil
-		}
-	}
-	if err := redirect(path, Address, uport, tport); err != nil {
-		return nil, nil, errors.Join(err, udp.Close(), tcp.Close())
 	}
 	return udp, tcp, nil
 }

@@ -113,7 +113,7 @@ func NewManager(cfg Config) *Manager {
 // already it only updates the upstreams (idempotent). Starts of different
 // sandboxes run in parallel (a restarted daemon starts hundreds); a Start,
 // Stop or Close of a sandbox whose resolver is being made waits for it.
-func (m *Manager) Start(sb Sandbox) error {
+func (m *Manager) Start(sb Sandbox) (err error) {
 	m.mu.Lock()
 	m.waitStartingLocked(sb.ID)
 	if m.closed {
@@ -138,13 +138,14 @@ func (m *Manager) Start(sb Sandbox) error {
 		delete(m.starting, sb.ID)
 		close(done)
 		switch {
-		case r != nil && m.closed: // Close came meanwhile and waited for this start
+		case r != nil && m.closed: // Close or Detach came meanwhile and waited for this start
 			r.Close()
+			err = fmt.Errorf("start DNS resolver of sandbox %s: %w", short(sb.ID), errManagerClosed)
 		case r != nil:
 			m.resolvers[sb.ID] = r
 		}
 	}()
-	r, err := m.start(sb)
+	r, err = m.start(sb)
 	if err != nil {
 		return err
 	}

@@ -4,11 +4,15 @@
 // aliases from the network controller's name table and forwards every other
 // question to the host's upstream servers from the daemon's namespace.
 //
-// The listening sockets are made on a throw-away thread that entered the
-// container's namespace (a socket stays in the namespace it was made in);
-// everything else, serving included, runs on ordinary goroutines. The
-// package touches no firewall, no routes and no interface: no DNAT is needed
-// because the daemon, as root, binds port 53 itself.
+// The listening sockets are made on a thread that entered the container's
+// namespace for the purpose (a socket stays in the namespace it was made
+// in); everything else, serving included, runs on ordinary goroutines.
+// They listen on ports the kernel picks, and a redirect in the
+// namespace (ListenInNamespace's RedirectFunc, the daemon's nftables one)
+// sends 127.0.0.11:53 there, so that port 53 stays the container's. A
+// stopping daemon hands the sockets on (Manager.Detach, Sandbox.Kept):
+// queries sent while no daemon runs wait in them. The package touches no
+// routes and no interface.
 package dns
 
 import (

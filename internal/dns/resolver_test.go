@@ -112,7 +112,8 @@ func aRecord(name, addr string) *mdns.A {
 // loopbackListen binds the resolver on 127.0.0.1 ports of the test's own
 // namespace, standing in for 127.0.0.11:53 inside a sandbox.
 func loopbackListen(_ testing.TB, bound *netip.AddrPort) ListenFunc {
-	return func(Sandbox) (*net.UDPConn, net.Listener, error) {
+	return func(sb Sandbox) (*net.UDPConn, net.Listener, error) {
+		sb.closeKept() // a ListenFunc owns them
 		// The UDP port the kernel picks may be a TCP socket's already
 		// (the tests' own forwarded queries use random ports): pick again.
 		for try := 0; ; try++ {

@@ -272,6 +272,14 @@ func (r *Runtime) detachTTY(id string, sub fanSub) {
 	}
 }
 
+// connectedCan says whether the reaper this runtime is connected to
+// can do capability what; it connects to none.
+func (rc *reaperClient) connectedCan(what string) bool {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.hello != nil && slices.Contains(rc.caps, what)
+}
+
 // can says whether the reaper can do capability what.
 func (rc *reaperClient) can(what string) (bool, error) {
 	if err := rc.ensure(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/signal"
@@ -80,7 +81,8 @@ func init() {
 
 type reaperRequest struct {
 	Op      string   // "hello", "spawn", "logwait", "held", "adopt", "attach", "keep" or "kept"
-	Keys    []string `json:",omitempty"` // keep's: the descriptors are split evenly among them, in order
+	Keys    []string `json:",omitempty"` // keep's: each gets PerKey of the descriptors, in order
+	PerKey  int      `json:",omitempty"`
 	Path    string
 	Args    []string
 	Env     []string
@@ -108,9 +110,10 @@ type reaperReply struct {
 	// Log is held's: the copy whose read ends come with the answer
 	// (nil: the last answer).
 	Log *reaperLog `json:",omitempty"`
-	// Key is kept's: whose descriptors come with the answer ("": the
-	// last answer).
-	Key string `json:",omitempty"`
+	// Keys are kept's: whose descriptors come with the answer, PerKey
+	// each, in order (none: the last answer).
+	Keys   []string `json:",omitempty"`
+	PerKey int      `json:",omitempty"`
 }
 
 // The reaper's capabilities: copying a container's output into its log,
@@ -132,8 +135,8 @@ const (
 // refused again, as they were before berth kept the sockets.
 const keepFor = 10 * time.Second
 
-// keepBatch is how many descriptors one "keep" carries at most (the
-// kernel's limit, SCM_MAX_FD, is 253).
+// keepBatch is how many descriptors one "keep" or "kept" message
+// carries at most (the kernel's limit, SCM_MAX_FD, is 253).
 const keepBatch = 128
 
 // keptFds are descriptors left under one key.
@@ -447,19 +450,36 @@ func (rp *reaper) serve(c *net.UnixConn) {
 		go cp.keep(*req.Log, true)
 		writeReply(c, reaperReply{})
 	case "keep":
-		n := len(req.Keys)
-		if n == 0 || len(files) == 0 || len(files)%n != 0 || slices.Contains(req.Keys, "") {
-			writeReply(c, reaperReply{Err: "keep needs keys and as many descriptors for each"})
+		n, each := len(req.Keys), req.PerKey
+		if n == 0 || each <= 0 || len(files) != n*each || slices.Contains(req.Keys, "") {
+			writeReply(c, reaperReply{Err: "keep needs keys and PerKey descriptors for each"})
 			return
 		}
-		each := len(files) / n
 		for i, key := range req.Keys {
 			rp.keep(key, files[i*each:(i+1)*each])
 		}
 		files = nil // kept: not closed by serve
 		writeReply(c, reaperReply{})
 	case "kept":
-		for key, k := range rp.takeKept() {
+		kept := rp.takeKept()
+		defer func() { // those not sent: a daemon gone half-way gets none
+			for _, k := range kept {
+				closeFiles(k.files...)
+			}
+		}()
+		// In batches, as "keep" came: keys with as many descriptors
+		// each, keepBatch at most a message.
+		var keys []string
+		var batch []int
+		flush := func() error {
+			defer func() { closeFds(batch); keys, batch = nil, nil }()
+			if len(keys) == 0 {
+				return nil
+			}
+			return writeReplyFds(c, reaperReply{Keys: keys, PerKey: len(batch) / len(keys)}, batch)
+		}
+		for _, key := range slices.Sorted(maps.Keys(kept)) {
+			k := kept[key]
 			var fds []int // dups: Fd would make the sockets blocking
 			for _, f := range k.files {
 				if fd, err := dupFd(f); err == nil {
@@ -467,14 +487,21 @@ func (rp *reaper) serve(c *net.UnixConn) {
 				}
 			}
 			closeFiles(k.files...)
-			var err error
-			if len(fds) == len(k.files) {
-				err = writeReplyFds(c, reaperReply{Key: key}, fds)
+			delete(kept, key)
+			if len(fds) != len(k.files) || len(fds) > keepBatch {
+				closeFds(fds)
+				continue
 			}
-			closeFds(fds)
-			if err != nil {
-				return
+			if len(keys) > 0 && (len(fds) != len(batch)/len(keys) || len(batch)+len(fds) > keepBatch) {
+				if err := flush(); err != nil {
+					closeFds(fds)
+					return
+				}
 			}
+			keys, batch = append(keys, key), append(batch, fds...)
+		}
+		if err := flush(); err != nil {
+			return
 		}
 		writeReply(c, reaperReply{})
 	case "attach":
@@ -805,7 +832,7 @@ func readRequest(c *net.UnixConn) (reaperRequest, []*os.File, error) {
 	var req reaperRequest
 	buf := make([]byte, maxReaperMessage)
 	oob := make([]byte, unix.CmsgSpace(keepBatch*4)) // the most a request carries: keep's
-	n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+	n, oobn, flags, _, err := c.ReadMsgUnix(buf, oob)
 	if err != nil {
 		return req, nil, err
 	}
@@ -825,6 +852,10 @@ func readRequest(c *net.UnixConn) (reaperRequest, []*os.File, error) {
 				files = append(files, os.NewFile(uintptr(fd), "stdio"))
 			}
 		}
+	}
+	if flags&unix.MSG_CTRUNC != 0 { // descriptors lost: which went where is unknown
+		closeFiles(files...)
+		return req, nil, errors.New("request's descriptors cut short")
 	}
 	if err := json.Unmarshal(buf[:n], &req); err != nil {
 		closeFiles(files...)

@@ -85,6 +85,7 @@ func (rc *reaperClient) takeHeld() error {
 	for {
 		rep, fds, err := readReplyFds(c)
 		if err != nil {
+			closeFds(fds)
 			return err
 		}
 		if rep.Log == nil {
@@ -376,8 +377,8 @@ func readReply(c *net.UnixConn) (reaperReply, error) {
 func readReplyFds(c *net.UnixConn) (reaperReply, []int, error) {
 	var rep reaperReply
 	buf := make([]byte, maxReply)
-	oob := make([]byte, unix.CmsgSpace(4*4))
-	n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+	oob := make([]byte, unix.CmsgSpace(keepBatch*4)) // held's two, kept's up to keepBatch
+	n, oobn, flags, _, err := c.ReadMsgUnix(buf, oob)
 	if err != nil {
 		return rep, nil, err
 	}
@@ -396,6 +397,9 @@ func readReplyFds(c *net.UnixConn) (reaperReply, []int, error) {
 	}
 	if n == 0 {
 		return rep, fds, errReaperGone
+	}
+	if flags&unix.MSG_CTRUNC != 0 { // descriptors lost: which were which is unknown
+		return rep, fds, errors.New("the reaper's reply came with its descriptors cut short")
 	}
 	if err := json.Unmarshal(buf[:n], &rep); err != nil {
 		return rep, fds, fmt.Errorf("bad reply from the reaper: %w", err)
@@ -513,12 +517,10 @@ func (rc *reaperClient) close() {
 // keeps its own fds (and closes them). An error says some were not kept:
 // a reaper of an older berth keeps nothing.
 func (r *Runtime) Keep(fds map[string][]int) error {
-	ok, err := r.reaper.can(capKeep)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return errors.New("the reaper running is an older berth's: it keeps nothing")
+	// The reaper this daemon is connected to, or none: one started now
+	// would have no container to stay for, and leave with what it got.
+	if !r.reaper.connectedCan(capKeep) {
+		return errors.New("no reaper connected, or one of an older berth: nothing kept")
 	}
 	// A few messages rather than one a key (hundreds at a stop): each
 	// carries keys with as many descriptors each, keepBatch at most.
@@ -536,6 +538,10 @@ func (r *Runtime) Keep(fds map[string][]int) error {
 		if len(f) == 0 {
 			continue
 		}
+		if len(f) > keepBatch {
+			errs = append(errs, fmt.Errorf("%s: %d descriptors, more than the %d a message carries", key, len(f), keepBatch))
+			continue
+		}
 		if len(keys) > 0 && (len(f) != len(batch)/len(keys) || len(batch)+len(f) > keepBatch) {
 			flush()
 		}
@@ -547,7 +553,7 @@ func (r *Runtime) Keep(fds map[string][]int) error {
 
 // keep sends one "keep": fds split evenly among keys, in order.
 func (rc *reaperClient) keep(keys []string, fds []int) error {
-	c, err := rc.dialFds(reaperRequest{Op: "keep", Keys: keys}, fds)
+	c, err := rc.dialFds(reaperRequest{Op: "keep", Keys: keys, PerKey: len(fds) / len(keys)}, fds)
 	if err != nil {
 		return err
 	}
@@ -577,13 +583,18 @@ func (r *Runtime) Kept() (map[string][]int, error) {
 		if err == nil && rep.Err != "" {
 			err = errors.New(rep.Err)
 		}
-		if err != nil || rep.Key == "" {
+		if err == nil && len(rep.Keys) > 0 && (rep.PerKey <= 0 || len(fds) != len(rep.Keys)*rep.PerKey) {
+			err = fmt.Errorf("the reaper sent %d descriptors for %d keys, %d each", len(fds), len(rep.Keys), rep.PerKey)
+		}
+		if err != nil || len(rep.Keys) == 0 {
 			closeFds(fds)
 			return kept, err
 		}
-		if old, ok := kept[rep.Key]; ok {
-			closeFds(old)
+		for i, key := range rep.Keys {
+			if old, ok := kept[key]; ok {
+				closeFds(old)
+			}
+			kept[key] = fds[i*rep.PerKey : (i+1)*rep.PerKey]
 		}
-		kept[rep.Key] = fds
 	}
 }

@@ -303,8 +303,6 @@ func TestStartTwiceIsConflict(t *testing.T) {
 	}
 }
 
-// A restarted daemon has a new Runtime over the same directories: it must
-// find the running container's logs, stdin, process and files.
 // TestReaperKeepsForTheNextDaemon: descriptors a stopping daemon leaves
 // with the reaper (Keep, more than one message holds) the next daemon
 // takes (Kept), each key's in order and still open; a second Kept has
@@ -366,6 +364,8 @@ func TestReaperKeepsForTheNextDaemon(t *testing.T) {
 	}
 }
 
+// A restarted daemon has a new Runtime over the same directories: it must
+// find the running container's logs, stdin, process and files.
 func TestNewRuntimeAdoptsRunningContainer(t *testing.T) {
 	rt := newTestRuntime(t)
 	s := busyboxSpec(t, "sh", "-c", "echo before; read line; echo got $line; exec sleep 1000")

@@ -17,6 +17,8 @@ import (
 
 	mdns "github.com/miekg/dns"
 
+	"github.com/berth-net/berth/internal/dns"
+	"github.com/berth-net/berth/internal/firewall/nftables"
 	"github.com/berth-net/berth/internal/sandbox"
 	"github.com/berth-net/berth/internal/testworld"
 )
@@ -271,9 +273,13 @@ func TestDNSChangesAtOnce(t *testing.T) {
 	if got := catFile(t, w, "kilo", "/etc/resolv.conf"); got != before {
 		t.Errorf("kilo's resolv.conf after a failed connect = %q, want it as it was: %q", got, before)
 	}
-	// Nothing answers at 127.0.0.11 (a resolver would say NXDOMAIN).
+	// Nothing answers at 127.0.0.11 (a resolver would say NXDOMAIN), and
+	// no redirect is left in kilo's namespace.
 	if out, errOut, code := w.Berth(t, "exec", "kilo", "nslookup", "-timeout=2", "-retry=1", "lima", "127.0.0.11"); code == 0 || strings.Contains(out+errOut, "NXDOMAIN") {
 		t.Errorf("kilo has a resolver after a failed connect:\n%s%s", out, errOut)
+	}
+	if u, tc, ok := nftables.DNSRedirected(w.HostPath(sandboxKey(t, w, "kilo")), dns.Address); ok {
+		t.Errorf("kilo's namespace keeps a DNS redirect (to %d, %d) after a failed connect", u, tc)
 	}
 	w.MustBerth(t, "network", "connect", "ipnet", "kilo")
 	if got := catFile(t, w, "kilo", "/etc/resolv.conf"); !strings.Contains(got, "nameserver 127.0.0.11\n") {

@@ -61,6 +61,28 @@ func RedirectDNS(netnsPath string, resolver netip.Addr, udpPort, tcpPort uint16)
 	return nil
 }
 
+// UnredirectDNS removes RedirectDNS's table from the namespace at
+// netnsPath, if it is there: a container whose first resolver was made
+// for a connect that then failed is left as it was.
+func UnredirectDNS(netnsPath string) error {
+	if netnsPath == "" {
+		return fmt.Errorf("remove the DNS redirect: no namespace")
+	}
+	conn, done, err := dial(netnsPath)
+	if err != nil {
+		return err
+	}
+	defer done()
+	t := &nftlib.Table{Family: nftlib.TableFamilyIPv4, Name: DNSTableName}
+	// Adding the table first makes the delete succeed when it is missing.
+	conn.AddTable(t)
+	conn.DelTable(t)
+	if err := conn.Flush(); err != nil {
+		return fmt.Errorf("remove the DNS redirect in %q: %w", netnsPath, err)
+	}
+	return nil
+}
+
 // dnsRedirect is "ip daddr A <proto> dport 53 dnat to A:port".
 func dnsRedirect(a netip.Addr, proto byte, port uint16) []expr.Any {
 	addr := a.As4()

@@ -3,6 +3,7 @@ package nftables
 import (
 	"net/netip"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -38,6 +39,25 @@ func TestRedirectDNS(t *testing.T) {
 }
 
 func itoa(p uint16) string { return strconv.Itoa(int(p)) }
+
+// TestUnredirectDNS removes the table RedirectDNS made, and is no error
+// where there is none.
+func TestUnredirectDNS(t *testing.T) {
+	ns := nstest.New(t)
+	resolver := netip.MustParseAddr("127.0.0.11")
+	if err := UnredirectDNS(ns); err != nil {
+		t.Fatalf("without a table: %v", err)
+	}
+	if err := RedirectDNS(ns, resolver, 40001, 40002); err != nil {
+		t.Fatal(err)
+	}
+	if err := UnredirectDNS(ns); err != nil {
+		t.Fatal(err)
+	}
+	if out := output(t, ns, "nft", "list", "tables"); strings.Contains(out, DNSTableName) {
+		t.Errorf("tables after UnredirectDNS:\n%s", out)
+	}
+}
 
 // TestDNSRedirected reads back the ports of RedirectDNS's rules, and
 // nothing from a namespace without them or whose table was changed.
