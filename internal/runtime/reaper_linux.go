@@ -136,8 +136,12 @@ const (
 const keepFor = 10 * time.Second
 
 // keepBatch is how many descriptors one "keep" or "kept" message
-// carries at most (the kernel's limit, SCM_MAX_FD, is 253).
-const keepBatch = 128
+// carries at most (the kernel's limit, SCM_MAX_FD, is 253); replyRoom
+// is what a "kept" answer leaves of maxReply for all but its keys.
+const (
+	keepBatch = 128
+	replyRoom = 64
+)
 
 // keptFds are descriptors left under one key.
 type keptFds struct {
@@ -468,11 +472,13 @@ func (rp *reaper) serve(c *net.UnixConn) {
 			}
 		}()
 		// In batches, as "keep" came: keys with as many descriptors
-		// each, keepBatch at most a message.
+		// each, keepBatch at most a message, and keys that fit in a
+		// reply the daemon reads whole (maxReply).
 		var keys []string
 		var batch []int
+		size := 0 // of keys, quoted, with commas
 		flush := func() error {
-			defer func() { closeFds(batch); keys, batch = nil, nil }()
+			defer func() { closeFds(batch); keys, batch, size = nil, nil, 0 }()
 			if len(keys) == 0 {
 				return nil
 			}
@@ -488,17 +494,17 @@ func (rp *reaper) serve(c *net.UnixConn) {
 			}
 			closeFiles(k.files...)
 			delete(kept, key)
-			if len(fds) != len(k.files) || len(fds) > keepBatch {
+			if len(fds) != len(k.files) || len(fds) > keepBatch || len(key)+3 > maxReply-replyRoom {
 				closeFds(fds)
 				continue
 			}
-			if len(keys) > 0 && (len(fds) != len(batch)/len(keys) || len(batch)+len(fds) > keepBatch) {
+			if len(keys) > 0 && (len(fds) != len(batch)/len(keys) || len(batch)+len(fds) > keepBatch || size+len(key)+3 > maxReply-replyRoom) {
 				if err := flush(); err != nil {
 					closeFds(fds)
 					return
 				}
 			}
-			keys, batch = append(keys, key), append(batch, fds...)
+			keys, batch, size = append(keys, key), append(batch, fds...), size+len(key)+3
 		}
 		if err := flush(); err != nil {
 			return

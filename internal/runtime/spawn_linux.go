@@ -364,7 +364,8 @@ func (rc *reaperClient) dial(req reaperRequest, files []*os.File) (*net.UnixConn
 	return rc.dialFds(req, fds)
 }
 
-// maxReply bounds a reply: a PID, an exit code or an error's text.
+// maxReply bounds a reply: a PID, an exit code, an error's text, or the
+// keys of a "kept" batch (the reaper keeps within it).
 const maxReply = 4 << 10
 
 func readReply(c *net.UnixConn) (reaperReply, error) {
@@ -400,6 +401,9 @@ func readReplyFds(c *net.UnixConn) (reaperReply, []int, error) {
 	}
 	if flags&unix.MSG_CTRUNC != 0 { // descriptors lost: which were which is unknown
 		return rep, fds, errors.New("the reaper's reply came with its descriptors cut short")
+	}
+	if flags&unix.MSG_TRUNC != 0 {
+		return rep, fds, fmt.Errorf("the reaper's reply is longer than %d bytes", maxReply)
 	}
 	if err := json.Unmarshal(buf[:n], &rep); err != nil {
 		return rep, fds, fmt.Errorf("bad reply from the reaper: %w", err)

@@ -305,7 +305,8 @@ func TestStartTwiceIsConflict(t *testing.T) {
 
 // TestReaperKeepsForTheNextDaemon: descriptors a stopping daemon leaves
 // with the reaper (Keep, more than one message holds) the next daemon
-// takes (Kept), each key's in order and still open; a second Kept has
+// takes (Kept, in several answers too), each key's in order and still
+// open; a second Kept has
 // none: the reaper let go of them.
 func TestReaperKeepsForTheNextDaemon(t *testing.T) {
 	rt := newTestRuntime(t)
@@ -315,7 +316,7 @@ func TestReaperKeepsForTheNextDaemon(t *testing.T) {
 	reads := map[string][2]*os.File{}
 	fds := map[string][]int{}
 	for i := range keys {
-		key := fmt.Sprintf("sandbox%03d", i)
+		key := fmt.Sprintf("%064x", i) // as long as a sandbox ID: more than one answer holds
 		var ends [2]*os.File
 		for j := range ends {
 			r, w, err := os.Pipe()
@@ -352,7 +353,7 @@ func TestReaperKeepsForTheNextDaemon(t *testing.T) {
 				t.Fatalf("%s/%d: write to the kept descriptor: %v", key, j, err)
 			}
 			unix.Close(fd)
-			buf := make([]byte, 64)
+			buf := make([]byte, 128)
 			n, err := reads[key][j].Read(buf)
 			if err != nil || string(buf[:n]) != string(msg) {
 				t.Errorf("%s/%d: the pipe read %q, %v; want %q (kept out of order?)", key, j, buf[:n], err, msg)
