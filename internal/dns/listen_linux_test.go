@@ -116,11 +116,7 @@ func TestListenKeepsRedirectedPorts(t *testing.T) {
 	ns := nstest.New(t)
 	names := newFakeNames()
 	names.add("sb", "web", "", "10.0.0.2")
-	newManager := func() *Manager {
-		m := NewManager(Config{Names: names, Listen: ListenInNamespace(nftables.RedirectDNS, nftables.DNSRedirected)})
-		t.Cleanup(func() { m.Close() })
-		return m
-	}
+	newManager := func() *Manager { return redirectingManager(t, names) }
 	answers := func(when string) {
 		t.Helper()
 		for _, proto := range []string{"udp", "tcp"} {
@@ -130,14 +126,7 @@ func TestListenKeepsRedirectedPorts(t *testing.T) {
 			}
 		}
 	}
-	redirected := func() [2]uint16 {
-		t.Helper()
-		u, tc, ok := nftables.DNSRedirected(ns, Address)
-		if !ok {
-			t.Fatal("no redirect in the namespace")
-		}
-		return [2]uint16{u, tc}
-	}
+	redirected := func() [2]uint16 { return redirectedPorts(t, ns) }
 	first := newManager()
 	if err := first.Start(Sandbox{ID: "sb", Path: ns}); err != nil {
 		t.Fatal(err)
@@ -185,19 +174,8 @@ func TestDetachedSocketsServedAgain(t *testing.T) {
 	ns := nstest.New(t)
 	names := newFakeNames()
 	names.add("sb", "web", "", "10.0.0.2")
-	newManager := func() *Manager {
-		m := NewManager(Config{Names: names, Listen: ListenInNamespace(nftables.RedirectDNS, nftables.DNSRedirected)})
-		t.Cleanup(func() { m.Close() })
-		return m
-	}
-	redirected := func() [2]uint16 {
-		t.Helper()
-		u, tc, ok := nftables.DNSRedirected(ns, Address)
-		if !ok {
-			t.Fatal("no redirect in the namespace")
-		}
-		return [2]uint16{u, tc}
-	}
+	newManager := func() *Manager { return redirectingManager(t, names) }
+	redirected := func() [2]uint16 { return redirectedPorts(t, ns) }
 	first := newManager()
 	if err := first.Start(Sandbox{ID: "sb", Path: ns}); err != nil {
 		t.Fatal(err)
@@ -236,6 +214,24 @@ func TestDetachedSocketsServedAgain(t *testing.T) {
 	if got := redirected(); got != ports {
 		t.Errorf("redirect after serving the kept sockets = %v, want the first one's %v", got, ports)
 	}
+}
+
+// redirectingManager is a Manager whose resolvers listen as the daemon's
+// do: on ports the kernel picks, with nftables' redirect to them.
+func redirectingManager(t *testing.T, names Names) *Manager {
+	m := NewManager(Config{Names: names, Listen: ListenInNamespace(nftables.RedirectDNS, nftables.DNSRedirected)})
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// redirectedPorts are the UDP and TCP ports the redirect in ns points at.
+func redirectedPorts(t *testing.T, ns string) [2]uint16 {
+	t.Helper()
+	u, tc, ok := nftables.DNSRedirected(ns, Address)
+	if !ok {
+		t.Fatal("no redirect in the namespace")
+	}
+	return [2]uint16{u, tc}
 }
 
 // TestUpstreamsInSandbox: a container's own --dns servers are asked from

@@ -35,38 +35,42 @@ const DNSTableName = "berth-dns"
 // SNAT rules in POSTROUTING only rewrite packets that conntrack already
 // un-NATs.
 func RedirectDNS(netnsPath string, resolver netip.Addr, udpPort, tcpPort uint16) error {
-	if netnsPath == "" {
-		return fmt.Errorf("redirect DNS: no namespace")
-	}
-	conn, done, err := dial(netnsPath)
-	if err != nil {
-		return err
-	}
-	defer done()
-	t := &nftlib.Table{Family: nftlib.TableFamilyIPv4, Name: DNSTableName}
-	conn.AddTable(t)
-	conn.FlushTable(t)
-	policy := nftlib.ChainPolicyAccept
-	c := conn.AddChain(&nftlib.Chain{Name: "output", Table: t, Type: nftlib.ChainTypeNAT,
-		Hooknum: nftlib.ChainHookOutput, Priority: nftlib.ChainPriorityNATDest, Policy: &policy})
-	for _, r := range []struct {
-		proto byte
-		port  uint16
-	}{{unix.IPPROTO_UDP, udpPort}, {unix.IPPROTO_TCP, tcpPort}} {
-		conn.AddRule(&nftlib.Rule{Table: t, Chain: c, Exprs: dnsRedirect(resolver, r.proto, r.port)})
-	}
-	if err := conn.Flush(); err != nil {
-		return fmt.Errorf("redirect %s:53 to the resolver in %q: %w", resolver, netnsPath, err)
-	}
-	return nil
+	return inDNSTable(netnsPath, func(conn *nftlib.Conn, t *nftlib.Table) error {
+		conn.FlushTable(t)
+		policy := nftlib.ChainPolicyAccept
+		c := conn.AddChain(&nftlib.Chain{Name: "output", Table: t, Type: nftlib.ChainTypeNAT,
+			Hooknum: nftlib.ChainHookOutput, Priority: nftlib.ChainPriorityNATDest, Policy: &policy})
+		for _, r := range []struct {
+			proto byte
+			port  uint16
+		}{{unix.IPPROTO_UDP, udpPort}, {unix.IPPROTO_TCP, tcpPort}} {
+			conn.AddRule(&nftlib.Rule{Table: t, Chain: c, Exprs: dnsRedirect(resolver, r.proto, r.port)})
+		}
+		if err := conn.Flush(); err != nil {
+			return fmt.Errorf("redirect %s:53 to the resolver in %q: %w", resolver, netnsPath, err)
+		}
+		return nil
+	})
 }
 
 // UnredirectDNS removes RedirectDNS's table from the namespace at
 // netnsPath, if it is there: a container whose first resolver was made
 // for a connect that then failed is left as it was.
 func UnredirectDNS(netnsPath string) error {
+	return inDNSTable(netnsPath, func(conn *nftlib.Conn, t *nftlib.Table) error {
+		conn.DelTable(t) // added first: no error when it was missing
+		if err := conn.Flush(); err != nil {
+			return fmt.Errorf("remove the DNS redirect in %q: %w", netnsPath, err)
+		}
+		return nil
+	})
+}
+
+// inDNSTable runs fn with a connection to the namespace at netnsPath and
+// the DNS redirect's table, already added to the batch.
+func inDNSTable(netnsPath string, fn func(*nftlib.Conn, *nftlib.Table) error) error {
 	if netnsPath == "" {
-		return fmt.Errorf("remove the DNS redirect: no namespace")
+		return fmt.Errorf("DNS redirect: no namespace")
 	}
 	conn, done, err := dial(netnsPath)
 	if err != nil {
@@ -74,13 +78,8 @@ func UnredirectDNS(netnsPath string) error {
 	}
 	defer done()
 	t := &nftlib.Table{Family: nftlib.TableFamilyIPv4, Name: DNSTableName}
-	// Adding the table first makes the delete succeed when it is missing.
 	conn.AddTable(t)
-	conn.DelTable(t)
-	if err := conn.Flush(); err != nil {
-		return fmt.Errorf("remove the DNS redirect in %q: %w", netnsPath, err)
-	}
-	return nil
+	return fn(conn, t)
 }
 
 // dnsRedirect is "ip daddr A <proto> dport 53 dnat to A:port".
