@@ -120,12 +120,14 @@ func (d *Daemon) restoreContainers(ctx context.Context) error {
 
 // resolverStarts is how many re-adopted containers' DNS resolvers are
 // made at once after a daemon start: each is mostly waiting on the
-// kernel (a thread entering the namespace, a read of its redirect, two
-// sockets), so a few in flight beat one by one even on 2 CPUs.
+// kernel (two sockets taken over, or, after a daemon that was killed, a
+// thread entering the namespace, a read of its redirect and two sockets
+// bound), so a few in flight beat one by one even on 2 CPUs.
 const resolverStarts = 8
 
 // restoreResolvers re-creates the DNS resolvers of re-adopted containers
-// (the old daemon's sockets died with it), several at once: one by one,
+// on the sockets the old daemon left with the reaper (keepResolvers), or
+// anew when it left none, several at once: one by one,
 // 250 of them kept a restarted daemon from serving for a third of a
 // second, and the containers' lookups failing all along. Before their
 // monitors run, so that no exit stops a resolver not made yet.

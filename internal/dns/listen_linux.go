@@ -28,15 +28,14 @@ type RedirectedFunc func(path string, resolver netip.Addr) (udpPort, tcpPort uin
 // resolver on 127.0.0.11:53 itself, such a bind failed with "address
 // already in use"). With a nil redirect it binds 127.0.0.11:53 directly.
 //
-// Made again (a re-adopted container's), when redirected (may be nil)
-// finds the namespace's redirect from the resolver of the daemon before
-// the restart untouched, the new one binds its ports again and leaves the
-// redirect alone: a restart with 500 resolvers spent 0.76 s of commits
-// in the namespaces rewriting redirects (a query sent while no resolver
-// listens is refused either way: the sockets die with the old daemon).
-// Ports taken meanwhile (by the container) get new ones and a new
-// redirect. Kept sockets (Sandbox.Kept, a daemon's stop handed them on)
-// are served as they are.
+// Kept sockets (Sandbox.Kept: a stopping daemon handed them on) are
+// served as they are. Made again without them (a re-adopted container's
+// whose daemon was killed), when redirected (may be nil) finds the
+// namespace's redirect from the resolver of the daemon before untouched,
+// the new one binds its ports again and leaves the redirect alone: a
+// restart with 500 resolvers spent 0.76 s of commits in the namespaces
+// rewriting redirects. Ports taken meanwhile (by the container) get new
+// ones and a new redirect.
 //
 // The sockets are made on a thread that entered the namespace for the
 // purpose (sandbox.Do) and stay in it, so the goroutines that serve them

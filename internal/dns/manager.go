@@ -230,8 +230,10 @@ func (m *Manager) Close() error {
 // (Sandbox.Kept). A query that arrives meanwhile waits in them, to be
 // answered once the next resolver serves them, where a closed socket
 // would refuse it (the redirect in the namespace outlives the daemon).
-// A query read but not yet answered when Detach stops its resolver is
-// lost; its client asks again. A resolver whose sockets cannot be kept
+// Each resolver's reader stops between two batches, so a query it read
+// is answered; one forwarded upstream and still unanswered is dropped
+// (not answered SERVFAIL), and a TCP connection already accepted is
+// closed: their clients ask again, of the next daemon. A resolver whose sockets cannot be kept
 // is closed, and left out.
 func (m *Manager) Detach() map[string]Sockets {
 	kept := map[string]Sockets{}

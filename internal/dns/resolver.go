@@ -219,6 +219,9 @@ func (r *Resolver) answerGeneral(pkt []byte, from netip.AddrPort, arena []byte) 
 			// compressed anyway, as Docker's does (half the size for a
 			// long list of records, and no fragments).
 			resp.Compress = true
+			if r.handedOn(resp) {
+				return
+			}
 			r.writeUDP(resp, from, nil)
 		})
 		return nil
@@ -256,6 +259,13 @@ func (r *Resolver) writeUDP(resp *mdns.Msg, to netip.AddrPort, buf []byte) {
 	}
 }
 
+// handedOn reports whether resp is the SERVFAIL of a forward that the
+// resolver's detach (a daemon stopping, its sockets handed on) cut
+// short: it is not sent, and the client asks again, of the next daemon.
+func (r *Resolver) handedOn(resp *mdns.Msg) bool {
+	return r.detaching.Load() && r.ctx.Err() != nil && resp.Rcode == mdns.RcodeServerFailure
+}
+
 // serveTCP answers one question that came over TCP.
 func (r *Resolver) serveTCP(w mdns.ResponseWriter, q *mdns.Msg) {
 	resp := answerLocal(q, r.names, r.sandboxID, mdns.MaxMsgSize)
@@ -263,6 +273,9 @@ func (r *Resolver) serveTCP(w mdns.ResponseWriter, q *mdns.Msg) {
 		answer := make(chan *mdns.Msg, 1)
 		r.forward(q, "tcp", func(resp *mdns.Msg) { answer <- resp })
 		resp = <-answer
+	}
+	if r.handedOn(resp) {
+		return
 	}
 	if err := w.WriteMsg(resp); err != nil {
 		r.log.Debug("send DNS answer over TCP", "sandbox", short(r.sandboxID), "err", err)

@@ -61,10 +61,31 @@ func readExit(dir string, p Process) (Exit, bool) {
 // LastExit returns how p ended if the reaper recorded it: a daemon that
 // restarted learns the exit of a container that ended while no daemon
 // ran. The record stays until ForgetExit (or SweepExits at a start), so
-// that a daemon killed before it stored the exit reads it again.
+// that a daemon killed before it stored the exit reads it again. A p
+// that is still a zombie may have its record on the way (the reaper
+// writes it, then reaps): LastExit waits for it, zombieWait at most. A
+// container that exited as its daemon restarted read "exit unknown"
+// (255) without the wait, which an on-failure policy takes for a failure.
 func (r *Runtime) LastExit(p Process) (Exit, bool) {
-	return readExit(exitsDir(r.cfg.ReaperDir), p)
+	dir := exitsDir(r.cfg.ReaperDir)
+	delay, deadline := 100*time.Microsecond, time.Now().Add(zombieWait)
+	for {
+		if e, ok := readExit(dir, p); ok {
+			return e, true
+		}
+		st, err := readStat(p.Pid)
+		if err != nil || st.start != p.PidStart || st.state != 'Z' || time.Now().After(deadline) {
+			return readExit(dir, p) // written just before the reap, perhaps
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, 20*time.Millisecond)
+	}
 }
+
+// zombieWait bounds LastExit's wait for the record of a zombie: its
+// parent may not be the reaper (a reaper that died left its children to
+// the daemon), and then no record comes.
+const zombieWait = 2 * time.Second
 
 // ForgetExit removes the reaper's record of p's exit, once the caller has
 // kept what it needs of it.
@@ -100,13 +121,14 @@ func (r *Runtime) exitedProcess(pid int) (Process, bool) {
 // its parent was not the reaper (a container of a daemon from before the
 // reaper, or a reaper that died), and the code is lost (-1).
 func (r *Runtime) awaitExit(ctx context.Context, p Process) (int, error) {
+	dir := exitsDir(r.cfg.ReaperDir)
 	delay := 100 * time.Microsecond
 	for {
-		if e, ok := r.LastExit(p); ok {
+		if e, ok := readExit(dir, p); ok {
 			return e.Code, nil
 		}
 		if st, err := readStat(p.Pid); err != nil || st.start != p.PidStart {
-			if e, ok := r.LastExit(p); ok { // written just before the reap
+			if e, ok := readExit(dir, p); ok { // written just before the reap
 				return e.Code, nil
 			}
 			return -1, nil

@@ -64,10 +64,11 @@ import (
 // which copies them from then on; meanwhile the container blocks on its
 // full pipe rather than dying.
 //
-// "keep" leaves descriptors with the reaper under a key (a stopping
-// daemon's DNS resolver sockets, by sandbox) and "kept" hands them all to
-// the next daemon, one answer per key and then an empty one, and lets go
-// of them. What no daemon takes within keepFor is closed: a socket kept
+// "keep" leaves descriptors with the reaper under keys (a stopping
+// daemon's DNS resolver sockets, by sandbox; a message carries keys with
+// PerKey descriptors each) and "kept" hands them all to the next daemon,
+// in answers of the same shape within keepBatch and maxReply, then an
+// empty one, and lets go of them. What no daemon takes within keepFor is closed: a socket kept
 // holds its container's namespace, and queries wait in it rather than
 // being refused.
 
@@ -315,14 +316,15 @@ func (rp *reaper) run() {
 	}
 }
 
-// idle reports whether nothing needs the reaper: no connection is open
-// and it has no child, living or dead (and the start-up grace is over). A
+// idle reports whether nothing needs the reaper: no connection is open,
+// it keeps nothing for the next daemon (at most keepFor), and it has no
+// child, living or dead (and the start-up grace is over). A
 // connection accepted afterwards finds the socket gone, and its daemon
 // starts a new reaper.
 func (rp *reaper) idle(graceUntil time.Time) bool {
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
-	if rp.conns > 0 || rp.copying > 0 || (!rp.met && time.Now().Before(graceUntil)) {
+	if rp.conns > 0 || rp.copying > 0 || len(rp.kept) > 0 || (!rp.met && time.Now().Before(graceUntil)) {
 		return false
 	}
 	var info unix.Siginfo
@@ -416,6 +418,9 @@ func (rp *reaper) accept() {
 func (rp *reaper) serve(c *net.UnixConn) {
 	req, files, err := readRequest(c)
 	if err != nil {
+		if errors.Is(err, errDescriptorsCut) {
+			writeReply(c, reaperReply{Err: err.Error()})
+		}
 		return
 	}
 	defer func() { closeFiles(files...) }() // what a request did not take over
@@ -494,17 +499,19 @@ func (rp *reaper) serve(c *net.UnixConn) {
 			}
 			closeFiles(k.files...)
 			delete(kept, key)
-			if len(fds) != len(k.files) || len(fds) > keepBatch || len(key)+3 > maxReply-replyRoom {
-				closeFds(fds)
+			quoted, _ := json.Marshal(key) // as long as it will be in the answer, escapes included
+			ksize := len(quoted) + 1
+			if len(fds) != len(k.files) || len(fds) > keepBatch || ksize > maxReply-replyRoom {
+				closeFds(fds) // Keep refuses such keys
 				continue
 			}
-			if len(keys) > 0 && (len(fds) != len(batch)/len(keys) || len(batch)+len(fds) > keepBatch || size+len(key)+3 > maxReply-replyRoom) {
+			if len(keys) > 0 && (len(fds) != len(batch)/len(keys) || len(batch)+len(fds) > keepBatch || size+ksize > maxReply-replyRoom) {
 				if err := flush(); err != nil {
 					closeFds(fds)
 					return
 				}
 			}
-			keys, batch, size = append(keys, key), append(batch, fds...), size+len(key)+3
+			keys, batch, size = append(keys, key), append(batch, fds...), size+ksize
 		}
 		if err := flush(); err != nil {
 			return
@@ -834,6 +841,10 @@ func (cp *logCopy) keep(lg reaperLog, keep bool) {
 	cp.gate.open(sink)
 }
 
+// errDescriptorsCut is a request whose descriptors did not all come
+// (the reaper out of descriptors): refused, as which is which is unknown.
+var errDescriptorsCut = errors.New("the request's descriptors were cut short")
+
 func readRequest(c *net.UnixConn) (reaperRequest, []*os.File, error) {
 	var req reaperRequest
 	buf := make([]byte, maxReaperMessage)
@@ -861,7 +872,7 @@ func readRequest(c *net.UnixConn) (reaperRequest, []*os.File, error) {
 	}
 	if flags&unix.MSG_CTRUNC != 0 { // descriptors lost: which went where is unknown
 		closeFiles(files...)
-		return req, nil, errors.New("request's descriptors cut short")
+		return req, nil, errDescriptorsCut
 	}
 	if err := json.Unmarshal(buf[:n], &req); err != nil {
 		closeFiles(files...)

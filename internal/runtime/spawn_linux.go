@@ -546,6 +546,10 @@ func (r *Runtime) Keep(fds map[string][]int) error {
 			errs = append(errs, fmt.Errorf("%s: %d descriptors, more than the %d a message carries", key, len(f), keepBatch))
 			continue
 		}
+		if quoted, _ := json.Marshal(key); len(quoted)+1 > maxReply-replyRoom {
+			errs = append(errs, fmt.Errorf("key %.40q…: too long for the reaper's answer", key))
+			continue
+		}
 		if len(keys) > 0 && (len(f) != len(batch)/len(keys) || len(batch)+len(f) > keepBatch) {
 			flush()
 		}
@@ -598,7 +602,7 @@ func (r *Runtime) Kept() (map[string][]int, error) {
 			if old, ok := kept[key]; ok {
 				closeFds(old)
 			}
-			kept[key] = fds[i*rep.PerKey : (i+1)*rep.PerKey]
+			kept[key] = fds[i*rep.PerKey : (i+1)*rep.PerKey : (i+1)*rep.PerKey]
 		}
 	}
 }

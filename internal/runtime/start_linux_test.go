@@ -306,8 +306,7 @@ func TestStartTwiceIsConflict(t *testing.T) {
 // TestReaperKeepsForTheNextDaemon: descriptors a stopping daemon leaves
 // with the reaper (Keep, more than one message holds) the next daemon
 // takes (Kept, in several answers too), each key's in order and still
-// open; a second Kept has
-// none: the reaper let go of them.
+// open; a second Kept has none: the reaper let go of them.
 func TestReaperKeepsForTheNextDaemon(t *testing.T) {
 	rt := newTestRuntime(t)
 	start(t, rt, busyboxSpec(t, "sleep", "1000")) // the reaper's child: it stays

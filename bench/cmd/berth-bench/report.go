@@ -115,7 +115,7 @@ func restartRows(t *stats.Table, r *results) {
 		note += "; " + rs.flowErr
 	}
 	t.Add("flows lost", fmt.Sprint(rs.lost), "", "", "0", note)
-	note = fmt.Sprintf("of %d lookups from a container on the user network, one after another, each waiting up to %s", rs.lookups, lookupTimeout)
+	note = fmt.Sprintf("of %d lookups from %d containers on the user network in turn, one after another, each waiting up to %s", rs.lookups, rs.lookupTargets, lookupTimeout)
 	if rs.lookupErr != "" {
 		note += "; first failure: " + rs.lookupErr
 	}

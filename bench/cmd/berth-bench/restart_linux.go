@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -48,18 +49,26 @@ func (w *world) restarts(ctx context.Context, p plan, res *restartResult) error 
 	quit := make(chan struct{})
 	flows := make(chan flowCount, 1)
 	go func() { flows <- probeFlows(ns, netip.AddrPortFrom(harness.ServerAddr, echoPort), quit) }()
-	// Lookups from a container on the user network (the scale's first
-	// real port), of its own name: its resolver answers them itself.
+	// Lookups from containers on the user network (four of the scale's
+	// real ports, spread: the sockets come back in batches), each of its
+	// own name: its resolver answers it itself.
 	lookups := make(chan lookupCount, 1)
 	if p.realPorts > 0 {
-		name := fmt.Sprintf("fill%d", 0)
-		lns, _, err := w.d.Where(ctx, name, benchNet)
-		if err != nil {
-			close(quit)
-			<-flows
-			return err
+		var targets []lookupTarget
+		for _, i := range []int{0, p.realPorts / 3, 2 * p.realPorts / 3, p.realPorts - 1} {
+			name := fmt.Sprintf("fill%d", i)
+			if slices.ContainsFunc(targets, func(t lookupTarget) bool { return t.name == name }) {
+				continue
+			}
+			ns, _, err := w.d.Where(ctx, name, benchNet)
+			if err != nil {
+				close(quit)
+				<-flows
+				return err
+			}
+			targets = append(targets, lookupTarget{ns: ns, name: name})
 		}
-		go func() { lookups <- probeLookups(lns, name, quit) }()
+		go func() { lookups <- probeLookups(targets, quit) }()
 	} else {
 		lookups <- lookupCount{err: "no container on a user network (--real 0)"}
 	}
@@ -80,7 +89,7 @@ func (w *world) restarts(ctx context.Context, p plan, res *restartResult) error 
 	close(quit)
 	fc, lc := <-flows, <-lookups
 	res.flows, res.lost, res.flowErr = fc.sent, fc.lost, fc.err
-	res.lookups, res.lookupsFailed, res.slowestLookup, res.lookupErr = lc.sent, lc.failed, lc.slowest, lc.err
+	res.lookupTargets, res.lookups, res.lookupsFailed, res.slowestLookup, res.lookupErr = lc.targets, lc.sent, lc.failed, lc.slowest, lc.err
 	return nil
 }
 
@@ -90,49 +99,50 @@ const lookupTimeout = 5 * time.Second
 
 // lookupCount is what probeLookups saw.
 type lookupCount struct {
+	targets      int // containers asked from
 	sent, failed int
 	slowest      time.Duration // of the answered
 	err          string        // the first failure
 }
 
-// probeLookups asks the resolver at 127.0.0.11:53 in the namespace at ns
-// for name, one lookup after the other with a millisecond between, until
-// quit; each from a new socket, as a C library's lookup, waiting up to
+// lookupTarget is a container probeLookups asks from: its namespace and
+// its name.
+type lookupTarget struct{ ns, name string }
+
+// probeLookups asks the resolver at 127.0.0.11:53 of each target in turn
+// for the target's own name, one lookup after the other with a
+// millisecond between, until quit; each from a new socket made in the
+// target's namespace, as a C library's lookup, waiting up to
 // lookupTimeout. A lookup sent while no daemon runs fails at once when
 // nothing holds the resolver's socket (the redirect's port is closed:
 // refused) and waits for the next daemon when the reaper holds it.
-func probeLookups(ns, name string, quit <-chan struct{}) lookupCount {
-	var lc lookupCount
+func probeLookups(targets []lookupTarget, quit <-chan struct{}) lookupCount {
+	lc := lookupCount{targets: len(targets)}
 	fail := func(err error) {
 		lc.failed++
 		if lc.err == "" {
 			lc.err = err.Error()
 		}
 	}
-	err := sandbox.Do(ns, func() error {
-		q := new(mdns.Msg)
-		q.SetQuestion(mdns.Fqdn(name), mdns.TypeA)
-		for id := uint16(1); ; id++ {
-			select {
-			case <-quit:
-				return nil
-			default:
-			}
-			lc.sent++
-			q.Id = id
-			t0 := time.Now()
-			if err := oneLookup(q); err != nil {
-				fail(err)
-			} else {
-				lc.slowest = max(lc.slowest, time.Since(t0))
-			}
-			time.Sleep(time.Millisecond)
+	q := new(mdns.Msg)
+	for id := uint16(1); ; id++ {
+		select {
+		case <-quit:
+			return lc
+		default:
 		}
-	})
-	if err != nil {
-		fail(err)
+		tg := targets[int(id)%len(targets)]
+		q.SetQuestion(mdns.Fqdn(tg.name), mdns.TypeA)
+		q.Id = id
+		lc.sent++
+		t0 := time.Now()
+		if err := sandbox.Do(tg.ns, func() error { return oneLookup(q) }); err != nil {
+			fail(fmt.Errorf("%s: %w", tg.name, err))
+		} else {
+			lc.slowest = max(lc.slowest, time.Since(t0))
+		}
+		time.Sleep(time.Millisecond)
 	}
-	return lc
 }
 
 // oneLookup sends q to 127.0.0.11:53 from a new socket and waits for an

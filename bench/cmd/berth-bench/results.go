@@ -80,6 +80,7 @@ type restartResult struct {
 	// resolver across the restarts, one after the other; failed got no
 	// answer (refused, or none in lookupTimeout); slowest is the longest
 	// an answered one waited.
+	lookupTargets          int // containers the lookups came from, in turn
 	lookups, lookupsFailed int
 	slowestLookup          time.Duration
 	lookupErr              string
