@@ -93,7 +93,7 @@ func (d *Daemon) anyDiscoverable(names []string) bool {
 // otherwise rewrites resolv.conf. Errors are logged: the endpoint is
 // joined already.
 func (d *Daemon) connectDNS(c *container.Container, n *network.Network) (joined func(ok bool)) {
-	first := n.Discoverable() && !d.dnsRunning(c.State.SandboxID)
+	first := d.dns != nil && n.Discoverable() && !d.dnsRunning(c.State.SandboxID)
 	wait := d.resolverBeside(c, first)
 	return func(ok bool) {
 		err := wait()

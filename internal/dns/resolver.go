@@ -57,9 +57,8 @@ type Resolver struct {
 	ndotsSet  atomic.Bool
 	interned  map[string]string // interned names; the UDP reader's only
 
-	udp   *net.UDPConn
-	tcp   *mdns.Server
-	tcpLn net.Listener // tcp's, kept for detach
+	udp *net.UDPConn
+	tcp *mdns.Server
 	// detaching makes the UDP reader return at its next read error
 	// (detach's deadline); readDone is closed when it has returned.
 	detaching atomic.Bool
@@ -89,7 +88,6 @@ func serve(sandboxID string, names Names, fwd *forwarder, upstreams []netip.Addr
 		close(r.readDone)
 	}
 	if tcp != nil {
-		r.tcpLn = tcp
 		started := make(chan struct{})
 		r.tcp = &mdns.Server{Listener: tcp, Net: "tcp", Handler: mdns.HandlerFunc(r.serveTCP),
 			NotifyStartedFunc: func() { close(started) }}
@@ -349,7 +347,7 @@ func (r *Resolver) detach() (Sockets, error) {
 		<-r.readDone
 	}
 	tcp := -1
-	if sc, ok := r.tcpLn.(syscall.Conn); ok {
+	if sc, ok := r.tcp.Listener.(syscall.Conn); ok {
 		tcp, err = dupSocket(sc)
 	} else {
 		err = errors.New("the TCP listener has no descriptor")

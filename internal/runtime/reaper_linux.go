@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"os"
 	"os/signal"
@@ -67,10 +66,10 @@ import (
 // "keep" leaves descriptors with the reaper under keys (a stopping
 // daemon's DNS resolver sockets, by sandbox; a message carries keys with
 // PerKey descriptors each) and "kept" hands them all to the next daemon,
-// in answers of the same shape within keepBatch and maxReply, then an
-// empty one, and lets go of them. What no daemon takes within keepFor is closed: a socket kept
-// holds its container's namespace, and queries wait in it rather than
-// being refused.
+// in answers of the same shape (keepBatches), then an empty one, and
+// lets go of them. What no daemon takes within keepFor is closed: a
+// socket kept holds its container's namespace, and queries wait in it
+// rather than being refused.
 
 const reaperArg0 = "berth-reaper"
 
@@ -128,20 +127,6 @@ const (
 	capAttach = "attach"
 	capHeld   = "held" // hands out and adopts the pipes' read ends
 	capKeep   = "keep" // keeps descriptors from one daemon to the next
-)
-
-// keepFor is how long the reaper keeps what a daemon left it ("keep")
-// for the next one: a restart takes well under a second with hundreds of
-// containers; a daemon stopped for longer has its containers' queries
-// refused again, as they were before berth kept the sockets.
-const keepFor = 10 * time.Second
-
-// keepBatch is how many descriptors one "keep" or "kept" message
-// carries at most (the kernel's limit, SCM_MAX_FD, is 253); replyRoom
-// is what a "kept" answer leaves of maxReply for all but its keys.
-const (
-	keepBatch = 128
-	replyRoom = 64
 )
 
 // keptFds are descriptors left under one key.
@@ -470,51 +455,37 @@ func (rp *reaper) serve(c *net.UnixConn) {
 		files = nil // kept: not closed by serve
 		writeReply(c, reaperReply{})
 	case "kept":
-		kept := rp.takeKept()
-		defer func() { // those not sent: a daemon gone half-way gets none
-			for _, k := range kept {
-				closeFiles(k.files...)
+		// Dups to send (Fd would make the sockets blocking), in the
+		// batches "keep" came in.
+		dups := map[string][]int{}
+		defer func() {
+			for _, fds := range dups {
+				closeFds(fds)
 			}
 		}()
-		// In batches, as "keep" came: keys with as many descriptors
-		// each, keepBatch at most a message, and keys that fit in a
-		// reply the daemon reads whole (maxReply).
-		var keys []string
-		var batch []int
-		size := 0 // of keys, quoted, with commas
-		flush := func() error {
-			defer func() { closeFds(batch); keys, batch, size = nil, nil, 0 }()
-			if len(keys) == 0 {
-				return nil
-			}
-			return writeReplyFds(c, reaperReply{Keys: keys, PerKey: len(batch) / len(keys)}, batch)
-		}
-		for _, key := range slices.Sorted(maps.Keys(kept)) {
-			k := kept[key]
-			var fds []int // dups: Fd would make the sockets blocking
+		counts := map[string]int{}
+		for key, k := range rp.takeKept() {
+			var fds []int
 			for _, f := range k.files {
 				if fd, err := dupFd(f); err == nil {
 					fds = append(fds, fd)
 				}
 			}
 			closeFiles(k.files...)
-			delete(kept, key)
-			quoted, _ := json.Marshal(key) // as long as it will be in the answer, escapes included
-			ksize := len(quoted) + 1
-			if len(fds) != len(k.files) || len(fds) > keepBatch || ksize > maxReply-replyRoom {
-				closeFds(fds) // Keep refuses such keys
-				continue
+			dups[key] = fds
+			if len(fds) == len(k.files) {
+				counts[key] = len(fds)
 			}
-			if len(keys) > 0 && (len(fds) != len(batch)/len(keys) || len(batch)+len(fds) > keepBatch || size+ksize > maxReply-replyRoom) {
-				if err := flush(); err != nil {
-					closeFds(fds)
-					return
-				}
-			}
-			keys, batch, size = append(keys, key), append(batch, fds...), size+ksize
 		}
-		if err := flush(); err != nil {
-			return
+		batches, _ := keepBatches(counts) // Keep refused what a message cannot carry
+		for _, keys := range batches {
+			var batch []int
+			for _, key := range keys {
+				batch = append(batch, dups[key]...)
+			}
+			if err := writeReplyFds(c, reaperReply{Keys: keys, PerKey: len(batch) / len(keys)}, batch); err != nil {
+				return
+			}
 		}
 		writeReply(c, reaperReply{})
 	case "attach":

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -526,36 +525,25 @@ func (r *Runtime) Keep(fds map[string][]int) error {
 	if !r.reaper.connectedCan(capKeep) {
 		return errors.New("no reaper connected, or one of an older berth: nothing kept")
 	}
-	// A few messages rather than one a key (hundreds at a stop): each
-	// carries keys with as many descriptors each, keepBatch at most.
-	var keys []string
-	var batch []int
+	// A few messages rather than one a key (hundreds at a stop).
+	counts := make(map[string]int, len(fds))
+	for key, f := range fds {
+		if len(f) > 0 {
+			counts[key] = len(f)
+		}
+	}
+	batches, refused := keepBatches(counts)
 	var errs []error
-	flush := func() {
-		if len(keys) > 0 {
-			errs = append(errs, r.reaper.keep(keys, batch))
-		}
-		keys, batch = nil, nil
+	for _, key := range refused {
+		errs = append(errs, fmt.Errorf("key %.40q… with %d descriptors: no message carries it", key, len(fds[key])))
 	}
-	for _, key := range slices.Sorted(maps.Keys(fds)) {
-		f := fds[key]
-		if len(f) == 0 {
-			continue
+	for _, keys := range batches {
+		var batch []int
+		for _, key := range keys {
+			batch = append(batch, fds[key]...)
 		}
-		if len(f) > keepBatch {
-			errs = append(errs, fmt.Errorf("%s: %d descriptors, more than the %d a message carries", key, len(f), keepBatch))
-			continue
-		}
-		if quoted, _ := json.Marshal(key); len(quoted)+1 > maxReply-replyRoom {
-			errs = append(errs, fmt.Errorf("key %.40q…: too long for the reaper's answer", key))
-			continue
-		}
-		if len(keys) > 0 && (len(f) != len(batch)/len(keys) || len(batch)+len(f) > keepBatch) {
-			flush()
-		}
-		keys, batch = append(keys, key), append(batch, f...)
+		errs = append(errs, r.reaper.keep(keys, batch))
 	}
-	flush()
 	return errors.Join(errs...)
 }
 
