@@ -108,6 +108,11 @@ type Daemon struct {
 	// hostsFile is the host's hosts file, copied for host-network containers.
 	hostsFile string
 	dns       *dns.Manager // embedded resolvers, one per sandbox on a user network
+	ports     *portalloc.Allocator
+	// keptDNS are the resolver sockets the daemon before left with the
+	// reaper (keepSockets), by sandbox ID, from takeKept until
+	// restoreResolvers serves them.
+	keptDNS map[string]*dns.Sockets
 	// firewalld is the D-Bus client that keeps berth's bridges in
 	// firewalld's trusted zone; stopFirewalld ends it and its zoner.
 	firewalld     *firewalld.Client
@@ -302,6 +307,7 @@ func (d *Daemon) build() error {
 		return fmt.Errorf("nftables: %w", err)
 	}
 	ports := portalloc.New("", d.log.With("component", "ports"))
+	d.ports = ports
 	if d.engineID, err = loadEngineID(filepath.Join(d.cfg.DataRoot, "engine-id")); err != nil {
 		return err
 	}
@@ -357,6 +363,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if err := d.startWatchers(); err != nil {
 		return err
 	}
+	d.takeKept() // before the controller holds the published ports again
 	if err := d.net.Start(ctx); err != nil {
 		// A setting that cannot be applied stops the daemon, as it
 		// stops dockerd: it would serve with no network made. Other
@@ -369,6 +376,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}
 	if err := d.restoreContainers(ctx); err != nil {
 		d.log.Error("container reconcile finished with errors", "err", err)
+	}
+	if n := d.dropAdoptedPorts(); n > 0 {
+		d.log.Info("host ports the daemon before held are no longer published; released", "count", n)
 	}
 	d.linksStarted()
 	d.scanRoutes()
@@ -398,7 +408,7 @@ func (d *Daemon) Close() error {
 	if d.stopLogRotator != nil {
 		d.stopLogRotator()
 	}
-	d.keepResolvers()
+	d.keepSockets()
 	if d.net != nil {
 		d.net.Close()
 	}

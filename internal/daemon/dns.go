@@ -4,8 +4,6 @@ import (
 	"net/netip"
 	"slices"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/dns"
 	"github.com/berth-net/berth/internal/firewall/nftables"
@@ -140,58 +138,6 @@ func (d *Daemon) restoreDNS(c *container.Container, kept *dns.Sockets) {
 	if err != nil {
 		d.log.Error("re-create DNS resolver", "name", c.Name, "err", err)
 	}
-}
-
-// keepResolvers, as the daemon stops, leaves its resolvers' sockets with
-// the reaper, which outlives it, for the next daemon (restoreDNS). A
-// container's lookups while no daemon runs then wait in them and are
-// answered once the next one serves (0.3–0.8 s for 100–500 containers
-// here) instead of refused: the redirect in the container's namespace
-// points at the sockets' ports either way. Dockerd's resolvers die with
-// it. A daemon killed keeps nothing, and its successor listens anew. The
-// cost: a daemon stopped for good leaves its containers' lookups waiting
-// (a C library gives up after its 5 s timeout) rather than refused, until
-// the reaper lets the sockets go, 10 s after the stop.
-func (d *Daemon) keepResolvers() {
-	if d.dns == nil || d.runtime == nil {
-		return
-	}
-	kept := d.dns.Detach()
-	fds := make(map[string][]int, len(kept))
-	for id, s := range kept {
-		fds[id] = []int{s.UDP, s.TCP}
-	}
-	if len(fds) > 0 {
-		if err := d.runtime.Keep(fds); err != nil {
-			d.log.Warn("DNS resolvers' sockets not left for the next daemon: lookups are refused until it serves", "err", err)
-		}
-	}
-	for _, s := range kept {
-		s.Close()
-	}
-}
-
-// keptResolvers takes from the reaper the resolver sockets the daemon
-// before left (keepResolvers), by sandbox ID.
-func (d *Daemon) keptResolvers() map[string]*dns.Sockets {
-	if d.runtime == nil {
-		return nil
-	}
-	fds, err := d.runtime.Kept()
-	if err != nil {
-		d.log.Warn("take the DNS resolvers' sockets the daemon before left", "err", err)
-	}
-	kept := make(map[string]*dns.Sockets, len(fds))
-	for id, f := range fds {
-		if len(f) != 2 {
-			for _, fd := range f {
-				unix.Close(fd)
-			}
-			continue
-		}
-		kept[id] = &dns.Sockets{UDP: f[0], TCP: f[1]}
-	}
-	return kept
 }
 
 // dnsRunning reports whether the sandbox has a resolver (never, for a

@@ -126,13 +126,14 @@ func (d *Daemon) restoreContainers(ctx context.Context) error {
 const resolverStarts = 8
 
 // restoreResolvers re-creates the DNS resolvers of re-adopted containers
-// on the sockets the old daemon left with the reaper (keepResolvers), or
+// on the sockets the old daemon left with the reaper (keepSockets), or
 // anew when it left none, several at once: one by one,
 // 250 of them kept a restarted daemon from serving for a third of a
 // second, and the containers' lookups failing all along. Before their
 // monitors run, so that no exit stops a resolver not made yet.
 func (d *Daemon) restoreResolvers(css []*ctrState) {
-	kept := d.keptResolvers()
+	kept := d.keptDNS
+	d.keptDNS = nil
 	type job struct {
 		c    *container.Container
 		kept *dns.Sockets

@@ -45,6 +45,9 @@ type Allocator struct {
 	// proxies forward the ports Forward was asked to (IPv6 ones, to an
 	// IPv4 container); Release stops them before it closes the socket.
 	proxies map[network.HostPort]*portproxy.Proxy
+	// adopted are sockets a process before this one held (Adopt), which
+	// Hold takes for their ports instead of binding new ones.
+	adopted map[network.HostPort]int
 }
 
 var _ network.PortHolder = (*Allocator)(nil)
@@ -75,6 +78,10 @@ func (a *Allocator) Hold(reqs []network.HostPortRequest) ([]network.HostPort, er
 	// skip what is taken.
 	var exact, rest []int
 	for i, r := range reqs {
+		if fd, ok := a.takeAdoptedLocked(r); ok {
+			out[i], fds[i] = network.HostPort{Proto: r.Proto, HostIP: anyIfInvalid(r.HostIP), Port: r.Start}, fd
+			continue
+		}
 		// The batches bind IPv4 sockets that never accept; IPv6 ones and
 		// those the proxy serves (few) go one by one.
 		if r.Start != 0 && r.Start == r.End && anyIfInvalid(r.HostIP).Is4() && !r.Proxied {
@@ -241,7 +248,8 @@ func (a *Allocator) Held() int {
 	return len(a.held)
 }
 
-// Close releases every port and frees the rings.
+// Close releases every port, closes the adopted sockets no Hold took and
+// frees the rings.
 func (a *Allocator) Close() error {
 	a.mu.Lock()
 	ps := make([]network.HostPort, 0, len(a.held))
@@ -250,6 +258,7 @@ func (a *Allocator) Close() error {
 	}
 	a.mu.Unlock()
 	err := a.Release(ps)
+	a.DropAdopted()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, r := range a.rings {
@@ -409,4 +418,118 @@ func anyIfInvalid(ip netip.Addr) netip.Addr {
 		return netip.IPv4Unspecified()
 	}
 	return ip
+}
+
+// Detach, as the daemon stops, stops every forwarding and hands over the
+// sockets of the held ports, which the caller then owns: the Allocator
+// holds nothing after it. A proxied TCP socket goes on listening, so a
+// client's handshake waits in its backlog for the next process to serve
+// it (Adopt, then Forward); a proxied UDP socket queues datagrams. The
+// connections the proxies carried are cut.
+func (a *Allocator) Detach() map[network.HostPort]int {
+	a.mu.Lock()
+	stopping := a.proxies
+	a.proxies = map[network.HostPort]*portproxy.Proxy{}
+	a.mu.Unlock()
+	for _, p := range stopping {
+		p.Stop()
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	held := a.held
+	a.held = map[network.HostPort]int{}
+	return held
+}
+
+// Adopt gives the Allocator the sockets of ports a process before it held
+// (Detach, by way of the daemon's reaper), which it then owns: Hold takes
+// an adopted socket for an exact request of its port, so that a port
+// stays held across a daemon restart and a proxied one's clients wait in
+// its backlog rather than being refused. DropAdopted closes those no Hold
+// took.
+func (a *Allocator) Adopt(fds map[network.HostPort]int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.adopted == nil {
+		a.adopted = map[network.HostPort]int{}
+	}
+	for hp, fd := range fds {
+		hp.HostIP = anyIfInvalid(hp.HostIP)
+		if old, ok := a.adopted[hp]; ok {
+			unix.Close(old)
+		}
+		a.adopted[hp] = fd
+	}
+}
+
+// DropAdopted closes the adopted sockets no Hold took (ports no longer
+// published) and returns how many it closed.
+func (a *Allocator) DropAdopted() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := len(a.adopted)
+	for _, fd := range a.adopted {
+		unix.Close(fd)
+	}
+	a.adopted = nil
+	return n
+}
+
+// takeAdoptedLocked (a.mu held) returns the adopted socket of r's port,
+// made ready for r, if r asks for one port exactly and there is one. A
+// socket that cannot be made what r needs is closed, and r bound anew.
+func (a *Allocator) takeAdoptedLocked(r network.HostPortRequest) (int, bool) {
+	if len(a.adopted) == 0 || r.Start == 0 || r.Start != r.End {
+		return -1, false
+	}
+	hp := network.HostPort{Proto: r.Proto, HostIP: anyIfInvalid(r.HostIP), Port: r.Start}
+	fd, ok := a.adopted[hp]
+	if !ok {
+		return -1, false
+	}
+	delete(a.adopted, hp)
+	if err := readyAdopted(fd, r); err != nil {
+		a.log.Warn("a held port's socket from before the restart cannot serve; binding the port anew", "port", hp.String(), "err", err)
+		unix.Close(fd)
+		return -1, false
+	}
+	return fd, true
+}
+
+// readyAdopted makes an adopted socket what bindPort would have made for
+// r: a proxied TCP port listens (it may not have been proxied before), a
+// TCP port that is not proxied must not (a listener nobody accepts on
+// would take connections and leave them hanging, so it is refused), and
+// a UDP port that is not proxied drops every datagram again (the proxy
+// took the filter off).
+func readyAdopted(fd int, r network.HostPortRequest) error {
+	typ, err := socketType(r)
+	if err != nil {
+		return err
+	}
+	got, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
+		return fmt.Errorf("socket type: %w", err)
+	}
+	if got != typ {
+		return fmt.Errorf("socket type %d, want %d", got, typ)
+	}
+	switch {
+	case typ == unix.SOCK_STREAM && r.Proxied:
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			return fmt.Errorf("set SO_REUSEADDR: %w", err)
+		}
+		return unix.Listen(fd, unix.SOMAXCONN)
+	case typ == unix.SOCK_STREAM:
+		listening, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN)
+		if err != nil {
+			return fmt.Errorf("read SO_ACCEPTCONN: %w", err)
+		}
+		if listening != 0 {
+			return errors.New("it listens, and the port is no longer proxied")
+		}
+	case !r.Proxied:
+		return attachDropFilter(fd)
+	}
+	return nil
 }

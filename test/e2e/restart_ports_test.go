@@ -1,0 +1,120 @@
+package e2e
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/berth-net/berth/internal/sandbox"
+	"github.com/berth-net/berth/internal/testworld"
+)
+
+// TestPortsAcrossRestart: a daemon stopped with SIGTERM leaves its
+// published ports' sockets with the reaper. While no daemon runs, no host
+// process can take a published port, and the IPv6 side of a port the
+// daemon proxies to an IPv4 container takes connections and datagrams,
+// which the next daemon carries to the container; where it used to
+// refuse them (Docker with live-restore keeps its docker-proxy
+// processes, which do the same). A killed daemon leaves nothing: the
+// proxied port refuses until the next one holds it.
+func TestPortsAcrossRestart(t *testing.T) {
+	w := startPortWorld(t)
+	w.runPeer(t, "web", "tcp:80,udp:53", "-p", "8090:80", "-p", "8091:53/udp")
+	w.reach(t, "host", "tcp", "[::1]:8090", "")
+	w.reach(t, "host", "udp", "[::1]:8091", "")
+	host := w.HostNetns()
+	inHost := func(f func() error) error { return sandbox.Do(host, f) }
+	dial := func(proto, addr string) (net.Conn, error) {
+		var c net.Conn
+		err := inHost(func() (err error) {
+			c, err = net.DialTimeout(proto, addr, 2*time.Second)
+			return err
+		})
+		if err == nil {
+			t.Cleanup(func() { c.Close() })
+		}
+		return c, err
+	}
+	// answer reads the peer's answer, the source address it saw: the
+	// proxy's, the bridge's gateway.
+	answer := func(c net.Conn) (string, error) {
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		line = strings.TrimSpace(line)
+		if err == nil || line != "" {
+			if _, perr := netip.ParseAddr(line); perr != nil {
+				return line, fmt.Errorf("answer %q is no address", line)
+			}
+			return line, nil
+		}
+		return "", err
+	}
+
+	w.d.Stop()
+	for _, l := range []struct{ proto, addr string }{{"tcp4", "0.0.0.0:8090"}, {"tcp6", "[::]:8090"}, {"udp4", "0.0.0.0:8091"}, {"udp6", "[::]:8091"}} {
+		err := inHost(func() error {
+			if strings.HasPrefix(l.proto, "udp") {
+				c, err := net.ListenPacket(l.proto, l.addr)
+				if err == nil {
+					c.Close()
+				}
+				return err
+			}
+			ln, err := net.Listen(l.proto, l.addr)
+			if err == nil {
+				ln.Close()
+			}
+			return err
+		})
+		if err == nil {
+			t.Errorf("a host process could take %s %s while no daemon ran", l.proto, l.addr)
+		}
+	}
+	tcp, err := dial("tcp6", "[::1]:8090")
+	if err != nil {
+		t.Fatalf("a connection to the proxied [::1]:8090 while no daemon runs: %v, want it to wait", err)
+	}
+	udp, err := dial("udp6", "[::1]:8091")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := udp.Write([]byte("who\n")); err != nil {
+		t.Fatal(err)
+	}
+	w.d = w.Start(t)
+	if got, err := answer(tcp); err != nil {
+		t.Errorf("the TCP connection made while no daemon ran: %q, %v; want the container's answer", got, err)
+	}
+	buf := make([]byte, 100)
+	udp.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if n, err := udp.Read(buf); err != nil {
+		t.Errorf("the datagram sent while no daemon ran: %v, want the container's answer", err)
+	} else if _, err := netip.ParseAddr(strings.TrimSpace(string(buf[:n]))); err != nil {
+		t.Errorf("the datagram sent while no daemon ran got %q, want an address", buf[:n])
+	}
+	if b, _ := os.ReadFile(filepath.Join(w.Dir, "daemon-2.log")); strings.Contains(string(b), "binding the port anew") {
+		t.Errorf("a kept socket was not served:\n%s", b)
+	}
+	w.reach(t, "host", "tcp", "[::1]:8090", "")
+	w.reach(t, "outside", "tcp", hostPort(8090), outsideAddr)
+	w.reach(t, "host", "udp", "[::1]:8091", "")
+	if _, errOut, code := w.Berth(t, "run", "-d", "-p", "8090:80", testworld.BusyboxImage, "true"); code == 0 || !strings.Contains(errOut, "already allocated") {
+		t.Errorf("8090 after the restart: exit %d, %s; want it held", code, errOut)
+	}
+
+	// Killed, a daemon leaves nothing: the proxied port refuses.
+	w.d.Kill()
+	if _, err := dial("tcp6", "[::1]:8090"); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("[::1]:8090 while a killed daemon is gone: %v, want refused", err)
+	}
+	w.d = w.Start(t)
+	w.reach(t, "host", "tcp", "[::1]:8090", "")
+}
