@@ -1,11 +1,14 @@
 package daemon
 
 import (
+	"cmp"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/berth-net/berth/internal/dns"
 	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/portproxy"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,17 +27,25 @@ import (
 //     IPv4 container goes on listening: a client's connection waits in
 //     its backlog and is carried once the next daemon serves, where it
 //     was refused. (docker-proxy, a process per port, outlives dockerd
-//     with live-restore; berth's proxy lives in the daemon.) The
-//     connections the proxy carried are cut by the stop.
+//     with live-restore; berth's proxy lives in the daemon.)
+//   - the connections that proxy carries, by port and number
+//     ("conn:3:c:port:tcp/[::]:8080", "c" when the client's stream had
+//     ended, "b" the container's, "-" neither), each its client's socket
+//     and the container's: the next daemon carries them on, where a
+//     restart used to cut them.
 //
 // A daemon killed keeps nothing, and its successor binds anew. The cost: a
 // daemon stopped for good leaves those sockets open, lookups and proxied
 // connections waiting rather than refused, until the reaper lets them go,
 // 10 s after the stop.
 
-// portKeyPrefix starts the keys of host ports' sockets; the resolvers'
-// keys are sandbox IDs (hex).
-const portKeyPrefix = "port:"
+// portKeyPrefix starts the keys of host ports' sockets, connKeyPrefix
+// those of proxied connections; the resolvers' keys are sandbox IDs
+// (hex).
+const (
+	portKeyPrefix = "port:"
+	connKeyPrefix = "conn:"
+)
 
 // portKey is hp's key among the kept sockets: "port:tcp/0.0.0.0:8080".
 func portKey(hp network.HostPort) string {
@@ -58,6 +69,33 @@ func parsePortKey(key string) (network.HostPort, bool) {
 	return network.HostPort{Proto: proto, HostIP: ap.Addr(), Port: ap.Port()}, true
 }
 
+// connKey is the key of the i-th connection kept of port hp.
+func connKey(hp network.HostPort, i int, k portproxy.KeptConn) string {
+	flags := ""
+	if k.ClientDone {
+		flags += "c"
+	}
+	if k.BackendDone {
+		flags += "b"
+	}
+	return connKeyPrefix + strconv.Itoa(i) + ":" + cmp.Or(flags, "-") + ":" + portKey(hp)
+}
+
+// parseConnKey reads a key connKey made, and the connection's two
+// sockets.
+func parseConnKey(key string, fds []int) (network.HostPort, portproxy.KeptConn, bool) {
+	f := strings.SplitN(key, ":", 4)
+	if len(f) != 4 || f[0]+":" != connKeyPrefix || len(fds) != 2 {
+		return network.HostPort{}, portproxy.KeptConn{}, false
+	}
+	if _, err := strconv.Atoi(f[1]); err != nil {
+		return network.HostPort{}, portproxy.KeptConn{}, false
+	}
+	hp, ok := parsePortKey(f[3])
+	k := portproxy.KeptConn{Client: fds[0], Backend: fds[1], ClientDone: strings.Contains(f[2], "c"), BackendDone: strings.Contains(f[2], "b")}
+	return hp, k, ok
+}
+
 // keepSockets, as the daemon stops, leaves its resolvers' and published
 // ports' sockets with the reaper (see above).
 func (d *Daemon) keepSockets() {
@@ -73,10 +111,16 @@ func (d *Daemon) keepSockets() {
 		}
 	}
 	var ports map[network.HostPort]int
+	var conns map[network.HostPort][]portproxy.KeptConn
 	if d.ports != nil {
-		ports = d.ports.Detach()
+		ports, conns = d.ports.Detach()
 		for hp, fd := range ports {
 			fds[portKey(hp)] = []int{fd}
+		}
+		for hp, cs := range conns {
+			for i, k := range cs {
+				fds[connKey(hp, i, k)] = []int{k.Client, k.Backend}
+			}
 		}
 	}
 	if len(fds) > 0 {
@@ -90,12 +134,18 @@ func (d *Daemon) keepSockets() {
 	for _, fd := range ports {
 		unix.Close(fd)
 	}
+	for _, cs := range conns {
+		for _, k := range cs {
+			k.Close()
+		}
+	}
 }
 
 // takeKept takes from the reaper the sockets the daemon before left
-// (keepSockets): the host ports' go to the port allocator, which holds
-// the ports with them again (network.Controller.Start), the resolvers'
-// to keptDNS (restoreResolvers).
+// (keepSockets): the host ports' and the proxied connections' go to the
+// port allocator, which holds the ports with them again and carries the
+// connections on (network.Controller.Start), the resolvers' to keptDNS
+// (restoreResolvers).
 func (d *Daemon) takeKept() {
 	if d.runtime == nil {
 		return
@@ -106,12 +156,16 @@ func (d *Daemon) takeKept() {
 	}
 	d.keptDNS = make(map[string]*dns.Sockets, len(fds))
 	ports := map[network.HostPort]int{}
+	conns := map[network.HostPort][]portproxy.KeptConn{}
 	for key, f := range fds {
 		hp, isPort := parsePortKey(key)
+		chp, conn, isConn := parseConnKey(key, f)
 		switch {
 		case isPort && len(f) == 1 && d.ports != nil:
 			ports[hp] = f[0]
-		case !strings.HasPrefix(key, portKeyPrefix) && len(f) == 2:
+		case isConn && d.ports != nil:
+			conns[chp] = append(conns[chp], conn)
+		case !strings.HasPrefix(key, portKeyPrefix) && !strings.HasPrefix(key, connKeyPrefix) && len(f) == 2:
 			d.keptDNS[key] = &dns.Sockets{UDP: f[0], TCP: f[1]}
 		default:
 			for _, fd := range f {
@@ -119,13 +173,14 @@ func (d *Daemon) takeKept() {
 			}
 		}
 	}
-	if len(ports) > 0 {
-		d.ports.Adopt(ports)
+	if len(ports) > 0 || len(conns) > 0 {
+		d.ports.Adopt(ports, conns)
 	}
 }
 
 // dropAdoptedPorts closes the kept sockets of ports no endpoint publishes
-// any longer (their containers went while no daemon ran).
+// any longer (their containers went while no daemon ran), and the
+// connections of ports no longer proxied.
 func (d *Daemon) dropAdoptedPorts() int {
 	if d.ports == nil {
 		return 0

@@ -16,8 +16,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// echoServer listens on 127.0.0.1 and answers each connection's first
-// line with "echo: LINE"; it stands for the container. In the test's own
+// echoServer listens on 127.0.0.1 and answers each line of a connection
+// with "echo: LINE"; it stands for the container. In the test's own
 // namespace, where the proxy dials from (the daemon's, in berth).
 func echoServer(t *testing.T) netip.AddrPort {
 	t.Helper()
@@ -34,8 +34,12 @@ func echoServer(t *testing.T) netip.AddrPort {
 			}
 			go func() {
 				defer c.Close()
-				line, err := bufio.NewReader(c).ReadString('\n')
-				if err == nil {
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
 					fmt.Fprintf(c, "echo: %s", line)
 				}
 			}()
@@ -88,6 +92,8 @@ func TestDetachedPortsAdopted(t *testing.T) {
 	if err := a.Forward(proxy, backend); err != nil {
 		t.Fatal(err)
 	}
+	// talk sends a line on c and reads its answer (a line is short, so
+	// the reader buffers nothing beyond it).
 	talk := func(c net.Conn, line string) (string, error) {
 		c.SetDeadline(time.Now().Add(5 * time.Second))
 		if _, err := fmt.Fprintln(c, line); err != nil {
@@ -95,18 +101,21 @@ func TestDetachedPortsAdopted(t *testing.T) {
 		}
 		return bufio.NewReader(c).ReadString('\n')
 	}
-	c, err := dial6(ns, p)
+	live, err := dial6(ns, p) // open across the hand-over
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := talk(c, "before"); err != nil || got != "echo: before\n" {
+	defer live.Close()
+	if got, err := talk(live, "before"); err != nil || got != "echo: before\n" {
 		t.Fatalf("through the proxy before Detach: %q, %v", got, err)
 	}
-	c.Close()
 
-	fds := a.Detach()
+	fds, conns := a.Detach()
 	if len(fds) != len(reqs) || a.Held() != 0 {
 		t.Fatalf("Detach handed over %d sockets and left %d held, want %d and 0", len(fds), a.Held(), len(reqs))
+	}
+	if len(conns) != 1 || len(conns[proxy]) != 1 {
+		t.Fatalf("Detach handed over connections %v, want the one open to %s", conns, proxy)
 	}
 	for _, proto := range []string{"tcp", "udp"} {
 		if c, err := listen(t, ns, proto, fmt.Sprintf("0.0.0.0:%d", p)); err == nil {
@@ -139,7 +148,7 @@ func TestDetachedPortsAdopted(t *testing.T) {
 	}
 	b := New(ns, nil)
 	t.Cleanup(func() { b.Close() })
-	b.Adopt(fds)
+	b.Adopt(fds, conns)
 	// [::]:p+2 is asked for without the proxy now: its listening socket
 	// would take connections no one accepts, so it is bound anew.
 	again := []network.HostPortRequest{reqs[0], reqs[1], reqs[2], req("tcp", v6, p+2, p+2)}
@@ -157,6 +166,9 @@ func TestDetachedPortsAdopted(t *testing.T) {
 	} else if on, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil || on != 0 {
 		t.Errorf("%s listens (%d, %v), want a socket that refuses", got[3], on, err)
 	}
+	if err := b.Forward(proxy, backend); err != nil {
+		t.Fatal(err)
+	}
 	if n := b.DropAdopted(); n != 1 {
 		t.Errorf("DropAdopted closed %d sockets, want 1 (port %d)", n, p+1)
 	}
@@ -165,13 +177,13 @@ func TestDetachedPortsAdopted(t *testing.T) {
 	} else {
 		c()
 	}
-	if err := b.Forward(proxy, backend); err != nil {
-		t.Fatal(err)
-	}
 	if got, err := bufio.NewReader(waiting).ReadString('\n'); err != nil || got != "echo: meanwhile\n" {
 		t.Errorf("the connection made while handed over: %q, %v; want it carried", got, err)
 	}
-	c, err = dial6(ns, p)
+	if got, err := talk(live, "across"); err != nil || got != "echo: across\n" {
+		t.Errorf("the connection open across the hand-over: %q, %v; want it carried on", got, err)
+	}
+	c, err := dial6(ns, p)
 	if err != nil {
 		t.Fatal(err)
 	}

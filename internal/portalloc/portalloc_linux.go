@@ -46,8 +46,11 @@ type Allocator struct {
 	// IPv4 container); Release stops them before it closes the socket.
 	proxies map[network.HostPort]*portproxy.Proxy
 	// adopted are sockets a process before this one held (Adopt), which
-	// Hold takes for their ports instead of binding new ones.
-	adopted map[network.HostPort]int
+	// Hold takes for their ports instead of binding new ones, and
+	// adoptedConns the connections its proxies carried, which Forward
+	// carries on.
+	adopted      map[network.HostPort]int
+	adoptedConns map[network.HostPort][]portproxy.KeptConn
 }
 
 var _ network.PortHolder = (*Allocator)(nil)
@@ -221,6 +224,10 @@ func (a *Allocator) Forward(hp network.HostPort, target netip.AddrPort) error {
 		return fmt.Errorf("forward %s to %s: %w", hp, target, err)
 	}
 	a.proxies[hp] = p
+	if cs := a.adoptedConns[hp]; len(cs) > 0 {
+		delete(a.adoptedConns, hp)
+		p.Resume(cs)
+	}
 	return nil
 }
 
@@ -421,37 +428,51 @@ func anyIfInvalid(ip netip.Addr) netip.Addr {
 }
 
 // Detach, as the daemon stops, stops every forwarding and hands over the
-// sockets of the held ports, which the caller then owns: the Allocator
+// sockets of the held ports and the connections the proxies carried
+// (portproxy.Proxy.Detach), which the caller then owns: the Allocator
 // holds nothing after it. A proxied TCP socket goes on listening, so a
 // client's handshake waits in its backlog for the next process to serve
-// it (Adopt, then Forward); a proxied UDP socket queues datagrams. The
-// connections the proxies carried are cut.
-func (a *Allocator) Detach() map[network.HostPort]int {
+// it (Adopt, then Forward); a proxied UDP socket queues datagrams.
+func (a *Allocator) Detach() (map[network.HostPort]int, map[network.HostPort][]portproxy.KeptConn) {
 	a.mu.Lock()
 	stopping := a.proxies
 	a.proxies = map[network.HostPort]*portproxy.Proxy{}
 	a.mu.Unlock()
-	for _, p := range stopping {
-		p.Stop()
+	conns := map[network.HostPort][]portproxy.KeptConn{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for hp, p := range stopping {
+		wg.Go(func() { // each may wait for a write (handOverWait)
+			if kept := p.Detach(); len(kept) > 0 {
+				mu.Lock()
+				conns[hp] = kept
+				mu.Unlock()
+			}
+		})
 	}
+	wg.Wait()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	held := a.held
 	a.held = map[network.HostPort]int{}
-	return held
+	return held, conns
 }
 
 // Adopt gives the Allocator the sockets of ports a process before it held
-// (Detach, by way of the daemon's reaper), which it then owns: Hold takes
-// an adopted socket for an exact request of its port, so that a port
-// stays held across a daemon restart and a proxied one's clients wait in
-// its backlog rather than being refused. DropAdopted closes those no Hold
-// took.
-func (a *Allocator) Adopt(fds map[network.HostPort]int) {
+// and the connections its proxies carried (Detach, by way of the
+// daemon's reaper), which it then owns: Hold takes an adopted socket for
+// an exact request of its port, so that a port stays held across a
+// daemon restart and a proxied one's clients wait in its backlog rather
+// than being refused, and Forward carries the port's connections on.
+// DropAdopted closes what neither took.
+func (a *Allocator) Adopt(fds map[network.HostPort]int, conns map[network.HostPort][]portproxy.KeptConn) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.adopted == nil {
 		a.adopted = map[network.HostPort]int{}
+	}
+	if a.adoptedConns == nil {
+		a.adoptedConns = map[network.HostPort][]portproxy.KeptConn{}
 	}
 	for hp, fd := range fds {
 		hp.HostIP = anyIfInvalid(hp.HostIP)
@@ -460,10 +481,15 @@ func (a *Allocator) Adopt(fds map[network.HostPort]int) {
 		}
 		a.adopted[hp] = fd
 	}
+	for hp, cs := range conns {
+		hp.HostIP = anyIfInvalid(hp.HostIP)
+		a.adoptedConns[hp] = append(a.adoptedConns[hp], cs...)
+	}
 }
 
 // DropAdopted closes the adopted sockets no Hold took (ports no longer
-// published) and returns how many it closed.
+// published) and the connections no Forward carried on, and returns how
+// many sockets it closed.
 func (a *Allocator) DropAdopted() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -472,6 +498,12 @@ func (a *Allocator) DropAdopted() int {
 		unix.Close(fd)
 	}
 	a.adopted = nil
+	for _, cs := range a.adoptedConns {
+		for _, c := range cs {
+			c.Close()
+		}
+	}
+	a.adoptedConns = nil
 	return n
 }
 

@@ -235,3 +235,119 @@ func TestFamily(t *testing.T) {
 		}
 	}
 }
+
+// lineServer stands for the container: it answers each line of a
+// connection with "echo: LINE", a line "flood" with 16 MiB, and the end
+// of the client's stream, 300 ms later, with "bye" and its own end.
+func lineServer(t *testing.T) netip.AddrPort {
+	t.Helper()
+	srv, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	go func() {
+		for {
+			c, err := srv.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						time.Sleep(300 * time.Millisecond)
+						fmt.Fprintln(c, "bye")
+						return
+					}
+					if line == "flood\n" {
+						c.Write(make([]byte, 16<<20))
+						continue
+					}
+					fmt.Fprintf(c, "echo: %s", line)
+				}
+			}()
+		}
+	}()
+	return netip.MustParseAddrPort(srv.Addr().String())
+}
+
+// Detach hands the connections the proxy carries over, each with what
+// had ended of it, and a second proxy on the same socket carries them on
+// (Resume) with no byte lost: a line sent while no proxy runs is
+// answered, and a client's end of stream passed on before the hand-over
+// gets the container's answer and end after it. A connection whose
+// client does not read what the container sends cannot be handed over
+// (its write would not finish) and is cut.
+func TestDetachAndResume(t *testing.T) {
+	fd, port := boundV6(t, unix.SOCK_STREAM)
+	target := lineServer(t)
+	p, err := Start(fd, "tcp", target, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := netip.AddrPortFrom(netip.IPv6Loopback(), port).String()
+	dial := func() (*net.TCPConn, *bufio.Reader) {
+		c, err := net.DialTimeout("tcp6", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		return c.(*net.TCPConn), bufio.NewReader(c)
+	}
+	say := func(c *net.TCPConn, r *bufio.Reader, line string) {
+		t.Helper()
+		fmt.Fprintln(c, line)
+		if got, err := r.ReadString('\n'); err != nil || got != "echo: "+line+"\n" {
+			t.Fatalf("%q: answer %q, %v", line, got, err)
+		}
+	}
+	talk, talkR := dial()
+	say(talk, talkR, "one")
+	ended, endedR := dial()
+	say(ended, endedR, "a")
+	ended.CloseWrite() // the server answers 300 ms after the hand-over
+	deaf, _ := dial()
+	fmt.Fprintln(deaf, "flood") // never read: the proxy's write to it blocks
+	time.Sleep(200 * time.Millisecond)
+
+	kept := p.Detach()
+	if len(kept) != 2 {
+		t.Fatalf("Detach handed over %d connections, want 2 (the flooded one cut)", len(kept))
+	}
+	if n := countTrue(kept, func(k KeptConn) bool { return k.ClientDone && !k.BackendDone }); n != 1 {
+		t.Errorf("%d connections handed over with only the client's stream ended, want 1: %+v", n, kept)
+	}
+	fmt.Fprintln(talk, "two") // while no proxy reads
+	q, err := Start(fd, "tcp", target, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Stop()
+	q.Resume(kept)
+	if got, err := talkR.ReadString('\n'); err != nil || got != "echo: two\n" {
+		t.Errorf("the line sent while handed over: %q, %v", got, err)
+	}
+	say(talk, talkR, "three")
+	if got, err := io.ReadAll(endedR); err != nil || string(got) != "bye\n" {
+		t.Errorf("the half-closed connection after the hand-over: %q, %v; want bye and the end", got, err)
+	}
+	if n, _ := io.Copy(io.Discard, deaf); n >= 16<<20 {
+		t.Errorf("the flooded connection carried all %d bytes, want it cut at the hand-over", n)
+	}
+	again, againR := dial()
+	say(again, againR, "new")
+}
+
+func countTrue(ks []KeptConn, f func(KeptConn) bool) int {
+	n := 0
+	for _, k := range ks {
+		if f(k) {
+			n++
+		}
+	}
+	return n
+}

@@ -21,13 +21,14 @@ import (
 // published ports' sockets with the reaper. While no daemon runs, no host
 // process can take a published port, and the IPv6 side of a port the
 // daemon proxies to an IPv4 container takes connections and datagrams,
-// which the next daemon carries to the container; where it used to
-// refuse them (Docker with live-restore keeps its docker-proxy
-// processes, which do the same). A killed daemon leaves nothing: the
-// proxied port refuses until the next one holds it.
+// which the next daemon carries to the container, where it used to
+// refuse them; and a connection the proxy carried goes on across the
+// restart, where it used to be cut (Docker with live-restore keeps its
+// docker-proxy processes, which do the same). A killed daemon leaves
+// nothing: the proxied port refuses until the next one holds it.
 func TestPortsAcrossRestart(t *testing.T) {
 	w := startPortWorld(t)
-	w.runPeer(t, "web", "tcp:80,udp:53", "-p", "8090:80", "-p", "8091:53/udp")
+	w.runPeer(t, "web", "tcp:80,udp:53,echo:81", "-p", "8090:80", "-p", "8091:53/udp", "-p", "8092:81")
 	w.reach(t, "host", "tcp", "[::1]:8090", "")
 	w.reach(t, "host", "udp", "[::1]:8091", "")
 	host := w.HostNetns()
@@ -56,6 +57,22 @@ func TestPortsAcrossRestart(t *testing.T) {
 			return line, nil
 		}
 		return "", err
+	}
+
+	live, err := dial("tcp6", "[::1]:8092")
+	if err != nil {
+		t.Fatal(err)
+	}
+	liveR := bufio.NewReader(live)
+	say := func(line string) (string, error) {
+		live.SetDeadline(time.Now().Add(30 * time.Second))
+		if _, err := fmt.Fprintln(live, line); err != nil {
+			return "", err
+		}
+		return liveR.ReadString('\n')
+	}
+	if got, err := say("before"); err != nil || got != "echo: before\n" {
+		t.Fatalf("a connection through the proxy: %q, %v", got, err)
 	}
 
 	w.d.Stop()
@@ -89,7 +106,17 @@ func TestPortsAcrossRestart(t *testing.T) {
 	if _, err := udp.Write([]byte("who\n")); err != nil {
 		t.Fatal(err)
 	}
+	live.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := fmt.Fprintln(live, "meanwhile"); err != nil {
+		t.Fatal(err)
+	}
 	w.d = w.Start(t)
+	if got, err := liveR.ReadString('\n'); err != nil || got != "echo: meanwhile\n" {
+		t.Errorf("a line sent while no daemon ran, on a connection open across the restart: %q, %v", got, err)
+	}
+	if got, err := say("after"); err != nil || got != "echo: after\n" {
+		t.Errorf("the connection open across the restart: %q, %v; want it carried on", got, err)
+	}
 	if got, err := answer(tcp); err != nil {
 		t.Errorf("the TCP connection made while no daemon ran: %q, %v; want the container's answer", got, err)
 	}
@@ -110,8 +137,12 @@ func TestPortsAcrossRestart(t *testing.T) {
 		t.Errorf("8090 after the restart: exit %d, %s; want it held", code, errOut)
 	}
 
-	// Killed, a daemon leaves nothing: the proxied port refuses.
+	// Killed, a daemon leaves nothing: the proxied port refuses, and
+	// its connections end.
 	w.d.Kill()
+	if got, err := say("killed"); err == nil {
+		t.Errorf("a connection through a killed daemon's proxy answered %q", got)
+	}
 	if _, err := dial("tcp6", "[::1]:8090"); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("[::1]:8090 while a killed daemon is gone: %v, want refused", err)
 	}

@@ -3,11 +3,14 @@
 //
 //	peer -listen tcp:80,udp:53   answer every connection or datagram with
 //	                             the address it came from
+//	peer -listen echo:81         answer every line of a TCP connection with
+//	                             "echo: LINE", for as long as it lasts
 //	peer -dial tcp:198.51.100.2:8080   print what the server answered; exit 1
 //	                                   when nothing answers within -timeout
 package main
 
 import (
+	"bufio"
 	"flag"
 	"fmt"
 	"io"
@@ -55,15 +58,40 @@ func serve(proto, addr string) error {
 		go echoUDP(c)
 		return nil
 	}
+	serveTCP := echoTCP
+	if proto == "echo" {
+		serveTCP = echoLines
+	}
 	l, err := net.Listen("tcp4", addr)
 	if err != nil {
 		return err
 	}
 	if l6, err := net.Listen("tcp6", addr); err == nil {
-		go echoTCP(l6)
+		go serveTCP(l6)
 	}
-	go echoTCP(l)
+	go serveTCP(l)
 	return nil
+}
+
+// echoLines answers each line of each connection with "echo: LINE".
+func echoLines(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			r := bufio.NewReader(c)
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				fmt.Fprintf(c, "echo: %s", line)
+			}
+		}()
+	}
 }
 
 // echoUDP answers each datagram with its source address.

@@ -1,0 +1,56 @@
+package daemon
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/berth-net/berth/internal/network"
+	"github.com/berth-net/berth/internal/portproxy"
+)
+
+// The keys the daemon leaves sockets under with the reaper read back as
+// what they were made of, and no key of one kind reads as another's (a
+// resolver's key is a sandbox ID).
+func TestKeptKeys(t *testing.T) {
+	ports := []network.HostPort{
+		{Proto: "tcp", HostIP: netip.IPv4Unspecified(), Port: 8080},
+		{Proto: "udp", HostIP: netip.MustParseAddr("127.0.0.1"), Port: 53},
+		{Proto: "tcp", HostIP: netip.IPv6Unspecified(), Port: 65535},
+		{Proto: "sctp", HostIP: netip.MustParseAddr("2001:db8::1"), Port: 1},
+	}
+	for _, hp := range ports {
+		key := portKey(hp)
+		if got, ok := parsePortKey(key); !ok || got != hp {
+			t.Errorf("parsePortKey(%q) = %v, %v; want %v", key, got, ok, hp)
+		}
+		if _, _, ok := parseConnKey(key, []int{3, 4}); ok {
+			t.Errorf("port key %q read as a connection's", key)
+		}
+		for i, k := range []portproxy.KeptConn{{}, {ClientDone: true}, {BackendDone: true}, {ClientDone: true, BackendDone: true}} {
+			key := connKey(hp, i*7, k)
+			k.Client, k.Backend = 10, 11
+			gotHP, got, ok := parseConnKey(key, []int{10, 11})
+			if !ok || gotHP != hp || got != k {
+				t.Errorf("parseConnKey(%q) = %v, %+v, %v; want %v, %+v", key, gotHP, got, ok, hp, k)
+			}
+			if _, ok := parsePortKey(key); ok {
+				t.Errorf("connection key %q read as a port's", key)
+			}
+			if _, _, ok := parseConnKey(key, []int{10}); ok {
+				t.Errorf("connection key %q read with one socket", key)
+			}
+		}
+	}
+	for _, key := range []string{
+		"8f2c0d6e4b1a9f3e7d5c2b0a8e6f4d2c1b9a7e5f3d1c0b8a6e4f2d0c9b7a5e3f", // a sandbox ID
+		"port:", "port:tcp", "port:tcp/", "port:/0.0.0.0:80", "port:tcp/0.0.0.0:0", "port:tcp/0.0.0.0", "port:tcp/[::]:99999",
+		"conn:x:-:port:tcp/[::]:80", "conn:1:-:tcp/[::]:80", "conn:1:-",
+	} {
+		if _, ok := parsePortKey(key); ok {
+			t.Errorf("parsePortKey(%q) accepted", key)
+		}
+		if _, _, ok := parseConnKey(key, []int{1, 2}); ok {
+			t.Errorf("parseConnKey(%q) accepted", key)
+		}
+	}
+}
