@@ -121,6 +121,13 @@ func restartRows(t *stats.Table, r *results) {
 	}
 	t.Add("DNS lookups failed", fmt.Sprint(rs.lookupsFailed), "", "", "0", note)
 	t.Add("slowest DNS answer, ms", stats.MS(rs.slowestLookup), "", "", "", "a lookup sent while no daemon runs waits in the socket the reaper holds")
+	px := rs.proxied
+	note = fmt.Sprintf("[::1] → an IPv4-only container through the daemon's proxy: one connection open across the restarts, %d lines on it; slowest answer %s ms", px.lines, stats.MS(px.slowest))
+	if px.err != "" {
+		note += "; first failure: " + px.err
+	}
+	t.Add("proxied connection cut", fmt.Sprint(px.cut), "", "", "0", note)
+	t.Add("new proxied connections failed", fmt.Sprint(px.failed), "", "", "0", fmt.Sprintf("of %d: one every 10 lines, and the open one's again after a cut", px.conns))
 }
 
 func dataRows(t *stats.Table, r *results) {

@@ -49,7 +49,8 @@ func TestReportGolden(t *testing.T) {
 		goBench: goBenchResult{ipam: 165 * time.Nanosecond, rules: 1810600 * time.Nanosecond},
 		commit:  series(10, 0.5, 2),
 		restart: restartResult{containers: 14, stop: series(2, 9, 11), serve: series(2, 100, 140), flows: 380, lost: 2, flowErr: "enter namespace: boom",
-			lookupTargets: 4, lookups: 300, lookupsFailed: 1, slowestLookup: 512 * time.Millisecond, lookupErr: "read udp4 127.0.0.1:40000->127.0.0.11:53: i/o timeout"},
+			lookupTargets: 4, lookups: 300, lookupsFailed: 1, slowestLookup: 512 * time.Millisecond, lookupErr: "read udp4 127.0.0.1:40000->127.0.0.11:53: i/o timeout",
+			proxied: proxyCount{lines: 2000, cut: 1, conns: 200, failed: 3, slowest: 480 * time.Millisecond, err: "read tcp6 [::1]:41000->[::1]:18080: read: connection reset by peer"}},
 	}
 	var b strings.Builder
 	if err := report(&b, r, "2 CPUs, Linux test"); err != nil {

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -32,6 +35,7 @@ const flowTimeout = 200 * time.Millisecond
 // moment without them (a flushed table, a rule missing between two
 // commits) loses flows.
 func (w *world) restarts(ctx context.Context, p plan, res *restartResult) error {
+	echoErr := w.startProxiedEcho(ctx)
 	list, err := w.d.ContainerList(ctx, false, nil)
 	if err != nil {
 		return err
@@ -72,6 +76,15 @@ func (w *world) restarts(ctx context.Context, p plan, res *restartResult) error 
 	} else {
 		lookups <- lookupCount{err: "no container on a user network (--real 0)"}
 	}
+	// Through the IPv6 side of a published port, which the daemon's
+	// proxy carries to the IPv4-only container: one connection open
+	// across the restarts and new ones beside it.
+	proxied := make(chan proxyCount, 1)
+	if echoErr != nil {
+		proxied <- proxyCount{err: echoErr.Error()}
+	} else {
+		go func() { proxied <- probeProxied(proxiedAt, quit) }()
+	}
 	for range p.restarts {
 		time.Sleep(100 * time.Millisecond) // flows before each stop, too
 		nd, stop, serve, err := w.d.Restart(ctx, w.bin)
@@ -79,6 +92,7 @@ func (w *world) restarts(ctx context.Context, p plan, res *restartResult) error 
 			close(quit)
 			<-flows
 			<-lookups
+			<-proxied
 			return err
 		}
 		w.d = nd
@@ -88,8 +102,132 @@ func (w *world) restarts(ctx context.Context, p plan, res *restartResult) error 
 	time.Sleep(100 * time.Millisecond)
 	close(quit)
 	fc, lc := <-flows, <-lookups
+	res.proxied = <-proxied
 	res.flows, res.lost, res.flowErr = fc.sent, fc.lost, fc.err
 	res.lookupTargets, res.lookups, res.lookupsFailed, res.slowestLookup, res.lookupErr = lc.targets, lc.sent, lc.failed, lc.slowest, lc.err
+	return nil
+}
+
+// proxiedPort is the host port the proxied probe's container publishes,
+// and proxiedAt its IPv6 side, which only the daemon's proxy serves (the
+// container has IPv4 alone).
+const (
+	proxiedPort = 18080
+	proxiedAt   = "[::1]:18080"
+)
+
+// proxyTimeout is how long a line through the proxy waits for its echo,
+// as long as a lookup.
+const proxyTimeout = 5 * time.Second
+
+// startProxiedEcho runs a container on "bridge" that echoes every TCP
+// connection on its port 80 (busybox nc running cat for each), published
+// on proxiedPort, and waits until a line comes back through the proxy.
+func (w *world) startProxiedEcho(ctx context.Context) error {
+	if _, err := w.d.RunPublished(ctx, "proxied", image, "bridge", proxiedPort, 80, "nc", "-ll", "-p", "80", "-e", "cat"); err != nil {
+		return err
+	}
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		var c net.Conn
+		if c, err = net.DialTimeout("tcp6", proxiedAt, time.Second); err != nil {
+			continue
+		}
+		err = echoLine(c, bufio.NewReader(c), 0)
+		c.Close()
+		if err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("no echo through %s: %w", proxiedAt, err)
+}
+
+// proxyCount is what probeProxied saw.
+type proxyCount struct {
+	lines, cut    int           // lines sent on the open connection; times it was cut
+	conns, failed int           // new connections made; those that failed
+	slowest       time.Duration // of the answered lines and connections
+	err           string        // the first failure
+}
+
+// probeProxied keeps a connection to at open and sends a line on it, one
+// after the other with a millisecond between, until quit, each waiting up
+// to proxyTimeout for its echo; a connection cut is counted and made
+// again (a new connection, as is each try while that fails). Every tenth
+// turn it also makes a new connection and sends a line on it. A restart whose proxy cuts its connections costs a cut, and
+// one that refuses connections while no daemon runs a failure.
+func probeProxied(at string, quit <-chan struct{}) proxyCount {
+	var pc proxyCount
+	fail := func(n *int, err error) {
+		*n++
+		if pc.err == "" {
+			pc.err = err.Error()
+		}
+	}
+	var open net.Conn
+	var r *bufio.Reader
+	defer func() {
+		if open != nil {
+			open.Close()
+		}
+	}()
+	for seq := 1; ; seq++ {
+		select {
+		case <-quit:
+			return pc
+		default:
+		}
+		t0 := time.Now()
+		if open == nil { // cut: made again, a new connection
+			pc.conns++
+			c, err := net.DialTimeout("tcp6", at, proxyTimeout)
+			if err != nil {
+				fail(&pc.failed, err)
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			open, r = c, bufio.NewReader(c)
+		}
+		pc.lines++
+		if err := echoLine(open, r, seq); err != nil {
+			fail(&pc.cut, err)
+			open.Close()
+			open = nil
+		} else {
+			pc.slowest = max(pc.slowest, time.Since(t0))
+		}
+		if seq%10 == 0 {
+			pc.conns++
+			t0 := time.Now()
+			c, err := net.DialTimeout("tcp6", at, proxyTimeout)
+			if err == nil {
+				err = echoLine(c, bufio.NewReader(c), seq)
+				c.Close()
+			}
+			if err != nil {
+				fail(&pc.failed, err)
+			} else {
+				pc.slowest = max(pc.slowest, time.Since(t0))
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// echoLine sends seq as a line on c and reads it back through r.
+func echoLine(c net.Conn, r *bufio.Reader, seq int) error {
+	c.SetDeadline(time.Now().Add(proxyTimeout))
+	want := strconv.Itoa(seq) + "\n"
+	if _, err := io.WriteString(c, want); err != nil {
+		return err
+	}
+	got, err := r.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("echo %q, want %q", got, want)
+	}
 	return nil
 }
 

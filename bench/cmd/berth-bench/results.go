@@ -84,4 +84,7 @@ type restartResult struct {
 	lookups, lookupsFailed int
 	slowestLookup          time.Duration
 	lookupErr              string
+	// proxied is what probeProxied saw through the IPv6 side of a
+	// published port, which the daemon's proxy carries.
+	proxied proxyCount
 }

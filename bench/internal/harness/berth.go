@@ -8,6 +8,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/go-connections/nat"
 )
 
 // Run creates and starts a detached container running cmd on image with
@@ -17,6 +18,25 @@ func (d *Daemon) Run(ctx context.Context, name, image, networkMode string, cmd .
 	req := container.CreateRequest{
 		Config:     &container.Config{Image: image, Cmd: cmd},
 		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(networkMode)},
+	}
+	resp, err := d.ContainerCreate(ctx, name, req)
+	if err != nil {
+		return "", fmt.Errorf("create %q: %w", name, err)
+	}
+	if err := d.ContainerStart(ctx, resp.ID); err != nil {
+		return resp.ID, fmt.Errorf("start %q: %w", name, err)
+	}
+	return resp.ID, nil
+}
+
+// RunPublished is Run with the container's TCP port ctrPort published
+// on hostPort of every host address (`-p hostPort:ctrPort`).
+func (d *Daemon) RunPublished(ctx context.Context, name, image, networkMode string, hostPort, ctrPort uint16, cmd ...string) (string, error) {
+	port := nat.Port(fmt.Sprintf("%d/tcp", ctrPort))
+	req := container.CreateRequest{
+		Config: &container.Config{Image: image, Cmd: cmd, ExposedPorts: nat.PortSet{port: {}}},
+		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(networkMode),
+			PortBindings: nat.PortMap{port: {{HostPort: fmt.Sprint(hostPort)}}}},
 	}
 	resp, err := d.ContainerCreate(ctx, name, req)
 	if err != nil {
