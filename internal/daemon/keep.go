@@ -29,10 +29,10 @@ import (
 //     was refused. (docker-proxy, a process per port, outlives dockerd
 //     with live-restore; berth's proxy lives in the daemon.)
 //   - the connections that proxy carries, by port and number
-//     ("conn:3:c:port:tcp/[::]:8080", "c" when the client's stream had
-//     ended, "b" the container's, "-" neither), each its client's socket
-//     and the container's: the next daemon carries them on, where a
-//     restart used to cut them.
+//     ("conn:3:cC:port:tcp/[::]:8080", see connKey), each its client's
+//     socket, the container's, and the pipes of bytes read from one and
+//     not yet written to the other: the next daemon carries them on, no
+//     byte lost, where a restart used to cut them.
 //
 // A daemon killed keeps nothing, and its successor binds anew. The cost: a
 // daemon stopped for good leaves those sockets open, lookups and proxied
@@ -69,35 +69,67 @@ func parsePortKey(key string) (network.HostPort, bool) {
 	return network.HostPort{Proto: proto, HostIP: ap.Addr(), Port: ap.Port()}, true
 }
 
-// connKey is the key of the i-th connection kept of port hp.
+// connKey is the key of the i-th connection kept of port hp. Its flags:
+// "c" the client's stream had ended, "b" the container's, "C" bytes for
+// the client wait in a pipe, "B" bytes for the container; "-" none. Its
+// descriptors are k.Fds().
 func connKey(hp network.HostPort, i int, k portproxy.KeptConn) string {
 	flags := ""
-	if k.ClientDone {
-		flags += "c"
-	}
-	if k.BackendDone {
-		flags += "b"
+	for _, f := range []struct {
+		on bool
+		c  string
+	}{{k.ClientDone, "c"}, {k.BackendDone, "b"}, {k.ToClient[0] >= 0, "C"}, {k.ToBackend[0] >= 0, "B"}} {
+		if f.on {
+			flags += f.c
+		}
 	}
 	return connKeyPrefix + strconv.Itoa(i) + ":" + cmp.Or(flags, "-") + ":" + portKey(hp)
 }
 
-// parseConnKey reads a key connKey made, and the connection's two
-// sockets.
+// parseConnKey reads a key connKey made, with the connection's
+// descriptors.
 func parseConnKey(key string, fds []int) (network.HostPort, portproxy.KeptConn, bool) {
-	f := strings.SplitN(key, ":", 4)
-	if len(f) != 4 || f[0]+":" != connKeyPrefix || len(fds) != 2 {
+	no := func() (network.HostPort, portproxy.KeptConn, bool) {
 		return network.HostPort{}, portproxy.KeptConn{}, false
+	}
+	f := strings.SplitN(key, ":", 4)
+	if len(f) != 4 || f[0]+":" != connKeyPrefix || f[2] == "" || strings.Trim(f[2], "cbCB") != "" && f[2] != "-" {
+		return no()
 	}
 	if _, err := strconv.Atoi(f[1]); err != nil {
-		return network.HostPort{}, portproxy.KeptConn{}, false
+		return no()
 	}
 	hp, ok := parsePortKey(f[3])
-	k := portproxy.KeptConn{Client: fds[0], Backend: fds[1], ClientDone: strings.Contains(f[2], "c"), BackendDone: strings.Contains(f[2], "b")}
-	return hp, k, ok
+	if !ok {
+		return no()
+	}
+	k := portproxy.KeptConn{ClientDone: strings.Contains(f[2], "c"), BackendDone: strings.Contains(f[2], "b"),
+		ToClient: portproxy.NoPipe, ToBackend: portproxy.NoPipe}
+	want := 2
+	toClient, toBackend := strings.Contains(f[2], "C"), strings.Contains(f[2], "B")
+	for _, on := range []bool{toClient, toBackend} {
+		if on {
+			want += 2
+		}
+	}
+	if len(fds) != want {
+		return no()
+	}
+	k.Client, k.Backend = fds[0], fds[1]
+	rest := fds[2:]
+	if toClient {
+		k.ToClient, rest = [2]int{rest[0], rest[1]}, rest[2:]
+	}
+	if toBackend {
+		k.ToBackend = [2]int{rest[0], rest[1]}
+	}
+	return hp, k, true
 }
 
 // keepSockets, as the daemon stops, leaves its resolvers' and published
-// ports' sockets with the reaper (see above).
+// ports' sockets and its proxied connections with the reaper (see
+// above), with those it took from the daemon before and has not served
+// (a start that failed half way).
 func (d *Daemon) keepSockets() {
 	if d.runtime == nil {
 		return
@@ -106,9 +138,20 @@ func (d *Daemon) keepSockets() {
 	var resolvers map[string]dns.Sockets
 	if d.dns != nil {
 		resolvers = d.dns.Detach()
-		for id, s := range resolvers {
-			fds[id] = []int{s.UDP, s.TCP}
+	}
+	for id, s := range d.keptDNS { // not served yet
+		if resolvers == nil {
+			resolvers = map[string]dns.Sockets{}
 		}
+		if _, ok := resolvers[id]; ok {
+			s.Close()
+			continue
+		}
+		resolvers[id] = *s
+	}
+	d.keptDNS = nil
+	for id, s := range resolvers {
+		fds[id] = []int{s.UDP, s.TCP}
 	}
 	var ports map[network.HostPort]int
 	var conns map[network.HostPort][]portproxy.KeptConn
@@ -119,7 +162,7 @@ func (d *Daemon) keepSockets() {
 		}
 		for hp, cs := range conns {
 			for i, k := range cs {
-				fds[connKey(hp, i, k)] = []int{k.Client, k.Backend}
+				fds[connKey(hp, i, k)] = k.Fds()
 			}
 		}
 	}

@@ -26,25 +26,33 @@ func TestKeptKeys(t *testing.T) {
 		if _, _, ok := parseConnKey(key, []int{3, 4}); ok {
 			t.Errorf("port key %q read as a connection's", key)
 		}
-		for i, k := range []portproxy.KeptConn{{}, {ClientDone: true}, {BackendDone: true}, {ClientDone: true, BackendDone: true}} {
-			key := connKey(hp, i*7, k)
+		no := portproxy.NoPipe
+		for i, k := range []portproxy.KeptConn{
+			{ToClient: no, ToBackend: no}, {ClientDone: true, ToClient: no, ToBackend: no}, {BackendDone: true, ToClient: [2]int{20, 21}, ToBackend: no},
+			{ClientDone: true, BackendDone: true, ToClient: no, ToBackend: no}, {ToClient: [2]int{20, 21}, ToBackend: [2]int{22, 23}},
+			{ClientDone: true, ToClient: no, ToBackend: [2]int{22, 23}},
+		} {
 			k.Client, k.Backend = 10, 11
-			gotHP, got, ok := parseConnKey(key, []int{10, 11})
+			key := connKey(hp, i*7, k)
+			gotHP, got, ok := parseConnKey(key, k.Fds())
 			if !ok || gotHP != hp || got != k {
-				t.Errorf("parseConnKey(%q) = %v, %+v, %v; want %v, %+v", key, gotHP, got, ok, hp, k)
+				t.Errorf("parseConnKey(%q, %v) = %v, %+v, %v; want %v, %+v", key, k.Fds(), gotHP, got, ok, hp, k)
 			}
 			if _, ok := parsePortKey(key); ok {
 				t.Errorf("connection key %q read as a port's", key)
 			}
-			if _, _, ok := parseConnKey(key, []int{10}); ok {
-				t.Errorf("connection key %q read with one socket", key)
+			if _, _, ok := parseConnKey(key, k.Fds()[1:]); ok {
+				t.Errorf("connection key %q read with a descriptor short", key)
+			}
+			if _, _, ok := parseConnKey(key, append(k.Fds(), 99)); ok {
+				t.Errorf("connection key %q read with a descriptor too many", key)
 			}
 		}
 	}
 	for _, key := range []string{
 		"8f2c0d6e4b1a9f3e7d5c2b0a8e6f4d2c1b9a7e5f3d1c0b8a6e4f2d0c9b7a5e3f", // a sandbox ID
 		"port:", "port:tcp", "port:tcp/", "port:/0.0.0.0:80", "port:tcp/0.0.0.0:0", "port:tcp/0.0.0.0", "port:tcp/[::]:99999",
-		"conn:x:-:port:tcp/[::]:80", "conn:1:-:tcp/[::]:80", "conn:1:-",
+		"conn:x:-:port:tcp/[::]:80", "conn:1:-:tcp/[::]:80", "conn:1:-", "conn:1:cx:port:tcp/[::]:80", "conn:1::port:tcp/[::]:80",
 	} {
 		if _, ok := parsePortKey(key); ok {
 			t.Errorf("parsePortKey(%q) accepted", key)

@@ -202,3 +202,48 @@ func TestDetachedPortsAdopted(t *testing.T) {
 		t.Errorf("[::1]:%d after release: %v, want refused", p, err)
 	}
 }
+
+// A proxied UDP port's socket queues datagrams while handed over (its
+// drop filter went with the proxy); adopted for a port no longer proxied,
+// it drops them again, and what it had queued is gone too.
+func TestAdoptedUDPDrained(t *testing.T) {
+	a, ns := newAllocator(t)
+	if !a.IPv6Listenable() {
+		nstest.Unavailable(t, "no IPv6 in the test namespace")
+	}
+	r := req("udp", netip.IPv6Unspecified(), 0, 0)
+	r.Proxied = true
+	held, err := a.Hold([]network.HostPortRequest{r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hp := held[0]
+	if err := a.Forward(hp, netip.MustParseAddrPort("127.0.0.1:9")); err != nil {
+		t.Fatal(err)
+	}
+	fds, _ := a.Detach()
+	fd := fds[hp]
+	if err := sandbox.Do(ns, func() error {
+		c, err := net.Dial("udp6", netip.AddrPortFrom(netip.IPv6Loopback(), hp.Port).String())
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write([]byte("while handed over"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := unix.IoctlGetInt(fd, unix.SIOCINQ); err != nil || n == 0 {
+		t.Fatalf("%d bytes queued on the handed-over socket (%v), want the datagram", n, err)
+	}
+	b := New(ns, nil)
+	t.Cleanup(func() { b.Close() })
+	b.Adopt(fds, nil)
+	if _, err := b.Hold([]network.HostPortRequest{req("udp", netip.IPv6Unspecified(), hp.Port, hp.Port)}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := unix.IoctlGetInt(b.held[hp], unix.SIOCINQ); err != nil || n != 0 {
+		t.Errorf("%d bytes still queued on the adopted socket (%v), want none", n, err)
+	}
+}

@@ -8,7 +8,9 @@
 // except the IPv6 ports the proxy serves (HostPortRequest.Proxied, then
 // Forward, internal/portproxy): TCP ones listen from the bind on (a
 // client's handshake waits in the backlog until Forward starts
-// accepting), UDP ones drop datagrams until then.
+// accepting), UDP ones drop datagrams until then. A daemon that stops
+// hands its sockets on to the next (Detach, Adopt): a proxied one queues
+// connections and datagrams meanwhile.
 package portalloc
 
 import (
@@ -429,8 +431,8 @@ func anyIfInvalid(ip netip.Addr) netip.Addr {
 
 // Detach, as the daemon stops, stops every forwarding and hands over the
 // sockets of the held ports and the connections the proxies carried
-// (portproxy.Proxy.Detach), which the caller then owns: the Allocator
-// holds nothing after it. A proxied TCP socket goes on listening, so a
+// (portproxy.Proxy.Detach), with the adopted ones no Hold or Forward took
+// yet, which the caller then owns: the Allocator holds nothing after it. A proxied TCP socket goes on listening, so a
 // client's handshake waits in its backlog for the next process to serve
 // it (Adopt, then Forward); a proxied UDP socket queues datagrams.
 func (a *Allocator) Detach() (map[network.HostPort]int, map[network.HostPort][]portproxy.KeptConn) {
@@ -455,6 +457,19 @@ func (a *Allocator) Detach() (map[network.HostPort]int, map[network.HostPort][]p
 	defer a.mu.Unlock()
 	held := a.held
 	a.held = map[network.HostPort]int{}
+	// What a process before this one left and nothing took yet (a start
+	// that failed half way) goes on to the next.
+	for hp, fd := range a.adopted {
+		if _, ok := held[hp]; ok {
+			unix.Close(fd)
+			continue
+		}
+		held[hp] = fd
+	}
+	for hp, cs := range a.adoptedConns {
+		conns[hp] = append(conns[hp], cs...)
+	}
+	a.adopted, a.adoptedConns = nil, nil
 	return held, conns
 }
 
@@ -561,7 +576,17 @@ func readyAdopted(fd int, r network.HostPortRequest) error {
 			return errors.New("it listens, and the port is no longer proxied")
 		}
 	case !r.Proxied:
-		return attachDropFilter(fd)
+		if err := attachDropFilter(fd); err != nil {
+			return err
+		}
+		// Datagrams queued while the socket was proxied and handed over
+		// would stay in its buffer for good.
+		buf := make([]byte, 1)
+		for {
+			if _, _, err := unix.Recvfrom(fd, buf, unix.MSG_DONTWAIT|unix.MSG_TRUNC); err != nil {
+				break
+			}
+		}
 	}
 	return nil
 }

@@ -19,7 +19,6 @@ import (
 	"net/netip"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -40,34 +39,19 @@ const dialTimeout = 10 * time.Second
 // Proxy forwards one socket's traffic until Stop or Detach.
 type Proxy struct {
 	closer io.Closer
-	ctx    context.Context // ends with Stop: a dial to the container gives up at once
+	ctx    context.Context // ends with Stop or Detach: a dial to the container gives up at once
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	mu     sync.Mutex
-	conns  map[io.Closer]struct{} // open TCP connections and UDP flows
+	conns  map[io.Closer]struct{} // open UDP flows
 	closed bool
-	// pipes are the TCP connections being carried; detaching, set by
-	// Detach, makes each hand itself over to kept instead of ending.
-	pipes     map[*pipe]struct{}
-	detaching bool
-	kept      []KeptConn
-	log       *slog.Logger
-}
-
-// KeptConn is a TCP connection the proxy carried, handed over by Detach
-// for another process to carry on (Resume): the client's socket and the
-// container's, and which of the two streams had ended (and been passed
-// on as a half close). No byte is lost between them: the proxy stops
-// reading before it hands over, and writes what it read first.
-type KeptConn struct {
-	Client, Backend         int
-	ClientDone, BackendDone bool
-}
-
-// Close closes both sockets.
-func (k KeptConn) Close() {
-	unix.Close(k.Client)
-	unix.Close(k.Backend)
+	// pipes are the TCP connections being carried (carry_linux.go);
+	// detaching, set by Detach, makes each hand itself over to kept
+	// instead of ending, until detached, once Detach has returned.
+	pipes               map[*pipe]struct{}
+	detaching, detached bool
+	kept                []KeptConn
+	log                 *slog.Logger
 }
 
 // Start forwards the traffic of the bound socket fd (TCP or UDP, which
@@ -185,224 +169,6 @@ func (p *Proxy) acceptLoop(l net.Listener, target netip.AddrPort, log *slog.Logg
 			defer p.wg.Done()
 			p.serve(c.(*net.TCPConn), target, log)
 		}()
-	}
-}
-
-// serve carries a client's connection to a new connection to the
-// container.
-func (p *Proxy) serve(client *net.TCPConn, target netip.AddrPort, log *slog.Logger) {
-	d := net.Dialer{Timeout: dialTimeout}
-	bc, err := d.DialContext(p.ctx, family("tcp", target), target.String())
-	if err != nil {
-		client.Close()
-		log.Debug("proxy dial", "target", target, "err", err)
-		return
-	}
-	p.carry(&pipe{client: client, backend: bc.(*net.TCPConn)})
-}
-
-// pipe is a TCP connection the proxy carries: the client's end and the
-// container's, and which streams have ended (clientDone: the client's,
-// passed on to the container as a half close).
-type pipe struct {
-	client, backend         *net.TCPConn
-	clientDone, backendDone bool
-	cut                     atomic.Bool // both ends closed: nothing to hand over
-}
-
-// cutOff ends the connection both ways at once.
-func (pp *pipe) cutOff() {
-	pp.cut.Store(true)
-	pp.client.Close()
-	pp.backend.Close()
-}
-
-// handOverWait bounds how long Detach waits for a connection's pending
-// write (to a peer that does not read) before it cuts the connection.
-const handOverWait = 500 * time.Millisecond
-
-// carry copies both ways, passing each side's end of stream on as a half
-// close, until both have ended, one fails, or Detach pauses it: then it
-// hands the connection over (kept) instead of closing it.
-func (p *Proxy) carry(pp *pipe) {
-	p.mu.Lock()
-	if p.closed && !p.detaching {
-		p.mu.Unlock()
-		pp.client.Close()
-		pp.backend.Close()
-		return
-	}
-	p.pipes[pp] = struct{}{}
-	if p.detaching {
-		pp.pause()
-	}
-	p.mu.Unlock()
-	var wg sync.WaitGroup
-	half := func(dst, src *net.TCPConn, done *bool) {
-		defer wg.Done()
-		if *done {
-			return
-		}
-		// TCPConn.ReadFrom splices through a pipe, which it empties
-		// into dst before each read: a read that times out leaves no
-		// byte behind.
-		if _, err := io.Copy(dst, src); err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && p.isDetaching() {
-				return // paused: handed over below
-			}
-			// A reset or a Stop: end both directions at once.
-			pp.cutOff()
-			return
-		}
-		dst.CloseWrite()
-		*done = true
-	}
-	wg.Add(2)
-	go half(pp.backend, pp.client, &pp.clientDone)
-	go half(pp.client, pp.backend, &pp.backendDone)
-	wg.Wait()
-	p.mu.Lock()
-	delete(p.pipes, pp)
-	if p.detaching && !pp.cut.Load() && !(pp.clientDone && pp.backendDone) {
-		if k, err := pp.handOver(); err == nil {
-			p.kept = append(p.kept, k)
-		} else {
-			p.log.Warn("proxy: hand a connection over", "err", err)
-		}
-	}
-	p.mu.Unlock()
-	pp.client.Close()
-	pp.backend.Close()
-}
-
-// pause makes both reads return at once (p.mu held by the caller).
-func (pp *pipe) pause() {
-	now := time.Now()
-	pp.client.SetReadDeadline(now)
-	pp.backend.SetReadDeadline(now)
-}
-
-// handOver duplicates both sockets, for a KeptConn the caller owns.
-func (pp *pipe) handOver() (KeptConn, error) {
-	c, err := dupConn(pp.client)
-	if err != nil {
-		return KeptConn{}, err
-	}
-	b, err := dupConn(pp.backend)
-	if err != nil {
-		unix.Close(c)
-		return KeptConn{}, err
-	}
-	return KeptConn{Client: c, Backend: b, ClientDone: pp.clientDone, BackendDone: pp.backendDone}, nil
-}
-
-// dupConn duplicates c's socket (close-on-exec), leaving c as it is.
-func dupConn(c *net.TCPConn) (int, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	fd := -1
-	var dupErr error
-	if err := rc.Control(func(s uintptr) {
-		fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
-	}); err != nil {
-		return -1, err
-	}
-	return fd, dupErr
-}
-
-func (p *Proxy) isDetaching() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.detaching
-}
-
-// Detach, as the daemon stops, stops the proxy as Stop does but hands its
-// TCP connections over instead of cutting them: each stops reading, writes
-// what it read, and is returned, its sockets duplicated, for the next
-// process to Resume; a write that has not gone out within handOverWait
-// (a peer that does not read) cuts its connection. Dials to the container
-// not made within handOverWait and UDP flows end. The caller's socket
-// stays open.
-func (p *Proxy) Detach() []KeptConn {
-	p.mu.Lock()
-	p.detaching = true
-	p.closed = true
-	p.closer.Close()
-	for pp := range p.pipes {
-		pp.pause()
-	}
-	for c := range p.conns {
-		if _, ok := c.(*net.TCPConn); !ok { // UDP flows end now
-			c.Close()
-		}
-	}
-	p.mu.Unlock()
-	// A dial to the container in progress may finish (its connection
-	// is then handed over) within handOverWait, or is given up.
-	done := make(chan struct{})
-	go func() { p.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(handOverWait):
-		p.cancel()
-		p.mu.Lock()
-		for pp := range p.pipes {
-			pp.cutOff()
-		}
-		p.mu.Unlock()
-		<-done
-	}
-	p.cancel()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	kept := p.kept
-	p.kept = nil
-	return kept
-}
-
-// Resume carries on the connections another proxy handed over (Detach),
-// which it then owns, until they end or the proxy stops.
-func (p *Proxy) Resume(conns []KeptConn) {
-	for _, k := range conns {
-		client, err1 := fileConn(k.Client)
-		backend, err2 := fileConn(k.Backend)
-		if err := errors.Join(err1, err2); err != nil {
-			p.log.Warn("proxy: carry on a connection from before the restart", "err", err)
-			closeIf(client)
-			closeIf(backend)
-			continue
-		}
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			p.carry(&pipe{client: client, backend: backend, clientDone: k.ClientDone, backendDone: k.BackendDone})
-		}()
-	}
-}
-
-// fileConn makes a TCPConn of socket fd, which it closes (the conn has a
-// duplicate).
-func fileConn(fd int) (*net.TCPConn, error) {
-	f := os.NewFile(uintptr(fd), "kept")
-	defer f.Close()
-	c, err := net.FileConn(f)
-	if err != nil {
-		return nil, err
-	}
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
-		c.Close()
-		return nil, fmt.Errorf("socket %d is not a TCP connection", fd)
-	}
-	return tc, nil
-}
-
-func closeIf(c *net.TCPConn) {
-	if c != nil {
-		c.Close()
 	}
 }
 

@@ -236,8 +236,13 @@ func TestFamily(t *testing.T) {
 	}
 }
 
+// floodSize is what lineServer sends for "flood": more than the socket
+// buffers and the proxy's pipe on the way hold (about 21 MiB here at
+// most), so that the proxy's write to a client that does not read blocks.
+const floodSize = 64 << 20
+
 // lineServer stands for the container: it answers each line of a
-// connection with "echo: LINE", a line "flood" with 16 MiB, and the end
+// connection with "echo: LINE", a line "flood" with floodSize bytes, and the end
 // of the client's stream, 300 ms later, with "bye" and its own end.
 func lineServer(t *testing.T) netip.AddrPort {
 	t.Helper()
@@ -263,7 +268,7 @@ func lineServer(t *testing.T) netip.AddrPort {
 						return
 					}
 					if line == "flood\n" {
-						c.Write(make([]byte, 16<<20))
+						c.Write(make([]byte, floodSize))
 						continue
 					}
 					fmt.Fprintf(c, "echo: %s", line)
@@ -275,12 +280,13 @@ func lineServer(t *testing.T) netip.AddrPort {
 }
 
 // Detach hands the connections the proxy carries over, each with what
-// had ended of it, and a second proxy on the same socket carries them on
-// (Resume) with no byte lost: a line sent while no proxy runs is
-// answered, and a client's end of stream passed on before the hand-over
-// gets the container's answer and end after it. A connection whose
-// client does not read what the container sends cannot be handed over
-// (its write would not finish) and is cut.
+// had ended of it and the bytes it had read and not yet written, and a
+// second proxy on the same socket carries them on (Resume) with no byte
+// lost: a line sent while no proxy runs is answered; a client's end of
+// stream passed on before the hand-over gets the container's answer and
+// end after it; and a client that does not read while the container
+// sends floodSize bytes (the proxy's write to it blocked, a pipe of bytes pending)
+// gets every byte once it reads.
 func TestDetachAndResume(t *testing.T) {
 	fd, port := boundV6(t, unix.SOCK_STREAM)
 	target := lineServer(t)
@@ -311,15 +317,33 @@ func TestDetachAndResume(t *testing.T) {
 	say(ended, endedR, "a")
 	ended.CloseWrite() // the server answers 300 ms after the hand-over
 	deaf, _ := dial()
-	fmt.Fprintln(deaf, "flood") // never read: the proxy's write to it blocks
-	time.Sleep(200 * time.Millisecond)
+	fmt.Fprintln(deaf, "flood") // not read until after the hand-over
+	// Until the flood has filled what it can (the client's receive
+	// buffer stops growing): the proxy's write to it is then blocked.
+	queued := func() int {
+		rc, _ := deaf.SyscallConn()
+		n := 0
+		rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
+		return n
+	}
+	for deadline := time.Now().Add(10 * time.Second); queued() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the flood never reached the client")
+		}
+	}
+	for last := -1; queued() != last; time.Sleep(50 * time.Millisecond) {
+		last = queued()
+	}
 
 	kept := p.Detach()
-	if len(kept) != 2 {
-		t.Fatalf("Detach handed over %d connections, want 2 (the flooded one cut)", len(kept))
+	if len(kept) != 3 {
+		t.Fatalf("Detach handed over %d connections, want 3", len(kept))
 	}
 	if n := countTrue(kept, func(k KeptConn) bool { return k.ClientDone && !k.BackendDone }); n != 1 {
 		t.Errorf("%d connections handed over with only the client's stream ended, want 1: %+v", n, kept)
+	}
+	if n := countTrue(kept, func(k KeptConn) bool { return k.ToClient[0] >= 0 }); n != 1 {
+		t.Errorf("%d connections handed over with bytes pending to the client, want 1 (the flooded one): %+v", n, kept)
 	}
 	fmt.Fprintln(talk, "two") // while no proxy reads
 	q, err := Start(fd, "tcp", target, nil)
@@ -335,8 +359,8 @@ func TestDetachAndResume(t *testing.T) {
 	if got, err := io.ReadAll(endedR); err != nil || string(got) != "bye\n" {
 		t.Errorf("the half-closed connection after the hand-over: %q, %v; want bye and the end", got, err)
 	}
-	if n, _ := io.Copy(io.Discard, deaf); n >= 16<<20 {
-		t.Errorf("the flooded connection carried all %d bytes, want it cut at the hand-over", n)
+	if n, err := io.CopyN(io.Discard, deaf, floodSize); err != nil {
+		t.Errorf("the flooded connection delivered %d of %d bytes: %v", n, floodSize, err)
 	}
 	again, againR := dial()
 	say(again, againR, "new")
