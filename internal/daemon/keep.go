@@ -26,8 +26,9 @@ import (
 //     while no daemon runs, and an IPv6 port the daemon proxies to an
 //     IPv4 container goes on listening: a client's connection waits in
 //     its backlog and is carried once the next daemon serves, where it
-//     was refused. (docker-proxy, a process per port, outlives dockerd
-//     with live-restore; berth's proxy lives in the daemon.)
+//     was refused. (Docker's docker-proxy processes get SIGTERM when
+//     dockerd exits, their Pdeathsig, live-restore or not: their ports
+//     refuse until dockerd starts them again.)
 //   - the connections that proxy carries, by port and number
 //     ("conn:3:cC:port:tcp/[::]:8080", see connKey), each its client's
 //     socket, the container's, and the pipes of bytes read from one and

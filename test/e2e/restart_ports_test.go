@@ -23,9 +23,10 @@ import (
 // daemon proxies to an IPv4 container takes connections and datagrams,
 // which the next daemon carries to the container, where it used to
 // refuse them; and a connection the proxy carried goes on across the
-// restart, where it used to be cut (Docker with live-restore keeps its
-// docker-proxy processes, which do the same). A killed daemon leaves
-// nothing: the proxied port refuses until the next one holds it.
+// restart, where it used to be cut (Docker's docker-proxy processes die
+// with dockerd, live-restore or not: its ports refuse and its connections
+// are cut). A killed daemon leaves nothing: the proxied port refuses until
+// the next one holds it.
 func TestPortsAcrossRestart(t *testing.T) {
 	w := startPortWorld(t)
 	w.runPeer(t, "web", "tcp:80,udp:53,echo:81", "-p", "8090:80", "-p", "8091:53/udp", "-p", "8092:81")
