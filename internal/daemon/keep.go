@@ -87,6 +87,23 @@ func connKey(hp network.HostPort, i int, k portproxy.KeptConn) string {
 	return connKeyPrefix + strconv.Itoa(i) + ":" + cmp.Or(flags, "-") + ":" + portKey(hp)
 }
 
+// validConnFlags reports whether flags could come from connKey: "-", or
+// each of "cbCB" at most once and in that order, and never a pipe of
+// bytes for a stream that had ended (bytes to the client pend only while
+// the container's stream goes on, and the other way round).
+func validConnFlags(flags string) bool {
+	if flags == "-" {
+		return true
+	}
+	rest := flags
+	for _, c := range "cbCB" {
+		rest = strings.TrimPrefix(rest, string(c))
+	}
+	return flags != "" && rest == "" &&
+		!(strings.Contains(flags, "b") && strings.Contains(flags, "C")) &&
+		!(strings.Contains(flags, "c") && strings.Contains(flags, "B"))
+}
+
 // parseConnKey reads a key connKey made, with the connection's
 // descriptors.
 func parseConnKey(key string, fds []int) (network.HostPort, portproxy.KeptConn, bool) {
@@ -94,10 +111,10 @@ func parseConnKey(key string, fds []int) (network.HostPort, portproxy.KeptConn, 
 		return network.HostPort{}, portproxy.KeptConn{}, false
 	}
 	f := strings.SplitN(key, ":", 4)
-	if len(f) != 4 || f[0]+":" != connKeyPrefix || f[2] == "" || strings.Trim(f[2], "cbCB") != "" && f[2] != "-" {
+	if len(f) != 4 || f[0]+":" != connKeyPrefix || !validConnFlags(f[2]) {
 		return no()
 	}
-	if _, err := strconv.Atoi(f[1]); err != nil {
+	if i, err := strconv.Atoi(f[1]); err != nil || i < 0 || strconv.Itoa(i) != f[1] {
 		return no()
 	}
 	hp, ok := parsePortKey(f[3])

@@ -28,9 +28,9 @@ func TestKeptKeys(t *testing.T) {
 		}
 		no := portproxy.NoPipe
 		for i, k := range []portproxy.KeptConn{
-			{ToClient: no, ToBackend: no}, {ClientDone: true, ToClient: no, ToBackend: no}, {BackendDone: true, ToClient: [2]int{20, 21}, ToBackend: no},
+			{ToClient: no, ToBackend: no}, {ClientDone: true, ToClient: no, ToBackend: no}, {BackendDone: true, ToClient: no, ToBackend: [2]int{22, 23}},
 			{ClientDone: true, BackendDone: true, ToClient: no, ToBackend: no}, {ToClient: [2]int{20, 21}, ToBackend: [2]int{22, 23}},
-			{ClientDone: true, ToClient: no, ToBackend: [2]int{22, 23}},
+			{ClientDone: true, ToClient: [2]int{20, 21}, ToBackend: no},
 		} {
 			k.Client, k.Backend = 10, 11
 			key := connKey(hp, i*7, k)
@@ -53,6 +53,8 @@ func TestKeptKeys(t *testing.T) {
 		"8f2c0d6e4b1a9f3e7d5c2b0a8e6f4d2c1b9a7e5f3d1c0b8a6e4f2d0c9b7a5e3f", // a sandbox ID
 		"port:", "port:tcp", "port:tcp/", "port:/0.0.0.0:80", "port:tcp/0.0.0.0:0", "port:tcp/0.0.0.0", "port:tcp/[::]:99999",
 		"conn:x:-:port:tcp/[::]:80", "conn:1:-:tcp/[::]:80", "conn:1:-", "conn:1:cx:port:tcp/[::]:80", "conn:1::port:tcp/[::]:80",
+		"conn:1:bC:port:tcp/[::]:80", "conn:1:cB:port:tcp/[::]:80", "conn:1:cc:port:tcp/[::]:80", "conn:1:Cc:port:tcp/[::]:80",
+		"conn:-1:-:port:tcp/[::]:80", "conn:+1:-:port:tcp/[::]:80",
 	} {
 		if _, ok := parsePortKey(key); ok {
 			t.Errorf("parsePortKey(%q) accepted", key)

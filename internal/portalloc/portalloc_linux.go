@@ -432,9 +432,10 @@ func anyIfInvalid(ip netip.Addr) netip.Addr {
 // Detach, as the daemon stops, stops every forwarding and hands over the
 // sockets of the held ports and the connections the proxies carried
 // (portproxy.Proxy.Detach), with the adopted ones no Hold or Forward took
-// yet, which the caller then owns: the Allocator holds nothing after it. A proxied TCP socket goes on listening, so a
-// client's handshake waits in its backlog for the next process to serve
-// it (Adopt, then Forward); a proxied UDP socket queues datagrams.
+// yet, which the caller then owns: the Allocator holds nothing after it.
+// A proxied TCP socket goes on listening, so a client's handshake waits
+// in its backlog for the next process to serve it (Adopt, then Forward);
+// a proxied UDP socket queues datagrams.
 func (a *Allocator) Detach() (map[network.HostPort]int, map[network.HostPort][]portproxy.KeptConn) {
 	a.mu.Lock()
 	stopping := a.proxies
@@ -444,7 +445,7 @@ func (a *Allocator) Detach() (map[network.HostPort]int, map[network.HostPort][]p
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for hp, p := range stopping {
-		wg.Go(func() { // each may wait for a write (handOverWait)
+		wg.Go(func() { // each may wait for a dial (portproxy's handOverWait)
 			if kept := p.Detach(); len(kept) > 0 {
 				mu.Lock()
 				conns[hp] = kept

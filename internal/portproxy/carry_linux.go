@@ -80,7 +80,7 @@ type stream struct {
 	src, dst *net.TCPConn
 	r, w     int  // the pipe's ends; -1 until made
 	pending  int  // bytes in the pipe
-	done     bool // src ended, and dst's writing side was shut
+	done     bool // src ended; dst's writing side is shut next (a failure there cuts the connection)
 }
 
 // run copies until src ends (nil, with dst's writing side shut) or an
@@ -111,12 +111,20 @@ func (s *stream) run() error {
 	var n int64
 	var serr error
 	write := func(fd uintptr) bool {
-		n, serr = unix.Splice(s.r, nil, int(fd), nil, s.pending, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
-		return serr != unix.EAGAIN
+		for {
+			n, serr = unix.Splice(s.r, nil, int(fd), nil, s.pending, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+			if serr != unix.EINTR {
+				return serr != unix.EAGAIN
+			}
+		}
 	}
 	read := func(fd uintptr) bool {
-		n, serr = unix.Splice(int(fd), nil, s.w, nil, pipeSize, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
-		return serr != unix.EAGAIN
+		for {
+			n, serr = unix.Splice(int(fd), nil, s.w, nil, pipeSize, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+			if serr != unix.EINTR {
+				return serr != unix.EAGAIN
+			}
+		}
 	}
 	for {
 		for s.pending > 0 {
@@ -125,6 +133,9 @@ func (s *stream) run() error {
 			}
 			if serr != nil {
 				return fmt.Errorf("write: %w", serr)
+			}
+			if n <= 0 { // bytes pending that the pipe does not give: never loop on it
+				return fmt.Errorf("write: the pipe gave %d of %d pending bytes", n, s.pending)
 			}
 			s.pending -= int(n)
 		}

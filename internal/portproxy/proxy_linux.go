@@ -3,8 +3,8 @@
 // for the [::]:PORT binding it adds to every port published on all
 // addresses: nftables can rewrite an address but not translate one family
 // into the other, so the daemon accepts on the IPv6 socket that holds the
-// port and connects to the container itself. One goroutine a socket, two
-// a TCP connection, one a UDP flow; no process per port (Docker: one
+// port and connects to the container itself. One goroutine a socket,
+// three a TCP connection (its carry and one a direction), one a UDP flow; no process per port (Docker: one
 // docker-proxy each). Connections reach the container from the bridge's
 // gateway address, as through docker-proxy.
 package portproxy
