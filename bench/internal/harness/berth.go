@@ -15,18 +15,10 @@ import (
 // networkMode ("bridge", "none", or a network's name), as `berth run -d`
 // does, and returns its ID.
 func (d *Daemon) Run(ctx context.Context, name, image, networkMode string, cmd ...string) (string, error) {
-	req := container.CreateRequest{
+	return d.run(ctx, name, container.CreateRequest{
 		Config:     &container.Config{Image: image, Cmd: cmd},
 		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(networkMode)},
-	}
-	resp, err := d.ContainerCreate(ctx, name, req)
-	if err != nil {
-		return "", fmt.Errorf("create %q: %w", name, err)
-	}
-	if err := d.ContainerStart(ctx, resp.ID); err != nil {
-		return resp.ID, fmt.Errorf("start %q: %w", name, err)
-	}
-	return resp.ID, nil
+	})
 }
 
 // RunPublished is Run with the container's TCP port ctrPort published
@@ -38,6 +30,11 @@ func (d *Daemon) RunPublished(ctx context.Context, name, image, networkMode stri
 		HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(networkMode),
 			PortBindings: nat.PortMap{port: {{HostPort: fmt.Sprint(hostPort)}}}},
 	}
+	return d.run(ctx, name, req)
+}
+
+// run creates the container req describes and starts it.
+func (d *Daemon) run(ctx context.Context, name string, req container.CreateRequest) (string, error) {
 	resp, err := d.ContainerCreate(ctx, name, req)
 	if err != nil {
 		return "", fmt.Errorf("create %q: %w", name, err)
