@@ -15,6 +15,7 @@ import (
 
 	"github.com/berth-net/berth/internal/sandbox"
 	"github.com/berth-net/berth/internal/testworld"
+	"golang.org/x/sys/unix"
 )
 
 // TestPortsAcrossRestart: a daemon stopped with SIGTERM leaves its
@@ -25,8 +26,9 @@ import (
 // refuse them; and a connection the proxy carried goes on across the
 // restart, where it used to be cut (Docker's docker-proxy processes die
 // with dockerd, live-restore or not: its ports refuse and its connections
-// are cut). A killed daemon leaves nothing: the proxied port refuses until
-// the next one holds it.
+// are cut). A connection blocked on a client that does not read goes
+// on too, its pending bytes carried in a pipe, none lost. A killed daemon
+// leaves nothing: the proxied port refuses until the next one holds it.
 func TestPortsAcrossRestart(t *testing.T) {
 	w := startPortWorld(t)
 	w.runPeer(t, "web", "tcp:80,udp:53,echo:81", "-p", "8090:80", "-p", "8091:53/udp", "-p", "8092:81")
@@ -76,6 +78,30 @@ func TestPortsAcrossRestart(t *testing.T) {
 		t.Fatalf("a connection through the proxy: %q, %v", got, err)
 	}
 
+	// A connection whose client does not read while the container
+	// sends it more than the sockets on the way hold: the proxy's write
+	// to it is blocked at the stop, with bytes in its pipe.
+	const floodSize = 64 << 20
+	flood, err := dial("tcp6", "[::1]:8092")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(flood, "flood %d\n", floodSize)
+	queued := func() int {
+		n := 0
+		rc, _ := flood.(*net.TCPConn).SyscallConn()
+		rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
+		return n
+	}
+	for deadline := time.Now().Add(30 * time.Second); queued() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the flood never reached the client")
+		}
+	}
+	for last := -1; queued() != last; time.Sleep(50 * time.Millisecond) {
+		last = queued()
+	}
+
 	w.d.Stop()
 	for _, l := range []struct{ proto, addr string }{{"tcp4", "0.0.0.0:8090"}, {"tcp6", "[::]:8090"}, {"udp4", "0.0.0.0:8091"}, {"udp6", "[::]:8091"}} {
 		err := inHost(func() error {
@@ -117,6 +143,20 @@ func TestPortsAcrossRestart(t *testing.T) {
 	}
 	if got, err := say("after"); err != nil || got != "echo: after\n" {
 		t.Errorf("the connection open across the restart: %q, %v; want it carried on", got, err)
+	}
+	flood.SetReadDeadline(time.Now().Add(60 * time.Second))
+	fbuf := make([]byte, 1<<20)
+	for got := 0; got < floodSize; {
+		n, err := flood.Read(fbuf[:min(len(fbuf), floodSize-got)])
+		for i, b := range fbuf[:n] {
+			if b != byte((got+i)%251) {
+				t.Fatalf("the flooded connection's byte %d is %d, want %d: bytes lost or out of order across the restart", got+i, b, (got+i)%251)
+			}
+		}
+		got += n
+		if err != nil {
+			t.Fatalf("the flooded connection delivered %d of %d bytes: %v", got, floodSize, err)
+		}
 	}
 	if got, err := answer(tcp); err != nil {
 		t.Errorf("the TCP connection made while no daemon ran: %q, %v; want the container's answer", got, err)

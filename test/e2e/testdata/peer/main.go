@@ -4,7 +4,9 @@
 //	peer -listen tcp:80,udp:53   answer every connection or datagram with
 //	                             the address it came from
 //	peer -listen echo:81         answer every line of a TCP connection with
-//	                             "echo: LINE", for as long as it lasts
+//	                             "echo: LINE", for as long as it lasts; a
+//	                             line "flood N" with N bytes, byte i being
+//	                             i mod 251
 //	peer -dial tcp:198.51.100.2:8080   print what the server answered; exit 1
 //	                                   when nothing answers within -timeout
 package main
@@ -87,6 +89,15 @@ func echoLines(l net.Listener) {
 				line, err := r.ReadString('\n')
 				if err != nil {
 					return
+				}
+				var n int
+				if _, err := fmt.Sscanf(line, "flood %d\n", &n); err == nil {
+					buf := make([]byte, n)
+					for i := range buf {
+						buf[i] = byte(i % 251)
+					}
+					c.Write(buf)
+					continue
 				}
 				fmt.Fprintf(c, "echo: %s", line)
 			}
