@@ -243,8 +243,8 @@ const floodSize = 64 << 20
 
 // lineServer stands for the container: it answers each line of a
 // connection with "echo: LINE", a line "flood" with floodSize bytes, and the end
-// of the client's stream, 300 ms later, with "bye" and its own end.
-func lineServer(t *testing.T) netip.AddrPort {
+// of the client's stream, once bye is closed, with "bye" and its own end.
+func lineServer(t *testing.T, bye <-chan struct{}) netip.AddrPort {
 	t.Helper()
 	srv, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
@@ -263,7 +263,7 @@ func lineServer(t *testing.T) netip.AddrPort {
 				for {
 					line, err := r.ReadString('\n')
 					if err != nil {
-						time.Sleep(300 * time.Millisecond)
+						<-bye
 						fmt.Fprintln(c, "bye")
 						return
 					}
@@ -289,7 +289,15 @@ func lineServer(t *testing.T) netip.AddrPort {
 // gets every byte once it reads.
 func TestDetachAndResume(t *testing.T) {
 	fd, port := boundV6(t, unix.SOCK_STREAM)
-	target := lineServer(t)
+	bye := make(chan struct{})
+	t.Cleanup(func() {
+		select {
+		case <-bye:
+		default:
+			close(bye) // a test that failed early
+		}
+	})
+	target := lineServer(t, bye)
 	p, err := Start(fd, "tcp", target, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -315,7 +323,7 @@ func TestDetachAndResume(t *testing.T) {
 	say(talk, talkR, "one")
 	ended, endedR := dial()
 	say(ended, endedR, "a")
-	ended.CloseWrite() // the server answers 300 ms after the hand-over
+	ended.CloseWrite() // the server answers after the hand-over (bye)
 	deaf, _ := dial()
 	fmt.Fprintln(deaf, "flood") // not read until after the hand-over
 	// Until the flood has filled what it can (the client's receive
@@ -352,6 +360,7 @@ func TestDetachAndResume(t *testing.T) {
 	}
 	defer q.Stop()
 	q.Resume(kept)
+	close(bye)
 	if got, err := talkR.ReadString('\n'); err != nil || got != "echo: two\n" {
 		t.Errorf("the line sent while handed over: %q, %v", got, err)
 	}
