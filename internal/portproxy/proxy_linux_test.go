@@ -236,15 +236,17 @@ func TestFamily(t *testing.T) {
 	}
 }
 
-// floodSize is what lineServer sends for "flood": more than the socket
-// buffers and the proxy's pipe on the way hold (about 21 MiB here at
-// most), so that the proxy's write to a client that does not read blocks.
-const floodSize = 64 << 20
+// backedFor is how long lineServer's flood waits on a write before it
+// takes the path to the client for backed up: the proxy's write to the
+// client that does not read is then blocked, with bytes in its pipe.
+const backedFor = 300 * time.Millisecond
 
 // lineServer stands for the container: it answers each line of a
-// connection with "echo: LINE", a line "flood" with floodSize bytes, and the end
-// of the client's stream, once bye is closed, with "bye" and its own end.
-func lineServer(t *testing.T, bye <-chan struct{}) netip.AddrPort {
+// connection with "echo: LINE"; a line "flood" with bytes (byte i being
+// i mod 251) until a write has waited backedFor, then sends how many it
+// wrote on backed; and the end of the client's stream, once bye is
+// closed, with "bye" and its own end.
+func lineServer(t *testing.T, bye <-chan struct{}, backed chan<- int) netip.AddrPort {
 	t.Helper()
 	srv, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
@@ -268,7 +270,20 @@ func lineServer(t *testing.T, bye <-chan struct{}) netip.AddrPort {
 						return
 					}
 					if line == "flood\n" {
-						c.Write(make([]byte, floodSize))
+						chunk, total := make([]byte, 1<<20), 0
+						for {
+							for i := range chunk {
+								chunk[i] = byte((total + i) % 251)
+							}
+							c.SetWriteDeadline(time.Now().Add(backedFor))
+							n, err := c.Write(chunk)
+							total += n
+							if err != nil {
+								c.SetWriteDeadline(time.Time{})
+								backed <- total
+								break
+							}
+						}
 						continue
 					}
 					fmt.Fprintf(c, "echo: %s", line)
@@ -285,8 +300,8 @@ func lineServer(t *testing.T, bye <-chan struct{}) netip.AddrPort {
 // lost: a line sent while no proxy runs is answered; a client's end of
 // stream passed on before the hand-over gets the container's answer and
 // end after it; and a client that does not read while the container
-// sends floodSize bytes (the proxy's write to it blocked, a pipe of bytes pending)
-// gets every byte once it reads.
+// floods it (the proxy's write to it blocked, a pipe of bytes pending)
+// gets every byte, in order, once it reads.
 func TestDetachAndResume(t *testing.T) {
 	fd, port := boundV6(t, unix.SOCK_STREAM)
 	bye := make(chan struct{})
@@ -297,7 +312,8 @@ func TestDetachAndResume(t *testing.T) {
 			close(bye) // a test that failed early
 		}
 	})
-	target := lineServer(t, bye)
+	backed := make(chan int, 1)
+	target := lineServer(t, bye, backed)
 	p, err := Start(fd, "tcp", target, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -326,23 +342,12 @@ func TestDetachAndResume(t *testing.T) {
 	ended.CloseWrite() // the server answers after the hand-over (bye)
 	deaf, _ := dial()
 	fmt.Fprintln(deaf, "flood") // not read until after the hand-over
-	// Until the flood has filled what it can (the client's receive
-	// buffer stops growing): the proxy's write to it is then blocked.
-	queued := func() int {
-		rc, _ := deaf.SyscallConn()
-		n := 0
-		rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
-		return n
+	var flooded int
+	select {
+	case flooded = <-backed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the flood never backed up")
 	}
-	for deadline := time.Now().Add(10 * time.Second); queued() == 0; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the flood never reached the client")
-		}
-	}
-	for last := -1; queued() != last; time.Sleep(50 * time.Millisecond) {
-		last = queued()
-	}
-
 	kept := p.Detach()
 	if len(kept) != 3 {
 		t.Fatalf("Detach handed over %d connections, want 3", len(kept))
@@ -368,8 +373,18 @@ func TestDetachAndResume(t *testing.T) {
 	if got, err := io.ReadAll(endedR); err != nil || string(got) != "bye\n" {
 		t.Errorf("the half-closed connection after the hand-over: %q, %v; want bye and the end", got, err)
 	}
-	if n, err := io.CopyN(io.Discard, deaf, floodSize); err != nil {
-		t.Errorf("the flooded connection delivered %d of %d bytes: %v", n, floodSize, err)
+	buf := make([]byte, 1<<20)
+	for got := 0; got < flooded; {
+		n, err := deaf.Read(buf[:min(len(buf), flooded-got)])
+		for i, b := range buf[:n] {
+			if b != byte((got+i)%251) {
+				t.Fatalf("the flooded connection's byte %d is %d, want %d", got+i, b, (got+i)%251)
+			}
+		}
+		got += n
+		if err != nil {
+			t.Fatalf("the flooded connection delivered %d of %d bytes: %v", got, flooded, err)
+		}
 	}
 	again, againR := dial()
 	say(again, againR, "new")
