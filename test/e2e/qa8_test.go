@@ -279,7 +279,12 @@ func TestAttachShowsNewOutputOnly(t *testing.T) {
 func TestStopCutByADaemonCrash(t *testing.T) {
 	w, d := startWorld(t)
 	mustDocker(t, w, "run", "-d", "--name", "slowus", "--restart", "unless-stopped", testworld.BusyboxImage,
-		"sh", "-c", `trap "touch /tmp/term; sleep 1; exit 0" TERM; while true; do sleep 0.2; done`)
+		"sh", "-c", `trap "touch /tmp/term; sleep 1; exit 0" TERM; touch /tmp/ready; while true; do sleep 0.2; done`)
+	// A TERM before the trap is set would be dropped: the shell is the
+	// namespace's init, which ignores signals it has no handler for.
+	if !retried(func() bool { _, _, code := w.Docker(t, "exec", "slowus", "test", "-e", "/tmp/ready"); return code == 0 }) {
+		t.Fatal("slowus never set its trap")
+	}
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
