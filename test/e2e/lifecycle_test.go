@@ -421,17 +421,23 @@ func TestRemoveRacingRestart(t *testing.T) {
 // had it restarted).
 func TestExitCodeAcrossDaemonCrash(t *testing.T) {
 	w, d := startWorld(t)
-	const trapper = `trap "exit 7" TERM; while :; do sleep 0.1; done`
+	const trapper = `trap "exit 7" TERM; touch /tmp/ready; while :; do sleep 0.1; done`
 	for _, name := range []string{"down", "later"} {
 		w.MustBerth(t, "run", "-d", "--name", name, testworld.BusyboxImage, "sh", "-c", trapper)
 	}
 	if _, errOut, code := w.Docker(t, "run", "-d", "--name", "retry", "--restart", "on-failure:3", testworld.BusyboxImage,
-		"sh", "-c", `trap "exit 0" TERM; while :; do sleep 0.1; done`); code != 0 {
+		"sh", "-c", `trap "exit 0" TERM; touch /tmp/ready; while :; do sleep 0.1; done`); code != 0 {
 		t.Fatalf("docker run retry: exit %d: %s", code, errOut)
 	}
 	pids := map[string]int{}
 	for _, name := range []string{"down", "later", "retry"} {
 		pids[name] = containerPID(t, w, name)
+		// A TERM before the trap is set would be dropped: the shell is
+		// the namespace's init, which ignores signals it has no handler for.
+		eventually(t, name+" sets its trap", func() bool {
+			_, _, code := w.Berth(t, "exec", name, "test", "-e", "/tmp/ready")
+			return code == 0
+		})
 	}
 
 	d.Kill()
