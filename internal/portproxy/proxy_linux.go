@@ -4,9 +4,10 @@
 // addresses: nftables can rewrite an address but not translate one family
 // into the other, so the daemon accepts on the IPv6 socket that holds the
 // port and connects to the container itself. One goroutine a socket,
-// three a TCP connection (its carry and one a direction), one a UDP flow; no process per port (Docker: one
-// docker-proxy each). Connections reach the container from the bridge's
-// gateway address, as through docker-proxy.
+// three a TCP connection (its carry and one a direction), one a UDP
+// flow; no process per port (Docker: one docker-proxy each). Connections
+// reach the container from the bridge's gateway address, as through
+// docker-proxy.
 package portproxy
 
 import (
