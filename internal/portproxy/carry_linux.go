@@ -304,14 +304,7 @@ const handOverWait = 500 * time.Millisecond
 func (p *Proxy) Detach() []KeptConn {
 	p.mu.Lock()
 	p.detaching = true
-	p.closed = true
-	p.closer.Close()
-	for pp := range p.pipes {
-		pp.pause()
-	}
-	for c := range p.conns {
-		c.Close()
-	}
+	p.closeLocked((*pipe).pause)
 	p.mu.Unlock()
 	done := make(chan struct{})
 	go func() { p.wg.Wait(); close(done) }()

@@ -120,16 +120,23 @@ func Start(fd int, proto string, target netip.AddrPort, log *slog.Logger) (*Prox
 func (p *Proxy) Stop() {
 	p.cancel()
 	p.mu.Lock()
+	p.closeLocked((*pipe).cutOff)
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// closeLocked (p.mu held) stops accepting, ends every UDP flow and does
+// each to every TCP connection carried: Stop cuts them, Detach pauses
+// them.
+func (p *Proxy) closeLocked(each func(*pipe)) {
 	p.closed = true
 	p.closer.Close()
 	for c := range p.conns {
 		c.Close()
 	}
 	for pp := range p.pipes {
-		pp.cutOff()
+		each(pp)
 	}
-	p.mu.Unlock()
-	p.wg.Wait()
 }
 
 // track adds c to what Stop closes; false if Stop has begun.
