@@ -47,8 +47,8 @@ func (d *Daemon) resolverSandbox(c *container.Container, again bool) (dns.Sandbo
 // resolverBeside starts c's resolver in the background when want says
 // the joins about to run give its sandbox its first network with name
 // resolution (see network.Network.Discoverable): its sockets and its
-// redirect, which is the namespace's first nat chain (0.7–0.9 ms here,
-// most of a first connect's extra), are then made while the joins do
+// redirect, the namespace's first nftables table (0.4 ms here, most of a
+// first connect's extra), are then made while the joins do
 // their own kernel work, which takes the RTNL lock the redirect does not
 // need. The returned func waits for the start and gives its error; call
 // it on every path, failed joins included: a resolver that came up after

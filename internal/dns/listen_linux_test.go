@@ -1,8 +1,15 @@
 package dns
 
 import (
+	"errors"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -105,6 +112,108 @@ func TestListenRedirected(t *testing.T) {
 			t.Errorf("%s web through 127.0.0.11:53 = %+v, want 10.0.0.2", proto, got)
 		}
 	}
+}
+
+// TestRedirectWithoutConntrack: the redirect keeps connection tracking
+// off in the container's namespace (a NAT rule turns it on there, for
+// every flow of the container's), and when the container turns it on
+// itself, a query and its answer are one flow: a firewall of the
+// container's that drops what conntrack calls invalid (a TCP answer
+// whose handshake it never saw) lets them through, over UDP and TCP.
+func TestRedirectWithoutConntrack(t *testing.T) {
+	ns := nstest.New(t)
+	names := newFakeNames()
+	names.add("sb", "web", "", "10.0.0.2")
+	m := redirectingManager(t, names)
+	if err := m.Start(Sandbox{ID: "sb", Path: ns}); err != nil {
+		t.Fatal(err)
+	}
+	answers := func(when string) {
+		t.Helper()
+		for _, proto := range []string{"udp", "tcp"} {
+			for range 3 {
+				got := summarize(exchangeOn(t, dialIn(t, ns, proto), query("web", mdns.TypeA)))
+				if got.Rcode != "NOERROR" || len(got.Answers) != 1 || got.Answers[0] != "web. 0 IN A 10.0.0.2" {
+					t.Errorf("%s: %s web = %+v, want 10.0.0.2", when, proto, got)
+				}
+			}
+		}
+	}
+	answers("without tracking")
+	if n := conntrackCount(t, ns); n != 0 {
+		t.Errorf("%d conntrack entries in the namespace after its queries, want 0", n)
+	}
+	mine := `table ip mine {
+	chain out { type filter hook output priority 0; policy accept; ct state invalid counter drop; }
+	chain in { type filter hook input priority 0; policy accept; ct state invalid counter drop; }
+}
+`
+	f := filepath.Join(t.TempDir(), "mine.nft")
+	if err := os.WriteFile(f, []byte(mine), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("nsenter", "--net="+ns, "nft", "-f", f).CombinedOutput(); err != nil {
+		t.Fatalf("nft -f: %v\n%s", err, out)
+	}
+	answers("with the container's own conntrack rules")
+	if n := conntrackCount(t, ns); n == 0 {
+		t.Errorf("no conntrack entries after queries under the container's own ct rules: the test proves nothing")
+	}
+	out, err := exec.Command("nsenter", "--net="+ns, "nft", "list", "table", "ip", "mine").CombinedOutput()
+	if err != nil || strings.Count(string(out), "counter packets 0 ") != 2 {
+		t.Errorf("the container's invalid-drop counters (want none dropped): %v\n%s", err, out)
+	}
+
+	// With the resolver gone (a killed daemon's) and its redirect left, a
+	// query is refused at once, over UDP (the kernel's ICMP error quotes
+	// the rewritten port, which the client's socket would not take) and
+	// over TCP, with or without the container's tracking.
+	if err := m.Stop("sb"); err != nil {
+		t.Fatal(err)
+	}
+	for _, when := range []string{"with the container's conntrack rules", "without"} {
+		if when == "without" {
+			if out, err := exec.Command("nsenter", "--net="+ns, "nft", "delete", "table", "ip", "mine").CombinedOutput(); err != nil {
+				t.Fatalf("nft delete table: %v\n%s", err, out)
+			}
+		}
+		c := dialIn(t, ns, "udp")
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if err := c.WriteMsg(query("web", mdns.TypeA)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.ReadMsg(); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("%s: a UDP query with no resolver: %v, want connection refused", when, err)
+		}
+		err := sandbox.Do(ns, func() error {
+			c, err := net.Dial("tcp4", "127.0.0.11:53")
+			if err == nil {
+				c.Close()
+			}
+			return err
+		})
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("%s: a TCP connection with no resolver: %v, want connection refused", when, err)
+		}
+	}
+}
+
+// conntrackCount is the number of conntrack entries in the namespace at ns.
+func conntrackCount(t *testing.T, ns string) int {
+	t.Helper()
+	var n int
+	err := sandbox.Do(ns, func() error {
+		b, err := os.ReadFile("/proc/sys/net/netfilter/nf_conntrack_count")
+		if err != nil {
+			return err
+		}
+		n, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // TestListenKeepsRedirectedPorts: a resolver made again for a namespace
