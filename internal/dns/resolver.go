@@ -29,6 +29,8 @@ import (
 
 	mdns "github.com/miekg/dns"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-net/berth/internal/fdutil"
 )
 
 // Buffer sizes: a query is a few hundred bytes at most (one question,
@@ -333,7 +335,7 @@ func (r *Resolver) detach() (Sockets, error) {
 		r.Close()
 		return Sockets{}, errors.New("the resolver does not serve both UDP and TCP")
 	}
-	udp, err := dupSocket(r.udp)
+	udp, err := fdutil.Dup(r.udp)
 	if err != nil {
 		r.Close()
 		return Sockets{}, err
@@ -348,7 +350,7 @@ func (r *Resolver) detach() (Sockets, error) {
 	}
 	tcp := -1
 	if sc, ok := r.tcp.Listener.(syscall.Conn); ok {
-		tcp, err = dupSocket(sc)
+		tcp, err = fdutil.Dup(sc)
 	} else {
 		err = errors.New("the TCP listener has no descriptor")
 	}
@@ -358,21 +360,6 @@ func (r *Resolver) detach() (Sockets, error) {
 		return Sockets{}, err
 	}
 	return Sockets{UDP: udp, TCP: tcp}, nil
-}
-
-// dupSocket returns a new descriptor of c's socket, close-on-exec. Not
-// through File: a descriptor handed elsewhere is to stay non-blocking,
-// and what File or Fd does to one changes the socket for every holder.
-func dupSocket(c syscall.Conn) (int, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	fd := -1
-	if cerr := rc.Control(func(raw uintptr) { fd, err = unix.FcntlInt(raw, unix.F_DUPFD_CLOEXEC, 0) }); cerr != nil {
-		return -1, cerr
-	}
-	return fd, err
 }
 
 func short(id string) string {

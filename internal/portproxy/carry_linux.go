@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-net/berth/internal/fdutil"
 )
 
 // A TCP connection is carried both ways by splice(2) through a pipe of
@@ -255,10 +257,10 @@ func (pp *pipe) handOver() (k KeptConn, err error) {
 			k.Close()
 		}
 	}()
-	if k.Client, err = dupConn(pp.client); err != nil {
+	if k.Client, err = fdutil.Dup(pp.client); err != nil {
 		return k, err
 	}
-	if k.Backend, err = dupConn(pp.backend); err != nil {
+	if k.Backend, err = fdutil.Dup(pp.backend); err != nil {
 		return k, err
 	}
 	if k.ToClient, err = pp.down.kept(); err != nil {
@@ -266,22 +268,6 @@ func (pp *pipe) handOver() (k KeptConn, err error) {
 	}
 	k.ToBackend, err = pp.up.kept()
 	return k, err
-}
-
-// dupConn duplicates c's socket (close-on-exec), leaving c as it is.
-func dupConn(c *net.TCPConn) (int, error) {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	fd := -1
-	var dupErr error
-	if err := rc.Control(func(s uintptr) {
-		fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
-	}); err != nil {
-		return -1, err
-	}
-	return fd, dupErr
 }
 
 func (p *Proxy) isDetaching() bool {

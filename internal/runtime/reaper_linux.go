@@ -17,6 +17,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-net/berth/internal/fdutil"
 )
 
 // The reaper is a small process of its own, one per exec-root, that starts
@@ -155,7 +157,7 @@ func (cp *logCopy) fds() []int {
 	defer cp.mu.Unlock()
 	var dups []int
 	for _, f := range cp.outs {
-		fd, err := dupFd(f)
+		fd, err := fdutil.Dup(f)
 		if err != nil {
 			closeFds(dups)
 			return nil
@@ -163,22 +165,6 @@ func (cp *logCopy) fds() []int {
 		dups = append(dups, fd)
 	}
 	return dups
-}
-
-// dupFd duplicates f's descriptor without f.Fd(), which would make the
-// pipe blocking for every holder of it (O_NONBLOCK belongs to the open
-// file, which the dup shares): the reaper's reads are in Go's poller.
-func dupFd(f *os.File) (int, error) {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	fd := -1
-	cerr := rc.Control(func(raw uintptr) { fd, err = unix.FcntlInt(raw, unix.F_DUPFD_CLOEXEC, 0) })
-	if cerr != nil {
-		return -1, cerr
-	}
-	return fd, err
 }
 
 func closeFds(fds []int) {
@@ -467,7 +453,7 @@ func (rp *reaper) serve(c *net.UnixConn) {
 		for key, k := range rp.takeKept() {
 			var fds []int
 			for _, f := range k.files {
-				if fd, err := dupFd(f); err == nil {
+				if fd, err := fdutil.Dup(f); err == nil {
 					fds = append(fds, fd)
 				}
 			}
