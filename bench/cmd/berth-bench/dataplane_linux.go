@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"strings"
+	"time"
 
 	"github.com/berth-net/berth/bench/internal/floor"
 	"github.com/berth-net/berth/bench/internal/harness"
@@ -13,8 +14,9 @@ import (
 
 // dataPlane measures TCP throughput between two containers on berth's user
 // network and from one of them to the outside server (through berth's
-// masquerade), each followed by the same path over the floor's bridge and
-// table.
+// masquerade), and small TCP exchanges between the two containers (each
+// on a new connection, then all on one), each followed by the same path
+// over the floor's bridge and table.
 func (w *world) dataPlane(ctx context.Context, p plan, res *dataResult) error {
 	// Fresh, small bridges: the figures are about the path, not the scale.
 	if err := w.d.CreateNetwork(ctx, dpNet, dpBridge, dpSubnet); err != nil {
@@ -59,6 +61,36 @@ func (w *world) dataPlane(ctx context.Context, p plan, res *dataResult) error {
 	if res.c2c, res.c2cFloor, err = abba(c2c); err != nil {
 		return fmt.Errorf("container to container: %w", err)
 	}
+	w.log.Info("TCP exchanges container to container")
+	for _, fresh := range []bool{true, false} {
+		ex := &res.trips
+		if fresh {
+			ex = &res.conns
+		}
+		// Short blocks, the side going first alternating: the machine's
+		// load moves on a scale of seconds, and a ratio of two blocks
+		// taken back to back sees little of it.
+		block := p.exchange / time.Duration(exchangeRounds)
+		for round := range exchangeRounds {
+			var rate [2]float64
+			for i, berth := range [2]bool{round%2 == 0, round%2 != 0} {
+				var err error
+				if berth {
+					rate[i], err = harness.Exchanges(ctx, ns[0], ns[1], addr[0], block, fresh)
+				} else {
+					rate[i], err = harness.Exchanges(ctx, fns[0], fns[1], fep[0].Address.Addr(), block, fresh)
+				}
+				if err != nil {
+					return fmt.Errorf("TCP exchanges container to container (berth %v): %w", berth, err)
+				}
+			}
+			if round%2 != 0 {
+				rate[0], rate[1] = rate[1], rate[0]
+			}
+			ex.berth = append(ex.berth, rate[0])
+			ex.floor = append(ex.floor, rate[1])
+		}
+	}
 	w.log.Info("iperf3 container to outside")
 	c2o := func(berth bool) (float64, error) {
 		client := fns[1]
@@ -77,19 +109,22 @@ func (w *world) dataPlane(ctx context.Context, p plan, res *dataResult) error {
 	return nil
 }
 
+// exchangeRounds is how many blocks of each side the exchange rows take.
+const exchangeRounds = 8
+
 // abba measures berth, floor, floor, berth (each for half the time) and
 // returns the mean of each: a drift of the machine's load during the four
 // runs weighs on both sides alike.
 func abba(measure func(berth bool) (float64, error)) (berth, floor float64, err error) {
 	for _, b := range []bool{true, false, false, true} {
-		bps, err := measure(b)
+		v, err := measure(b)
 		if err != nil {
 			return 0, 0, fmt.Errorf("%s: %w", map[bool]string{true: "berth", false: "floor"}[b], err)
 		}
 		if b {
-			berth += bps / 2
+			berth += v / 2
 		} else {
-			floor += bps / 2
+			floor += v / 2
 		}
 	}
 	return berth, floor, nil

@@ -24,6 +24,7 @@ type plan struct {
 	runPairs  int           // run -d on bridge / on none, alternating
 	parallel  int           // concurrent runs
 	iperf     time.Duration // per side, in halves of whole seconds
+	exchange  time.Duration // per side, of each kind of small TCP exchange
 	goBench   time.Duration // benchtime of each Go benchmark
 	commits   int           // store commits timed
 	restarts  int           // daemon restarts timed, with the scale's containers running
@@ -33,14 +34,14 @@ type plan struct {
 func defaultPlan() plan {
 	return plan{
 		name: "default", tiers: []int{10, 100, 1000}, realPorts: 100, probes: 10, cycles: 12,
-		runPairs: 10, parallel: 50, iperf: 10 * time.Second, goBench: time.Second, commits: 30, restarts: 5,
+		runPairs: 10, parallel: 50, iperf: 10 * time.Second, exchange: 4 * time.Second, goBench: time.Second, commits: 30, restarts: 5,
 	}
 }
 
 func quickPlan() plan {
 	return plan{
 		name: "quick", tiers: []int{10, 100}, realPorts: 10, probes: 4, cycles: 3,
-		runPairs: 3, parallel: 10, iperf: 2 * time.Second, goBench: 100 * time.Millisecond, commits: 10, restarts: 2,
+		runPairs: 3, parallel: 10, iperf: 2 * time.Second, exchange: time.Second, goBench: 100 * time.Millisecond, commits: 10, restarts: 2,
 	}
 }
 

@@ -135,6 +135,17 @@ func dataRows(t *stats.Table, r *results) {
 	t.Section(fmt.Sprintf("TCP throughput, iperf3 %s per side (berth, floor, floor, berth)", r.plan.iperf))
 	t.Add("container → container", stats.Gbits(d.c2c), stats.Gbits(d.c2cFloor), stats.X(d.c2c/d.c2cFloor), "≥ 0.95×", "same bridge")
 	t.Add("container → outside", stats.Gbits(d.c2o), stats.Gbits(d.c2oFloor), stats.X(d.c2o/d.c2oFloor), "≥ 0.95×", "routed, masquerade")
+	t.Section(fmt.Sprintf("TCP exchanges, 64 bytes each way, %s per side in %d alternating blocks", r.plan.exchange, exchangeRounds))
+	for _, row := range []struct {
+		name, note string
+		e          exchangeResult
+	}{
+		{"container → container, a new connection each", "dial, request, answer, the server's close; same bridge", d.conns},
+		{"container → container, one connection", "request, answer", d.trips},
+	} {
+		b, f, x, lo, hi := row.e.summary()
+		t.Add(row.name, stats.Rate(b), stats.Rate(f), stats.X(x), "≥ 0.95×", fmt.Sprintf("%s; blocks %.2f–%.2f×", row.note, lo, hi))
+	}
 }
 
 func otherRows(t *stats.Table, r *results) {

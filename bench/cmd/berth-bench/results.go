@@ -1,6 +1,8 @@
 package main
 
 import (
+	"math"
+	"slices"
 	"time"
 
 	"github.com/berth-net/berth/bench/internal/stats"
@@ -62,9 +64,41 @@ type parallelResult struct {
 	firstErr        error
 }
 
-// dataResult holds bits per second of each path.
+// dataResult holds bits per second of each path, and exchanges per second
+// between two containers on new connections (conns) and on one (trips).
 type dataResult struct {
 	c2c, c2cFloor, c2o, c2oFloor float64
+	conns, trips                 exchangeResult
+}
+
+// exchangeResult holds the exchanges per second of each round's block, a
+// side.
+type exchangeResult struct {
+	berth, floor []float64
+}
+
+// summary is the median rate of each side and the median, least and
+// greatest of the rounds' ratios.
+func (e exchangeResult) summary() (berth, floor, ratio, lo, hi float64) {
+	n := min(len(e.berth), len(e.floor))
+	if n == 0 {
+		return math.NaN(), math.NaN(), math.NaN(), math.NaN(), math.NaN()
+	}
+	ratios := make([]float64, n)
+	for i := range n {
+		ratios[i] = e.berth[i] / e.floor[i]
+	}
+	return median(e.berth), median(e.floor), median(ratios), slices.Min(ratios), slices.Max(ratios)
+}
+
+// median is the middle value of xs (the mean of the middle two for an
+// even count).
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // restartResult is the daemon restart rows.

@@ -102,6 +102,10 @@ func TestFormats(t *testing.T) {
 		{Bytes(21 << 20), "21.0 MiB"},
 		{Gbits(12.345e9), "12.35 Gbit/s"},
 		{Gbits(0), "-"},
+		{Rate(7411.6), "7,412/s"},
+		{Rate(123456789), "123,456,789/s"},
+		{Rate(999), "999/s"},
+		{Rate(0), "-"},
 		{Rounds([]float64{1.62, 1.05, 1.3, 1.31}, 1.3), "rounds 1.05–1.62×, 2 of 4 ≤ 1.30×"},
 		{Rounds(nil, 1.3), ""},
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -120,6 +121,19 @@ func Gbits(bps float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.2f Gbit/s", bps/1e9)
+}
+
+// Rate formats a number of events per second, e.g. "7,412/s".
+func Rate(perSecond float64) string {
+	if perSecond <= 0 || math.IsNaN(perSecond) || math.IsInf(perSecond, 0) {
+		return "-"
+	}
+	n := int64(math.Round(perSecond))
+	s := strconv.FormatInt(n, 10)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s + "/s"
 }
 
 // Rounds formats per-round ratios as their range and how many of them are
