@@ -184,13 +184,22 @@ func (rc *reaperClient) connect() (connected, started bool, err error) {
 	}
 	c, caps, err := rc.greet()
 	// None answers, or one on its way out does: start one. A start can
-	// meet a reaper that is just leaving ("busy"), hence a few tries.
-	for try := 0; err != nil && try < 3; try++ {
-		if err := rc.start(); err != nil {
-			return false, false, err
+	// meet a reaper that is leaving: its socket is gone, but it holds the
+	// directory's lock until its process has ended ("busy"), which can
+	// take a while (a -race build's exit alone took longer than three
+	// tries back to back did); so the tries go on, further and further
+	// apart, for up to reaperLeaving.
+	deadline := time.Now().Add(reaperLeaving)
+	for try := 0; err != nil; try++ {
+		busy, serr := rc.start()
+		if serr != nil {
+			return false, false, serr
 		}
 		started = true
-		c, caps, err = rc.greet()
+		if c, caps, err = rc.greet(); err == nil || !busy || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(min(5*time.Millisecond<<try, 200*time.Millisecond))
 	}
 	if err != nil {
 		return false, false, fmt.Errorf("connect to the reaper: %w", err)
@@ -293,20 +302,20 @@ func (rc *reaperClient) restart() {
 
 // start runs a new reaper, in a session of its own so that no signal for
 // the daemon's terminal or process group reaches it, and waits until it
-// listens (or says another one already does).
-func (rc *reaperClient) start() error {
+// listens, or says another one holds the directory (busy: one leaving).
+func (rc *reaperClient) start() (busy bool, err error) {
 	if err := os.MkdirAll(rc.dir, 0o700); err != nil {
-		return err
+		return false, err
 	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer pr.Close()
 	logf, err := os.OpenFile(filepath.Join(rc.dir, "reaper.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		pw.Close()
-		return err
+		return false, err
 	}
 	cmd := &exec.Cmd{
 		Path: "/proc/self/exe", // this binary, even if its file was replaced since
@@ -318,17 +327,23 @@ func (rc *reaperClient) start() error {
 	pw.Close()
 	logf.Close()
 	if err != nil {
-		return fmt.Errorf("start the reaper: %w", err)
+		return false, fmt.Errorf("start the reaper: %w", err)
 	}
 	go cmd.Wait() // it is our child until we die: reap it if it ends first
 	pr.SetReadDeadline(time.Now().Add(10 * time.Second))
 	line, err := bufio.NewReader(pr).ReadString('\n')
 	switch strings.TrimSpace(line) {
-	case "ok", "busy":
-		return nil
+	case "ok":
+		return false, nil
+	case "busy":
+		return true, nil
 	}
-	return fmt.Errorf("the reaper did not start (%v); see %s", err, filepath.Join(rc.dir, "reaper.log"))
+	return false, fmt.Errorf("the reaper did not start (%v); see %s", err, filepath.Join(rc.dir, "reaper.log"))
 }
+
+// reaperLeaving bounds how long connect waits for a reaper that is
+// leaving to be gone, so that a new one can start.
+const reaperLeaving = 5 * time.Second
 
 // dialFds is dial with raw descriptors (held pipe ends: f.Fd() would
 // make them blocking for the reaper too).
