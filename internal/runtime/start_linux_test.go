@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -361,6 +362,39 @@ func TestReaperKeepsForTheNextDaemon(t *testing.T) {
 	}
 	if again2, err := again.Kept(); err != nil || len(again2) != 0 {
 		t.Errorf("a second Kept = %d keys, %v; want none", len(again2), err)
+	}
+}
+
+// TestReaperLetsKeptGo: what no daemon takes within keepFor the reaper
+// closes (a stopped daemon's resolver sockets must not hold a namespace
+// forever): a pipe whose only write end it kept reads EOF then, not
+// before, and a later Kept has nothing.
+func TestReaperLetsKeptGo(t *testing.T) {
+	rt := newTestRuntime(t)
+	start(t, rt, busyboxSpec(t, "sleep", "1000")) // the reaper stays for it
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	kept := time.Now()
+	if err := rt.Keep(map[string][]int{"sandbox": {int(w.Fd())}}); err != nil {
+		t.Fatal(err)
+	}
+	w.Close() // the reaper's dup is the only write end left
+	rt.Close()
+	r.SetReadDeadline(time.Now().Add(keepFor + 10*time.Second))
+	n, err := r.Read(make([]byte, 1))
+	if waited := time.Since(kept); err != io.EOF || waited < keepFor-time.Second {
+		t.Fatalf("read from the pipe = %d, %v after %v; want EOF after about %v", n, err, waited.Round(time.Millisecond), keepFor)
+	}
+	again, err := New(rt.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(again.Close)
+	if got, err := again.Kept(); err != nil || len(got) != 0 {
+		t.Errorf("Kept after keepFor = %v, %v; want nothing", got, err)
 	}
 }
 
