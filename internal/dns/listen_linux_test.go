@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -140,7 +139,7 @@ func TestRedirectWithoutConntrack(t *testing.T) {
 		}
 	}
 	answers("without tracking")
-	if n := conntrackCount(t, ns); n != 0 {
+	if n := nstest.ConntrackCount(t, ns); n != 0 {
 		t.Errorf("%d conntrack entries in the namespace after its queries, want 0", n)
 	}
 	mine := `table ip mine {
@@ -156,7 +155,7 @@ func TestRedirectWithoutConntrack(t *testing.T) {
 		t.Fatalf("nft -f: %v\n%s", err, out)
 	}
 	answers("with the container's own conntrack rules")
-	if n := conntrackCount(t, ns); n == 0 {
+	if n := nstest.ConntrackCount(t, ns); n == 0 {
 		t.Errorf("no conntrack entries after queries under the container's own ct rules: the test proves nothing")
 	}
 	out, err := exec.Command("nsenter", "--net="+ns, "nft", "list", "table", "ip", "mine").CombinedOutput()
@@ -196,24 +195,6 @@ func TestRedirectWithoutConntrack(t *testing.T) {
 			t.Errorf("%s: a TCP connection with no resolver: %v, want connection refused", when, err)
 		}
 	}
-}
-
-// conntrackCount is the number of conntrack entries in the namespace at ns.
-func conntrackCount(t *testing.T, ns string) int {
-	t.Helper()
-	var n int
-	err := sandbox.Do(ns, func() error {
-		b, err := os.ReadFile("/proc/sys/net/netfilter/nf_conntrack_count")
-		if err != nil {
-			return err
-		}
-		n, err = strconv.Atoi(strings.TrimSpace(string(b)))
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 // TestListenKeepsRedirectedPorts: a resolver made again for a namespace

@@ -7,6 +7,8 @@ package nstest
 import (
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/berth-net/berth/internal/sandbox"
@@ -47,4 +49,23 @@ func New(t testing.TB) string {
 		}
 	})
 	return p
+}
+
+// ConntrackCount is the number of connection tracking entries in the
+// network namespace at path.
+func ConntrackCount(t testing.TB, path string) int {
+	t.Helper()
+	var n int
+	err := sandbox.Do(path, func() error {
+		b, err := os.ReadFile("/proc/sys/net/netfilter/nf_conntrack_count")
+		if err != nil {
+			return err
+		}
+		n, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("conntrack entries in %s: %v", path, err)
+	}
+	return n
 }

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/berth-net/berth/internal/dns"
 	"github.com/berth-net/berth/internal/firewall/nftables"
+	"github.com/berth-net/berth/internal/nstest"
 	"github.com/berth-net/berth/internal/sandbox"
 	"github.com/berth-net/berth/internal/testworld"
 )
@@ -232,32 +232,13 @@ func TestDNSNames(t *testing.T) {
 	// containers' namespaces (Docker's DNAT turns it on there): their
 	// lookups and pings left no entry in them. The host tracks the pings.
 	for _, name := range []string{"alpha", "foxtrot"} {
-		if n := conntrackCount(t, "/proc/"+itoa(containerPID(t, w, name))+"/ns/net"); n != 0 {
+		if n := nstest.ConntrackCount(t, "/proc/"+itoa(containerPID(t, w, name))+"/ns/net"); n != 0 {
 			t.Errorf("%d conntrack entries in %s's namespace after its lookups and pings, want 0", n, name)
 		}
 	}
-	if n := conntrackCount(t, w.HostNS()); n == 0 {
+	if n := nstest.ConntrackCount(t, w.HostNS()); n == 0 {
 		t.Errorf("no conntrack entries in the host's namespace after the pings: the check above proves nothing")
 	}
-}
-
-// conntrackCount is the number of conntrack entries in the network
-// namespace at path.
-func conntrackCount(t *testing.T, path string) int {
-	t.Helper()
-	var n int
-	err := sandbox.Do(path, func() error {
-		b, err := os.ReadFile("/proc/sys/net/netfilter/nf_conntrack_count")
-		if err != nil {
-			return err
-		}
-		n, err = strconv.Atoi(strings.TrimSpace(string(b)))
-		return err
-	})
-	if err != nil {
-		t.Fatalf("conntrack count in %s: %v", path, err)
-	}
-	return n
 }
 
 // TestDNSChangesAtOnce: answers follow rm, disconnect and connect as soon
