@@ -13,6 +13,7 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-net/berth/internal/firewall/nftables"
 	"github.com/berth-net/berth/internal/nstest"
@@ -139,6 +140,25 @@ func TestRedirectWithoutConntrack(t *testing.T) {
 		}
 	}
 	answers("without tracking")
+	// A query sent without a UDP checksum (SO_NO_CHECK) keeps none: the
+	// kernel's checksum update would make a wrong one of its 0, and the
+	// query would be dropped as corrupt.
+	c := dialIn(t, ns, "udp")
+	rc, err := c.Conn.(*net.UDPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_NO_CHECK, 1) }); err != nil || serr != nil {
+		t.Fatalf("SO_NO_CHECK: %v, %v", err, serr)
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := c.WriteMsg(query("web", mdns.TypeA)); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := c.ReadMsg(); err != nil || len(m.Answer) != 1 {
+		t.Errorf("a UDP query without a checksum: %v, %v; want web's address", m, err)
+	}
 	if n := nstest.ConntrackCount(t, ns); n != 0 {
 		t.Errorf("%d conntrack entries in the namespace after its queries, want 0", n)
 	}

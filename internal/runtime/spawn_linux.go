@@ -187,8 +187,8 @@ func (rc *reaperClient) connect() (connected, started bool, err error) {
 	// meet a reaper that is leaving: its socket is gone, but it holds the
 	// directory's lock until its process has ended ("busy"), which can
 	// take a while (a -race build's exit alone took longer than three
-	// tries back to back did); so the tries go on, further and further
-	// apart, for up to reaperLeaving.
+	// tries back to back did); so the next try waits until it is gone,
+	// for up to reaperLeaving.
 	deadline := time.Now().Add(reaperLeaving)
 	for try := 0; err != nil; try++ {
 		busy, serr := rc.start()
@@ -196,10 +196,9 @@ func (rc *reaperClient) connect() (connected, started bool, err error) {
 			return false, false, serr
 		}
 		started = true
-		if c, caps, err = rc.greet(); err == nil || !busy || time.Now().After(deadline) {
+		if c, caps, err = rc.greet(); err == nil || !busy || !rc.awaitLeaving(deadline) {
 			break
 		}
-		time.Sleep(min(5*time.Millisecond<<try, 200*time.Millisecond))
 	}
 	if err != nil {
 		return false, false, fmt.Errorf("connect to the reaper: %w", err)
@@ -344,6 +343,28 @@ func (rc *reaperClient) start() (busy bool, err error) {
 // reaperLeaving bounds how long connect waits for a reaper that is
 // leaving to be gone, so that a new one can start.
 const reaperLeaving = 5 * time.Second
+
+// awaitLeaving waits until no reaper holds the directory's lock (the one
+// leaving has ended), looking every 10 ms; false when deadline came
+// first. It takes the lock for a moment to look: only connect, under
+// rc.mu, starts reapers, so none is starting meanwhile.
+func (rc *reaperClient) awaitLeaving(deadline time.Time) bool {
+	f, err := os.Open(filepath.Join(rc.dir, "reaper.lock"))
+	if err != nil {
+		return errors.Is(err, os.ErrNotExist) // no reaper ever held it
+	}
+	defer f.Close()
+	for {
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err == nil {
+			unix.Flock(int(f.Fd()), unix.LOCK_UN)
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
 
 // dialFds is dial with raw descriptors (held pipe ends: f.Fd() would
 // make them blocking for the reaper too).

@@ -22,12 +22,13 @@ const DNSTableName = "berth-dns"
 // 127.0.0.11 at udpPort and tcpPort (ports the kernel picked), as Docker
 // does with iptables (libnetwork resolver_linux.go): port 53 stays free for
 // the container's own use, a DNS server of its own included. The rules
-// replace any earlier table in one batch (a restarted daemon's resolver
-// has new ports; an older berth's table was a NAT chain):
+// replace any earlier table whole (a restarted daemon's resolver has new
+// ports; an older berth's table was a NAT chain):
 //
 //	table ip berth-dns {
 //		chain output {
 //			type filter hook output priority raw; policy accept;
+//			<a UDP query without a checksum, see dnsRules>
 //			ip daddr 127.0.0.11 udp dport 53 udp dport set <udpPort>
 //			ip daddr 127.0.0.11 tcp dport 53 tcp dport set <tcpPort>
 //		}
@@ -147,7 +148,20 @@ func dnsRules(a netip.Addr, udpPort, tcpPort uint16, answers bool) [][]expr.Any 
 	addr := a.As4()
 	be := binaryutil.BigEndian.PutUint16
 	if !answers {
+		// A UDP query sent without a checksum (0: SO_NO_CHECK) keeps
+		// none: the kernel's update would make a wrong one of it, and
+		// the query would be dropped as corrupt. NAT leaves it alone
+		// too. First, so that the rule after it, which mends the
+		// checksum, no longer matches the rewritten port.
+		unchecked := portRewrite(addr, unix.IPPROTO_UDP, 16, 2, 53, udpPort)
+		write := unchecked[len(unchecked)-1].(*expr.Payload)
+		write.CsumType, write.CsumOffset = expr.CsumTypeNone, 0
+		unchecked = slices.Insert(unchecked, len(unchecked)-2, []expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 6, Len: 2},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: be(0)},
+		}...)
 		return [][]expr.Any{
+			unchecked,
 			portRewrite(addr, unix.IPPROTO_UDP, 16, 2, 53, udpPort),
 			portRewrite(addr, unix.IPPROTO_TCP, 16, 2, 53, tcpPort),
 		}
@@ -218,7 +232,12 @@ func DNSRedirected(netnsPath string, resolver netip.Addr) (udpPort, tcpPort uint
 		return 0, 0, false
 	}
 	defer done()
-	t := &nftlib.Table{Family: nftlib.TableFamilyIPv4, Name: DNSTableName}
+	// A dormant table (flags set from inside the container) redirects
+	// nothing.
+	t, err := conn.ListTableOfFamily(DNSTableName, nftlib.TableFamilyIPv4)
+	if err != nil || t.Flags != 0 {
+		return 0, 0, false
+	}
 	chains, err := conn.ListChainsOfTableFamily(nftlib.TableFamilyIPv4)
 	if err != nil {
 		return 0, 0, false
@@ -242,8 +261,8 @@ func DNSRedirected(netnsPath string, resolver netip.Addr) (udpPort, tcpPort uint
 		if err != nil {
 			return 0, 0, false
 		}
-		if !hook.answers && len(rules) == 2 {
-			ports = [2]uint16{queryPort(rules[0].Exprs), queryPort(rules[1].Exprs)}
+		if !hook.answers && len(rules) == 3 {
+			ports = [2]uint16{queryPort(rules[1].Exprs), queryPort(rules[2].Exprs)}
 		}
 		want := dnsRules(resolver, ports[0], ports[1], hook.answers)
 		if ports[0] == 0 || ports[1] == 0 || len(rules) != len(want) {

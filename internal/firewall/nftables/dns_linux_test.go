@@ -38,6 +38,7 @@ func TestRedirectDNS(t *testing.T) {
 		return `table ip berth-dns {
 	chain output {
 		type filter hook output priority raw; policy accept;
+		ip daddr 127.0.0.11 udp dport 53 udp checksum 0 udp dport set ` + udp + `
 		ip daddr 127.0.0.11 udp dport 53 udp dport set ` + udp + `
 		ip daddr 127.0.0.11 tcp dport 53 tcp dport set ` + tcp + `
 	}
@@ -110,6 +111,7 @@ func TestDNSRedirected(t *testing.T) {
 		{"insert", "rule", "ip", DNSTableName, "output", "ip", "daddr", "127.0.0.11", "udp", "dport", "53", "udp", "dport", "set", "999"},
 		{"insert", "rule", "ip", DNSTableName, "postrouting", "counter"},
 		{"delete", "chain", "ip", DNSTableName, "postrouting"},
+		{"add", "table", "ip", DNSTableName, "{ flags dormant ; }"},
 	} {
 		if err := RedirectDNS(ns, resolver, 40001, 40002); err != nil {
 			t.Fatal(err)
