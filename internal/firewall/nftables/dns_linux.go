@@ -47,7 +47,7 @@ const DNSTableName = "berth-dns"
 // namespace on top of the host's, and pays for it on every packet
 // (BenchmarkResolverRedirect in bench/internal/floor: 64-byte exchanges
 // between two namespaces make 8–18 % more new connections a second
-// without it, 1–6 % more round trips on one). With these rules nothing
+// without it, 0–6 % more round trips on one). With these rules nothing
 // in the namespace asks for tracking.
 // The query's port is rewritten before conntrack's output hook (raw) and
 // the answer's after it (srcnat), so that where the container turns
