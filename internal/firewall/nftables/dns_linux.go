@@ -227,11 +227,14 @@ func DNSRedirected(netnsPath string, resolver netip.Addr) (udpPort, tcpPort uint
 	if netnsPath == "" {
 		return 0, 0, false
 	}
-	conn, done, err := dial(netnsPath)
+	// One socket for the four requests below: otherwise each makes its
+	// own in the namespace (0.64 → 0.41–0.45 ms a call here).
+	conn, done, err := dial(netnsPath, nftlib.AsLasting())
 	if err != nil {
 		return 0, 0, false
 	}
 	defer done()
+	defer conn.CloseLasting()
 	// A dormant table (flags set from inside the container) redirects
 	// nothing.
 	t, err := conn.ListTableOfFamily(DNSTableName, nftlib.TableFamilyIPv4)
