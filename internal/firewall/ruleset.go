@@ -139,6 +139,7 @@ func baseChains() []Chain {
 			Name: ChainRawPrerouting,
 			Base: &BaseChain{Type: TypeFilter, Hook: HookPrerouting, Priority: PriorityRaw},
 			Rules: []Rule{
+				loopbackFromOutsideRule(),
 				{Stmts: []Stmt{VmapLookup{Key: LookupDaddr, Map: MapDirect}}},
 				{Stmts: []Stmt{VmapLookup{Key: LookupDaddr6, Map: MapDirect6}}},
 			},
@@ -312,6 +313,30 @@ func directAccessRule(br string, gw netip.Addr) Rule {
 	}
 	stmts = append(stmts, Counter{}, Verdict{Kind: Drop})
 	return Rule{Stmts: stmts, Comment: "DIRECT ACCESS DROP"}
+}
+
+// loopbackFromOutsideRule drops IPv4 packets for 127.0.0.0/8 that arrive
+// on any interface but lo: a LAN neighbour's or a container's, sent to the
+// host's MAC with a raw socket. The kernel calls them martians only at
+// routing, after NAT: a port published on 127.0.0.1 (or on every address)
+// was DNATed to its container first (moby#45610, which Docker 28 closes
+// with a raw drop per loopback port), and the bridges' route_localnet,
+// which published 127.0.0.1 ports need, let a container reach what the
+// host serves on 127.0.0.1 (CVE-2020-8558's class). Nothing legitimate
+// arrives so: the host's own 127.0.0.1 traffic comes in on lo, and the
+// replies to its masqueraded 127.0.0.1 connections still carry the
+// bridge's address here, before conntrack turns it back. IPv6 needs no
+// twin: the kernel drops ::1 from any other interface on receipt.
+func loopbackFromOutsideRule() Rule {
+	return Rule{
+		Stmts: []Stmt{
+			AddrMatch{Field: Daddr, Prefix: netip.MustParsePrefix("127.0.0.0/8")},
+			IfnameMatch{Dir: In, Negate: true, Name: "lo"},
+			Counter{},
+			Verdict{Kind: Drop},
+		},
+		Comment: "LOOPBACK FROM OUTSIDE",
+	}
 }
 
 func accept(comment string) Rule {
