@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -66,6 +67,16 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer d.Close()
+	// A panic here must end the process with its stack, as a crash does
+	// (the state is made to survive one), not wait in d.Close for a lock
+	// the panicking code held: a start that panicked under the network
+	// controller's lock hung, silent, with no socket.
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(os.Stderr, "panic: %v\n\n%s", r, debug.Stack())
+			os.Exit(2)
+		}
+	}()
 	if err := d.Start(ctx); err != nil {
 		return err
 	}

@@ -914,3 +914,26 @@ func joinedOnWeb(t *testing.T, st store.Store) (*rig, *Sandbox, *Endpoint) {
 	sb := r.sandbox(t, "c1")
 	return r, sb, r.join(t, sb, "web", JoinRequest{Name: "c1"})
 }
+
+// TestRestartWithHostAndNoneContainers: containers on the host and none
+// networks have endpoints without a bridge; a start re-checks every ready
+// endpoint's veth pair, and must pass over theirs (it dereferenced the
+// missing bridge under c.mu, and the daemon hung at start).
+func TestRestartWithHostAndNoneContainers(t *testing.T) {
+	r := newRig(t)
+	hostSb, err := r.c.CreateSandbox(context.Background(), "c-host", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.join(t, hostSb, "host", JoinRequest{ContainerID: "c-host", Name: "h"})
+	noneSb := r.sandbox(t, "c-none")
+	r.join(t, noneSb, "none", JoinRequest{ContainerID: "c-none", Name: "n"})
+	bridgeSb := r.sandbox(t, "c-bridge")
+	r.join(t, bridgeSb, "bridge", JoinRequest{ContainerID: "c-bridge", Name: "b"})
+	r.restart(t)
+	for sb, want := range map[string]string{hostSb.ID: "host", noneSb.ID: "none", bridgeSb.ID: "bridge"} {
+		if as := r.c.Attachments(sb); len(as) != 1 || as[0].Network.Name != want || as[0].Endpoint.State != EndpointReady {
+			t.Errorf("after restart, sandbox on %s has %+v", want, as)
+		}
+	}
+}

@@ -398,8 +398,11 @@ func (c *Controller) finishEndpoint(ep *Endpoint) error {
 	c.mu.Lock()
 	n := c.networks[ep.NetworkID]
 	sb := c.sandboxes[ep.SandboxID]
-	ep.Announce = ep.Announce || !n.MACsFromAddresses || !bytes.Equal(ep.MAC, MACFromAddress(ep.Address.Addr())) || !pairedAddress6(n, ep)
-	spec, _ := c.joinSpecLocked(n, ep)
+	var spec EndpointSpec
+	if n.Driver == DriverBridge { // host and none have no bridge, nothing in the kernel
+		ep.Announce = ep.Announce || !n.MACsFromAddresses || !bytes.Equal(ep.MAC, MACFromAddress(ep.Address.Addr())) || !pairedAddress6(n, ep)
+		spec, _ = c.joinSpecLocked(n, ep)
+	}
 	c.mu.Unlock()
 	if n.Driver == DriverBridge {
 		exists, err := c.cfg.Driver.Adopt(sb.Key, spec)
@@ -424,11 +427,12 @@ func (c *Controller) ensureEndpoint(ep *Endpoint) error {
 	c.mu.Lock()
 	n := c.networks[ep.NetworkID]
 	sb := c.sandboxes[ep.SandboxID]
-	spec, _ := c.joinSpecLocked(n, ep)
-	c.mu.Unlock()
-	if n.Driver != DriverBridge {
+	if n.Driver != DriverBridge { // host and none: no bridge, no pair
+		c.mu.Unlock()
 		return nil
 	}
+	spec, _ := c.joinSpecLocked(n, ep)
+	c.mu.Unlock()
 	ok, err := c.cfg.Driver.Adopt(sb.Key, spec)
 	if err != nil || ok {
 		return err

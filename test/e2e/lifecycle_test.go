@@ -83,8 +83,13 @@ func TestDaemonRestart(t *testing.T) {
 	runSleeper(t, w, "alpha")
 	runSleeper(t, w, "bravo")
 	runSleeper(t, w, "charlie", "--network", "kept")
+	// Endpoints without a bridge: a start that took them for bridge
+	// endpoints hung (session 31).
+	runSleeper(t, w, "delta", "--network", "none")
+	runSleeper(t, w, "echo", "--network", "host")
 	addrs := map[string]netip.Addr{"alpha": containerIP(t, w, "alpha"), "bravo": containerIP(t, w, "bravo"), "charlie": networkIP(t, w, "charlie", "kept")}
-	pids := map[string]int{"alpha": containerPID(t, w, "alpha"), "bravo": containerPID(t, w, "bravo"), "charlie": containerPID(t, w, "charlie")}
+	pids := map[string]int{"alpha": containerPID(t, w, "alpha"), "bravo": containerPID(t, w, "bravo"), "charlie": containerPID(t, w, "charlie"),
+		"delta": containerPID(t, w, "delta"), "echo": containerPID(t, w, "echo")}
 	networks := w.MustBerth(t, "network", "ls")
 	before := snapshot(t, w)
 
@@ -99,7 +104,7 @@ func TestDaemonRestart(t *testing.T) {
 	if got := w.MustBerth(t, "network", "ls"); got != networks {
 		t.Errorf("network ls after restart:\n%s\nbefore:\n%s", got, networks)
 	}
-	checkPs(t, w, "alpha", "bravo", "charlie")
+	checkPs(t, w, "alpha", "bravo", "charlie", "delta", "echo")
 	got := map[string]netip.Addr{"alpha": containerIP(t, w, "alpha"), "bravo": containerIP(t, w, "bravo"), "charlie": networkIP(t, w, "charlie", "kept")}
 	if diff := cmp.Diff(addrs, got, cmp.Comparer(func(x, y netip.Addr) bool { return x == y })); diff != "" {
 		t.Errorf("addresses after restart (-before +after):\n%s", diff)
