@@ -98,7 +98,11 @@ func (b *Bolt) replay() error {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	for _, r := range decodeRecords(old) {
+	oldRecs, err := decodeRecords(old)
+	if err != nil {
+		return fmt.Errorf("%s: %w", b.j.oldPath(), err)
+	}
+	for _, r := range oldRecs {
 		ops = append(ops, r...)
 	}
 	recs, err := b.j.readRecords()
@@ -115,7 +119,7 @@ func (b *Bolt) replay() error {
 	if err := os.Remove(b.j.oldPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	return nil
+	return syncDir(filepath.Dir(b.j.oldPath())) // as thaw
 }
 
 // Update runs fn in a read-write transaction: committed if fn returns nil,

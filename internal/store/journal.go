@@ -165,12 +165,18 @@ func (j *journal) readRecords() ([][]op, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read journal: %w", err)
 	}
-	return decodeRecords(data), nil
+	return decodeRecords(data)
 }
 
-// decodeRecords parses the whole records at the start of data.
-func decodeRecords(data []byte) [][]op {
+// decodeRecords parses the whole records at the start of data, up to a
+// torn tail. A record whose checksum holds but whose payload this
+// version cannot read (a newer berth's format, or damage the checksum
+// missed) is an error: stopping there, as at a torn tail, would drop it
+// and every record after it, and the replay would then empty the
+// journal for good.
+func decodeRecords(data []byte) ([][]op, error) {
 	var recs [][]op
+	at := 0
 	for len(data) >= 8 {
 		n := binary.LittleEndian.Uint32(data[0:4])
 		sum := binary.LittleEndian.Uint32(data[4:8])
@@ -183,12 +189,13 @@ func decodeRecords(data []byte) [][]op {
 		}
 		ops, ok := decodePayload(payload)
 		if !ok {
-			break
+			return nil, fmt.Errorf("journal record %d (byte %d) is whole but in a format this berth cannot read (written by a newer berth?); nothing was replayed or changed", len(recs)+1, at)
 		}
 		recs = append(recs, ops)
 		data = data[8+n:]
+		at += 8 + int(n)
 	}
-	return recs
+	return recs, nil
 }
 
 // encodeRecord frames ops as one journal record.
@@ -547,7 +554,10 @@ func (j *journal) thaw() error {
 	if err := os.Remove(j.oldPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove rotated journal: %w", err)
 	}
-	return nil
+	// A power loss must not bring it back: replay would apply its
+	// records over bbolt's newer values once the journal no longer
+	// holds those (a fold at Close empties it).
+	return syncDir(filepath.Dir(j.oldPath()))
 }
 
 // syncDir makes the names in dir durable.

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -353,10 +355,15 @@ func TestJournalRecordFormats(t *testing.T) {
 	unknown := []byte{0, 0, 0, 0, 0, 0, 0, 0, 'Z', 1, 2}
 	putHeader(unknown, unknown[8:])
 
-	data := append(append(append(append([]byte(nil), legacy...), rec...), unknown...), rec...)
-	got := decodeRecords(data)
-	if len(got) != 2 {
-		t.Fatalf("decoded %d records, want 2 (legacy, binary) and a stop at the unknown one", len(got))
+	data := append(append(append([]byte(nil), legacy...), rec...), 0, 0, 0, 0)
+	got, err := decodeRecords(data)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("decoded %d records (%v), want 2 (legacy, binary)", len(got), err)
+	}
+	// A whole record of a format this version cannot read is an error,
+	// not a torn tail: records after it would be lost.
+	if recs, err := decodeRecords(append(append(data[:len(data)-4:len(data)-4], unknown...), rec...)); err == nil {
+		t.Errorf("a whole record of an unknown format decoded to %d records and no error", len(recs))
 	}
 	wantLegacy := []op{
 		{Bucket: "endpoints", Key: "old", Value: []byte(`{"Name":"legacy"}`)},
@@ -711,4 +718,40 @@ func failFolds(s *Bolt) *atomic.Bool {
 		return nil
 	}
 	return failing
+}
+
+// TestOpenRefusesAWholeRecordItCannotRead: a journal holding a record of a
+// format this version does not know (a newer berth's, left by a crash) is
+// refused at Open, and left as it was, rather than replayed up to that
+// record and emptied, which lost it and every record after it.
+func TestOpenRefusesAWholeRecordItCannotRead(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "berth.db")
+	s := openBolt(t, path)
+	put(t, s, BucketEndpoints, "a", record{Name: "a", Count: 1})
+	crash(t, s)
+	j, err := os.ReadFile(path + ".journal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := decodeRecords(j)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("records: %d, %v", len(recs), err)
+	}
+	a, _ := encodeRecord(recs[0])
+	b, _ := encodeRecord([]op{{Bucket: BucketEndpoints, Key: "b", Value: []byte(`{"name":"b","count":2}`)}})
+	future := []byte("Cfuture")
+	frame := binary.LittleEndian.AppendUint32(nil, uint32(len(future)))
+	frame = binary.LittleEndian.AppendUint32(frame, crc32Of(future))
+	data := slices.Concat(a, frame, future, b)
+	if err := os.WriteFile(path+".journal", data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := OpenBolt(path); err == nil {
+		s.Close()
+		t.Fatal("Open replayed a journal with a record it cannot read")
+	}
+	after, err := os.ReadFile(path + ".journal")
+	if err != nil || !bytes.Equal(after, data) {
+		t.Errorf("the refused journal changed: %d bytes, was %d (%v)", len(after), len(data), err)
+	}
 }
