@@ -937,3 +937,87 @@ func TestRestartWithHostAndNoneContainers(t *testing.T) {
 		}
 	}
 }
+
+// updateRefusingStore refuses every Update while refuse is set, as a full
+// disk would.
+type updateRefusingStore struct {
+	store.Store
+	refuse atomic.Bool
+}
+
+func (s *updateRefusingStore) Update(fn func(store.Tx) error) error {
+	if s.refuse.Load() {
+		return errors.New("no space left on device")
+	}
+	return s.Store.Update(fn)
+}
+
+// TestRemoveNetworkWhoseMarkIsRefusedKeepsIt: when the store refuses the
+// "removing" mark, the removal fails and the network stays, in memory as
+// on disk and in the kernel; it was dropped from memory first, so a
+// second network could take its name (two after a restart).
+func TestRemoveNetworkWhoseMarkIsRefusedKeepsIt(t *testing.T) {
+	st := &updateRefusingStore{Store: store.NewMemory()}
+	r := &rig{st: st, drv: newFakeDriver(), sbs: newFakeSandboxes(), fw: newFakeFirewall(), ids: seqIDs()}
+	r.restart(t)
+	ctx := context.Background()
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	st.refuse.Store(true)
+	err := r.c.RemoveNetwork(ctx, "web")
+	st.refuse.Store(false)
+	if err == nil {
+		t.Fatal("RemoveNetwork succeeded with the store refusing its mark")
+	}
+	if _, err := r.c.Network("web"); err != nil {
+		t.Errorf("after the refused removal, web is gone from memory: %v", err)
+	}
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "web"}); !errdefs.Is(err, errdefs.KindConflict) {
+		t.Errorf("a second network named web: %v, want a conflict", err)
+	}
+	r.restart(t)
+	if _, err := r.c.Network("web"); err != nil {
+		t.Errorf("after a restart, web is gone: %v", err)
+	}
+	if err := r.c.RemoveNetwork(ctx, "web"); err != nil {
+		t.Errorf("RemoveNetwork once the store writes again: %v", err)
+	}
+}
+
+// TestFailedJoinWhoseDeleteIsRefusedHoldsNoAddressTwice: a connect whose
+// driver failed, and whose record's delete the store then refused, gave
+// its address back in memory; another connect took it. The next start
+// must not finish the stale "creating" record in the sandbox that is
+// still there: one address would be on two containers.
+func TestFailedJoinWhoseDeleteIsRefusedHoldsNoAddressTwice(t *testing.T) {
+	st := &noteRefusingStore{Store: store.NewMemory()}
+	r := &rig{st: st, drv: newFakeDriver(), sbs: newFakeSandboxes(), fw: newFakeFirewall(), ids: seqIDs()}
+	r.restart(t)
+	ctx := context.Background()
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	sb1 := r.sandbox(t, "c1")
+	r.drv.failJoin = errdefs.Invalid("boom")
+	st.refuse.Store(true)
+	if _, err := r.c.Join(ctx, sb1.ID, "web", JoinRequest{Name: "c1"}); err == nil {
+		t.Fatal("join succeeded")
+	}
+	st.refuse.Store(false)
+	r.drv.failJoin = nil
+	c2 := r.join(t, r.sandbox(t, "c2"), "web", JoinRequest{Name: "c2"})
+	r.restart(t)
+	n, err := r.c.Network("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ep := range r.c.Endpoints(n.ID) {
+		if ep.ID != c2.ID && ep.Address.Addr() == c2.Address.Addr() {
+			t.Errorf("after restart, %s (state %v) holds %v, c2's address", ep.ID[:12], ep.State, ep.Address)
+		}
+	}
+	if as := r.c.Attachments(sb1.ID); len(as) != 0 {
+		t.Errorf("c1 is on %d networks after its failed connect was rolled back", len(as))
+	}
+}

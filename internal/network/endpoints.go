@@ -541,17 +541,7 @@ func (c *Controller) LeaveAndRecord(ctx context.Context, sandboxID, netRef strin
 	if ep == nil {
 		return errdefs.NotFound("container is not connected to network %s", n.Name)
 	}
-	if err := c.leave(ctx, sb, ep, false, record); err != nil {
-		return err
-	}
-	if len(ep.Ports) > 0 {
-		// The endpoint is gone and recorded so: a port that cannot move
-		// (taken meanwhile) is logged, not a failed disconnect.
-		if err := c.movePorts(ctx, sb); err != nil {
-			c.log.Warn("published ports could not move to the remaining network", "sandbox", sandboxID, "err", err)
-		}
-	}
-	return nil
+	return c.leave(ctx, sb, ep, false, record)
 }
 
 // gatewayLocked (c.mu held) is the endpoint of a sandbox that gives it
@@ -734,8 +724,12 @@ func (c *Controller) movePorts(ctx context.Context, sb *Sandbox) error {
 		return nil
 	}
 	if from != nil {
-		if err := c.delPorts(ctx, from); err != nil {
-			return err
+		// A leaving endpoint's ports were withdrawn from the firewall
+		// first thing (leave).
+		if from.State != EndpointDeleting {
+			if err := c.delPorts(ctx, from); err != nil {
+				return err
+			}
 		}
 		if err := c.releasePorts(from); err != nil {
 			c.log.Warn("release host ports", "err", err)
@@ -800,17 +794,30 @@ func (c *Controller) leave(ctx context.Context, sb *Sandbox, ep *Endpoint, sandb
 			return fmt.Errorf("leave network %q: %w", n.Name, err)
 		}
 	}
+	if !sandboxGoing && (gw == ep || gw6 == ep) {
+		moved4, moved6 := gw == ep, gw6 == ep
+		// While the intent's fdatasync runs, as the kernel work does;
+		// and before the record goes, so that a daemon killed in between
+		// finds the endpoint "deleting" and settles the sandbox's
+		// gateway at its start (after the record's delete, nothing would
+		// say that the default route left with this pair).
+		c.moveGateway(sb, moved4, moved6)
+	}
+	if !sandboxGoing && len(ep.Ports) > 0 {
+		// The ports follow the gateway, before the record goes too (a
+		// kill in between leaves "deleting", which the start settles).
+		// The endpoint is gone and recorded so: a port that cannot move
+		// (taken meanwhile) is logged, not a failed disconnect.
+		if err := c.movePorts(ctx, sb); err != nil {
+			c.log.Warn("published ports could not move to the remaining network", "sandbox", sb.ID[:12], "err", err)
+		}
+	}
 	if err := c.forgetEndpoint(ep); err != nil {
 		// The endpoint is gone from memory and from the kernel, and its
 		// record says "deleting", which the next start finishes: failing
 		// the disconnect now (a full disk) would have the container keep a
 		// network nothing else has (review of QA round 24's fixes).
 		c.log.Warn("could not delete the left endpoint's record; the next start removes it", "endpoint", ep.ID[:12], "err", err)
-	}
-	if !sandboxGoing && (gw == ep || gw6 == ep) {
-		moved4, moved6 := gw == ep, gw6 == ep
-		// While the intent's fdatasync runs, as the kernel work does.
-		c.moveGateway(sb, moved4, moved6)
 	}
 	return intent.Wait()
 }

@@ -322,19 +322,23 @@ func (c *Controller) RemoveNetwork(ctx context.Context, ref string) error {
 		c.mu.Unlock()
 		return errdefs.Forbidden("error while removing network: network %s has active endpoints (%s)", n.Name, eps)
 	}
-	// Drop it from memory first so no Join can start on it; the store
-	// record stays until the kernel side is gone, so a crash here is
-	// finished by the next start.
+	// Marked in the store first, then dropped from memory, both under
+	// c.mu so that no Join can start on it; the record stays until the
+	// kernel side is gone, so a crash here is finished by the next start.
+	// A mark the store refuses (a full disk) leaves the network as it
+	// was: dropped from memory first, it was gone from inspect and its
+	// name and subnet free while its record, bridge and rules stayed.
+	n.Removing = true
+	if err := c.putNetwork(n); err != nil {
+		n.Removing = false
+		c.mu.Unlock()
+		return fmt.Errorf("record removal of network %q: %w", n.Name, err)
+	}
 	delete(c.networks, n.ID)
 	delete(c.spaces, n.ID)
 	delete(c.spaces6, n.ID)
 	c.publishNetworksLocked()
-	n.Removing = true
-	perr := c.putNetwork(n)
 	c.mu.Unlock()
-	if perr != nil {
-		return fmt.Errorf("record removal of network %q: %w", n.Name, perr)
-	}
 	if err := c.teardownNetwork(ctx, n); err != nil {
 		return err
 	}

@@ -959,3 +959,113 @@ func TestIPv6HostBindingOption(t *testing.T) {
 		t.Errorf("no DNAT of [%s]:5432 to %s in %v", host6, ep2.Address6.Addr(), r.fw.portList())
 	}
 }
+
+// TestRestartMovesPortsToTheGateway: a connect that outranked the
+// gateway made its pair and route, and its ready mark reached the disk
+// (with another record, or the 10 ms timer) before its ports moved; the
+// daemon died then. No endpoint is half done, yet the start moves the
+// ports to the gateway, where the route is (review of session 30).
+func TestRestartMovesPortsToTheGateway(t *testing.T) {
+	r := newPortRig(t)
+	ctx := context.Background()
+	for _, name := range []string{"zeta", "alpha"} {
+		if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ports := []PortRequest{{Proto: "tcp", Port: 80, HostPortStart: 8310, HostPortEnd: 8310}}
+	sb := r.sandbox(t, "c1")
+	zeta := r.join(t, sb, "zeta", JoinRequest{ContainerID: "c1", Name: "one", Ports: ports})
+	alpha := r.join(t, sb, "alpha", JoinRequest{ContainerID: "c1", Name: "one"})
+	r.c.flushReady()
+	half := cloneEndpoint(alpha)
+	half.Ports = nil // ready, its ports not moved yet
+	zrec := cloneEndpoint(zeta)
+	zrec.Ports = []PortMapping{{Proto: "tcp", HostIP: anyIP, HostPort: 8310, Port: 80}}
+	if err := r.st.Update(func(tx store.Tx) error {
+		if err := tx.Put(store.BucketEndpoints, half.ID, half); err != nil {
+			return err
+		}
+		return tx.Put(store.BucketEndpoints, zrec.ID, zrec)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r.restartWith(t, newFakeHolder())
+	if fw := r.fw.portList(); len(fw) != 1 || fw[0].Addr != alpha.Address.Addr() {
+		t.Errorf("after restart: firewall ports %+v, want one to the gateway alpha %s", fw, alpha.Address.Addr())
+	}
+	for _, a := range r.c.Attachments(sb.ID) {
+		if held := len(a.Endpoint.Ports) > 0; held != (a.Network.Name == "alpha") {
+			t.Errorf("after restart: %s holds ports %v", a.Network.Name, a.Endpoint.Ports)
+		}
+	}
+	if n := r.ports.count(); n != 1 {
+		t.Errorf("%d host ports held after restart, want 1", n)
+	}
+}
+
+// noteWatcher calls before ahead of each Note.
+type noteWatcher struct {
+	store.Store
+	before func()
+}
+
+func (s *noteWatcher) Note(fn func(store.Tx) error) error {
+	if s.before != nil {
+		s.before()
+	}
+	return s.Store.Note(fn)
+}
+
+// TestDisconnectMovesGatewayAndPortsBeforeForgetting: the disconnect of
+// a sandbox's gateway network gives the route and the ports to the next
+// network before the left endpoint's record is deleted, so that a daemon
+// killed at any point finds either a "deleting" record (and the start
+// settles the sandbox) or a settled one. With the delete first, a kill
+// before the move left the container without a default route or ports
+// until it restarted.
+func TestDisconnectMovesGatewayAndPortsBeforeForgetting(t *testing.T) {
+	st := &noteWatcher{Store: store.NewMemory()}
+	r := &portRig{rig: &rig{st: st, drv: newFakeDriver(), sbs: newFakeSandboxes(), fw: newFakeFirewall(), ids: seqIDs()}}
+	r.restartWith(t, newFakeHolder())
+	ctx := context.Background()
+	for _, name := range []string{"zeta", "alpha"} {
+		if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ports := []PortRequest{{Proto: "tcp", Port: 80, HostPortStart: 8310, HostPortEnd: 8310}}
+	sb := r.sandbox(t, "c1")
+	zeta := r.join(t, sb, "zeta", JoinRequest{ContainerID: "c1", Name: "one", Ports: ports})
+	alpha := r.join(t, sb, "alpha", JoinRequest{ContainerID: "c1", Name: "one"})
+	if fw := r.fw.portList(); len(fw) != 1 || fw[0].Addr != alpha.Address.Addr() {
+		t.Fatalf("ports %+v, want them on alpha", fw)
+	}
+	wantRoute := zeta.IfName + " via " + zeta.Gateway.String()
+	checked := false
+	st.before = func() {
+		var ep Endpoint
+		if err := st.View(func(tx store.Tx) error {
+			return tx.Get(store.BucketEndpoints, alpha.ID, &ep)
+		}); err != nil || ep.State != EndpointDeleting {
+			return // not alpha's delete
+		}
+		checked = true
+		r.drv.mu.Lock()
+		routed := slices.Contains(r.drv.gateways, wantRoute)
+		r.drv.mu.Unlock()
+		if !routed {
+			t.Errorf("alpha's record goes before zeta has the default route (SetGateway calls %q)", r.drv.gateways)
+		}
+		if fw := r.fw.portList(); len(fw) != 1 || fw[0].Addr != zeta.Address.Addr() {
+			t.Errorf("alpha's record goes before the ports moved to zeta: %+v", fw)
+		}
+	}
+	if err := r.c.Leave(ctx, sb.ID, "alpha"); err != nil {
+		t.Fatal(err)
+	}
+	st.before = nil
+	if !checked {
+		t.Fatal("no Note deleted alpha's record")
+	}
+}

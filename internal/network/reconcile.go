@@ -316,7 +316,7 @@ func (c *Controller) reconcileEndpoints(ctx context.Context) []error {
 		switch {
 		case ep.State == EndpointReady:
 			ready = append(ready, ep)
-		case ep.State == EndpointCreating && len(ep.Ports) == 0:
+		case ep.State == EndpointCreating && len(ep.Ports) == 0 && !c.addressLiveLocked(ep):
 			finish = append(finish, ep)
 		default:
 			half = append(half, ep)
@@ -354,6 +354,29 @@ func (c *Controller) reconcileEndpoints(ctx context.Context) []error {
 			c.settleGateway(ctx, sb)
 		}
 	}
+	// The others' ports, which a kill can leave on an endpoint that is
+	// no longer the gateway with no endpoint half done: after a connect
+	// whose ready mark reached the disk (with another record, or the
+	// 10 ms timer) before its ports moved. Decided from memory: no
+	// kernel call where the gateway holds them.
+	c.mu.RLock()
+	var rest []*Sandbox
+	for id, sb := range c.sandboxes {
+		if touched[id] || sb.HostNetwork {
+			continue
+		}
+		if from := c.portHolderLocked(id); from != nil {
+			if to, _ := c.gatewayLocked(id, nil); to != nil && to != from {
+				rest = append(rest, sb)
+			}
+		}
+	}
+	c.mu.RUnlock()
+	for _, sb := range rest {
+		if err := c.movePorts(ctx, sb); err != nil {
+			c.log.Warn("published ports could not move to the gateway network", "sandbox", sb.ID[:12], "err", err)
+		}
+	}
 	return errs
 }
 
@@ -382,6 +405,24 @@ func (c *Controller) rollbackEndpoint(ep *Endpoint) error {
 		}
 	}
 	return c.forgetEndpoint(ep)
+}
+
+// addressLiveLocked reports whether a ready endpoint of ep's network holds
+// one of ep's addresses. A "creating" record that shares one is a failed
+// connect's, whose delete the store refused after memory had given the
+// address back and another connect had taken it: finishing it would put
+// one address on two containers (review of session 30).
+func (c *Controller) addressLiveLocked(ep *Endpoint) bool {
+	for _, o := range c.endpoints {
+		if o == ep || o.NetworkID != ep.NetworkID || o.State != EndpointReady {
+			continue
+		}
+		if ep.Address.IsValid() && o.Address.Addr() == ep.Address.Addr() ||
+			ep.Address6.IsValid() && o.Address6.Addr() == ep.Address6.Addr() {
+			return true
+		}
+	}
+	return false
 }
 
 // finishEndpoint completes the kernel side of a "creating" endpoint (Join
