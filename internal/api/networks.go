@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 
@@ -94,6 +95,9 @@ func (s *Server) inspectNetwork(w http.ResponseWriter, r *http.Request) error {
 		return errdefs.NotFound("network %s not found", ref) // every berth network is local
 	}
 	n, err := s.backend.Network(r.Context(), ref)
+	if amb := (*network.AmbiguousError)(nil); errors.As(err, &amb) {
+		return errdefs.Invalid("%s", amb.InspectWords())
+	}
 	if err != nil {
 		return err
 	}

@@ -437,29 +437,44 @@ func (d *Daemon) RemoveContainer(ctx context.Context, ref string, force, volumes
 	cs.mu.Lock()
 	running, paused := cs.c.Running(), cs.c.Paused()
 	id := cs.c.ID
+	switch {
+	case cs.removing:
+		cs.mu.Unlock()
+		return errdefs.Conflict("removal of container %s is already in progress", ref)
+	case cs.c.State.Status == container.StatusRestarting && !force:
+		cs.mu.Unlock()
+		return errdefs.Conflict("cannot remove container %q: container is restarting: stop the container before removing or force remove", ref)
+	case running && !force && paused:
+		cs.mu.Unlock()
+		return errdefs.Conflict("cannot remove container %q: container is paused and must be unpaused first", ref)
+	case running && !force:
+		cs.mu.Unlock()
+		return errdefs.Conflict("cannot remove container %q: container is running: stop the container before removing or force remove", ref)
+	}
 	if cs.c.State.Status == container.StatusRestarting {
-		if !force {
-			cs.mu.Unlock()
-			return errdefs.Conflict("cannot remove container %q: container is restarting: stop the container before removing or force remove", ref)
-		}
 		d.stopRestartingLocked(cs)
 	}
-	if running && force {
+	if running {
 		cs.exitOnNext = true // the kill below is the user's: no restart
 	}
+	// From here no start may slip in between the check and the removal
+	// (a plain rm would delete a container a start had just started), as
+	// moby's RemovalInProgress keeps them out.
+	cs.removing = true
 	cs.mu.Unlock()
+	err = nil
 	if running {
-		switch {
-		case !force && paused:
-			return errdefs.Conflict("cannot remove container %q: container is paused and must be unpaused first", ref)
-		case !force:
-			return errdefs.Conflict("cannot remove container %q: container is running: stop the container before removing or force remove", ref)
-		}
-		if err := d.killAndWait(ctx, cs); err != nil {
-			return err
-		}
+		err = d.killAndWait(ctx, cs)
 	}
-	return d.remove(cs, id, volumes)
+	if err == nil {
+		err = d.remove(cs, id, volumes)
+	}
+	if err != nil {
+		cs.mu.Lock()
+		cs.removing = false
+		cs.mu.Unlock()
+	}
+	return err
 }
 
 // remove deletes everything of a stopped container and tells "removed"

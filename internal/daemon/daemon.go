@@ -191,6 +191,9 @@ type ctrState struct {
 	// exitOnNext rules out a restart at the current run's exit: the user
 	// stopped it, killed it with its stop signal, or removed it.
 	exitOnNext bool
+	// removing is set, under mu, while a docker rm of the container runs:
+	// starts are refused meanwhile (moby's RemovalInProgress).
+	removing bool
 	// attached counts the attached clients (docker run without -d) still
 	// reading the output, and attachedGone closes when it falls to zero:
 	// an AutoRemove waits for them, or it would delete the log files under

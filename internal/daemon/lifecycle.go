@@ -58,6 +58,10 @@ func (d *Daemon) startContainer(ctx context.Context, cs *ctrState, auto chan str
 		cs.mu.Unlock()
 		return errdefs.NotFound("No such container: %s", cs.c.ID)
 	}
+	if cs.removing {
+		cs.mu.Unlock()
+		return errdefs.Conflict("container is marked for removal and cannot be started")
+	}
 	if cs.c.Paused() {
 		// Checked first, as moby's containerStart: a paused container
 		// is running too.

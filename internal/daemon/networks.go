@@ -99,7 +99,8 @@ func (d *Daemon) connect(ctx context.Context, cs *ctrState, n *network.Network, 
 		return errdefs.NotFound("No such container: %s", ctrRef)
 	}
 	c := cs.c
-	if _, ok := c.Config.Networks[n.Name]; ok {
+	_, already := c.Config.Networks[n.Name]
+	if already && c.Running() {
 		return errdefs.Forbidden("endpoint with name %s already exists in network %s", c.Name, n.Name)
 	}
 	if err := d.canConnect(c, n); err != nil {
@@ -107,6 +108,12 @@ func (d *Daemon) connect(ctx context.Context, cs *ctrState, n *network.Network, 
 	}
 	if err := endpointSettingsError(n, req); err != nil {
 		return errdefs.Invalid("%s", err) // moby's updateNetworkConfig
+	}
+	if already {
+		// A stopped container keeps the settings it has, and the connect
+		// succeeds, as moby's updateNetworkSettings ("Avoid duplicate
+		// config"): scripts connect idempotently.
+		return nil
 	}
 	nets := maps.Clone(c.Config.Networks)
 	if nets == nil {

@@ -187,18 +187,37 @@ func lookupIn(networks map[string]*Network, ref string) (*Network, error) {
 		}
 	}
 	var found *Network
+	matches := 0
 	for id, n := range networks {
 		if strings.HasPrefix(id, ref) {
-			if found != nil {
-				return nil, errdefs.Invalid("network %s is ambiguous (%d matches found)", ref, 2)
-			}
 			found = n
+			matches++
 		}
 	}
-	if found == nil {
+	switch matches {
+	case 0:
 		return nil, errdefs.NotFound("network %s not found", ref)
+	case 1:
+		return found, nil
 	}
-	return found, nil
+	return nil, errdefs.WithKind(errdefs.KindInvalid, &AmbiguousError{Ref: ref, Matches: matches})
+}
+
+// AmbiguousError is an ID prefix that more than one network's ID starts
+// with. Its words are moby's FindNetwork's (connect, run, rm); network
+// inspect words it its own way (InspectWords).
+type AmbiguousError struct {
+	Ref     string
+	Matches int
+}
+
+func (e *AmbiguousError) Error() string {
+	return fmt.Sprintf("network %s is ambiguous (%d matches found based on ID prefix)", e.Ref, e.Matches)
+}
+
+// InspectWords is the error as moby's network inspect route words it.
+func (e *AmbiguousError) InspectWords() string {
+	return fmt.Sprintf("%d matches found based on ID prefix: network %s is ambiguous", e.Matches, e.Ref)
 }
 
 // Endpoints returns copies of the endpoints on network id, sorted by

@@ -1021,3 +1021,35 @@ func TestFailedJoinWhoseDeleteIsRefusedHoldsNoAddressTwice(t *testing.T) {
 		t.Errorf("c1 is on %d networks after its failed connect was rolled back", len(as))
 	}
 }
+
+// TestAmbiguousPrefixSaysHowMany: an ID prefix several networks share is
+// refused with their number, in moby's FindNetwork words (it said "2
+// matches found" whatever the number).
+func TestAmbiguousPrefixSaysHowMany(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	for _, name := range []string{"a", "b", "c"} {
+		if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prefix := r.c.Networks()[0].ID[:1]
+	n := 0
+	for _, nw := range r.c.Networks() {
+		if strings.HasPrefix(nw.ID, prefix) {
+			n++
+		}
+	}
+	if n < 3 {
+		t.Fatalf("only %d networks share the prefix %q", n, prefix)
+	}
+	_, err := r.c.Network(prefix)
+	want := fmt.Sprintf("network %s is ambiguous (%d matches found based on ID prefix)", prefix, n)
+	if err == nil || err.Error() != want || !errdefs.Is(err, errdefs.KindInvalid) {
+		t.Errorf("Network(%q) = %v, want %q (invalid)", prefix, err, want)
+	}
+	var amb *AmbiguousError
+	if !errors.As(err, &amb) || amb.InspectWords() != fmt.Sprintf("%d matches found based on ID prefix: network %s is ambiguous", n, prefix) {
+		t.Errorf("inspect's words: %v", amb)
+	}
+}

@@ -237,6 +237,19 @@ func TestDockerCLINetworks(t *testing.T) {
 
 	runDockerSleeper(t, w, "b1")
 	mustDocker(t, w, "network", "connect", "--ip", "10.97.0.20", "--alias", "web", "dk", "b1")
+	// Connected twice: a running container's second connect fails, a
+	// stopped one's succeeds and changes nothing, as moby's
+	// updateNetworkSettings ("Avoid duplicate config").
+	if _, errOut, code := w.Docker(t, "network", "connect", "dk", "b1"); code == 0 || !strings.Contains(errOut, "endpoint with name b1 already exists in network dk") {
+		t.Errorf("second connect of running b1: exit %d, %q", code, errOut)
+	}
+	mustDocker(t, w, "create", "--name", "s1", testworld.BusyboxImage, "true")
+	mustDocker(t, w, "network", "connect", "--alias", "first", "dk", "s1")
+	mustDocker(t, w, "network", "connect", "--alias", "second", "dk", "s1")
+	if got := dockerInspect(t, w, `{{json (index .NetworkSettings.Networks "dk").Aliases}}`, "s1"); got != `["first"]` {
+		t.Errorf("stopped s1's aliases on dk after a second connect = %s, want the first's", got)
+	}
+	mustDocker(t, w, "rm", "s1")
 	out = mustDocker(t, w, "exec", "b1", "ip", "addr", "show", "eth1")
 	if !strings.Contains(out, "inet 10.97.0.20/24 ") {
 		t.Errorf("b1's eth1 after connect --ip 10.97.0.20:\n%s", out)
