@@ -123,10 +123,19 @@ func run(stdin io.Reader, getenv func(string) string, log *slog.Logger) ([]byte,
 	return out, withVersion(err, n.Version)
 }
 
-// withVersion stamps a CNI error with the configuration's version.
+// withVersion stamps a CNI error with the configuration's version; any
+// other error becomes one (code 999, its message whole), so that the
+// output's cniVersion is the configuration's, as the spec asks of every
+// answer, not the latest this plugin speaks.
 func withVersion(err error, v string) error {
+	if err == nil {
+		return nil
+	}
 	var e *Error
-	if errors.As(err, &e) && e.CNIVersion == "" {
+	if !errors.As(err, &e) {
+		return &Error{CNIVersion: v, Code: CodeInternal, Msg: err.Error()}
+	}
+	if e.CNIVersion == "" {
 		e.CNIVersion = v
 	}
 	return err
@@ -216,6 +225,11 @@ func (p *plugin) add() ([]byte, error) {
 		return nil, err
 	}
 	key := p.key()
+	if tag := bridge.AliasPrefix + ownerEndpoint + key; len(tag) > 255 {
+		// Refused before anything is made: the kernel caps an
+		// interface's alias, which tags the host veth with its owner.
+		return nil, errorf(CodeInvalidConfig, "network name %q is too long: with the container ID and interface name it makes a %d-byte owner tag, and interfaces take at most 255", p.n.Name, len(tag))
+	}
 	if old, ok := s.Attachments[key]; ok {
 		if old.Done {
 			return nil, errorf(CodeInvalidConfig, "container %s already has interface %s on network %q; DEL it first", p.env.ContainerID, p.env.IfName, p.n.Name)
@@ -232,6 +246,9 @@ func (p *plugin) add() ([]byte, error) {
 	ports, err := portsFor(q.Ports, ips)
 	if err != nil {
 		return nil, err
+	}
+	if m, ok := askedTwice(ports); ok {
+		return nil, errorf(CodePortTaken, "host port %d/%s is asked for twice in one request, for different container ports or host addresses", m.HostPort, m.Protocol)
 	}
 	if other, m := s.PortConflict(key, ports); other != "" {
 		return nil, errorf(CodePortTaken, "host port %d/%s is already published by %s", m.HostPort, m.Protocol, other)
@@ -382,6 +399,19 @@ func portsFor(req []PortMapping, ips []AttachedIP) ([]PortMapping, error) {
 		}
 	}
 	return out, nil
+}
+
+// askedTwice finds a host port that two of ms (duplicates already
+// dropped) would both take.
+func askedTwice(ms []PortMapping) (PortMapping, bool) {
+	for i, p := range ms {
+		for _, q := range ms[i+1:] {
+			if p.Protocol == q.Protocol && p.HostPort == q.HostPort && hostIPsOverlap(p.HostIP, q.HostIP) {
+				return p, true
+			}
+		}
+	}
+	return PortMapping{}, false
 }
 
 // firewallNetworks is the firewall's view of the state: every network

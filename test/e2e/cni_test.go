@@ -244,6 +244,31 @@ func TestCNIPluginAsARuntimeCallsIt(t *testing.T) {
 	if err != nil || json.Unmarshal(b, &state) != nil || len(state.Attachments) != 0 {
 		t.Errorf("state after DEL of all: %s %v", b, err)
 	}
+
+	// Refused before anything is made: one host port asked for twice
+	// (code 101, as a taken one), a network name too long for the
+	// interfaces' owner tag (code 7). Every error carries the
+	// configuration's cniVersion, a kernel failure's too (a namespace
+	// that is not there).
+	twice := c.conf(`,"runtimeConfig":{"portMappings":[{"hostPort":8090,"containerPort":80,"protocol":"tcp"},{"hostPort":8090,"containerPort":81,"protocol":"tcp"}]}`)
+	if out, code := c.call(t, "ADD", "c1", ns1, twice); code == 0 || !strings.Contains(out, `"code":101`) {
+		t.Errorf("ADD asking for host port 8090 twice: exit %d %s", code, out)
+	}
+	long := strings.Replace(c.conf(""), `"name":"podnet"`, `"name":"`+strings.Repeat("n", 200)+`"`, 1)
+	long = strings.Replace(long, `"bridge":"cni0"`, `"bridge":"cnilong"`, 1)
+	if out, code := c.call(t, "ADD", strings.Repeat("c", 64), ns1, long); code == 0 || !strings.Contains(out, `"code":7`) || !strings.Contains(out, "too long") {
+		t.Errorf("ADD on a network with a 200-character name: exit %d %s", code, out)
+	}
+	if _, _, code := c.InHost(t, "ip", "link", "show", "cnilong"); code == 0 {
+		t.Error("the refused ADD made its bridge")
+	}
+	v100 := strings.Replace(c.conf(""), `"cniVersion":"1.1.0"`, `"cniVersion":"1.0.0"`, 1)
+	if out, code := c.call(t, "ADD", "c9", "/run/netns/nosuch", v100); code == 0 || !strings.Contains(out, `"cniVersion":"1.0.0"`) {
+		t.Errorf("ADD into a namespace that is not there, configuration 1.0.0: exit %d %s", code, out)
+	}
+	if v := c.vethsSettled(t, 0); len(v) != 0 {
+		t.Errorf("veths after the refused ADDs: %v", v)
+	}
 }
 
 func mustJSON(t *testing.T, v any) string {
