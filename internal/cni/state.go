@@ -22,6 +22,32 @@ type State struct {
 	// an address is not handed to a new container right after an old one
 	// let it go.
 	Last map[string]netip.Addr `json:"last"`
+	// BootID is the kernel's boot_id when the state was last read: the
+	// attachments of another boot are gone with it (namespaces, veths,
+	// the table), and their records are dropped (afterBoot).
+	BootID string `json:"bootID,omitempty"`
+}
+
+// afterBoot forgets what a state recorded before the machine booted
+// again: no runtime calls DEL for containers a reboot ended, and their
+// records held addresses and host ports, and refused the same container
+// ID an ADD ("already has interface"), until a GC (host-local keeps its
+// files across a reboot the same way: containernetworking/plugins#252).
+// The rotation of addresses (Last) is kept. It reports whether it dropped
+// anything.
+func (s *State) afterBoot(bootID string) bool {
+	if bootID == "" || s.BootID == bootID {
+		return false
+	}
+	old := s.BootID
+	s.BootID = bootID
+	if old == "" {
+		return false // a new state, or one from before BootID: not known
+	}
+	dropped := len(s.Attachments) > 0
+	s.Attachments, s.Networks = map[string]*Attached{}, map[string]NetworkRule{}
+	s.TableDirty = true // gone with the boot: made whole again
+	return dropped
 }
 
 // Attached is one ADD that succeeded (or is under way: Done false).

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -51,7 +52,9 @@ func (d *stateDir) file() string { return filepath.Join(d.path, "state.json") }
 func (d *stateDir) load() (*State, error) {
 	b, err := os.ReadFile(d.file())
 	if errors.Is(err, fs.ErrNotExist) {
-		return NewState(), nil
+		s := NewState()
+		s.BootID = bootID()
+		return s, nil
 	}
 	if err != nil {
 		return nil, &Error{Code: CodeIOFailure, Msg: "read state", Details: err.Error()}
@@ -69,7 +72,19 @@ func (d *stateDir) load() (*State, error) {
 	if s.Last == nil {
 		s.Last = map[string]netip.Addr{}
 	}
+	s.afterBoot(bootID())
 	return s, nil
+}
+
+// bootIDPath is the kernel's boot ID, a new one at each boot.
+var bootIDPath = "/proc/sys/kernel/random/boot_id"
+
+func bootID() string {
+	b, err := os.ReadFile(bootIDPath)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // save replaces the state file atomically and durably: a new file,
