@@ -15,6 +15,7 @@ import (
 
 	"github.com/berth-net/berth/internal/driver/bridge"
 	"github.com/berth-net/berth/internal/driverapi"
+	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/firewall"
 	"github.com/berth-net/berth/internal/firewall/nftables"
 )
@@ -262,6 +263,9 @@ func (p *plugin) add() ([]byte, error) {
 		return nil, errorf(CodeInvalidConfig, "network %q is configured differently from when its %d attachments were made (bridge, subnet, gateway or ipMasq); DEL them first, or give the new configuration another name",
 			p.n.Name, s.attachedTo(p.n.Name))
 	}
+	if other := s.overlapping(p.n.Name, rule); other != "" {
+		return nil, errorf(CodeInvalidConfig, "network %q's subnet overlaps network %q's, which has attachments on bridge %q", p.n.Name, other, s.Networks[other].Bridge)
+	}
 	s.Attachments[key] = a
 	s.Networks[p.n.Name] = rule
 	if err := p.dir.save(s); err != nil {
@@ -285,9 +289,29 @@ func (p *plugin) attach(s *State, a *Attached) (*Result, error) {
 		return nil, err
 	}
 	nr := s.Networks[p.n.Name]
-	if err := d.EnsureBridge(bridgeSpec(p.n, nr), ownerNetwork+p.n.Name); err != nil {
+	bspec := bridgeSpec(p.n, nr)
+	if idle, ok := s.Idle[p.n.Bridge]; ok {
+		// The bridge's last network (this one with another
+		// configuration, or another one) has no attachment left: its
+		// tag and gateways go.
+		if idle.Network != p.n.Name {
+			if err := d.ReleaseBridgeOf(p.n.Bridge, ownerNetwork+idle.Network); err != nil {
+				return nil, err
+			}
+		}
+		for _, gw := range []netip.Prefix{netip.PrefixFrom(idle.Rule.Gateway, idle.Rule.Subnet.Bits()), netip.PrefixFrom(idle.Rule.Gateway6, idle.Rule.Subnet6.Bits())} {
+			if gw.IsValid() && gw != bspec.Gateway && gw != bspec.Gateway6 {
+				bspec.StaleGateways = append(bspec.StaleGateways, gw)
+			}
+		}
+	}
+	if err := d.EnsureBridge(bspec, ownerNetwork+p.n.Name); err != nil {
+		if errdefs.Is(err, errdefs.KindConflict) {
+			return nil, errorf(CodeInvalidConfig, "make bridge %q: %v", p.n.Bridge, err)
+		}
 		return nil, fmt.Errorf("make bridge %q: %w", p.n.Bridge, err)
 	}
+	delete(s.Idle, p.n.Bridge)
 	if p.n.IsGateway {
 		// As the bridge plugin does for a gateway: the host routes
 		// between the bridge and its other links.

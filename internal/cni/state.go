@@ -26,6 +26,16 @@ type State struct {
 	// attachments of another boot are gone with it (namespaces, veths,
 	// the table), and their records are dropped (afterBoot).
 	BootID string `json:"bootID,omitempty"`
+	// Idle is, by bridge, the network whose last attachment left it: the
+	// bridge keeps that network's gateway addresses and owner tag, which
+	// the next network or configuration to use it takes over (takeOver).
+	Idle map[string]IdleBridge `json:"idle,omitempty"`
+}
+
+// IdleBridge is a bridge no attachment uses, and what it was made for.
+type IdleBridge struct {
+	Network string      `json:"network"`
+	Rule    NetworkRule `json:"rule"`
 }
 
 // afterBoot forgets what a state recorded before the machine booted
@@ -45,7 +55,7 @@ func (s *State) afterBoot(bootID string) bool {
 		return false // a new state, or one from before BootID: not known
 	}
 	dropped := len(s.Attachments) > 0
-	s.Attachments, s.Networks = map[string]*Attached{}, map[string]NetworkRule{}
+	s.Attachments, s.Networks, s.Idle = map[string]*Attached{}, map[string]NetworkRule{}, nil
 	s.TableDirty = true // gone with the boot: made whole again
 	return dropped
 }
@@ -258,11 +268,28 @@ func (s *State) networksInUse() {
 	for _, a := range s.Attachments {
 		on[a.Network] = true
 	}
-	for name := range s.Networks {
+	for name, nr := range s.Networks {
 		if !on[name] {
 			delete(s.Networks, name)
+			if s.Idle == nil {
+				s.Idle = map[string]IdleBridge{}
+			}
+			s.Idle[nr.Bridge] = IdleBridge{Network: name, Rule: nr}
 		}
 	}
+}
+
+// overlapping names a network with attachments, on another bridge,
+// whose subnet overlaps one of nr's (the firewall would refuse the pair,
+// but only after the bridge was made).
+func (s *State) overlapping(name string, nr NetworkRule) string {
+	over := func(a, b netip.Prefix) bool { return a.IsValid() && b.IsValid() && a.Overlaps(b) }
+	for other, o := range s.Networks {
+		if other != name && o.Bridge != nr.Bridge && (over(o.Subnet, nr.Subnet) || over(o.Subnet6, nr.Subnet6)) {
+			return other
+		}
+	}
+	return ""
 }
 
 func (a *Attached) String() string {

@@ -582,3 +582,47 @@ func TestCNIAddAfterOneCutOffBeforeItsRules(t *testing.T) {
 		t.Errorf("veths left: %v", v)
 	}
 }
+
+// TestCNIBridgeHandedOn: a bridge whose network has no attachment left
+// is taken by the next configuration that names it — another network
+// name, or the same network with another subnet — with the old gateway
+// address and owner tag gone (it was refused until deleted by hand, and
+// kept the old address beside the new one). A network whose subnet
+// overlaps one in use on another bridge is refused before its bridge is
+// made.
+func TestCNIBridgeHandedOn(t *testing.T) {
+	c := newCNIWorld(t)
+	ns := c.netns(t, "h1")
+	conf := func(name, bridge, subnet string) string {
+		return fmt.Sprintf(`{"cniVersion":"1.1.0","name":%q,"type":"berth-cni","bridge":%q,"isGateway":true,"isDefaultGateway":true,
+			"ipMasq":true,"dataDir":%q,"ipam":{"type":"host-local","subnet":%q}}`, name, bridge, c.dataDir, subnet)
+	}
+	addrs := func(bridge string) string {
+		return c.MustInHost(t, "ip", "-o", "-4", "addr", "show", "dev", bridge)
+	}
+	c.mustCall(t, "ADD", "h1", ns, conf("neta", "br9", "10.30.0.0/24"))
+	c.mustCall(t, "DEL", "h1", ns, conf("neta", "br9", "10.30.0.0/24"))
+	c.vethsSettled(t, 0)
+	c.mustCall(t, "ADD", "h1", ns, conf("netb", "br9", "10.31.0.0/24"))
+	if a := addrs("br9"); !strings.Contains(a, "10.31.0.1/24") || strings.Contains(a, "10.30.0.1") {
+		t.Errorf("br9 taken over by netb has:\n%s\nwant 10.31.0.1/24 only", a)
+	}
+	if alias := c.MustInHost(t, "ip", "link", "show", "br9"); !strings.Contains(alias, "alias berth:cni-network:netb") {
+		t.Errorf("br9's owner tag: %q", alias)
+	}
+	c.mustCall(t, "DEL", "h1", ns, conf("netb", "br9", "10.31.0.0/24"))
+	c.vethsSettled(t, 0)
+	c.mustCall(t, "ADD", "h1", ns, conf("netb", "br9", "10.32.0.0/24"))
+	if a := addrs("br9"); !strings.Contains(a, "10.32.0.1/24") || strings.Contains(a, "10.31.0.1") {
+		t.Errorf("br9 after netb's subnet changed has:\n%s\nwant 10.32.0.1/24 only", a)
+	}
+
+	ns2 := c.netns(t, "h2")
+	if out, code := c.call(t, "ADD", "h2", ns2, conf("netc", "br8", "10.32.0.0/25")); code == 0 || !strings.Contains(out, `"code":7`) || !strings.Contains(out, "overlaps") {
+		t.Errorf("ADD on a network overlapping netb's subnet: exit %d %s", code, out)
+	}
+	if _, _, code := c.InHost(t, "ip", "link", "show", "br8"); code == 0 {
+		t.Error("the refused ADD made its bridge br8")
+	}
+	c.mustCall(t, "DEL", "h1", ns, conf("netb", "br9", "10.32.0.0/24"))
+}

@@ -195,6 +195,18 @@ func (d *Driver) ensureOwned(br netlink.Link, owner string) error {
 	return nil
 }
 
+// ReleaseBridgeOf is ReleaseBridge for a bridge owner holds, and only
+// then: berth-cni hands a bridge on when the network that made it has no
+// attachment left, and must not untag one someone else has since taken.
+// The device and its addresses stay.
+func (d *Driver) ReleaseBridgeOf(name, owner string) error {
+	l, err := linkIfExists(d.h, name)
+	if err != nil || l == nil || l.Attrs().Alias != ownerAlias(owner) {
+		return err
+	}
+	return d.ReleaseBridge(name)
+}
+
 // ensureMTU sets the bridge's MTU. The MTU that matters is the one on each
 // veth end (Join sets both); the bridge follows its ports, so this mostly
 // keeps `ip link` honest before the first port joins.
