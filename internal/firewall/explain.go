@@ -435,6 +435,10 @@ func (w *walker) rule(h Hook, c *Chain, r Rule, depth int) (end chainEnd, acted 
 			w.ex.Masquerade = true
 			w.act(step("masquerade: the source becomes an address of " + w.oif))
 			return accepted, true
+		case SNAT:
+			w.ex.Masquerade = true
+			w.act(step("snat: the source becomes " + s.Addr.String()))
+			return accepted, true
 		case DNATPortMap:
 			to, ok := w.portMapLookup(s)
 			if !ok {

@@ -286,3 +286,21 @@ func TestExplainSaysWhenAJumpFindsNothing(t *testing.T) {
 		t.Errorf("outcome %s", ex.Outcome)
 	}
 }
+
+// TestExplainSNAT: a network with a source address of its own says so.
+func TestExplainSNAT(t *testing.T) {
+	_, r := explainWorld(t)
+	rs, err := Build([]Network{{Bridge: "berth0", Subnet: mustPrefix("172.17.0.0/16"), Gateway: mustAddr("172.17.0.1"),
+		ICC: true, Masquerade: true, SNAT4: mustAddr("192.0.2.10")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := Explain(rs, Packet{Proto: ProtoTCP, Src: mustAddr("172.17.0.2"), Dst: mustAddr("198.51.100.7"), Dport: 443, Iif: "berth0"}, r)
+	found := false
+	for _, s := range ex.Steps {
+		found = found || strings.Contains(s.Effect, "snat: the source becomes 192.0.2.10")
+	}
+	if ex.Outcome != Delivered || !ex.Masquerade || !found {
+		t.Errorf("outcome %s, masquerade %v, steps %+v", ex.Outcome, ex.Masquerade, ex.Steps)
+	}
+}

@@ -39,6 +39,10 @@ type Network struct {
 	// They change the rules of networks that are not internal only.
 	GatewayMode4 GatewayMode
 	GatewayMode6 GatewayMode
+	// SNAT4 and SNAT6, when valid, are the source address of what the
+	// subnet sends out (Docker's com.docker.network.host_ipv4 and
+	// host_ipv6) in place of masquerade's choice; with Masquerade only.
+	SNAT4, SNAT6 netip.Addr
 }
 
 // Masked returns n with its subnets masked (10.1.0.1/24 is 10.1.0.0/24):

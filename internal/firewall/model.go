@@ -242,6 +242,16 @@ type Masquerade struct{}
 
 func (Masquerade) String() string { return "masquerade" }
 
+// SNAT source-NATs to one address (IPv4 or IPv6).
+type SNAT struct{ Addr netip.Addr }
+
+func (s SNAT) String() string {
+	if s.Addr.Is4() {
+		return "snat ip to " + s.Addr.String()
+	}
+	return "snat ip6 to " + s.Addr.String()
+}
+
 // VerdictKind is a terminal decision or a jump.
 type VerdictKind int
 
@@ -278,6 +288,7 @@ func (AddrMatch) isStmt()            {}
 func (VmapLookup) isStmt()           {}
 func (Counter) isStmt()              {}
 func (Masquerade) isStmt()           {}
+func (SNAT) isStmt()                 {}
 func (Verdict) isStmt()              {}
 
 func neg(n bool) string {

@@ -184,7 +184,7 @@ func rulesFor(n Network) NetworkRules {
 		var masq []Rule
 		for _, f := range families(n) {
 			if f.mode.nat() {
-				masq = append(masq, masqueradeRule(br, f.subnet))
+				masq = append(masq, masqueradeRule(br, f.subnet, f.snat))
 			}
 		}
 		if len(masq) > 0 {
@@ -208,16 +208,17 @@ func rulesFor(n Network) NetworkRules {
 type family struct {
 	subnet netip.Prefix
 	mode   GatewayMode
+	snat   netip.Addr // invalid: masquerade
 }
 
 // families returns the families n has, IPv4 first.
 func families(n Network) []family {
 	out := make([]family, 0, 2)
 	if n.Subnet.IsValid() {
-		out = append(out, family{n.Subnet, n.GatewayMode4})
+		out = append(out, family{n.Subnet, n.GatewayMode4, n.SNAT4})
 	}
 	if n.Subnet6.IsValid() {
-		out = append(out, family{n.Subnet6, n.GatewayMode6})
+		out = append(out, family{n.Subnet6, n.GatewayMode6, n.SNAT6})
 	}
 	return out
 }
@@ -278,16 +279,17 @@ func iccRule(n Network, match ...Stmt) Rule {
 
 // masqueradeRule NATs what the subnet (IPv4 or IPv6) sends out of any
 // other interface: Docker's "-s SUBNET ! -o BRIDGE -j MASQUERADE", in
-// iptables and ip6tables alike.
-func masqueradeRule(br string, subnet netip.Prefix) Rule {
-	return Rule{
-		Stmts: []Stmt{
-			IfnameMatch{Dir: Out, Negate: true, Name: br},
-			AddrMatch{Field: Saddr, Prefix: subnet},
-			Masquerade{},
-		},
-		Comment: "MASQUERADE",
+// iptables and ip6tables alike; or, with snat, its "-j SNAT --to-source
+// ADDR" (com.docker.network.host_ipv4, host_ipv6).
+func masqueradeRule(br string, subnet netip.Prefix, snat netip.Addr) Rule {
+	stmts := []Stmt{
+		IfnameMatch{Dir: Out, Negate: true, Name: br},
+		AddrMatch{Field: Saddr, Prefix: subnet},
 	}
+	if snat.IsValid() {
+		return Rule{Stmts: append(stmts, SNAT{Addr: snat}), Comment: "SNAT"}
+	}
+	return Rule{Stmts: append(stmts, Masquerade{}), Comment: "MASQUERADE"}
 }
 
 // directAccessRule drops packets for the subnet's containers that arrive on
@@ -378,6 +380,9 @@ func validate(n Network) (Network, error) {
 	if n.Gateway.IsValid() && !n.Subnet.Contains(n.Gateway) {
 		return n, errdefs.Invalid("bridge %q: gateway %s is not in subnet %s", n.Bridge, n.Gateway, n.Subnet)
 	}
+	if n.SNAT4.IsValid() && !n.SNAT4.Is4() {
+		return n, errdefs.Invalid("bridge %q: IPv4 source address %s is not IPv4", n.Bridge, n.SNAT4)
+	}
 	return validate6(n)
 }
 
@@ -399,6 +404,9 @@ func validate6(n Network) (Network, error) {
 	n.Subnet6 = n.Subnet6.Masked()
 	if n.Gateway6.IsValid() && !n.Subnet6.Contains(n.Gateway6) {
 		return n, errdefs.Invalid("bridge %q: IPv6 gateway %s is not in subnet %s", n.Bridge, n.Gateway6, n.Subnet6)
+	}
+	if a := n.SNAT6; a.IsValid() && (!a.Is6() || a.Is4In6()) {
+		return n, errdefs.Invalid("bridge %q: IPv6 source address %s is not IPv6", n.Bridge, a)
 	}
 	return n, nil
 }

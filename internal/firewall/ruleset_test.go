@@ -38,7 +38,15 @@ var goldenCases = []struct {
 		{Bridge: "br-nomasq", Subnet: netip.MustParsePrefix("192.168.16.0/20"), ICC: true},
 	}},
 	{"dual-stack", dualStack},
+	{"snat", snatNets},
 }
+
+// snatNets: a dual-stack network with source addresses of its own
+// (com.docker.network.host_ipv4, host_ipv6) beside the default bridge.
+var snatNets = []Network{defaultBridge, {
+	Bridge: "br-snat", Subnet: netip.MustParsePrefix("172.20.0.0/16"), Subnet6: netip.MustParsePrefix("fd00:20::/64"),
+	ICC: true, Masquerade: true, SNAT4: netip.MustParseAddr("198.51.100.42"), SNAT6: netip.MustParseAddr("2001:db8::42"),
+}}
 
 func TestBuildGolden(t *testing.T) {
 	for _, tc := range goldenCases {
@@ -161,6 +169,8 @@ func TestBuildRejectsBadInput(t *testing.T) {
 		{"no subnet", []Network{{Bridge: "br-1"}}, errdefs.KindInvalid},
 		{"ipv6 subnet", []Network{{Bridge: "br-1", Subnet: p("fd00::/64")}}, errdefs.KindInvalid},
 		{"whole address space", []Network{{Bridge: "br-1", Subnet: p("0.0.0.0/0")}}, errdefs.KindInvalid},
+		{"ipv6 snat4", []Network{{Bridge: "br-1", Subnet: p("10.0.0.0/24"), Masquerade: true, SNAT4: a("2001:db8::1")}}, errdefs.KindInvalid},
+		{"ipv4 snat6", []Network{{Bridge: "br-1", Subnet: p("10.0.0.0/24"), Subnet6: p("fd00:1::/64"), Masquerade: true, SNAT6: a("10.0.0.9")}}, errdefs.KindInvalid},
 		{"duplicate bridge", []Network{ok, {Bridge: "br-ok", Subnet: p("10.1.0.0/24")}}, errdefs.KindConflict},
 		{"same subnet", []Network{ok, {Bridge: "br-2", Subnet: p("10.0.0.0/24")}}, errdefs.KindConflict},
 		{"subnet inside another", []Network{ok, {Bridge: "br-2", Subnet: p("10.0.0.128/25")}}, errdefs.KindConflict},

@@ -362,9 +362,11 @@ func firewallNetwork(n *Network) firewall.Network {
 	}
 	if n.IPv4 != nil {
 		fn.Subnet, fn.Gateway = n.IPv4.Subnet, bridgeGateway(n.IPv4, n.Bridge.GatewayMode4)
+		fn.SNAT4 = n.Bridge.HostIPv4
 	}
 	if n.IPv6 != nil {
 		fn.Subnet6, fn.Gateway6 = n.IPv6.Subnet, bridgeGateway(n.IPv6, n.Bridge.GatewayMode6)
+		fn.SNAT6 = n.Bridge.HostIPv6
 	}
 	return fn
 }

@@ -20,6 +20,8 @@ var knownOptions = map[string]bool{
 	OptEnableICC:       true,
 	OptEnableMasq:      true,
 	OptHostBindingIPv4: true,
+	OptHostIPv4:        true,
+	OptHostIPv6:        true,
 	OptMTU:             true,
 	OptHostAccess:      true,
 	// Read at the API edge (CreateRequest.EnableIPv6); kept for inspect.
@@ -53,8 +55,8 @@ func parseBridgeOptions(opts map[string]string, defaultName string) (*BridgeConf
 	}
 	for k, v := range opts {
 		if !knownOptions[k] {
-			return nil, errdefs.Invalid("unknown network option %q: berth's bridge driver supports %s, %s, %s, %s, %s, %s, %s and %s",
-				k, OptBridgeName, OptEnableICC, OptEnableMasq, OptHostBindingIPv4, OptGatewayModeIPv4, OptGatewayModeIPv6, OptMTU, OptHostAccess)
+			return nil, errdefs.Invalid("unknown network option %q: berth's bridge driver supports %s, %s, %s, %s, %s, %s, %s, %s, %s and %s",
+				k, OptBridgeName, OptEnableICC, OptEnableMasq, OptHostBindingIPv4, OptHostIPv4, OptHostIPv6, OptGatewayModeIPv4, OptGatewayModeIPv6, OptMTU, OptHostAccess)
 		}
 		var err error
 		switch k {
@@ -64,9 +66,13 @@ func parseBridgeOptions(opts map[string]string, defaultName string) (*BridgeConf
 			}
 			bc.Name = v
 		case OptEnableICC:
-			bc.EnableICC, err = parseBool(k, v)
+			if bc.EnableICC, err = parseBool(k, v); err != nil {
+				return nil, err
+			}
 		case OptEnableMasq:
-			bc.EnableIPMasquerade, err = parseBool(k, v)
+			if bc.EnableIPMasquerade, err = parseBool(k, v); err != nil {
+				return nil, err
+			}
 		case OptHostBindingIPv4:
 			// Any address, despite the name, as moby's DefaultBindingIP:
 			// an IPv6 one publishes on IPv6 alone (holdPorts).
@@ -75,10 +81,32 @@ func parseBridgeOptions(opts map[string]string, defaultName string) (*BridgeConf
 				err = fmt.Errorf("%s takes an address without a zone, not %q", k, v)
 			}
 			bc.HostBindingIPv4 = bc.HostBindingIPv4.Unmap()
+		case OptHostIPv4, OptHostIPv6:
+			a, perr := netip.ParseAddr(v)
+			if perr != nil || a.Zone() != "" {
+				return nil, parseErr(k, v, "nil ip") // moby's net.ParseIP nil
+			}
+			if a = a.Unmap(); (k == OptHostIPv4) != a.Is4() {
+				family := "an IPv4"
+				if k == OptHostIPv6 {
+					family = "an IPv6"
+				}
+				return nil, errdefs.Invalid("%s takes %s address, not %s", k, family, v)
+			}
+			if k == OptHostIPv4 {
+				bc.HostIPv4 = a
+			} else {
+				bc.HostIPv6 = a
+			}
 		case OptMTU:
+			if _, aerr := strconv.Atoi(v); aerr != nil {
+				return nil, parseErr(k, v, aerr.Error())
+			}
 			bc.MTU, err = parseMTU(v)
 		case OptHostAccess:
-			bc.HostAccess, err = parseBool(k, v)
+			if bc.HostAccess, err = parseBool(k, v); err != nil {
+				return nil, err
+			}
 		case OptGatewayModeIPv4, OptGatewayModeIPv6:
 			mode, err := firewall.ParseGatewayMode(v)
 			if err != nil {
@@ -101,9 +129,15 @@ func parseBridgeOptions(opts map[string]string, defaultName string) (*BridgeConf
 func parseBool(k, v string) (bool, error) {
 	b, err := strconv.ParseBool(v)
 	if err != nil {
-		return false, fmt.Errorf("%s must be true or false", k)
+		return false, parseErr(k, v, err.Error())
 	}
 	return b, nil
+}
+
+// parseErr is moby's bridge driver's error for an option value it cannot
+// parse (drivers/bridge/bridge_linux.go, parseErr).
+func parseErr(k, v, why string) error {
+	return errdefs.Invalid("failed to parse %s value: %s (%s)", k, v, why)
 }
 
 func parseMTU(v string) (int, error) {

@@ -30,12 +30,14 @@ func TestParseBridgeOptionsValues(t *testing.T) {
 	got, err := parseBridgeOptions(map[string]string{
 		OptBridgeName: "web0", OptEnableICC: "false", OptEnableMasq: "0",
 		OptHostBindingIPv4: "127.0.0.1", OptMTU: "9000",
+		OptHostIPv4: "198.51.100.42", OptHostIPv6: "2001:db8::42",
 	}, "x")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := &BridgeConfig{Name: "web0", EnableICC: false, EnableIPMasquerade: false,
-		HostBindingIPv4: netip.MustParseAddr("127.0.0.1"), MTU: 9000}
+		HostBindingIPv4: netip.MustParseAddr("127.0.0.1"), MTU: 9000,
+		HostIPv4: netip.MustParseAddr("198.51.100.42"), HostIPv6: netip.MustParseAddr("2001:db8::42")}
 	if diff := cmp.Diff(want, got, cmpNetip); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)
 	}
@@ -56,11 +58,44 @@ func TestParseBridgeOptionsBad(t *testing.T) {
 		{OptMTU, "67"},
 		{OptMTU, "65536"},
 		{OptMTU, "big"},
+		{OptHostIPv4, "nope"},
+		{OptHostIPv4, "2001:db8::1"},
+		{OptHostIPv6, "198.51.100.1"},
+		{OptHostIPv6, "fe80::1%eth0"},
 	} {
 		_, err := parseBridgeOptions(map[string]string{tc.k: tc.v}, "x")
 		if !errdefs.Is(err, errdefs.KindInvalid) {
 			t.Errorf("%s=%q: err = %v, want an invalid-parameter error", tc.k, tc.v, err)
 		}
+	}
+	// moby's words for a value its bridge driver cannot parse.
+	for _, tc := range []struct{ k, v, want string }{
+		{OptMTU, "abc", `failed to parse com.docker.network.driver.mtu value: abc (strconv.Atoi: parsing "abc": invalid syntax)`},
+		{OptEnableICC, "maybe", `failed to parse com.docker.network.bridge.enable_icc value: maybe (strconv.ParseBool: parsing "maybe": invalid syntax)`},
+		{OptHostIPv4, "nope", "failed to parse com.docker.network.host_ipv4 value: nope (nil ip)"},
+	} {
+		if _, err := parseBridgeOptions(map[string]string{tc.k: tc.v}, "x"); err == nil || err.Error() != tc.want {
+			t.Errorf("%s=%q: err = %v, want %q", tc.k, tc.v, err, tc.want)
+		}
+	}
+}
+
+// TestHostIPv4IsTheSourceAddress: a network's host_ipv4 and host_ipv6
+// reach the firewall as its SNAT addresses, family by family.
+func TestHostIPv4IsTheSourceAddress(t *testing.T) {
+	r := newRig(t)
+	n, err := r.c.CreateNetwork(context.Background(), CreateRequest{Name: "out", EnableIPv6: true,
+		Options: map[string]string{OptHostIPv4: "198.51.100.42", OptHostIPv6: "2001:db8::42"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn := firewallNetwork(n)
+	if fn.SNAT4 != netip.MustParseAddr("198.51.100.42") || fn.SNAT6 != netip.MustParseAddr("2001:db8::42") {
+		t.Errorf("firewall network %+v", fn)
+	}
+	r.restart(t)
+	if n, err = r.c.Network("out"); err != nil || n.Bridge.HostIPv4 != netip.MustParseAddr("198.51.100.42") {
+		t.Errorf("after a restart: %+v, %v", n.Bridge, err)
 	}
 }
 

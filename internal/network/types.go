@@ -34,7 +34,12 @@ const (
 	OptEnableICC       = "com.docker.network.bridge.enable_icc"
 	OptEnableMasq      = "com.docker.network.bridge.enable_ip_masquerade"
 	OptHostBindingIPv4 = "com.docker.network.bridge.host_binding_ipv4"
-	OptDefaultBridge   = "com.docker.network.bridge.default_bridge"
+	// OptHostIPv4 and OptHostIPv6 are libnetwork's netlabel.HostIPv4 and
+	// HostIPv6: the source address of what the network sends out, SNAT
+	// in place of masquerade's choice.
+	OptHostIPv4      = "com.docker.network.host_ipv4"
+	OptHostIPv6      = "com.docker.network.host_ipv6"
+	OptDefaultBridge = "com.docker.network.bridge.default_bridge"
 	// OptGatewayModeIPv4 and OptGatewayModeIPv6 are the gateway modes of
 	// the two families (Docker 28): nat, nat-unprotected, routed or
 	// isolated (firewall.GatewayMode).
@@ -135,6 +140,9 @@ type BridgeConfig struct {
 	// families; nat, the zero value, for a network made before them.
 	GatewayMode4 firewall.GatewayMode `json:"gatewayModeIPv4,omitempty"`
 	GatewayMode6 firewall.GatewayMode `json:"gatewayModeIPv6,omitempty"`
+	// HostIPv4 and HostIPv6 (OptHostIPv4, OptHostIPv6): invalid, masquerade.
+	HostIPv4 netip.Addr `json:"hostIPv4,omitzero"`
+	HostIPv6 netip.Addr `json:"hostIPv6,omitzero"`
 }
 
 // EndpointState records how far an endpoint's setup got, so that a restart

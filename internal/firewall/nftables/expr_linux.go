@@ -184,6 +184,15 @@ func (tr *translation) stmt(s firewall.Stmt) ([]expr.Any, error) {
 		return []expr.Any{&expr.Counter{}}, nil
 	case firewall.Masquerade:
 		return []expr.Any{&expr.Masq{}}, nil
+	case firewall.SNAT:
+		family := uint32(unix.NFPROTO_IPV4)
+		if !s.Addr.Is4() {
+			family = unix.NFPROTO_IPV6
+		}
+		return []expr.Any{
+			&expr.Immediate{Register: 1, Data: s.Addr.AsSlice()},
+			&expr.NAT{Type: expr.NATTypeSourceNAT, Family: family, RegAddrMin: 1},
+		}, nil
 	case firewall.Verdict:
 		return verdict(s)
 	case firewall.L4ProtoMatch, firewall.DportMatch, firewall.RejectAdminProhibited:

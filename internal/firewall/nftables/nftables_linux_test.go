@@ -53,6 +53,10 @@ var goldenCases = []struct {
 	{"internal", []firewall.Network{defaultBridge, internalNet}},
 	{"masquerade-off", []firewall.Network{defaultBridge, noMasq}},
 	{"dual-stack", dualStack},
+	{"snat", []firewall.Network{defaultBridge, {
+		Bridge: "br-snat", Subnet: netip.MustParsePrefix("172.20.0.0/16"), Subnet6: netip.MustParsePrefix("fd00:20::/64"),
+		ICC: true, Masquerade: true, SNAT4: netip.MustParseAddr("198.51.100.42"), SNAT6: netip.MustParseAddr("2001:db8::42"),
+	}}},
 }
 
 // TestRebuildMatchesGolden applies each golden case through netlink and

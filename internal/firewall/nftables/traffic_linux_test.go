@@ -134,6 +134,33 @@ func TestTraffic(t *testing.T) {
 		}
 	})
 
+	t.Run("snat", func(t *testing.T) {
+		// A source address of the network's own (host_ipv4) in place
+		// of masquerade's choice: one of the host's, not eth0's first.
+		run(t, w.host, "ip", "addr", "add", "198.51.100.3/24", "dev", "eth0")
+		run(t, w.outside, "nft", "add", "table", "inet", "probe")
+		run(t, w.outside, "nft", "add", "chain", "inet", "probe", "input", "{ type filter hook input priority 0 ; }")
+		run(t, w.outside, "nft", "add", "counter", "inet", "probe", "fromsnat")
+		run(t, w.outside, "nft", "insert", "rule", "inet", "probe", "input", "ip", "saddr", "198.51.100.3", "counter", "name", "fromsnat")
+		snat := br0
+		snat.SNAT4 = netip.MustParseAddr("198.51.100.3")
+		if err := fw.AddNetwork(ctx, snat); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := fw.AddNetwork(ctx, br0); err != nil {
+				t.Error(err)
+			}
+		})
+		// Each ping process is a new flow (its own ICMP id), NATed anew.
+		if !reaches(t, w.c1, server) {
+			t.Fatal("container on br0 cannot reach the server with SNAT")
+		}
+		if n := counter(t, w.outside, "fromsnat"); n == 0 {
+			t.Error("the server saw no packet from the SNAT address 198.51.100.3")
+		}
+	})
+
 	t.Run("icc", func(t *testing.T) {
 		if !reaches(t, w.c1, "10.0.1.3") {
 			t.Fatal("c1 cannot reach c2 on the same bridge with icc on")

@@ -1,0 +1,26 @@
+package e2e
+
+import (
+	"testing"
+)
+
+// TestNetworkSourceAddress: a network made with Docker's
+// com.docker.network.host_ipv4 reaches the outside from that host address
+// (SNAT) instead of the one masquerade picks for the way out; the other
+// networks keep masquerade. A value of the wrong family is refused.
+func TestNetworkSourceAddress(t *testing.T) {
+	w, _ := startWorld(t)
+	w.MustInHost(t, "ip", "addr", "add", "198.51.100.3/24", "dev", "eth0")
+	mustDocker(t, w, "network", "create", "--subnet", "10.77.0.0/24", "-o", "com.docker.network.host_ipv4=198.51.100.3", "fromthree")
+	runSleeper(t, w, "three", "--network", "fromthree")
+	runSleeper(t, w, "plain")
+	if got, want := fetchAnswer(t, w, "three"), "you are 198.51.100.3\n"; got != want {
+		t.Errorf("a container on the host_ipv4 network reached the outside as %q, want %q", got, want)
+	}
+	if got, want := fetchAnswer(t, w, "plain"), "you are 198.51.100.2\n"; got != want {
+		t.Errorf("a container on the default bridge reached the outside as %q, want %q", got, want)
+	}
+	if _, errOut, code := w.Docker(t, "network", "create", "-o", "com.docker.network.host_ipv4=2001:db8::1", "wrong"); code == 0 {
+		t.Errorf("host_ipv4 with an IPv6 address was taken: %s", errOut)
+	}
+}
