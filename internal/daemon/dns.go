@@ -154,14 +154,14 @@ func (d *Daemon) dnsRunning(sandboxID string) bool {
 // HostLoopback), so a host on systemd-resolved's 127.0.0.53 works. Or
 // the container's --dns servers, as given, which it asks from the
 // container's namespace (a --dns 127.0.0.1 is a server in the container).
-// Or, when there are none at all, Google's two, as on the default bridge.
+// With none at all it forwards nothing (forResolver).
 func (d *Daemon) resolverConf(c *container.Container) (resolvConf, []netip.AddrPort, bool) {
 	rc := d.resolv.get().withOverrides(d.dnsSettings(c))
 	ndotsSet := rc.ndotsSet()
 	rc, servers := rc.forResolver(dns.Address)
-	ups := make([]netip.AddrPort, len(servers))
-	for i, a := range servers {
-		ups[i] = netip.AddrPortFrom(a, 53)
+	var ups []netip.AddrPort
+	for _, a := range servers {
+		ups = append(ups, netip.AddrPortFrom(a, 53))
 	}
 	return rc, ups, ndotsSet
 }

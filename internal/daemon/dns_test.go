@@ -95,7 +95,12 @@ func TestResolverConfUpstreams(t *testing.T) {
 		{"host's, loopback included", []string{"127.0.0.53", "10.0.0.53", "10.0.1.53"}, nil, container.Config{},
 			[]netip.AddrPort{ap("127.0.0.53:53"), ap("10.0.0.53:53"), ap("10.0.1.53:53")}, false},
 		{"--dns wins", []string{"10.0.0.53"}, nil, container.Config{DNS: []string{"1.1.1.1", "bogus"}}, []netip.AddrPort{ap("1.1.1.1:53")}, false},
-		{"none at all: Google's", nil, nil, container.Config{}, []netip.AddrPort{ap("8.8.8.8:53"), ap("8.8.4.4:53")}, false},
+		// As Docker on a user network: no external servers, SERVFAIL (not
+		// Google's two, which are the default bridge's fallback).
+		{"none at all: none", nil, nil, container.Config{}, nil, false},
+		// Its own address asked from the container would be itself.
+		{"--dns 127.0.0.11 is skipped", nil, nil, container.Config{DNS: []string{"127.0.0.11", "1.1.1.1"}}, []netip.AddrPort{ap("1.1.1.1:53")}, false},
+		{"--dns 127.0.0.11 alone", nil, nil, container.Config{DNS: []string{"127.0.0.11"}}, nil, false},
 		{"host's ndots", []string{"10.0.0.53"}, []string{"ndots:2"}, container.Config{}, []netip.AddrPort{ap("10.0.0.53:53")}, true},
 		{"user's ndots", []string{"10.0.0.53"}, nil, container.Config{DNSOptions: []string{"ndots:1"}}, []netip.AddrPort{ap("10.0.0.53:53")}, true},
 	}

@@ -157,13 +157,20 @@ func (rc resolvConf) ndotsSet() bool {
 
 // forResolver is rc for a container served by the resolver at ns, and the
 // servers the resolver forwards to: those of rc (loopback ones included:
-// the resolver reaches them from the host), or Google's two when there are
-// none. An ndots that is not a number of zero or more is dropped, and
-// ndots:0 added when none is left.
+// the resolver reaches them from the host), none when there are none (the
+// resolver answers SERVFAIL, as Docker's does with no external servers;
+// Google's two are the default bridge's only), and never ns itself asked
+// from the container (--dns 127.0.0.11), where it is the resolver: each
+// forward came back as a new query, about a thousand deep (moby's
+// resolver skips its own address the same way). An ndots that is not a
+// number of zero or more is dropped, and ndots:0 added when none is left.
 func (rc resolvConf) forResolver(ns netip.Addr) (resolvConf, []netip.Addr) {
-	upstreams := slices.Clone(rc.nameservers)
-	if len(upstreams) == 0 {
-		upstreams = defaultNameservers
+	var upstreams []netip.Addr
+	for _, a := range rc.nameservers {
+		if rc.nsOverride && a == ns {
+			continue
+		}
+		upstreams = append(upstreams, a)
 	}
 	out := rc
 	out.nameservers = []netip.Addr{ns}

@@ -19,10 +19,13 @@ import (
 // (QA round 27: with one pool for all, it made every container's
 // lookups REFUSED). maxForwardsAll bounds them across all resolvers, so
 // that many flooding containers cannot take every file descriptor of the
-// daemon (a socket each).
+// daemon (a TCP query takes a socket each; UDP ones share a few per
+// upstream). Docker has no such bound; at 8,192 eight flooding containers
+// (or a few forwarding to themselves) had every other container's
+// lookups REFUSED, so it is 32 containers' worth now.
 const (
 	maxForwards    = 1024
-	maxForwardsAll = 8192
+	maxForwardsAll = 32 * maxForwards
 )
 
 // upstreamUDPSize is the largest UDP answer taken from an upstream.
@@ -179,6 +182,9 @@ func (fl *flight) accept(up netip.AddrPort, resp *mdns.Msg, err error) bool {
 		return false
 	}
 	resp.Id = fl.q.Id
+	if len(resp.Question) == 0 {
+		resp.Question = fl.q.Question // a header-only error answer
+	}
 	resp.Compress = true
 	fl.done(resp)
 	return true

@@ -265,7 +265,14 @@ func (s *upstreamSock) deliver(b []byte) {
 		return
 	}
 	m := new(mdns.Msg)
-	if err := m.Unpack(b); err != nil || !m.Response || !sameQuestion(m, pq.q) {
+	if err := m.Unpack(b); err != nil || !m.Response {
+		return
+	}
+	// An error answer may carry no question at all (a FORMERR from a
+	// server without EDNS, RFC 6891 6.2.2; a bare REFUSED or SERVFAIL):
+	// taken by its ID, as moby's client takes every answer, so the query
+	// moves on at once instead of waiting out the upstream's timeout.
+	if !sameQuestion(m, pq.q) && (len(m.Question) != 0 || m.Rcode == mdns.RcodeSuccess) {
 		return
 	}
 	s.complete(id, pq, m, nil)

@@ -328,3 +328,77 @@ func TestForwardSlotsArePerResolver(t *testing.T) {
 		t.Errorf("after it ended: %d of its slots and %d of all still taken", len(other), len(f.slots))
 	}
 }
+
+// rawUDP answers each datagram on a loopback UDP socket with answer's
+// bytes (nil: none).
+func rawUDP(t *testing.T, answer func(q []byte) []byte) netip.AddrPort {
+	t.Helper()
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := conn.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			if b := answer(buf[:n]); b != nil {
+				conn.WriteToUDPAddrPort(b, from)
+			}
+		}
+	}()
+	return conn.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// TestErrorAnswerWithoutQuestion: an upstream's error answer with a bare
+// header (a FORMERR from a server without EDNS, RFC 6891; a REFUSED) is
+// taken by its ID, as moby's client takes answers: the FORMERR goes to
+// the client at once, with the question put back, and a REFUSED moves
+// on to the next upstream at once. Both were dropped as not matching,
+// and the query waited out the upstream's timeout (2 s here).
+func TestErrorAnswerWithoutQuestion(t *testing.T) {
+	formErr := rawUpstream(t, func(q *mdns.Msg) []*mdns.Msg {
+		a := new(mdns.Msg)
+		a.Id, a.Response, a.Opcode, a.Rcode = q.Id, true, q.Opcode, mdns.RcodeFormatError
+		return []*mdns.Msg{a}
+	})
+	f := testForwarder(t, 2*time.Second)
+	q := query("www.example.test", mdns.TypeA)
+	q.SetEdns0(1232, false)
+	start := time.Now()
+	resp := f.forward(context.Background(), q, "udp", []netip.AddrPort{formErr})
+	if resp.Rcode != mdns.RcodeFormatError || len(resp.Question) != 1 || time.Since(start) > time.Second {
+		t.Errorf("got %s with %d questions after %v, want the upstream's FORMERR at once", mdns.RcodeToString[resp.Rcode], len(resp.Question), time.Since(start))
+	}
+
+	bare := rawUDP(t, func(q []byte) []byte {
+		b := append([]byte(nil), q[:12]...)
+		b[2] |= 0x80
+		b[3] = (b[3] &^ 0x0f) | mdns.RcodeRefused
+		b[4], b[5] = 0, 0 // no question
+		return b
+	})
+	good := startUpstream(t, mdns.RcodeNameError)
+	start = time.Now()
+	resp = f.forward(context.Background(), query("nx.test", mdns.TypeA), "udp", []netip.AddrPort{bare, good.addr})
+	if took := time.Since(start); took > time.Second || resp.Rcode != mdns.RcodeNameError {
+		t.Errorf("got %s after %v, want the second upstream's NXDOMAIN at once", mdns.RcodeToString[resp.Rcode], took)
+	}
+
+	// An answer without a question that says NOERROR is not taken: it
+	// answers nothing.
+	empty := rawUDP(t, func(q []byte) []byte {
+		b := append([]byte(nil), q[:12]...)
+		b[2] |= 0x80
+		b[4], b[5] = 0, 0
+		return b
+	})
+	start = time.Now()
+	resp = f.forward(context.Background(), query("nx.test", mdns.TypeA), "udp", []netip.AddrPort{empty, good.addr})
+	if took := time.Since(start); took < time.Second || resp.Rcode != mdns.RcodeNameError {
+		t.Errorf("a question-less NOERROR: got %s after %v, want it ignored (the first upstream timing out)", mdns.RcodeToString[resp.Rcode], took)
+	}
+}
