@@ -1,6 +1,7 @@
 package cni
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -187,7 +188,7 @@ func (c *netConf) network() (*Network, error) {
 		return nil, err
 	}
 	n := &Network{
-		Version: c.CNIVersion, Name: c.Name, Bridge: c.Bridge, IsGateway: c.IsGateway || c.IsDefaultGateway,
+		Version: cmp.Or(c.CNIVersion, "0.1.0"), Name: c.Name, Bridge: c.Bridge, IsGateway: c.IsGateway || c.IsDefaultGateway,
 		IsDefaultGateway: c.IsDefaultGateway, IPMasq: c.IPMasq, MTU: c.MTU, DataDir: c.DataDir, DNS: c.DNS,
 	}
 	if n.Bridge == "" {

@@ -54,7 +54,7 @@ func TestBadConfigurationsAreRefusedWithTheirCode(t *testing.T) {
 		msg        string
 	}{
 		{"not json", `{`, CodeDecodeFailure, "decode"},
-		{"old version", `{"cniVersion":"0.2.0","name":"n"}`, CodeIncompatibleVersion, "incompatible"},
+		{"unknown version", `{"cniVersion":"9.9.9","name":"n"}`, CodeIncompatibleVersion, "incompatible"},
 		{"no name", `{"cniVersion":"1.0.0","ipam":{"type":"host-local","subnet":"10.0.0.0/24"}}`, CodeInvalidConfig, "no name"},
 		{"other ipam", `{"cniVersion":"1.0.0","name":"n","ipam":{"type":"dhcp"}}`, CodeInvalidConfig, `"dhcp" is not supported`},
 		{"vlan", `{"cniVersion":"1.0.0","name":"n","vlan":5,"ipam":{"type":"host-local","subnet":"10.0.0.0/24"}}`, CodeUnsupportedField, `"vlan"`},

@@ -57,12 +57,58 @@ type resultJSON struct {
 	DNS        json.RawMessage `json:"dns,omitempty"`
 }
 
+// ip020JSON is one family's address in a 0.1.0 or 0.2.0 result.
+type ip020JSON struct {
+	IP      string      `json:"ip"`
+	Gateway string      `json:"gateway,omitempty"`
+	Routes  []routeJSON `json:"routes,omitempty"`
+}
+
+type result020JSON struct {
+	CNIVersion string          `json:"cniVersion"`
+	IP4        *ip020JSON      `json:"ip4,omitempty"`
+	IP6        *ip020JSON      `json:"ip6,omitempty"`
+	DNS        json.RawMessage `json:"dns,omitempty"`
+}
+
+// encode020 is r in the form of 0.1.0 and 0.2.0, as the reference
+// plugins' types/020 convert it: the first address of each family, with
+// the routes of that family, and no interfaces.
+func (r *Result) encode020(v string, dns json.RawMessage) ([]byte, error) {
+	out := result020JSON{CNIVersion: v, DNS: dns}
+	for _, ip := range r.IPs {
+		j := &ip020JSON{IP: ip.Address.String()}
+		if ip.Gateway.IsValid() {
+			j.Gateway = ip.Gateway.String()
+		}
+		for _, rt := range r.Routes {
+			if rt.Dst.Addr().Is4() == ip.Address.Addr().Is4() {
+				jr := routeJSON{Dst: rt.Dst.String()}
+				if rt.GW.IsValid() {
+					jr.GW = rt.GW.String()
+				}
+				j.Routes = append(j.Routes, jr)
+			}
+		}
+		switch {
+		case ip.Address.Addr().Is4() && out.IP4 == nil:
+			out.IP4 = j
+		case !ip.Address.Addr().Is4() && out.IP6 == nil:
+			out.IP6 = j
+		}
+	}
+	return json.MarshalIndent(out, "", "    ")
+}
+
 // encode writes r as version v: before 1.0.0 each address carries its
-// family as "version".
+// family as "version"; before 0.3.0 it is another form (encode020).
 func (r *Result) encode(v string) ([]byte, error) {
 	out := resultJSON{CNIVersion: v, DNS: r.DNS}
 	if len(out.DNS) == 0 || string(out.DNS) == "null" {
 		out.DNS = json.RawMessage(`{}`)
+	}
+	if !atLeast(v, "0.3.0") {
+		return r.encode020(v, out.DNS)
 	}
 	for _, i := range r.Interfaces {
 		out.Interfaces = append(out.Interfaces, ifaceJSON(i))

@@ -2,6 +2,7 @@ package cni
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -51,5 +52,39 @@ func TestVersionAnswer(t *testing.T) {
 	}
 	if err := json.Unmarshal(versionAnswer(), &v); err != nil || v.CNIVersion != LatestVersion || len(v.SupportedVersions) != len(SupportedVersions) {
 		t.Errorf("%+v %v", v, err)
+	}
+}
+
+// TestResult020: a 0.1.0 or 0.2.0 configuration (one without cniVersion
+// is 0.1.0) gets the old form, as the reference plugins give it: ip4 and
+// ip6, each with its family's routes, and no interfaces.
+func TestResult020(t *testing.T) {
+	r := &Result{
+		Interfaces: []Interface{{Name: "cni0"}, {Name: "veth1"}, {Name: "eth0", Sandbox: "/run/netns/x"}},
+		IPs: []IPConfig{
+			{Address: netip.MustParsePrefix("10.0.0.2/24"), Gateway: netip.MustParseAddr("10.0.0.1"), Interface: 2},
+			{Address: netip.MustParsePrefix("fd00::2/64"), Gateway: netip.MustParseAddr("fd00::1"), Interface: 2},
+		},
+		Routes: []Route{
+			{Dst: netip.MustParsePrefix("0.0.0.0/0"), GW: netip.MustParseAddr("10.0.0.1")},
+			{Dst: netip.MustParsePrefix("::/0"), GW: netip.MustParseAddr("fd00::1")},
+		},
+	}
+	b, err := r.encode("0.2.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, want any
+	json.Unmarshal(b, &got)
+	json.Unmarshal([]byte(`{"cniVersion":"0.2.0",
+		"ip4":{"ip":"10.0.0.2/24","gateway":"10.0.0.1","routes":[{"dst":"0.0.0.0/0","gw":"10.0.0.1"}]},
+		"ip6":{"ip":"fd00::2/64","gateway":"fd00::1","routes":[{"dst":"::/0","gw":"fd00::1"}]},
+		"dns":{}}`), &want)
+	if g, w := fmt.Sprint(got), fmt.Sprint(want); g != w {
+		t.Errorf("0.2.0 result:\n%s\nwant %s", b, w)
+	}
+	n := mustNetwork(t, `{"name":"n","ipam":{"type":"host-local","subnet":"10.0.0.0/24"}}`)
+	if n.Version != "0.1.0" {
+		t.Errorf("a configuration without cniVersion is %q, want 0.1.0", n.Version)
 	}
 }

@@ -8,10 +8,10 @@ import (
 )
 
 // SupportedVersions are the CNI specification versions berth-cni speaks,
-// oldest first; 0.1.0 and 0.2.0 (whose results had one IP per family and
-// no interfaces) are not among them, as in the reference plugins since
-// v1.0.
-var SupportedVersions = []string{"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"}
+// oldest first, as the reference plugins do: 0.1.0 (a configuration
+// without cniVersion) and 0.2.0 results have one address per family and
+// no interfaces (encode).
+var SupportedVersions = []string{"0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"}
 
 // LatestVersion is the version of a result when the caller asked for none
 // (VERSION's answer names it too).

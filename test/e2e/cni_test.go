@@ -269,6 +269,15 @@ func TestCNIPluginAsARuntimeCallsIt(t *testing.T) {
 	if v := c.vethsSettled(t, 0); len(v) != 0 {
 		t.Errorf("veths after the refused ADDs: %v", v)
 	}
+
+	// A configuration without cniVersion is 0.1.0, and its result has
+	// that version's form (ip4, no interfaces), as the reference's.
+	ns3 := c.netns(t, "c3")
+	old := strings.Replace(c.conf(""), `"cniVersion":"1.1.0",`, "", 1)
+	if out := c.mustCall(t, "ADD", "c3", ns3, old); !strings.Contains(out, `"cniVersion": "0.1.0"`) || !strings.Contains(out, `"ip4"`) || strings.Contains(out, `"interfaces"`) {
+		t.Errorf("ADD with a 0.1.0 configuration answered:\n%s", out)
+	}
+	c.mustCall(t, "DEL", "c3", ns3, old)
 }
 
 func mustJSON(t *testing.T, v any) string {
