@@ -92,6 +92,7 @@ func (c *Controller) CreateSandbox(ctx context.Context, containerID string, host
 // DeleteSandbox takes every endpoint out of the sandbox, deletes its
 // namespace and forgets it. It keeps going past errors and is safe to repeat.
 func (c *Controller) DeleteSandbox(ctx context.Context, id string) error {
+	ctx = context.WithoutCancel(ctx) // as Join's
 	c.mu.Lock()
 	sb, ok := c.sandboxes[id]
 	var eps []*Endpoint
@@ -140,6 +141,12 @@ func (c *Controller) forgetSandbox(id string) error {
 // a start that finds the endpoint still "creating" finishes it if its
 // sandbox and network remain, and rolls it back otherwise.
 func (c *Controller) Join(ctx context.Context, sandboxID, netRef string, req JoinRequest) (*Endpoint, error) {
+	// Once begun, a join runs to its end or its rollback whatever the
+	// client does: cancelled halfway (the client went away), the
+	// firewall's calls failed, and so did the rollback's, which left the
+	// host ports held and the endpoint stuck "deleting" (review of
+	// session 30).
+	ctx = context.WithoutCancel(ctx)
 	ep, sb, n, intent, err := c.planEndpoint(sandboxID, netRef, req)
 	if err != nil {
 		return nil, err
@@ -520,6 +527,7 @@ func (c *Controller) Leave(ctx context.Context, sandboxID, netRef string) error 
 // set) in the same store record as the endpoint's "deleting" intent (see
 // JoinRequest.Record).
 func (c *Controller) LeaveAndRecord(ctx context.Context, sandboxID, netRef string, record func(store.Tx) error) error {
+	ctx = context.WithoutCancel(ctx) // as Join's
 	c.mu.Lock()
 	sb, ok := c.sandboxes[sandboxID]
 	if !ok {

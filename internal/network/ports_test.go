@@ -1069,3 +1069,76 @@ func TestDisconnectMovesGatewayAndPortsBeforeForgetting(t *testing.T) {
 		t.Fatal("no Note deleted alpha's record")
 	}
 }
+
+// ctxFirewall honours ctx as the nftables firewall does (AddPorts and
+// DelPorts return ctx.Err() first); cancelAt, if set, is called as
+// AddPorts begins: the client goes away mid-connect.
+type ctxFirewall struct {
+	*fakeFirewall
+	cancelAt func()
+}
+
+func (f *ctxFirewall) AddPorts(ctx context.Context, ps []firewall.PortMapping) error {
+	if f.cancelAt != nil {
+		f.cancelAt()
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return f.fakeFirewall.AddPorts(ctx, ps)
+}
+
+func (f *ctxFirewall) DelPorts(ctx context.Context, ps []firewall.PortMapping) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return f.fakeFirewall.DelPorts(ctx, ps)
+}
+
+// TestConnectWhoseClientGoesAway: a connect that publishes the
+// container's ports (its first non-internal network) runs to its end
+// when its request is cancelled halfway. It failed, and its rollback,
+// cut off by the same cancelled context, left the host port held and the
+// endpoint stuck, so that a second connect was refused (review of
+// session 30).
+func TestConnectWhoseClientGoesAway(t *testing.T) {
+	r := newPortRig(t)
+	fw := &ctxFirewall{fakeFirewall: r.fw}
+	h := newFakeHolder()
+	r.ports = h
+	r.c = New(Config{
+		Store: r.st, Driver: r.drv, Sandboxes: r.sbs, Firewall: fw, Ports: h,
+		Nameservers: []netip.Addr{netip.MustParseAddr("10.255.255.53")},
+		NewID:       r.ids,
+		Now:         func() time.Time { return time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC) },
+	})
+	bg := context.Background()
+	if err := r.c.Start(bg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.c.CreateNetwork(bg, CreateRequest{Name: "inner", Internal: true}); err != nil {
+		t.Fatal(err)
+	}
+	sb := r.sandbox(t, "c1")
+	web := []PortRequest{{Proto: "tcp", Port: 80, HostPortStart: 8200, HostPortEnd: 8200}}
+	r.join(t, sb, "inner", JoinRequest{ContainerID: "c1", Name: "i1", Ports: web})
+	ctx, cancel := context.WithCancel(bg)
+	fw.cancelAt = cancel
+	ep, err := r.c.Join(ctx, sb.ID, "bridge", JoinRequest{ContainerID: "c1", Name: "i1"})
+	fw.cancelAt = nil
+	if err != nil {
+		t.Fatalf("connect whose client went away: %v", err)
+	}
+	if len(ep.Ports) != 1 || h.count() != 1 || len(r.fw.portList()) != 1 {
+		t.Errorf("ports %v, %d host ports held, firewall %v; want the one port published", ep.Ports, h.count(), r.fw.portList())
+	}
+	// And a disconnect whose client goes away.
+	ctx, cancel = context.WithCancel(bg)
+	cancel()
+	if err := r.c.Leave(ctx, sb.ID, "bridge"); err != nil {
+		t.Fatalf("disconnect with its request cancelled: %v", err)
+	}
+	if h.count() != 0 || len(r.c.Attachments(sb.ID)) != 1 {
+		t.Errorf("after the disconnect: %d host ports held, %d attachments", h.count(), len(r.c.Attachments(sb.ID)))
+	}
+}
