@@ -20,6 +20,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -28,11 +29,15 @@ import (
 
 // UDPFlowTimeout is how long a UDP client's flow lives without traffic,
 // docker-proxy's UDPConnTrackTimeout.
-const UDPFlowTimeout = 90 * time.Second
+// (A variable for the tests.)
+var UDPFlowTimeout = 90 * time.Second
 
-// maxUDPFlows bounds the flows of one port, as docker-proxy's
-// UDPConnTrackMax does (beyond it, new clients' datagrams are dropped).
-const maxUDPFlows = 1024
+// maxUDPFlows bounds the flows of one port (a socket and a goroutine
+// each). docker-proxy has no bound; at this one a new client takes the
+// place of the flow whose last traffic is oldest, so that every client is
+// served (at 1,024, with clients beyond it dropped, 76 of 1,100 got no
+// answer; review of session 30).
+var maxUDPFlows = 4096 // a variable for the tests
 
 // dialTimeout bounds a connection to the container.
 const dialTimeout = 10 * time.Second
@@ -236,8 +241,7 @@ func (p *Proxy) udpLoop(uc *net.UDPConn, target netip.AddrPort, log *slog.Logger
 		fl := flows[from]
 		if fl == nil {
 			if len(flows) >= maxUDPFlows {
-				mu.Unlock()
-				continue
+				evictOldest(flows)
 			}
 			c, err := net.DialUDP(family("udp", target), nil, net.UDPAddrFromAddrPort(target))
 			if err != nil {
@@ -267,17 +271,29 @@ func (p *Proxy) udpLoop(uc *net.UDPConn, target netip.AddrPort, log *slog.Logger
 					if err != nil {
 						var ne net.Error
 						mu.Lock()
-						// A timeout while the client still sent lately
-						// keeps the flow; anything else ends it.
-						keep := errors.As(err, &ne) && ne.Timeout() && time.Since(fl.last) < UDPFlowTimeout
+						// A timeout while the flow still had traffic
+						// lately keeps it, and so does a container port
+						// that refused a datagram (ICMP), as
+						// docker-proxy's; anything else ends it.
+						keep := errors.As(err, &ne) && ne.Timeout() && time.Since(fl.last) < UDPFlowTimeout ||
+							errors.Is(err, syscall.ECONNREFUSED)
 						if !keep {
-							delete(flows, from)
+							if flows[from] == fl { // not a newer flow of the client's (evicted)
+								delete(flows, from)
+							}
 							mu.Unlock()
 							return
 						}
 						mu.Unlock()
 						continue
 					}
+					// The container's traffic keeps the flow too, as
+					// docker-proxy's read deadline moves with each
+					// reply: a client that asked once and then only
+					// receives was cut off after 90 s.
+					mu.Lock()
+					fl.last = time.Now()
+					mu.Unlock()
 					if _, _, err := uc.WriteMsgUDPAddrPort(reply[:m], fl.reply, from); err != nil && errors.Is(err, net.ErrClosed) {
 						return
 					}
@@ -289,6 +305,22 @@ func (p *Proxy) udpLoop(uc *net.UDPConn, target netip.AddrPort, log *slog.Logger
 		if _, err := fl.conn.Write(buf[:n]); err != nil {
 			log.Debug("proxy write", "target", target, "err", err)
 		}
+	}
+}
+
+// evictOldest ends the flow whose last traffic is the oldest (the caller
+// holds the loop's lock): its socket is closed, so its goroutine ends.
+func evictOldest(flows map[netip.AddrPort]*flow) {
+	var oldest netip.AddrPort
+	var of *flow
+	for k, fl := range flows {
+		if of == nil || fl.last.Before(of.last) {
+			oldest, of = k, fl
+		}
+	}
+	if of != nil {
+		delete(flows, oldest)
+		of.conn.Close()
 	}
 }
 

@@ -399,3 +399,101 @@ func countTrue(ks []KeptConn, f func(KeptConn) bool) int {
 	}
 	return n
 }
+
+// udpServer answers on an IPv4 loopback UDP socket with serve's loop.
+func udpServer(t *testing.T, serve func(srv *net.UDPConn)) netip.AddrPort {
+	t.Helper()
+	srv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	go serve(srv)
+	return netip.MustParseAddrPort(srv.LocalAddr().String())
+}
+
+// TestUDPClientsBeyondTheBound: with more clients than a port's flows, a
+// new one takes the place of the flow idle longest, so every client is
+// answered (they were dropped beyond the bound; docker-proxy has none).
+func TestUDPClientsBeyondTheBound(t *testing.T) {
+	old := maxUDPFlows
+	maxUDPFlows = 8
+	t.Cleanup(func() { maxUDPFlows = old })
+	target := udpServer(t, func(srv *net.UDPConn) {
+		b := make([]byte, 2048)
+		for {
+			n, from, err := srv.ReadFromUDPAddrPort(b)
+			if err != nil {
+				return
+			}
+			srv.WriteToUDPAddrPort(b[:n], from)
+		}
+	})
+	fd, port := boundV6(t, unix.SOCK_DGRAM)
+	p, err := Start(fd, "udp", target, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	for i := range 20 {
+		c, err := net.DialUDP("udp6", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.IPv6Loopback(), port)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		answered := false
+		b := make([]byte, 64)
+		for try := 0; try < 3 && !answered; try++ {
+			c.Write([]byte{byte(i)})
+			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			_, err := c.Read(b)
+			answered = err == nil
+		}
+		c.Close()
+		if !answered {
+			t.Errorf("client %d (of 20, over a bound of 8 flows) got no answer", i)
+		}
+	}
+}
+
+// TestUDPFlowKeptByReplies: a client that asks once and then only
+// receives (a subscription, a stream) keeps its flow while the container
+// sends, as docker-proxy's read deadline moves with each reply; it was
+// cut off a flow timeout after the client's datagram.
+func TestUDPFlowKeptByReplies(t *testing.T) {
+	old := UDPFlowTimeout
+	UDPFlowTimeout = time.Second
+	t.Cleanup(func() { UDPFlowTimeout = old })
+	target := udpServer(t, func(srv *net.UDPConn) {
+		b := make([]byte, 2048)
+		_, from, err := srv.ReadFromUDPAddrPort(b)
+		if err != nil {
+			return
+		}
+		for i := 0; ; i++ { // a stream to the client, five a second
+			if _, err := srv.WriteToUDPAddrPort([]byte{byte(i)}, from); err != nil {
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
+	fd, port := boundV6(t, unix.SOCK_DGRAM)
+	p, err := Start(fd, "udp", target, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	c, err := net.DialUDP("udp6", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.IPv6Loopback(), port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("subscribe"))
+	start := time.Now()
+	b := make([]byte, 64)
+	for time.Since(start) < 4*UDPFlowTimeout {
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if _, err := c.Read(b); err != nil {
+			t.Fatalf("replies stopped %v after the client's only datagram (flow timeout %v): %v", time.Since(start).Round(time.Millisecond), UDPFlowTimeout, err)
+		}
+	}
+}
