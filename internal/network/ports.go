@@ -211,7 +211,7 @@ func (c *Controller) holdNATPorts(n *Network, ep *Endpoint, reqs []PortRequest) 
 	if len(hreqs) == 0 {
 		return nil, nil
 	}
-	held, err := c.portHolder().Hold(hreqs)
+	held, err := c.holdGrouped(hreqs, reqs)
 	if err != nil {
 		return nil, connectivityError(ep, err)
 	}
@@ -274,6 +274,102 @@ func (c *Controller) holdPorts6(n *Network, ep *Endpoint, reqs []PortRequest) ([
 		ms[i] = PortMapping{Proto: h.Proto, HostIP: h.HostIP, HostPort: h.Port, Port: ports[i]}
 	}
 	return ms, nil
+}
+
+// holdGrouped holds hreqs (made from reqs, one for one). Requests that
+// differ only in their host address share one host port, as moby's
+// needSamePort groups them (-p 127.0.0.1::80 -p 127.0.0.2::80, or the
+// same range on two addresses): the first of a group is held with the
+// others, the rest then on the port it got, and if one of them cannot
+// have it the whole group moves to the next port the request allows.
+func (c *Controller) holdGrouped(hreqs []HostPortRequest, reqs []PortRequest) ([]HostPort, error) {
+	leader := make([]int, len(hreqs))
+	var first []HostPortRequest
+	var firstAt []int
+	for i, r := range hreqs {
+		leader[i] = -1
+		if explicit(reqs[i].HostIP) && !(r.Start != 0 && r.Start == r.End) {
+			for j := range i {
+				q := hreqs[j]
+				if leader[j] == -1 && explicit(reqs[j].HostIP) && q.Proto == r.Proto && reqs[j].Port == reqs[i].Port &&
+					q.Start == r.Start && q.End == r.End && q.HostIP != r.HostIP {
+					leader[i] = j
+					break
+				}
+			}
+		}
+		if leader[i] == -1 {
+			first, firstAt = append(first, r), append(firstAt, i)
+		}
+	}
+	got, err := c.portHolder().Hold(first)
+	if err != nil || len(first) == len(hreqs) {
+		return got, err
+	}
+	held := make([]HostPort, len(hreqs))
+	for k, i := range firstAt {
+		held[i] = got[k]
+	}
+	for _, l := range firstAt {
+		var fs []int
+		for i, li := range leader {
+			if li == l {
+				fs = append(fs, i)
+			}
+		}
+		if len(fs) == 0 {
+			continue
+		}
+		if err := c.holdFollowers(hreqs, l, fs, held); err != nil {
+			var all []HostPort
+			for _, h := range held {
+				if h.Port != 0 {
+					all = append(all, h)
+				}
+			}
+			return nil, errors.Join(err, c.portHolder().Release(all))
+		}
+	}
+	return held, nil
+}
+
+// explicit reports whether a request names one host address.
+func explicit(ip netip.Addr) bool { return ip.IsValid() && !ip.IsUnspecified() }
+
+// holdFollowers holds hreqs[fs] on the port held[l] got, moving held[l]
+// to the next port hreqs[l] allows while one of them cannot (up to
+// twinAttempts, as holdTwin).
+func (c *Controller) holdFollowers(hreqs []HostPortRequest, l int, fs []int, held []HostPort) error {
+	r := hreqs[l]
+	for attempt := 1; ; attempt++ {
+		reqs := make([]HostPortRequest, len(fs))
+		for k, i := range fs {
+			reqs[k] = hreqs[i]
+			reqs[k].Start, reqs[k].End = held[l].Port, held[l].Port
+		}
+		got, err := c.portHolder().Hold(reqs)
+		if err == nil {
+			for k, i := range fs {
+				held[i] = got[k]
+			}
+			return nil
+		}
+		if !errdefs.Is(err, errdefs.KindConflict) || attempt == twinAttempts || (r.Start != 0 && held[l].Port >= r.End) {
+			return err
+		}
+		next := r
+		if r.Start != 0 {
+			next.Start = held[l].Port + 1
+		}
+		moved, err := c.portHolder().Hold([]HostPortRequest{next})
+		if err != nil {
+			return err
+		}
+		if err := c.portHolder().Release([]HostPort{held[l]}); err != nil {
+			c.log.Warn("release a host port", "port", held[l].String(), "err", err)
+		}
+		held[l], r = moved[0], next
+	}
 }
 
 // twinAttempts bounds the ports holdTwin tries, moby's

@@ -1142,3 +1142,31 @@ func TestConnectWhoseClientGoesAway(t *testing.T) {
 		t.Errorf("after the disconnect: %d host ports held, %d attachments", h.count(), len(r.c.Attachments(sb.ID)))
 	}
 }
+
+// TestSamePortAcrossHostAddresses: bindings that differ only in their
+// host address share one host port, as Docker 28 gives them (moby's
+// needSamePort): a range on two addresses where the first port is taken
+// on one moves both to the next, and ephemeral ones get one port; they
+// got a port each.
+func TestSamePortAcrossHostAddresses(t *testing.T) {
+	r := newPortRig(t)
+	ip1, ip2 := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
+	r.ports.busy[HostPort{Proto: "tcp", HostIP: ip2, Port: 8000}] = true
+	sb := r.sandbox(t, "c1")
+	ep := r.join(t, sb, "bridge", JoinRequest{ContainerID: "c1", Name: "web", Ports: []PortRequest{
+		{Proto: "tcp", Port: 80, HostIP: ip1, HostPortStart: 8000, HostPortEnd: 8010},
+		{Proto: "tcp", Port: 80, HostIP: ip2, HostPortStart: 8000, HostPortEnd: 8010},
+		{Proto: "udp", Port: 53, HostIP: ip1},
+		{Proto: "udp", Port: 53, HostIP: ip2},
+		{Proto: "tcp", Port: 81, HostIP: ip1, HostPortStart: 9000, HostPortEnd: 9000},
+	}})
+	if len(ep.Ports) != 5 || ep.Ports[0].HostPort != 8001 || ep.Ports[1].HostPort != 8001 {
+		t.Errorf("the range on two addresses: %v, want 8001 on both", ep.Ports)
+	}
+	if len(ep.Ports) == 5 && (ep.Ports[2].HostPort == 0 || ep.Ports[2].HostPort != ep.Ports[3].HostPort) {
+		t.Errorf("ephemeral ports on two addresses: %v, want one port for both", ep.Ports)
+	}
+	if n := r.ports.count(); n != 5 {
+		t.Errorf("%d host ports held, want 5 (8000 on 127.0.0.1 let go)", n)
+	}
+}
