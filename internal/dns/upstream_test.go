@@ -102,29 +102,18 @@ func TestForwarderSendsAgainWhatWasLost(t *testing.T) {
 // datagram, from a plain UDP socket.
 func rawUpstream(t *testing.T, answers func(q *mdns.Msg) []*mdns.Msg) netip.AddrPort {
 	t.Helper()
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := conn.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			q := new(mdns.Msg)
-			if q.Unpack(buf[:n]) != nil {
-				continue
-			}
-			for _, a := range answers(q) {
-				b, _ := a.Pack()
-				conn.WriteToUDPAddrPort(b, from)
-			}
+	return rawUDP(t, func(b []byte) [][]byte {
+		q := new(mdns.Msg)
+		if q.Unpack(b) != nil {
+			return nil
 		}
-	}()
-	return conn.LocalAddr().(*net.UDPAddr).AddrPort()
+		var out [][]byte
+		for _, a := range answers(q) {
+			p, _ := a.Pack()
+			out = append(out, p)
+		}
+		return out
+	})
 }
 
 // TestForwarderWaitsForASlowUpstream: with the default timeout, moby's
@@ -329,9 +318,9 @@ func TestForwardSlotsArePerResolver(t *testing.T) {
 	}
 }
 
-// rawUDP answers each datagram on a loopback UDP socket with answer's
-// bytes (nil: none).
-func rawUDP(t *testing.T, answer func(q []byte) []byte) netip.AddrPort {
+// rawUDP answers each datagram on a loopback UDP socket with the
+// datagrams answer returns (none: no answer).
+func rawUDP(t *testing.T, answer func(q []byte) [][]byte) netip.AddrPort {
 	t.Helper()
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -345,7 +334,7 @@ func rawUDP(t *testing.T, answer func(q []byte) []byte) netip.AddrPort {
 			if err != nil {
 				return
 			}
-			if b := answer(buf[:n]); b != nil {
+			for _, b := range answer(buf[:n]) {
 				conn.WriteToUDPAddrPort(b, from)
 			}
 		}
@@ -374,12 +363,12 @@ func TestErrorAnswerWithoutQuestion(t *testing.T) {
 		t.Errorf("got %s with %d questions after %v, want the upstream's FORMERR at once", mdns.RcodeToString[resp.Rcode], len(resp.Question), time.Since(start))
 	}
 
-	bare := rawUDP(t, func(q []byte) []byte {
+	bare := rawUDP(t, func(q []byte) [][]byte {
 		b := append([]byte(nil), q[:12]...)
 		b[2] |= 0x80
 		b[3] = (b[3] &^ 0x0f) | mdns.RcodeRefused
 		b[4], b[5] = 0, 0 // no question
-		return b
+		return [][]byte{b}
 	})
 	good := startUpstream(t, mdns.RcodeNameError)
 	start = time.Now()
@@ -390,11 +379,11 @@ func TestErrorAnswerWithoutQuestion(t *testing.T) {
 
 	// An answer without a question that says NOERROR is not taken: it
 	// answers nothing.
-	empty := rawUDP(t, func(q []byte) []byte {
+	empty := rawUDP(t, func(q []byte) [][]byte {
 		b := append([]byte(nil), q[:12]...)
 		b[2] |= 0x80
 		b[4], b[5] = 0, 0
-		return b
+		return [][]byte{b}
 	})
 	start = time.Now()
 	resp = f.forward(context.Background(), query("nx.test", mdns.TypeA), "udp", []netip.AddrPort{empty, good.addr})

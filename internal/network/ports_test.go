@@ -762,6 +762,23 @@ func TestGatewayIsChosenAsDockerChooses(t *testing.T) {
 	}
 }
 
+// zetaThenAlpha makes networks zeta and alpha, and a container on both:
+// on zeta first with port 8310 published, then on alpha, which outranks
+// zeta by name and so takes the default route and the port.
+func zetaThenAlpha(t *testing.T, r *rig) (sb *Sandbox, zeta, alpha *Endpoint) {
+	t.Helper()
+	for _, name := range []string{"zeta", "alpha"} {
+		if _, err := r.c.CreateNetwork(context.Background(), CreateRequest{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ports := []PortRequest{{Proto: "tcp", Port: 80, HostPortStart: 8310, HostPortEnd: 8310}}
+	sb = r.sandbox(t, "c1")
+	zeta = r.join(t, sb, "zeta", JoinRequest{ContainerID: "c1", Name: "one", Ports: ports})
+	alpha = r.join(t, sb, "alpha", JoinRequest{ContainerID: "c1", Name: "one"})
+	return sb, zeta, alpha
+}
+
 // TestGatewaySettledAfterCrash: a daemon killed in the middle of a
 // disconnect of the gateway network (its endpoint recorded "deleting")
 // or of a connect that outranks it (recorded "creating", the ports not
@@ -769,16 +786,7 @@ func TestGatewayIsChosenAsDockerChooses(t *testing.T) {
 // gateway endpoint, as the disconnect or connect would have left them.
 func TestGatewaySettledAfterCrash(t *testing.T) {
 	r := newPortRig(t)
-	ctx := context.Background()
-	for _, name := range []string{"zeta", "alpha"} {
-		if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: name}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ports := []PortRequest{{Proto: "tcp", Port: 80, HostPortStart: 8310, HostPortEnd: 8310}}
-	sb := r.sandbox(t, "c1")
-	zeta := r.join(t, sb, "zeta", JoinRequest{ContainerID: "c1", Name: "one", Ports: ports})
-	alpha := r.join(t, sb, "alpha", JoinRequest{ContainerID: "c1", Name: "one"})
+	sb, zeta, alpha := zetaThenAlpha(t, r.rig)
 	r.c.flushReady()
 	onlyOn := func(when string, ep *Endpoint) {
 		t.Helper()
@@ -967,16 +975,7 @@ func TestIPv6HostBindingOption(t *testing.T) {
 // ports to the gateway, where the route is (review of session 30).
 func TestRestartMovesPortsToTheGateway(t *testing.T) {
 	r := newPortRig(t)
-	ctx := context.Background()
-	for _, name := range []string{"zeta", "alpha"} {
-		if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: name}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ports := []PortRequest{{Proto: "tcp", Port: 80, HostPortStart: 8310, HostPortEnd: 8310}}
-	sb := r.sandbox(t, "c1")
-	zeta := r.join(t, sb, "zeta", JoinRequest{ContainerID: "c1", Name: "one", Ports: ports})
-	alpha := r.join(t, sb, "alpha", JoinRequest{ContainerID: "c1", Name: "one"})
+	sb, zeta, alpha := zetaThenAlpha(t, r.rig)
 	r.c.flushReady()
 	half := cloneEndpoint(alpha)
 	half.Ports = nil // ready, its ports not moved yet
@@ -1029,15 +1028,7 @@ func TestDisconnectMovesGatewayAndPortsBeforeForgetting(t *testing.T) {
 	r := &portRig{rig: &rig{st: st, drv: newFakeDriver(), sbs: newFakeSandboxes(), fw: newFakeFirewall(), ids: seqIDs()}}
 	r.restartWith(t, newFakeHolder())
 	ctx := context.Background()
-	for _, name := range []string{"zeta", "alpha"} {
-		if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: name}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ports := []PortRequest{{Proto: "tcp", Port: 80, HostPortStart: 8310, HostPortEnd: 8310}}
-	sb := r.sandbox(t, "c1")
-	zeta := r.join(t, sb, "zeta", JoinRequest{ContainerID: "c1", Name: "one", Ports: ports})
-	alpha := r.join(t, sb, "alpha", JoinRequest{ContainerID: "c1", Name: "one"})
+	sb, zeta, alpha := zetaThenAlpha(t, r.rig)
 	if fw := r.fw.portList(); len(fw) != 1 || fw[0].Addr != alpha.Address.Addr() {
 		t.Fatalf("ports %+v, want them on alpha", fw)
 	}
