@@ -852,10 +852,10 @@ func TestLeaveWhoseIntentTheStoreRefusesKeepsTheEndpoint(t *testing.T) {
 }
 
 // noteRefusingStore refuses Note (the journal's unsynced writes) while
-// refuse is set.
+// refuse is set, and Update while refuseUpdate is, as a full disk would.
 type noteRefusingStore struct {
 	store.Store
-	refuse atomic.Bool
+	refuse, refuseUpdate atomic.Bool
 }
 
 func (s *noteRefusingStore) Note(fn func(store.Tx) error) error {
@@ -863,6 +863,13 @@ func (s *noteRefusingStore) Note(fn func(store.Tx) error) error {
 		return errors.New("disk full")
 	}
 	return s.Store.Note(fn)
+}
+
+func (s *noteRefusingStore) Update(fn func(store.Tx) error) error {
+	if s.refuseUpdate.Load() {
+		return errors.New("no space left on device")
+	}
+	return s.Store.Update(fn)
 }
 
 // A leave whose intent was recorded but whose final delete the store
@@ -938,35 +945,21 @@ func TestRestartWithHostAndNoneContainers(t *testing.T) {
 	}
 }
 
-// updateRefusingStore refuses every Update while refuse is set, as a full
-// disk would.
-type updateRefusingStore struct {
-	store.Store
-	refuse atomic.Bool
-}
-
-func (s *updateRefusingStore) Update(fn func(store.Tx) error) error {
-	if s.refuse.Load() {
-		return errors.New("no space left on device")
-	}
-	return s.Store.Update(fn)
-}
-
 // TestRemoveNetworkWhoseMarkIsRefusedKeepsIt: when the store refuses the
 // "removing" mark, the removal fails and the network stays, in memory as
 // on disk and in the kernel; it was dropped from memory first, so a
 // second network could take its name (two after a restart).
 func TestRemoveNetworkWhoseMarkIsRefusedKeepsIt(t *testing.T) {
-	st := &updateRefusingStore{Store: store.NewMemory()}
+	st := &noteRefusingStore{Store: store.NewMemory()}
 	r := &rig{st: st, drv: newFakeDriver(), sbs: newFakeSandboxes(), fw: newFakeFirewall(), ids: seqIDs()}
 	r.restart(t)
 	ctx := context.Background()
 	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "web"}); err != nil {
 		t.Fatal(err)
 	}
-	st.refuse.Store(true)
+	st.refuseUpdate.Store(true)
 	err := r.c.RemoveNetwork(ctx, "web")
-	st.refuse.Store(false)
+	st.refuseUpdate.Store(false)
 	if err == nil {
 		t.Fatal("RemoveNetwork succeeded with the store refusing its mark")
 	}

@@ -779,6 +779,22 @@ func zetaThenAlpha(t *testing.T, r *rig) (sb *Sandbox, zeta, alpha *Endpoint) {
 	return sb, zeta, alpha
 }
 
+// portsNotMoved records what a daemon killed before a connect's port move
+// leaves: the new endpoint half (as given) and zeta still holding 8310.
+func portsNotMoved(t *testing.T, r *rig, half, zeta *Endpoint) {
+	t.Helper()
+	zrec := cloneEndpoint(zeta)
+	zrec.Ports = []PortMapping{{Proto: "tcp", HostIP: anyIP, HostPort: 8310, Port: 80}}
+	if err := r.st.Update(func(tx store.Tx) error {
+		if err := tx.Put(store.BucketEndpoints, half.ID, half); err != nil {
+			return err
+		}
+		return tx.Put(store.BucketEndpoints, zrec.ID, zrec)
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestGatewaySettledAfterCrash: a daemon killed in the middle of a
 // disconnect of the gateway network (its endpoint recorded "deleting")
 // or of a connect that outranks it (recorded "creating", the ports not
@@ -820,16 +836,7 @@ func TestGatewaySettledAfterCrash(t *testing.T) {
 	r.c.flushReady()
 	half := cloneEndpoint(again)
 	half.State, half.Ports = EndpointCreating, nil
-	zrec := cloneEndpoint(zeta)
-	zrec.Ports = []PortMapping{{Proto: "tcp", HostIP: anyIP, HostPort: 8310, Port: 80}}
-	if err := r.st.Update(func(tx store.Tx) error {
-		if err := tx.Put(store.BucketEndpoints, half.ID, half); err != nil {
-			return err
-		}
-		return tx.Put(store.BucketEndpoints, zrec.ID, zrec)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	portsNotMoved(t, r.rig, half, zeta)
 	r.restartWith(t, newFakeHolder())
 	onlyOn("after the second restart", again)
 }
@@ -979,16 +986,7 @@ func TestRestartMovesPortsToTheGateway(t *testing.T) {
 	r.c.flushReady()
 	half := cloneEndpoint(alpha)
 	half.Ports = nil // ready, its ports not moved yet
-	zrec := cloneEndpoint(zeta)
-	zrec.Ports = []PortMapping{{Proto: "tcp", HostIP: anyIP, HostPort: 8310, Port: 80}}
-	if err := r.st.Update(func(tx store.Tx) error {
-		if err := tx.Put(store.BucketEndpoints, half.ID, half); err != nil {
-			return err
-		}
-		return tx.Put(store.BucketEndpoints, zrec.ID, zrec)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	portsNotMoved(t, r.rig, half, zeta)
 	r.restartWith(t, newFakeHolder())
 	if fw := r.fw.portList(); len(fw) != 1 || fw[0].Addr != alpha.Address.Addr() {
 		t.Errorf("after restart: firewall ports %+v, want one to the gateway alpha %s", fw, alpha.Address.Addr())
