@@ -276,8 +276,12 @@ func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*E
 	case ifName != "":
 		ep.IfName = ifName
 	default:
+		prefix := "eth"
+		if n.Bridge != nil && n.Bridge.IfacePrefix != "" {
+			prefix = n.Bridge.IfacePrefix // as moby numbers each prefix's names
+		}
 		for i := 0; ; i++ {
-			if name := fmt.Sprintf("eth%d", i); !ifNames[name] && !slices.Contains(req.ReservedIfNames, name) {
+			if name := fmt.Sprintf("%s%d", prefix, i); !ifNames[name] && !slices.Contains(req.ReservedIfNames, name) {
 				ep.IfName = name
 				break
 			}

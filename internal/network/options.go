@@ -16,14 +16,15 @@ const DefaultMTU = 1500
 // knownOptions are the driver options berth understands; anything else is
 // refused rather than silently ignored, so a typo never goes unnoticed.
 var knownOptions = map[string]bool{
-	OptBridgeName:      true,
-	OptEnableICC:       true,
-	OptEnableMasq:      true,
-	OptHostBindingIPv4: true,
-	OptHostIPv4:        true,
-	OptHostIPv6:        true,
-	OptMTU:             true,
-	OptHostAccess:      true,
+	OptBridgeName:           true,
+	OptEnableICC:            true,
+	OptEnableMasq:           true,
+	OptHostBindingIPv4:      true,
+	OptHostIPv4:             true,
+	OptHostIPv6:             true,
+	OptContainerIfacePrefix: true,
+	OptMTU:                  true,
+	OptHostAccess:           true,
 	// Read at the API edge (CreateRequest.EnableIPv6); kept for inspect.
 	OptEnableIPv6: true,
 	OptEnableIPv4: true,
@@ -55,8 +56,8 @@ func parseBridgeOptions(opts map[string]string, defaultName string) (*BridgeConf
 	}
 	for k, v := range opts {
 		if !knownOptions[k] {
-			return nil, errdefs.Invalid("unknown network option %q: berth's bridge driver supports %s, %s, %s, %s, %s, %s, %s, %s, %s and %s",
-				k, OptBridgeName, OptEnableICC, OptEnableMasq, OptHostBindingIPv4, OptHostIPv4, OptHostIPv6, OptGatewayModeIPv4, OptGatewayModeIPv6, OptMTU, OptHostAccess)
+			return nil, errdefs.Invalid("unknown network option %q: berth's bridge driver supports %s, %s, %s, %s, %s, %s, %s, %s, %s, %s and %s",
+				k, OptBridgeName, OptEnableICC, OptEnableMasq, OptHostBindingIPv4, OptHostIPv4, OptHostIPv6, OptContainerIfacePrefix, OptGatewayModeIPv4, OptGatewayModeIPv6, OptMTU, OptHostAccess)
 		}
 		var err error
 		switch k {
@@ -98,6 +99,12 @@ func parseBridgeOptions(opts map[string]string, defaultName string) (*BridgeConf
 			} else {
 				bc.HostIPv6 = a
 			}
+		case OptContainerIfacePrefix:
+			// A name with room for the number: 13 bytes at most.
+			if !validIfName.MatchString(v) || len(v) > 13 {
+				err = fmt.Errorf("interface prefix %q is not the start of a valid interface name (1-13 characters of a-z, A-Z, 0-9, '_', '.', '-')", v)
+			}
+			bc.IfacePrefix = v
 		case OptMTU:
 			if _, aerr := strconv.Atoi(v); aerr != nil {
 				return nil, parseErr(k, v, aerr.Error())

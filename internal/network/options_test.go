@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/berth-net/berth/internal/errdefs"
@@ -149,5 +150,29 @@ func TestIPAMOptionsKept(t *testing.T) {
 	}
 	if bridge.IPAMOptions != nil {
 		t.Errorf("bridge IPAMOptions %#v, want nil (Docker shows null)", bridge.IPAMOptions)
+	}
+}
+
+// TestContainerIfacePrefix: a network's com.docker.network.container_iface_prefix
+// names its interface in a container, numbered per prefix as moby
+// numbers them; other networks keep ethN.
+func TestContainerIfacePrefix(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	for _, name := range []string{"bds-a", "bds-b"} {
+		if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: name, Options: map[string]string{OptContainerIfacePrefix: "bds"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sb := r.sandbox(t, "c1")
+	var got []string
+	for _, net := range []string{"bds-a", "bridge", "bds-b"} {
+		got = append(got, r.join(t, sb, net, JoinRequest{ContainerID: "c1", Name: "c1"}).IfName)
+	}
+	if want := []string{"bds0", "eth0", "bds1"}; !slices.Equal(got, want) {
+		t.Errorf("interface names %v, want %v", got, want)
+	}
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "bad", Options: map[string]string{OptContainerIfacePrefix: "a-prefix-too-long"}}); !errdefs.Is(err, errdefs.KindInvalid) {
+		t.Errorf("a 17-byte prefix: %v", err)
 	}
 }

@@ -37,9 +37,13 @@ const (
 	// OptHostIPv4 and OptHostIPv6 are libnetwork's netlabel.HostIPv4 and
 	// HostIPv6: the source address of what the network sends out, SNAT
 	// in place of masquerade's choice.
-	OptHostIPv4      = "com.docker.network.host_ipv4"
-	OptHostIPv6      = "com.docker.network.host_ipv6"
-	OptDefaultBridge = "com.docker.network.bridge.default_bridge"
+	OptHostIPv4 = "com.docker.network.host_ipv4"
+	OptHostIPv6 = "com.docker.network.host_ipv6"
+	// OptContainerIfacePrefix is netlabel.ContainerIfacePrefix: the name
+	// of the network's interface in a container is it and a number, in
+	// place of ethN.
+	OptContainerIfacePrefix = "com.docker.network.container_iface_prefix"
+	OptDefaultBridge        = "com.docker.network.bridge.default_bridge"
 	// OptGatewayModeIPv4 and OptGatewayModeIPv6 are the gateway modes of
 	// the two families (Docker 28): nat, nat-unprotected, routed or
 	// isolated (firewall.GatewayMode).
@@ -143,6 +147,8 @@ type BridgeConfig struct {
 	// HostIPv4 and HostIPv6 (OptHostIPv4, OptHostIPv6): invalid, masquerade.
 	HostIPv4 netip.Addr `json:"hostIPv4,omitzero"`
 	HostIPv6 netip.Addr `json:"hostIPv6,omitzero"`
+	// IfacePrefix (OptContainerIfacePrefix): "" is "eth".
+	IfacePrefix string `json:"ifacePrefix,omitempty"`
 }
 
 // EndpointState records how far an endpoint's setup got, so that a restart
