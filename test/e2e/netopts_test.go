@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -22,5 +23,19 @@ func TestNetworkSourceAddress(t *testing.T) {
 	}
 	if _, errOut, code := w.Docker(t, "network", "create", "-o", "com.docker.network.host_ipv4=2001:db8::1", "wrong"); code == 0 {
 		t.Errorf("host_ipv4 with an IPv6 address was taken: %s", errOut)
+	}
+}
+
+// TestContainerInterfacePrefix: a network made with
+// com.docker.network.container_iface_prefix names its interface in the
+// container with that prefix; the default bridge's stays eth0.
+func TestContainerInterfacePrefix(t *testing.T) {
+	w, _ := startWorld(t)
+	mustDocker(t, w, "network", "create", "-o", "com.docker.network.container_iface_prefix=bds", "prefixed")
+	runSleeper(t, w, "pre")
+	mustDocker(t, w, "network", "connect", "prefixed", "pre")
+	out := mustDocker(t, w, "exec", "pre", "ip", "-o", "link")
+	if !strings.Contains(out, " eth0@") || !strings.Contains(out, " bds0@") {
+		t.Errorf("links in the container:\n%s\nwant eth0 and bds0", out)
 	}
 }
