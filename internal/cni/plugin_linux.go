@@ -264,7 +264,7 @@ func (p *plugin) add() ([]byte, error) {
 			p.n.Name, s.attachedTo(p.n.Name))
 	}
 	if other := s.overlapping(p.n.Name, rule); other != "" {
-		return nil, errorf(CodeInvalidConfig, "network %q's subnet overlaps network %q's, which has attachments on bridge %q", p.n.Name, other, s.Networks[other].Bridge)
+		return nil, errorf(CodeInvalidConfig, "network %q's subnet overlaps %s", p.n.Name, other)
 	}
 	s.Attachments[key] = a
 	s.Networks[p.n.Name] = rule

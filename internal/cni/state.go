@@ -279,14 +279,24 @@ func (s *State) networksInUse() {
 	}
 }
 
-// overlapping names a network with attachments, on another bridge,
-// whose subnet overlaps one of nr's (the firewall would refuse the pair,
-// but only after the bridge was made).
+// overlapping says which network on another bridge has a subnet that
+// overlaps one of nr's: one with attachments (the firewall would refuse
+// the pair, but only after the bridge was made), or an idle bridge's last
+// one, whose gateway address and route the bridge keeps (the host would
+// route the new network's containers through it).
 func (s *State) overlapping(name string, nr NetworkRule) string {
-	over := func(a, b netip.Prefix) bool { return a.IsValid() && b.IsValid() && a.Overlaps(b) }
+	over := func(o NetworkRule) bool {
+		return o.Bridge != nr.Bridge && (o.Subnet.IsValid() && nr.Subnet.IsValid() && o.Subnet.Overlaps(nr.Subnet) ||
+			o.Subnet6.IsValid() && nr.Subnet6.IsValid() && o.Subnet6.Overlaps(nr.Subnet6))
+	}
 	for other, o := range s.Networks {
-		if other != name && o.Bridge != nr.Bridge && (over(o.Subnet, nr.Subnet) || over(o.Subnet6, nr.Subnet6)) {
-			return other
+		if other != name && over(o) {
+			return fmt.Sprintf("network %q's, which has attachments on bridge %q", other, o.Bridge)
+		}
+	}
+	for br, idle := range s.Idle {
+		if over(idle.Rule) {
+			return fmt.Sprintf("network %q's, whose bridge %q has no attachment left but keeps its address (give this network bridge %q, or delete it: ip link del %s)", idle.Network, br, br, br)
 		}
 	}
 	return ""

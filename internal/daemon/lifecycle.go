@@ -104,10 +104,16 @@ func (d *Daemon) startContainer(ctx context.Context, cs *ctrState, auto chan str
 	}
 	_ = d.putContainer(cs.c)
 	autoRemove, id := cs.c.Config.AutoRemove, cs.c.ID
+	if autoRemove {
+		cs.removing = true // as onExit's
+	}
 	cs.mu.Unlock()
 	if autoRemove {
 		if rerr := d.remove(cs, id, true); rerr != nil {
 			d.log.Error("auto-remove after a failed start", "id", cs.c.ShortID(), "err", rerr)
+			cs.mu.Lock()
+			cs.removing = false
+			cs.mu.Unlock()
 		}
 	}
 	return err
@@ -435,6 +441,9 @@ func (d *Daemon) onExit(cs *ctrState, proc runtime.Process, code int, oom bool, 
 		d.log.Error("record container exit", "id", c.ShortID(), "err", err)
 	}
 	autoRemove, name, restarting := c.Config.AutoRemove, c.Name, c.State.Status == container.StatusRestarting
+	if autoRemove {
+		cs.removing = true // no start slips in before the removal below
+	}
 	d.containerNetworksEvent(c, "disconnect")
 	d.containerVolumesEvent(c, "unmount")
 	d.dieEvent(c, code, ran)
@@ -446,6 +455,9 @@ func (d *Daemon) onExit(cs *ctrState, proc runtime.Process, code int, oom bool, 
 		d.awaitAttaches(cs)
 		if err := d.remove(cs, c.ID, true); err != nil {
 			d.log.Error("auto-remove", "id", c.ShortID(), "err", err)
+			cs.mu.Lock()
+			cs.removing = false // left for a docker rm
+			cs.mu.Unlock()
 		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 // and firewall rules. If a kernel step fails, what was made is undone and
 // the record removed, so a failed create leaves nothing behind.
 func (c *Controller) CreateNetwork(ctx context.Context, req CreateRequest) (*Network, error) {
+	ctx = context.WithoutCancel(ctx) // as Join's: kernel work runs to its end or its undoing
 	n, err := c.planNetwork(req)
 	if err != nil {
 		return nil, err
@@ -308,6 +309,10 @@ func (c *Controller) applyNetwork(ctx context.Context, n *Network) error {
 // RemoveNetwork deletes a user network that has no endpoints: its rules,
 // its bridge, then its record. Predefined networks cannot be removed.
 func (c *Controller) RemoveNetwork(ctx context.Context, ref string) error {
+	// As Join's: cancelled after the network left memory, the firewall
+	// kept its rules while its subnet counted as free again (the next
+	// network on it was refused until a restart).
+	ctx = context.WithoutCancel(ctx)
 	c.mu.Lock()
 	n, err := c.lookupNetwork(ref)
 	if err != nil {

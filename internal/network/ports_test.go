@@ -1159,3 +1159,39 @@ func TestSamePortAcrossHostAddresses(t *testing.T) {
 		t.Errorf("%d host ports held, want 5 (8000 on 127.0.0.1 let go)", n)
 	}
 }
+
+// ctxNetFirewall is ctxFirewall for whole networks: DelNetwork returns
+// ctx.Err() first, as the nftables firewall does.
+type ctxNetFirewall struct{ *fakeFirewall }
+
+func (f *ctxNetFirewall) DelNetwork(ctx context.Context, n firewall.Network) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return f.fakeFirewall.DelNetwork(ctx, n)
+}
+
+// TestRemoveNetworkWhoseClientGoesAway: a network removal whose request
+// is cancelled still removes its rules: they stayed while its subnet
+// counted as free, and the next network on it was refused.
+func TestRemoveNetworkWhoseClientGoesAway(t *testing.T) {
+	r := newRig(t)
+	fw := &ctxNetFirewall{r.fw}
+	r.c = New(Config{Store: r.st, Driver: r.drv, Sandboxes: r.sbs, Firewall: fw, NewID: r.ids,
+		Nameservers: []netip.Addr{netip.MustParseAddr("10.255.255.53")}})
+	if err := r.c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	n, err := r.c.CreateNetwork(context.Background(), CreateRequest{Name: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := r.c.RemoveNetwork(ctx, "web"); err != nil {
+		t.Fatalf("RemoveNetwork with its request cancelled: %v", err)
+	}
+	if r.fw.has(n.Bridge.Name) {
+		t.Errorf("the firewall keeps the removed network's bridge %s", n.Bridge.Name)
+	}
+}

@@ -306,23 +306,47 @@ func (c *Controller) reconcileSandboxes(ctx context.Context) []error {
 // ready endpoints whose veth pair vanished.
 func (c *Controller) reconcileEndpoints(ctx context.Context) []error {
 	c.mu.Lock()
-	var half, finish, ready []*Endpoint
+	var half, finish, ready, contested []*Endpoint
 	for _, ep := range c.endpoints {
 		n := c.networks[ep.NetworkID]
 		if _, ok := c.sandboxes[ep.SandboxID]; !ok || n == nil || n.Removing {
 			half = append(half, ep) // its sandbox or network is gone: nothing to keep
 			continue
 		}
-		switch {
+		switch held := c.addressHolderLocked(ep); {
 		case ep.State == EndpointReady:
 			ready = append(ready, ep)
-		case ep.State == EndpointCreating && len(ep.Ports) == 0 && !c.addressLiveLocked(ep):
+		case ep.State == EndpointCreating && len(ep.Ports) == 0 && held == EndpointCreating:
+			contested = append(contested, ep)
+		case ep.State == EndpointCreating && len(ep.Ports) == 0 && held == "":
 			finish = append(finish, ep)
 		default:
 			half = append(half, ep)
 		}
 	}
 	c.mu.Unlock()
+	// "creating" records that share an address: a failed connect's
+	// (whose delete the store refused) and the one that took the address
+	// after it, killed before its ready mark. The one whose pair is there
+	// is the connect that worked; the others are rolled back.
+	for _, ep := range contested {
+		c.mu.RLock()
+		n, sb := c.networks[ep.NetworkID], c.sandboxes[ep.SandboxID]
+		var spec EndpointSpec
+		if n.Driver == DriverBridge {
+			spec, _ = c.joinSpecLocked(n, ep)
+		}
+		c.mu.RUnlock()
+		if n.Driver != DriverBridge {
+			half = append(half, ep)
+			continue
+		}
+		if exists, err := c.cfg.Driver.Adopt(sb.Key, spec); err == nil && exists {
+			finish = append(finish, ep)
+		} else {
+			half = append(half, ep)
+		}
+	}
 	var errs []error
 	// The sandboxes whose endpoints change here may have their gateway
 	// change too: a connect or a disconnect the crash cut short.
@@ -407,22 +431,27 @@ func (c *Controller) rollbackEndpoint(ep *Endpoint) error {
 	return c.forgetEndpoint(ep)
 }
 
-// addressLiveLocked reports whether a ready endpoint of ep's network holds
-// one of ep's addresses. A "creating" record that shares one is a failed
+// addressHolderLocked is the state of another endpoint of ep's network
+// that holds one of ep's addresses ("" when none does), ready first: a
+// "creating" record that shares one with a ready endpoint is a failed
 // connect's, whose delete the store refused after memory had given the
-// address back and another connect had taken it: finishing it would put
+// address back and another connect had taken it; finishing it would put
 // one address on two containers (review of session 30).
-func (c *Controller) addressLiveLocked(ep *Endpoint) bool {
+func (c *Controller) addressHolderLocked(ep *Endpoint) EndpointState {
+	var held EndpointState
 	for _, o := range c.endpoints {
-		if o == ep || o.NetworkID != ep.NetworkID || o.State != EndpointReady {
+		if o == ep || o.NetworkID != ep.NetworkID || o.State == EndpointDeleting {
 			continue
 		}
 		if ep.Address.IsValid() && o.Address.Addr() == ep.Address.Addr() ||
 			ep.Address6.IsValid() && o.Address6.Addr() == ep.Address6.Addr() {
-			return true
+			if o.State == EndpointReady {
+				return EndpointReady
+			}
+			held = o.State
 		}
 	}
-	return false
+	return held
 }
 
 // finishEndpoint completes the kernel side of a "creating" endpoint (Join

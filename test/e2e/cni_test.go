@@ -634,4 +634,10 @@ func TestCNIBridgeHandedOn(t *testing.T) {
 		t.Error("the refused ADD made its bridge br8")
 	}
 	c.mustCall(t, "DEL", "h1", ns, conf("netb", "br9", "10.32.0.0/24"))
+	c.vethsSettled(t, 0)
+	// br9 is idle now, and keeps 10.32.0.1/24: a network on another
+	// bridge with that subnet would be routed through br9.
+	if out, code := c.call(t, "ADD", "h2", ns2, conf("netd", "br7", "10.32.0.0/24")); code == 0 || !strings.Contains(out, `"code":7`) || !strings.Contains(out, "br9") {
+		t.Errorf("ADD on a network overlapping idle br9's subnet: exit %d %s", code, out)
+	}
 }
