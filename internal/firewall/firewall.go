@@ -7,6 +7,7 @@ package firewall
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 )
 
@@ -52,6 +53,20 @@ func (n Network) Masked() Network {
 	n.Subnet6 = n.Subnet6.Masked()
 	return n
 }
+
+// Restorer is a Firewall that can apply again, whole, what it has applied
+// (every change goes through it, in order), for a heal after another
+// process changed its table. A heal that rebuilt from a snapshot of the
+// network core's records instead raced the changes under way: a port
+// being published was dropped, one being withdrawn put back. Restore
+// returns ErrNothingToRestore before anything was applied.
+type Restorer interface {
+	Restore(ctx context.Context) error
+}
+
+// ErrNothingToRestore is Restore's error when nothing was applied yet, or
+// when a wrapper's Firewall cannot restore.
+var ErrNothingToRestore = errors.New("nothing to restore")
 
 // Firewall is the packet filter as the network core sees it.
 // Every method is idempotent and applies its change as one atomic batch.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/firewall"
 	"github.com/berth-net/berth/internal/ipam"
 	"github.com/berth-net/berth/internal/store"
 )
@@ -1055,5 +1056,44 @@ func TestAmbiguousPrefixSaysHowMany(t *testing.T) {
 	var amb *AmbiguousError
 	if !errors.As(err, &amb) || amb.InspectWords() != fmt.Sprintf("%d matches found based on ID prefix: network %s is ambiguous", n, prefix) {
 		t.Errorf("inspect's words: %v", amb)
+	}
+}
+
+// restoringFirewall is a fake firewall that restores what it applied.
+type restoringFirewall struct {
+	*fakeFirewall
+	restores, rebuilds int
+}
+
+func (f *restoringFirewall) Restore(context.Context) error {
+	f.restores++
+	return nil
+}
+
+func (f *restoringFirewall) Rebuild(ctx context.Context, nets []firewall.Network, ports ...firewall.PortMapping) error {
+	f.rebuilds++
+	return f.fakeFirewall.Rebuild(ctx, nets, ports...)
+}
+
+// TestHealRestoresWhatTheFirewallApplied: a heal asks a firewall that can
+// restore its own applied state to do so, rather than rebuilding from a
+// snapshot of the records, which raced connects, disconnects and network
+// removals under way (a port being published dropped, one withdrawn put
+// back, until the next heal).
+func TestHealRestoresWhatTheFirewallApplied(t *testing.T) {
+	r := newRig(t)
+	fw := &restoringFirewall{fakeFirewall: r.fw}
+	r.c.Close()
+	r.c = New(Config{Store: r.st, Driver: r.drv, Sandboxes: r.sbs, Firewall: fw, NewID: r.ids,
+		Nameservers: []netip.Addr{netip.MustParseAddr("10.255.255.53")}})
+	if err := r.c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rebuilds := fw.rebuilds // Start's, from the records
+	if err := r.c.RebuildFirewall(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if fw.restores != 1 || fw.rebuilds != rebuilds {
+		t.Errorf("heal: %d restores, %d rebuilds after start's %d; want the firewall's own restore", fw.restores, fw.rebuilds, rebuilds)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/netip"
 
+	"github.com/berth-net/berth/internal/firewall"
 	"github.com/berth-net/berth/internal/ipam"
 	"github.com/berth-net/berth/internal/store"
 )
@@ -262,9 +263,21 @@ func (c *Controller) rebuildFirewall(ctx context.Context) error {
 // RebuildFirewall re-applies the whole table, e.g. after someone flushed it.
 // Before Start has loaded the records it does nothing: an empty table
 // would cut off every running container, and Start rebuilds anyway.
+//
+// A firewall that can restore what it applied does so (firewall.Restorer):
+// a rebuild from the records, which a connect, disconnect or network
+// removal under way changes before or after its own firewall call, could
+// drop a port being published or put back one being withdrawn, until the
+// next heal or restart (review of session 30).
 func (c *Controller) RebuildFirewall(ctx context.Context) error {
 	if !c.loaded() {
 		return nil
+	}
+	if r, ok := c.cfg.Firewall.(firewall.Restorer); ok {
+		err := r.Restore(ctx)
+		if !errors.Is(err, firewall.ErrNothingToRestore) {
+			return err
+		}
 	}
 	return c.rebuildFirewall(ctx)
 }

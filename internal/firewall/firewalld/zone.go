@@ -116,6 +116,16 @@ func (z *Zoner) Rebuild(ctx context.Context, nets []firewall.Network, ports ...f
 	return err
 }
 
+// Restore restores the wrapped firewall's table (firewall.Restorer); the
+// bridges wanted in Zone stay as they are.
+func (z *Zoner) Restore(ctx context.Context) error {
+	r, ok := z.Firewall.(firewall.Restorer)
+	if !ok {
+		return firewall.ErrNothingToRestore
+	}
+	return r.Restore(ctx)
+}
+
 // AddNetwork adds n's rules; its bridge is then wanted in Zone.
 func (z *Zoner) AddNetwork(ctx context.Context, n firewall.Network) error {
 	if err := z.Firewall.AddNetwork(ctx, n); err != nil {

@@ -293,3 +293,24 @@ func TestZonerNeverWaits(t *testing.T) {
 	}
 	t.Error("br-a never bound once firewalld answered")
 }
+
+// restorer is a firewall that can restore its table.
+type restorer struct {
+	firewall.Firewall
+	restored bool
+}
+
+func (r *restorer) Restore(context.Context) error { r.restored = true; return nil }
+
+// TestZonerRestores: the Zoner passes a heal's Restore to the firewall it
+// wraps, or says it cannot when that one cannot (the network core then
+// rebuilds from its records).
+func TestZonerRestores(t *testing.T) {
+	r := &restorer{Firewall: firewall.NewFake()}
+	if err := NewZoner(r, newFake(), nil).Restore(context.Background()); err != nil || !r.restored {
+		t.Errorf("Restore through the Zoner: %v, restored %v", err, r.restored)
+	}
+	if err := NewZoner(firewall.NewFake(), newFake(), nil).Restore(context.Background()); !errors.Is(err, firewall.ErrNothingToRestore) {
+		t.Errorf("Restore of a firewall that cannot: %v", err)
+	}
+}

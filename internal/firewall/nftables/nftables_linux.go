@@ -138,6 +138,21 @@ func (f *Firewall) rebuild(nets []firewall.Network, ports []firewall.PortMapping
 	return nil
 }
 
+// Restore rebuilds the table from what f has applied (firewall.Restorer),
+// under the lock every change takes, so that no change under way is lost
+// or undone.
+func (f *Firewall) Restore(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.built {
+		return firewall.ErrNothingToRestore
+	}
+	return f.rebuild(f.othersThan(""), f.portList())
+}
+
 // AddNetwork adds n's chains and map entries, replacing what this Firewall
 // applied before for the same bridge, in one batch. Before the first
 // Rebuild the table's skeleton is asserted in the same batch, so AddNetwork
