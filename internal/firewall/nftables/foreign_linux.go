@@ -95,6 +95,9 @@ func ForwardBlockers(netnsPath string, bridges []ForwardBridge) ([]ForwardBlocke
 			why = "policy drop"
 		} else if len(rules) > 0 {
 			why = unconditionalDrop(rules[len(rules)-1])
+			if why == "" {
+				why = finalJumpToDrop(conn, ch.Table, rules[len(rules)-1])
+			}
 		}
 		if why == "" {
 			continue
@@ -200,6 +203,40 @@ func unconditionalDrop(r *nftlib.Rule) string {
 		}
 	}
 	return verdict
+}
+
+// finalJumpToDrop says what a chain's last rule r drops every packet
+// with when r only jumps or goes to a chain whose own last rule drops
+// or rejects everything, or does the same in turn (a log-and-drop chain:
+// "its last rule jumps to deny, which drops everything"); "" otherwise.
+func finalJumpToDrop(conn *nftlib.Conn, table *nftlib.Table, r *nftlib.Rule) string {
+	for depth := 0; depth < 8; depth++ {
+		target := ""
+		for _, e := range r.Exprs {
+			switch e := e.(type) {
+			case *expr.Counter, *expr.Log:
+			case *expr.Verdict:
+				if e.Kind != expr.VerdictJump && e.Kind != expr.VerdictGoto {
+					return ""
+				}
+				target = e.Chain
+			default:
+				return ""
+			}
+		}
+		if target == "" {
+			return ""
+		}
+		rules, err := conn.GetRules(table, &nftlib.Chain{Name: target, Table: table})
+		if err != nil || len(rules) == 0 {
+			return ""
+		}
+		r = rules[len(rules)-1]
+		if why := unconditionalDrop(r); why != "" {
+			return "its last rule jumps to " + target + ", which " + strings.TrimPrefix(why, "its last rule ")
+		}
+	}
+	return ""
 }
 
 // tableReader reads one table's chains and sets from the kernel, once
@@ -396,6 +433,20 @@ func (a *chainReader) verdict(chain string, l leg, stack map[string]bool, base b
 					st.otherSide = true
 					if !e.IsDestRegSet && !e.Invert && !a.holdsOtherThanBridges(e.SetName) {
 						st.applies = false
+					}
+					continue
+				case kind == regCtState && !e.IsDestRegSet:
+					// ct state { established, related }: a new
+					// connection meets it only if the set holds NEW (or
+					// lacks it, inverted), as for the flag form (cmp).
+					hasNew := false
+					for _, el := range a.set(e.SetName).elems {
+						if len(el.Key) >= 4 && binary.NativeEndian.Uint32(el.Key)&ctStateNew != 0 {
+							hasNew = true
+						}
+					}
+					if hasNew == e.Invert {
+						st.ctState = true
 					}
 					continue
 				case kind != regOwnName:

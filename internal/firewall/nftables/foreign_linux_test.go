@@ -212,6 +212,21 @@ iptables -A ufw-before-forward -m conntrack --ctstate RELATED,ESTABLISHED -j ACC
 iptables -A ufw-before-forward -j ufw-user-forward
 iptables -A ufw-user-forward -i berth0 -j ACCEPT`}},
 			[]string{"table ip filter, chain FORWARD (policy drop): berth0 (in) [ufw]"}},
+		{"ct state as a set: replies in, everything out", [][]string{
+			{"nft", `add table inet f
+add chain inet f fw1 { type filter hook forward priority 0; policy drop; }
+add rule inet f fw1 oifname "berth0" ct state { established, related } accept
+add rule inet f fw1 iifname "berth0" accept`}},
+			[]string{"table inet f, chain fw1 (policy drop): berth0 (in)"}},
+		{"a last rule that jumps to a log-and-drop chain", [][]string{
+			{"nft", `add table inet f
+add chain inet f deny
+add rule inet f deny log prefix "fw-deny " drop
+add chain inet f fw1 { type filter hook forward priority 0; policy accept; }
+add rule inet f fw1 ct state established,related accept
+add rule inet f fw1 iifname "eth0" oifname "lan0" accept
+add rule inet f fw1 jump deny`}},
+			[]string{"table inet f, chain fw1 (its last rule jumps to deny, which drops everything): berth0 (out, in)"}},
 		{"a commented final drop; ct state new and ct status dnat", [][]string{
 			{"sh", "-c", `set -e
 iptables -A FORWARD -m comment --comment "default deny" -j DROP
