@@ -430,6 +430,7 @@ func sortedNetworks(nets map[string]container.EndpointRequest, first string) []s
 
 // RemoveContainer deletes a stopped container, or kills and deletes a running one with force.
 func (d *Daemon) RemoveContainer(ctx context.Context, ref string, force, volumes bool) error {
+	ctx = context.WithoutCancel(ctx) // a removal begun runs to its end, as a stop
 	cs, err := d.lookup(ref)
 	if err != nil {
 		return err

@@ -194,6 +194,10 @@ type ctrState struct {
 	// removing is set, under mu, while a docker rm of the container runs:
 	// starts are refused meanwhile (moby's RemovalInProgress).
 	removing bool
+	// restartByUser is set, under mu, while a docker restart runs: the
+	// exit its stop causes does not auto-remove an --rm container (moby's
+	// HasBeenManuallyRestarted).
+	restartByUser bool
 	// attached counts the attached clients (docker run without -d) still
 	// reading the output, and attachedGone closes when it falls to zero:
 	// an AutoRemove waits for them, or it would delete the log files under

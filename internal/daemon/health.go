@@ -42,11 +42,16 @@ func (d *Daemon) startHealthLocked(cs *ctrState) {
 }
 
 // stopHealthLocked stops the monitor, if one runs (cs.mu held). A probe
-// that is running is killed.
+// that is running is killed. The status becomes unhealthy, as moby's
+// CloseMonitorChannel sets it "for compatibility reasons": a stopped or
+// killed container does not show healthy.
 func (d *Daemon) stopHealthLocked(cs *ctrState) {
 	if cs.healthStop != nil {
 		close(cs.healthStop)
 		cs.healthStop = nil
+		if h := cs.c.State.Health; h != nil {
+			h.Status = container.HealthUnhealthy
+		}
 	}
 }
 

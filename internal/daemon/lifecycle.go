@@ -83,6 +83,7 @@ func (d *Daemon) startContainer(ctx context.Context, cs *ctrState, auto chan str
 	if auto == nil {
 		cs.c.RestartCount, cs.c.ManuallyStopped, cs.restartDelay = 0, false, 0
 	}
+	prevCode, prevFinished := cs.c.State.ExitCode, cs.c.State.FinishedAt
 	err := errors.Join(donorErr, joinsErr, linksErr)
 	if err == nil {
 		err = d.start(ctx, cs, donor, joins, links)
@@ -101,6 +102,12 @@ func (d *Daemon) startContainer(ctx context.Context, cs *ctrState, auto chan str
 	}
 	if cs.c.State.Status == container.StatusRestarting {
 		cs.c.State.Status = container.StatusExited // as moby: a failed restart is not tried again
+	}
+	if auto != nil {
+		// The policy's restart failed: the container keeps its last run's
+		// exit, as moby's SetStopped with that run's status (not the
+		// start's 126/127).
+		cs.c.State.ExitCode, cs.c.State.FinishedAt = prevCode, prevFinished
 	}
 	_ = d.putContainer(cs.c)
 	autoRemove, id := cs.c.Config.AutoRemove, cs.c.ID
@@ -320,6 +327,19 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, joins nsJ
 // RestartContainer is docker restart, as moby's containerRestart: a stop
 // if it runs, a start, and a restart event after the start's.
 func (d *Daemon) RestartContainer(ctx context.Context, ref string, timeout *int, signal string) error {
+	ctx = context.WithoutCancel(ctx) // as StopContainer's, as moby's
+	// The stop's exit is not the end of an --rm container: moby's
+	// HasBeenManuallyRestarted keeps its auto-remove off until the start.
+	if cs, err := d.lookup(ref); err == nil {
+		cs.mu.Lock()
+		cs.restartByUser = true
+		cs.mu.Unlock()
+		defer func() {
+			cs.mu.Lock()
+			cs.restartByUser = false
+			cs.mu.Unlock()
+		}()
+	}
 	if err := d.StopContainer(ctx, ref, timeout, signal); err != nil && !errdefs.Is(err, errdefs.KindNotModified) {
 		return err
 	}
@@ -440,7 +460,7 @@ func (d *Daemon) onExit(cs *ctrState, proc runtime.Process, code int, oom bool, 
 	default:
 		d.log.Error("record container exit", "id", c.ShortID(), "err", err)
 	}
-	autoRemove, name, restarting := c.Config.AutoRemove, c.Name, c.State.Status == container.StatusRestarting
+	autoRemove, name, restarting := c.Config.AutoRemove && !cs.restartByUser, c.Name, c.State.Status == container.StatusRestarting
 	if autoRemove {
 		cs.removing = true // no start slips in before the removal below
 	}
@@ -494,6 +514,10 @@ func (d *Daemon) stopRestartingLocked(cs *ctrState) bool {
 
 // StopContainer sends the stop signal, then SIGKILL after the timeout.
 func (d *Daemon) StopContainer(ctx context.Context, ref string, timeout *int, signal string) error {
+	// A stop runs to its end when its client goes away (moby's
+	// "Cancelling the request should not cancel the stop"): cancelled,
+	// it left the container running, marked stopped by the user.
+	ctx = context.WithoutCancel(ctx)
 	cs, err := d.lookup(ref)
 	if err != nil {
 		return err
@@ -609,6 +633,7 @@ func (d *Daemon) killAndWait(ctx context.Context, cs *ctrState) error {
 // recorded, so that `docker kill c; docker inspect c` shows it stopped;
 // any other signal returns once sent.
 func (d *Daemon) KillContainer(ctx context.Context, ref string, signal string) error {
+	ctx = context.WithoutCancel(ctx) // as StopContainer's, as moby's
 	// The signal before the container, as moby's ContainerKill.
 	sig, err := parseSignal(signal, syscall.SIGKILL)
 	if err == nil {
@@ -622,6 +647,16 @@ func (d *Daemon) KillContainer(ctx context.Context, ref string, signal string) e
 		return err
 	}
 	cs.mu.Lock()
+	if cs.c.State.Status == container.StatusRestarting && cs.c.Config.StopSignal != "" && sig != syscall.SIGKILL {
+		if stop, err := parseSignal(cs.c.Config.StopSignal, syscall.SIGTERM); err == nil && stop != sig {
+			// A signal that is not the container's STOPSIGNAL leaves the
+			// pending restart as it is, as moby's killWithSignal (no
+			// ExitOnNext), which still counts it as the user's stop.
+			cs.c.ManuallyStopped = true
+			cs.mu.Unlock()
+			return nil
+		}
+	}
 	if d.stopRestartingLocked(cs) {
 		cs.mu.Unlock()
 		return nil
@@ -761,6 +796,11 @@ func (d *Daemon) WaitContainer(ctx context.Context, ref string, condition string
 			if !running {
 				exited = d.nextRun(ctx, cs, started)
 				if exited == nil {
+					if ctx.Err() == nil {
+						// Removed before a next run: the removal wakes
+						// every waiter, as moby's SetRemovalError does.
+						out <- result()
+					}
 					return
 				}
 			}

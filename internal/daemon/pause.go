@@ -32,6 +32,12 @@ func (d *Daemon) PauseContainer(ctx context.Context, ref string) error {
 		return fmt.Errorf("cannot pause container %s: %w", c.ID, err)
 	}
 	c.State.Status = container.StatusPaused
+	if h := c.State.Health; h != nil && cs.healthStop != nil {
+		// moby stops the monitor of a paused container (its
+		// updateHealthMonitor), which leaves it unhealthy until a probe
+		// after the unpause; berth's waits, with the same status.
+		h.Status = container.HealthUnhealthy
+	}
 	if err := d.putContainer(c); err != nil {
 		d.log.Warn("could not save container to disk", "id", c.ShortID(), "err", err) // moby only warns too
 	}

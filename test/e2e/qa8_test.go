@@ -242,11 +242,12 @@ func TestHealthChecks(t *testing.T) {
 	if _, errOut, code := w.Docker(t, "run", "--rm", "--health-cmd", "true", "--health-interval", "500us", testworld.BusyboxImage, "true"); code != 125 || !strings.Contains(errOut, "Interval in Healthcheck cannot be less than 1ms") {
 		t.Errorf("--health-interval 500us: exit %d, %q", code, errOut)
 	}
-	// Stopped, the container keeps its last health for inspect, and a
-	// new start begins again at starting.
+	// Stopped, the container shows unhealthy, as moby's (its stopped
+	// monitor sets it "for compatibility reasons"), its results kept, and
+	// a new start begins again at starting.
 	mustDocker(t, w, "stop", "-t", "0", "doc")
-	if got := status(); got != "healthy" {
-		t.Errorf("health after a stop: %q, want the last one kept", got)
+	if got := status(); got != "unhealthy" {
+		t.Errorf("health after a stop: %q, want unhealthy", got)
 	}
 	// A new start is starting again, with the last results kept (moby's
 	// initHealthMonitor resets the status and the streak only).
