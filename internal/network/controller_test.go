@@ -914,13 +914,20 @@ func TestLeaveWhoseDeleteTheStoreRefusesStillLeaves(t *testing.T) {
 // joined to it.
 func joinedOnWeb(t *testing.T, st store.Store) (*rig, *Sandbox, *Endpoint) {
 	t.Helper()
+	r := rigWithWeb(t, st)
+	sb := r.sandbox(t, "c1")
+	return r, sb, r.join(t, sb, "web", JoinRequest{Name: "c1"})
+}
+
+// rigWithWeb is a rig over st, started, with a network "web".
+func rigWithWeb(t *testing.T, st store.Store) *rig {
+	t.Helper()
 	r := &rig{st: st, drv: newFakeDriver(), sbs: newFakeSandboxes(), fw: newFakeFirewall(), ids: seqIDs()}
 	r.restart(t)
 	if _, err := r.c.CreateNetwork(context.Background(), CreateRequest{Name: "web"}); err != nil {
 		t.Fatal(err)
 	}
-	sb := r.sandbox(t, "c1")
-	return r, sb, r.join(t, sb, "web", JoinRequest{Name: "c1"})
+	return r
 }
 
 // TestRestartWithHostAndNoneContainers: containers on the host and none
@@ -952,12 +959,8 @@ func TestRestartWithHostAndNoneContainers(t *testing.T) {
 // second network could take its name (two after a restart).
 func TestRemoveNetworkWhoseMarkIsRefusedKeepsIt(t *testing.T) {
 	st := &noteRefusingStore{Store: store.NewMemory()}
-	r := &rig{st: st, drv: newFakeDriver(), sbs: newFakeSandboxes(), fw: newFakeFirewall(), ids: seqIDs()}
-	r.restart(t)
+	r := rigWithWeb(t, st)
 	ctx := context.Background()
-	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "web"}); err != nil {
-		t.Fatal(err)
-	}
 	st.refuseUpdate.Store(true)
 	err := r.c.RemoveNetwork(ctx, "web")
 	st.refuseUpdate.Store(false)
@@ -990,12 +993,8 @@ func TestFailedJoinWhoseDeleteIsRefusedHoldsNoAddressTwice(t *testing.T) {
 	for _, c2State := range []EndpointState{EndpointReady, EndpointCreating} {
 		t.Run(string(c2State), func(t *testing.T) {
 			st := &noteRefusingStore{Store: store.NewMemory()}
-			r := &rig{st: st, drv: newFakeDriver(), sbs: newFakeSandboxes(), fw: newFakeFirewall(), ids: seqIDs()}
-			r.restart(t)
+			r := rigWithWeb(t, st)
 			ctx := context.Background()
-			if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "web"}); err != nil {
-				t.Fatal(err)
-			}
 			sb1 := r.sandbox(t, "c1")
 			r.drv.failJoin = errdefs.Invalid("boom")
 			st.refuse.Store(true)
