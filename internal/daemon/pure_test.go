@@ -145,11 +145,11 @@ func TestResolvConfComments(t *testing.T) {
 	if got := d.resolvConfFor(&container.Container{}); got != want {
 		t.Errorf("default bridge:\n%s\nwant:\n%s", got, want)
 	}
-	rc, _, _ = d.resolverConf(&container.Container{Config: container.Config{DNS: []string{"192.0.2.9"}, DNSSearch: []string{"."}}})
+	rc, _, _ = d.resolverConf(&container.Container{Config: container.Config{DNS: []string{"127.0.0.11", "192.0.2.9"}, DNSSearch: []string{"."}}})
 	want = header + "nameserver 127.0.0.11\noptions ndots:0\n\n" +
 		"# Based on host file: '" + host + "' (internal resolver)\n# ExtServers: [192.0.2.9]\n# Invalid nameservers: [bogus]\n# Overrides: [nameservers search]\n# Option ndots from: internal\n"
 	if got := rc.String(); got != want {
-		t.Errorf("user network with --dns and --dns-search .:\n%s\nwant:\n%s", got, want)
+		t.Errorf("user network with --dns (its own address skipped) and --dns-search .:\n%s\nwant:\n%s", got, want)
 	}
 }
 

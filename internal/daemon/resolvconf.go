@@ -175,7 +175,7 @@ func (rc resolvConf) forResolver(ns netip.Addr) (resolvConf, []netip.Addr) {
 	out := rc
 	out.nameservers = []netip.Addr{ns}
 	out.transform, out.ext = "internal resolver", nil
-	for _, a := range rc.nameservers {
+	for _, a := range upstreams {
 		out.ext = append(out.ext, extServer{addr: a, hostLoopback: !rc.nsOverride})
 	}
 	if len(out.ext) == 0 {
