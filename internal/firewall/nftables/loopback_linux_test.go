@@ -161,26 +161,7 @@ func askUDP(t *testing.T, ns, addr string, got <-chan string) bool {
 // a host with raw sockets can put on a link, whatever routes say.
 func frameSender(t *testing.T, ns, ifName, toNS, toIf, src string) func(dst string, port uint16, msg string) {
 	t.Helper()
-	var mac net.HardwareAddr
-	if err := sandbox.Do(toNS, func() error {
-		ifi, err := net.InterfaceByName(toIf)
-		if err == nil {
-			mac = ifi.HardwareAddr
-		}
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	var ifIndex int
-	if err := sandbox.Do(ns, func() error {
-		ifi, err := net.InterfaceByName(ifName)
-		if err == nil {
-			ifIndex = ifi.Index
-		}
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	mac, ifIndex := interfaceIn(t, toNS, toIf).HardwareAddr, interfaceIn(t, ns, ifName).Index
 	from := netip.MustParseAddr(src)
 	return func(dst string, port uint16, msg string) {
 		t.Helper()
@@ -198,6 +179,19 @@ func frameSender(t *testing.T, ns, ifName, toNS, toIf, src string) func(dst stri
 			t.Fatalf("send a frame from %s: %v", ifName, err)
 		}
 	}
+}
+
+// interfaceIn looks up the interface name in the namespace ns.
+func interfaceIn(t *testing.T, ns, name string) *net.Interface {
+	t.Helper()
+	var ifi *net.Interface
+	if err := sandbox.Do(ns, func() (err error) {
+		ifi, err = net.InterfaceByName(name)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return ifi
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
