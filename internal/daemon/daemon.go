@@ -134,7 +134,18 @@ type Daemon struct {
 	// link watcher's thread to the route watcher's goroutine (linkGone).
 	linksGone chan goneLink
 	linkHeals healPacer
-	healRetry time.Duration // retryHeal's back-off; healLinks's goroutine only
+	// fwHeals paces healFirewall, and fwRetry is its back-off after a
+	// failed restore: the nftables watcher's goroutine only. fwMu
+	// guards fwWatch (nil once the watchers stop) and fwRetryTimer,
+	// which posts the retry to it.
+	fwHeals      healPacer
+	fwRetry      time.Duration
+	fwMu         sync.Mutex
+	fwWatch      interface{ Post(nftables.Change) }
+	fwRetryTimer *time.Timer
+	// rebuildFirewall is d.net.RebuildFirewall; tests fail it.
+	rebuildFirewall func(context.Context) error
+	healRetry       time.Duration // retryHeal's back-off; healLinks's goroutine only
 	// retryTimer posts retryDamage, what failed passes left, back to the
 	// watcher; both under linksMu.
 	retryTimer  *time.Timer
@@ -333,6 +344,8 @@ func (d *Daemon) build() error {
 		DefaultBridgeIPv6: d.cfg.IPv6, DefaultBridgeSubnet6: ns.subnet6,
 		DefaultBridgeOptions: ns.bridgeOptions, DefaultBridgeBIP: ns.bip, DefaultBridgeFixedCIDR: ns.fixedCIDR,
 	})
+	d.rebuildFirewall = d.net.RebuildFirewall
+	d.fwHeals.warning = "berth's nftables table keeps being changed by another process; restoring it at most once a second"
 	d.dns = d.newDNS()
 	d.runtime, err = runtime.New(runtime.Config{
 		StateDir:  filepath.Join(d.cfg.ExecRoot, "runc"),

@@ -38,6 +38,9 @@ func (d *Daemon) startWatchers() error {
 		cancel()
 		return fmt.Errorf("watch nftables: %w", err)
 	}
+	d.fwMu.Lock()
+	d.fwWatch = fw
+	d.fwMu.Unlock()
 	d.linksGone = make(chan goneLink, 256)
 	links, err := d.driver.WatchLinks(ctx, linkSettle, d.healLinks, d.linkGone)
 	if err != nil {
@@ -69,19 +72,47 @@ func (d *Daemon) startWatchers() error {
 			d.retryTimer.Stop()
 		}
 		d.linksMu.Unlock()
+		d.fwMu.Lock()
+		if d.fwRetryTimer != nil {
+			d.fwRetryTimer.Stop()
+		}
+		d.fwWatch = nil
+		d.fwMu.Unlock()
 		waitResolv()
 	}
 	return nil
 }
 
 // healFirewall restores berth's table after another process changed it.
+// It runs on the nftables watcher's goroutine only. A restore that fails
+// is tried again after a back-off (nextRetry), posted to the watcher, for
+// no further change may come to trigger it; a program that keeps undoing
+// the table is answered at most once a second (fwHeals).
 func (d *Daemon) healFirewall(ch nftables.Change) {
-	d.log.Warn("berth's nftables table was changed by another process; restoring it", "change", ch.String())
+	d.fwHeals.pace(d.log)
+	if ch.Retry && len(ch.What) == 0 && !ch.Lost {
+		d.log.Info("restoring berth's nftables table again", "change", ch.String())
+	} else {
+		d.log.Warn("berth's nftables table was changed by another process; restoring it", "change", ch.String())
+	}
 	start := time.Now()
-	if err := d.net.RebuildFirewall(context.Background()); err != nil {
-		d.log.Error("restoring the nftables table failed", "err", err)
+	if err := d.rebuildFirewall(context.Background()); err != nil {
+		d.fwRetry = nextRetry(d.fwRetry)
+		d.log.Error("restoring the nftables table failed", "err", err, "again in", d.fwRetry.String())
+		d.fwMu.Lock()
+		defer d.fwMu.Unlock()
+		if d.fwWatch == nil { // stopping
+			return
+		}
+		w := d.fwWatch
+		post := func() { w.Post(nftables.Change{Retry: true}) }
+		if d.fwRetryTimer != nil {
+			d.fwRetryTimer.Stop()
+		}
+		d.fwRetryTimer = time.AfterFunc(d.fwRetry, post)
 		return
 	}
+	d.fwRetry = 0
 	d.log.Info("nftables table restored", "took", time.Since(start).Round(time.Microsecond).String())
 }
 
@@ -233,6 +264,8 @@ type healPacer struct {
 	recent []time.Time
 	warned bool
 	sleep  func(time.Duration) // time.Sleep when nil; tests count instead
+	// warning is logged once when the pacing starts; the links' when "".
+	warning string
 }
 
 func (p *healPacer) pace(log *slog.Logger) {
@@ -240,7 +273,11 @@ func (p *healPacer) pace(log *slog.Logger) {
 	p.recent = slices.DeleteFunc(p.recent, func(t time.Time) bool { return now.Sub(t) > 10*time.Second })
 	if len(p.recent) >= 10 {
 		if !p.warned {
-			log.Warn("berth's links keep being changed by another process; mending them at most once a second")
+			w := p.warning
+			if w == "" {
+				w = "berth's links keep being changed by another process; mending them at most once a second"
+			}
+			log.Warn(w)
 			p.warned = true
 		}
 		if p.sleep == nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-net/berth/internal/firewall/nftables"
 	"github.com/berth-net/berth/internal/network"
 )
 
@@ -98,5 +99,73 @@ func TestNextRetry(t *testing.T) {
 		1600 * time.Millisecond, 3200 * time.Millisecond, 6400 * time.Millisecond, 10 * time.Second, 10 * time.Second}
 	if !slices.Equal(got, want) {
 		t.Errorf("back-off %v, want %v", got, want)
+	}
+}
+
+// postRecorder stands for the nftables watcher: it keeps what is posted.
+type postRecorder struct{ posted chan nftables.Change }
+
+func (p postRecorder) Post(ch nftables.Change) { p.posted <- ch }
+
+// A restore that fails is tried again after the back-off, posted to the
+// watcher as a Retry (no other change may come to trigger it); one that
+// succeeds resets the back-off and posts nothing.
+func TestHealFirewallRetriesAFailedRestore(t *testing.T) {
+	var log bytes.Buffer
+	rec := postRecorder{posted: make(chan nftables.Change, 4)}
+	fails := 1
+	d := &Daemon{log: slog.New(slog.NewTextHandler(&log, nil)), fwWatch: rec}
+	d.rebuildFirewall = func(context.Context) error {
+		if fails > 0 {
+			fails--
+			return errors.New("netlink receive: cannot allocate memory")
+		}
+		return nil
+	}
+	t.Cleanup(func() {
+		d.fwMu.Lock()
+		if d.fwRetryTimer != nil {
+			d.fwRetryTimer.Stop()
+		}
+		d.fwMu.Unlock()
+	})
+	d.healFirewall(nftables.Change{What: []string{"delete table"}, Comm: "nft", PID: 7})
+	if d.fwRetry != 100*time.Millisecond {
+		t.Fatalf("back-off after a failure %v, want 100ms", d.fwRetry)
+	}
+	var again nftables.Change
+	select {
+	case again = <-rec.posted:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no retry posted after a failed restore; log:\n%s", log.String())
+	}
+	if !again.Retry {
+		t.Fatalf("posted %+v, want a Retry", again)
+	}
+	d.healFirewall(again)
+	if d.fwRetry != 0 {
+		t.Errorf("back-off after a restore that worked %v, want 0", d.fwRetry)
+	}
+	select {
+	case ch := <-rec.posted:
+		t.Errorf("a restore that worked posted %+v", ch)
+	case <-time.After(300 * time.Millisecond):
+	}
+	for _, want := range []string{"restoring the nftables table failed", "restoring berth's nftables table again", "nftables table restored"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, log.String())
+		}
+	}
+}
+
+// Once the watchers stop, a failed restore posts nothing.
+func TestHealFirewallNoRetryAfterStop(t *testing.T) {
+	d := &Daemon{log: slog.New(slog.DiscardHandler)}
+	d.rebuildFirewall = func(context.Context) error { return errors.New("boom") }
+	d.healFirewall(nftables.Change{Lost: true})
+	d.fwMu.Lock()
+	defer d.fwMu.Unlock()
+	if d.fwRetryTimer != nil {
+		t.Error("a retry was scheduled with no watcher")
 	}
 }

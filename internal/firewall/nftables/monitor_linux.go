@@ -34,9 +34,15 @@ type Change struct {
 	// Lost is true when the kernel dropped notifications (the socket's
 	// buffer overflowed): the table may have changed, so rebuild it.
 	Lost bool
+	// Retry is true for a change the watcher's owner posted itself (Post)
+	// to try again a restore that failed.
+	Retry bool
 }
 
 func (c Change) String() string {
+	if c.Retry && !c.Lost && len(c.What) == 0 {
+		return "trying again a restore that failed"
+	}
 	if c.Lost {
 		return "nftables notifications were lost"
 	}
@@ -180,6 +186,20 @@ func (w *Watcher) receive() {
 	}
 }
 
+// Post hands ch to OnChange as if the watcher had seen it, after the
+// same settling time and merged with any change still waiting: the owner
+// posts a Retry to try a failed restore again from the watcher's own
+// goroutine, so that OnChange still never runs concurrently. After
+// Close it is dropped.
+func (w *Watcher) Post(ch Change) {
+	select {
+	case <-w.done:
+		return
+	default:
+	}
+	w.post(ch)
+}
+
 // post queues ch for deliver, merging it with one that is still waiting.
 func (w *Watcher) post(ch Change) {
 	for {
@@ -195,6 +215,7 @@ func (w *Watcher) post(ch Change) {
 func merge(a, b Change) Change {
 	out := b
 	out.Lost = a.Lost || b.Lost
+	out.Retry = a.Retry || b.Retry
 	out.What = appendUnique(append([]string(nil), a.What...), b.What...)
 	if out.PID == 0 {
 		out.PID, out.Comm, out.PortID = a.PID, a.Comm, a.PortID
