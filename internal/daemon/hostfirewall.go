@@ -32,14 +32,22 @@ func (d *Daemon) forwardWarnings() []string {
 }
 
 // forwardBridges are the bridges of the networks whose traffic the
-// host's forward chains see (internal ones are never forwarded), by name.
+// host's forward chains see, by name: what they forward out and in
+// (never an internal network's), and, where br_netfilter passes it to
+// the IP hooks (bridge-nf-call-iptables, which berth itself turns on for
+// a network with ICC off, as Docker does), what goes between the
+// containers of one bridge, internal networks' included.
 func (d *Daemon) forwardBridges() []nftables.ForwardBridge {
+	bridged4 := sysctlOn("/proc/sys/net/bridge/bridge-nf-call-iptables")
+	bridged6 := sysctlOn("/proc/sys/net/bridge/bridge-nf-call-ip6tables")
 	var bridges []nftables.ForwardBridge
 	for _, n := range d.net.Networks() {
-		if n.Driver == network.DriverBridge && !n.Internal && n.Bridge != nil {
-			bridges = append(bridges, nftables.ForwardBridge{Name: n.Bridge.Name, IPv4: n.IPv4 != nil, IPv6: n.IPv6 != nil,
-				Routed4: n.Bridge.GatewayMode4 == firewall.ModeRouted, Routed6: n.Bridge.GatewayMode6 == firewall.ModeRouted})
+		if n.Driver != network.DriverBridge || n.Bridge == nil || n.Internal && !bridged4 && !bridged6 {
+			continue
 		}
+		bridges = append(bridges, nftables.ForwardBridge{Name: n.Bridge.Name, IPv4: n.IPv4 != nil, IPv6: n.IPv6 != nil,
+			Routed4: n.Bridge.GatewayMode4 == firewall.ModeRouted, Routed6: n.Bridge.GatewayMode6 == firewall.ModeRouted,
+			Internal: n.Internal, Bridged4: bridged4, Bridged6: bridged6})
 	}
 	slices.SortFunc(bridges, func(a, b nftables.ForwardBridge) int { return strings.Compare(a.Name, b.Name) })
 	return bridges
@@ -77,7 +85,7 @@ func forwardWarning(b nftables.ForwardBlocker) string {
 				b.Family, b.Table, b.Chain, br, b.Family, b.Table, b.Chain, br))
 		}
 	}
-	return fmt.Sprintf("WARNING: %s drops what berth forwards through %s (out: from the containers; in: to their published ports): no rule of it accepts that traffic, so those containers cannot reach the outside or be reached on their published ports (nor reach each other where bridge-nf-call-iptables is on). Accept it there; berth's own rules still apply to it: %s",
+	return fmt.Sprintf("WARNING: %s drops what berth forwards through %s (out: from the containers, so they cannot reach the outside; in: to their published ports, so they cannot be reached on them; between: from one container to another on that bridge, which br_netfilter (bridge-nf-call-iptables) sends through the host's forward chains): no rule of it accepts that traffic. Accept it there; berth's own rules still apply to it: %s",
 		b, strings.Join(b.Dropped, ", "), strings.Join(fix, "; "))
 }
 

@@ -15,10 +15,29 @@ import (
 // berth, which never writes into another table, says so in docker info's
 // warnings and in its log at start, with the rules to add. Once they
 // are added the warning goes and the containers reach the outside and
-// answer on their published ports; berth's own rules still hold.
+// answer on their published ports; berth's own rules still hold. With
+// br_netfilter (bridge-nf-call-iptables, on in every namespace of a
+// kernel that has it built in) the chain also sees the containers'
+// traffic to each other on one bridge, internal networks' too: it is
+// named "between".
 func TestHostFirewallDroppingForwards(t *testing.T) {
 	w, d := startWorld(t)
+	if _, _, code := w.InHost(t, "sh", "-c", "grep -qx 1 /proc/sys/net/bridge/bridge-nf-call-iptables"); code != 0 {
+		w.MustInHost(t, "sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1")
+	}
 	runDockerSleeper(t, w, "c1")
+	runDockerSleeper(t, w, "c2")
+	intID := strings.TrimSpace(mustDocker(t, w, "network", "create", "--internal", "int1"))
+	runDockerSleeper(t, w, "i1", "--network", "int1")
+	runDockerSleeper(t, w, "i2", "--network", "int1")
+	intBridge := "br-" + intID[:12]
+	pings := func(from, to, network string) bool {
+		_, _, code := w.Docker(t, "exec", from, "ping", "-c", "1", "-W", "2", networkIP(t, w, to, network).String())
+		return code == 0
+	}
+	if !pings("c1", "c2", "bridge") || !pings("i1", "i2", "int1") {
+		t.Fatal("the containers of one bridge do not reach each other before any host firewall")
+	}
 	mustDocker(t, w, "run", "-d", "--name", "web", "-p", "8080:80", testworld.BusyboxImage,
 		"sh", "-c", "mkdir -p /www && echo published > /www/index.html && exec httpd -f -p 80 -h /www")
 	published := func() string {
@@ -33,8 +52,9 @@ func TestHostFirewallDroppingForwards(t *testing.T) {
 	w.MustInHost(t, "iptables", "-P", "FORWARD", "DROP")
 	info := mustDockerCombined(t, w, "info")
 	for _, want := range []string{
-		"WARNING: table ip filter, chain FORWARD (policy drop) drops what berth forwards through " + defaultBridge + " (out, in)",
+		"WARNING: table ip filter, chain FORWARD (policy drop) drops what berth forwards through " + defaultBridge + " (out, in, between), " + intBridge + " (between)",
 		"iptables -I FORWARD -i " + defaultBridge + " -j ACCEPT; iptables -I FORWARD -o " + defaultBridge + " -j ACCEPT",
+		"iptables -I FORWARD -i " + intBridge + " -j ACCEPT",
 	} {
 		if !strings.Contains(info, want) {
 			t.Errorf("docker info lacks %q:\n%s", want, info)
@@ -46,20 +66,30 @@ func TestHostFirewallDroppingForwards(t *testing.T) {
 	if got := published(); got != "" {
 		t.Errorf("with FORWARD policy DROP the published port answered %q", got)
 	}
+	if pings("c1", "c2", "bridge") || pings("i1", "i2", "int1") {
+		t.Error("with FORWARD policy DROP the containers of one bridge still reach each other: the warning's \"between\" would be wrong")
+	}
 	d.Stop()
 	d = w.Start(t)
-	if log, _ := os.ReadFile(d.LogPath); !strings.Contains(string(log), "table ip filter, chain FORWARD (policy drop) drops what berth forwards through "+defaultBridge+" (out, in)") {
+	if log, _ := os.ReadFile(d.LogPath); !strings.Contains(string(log), "table ip filter, chain FORWARD (policy drop) drops what berth forwards through "+defaultBridge+" (out, in, between)") {
 		t.Errorf("the start did not log the warning:\n%s", log)
 	}
 
 	// Half the answer: the warning stays, for what is still dropped.
 	w.MustInHost(t, "iptables", "-I", "FORWARD", "-o", defaultBridge, "-j", "ACCEPT")
-	if info := mustDockerCombined(t, w, "info"); !strings.Contains(info, "drops what berth forwards through "+defaultBridge+" (out) ") {
+	if info := mustDockerCombined(t, w, "info"); !strings.Contains(info, "drops what berth forwards through "+defaultBridge+" (out), "+intBridge+" (between) ") {
 		t.Errorf("with -o %s alone, docker info does not say the traffic out is still dropped:\n%s", defaultBridge, info)
 	}
 	w.MustInHost(t, "iptables", "-I", "FORWARD", "-i", defaultBridge, "-j", "ACCEPT")
+	if info := mustDockerCombined(t, w, "info"); !strings.Contains(info, "drops what berth forwards through "+intBridge+" (between)") {
+		t.Errorf("with %s accepted, docker info does not name the internal network's bridge:\n%s", defaultBridge, info)
+	}
+	w.MustInHost(t, "iptables", "-I", "FORWARD", "-i", intBridge, "-o", intBridge, "-j", "ACCEPT")
 	if info := mustDockerCombined(t, w, "info"); strings.Contains(info, "drops what berth forwards") {
 		t.Errorf("the warning stayed after the rules it asks for:\n%s", info)
+	}
+	if !pings("c1", "c2", "bridge") || !pings("i1", "i2", "int1") {
+		t.Error("after the rules the containers of one bridge do not reach each other")
 	}
 	if got := fetchAnswer(t, w, "c1"); got != "you are "+testworld.HostAddr.String()+"\n" {
 		t.Errorf("c1 → outside after the rules: %q", got)

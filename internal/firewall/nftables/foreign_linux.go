@@ -31,6 +31,16 @@ type ForwardBridge struct {
 	// routed, so its ports are reached without DNAT, and a rule accepting
 	// by "ct status dnat" does not let them in.
 	Routed4, Routed6 bool
+	// Internal: the network is internal, so none of its traffic is
+	// forwarded out or in; only its traffic between containers can meet a
+	// forward chain (Bridged4/Bridged6).
+	Internal bool
+	// Bridged4 and Bridged6: br_netfilter passes the traffic between the
+	// bridge's own ports through the IPv4 (IPv6) hooks
+	// (net.bridge.bridge-nf-call-iptables, -ip6tables), so a forward
+	// chain sees the containers' traffic to each other too: the leg
+	// "between", both interfaces the bridge.
+	Bridged4, Bridged6 bool
 }
 
 // ForwardBlocker is another table's base chain on the forward hook that
@@ -43,7 +53,8 @@ type ForwardBlocker struct {
 	Why string
 	// Dropped are the bridges whose traffic it drops: "berth0 (out, in)"
 	// (out: from the containers, to the outside; in: to them, to their
-	// published ports), in bridges' order.
+	// published ports; between: from one of them to another, where
+	// br_netfilter passes it through the forward hook), in bridges' order.
 	Dropped []string
 	// Bridges are their names.
 	Bridges []string
@@ -57,11 +68,24 @@ func (b ForwardBlocker) String() string {
 }
 
 // leg is one bridge's traffic in one direction through the forward hook:
-// out of the bridge (its input interface), or into it (its output one).
+// out of the bridge (its input interface), or into it (its output one),
+// or, within, between two of its ports (both interfaces the bridge).
 type leg struct {
 	bridge string
 	out    bool
 	routed bool // the traffic in is routed, not DNATed (ForwardBridge.Routed4/6)
+	within bool
+}
+
+// name is the leg's direction as ForwardBlocker.Dropped says it.
+func (l leg) name() string {
+	switch {
+	case l.within:
+		return "between"
+	case l.out:
+		return "out"
+	}
+	return "in"
 }
 
 // ForwardBlockers lists the forward chains of other tables, in the
@@ -118,10 +142,9 @@ func ForwardBlockers(netnsPath string, bridges []ForwardBridge) ([]ForwardBlocke
 				continue
 			}
 			var dirs []string
-			routed := family == "ip" && br.Routed4 || family == "ip6" && br.Routed6 || family == "inet" && (br.Routed4 || br.Routed6)
-			for _, l := range []leg{{br.Name, true, routed}, {br.Name, false, routed}} {
+			for _, l := range legsOf(br, family) {
 				if a.verdict(ch.Name, l, map[string]bool{}, true) != accepted {
-					dirs = append(dirs, map[bool]string{true: "out", false: "in"}[l.out])
+					dirs = append(dirs, l.name())
 				}
 			}
 			if dirs != nil {
@@ -134,6 +157,21 @@ func ForwardBlockers(netnsPath string, bridges []ForwardBridge) ([]ForwardBlocke
 		}
 	}
 	return out, nil
+}
+
+// legsOf are br's legs that a forward chain of family sees: out and in
+// unless the network is internal, and between its ports where
+// br_netfilter passes that traffic to the family's hooks.
+func legsOf(br ForwardBridge, family string) []leg {
+	var legs []leg
+	if !br.Internal {
+		routed := family == "ip" && br.Routed4 || family == "ip6" && br.Routed6 || family == "inet" && (br.Routed4 || br.Routed6)
+		legs = append(legs, leg{bridge: br.Name, out: true, routed: routed}, leg{bridge: br.Name, routed: routed})
+	}
+	if family == "ip" && br.Bridged4 || family == "ip6" && br.Bridged6 || family == "inet" && (br.Bridged4 || br.Bridged6) {
+		legs = append(legs, leg{bridge: br.Name, within: true})
+	}
+	return legs
 }
 
 // otherBaseChains opens nftables in the namespace at netnsPath and lists
@@ -395,7 +433,7 @@ func (a *chainReader) verdict(chain string, l leg, stack map[string]bool, base b
 				case e.SourceRegister:
 				case e.Key == expr.MetaKeyIIFNAME || e.Key == expr.MetaKeyOIFNAME:
 					regs[e.Register] = regOtherName
-					if (e.Key == expr.MetaKeyIIFNAME) == l.out {
+					if l.within || (e.Key == expr.MetaKeyIIFNAME) == l.out {
 						regs[e.Register] = regOwnName
 					}
 				default:
@@ -562,9 +600,10 @@ func (a *chainReader) cmp(st *rule, e *expr.Cmp, kind regKind, mask uint32, l le
 		}
 	case regCtStatus:
 		// ct status dnat: the traffic to a published port, which is l
-		// going in, never l going out, nor to a routed network's ports.
+		// going in, never l going out, nor to a routed network's ports,
+		// nor (hairpin aside) between the bridge's ports.
 		if e.Op == expr.CmpOpNeq && value == 0 && mask == ctStatusDNAT {
-			if l.out || l.routed {
+			if l.out || l.routed || l.within {
 				st.applies = false // routed ports are not DNATed
 			} else {
 				st.named = true

@@ -270,3 +270,46 @@ nft 'add table ip t; add chain ip t f { type filter hook forward priority 5; }; 
 		t.Errorf("a routed berth0 in the trusted zone: %v, want its traffic in dropped", got)
 	}
 }
+
+// TestForwardBlockersBetween: where br_netfilter passes a bridge's own
+// traffic to the IP hooks, a forward chain also sees the containers'
+// traffic to each other (in and out interface both the bridge): the leg
+// "between", an internal network's only one. A rule counts for it when
+// it names the bridge on either side and nothing else rules it out; an
+// accept by "ct status dnat" (published ports) does not.
+func TestForwardBlockersBetween(t *testing.T) {
+	_, ns := newTestFirewall(t)
+	if _, err := exec.LookPath("iptables"); err != nil {
+		nstest.Unavailable(t, "iptables (Debian's iptables package, the nft variant) is not installed")
+	}
+	bridges := []ForwardBridge{
+		{Name: "berth0", IPv4: true, Bridged4: true},
+		{Name: "br-int", IPv4: true, Internal: true, Bridged4: true},
+		{Name: "br-nobrnf", IPv4: true, Internal: true}, // without br_netfilter: nothing to see
+		{Name: "br-v6only", IPv6: true, Bridged6: false},
+	}
+	want := func(step string, w string) {
+		t.Helper()
+		got, err := ForwardBlockers(ns, bridges)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		var s []string
+		for _, b := range got {
+			s = append(s, b.String()+": "+strings.Join(b.Dropped, ", "))
+		}
+		if strings.Join(s, "\n") != w {
+			t.Errorf("%s: blockers\n%q\nwant\n%q", step, s, w)
+		}
+	}
+	const filter = "table ip filter, chain FORWARD (policy drop): "
+	run(t, ns, "iptables", "-P", "FORWARD", "DROP")
+	want("policy drop", filter+"berth0 (out, in, between), br-int (between)")
+	run(t, ns, "iptables", "-A", "FORWARD", "-i", "berth0", "-o", "eth0", "-j", "ACCEPT")
+	run(t, ns, "nft", "add rule ip filter FORWARD ct status dnat accept")
+	want("berth0 out to eth0; published ports (ct status dnat)", filter+"berth0 (between), br-int (between)")
+	run(t, ns, "iptables", "-A", "FORWARD", "-i", "br-int", "-o", "br-int", "-j", "ACCEPT")
+	want("br-int to br-int", filter+"berth0 (between)")
+	run(t, ns, "iptables", "-A", "FORWARD", "-o", "berth0", "-j", "ACCEPT")
+	want("-o berth0", "")
+}
