@@ -9,6 +9,7 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-net/berth/internal/sandbox"
 )
@@ -28,6 +29,29 @@ const (
 	maxForwardsAll = 32 * maxForwards
 )
 
+// forwardSlots is the bound across all resolvers for a daemon whose
+// open-file limit is nofile (0: unknown): maxForwardsAll, but no more
+// than a quarter of the limit, so that queries in flight leave the
+// daemon descriptors for everything else (a limit of 1,024, as under
+// some service managers, would otherwise let the queries take them all);
+// never less than one resolver's maxForwards.
+func forwardSlots(nofile uint64) int {
+	if nofile == 0 || nofile/4 >= maxForwardsAll {
+		return maxForwardsAll
+	}
+	return max(int(nofile/4), maxForwards)
+}
+
+// openFileLimit is the process's soft RLIMIT_NOFILE (Go raises it to the
+// hard limit at start), 0 if it cannot be read.
+func openFileLimit() uint64 {
+	var rl unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) != nil || rl.Cur == unix.RLIM_INFINITY {
+		return 0
+	}
+	return rl.Cur
+}
+
 // upstreamUDPSize is the largest UDP answer taken from an upstream.
 const upstreamUDPSize = 4096
 
@@ -41,7 +65,7 @@ const upstreamUDPSize = 4096
 // servers.
 type forwarder struct {
 	timeout time.Duration // per exchange with one upstream
-	slots   chan struct{} // maxForwardsAll, shared by every forwarder of a manager
+	slots   chan struct{} // forwardSlots, shared by every forwarder of a manager
 	udp     *udpPool
 	log     *slog.Logger
 	// netns, when not "", is the namespace the sockets are made in.
@@ -49,7 +73,7 @@ type forwarder struct {
 }
 
 func newForwarder(timeout time.Duration, log *slog.Logger) *forwarder {
-	return &forwarder{timeout: timeout, slots: make(chan struct{}, maxForwardsAll), udp: newUDPPool(""), log: log}
+	return &forwarder{timeout: timeout, slots: make(chan struct{}, forwardSlots(openFileLimit())), udp: newUDPPool(""), log: log}
 }
 
 // inNamespace is a forwarder like f whose sockets are made inside the
