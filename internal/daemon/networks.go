@@ -200,15 +200,19 @@ func recordContainer(c *container.Container, nets map[string]container.EndpointR
 	}
 }
 
-// DisconnectNetwork takes a container off a network.
+// DisconnectNetwork takes a container off a network. A stopped
+// container, or with force one whose network is gone, only loses the
+// network from its record, as moby's DisconnectFromNetwork: a stopped
+// container on a network that was removed since could not start
+// otherwise, and could not be taken off it either.
 func (d *Daemon) DisconnectNetwork(ctx context.Context, netRef, ctrRef string, force bool) error {
-	n, err := d.net.Network(netRef)
-	if err != nil {
-		return err
-	}
+	n, nerr := d.net.Network(netRef)
 	cs, err := d.lookup(ctrRef)
 	if err != nil {
 		if force && errdefs.Is(err, errdefs.KindNotFound) {
+			if nerr != nil {
+				return nerr
+			}
 			// moby's ForceEndpointDelete: no container of that name, so
 			// an endpoint of that name on the network is looked for, and
 			// berth keeps none without its container (restore removes
@@ -223,12 +227,23 @@ func (d *Daemon) DisconnectNetwork(ctx context.Context, netRef, ctrRef string, f
 		return errdefs.NotFound("No such container: %s", ctrRef)
 	}
 	c := cs.c
-	if _, ok := c.Config.Networks[n.Name]; !ok {
-		// moby's words (DisconnectFromNetwork): the container's ID, and
-		// for a stopped one the network as the user named it.
-		if !c.Running() {
-			return errdefs.Forbidden("container %s is not connected to the network %s", c.ID, netRef)
+	if !c.Running() || nerr != nil && force {
+		name := netRef
+		if nerr == nil {
+			name = n.Name
 		}
+		if _, ok := c.Config.Networks[name]; !ok {
+			return errdefs.Forbidden("container %s is not connected to the network %s", c.ID, name)
+		}
+		nets := maps.Clone(c.Config.Networks)
+		delete(nets, name)
+		c.Config.Networks = nets
+		return d.putContainer(c)
+	}
+	if nerr != nil {
+		return nerr
+	}
+	if _, ok := c.Config.Networks[n.Name]; !ok {
 		return errdefs.Forbidden("container %s is not connected to network %s", c.ID, n.Name)
 	}
 	if n.Driver == network.DriverHost {
@@ -239,10 +254,6 @@ func (d *Daemon) DisconnectNetwork(ctx context.Context, netRef, ctrRef string, f
 	// can be connected again, to that network or another.
 	nets := maps.Clone(c.Config.Networks)
 	delete(nets, n.Name)
-	if !c.Running() {
-		c.Config.Networks = nets
-		return d.putContainer(c)
-	}
 	err = d.net.LeaveAndRecord(ctx, c.State.SandboxID, n.ID, recordContainer(c, nets))
 	switch {
 	case err == nil:

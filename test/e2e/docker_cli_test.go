@@ -656,8 +656,9 @@ func TestDockerCLIRename(t *testing.T) {
 
 // TestDockerCLINetworkMissingAtCreate: as with Docker, a container may be
 // created for a network that does not exist yet; its start fails, in
-// Docker's words, until the network is made. docker run with a mistyped
-// network says so instead of trying to pull the image.
+// Docker's words, until the network is made, or, for a network removed
+// since, until the container is disconnected from it. docker run with a
+// mistyped network says so instead of trying to pull the image.
 func TestDockerCLINetworkMissingAtCreate(t *testing.T) {
 	w, _ := startWorld(t)
 	_, errOut, code := w.Docker(t, "run", "--rm", "--network", "nosuchnet", testworld.BusyboxImage, "true")
@@ -675,6 +676,27 @@ func TestDockerCLINetworkMissingAtCreate(t *testing.T) {
 	mustDocker(t, w, "start", "-a", "early")
 	if got := dockerInspect(t, w, "{{.State.ExitCode}} {{.HostConfig.NetworkMode}}", "early"); got != "0 later" {
 		t.Errorf("after the network was made: %q, want exit 0 on network later", got)
+	}
+
+	// A network removed under a stopped container: the container is taken
+	// off it by name (moby's DisconnectFromNetwork), and starts again.
+	mustDocker(t, w, "network", "create", "gone")
+	mustDocker(t, w, "create", "--name", "orphan", "--network", "gone", testworld.BusyboxImage, "true")
+	mustDocker(t, w, "network", "connect", "bridge", "orphan")
+	mustDocker(t, w, "network", "rm", "gone")
+	if _, errOut, code := w.Docker(t, "start", "orphan"); code == 0 || !strings.Contains(errOut, "network gone not found") {
+		t.Errorf("docker start with its network removed: exit %d, stderr %q", code, errOut)
+	}
+	if _, errOut, code := w.Docker(t, "network", "disconnect", "bridge2", "orphan"); code == 0 || !strings.Contains(errOut, "is not connected to the network bridge2") {
+		t.Errorf("disconnect from a network it was never on: exit %d, stderr %q", code, errOut)
+	}
+	mustDocker(t, w, "network", "disconnect", "gone", "orphan")
+	if got := dockerInspect(t, w, "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", "orphan"); got != "bridge" {
+		t.Errorf("networks after the disconnect: %q, want bridge alone", got)
+	}
+	mustDocker(t, w, "start", "-a", "orphan")
+	if got := dockerInspect(t, w, "{{.State.ExitCode}}", "orphan"); got != "0" {
+		t.Errorf("after the disconnect the container ran with exit %q, want 0", got)
 	}
 }
 
