@@ -160,6 +160,33 @@ func TestDefaultBridgeAvoidsHostRoutesAndNameservers(t *testing.T) {
 	}
 }
 
+// A full-tunnel VPN's halves of the default route (0.0.0.0/1,
+// 128.0.0.0/1) cover every pool, as the default route does: they are
+// passed over, while a narrower route through the same tunnel is still
+// avoided. The halves once made every pool overlap and the daemon's
+// start fail.
+func TestPoolsIgnoreCatchAllRoutes(t *testing.T) {
+	r := &rig{st: store.NewMemory(), drv: newFakeDriver(), sbs: newFakeSandboxes(), fw: newFakeFirewall(), ids: seqIDs()}
+	r.drv.routes = []netip.Prefix{mustPrefix("0.0.0.0/1"), mustPrefix("128.0.0.0/1"), mustPrefix("172.16.0.0/7"), mustPrefix("172.17.0.0/16")}
+	r.c = New(Config{Store: r.st, Driver: r.drv, Sandboxes: r.sbs, Firewall: r.fw, NewID: r.ids})
+	if err := r.c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	br, err := r.c.Network("bridge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := br.IPv4.Subnet; got != mustPrefix("172.18.0.0/16") {
+		t.Fatalf("default bridge subnet = %s, want 172.18.0.0/16 (172.17 has a route; the /1s and /7 are catch-alls)", got)
+	}
+	if w := r.c.NoteHostRoute(HostRoute{Dst: mustPrefix("128.0.0.0/1"), Dev: "tun0", Table: 254}); len(w) != 0 {
+		t.Errorf("a catch-all route warned: %q", w)
+	}
+	if w := r.c.NoteHostRoute(HostRoute{Dst: mustPrefix("172.18.0.0/8"), Dev: "tun0", Table: 254}); len(w) != 1 {
+		t.Errorf("a /8 over the bridge's subnet: warnings %q, want one", w)
+	}
+}
+
 func TestCreateNetworkPicksNextPoolAndLookup(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()

@@ -280,13 +280,16 @@ func reserveAux(space *ipam.Space, cfg *IPConfig) error {
 }
 
 // reservedPrefixes are the host's routes and nameservers, which a chosen
-// subnet must not overlap: the IPv4 on-link routes, and each nameserver
-// as a /32 or /128 (Docker's InferReservedNetworks).
+// subnet must not overlap: the IPv4 routes of every table but catch-alls
+// (catchAll), and each nameserver as a /32 or /128 (Docker's
+// InferReservedNetworks, which keeps only on-link routes of the main
+// table).
 func (c *Controller) reservedPrefixes() ([]netip.Prefix, error) {
-	routes, err := c.cfg.Driver.HostRoutes()
+	all, err := c.cfg.Driver.HostRoutes()
 	if err != nil {
 		return nil, fmt.Errorf("read host routes: %w", err)
 	}
+	routes := slices.DeleteFunc(all, catchAll)
 	for _, ns := range c.cfg.Nameservers {
 		ns = ns.Unmap()
 		routes = append(routes, netip.PrefixFrom(ns, ns.BitLen()))

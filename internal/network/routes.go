@@ -32,12 +32,12 @@ func (r HostRoute) String() string {
 // A host route that overlaps a network (a VPN coming up with 172.18.0.0/24)
 // takes packets away from the bridge or sends the bridge's traffic into
 // the tunnel, and nothing in the kernel says so. Routes on the network's
-// own bridge, default routes and host routes of the local table are
-// berth's or harmless and are ignored. IPv6 routes are checked against
+// own bridge, default routes and catch-alls (catchAll), and host routes
+// of the local table are berth's or harmless and are ignored. IPv6 routes are checked against
 // the networks' IPv6 subnets alike; link-local and multicast ones, which
 // every IPv6 link has, never overlap one.
 func (c *Controller) NoteHostRoute(r HostRoute) []string {
-	if !r.Dst.IsValid() || r.Dst.Bits() == 0 || r.Table == 255 {
+	if !r.Dst.IsValid() || catchAll(r.Dst) || r.Table == 255 {
 		return nil
 	}
 	r.Dst = r.Dst.Masked()
@@ -66,6 +66,18 @@ func (c *Controller) NoteHostRoute(r HostRoute) []string {
 	slices.Sort(out)
 	return out
 }
+
+// catchAll says whether a route's destination is broader than /8: the
+// default route, or a stand-in for it, such as the halves a full-tunnel
+// VPN sets beside the default route (OpenVPN's 0.0.0.0/1 and
+// 128.0.0.0/1, and for IPv6 ::/3, 2000::/4, 3000::/4, fc00::/7). Such a
+// route covers every address pool, as the default route does, and no
+// subnet can avoid it; like the default route, it loses to the bridge's
+// own, longer, route. moby has ignored routes with a gateway since v23
+// for this reason (moby#42598); berth keeps every narrower route, in
+// every table, so that a site's network reached through a VPN or a
+// router is still avoided.
+func catchAll(p netip.Prefix) bool { return p.Bits() < 8 }
 
 // ForgetHostRoute drops the warnings a route caused, once it is deleted,
 // and returns the names of the networks that no longer carry them. A route
