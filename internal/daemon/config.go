@@ -479,6 +479,9 @@ func (cfg *Config) networkSettings(engineID string) (netSettings, error) {
 			s.pools6 = append(s.pools6, p)
 		}
 	}
+	// In address order, a pool inside an earlier one dropped, as
+	// moby's address space keeps them.
+	s.pools, s.pools6 = ipam.Ordered(s.pools), ipam.Ordered(s.pools6)
 	if len(cfg.Pools) > 0 && s.pools == nil {
 		s.pools = []ipam.Pool{} // IPv6 pools alone: no IPv4 subnet is chosen
 	}

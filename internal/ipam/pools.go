@@ -64,6 +64,28 @@ func ULAPool(hostID string) Pool {
 	return Pool{Base: netip.PrefixFrom(netip.AddrFrom16(a), 48), Size: 64}
 }
 
+// Ordered is pools as moby's address space keeps the configured ones
+// (newAddrSpace): sorted by base address, the shorter base first, and
+// without a pool that overlaps one before it, which a network could
+// otherwise be given a subnet of while the other's covering subnet was
+// taken. pools is left as it was.
+func Ordered(pools []Pool) []Pool {
+	sorted := slices.Clone(pools)
+	slices.SortStableFunc(sorted, func(a, b Pool) int {
+		if c := a.Base.Addr().Compare(b.Base.Addr()); c != 0 {
+			return c
+		}
+		return a.Base.Bits() - b.Base.Bits()
+	})
+	var out []Pool
+	for _, p := range sorted {
+		if len(out) == 0 || !Overlaps(out[len(out)-1].Base, p.Base) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // Overlaps reports whether a and b share at least one address. Invalid
 // prefixes and prefixes of different families never overlap.
 func Overlaps(a, b netip.Prefix) bool {

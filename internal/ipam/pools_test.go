@@ -2,6 +2,7 @@ package ipam
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -277,5 +278,26 @@ func TestULAPool(t *testing.T) {
 		if err := got.Validate(); err != nil {
 			t.Errorf("ULAPool(%q) is not a valid pool: %v", tt.hostID, err)
 		}
+	}
+}
+
+// Configured pools are taken in address order, as moby's address space
+// sorts them, and one inside an earlier pool is dropped.
+func TestOrderedPools(t *testing.T) {
+	p := func(base string, size int) Pool { return Pool{Base: netip.MustParsePrefix(base), Size: size} }
+	in := []Pool{p("10.200.0.0/16", 24), p("10.100.0.0/16", 24), p("10.100.5.0/24", 26), p("192.168.0.0/16", 20), p("10.100.0.0/20", 28)}
+	want := []Pool{p("10.100.0.0/16", 24), p("10.200.0.0/16", 24), p("192.168.0.0/16", 20)}
+	got := Ordered(in)
+	if !slices.Equal(got, want) {
+		t.Errorf("Ordered = %v, want %v", got, want)
+	}
+	if in[0] != p("10.200.0.0/16", 24) {
+		t.Error("Ordered changed its argument")
+	}
+	if sub, err := SelectSubnet(got, nil, nil); err != nil || sub != netip.MustParsePrefix("10.100.0.0/24") {
+		t.Errorf("first subnet %v, %v; want 10.100.0.0/24", sub, err)
+	}
+	if Ordered(nil) != nil {
+		t.Error("Ordered(nil) is not nil")
 	}
 }
