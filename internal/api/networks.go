@@ -71,12 +71,12 @@ func (s *Server) networkMatches(r *http.Request, n *network.Network, args filter
 			return false, nil
 		}
 	}
-	if !args.Contains("dangling") {
+	if len(args.Get("dangling")) == 0 {
 		return true, nil
 	}
-	dangling, err := args.GetBoolOrDefault("dangling", false)
+	dangling, err := danglingFilter(args.Get("dangling"))
 	if err != nil {
-		return false, errdefs.WithKind(errdefs.KindInvalid, err)
+		return false, err
 	}
 	eps, err := s.backend.NetworkEndpoints(r.Context(), n.ID)
 	if err != nil {
@@ -84,6 +84,21 @@ func (s *Server) networkMatches(r *http.Request, n *network.Network, args filter
 	}
 	unused := !n.Predefined && len(eps) == 0
 	return unused == dangling, nil
+}
+
+// danglingFilter is network ls's dangling filter, as moby's
+// FilterNetworks reads it: one value, true or 1, false or 0.
+func danglingFilter(values []string) (bool, error) {
+	if len(values) > 1 {
+		return false, errdefs.Invalid(`got more than one value for filter key "dangling"`)
+	}
+	switch values[0] {
+	case "0", "false":
+		return false, nil
+	case "1", "true":
+		return true, nil
+	}
+	return false, errdefs.Invalid(`invalid value for filter 'dangling', must be "true" (or "1"), or "false" (or "0")`)
 }
 
 func (s *Server) inspectNetwork(w http.ResponseWriter, r *http.Request) error {

@@ -69,6 +69,12 @@ func TestNetworkList(t *testing.T) {
 		{"scope local", `{"scope":{"local":true}}`, []string{"bridge", "host", "none", "web"}},
 		{"dangling", `{"dangling":{"true":true}}`, nil},
 	}
+	for filters, want := range map[string]string{
+		`{"dangling":{"maybe":true}}`:             `invalid value for filter 'dangling', must be "true" (or "1"), or "false" (or "0")`,
+		`{"dangling":{"true":true,"false":true}}`: `got more than one value for filter key "dangling"`,
+	} {
+		wantError(t, call(t, newServer(newFakeBackend()), http.MethodGet, "/v1.51/networks?filters="+url.QueryEscape(filters), ""), http.StatusBadRequest, want)
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := "/v1.51/networks"

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -114,16 +115,26 @@ func (s *Server) removeVolume(w http.ResponseWriter, r *http.Request) error {
 }
 
 // pruneVolumes is docker volume prune: the volumes no container uses,
-// the anonymous ones only unless all=true (Docker 23+), by label.
+// the anonymous ones only unless all=true (API 1.42+, Docker 23+), by
+// label.
 func (s *Server) pruneVolumes(w http.ResponseWriter, r *http.Request) error {
 	args, err := parseFilters(r, map[string]bool{"label": true, "label!": true, "all": true})
 	if err != nil {
 		return err
 	}
-	all, err := boolFilter(args, "all")
-	if err != nil {
-		return err
+	var all bool
+	switch vals := args.Get("all"); {
+	case len(vals) > 1:
+		slices.Sort(vals)
+		return errdefs.Invalid("invalid filter 'all=%v': only one value is expected", vals) // moby's withPrune
+	case len(vals) == 1:
+		if all, err = strconv.ParseBool(vals[0]); err != nil {
+			return errdefs.Invalid("invalid filter 'all': %v", err)
+		}
 	}
+	// Before API 1.42 prune took named volumes too, and moby keeps that
+	// for older clients.
+	all = all || lessThan(apiVersion(r.Context()), "1.42")
 	deleted, freed, err := s.backend.PruneVolumes(r.Context(), all, func(v VolumeInfo) bool {
 		return pruneMatches(args, time.Time{}, v.CreatedAt, v.Labels)
 	})

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -34,4 +35,27 @@ func TestVolumeRoutes(t *testing.T) {
 	wantStatus(t, call(t, s, http.MethodDelete, "/v1.51/volumes/data", ""), http.StatusNoContent)
 	wantError(t, call(t, s, http.MethodDelete, "/v1.51/volumes/data", ""), http.StatusNotFound, "get data: no such volume")
 	wantStatus(t, call(t, s, http.MethodDelete, "/v1.51/volumes/data?force=1", ""), http.StatusNoContent)
+}
+
+// Prune's all filter is read as moby's withPrune reads it, errors
+// included, and a client older than API 1.42 prunes named volumes too,
+// as moby keeps for them.
+func TestVolumePruneAllFilter(t *testing.T) {
+	s := newServer(newFakeBackend())
+	call(t, s, http.MethodPost, "/v1.51/volumes/create", `{"Name":"named"}`)
+	prune := func(version, filters string) *httptest.ResponseRecorder {
+		path := "/" + version + "/volumes/prune"
+		if filters != "" {
+			path += "?filters=" + url.QueryEscape(filters)
+		}
+		return call(t, s, http.MethodPost, path, "")
+	}
+	wantError(t, prune("v1.51", `{"all":{"maybe":true}}`), http.StatusBadRequest, `invalid filter 'all': strconv.ParseBool: parsing "maybe": invalid syntax`)
+	wantError(t, prune("v1.51", `{"all":{"true":true,"1":true}}`), http.StatusBadRequest, `invalid filter 'all=[1 true]': only one value is expected`)
+	if got := strings.TrimSpace(prune("v1.51", "").Body.String()); got != `{"VolumesDeleted":null,"SpaceReclaimed":0}` {
+		t.Errorf("prune at 1.51 took a named volume: %s", got)
+	}
+	if got := strings.TrimSpace(prune("v1.41", "").Body.String()); got != `{"VolumesDeleted":["named"],"SpaceReclaimed":1}` {
+		t.Errorf("prune at 1.41: %s, want the named volume pruned", got)
+	}
 }
