@@ -60,6 +60,11 @@ func (d *Daemon) planVolumes(cfg *container.Config, img *image.Image) (err error
 		}
 		labels := m.VolumeLabels
 		if m.Source == "" {
+			// moby's createContainerOSSpecificSettings, for the volumes
+			// without a source (-v /path, an image's VOLUME).
+			if fileInRoot(img.RootfsDir, m.Destination) {
+				return errdefs.Invalid("cannot mount volume over existing file, file exists %s", m.Destination)
+			}
 			labels, m.Anonymous = map[string]string{volume.AnonymousLabel: ""}, true
 		}
 		v, err := d.volumes.Create(m.Source, labels)
@@ -155,6 +160,26 @@ func resolveInRoot(root, p string) (string, bool, error) {
 		return "", false, err
 	}
 	return real, true, nil
+}
+
+// fileInRoot says whether the tree at root has something other than a
+// directory at p, its links resolved as the container would.
+func fileInRoot(root, p string) bool {
+	dir, err := os.Open(root)
+	if err != nil {
+		return false
+	}
+	defer dir.Close()
+	fd, err := unix.Openat2(int(dir.Fd()), strings.TrimPrefix(p, "/"), &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	return unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR
 }
 
 // volumeUsers are the IDs of the containers that mount volume name.

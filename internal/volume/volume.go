@@ -10,11 +10,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/berth-net/berth/internal/errdefs"
@@ -33,6 +35,9 @@ var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
 // CheckName refuses what the local driver does not take as a name, in
 // moby's words.
 func CheckName(name string) error {
+	if len(name) == 1 {
+		return errdefs.Invalid("create %s: volume name is too short, names should be at least two alphanumeric characters", name)
+	}
 	if !validName.MatchString(name) {
 		return errdefs.Invalid("create %s: %q includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path", name, name)
 	}
@@ -91,11 +96,18 @@ func (s *Store) Mountpoint(name string) string { return filepath.Join(s.dir, nam
 // name already there.
 func (s *Store) Create(name string, labels map[string]string) (*Volume, error) {
 	if name == "" {
+		// moby's VolumesService.Create: a volume given no name is
+		// anonymous, whoever asks (docker volume create without one too).
 		b := make([]byte, 32)
 		if _, err := rand.Read(b); err != nil {
 			return nil, err
 		}
 		name = hex.EncodeToString(b)
+		labels = maps.Clone(labels)
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[AnonymousLabel] = ""
 	}
 	if err := CheckName(name); err != nil {
 		return nil, err
@@ -211,12 +223,24 @@ func Purge(gone string) error {
 // Size is the bytes of the files in volume name (docker system df).
 func (s *Store) Size(name string) int64 {
 	var n int64
+	seen := map[uint64]bool{}
 	_ = filepath.WalkDir(s.Mountpoint(name), func(_ string, d os.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
-			}
+		if err != nil || d.IsDir() {
+			return nil
 		}
+		fi, err := d.Info()
+		if err != nil || fi.Size() == 0 {
+			return nil
+		}
+		// As moby's directory.Size: every file but directories, by its
+		// lstat size, and a file of several hard links once.
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			if seen[st.Ino] {
+				return nil
+			}
+			seen[st.Ino] = true
+		}
+		n += fi.Size()
 		return nil
 	})
 	return n

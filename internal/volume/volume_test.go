@@ -33,16 +33,33 @@ func TestStore(t *testing.T) {
 	if s.Empty("data") || s.Size("data") != 4 {
 		t.Errorf("after a write: empty %v, size %d", s.Empty("data"), s.Size("data"))
 	}
+	// A second hard link of a file is not counted again (moby's
+	// directory.Size); a symlink counts its own length.
+	if err := os.Link(filepath.Join(s.Mountpoint("data"), "f"), filepath.Join(s.Mountpoint("data"), "g")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("f", filepath.Join(s.Mountpoint("data"), "l")); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Size("data"); got != 5 {
+		t.Errorf("size with a hard link and a symlink %d, want 5", got)
+	}
 	again, err := s.Create("data", nil)
 	if err != nil || again.Labels["a"] != "b" || !again.CreatedAt.Equal(v.CreatedAt) {
 		t.Errorf("create of an existing name: %+v, %v; want the volume there", again, err)
 	}
-	anon, err := s.Create("", map[string]string{AnonymousLabel: ""})
-	if err != nil || len(anon.Name) != 64 || !anon.Anonymous() {
-		t.Errorf("an unnamed volume: %+v, %v", anon, err)
+	// Unnamed is anonymous, as moby's (docker volume create with no
+	// name too), its other labels kept and the caller's map untouched.
+	labels := map[string]string{"x": "y"}
+	anon, err := s.Create("", labels)
+	if err != nil || len(anon.Name) != 64 || !anon.Anonymous() || anon.Labels["x"] != "y" || len(labels) != 1 {
+		t.Errorf("an unnamed volume: %+v, %v (labels given: %v)", anon, err, labels)
 	}
 	if _, err := s.Create("./x", nil); !errdefs.Is(err, errdefs.KindInvalid) || !strings.Contains(err.Error(), "includes invalid characters for a local volume name") {
 		t.Errorf("a bad name: %v", err)
+	}
+	if _, err := s.Create("a", nil); !errdefs.Is(err, errdefs.KindInvalid) || err.Error() != "create a: volume name is too short, names should be at least two alphanumeric characters" {
+		t.Errorf("a one-character name: %v", err)
 	}
 	if vs, err := s.List(); err != nil || len(vs) != 2 {
 		t.Errorf("list: %d, %v", len(vs), err)

@@ -72,10 +72,23 @@ func TestVolumes(t *testing.T) {
 	if after := mustDocker(t, w, "volume", "ls", "-q"); after != before {
 		t.Errorf("run --rm left an anonymous volume: before %q, after %q", before, after)
 	}
-	// Prune: unused anonymous volumes by default, all with -a.
+	// An anonymous volume over a file of the image: refused at create,
+	// in moby's words, instead of failing every start.
+	if _, errOut, code := w.Docker(t, "create", "--name", "overfile", "-v", "/etc/passwd", testworld.BusyboxImage, "true"); code == 0 || !strings.Contains(errOut, "cannot mount volume over existing file, file exists /etc/passwd") {
+		t.Errorf("docker create -v /etc/passwd: exit %d, %q", code, errOut)
+	}
+	if after := mustDocker(t, w, "volume", "ls", "-q"); after != before {
+		t.Errorf("the refused create left a volume: before %q, after %q", before, after)
+	}
+	// Prune: unused anonymous volumes by default, all with -a; a volume
+	// made by docker volume create without a name is anonymous too.
 	mustDocker(t, w, "rm", "-f", "user1")
 	mustDocker(t, w, "create", "--name", "anon2", "-v", "/x", testworld.BusyboxImage, "true")
 	mustDocker(t, w, "rm", "anon2") // without -v: the volume stays
+	unnamed := strings.TrimSpace(mustDocker(t, w, "volume", "create"))
+	if got := dockerInspect(t, w, "{{json .Labels}}", unnamed); got != `{"com.docker.volume.anonymous":""}` {
+		t.Errorf("docker volume create without a name: labels %s", got)
+	}
 	if out := mustDocker(t, w, "volume", "prune", "-f"); !strings.Contains(out, "Total reclaimed space") {
 		t.Errorf("docker volume prune: %q", out)
 	}
