@@ -36,7 +36,11 @@ func (x *execIO) detach() {
 	x.mu.Unlock()
 }
 
-// callerWriter forwards to the caller's writer until the exec is detached.
+// callerWriter forwards to the caller's writer until the exec is
+// detached, or the writer fails (the client went away): from then on the
+// output is read and dropped, as moby's broadcaster drops a failed
+// writer, so that the process never blocks on a full pipe (an exec whose
+// client was killed stalled for good, and its handler with it).
 type callerWriter struct {
 	x *execIO
 	w io.Writer
@@ -48,7 +52,10 @@ func (c callerWriter) Write(p []byte) (int, error) {
 	if c.x.detached {
 		return len(p), nil
 	}
-	return c.w.Write(p)
+	if _, err := c.w.Write(p); err != nil {
+		c.x.detached = true
+	}
+	return len(p), nil
 }
 
 func newExecIO(e ExecSpec) (x *execIO, err error) {
