@@ -12,21 +12,18 @@ import (
 	"github.com/berth-net/berth/internal/events"
 )
 
-// eventFilters are the filter keys `docker events` sends; those of kinds
-// berth has no events of (plugin, daemon, ...) are accepted and match
-// nothing of theirs, as in Docker.
-var eventFilters = map[string]bool{
-	"type": true, "event": true, "container": true, "network": true, "image": true, "label": true,
-	"scope": true, "daemon": true, "volume": true, "plugin": true, "node": true, "service": true, "secret": true, "config": true,
-}
-
 // events serves GET /events: the events since ?since (a Unix time, with
 // nanoseconds after a dot, as the docker CLI sends it) that match
 // ?filters, then each new one as it happens, one JSON message per line,
-// until ?until or until the client goes away. Docker Compose follows a
-// project's containers this way (up in the foreground, logs -f).
+// until ?until, until the client goes away or until the server shuts
+// down. With ?until alone the kept events up to it are sent, as moby's
+// loadBufferedEvents does. Docker Compose follows a project's containers
+// this way (up in the foreground, logs -f). Filter keys are not checked,
+// as moby's SubscribeToEvents does not: those of kinds berth has no
+// events of (plugin, daemon, ...) match nothing of theirs, and unknown
+// ones are ignored.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
-	args, err := parseFilters(r, eventFilters)
+	args, err := parseFilters(r, nil)
 	if err != nil {
 		return err
 	}
@@ -48,8 +45,14 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 	if !since.IsZero() && !until.IsZero() && until.Before(since) {
 		return errdefs.Invalid("`since` time (%s) cannot be after `until` time (%s)", r.URL.Query().Get("since"), r.URL.Query().Get("until"))
 	}
-	past, ch, cancel := s.backend.Events(since)
+	from := since
+	if from.IsZero() && !until.IsZero() {
+		from = time.Unix(0, 1) // every event kept
+	}
+	past, ch, cancel := s.backend.Events(from)
 	defer cancel()
+	ctx, stop := s.longPoll(r.Context())
+	defer stop()
 
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
@@ -91,7 +94,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 			}
 		case <-deadline:
 			return nil
-		case <-r.Context().Done():
+		case <-ctx.Done():
 			return nil
 		}
 	}

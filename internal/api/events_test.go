@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -73,7 +74,15 @@ func TestEventsSinceUntilAndFilters(t *testing.T) {
 	}
 	wantError(t, call(t, s, http.MethodGet, "/v1.51/events?since=20&until=10", ""),
 		http.StatusBadRequest, "`since` time (20) cannot be after `until` time (10)")
-	wantError(t, call(t, s, http.MethodGet, "/v1.51/events?filters="+`{"colour":{"red":true}}`, ""), http.StatusBadRequest, "invalid filter 'colour'")
+	// until alone: the kept events up to it, as moby's
+	// loadBufferedEvents; a filter key of no kind is ignored, as moby's
+	// SubscribeToEvents does not check them.
+	rec := call(t, s, http.MethodGet, fmt.Sprintf("/v1.51/events?until=%d.%09d&filters=%s", until.Unix(), until.Nanosecond(),
+		url.QueryEscape(`{"colour":{"red":true},"event":{"die":true}}`)), "")
+	wantStatus(t, rec, http.StatusOK)
+	if got := strings.Count(rec.Body.String(), `"Action":"die"`); got != 1 || strings.Count(rec.Body.String(), "\n") > 1 {
+		t.Errorf("until alone: %q, want the one die event kept", rec.Body.String())
+	}
 }
 
 // TestEventsStream: without until, the stream stays open and each new
@@ -115,5 +124,14 @@ func TestEventsStream(t *testing.T) {
 		if err := json.Unmarshal(lines.Bytes(), &m); err != nil || string(m.Action) != action || m.Actor.ID != "c9" {
 			t.Fatalf("got %q (%v), want the container's %s", lines.Text(), err, action)
 		}
+	}
+	// A shutdown ends the stream rather than waiting out its deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Errorf("shutdown with an events stream open: %v", err)
+	}
+	if lines.Scan() {
+		t.Errorf("after the shutdown the stream sent %q", lines.Text())
 	}
 }

@@ -148,11 +148,14 @@ func intValue(r *http.Request, key string) (int, bool, error) {
 
 // parseFilters reads filters= in either of the two JSON forms clients send
 // ({"name":{"x":true}} and the legacy {"name":["x"]}) and rejects keys
-// outside accepted.
+// outside accepted (nil: takes every key).
 func parseFilters(r *http.Request, accepted map[string]bool) (filters.Args, error) {
 	args, err := filters.FromJSON(r.URL.Query().Get("filters"))
 	if err != nil {
 		return args, errdefs.WithKind(errdefs.KindInvalid, err)
+	}
+	if accepted == nil { // every key taken
+		return args, nil
 	}
 	if err := args.Validate(accepted); err != nil {
 		return args, errdefs.WithKind(errdefs.KindInvalid, err)

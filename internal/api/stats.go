@@ -18,7 +18,9 @@ func (s *Server) containerStats(w http.ResponseWriter, r *http.Request) error {
 	}
 	started := false
 	enc := json.NewEncoder(w)
-	err := s.backend.ContainerStats(r.Context(), r.PathValue("id"), stream, boolValue(r, "one-shot"), func(f StatsFrame) error {
+	ctx, stop := s.longPoll(r.Context()) // a stream ends with the server
+	defer stop()
+	err := s.backend.ContainerStats(ctx, r.PathValue("id"), stream, boolValue(r, "one-shot"), func(f StatsFrame) error {
 		if !started {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusOK)
