@@ -47,6 +47,17 @@ func TestIPv6DualStackNetwork(t *testing.T) {
 	if out := mustDocker(t, w, "exec", "v6a", "ip", "-6", "route", "show", "default"); !strings.HasPrefix(out, "default via fd00:e2e::1 ") {
 		t.Errorf("a's IPv6 default route = %q", out)
 	}
+	// IPv6 is off on an interface of an IPv4-only network, as moby's
+	// setInterfaceIPv6 (CVE-2024-32473: else a neighbour's forged router
+	// advertisement gives it an address and a route), and on only there.
+	mustDocker(t, w, "network", "connect", "bridge", "v6a")
+	if got := mustDocker(t, w, "exec", "v6a", "cat", "/proc/sys/net/ipv6/conf/eth0/disable_ipv6", "/proc/sys/net/ipv6/conf/eth1/disable_ipv6"); got != "0\n1\n" {
+		t.Errorf("disable_ipv6 of v6net's eth0 and bridge's eth1: %q, want 0 and 1", got)
+	}
+	if got := mustDocker(t, w, "exec", "v6a", "ip", "-6", "-o", "addr", "show", "dev", "eth1"); got != "" {
+		t.Errorf("IPv6 addresses on the IPv4-only eth1: %q", got)
+	}
+	mustDocker(t, w, "network", "disconnect", "bridge", "v6a")
 	if !retried(func() bool {
 		_, _, code := w.Docker(t, "exec", "v6a", "ping", "-6", "-c", "1", "-W", "2", "v6b")
 		return code == 0

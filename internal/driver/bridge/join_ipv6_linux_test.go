@@ -25,8 +25,8 @@ func dualStackSpec(n int) driverapi.EndpointSpec {
 
 // checkPeerIPv6 checks the container end's IPv6: on a network with IPv6,
 // on, with a link-local address and spec.Address6, both usable at once
-// (no DAD: never tentative); otherwise no IPv6 address at all (address
-// generation off: no link-local, no DAD into the bridge).
+// (no DAD: never tentative); otherwise IPv6 off (disable_ipv6: no
+// address, no router advertisement taken, no DAD into the bridge).
 func checkPeerIPv6(t *testing.T, sbPath string, sh *netlink.Handle, peer netlink.Link, spec driverapi.EndpointSpec) {
 	t.Helper()
 	addrs, err := RetryDump(func() ([]netlink.Addr, error) { return sh.AddrList(peer, netlink.FAMILY_V6) })
@@ -45,6 +45,11 @@ func checkPeerIPv6(t *testing.T, sbPath string, sh *netlink.Handle, peer netlink
 		const flags = unix.IFA_F_NODAD | unix.IFA_F_PERMANENT // and not IFA_F_TENTATIVE
 		want[linkLocal(spec.MAC)] = flags
 		want[spec.Address6] = flags
+	} else if v := readSysctlIn(t, sbPath, "/proc/sys/net/ipv6/conf/"+spec.IfName+"/disable_ipv6"); v != "1" {
+		// As moby's setInterfaceIPv6 (CVE-2024-32473): with IPv6 on, a
+		// neighbour's forged router advertisement gives the interface an
+		// address and a default route, address generation off or not.
+		t.Errorf("IPv4-only %q: disable_ipv6 = %s, want 1", spec.IfName, v)
 	}
 	if diff := cmp.Diff(want, got, netipEqual); diff != "" {
 		t.Errorf("IPv6 addresses and their flags on %q (-want +got):\n%s", spec.IfName, diff)

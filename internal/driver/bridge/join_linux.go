@@ -285,6 +285,11 @@ func (d *Driver) configurePeer(sb *sandboxConn, spec driverapi.EndpointSpec, pai
 			return nil, fmt.Errorf("look up %q: %w", spec.IfName, err)
 		}
 	}
+	if !spec.Address6.IsValid() { // before it is up, and before the endpoint's own sysctls
+		if err := sb.disableIPv6(spec.IfName); err != nil {
+			return nil, err
+		}
+	}
 	if len(spec.Sysctls) > 0 {
 		if err := sb.setSysctls(spec.IfName, spec.Sysctls); err != nil {
 			return nil, err

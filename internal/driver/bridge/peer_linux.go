@@ -25,12 +25,12 @@ import (
 // gives gateways only to the endpoint that is to be its sandbox's gateway.
 //
 // Address generation goes off before the link is up, so that the kernel
-// never gives it an address of its own. On an IPv4-only network the link
-// then has no IPv6 address at all (Docker, too, turns IPv6 off on a
-// container's interface there), and the address is not free: each new
-// interface would send duplicate-address probes, router solicitations and
-// MLD reports that the bridge floods to every port. A kernel without IPv6
-// refuses that message alone.
+// never gives it an address of its own. On an IPv4-only network IPv6 is
+// off on the link already (disable_ipv6, written by configurePeer, as
+// Docker does: with IPv6 on, a neighbour's forged router advertisement
+// would give it an address and a route), so it has no IPv6 address at
+// all and sends nothing of IPv6 into the bridge. A kernel without IPv6
+// refuses the address generation message alone.
 //
 // On a network with IPv6, IPv6 stays on and both addresses are added
 // without duplicate-address detection (IFA_F_NODAD, as moby adds

@@ -31,6 +31,10 @@ type sandboxConn struct {
 	h    *netlink.Handle
 
 	raw *routeSocket // a route socket in the sandbox for batched requests (bringUp)
+	// conf6 is the sandbox's /proc/sys/net/ipv6/conf, opened inside it
+	// and used from any thread (a lookup relative to it stays in the
+	// sandbox's namespace); -1 on a kernel without IPv6.
+	conf6 int
 
 	mu    sync.Mutex // guards arpFD, loUp and the use of raw
 	arpFD int        // AF_PACKET socket in the sandbox; -1 until made
@@ -43,13 +47,13 @@ type sandboxConn struct {
 	released bool
 }
 
-// openSandbox opens the namespace at path and two route-netlink sockets in
-// it (made inside the namespace, used from any thread afterwards).
+// openSandbox opens the namespace at path, two route-netlink sockets in
+// it and its /proc/sys/net/ipv6/conf (all made inside the namespace, used
+// from any thread afterwards).
 //
-// It writes no sysctl: a lookup under /proc/sys/net costs one comparison
-// per network namespace on the machine (see disableHostIPv6), so the
-// container end's IPv6 address generation is turned off by netlink, in
-// bringUp's batch, not by the sandbox's default.
+// The directory is opened once a conn: a lookup from /proc/sys/net costs
+// one comparison per network namespace on the machine (see
+// disableHostIPv6), one relative to the directory does not.
 func openSandbox(path string) (*sandboxConn, error) {
 	ns, err := netns.GetFromPath(path)
 	if err != nil {
@@ -57,6 +61,7 @@ func openSandbox(path string) (*sandboxConn, error) {
 	}
 	var h *netlink.Handle
 	var raw *routeSocket
+	conf6 := -1
 	err = sandbox.Do(path, func() error {
 		var err error
 		if h, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
@@ -66,18 +71,43 @@ func openSandbox(path string) (*sandboxConn, error) {
 			h.Close()
 			return err
 		}
+		conf6, err = unix.Open(ipv6ConfPath, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.ENOENT) { // a kernel without IPv6
+			conf6, err = -1, nil
+		}
+		if err != nil {
+			h.Close()
+			raw.Socket.Close()
+			return fmt.Errorf("open %s: %w", ipv6ConfPath, err)
+		}
 		return nil
 	})
 	if err != nil {
 		ns.Close()
 		return nil, fmt.Errorf("open netlink in sandbox %q: %w", path, err)
 	}
-	return &sandboxConn{path: path, ns: ns, h: h, raw: raw, arpFD: -1}, nil
+	return &sandboxConn{path: path, ns: ns, h: h, raw: raw, arpFD: -1, conf6: conf6}, nil
+}
+
+// disableIPv6 turns IPv6 off on the sandbox's interface ifName, as moby's
+// setInterfaceIPv6 does for an interface without an IPv6 address
+// (CVE-2024-32473): address generation off (noAddrGen) only stops the
+// link-local address, and a neighbour's forged router advertisement
+// would still give the interface an address and a default route through
+// the neighbour.
+func (sb *sandboxConn) disableIPv6(ifName string) error {
+	if sb.conf6 < 0 {
+		return nil
+	}
+	return writeSysctlAt(sb.conf6, ifName+"/disable_ipv6", "1")
 }
 
 func (sb *sandboxConn) close() {
 	sb.h.Close()
 	sb.raw.Socket.Close()
+	if sb.conf6 >= 0 {
+		unix.Close(sb.conf6)
+	}
 	sb.ns.Close()
 	if sb.arpFD >= 0 {
 		unix.Close(sb.arpFD)
