@@ -240,7 +240,11 @@ func (d *Daemon) resolvConfFor(c *container.Container) string {
 	if c.Config.NetworkMode == network.NameNone {
 		return rc.String()
 	}
-	return rc.forLegacy().String()
+	ipv6 := false
+	if n, err := d.net.Network(network.NameBridge); err == nil {
+		ipv6 = n.IPv6 != nil
+	}
+	return rc.forLegacy(ipv6).String()
 }
 
 // originResolv is the host configuration a container without a resolver

@@ -325,3 +325,20 @@ func TestCheckCapAdd(t *testing.T) {
 		t.Errorf("got %v, want %q", err, want)
 	}
 }
+
+// The default bridge's resolv.conf, as moby's TransformForLegacyNw: the
+// host's IPv6 servers are kept when the network has IPv6, and the
+// fallback then adds Google's IPv6 pair; loopback servers never stay.
+func TestLegacyResolvConfIPv6(t *testing.T) {
+	host := parseResolvConf("nameserver 127.0.0.53\nnameserver 2001:db8::53\nnameserver ::1\n", "/etc/resolv.conf")
+	if got := host.forLegacy(true).nameservers; !slices.Equal(got, []netip.Addr{netip.MustParseAddr("2001:db8::53")}) {
+		t.Errorf("with IPv6: %v, want the host's 2001:db8::53", got)
+	}
+	if got := host.forLegacy(false).nameservers; !slices.Equal(got, defaultNameservers) {
+		t.Errorf("without IPv6: %v, want %v", got, defaultNameservers)
+	}
+	only := parseResolvConf("nameserver 127.0.0.1\n", "/etc/resolv.conf")
+	if got := only.forLegacy(true).nameservers; !slices.Equal(got, append(slices.Clone(defaultNameservers), defaultNameservers6...)) {
+		t.Errorf("nothing left, with IPv6: %v", got)
+	}
+}

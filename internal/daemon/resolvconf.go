@@ -59,6 +59,10 @@ func (e extServer) String() string {
 // defaultNameservers are Docker's when no usable server is left.
 var defaultNameservers = []netip.Addr{netip.MustParseAddr("8.8.8.8"), netip.MustParseAddr("8.8.4.4")}
 
+// defaultNameservers6 are added to defaultNameservers on a network with
+// IPv6, as moby's defaultNSAddrs(true).
+var defaultNameservers6 = []netip.Addr{netip.MustParseAddr("2001:4860:4860::8888"), netip.MustParseAddr("2001:4860:4860::8844")}
+
 // parseResolvConf reads a resolv.conf as libnetwork's processLine does:
 // "domain" is an old name for "search", the last search line wins,
 // options add up, a nameserver that is not an address is skipped, and
@@ -124,10 +128,11 @@ func (rc resolvConf) withOverrides(dns, search, options []string) resolvConf {
 	return out
 }
 
-// forLegacy is rc for a network without a resolver (the default bridge):
-// servers a container cannot reach are dropped, unless the user chose
-// them with --dns.
-func (rc resolvConf) forLegacy() resolvConf {
+// forLegacy is rc for a network without a resolver (the default bridge),
+// as moby's TransformForLegacyNw: servers a container cannot reach
+// (loopback ones, and IPv6 ones unless the network has IPv6) are
+// dropped, unless the user chose them with --dns.
+func (rc resolvConf) forLegacy(ipv6 bool) resolvConf {
 	out := rc
 	out.transform = "legacy"
 	if rc.nsOverride {
@@ -135,12 +140,15 @@ func (rc resolvConf) forLegacy() resolvConf {
 	}
 	out.nameservers = nil
 	for _, a := range rc.nameservers {
-		if !a.IsLoopback() && a.Is4() {
+		if !a.IsLoopback() && (a.Is4() || ipv6) {
 			out.nameservers = append(out.nameservers, a)
 		}
 	}
 	if len(out.nameservers) == 0 {
-		out.nameservers = defaultNameservers
+		out.nameservers = slices.Clone(defaultNameservers)
+		if ipv6 {
+			out.nameservers = append(out.nameservers, defaultNameservers6...)
+		}
 		out.warnings = append(slices.Clip(out.warnings), "Used default nameservers.")
 	}
 	return out
