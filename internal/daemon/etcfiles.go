@@ -241,8 +241,10 @@ func (d *Daemon) resolvConfFor(c *container.Container) string {
 		return rc.String()
 	}
 	ipv6 := false
-	if n, err := d.net.Network(network.NameBridge); err == nil {
-		ipv6 = n.IPv6 != nil
+	if d.net != nil { // nil in tests without a network controller
+		if n, err := d.net.Network(network.NameBridge); err == nil {
+			ipv6 = n.IPv6 != nil
+		}
 	}
 	return rc.forLegacy(ipv6).String()
 }
