@@ -190,16 +190,17 @@ func rulesFor(n Network) NetworkRules {
 		if len(masq) > 0 {
 			add(chainNatOut(br), MapNatOut, byIf, masq)
 		}
-		// Docker drops direct access in nat mode only: without NAT the
-		// subnet is meant to be routed to, and the forward chain still
-		// drops unsolicited inbound traffic; nat-unprotected opens every
-		// port (moby's filterDirectAccess).
-		if n.Subnet.IsValid() && n.GatewayMode4 == ModeNAT {
-			add(chainDirect(br), MapDirect, Element{Prefix: n.Subnet}, []Rule{directAccessRule(br, n.Gateway)})
-		}
-		if n.Subnet6.IsValid() && n.GatewayMode6 == ModeNAT {
-			add(chainDirect6(br), MapDirect6, Element{Prefix: n.Subnet6}, []Rule{directAccessRule(br, n.Gateway6)})
-		}
+	}
+	// Docker drops direct access in nat mode, masquerading or not: in
+	// routed mode the subnet is meant to be routed to, and the forward
+	// chain still drops unsolicited inbound traffic; nat-unprotected
+	// opens every port (moby's filterDirectAccess skips internal,
+	// unprotected and routed networks only).
+	if n.Subnet.IsValid() && n.GatewayMode4 == ModeNAT {
+		add(chainDirect(br), MapDirect, Element{Prefix: n.Subnet}, []Rule{directAccessRule(br, n.Gateway)})
+	}
+	if n.Subnet6.IsValid() && n.GatewayMode6 == ModeNAT {
+		add(chainDirect6(br), MapDirect6, Element{Prefix: n.Subnet6}, []Rule{directAccessRule(br, n.Gateway6)})
 	}
 	return nr
 }
