@@ -66,20 +66,28 @@ func bench(ctx context.Context, p plan, bin string, log *slog.Logger) (err error
 	if err := w.d.RemoveAll(ctx); err != nil {
 		return err
 	}
-	if r.leftVeths, err = w.settledVeths(ctx); err != nil {
+	if r.leftVeths, err = w.settledVeths(ctx, 0); err != nil {
 		return err
 	}
 	r.elapsed = time.Since(start)
-	return report(os.Stdout, r, machine())
+	if err := report(os.Stdout, r, machine()); err != nil {
+		return err
+	}
+	// A figure that is a failure (a leak, a container cut off, a run
+	// refused) fails the bench too, so that CI's --quick run catches it.
+	if f := failures(r); len(f) > 0 {
+		return fmt.Errorf("the bench found failures: %s", strings.Join(f, "; "))
+	}
+	return nil
 }
 
-// settledVeths waits (a bounded while) for berth's veths to go, and
-// returns how many are left.
-func (w *world) settledVeths(ctx context.Context) (int, error) {
+// settledVeths waits (a bounded while) for berth's veths to come down to
+// want, and returns how many there are.
+func (w *world) settledVeths(ctx context.Context, want int) (int, error) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		n, err := berthVeths()
-		if err != nil || n == 0 || time.Now().After(deadline) {
+		if err != nil || n <= want || time.Now().After(deadline) {
 			return n, err
 		}
 		select {

@@ -36,6 +36,18 @@ func attachRows(t *stats.Table, r *results) {
 		t.Add(fmt.Sprintf("connect, N=%d", tr.n), stats.Triple(c), stats.Triple(f),
 			stats.X(stats.Ratio(c.Median, f.Median)), "≤ "+stats.X(connectTarget), note)
 	}
+	// The floor adds one nftables element an attach; berth's
+	// connect adds none (its rules match a bridge by name), so the floor
+	// does a step berth does not: the same ratio without it.
+	for _, tr := range s.tiers {
+		if len(tr.floorElement) != len(tr.floorAttach) || len(tr.floorElement) == 0 {
+			continue
+		}
+		e, f := tr.floorElement.Summarize(), stats.Diff(tr.floorAttach, tr.floorElement).Summarize()
+		t.Add(fmt.Sprintf("connect, N=%d, floor without its nftables element", tr.n), "", stats.Triple(f),
+			stats.X(stats.Ratio(tr.connect.Median(), f.Median)), "",
+			fmt.Sprintf("the element, median %s ms, is a step berth's connect does not take", stats.MS(e.Median)))
+	}
 	if len(s.tiers) > 1 {
 		lo, hi := s.tiers[0], s.tiers[len(s.tiers)-1]
 		t.Add(fmt.Sprintf("connect median, N=%d ÷ N=%d", hi.n, lo.n),
@@ -87,7 +99,8 @@ func runRows(t *stats.Table, r *results) {
 	t.Add("run -d --network none", stats.Pair(n))
 	share := stats.Diff(r.run.bridge, r.run.none).Summarize()
 	t.Add("networking share (bridge − none, paired)", stats.Pair(share), stats.Pair(f),
-		stats.X(stats.Ratio(share.Median, f.Median)), "", "floor: new netns + attach")
+		stats.X(stats.Ratio(share.Median, f.Median)), "",
+		fmt.Sprintf("floor: an attach into a namespace made beforehand (each side's run makes one), on a bridge of %d ports as berth's", r.run.floorPorts))
 	p := r.par
 	t.Section(fmt.Sprintf("%d concurrent run -d on bridge", p.n))
 	note := fmt.Sprintf("wall %.1f s", p.wall.Seconds())
@@ -114,19 +127,19 @@ func restartRows(t *stats.Table, r *results) {
 	if rs.flowErr != "" {
 		note += "; " + rs.flowErr
 	}
-	t.Add("flows lost", fmt.Sprint(rs.lost), "", "", "0", note)
+	t.Add("flows lost", failedOr(rs.flowErr != "" && rs.flows == 0, rs.lost), "", "", "0", note)
 	note = fmt.Sprintf("of %d lookups from %d containers on the user network in turn, one after another, each waiting up to %s", rs.lookups, rs.lookupTargets, lookupTimeout)
 	if rs.lookupErr != "" {
 		note += "; first failure: " + rs.lookupErr
 	}
-	t.Add("DNS lookups failed", fmt.Sprint(rs.lookupsFailed), "", "", "0", note)
+	t.Add("DNS lookups failed", failedOr(rs.lookupErr != "" && rs.lookups == 0, rs.lookupsFailed), "", "", "0", note)
 	t.Add("slowest DNS answer, ms", stats.MS(rs.slowestLookup), "", "", "", "a lookup sent while no daemon runs waits in the socket the reaper holds")
 	px := rs.proxied
 	note = fmt.Sprintf("[::1] → an IPv4-only container through the daemon's proxy: one connection open across the restarts, %d lines on it; slowest answer %s ms", px.lines, stats.MS(px.slowest))
 	if px.err != "" {
 		note += "; first failure: " + px.err
 	}
-	t.Add("proxied connection cut", fmt.Sprint(px.cut), "", "", "0", note)
+	t.Add("proxied connection cut", failedOr(px.err != "" && px.conns == 0, px.cut), "", "", "0", note)
 	t.Add("new proxied connections failed", fmt.Sprint(px.failed), "", "", "0", fmt.Sprintf("of %d: one every 10 lines, and the open one's again after a cut", px.conns))
 }
 
@@ -163,7 +176,49 @@ func otherRows(t *stats.Table, r *results) {
 		t.Add(fmt.Sprintf("a container on the %d-port bridge reaches the outside", top),
 			yesNo(r.scale.reachBerth), yesNo(r.scale.reachFloor), "", "yes", firstNonEmpty(r.scale.reachBerth, r.scale.reachFloor))
 	}
+	for _, tr := range r.scale.tiers {
+		t.Add(fmt.Sprintf("berth veths left after the disconnect rounds, N=%d", tr.n), fmt.Sprint(tr.leftVeths), "", "", "0",
+			"the containers still running: a pair a disconnect did not take away")
+	}
 	t.Add("berth veths left after rm -f of all", fmt.Sprint(r.leftVeths), "", "", "0")
+}
+
+// failedOr is n, or "failed" when the measure could not be taken at all
+// (its note says why): a 0 there would read as a pass.
+func failedOr(failed bool, n int) string {
+	if failed {
+		return "failed"
+	}
+	return fmt.Sprint(n)
+}
+
+// failures are the figures that are failures rather than measures: a
+// leak, a container cut off, a concurrent run refused, a restart that
+// lost a flow, a lookup or a proxied connection, a part that could not
+// be measured. The bench fails with them, after printing its table.
+func failures(r *results) []string {
+	var out []string
+	add := func(bad bool, what string, args ...any) {
+		if bad {
+			out = append(out, fmt.Sprintf(what, args...))
+		}
+	}
+	for _, tr := range r.scale.tiers {
+		add(tr.leftVeths > 0, "%d veths left after the disconnect rounds at N=%d", tr.leftVeths, tr.n)
+	}
+	add(r.leftVeths > 0, "%d veths left after rm -f of all", r.leftVeths)
+	if len(r.scale.tiers) > 0 {
+		add(r.scale.reachBerth != "", "a container on berth's bridge does not reach the outside: %s", r.scale.reachBerth)
+	}
+	p := r.par
+	add(p.ok != p.n || p.distinct != p.n, "%d concurrent runs: %d succeeded, %d distinct addresses", p.n, p.ok, p.distinct)
+	if rs := r.restart; len(rs.serve) > 0 {
+		add(rs.lost > 0 || rs.flowErr != "" && rs.flows == 0, "restarts: %d flows lost %s", rs.lost, rs.flowErr)
+		add(rs.lookupsFailed > 0, "restarts: %d DNS lookups failed %s", rs.lookupsFailed, rs.lookupErr)
+		add(rs.proxied.cut > 0 || rs.proxied.failed > 0 || rs.proxied.err != "" && rs.proxied.conns == 0,
+			"restarts: proxied connections cut %d, failed %d %s", rs.proxied.cut, rs.proxied.failed, rs.proxied.err)
+	}
+	return out
 }
 
 func yesNo(failure string) string {

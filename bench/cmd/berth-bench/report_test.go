@@ -37,13 +37,13 @@ func TestReportGolden(t *testing.T) {
 		elapsed: 42 * time.Second,
 		scale: scaleResult{
 			tiers: []tier{
-				{n: 10, real: 10, connect: series(12, 3, 6), floorAttach: series(12, 2, 4), disconnect: series(12, 1, 2), floorDetach: series(12, 30, 40)},
-				{n: 100, real: 10, connect: series(12, 3.5, 7), floorAttach: series(12, 3, 5), disconnect: series(12, 1, 2.5), floorDetach: series(12, 31, 45)},
+				{n: 10, real: 10, connect: series(12, 3, 6), floorAttach: series(12, 2, 4), floorElement: series(12, 0.1, 0.3), disconnect: series(12, 1, 2), floorDetach: series(12, 30, 40)},
+				{n: 100, real: 10, connect: series(12, 3.5, 7), floorAttach: series(12, 3, 5), floorElement: series(12, 0.1, 0.3), disconnect: series(12, 1, 2.5), floorDetach: series(12, 31, 45), leftVeths: 1},
 			},
 			growBerth: series(10, 3, 4), growFloor: series(100, 2, 5), growBare: series(90, 1.5, 2.5),
 			rssIdle: 17 << 20, rssLoaded: 22 << 20, reaperRSS: 16 << 20, reaperPrivate: 6 << 20, loaded: 14,
 		},
-		run: runResult{bridge: series(4, 250, 300), none: series(4, 200, 240), floorFull: series(4, 5, 7)},
+		run: runResult{bridge: series(4, 250, 300), none: series(4, 200, 240), floorFull: series(4, 5, 7), floorPorts: 14},
 		par: parallelResult{n: 10, ok: 9, distinct: 9, wall: 2200 * time.Millisecond, firstErr: errors.New("create \"par3\": boom")},
 		data: dataResult{c2c: 5.1e9, c2cFloor: 5.3e9, c2o: 4.0e9, c2oFloor: 4.2e9,
 			conns: exchangeResult{berth: []float64{5012, 4800, 5300, 5100}, floor: []float64{5230, 5000, 5100, 5600}},
@@ -57,6 +57,20 @@ func TestReportGolden(t *testing.T) {
 	var b strings.Builder
 	if err := report(&b, r, "2 CPUs, Linux test"); err != nil {
 		t.Fatal(err)
+	}
+	// The figures that are failures fail the bench (and CI's --quick run).
+	wantFailures := []string{"1 veths left after the disconnect rounds at N=100", "10 concurrent runs: 9 succeeded, 9 distinct addresses",
+		"restarts: 2 flows lost enter namespace: boom", "restarts: 1 DNS lookups failed read udp4",
+		"restarts: proxied connections cut 1, failed 3"}
+	got := strings.Join(failures(r), "\n")
+	for _, w := range wantFailures {
+		if !strings.Contains(got, w) {
+			t.Errorf("failures lack %q:\n%s", w, got)
+		}
+	}
+	ok := &results{plan: quickPlan(), scale: scaleResult{tiers: []tier{{n: 10}}}, par: parallelResult{n: 3, ok: 3, distinct: 3}}
+	if f := failures(ok); len(f) != 0 {
+		t.Errorf("a clean run has failures: %q", f)
 	}
 	path := filepath.Join("testdata", "report.golden")
 	if *update {

@@ -29,6 +29,14 @@ type tier struct {
 	n, real                  int // ports on the bridge; how many of berth's are containers
 	connect, disconnect      stats.Samples
 	floorAttach, floorDetach stats.Samples
+	// floorElement is, for each floor attach, its last step: the one
+	// nftables element the floor adds, which berth's connect
+	// does not (its rules match the bridge by name).
+	floorElement stats.Samples
+	// leftVeths is how many more of berth's veths there were, once the
+	// reaper had settled, after the tier's disconnect rounds than
+	// before its connects: a pair a disconnect left behind.
+	leftVeths int
 }
 
 // scaleResult is the attach part of the table.
@@ -55,6 +63,9 @@ type scaleResult struct {
 // attach (new namespace and all) taken in between.
 type runResult struct {
 	bridge, none, floorFull stats.Samples
+	// floorPorts is how many ports the floor's run bridge had: as many
+	// as berth's default bridge had when the run rows began.
+	floorPorts int
 }
 
 // parallelResult is the concurrency row.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -10,7 +11,33 @@ import (
 	"github.com/berth-net/berth/bench/internal/floor"
 )
 
-func (w *world) runs(ctx context.Context, p plan, res *runResult) error {
+// runs takes the run -d pairs, and beside each pair a floor attach into a
+// namespace made beforehand (each side's run makes a namespace, so the
+// pair's difference leaves it out too). The floor attaches to a bridge
+// of its own with as many ports as berth's default bridge has when the
+// rows begin (naive ports, as the floor makes them): on floor0, with
+// the scale rows' 1,000 ports, its attach carried a bigger bridge than
+// berth's run did.
+func (w *world) runs(ctx context.Context, p plan, res *runResult) (err error) {
+	ports, err := bridgePorts(defaultBridge)
+	if err != nil {
+		return fmt.Errorf("ports of %q: %w", defaultBridge, err)
+	}
+	fl, err := floor.New(floor.Config{Bridge: "floor2", Gateway: runFloorGateway, Table: "floor2", HostNS: w.floorHost})
+	if err != nil {
+		return fmt.Errorf("the run rows' floor bridge: %w", err)
+	}
+	defer func() { err = errors.Join(err, fl.Close()) }()
+	for i := range ports {
+		ns, err := w.newNetns()
+		if err != nil {
+			return err
+		}
+		if err := fl.Attach(ns, floorEndpoint("vrf", i, runFloorGateway.Addr().Next())); err != nil {
+			return fmt.Errorf("the run rows' floor bridge, port %d: %w", i, err)
+		}
+	}
+	res.floorPorts = ports
 	for i := range p.runPairs {
 		// Odd pairs run "none" first: whichever goes first must not carry
 		// the cost of coming first.
@@ -35,7 +62,7 @@ func (w *world) runs(ctx context.Context, p plan, res *runResult) error {
 			return err
 		}
 		t0 := time.Now()
-		if err := w.floor.Attach(ns, floorEndpoint("vrun", i, netip.MustParseAddr("10.250.230.2"))); err != nil {
+		if err := fl.Attach(ns, floorEndpoint("vrun", i, runFloorFirst)); err != nil {
 			return fmt.Errorf("floor attach: %w", err)
 		}
 		res.floorFull = append(res.floorFull, time.Since(t0))

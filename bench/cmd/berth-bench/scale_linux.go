@@ -61,11 +61,23 @@ func (w *world) scale(ctx context.Context, p plan, res *scaleResult) error {
 		// neither side's samples carry it.
 		time.Sleep(settle)
 		w.log.Info("sampling", "ports", n)
+		before, err := berthVeths()
+		if err != nil {
+			return err
+		}
 		for round := range p.cycles {
 			if err := w.cycle(ctx, probes, &t, round); err != nil {
 				return err
 			}
 		}
+		// Every pair a disconnect cut off must be reaped: a leak shows
+		// here, while the containers still run (once they are removed,
+		// their namespaces take any pair left in them along).
+		after, err := w.settledVeths(ctx, before)
+		if err != nil {
+			return err
+		}
+		t.leftVeths = max(after-before, 0)
 		res.tiers = append(res.tiers, t)
 	}
 	res.reachBerth, res.reachFloor = w.reachOutside(ctx, probes[0])
@@ -209,8 +221,21 @@ func (w *world) cycle(ctx context.Context, probes []probe, t *tier, round int) e
 		})
 	}
 	floor := func() error {
+		// The attach's last step is its nftables element: timed apart,
+		// for the row that leaves it out.
+		var element time.Time
+		w.floor.OnStep = func(step string) {
+			if step == "nftables element" {
+				element = time.Now()
+			}
+		}
+		defer func() { w.floor.OnStep = nil }()
 		if err := each(&t.floorAttach, func(pr probe) error {
-			return wrapErr(w.floor.Attach(pr.ns, pr.ep), "floor attach %q", pr.ep.HostIf)
+			err := wrapErr(w.floor.Attach(pr.ns, pr.ep), "floor attach %q", pr.ep.HostIf)
+			if err == nil {
+				t.floorElement = append(t.floorElement, time.Since(element))
+			}
+			return err
 		}); err != nil {
 			return err
 		}

@@ -32,6 +32,10 @@ var (
 	floorFirst = netip.MustParseAddr("10.250.0.2")
 	fillFirst  = netip.MustParseAddr("10.88.128.2")
 	probeFirst = netip.MustParseAddr("10.250.240.2")
+	// The run rows' floor bridge, and its first address for the timed
+	// attaches (its fill counts up from the gateway).
+	runFloorGateway = netip.MustParsePrefix("10.252.0.1/16")
+	runFloorFirst   = netip.MustParseAddr("10.252.240.2")
 	// The data plane's own small bridges.
 	dpSubnet       = netip.MustParsePrefix("10.89.0.0/24")
 	dpFloorGateway = netip.MustParsePrefix("10.251.0.1/16")
@@ -40,9 +44,12 @@ var (
 const (
 	benchNet    = "bench"   // berth's user network
 	benchBridge = "brbench" // its device
-	dpNet       = "dataplane"
-	dpBridge    = "brdp"
-	image       = "busybox"
+	// defaultBridge is the daemon's default bridge ("bridge"): the
+	// harness starts it without --bridge-name.
+	defaultBridge = "berth0"
+	dpNet         = "dataplane"
+	dpBridge      = "brdp"
+	image         = "busybox"
 )
 
 // world is everything one bench run makes inside its private namespaces.
