@@ -155,10 +155,8 @@ func (d *Daemon) createContainer(ctx context.Context, name string, cfg container
 	if name == "" {
 		name = d.freeNameLocked(c.ID)
 	}
-	for _, o := range d.containers {
-		if o.c.Name == name {
-			return nil, errdefs.Conflict("Conflict. The container name \"/%s\" is already in use by container \"%s\". You have to remove (or rename) that container to be able to reuse that name.", name, o.c.ID)
-		}
+	if o := d.nameHolderLocked(name); o != nil {
+		return nil, errdefs.Conflict("Conflict. The container name \"/%s\" is already in use by container \"%s\". You have to remove (or rename) that container to be able to reuse that name.", name, o.ID)
 	}
 	c.Name = name
 	if c.Config.Links, err = d.planLinksLocked(name, c.Config.Links); err != nil {
@@ -167,12 +165,21 @@ func (d *Daemon) createContainer(ctx context.Context, name string, cfg container
 	if err := d.planVolumes(&c.Config, img); err != nil {
 		return nil, err
 	}
-	// Under d.mu, as the rest of the create: the image's files at a
-	// volume's path are usually few (a config directory), and a removal
-	// of the volume must not run in between.
-	if err := d.populateVolumes(c.Config, img); err != nil {
-		d.removeMadeVolumes(c.Config)
-		return nil, err
+	// The image's files go into new volumes without d.mu (a big tree
+	// stalled every docker ps meanwhile): the create is pending, its name
+	// and its volumes held (nameHolderLocked, volumeUsersLocked), so no
+	// other create takes the name and no removal takes a volume.
+	if copies := d.claimCopyUpsLocked(c.Config); len(copies) > 0 {
+		d.pending[c.ID] = c
+		d.mu.Unlock()
+		err := d.populateVolumes(copies, img)
+		d.mu.Lock()
+		delete(d.pending, c.ID)
+		d.releaseCopyUpsLocked(copies)
+		if err != nil {
+			d.removeMadeVolumes(c.Config)
+			return nil, err
+		}
 	}
 	if err := d.store.Update(func(tx store.Tx) error { return tx.Put(store.BucketContainers, c.ID, c) }); err != nil {
 		d.removeMadeVolumes(c.Config)
@@ -258,9 +265,12 @@ func (d *Daemon) planNetworks(cfg *container.Config) error {
 // d.mu and hang the daemon. A short ID someone took as a name is left to
 // the create's conflict check, as in moby.
 func (d *Daemon) freeNameLocked(id string) string {
-	taken := make(map[string]bool, len(d.containers))
+	taken := make(map[string]bool, len(d.containers)+len(d.pending))
 	for _, o := range d.containers {
 		taken[o.c.Name] = true
+	}
+	for _, c := range d.pending {
+		taken[c.Name] = true
 	}
 	for retry := range nameTries {
 		if n := randomName(retry); !taken[n] {
@@ -268,6 +278,22 @@ func (d *Daemon) freeNameLocked(id string) string {
 		}
 	}
 	return id[:12]
+}
+
+// nameHolderLocked is the container, registered or still being created,
+// that has name; nil if none.
+func (d *Daemon) nameHolderLocked(name string) *container.Container {
+	for _, o := range d.containers {
+		if o.c.Name == name {
+			return o.c
+		}
+	}
+	for _, c := range d.pending {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
 }
 
 func (d *Daemon) filesDir(id string) string { return filepath.Join(d.cfg.DataRoot, "files", id) }
@@ -574,10 +600,8 @@ func (d *Daemon) setName(c *container.Container, name string, check bool) error 
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if check {
-		for _, o := range d.containers {
-			if o.c != c && o.c.Name == name {
-				return errdefs.Conflict("Error when allocating new name: Conflict. The container name \"/%s\" is already in use by container \"%s\". You have to remove (or rename) that container to be able to reuse that name.", name, o.c.ID)
-			}
+		if o := d.nameHolderLocked(name); o != nil && o != c {
+			return errdefs.Conflict("Error when allocating new name: Conflict. The container name \"/%s\" is already in use by container \"%s\". You have to remove (or rename) that container to be able to reuse that name.", name, o.ID)
 		}
 	}
 	c.Name = name

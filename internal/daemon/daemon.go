@@ -176,7 +176,13 @@ type Daemon struct {
 
 	mu         sync.Mutex
 	containers map[string]*ctrState
-	execs      map[string]*execState
+	// pending are the creates copying an image's files into their new
+	// volumes, by ID: their names and volumes are taken (under mu).
+	pending map[string]*container.Container
+	// copying are the volumes a pending create is filling, each closed
+	// when it is done (under mu).
+	copying map[string]chan struct{}
+	execs   map[string]*execState
 	// links are the containers' legacy links by parent ID, and linkHosts
 	// the /etc/hosts line each gives its parent, by parent ID and alias
 	// (links.go). Both under mu.
@@ -295,7 +301,7 @@ func New(cfg Config) (*Daemon, error) {
 		}
 		cfg.Log.Info("the store's journal is folded into its database again")
 	})
-	d := &Daemon{cfg: cfg, log: cfg.Log, store: st, containers: map[string]*ctrState{}, execs: map[string]*execState{}, limits: runtime.HostLimits(),
+	d := &Daemon{cfg: cfg, log: cfg.Log, store: st, containers: map[string]*ctrState{}, pending: map[string]*container.Container{}, copying: map[string]chan struct{}{}, execs: map[string]*execState{}, limits: runtime.HostLimits(),
 		links: map[string][]container.Link{}, linkHosts: map[string]map[string]string{}}
 	if err := d.build(); err != nil {
 		st.Close()

@@ -79,14 +79,52 @@ func (d *Daemon) planVolumes(cfg *container.Config, img *image.Image) (err error
 	return nil
 }
 
-// populateVolumes copies into each of cfg's volumes that is still empty
-// what the image has at its path (unless nocopy), once, at create, as
-// moby's populateVolumes: a volume emptied later stays empty.
-func (d *Daemon) populateVolumes(cfg container.Config, img *image.Image) error {
-	for _, m := range cfg.Mounts {
-		if m.Type != container.MountVolume || m.NoCopy || !d.volumes.Empty(m.Source) {
-			continue
+// claimCopyUpsLocked returns cfg's volume mounts that populateVolumes is
+// to fill: those of volumes still empty (unless nocopy), each claimed in
+// d.copying, so that two creates never fill one volume at once. A volume
+// another create is filling is waited for (d.mu released meanwhile), and
+// is then no longer empty. releaseCopyUpsLocked gives the claims back.
+func (d *Daemon) claimCopyUpsLocked(cfg container.Config) []container.Mount {
+	for {
+		var busy chan struct{}
+		var copies []container.Mount
+		for _, m := range cfg.Mounts {
+			if m.Type != container.MountVolume || m.NoCopy {
+				continue
+			}
+			if ch := d.copying[m.Source]; ch != nil {
+				busy = ch
+				break
+			}
+			if d.volumes.Empty(m.Source) && !slices.ContainsFunc(copies, func(o container.Mount) bool { return o.Source == m.Source }) {
+				copies = append(copies, m)
+			}
 		}
+		if busy == nil {
+			for _, m := range copies {
+				d.copying[m.Source] = make(chan struct{})
+			}
+			return copies
+		}
+		d.mu.Unlock()
+		<-busy
+		d.mu.Lock()
+	}
+}
+
+// releaseCopyUpsLocked ends the claims of claimCopyUpsLocked.
+func (d *Daemon) releaseCopyUpsLocked(copies []container.Mount) {
+	for _, m := range copies {
+		close(d.copying[m.Source])
+		delete(d.copying, m.Source)
+	}
+}
+
+// populateVolumes copies into each of the volume mounts given what the
+// image has at its path, once, at create, as moby's populateVolumes: a
+// volume emptied later stays empty.
+func (d *Daemon) populateVolumes(copies []container.Mount, img *image.Image) error {
+	for _, m := range copies {
 		if err := copyUp(img.RootfsDir, m.Destination, d.volumes.Mountpoint(m.Source)); err != nil {
 			return fmt.Errorf("copy the image's %s into volume %s: %w", m.Destination, m.Source, err)
 		}
@@ -189,15 +227,21 @@ func (d *Daemon) volumeUsers(name string) []string {
 	return d.volumeUsersLocked(name)
 }
 
-// volumeUsersLocked is volumeUsers with d.mu held.
+// volumeUsersLocked is volumeUsers with d.mu held: the containers
+// registered, and those being created (pending) that mount it.
 func (d *Daemon) volumeUsersLocked(name string) []string {
 	var ids []string
+	uses := func(c *container.Container) bool {
+		return slices.ContainsFunc(c.Config.Mounts, func(m container.Mount) bool { return m.Type == container.MountVolume && m.Source == name })
+	}
 	for id, cs := range d.containers {
-		for _, m := range cs.c.Config.Mounts {
-			if m.Type == container.MountVolume && m.Source == name {
-				ids = append(ids, id)
-				break
-			}
+		if uses(cs.c) {
+			ids = append(ids, id)
+		}
+	}
+	for id, c := range d.pending {
+		if uses(c) {
+			ids = append(ids, id)
 		}
 	}
 	slices.Sort(ids)
