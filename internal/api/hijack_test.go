@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/google/go-cmp/cmp"
@@ -405,5 +406,47 @@ func TestHijackKeepsEarlyStdin(t *testing.T) {
 	}
 	if stdout.String() != "early;late" {
 		t.Errorf("stdin reached the exec as %q, want \"early;late\"", stdout.String())
+	}
+}
+
+// TestAttachEndsWhenTheClientGoes: an attach to a container that prints
+// nothing ends once its client has closed the connection (moby's
+// notifyClosed), while a client that only half-closes (the docker CLI
+// with no stdin left to send) stays attached.
+func TestAttachEndsWhenTheClientGoes(t *testing.T) {
+	f := newFakeBackend()
+	started, returned := make(chan struct{}, 2), make(chan struct{}, 2)
+	f.attach = func(ctx context.Context, _ string, s Streams) error {
+		started <- struct{}{}
+		<-ctx.Done()
+		returned <- struct{}{}
+		return ctx.Err()
+	}
+	sock := serveUnix(t, newServer(f))
+
+	half := hijackRequest(t, sock, "/v1.51/containers/test1/attach?stream=1&stdout=1&stderr=1", "", true)
+	<-started
+	if err := half.conn.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-returned:
+		t.Fatal("a half-close of the client ended its attach")
+	case <-time.After(300 * time.Millisecond):
+	}
+
+	gone := hijackRequest(t, sock, "/v1.51/containers/test1/attach?stream=1&stdout=1&stderr=1", "", true)
+	<-started
+	gone.conn.Close()
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the attach of a client that closed its connection still runs")
+	}
+	half.conn.Close()
+	select {
+	case <-returned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the half-closed client's attach still runs after it closed too")
 	}
 }

@@ -25,6 +25,7 @@ type Server struct {
 	// would otherwise wait for containers to exit.
 	stopping     context.Context
 	stopLongPoll context.CancelFunc
+	hangups      hangups // hijacked streams' clients going away
 
 	mu        sync.Mutex
 	hijacked  map[*hijacked]struct{} // streams http.Server.Shutdown does not know about
@@ -139,6 +140,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	for _, h := range streams {
 		h.cancel()
+		h.stopHangup() // its duplicate descriptor would keep the socket open
 		_ = h.conn.Close()
 	}
 	err := s.http.Shutdown(ctx)

@@ -92,6 +92,7 @@ type hijacked struct {
 	stdout, stderr io.Writer
 	ctx            context.Context
 	cancel         context.CancelFunc
+	stopHangup     func() // ends the watch for the client's going (hangups)
 }
 
 // hijack takes the connection over and answers as moby does: 101 UPGRADED
@@ -111,6 +112,17 @@ func (s *Server) hijack(w http.ResponseWriter, r *http.Request, multiplexed bool
 	}
 	h := &hijacked{conn: conn, stdin: stdin, ctx: ctx, cancel: cancel}
 	h.stdout, h.stderr = outputs(&cancelOnError{w: conn, cancel: cancel}, multiplexed, nil)
+	// A client that goes away ends the stream even when nothing is
+	// written to it (a silent container's attach).
+	stop, hung := s.hangups.watch(conn)
+	h.stopHangup = stop
+	go func() {
+		select {
+		case <-hung:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	s.trackHijacked(h, true)
 	if err := writeUpgrade(conn, w.Header(), r, multiplexed); err != nil {
 		h.close(s)
@@ -144,6 +156,7 @@ func writeUpgrade(conn net.Conn, hdr http.Header, r *http.Request, multiplexed b
 // written so far and then EOF, then release the socket.
 func (h *hijacked) close(s *Server) {
 	h.cancel()
+	h.stopHangup()
 	if cw, ok := h.conn.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 	}
