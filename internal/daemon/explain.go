@@ -542,6 +542,7 @@ func (d *Daemon) explainNotes(ex *firewall.Explanation, p firewall.Packet) {
 				}
 			}
 		}
+		d.explainAtContainer(ex, p, dst)
 		return
 	}
 	if !p.HasPorts() {
@@ -568,7 +569,69 @@ func (d *Daemon) explainNotes(ex *firewall.Explanation, p firewall.Packet) {
 		ex.Notes = append(ex.Notes, fmt.Sprintf("%s has nat rules, which explain does not apply: a REDIRECT or DNAT there may send this packet elsewhere", strings.Join(nat, "; ")))
 		return
 	}
-	refuseUnheard(ex, p, dst, "/proc/thread-self/net", "the host")
+	refuseUnheardAt(ex, p, dst, "/proc/thread-self/net", "the host", d.proxiedV6Only(p))
+}
+
+// explainAtContainer follows a packet the host delivers into one of
+// berth's bridges (ex.Oif) to the container that has its destination
+// there: none has it (nobody answers the neighbour solicitation: the
+// sender finds the host unreachable), or that container's own sockets
+// decide, as for the host's.
+func (d *Daemon) explainAtContainer(ex *firewall.Explanation, p firewall.Packet, dst netip.Addr) {
+	if ex.DNAT.IsValid() {
+		p.Dport = ex.DNAT.Port() // the container's port
+	}
+	for _, n := range d.net.Networks() {
+		if n.Bridge == nil || n.Bridge.Name != ex.Oif {
+			continue
+		}
+		var cfg *network.IPConfig
+		for _, c := range []*network.IPConfig{n.IPv4, n.IPv6} {
+			if c != nil && c.Subnet.Contains(dst) {
+				cfg = c
+			}
+		}
+		if cfg == nil || dst == cfg.Gateway {
+			return
+		}
+		for _, ep := range d.net.Endpoints(n.ID) {
+			if ep.Address.Addr() != dst && ep.Address6.Addr() != dst {
+				continue
+			}
+			if !p.HasPorts() {
+				return
+			}
+			d.mu.Lock()
+			cs := d.containers[ep.ContainerID]
+			d.mu.Unlock()
+			if cs == nil {
+				return
+			}
+			cs.mu.Lock()
+			pid, name := cs.c.State.Pid, cs.c.Name
+			cs.mu.Unlock()
+			if pid > 0 {
+				refuseUnheard(ex, p, dst, fmt.Sprintf("/proc/%d/net", pid), "container "+name)
+			}
+			return
+		}
+		step := firewall.Step{Hook: "neighbour", Effect: fmt.Sprintf("no container has %s on network %s: nothing answers for it on %s, and the sender finds the host unreachable", dst, n.Name, ex.Oif)}
+		ex.Steps = append(ex.Steps, step)
+		ex.Outcome, ex.Decision = firewall.NoRoute, &step
+		return
+	}
+}
+
+// proxiedV6Only are the [::] sockets of the daemon's own proxy for p's
+// port: they are IPv6-only (IPV6_V6ONLY), so they take no IPv4
+// connection, which /proc/net/tcp6 does not show.
+func (d *Daemon) proxiedV6Only(p firewall.Packet) bool {
+	for _, u := range d.net.HostPortUses(p.Proto.String(), p.Dport) {
+		if u.Proxy.IsValid() && u.Mapping.HostIP.Is6() && u.Mapping.HostIP.IsUnspecified() {
+			return true
+		}
+	}
+	return false
 }
 
 // refuseUnheard: a TCP connection to a port where no socket listens is
@@ -576,12 +639,18 @@ func (d *Daemon) explainNotes(ex *firewall.Explanation, p firewall.Packet) {
 // sockets are read from procNet (the /proc/PID/net of the namespace);
 // a UDP datagram only gets a note, since a bound socket may drop it.
 func refuseUnheard(ex *firewall.Explanation, p firewall.Packet, dst netip.Addr, procNet, where string) {
+	refuseUnheardAt(ex, p, dst, procNet, where, false)
+}
+
+// refuseUnheardAt is refuseUnheard; with any6Only, a socket on [::] is
+// known to be IPv6-only and takes no IPv4 connection.
+func refuseUnheardAt(ex *firewall.Explanation, p firewall.Packet, dst netip.Addr, procNet, where string, any6Only bool) {
 	at := netip.AddrPortFrom(dst, p.Dport)
 	if p.Proto != firewall.ProtoTCP {
 		ex.Notes = append(ex.Notes, fmt.Sprintf("the firewall lets it in to %s; whether a process there takes datagrams on %s is not checked", where, at))
 		return
 	}
-	on, err := listening(procNet, dst, p.Dport)
+	on, err := listening(procNet, dst, p.Dport, any6Only)
 	switch {
 	case err != nil:
 		ex.Notes = append(ex.Notes, fmt.Sprintf("the firewall lets it in to %s; its listening sockets could not be read: %v", where, err))
@@ -596,8 +665,9 @@ func refuseUnheard(ex *firewall.Explanation, p firewall.Packet, dst netip.Addr, 
 // namespace whose /proc/PID/net is procNet: on dst itself, on the
 // family's any-address, or on [::], which takes IPv4 too unless the
 // socket set IPV6_V6ONLY (not visible here: the answer errs towards
-// "listens", which claims no refusal).
-func listening(procNet string, dst netip.Addr, port uint16) (bool, error) {
+// "listens", which claims no refusal, unless any6Only says that the
+// [::] socket is IPv6-only).
+func listening(procNet string, dst netip.Addr, port uint16, any6Only bool) (bool, error) {
 	// /proc/thread-self/net is the namespace of the reading thread: keep
 	// this goroutine on one (unlocked threads are all in the daemon's).
 	runtime.LockOSThread()
@@ -619,7 +689,7 @@ func listening(procNet string, dst netip.Addr, port uint16) (bool, error) {
 			if !ok || lport != port {
 				continue
 			}
-			if addr == dst || addr.IsUnspecified() && (addr.Is6() == dst.Is6() || addr.Is6()) || addr.Is4In6() && addr.Unmap() == dst {
+			if addr == dst || addr.IsUnspecified() && (addr.Is6() == dst.Is6() || addr.Is6() && !any6Only) || addr.Is4In6() && addr.Unmap() == dst {
 				return true, nil
 			}
 		}

@@ -39,9 +39,17 @@ func TestListening(t *testing.T) {
 		{"2001:db8::2", 8089, true},
 		{"2001:db8::2", 8080, false},
 	} {
-		got, err := listening(dir, netip.MustParseAddr(tc.addr), tc.port)
+		got, err := listening(dir, netip.MustParseAddr(tc.addr), tc.port, false)
 		if err != nil || got != tc.want {
 			t.Errorf("%s:%d: %t %v, want %t", tc.addr, tc.port, got, err, tc.want)
 		}
+	}
+	// A [::] socket known to be IPv6-only (the daemon's proxy) takes no
+	// IPv4 connection.
+	if got, _ := listening(dir, netip.MustParseAddr("198.51.100.2"), 8089, true); got {
+		t.Error("an IPv6-only [::] socket taken for an IPv4 listener")
+	}
+	if got, _ := listening(dir, netip.MustParseAddr("2001:db8::2"), 8089, true); !got {
+		t.Error("an IPv6-only [::] socket not taken for an IPv6 listener")
 	}
 }

@@ -27,6 +27,9 @@ func TestExplainAgreesWithTheKernel(t *testing.T) {
 	w.runPeer(t, "q2", "tcp:80", "--network", "quiet")
 	w.MustBerth(t, "network", "create", "--internal", "--subnet", "10.98.0.0/24", "inner")
 	w.runPeer(t, "inside", "tcp:80", "--network", "inner")
+	w.runPeer(t, "deaf", "tcp:80", "-p", "8083:81") // publishes a port nothing in it listens on
+	w.MustBerth(t, "network", "create", "--subnet", "10.95.0.0/24", "-o", "com.docker.network.bridge.gateway_mode_ipv4=routed", "routed")
+	w.runPeer(t, "rweb", "tcp:80", "--network", "routed", "-p", "8443:80") // IPv4: no host port (routed); [::]:8443 is the proxy's
 	listenInHost(t, w.World, "0.0.0.0:8099")
 	// The outside world routes the default bridge's subnet through the
 	// host, so that only the host's rules stand between it and a container.
@@ -63,6 +66,11 @@ func TestExplainAgreesWithTheKernel(t *testing.T) {
 		{"container to a port nothing listens on inside", "web", "web:81", ask("container:web", webIP+":81"), "rejected", "no socket of container web listens"},
 		{"hairpin", "neighbour", testworld.HostAddr.String() + ":8080", ask("container:neighbour", hostPort(8080)), "delivered", "PUBLISHED PORTS"},
 		{"container to a neighbour", "neighbour", "web:80", ask("container:neighbour", webIP+":80"), "delivered", "ICC"},
+		{"container to a neighbour's port nothing listens on", "neighbour", "web:81", ask("container:neighbour", webIP+":81"), "rejected", "no socket of container web listens"},
+		{"outside to a published port nothing in the container listens on", outside, "host:8083", ask("outside", hostPort(8083)), "rejected", "no socket of container deaf listens"},
+		{"host to that port on loopback", "host", "127.0.0.1:8083", ask("host", "127.0.0.1:8083"), "rejected", "no socket of container deaf listens"},
+		{"container to an address no container has", "web", "172.17.0.250:80", ask("container:web", "172.17.0.250:80"), "no route", "no container has 172.17.0.250"},
+		{"outside over IPv4 to a port only the daemon's IPv6 proxy holds", outside, "host:8443", ask("outside", hostPort(8443)), "rejected", "no socket of the host listens"},
 		{"container out", "web", server + ":80", fetchFrom("web"), "delivered", "OUTGOING"},
 		{"container to another network", "elsewhere", webIP + ":80", ask("container:elsewhere", webIP+":80"), "dropped", "DIRECT ACCESS DROP"},
 		{"icc off", "q1", "q2:80", ask("container:q1", q2IP+":80"), "dropped", "ICC"},
