@@ -508,6 +508,14 @@ func (d *Daemon) RemoveContainer(ctx context.Context, ref string, force, volumes
 // waiters; with volumes, its anonymous volumes go too (docker rm -v, and
 // --rm's removal, as moby's).
 func (d *Daemon) remove(cs *ctrState, id string, volumes bool) error {
+	// The writable layer's files go after the lock: a docker ps, which
+	// reads every container under its lock, waited seconds on a big one.
+	purge := func() error { return nil }
+	defer func() {
+		if err := purge(); err != nil {
+			d.log.Warn("remove a container's files", "id", id, "err", err)
+		}
+	}()
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	select {
@@ -521,7 +529,9 @@ func (d *Daemon) remove(cs *ctrState, id string, volumes bool) error {
 		errs = append(errs, d.net.DeleteSandbox(context.Background(), cs.c.State.SandboxID))
 	}
 	cs.endFilesLocked()
-	errs = append(errs, d.runtime.Delete(id))
+	var err error
+	purge, err = d.runtime.DeleteLater(id)
+	errs = append(errs, err)
 	d.unmountShm(id)
 	if err := os.RemoveAll(d.filesDir(id)); err != nil {
 		errs = append(errs, err)
@@ -680,8 +690,12 @@ func (d *Daemon) UpdateContainer(ctx context.Context, ref string, u container.Co
 	if policy.Name != "" {
 		c.Config.RestartPolicy = policy
 	}
+	// A rollback puts back what the update changed, not the whole
+	// Config: code under d.mu alone reads its other fields (the mounts,
+	// the network mode) meanwhile.
+	rollback := func() { c.Config.Resources, c.Config.RestartPolicy = old.Resources, old.RestartPolicy }
 	if err := d.putContainer(c); err != nil {
-		c.Config = old
+		rollback()
 		return warnings, fmt.Errorf("Cannot update container %s: %w", c.ID, err)
 	}
 	// Once recorded, the event comes whatever follows, as moby's.
@@ -693,7 +707,7 @@ func (d *Daemon) UpdateContainer(ctx context.Context, ref string, u container.Co
 		// under the usage, it may kill at once.
 		d.watchOOMLocked(cs, cs.proc, false)
 		if err := d.runtime.Update(ctx, c.ID, res); err != nil {
-			c.Config = old
+			rollback()
 			if perr := d.putContainer(c); perr != nil {
 				d.log.Error("record the limits an update could not apply", "id", c.ShortID(), "err", perr)
 			}

@@ -181,9 +181,9 @@ func (d *Daemon) explainEnd(ref string) (explainEnd, error) {
 	if err != nil {
 		return explainEnd{}, err
 	}
-	d.mu.Lock()
+	cs.mu.Lock() // what guards the record's state (runs, exits and connects write it under it)
 	c := cloneContainer(cs.c)
-	d.mu.Unlock()
+	cs.mu.Unlock()
 	name := strings.TrimPrefix(c.Name, "/")
 	if c.State.SandboxID == "" {
 		return explainEnd{}, errdefs.Conflict("container %s is not running: it has no network namespace", name)

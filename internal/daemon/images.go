@@ -69,13 +69,21 @@ func (d *Daemon) Image(ctx context.Context, ref string) (*image.Image, error) {
 // RemoveImage untags or deletes an image that no container uses (unless forced).
 func (d *Daemon) RemoveImage(ctx context.Context, ref string, force bool) ([]string, []string, error) {
 	d.imagesMu.Lock()
-	defer d.imagesMu.Unlock()
 	img, _ := d.images.Get(ref)
 	untagged, deleted, err := d.images.Remove(ref, force, d.imageUsers)
 	if img != nil {
 		d.removalEvents(map[string]*image.Image{"": img}, untagged, deleted)
 	}
+	d.imagesMu.Unlock()
+	d.emptyImageTrash() // the files, without holding creates off
 	return untagged, deleted, err
+}
+
+// emptyImageTrash deletes the files of the images just removed.
+func (d *Daemon) emptyImageTrash() {
+	if err := d.images.EmptyTrash(); err != nil {
+		d.log.Warn("image files left behind (removed at the next start)", "err", err)
+	}
 }
 
 // removalEvents logs an untag for each tag removed (of the image byTag
@@ -128,6 +136,7 @@ func (d *Daemon) imageUsers(id string) image.Users {
 // an image that the prune is about to remove.
 func (d *Daemon) PruneImages(ctx context.Context, all bool, match func(*image.Image) bool) ([]string, []string, int64, error) {
 	d.imagesMu.Lock()
+	defer d.emptyImageTrash() // after the unlock: defers run in reverse
 	defer d.imagesMu.Unlock()
 	byTag := map[string]*image.Image{}
 	if imgs, err := d.images.List(); err == nil {

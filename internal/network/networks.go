@@ -26,7 +26,7 @@ func (c *Controller) CreateNetwork(ctx context.Context, req CreateRequest) (*Net
 		return nil, err
 	}
 	if n.Driver != DriverBridge {
-		return cloneNetwork(n), nil
+		return c.cloneUnderLock(n), nil
 	}
 	c.netOps.Lock()
 	defer c.netOps.Unlock()
@@ -41,7 +41,15 @@ func (c *Controller) CreateNetwork(ctx context.Context, req CreateRequest) (*Net
 		return nil, err
 	}
 	c.log.Info("network created", "name", n.Name, "id", n.ID[:12], "bridge", n.Bridge.Name, "subnet", subnetString(n.IPv4), "subnet6", subnetString(n.IPv6))
-	return cloneNetwork(n), nil
+	return c.cloneUnderLock(n), nil
+}
+
+// cloneUnderLock copies n under the controller's lock: once n is in
+// c.networks, the route watcher (its Warnings) and joins write it.
+func (c *Controller) cloneUnderLock(n *Network) *Network {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return cloneNetwork(n)
 }
 
 // planNetwork validates req against the networks that exist, reserves the

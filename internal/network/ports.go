@@ -672,7 +672,6 @@ func (c *Controller) recordPorts(n *Network, ep *Endpoint, reqs []PortRequest, i
 		return err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	ep.Ports = ms
 	var also func(store.Tx) error
 	if kept != nil {
@@ -680,11 +679,15 @@ func (c *Controller) recordPorts(n *Network, ep *Endpoint, reqs []PortRequest, i
 	}
 	d, err := c.recordEndpointLocked(ep, also)
 	if err != nil {
+		c.mu.Unlock()
 		return err
 	}
 	if kept != nil {
 		c.sandboxes[kept.ID] = kept
 	}
+	c.mu.Unlock()
+	// The sync is waited for without the lock: every reader (docker ps,
+	// inspect) would queue behind the disk otherwise.
 	return d.Wait()
 }
 

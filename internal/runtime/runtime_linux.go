@@ -68,6 +68,10 @@ func New(cfg Config) (*Runtime, error) {
 			return nil, fmt.Errorf("create runtime directory %q: %w", d, err)
 		}
 	}
+	// What a crash left in the trash (DeleteLater) goes now.
+	if err := resetTrash(trashDirOf(cfg.DataDir)); err != nil {
+		return nil, err
+	}
 	runc := cfg.Runc
 	if runc == "" {
 		runc = "runc"
@@ -215,10 +219,20 @@ func removeEmptyCgroups(id string) {
 // Delete removes everything of the container: what Release removes, then
 // its data directory. Idempotent; it keeps going past errors.
 func (r *Runtime) Delete(id string) error {
+	purge, err := r.DeleteLater(id)
+	return errors.Join(err, purge())
+}
+
+// DeleteLater is Delete, but the data directory (the container's
+// writable layer and logs: thousands of files, seconds to delete) is only
+// moved aside; purge deletes it, and the caller runs it without its own
+// locks. A crash before purge leaves it in the trash, which New empties.
+func (r *Runtime) DeleteLater(id string) (purge func() error, err error) {
+	nothing := func() error { return nil }
 	if err := checkID(id); err != nil {
-		return err
+		return nothing, err
 	}
-	err := r.Release(id)
+	err = r.Release(id)
 	// Not under a rotation of its logs, which would write into the
 	// directory as it goes.
 	stdout, stderr := r.LogPaths(id)
@@ -226,9 +240,34 @@ func (r *Runtime) Delete(id string) error {
 		lr.mu.Lock()
 		defer lr.mu.Unlock()
 	}
-	err = errors.Join(err, removeAllIfExists(r.dataDir(id)))
-	r.rot.forget(stdout, stderr)
-	return err
+	defer r.rot.forget(stdout, stderr)
+	trash := filepath.Join(r.trashDir(), id)
+	if rerr := os.Rename(r.dataDir(id), trash); errors.Is(rerr, os.ErrNotExist) {
+		return nothing, err
+	} else if rerr != nil {
+		// No trash (another file system?): delete it here and now.
+		return nothing, errors.Join(err, removeAllIfExists(r.dataDir(id)))
+	}
+	return func() error { return removeAllIfExists(trash) }, err
+}
+
+// trashDir holds the data directories of deleted containers until their
+// purge: beside DataDir, on its file system, so that a rename moves them.
+func (r *Runtime) trashDir() string { return trashDirOf(r.cfg.DataDir) }
+
+func trashDirOf(dataDir string) string {
+	return filepath.Join(filepath.Dir(filepath.Clean(dataDir)), "containers-trash")
+}
+
+// resetTrash empties the trash, or makes it.
+func resetTrash(trash string) error {
+	if err := os.RemoveAll(trash); err != nil {
+		return fmt.Errorf("empty %q: %w", trash, err)
+	}
+	if err := os.MkdirAll(trash, 0o700); err != nil {
+		return fmt.Errorf("create runtime directory %q: %w", trash, err)
+	}
+	return nil
 }
 
 // runcDelete removes runc's record of id, killing the process if it runs.

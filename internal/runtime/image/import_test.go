@@ -252,6 +252,16 @@ func TestImportIsANewImageEachTime(t *testing.T) {
 	if _, err := os.Stat(second.RootfsDir); !os.IsNotExist(err) {
 		t.Errorf("the tree after the last image that used it was removed: %v", err)
 	}
+	// Moved aside under the store's lock, deleted by EmptyTrash.
+	if ents, _ := os.ReadDir(filepath.Dir(filepath.Dir(first.RootfsDir))); len(ents) != 1 || !strings.HasPrefix(ents[0].Name(), tmpPrefix) {
+		t.Errorf("the store after the removal: %v, want the tree moved aside", ents)
+	}
+	if err := s.EmptyTrash(); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(filepath.Dir(first.RootfsDir))); len(ents) != 0 {
+		t.Errorf("the store after EmptyTrash: %v, want nothing", ents)
+	}
 }
 
 func TestImportMovesTag(t *testing.T) {

@@ -124,7 +124,10 @@ func (s *Store) removeByID(img *Image, force bool, u Users) (untagged, deleted [
 // delete drops the record first, so a crash before the directory is gone
 // leaves an orphan directory that NewStore removes, never a record without
 // its files. The tree goes only with the last image that uses it (images
-// of one tar share it: treeOf).
+// of one tar share it: treeOf): it is moved aside (s.mu held), and
+// EmptyTrash deletes it, which the caller runs without its own locks (a
+// big tree took seconds, and every create waited on the daemon's image
+// lock meanwhile).
 func (s *Store) delete(img *Image) error {
 	err := s.st.Update(func(tx store.Tx) error { return tx.Delete(store.BucketImages, img.ID) })
 	if err != nil {
@@ -143,10 +146,27 @@ func (s *Store) delete(img *Image) error {
 	if filepath.Dir(tree) != filepath.Clean(s.dir) || !hexRE.MatchString(filepath.Base(tree)) {
 		return fmt.Errorf("delete files of image %s: its tree %q is not one of the store's", img.ID, img.RootfsDir)
 	}
-	if err := os.RemoveAll(tree); err != nil {
+	trash := filepath.Join(s.dir, tmpPrefix+"removed-"+filepath.Base(tree)) // an orphan for NewStore if a crash comes first
+	if err := os.Rename(tree, trash); err != nil {
 		return fmt.Errorf("delete files of image %s: %w", img.ID, err)
 	}
+	s.trash = append(s.trash, trash)
 	return nil
+}
+
+// EmptyTrash deletes the trees of the images removed since it last ran.
+func (s *Store) EmptyTrash() error {
+	s.mu.Lock()
+	trash := s.trash
+	s.trash = nil
+	s.mu.Unlock()
+	var errs []error
+	for _, t := range trash {
+		if err := os.RemoveAll(t); err != nil {
+			errs = append(errs, fmt.Errorf("delete the files of a removed image: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // shortID is the 12-character form docker prints.

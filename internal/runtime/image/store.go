@@ -24,6 +24,9 @@ type Store struct {
 	// mu serialises imports and removals: both read tags and directories,
 	// then change them.
 	mu sync.Mutex
+	// trash are the trees of removed images moved aside (under mu), for
+	// EmptyTrash.
+	trash []string
 }
 
 // NewStore opens the image store in dir (<data-root>/images), creating it,
