@@ -16,8 +16,9 @@ import (
 // TCP one once both directions are shut. A stream that writes nothing
 // (a silent container's attach) would otherwise never notice, and hold
 // its goroutine, its socket and the backend's attach until the container
-// printed something or exited. moby's notifyClosed does this with a
-// thread per stream; here one epoll set and one goroutine serve them all.
+// printed something or exited. moby's notifyClosed does this for attach
+// with a thread per stream; here one epoll set and one goroutine serve
+// them all, exec's streams too.
 type hangups struct {
 	mu      sync.Mutex
 	ep      int // the epoll set, once watched is made (startLocked)

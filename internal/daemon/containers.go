@@ -169,17 +169,9 @@ func (d *Daemon) createContainer(ctx context.Context, name string, cfg container
 	// stalled every docker ps meanwhile): the create is pending, its name
 	// and its volumes held (nameHolderLocked, volumeUsersLocked), so no
 	// other create takes the name and no removal takes a volume.
-	if copies := d.claimCopyUpsLocked(c.Config); len(copies) > 0 {
-		d.pending[c.ID] = c
-		d.mu.Unlock()
-		err := d.populateVolumes(copies, img)
-		d.mu.Lock()
-		delete(d.pending, c.ID)
-		d.releaseCopyUpsLocked(copies)
-		if err != nil {
-			d.removeMadeVolumes(c.Config)
-			return nil, err
-		}
+	if err := d.copyUpLocked(c, img); err != nil {
+		d.removeMadeVolumes(c.Config)
+		return nil, err
 	}
 	if err := d.store.Update(func(tx store.Tx) error { return tx.Put(store.BucketContainers, c.ID, c) }); err != nil {
 		d.removeMadeVolumes(c.Config)

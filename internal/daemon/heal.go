@@ -113,6 +113,11 @@ func (d *Daemon) healFirewall(ch nftables.Change) {
 		return
 	}
 	d.fwRetry = 0
+	d.fwMu.Lock()
+	if d.fwRetryTimer != nil {
+		d.fwRetryTimer.Stop() // a retry of an earlier failure is not needed now
+	}
+	d.fwMu.Unlock()
 	d.log.Info("nftables table restored", "took", time.Since(start).Round(time.Microsecond).String())
 }
 

@@ -169,3 +169,25 @@ func TestHealFirewallNoRetryAfterStop(t *testing.T) {
 		t.Error("a retry was scheduled with no watcher")
 	}
 }
+
+// A restore that works stops the retry an earlier failure set: the
+// retry would rebuild the table once more for nothing.
+func TestHealFirewallSuccessStopsTheRetry(t *testing.T) {
+	rec := postRecorder{posted: make(chan nftables.Change, 4)}
+	fails := 1
+	d := &Daemon{log: slog.New(slog.DiscardHandler), fwWatch: rec}
+	d.rebuildFirewall = func(context.Context) error {
+		if fails > 0 {
+			fails--
+			return errors.New("boom")
+		}
+		return nil
+	}
+	d.healFirewall(nftables.Change{What: []string{"delete table"}})
+	d.healFirewall(nftables.Change{What: []string{"delete table"}}) // another change, restored at once
+	select {
+	case ch := <-rec.posted:
+		t.Errorf("a retry was posted after a restore that worked: %+v", ch)
+	case <-time.After(500 * time.Millisecond): // the retry's back-off is 100 ms
+	}
+}

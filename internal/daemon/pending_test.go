@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/runtime/image"
 	"github.com/berth-net/berth/internal/store"
 	"github.com/berth-net/berth/internal/volume"
 )
@@ -81,5 +82,87 @@ func TestPendingCreateHoldsNameAndVolumes(t *testing.T) {
 	defer d.mu.Unlock()
 	if c := d.nameHolderLocked("web"); c != nil {
 		t.Errorf("the name is still held after the create ended: %v", c)
+	}
+}
+
+// A create that waits for another create's copy into a volume they share
+// is pending while it waits: its name and its own new volumes are held
+// (they were free, and a prune took the volume under it).
+func TestCreateWaitingForACopyHoldsItsNameAndVolumes(t *testing.T) {
+	vols, err := volume.NewStore(t.TempDir(), store.NewMemory())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"shared", "mine"} {
+		if _, err := vols.Create(v, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rootfs := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(rootfs, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rootfs, "etc", "passwd"), []byte("root\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img := &image.Image{RootfsDir: rootfs}
+	d := &Daemon{containers: map[string]*ctrState{}, pending: map[string]*container.Container{}, copying: map[string]chan struct{}{}, volumes: vols}
+	shared := container.Mount{Type: container.MountVolume, Source: "shared", Destination: "/etc"}
+	// A is filling shared.
+	d.mu.Lock()
+	aCopies := d.claimCopyUpsLocked(container.Config{Mounts: []container.Mount{shared}})
+	d.mu.Unlock()
+
+	b := &container.Container{ID: "bbbb2222cccc", Name: "web", Config: container.Config{Mounts: []container.Mount{
+		shared, {Type: container.MountVolume, Source: "mine", Destination: "/etc"}}}}
+	done := make(chan error, 1)
+	go func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		done <- d.copyUpLocked(b, img)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d.mu.Lock()
+		_, waiting := d.pending[b.ID]
+		d.mu.Unlock()
+		if waiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("B never became pending")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	d.mu.Lock()
+	if c := d.nameHolderLocked("web"); c != b {
+		t.Errorf("while B waits, its name is held by %v", c)
+	}
+	if users := d.volumeUsersLocked("mine"); !slices.Equal(users, []string{b.ID}) {
+		t.Errorf("while B waits, its volume's users are %v", users)
+	}
+	d.mu.Unlock()
+	// A's copy ends; B copies what is still empty (its own volume).
+	if err := os.WriteFile(filepath.Join(vols.Mountpoint("shared"), "passwd"), []byte("root\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.mu.Lock()
+	d.releaseCopyUpsLocked(aCopies)
+	d.mu.Unlock()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("B still waits after A's copy")
+	}
+	if _, err := os.Stat(filepath.Join(vols.Mountpoint("mine"), "passwd")); err != nil {
+		t.Errorf("B's own volume was not filled: %v", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.pending) != 0 || len(d.copying) != 0 {
+		t.Errorf("after the copies: pending %v, copying %v", d.pending, d.copying)
 	}
 }

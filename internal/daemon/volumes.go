@@ -79,6 +79,26 @@ func (d *Daemon) planVolumes(cfg *container.Config, img *image.Image) (err error
 	return nil
 }
 
+// copyUpLocked fills c's new volumes with what the image has at their
+// paths, with d.mu held on entry and on return but not while it copies,
+// nor while it waits for another create filling a volume c shares: c is
+// pending meanwhile, its name and its volumes held (nameHolderLocked,
+// volumeUsersLocked), so that no other create takes the name and no
+// removal takes a volume. The caller registers c before it releases d.mu.
+func (d *Daemon) copyUpLocked(c *container.Container, img *image.Image) error {
+	d.pending[c.ID] = c
+	defer delete(d.pending, c.ID)
+	copies := d.claimCopyUpsLocked(c.Config)
+	if len(copies) == 0 {
+		return nil
+	}
+	d.mu.Unlock()
+	err := d.populateVolumes(copies, img)
+	d.mu.Lock()
+	d.releaseCopyUpsLocked(copies)
+	return err
+}
+
 // claimCopyUpsLocked returns cfg's volume mounts that populateVolumes is
 // to fill: those of volumes still empty (unless nocopy), each claimed in
 // d.copying, so that two creates never fill one volume at once. A volume

@@ -168,7 +168,7 @@ func legsOf(br ForwardBridge, family string) []leg {
 		routed := family == "ip" && br.Routed4 || family == "ip6" && br.Routed6 || family == "inet" && (br.Routed4 || br.Routed6)
 		legs = append(legs, leg{bridge: br.Name, out: true, routed: routed}, leg{bridge: br.Name, routed: routed})
 	}
-	if family == "ip" && br.Bridged4 || family == "ip6" && br.Bridged6 || family == "inet" && (br.Bridged4 || br.Bridged6) {
+	if family != "ip6" && br.IPv4 && br.Bridged4 || family != "ip" && br.IPv6 && br.Bridged6 {
 		legs = append(legs, leg{bridge: br.Name, within: true})
 	}
 	return legs

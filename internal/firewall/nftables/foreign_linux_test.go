@@ -286,7 +286,7 @@ func TestForwardBlockersBetween(t *testing.T) {
 		{Name: "berth0", IPv4: true, Bridged4: true},
 		{Name: "br-int", IPv4: true, Internal: true, Bridged4: true},
 		{Name: "br-nobrnf", IPv4: true, Internal: true}, // without br_netfilter: nothing to see
-		{Name: "br-v6only", IPv6: true, Bridged6: false},
+		{Name: "br-v6only", IPv6: true, Bridged4: true}, // bridge-nf-call-ip6tables off: its traffic between ports is not seen
 	}
 	want := func(step string, w string) {
 		t.Helper()
@@ -312,4 +312,7 @@ func TestForwardBlockersBetween(t *testing.T) {
 	want("br-int to br-int", filter+"berth0 (between)")
 	run(t, ns, "iptables", "-A", "FORWARD", "-o", "berth0", "-j", "ACCEPT")
 	want("-o berth0", "")
+	run(t, ns, "nft", "add table inet mine; add chain inet mine f { type filter hook forward priority 0; policy drop; }")
+	want("an inet chain: each bridge's between leg by its own families",
+		"table inet mine, chain f (policy drop): berth0 (out, in, between), br-int (between), br-v6only (out, in)")
 }

@@ -252,9 +252,14 @@ func TestImportIsANewImageEachTime(t *testing.T) {
 	if _, err := os.Stat(second.RootfsDir); !os.IsNotExist(err) {
 		t.Errorf("the tree after the last image that used it was removed: %v", err)
 	}
-	// Moved aside under the store's lock, deleted by EmptyTrash.
+	// Moved aside under the store's lock, deleted by EmptyTrash; the same
+	// image imported and removed again before that goes beside it.
 	if ents, _ := os.ReadDir(filepath.Dir(filepath.Dir(first.RootfsDir))); len(ents) != 1 || !strings.HasPrefix(ents[0].Name(), tmpPrefix) {
 		t.Errorf("the store after the removal: %v, want the tree moved aside", ents)
+	}
+	again := mustImport(t, s, tarOf(t, file("hello", "world")), "", "")
+	if _, _, err := s.Remove(again.ID, false, nil); err != nil {
+		t.Fatalf("remove an image again before its first tree was deleted: %v", err)
 	}
 	if err := s.EmptyTrash(); err != nil {
 		t.Fatal(err)

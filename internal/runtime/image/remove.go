@@ -146,9 +146,15 @@ func (s *Store) delete(img *Image) error {
 	if filepath.Dir(tree) != filepath.Clean(s.dir) || !hexRE.MatchString(filepath.Base(tree)) {
 		return fmt.Errorf("delete files of image %s: its tree %q is not one of the store's", img.ID, img.RootfsDir)
 	}
-	trash := filepath.Join(s.dir, tmpPrefix+"removed-"+filepath.Base(tree)) // an orphan for NewStore if a crash comes first
-	if err := os.Rename(tree, trash); err != nil {
+	// A directory of its own (an orphan for NewStore if a crash comes
+	// first): a tree of the same image loaded again and removed again
+	// while the first is still being deleted goes beside it.
+	trash, err := os.MkdirTemp(s.dir, tmpPrefix+"removed-")
+	if err != nil {
 		return fmt.Errorf("delete files of image %s: %w", img.ID, err)
+	}
+	if err := os.Rename(tree, filepath.Join(trash, "tree")); err != nil {
+		return errors.Join(fmt.Errorf("delete files of image %s: %w", img.ID, err), os.Remove(trash))
 	}
 	s.trash = append(s.trash, trash)
 	return nil
