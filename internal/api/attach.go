@@ -19,6 +19,11 @@ func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err // 404 now, while we can still send a status
 	}
+	if keys := r.URL.Query().Get("detachKeys"); keys != "" {
+		if _, err := detachKeys(keys); err != nil {
+			return errdefs.Invalid("Invalid detach keys (%s) provided", keys) // moby's ContainerAttach
+		}
+	}
 	multiplexed := !c.Config.Tty
 	q := func(k string) bool { return boolValue(r, k) }
 	var stream func(context.Context, Streams) error

@@ -17,6 +17,11 @@ func (s *Server) createExec(w http.ResponseWriter, r *http.Request) error {
 	if len(body.Cmd) == 0 {
 		return errdefs.Invalid("No exec command specified")
 	}
+	if body.DetachKeys != "" {
+		if _, err := detachKeys(body.DetachKeys); err != nil {
+			return errdefs.Invalid("Invalid escape keys (%s) provided", body.DetachKeys) // moby's ContainerExecCreate
+		}
+	}
 	cfg := ExecConfig{
 		Cmd:          body.Cmd,
 		Env:          body.Env,
