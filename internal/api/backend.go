@@ -55,6 +55,10 @@ type Backend interface {
 	Container(ctx context.Context, ref string) (*container.Container, error)
 	// ContainerAttachments lists the networks the container is on, in attach order.
 	ContainerAttachments(ctx context.Context, id string) ([]network.Attachment, error)
+	// ListedAttachments are the networks of a container as Containers
+	// listed it, read from that copy (a listing never waits on one
+	// container's operation).
+	ListedAttachments(ctx context.Context, c *container.Container) []network.Attachment
 	StartContainer(ctx context.Context, ref string) error
 	// StopContainer sends the stop signal, then SIGKILL after timeout seconds
 	// (nil: the container's own or 10 s). Stopping a stopped one is NotModified.

@@ -163,13 +163,7 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 			continue
 		}
 		links := s.backend.ContainerLinks(r.Context(), c.ID)
-		atts, err := s.backend.ContainerAttachments(r.Context(), c.ID)
-		if err != nil {
-			if errdefs.Is(err, errdefs.KindNotFound) {
-				continue // removed while we listed
-			}
-			return err
-		}
+		atts := s.backend.ListedAttachments(r.Context(), c)
 		if args.Contains("network") && !onNetwork(atts, args) {
 			continue
 		}

@@ -46,13 +46,7 @@ func (s *Server) systemDF(w http.ResponseWriter, r *http.Request) error {
 			if !want[types.ContainerObject] {
 				continue
 			}
-			atts, err := s.backend.ContainerAttachments(r.Context(), c.ID)
-			if errdefs.Is(err, errdefs.KindNotFound) {
-				continue // removed while we looked
-			}
-			if err != nil {
-				return err
-			}
+			atts := s.backend.ListedAttachments(r.Context(), c)
 			sum := containerSummary(c, atts, s.backend.ContainerLinks(r.Context(), c.ID), s.now())
 			if gone, err := s.addSize(r.Context(), &sum); gone {
 				continue

@@ -331,6 +331,10 @@ func (f *fakeBackend) ContainerAttachments(_ context.Context, id string) ([]netw
 	return f.attachments[id], nil
 }
 
+func (f *fakeBackend) ListedAttachments(_ context.Context, c *container.Container) []network.Attachment {
+	return f.attachments[c.ID]
+}
+
 func (f *fakeBackend) StartContainer(ctx context.Context, ref string) error {
 	c, err := f.Container(ctx, ref)
 	if err != nil {

@@ -380,12 +380,29 @@ func (d *Daemon) Containers(ctx context.Context) ([]*container.Container, error)
 	states := d.states()
 	out := make([]*container.Container, 0, len(states))
 	for _, cs := range states {
-		cs.mu.Lock()
-		out = append(out, cloneContainer(cs.c))
-		cs.mu.Unlock()
+		out = append(out, cs.listView())
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
 	return out, nil
+}
+
+// listView is a copy of the container for a listing (docker ps, info,
+// system df): taken under its lock when that is free, else the copy the
+// last listing took, so that a listing never waits for an operation on
+// one container (a start holds the lock through runc, a removal through
+// the sandbox's deletion), as moby's ps reads its replica. A container
+// never listed before is waited for.
+func (cs *ctrState) listView() *container.Container {
+	if !cs.mu.TryLock() {
+		if c := cs.listed.Load(); c != nil {
+			return c
+		}
+		cs.mu.Lock()
+	}
+	defer cs.mu.Unlock()
+	c := cloneContainer(cs.c)
+	cs.listed.Store(c)
+	return c
 }
 
 // Container returns a copy of one container.
@@ -416,8 +433,21 @@ func (d *Daemon) ContainerAttachments(ctx context.Context, id string) ([]network
 	sbID := cs.c.State.SandboxID
 	nets := cs.c.Config.Networks
 	cs.mu.Unlock()
+	return d.attachmentsOf(sbID, nets), nil
+}
+
+// ListedAttachments are the networks of c as a listing took it
+// (Containers, listView): read from that copy, without waiting on the
+// container's lock.
+func (d *Daemon) ListedAttachments(ctx context.Context, c *container.Container) []network.Attachment {
+	return d.attachmentsOf(c.State.SandboxID, c.Config.Networks)
+}
+
+// attachmentsOf is the endpoints of the sandbox sbID, or, for a container
+// without one (not running), the networks it asks for.
+func (d *Daemon) attachmentsOf(sbID string, nets map[string]container.EndpointRequest) []network.Attachment {
 	if sbID != "" {
-		return d.net.Attachments(sbID), nil
+		return d.net.Attachments(sbID)
 	}
 	var out []network.Attachment
 	for _, name := range sortedNetworks(nets, "") {
@@ -427,7 +457,7 @@ func (d *Daemon) ContainerAttachments(ctx context.Context, id string) ([]network
 		}
 		out = append(out, network.Attachment{Network: n, Endpoint: &network.Endpoint{NetworkID: n.ID, Aliases: nets[name].Aliases}})
 	}
-	return out, nil
+	return out
 }
 
 // sortedNetworks orders a container's networks: its network mode first

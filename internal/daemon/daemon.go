@@ -193,8 +193,11 @@ type Daemon struct {
 // ctrState is the daemon's live view of one container: its record and the
 // channels that tell waiters about exits and removal.
 type ctrState struct {
-	mu      sync.Mutex // serialises life-cycle operations on this container
-	c       *container.Container
+	mu sync.Mutex // serialises life-cycle operations on this container
+	c  *container.Container
+	// listed is the copy of c the last listing took (listView): what a
+	// listing shows while an operation holds mu.
+	listed  atomic.Pointer[container.Container]
 	exited  chan struct{} // closed when the current run ends; replaced on start
 	removed chan struct{} // closed when the container is removed
 	started chan struct{} // closed when the next run starts; replaced on start

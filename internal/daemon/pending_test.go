@@ -166,3 +166,28 @@ func TestCreateWaitingForACopyHoldsItsNameAndVolumes(t *testing.T) {
 		t.Errorf("after the copies: pending %v, copying %v", d.pending, d.copying)
 	}
 }
+
+// A listing never waits on a container whose lock an operation holds: it
+// shows the copy the last listing took (as moby's ps reads its replica).
+func TestListingDoesNotWaitOnABusyContainer(t *testing.T) {
+	cs := newCtrState(&container.Container{ID: "cccc3333dddd", Name: "busy", State: container.State{Status: container.StatusCreated}})
+	if v := cs.listView(); v.Name != "busy" || v.State.Status != container.StatusCreated {
+		t.Fatalf("first listing: %+v", v)
+	}
+	cs.mu.Lock() // a start in progress
+	cs.c.State.Status = container.StatusRunning
+	got := make(chan *container.Container, 1)
+	go func() { got <- cs.listView() }()
+	select {
+	case v := <-got:
+		if v.State.Status != container.StatusCreated {
+			t.Errorf("while busy: status %q, want the last listing's", v.State.Status)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a listing waited on the container's lock")
+	}
+	cs.mu.Unlock()
+	if v := cs.listView(); v.State.Status != container.StatusRunning {
+		t.Errorf("once free: status %q, want running", v.State.Status)
+	}
+}
