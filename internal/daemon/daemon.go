@@ -283,9 +283,22 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	for _, dir := range []string{cfg.DataRoot, cfg.ExecRoot} {
-		if err := os.MkdirAll(dir, 0o711); err != nil {
-			return nil, fmt.Errorf("create %q: %w", dir, err)
+	// The data-root is root's alone (moby's 0710, after CVE-2021-41091):
+	// beneath it are the containers' writable layers and /etc files, in
+	// which a container's root can leave a setuid-root program, and a
+	// host user who could reach it could run it. The exec-root stays
+	// traversable, for the API socket in it; its own directories are
+	// root's (runtime.New). Made so on every start: an older berth's
+	// 0711 is tightened.
+	for _, d := range []struct {
+		dir  string
+		mode os.FileMode
+	}{{cfg.DataRoot, 0o710}, {cfg.ExecRoot, 0o711}} {
+		if err := os.MkdirAll(d.dir, d.mode); err != nil {
+			return nil, fmt.Errorf("create %q: %w", d.dir, err)
+		}
+		if err := os.Chmod(d.dir, d.mode); err != nil {
+			return nil, fmt.Errorf("set the mode of %q: %w", d.dir, err)
 		}
 	}
 	dbPath := filepath.Join(cfg.DataRoot, "berth.db")

@@ -19,7 +19,7 @@ import (
 // writeEtcFiles writes the container's /etc/hostname, /etc/hosts and
 // /etc/resolv.conf, which the runtime bind-mounts into it.
 func (d *Daemon) writeEtcFiles(c *container.Container) error {
-	if err := os.MkdirAll(filepath.Dir(c.HostsPath), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(c.HostsPath), 0o700); err != nil { // bind-mounted by root; the files themselves are 0644
 		return err
 	}
 	if err := writeInPlace(c.HostnamePath, c.Config.Hostname+"\n"); err != nil {

@@ -278,6 +278,7 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, joins nsJ
 	}
 	if net.SandboxID == "" {
 		spec.NetNSPath = net.JoinedNetns
+		spec.NetNSJoined = net.JoinedNetns != ""
 	}
 	// A previous run may have left runc state and the rootfs mount
 	// behind; a docker cp may have the container's files open.

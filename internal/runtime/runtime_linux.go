@@ -63,9 +63,15 @@ func New(cfg Config) (*Runtime, error) {
 	if cfg.StateDir == "" || cfg.BundleDir == "" || cfg.DataDir == "" || cfg.ReaperDir == "" {
 		return nil, errors.New("runtime: StateDir, BundleDir, DataDir and ReaperDir are required")
 	}
+	// root's alone: the bundles hold each container's mounted root file
+	// system, the data directory its writable layer (a container's root
+	// can leave setuid-root programs there: CVE-2021-41091's class).
 	for _, d := range []string{cfg.StateDir, cfg.BundleDir, cfg.DataDir} {
-		if err := os.MkdirAll(d, 0o711); err != nil {
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("create runtime directory %q: %w", d, err)
+		}
+		if err := os.Chmod(d, 0o700); err != nil { // an older berth's 0711
+			return nil, fmt.Errorf("set the mode of %q: %w", d, err)
 		}
 	}
 	// What a crash left in the trash (DeleteLater) goes now.

@@ -33,8 +33,11 @@ type Spec struct {
 	// namespace, which runc applies.
 	Domainname string
 	NetNSPath  string // the sandbox's netns path; "" = share the daemon's namespace (host network)
-	Tty        bool
-	OpenStdin  bool
+	// NetNSJoined says NetNSPath is another container's namespace
+	// (--network container:X): its sysctls are that container's own.
+	NetNSJoined bool
+	Tty         bool
+	OpenStdin   bool
 	// Files are bind-mounted: container path → host file (the daemon's
 	// /etc/hosts, /etc/hostname, /etc/resolv.conf).
 	Files map[string]string
@@ -166,8 +169,12 @@ func ociSpec(s Spec, u user, h hostFacts) (*specs.Spec, error) {
 	sysctl := map[string]string{}
 	if s.NetNSPath != "" {
 		namespaces = append(namespaces, netns)
+	}
+	if s.NetNSPath != "" && !s.NetNSJoined {
 		// Docker's: ping without CAP_NET_RAW, and low ports without
-		// CAP_NET_BIND_SERVICE, in the container's own network namespace.
+		// CAP_NET_BIND_SERVICE, in the container's own network namespace
+		// (moby's NetworkMode.IsPrivate: not a joined one, whose owner's
+		// settings, --sysctl given, they would undo at each start).
 		sysctl["net.ipv4.ip_unprivileged_port_start"] = "0"
 		sysctl["net.ipv4.ping_group_range"] = "0 2147483647"
 	}

@@ -133,3 +133,26 @@ func TestAddEnvDefault(t *testing.T) {
 		t.Errorf("an existing PATH was replaced (-want +got):\n%s", diff)
 	}
 }
+
+// A container that joins another's network namespace (--network
+// container:X) leaves that namespace's sysctls alone, as moby's
+// NetworkMode.IsPrivate: Docker's two defaults go into a namespace of the
+// container's own only (they reset the owner's --sysctl at each start).
+func TestJoinedNetnsKeepsItsOwnersSysctls(t *testing.T) {
+	own, err := ociSpec(Spec{ID: "c8", Args: []string{"sh"}, NetNSPath: "/run/berth/netns/own"}, user{Home: "/root"}, testHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if own.Linux.Sysctl["net.ipv4.ip_unprivileged_port_start"] != "0" || own.Linux.Sysctl["net.ipv4.ping_group_range"] != "0 2147483647" {
+		t.Errorf("own namespace: sysctls %v, want Docker's two", own.Linux.Sysctl)
+	}
+	joined, err := ociSpec(Spec{ID: "c9", Args: []string{"sh"}, NetNSPath: "/proc/123/ns/net", NetNSJoined: true}, user{Home: "/root"}, testHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"net.ipv4.ip_unprivileged_port_start", "net.ipv4.ping_group_range"} {
+		if v, ok := joined.Linux.Sysctl[k]; ok {
+			t.Errorf("joined namespace: %s=%s set", k, v)
+		}
+	}
+}

@@ -209,3 +209,33 @@ func TestDockerDevicesAndGroups(t *testing.T) {
 		t.Errorf("--group-add of an unknown name: exit %d, %q", code, errOut)
 	}
 }
+
+// TestContainerFilesUnreachableFromHostUsers: what a container's root
+// writes (its writable layer, its /etc files, its mounted root) cannot
+// be reached by an unprivileged user of the host, not even with the
+// world's own directory open to all, as moby's 0710 roots keep it after
+// CVE-2021-41091: a setuid-root program planted there would run as root.
+func TestContainerFilesUnreachableFromHostUsers(t *testing.T) {
+	w, _ := startWorld(t)
+	if err := os.Chmod(w.Dir, 0o755); err != nil { // as /var/lib and /run are
+		t.Fatal(err)
+	}
+	id := runDockerSleeper(t, w, "planter")
+	mustDocker(t, w, "exec", "planter", "sh", "-c", "cp /bin/busybox /suid && chmod 4755 /suid && cat /bin/busybox > /etc/hostname && chmod 4755 /etc/hostname")
+	for _, p := range []string{
+		filepath.Join(w.DataRoot, "files", id, "hostname"),
+		filepath.Join(w.DataRoot, "containers", id, "upper", "suid"),
+		filepath.Join(w.ExecRoot, "containers", id, "rootfs", "suid"),
+	} {
+		if _, errOut, code := w.InHost(t, "stat", p); code != 0 { // as root, in the daemon's mount namespace
+			t.Fatalf("%s is not where the test expects it: %s", p, errOut)
+		}
+		if out, _, code := w.InHost(t, "setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "stat", "-c", "%a %U", p); code == 0 {
+			t.Errorf("a host user reaches %s: %s", p, out)
+		}
+	}
+	// The API socket in the exec-root stays reachable (for --group).
+	if _, errOut, code := w.InHost(t, "setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "stat", filepath.Join(w.ExecRoot)); code != 0 {
+		t.Errorf("the exec-root is closed to host users: %s", errOut)
+	}
+}
