@@ -32,7 +32,10 @@ func NewCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			lv := new(slog.LevelVar)
+			lv.Set(level)
+			cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+			cfg.Reload = func() (string, error) { return reloadLogLevel(cmd.Flags(), cfg.ConfigFile, lv) }
 			return Run(cmd.Context(), cfg)
 		},
 	}
@@ -89,15 +92,30 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	srv := api.New(d, cfg.Log.With("component", "api"))
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	cfg.Log.Info("berth daemon ready", "socket", path, "data-root", cfg.DataRoot, "exec-root", cfg.ExecRoot)
-	select {
-	case sig := <-sigs:
-		cfg.Log.Info("shutting down", "signal", sig.String())
-	case err := <-errc:
-		return err
+wait:
+	for {
+		select {
+		case sig := <-sigs:
+			if sig != syscall.SIGHUP {
+				cfg.Log.Info("shutting down", "signal", sig.String())
+				break wait
+			}
+			// dockerd's reload (systemctl reload, a logrotate hook):
+			// never the end of the daemon.
+			if cfg.Reload == nil {
+				cfg.Log.Info("SIGHUP: nothing to reload")
+			} else if what, err := cfg.Reload(); err != nil {
+				cfg.Log.Error("SIGHUP: the configuration was not reloaded", "err", err)
+			} else {
+				cfg.Log.Info("SIGHUP: configuration reloaded", "changed", what)
+			}
+		case err := <-errc:
+			return err
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

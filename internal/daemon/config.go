@@ -57,22 +57,63 @@ func addFlags(f *pflag.FlagSet, cfg *Config) {
 	f.StringVarP(&cfg.LogLevel, "log-level", "l", "info", "the daemon's log level: debug, info, warn, error or fatal")
 }
 
-// logLevel is the daemon's log level: --debug's, else --log-level's.
+// logLevel is the daemon's log level: --debug's, else --log-level's,
+// read as dockerd's ParseLogLevel reads it (any case; trace is debug,
+// panic is error, as slog has nothing further).
 func (cfg *Config) logLevel() (slog.Level, error) {
 	if cfg.Debug {
 		return slog.LevelDebug, nil
 	}
-	switch cfg.LogLevel {
-	case "debug":
+	switch strings.ToLower(cfg.LogLevel) {
+	case "trace", "debug":
 		return slog.LevelDebug, nil
 	case "", "info":
 		return slog.LevelInfo, nil
-	case "warn":
+	case "warn", "warning":
 		return slog.LevelWarn, nil
-	case "error", "fatal":
+	case "error", "fatal", "panic":
 		return slog.LevelError, nil
 	}
-	return 0, fmt.Errorf("--log-level %q: debug, info, warn, error or fatal", cfg.LogLevel)
+	return 0, fmt.Errorf("--log-level %q: trace, debug, info, warn, error, fatal or panic", cfg.LogLevel)
+}
+
+// reloadLogLevel is the daemon's SIGHUP: debug and log-level read again
+// from the configuration file (a flag on the command line keeps its
+// value), and the level the log has now set, as dockerd's reloadConfig
+// does for them; it says what it set. The daemon's other options,
+// networks' among them, take a restart, which dockerd's reload does not
+// reload either.
+func reloadLogLevel(f *pflag.FlagSet, path string, lv *slog.LevelVar) (string, error) {
+	var file struct {
+		Debug    *bool   `json:"debug"`
+		LogLevel *string `json:"log-level"`
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read the configuration file: %w", err)
+	}
+	if len(bytes.TrimSpace(raw)) > 0 {
+		if err := json.Unmarshal(raw, &file); err != nil {
+			return "", fmt.Errorf("configuration file %s: %w", path, err)
+		}
+	}
+	cfg := Config{LogLevel: "info"}
+	if fl := f.Lookup("debug"); fl != nil && fl.Changed {
+		cfg.Debug = fl.Value.String() == "true"
+	} else if file.Debug != nil {
+		cfg.Debug = *file.Debug
+	}
+	if fl := f.Lookup("log-level"); fl != nil && fl.Changed {
+		cfg.LogLevel = fl.Value.String()
+	} else if file.LogLevel != nil {
+		cfg.LogLevel = *file.LogLevel
+	}
+	level, err := cfg.logLevel()
+	if err != nil {
+		return "", err
+	}
+	lv.Set(level)
+	return "log level " + level.String(), nil
 }
 
 // logOptsValue is --log-opt KEY=VALUE.

@@ -269,3 +269,46 @@ func TestNetworkSettingsCheckBridgeOptions(t *testing.T) {
 		}
 	}
 }
+
+// log-level is read as dockerd reads it, and a SIGHUP reads debug and
+// log-level again from the file, a flag given on the command line
+// keeping its value.
+func TestLogLevelAndItsReload(t *testing.T) {
+	for level, want := range map[string]slog.Level{"trace": slog.LevelDebug, "DEBUG": slog.LevelDebug, "Warn": slog.LevelWarn, "panic": slog.LevelError} {
+		if got, err := (&Config{LogLevel: level}).logLevel(); err != nil || got != want {
+			t.Errorf("log-level %q: %v, %v; want %v", level, got, err, want)
+		}
+	}
+	conf := filepath.Join(t.TempDir(), "daemon.json")
+	if err := os.WriteFile(conf, []byte(`{"log-level": "error"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var cfg Config
+	f := pflag.NewFlagSet("daemon", pflag.ContinueOnError)
+	addFlags(f, &cfg)
+	lv := new(slog.LevelVar)
+	if what, err := reloadLogLevel(f, conf, lv); err != nil || lv.Level() != slog.LevelError || !strings.Contains(what, "ERROR") {
+		t.Errorf("reload: %q, %v, level %v; want error", what, err, lv.Level())
+	}
+	if err := os.WriteFile(conf, []byte(`{"debug": true}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reloadLogLevel(f, conf, lv); err != nil || lv.Level() != slog.LevelDebug {
+		t.Errorf("reload with debug: %v, level %v", err, lv.Level())
+	}
+	if err := f.Parse([]string{"--log-level", "warn"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(conf, []byte(`{"log-level": "error"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reloadLogLevel(f, conf, lv); err != nil || lv.Level() != slog.LevelWarn {
+		t.Errorf("reload with --log-level warn given: %v, level %v; want the flag's", err, lv.Level())
+	}
+	if err := os.WriteFile(conf, []byte(`{"log-level": "loud"`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reloadLogLevel(f, conf, lv); err == nil || lv.Level() != slog.LevelWarn {
+		t.Errorf("a broken file: %v, level %v; want an error and the level kept", err, lv.Level())
+	}
+}

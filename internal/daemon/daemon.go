@@ -84,6 +84,11 @@ type Config struct {
 	// ResolvConf is the host's resolver configuration ("" means /etc/resolv.conf).
 	ResolvConf string
 	Log        *slog.Logger
+	// Reload, when set, is run on SIGHUP: the daemon's reloadable
+	// options read again (dockerd's reloadConfig), and what it did to
+	// log. Without it a SIGHUP is logged and ignored (Go's default would
+	// end the daemon, as no daemon of Docker's ends on it).
+	Reload func() (string, error)
 }
 
 // Daemon implements api.Backend over berth's core.

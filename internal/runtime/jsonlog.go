@@ -119,6 +119,10 @@ func (l *logFile) rotateLocked() error {
 
 // shiftLogFiles renames path.(n-2) … path.1 and path one number up and
 // removes what would be path.(n-1) or beyond; with n == 1, path itself.
+// Only the files there are renamed (path.1 up to the first one missing),
+// as shiftRotated does: with --log-opt max-file=5000000 each rotation
+// tried five million renames under the log's locks, and the container's
+// output and every docker logs waited.
 func shiftLogFiles(path string, n int) error {
 	if n == 1 {
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -129,7 +133,14 @@ func shiftLogFiles(path string, n int) error {
 	if err := os.Remove(rotated(path, n-1)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("rotate log %q: %w", path, err)
 	}
-	for i := n - 2; i >= 1; i-- {
+	top := n - 2
+	for i := 1; i <= top; i++ {
+		if _, err := os.Lstat(rotated(path, i)); err != nil {
+			top = i - 1
+			break
+		}
+	}
+	for i := top; i >= 1; i-- {
 		if err := os.Rename(rotated(path, i), rotated(path, i+1)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("rotate log %q: %w", path, err)
 		}

@@ -567,3 +567,42 @@ func TestRingSinkDropsWhenFull(t *testing.T) {
 		}
 	}
 }
+
+// A rotation renames only the rotated files there are: a max-file in the
+// millions once meant millions of renames under the log's locks each time.
+func TestShiftLogFilesRenamesOnlyWhatIsThere(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c-json.log")
+	for _, p := range []string{path, rotated(path, 1), rotated(path, 2)} {
+		if err := os.WriteFile(p, []byte(filepath.Base(p)), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	if err := shiftLogFiles(path, 2_000_000_000); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > time.Minute {
+		t.Fatalf("a rotation took %v", d) // two billion renames would take hours; this only ends a hang
+	}
+	for i, want := range map[int]string{1: "c-json.log", 2: "c-json.log.1", 3: "c-json.log.2"} {
+		if b, err := os.ReadFile(rotated(path, i)); err != nil || string(b) != want {
+			t.Errorf("%s: %q, %v; want %q", rotated(path, i), b, err, want)
+		}
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("the live file is still there: %v", err)
+	}
+	// At the bound, the oldest goes: with max-file 3, path.2 is dropped
+	// and path.1 takes its place.
+	if err := os.WriteFile(path, []byte("live"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := shiftLogFiles(path, 3); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range map[int]string{1: "live", 2: "c-json.log"} {
+		if b, err := os.ReadFile(rotated(path, i)); err != nil || string(b) != want {
+			t.Errorf("at the bound, %s: %q, %v; want %q", rotated(path, i), b, err, want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -224,5 +225,30 @@ func TestDefaultBridgeRenamed(t *testing.T) {
 	}
 	if out := w.MustInHost(t, "ip", "-o", "link", "show", "master", "br0"); !strings.Contains(out, "uplink0") {
 		t.Errorf("br0 lost its port:\n%s", out)
+	}
+}
+
+// TestDaemonReloadsOnSIGHUP: a SIGHUP (systemctl reload, a logrotate
+// hook) reads debug and log-level again, as dockerd's reload does, and
+// never ends the daemon (Go's default for the signal would: the API gone,
+// every -t container's terminal with it).
+func TestDaemonReloadsOnSIGHUP(t *testing.T) {
+	w := testworld.New(t)
+	conf := writeDaemonJSON(t, w, "hup.json", `{"log-level": "warn"}`)
+	d := w.Start(t, "--config-file", conf)
+	w.Busybox(t)
+	runDockerSleeper(t, w, "hup")
+	if err := os.WriteFile(conf, []byte(`{"debug": true}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(d.Pid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the reload in the log", func() bool {
+		b, _ := os.ReadFile(d.LogPath)
+		return strings.Contains(string(b), "configuration reloaded") && strings.Contains(string(b), "DEBUG")
+	})
+	if got := dockerInspect(t, w, "{{.State.Running}}", "hup"); got != "true" {
+		t.Errorf("after a SIGHUP the daemon answers %q for its container", got)
 	}
 }
