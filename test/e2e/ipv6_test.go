@@ -54,6 +54,11 @@ func TestIPv6DualStackNetwork(t *testing.T) {
 	if got := mustDocker(t, w, "exec", "v6a", "cat", "/proc/sys/net/ipv6/conf/eth0/disable_ipv6", "/proc/sys/net/ipv6/conf/eth1/disable_ipv6"); got != "0\n1\n" {
 		t.Errorf("disable_ipv6 of v6net's eth0 and bridge's eth1: %q, want 0 and 1", got)
 	}
+	// On the IPv6 network its routes are berth's: router advertisements
+	// (a neighbour's, forged) are refused.
+	if got := mustDocker(t, w, "exec", "v6a", "cat", "/proc/sys/net/ipv6/conf/eth0/accept_ra"); got != "0\n" {
+		t.Errorf("accept_ra of v6net's eth0: %q, want 0", got)
+	}
 	if got := mustDocker(t, w, "exec", "v6a", "ip", "-6", "-o", "addr", "show", "dev", "eth1"); got != "" {
 		t.Errorf("IPv6 addresses on the IPv4-only eth1: %q", got)
 	}

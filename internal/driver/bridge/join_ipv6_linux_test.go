@@ -42,6 +42,9 @@ func checkPeerIPv6(t *testing.T, sbPath string, sh *netlink.Handle, peer netlink
 		if v := readSysctlIn(t, sbPath, "/proc/sys/net/ipv6/conf/"+spec.IfName+"/disable_ipv6"); v != "0" {
 			t.Errorf("IPv6 on %q: disable_ipv6 = %s, want 0", spec.IfName, v)
 		}
+		if v := readSysctlIn(t, sbPath, "/proc/sys/net/ipv6/conf/"+spec.IfName+"/accept_ra"); v != "0" {
+			t.Errorf("IPv6 on %q: accept_ra = %s, want 0 (its routes are berth's)", spec.IfName, v)
+		}
 		const flags = unix.IFA_F_NODAD | unix.IFA_F_PERMANENT // and not IFA_F_TENTATIVE
 		want[linkLocal(spec.MAC)] = flags
 		want[spec.Address6] = flags

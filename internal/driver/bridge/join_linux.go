@@ -285,10 +285,15 @@ func (d *Driver) configurePeer(sb *sandboxConn, spec driverapi.EndpointSpec, pai
 			return nil, fmt.Errorf("look up %q: %w", spec.IfName, err)
 		}
 	}
-	if !spec.Address6.IsValid() { // before it is up, and before the endpoint's own sysctls
+	// Before it is up, and before the endpoint's own sysctls: IPv6 off on
+	// an IPv4-only network, router advertisements refused on one with
+	// IPv6 (its routes are berth's).
+	if !spec.Address6.IsValid() {
 		if err := sb.disableIPv6(spec.IfName); err != nil {
 			return nil, err
 		}
+	} else if err := sb.refuseRouterAdvertisements(spec.IfName); err != nil {
+		return nil, err
 	}
 	if len(spec.Sysctls) > 0 {
 		if err := sb.setSysctls(spec.IfName, spec.Sysctls); err != nil {

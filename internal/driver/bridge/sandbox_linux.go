@@ -102,6 +102,20 @@ func (sb *sandboxConn) disableIPv6(ifName string) error {
 	return writeSysctlAt(sb.conf6, ifName+"/disable_ipv6", "1")
 }
 
+// refuseRouterAdvertisements sets accept_ra=0 on the sandbox's
+// interface ifName of a network with IPv6: its address and default route
+// are berth's (static, from IPAM), and a neighbour container's forged
+// router advertisement would otherwise add a second default route
+// through the neighbour and an address of its choosing (Docker leaves
+// accept_ra at the kernel's 1 there). An endpoint's own
+// net.ipv6.conf.IFNAME.accept_ra, given as a driver option, comes after.
+func (sb *sandboxConn) refuseRouterAdvertisements(ifName string) error {
+	if sb.conf6 < 0 {
+		return nil
+	}
+	return writeSysctlAt(sb.conf6, ifName+"/accept_ra", "0")
+}
+
 func (sb *sandboxConn) close() {
 	sb.h.Close()
 	sb.raw.Socket.Close()
