@@ -75,6 +75,7 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) error {
 		return errdefs.Invalid("Bad parameters: you must choose at least one stream")
 	}
 	opts.Timestamps = boolValue(r, "timestamps")
+	opts.Details = boolValue(r, "details")
 	var err error
 	if opts.Since, err = logTime(r.URL.Query().Get("since")); err != nil {
 		return err

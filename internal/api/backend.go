@@ -234,6 +234,7 @@ type LogsOptions struct {
 	// Timestamps prefixes each entry with its time.
 	Since, Until time.Time
 	Timestamps   bool
+	Details      bool // --details: each entry's attributes and a space before it
 }
 
 // ExecConfig is a docker exec request.

@@ -165,7 +165,7 @@ func (d *Daemon) ContainerLogs(ctx context.Context, ref string, opts api.LogsOpt
 		close(done)
 		exited = done
 	}
-	o := runtime.LogOptions{Tail: opts.Tail, Since: opts.Since, Until: opts.Until, Timestamps: opts.Timestamps, Follow: opts.Follow && running}
+	o := runtime.LogOptions{Tail: opts.Tail, Since: opts.Since, Until: opts.Until, Timestamps: opts.Timestamps, Details: opts.Details, Follow: opts.Follow && running}
 	return d.runtime.Logs(ctx, id, stdout, stderr, o, exited)
 }
 

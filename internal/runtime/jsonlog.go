@@ -493,6 +493,10 @@ type LogOptions struct {
 	Since, Until time.Time
 	// Timestamps prefixes each entry with its time (docker logs -t).
 	Timestamps bool
+	// Details puts each entry's attributes and a space before it, after
+	// its time (docker logs --details, moby's WriteLogStream); berth's
+	// entries have no attributes, so it is the space alone.
+	Details bool
 	// Follow keeps writing new entries until the container exits.
 	Follow bool
 }
@@ -536,6 +540,9 @@ func (ew *entryWriter) write(line []byte) (past bool, err error) {
 	ew.out = ew.out[:0]
 	if ew.o.Timestamps {
 		ew.out = e.Time.AppendFormat(ew.out, rfc3339NanoFixed)
+		ew.out = append(ew.out, ' ')
+	}
+	if ew.o.Details {
 		ew.out = append(ew.out, ' ')
 	}
 	ew.out = append(ew.out, e.Log...)

@@ -209,6 +209,9 @@ func TestReadJSONLogSelects(t *testing.T) {
 		{"until", LogOptions{Tail: -1, Until: base.Add(time.Second)}, true, "a\n", "b\n"},
 		{"since and until", LogOptions{Tail: -1, Since: base.Add(time.Second), Until: base.Add(3 * time.Second)}, true, "c\nd\n", "b\n"},
 		{"timestamps", LogOptions{Tail: 1, Timestamps: true}, true, "2026-12-02T06:00:05.000000000Z f\n", ""},
+		// moby's WriteLogStream: the time, then the attributes (none) and a space.
+		{"details", LogOptions{Tail: 2, Details: true}, true, " f\n", " e\n"},
+		{"details and timestamps", LogOptions{Tail: 1, Details: true, Timestamps: true}, true, "2026-12-02T06:00:05.000000000Z  f\n", ""},
 	} {
 		out, errOut := read(c.o, c.both)
 		if out != c.stdout || errOut != c.stder {

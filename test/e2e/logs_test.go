@@ -182,6 +182,11 @@ func TestDockerLogsTimes(t *testing.T) {
 	if len(times) != 4 {
 		t.Fatalf("docker logs -t: %q / %q, want four stamped lines", out, errOut)
 	}
+	// --details: the entry's attributes (none) and a space before each
+	// line, as moby's WriteLogStream.
+	if out, errOut, code := w.Docker(t, "logs", "--details", "timed"); code != 0 || out != " early\n late\n" || errOut != " err1\n err2\n" {
+		t.Errorf("docker logs --details: exit %d, %q / %q", code, out, errOut)
+	}
 	if gap := times["late"].Sub(times["early"]); gap < 1500*time.Millisecond || gap > 10*time.Second {
 		t.Errorf("early at %v, late at %v: want the 2 s sleep between them", times["early"], times["late"])
 	}
