@@ -363,6 +363,14 @@ func (d *Daemon) lookupLocked(ref string) (*ctrState, error) {
 	return found, nil
 }
 
+// stateByID is the state of the container with full ID id, nil if there
+// is none (removed meanwhile).
+func (d *Daemon) stateByID(id string) *ctrState {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.containers[id]
+}
+
 // states returns the containers' states as they are now, for a walk that
 // then takes each one's lock (never with d.mu held).
 func (d *Daemon) states() []*ctrState {

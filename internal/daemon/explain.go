@@ -601,9 +601,7 @@ func (d *Daemon) explainAtContainer(ex *firewall.Explanation, p firewall.Packet,
 			if !p.HasPorts() {
 				return
 			}
-			d.mu.Lock()
-			cs := d.containers[ep.ContainerID]
-			d.mu.Unlock()
+			cs := d.stateByID(ep.ContainerID)
 			if cs == nil {
 				return
 			}

@@ -166,9 +166,7 @@ func (d *Daemon) healLinks(dmg network.LinkDamage) {
 		}
 	}
 	for _, sb := range sbs {
-		d.mu.Lock()
-		cs := d.containers[sb.ContainerID]
-		d.mu.Unlock()
+		cs := d.stateByID(sb.ContainerID)
 		if cs == nil {
 			continue
 		}

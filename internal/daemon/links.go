@@ -185,9 +185,7 @@ type linkChild struct {
 // linkedChild reads l's child; the error is moby's for a child not on the
 // default bridge (not running, a child removed since: running false).
 func (d *Daemon) linkedChild(l container.Link, bridge *network.Network) (linkChild, error) {
-	d.mu.Lock()
-	cs := d.containers[l.ChildID]
-	d.mu.Unlock()
+	cs := d.stateByID(l.ChildID)
 	if cs == nil {
 		return linkChild{name: l.Name}, nil
 	}

@@ -19,14 +19,7 @@ import (
 // second create of the same new volume waits for the first one's copy
 // rather than filling the volume beside it.
 func TestPendingCreateHoldsNameAndVolumes(t *testing.T) {
-	vols, err := volume.NewStore(t.TempDir(), store.NewMemory())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := vols.Create("data", nil); err != nil {
-		t.Fatal(err)
-	}
-	d := &Daemon{containers: map[string]*ctrState{}, pending: map[string]*container.Container{}, copying: map[string]chan struct{}{}, volumes: vols}
+	d, vols := volumesDaemon(t, "data")
 	mount := container.Mount{Type: container.MountVolume, Source: "data", Destination: "/etc"}
 	web := &container.Container{ID: "aaaa1111bbbb", Name: "web", Config: container.Config{Mounts: []container.Mount{mount}}}
 
@@ -38,14 +31,7 @@ func TestPendingCreateHoldsNameAndVolumes(t *testing.T) {
 		t.Fatalf("copies %v, want the empty volume data", copies)
 	}
 
-	d.mu.Lock()
-	if c := d.nameHolderLocked("web"); c != web {
-		t.Errorf("the pending create's name is free: %v", c)
-	}
-	if users := d.volumeUsersLocked("data"); !slices.Equal(users, []string{web.ID}) {
-		t.Errorf("users of data %v, want the pending create", users)
-	}
-	d.mu.Unlock()
+	wantHeld(t, d, web, "data")
 	if _, err := d.forgetUnused("data"); err == nil {
 		t.Error("a volume a pending create fills was removed")
 	}
@@ -89,15 +75,7 @@ func TestPendingCreateHoldsNameAndVolumes(t *testing.T) {
 // is pending while it waits: its name and its own new volumes are held
 // (they were free, and a prune took the volume under it).
 func TestCreateWaitingForACopyHoldsItsNameAndVolumes(t *testing.T) {
-	vols, err := volume.NewStore(t.TempDir(), store.NewMemory())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range []string{"shared", "mine"} {
-		if _, err := vols.Create(v, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	d, vols := volumesDaemon(t, "shared", "mine")
 	rootfs := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(rootfs, "etc"), 0o755); err != nil {
 		t.Fatal(err)
@@ -106,7 +84,6 @@ func TestCreateWaitingForACopyHoldsItsNameAndVolumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	img := &image.Image{RootfsDir: rootfs}
-	d := &Daemon{containers: map[string]*ctrState{}, pending: map[string]*container.Container{}, copying: map[string]chan struct{}{}, volumes: vols}
 	shared := container.Mount{Type: container.MountVolume, Source: "shared", Destination: "/etc"}
 	// A is filling shared.
 	d.mu.Lock()
@@ -134,14 +111,7 @@ func TestCreateWaitingForACopyHoldsItsNameAndVolumes(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	d.mu.Lock()
-	if c := d.nameHolderLocked("web"); c != b {
-		t.Errorf("while B waits, its name is held by %v", c)
-	}
-	if users := d.volumeUsersLocked("mine"); !slices.Equal(users, []string{b.ID}) {
-		t.Errorf("while B waits, its volume's users are %v", users)
-	}
-	d.mu.Unlock()
+	wantHeld(t, d, b, "mine")
 	// A's copy ends; B copies what is still empty (its own volume).
 	if err := os.WriteFile(filepath.Join(vols.Mountpoint("shared"), "passwd"), []byte("root\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -189,5 +159,34 @@ func TestListingDoesNotWaitOnABusyContainer(t *testing.T) {
 	cs.mu.Unlock()
 	if v := cs.listView(); v.State.Status != container.StatusRunning {
 		t.Errorf("once free: status %q, want running", v.State.Status)
+	}
+}
+
+// volumesDaemon is a daemon with a volume store holding the volumes named.
+func volumesDaemon(t *testing.T, volumes ...string) (*Daemon, *volume.Store) {
+	t.Helper()
+	vols, err := volume.NewStore(t.TempDir(), store.NewMemory())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range volumes {
+		if _, err := vols.Create(v, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &Daemon{containers: map[string]*ctrState{}, pending: map[string]*container.Container{}, copying: map[string]chan struct{}{}, volumes: vols}, vols
+}
+
+// wantHeld checks that the pending create c holds its name and the
+// volume named (its only user).
+func wantHeld(t *testing.T, d *Daemon, c *container.Container, vol string) {
+	t.Helper()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if h := d.nameHolderLocked(c.Name); h != c {
+		t.Errorf("pending create %s: its name is held by %v", c.ID, h)
+	}
+	if users := d.volumeUsersLocked(vol); !slices.Equal(users, []string{c.ID}) {
+		t.Errorf("pending create %s: users of %s %v, want it alone", c.ID, vol, users)
 	}
 }

@@ -172,9 +172,7 @@ func (d *Daemon) restoreResolvers(css []*ctrState) {
 func (d *Daemon) startByPolicy(recs []*container.Container) {
 	var first, then []*ctrState
 	for _, rec := range recs {
-		d.mu.Lock()
-		cs := d.containers[rec.ID]
-		d.mu.Unlock()
+		cs := d.stateByID(rec.ID)
 		if cs == nil {
 			continue // removed above (--rm)
 		}

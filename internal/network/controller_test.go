@@ -143,11 +143,13 @@ func TestPredefinedNetworks(t *testing.T) {
 	}
 }
 
-func TestDefaultBridgeAvoidsHostRoutesAndNameservers(t *testing.T) {
+// startOnHost starts a controller on a host with routes and
+// nameservers, and returns it with its default bridge.
+func startOnHost(t *testing.T, routes []netip.Prefix, nameservers ...netip.Addr) (*rig, *Network) {
+	t.Helper()
 	r := &rig{st: store.NewMemory(), drv: newFakeDriver(), sbs: newFakeSandboxes(), fw: newFakeFirewall(), ids: seqIDs()}
-	r.drv.routes = []netip.Prefix{mustPrefix("172.17.5.0/24")}
-	r.c = New(Config{Store: r.st, Driver: r.drv, Sandboxes: r.sbs, Firewall: r.fw, NewID: r.ids,
-		Nameservers: []netip.Addr{netip.MustParseAddr("172.18.0.53")}})
+	r.drv.routes = routes
+	r.c = New(Config{Store: r.st, Driver: r.drv, Sandboxes: r.sbs, Firewall: r.fw, NewID: r.ids, Nameservers: nameservers})
 	if err := r.c.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -155,6 +157,11 @@ func TestDefaultBridgeAvoidsHostRoutesAndNameservers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return r, br
+}
+
+func TestDefaultBridgeAvoidsHostRoutesAndNameservers(t *testing.T) {
+	_, br := startOnHost(t, []netip.Prefix{mustPrefix("172.17.5.0/24")}, netip.MustParseAddr("172.18.0.53"))
 	if got := br.IPv4.Subnet; got != mustPrefix("172.19.0.0/16") {
 		t.Fatalf("default bridge subnet = %s, want 172.19.0.0/16 (172.17 has a route, 172.18 a nameserver)", got)
 	}
@@ -166,16 +173,7 @@ func TestDefaultBridgeAvoidsHostRoutesAndNameservers(t *testing.T) {
 // avoided. The halves once made every pool overlap and the daemon's
 // start fail.
 func TestPoolsIgnoreCatchAllRoutes(t *testing.T) {
-	r := &rig{st: store.NewMemory(), drv: newFakeDriver(), sbs: newFakeSandboxes(), fw: newFakeFirewall(), ids: seqIDs()}
-	r.drv.routes = []netip.Prefix{mustPrefix("0.0.0.0/1"), mustPrefix("128.0.0.0/1"), mustPrefix("172.16.0.0/7"), mustPrefix("172.17.0.0/16")}
-	r.c = New(Config{Store: r.st, Driver: r.drv, Sandboxes: r.sbs, Firewall: r.fw, NewID: r.ids})
-	if err := r.c.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	br, err := r.c.Network("bridge")
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, br := startOnHost(t, []netip.Prefix{mustPrefix("0.0.0.0/1"), mustPrefix("128.0.0.0/1"), mustPrefix("172.16.0.0/7"), mustPrefix("172.17.0.0/16")})
 	if got := br.IPv4.Subnet; got != mustPrefix("172.18.0.0/16") {
 		t.Fatalf("default bridge subnet = %s, want 172.18.0.0/16 (172.17 has a route; the /1s and /7 are catch-alls)", got)
 	}
