@@ -48,6 +48,10 @@ func jsonLogName(id string) string { return id + "-json.log" }
 type logFile struct {
 	path string
 	lim  LogLimit
+	// warn reports a rotation that could not move the full file aside
+	// (the file is emptied instead, as moby's LogFile does); stderr,
+	// the reaper's or the daemon's log, unless a test sets it.
+	warn func(error)
 
 	mu   sync.Mutex
 	f    *os.File
@@ -67,8 +71,11 @@ func openLogFile(path string, lim LogLimit) (*logFile, error) {
 		f.Close()
 		return nil, err
 	}
-	return &logFile{path: path, lim: lim, f: f, size: fi.Size()}, nil
+	return &logFile{path: path, lim: lim, f: f, size: fi.Size(), warn: warnStderr}, nil
 }
+
+// warnStderr prints err on the process's standard error.
+func warnStderr(err error) { fmt.Fprintf(os.Stderr, "%s: %v\n", filepath.Base(os.Args[0]), err) }
 
 // write appends one entry: p (a line with its newline, or a part of one)
 // from stream, read at t.
@@ -99,6 +106,10 @@ func (l *logFile) write(stream string, p []byte, t time.Time) error {
 
 // rotateLocked moves the live file to path.1 (and each older one a
 // number up, dropping what passes max-file) and starts an empty one.
+// When the files cannot be moved (a rotated name taken by a directory, a
+// rename refused), the full file is dropped and the failure warned of,
+// as moby's LogFile empties it: its entries are lost, not every later
+// one.
 func (l *logFile) rotateLocked() error {
 	unlock, err := lockLogDir(l.path, true)
 	if err != nil {
@@ -106,7 +117,12 @@ func (l *logFile) rotateLocked() error {
 	}
 	defer unlock()
 	if err := shiftLogFiles(l.path, max(l.lim.MaxFiles, 1)); err != nil {
-		return err
+		l.warn(fmt.Errorf("%w; the full log file is dropped, its entries are lost", err))
+		// A new file rather than the old one emptied: a follower sees
+		// a rotation, reads the old one to its end and moves on.
+		if err := os.Remove(l.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			l.warn(fmt.Errorf("rotate log %q: %w; the full file is emptied in place", l.path, err))
+		}
 	}
 	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|os.O_TRUNC|unix.O_CLOEXEC, 0o640)
 	if err != nil {
@@ -684,6 +700,10 @@ func openLogSet(path string) ([]*os.File, error) {
 			closeAll(files)
 			return nil, fmt.Errorf("open log: %w", err)
 		}
+		if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+			f.Close() // not a log file (a directory in the way of a rotation)
+			break
+		}
 		files = append(files, f)
 	}
 	slices.Reverse(files)
@@ -821,6 +841,16 @@ func (er *entryReader) follow(path string, fn func([]byte) (bool, error)) (*entr
 		return nil, false, err
 	}
 	if now, err := os.Stat(path); err == nil && os.SameFile(mine, now) {
+		// Emptied in place (a rotation that could not move it aside):
+		// read it again from its start.
+		if at, err := er.f.Seek(0, io.SeekCurrent); err == nil && at > mine.Size() {
+			er.pending = er.pending[:0]
+			if _, err := er.f.Seek(0, io.SeekStart); err != nil {
+				return nil, false, err
+			}
+			past, err := er.drain(fn)
+			return nil, past, err
+		}
 		return nil, false, nil
 	}
 	// Rotated (or not made yet): nothing more comes into this file once

@@ -160,6 +160,87 @@ func TestLogFileRotatesAtTheWrite(t *testing.T) {
 	}
 }
 
+// TestLogFileRotationThatCannotMove: when the full file cannot be moved
+// aside (here max-file 2 and a directory where path.1 would go), it is
+// emptied and the writer goes on, with a warning, as moby's LogFile does;
+// a follower reads on from the emptied file's start. Every entry after
+// the first failed rotation was dropped before.
+func TestLogFileRotationThatCannotMove(t *testing.T) {
+	lf, path := newTestLog(t, LogLimit{MaxSize: 200, MaxFiles: 2})
+	var warned []error
+	lf.warn = func(err error) { warned = append(warned, err) }
+	if err := os.MkdirAll(filepath.Join(rotated(path, 1), "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var out bytes.Buffer
+	followed := make(chan error, 1)
+	go func() {
+		followed <- readJSONLog(context.Background(), path, &out, nil, LogOptions{Tail: -1, Follow: true}, done)
+	}()
+	now := time.Now()
+	for i := range 40 {
+		if err := lf.write("stdout", fmt.Appendf(nil, "line %d\n", i), now); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		if i%3 == 2 {
+			// Three entries fill a file: the follower reads each file
+			// before the next write empties it.
+			time.Sleep(2 * followInterval)
+		}
+	}
+	close(done)
+	if err := <-followed; err != nil {
+		t.Fatal(err)
+	}
+	if len(warned) == 0 {
+		t.Error("no warning of the rotation that failed")
+	}
+	got := entries(t, path)
+	if len(got) == 0 || got[len(got)-1].Log != "line 39\n" {
+		t.Errorf("live file after failed rotations: %v, want it to end with line 39", got)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	for i, l := range lines {
+		if l != fmt.Sprintf("line %d", i) {
+			t.Fatalf("followed line %d = %q (of %d)", i, l, len(lines))
+		}
+	}
+	if len(lines) != 40 {
+		t.Errorf("followed %d lines, want 40", len(lines))
+	}
+}
+
+// TestReadJSONLogFollowsATruncation: a follower whose file is emptied in
+// place (logrotate's copytruncate, or a rotation that could neither move
+// nor remove the file) reads on from the file's new start.
+func TestReadJSONLogFollowsATruncation(t *testing.T) {
+	lf, path := newTestLog(t, LogLimit{})
+	writeEntries(t, lf, time.Now(), "stdout:first entry, a long one", "stdout:second entry, a long one")
+	done := make(chan struct{})
+	var out bytes.Buffer
+	followed := make(chan error, 1)
+	go func() {
+		followed <- readJSONLog(context.Background(), path, &out, nil, LogOptions{Tail: -1, Follow: true}, done)
+	}()
+	time.Sleep(3 * followInterval)
+	lf.mu.Lock()
+	if err := lf.f.Truncate(0); err != nil {
+		t.Fatal(err)
+	}
+	lf.size = 0
+	lf.mu.Unlock()
+	writeEntries(t, lf, time.Now(), "stdout:third")
+	time.Sleep(3 * followInterval)
+	close(done)
+	if err := <-followed; err != nil {
+		t.Fatal(err)
+	}
+	if want := "first entry, a long one\nsecond entry, a long one\nthird\n"; out.String() != want {
+		t.Errorf("followed %q, want %q", out.String(), want)
+	}
+}
+
 // writeEntries writes lines to a log, one second apart from base.
 func writeEntries(t *testing.T, lf *logFile, base time.Time, lines ...string) {
 	t.Helper()
