@@ -64,6 +64,9 @@ const retryCheckpoint = time.Second
 
 var _ Store = (*Bolt)(nil)
 
+// removeOld removes a rotated journal at open (a test makes it fail).
+var removeOld = os.Remove
+
 // OpenBolt opens or creates the store file at path (mode 0600) and folds
 // in what the journal holds from before a crash. When another process
 // holds the file, it gives up after about a second with an error that
@@ -112,14 +115,22 @@ func (b *Bolt) replay() error {
 	for _, r := range recs {
 		ops = append(ops, r...)
 	}
-	if err := b.fold(ops); err != nil {
+	// bbolt first, then the rotated journal goes, and the journal is
+	// emptied last: a crash between any two steps replays records bbolt
+	// already holds, in order, which changes nothing. Emptying the
+	// journal before the rotated one is gone let a crash (or a refused
+	// remove) replay the rotated records alone on top of newer values:
+	// deleted records came back and overwritten ones rolled back.
+	if err := b.commit(ops); err != nil {
 		return err
 	}
-	// Only once bbolt and the emptied journal are on disk.
-	if err := os.Remove(b.j.oldPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := removeOld(b.j.oldPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	return syncDir(filepath.Dir(b.j.oldPath())) // as thaw
+	if err := syncDir(filepath.Dir(b.j.oldPath())); err != nil { // as thaw
+		return err
+	}
+	return b.j.reset()
 }
 
 // Update runs fn in a read-write transaction: committed if fn returns nil,

@@ -394,6 +394,44 @@ func opsString(ops []op) []string {
 
 func crc32Of(b []byte) uint32 { return crc32.Checksum(b, crcTable) }
 
+// TestReplayThatStopsKeepsNewerRecords: an open that replays a rotated
+// journal and stops before it is gone (a crash, or here a refused
+// remove) leaves what the next open needs: deleted records stay deleted
+// and rewritten ones keep their newer value. The journal was emptied
+// before the rotated one was removed, so the next open replayed the
+// rotated records alone over bbolt.
+func TestReplayThatStopsKeepsNewerRecords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "berth.db")
+	s := openBolt(t, path)
+	release := make(chan struct{})
+	s.foldHook = func() { <-release }
+	put(t, s, BucketEndpoints, "gone", record{Name: "gone"})
+	fillJournal(t, s)
+	if err := s.Update(func(tx Tx) error { return tx.Delete(BucketEndpoints, "gone") }); err != nil {
+		t.Fatal(err)
+	}
+	put(t, s, BucketContainers, "fill-0000", record{Name: "again", Count: -1})
+	crash(t, s)
+	close(release)
+	waitCheckpoint(s)
+
+	removeOld = func(string) error { return errors.New("refused") }
+	t.Cleanup(func() { removeOld = os.Remove })
+	if s, err := OpenBolt(path); err == nil {
+		s.Close()
+		t.Fatal("open succeeded with the rotated journal's removal refused")
+	}
+	removeOld = os.Remove
+
+	s = openBolt(t, path)
+	if r, err := get(s, BucketEndpoints, "gone"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("deleted record came back: %q, %v", r.Name, err)
+	}
+	if r, err := get(s, BucketContainers, "fill-0000"); err != nil || r.Count != -1 {
+		t.Errorf("rewritten record rolled back: Count %d, %v; want -1", r.Count, err)
+	}
+}
+
 // waitCheckpoint waits for a background checkpoint of s, if one runs.
 func waitCheckpoint(s *Bolt) {
 	s.wmu.Lock()
