@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -79,13 +80,47 @@ func NewStore(dir string, st store.Store) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o701); err != nil {
 		return nil, err
 	}
-	// What a removal moved aside and a crash left (Forget, Purge).
-	if gone, err := filepath.Glob(filepath.Join(dir, ".removing-*")); err == nil {
-		for _, g := range gone {
-			_ = os.RemoveAll(g)
-		}
+	s := &Store{dir: dir, st: st}
+	s.finishRemovals()
+	return s, nil
+}
+
+// finishRemovals deals with what a removal moved aside and a crash left
+// (forget, Purge): the files of a volume whose record is gone are
+// deleted; those of a volume whose record is still there (the crash came
+// between the move and the record's delete) go back, so that a docker
+// volume rm the daemon did not finish loses nothing.
+func (s *Store) finishRemovals() {
+	gone, err := filepath.Glob(filepath.Join(s.dir, removingPrefix+"*"))
+	if err != nil {
+		return
 	}
-	return &Store{dir: dir, st: st}, nil
+	for _, g := range gone {
+		if name := removedName(filepath.Base(g)); name != "" {
+			if _, err := s.getLocked(name); err == nil {
+				if _, err := os.Lstat(filepath.Join(s.dir, name)); errors.Is(err, os.ErrNotExist) {
+					if os.Rename(g, filepath.Join(s.dir, name)) == nil {
+						continue
+					}
+				}
+			}
+		}
+		_ = os.RemoveAll(g)
+	}
+}
+
+// removingPrefix starts the name of a volume's directory moved aside by
+// a removal: .removing-<16 hex>-<volume name>.
+const removingPrefix = ".removing-"
+
+// removedName is the volume a moved-aside directory was, or "" (a name
+// without one, from an older berth).
+func removedName(base string) string {
+	rest, ok := strings.CutPrefix(base, removingPrefix)
+	if !ok || len(rest) < 18 || rest[16] != '-' {
+		return ""
+	}
+	return rest[17:]
 }
 
 // Mountpoint is where volume name's files are, on the host.
@@ -202,11 +237,17 @@ func (s *Store) forget(name string) (string, error) {
 	if _, err := rand.Read(b); err != nil {
 		return "", err
 	}
-	gone := filepath.Join(s.dir, ".removing-"+hex.EncodeToString(b))
+	// The name goes with the files: a crash before the record's delete
+	// brings them back at the next start (finishRemovals).
+	gone := filepath.Join(s.dir, removingPrefix+hex.EncodeToString(b)+"-"+name)
 	if err := os.Rename(filepath.Join(s.dir, name), gone); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("remove %s: %w", name, err)
 	}
 	if err := s.st.Update(func(tx store.Tx) error { return tx.Delete(store.BucketVolumes, name) }); err != nil {
+		// The volume stays, and with it its files.
+		if rerr := os.Rename(gone, filepath.Join(s.dir, name)); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			err = errors.Join(err, rerr)
+		}
 		return "", err
 	}
 	return gone, nil

@@ -1,6 +1,7 @@
 package volume
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,5 +91,81 @@ func TestStoreChanged(t *testing.T) {
 	s.Remove("data") // not there: nothing
 	if got := strings.Join(heard, ", "); got != "create data, destroy data" {
 		t.Errorf("heard %q, want one create and one destroy", got)
+	}
+}
+
+// refusingStore is a store whose writes fail while fail is set (a full
+// disk under the journal).
+type refusingStore struct {
+	*store.Memory
+	fail bool
+}
+
+func (r *refusingStore) Update(fn func(store.Tx) error) error {
+	if r.fail {
+		return errors.New("journal append: no space left on device")
+	}
+	return r.Memory.Update(fn)
+}
+
+// TestRemoveThatFailsKeepsTheFiles: a volume rm whose record cannot be
+// deleted leaves the volume whole, files included; a crash between the
+// files' move and the record's delete gives them back at the next start;
+// what a finished removal left is deleted. The files stayed moved aside
+// and the next start deleted them, the record still there.
+func TestRemoveThatFailsKeepsTheFiles(t *testing.T) {
+	dir := t.TempDir()
+	st := &refusingStore{Memory: store.NewMemory()}
+	s, err := NewStore(dir, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"data", "other"} {
+		if _, err := s.Create(name, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(s.Mountpoint(name), "precious"), []byte(name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.fail = true
+	if err := s.Remove("data"); err == nil {
+		t.Fatal("a removal whose record stays succeeded")
+	}
+	st.fail = false
+	if _, err := os.Stat(filepath.Join(s.Mountpoint("data"), "precious")); err != nil {
+		t.Errorf("after a failed rm the volume's files are gone: %v", err)
+	}
+
+	// A crash after the move: the record is there, the files aside.
+	moved := filepath.Join(dir, removingPrefix+"0123456789abcdef-data")
+	if err := os.Rename(filepath.Join(dir, "data"), moved); err != nil {
+		t.Fatal(err)
+	}
+	// A finished removal's leftovers, and an older berth's.
+	if err := st.Update(func(tx store.Tx) error { return tx.Delete(store.BucketVolumes, "other") }); err != nil {
+		t.Fatal(err)
+	}
+	finished := filepath.Join(dir, removingPrefix+"fedcba9876543210-other")
+	if err := os.Rename(filepath.Join(dir, "other"), finished); err != nil {
+		t.Fatal(err)
+	}
+	older := filepath.Join(dir, removingPrefix+"00112233aabbccdd")
+	if err := os.Mkdir(older, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = NewStore(dir, st); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(s.Mountpoint("data"), "precious")); err != nil || string(b) != "data" {
+		t.Errorf("after a crash mid-rm and a restart: %q, %v; want the volume's files back", b, err)
+	}
+	for _, p := range []string{moved, finished, older} {
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left after the start: %v", filepath.Base(p), err)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "other")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a removed volume's files came back: %v", err)
 	}
 }
