@@ -538,11 +538,14 @@ func (d *Daemon) RemoveContainer(ctx context.Context, ref string, force, volumes
 // waiters; with volumes, its anonymous volumes go too (docker rm -v, and
 // --rm's removal, as moby's).
 func (d *Daemon) remove(cs *ctrState, id string, volumes bool) error {
-	// The writable layer's files go after the lock: a docker ps, which
-	// reads every container under its lock, waited seconds on a big one.
-	purge := func() error { return nil }
+	// The writable layer's files go after the lock (a docker ps, which
+	// reads every container under its lock, waited seconds on a big
+	// one), and only once the record is gone: a removal that fails before
+	// puts them back, and one a crash cuts short gets them back at the
+	// next start (runtime.Config.Recorded).
+	var purge runtime.Trashed
 	defer func() {
-		if err := purge(); err != nil {
+		if err := purge.Purge(); err != nil {
 			d.log.Warn("remove a container's files", "id", id, "err", err)
 		}
 	}()
@@ -559,19 +562,23 @@ func (d *Daemon) remove(cs *ctrState, id string, volumes bool) error {
 		errs = append(errs, d.net.DeleteSandbox(context.Background(), cs.c.State.SandboxID))
 	}
 	cs.endFilesLocked()
-	var err error
-	purge, err = d.runtime.DeleteLater(id)
+	trashed, err := d.runtime.DeleteLater(id)
 	errs = append(errs, err)
 	d.unmountShm(id)
 	if err := os.RemoveAll(d.filesDir(id)); err != nil {
 		errs = append(errs, err)
 	}
-	if err := errors.Join(errs...); err != nil {
+	err = errors.Join(errs...)
+	if err == nil {
+		err = d.store.Update(func(tx store.Tx) error { return tx.Delete(store.BucketContainers, id) })
+	}
+	if err != nil {
+		if rerr := trashed.Restore(); rerr != nil {
+			d.log.Warn("a removal that failed could not put the container's files back", "id", id, "err", rerr)
+		}
 		return fmt.Errorf("remove container %s: %w", cs.c.Name, err)
 	}
-	if err := d.store.Update(func(tx store.Tx) error { return tx.Delete(store.BucketContainers, id) }); err != nil {
-		return err
-	}
+	purge = trashed
 	d.mu.Lock()
 	delete(d.containers, id)
 	delete(d.links, id)

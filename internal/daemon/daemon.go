@@ -7,6 +7,7 @@ package daemon
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -380,6 +381,10 @@ func (d *Daemon) build() error {
 		DataDir:   filepath.Join(d.cfg.DataRoot, "containers"),
 		ReaperDir: filepath.Join(d.cfg.ExecRoot, "reaper"),
 		Log:       d.log.With("component", "runtime"),
+		Recorded: func(id string) bool {
+			var raw json.RawMessage
+			return d.store.View(func(tx store.Tx) error { return tx.Get(store.BucketContainers, id, &raw) }) == nil
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("runtime: %w", err)

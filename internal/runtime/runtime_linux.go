@@ -27,6 +27,11 @@ type Config struct {
 	ReaperDir string // <exec-root>/reaper: the reaper's socket, lock, log and exit records
 	Runc      string // "" = "runc" from PATH
 	Log       *slog.Logger
+	// Recorded, when set, says whether a container is still the
+	// daemon's: one whose data directory a crash left in the trash
+	// (DeleteLater) goes back at New if it is, as its removal did not
+	// finish; without it, or if not, the trash is emptied.
+	Recorded func(id string) bool
 }
 
 // Runtime starts and tracks containers under runc.
@@ -74,8 +79,8 @@ func New(cfg Config) (*Runtime, error) {
 			return nil, fmt.Errorf("set the mode of %q: %w", d, err)
 		}
 	}
-	// What a crash left in the trash (DeleteLater) goes now.
-	if err := resetTrash(trashDirOf(cfg.DataDir)); err != nil {
+	// What a crash left in the trash (DeleteLater): back, or gone.
+	if err := settleTrash(trashDirOf(cfg.DataDir), cfg.DataDir, cfg.Recorded); err != nil {
 		return nil, err
 	}
 	runc := cfg.Runc
@@ -225,18 +230,43 @@ func removeEmptyCgroups(id string) {
 // Delete removes everything of the container: what Release removes, then
 // its data directory. Idempotent; it keeps going past errors.
 func (r *Runtime) Delete(id string) error {
-	purge, err := r.DeleteLater(id)
-	return errors.Join(err, purge())
+	t, err := r.DeleteLater(id)
+	return errors.Join(err, t.Purge())
+}
+
+// Trashed is a container's data directory moved aside by DeleteLater.
+// The zero value is nothing moved.
+type Trashed struct {
+	from, at string
+}
+
+// Purge deletes it; the caller runs it without its own locks.
+func (t Trashed) Purge() error {
+	if t.at == "" {
+		return nil
+	}
+	return removeAllIfExists(t.at)
+}
+
+// Restore puts it back, for a removal that failed after it.
+func (t Trashed) Restore() error {
+	if t.at == "" {
+		return nil
+	}
+	if err := os.Rename(t.at, t.from); err != nil {
+		return fmt.Errorf("restore %q: %w", t.from, err)
+	}
+	return nil
 }
 
 // DeleteLater is Delete, but the data directory (the container's
 // writable layer and logs: thousands of files, seconds to delete) is only
-// moved aside; purge deletes it, and the caller runs it without its own
-// locks. A crash before purge leaves it in the trash, which New empties.
-func (r *Runtime) DeleteLater(id string) (purge func() error, err error) {
-	nothing := func() error { return nil }
+// moved aside: the caller purges it once the container's record is gone,
+// or restores it if that failed. A crash in between leaves it in the
+// trash, which New settles (Config.Recorded).
+func (r *Runtime) DeleteLater(id string) (t Trashed, err error) {
 	if err := checkID(id); err != nil {
-		return nothing, err
+		return Trashed{}, err
 	}
 	err = r.Release(id)
 	// Not under a rotation of its logs, which would write into the
@@ -249,12 +279,12 @@ func (r *Runtime) DeleteLater(id string) (purge func() error, err error) {
 	defer r.rot.forget(stdout, stderr)
 	trash := filepath.Join(r.trashDir(), id)
 	if rerr := os.Rename(r.dataDir(id), trash); errors.Is(rerr, os.ErrNotExist) {
-		return nothing, err
+		return Trashed{}, err
 	} else if rerr != nil {
 		// No trash (another file system?): delete it here and now.
-		return nothing, errors.Join(err, removeAllIfExists(r.dataDir(id)))
+		return Trashed{}, errors.Join(err, removeAllIfExists(r.dataDir(id)))
 	}
-	return func() error { return removeAllIfExists(trash) }, err
+	return Trashed{from: r.dataDir(id), at: trash}, err
 }
 
 // trashDir holds the data directories of deleted containers until their
@@ -265,8 +295,25 @@ func trashDirOf(dataDir string) string {
 	return filepath.Join(filepath.Dir(filepath.Clean(dataDir)), "containers-trash")
 }
 
-// resetTrash empties the trash, or makes it.
-func resetTrash(trash string) error {
+// settleTrash empties the trash, or makes it; a directory in it of a
+// container recorded says (a removal a crash cut short between the move
+// and the record's delete) goes back to dataDir instead: the container
+// is still listed, and must start again with its files.
+func settleTrash(trash, dataDir string, recorded func(id string) bool) error {
+	if recorded != nil {
+		ents, _ := os.ReadDir(trash)
+		for _, e := range ents {
+			id := e.Name()
+			if checkID(id) != nil || !recorded(id) {
+				continue
+			}
+			if _, err := os.Lstat(filepath.Join(dataDir, id)); errors.Is(err, os.ErrNotExist) {
+				if err := os.Rename(filepath.Join(trash, id), filepath.Join(dataDir, id)); err != nil {
+					return fmt.Errorf("restore %q: %w", id, err)
+				}
+			}
+		}
+	}
 	if err := os.RemoveAll(trash); err != nil {
 		return fmt.Errorf("empty %q: %w", trash, err)
 	}

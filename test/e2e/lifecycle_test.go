@@ -500,3 +500,38 @@ func TestSecondDaemonRefusedBeforeTouchingAnything(t *testing.T) {
 		t.Errorf("the refused daemon made its data-root")
 	}
 }
+
+// TestRemovalCutShortKeepsTheFiles: a docker rm that a crash cuts short
+// after the container's files were moved aside and before its record was
+// deleted leaves a container that is still listed; the next start gives
+// it its files back (its writable layer, its log), where it emptied the
+// trash and the container ran again on an empty layer.
+func TestRemovalCutShortKeepsTheFiles(t *testing.T) {
+	w, d := startWorld(t)
+	script := "cat /kept 2>/dev/null || echo new; echo kept > /kept"
+	id := strings.TrimSpace(mustDocker(t, w, "create", "--name", "cut", testworld.BusyboxImage, "sh", "-c", script))
+	if out := mustDocker(t, w, "start", "-a", "cut"); out != "new\n" {
+		t.Fatalf("first run printed %q", out)
+	}
+	d.Stop()
+	// What DeleteLater leaves at the crash: the data directory in the
+	// trash beside it, the record still there.
+	trash := w.HostPath(filepath.Join(w.DataRoot, "containers-trash"))
+	if err := os.MkdirAll(trash, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(w.HostPath(filepath.Join(w.DataRoot, "containers", id)), filepath.Join(trash, id)); err != nil {
+		t.Fatal(err)
+	}
+	w.Start(t)
+	if out := mustDocker(t, w, "start", "-a", "cut"); out != "kept\n" {
+		t.Errorf("after the cut-short removal and a restart the container printed %q, want its file kept", out)
+	}
+	if out := mustDocker(t, w, "logs", "cut"); out != "new\nkept\n" {
+		t.Errorf("logs after the restart: %q, want both runs", out)
+	}
+	mustDocker(t, w, "rm", "cut")
+	if ents, err := os.ReadDir(trash); err != nil || len(ents) != 0 {
+		t.Errorf("the trash after a rm: %v, %v", ents, err)
+	}
+}
