@@ -146,6 +146,13 @@ func (r *ring) bindAll(reqs []network.HostPortRequest, idx []int, out []network.
 	for k, i := range idx {
 		rq := reqs[i]
 		ip := anyIfInvalid(rq.HostIP)
+		if res[k] == -int32(unix.EADDRINUSE) && rq.Proto == "tcp" {
+			// Bound without SO_REUSEADDR, which the batch cannot set: a
+			// host service's TIME_WAIT sockets refuse it, Docker's not.
+			if err := bindReusing(fds[i], &unix.SockaddrInet4{Port: int(rq.Start), Addr: ip.As4()}); err == nil {
+				res[k] = 0
+			}
+		}
 		if res[k] < 0 {
 			return &bindFailure{i: i, port: rq.Start, err: unix.Errno(-res[k])}
 		}

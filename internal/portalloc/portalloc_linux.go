@@ -349,17 +349,16 @@ func bindPort(typ int, ip netip.Addr, port uint16, proxied bool) (int, uint16, e
 			return -1, 0, fmt.Errorf("set IPV6_V6ONLY: %w", err)
 		}
 	}
-	// A proxied TCP port is served by the process (portproxy), so its
-	// connections end here and leave TIME_WAIT sockets behind, which
-	// would keep a bind without SO_REUSEADDR off the port for a minute
-	// after the container goes or the daemon restarts. With it, as
-	// Docker's, the socket listens at once (below): Linux lets no other
-	// socket bind a port that one listens on. An IPv6 TCP port that is
-	// not proxied binds with it too — the proxy may have served the port
-	// until a restart with it off — and clears it after the bind, so
-	// that no other socket can share the port.
+	// A TCP port's connections leave TIME_WAIT sockets behind, which
+	// keep a bind without SO_REUSEADDR off the port for a minute: those
+	// of a proxied port (portproxy serves it) after the container goes or
+	// the daemon restarts, those of a host service that stopped (nginx,
+	// then docker run -p 80:80). Docker's sockets set it, so berth's do
+	// too. A proxied port's socket listens at once (below): Linux lets
+	// no other socket bind a port that one listens on. The others clear
+	// it after the bind, so that no other socket can share the port.
 	listens := proxied && typ == unix.SOCK_STREAM
-	reuse := listens || family == unix.AF_INET6 && typ == unix.SOCK_STREAM
+	reuse := typ == unix.SOCK_STREAM
 	if reuse {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
 			unix.Close(fd)
@@ -408,6 +407,19 @@ func bindPort(typ int, ip netip.Addr, port uint16, proxied bool) (int, uint16, e
 		}
 	}
 	return fd, port, nil
+}
+
+// bindReusing binds the TCP socket fd to sa with SO_REUSEADDR set for the
+// bind alone (see bindPort): the retry of a batched bind that a host
+// service's TIME_WAIT sockets refused.
+func bindReusing(fd int, sa unix.Sockaddr) error {
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return err
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return err
+	}
+	return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 0)
 }
 
 // attachDropFilter makes a UDP socket drop at once a datagram that is not

@@ -2,6 +2,8 @@ package portalloc
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -415,4 +417,80 @@ func listen6(t *testing.T, ns string, port uint16) (func(), error) {
 		return nil, err
 	}
 	return func() { l.Close() }, nil
+}
+
+// TestHoldPortInTimeWait: a TCP port a host service served and let go
+// keeps TIME_WAIT sockets for a minute; Docker's sockets (SO_REUSEADDR)
+// publish it at once, and so does berth, batched or not, on IPv4 and
+// IPv6; a listener on the port still refuses it, and once held no host
+// process can listen there. Without SO_REUSEADDR the bind was refused.
+func TestHoldPortInTimeWait(t *testing.T) {
+	modes(t, func(t *testing.T, a *Allocator, ns string) {
+		port := uint16(20300)
+		if a.syscallsOnly {
+			port++
+		}
+		for _, ip := range []netip.Addr{anyIP, netip.IPv6Unspecified()} {
+			family := map[bool]string{false: "tcp4", true: "tcp6"}[ip.Is6()]
+			loop := map[bool]string{false: "127.0.0.1", true: "[::1]"}[ip.Is6()]
+			// A served connection the server closes first: TIME_WAIT on
+			// the server's side of the port.
+			if err := sandbox.Do(ns, func() error {
+				l, err := net.Listen(family, net.JoinHostPort(ip.String(), strconv.Itoa(int(port))))
+				if err != nil {
+					return err
+				}
+				defer l.Close()
+				c, err := net.Dial(family, loop+":"+strconv.Itoa(int(port)))
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				s, err := l.Accept()
+				if err != nil {
+					return err
+				}
+				s.Close()
+				if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) { // the FIN
+					return fmt.Errorf("read the server's close: %v", err)
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Hold([]network.HostPortRequest{req("tcp", ip, port, port)}); err != nil {
+				t.Fatalf("Hold of %s port %d with TIME_WAIT sockets: %v", family, port, err)
+			}
+			if c, err := listenTCP(t, ns, family, net.JoinHostPort(ip.String(), strconv.Itoa(int(port)))); err == nil {
+				c()
+				t.Errorf("a host process could listen on %s port %d berth holds", family, port)
+			}
+			if err := a.Release([]network.HostPort{{Proto: "tcp", HostIP: ip, Port: port}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// A listener still keeps berth off.
+		c, err := listen(t, ns, "tcp", "0.0.0.0:"+strconv.Itoa(int(port)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c()
+		if _, err := a.Hold([]network.HostPortRequest{req("tcp", anyIP, port, port)}); err == nil {
+			t.Errorf("Hold of a port a host process listens on succeeded")
+		}
+	})
+}
+
+// listenTCP is listen for TCP in family tcp4 or tcp6.
+func listenTCP(t *testing.T, ns, family, addr string) (close func(), err error) {
+	t.Helper()
+	close = func() {}
+	err = sandbox.Do(ns, func() error {
+		l, err := net.Listen(family, addr)
+		if err == nil {
+			close = func() { l.Close() }
+		}
+		return err
+	})
+	return close, err
 }
