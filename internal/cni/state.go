@@ -143,19 +143,23 @@ func (s *State) Allocate(n *Network, key string, requested []netip.Addr) ([]Atta
 
 func (s *State) allocateFrom(network string, si int, set []Range, used map[netip.Addr]string, wanted *[]netip.Addr) (AttachedIP, error) {
 	for i, a := range *wanted {
-		for _, r := range set {
-			if !r.Subnet.Contains(a) {
-				continue
-			}
-			*wanted = slices.Delete(*wanted, i, i+1)
-			if a.Less(r.Start) || r.End.Less(a) || a == r.Gateway {
-				return AttachedIP{}, errorf(CodeInvalidConfig, "requested IP address %s is not available in range set %s", a, setString(set))
-			}
-			if owner, taken := used[a]; taken {
-				return AttachedIP{}, errorf(CodeInvalidConfig, "requested IP address %s is already allocated (to %s)", a, owner)
-			}
-			return AttachedIP{Address: netip.PrefixFrom(a, r.Subnet.Bits()), Gateway: r.Gateway, Set: si}, nil
+		// The set's subnet holds it: one of its ranges must (host-local's
+		// RangeSet.RangeFor tries each), not merely the first.
+		if !slices.ContainsFunc(set, func(r Range) bool { return r.Subnet.Contains(a) }) {
+			continue
 		}
+		*wanted = slices.Delete(*wanted, i, i+1)
+		k := slices.IndexFunc(set, func(r Range) bool {
+			return r.Subnet.Contains(a) && !a.Less(r.Start) && !r.End.Less(a) && a != r.Gateway
+		})
+		if k < 0 {
+			return AttachedIP{}, errorf(CodeInvalidConfig, "requested IP address %s is not available in range set %s", a, setString(set))
+		}
+		if owner, taken := used[a]; taken {
+			return AttachedIP{}, errorf(CodeInvalidConfig, "requested IP address %s is already allocated (to %s)", a, owner)
+		}
+		r := set[k]
+		return AttachedIP{Address: netip.PrefixFrom(a, r.Subnet.Bits()), Gateway: r.Gateway, Set: si}, nil
 	}
 	// Start after the last address handed out, in its range; the first
 	// range when there is none (or it is no longer in the set).

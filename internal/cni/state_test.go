@@ -73,6 +73,15 @@ func TestAllocateDualStackAndSeveralRanges(t *testing.T) {
 	if err != nil || ips[0].Address.String() != "10.0.0.100/24" {
 		t.Fatalf("first range full: = %v %v, want the second range", ips, err)
 	}
+	// A requested address of the second range (host-local's RangeFor
+	// tries every range of the set; the first one's refusal was final).
+	ips, err = s.Allocate(n, "c", []netip.Addr{netip.MustParseAddr("10.0.0.101")})
+	if err != nil || ips[0].Address.String() != "10.0.0.101/24" {
+		t.Errorf("requested in the second range: = %v %v", ips, err)
+	}
+	if _, err := s.Allocate(n, "d", []netip.Addr{netip.MustParseAddr("10.0.0.50")}); err == nil {
+		t.Error("requested between the ranges: no error")
+	}
 }
 
 func TestPortConflict(t *testing.T) {
