@@ -246,6 +246,18 @@ func (p *plugin) gc() error {
 			}
 		}
 	}
+	// The idle bridges that are gone, or were never this plugin's.
+	if len(s.Idle) > 0 {
+		d, _, err := p.kernel()
+		if err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		if s.dropGoneIdle(p.ownedBy(d)) {
+			if err := p.dir.save(s); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
 	// And every pair cut off that no deleting process took (one that
 	// died): GC is where a runtime expects the slow work.
 	if err := bridge.DeleteGroup("", bridge.CNIGroups.Reap); err != nil {

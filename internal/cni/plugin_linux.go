@@ -263,6 +263,13 @@ func (p *plugin) add() ([]byte, error) {
 		return nil, errorf(CodeInvalidConfig, "network %q is configured differently from when its %d attachments were made (bridge, subnet, gateway or ipMasq); DEL them first, or give the new configuration another name",
 			p.n.Name, s.attachedTo(p.n.Name))
 	}
+	if len(s.Idle) > 0 {
+		d, _, err := p.kernel()
+		if err != nil {
+			return nil, err
+		}
+		s.dropGoneIdle(p.ownedBy(d))
+	}
 	if other := s.overlapping(p.n.Name, rule); other != "" {
 		return nil, errorf(CodeInvalidConfig, "network %q's subnet overlaps %s", p.n.Name, other)
 	}
@@ -280,6 +287,15 @@ func (p *plugin) add() ([]byte, error) {
 		return nil, errors.Join(err, p.teardown(s, key))
 	}
 	return res.encode(p.n.Version)
+}
+
+// ownedBy says whether a link is a bridge this plugin made or took over
+// for network; an error reading the link counts as yes (the record stays).
+func (p *plugin) ownedBy(d *bridge.Driver) func(bridge, network string) bool {
+	return func(br, network string) bool {
+		owned, err := d.OwnedBy(br, ownerNetwork+network)
+		return owned || err != nil
+	}
 }
 
 // attach is ADD's kernel work.

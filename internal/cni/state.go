@@ -283,6 +283,22 @@ func (s *State) networksInUse() {
 	}
 }
 
+// dropGoneIdle forgets the idle bridges that are gone (an administrator
+// deleted one, as the overlap refusal advises) or were never this
+// network's (an ADD that failed before the bridge was made recorded the
+// name: a veth, another manager's bridge): owned says whether the link
+// bridge carries network's tag. It reports whether it dropped any.
+func (s *State) dropGoneIdle(owned func(bridge, network string) bool) bool {
+	dropped := false
+	for br, idle := range s.Idle {
+		if !owned(br, idle.Network) {
+			delete(s.Idle, br)
+			dropped = true
+		}
+	}
+	return dropped
+}
+
 // overlapping says which network on another bridge has a subnet that
 // overlaps one of nr's: one with attachments (the firewall would refuse
 // the pair, but only after the bridge was made), or an idle bridge's last

@@ -640,4 +640,21 @@ func TestCNIBridgeHandedOn(t *testing.T) {
 	if out, code := c.call(t, "ADD", "h2", ns2, conf("netd", "br7", "10.32.0.0/24")); code == 0 || !strings.Contains(out, `"code":7`) || !strings.Contains(out, "br9") {
 		t.Errorf("ADD on a network overlapping idle br9's subnet: exit %d %s", code, out)
 	}
+	// As the refusal advises: br9 deleted, the ADD goes through (the
+	// record of the idle bridge outlived it, and refused it until reboot).
+	c.MustInHost(t, "ip", "link", "del", "br9")
+	c.mustCall(t, "ADD", "h2", ns2, conf("netd", "br7", "10.32.0.0/24"))
+	c.mustCall(t, "DEL", "h2", ns2, conf("netd", "br7", "10.32.0.0/24"))
+	c.vethsSettled(t, 0)
+
+	// An ADD on a name that is not a bridge fails before making one; its
+	// rollback recorded the link as the network's idle bridge, and every
+	// overlapping network was refused after, pointed at a veth.
+	c.MustInHost(t, "ip", "link", "add", "vx0", "type", "veth", "peer", "name", "vx1")
+	if out, code := c.call(t, "ADD", "h1", ns, conf("nete", "vx0", "10.40.0.0/24")); code == 0 || !strings.Contains(out, "not a bridge") {
+		t.Errorf("ADD on a veth's name: exit %d %s", code, out)
+	}
+	c.mustCall(t, "ADD", "h1", ns, conf("netf", "br6", "10.40.0.0/24"))
+	c.mustCall(t, "DEL", "h1", ns, conf("netf", "br6", "10.40.0.0/24"))
+	c.MustInHost(t, "ip", "link", "del", "vx0")
 }
