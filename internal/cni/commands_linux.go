@@ -94,6 +94,11 @@ func (p *plugin) result(a *Attached) (*Result, error) {
 		Routes: resultRoutes(p.n, a.IPs),
 		DNS:    p.n.DNS,
 	}
+	if !r.DNS.set() && p.n.ResolvConf != "" {
+		if r.DNS, err = readResolvConf(p.n.ResolvConf); err != nil {
+			return nil, err
+		}
+	}
 	for _, ip := range a.IPs {
 		r.IPs = append(r.IPs, IPConfig{Address: ip.Address, Gateway: ip.Gateway, Interface: 2})
 	}

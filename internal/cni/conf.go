@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -70,6 +71,21 @@ type ipamConf struct {
 	Ranges     [][]rangeDoc `json:"ranges"`
 	Routes     []routeDoc   `json:"routes"`
 	DataDir    string       `json:"dataDir"`
+	ResolvConf string       `json:"resolvConf"`
+}
+
+// dnsConf is the spec's DNS type: a configuration's "dns", a result's.
+type dnsConf struct {
+	Nameservers []string `json:"nameservers,omitempty"`
+	Domain      string   `json:"domain,omitempty"`
+	Search      []string `json:"search,omitempty"`
+	Options     []string `json:"options,omitempty"`
+}
+
+// set is the bridge plugin's dnsConfSet: the configuration says
+// something, so it wins over IPAM's resolvConf.
+func (d dnsConf) set() bool {
+	return d.Nameservers != nil || d.Search != nil || d.Options != nil || d.Domain != ""
 }
 
 type rangeDoc struct {
@@ -112,7 +128,11 @@ type Network struct {
 	DataDir          string
 	RangeSets        [][]Range
 	Routes           []Route
-	DNS              json.RawMessage
+	DNS              dnsConf
+	// ResolvConf is host-local's resolvConf: a file whose nameserver,
+	// domain, search and options lines make ADD's DNS when DNS says
+	// nothing.
+	ResolvConf string
 }
 
 // Range is one host-local range: addresses Start..End of Subnet, Gateway
@@ -189,7 +209,15 @@ func (c *netConf) network() (*Network, error) {
 	}
 	n := &Network{
 		Version: cmp.Or(c.CNIVersion, "0.1.0"), Name: c.Name, Bridge: c.Bridge, IsGateway: c.IsGateway || c.IsDefaultGateway,
-		IsDefaultGateway: c.IsDefaultGateway, IPMasq: c.IPMasq, MTU: c.MTU, DataDir: c.DataDir, DNS: c.DNS,
+		IsDefaultGateway: c.IsDefaultGateway, IPMasq: c.IPMasq, MTU: c.MTU, DataDir: c.DataDir, ResolvConf: c.IPAM.ResolvConf,
+	}
+	if len(c.DNS) > 0 && string(c.DNS) != "null" {
+		// Checked here, as the bridge plugin's loadNetConf does: a
+		// malformed one echoed into ADD's result failed the runtime's
+		// parse after the interface, address and rules were made.
+		if err := json.Unmarshal(c.DNS, &n.DNS); err != nil {
+			return nil, &Error{Code: CodeDecodeFailure, Msg: "dns: not a DNS configuration (nameservers, domain, search, options)", Details: err.Error()}
+		}
 	}
 	if n.Bridge == "" {
 		n.Bridge = "cni0" // the bridge plugin's default
@@ -210,6 +238,9 @@ func (c *netConf) network() (*Network, error) {
 		return nil, errorf(CodeInvalidConfig, "dataDir %q is not an absolute path", n.DataDir)
 	}
 	n.DataDir = filepath.Clean(n.DataDir)
+	if n.ResolvConf != "" && !filepath.IsAbs(n.ResolvConf) {
+		return nil, errorf(CodeInvalidConfig, "ipam: resolvConf %q is not an absolute path", n.ResolvConf)
+	}
 	var err error
 	if n.RangeSets, err = c.IPAM.rangeSets(); err != nil {
 		return nil, err
@@ -456,4 +487,31 @@ func (p portMapEntry) mapping() (PortMapping, error) {
 		}
 	}
 	return m, nil
+}
+
+// readResolvConf reads a resolv.conf as host-local's parseResolvConf does:
+// every nameserver, the last domain, the last search list, every option.
+func readResolvConf(path string) (dnsConf, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return dnsConf{}, errorf(CodeIOFailure, "ipam: resolvConf: %v", err)
+	}
+	var d dnsConf
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) < 2 || strings.HasPrefix(f[0], "#") || strings.HasPrefix(f[0], ";") {
+			continue
+		}
+		switch f[0] {
+		case "nameserver":
+			d.Nameservers = append(d.Nameservers, f[1])
+		case "domain":
+			d.Domain = f[1]
+		case "search":
+			d.Search = f[1:]
+		case "options":
+			d.Options = append(d.Options, f[1:]...)
+		}
+	}
+	return d, nil
 }

@@ -1,7 +1,10 @@
 package cni
 
 import (
+	"encoding/json"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -71,6 +74,11 @@ func TestBadConfigurationsAreRefusedWithTheirCode(t *testing.T) {
 		{"bad name", `{"cniVersion":"1.0.0","name":"a/b","ipam":{"type":"host-local","subnet":"10.0.0.0/24"}}`, CodeInvalidConfig, "network name"},
 		{"bad mtu", `{"cniVersion":"1.0.0","name":"n","mtu":20,"ipam":{"type":"host-local","subnet":"10.0.0.0/24"}}`, CodeInvalidConfig, "mtu"},
 		{"long bridge", `{"cniVersion":"1.0.0","name":"n","bridge":"abcdefghijklmnopq","ipam":{"type":"host-local","subnet":"10.0.0.0/24"}}`, CodeInvalidConfig, "bridge"},
+		// The bridge plugin's loadNetConf refuses it; echoed into ADD's
+		// result, it failed the runtime's parse after everything was made.
+		{"dns a string", `{"cniVersion":"1.0.0","name":"n","dns":"1.1.1.1","ipam":{"type":"host-local","subnet":"10.0.0.0/24"}}`, CodeDecodeFailure, "dns"},
+		{"dns nameservers a string", `{"cniVersion":"1.0.0","name":"n","dns":{"nameservers":"1.1.1.1"},"ipam":{"type":"host-local","subnet":"10.0.0.0/24"}}`, CodeDecodeFailure, "dns"},
+		{"relative resolvConf", `{"cniVersion":"1.0.0","name":"n","ipam":{"type":"host-local","subnet":"10.0.0.0/24","resolvConf":"resolv.conf"}}`, CodeInvalidConfig, "resolvConf"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := parseConf([]byte(tc.conf))
@@ -142,5 +150,29 @@ func TestParseEnv(t *testing.T) {
 	}
 	if _, err := ParseEnv(env(map[string]string{"CNI_COMMAND": "DEL", "CNI_CONTAINERID": "c", "CNI_IFNAME": "eth0"})); err != nil {
 		t.Errorf("DEL without a namespace: %v", err)
+	}
+}
+
+// TestDNSFromTheConfigurationOrResolvConf: a configuration's dns goes into
+// ADD's result as the spec's DNS type; without one, host-local's
+// resolvConf file makes it (it was ignored: the result's dns was empty).
+func TestDNSFromTheConfigurationOrResolvConf(t *testing.T) {
+	n := mustNetwork(t, `{"cniVersion":"1.0.0","name":"n","dns":{"nameservers":["10.0.0.53"],"search":["a.example"],"extra":1},"ipam":{"type":"host-local","subnet":"10.0.0.0/24"}}`)
+	if b, _ := json.Marshal(n.DNS); string(b) != `{"nameservers":["10.0.0.53"],"search":["a.example"]}` {
+		t.Errorf("dns = %s", b)
+	}
+	path := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(path, []byte("# made by hand\nnameserver 192.0.2.1\nnameserver 192.0.2.2\ndomain x.example\nsearch a.example b.example\noptions ndots:2 edns0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := readResolvConf(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := json.Marshal(d); string(b) != `{"nameservers":["192.0.2.1","192.0.2.2"],"domain":"x.example","search":["a.example","b.example"],"options":["ndots:2","edns0"]}` {
+		t.Errorf("from resolvConf: %s", b)
+	}
+	if _, err := readResolvConf(filepath.Join(t.TempDir(), "none")); err == nil {
+		t.Error("a missing resolvConf: no error")
 	}
 }

@@ -12,7 +12,7 @@ type Result struct {
 	Interfaces []Interface
 	IPs        []IPConfig
 	Routes     []Route
-	DNS        json.RawMessage
+	DNS        dnsConf
 }
 
 // Interface is one interface the plugin made or used; Sandbox is set for
@@ -103,10 +103,11 @@ func (r *Result) encode020(v string, dns json.RawMessage) ([]byte, error) {
 // encode writes r as version v: before 1.0.0 each address carries its
 // family as "version"; before 0.3.0 it is another form (encode020).
 func (r *Result) encode(v string) ([]byte, error) {
-	out := resultJSON{CNIVersion: v, DNS: r.DNS}
-	if len(out.DNS) == 0 || string(out.DNS) == "null" {
-		out.DNS = json.RawMessage(`{}`)
+	dns, err := json.Marshal(r.DNS)
+	if err != nil {
+		return nil, err
 	}
+	out := resultJSON{CNIVersion: v, DNS: dns}
 	if !atLeast(v, "0.3.0") {
 		return r.encode020(v, out.DNS)
 	}
