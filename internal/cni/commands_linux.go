@@ -130,18 +130,59 @@ func addRoutes(netnsPath, ifName string, n *Network, ips []AttachedIP) error {
 		return fmt.Errorf("look up %q in %s: %w", ifName, netnsPath, err)
 	}
 	for _, r := range todo {
-		gw := r.GW
-		for _, ip := range ips {
-			if !gw.IsValid() && ip.Address.Addr().Is4() == r.Dst.Addr().Is4() {
-				gw = ip.Gateway
-			}
-		}
+		gw := routeGateway(r, ips)
 		if !gw.IsValid() {
 			continue // no address of the route's family
 		}
 		route := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: prefixNet(r.Dst), Gw: net.IP(gw.AsSlice())}
 		if err := h.RouteReplace(route); err != nil {
 			return fmt.Errorf("add route to %s via %s in %s: %w", r.Dst, gw, netnsPath, err)
+		}
+	}
+	return nil
+}
+
+// routeGateway is the next hop of route r: its own, else the gateway of
+// the address of its family (none if the container has no such address).
+func routeGateway(r Route, ips []AttachedIP) netip.Addr {
+	gw := r.GW
+	for _, ip := range ips {
+		if !gw.IsValid() && ip.Address.Addr().Is4() == r.Dst.Addr().Is4() {
+			gw = ip.Gateway
+		}
+	}
+	return gw
+}
+
+// checkRoutes says whether each route berth-cni made for ips (those its
+// result lists) is in the container's main table through link, as the
+// bridge plugin's CHECK does (ip.ValidateExpectedRoute).
+func checkRoutes(h *netlink.Handle, link netlink.Link, n *Network, ips []AttachedIP) error {
+	for _, r := range resultRoutes(n, ips) {
+		gw := routeGateway(r, ips)
+		if !gw.IsValid() {
+			continue
+		}
+		family := netlink.FAMILY_V4
+		if r.Dst.Addr().Is6() {
+			family = netlink.FAMILY_V6
+		}
+		have, err := h.RouteList(link, family)
+		if err != nil {
+			return fmt.Errorf("list routes of %q: %w", link.Attrs().Name, err)
+		}
+		found := slices.ContainsFunc(have, func(x netlink.Route) bool {
+			dst := netip.PrefixFrom(r.Dst.Addr(), 0) // a default route has no Dst
+			if x.Dst != nil {
+				a, _ := netip.AddrFromSlice(x.Dst.IP)
+				ones, _ := x.Dst.Mask.Size()
+				dst = netip.PrefixFrom(a.Unmap(), ones)
+			}
+			via, _ := netip.AddrFromSlice(x.Gw)
+			return dst == r.Dst.Masked() && via.Unmap() == gw
+		})
+		if !found {
+			return fmt.Errorf("route to %s via %s is missing from interface %q", r.Dst, gw, link.Attrs().Name)
 		}
 	}
 	return nil
@@ -175,7 +216,7 @@ func (p *plugin) check() error {
 	if err := checkPrevResult(p.conf.PrevResult, a); err != nil {
 		return err
 	}
-	d, _, err := p.kernel()
+	d, fw, err := p.kernel()
 	if err != nil {
 		return err
 	}
@@ -210,6 +251,19 @@ func (p *plugin) check() error {
 		if !found {
 			return fmt.Errorf("interface %q lacks address %s", a.IfName, ip.Address)
 		}
+	}
+	if err := checkRoutes(h, link, p.n, a.IPs); err != nil {
+		return err
+	}
+	// The rules: a table flushed or deleted (nft flush ruleset, a
+	// firewall reload) took masquerade and the published ports with it;
+	// the next ADD or DEL rebuilds it.
+	if ok, err := fw.TableExists(); err != nil || !ok {
+		if err == nil {
+			err = fmt.Errorf("berth-cni's nftables table is gone: masquerade and published ports do not work")
+		}
+		s.TableDirty = true
+		return errors.Join(err, p.dir.save(s))
 	}
 	return nil
 }

@@ -195,6 +195,18 @@ func TestCNIPluginAsARuntimeCallsIt(t *testing.T) {
 	// CHECK: fine as made, a failure once the interface is down.
 	check := strings.TrimSuffix(withPort, "}") + `,"prevResult":` + mustJSON(t, r1) + `}`
 	c.mustCall(t, "CHECK", "c1", ns1, check)
+	// A route berth-cni made gone, then its rules gone: CHECK says so
+	// (it passed both), and the next call rebuilds the table.
+	c.MustInHost(t, "ip", "netns", "exec", "c1", "ip", "route", "del", "default")
+	if out, code := c.call(t, "CHECK", "c1", ns1, check); code == 0 || !strings.Contains(out, "route to 0.0.0.0/0 via 10.88.0.1 is missing") {
+		t.Errorf("CHECK without the default route: exit %d %s", code, out)
+	}
+	c.MustInHost(t, "ip", "netns", "exec", "c1", "ip", "route", "add", "default", "via", "10.88.0.1")
+	c.mustCall(t, "CHECK", "c1", ns1, check)
+	c.MustInHost(t, "nft", "delete", "table", "inet", cni.TableNameFor(c.dataDir))
+	if out, code := c.call(t, "CHECK", "c1", ns1, check); code == 0 || !strings.Contains(out, "table is gone") {
+		t.Errorf("CHECK without the nftables table: exit %d %s", code, out)
+	}
 	c.MustInHost(t, "ip", "netns", "exec", "c1", "ip", "link", "set", "eth0", "down")
 	if out, code := c.call(t, "CHECK", "c1", ns1, check); code == 0 || !strings.Contains(out, "down") {
 		t.Errorf("CHECK of a downed interface: exit %d %s", code, out)
