@@ -32,6 +32,18 @@ func (a *Allocator) ringsFor(n int) []*ring {
 	return a.rings[:n]
 }
 
+// dropRings stops using io_uring after a failure of a ring itself (err):
+// the rings are closed, and every later call makes its system calls one
+// by one. The caller holds a.mu.
+func (a *Allocator) dropRings(err error) {
+	for _, r := range a.rings {
+		r.close()
+	}
+	a.rings = nil
+	a.noRings = err
+	a.log.Warn("io_uring failed: holding host ports without it from now on, a few system calls each", "err", err)
+}
+
 // isUnsupported says whether err means that this kernel, or its settings
 // (kernel.io_uring_disabled, a seccomp profile), will never give berth a
 // ring; other errors (no memory) may pass.
@@ -167,7 +179,10 @@ func (a *Allocator) closeAll(fds []int) []error {
 	errs := make([]error, len(fds))
 	rest := fds
 	if len(a.rings) > 0 {
-		rest = a.rings[0].closeAll(fds, errs)
+		var rerr error
+		if rest, rerr = a.rings[0].closeAll(fds, errs); rerr != nil {
+			a.dropRings(rerr)
+		}
 	}
 	for i, fd := range rest {
 		errs[len(fds)-len(rest)+i] = unix.Close(fd)
@@ -176,10 +191,11 @@ func (a *Allocator) closeAll(fds []int) []error {
 }
 
 // closeAll closes fds through r, writing their errors into errs, and
-// returns the tail of fds it did not close. An fd whose close is in doubt
-// after a failure of the ring itself is left alone, not closed twice: its
-// number may already belong to a new file.
-func (r *ring) closeAll(fds []int, errs []error) []int {
+// returns the tail of fds it did not close (the kernel did not take
+// them), with the ring's failure if it failed. An fd whose close is in
+// doubt after a failure of the ring itself is left alone, not closed
+// twice: its number may already belong to a new file.
+func (r *ring) closeAll(fds []int, errs []error) ([]int, error) {
 	ops := make([]sqe, len(fds))
 	res := make([]int32, len(fds))
 	const unknown = 1 // a close returns 0 or -errno
@@ -196,5 +212,5 @@ func (r *ring) closeAll(fds []int, errs []error) []int {
 			errs[i] = unix.Errno(-v)
 		}
 	}
-	return fds[sent:]
+	return fds[sent:], err
 }

@@ -285,3 +285,54 @@ func TestHoldManyExactAllOrNothing(t *testing.T) {
 		}
 	})
 }
+
+// TestRingThatFailsIsDropped: when io_uring_enter itself fails (a seccomp
+// profile that allows io_uring_setup but not enter), a Release still
+// frees its ports (the closes the kernel did not take are made one by
+// one) and a Hold still binds them, without the ring from then on. Every
+// Hold failed with the enter's error before, and a Release left its
+// ports bound for good.
+func TestRingThatFailsIsDropped(t *testing.T) {
+	requireRing(t)
+	a, ns := newAllocator(t)
+	reqs := exactReqs("tcp", anyIP, 21000, 40)
+	if _, err := a.Hold(reqs); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.rings) == 0 {
+		t.Fatal("the Hold made no ring")
+	}
+	defer func(e func(int, uint32, uint32, uintptr) unix.Errno) { enter = e }(enter)
+	enter = func(int, uint32, uint32, uintptr) unix.Errno { return unix.EPERM }
+	var held []network.HostPort
+	for _, r := range reqs {
+		held = append(held, network.HostPort{Proto: r.Proto, HostIP: r.HostIP, Port: r.Start})
+	}
+	if err := a.Release(held); err != nil {
+		t.Errorf("Release with io_uring_enter refused: %v", err)
+	}
+	if c, err := listen(t, ns, "tcp", "0.0.0.0:21005"); err != nil {
+		t.Errorf("a released port is still bound: %v", err)
+	} else {
+		c()
+	}
+	if a.rings != nil || a.noRings == nil {
+		t.Errorf("the ring that failed is still used: %d rings, noRings %v", len(a.rings), a.noRings)
+	}
+	// A fresh allocator whose first Hold meets the refusal.
+	b, ns2 := newAllocator(t)
+	if _, err := b.ringsFor(1)[0].run([]sqe{{opcode: opClose, fd: -1}}, make([]int32, 1)); err == nil {
+		t.Fatal("a ring ran with io_uring_enter refused")
+	}
+	got, err := b.Hold(reqs)
+	if err != nil {
+		t.Fatalf("Hold with io_uring_enter refused: %v", err)
+	}
+	if len(got) != len(reqs) || b.Held() != len(reqs) {
+		t.Errorf("Hold gave %d ports, holds %d, want %d", len(got), b.Held(), len(reqs))
+	}
+	if c, err := listen(t, ns2, "tcp", "0.0.0.0:21005"); err == nil {
+		c()
+		t.Error("a host process could listen on a held port")
+	}
+}

@@ -96,6 +96,17 @@ func (a *Allocator) Hold(reqs []network.HostPortRequest) ([]network.HostPort, er
 		}
 	}
 	err := a.holdParallel(reqs, exact, out, fds)
+	if rerr := (*ringError)(nil); errors.As(err, &rerr) {
+		// The ring failed, not a bind: again, one by one.
+		a.dropRings(rerr)
+		for _, i := range exact {
+			if fds[i] >= 0 {
+				unix.Close(fds[i])
+				fds[i] = -1
+			}
+		}
+		err = a.inNetns(func() error { return holdEach(reqs, exact, out, fds) })
+	}
 	if err == nil && len(rest) > 0 {
 		err = a.inNetns(func() error { return holdEach(reqs, rest, out, fds) })
 	}
@@ -140,6 +151,12 @@ func (a *Allocator) holdParallel(reqs []network.HostPortRequest, idx []int, out 
 		})
 	}
 	wg.Wait()
+	// A ring's own failure first: Hold drops the rings and binds again.
+	for _, err := range errs {
+		if rerr := (*ringError)(nil); errors.As(err, &rerr) {
+			return err
+		}
+	}
 	// The first worker's error, not all of them joined: Hold reports the
 	// same port whether it ran on one thread or several.
 	for _, err := range errs {

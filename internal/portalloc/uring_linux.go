@@ -180,10 +180,26 @@ func (r *ring) close() {
 	unix.Close(r.fd)
 }
 
+// ringError is a failure of the ring itself (io_uring_enter refused: a
+// seccomp profile that allows io_uring_setup but not enter, no memory),
+// not of an operation. The ring is not used again (Allocator.dropRings).
+type ringError struct{ err error }
+
+func (e *ringError) Error() string { return e.err.Error() }
+func (e *ringError) Unwrap() error { return e.err }
+
+// enter is io_uring_enter (a test makes it fail).
+var enter = func(fd int, toSubmit, minComplete uint32, flags uintptr) unix.Errno {
+	_, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(fd), uintptr(toSubmit), uintptr(minComplete), flags, 0, 0)
+	return errno
+}
+
 // run issues ops and writes each one's result (a value, or -errno) into
 // res. Memory the entries point to must stay put until run returns. On an
-// error, sent says how many ops went to the kernel: the results of the
-// last chunk of them may be missing, the ops after them were not issued.
+// error (a *ringError), sent says how many ops the kernel took: the
+// results of the last chunk of them may be missing; the ops after them
+// were not run, and are off the queue (the next run would have submitted
+// them again, and written their results past the end of its res).
 func (r *ring) run(ops []sqe, res []int32) (sent int, err error) {
 	// Completions that the kernel finishes later are delivered to the
 	// submitting thread: stay on it.
@@ -200,7 +216,9 @@ func (r *ring) run(ops []sqe, res []int32) (sent int, err error) {
 		}
 		atomic.StoreUint32(r.sqTail, tail+uint32(len(chunk)))
 		if err := r.submitAndWait(len(chunk), res); err != nil {
-			return start + len(chunk), err
+			head := atomic.LoadUint32(r.sqHead)
+			atomic.StoreUint32(r.sqTail, head) // take back what the kernel did not
+			return start + int(head-tail), &ringError{err}
 		}
 	}
 	return len(ops), nil
@@ -210,7 +228,7 @@ func (r *ring) run(ops []sqe, res []int32) (sent int, err error) {
 func (r *ring) submitAndWait(n int, res []int32) error {
 	for n > 0 {
 		pending := atomic.LoadUint32(r.sqTail) - atomic.LoadUint32(r.sqHead)
-		_, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(pending), uintptr(n), enterGetEvents, 0, 0)
+		errno := enter(r.fd, pending, uint32(n), enterGetEvents)
 		if errno != 0 && !errors.Is(errno, unix.EINTR) {
 			return fmt.Errorf("io_uring_enter: %w", errno)
 		}
