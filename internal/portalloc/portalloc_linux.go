@@ -185,15 +185,23 @@ func holdEach(reqs []network.HostPortRequest, idx []int, out []network.HostPort,
 
 // Release closes the sockets of ps; ports not held are not an error. It
 // stops their forwarding first, outside the lock: a proxy's Stop waits
-// for its connections to end.
+// for its connections to end. The ports stop being held at once, with
+// their proxies: a Forward meanwhile found a held port without a proxy
+// and started one that outlived the Release.
 func (a *Allocator) Release(ps []network.HostPort) error {
 	a.mu.Lock()
 	var stopping []*portproxy.Proxy
+	var fds []int
+	var which []network.HostPort
 	for _, hp := range ps {
 		hp.HostIP = anyIfInvalid(hp.HostIP)
 		if p := a.proxies[hp]; p != nil {
 			stopping = append(stopping, p)
 			delete(a.proxies, hp)
+		}
+		if fd, ok := a.held[hp]; ok {
+			delete(a.held, hp)
+			fds, which = append(fds, fd), append(which, hp)
 		}
 	}
 	a.mu.Unlock()
@@ -202,17 +210,6 @@ func (a *Allocator) Release(ps []network.HostPort) error {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var fds []int
-	var which []network.HostPort
-	for _, hp := range ps {
-		hp.HostIP = anyIfInvalid(hp.HostIP)
-		fd, ok := a.held[hp]
-		if !ok {
-			continue
-		}
-		delete(a.held, hp)
-		fds, which = append(fds, fd), append(which, hp)
-	}
 	var errs []error
 	for i, err := range a.closeAll(fds) {
 		if err != nil {
@@ -469,6 +466,8 @@ func (a *Allocator) Detach() (map[network.HostPort]int, map[network.HostPort][]p
 	a.mu.Lock()
 	stopping := a.proxies
 	a.proxies = map[network.HostPort]*portproxy.Proxy{}
+	held := a.held // with the proxies, as Release: no Forward starts one now
+	a.held = map[network.HostPort]int{}
 	a.mu.Unlock()
 	conns := map[network.HostPort][]portproxy.KeptConn{}
 	var mu sync.Mutex
@@ -485,8 +484,6 @@ func (a *Allocator) Detach() (map[network.HostPort]int, map[network.HostPort][]p
 	wg.Wait()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	held := a.held
-	a.held = map[network.HostPort]int{}
 	// What a process before this one left and nothing took yet (a start
 	// that failed half way) goes on to the next.
 	for hp, fd := range a.adopted {

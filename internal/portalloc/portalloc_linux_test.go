@@ -494,3 +494,52 @@ func listenTCP(t *testing.T, ns, family, addr string) (close func(), err error) 
 	})
 	return close, err
 }
+
+// TestForwardRacingRelease: a Forward of a port while its Release stops
+// the port's proxy finds the port no longer held; it found it held
+// without a proxy and started one, which kept the released port
+// listening and forwarding (seen on the first rounds).
+func TestForwardRacingRelease(t *testing.T) {
+	a, ns := newAllocator(t)
+	var backend net.Listener
+	if err := sandbox.Do(ns, func() error {
+		var err error
+		backend, err = net.Listen("tcp4", "127.0.0.1:0")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer backend.Close()
+	target := netip.MustParseAddrPort(backend.Addr().String())
+	r := req("tcp", netip.IPv6Unspecified(), 19000, 19000)
+	r.Proxied = true
+	for round := range 100 {
+		held, err := a.Hold([]network.HostPortRequest{r})
+		if err != nil {
+			t.Fatalf("round %d: Hold: %v", round, err)
+		}
+		if err := a.Forward(held[0], target); err != nil {
+			t.Fatal(err)
+		}
+		released := make(chan struct{})
+		go func() { a.Release(held); close(released) }()
+		for forwarding := true; forwarding; {
+			select {
+			case <-released:
+				forwarding = false
+			default:
+				a.Forward(held[0], target)
+			}
+		}
+		err = sandbox.Do(ns, func() error {
+			c, err := net.DialTimeout("tcp6", "[::1]:19000", time.Second)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		})
+		if err == nil {
+			t.Fatalf("round %d: the released port still accepts (%d proxies left)", round, len(a.proxies))
+		}
+	}
+}
