@@ -3,7 +3,6 @@ package portalloc
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"math"
 	"runtime"
 	"unsafe"
@@ -84,7 +83,7 @@ func holdExact(r *ring, reqs []network.HostPortRequest, idx []int, out []network
 		if fd >= 0 {
 			fds[idx[k]] = int(fd)
 		} else if rq := reqs[idx[k]]; first == nil && fd != math.MinInt32 {
-			first = fmt.Errorf("failed to create socket for %s: %w", mappingString(rq), unix.Errno(-fd))
+			first = socketError(rq, unix.Errno(-fd))
 		}
 	}
 	if first != nil {

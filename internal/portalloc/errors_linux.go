@@ -78,11 +78,12 @@ func mappingString(r network.HostPortRequest) string {
 			b.WriteByte('-')
 			b.WriteString(strconv.Itoa(int(r.End)))
 		}
-		b.WriteByte(':')
 	}
-	if r.Container.Addr().IsValid() {
-		b.WriteString(r.Container.Addr().String())
-		b.WriteByte(':')
+	b.WriteByte(':') // after an empty host port too: "0.0.0.0::172.17.0.3:443/tcp"
+	if a := r.Container.Addr(); a.Is6() {
+		b.WriteString("[" + a.String() + "]:")
+	} else if a.IsValid() {
+		b.WriteString(a.String() + ":")
 	}
 	b.WriteString(strconv.Itoa(int(r.Container.Port())))
 	b.WriteByte('/')

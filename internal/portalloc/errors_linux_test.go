@@ -24,9 +24,10 @@ func TestMappingString(t *testing.T) {
 	}{
 		{to(req("tcp", anyIP, 8095, 8095), 80), "0.0.0.0:8095:172.17.0.3:80/tcp"},
 		{to(req("udp", localIP, 8000, 8001), 53), "127.0.0.1:8000-8001:172.17.0.3:53/udp"},
-		{to(req("tcp", netip.Addr{}, 0, 0), 443), "0.0.0.0:172.17.0.3:443/tcp"},
+		{to(req("tcp", netip.Addr{}, 0, 0), 443), "0.0.0.0::172.17.0.3:443/tcp"},                 // moby's PortBinding.String: the host port's colon stays
 		{req("tcp", anyIP, 8080, 8080), "0.0.0.0:8080:0/tcp"},                                    // a restart's: no container side
 		{to(req("tcp", netip.IPv6Unspecified(), 8080, 8080), 80), "[::]:8080:172.17.0.3:80/tcp"}, // moby brackets IPv6 host addresses
+		{network.HostPortRequest{Proto: "tcp", HostIP: netip.IPv6Unspecified(), Start: 8080, End: 8080, Container: netip.MustParseAddrPort("[fd00::2]:80")}, "[::]:8080:[fd00::2]:80/tcp"},
 	} {
 		if got := mappingString(tc.r); got != tc.want {
 			t.Errorf("mappingString(%+v) = %q, want %q", tc.r, got, tc.want)

@@ -314,11 +314,17 @@ func socketType(r network.HostPortRequest) (int, error) {
 
 // holdOne binds the first free port of r's range (or an ephemeral one). A
 // failed bind is a *bindFailure (without its index), which Hold words.
-func holdOne(r network.HostPortRequest) (network.HostPort, int, error) {
+func holdOne(r network.HostPortRequest) (hp network.HostPort, fd int, err error) {
 	typ, err := socketType(r)
 	if err != nil {
 		return network.HostPort{}, -1, err
 	}
+	defer func() {
+		var sf *socketFailure
+		if errors.As(err, &sf) {
+			err = socketError(r, sf.err)
+		}
+	}()
 	ip := anyIfInvalid(r.HostIP)
 	if r.Start == 0 {
 		fd, port, err := bindPort(typ, ip, 0, r.Proxied)
@@ -353,7 +359,7 @@ func bindPort(typ int, ip netip.Addr, port uint16, proxied bool) (int, uint16, e
 	}
 	fd, err := unix.Socket(family, typ|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
-		return -1, 0, fmt.Errorf("socket: %w", err)
+		return -1, 0, &socketFailure{err}
 	}
 	if family == unix.AF_INET6 {
 		// [::]:PORT holds the IPv6 port alone, beside 0.0.0.0:PORT, as
@@ -421,6 +427,19 @@ func bindPort(typ int, ip netip.Addr, port uint16, proxied bool) (int, uint16, e
 		}
 	}
 	return fd, port, nil
+}
+
+// socketFailure is a socket(2) that failed in bindPort; holdOne words it
+// with its request (socketError).
+type socketFailure struct{ err error }
+
+func (e *socketFailure) Error() string { return "socket: " + e.err.Error() }
+func (e *socketFailure) Unwrap() error { return e.err }
+
+// socketError is moby's wording of a socket that could not be made for
+// r (bindTCPOrUDP's), whichever way Hold made it.
+func socketError(r network.HostPortRequest, err error) error {
+	return fmt.Errorf("failed to create socket for userland proxy for %s: %w", mappingString(r), err)
 }
 
 // bindReusing binds the TCP socket fd to sa with SO_REUSEADDR set for the
