@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -179,12 +180,36 @@ func copyUp(rootfs, dst, to string) error {
 	if err != nil || !ok {
 		return err
 	}
+	// Into a directory beside the volume's, moved in once whole: a copy
+	// cut short (a full disk, a daemon killed) leaves the volume empty,
+	// to be filled by the next create, where it left a part of the files
+	// that no create completed (the volume was no longer empty), and the
+	// next start deletes what was staged (volume.NewStore).
+	stage := volume.StagingDir(to)
+	if err := os.RemoveAll(stage); err != nil {
+		return err
+	}
+	if err := os.Mkdir(stage, 0o700); err != nil {
+		return err
+	}
+	defer os.RemoveAll(stage)
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(berthruntime.WriteTree(pw, src)) }()
-	err = image.ExtractTree(pr, to)
+	err = image.ExtractTree(pr, stage)
 	pr.CloseWithError(err)
 	if err != nil {
 		return err
+	}
+	ents, err := os.ReadDir(stage)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		// A name a container using the volume made meanwhile stays its.
+		err := unix.Renameat2(unix.AT_FDCWD, filepath.Join(stage, e.Name()), unix.AT_FDCWD, filepath.Join(to, e.Name()), unix.RENAME_NOREPLACE)
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("move %s into the volume: %w", e.Name(), err)
+		}
 	}
 	var st unix.Stat_t
 	if err := unix.Lstat(src, &st); err != nil {

@@ -82,7 +82,24 @@ func NewStore(dir string, st store.Store) (*Store, error) {
 	}
 	s := &Store{dir: dir, st: st}
 	s.finishRemovals()
+	// What a copy into a volume that a crash cut short staged.
+	if staged, err := filepath.Glob(filepath.Join(dir, "*", stagingName)); err == nil {
+		for _, g := range staged {
+			_ = os.RemoveAll(g)
+		}
+	}
 	return s, nil
+}
+
+// stagingName is the directory beside a volume's _data where the
+// image's files are copied before they are moved in (StagingDir).
+const stagingName = "_copying"
+
+// StagingDir is where a copy into the volume whose files are at
+// mountpoint stages them: on the same file system, outside what
+// containers see.
+func StagingDir(mountpoint string) string {
+	return filepath.Join(filepath.Dir(mountpoint), stagingName)
 }
 
 // finishRemovals deals with what a removal moved aside and a crash left

@@ -169,3 +169,35 @@ func TestRemoveThatFailsKeepsTheFiles(t *testing.T) {
 		t.Errorf("a removed volume's files came back: %v", err)
 	}
 }
+
+// TestStartDeletesWhatACopyStaged: a copy of an image's files into a
+// volume that a crash cut short left them staged beside the volume's
+// files (StagingDir); the next start deletes them and leaves the volume
+// as it was, empty, for the next create to fill.
+func TestStartDeletesWhatACopyStaged(t *testing.T) {
+	dir := t.TempDir()
+	st := store.NewMemory()
+	s, err := NewStore(dir, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create("vol", nil); err != nil {
+		t.Fatal(err)
+	}
+	staged := StagingDir(s.Mountpoint("vol"))
+	if filepath.Dir(staged) != filepath.Join(dir, "vol") {
+		t.Fatalf("staging directory %s is not beside the volume's files", staged)
+	}
+	if err := os.MkdirAll(filepath.Join(staged, "half"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = NewStore(dir, st); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(staged); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("staged files after a start: %v", err)
+	}
+	if !s.Empty("vol") {
+		t.Error("the volume is not empty")
+	}
+}
