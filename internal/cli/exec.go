@@ -109,7 +109,13 @@ func runExec(cmd *cobra.Command, e *env, o *execOptions, ref string, cmdline []s
 	if req.AttachStdin {
 		s.stdin = e.in
 	}
-	err = pumpTTY(ctx, conn, s, tm, func(h, w uint) error { return c.ExecResize(ctx, id, h, w) })
+	if req.Tty {
+		err = pumpTTY(ctx, conn, s, tm, func(h, w uint) error { return c.ExecResize(ctx, id, h, w) })
+	} else {
+		// No raw terminal without -t: the line discipline stays, and
+		// with it ^D's end of input and ^C.
+		err = pump(ctx, conn, s)
+	}
 	var sysErr *client.SystemError
 	if errors.As(err, &sysErr) {
 		// The daemon could not run the command; it says why in-stream and

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-net/berth/internal/client"
+	"github.com/berth-net/berth/internal/errdefs"
 )
 
 func newImageCommand(e *env) *cobra.Command {
@@ -279,10 +280,12 @@ func newRmiCommand(e *env) *cobra.Command {
 				return err
 			}
 			var errs []error
+			fatal := false
 			for _, ref := range args {
 				dels, err := c.ImageRemove(cmd.Context(), ref, force)
 				if err != nil {
 					errs = append(errs, err)
+					fatal = fatal || !errdefs.Is(err, errdefs.KindNotFound)
 					continue
 				}
 				for _, d := range dels {
@@ -292,6 +295,12 @@ func newRmiCommand(e *env) *cobra.Command {
 						fmt.Fprintln(e.out, "Untagged:", d.Untagged)
 					}
 				}
+			}
+			if len(errs) > 0 && force && !fatal {
+				// As docker rmi -f: images that are not there are said,
+				// but the command succeeds.
+				fmt.Fprintln(e.err, errors.Join(errs...))
+				return nil
 			}
 			return errors.Join(errs...)
 		},

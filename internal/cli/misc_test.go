@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -101,19 +102,32 @@ func TestRmi(t *testing.T) {
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(result{})); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
+	// -f: an image that is not there is said, and the command succeeds
+	// (docker rmi -f), which `set -e` scripts rely on.
+	got = runBerth(t, s.Host, "", "rmi", "-f", "ghost")
+	want = result{stderr: "Error response from daemon: No such image: ghost\n"}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(result{})); diff != "" {
+		t.Errorf("rmi -f ghost (-want +got):\n%s", diff)
+	}
 }
 
 func TestStopKillRm(t *testing.T) {
 	s := clienttest.New(t)
 	for _, p := range []string{"POST /containers/{id}/stop", "POST /containers/{id}/kill", "DELETE /containers/{id}"} {
 		s.Handle(p, func(w http.ResponseWriter, r *http.Request) {
-			if r.PathValue("id") == "ghost" {
+			switch r.PathValue("id") {
+			case "ghost":
 				clienttest.Error(w, 404, "No such container: ghost")
-				return
+			case "done": // already stopped: docker's client counts it a success
+				w.WriteHeader(http.StatusNotModified)
+			default:
+				w.WriteHeader(http.StatusNoContent)
 			}
-			w.WriteHeader(http.StatusNoContent)
 		})
 	}
+	s.Handle("POST /containers/{id}/start", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotModified) // already running
+	})
 	for _, tc := range []struct {
 		args []string
 		want result
@@ -123,6 +137,8 @@ func TestStopKillRm(t *testing.T) {
 		{[]string{"kill", "-s", "HUP", "a"}, result{stdout: "a\n"}},
 		{[]string{"rm", "-f", "a", "ghost"}, result{stdout: "a\n", stderr: "Error response from daemon: No such container: ghost\n"}},
 		{[]string{"rm", "ghost"}, result{stderr: "Error response from daemon: No such container: ghost\n", code: 1}},
+		{[]string{"stop", "done"}, result{stdout: "done\n"}},
+		{[]string{"start", "up"}, result{stdout: "up\n"}},
 	} {
 		got := runBerth(t, s.Host, "", tc.args...)
 		if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(result{})); diff != "" {
@@ -135,6 +151,7 @@ func TestStopKillRm(t *testing.T) {
 		"POST /containers/a/kill?signal=HUP",
 		"DELETE /containers/a?force=1", "DELETE /containers/ghost?force=1",
 		"DELETE /containers/ghost",
+		"POST /containers/done/stop", "POST /containers/up/start",
 	}
 	if diff := cmp.Diff(want, s.Calls()); diff != "" {
 		t.Errorf("calls (-want +got):\n%s", diff)
@@ -268,6 +285,21 @@ func TestJSONFormatKeys(t *testing.T) {
 		sort.Strings(keys)
 		if diff := cmp.Diff(tc.want, keys); diff != "" {
 			t.Errorf("%v keys (-docker +berth):\n%s", tc.args, diff)
+		}
+	}
+}
+
+// TestForwardedSignals: every signal but the CLI's own goes to the
+// container by the name the daemon takes (docker's ForwardAllSignals);
+// only SIGINT and SIGTERM went, and a hang-up or ^\ ended the CLI.
+func TestForwardedSignals(t *testing.T) {
+	for sig, want := range map[syscall.Signal]string{
+		syscall.SIGHUP: "SIGHUP", syscall.SIGQUIT: "SIGQUIT", syscall.SIGUSR1: "SIGUSR1", syscall.SIGINT: "SIGINT",
+		syscall.SIGTERM: "SIGTERM", syscall.SIGWINCH: "SIGWINCH", syscall.Signal(40): "40",
+		syscall.SIGCHLD: "", syscall.SIGPIPE: "", syscall.SIGURG: "",
+	} {
+		if got := forwardedName(sig); got != want {
+			t.Errorf("forwardedName(%v) = %q, want %q", sig, got, want)
 		}
 	}
 }

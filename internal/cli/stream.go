@@ -5,9 +5,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/moby/term"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-net/berth/internal/client"
 )
@@ -141,11 +143,14 @@ func (t terminal) followResize(ctx context.Context, resize func(h, w uint) error
 	}()
 }
 
-// forwardSignals passes SIGINT and SIGTERM to the container, as docker
-// run's --sig-proxy does, until ctx ends.
+// forwardSignals passes every signal the CLI gets to the container, as
+// docker run's --sig-proxy does (ForwardAllSignals), until ctx ends: a
+// hang-up, ^\, SIGUSR1 reach the container, not the CLI (which died of
+// the first two). SIGCHLD, SIGPIPE and SIGURG (Go's preemption) are the
+// CLI's own.
 func forwardSignals(ctx context.Context, kill func(sig string)) {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	ch := make(chan os.Signal, 16)
+	signal.Notify(ch)
 	go func() {
 		defer signal.Stop(ch)
 		for {
@@ -153,18 +158,27 @@ func forwardSignals(ctx context.Context, kill func(sig string)) {
 			case <-ctx.Done():
 				return
 			case s := <-ch:
-				kill(sigName(s))
+				if name := forwardedName(s); name != "" {
+					kill(name)
+				}
 			}
 		}
 	}()
 }
 
-func sigName(s os.Signal) string {
-	switch s {
-	case syscall.SIGINT:
-		return "SIGINT"
-	case syscall.SIGTERM:
-		return "SIGTERM"
+// forwardedName is the name the daemon takes for s ("SIGHUP"), or "" for
+// a signal that is not forwarded.
+func forwardedName(s os.Signal) string {
+	n, ok := s.(syscall.Signal)
+	if !ok {
+		return ""
 	}
-	return s.String()
+	switch n {
+	case syscall.SIGCHLD, syscall.SIGPIPE, syscall.SIGURG:
+		return ""
+	}
+	if name := unix.SignalName(n); name != "" {
+		return name
+	}
+	return strconv.Itoa(int(n)) // a real-time signal
 }

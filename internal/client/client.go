@@ -122,8 +122,8 @@ func (e *ResponseError) Error() string {
 	return "Error response from daemon: " + e.Message
 }
 
-// responseError builds the error for a response with status >= 400 (or
-// 304), reading the {"message"} body. The body is consumed and closed.
+// responseError builds the error for a response with status >= 400,
+// reading the {"message"} body. The body is consumed and closed.
 func responseError(resp *http.Response) error {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -154,7 +154,9 @@ type request struct {
 }
 
 // do sends r with the negotiated version prefix and returns the response if
-// its status is below 400 (and not 304); otherwise the decoded error.
+// its status is below 400 (a 304, "already started" or "already stopped",
+// is a success, as the docker client counts it); otherwise the decoded
+// error.
 func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 	if err := c.negotiate(ctx); err != nil {
 		return nil, err
@@ -171,7 +173,7 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 	}
 	c.log.Debug("api request", "method", r.method, "path", req.URL.Path, "query", req.URL.RawQuery,
 		"status", resp.StatusCode, "elapsed", time.Since(start))
-	if resp.StatusCode >= 400 || resp.StatusCode == http.StatusNotModified {
+	if resp.StatusCode >= 400 {
 		return nil, responseError(resp)
 	}
 	return resp, nil

@@ -828,3 +828,21 @@ func TestInit(t *testing.T) {
 		t.Errorf("inspect HostConfig.Init = %q, want true", got)
 	}
 }
+
+// TestBerthExecInteractiveWithoutTTY: `berth exec -i` without -t, typed
+// into a terminal (script(1)), leaves the terminal's line discipline on:
+// the typed line arrives with its newline and the end of input (^D)
+// ends the command, as docker exec -i. The terminal went raw, ^D reached
+// cat as a byte, and the exec never ended.
+func TestBerthExecInteractiveWithoutTTY(t *testing.T) {
+	w, _ := startWorld(t)
+	runSleeper(t, w, "typed")
+	cmd := exec.Command("timeout", "20", "script", "-qec", testworld.Binary(t)+" exec -i typed cat", "/dev/null")
+	cmd.Env = append(os.Environ(), "BERTH_HOST=unix://"+w.Socket)
+	cmd.Stdin = strings.NewReader("hello\n") // then script(1) types ^D
+	out, err := cmd.Output()
+	t.Logf("script -qec 'berth exec -i typed cat' <<< hello\n%q (err %v)", out, err)
+	if err != nil || strings.Count(string(out), "hello\r\n") != 2 {
+		t.Errorf("berth exec -i under a terminal: %v, printed %q; want the echoed line and cat's, and an end", err, out)
+	}
+}
