@@ -12,7 +12,7 @@ import (
 
 type execOptions struct {
 	interactive, tty, detach, privileged bool
-	user, workdir                        string
+	user, workdir, detachKeys            string
 	env                                  listFlag
 	envFiles                             []string
 }
@@ -38,6 +38,7 @@ func newExecCommand(e *env) *cobra.Command {
 	f.VarP(&o.env, "env", "e", "Set environment variables")
 	listVarP(f, &o.envFiles, "env-file", "", "Read in a file of environment variables")
 	f.StringVarP(&o.workdir, "workdir", "w", "", "Working directory inside the container")
+	f.StringVar(&o.detachKeys, "detach-keys", "", "Override the key sequence for detaching a container")
 	return cmd
 }
 
@@ -82,6 +83,10 @@ func runExec(cmd *cobra.Command, e *env, o *execOptions, ref string, cmdline []s
 	if _, _, err := c.ContainerInspect(ctx, ref); err != nil {
 		return err
 	}
+	keys, err := detachKeys(o.detachKeys)
+	if err != nil {
+		return err
+	}
 	tm := detectTerminal(e.in, e.out)
 	if !o.detach && req.Tty && req.AttachStdin && !tm.inTTY {
 		return errors.New("the input device is not a TTY")
@@ -102,7 +107,7 @@ func runExec(cmd *cobra.Command, e *env, o *execOptions, ref string, cmdline []s
 		return err
 	}
 	defer conn.Close()
-	s := streams{stdout: e.out, stderr: e.err, tty: req.Tty}
+	s := streams{stdout: e.out, stderr: e.err, tty: req.Tty, detachKeys: keys}
 	if req.Tty {
 		s.stderr = e.out
 	}

@@ -15,8 +15,9 @@ import (
 
 func newRunCommand(e *env) *cobra.Command {
 	var (
-		detach bool
-		o      *containerOptions
+		detach   bool
+		keysFlag string
+		o        *containerOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "run [OPTIONS] IMAGE [COMMAND] [ARG...]",
@@ -27,11 +28,16 @@ func newRunCommand(e *env) *cobra.Command {
 			if err != nil {
 				return StatusError{Cause: err, Status: withHelp(cmd, err), StatusCode: 125}
 			}
-			return runContainer(cmd, e, o, req, detach)
+			keys, err := detachKeys(keysFlag)
+			if err != nil {
+				return StatusError{Cause: err, Status: withHelp(cmd, err), StatusCode: 125}
+			}
+			return runContainer(cmd, e, o, req, detach, keys)
 		},
 	}
 	fs := cmd.Flags()
 	fs.BoolVarP(&detach, "detach", "d", false, "Run container in background and print container ID")
+	fs.StringVar(&keysFlag, "detach-keys", "", "Override the key sequence for detaching a container")
 	fs.Bool("help", false, "Print usage")
 	o = addContainerFlags(fs)
 	return cmd
@@ -127,7 +133,7 @@ func withDefaultTag(ref string) string {
 // runContainer is docker run after option parsing: create, attach (unless
 // detached), wait, start — in that order, so that no output is lost and the
 // exit status cannot be missed — then stream until the container exits.
-func runContainer(cmd *cobra.Command, e *env, o *containerOptions, req container.CreateRequest, detach bool) error {
+func runContainer(cmd *cobra.Command, e *env, o *containerOptions, req container.CreateRequest, detach bool, keys []byte) error {
 	ctx := cmd.Context()
 	cfg := req.Config
 	tm := detectTerminal(e.in, e.out)
@@ -179,7 +185,10 @@ func runContainer(cmd *cobra.Command, e *env, o *containerOptions, req container
 		fmt.Fprintln(e.out, id)
 		return nil
 	}
-	streamErr := streamContainer(ctx, e, c, conn, id, cfg, tm)
+	streamErr := streamContainer(ctx, e, c, conn, id, cfg, tm, keys)
+	if detached(streamErr) {
+		return nil // the detach keys: the container runs on, as docker run -it
+	}
 	status := waitStatus(e, statusC)
 	if streamErr != nil {
 		return streamErr
@@ -193,8 +202,8 @@ func runContainer(cmd *cobra.Command, e *env, o *containerOptions, req container
 // streamContainer moves the attached streams until the container's output
 // ends; without a tty it forwards SIGINT/SIGTERM to the container (with
 // one, ^C reaches the container as a byte).
-func streamContainer(ctx context.Context, e *env, c *client.Client, conn *client.HijackedConn, id string, cfg *container.Config, tm terminal) error {
-	s := streams{stdout: e.out, stderr: e.err, tty: cfg.Tty}
+func streamContainer(ctx context.Context, e *env, c *client.Client, conn *client.HijackedConn, id string, cfg *container.Config, tm terminal, keys []byte) error {
+	s := streams{stdout: e.out, stderr: e.err, tty: cfg.Tty, detachKeys: keys}
 	if cfg.Tty {
 		s.stderr = e.out
 	}
@@ -225,7 +234,10 @@ func waitStatus(e *env, statusC <-chan client.WaitResult) int {
 }
 
 func newStartCommand(e *env) *cobra.Command {
-	var attach, interactive bool
+	var (
+		attach, interactive bool
+		keysFlag            string
+	)
 	cmd := &cobra.Command{
 		Use:   "start [OPTIONS] CONTAINER [CONTAINER...]",
 		Short: "Start one or more stopped containers",
@@ -239,7 +251,11 @@ func newStartCommand(e *env) *cobra.Command {
 				if len(args) > 1 {
 					return errors.New("you cannot start and attach multiple containers at once")
 				}
-				return startAttached(cmd.Context(), e, c, args[0], interactive)
+				keys, err := detachKeys(keysFlag)
+				if err != nil {
+					return err
+				}
+				return startAttached(cmd.Context(), e, c, args[0], interactive, keys)
 			}
 			var failed []string
 			for _, ref := range args {
@@ -258,12 +274,13 @@ func newStartCommand(e *env) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&attach, "attach", "a", false, "Attach STDOUT/STDERR and forward signals")
 	cmd.Flags().BoolVarP(&interactive, "interactive", "i", false, "Attach container's STDIN")
+	cmd.Flags().StringVar(&keysFlag, "detach-keys", "", "Override the key sequence for detaching a container")
 	return cmd
 }
 
 // startAttached is start -a: attach, wait, start, stream, exit with the
 // container's status.
-func startAttached(ctx context.Context, e *env, c *client.Client, ref string, interactive bool) error {
+func startAttached(ctx context.Context, e *env, c *client.Client, ref string, interactive bool, keys []byte) error {
 	info, _, err := c.ContainerInspect(ctx, ref)
 	if err != nil {
 		return err
@@ -284,7 +301,9 @@ func startAttached(ctx context.Context, e *env, c *client.Client, ref string, in
 	if err := c.ContainerStart(ctx, info.ID); err != nil {
 		return err
 	}
-	if err := streamContainer(ctx, e, c, conn, info.ID, &cfg, detectTerminal(e.in, e.out)); err != nil {
+	if err := streamContainer(ctx, e, c, conn, info.ID, &cfg, detectTerminal(e.in, e.out), keys); detached(err) {
+		return nil
+	} else if err != nil {
 		return err
 	}
 	if status := waitStatus(e, statusC); status != 0 {

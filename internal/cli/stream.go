@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -19,7 +21,29 @@ type streams struct {
 	stdin          io.Reader // nil: stdin not attached
 	stdout, stderr io.Writer // nil: not attached
 	tty            bool      // output is raw, stdout and stderr merged
+	// detachKeys, in a tty session, end it when typed (the process runs
+	// on): pump returns term.EscapeError, as docker's CLI does.
+	detachKeys []byte
 }
+
+// defaultDetachKeys is docker's ctrl-p,ctrl-q.
+var defaultDetachKeys = []byte{16, 17}
+
+// detachKeys parses --detach-keys (docker's form: "ctrl-p,ctrl-q", "a,b");
+// empty is the default.
+func detachKeys(flag string) ([]byte, error) {
+	if flag == "" {
+		return defaultDetachKeys, nil
+	}
+	keys, err := term.ToBytes(flag)
+	if err != nil {
+		return nil, fmt.Errorf("invalid detach keys (%s) provided", flag)
+	}
+	return keys, nil
+}
+
+// detached says whether err is the detach keys' end of a session.
+func detached(err error) bool { return errors.As(err, new(term.EscapeError)) }
 
 // pump copies stdin to conn (half-closing it at EOF, so the process sees
 // EOF while its output keeps coming) and conn's output to stdout/stderr,
@@ -36,15 +60,25 @@ func pump(ctx context.Context, conn *client.HijackedConn, s streams) error {
 		}
 		outDone <- err
 	}()
+	escaped := make(chan struct{})
 	if s.stdin != nil {
+		in := s.stdin
+		if s.tty && len(s.detachKeys) > 0 {
+			in = term.NewEscapeProxy(in, s.detachKeys)
+		}
 		go func() {
-			_, _ = io.Copy(conn, s.stdin)
+			if _, err := io.Copy(conn, in); detached(err) {
+				close(escaped)
+				return
+			}
 			_ = conn.CloseWrite()
 		}()
 	}
 	select {
 	case err := <-outDone:
 		return err
+	case <-escaped:
+		return term.EscapeError{}
 	case <-ctx.Done():
 		return ctx.Err()
 	}

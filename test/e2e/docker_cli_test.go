@@ -3,7 +3,9 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -844,5 +846,39 @@ func TestBerthExecInteractiveWithoutTTY(t *testing.T) {
 	t.Logf("script -qec 'berth exec -i typed cat' <<< hello\n%q (err %v)", out, err)
 	if err != nil || strings.Count(string(out), "hello\r\n") != 2 {
 		t.Errorf("berth exec -i under a terminal: %v, printed %q; want the echoed line and cat's, and an end", err, out)
+	}
+}
+
+// TestBerthDetachKeys: ctrl-p ctrl-q typed into `berth run -it` ends the
+// session and leaves the container running (exit 0), as docker's CLI
+// does; into `berth exec -it` it ends the exec session with "read escape
+// sequence" (exit 1); --detach-keys sets other keys. Both bytes went to
+// the shell, and nothing detached.
+func TestBerthDetachKeys(t *testing.T) {
+	w, _ := startWorld(t)
+	typed := func(t *testing.T, cmdline, keys string) (string, error) {
+		t.Helper()
+		// The keys come once the session is up (before, the terminal is
+		// not raw yet and its line discipline takes ctrl-q).
+		sh := fmt.Sprintf("(sleep 2; printf '%s'; sleep 3) | timeout 20 script -qec %q /dev/null", keys, testworld.Binary(t)+" "+cmdline)
+		cmd := exec.Command("sh", "-c", sh)
+		cmd.Env = append(os.Environ(), "BERTH_HOST=unix://"+w.Socket)
+		out, err := cmd.CombinedOutput()
+		t.Logf("%s\n%q (err %v)", sh, out, err)
+		return string(out), err
+	}
+	if _, err := typed(t, "run -it --name away "+testworld.BusyboxImage+" sh", `\020\021`); err != nil {
+		t.Errorf("berth run -it, then ctrl-p ctrl-q: %v, want exit 0", err)
+	}
+	if got := strings.TrimSpace(w.MustBerth(t, "inspect", "-f", "{{.State.Running}}", "away")); got != "true" {
+		t.Errorf("after detaching, the container's Running = %s", got)
+	}
+	out, err := typed(t, "exec -it --detach-keys ctrl-x,x away sh", `\030x`)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(out, "read escape sequence") {
+		t.Errorf("berth exec -it --detach-keys ctrl-x,x, then those keys: %v, %q; want exit 1 and read escape sequence", err, out)
+	}
+	if got := strings.TrimSpace(w.MustBerth(t, "inspect", "-f", "{{.State.Running}}", "away")); got != "true" {
+		t.Errorf("after detaching from the exec, the container's Running = %s", got)
 	}
 }
