@@ -21,7 +21,10 @@ require (
 	golang.org/x/sys v0.50.0
 )
 
-require github.com/godbus/dbus/v5 v5.2.2
+require (
+	github.com/godbus/dbus/v5 v5.2.2
+	golang.org/x/text v0.40.0
+)
 
 require (
 	github.com/containernetworking/cni v1.2.3

@@ -37,12 +37,13 @@ func newContainerCommand(e *env) *cobra.Command {
 }
 
 func newContainerInspectCommand(e *env) *cobra.Command {
+	var size bool
 	cmd := newKindInspectCommand(e, "inspect [OPTIONS] CONTAINER [CONTAINER...]",
 		"Display detailed information on one or more containers",
 		func(ctx context.Context, c *client.Client, ref string) (any, []byte, error) {
-			v, raw, err := c.ContainerInspect(ctx, ref)
+			v, raw, err := c.ContainerInspectSized(ctx, ref, size)
 			return v, raw, err
 		})
-	cmd.Flags().BoolP("size", "s", false, "Display total file sizes")
+	cmd.Flags().BoolVarP(&size, "size", "s", false, "Display total file sizes")
 	return cmd
 }

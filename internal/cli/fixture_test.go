@@ -106,6 +106,11 @@ func cannedDaemon(t *testing.T) *clienttest.Server {
 		if r.URL.Query().Get("all") != "1" {
 			list = list[:1]
 		}
+		if r.URL.Query().Get("size") == "1" {
+			for i := range list {
+				list[i].SizeRw, list[i].SizeRootFs = int64(6+i*4000), 2167176
+			}
+		}
 		clienttest.WriteJSON(w, 200, list)
 	})
 	s.Handle("GET /containers/{ref}/json", func(w http.ResponseWriter, r *http.Request) {

@@ -10,7 +10,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"text/template"
-	"unicode"
+
+	"golang.org/x/text/cases"
+	"golang.org/x/text/language"
 )
 
 // Format keywords, as docker's --format accepts them.
@@ -57,16 +59,9 @@ func jsonString(v any) (string, error) {
 
 // titleCase upper-cases the first letter of each word (strings.Title is
 // deprecated for Unicode reasons that do not matter for these ASCII fields).
-func titleCase(s string) string {
-	prev := ' '
-	return strings.Map(func(r rune) rune {
-		defer func() { prev = r }()
-		if unicode.IsSpace(prev) || unicode.IsPunct(prev) {
-			return unicode.ToUpper(r)
-		}
-		return r
-	}, s)
-}
+// titleCase is docker's title: Unicode word boundaries (an underscore
+// joins a word: "my_app" is "My_app"), the rest left as it is.
+func titleCase(s string) string { return cases.Title(language.Und, cases.NoLower).String(s) }
 
 func padSpaces(s string, prefix, suffix int) string {
 	if s == "" {
@@ -140,8 +135,9 @@ func writeList(w io.Writer, format string, header headerRow, rows []any) error {
 	return tw.Flush()
 }
 
-// listFormat picks the format for a list command the way docker does:
-// quiet wins over table defaults, and a custom format wins over quiet.
+// listFormat picks the format for a list command the way docker's images
+// and network ls do: quiet wins over table defaults, and a custom format
+// wins over quiet (docker ps differs: quiet wins).
 func listFormat(format string, quiet bool, table, quietFormat string) string {
 	switch format {
 	case "", tableKey:

@@ -25,6 +25,10 @@ func TestGolden(t *testing.T) {
 		{"ps-all-no-trunc", []string{"ps", "-a", "--no-trunc"}},
 		{"ps-format", []string{"ps", "-a", "--format", "{{.Names}}\t{{.State}}\t{{.Ports}}\t{{.Label \"tier\"}}"}},
 		{"ps-format-table", []string{"ps", "-a", "--format", "table {{.ID}}\t{{.Names}}\t{{.Status}}"}},
+		{"ps-size", []string{"ps", "-a", "-s"}},
+		{"ps-format-size", []string{"ps", "-a", "--format", "{{.Names}} {{.Size}}"}},
+		{"ps-quiet-format", []string{"ps", "-aq", "--format", "{{.Names}}"}},
+		{"ps-format-title", []string{"ps", "-a", "--format", "{{title .Command}}|{{title .Status}}"}},
 		{"images", []string{"images"}},
 		{"images-quiet", []string{"images", "-q"}},
 		{"images-format", []string{"images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}"}},
@@ -43,5 +47,15 @@ func TestGolden(t *testing.T) {
 		{"port-one", []string{"port", "web1", "80"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { checkGolden(t, tc.name, tc.args...) })
+	}
+}
+
+// TestTitleAsDocker: docker's title (x/text cases) keeps an underscore
+// inside a word; berth's capitalised after it ("My_App").
+func TestTitleAsDocker(t *testing.T) {
+	for in, want := range map[string]string{"my_app": "My_app", "up 5 seconds": "Up 5 Seconds", "a-b c.d": "A-B C.d", "ALREADY": "ALREADY"} {
+		if got := titleCase(in); got != want {
+			t.Errorf("title %q = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -11,23 +11,24 @@ import (
 	"github.com/berth-net/berth/internal/errdefs"
 )
 
-// inspector fetches one kind of object for inspect.
+// inspector fetches one kind of object for inspect; size is inspect -s
+// (containers only).
 type inspector struct {
 	kind string
-	get  func(ctx context.Context, c *client.Client, ref string) (any, []byte, error)
+	get  func(ctx context.Context, c *client.Client, ref string, size bool) (any, []byte, error)
 }
 
 // inspectors in docker's search order: container, image, network.
 var inspectors = []inspector{
-	{"container", func(ctx context.Context, c *client.Client, ref string) (any, []byte, error) {
-		v, raw, err := c.ContainerInspect(ctx, ref)
+	{"container", func(ctx context.Context, c *client.Client, ref string, size bool) (any, []byte, error) {
+		v, raw, err := c.ContainerInspectSized(ctx, ref, size)
 		return v, raw, err
 	}},
-	{"image", func(ctx context.Context, c *client.Client, ref string) (any, []byte, error) {
+	{"image", func(ctx context.Context, c *client.Client, ref string, _ bool) (any, []byte, error) {
 		v, raw, err := c.ImageInspect(ctx, ref)
 		return v, raw, err
 	}},
-	{"network", func(ctx context.Context, c *client.Client, ref string) (any, []byte, error) {
+	{"network", func(ctx context.Context, c *client.Client, ref string, _ bool) (any, []byte, error) {
 		v, raw, err := c.NetworkInspect(ctx, ref)
 		return v, raw, err
 	}},
@@ -49,7 +50,7 @@ func newInspectCommand(e *env) *cobra.Command {
 				return err
 			}
 			return inspectRefs(e.out, args, format, func(ref string) (any, []byte, error) {
-				return inspectAny(cmd.Context(), c, ref, typ)
+				return inspectAny(cmd.Context(), c, ref, typ, size)
 			})
 		},
 	}
@@ -71,12 +72,12 @@ func knownKind(k string) bool {
 
 // inspectAny tries each object kind in turn (or only typ), moving on when
 // the daemon says "not found"; the first other answer wins.
-func inspectAny(ctx context.Context, c *client.Client, ref, typ string) (any, []byte, error) {
+func inspectAny(ctx context.Context, c *client.Client, ref, typ string, size bool) (any, []byte, error) {
 	for _, in := range inspectors {
 		if typ != "" && in.kind != typ {
 			continue
 		}
-		v, raw, err := in.get(ctx, c, ref)
+		v, raw, err := in.get(ctx, c, ref, size)
 		if err == nil {
 			return v, raw, nil
 		}

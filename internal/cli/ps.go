@@ -103,8 +103,14 @@ func (r *containerRow) State() string            { return r.c.State }
 func (r *containerRow) Status() string           { return r.c.Status }
 func (r *containerRow) Labels() string           { return joinLabels(r.c.Labels) }
 func (r *containerRow) Label(name string) string { return r.c.Labels[name] }
-func (r *containerRow) Size() string             { return units.HumanSizeWithPrecision(float64(r.c.SizeRw), 3) }
-func (r *containerRow) Mounts() string           { return "" }
+func (r *containerRow) Size() string {
+	size := units.HumanSizeWithPrecision(float64(r.c.SizeRw), 3)
+	if r.c.SizeRootFs > 0 {
+		size += " (virtual " + units.HumanSizeWithPrecision(float64(r.c.SizeRootFs), 3) + ")"
+	}
+	return size
+}
+func (r *containerRow) Mounts() string { return "" }
 
 // Platform is the image's platform; berth records none, and docker prints
 // null then.
@@ -207,7 +213,12 @@ func newPsCommand(e *env) *cobra.Command {
 			if latest {
 				last = 1
 			}
-			list, err := c.ContainerList(cmd.Context(), all || last > 0, filters.value())
+			// As docker ps: a template that shows .Size asks for it,
+			// unless -q or an explicit --size=false.
+			if format != "" && !quiet && !cmd.Flags().Changed("size") && strings.Contains(format, ".Size") {
+				size = true
+			}
+			list, err := c.ContainerListSized(cmd.Context(), all || last > 0, size, filters.value())
 			if err != nil {
 				return err
 			}
@@ -223,7 +234,16 @@ func newPsCommand(e *env) *cobra.Command {
 			for i := range list {
 				rows[i] = &containerRow{c: list[i], trunc: !noTrunc, now: now}
 			}
-			return writeList(e.out, listFormat(format, quiet, table, "{{.ID}}"), psHeader, rows)
+			tmpl := listFormat(format, quiet, table, "{{.ID}}")
+			if quiet {
+				// docker ps: -q wins over any format (images and network
+				// ls let a custom one win), saying so.
+				if format != "" {
+					fmt.Fprintln(e.err, "WARNING: Ignoring custom format, because both --format and --quiet are set.")
+				}
+				tmpl = "{{.ID}}"
+			}
+			return writeList(e.out, tmpl, psHeader, rows)
 		},
 	}
 	f := cmd.Flags()

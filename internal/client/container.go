@@ -26,8 +26,15 @@ func (c *Client) ContainerCreate(ctx context.Context, name string, req container
 
 // ContainerList returns GET /containers/json.
 func (c *Client) ContainerList(ctx context.Context, all bool, f Filters) ([]container.Summary, error) {
+	return c.ContainerListSized(ctx, all, false, f)
+}
+
+// ContainerListSized is ContainerList that, with size, asks for each
+// container's SizeRw and SizeRootFs (ps -s).
+func (c *Client) ContainerListSized(ctx context.Context, all, size bool, f Filters) ([]container.Summary, error) {
 	q := filterQuery(f)
 	boolQuery(q, "all", all)
+	boolQuery(q, "size", size)
 	var list []container.Summary
 	err := c.getJSON(ctx, "/containers/json", q, &list)
 	return list, err
@@ -35,8 +42,18 @@ func (c *Client) ContainerList(ctx context.Context, all bool, f Filters) ([]cont
 
 // ContainerInspect returns GET /containers/{ref}/json decoded and raw.
 func (c *Client) ContainerInspect(ctx context.Context, ref string) (container.InspectResponse, []byte, error) {
+	return c.ContainerInspectSized(ctx, ref, false)
+}
+
+// ContainerInspectSized is ContainerInspect that, with size, asks for
+// SizeRw and SizeRootFs (inspect -s).
+func (c *Client) ContainerInspectSized(ctx context.Context, ref string, size bool) (container.InspectResponse, []byte, error) {
+	var q url.Values
+	if size {
+		q = url.Values{"size": {"1"}}
+	}
 	var ctr container.InspectResponse
-	raw, err := c.getJSONRaw(ctx, "/containers/"+url.PathEscape(ref)+"/json", nil, &ctr)
+	raw, err := c.getJSONRaw(ctx, "/containers/"+url.PathEscape(ref)+"/json", q, &ctr)
 	return ctr, raw, err
 }
 
