@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"unicode"
 
 	"github.com/spf13/pflag"
 
@@ -62,12 +63,25 @@ func (f *labelFlag) String() string { return "" }
 func (f *labelFlag) Type() string   { return "list" }
 
 func (f *labelFlag) Set(s string) error {
-	k, _, _ := strings.Cut(s, "=")
-	if strings.TrimSpace(k) == "" {
-		return fmt.Errorf("invalid label '%s': empty name", s)
+	if _, err := validateLabel(s); err != nil {
+		return err
 	}
 	f.list = append(f.list, s)
 	return nil
+}
+
+// validateLabel is docker's ValidateLabel: KEY[=VALUE], the key neither
+// empty nor holding whitespace once its leading whitespace is cut.
+func validateLabel(s string) (string, error) {
+	k, _, _ := strings.Cut(s, "=")
+	k = strings.TrimLeftFunc(k, unicode.IsSpace)
+	if k == "" {
+		return "", fmt.Errorf("invalid label '%s': empty name", s)
+	}
+	if strings.ContainsAny(k, " \t") {
+		return "", fmt.Errorf("label '%s' contains whitespaces", k)
+	}
+	return s, nil
 }
 
 func (f *labelFlag) toMap() map[string]string {

@@ -2,14 +2,18 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/netip"
 	"os"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/docker/docker/api/types/blkiodev"
 	"github.com/docker/docker/api/types/container"
@@ -64,6 +68,7 @@ func addContainerFlags(fs *pflag.FlagSet) *containerOptions {
 	o.dns.validate = validateIP
 	o.extraHosts.validate = validateExtraHost
 	o.links.validate = validateLink
+	o.labels.validate = validateLabel
 	fs.SetInterspersed(false)
 	fs.StringVar(&o.name, "name", "", "Assign a name to the container")
 	listVarP(fs, &o.networks, "network", "", "Connect a container to a network")
@@ -455,24 +460,51 @@ func (o *containerOptions) environment() ([]string, error) {
 	return append(env, o.env.list...), nil
 }
 
+// readEnvFile reads an --env-file as docker's kvfile does: UTF-8 only, a
+// byte-order mark dropped, leading whitespace and # comments skipped, a
+// key without whitespace; a key without "=" takes the CLI's environment's
+// value, and is left out when that has none.
 func readEnvFile(path string) ([]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimLeft(sc.Text(), " \t")
-		if line == "" || strings.HasPrefix(line, "#") {
+	lines, err := parseKVFile(f, os.LookupEnv)
+	if err != nil {
+		return nil, fmt.Errorf("invalid env file (%s): %v", path, err)
+	}
+	return lines, nil
+}
+
+func parseKVFile(r io.Reader, lookup func(string) (string, bool)) ([]string, error) {
+	lines := []string{}
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		b := sc.Bytes()
+		if !utf8.Valid(b) {
+			return nil, fmt.Errorf("invalid utf8 bytes at line %d: %v", n, b)
+		}
+		if n == 1 {
+			b = bytes.TrimPrefix(b, []byte{0xEF, 0xBB, 0xBF})
+		}
+		line := strings.TrimLeftFunc(string(b), unicode.IsSpace)
+		if line == "" || line[0] == '#' {
 			continue
 		}
-		v, err := validateEnv(line)
-		if err != nil {
-			return nil, err
+		key, _, hasValue := strings.Cut(line, "=")
+		switch {
+		case key == "":
+			return nil, fmt.Errorf("no variable name on line '%s'", line)
+		case strings.ContainsAny(key, " \t"):
+			return nil, fmt.Errorf("variable '%s' contains whitespaces", key)
+		case hasValue:
+			lines = append(lines, line)
+		default:
+			if v, ok := lookup(key); ok {
+				lines = append(lines, key+"="+v)
+			}
 		}
-		lines = append(lines, v)
 	}
 	return lines, sc.Err()
 }

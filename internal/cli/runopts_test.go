@@ -2,6 +2,10 @@ package cli
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/docker/docker/api/types/container"
@@ -243,10 +247,45 @@ func TestRunFlagValuesRejectedWhileParsing(t *testing.T) {
 		{[]string{"-e", "=v", "busybox"}, `invalid argument "=v" for "-e, --env" flag: invalid environment variable: =v`},
 		{[]string{"--nope", "busybox"}, "unknown flag: --nope"},
 		{[]string{"-Z", "busybox"}, "unknown shorthand flag: 'Z' in -Z"},
+		// docker's ValidateLabel; any label went through.
+		{[]string{"-l", "", "busybox"}, `invalid argument "" for "-l, --label" flag: invalid label '': empty name`},
+		{[]string{"-l", "=1", "busybox"}, `invalid argument "=1" for "-l, --label" flag: invalid label '=1': empty name`},
+		{[]string{"-l", "a b=1", "busybox"}, `invalid argument "a b=1" for "-l, --label" flag: label 'a b' contains whitespaces`},
 	} {
 		_, err := parseRun(t, tc.args...)
 		if err == nil || err.Error() != tc.want {
 			t.Errorf("%v: error %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestEnvFileAsDocker: an --env-file is read as docker's kvfile: the
+// byte-order mark goes, a key without a value takes the CLI's
+// environment's or is left out, a key with whitespace and invalid UTF-8
+// are refused, in docker's words.
+func TestEnvFileAsDocker(t *testing.T) {
+	t.Setenv("BERTH_TEST_SET", "from env")
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.env", "\xef\xbb\xbfA=1\n  # note\n\n  B= two \nBERTH_TEST_SET\nBERTH_TEST_UNSET\n")
+	got, err := readEnvFile(good)
+	if want := []string{"A=1", "B= two ", "BERTH_TEST_SET=from env"}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("readEnvFile = %q, %v; want %q", got, err, want)
+	}
+	for body, want := range map[string]string{
+		"A B=1\n":      "variable 'A B' contains whitespaces",
+		"=1\n":         "no variable name on line '=1'",
+		"A=\xff\xfe\n": "invalid utf8 bytes at line 1",
+	} {
+		p := write("bad.env", body)
+		if _, err := readEnvFile(p); err == nil || !strings.Contains(err.Error(), "invalid env file ("+p+"): "+want) {
+			t.Errorf("env file %q: %v, want %q", body, err, want)
 		}
 	}
 }
