@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"bytes"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
@@ -311,12 +313,96 @@ func parseRestartPolicy(policy string) (container.RestartPolicy, error) {
 	return container.RestartPolicy{Name: container.RestartPolicyMode(name), MaximumRetryCount: retries}, nil
 }
 
-// networkMode is HostConfig.NetworkMode: the first --network, or "default".
+// networkMode is HostConfig.NetworkMode: the first --network's name, or
+// "default".
 func (o *containerOptions) networkMode() string {
 	if len(o.networks) == 0 {
 		return network.NetworkDefault
 	}
-	return o.networks[0]
+	a, err := parseNetworkValue(o.networks[0])
+	if err != nil {
+		return o.networks[0] // endpoints reports it
+	}
+	return a.target
+}
+
+// netAttach is one --network: a name, or docker 28's long form
+// "name=N,alias=A,ip=I,ip6=I,mac-address=M,link-local-ip=I,driver-opt=K=V,gw-priority=P".
+type netAttach struct {
+	target string
+	ep     network.EndpointSettings
+}
+
+// longNetworkSyntax is docker's test for the long form.
+var longNetworkSyntax = regexp.MustCompile(`\w+=\w+(,\w+=\w+)*`)
+
+// parseNetworkValue parses a --network value as docker's NetworkOpt.Set
+// (its keys case-insensitive; its values kept as given, where docker
+// lowercases them too).
+func parseNetworkValue(v string) (netAttach, error) {
+	if !longNetworkSyntax.MatchString(v) {
+		return netAttach{target: v}, nil
+	}
+	fields, err := csv.NewReader(strings.NewReader(v)).Read()
+	if err != nil {
+		return netAttach{}, err
+	}
+	var a netAttach
+	ipam := network.EndpointIPAMConfig{}
+	for _, f := range fields {
+		key, val, ok := strings.Cut(f, "=")
+		key, val = strings.ToLower(strings.TrimSpace(key)), strings.TrimSpace(val)
+		if !ok || key == "" {
+			return netAttach{}, fmt.Errorf("invalid field %s", f)
+		}
+		switch key {
+		case "name":
+			a.target = val
+		case "alias":
+			a.ep.Aliases = append(a.ep.Aliases, val)
+		case "ip":
+			if ip, err := netip.ParseAddr(val); err != nil || !ip.Is4() {
+				return netAttach{}, fmt.Errorf("invalid IPv4address: %s", val)
+			}
+			ipam.IPv4Address = val
+		case "ip6":
+			if ip, err := netip.ParseAddr(val); err != nil || !ip.Is6() {
+				return netAttach{}, fmt.Errorf("invalid IPv6address: %s", val)
+			}
+			ipam.IPv6Address = val
+		case "mac-address":
+			if _, err := net.ParseMAC(val); err != nil {
+				return netAttach{}, fmt.Errorf("%s is not a valid mac address", val)
+			}
+			a.ep.MacAddress = val
+		case "link-local-ip":
+			ipam.LinkLocalIPs = append(ipam.LinkLocalIPs, val)
+		case "driver-opt":
+			k, dv, ok := strings.Cut(val, "=")
+			if !ok || k == "" {
+				return netAttach{}, errors.New("invalid key value pair format in driver options")
+			}
+			if a.ep.DriverOpts == nil {
+				a.ep.DriverOpts = map[string]string{}
+			}
+			a.ep.DriverOpts[strings.TrimSpace(strings.ToLower(k))] = strings.TrimSpace(strings.ToLower(dv))
+		case "gw-priority":
+			p, err := strconv.Atoi(val)
+			if err != nil {
+				return netAttach{}, fmt.Errorf("invalid gw-priority: %w", err)
+			}
+			a.ep.GwPriority = p
+		default:
+			return netAttach{}, errors.New("invalid field key " + key)
+		}
+	}
+	if a.target == "" {
+		return netAttach{}, errors.New("network name not specified")
+	}
+	if ipam.IPv4Address != "" || ipam.IPv6Address != "" || len(ipam.LinkLocalIPs) > 0 {
+		a.ep.IPAMConfig = &ipam
+	}
+	return a, nil
 }
 
 // endpoints mirrors docker's parseNetworkOpts: without --network, an
@@ -329,7 +415,12 @@ func (o *containerOptions) endpoints() (map[string]*network.EndpointSettings, er
 		targets = []string{network.NetworkDefault}
 	}
 	userDefined, predefined := false, false
-	for i, t := range targets {
+	for i, raw := range targets {
+		a, err := parseNetworkValue(raw)
+		if err != nil {
+			return nil, err
+		}
+		t := a.target
 		if strings.TrimSpace(t) == "" {
 			return nil, errors.New("no name set for network")
 		}
@@ -338,7 +429,10 @@ func (o *containerOptions) endpoints() (map[string]*network.EndpointSettings, er
 		} else {
 			predefined = true
 		}
-		ep := &network.EndpointSettings{}
+		ep := &a.ep
+		if len(ep.Aliases) > 0 && !isUserDefined(t) {
+			return nil, errors.New("network-scoped aliases are only supported for user-defined networks")
+		}
 		if i == 0 {
 			if err := o.applyEndpointOptions(t, ep); err != nil {
 				return nil, err
@@ -358,10 +452,17 @@ func (o *containerOptions) endpoints() (map[string]*network.EndpointSettings, er
 	return eps, nil
 }
 
+// applyEndpointOptions puts --network-alias, --link, --ip, --ip6 and
+// --mac-address on the first network's endpoint, as docker's
+// applyContainerOptions: a value the long --network form gave too is a
+// conflict.
 func (o *containerOptions) applyEndpointOptions(target string, ep *network.EndpointSettings) error {
 	if len(o.aliases) > 0 {
 		if !isUserDefined(target) {
 			return errors.New("network-scoped aliases are only supported for user-defined networks")
+		}
+		if len(ep.Aliases) > 0 {
+			return errors.New("conflicting options: cannot specify both --network-alias and per-network alias")
 		}
 		ep.Aliases = append([]string(nil), o.aliases...)
 	}
@@ -371,9 +472,28 @@ func (o *containerOptions) applyEndpointOptions(target string, ep *network.Endpo
 		ep.Links = append([]string(nil), o.links.list...)
 	}
 	if o.ip != "" || o.ip6 != "" {
-		ep.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: o.ip, IPv6Address: o.ip6}
+		if ep.IPAMConfig == nil {
+			ep.IPAMConfig = &network.EndpointIPAMConfig{}
+		}
+		if o.ip != "" {
+			if ep.IPAMConfig.IPv4Address != "" {
+				return errors.New("conflicting options: cannot specify both --ip and per-network IPv4 address")
+			}
+			ep.IPAMConfig.IPv4Address = o.ip
+		}
+		if o.ip6 != "" {
+			if ep.IPAMConfig.IPv6Address != "" {
+				return errors.New("conflicting options: cannot specify both --ip6 and per-network IPv6 address")
+			}
+			ep.IPAMConfig.IPv6Address = o.ip6
+		}
 	}
-	ep.MacAddress = o.mac
+	if o.mac != "" {
+		if ep.MacAddress != "" {
+			return errors.New("conflicting options: cannot specify both --mac-address and per-network MAC address")
+		}
+		ep.MacAddress = o.mac
+	}
 	return nil
 }
 

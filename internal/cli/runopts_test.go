@@ -228,6 +228,13 @@ func TestRunFlagsRejected(t *testing.T) {
 		{[]string{"--network", "", "busybox"}, "no name set for network"},
 		{[]string{"--network", "host", "--network-alias", "a", "busybox"}, "network-scoped aliases are only supported for user-defined networks"},
 		{[]string{"--env-file", "/nonexistent/berth.env", "busybox"}, "open /nonexistent/berth.env: no such file or directory"},
+		// docker 28's long --network form, and its conflicts with the flags.
+		{[]string{"--network", "name=web,ip=10.5.0.9", "--ip", "10.5.0.8", "busybox"}, "conflicting options: cannot specify both --ip and per-network IPv4 address"},
+		{[]string{"--network", "name=web,alias=a", "--network-alias", "b", "busybox"}, "conflicting options: cannot specify both --network-alias and per-network alias"},
+		{[]string{"--network", "name=web,bogus=1", "busybox"}, "invalid field key bogus"},
+		{[]string{"--network", "alias=a,ip=10.0.0.1", "busybox"}, "network name not specified"},
+		{[]string{"--network", "name=web,ip=10.0.0", "busybox"}, "invalid IPv4address: 10.0.0"},
+		{[]string{"--network", "name=bridge,alias=a", "busybox"}, "network-scoped aliases are only supported for user-defined networks"},
 	} {
 		_, err := parseRun(t, tc.args...)
 		if err == nil || err.Error() != tc.want {
