@@ -28,6 +28,8 @@ func TestGolden(t *testing.T) {
 		{"ps-size", []string{"ps", "-a", "-s"}},
 		{"ps-format-size", []string{"ps", "-a", "--format", "{{.Names}} {{.Size}}"}},
 		{"ps-quiet-format", []string{"ps", "-aq", "--format", "{{.Names}}"}},
+		{"ps-format-platform", []string{"ps", "-a", "--format", "table {{.Names}}\t{{.Platform}}\t{{.LocalVolumes}}"}},
+		{"images-format-sizes", []string{"images", "--format", "table {{.ID}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.VirtualSize}}"}},
 		{"ps-format-title", []string{"ps", "-a", "--format", "{{title .Command}}|{{title .Status}}"}},
 		{"images", []string{"images"}},
 		{"images-quiet", []string{"images", "-q"}},

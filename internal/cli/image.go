@@ -147,6 +147,9 @@ var imagesHeader = headerRow{
 	"Size":         "SIZE",
 	"Containers":   "CONTAINERS",
 	"Digest":       "DIGEST",
+	"SharedSize":   "SHARED SIZE",
+	"UniqueSize":   "UNIQUE SIZE",
+	"VirtualSize":  "SIZE",
 }
 
 // imageRow is one repo:tag of an image, as docker images lists them.

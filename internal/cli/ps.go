@@ -16,19 +16,21 @@ import (
 const psTable = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
 
 var psHeader = headerRow{
-	"ID":         "CONTAINER ID",
-	"Names":      "NAMES",
-	"Image":      "IMAGE",
-	"Command":    "COMMAND",
-	"CreatedAt":  "CREATED AT",
-	"RunningFor": "CREATED",
-	"Ports":      "PORTS",
-	"State":      "STATE",
-	"Status":     "STATUS",
-	"Size":       "SIZE",
-	"Labels":     "LABELS",
-	"Mounts":     "MOUNTS",
-	"Networks":   "NETWORKS",
+	"ID":           "CONTAINER ID",
+	"Names":        "NAMES",
+	"Image":        "IMAGE",
+	"Command":      "COMMAND",
+	"CreatedAt":    "CREATED AT",
+	"RunningFor":   "CREATED",
+	"Ports":        "PORTS",
+	"State":        "STATE",
+	"Status":       "STATUS",
+	"Size":         "SIZE",
+	"Labels":       "LABELS",
+	"Mounts":       "MOUNTS",
+	"Networks":     "NETWORKS",
+	"Platform":     "PLATFORM",
+	"LocalVolumes": "LOCAL VOLUMES",
 }
 
 // containerRow is what a ps --format template sees.
@@ -112,9 +114,15 @@ func (r *containerRow) Size() string {
 }
 func (r *containerRow) Mounts() string { return "" }
 
+// platform is an image's platform, as docker's ps shows it.
+type platform struct {
+	Architecture string `json:"architecture"`
+	OS           string `json:"os"`
+}
+
 // Platform is the image's platform; berth records none, and docker prints
-// null then.
-func (r *containerRow) Platform() any        { return nil }
+// <nil> (null in JSON) then.
+func (r *containerRow) Platform() *platform  { return nil }
 func (r *containerRow) LocalVolumes() string { return "0" }
 
 func (r *containerRow) Networks() string {
