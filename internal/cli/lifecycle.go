@@ -160,10 +160,10 @@ func newLogsCommand(e *env) *cobra.Command {
 			}
 			now := time.Now()
 			if o.Since, err = logTime(since, now); err != nil {
-				return err
+				return fmt.Errorf(`invalid value for "since": %w`, err)
 			}
 			if o.Until, err = logTime(until, now); err != nil {
-				return err
+				return fmt.Errorf(`invalid value for "until": %w`, err)
 			}
 			return printLogs(cmd.Context(), e, c, args[0], o)
 		},
@@ -178,9 +178,10 @@ func newLogsCommand(e *env) *cobra.Command {
 }
 
 // logTime reads a --since or --until value as the docker CLI's
-// timetypes.GetTimestamp takes the common forms: a duration back from
-// now ("42m", "1h30m"), an RFC 3339 time with or without a zone (local
-// time without), a date, or seconds since the epoch ("1700000000.5").
+// timetypes.GetTimestamp: a duration back from now ("42m"), an RFC 3339
+// time whose parts after the hour may be left out, with a zone ("Z",
+// "+01:00") or in local time without one, a date (with or without a
+// zone), or seconds since the epoch ("1700000000.5").
 func logTime(v string, now time.Time) (time.Time, error) {
 	if v == "" || v == "0" { // "0": no bound, as the docker CLI sends it
 		return time.Time{}, nil
@@ -188,10 +189,39 @@ func logTime(v string, now time.Time) (time.Time, error) {
 	if d, err := time.ParseDuration(v); err == nil {
 		return now.Add(-d), nil
 	}
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02T15:04", "2006-01-02"} {
-		if t, err := time.ParseInLocation(layout, v, time.Local); err == nil {
-			return t, nil
+	local := !strings.ContainsAny(v, "zZ+") && strings.Count(v, "-") != 3
+	var layout string
+	switch {
+	case strings.Contains(v, ".") && local:
+		layout = "2006-01-02T15:04:05.999999999"
+	case strings.Contains(v, "."):
+		layout = time.RFC3339Nano
+	case strings.Contains(v, "T"):
+		colons := strings.Count(v, ":")
+		if !local && !strings.ContainsAny(v, "zZ") && colons > 0 {
+			colons-- // the zone's offset has one
 		}
+		layout = [2][3]string{
+			{"2006-01-02T15Z07:00", "2006-01-02T15:04Z07:00", time.RFC3339},
+			{"2006-01-02T15", "2006-01-02T15:04", "2006-01-02T15:04:05"},
+		}[boolIndex(local)][min(colons, 2)]
+	case local:
+		layout = "2006-01-02"
+	default:
+		layout = "2006-01-02Z07:00"
+	}
+	var t time.Time
+	var err error
+	if local {
+		t, err = time.ParseInLocation(layout, v, time.Local)
+	} else {
+		t, err = time.Parse(layout, v)
+	}
+	if err == nil {
+		return t, nil
+	}
+	if strings.Contains(v, "-") {
+		return time.Time{}, err // a time the parser refused
 	}
 	sec, frac, _ := strings.Cut(v, ".")
 	if s, err := strconv.ParseInt(sec, 10, 64); err == nil {
@@ -206,6 +236,13 @@ func logTime(v string, now time.Time) (time.Time, error) {
 		return time.Unix(s, ns), nil
 	}
 	return time.Time{}, fmt.Errorf("failed to parse value as time or duration: %q", v)
+}
+
+func boolIndex(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // printLogs copies the log stream, demultiplexing it unless the container

@@ -200,13 +200,29 @@ func TestLogsTimes(t *testing.T) {
 		t.Errorf("calls %q, want the logs call %q", calls, want)
 	}
 	now := time.Date(2026, 12, 2, 6, 0, 0, 0, time.UTC)
-	for in, want := range map[string]time.Time{"42m": now.Add(-42 * time.Minute), "1700000000": time.Unix(1700000000, 0), "": {}, "0": {}} {
+	loc := func(s string) time.Time { t, _ := time.ParseInLocation("2006-01-02T15:04:05", s, time.Local); return t }
+	for in, want := range map[string]time.Time{
+		"42m": now.Add(-42 * time.Minute), "1700000000": time.Unix(1700000000, 0), "": {}, "0": {},
+		// docker's timetypes forms: parts after the hour left out, with
+		// a zone or in local time; a date with a zone.
+		"2000-01-01T00:00Z":      time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC),
+		"2000-01-01Z":            time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC),
+		"2000-01-01T05+01:00":    time.Date(2000, 1, 1, 4, 0, 0, 0, time.UTC),
+		"2000-01-01T05:06+01:00": time.Date(2000, 1, 1, 4, 6, 0, 0, time.UTC),
+		"2000-01-01T05:06:07.5Z": time.Date(2000, 1, 1, 5, 6, 7, 5e8, time.UTC),
+		"2000-01-01T05":          loc("2000-01-01T05:00:00"),
+		"2000-01-01":             loc("2000-01-01T00:00:00"),
+		"2000-01-01T05:06:07":    loc("2000-01-01T05:06:07"),
+	} {
 		if got, err := logTime(in, now); err != nil || !got.Equal(want) {
 			t.Errorf("logTime(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
 	if _, err := logTime("yesterday", now); err == nil {
 		t.Error("logTime(yesterday) took it")
+	}
+	if got := runBerth(t, s.Host, "", "logs", "--since", "abc", "web1"); got.code == 0 || !strings.Contains(got.stderr, `invalid value for "since": failed to parse value as time or duration: "abc"`) {
+		t.Errorf("logs --since abc: %+v", got)
 	}
 }
 
