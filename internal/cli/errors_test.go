@@ -71,6 +71,14 @@ func TestErrors(t *testing.T) {
 			code:   125,
 		},
 		{
+			// Global options go before the command, as docker's; after
+			// it -H was taken as another daemon.
+			name:   "a global option after the command",
+			args:   []string{"ps", "-H", "unix:///elsewhere"},
+			stderr: "unknown shorthand flag: 'H' in -H\n\nUsage:  berth ps [OPTIONS]\n\nRun 'berth ps --help' for more information\n",
+			code:   125,
+		},
+		{
 			name:   "run with an unknown flag",
 			args:   []string{"run", "--foo", "busybox"},
 			stderr: "unknown flag: --foo\n\nUsage:  berth run [OPTIONS] IMAGE [COMMAND] [ARG...]\n\nRun 'berth run --help' for more information\n",

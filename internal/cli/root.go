@@ -78,9 +78,12 @@ func newRootCommand(e *env, extra ...*cobra.Command) *cobra.Command {
 	root.SetFlagErrorFunc(flagError)
 	root.SetUsageTemplate(usageTemplate)
 	root.SetHelpTemplate(helpTemplate)
-	pf := root.PersistentFlags()
-	pf.StringVarP(&e.host, "host", "H", "", "Daemon socket to connect to (default $"+client.HostEnv+" or "+client.DefaultHost+")")
-	pf.BoolVarP(&e.debug, "debug", "D", false, "Enable debug mode")
+	// Global options before the command only, as docker's: `berth ps -H x`
+	// is an unknown flag, not another daemon.
+	root.TraverseChildren = true
+	gf := root.Flags()
+	gf.StringVarP(&e.host, "host", "H", "", "Daemon socket to connect to (default $"+client.HostEnv+" or "+client.DefaultHost+")")
+	gf.BoolVarP(&e.debug, "debug", "D", false, "Enable debug mode")
 
 	root.AddCommand(
 		newVersionCommand(e),
