@@ -150,7 +150,9 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 		if since != "" && c.ID == since {
 			break
 		}
-		if !all && !c.Running() {
+		// A restarting container is running for ps, as moby's
+		// SetRestarting has it (inspect says Running: true too).
+		if !all && !c.Running() && c.State.Status != container.StatusRestarting {
 			continue
 		}
 		// berth runs no swarm tasks and has no volumes.

@@ -18,19 +18,26 @@ func TestContainerList(t *testing.T) {
 		Config: container.Config{Image: "busybox", Cmd: []string{"true"}, NetworkMode: "bridge"},
 		State:  container.State{Status: container.StatusExited, ExitCode: 3, FinishedAt: fakeTime},
 	})
+	// Restarting (a crash loop between two runs) counts as running, as
+	// moby's SetRestarting: plain ps left it out, and the loop hid.
+	f.containers = append(f.containers, &container.Container{
+		ID: hexID("1009"), Name: "loop", Created: fakeTime.Add(-2 * time.Hour),
+		Config: container.Config{Image: "busybox", Cmd: []string{"false"}, NetworkMode: "bridge"},
+		State:  container.State{Status: container.StatusRestarting, ExitCode: 1, FinishedAt: fakeTime},
+	})
 	tests := []struct {
 		name, query string
 		want        []string
 	}{
-		{"running only", "", []string{"/test2", "/test1"}},
-		{"all, newest first", "?all=1", []string{"/test2", "/test1", "/old"}},
+		{"running only", "", []string{"/test2", "/test1", "/loop"}},
+		{"all, newest first", "?all=1", []string{"/test2", "/test1", "/old", "/loop"}},
 		{"limit includes stopped", "?limit=1", []string{"/test2"}},
 		{"status filter implies all", "?filters=" + url.QueryEscape(`{"status":{"exited":true}}`), []string{"/old"}},
 		{"name", "?filters=" + url.QueryEscape(`{"name":{"test1":true}}`), []string{"/test1"}},
 		{"id prefix", "?all=1&filters=" + url.QueryEscape(`{"id":["dead"]}`), []string{"/old"}},
 		{"label", "?filters=" + url.QueryEscape(`{"label":{"role=db":true}}`), []string{"/test2"}},
 		{"network by name", "?filters=" + url.QueryEscape(`{"network":{"web":true}}`), []string{"/test2"}},
-		{"ancestor", "?filters=" + url.QueryEscape(`{"ancestor":{"busybox:latest":true}}`), []string{"/test2", "/test1"}},
+		{"ancestor", "?filters=" + url.QueryEscape(`{"ancestor":{"busybox:latest":true}}`), []string{"/test2", "/test1", "/loop"}},
 		{"ancestor other", "?filters=" + url.QueryEscape(`{"ancestor":{"alpine":true}}`), nil},
 		{"exited code", "?filters=" + url.QueryEscape(`{"exited":{"3":true}}`), []string{"/old"}},
 		{"exited other code", "?filters=" + url.QueryEscape(`{"exited":{"0":true}}`), nil},
