@@ -739,7 +739,41 @@ func parseSignal(s string, def syscall.Signal) (syscall.Signal, error) {
 			return i, nil
 		}
 	}
+	if sig, ok := signalAliases[name]; ok {
+		return sig, nil
+	}
+	if sig, ok := realTimeSignal(name); ok {
+		return sig, nil
+	}
 	return 0, errdefs.Invalid("invalid signal: %s", s)
+}
+
+// signalAliases are the names moby/sys/signal's Linux SignalMap has
+// beyond the kernel's own.
+var signalAliases = map[string]syscall.Signal{"CLD": syscall.SIGCHLD, "IOT": syscall.SIGABRT, "POLL": syscall.SIGIO}
+
+// realTimeSignal reads moby's names of the real-time signals: RTMIN (34),
+// RTMIN+1 … RTMIN+15, RTMAX-14 … RTMAX-1, RTMAX (64), as systemd images'
+// STOPSIGNAL SIGRTMIN+3 names them.
+func realTimeSignal(name string) (syscall.Signal, bool) {
+	const rtmin, rtmax = 34, 64
+	switch name {
+	case "RTMIN":
+		return rtmin, true
+	case "RTMAX":
+		return rtmax, true
+	}
+	if n, ok := strings.CutPrefix(name, "RTMIN+"); ok {
+		if i, err := strconv.Atoi(n); err == nil && i >= 1 && i <= 15 {
+			return syscall.Signal(rtmin + i), true
+		}
+	}
+	if n, ok := strings.CutPrefix(name, "RTMAX-"); ok {
+		if i, err := strconv.Atoi(n); err == nil && i >= 1 && i <= 14 {
+			return syscall.Signal(rtmax - i), true
+		}
+	}
+	return 0, false
 }
 
 // validSignal is ContainerKill's ValidSignalForPlatform check: Linux's

@@ -28,6 +28,10 @@ func TestParseSignal(t *testing.T) {
 	}{
 		{"", syscall.SIGTERM}, {"SIGKILL", syscall.SIGKILL}, {"kill", syscall.SIGKILL},
 		{"HUP", syscall.SIGHUP}, {"9", syscall.SIGKILL}, {"SIGUSR1", syscall.SIGUSR1},
+		// moby's SignalMap: real-time names (systemd's STOPSIGNAL
+		// SIGRTMIN+3) and aliases, refused before.
+		{"SIGRTMIN+3", 37}, {"RTMIN", 34}, {"rtmax", 64}, {"RTMAX-1", 63}, {"SIGRTMIN+15", 49}, {"RTMAX-14", 50},
+		{"SIGPOLL", syscall.SIGIO}, {"CLD", syscall.SIGCHLD}, {"IOT", syscall.SIGABRT}, {"STKFLT", syscall.SIGSTKFLT}, {"PWR", syscall.SIGPWR},
 	} {
 		got, err := parseSignal(tc.in, syscall.SIGTERM)
 		if err != nil || got != tc.want {
@@ -37,7 +41,7 @@ func TestParseSignal(t *testing.T) {
 	// moby's words: moby/sys/signal's ParseSignal, and ContainerKill's
 	// for a number Linux has no signal for.
 	for bad, want := range map[string]string{"SIGNOPE": "invalid signal: SIGNOPE", "0": "invalid signal: 0",
-		"TERM TERM": "invalid signal: TERM TERM"} {
+		"TERM TERM": "invalid signal: TERM TERM", "RTMIN+16": "invalid signal: RTMIN+16", "RTMAX-15": "invalid signal: RTMAX-15"} {
 		if _, err := parseSignal(bad, syscall.SIGTERM); err == nil || err.Error() != want {
 			t.Errorf("parseSignal(%q) = %v, want %q", bad, err, want)
 		}
