@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/errdefs"
@@ -18,9 +20,10 @@ var errFilesClosed = errdefs.Conflict("the container started or was removed duri
 
 // filesUse is an open view of a container's files (docker cp, export).
 // A container has one at a time (ctrState.files): two views of a stopped
-// container would mount two overlays on its upper directory. A start or
-// a remove ends it (endFilesLocked) rather than wait for a client that
-// may never finish reading.
+// container would mount two overlays on its upper directory. A start
+// waits a while for it to end (waitFilesLocked) and a remove ends it at
+// once (endFilesLocked), rather than wait for a client that may never
+// finish reading.
 type filesUse struct {
 	v    *runtime.FSView
 	once sync.Once
@@ -28,6 +31,8 @@ type filesUse struct {
 
 	mu     sync.Mutex
 	stopFn func() // makes what the view runs return: its stream fails
+
+	moved atomic.Int64 // bytes the client took or gave so far: its progress
 }
 
 // onStop sets what stop does.
@@ -52,6 +57,40 @@ func (u *filesUse) close() {
 		u.v.Close()
 		close(u.done)
 	})
+}
+
+// startFilesWait bounds how long a start waits for a docker cp or export
+// of the container that is still streaming (moby's start waits for the
+// container lock the copy holds, for as long as it takes); filesIdle is
+// how long the copy may move nothing before the start ends it.
+const (
+	startFilesWait = 30 * time.Second
+	filesIdle      = 2 * time.Second
+)
+
+// waitFilesLocked (cs.mu held) lets the container's open view, if any,
+// end by itself while its client keeps reading or sending, for up to
+// limit, then ends it: a start cut a copy short where moby's completes it,
+// and a client that stopped still does not hold the start for long.
+func (cs *ctrState) waitFilesLocked(limit time.Duration) {
+	if u := cs.files; u != nil {
+		deadline := time.Now().Add(limit)
+		last := u.moved.Load()
+		for time.Now().Before(deadline) {
+			t := time.NewTimer(min(filesIdle, time.Until(deadline)))
+			select {
+			case <-u.done:
+			case <-t.C:
+			}
+			t.Stop()
+			now := u.moved.Load()
+			if isClosed(u.done) || now == last {
+				break
+			}
+			last = now
+		}
+	}
+	cs.endFilesLocked()
 }
 
 // endFilesLocked (cs.mu held) ends the container's open view, if any, and
@@ -211,6 +250,24 @@ type archiveReader struct {
 	u *filesUse
 }
 
+func (r *archiveReader) Read(p []byte) (int, error) {
+	n, err := r.PipeReader.Read(p)
+	r.u.moved.Add(int64(n))
+	return n, err
+}
+
+// countingReader counts what an upload gives a view into u.moved.
+type countingReader struct {
+	r io.Reader
+	u *filesUse
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.u.moved.Add(int64(n))
+	return n, err
+}
+
 func (r *archiveReader) Close() error {
 	err := r.PipeReader.Close()
 	r.u.close()
@@ -235,7 +292,7 @@ func (d *Daemon) ContainerExtractToDir(ctx context.Context, ref, path string, co
 	// remove can end a view waiting on a client that sends nothing.
 	pr, pw := io.Pipe()
 	go func() {
-		_, err := io.Copy(pw, content)
+		_, err := io.Copy(pw, countingReader{content, u})
 		pw.CloseWithError(err)
 	}()
 	defer pr.Close()

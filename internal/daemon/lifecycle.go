@@ -281,8 +281,9 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, joins nsJ
 		spec.NetNSJoined = net.JoinedNetns != ""
 	}
 	// A previous run may have left runc state and the rootfs mount
-	// behind; a docker cp may have the container's files open.
-	cs.endFilesLocked()
+	// behind; a docker cp may have the container's files open: it gets
+	// a while to finish.
+	cs.waitFilesLocked(startFilesWait)
 	if err := d.runtime.Release(c.ID); err != nil {
 		return err
 	}

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -102,7 +104,8 @@ func TestDockerCp(t *testing.T) {
 
 // TestStalledCpEndsAtStart: a docker cp whose client stops reading holds
 // nothing the rest of the daemon needs: ps answers, and a start of the
-// container ends the copy (its stream is cut) instead of waiting for it.
+// container ends the copy (its stream is cut) once it has moved nothing
+// for a while, instead of waiting for it.
 func TestStalledCpEndsAtStart(t *testing.T) {
 	w, _ := startWorld(t)
 	mustDocker(t, w, "run", "-d", "--name", "s1", testworld.BusyboxImage, "sleep", "600")
@@ -163,5 +166,63 @@ func TestStalledCpEndsAtStart(t *testing.T) {
 		if resp.StatusCode != http.StatusConflict || !strings.Contains(string(b), "the container started or was removed during the copy") {
 			t.Errorf("the cut upload's answer: %d %s", resp.StatusCode, b)
 		}
+	}
+}
+
+// TestSlowCpFinishesBeforeStart: a docker cp out of a stopped container
+// whose client reads slowly but steadily completes when the container is
+// started meanwhile, and the start goes through after it, as moby's start
+// waits for the copy; the start cut it short (328 KB of 300 MB copied).
+func TestSlowCpFinishesBeforeStart(t *testing.T) {
+	w, _ := startWorld(t)
+	mustDocker(t, w, "create", "--name", "big", testworld.BusyboxImage, "sleep", "600")
+	const size = 16 << 20
+	src := filepath.Join(w.Dir, "bigf")
+	if err := os.WriteFile(src, bytes.Repeat([]byte("berth"), size/5), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustDocker(t, w, "cp", src, "big:/bigf")
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", w.Socket)
+	}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://berth/v1.51/containers/big/archive?path=/bigf", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	started := make(chan string, 1)
+	go func() {
+		_, errOut, code := w.Docker(t, "start", "big")
+		started <- fmt.Sprintf("exit %d %s", code, errOut)
+	}()
+	// 64 KiB every 10 ms: about 3 s for the file, never a pause the
+	// daemon could take for a client that stopped.
+	var got int64
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		got += int64(n)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("the copy failed after %d bytes: %v", got, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got < size {
+		t.Errorf("the copy gave %d bytes, want the file's %d and its tar header", got, size)
+	}
+	if out := <-started; out != "exit 0 " {
+		t.Errorf("docker start during the copy: %s", out)
+	}
+	if out := mustDocker(t, w, "inspect", "-f", "{{.State.Running}}", "big"); out != "true\n" {
+		t.Errorf("after the start: Running %q", out)
 	}
 }
