@@ -263,6 +263,12 @@ func TestInfo(t *testing.T) {
 	if got.code != 0 || !strings.Contains(got.stdout, "\nServer:\n Containers: 0\n") {
 		t.Errorf("%+v", got)
 	}
+	// docker's template data has the client's section and the errors
+	// beside the daemon's fields (they failed with exit 1).
+	got = runBerth(t, s.Host, "", "info", "--format", "{{.ClientInfo.Context}} {{json .ServerErrors}} {{.ClientInfo.Debug}} {{.OSType}}")
+	if diff := cmp.Diff(result{stdout: "default null false linux\n"}, got, cmp.AllowUnexported(result{})); diff != "" {
+		t.Errorf("info's client section (-want +got):\n%s", diff)
+	}
 }
 
 func TestDebugLogsRequests(t *testing.T) {

@@ -71,6 +71,39 @@ type clientVersion struct {
 	Context           string        `json:"Context"`
 }
 
+// newClientVersion is the client's section, before the daemon is asked.
+func newClientVersion() clientVersion {
+	return clientVersion{
+		Platform:          &platformInfo{Name: "berth"},
+		Version:           version.Version,
+		APIVersion:        client.MaxAPIVersion,
+		DefaultAPIVersion: client.MaxAPIVersion,
+		GitCommit:         version.Commit(),
+		BuildTime:         reformatDate(version.Built()),
+		GoVersion:         runtime.Version(),
+		Os:                runtime.GOOS,
+		Arch:              runtime.GOARCH,
+		Context:           "default",
+	}
+}
+
+// infoView is docker info's template data (docker's dockerInfo): the
+// daemon's Info, with the client's section and the errors beside it, so
+// that {{.ClientInfo.Context}} and {{json .ServerErrors}} work.
+type infoView struct {
+	*system.Info
+	ServerErrors []string    `json:",omitempty"`
+	ClientInfo   *infoClient `json:",omitempty"`
+	ClientErrors []string    `json:",omitempty"`
+}
+
+type infoClient struct {
+	Debug bool
+	clientVersion
+	Plugins  []struct{}
+	Warnings []string
+}
+
 type versionInfo struct {
 	Client clientVersion
 	Server *types.Version
@@ -102,18 +135,7 @@ func runVersion(cmd *cobra.Command, e *env, format string) error {
 	if err != nil {
 		return StatusError{StatusCode: 64, Status: "template parsing error: " + err.Error()}
 	}
-	vi := versionInfo{Client: clientVersion{
-		Platform:          &platformInfo{Name: "berth"},
-		Version:           version.Version,
-		APIVersion:        client.MaxAPIVersion,
-		DefaultAPIVersion: client.MaxAPIVersion,
-		GitCommit:         version.Commit(),
-		BuildTime:         reformatDate(version.Built()),
-		GoVersion:         runtime.Version(),
-		Os:                runtime.GOOS,
-		Arch:              runtime.GOARCH,
-		Context:           "default",
-	}}
+	vi := versionInfo{Client: newClientVersion()}
 	// As docker does, the client section is printed even when the daemon
 	// cannot be reached; that error is returned afterwards.
 	var serverErr error
@@ -195,7 +217,11 @@ func newInfoCommand(e *env) *cobra.Command {
 				return err
 			}
 			if format != "" {
-				return inspectOne(e, format, info)
+				cv := newClientVersion()
+				if v, err := c.APIVersion(cmd.Context()); err == nil {
+					cv.APIVersion = v
+				}
+				return inspectOne(e, format, infoView{Info: &info, ClientInfo: &infoClient{Debug: e.debug, clientVersion: cv, Plugins: []struct{}{}}})
 			}
 			printInfo(e, info)
 			return nil
