@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"sync"
@@ -119,13 +120,27 @@ func (d *Daemon) openFiles(ctx context.Context, ref string, etcFiles bool) (*fil
 			return nil, nil, errdefs.NotFound("No such container: %s", ref)
 		}
 		if u := cs.files; u != nil && !isClosed(u.done) {
+			// Another copy has the files: wait for it while its client
+			// moves data; one that moved nothing for filesIdle has a
+			// client that stopped, and gives way (it held every other
+			// copy of the container for as long as its socket stayed).
+			last := u.moved.Load()
 			cs.mu.Unlock()
+			t := time.NewTimer(filesIdle)
 			select {
 			case <-u.done:
-				continue
 			case <-ctx.Done():
+				t.Stop()
 				return nil, nil, ctx.Err()
+			case <-t.C:
+				cs.mu.Lock()
+				if cs.files == u && u.moved.Load() == last {
+					cs.endFilesLocked()
+				}
+				cs.mu.Unlock()
 			}
+			t.Stop()
+			continue
 		}
 		break
 	}
@@ -169,6 +184,8 @@ func fileError(err error, path, ref string) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, runtime.ErrViewClosed):
+		return errFilesClosed
 	case errors.Is(err, os.ErrNotExist):
 		return errdefs.NotFound("Could not find the file %s in container %s", path, ref)
 	case errdefs.Is(err, errdefs.KindInvalid), errdefs.Is(err, errdefs.KindConflict):
@@ -234,13 +251,15 @@ func (d *Daemon) ContainerExport(ctx context.Context, ref string) (io.ReadCloser
 func stream(u *filesUse, write func(io.Writer) error, ok func()) io.ReadCloser {
 	pr, pw := io.Pipe()
 	u.onStop(func() { pr.CloseWithError(errFilesClosed) })
-	u.v.Go(func() {
+	if err := u.v.Go(func() {
 		err := write(pw)
 		pw.CloseWithError(err)
 		if err == nil && ok != nil {
 			ok()
 		}
-	})
+	}); err != nil {
+		pw.CloseWithError(errFilesClosed) // a start or a removal came first
+	}
 	return &archiveReader{PipeReader: pr, u: u}
 }
 
@@ -298,7 +317,23 @@ func (d *Daemon) ContainerExtractToDir(ctx context.Context, ref, path string, co
 	defer pr.Close()
 	// On the writer's side, so that Extract's next read returns it.
 	u.onStop(func() { pw.CloseWithError(errFilesClosed) })
-	if err := u.v.Run(func() error { return runtime.Extract(pr, path, opts) }); err != nil {
+	// A missing destination is the 404 naming it; a missing file inside
+	// the archive's work (a hard link to nothing) is not: it is the
+	// extraction's error, as moby's untar returns it.
+	var destErr error
+	err = u.v.Run(func() error {
+		if _, err := runtime.Stat(path); err != nil {
+			destErr = err
+			return nil
+		}
+		return runtime.Extract(pr, path, opts)
+	})
+	switch {
+	case destErr != nil:
+		return fileError(destErr, path, ref)
+	case err != nil && errors.Is(err, os.ErrNotExist):
+		return errdefs.WithKind(errdefs.KindUnknown, fmt.Errorf("extract the archive into %s: %w", path, err))
+	case err != nil:
 		return fileError(err, path, ref)
 	}
 	d.containerEvent(c, "extract-to-dir", nil)

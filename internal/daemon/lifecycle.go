@@ -71,8 +71,9 @@ func (d *Daemon) startContainer(ctx context.Context, cs *ctrState, auto chan str
 	if cs.c.Running() || (auto == nil && cs.c.State.Status == container.StatusRestarting) {
 		// moby's State.Running is true in the back-off too: a start by the
 		// user leaves the planned restart, and its count, alone.
+		name := cs.c.Name // a rename writes it under cs.mu
 		cs.mu.Unlock()
-		return errdefs.NotModified("container %s is already running", cs.c.Name)
+		return errdefs.NotModified("container %s is already running", name)
 	}
 	if auto != nil && cs.restartCancel != auto {
 		cs.mu.Unlock()
@@ -534,8 +535,9 @@ func (d *Daemon) StopContainer(ctx context.Context, ref string, timeout *int, si
 		return nil
 	}
 	if !cs.c.Running() {
+		name := cs.c.Name // a rename writes it under cs.mu
 		cs.mu.Unlock()
-		return errdefs.NotModified("container %s is not running", cs.c.Name)
+		return errdefs.NotModified("container %s is not running", name)
 	}
 	if signal == "" {
 		signal = cs.c.Config.StopSignal

@@ -26,10 +26,15 @@ import (
 // to one view at a time, and ends it before the container starts or is
 // removed: two overlays on one upper directory are undefined.
 type FSView struct {
-	ops   chan func()
-	done  chan struct{}
-	close sync.Once
+	ops     chan func()
+	closing chan struct{} // closed by Close: no op is taken after it
+	done    chan struct{}
+	close   sync.Once
 }
+
+// ErrViewClosed is what Run and Go return once the view is closed (a
+// start or a removal of the container ended it meanwhile).
+var ErrViewClosed = errors.New("the container's file system view is closed")
 
 // FSMount is a host file or directory a view mounts over a container
 // path: berth's /etc files, the user's binds.
@@ -44,7 +49,7 @@ func (r *Runtime) OpenFS(id, lower string, files map[string]FSMount) (*FSView, e
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
-	v := &FSView{ops: make(chan func()), done: make(chan struct{})}
+	v := &FSView{ops: make(chan func()), closing: make(chan struct{}), done: make(chan struct{})}
 	ready := make(chan error, 1)
 	go v.serve(r, id, lower, files, ready)
 	if err := <-ready; err != nil {
@@ -68,8 +73,13 @@ func (v *FSView) serve(r *Runtime, id, lower string, files map[string]FSMount, r
 		ready <- fmt.Errorf("open the container's file system: %w", err)
 	} else {
 		ready <- nil
-		for op := range v.ops {
-			op()
+		for done := false; !done; {
+			select {
+			case op := <-v.ops:
+				op()
+			case <-v.closing:
+				done = true
+			}
 		}
 	}
 	if err := e.leave(); err != nil {
@@ -185,22 +195,33 @@ func (e *fsEntry) leave() error {
 	return errors.Join(append(errs, unmountAll(e.root))...)
 }
 
-// Run runs fn in the view and returns its error.
+// Run runs fn in the view and returns its error, or ErrViewClosed if
+// the view was closed before fn ran. (The view's ops channel is never
+// closed: a Close racing a Run panicked the sender.)
 func (v *FSView) Run(fn func() error) error {
 	errc := make(chan error, 1)
-	v.ops <- func() { errc <- fn() }
-	return <-errc
+	select {
+	case v.ops <- func() { errc <- fn() }:
+		return <-errc
+	case <-v.closing:
+		return ErrViewClosed
+	}
 }
 
-// Go starts fn in the view and returns at once; the view runs nothing
-// else until fn returns.
-func (v *FSView) Go(fn func()) {
-	v.ops <- fn
+// Go starts fn in the view and returns at once, or returns ErrViewClosed
+// without running it; the view runs nothing else until fn returns.
+func (v *FSView) Go(fn func()) error {
+	select {
+	case v.ops <- fn:
+		return nil
+	case <-v.closing:
+		return ErrViewClosed
+	}
 }
 
 // Close ends the view once what runs in it has returned, and its mounts.
 func (v *FSView) Close() {
-	v.close.Do(func() { close(v.ops) })
+	v.close.Do(func() { close(v.closing) })
 	<-v.done
 }
 

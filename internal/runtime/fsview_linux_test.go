@@ -298,3 +298,31 @@ func TestFSView(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestFSViewClosedUnderARun: a Run or Go that comes after the view was
+// closed (a start or a removal of the container ended it) returns
+// ErrViewClosed; it panicked on a send on the closed channel.
+func TestFSViewClosedUnderARun(t *testing.T) {
+	rt := newTestRuntime(t)
+	id, lower := randomID(t), busyboxRootfs(t)
+	t.Cleanup(func() {
+		if err := rt.Delete(id); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	v, err := rt.OpenFS(id, lower, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Run(func() error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	v.Close()
+	if err := v.Run(func() error { t.Error("ran in a closed view"); return nil }); !errors.Is(err, ErrViewClosed) {
+		t.Errorf("Run after Close: %v, want ErrViewClosed", err)
+	}
+	if err := v.Go(func() { t.Error("ran in a closed view") }); !errors.Is(err, ErrViewClosed) {
+		t.Errorf("Go after Close: %v, want ErrViewClosed", err)
+	}
+	v.Close() // twice is fine
+}

@@ -126,9 +126,25 @@ func TestStalledCpEndsAtStart(t *testing.T) {
 	if _, err := io.ReadFull(resp.Body, make([]byte, 512)); err != nil {
 		t.Fatalf("read the start of the stream: %v", err)
 	}
-	// The client reads no more. The daemon goes on.
+	// The client reads no more. The daemon goes on, and so does another
+	// copy of the container once the stalled one has moved nothing for a
+	// while (it waited for as long as the stalled client's socket stayed).
 	if out := mustDocker(t, w, "ps", "--format", "{{.Names}}"); out != "s1\n" {
 		t.Errorf("docker ps during the copy: %q", out)
+	}
+	if out, errOut, code := w.Docker(t, "cp", "s1:/etc/hostname", "-"); code != 0 || !strings.Contains(out, "hostname") {
+		t.Errorf("docker cp beside a stalled copy: exit %d, %q %s", code, out, errOut)
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err == nil {
+		t.Error("the stalled copy's stream ended cleanly, though another copy took the files")
+	}
+	resp.Body.Close()
+	if resp, err = client.Do(req.Clone(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.ReadFull(resp.Body, make([]byte, 512)); err != nil {
+		t.Fatalf("read the start of the second stream: %v", err)
 	}
 	mustDocker(t, w, "stop", "-t", "0", "s1")
 	mustDocker(t, w, "start", "s1")
@@ -224,5 +240,44 @@ func TestSlowCpFinishesBeforeStart(t *testing.T) {
 	}
 	if out := mustDocker(t, w, "inspect", "-f", "{{.State.Running}}", "big"); out != "true\n" {
 		t.Errorf("after the start: Running %q", out)
+	}
+}
+
+// TestCpIntoAnswersForTheRightPath: an upload into a directory that is
+// not there is moby's 404 naming it; an archive whose own entry fails (a
+// hard link to a file it does not hold) is the extraction's error, not a
+// 404 for a destination that is there.
+func TestCpIntoAnswersForTheRightPath(t *testing.T) {
+	w, _ := startWorld(t)
+	mustDocker(t, w, "create", "--name", "dst", testworld.BusyboxImage, "true")
+	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", w.Socket)
+	}}}
+	put := func(path string, hdr tar.Header) (int, string) {
+		var b bytes.Buffer
+		tw := tar.NewWriter(&b)
+		if err := tw.WriteHeader(&hdr); err != nil {
+			t.Fatal(err)
+		}
+		tw.Close()
+		req, err := http.NewRequest(http.MethodPut, "http://berth/v1.51/containers/dst/archive?path="+path, &b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	link := tar.Header{Typeflag: tar.TypeLink, Name: "hl", Linkname: "not-in-the-archive"}
+	if code, body := put("/tmp", link); code != http.StatusInternalServerError || strings.Contains(body, "Could not find the file") {
+		t.Errorf("a hard link to nothing into /tmp: %d %s; want the extraction's error (500)", code, body)
+	}
+	dir := tar.Header{Typeflag: tar.TypeDir, Name: "d/", Mode: 0o755}
+	if code, body := put("/nope", dir); code != http.StatusNotFound || !strings.Contains(body, "Could not find the file /nope in container dst") {
+		t.Errorf("into a missing directory: %d %s; want moby's 404", code, body)
 	}
 }
