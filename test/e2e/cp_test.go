@@ -109,19 +109,10 @@ func TestDockerCp(t *testing.T) {
 func TestStalledCpEndsAtStart(t *testing.T) {
 	w, _ := startWorld(t)
 	mustDocker(t, w, "run", "-d", "--name", "s1", testworld.BusyboxImage, "sleep", "600")
-	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", w.Socket)
-	}}}
+	client := apiClient(w)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://berth/v1.51/containers/s1/archive?path=/", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := apiGet(t, ctx, client, "/v1.51/containers/s1/archive?path=/")
 	defer resp.Body.Close()
 	if _, err := io.ReadFull(resp.Body, make([]byte, 512)); err != nil {
 		t.Fatalf("read the start of the stream: %v", err)
@@ -139,9 +130,7 @@ func TestStalledCpEndsAtStart(t *testing.T) {
 		t.Error("the stalled copy's stream ended cleanly, though another copy took the files")
 	}
 	resp.Body.Close()
-	if resp, err = client.Do(req.Clone(ctx)); err != nil {
-		t.Fatal(err)
-	}
+	resp = apiGet(t, ctx, client, "/v1.51/containers/s1/archive?path=/")
 	defer resp.Body.Close()
 	if _, err := io.ReadFull(resp.Body, make([]byte, 512)); err != nil {
 		t.Fatalf("read the start of the second stream: %v", err)
@@ -198,19 +187,10 @@ func TestSlowCpFinishesBeforeStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustDocker(t, w, "cp", src, "big:/bigf")
-	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", w.Socket)
-	}}}
+	client := apiClient(w)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://berth/v1.51/containers/big/archive?path=/bigf", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := apiGet(t, ctx, client, "/v1.51/containers/big/archive?path=/bigf")
 	defer resp.Body.Close()
 	started := make(chan string, 1)
 	go func() {
@@ -250,9 +230,7 @@ func TestSlowCpFinishesBeforeStart(t *testing.T) {
 func TestCpIntoAnswersForTheRightPath(t *testing.T) {
 	w, _ := startWorld(t)
 	mustDocker(t, w, "create", "--name", "dst", testworld.BusyboxImage, "true")
-	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", w.Socket)
-	}}}
+	client := apiClient(w)
 	put := func(path string, hdr tar.Header) (int, string) {
 		var b bytes.Buffer
 		tw := tar.NewWriter(&b)
@@ -280,4 +258,26 @@ func TestCpIntoAnswersForTheRightPath(t *testing.T) {
 	if code, body := put("/nope", dir); code != http.StatusNotFound || !strings.Contains(body, "Could not find the file /nope in container dst") {
 		t.Errorf("into a missing directory: %d %s; want moby's 404", code, body)
 	}
+}
+
+// apiClient is an HTTP client of the world's daemon socket.
+func apiClient(w *testworld.World) *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", w.Socket)
+	}}}
+}
+
+// apiGet sends GET path to the daemon and returns its response, whose
+// body the caller closes.
+func apiGet(t *testing.T, ctx context.Context, client *http.Client, path string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://berth"+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
 }

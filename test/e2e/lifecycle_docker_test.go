@@ -1,10 +1,7 @@
 package e2e
 
 import (
-	"context"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -46,9 +43,8 @@ func TestLifecycleAsDocker(t *testing.T) {
 	mustDocker(t, w, "create", "--name", "nx", bb, "true")
 	answer := make(chan string, 1)
 	go func() {
-		c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", w.Socket)
-		}}, Timeout: 20 * time.Second}
+		c := apiClient(w)
+		c.Timeout = 20 * time.Second
 		resp, err := c.Post("http://berth/containers/nx/wait?condition=next-exit", "application/json", nil)
 		if err != nil {
 			answer <- err.Error()
