@@ -45,18 +45,14 @@ func req(proto string, ip netip.Addr, start, end uint16) network.HostPortRequest
 // (UDP) on addr with Go's defaults, which set SO_REUSEADDR.
 func listen(t *testing.T, ns, proto, addr string) (close func(), err error) {
 	t.Helper()
+	if proto != "udp" {
+		return listenTCP(t, ns, "tcp4", addr)
+	}
 	close = func() {}
 	err = sandbox.Do(ns, func() error {
-		if proto == "udp" {
-			c, err := net.ListenPacket("udp4", addr)
-			if err == nil {
-				close = func() { c.Close() }
-			}
-			return err
-		}
-		l, err := net.Listen("tcp4", addr)
+		c, err := net.ListenPacket("udp4", addr)
 		if err == nil {
-			close = func() { l.Close() }
+			close = func() { c.Close() }
 		}
 		return err
 	})
