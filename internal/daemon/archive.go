@@ -22,7 +22,7 @@ var errFilesClosed = errdefs.Conflict("the container started or was removed duri
 // filesUse is an open view of a container's files (docker cp, export).
 // A container has one at a time (ctrState.files): two views of a stopped
 // container would mount two overlays on its upper directory. A start
-// waits a while for it to end (waitFilesLocked) and a remove ends it at
+// waits a while for it to end (waitFiles) and a remove ends it at
 // once (endFilesLocked), rather than wait for a client that may never
 // finish reading.
 type filesUse struct {
@@ -33,7 +33,8 @@ type filesUse struct {
 	mu     sync.Mutex
 	stopFn func() // makes what the view runs return: its stream fails
 
-	moved atomic.Int64 // bytes the client took or gave so far: its progress
+	moved  atomic.Int64 // bytes the client took or gave so far: its progress
+	upload atomic.Bool  // docker cp into the container: never cut for idling
 }
 
 // onStop sets what stop does.
@@ -69,29 +70,34 @@ const (
 	filesIdle      = 2 * time.Second
 )
 
-// waitFilesLocked (cs.mu held) lets the container's open view, if any,
-// end by itself while its client keeps reading or sending, for up to
-// limit, then ends it: a start cut a copy short where moby's completes it,
-// and a client that stopped still does not hold the start for long.
-func (cs *ctrState) waitFilesLocked(limit time.Duration) {
-	if u := cs.files; u != nil {
-		deadline := time.Now().Add(limit)
-		last := u.moved.Load()
-		for time.Now().Before(deadline) {
-			t := time.NewTimer(min(filesIdle, time.Until(deadline)))
-			select {
-			case <-u.done:
-			case <-t.C:
-			}
-			t.Stop()
-			now := u.moved.Load()
-			if isClosed(u.done) || now == last {
-				break
-			}
-			last = now
-		}
+// waitFiles lets the container's open view, if any, end by itself while
+// its client keeps moving data, for up to limit or until ctx ends (a
+// start cut a copy short where moby's completes it; a client that stopped
+// still does not hold the start for long). It holds no lock while it
+// waits: the start ends whatever view is open when it takes cs.mu.
+func (cs *ctrState) waitFiles(ctx context.Context, limit time.Duration) {
+	cs.mu.Lock()
+	u := cs.files
+	cs.mu.Unlock()
+	if u == nil {
+		return
 	}
-	cs.endFilesLocked()
+	deadline := time.Now().Add(limit)
+	last := u.moved.Load()
+	for time.Now().Before(deadline) {
+		t := time.NewTimer(min(filesIdle, time.Until(deadline)))
+		select {
+		case <-u.done:
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+		now := u.moved.Load()
+		if isClosed(u.done) || ctx.Err() != nil || now == last {
+			return
+		}
+		last = now
+	}
 }
 
 // endFilesLocked (cs.mu held) ends the container's open view, if any, and
@@ -134,7 +140,9 @@ func (d *Daemon) openFiles(ctx context.Context, ref string, etcFiles bool) (*fil
 				return nil, nil, ctx.Err()
 			case <-t.C:
 				cs.mu.Lock()
-				if cs.files == u && u.moved.Load() == last {
+				// An upload pauses while the disk catches up, or while
+				// its client's tar does: it is waited for, never cut.
+				if cs.files == u && u.moved.Load() == last && !u.upload.Load() {
 					cs.endFilesLocked()
 				}
 				cs.mu.Unlock()
@@ -303,6 +311,7 @@ func (d *Daemon) ContainerExtractToDir(ctx context.Context, ref, path string, co
 		return err
 	}
 	defer u.close()
+	u.upload.Store(true)
 	opts := runtime.ExtractOptions{NoOverwriteDirNonDir: noOverwriteDirNonDir, ReadOnly: c.Config.ReadonlyRootfs}
 	if copyUIDGID {
 		opts.Owner = c.Config.User

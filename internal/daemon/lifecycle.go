@@ -49,6 +49,7 @@ func (d *Daemon) StartContainer(ctx context.Context, ref string) error {
 func (d *Daemon) startContainer(ctx context.Context, cs *ctrState, auto chan struct{}) error {
 	// The container whose namespace this one shares, if it does, is read
 	// before this one is locked: a start never holds two containers' locks.
+	cs.waitFiles(ctx, startFilesWait)
 	donor, donorErr := d.netnsDonor(cs)
 	joins, joinsErr := d.namespaceJoins(cs)
 	links, linksErr := d.linksAtStart(cs, true)
@@ -282,9 +283,9 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, joins nsJ
 		spec.NetNSJoined = net.JoinedNetns != ""
 	}
 	// A previous run may have left runc state and the rootfs mount
-	// behind; a docker cp may have the container's files open: it gets
-	// a while to finish.
-	cs.waitFilesLocked(startFilesWait)
+	// behind; a docker cp may have the container's files open (it had
+	// its while to finish before the lock, waitFiles).
+	cs.endFilesLocked()
 	if err := d.runtime.Release(c.ID); err != nil {
 		return err
 	}
