@@ -627,6 +627,16 @@ func readJSONLog(ctx context.Context, path string, stdout, stderr io.Writer, o L
 	if !o.Follow {
 		return nil
 	}
+	// The files read through stay open while the follow goes on (a
+	// file held open keeps its identity: no new file can take its
+	// inode), so that a follow that finds its file gone from the set
+	// can tell the rotated files it has read from newer ones.
+	held := &heldFiles{files: files}
+	files = nil
+	defer held.close()
+	if cur != nil {
+		cur.held = held
+	}
 	tick := time.NewTicker(followInterval)
 	defer tick.Stop()
 	for {
@@ -640,13 +650,13 @@ func readJSONLog(ctx context.Context, path string, stdout, stderr io.Writer, o L
 				return err
 			}
 			for i, f := range more {
-				er := &entryReader{f: f, left: -1}
+				er := &entryReader{f: f, left: -1, held: held}
 				if i == len(more)-1 {
 					cur = er
 					break
 				}
 				past, err := er.drain(ew.write)
-				f.Close()
+				held.add(f)
 				if past || err != nil {
 					closeAll(more[i+1:])
 					return err
@@ -775,7 +785,38 @@ type entryReader struct {
 	pending []byte
 	buf     []byte
 	left    int64 // what may still be read; < 0: to the end, however far it moves
+	held    *heldFiles
 }
+
+// heldFiles are the log files a follow has read through, kept open (at
+// most maxHeldFiles of them, the oldest closed first).
+type heldFiles struct{ files []*os.File }
+
+const maxHeldFiles = 64
+
+func (h *heldFiles) add(f *os.File) {
+	h.files = append(h.files, f)
+	if len(h.files) > maxHeldFiles {
+		h.files[0].Close()
+		h.files = h.files[1:]
+	}
+}
+
+// has says whether f is a file already read.
+func (h *heldFiles) has(f *os.File) bool {
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	for _, g := range h.files {
+		if gi, err := g.Stat(); err == nil && os.SameFile(fi, gi) {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *heldFiles) close() { closeAll(h.files) }
 
 // maxEntry bounds a line held while incomplete: an entry holds at most
 // logLineMax bytes of output, six times that escaped. Anything longer is
@@ -865,7 +906,9 @@ func (er *entryReader) follow(path string, fn func([]byte) (bool, error)) (*entr
 		return nil, past, err
 	}
 	// The files after this one: those after it in the set, or all of
-	// them if it was dropped from the set.
+	// them if it was dropped from the set (max-file), but never one read
+	// already (a rotation that could not move the files aside dropped
+	// this one and left the older ones).
 	from := 0
 	for i, f := range files {
 		if fi, err := f.Stat(); err == nil && os.SameFile(fi, mine) {
@@ -877,16 +920,24 @@ func (er *entryReader) follow(path string, fn func([]byte) (bool, error)) (*entr
 	if len(files) == 0 {
 		return nil, false, nil
 	}
+	if er.held == nil {
+		er.held = &heldFiles{}
+	}
+	last := files[len(files)-1]
 	for _, f := range files[:len(files)-1] {
+		if er.held.has(f) {
+			f.Close()
+			continue
+		}
 		past, err := (&entryReader{f: f, buf: er.buf, left: -1}).drain(fn)
-		f.Close()
+		er.held.add(f)
 		if past || err != nil {
-			closeAll(files[len(files)-1:])
+			last.Close()
 			return nil, past, err
 		}
 	}
-	next := &entryReader{f: files[len(files)-1], buf: er.buf, left: -1}
-	er.f.Close()
+	next := &entryReader{f: last, buf: er.buf, left: -1, held: er.held}
+	er.held.add(er.f)
 	return next, false, nil
 }
 

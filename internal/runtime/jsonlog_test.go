@@ -166,48 +166,63 @@ func TestLogFileRotatesAtTheWrite(t *testing.T) {
 // a follower reads on from the emptied file's start. Every entry after
 // the first failed rotation was dropped before.
 func TestLogFileRotationThatCannotMove(t *testing.T) {
-	lf, path := newTestLog(t, LogLimit{MaxSize: 200, MaxFiles: 2})
-	var warned []error
-	lf.warn = func(err error) { warned = append(warned, err) }
-	if err := os.MkdirAll(filepath.Join(rotated(path, 1), "x"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	var out bytes.Buffer
-	followed := make(chan error, 1)
-	go func() {
-		followed <- readJSONLog(context.Background(), path, &out, nil, LogOptions{Tail: -1, Follow: true}, done)
-	}()
-	now := time.Now()
-	for i := range 40 {
-		if err := lf.write("stdout", fmt.Appendf(nil, "line %d\n", i), now); err != nil {
-			t.Fatalf("write %d: %v", i, err)
-		}
-		if i%3 == 2 {
-			// Three entries fill a file: the follower reads each file
-			// before the next write empties it.
-			time.Sleep(2 * followInterval)
-		}
-	}
-	close(done)
-	if err := <-followed; err != nil {
-		t.Fatal(err)
-	}
-	if len(warned) == 0 {
-		t.Error("no warning of the rotation that failed")
-	}
-	got := entries(t, path)
-	if len(got) == 0 || got[len(got)-1].Log != "line 39\n" {
-		t.Errorf("live file after failed rotations: %v, want it to end with line 39", got)
-	}
-	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
-	for i, l := range lines {
-		if l != fmt.Sprintf("line %d", i) {
-			t.Fatalf("followed line %d = %q (of %d)", i, l, len(lines))
-		}
-	}
-	if len(lines) != 40 {
-		t.Errorf("followed %d lines, want 40", len(lines))
+	// max-file 2 with path.1 blocked from the start; max-file 3 after a
+	// rotation that worked, so that the follower has read path.1 when
+	// its file is dropped (it read path.1 again at each failed rotation).
+	for _, maxFiles := range []int{2, 3} {
+		t.Run(fmt.Sprint("max-file ", maxFiles), func(t *testing.T) {
+			lf, path := newTestLog(t, LogLimit{MaxSize: 200, MaxFiles: maxFiles})
+			var warned []error
+			lf.warn = func(err error) { warned = append(warned, err) }
+			block := func() {
+				if err := os.MkdirAll(filepath.Join(rotated(path, maxFiles-1), "x"), 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if maxFiles == 2 {
+				block()
+			}
+			done := make(chan struct{})
+			var out bytes.Buffer
+			followed := make(chan error, 1)
+			go func() {
+				followed <- readJSONLog(context.Background(), path, &out, nil, LogOptions{Tail: -1, Follow: true}, done)
+			}()
+			now := time.Now()
+			for i := range 40 {
+				if err := lf.write("stdout", fmt.Appendf(nil, "line %d\n", i), now); err != nil {
+					t.Fatalf("write %d: %v", i, err)
+				}
+				if i == 4 && maxFiles == 3 {
+					block() // path.1 holds lines 0-2 now
+				}
+				if i%3 == 2 {
+					// Three entries fill a file: the follower reads each
+					// file before the next write drops it.
+					time.Sleep(2 * followInterval)
+				}
+			}
+			close(done)
+			if err := <-followed; err != nil {
+				t.Fatal(err)
+			}
+			if len(warned) == 0 {
+				t.Error("no warning of the rotation that failed")
+			}
+			got := entries(t, path)
+			if len(got) == 0 || got[len(got)-1].Log != "line 39\n" {
+				t.Errorf("live file after failed rotations: %v, want it to end with line 39", got)
+			}
+			lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+			for i, l := range lines {
+				if l != fmt.Sprintf("line %d", i) {
+					t.Fatalf("followed line %d = %q (of %d)", i, l, len(lines))
+				}
+			}
+			if len(lines) != 40 {
+				t.Errorf("followed %d lines, want 40", len(lines))
+			}
+		})
 	}
 }
 
