@@ -200,8 +200,8 @@ func runContainer(cmd *cobra.Command, e *env, o *containerOptions, req container
 }
 
 // streamContainer moves the attached streams until the container's output
-// ends; without a tty it forwards SIGINT/SIGTERM to the container (with
-// one, ^C reaches the container as a byte).
+// ends; without a tty it forwards the signals the CLI gets to the
+// container (forwardSignals; with a tty, ^C reaches it as a byte).
 func streamContainer(ctx context.Context, e *env, c *client.Client, conn *client.HijackedConn, id string, cfg *container.Config, tm terminal, keys []byte) error {
 	s := streams{stdout: e.out, stderr: e.err, tty: cfg.Tty, detachKeys: keys}
 	if cfg.Tty {

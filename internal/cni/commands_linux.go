@@ -307,11 +307,9 @@ func (p *plugin) gc() error {
 	}
 	// The idle bridges that are gone, or were never this plugin's.
 	if len(s.Idle) > 0 {
-		d, _, err := p.kernel()
-		if err != nil {
-			return errors.Join(append(errs, err)...)
-		}
-		if s.dropGoneIdle(p.ownedBy(d)) {
+		if d, _, err := p.kernel(); err != nil {
+			errs = append(errs, err)
+		} else if s.dropGoneIdle(p.ownedBy(d)) {
 			if err := p.dir.save(s); err != nil {
 				errs = append(errs, err)
 			}

@@ -382,8 +382,10 @@ func (d *Daemon) build() error {
 		ReaperDir: filepath.Join(d.cfg.ExecRoot, "reaper"),
 		Log:       d.log.With("component", "runtime"),
 		Recorded: func(id string) bool {
+			// Only a record known to be gone lets its files go.
 			var raw json.RawMessage
-			return d.store.View(func(tx store.Tx) error { return tx.Get(store.BucketContainers, id, &raw) }) == nil
+			err := d.store.View(func(tx store.Tx) error { return tx.Get(store.BucketContainers, id, &raw) })
+			return !errors.Is(err, store.ErrNotFound)
 		},
 	})
 	if err != nil {

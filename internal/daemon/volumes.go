@@ -180,11 +180,13 @@ func copyUp(rootfs, dst, to string) error {
 	if err != nil || !ok {
 		return err
 	}
-	// Into a directory beside the volume's, moved in once whole: a copy
-	// cut short (a full disk, a daemon killed) leaves the volume empty,
-	// to be filled by the next create, where it left a part of the files
-	// that no create completed (the volume was no longer empty), and the
-	// next start deletes what was staged (volume.NewStore).
+	// Into a directory beside the volume's, its entries moved in once all
+	// are copied: a copy cut short (a full disk, a daemon killed) leaves
+	// the volume empty, to be filled by the next create, where it left a
+	// part of the files that no create completed (the volume was no
+	// longer empty), and the next start deletes what was staged
+	// (volume.NewStore). Only a crash within the moves, one rename per
+	// top-level entry, still leaves a part.
 	stage := volume.StagingDir(to)
 	if err := os.RemoveAll(stage); err != nil {
 		return err

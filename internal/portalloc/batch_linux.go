@@ -31,16 +31,22 @@ func (a *Allocator) ringsFor(n int) []*ring {
 	return a.rings[:n]
 }
 
-// dropRings stops using io_uring after a failure of a ring itself (err):
-// the rings are closed, and every later call makes its system calls one
-// by one. The caller holds a.mu.
+// dropRings closes the rings after a failure of a ring itself (err):
+// their queues cannot be trusted again. A refusal that will last (a
+// seccomp profile that denies io_uring_enter) makes every later call bind
+// its ports one by one; a passing one (no memory) lets the next Hold make
+// new rings. The caller holds a.mu.
 func (a *Allocator) dropRings(err error) {
 	for _, r := range a.rings {
 		r.close()
 	}
 	a.rings = nil
-	a.noRings = err
-	a.log.Warn("io_uring failed: holding host ports without it from now on, a few system calls each", "err", err)
+	if isUnsupported(err) {
+		a.noRings = err
+		a.log.Warn("io_uring refused: holding host ports without it from now on, a few system calls each", "err", err)
+		return
+	}
+	a.log.Warn("io_uring failed: this call holds its ports one by one", "err", err)
 }
 
 // isUnsupported says whether err means that this kernel, or its settings

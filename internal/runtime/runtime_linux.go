@@ -250,8 +250,8 @@ func (t Trashed) Purge() error {
 
 // Restore puts it back, for a removal that failed after it.
 func (t Trashed) Restore() error {
-	if t.at == "" {
-		return nil
+	if t.at == "" || t.from == "" {
+		return nil // nothing moved
 	}
 	if err := os.Rename(t.at, t.from); err != nil {
 		return fmt.Errorf("restore %q: %w", t.from, err)
@@ -281,8 +281,9 @@ func (r *Runtime) DeleteLater(id string) (t Trashed, err error) {
 	if rerr := os.Rename(r.dataDir(id), trash); errors.Is(rerr, os.ErrNotExist) {
 		return Trashed{}, err
 	} else if rerr != nil {
-		// No trash (another file system?): delete it here and now.
-		return Trashed{}, errors.Join(err, removeAllIfExists(r.dataDir(id)))
+		// No trash (another file system?): deleted in place by the
+		// purge, once the record is gone; nothing to restore.
+		return Trashed{at: r.dataDir(id)}, err
 	}
 	return Trashed{from: r.dataDir(id), at: trash}, err
 }

@@ -114,7 +114,11 @@ func (s *Store) finishRemovals() {
 	}
 	for _, g := range gone {
 		if name := removedName(filepath.Base(g)); name != "" {
-			if _, err := s.getLocked(name); err == nil {
+			_, err := s.getLocked(name)
+			if err != nil && !errdefs.Is(err, errdefs.KindNotFound) {
+				continue // the store cannot say: leave the files for the next start
+			}
+			if err == nil {
 				if _, err := os.Lstat(filepath.Join(s.dir, name)); errors.Is(err, os.ErrNotExist) {
 					if os.Rename(g, filepath.Join(s.dir, name)) == nil {
 						continue

@@ -98,7 +98,7 @@ func TestStoreChanged(t *testing.T) {
 // disk under the journal).
 type refusingStore struct {
 	*store.Memory
-	fail bool
+	fail, failView bool
 }
 
 func (r *refusingStore) Update(fn func(store.Tx) error) error {
@@ -106,6 +106,13 @@ func (r *refusingStore) Update(fn func(store.Tx) error) error {
 		return errors.New("journal append: no space left on device")
 	}
 	return r.Memory.Update(fn)
+}
+
+func (r *refusingStore) View(fn func(store.Tx) error) error {
+	if r.failView {
+		return errors.New("read: input/output error")
+	}
+	return r.Memory.View(fn)
 }
 
 // TestRemoveThatFailsKeepsTheFiles: a volume rm whose record cannot be
@@ -199,5 +206,22 @@ func TestStartDeletesWhatACopyStaged(t *testing.T) {
 	}
 	if !s.Empty("vol") {
 		t.Error("the volume is not empty")
+	}
+}
+
+// TestStartKeepsRemovalsItCannotJudge: a start that cannot read the store
+// leaves what a removal moved aside where it is (the record may still be
+// there), where it deleted it as if the volume were gone.
+func TestStartKeepsRemovalsItCannotJudge(t *testing.T) {
+	dir := t.TempDir()
+	moved := filepath.Join(dir, removingPrefix+"0123456789abcdef-data", "_data")
+	if err := os.MkdirAll(moved, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewStore(dir, &refusingStore{Memory: store.NewMemory(), failView: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(moved); err != nil {
+		t.Errorf("files of a removal the store could not judge: %v, want kept", err)
 	}
 }

@@ -195,10 +195,6 @@ func (d *Driver) ensureOwned(br netlink.Link, owner string) error {
 	return nil
 }
 
-// ReleaseBridgeOf is ReleaseBridge for a bridge owner holds, and only
-// then: berth-cni hands a bridge on when the network that made it has no
-// attachment left, and must not untag one someone else has since taken.
-// The device and its addresses stay.
 // OwnedBy says whether the link name exists with owner's tag (the alias
 // EnsureBridge gives a bridge it makes or takes over for owner).
 func (d *Driver) OwnedBy(name, owner string) (bool, error) {
@@ -206,6 +202,10 @@ func (d *Driver) OwnedBy(name, owner string) (bool, error) {
 	return l != nil && l.Attrs().Alias == ownerAlias(owner), err
 }
 
+// ReleaseBridgeOf is ReleaseBridge for a bridge owner holds, and only
+// then: berth-cni hands a bridge on when the network that made it has no
+// attachment left, and must not untag one someone else has since taken.
+// The device and its addresses stay.
 func (d *Driver) ReleaseBridgeOf(name, owner string) error {
 	l, err := linkIfExists(d.h, name)
 	if err != nil || l == nil || l.Attrs().Alias != ownerAlias(owner) {
