@@ -112,6 +112,7 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 		Hostname:          c.Hostname,
 		Domainname:        c.Domainname,
 		Tty:               c.Tty,
+		ConsoleSize:       hc.ConsoleSize,
 		OpenStdin:         c.OpenStdin,
 		StdinOnce:         c.StdinOnce,
 		Labels:            c.Labels,

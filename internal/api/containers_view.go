@@ -189,6 +189,7 @@ func hostConfig(cfg container.Config, links []string) *ctypes.HostConfig {
 		PublishAllPorts: cfg.PublishAllPorts,
 		RestartPolicy:   restartPolicy(cfg.RestartPolicy),
 		AutoRemove:      cfg.AutoRemove,
+		ConsoleSize:     cfg.ConsoleSize,
 		LogConfig:       logConfigView(cfg.LogConfig),
 		DNS:             orNone(cfg.DNS),
 		DNSOptions:      orNone(cfg.DNSOptions),

@@ -29,19 +29,22 @@ const (
 
 // Config is what the user asked for when creating the container.
 type Config struct {
-	Image      string            `json:"image"`   // as the user named it
-	ImageID    string            `json:"imageId"` // sha256:…
-	Cmd        []string          `json:"cmd"`
-	Entrypoint []string          `json:"entrypoint,omitempty"`
-	Env        []string          `json:"env,omitempty"`
-	WorkingDir string            `json:"workingDir,omitempty"`
-	User       string            `json:"user,omitempty"`
-	Hostname   string            `json:"hostname"`
-	Domainname string            `json:"domainname,omitempty"`
-	Tty        bool              `json:"tty,omitempty"`
-	OpenStdin  bool              `json:"openStdin,omitempty"`
-	StdinOnce  bool              `json:"stdinOnce,omitempty"`
-	Labels     map[string]string `json:"labels,omitempty"`
+	Image      string   `json:"image"`   // as the user named it
+	ImageID    string   `json:"imageId"` // sha256:…
+	Cmd        []string `json:"cmd"`
+	Entrypoint []string `json:"entrypoint,omitempty"`
+	Env        []string `json:"env,omitempty"`
+	WorkingDir string   `json:"workingDir,omitempty"`
+	User       string   `json:"user,omitempty"`
+	Hostname   string   `json:"hostname"`
+	Domainname string   `json:"domainname,omitempty"`
+	Tty        bool     `json:"tty,omitempty"`
+	// ConsoleSize is HostConfig.ConsoleSize: the tty's height and width
+	// at start (the CLI's terminal), zero when unknown.
+	ConsoleSize [2]uint           `json:"consoleSize,omitzero"`
+	OpenStdin   bool              `json:"openStdin,omitempty"`
+	StdinOnce   bool              `json:"stdinOnce,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
 	// ExposedPorts are "80/tcp" style keys.
 	ExposedPorts []string `json:"exposedPorts,omitempty"`
 	// PortBindings are the ports to publish on the container's first

@@ -233,7 +233,7 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, joins nsJ
 	spec := runtime.Spec{
 		ID: c.ID, RootfsDir: rootfs, Args: append(append([]string(nil), c.Config.Entrypoint...), c.Config.Cmd...),
 		Env: append(slices.Clone(cs.linkEnv), c.Config.Env...), Cwd: c.Config.WorkingDir, User: c.Config.User, Hostname: c.Config.Hostname, Domainname: c.Config.Domainname,
-		NetNSPath: net.SandboxKey, Tty: c.Config.Tty, OpenStdin: c.Config.OpenStdin,
+		NetNSPath: net.SandboxKey, Tty: c.Config.Tty, ConsoleSize: c.Config.ConsoleSize, OpenStdin: c.Config.OpenStdin,
 		Files:    map[string]string{"/etc/hosts": c.HostsPath, "/etc/hostname": c.HostnamePath, "/etc/resolv.conf": c.ResolvConfPath},
 		ReadOnly: c.Config.ReadonlyRootfs, CapAdd: normalizedCaps(c.Config.CapAdd), CapDrop: normalizedCaps(c.Config.CapDrop), Sysctls: c.Config.Sysctls,
 		Resources: c.Config.Resources, Security: c.Config.Security, GroupAdd: c.Config.GroupAdd,

@@ -37,6 +37,7 @@ type Spec struct {
 	// (--network container:X): its sysctls are that container's own.
 	NetNSJoined bool
 	Tty         bool
+	ConsoleSize [2]uint // with Tty: the terminal's height and width at start; zero = unknown
 	OpenStdin   bool
 	// Files are bind-mounted: container path → host file (the daemon's
 	// /etc/hosts, /etc/hostname, /etc/resolv.conf).
@@ -197,6 +198,12 @@ func ociSpec(s Spec, u user, h hostFacts) (*specs.Spec, error) {
 		caps = h.caps // moby's: the daemon's own effective set; --cap-add/--cap-drop do not count
 	}
 	proc := processSpec(args, containerEnv(s, u), s.Cwd, s.Tty, u, rlimits(s.Resources, h.nofile), caps)
+	if s.Tty && s.ConsoleSize[0] > 0 && s.ConsoleSize[1] > 0 {
+		// moby's WithConsoleSize: the tty has the CLI's size from the
+		// start (a program that reads it at once saw 0x0 until the CLI's
+		// resize came).
+		proc.ConsoleSize = &specs.Box{Height: s.ConsoleSize[0], Width: s.ConsoleSize[1]}
+	}
 	oomScoreAdj := s.Resources.OomScoreAdj
 	proc.OOMScoreAdj = &oomScoreAdj
 	proc.NoNewPrivileges = sec.NoNewPrivileges

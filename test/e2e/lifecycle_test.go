@@ -535,3 +535,28 @@ func TestRemovalCutShortKeepsTheFiles(t *testing.T) {
 		t.Errorf("the trash after a rm: %v, %v", ents, err)
 	}
 }
+
+// TestConsoleSizeAtStart: a tty container starts with the size the
+// client's terminal had (HostConfig.ConsoleSize, which docker run -t
+// sends), as moby's WithConsoleSize: it started at 0x0 until a resize,
+// and a program reading it at once (stty, a TUI) saw none.
+func TestConsoleSizeAtStart(t *testing.T) {
+	w, _ := startWorld(t)
+	body := `{"Image":"` + testworld.BusyboxImage + `","Cmd":["stty","size"],"Tty":true,"HostConfig":{"ConsoleSize":[40,100]}}`
+	resp, err := apiClient(w).Post("http://berth/v1.51/containers/create?name=sized", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("create: %d", resp.StatusCode)
+	}
+	if got := dockerInspect(t, w, "{{json .HostConfig.ConsoleSize}}", "sized"); got != "[40,100]" {
+		t.Errorf("HostConfig.ConsoleSize = %s, want [40,100]", got)
+	}
+	mustDocker(t, w, "start", "sized")
+	mustDocker(t, w, "wait", "sized")
+	if out := mustDocker(t, w, "logs", "sized"); strings.TrimSpace(out) != "40 100" {
+		t.Errorf("stty size in the container: %q, want 40 100", out)
+	}
+}
