@@ -59,6 +59,10 @@ func TestBadRequests(t *testing.T) {
 		{"container name starting with dash", "POST", "/v1.51/containers/create?name=-x", `{"Image":"busybox"}`, 400, "Invalid container name (-x)"},
 		{"empty create body", "POST", "/v1.51/containers/create", `{}`, 400, "config cannot be empty in order to create a container"},
 		{"no image", "POST", "/v1.51/containers/create", `{"Cmd":["true"]}`, 400, "no image specified"},
+		// moby refuses these at create; berth took them and every start failed.
+		{"relative workdir", "POST", "/v1.51/containers/create", `{"Image":"busybox","WorkingDir":"rel"}`, 400, "the working directory 'rel' is invalid, it needs to be an absolute path"},
+		{"env without a name", "POST", "/v1.51/containers/create", `{"Image":"busybox","Env":["A=1","=foo"]}`, 400, "invalid environment variable: =foo"},
+		{"empty env", "POST", "/v1.51/containers/create", `{"Image":"busybox","Env":[""]}`, 400, "invalid environment variable: "},
 		{"static IP not an address", "POST", "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"NetworkMode":"web"},"NetworkingConfig":{"EndpointsConfig":{"web":{"IPAMConfig":{"IPv4Address":"nope"}}}}}`, 400, "invalid config for network web: invalid endpoint settings:\ninvalid IPv4 address: nope"},
 		{"bad MAC on create", "POST", "/v1.51/containers/create", `{"Image":"busybox","NetworkingConfig":{"EndpointsConfig":{"bridge":{"MacAddress":"zz:zz"}}}}`, 400, "invalid config for network bridge: invalid MAC address zz:zz"},
 		{"bad exposed port", "POST", "/v1.51/containers/create", `{"Image":"busybox","ExposedPorts":{"http/tcp":{}}}`, 400, `invalid exposed port "http/tcp"`},

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"maps"
 	"net/netip"
+	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -153,6 +154,20 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 func checkCreate(c *ctypes.Config, hc *ctypes.HostConfig) error {
 	if c.Image == "" {
 		return errdefs.Invalid("no image specified: name the image to run")
+	}
+	// moby's translateWorkingDir and its check of Env: refused at
+	// create, where a relative directory or an entry without a name was
+	// taken and every start failed.
+	if c.WorkingDir != "" {
+		if !path.IsAbs(c.WorkingDir) {
+			return errdefs.Invalid("the working directory '%s' is invalid, it needs to be an absolute path", c.WorkingDir)
+		}
+		c.WorkingDir = path.Clean(c.WorkingDir)
+	}
+	for _, e := range c.Env {
+		if k, _, _ := strings.Cut(e, "="); k == "" {
+			return errdefs.Invalid("invalid environment variable: %s", e)
+		}
 	}
 	if err := ctypes.ValidateRestartPolicy(hc.RestartPolicy); err != nil {
 		return errdefs.Invalid("%w", err)
