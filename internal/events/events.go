@@ -36,8 +36,8 @@ type Event struct {
 // keep is how many past events the log keeps for "since" (moby keeps 256).
 const keep = 256
 
-// subBuffer is how far a subscriber may fall behind before it is dropped
-// (its stream ends; a client that cannot keep up asks again).
+// subBuffer is how far a subscriber may fall behind before the events it
+// has no room for are dropped (moby's publisher buffer, 1024).
 const subBuffer = 1024
 
 // Log keeps the last events and hands new ones to subscribers. Safe for
@@ -59,7 +59,10 @@ func New(now func() time.Time) *Log {
 }
 
 // Publish records e, stamped with the time now, and sends it to every
-// subscriber; one whose buffer is full is dropped (its channel closed).
+// subscriber; one whose buffer is full misses e and stays subscribed, as
+// moby's publisher drops an event a subscriber has no room for (it ended
+// the stream: a docker events watcher exited 0 after a burst, and never
+// saw the events after it).
 func (l *Log) Publish(e Event) {
 	e.Time = l.now()
 	l.mu.Lock()
@@ -71,16 +74,14 @@ func (l *Log) Publish(e Event) {
 	for ch := range l.subs {
 		select {
 		case ch <- e:
-		default:
-			delete(l.subs, ch)
-			close(ch)
+		default: // full: this one misses e
 		}
 	}
 }
 
 // Subscribe returns the kept events at or after since (none when since
 // is zero) and a channel of the events after them, until cancel is
-// called (or the subscriber falls too far behind: the channel closes).
+// called (a subscriber that falls too far behind misses events).
 func (l *Log) Subscribe(since time.Time) (past []Event, ch <-chan Event, cancel func()) {
 	c := make(chan Event, subBuffer)
 	l.mu.Lock()
@@ -156,11 +157,11 @@ func matchAction(actions []string, action string) bool {
 	return fuzzy && slices.ContainsFunc(actions, func(a string) bool { return strings.HasPrefix(action, a) })
 }
 
-// matchActor is moby's fuzzy match: the actor's name, or its ID or a
-// prefix of it.
+// matchActor is moby's fuzzyMatchName: the actor's ID or its name, or a
+// prefix of either (container=web follows web2 and webapp too).
 func matchActor(refs []string, e Event) bool {
 	for _, r := range refs {
-		if r == e.Attributes["name"] || (r != "" && strings.HasPrefix(e.ActorID, r)) {
+		if r == e.Attributes["name"] || (r != "" && (strings.HasPrefix(e.ActorID, r) || strings.HasPrefix(e.Attributes["name"], r))) {
 			return true
 		}
 	}

@@ -29,6 +29,9 @@ func TestFilterMatch(t *testing.T) {
 		{"container by name", Filter{Containers: []string{"web"}}, start, true},
 		{"container by ID prefix", Filter{Containers: []string{"abcdef"}}, start, true},
 		{"another container", Filter{Containers: []string{"db"}}, start, false},
+		// moby's FuzzyMatch on the name: a prefix of it matches too.
+		{"container by a prefix of its name", Filter{Containers: []string{"we"}}, start, true},
+		{"network by a prefix of its name", Filter{Networks: []string{"fro"}}, connect, true},
 		{"container filter on a network event", Filter{Containers: []string{"web"}}, connect, false},
 		{"network by name", Filter{Networks: []string{"front"}}, connect, true},
 		{"label key=value (Compose's)", Filter{Labels: []string{"com.docker.compose.project=shop"}}, start, true},
@@ -86,20 +89,29 @@ func TestLogSinceAndSubscribe(t *testing.T) {
 	cancel() // twice is fine
 }
 
-// A subscriber that does not read is dropped, never waited for.
-func TestSlowSubscriberDropped(t *testing.T) {
+// A subscriber that does not read is never waited for: the events it has
+// no room for are dropped, and it stays subscribed for the ones after,
+// as moby's publisher (it was cut off, and its stream ended).
+func TestSlowSubscriberMissesEventsButStays(t *testing.T) {
 	l := New(nil)
 	_, ch, cancel := l.Subscribe(time.Time{})
 	defer cancel()
-	for range subBuffer + 1 {
+	for range subBuffer + 10 {
 		l.Publish(Event{Type: TypeContainer, Action: "start"})
 	}
-	n := 0
-	for range ch {
-		n++
+	for range subBuffer {
+		if e, ok := <-ch; !ok || e.Action != "start" {
+			t.Fatalf("buffered event: %v, %v", e, ok)
+		}
 	}
-	if n != subBuffer {
-		t.Errorf("read %d events before the channel closed, want %d", n, subBuffer)
+	l.Publish(Event{Type: TypeContainer, Action: "die"})
+	select {
+	case e, ok := <-ch:
+		if !ok || e.Action != "die" {
+			t.Errorf("after the burst: %v, %v; want the die", e, ok)
+		}
+	default:
+		t.Error("a subscriber that fell behind got nothing after it caught up")
 	}
 }
 
