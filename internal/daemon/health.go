@@ -5,12 +5,14 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/network"
 	"github.com/berth-net/berth/internal/runtime"
 )
 
@@ -138,11 +140,19 @@ func (d *Daemon) probe(cs *ctrState, hc *container.HealthConfig, stop <-chan str
 			}
 		},
 	}
+	// As moby's probes, which are execs: exec_create, exec_start, and
+	// exec_die with the exit code once a probe that ran has ended.
+	execID := network.NewID()
+	d.execEvent(id, "exec_create: "+execLine(spec.Args), execID, nil)
+	d.execEvent(id, "exec_start: "+execLine(spec.Args), execID, nil)
 	done := make(chan error, 1)
 	code := 0
 	go func() {
-		var err error
-		code, err = d.runtime.Exec(context.Background(), id, spec)
+		c, err := d.runtime.Exec(context.Background(), id, spec)
+		if err == nil {
+			d.execEvent(id, "exec_die", execID, map[string]string{"exitCode": strconv.Itoa(c)})
+		}
+		code = c
 		done <- err
 	}()
 	kill := func() {

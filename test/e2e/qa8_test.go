@@ -222,6 +222,16 @@ func TestHealthChecks(t *testing.T) {
 	if !strings.HasPrefix(events, "health_status: unhealthy\nhealth_status: healthy\n") {
 		t.Errorf("health events:\n%s", events)
 	}
+	// Each probe is an exec, as moby's: exec_create, exec_start, then
+	// exec_die with its exit code (a probe made no exec events).
+	execs := mustDocker(t, w, "events", "--since", since, "--until", until, "--filter", "container=doc", "--filter", "event=exec_die", "--format", "{{.Action}} {{index .Actor.Attributes \"exitCode\"}}")
+	if !strings.Contains(execs, "exec_die 1\n") || !strings.Contains(execs, "exec_die 0\n") {
+		t.Errorf("the probes' exec_die events:\n%s", execs)
+	}
+	creates := mustDocker(t, w, "events", "--since", since, "--until", until, "--filter", "container=doc", "--filter", "event=exec_create", "--format", "{{.Action}}")
+	if !strings.HasPrefix(creates, "exec_create: /bin/sh -c test -e /tmp/ok && echo fine\n") {
+		t.Errorf("the probes' exec_create events:\n%s", creates)
+	}
 
 	// A probe past its timeout is killed and counts as a failure.
 	mustDocker(t, w, "run", "-d", "--name", "slow", "--health-cmd", "sleep 5", "--health-interval", "100ms",
