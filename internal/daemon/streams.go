@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"strconv"
 	"sync"
 	"time"
 
@@ -182,7 +183,9 @@ func (d *Daemon) CheckLogs(ctx context.Context, ref string, opts api.LogsOptions
 	return d.runtime.CheckLogOptions(id, runtime.LogOptions{Since: opts.Since, Until: opts.Until, Timestamps: opts.Timestamps})
 }
 
-// ResizeContainer resizes a tty container's terminal; without a tty it is a no-op, as in Docker.
+// ResizeContainer resizes a tty container's terminal (without a tty
+// there is nothing to resize), and logs a "resize" event, as moby's
+// ContainerResize; a container that is not running is a conflict.
 func (d *Daemon) ResizeContainer(ctx context.Context, ref string, height, width uint) error {
 	cs, err := d.lookup(ref)
 	if err != nil {
@@ -190,11 +193,18 @@ func (d *Daemon) ResizeContainer(ctx context.Context, ref string, height, width 
 	}
 	cs.mu.Lock()
 	tty, running, id := cs.c.Config.Tty, cs.c.Running(), cs.c.ID
+	c := cloneContainer(cs.c)
 	cs.mu.Unlock()
-	if !tty || !running {
-		return nil
+	if !running {
+		return errdefs.Conflict("container %s is not running", id)
 	}
-	return d.runtime.Resize(id, height, width)
+	if tty {
+		if err := d.runtime.Resize(id, height, width); err != nil {
+			return err
+		}
+	}
+	d.containerEvent(c, "resize", map[string]string{"height": strconv.FormatUint(uint64(height), 10), "width": strconv.FormatUint(uint64(width), 10)})
+	return nil
 }
 
 // attachDrainLimit bounds how long an AutoRemove waits for attached

@@ -560,3 +560,32 @@ func TestConsoleSizeAtStart(t *testing.T) {
 		t.Errorf("stty size in the container: %q, want 40 100", out)
 	}
 }
+
+// TestResizeAsDocker: a resize of a running container is a "resize" event
+// with its height and width; of one that is not running, a 409, as
+// moby's ContainerResize (berth logged nothing and answered 200).
+func TestResizeAsDocker(t *testing.T) {
+	w, _ := startWorld(t)
+	since := strings.TrimSpace(mustDocker(t, w, "run", "--rm", testworld.BusyboxImage, "date", "+%s"))
+	mustDocker(t, w, "run", "-d", "-t", "--name", "tt", testworld.BusyboxImage, "sleep", "600")
+	resize := func() int {
+		resp, err := apiClient(w).Post("http://berth/v1.51/containers/tt/resize?h=30&w=100", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := resize(); code != 200 {
+		t.Errorf("resize of a running container: %d", code)
+	}
+	mustDocker(t, w, "stop", "-t", "0", "tt")
+	if code := resize(); code != 409 {
+		t.Errorf("resize of a stopped container: %d, want 409", code)
+	}
+	until := strings.TrimSpace(mustDocker(t, w, "run", "--rm", testworld.BusyboxImage, "sh", "-c", "sleep 1; date +%s"))
+	out := mustDocker(t, w, "events", "--since", since, "--until", until, "--filter", "event=resize", "--format", `{{.Action}} {{index .Actor.Attributes "height"}} {{index .Actor.Attributes "width"}}`)
+	if out != "resize 30 100\n" {
+		t.Errorf("resize events: %q", out)
+	}
+}
