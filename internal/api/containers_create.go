@@ -114,6 +114,7 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 		Domainname:        c.Domainname,
 		Tty:               c.Tty,
 		ConsoleSize:       hc.ConsoleSize,
+		NetworkDisabled:   c.NetworkDisabled,
 		OpenStdin:         c.OpenStdin,
 		StdinOnce:         c.StdinOnce,
 		Labels:            c.Labels,
@@ -367,6 +368,16 @@ func sharedNetnsEndpoints(mode string, eps map[string]*nettypes.EndpointSettings
 // among the returned networks, so the daemon has one list to join.
 func createNetworks(c *ctypes.Config, hc *ctypes.HostConfig, nc *nettypes.NetworkingConfig, apiVersion string) (string, map[string]container.EndpointRequest, error) {
 	mode := string(hc.NetworkMode)
+	if c.NetworkDisabled {
+		// moby's NetworkDisabled: a namespace of the container's own with
+		// no network joined, whatever the mode says (it was ignored: the
+		// container got the bridge). Sharing the host's or another
+		// container's namespace would be a network, so it is refused.
+		if hc.NetworkMode.IsHost() || hc.NetworkMode.IsContainer() {
+			return "", nil, errdefs.Invalid("conflicting options: NetworkDisabled and network mode %s", mode)
+		}
+		return network.NameNone, map[string]container.EndpointRequest{network.NameNone: {}}, nil
+	}
 	if mode == "" || mode == nettypes.NetworkDefault {
 		mode = network.NameBridge
 	}

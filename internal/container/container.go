@@ -41,10 +41,13 @@ type Config struct {
 	Tty        bool     `json:"tty,omitempty"`
 	// ConsoleSize is HostConfig.ConsoleSize: the tty's height and width
 	// at start (the CLI's terminal), zero when unknown.
-	ConsoleSize [2]uint           `json:"consoleSize,omitzero"`
-	OpenStdin   bool              `json:"openStdin,omitempty"`
-	StdinOnce   bool              `json:"stdinOnce,omitempty"`
-	Labels      map[string]string `json:"labels,omitempty"`
+	ConsoleSize [2]uint `json:"consoleSize,omitzero"`
+	OpenStdin   bool    `json:"openStdin,omitempty"`
+	// NetworkDisabled is Config.NetworkDisabled: the container joins no
+	// network (its mode is "none").
+	NetworkDisabled bool              `json:"networkDisabled,omitempty"`
+	StdinOnce       bool              `json:"stdinOnce,omitempty"`
+	Labels          map[string]string `json:"labels,omitempty"`
 	// ExposedPorts are "80/tcp" style keys.
 	ExposedPorts []string `json:"exposedPorts,omitempty"`
 	// PortBindings are the ports to publish on the container's first

@@ -1,0 +1,41 @@
+package api
+
+import (
+	"testing"
+
+	ctypes "github.com/docker/docker/api/types/container"
+	nettypes "github.com/docker/docker/api/types/network"
+)
+
+// TestNetworkDisabled: Config.NetworkDisabled gives the container no
+// network (mode none, no endpoint), whatever the request's mode and
+// endpoints say, and is kept for inspect; with the host's or another
+// container's namespace it is refused. It was ignored: the container got
+// the bridge.
+func TestNetworkDisabled(t *testing.T) {
+	req := ctypes.CreateRequest{
+		Config:           &ctypes.Config{Image: "busybox", NetworkDisabled: true},
+		HostConfig:       &ctypes.HostConfig{NetworkMode: "web"},
+		NetworkingConfig: &nettypes.NetworkingConfig{EndpointsConfig: map[string]*nettypes.EndpointSettings{"web": {Aliases: []string{"a"}}}},
+	}
+	cfg, err := createConfig(req, "1.51")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NetworkMode != "none" || len(cfg.Networks) != 1 || !cfg.NetworkDisabled {
+		t.Errorf("NetworkDisabled: mode %q, networks %v, kept %v; want none alone", cfg.NetworkMode, cfg.Networks, cfg.NetworkDisabled)
+	}
+	if _, ok := cfg.Networks["none"]; !ok {
+		t.Errorf("networks %v, want none", cfg.Networks)
+	}
+	if wireConfig(cfg).NetworkDisabled != true {
+		t.Error("inspect does not show NetworkDisabled")
+	}
+	for _, mode := range []string{"host", "container:other"} {
+		req.HostConfig = &ctypes.HostConfig{NetworkMode: ctypes.NetworkMode(mode)}
+		req.NetworkingConfig = nil
+		if _, err := createConfig(req, "1.51"); err == nil {
+			t.Errorf("NetworkDisabled with network mode %s: no error", mode)
+		}
+	}
+}
