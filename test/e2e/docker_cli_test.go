@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -858,22 +857,51 @@ func TestBerthDetachKeys(t *testing.T) {
 	w, _ := startWorld(t)
 	typed := func(t *testing.T, cmdline, keys string) (string, error) {
 		t.Helper()
-		// The keys come once the session is up (before, the terminal is
-		// not raw yet and its line discipline takes ctrl-q).
-		sh := fmt.Sprintf("(sleep 2; printf '%s'; sleep 3) | timeout 20 script -qec %q /dev/null", keys, testworld.Binary(t)+" "+cmdline)
-		cmd := exec.Command("sh", "-c", sh)
+		// The keys are typed once the shell's prompt is out: the session
+		// is up and the terminal raw (before, its line discipline would
+		// take ctrl-q). Standard input stays open until the command ends
+		// (at its end script(1) types an end-of-file).
+		cmd := exec.Command("timeout", "30", "script", "-qec", testworld.Binary(t)+" "+cmdline, "/dev/null")
 		cmd.Env = append(os.Environ(), "BERTH_HOST=unix://"+w.Socket)
-		out, err := cmd.CombinedOutput()
-		t.Logf("%s\n%q (err %v)", sh, out, err)
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer in.Close()
+		outPipe, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var out []byte
+		buf := make([]byte, 4096)
+		typedKeys := false
+		for {
+			n, rerr := outPipe.Read(buf)
+			out = append(out, buf[:n]...)
+			if !typedKeys && bytes.Contains(out, []byte("/ # ")) {
+				typedKeys = true
+				if _, err := in.Write([]byte(keys)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if rerr != nil {
+				break
+			}
+		}
+		err = cmd.Wait()
+		t.Logf("script -qec %q\n%q (err %v)", cmdline, out, err)
 		return string(out), err
 	}
-	if _, err := typed(t, "run -it --name away "+testworld.BusyboxImage+" sh", `\020\021`); err != nil {
+	if _, err := typed(t, "run -it --name away "+testworld.BusyboxImage+" sh", "\x10\x11"); err != nil {
 		t.Errorf("berth run -it, then ctrl-p ctrl-q: %v, want exit 0", err)
 	}
 	if got := strings.TrimSpace(w.MustBerth(t, "inspect", "-f", "{{.State.Running}}", "away")); got != "true" {
 		t.Errorf("after detaching, the container's Running = %s", got)
 	}
-	out, err := typed(t, "exec -it --detach-keys ctrl-x,x away sh", `\030x`)
+	out, err := typed(t, "exec -it --detach-keys ctrl-x,x away sh", "\x18x")
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(out, "read escape sequence") {
 		t.Errorf("berth exec -it --detach-keys ctrl-x,x, then those keys: %v, %q; want exit 1 and read escape sequence", err, out)
