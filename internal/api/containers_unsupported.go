@@ -61,8 +61,17 @@ func unappliedHostConfig(hc *ctypes.HostConfig) error {
 // withoutDefaults returns hc with the settings whose value is what berth
 // does anyway cleared.
 func withoutDefaults(hc ctypes.HostConfig) ctypes.HostConfig {
-	if hc.Runtime == "runc" {
+	// Values that name what berth does anyway, as moby accepts them:
+	// runc by its containerd shim's name too, the host's user namespace
+	// (no remapping), the local volume driver.
+	if hc.Runtime == "runc" || hc.Runtime == "io.containerd.runc.v2" {
 		hc.Runtime = ""
+	}
+	if hc.UsernsMode == "host" {
+		hc.UsernsMode = ""
+	}
+	if hc.VolumeDriver == "local" {
+		hc.VolumeDriver = ""
 	}
 	if hc.Isolation == "default" {
 		hc.Isolation = ""

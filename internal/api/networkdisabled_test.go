@@ -39,3 +39,21 @@ func TestNetworkDisabled(t *testing.T) {
 		}
 	}
 }
+
+// TestNoOpValuesAccepted: values that name what berth does anyway pass,
+// as moby accepts them (runc's containerd shim, the host's user
+// namespace, the local volume driver); others are still refused.
+func TestNoOpValuesAccepted(t *testing.T) {
+	for _, hc := range []ctypes.HostConfig{
+		{Runtime: "io.containerd.runc.v2"}, {Runtime: "runc"}, {UsernsMode: "host"}, {VolumeDriver: "local"},
+	} {
+		if err := unappliedHostConfig(&hc); err != nil {
+			t.Errorf("%+v: %v", hc, err)
+		}
+	}
+	for _, hc := range []ctypes.HostConfig{{Runtime: "kata"}, {UsernsMode: "private"}, {VolumeDriver: "nfs"}} {
+		if err := unappliedHostConfig(&hc); err == nil {
+			t.Errorf("%+v: accepted", hc)
+		}
+	}
+}

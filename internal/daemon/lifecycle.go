@@ -321,8 +321,9 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, joins nsJ
 	d.watchOOMLocked(cs, proc, true)
 	go d.monitor(cs, proc, cs.exited)
 	d.startHealthLocked(cs)
-	d.containerVolumesEvent(c, "mount")
+	// moby's order: the networks are joined before the mounts are made.
 	d.containerNetworksEvent(c, "connect")
+	d.containerVolumesEvent(c, "mount")
 	d.containerEvent(c, "start", nil)
 	d.log.Info("container started", "name", c.Name, "id", c.ShortID(), "pid", proc.Pid)
 	return nil
