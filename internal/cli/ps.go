@@ -223,7 +223,7 @@ func newPsCommand(e *env) *cobra.Command {
 			}
 			// As docker ps: a template that shows .Size asks for it,
 			// unless -q or an explicit --size=false.
-			if format != "" && !quiet && !cmd.Flags().Changed("size") && strings.Contains(format, ".Size") {
+			if format != "" && !quiet && !cmd.Flags().Changed("size") && usesSize(format) {
 				size = true
 			}
 			list, err := c.ContainerListSized(cmd.Context(), all || last > 0, size, filters.value())
@@ -264,4 +264,11 @@ func newPsCommand(e *env) *cobra.Command {
 	f.StringVar(&format, "format", "", "Format output using a custom template")
 	f.VarP(&filters, "filter", "f", "Filter output based on conditions provided")
 	return cmd
+}
+
+// usesSize says whether a ps template shows the size, as docker finds out
+// by running it (FieldsUsed): .Size, or the whole row as {{json .}} (not
+// --format json, which docker renders without running the template).
+func usesSize(format string) bool {
+	return strings.Contains(format, ".Size") || strings.Contains(strings.ReplaceAll(format, " ", ""), "{{json.}}")
 }
