@@ -16,6 +16,7 @@ import (
 func newRunCommand(e *env) *cobra.Command {
 	var (
 		detach   bool
+		sigProxy bool
 		keysFlag string
 		o        *containerOptions
 	)
@@ -32,12 +33,13 @@ func newRunCommand(e *env) *cobra.Command {
 			if err != nil {
 				return StatusError{Cause: err, Status: withHelp(cmd, err), StatusCode: 125}
 			}
-			return runContainer(cmd, e, o, req, detach, keys)
+			return runContainer(cmd, e, o, req, detach, keys, sigProxy)
 		},
 	}
 	fs := cmd.Flags()
 	fs.BoolVarP(&detach, "detach", "d", false, "Run container in background and print container ID")
 	fs.StringVar(&keysFlag, "detach-keys", "", "Override the key sequence for detaching a container")
+	fs.BoolVar(&sigProxy, "sig-proxy", true, "Proxy received signals to the process")
 	fs.Bool("help", false, "Print usage")
 	o = addContainerFlags(fs)
 	return cmd
@@ -133,7 +135,7 @@ func withDefaultTag(ref string) string {
 // runContainer is docker run after option parsing: create, attach (unless
 // detached), wait, start — in that order, so that no output is lost and the
 // exit status cannot be missed — then stream until the container exits.
-func runContainer(cmd *cobra.Command, e *env, o *containerOptions, req container.CreateRequest, detach bool, keys []byte) error {
+func runContainer(cmd *cobra.Command, e *env, o *containerOptions, req container.CreateRequest, detach bool, keys []byte, sigProxy bool) error {
 	ctx := cmd.Context()
 	cfg := req.Config
 	tm := detectTerminal(e.in, e.out)
@@ -185,7 +187,7 @@ func runContainer(cmd *cobra.Command, e *env, o *containerOptions, req container
 		fmt.Fprintln(e.out, id)
 		return nil
 	}
-	streamErr := streamContainer(ctx, e, c, conn, id, cfg, tm, keys)
+	streamErr := streamContainer(ctx, e, c, conn, id, cfg, tm, keys, sigProxy)
 	if detached(streamErr) {
 		return nil // the detach keys: the container runs on, as docker run -it
 	}
@@ -201,8 +203,9 @@ func runContainer(cmd *cobra.Command, e *env, o *containerOptions, req container
 
 // streamContainer moves the attached streams until the container's output
 // ends; without a tty it forwards the signals the CLI gets to the
-// container (forwardSignals; with a tty, ^C reaches it as a byte).
-func streamContainer(ctx context.Context, e *env, c *client.Client, conn *client.HijackedConn, id string, cfg *container.Config, tm terminal, keys []byte) error {
+// container unless sigProxy is off (forwardSignals; with a tty, ^C
+// reaches it as a byte).
+func streamContainer(ctx context.Context, e *env, c *client.Client, conn *client.HijackedConn, id string, cfg *container.Config, tm terminal, keys []byte, sigProxy bool) error {
 	s := streams{stdout: e.out, stderr: e.err, tty: cfg.Tty, detachKeys: keys}
 	if cfg.Tty {
 		s.stderr = e.out
@@ -213,9 +216,11 @@ func streamContainer(ctx context.Context, e *env, c *client.Client, conn *client
 	if cfg.Tty {
 		return pumpTTY(ctx, conn, s, tm, func(h, w uint) error { return c.ContainerResize(ctx, id, h, w) })
 	}
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	forwardSignals(sctx, func(sig string) { _ = c.ContainerKill(context.WithoutCancel(ctx), id, sig) })
+	if sigProxy { // --sig-proxy=false leaves the CLI's signals its own
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		forwardSignals(sctx, func(sig string) { _ = c.ContainerKill(context.WithoutCancel(ctx), id, sig) })
+	}
 	return pump(ctx, conn, s)
 }
 
@@ -301,7 +306,7 @@ func startAttached(ctx context.Context, e *env, c *client.Client, ref string, in
 	if err := c.ContainerStart(ctx, info.ID); err != nil {
 		return err
 	}
-	if err := streamContainer(ctx, e, c, conn, info.ID, &cfg, detectTerminal(e.in, e.out), keys); detached(err) {
+	if err := streamContainer(ctx, e, c, conn, info.ID, &cfg, detectTerminal(e.in, e.out), keys, true); detached(err) {
 		return nil
 	} else if err != nil {
 		return err

@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -909,4 +911,60 @@ func TestBerthDetachKeys(t *testing.T) {
 	if got := strings.TrimSpace(w.MustBerth(t, "inspect", "-f", "{{.State.Running}}", "away")); got != "true" {
 		t.Errorf("after detaching from the exec, the container's Running = %s", got)
 	}
+}
+
+// TestBerthRunSignalProxy: a hang-up of `berth run` (its terminal or ssh
+// session closed) reaches the container, as docker run's sig-proxy
+// forwards every signal (berth forwarded SIGINT and SIGTERM only, and
+// died of the hang-up, leaving the container); --sig-proxy=false keeps
+// the CLI's signals its own.
+func TestBerthRunSignalProxy(t *testing.T) {
+	w, _ := startWorld(t)
+	run := func(name string, extra ...string) (*exec.Cmd, *syncBuffer) {
+		args := append([]string{"run", "--name", name}, extra...)
+		args = append(args, testworld.BusyboxImage, "sh", "-c", `trap "echo got; exit 9" HUP; echo ready; i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done`)
+		cmd := exec.Command(testworld.Binary(t), args...)
+		cmd.Env = append(os.Environ(), "BERTH_HOST=unix://"+w.Socket)
+		out := &syncBuffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if !retried(func() bool { return strings.Contains(out.String(), "ready") }) {
+			t.Fatalf("%s did not start: %q", name, out.String())
+		}
+		if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, out
+	}
+	cmd, out := run("proxied")
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 9 || !strings.Contains(out.String(), "got") {
+		t.Errorf("berth run, then SIGHUP: %v, %q; want the container's trap (got, exit 9)", err, out)
+	}
+	cmd, _ = run("own", "--sig-proxy=false")
+	_ = cmd.Wait()
+	if got := dockerInspect(t, w, "{{.State.Running}}", "own"); got != "true" {
+		t.Errorf("--sig-proxy=false, then SIGHUP: the container's Running = %s, want it untouched", got)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a command's output and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
