@@ -63,6 +63,7 @@ func TestBadRequests(t *testing.T) {
 		{"relative workdir", "POST", "/v1.51/containers/create", `{"Image":"busybox","WorkingDir":"rel"}`, 400, "the working directory 'rel' is invalid, it needs to be an absolute path"},
 		{"env without a name", "POST", "/v1.51/containers/create", `{"Image":"busybox","Env":["A=1","=foo"]}`, 400, "invalid environment variable: =foo"},
 		{"empty env", "POST", "/v1.51/containers/create", `{"Image":"busybox","Env":[""]}`, 400, "invalid environment variable: "},
+		{"container-wide MAC against the endpoint's", "POST", "/v1.51/containers/create", `{"Image":"busybox","MacAddress":"02:42:ac:11:00:aa","NetworkingConfig":{"EndpointsConfig":{"bridge":{"MacAddress":"02:42:ac:11:00:bb"}}}}`, 400, "the container-wide MAC address must match the endpoint-specific MAC address for the main network, or be left empty"},
 		{"static IP not an address", "POST", "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"NetworkMode":"web"},"NetworkingConfig":{"EndpointsConfig":{"web":{"IPAMConfig":{"IPv4Address":"nope"}}}}}`, 400, "invalid config for network web: invalid endpoint settings:\ninvalid IPv4 address: nope"},
 		{"bad MAC on create", "POST", "/v1.51/containers/create", `{"Image":"busybox","NetworkingConfig":{"EndpointsConfig":{"bridge":{"MacAddress":"zz:zz"}}}}`, 400, "invalid config for network bridge: invalid MAC address zz:zz"},
 		{"bad exposed port", "POST", "/v1.51/containers/create", `{"Image":"busybox","ExposedPorts":{"http/tcp":{}}}`, 400, `invalid exposed port "http/tcp"`},

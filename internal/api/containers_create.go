@@ -403,6 +403,12 @@ func createNetworks(c *ctypes.Config, hc *ctypes.HostConfig, nc *nettypes.Networ
 		mac := ""
 		if name == mode {
 			mac = c.MacAddress
+			// moby's handleMACAddressBC: from 1.44 the container-wide MAC
+			// may only repeat the main network's own (it was overridden
+			// without a word).
+			if perEndpointMAC && mac != "" && es != nil && es.MacAddress != "" && es.MacAddress != mac {
+				return "", nil, errdefs.Invalid("the container-wide MAC address must match the endpoint-specific MAC address for the main network, or be left empty")
+			}
 		}
 		req, err := endpointRequest(es, mac, perEndpointMAC)
 		if err != nil {
