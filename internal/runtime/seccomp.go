@@ -23,6 +23,11 @@ type seccompProfile struct {
 	ArchMap         []seccompArchMap         `json:"archMap,omitempty"`
 	Syscalls        []seccompRule            `json:"syscalls"`
 	Flags           []specs.LinuxSeccompFlag `json:"flags,omitempty"`
+	// ListenerPath and ListenerMetadata are where an SCMP_ACT_NOTIFY
+	// rule's notifications go (a seccomp agent's socket), passed to runc
+	// as moby's setupSeccomp passes them.
+	ListenerPath     string `json:"listenerPath,omitempty"`
+	ListenerMetadata string `json:"listenerMetadata,omitempty"`
 }
 
 type seccompArchMap struct {
@@ -195,7 +200,8 @@ func parseSeccompProfile(b []byte) (seccompProfile, error) {
 // is caps, on a machine of architecture goarch whose kernel is kernel
 // ("6.1.0-…"): the rules whose conditions hold (moby's setupSeccomp).
 func (p seccompProfile) spec(caps []string, goarch, kernel string) *specs.LinuxSeccomp {
-	out := &specs.LinuxSeccomp{DefaultAction: p.DefaultAction, Flags: slices.Clone(p.Flags)}
+	out := &specs.LinuxSeccomp{DefaultAction: p.DefaultAction, Flags: slices.Clone(p.Flags),
+		ListenerPath: p.ListenerPath, ListenerMetadata: p.ListenerMetadata}
 	if p.DefaultErrnoRet != nil {
 		errno := *p.DefaultErrnoRet
 		out.DefaultErrnoRet = &errno

@@ -105,6 +105,17 @@ func TestParseSeccompProfile(t *testing.T) {
 	if len(f.Syscalls) != 2 || p.spec([]string{"CAP_FOWNER"}, "amd64", "6.1.0").Syscalls[0].Names[0] != "mkdir" {
 		t.Errorf("the chmod rule's excludes: %+v", f.Syscalls)
 	}
+	// A notifying profile's listener goes to runc, as moby's setupSeccomp
+	// passes it (dropped, the container failed to start: runc's
+	// "listenerPath is not set").
+	n, err := parseSeccompProfile([]byte(`{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/agent.sock","listenerMetadata":"m",
+		"syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := n.spec(nil, "amd64", "6.1.0"); f.ListenerPath != "/run/agent.sock" || f.ListenerMetadata != "m" {
+		t.Errorf("listener %q %q, want the profile's", f.ListenerPath, f.ListenerMetadata)
+	}
 	for _, bad := range []struct{ json, want string }{
 		{`{`, "Decoding seccomp profile failed"},
 		{`{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],"archMap":[{"architecture":"SCMP_ARCH_X86_64"}]}`, "both 'architectures' and 'archMap'"},
