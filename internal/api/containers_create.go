@@ -115,6 +115,7 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 		Tty:               c.Tty,
 		ConsoleSize:       hc.ConsoleSize,
 		NetworkDisabled:   c.NetworkDisabled,
+		Volumes:           slices.Sorted(maps.Keys(c.Volumes)),
 		OpenStdin:         c.OpenStdin,
 		StdinOnce:         c.StdinOnce,
 		Labels:            c.Labels,

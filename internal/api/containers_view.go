@@ -266,6 +266,7 @@ func wireConfig(cfg container.Config) *ctypes.Config {
 		ExposedPorts:    portSet(cfg.ExposedPorts),
 		Tty:             cfg.Tty,
 		NetworkDisabled: cfg.NetworkDisabled,
+		Volumes:         volumeSet(cfg.Volumes),
 		OpenStdin:       cfg.OpenStdin,
 		StdinOnce:       cfg.StdinOnce,
 		Env:             cfg.Env,
@@ -432,4 +433,16 @@ func initView(on bool) *bool {
 		return nil
 	}
 	return &on
+}
+
+// volumeSet is Config.Volumes as moby shows it: null when none.
+func volumeSet(paths []string) map[string]struct{} {
+	if len(paths) == 0 {
+		return nil
+	}
+	m := make(map[string]struct{}, len(paths))
+	for _, p := range paths {
+		m[p] = struct{}{}
+	}
+	return m
 }

@@ -5,6 +5,8 @@ import (
 
 	ctypes "github.com/docker/docker/api/types/container"
 	nettypes "github.com/docker/docker/api/types/network"
+
+	"github.com/berth-net/berth/internal/container"
 )
 
 // TestNetworkDisabled: Config.NetworkDisabled gives the container no
@@ -55,5 +57,21 @@ func TestNoOpValuesAccepted(t *testing.T) {
 		if err := unappliedHostConfig(&hc); err == nil {
 			t.Errorf("%+v: accepted", hc)
 		}
+	}
+}
+
+// TestConfigVolumesShown: the request's Config.Volumes are kept for
+// inspect (it showed null though the volumes were mounted).
+func TestConfigVolumesShown(t *testing.T) {
+	cfg, err := createConfig(ctypes.CreateRequest{Config: &ctypes.Config{Image: "busybox", Volumes: map[string]struct{}{"/b": {}, "/a": {}}}}, "1.51")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := wireConfig(cfg).Volumes
+	if len(got) != 2 || got["/a"] != struct{}{} || got["/b"] != struct{}{} {
+		t.Errorf("Config.Volumes = %v, want /a and /b", got)
+	}
+	if wireConfig(container.Config{}).Volumes != nil {
+		t.Error("no volumes: want null, as moby")
 	}
 }

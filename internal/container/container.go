@@ -43,6 +43,9 @@ type Config struct {
 	// at start (the CLI's terminal), zero when unknown.
 	ConsoleSize [2]uint `json:"consoleSize,omitzero"`
 	OpenStdin   bool    `json:"openStdin,omitempty"`
+	// Volumes is Config.Volumes as inspect shows it: the paths the
+	// request and the image's VOLUMEs declare (moby's merge of the two).
+	Volumes []string `json:"volumes,omitempty"`
 	// NetworkDisabled is Config.NetworkDisabled: the container joins no
 	// network (its mode is "none").
 	NetworkDisabled bool              `json:"networkDisabled,omitempty"`

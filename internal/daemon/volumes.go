@@ -32,6 +32,9 @@ import (
 func (d *Daemon) planVolumes(cfg *container.Config, img *image.Image) (err error) {
 	if img.Config != nil {
 		for _, dst := range img.Config.Volumes {
+			if !slices.Contains(cfg.Volumes, dst) {
+				cfg.Volumes = append(cfg.Volumes, dst) // inspect's Config.Volumes, as moby's merge
+			}
 			// As moby's filepath.Clean of a path it then resolves in the
 			// root filesystem: relative or with "..", it is a path under
 			// the container's root (QA round 27: taken as it was).

@@ -159,6 +159,12 @@ func TestImageVolumesCleaned(t *testing.T) {
 			t.Errorf("mounts of a container of the image: no %q in\n%s", want, out)
 		}
 	}
+	// inspect's Config.Volumes: the image's, merged with the request's
+	// (moby's merge; it was null).
+	mustDocker(t, w, "create", "--name", "withvols", "-v", "/mine", "vols", "true")
+	if got := dockerInspect(t, w, "{{json .Config.Volumes}}", "withvols"); got != `{"../../up":{},"/mine":{},"rel/dir":{}}` && got != `{"/../../up":{},"/mine":{},"rel/dir":{}}` {
+		t.Errorf("Config.Volumes = %s", got)
+	}
 	mustDocker(t, w, "import", "--change", `VOLUME ["/"]`, tar, "rootvol")
 	if _, errOut, code := w.Docker(t, "create", "rootvol", "true"); code == 0 || !strings.Contains(errOut, "would cover the container's root filesystem") {
 		t.Errorf("create of an image with VOLUME /: exit %d, %q", code, errOut)
