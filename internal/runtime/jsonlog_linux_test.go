@@ -8,12 +8,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/nstest"
 )
 
 // TestReaperCopiesOutputWhileNoDaemon: a container's output goes through
@@ -155,7 +155,7 @@ func TestContainerOutlivesItsReaper(t *testing.T) {
 			return strings.Count(out.String(), "tick ")
 		}
 		// An attached client goes on with the new reaper too.
-		var attached syncBuffer
+		var attached nstest.SyncBuffer
 		stream, err := rt.AttachOutput(s.ID, false, false, &attached, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -192,24 +192,6 @@ func TestContainerOutlivesItsReaper(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestAttachOutputIsRaw: an attachment made before the start sees the
 // run's output from its first byte, as the container wrote it: a prompt
 // without its newline at once (the log holds it until the line ends),
@@ -221,7 +203,7 @@ func TestAttachOutputIsRaw(t *testing.T) {
 		s := busyboxSpec(t, "sh", "-c", "printf 'Name: '; sleep 2; seq 1 50000; echo err >&2")
 		s.Tty = tty
 		s.Log = LogLimit{MaxSize: 2000, MaxFiles: 1}
-		var out, errb syncBuffer
+		var out, errb nstest.SyncBuffer
 		stream, err := rt.AttachOutput(s.ID, tty, true, &out, &errb)
 		if err != nil {
 			t.Fatal(err)

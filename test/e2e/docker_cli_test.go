@@ -12,12 +12,12 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/berth-net/berth/internal/nstest"
 	"github.com/berth-net/berth/internal/testworld"
 )
 
@@ -922,12 +922,12 @@ func TestBerthDetachKeys(t *testing.T) {
 // the CLI's signals its own (SIGTERM then ends it, not the container).
 func TestBerthRunSignalProxy(t *testing.T) {
 	w, _ := startWorld(t)
-	run := func(name string, sig syscall.Signal, extra ...string) (*exec.Cmd, *syncBuffer) {
+	run := func(name string, sig syscall.Signal, extra ...string) (*exec.Cmd, *nstest.SyncBuffer) {
 		args := append([]string{"run", "--name", name}, extra...)
 		args = append(args, testworld.BusyboxImage, "sh", "-c", `trap "echo got; exit 9" HUP; echo ready; i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done`)
 		cmd := exec.Command(testworld.Binary(t), args...)
 		cmd.Env = append(os.Environ(), "BERTH_HOST=unix://"+w.Socket)
-		out := &syncBuffer{}
+		out := &nstest.SyncBuffer{}
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -955,22 +955,4 @@ func TestBerthRunSignalProxy(t *testing.T) {
 	if got := dockerInspect(t, w, "{{.State.Running}}", "own"); got != "true" {
 		t.Errorf("--sig-proxy=false, then SIGTERM: the container's Running = %s, want it untouched", got)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a command's output and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
