@@ -201,10 +201,11 @@ func logTime(v string, now time.Time) (time.Time, error) {
 		if !local && !strings.ContainsAny(v, "zZ") && colons > 0 {
 			colons-- // the zone's offset has one
 		}
-		layout = [2][3]string{
-			{"2006-01-02T15Z07:00", "2006-01-02T15:04Z07:00", time.RFC3339},
-			{"2006-01-02T15", "2006-01-02T15:04", "2006-01-02T15:04:05"},
-		}[boolIndex(local)][min(colons, 2)]
+		layouts := []string{"2006-01-02T15Z07:00", "2006-01-02T15:04Z07:00", time.RFC3339}
+		if local {
+			layouts = []string{"2006-01-02T15", "2006-01-02T15:04", "2006-01-02T15:04:05"}
+		}
+		layout = layouts[min(colons, 2)]
 	case local:
 		layout = "2006-01-02"
 	default:
@@ -236,13 +237,6 @@ func logTime(v string, now time.Time) (time.Time, error) {
 		return time.Unix(s, ns), nil
 	}
 	return time.Time{}, fmt.Errorf("failed to parse value as time or duration: %q", v)
-}
-
-func boolIndex(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // printLogs copies the log stream, demultiplexing it unless the container
