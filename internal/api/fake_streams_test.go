@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/reference"
 	"github.com/berth-net/berth/internal/runtime/image"
 )
 
@@ -109,10 +110,14 @@ func (f *fakeBackend) ImportImage(_ context.Context, r io.Reader, repo, tag, mes
 	if err != nil {
 		return nil, err
 	}
+	ref, err := reference.WithTag(repo, tag)
+	if err != nil {
+		return nil, err
+	}
 	if len(changes) > 0 {
-		f.mutated("ImportImage %s:%s %q %q", repo, tag, message, changes)
+		f.mutated("ImportImage %s %q %q", ref, message, changes)
 	} else {
-		f.mutated("ImportImage %s:%s %q", repo, tag, message)
+		f.mutated("ImportImage %s %q", ref, message)
 	}
 	f.record(func(r *fakeRecord) { r.ImportedBody = b })
 	return &image.Image{ID: "sha256:" + hexID("1d")}, nil

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"path"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -19,6 +18,7 @@ import (
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 
 	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/reference"
 	"github.com/berth-net/berth/internal/runtime/image"
 )
 
@@ -26,13 +26,6 @@ import (
 // is not there (the CLI pulls after a 404 from create). NotFound is what a
 // registry miss is in Docker, so scripts that check for it keep working.
 var errPullUnsupported = errdefs.NotFound("pull is not supported by berth: import a root filesystem with `docker import`")
-
-// Reference grammar, simplified from distribution/reference: lowercase path
-// components joined by separators, and an optional tag.
-var (
-	repoPattern = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
-	tagPattern  = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-)
 
 // createImage is docker import (fromSrc=-, the tar is the body) and docker
 // pull (fromImage=), which berth refuses clearly.
@@ -57,8 +50,9 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request) error {
 	case q.Get("fromSrc") != "-":
 		return errdefs.Invalid("importing from a URL is not supported by berth: download %s and import the file", q.Get("fromSrc"))
 	}
-	repo, tag, err := splitRepoTag(q.Get("repo"), q.Get("tag"))
-	if err != nil {
+	// Checked before the body is read, as moby's RepoTagReference.
+	repo, tag := q.Get("repo"), q.Get("tag")
+	if _, err := reference.WithTag(repo, tag); err != nil {
 		return err
 	}
 	comment := q.Get("message")
@@ -114,36 +108,6 @@ func writeJSONMessage(w http.ResponseWriter, v any) error {
 	}
 	_, err = w.Write(append(b, '\r', '\n'))
 	return err
-}
-
-// splitRepoTag accepts repo "name", "name:tag" or "host:port/name:tag" and
-// an explicit tag; an empty repo imports an untagged image.
-func splitRepoTag(repo, tag string) (string, string, error) {
-	if repo == "" {
-		if tag != "" {
-			return "", "", errdefs.Invalid("a tag needs a repository name")
-		}
-		return "", "", nil
-	}
-	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
-		if tag != "" && tag != repo[i+1:] {
-			return "", "", errdefs.Invalid("invalid reference format: two tags given: %q and %q", repo[i+1:], tag)
-		}
-		repo, tag = repo[:i], repo[i+1:]
-	}
-	if tag == "" {
-		tag = "latest"
-	}
-	if !repoPattern.MatchString(repo) {
-		if strings.ToLower(repo) != repo {
-			return "", "", errdefs.Invalid("invalid reference format: repository name (%s) must be lowercase", repo)
-		}
-		return "", "", errdefs.Invalid("invalid reference format: %q", repo)
-	}
-	if !tagPattern.MatchString(tag) {
-		return "", "", errdefs.Invalid("invalid reference format: tag %q", tag)
-	}
-	return repo, tag, nil
 }
 
 // imageListFilters are moby's acceptedImageFilterTags.

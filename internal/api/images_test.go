@@ -23,7 +23,7 @@ func TestImageImport(t *testing.T) {
 		{"repo and tag in repo", "fromSrc=-&repo=busybox:1.36&message=hi", `ImportImage busybox:1.36 "hi"`},
 		{"separate tag", "fromSrc=-&repo=reg.example:5000/team/app&tag=v1", `ImportImage reg.example:5000/team/app:v1 "Imported from -"`},
 		{"default tag", "fromSrc=-&repo=busybox", `ImportImage busybox:latest "Imported from -"`},
-		{"untagged", "fromSrc=-", `ImportImage : "Imported from -"`}, // moby: "Imported from " + fromSrc
+		{"untagged", "fromSrc=-", `ImportImage  "Imported from -"`}, // moby: "Imported from " + fromSrc
 		{"changes", "fromSrc=-&repo=app&changes=CMD+%5B%22sh%22%5D&changes=ENV+A%3D1", `ImportImage app:latest "Imported from -" ["CMD [\"sh\"]" "ENV A=1"]`},
 	}
 	for _, tt := range tests {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/berth-net/berth/internal/client"
 	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/reference"
 )
 
 func newImageCommand(e *env) *cobra.Command {
@@ -44,24 +45,27 @@ func newImportCommand(e *env) *cobra.Command {
 			if len(args) > 2 {
 				return fmt.Errorf("%s: '%s' requires at most 2 arguments", cmd.Root().Name(), cmd.CommandPath())
 			}
-			if len(changes) > 0 {
-				return errors.New("--change is not supported by berth")
-			}
 			src, closeSrc, err := openImportSource(e, args[0])
 			if err != nil {
 				return err
 			}
 			defer closeSrc()
-			// Like docker, send "name:tag" whole as repo; the daemon splits it.
+			// Like docker, send "name:tag" whole as repo; the daemon splits
+			// it. Like docker's client, check it before the upload starts:
+			// the daemon refuses a bad name before it reads the body, and
+			// the client would see a broken pipe instead of the reason.
 			repo := ""
 			if len(args) == 2 {
 				repo = args[1]
+				if _, err := reference.Parse(repo); err != nil {
+					return err
+				}
 			}
 			c, err := e.client()
 			if err != nil {
 				return err
 			}
-			body, err := c.ImageImport(cmd.Context(), src, repo, "", message)
+			body, err := c.ImageImport(cmd.Context(), src, repo, "", message, changes)
 			if err != nil {
 				return err
 			}
@@ -87,15 +91,6 @@ func openImportSource(e *env, src string) (io.Reader, func(), error) {
 		return nil, nil, err
 	}
 	return f, func() { f.Close() }, nil
-}
-
-// splitRepoTag splits "repo:tag", minding registry ports ("host:5000/x").
-func splitRepoTag(ref string) (repo, tag string) {
-	i := strings.LastIndex(ref, ":")
-	if i < 0 || strings.Contains(ref[i+1:], "/") {
-		return ref, ""
-	}
-	return ref[:i], ref[i+1:]
 }
 
 // jsonMessage is the part of docker's progress message stream berth's
@@ -216,7 +211,7 @@ func imageRows(list []image.Summary, trunc bool, now time.Time) []any {
 			tags = []string{"<none>:<none>"}
 		}
 		for _, rt := range tags {
-			repo, tag := splitRepoTag(rt)
+			repo, tag := reference.SplitTag(rt)
 			if tag == "" {
 				tag = "<none>"
 			}

@@ -52,6 +52,7 @@ func TestImport(t *testing.T) {
 		{"stdin, image import alias", []string{"image", "import", "-", "busybox"}, "pretend tar", "POST /images/create?fromSrc=-&repo=busybox"},
 		{"registry port is not a tag", []string{"import", tarball, "localhost:5000/bb"}, "", "POST /images/create?fromSrc=-&repo=localhost%3A5000%2Fbb"},
 		{"no name", []string{"import", "-m", "hello", tarball}, "", "POST /images/create?fromSrc=-&message=hello"},
+		{"changes", []string{"import", "-c", `CMD ["sh"]`, "--change", "ENV A=1", tarball, "app"}, "", "POST /images/create?changes=CMD+%5B%22sh%22%5D&changes=ENV+A%3D1&fromSrc=-&repo=app"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var body string
@@ -81,6 +82,18 @@ func TestImportErrors(t *testing.T) {
 	got = runBerth(t, s.Host, "", "import", missing)
 	if got.code != 1 || !strings.Contains(got.stderr, "no such file or directory") {
 		t.Errorf("missing file: %+v", got)
+	}
+	// A name docker refuses is refused before anything is sent, in the
+	// docker CLI's words (the daemon would refuse it before it reads the
+	// upload, which the client would see as a broken pipe).
+	calls := len(s.Calls())
+	got = runBerth(t, s.Host, "pretend tar", "import", "-", "BAD")
+	want := result{stderr: "invalid reference format: repository name (library/BAD) must be lowercase\n", code: 1}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(result{})); diff != "" {
+		t.Errorf("bad name (-want +got):\n%s", diff)
+	}
+	if n := len(s.Calls()); n != calls {
+		t.Errorf("bad name: %d requests sent", n-calls)
 	}
 }
 

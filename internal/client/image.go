@@ -12,7 +12,7 @@ import (
 // ImageImport streams a root filesystem tar as the raw body of
 // POST /images/create?fromSrc=- and returns the daemon's JSON message
 // stream; the caller reads and closes it.
-func (c *Client) ImageImport(ctx context.Context, src io.Reader, repo, tag, message string) (io.ReadCloser, error) {
+func (c *Client) ImageImport(ctx context.Context, src io.Reader, repo, tag, message string, changes []string) (io.ReadCloser, error) {
 	q := url.Values{"fromSrc": {"-"}}
 	if repo != "" {
 		q.Set("repo", repo)
@@ -22,6 +22,9 @@ func (c *Client) ImageImport(ctx context.Context, src io.Reader, repo, tag, mess
 	}
 	if message != "" {
 		q.Set("message", message)
+	}
+	for _, c := range changes {
+		q.Add("changes", c)
 	}
 	resp, err := c.do(ctx, request{
 		method: http.MethodPost,

@@ -22,6 +22,7 @@ import (
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/events"
+	"github.com/berth-net/berth/internal/reference"
 	berthruntime "github.com/berth-net/berth/internal/runtime"
 	"github.com/berth-net/berth/internal/runtime/image"
 	"golang.org/x/sys/unix"
@@ -45,15 +46,12 @@ func (d *Daemon) ImportImage(ctx context.Context, r io.Reader, repo, tag, messag
 	return img, nil
 }
 
-// tagName is the tag repo (and tag) give, as events name it
+// tagName is the tag repo (and tag) gave an image, as events name it
 // ("busybox:latest").
 func tagName(repo, tag string) string {
-	ref := repo
-	if tag != "" {
-		ref += ":" + tag
-	}
-	if ref = image.Normalize(ref); !image.HasTag(ref) {
-		ref += ":latest"
+	ref, err := reference.WithTag(repo, tag)
+	if err != nil { // not after the tag was given
+		return repo
 	}
 	return ref
 }
@@ -431,21 +429,21 @@ func (d *Daemon) saveSet(refs []string) ([]savedImage, error) {
 		switch {
 		case err == nil && (strings.HasPrefix(ref, "sha256:") || isIDPrefix(img.ID, ref)):
 			add(img, "")
-		case image.HasTag(ref):
+		case reference.HasTag(ref):
 			if err != nil {
 				return nil, err
 			}
-			add(img, image.Normalize(ref))
+			add(img, reference.Normalize(ref))
 		default: // a bare name: every tag of its repository
 			all, lerr := d.images.List()
 			if lerr != nil {
 				return nil, lerr
 			}
-			repo := image.Repository(ref)
+			repo := reference.Repository(ref)
 			found := false
 			for _, i := range all {
 				for _, t := range i.RepoTags {
-					if image.Repository(t) == repo {
+					if reference.Repository(t) == repo {
 						add(i, t)
 						found = true
 					}

@@ -183,7 +183,7 @@ func parseStatusKB(r io.Reader, key string) (int64, error) {
 func (d *Daemon) ImportBusybox(ctx context.Context, name string) error {
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(imagetest.WriteBusyboxTar(pw)) }()
-	body, err := d.ImageImport(ctx, pr, name, "", "")
+	body, err := d.ImageImport(ctx, pr, name, "", "", nil)
 	if err != nil {
 		pr.CloseWithError(err)
 		return fmt.Errorf("import busybox: %w", err)

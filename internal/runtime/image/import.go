@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/reference"
 )
 
 // tmpPrefix marks directories of imports in progress; NewStore removes
@@ -37,7 +38,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, repo, tag, comment stri
 // ImportConfig is Import with an image config (docker import --change,
 // ParseChanges), kept for the image's containers.
 func (s *Store) ImportConfig(ctx context.Context, r io.Reader, repo, tag, comment string, cfg *Config) (*Image, error) {
-	ref, err := importTag(repo, tag)
+	ref, err := reference.WithTag(repo, tag)
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/reference"
 )
 
 // maxConfigSize bounds a loaded image's manifest and config files.
@@ -155,10 +156,10 @@ func (s *Store) Load(ctx context.Context, r io.Reader) ([]Loaded, error) {
 // normalizeLoadTag is a RepoTags entry as the store keeps tags
 // ("name:tag", the default registry's prefix dropped).
 func normalizeLoadTag(t string) (string, error) {
-	if _, tag := splitTag(t); tag == "" {
+	if !reference.HasTag(t) {
 		return "", errdefs.Invalid("invalid tag %q", t) // moby's load: a RepoTag names its tag
 	}
-	ref, err := importTag(t, "")
+	ref, err := reference.WithTag(t, "")
 	if err != nil {
 		return "", errdefs.Invalid("invalid archive: tag %q: %v", t, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -13,8 +14,12 @@ import (
 	"time"
 
 	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/reference"
 	"github.com/berth-net/berth/internal/store"
 )
+
+// hexRE matches an image ID's hex, or a prefix of it.
+var hexRE = regexp.MustCompile(`^[a-f0-9]{1,64}$`)
 
 // Store keeps images as directories <dir>/<hex>/rootfs and their records,
 // keyed by ID, in bucket store.BucketImages.
@@ -249,7 +254,7 @@ func (s *Store) resolve(ref string) (*Image, string, error) {
 		img, err := byPrefix(imgs, rest, ref)
 		return img, "", err
 	}
-	tagged, terr := parseTagged(ref)
+	tagged, terr := reference.Parse(ref)
 	if terr == nil {
 		for _, img := range imgs {
 			if slices.Contains(img.RepoTags, tagged) {
@@ -289,7 +294,7 @@ func byPrefix(imgs []*Image, prefix, ref string) (*Image, error) {
 // Tag gives the image ref names the tag repo:tag (tag "latest" if empty),
 // taking it from any image that had it (docker tag).
 func (s *Store) Tag(ref, repo, tag string) (*Image, error) {
-	newRef, err := importTag(repo, tag)
+	newRef, err := reference.WithTag(repo, tag)
 	if err != nil {
 		return nil, err
 	}

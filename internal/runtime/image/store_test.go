@@ -168,29 +168,6 @@ func TestRemove(t *testing.T) {
 	}
 }
 
-func TestParseTagged(t *testing.T) {
-	for in, want := range map[string]string{
-		"busybox":                    "busybox:latest",
-		"busybox:1.36":               "busybox:1.36",
-		"docker.io/library/busybox":  "busybox:latest",
-		"library/busybox:x":          "busybox:x",
-		"docker.io/me/app":           "me/app:latest",
-		"localhost:5000/app":         "localhost:5000/app:latest",
-		"registry.example.com/a/b:c": "registry.example.com/a/b:c",
-		"a_b.c-d__e":                 "a_b.c-d__e:latest",
-	} {
-		got, err := parseTagged(in)
-		if err != nil || got != want {
-			t.Errorf("parseTagged(%q) = %q, %v; want %q", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "UP", "a:", ":b", "a/", "/a", "a//b", "a:b:c", "-a", "a-", "a@sha256:00", "a:" + string(make([]byte, 129))} {
-		if got, err := parseTagged(in); !errdefs.Is(err, errdefs.KindInvalid) {
-			t.Errorf("parseTagged(%q) = %q, %v; want an Invalid error", in, got, err)
-		}
-	}
-}
-
 // TestPrune: docker image prune removes untagged images no container
 // uses; -a also tagged ones, with all their tags; match filters.
 func TestPrune(t *testing.T) {
