@@ -136,6 +136,7 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 		Tmpfs:             maps.Clone(hc.Tmpfs),
 		MountSpecs:        mountSpecs,
 		ExtraHosts:        hc.ExtraHosts,
+		Shell:             c.Shell,
 		StopSignal:        c.StopSignal,
 		StopTimeout:       c.StopTimeout,
 		Healthcheck:       healthConfigOf(c.Healthcheck),

@@ -167,7 +167,7 @@ func healthConfigView(hc *container.HealthConfig) *ctypes.HealthConfig {
 
 // healthStatus is what ps's health filter compares: "none" without a check.
 func healthStatus(c *container.Container) string {
-	if h := c.State.Health; h != nil && c.Config.Healthcheck.Probe() != nil {
+	if h := c.State.Health; h != nil && c.Config.Healthcheck.Probe(nil) != nil {
 		return h.Status
 	}
 	return string(ctypes.NoHealthcheck)
@@ -275,6 +275,7 @@ func wireConfig(cfg container.Config) *ctypes.Config {
 		WorkingDir:      cfg.WorkingDir,
 		Entrypoint:      cfg.Entrypoint,
 		Labels:          orEmpty(cfg.Labels),
+		Shell:           cfg.Shell,
 		StopSignal:      cfg.StopSignal,
 		StopTimeout:     cfg.StopTimeout,
 		Healthcheck:     healthConfigView(cfg.Healthcheck),

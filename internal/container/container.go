@@ -97,6 +97,9 @@ type Config struct {
 	CapDrop []string `json:"capDrop,omitempty"`
 	// LogConfig is the json-file log's options (max-size, max-file).
 	LogConfig LogConfig `json:"logConfig,omitzero"`
+	// Shell is Config.Shell: what a CMD-SHELL health check runs through
+	// (/bin/sh -c when empty), as moby's getShell.
+	Shell []string `json:"shell,omitempty"`
 	// StopSignal and StopTimeout: SIGTERM and 10 s when empty.
 	StopSignal  string `json:"stopSignal,omitempty"`
 	StopTimeout *int   `json:"stopTimeout,omitempty"`

@@ -2,6 +2,7 @@ package container
 
 import (
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -58,8 +59,9 @@ func CheckHealthConfig(hc *HealthConfig) error {
 
 // Probe is the command a health check runs, nil when there is none: no
 // config, NONE, or a type moby does not know (it warns and runs nothing).
-// CMD-SHELL runs through /bin/sh -c, as moby's getShell without a SHELL.
-func (hc *HealthConfig) Probe() []string {
+// CMD-SHELL runs through shell (the container's Config.Shell), or /bin/sh
+// -c when it is empty, as moby's getShell.
+func (hc *HealthConfig) Probe(shell []string) []string {
 	if hc == nil || len(hc.Test) < 2 {
 		return nil
 	}
@@ -67,7 +69,10 @@ func (hc *HealthConfig) Probe() []string {
 	case "CMD":
 		return append([]string(nil), hc.Test[1:]...)
 	case "CMD-SHELL":
-		return append([]string{"/bin/sh", "-c"}, hc.Test[1:]...)
+		if len(shell) == 0 {
+			shell = []string{"/bin/sh", "-c"}
+		}
+		return append(slices.Clone(shell), hc.Test[1:]...)
 	}
 	return nil
 }

@@ -28,23 +28,27 @@ func TestCheckHealthConfig(t *testing.T) {
 
 func TestHealthProbe(t *testing.T) {
 	for _, tt := range []struct {
-		test []string
-		want []string
+		test  []string
+		shell []string
+		want  []string
 	}{
-		{[]string{"CMD", "test", "-e", "/ok"}, []string{"test", "-e", "/ok"}},
-		{[]string{"CMD-SHELL", "test -e /ok || exit 1"}, []string{"/bin/sh", "-c", "test -e /ok || exit 1"}},
-		{[]string{"NONE"}, nil},
-		{[]string{"CMD"}, nil},
-		{[]string{"HTTP", "x"}, nil},
-		{nil, nil},
+		{[]string{"CMD", "test", "-e", "/ok"}, nil, []string{"test", "-e", "/ok"}},
+		{[]string{"CMD", "test"}, []string{"/bin/ash", "-c"}, []string{"test"}},
+		{[]string{"CMD-SHELL", "test -e /ok || exit 1"}, nil, []string{"/bin/sh", "-c", "test -e /ok || exit 1"}},
+		// Config.Shell, as moby's getShell.
+		{[]string{"CMD-SHELL", "test -e /ok"}, []string{"/bin/ash", "-eo", "pipefail", "-c"}, []string{"/bin/ash", "-eo", "pipefail", "-c", "test -e /ok"}},
+		{[]string{"NONE"}, nil, nil},
+		{[]string{"CMD"}, nil, nil},
+		{[]string{"HTTP", "x"}, nil, nil},
+		{nil, nil, nil},
 	} {
 		hc := &HealthConfig{Test: tt.test}
-		if diff := cmp.Diff(tt.want, hc.Probe()); diff != "" {
+		if diff := cmp.Diff(tt.want, hc.Probe(tt.shell)); diff != "" {
 			t.Errorf("%q: (-want +got):\n%s", tt.test, diff)
 		}
 	}
 	var none *HealthConfig
-	if none.Probe() != nil {
+	if none.Probe(nil) != nil {
 		t.Errorf("nil config has a probe")
 	}
 }

@@ -30,7 +30,7 @@ import (
 func (d *Daemon) startHealthLocked(cs *ctrState) {
 	d.stopHealthLocked(cs)
 	hc := cs.c.Config.Healthcheck
-	if hc.Probe() == nil {
+	if hc.Probe(nil) == nil {
 		return
 	}
 	h := &container.Health{Status: container.HealthStarting}
@@ -115,7 +115,7 @@ func (d *Daemon) probe(cs *ctrState, hc *container.HealthConfig, stop <-chan str
 		return r, true
 	}
 	cs.mu.Lock()
-	id, user, dir, env := cs.c.ID, cs.c.Config.User, cs.c.Config.WorkingDir, cs.c.Config.Env
+	id, user, dir, env, shell := cs.c.ID, cs.c.Config.User, cs.c.Config.WorkingDir, cs.c.Config.Env, cs.c.Config.Shell
 	cs.mu.Unlock()
 	links, err := d.linksAtStart(cs, true)
 	if err != nil {
@@ -125,7 +125,7 @@ func (d *Daemon) probe(cs *ctrState, hc *container.HealthConfig, stop <-chan str
 	var mu sync.Mutex // guards pidfd and dead
 	pidfd, dead := -1, false
 	spec := runtime.ExecSpec{
-		Args: hc.Probe(), BaseEnv: append(slices.Clone(links.env), env...), User: user, Cwd: dir, Stdout: out, Stderr: out,
+		Args: hc.Probe(shell), BaseEnv: append(slices.Clone(links.env), env...), User: user, Cwd: dir, Stdout: out, Stderr: out,
 		OnStart: func(pid int, _ func(h, w uint) error) {
 			// A pidfd, taken while the process cannot have been reaped
 			// (Exec reaps it only after this), kills the probe and never

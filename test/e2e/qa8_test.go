@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-net/berth/bench/reliability"
 	"github.com/berth-net/berth/internal/testworld"
 )
 
@@ -232,6 +234,24 @@ func TestHealthChecks(t *testing.T) {
 	if !strings.HasPrefix(creates, "exec_create: /bin/sh -c test -e /tmp/ok && echo fine\n") {
 		t.Errorf("the probes' exec_create events:\n%s", creates)
 	}
+
+	// A CMD-SHELL probe runs through the container's Config.Shell (an
+	// API create's; moby's getShell), not /bin/sh -c.
+	c := reliability.NewClient(w.Socket)
+	if _, err := c.Want(http.MethodPost, "/containers/create?name=shelled", map[string]any{
+		"Image": testworld.BusyboxImage, "Cmd": []string{"sleep", "600"}, "Shell": []string{"/bin/echo", "via"},
+		"Healthcheck": map[string]any{"Test": []string{"CMD-SHELL", "hello"}, "Interval": 100_000_000, "Retries": 1},
+	}, http.StatusCreated); err != nil {
+		t.Fatal(err)
+	}
+	mustDocker(t, w, "start", "shelled")
+	if !retried(func() bool { return dockerInspect(t, w, "{{.State.Health.Status}}", "shelled") == "healthy" }) {
+		t.Fatalf("shelled: health %q, want healthy", dockerInspect(t, w, "{{.State.Health.Status}}", "shelled"))
+	}
+	if got := dockerInspect(t, w, "{{json .Config.Shell}} {{(index .State.Health.Log 0).Output}}", "shelled"); got != `["/bin/echo","via"] via hello` {
+		t.Errorf("shelled: Config.Shell and the probe's output: %q", got)
+	}
+	mustDocker(t, w, "rm", "-f", "shelled")
 
 	// A probe past its timeout is killed and counts as a failure.
 	mustDocker(t, w, "run", "-d", "--name", "slow", "--health-cmd", "sleep 5", "--health-interval", "100ms",
