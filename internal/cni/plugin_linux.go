@@ -466,6 +466,8 @@ func firewallNetworks(s *State) ([]firewall.Network, []firewall.PortMapping) {
 			// Addresses are routable, as the bridge plugin leaves them
 			// (a Kubernetes node routes to its pods): nat, unprotected.
 			GatewayMode4: firewall.ModeNATUnprotected, GatewayMode6: firewall.ModeNATUnprotected,
+			// Nor are two of them isolated from each other.
+			PeersOpen: true,
 		}
 		if !nr.Gateway.IsValid() && !nr.Gateway6.IsValid() {
 			// isGateway false: the bridge has no address, so nothing

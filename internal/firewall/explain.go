@@ -508,6 +508,19 @@ func (w *walker) matches(s Stmt) bool {
 			name = w.oif
 		}
 		return (name == s.Name) != s.Negate
+	case IfnameInMap:
+		name := p.Iif
+		if s.Dir == Out {
+			name = w.oif
+		}
+		if m := w.maps[s.Map]; m != nil && name != "" {
+			for _, e := range m.Elements {
+				if e.Ifname == name {
+					return true
+				}
+			}
+		}
+		return false
 	case CtEstablishedRelated:
 		return false // the first packet of a connection
 	case CtStatusDNAT:

@@ -304,3 +304,33 @@ func TestExplainSNAT(t *testing.T) {
 		t.Errorf("outcome %s, masquerade %v, steps %+v", ex.Outcome, ex.Masquerade, ex.Steps)
 	}
 }
+
+// TestExplainUnprotectedIsolation: a nat-unprotected network takes what
+// the world outside routes to any port, and drops what another of berth's
+// bridges sends (Docker 28's isolation), by the map lookup's rule.
+func TestExplainUnprotectedIsolation(t *testing.T) {
+	_, r := explainWorld(t)
+	rs, err := Build([]Network{
+		{Bridge: "berth0", Subnet: mustPrefix("172.17.0.0/16"), Gateway: mustAddr("172.17.0.1"), ICC: true, Masquerade: true},
+		{Bridge: "br-u", Subnet: mustPrefix("172.21.0.0/16"), Gateway: mustAddr("172.21.0.1"), ICC: true, Masquerade: true, GatewayMode4: ModeNATUnprotected},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.bridges[mustPrefix("172.21.0.0/16")] = "br-u"
+	for _, tc := range []struct {
+		name    string
+		src     string
+		iif     string
+		outcome Outcome
+		why     string
+	}{
+		{"from outside", "198.51.100.7", "eth0", Delivered, "UNPROTECTED"},
+		{"from another network", "172.17.0.2", "berth0", Dropped, "ISOLATION"},
+	} {
+		ex := Explain(rs, Packet{Proto: ProtoTCP, Src: mustAddr(tc.src), Dst: mustAddr("172.21.0.2"), Dport: 81, Iif: tc.iif}, r)
+		if ex.Outcome != tc.outcome || ex.Decision == nil || ex.Decision.Chain != "fwd_in__br-u" || !strings.Contains(ex.Decision.Rule, tc.why) {
+			t.Errorf("%s: %s by %+v, want %s by fwd_in__br-u's %s", tc.name, ex.Outcome, ex.Decision, tc.outcome, tc.why)
+		}
+	}
+}

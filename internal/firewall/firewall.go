@@ -44,6 +44,12 @@ type Network struct {
 	// subnet sends out (Docker's com.docker.network.host_ipv4 and
 	// host_ipv6) in place of masquerade's choice; with Masquerade only.
 	SNAT4, SNAT6 netip.Addr
+	// PeersOpen lets a nat-unprotected family take traffic from the
+	// table's other bridges too, as the CNI bridge plugin isolates
+	// nothing (berth-cni). Without it, nat-unprotected opens the
+	// network to the world outside alone, as Docker 28's isolation
+	// chains keep other networks out.
+	PeersOpen bool
 }
 
 // Masked returns n with its subnets masked (10.1.0.1/24 is 10.1.0.0/24):

@@ -98,9 +98,18 @@ func routedICMPRules(n Network) []Rule {
 
 // unprotectedRules accept whatever else is routed into the network, of
 // each nat-unprotected family: moby's final "UNPROTECTED" accept in
-// place of the drop, here with the family matched.
+// place of the drop, here with the family matched. What comes from
+// another of berth's bridges is dropped first, unless n.PeersOpen: Docker
+// 28's DOCKER-ISOLATION chains drop it before the accept is reached (they
+// spare routed networks only), so nat-unprotected opens a network to the
+// world outside, not to the host's other networks. Every bridge has a
+// host_in entry, so one lookup there knows them all, however many.
+// (Docker 29's nftables backend lets them in; berth follows Docker 28.)
 func unprotectedRules(n Network) []Rule {
 	var rules []Rule
+	if !n.PeersOpen && (n.Subnet.IsValid() && n.GatewayMode4 == ModeNATUnprotected || n.Subnet6.IsValid() && n.GatewayMode6 == ModeNATUnprotected) {
+		rules = append(rules, Rule{Stmts: []Stmt{IfnameInMap{Dir: In, Map: MapHostIn}, Counter{}, Verdict{Kind: Drop}}, Comment: "ISOLATION"})
+	}
 	if n.Subnet.IsValid() && n.GatewayMode4 == ModeNATUnprotected {
 		rules = append(rules, Rule{Stmts: []Stmt{NfprotoIPv4{}, Counter{}, Verdict{Kind: Accept}}, Comment: "UNPROTECTED"})
 	}

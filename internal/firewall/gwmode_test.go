@@ -110,6 +110,7 @@ func TestGatewayModeRules(t *testing.T) {
 		routed6   = `ip6 daddr . meta l4proto . th dport @ports6_routed accept comment "ROUTED PORTS"`
 		unprot4   = `meta nfproto ipv4 counter accept comment "UNPROTECTED"`
 		unprot6   = `meta nfproto ipv6 counter accept comment "UNPROTECTED"`
+		isolation = `iifname @host_in counter drop comment "ISOLATION"`
 	)
 	for _, tc := range []struct {
 		name    string
@@ -126,15 +127,23 @@ func TestGatewayModeRules(t *testing.T) {
 		{"routed both", modeNet(ModeRouted, ModeRouted),
 			[]string{est, icmp4, icmp6, published, icc, routed4, routed6, dropIn}, nil, nil},
 		{"nat-unprotected4", modeNet(ModeNATUnprotected, ModeNAT),
-			[]string{est, published, icc, unprot4, dropIn}, []string{masq4, masq6}, []string{"direct6__br-gw"}},
+			[]string{est, published, icc, isolation, unprot4, dropIn}, []string{masq4, masq6}, []string{"direct6__br-gw"}},
 		{"nat-unprotected both", modeNet(ModeNATUnprotected, ModeNATUnprotected),
+			[]string{est, published, icc, isolation, unprot4, unprot6, dropIn}, []string{masq4, masq6}, nil},
+		// berth-cni's networks: open to one another, as the bridge
+		// plugin leaves them.
+		{"nat-unprotected peers open", func() Network {
+			n := modeNet(ModeNATUnprotected, ModeNATUnprotected)
+			n.PeersOpen = true
+			return n
+		}(),
 			[]string{est, published, icc, unprot4, unprot6, dropIn}, []string{masq4, masq6}, nil},
 		// ICC off: the drop of the network's own traffic comes before the
 		// routed ports, as in Docker (QA round 21).
 		{"routed6 icc off", func() Network { n := modeNet(ModeNAT, ModeRouted); n.ICC = false; return n }(),
 			[]string{est, icmp6, published, iccOff, routed6, dropIn}, []string{masq4}, []string{"direct__br-gw"}},
 		{"routed4 unprotected6", modeNet(ModeRouted, ModeNATUnprotected),
-			[]string{est, icmp4, published, icc, routed4, unprot6, dropIn}, []string{masq6}, nil},
+			[]string{est, icmp4, published, icc, routed4, isolation, unprot6, dropIn}, []string{masq6}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := chainRules(t, tc.n)

@@ -231,6 +231,15 @@ type VmapLookup struct {
 
 func (v VmapLookup) String() string { return v.Key.String() + " vmap @" + v.Map }
 
+// IfnameInMap matches a packet whose input or output interface is a key
+// of the map ("iifname @host_in"): a lookup that gives no verdict.
+type IfnameInMap struct {
+	Dir Dir
+	Map string
+}
+
+func (m IfnameInMap) String() string { return m.Dir.String() + " @" + m.Map }
+
 // Counter counts packets and bytes; berth puts one on every drop so that
 // "why is my traffic dropped" can be answered with nft list.
 type Counter struct{}
@@ -286,6 +295,7 @@ func (IfnameMatch) isStmt()          {}
 func (CtEstablishedRelated) isStmt() {}
 func (AddrMatch) isStmt()            {}
 func (VmapLookup) isStmt()           {}
+func (IfnameInMap) isStmt()          {}
 func (Counter) isStmt()              {}
 func (Masquerade) isStmt()           {}
 func (SNAT) isStmt()                 {}

@@ -150,7 +150,9 @@ func baseChains() []Chain {
 }
 
 // rulesFor builds one validated network's chains, mirroring Docker 29's
-// nftables backend (nftabler/network.go) for gateway mode "nat". A network
+// nftables backend (nftabler/network.go) for gateway mode "nat", and
+// Docker 28's isolation where the two differ (nat-unprotected keeps the
+// other networks out: unprotectedRules). A network
 // with an IPv6 subnet gets the IPv6 twin of each rule that matches an
 // address, as Docker 28's ip6tables rules mirror its iptables rules
 // (iptabler/network.go, endpoint.go); the rules that match only

@@ -78,7 +78,8 @@ func TestGatewayModeRoutedIPv6(t *testing.T) {
 }
 
 // TestGatewayModeNATUnprotected: every port of a nat-unprotected
-// network's containers answers traffic routed to it, published or not.
+// network's containers answers traffic routed to it from outside,
+// published or not; another network's containers stay out (Docker 28).
 func TestGatewayModeNATUnprotected(t *testing.T) {
 	w := startPortWorld(t)
 	mustDocker(t, w.World, "network", "create", "--subnet", "172.28.6.0/24", "-o", optGwMode4+"=nat-unprotected", "gwu")
@@ -89,8 +90,14 @@ func TestGatewayModeNATUnprotected(t *testing.T) {
 	routeToSubnet(t, w, "172.28.6.0/24")
 	w.reach(t, "outside", "tcp", "172.28.6.2:81", outsideAddr)
 	w.reach(t, "outside", "tcp", hostPort(8098), outsideAddr)
-	mustDocker(t, w.World, "rm", "-f", "u4")
-	mustDocker(t, w.World, "network", "rm", "gwu")
+	// Open to the world outside, not to the host's other networks:
+	// Docker 28's isolation chains drop what another bridge sends before
+	// the UNPROTECTED accept (it was let in).
+	mustDocker(t, w.World, "network", "create", "--subnet", "172.28.16.0/24", "gwo")
+	w.dockerPeer(t, "o4", "--network", "gwo")
+	w.unreachable(t, "container:o4", "tcp", "172.28.6.2:81")
+	mustDocker(t, w.World, "rm", "-f", "u4", "o4")
+	mustDocker(t, w.World, "network", "rm", "gwu", "gwo")
 }
 
 // TestGatewayModeIsolated: isolated is for internal networks only, in

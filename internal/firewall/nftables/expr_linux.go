@@ -180,6 +180,16 @@ func (tr *translation) stmt(s firewall.Stmt) ([]expr.Any, error) {
 		return tr.addrMatch(s)
 	case firewall.VmapLookup:
 		return tr.vmapLookup(s)
+	case firewall.IfnameInMap:
+		id, ok := setIDs[s.Map]
+		if !ok {
+			return nil, fmt.Errorf("unknown map %q", s.Map)
+		}
+		// No destination register: the kernel checks the key is there.
+		return []expr.Any{
+			&expr.Meta{Key: ifnameKey(s.Dir), Register: 1},
+			&expr.Lookup{SourceRegister: 1, SetName: s.Map, SetID: id},
+		}, nil
 	case firewall.Counter:
 		return []expr.Any{&expr.Counter{}}, nil
 	case firewall.Masquerade:

@@ -140,6 +140,22 @@ var gwModeRuleCases = []struct {
 		},
 	},
 	{
+		// nat-unprotected's isolation: a key of the verdict map, looked up
+		// without a verdict (nft accepts a map where a set may be).
+		rule: firewall.Rule{Stmts: []firewall.Stmt{firewall.IfnameInMap{Dir: firewall.In, Map: firewall.MapHostIn}, firewall.Counter{}, firewall.Verdict{Kind: firewall.Drop}}},
+		text: "iifname @host_in counter drop",
+		debug: `[ meta load iifname => reg 1 ]
+		        [ lookup reg 1 set host_in ]
+		        [ counter pkts 0 bytes 0 ]
+		        [ immediate reg 0 drop ]`,
+		want: []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+			&expr.Lookup{SourceRegister: 1, SetName: firewall.MapHostIn, SetID: setIDs[firewall.MapHostIn]},
+			&expr.Counter{},
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		},
+	},
+	{
 		rule: firewall.Rule{Stmts: []firewall.Stmt{firewall.NfprotoIPv6{}, firewall.Counter{}, firewall.Verdict{Kind: firewall.Accept}}},
 		text: "meta nfproto ipv6 counter accept",
 		debug: `[ meta load nfproto => reg 1 ]
