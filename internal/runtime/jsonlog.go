@@ -572,6 +572,12 @@ func (ew *entryWriter) write(line []byte) (past bool, err error) {
 // output is all in the file) and what is left is read, or ctx ends.
 func readJSONLog(ctx context.Context, path string, stdout, stderr io.Writer, o LogOptions, done <-chan struct{}) error {
 	ew := &entryWriter{stdout: stdout, stderr: stderr, o: o}
+	var watch *logWatch
+	if o.Follow {
+		// Before anything is read: a write from now on wakes the follow.
+		watch = watchLogDir(filepath.Dir(path))
+		defer func() { watch.close() }()
+	}
 	files, err := openLogSet(path)
 	if err != nil {
 		return err
@@ -639,8 +645,17 @@ func readJSONLog(ctx context.Context, path string, stdout, stderr io.Writer, o L
 	}
 	tick := time.NewTicker(followInterval)
 	defer tick.Stop()
+	if watch != nil {
+		tick.Reset(followFallback)
+	}
 	for {
 		exited := isClosed(done)
+		if watch == nil {
+			// No directory when the follow began: watch it once there.
+			if watch = watchLogDir(filepath.Dir(path)); watch != nil {
+				tick.Reset(followFallback)
+			}
+		}
 		if cur == nil {
 			// No log when this began: every file there is now is newer
 			// (the writer may have rotated several times since it
@@ -684,6 +699,7 @@ func readJSONLog(ctx context.Context, path string, stdout, stderr io.Writer, o L
 			return ctx.Err()
 		case <-done:
 		case <-tick.C:
+		case <-watch.C():
 		}
 	}
 }

@@ -12,8 +12,15 @@ import (
 	"github.com/berth-net/berth/internal/errdefs"
 )
 
-// followInterval is how often a followed log is checked for new output.
+// followInterval is how often a followed log is checked for new output
+// while its directory cannot be watched (it is not there yet), and how
+// often a legacy raw log is.
 const followInterval = 50 * time.Millisecond
+
+// followFallback is how often a watched log is checked all the same (a
+// change inotify did not report); a var for the test that proves the
+// watch wakes the follower.
+var followFallback = time.Second
 
 // Logs writes the container's log entries that o selects to stdout and
 // stderr (nil: not wanted), each to the writer of its stream. Without
