@@ -5,9 +5,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -142,22 +144,112 @@ func (d *Daemon) writeHosts(c *container.Container) error {
 		}
 	}
 	if c.State.SandboxID != "" {
-		// moby's makeHostsRecs: the FQDN (hostname, and domainname when
-		// set), then the bare hostname.
-		names := c.Config.Hostname
-		if c.Config.Domainname != "" {
-			names += "." + c.Config.Domainname
-		}
-		if short, _, dotted := strings.Cut(names, "."); dotted {
-			names += " " + short
-		}
-		for _, a := range d.net.Addresses(c.State.SandboxID) {
-			if !(noIPv6 && a.Is6()) {
-				fmt.Fprintf(&b, "%s\t%s\n", a, names)
-			}
+		for _, line := range ownHostsLines(c, d.net.Addresses(c.State.SandboxID)) {
+			b.WriteString(line + "\n")
 		}
 	}
 	return writeInPlace(c.HostsPath, b.String())
+}
+
+// ownHostsLines are the container's lines for its addresses, as moby's
+// makeHostsRecs: the FQDN (hostname, and domainname when set), then the
+// bare hostname; no IPv6 ones when the container turns IPv6 off.
+func ownHostsLines(c *container.Container, addrs []netip.Addr) []string {
+	names := c.Config.Hostname
+	if c.Config.Domainname != "" {
+		names += "." + c.Config.Domainname
+	}
+	if short, _, dotted := strings.Cut(names, "."); dotted {
+		names += " " + short
+	}
+	noIPv6 := ipv6Disabled(c)
+	var lines []string
+	for _, a := range addrs {
+		if !(noIPv6 && a.Is6()) {
+			lines = append(lines, a.String()+"\t"+names)
+		}
+	}
+	return lines
+}
+
+// editHosts changes a running container's /etc/hosts line by line, as
+// moby's etchosts.Add, Delete and Update do while a container runs (only
+// its start builds the file whole): what the container wrote there
+// itself stays. edit gets the file's lines (without their newlines) and
+// returns the new ones. A file that cannot be read is built again whole;
+// the host network's copy of the host's file is left alone.
+func (d *Daemon) editHosts(c *container.Container, edit func([]string) []string) error {
+	if _, ok := d.hostHostsFile(c); ok {
+		return nil
+	}
+	b, err := os.ReadFile(c.HostsPath)
+	if err != nil || len(b) > maxHostsEdit {
+		return d.writeHosts(c)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(b) == 0 {
+		lines = nil
+	}
+	lines = edit(lines)
+	out := strings.Join(lines, "\n")
+	if len(lines) > 0 {
+		out += "\n"
+	}
+	return writeInPlace(c.HostsPath, out)
+}
+
+// maxHostsEdit bounds what editHosts reads of a file the container can
+// write: a larger one is built again whole.
+const maxHostsEdit = 1 << 20
+
+// hostsAdd appends the container's lines for addrs, its addresses on a
+// network connected while it runs (moby's etchosts.Add appends them).
+func (d *Daemon) hostsAdd(c *container.Container, addrs []netip.Addr) error {
+	add := ownHostsLines(c, addrs)
+	if len(add) == 0 {
+		return nil
+	}
+	return d.editHosts(c, func(lines []string) []string { return append(lines, add...) })
+}
+
+// hostsDelete removes the container's lines for addrs, its addresses on
+// a network disconnected while it runs: exactly those lines, as moby's
+// etchosts.Delete.
+func (d *Daemon) hostsDelete(c *container.Container, addrs []netip.Addr) error {
+	drop := ownHostsLines(c, addrs)
+	if len(drop) == 0 {
+		return nil
+	}
+	return d.editHosts(c, func(lines []string) []string {
+		return slices.DeleteFunc(lines, func(l string) bool { return slices.Contains(drop, l) })
+	})
+}
+
+// hostsSetLinks puts the fresh line of each link alias (its child's new
+// address) in place of the alias's line, as moby's UpdateHostsEntry
+// changes the address of an alias's line; an alias without a line yet
+// (its child had no address on the bridge at the parent's start) gets
+// one at the end.
+func (d *Daemon) hostsSetLinks(c *container.Container, fresh map[string]string) error {
+	if len(fresh) == 0 {
+		return nil
+	}
+	return d.editHosts(c, func(lines []string) []string {
+		done := map[string]bool{}
+		for i, l := range lines {
+			_, names, ok := strings.Cut(l, "\t")
+			alias, _, _ := strings.Cut(names, " ")
+			if line, found := fresh[alias]; ok && found && !strings.HasPrefix(l, "#") {
+				lines[i], done[alias] = line, true
+			}
+		}
+		for _, alias := range slices.Sorted(maps.Keys(fresh)) {
+			if !done[alias] {
+				lines = append(lines, fresh[alias])
+			}
+		}
+		return lines
+	})
 }
 
 // ipv6Disabled reports whether the container turns IPv6 off in its

@@ -267,19 +267,21 @@ func (d *Daemon) refreshLinkParents(childID string) {
 		if hosts == nil {
 			hosts = map[string]string{}
 		}
+		changed := map[string]string{} // by the alias the file names
 		for _, l := range d.links[cs.c.ID] {
 			if l.ChildID != childID {
 				continue
 			}
 			if line, ok := fresh.hosts[l.Alias]; ok {
 				hosts[l.Alias] = line
+				changed[path.Base(l.Alias)] = line
 			}
 		}
 		d.linkHosts[cs.c.ID] = hosts
 		d.mu.Unlock()
 		cs.mu.Lock()
 		if cs.c.Running() && cs.c.State.SandboxID != "" && !cs.goneLocked() {
-			if err := d.writeHosts(cs.c); err != nil {
+			if err := d.hostsSetLinks(cs.c, changed); err != nil {
 				d.log.Warn("updating a linked container's hosts file", "container", cs.c.Name, "err", err)
 			}
 		}

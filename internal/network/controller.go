@@ -1,6 +1,7 @@
 package network
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -251,18 +252,55 @@ func (c *Controller) Attachments(sandboxID string) []Attachment {
 	return out
 }
 
-// Addresses returns the addresses of each endpoint of the sandbox, in
-// interface order (eth0 first), an endpoint's IPv4 address before its
-// IPv6 one: what /etc/hosts lists for the container, without the copies
-// of networks and endpoints Attachments makes.
+// Addresses returns the addresses of each endpoint of the sandbox, an
+// endpoint's IPv4 address before its IPv6 one, the endpoints in the order
+// of moby's Endpoint.Less: the higher gateway priority first, then the
+// endpoint with more gateways (dual-stack before single-stack, any before
+// none), then by network name. It is what /etc/hosts lists for the
+// container at its start, as moby's rebuildHostsFile, so that the
+// container's own name resolves first to its address on the network of
+// its default route (hostname -i), without the copies of networks and
+// endpoints Attachments makes.
 func (c *Controller) Addresses(sandboxID string) []netip.Addr {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	eps := c.sandboxEndpointsLocked(sandboxID)
+	gws := func(ep *Endpoint) int {
+		n := 0
+		for _, ok := range []bool{ep.Gateway.IsValid(), ep.Gateway6.IsValid()} {
+			if ok {
+				n++
+			}
+		}
+		return n
+	}
+	slices.SortStableFunc(eps, func(a, b *Endpoint) int {
+		if a.GwPriority != b.GwPriority {
+			return cmp.Compare(b.GwPriority, a.GwPriority)
+		}
+		if ga, gb := gws(a), gws(b); ga != gb {
+			return cmp.Compare(gb, ga)
+		}
+		return strings.Compare(c.networks[a.NetworkID].Name, c.networks[b.NetworkID].Name)
+	})
 	var out []netip.Addr
-	for _, ep := range c.sandboxEndpointsLocked(sandboxID) {
+	for _, ep := range eps {
 		out = append(out, endpointAddrs(ep)...)
 	}
 	return out
+}
+
+// AddressesOn returns the addresses of the sandbox's endpoint on the
+// network netRef names (ID or name), IPv4 first; none when it has none.
+func (c *Controller) AddressesOn(sandboxID, netRef string) []netip.Addr {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, ep := range c.sandboxEndpointsLocked(sandboxID) {
+		if n := c.networks[ep.NetworkID]; n.ID == netRef || n.Name == netRef {
+			return endpointAddrs(ep)
+		}
+	}
+	return nil
 }
 
 // sandboxEndpointsLocked returns the endpoints of sandboxID whose network

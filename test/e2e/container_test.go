@@ -58,6 +58,10 @@ func TestConnectDisconnect(t *testing.T) {
 		t.Fatalf("roamer reaches resident (%s) before connect", resident)
 	}
 	ports := w.BridgePorts(t, defaultBridge)
+	// A line the container adds to its /etc/hosts stays through connect
+	// and disconnect: they add and remove their own lines, as moby's
+	// etchosts.Add and Delete (the file was written whole).
+	w.MustBerth(t, "exec", "roamer", "sh", "-c", "echo '5.5.5.5\tedited' >> /etc/hosts")
 
 	w.MustBerth(t, "network", "connect", "second", "roamer")
 	addr := networkIP(t, w, "roamer", "second")
@@ -74,8 +78,8 @@ func TestConnectDisconnect(t *testing.T) {
 	// /etc/hosts names the container's address on each network (written
 	// by the connect).
 	hosts, _, code := w.Berth(t, "exec", "roamer", "cat", "/etc/hosts")
-	if first := containerIP(t, w, "roamer"); code != 0 || !strings.Contains(hosts, first.String()+"\t") || !strings.Contains(hosts, addr.String()+"\t") {
-		t.Errorf("/etc/hosts after connect = %q, want lines for %s and %s", hosts, first, addr)
+	if first := containerIP(t, w, "roamer"); code != 0 || !strings.Contains(hosts, first.String()+"\t") || !strings.Contains(hosts, addr.String()+"\t") || !strings.Contains(hosts, "5.5.5.5\tedited\n") {
+		t.Errorf("/etc/hosts after connect = %q, want lines for %s and %s, and the container's own", hosts, first, addr)
 	}
 
 	w.MustBerth(t, "network", "disconnect", "second", "roamer")
@@ -91,8 +95,49 @@ func TestConnectDisconnect(t *testing.T) {
 	if got := w.BridgePorts(t, defaultBridge); !equal(got, ports) {
 		t.Errorf("ports of %s changed from %q to %q", defaultBridge, ports, got)
 	}
-	if hosts, _, _ := w.Berth(t, "exec", "roamer", "cat", "/etc/hosts"); strings.Contains(hosts, addr.String()+"\t") {
-		t.Errorf("/etc/hosts after disconnect = %q, still names %s", hosts, addr)
+	if hosts, _, _ := w.Berth(t, "exec", "roamer", "cat", "/etc/hosts"); strings.Contains(hosts, addr.String()+"\t") || !strings.Contains(hosts, "5.5.5.5\tedited\n") {
+		t.Errorf("/etc/hosts after disconnect = %q, still names %s or lost the container's own line", hosts, addr)
 	}
 	checkSandbox(t, w, "roamer", containerIP(t, w, "roamer"), bridgeSubnet, bridgeGateway)
+}
+
+// TestHostsOrderAtStart: at its start a container's /etc/hosts lists its
+// own addresses in moby's Endpoint.Less order (gateway priority, then
+// more gateways, then network name), so that its name resolves first to
+// its address on the network of its default route (hostname -i), not in
+// the order of its interfaces.
+func TestHostsOrderAtStart(t *testing.T) {
+	w, _ := startWorld(t)
+	mustDocker(t, w, "network", "create", "--subnet", "10.98.9.0/24", "zeta")
+	mustDocker(t, w, "network", "create", "--subnet", "10.98.1.0/24", "alpha")
+	ownLines := func(name string) []string {
+		t.Helper()
+		var own []string
+		for _, l := range strings.Split(mustDocker(t, w, "exec", name, "cat", "/etc/hosts"), "\n") {
+			if strings.HasPrefix(l, "10.98.") {
+				own = append(own, l[:strings.Index(l, "\t")])
+			}
+		}
+		return own
+	}
+	// eth0 on zeta, eth1 on alpha: alpha's address first, as its gateway
+	// is the default route.
+	mustDocker(t, w, "create", "--name", "ord", "--network", "zeta", testworld.BusyboxImage, "sleep", "600")
+	mustDocker(t, w, "network", "connect", "alpha", "ord")
+	mustDocker(t, w, "start", "ord")
+	alpha, zeta := networkIP(t, w, "ord", "alpha").String(), networkIP(t, w, "ord", "zeta").String()
+	if got := ownLines("ord"); !equal(got, []string{alpha, zeta}) {
+		t.Errorf("ord's own lines %q, want alpha's %s first, then zeta's %s", got, alpha, zeta)
+	}
+	if out := mustDocker(t, w, "exec", "ord", "ip", "route", "show", "default"); !strings.Contains(out, "via 10.98.1.1 ") {
+		t.Errorf("ord's default route %q, want via alpha's gateway", out)
+	}
+	// A higher gateway priority comes first whatever the names.
+	mustDocker(t, w, "run", "-d", "--name", "pri", "--network", "name=alpha", "--network", "name=zeta,gw-priority=5", testworld.BusyboxImage, "sleep", "600")
+	alpha, zeta = networkIP(t, w, "pri", "alpha").String(), networkIP(t, w, "pri", "zeta").String()
+	if got := ownLines("pri"); !equal(got, []string{zeta, alpha}) {
+		t.Errorf("pri's own lines %q, want zeta's %s (gw-priority 5) first, then alpha's %s", got, zeta, alpha)
+	}
+	mustDocker(t, w, "rm", "-f", "ord", "pri")
+	mustDocker(t, w, "network", "rm", "zeta", "alpha")
 }

@@ -71,7 +71,10 @@ func TestLegacyLinks(t *testing.T) {
 		t.Errorf("docker ps --no-trunc names db %q, want db,web/database", got)
 	}
 
-	// The child comes back on another address: the running parent sees it.
+	// The child comes back on another address: the running parent sees
+	// it, in the link's line alone (moby's UpdateHostsEntry): a line web
+	// added itself stays.
+	mustDocker(t, w, "exec", "web", "sh", "-c", "echo '7.7.7.7\tuseredit' >> /etc/hosts")
 	mustDocker(t, w, "stop", "-t", "0", "db")
 	mustDocker(t, w, "run", "-d", "--name", "squatter", testworld.BusyboxImage, "sleep", "600") // takes db's old address
 	mustDocker(t, w, "start", "db")
@@ -80,8 +83,11 @@ func TestLegacyLinks(t *testing.T) {
 		t.Fatalf("db came back on its old address %s; the test wants another", dbIP)
 	}
 	hosts = mustDocker(t, w, "exec", "web", "cat", "/etc/hosts")
-	if want := newIP + "\tdatabase " + dbHost + " db\n"; !strings.Contains(hosts, want) {
-		t.Errorf("after db came back on %s, web's /etc/hosts lacks %q:\n%s", newIP, want, hosts)
+	if want := newIP + "\tdatabase " + dbHost + " db\n"; !strings.Contains(hosts, want) || strings.Contains(hosts, dbIP+"\t") {
+		t.Errorf("after db came back on %s, web's /etc/hosts lacks %q or still has %s:\n%s", newIP, want, dbIP, hosts)
+	}
+	if !strings.Contains(hosts, "7.7.7.7\tuseredit\n") {
+		t.Errorf("after db came back, web's own line is gone:\n%s", hosts)
 	}
 	// An exec gets the links' variables as they are now, as moby's exec does.
 	if got := strings.TrimSpace(mustDocker(t, w, "exec", "web", "sh", "-c", "echo $DATABASE_PORT_6379_TCP_ADDR")); got != newIP {
