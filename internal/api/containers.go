@@ -32,6 +32,10 @@ func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) error {
 	if err := readJSON(w, r, &body); err != nil {
 		return err
 	}
+	bcWarnings, err := createBC(&body, apiVersion(r.Context()))
+	if err != nil {
+		return err
+	}
 	cfg, err := createConfig(body, apiVersion(r.Context()))
 	if err != nil {
 		return err
@@ -45,7 +49,7 @@ func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	warnings = append(createWarnings(body.HostConfig), warnings...)
+	warnings = append(append(createWarnings(body.HostConfig), warnings...), bcWarnings...)
 	if body.HostConfig != nil {
 		warnings = append(warnings, discardedResources(body.HostConfig.Resources, apiVersion(r.Context()))...)
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/network"
 	"github.com/berth-net/berth/internal/runtime/image"
 )
 
@@ -308,6 +310,47 @@ func TestContainerInspectUserNetwork(t *testing.T) {
 		if diff := cmp.Diff(v, web[k]); diff != "" {
 			t.Errorf("Networks.web.%s (-want +got):\n%s", k, diff)
 		}
+	}
+}
+
+// TestContainerInspectForOlderClients: moby's getContainersByName and
+// getInspectData for clients of older APIs: below 1.45 a user-defined
+// network's aliases add the short ID and the hostname (once each);
+// Config.MacAddress is the MAC asked for on the network mode's network,
+// at every version.
+func TestContainerInspectForOlderClients(t *testing.T) {
+	f := newFakeBackend()
+	req := f.containers[1].Config.Networks["web"]
+	req.MacAddress = "02:42:0a:05:00:99"
+	f.containers[1].Config.Networks["web"] = req
+	f.containers[1].Config.Hostname = "dbhost"
+	for _, tc := range []struct {
+		version string
+		aliases []any
+	}{
+		{"1.44", []any{"db", "8975cb01d142", "dbhost"}},
+		{"1.45", []any{"db"}},
+	} {
+		rec := call(t, newServer(f), http.MethodGet, "/v"+tc.version+"/containers/test2/json", "")
+		wantStatus(t, rec, http.StatusOK)
+		var got struct {
+			Config          struct{ MacAddress string }
+			NetworkSettings struct{ Networks map[string]map[string]any }
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tc.aliases, got.NetworkSettings.Networks["web"]["Aliases"]); diff != "" {
+			t.Errorf("%s: Aliases (-want +got):\n%s", tc.version, diff)
+		}
+		if got.Config.MacAddress != "02:42:0a:05:00:99" {
+			t.Errorf("%s: Config.MacAddress %q", tc.version, got.Config.MacAddress)
+		}
+	}
+	// The default bridge's aliases are never added to.
+	rec := call(t, newServer(f), http.MethodGet, "/v1.43/containers/test1/json", "")
+	if strings.Contains(rec.Body.String(), `"Aliases":[`) {
+		t.Errorf("bridge endpoint got aliases: %s", rec.Body.String())
 	}
 }
 
@@ -1014,5 +1057,29 @@ func TestRefusedArchiveIsReadOn(t *testing.T) {
 	wantError(t, rec, http.StatusNotFound, "No such container: nope")
 	if body.Len() != 0 {
 		t.Errorf("%d bytes of the refused archive left unread", body.Len())
+	}
+}
+
+// TestExposedPortsOnlyOnABridge: exposed ports are shown (inspect's
+// Ports, ps's PORTS) for a container on a bridge network only: moby's
+// come from the bridge driver's endpoint, the host and null drivers
+// report none.
+func TestExposedPortsOnlyOnABridge(t *testing.T) {
+	c := &container.Container{Config: container.Config{ExposedPorts: []string{"90/tcp"}}, State: container.State{Status: container.StatusRunning}}
+	for _, tc := range []struct {
+		driver string
+		want   []string
+	}{
+		{network.DriverBridge, []string{"90/tcp"}},
+		{network.DriverHost, nil},
+		{network.DriverNull, nil},
+	} {
+		atts := []network.Attachment{{Network: &network.Network{Name: tc.driver, Driver: tc.driver}}}
+		if got := livePorts(c, atts); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.driver, got, tc.want)
+		}
+	}
+	if got := livePorts(c, nil); got != nil {
+		t.Errorf("no network (another container's namespace): %q", got)
 	}
 }

@@ -39,11 +39,19 @@ type networkSettingsModern struct {
 // livePorts are the exposed ports inspect and ps show: none unless the
 // container runs, as moby's NetworkSettings.Ports is set when its
 // networking is and cleared when it stops.
-func livePorts(c *container.Container) []string {
+func livePorts(c *container.Container, atts []network.Attachment) []string {
 	if !c.Running() {
 		return nil
 	}
-	return c.Config.ExposedPorts
+	// moby's NetworkSettings.Ports come from the bridge driver's
+	// endpoint info alone: the host and null drivers (and a container
+	// in another's namespace) report no ports, exposed or not.
+	for _, a := range atts {
+		if a.Network != nil && a.Network.Driver == network.DriverBridge {
+			return c.Config.ExposedPorts
+		}
+	}
+	return nil
 }
 
 // containerInspect is Docker's inspect of c. Clients below API 1.52 get the
@@ -57,12 +65,27 @@ func containerInspect(c *container.Container, atts []network.Attachment, links L
 		NetworkSettingsBase: ctypes.NetworkSettingsBase{
 			SandboxID:  c.State.SandboxID,
 			SandboxKey: c.State.SandboxKey,
-			Ports:      portMap(livePorts(c), atts),
+			Ports:      portMap(livePorts(c, atts), atts),
 		},
 		DefaultNetworkSettings: defaultNetworkSettings(nets),
 		Networks:               nets,
 	}
+	if lessThan(apiVersion, "1.45") {
+		// moby's getContainersByName for older clients: on a user-defined
+		// network the aliases include the short ID and the hostname.
+		for name, es := range nets {
+			if ctypes.NetworkMode(name).IsUserDefined() {
+				es.Aliases = dedup(append(slices.Clone(es.Aliases), c.ShortID(), c.Config.Hostname))
+			}
+		}
+	}
 	path, args := command(c.Config)
+	cfg := wireConfig(c.Config)
+	// moby's getInspectData, at every version (clients of API < 1.44 read
+	// it): the MAC asked for on the network of the network mode.
+	if mode := ctypes.NetworkMode(c.Config.NetworkMode); mode.IsBridge() || mode.IsUserDefined() {
+		cfg.MacAddress = c.Config.Networks[c.Config.NetworkMode].MacAddress //nolint:staticcheck // the deprecated field is the point
+	}
 	resp := ctypes.InspectResponse{
 		ContainerJSONBase: &ctypes.ContainerJSONBase{
 			ID:             c.ID,
@@ -83,7 +106,7 @@ func containerInspect(c *container.Container, atts []network.Attachment, links L
 			GraphDriver:    storage.DriverData{Name: graphDriver, Data: map[string]string{}},
 		},
 		Mounts:          mountPoints(c.Config),
-		Config:          wireConfig(c.Config),
+		Config:          cfg,
 		NetworkSettings: ns,
 	}
 	if sizes != nil {
@@ -375,7 +398,7 @@ func containerSummary(c *container.Container, atts []network.Attachment, links L
 		ImageID:         c.Config.ImageID,
 		Command:         commandLine(path, args),
 		Created:         c.Created.Unix(),
-		Ports:           summaryPorts(livePorts(c), atts),
+		Ports:           summaryPorts(livePorts(c, atts), atts),
 		Labels:          orEmpty(c.Config.Labels),
 		State:           ctypes.ContainerState(c.Status()),
 		Status:          statusText(c.Status(), c.State, now),
@@ -446,4 +469,17 @@ func volumeSet(paths []string) map[string]struct{} {
 		m[p] = struct{}{}
 	}
 	return m
+}
+
+// dedup drops the repeats of s, keeping the first of each, and the empty
+// strings (moby's sliceutil.Dedup on aliases, where a hostname may be "").
+func dedup(s []string) []string {
+	seen := map[string]bool{}
+	return slices.DeleteFunc(s, func(v string) bool {
+		if v == "" || seen[v] {
+			return true
+		}
+		seen[v] = true
+		return false
+	})
 }

@@ -330,7 +330,9 @@ func (d *Daemon) resolvConfFor(c *container.Container) string {
 	}
 	rc := d.originResolv().withOverrides(d.dnsSettings(c))
 	if c.Config.NetworkMode == network.NameNone {
-		return rc.String()
+		// The none network's join rewrites the file as any network's
+		// without a resolver does (moby's sbJoin → updateDNS, IPv6 off).
+		return rc.forLegacy(false).String()
 	}
 	ipv6 := false
 	if d.net != nil { // nil in tests without a network controller

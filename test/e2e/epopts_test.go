@@ -76,4 +76,21 @@ func TestEndpointDriverOptions(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "represent 'net.X.Y.ethN.Z=V' as 'net.X.Y.IFNAME.Z=V'") {
 		t.Errorf("a sysctl naming eth0: exit %d, %q", code, errOut)
 	}
+	// --sysctl naming an interface (moby's handleSysctlBC): refused from
+	// API 1.48 in moby's words; an older client's eth0 one moves to the
+	// endpoint's driver option, with moby's warning, and applies; another
+	// ethN is refused at create (it went to runc and failed the start).
+	_, errOut, code = w.Docker(t, "run", "--rm", "--network", "lan", "--sysctl", "net.ipv4.conf.eth0.log_martians=1", testworld.BusyboxImage, "true")
+	if code != 125 || !strings.Contains(errOut, `interface specific sysctl setting "net.ipv4.conf.eth0.log_martians" must be supplied using driver option 'com.docker.network.endpoint.sysctls'`) {
+		t.Errorf("--sysctl net.ipv4.conf.eth0.log_martians=1 at API 1.50: exit %d, %q", code, errOut)
+	}
+	t.Setenv("DOCKER_API_VERSION", "1.47")
+	out, errOut, code := w.Docker(t, "run", "--rm", "--network", "lan", "--sysctl", "net.ipv4.conf.eth0.log_martians=1", testworld.BusyboxImage, "cat", "/proc/sys/net/ipv4/conf/eth0/log_martians")
+	if code != 0 || strings.TrimSpace(out) != "1" || !strings.Contains(errOut, `WARNING: Migrated sysctl "net.ipv4.conf.eth0.log_martians" to DriverOpts{"com.docker.network.endpoint.sysctls":"net.ipv4.conf.IFNAME.log_martians=1"}.`) {
+		t.Errorf("--sysctl net.ipv4.conf.eth0.log_martians=1 at API 1.47: exit %d, %q, %q", code, out, errOut)
+	}
+	_, errOut, code = w.Docker(t, "create", "--network", "lan", "--sysctl", "net.ipv4.conf.eth1.log_martians=1", testworld.BusyboxImage, "true")
+	if code != 125 || !strings.Contains(errOut, "unable to determine network endpoint for sysctl net.ipv4.conf.eth1.log_martians") {
+		t.Errorf("--sysctl naming eth1 at API 1.47: exit %d, %q", code, errOut)
+	}
 }
