@@ -302,6 +302,11 @@ func TestEndpointOptions(t *testing.T) {
 		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.sysctls": "net.ipv4.conf.eth0.forwarding=1"}},
 			"invalid endpoint settings:\nunrecognised network interface sysctl 'net.ipv4.conf.eth0.forwarding=1'; represent 'net.X.Y.ethN.Z=V' as 'net.X.Y.IFNAME.Z=V', 'X' must be 'ipv4', 'ipv6' or 'mpls'"},
 		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.sysctls": "kernel.IFNAME.x.y.z=1"}}, "invalid endpoint settings:\nunrecognised network interface sysctl"},
+		// The families moby takes: ipv4, ipv6 and mpls, no other.
+		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.sysctls": "net.mpls.conf.IFNAME.input=1"}}, ""},
+		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.sysctls": "net.core.conf.IFNAME.x=1"}}, "invalid endpoint settings:\nunrecognised network interface sysctl 'net.core.conf.IFNAME.x=1'"},
+		// --link-local-ip is refused by name, not ignored.
+		{nettypes.EndpointSettings{IPAMConfig: &nettypes.EndpointIPAMConfig{LinkLocalIPs: []string{"169.254.0.5"}}}, "link-local addresses (--link-local-ip) are not supported by berth"},
 		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.ifname": "a/b"}}, "invalid endpoint settings:\ncom.docker.network.endpoint.ifname: \"a/b\" is not a valid interface name"},
 		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.ifname": "sixteen-chars-xx"}}, "invalid endpoint settings:"},
 		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.ifname": "q%d"}}, "invalid endpoint settings:"},

@@ -354,13 +354,19 @@ func TestErrorAnswerWithoutQuestion(t *testing.T) {
 		a.Id, a.Response, a.Opcode, a.Rcode = q.Id, true, q.Opcode, mdns.RcodeFormatError
 		return []*mdns.Msg{a}
 	})
-	f := testForwarder(t, 2*time.Second)
+	// An error answer that were not taken would be waited out (hangBound)
+	// and end in SERVFAIL, not in the rcode checked; the context, which
+	// the forwarder reads before it moves on to the next upstream, ends a
+	// wait for the first upstream with SERVFAIL too (it is far longer than
+	// an answer on loopback takes, and far shorter than hangBound).
+	f := testForwarder(t, hangBound)
+	ctx, cancel := context.WithTimeout(context.Background(), hangBound/3)
+	defer cancel()
 	q := query("www.example.test", mdns.TypeA)
 	q.SetEdns0(1232, false)
-	start := time.Now()
-	resp := f.forward(context.Background(), q, "udp", []netip.AddrPort{formErr})
-	if resp.Rcode != mdns.RcodeFormatError || len(resp.Question) != 1 || time.Since(start) > time.Second {
-		t.Errorf("got %s with %d questions after %v, want the upstream's FORMERR at once", mdns.RcodeToString[resp.Rcode], len(resp.Question), time.Since(start))
+	resp := f.forward(ctx, q, "udp", []netip.AddrPort{formErr})
+	if resp.Rcode != mdns.RcodeFormatError || len(resp.Question) != 1 {
+		t.Errorf("got %s with %d questions, want the upstream's FORMERR", mdns.RcodeToString[resp.Rcode], len(resp.Question))
 	}
 
 	bare := rawUDP(t, func(q []byte) [][]byte {
@@ -371,10 +377,9 @@ func TestErrorAnswerWithoutQuestion(t *testing.T) {
 		return [][]byte{b}
 	})
 	good := startUpstream(t, mdns.RcodeNameError)
-	start = time.Now()
-	resp = f.forward(context.Background(), query("nx.test", mdns.TypeA), "udp", []netip.AddrPort{bare, good.addr})
-	if took := time.Since(start); took > time.Second || resp.Rcode != mdns.RcodeNameError {
-		t.Errorf("got %s after %v, want the second upstream's NXDOMAIN at once", mdns.RcodeToString[resp.Rcode], took)
+	resp = f.forward(ctx, query("nx.test", mdns.TypeA), "udp", []netip.AddrPort{bare, good.addr})
+	if resp.Rcode != mdns.RcodeNameError {
+		t.Errorf("got %s, want the second upstream's NXDOMAIN", mdns.RcodeToString[resp.Rcode])
 	}
 
 	// An answer without a question that says NOERROR is not taken: it
@@ -385,9 +390,11 @@ func TestErrorAnswerWithoutQuestion(t *testing.T) {
 		b[4], b[5] = 0, 0
 		return [][]byte{b}
 	})
-	start = time.Now()
-	resp = f.forward(context.Background(), query("nx.test", mdns.TypeA), "udp", []netip.AddrPort{empty, good.addr})
-	if took := time.Since(start); took < time.Second || resp.Rcode != mdns.RcodeNameError {
-		t.Errorf("a question-less NOERROR: got %s after %v, want it ignored (the first upstream timing out)", mdns.RcodeToString[resp.Rcode], took)
+	// The first upstream times out (2 s) and the second answers: NOERROR
+	// would say the empty answer was taken.
+	short := testForwarder(t, 2*time.Second)
+	resp = short.forward(context.Background(), query("nx.test", mdns.TypeA), "udp", []netip.AddrPort{empty, good.addr})
+	if resp.Rcode != mdns.RcodeNameError {
+		t.Errorf("a question-less NOERROR: got %s, want it ignored and the second upstream's NXDOMAIN", mdns.RcodeToString[resp.Rcode])
 	}
 }

@@ -39,8 +39,9 @@ var UDPFlowTimeout = 90 * time.Second
 // answer; review of session 30).
 var maxUDPFlows = 4096 // a variable for the tests
 
-// dialTimeout bounds a connection to the container.
-const dialTimeout = 10 * time.Second
+// dialTimeout bounds a connection to the container; a var for the test
+// that proves Stop does not wait for a dial to time out.
+var dialTimeout = 10 * time.Second
 
 // Proxy forwards one socket's traffic until Stop or Detach.
 type Proxy struct {

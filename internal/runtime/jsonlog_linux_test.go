@@ -200,7 +200,9 @@ func TestContainerOutlivesItsReaper(t *testing.T) {
 func TestAttachOutputIsRaw(t *testing.T) {
 	for _, tty := range []bool{false, true} {
 		rt := newTestRuntime(t)
-		s := busyboxSpec(t, "sh", "-c", "printf 'Name: '; sleep 2; seq 1 50000; echo err >&2")
+		// The line ends only once the test has seen the prompt (and made
+		// /tmp/go): no timing decides what the test sees.
+		s := busyboxSpec(t, "sh", "-c", "printf 'Name: '; until [ -e /tmp/go ]; do sleep 0.05; done; seq 1 50000; echo err >&2")
 		s.Tty = tty
 		s.Log = LogLimit{MaxSize: 2000, MaxFiles: 1}
 		var out, errb nstest.SyncBuffer
@@ -211,10 +213,15 @@ func TestAttachOutputIsRaw(t *testing.T) {
 		streamed := make(chan error, 1)
 		go func() { streamed <- stream(context.Background(), nil, nil) }()
 		p := start(t, rt, s)
-		for deadline := time.Now().Add(1500 * time.Millisecond); !strings.HasPrefix(out.String(), "Name: "); time.Sleep(10 * time.Millisecond) {
+		// A guard against a hang, not a timing: the line cannot end before
+		// the prompt is seen.
+		for deadline := time.Now().Add(time.Minute); !strings.HasPrefix(out.String(), "Name: "); time.Sleep(10 * time.Millisecond) {
 			if time.Now().After(deadline) {
-				t.Fatalf("tty %v: the prompt was not attached before its line ended: %q", tty, out.String())
+				t.Fatalf("tty %v: the prompt, without its line's end, was not attached: %q", tty, out.String())
 			}
+		}
+		if code, err := rt.Exec(context.Background(), s.ID, ExecSpec{Args: []string{"touch", "/tmp/go"}}); err != nil || code != 0 {
+			t.Fatalf("touch /tmp/go: %d, %v", code, err)
 		}
 		if code, err := rt.Wait(context.Background(), s.ID, p); err != nil || code != 0 {
 			t.Fatalf("Wait = %d, %v", code, err)

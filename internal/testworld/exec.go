@@ -119,12 +119,15 @@ func (w *World) InOutside(t testing.TB, cmd ...string) (stdout, stderr string, c
 }
 
 // run executes bin and logs it as `label$ shown...`. A command that cannot
-// be started at all fails the test; a non-zero exit is the caller's to judge.
+// be started at all fails the test and reads as exit code -1 (Errorf, not
+// Fatalf: tests run commands from goroutines too, where FailNow must not
+// be called); a non-zero exit is the caller's to judge.
 func (w *World) run(t testing.TB, stdin io.Reader, label string, shown []string, bin string, args []string, env ...string) (string, string, int) {
 	t.Helper()
 	out, errOut, code, err := w.tryRun(t, stdin, label, shown, bin, args, env...)
 	if err != nil {
-		t.Fatalf("%s$ %s: %v", label, strings.Join(shown, " "), err)
+		t.Errorf("%s$ %s: %v", label, strings.Join(shown, " "), err)
+		return "", err.Error(), -1
 	}
 	return out, errOut, code
 }

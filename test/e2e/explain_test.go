@@ -41,18 +41,21 @@ func TestExplainAgreesWithTheKernel(t *testing.T) {
 	q2IP := networkIP(t, w.World, "q2", "quiet").String()
 	server := testworld.ServerAddr.String()
 	outside := testworld.GatewayAddr.String()
-	ask := func(where, addr string) func() bool {
-		return func() bool { _, ok := w.askFrom(t, where, "tcp", addr); return ok }
+	// Probes take the subtest's t: one checkExplained runs in a subtest.
+	ask := func(where, addr string) func(*testing.T) bool {
+		return func(t *testing.T) bool { _, ok := w.askFrom(t, where, "tcp", addr); return ok }
 	}
-	fetchFrom := func(name string) func() bool { return func() bool { return fetch(t, w.World, name) != "" } }
-	dialHost := func(name, addr string) func() bool {
-		return func() bool { return dial(t, w.World, name, addr, "8099") }
+	fetchFrom := func(name string) func(*testing.T) bool {
+		return func(t *testing.T) bool { return fetch(t, w.World, name) != "" }
+	}
+	dialHost := func(name, addr string) func(*testing.T) bool {
+		return func(t *testing.T) bool { return dial(t, w.World, name, addr, "8099") }
 	}
 
 	for _, tc := range []struct {
 		name     string
 		from, to string // berth explain's arguments
-		probe    func() bool
+		probe    func(*testing.T) bool
 		outcome  string
 		why      string // in the deciding step
 	}{
@@ -147,7 +150,7 @@ func TestExplainAgreesWithTheKernel(t *testing.T) {
 		checkExplained(t, w.World, outside6, "six:80", ask("outside", "["+sixIP+"]:80"), "dropped", "DIRECT ACCESS DROP")
 	})
 	t.Run("IPv6 container out", func(t *testing.T) {
-		checkExplained(t, w.World, "six", "["+testworld.ServerAddr6.String()+"]:80", func() bool {
+		checkExplained(t, w.World, "six", "["+testworld.ServerAddr6.String()+"]:80", func(t *testing.T) bool {
 			_, _, code := w.Berth(t, "exec", "six", "timeout", "10", "wget", "-q", "-O", "-", "http://["+testworld.ServerAddr6.String()+"]/")
 			return code == 0
 		}, "delivered", "OUTGOING")
@@ -209,7 +212,7 @@ func TestExplainAgreesWithTheKernel(t *testing.T) {
 // deciding step, and then that the kernel agrees: probe (one try of the
 // real connection) succeeds, retried, when the packet is delivered, and
 // fails when it is not.
-func checkExplained(t *testing.T, w *testworld.World, from, to string, probe func() bool, outcome, why string) {
+func checkExplained(t *testing.T, w *testworld.World, from, to string, probe func(*testing.T) bool, outcome, why string) {
 	t.Helper()
 	out := w.MustBerth(t, "explain", "--json", from, to)
 	var ex network.Explanation
@@ -228,12 +231,12 @@ func checkExplained(t *testing.T, w *testworld.World, from, to string, probe fun
 		return
 	}
 	if outcome == "delivered" {
-		if !retried(probe) {
+		if !retried(func() bool { return probe(t) }) {
 			t.Errorf("%s → %s: explained as delivered, but nothing answers\n%s", from, to, text)
 		}
 		return
 	}
-	if probe() {
+	if probe(t) {
 		t.Errorf("%s → %s: explained as %s, but it was answered\n%s", from, to, outcome, text)
 	}
 }

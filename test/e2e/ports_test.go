@@ -89,22 +89,32 @@ func (w *portWorld) copyPeer(t *testing.T, name string) {
 // askFrom asks proto addr from where ("outside", "host" or
 // "container:NAME") and returns the answer (the source address the server
 // saw) and whether there was one. One try, of one connection or datagram.
+// A probe that could not ask at all (no such container, no peer in it, a
+// malformed address) fails the test: it is not "no answer", which only
+// the peer's own exit code 3 says.
 func (w *portWorld) askFrom(t *testing.T, where, proto, addr string) (string, bool) {
 	t.Helper()
 	dial := []string{"-dial", proto + ":" + addr, "-timeout", "2s"}
-	var out string
+	var out, errOut string
 	var code int
 	switch {
 	case where == "outside":
-		out, _, code = w.InOutside(t, append([]string{w.peer}, dial...)...)
+		out, errOut, code = w.InOutside(t, append([]string{w.peer}, dial...)...)
 	case where == "host":
-		out, _, code = w.InHost(t, append([]string{w.peer}, dial...)...)
+		out, errOut, code = w.InHost(t, append([]string{w.peer}, dial...)...)
 	default:
 		name := strings.TrimPrefix(where, "container:")
-		out, _, code = w.Berth(t, append([]string{"exec", name, "/peer"}, dial...)...)
+		out, errOut, code = w.Berth(t, append([]string{"exec", name, "/peer"}, dial...)...)
+	}
+	if code != 0 && code != peerNoAnswer {
+		t.Errorf("asking %s %s from %s: the probe failed (exit %d): %s", proto, addr, where, code, errOut)
 	}
 	return strings.TrimSpace(out), code == 0
 }
+
+// peerNoAnswer is the peer's exit code when nothing answered
+// (testdata/peer's noAnswer).
+const peerNoAnswer = 3
 
 // reach requires an answer from where and, when wantSource is set, that
 // the server saw that source address. A miss is asked again (retried): one
@@ -354,7 +364,10 @@ func TestPublishedPortsCleanup(t *testing.T) {
 	// A client that keeps one UDP flow going: its conntrack entry, DNATed
 	// to web's address, must not outlive the port.
 	sameFlow := func() (string, bool) {
-		out, _, code := w.InOutside(t, w.peer, "-dial", "udp:"+hostPort(5353), "-sport", "40053", "-timeout", "2s")
+		out, errOut, code := w.InOutside(t, w.peer, "-dial", "udp:"+hostPort(5353), "-sport", "40053", "-timeout", "2s")
+		if code != 0 && code != peerNoAnswer {
+			t.Errorf("the UDP probe failed (exit %d): %s", code, errOut)
+		}
 		return strings.TrimSpace(out), code == 0
 	}
 	if !retried(func() bool { _, ok := sameFlow(); return ok }) {
@@ -459,7 +472,10 @@ func TestPortTakenWhileDaemonDownIsHeldAgain(t *testing.T) {
 func TestUDPFlowFromBeforeThePortWasPublished(t *testing.T) {
 	w := startPortWorld(t)
 	sameFlow := func() (string, bool) {
-		out, _, code := w.InOutside(t, w.peer, "-dial", "udp:"+hostPort(5700), "-sport", "42000", "-timeout", "1s")
+		out, errOut, code := w.InOutside(t, w.peer, "-dial", "udp:"+hostPort(5700), "-sport", "42000", "-timeout", "1s")
+		if code != 0 && code != peerNoAnswer {
+			t.Errorf("the UDP probe failed (exit %d): %s", code, errOut)
+		}
 		return strings.TrimSpace(out), code == 0
 	}
 	if got, ok := sameFlow(); ok {

@@ -7,12 +7,15 @@
 //	                             "echo: LINE", for as long as it lasts; a
 //	                             line "flood N" with N bytes, byte i being
 //	                             i mod 251
-//	peer -dial tcp:198.51.100.2:8080   print what the server answered; exit 1
+//	peer -dial tcp:198.51.100.2:8080   print what the server answered; exit 3
 //	                                   when nothing answers within -timeout
+//	                                   (refused, unreachable, timed out), 2
+//	                                   when the request itself is wrong
 package main
 
 import (
 	"bufio"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,6 +24,9 @@ import (
 	"strings"
 	"time"
 )
+
+// noAnswer is -dial's exit code when nothing answered.
+const noAnswer = 3
 
 func main() {
 	listen := flag.String("listen", "", "comma-separated proto:port to serve")
@@ -32,7 +38,15 @@ func main() {
 	if *dial != "" {
 		if err := ask(*dial, *src, *sport, *timeout); err != nil {
 			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+			// A test that wants no answer must not pass on a probe that
+			// could not ask: a malformed request is not "no answer".
+			var addrErr *net.AddrError
+			var parseErr *net.ParseError
+			var netErr net.UnknownNetworkError
+			if errors.As(err, &addrErr) || errors.As(err, &parseErr) || errors.As(err, &netErr) {
+				os.Exit(2)
+			}
+			os.Exit(noAnswer)
 		}
 		return
 	}
