@@ -70,11 +70,13 @@ func TestIPv6PortRules(t *testing.T) {
 			"ip6 daddr != ::1 ip6 saddr != fe80::/10 fib daddr type local dnat ip6 to meta l4proto . th dport map @ports6_any",
 		},
 	}
+	seen := 0
 	for _, c := range Base().Chains {
 		w, ok := want[c.Name]
 		if !ok {
 			continue
 		}
+		seen++
 		var got []string
 		for _, r := range c.Rules {
 			got = append(got, r.String())
@@ -82,6 +84,9 @@ func TestIPv6PortRules(t *testing.T) {
 		if diff := cmp.Diff(w, got); diff != "" {
 			t.Errorf("chain %s (-want +got):\n%s", c.Name, diff)
 		}
+	}
+	if seen != len(want) {
+		t.Errorf("Base has %d of the %d chains checked", seen, len(want))
 	}
 }
 

@@ -310,3 +310,31 @@ func TestDefaultBridgeStaleGatewaysKept(t *testing.T) {
 		t.Errorf("stale gateways %v kept after they were taken off", n.StaleGateways)
 	}
 }
+
+// TestDefaultBridgeOneOptionAlone: each option alone, changed on an empty
+// default bridge at a start, is applied (a change is found per option,
+// not only beside another one).
+func TestDefaultBridgeOneOptionAlone(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts map[string]string
+		ok   func(*Network) bool
+	}{
+		{"--mtu", map[string]string{OptMTU: "1400"}, func(n *Network) bool { return n.Bridge.MTU == 1400 }},
+		{"--icc", map[string]string{OptEnableICC: "false"}, func(n *Network) bool { return !n.Bridge.EnableICC }},
+		{"--ip-masq", map[string]string{OptEnableMasq: "false"}, func(n *Network) bool { return !n.Bridge.EnableIPMasquerade }},
+		{"--ip", map[string]string{OptHostBindingIPv4: "127.0.0.1"}, func(n *Network) bool {
+			return n.Bridge.HostBindingIPv4 == netip.MustParseAddr("127.0.0.1")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			r.defaultBridge(t)
+			r.tweak = func(c *Config) { c.DefaultBridgeOptions = tc.opts }
+			r.restart(t)
+			if n := r.defaultBridge(t); !tc.ok(n) {
+				t.Errorf("%s alone not applied: %+v", tc.name, n.Bridge)
+			}
+		})
+	}
+}

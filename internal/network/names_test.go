@@ -370,10 +370,17 @@ func TestRenameSandbox(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		found := false
 		for _, ep := range r.c.Endpoints(api.ID) {
-			if ep.SandboxID == sbB.ID && ep.Name != "Bravo2" {
-				t.Errorf("%s: endpoint name %q, want Bravo2 (as given, for network inspect)", when, ep.Name)
+			if ep.SandboxID == sbB.ID {
+				found = true
+				if ep.Name != "Bravo2" {
+					t.Errorf("%s: endpoint name %q, want Bravo2 (as given, for network inspect)", when, ep.Name)
+				}
 			}
+		}
+		if !found {
+			t.Errorf("%s: the renamed sandbox has no endpoint on api", when)
 		}
 		var v string
 		if err := r.st.View(func(tx store.Tx) error { return tx.Get(store.BucketContainers, "c1", &v) }); err != nil || v != "renamed" {
