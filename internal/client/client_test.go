@@ -102,10 +102,11 @@ func negotiateAgainst(t *testing.T, v string) string {
 // newRawServer serves h on a unix socket, without the fake's ping.
 func newRawServer(t *testing.T, h http.HandlerFunc) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "berth-raw-")
+	dir, err := os.MkdirTemp("", "berth-raw-") // short: a socket path has 108 bytes
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	sock := filepath.Join(dir, "s.sock")
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
@@ -113,7 +114,7 @@ func newRawServer(t *testing.T, h http.HandlerFunc) string {
 	}
 	srv := &http.Server{Handler: h}
 	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close(); _ = os.RemoveAll(dir) })
+	t.Cleanup(func() { _ = srv.Close() })
 	return "unix://" + sock
 }
 

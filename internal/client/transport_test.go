@@ -56,10 +56,11 @@ func (cs *countingServer) closeIdle(t *testing.T) {
 
 func newCountingServer(t *testing.T, h http.HandlerFunc) *countingServer {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "berth-tr-")
+	dir, err := os.MkdirTemp("", "berth-tr-") // short: a socket path has 108 bytes
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	cs := &countingServer{sock: filepath.Join(dir, "s.sock"), state: map[net.Conn]http.ConnState{}}
 	ln, err := net.Listen("unix", cs.sock)
 	if err != nil {
@@ -78,7 +79,7 @@ func newCountingServer(t *testing.T, h http.HandlerFunc) *countingServer {
 		}
 	}}
 	go func() { _ = cs.srv.Serve(ln) }()
-	t.Cleanup(func() { _ = cs.srv.Close(); _ = os.RemoveAll(dir) })
+	t.Cleanup(func() { _ = cs.srv.Close() })
 	return cs
 }
 

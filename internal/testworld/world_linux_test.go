@@ -198,7 +198,7 @@ func startStray(t *testing.T, args ...string) *exec.Cmd {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill() })
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	waitForNetnsChange(t, cmd.Process.Pid)
 	return cmd
 }

@@ -442,7 +442,7 @@ func TestPortTakenWhileDaemonDownIsHeldAgain(t *testing.T) {
 	<-gone
 	// Within a retry or two (every 5 s), berth says it holds 8181 again,
 	// and a new host listener cannot bind it.
-	logPath := filepath.Join(w.Dir, "daemon-2.log")
+	logPath := w.d.LogPath
 	if !retried(func() bool {
 		b, _ := os.ReadFile(logPath)
 		return strings.Contains(string(b), "holding published host port again")

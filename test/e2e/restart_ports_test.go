@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -168,8 +167,8 @@ func TestPortsAcrossRestart(t *testing.T) {
 	} else if _, err := netip.ParseAddr(strings.TrimSpace(string(buf[:n]))); err != nil {
 		t.Errorf("the datagram sent while no daemon ran got %q, want an address", buf[:n])
 	}
-	if b, _ := os.ReadFile(filepath.Join(w.Dir, "daemon-2.log")); strings.Contains(string(b), "binding the port anew") {
-		t.Errorf("a kept socket was not served:\n%s", b)
+	if b, err := os.ReadFile(w.d.LogPath); err != nil || strings.Contains(string(b), "binding the port anew") {
+		t.Errorf("a kept socket was not served (%v):\n%s", err, b)
 	}
 	w.reach(t, "host", "tcp", "[::1]:8090", "")
 	w.reach(t, "outside", "tcp", hostPort(8090), outsideAddr)
