@@ -203,13 +203,59 @@ func (d *Daemon) editHosts(c *container.Container, edit func([]string) []string)
 const maxHostsEdit = 1 << 20
 
 // hostsAdd appends the container's lines for addrs, its addresses on a
-// network connected while it runs (moby's etchosts.Add appends them).
+// network connected while it runs (moby's etchosts.Add appends them). It
+// is on a connect's path: the lines are written at the file's end, after
+// a newline if the last line has none, without reading the file.
 func (d *Daemon) hostsAdd(c *container.Container, addrs []netip.Addr) error {
 	add := ownHostsLines(c, addrs)
 	if len(add) == 0 {
 		return nil
 	}
-	return d.editHosts(c, func(lines []string) []string { return append(lines, add...) })
+	if _, ok := d.hostHostsFile(c); ok {
+		return nil
+	}
+	if err := appendLines(c.HostsPath, add); err != nil {
+		return d.writeHosts(c)
+	}
+	return nil
+}
+
+// appendLines writes lines at the end of the file at path, which must
+// exist, starting a line of their own.
+func appendLines(path string, lines []string) error {
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	b := make([]byte, 0, 128)
+	if st.Size > 0 {
+		var last [1]byte
+		if n, err := unix.Pread(fd, last[:], st.Size-1); err != nil || n != 1 {
+			return fmt.Errorf("read the end of %s: %v", path, err)
+		}
+		if last[0] != '\n' {
+			b = append(b, '\n')
+		}
+	}
+	for _, l := range lines {
+		b = append(append(b, l...), '\n')
+	}
+	for off := 0; off < len(b); {
+		n, err := unix.Pwrite(fd, b[off:], st.Size+int64(off))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		off += n
+	}
+	return nil
 }
 
 // hostsDelete removes the container's lines for addrs, its addresses on

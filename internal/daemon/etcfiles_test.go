@@ -38,3 +38,29 @@ func TestWriteInPlaceKeepsTheFile(t *testing.T) {
 		t.Error("writing under a missing directory succeeded")
 	}
 }
+
+// TestAppendLines: a connect's lines go at the end of /etc/hosts, on a
+// line of their own even after a last line the container left without
+// its newline; a file that is not there is an error (the caller then
+// writes the file whole).
+func TestAppendLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hosts")
+	for _, tc := range []struct{ before, want string }{
+		{"", "10.0.0.2\tweb\n"},
+		{"127.0.0.1\tlocalhost\n", "127.0.0.1\tlocalhost\n10.0.0.2\tweb\n"},
+		{"5.5.5.5\tedited", "5.5.5.5\tedited\n10.0.0.2\tweb\n"},
+	} {
+		if err := os.WriteFile(path, []byte(tc.before), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := appendLines(path, []string{"10.0.0.2\tweb"}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(path); string(got) != tc.want {
+			t.Errorf("after %q: %q, want %q", tc.before, got, tc.want)
+		}
+	}
+	if err := appendLines(filepath.Join(t.TempDir(), "gone"), []string{"x"}); err == nil {
+		t.Error("appending to a missing file succeeded")
+	}
+}
