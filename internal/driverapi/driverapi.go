@@ -84,6 +84,9 @@ type Driver interface {
 	// ReleaseBridge takes berth's tag off a bridge it adopted, leaving
 	// the device as it is.
 	ReleaseBridge(name string) error
+	// LinkExists says whether the host has a link called name (a bridge
+	// an administrator made, which a network adopts by name).
+	LinkExists(name string) (bool, error)
 	// Join creates the veth pair with its peer already inside the sandbox at
 	// sandboxPath, attaches the host end to the bridge and configures the peer.
 	Join(sandboxPath string, spec EndpointSpec) error

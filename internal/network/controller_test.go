@@ -1123,3 +1123,32 @@ func TestHealRestoresWhatTheFirewallApplied(t *testing.T) {
 		t.Errorf("heal: %d restores, %d rebuilds after start's %d; want the firewall's own restore", fw.restores, fw.rebuilds, rebuilds)
 	}
 }
+
+// TestRemoveNetworkLeavesAnAdministratorsBridge: a network made on a
+// bridge that was there before it (com.docker.network.bridge.name of an
+// administrator's device) lets go of it when removed, as moby leaves a
+// bridge it did not create (ifaceCreatedByUser); one berth made is
+// deleted.
+func TestRemoveNetworkLeavesAnAdministratorsBridge(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	r.drv.foreign = map[string]bool{"virbr0": true}
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "lab", Options: map[string]string{OptBridgeName: "virbr0"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "own", Options: map[string]string{OptBridgeName: "br-own"}}); err != nil {
+		t.Fatal(err)
+	}
+	r.restart(t) // the record keeps what it found
+	for _, name := range []string{"lab", "own"} {
+		if err := r.c.RemoveNetwork(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if slices.Contains(r.drv.deleted, "virbr0") || !slices.Contains(r.drv.releasedBridges, "virbr0") {
+		t.Errorf("the administrator's bridge: deleted %v, released %v; want it released, not deleted", r.drv.deleted, r.drv.releasedBridges)
+	}
+	if !slices.Contains(r.drv.deleted, "br-own") {
+		t.Errorf("berth's own bridge not deleted: %v", r.drv.deleted)
+	}
+}

@@ -28,6 +28,9 @@ type fakeDriver struct {
 	adopted    []string // host ends Adopt found
 	gateways   []string // SetGateway calls: "eth1 via 172.17.0.1"
 	deleted    []string // bridges DeleteBridge deleted
+	// foreign are links of the host's that are not berth's (an
+	// administrator's bridge), for LinkExists.
+	foreign map[string]bool
 	// failEnsure, if set, is EnsureBridge's error (a start cut off
 	// before the kernel work).
 	failEnsure error
@@ -53,6 +56,13 @@ func (d *fakeDriver) EnsureBridge(spec BridgeSpec, owner string) error {
 	d.bridges[spec.Name] = spec
 	d.owners[spec.Name] = owner
 	return nil
+}
+
+func (d *fakeDriver) LinkExists(name string) (bool, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ours := d.bridges[name]
+	return ours || d.foreign[name], nil
 }
 
 func (d *fakeDriver) ReleaseBridge(name string) error {

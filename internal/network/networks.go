@@ -21,6 +21,13 @@ import (
 // the record removed, so a failed create leaves nothing behind.
 func (c *Controller) CreateNetwork(ctx context.Context, req CreateRequest) (*Network, error) {
 	ctx = context.WithoutCancel(ctx) // as Join's: kernel work runs to its end or its undoing
+	if name := req.Options[OptBridgeName]; name != "" && (req.Driver == "" || req.Driver == DriverBridge) {
+		existed, err := c.cfg.Driver.LinkExists(name)
+		if err != nil {
+			return nil, fmt.Errorf("look for bridge %q: %w", name, err)
+		}
+		req.bridgeExisted = existed
+	}
 	n, err := c.planNetwork(req)
 	if err != nil {
 		return nil, err
@@ -81,6 +88,9 @@ func (c *Controller) planNetwork(req CreateRequest) (*Network, error) {
 	}
 	id := c.cfg.NewID()
 	bc, err := parseBridgeOptions(req.Options, "br-"+id[:12])
+	if bc != nil {
+		bc.External = req.bridgeExisted
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -312,9 +322,18 @@ func (c *Controller) applyNetwork(ctx context.Context, n *Network) error {
 	}
 	if err := c.cfg.Firewall.AddNetwork(ctx, firewallNetwork(n)); err != nil {
 		return errors.Join(fmt.Errorf("add firewall rules for network %q: %w", n.Name, err),
-			c.cfg.Driver.DeleteBridge(n.Bridge.Name))
+			c.dropBridge(n))
 	}
 	return nil
+}
+
+// dropBridge deletes n's bridge, or lets go of it when it was there
+// before the network (BridgeConfig.External).
+func (c *Controller) dropBridge(n *Network) error {
+	if n.Bridge.External {
+		return c.cfg.Driver.ReleaseBridge(n.Bridge.Name)
+	}
+	return c.cfg.Driver.DeleteBridge(n.Bridge.Name)
 }
 
 // RemoveNetwork deletes a user network that has no endpoints: its rules,
@@ -371,7 +390,7 @@ func (c *Controller) teardownNetwork(ctx context.Context, n *Network) error {
 		if err := c.cfg.Firewall.DelNetwork(ctx, firewallNetwork(n)); err != nil {
 			errs = append(errs, fmt.Errorf("remove firewall rules of network %q: %w", n.Name, err))
 		}
-		if err := c.cfg.Driver.DeleteBridge(n.Bridge.Name); err != nil {
+		if err := c.dropBridge(n); err != nil {
 			errs = append(errs, fmt.Errorf("delete bridge %q: %w", n.Bridge.Name, err))
 		}
 	}

@@ -149,6 +149,11 @@ type BridgeConfig struct {
 	HostIPv6 netip.Addr `json:"hostIPv6,omitzero"`
 	// IfacePrefix (OptContainerIfacePrefix): "" is "eth".
 	IfacePrefix string `json:"ifacePrefix,omitempty"`
+	// External: the device was there before the network (an
+	// administrator's bridge, named by OptBridgeName), as moby's
+	// ifaceCreatedByUser: removing the network lets go of it (untagged,
+	// its ports and addresses left as they are) instead of deleting it.
+	External bool `json:"external,omitempty"`
 }
 
 // EndpointState records how far an endpoint's setup got, so that a restart
@@ -254,6 +259,10 @@ type CreateRequest struct {
 	IPAMOptions map[string]string
 	Options     map[string]string
 	Labels      map[string]string
+
+	// bridgeExisted: the device OptBridgeName names was there before the
+	// network (CreateNetwork looks).
+	bridgeExisted bool
 }
 
 // IPAMRequest is one --subnet/--gateway/--ip-range triple; zero values mean "choose".

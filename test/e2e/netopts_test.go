@@ -3,6 +3,8 @@ package e2e
 import (
 	"strings"
 	"testing"
+
+	"github.com/berth-net/berth/internal/testworld"
 )
 
 // TestNetworkSourceAddress: a network made with Docker's
@@ -37,5 +39,32 @@ func TestContainerInterfacePrefix(t *testing.T) {
 	out := mustDocker(t, w, "exec", "pre", "ip", "-o", "link")
 	if !strings.Contains(out, " eth0@") || !strings.Contains(out, " bds0@") {
 		t.Errorf("links in the container:\n%s\nwant eth0 and bds0", out)
+	}
+}
+
+// TestNetworkOnAnAdministratorsBridge: a network made on a bridge that
+// was there before it (com.docker.network.bridge.name) serves containers
+// on it, and its removal leaves the device with the administrator's port
+// and address, as moby leaves a bridge it did not create; a bridge berth
+// made for a network goes with it.
+func TestNetworkOnAnAdministratorsBridge(t *testing.T) {
+	w, _ := startWorld(t)
+	w.MustInHost(t, "ip", "link", "add", "adminbr", "type", "bridge")
+	w.MustInHost(t, "ip", "link", "add", "uplink0", "type", "veth", "peer", "name", "uplink1")
+	w.MustInHost(t, "ip", "link", "set", "uplink0", "master", "adminbr")
+	w.MustInHost(t, "ip", "addr", "add", "10.99.0.1/24", "dev", "adminbr")
+	mustDocker(t, w, "network", "create", "--subnet", "10.97.5.0/24", "-o", "com.docker.network.bridge.name=adminbr", "lab")
+	mustDocker(t, w, "network", "create", "--subnet", "10.97.6.0/24", "-o", "com.docker.network.bridge.name=br-mine", "mine")
+	mustDocker(t, w, "run", "--rm", "--network", "lab", testworld.BusyboxImage, "ping", "-c", "1", "-W", "5", "10.97.5.1")
+	mustDocker(t, w, "network", "rm", "lab", "mine")
+	out := w.MustInHost(t, "ip", "-br", "addr", "show", "adminbr")
+	if !strings.Contains(out, "10.99.0.1/24") {
+		t.Errorf("the administrator's bridge after network rm: %q, want it there with its own address", out)
+	}
+	if out := w.MustInHost(t, "ip", "-o", "link", "show", "master", "adminbr"); !strings.Contains(out, "uplink0") {
+		t.Errorf("the administrator's port left the bridge: %q", out)
+	}
+	if _, _, code := w.InHost(t, "ip", "link", "show", "br-mine"); code == 0 {
+		t.Errorf("berth's own bridge br-mine outlived its network")
 	}
 }
