@@ -21,14 +21,15 @@ import (
 // the record removed, so a failed create leaves nothing behind.
 func (c *Controller) CreateNetwork(ctx context.Context, req CreateRequest) (*Network, error) {
 	ctx = context.WithoutCancel(ctx) // as Join's: kernel work runs to its end or its undoing
+	bridgeExisted := false // the device OptBridgeName names was there before the network
 	if name := req.Options[OptBridgeName]; name != "" && (req.Driver == "" || req.Driver == DriverBridge) {
 		existed, err := c.cfg.Driver.LinkExists(name)
 		if err != nil {
 			return nil, fmt.Errorf("look for bridge %q: %w", name, err)
 		}
-		req.bridgeExisted = existed
+		bridgeExisted = existed
 	}
-	n, err := c.planNetwork(req)
+	n, err := c.planNetwork(req, bridgeExisted)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +62,9 @@ func (c *Controller) cloneUnderLock(n *Network) *Network {
 
 // planNetwork validates req against the networks that exist, reserves the
 // name, subnet and bridge device under the lock, and records the intent.
-func (c *Controller) planNetwork(req CreateRequest) (*Network, error) {
+// bridgeExisted says the device the request names was there before it
+// (BridgeConfig.External).
+func (c *Controller) planNetwork(req CreateRequest, bridgeExisted bool) (*Network, error) {
 	if err := validateNetworkName(req.Name); err != nil {
 		return nil, err
 	}
@@ -89,7 +92,7 @@ func (c *Controller) planNetwork(req CreateRequest) (*Network, error) {
 	id := c.cfg.NewID()
 	bc, err := parseBridgeOptions(req.Options, "br-"+id[:12])
 	if bc != nil {
-		bc.External = req.bridgeExisted
+		bc.External = bridgeExisted
 	}
 	if err != nil {
 		return nil, err

@@ -259,10 +259,6 @@ type CreateRequest struct {
 	IPAMOptions map[string]string
 	Options     map[string]string
 	Labels      map[string]string
-
-	// bridgeExisted: the device OptBridgeName names was there before the
-	// network (CreateNetwork looks).
-	bridgeExisted bool
 }
 
 // IPAMRequest is one --subnet/--gateway/--ip-range triple; zero values mean "choose".
