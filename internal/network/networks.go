@@ -21,7 +21,8 @@ import (
 // the record removed, so a failed create leaves nothing behind.
 func (c *Controller) CreateNetwork(ctx context.Context, req CreateRequest) (*Network, error) {
 	ctx = context.WithoutCancel(ctx) // as Join's: kernel work runs to its end or its undoing
-	bridgeExisted := false // the device OptBridgeName names was there before the network
+	// Was the device OptBridgeName names there before the network?
+	bridgeExisted := false
 	if name := req.Options[OptBridgeName]; name != "" && (req.Driver == "" || req.Driver == DriverBridge) {
 		existed, err := c.cfg.Driver.LinkExists(name)
 		if err != nil {
