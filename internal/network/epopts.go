@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/berth-net/berth/internal/driverapi"
 	"github.com/berth-net/berth/internal/errdefs"
 )
 
@@ -53,17 +54,9 @@ func CheckEndpointOptions(opts map[string]string) error {
 	return err
 }
 
-// CheckIfName checks an interface name as the kernel takes it for a new
-// link: 1 to 15 bytes, not "." or "..", no '/', ':' or white space
-// (dev_valid_name), no '%' (a template the kernel would fill in), and
-// not "all" or "default" (the sysctl directories of every interface).
-func CheckIfName(name string) error {
-	if name == "" || len(name) > 15 || name == "." || name == ".." || name == "all" || name == "default" ||
-		strings.ContainsAny(name, "/:% \t\n\v\f\r") {
-		return fmt.Errorf("%q is not a valid interface name (1 to 15 characters, no '/', ':', '%%' or spaces, not all or default)", name)
-	}
-	return nil
-}
+// CheckIfName checks an interface name as the driver will
+// (driverapi.CheckIfName): the API checks it at create, not at a start.
+func CheckIfName(name string) error { return driverapi.CheckIfName(name) }
 
 // disablesIPv6 reports whether sysctls turn IPv6 off on the interface:
 // it then gets no IPv6 address, as moby drops the one an interface lost

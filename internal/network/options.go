@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 
+	"github.com/berth-net/berth/internal/driverapi"
 	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/firewall"
 )
@@ -33,9 +34,9 @@ var knownOptions = map[string]bool{
 	OptGatewayModeIPv6: true,
 }
 
-// validIfName matches Linux interface names berth will create: at most 15
-// bytes (IFNAMSIZ-1), no '/', ':' or white space.
-var validIfName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}$`)
+// validBridgeName matches the bridge names berth takes: at most 15 bytes
+// (IFNAMSIZ-1) of the characters the firewall's chain names may hold.
+var validBridgeName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}$`)
 
 // CheckBridgeOptions checks driver options as a network create would
 // (the daemon's, at its start), for a bridge device called name.
@@ -62,7 +63,9 @@ func parseBridgeOptions(opts map[string]string, defaultName string) (*BridgeConf
 		var err error
 		switch k {
 		case OptBridgeName:
-			if !validIfName.MatchString(v) {
+			// Narrower than the kernel's rule (driverapi.CheckIfName):
+			// the firewall's chain names are made from it.
+			if !validBridgeName.MatchString(v) {
 				err = fmt.Errorf("bridge name %q is not a valid interface name (1-15 characters of a-z, A-Z, 0-9, '_', '.', '-')", v)
 			}
 			bc.Name = v
@@ -101,8 +104,8 @@ func parseBridgeOptions(opts map[string]string, defaultName string) (*BridgeConf
 			}
 		case OptContainerIfacePrefix:
 			// A name with room for the number: 13 bytes at most.
-			if !validIfName.MatchString(v) || len(v) > 13 {
-				err = fmt.Errorf("interface prefix %q is not the start of a valid interface name (1-13 characters of a-z, A-Z, 0-9, '_', '.', '-')", v)
+			if cerr := driverapi.CheckIfName(v); cerr != nil || len(v) > driverapi.MaxIfNameLen-2 {
+				err = fmt.Errorf("interface prefix %q is not the start of a valid interface name (1 to 13 bytes, no '/', ':', '%%', spaces or control characters)", v)
 			}
 			bc.IfacePrefix = v
 		case OptMTU:

@@ -76,6 +76,14 @@ func TestEndpointDriverOptions(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "represent 'net.X.Y.ethN.Z=V' as 'net.X.Y.IFNAME.Z=V'") {
 		t.Errorf("a sysctl naming eth0: exit %d, %q", code, errOut)
 	}
+	// A name the kernel takes is taken, non-ASCII too (Docker passes it
+	// on); a control character is refused at create, not at every start.
+	if out := mustDocker(t, w, "run", "--rm", "--network", "name=lan,driver-opt=com.docker.network.endpoint.ifname=wlanü", testworld.BusyboxImage, "ip", "-o", "link", "show", "wlanü"); !strings.Contains(out, "wlanü") {
+		t.Errorf("an interface named wlanü: %q", out)
+	}
+	if _, errOut, code := w.Docker(t, "create", "--network", "name=lan,driver-opt=com.docker.network.endpoint.ifname=x\x01y", testworld.BusyboxImage, "true"); code == 0 {
+		t.Errorf("an interface name with a control character was taken at create: %q", errOut)
+	}
 	// --sysctl naming an interface (moby's handleSysctlBC): refused from
 	// API 1.48 in moby's words; an older client's eth0 one moves to the
 	// endpoint's driver option, with moby's warning, and applies; another

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"unicode"
 
 	"github.com/berth-net/berth/internal/driverapi"
 	"github.com/berth-net/berth/internal/errdefs"
@@ -73,19 +72,8 @@ func ownerFromAlias(alias string) (string, bool) {
 
 // ValidateIfName checks that name can be a Linux interface name.
 func ValidateIfName(name string) error {
-	switch {
-	case name == "":
-		return errdefs.Invalid("interface name is empty")
-	case len(name) > maxIfNameLen:
-		return errdefs.Invalid("interface name %q is longer than %d characters", name, maxIfNameLen)
-	case name == "." || name == "..":
-		return errdefs.Invalid("interface name %q is reserved", name)
-	case strings.ContainsAny(name, "/:"):
-		return errdefs.Invalid("interface name %q contains '/' or ':'", name)
-	case strings.ContainsFunc(name, unicode.IsSpace):
-		return errdefs.Invalid("interface name %q contains whitespace", name)
-	case strings.ContainsFunc(name, func(r rune) bool { return r > unicode.MaxASCII || !unicode.IsPrint(r) }):
-		return errdefs.Invalid("interface name %q contains a non-printable or non-ASCII character", name)
+	if err := driverapi.CheckIfName(name); err != nil {
+		return errdefs.Invalid("%w", err)
 	}
 	return nil
 }

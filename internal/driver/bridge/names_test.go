@@ -49,7 +49,7 @@ func TestRandomHostIfNameIsVethAnd7Hex(t *testing.T) {
 func TestValidateIfNameRejectsBadNames(t *testing.T) {
 	for _, name := range []string{
 		"", strings.Repeat("a", 16), ".", "..", "a/b", "a:b", "a b", "tab\t", "nl\n",
-		"\x00x", "ünï", "\x7f",
+		"\x00x", "\x7f", "all", "q%d",
 	} {
 		err := ValidateIfName(name)
 		if err == nil {
@@ -102,9 +102,9 @@ func TestValidateEndpointSpecRejectsBadInput(t *testing.T) {
 		want   string // a fragment of the message
 	}{
 		{"no bridge", func(s *driverapi.EndpointSpec) { s.Bridge = "" }, "bridge"},
-		{"long host name", func(s *driverapi.EndpointSpec) { s.HostIfName = "veth0123456789ab" }, "longer than 15"},
+		{"long host name", func(s *driverapi.EndpointSpec) { s.HostIfName = "veth0123456789ab" }, "is not a valid interface name"},
 		{"slash in ifname", func(s *driverapi.EndpointSpec) { s.IfName = "eth/0" }, "'/'"},
-		{"space in ifname", func(s *driverapi.EndpointSpec) { s.IfName = "eth 0" }, "whitespace"},
+		{"space in ifname", func(s *driverapi.EndpointSpec) { s.IfName = "eth 0" }, "is not a valid interface name"},
 		{"no MAC", func(s *driverapi.EndpointSpec) { s.MAC = nil }, "6-byte"},
 		{"short MAC", func(s *driverapi.EndpointSpec) { s.MAC = s.MAC[:4] }, "6-byte"},
 		{"multicast MAC", func(s *driverapi.EndpointSpec) { s.MAC = net.HardwareAddr{1, 0, 0x5e, 0, 0, 1} }, "multicast"},
