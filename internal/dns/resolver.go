@@ -228,6 +228,22 @@ func (r *Resolver) answerGeneral(pkt []byte, from netip.AddrPort, arena []byte) 
 	}
 	b, err := resp.PackBuffer(arena)
 	if err != nil {
+		return r.packFailed(resp, err, arena)
+	}
+	return b
+}
+
+// packFailed answers SERVFAIL for an answer that cannot be packed (a PTR
+// whose name has a label over 63 bytes: a container or network name that
+// long), as moby's resolver does, so that the client does not wait out
+// its timeout; and says why in the log.
+func (r *Resolver) packFailed(resp *mdns.Msg, err error, buf []byte) []byte {
+	r.log.Warn("pack DNS answer: answering SERVFAIL", "sandbox", short(r.sandboxID), "err", err)
+	fail := new(mdns.Msg)
+	fail.SetRcode(resp, mdns.RcodeServerFailure)
+	fail.Answer, fail.Ns, fail.Extra = nil, nil, nil
+	b, err := fail.PackBuffer(buf)
+	if err != nil {
 		return nil
 	}
 	return b
@@ -251,8 +267,9 @@ func formatError(pkt, arena []byte) []byte {
 func (r *Resolver) writeUDP(resp *mdns.Msg, to netip.AddrPort, buf []byte) {
 	b, err := resp.PackBuffer(buf)
 	if err != nil {
-		r.log.Warn("pack DNS answer", "sandbox", short(r.sandboxID), "err", err)
-		return
+		if b = r.packFailed(resp, err, buf); b == nil {
+			return
+		}
 	}
 	if _, err := r.udp.WriteToUDPAddrPort(b, to); err != nil && !errors.Is(err, net.ErrClosed) {
 		r.log.Debug("send DNS answer", "sandbox", short(r.sandboxID), "to", to, "err", err)
@@ -277,7 +294,13 @@ func (r *Resolver) serveTCP(w mdns.ResponseWriter, q *mdns.Msg) {
 	if r.handedOn(resp) {
 		return
 	}
-	if err := w.WriteMsg(resp); err != nil {
+	b, err := resp.Pack()
+	if err != nil {
+		if b = r.packFailed(resp, err, nil); b == nil {
+			return
+		}
+	}
+	if _, err := w.Write(b); err != nil { // the writer frames it for TCP
 		r.log.Debug("send DNS answer over TCP", "sandbox", short(r.sandboxID), "err", err)
 	}
 }

@@ -461,3 +461,19 @@ func TestMalformedQueryGetsFormErr(t *testing.T) {
 		t.Errorf("after the garbage, a malformed query got % x", got)
 	}
 }
+
+// TestUnpackableAnswerGetsServfail: a reverse lookup whose answer cannot
+// be packed (a container name of 70 characters makes a label over 63
+// bytes) is answered SERVFAIL at once, as moby's resolver does, over UDP
+// and TCP; it went unanswered into the client's timeout.
+func TestUnpackableAnswerGetsServfail(t *testing.T) {
+	long := strings.Repeat("n", 70)
+	names := newFakeNames()
+	names.add("sb1", long, long+".net", "10.0.0.7")
+	_, at := startResolver(t, names)
+	for _, proto := range []string{"udp", "tcp"} {
+		if got := summarize(ask(t, proto, at, query("7.0.0.10.in-addr.arpa", mdns.TypePTR))); got.Rcode != "SERVFAIL" || len(got.Answers) != 0 {
+			t.Errorf("%s PTR of a 70-character name: %+v, want SERVFAIL", proto, got)
+		}
+	}
+}
