@@ -180,6 +180,9 @@ func checkCreate(c *ctypes.Config, hc *ctypes.HostConfig) error {
 			return errdefs.Invalid("%w", err)
 		}
 	}
+	if err := noLineBreaks(c, hc); err != nil {
+		return err
+	}
 	if hc.AutoRemove && !hc.RestartPolicy.IsNone() {
 		return errdefs.Invalid("can't create 'AutoRemove' container with restart policy")
 	}
@@ -328,6 +331,30 @@ func checkDNS(servers []string) error {
 
 // checkExtraHosts applies moby's add-host rule: "name:IP" (split at the
 // first colon so IPv6 works), IP may be the special "host-gateway".
+// noLineBreaks refuses a line break or NUL in the values berth writes as
+// lines of the container's /etc/hosts, /etc/resolv.conf and /etc/hostname:
+// one would write lines of its own there (a nameserver, say). moby takes
+// them as they are; the docker CLI cannot send them, so nothing it sends
+// is refused.
+func noLineBreaks(c *ctypes.Config, hc *ctypes.HostConfig) error {
+	fields := []struct {
+		name   string
+		values []string
+	}{
+		{"hostname", []string{c.Hostname}}, {"domainname", []string{c.Domainname}},
+		{"add-host", hc.ExtraHosts}, {"dns", hc.DNS}, {"dns-search", hc.DNSSearch}, {"dns-option", hc.DNSOptions},
+		{"link", hc.Links},
+	}
+	for _, f := range fields {
+		for _, v := range f.values {
+			if strings.ContainsAny(v, "\n\r\x00") {
+				return errdefs.Invalid("invalid %s %q: it must not contain a line break or NUL", f.name, v)
+			}
+		}
+	}
+	return nil
+}
+
 func checkExtraHosts(hosts []string) error {
 	for _, h := range hosts {
 		name, ip, ok := strings.Cut(h, ":")
@@ -338,7 +365,8 @@ func checkExtraHosts(hosts []string) error {
 			continue
 		}
 		ip = strings.TrimSuffix(strings.TrimPrefix(ip, "["), "]")
-		if _, err := netip.ParseAddr(ip); err != nil {
+		// moby's ValidateIPAddress (net.ParseIP) takes no zone.
+		if a, err := netip.ParseAddr(ip); err != nil || a.Zone() != "" {
 			return errdefs.Invalid("invalid IP address in add-host: %q", ip)
 		}
 	}
