@@ -219,13 +219,30 @@ func (r *Runtime) Release(id string) error {
 // left, empty: a runc killed half-way through a start (its daemon died,
 // and the reaper ended the spawn) made them but no state for runc delete
 // to find. One that still has processes stays (rmdir refuses it).
+//
+// The hierarchies are listed once: a Glob of <root>/*/berth/<id> read
+// every hierarchy's berth directory whole, every container's, at each
+// start, exit and removal (3.4 ms with 460 containers, 40% of the
+// daemon's CPU in a run and rm, growing with the host's containers).
 func removeEmptyCgroups(id string) {
-	dirs, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", cgroupParent, id))
-	dirs = append(dirs, filepath.Join(cgroupRoot, cgroupParent, id))
-	for _, d := range dirs {
-		os.Remove(d) // ENOENT: not there; EBUSY: in use
+	os.Remove(filepath.Join(cgroupRoot, cgroupParent, id)) // cgroup v2: one tree
+	for _, h := range cgroupHierarchies() {
+		os.Remove(filepath.Join(cgroupRoot, h, cgroupParent, id)) // ENOENT: not there; EBUSY: in use
 	}
 }
+
+// cgroupHierarchies lists the directories under the cgroup root (the v1
+// hierarchies), read once: mounts do not come and go under a daemon.
+var cgroupHierarchies = sync.OnceValue(func() []string {
+	ents, _ := os.ReadDir(cgroupRoot)
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+})
 
 // Delete removes everything of the container: what Release removes, then
 // its data directory. Idempotent; it keeps going past errors.

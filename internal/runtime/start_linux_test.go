@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/nstest"
 )
 
 func inode(t *testing.T, p string) uint64 {
@@ -623,4 +624,34 @@ func zombiesOf(t *testing.T, parents ...int) []string {
 		}
 	}
 	return out
+}
+
+// TestRemoveEmptyCgroups: a container's empty cgroup directories are
+// removed in every hierarchy (those a runc killed half-way through a
+// start leaves), and another container's stay.
+func TestRemoveEmptyCgroups(t *testing.T) {
+	nstest.RequireRoot(t)
+	id, other := randomID(t), randomID(t)
+	var made []string
+	for _, h := range cgroupHierarchies() {
+		for _, c := range []string{id, other} {
+			d := filepath.Join(cgroupRoot, h, cgroupParent, c)
+			if err := os.MkdirAll(d, 0o755); err == nil {
+				made = append(made, d)
+				t.Cleanup(func() { os.Remove(d) })
+			}
+		}
+	}
+	if len(made) == 0 {
+		nstest.Unavailable(t, "no cgroup hierarchy takes a directory here")
+	}
+	removeEmptyCgroups(id)
+	for _, d := range made {
+		_, err := os.Stat(d)
+		if mine := filepath.Base(d) == id; mine && err == nil {
+			t.Errorf("%s is still there", d)
+		} else if !mine && err != nil {
+			t.Errorf("another container's %s went: %v", d, err)
+		}
+	}
 }
