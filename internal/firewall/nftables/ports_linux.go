@@ -356,48 +356,72 @@ func (f *Firewall) portList() []firewall.PortMapping { return f.ports.List() }
 // AddPorts adds the elements of ps in one batch; mappings already in the
 // table are left alone. A mapping whose host address, port and protocol
 // another mapping holds is a conflict and nothing is added.
+//
+// The conntrack entries of flows to the new ports from before they were
+// published go after f.mu is let go: finding them reads the host's whole
+// conntrack table (up to a second with 100,000 entries), which must not
+// hold every other container's port changes.
 func (f *Firewall) AddPorts(ctx context.Context, ps []firewall.PortMapping) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	fresh, err := f.addPorts(ps)
+	if len(fresh) > 0 {
+		f.forgetUnpublished(fresh)
+	}
+	return err
+}
+
+// addPorts is AddPorts under f.mu; it returns the mappings it added.
+func (f *Firewall) addPorts(ps []firewall.PortMapping) ([]firewall.PortMapping, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	// A host side published with another target is kept: Check refuses it.
 	fresh := newPorts(ps, func(m firewall.PortMapping) bool { old, ok := f.ports.Get(m); return !ok || old != m })
 	if len(fresh) == 0 {
-		return nil
+		return nil, nil
 	}
 	if err := f.claims.Check(fresh); err != nil {
-		return err
+		return nil, err
 	}
 	if err := f.applyPorts(fresh, true); err != nil {
 		f.log.Warn("adding published ports failed, rebuilding the table", "ports", len(fresh), "error", err)
 		if rerr := f.rebuild(f.othersThan(""), append(f.portList(), fresh...)); rerr != nil {
-			return fmt.Errorf("add %d published ports: %w", len(fresh), errors.Join(err, rerr))
+			return nil, fmt.Errorf("add %d published ports: %w", len(fresh), errors.Join(err, rerr))
 		}
-		f.forgetUnpublished(fresh)
-		return nil
+		return fresh, nil
 	}
 	for _, m := range fresh {
 		f.ports.Put(m)
 	}
 	f.claims.Add(fresh)
 	f.log.Debug("published ports added", "ports", len(fresh))
-	f.forgetUnpublished(fresh)
-	return nil
+	return fresh, nil
 }
 
 // DelPorts removes the elements of ps in one batch; mappings not in the
 // table are not an error.
+// The withdrawn ports' conntrack entries go after f.mu is let go, as in
+// AddPorts.
 func (f *Firewall) DelPorts(ctx context.Context, ps []firewall.PortMapping) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	gone, err := f.delPorts(ps)
+	if len(gone) > 0 {
+		f.forgetConnections(gone)
+	}
+	return err
+}
+
+// delPorts is DelPorts under f.mu; it returns the mappings whose
+// connections are to be forgotten (none after a failure's rebuild).
+func (f *Firewall) delPorts(ps []firewall.PortMapping) ([]firewall.PortMapping, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	known := newPorts(ps, func(m firewall.PortMapping) bool { old, ok := f.ports.Get(m); return ok && old == m })
 	if len(known) == 0 {
-		return nil
+		return nil, nil
 	}
 	err := f.applyPorts(known, false)
 	for _, m := range known {
@@ -407,13 +431,12 @@ func (f *Firewall) DelPorts(ctx context.Context, ps []firewall.PortMapping) erro
 	if err != nil {
 		f.log.Warn("deleting published ports failed, rebuilding the table", "ports", len(known), "error", err)
 		if rerr := f.rebuild(f.othersThan(""), f.portList()); rerr != nil {
-			return fmt.Errorf("delete %d published ports: %w", len(known), errors.Join(err, rerr))
+			return nil, fmt.Errorf("delete %d published ports: %w", len(known), errors.Join(err, rerr))
 		}
-		return nil
+		return nil, nil
 	}
 	f.log.Debug("published ports deleted", "ports", len(known))
-	f.forgetConnections(known)
-	return nil
+	return known, nil
 }
 
 // applyPorts sends one batch with the elements of ms (and the skeleton,
