@@ -85,6 +85,11 @@ type Controller struct {
 	mu        sync.RWMutex // readers (inspect, ls) never queue behind one another
 	networks  map[string]*Network
 	endpoints map[string]*Endpoint
+	// bySandbox indexes endpoints by their sandbox's ID (setEndpointLocked
+	// and dropEndpointLocked keep it), so that a sandbox's endpoints are
+	// found without a walk of every endpoint on the host: docker ps asks
+	// for every container's.
+	bySandbox map[string]map[string]*Endpoint
 	sandboxes map[string]*Sandbox
 	spaces    map[string]*ipam.Space // by network ID, bridge networks with IPv4 only
 	spaces6   map[string]*ipam.Space // by network ID, networks with IPv6 only
@@ -131,6 +136,7 @@ func New(cfg Config) *Controller {
 		log:         cfg.Log,
 		networks:    map[string]*Network{},
 		endpoints:   map[string]*Endpoint{},
+		bySandbox:   map[string]map[string]*Endpoint{},
 		sandboxes:   map[string]*Sandbox{},
 		spaces:      map[string]*ipam.Space{},
 		spaces6:     map[string]*ipam.Space{},
@@ -307,10 +313,7 @@ func (c *Controller) AddressesOn(sandboxID, netRef string) []netip.Addr {
 // still exists, in interface order.
 func (c *Controller) sandboxEndpointsLocked(sandboxID string) []*Endpoint {
 	var eps []*Endpoint
-	for _, ep := range c.endpoints {
-		if ep.SandboxID != sandboxID {
-			continue
-		}
+	for _, ep := range c.bySandbox[sandboxID] {
 		if _, ok := c.networks[ep.NetworkID]; ok {
 			eps = append(eps, ep)
 		}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/firewall"
 	"github.com/berth-net/berth/internal/ipam"
@@ -1150,5 +1152,61 @@ func TestRemoveNetworkLeavesAnAdministratorsBridge(t *testing.T) {
 	}
 	if !slices.Contains(r.drv.deleted, "br-own") {
 		t.Errorf("berth's own bridge not deleted: %v", r.drv.deleted)
+	}
+}
+
+// TestEndpointsBySandboxIndex: the index of endpoints by sandbox agrees
+// with the endpoints through joins, leaves, a sandbox's deletion and a
+// restart (its lookups stand in for a walk of every endpoint).
+func TestEndpointsBySandboxIndex(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "app"}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		r.c.mu.RLock()
+		defer r.c.mu.RUnlock()
+		want := map[string]map[string]bool{}
+		for id, ep := range r.c.endpoints {
+			if want[ep.SandboxID] == nil {
+				want[ep.SandboxID] = map[string]bool{}
+			}
+			want[ep.SandboxID][id] = true
+		}
+		got := map[string]map[string]bool{}
+		for sb, m := range r.c.bySandbox {
+			for id, ep := range m {
+				if r.c.endpoints[id] != ep {
+					t.Errorf("%s: the index holds a stale record of %s", when, id[:12])
+				}
+				if got[sb] == nil {
+					got[sb] = map[string]bool{}
+				}
+				got[sb][id] = true
+			}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: index (-endpoints +index):\n%s", when, diff)
+		}
+	}
+	a, b := r.sandbox(t, "a"), r.sandbox(t, "b")
+	r.join(t, a, "bridge", JoinRequest{Name: "a"})
+	r.join(t, a, "app", JoinRequest{Name: "a"})
+	r.join(t, b, "app", JoinRequest{Name: "b"})
+	check("after joins")
+	if err := r.c.Leave(ctx, a.ID, "app"); err != nil {
+		t.Fatal(err)
+	}
+	check("after a leave")
+	if err := r.c.DeleteSandbox(ctx, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	check("after a sandbox's deletion")
+	r.restart(t)
+	check("after a restart")
+	if got := len(r.c.Attachments(a.ID)); got != 1 {
+		t.Errorf("a's attachments after all that: %d, want 1", got)
 	}
 }

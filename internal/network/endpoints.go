@@ -96,10 +96,8 @@ func (c *Controller) DeleteSandbox(ctx context.Context, id string) error {
 	c.mu.Lock()
 	sb, ok := c.sandboxes[id]
 	var eps []*Endpoint
-	for _, ep := range c.endpoints {
-		if ep.SandboxID == id {
-			eps = append(eps, ep)
-		}
+	for _, ep := range c.bySandbox[id] {
+		eps = append(eps, ep)
 	}
 	c.mu.Unlock()
 	if !ok {
@@ -231,13 +229,11 @@ func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*E
 		return nil, nil, nil, nil, err
 	}
 	ifNames := map[string]bool{}
-	for _, o := range c.endpoints {
-		if o.SandboxID == sandboxID {
-			if o.NetworkID == n.ID {
-				return nil, nil, nil, nil, errdefs.Forbidden("endpoint with name %s already exists in network %s", req.Name, n.Name)
-			}
-			ifNames[o.IfName] = true
+	for _, o := range c.bySandbox[sandboxID] {
+		if o.NetworkID == n.ID {
+			return nil, nil, nil, nil, errdefs.Forbidden("endpoint with name %s already exists in network %s", req.Name, n.Name)
 		}
+		ifNames[o.IfName] = true
 	}
 	if err := c.checkBridgeRoomLocked(n); err != nil {
 		return nil, nil, nil, nil, err
@@ -544,8 +540,8 @@ func (c *Controller) LeaveAndRecord(ctx context.Context, sandboxID, netRef strin
 		return err
 	}
 	var ep *Endpoint
-	for _, o := range c.endpoints {
-		if o.SandboxID == sandboxID && o.NetworkID == n.ID {
+	for _, o := range c.bySandbox[sandboxID] {
+		if o.NetworkID == n.ID {
 			ep = o
 		}
 	}
@@ -601,8 +597,8 @@ func (c *Controller) gatewaysLocked(sandboxID string, cand *Endpoint) gateways {
 		priority int
 	}
 	var cands []ranked
-	for _, o := range c.endpoints {
-		if o.SandboxID != sandboxID || (o.State != EndpointReady && o != cand) {
+	for _, o := range c.bySandbox[sandboxID] {
+		if o.State != EndpointReady && o != cand {
 			continue
 		}
 		has4, has6 := o.Gateway.IsValid(), o.Gateway6.IsValid()
@@ -666,8 +662,8 @@ func (c *Controller) joinSpecLocked(n *Network, ep *Endpoint) (spec EndpointSpec
 // portHolderLocked (c.mu held) is the endpoint of a sandbox that
 // publishes its ports, if one does.
 func (c *Controller) portHolderLocked(sandboxID string) *Endpoint {
-	for _, o := range c.endpoints {
-		if o.SandboxID == sandboxID && len(o.Ports) > 0 {
+	for _, o := range c.bySandbox[sandboxID] {
+		if len(o.Ports) > 0 {
 			return o
 		}
 	}
@@ -844,7 +840,7 @@ func (c *Controller) forgetEndpoint(ep *Endpoint) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.releaseAddressesLocked(ep)
-	delete(c.endpoints, ep.ID)
+	c.dropEndpointLocked(ep)
 	c.names.remove(ep.ID)
 	err := c.cfg.Store.Note(func(tx store.Tx) error {
 		if err := c.putReadyLocked(tx); err != nil {
@@ -887,7 +883,7 @@ func (c *Controller) recordEndpointsLocked(eps []*Endpoint, also func(store.Tx) 
 	}
 	c.readyWrittenLocked()
 	for _, ep := range eps {
-		c.endpoints[ep.ID] = ep
+		c.setEndpointLocked(ep)
 		c.names.update(ep, c.networks[ep.NetworkID])
 	}
 	return d, nil
@@ -899,9 +895,35 @@ func (c *Controller) noteEndpointLocked(ep *Endpoint) error {
 	if err := c.cfg.Store.Note(func(tx store.Tx) error { return tx.Put(store.BucketEndpoints, ep.ID, ep) }); err != nil {
 		return fmt.Errorf("record endpoint: %w", err)
 	}
-	c.endpoints[ep.ID] = ep
+	c.setEndpointLocked(ep)
 	c.names.update(ep, c.networks[ep.NetworkID])
 	return nil
+}
+
+// setEndpointLocked makes ep the current record of its ID, indexed by
+// its sandbox.
+func (c *Controller) setEndpointLocked(ep *Endpoint) {
+	if old, ok := c.endpoints[ep.ID]; ok && old.SandboxID != ep.SandboxID {
+		c.dropEndpointLocked(old)
+	}
+	c.endpoints[ep.ID] = ep
+	m := c.bySandbox[ep.SandboxID]
+	if m == nil {
+		m = map[string]*Endpoint{}
+		c.bySandbox[ep.SandboxID] = m
+	}
+	m[ep.ID] = ep
+}
+
+// dropEndpointLocked forgets the endpoint of ep's ID.
+func (c *Controller) dropEndpointLocked(ep *Endpoint) {
+	delete(c.endpoints, ep.ID)
+	if m := c.bySandbox[ep.SandboxID]; m != nil {
+		delete(m, ep.ID)
+		if len(m) == 0 {
+			delete(c.bySandbox, ep.SandboxID)
+		}
+	}
 }
 
 // endpointSpec is what the driver needs to make or remove ep.

@@ -109,7 +109,7 @@ func (c *Controller) load() error {
 			if err := json.Unmarshal(raw, ep); err != nil {
 				return fmt.Errorf("decode endpoint record: %w", err)
 			}
-			c.endpoints[ep.ID] = ep
+			c.setEndpointLocked(ep)
 			c.names.update(ep, c.networks[ep.NetworkID])
 			if sp, ok := c.spaces[ep.NetworkID]; ok && ep.Address.IsValid() {
 				if err := sp.Reserve(ep.Address.Addr()); err != nil {
