@@ -245,17 +245,7 @@ func appendLines(path string, lines []string) error {
 	for _, l := range lines {
 		b = append(append(b, l...), '\n')
 	}
-	for off := 0; off < len(b); {
-		n, err := unix.Pwrite(fd, b[off:], st.Size+int64(off))
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		off += n
-	}
-	return nil
+	return writeAllAt(fd, b, st.Size)
 }
 
 // hostsDelete removes the container's lines for addrs, its addresses on
@@ -419,7 +409,7 @@ func writeInPlace(path, content string) error {
 	if err != nil {
 		return &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	err = writeAllAt(fd, []byte(content))
+	err = writeAllAt(fd, []byte(content), 0)
 	var st unix.Stat_t
 	if err == nil {
 		err = unix.Fstat(fd, &st)
@@ -436,10 +426,10 @@ func writeInPlace(path, content string) error {
 	return nil
 }
 
-// writeAllAt writes b at offset 0 of fd, over as many calls as it takes.
-func writeAllAt(fd int, b []byte) error {
+// writeAllAt writes b at offset at of fd, over as many calls as it takes.
+func writeAllAt(fd int, b []byte, at int64) error {
 	for off := 0; off < len(b); {
-		n, err := unix.Pwrite(fd, b[off:], int64(off))
+		n, err := unix.Pwrite(fd, b[off:], at+int64(off))
 		if err == unix.EINTR {
 			continue
 		}
