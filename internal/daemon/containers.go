@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -399,7 +400,9 @@ func (d *Daemon) Containers(ctx context.Context) ([]*container.Container, error)
 // last listing took, so that a listing never waits for an operation on
 // one container (a start holds the lock through runc, a removal through
 // the sandbox's deletion), as moby's ps reads its replica. A container
-// never listed before is waited for.
+// never listed before is waited for. The copy is shared and read only;
+// one whose container has not changed since is kept (its encoding is
+// compared: the decode was most of a docker ps's time).
 func (cs *ctrState) listView() *container.Container {
 	if !cs.mu.TryLock() {
 		if c := cs.listed.Load(); c != nil {
@@ -408,8 +411,14 @@ func (cs *ctrState) listView() *container.Container {
 		cs.mu.Lock()
 	}
 	defer cs.mu.Unlock()
-	c := cloneContainer(cs.c)
+	b, _ := json.Marshal(cs.c)
+	if c := cs.listed.Load(); c != nil && bytes.Equal(b, cs.listedJSON) {
+		return c
+	}
+	c := &container.Container{}
+	_ = json.Unmarshal(b, c)
 	cs.listed.Store(c)
+	cs.listedJSON = b
 	return c
 }
 

@@ -203,11 +203,14 @@ type ctrState struct {
 	c  *container.Container
 	// listed is the copy of c the last listing took (listView): what a
 	// listing shows while an operation holds mu.
-	listed  atomic.Pointer[container.Container]
-	exited  chan struct{} // closed when the current run ends; replaced on start
-	removed chan struct{} // closed when the container is removed
-	started chan struct{} // closed when the next run starts; replaced on start
-	proc    runtime.Process
+	listed atomic.Pointer[container.Container]
+	// listedJSON is c's encoding when listed was made (under mu): an
+	// unchanged container's copy is kept instead of decoded again.
+	listedJSON []byte
+	exited     chan struct{} // closed when the current run ends; replaced on start
+	removed    chan struct{} // closed when the container is removed
+	started    chan struct{} // closed when the next run starts; replaced on start
+	proc       runtime.Process
 
 	// restartCancel, while the restart policy waits to start the
 	// container again (status "restarting"), calls that restart off when

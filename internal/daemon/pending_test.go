@@ -162,6 +162,25 @@ func TestListingDoesNotWaitOnABusyContainer(t *testing.T) {
 	}
 }
 
+// TestListingKeepsAnUnchangedCopy: a container that has not changed
+// since the last listing is listed with the same copy (not decoded
+// again); one that changed gets a new copy, and the old one is left as
+// it was (listings share copies: they are read only).
+func TestListingKeepsAnUnchangedCopy(t *testing.T) {
+	cs := newCtrState(&container.Container{ID: "eeee5555ffff", Name: "idle", State: container.State{Status: container.StatusCreated}})
+	first := cs.listView()
+	if again := cs.listView(); again != first {
+		t.Error("an unchanged container got a new copy")
+	}
+	cs.mu.Lock()
+	cs.c.State.Status = container.StatusRunning
+	cs.mu.Unlock()
+	changed := cs.listView()
+	if changed == first || changed.State.Status != container.StatusRunning || first.State.Status != container.StatusCreated {
+		t.Errorf("after a change: same copy %v, status %q (the old copy's %q)", changed == first, changed.State.Status, first.State.Status)
+	}
+}
+
 // volumesDaemon is a daemon with a volume store holding the volumes named.
 func volumesDaemon(t *testing.T, volumes ...string) (*Daemon, *volume.Store) {
 	t.Helper()
