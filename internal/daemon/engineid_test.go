@@ -36,6 +36,9 @@ func TestEngineIDIsMadeOnceAndKept(t *testing.T) {
 // TestIPv6Disabled: the sysctls that take IPv6 away from a container's
 // loopback (what moby's Sandbox.IPv6Enabled probes) turn its IPv6 off.
 func TestIPv6Disabled(t *testing.T) {
+	old := kernelIPv6
+	t.Cleanup(func() { kernelIPv6 = old })
+	kernelIPv6 = func() bool { return true }
 	for _, tc := range []struct {
 		sysctls map[string]string
 		want    bool
@@ -50,5 +53,9 @@ func TestIPv6Disabled(t *testing.T) {
 		if got := ipv6Disabled(c); got != tc.want {
 			t.Errorf("ipv6Disabled(%v) = %v, want %v", tc.sysctls, got, tc.want)
 		}
+	}	// A kernel without IPv6 (ipv6.disable=1): no container has it.
+	kernelIPv6 = func() bool { return false }
+	if !ipv6Disabled(&container.Container{}) {
+		t.Error("a kernel without IPv6: ipv6Disabled is false")
 	}
 }

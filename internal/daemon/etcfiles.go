@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -294,6 +295,9 @@ func (d *Daemon) hostsSetLinks(c *container.Container, fresh map[string]string) 
 // (Sandbox.IPv6Enabled), berth reads the setting that would remove it,
 // since its endpoints are made before runc applies the sysctls.
 func ipv6Disabled(c *container.Container) bool {
+	if !kernelIPv6() {
+		return true
+	}
 	for _, k := range []string{"net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.lo.disable_ipv6"} {
 		if v, ok := c.Config.Sysctls[k]; ok && strings.TrimSpace(v) == "1" {
 			return true
@@ -301,6 +305,15 @@ func ipv6Disabled(c *container.Container) bool {
 	}
 	return false
 }
+
+// kernelIPv6 says whether the kernel has IPv6 at all: a host booted
+// with ipv6.disable=1 has no /proc/net/if_inet6, and its containers no
+// ::1 (moby finds the same by probing the sandbox's loopback, and writes
+// no IPv6 lines to /etc/hosts). A var for the tests.
+var kernelIPv6 = sync.OnceValue(func() bool {
+	_, err := os.Stat("/proc/net/if_inet6")
+	return err == nil
+})
 
 // hostHostsFile is the host's /etc/hosts, with a final newline, for a
 // container on the host network without --add-host (one with them gets a
