@@ -329,8 +329,6 @@ func checkDNS(servers []string) error {
 	return nil
 }
 
-// checkExtraHosts applies moby's add-host rule: "name:IP" (split at the
-// first colon so IPv6 works), IP may be the special "host-gateway".
 // noLineBreaks refuses a line break or NUL in the values berth writes as
 // lines of the container's /etc/hosts, /etc/resolv.conf and /etc/hostname:
 // one would write lines of its own there (a nameserver, say). moby takes
@@ -355,6 +353,8 @@ func noLineBreaks(c *ctypes.Config, hc *ctypes.HostConfig) error {
 	return nil
 }
 
+// checkExtraHosts applies moby's add-host rule: "name:IP" (split at the
+// first colon so IPv6 works), IP may be the special "host-gateway".
 func checkExtraHosts(hosts []string) error {
 	for _, h := range hosts {
 		name, ip, ok := strings.Cut(h, ":")

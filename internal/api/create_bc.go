@@ -22,6 +22,9 @@ func createBC(req *ctypes.CreateRequest, version string) ([]string, error) {
 	if req.Config == nil || req.HostConfig == nil {
 		return nil, nil
 	}
+	if req.HostConfig.NetworkMode == "" {
+		req.HostConfig.NetworkMode = nettypes.NetworkDefault // as moby's decoder sets it first
+	}
 	var warnings []string
 	if w, err := macAddressBC(req.Config, req.HostConfig, version); err != nil {
 		return nil, err

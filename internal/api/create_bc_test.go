@@ -105,3 +105,24 @@ func TestMACAddressBC(t *testing.T) {
 		t.Errorf("no MAC: %q, %v", w, err)
 	}
 }
+
+// TestCreateBCWithoutNetworkMode: a raw API create without NetworkMode
+// (the default network, as moby's decoder fills it in) has its eth0
+// sysctl moved to the default network's endpoint, and the create goes on.
+func TestCreateBCWithoutNetworkMode(t *testing.T) {
+	req := ctypes.CreateRequest{
+		Config:     &ctypes.Config{Image: "busybox"},
+		HostConfig: &ctypes.HostConfig{Sysctls: map[string]string{"net.ipv4.conf.eth0.log_martians": "1"}},
+	}
+	warnings, err := createBC(&req, "1.47")
+	if err != nil || len(warnings) != 1 {
+		t.Fatalf("createBC: %q, %v", warnings, err)
+	}
+	cfg, err := createConfig(req, "1.47")
+	if err != nil {
+		t.Fatalf("createConfig after the migration: %v", err)
+	}
+	if got := cfg.Networks["bridge"].DriverOpts["com.docker.network.endpoint.sysctls"]; got != "net.ipv4.conf.IFNAME.log_martians=1" {
+		t.Errorf("the bridge endpoint's sysctls: %q (networks %v)", got, cfg.Networks)
+	}
+}

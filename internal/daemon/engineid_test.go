@@ -53,7 +53,8 @@ func TestIPv6Disabled(t *testing.T) {
 		if got := ipv6Disabled(c); got != tc.want {
 			t.Errorf("ipv6Disabled(%v) = %v, want %v", tc.sysctls, got, tc.want)
 		}
-	}	// A kernel without IPv6 (ipv6.disable=1): no container has it.
+	}
+	// A kernel without IPv6 (ipv6.disable=1): no container has it.
 	kernelIPv6 = func() bool { return false }
 	if !ipv6Disabled(&container.Container{}) {
 		t.Error("a kernel without IPv6: ipv6Disabled is false")

@@ -12,7 +12,7 @@ func TestCheckIfName(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", ".", "..", "all", "default", "a/b", "a:b", "a b", "a\tb", "a\nb", "a\x00b", "x\x01y", "q%d",
-		"1234567890123456", "\xff\xfe"} {
+		"1234567890123456", "\xff\xfe", "eà"} {
 		if err := CheckIfName(bad); err == nil {
 			t.Errorf("CheckIfName(%q) = nil, want an error", bad)
 		}

@@ -23,7 +23,8 @@ func (c *Controller) CreateNetwork(ctx context.Context, req CreateRequest) (*Net
 	ctx = context.WithoutCancel(ctx) // as Join's: kernel work runs to its end or its undoing
 	// Was the device OptBridgeName names there before the network?
 	bridgeExisted := false
-	if name := req.Options[OptBridgeName]; name != "" && (req.Driver == "" || req.Driver == DriverBridge) {
+	// A name that is not valid is left to planNetwork to refuse.
+	if name := req.Options[OptBridgeName]; validBridgeName.MatchString(name) && (req.Driver == "" || req.Driver == DriverBridge) {
 		existed, err := c.cfg.Driver.LinkExists(name)
 		if err != nil {
 			return nil, fmt.Errorf("look for bridge %q: %w", name, err)

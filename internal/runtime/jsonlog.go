@@ -573,9 +573,10 @@ func (ew *entryWriter) write(line []byte) (past bool, err error) {
 func readJSONLog(ctx context.Context, path string, stdout, stderr io.Writer, o LogOptions, done <-chan struct{}) error {
 	ew := &entryWriter{stdout: stdout, stderr: stderr, o: o}
 	var watch *logWatch
+	dirMissing := false
 	if o.Follow {
 		// Before anything is read: a write from now on wakes the follow.
-		watch = watchLogDir(filepath.Dir(path))
+		watch, dirMissing = watchLogDir(filepath.Dir(path))
 		defer func() { watch.close() }()
 	}
 	files, err := openLogSet(path)
@@ -650,9 +651,9 @@ func readJSONLog(ctx context.Context, path string, stdout, stderr io.Writer, o L
 	}
 	for {
 		exited := isClosed(done)
-		if watch == nil {
+		if watch == nil && dirMissing {
 			// No directory when the follow began: watch it once there.
-			if watch = watchLogDir(filepath.Dir(path)); watch != nil {
+			if watch, dirMissing = watchLogDir(filepath.Dir(path)); watch != nil {
 				tick.Reset(followFallback)
 			}
 		}

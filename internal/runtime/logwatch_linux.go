@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"errors"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -16,24 +17,26 @@ type logWatch struct {
 	changed chan struct{}
 }
 
-// watchLogDir watches dir, or returns nil when it cannot (no directory
-// yet: the follower polls until there is one).
-func watchLogDir(dir string) *logWatch {
+// watchLogDir watches dir, or returns nil when it cannot; missing says
+// the directory is not there yet (the follower polls until it is, and
+// tries again), any other failure (inotify's limits reached) that the
+// follower polls for good.
+func watchLogDir(dir string) (w *logWatch, missing bool) {
 	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
 	if err != nil {
-		return nil
+		return nil, false
 	}
 	const mask = unix.IN_MODIFY | unix.IN_CREATE | unix.IN_MOVED_TO | unix.IN_MOVED_FROM |
 		unix.IN_DELETE | unix.IN_CLOSE_WRITE | unix.IN_ATTRIB | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF
 	if _, err := unix.InotifyAddWatch(fd, dir, mask); err != nil {
 		unix.Close(fd)
-		return nil
+		return nil, errors.Is(err, unix.ENOENT)
 	}
 	// A non-blocking descriptor: the file goes through Go's poller, and
 	// Close wakes the Read below.
-	w := &logWatch{f: os.NewFile(uintptr(fd), "inotify"), changed: make(chan struct{}, 1)}
+	w = &logWatch{f: os.NewFile(uintptr(fd), "inotify"), changed: make(chan struct{}, 1)}
 	go w.run()
-	return w
+	return w, false
 }
 
 // run turns the events into one pending wake-up: the follower reads all

@@ -633,10 +633,19 @@ func TestRemoveEmptyCgroups(t *testing.T) {
 	nstest.RequireRoot(t)
 	id, other := randomID(t), randomID(t)
 	var made []string
-	for _, h := range cgroupHierarchies() {
+	// Under each hierarchy (v1) and the root (v2); a berth directory the
+	// test makes goes again after it (cleanups run last made, first run).
+	for _, h := range append([]string{""}, cgroupHierarchies()...) {
+		parent := filepath.Join(cgroupRoot, h, cgroupParent)
+		if _, err := os.Stat(parent); err != nil {
+			if os.Mkdir(parent, 0o755) != nil {
+				continue
+			}
+			t.Cleanup(func() { os.Remove(parent) })
+		}
 		for _, c := range []string{id, other} {
-			d := filepath.Join(cgroupRoot, h, cgroupParent, c)
-			if err := os.MkdirAll(d, 0o755); err == nil {
+			d := filepath.Join(parent, c)
+			if err := os.Mkdir(d, 0o755); err == nil {
 				made = append(made, d)
 				t.Cleanup(func() { os.Remove(d) })
 			}

@@ -22,6 +22,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -39,14 +40,15 @@ func main() {
 		if err := ask(*dial, *src, *sport, *timeout); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			// A test that wants no answer must not pass on a probe that
-			// could not ask: a malformed request is not "no answer".
-			var addrErr *net.AddrError
-			var parseErr *net.ParseError
-			var netErr net.UnknownNetworkError
-			if errors.As(err, &addrErr) || errors.As(err, &parseErr) || errors.As(err, &netErr) {
-				os.Exit(2)
+			// could not ask: only what the network said (nothing within
+			// the timeout, a refusal, no route, a reset) is no answer; a
+			// malformed request or a source that cannot be bound is not.
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) ||
+				errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.ECONNRESET) {
+				os.Exit(noAnswer)
 			}
-			os.Exit(noAnswer)
+			os.Exit(2)
 		}
 		return
 	}
