@@ -306,14 +306,27 @@ func (d *Driver) DeleteBridge(name string) error {
 // ReleaseBridge lets go of a bridge berth adopted and has no network
 // for any more: it takes berth's tag off, and leaves the device, its
 // ports and its addresses as they are (they are the administrator's).
-// A bridge that is missing, or not berth's, is left alone.
+// A bridge that is missing, or not berth's, is left alone. One that
+// berth made itself after all (the MAC berth gives the bridges it
+// creates: the administrator's was deleted and a heal made it again)
+// and that has no ports of anyone else's is deleted, as berth's own.
 func (d *Driver) ReleaseBridge(name string) error {
 	l, err := linkIfExists(d.h, name)
 	if err != nil || l == nil {
 		return err
 	}
-	if _, ok := ownerFromAlias(l.Attrs().Alias); !ok {
+	owner, ok := ownerFromAlias(l.Attrs().Alias)
+	if !ok {
 		return nil
+	}
+	if bytes.Equal(l.Attrs().HardwareAddr, bridgeMAC(owner)) {
+		foreign, err := d.foreignPorts(l.Attrs().Index)
+		if err != nil {
+			return err
+		}
+		if foreign == 0 {
+			return d.DeleteBridge(name)
+		}
 	}
 	d.bridges.forget(name)
 	if err := d.h.LinkSetAlias(l, ""); err != nil && !isNotFound(err) {

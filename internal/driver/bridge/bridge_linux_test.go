@@ -372,3 +372,63 @@ func TestBridgeMadeAgainKeepsItsMAC(t *testing.T) {
 		t.Errorf("two bridges share MAC %s", first)
 	}
 }
+
+// TestReleaseBridge: an administrator's bridge berth adopted is untagged
+// and left, with its port; one berth made itself (its MAC is berth's: an
+// adopted bridge deleted by hand and made again by a heal) is deleted,
+// unless someone else's port is on it.
+func TestReleaseBridge(t *testing.T) {
+	w := newWorld(t)
+	spec := driverapi.BridgeSpec{Name: "br-admin", Gateway: netip.MustParsePrefix("10.89.0.1/24")}
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = "br-admin"
+	if err := w.h.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.d.EnsureBridge(spec, "network:admin"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.d.ReleaseBridge("br-admin"); err != nil {
+		t.Fatal(err)
+	}
+	if got := stateOf(t, w.h, "br-admin"); got.Alias != "" {
+		t.Errorf("the administrator's bridge after release: alias %q, want it untagged and there", got.Alias)
+	}
+
+	made := driverapi.BridgeSpec{Name: "br-made", Gateway: netip.MustParsePrefix("10.89.1.1/24")}
+	if err := w.d.EnsureBridge(made, "network:made"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.d.ReleaseBridge("br-made"); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := linkIfExists(w.h, "br-made"); l != nil {
+		t.Error("a bridge berth made outlived its release")
+	}
+
+	if err := w.d.EnsureBridge(made, "network:made"); err != nil {
+		t.Fatal(err)
+	}
+	port := netlink.NewLinkAttrs()
+	port.Name = "uplink0"
+	if err := w.h.LinkAdd(&netlink.Veth{LinkAttrs: port, PeerName: "uplink1"}); err != nil {
+		t.Fatal(err)
+	}
+	br, err := w.h.LinkByName("br-made")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := w.h.LinkByName("uplink0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.h.LinkSetMaster(up, br); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.d.ReleaseBridge("br-made"); err != nil {
+		t.Fatal(err)
+	}
+	if got := stateOf(t, w.h, "br-made"); got.Alias != "" {
+		t.Errorf("berth's bridge with someone else's port after release: alias %q, want it untagged and there", got.Alias)
+	}
+}

@@ -282,15 +282,7 @@ func (d *Driver) OwnedLinks() ([]driverapi.OwnedLink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list host links: %w", err)
 	}
-	// Ports that are not berth's, by their master's index.
-	foreign := map[int]int{}
-	for _, l := range links {
-		if m := l.Attrs().MasterIndex; m != 0 {
-			if _, ok := ownerFromAlias(l.Attrs().Alias); !ok && !isBerthGroup(l.Attrs().Group) {
-				foreign[m]++
-			}
-		}
-	}
+	foreign := foreignPortsOf(links)
 	var owned []driverapi.OwnedLink
 	for _, l := range links {
 		if l.Attrs().Group == d.groups.Reap {
@@ -302,6 +294,29 @@ func (d *Driver) OwnedLinks() ([]driverapi.OwnedLink, error) {
 	}
 	slices.SortFunc(owned, func(a, b driverapi.OwnedLink) int { return strings.Compare(a.Name, b.Name) })
 	return owned, nil
+}
+
+// foreignPortsOf counts the ports that are not berth's, by their
+// master's index.
+func foreignPortsOf(links []netlink.Link) map[int]int {
+	foreign := map[int]int{}
+	for _, l := range links {
+		if m := l.Attrs().MasterIndex; m != 0 {
+			if _, ok := ownerFromAlias(l.Attrs().Alias); !ok && !isBerthGroup(l.Attrs().Group) {
+				foreign[m]++
+			}
+		}
+	}
+	return foreign
+}
+
+// foreignPorts counts the ports of the bridge at index that are not berth's.
+func (d *Driver) foreignPorts(index int) (int, error) {
+	links, err := RetryDump(d.h.LinkList)
+	if err != nil {
+		return 0, fmt.Errorf("list host links: %w", err)
+	}
+	return foreignPortsOf(links)[index], nil
 }
 
 // HostRoutes lists the destinations of every IPv4 route in every table of
