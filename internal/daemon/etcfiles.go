@@ -85,9 +85,9 @@ func resolvConfHashed(path string) hashState {
 	}
 	defer f.Close()
 	h := sha256.New()
-	if n, err := io.Copy(h, io.LimitReader(f, maxResolvConf+1)); err != nil {
+	if n, err := io.Copy(h, io.LimitReader(f, maxEtcFile+1)); err != nil {
 		return hashNone
-	} else if n > maxResolvConf {
+	} else if n > maxEtcFile {
 		return hashMismatch
 	}
 	if string(want) != "sha256:"+hex.EncodeToString(h.Sum(nil)) {
@@ -96,9 +96,12 @@ func resolvConfHashed(path string) hashState {
 	return hashMatch
 }
 
-// maxResolvConf is far above any resolv.conf berth writes (a few hundred
-// bytes; the resolver reads only 6 search domains and 3 servers).
-const maxResolvConf = 1 << 20
+// maxEtcFile bounds what berth reads of a container's /etc/hosts or
+// resolv.conf (the container can write them): far above any berth writes
+// (a few hundred bytes; the resolver reads only 6 search domains and 3
+// servers). A larger resolv.conf counts as edited, a larger hosts file is
+// built again whole.
+const maxEtcFile = 1 << 20
 
 // defaultHostname is the hostname of a container created without one, as
 // moby's newContainer picks it: the host's on the host network, else the
@@ -183,8 +186,8 @@ func (d *Daemon) editHosts(c *container.Container, edit func([]string) []string)
 	if _, ok := d.hostHostsFile(c); ok {
 		return nil
 	}
-	b, err := os.ReadFile(c.HostsPath)
-	if err != nil || len(b) > maxHostsEdit {
+	b, err := readAtMost(c.HostsPath, maxEtcFile)
+	if err != nil {
 		return d.writeHosts(c)
 	}
 	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
@@ -199,9 +202,21 @@ func (d *Daemon) editHosts(c *container.Container, edit func([]string) []string)
 	return writeInPlace(c.HostsPath, out)
 }
 
-// maxHostsEdit bounds what editHosts reads of a file the container can
-// write: a larger one is built again whole.
-const maxHostsEdit = 1 << 20
+// readAtMost reads the file at path, which the container can write; one
+// larger than max is an error, found without reading it whole (a sparse
+// file of gigabytes would grow the daemon by as much).
+func readAtMost(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err == nil && int64(len(b)) > max {
+		err = fmt.Errorf("%s is larger than %d bytes", path, max)
+	}
+	return b, err
+}
 
 // hostsAdd appends the container's lines for addrs, its addresses on a
 // network connected while it runs (moby's etchosts.Add appends them). It

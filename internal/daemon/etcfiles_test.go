@@ -64,3 +64,21 @@ func TestAppendLines(t *testing.T) {
 		t.Error("appending to a missing file succeeded")
 	}
 }
+
+// TestReadAtMost: a container's file larger than the bound is refused
+// without being read whole (a sparse file of a gigabyte here).
+func TestReadAtMost(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hosts")
+	if err := os.WriteFile(path, []byte("127.0.0.1\tlocalhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := readAtMost(path, maxEtcFile); err != nil || string(b) != "127.0.0.1\tlocalhost\n" {
+		t.Errorf("a small file: %q, %v", b, err)
+	}
+	if err := os.Truncate(path, 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := readAtMost(path, maxEtcFile); err == nil || len(b) > maxEtcFile+1 {
+		t.Errorf("a 1 GiB file: %d bytes read, err %v; want an error after at most %d bytes", len(b), err, maxEtcFile+1)
+	}
+}
