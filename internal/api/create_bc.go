@@ -45,9 +45,10 @@ func createBC(req *ctypes.CreateRequest, version string) ([]string, error) {
 // endpointMode reports whether mode gives the container an endpoint of
 // its own that a container-wide setting can mean: the default bridge or
 // a user-defined network (moby's IsBridge || IsUserDefined; berth counts
-// "default", which it runs on the bridge, as the bridge).
+// "default", which it runs on the bridge, as the bridge; createBC has
+// made an empty mode "default").
 func endpointMode(mode ctypes.NetworkMode) bool {
-	return mode == "" || mode.IsDefault() || mode.IsBridge() || mode.IsUserDefined()
+	return mode.IsDefault() || mode.IsBridge() || mode.IsUserDefined()
 }
 
 // macAddressBC is moby's handleMACAddressBC for what createNetworks does

@@ -26,7 +26,7 @@ const (
 // moby's validateEndpointSettings does.
 func endpointOptions(opts map[string]string) (ifname string, sysctls []string, err error) {
 	if name, ok := opts[OptEndpointIfname]; ok {
-		if err := CheckIfName(name); err != nil {
+		if err := driverapi.CheckIfName(name); err != nil { // the driver's own rule, checked at create
 			return "", nil, errdefs.Invalid("invalid endpoint settings:\n%s: %w", OptEndpointIfname, err)
 		}
 		ifname = name
@@ -53,10 +53,6 @@ func CheckEndpointOptions(opts map[string]string) error {
 	_, _, err := endpointOptions(opts)
 	return err
 }
-
-// CheckIfName checks an interface name as the driver will
-// (driverapi.CheckIfName): the API checks it at create, not at a start.
-func CheckIfName(name string) error { return driverapi.CheckIfName(name) }
 
 // disablesIPv6 reports whether sysctls turn IPv6 off on the interface:
 // it then gets no IPv6 address, as moby drops the one an interface lost
