@@ -183,7 +183,7 @@ func ownHostsLines(c *container.Container, addrs []netip.Addr) []string {
 // returns the new ones. A file that cannot be read is built again whole;
 // the host network's copy of the host's file is left alone.
 func (d *Daemon) editHosts(c *container.Container, edit func([]string) []string) error {
-	if _, ok := d.hostHostsFile(c); ok {
+	if hostsIsHostCopy(c) {
 		return nil
 	}
 	b, err := readAtMost(c.HostsPath, maxEtcFile)
@@ -227,7 +227,7 @@ func (d *Daemon) hostsAdd(c *container.Container, addrs []netip.Addr) error {
 	if len(add) == 0 {
 		return nil
 	}
-	if _, ok := d.hostHostsFile(c); ok {
+	if hostsIsHostCopy(c) {
 		return nil
 	}
 	if err := appendLines(c.HostsPath, add); err != nil {
@@ -336,7 +336,7 @@ var kernelIPv6 = sync.OnceValue(func() bool {
 // false for other containers or when the file cannot be read (the
 // generated lines stand in).
 func (d *Daemon) hostHostsFile(c *container.Container) (string, bool) {
-	if c.Config.NetworkMode != network.NameHost || len(c.Config.ExtraHosts) > 0 {
+	if !hostsIsHostCopy(c) {
 		return "", false
 	}
 	data, err := os.ReadFile(d.hostsFile)
@@ -349,6 +349,12 @@ func (d *Daemon) hostHostsFile(c *container.Container) (string, bool) {
 		s += "\n"
 	}
 	return s, true
+}
+
+// hostsIsHostCopy says whether c's /etc/hosts is a copy of the host's
+// (the host network without --add-host), which berth never edits.
+func hostsIsHostCopy(c *container.Container) bool {
+	return c.Config.NetworkMode == network.NameHost && len(c.Config.ExtraHosts) == 0
 }
 
 // extraHost reads one --add-host entry, "name:IP" (checked at create): the
