@@ -54,9 +54,13 @@ func (d *Daemon) resolverSandbox(c *container.Container, again bool) (dns.Sandbo
 // it on every path, failed joins included: a resolver that came up after
 // the caller's Stop would hold the namespace open.
 func (d *Daemon) resolverBeside(c *container.Container, want bool) (wait func() error) {
+	none := func() error { return nil }
+	if !want || d.dns == nil {
+		return none // without resolverSandbox's look at the host's resolv.conf
+	}
 	sb, ok := d.resolverSandbox(c, false)
-	if !want || !ok || d.dns == nil {
-		return func() error { return nil }
+	if !ok {
+		return none
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- d.dns.Start(sb) }()

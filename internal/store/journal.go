@@ -82,14 +82,8 @@ type journal struct {
 	f     *os.File
 	size  int64 // where the next record goes
 	alloc int64 // bytes of the file written so far (records, then zeros)
-	// started is where the records whose write-back startWriteback has
-	// not started yet begin; the caller serialises appends and
-	// startWriteback, as for size.
-	started int64
-	// writeback is sync_file_range (a test watches the calls); rename is
-	// os.Rename (a test makes rotate fail half-way).
-	writeback func(fd int, off, n int64, flags int) error
-	rename    func(oldpath, newpath string) error
+	// rename is os.Rename (a test makes rotate fail half-way).
+	rename func(oldpath, newpath string) error
 
 	// overlay holds the latest value of every key written since the last
 	// checkpoint: bucket → key → value (nil = deleted). Transactions hold
@@ -108,13 +102,6 @@ type journal struct {
 	synced  uint64
 	syncing bool
 	syncErr error
-	// allocAt is alloc as of record written; allocSynced the bytes from
-	// the file's start whose blocks an fdatasync has made durable (its
-	// allocAt). startWriteback stays below it: the first write-back into
-	// zeros that grow wrote makes ext4 allocate their blocks, which can
-	// wait on its journal, and that is the syncer's to wait for, not the
-	// caller's with the store's write lock held.
-	allocAt, allocSynced int64
 
 	// kick starts a background fdatasync (Record's), so that it runs while
 	// the caller does its slow work; syncerDone closes when the syncer ends.
@@ -127,7 +114,7 @@ func openJournal(path string) (*journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open journal: %w", err)
 	}
-	j := &journal{path: path, f: f, overlay: map[string]map[string][]byte{}, kick: make(chan struct{}, 1), syncerDone: make(chan struct{}), writeback: unix.SyncFileRange, rename: os.Rename}
+	j := &journal{path: path, f: f, overlay: map[string]map[string][]byte{}, kick: make(chan struct{}, 1), syncerDone: make(chan struct{}), rename: os.Rename}
 	j.cond = sync.NewCond(&j.syncMu)
 	go j.syncer()
 	return j, nil
@@ -145,10 +132,20 @@ func (j *journal) syncer() {
 	}
 }
 
-// startSync starts the write-back of the records written so far and asks
-// the syncer for an fdatasync, unless one is already asked for.
+// startSync asks the syncer for an fdatasync of the records written so
+// far, unless one is already asked for. The caller only signals: the
+// syncer's fdatasync sends the data itself, on a thread of its own, while
+// the caller does its kernel work.
+//
+// Why not start the write-back from the caller (sync_file_range, which
+// berth did from session 9 to 34, when the syncer was slow to get a CPU):
+// sending the data to a virtio disk costs the caller about 45 µs (the
+// queue's kick), a twentieth of a connect, and the syncer now has the
+// data on disk before a connect's kernel work ends all the same (traced,
+// 300 connects a side, two runs: the wait for the record after the
+// kernel work 0.8-1.0 µs at p50 either way; the time in the store 60 →
+// 19 µs at p50). See docs/benchmarks.md, session 35.
 func (j *journal) startSync() {
-	j.startWriteback()
 	select {
 	case j.kick <- struct{}{}:
 	default:
@@ -322,50 +319,9 @@ func (j *journal) append(ops []op) (uint64, error) {
 	j.mu.Unlock()
 	j.syncMu.Lock()
 	j.written++
-	j.allocAt = j.alloc
 	seq := j.written
 	j.syncMu.Unlock()
 	return seq, nil
-}
-
-// startWriteback sends the records not yet sent toward the disk, from
-// the calling thread and without waiting for them (sync_file_range with
-// SYNC_FILE_RANGE_WRITE only): the fdatasync that follows finds the data
-// written or on its way and has only the inode block and the cache flush
-// left to do. It is a hint: the fdatasync still gives the durability (an
-// error here is also the fdatasync's to report: this call consumes none),
-// though an I/O error or a full disk refuses the store's writes at once,
-// as a failed fdatasync does. Only blocks already allocated are sent (see
-// allocSynced); a device that needs stable pages still makes the next
-// append into the same page wait for this write.
-//
-// Why: the syncer goroutine, woken by Record, issued the data write 0.09
-// ms (p50) to 0.28 ms (p90) after the record (Go hands it a P once the
-// caller's goroutine, busy in netlink, lets go of one), and an fdatasync
-// is three requests in a row (data, inode block for the new mtime, cache
-// flush). Traced on a 2-vCPU VM with ftrace, 120 connects: the connect's
-// wait for its record, after the kernel work, fell from 0.389 ms to 0.140
-// and 0.158 ms at p50 in two runs. The cost is the submission in the
-// caller, about 0.04 ms (the virtqueue kick). Flushing the cache with the fdatasync of a second,
-// clean file (to skip the inode block) saved nothing: on ext4 that
-// fdatasync wrote the inode-table block too, in 198 of 202 calls.
-func (j *journal) startWriteback() {
-	j.syncMu.Lock()
-	allocated := j.allocSynced
-	j.syncMu.Unlock()
-	if j.started >= j.size || j.size > allocated {
-		return
-	}
-	err := j.writeback(int(j.f.Fd()), j.started, j.size-j.started, unix.SYNC_FILE_RANGE_WRITE)
-	if errors.Is(err, unix.EIO) || errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) {
-		j.syncMu.Lock()
-		if j.syncErr == nil {
-			j.syncErr = fmt.Errorf("start write-back of the journal: %w", err)
-		}
-		j.syncMu.Unlock()
-		return
-	}
-	j.started = j.size
 }
 
 // grow writes zeros from alloc up to at least end, in preallocBytes steps,
@@ -409,7 +365,7 @@ func (j *journal) wait(seq uint64) error {
 		j.cond.Wait()
 	}
 	j.syncing = true
-	target, alloc := j.written, j.allocAt
+	target := j.written
 	j.syncMu.Unlock()
 	err := unix.Fdatasync(int(j.f.Fd()))
 	j.syncMu.Lock()
@@ -420,7 +376,6 @@ func (j *journal) wait(seq uint64) error {
 		j.syncErr = fmt.Errorf("sync journal: %w", err)
 	} else {
 		j.synced = max(j.synced, target)
-		j.allocSynced = max(j.allocSynced, alloc)
 	}
 	j.cond.Broadcast()
 	if j.syncErr != nil {
@@ -473,13 +428,12 @@ func (j *journal) reset() error {
 	if err := unix.Fdatasync(int(j.f.Fd())); err != nil {
 		return fmt.Errorf("sync journal: %w", err)
 	}
-	j.size, j.alloc, j.started = 0, 0, 0
+	j.size, j.alloc = 0, 0
 	j.mu.Lock()
 	j.overlay = map[string]map[string][]byte{}
 	j.mu.Unlock()
 	j.syncMu.Lock()
 	j.synced = j.written
-	j.allocAt, j.allocSynced = 0, 0
 	j.cond.Broadcast()
 	j.syncMu.Unlock()
 	return nil
@@ -536,8 +490,7 @@ func (j *journal) rotate() ([]op, error) {
 		return nil, fmt.Errorf("rotate journal: %w", err)
 	}
 	j.f.Close()
-	j.f, j.size, j.alloc, j.started = f, 0, 0, 0
-	j.allocAt, j.allocSynced = 0, 0 // under syncMu, which rotate holds
+	j.f, j.size, j.alloc = f, 0, 0
 	j.mu.Lock()
 	j.frozen, j.overlay = j.overlay, map[string]map[string][]byte{}
 	ops := opsOf(j.frozen)
