@@ -147,8 +147,8 @@ func (b *Bolt) Update(fn func(Tx) error) error {
 
 // Record is Update that returns as soon as the writes are in the journal
 // (visible to every later transaction, and kept if this process dies),
-// with a Durable that says when they are on disk. Their fdatasync has
-// started when Record returns.
+// with a Durable that says when they are on disk. Their fdatasync is
+// asked of the syncer, which runs it while the caller goes on.
 func (b *Bolt) Record(fn func(Tx) error) (Durable, error) {
 	return b.write(fn, true)
 }
