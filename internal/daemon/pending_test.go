@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -207,5 +209,74 @@ func wantHeld(t *testing.T, d *Daemon, c *container.Container, vol string) {
 	}
 	if users := d.volumeUsersLocked(vol); !slices.Equal(users, []string{c.ID}) {
 		t.Errorf("pending create %s: users of %s %v, want it alone", c.ID, vol, users)
+	}
+}
+
+// slowStore is a store whose Records reach the disk only when the test
+// lets them (release), or fail with failWith.
+type slowStore struct {
+	store.Store
+	release  chan struct{}
+	failWith error
+}
+
+type slowDurable struct{ s *slowStore }
+
+func (d slowDurable) Wait() error {
+	<-d.s.release
+	return d.s.failWith
+}
+
+func (s *slowStore) Record(fn func(store.Tx) error) (store.Durable, error) {
+	if _, err := s.Store.Record(fn); err != nil {
+		return nil, err
+	}
+	return slowDurable{s}, nil
+}
+
+// A create's record reaches the disk without d.mu, the create pending
+// meanwhile: lookups go on, and its name and volumes stay held; a failed
+// sync gives the create its error and lets the name go.
+func TestCreateWaitsForItsRecordWithoutTheLock(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fail=%v", fail), func(t *testing.T) {
+			d, _ := volumesDaemon(t, "data")
+			st := &slowStore{Store: store.NewMemory(), release: make(chan struct{})}
+			if fail {
+				st.failWith = errors.New("sync journal: input/output error")
+			}
+			d.store = st
+			web := &container.Container{ID: "aaaa1111bbbb", Name: "web", Config: container.Config{
+				Mounts: []container.Mount{{Type: container.MountVolume, Source: "data", Destination: "/data"}}}}
+			done := make(chan error)
+			go func() {
+				d.mu.Lock()
+				defer d.mu.Unlock()
+				done <- d.recordCreateLocked(web)
+			}()
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				d.mu.Lock()
+				_, pending := d.pending[web.ID]
+				d.mu.Unlock()
+				if pending {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the create never let d.mu go while its record waited for the disk")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			wantHeld(t, d, web, "data")
+			close(st.release)
+			if err := <-done; (err != nil) != fail {
+				t.Fatalf("recordCreateLocked: %v, want an error: %v", err, fail)
+			}
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			if h := d.nameHolderLocked("web"); h != nil {
+				t.Errorf("the name is held after the record's wait: %v", h)
+			}
+		})
 	}
 }
