@@ -140,7 +140,7 @@ func (s *Server) createNetwork(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	// The docker CLI prints a non-empty Warning after the ID.
+	// For API clients: the docker CLI (28.2) prints the ID alone.
 	return writeJSON(w, http.StatusCreated, nettypes.CreateResponse{ID: n.ID, Warning: strings.Join(n.Warnings, "\n")})
 }
 

@@ -256,11 +256,13 @@ func TestLogDefaults(t *testing.T) {
 
 func TestNetworkSettingsCheckBridgeOptions(t *testing.T) {
 	for name, tweak := range map[string]func(*Config){
-		"mtu -1":                      func(c *Config) { c.MTU = -1 },
-		"mtu 70000":                   func(c *Config) { c.MTU = 70000 },
-		"bridge name":                 func(c *Config) { c.BridgeName = "bad/name" },
-		"default-network-opt unknown": func(c *Config) { c.DefaultNetworkOpts = map[string]map[string]string{"bridge": {"com.example.x": "1"}} },
-		"default-network-opt mtu":     func(c *Config) { c.DefaultNetworkOpts = map[string]map[string]string{"bridge": {network.OptMTU: "x"}} },
+		"mtu -1":      func(c *Config) { c.MTU = -1 },
+		"mtu 70000":   func(c *Config) { c.MTU = 70000 },
+		"bridge name": func(c *Config) { c.BridgeName = "bad/name" },
+		"default-network-opt unsupported": func(c *Config) {
+			c.DefaultNetworkOpts = map[string]map[string]string{"bridge": {"com.docker.network.bridge.inhibit_ipv4": "true"}}
+		},
+		"default-network-opt mtu": func(c *Config) { c.DefaultNetworkOpts = map[string]map[string]string{"bridge": {network.OptMTU: "x"}} },
 	} {
 		cfg := Config{IP: "0.0.0.0", MTU: 1500, ICC: true, IPMasq: true, BridgeName: "berth0"}
 		tweak(&cfg)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -263,7 +264,8 @@ func TestCreateNetworkBadRequestsLeaveStateUnchanged(t *testing.T) {
 		{"gateway outside", CreateRequest{Name: "x", IPAM: []IPAMRequest{{Subnet: mustPrefix("10.1.0.0/24"), Gateway: netip.MustParseAddr("10.2.0.1")}}}, errdefs.KindInvalid},
 		{"range outside", CreateRequest{Name: "x", IPAM: []IPAMRequest{{Subnet: mustPrefix("10.1.0.0/24"), IPRange: mustPrefix("10.1.1.0/25")}}}, errdefs.KindInvalid},
 		{"gateway without subnet", CreateRequest{Name: "x", IPAM: []IPAMRequest{{Gateway: netip.MustParseAddr("10.2.0.1")}}}, errdefs.KindInvalid},
-		{"unknown option", CreateRequest{Name: "x", Options: map[string]string{"com.docker.network.bridge.nme": "x"}}, errdefs.KindInvalid},
+		{"moby option berth does not implement", CreateRequest{Name: "x", Options: map[string]string{"com.docker.network.bridge.inhibit_ipv4": "true"}}, errdefs.KindInvalid},
+		{"unknown option with a value that is wrong", CreateRequest{Name: "x", Options: map[string]string{"com.docker.network.bridge.nme": "x", OptEnableICC: "maybe"}}, errdefs.KindInvalid},
 		{"bad mtu", CreateRequest{Name: "x", Options: map[string]string{OptMTU: "9"}}, errdefs.KindInvalid},
 		{"bridge name too long", CreateRequest{Name: "x", Options: map[string]string{OptBridgeName: "abcdefghijklmnop"}}, errdefs.KindInvalid},
 		{"bridge name taken", CreateRequest{Name: "x", Options: map[string]string{OptBridgeName: "berth0"}}, errdefs.KindConflict},
@@ -281,6 +283,40 @@ func TestCreateNetworkBadRequestsLeaveStateUnchanged(t *testing.T) {
 				t.Fatalf("store changed: %d networks, want %d", len(after[store.BucketNetworks]), len(before[store.BucketNetworks]))
 			}
 		})
+	}
+}
+
+// Options the bridge driver does not know are taken and kept (inspect
+// shows them, a restart keeps them) and have no effect, as in moby; the
+// create's answer warns of each, by name and in order, and only it.
+func TestUnknownNetworkOptionsAreKeptWithAWarning(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	opts := map[string]string{"com.docker.network.bridge.nme": "x", "a.b": "1", OptEnableICC: "false"}
+	n, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "web", Options: opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`network option "a.b" is not one berth's bridge driver knows: it is kept and has no effect`,
+		`network option "com.docker.network.bridge.nme" is not one berth's bridge driver knows: it is kept and has no effect`,
+	}
+	if !slices.Equal(n.Warnings, want) {
+		t.Errorf("create's warnings %q, want %q", n.Warnings, want)
+	}
+	if n.Bridge.EnableICC || n.Bridge.Name == "x" {
+		t.Errorf("bridge config %+v: want icc off (a known option) and the generated bridge name", n.Bridge)
+	}
+	r.restart(t)
+	got, err := r.c.Network("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(got.Options, opts) {
+		t.Errorf("options after a restart %v, want %v", got.Options, opts)
+	}
+	if len(got.Warnings) != 0 {
+		t.Errorf("inspect's warnings %q, want none: the create's answer alone has them", got.Warnings)
 	}
 }
 

@@ -51,7 +51,14 @@ func (c *Controller) CreateNetwork(ctx context.Context, req CreateRequest) (*Net
 		return nil, err
 	}
 	c.log.Info("network created", "name", n.Name, "id", n.ID[:12], "bridge", n.Bridge.Name, "subnet", subnetString(n.IPv4), "subnet6", subnetString(n.IPv6))
-	return c.cloneUnderLock(n), nil
+	cp := c.cloneUnderLock(n)
+	// In the answer and the log alone: the options stay in the record and
+	// in inspect, as moby keeps them.
+	for _, w := range ignoredOptionsWarnings(req.Options) {
+		c.log.Warn(w, "network", n.Name)
+		cp.Warnings = append(cp.Warnings, w)
+	}
+	return cp, nil
 }
 
 // cloneUnderLock copies n under the controller's lock: once n is in

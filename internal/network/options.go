@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 
 	"github.com/berth-net/berth/internal/driverapi"
@@ -14,8 +15,11 @@ import (
 // DefaultMTU is Docker's: 1500, with no auto-detection.
 const DefaultMTU = 1500
 
-// knownOptions are the driver options berth understands; anything else is
-// refused rather than silently ignored, so a typo never goes unnoticed.
+// knownOptions are the driver options berth understands. Anything else
+// is taken, kept and ignored, as moby's bridge driver does (its
+// fromLabels has no default case); a network create logs a warning for
+// each (IgnoredOptions) and gives it in its answer's Warning (which the
+// docker CLI does not print).
 var knownOptions = map[string]bool{
 	OptBridgeName:           true,
 	OptEnableICC:            true,
@@ -32,6 +36,38 @@ var knownOptions = map[string]bool{
 	// Docker 28's gateway modes (firewall/gwmode.go).
 	OptGatewayModeIPv4: true,
 	OptGatewayModeIPv6: true,
+}
+
+// unsupportedOptions are moby's bridge options berth does not implement:
+// refused, since ignoring them would make a network other than the one
+// asked for.
+var unsupportedOptions = map[string]bool{
+	"com.docker.network.bridge.inhibit_ipv4":            true,
+	"com.docker.network.bridge.trusted_host_interfaces": true,
+	"com.docker.network.bridge.default_bridge":          true,
+}
+
+// IgnoredOptions are the keys of opts the bridge driver neither knows
+// nor refuses, sorted: they have no effect.
+func IgnoredOptions(opts map[string]string) []string {
+	var keys []string
+	for k := range opts {
+		if !knownOptions[k] && !unsupportedOptions[k] {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// ignoredOptionsWarnings say, for a network create's answer, which of
+// opts have no effect.
+func ignoredOptionsWarnings(opts map[string]string) []string {
+	var ws []string
+	for _, k := range IgnoredOptions(opts) {
+		ws = append(ws, fmt.Sprintf("network option %q is not one berth's bridge driver knows: it is kept and has no effect", k))
+	}
+	return ws
 }
 
 // validBridgeName matches the bridge names berth takes: at most 15 bytes
@@ -56,9 +92,8 @@ func parseBridgeOptions(opts map[string]string, defaultName string) (*BridgeConf
 		MTU:                DefaultMTU,
 	}
 	for k, v := range opts {
-		if !knownOptions[k] {
-			return nil, errdefs.Invalid("unknown network option %q: berth's bridge driver supports %s, %s, %s, %s, %s, %s, %s, %s, %s, %s and %s",
-				k, OptBridgeName, OptEnableICC, OptEnableMasq, OptHostBindingIPv4, OptHostIPv4, OptHostIPv6, OptContainerIfacePrefix, OptGatewayModeIPv4, OptGatewayModeIPv6, OptMTU, OptHostAccess)
+		if unsupportedOptions[k] {
+			return nil, errdefs.Invalid("network option %s is not supported by berth's bridge driver", k)
 		}
 		var err error
 		switch k {

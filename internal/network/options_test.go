@@ -44,10 +44,31 @@ func TestParseBridgeOptionsValues(t *testing.T) {
 	}
 }
 
+// Options the driver does not know change nothing and are listed, sorted,
+// as ignored; known and unsupported ones are not.
+func TestUnknownBridgeOptionsAreIgnored(t *testing.T) {
+	opts := map[string]string{"foo": "bar", "com.docker.network.bridge.nme": "x", OptMTU: "9000", "com.docker.network.bridge.inhibit_ipv4": "true"}
+	if got, want := IgnoredOptions(opts), []string{"com.docker.network.bridge.nme", "foo"}; !slices.Equal(got, want) {
+		t.Errorf("IgnoredOptions = %q, want %q", got, want)
+	}
+	got, err := parseBridgeOptions(map[string]string{"foo": "bar", "com.docker.network.bridge.nme": "x"}, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := parseBridgeOptions(nil, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got, cmpNetip); diff != "" {
+		t.Errorf("unknown options changed the config (-none +unknown):\n%s", diff)
+	}
+}
+
 func TestParseBridgeOptionsBad(t *testing.T) {
 	for _, tc := range []struct{ k, v string }{
-		{"com.docker.network.bridge.nme", "x"},
-		{"foo", "bar"},
+		{"com.docker.network.bridge.inhibit_ipv4", "true"},
+		{"com.docker.network.bridge.trusted_host_interfaces", "eth1"},
+		{"com.docker.network.bridge.default_bridge", "false"},
 		{OptBridgeName, "a-name-that-is-too-long"},
 		{OptBridgeName, "has space"},
 		{OptBridgeName, "a/b"},
