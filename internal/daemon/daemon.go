@@ -164,6 +164,8 @@ type Daemon struct {
 	// stopPortRetry ends the retries of published ports a start could not
 	// hold again (network.Controller.RetryUnheldPorts).
 	stopPortRetry func()
+	// stopExecGC ends the collection of finished execs.
+	stopExecGC func()
 
 	runcOnce sync.Once
 	runcVer  string
@@ -442,6 +444,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	d.logForwardWarnings()
 	d.stopLogRotator = d.startLogRotator()
 	d.stopPortRetry = every(portRetryEvery, d.net.RetryUnheldPorts)
+	d.stopExecGC = every(execGCEvery, d.collectExecs)
 	return nil
 }
 
@@ -461,6 +464,9 @@ func (d *Daemon) Close() error {
 	}
 	if d.stopPortRetry != nil {
 		d.stopPortRetry()
+	}
+	if d.stopExecGC != nil {
+		d.stopExecGC()
 	}
 	if d.stopLogRotator != nil {
 		d.stopLogRotator()

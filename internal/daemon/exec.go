@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/berth-net/berth/internal/api"
 	"github.com/berth-net/berth/internal/container"
@@ -25,6 +26,9 @@ type execState struct {
 	resize   func(h, w uint) error
 	pendingH uint
 	pendingW uint
+	// ended is set, under d.mu, by the collection that first finds the
+	// exec finished; the next one drops it (collectExecs).
+	ended bool
 }
 
 // CreateExec records an exec for a running container.
@@ -290,6 +294,33 @@ func (d *Daemon) InspectExec(ctx context.Context, execID string) (api.ExecInfo, 
 		info.ExitCode = &c
 	}
 	return info, nil
+}
+
+// execGCEvery is how often finished execs are collected: moby's
+// execCommandGC period. A finished exec stays inspectable (docker exec
+// reads its exit code once its stream closes) for one to two periods.
+const execGCEvery = 5 * time.Minute
+
+// collectExecs drops the exec instances an earlier collection already
+// found finished, and marks those finished since, as moby's
+// execCommandGC: without it a container that runs on keeps every exec
+// ever made in it (a script's `docker exec` every 10 s is 260,000 a
+// month). Created execs never started stay until their container stops.
+func (d *Daemon) collectExecs() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for id, ex := range d.execs {
+		ex.mu.Lock()
+		finished := ex.started && !ex.info.Running
+		ex.mu.Unlock()
+		switch {
+		case !finished:
+		case ex.ended:
+			delete(d.execs, id)
+		default:
+			ex.ended = true
+		}
+	}
 }
 
 // forgetExecs drops the finished exec instances of a container that

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/berth-net/berth/internal/api"
 	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/runtime"
 )
@@ -126,4 +129,37 @@ func TestStartFailureKinds(t *testing.T) {
 	if startFailure("sh", nil) != nil {
 		t.Error("startFailure(nil) != nil")
 	}
+}
+
+// Finished execs go at the second collection that finds them finished,
+// as moby's execCommandGC drops them: one still running, or created and
+// never started, stays; one that ends between two collections gets its
+// full period of being inspectable.
+func TestCollectExecsDropsFinishedOnesAtTheSecondPass(t *testing.T) {
+	d := &Daemon{execs: map[string]*execState{}}
+	add := func(id string, started, running bool) *execState {
+		ex := &execState{info: api.ExecInfo{ID: id, Running: running}, started: started}
+		d.execs[id] = ex
+		return ex
+	}
+	add("done", true, false)
+	late := add("late", true, true)
+	add("running", true, true)
+	add("created", false, false)
+	have := func(want ...string) {
+		t.Helper()
+		got := slices.Sorted(maps.Keys(d.execs))
+		if slices.Sort(want); !slices.Equal(got, want) {
+			t.Errorf("execs %v, want %v", got, want)
+		}
+	}
+	d.collectExecs()
+	have("done", "late", "running", "created")
+	late.mu.Lock()
+	late.info.Running = false // it ends between two collections
+	late.mu.Unlock()
+	d.collectExecs()
+	have("late", "running", "created")
+	d.collectExecs()
+	have("running", "created")
 }
