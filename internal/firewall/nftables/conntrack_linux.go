@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/berth-net/berth/internal/firewall"
 	"github.com/vishvananda/netlink"
@@ -19,6 +20,7 @@ import (
 func (f *Firewall) forgetConnections(ms []firewall.PortMapping) {
 	// Conntrack is dumped per family: one filter list for each.
 	var filters, filters6 []netlink.CustomConntrackFilter
+	var keys, keys6 []ctKey
 	for _, m := range ms {
 		flt := &netlink.ConntrackFilter{}
 		port := m.HostPort
@@ -34,13 +36,14 @@ func (f *Firewall) forgetConnections(ms []firewall.PortMapping) {
 			f.log.Warn("conntrack filter", "port", m.String(), "err", err)
 			return
 		}
+		key := ctKey{uint8(m.Proto), port}
 		if m.Is6() {
-			filters6 = append(filters6, flt)
+			filters6, keys6 = append(filters6, flt), appendKey(keys6, key)
 		} else {
-			filters = append(filters, flt)
+			filters, keys = append(filters, flt), appendKey(keys, key)
 		}
 	}
-	f.deleteConntrack(filters, filters6, "withdrawn ports")
+	f.deleteConntrack(filters, filters6, keys, keys6, "withdrawn ports")
 }
 
 // forgetUnpublished deletes the conntrack entries of UDP flows that
@@ -85,13 +88,14 @@ func (f *Firewall) forgetUnpublished(ms []firewall.PortMapping) {
 	}
 	flt4.local, flt6.local = local, local
 	var filters, filters6 []netlink.CustomConntrackFilter
+	var keys, keys6 []ctKey
 	if len(flt4.ports) > 0 {
-		filters = append(filters, flt4)
+		filters, keys = append(filters, flt4), flt4.keys()
 	}
 	if len(flt6.ports) > 0 {
-		filters6 = append(filters6, flt6)
+		filters6, keys6 = append(filters6, flt6), flt6.keys()
 	}
-	f.deleteConntrack(filters, filters6, "flows to ports before they were published")
+	f.deleteConntrack(filters, filters6, keys, keys6, "flows to ports before they were published")
 }
 
 // localAddrs is every address of the host namespace's links.
@@ -123,6 +127,15 @@ type unpublishedFlows struct {
 	local map[netip.Addr]bool
 }
 
+// keys are the flows u can match: UDP to each of its ports.
+func (u unpublishedFlows) keys() []ctKey {
+	keys := make([]ctKey, 0, len(u.ports))
+	for p := range u.ports {
+		keys = append(keys, ctKey{unix.IPPROTO_UDP, p})
+	}
+	return keys
+}
+
 func (u unpublishedFlows) MatchConntrackFlow(flow *netlink.ConntrackFlow) bool {
 	fw, rv := flow.Forward, flow.Reverse
 	if fw.Protocol != unix.IPPROTO_UDP {
@@ -148,34 +161,42 @@ func (u unpublishedFlows) MatchConntrackFlow(flow *netlink.ConntrackFlow) bool {
 }
 
 // deleteConntrack deletes the entries that match any of the filters, per
-// family; what names them in the log. A failure is logged: the ports
-// change either way.
-func (f *Firewall) deleteConntrack(filters, filters6 []netlink.CustomConntrackFilter, what string) {
+// family, reading only the flows of keys (deleteFamily); what names them
+// in the log. A failure is logged: the ports change either way.
+func (f *Firewall) deleteConntrack(filters, filters6 []netlink.CustomConntrackFilter, keys, keys6 []ctKey, what string) {
 	if len(filters) == 0 && len(filters6) == 0 {
 		return
 	}
-	h, err := f.handle(unix.NETLINK_NETFILTER)
+	sock, err := f.ctSocket()
 	if err != nil {
 		f.log.Warn("open conntrack", "err", err)
 		return
 	}
-	defer h.Close()
+	defer sock.Socket.Close()
 	for _, fam := range []struct {
-		af      netlink.InetFamily
+		af      uint8
 		filters []netlink.CustomConntrackFilter
-	}{{unix.AF_INET, filters}, {unix.AF_INET6, filters6}} {
+		keys    []ctKey
+	}{{unix.AF_INET, filters, keys}, {unix.AF_INET6, filters6, keys6}} {
 		if len(fam.filters) == 0 {
 			continue
 		}
-		n, err := h.ConntrackDeleteFilters(netlink.ConntrackTable, fam.af, fam.filters...)
+		n, err := deleteFamily(sock, fam.af, fam.keys, fam.filters)
 		if err != nil {
 			f.log.Warn("delete conntrack entries of "+what, "family", fam.af, "err", err)
-			continue
 		}
 		if n > 0 {
 			f.log.Debug("conntrack entries of "+what+" deleted", "entries", n)
 		}
 	}
+}
+
+// appendKey appends k to keys unless it is there.
+func appendKey(keys []ctKey, k ctKey) []ctKey {
+	if slices.Contains(keys, k) {
+		return keys
+	}
+	return append(keys, k)
 }
 
 // handle opens a netlink handle of protocol proto (NETLINK_NETFILTER for
