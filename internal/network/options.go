@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/berth-net/berth/internal/driverapi"
 	"github.com/berth-net/berth/internal/errdefs"
@@ -39,12 +40,33 @@ var knownOptions = map[string]bool{
 }
 
 // unsupportedOptions are moby's bridge options berth does not implement:
-// refused, since ignoring them would make a network other than the one
-// asked for.
+// a value that would change the network is refused, since ignoring it
+// would make a network other than the one asked for; the value that
+// changes nothing (false, or no interfaces) is taken.
 var unsupportedOptions = map[string]bool{
 	"com.docker.network.bridge.inhibit_ipv4":            true,
 	"com.docker.network.bridge.trusted_host_interfaces": true,
 	"com.docker.network.bridge.default_bridge":          true,
+}
+
+// checkUnsupported refuses k=v, an unsupportedOptions key, unless v
+// changes nothing; a boolean that does not parse is refused in moby's
+// words.
+func checkUnsupported(k, v string) error {
+	if k == "com.docker.network.bridge.trusted_host_interfaces" {
+		if strings.Trim(v, ":") == "" { // moby splits it at ':'
+			return nil
+		}
+	} else {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return parseErr(k, v, err.Error())
+		}
+		if !on {
+			return nil
+		}
+	}
+	return errdefs.Invalid("network option %s=%s is not supported by berth's bridge driver", k, v)
 }
 
 // IgnoredOptions are the keys of opts the bridge driver neither knows
@@ -93,7 +115,10 @@ func parseBridgeOptions(opts map[string]string, defaultName string) (*BridgeConf
 	}
 	for k, v := range opts {
 		if unsupportedOptions[k] {
-			return nil, errdefs.Invalid("network option %s is not supported by berth's bridge driver", k)
+			if err := checkUnsupported(k, v); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		var err error
 		switch k {

@@ -45,13 +45,17 @@ func TestParseBridgeOptionsValues(t *testing.T) {
 }
 
 // Options the driver does not know change nothing and are listed, sorted,
-// as ignored; known and unsupported ones are not.
+// as ignored; known and unsupported ones are not, and an unsupported one
+// with the value that changes nothing is taken.
 func TestUnknownBridgeOptionsAreIgnored(t *testing.T) {
 	opts := map[string]string{"foo": "bar", "com.docker.network.bridge.nme": "x", OptMTU: "9000", "com.docker.network.bridge.inhibit_ipv4": "true"}
 	if got, want := IgnoredOptions(opts), []string{"com.docker.network.bridge.nme", "foo"}; !slices.Equal(got, want) {
 		t.Errorf("IgnoredOptions = %q, want %q", got, want)
 	}
-	got, err := parseBridgeOptions(map[string]string{"foo": "bar", "com.docker.network.bridge.nme": "x"}, "x")
+	got, err := parseBridgeOptions(map[string]string{"foo": "bar", "com.docker.network.bridge.nme": "x",
+		// moby's options berth does not implement, with the values that change nothing.
+		"com.docker.network.bridge.inhibit_ipv4": "false", "com.docker.network.bridge.default_bridge": "0",
+		"com.docker.network.bridge.trusted_host_interfaces": ""}, "x")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,8 +71,10 @@ func TestUnknownBridgeOptionsAreIgnored(t *testing.T) {
 func TestParseBridgeOptionsBad(t *testing.T) {
 	for _, tc := range []struct{ k, v string }{
 		{"com.docker.network.bridge.inhibit_ipv4", "true"},
+		{"com.docker.network.bridge.inhibit_ipv4", "maybe"},
 		{"com.docker.network.bridge.trusted_host_interfaces", "eth1"},
-		{"com.docker.network.bridge.default_bridge", "false"},
+		{"com.docker.network.bridge.trusted_host_interfaces", ":eth1:"},
+		{"com.docker.network.bridge.default_bridge", "1"},
 		{OptBridgeName, "a-name-that-is-too-long"},
 		{OptBridgeName, "has space"},
 		{OptBridgeName, "a/b"},
