@@ -100,19 +100,7 @@ func TestCreateWaitingForACopyHoldsItsNameAndVolumes(t *testing.T) {
 		defer d.mu.Unlock()
 		done <- d.copyUpLocked(b, img)
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		d.mu.Lock()
-		_, waiting := d.pending[b.ID]
-		d.mu.Unlock()
-		if waiting {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("B never became pending")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitPending(t, d, b.ID, "B never became pending")
 	wantHeld(t, d, b, "mine")
 	// A's copy ends; B copies what is still empty (its own volume).
 	if err := os.WriteFile(filepath.Join(vols.Mountpoint("shared"), "passwd"), []byte("root\n"), 0o644); err != nil {
@@ -198,6 +186,25 @@ func volumesDaemon(t *testing.T, volumes ...string) (*Daemon, *volume.Store) {
 	return &Daemon{containers: map[string]*ctrState{}, pending: map[string]*container.Container{}, copying: map[string]chan struct{}{}, volumes: vols}, vols
 }
 
+// waitPending waits until the create of id is pending (and d.mu free to
+// see it), or fails with why after 10 s.
+func waitPending(t *testing.T, d *Daemon, id, why string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d.mu.Lock()
+		_, pending := d.pending[id]
+		d.mu.Unlock()
+		if pending {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(why)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // wantHeld checks that the pending create c holds its name and the
 // volume named (its only user).
 func wantHeld(t *testing.T, d *Daemon, c *container.Container, vol string) {
@@ -254,19 +261,7 @@ func TestCreateWaitsForItsRecordWithoutTheLock(t *testing.T) {
 				defer d.mu.Unlock()
 				done <- d.recordCreateLocked(web)
 			}()
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				d.mu.Lock()
-				_, pending := d.pending[web.ID]
-				d.mu.Unlock()
-				if pending {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatal("the create never let d.mu go while its record waited for the disk")
-				}
-				time.Sleep(time.Millisecond)
-			}
+			waitPending(t, d, web.ID, "the create never let d.mu go while its record waited for the disk")
 			wantHeld(t, d, web, "data")
 			close(st.release)
 			if err := <-done; (err != nil) != fail {

@@ -52,6 +52,23 @@ func (c ctFlow) flow() *netlink.ConntrackFlow {
 	}
 }
 
+// conntrackHandle is a netfilter handle in the namespace at ns, closed
+// when the test ends.
+func conntrackHandle(tb testing.TB, ns string) *netlink.Handle {
+	tb.Helper()
+	nsh, err := netns.GetFromPath(ns)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer nsh.Close()
+	h, err := netlink.NewHandleAt(nsh, unix.NETLINK_NETFILTER)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(h.Close)
+	return h
+}
+
 // ctEntries lists the namespace's conntrack entries of both families as
 // their forward tuples.
 func ctEntries(t *testing.T, h *netlink.Handle) []string {
@@ -105,16 +122,7 @@ func TestForgetConnectionsDeletesOnlyTheWithdrawnPortsFlows(t *testing.T) {
 	}{{"keyed", withdrawn}, {"whole table", append(many, withdrawn...)}} {
 		t.Run(tc.name, func(t *testing.T) {
 			fw, ns := newTestFirewall(t)
-			nsh, err := netns.GetFromPath(ns)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer nsh.Close()
-			h, err := netlink.NewHandleAt(nsh, unix.NETLINK_NETFILTER)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer h.Close()
+			h := conntrackHandle(t, ns)
 			var want []string
 			for _, f := range flows {
 				fl := f.flow()
@@ -141,16 +149,7 @@ func TestForgetConnectionsDeletesOnlyTheWithdrawnPortsFlows(t *testing.T) {
 // kernel filters (CTA_FILTER, Linux 5.10), which is the point of it.
 func TestKeyedConntrackDumpIsFilteredByTheKernel(t *testing.T) {
 	fw, ns := newTestFirewall(t)
-	nsh, err := netns.GetFromPath(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nsh.Close()
-	h, err := netlink.NewHandleAt(nsh, unix.NETLINK_NETFILTER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	h := conntrackHandle(t, ns)
 	for i := range uint16(50) {
 		f := ctFlow{unix.IPPROTO_TCP, "192.0.2.10", 30000 + i, "198.51.100.1", 7000 + i%5, "172.17.0.2", 80, false}
 		fl := f.flow()
@@ -198,16 +197,7 @@ func BenchmarkWithdrawnPortConntrack(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { fw.Close() })
-	nsh, err := netns.GetFromPath(fw.netns)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nsh.Close()
-	h, err := netlink.NewHandleAt(nsh, unix.NETLINK_NETFILTER)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer h.Close()
+	h := conntrackHandle(b, fw.netns)
 	for i := range 100000 {
 		f := ctFlow{unix.IPPROTO_TCP, fmt.Sprintf("10.%d.%d.%d", i>>16, i>>8&255, i&255), 30000, "198.51.100.1", 9000 + uint16(i%1000), "172.17.0.2", 80, false}
 		fl := f.flow()
