@@ -185,7 +185,8 @@ type Daemon struct {
 	mu         sync.Mutex
 	containers map[string]*ctrState
 	// pending are the creates copying an image's files into their new
-	// volumes, by ID: their names and volumes are taken (under mu).
+	// volumes, or waiting for their record's fdatasync, by ID: their names
+	// and volumes are taken (under mu).
 	pending map[string]*container.Container
 	// copying are the volumes a pending create is filling, each closed
 	// when it is done (under mu).

@@ -88,7 +88,8 @@ func (d *Daemon) planVolumes(cfg *container.Config, img *image.Image) (err error
 // nor while it waits for another create filling a volume c shares: c is
 // pending meanwhile, its name and its volumes held (nameHolderLocked,
 // volumeUsersLocked), so that no other create takes the name and no
-// removal takes a volume. The caller registers c before it releases d.mu.
+// removal takes a volume. The caller registers c once its record is on
+// disk (recordCreateLocked, pending again while it waits).
 func (d *Daemon) copyUpLocked(c *container.Container, img *image.Image) error {
 	d.pending[c.ID] = c
 	defer delete(d.pending, c.ID)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/berth-net/berth/internal/firewall"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -116,11 +117,30 @@ func TestForgetConnectionsDeletesOnlyTheWithdrawnPortsFlows(t *testing.T) {
 	for p := range uint16(maxKeyedDumps + 1) {
 		many = append(many, firewall.PortMapping{Proto: firewall.TCP, HostPort: 20000 + p, Addr: netip.MustParseAddr("172.17.0.2"), Port: 80})
 	}
+	// Kernels that ignore the filter (older than CTA_FILTER: the whole
+	// table comes back) or refuse it.
+	ignoring := func(sock *nl.SocketHandle, family uint8, _ *ctKey) ([][]byte, error) {
+		return dumpConntrack(sock, family, nil)
+	}
+	refusing := func(sock *nl.SocketHandle, family uint8, key *ctKey) ([][]byte, error) {
+		if key != nil {
+			return nil, unix.EOPNOTSUPP
+		}
+		return dumpConntrack(sock, family, nil)
+	}
 	for _, tc := range []struct {
 		name string
 		ms   []firewall.PortMapping
-	}{{"keyed", withdrawn}, {"whole table", append(many, withdrawn...)}} {
+		dump func(*nl.SocketHandle, uint8, *ctKey) ([][]byte, error)
+	}{
+		{"keyed", withdrawn, dumpConntrack},
+		{"whole table", append(many, withdrawn...), dumpConntrack},
+		{"a kernel that ignores the filter", withdrawn, ignoring},
+		{"a kernel that refuses the filter", withdrawn, refusing},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
+			dumpTable = tc.dump
+			t.Cleanup(func() { dumpTable = dumpConntrack })
 			fw, ns := newTestFirewall(t)
 			h := conntrackHandle(t, ns)
 			var want []string
@@ -146,7 +166,7 @@ func TestForgetConnectionsDeletesOnlyTheWithdrawnPortsFlows(t *testing.T) {
 }
 
 // The keyed dump returns only the flows of its protocol and port: the
-// kernel filters (CTA_FILTER, Linux 5.10), which is the point of it.
+// kernel filters (CTA_FILTER), which is the point of it.
 func TestKeyedConntrackDumpIsFilteredByTheKernel(t *testing.T) {
 	fw, ns := newTestFirewall(t)
 	h := conntrackHandle(t, ns)
