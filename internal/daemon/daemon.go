@@ -368,6 +368,10 @@ func (d *Daemon) build() error {
 		return err
 	}
 	d.netSettings = ns
+	// Taken, as dockerd takes them; each network create warns of them too.
+	for _, k := range network.IgnoredOptions(d.cfg.DefaultNetworkOpts[network.DriverBridge]) {
+		d.log.Warn("--default-network-opt: an option berth's bridge driver does not know has no effect", "option", k)
+	}
 	if d.logDefaults, err = d.cfg.logDefaults(); err != nil {
 		return err
 	}
