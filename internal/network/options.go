@@ -39,34 +39,24 @@ var knownOptions = map[string]bool{
 	OptGatewayModeIPv6: true,
 }
 
-// unsupportedOptions are moby's bridge options berth does not implement:
-// a value that would change the network is refused, since ignoring it
-// would make a network other than the one asked for; the value that
-// changes nothing (false, or no interfaces) is taken.
-var unsupportedOptions = map[string]bool{
-	"com.docker.network.bridge.inhibit_ipv4":            true,
-	"com.docker.network.bridge.trusted_host_interfaces": true,
-	"com.docker.network.bridge.default_bridge":          true,
+// unsupportedOptions are moby's bridge options berth does not implement,
+// each with the test of a value that changes nothing (false, or no
+// interfaces): such a value is taken; any other is refused, since
+// ignoring it would make a network other than the one asked for.
+var unsupportedOptions = map[string]func(k, v string) (noop bool, err error){
+	"com.docker.network.bridge.inhibit_ipv4":            boolOff,
+	"com.docker.network.bridge.default_bridge":          boolOff,
+	"com.docker.network.bridge.trusted_host_interfaces": func(_, v string) (bool, error) { return strings.Trim(v, ":") == "", nil }, // moby splits it at ':'
 }
 
-// checkUnsupported refuses k=v, an unsupportedOptions key, unless v
-// changes nothing; a boolean that does not parse is refused in moby's
-// words.
-func checkUnsupported(k, v string) error {
-	if k == "com.docker.network.bridge.trusted_host_interfaces" {
-		if strings.Trim(v, ":") == "" { // moby splits it at ':'
-			return nil
-		}
-	} else {
-		on, err := strconv.ParseBool(v)
-		if err != nil {
-			return parseErr(k, v, err.Error())
-		}
-		if !on {
-			return nil
-		}
+// boolOff reports whether v is false; a value that does not parse is
+// refused in moby's words.
+func boolOff(k, v string) (bool, error) {
+	on, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, parseErr(k, v, err.Error())
 	}
-	return errdefs.Invalid("network option %s=%s is not supported by berth's bridge driver", k, v)
+	return !on, nil
 }
 
 // IgnoredOptions are the keys of opts the bridge driver neither knows
@@ -74,7 +64,7 @@ func checkUnsupported(k, v string) error {
 func IgnoredOptions(opts map[string]string) []string {
 	var keys []string
 	for k := range opts {
-		if !knownOptions[k] && !unsupportedOptions[k] {
+		if _, unsupported := unsupportedOptions[k]; !knownOptions[k] && !unsupported {
 			keys = append(keys, k)
 		}
 	}
@@ -114,9 +104,12 @@ func parseBridgeOptions(opts map[string]string, defaultName string) (*BridgeConf
 		MTU:                DefaultMTU,
 	}
 	for k, v := range opts {
-		if unsupportedOptions[k] {
-			if err := checkUnsupported(k, v); err != nil {
+		if noop := unsupportedOptions[k]; noop != nil {
+			switch ok, err := noop(k, v); {
+			case err != nil:
 				return nil, err
+			case !ok:
+				return nil, errdefs.Invalid("network option %s=%s is not supported by berth's bridge driver", k, v)
 			}
 			continue
 		}
