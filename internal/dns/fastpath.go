@@ -95,12 +95,35 @@ func parsePlainQuery(pkt []byte, nameBuf *[maxNameLen]byte) (q plainQuery, ok bo
 		}
 		q.edns = true
 		q.limit = max(q.limit, int(binary.BigEndian.Uint16(pkt[off+3:])))
-		off += optLen + int(binary.BigEndian.Uint16(pkt[off+9:]))
+		end := off + optLen + int(binary.BigEndian.Uint16(pkt[off+9:]))
+		if end > len(pkt) || !plainOptions(pkt[off+optLen:end]) {
+			return q, false
+		}
+		off = end
 	}
 	if off != len(pkt) {
 		return q, false
 	}
 	return q, true
+}
+
+// plainOptions reports whether b, an OPT record's data, is options that
+// exactly fill it, each of a kind whose content miekg/dns reads without
+// judging it (NSID, cookie, padding): the general path drops a query
+// whose options it cannot unpack, so the fast path must not answer it
+// (found by FuzzFastPath: an option longer than the record's data).
+func plainOptions(b []byte) bool {
+	for len(b) > 0 {
+		if len(b) < 4 {
+			return false
+		}
+		code, n := binary.BigEndian.Uint16(b), int(binary.BigEndian.Uint16(b[2:]))
+		if 4+n > len(b) || (code != mdns.EDNS0NSID && code != mdns.EDNS0COOKIE && code != mdns.EDNS0PADDING) {
+			return false
+		}
+		b = b[4+n:]
+	}
+	return true
 }
 
 // answerPlain writes into out the reply to pkt (parsed as q) given the
