@@ -28,7 +28,7 @@ func TestBadRequests(t *testing.T) {
 		{"body too large", "POST", "/v1.51/containers/create", big, 413, "request body is larger than 1048576 bytes"},
 		{"unknown version too new", "GET", "/v1.99/networks", "", 400, "client version 1.99 is too new"},
 		{"unknown version too old", "POST", "/v1.12/networks/create", `{"Name":"a"}`, 400, "client version 1.12 is too old"},
-		{"network name missing", "POST", "/v1.51/networks/create", `{"Driver":"bridge"}`, 400, "network name is required"},
+		{"network name missing", "POST", "/v1.51/networks/create", `{"Driver":"bridge"}`, 400, "invalid name: name is empty"},
 		{"subnet not CIDR", "POST", "/v1.51/networks/create", `{"Name":"a","IPAM":{"Config":[{"Subnet":"10.0.0.0"}]}}`, 400, "invalid network config:\ninvalid subnet 10.0.0.0: invalid CIDR block notation"},
 		{"subnet garbage", "POST", "/v1.51/networks/create", `{"Name":"a","IPAM":{"Config":[{"Subnet":"ten/8"}]}}`, 400, "invalid network config:\ninvalid subnet ten/8"},
 		{"subnet host bits set", "POST", "/v1.51/networks/create", `{"Name":"a","IPAM":{"Config":[{"Subnet":"10.1.2.3/16"}]}}`, 400, "invalid network config:\ninvalid subnet 10.1.2.3/16: it should be 10.1.0.0/16"},

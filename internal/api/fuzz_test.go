@@ -187,3 +187,28 @@ func FuzzServerRequests(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSlashNamePath: the rewrite that keeps a name's "/" in one segment
+// never changes what the path says once unescaped, only where its
+// segments end.
+func FuzzSlashNamePath(f *testing.F) {
+	for _, s := range []string{"/networks/a/b/connect", "/networks/a/b", "/containers/web/db/stop", "/containers/web/db", "/networks/", "/networks/a%2F/x/disconnect"} {
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
+			f.Add(m, s)
+		}
+	}
+	f.Fuzz(func(t *testing.T, method, escaped string) {
+		before, err := url.PathUnescape(escaped)
+		if err != nil {
+			return
+		}
+		got, ok := slashNamePath(method, escaped)
+		if !ok {
+			return
+		}
+		after, err := url.PathUnescape(got)
+		if err != nil || after != before {
+			t.Errorf("slashNamePath(%s, %q) = %q: unescaped %q, want %q (%v)", method, escaped, got, after, before, err)
+		}
+	})
+}

@@ -72,7 +72,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			pageNotFound(rw, r)
 			return
 		}
-		if p, ok := linkNamePath(r.Method, r.URL.EscapedPath()); ok {
+		if p, ok := slashNamePath(r.Method, r.URL.EscapedPath()); ok {
 			r, _ = withPath(r, p) // p only adds escapes to a path that unescaped
 		}
 		if err := checkVersion(v); err != nil {
@@ -111,27 +111,48 @@ var containerActions = map[string]bool{
 	"archive": true, "update": true,
 }
 
-// linkNamePath escapes the "/" in a container reference that has one (a
-// legacy link's name, "web/db": the docker CLI does not escape it) so that
-// the route's {id} takes the whole name, as moby's {name:.*} routes do:
-// "/containers/web/db/stop" becomes "/containers/web%2Fdb/stop", and
-// DELETE "/containers/web/db" "/containers/web%2Fdb". ok is false for a
-// path that needs nothing.
-func linkNamePath(method, escaped string) (string, bool) {
-	rest, ok := strings.CutPrefix(escaped, "/containers/")
-	if !ok {
-		return "", false
+// slashNamePath escapes the "/" in a reference that has one so that the
+// route's {id} takes the whole name, as moby's {name:.*} and {id:.*}
+// routes do: a legacy link's container name ("web/db") and a network's
+// name (Docker takes any, "ci_build-1/abc"), neither of which the docker
+// CLI escapes. "/containers/web/db/stop" becomes
+// "/containers/web%2Fdb/stop", DELETE "/containers/web/db"
+// "/containers/web%2Fdb", POST "/networks/ci/abc/connect"
+// "/networks/ci%2Fabc/connect" and GET "/networks/ci/abc"
+// "/networks/ci%2Fabc". ok is false for a path that needs nothing.
+func slashNamePath(method, escaped string) (string, bool) {
+	if rest, ok := strings.CutPrefix(escaped, "/containers/"); ok {
+		return joinName("/containers/", rest, containerActions, method == http.MethodDelete)
 	}
-	// Most requests name a container without a "/": no split for them.
-	if n := strings.Count(rest, "/"); n == 0 || n == 1 && method != http.MethodDelete {
+	if rest, ok := strings.CutPrefix(escaped, "/networks/"); ok {
+		switch method {
+		case http.MethodPost:
+			return joinName("/networks/", rest, networkActions, false)
+		case http.MethodGet, http.MethodHead, http.MethodDelete:
+			return joinName("/networks/", rest, nil, true)
+		}
+	}
+	return "", false
+}
+
+// networkActions are the last segments of moby's
+// "/networks/{id:.*}/ACTION" routes.
+var networkActions = map[string]bool{"connect": true, "disconnect": true}
+
+// joinName is slashNamePath for one family of routes: rest is the path
+// after prefix, actions the last segments that name an action, and bare
+// whether the path may be the name alone.
+func joinName(prefix, rest string, actions map[string]bool, bare bool) (string, bool) {
+	// Most requests name an object without a "/": no split for them.
+	if n := strings.Count(rest, "/"); n == 0 || n == 1 && !bare {
 		return "", false
 	}
 	segs := strings.Split(rest, "/")
 	switch last := len(segs) - 1; {
-	case last >= 2 && containerActions[segs[last]]:
-		return "/containers/" + strings.Join(segs[:last], "%2F") + "/" + segs[last], true
-	case last >= 1 && method == http.MethodDelete:
-		return "/containers/" + strings.Join(segs, "%2F"), true
+	case last >= 2 && actions[segs[last]]:
+		return prefix + strings.Join(segs[:last], "%2F") + "/" + segs[last], true
+	case bare:
+		return prefix + strings.Join(segs, "%2F"), true
 	}
 	return "", false
 }

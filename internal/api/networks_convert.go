@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	nettypes "github.com/docker/docker/api/types/network"
 
@@ -98,8 +99,8 @@ func addrString(a netip.Addr) string {
 // networkCreateRequest validates Docker's request with Docker's own IPAM
 // rules and words, rejects what berth does not do, and parses the rest.
 func networkCreateRequest(body nettypes.CreateRequest) (network.CreateRequest, error) {
-	if body.Name == "" {
-		return network.CreateRequest{}, errdefs.Invalid("network name is required")
+	if strings.TrimSpace(body.Name) == "" {
+		return network.CreateRequest{}, errdefs.Invalid("invalid name: name is empty") // moby's NewNetwork
 	}
 	if err := unsupportedNetworkFeatures(body); err != nil {
 		return network.CreateRequest{}, err

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net/http"
 	"net/netip"
@@ -496,5 +497,52 @@ func TestNetworkCreateDefaults(t *testing.T) {
 	wantStatus(t, call(t, s, http.MethodPost, "/v1.51/networks/create", `{"Name":"c"}`), http.StatusCreated)
 	if got := f.recorded().NetworkCreate; got.EnableIPv6 || len(got.Options) != 0 {
 		t.Errorf("without defaults: %+v", got)
+	}
+}
+
+// TestNetworkNameRoutes: a network's name may hold a "/" (Docker takes
+// any name), which the docker CLI sends unescaped: every network route
+// takes the whole name, as moby's {id:.*} routes do, and an action's
+// name is what comes before the last segment ("a/connect" connects to
+// the network "a/connect" when POSTed to ".../connect").
+func TestNetworkNameRoutes(t *testing.T) {
+	names := []string{"ci_build-1/abc", "a/connect", "x/y/z", "my net é"}
+	tests := []struct {
+		method, path, body string
+		status             int
+		want               []string
+	}{
+		{http.MethodPost, "/v1.51/networks/ci_build-1/abc/connect", `{"Container":"test1"}`, http.StatusOK, []string{"ConnectNetwork ci_build-1/abc test1"}},
+		{http.MethodPost, "/v1.51/networks/ci_build-1%2Fabc/connect", `{"Container":"test1"}`, http.StatusOK, []string{"ConnectNetwork ci_build-1/abc test1"}},
+		{http.MethodPost, "/v1.51/networks/a/connect/connect", `{"Container":"test1"}`, http.StatusOK, []string{"ConnectNetwork a/connect test1"}},
+		{http.MethodPost, "/v1.51/networks/x/y/z/disconnect", `{"Container":"test1"}`, http.StatusOK, []string{"DisconnectNetwork x/y/z test1 false"}},
+		{http.MethodPost, "/v1.51/networks/my%20net%20%C3%A9/disconnect", `{"Container":"test1"}`, http.StatusOK, []string{"DisconnectNetwork my net é test1 false"}},
+		{http.MethodGet, "/v1.51/networks/a/connect", "", http.StatusOK, nil},
+		{http.MethodGet, "/networks/x/y/z", "", http.StatusOK, nil},
+		{http.MethodDelete, "/v1.51/networks/ci_build-1/abc", "", http.StatusNoContent, []string{"RemoveNetwork ci_build-1/abc"}},
+		{http.MethodDelete, "/v1.51/networks/a/connect", "", http.StatusNoContent, []string{"RemoveNetwork a/connect"}},
+		// No route: a POST to a name alone, an unknown action.
+		{http.MethodPost, "/v1.51/networks/x/y/z", "", http.StatusNotFound, nil},
+		{http.MethodPost, "/v1.51/networks/x/y/nosuchaction", "", http.StatusNotFound, nil},
+	}
+	for _, tt := range tests {
+		f := newFakeBackend()
+		for i, name := range names {
+			f.networks = append(f.networks, &network.Network{ID: hexID(fmt.Sprintf("bb%02d", i)), Name: name, Driver: "bridge", Created: fakeTime})
+		}
+		rec := call(t, newServer(f), tt.method, tt.path, tt.body)
+		if rec.Code != tt.status {
+			t.Errorf("%s %s: status %d, want %d: %s", tt.method, tt.path, rec.Code, tt.status, rec.Body)
+			continue
+		}
+		if diff := cmp.Diff(tt.want, f.Mutations()); diff != "" {
+			t.Errorf("%s %s: mutations (-want +got):\n%s", tt.method, tt.path, diff)
+		}
+		if tt.method == http.MethodGet {
+			name := strings.TrimPrefix(strings.TrimPrefix(tt.path, "/v1.51"), "/networks/")
+			if got := decode[struct{ Name string }](t, rec).Name; got != name {
+				t.Errorf("GET %s: inspected %q, want %q", tt.path, got, name)
+			}
+		}
 	}
 }

@@ -147,7 +147,7 @@ func decodeMessage(body []byte) string {
 // request describes one API call.
 type request struct {
 	method string
-	path   string // without version prefix, starting with "/"
+	path   string // escaped (each name through url.PathEscape), without version prefix, starting with "/"
 	query  url.Values
 	body   io.Reader
 	header http.Header
@@ -180,7 +180,14 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 }
 
 func (c *Client) newRequest(ctx context.Context, r request) (*http.Request, error) {
-	u := url.URL{Scheme: "http", Host: "berth", Path: c.versioned(r.path)}
+	// r.path is escaped: a name's "/" (a network "ci/abc") arrives as
+	// "%2F" and stays one segment.
+	escaped := c.versioned(r.path)
+	path, err := url.PathUnescape(escaped)
+	if err != nil {
+		return nil, fmt.Errorf("build request %s %s: %w", r.method, r.path, err)
+	}
+	u := url.URL{Scheme: "http", Host: "berth", Path: path, RawPath: escaped}
 	if len(r.query) > 0 {
 		u.RawQuery = r.query.Encode()
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -287,3 +288,35 @@ func TestPingFallsBackToGetAndAccepts500(t *testing.T) {
 		})
 	}
 }
+
+// TestNetworkNamesAreEscaped: a network's name reaches the daemon whole,
+// whatever it holds (Docker takes any): its "/" escaped, so that it stays
+// one segment of the path, and a "%" or a space escaped once.
+func TestNetworkNamesAreEscaped(t *testing.T) {
+	srv := clienttest.New(t)
+	var got []string
+	srv.Handle("/", func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.Method+" "+versionPrefix.ReplaceAllString(r.RequestURI, "/"))
+		clienttest.WriteJSON(w, http.StatusOK, network.Inspect{})
+	})
+	c := newClient(t, srv.Host)
+	ctx := context.Background()
+	for _, name := range []string{"ci_build-1/abc", "50% off", "a?b#c"} {
+		if _, _, err := c.NetworkInspect(ctx, name); err != nil {
+			t.Fatalf("NetworkInspect(%q): %v", name, err)
+		}
+		if err := c.NetworkConnect(ctx, name, "web", nil); err != nil {
+			t.Fatalf("NetworkConnect(%q): %v", name, err)
+		}
+	}
+	want := []string{
+		"GET /networks/ci_build-1%2Fabc", "POST /networks/ci_build-1%2Fabc/connect",
+		"GET /networks/50%25%20off", "POST /networks/50%25%20off/connect",
+		"GET /networks/a%3Fb%23c", "POST /networks/a%3Fb%23c/connect",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("requests (-want +got):\n%s", diff)
+	}
+}
+
+var versionPrefix = regexp.MustCompile(`^/v[0-9.]+/`)

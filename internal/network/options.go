@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/berth-net/berth/internal/driverapi"
 	"github.com/berth-net/berth/internal/errdefs"
@@ -214,19 +216,23 @@ func parseMTU(v string) (int, error) {
 	return mtu, nil
 }
 
-// validNetworkName is Docker's rule for object names.
-var validNetworkName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
-
+// validateNetworkName is moby's rule for a network's name (NewNetwork:
+// anything but blank, and not a predefined network's), with one refusal
+// of berth's own: a control character (a line break, a NUL, an escape),
+// which would write lines and terminal sequences of the name's own into
+// `network ls`, logs and events. A "/", a space or a non-ASCII letter is
+// taken, as Docker takes them (circleci's "ci_build-1/abc"): a name is
+// only ever a key and a label, never a device, chain or file name.
 func validateNetworkName(name string) error {
 	switch {
 	case name == NameBridge || name == NameHost || name == NameNone || name == "default":
 		return errdefs.Forbidden("operation is not permitted on predefined %s network ", name) // moby's PredefinedNetworkError
-	case name == "":
-		return errdefs.Invalid("network name must not be empty")
-	case len(name) > 128:
-		return errdefs.Invalid("network name %q is too long: at most 128 characters", name[:32]+"…")
-	case !validNetworkName.MatchString(name):
-		return errdefs.Invalid("invalid network name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
+	case strings.TrimSpace(name) == "":
+		return errdefs.Invalid("invalid name: name is empty") // moby's words
+	case !utf8.ValidString(name):
+		return errdefs.Invalid("invalid network name %q: not UTF-8", name)
+	case strings.ContainsFunc(name, unicode.IsControl):
+		return errdefs.Invalid("invalid network name %q: control characters are not allowed", name)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/berth-net/berth/internal/errdefs"
@@ -127,19 +128,23 @@ func TestHostIPv4IsTheSourceAddress(t *testing.T) {
 	}
 }
 
+// TestValidateNetworkName: any name Docker takes (anything not blank),
+// except one with a control character; the predefined names are refused.
 func TestValidateNetworkName(t *testing.T) {
-	for _, ok := range []string{"web", "a", "my_net.1-x", "A9"} {
+	long := strings.Repeat("a", 10000)
+	for _, ok := range []string{"web", "a", "my_net.1-x", "A9", "ci_build-1/abc", "..", "a b", "-x", "é", " x ", long} {
 		if err := validateNetworkName(ok); err != nil {
 			t.Errorf("%q: %v", ok, err)
 		}
 	}
-	long := make([]byte, 10000)
-	for i := range long {
-		long[i] = 'a'
-	}
-	for _, bad := range []string{"", "-x", "a/b", "..", "a b", "a\x00b", "é", string(long)} {
+	for _, bad := range []string{"", " ", "\t \u00a0", "a\x00b", "a\nb", "a\x1b[31mb", "a\u0085b", "\xff"} {
 		if err := validateNetworkName(bad); !errdefs.Is(err, errdefs.KindInvalid) {
 			t.Errorf("%q: err = %v, want invalid", bad, err)
+		}
+	}
+	for _, predefined := range []string{"bridge", "host", "none", "default"} {
+		if err := validateNetworkName(predefined); !errdefs.Is(err, errdefs.KindForbidden) {
+			t.Errorf("%q: err = %v, want forbidden", predefined, err)
 		}
 	}
 }

@@ -55,7 +55,7 @@ func TestBadInputLeavesNoTrace(t *testing.T) {
 		{"unknown driver", []string{"network", "create", "--driver", "nosuch", "bad6"}},
 		{"bad mtu", []string{"network", "create", "-o", "com.docker.network.driver.mtu=abc", "bad7"}},
 		{"ip-range outside subnet", []string{"network", "create", "--subnet", "10.4.0.0/24", "--ip-range", "10.5.0.0/24", "bad8"}},
-		{"invalid network name", []string{"network", "create", "bad name!"}},
+		{"invalid network name", []string{"network", "create", "bad\nname"}},
 		{"remove bridge", []string{"network", "rm", "bridge"}},
 		{"remove host", []string{"network", "rm", "host"}},
 		{"remove none", []string{"network", "rm", "none"}},

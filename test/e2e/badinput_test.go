@@ -42,14 +42,11 @@ func badRequests() []badRequest {
 		{"API version too old", "POST", "/v1.12/networks/create", `{"Name":"a"}`, "", 400, "too old"},
 		{"API version garbage", "GET", "/v1.x/networks", "", "", 0, ""},
 		{"wrong content type", "POST", "/networks/create", `Name=a`, "text/plain", 400, "Content-Type"},
-		{"network name missing", "POST", "/networks/create", `{"Driver":"bridge"}`, "", 400, "name"},
-		{"network name 10,000 chars", "POST", "/networks/create", `{"Name":"` + long + `"}`, "", 400, "too long"},
-		{"network name with /", "POST", "/networks/create", `{"Name":"a/b"}`, "", 400, "invalid network name"},
-		{"network name ..", "POST", "/networks/create", `{"Name":".."}`, "", 400, "invalid network name"},
-		{"network name with space", "POST", "/networks/create", `{"Name":"a b"}`, "", 400, "invalid network name"},
+		{"network name missing", "POST", "/networks/create", `{"Driver":"bridge"}`, "", 400, "name is empty"},
+		{"network name blank", "POST", "/networks/create", `{"Name":" \t "}`, "", 400, "name is empty"},
 		{"network name with NUL", "POST", "/networks/create", `{"Name":"a\u0000b"}`, "", 400, "invalid network name"},
 		{"network name with newline", "POST", "/networks/create", `{"Name":"a\nb"}`, "", 400, "invalid network name"},
-		{"network name with dash first", "POST", "/networks/create", `{"Name":"-a"}`, "", 400, "invalid network name"},
+		{"network name with an escape sequence", "POST", "/networks/create", `{"Name":"a\u001b[31mb"}`, "", 400, "invalid network name"},
 		{"duplicate network name", "POST", "/networks/create", `{"Name":"web"}`, "", 409, "already exists"},
 		{"subnet overlaps web", "POST", "/networks/create", net(`{"Subnet":"10.96.0.0/16"}`), "", 403, "overlaps"},
 		{"subnet not CIDR", "POST", "/networks/create", net(`{"Subnet":"10.0.0.0"}`), "", 400, "invalid subnet"},
@@ -178,8 +175,8 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 	cli := [][]string{
-		{"network", "create", strings.Repeat("n", 10000)},
-		{"network", "create", "a/b"},
+		{"network", "create", "bad\x1bname"},
+		{"network", "create", " "},
 		{"network", "create", "--subnet", "10.0.0.0", "bad"},
 		{"network", "create", "--subnet", "10.96.0.0/16", "bad"},
 		{"network", "create", "--driver", "weird", "bad"},

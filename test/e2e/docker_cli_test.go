@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -304,6 +305,59 @@ func TestDockerCLINetworks(t *testing.T) {
 		if l == "br-dk" || strings.HasPrefix(l, "br-") {
 			t.Errorf("host still has %s after the networks were removed", l)
 		}
+	}
+}
+
+// TestDockerCLINetworkNames: names Docker takes and berth refused until
+// session 36 — a "/" (circleci's "ci_build-1/abc"), a space and a
+// non-ASCII letter, and one that ends in an action's word — work with
+// the docker CLI (which sends a "/" unescaped) and berth's own, through
+// create, inspect, ls, run, connect, disconnect and rm; a name with a
+// control character is refused.
+func TestDockerCLINetworkNames(t *testing.T) {
+	w, _ := startWorld(t)
+	runDockerSleeper(t, w, "nn")
+	names := []string{"ci_build-1/abc", "my net é", "x/connect"}
+	for i, name := range names {
+		mustDocker(t, w, "network", "create", "--subnet", fmt.Sprintf("10.%d.0.0/24", 120+i), name)
+		if got := dockerInspect(t, w, "{{.Name}}", name); got != name {
+			t.Errorf("docker network inspect %q: Name %q", name, got)
+		}
+		if n, _ := inspectNetwork(t, w.Berth, name); n.Name != name {
+			t.Errorf("berth network inspect %q: Name %q", name, n.Name)
+		}
+		runDockerSleeper(t, w, fmt.Sprintf("on%d", i), "--network", name)
+		if got := dockerInspect(t, w, fmt.Sprintf(`{{(index .NetworkSettings.Networks %q).IPAddress}}`, name), fmt.Sprintf("on%d", i)); !strings.HasPrefix(got, fmt.Sprintf("10.%d.0.", 120+i)) {
+			t.Errorf("on%d's address on %q = %q", i, name, got)
+		}
+		mustDocker(t, w, "network", "connect", name, "nn")
+		if got := dockerInspect(t, w, fmt.Sprintf(`{{(index .NetworkSettings.Networks %q).IPAddress}}`, name), "nn"); !strings.HasPrefix(got, fmt.Sprintf("10.%d.0.", 120+i)) {
+			t.Errorf("nn's address on %q after connect = %q", name, got)
+		}
+		if _, _, code := w.Docker(t, "exec", "nn", "ping", "-c", "1", "-W", "2", fmt.Sprintf("10.%d.0.2", 120+i)); code != 0 {
+			t.Errorf("nn cannot ping on%d across %q", i, name)
+		}
+	}
+	ls := lines(mustDocker(t, w, "network", "ls", "--format", "{{.Name}}"))
+	for _, name := range names {
+		if !slices.Contains(ls, name) {
+			t.Errorf("docker network ls = %q, want %q in it", ls, name)
+		}
+		mustDocker(t, w, "network", "disconnect", name, "nn")
+		w.MustBerth(t, "network", "connect", name, "nn")
+		w.MustBerth(t, "network", "disconnect", name, "nn")
+	}
+	if got := dockerInspect(t, w, "{{len .NetworkSettings.Networks}}", "nn"); got != "1" {
+		t.Errorf("nn is on %s networks after the disconnects, want 1", got)
+	}
+	mustDocker(t, w, "rm", "-f", "on0", "on1", "on2")
+	for _, name := range names {
+		if out := mustDocker(t, w, "network", "rm", name); strings.TrimSpace(out) != name {
+			t.Errorf("docker network rm %q printed %q", name, out)
+		}
+	}
+	if _, errOut, code := w.Docker(t, "network", "create", "bad\x1b[31mname"); code == 0 || !strings.Contains(errOut, "control characters") {
+		t.Errorf("a name with an escape sequence: exit %d, %q", code, errOut)
 	}
 }
 
