@@ -34,8 +34,9 @@ func main() {
 	tmpfs := flag.Bool("tmpfs", false, "put the daemon's data-root on a tmpfs (no fsync cost), to separate the store's share")
 	tiers := flag.String("tiers", "", "ports on the bridge at which attach is sampled, e.g. 10,100,1000 (default: the plan's)")
 	realPorts := flag.Int("real", 0, "how many of those ports are running containers (default: the plan's)")
+	other := flag.String("against", "", "instead of the table: compare --berth (A) with this other berth binary (B), the daemon's side of connect, disconnect and ping, the two daemons taking turns, no floor")
 	flag.Parse()
-	o := options{quick: *quick, bin: *bin, verbose: *verbose, tmpfs: *tmpfs, tiers: *tiers, realPorts: *realPorts}
+	o := options{quick: *quick, bin: *bin, verbose: *verbose, tmpfs: *tmpfs, tiers: *tiers, realPorts: *realPorts, against: *other}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "berth-bench:", err)
 		os.Exit(1)
@@ -45,7 +46,7 @@ func main() {
 // options are the command line's.
 type options struct {
 	quick, verbose, tmpfs bool
-	bin, tiers            string
+	bin, tiers, against   string
 	realPorts             int
 }
 
@@ -66,6 +67,9 @@ func run(o options) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if o.against != "" {
+		return against(ctx, defaultAgainstPlan(o.quick), o.bin, o.against, log)
+	}
 	plan := defaultPlan()
 	if o.quick {
 		plan = quickPlan()
@@ -116,6 +120,13 @@ func reexec(o options) error {
 	}
 	if o.realPorts != 0 {
 		args = append(args, "--real", strconv.Itoa(o.realPorts))
+	}
+	if o.against != "" {
+		other, err := absBinary(o.against)
+		if err != nil {
+			return err
+		}
+		args = append(args, "--against", other)
 	}
 	cmd := exec.Command("unshare", args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
