@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	ctypes "github.com/docker/docker/api/types/container"
@@ -692,8 +693,10 @@ func (s *Server) extractToContainer(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
+	body := &settledBody{r: r.Body}
 	err = s.backend.ContainerExtractToDir(r.Context(), r.PathValue("id"), p,
-		boolValue(r, "copyUIDGID"), boolValue(r, "noOverwriteDirNonDir"), r.Body)
+		boolValue(r, "copyUIDGID"), boolValue(r, "noOverwriteDirNonDir"), body)
+	body.settle(http.NewResponseController(w), settleWait)
 	if err != nil {
 		// Refused before the archive was read (a read-only path, no such
 		// directory): read it on, up to a bound in size and time, so that
@@ -708,6 +711,75 @@ func (s *Server) extractToContainer(w http.ResponseWriter, r *http.Request) erro
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
+
+// settledBody is a request body given to a backend that reads it from a
+// goroutine of its own (docker cp's copier, which feeds the extraction
+// through a pipe so that a start or a remove can end it): that goroutine
+// can still be inside a Read when the backend returns, waiting for the
+// client's last bytes after the archive's end. The handler must not
+// return then: net/http's finishRequest aborts a read under way (a read
+// deadline in the past), the body fails, and the connection is closed
+// while the client still writes its chunked body's end, which the docker
+// CLI reported as "broken pipe" (CI flakes of TestVolumes and TestDockerCp,
+// sessions 35 and 36: the copier's read ended in "i/o timeout" a
+// millisecond after the extraction returned). settle, called once the
+// backend has returned, makes later reads fail and waits for the one
+// under way.
+type settledBody struct {
+	r       io.Reader
+	mu      sync.Mutex
+	settled bool
+	reading chan struct{} // closed when the read under way ends; nil: none
+}
+
+// errBodySettled is what a read after settle returns.
+var errBodySettled = errors.New("request body no longer readable: the request was answered")
+
+func (b *settledBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	if b.settled {
+		b.mu.Unlock()
+		return 0, errBodySettled
+	}
+	done := make(chan struct{})
+	b.reading = done
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		b.reading = nil
+		b.mu.Unlock()
+		close(done)
+	}()
+	return b.r.Read(p)
+}
+
+// settle ends the body's use by the backend: a read under way is waited
+// for up to wait (the client's last bytes come at once), then cut with a
+// read deadline (a client that stopped sending: its connection closes
+// after the answer, as before).
+func (b *settledBody) settle(rc *http.ResponseController, wait time.Duration) {
+	b.mu.Lock()
+	b.settled = true
+	done := b.reading
+	b.mu.Unlock()
+	if done == nil {
+		return
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-done:
+		return
+	case <-t.C:
+	}
+	if rc.SetReadDeadline(time.Now()) == nil {
+		<-done
+	}
+}
+
+// settleWait bounds how long an answer waits for the backend's last read
+// of a body.
+const settleWait = time.Second
 
 // maxRefusedArchive and refusedArchiveWait bound how much of a refused
 // docker cp archive is read and dropped before the answer, and for how

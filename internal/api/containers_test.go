@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -1057,6 +1058,107 @@ func TestRefusedArchiveIsReadOn(t *testing.T) {
 	wantError(t, rec, http.StatusNotFound, "No such container: nope")
 	if body.Len() != 0 {
 		t.Errorf("%d bytes of the refused archive left unread", body.Len())
+	}
+}
+
+// copierBackend extracts as berth's daemon does: a goroutine copies the
+// body into a pipe, and the extraction returns once it has read the
+// archive (here, size bytes) and the copier is inside its next Read.
+type copierBackend struct {
+	*fakeBackend
+	size     int
+	returned chan struct{}
+}
+
+func (b *copierBackend) ContainerExtractToDir(ctx context.Context, ref, path string, copyUIDGID, noOverwriteDirNonDir bool, content io.Reader) error {
+	pr, pw := io.Pipe()
+	began := make(chan struct{})
+	next := &nextRead{r: content, after: int64(b.size), began: began}
+	go func() {
+		_, err := io.Copy(pw, next)
+		pw.CloseWithError(err)
+	}()
+	defer pr.Close()
+	defer close(b.returned)
+	if _, err := io.ReadFull(pr, make([]byte, b.size)); err != nil {
+		return err
+	}
+	<-began
+	return nil
+}
+
+// nextRead closes began when a Read begins after the first after bytes.
+type nextRead struct {
+	r     io.Reader
+	after int64
+	began chan struct{}
+	n     int64
+}
+
+func (r *nextRead) Read(p []byte) (int, error) {
+	if r.n >= r.after && r.began != nil {
+		close(r.began)
+		r.began = nil
+	}
+	n, err := r.r.Read(p)
+	r.n += int64(n)
+	return n, err
+}
+
+// TestExtractAnswersAfterTheBodysEnd: a docker cp whose archive has been
+// read while the client has not yet sent its chunked body's end is
+// answered once that end is in, on a connection still open: it was
+// closed under the client (net/http aborted the copier's read when the
+// handler returned), and the docker CLI said "broken pipe".
+func TestExtractAnswersAfterTheBodysEnd(t *testing.T) {
+	b := &copierBackend{fakeBackend: newFakeBackend(), size: 2048, returned: make(chan struct{})}
+	s := New(b, nil)
+	conn, err := net.Dial("unix", serveUnix(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	head := "PUT /v1.51/containers/test1/archive?path=/ HTTP/1.1\r\nHost: berth\r\nContent-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\n\r\n"
+	if _, err := io.WriteString(conn, head+fmt.Sprintf("%x\r\n%s\r\n", b.size, strings.Repeat("t", b.size))); err != nil {
+		t.Fatal(err)
+	}
+	<-b.returned
+	time.Sleep(50 * time.Millisecond) // the answer, and any close, would be out by now
+	if _, err := io.WriteString(conn, "0\r\n\r\n"); err != nil {
+		t.Fatalf("writing the body's end after the extraction returned: %v", err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("status %d, want 200", resp.StatusCode)
+	}
+}
+
+// TestExtractAnswersAClientThatStopsSending: a client that never sends
+// its body's end still gets the answer (the copier's read is cut after
+// settleWait), not a request that hangs with its goroutines.
+func TestExtractAnswersAClientThatStopsSending(t *testing.T) {
+	b := &copierBackend{fakeBackend: newFakeBackend(), size: 512, returned: make(chan struct{})}
+	conn, err := net.Dial("unix", serveUnix(t, New(b, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	head := "PUT /v1.51/containers/test1/archive?path=/ HTTP/1.1\r\nHost: berth\r\nTransfer-Encoding: chunked\r\n\r\n"
+	if _, err := io.WriteString(conn, head+fmt.Sprintf("%x\r\n%s\r\n", b.size, strings.Repeat("t", b.size))); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(time.Minute)) // a hang guard, far beyond settleWait
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !resp.Close {
+		t.Errorf("status %d (close %v), want 200 and the connection closed", resp.StatusCode, resp.Close)
 	}
 }
 
