@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/berth-net/berth/bench/internal/harness"
@@ -156,22 +155,9 @@ func reportAgainst(w io.Writer, bins [2]string, rounds [][2]daemonRound, took ti
 		}
 	}
 	for _, m := range measures {
-		t.Add("all", m.name+": median of the rounds' ratios", "", "", stats.X(medianOf(ratios[m.name])))
+		t.Add("all", m.name+": median of the rounds' ratios", "", "", stats.X(median(ratios[m.name])))
 	}
 	return t.Render(w)
-}
-
-// medianOf is the median of vs (the mean of the middle two for an even
-// count); 0 for none.
-func medianOf(vs []float64) float64 {
-	if len(vs) == 0 {
-		return 0
-	}
-	s := slices.Sorted(slices.Values(vs))
-	if n := len(s); n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // absBinary is path made absolute, checked to be a file.

@@ -8,19 +8,6 @@ import (
 	"github.com/berth-net/berth/bench/internal/stats"
 )
 
-func TestMedianOf(t *testing.T) {
-	for _, tc := range []struct {
-		in   []float64
-		want float64
-	}{
-		{nil, 0}, {[]float64{2}, 2}, {[]float64{3, 1, 2}, 2}, {[]float64{4, 1, 3, 2}, 2.5},
-	} {
-		if got := medianOf(tc.in); got != tc.want {
-			t.Errorf("medianOf(%v) = %v, want %v", tc.in, got, tc.want)
-		}
-	}
-}
-
 // TestReportAgainst: each round's medians land in A's and B's columns
 // whichever daemon went first, and the last rows are the medians of the
 // rounds' ratios.
