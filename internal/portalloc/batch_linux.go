@@ -68,7 +68,7 @@ func isUnsupported(err error) bool {
 // the error is the first request's in idx order, as holdEach would report.
 func holdExact(r *ring, reqs []network.HostPortRequest, idx []int, out []network.HostPort, fds []int) error {
 	if r == nil {
-		return holdEach(reqs, idx, out, fds)
+		return holdEach(reqs, idx, out, fds, nil)
 	}
 	typs := make([]int, len(idx))
 	for k, i := range idx {

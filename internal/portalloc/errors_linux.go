@@ -27,6 +27,11 @@ type bindFailure struct {
 	err  error  // the bind's errno
 	// inUse: every port of the request's range was in use.
 	inUse bool
+	// span and from are the range a search went through (the ephemeral
+	// one for a request without a port) and where it started; a zero span
+	// is the request's own range, searched from its start.
+	span portSpan
+	from uint16
 }
 
 func (f *bindFailure) Error() string { return fmt.Sprintf("bind port %d: %v", f.port, f.err) }
@@ -162,20 +167,25 @@ func (a *Allocator) word(err error, reqs []network.HostPortRequest, out []networ
 	r := reqs[f.i]
 	ip := anyIfInvalid(r.HostIP)
 	pub := a.published(reqs, out, f.i)
-	if r.Start == r.End {
+	span, from := f.span, f.from
+	if span.hi == 0 {
+		span, from = portSpan{lo: r.Start, hi: r.End}, r.Start
+	}
+	if r.Start == r.End && (r.Start != 0 || span.hi == 0) {
 		if owner, ok := pub.conflict(r.Proto, ip, r.Start); ok && r.Start != 0 {
 			return alreadyAllocated(owner, r.Start)
 		}
 		return bindFailed(r, f.port, f.err)
 	}
-	// A range: the allocator gives the ports that no container publishes,
-	// first to last, and moby tries to bind them; when it has none, every
-	// port is "allocated". A bind that failed otherwise than for a port in
-	// use failed on the first port the allocator gave.
+	// A range (or the ephemeral one): the allocator gives the ports that
+	// no container publishes, in the order of its search, and moby tries
+	// to bind them; when it has none, every port is "allocated". A bind
+	// that failed otherwise than for a port in use failed on the first
+	// port the allocator gave; when every one was in use, the last.
 	var unpublished []uint16
-	for p := int(r.Start); p <= int(r.End); p++ {
-		if _, ok := pub.conflict(r.Proto, ip, uint16(p)); !ok {
-			unpublished = append(unpublished, uint16(p))
+	for p := range span.from(from) {
+		if _, ok := pub.conflict(r.Proto, ip, p); !ok && !span.reserved[p] {
+			unpublished = append(unpublished, p)
 		}
 	}
 	switch {

@@ -53,6 +53,9 @@ type Allocator struct {
 	// carries on.
 	adopted      map[network.HostPort]int
 	adoptedConns map[network.HostPort][]portproxy.KeptConn
+	// next says where the search of each range (and of the ephemeral
+	// range) for a free port starts.
+	next cursors
 }
 
 var _ network.PortHolder = (*Allocator)(nil)
@@ -63,12 +66,17 @@ func New(netnsPath string, log *slog.Logger) *Allocator {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Allocator{netns: netnsPath, log: log, held: map[network.HostPort]int{}, proxies: map[network.HostPort]*portproxy.Proxy{}}
+	return &Allocator{netns: netnsPath, log: log, held: map[network.HostPort]int{}, proxies: map[network.HostPort]*portproxy.Proxy{},
+		next: cursors{}}
 }
 
 // Hold binds one port per request, all or none: on any failure the ports
-// bound so far by this call are released. A request with Start 0 gets an
-// ephemeral port (ip_local_port_range); a range gets its first free port.
+// bound so far by this call are released. A request with Start 0 gets a
+// port of the ephemeral range (ip_local_port_range, less
+// ip_local_reserved_ports), a range one of its own: as moby's port
+// allocator, the first free port after the one the range gave last (from
+// its start at first, wrapping at its end), so that ports are handed out
+// in order and one just let go is not at once given to another container.
 func (a *Allocator) Hold(reqs []network.HostPortRequest) ([]network.HostPort, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -105,10 +113,11 @@ func (a *Allocator) Hold(reqs []network.HostPortRequest) ([]network.HostPort, er
 				fds[i] = -1
 			}
 		}
-		err = a.inNetns(func() error { return holdEach(reqs, exact, out, fds) })
+		err = a.inNetns(func() error { return holdEach(reqs, exact, out, fds, nil) })
 	}
 	if err == nil && len(rest) > 0 {
-		err = a.inNetns(func() error { return holdEach(reqs, rest, out, fds) })
+		pick := &picker{next: a.next, held: a.held}
+		err = a.inNetns(func() error { return holdEach(reqs, rest, out, fds, pick) })
 	}
 	if err != nil {
 		a.closeAll(slices.DeleteFunc(fds, func(fd int) bool { return fd < 0 }))
@@ -167,10 +176,12 @@ func (a *Allocator) holdParallel(reqs []network.HostPortRequest, idx []int, out 
 	return nil
 }
 
-// holdEach binds the requests at idx in order, with a few system calls each.
-func holdEach(reqs []network.HostPortRequest, idx []int, out []network.HostPort, fds []int) error {
+// holdEach binds the requests at idx in order, with a few system calls
+// each; pick chooses the ports of ranges and ephemeral requests (nil: idx
+// has exact ports alone).
+func holdEach(reqs []network.HostPortRequest, idx []int, out []network.HostPort, fds []int, pick *picker) error {
 	for _, i := range idx {
-		hp, fd, err := holdOne(reqs[i])
+		hp, fd, err := holdOne(reqs[i], pick)
 		if err != nil {
 			var f *bindFailure
 			if errors.As(err, &f) {
@@ -312,9 +323,10 @@ func socketType(r network.HostPortRequest) (int, error) {
 	return 0, errdefs.Invalid("cannot hold a %q port", r.Proto)
 }
 
-// holdOne binds the first free port of r's range (or an ephemeral one). A
-// failed bind is a *bindFailure (without its index), which Hold words.
-func holdOne(r network.HostPortRequest) (hp network.HostPort, fd int, err error) {
+// holdOne binds r's port: its own, or the first free one pick finds in
+// its range (or the ephemeral range). A failed bind is a *bindFailure
+// (without its index), which Hold words.
+func holdOne(r network.HostPortRequest, pick *picker) (hp network.HostPort, fd int, err error) {
 	typ, err := socketType(r)
 	if err != nil {
 		return network.HostPort{}, -1, err
@@ -326,24 +338,51 @@ func holdOne(r network.HostPortRequest) (hp network.HostPort, fd int, err error)
 		}
 	}()
 	ip := anyIfInvalid(r.HostIP)
-	if r.Start == 0 {
-		fd, port, err := bindPort(typ, ip, 0, r.Proxied)
+	if r.Start != 0 && r.Start == r.End {
+		fd, port, err := bindPort(typ, ip, r.Start, r.Proxied)
 		if err != nil {
 			return network.HostPort{}, -1, err
 		}
 		return network.HostPort{Proto: r.Proto, HostIP: ip, Port: port}, fd, nil
 	}
-	for p := int(r.Start); p <= int(r.End); p++ {
-		fd, port, err := bindPort(typ, ip, uint16(p), r.Proxied)
+	if pick == nil {
+		pick = &picker{next: cursors{}}
+	}
+	span := portSpan{lo: r.Start, hi: r.End}
+	if r.Start == 0 {
+		var ok bool
+		if span, ok = pick.ephemeral(); !ok {
+			// No range to read (no /proc): the kernel's own pick.
+			fd, port, err := bindPort(typ, ip, 0, r.Proxied)
+			if err != nil {
+				return network.HostPort{}, -1, err
+			}
+			return network.HostPort{Proto: r.Proto, HostIP: ip, Port: port}, fd, nil
+		}
+	}
+	key := cursorKey{proto: r.Proto, ip: ip, lo: span.lo, hi: span.hi}
+	from := pick.next.from(key)
+	lastTried := uint16(0)
+	for p := range span.from(from) {
+		if span.reserved[p] || pick.taken(r.Proto, ip, p) {
+			continue
+		}
+		fd, port, err := bindPort(typ, ip, p, r.Proxied)
 		if errors.Is(err, unix.EADDRINUSE) {
+			lastTried = p
 			continue
 		}
 		if err != nil {
+			var f *bindFailure
+			if errors.As(err, &f) {
+				f.span, f.from = span, from
+			}
 			return network.HostPort{}, -1, err
 		}
+		pick.next.gave(key, port)
 		return network.HostPort{Proto: r.Proto, HostIP: ip, Port: port}, fd, nil
 	}
-	return network.HostPort{}, -1, &bindFailure{port: r.End, err: unix.EADDRINUSE, inUse: true}
+	return network.HostPort{}, -1, &bindFailure{port: lastTried, err: unix.EADDRINUSE, inUse: true, span: span, from: from}
 }
 
 // bindPort binds a socket of type typ — without SO_REUSEADDR, so that no

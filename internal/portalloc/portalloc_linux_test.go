@@ -217,6 +217,67 @@ func TestHoldRangeAndEphemeral(t *testing.T) {
 	}
 }
 
+// TestHoldEphemeralInOrder: ports without a number come from the
+// namespace's ephemeral range in order, as moby's allocator gives them:
+// after the last one given, past reserved ports, ports in use and ports
+// held, wrapping at the end, so that a port let go is not given again at
+// once; each protocol has its own order, and so has each range.
+func TestHoldEphemeralInOrder(t *testing.T) {
+	a, ns := newAllocator(t)
+	err := sandbox.Do(ns, func() error {
+		return errors.Join(
+			os.WriteFile("/proc/sys/net/ipv4/ip_local_port_range", []byte("40000 40004"), 0o644),
+			os.WriteFile("/proc/sys/net/ipv4/ip_local_reserved_ports", []byte("40002"), 0o644))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := func(r network.HostPortRequest) (uint16, error) {
+		t.Helper()
+		got, err := a.Hold([]network.HostPortRequest{to(r, 80)})
+		if err != nil {
+			return 0, err
+		}
+		return got[0].Port, nil
+	}
+	want := func(r network.HostPortRequest, port uint16) {
+		t.Helper()
+		if got, err := hold(r); err != nil || got != port {
+			t.Fatalf("Hold %s = %d, %v; want %d", mappingString(r), got, err, port)
+		}
+	}
+	eph := req("tcp", anyIP, 0, 0)
+	want(eph, 40000)
+	want(eph, 40001)
+	stop, err := listen(t, ns, "tcp", "0.0.0.0:40003")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Release([]network.HostPort{{Proto: "tcp", HostIP: anyIP, Port: 40000}}); err != nil {
+		t.Fatal(err)
+	}
+	want(eph, 40004) // not 40000, let go just now; 40002 reserved, 40003 in use
+	want(eph, 40000) // wrapped
+	want(req("udp", anyIP, 0, 0), 40000)
+	if _, err := hold(eph); err == nil || err.Error() != "failed to bind host port for 0.0.0.0::172.17.0.3:80/tcp: address already in use" {
+		t.Errorf("every port held or in use: %v", err)
+	}
+	stop()
+	want(eph, 40003)
+	if _, err := hold(eph); err == nil || err.Error() != "all ports are allocated" {
+		t.Errorf("every port held: %v, want all ports are allocated", err)
+	}
+	// A range named in the request keeps an order of its own, and gets
+	// reserved ports: the kernel reserves them from its own picks alone.
+	want(req("tcp", localIP, 8000, 8002), 8000)
+	if err := a.Release([]network.HostPort{{Proto: "tcp", HostIP: localIP, Port: 8000}}); err != nil {
+		t.Fatal(err)
+	}
+	want(req("tcp", localIP, 8000, 8002), 8001)
+	want(req("tcp", netip.MustParseAddr("127.0.0.2"), 39999, 40002), 39999)
+	want(req("tcp", netip.MustParseAddr("127.0.0.2"), 39999, 40002), 40002)
+}
+
 func TestHoldBadAddress(t *testing.T) {
 	a, _ := newAllocator(t)
 	_, err := a.Hold([]network.HostPortRequest{req("tcp", netip.MustParseAddr("192.0.2.1"), 80, 80)})

@@ -341,12 +341,19 @@ func TestPublishedPortRanges(t *testing.T) {
 	}
 	w.runPeer(t, "eph", "tcp:80", "-p", "80")
 	w.runPeer(t, "all", "tcp:80", "--expose", "80", "-P")
-	for _, name := range []string{"eph", "all"} {
+	// As Docker's: the ephemeral range's ports in order, from its start
+	// (the daemon's namespace is the world's host, fresh).
+	first, _, _ := strings.Cut(strings.TrimSpace(w.MustInHost(t, "cat", "/proc/sys/net/ipv4/ip_local_port_range")), "\t")
+	lo, err := strconv.Atoi(first)
+	if err != nil {
+		t.Fatalf("ip_local_port_range: %v", err)
+	}
+	for i, name := range []string{"eph", "all"} {
 		hp := strings.TrimSpace(w.MustBerth(t, "port", name, "80"))
 		v4, v6, _ := strings.Cut(hp, "\n")
 		_, port, ok := strings.Cut(v4, "0.0.0.0:")
-		if n, err := strconv.Atoi(port); !ok || err != nil || n < 1024 || v6 != "[::]:"+port {
-			t.Errorf("%s: port 80 published on %q, want an ephemeral port on 0.0.0.0 and the same on [::]", name, hp)
+		if n, err := strconv.Atoi(port); !ok || err != nil || n != lo+i || v6 != "[::]:"+port {
+			t.Errorf("%s: port 80 published on %q, want 0.0.0.0:%d and [::]:%d", name, hp, lo+i, lo+i)
 			continue
 		}
 		w.reach(t, "outside", "tcp", testworld.HostAddr.String()+":"+port, outsideAddr)
