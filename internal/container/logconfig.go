@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strconv"
 
@@ -52,10 +53,9 @@ func (lc LogConfig) Readable() bool { return lc.Type != LogDriverNone }
 
 // CheckLogConfig applies Docker's rules for the driver's options (moby's
 // ValidateLogOpts and the driver's validator, and what the driver's New
-// refuses at start, checked here at create), and refuses what berth would
-// otherwise ignore: another driver, json-file's compression, and the
-// options that only add attributes to json-file's records (labels, env,
-// tag), which berth's files do not carry.
+// refuses at start — a regular expression or a tag template that does
+// not parse — checked here at create), and refuses what berth would
+// otherwise ignore: another driver and json-file's compression.
 func CheckLogConfig(lc LogConfig) error {
 	switch lc.Type {
 	case "", LogDriver, LogDriverLocal:
@@ -94,8 +94,15 @@ func CheckLogConfig(lc LogConfig) error {
 			} else if on {
 				return errors.New("log opt 'compress' is not supported by berth: rotated logs are kept uncompressed")
 			}
-		case k == "labels" || k == "labels-regex" || k == "env" || k == "env-regex" || k == "tag":
-			return fmt.Errorf("log opt '%s' is not supported by berth: its log files carry no attributes", k)
+		case k == logAttrLabels || k == logAttrEnv:
+		case k == logAttrLabelsRegex || k == logAttrEnvRegex:
+			if _, err := regexp.Compile(v); err != nil {
+				return fmt.Errorf("log opt '%s': %w", k, err)
+			}
+		case k == logAttrTag:
+			if _, err := parseLogTag(v); err != nil {
+				return fmt.Errorf("log opt 'tag': %w", err)
+			}
 		default:
 			return fmt.Errorf("unknown log opt '%s' for json-file log driver", k)
 		}

@@ -233,8 +233,17 @@ func TestLogDefaults(t *testing.T) {
 		}
 	}
 
+	// Docker's documentation's daemon.json for json-file, word for word.
+	cfg, err = parseDaemonArgs(t, `{"log-driver": "json-file", "log-opts": {"max-size": "10m", "max-file": "3", "labels": "production_status", "env": "os,customer"}}`)
+	if err == nil {
+		_, err = cfg.logDefaults()
+	}
+	if err != nil {
+		t.Errorf("Docker's example of json-file's options: %v", err)
+	}
 	for name, body := range map[string]string{
 		"a driver berth lacks": `{"log-driver": "syslog"}`,
+		"a bad label pattern":  `{"log-opts": {"labels-regex": "("}}`,
 		"a bad option":         `{"log-opts": {"max-size": "lots"}}`,
 		"live-restore false":   `{"live-restore": false}`,
 	} {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -226,6 +227,27 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState, donor *container.Conta
 	return d.run(ctx, cs, img.RootfsDir, joins, container.State{SandboxID: sb.ID, SandboxKey: sb.Key})
 }
 
+// logAttrs are the attributes of every entry of c's log (json-file's
+// labels, env and tag), computed at each start as moby's logger is made:
+// a rename shows in a {{.Name}} tag from the next start on.
+func logAttrs(c *container.Container) (json.RawMessage, error) {
+	argv := append(slices.Clone(c.Config.Entrypoint), c.Config.Cmd...)
+	info := &container.LogInfo{
+		Config: c.Config.LogConfig.Config, ContainerID: c.ID, ContainerName: "/" + c.Name,
+		ContainerImageID: c.Config.ImageID, ContainerImageName: c.Config.Image,
+		ContainerEnv: c.Config.Env, ContainerLabels: c.Config.Labels, LogPath: c.LogPath,
+		DaemonName: "docker", // moby's, which tag templates written for it expect
+	}
+	if len(argv) > 0 {
+		info.ContainerEntrypoint, info.ContainerArgs = argv[0], argv[1:]
+	}
+	attrs, err := c.Config.LogConfig.LogAttrs(info)
+	if err != nil || len(attrs) == 0 {
+		return nil, err
+	}
+	return json.Marshal(attrs)
+}
+
 // run starts c's process in the network namespace net names and records
 // it as running with net's fields; start has made or found that namespace.
 func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, joins nsJoin, net container.State) (err error) {
@@ -255,6 +277,9 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, joins nsJ
 	if size, files, err := c.Config.LogConfig.Limits(); err == nil {
 		spec.Log = runtime.LogLimit{MaxSize: size, MaxFiles: files}
 		spec.Log.NonBlocking, spec.Log.MaxBuffer = c.Config.LogConfig.Buffering()
+	}
+	if spec.Log.Attrs, err = logAttrs(c); err != nil {
+		return err
 	}
 	if c.Config.Init {
 		path, err := initBinary()

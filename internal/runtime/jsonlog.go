@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -90,7 +92,7 @@ func (l *logFile) write(stream string, p []byte, t time.Time) error {
 			return err
 		}
 	}
-	l.buf = appendEntry(l.buf[:0], stream, p, t)
+	l.buf = appendEntry(l.buf[:0], stream, p, t, l.lim.Attrs)
 	n, err := l.f.Write(l.buf)
 	if err != nil {
 		// A torn entry would swallow the next one in a reader: cut it
@@ -437,12 +439,17 @@ func copyLines(r io.Reader, stream string, l entrySink, now func() time.Time, wa
 	}
 }
 
-// appendEntry appends stream's entry for p at t, with its newline.
-func appendEntry(b []byte, stream string, p []byte, t time.Time) []byte {
+// appendEntry appends stream's entry for p at t, with its newline, and
+// attrs (a JSON object, or nil) where moby's JSONLogs puts them.
+func appendEntry(b []byte, stream string, p []byte, t time.Time, attrs json.RawMessage) []byte {
 	b = append(b, `{"log":`...)
 	b = appendJSONString(b, p)
 	b = append(b, `,"stream":`...)
 	b = appendJSONString(b, []byte(stream))
+	if len(attrs) > 0 {
+		b = append(b, `,"attrs":`...)
+		b = append(b, attrs...)
+	}
 	b = append(b, `,"time":"`...)
 	b = t.UTC().AppendFormat(b, time.RFC3339Nano)
 	return append(b, "\"}\n"...)
@@ -494,9 +501,10 @@ func appendJSONString(b []byte, p []byte) []byte {
 
 // logEntry is one decoded entry.
 type logEntry struct {
-	Log    string    `json:"log"`
-	Stream string    `json:"stream"`
-	Time   time.Time `json:"time"`
+	Log    string            `json:"log"`
+	Stream string            `json:"stream"`
+	Attrs  map[string]string `json:"attrs"`
+	Time   time.Time         `json:"time"`
 }
 
 // LogOptions select what Logs writes.
@@ -510,8 +518,8 @@ type LogOptions struct {
 	// Timestamps prefixes each entry with its time (docker logs -t).
 	Timestamps bool
 	// Details puts each entry's attributes and a space before it, after
-	// its time (docker logs --details, moby's WriteLogStream); berth's
-	// entries have no attributes, so it is the space alone.
+	// its time (docker logs --details, moby's logstream.Write): "k=v,…"
+	// by key, each escaped as a URL query's, or the space alone.
 	Details bool
 	// Follow keeps writing new entries until the container exits.
 	Follow bool
@@ -559,11 +567,26 @@ func (ew *entryWriter) write(line []byte) (past bool, err error) {
 		ew.out = append(ew.out, ' ')
 	}
 	if ew.o.Details {
+		ew.out = appendAttrs(ew.out, e.Attrs)
 		ew.out = append(ew.out, ' ')
 	}
 	ew.out = append(ew.out, e.Log...)
 	_, err = w.Write(ew.out)
 	return false, err
+}
+
+// appendAttrs appends attrs as docker logs --details shows them (moby's
+// attrsByteSlice): "k1=v1,k2=v2" by key, query-escaped.
+func appendAttrs(b []byte, attrs map[string]string) []byte {
+	for i, k := range slices.Sorted(maps.Keys(attrs)) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, url.QueryEscape(k)...)
+		b = append(b, '=')
+		b = append(b, url.QueryEscape(attrs[k])...)
+	}
+	return b
 }
 
 // readJSONLog writes the entries of the log at path (and its rotated

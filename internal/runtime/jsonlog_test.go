@@ -316,6 +316,46 @@ func TestReadJSONLogSelects(t *testing.T) {
 	}
 }
 
+// TestLogAttrsAsJSONFile: a log with attributes (json-file's labels,
+// env, tag) writes them into each entry where moby's JSONLogs does, and
+// docker logs --details shows them as moby's logstream does: by key,
+// each escaped as a URL query's, then a space, after the time.
+func TestLogAttrsAsJSONFile(t *testing.T) {
+	attrs, err := json.Marshal(map[string]string{"tag": "web/1", "X": "a b&c", "stage": "prod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lf, path := newTestLog(t, LogLimit{Attrs: attrs})
+	at := time.Date(2026, 12, 2, 6, 0, 0, 5, time.UTC)
+	writeEntries(t, lf, at, "stdout:hello", "stderr:oops")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	// moby's jsonlog.JSONLogs.MarshalJSONBuf: log, stream, attrs, time.
+	if want := `{"log":"hello\n","stream":"stdout","attrs":{"X":"a b\u0026c","stage":"prod","tag":"web/1"},"time":"2026-12-02T06:00:00.000000005Z"}`; first != want {
+		t.Errorf("entry\n%s\nwant\n%s", first, want)
+	}
+	var out, errOut bytes.Buffer
+	if err := readJSONLog(context.Background(), path, &out, &errOut, LogOptions{Tail: -1, Details: true, Timestamps: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if want := "2026-12-02T06:00:00.000000005Z X=a+b%26c,stage=prod,tag=web%2F1 hello\n"; out.String() != want {
+		t.Errorf("--details -t: %q, want %q", out.String(), want)
+	}
+	if want := "X=a+b%26c,stage=prod,tag=web%2F1 oops\n"; !strings.HasSuffix(errOut.String(), want) {
+		t.Errorf("--details stderr: %q, want it to end %q", errOut.String(), want)
+	}
+	out.Reset()
+	if err := readJSONLog(context.Background(), path, &out, io.Discard, LogOptions{Tail: -1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "hello\n" {
+		t.Errorf("without --details: %q", out.String())
+	}
+}
+
 // TestReadJSONLogFollowsRotations: a follower sees every entry once, in
 // order, while the writer rotates under it (also more than once between
 // two looks), and stops once done is closed and the rest is read.

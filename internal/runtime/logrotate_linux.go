@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -32,7 +33,8 @@ import (
 // whole file and truncates it, as logrotate's copytruncate: what the
 // container writes between the two is lost.
 
-// LogLimit bounds one container's logs.
+// LogLimit is how one container's log is written: its bounds, its mode,
+// and the attributes each entry carries.
 type LogLimit struct {
 	// MaxSize is the size at which a log file is rotated; 0 never rotates.
 	MaxSize int64
@@ -43,6 +45,9 @@ type LogLimit struct {
 	// to MaxBuffer bytes (0: moby's 1 MB), and past it are dropped.
 	NonBlocking bool  `json:",omitempty"`
 	MaxBuffer   int64 `json:",omitempty"`
+	// Attrs is json-file's attributes of every entry, a JSON object
+	// (labels, env, tag: container.LogConfig.LogAttrs), or nil.
+	Attrs json.RawMessage `json:",omitempty"`
 }
 
 // logRotations serialises rotations with the reads of the same file, and

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -147,6 +148,37 @@ func TestLogDrivers(t *testing.T) {
 		if _, errOut, code := w.Docker(t, args...); code != 125 || !strings.Contains(errOut, c.want) {
 			t.Errorf("docker %s: exit %d, %q; want exit 125 saying %q", strings.Join(args, " "), code, errOut, c.want)
 		}
+	}
+}
+
+// TestLogAttributes: json-file's labels, env and tag options (Docker's
+// documented daemon.json example uses them) put attributes into every
+// entry of the log, which docker logs --details shows as Docker's does;
+// the reaper writes them (no terminal) and so does the daemon (-t).
+func TestLogAttributes(t *testing.T) {
+	w, _ := startWorld(t)
+	opts := []string{"--label", "stage=prod", "--label", "other=x", "-e", "REGION=eu west", "--log-opt", "labels=stage",
+		"--log-opt", "env=REGION,MISSING", "--log-opt", "tag={{.ImageName}}/{{.Name}}"}
+	mustDocker(t, w, append(append([]string{"run", "--name", "plain"}, opts...), testworld.BusyboxImage, "echo", "hello")...)
+	mustDocker(t, w, append(append([]string{"run", "-t", "--name", "term"}, opts...), testworld.BusyboxImage, "echo", "hello")...)
+	for _, name := range []string{"plain", "term"} {
+		want := "REGION=eu+west,stage=prod,tag=" + url.QueryEscape(testworld.BusyboxImage+"/"+name) + " hello"
+		if got := strings.TrimSpace(strings.ReplaceAll(mustDocker(t, w, "logs", "--details", name), "\r", "")); got != want {
+			t.Errorf("docker logs --details %s = %q, want %q", name, got, want)
+		}
+		if got := strings.TrimSpace(strings.ReplaceAll(mustDocker(t, w, "logs", name), "\r", "")); got != "hello" {
+			t.Errorf("docker logs %s = %q, want hello", name, got)
+		}
+		b, err := os.ReadFile(w.HostPath(dockerInspect(t, w, "{{.LogPath}}", name)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := `"attrs":{"REGION":"eu west","stage":"prod","tag":"` + testworld.BusyboxImage + "/" + name + `"}`; !strings.Contains(string(b), want) {
+			t.Errorf("%s's log file %q lacks %s", name, b, want)
+		}
+	}
+	if _, errOut, code := w.Docker(t, "run", "--rm", "--log-opt", "tag={{.Nope", testworld.BusyboxImage, "true"); code != 125 || !strings.Contains(errOut, "log opt 'tag'") {
+		t.Errorf("a tag that does not parse: exit %d, %q; want 125 naming the option", code, errOut)
 	}
 }
 
