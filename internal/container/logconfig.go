@@ -26,9 +26,9 @@ const (
 	// json-file takes them.
 	LogDriver = "json-file"
 	// LogDriverLocal is Docker's local driver: its options and defaults
-	// (20 MB, 5 files, compressed). berth keeps the rotated files
-	// uncompressed and in its own format, which only docker logs reads
-	// in Docker too.
+	// (20 MB, 5 files, compressed). berth keeps its files in json-file's
+	// format (gzipped once rotated), where Docker keeps them in one of
+	// its own, which only docker logs reads.
 	LogDriverLocal = "local"
 	// LogDriverNone keeps nothing for docker logs, which refuses, as in
 	// Docker; attach still sees the output, through a file started
@@ -55,7 +55,7 @@ func (lc LogConfig) Readable() bool { return lc.Type != LogDriverNone }
 // ValidateLogOpts and the driver's validator, and what the driver's New
 // refuses at start — a regular expression or a tag template that does
 // not parse — checked here at create), and refuses what berth would
-// otherwise ignore: another driver and json-file's compression.
+// otherwise ignore: another driver.
 func CheckLogConfig(lc LogConfig) error {
 	switch lc.Type {
 	case "", LogDriver, LogDriverLocal:
@@ -89,10 +89,8 @@ func CheckLogConfig(lc LogConfig) error {
 			}
 		case k == "max-size" || k == "max-file":
 		case k == "compress":
-			if on, err := strconv.ParseBool(v); err != nil {
+			if _, err := strconv.ParseBool(v); err != nil {
 				return err
-			} else if on {
-				return errors.New("log opt 'compress' is not supported by berth: rotated logs are kept uncompressed")
 			}
 		case k == logAttrLabels || k == logAttrEnv:
 		case k == logAttrLabelsRegex || k == logAttrEnvRegex:
@@ -151,7 +149,35 @@ func (lc LogConfig) Limits() (maxSize int64, maxFiles int, err error) {
 			return 0, 0, errors.New("max-file cannot be less than 1")
 		}
 	}
+	if s, ok := lc.Config["compress"]; ok {
+		compress, err := strconv.ParseBool(s)
+		if err != nil {
+			return 0, 0, err
+		}
+		if compress && (maxFiles == 1 || maxSize == 0) {
+			return 0, 0, errors.New("compress cannot be true when max-file is less than 2 or max-size is not set")
+		}
+	}
 	return maxSize, maxFiles, nil
+}
+
+// Compressed says whether the rotated files are kept gzipped: json-file's
+// compress option, the local driver's by default (moby's local keeps
+// them compressed in its own format; berth's are json-file's, gzipped).
+func (lc LogConfig) Compressed() bool {
+	switch lc.Type {
+	case LogDriverNone:
+		return false
+	case LogDriverLocal:
+		_, files, err := lc.localLimits()
+		if err != nil || files <= 1 {
+			return false
+		}
+		on, err := strconv.ParseBool(lc.Config["compress"])
+		return err != nil || on // unset (or checked at create): on
+	}
+	on, _ := strconv.ParseBool(lc.Config["compress"])
+	return on
 }
 
 // localLimits are the local driver's, as its New and validateConfig take

@@ -14,7 +14,7 @@ func TestCheckLogConfig(t *testing.T) {
 		{lc: LogConfig{Type: "json-file", Config: map[string]string{"max-size": "10m", "max-file": "3"}}, size: 10_000_000, files: 3, whatAbout: "Compose's usual block"},
 		{lc: LogConfig{Config: map[string]string{"max-size": "1k"}}, size: 1000, files: 1, whatAbout: "size alone (decimal units, as units.FromHumanSize)"},
 		{lc: LogConfig{Config: map[string]string{"max-file": "4"}}, files: 4, whatAbout: "files alone: no rotation, as json-file"},
-		{lc: LogConfig{Config: map[string]string{"compress": "false"}}, files: 1, whatAbout: "compress off is what berth does"},
+		{lc: LogConfig{Config: map[string]string{"compress": "false"}}, files: 1, whatAbout: "compress off"},
 		{lc: LogConfig{Type: "syslog"}, err: `log driver "syslog" (--log-driver) is not supported by berth: json-file, local and none are`},
 		// local: moby's local driver's options, defaults and errors.
 		{lc: LogConfig{Type: "local"}, size: 20 << 20, files: 5, whatAbout: "local's defaults"},
@@ -33,7 +33,11 @@ func TestCheckLogConfig(t *testing.T) {
 		{lc: LogConfig{Config: map[string]string{"max-size": "lots"}}, err: "invalid size: 'lots'"},
 		{lc: LogConfig{Config: map[string]string{"max-file": "0"}}, err: "max-file cannot be less than 1"},
 		{lc: LogConfig{Config: map[string]string{"max-file": "two"}}, err: `strconv.Atoi: parsing "two": invalid syntax`},
-		{lc: LogConfig{Config: map[string]string{"compress": "true"}}, err: "log opt 'compress' is not supported by berth: rotated logs are kept uncompressed"},
+		{lc: LogConfig{Config: map[string]string{"compress": "true"}}, err: "compress cannot be true when max-file is less than 2 or max-size is not set"},
+		{lc: LogConfig{Config: map[string]string{"compress": "true", "max-size": "1m"}}, err: "compress cannot be true when max-file is less than 2 or max-size is not set"},
+		{lc: LogConfig{Config: map[string]string{"compress": "true", "max-file": "3"}}, err: "compress cannot be true when max-file is less than 2 or max-size is not set"},
+		{lc: LogConfig{Config: map[string]string{"compress": "yes"}}, err: `strconv.ParseBool: parsing "yes": invalid syntax`},
+		{lc: LogConfig{Config: map[string]string{"compress": "true", "max-size": "10m", "max-file": "3"}}, size: 10_000_000, files: 3, whatAbout: "compressed, as the usual daemon.json"},
 		{lc: LogConfig{Config: map[string]string{"labels": "a,b", "env": "X", "labels-regex": "^com\\.", "env-regex": "^GO", "tag": "{{.Name}}"}}, files: 1, whatAbout: "json-file's attributes"},
 		{lc: LogConfig{Config: map[string]string{"labels-regex": "("}}, err: "log opt 'labels-regex': error parsing regexp: missing closing ): `(`"},
 		{lc: LogConfig{Config: map[string]string{"env-regex": "[z-a]"}}, err: "log opt 'env-regex': error parsing regexp: invalid character class range: `z-a`"},
@@ -60,6 +64,25 @@ func TestCheckLogConfig(t *testing.T) {
 		size, files, _ := tt.lc.Limits()
 		if size != tt.size || files != tt.files {
 			t.Errorf("%s: Limits() = %d, %d, want %d, %d", tt.whatAbout, size, files, tt.size, tt.files)
+		}
+	}
+}
+
+func TestLogConfigCompressed(t *testing.T) {
+	for _, tc := range []struct {
+		lc   LogConfig
+		want bool
+	}{
+		{LogConfig{}, false},
+		{LogConfig{Config: map[string]string{"compress": "true", "max-size": "1m", "max-file": "2"}}, true},
+		{LogConfig{Config: map[string]string{"compress": "false"}}, false},
+		{LogConfig{Type: "local"}, true}, // local's default
+		{LogConfig{Type: "local", Config: map[string]string{"compress": "false"}}, false},
+		{LogConfig{Type: "local", Config: map[string]string{"max-file": "1", "compress": "false"}}, false},
+		{LogConfig{Type: "none", Config: map[string]string{"compress": "true"}}, false},
+	} {
+		if got := tc.lc.Compressed(); got != tc.want {
+			t.Errorf("%+v: Compressed() = %v, want %v", tc.lc, got, tc.want)
 		}
 	}
 }

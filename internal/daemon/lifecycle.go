@@ -277,6 +277,7 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, joins nsJ
 	if size, files, err := c.Config.LogConfig.Limits(); err == nil {
 		spec.Log = runtime.LogLimit{MaxSize: size, MaxFiles: files}
 		spec.Log.NonBlocking, spec.Log.MaxBuffer = c.Config.LogConfig.Buffering()
+		spec.Log.Compress = c.Config.LogConfig.Compressed()
 	}
 	if spec.Log.Attrs, err = logAttrs(c); err != nil {
 		return err

@@ -59,6 +59,11 @@ type logFile struct {
 	f    *os.File
 	size int64
 	buf  []byte
+	// last is the time of the last entry written (a compressed file's
+	// header keeps it, as moby's); compressing, when not nil, is closed
+	// once the compression of the file rotated last has ended.
+	last        time.Time
+	compressing chan struct{}
 }
 
 // openLogFile opens path for appending (a restarted container keeps what
@@ -103,6 +108,7 @@ func (l *logFile) write(stream string, p []byte, t time.Time) error {
 		return fmt.Errorf("write log %q: %w", l.path, err)
 	}
 	l.size += int64(n)
+	l.last = t
 	return nil
 }
 
@@ -112,13 +118,23 @@ func (l *logFile) write(stream string, p []byte, t time.Time) error {
 // rename refused), the full file is dropped and the failure warned of,
 // as moby's LogFile empties it: its entries are lost, not every later
 // one.
+//
+// With compress, path.1 is then compressed into path.1.gz beside the
+// writer (compressLogFile), as moby's LogFile does; the next rotation
+// waits for it to end, so that the files shift once each.
 func (l *logFile) rotateLocked() error {
+	if l.compressing != nil {
+		<-l.compressing
+		l.compressing = nil
+	}
 	unlock, err := lockLogDir(l.path, true)
 	if err != nil {
 		return err
 	}
 	defer unlock()
+	moved := true
 	if err := shiftLogFiles(l.path, max(l.lim.MaxFiles, 1)); err != nil {
+		moved = false
 		l.warn(fmt.Errorf("%w; the full log file is dropped, its entries are lost", err))
 		// A new file rather than the old one emptied: a follower sees
 		// a rotation, reads the old one to its end and moves on.
@@ -132,11 +148,23 @@ func (l *logFile) rotateLocked() error {
 	}
 	l.f.Close()
 	l.f, l.size = f, 0
+	if moved && l.lim.Compress && l.lim.MaxFiles > 1 {
+		done := make(chan struct{})
+		l.compressing = done
+		go func(src string, last time.Time) {
+			defer close(done)
+			if err := compressLogFile(src, last); err != nil {
+				l.warn(fmt.Errorf("%w; the rotated file is kept uncompressed", err))
+			}
+		}(rotated(l.path, 1), l.last)
+	}
 	return nil
 }
 
 // shiftLogFiles renames path.(n-2) … path.1 and path one number up and
 // removes what would be path.(n-1) or beyond; with n == 1, path itself.
+// A rotated file is path.N or, compressed, path.N.gz (a compression cut
+// short leaves path.N): whichever is there moves.
 // Only the files there are renamed (path.1 up to the first one missing),
 // as shiftRotated does: with --log-opt max-file=5000000 each rotation
 // tried five million renames under the log's locks, and the container's
@@ -148,19 +176,24 @@ func shiftLogFiles(path string, n int) error {
 		}
 		return nil
 	}
-	if err := os.Remove(rotated(path, n-1)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("rotate log %q: %w", path, err)
+	for _, name := range []string{rotated(path, n-1), rotated(path, n-1) + gzSuffix} {
+		if err := os.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("rotate log %q: %w", path, err)
+		}
 	}
+	exists := func(name string) bool { _, err := os.Lstat(name); return err == nil }
 	top := n - 2
 	for i := 1; i <= top; i++ {
-		if _, err := os.Lstat(rotated(path, i)); err != nil {
+		if !exists(rotated(path, i)) && !exists(rotated(path, i)+gzSuffix) {
 			top = i - 1
 			break
 		}
 	}
 	for i := top; i >= 1; i-- {
-		if err := os.Rename(rotated(path, i), rotated(path, i+1)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("rotate log %q: %w", path, err)
+		for _, ext := range []string{"", gzSuffix} {
+			if err := os.Rename(rotated(path, i)+ext, rotated(path, i+1)+ext); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("rotate log %q: %w", path, err)
+			}
 		}
 	}
 	if err := os.Rename(path, rotated(path, 1)); err != nil {
@@ -179,9 +212,15 @@ func (l *logFile) sync() error {
 	return l.f.Sync()
 }
 
+// close closes the file once a compression under way has ended (the
+// container's directory may be removed next).
 func (l *logFile) close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.compressing != nil {
+		<-l.compressing
+		l.compressing = nil
+	}
 	if l.f == nil {
 		return nil
 	}
@@ -602,44 +641,52 @@ func readJSONLog(ctx context.Context, path string, stdout, stderr io.Writer, o L
 		watch, dirMissing = watchLogDir(filepath.Dir(path))
 		defer func() { watch.close() }()
 	}
-	files, err := openLogSet(path)
+	parts, err := openLogSet(path)
 	if err != nil {
 		return err
 	}
 	var cur *entryReader // the live file's, once it exists
 	defer func() {
-		closeAll(files)
+		closeParts(parts)
 		if cur != nil {
-			cur.f.Close()
+			cur.part.close()
 		}
 	}()
 	// The files' sizes now: without follow, what is read; with, where
-	// the tail is counted from.
-	sizes := make([]int64, len(files))
-	for i, f := range files {
-		fi, err := f.Stat()
-		if err != nil {
+	// the tail is counted from. A compressed file's is known once it is
+	// decompressed (it does not change), which only the files read need.
+	sizes := make([]int64, len(parts))
+	for i, p := range parts {
+		if sizes[i], err = p.sizeNow(); err != nil {
 			return err
 		}
-		sizes[i] = fi.Size()
 	}
 	idx, off := 0, int64(0)
-	if o.Tail >= 0 && len(files) > 0 {
-		if idx, off, err = tailStart(files, sizes, o.Tail); err != nil {
+	if o.Tail >= 0 && len(parts) > 0 {
+		if idx, off, err = tailStart(parts, sizes, o.Tail); err != nil {
 			return fmt.Errorf("tail log %q: %w", path, err)
 		}
 	}
 	// Every file but the last (the live one, or the newest left) is read
 	// through; the last one is followed.
-	for i := idx; i < len(files); i++ {
+	for i := idx; i < len(parts); i++ {
 		start := int64(0)
 		if i == idx {
 			start = off
 		}
-		if _, err := files[i].Seek(start, io.SeekStart); err != nil {
+		f, err := parts[i].file()
+		if err != nil {
 			return err
 		}
-		er := &entryReader{f: files[i], left: -1}
+		if sizes[i] < 0 {
+			if sizes[i], err = parts[i].sizeNow(); err != nil {
+				return err
+			}
+		}
+		if _, err := f.Seek(start, io.SeekStart); err != nil {
+			return err
+		}
+		er := &entryReader{f: f, part: parts[i], left: -1}
 		if !o.Follow {
 			// What was there, as moby's reader (a section of the file's
 			// size at the start): a docker logs --tail 2 of a container
@@ -649,9 +696,9 @@ func readJSONLog(ctx context.Context, path string, stdout, stderr io.Writer, o L
 		if past, err := er.drain(ew.write); past || err != nil {
 			return err
 		}
-		if i == len(files)-1 {
+		if i == len(parts)-1 {
 			cur = er
-			files = files[:i]
+			parts = parts[:i]
 		}
 	}
 	if !o.Follow {
@@ -661,8 +708,11 @@ func readJSONLog(ctx context.Context, path string, stdout, stderr io.Writer, o L
 	// file held open keeps its identity: no new file can take its
 	// inode), so that a follow that finds its file gone from the set
 	// can tell the rotated files it has read from newer ones.
-	held := &heldFiles{files: files}
-	files = nil
+	held := &heldFiles{}
+	for _, p := range parts {
+		held.add(p)
+	}
+	parts = nil
 	defer held.close()
 	if cur != nil {
 		cur.held = held
@@ -688,16 +738,21 @@ func readJSONLog(ctx context.Context, path string, stdout, stderr io.Writer, o L
 			if err != nil {
 				return err
 			}
-			for i, f := range more {
-				er := &entryReader{f: f, left: -1, held: held}
+			for i, p := range more {
+				f, err := p.file()
+				if err != nil {
+					closeParts(more[i:])
+					return err
+				}
+				er := &entryReader{f: f, part: p, left: -1, held: held}
 				if i == len(more)-1 {
 					cur = er
 					break
 				}
 				past, err := er.drain(ew.write)
-				held.add(f)
+				held.add(p)
 				if past || err != nil {
-					closeAll(more[i+1:])
+					closeParts(more[i+1:])
 					return err
 				}
 			}
@@ -728,10 +783,60 @@ func readJSONLog(ctx context.Context, path string, stdout, stderr io.Writer, o L
 	}
 }
 
-// openLogSet opens a log's files, oldest first (path.N … path.1, path),
-// those that exist, under the directory's shared lock: no rotation
-// renames them in between.
-func openLogSet(path string) ([]*os.File, error) {
+// logPart is one file of a log's set, as opened: the live file or a
+// rotated one, plain or compressed. A compressed one is read through its
+// decompressed copy, made when it is first read.
+type logPart struct {
+	f  *os.File // as opened
+	gz bool
+	// id is the file's identity: a plain file's own, a compressed one's
+	// source's as its header says (zero: unknown, moby's or cut short).
+	id    fileID
+	plain *os.File // what is read: f, or f's decompressed copy once made
+}
+
+// file is what the part's entries are read from.
+func (p *logPart) file() (*os.File, error) {
+	if p.plain == nil {
+		d, err := decompressLog(p.f)
+		if err != nil {
+			return nil, err
+		}
+		p.plain = d
+	}
+	return p.plain, nil
+}
+
+// sizeNow is the size of what the part holds now: -1 for a compressed
+// part not read yet.
+func (p *logPart) sizeNow() (int64, error) {
+	if p.plain == nil {
+		return -1, nil
+	}
+	fi, err := p.plain.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+func (p *logPart) close() {
+	if p.plain != nil && p.plain != p.f {
+		p.plain.Close()
+	}
+	p.f.Close()
+}
+
+func closeParts(parts []*logPart) {
+	for _, p := range parts {
+		p.close()
+	}
+}
+
+// openLogSet opens a log's files, oldest first (path.N … path.1, path;
+// a rotated one path.N.gz where it is compressed), those that exist,
+// under the directory's shared lock: no rotation renames them in between.
+func openLogSet(path string) ([]*logPart, error) {
 	unlock, err := lockLogDir(path, false)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil // no directory yet: no log
@@ -740,32 +845,75 @@ func openLogSet(path string) ([]*os.File, error) {
 		return nil, err
 	}
 	defer unlock()
-	var files []*os.File
+	var parts []*logPart
 	for i := 1; ; i++ {
-		f, err := os.Open(rotated(path, i))
-		if errors.Is(err, os.ErrNotExist) {
-			break
-		}
+		p, err := openLogPart(rotated(path, i))
 		if err != nil {
-			closeAll(files)
-			return nil, fmt.Errorf("open log: %w", err)
+			closeParts(parts)
+			return nil, err
 		}
-		if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-			f.Close() // not a log file (a directory in the way of a rotation)
+		if p == nil {
 			break
 		}
-		files = append(files, f)
+		parts = append(parts, p)
 	}
-	slices.Reverse(files)
+	slices.Reverse(parts)
 	f, err := os.Open(path)
 	switch {
 	case err == nil:
-		files = append(files, f)
+		id, err := idOf(f)
+		if err != nil {
+			f.Close()
+			closeParts(parts)
+			return nil, err
+		}
+		parts = append(parts, &logPart{f: f, plain: f, id: id})
 	case !errors.Is(err, os.ErrNotExist): // none: nothing written yet
-		closeAll(files)
+		closeParts(parts)
 		return nil, fmt.Errorf("open log: %w", err)
 	}
-	return files, nil
+	return parts, nil
+}
+
+// openLogPart opens the rotated file name, plain as moby tries it first
+// (a compression under way or cut short leaves it), else name.gz; nil
+// when neither is there, or when it is not a file (a directory in the way
+// of a rotation).
+func openLogPart(name string) (*logPart, error) {
+	gz := false
+	f, err := os.Open(name)
+	if errors.Is(err, os.ErrNotExist) {
+		gz = true
+		f, err = os.Open(name + gzSuffix)
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open log: %w", err)
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, nil
+	}
+	p := &logPart{f: f, gz: gz}
+	if !gz {
+		p.plain = f
+		if p.id, err = idOf(f); err != nil {
+			f.Close()
+			return nil, err
+		}
+		return p, nil
+	}
+	h, err := gzHeader(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if h.Source != nil {
+		p.id = *h.Source
+	}
+	return p, nil
 }
 
 // lockLogDir takes the flock of path's directory, shared or exclusive,
@@ -792,21 +940,41 @@ func lockLogDir(path string, exclusive bool) (func(), error) {
 	return func() { unix.Close(fd) }, nil
 }
 
-// tailStart is where the last n entries of files start: a file's index
-// and an offset in it.
+// tailStart is where the last n entries of parts start: a part's index
+// and an offset in it. It decompresses only the compressed parts it
+// reaches, filling in their sizes.
 //
 // sizes are the files' sizes when the read began: entries written since
 // are neither counted nor read (QA round 28: --tail 3 of a flood printed
 // 9 lines).
-func tailStart(files []*os.File, sizes []int64, n int) (int, int64, error) {
-	last := len(files) - 1
+func tailStart(parts []*logPart, sizes []int64, n int) (int, int64, error) {
+	last := len(parts) - 1
 	if n == 0 {
+		if sizes[last] < 0 {
+			if _, err := parts[last].file(); err != nil {
+				return 0, 0, err
+			}
+			s, err := parts[last].sizeNow()
+			if err != nil {
+				return 0, 0, err
+			}
+			sizes[last] = s
+		}
 		return last, sizes[last], nil
 	}
 	buf := make([]byte, 32<<10)
 	seen, final := 0, true
 	for idx := last; idx >= 0; idx-- {
-		off, found, err := scanBackTo(files[idx], sizes[idx], buf, n-seen, &final)
+		f, err := parts[idx].file()
+		if err != nil {
+			return 0, 0, err
+		}
+		if sizes[idx] < 0 {
+			if sizes[idx], err = parts[idx].sizeNow(); err != nil {
+				return 0, 0, err
+			}
+		}
+		off, found, err := scanBackTo(f, sizes[idx], buf, n-seen, &final)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -821,7 +989,8 @@ func tailStart(files []*os.File, sizes []int64, n int) (int, int64, error) {
 // entryReader reads one log file's entries, holding a line the writer
 // has not finished until the rest comes.
 type entryReader struct {
-	f       *os.File
+	f       *os.File // what is read: part's file
+	part    *logPart
 	pending []byte
 	buf     []byte
 	left    int64 // what may still be read; < 0: to the end, however far it moves
@@ -829,34 +998,39 @@ type entryReader struct {
 }
 
 // heldFiles are the log files a follow has read through, kept open (at
-// most maxHeldFiles of them, the oldest closed first).
-type heldFiles struct{ files []*os.File }
+// most maxHeldFiles of them, the oldest closed first) so that their
+// identities stay theirs. A compressed file is not kept: its source's
+// identity may have gone to a newer file since it was removed.
+type heldFiles struct{ parts []*logPart }
 
 const maxHeldFiles = 64
 
-func (h *heldFiles) add(f *os.File) {
-	h.files = append(h.files, f)
-	if len(h.files) > maxHeldFiles {
-		h.files[0].Close()
-		h.files = h.files[1:]
+func (h *heldFiles) add(p *logPart) {
+	if p.gz || p.id == (fileID{}) {
+		p.close()
+		return
+	}
+	h.parts = append(h.parts, p)
+	if len(h.parts) > maxHeldFiles {
+		h.parts[0].close()
+		h.parts = h.parts[1:]
 	}
 }
 
-// has says whether f is a file already read.
-func (h *heldFiles) has(f *os.File) bool {
-	fi, err := f.Stat()
-	if err != nil {
+// has says whether the file of identity id is one read already.
+func (h *heldFiles) has(id fileID) bool {
+	if id == (fileID{}) {
 		return false
 	}
-	for _, g := range h.files {
-		if gi, err := g.Stat(); err == nil && os.SameFile(fi, gi) {
+	for _, p := range h.parts {
+		if p.id == id {
 			return true
 		}
 	}
 	return false
 }
 
-func (h *heldFiles) close() { closeAll(h.files) }
+func (h *heldFiles) close() { closeParts(h.parts) }
 
 // maxEntry bounds a line held while incomplete: an entry holds at most
 // logLineMax bytes of output, six times that escaped. Anything longer is
@@ -937,52 +1111,64 @@ func (er *entryReader) follow(path string, fn func([]byte) (bool, error)) (*entr
 	// Rotated (or not made yet): nothing more comes into this file once
 	// the writer has opened the new one, which it did before it let go
 	// of the lock that openLogSet takes.
-	files, err := openLogSet(path)
+	parts, err := openLogSet(path)
 	if err != nil {
 		return nil, false, err
 	}
 	if past, err := er.drain(fn); past || err != nil {
-		closeAll(files)
+		closeParts(parts)
 		return nil, past, err
 	}
-	// The files after this one: those after it in the set, or all of
-	// them if it was dropped from the set (max-file), but never one read
-	// already (a rotation that could not move the files aside dropped
-	// this one and left the older ones).
+	// The files after this one: those after it in the set (found by its
+	// identity, compressed since or not: the last that has it, as an
+	// older compressed file may name an inode since reused for this
+	// one), or all of them if it was dropped from the set (max-file),
+	// but never one read already (a rotation that could not move the
+	// files aside dropped this one and left the older ones).
 	from := 0
-	for i, f := range files {
-		if fi, err := f.Stat(); err == nil && os.SameFile(fi, mine) {
-			from = i + 1
+	if er.part.id != (fileID{}) {
+		for i, p := range parts {
+			if p.id == er.part.id {
+				from = i + 1
+			}
 		}
 	}
-	closeAll(files[:from])
-	files = files[from:]
-	if len(files) == 0 {
+	closeParts(parts[:from])
+	parts = parts[from:]
+	if len(parts) == 0 {
 		return nil, false, nil
 	}
 	if er.held == nil {
 		er.held = &heldFiles{}
 	}
-	last := files[len(files)-1]
-	for _, f := range files[:len(files)-1] {
-		if er.held.has(f) {
-			f.Close()
+	last := parts[len(parts)-1]
+	for i, p := range parts[:len(parts)-1] {
+		if er.held.has(p.id) {
+			p.close()
 			continue
 		}
-		past, err := (&entryReader{f: f, buf: er.buf, left: -1}).drain(fn)
-		er.held.add(f)
-		if past || err != nil {
-			last.Close()
-			return nil, past, err
+		f, err := p.file()
+		if err == nil {
+			var past bool
+			past, err = (&entryReader{f: f, part: p, buf: er.buf, left: -1}).drain(fn)
+			if past {
+				er.held.add(p)
+				closeParts(parts[i+1:])
+				return nil, true, nil
+			}
+		}
+		er.held.add(p)
+		if err != nil {
+			closeParts(parts[i+1:])
+			return nil, false, err
 		}
 	}
-	next := &entryReader{f: last, buf: er.buf, left: -1, held: er.held}
-	er.held.add(er.f)
-	return next, false, nil
-}
-
-func closeAll(files []*os.File) {
-	for _, f := range files {
-		f.Close()
+	f, err := last.file()
+	if err != nil {
+		last.close()
+		return nil, false, err
 	}
+	next := &entryReader{f: f, part: last, buf: er.buf, left: -1, held: er.held}
+	er.held.add(er.part)
+	return next, false, nil
 }

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -157,6 +159,140 @@ func TestLogFileRotatesAtTheWrite(t *testing.T) {
 	}
 	if got := entries(t, path1); len(got) == 0 || got[len(got)-1].Log != "line 9\n" || len(got) > 2 {
 		t.Errorf("max-file 1: %d entries, last %v", len(got), got)
+	}
+}
+
+// TestLogFileCompressesRotated: with compress, each rotated file becomes
+// path.N.gz, as moby's LogFile keeps it (a gzip stream whose header's
+// Extra is JSON with the time of its last entry), the next rotation
+// waiting for the compression; nothing uncompressed or half-written is
+// left, and docker logs reads the set whole, --tail and --since
+// included.
+func TestLogFileCompressesRotated(t *testing.T) {
+	lf, path := newTestLog(t, LogLimit{MaxSize: 1000, MaxFiles: 4, Compress: true})
+	base := time.Date(2026, 12, 4, 6, 0, 0, 0, time.UTC)
+	at := func(i int) time.Time { return base.Add(time.Duration(i) * time.Millisecond) }
+	const total = 300
+	for i := range total {
+		if err := lf.write("stdout", fmt.Appendf(nil, "line %d\n", i), at(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := lf.close(); err != nil { // waits for the last compression
+		t.Fatal(err)
+	}
+	names, err := filepath.Glob(path + "*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var short []string
+	for _, n := range names {
+		short = append(short, strings.TrimPrefix(n, path))
+	}
+	if want := []string{"", ".1.gz", ".2.gz", ".3.gz"}; !slices.Equal(short, want) {
+		t.Fatalf("files %q, want %q", short, want)
+	}
+	var got []logEntry
+	for _, n := range []string{rotated(path, 3) + gzSuffix, rotated(path, 2) + gzSuffix, rotated(path, 1) + gzSuffix} {
+		f, err := os.Open(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var h struct {
+			LastTime time.Time `json:"lastTime"`
+		}
+		if err := json.Unmarshal(zr.Header.Extra, &h); err != nil {
+			t.Errorf("%s: header's Extra %q: %v", n, zr.Header.Extra, err)
+		}
+		b, err := io.ReadAll(zr)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var es []logEntry
+		for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+			var e logEntry
+			if err := json.Unmarshal([]byte(l), &e); err != nil {
+				t.Fatalf("%s: %q: %v", n, l, err)
+			}
+			es = append(es, e)
+		}
+		if last := es[len(es)-1].Time; !h.LastTime.Equal(last) {
+			t.Errorf("%s: lastTime %v, want its last entry's %v", n, h.LastTime, last)
+		}
+		got = append(got, es...)
+	}
+	got = append(got, entries(t, path)...)
+	first := total - len(got)
+	for i, e := range got {
+		if want := fmt.Sprintf("line %d\n", first+i); e.Log != want {
+			t.Fatalf("entry %d = %q, want %q", i, e.Log, want)
+		}
+	}
+	read := func(o LogOptions) []string {
+		t.Helper()
+		var out bytes.Buffer
+		if err := readJSONLog(context.Background(), path, &out, nil, o, nil); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	}
+	if all := read(LogOptions{Tail: -1}); len(all) != len(got) || all[0] != fmt.Sprintf("line %d", first) || all[len(all)-1] != fmt.Sprintf("line %d", total-1) {
+		t.Errorf("docker logs: %d lines, %q … %q; want %d, line %d … line %d", len(all), all[0], all[len(all)-1], len(got), first, total-1)
+	}
+	n := len(entries(t, path)) + 5 // into the newest compressed file
+	if tail := read(LogOptions{Tail: n}); len(tail) != n || tail[0] != fmt.Sprintf("line %d", total-n) {
+		t.Errorf("--tail %d: %d lines from %q", n, len(tail), tail[0])
+	}
+	if since := read(LogOptions{Tail: -1, Since: at(first + 10)}); len(since) != len(got)-10 || since[0] != fmt.Sprintf("line %d", first+10) {
+		t.Errorf("--since: %d lines from %q", len(since), since[0])
+	}
+}
+
+// TestCompressionLeavesAMovedFile: a compression that finds its file
+// rotated away meanwhile (by another writer of the same log, a restarted
+// container's) leaves it as it is, uncompressed where it went, and no
+// compressed copy anywhere: a reader takes the set whole and in order.
+func TestCompressionLeavesAMovedFile(t *testing.T) {
+	lf, path := newTestLog(t, LogLimit{})
+	writeEntries(t, lf, time.Now(), "stdout:a", "stdout:b")
+	lf.close()
+	if err := shiftLogFiles(path, 3); err != nil {
+		t.Fatal(err)
+	}
+	other, err := openLogFile(path, LogLimit{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeEntries(t, other, time.Now(), "stdout:c")
+	other.close()
+	beforeCompressedSwap = func() {
+		if err := shiftLogFiles(path, 3); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Cleanup(func() { beforeCompressedSwap = nil })
+	if err := compressLogFile(rotated(path, 1), time.Now()); err == nil || !strings.Contains(err.Error(), "rotated again meanwhile") {
+		t.Errorf("compressLogFile = %v, want it to say the file moved", err)
+	}
+	names, _ := filepath.Glob(path + "*")
+	var short []string
+	for _, n := range names {
+		short = append(short, strings.TrimPrefix(n, path))
+	}
+	if want := []string{".1", ".2"}; !slices.Equal(short, want) {
+		t.Errorf("files %q, want %q", short, want)
+	}
+	var out bytes.Buffer
+	if err := readJSONLog(context.Background(), path, &out, nil, LogOptions{Tail: -1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "a\nb\nc\n" {
+		t.Errorf("read %q, want a, b, c", out.String())
 	}
 }
 
@@ -360,7 +496,15 @@ func TestLogAttrsAsJSONFile(t *testing.T) {
 // order, while the writer rotates under it (also more than once between
 // two looks), and stops once done is closed and the rest is read.
 func TestReadJSONLogFollowsRotations(t *testing.T) {
-	lf, path := newTestLog(t, LogLimit{MaxSize: 300, MaxFiles: 50})
+	for _, compress := range []bool{false, true} {
+		t.Run(fmt.Sprintf("compress=%v", compress), func(t *testing.T) {
+			followRotations(t, LogLimit{MaxSize: 300, MaxFiles: 50, Compress: compress})
+		})
+	}
+}
+
+func followRotations(t *testing.T, lim LogLimit) {
+	lf, path := newTestLog(t, lim)
 	done := make(chan struct{})
 	var out bytes.Buffer
 	followed := make(chan error, 1)

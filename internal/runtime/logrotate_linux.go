@@ -45,6 +45,9 @@ type LogLimit struct {
 	// to MaxBuffer bytes (0: moby's 1 MB), and past it are dropped.
 	NonBlocking bool  `json:",omitempty"`
 	MaxBuffer   int64 `json:",omitempty"`
+	// Compress keeps rotated files gzipped, path.N.gz (json-file's
+	// compress, the local driver's default).
+	Compress bool `json:",omitempty"`
 	// Attrs is json-file's attributes of every entry, a JSON object
 	// (labels, env, tag: container.LogConfig.LogAttrs), or nil.
 	Attrs json.RawMessage `json:",omitempty"`

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"compress/gzip"
 	"fmt"
 	"io"
 	"net/url"
@@ -84,7 +85,7 @@ func TestLogRotation(t *testing.T) {
 
 	for _, c := range []struct{ args, want string }{
 		{"--log-driver syslog", `log driver "syslog" (--log-driver) is not supported by berth`},
-		{"--log-opt compress=true --log-opt max-file=2 --log-opt max-size=1m", "log opt 'compress' is not supported by berth"},
+		{"--log-opt compress=true --log-opt max-file=1 --log-opt max-size=1m", "compress cannot be true when max-file is less than 2 or max-size is not set"},
 		{"--log-opt max-size=0", "max-size must be a positive number"},
 		{"--log-opt max-days=2", "unknown log opt 'max-days' for json-file log driver"},
 	} {
@@ -92,6 +93,81 @@ func TestLogRotation(t *testing.T) {
 		if _, errOut, code := w.Docker(t, args...); code != 125 || !strings.Contains(errOut, c.want) {
 			t.Errorf("docker %s: exit %d, %q; want exit 125 saying %q", strings.Join(args, " "), code, errOut, c.want)
 		}
+	}
+}
+
+// TestCompressedLogRotation: --log-opt compress=true keeps the rotated
+// files gzipped, <id>-json.log.1.gz and .2.gz as Docker names them (each
+// held max-size and an entry before), and docker logs, --tail and a
+// docker logs -f that runs through the rotations read them as one
+// stream; the local driver compresses by default.
+func TestCompressedLogRotation(t *testing.T) {
+	w, _ := startWorld(t)
+	const bursts, perBurst = 8, 400
+	script := fmt.Sprintf(`i=0; b=0; while [ $b -lt %d ]; do j=0; while [ $j -lt %d ]; do i=$((i+1)); echo "line $i ........................"; j=$((j+1)); done; b=$((b+1)); sleep 0.6; done`, bursts, perBurst)
+	id := strings.TrimSpace(mustDocker(t, w, "create", "--name", "zipped", "--log-opt", "max-size=20k", "--log-opt", "max-file=3",
+		"--log-opt", "compress=true", testworld.BusyboxImage, "sh", "-c", script))
+	mustDocker(t, w, "start", "zipped")
+	follow := make(chan string, 1)
+	go func() {
+		out, _, _ := w.Docker(t, "logs", "-f", "zipped")
+		follow <- out
+	}()
+	if code := strings.TrimSpace(mustDocker(t, w, "wait", "zipped")); code != "0" {
+		t.Fatalf("zipped exited %s", code)
+	}
+	live := w.HostPath(filepath.Join(w.DataRoot, "containers", id, id+"-json.log"))
+	// The last compression may still be under way when the container has
+	// exited: its log is closed once it ends.
+	if !retried(func() bool { _, err := os.Stat(live + ".1"); return os.IsNotExist(err) }) {
+		t.Errorf("%s.1 left uncompressed", filepath.Base(live))
+	}
+	for _, name := range []string{live + ".1.gz", live + ".2.gz"} {
+		f, err := os.Open(name)
+		if err != nil {
+			t.Errorf("%s: %v", filepath.Base(name), err)
+			continue
+		}
+		zr, err := gzip.NewReader(f)
+		var n int64
+		if err == nil {
+			n, err = io.Copy(io.Discard, zr)
+		}
+		f.Close()
+		if err != nil || n == 0 || n > 20_000+200 {
+			t.Errorf("%s: %d bytes decompressed (%v), want some and at most max-size 20k and an entry", filepath.Base(name), n, err)
+		}
+	}
+	for _, name := range []string{live + ".2", live + ".3", live + ".3.gz"} {
+		if _, err := os.Stat(name); !os.IsNotExist(err) {
+			t.Errorf("%s is there (%v)", filepath.Base(name), err)
+		}
+	}
+	last := bursts * perBurst
+	if first := checkConsecutive(t, "docker logs", lines(mustDocker(t, w, "logs", "zipped")), last); first == 1 {
+		t.Errorf("docker logs still has the first line: nothing was rotated away")
+	}
+	if tail := lines(mustDocker(t, w, "logs", "--tail", "300", "zipped")); len(tail) != 300 || lineNumber(tail[299]) != last || lineNumber(tail[0]) != last-299 {
+		t.Errorf("docker logs --tail 300: %d lines, %q … %q", len(tail), tail[0], tail[len(tail)-1])
+	}
+	select {
+	case out := <-follow:
+		if checkConsecutive(t, "docker logs -f through the compressed rotations", lines(out), last) != 1 {
+			t.Errorf("docker logs -f did not see the first lines")
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("docker logs -f did not end when zipped exited")
+	}
+
+	lid := strings.TrimSpace(mustDocker(t, w, "run", "-d", "--log-driver", "local", "--log-opt", "max-size=5k", testworld.BusyboxImage,
+		"sh", "-c", `i=0; while [ $i -lt 500 ]; do i=$((i+1)); echo "line $i"; done`))
+	mustDocker(t, w, "wait", lid)
+	llive := w.HostPath(filepath.Join(w.DataRoot, "containers", lid, lid+"-json.log"))
+	if !retried(func() bool { _, err := os.Stat(llive + ".1.gz"); return err == nil }) {
+		t.Errorf("local: no %s.1.gz", filepath.Base(llive))
+	}
+	if l := lines(mustDocker(t, w, "logs", lid)); len(l) == 0 || l[len(l)-1] != "line 500" {
+		t.Errorf("docker logs of local: %d lines, ending %q", len(l), l)
 	}
 }
 
