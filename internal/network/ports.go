@@ -337,8 +337,8 @@ func (c *Controller) holdGrouped(hreqs []HostPortRequest, reqs []PortRequest) ([
 func explicit(ip netip.Addr) bool { return ip.IsValid() && !ip.IsUnspecified() }
 
 // holdFollowers holds hreqs[fs] on the port held[l] got, moving held[l]
-// to the next port hreqs[l] allows while one of them cannot (up to
-// twinAttempts, as holdTwin).
+// to the next port hreqs[l]'s search gives while one of them cannot (up
+// to twinAttempts, as holdTwin).
 func (c *Controller) holdFollowers(hreqs []HostPortRequest, l int, fs []int, held []HostPort) error {
 	r := hreqs[l]
 	for attempt := 1; ; attempt++ {
@@ -354,21 +354,19 @@ func (c *Controller) holdFollowers(hreqs []HostPortRequest, l int, fs []int, hel
 			}
 			return nil
 		}
-		if !errdefs.Is(err, errdefs.KindConflict) || attempt == twinAttempts || (r.Start != 0 && held[l].Port >= r.End) {
+		if !errdefs.Is(err, errdefs.KindConflict) || attempt == twinAttempts {
 			return err
 		}
-		next := r
-		if r.Start != 0 {
-			next.Start = held[l].Port + 1
-		}
-		moved, err := c.portHolder().Hold([]HostPortRequest{next})
+		// The same range again: its search starts after the port just
+		// tried (held meanwhile), wrapping, as moby's retry does.
+		moved, err := c.portHolder().Hold([]HostPortRequest{r})
 		if err != nil {
 			return err
 		}
 		if err := c.portHolder().Release([]HostPort{held[l]}); err != nil {
 			c.log.Warn("release a host port", "port", held[l].String(), "err", err)
 		}
-		held[l], r = moved[0], next
+		held[l] = moved[0]
 	}
 }
 
@@ -378,10 +376,10 @@ const twinAttempts = 10
 
 // holdTwin holds the IPv6 twin of *v4, the port held for r: [::] on the
 // same port. If that one is taken on IPv6 and r lets the port be chosen
-// (a range, an ephemeral port), it takes the next port r allows on IPv4
-// (held before *v4 is let go, so that an ephemeral pick cannot be the
-// same) and tries again, as moby's bindHostPorts does; *v4 is always
-// the IPv4 port held.
+// (a range, an ephemeral port), it asks for r again on IPv4 — its search
+// goes on after *v4, wrapping, and skips *v4, held until the new port is
+// — and tries again, as moby's bindHostPorts does; *v4 is always the
+// IPv4 port held.
 func (c *Controller) holdTwin(r HostPortRequest, v4 *HostPort) (HostPort, error) {
 	for attempt := 1; ; attempt++ {
 		got, err := c.portHolder().Hold([]HostPortRequest{{Proto: v4.Proto, HostIP: netip.IPv6Unspecified(),
@@ -390,21 +388,19 @@ func (c *Controller) holdTwin(r HostPortRequest, v4 *HostPort) (HostPort, error)
 			return got[0], nil
 		}
 		fixed := r.Start != 0 && r.Start == r.End
-		if fixed || !errdefs.Is(err, errdefs.KindConflict) || attempt == twinAttempts || (r.Start != 0 && v4.Port >= r.End) {
+		if fixed || !errdefs.Is(err, errdefs.KindConflict) || attempt == twinAttempts {
 			return HostPort{}, err
 		}
-		next := r
-		if r.Start != 0 {
-			next.Start = v4.Port + 1
-		}
-		moved, err := c.portHolder().Hold([]HostPortRequest{next})
+		// The same range again: its search starts after the port just
+		// tried (held meanwhile), wrapping, as moby's retry does.
+		moved, err := c.portHolder().Hold([]HostPortRequest{r})
 		if err != nil {
 			return HostPort{}, err
 		}
 		if err := c.portHolder().Release([]HostPort{*v4}); err != nil {
 			c.log.Warn("release a host port", "port", v4.String(), "err", err)
 		}
-		*v4, r = moved[0], next
+		*v4 = moved[0]
 	}
 }
 

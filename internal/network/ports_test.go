@@ -31,10 +31,13 @@ type fakeHolder struct {
 	busy      map[HostPort]bool // "host processes" using ports
 	next      uint16            // the next ephemeral port
 	forwarded map[HostPort]netip.AddrPort
+	// last is the port each range gave last: a range's search starts
+	// after it and wraps, as the real holder's (moby's allocator's).
+	last map[HostPortRequest]uint16
 }
 
 func newFakeHolder() *fakeHolder {
-	return &fakeHolder{held: map[HostPort]bool{}, proxied: map[HostPort]bool{}, busy: map[HostPort]bool{}, next: 32768, forwarded: map[HostPort]netip.AddrPort{}}
+	return &fakeHolder{held: map[HostPort]bool{}, proxied: map[HostPort]bool{}, busy: map[HostPort]bool{}, next: 32768, forwarded: map[HostPort]netip.AddrPort{}, last: map[HostPortRequest]uint16{}}
 }
 
 func (h *fakeHolder) taken(p HostPort) bool {
@@ -89,11 +92,20 @@ func (h *fakeHolder) Hold(reqs []HostPortRequest) ([]HostPort, error) {
 			h.next++
 		}
 		var got *HostPort
-		for port := int(start); port <= int(end); port++ {
+		key := HostPortRequest{Proto: r.Proto, HostIP: r.HostIP, Start: start, End: end}
+		port := int(start)
+		if last, ok := h.last[key]; ok && last < end {
+			port = int(last) + 1
+		}
+		for range int(end-start) + 1 {
 			p := HostPort{Proto: r.Proto, HostIP: r.HostIP, Port: uint16(port)}
 			if !h.taken(p) {
 				got = &p
+				h.last[key] = p.Port
 				break
+			}
+			if port++; port > int(end) {
+				port = int(start)
 			}
 		}
 		if got == nil {
@@ -530,6 +542,30 @@ func TestIPv6Twins(t *testing.T) {
 	}
 	if n := r.ports.count(); n != 0 {
 		t.Errorf("%d ports held after Leave (the ports let go on the way included)", n)
+	}
+	// A range whose search has moved on past its free ports wraps to
+	// them when the port it gives has its [::] side taken (moby's retry
+	// asks the allocator again): 9402 taken on [::], 9400 and 9401 free.
+	for i, name := range []string{"c4", "c5"} {
+		sb := r.sandbox(t, name)
+		ep := r.join(t, sb, "bridge", JoinRequest{ContainerID: name, Name: "w" + name, Ports: []PortRequest{
+			{Proto: "tcp", Port: 80, HostPortStart: 9400, HostPortEnd: 9402}}})
+		if got := ep.Ports[0].HostPort; got != 9400+uint16(i) {
+			t.Fatalf("%s got %d, want %d (in order)", name, got, 9400+i)
+		}
+		if err := r.c.Leave(ctx, sb.ID, "bridge"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.ports.busy[HostPort{Proto: "tcp", HostIP: v6any, Port: 9402}] = true
+	sb6 := r.sandbox(t, "c6")
+	ep6 := r.join(t, sb6, "bridge", JoinRequest{ContainerID: "c6", Name: "w6", Ports: []PortRequest{
+		{Proto: "tcp", Port: 80, HostPortStart: 9400, HostPortEnd: 9402}}})
+	if got := ep6.Ports[0].HostPort; got != 9400 || ep6.Ports[1].HostPort != 9400 {
+		t.Errorf("after 9402's [::] side was taken: %v, want 9400 on both sides", ep6.Ports)
+	}
+	if err := r.c.Leave(ctx, sb6.ID, "bridge"); err != nil {
+		t.Fatal(err)
 	}
 	// [::]:9090 taken by a host process: the IPv4 port is let go too.
 	r.ports.busy[HostPort{Proto: "tcp", HostIP: v6any, Port: 9090}] = true

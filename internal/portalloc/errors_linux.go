@@ -37,6 +37,10 @@ type bindFailure struct {
 func (f *bindFailure) Error() string { return fmt.Sprintf("bind port %d: %v", f.port, f.err) }
 func (f *bindFailure) Unwrap() error { return f.err }
 
+// mobyAttempts is moby's maxAllocateAttempts: the ports its OSAllocator
+// tries for a range before it gives up.
+const mobyAttempts = 10
+
 // allPortsAllocated is the allocator's errAllPortsAllocated: every port of
 // a range is published already.
 func allPortsAllocated() error { return errdefs.Conflict("all ports are allocated") }
@@ -181,7 +185,9 @@ func (a *Allocator) word(err error, reqs []network.HostPortRequest, out []networ
 	// no container publishes, in the order of its search, and moby tries
 	// to bind them; when it has none, every port is "allocated". A bind
 	// that failed otherwise than for a port in use failed on the first
-	// port the allocator gave; when every one was in use, the last.
+	// port the allocator gave; when every one was in use, moby names the
+	// last of its maxAllocateAttempts (10) tries, its search wrapping
+	// round the range's free ports (berth tries them all, once).
 	var unpublished []uint16
 	for p := range span.from(from) {
 		if _, ok := pub.conflict(r.Proto, ip, p); !ok && !span.reserved[p] {
@@ -192,7 +198,7 @@ func (a *Allocator) word(err error, reqs []network.HostPortRequest, out []networ
 	case len(unpublished) == 0:
 		return allPortsAllocated()
 	case f.inUse:
-		return bindFailed(r, unpublished[len(unpublished)-1], unix.EADDRINUSE)
+		return bindFailed(r, unpublished[(mobyAttempts-1)%len(unpublished)], unix.EADDRINUSE)
 	}
 	return bindFailed(r, unpublished[0], f.err)
 }

@@ -55,13 +55,16 @@ type cursorKey struct {
 	proto  string
 	ip     netip.Addr
 	lo, hi uint16
+	// ephemeral: the ephemeral range's, never forgotten (a forgotten
+	// one would give a port just let go again).
+	ephemeral bool
 }
 
 // cursors hold the port each range gave last (moby's portRange.last).
 type cursors map[cursorKey]uint16
 
-// maxCursors bounds the ranges remembered: past it, an arbitrary one is
-// forgotten (its next search starts at its beginning again).
+// maxCursors bounds the ranges remembered: past it, an arbitrary named
+// range's is forgotten (its next search starts at its beginning again).
 const maxCursors = 4096
 
 // from is where k's next search starts: after the port it gave last, or
@@ -78,8 +81,10 @@ func (c cursors) from(k cursorKey) uint16 {
 func (c cursors) gave(k cursorKey, p uint16) {
 	if _, ok := c[k]; !ok && len(c) >= maxCursors {
 		for old := range c {
-			delete(c, old)
-			break
+			if !old.ephemeral {
+				delete(c, old)
+				break
+			}
 		}
 	}
 	c[k] = p

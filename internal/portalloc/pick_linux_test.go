@@ -69,11 +69,16 @@ func TestCursors(t *testing.T) {
 			t.Errorf("%+v searches from %d, want its start", other, got)
 		}
 	}
+	eph := cursorKey{proto: "tcp", ip: anyIP, lo: 32768, hi: 60999, ephemeral: true}
+	c.gave(eph, 40000)
 	for i := range maxCursors + 10 {
 		c.gave(cursorKey{proto: "tcp", ip: anyIP, lo: 1, hi: uint16(i + 2)}, 1)
 	}
 	if len(c) > maxCursors {
 		t.Errorf("%d cursors kept, at most %d", len(c), maxCursors)
+	}
+	if got := c.from(eph); got != 40001 {
+		t.Errorf("the ephemeral range's cursor was forgotten: from %d, want 40001", got)
 	}
 }
 

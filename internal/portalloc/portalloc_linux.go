@@ -360,7 +360,7 @@ func holdOne(r network.HostPortRequest, pick *picker) (hp network.HostPort, fd i
 			return network.HostPort{Proto: r.Proto, HostIP: ip, Port: port}, fd, nil
 		}
 	}
-	key := cursorKey{proto: r.Proto, ip: ip, lo: span.lo, hi: span.hi}
+	key := cursorKey{proto: r.Proto, ip: ip, lo: span.lo, hi: span.hi, ephemeral: r.Start == 0}
 	from := pick.next.from(key)
 	lastTried := uint16(0)
 	for p := range span.from(from) {
