@@ -674,6 +674,9 @@ func readJSONLog(ctx context.Context, path string, stdout, stderr io.Writer, o L
 		if i == idx {
 			start = off
 		}
+		if p := parts[i]; o.Tail < 0 && !o.Since.IsZero() && p.gz && i < len(parts)-1 && !p.last.IsZero() && p.last.Before(o.Since) {
+			continue // all before --since, by its header: not decompressed, as moby's
+		}
 		f, err := parts[i].file()
 		if err != nil {
 			return err
@@ -699,6 +702,8 @@ func readJSONLog(ctx context.Context, path string, stdout, stderr io.Writer, o L
 		if i == len(parts)-1 {
 			cur = er
 			parts = parts[:i]
+		} else {
+			parts[i].dropCopy()
 		}
 	}
 	if !o.Follow {
@@ -789,10 +794,31 @@ func readJSONLog(ctx context.Context, path string, stdout, stderr io.Writer, o L
 type logPart struct {
 	f  *os.File // as opened
 	gz bool
-	// id is the file's identity: a plain file's own, a compressed one's
-	// source's as its header says (zero: unknown, moby's or cut short).
-	id    fileID
+	// own is the opened file's identity; id the identity of the file
+	// whose entries it holds: a plain file's own, a compressed one's
+	// source's as its header says (zero: unknown, moby's or unreadable).
+	own, id fileID
+	// last is a compressed file's last entry's time, from its header
+	// (zero: unknown).
+	last  time.Time
 	plain *os.File // what is read: f, or f's decompressed copy once made
+}
+
+// holds says whether p holds o's entries: p is o, or p is the
+// compressed form of o, a plain file held open (so that no other file has
+// its identity now; a compressed file's recorded source may be a file
+// long gone whose inode a newer one took, which is why a plain p is
+// never matched by a compressed o's record).
+func (p *logPart) holds(o *logPart) bool {
+	return p.own == o.own || p.gz && !o.gz && p.id != (fileID{}) && p.id == o.own
+}
+
+// dropCopy closes a compressed part's decompressed copy, once read.
+func (p *logPart) dropCopy() {
+	if p.plain != nil && p.plain != p.f {
+		p.plain.Close()
+		p.plain = nil
+	}
 }
 
 // file is what the part's entries are read from.
@@ -867,7 +893,7 @@ func openLogSet(path string) ([]*logPart, error) {
 			closeParts(parts)
 			return nil, err
 		}
-		parts = append(parts, &logPart{f: f, plain: f, id: id})
+		parts = append(parts, &logPart{f: f, plain: f, own: id, id: id})
 	case !errors.Is(err, os.ErrNotExist): // none: nothing written yet
 		closeParts(parts)
 		return nil, fmt.Errorf("open log: %w", err)
@@ -897,21 +923,22 @@ func openLogPart(name string) (*logPart, error) {
 		return nil, nil
 	}
 	p := &logPart{f: f, gz: gz}
-	if !gz {
-		p.plain = f
-		if p.id, err = idOf(f); err != nil {
-			f.Close()
-			return nil, err
-		}
-		return p, nil
-	}
-	h, err := gzHeader(f)
-	if err != nil {
+	if p.own, err = idOf(f); err != nil {
 		f.Close()
 		return nil, err
 	}
-	if h.Source != nil {
-		p.id = *h.Source
+	if !gz {
+		p.plain, p.id = f, p.own
+		return p, nil
+	}
+	// A header that cannot be read leaves the part without its source's
+	// identity: reading it fails, if it is read at all (moby opens a
+	// compressed file only when the read reaches it).
+	if h, err := gzHeader(f); err == nil {
+		if h.Source != nil {
+			p.id = *h.Source
+		}
+		p.last = h.LastTime
 	}
 	return p, nil
 }
@@ -999,17 +1026,15 @@ type entryReader struct {
 
 // heldFiles are the log files a follow has read through, kept open (at
 // most maxHeldFiles of them, the oldest closed first) so that their
-// identities stay theirs. A compressed file is not kept: its source's
-// identity may have gone to a newer file since it was removed.
+// identities stay theirs: a plain file's, and a compressed one's own
+// (the .gz file keeps it through its renames; its decompressed copy is
+// let go).
 type heldFiles struct{ parts []*logPart }
 
 const maxHeldFiles = 64
 
 func (h *heldFiles) add(p *logPart) {
-	if p.gz || p.id == (fileID{}) {
-		p.close()
-		return
-	}
+	p.dropCopy()
 	h.parts = append(h.parts, p)
 	if len(h.parts) > maxHeldFiles {
 		h.parts[0].close()
@@ -1017,13 +1042,11 @@ func (h *heldFiles) add(p *logPart) {
 	}
 }
 
-// has says whether the file of identity id is one read already.
-func (h *heldFiles) has(id fileID) bool {
-	if id == (fileID{}) {
-		return false
-	}
-	for _, p := range h.parts {
-		if p.id == id {
+// has says whether p's entries were read already, from p or from the
+// file it was compressed from.
+func (h *heldFiles) has(p *logPart) bool {
+	for _, o := range h.parts {
+		if p.holds(o) {
 			return true
 		}
 	}
@@ -1126,11 +1149,9 @@ func (er *entryReader) follow(path string, fn func([]byte) (bool, error)) (*entr
 	// but never one read already (a rotation that could not move the
 	// files aside dropped this one and left the older ones).
 	from := 0
-	if er.part.id != (fileID{}) {
-		for i, p := range parts {
-			if p.id == er.part.id {
-				from = i + 1
-			}
+	for i, p := range parts {
+		if p.holds(er.part) {
+			from = i + 1
 		}
 	}
 	closeParts(parts[:from])
@@ -1143,7 +1164,7 @@ func (er *entryReader) follow(path string, fn func([]byte) (bool, error)) (*entr
 	}
 	last := parts[len(parts)-1]
 	for i, p := range parts[:len(parts)-1] {
-		if er.held.has(p.id) {
+		if er.held.has(p) {
 			p.close()
 			continue
 		}

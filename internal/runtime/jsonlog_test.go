@@ -251,6 +251,71 @@ func TestLogFileCompressesRotated(t *testing.T) {
 	if since := read(LogOptions{Tail: -1, Since: at(first + 10)}); len(since) != len(got)-10 || since[0] != fmt.Sprintf("line %d", first+10) {
 		t.Errorf("--since: %d lines from %q", len(since), since[0])
 	}
+	// --since past every compressed file's last entry: their headers
+	// say so, and the live file's lines alone come.
+	liveFirst := total - len(entries(t, path))
+	if since := read(LogOptions{Tail: -1, Since: at(liveFirst)}); len(since) != total-liveFirst || since[0] != fmt.Sprintf("line %d", liveFirst) {
+		t.Errorf("--since the live file's first entry: %d lines from %q", len(since), since[0])
+	}
+
+	// A compressed file that cannot be read fails the reads that reach
+	// it, and only those (moby opens one when its read gets there).
+	if err := os.WriteFile(rotated(path, 3)+gzSuffix, []byte("not gzip"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if tail := read(LogOptions{Tail: 2}); len(tail) != 2 || tail[1] != fmt.Sprintf("line %d", total-1) {
+		t.Errorf("--tail 2 beside a broken compressed file: %q", tail)
+	}
+	var out bytes.Buffer
+	if err := readJSONLog(context.Background(), path, &out, nil, LogOptions{Tail: -1}, nil); err == nil || !strings.Contains(err.Error(), "decompress log") {
+		t.Errorf("reading through a broken compressed file: %v, want its error", err)
+	}
+}
+
+// TestCompressionsOfOneFileAtOnce: two writers of one log (a restarted
+// container's beside the one before) compressing the same rotated file
+// at once each write a file of their own; one takes the rotated file's
+// place, whole, the other gives up, and nothing half-written is left.
+func TestCompressionsOfOneFileAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "c-json.log.1")
+	var want bytes.Buffer
+	for i := range 20000 {
+		want.WriteString(appendEntryString(i))
+	}
+	if err := os.WriteFile(src, want.Bytes(), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range errs {
+		wg.Go(func() { errs[i] = compressLogFile(src, time.Now()) })
+	}
+	wg.Wait()
+	if errs[0] != nil && errs[1] != nil {
+		t.Fatalf("both compressions failed: %v; %v", errs[0], errs[1])
+	}
+	names, _ := filepath.Glob(filepath.Join(dir, "*"))
+	if len(names) != 1 || names[0] != src+gzSuffix {
+		t.Fatalf("files %q, want the compressed one alone", names)
+	}
+	f, err := os.Open(src + gzSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(zr)
+	if err != nil || !bytes.Equal(got, want.Bytes()) {
+		t.Errorf("the compressed file holds %d bytes (%v), want the %d of the rotated one", len(got), err, want.Len())
+	}
+}
+
+func appendEntryString(i int) string {
+	return string(appendEntry(nil, "stdout", fmt.Appendf(nil, "line %d\n", i), time.Unix(int64(i), 0), nil))
 }
 
 // TestCompressionLeavesAMovedFile: a compression that finds its file

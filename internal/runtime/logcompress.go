@@ -69,11 +69,13 @@ func compressLogFile(src string, last time.Time) (err error) {
 	if err != nil {
 		return fmt.Errorf("compress log: %w", err)
 	}
-	tmp := src + gzSuffix + ".tmp"
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_CLOEXEC, 0o640)
+	// A name of its own: two writers of one log (a restarted container's
+	// beside the one before, still draining) may compress at once.
+	out, err := os.CreateTemp(filepath.Dir(src), filepath.Base(src)+gzSuffix+".tmp*")
 	if err != nil {
 		return fmt.Errorf("compress log: %w", err)
 	}
+	tmp := out.Name()
 	defer func() {
 		if out != nil {
 			out.Close()
@@ -82,14 +84,22 @@ func compressLogFile(src string, last time.Time) (err error) {
 			os.Remove(tmp)
 		}
 	}()
+	if err := out.Chmod(0o640); err != nil {
+		return fmt.Errorf("compress log: %w", err)
+	}
 	zw := gzip.NewWriter(out)
 	if zw.Header.Extra, err = json.Marshal(compressedHeader{LastTime: last, Source: &id}); err != nil {
 		return err
 	}
-	if _, err := io.Copy(zw, in); err != nil {
+	n, err := io.Copy(zw, in)
+	if err != nil {
 		return fmt.Errorf("compress log %q: %w", src, err)
 	}
 	if err := zw.Close(); err != nil {
+		return fmt.Errorf("compress log %q: %w", src, err)
+	}
+	// On disk before the source goes: a crash leaves one or the other.
+	if err := out.Sync(); err != nil {
 		return fmt.Errorf("compress log %q: %w", src, err)
 	}
 	err = out.Close()
@@ -110,18 +120,26 @@ func compressLogFile(src string, last time.Time) (err error) {
 		return fmt.Errorf("compress log: %w", err)
 	}
 	nowID, err := idOf(now)
+	fi, statErr := now.Stat()
 	now.Close()
-	if err != nil {
+	if err = errors.Join(err, statErr); err != nil {
 		return err
 	}
 	if nowID != id {
 		return fmt.Errorf("compress log %q: it was rotated again meanwhile", src)
+	}
+	if fi.Size() != n {
+		return fmt.Errorf("compress log %q: it was written to meanwhile", src)
 	}
 	if err := os.Rename(tmp, src+gzSuffix); err != nil {
 		return fmt.Errorf("compress log: %w", err)
 	}
 	if err := os.Remove(src); err != nil {
 		return fmt.Errorf("compress log: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(src)); err == nil {
+		d.Sync() // the names' change, as the data before
+		d.Close()
 	}
 	return nil
 }
@@ -145,17 +163,29 @@ func gzHeader(f *os.File) (compressedHeader, error) {
 }
 
 // decompressLog writes what the compressed file f holds into a file of
-// no name (in f's directory, or the temporary one) and returns it, at
-// its start: a reader of the log seeks in it as in any other file.
+// no name (in f's directory; where that fails, a full disk, in the
+// temporary one) and returns it, at its start: a reader of the log seeks
+// in it as in any other file.
 func decompressLog(f *os.File) (*os.File, error) {
+	out, err := decompressInto(f, filepath.Dir(f.Name()))
+	if err != nil {
+		out, err = decompressInto(f, os.TempDir())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("decompress log %q: %w", f.Name(), err)
+	}
+	return out, nil
+}
+
+func decompressInto(f *os.File, dir string) (*os.File, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
-	out, err := os.OpenFile(filepath.Dir(f.Name()), os.O_RDWR|unix.O_TMPFILE|unix.O_CLOEXEC, 0o600)
+	out, err := os.OpenFile(dir, os.O_RDWR|unix.O_TMPFILE|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		// No O_TMPFILE there: a named file, unlinked at once.
-		if out, err = os.CreateTemp("", "berth-log-*"); err != nil {
-			return nil, fmt.Errorf("decompress log %q: %w", f.Name(), err)
+		if out, err = os.CreateTemp(dir, "berth-log-*"); err != nil {
+			return nil, err
 		}
 		os.Remove(out.Name())
 	}
@@ -168,7 +198,7 @@ func decompressLog(f *os.File) (*os.File, error) {
 	}
 	if err != nil {
 		out.Close()
-		return nil, fmt.Errorf("decompress log %q: %w", f.Name(), err)
+		return nil, err
 	}
 	return out, nil
 }
