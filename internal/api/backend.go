@@ -201,6 +201,11 @@ type SystemInfo struct {
 	// Warnings are docker info's: what is wrong with the host for berth.
 	Warnings      []string
 	CgroupVersion string // "1" or "2", of the host's /sys/fs/cgroup; "" unknown
+	// CgroupnsHost: containers share the host's cgroup namespace unless
+	// --cgroupns says otherwise (--default-cgroupns-mode host).
+	CgroupnsHost bool
+	// NoNewPrivileges is the daemon's --no-new-privileges.
+	NoNewPrivileges bool
 	// Limits are what the host's cgroups can apply (docker info's
 	// MemoryLimit, SwapLimit, …).
 	Limits container.HostLimits

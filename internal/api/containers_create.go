@@ -142,7 +142,7 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 		Healthcheck:       healthConfigOf(c.Healthcheck),
 		Sysctls:           hc.Sysctls,
 		ReadonlyRootfs:    hc.ReadonlyRootfs,
-		Init:              hc.Init != nil && *hc.Init,
+		Init:              hc.Init,
 		CapAdd:            capAdd,
 		CapDrop:           capDrop,
 		Resources:         resourcesOf(hc.Resources, hc.ShmSize, hc.OomScoreAdj),

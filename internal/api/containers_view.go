@@ -219,7 +219,7 @@ func hostConfig(cfg container.Config, links []string) *ctypes.HostConfig {
 		DNSSearch:       orNone(cfg.DNSSearch),
 		ExtraHosts:      cfg.ExtraHosts,
 		ReadonlyRootfs:  cfg.ReadonlyRootfs,
-		Init:            initView(cfg.Init),
+		Init:            cfg.Init,
 		CapAdd:          cfg.CapAdd,
 		CapDrop:         cfg.CapDrop,
 		Sysctls:         cfg.Sysctls,
@@ -448,15 +448,6 @@ func statusText(status string, s container.State, now time.Time) string {
 	default:
 		return status
 	}
-}
-
-// initView is HostConfig.Init as moby shows it: true when asked for,
-// absent (null) otherwise.
-func initView(on bool) *bool {
-	if !on {
-		return nil
-	}
-	return &on
 }
 
 // volumeSet is Config.Volumes as moby shows it: null when none.

@@ -142,12 +142,16 @@ func systemInfo(si SystemInfo) system.Info {
 
 // securityOptions are docker info's, as moby's fillSecurityOptions
 // words them: every container gets Docker's default seccomp profile
-// unless --security-opt says otherwise, and on cgroup v2 a cgroup
-// namespace of its own unless --cgroupns says otherwise.
+// unless --security-opt says otherwise, on cgroup v2 a cgroup namespace
+// of its own unless --cgroupns (or the daemon's default) says otherwise,
+// and no new privileges with the daemon's --no-new-privileges.
 func securityOptions(si SystemInfo) []string {
 	opts := []string{"name=seccomp,profile=builtin"}
-	if si.CgroupVersion == "2" {
+	if si.CgroupVersion == "2" && !si.CgroupnsHost {
 		opts = append(opts, "name=cgroupns")
+	}
+	if si.NoNewPrivileges {
+		opts = append(opts, "name=no-new-privileges")
 	}
 	return opts
 }

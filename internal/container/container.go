@@ -91,8 +91,8 @@ type Config struct {
 	ReadonlyRootfs bool              `json:"readonlyRootfs,omitempty"`
 	// Init runs the command under an init process (--init, Compose's
 	// init: true), which reaps zombies and forwards signals, as moby's
-	// docker-init.
-	Init    bool     `json:"init,omitempty"`
+	// docker-init; nil leaves it to the daemon's --init.
+	Init    *bool    `json:"init,omitempty"`
 	CapAdd  []string `json:"capAdd,omitempty"`
 	CapDrop []string `json:"capDrop,omitempty"`
 	// LogConfig is the json-file log's options (max-size, max-file).

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"text/template"
+	"time"
 )
 
 // json-file's attributes: the options that add each entry of a
@@ -34,6 +35,7 @@ type LogInfo struct {
 	ContainerArgs       []string
 	ContainerImageID    string
 	ContainerImageName  string
+	ContainerCreated    time.Time
 	ContainerEnv        []string
 	ContainerLabels     map[string]string
 	LogPath             string

@@ -4,6 +4,7 @@ import (
 	"maps"
 	"os"
 	"testing"
+	"time"
 )
 
 // TestLogAttrs: json-file's attributes as moby's ExtraAttributes and
@@ -23,6 +24,7 @@ func TestLogAttrs(t *testing.T) {
 		ContainerImageName:  "busybox:latest",
 		ContainerEnv:        []string{"PATH=/bin", "GOOS=linux", "GOARCH=amd64", "EMPTY=", "NOVALUE"},
 		ContainerLabels:     map[string]string{"com.example.team": "net", "com.example.tier": "front", "stage": "prod"},
+		ContainerCreated:    time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC),
 		DaemonName:          "docker",
 	}
 	for _, tc := range []struct {
@@ -49,6 +51,7 @@ func TestLogAttrs(t *testing.T) {
 		{"functions", LogConfig{Config: map[string]string{"tag": `{{upper .Name}}-{{truncate .ID 4}}-{{title "a b"}}-{{pad "x" 1 0}}-{{join (split "a.b" ".") "_"}}-{{json .ContainerArgs}}`}},
 			map[string]string{"tag": `WEB-0123-A B- x-a_b-["-c","echo hi"]`}},
 		{"a literal", LogConfig{Config: map[string]string{"tag": "frontend"}}, map[string]string{"tag": "frontend"}},
+		{"created", LogConfig{Config: map[string]string{"tag": `{{.ContainerCreated.Format "2006"}}`}}, map[string]string{"tag": "2026"}},
 		{"an empty tag is none", LogConfig{Config: map[string]string{"tag": `{{if false}}x{{end}}`}}, nil},
 		{"local carries none", LogConfig{Type: "local", Config: map[string]string{"tag": "x"}}, nil},
 	} {

@@ -47,7 +47,7 @@ func CheckResources(r *Resources, h HostLimits, update bool) (warnings []string,
 	if r.OomScoreAdj < -1000 || r.OomScoreAdj > 1000 {
 		return warnings, fmt.Errorf("Invalid value %d, range for oom score adj is [-1000, 1000]", r.OomScoreAdj)
 	}
-	return warnings, checkUlimits(r.Ulimits)
+	return warnings, CheckUlimits(r.Ulimits)
 }
 
 func checkMemory(r *Resources, h HostLimits, update bool, warn func(string)) error {
@@ -198,9 +198,9 @@ func ParseCpuList(list string) (map[int]bool, error) {
 	return out, nil
 }
 
-// checkUlimits refuses at create what runc would refuse at start (Docker
+// CheckUlimits refuses at create what runc would refuse at start (Docker
 // checks the names only in its CLI, in go-units' words).
-func checkUlimits(uls []Ulimit) error {
+func CheckUlimits(uls []Ulimit) error {
 	seen := map[string]bool{}
 	for _, u := range uls {
 		name := strings.ToLower(u.Name) // moby's RLIMIT_ + ToUpper(name)

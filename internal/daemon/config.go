@@ -50,6 +50,12 @@ func addFlags(f *pflag.FlagSet, cfg *Config) {
 	f.StringArrayVar(&cfg.DNSOptions, "dns-opt", nil, "resolv.conf option for containers that set none (repeatable)")
 	f.StringVar(&cfg.LogDriver, "log-driver", container.LogDriver, "log driver of containers that name none: json-file, local or none")
 	f.Var(&logOptsValue{&cfg.LogOpts}, "log-opt", "log option of containers on the default log driver that do not give it, KEY=VALUE (repeatable)")
+	f.Var(&ulimitsValue{&cfg.DefaultUlimits}, "default-ulimit", "rlimit of containers that do not set it, NAME=SOFT[:HARD] (repeatable)")
+	f.StringVar(&cfg.DefaultShmSize, "default-shm-size", "", "size of /dev/shm of containers that give none (default 64MiB)")
+	f.BoolVar(&cfg.Init, "init", false, "run an init in containers that leave --init unset")
+	f.BoolVar(&cfg.NoNewPrivileges, "no-new-privileges", false, "set no-new-privileges in containers whose --security-opt does not decide it")
+	f.StringVar(&cfg.DefaultIpcMode, "default-ipc-mode", "", `IPC namespace of containers that give no --ipc: "private" (the default) or "shareable"`)
+	f.StringVar(&cfg.DefaultCgroupnsMode, "default-cgroupns-mode", "", `cgroup namespace of containers that give no --cgroupns: "private" or "host" (default: private on cgroup v2, host on v1)`)
 	f.BoolVar(&cfg.UserlandProxy, "userland-proxy", true, "serve the [::] side of ports published from IPv4-only containers, and [::1], from the daemon (IPv4 ports are the kernel's either way)")
 	f.BoolVar(&cfg.LiveRestore, "live-restore", true, "containers keep running while the daemon is down (always so with berth)")
 	f.IntVar(&cfg.Group, "group", -1, "group ID that may use the socket (default: root only)")
@@ -162,6 +168,7 @@ var fileKeys = map[string]string{
 	"default-address-pools": "default-address-pool",
 	"default-network-opts":  "default-network-opt",
 	"log-opts":              "log-opt",
+	"default-ulimits":       "default-ulimit",
 }
 
 // notInFile are flags that have no key in the file.
@@ -246,7 +253,8 @@ func isRenamedFlag(name string) bool {
 // flagValues turns one key's JSON value into the strings its flag (of
 // pflag type typ) takes: a string, number or boolean is one, of the
 // flag's type; a list is one per element;
-// default-address-pools' objects become base=…,size=…, and
+// default-address-pools' objects become base=…,size=…, default-ulimits'
+// NAME=SOFT:HARD, and
 // default-network-opts' driver → options map one DRIVER=KEY=VALUE each.
 func flagValues(key, typ string, raw json.RawMessage) ([]string, error) {
 	switch key {
@@ -264,6 +272,24 @@ func flagValues(key, typ string, raw json.RawMessage) ([]string, error) {
 				return nil, fmt.Errorf("pool %q: no size", p.Base)
 			}
 			out = append(out, fmt.Sprintf("base=%s,size=%d", p.Base, *p.Size))
+		}
+		return out, nil
+	case "default-ulimits":
+		// dockerd's map of go-units Ulimits by name.
+		var uls map[string]struct {
+			Name       string
+			Hard, Soft int64
+		}
+		if err := strictDecode(raw, &uls); err != nil {
+			return nil, fmt.Errorf("want {\"NAME\": {\"Name\": NAME, \"Hard\": N, \"Soft\": N}}: %w", err)
+		}
+		var out []string
+		for _, k := range slices.Sorted(maps.Keys(uls)) {
+			u := uls[k]
+			if u.Name == "" {
+				u.Name = k
+			}
+			out = append(out, fmt.Sprintf("%s=%d:%d", u.Name, u.Soft, u.Hard))
 		}
 		return out, nil
 	case "log-opts":

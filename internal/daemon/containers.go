@@ -47,6 +47,7 @@ func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg container
 	if err := container.CheckLogConfig(cfg.LogConfig); err != nil {
 		return nil, nil, errdefs.Invalid("%w", err)
 	}
+	d.defaults.adaptCreate(&cfg)
 	d.adaptSecurity(&cfg)
 	container.AdaptResources(&cfg.Resources)
 	d.adaptNamespaces(&cfg.Namespaces)
@@ -448,6 +449,8 @@ func (d *Daemon) Container(ctx context.Context, ref string) (*container.Containe
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	c := cloneContainer(cs.c)
+	// moby's inspect shows the daemon's default rlimits too.
+	c.Config.Resources.Ulimits = d.defaults.withUlimits(c.Config.Resources.Ulimits)
 	// "" until the first start made the log, and for the local driver,
 	// as moby's (its files are not json-file's there).
 	if c.Config.LogConfig.Driver() == container.LogDriver && d.runtime.HasJSONLog(c.ID) {

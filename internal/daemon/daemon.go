@@ -68,6 +68,15 @@ type Config struct {
 	// that give none (dockerd's log-driver and log-opts).
 	LogDriver string
 	LogOpts   map[string]string
+	// Containers' defaults where their create says nothing (dockerd's
+	// --default-ulimit, --default-shm-size, --init, --no-new-privileges,
+	// --default-ipc-mode and --default-cgroupns-mode): see defaults.go.
+	DefaultUlimits      []container.Ulimit
+	DefaultShmSize      string
+	Init                bool
+	NoNewPrivileges     bool
+	DefaultIpcMode      string
+	DefaultCgroupnsMode string
 	// UserlandProxy (dockerd's --userland-proxy) has the daemon serve the
 	// IPv6 ports the kernel cannot DNAT: an IPv4-only container's [::]
 	// side, and [::1]. Off, as with dockerd, an IPv4-only container's
@@ -128,6 +137,8 @@ type Daemon struct {
 	netSettings netSettings
 	// logDefaults are containers' log configuration where they give none.
 	logDefaults container.LogConfig
+	// defaults are the rest of what containers get where they say nothing.
+	defaults containerDefaults
 
 	// stopWatchers ends the nftables and route watchers (heal.go).
 	stopWatchers func()
@@ -371,6 +382,9 @@ func (d *Daemon) build() error {
 	// Taken, as dockerd takes them; each network create warns of them too.
 	for _, k := range network.IgnoredOptions(d.cfg.DefaultNetworkOpts[network.DriverBridge]) {
 		d.log.Warn("--default-network-opt: an option berth's bridge driver does not know has no effect", "option", k)
+	}
+	if d.defaults, err = d.cfg.containerDefaults(); err != nil {
+		return err
 	}
 	if d.logDefaults, err = d.cfg.logDefaults(); err != nil {
 		return err

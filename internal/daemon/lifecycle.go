@@ -234,7 +234,7 @@ func logAttrs(c *container.Container) (json.RawMessage, error) {
 	argv := append(slices.Clone(c.Config.Entrypoint), c.Config.Cmd...)
 	info := &container.LogInfo{
 		Config: c.Config.LogConfig.Config, ContainerID: c.ID, ContainerName: "/" + c.Name,
-		ContainerImageID: c.Config.ImageID, ContainerImageName: c.Config.Image,
+		ContainerImageID: c.Config.ImageID, ContainerImageName: c.Config.Image, ContainerCreated: c.Created,
 		ContainerEnv: c.Config.Env, ContainerLabels: c.Config.Labels, LogPath: c.LogPath,
 		DaemonName: "docker", // moby's, which tag templates written for it expect
 	}
@@ -242,8 +242,11 @@ func logAttrs(c *container.Container) (json.RawMessage, error) {
 		info.ContainerEntrypoint, info.ContainerArgs = argv[0], argv[1:]
 	}
 	attrs, err := c.Config.LogConfig.LogAttrs(info)
-	if err != nil || len(attrs) == 0 {
-		return nil, err
+	if err != nil {
+		return nil, fmt.Errorf("failed to initialize logging driver: %w", err) // moby's start error
+	}
+	if len(attrs) == 0 {
+		return nil, nil
 	}
 	return json.Marshal(attrs)
 }
@@ -282,7 +285,8 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, joins nsJ
 	if spec.Log.Attrs, err = logAttrs(c); err != nil {
 		return err
 	}
-	if c.Config.Init {
+	spec.Resources.Ulimits = d.defaults.withUlimits(c.Config.Resources.Ulimits)
+	if d.defaults.initFor(c.Config.Init) {
 		path, err := initBinary()
 		if err != nil {
 			return err

@@ -1,0 +1,53 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/berth-net/berth/internal/testworld"
+)
+
+// TestContainerDefaults: dockerd's daemon options for what a container
+// gets where its create says nothing (the CIS Docker Benchmark's
+// no-new-privileges and default-ulimits among them) apply as Docker
+// applies them, and the container's own options win: rlimits merged
+// (inspect shows them merged), /dev/shm's size, the init, no new
+// privileges unless --security-opt decides, the IPC mode; docker info
+// lists no-new-privileges.
+func TestContainerDefaults(t *testing.T) {
+	w, _ := startWorld(t, "--default-ulimit", "nofile=1000:2000", "--default-ulimit", "nproc=500", "--default-shm-size", "32m",
+		"--init", "--no-new-privileges", "--default-ipc-mode", "shareable")
+	bb := testworld.BusyboxImage
+	probe := `ulimit -n; ulimit -Hn; ulimit -u; df -k /dev/shm | tail -1 | awk '{print $2}'; grep NoNewPrivs /proc/self/status | tr -d '\t'; cat /proc/1/cmdline | tr '\0' ' ' | cut -d' ' -f1`
+	out := mustDocker(t, w, "run", "--name", "plain", bb, "sh", "-c", probe)
+	if got, want := strings.Fields(out), []string{"1000", "2000", "500", "32768", "NoNewPrivs:1", "/sbin/docker-init"}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("defaults: %q, want %q", got, want)
+	}
+	for format, want := range map[string]string{
+		"{{json .HostConfig.Ulimits}}": `[{"Name":"nofile","Hard":2000,"Soft":1000},{"Name":"nproc","Hard":500,"Soft":500}]`,
+		"{{.HostConfig.ShmSize}}":      "33554432",
+		"{{.HostConfig.IpcMode}}":      "shareable",
+		"{{json .HostConfig.Init}}":    "null",
+	} {
+		if got := dockerInspect(t, w, format, "plain"); got != want {
+			t.Errorf("inspect %s = %s, want %s", format, got, want)
+		}
+	}
+	out = mustDocker(t, w, "run", "--name", "own", "--ulimit", "nofile=300:400", "--shm-size", "8m", "--init=false",
+		"--security-opt", "no-new-privileges=false", "--ipc", "private", bb, "sh", "-c", probe)
+	if got, want := strings.Fields(out), []string{"300", "400", "500", "8192", "NoNewPrivs:0", "sh"}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("the container's own: %q, want %q", got, want)
+	}
+	for format, want := range map[string]string{
+		"{{json .HostConfig.Ulimits}}": `[{"Name":"nofile","Hard":400,"Soft":300},{"Name":"nproc","Hard":500,"Soft":500}]`,
+		"{{.HostConfig.IpcMode}}":      "private",
+		"{{json .HostConfig.Init}}":    "false",
+	} {
+		if got := dockerInspect(t, w, format, "own"); got != want {
+			t.Errorf("own: inspect %s = %s, want %s", format, got, want)
+		}
+	}
+	if got := mustDocker(t, w, "info", "--format", "{{json .SecurityOptions}}"); !strings.Contains(got, `"name=no-new-privileges"`) {
+		t.Errorf("docker info's SecurityOptions %s lack name=no-new-privileges", got)
+	}
+}
