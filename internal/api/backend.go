@@ -206,6 +206,8 @@ type SystemInfo struct {
 	CgroupnsHost bool
 	// NoNewPrivileges is the daemon's --no-new-privileges.
 	NoNewPrivileges bool
+	// Labels are the daemon's own (--label).
+	Labels []string
 	// Limits are what the host's cgroups can apply (docker info's
 	// MemoryLimit, SwapLimit, …).
 	Limits container.HostLimits

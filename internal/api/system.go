@@ -134,7 +134,7 @@ func systemInfo(si SystemInfo) system.Info {
 		RuncCommit:          system.Commit{ID: si.RuncVersion},
 		SecurityOptions:     securityOptions(si),
 		FirewallBackend:     firewallBackend(si),
-		Labels:              []string{},
+		Labels:              append([]string{}, si.Labels...),
 		Warnings:            append([]string{}, si.Warnings...),
 		DefaultAddressPools: addressPools(si.AddressPools),
 	}

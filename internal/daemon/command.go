@@ -25,9 +25,11 @@ func NewCommand() *cobra.Command {
 		Short: "Run the berth daemon",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := loadConfigFile(cmd.Flags(), cfg.ConfigFile); err != nil {
+			warnings, err := loadConfigFile(cmd.Flags(), cfg.ConfigFile)
+			if err != nil {
 				return err
 			}
+			cfg.FileWarnings = warnings
 			level, err := cfg.logLevel()
 			if err != nil {
 				return err

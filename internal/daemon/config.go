@@ -56,6 +56,8 @@ func addFlags(f *pflag.FlagSet, cfg *Config) {
 	f.BoolVar(&cfg.NoNewPrivileges, "no-new-privileges", false, "set no-new-privileges in containers whose --security-opt does not decide it")
 	f.StringVar(&cfg.DefaultIpcMode, "default-ipc-mode", "", `IPC namespace of containers that give no --ipc: "private" (the default) or "shareable"`)
 	f.StringVar(&cfg.DefaultCgroupnsMode, "default-cgroupns-mode", "", `cgroup namespace of containers that give no --cgroupns: "private" or "host" (default: private on cgroup v2, host on v1)`)
+	f.IntVar(&cfg.DefaultStopTimeout, "default-stop-timeout", 10, "seconds a stop waits for a container that sets no --stop-timeout before it kills it")
+	f.StringArrayVar(&cfg.Labels, "label", nil, "the daemon's labels, KEY=VALUE, which docker info shows (repeatable)")
 	f.BoolVar(&cfg.UserlandProxy, "userland-proxy", true, "serve the [::] side of ports published from IPv4-only containers, and [::1], from the daemon (IPv4 ports are the kernel's either way)")
 	f.BoolVar(&cfg.LiveRestore, "live-restore", true, "containers keep running while the daemon is down (always so with berth)")
 	f.IntVar(&cfg.Group, "group", -1, "group ID that may use the socket (default: root only)")
@@ -169,50 +171,103 @@ var fileKeys = map[string]string{
 	"default-network-opts":  "default-network-opt",
 	"log-opts":              "log-opt",
 	"default-ulimits":       "default-ulimit",
+	"labels":                "label",
 }
 
 // notInFile are flags that have no key in the file.
 var notInFile = map[string]bool{"config-file": true, "help": true, "resolv-conf": true}
 
+// noEffectKeys are dockerd's daemon.json keys for what berth does not do
+// at all — pull, push and build images, experimental features — taken
+// with a warning (in the log and docker info) so that a Docker host's
+// daemon.json starts berth: none of them can change what berth does.
+var noEffectKeys = map[string]string{
+	"registry-mirrors":                 "berth pulls no images",
+	"insecure-registries":              "berth pulls and pushes no images",
+	"allow-nondistributable-artifacts": "berth pushes no images",
+	"max-concurrent-downloads":         "berth pulls no images",
+	"max-concurrent-uploads":           "berth pushes no images",
+	"max-download-attempts":            "berth pulls no images",
+	"proxies":                          "berth pulls no images",
+	"features":                         "berth builds no images and has no optional features",
+	"builder":                          "berth builds no images",
+	"experimental":                     "berth has no experimental features",
+}
+
+// dockerdKeys are the rest of dockerd's daemon.json keys (moby's
+// config.Config), which berth refuses by name: each would change what
+// dockerd does in a way berth does not.
+var dockerdKeys = []string{
+	"allow-direct-routing", "authorization-plugins", "bip6", "bridge", "bridge-accept-fwmark", "cdi-spec-dirs",
+	"cgroup-parent", "containerd", "containerd-namespace", "containerd-plugin-namespace", "cpu-rt-period",
+	"cpu-rt-runtime", "cri-containerd", "default-gateway", "default-gateway-v6", "default-init", "default-runtime",
+	"exec-opts", "firewall-backend", "host-gateway-ip", "host-gateway-ips", "http-proxy", "https-proxy", "init-path",
+	"ip-forward", "ip-forward-no-drop", "ip6tables", "iptables", "log-format", "metrics-addr", "min-api-version",
+	"network-control-plane-mtu", "network-diagnostic-port", "no-proxy", "node-generic-resources", "nri-opts",
+	"pidfile", "raw-logs", "rootless", "runtimes", "seccomp-profile", "selinux-enabled", "shutdown-timeout",
+	"storage-driver", "storage-opts", "swarm-default-advertise-addr", "swarm-raft-election-tick",
+	"swarm-raft-heartbeat-tick", "tls", "tlscacert", "tlscert", "tlskey", "tlsverify", "userland-proxy-path",
+	"userns-remap",
+}
+
 // loadConfigFile sets the flags the file at path names, as dockerd merges
 // daemon.json: a key that is not an option, or one that is also given as
-// a flag, is an error naming them all. A missing file is no error unless
-// it was asked for by name (--config-file).
-func loadConfigFile(f *pflag.FlagSet, path string) error {
+// a flag, is an error naming them all (dockerd's keys berth lacks apart
+// from the others). A missing file is no error unless it was asked for
+// by name (--config-file). It returns the warnings of the keys taken
+// without effect (noEffectKeys).
+func loadConfigFile(f *pflag.FlagSet, path string) ([]string, error) {
 	raw, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) && !f.Changed("config-file") {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return fmt.Errorf("read the configuration file: %w", err)
+		return nil, fmt.Errorf("read the configuration file: %w", err)
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
-		return nil
+		return nil, nil
 	}
 	var file map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &file); err != nil {
-		return fmt.Errorf("configuration file %s: %w", path, err)
+		return nil, fmt.Errorf("configuration file %s: %w", path, err)
 	}
-	var unknown, conflicts []string
+	var unknown, unsupported, conflicts, warnings []string
 	keys := slices.Sorted(maps.Keys(file))
 	for _, key := range keys {
+		if why, ok := noEffectKeys[key]; ok {
+			if key == "experimental" && string(bytes.TrimSpace(file[key])) == "false" {
+				continue // what berth is
+			}
+			warnings = append(warnings, fmt.Sprintf("WARNING: daemon.json's %q has no effect: %s", key, why))
+			continue
+		}
 		name, renamed := fileKeys[key]
 		if !renamed {
 			name = key
 		}
 		fl := f.Lookup(name)
 		switch {
+		case (fl == nil || notInFile[name]) && slices.Contains(dockerdKeys, key):
+			unsupported = append(unsupported, key)
 		case fl == nil || notInFile[name] || !renamed && isRenamedFlag(name):
 			unknown = append(unknown, key)
 		case fl.Changed:
 			conflicts = append(conflicts, fmt.Sprintf("%s: (from flag: %s, from file: %s)", key, fl.Value.String(), string(file[key])))
 		}
 	}
+	keys = slices.DeleteFunc(keys, func(k string) bool { _, ok := noEffectKeys[k]; return ok })
+	var refused []string
+	if len(unsupported) > 0 {
+		refused = append(refused, "dockerd's options berth does not have: "+strings.Join(unsupported, ", "))
+	}
 	if len(unknown) > 0 {
-		return fmt.Errorf("configuration file %s: the following directives don't match any configuration option of berth's: %s", path, strings.Join(unknown, ", "))
+		refused = append(refused, "the following directives don't match any configuration option of berth's: "+strings.Join(unknown, ", "))
+	}
+	if len(refused) > 0 {
+		return nil, fmt.Errorf("configuration file %s: %s", path, strings.Join(refused, "; "))
 	}
 	if len(conflicts) > 0 {
-		return fmt.Errorf("configuration file %s: the following directives are specified both as a flag and in the configuration file: %s", path, strings.Join(conflicts, ", "))
+		return nil, fmt.Errorf("configuration file %s: the following directives are specified both as a flag and in the configuration file: %s", path, strings.Join(conflicts, ", "))
 	}
 	for _, key := range keys {
 		name := key
@@ -233,10 +288,10 @@ func loadConfigFile(f *pflag.FlagSet, path string) error {
 			err = f.Set(name, v)
 		}
 		if err != nil {
-			return fmt.Errorf("configuration file %s: %q: %w", path, key, err)
+			return nil, fmt.Errorf("configuration file %s: %q: %w", path, key, err)
 		}
 	}
-	return nil
+	return warnings, nil
 }
 
 // isRenamedFlag reports whether a flag's key in the file is another

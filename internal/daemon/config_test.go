@@ -29,7 +29,9 @@ func parseDaemonArgs(t *testing.T, body string, args ...string) (Config, error) 
 	if err := f.Parse(append([]string{"--config-file", path}, args...)); err != nil {
 		return cfg, err
 	}
-	return cfg, loadConfigFile(f, cfg.ConfigFile)
+	warnings, err := loadConfigFile(f, cfg.ConfigFile)
+	cfg.FileWarnings = warnings
+	return cfg, err
 }
 
 func TestConfigFileSetsOptions(t *testing.T) {
@@ -52,6 +54,7 @@ func TestConfigFileSetsOptions(t *testing.T) {
 		DefaultNetworkOpts: map[string]map[string]string{"bridge": {"com.docker.network.driver.mtu": "1400"}},
 		DNS:                []string{"10.0.0.53", "10.0.1.53"}, DNSSearch: []string{"corp.example"}, DNSOptions: []string{"ndots:2"},
 		Group: 123, LogDriver: "json-file", LiveRestore: true, Debug: true, LogLevel: "info", UserlandProxy: false,
+		DefaultStopTimeout: 10,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("config\n got %+v\nwant %+v", cfg, want)
@@ -64,8 +67,10 @@ func TestConfigFileRefusals(t *testing.T) {
 		args       []string
 		want       string
 	}{
-		{"unknown keys", `{"bip": "10.1.0.1/24", "storage-driver": "overlay2", "bridge": "br0"}`, nil,
-			"the following directives don't match any configuration option of berth's: bridge, storage-driver"},
+		{"dockerd's keys berth lacks", `{"bip": "10.1.0.1/24", "storage-driver": "overlay2", "bridge": "br0"}`, nil,
+			"dockerd's options berth does not have: bridge, storage-driver"},
+		{"unknown keys", `{"bip": "10.1.0.1/24", "storage_driver": "overlay2", "userns-remap": "default", "bridges": "br0"}`, nil,
+			"dockerd's options berth does not have: userns-remap; the following directives don't match any configuration option of berth's: bridges, storage_driver"},
 		{"a flag's name where the file has the plural", `{"dns-opt": ["ndots:1"]}`, nil, "dns-opt"},
 		{"not in the file", `{"config-file": "/x"}`, nil, "don't match any configuration option of berth's: config-file"},
 		{"flag and file", `{"mtu": 1400, "dns": ["1.1.1.1"]}`, []string{"--mtu", "1300", "--dns", "8.8.8.8"},
@@ -81,7 +86,7 @@ func TestConfigFileRefusals(t *testing.T) {
 		{"a string for a list", `{"dns": "1.1.1.1"}`, nil, `"dns": want a list of strings`},
 		{"a number for a string", `{"bip": 10}`, nil, `"bip": want a string`},
 		{"not JSON", `{"mtu": }`, nil, "invalid character"},
-		{"a proxy binary berth has none of", `{"userland-proxy-path": "/usr/bin/docker-proxy"}`, nil, "don't match any configuration option of berth's: userland-proxy-path"},
+		{"a proxy binary berth has none of", `{"userland-proxy-path": "/usr/bin/docker-proxy"}`, nil, "dockerd's options berth does not have: userland-proxy-path"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseDaemonArgs(t, tc.body, tc.args...)
@@ -89,6 +94,48 @@ func TestConfigFileRefusals(t *testing.T) {
 				t.Errorf("err %v, want it to say %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestConfigFileNoEffectKeys: a Docker host's daemon.json, with keys for
+// what berth does not do (pull, push, build, experimental features),
+// starts berth; each such key is a warning, "experimental": false none.
+// The daemon's labels and default stop timeout are taken.
+func TestConfigFileNoEffectKeys(t *testing.T) {
+	cfg, err := parseDaemonArgs(t, `{
+		"registry-mirrors": ["https://mirror.example"], "insecure-registries": ["reg.example:5000"],
+		"features": {"buildkit": true}, "experimental": false, "max-concurrent-downloads": 3,
+		"builder": {"gc": {"enabled": true}}, "proxies": {"http-proxy": "http://proxy.example:3128"},
+		"labels": ["env=prod", "team=net"], "default-stop-timeout": 30,
+		"log-driver": "json-file", "log-opts": {"max-size": "10m", "max-file": "3"}, "live-restore": true}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`WARNING: daemon.json's "builder" has no effect: berth builds no images`,
+		`WARNING: daemon.json's "features" has no effect: berth builds no images and has no optional features`,
+		`WARNING: daemon.json's "insecure-registries" has no effect: berth pulls and pushes no images`,
+		`WARNING: daemon.json's "max-concurrent-downloads" has no effect: berth pulls no images`,
+		`WARNING: daemon.json's "proxies" has no effect: berth pulls no images`,
+		`WARNING: daemon.json's "registry-mirrors" has no effect: berth pulls no images`,
+	}
+	if !reflect.DeepEqual(cfg.FileWarnings, want) {
+		t.Errorf("warnings\n%q\nwant\n%q", cfg.FileWarnings, want)
+	}
+	if !reflect.DeepEqual(cfg.Labels, []string{"env=prod", "team=net"}) || cfg.DefaultStopTimeout != 30 {
+		t.Errorf("labels %q, default-stop-timeout %d", cfg.Labels, cfg.DefaultStopTimeout)
+	}
+	if cfg, err := parseDaemonArgs(t, `{"experimental": true}`); err != nil || len(cfg.FileWarnings) != 1 {
+		t.Errorf(`"experimental": true: %v, warnings %q; want one`, err, cfg.FileWarnings)
+	}
+	for _, body := range []string{`{"labels": ["nokey"]}`, `{"default-stop-timeout": -2}`} {
+		cfg, err := parseDaemonArgs(t, body)
+		if err == nil {
+			_, err = cfg.containerDefaults()
+		}
+		if err == nil {
+			t.Errorf("%s: no error", body)
+		}
 	}
 }
 
@@ -117,13 +164,13 @@ func TestConfigFileMissing(t *testing.T) {
 	f := pflag.NewFlagSet("daemon", pflag.ContinueOnError)
 	addFlags(f, &cfg)
 	missing := filepath.Join(t.TempDir(), "none.json")
-	if err := loadConfigFile(f, missing); err != nil {
+	if _, err := loadConfigFile(f, missing); err != nil {
 		t.Errorf("the default file missing: %v", err)
 	}
 	if err := f.Parse([]string{"--config-file", missing}); err != nil {
 		t.Fatal(err)
 	}
-	if err := loadConfigFile(f, cfg.ConfigFile); err == nil {
+	if _, err := loadConfigFile(f, cfg.ConfigFile); err == nil {
 		t.Error("a --config-file that is missing was no error")
 	}
 	if _, err := parseDaemonArgs(t, " \n"); err != nil {

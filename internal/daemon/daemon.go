@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -77,6 +78,11 @@ type Config struct {
 	NoNewPrivileges     bool
 	DefaultIpcMode      string
 	DefaultCgroupnsMode string
+	// DefaultStopTimeout is the seconds a stop waits for a container
+	// that gives no --stop-timeout (dockerd's default-stop-timeout, 10).
+	DefaultStopTimeout int
+	// Labels are the daemon's own (dockerd's --label), for docker info.
+	Labels []string
 	// UserlandProxy (dockerd's --userland-proxy) has the daemon serve the
 	// IPv6 ports the kernel cannot DNAT: an IPv4-only container's [::]
 	// side, and [::1]. Off, as with dockerd, an IPv4-only container's
@@ -89,8 +95,11 @@ type Config struct {
 	Debug    bool
 	LogLevel string
 	// ConfigFile is the daemon.json read at start (flags win nothing:
-	// a key given both ways is an error).
-	ConfigFile string
+	// a key given both ways is an error); FileWarnings are its keys taken
+	// without effect (dockerd's for what berth does not do), which the
+	// log and docker info show.
+	ConfigFile   string
+	FileWarnings []string
 	// ResolvConf is the host's resolver configuration ("" means /etc/resolv.conf).
 	ResolvConf string
 	Log        *slog.Logger
@@ -461,6 +470,9 @@ func (d *Daemon) Start(ctx context.Context) error {
 	d.linksStarted()
 	d.scanRoutes()
 	d.logForwardWarnings()
+	for _, w := range d.cfg.FileWarnings {
+		d.log.Warn(strings.TrimPrefix(w, "WARNING: "))
+	}
 	d.stopLogRotator = d.startLogRotator()
 	d.stopPortRetry = every(portRetryEvery, d.net.RetryUnheldPorts)
 	d.stopExecGC = every(execGCEvery, d.collectExecs)

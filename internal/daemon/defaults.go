@@ -31,6 +31,14 @@ type containerDefaults struct {
 // containerDefaults checks the options in dockerd's words.
 func (cfg *Config) containerDefaults() (containerDefaults, error) {
 	def := containerDefaults{init: cfg.Init, noNewPrivileges: cfg.NoNewPrivileges}
+	for _, l := range cfg.Labels { // the daemon's, checked here with the rest
+		if !strings.Contains(l, "=") {
+			return def, fmt.Errorf("daemon configuration: bad attribute format: %s", l) // moby's ValidateLabel
+		}
+	}
+	if cfg.DefaultStopTimeout < -1 {
+		return def, fmt.Errorf("invalid default-stop-timeout (%d): use -1 (no limit) or a number of seconds", cfg.DefaultStopTimeout)
+	}
 	if err := container.CheckUlimits(cfg.DefaultUlimits); err != nil {
 		return def, fmt.Errorf("--default-ulimit: %w", err)
 	}

@@ -162,7 +162,8 @@ func (d *Daemon) SystemInfo(ctx context.Context) (api.SystemInfo, error) {
 		OperatingSystem: osName(), Architecture: runtime.GOARCH, NCPU: runtime.NumCPU(),
 		DefaultBridgeName: d.cfg.BridgeName, RuncVersion: d.runcVersion(), Limits: d.limits,
 	}
-	info.Warnings = d.forwardWarnings()
+	info.Warnings = append(d.forwardWarnings(), d.cfg.FileWarnings...)
+	info.Labels = d.cfg.Labels
 	info.LoggingDriver = d.logDefaults.Driver()
 	info.Debug = d.cfg.Debug // dockerd: --debug (debug.IsEnabled), not --log-level debug
 	info.UserlandProxy = d.cfg.UserlandProxy

@@ -587,7 +587,7 @@ func (d *Daemon) StopContainer(ctx context.Context, ref string, timeout *int, si
 		cs.mu.Unlock()
 		return err
 	}
-	wait := 10
+	wait := d.cfg.DefaultStopTimeout
 	if cs.c.Config.StopTimeout != nil {
 		wait = *cs.c.Config.StopTimeout
 	}

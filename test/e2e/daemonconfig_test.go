@@ -171,7 +171,8 @@ func TestDaemonConfigFileRefused(t *testing.T) {
 		args []string
 		want string
 	}{
-		{`{"bip": "10.66.0.1/24", "storage-driver": "overlay2"}`, nil, "the following directives don't match any configuration option of berth's: storage-driver"},
+		{`{"bip": "10.66.0.1/24", "storage-driver": "overlay2"}`, nil, "dockerd's options berth does not have: storage-driver"},
+		{`{"bip": "10.66.0.1/24", "storage_driver": "overlay2"}`, nil, "the following directives don't match any configuration option of berth's: storage_driver"},
 		{`{"mtu": 1400}`, []string{"--mtu", "1300"}, "the following directives are specified both as a flag and in the configuration file: mtu: (from flag: 1300, from file: 1400)"},
 		{`{"bip": "10.66.0.0/24"}`, nil, "network or broadcast address"},
 	} {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-net/berth/internal/testworld"
 )
@@ -16,7 +17,7 @@ import (
 // lists no-new-privileges.
 func TestContainerDefaults(t *testing.T) {
 	w, _ := startWorld(t, "--default-ulimit", "nofile=1000:2000", "--default-ulimit", "nproc=500", "--default-shm-size", "32m",
-		"--init", "--no-new-privileges", "--default-ipc-mode", "shareable")
+		"--init", "--no-new-privileges", "--default-ipc-mode", "shareable", "--label", "env=prod", "--default-stop-timeout", "1")
 	bb := testworld.BusyboxImage
 	probe := `ulimit -n; ulimit -Hn; ulimit -u; df -k /dev/shm | tail -1 | awk '{print $2}'; grep NoNewPrivs /proc/self/status | tr -d '\t'; cat /proc/1/cmdline | tr '\0' ' ' | cut -d' ' -f1`
 	out := mustDocker(t, w, "run", "--name", "plain", bb, "sh", "-c", probe)
@@ -49,5 +50,20 @@ func TestContainerDefaults(t *testing.T) {
 	}
 	if got := mustDocker(t, w, "info", "--format", "{{json .SecurityOptions}}"); !strings.Contains(got, `"name=no-new-privileges"`) {
 		t.Errorf("docker info's SecurityOptions %s lack name=no-new-privileges", got)
+	}
+	if got := strings.TrimSpace(mustDocker(t, w, "info", "--format", "{{json .Labels}}")); got != `["env=prod"]` {
+		t.Errorf("docker info's Labels = %s, want the daemon's --label", got)
+	}
+	// A container that ignores SIGTERM is killed after the daemon's
+	// default stop timeout (1 s here; Docker's 10 s would outlast the
+	// 8 s this stop is given).
+	mustDocker(t, w, "run", "-d", "--name", "stubborn", "--init=false", bb, "sh", "-c", "trap '' TERM; while true; do sleep 1; done")
+	start := time.Now()
+	mustDocker(t, w, "stop", "stubborn")
+	if took := time.Since(start); took > 8*time.Second {
+		t.Errorf("docker stop with --default-stop-timeout 1 took %v", took)
+	}
+	if got := dockerInspect(t, w, "{{.State.ExitCode}}", "stubborn"); got != "137" {
+		t.Errorf("stubborn's exit code %s, want 137 (killed)", got)
 	}
 }
