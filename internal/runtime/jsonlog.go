@@ -67,8 +67,15 @@ type logFile struct {
 }
 
 // openLogFile opens path for appending (a restarted container keeps what
-// it wrote before), creating it.
+// it wrote before), creating it. The temporary files of compressions a
+// process that died left are removed (one of a writer still at work
+// fails its compression, which keeps its file uncompressed).
 func openLogFile(path string, lim LogLimit) (*logFile, error) {
+	if stale, _ := filepath.Glob(path + ".*" + gzSuffix + ".tmp*"); len(stale) > 0 {
+		for _, name := range stale {
+			os.Remove(name)
+		}
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("open log %q: %w", path, err)

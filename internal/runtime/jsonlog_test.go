@@ -272,6 +272,31 @@ func TestLogFileCompressesRotated(t *testing.T) {
 	}
 }
 
+// TestOpenLogFileRemovesStaleCompressions: a compression cut short (its
+// process killed) leaves a temporary file, which the next writer of the
+// log removes; the log's own files stay.
+func TestOpenLogFileRemovesStaleCompressions(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "c-json.log")
+	keep := []string{path + ".1", path + ".2.gz", filepath.Join(dir, "other-json.log.1.gz.tmp123")}
+	for _, name := range append([]string{path + ".1.gz.tmp4567", path + ".3.gz.tmp1"}, keep...) {
+		if err := os.WriteFile(name, []byte("x"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lf, err := openLogFile(path, LogLimit{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lf.close()
+	names, _ := filepath.Glob(filepath.Join(dir, "*"))
+	want := append([]string{path}, keep...)
+	slices.Sort(want)
+	if !slices.Equal(names, want) {
+		t.Errorf("files %q, want %q", names, want)
+	}
+}
+
 // TestCompressionsOfOneFileAtOnce: two writers of one log (a restarted
 // container's beside the one before) compressing the same rotated file
 // at once each write a file of their own; one takes the rotated file's
