@@ -201,9 +201,11 @@ type SystemInfo struct {
 	// Warnings are docker info's: what is wrong with the host for berth.
 	Warnings      []string
 	CgroupVersion string // "1" or "2", of the host's /sys/fs/cgroup; "" unknown
-	// CgroupnsHost: containers share the host's cgroup namespace unless
-	// --cgroupns says otherwise (--default-cgroupns-mode host).
-	CgroupnsHost bool
+	// CgroupnsPrivate: containers get a cgroup namespace of their own
+	// unless --cgroupns says otherwise (private on cgroup v2 unless the
+	// daemon's --default-cgroupns-mode says host; host on v1 unless it
+	// says private).
+	CgroupnsPrivate bool
 	// NoNewPrivileges is the daemon's --no-new-privileges.
 	NoNewPrivileges bool
 	// Labels are the daemon's own (--label).

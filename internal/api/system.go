@@ -147,7 +147,7 @@ func systemInfo(si SystemInfo) system.Info {
 // and no new privileges with the daemon's --no-new-privileges.
 func securityOptions(si SystemInfo) []string {
 	opts := []string{"name=seccomp,profile=builtin"}
-	if si.CgroupVersion == "2" && !si.CgroupnsHost {
+	if si.CgroupnsPrivate {
 		opts = append(opts, "name=cgroupns")
 	}
 	if si.NoNewPrivileges {

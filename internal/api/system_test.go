@@ -196,7 +196,7 @@ func TestInfoFirewallAndSecurity(t *testing.T) {
 	if want := []any{"name=seccomp,profile=builtin"}; !cmp.Equal(got["SecurityOptions"], want) {
 		t.Errorf("SecurityOptions %v, want %v", got["SecurityOptions"], want)
 	}
-	f.info.UserlandProxy, f.info.CgroupVersion = true, "2"
+	f.info.UserlandProxy, f.info.CgroupVersion, f.info.CgroupnsPrivate = true, "2", true
 	got = decode[map[string]any](t, call(t, newServer(f), http.MethodGet, "/info", ""))
 	want := map[string]any{"Driver": "nftables", "Info": []any{[]any{"EnableUserlandProxy", "true"}}}
 	if !cmp.Equal(got["FirewallBackend"], want) {
@@ -204,6 +204,11 @@ func TestInfoFirewallAndSecurity(t *testing.T) {
 	}
 	if want := []any{"name=seccomp,profile=builtin", "name=cgroupns"}; !cmp.Equal(got["SecurityOptions"], want) {
 		t.Errorf("SecurityOptions on cgroup v2 %v, want %v", got["SecurityOptions"], want)
+	}
+	f.info.NoNewPrivileges = true
+	got = decode[map[string]any](t, call(t, newServer(f), http.MethodGet, "/info", ""))
+	if want := []any{"name=seccomp,profile=builtin", "name=cgroupns", "name=no-new-privileges"}; !cmp.Equal(got["SecurityOptions"], want) {
+		t.Errorf("SecurityOptions with --no-new-privileges %v, want %v", got["SecurityOptions"], want)
 	}
 	f.info.Firewalld, f.info.FirewalldReloadedAt = true, time.Date(2026, 12, 2, 16, 0, 0, 0, time.UTC)
 	got = decode[map[string]any](t, call(t, newServer(f), http.MethodGet, "/info", ""))

@@ -204,7 +204,7 @@ var dockerdKeys = []string{
 	"exec-opts", "firewall-backend", "host-gateway-ip", "host-gateway-ips", "http-proxy", "https-proxy", "init-path",
 	"ip-forward", "ip-forward-no-drop", "ip6tables", "iptables", "log-format", "metrics-addr", "min-api-version",
 	"network-control-plane-mtu", "network-diagnostic-port", "no-proxy", "node-generic-resources", "nri-opts",
-	"pidfile", "raw-logs", "rootless", "runtimes", "seccomp-profile", "selinux-enabled", "shutdown-timeout",
+	"pidfile", "raw-logs", "resolv-conf", "rootless", "runtimes", "seccomp-profile", "selinux-enabled", "shutdown-timeout",
 	"storage-driver", "storage-opts", "swarm-default-advertise-addr", "swarm-raft-election-tick",
 	"swarm-raft-heartbeat-tick", "tls", "tlscacert", "tlscert", "tlskey", "tlsverify", "userland-proxy-path",
 	"userns-remap",

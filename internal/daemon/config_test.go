@@ -128,7 +128,7 @@ func TestConfigFileNoEffectKeys(t *testing.T) {
 	if cfg, err := parseDaemonArgs(t, `{"experimental": true}`); err != nil || len(cfg.FileWarnings) != 1 {
 		t.Errorf(`"experimental": true: %v, warnings %q; want one`, err, cfg.FileWarnings)
 	}
-	for _, body := range []string{`{"labels": ["nokey"]}`, `{"default-stop-timeout": -2}`} {
+	for _, body := range []string{`{"labels": ["nokey"]}`, `{"default-stop-timeout": -1}`} {
 		cfg, err := parseDaemonArgs(t, body)
 		if err == nil {
 			_, err = cfg.containerDefaults()

@@ -47,7 +47,7 @@ func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg container
 	if err := container.CheckLogConfig(cfg.LogConfig); err != nil {
 		return nil, nil, errdefs.Invalid("%w", err)
 	}
-	d.defaults.adaptCreate(&cfg)
+	d.defaults.adaptCreate(&cfg, d.limits.CgroupV2)
 	d.adaptSecurity(&cfg)
 	container.AdaptResources(&cfg.Resources)
 	d.adaptNamespaces(&cfg.Namespaces)

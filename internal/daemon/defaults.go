@@ -36,8 +36,8 @@ func (cfg *Config) containerDefaults() (containerDefaults, error) {
 			return def, fmt.Errorf("daemon configuration: bad attribute format: %s", l) // moby's ValidateLabel
 		}
 	}
-	if cfg.DefaultStopTimeout < -1 {
-		return def, fmt.Errorf("invalid default-stop-timeout (%d): use -1 (no limit) or a number of seconds", cfg.DefaultStopTimeout)
+	if cfg.DefaultStopTimeout < 0 {
+		return def, fmt.Errorf("invalid default stop timeout: %d", cfg.DefaultStopTimeout) // moby's Validate
 	}
 	if err := container.CheckUlimits(cfg.DefaultUlimits); err != nil {
 		return def, fmt.Errorf("--default-ulimit: %w", err)
@@ -70,15 +70,17 @@ func (cfg *Config) containerDefaults() (containerDefaults, error) {
 	return def, nil
 }
 
-// adaptCreate applies the create-time defaults to cfg.
-func (def containerDefaults) adaptCreate(cfg *container.Config) {
+// adaptCreate applies the create-time defaults to cfg; on cgroup v1 a
+// privileged container keeps the host's cgroup namespace whatever the
+// default, as moby's adaptContainerSettings has it.
+func (def containerDefaults) adaptCreate(cfg *container.Config, cgroupV2 bool) {
 	if cfg.Resources.ShmSize == 0 {
 		cfg.Resources.ShmSize = def.shmSize
 	}
 	if cfg.Namespaces.IpcMode == "" {
 		cfg.Namespaces.IpcMode = def.ipcMode
 	}
-	if cfg.Namespaces.CgroupnsMode == "" {
+	if cfg.Namespaces.CgroupnsMode == "" && (cgroupV2 || !cfg.Security.Privileged) {
 		cfg.Namespaces.CgroupnsMode = def.cgroupnsMode
 	}
 	if def.noNewPrivileges && !namesNoNewPrivileges(cfg.Security.Opts) {
@@ -107,6 +109,16 @@ func (def containerDefaults) withUlimits(own []container.Ulimit) []container.Uli
 		}
 	}
 	return out
+}
+
+// cgroupnsPrivate says whether containers get a cgroup namespace of
+// their own unless --cgroupns says otherwise: the default's mode, else
+// private on cgroup v2 and host on v1 (docker info's name=cgroupns).
+func (def containerDefaults) cgroupnsPrivate(cgroupV2 bool) bool {
+	if def.cgroupnsMode == "" {
+		return cgroupV2
+	}
+	return def.cgroupnsMode == container.ModePrivate
 }
 
 // initFor says whether a container runs under an init: its --init, or

@@ -64,16 +64,32 @@ func TestAdaptCreateDefaults(t *testing.T) {
 	def := containerDefaults{shmSize: 1 << 20, noNewPrivileges: true, ipcMode: "shareable", cgroupnsMode: "host",
 		ulimits: []container.Ulimit{{Name: "nofile", Soft: 1, Hard: 2}, {Name: "core", Soft: 0, Hard: 0}}, init: true}
 	var cfg container.Config
-	def.adaptCreate(&cfg)
+	def.adaptCreate(&cfg, true)
 	if cfg.Resources.ShmSize != 1<<20 || cfg.Namespaces.IpcMode != "shareable" || cfg.Namespaces.CgroupnsMode != "host" || !cfg.Security.NoNewPrivileges {
 		t.Errorf("nothing given: %+v %+v %+v", cfg.Resources, cfg.Namespaces, cfg.Security)
 	}
 	for _, opt := range []string{"no-new-privileges=false", "no-new-privileges:false"} {
 		own := container.Config{Resources: container.Resources{ShmSize: 5}, Namespaces: container.Namespaces{IpcMode: "private", CgroupnsMode: "private"},
 			Security: container.Security{Opts: []string{opt}}}
-		def.adaptCreate(&own)
+		def.adaptCreate(&own, true)
 		if own.Resources.ShmSize != 5 || own.Namespaces.IpcMode != "private" || own.Namespaces.CgroupnsMode != "private" || own.Security.NoNewPrivileges {
 			t.Errorf("%s: the create's own were changed: %+v %+v %+v", opt, own.Resources, own.Namespaces, own.Security)
+		}
+	}
+	// cgroup v1: a privileged container keeps the host's cgroup
+	// namespace whatever the default (moby's adaptContainerSettings).
+	priv := container.Config{Security: container.Security{Privileged: true}}
+	(containerDefaults{cgroupnsMode: "private"}).adaptCreate(&priv, false)
+	if priv.Namespaces.CgroupnsMode != "" {
+		t.Errorf("privileged on cgroup v1: cgroupns %q, want it left to the host default", priv.Namespaces.CgroupnsMode)
+	}
+	for _, tc := range []struct {
+		mode string
+		v2   bool
+		want bool
+	}{{"", true, true}, {"", false, false}, {"host", true, false}, {"private", false, true}} {
+		if got := (containerDefaults{cgroupnsMode: tc.mode}).cgroupnsPrivate(tc.v2); got != tc.want {
+			t.Errorf("cgroupnsPrivate(%q, v2 %v) = %v, want %v", tc.mode, tc.v2, got, tc.want)
 		}
 	}
 	got := def.withUlimits([]container.Ulimit{{Name: "NOFILE", Soft: 5, Hard: 6}})

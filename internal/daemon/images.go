@@ -168,7 +168,7 @@ func (d *Daemon) SystemInfo(ctx context.Context) (api.SystemInfo, error) {
 	info.Debug = d.cfg.Debug // dockerd: --debug (debug.IsEnabled), not --log-level debug
 	info.UserlandProxy = d.cfg.UserlandProxy
 	info.NoNewPrivileges = d.defaults.noNewPrivileges
-	info.CgroupnsHost = d.defaults.cgroupnsMode == container.ModeHost
+	info.CgroupnsPrivate = d.defaults.cgroupnsPrivate(d.limits.CgroupV2)
 	if d.firewalld != nil && d.firewalld.Managed() {
 		info.Firewalld, info.FirewalldReloadedAt = true, d.firewalld.ReloadedAt()
 	}

@@ -286,7 +286,9 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, joins nsJ
 		return err
 	}
 	spec.Resources.Ulimits = d.defaults.withUlimits(c.Config.Resources.Ulimits)
-	if d.defaults.initFor(c.Config.Init) {
+	// moby's: an init only in a PID namespace of the container's own
+	// (--pid host or container:… take none, asked for or by default).
+	if pm := c.Config.Namespaces.PidMode; (pm == "" || pm == container.ModePrivate) && d.defaults.initFor(c.Config.Init) {
 		path, err := initBinary()
 		if err != nil {
 			return err

@@ -168,7 +168,7 @@ func gzHeader(f *os.File) (compressedHeader, error) {
 // in it as in any other file.
 func decompressLog(f *os.File) (*os.File, error) {
 	out, err := decompressInto(f, filepath.Dir(f.Name()))
-	if err != nil {
+	if errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT) {
 		out, err = decompressInto(f, os.TempDir())
 	}
 	if err != nil {

@@ -48,6 +48,11 @@ func TestContainerDefaults(t *testing.T) {
 			t.Errorf("own: inspect %s = %s, want %s", format, got, want)
 		}
 	}
+	// No init in the host's PID namespace, by default as asked for
+	// (moby's: an init only in a PID namespace of the container's own).
+	if got := strings.TrimSpace(mustDocker(t, w, "run", "--rm", "--pid", "host", bb, "sh", "-c", "test -e /sbin/docker-init && echo mounted || echo none")); got != "none" {
+		t.Errorf("--pid host with the daemon's --init: docker-init %s, want none", got)
+	}
 	if got := mustDocker(t, w, "info", "--format", "{{json .SecurityOptions}}"); !strings.Contains(got, `"name=no-new-privileges"`) {
 		t.Errorf("docker info's SecurityOptions %s lack name=no-new-privileges", got)
 	}
