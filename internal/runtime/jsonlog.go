@@ -597,8 +597,14 @@ func (ew *entryWriter) write(line []byte) (past bool, err error) {
 	if !ew.o.Until.IsZero() && e.Time.After(ew.o.Until) {
 		return true, nil
 	}
-	if !ew.o.Since.IsZero() && e.Time.Before(ew.o.Since) {
-		return false, nil
+	if !ew.o.Since.IsZero() {
+		if e.Time.Before(ew.o.Since) {
+			return false, nil
+		}
+		// As moby's forwarder: from the first entry at or after Since
+		// on, every entry (the times of a log need not be monotonic: a
+		// clock stepped back).
+		ew.o.Since = time.Time{}
 	}
 	w := ew.stdout
 	if e.Stream == "stderr" {

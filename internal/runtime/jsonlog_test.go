@@ -582,6 +582,26 @@ func TestLogAttrsAsJSONFile(t *testing.T) {
 	}
 }
 
+// TestReadJSONLogSinceOnce: --since drops the entries before the first
+// one at or after it, and none after that one, whatever their times (a
+// clock stepped back), as moby's forwarder.
+func TestReadJSONLogSinceOnce(t *testing.T) {
+	lf, path := newTestLog(t, LogLimit{})
+	base := time.Date(2026, 12, 4, 6, 0, 0, 0, time.UTC)
+	for i, sec := range []int{0, 5, 2, 7} {
+		if err := lf.write("stdout", fmt.Appendf(nil, "e%d\n", i), base.Add(time.Duration(sec)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	if err := readJSONLog(context.Background(), path, &out, io.Discard, LogOptions{Tail: -1, Since: base.Add(3 * time.Second)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "e1\ne2\ne3\n" {
+		t.Errorf("--since: %q, want e1, e2 (stamped before since, after e1) and e3", out.String())
+	}
+}
+
 // TestReadJSONLogFollowsRotations: a follower sees every entry once, in
 // order, while the writer rotates under it (also more than once between
 // two looks), and stops once done is closed and the rest is read.
