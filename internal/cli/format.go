@@ -181,17 +181,6 @@ func joinLabels(labels map[string]string) string {
 	return strings.Join(kv, ",")
 }
 
-// shortID is docker's TruncateID: drop an algorithm prefix, keep 12 chars.
-func shortID(id string) string {
-	if _, after, ok := strings.Cut(id, ":"); ok {
-		id = after
-	}
-	if len(id) > 12 {
-		id = id[:12]
-	}
-	return id
-}
-
 // ellipsis shortens s to at most n runes, the last being "…".
 func ellipsis(s string, n int) string {
 	rs := []rune(s)

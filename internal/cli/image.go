@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/berth-net/berth/internal/container"
 	"io"
 	"os"
 	"strings"
@@ -159,7 +160,7 @@ func (r *imageRow) MarshalJSON() ([]byte, error) { return marshalMethods(r) }
 
 func (r *imageRow) ID() string {
 	if r.trunc {
-		return shortID(r.img.ID)
+		return container.TruncateID(r.img.ID)
 	}
 	return r.img.ID
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/berth-net/berth/internal/container"
 	"net/netip"
 	"sort"
 	"strings"
@@ -38,7 +39,7 @@ func (r *networkRow) MarshalJSON() ([]byte, error) { return marshalMethods(r) }
 
 func (r *networkRow) ID() string {
 	if r.trunc {
-		return shortID(r.n.ID)
+		return container.TruncateID(r.n.ID)
 	}
 	return r.n.ID
 }

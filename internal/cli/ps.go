@@ -11,6 +11,8 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
+
+	bcontainer "github.com/berth-net/berth/internal/container"
 )
 
 const psTable = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
@@ -44,7 +46,7 @@ func (r *containerRow) MarshalJSON() ([]byte, error) { return marshalMethods(r) 
 
 func (r *containerRow) ID() string {
 	if r.trunc {
-		return shortID(r.c.ID)
+		return bcontainer.TruncateID(r.c.ID)
 	}
 	return r.c.ID
 }
@@ -71,7 +73,7 @@ func (r *containerRow) Image() string {
 		return "<no image>"
 	}
 	if r.trunc {
-		if short := shortID(r.c.ImageID); short == shortID(r.c.Image) {
+		if short := bcontainer.TruncateID(r.c.ImageID); short == bcontainer.TruncateID(r.c.Image) {
 			return short
 		}
 		return familiarImage(r.c.Image)

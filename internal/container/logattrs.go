@@ -43,7 +43,7 @@ type LogInfo struct {
 }
 
 // ID is the container's short ID.
-func (i *LogInfo) ID() string { return truncateID(i.ContainerID) }
+func (i *LogInfo) ID() string { return TruncateID(i.ContainerID) }
 
 // FullID is the container's ID.
 func (i *LogInfo) FullID() string { return i.ContainerID }
@@ -57,7 +57,7 @@ func (i *LogInfo) Command() string {
 }
 
 // ImageID is the image's short ID.
-func (i *LogInfo) ImageID() string { return truncateID(i.ContainerImageID) }
+func (i *LogInfo) ImageID() string { return TruncateID(i.ContainerImageID) }
 
 // ImageFullID is the image's ID.
 func (i *LogInfo) ImageFullID() string { return i.ContainerImageID }
@@ -68,9 +68,9 @@ func (i *LogInfo) ImageName() string { return i.ContainerImageName }
 // Hostname is the host's name.
 func (i *LogInfo) Hostname() (string, error) { return os.Hostname() }
 
-// truncateID is moby's stringid.TruncateID: without an algorithm's
-// prefix, 12 characters.
-func truncateID(id string) string {
+// TruncateID is moby's stringid.TruncateID, the short form docker
+// prints: without an algorithm's prefix, 12 characters.
+func TruncateID(id string) string {
 	if _, after, ok := strings.Cut(id, ":"); ok {
 		id = after
 	}
