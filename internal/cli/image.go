@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/berth-net/berth/internal/container"
 	"io"
 	"os"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-net/berth/internal/client"
+	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/reference"
 )

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/berth-net/berth/internal/container"
 	"net/netip"
 	"sort"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-net/berth/internal/client"
+	"github.com/berth-net/berth/internal/container"
 )
 
 const networkTable = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
