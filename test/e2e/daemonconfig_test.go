@@ -36,7 +36,8 @@ func TestDaemonConfigFile(t *testing.T) {
 		"default-address-pools": [{"base": "10.200.0.0/16", "size": 24}],
 		"default-network-opts": {"bridge": {"com.docker.network.driver.mtu": "1300"}},
 		"dns": ["10.0.0.53"], "dns-search": ["corp.example"], "dns-opts": ["ndots:2"],
-		"log-driver": "local", "log-opts": {"max-size": "10m", "max-file": "3"}, "live-restore": true, "log-level": "warn"
+		"log-driver": "local", "log-opts": {"max-size": "10m", "max-file": "3"}, "live-restore": true, "log-level": "warn",
+		"registry-mirrors": ["https://mirror.example"], "features": {"buildkit": true}, "experimental": false
 	}`)
 	d := w.Start(t, "--config-file", conf)
 	w.Busybox(t)
@@ -51,6 +52,11 @@ func TestDaemonConfigFile(t *testing.T) {
 	}
 	if info := mustDocker(t, w, "info"); !strings.Contains(info, "Default Address Pools:\n   Base: 10.200.0.0/16, Size: 24") || !strings.Contains(info, "Logging Driver: local\n") {
 		t.Errorf("docker info shows no pools:\n%s", info)
+	}
+	// Keys for what berth does not do: taken, each a warning.
+	if got := mustDocker(t, w, "info", "--format", "{{json .Warnings}}"); !strings.Contains(got, `daemon.json's \"registry-mirrors\" has no effect: berth pulls no images`) ||
+		!strings.Contains(got, `daemon.json's \"features\" has no effect`) || strings.Contains(got, "experimental") {
+		t.Errorf("docker info's warnings %s: want registry-mirrors' and features', not experimental's (false)", got)
 	}
 
 	runDockerSleeper(t, w, "a1")
