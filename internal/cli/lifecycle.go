@@ -172,6 +172,7 @@ func newLogsCommand(e *env) *cobra.Command {
 	f.BoolVarP(&o.Follow, "follow", "f", false, "Follow log output")
 	f.StringVarP(&o.Tail, "tail", "n", "all", "Number of lines to show from the end of the logs")
 	f.BoolVarP(&o.Timestamps, "timestamps", "t", false, "Show timestamps")
+	f.BoolVar(&o.Details, "details", false, "Show extra details provided to logs")
 	f.StringVar(&since, "since", "", `Show logs since timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)`)
 	f.StringVar(&until, "until", "", `Show logs before a timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)`)
 	return cmd

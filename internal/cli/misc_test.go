@@ -199,16 +199,17 @@ func TestLogs(t *testing.T) {
 	}
 }
 
-// TestLogsTimes: -t, --since and --until go to the daemon as the docker
-// CLI sends them (seconds.nanoseconds), from its forms of a time.
+// TestLogsTimes: -t, --details, --since and --until go to the daemon as
+// the docker CLI sends them (seconds.nanoseconds), from its forms of a
+// time.
 func TestLogsTimes(t *testing.T) {
 	s := clienttest.New(t)
 	s.JSON("GET /containers/{ref}/json", 200, map[string]any{"Id": web1ID, "Config": map[string]any{}})
 	s.Handle("GET /containers/{id}/logs", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) })
-	if got := runBerth(t, s.Host, "", "logs", "-t", "--since", "1700000000.25", "--until", "2026-01-02T03:04:05Z", "web1"); got.code != 0 {
+	if got := runBerth(t, s.Host, "", "logs", "-t", "--details", "--since", "1700000000.25", "--until", "2026-01-02T03:04:05Z", "web1"); got.code != 0 {
 		t.Fatalf("%+v", got)
 	}
-	want := "GET /containers/" + web1ID + "/logs?since=1700000000.250000000&stderr=1&stdout=1&tail=all&timestamps=1&until=1767323045.000000000"
+	want := "GET /containers/" + web1ID + "/logs?details=1&since=1700000000.250000000&stderr=1&stdout=1&tail=all&timestamps=1&until=1767323045.000000000"
 	if calls := s.Calls(); len(calls) != 2 || calls[1] != want {
 		t.Errorf("calls %q, want the logs call %q", calls, want)
 	}

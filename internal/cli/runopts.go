@@ -55,6 +55,7 @@ type containerOptions struct {
 	stopSignal  string
 	stopTimeout int
 	privileged  bool
+	init        bool
 	restart     string
 	// The limits, as docker run reads them: sizes with units (64m),
 	// --memory-swap -1 for unlimited swap, --cpus a decimal.
@@ -103,6 +104,7 @@ func addContainerFlags(fs *pflag.FlagSet) *containerOptions {
 	fs.StringVar(&o.stopSignal, "stop-signal", "", "Signal to stop the container")
 	fs.IntVar(&o.stopTimeout, "stop-timeout", 0, "Timeout (in seconds) to stop a container")
 	fs.BoolVar(&o.privileged, "privileged", false, "Give extended privileges to this container")
+	fs.BoolVar(&o.init, "init", false, "Run an init inside the container that forwards signals and reaps processes")
 	fs.StringVar(&o.restart, "restart", "no", "Restart policy to apply when a container exits")
 	fs.StringVarP(&o.memory, "memory", "m", "", "Memory limit")
 	fs.StringVar(&o.memorySwap, "memory-swap", "", "Swap limit equal to memory plus swap: '-1' to enable unlimited swap")
@@ -222,6 +224,10 @@ func (o *containerOptions) createRequest(fs *pflag.FlagSet, image string, args [
 		Privileged:      o.privileged,
 		LogConfig:       container.LogConfig{Type: o.logDriver, Config: logOpts},
 		Resources:       res,
+	}
+	// As the docker CLI: only when given, else the daemon's --init decides.
+	if fs.Changed("init") {
+		host.Init = &o.init
 	}
 	// The MAC travels on the endpoint only: the container-wide
 	// Config.MacAddress is for API < 1.44, which berth does not speak.

@@ -57,6 +57,27 @@ func TestRunFlagsToCreateRequest(t *testing.T) {
 				if !r.AttachStdout || !r.AttachStderr || r.AttachStdin {
 					t.Errorf("attach flags %v %v %v", r.AttachStdin, r.AttachStdout, r.AttachStderr)
 				}
+				if r.HostConfig.Init != nil {
+					t.Errorf("Init %v without --init: want null, the daemon's --init deciding", *r.HostConfig.Init)
+				}
+			},
+		},
+		{
+			name: "--init and --init=false are sent, as docker sends them",
+			args: []string{"--init", "busybox"},
+			check: func(t *testing.T, r container.CreateRequest) {
+				if r.HostConfig.Init == nil || !*r.HostConfig.Init {
+					t.Errorf("Init %v, want true", r.HostConfig.Init)
+				}
+			},
+		},
+		{
+			name: "--init=false",
+			args: []string{"--init=false", "busybox"},
+			check: func(t *testing.T, r container.CreateRequest) {
+				if r.HostConfig.Init == nil || *r.HostConfig.Init {
+					t.Errorf("Init %v, want false", r.HostConfig.Init)
+				}
 			},
 		},
 		{

@@ -162,6 +162,9 @@ type LogsOptions struct {
 	Follow     bool
 	Tail       string // "all" or a number; "" means all
 	Timestamps bool
+	// Details puts each entry's attributes before it (json-file's labels,
+	// env and tag options).
+	Details bool
 	// Since and Until bound the entries' times (zero: none).
 	Since, Until time.Time
 }
@@ -172,6 +175,7 @@ func (c *Client) ContainerLogs(ctx context.Context, ref string, o LogsOptions) (
 	q := url.Values{"stdout": {"1"}, "stderr": {"1"}}
 	boolQuery(q, "follow", o.Follow)
 	boolQuery(q, "timestamps", o.Timestamps)
+	boolQuery(q, "details", o.Details)
 	if o.Tail != "" {
 		q.Set("tail", o.Tail)
 	}
