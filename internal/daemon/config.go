@@ -57,7 +57,7 @@ func addFlags(f *pflag.FlagSet, cfg *Config) {
 	f.StringVar(&cfg.DefaultIpcMode, "default-ipc-mode", "", `IPC namespace of containers that give no --ipc: "private" (the default) or "shareable"`)
 	f.StringVar(&cfg.DefaultCgroupnsMode, "default-cgroupns-mode", "", `cgroup namespace of containers that give no --cgroupns: "private" or "host" (default: private on cgroup v2, host on v1)`)
 	f.IntVar(&cfg.DefaultStopTimeout, "default-stop-timeout", 10, "seconds a stop waits for a container that sets no --stop-timeout before it kills it")
-	f.StringArrayVar(&cfg.Labels, "label", nil, "the daemon's labels, KEY=VALUE, which docker info shows (repeatable)")
+	f.Var(&labelsValue{&cfg.Labels}, "label", "the daemon's labels, KEY=VALUE, which docker info shows (repeatable)")
 	f.BoolVar(&cfg.UserlandProxy, "userland-proxy", true, "serve the [::] side of ports published from IPv4-only containers, and [::1], from the daemon (IPv4 ports are the kernel's either way)")
 	f.BoolVar(&cfg.LiveRestore, "live-restore", true, "containers keep running while the daemon is down (always so with berth)")
 	f.IntVar(&cfg.Group, "group", -1, "group ID that may use the socket (default: root only)")

@@ -17,7 +17,7 @@ import (
 // create unless --security-opt names it (parseSecurityOpt), the rlimits
 // at each start and in inspect (mergeUlimits: the container's own
 // first), and the init at each start for a container that left --init
-// unset. They are the CIS Docker Benchmark's daemon.json keys among
+// unset, and the wait of a stop that gives no timeout. They are the CIS Docker Benchmark's daemon.json keys among
 // others, so a hardened daemon.json starts berth as it starts dockerd.
 type containerDefaults struct {
 	ulimits         []container.Ulimit
@@ -26,16 +26,12 @@ type containerDefaults struct {
 	noNewPrivileges bool
 	ipcMode         string // "": private
 	cgroupnsMode    string // "": private on cgroup v2, host on v1
+	stopTimeout     int    // seconds a stop waits without --stop-timeout
 }
 
 // containerDefaults checks the options in dockerd's words.
 func (cfg *Config) containerDefaults() (containerDefaults, error) {
-	def := containerDefaults{init: cfg.Init, noNewPrivileges: cfg.NoNewPrivileges}
-	for _, l := range cfg.Labels { // the daemon's, checked here with the rest
-		if !strings.Contains(l, "=") {
-			return def, fmt.Errorf("daemon configuration: bad attribute format: %s", l) // moby's ValidateLabel
-		}
-	}
+	def := containerDefaults{init: cfg.Init, noNewPrivileges: cfg.NoNewPrivileges, stopTimeout: cfg.DefaultStopTimeout}
 	if cfg.DefaultStopTimeout < 0 {
 		return def, fmt.Errorf("invalid default stop timeout: %d", cfg.DefaultStopTimeout) // moby's Validate
 	}
@@ -128,6 +124,21 @@ func (def containerDefaults) initFor(own *bool) bool {
 		return *own
 	}
 	return def.init
+}
+
+// labelsValue is the daemon's --label KEY=VALUE, checked as dockerd's
+// ValidateLabel checks it.
+type labelsValue struct{ labels *[]string }
+
+func (v *labelsValue) Type() string   { return "stringArray" } // a list in daemon.json, as --dns
+func (v *labelsValue) String() string { return strings.Join(*v.labels, ",") }
+
+func (v *labelsValue) Set(value string) error {
+	if !strings.Contains(value, "=") {
+		return fmt.Errorf("bad attribute format: %s", value)
+	}
+	*v.labels = append(*v.labels, value)
+	return nil
 }
 
 // ulimitsValue is --default-ulimit NAME=SOFT[:HARD], as dockerd's

@@ -31,6 +31,7 @@ func TestContainerDefaultsFromFile(t *testing.T) {
 		noNewPrivileges: true,
 		ipcMode:         "shareable",
 		cgroupnsMode:    "host",
+		stopTimeout:     10,
 	}
 	if !reflect.DeepEqual(def, want) {
 		t.Errorf("defaults %+v, want %+v", def, want)

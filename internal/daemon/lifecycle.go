@@ -589,7 +589,7 @@ func (d *Daemon) StopContainer(ctx context.Context, ref string, timeout *int, si
 		cs.mu.Unlock()
 		return err
 	}
-	wait := d.cfg.DefaultStopTimeout
+	wait := d.defaults.stopTimeout
 	if cs.c.Config.StopTimeout != nil {
 		wait = *cs.c.Config.StopTimeout
 	}

@@ -24,30 +24,22 @@ func TestContainerDefaults(t *testing.T) {
 	if got, want := strings.Fields(out), []string{"1000", "2000", "500", "32768", "NoNewPrivs:1", "/sbin/docker-init"}; strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("defaults: %q, want %q", got, want)
 	}
-	for format, want := range map[string]string{
+	wantInspected(t, w, "plain", map[string]string{
 		"{{json .HostConfig.Ulimits}}": `[{"Name":"nofile","Hard":2000,"Soft":1000},{"Name":"nproc","Hard":500,"Soft":500}]`,
 		"{{.HostConfig.ShmSize}}":      "33554432",
 		"{{.HostConfig.IpcMode}}":      "shareable",
 		"{{json .HostConfig.Init}}":    "null",
-	} {
-		if got := dockerInspect(t, w, format, "plain"); got != want {
-			t.Errorf("inspect %s = %s, want %s", format, got, want)
-		}
-	}
+	})
 	out = mustDocker(t, w, "run", "--name", "own", "--ulimit", "nofile=300:400", "--shm-size", "8m", "--init=false",
 		"--security-opt", "no-new-privileges=false", "--ipc", "private", bb, "sh", "-c", probe)
 	if got, want := strings.Fields(out), []string{"300", "400", "500", "8192", "NoNewPrivs:0", "sh"}; strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("the container's own: %q, want %q", got, want)
 	}
-	for format, want := range map[string]string{
+	wantInspected(t, w, "own", map[string]string{
 		"{{json .HostConfig.Ulimits}}": `[{"Name":"nofile","Hard":400,"Soft":300},{"Name":"nproc","Hard":500,"Soft":500}]`,
 		"{{.HostConfig.IpcMode}}":      "private",
 		"{{json .HostConfig.Init}}":    "false",
-	} {
-		if got := dockerInspect(t, w, format, "own"); got != want {
-			t.Errorf("own: inspect %s = %s, want %s", format, got, want)
-		}
-	}
+	})
 	// No init in the host's PID namespace, by default as asked for
 	// (moby's: an init only in a PID namespace of the container's own).
 	if got := strings.TrimSpace(mustDocker(t, w, "run", "--rm", "--pid", "host", bb, "sh", "-c", "test -e /sbin/docker-init && echo mounted || echo none")); got != "none" {
@@ -70,5 +62,16 @@ func TestContainerDefaults(t *testing.T) {
 	}
 	if got := dockerInspect(t, w, "{{.State.ExitCode}}", "stubborn"); got != "137" {
 		t.Errorf("stubborn's exit code %s, want 137 (killed)", got)
+	}
+}
+
+// wantInspected checks what docker inspect prints of name for each
+// format.
+func wantInspected(t *testing.T, w *testworld.World, name string, want map[string]string) {
+	t.Helper()
+	for format, v := range want {
+		if got := dockerInspect(t, w, format, name); got != v {
+			t.Errorf("%s: inspect %s = %s, want %s", name, format, got, v)
+		}
 	}
 }

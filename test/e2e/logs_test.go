@@ -74,14 +74,7 @@ func TestLogRotation(t *testing.T) {
 	if tail := lines(mustDocker(t, w, "logs", "--tail", "3", "chatty")); len(tail) != 3 || lineNumber(tail[2]) != last || lineNumber(tail[0]) != last-2 {
 		t.Errorf("docker logs --tail 3: %q", tail)
 	}
-	select {
-	case out := <-follow:
-		if checkConsecutive(t, "docker logs -f through the rotations", lines(out), last) != 1 {
-			t.Errorf("docker logs -f did not see the first lines")
-		}
-	case <-time.After(30 * time.Second):
-		t.Errorf("docker logs -f did not end when chatty exited")
-	}
+	awaitFollow(t, follow, "docker logs -f through the rotations", last)
 
 	for _, c := range []struct{ args, want string }{
 		{"--log-driver syslog", `log driver "syslog" (--log-driver) is not supported by berth`},
@@ -150,14 +143,7 @@ func TestCompressedLogRotation(t *testing.T) {
 	if tail := lines(mustDocker(t, w, "logs", "--tail", "300", "zipped")); len(tail) != 300 || lineNumber(tail[299]) != last || lineNumber(tail[0]) != last-299 {
 		t.Errorf("docker logs --tail 300: %d lines, %q … %q", len(tail), tail[0], tail[len(tail)-1])
 	}
-	select {
-	case out := <-follow:
-		if checkConsecutive(t, "docker logs -f through the compressed rotations", lines(out), last) != 1 {
-			t.Errorf("docker logs -f did not see the first lines")
-		}
-	case <-time.After(30 * time.Second):
-		t.Errorf("docker logs -f did not end when zipped exited")
-	}
+	awaitFollow(t, follow, "docker logs -f through the compressed rotations", last)
 
 	lid := strings.TrimSpace(mustDocker(t, w, "run", "-d", "--log-driver", "local", "--log-opt", "max-size=5k", testworld.BusyboxImage,
 		"sh", "-c", `i=0; while [ $i -lt 500 ]; do i=$((i+1)); echo "line $i"; done`))
@@ -345,6 +331,20 @@ func TestDockerLogsTimes(t *testing.T) {
 	// may say "Terminated" on stderr: --tail counts it too.
 	if tail := mustDocker(t, w, "logs", "--tail", "5", "flood"); !strings.Contains(tail, "flooding the log\n") || strings.Count(tail, "\n") > 5 {
 		t.Errorf("docker logs --tail 5 flood = %q", tail)
+	}
+}
+
+// awaitFollow checks what a docker logs -f that began with the container
+// printed once the container exited: every line, 1 to last, in order.
+func awaitFollow(t *testing.T, follow <-chan string, what string, last int) {
+	t.Helper()
+	select {
+	case out := <-follow:
+		if checkConsecutive(t, what, lines(out), last) != 1 {
+			t.Errorf("%s did not see the first lines", what)
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("%s did not end when the container exited", what)
 	}
 }
 
