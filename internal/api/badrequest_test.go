@@ -75,7 +75,7 @@ func TestBadRequests(t *testing.T) {
 		{"zoned host IP", "POST", "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"PortBindings":{"80/tcp":[{"HostIp":"fe80::1%eth0","HostPort":"80"}]}}}`, 400, "invalid host IP \"fe80::1%eth0\" to publish on: a zoned address"},
 		{"sctp port", "POST", "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"PortBindings":{"80/sctp":[{"HostPort":"80"}]}}}`, 400, "publishing sctp ports is not supported by berth"},
 		{"bad container port", "POST", "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"PortBindings":{"0/tcp":[{"HostPort":"80"}]}}}`, 400, `invalid port "0/tcp"`},
-		{"volumes from", "POST", "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"VolumesFrom":["other"]}}`, 400, "--volumes-from is not supported by berth"},
+		{"volumes from", "POST", "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"VolumesFrom":["other:rw,ro"]}}`, 400, "invalid mode: rw,ro"},
 		{"unknown restart policy", "POST", "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"RestartPolicy":{"Name":"sometimes"}}}`, 400, "invalid restart policy: unknown policy 'sometimes'"},
 		{"retry count with always", "POST", "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"RestartPolicy":{"Name":"always","MaximumRetryCount":2}}}`, 400, "invalid restart policy: maximum retry count can only be used with 'on-failure'"},
 		{"negative retry count", "POST", "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"RestartPolicy":{"Name":"on-failure","MaximumRetryCount":-1}}}`, 400, "invalid restart policy: maximum retry count cannot be negative"},

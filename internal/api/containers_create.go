@@ -133,6 +133,7 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 		DNSOptions:        hc.DNSOptions,
 		Mounts:            mounts,
 		Binds:             slices.Clone(hc.Binds),
+		VolumesFrom:       slices.Clone(hc.VolumesFrom),
 		Tmpfs:             maps.Clone(hc.Tmpfs),
 		MountSpecs:        mountSpecs,
 		ExtraHosts:        hc.ExtraHosts,

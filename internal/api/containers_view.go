@@ -224,6 +224,7 @@ func hostConfig(cfg container.Config, links []string) *ctypes.HostConfig {
 		CapDrop:         cfg.CapDrop,
 		Sysctls:         cfg.Sysctls,
 		Binds:           cfg.Binds,
+		VolumesFrom:     cfg.VolumesFrom,
 		Tmpfs:           cfg.Tmpfs,
 		Mounts:          mountSpecs(cfg.MountSpecs),
 	}

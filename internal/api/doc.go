@@ -32,8 +32,9 @@
 //     work on the bench's VM.
 //
 // What berth does not do is refused with an error that says so rather
-// than ignored: the run options it does not apply (privileged, cgroup
-// limits, devices, --volumes-from, …), sctp ports, pulls (404, "import a
-// root filesystem"), imports from URLs, commit, build and push (501), log
-// timestamps and time ranges (501), and swarm networks.
+// than ignored: the run options it does not apply (--userns,
+// --cgroup-parent, per-device block I/O limits, --gpus, …:
+// unappliedHostConfig), sctp ports, pulls (404, "import a root
+// filesystem"), imports from URLs, commit, build and push (501), and
+// swarm networks.
 package api

@@ -24,11 +24,12 @@ var propagations = map[string]bool{"private": true, "rprivate": true, "slave": t
 // (Binds) "host:container[:mode]", "name:container[:mode]" for a named
 // volume and "/container" for an anonymous one, --mount (Mounts) of type
 // bind, volume or tmpfs, --tmpfs (Tmpfs), and Config.Volumes (anonymous
-// volumes where nothing else is mounted). --volumes-from is refused by
-// name.
+// volumes where nothing else is mounted). --volumes-from's values are
+// checked here (checkVolumesFrom) and resolved by the daemon, which copies
+// the other containers' mounts where none of these is.
 func containerMounts(c *ctypes.Config, hc *ctypes.HostConfig) ([]container.Mount, error) {
-	if len(hc.VolumesFrom) > 0 {
-		return nil, errdefs.Invalid("--volumes-from is not supported by berth")
+	if err := checkVolumesFrom(hc.VolumesFrom); err != nil {
+		return nil, err
 	}
 	var out []container.Mount
 	for _, raw := range hc.Binds {
@@ -67,8 +68,10 @@ func containerMounts(c *ctypes.Config, hc *ctypes.HostConfig) ([]container.Mount
 		}
 		seen[m.Destination] = true
 	}
-	// Config.Volumes (VOLUME, docker create's anonymous volumes): those
-	// where nothing else is mounted, as moby's registerMountPoints.
+	// Config.Volumes (docker run -v /path, docker create's anonymous
+	// volumes) are checked here; the daemon mounts them where nothing
+	// else is, --volumes-from's copies included, with the image's
+	// VOLUMEs, as moby's createContainerOSSpecificSettings.
 	vols := make([]string, 0, len(c.Volumes))
 	for dst := range c.Volumes {
 		vols = append(vols, dst)
@@ -78,12 +81,27 @@ func containerMounts(c *ctypes.Config, hc *ctypes.HostConfig) ([]container.Mount
 		if err := validTarget(dst); err != nil {
 			return nil, errdefs.Invalid("invalid volume specification: '%s': %v", dst, err)
 		}
-		if !seen[path.Clean(dst)] {
-			out = append(out, container.Mount{Type: container.MountVolume, Destination: path.Clean(dst)})
-			seen[path.Clean(dst)] = true
-		}
 	}
 	return out, nil
+}
+
+// checkVolumesFrom checks --volumes-from's values as moby's
+// ParseVolumesFrom: "container[:mode]", the mode rw or ro and z or Z, no
+// propagation and no nocopy (the mounts keep the other container's).
+func checkVolumesFrom(specs []string) error {
+	for _, spec := range specs {
+		if spec == "" {
+			return errdefs.Invalid("volumes-from specification cannot be an empty string")
+		}
+		_, mode, _ := strings.Cut(spec, ":")
+		if mode == "" {
+			continue
+		}
+		if !validMode(mode) || slices.ContainsFunc(strings.Split(mode, ","), func(o string) bool { return propagations[o] || o == "nocopy" }) {
+			return errdefs.Invalid("invalid mode: %s", mode)
+		}
+	}
+	return nil
 }
 
 // parseBind reads one -v value as moby's ParseMountRaw: a host path's

@@ -83,9 +83,12 @@ type Config struct {
 	// type=bind) and the tmpfs file systems (--tmpfs, --mount
 	// type=tmpfs); Binds and Tmpfs are -v's and --tmpfs's values as
 	// given, which inspect shows, and MountSpecs --mount's (the API's
-	// JSON, kept as it came).
+	// JSON, kept as it came). VolumesFrom is --volumes-from's values as
+	// given ("container[:mode]"); the create copies those containers'
+	// mounts into Mounts, once (Mount.From).
 	Mounts         []Mount           `json:"mounts,omitempty"`
 	Binds          []string          `json:"binds,omitempty"`
+	VolumesFrom    []string          `json:"volumesFrom,omitempty"`
 	Tmpfs          map[string]string `json:"tmpfs,omitempty"`
 	MountSpecs     json.RawMessage   `json:"mountSpecs,omitempty"`
 	ReadonlyRootfs bool              `json:"readonlyRootfs,omitempty"`
@@ -296,8 +299,22 @@ type Mount struct {
 	VolumeLabels map[string]string `json:"volumeLabels,omitempty"`
 	Mountpoint   string            `json:"mountpoint,omitempty"`
 	// Anonymous: the container asked for a volume without a name, so
-	// docker rm -v and --rm remove it (never one it named).
+	// docker rm -v and --rm remove it (never one it named). A mount copied
+	// by --volumes-from keeps the flag of the one it copies, as moby's
+	// copy keeps its Spec.
 	Anonymous bool `json:"anonymous,omitempty"`
+	// From is the ID of the container this mount was copied from by
+	// --volumes-from: its volume is that container's, never made or
+	// filled by this container's create.
+	From string `json:"from,omitempty"`
+}
+
+// VolumesFromRef splits a --volumes-from value the API has checked
+// ("container[:mode]") into the container's name or ID and whether the
+// mode makes the copied mounts read-only, as moby's parser's ReadWrite.
+func VolumesFromRef(spec string) (ref string, readOnly bool) {
+	ref, mode, _ := strings.Cut(spec, ":")
+	return ref, slices.Contains(strings.Split(mode, ","), "ro")
 }
 
 // The mount types berth makes.

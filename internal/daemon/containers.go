@@ -164,6 +164,9 @@ func (d *Daemon) createContainer(ctx context.Context, name string, cfg container
 	if c.Config.Links, err = d.planLinksLocked(name, c.Config.Links); err != nil {
 		return nil, err
 	}
+	if err := d.mountsFromLocked(&c.Config); err != nil {
+		return nil, err
+	}
 	if err := d.planVolumes(&c.Config, img); err != nil {
 		return nil, err
 	}

@@ -24,10 +24,12 @@ import (
 
 // planVolumes, at create (d.mu held, so that no volume removal runs
 // between its making a volume and the container's being registered),
-// gives the image's VOLUMEs anonymous volumes where nothing else is
-// mounted, and makes the container's volumes: an anonymous one gets a
-// random name and moby's anonymous label, a named one is made if missing
-// (with --mount's labels), as moby's create does. On failure the
+// gives Config.Volumes (docker run -v /path) and the image's VOLUMEs
+// anonymous volumes where nothing else is mounted (--volumes-from's
+// copies included), and makes the container's volumes: an anonymous one
+// gets a random name and moby's anonymous label, a named one is made if
+// missing (with --mount's labels), as moby's create does. A copied
+// volume is the other container's, which holds it. On failure the
 // anonymous volumes it made are removed.
 func (d *Daemon) planVolumes(cfg *container.Config, img *image.Image) (err error) {
 	if img.Config != nil {
@@ -35,16 +37,19 @@ func (d *Daemon) planVolumes(cfg *container.Config, img *image.Image) (err error
 			if !slices.Contains(cfg.Volumes, dst) {
 				cfg.Volumes = append(cfg.Volumes, dst) // inspect's Config.Volumes, as moby's merge
 			}
-			// As moby's filepath.Clean of a path it then resolves in the
-			// root filesystem: relative or with "..", it is a path under
-			// the container's root (QA round 27: taken as it was).
-			dst = path.Clean("/" + dst)
-			if dst == "/" {
-				return errdefs.Invalid("the image's VOLUME %q would cover the container's root filesystem", "/")
-			}
-			if !slices.ContainsFunc(cfg.Mounts, func(m container.Mount) bool { return m.Destination == dst }) {
-				cfg.Mounts = append(cfg.Mounts, container.Mount{Type: container.MountVolume, Destination: dst})
-			}
+		}
+	}
+	for _, dst := range cfg.Volumes {
+		// As moby's filepath.Clean of a path it then resolves in the
+		// root filesystem: an image's relative one or one with "..", is
+		// a path under the container's root (QA round 27: taken as it
+		// was). The API has checked its own.
+		dst = path.Clean("/" + dst)
+		if dst == "/" {
+			return errdefs.Invalid("the image's VOLUME %q would cover the container's root filesystem", "/")
+		}
+		if !slices.ContainsFunc(cfg.Mounts, func(m container.Mount) bool { return m.Destination == dst }) {
+			cfg.Mounts = append(cfg.Mounts, container.Mount{Type: container.MountVolume, Destination: dst})
 		}
 	}
 	var made []string
@@ -59,7 +64,7 @@ func (d *Daemon) planVolumes(cfg *container.Config, img *image.Image) (err error
 	}()
 	for i := range cfg.Mounts {
 		m := &cfg.Mounts[i]
-		if m.Type != container.MountVolume {
+		if m.Type != container.MountVolume || m.From != "" {
 			continue
 		}
 		labels := m.VolumeLabels
@@ -80,6 +85,51 @@ func (d *Daemon) planVolumes(cfg *container.Config, img *image.Image) (err error
 		}
 		m.Source, m.Mountpoint = v.Name, d.volumes.Mountpoint(v.Name)
 	}
+	return nil
+}
+
+// mountsFromLocked copies into cfg.Mounts, at create, the mounts of the
+// containers --volumes-from names, as moby's registerMountPoints: their
+// volumes (which this container then uses too), binds and --mount tmpfs
+// mounts, read-only where they were or where the value's mode says ro,
+// never their --tmpfs ones (no mount points in moby either). A later
+// value's mount takes a destination from an earlier one's; the
+// container's own -v, --mount and --tmpfs take it from both, and the
+// copies from Config.Volumes and the image's VOLUMEs (planVolumes). The
+// copy is made once: what the other container is given later does not
+// reach this one, and it may be removed meanwhile (its volumes stay, in
+// use). A container that is not there is moby's 400, not a 404, on
+// which the docker CLI would try to pull the image.
+func (d *Daemon) mountsFromLocked(cfg *container.Config) error {
+	if len(cfg.VolumesFrom) == 0 {
+		return nil
+	}
+	own := make(map[string]bool, len(cfg.Mounts))
+	for _, m := range cfg.Mounts {
+		own[m.Destination] = true
+	}
+	var copies []container.Mount
+	for _, spec := range cfg.VolumesFrom {
+		ref, readOnly := container.VolumesFromRef(spec)
+		cs, err := d.lookupLocked(ref)
+		if err != nil {
+			return errdefs.WithKind(errdefs.KindInvalid, err)
+		}
+		for _, m := range cs.c.Config.Mounts {
+			if m.Flag || own[m.Destination] {
+				continue
+			}
+			cp := container.Mount{Type: m.Type, Source: m.Source, Destination: m.Destination, Mountpoint: m.Mountpoint,
+				ReadOnly: m.ReadOnly || readOnly, Propagation: m.Propagation, Options: slices.Clone(m.Options),
+				Anonymous: m.Anonymous, From: cs.c.ID,
+				// moby's copy has no SkipMountpointCreation: a bind's
+				// missing source is made at start.
+				CreateSource: m.Type == container.MountBind}
+			copies = slices.DeleteFunc(copies, func(o container.Mount) bool { return o.Destination == cp.Destination })
+			copies = append(copies, cp)
+		}
+	}
+	cfg.Mounts = append(cfg.Mounts, copies...)
 	return nil
 }
 
@@ -114,8 +164,8 @@ func (d *Daemon) claimCopyUpsLocked(cfg container.Config) []container.Mount {
 		var busy chan struct{}
 		var copies []container.Mount
 		for _, m := range cfg.Mounts {
-			if m.Type != container.MountVolume || m.NoCopy {
-				continue
+			if m.Type != container.MountVolume || m.NoCopy || m.From != "" {
+				continue // a copied volume is filled by its own creator, as moby's CopyData false
 			}
 			if ch := d.copying[m.Source]; ch != nil {
 				busy = ch
@@ -424,7 +474,7 @@ func (d *Daemon) removeAnonymousVolumes(c *container.Container) {
 // create that then failed (d.mu held; no other container can use them).
 func (d *Daemon) removeMadeVolumes(cfg container.Config) {
 	for _, m := range cfg.Mounts {
-		if m.Type == container.MountVolume && m.Anonymous {
+		if m.Type == container.MountVolume && m.Anonymous && m.From == "" {
 			if err := d.volumes.Remove(m.Source); err != nil {
 				d.log.Warn("remove an anonymous volume of a failed create", "volume", m.Source, "err", err)
 			}
