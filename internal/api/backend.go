@@ -151,6 +151,9 @@ type Backend interface {
 	PruneVolumes(ctx context.Context, all bool, match func(VolumeInfo) bool) ([]string, uint64, error)
 	// TagImage gives image ref the tag repo:tag (docker tag).
 	TagImage(ctx context.Context, ref, repo, tag string) error
+	// CommitContainer makes an image of a container (docker commit) and
+	// returns its ID.
+	CommitContainer(ctx context.Context, ref string, opts CommitOptions) (string, error)
 	// SaveImages writes the images refs name as docker save does.
 	SaveImages(ctx context.Context, refs []string, w io.Writer) error
 	// LoadImages reads the archive docker save writes (docker load).

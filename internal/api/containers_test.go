@@ -546,8 +546,7 @@ func TestCommandLine(t *testing.T) {
 func TestUnimplementedRoutes(t *testing.T) {
 	s := newServer(newFakeBackend())
 	for _, tc := range []struct{ method, path, want string }{
-		{http.MethodPost, "/v1.51/commit?container=test1", "docker commit is not supported by berth"},
-		{http.MethodGet, "/v1.51/images/busybox/history", "docker history is not supported by berth"},
+		{http.MethodPost, "/v1.51/build", "docker build is not supported by berth"},
 		{http.MethodPost, "/v1.51/images/busybox/push", "docker push is not supported by berth"},
 	} {
 		rec := call(t, s, tc.method, tc.path, "")

@@ -35,6 +35,6 @@
 // than ignored: the run options it does not apply (--userns,
 // --cgroup-parent, per-device block I/O limits, --gpus, …:
 // unappliedHostConfig), sctp ports, pulls (404, "import a root
-// filesystem"), imports from URLs, commit, build and push (501), and
+// filesystem"), imports from URLs, build and push (501), and
 // swarm networks.
 package api

@@ -123,6 +123,15 @@ func (f *fakeBackend) ImportImage(_ context.Context, r io.Reader, repo, tag, mes
 	return &image.Image{ID: "sha256:" + hexID("1d")}, nil
 }
 
+func (f *fakeBackend) CommitContainer(_ context.Context, ref string, opts CommitOptions) (string, error) {
+	if _, err := f.Container(context.Background(), ref); err != nil {
+		return "", err
+	}
+	f.mutated("CommitContainer %s", ref)
+	f.record(func(r *fakeRecord) { r.Commit, r.CommitRef = opts, ref })
+	return "sha256:" + hexID("c0"), nil
+}
+
 func (f *fakeBackend) Images(context.Context) ([]*image.Image, error) {
 	return append([]*image.Image(nil), f.images...), nil
 }

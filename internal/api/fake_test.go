@@ -62,6 +62,8 @@ type fakeRecord struct {
 	ImportedBody    []byte
 	Extract         extractCall
 	Explain         network.ExplainRequest
+	Commit          CommitOptions
+	CommitRef       string
 }
 
 // extractCall is what ContainerExtractToDir was given.

@@ -262,6 +262,7 @@ func imageSummary(img *image.Image) imagetypes.Summary {
 	}
 	return imagetypes.Summary{
 		ID:          img.ID,
+		ParentID:    img.Parent,
 		RepoTags:    orNone(img.RepoTags),
 		RepoDigests: []string{},
 		Created:     img.Created.Unix(),
@@ -275,7 +276,7 @@ func imageSummary(img *image.Image) imagetypes.Summary {
 // inspectImage serves GET /images/{name}/json; the name may hold "/".
 func (s *Server) inspectImage(w http.ResponseWriter, r *http.Request) error {
 	if name, ok := strings.CutSuffix(r.PathValue("name"), "/history"); ok && name != "" {
-		return notImplemented("docker history")(w, r)
+		return s.history(w, r, name)
 	}
 	if name, ok := strings.CutSuffix(r.PathValue("name"), "/get"); ok && name != "" {
 		return s.save(w, r, []string{name})
@@ -303,11 +304,17 @@ func (s *Server) inspectImage(w http.ResponseWriter, r *http.Request) error {
 }
 
 func imageInspect(img *image.Image) imagetypes.InspectResponse {
+	comment := img.Comment
+	if comment == "" && len(img.History) > 0 {
+		comment = img.History[len(img.History)-1].Comment // moby's, for a commit's
+	}
 	return imagetypes.InspectResponse{
 		ID:           img.ID,
 		RepoTags:     orNone(img.RepoTags),
 		RepoDigests:  []string{},
-		Comment:      img.Comment,
+		Parent:       img.Parent,
+		Author:       img.Author,
+		Comment:      comment,
 		Created:      img.Created.UTC().Format(time.RFC3339Nano),
 		Config:       imageConfigView(img.Config),
 		Architecture: goarch(),

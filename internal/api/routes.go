@@ -71,6 +71,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("DELETE /volumes/{name}", h(s.removeVolume))
 	m.HandleFunc("POST /volumes/create", h(s.createVolume))
 	m.HandleFunc("POST /images/prune", h(s.pruneImages))
+	m.HandleFunc("POST /commit", h(s.commit))
 	m.HandleFunc("POST /build/prune", h(pruneBuildCache))
 	m.HandleFunc("GET /volumes", h(s.listVolumes))
 	m.HandleFunc("POST /volumes/prune", h(s.pruneVolumes))
@@ -86,8 +87,7 @@ func (s *Server) routes() *http.ServeMux {
 // docker command that calls each: they answer 501 naming the command,
 // where an unknown path gets moby's bare 404 "page not found".
 var unimplemented = map[string]string{
-	"POST /commit": "docker commit",
-	"POST /build":  "docker build",
+	"POST /build": "docker build",
 }
 
 // notImplemented answers 501 "<command> is not supported by berth".

@@ -142,7 +142,12 @@ func (r *Runtime) ensureOverlay(id, lower string) error {
 		}
 	}
 	// The init layer over the image's, as Docker's <id>-init layer.
-	opts := fmt.Sprintf("lowerdir=%s:%s,upperdir=%s,workdir=%s", init, lower, upper, work)
+	// redirect_dir off, as most kernels default to (and with it
+	// metacopy): a directory of the image's renamed in the container is
+	// then copied (rename(2) says EXDEV, and mv copies), so the upper
+	// directory holds whole files and directories that docker diff and
+	// docker commit read as they are (CommitTree).
+	opts := fmt.Sprintf("lowerdir=%s:%s,upperdir=%s,workdir=%s,redirect_dir=off", init, lower, upper, work)
 	if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
 		return fmt.Errorf("mount overlay at %q: %w", target, err)
 	}

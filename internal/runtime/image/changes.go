@@ -25,7 +25,14 @@ import (
 // which moby takes too, are refused by name; any other instruction in
 // moby's words.
 func ParseChanges(changes []string) (*Config, error) {
-	var c *Config
+	return ApplyChanges(nil, changes)
+}
+
+// ApplyChanges is ParseChanges over base (docker commit --change, as
+// moby's BuildFromConfig applies them to the container's config): the
+// result is a copy, base is left as it is (nil, and no changes: nil).
+func ApplyChanges(base *Config, changes []string) (*Config, error) {
+	c := base.Clone()
 	cmdSet := false
 	for _, line := range strings.Split(strings.Join(changes, "\n"), "\n") {
 		line = strings.TrimSpace(line)

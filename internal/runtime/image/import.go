@@ -74,7 +74,10 @@ func (s *Store) ImportConfig(ctx context.Context, r io.Reader, repo, tag, commen
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", id, err)
 	}
-	img, err := s.adoptWith(tmp, id, size, comment, cfg, created, layers, treeImport, shared)
+	img, err := s.adoptWith(tmp, &Image{ID: id, Size: size, Comment: comment, Config: cfg, Created: created,
+		Layers: layers, Tree: treeImport, LayerSizes: []int64{size},
+		// moby's import: one entry, the message as its comment.
+		History: []History{{Created: created, Comment: comment}}}, shared)
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", id, err)
 	}

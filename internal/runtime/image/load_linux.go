@@ -39,6 +39,8 @@ type manifestEntry struct {
 type ociConfig struct {
 	Created time.Time `json:"created"`
 	Comment string    `json:"comment"` // Docker's, beside the OCI fields
+	Author  string    `json:"author"`
+	History []History `json:"history"`
 	OS      string    `json:"os"`
 	RootFS  struct {
 		DiffIDs []string `json:"diff_ids"`
@@ -200,10 +202,13 @@ func (s *Store) loadOne(ctx context.Context, root *os.File, m manifestEntry, dir
 		return nil, err
 	}
 	defer x.Close()
+	sizes := make([]int64, 0, len(m.Layers))
 	for i, l := range m.Layers {
+		before := x.size
 		if err := x.applyLayer(ctx, root, l, i, oc.RootFS.DiffIDs[i]); err != nil {
 			return nil, fmt.Errorf("layer %s: %w", l, err)
 		}
+		sizes = append(sizes, x.size-before)
 	}
 	if err := x.applyDirTimes(); err != nil {
 		return nil, err
@@ -214,7 +219,8 @@ func (s *Store) loadOne(ctx context.Context, root *os.File, m manifestEntry, dir
 	if err != nil {
 		return nil, err
 	}
-	return s.adoptWith(dir, id, x.size, oc.Comment, imageConfig(oc), oc.Created.UTC(), slices.Clone(oc.RootFS.DiffIDs), treeLayers, shared)
+	return s.adoptWith(dir, &Image{ID: id, Size: x.size, Comment: oc.Comment, Config: imageConfig(oc), Created: oc.Created.UTC(),
+		Layers: slices.Clone(oc.RootFS.DiffIDs), Tree: treeLayers, LayerSizes: sizes, History: oc.History, Author: oc.Author}, shared)
 }
 
 // applyLayer extracts layer i (plain, gzip or bzip2) over what the

@@ -74,18 +74,19 @@ func (s *Store) removeOrphans() error {
 
 func hexOf(id string) string { return strings.TrimPrefix(id, "sha256:") }
 
-// adoptWith turns the finished import or load in tmp into image id,
-// recording cfg and created (now if zero) with it in one record, or, when
+// adoptWith turns the finished import, load or commit in tmp into the
+// image img describes (its ID, size, comment, config, layers, tree,
+// history…; created now if zero), recording it in one record, or, when
 // that image exists already, keeps the existing one (tmp is then removed
 // by the caller). shared, when not "", is the rootfs of an image made of
 // the same layers, which the new one uses instead of tmp's tree.
-func (s *Store) adoptWith(tmp, id string, size int64, comment string, cfg *Config, created time.Time, layers []string, tree, shared string) (*Image, error) {
-	if img, err := s.byID(id); err == nil {
-		return img, nil
+func (s *Store) adoptWith(tmp string, img *Image, shared string) (*Image, error) {
+	if old, err := s.byID(img.ID); err == nil {
+		return old, nil
 	} else if !errdefs.Is(err, errdefs.KindNotFound) {
 		return nil, err
 	}
-	final := filepath.Join(s.dir, hexOf(id))
+	final := filepath.Join(s.dir, hexOf(img.ID))
 	rootfs := filepath.Join(final, "rootfs")
 	if shared != "" {
 		rootfs, final = shared, ""
@@ -98,21 +99,11 @@ func (s *Store) adoptWith(tmp, id string, size int64, comment string, cfg *Confi
 			return nil, err
 		}
 	}
-	if created.IsZero() {
-		created = time.Now().UTC()
+	if img.Created.IsZero() {
+		img.Created = time.Now().UTC()
 	}
-	img := &Image{
-		ID:        id,
-		RepoTags:  []string{},
-		Created:   created,
-		Size:      size,
-		Comment:   comment,
-		RootfsDir: rootfs,
-		Config:    cfg,
-		Layers:    layers,
-		Tree:      tree,
-	}
-	err := s.st.Update(func(tx store.Tx) error { return tx.Put(store.BucketImages, id, img) })
+	img.RepoTags, img.RootfsDir = []string{}, rootfs
+	err := s.st.Update(func(tx store.Tx) error { return tx.Put(store.BucketImages, img.ID, img) })
 	if err != nil && final != "" {
 		err = errors.Join(err, os.RemoveAll(final))
 	}
@@ -126,6 +117,7 @@ func (s *Store) adoptWith(tmp, id string, size int64, comment string, cfg *Confi
 const (
 	treeImport = "import"
 	treeLayers = "layers"
+	treeCommit = "commit"
 )
 
 // treeOf returns the rootfs of an image whose tree was made the same way

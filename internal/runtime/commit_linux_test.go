@@ -1,0 +1,153 @@
+package runtime
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-net/berth/internal/nstest"
+)
+
+// TestCommitTree: a committed tree is the image's with the upper
+// directory's changes applied as overlayfs meant them: a whiteout
+// deletes, an opaque directory hides the image's entries, a file replaces
+// a directory, new and changed files are copies with their owner, mode
+// (set-user-ID included), times and extended attributes, hard links
+// among them kept, the image's untouched files hard links to its tree
+// (which is left as it was); the changes' diff ID is the same for the
+// same changes and the empty layer's for none; a redirected directory is
+// refused.
+func TestCommitTree(t *testing.T) {
+	nstest.RequireRoot(t) // owners, whiteouts and trusted.* attributes
+	base := t.TempDir()
+	r := &Runtime{cfg: Config{DataDir: filepath.Join(base, "containers")}}
+	id := strings.Repeat("ab", 32)
+	lower, upper := filepath.Join(base, "lower"), r.upperDir(id)
+	write := func(p, body string, mode os.FileMode) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(lower, "gone"), "image", 0o644)
+	write(filepath.Join(lower, "kept"), "image kept", 0o644)
+	write(filepath.Join(lower, "etc/conf"), "old", 0o644)
+	write(filepath.Join(lower, "opq/hidden"), "image", 0o644)
+	write(filepath.Join(lower, "wasdir/inside"), "image", 0o644)
+	if err := os.Symlink("kept", filepath.Join(lower, "link")); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := os.MkdirAll(upper, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.CommitTree(id, lower, filepath.Join(base, "empty"))
+	if err != nil || got.DiffID != "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef" || got.DiffSize != 0 {
+		t.Fatalf("no changes: %+v, %v; want the empty layer", got, err)
+	}
+
+	if err := unix.Mknod(filepath.Join(upper, "gone"), unix.S_IFCHR, 0); err != nil {
+		t.Fatal(err)
+	}
+	write(filepath.Join(upper, "etc/conf"), "new", 0o600)
+	write(filepath.Join(upper, "opq/mine"), "container", 0o644)
+	if err := unix.Setxattr(filepath.Join(upper, "opq"), "trusted.overlay.opaque", []byte("y"), 0); err != nil {
+		t.Fatal(err)
+	}
+	write(filepath.Join(upper, "wasdir"), "a file now", 0o644)
+	write(filepath.Join(upper, "bin/tool"), "suid", 0o4755)
+	if err := os.Chown(filepath.Join(upper, "bin/tool"), 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Chmod(filepath.Join(upper, "bin/tool"), 0o4755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Setxattr(filepath.Join(upper, "bin/tool"), "user.note", []byte("kept"), 0); err != nil {
+		t.Fatal(err)
+	}
+	write(filepath.Join(upper, "h1"), "linked", 0o644)
+	if err := os.Link(filepath.Join(upper, "h1"), filepath.Join(upper, "h2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(filepath.Join(upper, "fifo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc/conf", filepath.Join(upper, "newlink")); err != nil {
+		t.Fatal(err)
+	}
+
+	dst := filepath.Join(base, "tree")
+	got, err = r.CommitTree(id, lower, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"kept": "image kept", "etc/conf": "new", "opq/mine": "container", "wasdir": "a file now", "bin/tool": "suid", "h2": "linked"} {
+		if b, err := os.ReadFile(filepath.Join(dst, name)); err != nil || string(b) != want {
+			t.Errorf("%s: %q, %v; want %q", name, b, err, want)
+		}
+	}
+	for _, name := range []string{"gone", "opq/hidden", "wasdir/inside"} {
+		if _, err := os.Lstat(filepath.Join(dst, name)); err == nil {
+			t.Errorf("%s is still there: %v", name, err)
+		}
+	}
+	var st, lst, h1, h2 unix.Stat_t
+	unix.Lstat(filepath.Join(dst, "bin/tool"), &st)
+	if st.Uid != 1000 || st.Gid != 1000 || st.Mode&0o7777 != 0o4755 {
+		t.Errorf("bin/tool: owner %d:%d mode %o; want 1000:1000 4755", st.Uid, st.Gid, st.Mode&0o7777)
+	}
+	if v, err := lgetxattr(filepath.Join(dst, "bin/tool"), "user.note"); err != nil || string(v) != "kept" {
+		t.Errorf("bin/tool's extended attribute: %q, %v", v, err)
+	}
+	if _, err := lgetxattr(filepath.Join(dst, "opq"), "trusted.overlay.opaque"); err == nil {
+		t.Error("overlayfs's own attribute was copied into the image")
+	}
+	unix.Lstat(filepath.Join(dst, "kept"), &st)
+	unix.Lstat(filepath.Join(lower, "kept"), &lst)
+	if st.Ino != lst.Ino {
+		t.Error("an unchanged file of the image is not a link to its tree")
+	}
+	unix.Lstat(filepath.Join(dst, "h1"), &h1)
+	unix.Lstat(filepath.Join(dst, "h2"), &h2)
+	if h1.Ino != h2.Ino {
+		t.Error("the container's hard links were not kept")
+	}
+	unix.Lstat(filepath.Join(dst, "fifo"), &st)
+	if st.Mode&unix.S_IFMT != unix.S_IFIFO {
+		t.Errorf("fifo: mode %o", st.Mode)
+	}
+	if l, err := os.Readlink(filepath.Join(dst, "newlink")); err != nil || l != "/etc/conf" {
+		t.Errorf("newlink: %q, %v", l, err)
+	}
+	for name, want := range map[string]string{"gone": "image", "etc/conf": "old", "opq/hidden": "image", "wasdir/inside": "image"} {
+		if b, err := os.ReadFile(filepath.Join(lower, name)); err != nil || string(b) != want {
+			t.Errorf("the image's %s changed: %q, %v", name, b, err)
+		}
+	}
+	if got.DiffSize != int64(len("new")+len("container")+len("a file now")+len("suid")+len("linked")) { // h2 is h1
+		t.Errorf("the changes' size %d", got.DiffSize)
+	}
+	again, err := r.CommitTree(id, lower, filepath.Join(base, "tree2"))
+	if err != nil || again.DiffID != got.DiffID || again.DiffID == "" {
+		t.Errorf("the same changes: %s and %s (%v)", got.DiffID, again.DiffID, err)
+	}
+
+	if err := os.Mkdir(filepath.Join(upper, "moved"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Setxattr(filepath.Join(upper, "moved"), "trusted.overlay.redirect", []byte("/opq"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.CommitTree(id, lower, filepath.Join(base, "tree3")); err == nil || !strings.Contains(err.Error(), "redirect_dir") {
+		t.Errorf("a redirected directory: %v", err)
+	}
+}

@@ -1,0 +1,60 @@
+package image
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestCommitRecordsAChild: a commit's image is its parent's layers and
+// history with one more (its size in the history, its ID new each time),
+// the parent named, the tree the build made, tagged when asked; a commit
+// without changes adds a history entry without a layer.
+func TestCommitRecordsAChild(t *testing.T) {
+	s, dir := newTestStore(t)
+	parent := mustImport(t, s, tarOf(t, file("f", "1")), "base", "")
+	build := func(diffID string) func(string) (Tree, error) {
+		return func(rootfs string) (Tree, error) {
+			if err := os.MkdirAll(rootfs, 0o755); err != nil {
+				return Tree{}, err
+			}
+			return Tree{DiffID: diffID, DiffSize: 5, Size: 6}, os.WriteFile(filepath.Join(rootfs, "g"), []byte("hello"), 0o644)
+		}
+	}
+	cfg := &Config{Cmd: []string{"sh"}}
+	img, err := s.Commit(CommitSpec{Parent: parent, Config: cfg, Author: "me", Comment: "snap", CreatedBy: "sh -c x",
+		ContainerID: "c1", Repo: "app", Tag: "v1"}, build("sha256:d1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.Parent != parent.ID || img.Author != "me" || img.Size != 6 || !cmp.Equal(img.RepoTags, []string{"app:v1"}) ||
+		!cmp.Equal(img.Layers, append(parent.Layers, "sha256:d1")) || !cmp.Equal(img.LayerSizes, []int64{parent.Size, 5}) {
+		t.Errorf("committed image %+v", img)
+	}
+	if b, err := os.ReadFile(filepath.Join(img.RootfsDir, "g")); err != nil || string(b) != "hello" || filepath.Dir(filepath.Dir(img.RootfsDir)) != dir {
+		t.Errorf("its tree %s: %q, %v", img.RootfsDir, b, err)
+	}
+	items := img.HistoryItems()
+	if len(items) != 2 || items[0].CreatedBy != "sh -c x" || items[0].Comment != "snap" || items[0].Size != 5 || items[1].Size != parent.Size {
+		t.Errorf("history %+v", items)
+	}
+	if got, err := s.Get("app:v1"); err != nil || got.ID != img.ID || !cmp.Equal(got.Config, cfg) {
+		t.Errorf("Get(app:v1) = %+v, %v", got, err)
+	}
+
+	again, err := s.Commit(CommitSpec{Parent: img, ContainerID: "c2"}, build(EmptyLayer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.ID == img.ID || !cmp.Equal(again.Layers, img.Layers) || len(again.History) != 3 || !again.History[2].EmptyLayer {
+		t.Errorf("a commit without changes: %+v", again)
+	}
+	if items := again.HistoryItems(); items[0].Size != 0 || items[1].Size != 5 {
+		t.Errorf("its history %+v", items)
+	}
+	if _, err := s.Commit(CommitSpec{Parent: img, Repo: "Bad"}, build("sha256:d3")); err == nil {
+		t.Error("a bad repository name was taken")
+	}
+}
