@@ -370,3 +370,47 @@ func TestIPv6OnlySpecsAreChecked(t *testing.T) {
 		t.Errorf("IPv6-only endpoint: %v", err)
 	}
 }
+
+// TestJoinKeepsTheUsersAddrGenMode: an endpoint sysctl that sets the
+// interface's addr_gen_mode is the user's (moby writes endpoint sysctls
+// after its own settings): the kernel makes the link-local address as it
+// says (here a random one), where berth otherwise turns generation off
+// and adds the MAC's EUI-64 address itself.
+func TestJoinKeepsTheUsersAddrGenMode(t *testing.T) {
+	w := newWorld(t)
+	w.ensureDualStackBridge(t)
+	sb := nstest.New(t)
+	spec := dualStackSpec(1)
+	spec.Sysctls = []string{"net.ipv6.conf.IFNAME.addr_gen_mode=3"}
+	if err := w.d.Join(sb, spec); err != nil {
+		t.Fatal(err)
+	}
+	if v := readSysctlIn(t, sb, "/proc/sys/net/ipv6/conf/"+spec.IfName+"/addr_gen_mode"); v != "3" {
+		t.Errorf("addr_gen_mode = %s, want the user's 3", v)
+	}
+	sh := handleIn(t, sb)
+	peer, err := sh.LinkByName(spec.IfName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eui := linkLocal(spec.MAC)
+	var linkLocals []netip.Prefix
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		addrs, err := RetryDump(func() ([]netlink.Addr, error) { return sh.AddrList(peer, netlink.FAMILY_V6) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		linkLocals = nil
+		for _, a := range addrs {
+			if p := prefixOf(a.IPNet); p.Addr().IsLinkLocalUnicast() {
+				linkLocals = append(linkLocals, p)
+			}
+		}
+		if len(linkLocals) > 0 {
+			break
+		}
+	}
+	if len(linkLocals) != 1 || linkLocals[0] == eui {
+		t.Errorf("link-local addresses %v; want one the kernel made at random, not berth's %v", linkLocals, eui)
+	}
+}

@@ -270,7 +270,8 @@ func (d *Driver) attach(host netlink.Link, bridge string, index int) error {
 }
 
 // configurePeer brings the sandbox side up with its addresses and default
-// routes (IPv6 address generation off before it is up: bringUp).
+// routes (IPv6 address generation off before it is up unless the
+// endpoint's sysctls set it: bringUp).
 func (d *Driver) configurePeer(sb *sandboxConn, spec driverapi.EndpointSpec, pair vethPair) (netlink.Link, error) {
 	if err := d.step("loopback up"); err != nil {
 		return nil, err

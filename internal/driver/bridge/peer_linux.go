@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -49,11 +51,15 @@ import (
 func (sb *sandboxConn) bringUp(ifindex int, spec driverapi.EndpointSpec, gwMAC net.HardwareAddr) error {
 	sb.mu.Lock()
 	defer sb.mu.Unlock()
+	// An addr_gen_mode among the endpoint's own sysctls is the user's
+	// (written before this): the kernel then makes the link-local
+	// address as it says, as it does for moby's containers.
+	ownLinkLocal := !setsAddrGenMode(spec.Sysctls)
 	steps := make([]batchStep, 0, 7)
-	steps = append(steps,
-		batchStep{req: noAddrGen(ifindex), op: "turn off IPv6 address generation", success: isNoIPv6},
-		batchStep{req: linkUp(ifindex), op: "set link up"},
-	)
+	if ownLinkLocal {
+		steps = append(steps, batchStep{req: noAddrGen(ifindex), op: "turn off IPv6 address generation", success: isNoIPv6})
+	}
+	steps = append(steps, batchStep{req: linkUp(ifindex), op: "set link up"})
 	if spec.Address.IsValid() { // not on an IPv6-only network
 		steps = append(steps, addrStep(ifindex, spec.Address, 0))
 	}
@@ -64,10 +70,10 @@ func (sb *sandboxConn) bringUp(ifindex int, spec driverapi.EndpointSpec, gwMAC n
 		}
 	}
 	if spec.Address6.IsValid() {
-		steps = append(steps,
-			addrStep(ifindex, linkLocal(spec.MAC), unix.IFA_F_NODAD),
-			addrStep(ifindex, spec.Address6, unix.IFA_F_NODAD),
-		)
+		if ownLinkLocal {
+			steps = append(steps, addrStep(ifindex, linkLocal(spec.MAC), unix.IFA_F_NODAD))
+		}
+		steps = append(steps, addrStep(ifindex, spec.Address6, unix.IFA_F_NODAD))
 		if spec.Gateway6.IsValid() {
 			steps = append(steps, routeStep(ifindex, spec.Gateway6))
 			if gwMAC != nil { // neighbour solicitations are flooded too
@@ -89,6 +95,17 @@ func (sb *sandboxConn) bringUp(ifindex int, spec driverapi.EndpointSpec, gwMAC n
 		}
 	}
 	return nil
+}
+
+// setsAddrGenMode says whether an endpoint's sysctls
+// ("net.ipv6.conf.IFNAME.addr_gen_mode=V") set its IPv6 address
+// generation mode.
+func setsAddrGenMode(sysctls []string) bool {
+	return slices.ContainsFunc(sysctls, func(s string) bool {
+		key, _, _ := strings.Cut(s, "=")
+		parts := strings.SplitN(key, ".", 5)
+		return len(parts) == 5 && parts[0] == "net" && parts[1] == "ipv6" && parts[2] == "conf" && parts[4] == "addr_gen_mode"
+	})
 }
 
 // batchStep is one message of bringUp's batch: what it does, for an
