@@ -134,6 +134,7 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 		Mounts:            mounts,
 		Binds:             slices.Clone(hc.Binds),
 		VolumesFrom:       slices.Clone(hc.VolumesFrom),
+		Annotations:       maps.Clone(hc.Annotations),
 		Tmpfs:             maps.Clone(hc.Tmpfs),
 		MountSpecs:        mountSpecs,
 		ExtraHosts:        hc.ExtraHosts,
@@ -195,6 +196,9 @@ func checkCreate(c *ctypes.Config, hc *ctypes.HostConfig) error {
 	}
 	if err := unappliedHostConfig(hc); err != nil {
 		return err
+	}
+	if _, ok := hc.Annotations[""]; ok { // moby's verifyContainerSettings
+		return errdefs.Invalid("invalid Annotations: the empty string is not permitted as an annotation key")
 	}
 	if err := container.CheckNamespaces(namespacesOf(hc), c.Hostname, c.Domainname); err != nil {
 		return errdefs.Invalid("%w", err)

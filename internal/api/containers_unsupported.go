@@ -12,7 +12,7 @@ import (
 // does not apply, for the refusal's message.
 var hostConfigFlags = map[string]string{
 	"DeviceRequests": "--gpus", "UsernsMode": "--userns", "CgroupParent": "--cgroup-parent", "Cgroup": "--cgroup-parent",
-	"StorageOpt": "--storage-opt", "Runtime": "--runtime", "Annotations": "--annotation",
+	"StorageOpt": "--storage-opt", "Runtime": "--runtime",
 	"BlkioWeightDevice": "--blkio-weight-device", "BlkioDeviceReadBps": "--device-read-bps",
 	"BlkioDeviceWriteBps": "--device-write-bps", "BlkioDeviceReadIOps": "--device-read-iops",
 	"BlkioDeviceWriteIOps": "--device-write-iops", "VolumeDriver": "--volume-driver", "Isolation": "--isolation",
@@ -26,7 +26,7 @@ var hostConfigApplied = map[string]bool{
 	"Binds": true, "ContainerIDFile": true, "NetworkMode": true, "PortBindings": true, "RestartPolicy": true,
 	"AutoRemove": true, "VolumesFrom": true, "ConsoleSize": true, "CapAdd": true, "CapDrop": true, "DNS": true,
 	"DNSOptions": true, "DNSSearch": true, "ExtraHosts": true, "PublishAllPorts": true, "ReadonlyRootfs": true,
-	"Sysctls": true, "Mounts": true, "Links": true, "LogConfig": true, "Tmpfs": true, "Init": true,
+	"Sysctls": true, "Mounts": true, "Links": true, "LogConfig": true, "Tmpfs": true, "Init": true, "Annotations": true,
 	// The limits (resources.go), checked by the daemon against the host's cgroups.
 	"Memory": true, "MemorySwap": true, "MemoryReservation": true, "MemorySwappiness": true, "OomKillDisable": true,
 	"NanoCPUs": true, "CPUShares": true, "CPUPeriod": true, "CPUQuota": true, "CpusetCpus": true, "CpusetMems": true,

@@ -225,6 +225,7 @@ func hostConfig(cfg container.Config, links []string) *ctypes.HostConfig {
 		Sysctls:         cfg.Sysctls,
 		Binds:           cfg.Binds,
 		VolumesFrom:     cfg.VolumesFrom,
+		Annotations:     cfg.Annotations,
 		Tmpfs:           cfg.Tmpfs,
 		Mounts:          mountSpecs(cfg.MountSpecs),
 	}

@@ -87,6 +87,9 @@ type Config struct {
 	// given ("container[:mode]"); the create copies those containers'
 	// mounts into Mounts, once (Mount.From).
 	Mounts         []Mount           `json:"mounts,omitempty"`
+	// Annotations are --annotation's, for the OCI spec (runc's) as they
+	// are, and inspect's HostConfig.Annotations.
+	Annotations map[string]string `json:"annotations,omitempty"`
 	Binds          []string          `json:"binds,omitempty"`
 	VolumesFrom    []string          `json:"volumesFrom,omitempty"`
 	Tmpfs          map[string]string `json:"tmpfs,omitempty"`

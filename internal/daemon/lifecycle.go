@@ -264,6 +264,7 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, joins nsJ
 		Resources: c.Config.Resources, Security: c.Config.Security, GroupAdd: c.Config.GroupAdd,
 		Devices: c.Config.Devices, DeviceCgroupRules: c.Config.DeviceCgroupRules,
 		PidNS: joins.pid, IpcNS: joins.ipc, Shm: joins.shm, UTSHost: joins.utsHost, CgroupNS: joins.cgroupNS,
+		Annotations: c.Config.Annotations,
 	}
 	if c.Config.Namespaces.IpcMode == container.ModeShareable && !hasMountAt(c, "/dev/shm") {
 		dir, mountErr := d.mountShm(c.ID, c.Config.Resources.ShmBytes())

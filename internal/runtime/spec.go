@@ -80,6 +80,9 @@ type Spec struct {
 	// namespace; CgroupNS gives it a cgroup namespace of its own.
 	PidNS, IpcNS, Shm string
 	UTSHost, CgroupNS bool
+	// Annotations go into the OCI spec as they are (--annotation), as
+	// moby's WithAnnotations puts them.
+	Annotations map[string]string
 }
 
 // ExecSpec is a process to run in a running container.
@@ -232,6 +235,8 @@ func ociSpec(s Spec, u user, h hostFacts) (*specs.Spec, error) {
 		Hostname: hostnameIn(s),
 		Mounts:   allMounts(s),
 		Linux:    linux,
+		// A copy: the spec is written to disk, and s's map is the container's.
+		Annotations: maps.Clone(s.Annotations),
 	}, nil
 }
 

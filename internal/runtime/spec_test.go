@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"encoding/json"
+	"maps"
 	"flag"
 	"os"
 	"path/filepath"
@@ -154,5 +155,25 @@ func TestJoinedNetnsKeepsItsOwnersSysctls(t *testing.T) {
 		if v, ok := joined.Linux.Sysctl[k]; ok {
 			t.Errorf("joined namespace: %s=%s set", k, v)
 		}
+	}
+}
+
+// TestAnnotationsInSpec: --annotation's keys and values go into the OCI
+// spec as they are (moby's WithAnnotations), a copy of the container's.
+func TestAnnotationsInSpec(t *testing.T) {
+	ann := map[string]string{"com.example.team": "net", "org.opencontainers.image.title": "web"}
+	spec, err := ociSpec(Spec{ID: "c10", Args: []string{"sh"}, Annotations: ann}, user{Home: "/root"}, testHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(spec.Annotations, ann) {
+		t.Errorf("annotations %v, want %v", spec.Annotations, ann)
+	}
+	spec.Annotations["x"] = "y"
+	if _, ok := ann["x"]; ok {
+		t.Error("the spec shares the container's map")
+	}
+	if spec, _ := ociSpec(Spec{ID: "c11", Args: []string{"sh"}}, user{Home: "/root"}, testHost); spec.Annotations != nil {
+		t.Errorf("annotations without --annotation: %v", spec.Annotations)
 	}
 }

@@ -1,0 +1,28 @@
+package api
+
+import (
+	"maps"
+	"net/http"
+	"testing"
+
+	"github.com/berth-net/berth/internal/container"
+)
+
+// TestAnnotations: docker run --annotation is taken (it was refused), kept
+// for the runtime and shown by inspect; an empty key is refused in moby's
+// words.
+func TestAnnotations(t *testing.T) {
+	f := newFakeBackend()
+	s := newServer(f)
+	rec := call(t, s, http.MethodPost, "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"Annotations":{"com.example.team":"net"}}}`)
+	wantStatus(t, rec, http.StatusCreated)
+	want := map[string]string{"com.example.team": "net"}
+	if got := f.recorded().ContainerCreate.Annotations; !maps.Equal(got, want) {
+		t.Errorf("recorded annotations %v, want %v", got, want)
+	}
+	if got := hostConfig(container.Config{Annotations: want}, nil).Annotations; !maps.Equal(got, want) {
+		t.Errorf("inspect's HostConfig.Annotations %v", got)
+	}
+	wantError(t, call(t, s, http.MethodPost, "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"Annotations":{"":"x"}}}`),
+		http.StatusBadRequest, "invalid Annotations: the empty string is not permitted as an annotation key")
+}
