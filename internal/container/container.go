@@ -79,6 +79,9 @@ type Config struct {
 	// (--sysctl, --read-only, --cap-add, --cap-drop); the capabilities as
 	// the user gave them (checked; NormalizeCapabilities at each start).
 	Sysctls map[string]string `json:"sysctls,omitempty"`
+	// Annotations are --annotation's, for the OCI spec (runc's) as they
+	// are, and inspect's HostConfig.Annotations.
+	Annotations map[string]string `json:"annotations,omitempty"`
 	// Mounts are the host paths bound in (-v /host:/path, --mount
 	// type=bind) and the tmpfs file systems (--tmpfs, --mount
 	// type=tmpfs); Binds and Tmpfs are -v's and --tmpfs's values as
@@ -87,9 +90,6 @@ type Config struct {
 	// given ("container[:mode]"); the create copies those containers'
 	// mounts into Mounts, once (Mount.From).
 	Mounts         []Mount           `json:"mounts,omitempty"`
-	// Annotations are --annotation's, for the OCI spec (runc's) as they
-	// are, and inspect's HostConfig.Annotations.
-	Annotations map[string]string `json:"annotations,omitempty"`
 	Binds          []string          `json:"binds,omitempty"`
 	VolumesFrom    []string          `json:"volumesFrom,omitempty"`
 	Tmpfs          map[string]string `json:"tmpfs,omitempty"`

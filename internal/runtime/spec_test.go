@@ -2,8 +2,8 @@ package runtime
 
 import (
 	"encoding/json"
-	"maps"
 	"flag"
+	"maps"
 	"os"
 	"path/filepath"
 	"testing"
