@@ -32,6 +32,9 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	pause := q.Get("pause") == "" || boolValue(r, "pause") // from API 1.13, which is older than berth's oldest
 	repo, tag := q.Get("repo"), q.Get("tag")
+	if repo == "" {
+		tag = "" // moby's RepoTagReference: no repository, no tag
+	}
 	if _, err := reference.WithTag(repo, tag); err != nil {
 		return err
 	}
@@ -76,8 +79,10 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request, name string) er
 	items := img.HistoryItems()
 	out := make([]imagetypes.HistoryResponseItem, len(items))
 	for i, it := range items {
-		out[i] = imagetypes.HistoryResponseItem{ID: "<missing>", Created: it.Created.Unix(), CreatedBy: it.CreatedBy,
-			Comment: it.Comment, Size: it.Size}
+		out[i] = imagetypes.HistoryResponseItem{ID: "<missing>", CreatedBy: it.CreatedBy, Comment: it.Comment, Size: it.Size}
+		if !it.Created.IsZero() { // an entry without a time (OCI allows it) is moby's 0
+			out[i].Created = it.Created.Unix()
+		}
 	}
 	for i, cur := 0, img; i < len(out); i++ {
 		out[i].ID = cur.ID

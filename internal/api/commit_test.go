@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -39,6 +40,11 @@ func TestCommitRequest(t *testing.T) {
 	wantStatus(t, call(t, s, http.MethodPost, "/v1.51/commit?container=test1", `{"Cmd":["top"],"ExposedPorts":{"80/tcp":{}},"Volumes":{"/data":{}}}`), http.StatusCreated)
 	if c := f.recorded().Commit.Config; c == nil || !cmp.Equal(c.Cmd, []string{"top"}) || !cmp.Equal(c.ExposedPorts, []string{"80/tcp"}) || !cmp.Equal(c.Volumes, []string{"/data"}) {
 		t.Errorf("the body's config: %+v", c)
+	}
+	// No repository: the tag is ignored, as moby's RepoTagReference.
+	wantStatus(t, call(t, s, http.MethodPost, "/v1.51/commit?container=test1&tag=v2", ""), http.StatusCreated)
+	if c := f.recorded().Commit; c.Repo != "" || c.Tag != "" {
+		t.Errorf("a tag without a repository: %+v", c)
 	}
 	before := len(f.Mutations())
 	wantError(t, call(t, s, http.MethodPost, "/v1.51/commit?container=test1&repo=Bad", ""), http.StatusBadRequest, "invalid reference format: repository name (library/Bad) must be lowercase")
@@ -81,4 +87,29 @@ func TestImageHistory(t *testing.T) {
 		t.Errorf("history of an image without one recorded (-want +got):\n%s", diff)
 	}
 	wantError(t, call(t, s, http.MethodGet, "/v1.51/images/nope/history", ""), http.StatusNotFound, "No such image: nope")
+
+	// An entry without a time is moby's 0, not Go's zero time in seconds.
+	undated := &image.Image{ID: "sha256:" + hexID("0da7e"), RepoTags: []string{"undated:1"}, Layers: []string{"sha256:l1"},
+		History: []image.History{{CreatedBy: "ADD x /"}}}
+	f.images = append(f.images, undated)
+	got = decode[[]imagetypes.HistoryResponseItem](t, call(t, s, http.MethodGet, "/v1.51/images/undated:1/history", ""))
+	if len(got) != 1 || got[0].Created != 0 {
+		t.Errorf("an entry without a time: %+v", got)
+	}
+
+	// docker images hides an untagged image another was committed from
+	// (an intermediate one) unless -a.
+	base.RepoTags = []string{}
+	list := func(q string) (ids []string) {
+		for _, sum := range decode[[]imagetypes.Summary](t, call(t, s, http.MethodGet, "/v1.51/images/json"+q, "")) {
+			ids = append(ids, sum.ID)
+		}
+		return ids
+	}
+	if ids := list(""); slices.Contains(ids, base.ID) || !slices.Contains(ids, child.ID) {
+		t.Errorf("docker images: %v; want the child, not its untagged parent", ids)
+	}
+	if ids := list("?all=1"); !slices.Contains(ids, base.ID) {
+		t.Errorf("docker images -a: %v; want the untagged parent too", ids)
+	}
 }

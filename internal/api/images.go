@@ -127,8 +127,17 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	out := []imagetypes.Summary{}
+	all, parents := boolValue(r, "all"), map[string]bool{}
+	for _, img := range imgs {
+		parents[img.Parent] = true
+	}
 	for _, img := range imgs {
 		if !span.holds(img.Created) {
+			continue
+		}
+		// An untagged image another was committed from is an
+		// intermediate one: shown with -a only, as moby's list.
+		if !all && len(img.RepoTags) == 0 && parents[img.ID] {
 			continue
 		}
 		tags, ok, err := imageMatches(img, args)

@@ -42,9 +42,19 @@ func (d *Daemon) CommitContainer(ctx context.Context, ref string, opts api.Commi
 	pause := opts.Pause && c.Running() && !c.Paused()
 	cs.mu.Unlock()
 
-	cfg, err := image.ApplyChanges(commitBase(opts.Config, c.Config), opts.Changes)
+	// As moby's: the changes go onto the request's config (or the
+	// container's), and then the container's fills in what the request's
+	// left out.
+	base := opts.Config
+	if base == nil {
+		base = imageConfigOf(c.Config)
+	}
+	cfg, err := image.ApplyChanges(base, opts.Changes)
 	if err != nil {
 		return "", err
+	}
+	if opts.Config != nil {
+		cfg = mergeCommitConfig(cfg, c.Config)
 	}
 	if pause && d.PauseContainer(ctx, c.ID) == nil {
 		defer func() {
@@ -53,22 +63,31 @@ func (d *Daemon) CommitContainer(ctx context.Context, ref string, opts api.Commi
 			}
 		}()
 	}
-	// The parent's tree is linked from: no removal meanwhile.
+	// The parent's tree is linked from without the images' lock (a long
+	// commit held every create behind a removal waiting for it): the
+	// container uses the parent, so no removal takes it meanwhile.
 	d.imagesMu.RLock()
-	defer d.imagesMu.RUnlock()
 	parent, err := d.images.Get(c.Config.ImageID)
+	d.imagesMu.RUnlock()
 	if err != nil {
 		return "", err
 	}
 	img, err := d.images.Commit(image.CommitSpec{Parent: parent, Config: cfg, Author: opts.Author, Comment: opts.Comment,
 		CreatedBy: strings.Join(c.Config.Cmd, " "), ContainerID: c.ID, Repo: opts.Repo, Tag: opts.Tag},
 		func(rootfs string) (image.Tree, error) {
-			t, err := d.runtime.CommitTree(c.ID, parent.RootfsDir, rootfs)
+			t, err := d.runtime.CommitTree(ctx, c.ID, parent.RootfsDir, rootfs)
+			if err == nil && d.removedMeanwhile(cs) {
+				// Its files went while they were read: what the walk
+				// found is not the container's.
+				err = errdefs.Conflict("container %s was removed during the commit", c.ID)
+			}
 			return image.Tree{DiffID: t.DiffID, DiffSize: t.DiffSize, Size: t.Size}, err
 		})
 	if err != nil {
 		return "", err
 	}
+	// moby's CommitImage logs the image's create, then the tag's event.
+	d.imageEvent(img.ID, img.ID, "create", imageLabels(img))
 	imageRef := ""
 	if opts.Repo != "" {
 		imageRef = tagName(opts.Repo, opts.Tag)
@@ -78,15 +97,19 @@ func (d *Daemon) CommitContainer(ctx context.Context, ref string, opts api.Commi
 	return img.ID, nil
 }
 
-// commitBase is the config a commit's changes apply to, as moby's
-// CreateImageFromContainer takes it: the request's, with the container's
-// wherever the request's says nothing (moby's merge), or the container's
-// own (already its image's merged with what it was created with).
-func commitBase(req *image.Config, cfg container.Config) *image.Config {
+// removedMeanwhile says whether cs is gone or going (docker rm during a
+// commit).
+func (d *Daemon) removedMeanwhile(cs *ctrState) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.goneLocked() || cs.removing
+}
+
+// mergeCommitConfig is a commit request's config (req, its changes
+// applied) with the container's (already its image's merged with what it
+// was created with) wherever req says nothing, as moby's merge.
+func mergeCommitConfig(req *image.Config, cfg container.Config) *image.Config {
 	own := imageConfigOf(cfg)
-	if req == nil {
-		return own
-	}
 	merged := container.Config{User: req.User, Env: slices.Clone(req.Env), Cmd: slices.Clone(req.Cmd),
 		Entrypoint: slices.Clone(req.Entrypoint), WorkingDir: req.WorkingDir, Labels: req.Labels,
 		ExposedPorts: slices.Clone(req.ExposedPorts), StopSignal: req.StopSignal, Healthcheck: req.Healthcheck}

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -8,6 +9,9 @@ import (
 
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/runtime/image"
+	"github.com/berth-net/berth/internal/store"
+	"github.com/berth-net/berth/internal/volume"
 )
 
 // TestMountsFrom: --volumes-from copies the other containers' volumes,
@@ -58,5 +62,42 @@ func TestMountsFrom(t *testing.T) {
 	err := d.mountsFromLocked(&cfg)
 	if !errdefs.Is(err, errdefs.KindInvalid) || !strings.Contains(err.Error(), "No such container: nope") {
 		t.Errorf("a missing container: %v; want a 400 naming it", err)
+	}
+}
+
+// TestCopiedVolumesAreNotTheCreatesToMakeOrRemove: a copied volume is
+// the other container's: a create that fails after planning its volumes
+// removes the anonymous volumes it made, never one it copied (which would
+// take the other container's data), and neither makes nor fills one.
+func TestCopiedVolumesAreNotTheCreatesToMakeOrRemove(t *testing.T) {
+	dir := t.TempDir()
+	vols, err := volume.NewStore(filepath.Join(dir, "volumes"), store.NewMemory())
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, err := vols.Create("", map[string]string{volume.AnonymousLabel: ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &Daemon{volumes: vols, copying: map[string]chan struct{}{}}
+	cfg := container.Config{Mounts: []container.Mount{
+		{Type: container.MountVolume, Source: theirs.Name, Destination: "/data", Anonymous: true, From: "aaaa1111"},
+		{Type: container.MountVolume, Destination: "/mine"},
+	}}
+	if err := d.planVolumes(&cfg, &image.Image{RootfsDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Mounts[0].Source != theirs.Name || cfg.Mounts[1].Source == "" || !cfg.Mounts[1].Anonymous {
+		t.Errorf("planned mounts %+v", cfg.Mounts)
+	}
+	if copies := d.claimCopyUpsLocked(cfg); len(copies) != 1 || copies[0].Destination != "/mine" {
+		t.Errorf("volumes to fill: %+v; want only the create's own", copies)
+	}
+	d.removeMadeVolumes(cfg)
+	if _, err := vols.Get(theirs.Name); err != nil {
+		t.Errorf("the failed create removed the volume it copied: %v", err)
+	}
+	if _, err := vols.Get(cfg.Mounts[1].Source); err == nil {
+		t.Error("the failed create left the volume it made")
 	}
 }

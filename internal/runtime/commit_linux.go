@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"archive/tar"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -48,47 +49,89 @@ type Committed struct {
 // overlayfs's redirect_dir or metacopy would make (a directory renamed, a
 // file whose data stayed below) are refused rather than read wrong;
 // berth's mounts have redirect_dir off, which turns both off.
-func (r *Runtime) CommitTree(id, lower, dst string) (Committed, error) {
+func (r *Runtime) CommitTree(ctx context.Context, id, lower, dst string) (Committed, error) {
 	if err := checkID(id); err != nil {
 		return Committed{}, err
 	}
+	h := sha256.New()
+	c, err := commitTree(ctx, r.upperDir(id), lower, dst, h)
+	c.DiffID = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	return c, err
+}
+
+// commitTree is CommitTree from the upper directory upper, writing the
+// changes' layer tar into layer.
+func commitTree(ctx context.Context, upper, lower, dst string, layer io.Writer) (Committed, error) {
 	if err := os.Mkdir(dst, 0o700); err != nil {
 		return Committed{}, err
 	}
 	times := map[string][2]unix.Timespec{} // a directory's atime and mtime, by its path from the root
-	if err := linkTree(lower, dst, times); err != nil {
+	if err := linkTree(ctx, lower, dst, times); err != nil {
 		return Committed{}, fmt.Errorf("link the image's files: %w", err)
 	}
-	upper := r.upperDir(id)
-	h := sha256.New()
-	a := applier{upper: upper, dst: dst, times: times, copies: map[[2]uint64]string{},
-		tar: tarAppender{tw: tar.NewWriter(h), links: map[[2]uint64]string{}}}
+	a := applier{ctx: ctx, dst: dst, times: times, copies: map[[2]uint64]copied{},
+		tar: tarAppender{tw: tar.NewWriter(layer), links: map[[2]uint64]string{}}}
 	if err := walkTree(upper, a.apply); err != nil {
 		return Committed{}, fmt.Errorf("apply the container's changes: %w", err)
 	}
 	if err := a.tar.tw.Close(); err != nil {
 		return Committed{}, err
 	}
-	for rel, ts := range times {
-		err := unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(dst, rel), ts[:], unix.AT_SYMLINK_NOFOLLOW)
-		if err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENOTDIR) {
-			return Committed{}, err
-		}
+	if err := setDirTimes(dst, times); err != nil {
+		return Committed{}, err
 	}
 	size, err := treeSize(dst)
 	if err != nil {
 		return Committed{}, err
 	}
-	return Committed{DiffID: "sha256:" + hex.EncodeToString(h.Sum(nil)), DiffSize: a.size, Size: size}, nil
+	return Committed{DiffSize: a.size, Size: size}, nil
+}
+
+// setDirTimes gives the directories of the tree at root their times, once
+// nothing more is made in them. Each is opened beneath root without
+// following a symbolic link on the way: the tree holds the container's
+// links, which could lead out of it (a directory of the image the
+// container replaced with a link to the host's /usr had its
+// subdirectories' times written there). One that is no longer a
+// directory there is left alone.
+func setDirTimes(root string, times map[string][2]unix.Timespec) error {
+	rfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(rfd)
+	for rel, ts := range times {
+		fd := rfd
+		if rel != "/" {
+			fd, err = unix.Openat2(rfd, strings.TrimPrefix(rel, "/"), &unix.OpenHow{
+				Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+				Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS,
+			})
+			if err != nil {
+				continue
+			}
+		}
+		err = unix.UtimesNanoAt(fd, ".", ts[:], 0)
+		if fd != rfd {
+			unix.Close(fd)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // linkTree makes dst (an empty directory) a copy of the tree at src whose
 // directories are its own and whose other entries are hard links to
 // src's; the directories' times go into times, to be set once the tree is
 // complete.
-func linkTree(src, dst string, times map[string][2]unix.Timespec) error {
+func linkTree(ctx context.Context, src, dst string, times map[string][2]unix.Timespec) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		rel, err := filepath.Rel(src, p)
@@ -127,24 +170,36 @@ func linkTree(src, dst string, times map[string][2]unix.Timespec) error {
 // applier applies the entries of a container's upper directory, in
 // walkTree's order (a directory before what is in it), to the new tree,
 // and writes each change into tar, whose digest is the layer's diff ID.
+// The new tree is written by path names: every directory on the way to an
+// entry of the upper directory is one that dir made (or found) a real
+// directory before (walkTree gives a directory before what is in it), so
+// no link of the container's is ever followed there.
 type applier struct {
-	upper, dst string
-	times      map[string][2]unix.Timespec
+	ctx   context.Context
+	dst   string
+	times map[string][2]unix.Timespec
 	// copies are the upper directory's files with several links, by
-	// device and inode, and their first copy: the others become links to
-	// it, as the container had them.
-	copies map[[2]uint64]string
+	// device and inode, with their first copy: the others become links to
+	// it, as the container had them, and hard links in the layer's tar.
+	copies map[[2]uint64]copied
 	tar    tarAppender
 	size   int64
 }
 
+// copied is the first copy of a file with several links: its path in the
+// new tree and its name in the layer's tar.
+type copied struct{ path, name string }
+
 func (a *applier) apply(e walkEntry) error {
+	if err := a.ctx.Err(); err != nil {
+		return err
+	}
 	target := filepath.Join(a.dst, e.rel)
 	name := strings.TrimPrefix(e.rel, "/")
 	switch e.st.Mode & unix.S_IFMT {
 	case unix.S_IFCHR:
 		if e.st.Rdev == 0 { // a whiteout: deleted
-			delete(a.times, e.rel)
+			a.forget(e.rel, true)
 			if err := os.RemoveAll(target); err != nil {
 				return err
 			}
@@ -155,27 +210,49 @@ func (a *applier) apply(e walkEntry) error {
 	case unix.S_IFSOCK:
 		return nil // a socket is not a file an image can hold (tar has none)
 	}
-	delete(a.times, e.rel)
+	a.forget(e.rel, true)
 	if err := os.RemoveAll(target); err != nil {
 		return err
 	}
 	key := [2]uint64{e.st.Dev, e.st.Ino}
 	if first, ok := a.copies[key]; ok && e.st.Nlink > 1 {
-		if err := os.Link(first, target); err == nil {
+		if err := os.Link(first.path, target); err == nil {
+			var st unix.Stat_t
+			if err := unix.Lstat(target, &st); err != nil {
+				return err
+			}
+			if k := [2]uint64{st.Dev, st.Ino}; a.tar.links[k] == "" {
+				a.tar.links[k] = first.name // the first went into the tar with one link
+			}
 			return a.tar.add(target, name)
 		}
 	}
-	copied, err := a.copy(e, target)
-	if err != nil || !copied {
+	done, err := a.copy(e, target)
+	if err != nil || !done {
 		return err
 	}
 	if e.st.Nlink > 1 {
-		a.copies[key] = target
+		a.copies[key] = copied{target, canonicalTarName(name, false)}
 	}
 	if e.st.Mode&unix.S_IFMT == unix.S_IFREG {
 		a.size += e.st.Size
 	}
 	return a.tar.add(target, name)
+}
+
+// forget drops the directory times kept for what the image had under rel
+// (and for rel itself unless only its contents went): it is gone from the
+// new tree, and its path may now lead through a link of the container's.
+func (a *applier) forget(rel string, self bool) {
+	if self {
+		delete(a.times, rel)
+	}
+	prefix := rel + "/"
+	for k := range a.times {
+		if strings.HasPrefix(k, prefix) {
+			delete(a.times, k)
+		}
+	}
 }
 
 // dir makes target the directory the upper one at e is: made where the
@@ -204,6 +281,7 @@ func (a *applier) dir(e walkEntry, target, name string) error {
 	}
 	opaqueDir := opaque(e.dir)
 	if opaqueDir {
+		a.forget(e.rel, false)
 		names, err := readNames(target)
 		if err != nil {
 			return err
@@ -225,6 +303,12 @@ func (a *applier) dir(e walkEntry, target, name string) error {
 	if name == "" {
 		return nil // the root: in no tar
 	}
+	// The upper directory's times in the tar (set again at the end, once
+	// what is made in it has changed them), so that the same changes
+	// give the same diff ID.
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, target, []unix.Timespec{e.st.Atim, e.st.Mtim}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return err
+	}
 	if err := a.tar.add(target, name); err != nil {
 		return err
 	}
@@ -240,18 +324,31 @@ func (a *applier) dir(e walkEntry, target, name string) error {
 // attributes. false: it was swapped for something else meanwhile, and is
 // left out.
 func (a *applier) copy(e walkEntry, target string) (bool, error) {
+	base := path.Base(e.rel)
 	switch e.st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
-		fd, err := openBeneath(a.upper, e.rel, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY)
+		// Found from the walk's own descriptor of its directory (not by
+		// a path name, which a removal of the container could take
+		// away), as a path first: opened for reading only once it is
+		// known to be the regular file the walk saw (a device node
+		// swapped in would otherwise be opened on the host).
+		pfd, err := unix.Openat(e.parent, base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return false, nil
+			return false, swappedOr(err)
+		}
+		var now unix.Stat_t
+		err = unix.Fstat(pfd, &now)
+		if err != nil || now.Mode&unix.S_IFMT != unix.S_IFREG || now.Ino != e.st.Ino || now.Dev != e.st.Dev {
+			unix.Close(pfd)
+			return false, err
+		}
+		fd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", pfd), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		unix.Close(pfd)
+		if err != nil {
+			return false, err
 		}
 		src := os.NewFile(uintptr(fd), e.rel)
 		defer src.Close()
-		var now unix.Stat_t
-		if err := unix.Fstat(fd, &now); err != nil || now.Mode&unix.S_IFMT != unix.S_IFREG || now.Ino != e.st.Ino || now.Dev != e.st.Dev {
-			return false, nil
-		}
 		if _, err := fgetxattr(fd, "trusted.overlay.metacopy"); err == nil {
 			return false, fmt.Errorf("%s: a file overlayfs copied up without its data (metacopy) cannot be committed", e.rel)
 		}
@@ -271,14 +368,9 @@ func (a *applier) copy(e walkEntry, target string) (bool, error) {
 			return false, err
 		}
 	case unix.S_IFLNK:
-		fd, err := openBeneath(a.upper, e.rel, unix.O_PATH|unix.O_NOFOLLOW)
+		link, err := readlinkAt(e.parent, base)
 		if err != nil {
-			return false, nil
-		}
-		link, err := readlinkFd(fd)
-		unix.Close(fd)
-		if err != nil {
-			return false, nil
+			return false, swappedOr(err)
 		}
 		if err := os.Symlink(link, target); err != nil {
 			return false, err
@@ -376,11 +468,21 @@ func fgetxattr(fd int, name string) ([]byte, error) {
 	return readXattr(func(buf []byte) (int, error) { return unix.Fgetxattr(fd, name, buf) })
 }
 
-// readlinkFd reads the symlink open as fd (O_PATH|O_NOFOLLOW).
-func readlinkFd(fd int) (string, error) {
+// swappedOr is nil for the errors of an entry the container removed or
+// replaced since the walk saw it (left out of the commit, as anything it
+// changes after the commit began may be), and err for any other.
+func swappedOr(err error) error {
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EINVAL) {
+		return nil
+	}
+	return err
+}
+
+// readlinkAt reads the symlink name in the directory open as dir.
+func readlinkAt(dir int, name string) (string, error) {
 	for size := 256; ; size *= 2 {
 		buf := make([]byte, size)
-		n, err := unix.Readlinkat(fd, "", buf)
+		n, err := unix.Readlinkat(dir, name, buf)
 		if err != nil {
 			return "", err
 		}

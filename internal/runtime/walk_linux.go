@@ -13,9 +13,10 @@ import (
 // ("/a/b"), its lstat, and, for a directory, a descriptor of it (valid
 // during the call only).
 type walkEntry struct {
-	rel string
-	st  unix.Stat_t
-	dir int // -1 if not a directory
+	rel    string
+	st     unix.Stat_t
+	dir    int // -1 if not a directory
+	parent int // the directory the entry is in (valid during the call only)
 }
 
 // walkTree calls fn for every entry under the directory root, parents
@@ -52,7 +53,7 @@ func walkDir(fd int, rel string, fn func(e walkEntry) error) error {
 	slices.Sort(names)
 	defer f.Close()
 	for _, name := range names {
-		e := walkEntry{rel: path.Join(rel, name), dir: -1}
+		e := walkEntry{rel: path.Join(rel, name), dir: -1, parent: fd}
 		if err := unix.Fstatat(fd, name, &e.st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			continue // gone meanwhile
 		}

@@ -14,7 +14,8 @@ import (
 // and history; docker history lists the commit above the parent's
 // entries, with the parent's ID; a running container is paused for the
 // commit and runs on (pause, commit, unpause: moby unpauses in a defer);
-// a commit of a commit chains; events name the image.
+// a commit of a commit chains; a parent cannot be deleted; events name
+// the image.
 func TestDockerCommit(t *testing.T) {
 	w, _ := startWorld(t)
 	bb := testworld.BusyboxImage
@@ -79,6 +80,12 @@ func TestDockerCommit(t *testing.T) {
 	}
 	if _, errOut, code := w.Docker(t, "commit", "nope"); code == 0 || !strings.Contains(errOut, "No such container: nope") {
 		t.Errorf("docker commit nope: exit %d, %q", code, errOut)
+	}
+
+	// A parent cannot be deleted while an image was committed from it
+	// (moby's hard conflict).
+	if _, errOut, code := w.Docker(t, "rmi", "-f", busybox); code == 0 || !strings.Contains(errOut, "(cannot be forced) - image has dependent child images") {
+		t.Errorf("docker rmi -f of a parent: exit %d, %q", code, errOut)
 	}
 
 	until := strings.TrimSpace(mustDocker(t, w, "run", "--rm", bb, "sh", "-c", "sleep 1; date +%s"))

@@ -808,7 +808,7 @@ func TestDockerCLIRunOptions(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--volumes-from", "other"}, "--volumes-from is not supported by berth"},
+		{[]string{"--volumes-from", "other"}, "No such container: other"},
 		{[]string{"--device-read-bps", "/dev/null:1mb"}, "--device-read-bps (HostConfig.BlkioDeviceReadBps) is not supported by berth"},
 		{[]string{"--cgroup-parent", "/elsewhere"}, "--cgroup-parent (HostConfig.CgroupParent) is not supported by berth"},
 		{[]string{"--link", "ghost:g"}, "could not get container for ghost: No such container: ghost"},

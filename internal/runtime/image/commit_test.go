@@ -3,6 +3,7 @@ package image
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -56,5 +57,41 @@ func TestCommitRecordsAChild(t *testing.T) {
 	}
 	if _, err := s.Commit(CommitSpec{Parent: img, Repo: "Bad"}, build("sha256:d3")); err == nil {
 		t.Error("a bad repository name was taken")
+	}
+}
+
+// TestCommittedChainRemoval: as moby's image store, an image with
+// children cannot be deleted (a hard conflict) and loses only its tag to
+// a docker rmi by tag; the removal of the last child deletes the untagged
+// parents above it; prune leaves an untagged parent with a child alone.
+func TestCommittedChainRemoval(t *testing.T) {
+	s, _ := newTestStore(t)
+	base := mustImport(t, s, tarOf(t, file("f", "1")), "base", "")
+	build := func(rootfs string) (Tree, error) { return Tree{DiffID: EmptyLayer}, os.MkdirAll(rootfs, 0o755) }
+	mid, err := s.Commit(CommitSpec{Parent: base, ContainerID: "c1"}, build)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, err := s.Commit(CommitSpec{Parent: mid, ContainerID: "c2", Repo: "app", Tag: "v1"}, build)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Remove(mid.ID, true, nil); err == nil || !strings.Contains(err.Error(), "(cannot be forced) - image has dependent child images") {
+		t.Errorf("rmi -f of a parent: %v", err)
+	}
+	untagged, deleted, err := s.Remove("base", false, nil)
+	if err != nil || !cmp.Equal(untagged, []string{"base:latest"}) || len(deleted) != 0 {
+		t.Errorf("rmi base: %v %v %v; want the tag only", untagged, deleted, err)
+	}
+	_, deleted, _, err = s.Prune(false, func(*Image) bool { return true }, nil, nil)
+	if err != nil || len(deleted) != 0 {
+		t.Errorf("prune took %v (%v); the untagged parents have a child", deleted, err)
+	}
+	_, deleted, err = s.Remove("app:v1", false, nil)
+	if err != nil || !cmp.Equal(deleted, []string{top.ID, mid.ID, base.ID}) {
+		t.Errorf("rmi app:v1 deleted %v (%v); want it and its untagged parents", deleted, err)
+	}
+	if imgs, _ := s.List(); len(imgs) != 0 {
+		t.Errorf("left %d images", len(imgs))
 	}
 }

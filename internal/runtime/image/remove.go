@@ -51,9 +51,53 @@ func (s *Store) Remove(ref string, force bool, users func(id string) Users) (unt
 		u = users(img.ID)
 	}
 	if tagged != "" {
-		return s.removeTag(img, ref, tagged, force, u)
+		untagged, deleted, err = s.removeTag(img, ref, tagged, force, u)
+	} else {
+		untagged, deleted, err = s.removeByID(img, force, u)
 	}
-	return s.removeByID(img, force, u)
+	if err == nil && len(deleted) > 0 {
+		deleted = append(deleted, s.pruneParents(img, users)...)
+	}
+	return untagged, deleted, err
+}
+
+// children are the images whose parent is id (docker commit's).
+func (s *Store) children(id string) ([]*Image, error) {
+	imgs, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(imgs, func(o *Image) bool { return o.Parent != id }), nil
+}
+
+// HasChildren says whether an image was committed from image id (moby's
+// imageStore.Children): docker images hides such an image while it has
+// no tag, as an intermediate one, and rmi refuses to delete it.
+func (s *Store) HasChildren(id string, imgs []*Image) bool {
+	return slices.ContainsFunc(imgs, func(o *Image) bool { return o.Parent == id })
+}
+
+// pruneParents deletes, after img was deleted, its parent and the
+// parent's own, as long as each has no tag, no container and no other
+// child, as moby's imageDeleteHelper prunes (quietly: the first that must
+// stay ends it). It returns the IDs deleted.
+func (s *Store) pruneParents(img *Image, users func(id string) Users) []string {
+	var deleted []string
+	for id := img.Parent; id != ""; {
+		parent, err := s.byID(id)
+		if err != nil || len(parent.RepoTags) > 0 || (users != nil && users(id).first() != "") {
+			break
+		}
+		if kids, err := s.children(id); err != nil || len(kids) > 0 {
+			break
+		}
+		if err := s.delete(parent); err != nil {
+			break
+		}
+		deleted = append(deleted, parent.ID)
+		id = parent.Parent
+	}
+	return deleted
 }
 
 func (s *Store) removeTag(img *Image, ref, tagged string, force bool, u Users) (untagged, deleted []string, err error) {
@@ -69,6 +113,16 @@ func (s *Store) removeTag(img *Image, ref, tagged string, force bool, u Users) (
 	}
 	if used {
 		return nil, nil, errdefs.Conflict("conflict: unable to remove repository reference %q (must force) - container %s is using its referenced image %s", ref, u.first(), shortID(img.ID))
+	}
+	if kids, err := s.children(img.ID); err != nil {
+		return nil, nil, err
+	} else if len(kids) > 0 {
+		// moby's quiet delete after an untag: an image with children
+		// stays, untagged (an intermediate image).
+		if err := s.untag(img, tagged); err != nil {
+			return nil, nil, err
+		}
+		return []string{tagged}, nil, nil
 	}
 	if err := s.delete(img); err != nil {
 		return nil, nil, err
@@ -95,7 +149,13 @@ func (s *Store) removeByID(img *Image, force bool, u Users) (untagged, deleted [
 		}
 		return errdefs.Conflict("conflict: unable to delete %s (%s) - %s", shortID(img.ID), how, why)
 	}
+	kids, err := s.children(img.ID)
+	if err != nil {
+		return nil, nil, err
+	}
 	switch {
+	case len(kids) > 0:
+		return nil, nil, conflict(true, "image has dependent child images")
 	case u.Running != "":
 		return nil, nil, conflict(true, "image is being used by running container "+u.Running)
 	case !force && len(img.RepoTags) > 1:
@@ -197,9 +257,17 @@ func (s *Store) Prune(all bool, match func(*Image) bool, users func(id string) U
 	if err != nil {
 		return nil, nil, 0, err
 	}
+	byID := make(map[string]*Image, len(imgs))
 	for _, img := range imgs {
-		if (!all && len(img.RepoTags) > 0) || (users != nil && users(img.ID).first() != "") || !match(img) {
+		byID[img.ID] = img
+	}
+	gone := map[string]bool{}
+	for _, img := range imgs {
+		if gone[img.ID] || (!all && len(img.RepoTags) > 0) || (users != nil && users(img.ID).first() != "") || !match(img) {
 			continue
+		}
+		if len(img.RepoTags) == 0 && s.HasChildren(img.ID, imgs) {
+			continue // an intermediate image: it goes with its last child (moby's prune)
 		}
 		u, d, err := s.removeByID(img, true, Users{})
 		if err != nil {
@@ -208,9 +276,17 @@ func (s *Store) Prune(all bool, match func(*Image) bool, users func(id string) U
 			}
 			continue
 		}
+		if len(d) > 0 {
+			d = append(d, s.pruneParents(img, users)...)
+		}
 		untagged, deleted = append(untagged, u...), append(deleted, d...)
-		if _, err := os.Stat(img.RootfsDir); errors.Is(err, os.ErrNotExist) {
-			reclaimed += img.Size // its tree went (one other images share stays)
+		for _, id := range d {
+			gone[id] = true
+			if o := byID[id]; o != nil {
+				if _, err := os.Stat(o.RootfsDir); errors.Is(err, os.ErrNotExist) {
+					reclaimed += o.Size // its tree went (one other images share stays)
+				}
+			}
 		}
 	}
 	return untagged, deleted, reclaimed, nil
