@@ -541,6 +541,34 @@ func ociImageConfig(img *image.Image, layerSum string) map[string]any {
 	if img.Comment != "" {
 		out["comment"] = img.Comment // moby's image config keeps import -m there
 	}
+	if img.Author != "" {
+		out["author"] = img.Author
+	}
+	if h := savedHistory(img); len(h) > 0 {
+		out["history"] = h
+	}
+	return out
+}
+
+// savedHistory is img's history as docker save writes it beside the one
+// layer berth saves (the image's whole tree): every entry kept, the last
+// that made a layer marking the saved one and the others none, so that
+// the entries that make layers are as many as the layers (moby's
+// ImageHistory pairs them) and docker history after a load lists what
+// made the image, its size all in one entry.
+func savedHistory(img *image.Image) []image.History {
+	out := slices.Clone(img.History)
+	last := -1
+	for i := range out {
+		if !out[i].EmptyLayer {
+			last = i
+		}
+		out[i].EmptyLayer = true
+	}
+	if last < 0 {
+		return nil // no entry made a layer: the saved one would have none
+	}
+	out[last].EmptyLayer = false
 	return out
 }
 

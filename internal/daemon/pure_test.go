@@ -346,3 +346,26 @@ func TestLegacyResolvConfIPv6(t *testing.T) {
 		t.Errorf("nothing left, with IPv6: %v", got)
 	}
 }
+
+// TestSavedHistory: docker save keeps an image's history, author and
+// comment, with the one layer it writes paired with the last entry that
+// made one (the others marked as making none).
+func TestSavedHistory(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	img := &image.Image{Author: "me", Created: t0, History: []image.History{
+		{Created: t0, Comment: "Imported from -"},
+		{Created: t0, CreatedBy: "sh -c make", Comment: "snap"},
+		{Created: t0, CreatedBy: "true", EmptyLayer: true},
+	}}
+	cfg := ociImageConfig(img, "abc")
+	h, ok := cfg["history"].([]image.History)
+	if !ok || len(h) != 3 || !h[0].EmptyLayer || h[1].EmptyLayer || !h[2].EmptyLayer || h[1].CreatedBy != "sh -c make" || cfg["author"] != "me" {
+		t.Errorf("saved config: author %v, history %+v", cfg["author"], cfg["history"])
+	}
+	if img.History[0].EmptyLayer {
+		t.Error("the image's own history was changed")
+	}
+	if _, ok := ociImageConfig(&image.Image{Created: t0}, "abc")["history"]; ok {
+		t.Error("an image without history got one")
+	}
+}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -53,6 +54,20 @@ func TestDockerCommit(t *testing.T) {
 	if out := mustDocker(t, w, "images", "--format", "{{.Repository}}:{{.Tag}}", "app"); out != "app:v1\n" {
 		t.Errorf("docker images app: %q", out)
 	}
+	// docker save and load keep what docker history and inspect show.
+	archive := filepath.Join(t.TempDir(), "app.tar")
+	mustDocker(t, w, "save", "-o", archive, "app:v1")
+	mustDocker(t, w, "tag", "app:v1", "app:saved")
+	mustDocker(t, w, "load", "-i", archive)
+	hist = mustDocker(t, w, "history", "--format", "{{.CreatedBy}}|{{.Comment}}", "--no-trunc", "app:v1")
+	if !strings.HasPrefix(hist, "sh -c echo hi > /greeting;") || !strings.Contains(hist, "|snap\n|Imported from -\n") {
+		t.Errorf("docker history after a save and a load:\n%s", hist)
+	}
+	if got := dockerInspect(t, w, "{{.Author}}", "app:v1"); got != "me" {
+		t.Errorf("author after a save and a load: %q", got)
+	}
+	mustDocker(t, w, "tag", "app:saved", "app:v1") // the committed one again, for what follows
+	mustDocker(t, w, "rmi", "app:saved")
 
 	// A running container: paused while committed, running after.
 	mustDocker(t, w, "run", "-d", "--name", "live", "app:v1", "sh", "-c", "echo live > /live; sleep 600")
