@@ -26,3 +26,19 @@ func TestAnnotations(t *testing.T) {
 	wantError(t, call(t, s, http.MethodPost, "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"Annotations":{"":"x"}}}`),
 		http.StatusBadRequest, "invalid Annotations: the empty string is not permitted as an annotation key")
 }
+
+// TestCgroupParentOption: --cgroup-parent is taken (it was refused) and
+// shown by inspect; a relative one is refused by name.
+func TestCgroupParentOption(t *testing.T) {
+	f := newFakeBackend()
+	s := newServer(f)
+	wantStatus(t, call(t, s, http.MethodPost, "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"CgroupParent":"/team"}}`), http.StatusCreated)
+	if got := f.recorded().ContainerCreate.CgroupParent; got != "/team" {
+		t.Errorf("recorded cgroup parent %q", got)
+	}
+	if got := hostConfig(container.Config{CgroupParent: "/team"}, nil).CgroupParent; got != "/team" {
+		t.Errorf("inspect's HostConfig.CgroupParent %q", got)
+	}
+	wantError(t, call(t, s, http.MethodPost, "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"CgroupParent":"team"}}`),
+		http.StatusBadRequest, `--cgroup-parent "team": berth takes an absolute cgroup path, such as /mygroup`)
+}

@@ -135,6 +135,7 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 		Binds:             slices.Clone(hc.Binds),
 		VolumesFrom:       slices.Clone(hc.VolumesFrom),
 		Annotations:       maps.Clone(hc.Annotations),
+		CgroupParent:      hc.CgroupParent,
 		Tmpfs:             maps.Clone(hc.Tmpfs),
 		MountSpecs:        mountSpecs,
 		ExtraHosts:        hc.ExtraHosts,
@@ -196,6 +197,9 @@ func checkCreate(c *ctypes.Config, hc *ctypes.HostConfig) error {
 	}
 	if err := unappliedHostConfig(hc); err != nil {
 		return err
+	}
+	if err := container.CheckCgroupParent(hc.CgroupParent); err != nil {
+		return errdefs.Invalid("%w", err)
 	}
 	if _, ok := hc.Annotations[""]; ok { // moby's verifyContainerSettings
 		return errdefs.Invalid("invalid Annotations: the empty string is not permitted as an annotation key")

@@ -11,7 +11,7 @@ import (
 // hostConfigFlags names the docker run flag of the HostConfig fields berth
 // does not apply, for the refusal's message.
 var hostConfigFlags = map[string]string{
-	"DeviceRequests": "--gpus", "UsernsMode": "--userns", "CgroupParent": "--cgroup-parent", "Cgroup": "--cgroup-parent",
+	"DeviceRequests": "--gpus", "UsernsMode": "--userns",
 	"StorageOpt": "--storage-opt", "Runtime": "--runtime",
 	"BlkioWeightDevice": "--blkio-weight-device", "BlkioDeviceReadBps": "--device-read-bps",
 	"BlkioDeviceWriteBps": "--device-write-bps", "BlkioDeviceReadIOps": "--device-read-iops",
@@ -27,6 +27,7 @@ var hostConfigApplied = map[string]bool{
 	"AutoRemove": true, "VolumesFrom": true, "ConsoleSize": true, "CapAdd": true, "CapDrop": true, "DNS": true,
 	"DNSOptions": true, "DNSSearch": true, "ExtraHosts": true, "PublishAllPorts": true, "ReadonlyRootfs": true,
 	"Sysctls": true, "Mounts": true, "Links": true, "LogConfig": true, "Tmpfs": true, "Init": true, "Annotations": true,
+	"CgroupParent": true,
 	// The limits (resources.go), checked by the daemon against the host's cgroups.
 	"Memory": true, "MemorySwap": true, "MemoryReservation": true, "MemorySwappiness": true, "OomKillDisable": true,
 	"NanoCPUs": true, "CPUShares": true, "CPUPeriod": true, "CPUQuota": true, "CpusetCpus": true, "CpusetMems": true,

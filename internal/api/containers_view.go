@@ -230,6 +230,7 @@ func hostConfig(cfg container.Config, links []string) *ctypes.HostConfig {
 		Mounts:          mountSpecs(cfg.MountSpecs),
 	}
 	resourcesView(hc, cfg.Resources)
+	hc.CgroupParent = cfg.CgroupParent
 	securityView(hc, cfg.Security)
 	hc.GroupAdd = cfg.GroupAdd
 	devicesView(hc, cfg.Devices, cfg.DeviceCgroupRules)

@@ -82,6 +82,9 @@ type Config struct {
 	// Annotations are --annotation's, for the OCI spec (runc's) as they
 	// are, and inspect's HostConfig.Annotations.
 	Annotations map[string]string `json:"annotations,omitempty"`
+	// CgroupParent is --cgroup-parent as given (checked:
+	// CheckCgroupParent); "" takes the daemon's.
+	CgroupParent string `json:"cgroupParent,omitempty"`
 	// Mounts are the host paths bound in (-v /host:/path, --mount
 	// type=bind) and the tmpfs file systems (--tmpfs, --mount
 	// type=tmpfs); Binds and Tmpfs are -v's and --tmpfs's values as

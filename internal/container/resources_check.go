@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -320,5 +321,24 @@ func (r *Resources) Update(u Resources, hostSwap bool) error {
 		return errors.New("You should always set the Memory limit when using Memoryswap limit, see usage")
 	}
 	*r = next
+	return nil
+}
+
+// CheckCgroupParent checks a --cgroup-parent: an absolute cgroup path,
+// made of names a cgroup can have. berth's cgroups are cgroupfs ones, as
+// dockerd's with its default driver; a relative parent, which runc would
+// place under its own cgroup (per hierarchy on cgroup v1), is refused.
+func CheckCgroupParent(p string) error {
+	if p == "" {
+		return nil
+	}
+	if !path.IsAbs(p) {
+		return fmt.Errorf("--cgroup-parent %q: berth takes an absolute cgroup path, such as /mygroup", p)
+	}
+	for _, name := range strings.Split(strings.Trim(p, "/"), "/") {
+		if name == "." || name == ".." || strings.ContainsAny(name, "\x00\n") {
+			return fmt.Errorf("--cgroup-parent %q: %q is not a cgroup's name", p, name)
+		}
+	}
 	return nil
 }

@@ -186,3 +186,14 @@ func TestParseCpuList(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckCgroupParent: absolute cgroup paths only, of names a cgroup
+// can have.
+func TestCheckCgroupParent(t *testing.T) {
+	for p, ok := range map[string]bool{"": true, "/mygroup": true, "/a/b.slice/c": true, "/": true,
+		"mygroup": false, "a/b": false, "/a/../b": false, "/a/./b": false, "/a\nb": false} {
+		if err := CheckCgroupParent(p); (err == nil) != ok {
+			t.Errorf("CheckCgroupParent(%q) = %v, want ok %v", p, err, ok)
+		}
+	}
+}

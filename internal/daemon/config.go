@@ -56,6 +56,7 @@ func addFlags(f *pflag.FlagSet, cfg *Config) {
 	f.BoolVar(&cfg.NoNewPrivileges, "no-new-privileges", false, "set no-new-privileges in containers whose --security-opt does not decide it")
 	f.StringVar(&cfg.DefaultIpcMode, "default-ipc-mode", "", `IPC namespace of containers that give no --ipc: "private" (the default) or "shareable"`)
 	f.StringVar(&cfg.DefaultCgroupnsMode, "default-cgroupns-mode", "", `cgroup namespace of containers that give no --cgroupns: "private" or "host" (default: private on cgroup v2, host on v1)`)
+	f.StringVar(&cfg.CgroupParent, "cgroup-parent", "", "cgroup that containers naming no --cgroup-parent go under, an absolute path (default /berth)")
 	f.IntVar(&cfg.DefaultStopTimeout, "default-stop-timeout", 10, "seconds a stop waits for a container that sets no --stop-timeout before it kills it")
 	f.Var(&labelsValue{&cfg.Labels}, "label", "the daemon's labels, KEY=VALUE, which docker info shows (repeatable)")
 	f.BoolVar(&cfg.UserlandProxy, "userland-proxy", true, "serve the [::] side of ports published from IPv4-only containers, and [::1], from the daemon (IPv4 ports are the kernel's either way)")
@@ -199,7 +200,7 @@ var noEffectKeys = map[string]string{
 // dockerd does in a way berth does not.
 var dockerdKeys = []string{
 	"allow-direct-routing", "authorization-plugins", "bip6", "bridge", "bridge-accept-fwmark", "cdi-spec-dirs",
-	"cgroup-parent", "containerd", "containerd-namespace", "containerd-plugin-namespace", "cpu-rt-period",
+	"containerd", "containerd-namespace", "containerd-plugin-namespace", "cpu-rt-period",
 	"cpu-rt-runtime", "cri-containerd", "default-gateway", "default-gateway-v6", "default-init", "default-runtime",
 	"exec-opts", "firewall-backend", "host-gateway-ip", "host-gateway-ips", "http-proxy", "https-proxy", "init-path",
 	"ip-forward", "ip-forward-no-drop", "ip6tables", "iptables", "log-format", "metrics-addr", "min-api-version",

@@ -78,6 +78,9 @@ type Config struct {
 	NoNewPrivileges     bool
 	DefaultIpcMode      string
 	DefaultCgroupnsMode string
+	// CgroupParent is the cgroup containers go under when they name none
+	// (dockerd's --cgroup-parent; "" is berth's /berth).
+	CgroupParent string
 	// DefaultStopTimeout is the seconds a stop waits for a container
 	// that gives no --stop-timeout (dockerd's default-stop-timeout, 10).
 	DefaultStopTimeout int

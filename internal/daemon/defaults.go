@@ -39,6 +39,9 @@ func (cfg *Config) containerDefaults() (containerDefaults, error) {
 		return def, fmt.Errorf("--default-ulimit: %w", err)
 	}
 	def.ulimits = slices.Clone(cfg.DefaultUlimits)
+	if err := container.CheckCgroupParent(cfg.CgroupParent); err != nil {
+		return def, err
+	}
 	if cfg.DefaultShmSize != "" {
 		n, err := units.RAMInBytes(cfg.DefaultShmSize)
 		if err != nil {

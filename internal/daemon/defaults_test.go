@@ -45,6 +45,8 @@ func TestContainerDefaultsFromFile(t *testing.T) {
 		"an rlimit berth cannot set":           {`{"default-ulimits": {"nofiles": {"Hard": 1, "Soft": 1}}}`, `configuration file`},
 		"a soft limit over the hard one":       {`{"default-ulimits": {"nofile": {"Hard": 1, "Soft": 2}}}`, `"default-ulimits": invalid argument "nofile=2:1" for "--default-ulimit" flag: ulimit soft limit must be less than or equal to hard limit: 2 > 1`},
 		"a limit's unknown field":              {`{"default-ulimits": {"nofile": {"Max": 1}}}`, `configuration file`},
+		"a relative cgroup parent":             {`{"cgroup-parent": "mine"}`, `--cgroup-parent "mine": berth takes an absolute cgroup path, such as /mygroup`},
+		"a cgroup parent up the tree":          {`{"cgroup-parent": "/a/../b"}`, `--cgroup-parent "/a/../b": ".." is not a cgroup's name`},
 	} {
 		cfg, err := parseDaemonArgs(t, tc.body)
 		if err == nil {

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -264,7 +265,7 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, joins nsJ
 		Resources: c.Config.Resources, Security: c.Config.Security, GroupAdd: c.Config.GroupAdd,
 		Devices: c.Config.Devices, DeviceCgroupRules: c.Config.DeviceCgroupRules,
 		PidNS: joins.pid, IpcNS: joins.ipc, Shm: joins.shm, UTSHost: joins.utsHost, CgroupNS: joins.cgroupNS,
-		Annotations: c.Config.Annotations,
+		Annotations: c.Config.Annotations, CgroupParent: cmp.Or(c.Config.CgroupParent, d.cfg.CgroupParent),
 	}
 	if c.Config.Namespaces.IpcMode == container.ModeShareable && !hasMountAt(c, "/dev/shm") {
 		dir, mountErr := d.mountShm(c.ID, c.Config.Resources.ShmBytes())
@@ -416,7 +417,7 @@ func (d *Daemon) watchOOMLocked(cs *ctrState, proc runtime.Process, fresh bool) 
 	if cs.oom != nil || cs.c.Config.Resources.Memory <= 0 {
 		return
 	}
-	w, err := runtime.WatchOOM(cs.c.ID, fresh, func() {
+	w, err := runtime.WatchOOM(cs.c.ID, d.runtime.CgroupPath(cs.c.ID), fresh, func() {
 		cs.mu.Lock()
 		defer cs.mu.Unlock()
 		if cs.proc != proc || !cs.c.Running() {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"sync"
 	"time"
@@ -42,17 +43,20 @@ type OOMWatch struct {
 // cgroup of its own: any kill counted there is of this run; otherwise
 // (a re-adopted container, one given a memory limit by an update) only
 // the kills from now on are.
-func WatchOOM(id string, fresh bool, onOOM func()) (*OOMWatch, error) {
+func WatchOOM(id, cgroup string, fresh bool, onOOM func()) (*OOMWatch, error) {
 	if err := checkID(id); err != nil {
 		return nil, err
+	}
+	if !path.IsAbs(cgroup) || path.Base(cgroup) != id {
+		return nil, fmt.Errorf("watch OOM kills of container %s: %q is not its cgroup", id, cgroup)
 	}
 	w := &OOMWatch{onOOM: onOOM, done: make(chan struct{})}
 	var err error
 	if _, statErr := os.Stat(filepath.Join(cgroupRoot, "cgroup.controllers")); statErr == nil {
-		w.v2, w.dir = true, filepath.Join(cgroupRoot, cgroupParent, id)
+		w.v2, w.dir = true, filepath.Join(cgroupRoot, cgroup)
 		err = w.openV2()
 	} else {
-		w.dir = filepath.Join(cgroupRoot, "memory", cgroupParent, id)
+		w.dir = filepath.Join(cgroupRoot, "memory", cgroup)
 		err = w.openV1()
 	}
 	if err != nil {

@@ -65,7 +65,7 @@ func TestOOMWatchSeesAKill(t *testing.T) {
 	// kernel kills it, the shell's only process (no orphan is left).
 	cmd, in, id, _ := oomCgroup(t, 16<<20, "exec tail /dev/zero")
 	var calls atomic.Int32
-	w, err := WatchOOM(id, true, func() { calls.Add(1) })
+	w, err := WatchOOM(id, cgroupsPath("", id), true, func() { calls.Add(1) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func removeCgroup(t *testing.T, dir string) {
 // when the cgroup is removed before Stop (the eventfd's last signal).
 func TestOOMWatchQuietRun(t *testing.T) {
 	cmd, in, id, dir := oomCgroup(t, 64<<20, "head -c 1m /dev/zero | tail >/dev/null")
-	w, err := WatchOOM(id, true, func() { t.Error("onOOM called for a quiet run") })
+	w, err := WatchOOM(id, cgroupsPath("", id), true, func() { t.Error("onOOM called for a quiet run") })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestOOMWatchSeesAKillFromBeforeIt(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	called := make(chan struct{}, 10)
-	w, err := WatchOOM(id, true, func() { called <- struct{}{} })
+	w, err := WatchOOM(id, cgroupsPath("", id), true, func() { called <- struct{}{} })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestOOMWatchSeesAKillFromBeforeIt(t *testing.T) {
 	if !w.Stop() {
 		t.Error("Stop: no OOM seen")
 	}
-	adopted, err := WatchOOM(id, false, func() { t.Error("a re-adopted container's old kill told again") })
+	adopted, err := WatchOOM(id, cgroupsPath("", id), false, func() { t.Error("a re-adopted container's old kill told again") })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func TestOOMWatchSeesAKillFromBeforeIt(t *testing.T) {
 // never made) cannot be watched.
 func TestWatchOOMWithoutACgroup(t *testing.T) {
 	nstest.RequireRoot(t)
-	if _, err := WatchOOM("no-such-container-cgroup", true, nil); err == nil || !errors.Is(err, os.ErrNotExist) {
+	if _, err := WatchOOM("no-such-container-cgroup", "/berth/no-such-container-cgroup", true, nil); err == nil || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("WatchOOM without a cgroup: %v", err)
 	}
 }

@@ -2,11 +2,13 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -205,17 +207,35 @@ func (r *Runtime) Release(id string) error {
 		return err
 	}
 	r.reaper.release(r.JSONLogPath(id))
+	cg := r.CgroupPath(id) // from the bundle, before it goes
 	err := errors.Join(
 		r.dropIO(id),
 		r.runcDelete(id),
 		unmountAll(r.rootfs(id)),
 		removeAllIfExists(r.bundle(id)),
 	)
-	removeEmptyCgroups(id)
+	removeEmptyCgroups(cg)
 	return err
 }
 
-// removeEmptyCgroups removes container id's cgroup directories that are
+// CgroupPath is the cgroup path container id was started in (its
+// bundle's linux.cgroupsPath: under its --cgroup-parent or berth's
+// /berth), berth's default for one whose bundle is gone or unreadable.
+func (r *Runtime) CgroupPath(id string) string {
+	var spec struct {
+		Linux struct {
+			CgroupsPath string `json:"cgroupsPath"`
+		} `json:"linux"`
+	}
+	b, err := os.ReadFile(filepath.Join(r.bundle(id), "config.json"))
+	if err == nil && json.Unmarshal(b, &spec) == nil && path.IsAbs(spec.Linux.CgroupsPath) && path.Base(spec.Linux.CgroupsPath) == id {
+		return path.Clean(spec.Linux.CgroupsPath)
+	}
+	return cgroupsPath("", id)
+}
+
+// removeEmptyCgroups removes a container's cgroup directories (cg, its
+// cgroup path) that are
 // left, empty: a runc killed half-way through a start (its daemon died,
 // and the reaper ended the spawn) made them but no state for runc delete
 // to find. One that still has processes stays (rmdir refuses it).
@@ -224,10 +244,10 @@ func (r *Runtime) Release(id string) error {
 // every hierarchy's berth directory whole, every container's, at each
 // start, exit and removal (3.4 ms with 460 containers, 40% of the
 // daemon's CPU in a run and rm, growing with the host's containers).
-func removeEmptyCgroups(id string) {
-	os.Remove(filepath.Join(cgroupRoot, cgroupParent, id)) // cgroup v2: one tree
+func removeEmptyCgroups(cg string) {
+	os.Remove(filepath.Join(cgroupRoot, cg)) // cgroup v2: one tree
 	for _, h := range cgroupHierarchies() {
-		os.Remove(filepath.Join(cgroupRoot, h, cgroupParent, id)) // ENOENT: not there; EBUSY: in use
+		os.Remove(filepath.Join(cgroupRoot, h, cg)) // ENOENT: not there; EBUSY: in use
 	}
 }
 

@@ -83,6 +83,10 @@ type Spec struct {
 	// Annotations go into the OCI spec as they are (--annotation), as
 	// moby's WithAnnotations puts them.
 	Annotations map[string]string
+	// CgroupParent is the cgroup the container's goes under (the
+	// container's --cgroup-parent, or the daemon's), checked
+	// (CheckCgroupParent); "" is berth's own, /berth.
+	CgroupParent string
 }
 
 // ExecSpec is a process to run in a running container.
@@ -120,8 +124,18 @@ const ociVersion = "1.0.2"
 // defaultPath is the PATH a container gets when its environment has none, as in Docker.
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// cgroupParent is where container cgroups go in every v1 hierarchy.
+// cgroupParent is where container cgroups go (in every v1 hierarchy)
+// unless the container or the daemon names a parent (--cgroup-parent).
 const cgroupParent = "/berth"
+
+// cgroupsPath is the cgroup path of container id under parent ("" for
+// berth's own).
+func cgroupsPath(parent, id string) string {
+	if parent == "" {
+		parent = cgroupParent
+	}
+	return path.Join("/", parent, id)
+}
 
 // maxNofile is the open files limit Docker gives containers.
 const maxNofile = 1048576
@@ -216,7 +230,7 @@ func ociSpec(s Spec, u user, h hostFacts) (*specs.Spec, error) {
 	linux := &specs.Linux{
 		Namespaces:  namespaces,
 		Sysctl:      sysctl,
-		CgroupsPath: path.Join(cgroupParent, s.ID),
+		CgroupsPath: cgroupsPath(s.CgroupParent, s.ID),
 		Resources:   resources,
 	}
 	linux.MaskedPaths, linux.ReadonlyPaths = sec.Masked(), sec.Readonly()

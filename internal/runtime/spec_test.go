@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -175,5 +176,40 @@ func TestAnnotationsInSpec(t *testing.T) {
 	}
 	if spec, _ := ociSpec(Spec{ID: "c11", Args: []string{"sh"}}, user{Home: "/root"}, testHost); spec.Annotations != nil {
 		t.Errorf("annotations without --annotation: %v", spec.Annotations)
+	}
+}
+
+// TestCgroupPaths: a container's cgroup is under its parent (berth's
+// /berth by default), and the runtime finds it again from the bundle it
+// was started with; a bundle that is gone or names another container's
+// cgroup gives the default.
+func TestCgroupPaths(t *testing.T) {
+	id := strings.Repeat("cd", 32)
+	spec, err := ociSpec(Spec{ID: id, Args: []string{"sh"}, CgroupParent: "/team/web"}, user{Home: "/root"}, testHost)
+	if err != nil || spec.Linux.CgroupsPath != "/team/web/"+id {
+		t.Fatalf("cgroupsPath %q, %v", spec.Linux.CgroupsPath, err)
+	}
+	if spec, _ := ociSpec(Spec{ID: id, Args: []string{"sh"}}, user{Home: "/root"}, testHost); spec.Linux.CgroupsPath != "/berth/"+id {
+		t.Errorf("default cgroupsPath %q", spec.Linux.CgroupsPath)
+	}
+	r := &Runtime{cfg: Config{BundleDir: t.TempDir()}}
+	if got := r.CgroupPath(id); got != "/berth/"+id {
+		t.Errorf("without a bundle: %q", got)
+	}
+	write := func(cg string) {
+		t.Helper()
+		os.MkdirAll(r.bundle(id), 0o700)
+		b, _ := json.Marshal(map[string]any{"linux": map[string]any{"cgroupsPath": cg}})
+		if err := os.WriteFile(filepath.Join(r.bundle(id), "config.json"), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("/team/web/" + id)
+	if got := r.CgroupPath(id); got != "/team/web/"+id {
+		t.Errorf("from the bundle: %q", got)
+	}
+	write("/team/web/other")
+	if got := r.CgroupPath(id); got != "/berth/"+id {
+		t.Errorf("a bundle naming another cgroup: %q", got)
 	}
 }

@@ -654,7 +654,7 @@ func TestRemoveEmptyCgroups(t *testing.T) {
 	if len(made) == 0 {
 		nstest.Unavailable(t, "no cgroup hierarchy takes a directory here")
 	}
-	removeEmptyCgroups(id)
+	removeEmptyCgroups(cgroupsPath("", id))
 	for _, d := range made {
 		_, err := os.Stat(d)
 		if mine := filepath.Base(d) == id; mine && err == nil {

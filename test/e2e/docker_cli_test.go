@@ -810,7 +810,7 @@ func TestDockerCLIRunOptions(t *testing.T) {
 	}{
 		{[]string{"--volumes-from", "other"}, "No such container: other"},
 		{[]string{"--device-read-bps", "/dev/null:1mb"}, "--device-read-bps (HostConfig.BlkioDeviceReadBps) is not supported by berth"},
-		{[]string{"--cgroup-parent", "/elsewhere"}, "--cgroup-parent (HostConfig.CgroupParent) is not supported by berth"},
+		{[]string{"--cgroup-parent", "elsewhere"}, `--cgroup-parent "elsewhere": berth takes an absolute cgroup path, such as /mygroup`},
 		{[]string{"--link", "ghost:g"}, "could not get container for ghost: No such container: ghost"},
 		{[]string{"--cap-add", "FLY"}, `unknown capability: "CAP_FLY"`},
 		{[]string{"--network", "host", "--sysctl", "net.ipv4.ip_forward=1"}, `sysctl "net.ipv4.ip_forward" not allowed in host network namespace`},
