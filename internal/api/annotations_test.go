@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"testing"
 
+	ctypes "github.com/docker/docker/api/types/container"
+
 	"github.com/berth-net/berth/internal/container"
 )
 
@@ -25,6 +27,26 @@ func TestAnnotations(t *testing.T) {
 	}
 	wantError(t, call(t, s, http.MethodPost, "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"Annotations":{"":"x"}}}`),
 		http.StatusBadRequest, "invalid Annotations: the empty string is not permitted as an annotation key")
+	// Before API 1.43 moby drops them.
+	wantStatus(t, call(t, s, http.MethodPost, "/v1.42/containers/create?name=old", `{"Image":"busybox","HostConfig":{"Annotations":{"a":"b"}}}`), http.StatusCreated)
+	if got := f.recorded().ContainerCreate.Annotations; got != nil {
+		t.Errorf("annotations through API 1.42: %v", got)
+	}
+}
+
+// TestAnnotationsListed: docker ps's HostConfig has the annotations from
+// API 1.46, as moby's list.
+func TestAnnotationsListed(t *testing.T) {
+	f := newFakeBackend()
+	f.containers[0].Config.Annotations = map[string]string{"team": "net"}
+	s := newServer(f)
+	for v, want := range map[string]int{"1.51": 1, "1.46": 1, "1.45": 0} {
+		for _, sum := range decode[[]ctypes.Summary](t, call(t, s, http.MethodGet, "/v"+v+"/containers/json?all=1", "")) {
+			if sum.ID == f.containers[0].ID && len(sum.HostConfig.Annotations) != want {
+				t.Errorf("API %s: HostConfig.Annotations %v", v, sum.HostConfig.Annotations)
+			}
+		}
+	}
 }
 
 // TestCgroupParentOption: --cgroup-parent is taken (it was refused) and

@@ -175,6 +175,9 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 			continue
 		}
 		sum := containerSummary(c, atts, links, s.now())
+		if !lessThan(apiVersion(r.Context()), "1.46") {
+			sum.HostConfig.Annotations = c.Config.Annotations // moby's, from 1.46
+		}
 		if (publish != nil || expose != nil) && !hasPort(sum.Ports, publish, expose) {
 			continue
 		}

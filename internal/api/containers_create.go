@@ -134,7 +134,7 @@ func createConfig(req ctypes.CreateRequest, apiVersion string) (container.Config
 		Mounts:            mounts,
 		Binds:             slices.Clone(hc.Binds),
 		VolumesFrom:       slices.Clone(hc.VolumesFrom),
-		Annotations:       maps.Clone(hc.Annotations),
+		Annotations:       annotationsFor(apiVersion, hc.Annotations),
 		CgroupParent:      hc.CgroupParent,
 		Tmpfs:             maps.Clone(hc.Tmpfs),
 		MountSpecs:        mountSpecs,
@@ -466,4 +466,13 @@ func createNetworks(c *ctypes.Config, hc *ctypes.HostConfig, nc *nettypes.Networ
 		nets[mode] = req
 	}
 	return mode, nets, nil
+}
+
+// annotationsFor is a create's HostConfig.Annotations, which moby takes
+// from API 1.43 and drops before.
+func annotationsFor(apiVersion string, a map[string]string) map[string]string {
+	if lessThan(apiVersion, "1.43") {
+		return nil
+	}
+	return maps.Clone(a)
 }

@@ -32,8 +32,8 @@
 //     work on the bench's VM.
 //
 // What berth does not do is refused with an error that says so rather
-// than ignored: the run options it does not apply (--userns,
-// --cgroup-parent, per-device block I/O limits, --gpus, …:
+// than ignored: the run options it does not apply (--userns, per-device
+// block I/O limits, --gpus, …:
 // unappliedHostConfig), sctp ports, pulls (404, "import a root
 // filesystem"), imports from URLs, build and push (501), and
 // swarm networks.

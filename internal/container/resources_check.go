@@ -332,6 +332,9 @@ func CheckCgroupParent(p string) error {
 	if p == "" {
 		return nil
 	}
+	if !path.IsAbs(p) && strings.HasSuffix(p, ".slice") {
+		return fmt.Errorf("--cgroup-parent %q: a systemd slice is a parent for dockerd's systemd cgroup driver; berth's cgroups are cgroupfs ones, under an absolute cgroup path such as /mygroup", p)
+	}
 	if !path.IsAbs(p) {
 		return fmt.Errorf("--cgroup-parent %q: berth takes an absolute cgroup path, such as /mygroup", p)
 	}

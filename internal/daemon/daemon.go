@@ -352,7 +352,7 @@ func New(cfg Config) (*Daemon, error) {
 		}
 		cfg.Log.Info("the store's journal is folded into its database again")
 	})
-	d := &Daemon{cfg: cfg, log: cfg.Log, store: st, containers: map[string]*ctrState{}, pending: map[string]*container.Container{}, copying: map[string]chan struct{}{}, execs: map[string]*execState{}, limits: runtime.HostLimits(),
+	d := &Daemon{cfg: cfg, log: cfg.Log, store: st, containers: map[string]*ctrState{}, pending: map[string]*container.Container{}, copying: map[string]chan struct{}{}, execs: map[string]*execState{}, limits: runtime.HostLimits(cfg.CgroupParent),
 		links: map[string][]container.Link{}, linkHosts: map[string]map[string]string{}}
 	if err := d.build(); err != nil {
 		st.Close()

@@ -16,9 +16,13 @@ func TestContainerDefaultsFromFile(t *testing.T) {
 		"icc": false, "live-restore": true, "userland-proxy": false, "no-new-privileges": true,
 		"log-driver": "json-file", "log-opts": {"max-size": "10m", "max-file": "3"},
 		"default-ulimits": {"nofile": {"Name": "nofile", "Hard": 64000, "Soft": 32000}, "nproc": {"Hard": 2048, "Soft": 1024}},
-		"default-shm-size": "128M", "init": true, "default-ipc-mode": "shareable", "default-cgroupns-mode": "host"}`)
+		"default-shm-size": "128M", "init": true, "default-ipc-mode": "shareable", "default-cgroupns-mode": "host",
+		"cgroup-parent": "/team"}`)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.CgroupParent != "/team" {
+		t.Errorf("cgroup-parent: %q", cfg.CgroupParent)
 	}
 	def, err := cfg.containerDefaults()
 	if err != nil {

@@ -550,23 +550,39 @@ func ociImageConfig(img *image.Image, layerSum string) map[string]any {
 	return out
 }
 
+// savedEntry is an entry of a saved config's history: the OCI image
+// spec's, an undated one without "created" (not year 1).
+type savedEntry struct {
+	Created    *time.Time `json:"created,omitempty"`
+	CreatedBy  string     `json:"created_by,omitempty"`
+	Author     string     `json:"author,omitempty"`
+	Comment    string     `json:"comment,omitempty"`
+	EmptyLayer bool       `json:"empty_layer,omitempty"`
+}
+
 // savedHistory is img's history as docker save writes it beside the one
 // layer berth saves (the image's whole tree): every entry kept, the last
-// that made a layer marking the saved one and the others none, so that
-// the entries that make layers are as many as the layers (moby's
-// ImageHistory pairs them) and docker history after a load lists what
-// made the image, its size all in one entry.
-func savedHistory(img *image.Image) []image.History {
-	out := slices.Clone(img.History)
-	last := -1
-	for i := range out {
-		if !out[i].EmptyLayer {
-			last = i
-		}
-		out[i].EmptyLayer = true
+// that made a layer (the last entry, when none did) marking the saved one
+// and the others none, so that the entries that make layers are as many
+// as the layers (moby's ImageHistory pairs them) and docker history after
+// a load lists what made the image, its size all in one entry.
+func savedHistory(img *image.Image) []savedEntry {
+	if len(img.History) == 0 {
+		return nil
 	}
-	if last < 0 {
-		return nil // no entry made a layer: the saved one would have none
+	out := make([]savedEntry, len(img.History))
+	last := len(out) - 1 // when no entry made a layer
+	for i, h := range img.History {
+		out[i] = savedEntry{CreatedBy: h.CreatedBy, Author: h.Author, Comment: h.Comment, EmptyLayer: true}
+		if !h.Created.IsZero() {
+			out[i].Created = &img.History[i].Created
+		}
+	}
+	for i := len(img.History) - 1; i >= 0; i-- {
+		if !img.History[i].EmptyLayer {
+			last = i
+			break
+		}
 	}
 	out[last].EmptyLayer = false
 	return out

@@ -408,13 +408,15 @@ func (d *Daemon) monitor(cs *ctrState, proc runtime.Process, exited chan struct{
 }
 
 // watchOOMLocked starts the OOM watch of cs's run proc if its container
-// has a memory limit and none runs: an OOM kill there sets
+// has a memory limit, or a cgroup parent of its own or the daemon's (a
+// limit set on the parent kills in it too: review of session 38), and
+// none runs: an OOM kill there sets
 // State.OOMKilled (recorded at once, as moby checkpoints it) and is an
 // "oom" event, as in moby, whose kill may hit any process of the
 // container, not only its init. fresh is a run that has just started
 // (runtime.WatchOOM).
 func (d *Daemon) watchOOMLocked(cs *ctrState, proc runtime.Process, fresh bool) {
-	if cs.oom != nil || cs.c.Config.Resources.Memory <= 0 {
+	if cs.oom != nil || cs.c.Config.Resources.Memory <= 0 && cmp.Or(cs.c.Config.CgroupParent, d.cfg.CgroupParent) == "" {
 		return
 	}
 	w, err := runtime.WatchOOM(cs.c.ID, d.runtime.CgroupPath(cs.c.ID), fresh, func() {

@@ -3,6 +3,7 @@ package daemon
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -358,7 +359,7 @@ func TestSavedHistory(t *testing.T) {
 		{Created: t0, CreatedBy: "true", EmptyLayer: true},
 	}}
 	cfg := ociImageConfig(img, "abc")
-	h, ok := cfg["history"].([]image.History)
+	h, ok := cfg["history"].([]savedEntry)
 	if !ok || len(h) != 3 || !h[0].EmptyLayer || h[1].EmptyLayer || !h[2].EmptyLayer || h[1].CreatedBy != "sh -c make" || cfg["author"] != "me" {
 		t.Errorf("saved config: author %v, history %+v", cfg["author"], cfg["history"])
 	}
@@ -367,5 +368,11 @@ func TestSavedHistory(t *testing.T) {
 	}
 	if _, ok := ociImageConfig(&image.Image{Created: t0}, "abc")["history"]; ok {
 		t.Error("an image without history got one")
+	}
+	// No entry made a layer: the last makes the saved one. An undated
+	// entry has no "created" (not year 1).
+	b, err := json.Marshal(savedHistory(&image.Image{History: []image.History{{CreatedBy: "a", EmptyLayer: true}, {CreatedBy: "b", EmptyLayer: true}}}))
+	if err != nil || string(b) != `[{"created_by":"a","empty_layer":true},{"created_by":"b"}]` {
+		t.Errorf("saved history without a layer entry: %s, %v", b, err)
 	}
 }

@@ -2,8 +2,9 @@
 // imported image, writes the OCI bundle (config.json), starts the container
 // detached with its output copied into its log, waits for and signals its init,
 // runs exec'd processes, and removes everything again. It owns
-// Config.StateDir (runc --root), Config.BundleDir and Config.DataDir, the
-// cgroups under "berth/", and nothing else; it never touches the network,
+// Config.StateDir (runc --root), Config.BundleDir and Config.DataDir, its
+// containers' cgroups (under "berth/" or their --cgroup-parent), and
+// nothing else; it never touches the network,
 // which arrives ready-made as a namespace path.
 //
 // How processes are tracked. runc is always used detached ("run --detach",

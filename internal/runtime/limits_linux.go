@@ -13,7 +13,7 @@ import (
 // HostLimits finds which limits the host's cgroups can apply, by the files
 // their controllers offer (moby's pkg/sysinfo does the same): cgroup v2
 // where /sys/fs/cgroup is the unified hierarchy, else v1's hierarchies.
-func HostLimits() container.HostLimits {
+func HostLimits(parent string) container.HostLimits {
 	h := container.HostLimits{NCPU: runtime.NumCPU()}
 	exists := func(p ...string) bool {
 		_, err := os.Stat(filepath.Join(append([]string{cgroupRoot}, p...)...))
@@ -30,8 +30,10 @@ func HostLimits() container.HostLimits {
 		h.Memory, h.Reservation = has("memory"), has("memory")
 		// memory.swap.max is in every non-root cgroup where the kernel
 		// accounts swap, the root has none: moby looks in the daemon's
-		// own; berth also in its containers' parent.
-		h.Swap = has("memory") && (exists(ownCgroupV2(), "memory.swap.max") || exists(cgroupParent, "memory.swap.max"))
+		// own; berth also in its containers' parents (the daemon's
+		// --cgroup-parent, berth's /berth).
+		h.Swap = has("memory") && (exists(ownCgroupV2(), "memory.swap.max") || exists(cgroupParent, "memory.swap.max") ||
+			parent != "" && exists(parent, "memory.swap.max"))
 		h.CPUCfs, h.CPUShares, h.Pids, h.BlkioWeight = has("cpu"), has("cpu"), has("pids"), has("io")
 		if has("cpuset") {
 			h.Cpuset, h.Cpus, h.Mems = true, read("cpuset.cpus.effective"), read("cpuset.mems.effective")

@@ -218,18 +218,29 @@ func (r *Runtime) Release(id string) error {
 	return err
 }
 
-// CgroupPath is the cgroup path container id was started in (its
-// bundle's linux.cgroupsPath: under its --cgroup-parent or berth's
-// /berth), berth's default for one whose bundle is gone or unreadable.
+// cgroupFile, in a container's data directory, is the cgroup path of its
+// last start.
+const cgroupFile = "cgroup"
+
+// CgroupPath is the cgroup path container id was last started in (under
+// its --cgroup-parent, the daemon's, or berth's /berth): its bundle's
+// linux.cgroupsPath while it has one, else what its last start recorded
+// beside its upper directory (a release that found the cgroup busy, the
+// bundle gone since), else berth's default (a container started before
+// berth recorded it).
 func (r *Runtime) CgroupPath(id string) string {
 	var spec struct {
 		Linux struct {
 			CgroupsPath string `json:"cgroupsPath"`
 		} `json:"linux"`
 	}
+	ok := func(p string) bool { return path.IsAbs(p) && path.Clean(p) == p && path.Base(p) == id }
 	b, err := os.ReadFile(filepath.Join(r.bundle(id), "config.json"))
-	if err == nil && json.Unmarshal(b, &spec) == nil && path.IsAbs(spec.Linux.CgroupsPath) && path.Base(spec.Linux.CgroupsPath) == id {
-		return path.Clean(spec.Linux.CgroupsPath)
+	if err == nil && json.Unmarshal(b, &spec) == nil && ok(spec.Linux.CgroupsPath) {
+		return spec.Linux.CgroupsPath
+	}
+	if b, err := os.ReadFile(filepath.Join(r.dataDir(id), cgroupFile)); err == nil && ok(string(b)) {
+		return string(b)
 	}
 	return cgroupsPath("", id)
 }

@@ -192,9 +192,18 @@ func TestCgroupPaths(t *testing.T) {
 	if spec, _ := ociSpec(Spec{ID: id, Args: []string{"sh"}}, user{Home: "/root"}, testHost); spec.Linux.CgroupsPath != "/berth/"+id {
 		t.Errorf("default cgroupsPath %q", spec.Linux.CgroupsPath)
 	}
-	r := &Runtime{cfg: Config{BundleDir: t.TempDir()}}
+	r := &Runtime{cfg: Config{BundleDir: t.TempDir(), DataDir: t.TempDir()}}
 	if got := r.CgroupPath(id); got != "/berth/"+id {
 		t.Errorf("without a bundle: %q", got)
+	}
+	// The bundle gone (released while the cgroup was busy): what the
+	// start recorded beside the upper directory.
+	os.MkdirAll(r.dataDir(id), 0o700)
+	if err := os.WriteFile(filepath.Join(r.dataDir(id), cgroupFile), []byte("/team/old/"+id), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.CgroupPath(id); got != "/team/old/"+id {
+		t.Errorf("from the start's record: %q", got)
 	}
 	write := func(cg string) {
 		t.Helper()
@@ -209,7 +218,7 @@ func TestCgroupPaths(t *testing.T) {
 		t.Errorf("from the bundle: %q", got)
 	}
 	write("/team/web/other")
-	if got := r.CgroupPath(id); got != "/berth/"+id {
-		t.Errorf("a bundle naming another cgroup: %q", got)
+	if got := r.CgroupPath(id); got != "/team/old/"+id {
+		t.Errorf("a bundle naming another cgroup: %q, want the start's record", got)
 	}
 }

@@ -57,6 +57,11 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (p Process, err error) {
 	if err := writeJSON(filepath.Join(r.bundle(s.ID), "config.json"), spec); err != nil {
 		return Process{}, err
 	}
+	// Beside the upper directory, which outlives the bundle: a release
+	// whose cgroup was still busy tries it again later (CgroupPath).
+	if err := os.WriteFile(filepath.Join(r.dataDir(s.ID), cgroupFile), []byte(spec.Linux.CgroupsPath), 0o600); err != nil {
+		return Process{}, err
+	}
 	pid, err := r.runDetached(ctx, s)
 	if err != nil {
 		return Process{}, err // "runc run failed: ..."; the daemon says which container

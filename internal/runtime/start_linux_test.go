@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -628,15 +629,22 @@ func zombiesOf(t *testing.T, parents ...int) []string {
 
 // TestRemoveEmptyCgroups: a container's empty cgroup directories are
 // removed in every hierarchy (those a runc killed half-way through a
-// start leaves), and another container's stay.
+// start leaves), under berth's parent or a --cgroup-parent, and another
+// container's stay, and the parent.
 func TestRemoveEmptyCgroups(t *testing.T) {
+	for _, p := range []string{"", "/berth-test-parent-" + randomID(t)[:8]} {
+		t.Run("parent "+p, func(t *testing.T) { testRemoveEmptyCgroups(t, p) })
+	}
+}
+
+func testRemoveEmptyCgroups(t *testing.T, cgParent string) {
 	nstest.RequireRoot(t)
 	id, other := randomID(t), randomID(t)
 	var made []string
-	// Under each hierarchy (v1) and the root (v2); a berth directory the
+	// Under each hierarchy (v1) and the root (v2); a parent directory the
 	// test makes goes again after it (cleanups run last made, first run).
 	for _, h := range append([]string{""}, cgroupHierarchies()...) {
-		parent := filepath.Join(cgroupRoot, h, cgroupParent)
+		parent := filepath.Join(cgroupRoot, h, cmp.Or(cgParent, cgroupParent))
 		if _, err := os.Stat(parent); err != nil {
 			if os.Mkdir(parent, 0o755) != nil {
 				continue
@@ -654,13 +662,16 @@ func TestRemoveEmptyCgroups(t *testing.T) {
 	if len(made) == 0 {
 		nstest.Unavailable(t, "no cgroup hierarchy takes a directory here")
 	}
-	removeEmptyCgroups(cgroupsPath("", id))
+	removeEmptyCgroups(cgroupsPath(cgParent, id))
 	for _, d := range made {
 		_, err := os.Stat(d)
 		if mine := filepath.Base(d) == id; mine && err == nil {
 			t.Errorf("%s is still there", d)
 		} else if !mine && err != nil {
 			t.Errorf("another container's %s went: %v", d, err)
+		}
+		if _, err := os.Stat(filepath.Dir(d)); err != nil {
+			t.Errorf("the parent of %s went: %v", d, err)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -58,8 +59,12 @@ func (w *World) reap() {
 	removeCgroups(w.t, cgroups)
 }
 
+// containerID is a container's cgroup name: its full ID.
+var containerID = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
 // runtimeCgroups lists the cgroup directories berth's runtime made for the
-// container pid belongs to (…/berth/<id> in every hierarchy). A container
+// container pid belongs to (…/berth/<id> in every hierarchy, or under a
+// test's --cgroup-parent, /berth-…/<id>). A container
 // whose runc state went with a killed daemon's world is killed directly, so
 // nobody else would remove them.
 func runtimeCgroups(pid int) []string {
@@ -70,7 +75,7 @@ func runtimeCgroups(pid int) []string {
 	var dirs []string
 	for _, line := range strings.Split(string(b), "\n") {
 		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 || !strings.HasPrefix(parts[2], "/berth/") {
+		if len(parts) != 3 || !strings.HasPrefix(parts[2], "/berth") || !containerID.MatchString(filepath.Base(parts[2])) {
 			continue
 		}
 		matches, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", parts[2]))

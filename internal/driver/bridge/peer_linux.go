@@ -46,6 +46,11 @@ import (
 // Docker's containers do), but no duplicate-address probes. The messages
 // go in the same write: no round trip more than an IPv4-only join's.
 //
+// Except where the endpoint's own sysctls set addr_gen_mode: they are the
+// user's (moby writes them after its own settings), so generation is left
+// as they set it and the kernel makes the link-local address (with
+// duplicate-address detection, unless they also turn it off).
+//
 // The gateway's neighbour entry is seeded too, with gwMAC, the bridge's
 // MAC (nil: not known, nothing seeded): see seedGateway.
 func (sb *sandboxConn) bringUp(ifindex int, spec driverapi.EndpointSpec, gwMAC net.HardwareAddr) error {
