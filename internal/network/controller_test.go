@@ -865,13 +865,23 @@ func TestMACFromAddressAndAnnounce(t *testing.T) {
 }
 
 // A restart hands every endpoint it keeps whose pair exists to the
-// driver's Adopt (which re-applies what Join leaves to after it returns).
+// driver's Adopt (which re-applies what Join leaves to after it returns),
+// and counts no bridge's ports when every bridge is its network's (the
+// count reads every link).
 func TestRestartAdoptsKeptEndpoints(t *testing.T) {
 	r := newRig(t)
 	ep := r.join(t, r.sandbox(t, "c1"), "bridge", JoinRequest{Name: "c1"})
+	r.drv.mu.Lock()
+	r.drv.portCounts = 0
+	r.drv.mu.Unlock()
 	r.restart(t)
 	if !slices.Contains(r.drv.adopted, ep.HostIfName) {
 		t.Errorf("adopted after restart = %v, want %s", r.drv.adopted, ep.HostIfName)
+	}
+	r.drv.mu.Lock()
+	defer r.drv.mu.Unlock()
+	if r.drv.portCounts != 0 {
+		t.Errorf("a restart with every bridge known counted ports %d times", r.drv.portCounts)
 	}
 }
 

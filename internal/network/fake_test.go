@@ -36,8 +36,10 @@ type fakeDriver struct {
 	failEnsure error
 	// releasedBridges are bridges ReleaseBridge untagged.
 	releasedBridges []string
-	// foreignPorts are links not berth's on a bridge, by its name.
+	// foreignPorts are links not berth's on a bridge, by its name;
+	// portCounts how many times ForeignPorts counted them.
 	foreignPorts map[string]int
+	portCounts   int
 }
 
 func newFakeDriver() *fakeDriver {
@@ -133,6 +135,25 @@ func (d *fakeDriver) OwnedLinks() ([]OwnedLink, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+func (d *fakeDriver) OwnedBridges() ([]OwnedLink, error) {
+	links, err := d.OwnedLinks()
+	var out []OwnedLink
+	for _, l := range links {
+		if strings.HasPrefix(l.Owner, "network:") {
+			l.ForeignPorts = -1
+			out = append(out, l)
+		}
+	}
+	return out, err
+}
+
+func (d *fakeDriver) ForeignPorts(bridge string) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.portCounts++
+	return d.foreignPorts[bridge], nil
 }
 
 func (d *fakeDriver) SetGateway(sandboxPath string, spec EndpointSpec) error {

@@ -188,9 +188,12 @@ func (c *Controller) ensureBridges() []error {
 // rename stops the start (applyDefaultBridgeLocked refuses such a rename
 // before recording it; this catches one recorded by an older berth).
 func (c *Controller) removeStrayBridges() error {
-	links, err := c.cfg.Driver.OwnedLinks()
+	// Bridges only, their ports counted only where it matters: a start
+	// runs this twice, and a listing of every link read each container's
+	// veth (20-60 ms each with 2,000 links, the notebook's restart).
+	links, err := c.cfg.Driver.OwnedBridges()
 	if err != nil {
-		return fmt.Errorf("list berth's links: %w", err)
+		return fmt.Errorf("list berth's bridges: %w", err)
 	}
 	c.mu.RLock()
 	names := map[string]string{}
@@ -204,9 +207,16 @@ func (c *Controller) removeStrayBridges() error {
 	for _, l := range links {
 		kind, id := ownerID(l.Owner)
 		name, known := names[id]
-		switch {
-		case kind != "network" || known && name == l.Name:
+		if kind != "network" || known && name == l.Name {
 			continue
+		}
+		if l.ForeignPorts < 0 {
+			if l.ForeignPorts, err = c.cfg.Driver.ForeignPorts(l.Name); err != nil {
+				errs = append(errs, fmt.Errorf("count the ports of bridge %q: %w", l.Name, err))
+				continue
+			}
+		}
+		switch {
 		case !known && l.ForeignPorts > 0:
 			// An administrator's bridge berth adopted: let go of it, so
 			// that a network that wants it by name adopts it again.

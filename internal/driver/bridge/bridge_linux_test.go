@@ -255,6 +255,37 @@ func TestOwnedLinksSeesOnlyTaggedLinks(t *testing.T) {
 	}
 }
 
+// TestOwnedBridgesAloneAndTheirPorts: OwnedBridges lists berth's bridges
+// only (not its veths, not another program's bridge), ports uncounted;
+// ForeignPorts counts the links on one that are not berth's.
+func TestOwnedBridgesAloneAndTheirPorts(t *testing.T) {
+	w := newWorld(t)
+	w.ensureTestBridge(t)
+	addBridge(t, w.h, "br-libvirt", "libvirt")
+	sb := nstest.New(t)
+	if err := w.d.Join(sb, endpointSpec(1)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := w.d.OwnedBridges()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]driverapi.OwnedLink{{Name: "br-test", Owner: "network:test", ForeignPorts: -1}}, got); diff != "" {
+		t.Errorf("OwnedBridges (-want +got):\n%s", diff)
+	}
+	if n, err := w.d.ForeignPorts("br-test"); err != nil || n != 0 {
+		t.Errorf("ForeignPorts with berth's port alone: %d, %v", n, err)
+	}
+	uplink := addVeth(t, w.h, "veth0")
+	br, _ := w.h.LinkByName("br-test")
+	if err := w.h.LinkSetMaster(uplink, br.(*netlink.Bridge)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := w.d.ForeignPorts("br-test"); err != nil || n != 1 {
+		t.Errorf("ForeignPorts with an administrator's uplink: %d, %v; want 1", n, err)
+	}
+}
+
 func TestHostRoutesListsEveryTableButNotDefaults(t *testing.T) {
 	w := newWorld(t)
 	dummy := addVeth(t, w.h, "veth0")

@@ -199,6 +199,43 @@ func (p *portSocket) setUpPort(index int, alias string) error {
 	return nil
 }
 
+// dumpKind lists the links of one kind (RTM_GETLINK dump with
+// IFLA_LINKINFO/IFLA_INFO_KIND, which the kernel filters by since Linux
+// 4.15), on the port socket; a dump the kernel interrupted is
+// netlink.ErrDumpInterrupted (RetryDump asks again).
+func (p *portSocket) dumpKind(kind string) ([]netlink.Link, error) {
+	req := &nl.NetlinkRequest{
+		NlMsghdr: unix.NlMsghdr{Len: uint32(unix.SizeofNlMsghdr), Type: unix.RTM_GETLINK, Flags: unix.NLM_F_REQUEST | unix.NLM_F_DUMP},
+		Sockets:  map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: p.sock.SocketHandle},
+	}
+	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+	info := nl.NewRtAttr(unix.IFLA_LINKINFO, nil)
+	info.AddRtAttr(nl.IFLA_INFO_KIND, nl.NonZeroTerminated(kind))
+	req.AddData(info)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var links []netlink.Link
+	var derr error
+	err := req.ExecuteIter(unix.NETLINK_ROUTE, unix.RTM_NEWLINK, func(m []byte) bool {
+		l, err := netlink.LinkDeserialize(nil, m)
+		if err != nil {
+			derr = err
+			return false
+		}
+		if l.Type() == kind {
+			links = append(links, l)
+		}
+		return true
+	})
+	if errors.Is(err, nl.ErrDumpInterrupted) {
+		return links, netlink.ErrDumpInterrupted
+	}
+	if err == nil {
+		err = derr
+	}
+	return links, err
+}
+
 // syncLink asks for the link with index (RTM_GETLINK of one device, whose
 // handler first runs the device's pending link-watch event) and drops the
 // answer. Errors are ignored: it only hastens what the kernel does anyway.
