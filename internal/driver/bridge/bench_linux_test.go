@@ -275,3 +275,32 @@ func joinBurst(b *testing.B, dualStack bool) {
 	b.StopTimer()
 	reportPercentiles(b, "join", join)
 }
+
+// BenchmarkListBridges measures a start's listing of berth's bridges with
+// a thousand veth pairs on the host (the bench's 1,000 ports): the full
+// listing (OwnedLinks, what a start used twice) against the kernel's
+// listing of bridges alone (OwnedBridges).
+//
+//	go test -run '^$' -bench ListBridges ./internal/driver/bridge/
+func BenchmarkListBridges(b *testing.B) {
+	w := newWorld(b)
+	w.d.log = discardLogger()
+	w.ensureBenchBridge(b)
+	for i := range 1000 {
+		addVeth(b, w.h, fmt.Sprintf("vb%d", i))
+	}
+	b.Run("OwnedLinks", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := w.d.OwnedLinks(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("OwnedBridges", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := w.d.OwnedBridges(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
