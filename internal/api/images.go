@@ -412,7 +412,7 @@ func imageConfigView(c *image.Config) *dockerspec.DockerOCIImageConfig {
 		return out
 	}
 	out.User, out.Env, out.Entrypoint, out.Cmd = c.User, c.Env, c.Entrypoint, c.Cmd
-	out.WorkingDir, out.Labels, out.StopSignal = c.WorkingDir, c.Labels, c.StopSignal
+	out.WorkingDir, out.Labels, out.StopSignal, out.OnBuild = c.WorkingDir, c.Labels, c.StopSignal, c.OnBuild
 	if len(c.ExposedPorts) > 0 {
 		out.ExposedPorts = map[string]struct{}{}
 		for _, p := range c.ExposedPorts {

@@ -93,6 +93,12 @@ func TestDockerCommit(t *testing.T) {
 	if got := dockerInspect(t, w, "{{len .RootFS.Layers}}", "idle:1"); got != dockerInspect(t, w, "{{len .RootFS.Layers}}", bb) {
 		t.Errorf("a commit without changes has %s layers", got)
 	}
+	// HEALTHCHECK and ONBUILD changes, as moby's commit takes them.
+	mustDocker(t, w, "commit", "-c", "HEALTHCHECK --interval=5s --retries=2 CMD true", "-c", "ONBUILD RUN make", "idle", "hc:1")
+	wantInspected(t, w, "hc:1", map[string]string{
+		"{{json .Config.Healthcheck}}": `{"Test":["CMD-SHELL","true"],"Interval":5000000000,"Retries":2}`,
+		"{{json .Config.OnBuild}}":     `["RUN make"]`,
+	})
 	if _, errOut, code := w.Docker(t, "commit", "nope"); code == 0 || !strings.Contains(errOut, "No such container: nope") {
 		t.Errorf("docker commit nope: exit %d, %q", code, errOut)
 	}

@@ -7,10 +7,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/errdefs"
 )
 
@@ -21,9 +23,9 @@ import (
 // form), EXPOSE (ports and ranges, tcp unless given), USER, WORKDIR
 // (relative to the one before), STOPSIGNAL and VOLUME. Words are read as
 // a Dockerfile's: quotes removed, backslash escapes, and $VAR or ${VAR}
-// replaced by what the ENV lines before set. HEALTHCHECK and ONBUILD,
-// which moby takes too, are refused by name; any other instruction in
-// moby's words.
+// replaced by what the ENV lines before set. HEALTHCHECK (buildkit's
+// parse) and ONBUILD (its trigger kept as written) too; any other
+// instruction is refused in moby's words.
 func ParseChanges(changes []string) (*Config, error) {
 	return ApplyChanges(nil, changes)
 }
@@ -125,12 +127,95 @@ func (c *Config) apply(instr, args string, cmdSet *bool) error {
 			}
 		}
 		c.Volumes = append(c.Volumes, vols...)
-	case "healthcheck", "onbuild":
-		return errdefs.Invalid("%s in --change is not supported by berth", upper)
+	case "healthcheck":
+		var h *container.HealthConfig
+		if h, err = parseHealthcheck(args); err == nil {
+			c.Healthcheck = h
+		}
+	case "onbuild":
+		trigger, _, _ := strings.Cut(args, " ")
+		switch t := strings.ToUpper(strings.TrimSpace(trigger)); t {
+		case "":
+			return errdefs.Invalid("ONBUILD requires at least one argument")
+		case "ONBUILD":
+			return errdefs.Invalid("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
+		case "FROM", "MAINTAINER":
+			return errdefs.Invalid("%s isn't allowed as an ONBUILD trigger", t)
+		}
+		c.OnBuild = append(c.OnBuild, args) // kept as written, as moby keeps the trigger
 	default:
 		return errdefs.Invalid("%s is not a valid change command", instr)
 	}
 	return err
+}
+
+// parseHealthcheck reads HEALTHCHECK's arguments as buildkit's
+// parseHealthcheck (which moby's commit and import use): NONE, or
+// [--interval=D] [--timeout=D] [--start-period=D] [--start-interval=D]
+// [--retries=N] CMD in the exec form (["CMD", …]) or the shell form
+// (["CMD-SHELL", "…"]), in its words.
+func parseHealthcheck(args string) (*container.HealthConfig, error) {
+	rest := strings.TrimSpace(args)
+	flags := map[string]string{}
+	for strings.HasPrefix(rest, "--") {
+		word, after, _ := strings.Cut(rest, " ")
+		name, value, ok := strings.Cut(strings.TrimPrefix(word, "--"), "=")
+		switch {
+		case !slices.Contains([]string{"interval", "timeout", "start-period", "start-interval", "retries"}, name):
+			return nil, errdefs.Invalid("Unknown flag: %s", name)
+		case !ok:
+			return nil, errdefs.Invalid("Missing a value on flag: %s", name)
+		}
+		flags[name], rest = value, strings.TrimSpace(after)
+	}
+	typ, cmd, _ := strings.Cut(rest, " ")
+	typ, cmd = strings.ToUpper(strings.TrimSpace(typ)), strings.TrimSpace(cmd)
+	switch typ {
+	case "":
+		return nil, errdefs.Invalid("HEALTHCHECK requires at least one argument")
+	case "NONE":
+		if cmd != "" {
+			return nil, errdefs.Invalid("HEALTHCHECK NONE takes no arguments")
+		}
+		return &container.HealthConfig{Test: []string{"NONE"}}, nil
+	case "CMD":
+	default:
+		return nil, errdefs.Invalid("Unknown type %q in HEALTHCHECK (try CMD)", typ)
+	}
+	h := &container.HealthConfig{}
+	if a := jsonArray(cmd); a != nil {
+		h.Test = append([]string{"CMD"}, a...)
+	} else if cmd != "" {
+		h.Test = []string{"CMD-SHELL", cmd}
+	}
+	if len(h.Test) < 2 {
+		return nil, errdefs.Invalid("Missing command after HEALTHCHECK CMD")
+	}
+	for name, d := range map[string]*time.Duration{"interval": &h.Interval, "timeout": &h.Timeout, "start-period": &h.StartPeriod, "start-interval": &h.StartInterval} {
+		v := flags[name]
+		if v == "" {
+			continue
+		}
+		dur, err := time.ParseDuration(v)
+		if err != nil {
+			return nil, errdefs.Invalid("%v", err)
+		}
+		if dur != 0 && dur < time.Millisecond {
+			return nil, errdefs.Invalid("Interval %q cannot be less than %s", name, time.Millisecond)
+		}
+		*d = dur
+	}
+	if v := flags["retries"]; v != "" {
+		n, err := strconv.ParseInt(v, 10, 32)
+		if err != nil {
+			return nil, errdefs.Invalid("%v", err)
+		}
+		if n < 0 {
+			return nil, errdefs.Invalid("--retries cannot be negative (%d)", n)
+		}
+		h.Retries = int(n)
+	}
+	return h, nil
 }
 
 // validSignal is moby's signal.ParseSignal's check: a signal name, with

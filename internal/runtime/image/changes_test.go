@@ -3,9 +3,11 @@ package image
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/errdefs"
 )
 
@@ -36,6 +38,14 @@ func TestParseChanges(t *testing.T) {
 		{[]string{"CMD\techo hi"}, &Config{Cmd: []string{"/bin/sh", "-c", "echo hi"}}},
 		{[]string{"ENV PATH=/app/bin:$PATH", "ENV A=1", "ENV B=${A}2 C=$A$A", "WORKDIR /srv/$A", "LABEL v=$B"},
 			&Config{Env: []string{"PATH=/app/bin:", "A=1", "B=12", "C=11"}, WorkingDir: "/srv/1", Labels: map[string]string{"v": "12"}}},
+		// HEALTHCHECK as buildkit parses it (moby's commit and import),
+		// ONBUILD kept as written.
+		{[]string{"HEALTHCHECK --interval=5s --timeout=2s --start-period=1m --start-interval=1s --retries=3 CMD curl -f http://localhost/ || exit 1"},
+			&Config{Healthcheck: &container.HealthConfig{Test: []string{"CMD-SHELL", "curl -f http://localhost/ || exit 1"},
+				Interval: 5 * time.Second, Timeout: 2 * time.Second, StartPeriod: time.Minute, StartInterval: time.Second, Retries: 3}}},
+		{[]string{`HEALTHCHECK CMD ["/bin/check", "-q"]`}, &Config{Healthcheck: &container.HealthConfig{Test: []string{"CMD", "/bin/check", "-q"}}}},
+		{[]string{"healthcheck none"}, &Config{Healthcheck: &container.HealthConfig{Test: []string{"NONE"}}}},
+		{[]string{"ONBUILD RUN make", "ONBUILD COPY . /app"}, &Config{OnBuild: []string{"RUN make", "COPY . /app"}}},
 	} {
 		got, err := ParseChanges(tt.changes)
 		if err != nil {
@@ -47,17 +57,26 @@ func TestParseChanges(t *testing.T) {
 		}
 	}
 	for change, want := range map[string]string{
-		"RUN apt-get update":   "run is not a valid change command",
-		"HEALTHCHECK CMD true": "HEALTHCHECK in --change is not supported by berth",
-		"ENV A":                "ENV must have two arguments",
-		`ENV A="open`:          "unmatched \" quote",
-		"EXPOSE 99999":         "invalid containerPort: 99999",
-		"EXPOSE 80/ftp":        "invalid proto: ftp",
-		"LABEL novalue":        "LABEL must have two arguments",
-		"ENV =x":               "Syntax error - can't find = in",
-		"STOPSIGNAL NOPE":      "invalid signal: NOPE",
-		`VOLUME [""]`:          "VOLUME specified can not be an empty string",
-		"WORKDIR":              "WORKDIR requires exactly one argument",
+		"RUN apt-get update":                  "run is not a valid change command",
+		"HEALTHCHECK":                         "HEALTHCHECK requires at least one argument",
+		"HEALTHCHECK NONE x":                  "HEALTHCHECK NONE takes no arguments",
+		"HEALTHCHECK RUN true":                `Unknown type "RUN" in HEALTHCHECK (try CMD)`,
+		"HEALTHCHECK CMD":                     "Missing command after HEALTHCHECK CMD",
+		"HEALTHCHECK --every=5s CMD true":     "Unknown flag: every",
+		"HEALTHCHECK --interval=1us CMD true": `Interval "interval" cannot be less than 1ms`,
+		"HEALTHCHECK --retries=-1 CMD true":   "--retries cannot be negative (-1)",
+		"HEALTHCHECK --timeout=soon CMD true": `time: invalid duration "soon"`,
+		"ONBUILD ONBUILD RUN x":               "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
+		"ONBUILD from busybox":                "FROM isn't allowed as an ONBUILD trigger",
+		"ENV A":                               "ENV must have two arguments",
+		`ENV A="open`:                         "unmatched \" quote",
+		"EXPOSE 99999":                        "invalid containerPort: 99999",
+		"EXPOSE 80/ftp":                       "invalid proto: ftp",
+		"LABEL novalue":                       "LABEL must have two arguments",
+		"ENV =x":                              "Syntax error - can't find = in",
+		"STOPSIGNAL NOPE":                     "invalid signal: NOPE",
+		`VOLUME [""]`:                         "VOLUME specified can not be an empty string",
+		"WORKDIR":                             "WORKDIR requires exactly one argument",
 	} {
 		_, err := ParseChanges([]string{change})
 		if !errdefs.Is(err, errdefs.KindInvalid) || !strings.Contains(err.Error(), want) {

@@ -112,9 +112,12 @@ type Config struct {
 	Labels       map[string]string       `json:"labels,omitempty"`
 	StopSignal   string                  `json:"stopSignal,omitempty"`
 	Healthcheck  *container.HealthConfig `json:"healthcheck,omitempty"`
-	// Volumes are the image's VOLUME paths, shown but not made: berth
-	// has no volumes, and a container writes them in its own layer.
+	// Volumes are the image's VOLUME paths, where its containers get
+	// anonymous volumes.
 	Volumes []string `json:"volumes,omitempty"`
+	// OnBuild are ONBUILD triggers (docker commit/import --change, a
+	// loaded config's), kept and shown: berth builds nothing to run them.
+	OnBuild []string `json:"onBuild,omitempty"`
 }
 
 // Clone is a deep copy of c (nil for nil).
@@ -124,7 +127,7 @@ func (c *Config) Clone() *Config {
 	}
 	out := *c
 	out.Env, out.Cmd, out.Entrypoint = slices.Clone(c.Env), slices.Clone(c.Cmd), slices.Clone(c.Entrypoint)
-	out.ExposedPorts, out.Volumes = slices.Clone(c.ExposedPorts), slices.Clone(c.Volumes)
+	out.ExposedPorts, out.Volumes, out.OnBuild = slices.Clone(c.ExposedPorts), slices.Clone(c.Volumes), slices.Clone(c.OnBuild)
 	out.Labels = maps.Clone(c.Labels)
 	if c.Healthcheck != nil {
 		h := *c.Healthcheck

@@ -55,6 +55,7 @@ type ociConfig struct {
 		Labels       map[string]string   `json:"Labels"`
 		StopSignal   string              `json:"StopSignal"`
 		Volumes      map[string]struct{} `json:"Volumes"`
+		OnBuild      []string            `json:"OnBuild"`
 		Healthcheck  *struct {
 			Test          []string      `json:"Test"`
 			Interval      time.Duration `json:"Interval"`
@@ -257,7 +258,7 @@ func (x *extractor) applyLayer(ctx context.Context, root *os.File, name string, 
 func imageConfig(oc ociConfig) *Config {
 	c := oc.Config
 	out := &Config{User: c.User, Env: c.Env, Cmd: c.Cmd, Entrypoint: c.Entrypoint, WorkingDir: c.WorkingDir,
-		Labels: c.Labels, StopSignal: c.StopSignal}
+		Labels: c.Labels, StopSignal: c.StopSignal, OnBuild: c.OnBuild}
 	for p := range c.ExposedPorts {
 		if !strings.Contains(p, "/") {
 			p += "/tcp" // as moby reads a port without its protocol
