@@ -133,8 +133,8 @@ func (c *Config) apply(instr, args string, cmdSet *bool) error {
 			c.Healthcheck = h
 		}
 	case "onbuild":
-		trigger, _, _ := strings.Cut(args, " ")
-		switch t := strings.ToUpper(strings.TrimSpace(trigger)); t {
+		trigger, _ := cutSpace(args)
+		switch t := strings.ToUpper(trigger); t {
 		case "":
 			return errdefs.Invalid("ONBUILD requires at least one argument")
 		case "ONBUILD":
@@ -158,7 +158,7 @@ func parseHealthcheck(args string) (*container.HealthConfig, error) {
 	rest := strings.TrimSpace(args)
 	flags := map[string]string{}
 	for strings.HasPrefix(rest, "--") {
-		word, after, _ := strings.Cut(rest, " ")
+		word, after := cutSpace(rest)
 		name, value, ok := strings.Cut(strings.TrimPrefix(word, "--"), "=")
 		switch {
 		case !slices.Contains([]string{"interval", "timeout", "start-period", "start-interval", "retries"}, name):
@@ -168,8 +168,8 @@ func parseHealthcheck(args string) (*container.HealthConfig, error) {
 		}
 		flags[name], rest = value, strings.TrimSpace(after)
 	}
-	typ, cmd, _ := strings.Cut(rest, " ")
-	typ, cmd = strings.ToUpper(strings.TrimSpace(typ)), strings.TrimSpace(cmd)
+	typ, cmd := cutSpace(rest)
+	typ, cmd = strings.ToUpper(typ), strings.TrimSpace(cmd)
 	switch typ {
 	case "":
 		return nil, errdefs.Invalid("HEALTHCHECK requires at least one argument")
@@ -216,6 +216,16 @@ func parseHealthcheck(args string) (*container.HealthConfig, error) {
 		h.Retries = int(n)
 	}
 	return h, nil
+}
+
+// cutSpace splits s at its first blank (a space or a tab, as a
+// Dockerfile's words are separated): the word before it and the rest.
+func cutSpace(s string) (word, rest string) {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexFunc(s, unicode.IsSpace); i >= 0 {
+		return s[:i], s[i+1:]
+	}
+	return s, ""
 }
 
 // validSignal is moby's signal.ParseSignal's check: a signal name, with

@@ -45,6 +45,7 @@ func TestParseChanges(t *testing.T) {
 				Interval: 5 * time.Second, Timeout: 2 * time.Second, StartPeriod: time.Minute, StartInterval: time.Second, Retries: 3}}},
 		{[]string{`HEALTHCHECK CMD ["/bin/check", "-q"]`}, &Config{Healthcheck: &container.HealthConfig{Test: []string{"CMD", "/bin/check", "-q"}}}},
 		{[]string{"healthcheck none"}, &Config{Healthcheck: &container.HealthConfig{Test: []string{"NONE"}}}},
+		{[]string{"HEALTHCHECK\t--retries=1\tCMD\ttrue"}, &Config{Healthcheck: &container.HealthConfig{Test: []string{"CMD-SHELL", "true"}, Retries: 1}}},
 		{[]string{"ONBUILD RUN make", "ONBUILD COPY . /app"}, &Config{OnBuild: []string{"RUN make", "COPY . /app"}}},
 	} {
 		got, err := ParseChanges(tt.changes)
