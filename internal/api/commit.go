@@ -58,7 +58,8 @@ func commitConfigOf(c *ctypes.Config) *image.Config {
 		return nil
 	}
 	out := &image.Config{User: c.User, Env: slices.Clone(c.Env), Cmd: slices.Clone(c.Cmd), Entrypoint: slices.Clone(c.Entrypoint),
-		WorkingDir: c.WorkingDir, Labels: maps.Clone(c.Labels), StopSignal: c.StopSignal, Healthcheck: healthConfigOf(c.Healthcheck)}
+		WorkingDir: c.WorkingDir, Labels: maps.Clone(c.Labels), StopSignal: c.StopSignal, Healthcheck: healthConfigOf(c.Healthcheck),
+		OnBuild: slices.Clone(c.OnBuild)}
 	for p := range c.ExposedPorts {
 		out.ExposedPorts = append(out.ExposedPorts, string(p))
 	}

@@ -118,6 +118,7 @@ func mergeCommitConfig(req *image.Config, cfg container.Config) *image.Config {
 	}
 	mergeImageConfig(&merged, own)
 	out := imageConfigOf(merged)
+	out.OnBuild = slices.Clone(req.OnBuild) // the request's (and its changes'): moby's merge leaves it alone
 	out.Volumes = slices.Clone(req.Volumes)
 	for _, v := range own.Volumes {
 		if !slices.Contains(out.Volumes, v) {

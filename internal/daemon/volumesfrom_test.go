@@ -101,3 +101,17 @@ func TestCopiedVolumesAreNotTheCreatesToMakeOrRemove(t *testing.T) {
 		t.Error("the failed create left the volume it made")
 	}
 }
+
+// TestCommitConfigMerge: a commit request's config (with its changes)
+// filled in from the container's where it says nothing, as moby's merge;
+// its ONBUILD triggers kept (review of session 38: lost with a body).
+func TestCommitConfigMerge(t *testing.T) {
+	req := &image.Config{Cmd: []string{"top"}, Env: []string{"A=1"}, OnBuild: []string{"RUN make"}, Volumes: []string{"/req"}}
+	got := mergeCommitConfig(req, container.Config{User: "web", Env: []string{"A=0", "PATH=/bin"}, Cmd: []string{"sh"},
+		WorkingDir: "/srv", Volumes: []string{"/data"}, Labels: map[string]string{"l": "1"}})
+	want := &image.Config{User: "web", Env: []string{"A=1", "PATH=/bin"}, Cmd: []string{"top"}, WorkingDir: "/srv",
+		Labels: map[string]string{"l": "1"}, OnBuild: []string{"RUN make"}, Volumes: []string{"/req", "/data"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("merged (-want +got):\n%s", diff)
+	}
+}

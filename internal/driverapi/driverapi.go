@@ -103,9 +103,9 @@ type Driver interface {
 	// OwnedBridges lists the bridges berth tagged, without counting their
 	// ports (ForeignPorts -1): the kernel lists bridges alone, where
 	// OwnedLinks reads every container's veth too. ForeignPorts counts
-	// one bridge's.
+	// every bridge's, by name, from one listing of every link.
 	OwnedBridges() ([]OwnedLink, error)
-	ForeignPorts(bridge string) (int, error)
+	ForeignPorts() (map[string]int, error)
 	// Adopt reports whether the endpoint's host end exists and, when it
 	// does, applies again what Join applies to it after returning (a
 	// daemon that died just then did not): a restart's reconcile calls it

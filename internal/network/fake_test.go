@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"maps"
 	"slices"
 
 	"errors"
@@ -149,11 +150,11 @@ func (d *fakeDriver) OwnedBridges() ([]OwnedLink, error) {
 	return out, err
 }
 
-func (d *fakeDriver) ForeignPorts(bridge string) (int, error) {
+func (d *fakeDriver) ForeignPorts() (map[string]int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.portCounts++
-	return d.foreignPorts[bridge], nil
+	return maps.Clone(d.foreignPorts), nil
 }
 
 func (d *fakeDriver) SetGateway(sandboxPath string, spec EndpointSpec) error {

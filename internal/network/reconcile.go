@@ -204,6 +204,7 @@ func (c *Controller) removeStrayBridges() error {
 	}
 	c.mu.RUnlock()
 	var errs []error
+	var foreign map[string]int // counted once, when a bridge needs it
 	for _, l := range links {
 		kind, id := ownerID(l.Owner)
 		name, known := names[id]
@@ -211,10 +212,12 @@ func (c *Controller) removeStrayBridges() error {
 			continue
 		}
 		if l.ForeignPorts < 0 {
-			if l.ForeignPorts, err = c.cfg.Driver.ForeignPorts(l.Name); err != nil {
-				errs = append(errs, fmt.Errorf("count the ports of bridge %q: %w", l.Name, err))
-				continue
+			if foreign == nil {
+				if foreign, err = c.cfg.Driver.ForeignPorts(); err != nil {
+					return errors.Join(append(errs, fmt.Errorf("count the ports of berth's bridges: %w", err))...)
+				}
 			}
+			l.ForeignPorts = foreign[l.Name] // a bridge gone meanwhile has none
 		}
 		switch {
 		case !known && l.ForeignPorts > 0:

@@ -273,16 +273,16 @@ func TestOwnedBridgesAloneAndTheirPorts(t *testing.T) {
 	if diff := cmp.Diff([]driverapi.OwnedLink{{Name: "br-test", Owner: "network:test", ForeignPorts: -1}}, got); diff != "" {
 		t.Errorf("OwnedBridges (-want +got):\n%s", diff)
 	}
-	if n, err := w.d.ForeignPorts("br-test"); err != nil || n != 0 {
-		t.Errorf("ForeignPorts with berth's port alone: %d, %v", n, err)
+	if n, err := w.d.ForeignPorts(); err != nil || n["br-test"] != 0 {
+		t.Errorf("ForeignPorts with berth's port alone: %v, %v", n, err)
 	}
 	uplink := addVeth(t, w.h, "veth0")
 	br, _ := w.h.LinkByName("br-test")
 	if err := w.h.LinkSetMaster(uplink, br.(*netlink.Bridge)); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := w.d.ForeignPorts("br-test"); err != nil || n != 1 {
-		t.Errorf("ForeignPorts with an administrator's uplink: %d, %v; want 1", n, err)
+	if n, err := w.d.ForeignPorts(); err != nil || n["br-test"] != 1 {
+		t.Errorf("ForeignPorts with an administrator's uplink: %v, %v; want br-test 1", n, err)
 	}
 }
 

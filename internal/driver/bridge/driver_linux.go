@@ -298,8 +298,8 @@ func (d *Driver) OwnedLinks() ([]driverapi.OwnedLink, error) {
 
 // OwnedBridges lists the bridges berth tagged (ForeignPorts -1: not
 // counted), from a dump the kernel filters by kind (IFLA_INFO_KIND in the
-// request, Linux 4.15 and later; an older kernel sends every link, which
-// are filtered here): with a thousand containers, the full listing read
+// request, which recent kernels honour; one that does not sends every
+// link, which are filtered here): with a thousand containers, the full listing read
 // two thousand links for the few bridges among them.
 func (d *Driver) OwnedBridges() ([]driverapi.OwnedLink, error) {
 	links, err := RetryDump(func() ([]netlink.Link, error) { return d.port.dumpKind("bridge") })
@@ -319,15 +319,22 @@ func (d *Driver) OwnedBridges() ([]driverapi.OwnedLink, error) {
 	return owned, nil
 }
 
-// ForeignPorts counts the ports of the bridge named bridge that are not
-// berth's (a full listing: OwnedBridges' callers ask for the few bridges
-// it matters for).
-func (d *Driver) ForeignPorts(bridge string) (int, error) {
-	l, err := d.h.LinkByName(bridge)
+// ForeignPorts counts the ports that are not berth's of every bridge, by
+// the bridge's name (one listing of every link: OwnedBridges' callers ask
+// only when a bridge needs it).
+func (d *Driver) ForeignPorts() (map[string]int, error) {
+	links, err := RetryDump(d.h.LinkList)
 	if err != nil {
-		return 0, fmt.Errorf("look up bridge %q: %w", bridge, err)
+		return nil, fmt.Errorf("list host links: %w", err)
 	}
-	return d.foreignPorts(l.Attrs().Index)
+	byIndex := foreignPortsOf(links)
+	out := map[string]int{}
+	for _, l := range links {
+		if n := byIndex[l.Attrs().Index]; n > 0 {
+			out[l.Attrs().Name] = n
+		}
+	}
+	return out, nil
 }
 
 // foreignPortsOf counts the ports that are not berth's, by their

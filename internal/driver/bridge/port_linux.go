@@ -200,8 +200,9 @@ func (p *portSocket) setUpPort(index int, alias string) error {
 }
 
 // dumpKind lists the links of one kind (RTM_GETLINK dump with
-// IFLA_LINKINFO/IFLA_INFO_KIND, which the kernel filters by since Linux
-// 4.15), on the port socket; a dump the kernel interrupted is
+// IFLA_LINKINFO/IFLA_INFO_KIND, which recent kernels filter by; the
+// kind is checked here too), on the port socket; a dump the kernel
+// interrupted is
 // netlink.ErrDumpInterrupted (RetryDump asks again).
 func (p *portSocket) dumpKind(kind string) ([]netlink.Link, error) {
 	req := &nl.NetlinkRequest{

@@ -133,14 +133,19 @@ func (c *Config) apply(instr, args string, cmdSet *bool) error {
 			c.Healthcheck = h
 		}
 	case "onbuild":
-		trigger, _ := cutSpace(args)
-		switch t := strings.ToUpper(trigger); t {
-		case "":
+		trigger, rest := cutSpace(args)
+		switch t := strings.ToUpper(trigger); {
+		case t == "":
 			return errdefs.Invalid("ONBUILD requires at least one argument")
-		case "ONBUILD":
+		case strings.HasPrefix(t, "--"):
+			return errdefs.Invalid("unknown flag: %s", strings.SplitN(trigger, "=", 2)[0])
+		case t == "ONBUILD":
 			return errdefs.Invalid("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
-		case "FROM", "MAINTAINER":
+		case t == "FROM" || t == "MAINTAINER":
 			return errdefs.Invalid("%s isn't allowed as an ONBUILD trigger", t)
+		}
+		if _, _, err := stringArray(strings.TrimSpace(rest)); err != nil {
+			return err
 		}
 		c.OnBuild = append(c.OnBuild, args) // kept as written, as moby keeps the trigger
 	default:
@@ -150,23 +155,18 @@ func (c *Config) apply(instr, args string, cmdSet *bool) error {
 }
 
 // parseHealthcheck reads HEALTHCHECK's arguments as buildkit's
-// parseHealthcheck (which moby's commit and import use): NONE, or
-// [--interval=D] [--timeout=D] [--start-period=D] [--start-interval=D]
-// [--retries=N] CMD in the exec form (["CMD", …]) or the shell form
-// (["CMD-SHELL", "…"]), in its words.
+// parseHealthcheck (which moby's commit and import use): NONE (its flags
+// not read), or [--interval=D] [--timeout=D] [--start-period=D]
+// [--start-interval=D] [--retries=N] CMD in the exec form (["CMD", …])
+// or the shell form (["CMD-SHELL", "…"]), with bflag's checks and words
+// for the flags (quotes removed, "--" ends them, a flag once).
 func parseHealthcheck(args string) (*container.HealthConfig, error) {
 	rest := strings.TrimSpace(args)
-	flags := map[string]string{}
+	var flagWords []string
 	for strings.HasPrefix(rest, "--") {
-		word, after := cutSpace(rest)
-		name, value, ok := strings.Cut(strings.TrimPrefix(word, "--"), "=")
-		switch {
-		case !slices.Contains([]string{"interval", "timeout", "start-period", "start-interval", "retries"}, name):
-			return nil, errdefs.Invalid("Unknown flag: %s", name)
-		case !ok:
-			return nil, errdefs.Invalid("Missing a value on flag: %s", name)
-		}
-		flags[name], rest = value, strings.TrimSpace(after)
+		var word string
+		word, rest = cutSpace(rest)
+		flagWords = append(flagWords, word)
 	}
 	typ, cmd := cutSpace(rest)
 	typ, cmd = strings.ToUpper(typ), strings.TrimSpace(cmd)
@@ -178,12 +178,36 @@ func parseHealthcheck(args string) (*container.HealthConfig, error) {
 			return nil, errdefs.Invalid("HEALTHCHECK NONE takes no arguments")
 		}
 		return &container.HealthConfig{Test: []string{"NONE"}}, nil
-	case "CMD":
-	default:
+	}
+	names := []string{"interval", "timeout", "start-period", "start-interval", "retries"}
+	flags := map[string]string{}
+	for _, w := range flagWords {
+		if w == "--" {
+			break
+		}
+		flagName, value, hasValue := strings.Cut(w, "=")
+		name := strings.TrimPrefix(flagName, "--")
+		switch _, dup := flags[name]; {
+		case !slices.Contains(names, name):
+			return nil, errdefs.Invalid("unknown flag: %s", flagName)
+		case dup:
+			return nil, errdefs.Invalid("duplicate flag specified: %s", flagName)
+		case !hasValue:
+			return nil, errdefs.Invalid("missing a value on flag: %s", flagName)
+		}
+		v, err := processWord(value, func(string) string { return "" })
+		if err != nil {
+			return nil, errdefs.Invalid("%v", err)
+		}
+		flags[name] = v
+	}
+	if typ != "CMD" {
 		return nil, errdefs.Invalid("Unknown type %q in HEALTHCHECK (try CMD)", typ)
 	}
 	h := &container.HealthConfig{}
-	if a := jsonArray(cmd); a != nil {
+	if a, isJSON, err := stringArray(cmd); err != nil {
+		return nil, err
+	} else if isJSON {
 		h.Test = append([]string{"CMD"}, a...)
 	} else if cmd != "" {
 		h.Test = []string{"CMD-SHELL", cmd}
@@ -191,8 +215,11 @@ func parseHealthcheck(args string) (*container.HealthConfig, error) {
 	if len(h.Test) < 2 {
 		return nil, errdefs.Invalid("Missing command after HEALTHCHECK CMD")
 	}
-	for name, d := range map[string]*time.Duration{"interval": &h.Interval, "timeout": &h.Timeout, "start-period": &h.StartPeriod, "start-interval": &h.StartInterval} {
-		v := flags[name]
+	for _, d := range []struct {
+		name string
+		to   *time.Duration
+	}{{"interval", &h.Interval}, {"timeout", &h.Timeout}, {"start-period", &h.StartPeriod}, {"start-interval", &h.StartInterval}} {
+		v := flags[d.name]
 		if v == "" {
 			continue
 		}
@@ -201,9 +228,9 @@ func parseHealthcheck(args string) (*container.HealthConfig, error) {
 			return nil, errdefs.Invalid("%v", err)
 		}
 		if dur != 0 && dur < time.Millisecond {
-			return nil, errdefs.Invalid("Interval %q cannot be less than %s", name, time.Millisecond)
+			return nil, errdefs.Invalid("Interval %q cannot be less than %s", d.name, time.Millisecond)
 		}
-		*d = dur
+		*d.to = dur
 	}
 	if v := flags["retries"]; v != "" {
 		n, err := strconv.ParseInt(v, 10, 32)
@@ -218,11 +245,24 @@ func parseHealthcheck(args string) (*container.HealthConfig, error) {
 	return h, nil
 }
 
-// cutSpace splits s at its first blank (a space or a tab, as a
-// Dockerfile's words are separated): the word before it and the rest.
+// stringArray reads args as an exec form: isJSON when it is JSON that
+// starts with "[", an error when that JSON is not an array of strings
+// (buildkit's errDockerfileNotStringArray).
+func stringArray(args string) (a []string, isJSON bool, err error) {
+	if !strings.HasPrefix(args, "[") || !json.Valid([]byte(args)) {
+		return nil, false, nil
+	}
+	if a = jsonArray(args); a == nil {
+		return nil, true, errdefs.Invalid("when using JSON array syntax, arrays must be comprised of strings only")
+	}
+	return a, true, nil
+}
+
+// cutSpace splits s at its first blank (a space or a tab, which separate
+// a Dockerfile's words): the word before it and the rest.
 func cutSpace(s string) (word, rest string) {
 	s = strings.TrimSpace(s)
-	if i := strings.IndexFunc(s, unicode.IsSpace); i >= 0 {
+	if i := strings.IndexAny(s, " \t"); i >= 0 {
 		return s[:i], s[i+1:]
 	}
 	return s, ""
