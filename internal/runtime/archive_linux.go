@@ -293,18 +293,7 @@ func canonicalTarName(name string, isDir bool) string {
 }
 
 func lgetxattr(p, attr string) ([]byte, error) {
-	buf := make([]byte, 128)
-	for {
-		n, err := unix.Lgetxattr(p, attr, buf)
-		if errors.Is(err, unix.ERANGE) {
-			buf = make([]byte, len(buf)*2)
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return buf[:n], nil
-	}
+	return readXattr(func(buf []byte) (int, error) { return unix.Lgetxattr(p, attr, buf) })
 }
 
 // ExtractOptions are docker cp's choices for an upload.

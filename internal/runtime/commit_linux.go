@@ -507,17 +507,10 @@ func readNames(p string) ([]string, error) {
 func treeSize(root string) (int64, error) {
 	var size int64
 	seen := map[uint64]bool{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
-			return err
-		}
-		if !seen[st.Ino] {
-			seen[st.Ino] = true
-			size += st.Size
+	err := walkTree(root, func(e walkEntry) error {
+		if e.st.Mode&unix.S_IFMT == unix.S_IFREG && !seen[e.st.Ino] {
+			seen[e.st.Ino] = true
+			size += e.st.Size
 		}
 		return nil
 	})

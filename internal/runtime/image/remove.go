@@ -70,10 +70,10 @@ func (s *Store) children(id string) ([]*Image, error) {
 	return slices.DeleteFunc(imgs, func(o *Image) bool { return o.Parent != id }), nil
 }
 
-// HasChildren says whether an image was committed from image id (moby's
-// imageStore.Children): docker images hides such an image while it has
-// no tag, as an intermediate one, and rmi refuses to delete it.
-func (s *Store) HasChildren(id string, imgs []*Image) bool {
+// hasChildren says whether an image among imgs was committed from image
+// id (moby's imageStore.Children), for prune, which leaves such an
+// untagged image to go with its last child.
+func hasChildren(id string, imgs []*Image) bool {
 	return slices.ContainsFunc(imgs, func(o *Image) bool { return o.Parent == id })
 }
 
@@ -266,7 +266,7 @@ func (s *Store) Prune(all bool, match func(*Image) bool, users func(id string) U
 		if gone[img.ID] || (!all && len(img.RepoTags) > 0) || (users != nil && users(img.ID).first() != "") || !match(img) {
 			continue
 		}
-		if len(img.RepoTags) == 0 && s.HasChildren(img.ID, imgs) {
+		if len(img.RepoTags) == 0 && hasChildren(img.ID, imgs) {
 			continue // an intermediate image: it goes with its last child (moby's prune)
 		}
 		u, d, err := s.removeByID(img, true, Users{})
