@@ -5,6 +5,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/berth-net/berth/internal/build"
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/events"
 	"github.com/berth-net/berth/internal/network"
@@ -151,6 +152,9 @@ type Backend interface {
 	PruneVolumes(ctx context.Context, all bool, match func(VolumeInfo) bool) ([]string, uint64, error)
 	// TagImage gives image ref the tag repo:tag (docker tag).
 	TagImage(ctx context.Context, ref, repo, tag string) error
+	// BuildImage runs docker build (the legacy builder) on the context
+	// tar in body and returns the image's ID; what it does goes to out.
+	BuildImage(ctx context.Context, body io.Reader, opts BuildOptions, out build.Output) (string, error)
 	// CommitContainer makes an image of a container (docker commit) and
 	// returns its ID.
 	CommitContainer(ctx context.Context, ref string, opts CommitOptions) (string, error)

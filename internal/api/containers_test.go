@@ -546,7 +546,6 @@ func TestCommandLine(t *testing.T) {
 func TestUnimplementedRoutes(t *testing.T) {
 	s := newServer(newFakeBackend())
 	for _, tc := range []struct{ method, path, want string }{
-		{http.MethodPost, "/v1.51/build", "docker build is not supported by berth"},
 		{http.MethodPost, "/v1.51/images/busybox/push", "docker push is not supported by berth"},
 	} {
 		rec := call(t, s, tc.method, tc.path, "")

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/berth-net/berth/internal/build"
 	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/reference"
 	"github.com/berth-net/berth/internal/runtime/image"
@@ -121,6 +122,33 @@ func (f *fakeBackend) ImportImage(_ context.Context, r io.Reader, repo, tag, mes
 	}
 	f.record(func(r *fakeRecord) { r.ImportedBody = b })
 	return &image.Image{ID: "sha256:" + hexID("1d")}, nil
+}
+
+// BuildImage reads the context, says a step, warns, and ends as the
+// Dockerfile name asks: "missing" fails before any output, "fail" after
+// it, as a RUN whose command failed.
+func (f *fakeBackend) BuildImage(_ context.Context, body io.Reader, opts BuildOptions, out build.Output) (string, error) {
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return "", err
+	}
+	f.mutated("BuildImage")
+	f.record(func(r *fakeRecord) { r.Build, r.BuildBody = opts, b })
+	if opts.Dockerfile == "missing" {
+		return "", errdefs.Invalid("Cannot locate specified Dockerfile: missing")
+	}
+	id := "sha256:" + hexID("b1")
+	fmt.Fprint(out.Stdout, "Step 1/1 : FROM busybox\n")
+	fmt.Fprint(out.Stderr, "careful\n")
+	if opts.Dockerfile == "fail" {
+		return "", &build.StepError{Msg: "The command '/bin/sh -c false' returned a non-zero code: 3", Code: 3}
+	}
+	if out.Aux != nil {
+		if err := out.Aux(id); err != nil {
+			return "", err
+		}
+	}
+	return id, nil
 }
 
 func (f *fakeBackend) CommitContainer(_ context.Context, ref string, opts CommitOptions) (string, error) {

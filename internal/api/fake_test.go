@@ -64,6 +64,8 @@ type fakeRecord struct {
 	Explain         network.ExplainRequest
 	Commit          CommitOptions
 	CommitRef       string
+	Build           BuildOptions
+	BuildBody       []byte
 }
 
 // extractCall is what ContainerExtractToDir was given.

@@ -180,10 +180,10 @@ func TestRefusalsLogged(t *testing.T) {
 	var buf bytes.Buffer
 	s := New(newFakeBackend(), slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	call(t, s, http.MethodGet, "/v1.51/images/nope/json", "")
-	call(t, s, http.MethodPost, "/v1.51/build", "")
+	call(t, s, http.MethodPost, "/v1.51/images/busybox/push", "")
 	for _, want := range []string{
 		`msg="api request refused" method=GET path=/images/nope/json status=404 err="No such image: nope"`,
-		`msg="api request refused" method=POST path=/build status=501 err="docker build is not supported by berth"`,
+		`msg="api request refused" method=POST path=/images/busybox/push status=501 err="docker push is not supported by berth"`,
 	} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("log lacks %s:\n%s", want, buf.String())

@@ -72,6 +72,7 @@ func (s *Server) routes() *http.ServeMux {
 	m.HandleFunc("POST /volumes/create", h(s.createVolume))
 	m.HandleFunc("POST /images/prune", h(s.pruneImages))
 	m.HandleFunc("POST /commit", h(s.commit))
+	m.HandleFunc("POST /build", h(s.buildImage))
 	m.HandleFunc("POST /build/prune", h(pruneBuildCache))
 	m.HandleFunc("GET /volumes", h(s.listVolumes))
 	m.HandleFunc("POST /volumes/prune", h(s.pruneVolumes))
@@ -86,9 +87,7 @@ func (s *Server) routes() *http.ServeMux {
 // unimplemented are Docker Engine routes berth does not serve, with the
 // docker command that calls each: they answer 501 naming the command,
 // where an unknown path gets moby's bare 404 "page not found".
-var unimplemented = map[string]string{
-	"POST /build": "docker build",
-}
+var unimplemented = map[string]string{}
 
 // notImplemented answers 501 "<command> is not supported by berth".
 func notImplemented(command string) handlerFunc {

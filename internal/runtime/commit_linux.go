@@ -59,6 +59,24 @@ func (r *Runtime) CommitTree(ctx context.Context, id, lower, dst string) (Commit
 	return c, err
 }
 
+// CommitUpper is CommitTree with the changes in the directory upper, laid
+// over lower ("" for an empty tree) as a container's upper directory is
+// (docker build's COPY, ADD and WORKDIR stage their files so).
+func CommitUpper(ctx context.Context, upper, lower, dst string) (Committed, error) {
+	if lower == "" {
+		empty, err := os.MkdirTemp(filepath.Dir(dst), "empty-")
+		if err != nil {
+			return Committed{}, err
+		}
+		defer os.Remove(empty)
+		lower = empty
+	}
+	h := sha256.New()
+	c, err := commitTree(ctx, upper, lower, dst, h)
+	c.DiffID = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	return c, err
+}
+
 // commitTree is CommitTree from the upper directory upper, writing the
 // changes' layer tar into layer.
 func commitTree(ctx context.Context, upper, lower, dst string, layer io.Writer) (Committed, error) {

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/dockerfile"
 	"github.com/berth-net/berth/internal/errdefs"
 )
 
@@ -56,12 +57,30 @@ func ApplyChanges(base *Config, changes []string) (*Config, error) {
 	return c, nil
 }
 
-// apply applies one instruction to c.
+// apply applies one --change instruction to c.
 func (c *Config) apply(instr, args string, cmdSet *bool) error {
+	if instr == "shell" {
+		return errdefs.Invalid("%s is not a valid change command", instr)
+	}
+	_, err := c.Apply(instr, args, dockerfile.Lex{}, nil, cmdSet)
+	return err
+}
+
+// Apply applies one Dockerfile instruction that only changes the config
+// (instr in lower case: cmd, entrypoint, env, label, expose, user,
+// workdir, stopsignal, volume, healthcheck, onbuild, shell) to c, its
+// words read by lex with variables from lookup (nil: c's environment),
+// and returns moby's commit message for it ("ENV A=b", `CMD ["sh" "-c"
+// "x"]`), which the legacy builder's history records. cmdSet says
+// whether a CMD was given since the stage began: an ENTRYPOINT drops an
+// inherited CMD unless one was.
+func (c *Config) Apply(instr, args string, lex dockerfile.Lex, lookup dockerfile.Lookup, cmdSet *bool) (string, error) {
 	upper := strings.ToUpper(instr)
-	lookup := func(name string) string { return envValue(c.Env, name) }
+	if lookup == nil {
+		lookup = dockerfile.EnvLookup(c.Env)
+	}
 	one := func() (string, error) {
-		w, err := processWord(args, lookup)
+		w, err := lex.ProcessWord(args, lookup)
 		if err != nil {
 			return "", errdefs.Invalid("%s: %v", upper, err)
 		}
@@ -70,88 +89,167 @@ func (c *Config) apply(instr, args string, cmdSet *bool) error {
 		}
 		return w, nil
 	}
-	var err error
 	switch instr {
 	case "cmd":
-		c.Cmd, *cmdSet = commandForm(args), true
+		cmd, err := c.commandForm(args)
+		if err != nil {
+			return "", err
+		}
+		c.Cmd, *cmdSet = cmd, true
+		return fmt.Sprintf("CMD %q", c.Cmd), nil
 	case "entrypoint":
-		c.Entrypoint = commandForm(args)
+		ep, err := c.commandForm(args)
+		if err != nil {
+			return "", err
+		}
+		c.Entrypoint = ep
 		if !*cmdSet {
 			c.Cmd = nil // as a Dockerfile's ENTRYPOINT drops an inherited CMD
 		}
+		return fmt.Sprintf("ENTRYPOINT %q", c.Entrypoint), nil
 	case "env":
-		err = pairs(upper, args, lookup, func(k, v string) { c.Env = append(removeEnv(c.Env, k), k+"="+v) })
+		kvs, err := pairs(upper, args, lex, lookup)
+		if err != nil {
+			return "", err
+		}
+		msg := "ENV"
+		for _, kv := range kvs {
+			c.Env = append(removeEnv(c.Env, kv[0]), kv[0]+"="+kv[1])
+			msg += " " + kv[0] + "=" + kv[1]
+		}
+		return msg, nil
 	case "label":
-		err = pairs(upper, args, lookup, func(k, v string) {
+		kvs, err := pairs(upper, args, lex, lookup)
+		if err != nil {
+			return "", err
+		}
+		msg := "LABEL"
+		for _, kv := range kvs {
 			if c.Labels == nil {
 				c.Labels = map[string]string{}
 			}
-			c.Labels[k] = v
-		})
+			c.Labels[kv[0]] = kv[1]
+			msg += " " + kv[0] + "=" + kv[1]
+		}
+		return msg, nil
 	case "expose":
 		var ports []string
-		if ports, err = splitWords(args, lookup); err == nil {
-			err = expose(c, ports)
+		for _, raw := range dockerfile.SplitRaw(args, lex.Escape) {
+			ws, err := lex.ProcessWords(raw, lookup)
+			if err != nil {
+				return "", errdefs.Invalid("%s: %v", upper, err)
+			}
+			ports = append(ports, ws...)
 		}
+		if len(ports) == 0 {
+			return "", errdefs.Invalid("EXPOSE requires at least one argument")
+		}
+		return "EXPOSE " + strings.Join(ports, " "), expose(c, ports)
 	case "user":
-		c.User, err = one()
+		u, err := one()
+		c.User = u
+		return "USER " + u, err
 	case "workdir":
-		var dir string
-		if dir, err = one(); err == nil {
-			if !path.IsAbs(dir) {
-				dir = path.Join("/", c.WorkingDir, dir)
-			}
-			c.WorkingDir = path.Clean(dir)
+		dir, err := one()
+		if err != nil {
+			return "", err
 		}
+		if !path.IsAbs(dir) {
+			dir = path.Join("/", c.WorkingDir, dir)
+		}
+		c.WorkingDir = path.Clean(dir)
+		return "WORKDIR " + c.WorkingDir, nil
 	case "stopsignal":
-		var sig string
-		if sig, err = one(); err == nil {
-			if !validSignal(sig) {
-				return errdefs.Invalid("invalid signal: %s", sig)
-			}
-			c.StopSignal = sig
+		sig, err := one()
+		if err != nil {
+			return "", err
 		}
+		if !validSignal(sig) {
+			return "", errdefs.Invalid("invalid signal: %s", sig)
+		}
+		c.StopSignal = sig
+		return "STOPSIGNAL " + sig, nil
 	case "volume":
-		vols := jsonArray(args)
-		if vols == nil {
-			if vols, err = splitWords(args, lookup); err != nil {
-				break
+		vols, isJSON, err := stringArray(args)
+		if err != nil {
+			return "", err
+		}
+		if !isJSON {
+			vols = nil
+			for _, raw := range dockerfile.SplitRaw(args, lex.Escape) {
+				v, err := lex.ProcessWord(raw, lookup)
+				if err != nil {
+					return "", errdefs.Invalid("%s: %v", upper, err)
+				}
+				vols = append(vols, v)
 			}
 		}
 		if len(vols) == 0 {
-			return errdefs.Invalid("VOLUME requires at least one argument")
+			return "", errdefs.Invalid("VOLUME requires at least one argument")
 		}
 		for _, v := range vols {
 			if strings.TrimSpace(v) == "" {
-				return errdefs.Invalid("VOLUME specified can not be an empty string")
+				return "", errdefs.Invalid("VOLUME specified can not be an empty string")
 			}
 		}
-		c.Volumes = append(c.Volumes, vols...)
-	case "healthcheck":
-		var h *container.HealthConfig
-		if h, err = parseHealthcheck(args); err == nil {
-			c.Healthcheck = h
+		for _, v := range vols {
+			if !slices.Contains(c.Volumes, v) {
+				c.Volumes = append(c.Volumes, v)
+			}
 		}
+		return fmt.Sprintf("VOLUME %v", vols), nil
+	case "healthcheck":
+		h, err := parseHealthcheck(args)
+		if err != nil {
+			return "", err
+		}
+		c.Healthcheck = h
+		return healthcheckComment(h), nil
+	case "shell":
+		sh, isJSON, err := stringArray(args)
+		if err != nil {
+			return "", err
+		}
+		if !isJSON {
+			return "", errdefs.Invalid("SHELL requires the arguments to be in JSON form")
+		}
+		if len(sh) == 0 {
+			return "", errdefs.Invalid("SHELL requires at least one argument")
+		}
+		c.Shell = sh
+		return fmt.Sprintf("SHELL %v", sh), nil
 	case "onbuild":
 		trigger, rest := cutSpace(args)
 		switch t := strings.ToUpper(trigger); {
 		case t == "":
-			return errdefs.Invalid("ONBUILD requires at least one argument")
+			return "", errdefs.Invalid("ONBUILD requires at least one argument")
 		case strings.HasPrefix(t, "--"):
-			return errdefs.Invalid("unknown flag: %s", strings.SplitN(trigger, "=", 2)[0])
+			return "", errdefs.Invalid("unknown flag: %s", strings.SplitN(trigger, "=", 2)[0])
 		case t == "ONBUILD":
-			return errdefs.Invalid("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
+			return "", errdefs.Invalid("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
 		case t == "FROM" || t == "MAINTAINER":
-			return errdefs.Invalid("%s isn't allowed as an ONBUILD trigger", t)
+			return "", errdefs.Invalid("%s isn't allowed as an ONBUILD trigger", t)
 		}
 		if _, _, err := stringArray(strings.TrimSpace(rest)); err != nil {
-			return err
+			return "", err
 		}
 		c.OnBuild = append(c.OnBuild, args) // kept as written, as moby keeps the trigger
-	default:
-		return errdefs.Invalid("%s is not a valid change command", instr)
+		return "ONBUILD " + args, nil
 	}
-	return err
+	return "", errdefs.Invalid("%s is not a valid change command", instr)
+}
+
+// healthcheckComment is moby's "HEALTHCHECK %+v" of its HealthConfig.
+func healthcheckComment(h *container.HealthConfig) string {
+	type healthConfig struct {
+		Test          []string
+		Interval      time.Duration
+		Timeout       time.Duration
+		StartPeriod   time.Duration
+		StartInterval time.Duration
+		Retries       int
+	}
+	return fmt.Sprintf("HEALTHCHECK %+v", &healthConfig{h.Test, h.Interval, h.Timeout, h.StartPeriod, h.StartInterval, h.Retries})
 }
 
 // parseHealthcheck reads HEALTHCHECK's arguments as buildkit's
@@ -195,7 +293,7 @@ func parseHealthcheck(args string) (*container.HealthConfig, error) {
 		case !hasValue:
 			return nil, errdefs.Invalid("missing a value on flag: %s", flagName)
 		}
-		v, err := processWord(value, func(string) string { return "" })
+		v, err := dockerfile.Lex{}.ProcessWord(value, nil)
 		if err != nil {
 			return nil, errdefs.Invalid("%v", err)
 		}
@@ -282,12 +380,23 @@ func validSignal(s string) bool {
 }
 
 // commandForm is a CMD or ENTRYPOINT's argument: a JSON array of strings
-// (the exec form) as it is, anything else run by /bin/sh -c.
-func commandForm(args string) []string {
-	if a := jsonArray(args); a != nil {
-		return a
+// (the exec form) as it is, anything else run by the config's SHELL
+// (/bin/sh -c unless one was set).
+func (c *Config) commandForm(args string) ([]string, error) {
+	a, isJSON, err := stringArray(args)
+	if err != nil || isJSON {
+		return a, err
 	}
-	return []string{"/bin/sh", "-c", args}
+	return append(c.ShellOrDefault(), args), nil
+}
+
+// ShellOrDefault is the shell a shell-form command runs in: the config's
+// SHELL, or /bin/sh -c.
+func (c *Config) ShellOrDefault() []string {
+	if len(c.Shell) > 0 {
+		return slices.Clone(c.Shell)
+	}
+	return []string{"/bin/sh", "-c"}
 }
 
 // jsonArray is args as a JSON array of strings, or nil.
@@ -305,130 +414,47 @@ func jsonArray(args string) []string {
 	return a
 }
 
-// pairs calls set for each key=value word of args; "key value…" (no "="
+// pairs reads ENV's and LABEL's key=value words, each word's quotes,
+// escapes and variables processed after the line is split (so a value
+// with blanks in a variable stays one value, and every value sees the
+// variables as they were before the instruction); "key value…" (no "="
 // in the first word) is one pair, the old form buildkit still reads.
-func pairs(instr, args string, lookup func(string) string, set func(k, v string)) error {
-	first := args
-	if i := strings.IndexFunc(args, unicode.IsSpace); i >= 0 {
-		first = args[:i]
-	}
+func pairs(instr, args string, lex dockerfile.Lex, lookup dockerfile.Lookup) ([][2]string, error) {
 	if args == "" {
-		return errdefs.Invalid("%s requires at least one argument", instr)
+		return nil, errdefs.Invalid("%s requires at least one argument", instr)
 	}
+	first, rest := cutSpace(args)
 	if !strings.Contains(first, "=") {
-		rest := strings.TrimSpace(args[len(first):])
+		rest = strings.TrimSpace(rest)
 		if rest == "" {
-			return errdefs.Invalid("%s must have two arguments", instr)
+			return nil, errdefs.Invalid("%s must have two arguments", instr)
 		}
-		k, err := processWord(first, lookup)
+		k, err := lex.ProcessWord(first, lookup)
 		if err != nil {
-			return errdefs.Invalid("%s: %v", instr, err)
+			return nil, errdefs.Invalid("%s: %v", instr, err)
 		}
-		v, err := processWord(rest, lookup)
+		v, err := lex.ProcessWord(rest, lookup)
 		if err != nil {
-			return errdefs.Invalid("%s: %v", instr, err)
+			return nil, errdefs.Invalid("%s: %v", instr, err)
 		}
-		set(k, v)
-		return nil
+		return [][2]string{{k, v}}, nil
 	}
-	words, err := splitWords(args, lookup)
-	if err != nil {
-		return errdefs.Invalid("%s: %v", instr, err)
-	}
-	for _, w := range words {
+	var out [][2]string
+	for _, raw := range dockerfile.SplitRaw(args, lex.Escape) {
+		if !strings.Contains(raw, "=") {
+			return nil, errdefs.Invalid("Syntax error - can't find = in %q. Must be of the form: name=value", raw)
+		}
+		w, err := lex.ProcessWord(raw, lookup)
+		if err != nil {
+			return nil, errdefs.Invalid("%s: %v", instr, err)
+		}
 		k, v, ok := strings.Cut(w, "=")
 		if !ok || k == "" {
-			return errdefs.Invalid("Syntax error - can't find = in %q. Must be of the form: name=value", w)
+			return nil, errdefs.Invalid("Syntax error - can't find = in %q. Must be of the form: name=value", raw)
 		}
-		set(k, v)
-	}
-	return nil
-}
-
-// splitWords splits s into words as a Dockerfile's shell-like words:
-// blanks outside quotes separate them, quotes are removed, a backslash
-// escapes the next character (in double quotes only ", $ and \), and
-// $NAME or ${NAME} outside single quotes is replaced by lookup's value.
-func splitWords(s string, lookup func(string) string) ([]string, error) {
-	return words(s, lookup, true)
-}
-
-// processWord is s as one word (blanks kept): quotes, escapes and
-// variables as splitWords reads them.
-func processWord(s string, lookup func(string) string) (string, error) {
-	w, err := words(s, lookup, false)
-	if err != nil || len(w) == 0 {
-		return "", err
-	}
-	return w[0], nil
-}
-
-func words(s string, lookup func(string) string, split bool) ([]string, error) {
-	var out []string
-	var cur strings.Builder
-	in, quote := false, byte(0)
-	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		switch {
-		case split && quote == 0 && (ch == ' ' || ch == '\t'):
-			if in {
-				out, in = append(out, cur.String()), false
-				cur.Reset()
-			}
-			continue
-		case ch == '\\' && i+1 < len(s) && (quote == 0 || quote == '"' && strings.IndexByte(`"$\`, s[i+1]) >= 0):
-			i++
-			cur.WriteByte(s[i])
-		case quote == 0 && (ch == '"' || ch == '\''):
-			quote = ch
-		case ch == quote:
-			quote = 0
-		case ch == '$' && quote != '\'':
-			name, n := varName(s[i+1:])
-			if n == 0 {
-				cur.WriteByte(ch)
-				break
-			}
-			cur.WriteString(lookup(name))
-			i += n
-		default:
-			cur.WriteByte(ch)
-		}
-		in = true
-	}
-	if quote != 0 {
-		return nil, fmt.Errorf("unmatched %c quote", quote)
-	}
-	if in || !split {
-		out = append(out, cur.String())
+		out = append(out, [2]string{k, v})
 	}
 	return out, nil
-}
-
-// varName reads the name of a variable after a "$": NAME or {NAME}; n is
-// how many bytes it took, 0 for none.
-func varName(s string) (name string, n int) {
-	if strings.HasPrefix(s, "{") {
-		end := strings.IndexByte(s, '}')
-		if end < 2 {
-			return "", 0
-		}
-		return s[1:end], end + 1
-	}
-	for n < len(s) && (s[n] == '_' || unicode.IsLetter(rune(s[n])) || n > 0 && unicode.IsDigit(rune(s[n]))) {
-		n++
-	}
-	return s[:n], n
-}
-
-// envValue is key's value in env ("KEY=value" entries), "" if unset.
-func envValue(env []string, key string) string {
-	for _, e := range env {
-		if k, v, _ := strings.Cut(e, "="); k == key {
-			return v
-		}
-	}
-	return ""
 }
 
 // removeEnv drops key's entry from env.

@@ -48,6 +48,10 @@ func TestParseChanges(t *testing.T) {
 		{[]string{"HEALTHCHECK\t--retries=1\tCMD\ttrue"}, &Config{Healthcheck: &container.HealthConfig{Test: []string{"CMD-SHELL", "true"}, Retries: 1}}},
 		{[]string{`HEALTHCHECK --interval="5s" -- CMD true`}, &Config{Healthcheck: &container.HealthConfig{Test: []string{"CMD-SHELL", "true"}, Interval: 5 * time.Second}}},
 		{[]string{"HEALTHCHECK --bogus NONE"}, &Config{Healthcheck: &container.HealthConfig{Test: []string{"NONE"}}}},
+		// The shell's modifiers (moby's --change reads words with buildkit's
+		// lexer); ENV's values all see the variables from before it.
+		{[]string{"ENV A=1", "ENV B=${A:-x} C=${NOPE:-d e} D=${A:+set} E=${NOPE+set} A=2 F=$A", "WORKDIR ${DIR-/srv}"},
+			&Config{Env: []string{"B=1", "C=d e", "D=set", "E=", "A=2", "F=1"}, WorkingDir: "/srv"}},
 		{[]string{"ONBUILD RUN make", "ONBUILD COPY . /app"}, &Config{OnBuild: []string{"RUN make", "COPY . /app"}}},
 	} {
 		got, err := ParseChanges(tt.changes)
@@ -77,7 +81,9 @@ func TestParseChanges(t *testing.T) {
 		"ONBUILD ONBUILD RUN x":                        "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
 		"ONBUILD from busybox":                         "FROM isn't allowed as an ONBUILD trigger",
 		"ENV A":                                        "ENV must have two arguments",
-		`ENV A="open`:                                  "unmatched \" quote",
+		`ENV A="open`:                                  "looking for matching double-quote",
+		`SHELL ["/bin/bash", "-c"]`:                    "shell is not a valid change command",
+		"ENV B=${A:?is required}":                      "A: is required",
 		"EXPOSE 99999":                                 "invalid containerPort: 99999",
 		"EXPOSE 80/ftp":                                "invalid proto: ftp",
 		"LABEL novalue":                                "LABEL must have two arguments",

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/reference"
 )
 
@@ -31,6 +32,8 @@ type CommitSpec struct {
 	// Repo and Tag, when Repo is not "", tag the new image (a tag
 	// defaults to "latest").
 	Repo, Tag string
+	// BuildKey: Image.BuildKey, for a docker build step's image.
+	BuildKey string
 }
 
 // Tree is what a build of a committed tree made: its layer's diff ID, the
@@ -52,7 +55,6 @@ func (s *Store) Commit(spec CommitSpec, build func(rootfs string) (Tree, error))
 	if err != nil {
 		return nil, err
 	}
-	parent := spec.Parent
 	tmp, err := os.MkdirTemp(s.dir, tmpPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
@@ -62,10 +64,37 @@ func (s *Store) Commit(spec CommitSpec, build func(rootfs string) (Tree, error))
 	if err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
+	img, err := child(spec, tree)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	adopted, err := s.adoptWith(tmp, img, "")
+	if err != nil {
+		return nil, fmt.Errorf("commit %s: %w", img.ID, err)
+	}
+	if ref == "" {
+		return adopted, nil
+	}
+	return s.tag(adopted.ID, ref)
+}
+
+// child is the record of spec's image with tree (a tree of its own, or
+// its parent's with EmptyLayer): the parent's layers and history with
+// the step's, its ID the digest of what describes it, which the time
+// makes new each time.
+func child(spec CommitSpec, tree Tree) (*Image, error) {
 	created := time.Now().UTC()
+	parentID := ""
+	if spec.Parent != nil {
+		parentID = spec.Parent.ID
+	}
 	img := &Image{Size: tree.Size, Config: spec.Config, Created: created, Tree: treeCommit,
-		Parent: parent.ID, Author: spec.Author}
-	img.Layers, img.LayerSizes, img.History = parentLayers(parent)
+		Parent: parentID, Author: spec.Author, BuildKey: spec.BuildKey}
+	if spec.Parent != nil {
+		img.Layers, img.LayerSizes, img.History = parentLayers(spec.Parent)
+	}
 	entry := History{Created: created, CreatedBy: spec.CreatedBy, Author: spec.Author, Comment: spec.Comment}
 	if tree.DiffID == EmptyLayer {
 		entry.EmptyLayer = true
@@ -81,22 +110,46 @@ func (s *Store) Commit(spec CommitSpec, build func(rootfs string) (Tree, error))
 		Created   time.Time `json:"created"`
 		Layers    []string  `json:"layers"`
 		History   []History `json:"history"`
-	}{parent.ID, spec.ContainerID, spec.Config, spec.Author, created, img.Layers, img.History})
+		BuildKey  string    `json:"buildKey,omitempty"`
+	}{parentID, spec.ContainerID, spec.Config, spec.Author, created, img.Layers, img.History, spec.BuildKey})
 	if err != nil {
 		return nil, err
 	}
 	sum := sha256.Sum256(b)
 	img.ID = "sha256:" + hex.EncodeToString(sum[:])
+	return img, nil
+}
+
+// Derive records a child of spec.Parent that changed its config only (a
+// docker build step such as ENV or CMD): it uses the parent's tree, which
+// stays while the child does (a parent with children is not removed),
+// and its history entry made no layer.
+func (s *Store) Derive(spec CommitSpec) (*Image, error) {
+	if spec.Parent == nil {
+		return nil, errdefs.Invalid("derive: no parent image")
+	}
+	img, err := child(spec, Tree{DiffID: EmptyLayer, Size: spec.Parent.Size})
+	if err != nil {
+		return nil, err
+	}
+	img.Tree = spec.Parent.Tree
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	adopted, err := s.adoptWith(tmp, img, "")
+	return s.adoptWith("", img, spec.Parent.RootfsDir)
+}
+
+// Built is the newest image a docker build step with key made, or nil.
+func (s *Store) Built(key string) (*Image, error) {
+	imgs, err := s.List() // newest first
 	if err != nil {
-		return nil, fmt.Errorf("commit %s: %w", img.ID, err)
+		return nil, err
 	}
-	if ref == "" {
-		return adopted, nil
+	for _, img := range imgs {
+		if img.BuildKey == key {
+			return img, nil
+		}
 	}
-	return s.tag(adopted.ID, ref)
+	return nil, nil
 }
 
 // parentLayers are parent's layers, their sizes and its history, as a

@@ -2,6 +2,7 @@ package image
 
 import (
 	"archive/tar"
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -542,4 +543,16 @@ func ExtractTree(r io.Reader, dir string) error {
 	}
 	defer x.Close()
 	return x.extractAll(tar.NewReader(r))
+}
+
+// ExtractArchive unpacks the tar archive in r, plain or compressed as
+// docker import's may be (gzip, bzip2), into the directory dir (docker
+// build's ADD of a local archive).
+func ExtractArchive(r io.Reader, dir string) error {
+	src, closeSrc, err := decompress(bufio.NewReaderSize(r, 64<<10))
+	if err != nil {
+		return err
+	}
+	defer closeSrc()
+	return ExtractTree(src, dir)
 }

@@ -48,6 +48,10 @@ type Image struct {
 	// docker commit's --author.
 	Parent string `json:"parent,omitempty"`
 	Author string `json:"author,omitempty"`
+	// BuildKey is the cache key of the docker build step that made the
+	// image (its parent, what the step did, the config it left), by
+	// which a later build's same step finds it instead of running again.
+	BuildKey string `json:"buildKey,omitempty"`
 }
 
 // History is one entry of an image config's history (the OCI image
@@ -112,6 +116,9 @@ type Config struct {
 	Labels       map[string]string       `json:"labels,omitempty"`
 	StopSignal   string                  `json:"stopSignal,omitempty"`
 	Healthcheck  *container.HealthConfig `json:"healthcheck,omitempty"`
+	// Shell is the SHELL a Dockerfile set: what shell-form RUN, CMD and
+	// ENTRYPOINT instructions run in (/bin/sh -c when empty).
+	Shell []string `json:"shell,omitempty"`
 	// Volumes are the image's VOLUME paths, where its containers get
 	// anonymous volumes.
 	Volumes []string `json:"volumes,omitempty"`
@@ -128,6 +135,7 @@ func (c *Config) Clone() *Config {
 	out := *c
 	out.Env, out.Cmd, out.Entrypoint = slices.Clone(c.Env), slices.Clone(c.Cmd), slices.Clone(c.Entrypoint)
 	out.ExposedPorts, out.Volumes, out.OnBuild = slices.Clone(c.ExposedPorts), slices.Clone(c.Volumes), slices.Clone(c.OnBuild)
+	out.Shell = slices.Clone(c.Shell)
 	out.Labels = maps.Clone(c.Labels)
 	if c.Healthcheck != nil {
 		h := *c.Healthcheck

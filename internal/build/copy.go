@@ -1,0 +1,580 @@
+package build
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/runtime/image"
+)
+
+// maxLinks bounds the links inScope follows, as moby's
+// FollowSymlinkInScope.
+const maxLinks = 255
+
+// inScope resolves p inside the tree at root as a process chrooted there
+// would (links, absolute or relative, and ".." never lead out of it) and
+// returns the path it ends at, relative to root ("" for root itself).
+// The last component's link is followed only if followLast. The trees a
+// build reads (its context, images' trees) do not change under it.
+func inScope(root, p string, followLast bool) (string, error) {
+	rest := strings.Split(strings.TrimPrefix(path.Clean("/"+p), "/"), "/")
+	if len(rest) == 1 && rest[0] == "" {
+		return "", nil
+	}
+	cur := ""
+	for links := 0; len(rest) > 0; {
+		name := rest[0]
+		rest = rest[1:]
+		switch name {
+		case "", ".":
+			continue
+		case "..":
+			cur = strings.TrimPrefix(path.Dir("/"+cur), "/")
+			continue
+		}
+		next := path.Join(cur, name)
+		if len(rest) == 0 && !followLast {
+			cur = next
+			break
+		}
+		target, err := os.Readlink(filepath.Join(root, next))
+		if err != nil {
+			cur = next // not a link, or missing
+			continue
+		}
+		if links++; links > maxLinks {
+			return "", fmt.Errorf("too many links in %s", p)
+		}
+		if path.IsAbs(target) {
+			cur = ""
+		}
+		rest = append(strings.Split(target, "/"), rest...)
+	}
+	return cur, nil
+}
+
+// isDirIn says whether p is a directory in the tree at root, its links
+// followed inside the tree.
+func isDirIn(root, p string) bool {
+	rel, err := inScope(root, p, true)
+	if err != nil {
+		return false
+	}
+	fi, err := os.Lstat(filepath.Join(root, rel))
+	return err == nil && fi.IsDir()
+}
+
+// copyInfo is one source of a COPY or ADD.
+type copyInfo struct {
+	// name is the source as found (a wildcard's match), for the base
+	// name a file gets in a directory destination.
+	name string
+	// rel is where it is in the source tree, its links resolved.
+	rel  string
+	hash string
+	dir  bool
+}
+
+// copier makes a COPY or ADD's files: from the sources in srcRoot (the
+// context, or an image's tree for --from) into upper, the directory the
+// backend lays over lower (the current image's tree) as a layer.
+type copier struct {
+	lower, upper, srcRoot string
+	fromImage, decompress bool
+	// preserve keeps the sources' owners (COPY --from without --chown);
+	// otherwise everything copied is uid:gid's (root's by default).
+	preserve bool
+	uid, gid int
+	dest     string
+	infos    []copyInfo
+	// dirTimes are the directories made from sources, for their times
+	// once nothing more is written in them.
+	dirTimes []dirTime
+}
+
+type dirTime struct {
+	path string
+	fi   fs.FileInfo
+}
+
+// collect finds the sources: each a path in the source tree (leading "/"
+// and "./" dropped), or a pattern matched against every path in it.
+func (c *copier) collect(sources []string, instr string) error {
+	for _, src := range sources {
+		if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") || strings.HasPrefix(src, "git@") {
+			if instr == "COPY" {
+				return errdefs.Invalid("COPY failed: source can't be a URL for COPY")
+			}
+			return errdefs.Invalid("ADD failed: berth does not download build sources (%s): download it into the build context and ADD or COPY the file", src)
+		}
+		orig := strings.TrimPrefix(path.Clean("/"+src), "/")
+		if orig == "" {
+			orig = "."
+		}
+		if !strings.ContainsAny(orig, "*?[") {
+			info, err := c.info(orig)
+			if err != nil {
+				return fmt.Errorf("%s failed: %w", instr, err)
+			}
+			c.infos = append(c.infos, info)
+			continue
+		}
+		err := filepath.WalkDir(c.srcRoot, func(p string, _ fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, err := filepath.Rel(c.srcRoot, p)
+			if err != nil || rel == "." {
+				return err
+			}
+			if ok, _ := filepath.Match(orig, rel); !ok {
+				return nil
+			}
+			info, err := c.info(rel)
+			if err != nil {
+				return err
+			}
+			c.infos = append(c.infos, info)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("%s failed: %w", instr, err)
+		}
+	}
+	if len(c.infos) == 0 {
+		return errdefs.Invalid("%s failed: no source files were specified", instr)
+	}
+	return nil
+}
+
+func (c *copier) info(name string) (copyInfo, error) {
+	rel, err := inScope(c.srcRoot, name, true)
+	if err != nil {
+		return copyInfo{}, err
+	}
+	full := filepath.Join(c.srcRoot, rel)
+	fi, err := os.Lstat(full)
+	if errors.Is(err, fs.ErrNotExist) {
+		if c.fromImage {
+			return copyInfo{}, errdefs.Invalid("stat %s: file does not exist", name)
+		}
+		return copyInfo{}, errdefs.Invalid("file not found in build context or excluded by .dockerignore: stat %s: file does not exist", name)
+	}
+	if err != nil {
+		return copyInfo{}, err
+	}
+	info := copyInfo{name: name, rel: rel, dir: fi.IsDir()}
+	if !info.dir {
+		h, err := entryHash(full, "", fi)
+		if err != nil {
+			return copyInfo{}, err
+		}
+		info.hash = "file:" + h
+		return info, nil
+	}
+	var sums []string
+	err = filepath.WalkDir(full, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		sub, _ := filepath.Rel(full, p)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		h, err := entryHash(p, sub, fi)
+		if err != nil {
+			return err
+		}
+		sums = append(sums, h)
+		return nil
+	})
+	if err != nil {
+		return copyInfo{}, err
+	}
+	sort.Strings(sums)
+	info.hash = hashStrings("dir", sums)
+	return info, nil
+}
+
+// entryHash is a digest of what copying the entry at p (named name in
+// its directory source) makes: its name, type, mode, owner and content
+// or link target; not its times, which moby's tarsum leaves out too (a
+// file written again the same hits the cache).
+func entryHash(p, name string, fi fs.FileInfo) (string, error) {
+	h := sha256.New()
+	st, _ := fi.Sys().(*syscall.Stat_t)
+	var uid, gid uint32
+	if st != nil {
+		uid, gid = st.Uid, st.Gid
+	}
+	fmt.Fprintf(h, "%s\x00%o\x00%d:%d\x00", name, fi.Mode(), uid, gid)
+	switch {
+	case fi.Mode().IsRegular():
+		f, err := os.Open(p)
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		if _, err := io.Copy(h, f); err != nil {
+			return "", err
+		}
+	case fi.Mode()&fs.ModeSymlink != 0:
+		t, err := os.Readlink(p)
+		if err != nil {
+			return "", err
+		}
+		io.WriteString(h, t)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func hashStrings(prefix string, s []string) string {
+	sum := sha256.Sum256([]byte(strings.Join(s, ",")))
+	return prefix + ":" + hex.EncodeToString(sum[:])
+}
+
+// hash names the sources in the step's history and cache key, as
+// moby's: one source's own hash, several hashed together.
+func (c *copier) hash() string {
+	if len(c.infos) == 1 {
+		return c.infos[0].hash
+	}
+	hs := make([]string, len(c.infos))
+	for i, in := range c.infos {
+		hs[i] = in.hash
+	}
+	return hashStrings("multi", hs)
+}
+
+// destRel is dest resolved in the current image's tree (its links
+// followed there, as moby resolves a destination in the container's
+// root).
+func (c *copier) destRel(dest string) (string, error) {
+	if c.lower == "" {
+		return strings.TrimPrefix(path.Clean("/"+dest), "/"), nil
+	}
+	return inScope(c.lower, dest, true)
+}
+
+// isDir says whether rel is a directory in the tree the step makes.
+func (c *copier) isDir(rel string) bool {
+	if fi, err := os.Lstat(filepath.Join(c.upper, rel)); err == nil {
+		return fi.IsDir()
+	}
+	if c.lower == "" {
+		return false
+	}
+	fi, err := os.Lstat(filepath.Join(c.lower, rel))
+	return err == nil && fi.IsDir()
+}
+
+// mkdirAll makes the directories of rel in upper: one the image has
+// gets its mode, owner and times (in a layer a directory's metadata is
+// the upper one's), a new one mode and uid:gid; anything else in upper
+// where a directory goes is replaced.
+func (c *copier) mkdirAll(rel string, mode fs.FileMode, uid, gid int) error {
+	if rel == "" {
+		return nil
+	}
+	cur := ""
+	for _, name := range strings.Split(rel, "/") {
+		cur = path.Join(cur, name)
+		p := filepath.Join(c.upper, cur)
+		fi, err := os.Lstat(p)
+		if err == nil && fi.IsDir() {
+			continue
+		}
+		if err == nil {
+			if err := os.RemoveAll(p); err != nil {
+				return err
+			}
+		}
+		if err := os.Mkdir(p, 0o700); err != nil {
+			return err
+		}
+		if c.lower != "" {
+			if lfi, err := os.Lstat(filepath.Join(c.lower, cur)); err == nil && lfi.IsDir() {
+				if err := copyMeta(p, lfi); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if err := errors.Join(os.Lchown(p, uid, gid), os.Chmod(p, mode)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// statOf is fi's stat (os.Lstat's always has one).
+func statOf(fi fs.FileInfo) *syscall.Stat_t { return fi.Sys().(*syscall.Stat_t) }
+
+// times are st's access and modification times, for UtimesNanoAt.
+func times(st *syscall.Stat_t) []unix.Timespec {
+	return []unix.Timespec{{Sec: st.Atim.Sec, Nsec: st.Atim.Nsec}, {Sec: st.Mtim.Sec, Nsec: st.Mtim.Nsec}}
+}
+
+// copyMeta gives p fi's mode, owner and times.
+func copyMeta(p string, fi fs.FileInfo) error {
+	st := statOf(fi)
+	if err := errors.Join(os.Lchown(p, int(st.Uid), int(st.Gid)), unix.Chmod(p, st.Mode&0o7777)); err != nil {
+		return err
+	}
+	return unix.UtimesNanoAt(unix.AT_FDCWD, p, times(st), unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// owner is who a copied entry belongs to.
+func (c *copier) owner(fi fs.FileInfo) (int, int) {
+	if c.preserve {
+		st := statOf(fi)
+		return int(st.Uid), int(st.Gid)
+	}
+	return c.uid, c.gid
+}
+
+// copyAll copies every source as moby's performCopyForInfo: a
+// directory's contents into the destination directory, an archive ADD
+// unpacks there, any other file to the destination or, when that is a
+// directory or ends with "/", into it under its own name.
+func (c *copier) copyAll() error {
+	destRel, err := c.destRel(c.dest)
+	if err != nil {
+		return err
+	}
+	toDir := strings.HasSuffix(c.dest, "/")
+	for _, in := range c.infos {
+		src := filepath.Join(c.srcRoot, in.rel)
+		fi, err := os.Lstat(src)
+		if err != nil {
+			return err
+		}
+		switch {
+		case fi.IsDir():
+			existed := c.isDir(destRel)
+			if err := c.mkdirAll(dirOf(destRel), 0o755, c.uid, c.gid); err != nil {
+				return err
+			}
+			if !existed {
+				if err := c.mkdirAll(destRel, fi.Mode().Perm(), 0, 0); err != nil {
+					return err
+				}
+				uid, gid := c.owner(fi)
+				p := filepath.Join(c.upper, destRel)
+				if err := errors.Join(os.Lchown(p, uid, gid), unix.Chmod(p, statOf(fi).Mode&0o7777)); err != nil {
+					return err
+				}
+				c.dirTimes = append(c.dirTimes, dirTime{p, fi})
+			} else if err := c.mkdirAll(destRel, 0o755, c.uid, c.gid); err != nil {
+				return err
+			}
+			if err := c.copyChildren(src, destRel); err != nil {
+				return err
+			}
+		case c.decompress && fi.Mode().IsRegular() && isArchive(src):
+			if err := c.mkdirAll(destRel, 0o755, c.uid, c.gid); err != nil {
+				return err
+			}
+			f, err := os.Open(src)
+			if err != nil {
+				return err
+			}
+			err = image.ExtractArchive(f, filepath.Join(c.upper, destRel))
+			f.Close()
+			if err != nil {
+				return fmt.Errorf("unpack %s: %w", in.name, err)
+			}
+		default:
+			target := destRel
+			if toDir || c.isDir(destRel) {
+				target = path.Join(destRel, path.Base(in.name))
+			}
+			if err := c.mkdirAll(dirOf(target), 0o755, c.uid, c.gid); err != nil {
+				return err
+			}
+			if err := c.copyEntry(src, target, fi); err != nil {
+				return err
+			}
+		}
+	}
+	for i := len(c.dirTimes) - 1; i >= 0; i-- {
+		d := c.dirTimes[i]
+		st := statOf(d.fi)
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, d.path, times(st), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dirOf is the directory rel is in ("" for the root).
+func dirOf(rel string) string {
+	if d := path.Dir(rel); d != "." && d != "/" {
+		return d
+	}
+	return ""
+}
+
+// copyChildren copies what the directory src holds into rel.
+func (c *copier) copyChildren(src, rel string) error {
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		p := filepath.Join(src, e.Name())
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		if err := c.copyEntry(p, path.Join(rel, e.Name()), fi); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyEntry copies the entry at src (fi) to rel in upper, replacing what
+// is there unless both are directories, and a directory's contents with
+// it.
+func (c *copier) copyEntry(src, rel string, fi fs.FileInfo) error {
+	dst := filepath.Join(c.upper, rel)
+	uid, gid := c.owner(fi)
+	st := statOf(fi)
+	if old, err := os.Lstat(dst); err == nil && !(old.IsDir() && fi.IsDir()) {
+		if err := os.RemoveAll(dst); err != nil {
+			return err
+		}
+	}
+	switch {
+	case fi.IsDir():
+		if err := os.Mkdir(dst, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		if err := errors.Join(os.Lchown(dst, uid, gid), unix.Chmod(dst, st.Mode&0o7777)); err != nil {
+			return err
+		}
+		c.dirTimes = append(c.dirTimes, dirTime{dst, fi})
+		return c.copyChildren(src, rel)
+	case fi.Mode().IsRegular():
+		if err := copyFile(src, dst); err != nil {
+			return err
+		}
+		if err := errors.Join(os.Lchown(dst, uid, gid), unix.Chmod(dst, st.Mode&0o7777)); err != nil {
+			return err
+		}
+	case fi.Mode()&fs.ModeSymlink != 0:
+		t, err := os.Readlink(src)
+		if err != nil {
+			return err
+		}
+		if err := os.Symlink(t, dst); err != nil {
+			return err
+		}
+		if err := os.Lchown(dst, uid, gid); err != nil {
+			return err
+		}
+	case fi.Mode()&(fs.ModeDevice|fs.ModeCharDevice|fs.ModeNamedPipe) != 0:
+		if err := unix.Mknod(dst, st.Mode, int(st.Rdev)); err != nil {
+			return err
+		}
+		if err := os.Lchown(dst, uid, gid); err != nil {
+			return err
+		}
+	default:
+		return nil // sockets are not copied
+	}
+	return unix.UtimesNanoAt(unix.AT_FDCWD, dst, times(st), unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// copyFile writes a new file at dst with src's content.
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	return errors.Join(err, out.Close())
+}
+
+// isArchive says whether the file at p is a tar archive, plain, gzip'd
+// or bzip2'd (what ADD unpacks; berth reads no xz or zstd).
+func isArchive(p string) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	br := bufio.NewReader(f)
+	magic, _ := br.Peek(3)
+	if bytes.HasPrefix(magic, []byte{0x1f, 0x8b}) || bytes.HasPrefix(magic, []byte("BZh")) {
+		return true
+	}
+	hdr, _ := br.Peek(512)
+	return len(hdr) == 512 && (bytes.Equal(hdr[257:262], []byte("ustar")))
+}
+
+// lookupChown reads --chown's user[:group] (the group defaults to the
+// user's word, as moby's): numbers as they are, names from the image's
+// /etc/passwd and /etc/group.
+func lookupChown(root, spec string) (int, int, error) {
+	userStr, groupStr, _ := strings.Cut(spec, ":")
+	if groupStr == "" {
+		groupStr = userStr
+	}
+	uid, err := lookupID(root, "/etc/passwd", userStr, "user")
+	if err != nil {
+		return 0, 0, err
+	}
+	gid, err := lookupID(root, "/etc/group", groupStr, "group")
+	if err != nil {
+		return 0, 0, err
+	}
+	return uid, gid, nil
+}
+
+func lookupID(root, file, name, kind string) (int, error) {
+	if n, err := strconv.Atoi(name); err == nil {
+		if n < 0 {
+			return 0, fmt.Errorf("invalid %s id %d", kind, n)
+		}
+		return n, nil
+	}
+	var b []byte
+	if root != "" {
+		if rel, err := inScope(root, file, true); err == nil {
+			b, _ = os.ReadFile(filepath.Join(root, rel))
+		}
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) >= 3 && f[0] == name {
+			if n, err := strconv.Atoi(f[2]); err == nil {
+				return n, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("can't find %s id for %s: no such %s: %s", map[string]string{"user": "uid", "group": "gid"}[kind], name, kind, name)
+}

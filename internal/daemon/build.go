@@ -1,0 +1,267 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/berth-net/berth/internal/api"
+	"github.com/berth-net/berth/internal/build"
+	"github.com/berth-net/berth/internal/container"
+	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/reference"
+	"github.com/berth-net/berth/internal/runtime"
+	"github.com/berth-net/berth/internal/runtime/image"
+)
+
+// BuildImage is docker build with the legacy builder (moby's
+// BuildManager, what the docker CLI uses without buildx): the context
+// tar in body unpacked into a directory of its own, the Dockerfile run
+// (internal/build) with this daemon's images and containers, and the
+// image tagged ("Successfully built", "Successfully tagged …").
+func (d *Daemon) BuildImage(ctx context.Context, body io.Reader, opts api.BuildOptions, out build.Output) (string, error) {
+	var tags [][2]string
+	for _, t := range opts.Tags {
+		if t == "" {
+			continue
+		}
+		named, err := reference.Parse(t)
+		if err != nil {
+			return "", err
+		}
+		if strings.Contains(named, "@") {
+			return "", errdefs.Invalid("build tag cannot contain a digest")
+		}
+		repo, tag := splitTag(named)
+		if !slices.Contains(tags, [2]string{repo, tag}) {
+			tags = append(tags, [2]string{repo, tag})
+		}
+	}
+	tmp, err := os.MkdirTemp(d.buildDir(), "context-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	dir := filepath.Join(tmp, "context")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return "", err
+	}
+	if err := image.ExtractArchive(body, dir); err != nil {
+		return "", errdefs.Invalid("read the build context: %v", err)
+	}
+	be := &buildBackend{d: d, run: opts.Container, tmp: tmp}
+	id, err := build.Build(ctx, be, dir, opts.Options, out)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(out.Stdout, "Successfully built %s\n", shortHex(id))
+	for _, t := range tags {
+		if err := d.TagImage(ctx, id, t[0], t[1]); err != nil {
+			return "", err
+		}
+		fmt.Fprintf(out.Stdout, "Successfully tagged %s\n", t[0]+":"+t[1])
+	}
+	return id, nil
+}
+
+// splitTag splits "name:tag" (the tag after the last "/").
+func splitTag(named string) (string, string) {
+	slash := strings.LastIndex(named, "/")
+	if i := strings.LastIndex(named, ":"); i > slash {
+		return named[:i], named[i+1:]
+	}
+	return named, "latest"
+}
+
+func shortHex(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// buildDir is where builds unpack their contexts, under the data root
+// (the image store's file system, as big as images are).
+func (d *Daemon) buildDir() string {
+	dir := filepath.Join(d.cfg.DataRoot, "build")
+	os.MkdirAll(dir, 0o700)
+	return dir
+}
+
+// buildBackend is build.Backend over the daemon.
+type buildBackend struct {
+	d *Daemon
+	// run is what a RUN's container is made from (the request's network,
+	// extra hosts, resources): its image, command and environment are
+	// each step's.
+	run container.Config
+	tmp string
+}
+
+func (b *buildBackend) image(ref string) (*image.Image, error) {
+	b.d.imagesMu.RLock()
+	defer b.d.imagesMu.RUnlock()
+	return b.d.images.Get(ref)
+}
+
+func buildImage(img *image.Image) *build.Image {
+	return &build.Image{ID: img.ID, Config: img.Config.Clone(), Root: img.RootfsDir}
+}
+
+func (b *buildBackend) Image(ctx context.Context, ref string) (*build.Image, error) {
+	img, err := b.image(ref)
+	if err != nil {
+		return nil, err
+	}
+	return buildImage(img), nil
+}
+
+func (b *buildBackend) Cached(ctx context.Context, key string) (*build.Image, error) {
+	img, err := b.d.images.Built(key)
+	if err != nil || img == nil {
+		return nil, err
+	}
+	return buildImage(img), nil
+}
+
+func (b *buildBackend) spec(s build.Step) (image.CommitSpec, error) {
+	spec := image.CommitSpec{Config: s.Config.Clone(), CreatedBy: s.CreatedBy, Author: s.Author, BuildKey: s.Key}
+	if s.Parent != "" {
+		parent, err := b.image(s.Parent)
+		if err != nil {
+			return spec, err
+		}
+		spec.Parent = parent
+	}
+	return spec, nil
+}
+
+func (b *buildBackend) Derive(ctx context.Context, s build.Step) (*build.Image, error) {
+	spec, err := b.spec(s)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Parent == nil {
+		// FROM scratch: an empty tree of its own.
+		return b.Copy(ctx, s, func(string) error { return nil })
+	}
+	img, err := b.d.images.Derive(spec)
+	if err != nil {
+		return nil, err
+	}
+	return buildImage(img), nil
+}
+
+func (b *buildBackend) Copy(ctx context.Context, s build.Step, fill func(upper string) error) (*build.Image, error) {
+	spec, err := b.spec(s)
+	if err != nil {
+		return nil, err
+	}
+	upper, err := os.MkdirTemp(b.tmp, "upper-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(upper)
+	if err := fill(upper); err != nil {
+		return nil, err
+	}
+	lower := ""
+	if spec.Parent != nil {
+		lower = spec.Parent.RootfsDir
+	}
+	img, err := b.d.images.Commit(spec, func(rootfs string) (image.Tree, error) {
+		t, err := runtime.CommitUpper(ctx, upper, lower, rootfs)
+		return image.Tree{DiffID: t.DiffID, DiffSize: t.DiffSize, Size: t.Size}, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return buildImage(img), nil
+}
+
+// Run is a RUN step, as moby's containerManager.Run: a container of the
+// step's parent created (" ---> Running in <id>"), its output followed
+// from its start, started, waited for, committed, and removed when the
+// build says so.
+func (b *buildBackend) Run(ctx context.Context, s build.Step, r build.RunSpec, out build.Output) (*build.Image, error) {
+	if s.Parent == "" {
+		return nil, errdefs.Invalid("cannot run a command in an empty image (FROM scratch): it has no files")
+	}
+	spec, err := b.spec(s)
+	if err != nil {
+		return nil, err
+	}
+	cfg := b.run
+	cfg.Image, cfg.Cmd, cfg.Entrypoint = s.Parent, r.Cmd, []string{""}
+	cfg.Env, cfg.User, cfg.WorkingDir = r.Env, r.User, r.WorkingDir
+	cfg.Healthcheck = &container.HealthConfig{Test: []string{"NONE"}}
+	cfg.Labels = nil
+	c, warnings, err := b.d.CreateContainer(ctx, "", cfg)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(out.Stdout, " ---> [Warning] %s\n", w)
+	}
+	fmt.Fprintf(out.Stdout, " ---> Running in %s\n", c.ShortID())
+	remove := func() {
+		if err := b.d.RemoveContainer(context.WithoutCancel(ctx), c.ID, true, true); err != nil && !errdefs.Is(err, errdefs.KindNotFound) {
+			fmt.Fprintf(out.Stdout, "Removing intermediate container %s: %v\n", c.ShortID(), err)
+			return
+		}
+		fmt.Fprintf(out.Stdout, " ---> Removed intermediate container %s\n", c.ShortID())
+	}
+	code, err := b.runContainer(ctx, c.ID, out)
+	if err == nil && code != 0 {
+		err = &build.ExitError{Code: code}
+	}
+	if err != nil {
+		if r.ForceRemove || ctx.Err() != nil {
+			remove()
+		}
+		return nil, err
+	}
+	img, err := b.d.images.Commit(spec, func(rootfs string) (image.Tree, error) {
+		t, err := b.d.runtime.CommitTree(ctx, c.ID, spec.Parent.RootfsDir, rootfs)
+		return image.Tree{DiffID: t.DiffID, DiffSize: t.DiffSize, Size: t.Size}, err
+	})
+	if r.Remove || r.ForceRemove {
+		remove()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return buildImage(img), nil
+}
+
+// runContainer starts container id with its output followed into out and
+// returns its exit code once it exited and its output is all written.
+func (b *buildBackend) runContainer(ctx context.Context, id string, out build.Output) (int, error) {
+	attach, err := b.d.AttachContainer(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	attached := make(chan error, 1)
+	go func() { attached <- attach(actx, api.Streams{Stdout: out.Stdout, Stderr: out.Stderr}) }()
+	wait, err := b.d.WaitContainer(ctx, id, "next-exit")
+	if err != nil {
+		return 0, err
+	}
+	if err := b.d.StartContainer(ctx, id); err != nil {
+		return 0, err
+	}
+	select {
+	case res := <-wait:
+		<-attached // the attach ends with the run: everything it printed is out
+		return res.StatusCode, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}

@@ -1,0 +1,340 @@
+package dockerfile
+
+import (
+	"fmt"
+	"strings"
+	"unicode"
+)
+
+// Lookup gives a variable's value and whether it is set.
+type Lookup func(name string) (string, bool)
+
+// EnvLookup looks names up in "KEY=value" entries (the last one wins, as
+// a later ENV replaces an earlier one).
+func EnvLookup(env []string) Lookup {
+	return func(name string) (string, bool) {
+		v, ok := "", false
+		for _, e := range env {
+			if k, val, _ := strings.Cut(e, "="); k == name {
+				v, ok = val, true
+			}
+		}
+		return v, ok
+	}
+}
+
+// Lex reads a Dockerfile's words as buildkit's shell.Lex does: quotes
+// removed, the escape character (\ unless the Dockerfile's escape
+// directive says `) escaping the next character, and variables replaced:
+// $NAME, ${NAME}, and the shell's ${NAME:-word}, ${NAME-word},
+// ${NAME:+word}, ${NAME+word}, ${NAME:?message} and ${NAME?message}.
+// Inside double quotes the escape character escapes only ", $ and itself;
+// inside single quotes nothing is replaced.
+type Lex struct {
+	Escape rune
+}
+
+// ProcessWord is word with quotes, escapes and variables processed, as
+// one word (blanks kept).
+func (l Lex) ProcessWord(word string, env Lookup) (string, error) {
+	w, err := l.process(word, env, false)
+	if err != nil || len(w) == 0 {
+		return "", err
+	}
+	return w[0], nil
+}
+
+// ProcessWords is word split into words at blanks outside quotes, after
+// variables are replaced (a variable's value with blanks, unquoted, is
+// several words: EXPOSE $PORTS).
+func (l Lex) ProcessWords(word string, env Lookup) ([]string, error) {
+	return l.process(word, env, true)
+}
+
+type lexer struct {
+	Lex
+	src   []rune
+	pos   int
+	env   Lookup
+	split bool
+	words []string
+	cur   strings.Builder
+	in    bool // cur holds a word (maybe empty: "")
+}
+
+func (l Lex) process(word string, env Lookup, split bool) ([]string, error) {
+	if l.Escape == 0 {
+		l.Escape = '\\'
+	}
+	if env == nil {
+		env = func(string) (string, bool) { return "", false }
+	}
+	x := &lexer{Lex: l, src: []rune(word), env: env, split: split}
+	if err := x.run(0); err != nil {
+		return nil, err
+	}
+	if x.in || !split {
+		x.words = append(x.words, x.cur.String())
+	}
+	return x.words, nil
+}
+
+// run reads until the end, or until stop (the "}" that ends a
+// ${NAME:-word}'s word) outside quotes.
+func (x *lexer) run(stop rune) error {
+	for x.pos < len(x.src) {
+		ch := x.src[x.pos]
+		switch {
+		case stop != 0 && ch == stop:
+			return nil
+		case x.split && (ch == ' ' || ch == '\t'):
+			x.pos++
+			x.endWord()
+		case ch == x.Escape:
+			x.pos++
+			if x.pos < len(x.src) {
+				x.cur.WriteRune(x.src[x.pos])
+				x.pos++
+			}
+			x.in = true
+		case ch == '\'':
+			if err := x.single(); err != nil {
+				return err
+			}
+		case ch == '"':
+			if err := x.double(); err != nil {
+				return err
+			}
+		case ch == '$':
+			v, err := x.variable()
+			if err != nil {
+				return err
+			}
+			if x.split {
+				// Unquoted: the value's blanks separate words.
+				for _, r := range v {
+					if isBlank(r) {
+						x.endWord()
+						continue
+					}
+					x.cur.WriteRune(r)
+					x.in = true
+				}
+				continue
+			}
+			x.cur.WriteString(v)
+			x.in = true
+		default:
+			x.cur.WriteRune(ch)
+			x.pos++
+			x.in = true
+		}
+	}
+	if stop != 0 {
+		return fmt.Errorf("syntax error: missing '}'")
+	}
+	return nil
+}
+
+func isBlank(r rune) bool { return r == ' ' || r == '\t' }
+
+func (x *lexer) endWord() {
+	if x.in {
+		x.words = append(x.words, x.cur.String())
+		x.cur.Reset()
+		x.in = false
+	}
+}
+
+func (x *lexer) single() error {
+	x.pos++ // the quote
+	x.in = true
+	for x.pos < len(x.src) {
+		ch := x.src[x.pos]
+		x.pos++
+		if ch == '\'' {
+			return nil
+		}
+		x.cur.WriteRune(ch)
+	}
+	return fmt.Errorf("unexpected end of statement while looking for matching single-quote")
+}
+
+func (x *lexer) double() error {
+	x.pos++
+	x.in = true
+	for x.pos < len(x.src) {
+		ch := x.src[x.pos]
+		switch {
+		case ch == '"':
+			x.pos++
+			return nil
+		case ch == '$':
+			v, err := x.variable()
+			if err != nil {
+				return err
+			}
+			x.cur.WriteString(v)
+			continue
+		case ch == x.Escape && x.pos+1 < len(x.src):
+			if n := x.src[x.pos+1]; n == '"' || n == '$' || n == x.Escape {
+				x.pos++
+				ch = n
+			}
+		}
+		x.cur.WriteRune(ch)
+		x.pos++
+	}
+	return fmt.Errorf("unexpected end of statement while looking for matching double-quote")
+}
+
+// variable reads a $ and what follows it and returns its value: a lone $
+// (not followed by a name) is itself.
+func (x *lexer) variable() (string, error) {
+	x.pos++ // $
+	if x.pos >= len(x.src) {
+		return "$", nil
+	}
+	if x.src[x.pos] != '{' {
+		name := x.name()
+		if name == "" {
+			return "$", nil
+		}
+		v, _ := x.env(name)
+		return v, nil
+	}
+	x.pos++ // {
+	name := x.name()
+	if name == "" {
+		return "", fmt.Errorf("bad substitution: missing variable name")
+	}
+	if x.pos >= len(x.src) {
+		return "", fmt.Errorf("syntax error: missing '}'")
+	}
+	v, set := x.env(name)
+	ch := x.src[x.pos]
+	if ch == '}' {
+		x.pos++
+		return v, nil
+	}
+	colon := ch == ':'
+	if colon {
+		x.pos++
+		if x.pos >= len(x.src) {
+			return "", fmt.Errorf("syntax error: missing '}'")
+		}
+	}
+	op := x.src[x.pos]
+	if op != '-' && op != '+' && op != '?' {
+		return "", fmt.Errorf("unsupported modifier (%s) in substitution", string(x.src[x.pos-boolInt(colon):x.pos+1]))
+	}
+	x.pos++
+	word, err := x.nested()
+	if err != nil {
+		return "", err
+	}
+	given := set && (!colon || v != "")
+	switch op {
+	case '-':
+		if !given {
+			return word, nil
+		}
+	case '+':
+		if given {
+			return word, nil
+		}
+		return "", nil
+	case '?':
+		if !given {
+			if word == "" {
+				word = "is not allowed to be unset"
+				if set {
+					word = "is not allowed to be empty"
+				}
+			}
+			return "", fmt.Errorf("%s: %s", name, word)
+		}
+	}
+	return v, nil
+}
+
+// nested reads the word of a ${NAME:-word} up to its "}", processed as
+// one word.
+func (x *lexer) nested() (string, error) {
+	sub := &lexer{Lex: x.Lex, src: x.src, pos: x.pos, env: x.env}
+	if err := sub.run('}'); err != nil {
+		return "", err
+	}
+	x.pos = sub.pos + 1 // past the }
+	return sub.cur.String(), nil
+}
+
+// name reads a variable name: letters, digits and _ (not starting with a
+// digit; a digit alone is a positional parameter, always empty).
+func (x *lexer) name() string {
+	start := x.pos
+	if x.pos < len(x.src) && unicode.IsDigit(x.src[x.pos]) {
+		x.pos++
+		return string(x.src[start:x.pos])
+	}
+	for x.pos < len(x.src) {
+		ch := x.src[x.pos]
+		if ch != '_' && !unicode.IsLetter(ch) && !unicode.IsDigit(ch) {
+			break
+		}
+		x.pos++
+	}
+	return string(x.src[start:x.pos])
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// SplitRaw splits s into words at blanks outside quotes (and outside a
+// ${…}), keeping the
+// quotes and escapes for ProcessWord (buildkit's parseWords, which ENV,
+// LABEL and the like split their arguments with before expanding them).
+func SplitRaw(s string, escape rune) []string {
+	if escape == 0 {
+		escape = '\\'
+	}
+	var out []string
+	var cur strings.Builder
+	var quote rune
+	in, braces := false, 0
+	rs := []rune(s)
+	for i := 0; i < len(rs); i++ {
+		ch := rs[i]
+		switch {
+		case quote != '\'' && ch == '$' && i+1 < len(rs) && rs[i+1] == '{':
+			braces++
+		case braces > 0 && ch == '}':
+			braces--
+		case quote == 0 && braces == 0 && isBlank(ch):
+			if in {
+				out = append(out, cur.String())
+				cur.Reset()
+				in = false
+			}
+			continue
+		case ch == escape && i+1 < len(rs) && quote != '\'':
+			cur.WriteRune(ch)
+			i++
+			ch = rs[i]
+		case quote == 0 && (ch == '"' || ch == '\''):
+			quote = ch
+		case ch == quote:
+			quote = 0
+		}
+		cur.WriteRune(ch)
+		in = true
+	}
+	if in {
+		out = append(out, cur.String())
+	}
+	return out
+}
