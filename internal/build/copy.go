@@ -576,5 +576,5 @@ func lookupID(root, file, name, kind string) (int, error) {
 			}
 		}
 	}
-	return 0, fmt.Errorf("can't find %s id for %s: no such %s: %s", map[string]string{"user": "uid", "group": "gid"}[kind], name, kind, name)
+	return 0, fmt.Errorf("can't find %s for %s %s: no such %s: %s", map[string]string{"user": "uid", "group": "gid"}[kind], kind, name, kind, name)
 }
