@@ -15,8 +15,8 @@ import (
 
 // systemDF is docker system df, as moby's getDiskUsage: images with how
 // many containers use each, containers with their sizes (ps -s's), the
-// volumes with their sizes and users, and no build cache (berth builds
-// nothing). type= picks the kinds
+// volumes with their sizes and users, and no build cache (berth has no
+// BuildKit: a legacy build's cache is its intermediate images). type= picks the kinds
 // (API 1.42 and later), every kind when absent.
 func (s *Server) systemDF(w http.ResponseWriter, r *http.Request) error {
 	want := map[types.DiskUsageObject]bool{types.ContainerObject: true, types.ImageObject: true, types.VolumeObject: true, types.BuildCacheObject: true}

@@ -35,6 +35,6 @@
 // than ignored: the run options it does not apply (--userns, per-device
 // block I/O limits, --gpus, …:
 // unappliedHostConfig), sctp ports, pulls (404, "import a root
-// filesystem"), imports from URLs, build and push (501), and
+// filesystem"), imports from URLs, push (501), BuildKit builds, and
 // swarm networks.
 package api

@@ -393,7 +393,8 @@ func (s *Server) pruneImages(w http.ResponseWriter, r *http.Request) error {
 }
 
 // pruneBuildCache is docker builder prune (and docker system prune's last
-// step): berth builds nothing and has no build cache to remove.
+// step): berth has no BuildKit cache to remove (a legacy build's cache is
+// its intermediate images, which image prune takes).
 func pruneBuildCache(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, build.CachePruneReport{})
 }
