@@ -116,6 +116,9 @@ func Build(ctx context.Context, be Backend, dir string, opts Options, out Output
 	if err != nil {
 		return "", err
 	}
+	if err := removeIgnoredBuildFiles(dir, name); err != nil {
+		return "", err
+	}
 	f, err := dockerfile.Parse(strings.NewReader(string(src)))
 	if err != nil {
 		return "", errdefs.Invalid("%w", err)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -539,3 +540,39 @@ func TestInScope(t *testing.T) {
 		t.Errorf("a link loop resolved")
 	}
 }
+
+// TestDockerignoreBuildFiles: the Dockerfile and .dockerignore the CLI
+// always sends are dropped from the context once read when .dockerignore
+// excludes them, as moby's removeDockerfile; patterns as moby's
+// patternmatcher reads them.
+func TestDockerignoreBuildFiles(t *testing.T) {
+	needRoot(t)
+	f := newFake(t)
+	dir := writeCtx(t, map[string]string{"build/app.df": "FROM base\nCOPY . /ctx/\n", ".dockerignore": "# comment\n**/*.df\n.dockerignore\n", "keep": "k"})
+	r, err := runBuild(t, f, dir, Options{Dockerfile: "build/app.df"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.layers[r.id]; !slices.Equal(got, []string{"ctx drwxr-xr-x 0:0", "ctx/build drwxr-xr-x 0:0", "ctx/keep -rw-r----- 0:0 k"}) {
+		t.Errorf("the context copied: %q", got)
+	}
+	patterns := []ignorePattern{}
+	for _, line := range []string{"*.md", "!README.md", "docs", "a?c", "**/tmp", "x/**/y", "[ab].txt"} {
+		p := ignorePattern{}
+		if rest, ok := strings.CutPrefix(line, "!"); ok {
+			p.exclude, line = true, rest
+		}
+		p.re = regexpMust(patternRegexp(line))
+		patterns = append(patterns, p)
+	}
+	for file, want := range map[string]bool{
+		"NOTES.md": true, "README.md": false, "sub/NOTES.md": false, "docs/x": true, "abc": true, "abbc": false,
+		"tmp": true, "a/b/tmp/f": true, "x/y": true, "x/1/2/y": true, "b.txt": true, "c.txt": false, "Dockerfile": false,
+	} {
+		if got := ignored(file, patterns); got != want {
+			t.Errorf("ignored(%q) = %v, want %v", file, got, want)
+		}
+	}
+}
+
+func regexpMust(s string) *regexp.Regexp { return regexp.MustCompile(s) }
