@@ -54,6 +54,7 @@ func (d *Daemon) BuildImage(ctx context.Context, body io.Reader, opts api.BuildO
 		return "", errdefs.Invalid("read the build context: %v", err)
 	}
 	be := &buildBackend{d: d, run: opts.Container, tmp: tmp}
+	defer be.releaseAll()
 	id, err := build.Build(ctx, be, dir, opts.Options, out)
 	if err != nil {
 		return "", err
@@ -101,16 +102,44 @@ type buildBackend struct {
 	// each step's.
 	run container.Config
 	tmp string
+	// held are the images this build holds from removal.
+	held []string
 }
 
+// hold keeps img from rmi and prune until the build ends: the step
+// after it goes on from it (a build's images are untagged, and a prune
+// meanwhile would take them).
+func (b *buildBackend) hold(img *image.Image) {
+	b.d.buildMu.Lock()
+	defer b.d.buildMu.Unlock()
+	if b.d.building == nil {
+		b.d.building = map[string]int{}
+	}
+	b.d.building[img.ID]++
+	b.held = append(b.held, img.ID)
+}
+
+func (b *buildBackend) releaseAll() {
+	b.d.buildMu.Lock()
+	defer b.d.buildMu.Unlock()
+	for _, id := range b.held {
+		if b.d.building[id]--; b.d.building[id] <= 0 {
+			delete(b.d.building, id)
+		}
+	}
+	b.held = nil
+}
+
+// image finds ref, held for the build (under the images' lock, so that
+// no removal takes it between the lookup and the hold).
 func (b *buildBackend) image(ref string) (*image.Image, error) {
 	b.d.imagesMu.RLock()
 	defer b.d.imagesMu.RUnlock()
-	return b.d.images.Get(ref)
-}
-
-func buildImage(img *image.Image) *build.Image {
-	return &build.Image{ID: img.ID, Config: img.Config.Clone(), Root: img.RootfsDir}
+	img, err := b.d.images.Get(ref)
+	if err == nil {
+		b.hold(img)
+	}
+	return img, err
 }
 
 func (b *buildBackend) Image(ctx context.Context, ref string) (*build.Image, error) {
@@ -118,7 +147,7 @@ func (b *buildBackend) Image(ctx context.Context, ref string) (*build.Image, err
 	if err != nil {
 		return nil, err
 	}
-	return buildImage(img), nil
+	return &build.Image{ID: img.ID, Config: img.Config.Clone(), Root: img.RootfsDir}, nil
 }
 
 func (b *buildBackend) Cached(ctx context.Context, key string) (*build.Image, error) {
@@ -126,7 +155,17 @@ func (b *buildBackend) Cached(ctx context.Context, key string) (*build.Image, er
 	if err != nil || img == nil {
 		return nil, err
 	}
-	return buildImage(img), nil
+	return b.made(img)
+}
+
+// made holds an image the build found or made, once it is sure the image
+// is still there (an image prune could have come between).
+func (b *buildBackend) made(img *image.Image) (*build.Image, error) {
+	held, err := b.image(img.ID)
+	if err != nil {
+		return nil, fmt.Errorf("image %s was removed during the build: %w", shortHex(img.ID), err)
+	}
+	return &build.Image{ID: held.ID, Config: held.Config.Clone(), Root: held.RootfsDir}, nil
 }
 
 func (b *buildBackend) spec(s build.Step) (image.CommitSpec, error) {
@@ -154,7 +193,7 @@ func (b *buildBackend) Derive(ctx context.Context, s build.Step) (*build.Image, 
 	if err != nil {
 		return nil, err
 	}
-	return buildImage(img), nil
+	return b.made(img)
 }
 
 func (b *buildBackend) Copy(ctx context.Context, s build.Step, fill func(upper string) error) (*build.Image, error) {
@@ -181,7 +220,7 @@ func (b *buildBackend) Copy(ctx context.Context, s build.Step, fill func(upper s
 	if err != nil {
 		return nil, err
 	}
-	return buildImage(img), nil
+	return b.made(img)
 }
 
 // Run is a RUN step, as moby's containerManager.Run: a container of the
@@ -236,7 +275,7 @@ func (b *buildBackend) Run(ctx context.Context, s build.Step, r build.RunSpec, o
 	if err != nil {
 		return nil, err
 	}
-	return buildImage(img), nil
+	return b.made(img)
 }
 
 // runContainer starts container id with its output followed into out and

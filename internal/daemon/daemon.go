@@ -201,6 +201,12 @@ type Daemon struct {
 	// before mu.
 	imagesMu sync.RWMutex
 
+	// building counts the running docker builds that use each image (its
+	// base, the step images it goes on from): rmi and prune leave those
+	// (buildBackend.hold).
+	buildMu  sync.Mutex
+	building map[string]int
+
 	// closing is set when Close begins: an exit from then on schedules no
 	// restart (the next daemon start makes the policy's starts).
 	closing atomic.Bool

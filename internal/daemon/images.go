@@ -109,6 +109,9 @@ func (d *Daemon) removalEvents(byTag map[string]*image.Image, untagged, deleted 
 // go (RemoveContainer takes d.mu with its container's lock held).
 func (d *Daemon) imageUsers(id string) image.Users {
 	var u image.Users
+	d.buildMu.Lock()
+	u.Build = d.building[id] > 0
+	d.buildMu.Unlock()
 	for _, cs := range d.states() {
 		cs.mu.Lock()
 		c := cs.c

@@ -12,17 +12,26 @@ import (
 )
 
 // Users says which containers use an image: the first running one and
-// the first stopped one (short IDs; "" when there is none).
+// the first stopped one (short IDs; "" when there is none), and whether
+// a running docker build does (its base, or a step's image it goes on
+// from), which holds it as a running container would.
 type Users struct {
 	Running, Stopped string
+	Build            bool
 }
 
-// first is a container that uses the image, running ones first.
+// first is a container that uses the image, running ones first ("a
+// build" for a build).
 func (u Users) first() string {
-	if u.Running != "" {
+	switch {
+	case u.Running != "":
 		return u.Running
+	case u.Stopped != "":
+		return u.Stopped
+	case u.Build:
+		return "a build"
 	}
-	return u.Stopped
+	return ""
 }
 
 // Remove works as docker rmi (moby's ImageDelete). By tag it removes that
@@ -111,6 +120,9 @@ func (s *Store) removeTag(img *Image, ref, tagged string, force bool, u Users) (
 		}
 		return []string{tagged}, nil, nil
 	}
+	if used && u.Running == "" && u.Stopped == "" {
+		return nil, nil, errdefs.Conflict("conflict: unable to remove repository reference %q (must force) - a running build is using its referenced image %s", ref, shortID(img.ID))
+	}
 	if used {
 		return nil, nil, errdefs.Conflict("conflict: unable to remove repository reference %q (must force) - container %s is using its referenced image %s", ref, u.first(), shortID(img.ID))
 	}
@@ -158,6 +170,8 @@ func (s *Store) removeByID(img *Image, force bool, u Users) (untagged, deleted [
 		return nil, nil, conflict(true, "image has dependent child images")
 	case u.Running != "":
 		return nil, nil, conflict(true, "image is being used by running container "+u.Running)
+	case u.Build:
+		return nil, nil, conflict(true, "image is being used by a running build")
 	case !force && len(img.RepoTags) > 1:
 		return nil, nil, conflict(false, "image is referenced in multiple repositories")
 	case !force && u.Stopped != "" && len(img.RepoTags) == 0:

@@ -59,6 +59,7 @@ func TestRemove(t *testing.T) {
 	never := func(string) Users { return Users{} }
 	running := func(string) Users { return Users{Running: "c1"} }
 	stopped := func(string) Users { return Users{Stopped: "c2"} }
+	building := func(string) Users { return Users{Build: true} }
 	type step struct {
 		ref          string
 		force        bool
@@ -104,6 +105,11 @@ func TestRemove(t *testing.T) {
 			{ref: "ID", force: true, inUse: stopped, conflict: "(cannot be forced) - image is being used by stopped container c2 (berth keeps", tagsAfter: []string{}},
 			{ref: "ID", inUse: stopped, conflict: "(cannot be forced) - image is being used by stopped container c2 (berth keeps an image's files while a container uses them: remove the container first)", tagsAfter: []string{}},
 			{ref: "ID", force: true, inUse: never, untagged: []string{}, deleted: true},
+		}},
+		{"a running build's image stays", []string{"a"}, []step{
+			{ref: "a", inUse: building, conflict: `unable to remove repository reference "a" (must force) - a running build is using its referenced image`, tagsAfter: []string{"a:latest"}},
+			{ref: "ID", force: true, inUse: building, conflict: "(cannot be forced) - image is being used by a running build", tagsAfter: []string{"a:latest"}},
+			{ref: "a", force: true, inUse: building, untagged: []string{"a:latest"}, tagsAfter: []string{}},
 		}},
 		{"untagged by ID", []string{""}, []step{
 			{ref: "ID", inUse: nil, untagged: []string{}, deleted: true},
