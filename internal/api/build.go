@@ -58,6 +58,10 @@ func (s *Server) buildImage(w http.ResponseWriter, r *http.Request) error {
 		out.Aux = func(id string) error { return lw.message(map[string]any{"aux": map[string]string{"ID": id}}) }
 	}
 	id, err := s.backend.BuildImage(r.Context(), r.Body, opts, out)
+	// The build's writers are done; the lock keeps it so for any late one.
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	lw.w = io.Discard
 	if err != nil {
 		if quiet && held.Len() > 0 {
 			_, _ = sw.Write(held.Bytes())

@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"path"
 	"path/filepath"
 	"runtime"
@@ -112,7 +111,7 @@ func Build(ctx context.Context, be Backend, dir string, opts Options, out Output
 	if name == "" {
 		name = "Dockerfile"
 	}
-	src, err := readDockerfile(dir, name)
+	src, name, err := readDockerfile(dir, name, opts.Dockerfile == "")
 	if err != nil {
 		return "", err
 	}
@@ -218,24 +217,28 @@ func checkPlatform(p string) error {
 }
 
 // readDockerfile reads the Dockerfile name in the context at dir, its
-// links resolved inside the context.
-func readDockerfile(dir, name string) ([]byte, error) {
-	rel, err := inScope(dir, name, true)
-	if err != nil {
-		return nil, err
+// links resolved inside the context; the default name falls back to
+// "dockerfile", as moby's.
+func readDockerfile(dir, name string, isDefault bool) ([]byte, string, error) {
+	names := []string{name}
+	if isDefault {
+		names = append(names, strings.ToLower(name))
 	}
-	p := filepath.Join(dir, rel)
-	if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
-		return nil, errdefs.Invalid("Cannot locate specified Dockerfile: %s", name)
+	for _, n := range names {
+		rel, err := inScope(dir, n, true)
+		if err != nil {
+			return nil, "", err
+		}
+		b, err := readRegular(filepath.Join(dir, rel))
+		if err != nil {
+			continue
+		}
+		if len(b) == 0 {
+			return nil, "", errdefs.Invalid("the Dockerfile (%s) cannot be empty", n)
+		}
+		return b, n, nil
 	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return nil, err
-	}
-	if len(strings.TrimSpace(string(b))) == 0 {
-		return nil, errdefs.Invalid("the Dockerfile (%s) cannot be empty", name)
-	}
-	return b, nil
+	return nil, "", errdefs.Invalid("Cannot locate specified Dockerfile: %s", name)
 }
 
 type builder struct {
@@ -556,7 +559,7 @@ func (st *state) workdir(n dockerfile.Node) error {
 		img, err = st.b.be.Derive(st.b.ctx, s)
 	} else {
 		img, err = st.b.be.Copy(st.b.ctx, s, func(upper string) error {
-			c := &copier{lower: st.root, upper: upper}
+			c := &copier{ctx: st.b.ctx, lower: st.root, upper: upper}
 			rel, err := c.destRel(cfg.WorkingDir)
 			if err != nil {
 				return err
@@ -601,7 +604,10 @@ func (st *state) run(n dockerfile.Node) error {
 		saveCmd = slices.Concat([]string{"|" + strconv.Itoa(len(recorded))}, recorded, cmd)
 	}
 	createdBy := strings.Join(saveCmd, " ")
-	key := st.key(createdBy, st.cfg)
+	// Keyed by the command's words, not their join: RUN ["sh","-c","echo","a"]
+	// is not RUN echo a (moby compares the Cmd slices).
+	words, _ := json.Marshal(saveCmd)
+	key := st.key(string(words), st.cfg)
 	if hit, err := st.probe(key); err != nil || hit {
 		return err
 	}
@@ -659,11 +665,10 @@ func (st *state) copy(n dockerfile.Node) error {
 	if len(words) < 2 {
 		return errdefs.Invalid("%s requires at least two arguments, but only one was provided. Destination could not be determined.", upper)
 	}
-	if !isJSON {
-		for i, w := range words {
-			if words[i], err = st.b.lex.ProcessWord(w, lookup); err != nil {
-				return errdefs.Invalid("%v", err)
-			}
+	// Both forms' words are expanded, as buildkit's SourcesAndDest.Expand.
+	for i, w := range words {
+		if words[i], err = st.b.lex.ProcessWord(w, lookup); err != nil {
+			return errdefs.Invalid("%v", err)
 		}
 	}
 	chown := flags["chown"]
@@ -684,7 +689,8 @@ func (st *state) copy(n dockerfile.Node) error {
 		srcRoot, fromImage = img.Root, true
 	}
 	sources, dest := words[:len(words)-1], words[len(words)-1]
-	c := &copier{lower: st.root, srcRoot: srcRoot, fromImage: fromImage, decompress: n.Cmd == "add"}
+	asWritten := dest
+	c := &copier{ctx: st.b.ctx, lower: st.root, srcRoot: srcRoot, fromImage: fromImage, decompress: n.Cmd == "add"}
 	if err := c.collect(sources, upper); err != nil {
 		return err
 	}
@@ -710,7 +716,7 @@ func (st *state) copy(n dockerfile.Node) error {
 	if chown != "" {
 		chownComment = "--chown=" + chown + " "
 	}
-	msg := fmt.Sprintf("%s %s%s in %s ", upper, chownComment, c.hash(), dest)
+	msg := fmt.Sprintf("%s %s%s in %s ", upper, chownComment, c.hash(), asWritten) // moby's: the destination as written
 	cfg := st.cfg.Clone()
 	createdBy := strings.Join(append(cfg.ShellOrDefault(), "#(nop) "+msg), " ")
 	key := st.key(createdBy, cfg)

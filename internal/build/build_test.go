@@ -2,6 +2,7 @@ package build
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io/fs"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -476,7 +478,7 @@ func TestBuildFailures(t *testing.T) {
 	needRoot(t)
 	f := newFake(t)
 	f.fail = "boom"
-	dir := writeCtx(t, map[string]string{"Dockerfile": "FROM base\nRUN echo boom\n", "empty": "\n\n", "notfrom": "RUN x\n",
+	dir := writeCtx(t, map[string]string{"Dockerfile": "FROM base\nRUN echo boom\n", "empty": "\n\n", "zero": "", "notfrom": "RUN x\n",
 		"badflag": "FROM base\nRUN --network=none true\n", "unknown": "FROM base\nFETCH x\n", "scratchrun": "FROM scratch\nRUN x\n",
 		"dupname": "FROM base AS a\nFROM base AS a\n", "nobase": "FROM missing\n", "plat": "FROM --platform=linux/s390x base\n",
 		"onlyarg": "ARG X=1\n"})
@@ -487,7 +489,8 @@ func TestBuildFailures(t *testing.T) {
 	}
 	for name, want := range map[string]string{
 		"nothere":    "Cannot locate specified Dockerfile: nothere",
-		"empty":      "the Dockerfile (empty) cannot be empty",
+		"zero":       "the Dockerfile (zero) cannot be empty",
+		"empty":      "No image was generated. Is your Dockerfile empty?",
 		"notfrom":    "dockerfile parse error on line 1: no build stage in current context",
 		"badflag":    "the --network option requires BuildKit",
 		"unknown":    "dockerfile parse error on line 2: unknown instruction: FETCH",
@@ -576,3 +579,76 @@ func TestDockerignoreBuildFiles(t *testing.T) {
 }
 
 func regexpMust(s string) *regexp.Regexp { return regexp.MustCompile(s) }
+
+// TestBuildReviewed: what a review found, each with the input that showed
+// it: a COPY --from a stage with no files reads nothing (never the
+// daemon's working directory); a link a later source puts where a
+// directory was leads no directory's times out of the layer; --chown's
+// lookup reads only a regular passwd (not a FIFO the image made); the
+// cache tells files of the same content by name, and RUN's exec form
+// from its shell form; ADD copies a gzip file that is no tar; COPY's
+// JSON form expands variables; the history has the destination as
+// written.
+func TestBuildReviewed(t *testing.T) {
+	needRoot(t)
+	f := newFake(t)
+	victim := t.TempDir()
+	must(t, os.Mkdir(filepath.Join(victim, "etc"), 0o755))
+	old := time.Unix(1000000, 0)
+	must(t, os.Chtimes(filepath.Join(victim, "etc"), old, old))
+	dir := writeCtx(t, map[string]string{"a.txt": "same", "b.txt": "same", "s1/a/etc/f": "x", "s2/a": "->" + victim,
+		"plain.gz": "", "Dockerfile": ""})
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte("not a tar"))
+	zw.Close()
+	must(t, os.WriteFile(filepath.Join(dir, "plain.gz"), gz.Bytes(), 0o644))
+	fifoRoot := t.TempDir()
+	must(t, os.Mkdir(filepath.Join(fifoRoot, "etc"), 0o755))
+	must(t, syscall.Mkfifo(filepath.Join(fifoRoot, "etc/passwd"), 0o644))
+	f.add("fifo", &Image{ID: "sha256:fifo", Root: fifoRoot, Config: &image.Config{}})
+	build := func(df string) (result, error) {
+		must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644))
+		return runBuild(t, f, dir, Options{})
+	}
+	if _, err := build("FROM scratch AS empty\nFROM base\nCOPY --from=empty Dockerfile /stolen\n"); err == nil || !strings.Contains(err.Error(), "stat Dockerfile: file does not exist") {
+		t.Errorf("COPY --from an empty stage: %v", err)
+	}
+	if _, err := build("FROM base\nCOPY s1 s2 /d/\n"); err != nil {
+		t.Errorf("COPY s1 s2: %v", err)
+	}
+	if fi, err := os.Stat(filepath.Join(victim, "etc")); err != nil || !fi.ModTime().Equal(old) {
+		t.Errorf("a directory's times reached through a source's link: %v %v", fi.ModTime(), err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := build("FROM fifo\nCOPY --chown=app a.txt /a\n")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "no such user: app") {
+			t.Errorf("--chown with a FIFO for passwd: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("--chown with a FIFO for passwd hung the build")
+	}
+	first, _ := build("FROM base\nCOPY a.txt /d/\n")
+	second, err := build("FROM base\nCOPY b.txt /d/\n")
+	if err != nil || strings.Contains(second.out, "Using cache") || !slices.Contains(f.layers[second.id], "d/b.txt -rw-r----- 0:0 same") {
+		t.Errorf("a file of the same content by another name: %v, %s vs %s\n%s", err, first.id, second.id, second.out)
+	}
+	build("FROM base\nRUN echo a b\n")
+	if r, _ := build("FROM base\nRUN [\"/bin/sh\", \"-c\", \"echo\", \"a\", \"b\"]\n"); strings.Contains(r.out, "Using cache") {
+		t.Errorf("RUN's exec form hit its shell form's cache:\n%s", r.out)
+	}
+	if r, err := build("FROM base\nADD plain.gz /p/\n"); err != nil || !slices.Contains(f.layers[r.id], fmt.Sprintf("p/plain.gz -rw-r----- 0:0 %s", strings.TrimSpace(gz.String()))) {
+		t.Errorf("ADD of a gzip file that is no tar: %v %q", err, f.layers[r.id])
+	}
+	if r, err := build("FROM base\nENV SRC=a.txt\nCOPY [\"$SRC\", \"rel/\"]\n"); err != nil || !slices.Contains(f.layers[r.id], "rel/a.txt -rw-r----- 0:0 same") {
+		t.Errorf("COPY's JSON form with a variable: %v %q", err, f.layers[r.id])
+	}
+	if last := f.steps[len(f.steps)-1].CreatedBy; !strings.HasSuffix(last, " in rel/ ") {
+		t.Errorf("history: %q, want the destination as written", last)
+	}
+}

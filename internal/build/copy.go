@@ -1,8 +1,12 @@
 package build
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
+	"compress/bzip2"
+	"compress/gzip"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -33,6 +37,9 @@ const maxLinks = 255
 // The last component's link is followed only if followLast. The trees a
 // build reads (its context, images' trees) do not change under it.
 func inScope(root, p string, followLast bool) (string, error) {
+	if !filepath.IsAbs(root) {
+		return "", fmt.Errorf("resolve %s: no tree to resolve it in", p) // never the daemon's working directory
+	}
 	rest := strings.Split(strings.TrimPrefix(path.Clean("/"+p), "/"), "/")
 	if len(rest) == 1 && rest[0] == "" {
 		return "", nil
@@ -95,6 +102,7 @@ type copyInfo struct {
 // context, or an image's tree for --from) into upper, the directory the
 // backend lays over lower (the current image's tree) as a layer.
 type copier struct {
+	ctx                   context.Context // a cancelled build stops copying
 	lower, upper, srcRoot string
 	fromImage, decompress bool
 	// preserve keeps the sources' owners (COPY --from without --chown);
@@ -109,14 +117,19 @@ type copier struct {
 }
 
 type dirTime struct {
-	path string
-	fi   fs.FileInfo
+	rel string // in upper
+	fi  fs.FileInfo
 }
 
 // collect finds the sources: each a path in the source tree (leading "/"
 // and "./" dropped), or a pattern matched against every path in it.
 func (c *copier) collect(sources []string, instr string) error {
 	for _, src := range sources {
+		if c.srcRoot == "" {
+			// A stage with no files of its own (FROM scratch and nothing
+			// after): nothing to copy from.
+			return errdefs.Invalid("%s failed: stat %s: file does not exist", instr, strings.TrimPrefix(path.Clean("/"+src), "/"))
+		}
 		if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") || strings.HasPrefix(src, "git@") {
 			if instr == "COPY" {
 				return errdefs.Invalid("COPY failed: source can't be a URL for COPY")
@@ -181,7 +194,7 @@ func (c *copier) info(name string) (copyInfo, error) {
 	}
 	info := copyInfo{name: name, rel: rel, dir: fi.IsDir()}
 	if !info.dir {
-		h, err := entryHash(full, "", fi)
+		h, err := entryHash(full, name, fi)
 		if err != nil {
 			return copyInfo{}, err
 		}
@@ -198,7 +211,7 @@ func (c *copier) info(name string) (copyInfo, error) {
 		if err != nil {
 			return err
 		}
-		h, err := entryHash(p, sub, fi)
+		h, err := entryHash(p, path.Join(name, filepath.ToSlash(sub)), fi)
 		if err != nil {
 			return err
 		}
@@ -213,18 +226,20 @@ func (c *copier) info(name string) (copyInfo, error) {
 	return info, nil
 }
 
-// entryHash is a digest of what copying the entry at p (named name in
-// its directory source) makes: its name, type, mode, owner and content
-// or link target; not its times, which moby's tarsum leaves out too (a
-// file written again the same hits the cache).
+// entryHash is a digest of what copying the entry at p (name: its path
+// in the source tree, as moby's file hash has it) makes: its name, type,
+// mode, owner, device and content or link target; not its times, which
+// moby's tarsum leaves out too (a file written again the same hits the
+// cache).
 func entryHash(p, name string, fi fs.FileInfo) (string, error) {
 	h := sha256.New()
 	st, _ := fi.Sys().(*syscall.Stat_t)
 	var uid, gid uint32
+	var rdev uint64
 	if st != nil {
-		uid, gid = st.Uid, st.Gid
+		uid, gid, rdev = st.Uid, st.Gid, st.Rdev
 	}
-	fmt.Fprintf(h, "%s\x00%o\x00%d:%d\x00", name, fi.Mode(), uid, gid)
+	fmt.Fprintf(h, "%s\x00%o\x00%d:%d\x00%d\x00", name, fi.Mode(), uid, gid, rdev)
 	switch {
 	case fi.Mode().IsRegular():
 		f, err := os.Open(p)
@@ -381,7 +396,7 @@ func (c *copier) copyAll() error {
 				if err := errors.Join(os.Lchown(p, uid, gid), unix.Chmod(p, statOf(fi).Mode&0o7777)); err != nil {
 					return err
 				}
-				c.dirTimes = append(c.dirTimes, dirTime{p, fi})
+				c.dirTimes = append(c.dirTimes, dirTime{destRel, fi})
 			} else if err := c.mkdirAll(destRel, 0o755, c.uid, c.gid); err != nil {
 				return err
 			}
@@ -413,14 +428,44 @@ func (c *copier) copyAll() error {
 				return err
 			}
 		}
-	}
-	for i := len(c.dirTimes) - 1; i >= 0; i-- {
-		d := c.dirTimes[i]
-		st := statOf(d.fi)
-		if err := unix.UtimesNanoAt(unix.AT_FDCWD, d.path, times(st), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := c.setDirTimes(); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// setDirTimes gives the directories one source made their source's
+// times, once nothing more is written in them, the deepest first. Each
+// is reached beneath upper without following a link: a later source may
+// have put a link where a directory was, which must not lead a time
+// onto the host.
+func (c *copier) setDirTimes() error {
+	up, err := unix.Open(c.upper, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(up)
+	for i := len(c.dirTimes) - 1; i >= 0; i-- {
+		d := c.dirTimes[i]
+		parent := up
+		if dir := dirOf(d.rel); dir != "" {
+			fd, err := unix.Openat2(up, dir, &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC,
+				Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS})
+			if err != nil {
+				continue // no longer a directory there
+			}
+			parent = fd
+		}
+		err := unix.UtimesNanoAt(parent, path.Base(d.rel), times(statOf(d.fi)), unix.AT_SYMLINK_NOFOLLOW)
+		if parent != up {
+			unix.Close(parent)
+		}
+		if err != nil && !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+	}
+	c.dirTimes = nil
 	return nil
 }
 
@@ -455,6 +500,9 @@ func (c *copier) copyChildren(src, rel string) error {
 // is there unless both are directories, and a directory's contents with
 // it.
 func (c *copier) copyEntry(src, rel string, fi fs.FileInfo) error {
+	if c.ctx != nil && c.ctx.Err() != nil {
+		return c.ctx.Err()
+	}
 	dst := filepath.Join(c.upper, rel)
 	uid, gid := c.owner(fi)
 	st := statOf(fi)
@@ -471,7 +519,7 @@ func (c *copier) copyEntry(src, rel string, fi fs.FileInfo) error {
 		if err := errors.Join(os.Lchown(dst, uid, gid), unix.Chmod(dst, st.Mode&0o7777)); err != nil {
 			return err
 		}
-		c.dirTimes = append(c.dirTimes, dirTime{dst, fi})
+		c.dirTimes = append(c.dirTimes, dirTime{rel, fi})
 		return c.copyChildren(src, rel)
 	case fi.Mode().IsRegular():
 		if err := copyFile(src, dst); err != nil {
@@ -528,12 +576,22 @@ func isArchive(p string) bool {
 	}
 	defer f.Close()
 	br := bufio.NewReader(f)
+	var r io.Reader = br
 	magic, _ := br.Peek(3)
-	if bytes.HasPrefix(magic, []byte{0x1f, 0x8b}) || bytes.HasPrefix(magic, []byte("BZh")) {
-		return true
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return false
+		}
+		defer zr.Close()
+		r = zr
+	case bytes.HasPrefix(magic, []byte("BZh")):
+		r = bzip2.NewReader(br)
 	}
-	hdr, _ := br.Peek(512)
-	return len(hdr) == 512 && (bytes.Equal(hdr[257:262], []byte("ustar")))
+	// As moby's IsArchivePath: an archive is what a tar header reads from.
+	_, err = tar.NewReader(r).Next()
+	return err == nil
 }
 
 // lookupChown reads --chown's user[:group] (the group defaults to the
@@ -565,7 +623,7 @@ func lookupID(root, file, name, kind string) (int, error) {
 	var b []byte
 	if root != "" {
 		if rel, err := inScope(root, file, true); err == nil {
-			b, _ = os.ReadFile(filepath.Join(root, rel))
+			b, _ = readRegular(filepath.Join(root, rel))
 		}
 	}
 	for _, line := range strings.Split(string(b), "\n") {
@@ -577,4 +635,27 @@ func lookupID(root, file, name, kind string) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("can't find %s for %s %s: no such %s: %s", map[string]string{"user": "uid", "group": "gid"}[kind], kind, name, kind, name)
+}
+
+// maxReadFile bounds what readRegular reads.
+const maxReadFile = 16 << 20
+
+// readRegular reads the file at p if it is a regular file (the image's
+// or context's, which a build must not let name a device or a FIFO of
+// the host's to read from), up to maxReadFile bytes.
+func readRegular(p string) ([]byte, error) {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), p)
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &os.PathError{Op: "open", Path: p, Err: errors.New("not a regular file")}
+	}
+	return io.ReadAll(io.LimitReader(f, maxReadFile))
 }

@@ -18,7 +18,7 @@ type ignorePattern struct {
 // comments and blank lines dropped, "!" negates, patterns cleaned and
 // taken from the context's root.
 func readIgnore(p string) ([]ignorePattern, error) {
-	b, err := os.ReadFile(p)
+	b, err := readRegular(p)
 	if err != nil {
 		return nil, err
 	}
@@ -115,11 +115,8 @@ func removeIgnoredBuildFiles(dir, dockerfile string) error {
 		return err
 	}
 	patterns, err := readIgnore(filepath.Join(dir, rel))
-	if os.IsNotExist(err) {
-		return nil
-	}
 	if err != nil {
-		return err
+		return nil // none (or not a file): nothing is excluded
 	}
 	for _, f := range []string{".dockerignore", dockerfile} {
 		if !ignored(f, patterns) {

@@ -301,6 +301,8 @@ func (b *buildBackend) runContainer(ctx context.Context, id string, out build.Ou
 		<-attached // the attach ends with the run: everything it printed is out
 		return res.StatusCode, nil
 	case <-ctx.Done():
+		cancel()
+		<-attached // nothing writes to the client's stream once this returns
 		return 0, ctx.Err()
 	}
 }

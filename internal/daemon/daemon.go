@@ -437,6 +437,10 @@ func (d *Daemon) build() error {
 	if err != nil {
 		return fmt.Errorf("image store: %w", err)
 	}
+	// Contexts of builds a crash ended (none runs before the start).
+	if err := os.RemoveAll(filepath.Join(d.cfg.DataRoot, "build")); err != nil {
+		d.log.Warn("remove unfinished builds' contexts", "err", err)
+	}
 	d.volumes, err = volume.NewStore(filepath.Join(d.cfg.DataRoot, "volumes"), d.store)
 	if err != nil {
 		return fmt.Errorf("volume store: %w", err)

@@ -8,7 +8,7 @@ import (
 )
 
 func TestProcessWord(t *testing.T) {
-	env := EnvLookup([]string{"A=1", "EMPTY=", "SP=x y", "A=2"})
+	env := EnvLookup([]string{"A=1", "EMPTY=", "SP=x y", "A=2", "V=v1.2.3", "P=a/b/c.tar.gz"})
 	for _, tt := range []struct{ in, want string }{
 		{"plain", "plain"},
 		{"$A", "2"}, // the last entry wins
@@ -31,6 +31,20 @@ func TestProcessWord(t *testing.T) {
 		{"a$", "a$"},
 		{"$1x", "x"},
 		{"cost: $ 5", "cost: $ 5"},
+		// The shell's pattern forms, as buildkit's lexer has them.
+		{"${V#v}", "1.2.3"},
+		{"${P#*/}", "b/c.tar.gz"},
+		{"${P##*/}", "c.tar.gz"},
+		{"${P%.*}", "a/b/c.tar"},
+		{"${P%%.*}", "a/b/c"},
+		{"${P/b/B}", "a/B/c.tar.gz"},
+		{"${P//[ac]/x}", "x/b/x.txr.gz"},
+		{`${P#a\/}`, "b/c.tar.gz"},
+		{"${NOPE#x}", ""},
+		// Special and positional parameters are empty.
+		{"a$$b", "ab"},
+		{"a$?b", "ab"},
+		{"$10x", "x"},
 	} {
 		got, err := Lex{}.ProcessWord(tt.in, env)
 		if err != nil || got != tt.want {
@@ -42,8 +56,9 @@ func TestProcessWord(t *testing.T) {
 		"${EMPTY:?}":           "EMPTY: is not allowed to be empty",
 		"${NOPE?}":             "NOPE: is not allowed to be unset",
 		"${A":                  "missing '}'",
-		"${}":                  "bad substitution",
-		"${A%x}":               "unsupported modifier",
+		"${}":                  "syntax error: bad substitution",
+		"${A:#x}":              "unsupported modifier (:#)",
+		"${A^x}":               "unsupported modifier (^)",
 		`"open`:                "matching double-quote",
 		"'open":                "matching single-quote",
 	} {
@@ -118,6 +133,12 @@ func TestParse(t *testing.T) {
 	}
 	if f.Escape != '`' || f.Nodes[1].Args != "a   b" || f.Nodes[2].Args != `dir c:\` {
 		t.Errorf("backtick escape: %q %+v", f.Escape, f.Nodes)
+	}
+	// An escaped escape ends the line; an unknown directive ends the
+	// directives.
+	f, err = Parse(strings.NewReader("# foo=bar\n# escape=`\nFROM x\nRUN echo a\\\\\nRUN b"))
+	if err != nil || f.Escape != '\\' || len(f.Nodes) != 3 || f.Nodes[1].Args != `echo a\\` {
+		t.Errorf("escaped escape, unknown directive: %v %q %+v", err, f.Escape, f.Nodes)
 	}
 	// A directive after an instruction is a comment.
 	f, err = Parse(strings.NewReader("FROM x\n# escape=`\nRUN a \\\n b"))

@@ -2,6 +2,7 @@ package dockerfile
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"unicode"
 )
@@ -60,6 +61,7 @@ type lexer struct {
 	words []string
 	cur   strings.Builder
 	in    bool // cur holds a word (maybe empty: "")
+	raw   bool // escapes kept as written (a pattern's)
 }
 
 func (l Lex) process(word string, env Lookup, split bool) ([]string, error) {
@@ -93,6 +95,9 @@ func (x *lexer) run(stop rune) error {
 		case ch == x.Escape:
 			x.pos++
 			if x.pos < len(x.src) {
+				if x.raw {
+					x.cur.WriteRune(ch)
+				}
 				x.cur.WriteRune(x.src[x.pos])
 				x.pos++
 			}
@@ -204,32 +209,74 @@ func (x *lexer) variable() (string, error) {
 		return v, nil
 	}
 	x.pos++ // {
-	name := x.name()
-	if name == "" {
-		return "", fmt.Errorf("bad substitution: missing variable name")
+	if x.pos >= len(x.src) {
+		return "", fmt.Errorf("syntax error: missing '}'")
 	}
+	if c := x.src[x.pos]; c == '{' || c == '}' || c == ':' {
+		return "", fmt.Errorf("syntax error: bad substitution")
+	}
+	name := x.name()
 	if x.pos >= len(x.src) {
 		return "", fmt.Errorf("syntax error: missing '}'")
 	}
 	v, set := x.env(name)
-	ch := x.src[x.pos]
-	if ch == '}' {
-		x.pos++
-		return v, nil
-	}
-	colon := ch == ':'
+	op := x.src[x.pos]
+	x.pos++
+	mod := string(op)
+	colon := op == ':'
 	if colon {
-		x.pos++
 		if x.pos >= len(x.src) {
 			return "", fmt.Errorf("syntax error: missing '}'")
 		}
+		op = x.src[x.pos]
+		x.pos++
+		mod += string(op)
 	}
-	op := x.src[x.pos]
-	if op != '-' && op != '+' && op != '?' {
-		return "", fmt.Errorf("unsupported modifier (%s) in substitution", string(x.src[x.pos-boolInt(colon):x.pos+1]))
+	switch {
+	case op == '}' && !colon:
+		return v, nil
+	case op == '/' && !colon:
+		all := x.pos < len(x.src) && x.src[x.pos] == '/'
+		if all {
+			x.pos++
+		}
+		pattern, err := x.nested('/', true)
+		if err != nil {
+			return "", fmt.Errorf("syntax error: missing '/' in ${}")
+		}
+		repl, err := x.nested('}', true)
+		if err != nil {
+			return "", err
+		}
+		re, err := globRegexp(pattern, x.Escape, false)
+		if err != nil {
+			return "", fmt.Errorf("invalid pattern (%s) in substitution: %v", pattern, err)
+		}
+		if all {
+			return re.ReplaceAllLiteralString(v, repl), nil
+		}
+		if loc := re.FindStringIndex(v); loc != nil {
+			return v[:loc[0]] + repl + v[loc[1]:], nil
+		}
+		return v, nil
+	case (op == '#' || op == '%') && !colon:
+		word, err := x.nested('}', true)
+		if err != nil {
+			return "", err
+		}
+		greedy := strings.HasPrefix(word, string(op))
+		if greedy {
+			word = word[1:]
+		}
+		re, err := globRegexp(word, x.Escape, true)
+		if err != nil {
+			return "", fmt.Errorf("invalid pattern (%s) in substitution: %v", word, err)
+		}
+		return trimMatch(v, re, op == '#', greedy), nil
+	case op != '-' && op != '+' && op != '?':
+		return "", fmt.Errorf("unsupported modifier (%s) in substitution", mod)
 	}
-	x.pos++
-	word, err := x.nested()
+	word, err := x.nested('}', false)
 	if err != nil {
 		return "", err
 	}
@@ -258,22 +305,92 @@ func (x *lexer) variable() (string, error) {
 	return v, nil
 }
 
-// nested reads the word of a ${NAME:-word} up to its "}", processed as
-// one word.
-func (x *lexer) nested() (string, error) {
-	sub := &lexer{Lex: x.Lex, src: x.src, pos: x.pos, env: x.env}
-	if err := sub.run('}'); err != nil {
+// trimMatch removes from v the shortest (or, greedy, longest) prefix (or
+// suffix) that re matches whole: ${V#p}, ${V##p}, ${V%p}, ${V%%p}.
+func trimMatch(v string, re *regexp.Regexp, prefix, greedy bool) string {
+	n := len(v)
+	for k := 0; k <= n; k++ {
+		i := k
+		if greedy {
+			i = n - k
+		}
+		if prefix && re.MatchString(v[:i]) {
+			return v[i:]
+		}
+		if !prefix && re.MatchString(v[n-i:]) {
+			return v[:n-i]
+		}
+	}
+	return v
+}
+
+// globRegexp is a shell pattern as a regular expression: * any run, ?
+// one character, [...] a class ([!...] negated), the escape character
+// quoting the next; anchored matches the whole string.
+func globRegexp(p string, escape rune, anchored bool) (*regexp.Regexp, error) {
+	var b strings.Builder
+	if anchored {
+		b.WriteString("^")
+	}
+	rs := []rune(p)
+	for i := 0; i < len(rs); i++ {
+		switch ch := rs[i]; {
+		case ch == escape && i+1 < len(rs):
+			i++
+			b.WriteString(regexp.QuoteMeta(string(rs[i])))
+		case ch == '*':
+			b.WriteString("(?s:.*)")
+		case ch == '?':
+			b.WriteString("(?s:.)")
+		case ch == '[':
+			end := i + 1
+			for end < len(rs) && rs[end] != ']' {
+				end++
+			}
+			if end >= len(rs) {
+				b.WriteString(`\[`)
+				continue
+			}
+			class := string(rs[i+1 : end])
+			if strings.HasPrefix(class, "!") {
+				class = "^" + class[1:]
+			}
+			b.WriteString("[" + class + "]")
+			i = end
+		default:
+			b.WriteString(regexp.QuoteMeta(string(ch)))
+		}
+	}
+	if anchored {
+		b.WriteString("$")
+	}
+	return regexp.Compile(b.String())
+}
+
+// nested reads the word of a ${NAME:-word} up to stop ("}", or the "/"
+// of a replacement's pattern), processed as one word; raw keeps the
+// escape characters, for a pattern.
+func (x *lexer) nested(stop rune, raw bool) (string, error) {
+	sub := &lexer{Lex: x.Lex, src: x.src, pos: x.pos, env: x.env, raw: raw}
+	if err := sub.run(stop); err != nil {
 		return "", err
 	}
-	x.pos = sub.pos + 1 // past the }
+	x.pos = sub.pos + 1 // past the stop
 	return sub.cur.String(), nil
 }
 
-// name reads a variable name: letters, digits and _ (not starting with a
-// digit; a digit alone is a positional parameter, always empty).
+// name reads a variable name: letters, digits and _ not starting with a
+// digit; digits alone are a positional parameter and one of the shell's
+// special parameters ($$, $?, …) is itself, both always empty here.
 func (x *lexer) name() string {
 	start := x.pos
 	if x.pos < len(x.src) && unicode.IsDigit(x.src[x.pos]) {
+		for x.pos < len(x.src) && unicode.IsDigit(x.src[x.pos]) {
+			x.pos++
+		}
+		return string(x.src[start:x.pos])
+	}
+	if x.pos < len(x.src) && strings.ContainsRune("@*#?-$!0", x.src[x.pos]) {
 		x.pos++
 		return string(x.src[start:x.pos])
 	}
@@ -285,13 +402,6 @@ func (x *lexer) name() string {
 		x.pos++
 	}
 	return string(x.src[start:x.pos])
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // SplitRaw splits s into words at blanks outside quotes (and outside a

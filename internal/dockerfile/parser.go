@@ -74,6 +74,9 @@ func Parse(r io.Reader) (*File, error) {
 			break
 		}
 		name := strings.ToLower(m[1])
+		if name != "syntax" && name != "escape" && name != "check" {
+			break // an unknown one ends the directives, as buildkit's
+		}
 		if seen[name] {
 			return nil, &Error{i + 1, fmt.Sprintf("only one %s parser directive can be used", name)}
 		}
@@ -98,7 +101,9 @@ func Parse(r io.Reader) (*File, error) {
 		cont, emptyCont := false, false
 		text := strings.TrimRightFunc(trimmed, unicode.IsSpace)
 		for {
-			if body, ok := strings.CutSuffix(text, esc); ok {
+			// A line goes on when it ends with the escape character, not
+			// an escaped one (buildkit's lineContinuationRegex).
+			if body, ok := strings.CutSuffix(text, esc); ok && !strings.HasSuffix(body, esc) {
 				b.WriteString(body)
 				cont = true
 			} else {
