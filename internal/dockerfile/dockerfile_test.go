@@ -140,14 +140,20 @@ func TestParse(t *testing.T) {
 	if err != nil || f.Escape != '\\' || len(f.Nodes) != 3 || f.Nodes[1].Args != `echo a\\` {
 		t.Errorf("escaped escape, unknown directive: %v %q %+v", err, f.Escape, f.Nodes)
 	}
+	// A here-string and a shift are not heredocs.
+	if _, err := Parse(strings.NewReader("FROM a\nRUN cat <<< hi\nRUN echo $((1<<2))")); err != nil {
+		t.Errorf("here-string: %v", err)
+	}
 	// A directive after an instruction is a comment.
 	f, err = Parse(strings.NewReader("FROM x\n# escape=`\nRUN a \\\n b"))
 	if err != nil || f.Escape != '\\' || f.Nodes[1].Args != "a  b" {
 		t.Errorf("late directive: %v %q %+v", err, f.Escape, f.Nodes)
 	}
 	for src, want := range map[string]string{
-		"# escape=x\nFROM a":              "invalid escape token 'x'",
-		"# escape=`\n# escape=\\\nFROM a": "only one escape parser directive",
+		"# escape=x\nFROM a":                  "invalid escape token 'x'",
+		"FROM a\nRUN <<EOF\necho hi\nEOF":     "heredocs (<<EOF) are BuildKit's",
+		"FROM a\nCOPY <<-\"END\" /x\nhi\nEND": "heredocs (<<EOF) are BuildKit's",
+		"# escape=`\n# escape=\\\nFROM a":     "only one escape parser directive",
 	} {
 		if _, err := Parse(strings.NewReader(src)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Parse(%q) = %v, want %q", src, err, want)

@@ -50,6 +50,10 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("dockerfile parse error on line %d: %s", e.Line, e.Msg)
 }
 
+// heredocRE finds a heredoc's start in an instruction's arguments: <<WORD,
+// <<-WORD, <<"WORD" (not a here-string's <<<).
+var heredocRE = regexp.MustCompile(`(^|[\s])<<-?[ \t]*["']?[A-Za-z_][A-Za-z0-9_]*["']?([\s]|$)`)
+
 var directiveRE = regexp.MustCompile(`^#[ \t]*([a-zA-Z][a-zA-Z0-9]*)[ \t]*=[ \t]*(.+?)[ \t]*$`)
 
 // Parse reads a Dockerfile. Parser directives (# escape=`, # syntax=…)
@@ -134,6 +138,10 @@ func Parse(r io.Reader) (*File, error) {
 		n, err := parseLine(b.String(), start+1)
 		if err != nil {
 			return nil, err
+		}
+		if (n.Cmd == "run" || n.Cmd == "copy" || n.Cmd == "add") && heredocRE.MatchString(n.Args) {
+			// Its lines would be read as instructions: say what it is.
+			return nil, &Error{n.Line, "heredocs (<<EOF) are BuildKit's, which berth does not have: write the lines as a RUN with && or a file to COPY"}
 		}
 		f.Nodes = append(f.Nodes, n)
 	}
