@@ -1,6 +1,7 @@
 package build
 
 import (
+	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -650,5 +651,21 @@ func TestBuildReviewed(t *testing.T) {
 	}
 	if last := f.steps[len(f.steps)-1].CreatedBy; !strings.HasSuffix(last, " in rel/ ") {
 		t.Errorf("history: %q, want the destination as written", last)
+	}
+	// A character device 0:0 would be a whiteout in the layer: refused,
+	// copied or unpacked.
+	must(t, syscall.Mknod(filepath.Join(dir, "wh"), syscall.S_IFCHR|0o644, 0))
+	if _, err := build("FROM base\nCOPY wh /bin\n"); err == nil || !strings.Contains(err.Error(), "character device 0:0") {
+		t.Errorf("COPY of a 0:0 device: %v", err)
+	}
+	must(t, os.Remove(filepath.Join(dir, "wh")))
+	tf, err := os.Create(filepath.Join(dir, "wh.tar"))
+	must(t, err)
+	tw := tar.NewWriter(tf)
+	must(t, tw.WriteHeader(&tar.Header{Name: "bin", Typeflag: tar.TypeChar, Mode: 0o644}))
+	must(t, tw.Close())
+	tf.Close()
+	if _, err := build("FROM base\nADD wh.tar /\n"); err == nil || !strings.Contains(err.Error(), "character device 0:0") {
+		t.Errorf("ADD of a tar with a 0:0 device: %v", err)
 	}
 }

@@ -411,7 +411,7 @@ func (c *copier) copyAll() error {
 			if err != nil {
 				return err
 			}
-			err = image.ExtractArchive(f, filepath.Join(c.upper, destRel))
+			err = image.ExtractArchive(c.context(), f, filepath.Join(c.upper, destRel), true)
 			f.Close()
 			if err != nil {
 				return fmt.Errorf("unpack %s: %w", in.name, err)
@@ -469,6 +469,14 @@ func (c *copier) setDirTimes() error {
 	return nil
 }
 
+// context is the build's context (a cancelled build stops copying).
+func (c *copier) context() context.Context {
+	if c.ctx == nil {
+		return context.Background()
+	}
+	return c.ctx
+}
+
 // dirOf is the directory rel is in ("" for the root).
 func dirOf(rel string) string {
 	if d := path.Dir(rel); d != "." && d != "/" {
@@ -522,7 +530,7 @@ func (c *copier) copyEntry(src, rel string, fi fs.FileInfo) error {
 		c.dirTimes = append(c.dirTimes, dirTime{rel, fi})
 		return c.copyChildren(src, rel)
 	case fi.Mode().IsRegular():
-		if err := copyFile(src, dst); err != nil {
+		if err := copyFile(c.context(), src, dst); err != nil {
 			return err
 		}
 		if err := errors.Join(os.Lchown(dst, uid, gid), unix.Chmod(dst, st.Mode&0o7777)); err != nil {
@@ -540,6 +548,11 @@ func (c *copier) copyEntry(src, rel string, fi fs.FileInfo) error {
 			return err
 		}
 	case fi.Mode()&(fs.ModeDevice|fs.ModeCharDevice|fs.ModeNamedPipe) != 0:
+		if fi.Mode()&fs.ModeCharDevice != 0 && st.Rdev == 0 {
+			// In a layer it would be a whiteout: the image's file of
+			// that name deleted, not a device copied.
+			return errdefs.Invalid("%s is a character device 0:0, which a layer cannot hold", rel)
+		}
 		if err := unix.Mknod(dst, st.Mode, int(st.Rdev)); err != nil {
 			return err
 		}
@@ -552,8 +565,8 @@ func (c *copier) copyEntry(src, rel string, fi fs.FileInfo) error {
 	return unix.UtimesNanoAt(unix.AT_FDCWD, dst, times(st), unix.AT_SYMLINK_NOFOLLOW)
 }
 
-// copyFile writes a new file at dst with src's content.
-func copyFile(src, dst string) error {
+// copyFile writes a new file at dst with src's content, until ctx ends.
+func copyFile(ctx context.Context, src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -563,8 +576,21 @@ func copyFile(src, dst string) error {
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(out, in)
+	_, err = io.Copy(out, ctxReader{ctx, in})
 	return errors.Join(err, out.Close())
+}
+
+// ctxReader stops a long read when ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // isArchive says whether the file at p is a tar archive, plain, gzip'd
@@ -642,8 +668,14 @@ const maxReadFile = 16 << 20
 
 // readRegular reads the file at p if it is a regular file (the image's
 // or context's, which a build must not let name a device or a FIFO of
-// the host's to read from), up to maxReadFile bytes.
+// the host's to read from: it is not even opened, a device's open being
+// its driver's to act on), of at most maxReadFile bytes.
 func readRegular(p string) ([]byte, error) {
+	if fi, err := os.Lstat(p); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, &os.PathError{Op: "open", Path: p, Err: errors.New("not a regular file")}
+	}
 	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: p, Err: err}
@@ -657,5 +689,9 @@ func readRegular(p string) ([]byte, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, &os.PathError{Op: "open", Path: p, Err: errors.New("not a regular file")}
 	}
-	return io.ReadAll(io.LimitReader(f, maxReadFile))
+	b, err := io.ReadAll(io.LimitReader(f, maxReadFile+1))
+	if err == nil && len(b) > maxReadFile {
+		return nil, &os.PathError{Op: "read", Path: p, Err: fmt.Errorf("larger than %d bytes", maxReadFile)}
+	}
+	return b, err
 }

@@ -50,8 +50,14 @@ func (d *Daemon) BuildImage(ctx context.Context, body io.Reader, opts api.BuildO
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return "", err
 	}
-	if err := image.ExtractArchive(body, dir); err != nil {
+	if err := image.ExtractArchive(ctx, body, dir, false); err != nil {
 		return "", errdefs.Invalid("read the build context: %v", err)
+	}
+	// To its end: the server sees the client go (its context ends) only
+	// once the body is read, and a quiet build writes nothing before it
+	// ends.
+	if _, err := io.Copy(io.Discard, body); err != nil {
+		return "", err
 	}
 	be := &buildBackend{d: d, run: opts.Container, tmp: tmp}
 	defer be.releaseAll()
@@ -155,7 +161,11 @@ func (b *buildBackend) Cached(ctx context.Context, key string) (*build.Image, er
 	if err != nil || img == nil {
 		return nil, err
 	}
-	return b.made(img)
+	held, err := b.made(img)
+	if errdefs.Is(err, errdefs.KindNotFound) {
+		return nil, nil // removed meanwhile: a miss
+	}
+	return held, err
 }
 
 // made holds an image the build found or made, once it is sure the image
@@ -163,13 +173,16 @@ func (b *buildBackend) Cached(ctx context.Context, key string) (*build.Image, er
 func (b *buildBackend) made(img *image.Image) (*build.Image, error) {
 	held, err := b.image(img.ID)
 	if err != nil {
-		return nil, fmt.Errorf("image %s was removed during the build: %w", shortHex(img.ID), err)
+		return nil, errdefs.NotFound("image %s was removed during the build: %v", shortHex(img.ID), err)
 	}
 	return &build.Image{ID: held.ID, Config: held.Config.Clone(), Root: held.RootfsDir}, nil
 }
 
 func (b *buildBackend) spec(s build.Step) (image.CommitSpec, error) {
-	spec := image.CommitSpec{Config: s.Config.Clone(), CreatedBy: s.CreatedBy, Author: s.Author, BuildKey: s.Key}
+	// Held as the store records it (under the store's lock, which a prune
+	// takes too): a step's image is untagged and childless until the next
+	// step, which a prune meanwhile would take.
+	spec := image.CommitSpec{Config: s.Config.Clone(), CreatedBy: s.CreatedBy, Author: s.Author, BuildKey: s.Key, Adopted: b.hold}
 	if s.Parent != "" {
 		parent, err := b.image(s.Parent)
 		if err != nil {

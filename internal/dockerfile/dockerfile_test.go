@@ -8,7 +8,7 @@ import (
 )
 
 func TestProcessWord(t *testing.T) {
-	env := EnvLookup([]string{"A=1", "EMPTY=", "SP=x y", "A=2", "V=v1.2.3", "P=a/b/c.tar.gz"})
+	env := EnvLookup([]string{"A=1", "EMPTY=", "SP=x y", "A=2", "V=v1.2.3", "P=a/b/c.tar.gz", "B=a[x]b"})
 	for _, tt := range []struct{ in, want string }{
 		{"plain", "plain"},
 		{"$A", "2"}, // the last entry wins
@@ -38,7 +38,11 @@ func TestProcessWord(t *testing.T) {
 		{"${P%.*}", "a/b/c.tar"},
 		{"${P%%.*}", "a/b/c"},
 		{"${P/b/B}", "a/B/c.tar.gz"},
-		{"${P//[ac]/x}", "x/b/x.txr.gz"},
+		{"${P//[ac]/x}", "a/b/c.tar.gz"}, // brackets are themselves, as buildkit's
+		{"${B/[x]/Y}", "aYb"},
+		{"${P%.t*}", "a/b/c"},
+		{"${P%%/*}", "a"},
+		{"${P#a/b/c.tar.gz}", ""},
 		{`${P#a\/}`, "b/c.tar.gz"},
 		{"${NOPE#x}", ""},
 		// Special and positional parameters are empty.
@@ -68,6 +72,18 @@ func TestProcessWord(t *testing.T) {
 	}
 	if got, err := (Lex{Escape: '`'}).ProcessWord("C:\\dir `$A", env); err != nil || got != `C:\dir $A` {
 		t.Errorf("backtick escape: %q, %v", got, err)
+	}
+}
+
+// TestPatternLongValue: a pattern over a long value is one pass (a
+// quadratic trim took minutes on a megabyte).
+func TestPatternLongValue(t *testing.T) {
+	long := strings.Repeat("x", 1<<20) + "y" + strings.Repeat("z", 10)
+	env := EnvLookup([]string{"L=" + long})
+	for in, want := range map[string]string{"${L#*y}": strings.Repeat("z", 10), "${L%%y*}": strings.Repeat("x", 1<<20), "${L%z}": long[:len(long)-1]} {
+		if got, err := (Lex{}).ProcessWord(in, env); err != nil || got != want {
+			t.Errorf("ProcessWord(%q) wrong (%d bytes), %v", in, len(got), err)
+		}
 	}
 }
 
@@ -141,7 +157,7 @@ func TestParse(t *testing.T) {
 		t.Errorf("escaped escape, unknown directive: %v %q %+v", err, f.Escape, f.Nodes)
 	}
 	// A here-string and a shift are not heredocs.
-	if _, err := Parse(strings.NewReader("FROM a\nRUN cat <<< hi\nRUN echo $((1<<2))")); err != nil {
+	if _, err := Parse(strings.NewReader("FROM a\nRUN cat <<< hi\nRUN echo $((1<<2)) \"x <<EOF y\"\nRUN [\"a\", \"<<EOF\"]")); err != nil {
 		t.Errorf("here-string: %v", err)
 	}
 	// A directive after an instruction is a comment.
@@ -150,10 +166,12 @@ func TestParse(t *testing.T) {
 		t.Errorf("late directive: %v %q %+v", err, f.Escape, f.Nodes)
 	}
 	for src, want := range map[string]string{
-		"# escape=x\nFROM a":                  "invalid escape token 'x'",
-		"FROM a\nRUN <<EOF\necho hi\nEOF":     "heredocs (<<EOF) are BuildKit's",
-		"FROM a\nCOPY <<-\"END\" /x\nhi\nEND": "heredocs (<<EOF) are BuildKit's",
-		"# escape=`\n# escape=\\\nFROM a":     "only one escape parser directive",
+		"# escape=x\nFROM a":                   "invalid escape token 'x'",
+		"FROM a\nRUN <<EOF\necho hi\nEOF":      "heredocs (<<EOF) are BuildKit's",
+		"FROM a\nCOPY <<-\"END\" /x\nhi\nEND":  "heredocs (<<EOF) are BuildKit's",
+		"FROM a\nRUN cat 0<<EOF\nhi\nEOF":      "heredocs (<<EOF) are BuildKit's",
+		"FROM a\nONBUILD RUN cat << END-1\nhi": "heredocs (<<EOF) are BuildKit's",
+		"# escape=`\n# escape=\\\nFROM a":      "only one escape parser directive",
 	} {
 		if _, err := Parse(strings.NewReader(src)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Parse(%q) = %v, want %q", src, err, want)

@@ -3,6 +3,7 @@ package dockerfile
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode"
 )
@@ -248,7 +249,7 @@ func (x *lexer) variable() (string, error) {
 		if err != nil {
 			return "", err
 		}
-		re, err := globRegexp(pattern, x.Escape, false)
+		re, err := globRegexp(globTokens(pattern, x.Escape), true, false)
 		if err != nil {
 			return "", fmt.Errorf("invalid pattern (%s) in substitution: %v", pattern, err)
 		}
@@ -268,11 +269,11 @@ func (x *lexer) variable() (string, error) {
 		if greedy {
 			word = word[1:]
 		}
-		re, err := globRegexp(word, x.Escape, true)
+		out, err := trimMatch(v, word, x.Escape, op == '#', greedy)
 		if err != nil {
 			return "", fmt.Errorf("invalid pattern (%s) in substitution: %v", word, err)
 		}
-		return trimMatch(v, re, op == '#', greedy), nil
+		return out, nil
 	case op != '-' && op != '+' && op != '?':
 		return "", fmt.Errorf("unsupported modifier (%s) in substitution", mod)
 	}
@@ -305,64 +306,73 @@ func (x *lexer) variable() (string, error) {
 	return v, nil
 }
 
-// trimMatch removes from v the shortest (or, greedy, longest) prefix (or
-// suffix) that re matches whole: ${V#p}, ${V##p}, ${V%p}, ${V%%p}.
-func trimMatch(v string, re *regexp.Regexp, prefix, greedy bool) string {
-	n := len(v)
-	for k := 0; k <= n; k++ {
-		i := k
-		if greedy {
-			i = n - k
-		}
-		if prefix && re.MatchString(v[:i]) {
-			return v[i:]
-		}
-		if !prefix && re.MatchString(v[n-i:]) {
-			return v[:n-i]
-		}
+// trimMatch removes from v the shortest (or, greedy, longest) prefix
+// (or suffix) that pattern matches: ${V#p}, ${V##p}, ${V%p}, ${V%%p}. As
+// buildkit's: one match of the pattern anchored at the start, its stars
+// lazy for the shortest; a suffix is a prefix of the reversed value by
+// the reversed pattern. One pass: a long value costs no more than its
+// length.
+func trimMatch(v string, pattern string, escape rune, prefix, greedy bool) (string, error) {
+	toks := globTokens(pattern, escape)
+	rv := []rune(v)
+	if !prefix {
+		slices.Reverse(toks)
+		slices.Reverse(rv)
 	}
-	return v
+	re, err := globRegexp(toks, greedy, true)
+	if err != nil {
+		return "", err
+	}
+	loc := re.FindStringIndex(string(rv))
+	if loc == nil {
+		return v, nil
+	}
+	rest := []rune(string(rv)[loc[1]:])
+	if !prefix {
+		slices.Reverse(rest)
+	}
+	return string(rest), nil
 }
 
-// globRegexp is a shell pattern as a regular expression: * any run, ?
-// one character, [...] a class ([!...] negated), the escape character
-// quoting the next; anchored matches the whole string.
-func globRegexp(p string, escape rune, anchored bool) (*regexp.Regexp, error) {
-	var b strings.Builder
-	if anchored {
-		b.WriteString("^")
-	}
+// globTokens splits a shell pattern into its parts as regular
+// expressions: "*" any run, "?" one character, anything else (brackets
+// too, as buildkit's lexer takes them) itself, the escape character
+// quoting the next.
+func globTokens(p string, escape rune) []string {
+	var toks []string
 	rs := []rune(p)
 	for i := 0; i < len(rs); i++ {
 		switch ch := rs[i]; {
 		case ch == escape && i+1 < len(rs):
 			i++
-			b.WriteString(regexp.QuoteMeta(string(rs[i])))
+			toks = append(toks, regexp.QuoteMeta(string(rs[i])))
 		case ch == '*':
-			b.WriteString("(?s:.*)")
+			toks = append(toks, "*")
 		case ch == '?':
-			b.WriteString("(?s:.)")
-		case ch == '[':
-			end := i + 1
-			for end < len(rs) && rs[end] != ']' {
-				end++
-			}
-			if end >= len(rs) {
-				b.WriteString(`\[`)
-				continue
-			}
-			class := string(rs[i+1 : end])
-			if strings.HasPrefix(class, "!") {
-				class = "^" + class[1:]
-			}
-			b.WriteString("[" + class + "]")
-			i = end
+			toks = append(toks, "(?s:.)")
 		default:
-			b.WriteString(regexp.QuoteMeta(string(ch)))
+			toks = append(toks, regexp.QuoteMeta(string(ch)))
 		}
 	}
+	return toks
+}
+
+// globRegexp joins pattern parts into a regular expression: stars greedy
+// or lazy, anchored at the start or not.
+func globRegexp(toks []string, greedy, anchored bool) (*regexp.Regexp, error) {
+	var b strings.Builder
 	if anchored {
-		b.WriteString("$")
+		b.WriteString("^")
+	}
+	for _, t := range toks {
+		switch {
+		case t == "*" && greedy:
+			b.WriteString("(?s:.*)")
+		case t == "*":
+			b.WriteString("(?s:.*?)")
+		default:
+			b.WriteString(t)
+		}
 	}
 	return regexp.Compile(b.String())
 }

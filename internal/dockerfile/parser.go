@@ -50,9 +50,39 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("dockerfile parse error on line %d: %s", e.Line, e.Msg)
 }
 
-// heredocRE finds a heredoc's start in an instruction's arguments: <<WORD,
-// <<-WORD, <<"WORD" (not a here-string's <<<).
-var heredocRE = regexp.MustCompile(`(^|[\s])<<-?[ \t]*["']?[A-Za-z_][A-Za-z0-9_]*["']?([\s]|$)`)
+// heredocRE is buildkit's reHeredoc: a word that starts a heredoc
+// (<<EOF, <<-EOF, 0<<"EOF"; not a here-string's <<<).
+var heredocRE = regexp.MustCompile(`^(\d*)<<(-?)\s*([^<]*)$`)
+
+// hasHeredoc says whether a RUN, COPY or ADD (ONBUILD's too) starts a
+// heredoc: one of its words, split as buildkit splits them (quotes
+// kept, so a quoted "<<EOF" is text), is one, with its terminator in it
+// or in the next word.
+func hasHeredoc(n Node, escape rune) bool {
+	cmd, args := n.Cmd, n.Args
+	if cmd == "onbuild" {
+		var inner string
+		inner, args = cutBlank(args)
+		cmd = strings.ToLower(inner)
+		for strings.HasPrefix(args, "--") {
+			_, args = cutBlank(args)
+		}
+	}
+	if cmd != "run" && cmd != "copy" && cmd != "add" {
+		return false
+	}
+	if _, isJSON, _ := ExecForm(args); isJSON {
+		return false
+	}
+	words := SplitRaw(args, escape)
+	for i, w := range words {
+		m := heredocRE.FindStringSubmatch(w)
+		if m != nil && (m[3] != "" || i+1 < len(words)) {
+			return true
+		}
+	}
+	return false
+}
 
 var directiveRE = regexp.MustCompile(`^#[ \t]*([a-zA-Z][a-zA-Z0-9]*)[ \t]*=[ \t]*(.+?)[ \t]*$`)
 
@@ -139,7 +169,7 @@ func Parse(r io.Reader) (*File, error) {
 		if err != nil {
 			return nil, err
 		}
-		if (n.Cmd == "run" || n.Cmd == "copy" || n.Cmd == "add") && heredocRE.MatchString(n.Args) {
+		if hasHeredoc(n, f.Escape) {
 			// Its lines would be read as instructions: say what it is.
 			return nil, &Error{n.Line, "heredocs (<<EOF) are BuildKit's, which berth does not have: write the lines as a RUN with && or a file to COPY"}
 		}

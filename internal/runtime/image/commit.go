@@ -34,6 +34,9 @@ type CommitSpec struct {
 	Repo, Tag string
 	// BuildKey: Image.BuildKey, for a docker build step's image.
 	BuildKey string
+	// Adopted, if set, is called with the new image while the store's
+	// lock is still held (a build holds it from prune so).
+	Adopted func(*Image)
 }
 
 // Tree is what a build of a committed tree made: its layer's diff ID, the
@@ -73,6 +76,9 @@ func (s *Store) Commit(spec CommitSpec, build func(rootfs string) (Tree, error))
 	adopted, err := s.adoptWith(tmp, img, "")
 	if err != nil {
 		return nil, fmt.Errorf("commit %s: %w", img.ID, err)
+	}
+	if spec.Adopted != nil {
+		spec.Adopted(adopted)
 	}
 	if ref == "" {
 		return adopted, nil
@@ -135,7 +141,11 @@ func (s *Store) Derive(spec CommitSpec) (*Image, error) {
 	img.Tree = spec.Parent.Tree
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.adoptWith("", img, spec.Parent.RootfsDir)
+	adopted, err := s.adoptWith("", img, spec.Parent.RootfsDir)
+	if err == nil && spec.Adopted != nil {
+		spec.Adopted(adopted)
+	}
+	return adopted, err
 }
 
 // Built is the newest image a docker build step with key made, or nil.

@@ -95,3 +95,41 @@ func TestCommittedChainRemoval(t *testing.T) {
 		t.Errorf("left %d images", len(imgs))
 	}
 }
+
+// TestDeriveAndBuilt: a build's config-only step shares its parent's
+// tree, which stays while either image does (the parent cannot go first;
+// the child's removal leaves the parent's tree); Built finds the newest
+// image of a step key; Adopted sees each new image under the store's lock.
+func TestDeriveAndBuilt(t *testing.T) {
+	s, _ := newTestStore(t)
+	parent := mustImport(t, s, tarOf(t, file("f", "1")), "base", "")
+	var adopted []string
+	hold := func(img *Image) { adopted = append(adopted, img.ID) }
+	child, err := s.Derive(CommitSpec{Parent: parent, Config: &Config{Env: []string{"A=1"}}, CreatedBy: "/bin/sh -c #(nop)  ENV A=1",
+		BuildKey: "k1", Adopted: hold})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if child.RootfsDir != parent.RootfsDir || child.Parent != parent.ID || !cmp.Equal(child.Layers, parent.Layers) ||
+		len(child.History) != 2 || !child.History[1].EmptyLayer || !cmp.Equal(adopted, []string{child.ID}) {
+		t.Errorf("derived %+v, adopted %q", child, adopted)
+	}
+	if got, err := s.Built("k1"); err != nil || got == nil || got.ID != child.ID {
+		t.Errorf("Built(k1) = %+v, %v", got, err)
+	}
+	if got, err := s.Built("k2"); err != nil || got != nil {
+		t.Errorf("Built(k2) = %+v, %v", got, err)
+	}
+	if _, _, err := s.Remove(parent.ID, true, nil); err == nil || !strings.Contains(err.Error(), "image has dependent child images") {
+		t.Errorf("the parent went before its child: %v", err)
+	}
+	if _, _, err := s.Remove(child.ID, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(parent.RootfsDir, "f")); err != nil {
+		t.Errorf("the child's removal took the parent's tree: %v", err)
+	}
+	if _, err := s.Derive(CommitSpec{Config: &Config{}}); err == nil {
+		t.Error("a derive without a parent")
+	}
+}

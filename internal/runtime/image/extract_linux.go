@@ -3,6 +3,7 @@ package image
 import (
 	"archive/tar"
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +34,13 @@ type extractor struct {
 	// noDevices refuses device and FIFO entries (docker load's outer
 	// archive, whose files are only read).
 	noDevices bool
+	// noWhiteouts refuses character devices 0:0, which a tree laid over
+	// another as overlayfs's upper layer reads as whiteouts (docker
+	// build's ADD unpacks into one).
+	noWhiteouts bool
+	// dirSeen are the directories in dirs, so that an archive that names
+	// one a million times keeps one entry.
+	dirSeen map[string]int
 }
 
 type dirTime struct {
@@ -109,6 +117,9 @@ func (x *extractor) extract(hdr *tar.Header, r io.Reader) error {
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		if x.noDevices {
 			return errdefs.Invalid("archive entry %q is a device or a FIFO, which docker save never writes", hdr.Name)
+		}
+		if x.noWhiteouts && hdr.Typeflag == tar.TypeChar && hdr.Devmajor == 0 && hdr.Devminor == 0 {
+			return errdefs.Invalid("archive entry %q is a character device 0:0, which would delete the image's file of that name", hdr.Name)
 		}
 	case tar.TypeDir, tar.TypeReg, tar.TypeSymlink, tar.TypeLink:
 	default:
@@ -259,7 +270,7 @@ func (x *extractor) setMeta(parent int, base, rel string, hdr *tar.Header, made 
 		return fmt.Errorf("set extended attributes of %q: %w", rel, err)
 	}
 	if hdr.Typeflag == tar.TypeDir {
-		x.dirs = append(x.dirs, dirTime{rel: rel, mtime: hdr.ModTime})
+		x.addDir(rel, hdr.ModTime)
 		return nil
 	}
 	ts := mtimeSpec(hdr.ModTime)
@@ -284,11 +295,27 @@ var procDir = func() int {
 // at p, a /proc magic link to the pinned entry. They come after chown,
 // which clears security.capability. There is no fsetxattr for an O_PATH
 // descriptor, nor setxattrat before Linux 6.13.
+// addDir records a directory's time, once per directory (the last
+// header's).
+func (x *extractor) addDir(rel string, mtime time.Time) {
+	if i, ok := x.dirSeen[rel]; ok {
+		x.dirs[i].mtime = mtime
+		return
+	}
+	if x.dirSeen == nil {
+		x.dirSeen = map[string]int{}
+	}
+	x.dirSeen[rel] = len(x.dirs)
+	x.dirs = append(x.dirs, dirTime{rel: rel, mtime: mtime})
+}
+
 func setXattrs(p string, hdr *tar.Header) error {
 	const prefix = "SCHILY.xattr."
 	for k, v := range hdr.PAXRecords {
 		name, ok := strings.CutPrefix(k, prefix)
-		if !ok {
+		if !ok || strings.HasPrefix(name, "trusted.overlay.") {
+			// overlayfs's own (opaque, redirect…): an archive's would
+			// change what a layer over the tree hides.
 			continue
 		}
 		if err := unix.Setxattr(p, name, []byte(v), 0); err != nil {
@@ -309,7 +336,7 @@ func (x *extractor) setRoot(hdr *tar.Header) error {
 	if err := unix.Fchmod(fd, uint32(hdr.Mode&0o7777)); err != nil {
 		return fmt.Errorf("chmod root: %w", err)
 	}
-	x.dirs = append(x.dirs, dirTime{rel: ".", mtime: hdr.ModTime})
+	x.addDir(".", hdr.ModTime)
 	return nil
 }
 
@@ -547,12 +574,19 @@ func ExtractTree(r io.Reader, dir string) error {
 
 // ExtractArchive unpacks the tar archive in r, plain or compressed as
 // docker import's may be (gzip, bzip2), into the directory dir (docker
-// build's ADD of a local archive).
-func ExtractArchive(r io.Reader, dir string) error {
-	src, closeSrc, err := decompress(bufio.NewReaderSize(r, 64<<10))
+// build's context, and ADD of a local archive, which passes noWhiteouts:
+// it unpacks into a layer); it stops when ctx ends.
+func ExtractArchive(ctx context.Context, r io.Reader, dir string, noWhiteouts bool) error {
+	src, closeSrc, err := decompress(bufio.NewReaderSize(ctxReader{ctx, r}, 64<<10))
 	if err != nil {
 		return err
 	}
 	defer closeSrc()
-	return ExtractTree(src, dir)
+	x, err := newExtractor(dir)
+	if err != nil {
+		return err
+	}
+	defer x.Close()
+	x.noWhiteouts = noWhiteouts
+	return x.extractAll(tar.NewReader(src))
 }
