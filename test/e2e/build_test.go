@@ -217,6 +217,24 @@ func TestDockerBuildFailures(t *testing.T) {
 	if code == 0 || !strings.Contains(stderr, "the --mount option requires BuildKit") {
 		t.Errorf("RUN --mount: %d %s", code, stderr)
 	}
+	// A Dockerfile on stdin, no context; --iidfile; VOLUME discards what a
+	// later RUN writes there (the RUN's container has a volume there, as
+	// in Docker); USER applies to RUN.
+	iid := filepath.Join(t.TempDir(), "iid")
+	out, stderr, code = w.DockerIn(t, "FROM "+bb+"\nVOLUME /data\nRUN echo lost > /data/f && echo kept > /f\nUSER nobody\nRUN id -u > /tmp/uid\n",
+		"build", "--iidfile", iid, "-t", "stdin:1", "-")
+	if code != 0 {
+		t.Fatalf("docker build -: %d\n%s\n%s", code, out, stderr)
+	}
+	if b, err := os.ReadFile(iid); err != nil || string(b) != dockerInspect(t, w, "{{.Id}}", "stdin:1") {
+		t.Errorf("--iidfile: %q %v", b, err)
+	}
+	if got := mustDocker(t, w, "run", "--rm", "stdin:1", "sh", "-c", "cat /f /tmp/uid; ls /data"); got != "kept\n65534\n" {
+		t.Errorf("the stdin build's files: %q", got)
+	}
+	if vols := mustDocker(t, w, "volume", "ls", "-q"); vols != "" {
+		t.Errorf("volumes after the build and a run --rm: %q, want none (the RUN containers' went with them)", vols)
+	}
 	out = mustDocker(t, w, "build", "-f", filepath.Join(dir, "multi.df"), "--target", "first", "-t", "first:1", dir)
 	if strings.Contains(out, "exit 9") {
 		t.Errorf("--target first ran the stage after it:\n%s", out)
