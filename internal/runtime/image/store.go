@@ -238,6 +238,12 @@ func (s *Store) Get(ref string) (*Image, error) {
 
 // resolve returns the image ref names and, when ref named it by a tag, that tag.
 func (s *Store) resolve(ref string) (*Image, string, error) {
+	if rest, ok := strings.CutPrefix(ref, "sha256:"); ok && len(rest) == 64 && hexRE.MatchString(rest) {
+		// A full ID: one record read, not every image's (a build looks up
+		// each step's image so).
+		img, err := s.byID(ref)
+		return img, "", err
+	}
 	imgs, err := s.List()
 	if err != nil {
 		return nil, "", err
