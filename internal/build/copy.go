@@ -2,10 +2,6 @@ package build
 
 import (
 	"archive/tar"
-	"bufio"
-	"bytes"
-	"compress/bzip2"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -576,21 +572,8 @@ func copyFile(ctx context.Context, src, dst string) error {
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(out, ctxReader{ctx, in})
+	_, err = io.Copy(out, image.WithContext(ctx, in))
 	return errors.Join(err, out.Close())
-}
-
-// ctxReader stops a long read when ctx ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // isArchive says whether the file at p is a tar archive, plain, gzip'd
@@ -601,20 +584,11 @@ func isArchive(p string) bool {
 		return false
 	}
 	defer f.Close()
-	br := bufio.NewReader(f)
-	var r io.Reader = br
-	magic, _ := br.Peek(3)
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			return false
-		}
-		defer zr.Close()
-		r = zr
-	case bytes.HasPrefix(magic, []byte("BZh")):
-		r = bzip2.NewReader(br)
+	r, closeR, err := image.Decompressed(context.Background(), f)
+	if err != nil {
+		return false
 	}
+	defer closeR()
 	// As moby's IsArchivePath: an archive is what a tar header reads from.
 	_, err = tar.NewReader(r).Next()
 	return err == nil

@@ -2,7 +2,6 @@ package image
 
 import (
 	"archive/tar"
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -577,7 +576,7 @@ func ExtractTree(r io.Reader, dir string) error {
 // build's context, and ADD of a local archive, which passes noWhiteouts:
 // it unpacks into a layer); it stops when ctx ends.
 func ExtractArchive(ctx context.Context, r io.Reader, dir string, noWhiteouts bool) error {
-	src, closeSrc, err := decompress(bufio.NewReaderSize(ctxReader{ctx, r}, 64<<10))
+	src, closeSrc, err := Decompressed(ctx, r)
 	if err != nil {
 		return err
 	}

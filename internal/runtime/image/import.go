@@ -136,6 +136,15 @@ func decompress(br *bufio.Reader) (io.Reader, func(), error) {
 	return br, func() {}, nil
 }
 
+// Decompressed is r with the compression docker import takes (gzip,
+// bzip2) undone, read until ctx ends; close releases it.
+func Decompressed(ctx context.Context, r io.Reader) (src io.Reader, close func(), err error) {
+	return decompress(bufio.NewReaderSize(ctxReader{ctx, r}, 64<<10))
+}
+
+// WithContext is r read until ctx ends.
+func WithContext(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
 // ctxReader stops a long import when the client goes away.
 type ctxReader struct {
 	ctx context.Context
