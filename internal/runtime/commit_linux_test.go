@@ -221,3 +221,48 @@ func TestCommitTree(t *testing.T) {
 		t.Errorf("a redirected directory: %v", err)
 	}
 }
+
+// TestCommitUpper: docker build's COPY layer: the staged directory laid
+// over the image's tree as a container's upper directory is (new files
+// copied, the image's linked), over nothing for FROM scratch; the same
+// staged files give the same diff ID.
+func TestCommitUpper(t *testing.T) {
+	nstest.RequireRoot(t) // owners
+	base := t.TempDir()
+	lower, upper := filepath.Join(base, "lower"), filepath.Join(base, "upper")
+	for p, body := range map[string]string{filepath.Join(lower, "etc/os"): "image", filepath.Join(upper, "app/main"): "copied", filepath.Join(upper, "etc/extra"): "more"} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := CommitUpper(context.Background(), upper, lower, filepath.Join(base, "one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{"one/etc/os": "image", "one/etc/extra": "more", "one/app/main": "copied"} {
+		if b, err := os.ReadFile(filepath.Join(base, p)); err != nil || string(b) != want {
+			t.Errorf("%s: %q, %v", p, b, err)
+		}
+	}
+	var li, oi unix.Stat_t
+	if unix.Stat(filepath.Join(lower, "etc/os"), &li) != nil || unix.Stat(filepath.Join(base, "one/etc/os"), &oi) != nil || li.Ino != oi.Ino {
+		t.Errorf("the image's file is not linked into the new tree")
+	}
+	again, err := CommitUpper(context.Background(), upper, lower, filepath.Join(base, "two"))
+	if err != nil || again.DiffID != first.DiffID || first.DiffID == "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef" {
+		t.Errorf("diff IDs %s and %s (%v)", first.DiffID, again.DiffID, err)
+	}
+	scratch, err := CommitUpper(context.Background(), upper, "", filepath.Join(base, "three"))
+	if err != nil || scratch.DiffID != first.DiffID {
+		t.Errorf("over nothing: %+v, %v", scratch, err)
+	}
+	if _, err := os.Stat(filepath.Join(base, "three/etc/os")); !os.IsNotExist(err) {
+		t.Errorf("FROM scratch's tree has the image's file: %v", err)
+	}
+	if ents, _ := os.ReadDir(base); len(ents) != 5 {
+		t.Errorf("left beside the trees: %d entries in %s", len(ents), base)
+	}
+}
