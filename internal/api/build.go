@@ -100,6 +100,9 @@ func buildOptions(r *http.Request) (BuildOptions, error) {
 	if len(q["securityopt"]) > 0 {
 		return BuildOptions{}, errdefs.Invalid("security options are not supported on linux")
 	}
+	if iso := q.Get("isolation"); iso != "" && iso != "default" {
+		return BuildOptions{}, errdefs.Invalid("unsupported isolation: %q", iso) // moby's on Linux
+	}
 	opts := BuildOptions{Tags: q["t"], Options: build.Options{
 		Dockerfile: q.Get("dockerfile"),
 		Target:     q.Get("target"),
@@ -107,11 +110,12 @@ func buildOptions(r *http.Request) (BuildOptions, error) {
 		// --rm is the default; --force-rm implies it.
 		Remove:      q.Get("rm") == "" || boolValue(r, "rm") || boolValue(r, "forcerm"),
 		ForceRemove: boolValue(r, "forcerm"),
+		Pull:        boolValue(r, "pull"),
 	}}
 	if !lessThan(apiVersion(r.Context()), "1.32") {
 		opts.Platform = q.Get("platform")
 	}
-	for key, into := range map[string]any{"buildargs": &opts.BuildArgs, "labels": &opts.Labels, "cachefrom": new([]string)} {
+	for key, into := range map[string]any{"buildargs": &opts.BuildArgs, "labels": &opts.Labels, "cachefrom": &opts.CacheFrom} {
 		if v := q.Get(key); v != "" {
 			if err := json.Unmarshal([]byte(v), into); err != nil {
 				return BuildOptions{}, errdefs.Invalid("error reading %s: %v", key, err)

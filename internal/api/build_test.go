@@ -38,6 +38,16 @@ func TestBuildRequest(t *testing.T) {
 		c.CgroupParent != "/builds" || c.LogConfig.Type != container.LogDriverNone {
 		t.Errorf("RUN container template: %+v", c)
 	}
+	// What the docker CLI 28 sends: version=1; --platform from 1.32;
+	// --pull and --cache-from passed on.
+	wantStatus(t, call(t, s, http.MethodPost, "/v1.51/build?version=1&platform=linux%2Famd64&pull=1&cachefrom=%5B%22app%3A1%22%5D", ""), http.StatusOK)
+	if o := f.recorded().Build.Options; o.Platform != "linux/amd64" || !o.Pull || !cmp.Equal(o.CacheFrom, []string{"app:1"}) {
+		t.Errorf("platform, pull, cache-from: %+v", o)
+	}
+	wantStatus(t, call(t, s, http.MethodPost, "/v1.31/build?platform=linux%2Fs390x", ""), http.StatusOK)
+	if o := f.recorded().Build.Options; o.Platform != "" {
+		t.Errorf("platform before 1.32: %q", o.Platform)
+	}
 	for path, rm := range map[string][2]bool{"/v1.51/build?rm=0": {false, false}, "/v1.51/build?rm=0&forcerm=1": {true, true}, "/v1.51/build": {true, false}} {
 		wantStatus(t, call(t, s, http.MethodPost, path, ""), http.StatusOK)
 		if o := f.recorded().Build.Options; o.Remove != rm[0] || o.ForceRemove != rm[1] {
@@ -80,6 +90,8 @@ func TestBuildErrors(t *testing.T) {
 		"/v1.51/build?squash=1":                                     "squash is only supported with experimental mode",
 		"/v1.51/build?buildargs=nope":                               "error reading buildargs",
 		"/v1.51/build?memory=lots":                                  "invalid memory",
+		"/v1.51/build?isolation=hyperv":                             "unsupported isolation",
+		"/v1.51/build?securityopt=seccomp%3Dx":                      "security options are not supported on linux",
 		"/v1.51/build?networkmode=container:x&extrahosts=h:1.2.3.4": "",
 	} {
 		rec := call(t, s, http.MethodPost, path, "")

@@ -42,6 +42,11 @@ type Options struct {
 	NoCache, Remove, ForceRemove bool
 	// Platform is --platform: only the host's is built.
 	Platform string
+	// Pull is --pull: berth pulls nothing, and says so in the output.
+	Pull bool
+	// CacheFrom is --cache-from: the images whose ancestors alone may
+	// be cache hits (the backend's Cached applies it).
+	CacheFrom []string
 }
 
 // Output is where a build writes: its stdout and stderr lines (moby's
@@ -143,6 +148,9 @@ func Build(ctx context.Context, be Backend, dir string, opts Options, out Output
 	}
 	for _, w := range f.Warnings {
 		fmt.Fprintln(out.Stderr, w)
+	}
+	if opts.Pull {
+		fmt.Fprintln(out.Stdout, "[Warning] berth does not pull images: --pull builds from the base images here")
 	}
 	if err := checkPlatform(opts.Platform); err != nil {
 		return "", err

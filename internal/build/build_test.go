@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/nstest"
 	"github.com/berth-net/berth/internal/runtime/image"
 )
 
@@ -172,11 +174,15 @@ func writeCtx(t *testing.T, files map[string]string) string {
 	for name, content := range files {
 		p := filepath.Join(dir, name)
 		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
+		for d := filepath.Dir(p); d != dir; d = filepath.Dir(d) {
+			must(t, os.Chmod(d, 0o755)) // whatever the umask
+		}
 		if target, ok := strings.CutPrefix(content, "->"); ok {
 			must(t, os.Symlink(target, p))
 			continue
 		}
 		must(t, os.WriteFile(p, []byte(content), 0o640))
+		must(t, os.Chmod(p, 0o640)) // whatever the umask
 		must(t, os.Lchown(p, 1234, 1234))
 	}
 	return dir
@@ -197,11 +203,9 @@ func runBuild(t *testing.T, f *fakeBackend, ctx string, opts Options) (result, e
 	return r, err
 }
 
-func needRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("copies set owners: needs root")
-	}
-}
+// needRoot: copies set owners (under CI=true a test that cannot run
+// fails, as the kernel tests do).
+func needRoot(t *testing.T) { nstest.RequireRoot(t) }
 
 // TestBuildSteps: each instruction's step as moby's legacy builder runs
 // it: the output ("Step n/m : …" with the instruction as written, " --->
@@ -481,7 +485,7 @@ func TestBuildFailures(t *testing.T) {
 	f.fail = "boom"
 	dir := writeCtx(t, map[string]string{"Dockerfile": "FROM base\nRUN echo boom\n", "empty": "\n\n", "zero": "", "notfrom": "RUN x\n",
 		"badflag": "FROM base\nRUN --network=none true\n", "unknown": "FROM base\nFETCH x\n", "scratchrun": "FROM scratch\nRUN x\n",
-		"dupname": "FROM base AS a\nFROM base AS a\n", "nobase": "FROM missing\n", "plat": "FROM --platform=linux/s390x base\n",
+		"dupname": "FROM base AS a\nFROM base AS a\n", "nobase": "FROM missing\n", "plat": "FROM --platform=" + otherPlatform + " base\n",
 		"onlyarg": "ARG X=1\n"})
 	_, err := runBuild(t, f, dir, Options{})
 	var se *StepError
@@ -497,7 +501,7 @@ func TestBuildFailures(t *testing.T) {
 		"unknown":    "dockerfile parse error on line 2: unknown instruction: FETCH",
 		"dupname":    "a stage name already used",
 		"nobase":     "pull access denied for missing",
-		"plat":       "berth builds for linux/",
+		"plat":       "berth builds for linux/" + runtime.GOARCH + " only, not " + otherPlatform,
 		"onlyarg":    "No image was generated. Is your Dockerfile empty?",
 		"scratchrun": "cannot run",
 	} {
@@ -512,6 +516,9 @@ func TestBuildFailures(t *testing.T) {
 		}
 	}
 }
+
+// otherPlatform is a platform that is not the host's.
+var otherPlatform = map[bool]string{true: "linux/arm64", false: "linux/s390x"}[runtime.GOARCH == "s390x"]
 
 func errorsAs(err error, target **StepError) bool {
 	se, ok := err.(*StepError)
@@ -667,5 +674,37 @@ func TestBuildReviewed(t *testing.T) {
 	tf.Close()
 	if _, err := build("FROM base\nADD wh.tar /\n"); err == nil || !strings.Contains(err.Error(), "character device 0:0") {
 		t.Errorf("ADD of a tar with a 0:0 device: %v", err)
+	}
+}
+
+// TestBuildOptions: --platform of another architecture refused from the
+// request too; --pull warned about; --label values taken as they are
+// (quotes, blanks, no variables); the default Dockerfile name falls back
+// to "dockerfile"; COPY --from a local image by name.
+func TestBuildOptions(t *testing.T) {
+	needRoot(t)
+	f := newFake(t)
+	dir := writeCtx(t, map[string]string{"dockerfile": "FROM base\nCOPY --from=base /etc/group /g\n"})
+	if _, err := runBuild(t, f, dir, Options{Platform: otherPlatform}); err == nil || !strings.Contains(err.Error(), "not "+otherPlatform) {
+		t.Errorf("--platform %s: %v", otherPlatform, err)
+	}
+	r, err := runBuild(t, f, dir, Options{Pull: true, Labels: map[string]string{"q": `it's "x" $HOME`, "sp": "a b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(r.out, "[Warning] berth does not pull images") {
+		t.Errorf("--pull said nothing:\n%s", r.out)
+	}
+	if got := f.images[r.id].Config.Labels; !cmp.Equal(got, map[string]string{"q": `it's "x" $HOME`, "sp": "a b"}) {
+		t.Errorf("labels: %q", got)
+	}
+	var copied []string
+	for id, l := range f.layers {
+		if strings.Contains(strings.Join(l, "\n"), "g -rw-r--r-- 0:0 root:x:0:") {
+			copied = append(copied, id)
+		}
+	}
+	if len(copied) == 0 {
+		t.Errorf("COPY --from=base: %q", f.layers)
 	}
 }

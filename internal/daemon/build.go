@@ -61,6 +61,11 @@ func (d *Daemon) BuildImage(ctx context.Context, body io.Reader, opts api.BuildO
 	}
 	be := &buildBackend{d: d, run: opts.Container, tmp: tmp}
 	defer be.releaseAll()
+	if len(opts.CacheFrom) > 0 {
+		if be.cacheFrom, err = d.ancestors(opts.CacheFrom); err != nil {
+			return "", err
+		}
+	}
 	id, err := build.Build(ctx, be, dir, opts.Options, out)
 	if err != nil {
 		return "", err
@@ -110,6 +115,33 @@ type buildBackend struct {
 	tmp string
 	// held are the images this build holds from removal.
 	held []string
+	// cacheFrom, with --cache-from, are the images a cache hit must be
+	// one of: those named and their ancestors (moby's image cache with
+	// sources).
+	cacheFrom map[string]bool
+}
+
+// ancestors are the images refs name and all their parents.
+func (d *Daemon) ancestors(refs []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, ref := range refs {
+		img, err := d.images.Get(ref)
+		if errdefs.Is(err, errdefs.KindNotFound) {
+			continue // moby goes on without a source it cannot find
+		}
+		if err != nil {
+			return nil, err
+		}
+		for id := img.ID; id != "" && !out[id]; {
+			out[id] = true
+			parent, err := d.images.Get(id)
+			if err != nil {
+				break
+			}
+			id = parent.Parent
+		}
+	}
+	return out, nil
 }
 
 // hold keeps img from rmi and prune until the build ends: the step
@@ -157,7 +189,11 @@ func (b *buildBackend) Image(ctx context.Context, ref string) (*build.Image, err
 }
 
 func (b *buildBackend) Cached(ctx context.Context, key string) (*build.Image, error) {
-	img, err := b.d.images.Built(key)
+	var ok func(*image.Image) bool
+	if b.cacheFrom != nil {
+		ok = func(img *image.Image) bool { return b.cacheFrom[img.ID] }
+	}
+	img, err := b.d.images.Built(key, ok)
 	if err != nil || img == nil {
 		return nil, err
 	}

@@ -29,7 +29,9 @@ func EnvLookup(env []string) Lookup {
 // removed, the escape character (\ unless the Dockerfile's escape
 // directive says `) escaping the next character, and variables replaced:
 // $NAME, ${NAME}, and the shell's ${NAME:-word}, ${NAME-word},
-// ${NAME:+word}, ${NAME+word}, ${NAME:?message} and ${NAME?message}.
+// ${NAME:+word}, ${NAME+word}, ${NAME:?message}, ${NAME?message},
+// ${NAME#pattern}, ${NAME##pattern}, ${NAME%pattern}, ${NAME%%pattern},
+// ${NAME/pattern/string} and ${NAME//pattern/string}.
 // Inside double quotes the escape character escapes only ", $ and itself;
 // inside single quotes nothing is replaced.
 type Lex struct {

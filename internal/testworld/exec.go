@@ -63,7 +63,7 @@ func (w *World) Docker(t testing.TB, args ...string) (stdout, stderr string, cod
 	return w.run(t, nil, "docker", args, dockerBinary(), args,
 		"DOCKER_HOST=unix://"+w.Socket,
 		"DOCKER_CONFIG="+filepath.Join(w.Dir, "docker-config"),
-		"DOCKER_CLI_HINTS=false")
+		"DOCKER_CLI_HINTS=false", "DOCKER_BUILDKIT=0") // docker build: the legacy builder berth serves, even where buildx is installed
 }
 
 // DockerIn is Docker with stdin.
@@ -77,7 +77,7 @@ func (w *World) DockerIn(t testing.TB, stdin string, args ...string) (stdout, st
 func (w *World) DockerEnv() []string {
 	return []string{"DOCKER_HOST=unix://" + w.Socket,
 		"DOCKER_CONFIG=" + filepath.Join(w.Dir, "docker-config"),
-		"DOCKER_CLI_HINTS=false"}
+		"DOCKER_CLI_HINTS=false", "DOCKER_BUILDKIT=0"}
 }
 
 // DockerPath is the docker CLI the world runs.

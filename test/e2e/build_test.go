@@ -24,6 +24,14 @@ func writeContext(t *testing.T, files map[string]string) string {
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		if err := os.Chmod(p, 0o644); err != nil { // whatever the umask
+			t.Fatal(err)
+		}
+		for d := filepath.Dir(p); d != dir; d = filepath.Dir(d) {
+			if err := os.Chmod(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	return dir
 }
@@ -121,8 +129,8 @@ func TestDockerBuild(t *testing.T) {
 	}
 	got := mustDocker(t, w, "run", "--rm", "app:1")
 	if !strings.HasPrefix(got, "hi from /app/src as 0\n") ||
-		!regexp.MustCompile(`-rw-r--r-- +\d+ 1000 +1000 +2 .* a\.txt\ndrwxr-xr-x +2 1000 +1000 .* sub\n`).MatchString(got) ||
-		!regexp.MustCompile(`drwxr-xr-x +2 0 +0 .* d\n-rw-r----- +1 7 +8 +4 .* f1\n65534\n$`).MatchString(got) {
+		!regexp.MustCompile(`-rw-r--r-- +\d+ 1000 +1000 +2 .* a\.txt\ndrwxr-xr-x +\d+ 1000 +1000 .* sub\n`).MatchString(got) ||
+		!regexp.MustCompile(`drwxr-xr-x +\d+ 0 +0 .* d\n-rw-r----- +\d+ 7 +8 +4 .* f1\n65534\n$`).MatchString(got) {
 		t.Errorf("the built image's command printed:\n%s", got)
 	}
 	if got := mustDocker(t, w, "run", "--rm", "--entrypoint", "sh", "app:1", "-c",
@@ -162,6 +170,15 @@ func TestDockerBuild(t *testing.T) {
 	if got := dockerInspect(t, w, "{{.Id}}", "app:2"); got != id {
 		t.Errorf("the second build made %s, the first %s", got, id)
 	}
+	// --cache-from: hits only among the images named and their ancestors.
+	out = mustDocker(t, w, "build", "--cache-from", testworld.BusyboxImage, "--build-arg", "GREETING=hi", dir)
+	if strings.Contains(out, "Using cache") {
+		t.Errorf("--cache-from busybox used the build's cache:\n%s", out)
+	}
+	out = mustDocker(t, w, "build", "--cache-from", "app:2", "--build-arg", "GREETING=hi", dir)
+	if n := strings.Count(out, " ---> Using cache\n"); n != 8 {
+		t.Errorf("--cache-from app:2: %d steps from the cache, want the final stage's 8:\n%s", n, out)
+	}
 	// Another build arg changes the RUN (its history records it), and all
 	// after it.
 	out = mustDocker(t, w, "build", "-q", "--build-arg", "GREETING=hey", dir)
@@ -177,10 +194,19 @@ func TestDockerBuild(t *testing.T) {
 	}
 	out = mustDocker(t, w, "build", "-t", "app:3", "--build-arg", "GREETING=hi", dir)
 	if n := strings.Count(out, " ---> Using cache\n"); n != 6 {
-		t.Errorf("after a change, %d steps from the cache (want the 6 before the COPY of data/):\n%s", n, out)
+		// The first stage's 4 steps before the COPY of data/, and the
+		// second's LABEL and COPY --from=builder: made.txt is made again
+		// the same, and a file is cached by its name and content.
+		t.Errorf("after a change, %d steps from the cache (want 6):\n%s", n, out)
 	}
 	if got := mustDocker(t, w, "run", "--rm", "--entrypoint", "cat", "app:3", "/owned/a.txt"); got != "A2\n" {
 		t.Errorf("the changed file: %q", got)
+	}
+	// Once the builds ended their images are not held: removed and pruned
+	// as any image.
+	mustDocker(t, w, "rmi", "app:3")
+	if out := mustDocker(t, w, "image", "prune", "-f"); !strings.Contains(out, "deleted: sha256:") {
+		t.Errorf("image prune after the builds deleted nothing:\n%s", out)
 	}
 }
 
@@ -196,6 +222,7 @@ func TestDockerBuildFailures(t *testing.T) {
 		"bad.df":     "FROM " + bb + "\nFOO bar\n",
 		"multi.df":   "FROM " + bb + " AS first\nRUN echo one > /one\nFROM first AS second\nRUN exit 9\n",
 		"mount.df":   "FROM " + bb + "\nRUN --mount=type=cache,target=/c true\n",
+		"scratch.df": "FROM scratch\nRUN true\n",
 	})
 	out, stderr, code := w.Docker(t, "build", dir)
 	if code == 0 || !strings.Contains(stderr, "The command '/bin/sh -c echo before; exit 3' returned a non-zero code: 3") || !strings.Contains(out, "before\n") {
@@ -234,6 +261,10 @@ func TestDockerBuildFailures(t *testing.T) {
 	}
 	if vols := mustDocker(t, w, "volume", "ls", "-q"); vols != "" {
 		t.Errorf("volumes after the build and a run --rm: %q, want none (the RUN containers' went with them)", vols)
+	}
+	_, stderr, code = w.Docker(t, "build", "-f", filepath.Join(dir, "scratch.df"), dir)
+	if code == 0 || !strings.Contains(stderr, "cannot run a command in an empty image (FROM scratch)") {
+		t.Errorf("RUN in scratch: %d %s", code, stderr)
 	}
 	out = mustDocker(t, w, "build", "-f", filepath.Join(dir, "multi.df"), "--target", "first", "-t", "first:1", dir)
 	if strings.Contains(out, "exit 9") {

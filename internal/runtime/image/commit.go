@@ -148,14 +148,15 @@ func (s *Store) Derive(spec CommitSpec) (*Image, error) {
 	return adopted, err
 }
 
-// Built is the newest image a docker build step with key made, or nil.
-func (s *Store) Built(key string) (*Image, error) {
+// Built is the newest image a docker build step with key made that ok
+// takes (nil: any), or nil.
+func (s *Store) Built(key string, ok func(*Image) bool) (*Image, error) {
 	imgs, err := s.List() // newest first
 	if err != nil {
 		return nil, err
 	}
 	for _, img := range imgs {
-		if img.BuildKey == key {
+		if img.BuildKey == key && (ok == nil || ok(img)) {
 			return img, nil
 		}
 	}

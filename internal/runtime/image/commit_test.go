@@ -114,10 +114,23 @@ func TestDeriveAndBuilt(t *testing.T) {
 		len(child.History) != 2 || !child.History[1].EmptyLayer || !cmp.Equal(adopted, []string{child.ID}) {
 		t.Errorf("derived %+v, adopted %q", child, adopted)
 	}
-	if got, err := s.Built("k1"); err != nil || got == nil || got.ID != child.ID {
+	if got, err := s.Built("k1", nil); err != nil || got == nil || got.ID != child.ID {
 		t.Errorf("Built(k1) = %+v, %v", got, err)
 	}
-	if got, err := s.Built("k2"); err != nil || got != nil {
+	newer, err := s.Derive(CommitSpec{Parent: parent, Config: &Config{}, BuildKey: "k1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Built("k1", nil); err != nil || got == nil || got.ID != newer.ID {
+		t.Errorf("Built(k1) after a newer one = %+v, %v; want %s", got, err, newer.ID)
+	}
+	if got, err := s.Built("k1", func(img *Image) bool { return img.ID == child.ID }); err != nil || got == nil || got.ID != child.ID {
+		t.Errorf("Built(k1) of the older one = %+v, %v", got, err)
+	}
+	if _, _, err := s.Remove(newer.ID, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Built("k2", nil); err != nil || got != nil {
 		t.Errorf("Built(k2) = %+v, %v", got, err)
 	}
 	if _, _, err := s.Remove(parent.ID, true, nil); err == nil || !strings.Contains(err.Error(), "image has dependent child images") {
