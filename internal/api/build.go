@@ -73,10 +73,10 @@ func (s *Server) buildImage(w http.ResponseWriter, r *http.Request) error {
 		if se := (*build.StepError)(nil); errors.As(err, &se) {
 			detail["code"] = se.Code
 		}
-		return writeStreamMessage(sw, map[string]any{"errorDetail": detail, "error": err.Error()})
+		return writeJSONMessage(sw, map[string]any{"errorDetail": detail, "error": err.Error()})
 	}
 	if quiet {
-		return writeStreamMessage(sw, map[string]string{"stream": id + "\n"})
+		return writeJSONMessage(sw, map[string]string{"stream": id + "\n"})
 	}
 	return nil
 }
@@ -207,13 +207,4 @@ func (s streamLines) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
-}
-
-func writeStreamMessage(w io.Writer, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(append(b, '\r', '\n'))
-	return err
 }

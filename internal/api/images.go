@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"path"
 	"slices"
@@ -101,7 +102,7 @@ func (s *Server) loadImages(w http.ResponseWriter, r *http.Request) error {
 
 // writeJSONMessage writes one line of a jsonmessage stream, terminated as
 // moby's streamformatter terminates them.
-func writeJSONMessage(w http.ResponseWriter, v any) error {
+func writeJSONMessage(w io.Writer, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
