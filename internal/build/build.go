@@ -374,7 +374,6 @@ func (b *builder) from(stage dockerfile.Stage) (*state, error) {
 			st.cfg = img.Config.Clone()
 		}
 	}
-	st.hasFrom = true
 	if !slices.ContainsFunc(st.cfg.Env, func(e string) bool { return strings.HasPrefix(e, "PATH=") }) {
 		st.cfg.Env = append(st.cfg.Env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 	}
@@ -411,7 +410,6 @@ type state struct {
 	cmdSet  bool
 	author  string
 	args    *buildArgs
-	hasFrom bool
 	// busted: a step missed the cache, so the ones after it do too.
 	busted bool
 }
@@ -526,9 +524,6 @@ func (st *state) adopt(img *Image, cfg *image.Config) {
 // commit records a config-only step ("/bin/sh -c #(nop)  ENV A=b", as
 // moby's two-argument comment reads joined).
 func (st *state) commit(cfg *image.Config, msg string) error {
-	if !st.hasFrom {
-		return errdefs.Invalid("Please provide a source image with `from` prior to commit")
-	}
 	createdBy := strings.Join(append(cfg.ShellOrDefault(), "#(nop) ", msg), " ")
 	key := st.key(createdBy, cfg)
 	if hit, err := st.probe(key); err != nil || hit {
@@ -588,9 +583,6 @@ func (st *state) workdir(n dockerfile.Node) error {
 func (st *state) run(n dockerfile.Node) error {
 	if len(n.Flags) > 0 {
 		return errdefs.Invalid("the --%s option requires BuildKit. Refer to https://docs.docker.com/go/buildkit/ to learn how to build images with BuildKit enabled", flagName(n.Flags[0]))
-	}
-	if !st.hasFrom {
-		return errdefs.Invalid("Please provide a source image with `from` prior to run")
 	}
 	cmd, isJSON, err := dockerfile.ExecForm(n.Args)
 	if err != nil {
@@ -658,9 +650,6 @@ func (st *state) copy(n dockerfile.Node) error {
 		if _, ok := flags[f]; ok {
 			return errdefs.Invalid("the --%s option requires BuildKit. Refer to https://docs.docker.com/go/buildkit/ to learn how to build images with BuildKit enabled", f)
 		}
-	}
-	if !st.hasFrom {
-		return errdefs.Invalid("Please provide a source image with `from` prior to commit")
 	}
 	lookup := st.lookup()
 	words, isJSON, err := dockerfile.ExecForm(n.Args)
