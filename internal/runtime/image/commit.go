@@ -77,6 +77,7 @@ func (s *Store) Commit(spec CommitSpec, build func(rootfs string) (Tree, error))
 	if err != nil {
 		return nil, fmt.Errorf("commit %s: %w", img.ID, err)
 	}
+	s.indexBuilt(adopted)
 	if spec.Adopted != nil {
 		spec.Adopted(adopted)
 	}
@@ -142,6 +143,9 @@ func (s *Store) Derive(spec CommitSpec) (*Image, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	adopted, err := s.adoptWith("", img, spec.Parent.RootfsDir)
+	if err == nil {
+		s.indexBuilt(adopted)
+	}
 	if err == nil && spec.Adopted != nil {
 		spec.Adopted(adopted)
 	}
@@ -149,18 +153,70 @@ func (s *Store) Derive(spec CommitSpec) (*Image, error) {
 }
 
 // Built is the newest image a docker build step with key made that ok
-// takes (nil: any), or nil.
+// takes (nil: any), or nil. The images of a key come from an index (the
+// store's images listed once, then each build step's added as it is
+// recorded), each read as one record: a cache probe does not list every
+// image. An ID whose image went is skipped.
 func (s *Store) Built(key string, ok func(*Image) bool) (*Image, error) {
-	imgs, err := s.List() // newest first
+	ids, err := s.builtIDs(key)
 	if err != nil {
 		return nil, err
 	}
-	for _, img := range imgs {
-		if img.BuildKey == key && (ok == nil || ok(img)) {
-			return img, nil
+	var found *Image
+	for _, id := range ids {
+		img, err := s.byID(id)
+		if errdefs.Is(err, errdefs.KindNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if (ok == nil || ok(img)) && (found == nil || img.Created.After(found.Created)) {
+			found = img
 		}
 	}
-	return nil, nil
+	return found, nil
+}
+
+// builtIDs are the IDs indexed under key, the index made on first use.
+func (s *Store) builtIDs(key string) ([]string, error) {
+	s.builtMu.Lock()
+	defer s.builtMu.Unlock()
+	if s.built == nil {
+		imgs, err := s.List()
+		if err != nil {
+			return nil, err
+		}
+		s.built = map[string][]string{}
+		for _, img := range imgs {
+			if img.BuildKey != "" {
+				s.built[img.BuildKey] = append(s.built[img.BuildKey], img.ID)
+			}
+		}
+	}
+	ids := slices.Clone(s.built[key])
+	// Drop what went (a removal does not tell the index).
+	live := s.built[key][:0]
+	for _, id := range s.built[key] {
+		if _, err := s.byID(id); err == nil {
+			live = append(live, id)
+		}
+	}
+	s.built[key] = live
+	return ids, nil
+}
+
+// indexBuilt adds img to the build index, once it is made (nothing to do
+// before the index is: its first use lists the store).
+func (s *Store) indexBuilt(img *Image) {
+	if img.BuildKey == "" {
+		return
+	}
+	s.builtMu.Lock()
+	defer s.builtMu.Unlock()
+	if s.built != nil && !slices.Contains(s.built[img.BuildKey], img.ID) {
+		s.built[img.BuildKey] = append(s.built[img.BuildKey], img.ID)
+	}
 }
 
 // parentLayers are parent's layers, their sizes and its history, as a

@@ -130,6 +130,9 @@ func TestDeriveAndBuilt(t *testing.T) {
 	if _, _, err := s.Remove(newer.ID, false, nil); err != nil {
 		t.Fatal(err)
 	}
+	if got, err := s.Built("k1", nil); err != nil || got == nil || got.ID != child.ID {
+		t.Errorf("Built(k1) after the newer one went = %+v, %v; want %s", got, err, child.ID)
+	}
 	if got, err := s.Built("k2", nil); err != nil || got != nil {
 		t.Errorf("Built(k2) = %+v, %v", got, err)
 	}

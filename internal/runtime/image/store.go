@@ -32,6 +32,9 @@ type Store struct {
 	// trash are the trees of removed images moved aside (under mu), for
 	// EmptyTrash.
 	trash []string
+	// built indexes build steps' images by their BuildKey (Built).
+	builtMu sync.Mutex
+	built   map[string][]string
 }
 
 // NewStore opens the image store in dir (<data-root>/images), creating it,
