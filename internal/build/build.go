@@ -269,23 +269,14 @@ func (b *builder) printStep(original string) {
 }
 
 func (b *builder) done(st *state) {
-	fmt.Fprintf(b.out.Stdout, " ---> %s\n", shortID(st.imageID))
-}
-
-// shortID is an image or container ID's first 12 hex digits.
-func shortID(id string) string {
-	id = strings.TrimPrefix(id, "sha256:")
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
+	fmt.Fprintf(b.out.Stdout, " ---> %s\n", image.ShortID(st.imageID))
 }
 
 // metaArg is an ARG before the first FROM: its value seen by FROM lines
 // and by stages' ARGs of the same name.
 func (b *builder) metaArg(n dockerfile.Node) error {
-	if len(n.Flags) > 0 {
-		return errdefs.Invalid("%v", &dockerfile.Error{Line: n.Line, Msg: "unknown flag: " + strings.TrimPrefix(n.Flags[0], "--")})
+	if _, err := dockerfile.Flags(n); err != nil {
+		return errdefs.Invalid("%v", err)
 	}
 	kvs, err := parseArgs(n, b.lex, lookupMap(b.args.allAllowed()))
 	if err != nil {
@@ -432,8 +423,8 @@ func (st *state) dispatch(n dockerfile.Node) error {
 		args := n.Args
 		if n.Cmd == "healthcheck" || n.Cmd == "onbuild" {
 			args = strings.TrimSpace(strings.Join(append(slices.Clone(n.Flags), n.Args), " "))
-		} else if len(n.Flags) > 0 {
-			return errdefs.Invalid("%v", &dockerfile.Error{Line: n.Line, Msg: "unknown flag: " + flagName(n.Flags[0])})
+		} else if _, err := dockerfile.Flags(n); err != nil {
+			return errdefs.Invalid("%v", err)
 		}
 		cfg := st.cfg.Clone()
 		if n.Cmd == "healthcheck" && cfg.Healthcheck != nil && len(cfg.Healthcheck.Test) > 0 && cfg.Healthcheck.Test[0] != "NONE" {
@@ -450,14 +441,14 @@ func (st *state) dispatch(n dockerfile.Node) error {
 		st.cmdSet = cmdSet
 		return nil
 	case n.Cmd == "maintainer":
-		if len(n.Flags) > 0 {
-			return errdefs.Invalid("%v", &dockerfile.Error{Line: n.Line, Msg: "unknown flag: " + flagName(n.Flags[0])})
+		if _, err := dockerfile.Flags(n); err != nil {
+			return errdefs.Invalid("%v", err)
 		}
 		st.author = n.Args
 		return st.commit(st.cfg.Clone(), "MAINTAINER "+n.Args)
 	case n.Cmd == "arg":
-		if len(n.Flags) > 0 {
-			return errdefs.Invalid("%v", &dockerfile.Error{Line: n.Line, Msg: "unknown flag: " + flagName(n.Flags[0])})
+		if _, err := dockerfile.Flags(n); err != nil {
+			return errdefs.Invalid("%v", err)
 		}
 		kvs, err := parseArgs(n, st.b.lex, st.lookup())
 		if err != nil {
@@ -541,8 +532,8 @@ func (st *state) commit(cfg *image.Config, msg string) error {
 // workdir sets the working directory and makes it in the image when it
 // is not there (moby's ContainerCreateWorkdir: root's, mode 0755).
 func (st *state) workdir(n dockerfile.Node) error {
-	if len(n.Flags) > 0 {
-		return errdefs.Invalid("%v", &dockerfile.Error{Line: n.Line, Msg: "unknown flag: " + flagName(n.Flags[0])})
+	if _, err := dockerfile.Flags(n); err != nil {
+		return errdefs.Invalid("%v", err)
 	}
 	cfg := st.cfg.Clone()
 	cmdSet := st.cmdSet

@@ -70,7 +70,7 @@ func (d *Daemon) BuildImage(ctx context.Context, body io.Reader, opts api.BuildO
 	if err != nil {
 		return "", err
 	}
-	fmt.Fprintf(out.Stdout, "Successfully built %s\n", shortHex(id))
+	fmt.Fprintf(out.Stdout, "Successfully built %s\n", image.ShortID(id))
 	for _, t := range tags {
 		if err := d.TagImage(ctx, id, t[0], t[1]); err != nil {
 			return "", err
@@ -87,14 +87,6 @@ func splitTag(named string) (string, string) {
 		return named[:i], named[i+1:]
 	}
 	return named, "latest"
-}
-
-func shortHex(id string) string {
-	id = strings.TrimPrefix(id, "sha256:")
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }
 
 // buildDir is where builds unpack their contexts, under the data root
@@ -209,7 +201,7 @@ func (b *buildBackend) Cached(ctx context.Context, key string) (*build.Image, er
 func (b *buildBackend) made(img *image.Image) (*build.Image, error) {
 	held, err := b.image(img.ID)
 	if err != nil {
-		return nil, errdefs.NotFound("image %s was removed during the build: %v", shortHex(img.ID), err)
+		return nil, errdefs.NotFound("image %s was removed during the build: %v", image.ShortID(img.ID), err)
 	}
 	return &build.Image{ID: held.ID, Config: held.Config.Clone(), Root: held.RootfsDir}, nil
 }

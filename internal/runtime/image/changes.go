@@ -1,7 +1,6 @@
 package image
 
 import (
-	"encoding/json"
 	"fmt"
 	"path"
 	"slices"
@@ -347,13 +346,10 @@ func parseHealthcheck(args string) (*container.HealthConfig, error) {
 // starts with "[", an error when that JSON is not an array of strings
 // (buildkit's errDockerfileNotStringArray).
 func stringArray(args string) (a []string, isJSON bool, err error) {
-	if !strings.HasPrefix(args, "[") || !json.Valid([]byte(args)) {
-		return nil, false, nil
+	if a, isJSON, err = dockerfile.ExecForm(args); err != nil {
+		return nil, true, errdefs.Invalid("%v", err)
 	}
-	if a = jsonArray(args); a == nil {
-		return nil, true, errdefs.Invalid("when using JSON array syntax, arrays must be comprised of strings only")
-	}
-	return a, true, nil
+	return a, isJSON, nil
 }
 
 // cutSpace splits s at its first blank (a space or a tab, which separate
@@ -397,21 +393,6 @@ func (c *Config) ShellOrDefault() []string {
 		return slices.Clone(c.Shell)
 	}
 	return []string{"/bin/sh", "-c"}
-}
-
-// jsonArray is args as a JSON array of strings, or nil.
-func jsonArray(args string) []string {
-	if !strings.HasPrefix(args, "[") {
-		return nil
-	}
-	var a []string
-	if json.Unmarshal([]byte(args), &a) != nil {
-		return nil
-	}
-	if a == nil {
-		a = []string{}
-	}
-	return a
 }
 
 // pairs reads ENV's and LABEL's key=value words, each word's quotes,

@@ -121,10 +121,10 @@ func (s *Store) removeTag(img *Image, ref, tagged string, force bool, u Users) (
 		return []string{tagged}, nil, nil
 	}
 	if used && u.Running == "" && u.Stopped == "" {
-		return nil, nil, errdefs.Conflict("conflict: unable to remove repository reference %q (must force) - a running build is using its referenced image %s", ref, shortID(img.ID))
+		return nil, nil, errdefs.Conflict("conflict: unable to remove repository reference %q (must force) - a running build is using its referenced image %s", ref, ShortID(img.ID))
 	}
 	if used {
-		return nil, nil, errdefs.Conflict("conflict: unable to remove repository reference %q (must force) - container %s is using its referenced image %s", ref, u.first(), shortID(img.ID))
+		return nil, nil, errdefs.Conflict("conflict: unable to remove repository reference %q (must force) - container %s is using its referenced image %s", ref, u.first(), ShortID(img.ID))
 	}
 	if kids, err := s.children(img.ID); err != nil {
 		return nil, nil, err
@@ -146,7 +146,7 @@ func (s *Store) removeTag(img *Image, ref, tagged string, force bool, u Users) (
 func (s *Store) untag(img *Image, tags ...string) error {
 	img.RepoTags = slices.DeleteFunc(img.RepoTags, func(t string) bool { return len(tags) == 0 || slices.Contains(tags, t) })
 	if err := s.st.Update(func(tx store.Tx) error { return tx.Put(store.BucketImages, img.ID, img) }); err != nil {
-		return fmt.Errorf("untag %s: %w", shortID(img.ID), err)
+		return fmt.Errorf("untag %s: %w", ShortID(img.ID), err)
 	}
 	return nil
 }
@@ -159,7 +159,7 @@ func (s *Store) removeByID(img *Image, force bool, u Users) (untagged, deleted [
 		if hard {
 			how = "cannot be forced"
 		}
-		return errdefs.Conflict("conflict: unable to delete %s (%s) - %s", shortID(img.ID), how, why)
+		return errdefs.Conflict("conflict: unable to delete %s (%s) - %s", ShortID(img.ID), how, why)
 	}
 	kids, err := s.children(img.ID)
 	if err != nil {
@@ -249,8 +249,9 @@ func (s *Store) EmptyTrash() error {
 	return errors.Join(errs...)
 }
 
-// shortID is the 12-character form docker prints.
-func shortID(id string) string {
+// ShortID is an image's (or a container's) ID in the 12-character form
+// docker prints.
+func ShortID(id string) string {
 	h := hexOf(id)
 	if len(h) > 12 {
 		return h[:12]
