@@ -103,3 +103,37 @@ berth_build() {
 	fi
 	go build -ldflags "-X $pkg.GitCommit=$commit -X $pkg.BuildTime=$built" -o "$1" ./cmd/berth
 }
+
+# berth_ensure_compose prints the path of a Docker Compose CLI plugin
+# (docker compose, v5), building it from the Go module proxy the first
+# time into berth's cache under $HOME. It is what the Compose tests drive,
+# as the docker CLI is: Debian has only Compose v1, a Python program that
+# is no longer maintained, and these machines reach no other download.
+# The module's go.mod has exclude directives, which `go install pkg@v`
+# refuses, so the module is built from a copy of its source, as its own
+# Makefile builds it.
+berth_ensure_compose() {
+	local version=v5.6.0 cache out dir src rc=0
+	cache=${XDG_CACHE_HOME:-$HOME/.cache}/berth
+	out=$cache/docker-compose-$version
+	if [ -x "$out" ]; then
+		echo "$out"
+		return 0
+	fi
+	mkdir -p "$cache"
+	dir=$(cd / && go mod download -json "github.com/docker/compose/v5@$version" |
+		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	if [ -z "$dir" ] || [ ! -d "$dir" ]; then
+		echo "could not download docker/compose $version from the Go module proxy" >&2
+		return 1
+	fi
+	src=$(mktemp -d)
+	cp -r "$dir/." "$src/" && chmod -R u+w "$src" &&
+		(cd "$src" && go build -trimpath \
+			-ldflags "-w -X github.com/docker/compose/v5/internal.Version=$version" \
+			-o "$out.tmp" ./cmd) >&2 &&
+		mv -f "$out.tmp" "$out" || rc=1
+	rm -rf "$src" "$out.tmp"
+	[ "$rc" -eq 0 ] && echo "$out"
+	return "$rc"
+}
