@@ -161,8 +161,10 @@ func (d *Daemon) connect(ctx context.Context, cs *ctrState, n *network.Network, 
 // endpointSettingsError is moby's validateEndpointSettings for what berth
 // takes: every problem of req on n, one per line under "invalid endpoint
 // settings:", or nil. A predefined network takes neither an address nor
-// an alias; an address must be in a subnet the user configured (the
-// default bridge's counts as one, as its pool is preferred in Docker).
+// an alias; an address must be in the network's subnet of its family,
+// whether the user configured it or it came from the default pools, as
+// Docker 29.1 has it (moby 84a251d039; Docker 28 refused an address on a
+// network whose subnet it had chosen itself).
 func endpointSettingsError(n *network.Network, req container.EndpointRequest) error {
 	var errs []string
 	if n.Predefined {
@@ -173,23 +175,14 @@ func endpointSettingsError(n *network.Network, req container.EndpointRequest) er
 			errs = append(errs, "network-scoped alias is supported only for containers in user defined networks")
 		}
 	}
-	if a := req.IPv4Address; a.IsValid() && n.Driver == network.DriverBridge {
-		switch {
-		case n.IPv4 == nil || !n.IPv4.UserSubnet && n.Name != network.NameBridge: // none: an IPv6-only network
-			errs = append(errs, "user specified IP address is supported only when connecting to networks with user configured subnets")
-		case !n.IPv4.Subnet.Contains(a):
-			errs = append(errs, fmt.Sprintf("no configured subnet or ip-range contain the IP address %s", a))
-		}
+	// moby's validateEndpointIPAddress: the address must be in a subnet
+	// of the network (none on an IPv6-only network's IPv4 side, or on an
+	// IPv4-only one's IPv6 side).
+	if a := req.IPv4Address; a.IsValid() && n.Driver == network.DriverBridge && !n.IPv4.Contains(a) {
+		errs = append(errs, fmt.Sprintf("no configured subnet contains IP address %s", a))
 	}
-	// moby's validateEndpointIPAddress for IPv6: a network without an
-	// IPv6 subnet of the user's (or with none at all) takes no --ip6.
-	if a := req.IPv6Address; a.IsValid() && n.Driver == network.DriverBridge && !n.Predefined {
-		switch {
-		case n.IPv6 == nil || !n.IPv6.UserSubnet:
-			errs = append(errs, "user specified IP address is supported only when connecting to networks with user configured subnets")
-		case !n.IPv6.Subnet.Contains(a):
-			errs = append(errs, fmt.Sprintf("no configured subnet or ip-range contain the IP address %s", a))
-		}
+	if a := req.IPv6Address; a.IsValid() && n.Driver == network.DriverBridge && !n.Predefined && !n.IPv6.Contains(a) {
+		errs = append(errs, fmt.Sprintf("no configured subnet contains IP address %s", a))
 	}
 	if len(errs) == 0 {
 		return nil

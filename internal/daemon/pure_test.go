@@ -229,6 +229,7 @@ func TestEndpointSettingsError(t *testing.T) {
 		IPv4: &network.IPConfig{Subnet: netip.MustParsePrefix("172.17.0.0/16")}}
 	user := &network.Network{Name: "net1", Driver: network.DriverBridge, IPv4: &network.IPConfig{Subnet: subnet, UserSubnet: true}}
 	auto := &network.Network{Name: "net2", Driver: network.DriverBridge, IPv4: &network.IPConfig{Subnet: subnet}}
+	only6 := &network.Network{Name: "net6", Driver: network.DriverBridge, IPv6: &network.IPConfig{Subnet: netip.MustParsePrefix("fd00:6::/64")}}
 	ip := func(s string) container.EndpointRequest {
 		return container.EndpointRequest{IPv4Address: netip.MustParseAddr(s)}
 	}
@@ -240,9 +241,13 @@ func TestEndpointSettingsError(t *testing.T) {
 	}{
 		{"bridge, address", bridge, ip("172.17.0.99"), "invalid endpoint settings:\nuser specified IP address is supported on user defined networks only"},
 		{"bridge, address and alias", bridge, container.EndpointRequest{IPv4Address: netip.MustParseAddr("10.9.9.9"), Aliases: []string{"a"}},
-			"invalid endpoint settings:\nuser specified IP address is supported on user defined networks only\nnetwork-scoped alias is supported only for containers in user defined networks\nno configured subnet or ip-range contain the IP address 10.9.9.9"},
-		{"user subnet, outside", user, ip("10.20.0.5"), "invalid endpoint settings:\nno configured subnet or ip-range contain the IP address 10.20.0.5"},
-		{"no user subnet", auto, ip("10.10.0.5"), "invalid endpoint settings:\nuser specified IP address is supported only when connecting to networks with user configured subnets"},
+			"invalid endpoint settings:\nuser specified IP address is supported on user defined networks only\nnetwork-scoped alias is supported only for containers in user defined networks\nno configured subnet contains IP address 10.9.9.9"},
+		{"user subnet, outside", user, ip("10.20.0.5"), "invalid endpoint settings:\nno configured subnet contains IP address 10.20.0.5"},
+		// Docker 29.1: a subnet from the default pools takes an address too.
+		{"subnet from the pools, inside", auto, ip("10.10.0.5"), ""},
+		{"subnet from the pools, outside", auto, ip("10.11.0.5"), "invalid endpoint settings:\nno configured subnet contains IP address 10.11.0.5"},
+		{"IPv6-only network, IPv4 address", only6, ip("10.10.0.5"), "invalid endpoint settings:\nno configured subnet contains IP address 10.10.0.5"},
+		{"IPv4-only network, IPv6 address", user, container.EndpointRequest{IPv6Address: netip.MustParseAddr("fd00::5")}, "invalid endpoint settings:\nno configured subnet contains IP address fd00::5"},
 		{"user subnet, inside", user, ip("10.10.0.5"), ""},
 		{"alias on a user network", user, container.EndpointRequest{Aliases: []string{"a"}}, ""},
 	} {

@@ -399,7 +399,7 @@ func TestJoinBadRequests(t *testing.T) {
 		kind errdefs.Kind
 	}{
 		{"ip on bridge", "bridge", JoinRequest{IPv4: netip.MustParseAddr("172.17.0.9")}, errdefs.KindInvalid},
-		{"ip on network without user subnet", "auto", JoinRequest{IPv4: netip.MustParseAddr("172.18.0.9")}, errdefs.KindInvalid},
+		{"ip outside a subnet from the pools", "auto", JoinRequest{IPv4: netip.MustParseAddr("10.99.0.9")}, errdefs.KindInvalid},
 		{"ip outside subnet", "tiny", JoinRequest{IPv4: netip.MustParseAddr("10.9.0.2")}, errdefs.KindInvalid},
 		{"ip is gateway", "tiny", JoinRequest{IPv4: netip.MustParseAddr("10.8.0.1")}, 0},
 		{"ip in use", "tiny", JoinRequest{IPv4: netip.MustParseAddr("10.8.0.2")}, 0},
@@ -428,6 +428,22 @@ func TestJoinBadRequests(t *testing.T) {
 	_, err = r.c.Join(ctx, sb.ID, "tiny", JoinRequest{})
 	if want := "no available IPv4 addresses on this network's address pools: tiny (" + tiny.ID + ")"; err == nil || err.Error() != want || !errors.Is(err, ipam.ErrNoAddress) {
 		t.Errorf("join of a full network: %v, want %q wrapping ipam.ErrNoAddress", err, want)
+	}
+	// Docker 29.1: a network whose subnet came from the default pools
+	// takes a static address in it, held from later dynamic ones.
+	auto, err := r.c.Network("auto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	static := auto.IPv4.Subnet.Addr().Next().Next().Next()
+	ep := r.join(t, sb, "auto", JoinRequest{Name: "c1", IPv4: static})
+	if ep.Address.Addr() != static || !ep.StaticIP {
+		t.Errorf("--ip %s on auto: address %v static %v", static, ep.Address, ep.StaticIP)
+	}
+	dyn := r.join(t, r.sandbox(t, "c2"), "auto", JoinRequest{Name: "c2"})
+	dyn2 := r.join(t, r.sandbox(t, "c3"), "auto", JoinRequest{Name: "c3"})
+	if dyn.Address.Addr() == static || dyn2.Address.Addr() == static {
+		t.Errorf("dynamic joins got %v and %v, one of them the static %v", dyn.Address, dyn2.Address, static)
 	}
 }
 

@@ -322,11 +322,11 @@ func (c *Controller) freshHostIfNameLocked() string {
 
 // assignAddressLocked gives ep a static or the lowest free address on n;
 // on an IPv6-only network none, and --ip is refused as moby's
-// validateEndpointIPAddress refuses an address no subnet of the user's holds.
+// validateEndpointIPAddress refuses an address no subnet of n holds.
 func (c *Controller) assignAddressLocked(n *Network, ep *Endpoint, static netip.Addr) (err error) {
 	if n.IPv4 == nil {
 		if static.IsValid() {
-			return errdefs.Invalid("user specified IP address is supported only when connecting to networks with user configured subnets")
+			return errdefs.Invalid("no configured subnet contains IP address %s", static)
 		}
 		return nil
 	}
@@ -361,8 +361,8 @@ func assignFrom(n *Network, cfg *IPConfig, space *ipam.Space, static netip.Addr,
 		if n.Predefined || n.Bridge.DefaultBridge {
 			return netip.Prefix{}, false, errdefs.Invalid("user specified IP address is supported on user defined networks only")
 		}
-		if !cfg.UserSubnet {
-			return netip.Prefix{}, false, errdefs.Invalid("user specified IP address is supported only when connecting to networks with user configured subnets")
+		if !cfg.Subnet.Contains(static) {
+			return netip.Prefix{}, false, errdefs.Invalid("no configured subnet contains IP address %s", static)
 		}
 		if err := space.Reserve(static); err != nil {
 			return netip.Prefix{}, false, err

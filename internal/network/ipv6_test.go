@@ -124,21 +124,23 @@ func TestIPv6Refusals(t *testing.T) {
 		kind errdefs.Kind
 	}{
 		{"v4only", "fd00:9::5", errdefs.KindInvalid},
-		{"auto6", "", errdefs.KindInvalid}, // filled below: auto subnet
+		{"auto6", "fd00:8::5", errdefs.KindInvalid}, // outside the subnet from the pools
 		{"bridge", "fd00:7::5", errdefs.KindInvalid},
 		{"user6", "fd00:8::5", errdefs.KindInvalid},
 	} {
 		ip6 := tc.ip6
-		if ip6 == "" {
-			n, _ := r.c.Network("auto6")
-			ip6 = n.IPv6.Subnet.Addr().Next().Next().String()
-		}
 		if _, err := r.c.Join(ctx, sb.ID, tc.net, JoinRequest{ContainerID: "c1", Name: "c1", IPv6: netip.MustParseAddr(ip6)}); errdefs.KindOf(err) != tc.kind {
 			t.Errorf("--ip6 %s on %s: %v, want kind %v", ip6, tc.net, err, tc.kind)
 		}
 	}
 	if eps := r.c.Endpoints(mustNetworkID(t, r, "user6")); len(eps) != 0 {
 		t.Errorf("refused joins left endpoints: %v", eps)
+	}
+	// Docker 29.1: one in a subnet from the pools is taken.
+	n, _ := r.c.Network("auto6")
+	ip6 := n.IPv6.Subnet.Addr().Next().Next().Next()
+	if ep := r.join(t, sb, "auto6", JoinRequest{ContainerID: "c1", Name: "c1", IPv6: ip6}); ep.Address6.Addr() != ip6 || !ep.StaticIP6 {
+		t.Errorf("--ip6 %s on auto6: %v static %v", ip6, ep.Address6, ep.StaticIP6)
 	}
 }
 

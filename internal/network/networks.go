@@ -727,7 +727,7 @@ func (c *Controller) planDefaultBridgeLocked(n *Network, req IPAMRequest, v6 boo
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg.UserSubnet = false // no --ip on a predefined network
+	cfg.UserSubnet = false // the daemon's choice (--bip, --fixed-cidr), not a network create's
 	return cfg, space, nil
 }
 

@@ -111,12 +111,18 @@ type IPConfig struct {
 	Gateway netip.Addr   `json:"gateway"`
 	// IPRange limits dynamic allocation; the zero value means the whole subnet.
 	IPRange netip.Prefix `json:"ipRange,omitzero"`
-	// UserSubnet is true when the user chose Subnet (so --ip is allowed).
+	// UserSubnet is true when the user chose Subnet, false when it came
+	// from the default pools (a --ip is taken on either since Docker
+	// 29.1: endpointSettingsError).
 	UserSubnet bool `json:"userSubnet,omitempty"`
 	// AuxAddresses are addresses of Subnet in use outside berth
 	// (--aux-address NAME=ADDR): never given to a container.
 	AuxAddresses map[string]netip.Addr `json:"auxAddresses,omitempty"`
 }
+
+// Contains reports whether a is in c's subnet (c may be nil: no subnet of
+// that family).
+func (c *IPConfig) Contains(a netip.Addr) bool { return c != nil && c.Subnet.Contains(a) }
 
 // isAux reports whether a is one of c's auxiliary addresses (c may be nil).
 func (c *IPConfig) isAux(a netip.Addr) bool {

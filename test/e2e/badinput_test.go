@@ -85,7 +85,7 @@ func badRequests() []badRequest {
 		{"unknown image", "POST", "/containers/create?name=x1", `{"Image":"nosuch","Cmd":["true"]}`, "", 404, "nosuch"},
 		{"--ip on bridge", "POST", "/containers/create?name=x3", ctr(`,"HostConfig":{"NetworkMode":"bridge"},"NetworkingConfig":{"EndpointsConfig":{"bridge":{"IPAMConfig":{"IPv4Address":"172.17.0.9"}}}}`), "", 400, "user defined networks"},
 		{"--ip not an address", "POST", "/containers/create?name=x4", ctr(`,"HostConfig":{"NetworkMode":"web"},"NetworkingConfig":{"EndpointsConfig":{"web":{"IPAMConfig":{"IPv4Address":"ten"}}}}`), "", 400, ""},
-		{"--ip outside the subnet", "POST", "/containers/create?name=x7", ctr(`,"HostConfig":{"NetworkMode":"web"},"NetworkingConfig":{"EndpointsConfig":{"web":{"IPAMConfig":{"IPv4Address":"10.9.0.5"}}}}`), "", 400, "no configured subnet or ip-range contain the IP address 10.9.0.5"},
+		{"--ip outside the subnet", "POST", "/containers/create?name=x7", ctr(`,"HostConfig":{"NetworkMode":"web"},"NetworkingConfig":{"EndpointsConfig":{"web":{"IPAMConfig":{"IPv4Address":"10.9.0.5"}}}}`), "", 400, "no configured subnet contains IP address 10.9.0.5"},
 		{"bad MAC address", "POST", "/containers/create?name=x5", ctr(`,"HostConfig":{"NetworkMode":"web"},"NetworkingConfig":{"EndpointsConfig":{"web":{"MacAddress":"zz:zz"}}}}`), "", 400, ""},
 		{"start unknown container", "POST", "/containers/nosuch/start", "", "", 404, "No such container"},
 		{"inspect path traversal", "GET", "/containers/..%2F..%2Fetc%2Fpasswd/json", "", "", 404, ""},

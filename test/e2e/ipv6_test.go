@@ -277,7 +277,7 @@ func TestIPv6OnlyNetwork(t *testing.T) {
 	}
 
 	mustDocker(t, w.World, "create", "--name", "o6ip", testworld.BusyboxImage, "sleep", "3600")
-	if _, errOut, code := w.Docker(t, "network", "connect", "--ip", "10.1.2.3", "only6", "o6ip"); code == 0 || !strings.Contains(errOut, "user specified IP address is supported only when connecting to networks with user configured subnets") {
+	if _, errOut, code := w.Docker(t, "network", "connect", "--ip", "10.1.2.3", "only6", "o6ip"); code == 0 || !strings.Contains(errOut, "no configured subnet contains IP address 10.1.2.3") {
 		t.Errorf("connect --ip to an IPv6-only network: exit %d, %q", code, errOut)
 	}
 	mustDocker(t, w.World, "rm", "-f", "o6pub", "o6b", "o6ip")

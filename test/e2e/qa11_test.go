@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -69,16 +70,29 @@ func TestQA11EndpointSettingsWords(t *testing.T) {
 		{[]string{"network", "connect", "--ip", "172.17.0.99", "bridge", "a2"},
 			"Error response from daemon: invalid endpoint settings:\nuser specified IP address is supported on user defined networks only\n"},
 		{[]string{"network", "connect", "--ip", "10.61.1.5", "net1", "a2"},
-			"Error response from daemon: invalid endpoint settings:\nno configured subnet or ip-range contain the IP address 10.61.1.5\n"},
+			"Error response from daemon: invalid endpoint settings:\nno configured subnet contains IP address 10.61.1.5\n"},
 		{[]string{"run", "--rm", "--network", "net1", "--ip", "10.62.0.5", testworld.BusyboxImage, "true"},
-			"invalid config for network net1: invalid endpoint settings:\nno configured subnet or ip-range contain the IP address 10.62.0.5\n"},
+			"invalid config for network net1: invalid endpoint settings:\nno configured subnet contains IP address 10.62.0.5\n"},
 		{[]string{"run", "--rm", "--network", "net2", "--ip", "10.62.0.5", testworld.BusyboxImage, "true"},
-			"invalid config for network net2: invalid endpoint settings:\nuser specified IP address is supported only when connecting to networks with user configured subnets\n"},
+			"invalid config for network net2: invalid endpoint settings:\nno configured subnet contains IP address 10.62.0.5\n"},
 	} {
 		_, errOut, code := w.Docker(t, c.args...)
 		if code == 0 || !strings.Contains(errOut, c.want) {
 			t.Errorf("docker %s: exit %d, %q; want %q", strings.Join(c.args, " "), code, errOut, c.want)
 		}
+	}
+	// Docker 29.1 (moby 84a251d039): an address in a subnet the daemon
+	// chose from its pools is taken, at run and at connect (Compose's
+	// ipv4_address on a network without an ipam block).
+	subnet := netip.MustParsePrefix(strings.TrimSpace(mustDocker(t, w, "network", "inspect", "-f", "{{(index .IPAM.Config 0).Subnet}}", "net2")))
+	ip := subnet.Addr().Next().Next().Next().Next().Next() // .5
+	if got := strings.TrimSpace(mustDocker(t, w, "run", "--rm", "--network", "net2", "--ip", ip.String(), testworld.BusyboxImage, "hostname", "-i")); got != ip.String() {
+		t.Errorf("run --ip %s on net2 (subnet %s from the pools): hostname -i = %q", ip, subnet, got)
+	}
+	mustDocker(t, w, "create", "--name", "c2", testworld.BusyboxImage, "sleep", "600")
+	mustDocker(t, w, "network", "connect", "--ip", ip.String(), "net2", "c2")
+	if got := dockerInspect(t, w, `{{(index .NetworkSettings.Networks "net2").IPAMConfig.IPv4Address}}`, "c2"); got != ip.String() {
+		t.Errorf("connect --ip %s to net2: IPAMConfig.IPv4Address %q", ip, got)
 	}
 }
 
