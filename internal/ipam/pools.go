@@ -121,6 +121,35 @@ func SelectSubnet(pools []Pool, used, reserved []netip.Prefix) (netip.Prefix, er
 	return netip.Prefix{}, exhaustedError(pools, reserved)
 }
 
+// Resized are pools split into subnets of size bits instead of their own,
+// for a request of family's (an address of that family) that names only a
+// size: 0.0.0.0/26 or ::/120 (Docker 29's `--subnet 0.0.0.0/26`, moby
+// ea0d934ff2). As moby's allocatePredefinedPool, the pools that cannot
+// hold a subnet of that size (a base smaller than it) are left out, and so
+// are those of the other family; size 0 keeps the pools as they are. With
+// no pool left it is an errdefs.Invalid error in moby's words first
+// (ipamapi.ErrInvalidPool).
+func Resized(pools []Pool, family netip.Addr, size int) ([]Pool, error) {
+	if size == 0 {
+		return pools, nil
+	}
+	var out []Pool
+	for _, p := range pools {
+		if p.Base.Addr().Is4() != family.Is4() || p.Base.Bits() > size || size > p.Base.Addr().BitLen() {
+			continue
+		}
+		out = append(out, Pool{Base: p.Base, Size: size})
+	}
+	if len(out) == 0 {
+		names := make([]string, len(pools))
+		for i, p := range pools {
+			names[i] = p.String()
+		}
+		return nil, errdefs.Invalid("invalid address pool: no default address pool can hold a /%d subnet (the pools: %s)", size, abridge(names, 3))
+	}
+	return out, nil
+}
+
 // Validate checks that p can be split: a masked base, a size within its family.
 func (p Pool) Validate() error {
 	switch {

@@ -301,3 +301,50 @@ func TestOrderedPools(t *testing.T) {
 		t.Error("Ordered(nil) is not nil")
 	}
 }
+
+// TestResized: a request that names only a size (0.0.0.0/26, ::/120)
+// splits the pools of its family that can hold it into subnets of that
+// size, as moby's allocatePredefinedPool with a prefix size.
+func TestResized(t *testing.T) {
+	pools := []Pool{
+		{Base: netip.MustParsePrefix("172.17.0.0/16"), Size: 16},
+		{Base: netip.MustParsePrefix("172.18.0.0/16"), Size: 16},
+		{Base: netip.MustParsePrefix("192.168.0.0/20"), Size: 24},
+		{Base: netip.MustParsePrefix("fd00:1::/48"), Size: 64},
+	}
+	v4, v6 := netip.IPv4Unspecified(), netip.IPv6Unspecified()
+	for _, tc := range []struct {
+		family netip.Addr
+		size   int
+		want   []Pool
+	}{
+		{v4, 0, pools},
+		{v4, 26, []Pool{{netip.MustParsePrefix("172.17.0.0/16"), 26}, {netip.MustParsePrefix("172.18.0.0/16"), 26}, {netip.MustParsePrefix("192.168.0.0/20"), 26}}},
+		{v4, 16, []Pool{{netip.MustParsePrefix("172.17.0.0/16"), 16}, {netip.MustParsePrefix("172.18.0.0/16"), 16}}},
+		{v4, 20, []Pool{{netip.MustParsePrefix("172.17.0.0/16"), 20}, {netip.MustParsePrefix("172.18.0.0/16"), 20}, {netip.MustParsePrefix("192.168.0.0/20"), 20}}},
+		{v6, 120, []Pool{{netip.MustParsePrefix("fd00:1::/48"), 120}}},
+	} {
+		got, err := Resized(pools, tc.family, tc.size)
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("Resized(%v, /%d) = %v, %v; want %v", tc.family, tc.size, got, err, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		family netip.Addr
+		size   int
+	}{{v4, 12}, {v4, 33}, {v6, 32}} {
+		if _, err := Resized(pools, tc.family, tc.size); !errdefs.Is(err, errdefs.KindInvalid) || !strings.HasPrefix(err.Error(), "invalid address pool: ") {
+			t.Errorf("Resized(%v, /%d): %v, want moby's \"invalid address pool\" first", tc.family, tc.size, err)
+		}
+	}
+	// A pool of /16s whose first /16 is taken by a /24 and a /16 network:
+	// a /24 comes from the same pool, after them.
+	got, err := Resized(pools[:1], v4, 24)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := SelectSubnet(got, prefixes("172.17.0.0/24", "172.17.1.0/25"), nil)
+	if err != nil || sub != netip.MustParsePrefix("172.17.2.0/24") {
+		t.Errorf("a /24 of 172.17.0.0/16 after 172.17.0.0/24 and 172.17.1.0/25: %v, %v", sub, err)
+	}
+}

@@ -509,3 +509,68 @@ func TestIPv6OnlyNetwork(t *testing.T) {
 		t.Errorf("after a restart: %v, want fd00:60::4/64", ep3.Address6)
 	}
 }
+
+// TestSubnetOfASizeFromThePools: --subnet 0.0.0.0/26 and ::/120 ask the
+// default pools for a subnet of that size (Docker 29, moby ea0d934ff2):
+// the network gets the first free one, which it keeps across a restart,
+// with the gateway the daemon picks; 0.0.0.0/0 is the pools' own size; a
+// gateway, range or aux address with it, and a size no pool holds, are
+// refused.
+func TestSubnetOfASizeFromThePools(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	first, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "first"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "small", EnableIPv6: true,
+		IPAM: []IPAMRequest{{Subnet: mustPrefix("0.0.0.0/26")}, {Subnet: mustPrefix("::/120")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.IPv4.Subnet.Bits() != 26 || n.IPv4.Subnet.Addr().IsUnspecified() || n.IPv4.Subnet.Overlaps(first.IPv4.Subnet) || n.IPv4.UserSubnet {
+		t.Errorf("0.0.0.0/26 gave %+v beside first's %v", n.IPv4, first.IPv4.Subnet)
+	}
+	if n.IPv4.Gateway != n.IPv4.Subnet.Addr().Next() {
+		t.Errorf("0.0.0.0/26: gateway %v in %v", n.IPv4.Gateway, n.IPv4.Subnet)
+	}
+	if n.IPv6 == nil || n.IPv6.Subnet.Bits() != 120 || n.IPv6.Subnet.Addr().IsUnspecified() || !n.IPv6.Subnet.Addr().IsPrivate() {
+		t.Errorf("::/120 gave %+v", n.IPv6)
+	}
+	sb := r.sandbox(t, "c1")
+	ep := r.join(t, sb, "small", JoinRequest{ContainerID: "c1", Name: "c1"})
+	if !n.IPv4.Subnet.Contains(ep.Address.Addr()) || !n.IPv6.Subnet.Contains(ep.Address6.Addr()) {
+		t.Errorf("endpoint %v %v outside %v %v", ep.Address, ep.Address6, n.IPv4.Subnet, n.IPv6.Subnet)
+	}
+	next, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "next", IPAM: []IPAMRequest{{Subnet: mustPrefix("0.0.0.0/26")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.IPv4.Subnet.Overlaps(n.IPv4.Subnet) || next.IPv4.Subnet.Bits() != 26 {
+		t.Errorf("a second 0.0.0.0/26 gave %v beside %v", next.IPv4.Subnet, n.IPv4.Subnet)
+	}
+	whole, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "whole", IPAM: []IPAMRequest{{Subnet: mustPrefix("0.0.0.0/0")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if whole.IPv4.Subnet.Bits() != first.IPv4.Subnet.Bits() {
+		t.Errorf("0.0.0.0/0 gave %v, want the pools' own size like %v", whole.IPv4.Subnet, first.IPv4.Subnet)
+	}
+	r.restart(t)
+	if again, err := r.c.Network("small"); err != nil || again.IPv4.Subnet != n.IPv4.Subnet || again.IPv6.Subnet != n.IPv6.Subnet {
+		t.Errorf("after a restart small has %+v, %v; want %v and %v", again, err, n.IPv4.Subnet, n.IPv6.Subnet)
+	}
+	for _, tc := range []struct {
+		name string
+		ir   IPAMRequest
+	}{
+		{"gateway", IPAMRequest{Subnet: mustPrefix("0.0.0.0/24"), Gateway: netip.MustParseAddr("0.0.0.1")}},
+		{"range", IPAMRequest{Subnet: mustPrefix("0.0.0.0/24"), IPRange: mustPrefix("0.0.0.0/25")}},
+		{"aux", IPAMRequest{Subnet: mustPrefix("0.0.0.0/24"), AuxAddresses: map[string]netip.Addr{"a": netip.MustParseAddr("0.0.0.5")}}},
+		{"size no pool holds", IPAMRequest{Subnet: mustPrefix("0.0.0.0/4")}},
+	} {
+		if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "bad", IPAM: []IPAMRequest{tc.ir}}); !errdefs.Is(err, errdefs.KindInvalid) {
+			t.Errorf("%s: %v, want an invalid-request error", tc.name, err)
+		}
+	}
+}

@@ -237,6 +237,18 @@ func (c *Controller) planFamilyLocked(ir IPAMRequest, pools []ipam.Pool, of func
 			used = append(used, oc.Subnet)
 		}
 	}
+	if a := ir.Subnet.Addr(); ir.Subnet.IsValid() && a.IsUnspecified() {
+		// Docker 29 (moby ea0d934ff2): --subnet 0.0.0.0/26 or ::/120 asks
+		// for a subnet of that size from the default pools (/0: theirs).
+		if ir.IPRange.IsValid() || ir.Gateway.IsValid() || len(ir.AuxAddresses) > 0 {
+			return nil, errdefs.Invalid("invalid network config: --subnet %s asks the default address pools for a subnet; --ip-range, --gateway and --aux-address need a subnet of your own", ir.Subnet)
+		}
+		var err error
+		if pools, err = ipam.Resized(pools, a, ir.Subnet.Bits()); err != nil {
+			return nil, err
+		}
+		ir.Subnet = netip.Prefix{}
+	}
 	cfg := &IPConfig{Subnet: ir.Subnet, IPRange: ir.IPRange, Gateway: ir.Gateway}
 	if ir.Subnet.IsValid() {
 		cfg.UserSubnet = true

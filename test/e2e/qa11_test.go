@@ -485,3 +485,33 @@ func TestDockerDiff(t *testing.T) {
 		t.Errorf("docker diff of a container never started: %q", out)
 	}
 }
+
+// TestSubnetSizeFromThePools: `docker network create --subnet 0.0.0.0/26`
+// (and ::/120) asks the default pools for a subnet of that size, as
+// Docker 29 does: inspect shows the one chosen, and a container on it
+// gets an address there and reaches the outside world.
+func TestSubnetSizeFromThePools(t *testing.T) {
+	w, _ := startWorld(t)
+	mustDocker(t, w, "network", "create", "--ipv6", "--subnet", "0.0.0.0/26", "--subnet", "::/120", "small")
+	cfg := strings.Fields(mustDocker(t, w, "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}} {{end}}", "small"))
+	if len(cfg) != 4 {
+		t.Fatalf("small's IPAM config: %q, want two subnets with their gateways", cfg)
+	}
+	v4, v6 := netip.MustParsePrefix(cfg[0]), netip.MustParsePrefix(cfg[2])
+	if v4.Bits() != 26 || v4.Addr().IsUnspecified() || !v4.Contains(netip.MustParseAddr(cfg[1])) ||
+		v6.Bits() != 120 || v6.Addr().IsUnspecified() || !v6.Contains(netip.MustParseAddr(cfg[3])) {
+		t.Errorf("small's IPAM config: %q, want a /26 and a /120 from the pools with gateways in them", cfg)
+	}
+	mustDocker(t, w, "run", "-d", "--name", "s1", "--network", "small", testworld.BusyboxImage, "sleep", "600")
+	if a := networkIP(t, w, "s1", "small"); !v4.Contains(a) {
+		t.Errorf("s1 on small got %v, outside %v", a, v4)
+	}
+	if got := fetchAnswer(t, w, "s1"); got == "" {
+		t.Error("s1 on small did not reach the outside server")
+	}
+	// A gateway needs a subnet of the user's (the docker CLI refuses this
+	// one itself; the daemon's refusal is the network package's test's).
+	if _, errOut, code := w.Docker(t, "network", "create", "--subnet", "0.0.0.0/24", "--gateway", "10.0.0.1", "bad"); code == 0 || !strings.Contains(errOut, "gateway 10.0.0.1") {
+		t.Errorf("--subnet 0.0.0.0/24 --gateway 10.0.0.1: exit %d, %q", code, errOut)
+	}
+}
