@@ -59,6 +59,7 @@ func addFlags(f *pflag.FlagSet, cfg *Config) {
 	f.StringVar(&cfg.CgroupParent, "cgroup-parent", "", "cgroup that containers naming no --cgroup-parent go under, an absolute path (default /berth)")
 	f.IntVar(&cfg.DefaultStopTimeout, "default-stop-timeout", 10, "seconds a stop waits for a container that sets no --stop-timeout before it kills it")
 	f.Var(&labelsValue{&cfg.Labels}, "label", "the daemon's labels, KEY=VALUE, which docker info shows (repeatable)")
+	f.StringVar(&cfg.FirewallBackend, "firewall-backend", "", `dockerd 29's choice of firewall: "nftables", berth's only one (its table inet berth), or unset; "iptables" is refused`)
 	f.BoolVar(&cfg.UserlandProxy, "userland-proxy", true, "serve the [::] side of ports published from IPv4-only containers, and [::1], from the daemon (IPv4 ports are the kernel's either way)")
 	f.BoolVar(&cfg.LiveRestore, "live-restore", true, "containers keep running while the daemon is down (always so with berth)")
 	f.IntVar(&cfg.Group, "group", -1, "group ID that may use the socket (default: root only)")
@@ -202,7 +203,7 @@ var dockerdKeys = []string{
 	"allow-direct-routing", "authorization-plugins", "bip6", "bridge", "bridge-accept-fwmark", "cdi-spec-dirs",
 	"containerd", "containerd-namespace", "containerd-plugin-namespace", "cpu-rt-period",
 	"cpu-rt-runtime", "cri-containerd", "default-gateway", "default-gateway-v6", "default-init", "default-runtime",
-	"exec-opts", "firewall-backend", "host-gateway-ip", "host-gateway-ips", "http-proxy", "https-proxy", "init-path",
+	"exec-opts", "host-gateway-ip", "host-gateway-ips", "http-proxy", "https-proxy", "init-path",
 	"ip-forward", "ip-forward-no-drop", "ip6tables", "iptables", "log-format", "metrics-addr", "min-api-version",
 	"network-control-plane-mtu", "network-diagnostic-port", "no-proxy", "node-generic-resources", "nri-opts",
 	"pidfile", "raw-logs", "resolv-conf", "rootless", "runtimes", "seccomp-profile", "selinux-enabled", "shutdown-timeout",
@@ -543,6 +544,13 @@ type netSettings struct {
 func (cfg *Config) networkSettings(engineID string) (netSettings, error) {
 	var s netSettings
 	var err error
+	switch cfg.FirewallBackend {
+	case "", "nftables":
+	case "iptables":
+		return s, errors.New("--firewall-backend iptables: berth's firewall is nftables only (its own table, inet berth); leave firewall-backend unset or set it to nftables")
+	default:
+		return s, fmt.Errorf("--firewall-backend %q: invalid firewall backend: berth's is nftables", cfg.FirewallBackend)
+	}
 	if cfg.BIP != "" {
 		if s.bip, err = netip.ParsePrefix(cfg.BIP); err != nil || !s.bip.Addr().Is4() {
 			return s, fmt.Errorf("--bip %q: not an IPv4 address with its prefix length (10.20.0.1/24)", cfg.BIP)

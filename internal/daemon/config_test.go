@@ -318,13 +318,24 @@ func TestNetworkSettingsCheckBridgeOptions(t *testing.T) {
 		"default-network-opt unsupported": func(c *Config) {
 			c.DefaultNetworkOpts = map[string]map[string]string{"bridge": {"com.docker.network.bridge.inhibit_ipv4": "true"}}
 		},
-		"default-network-opt mtu": func(c *Config) { c.DefaultNetworkOpts = map[string]map[string]string{"bridge": {network.OptMTU: "x"}} },
+		"default-network-opt mtu":   func(c *Config) { c.DefaultNetworkOpts = map[string]map[string]string{"bridge": {network.OptMTU: "x"}} },
+		"firewall-backend iptables": func(c *Config) { c.FirewallBackend = "iptables" },
+		"firewall-backend other":    func(c *Config) { c.FirewallBackend = "ebtables" },
 	} {
 		cfg := Config{IP: "0.0.0.0", MTU: 1500, ICC: true, IPMasq: true, BridgeName: "berth0"}
 		tweak(&cfg)
 		if _, err := cfg.networkSettings("engine"); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+	// A daemon.json of Docker 29's that chose nftables starts berth.
+	cfg, err := parseDaemonArgs(t, `{"firewall-backend": "nftables"}`)
+	if err == nil {
+		cfg.IP, cfg.MTU, cfg.BridgeName = "0.0.0.0", 1500, "berth0"
+		_, err = cfg.networkSettings("engine")
+	}
+	if err != nil || cfg.FirewallBackend != "nftables" {
+		t.Errorf(`firewall-backend "nftables": %v (%q)`, err, cfg.FirewallBackend)
 	}
 }
 

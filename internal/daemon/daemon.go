@@ -94,6 +94,10 @@ type Config struct {
 	UserlandProxy bool
 	// LiveRestore must stay true: containers always outlive the daemon.
 	LiveRestore bool
+	// FirewallBackend is dockerd 29's --firewall-backend: berth takes
+	// "nftables" (what it always is) or nothing, so that a Docker host's
+	// daemon.json that chose nftables starts berth too.
+	FirewallBackend string
 	// Debug and LogLevel set the daemon's own log's level.
 	Debug    bool
 	LogLevel string
