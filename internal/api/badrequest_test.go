@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	ctypes "github.com/docker/docker/api/types/container"
+
 	"github.com/berth-net/berth/internal/errdefs"
 )
 
@@ -118,6 +120,7 @@ func TestBadRequests(t *testing.T) {
 		{"add-host with a zone", "POST", "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"ExtraHosts":["n:fe80::1%eth0"]}}`, 400, "invalid IP address in add-host"},
 		{"dns-search with a line break", "POST", "/v1.51/containers/create", `{"Image":"busybox","HostConfig":{"DnsSearch":["x\nnameserver 6.6.6.6"]}}`, 400, "invalid dns-search"},
 		{"hostname with a line break", "POST", "/v1.51/containers/create", `{"Image":"busybox","Hostname":"a\nb"}`, 400, "invalid hostname"},
+		{"hostname of 65 bytes", "POST", "/v1.51/containers/create", `{"Image":"busybox","Hostname":"` + strings.Repeat("h", 65) + `"}`, 400, `hostname "` + strings.Repeat("h", 65) + `" is too long (maximum 64 bytes)`},
 		{"import uppercase repo", "POST", "/v1.51/images/create?fromSrc=-&repo=BusyBox", "", 400, "invalid reference format: repository name (library/BusyBox) must be lowercase"},
 		{"import bad tag", "POST", "/v1.51/images/create?fromSrc=-&repo=busybox&tag=-x", "", 400, "invalid tag format"},
 		{"images create without source", "POST", "/v1.51/images/create", "", 400, "fromSrc or fromImage is required"},
@@ -206,6 +209,17 @@ func TestStatusOf(t *testing.T) {
 	for _, tt := range tests {
 		if got := statusOf(tt.err); got != tt.want {
 			t.Errorf("statusOf(%v) = %d, want %d", tt.err, got, tt.want)
+		}
+	}
+}
+
+// TestHostnameLength: Linux's HOST_NAME_MAX (64 bytes) is the longest
+// hostname a create takes, as Docker 29.7's check.
+func TestHostnameLength(t *testing.T) {
+	for n, ok := range map[int]bool{63: true, 64: true, 65: false, 300: false} {
+		err := checkCreate(&ctypes.Config{Image: "busybox", Hostname: strings.Repeat("h", n)}, &ctypes.HostConfig{})
+		if (err == nil) != ok {
+			t.Errorf("a hostname of %d bytes: %v, want accepted %v", n, err, ok)
 		}
 	}
 }

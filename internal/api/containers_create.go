@@ -186,6 +186,11 @@ func checkCreate(c *ctypes.Config, hc *ctypes.HostConfig) error {
 	if err := noLineBreaks(c, hc); err != nil {
 		return err
 	}
+	if len(c.Hostname) > maxHostnameLen {
+		// Docker 29.7's check (moby fd7bf71554): runc's sethostname would
+		// fail the start with EINVAL.
+		return errdefs.Invalid("hostname %q is too long (maximum %d bytes)", c.Hostname, maxHostnameLen)
+	}
 	if hc.AutoRemove && !hc.RestartPolicy.IsNone() {
 		return errdefs.Invalid("can't create 'AutoRemove' container with restart policy")
 	}
@@ -337,6 +342,10 @@ func checkDNS(servers []string) error {
 	}
 	return nil
 }
+
+// maxHostnameLen is Linux's HOST_NAME_MAX, the longest hostname a
+// container's UTS namespace takes.
+const maxHostnameLen = 64
 
 // noLineBreaks refuses a line break or NUL in the values berth writes as
 // lines of the container's /etc/hosts, /etc/resolv.conf and /etc/hostname:
