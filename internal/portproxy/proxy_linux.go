@@ -303,8 +303,24 @@ func (p *Proxy) udpLoop(uc *net.UDPConn, target netip.AddrPort, log *slog.Logger
 		}
 		fl.last = time.Now()
 		mu.Unlock()
-		if _, err := fl.conn.Write(buf[:n]); err != nil {
+		if err := sendDatagram(fl.conn, buf[:n]); err != nil {
 			log.Debug("proxy write", "target", target, "err", err)
+		}
+	}
+}
+
+// sendDatagram writes b to a flow's connected socket. A write that fails
+// with ECONNREFUSED has not sent b: the error is the ICMP port-unreachable
+// an earlier datagram drew (nothing listened then), which the kernel
+// reports on the socket's next call, whichever it is; the flow's reader
+// usually takes it first, but not always. b is sent again, as
+// docker-proxy does since Docker 29.5 (moby 28810d88d1); each pending
+// error is reported once, so a third refusal is the answer.
+func sendDatagram(w io.Writer, b []byte) error {
+	for try := 1; ; try++ {
+		_, err := w.Write(b)
+		if err == nil || !errors.Is(err, syscall.ECONNREFUSED) || try == 3 {
+			return err
 		}
 	}
 }

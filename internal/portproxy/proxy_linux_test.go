@@ -2,11 +2,15 @@ package portproxy
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -504,5 +508,35 @@ func TestUDPFlowKeptByReplies(t *testing.T) {
 		if _, err := c.Read(b); err != nil {
 			t.Fatalf("replies stopped %v after the client's only datagram (flow timeout %v): %v", time.Since(start).Round(time.Millisecond), UDPFlowTimeout, err)
 		}
+	}
+}
+
+// refusingWriter fails its first refusals writes with ECONNREFUSED, as a
+// connected UDP socket reports an earlier datagram's ICMP port-unreachable.
+type refusingWriter struct {
+	refusals int
+	writes   [][]byte
+}
+
+func (w *refusingWriter) Write(b []byte) (int, error) {
+	if w.refusals > 0 {
+		w.refusals--
+		return 0, &net.OpError{Op: "write", Net: "udp", Err: os.NewSyscallError("write", syscall.ECONNREFUSED)}
+	}
+	w.writes = append(w.writes, slices.Clone(b))
+	return len(b), nil
+}
+
+// TestSendDatagramRetriesAStaleRefusal: a datagram whose write reports an
+// earlier one's refusal is sent again; a socket that keeps refusing is
+// given up on after three tries.
+func TestSendDatagramRetriesAStaleRefusal(t *testing.T) {
+	w := &refusingWriter{refusals: 1}
+	if err := sendDatagram(w, []byte("hello")); err != nil || len(w.writes) != 1 || string(w.writes[0]) != "hello" {
+		t.Errorf("after one stale refusal: %v, sent %q", err, w.writes)
+	}
+	w = &refusingWriter{refusals: 5}
+	if err := sendDatagram(w, []byte("x")); !errors.Is(err, syscall.ECONNREFUSED) || len(w.writes) != 0 || w.refusals != 2 {
+		t.Errorf("a socket that keeps refusing: %v, sent %q, %d refusals left (want 2: three tries)", err, w.writes, w.refusals)
 	}
 }
