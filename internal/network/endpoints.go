@@ -554,18 +554,16 @@ func (c *Controller) LeaveAndRecord(ctx context.Context, sandboxID, netRef strin
 
 // gatewayLocked (c.mu held) is the endpoint of a sandbox that gives it
 // its IPv4 default route and publishes its ports; gatewaysLocked gives
-// that one and the one that gives its IPv6 default route, as
-// libnetwork's getGatewayEndpoint chooses them over the endpoints
-// sorted by Endpoint.Less: of the endpoints with a gateway (on networks
-// that publish: non-internal bridges), ranked by the highest
-// GwPriority, then dual stack before single stack, then the network's
-// name, each family's gateway is the first endpoint with a gateway of
-// that family. So a dual-stack network gives both routes among equals,
-// and an IPv4-only one of higher priority keeps the IPv4 route (moby
-// e30a6fa93b, "respect gw priority per address family", Docker 29.4.1;
-// Docker 28 gave a dual-stack endpoint both even then, a FIXME of
-// moby's). Of the endpoints not yet ready, only cand (one being joined
-// or made again) counts; leaving ones never do.
+// that one and the one that gives its IPv6 default route, chosen together, as
+// libnetwork's getGatewayEndpoint chooses them (selectGatewayEndpoint
+// over the endpoints sorted by Endpoint.Less): of the endpoints with a
+// gateway (on networks that publish: non-internal bridges), ranked by
+// the highest GwPriority, then dual stack before single stack, then the
+// network's name, the first dual-stack one is the gateway of both
+// families, even over a single-stack one of higher priority (moby's own
+// FIXME says so); without one, each family's first. Of the endpoints
+// not yet ready, only cand (one being joined or made again) counts;
+// leaving ones never do.
 //
 // The ports go with the IPv4 gateway, or with the IPv6 one when the
 // sandbox has no IPv4 gateway (only IPv6-only networks): gatewayLocked
@@ -631,6 +629,9 @@ func (c *Controller) gatewaysLocked(sandboxID string, cand *Endpoint) gateways {
 	})
 	var g gateways
 	for _, r := range cands {
+		if r.has4 && r.has6 {
+			return gateways{ep4: r.ep, ep6: r.ep, net4: r.n, net6: r.n}
+		}
 		if r.has4 && g.ep4 == nil {
 			g.ep4, g.net4 = r.ep, r.n
 		}
