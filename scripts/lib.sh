@@ -113,27 +113,32 @@ berth_build() {
 # refuses, so the module is built from a copy of its source, as its own
 # Makefile builds it.
 berth_ensure_compose() {
-	local version=v5.6.0 cache out dir src rc=0
+	local version=v5.6.0 cache out dir src tmp rc=0
 	cache=${XDG_CACHE_HOME:-$HOME/.cache}/berth
 	out=$cache/docker-compose-$version
 	if [ -x "$out" ]; then
 		echo "$out"
 		return 0
 	fi
-	mkdir -p "$cache"
+	mkdir -p "$cache" || return 1
 	dir=$(cd / && go mod download -json "github.com/docker/compose/v5@$version" |
 		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
 	if [ -z "$dir" ] || [ ! -d "$dir" ]; then
 		echo "could not download docker/compose $version from the Go module proxy" >&2
 		return 1
 	fi
-	src=$(mktemp -d)
+	# Callers run this where set -e is off: every step is checked. The
+	# binary is built under a name of its own and renamed into place, so
+	# two runs at once never leave a half-written one as the cache.
+	src=$(mktemp -d) || return 1
+	tmp=$(mktemp "$cache/.docker-compose.XXXXXX") || { rm -rf "$src"; return 1; }
 	cp -r "$dir/." "$src/" && chmod -R u+w "$src" &&
 		(cd "$src" && go build -trimpath \
 			-ldflags "-w -X github.com/docker/compose/v5/internal.Version=$version" \
-			-o "$out.tmp" ./cmd) >&2 &&
-		mv -f "$out.tmp" "$out" || rc=1
-	rm -rf "$src" "$out.tmp"
+			-o "$tmp" ./cmd) >&2 &&
+		"$tmp" version >/dev/null &&
+		mv -f "$tmp" "$out" || rc=1
+	rm -rf "$src" "$tmp"
 	[ "$rc" -eq 0 ] && echo "$out"
 	return "$rc"
 }

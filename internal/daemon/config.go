@@ -555,6 +555,9 @@ func (cfg *Config) networkSettings(engineID string) (netSettings, error) {
 		if s.bip, err = netip.ParsePrefix(cfg.BIP); err != nil || !s.bip.Addr().Is4() {
 			return s, fmt.Errorf("--bip %q: not an IPv4 address with its prefix length (10.20.0.1/24)", cfg.BIP)
 		}
+		if s.bip.Masked().Addr().IsUnspecified() {
+			return s, fmt.Errorf("--bip %s: the subnet %s is no network's (0.0.0.0/N asks a network create for a subnet from the pools)", cfg.BIP, s.bip.Masked())
+		}
 		if s.bip.Bits() < 31 && (s.bip.Addr() == s.bip.Masked().Addr() || s.bip.Addr() == lastAddr(s.bip)) {
 			return s, fmt.Errorf("--bip %s: the bridge's address cannot be its subnet's network or broadcast address", cfg.BIP)
 		}
@@ -564,6 +567,9 @@ func (cfg *Config) networkSettings(engineID string) (netSettings, error) {
 			return s, fmt.Errorf("--fixed-cidr %q: not an IPv4 prefix", cfg.FixedCIDR)
 		}
 		s.fixedCIDR = s.fixedCIDR.Masked()
+		if s.fixedCIDR.Addr().IsUnspecified() {
+			return s, fmt.Errorf("--fixed-cidr %s: the subnet %s is no network's", cfg.FixedCIDR, s.fixedCIDR)
+		}
 		if s.bip.IsValid() && (!s.bip.Masked().Contains(s.fixedCIDR.Addr()) || s.fixedCIDR.Bits() < s.bip.Bits()) {
 			return s, fmt.Errorf("--fixed-cidr %s is not inside --bip's subnet %s", s.fixedCIDR, s.bip.Masked())
 		}
@@ -576,6 +582,9 @@ func (cfg *Config) networkSettings(engineID string) (netSettings, error) {
 			return s, fmt.Errorf("--fixed-cidr-v6 %q: not an IPv6 prefix", cfg.FixedCIDRv6)
 		}
 		s.subnet6 = s.subnet6.Masked()
+		if s.subnet6.Addr().IsUnspecified() {
+			return s, fmt.Errorf("--fixed-cidr-v6 %s: the subnet %s is no network's", cfg.FixedCIDRv6, s.subnet6)
+		}
 		if err := ipam.ValidateRequest(s.subnet6, netip.Prefix{}, netip.Addr{}); err != nil {
 			return s, fmt.Errorf("--fixed-cidr-v6: %w", err)
 		}

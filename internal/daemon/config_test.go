@@ -320,6 +320,9 @@ func TestNetworkSettingsCheckBridgeOptions(t *testing.T) {
 		},
 		"default-network-opt mtu":   func(c *Config) { c.DefaultNetworkOpts = map[string]map[string]string{"bridge": {network.OptMTU: "x"}} },
 		"firewall-backend iptables": func(c *Config) { c.FirewallBackend = "iptables" },
+		"bip in 0.0.0.0/24":         func(c *Config) { c.BIP = "0.0.0.1/24" },
+		"fixed-cidr 0.0.0.0/24":     func(c *Config) { c.FixedCIDR = "0.0.0.0/24" },
+		"fixed-cidr-v6 ::/64":       func(c *Config) { c.FixedCIDRv6 = "::/64" },
 		"firewall-backend other":    func(c *Config) { c.FirewallBackend = "ebtables" },
 	} {
 		cfg := Config{IP: "0.0.0.0", MTU: 1500, ICC: true, IPMasq: true, BridgeName: "berth0"}

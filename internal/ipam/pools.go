@@ -141,9 +141,14 @@ func Resized(pools []Pool, family netip.Addr, size int) ([]Pool, error) {
 		out = append(out, Pool{Base: p.Base, Size: size})
 	}
 	if len(out) == 0 {
-		names := make([]string, len(pools))
-		for i, p := range pools {
-			names[i] = p.String()
+		var names []string
+		for _, p := range pools {
+			if p.Base.Addr().Is4() == family.Is4() {
+				names = append(names, p.String())
+			}
+		}
+		if len(names) == 0 {
+			return nil, errdefs.Invalid("invalid address pool: there is no default address pool of that family to take a /%d subnet from", size)
 		}
 		return nil, errdefs.Invalid("invalid address pool: no default address pool can hold a /%d subnet (the pools: %s)", size, abridge(names, 3))
 	}

@@ -337,6 +337,9 @@ func TestResized(t *testing.T) {
 			t.Errorf("Resized(%v, /%d): %v, want moby's \"invalid address pool\" first", tc.family, tc.size, err)
 		}
 	}
+	if _, err := Resized(pools[:3], v6, 120); err == nil || !strings.Contains(err.Error(), "no default address pool of that family") {
+		t.Errorf("::/120 without IPv6 pools: %v", err)
+	}
 	// A pool of /16s whose first /16 is taken by a /24 and a /16 network:
 	// a /24 comes from the same pool, after them.
 	got, err := Resized(pools[:1], v4, 24)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/berth-net/berth/internal/errdefs"
@@ -549,9 +550,13 @@ func TestSubnetOfASizeFromThePools(t *testing.T) {
 		{"range", IPAMRequest{Subnet: mustPrefix("0.0.0.0/24"), IPRange: mustPrefix("0.0.0.0/25")}},
 		{"aux", IPAMRequest{Subnet: mustPrefix("0.0.0.0/24"), AuxAddresses: map[string]netip.Addr{"a": netip.MustParseAddr("0.0.0.5")}}},
 		{"size no pool holds", IPAMRequest{Subnet: mustPrefix("0.0.0.0/4")}},
+		{"a /32", IPAMRequest{Subnet: mustPrefix("0.0.0.0/32")}},
 	} {
-		if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "bad", IPAM: []IPAMRequest{tc.ir}}); !errdefs.Is(err, errdefs.KindInvalid) {
-			t.Errorf("%s: %v, want an invalid-request error", tc.name, err)
+		if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "bad", IPAM: []IPAMRequest{tc.ir}}); !errdefs.Is(err, errdefs.KindInvalid) || !strings.Contains(err.Error(), tc.ir.Subnet.String()) && !strings.HasPrefix(err.Error(), "invalid address pool") {
+			t.Errorf("%s: %v, want an invalid-request error naming %v", tc.name, err, tc.ir.Subnet)
 		}
+	}
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "bad6", EnableIPv6: true, IPAM: []IPAMRequest{{Subnet: mustPrefix("::/127")}}}); !errdefs.Is(err, errdefs.KindInvalid) || !strings.Contains(err.Error(), "::/127") {
+		t.Errorf("::/127: %v, want an invalid-request error naming it", err)
 	}
 }

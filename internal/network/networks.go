@@ -243,6 +243,11 @@ func (c *Controller) planFamilyLocked(ir IPAMRequest, pools []ipam.Pool, of func
 		if ir.IPRange.IsValid() || ir.Gateway.IsValid() || len(ir.AuxAddresses) > 0 {
 			return nil, errdefs.Invalid("invalid network config: --subnet %s asks the default address pools for a subnet; --ip-range, --gateway and --aux-address need a subnet of your own", ir.Subnet)
 		}
+		if bits := ir.Subnet.Bits(); bits >= a.BitLen()-1 && a.Is6() || bits == a.BitLen() {
+			// As validateSubnet says of a user's /32 (and a /127 or /128,
+			// which have no address after the gateway and its anycast).
+			return nil, errdefs.Invalid("invalid network config: --subnet %s: a /%d has no address left for a container after the gateway", ir.Subnet, bits)
+		}
 		var err error
 		if pools, err = ipam.Resized(pools, a, ir.Subnet.Bits()); err != nil {
 			return nil, err
