@@ -45,6 +45,8 @@ func TestBadRequests(t *testing.T) {
 		{"unknown IPAM driver", "POST", "/v1.51/networks/create", `{"Name":"a","IPAM":{"Driver":"dhcp"}}`, 400, `IPAM driver "dhcp" is not supported by berth`},
 		{"swarm scope", "POST", "/v1.51/networks/create", `{"Name":"a","Scope":"swarm"}`, 400, `scope "swarm" is not supported by berth`},
 		{"ingress network", "POST", "/v1.51/networks/create", `{"Name":"a","Ingress":true}`, 400, "swarm networks"},
+		{"config-only network", "POST", "/v1.51/networks/create", `{"Name":"a","ConfigOnly":true}`, 400, "configuration-only networks"},
+		{"config-from network", "POST", "/v1.51/networks/create", `{"Name":"a","ConfigFrom":{"Network":"b"}}`, 400, "configuration-only networks"},
 		{"wrong content type", "POST", "/v1.51/networks/create", "Name=a", 400, "unsupported Content-Type header (text/plain): must be 'application/json'"},
 		{"bad filters JSON", "GET", "/v1.51/networks?filters=%7Bname", "", 400, "invalid filter"},
 		{"unknown network filter", "GET", "/v1.51/networks?filters=%7B%22color%22%3A%7B%22red%22%3Atrue%7D%7D", "", 400, "invalid filter 'color'"},

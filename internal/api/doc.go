@@ -36,5 +36,5 @@
 // block I/O limits, --gpus, …:
 // unappliedHostConfig), sctp ports, pulls (404, "import a root
 // filesystem"), imports from URLs, push (501), BuildKit builds, and
-// swarm networks.
+// swarm and configuration-only networks.
 package api

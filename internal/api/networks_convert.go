@@ -223,8 +223,12 @@ func unsupportedNetworkFeatures(body nettypes.CreateRequest) error {
 	switch {
 	case body.Scope != "" && body.Scope != "local":
 		return errdefs.Invalid("scope %q is not supported by berth: networks are local", body.Scope)
-	case body.Ingress, body.ConfigOnly, body.ConfigFrom != nil && body.ConfigFrom.Network != "":
-		return errdefs.Invalid("swarm networks (ingress, config-only, config-from) are not supported by berth")
+	case body.Ingress:
+		return errdefs.Invalid("swarm networks (ingress) are not supported by berth")
+	case body.ConfigOnly, body.ConfigFrom != nil && body.ConfigFrom.Network != "":
+		// Local in Docker too, but used for swarm's macvlan networks;
+		// berth's networks take their configuration at create.
+		return errdefs.Invalid("configuration-only networks (--config-only, --config-from) are not supported by berth: give the network's --subnet and options at create")
 	case body.IPAM != nil && body.IPAM.Driver != "" && body.IPAM.Driver != "default":
 		return errdefs.Invalid("IPAM driver %q is not supported by berth: use \"default\"", body.IPAM.Driver)
 	}
