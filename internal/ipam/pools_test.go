@@ -340,7 +340,7 @@ func TestResized(t *testing.T) {
 	if _, err := Resized(pools[:3], v6, 120); err == nil || !strings.Contains(err.Error(), "no default address pool of that family") {
 		t.Errorf("::/120 without IPv6 pools: %v", err)
 	}
-	// A pool of /16s whose first /16 is taken by a /24 and a /16 network:
+	// A pool of /16s whose first /16 holds a /24 and a /25 network already:
 	// a /24 comes from the same pool, after them.
 	got, err := Resized(pools[:1], v4, 24)
 	if err != nil {
