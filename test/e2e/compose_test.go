@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -73,10 +72,8 @@ CMD ["sh", "-c", "echo \"$GREETING\" > /www/index.html; exec httpd -f -p 8000 -h
 func TestComposeProject(t *testing.T) {
 	testworld.RequireCompose(t)
 	w, _ := startWorld(t)
-	dir := t.TempDir()
+	dir := writeContext(t, map[string]string{"compose.yaml": composeProject, "api/Dockerfile": composeAPIDockerfile})
 	file := filepath.Join(dir, "compose.yaml")
-	writeComposeFile(t, file, composeProject)
-	writeComposeFile(t, filepath.Join(dir, "api", "Dockerfile"), composeAPIDockerfile)
 	compose := func(args ...string) string {
 		t.Helper()
 		return w.MustCompose(t, append([]string{"-f", file, "-p", "shop"}, args...)...)
@@ -157,22 +154,10 @@ func TestComposeProject(t *testing.T) {
 	for _, id := range strings.Fields(compose("ps", "-q", "client")) {
 		replicas = append(replicas, parseAddr(t, strings.TrimSpace(mustDocker(t, w, "inspect", "-f", `{{(index .NetworkSettings.Networks "shop_back").IPAddress}}`, id))))
 	}
-	if len(replicas) != 3 || len(distinct(replicas)) != 3 {
+	if len(slices.Compact(addrList(replicas...))) != 3 {
 		t.Fatalf("client scaled to 3 has addresses %v, want three distinct ones", replicas)
 	}
-	var answered []netip.Addr
-	if !retried(func() bool {
-		out, _, code := w.Compose(t, "-f", file, "-p", "shop", "exec", "-T", "web", "nslookup", "client")
-		answered = lookedUp(out)
-		return code == 0 && len(answered) == 3
-	}) {
-		t.Errorf("nslookup client from web answered %v, want the three replicas %v", answered, replicas)
-	}
-	slices.SortFunc(replicas, netip.Addr.Compare)
-	slices.SortFunc(answered, netip.Addr.Compare)
-	if !slices.Equal(replicas, answered) {
-		t.Errorf("nslookup client answered %v, want the replicas' %v", answered, replicas)
-	}
+	wantLookup(t, w, "shop-web-1", "client", replicas...)
 	compose("up", "-d", "--wait", "--scale", "client=1")
 	if ids := strings.Fields(compose("ps", "-q", "client")); len(ids) != 1 {
 		t.Errorf("client scaled back to 1 has %d containers", len(ids))
@@ -202,38 +187,5 @@ func TestComposeProject(t *testing.T) {
 	}
 	if diff := cmp.Diff(before, snapshot(t, w)); diff != "" {
 		t.Errorf("host after down -v differs from before up (-before +after):\n%s", diff)
-	}
-}
-
-// lookedUp is the addresses in nslookup's answer section (after the
-// server's own lines).
-func lookedUp(out string) []netip.Addr {
-	var addrs []netip.Addr
-	_, answer, ok := strings.Cut(out, "Name:")
-	if !ok {
-		return nil
-	}
-	for _, f := range strings.Fields(answer) {
-		if a, err := netip.ParseAddr(f); err == nil && a.Is4() {
-			addrs = append(addrs, a)
-		}
-	}
-	return addrs
-}
-
-// distinct is addrs without repeats.
-func distinct(addrs []netip.Addr) []netip.Addr {
-	s := slices.Clone(addrs)
-	slices.SortFunc(s, netip.Addr.Compare)
-	return slices.Compact(s)
-}
-
-func writeComposeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
 	}
 }
