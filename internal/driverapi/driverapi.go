@@ -47,7 +47,7 @@ type EndpointSpec struct {
 	Address netip.Prefix
 	// Gateway, if valid, is the default route the sandbox takes through
 	// this endpoint, in place of any it has: set only for the sandbox's
-	// gateway endpoint (Controller.gatewayLocked).
+	// gateway endpoint (Controller.gatewaysLocked).
 	Gateway netip.Addr
 	// Address6 is the endpoint's IPv6 address, invalid on a network
 	// without IPv6: the peer then keeps IPv6 off.

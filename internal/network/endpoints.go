@@ -42,7 +42,7 @@ type JoinRequest struct {
 	Hostname string // the container's hostname: one of its DNS names on user networks
 	// GwPriority ranks the endpoint as the sandbox's gateway (docker's
 	// --gw-priority): the highest gives the default route and publishes
-	// the ports (gatewayLocked).
+	// the ports (gatewaysLocked).
 	GwPriority int
 	// Ports are the container's ports, given with its first join; the
 	// sandbox keeps them and its gateway endpoint publishes them.
@@ -150,13 +150,13 @@ func (c *Controller) Join(ctx context.Context, sandboxID, netRef string, req Joi
 		return nil, err
 	}
 	var spec EndpointSpec
+	var fam, move portFamilies // the families of ports ep is to publish; of those, the ones others publish now
 	c.mu.RLock()
 	before := c.gatewaysLocked(sb.ID, nil)
 	prev, prev6 := before.ep4, before.ep6
-	prevPorts, _ := before.ports()
-	publishes := false // ep is to publish the sandbox's ports
 	if n.Driver == DriverBridge {
-		spec, publishes = c.joinSpecLocked(n, ep)
+		spec, fam = c.joinSpecLocked(n, ep)
+		move = fam.and(mappedFamilies(c.sandboxMappingsLocked(sb.ID, ep)))
 	}
 	c.mu.RUnlock()
 	// ep becomes the sandbox's gateway in place of prev: the driver
@@ -170,7 +170,7 @@ func (c *Controller) Join(ctx context.Context, sandboxID, netRef string, req Joi
 		}
 		return nil, err
 	}
-	if err := c.recordPorts(n, ep, req.Ports, publishes); err != nil {
+	if err := c.recordPorts(n, ep, req.Ports, fam.minus(move)); err != nil {
 		return nil, errors.Join(err, c.forgetEndpoint(ep))
 	}
 	if n.Driver == DriverBridge {
@@ -200,7 +200,7 @@ func (c *Controller) Join(ctx context.Context, sandboxID, netRef string, req Joi
 	if perr != nil {
 		return fail(errors.Join(perr, c.leave(ctx, sb, ep, true, nil)))
 	}
-	if publishes && prevPorts != nil && len(prevPorts.Ports) > 0 {
+	if move.any() {
 		if err := c.movePorts(ctx, sb); err != nil {
 			// As libnetwork's sbJoin: the connect fails, and the sandbox
 			// gets its route and ports back on prev.
@@ -552,25 +552,20 @@ func (c *Controller) LeaveAndRecord(ctx context.Context, sandboxID, netRef strin
 	return c.leave(ctx, sb, ep, false, record)
 }
 
-// gatewayLocked (c.mu held) is the endpoint of a sandbox that gives it
-// its IPv4 default route and publishes its ports; gatewaysLocked gives
-// that one and the one that gives its IPv6 default route, chosen together, as
-// libnetwork's getGatewayEndpoint chooses them (selectGatewayEndpoint
-// over the endpoints sorted by Endpoint.Less): of the endpoints with a
-// gateway (on networks that publish: non-internal bridges), ranked by
-// the highest GwPriority, then dual stack before single stack, then the
-// network's name, the first dual-stack one is the gateway of both
-// families, even over a single-stack one of higher priority (moby's own
-// FIXME says so); without one, each family's first. Of the endpoints
+// gatewaysLocked (c.mu held) gives the endpoint of a sandbox that gives
+// it its IPv4 default route and the one that gives its IPv6 default
+// route, as libnetwork's getGatewayEndpoint chooses them since Docker
+// 29.4.1 (moby e30a6fa93b, over the endpoints sorted by Endpoint.Less):
+// of the endpoints with a gateway (on networks that publish: non-internal
+// bridges), ranked by the highest GwPriority, then dual stack before
+// single stack, then the network's name, each family's first. A
+// dual-stack network is the gateway of both unless a single-stack one of
+// higher priority takes its family; Docker 28 let the first dual-stack
+// endpoint take both even then (its own FIXME said so). Of the endpoints
 // not yet ready, only cand (one being joined or made again) counts;
 // leaving ones never do.
 //
-// The ports go with the IPv4 gateway, or with the IPv6 one when the
-// sandbox has no IPv4 gateway (only IPv6-only networks): gatewayLocked
-// is that endpoint.
-func (c *Controller) gatewayLocked(sandboxID string, cand *Endpoint) (*Endpoint, *Network) {
-	return c.gatewaysLocked(sandboxID, cand).ports()
-}
+// Each gateway publishes its family's ports (publishes).
 
 // gateways are a sandbox's gateway endpoints, one per family.
 type gateways struct {
@@ -578,13 +573,16 @@ type gateways struct {
 	net4, net6 *Network
 }
 
-// ports is the endpoint that publishes the sandbox's ports, and its
-// network: the IPv4 gateway, else the IPv6 one.
-func (g gateways) ports() (*Endpoint, *Network) {
-	if g.ep4 != nil {
-		return g.ep4, g.net4
+// publishes says which families of the sandbox's ports ep publishes, as
+// moby's ProgramExternalConnectivity(gw4, gw6) decides: the IPv4 ones
+// on the IPv4 gateway; the IPv6 ones on the IPv6 gateway, or on the
+// IPv4 one when the sandbox has no IPv6 gateway (the userland proxy then
+// takes host IPv6 to its IPv4 address).
+func (g gateways) publishes(ep *Endpoint) portFamilies {
+	if ep == nil {
+		return portFamilies{}
 	}
-	return g.ep6, g.net6
+	return portFamilies{v4: ep == g.ep4, v6: ep == g.ep6 || (g.ep6 == nil && ep == g.ep4)}
 }
 
 func (c *Controller) gatewaysLocked(sandboxID string, cand *Endpoint) gateways {
@@ -629,14 +627,14 @@ func (c *Controller) gatewaysLocked(sandboxID string, cand *Endpoint) gateways {
 	})
 	var g gateways
 	for _, r := range cands {
-		if r.has4 && r.has6 {
-			return gateways{ep4: r.ep, ep6: r.ep, net4: r.n, net6: r.n}
-		}
 		if r.has4 && g.ep4 == nil {
 			g.ep4, g.net4 = r.ep, r.n
 		}
 		if r.has6 && g.ep6 == nil {
 			g.ep6, g.net6 = r.ep, r.n
+		}
+		if g.ep4 != nil && g.ep6 != nil {
+			break
 		}
 	}
 	return g
@@ -644,9 +642,9 @@ func (c *Controller) gatewaysLocked(sandboxID string, cand *Endpoint) gateways {
 
 // joinSpecLocked (c.mu held) is what the driver needs to make ep: with
 // the default route of each family of which ep is, once made, its
-// sandbox's gateway. publishes says whether ep is then the endpoint
-// that publishes the sandbox's ports.
-func (c *Controller) joinSpecLocked(n *Network, ep *Endpoint) (spec EndpointSpec, publishes bool) {
+// sandbox's gateway. fam are the families of the sandbox's ports ep
+// then publishes.
+func (c *Controller) joinSpecLocked(n *Network, ep *Endpoint) (spec EndpointSpec, fam portFamilies) {
 	spec = endpointSpec(n, ep)
 	g := c.gatewaysLocked(ep.SandboxID, ep)
 	if g.ep4 != ep {
@@ -655,19 +653,20 @@ func (c *Controller) joinSpecLocked(n *Network, ep *Endpoint) (spec EndpointSpec
 	if g.ep6 != ep {
 		spec.Gateway6 = netip.Addr{}
 	}
-	pub, _ := g.ports()
-	return spec, pub == ep
+	return spec, g.publishes(ep)
 }
 
-// portHolderLocked (c.mu held) is the endpoint of a sandbox that
-// publishes its ports, if one does.
-func (c *Controller) portHolderLocked(sandboxID string) *Endpoint {
+// portsAstrayLocked (c.mu held) says whether an endpoint of a sandbox
+// publishes ports of a family it is not the gateway of (a daemon killed
+// before they moved).
+func (c *Controller) portsAstrayLocked(sandboxID string) bool {
+	g := c.gatewaysLocked(sandboxID, nil)
 	for _, o := range c.bySandbox[sandboxID] {
-		if len(o.Ports) > 0 {
-			return o
+		if want := g.publishes(o); o.Ports != nil && mappedFamilies(o.Ports).minus(want).any() {
+			return true
 		}
 	}
-	return nil
+	return false
 }
 
 // moveGateway gives sb its default route through its gateway endpoint, in
@@ -711,65 +710,142 @@ func (c *Controller) moveGateway(sb *Sandbox, v4, v6 bool) {
 	}
 }
 
-// movePorts publishes a sandbox's ports on its gateway endpoint when
-// another endpoint, or none, publishes them: the gateway changed, by a
-// join that outranks it or by its leaving. As libnetwork's sbJoin and
-// sbLeave move the external connectivity (revokeExternalConnectivity,
-// then programExternalConnectivity on the new gateway), the ports are
-// withdrawn first, so that the new endpoint can hold the same host ports,
-// and a host port left to choose may change. On failure they are
+// movePorts puts each family of a sandbox's ports on that family's
+// gateway (gateways.publishes) where another endpoint, or none, publishes
+// them: a gateway changed, by a join that outranks it or by its leaving.
+// As moby's ProgramExternalConnectivity trims an endpoint's bindings of
+// the families it no longer publishes and adds those of the ones it
+// gains, the mappings of a family an endpoint no longer publishes are
+// withdrawn first (all of them, before any is added, so that the new
+// gateway can hold the same host ports, and a host port left to choose
+// may change), and only the families an endpoint gains are held for it:
+// its other mappings stay as they are. On failure a gained family is
 // published nowhere, and the error says why.
 func (c *Controller) movePorts(ctx context.Context, sb *Sandbox) error {
+	type move struct {
+		ep         *Endpoint
+		n          *Network
+		keep, drop []PortMapping
+		gain       portFamilies
+	}
 	c.mu.RLock()
-	to, toNet := c.gatewayLocked(sb.ID, nil)
-	from := c.portHolderLocked(sb.ID)
 	var reqs []PortRequest
 	if cur, ok := c.sandboxes[sb.ID]; ok {
 		reqs = cur.Ports
 	}
+	g := c.gatewaysLocked(sb.ID, nil)
+	var moves []move
+	for _, ep := range c.bySandbox[sb.ID] {
+		want := g.publishes(ep)
+		if len(reqs) == 0 {
+			want = portFamilies{}
+		}
+		mv := move{ep: ep, n: c.networks[ep.NetworkID], gain: want.minus(mappedFamilies(ep.Ports))}
+		for _, m := range ep.Ports {
+			if want.has(m) {
+				mv.keep = append(mv.keep, m)
+			} else {
+				mv.drop = append(mv.drop, m)
+			}
+		}
+		if len(mv.drop) > 0 || (mv.gain.any() && mv.n != nil) {
+			moves = append(moves, mv)
+		}
+	}
 	c.mu.RUnlock()
-	if to == nil || to == from || len(reqs) == 0 {
+	if len(moves) == 0 {
 		return nil
 	}
-	if from != nil {
+	var errs []error
+	for _, mv := range moves {
 		// A leaving endpoint's ports were withdrawn from the firewall
 		// first thing (leave).
-		if from.State != EndpointDeleting {
-			if err := c.delPorts(ctx, from); err != nil {
+		if mv.ep.State != EndpointDeleting {
+			if err := c.delMappings(ctx, mv.ep, mv.drop); err != nil {
 				return err
 			}
 		}
-		if err := c.releasePorts(from); err != nil {
+		if err := c.releaseMappings(mv.ep, mv.drop); err != nil {
 			c.log.Warn("release host ports", "err", err)
 		}
 	}
-	ms, herr := c.holdPorts(toNet, to, reqs)
-	c.mu.Lock()
-	moved := []*Endpoint{to}
-	to.Ports = ms
-	if from != nil {
-		from.Ports = nil
-		moved = append(moved, from)
+	// The mappings the others keep: the IPv4 side a gained [::] port
+	// takes its host port from.
+	var near []PortMapping
+	for _, mv := range moves {
+		near = append(near, mv.keep...)
 	}
-	d, err := c.recordEndpointsLocked(moved, nil)
+	c.mu.RLock()
+	for _, o := range c.bySandbox[sb.ID] {
+		if !slices.ContainsFunc(moves, func(mv move) bool { return mv.ep == o }) {
+			near = append(near, o.Ports...)
+		}
+	}
+	c.mu.RUnlock()
+	// The IPv4 gains first, so that a [::] port gained elsewhere can
+	// take the host port they got.
+	added := make([][]PortMapping, len(moves))
+	for _, v4 := range []bool{true, false} {
+		for i, mv := range moves {
+			if mv.gain.v4 != v4 || !mv.gain.any() || mv.n == nil {
+				continue
+			}
+			ms, err := c.holdPorts(mv.n, mv.ep, reqs, mv.gain, near)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			added[i] = ms
+			near = append(near, ms...)
+		}
+	}
+	c.mu.Lock()
+	var changed []*Endpoint
+	for i, mv := range moves {
+		if len(mv.drop) == 0 && len(added[i]) == 0 {
+			continue
+		}
+		mv.ep.Ports = slices.Concat(mv.keep, added[i])
+		if len(mv.ep.Ports) == 0 {
+			mv.ep.Ports = nil
+		}
+		changed = append(changed, mv.ep)
+	}
+	var d store.Durable
+	var err error
+	if len(changed) > 0 {
+		d, err = c.recordEndpointsLocked(changed, nil)
+	}
 	c.mu.Unlock()
-	if err == nil {
+	if err == nil && d != nil {
 		err = d.Wait()
 	}
-	if err == nil && herr == nil {
-		err = c.addPorts(ctx, to)
+	if err != nil {
+		errs = append(errs, err)
 	}
-	if err = errors.Join(herr, err); err == nil || len(ms) == 0 {
-		return err
+	for i, mv := range moves {
+		if len(added[i]) == 0 {
+			continue
+		}
+		if err == nil {
+			if aerr := c.addMappings(ctx, mv.ep, added[i]); aerr == nil {
+				continue
+			} else {
+				errs = append(errs, aerr)
+			}
+		}
+		// Undo what was held and published for mv.ep, and its record.
+		errs = append(errs, c.delMappings(ctx, mv.ep, added[i]), c.releaseMappings(mv.ep, added[i]))
+		c.mu.Lock()
+		mv.ep.Ports = slices.Clip(mv.keep)
+		if len(mv.ep.Ports) == 0 {
+			mv.ep.Ports = nil
+		}
+		if _, rerr := c.recordEndpointLocked(mv.ep, nil); rerr != nil {
+			errs = append(errs, rerr)
+		}
+		c.mu.Unlock()
 	}
-	// Undo what was held and published on to, and its record.
-	errs := []error{err, c.delPorts(ctx, to), c.releasePorts(to)}
-	c.mu.Lock()
-	to.Ports = nil
-	if _, rerr := c.recordEndpointLocked(to, nil); rerr != nil {
-		errs = append(errs, rerr)
-	}
-	c.mu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -811,7 +887,7 @@ func (c *Controller) leave(ctx context.Context, sb *Sandbox, ep *Endpoint, sandb
 		// say that the default route left with this pair).
 		c.moveGateway(sb, moved4, moved6)
 	}
-	if !sandboxGoing && len(ep.Ports) > 0 {
+	if !sandboxGoing && (len(ep.Ports) > 0 || gw == ep || gw6 == ep) {
 		// The ports follow the gateway, before the record goes too (a
 		// kill in between leaves "deleting", which the start settles).
 		// The endpoint is gone and recorded so: a port that cannot move

@@ -145,13 +145,16 @@ func TestIPv6Refusals(t *testing.T) {
 	}
 }
 
-// TestIPv6GatewaySelection: as libnetwork's selectGatewayEndpoint over
-// endpoints sorted by Endpoint.Less (moby's TestGatewaySelection), the
-// first dual-stack endpoint is the gateway of both families, ahead of a
-// single-stack one by name and even by gw-priority; when it leaves, the
-// next dual-stack one takes both routes.
+// TestIPv6GatewaySelection: each family's gateway is the first endpoint
+// with that family's gateway, ranked by priority, then dual stack, then
+// name, as Docker 29.4.1's getGatewayEndpoint: an IPv4-only network of
+// higher priority keeps the IPv4 route and ports beside dual-stack
+// networks, which take the IPv6 ones; at the same priority a dual-stack
+// network is the gateway of both. Routes and ports move per family as
+// gateways leave.
 func TestIPv6GatewaySelection(t *testing.T) {
-	r := newRig(t)
+	r := &portRig{rig: newRig(t), ports: newFakeHolder(), ipv6: true}
+	r.restartWith(t, r.ports)
 	ctx := context.Background()
 	for _, req := range []CreateRequest{
 		{Name: "a-v4", IPAM: []IPAMRequest{{Subnet: mustPrefix("10.40.0.0/24")}}},
@@ -162,33 +165,66 @@ func TestIPv6GatewaySelection(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	routes := func(ep *Endpoint, want4, want6 string) {
+		t.Helper()
+		r.drv.mu.Lock()
+		s := r.drv.veths[ep.HostIfName]
+		r.drv.mu.Unlock()
+		if got4, got6 := addrOrNone(s.Gateway), addrOrNone(s.Gateway6); got4 != want4 || got6 != want6 {
+			t.Errorf("join of %s: Gateway %s Gateway6 %s, want %s %s", ep.IfName, got4, got6, want4, want6)
+		}
+	}
+	// ports checks which network's endpoint publishes each side of 8080.
+	ports := func(sb *Sandbox, when, on4, on6 string) {
+		t.Helper()
+		for _, a := range r.c.Attachments(sb.ID) {
+			var want []string
+			if a.Network.Name == on4 {
+				want = append(want, "0.0.0.0:8080->80/tcp")
+			}
+			if a.Network.Name == on6 {
+				want = append(want, ":::8080->80/tcp")
+			}
+			var got []string
+			for _, m := range a.Endpoint.Ports {
+				got = append(got, m.String())
+			}
+			slices.Sort(got) // "0.0.0.0" before ":::"
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: %s publishes %q, want %q", when, a.Network.Name, got, want)
+			}
+		}
+	}
 	sb := r.sandbox(t, "c1")
-	a := r.join(t, sb, "a-v4", JoinRequest{ContainerID: "c1", Name: "c1", GwPriority: 10})
-	if s := r.drv.veths[a.HostIfName]; s.Gateway != netip.MustParseAddr("10.40.0.1") {
-		t.Errorf("a-v4 alone: Gateway %v", s.Gateway)
-	}
+	a := r.join(t, sb, "a-v4", JoinRequest{ContainerID: "c1", Name: "c1", GwPriority: 10,
+		Ports: []PortRequest{{Proto: "tcp", Port: 80, HostPortStart: 8080, HostPortEnd: 8080}}})
+	routes(a, "10.40.0.1", "none")
+	ports(sb, "a-v4 alone", "a-v4", "a-v4") // [::] proxied to its IPv4 address
 	c := r.join(t, sb, "c-dual", JoinRequest{ContainerID: "c1", Name: "c1"})
-	if s := r.drv.veths[c.HostIfName]; s.Gateway != netip.MustParseAddr("10.42.0.1") || s.Gateway6 != netip.MustParseAddr("fd00:c::1") {
-		t.Errorf("c-dual join: Gateway %v Gateway6 %v, want both (dual stack outranks a-v4's priority)", s.Gateway, s.Gateway6)
-	}
+	routes(c, "none", "fd00:c::1") // a-v4's priority keeps the IPv4 route
+	ports(sb, "c-dual joined", "a-v4", "c-dual")
 	b := r.join(t, sb, "b-dual", JoinRequest{ContainerID: "c1", Name: "c1"})
-	if s := r.drv.veths[b.HostIfName]; s.Gateway != netip.MustParseAddr("10.41.0.1") || s.Gateway6 != netip.MustParseAddr("fd00:b::1") {
-		t.Errorf("b-dual join: Gateway %v Gateway6 %v, want both (b sorts before c)", s.Gateway, s.Gateway6)
+	routes(b, "none", "fd00:b::1") // b sorts before c
+	ports(sb, "b-dual joined", "a-v4", "b-dual")
+	if got := r.ports.forwarded[HostPort{Proto: "tcp", HostIP: netip.IPv6Unspecified(), Port: 8080}]; got.Addr() != b.Address6.Addr() {
+		t.Errorf("[::]:8080 forwarded to %v, want b-dual's %v", got, b.Address6.Addr())
 	}
 	r.drv.gateways = nil
 	if err := r.c.Leave(ctx, sb.ID, "b-dual"); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{c.IfName + " via 10.42.0.1", c.IfName + " via fd00:c::1"}; !slices.Equal(r.drv.gateways, want) {
+	if want := []string{c.IfName + " via fd00:c::1"}; !slices.Equal(r.drv.gateways, want) {
 		t.Errorf("after b-dual left: SetGateway %v, want %v", r.drv.gateways, want)
 	}
+	ports(sb, "b-dual left", "a-v4", "c-dual")
 	r.drv.gateways = nil
 	if err := r.c.Leave(ctx, sb.ID, "a-v4"); err != nil {
 		t.Fatal(err)
 	}
-	if len(r.drv.gateways) != 0 {
-		t.Errorf("a-v4, not a gateway, left: SetGateway %v, want none", r.drv.gateways)
+	if want := []string{c.IfName + " via 10.42.0.1"}; !slices.Equal(r.drv.gateways, want) {
+		t.Errorf("after a-v4 left: SetGateway %v, want %v", r.drv.gateways, want)
 	}
+	ports(sb, "a-v4 left", "c-dual", "c-dual")
 	r.drv.gateways = nil
 	if err := r.c.Leave(ctx, sb.ID, "c-dual"); err != nil {
 		t.Fatal(err)
@@ -196,6 +232,22 @@ func TestIPv6GatewaySelection(t *testing.T) {
 	if len(r.drv.gateways) != 0 {
 		t.Errorf("the last gateway left: SetGateway %v, want none", r.drv.gateways)
 	}
+	if n := r.ports.count(); n != 0 || len(r.fw.portList()) != 0 {
+		t.Errorf("after the last leave: %d host ports held, firewall %v", n, r.fw.portList())
+	}
+
+	// At the same priority a dual-stack network is the gateway of both,
+	// though a-v4 sorts first by name.
+	sb2 := r.sandbox(t, "c2")
+	r.join(t, sb2, "a-v4", JoinRequest{ContainerID: "c2", Name: "c2"})
+	routes(r.join(t, sb2, "c-dual", JoinRequest{ContainerID: "c2", Name: "c2"}), "10.42.0.1", "fd00:c::1")
+}
+
+func addrOrNone(a netip.Addr) string {
+	if !a.IsValid() {
+		return "none"
+	}
+	return a.String()
 }
 
 func mustNetworkID(t *testing.T, r *rig, name string) string {

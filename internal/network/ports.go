@@ -17,11 +17,13 @@ import (
 // the veth pair and then adds the firewall's map elements; Leave removes the
 // elements first, then the veth, then lets the host ports go.
 //
-// The ports a container asks for are its sandbox's, and only its gateway
-// endpoint publishes them, as libnetwork's sbJoin programs external
-// connectivity only on the endpoint that gives the sandbox its default
-// route: never one on an internal network. A container run on an internal
-// network publishes nothing until it joins a network that is not.
+// The ports a container asks for are its sandbox's, and its gateway
+// endpoints publish them, each family's on the endpoint that gives the
+// sandbox that family's default route (portFamilies), as libnetwork's
+// sbJoin programs external connectivity on the IPv4 and the IPv6 gateway
+// (ProgramExternalConnectivity with gw4 and gw6): never on an internal
+// network. A container run on an internal network publishes nothing
+// until it joins a network that is not.
 
 // PortRequest is one port a user asked to publish, parsed at the API edge.
 type PortRequest struct {
@@ -147,8 +149,48 @@ func publishesPorts(n *Network) bool {
 	return n.Driver == DriverBridge && !n.Internal
 }
 
-// holdPorts resolves ep's port requests on n, validated: it holds the host
-// ports and returns the mappings, for the caller to record with ep.
+// portFamilies are the families of its sandbox's ports an endpoint
+// publishes (moby's portBindingMode).
+type portFamilies struct{ v4, v6 bool }
+
+func (f portFamilies) any() bool { return f.v4 || f.v6 }
+
+// has says whether m is of a family in f.
+func (f portFamilies) has(m PortMapping) bool {
+	if m.HostIP.Is4() {
+		return f.v4
+	}
+	return f.v6
+}
+
+// and is the families both f and g have.
+func (f portFamilies) and(g portFamilies) portFamilies {
+	return portFamilies{v4: f.v4 && g.v4, v6: f.v6 && g.v6}
+}
+
+// minus is f without g's families.
+func (f portFamilies) minus(g portFamilies) portFamilies {
+	return portFamilies{v4: f.v4 && !g.v4, v6: f.v6 && !g.v6}
+}
+
+// mappedFamilies are the families of ms.
+func mappedFamilies(ms []PortMapping) portFamilies {
+	var f portFamilies
+	for _, m := range ms {
+		if m.HostIP.Is4() {
+			f.v4 = true
+		} else {
+			f.v6 = true
+		}
+	}
+	return f
+}
+
+// holdPorts resolves ep's port requests on n, validated, for the
+// families in fam: it holds the host ports and returns the mappings, for
+// the caller to record with ep. near are the sandbox's mappings on its
+// other endpoints: an IPv6 port asked for on every address takes, if it
+// can, the host port its IPv4 side got there (holdPorts6).
 //
 // A port asked for on every address (no host IP, and the network's
 // host_binding_ipv4 0.0.0.0) is published on [::] too, with the same
@@ -156,12 +198,12 @@ func publishesPorts(n *Network) bool {
 // with its userland proxy, and inspect, docker port and ps show both. The
 // IPv4 ports are held first; their IPv6 twins then take the ports those
 // got (an ephemeral or a range's), and if one cannot, none is held.
-func (c *Controller) holdPorts(n *Network, ep *Endpoint, reqs []PortRequest) ([]PortMapping, error) {
-	if len(reqs) == 0 || !publishesPorts(n) {
+func (c *Controller) holdPorts(n *Network, ep *Endpoint, reqs []PortRequest, fam portFamilies, near []PortMapping) ([]PortMapping, error) {
+	if len(reqs) == 0 || !publishesPorts(n) || !fam.any() {
 		return nil, nil
 	}
-	routed, reqs := c.routedPorts(n, ep, reqs)
-	ms, err := c.holdNATPorts(n, ep, reqs)
+	routed, reqs := c.routedPorts(n, ep, reqs, fam)
+	ms, err := c.holdNATPorts(n, ep, reqs, fam, near)
 	if err != nil {
 		return nil, err
 	}
@@ -169,13 +211,19 @@ func (c *Controller) holdPorts(n *Network, ep *Endpoint, reqs []PortRequest) ([]
 }
 
 // holdNATPorts is holdPorts for the requests that are NATed.
-func (c *Controller) holdNATPorts(n *Network, ep *Endpoint, reqs []PortRequest) ([]PortMapping, error) {
+func (c *Controller) holdNATPorts(n *Network, ep *Endpoint, reqs []PortRequest, fam portFamilies, near []PortMapping) ([]PortMapping, error) {
 	if len(reqs) == 0 {
 		return nil, nil
 	}
-	if !ep.Address.IsValid() {
-		return c.holdPorts6(n, ep, reqs)
+	if !ep.Address.IsValid() || !fam.v4 {
+		if !fam.v6 {
+			return nil, nil
+		}
+		return c.holdPorts6(n, ep, reqs, near)
 	}
+	// six: the IPv6 sides are this endpoint's to publish too (the
+	// sandbox has no other IPv6 gateway).
+	six := fam.v6
 	hreqs := make([]HostPortRequest, 0, len(reqs))
 	kept := make([]PortRequest, 0, len(reqs))
 	var twins []int // the requests of hreqs that get an IPv6 twin
@@ -187,20 +235,18 @@ func (c *Controller) holdNATPorts(n *Network, ep *Endpoint, reqs []PortRequest) 
 			// alone (moby's configurePortBindingIPv4 makes no IPv4 binding
 			// for an IPv6 default).
 			ip = n.Bridge.HostBindingIPv4
-			if (!ip.IsValid() || ip == netip.IPv4Unspecified()) && c.cfg.IPv6Ports && c.reaches6(ep) {
+			if (!ip.IsValid() || ip == netip.IPv4Unspecified()) && six && c.cfg.IPv6Ports && c.reaches6(ep) {
 				twins = append(twins, len(hreqs))
 			}
 		}
 		if !ip.IsValid() {
 			ip = netip.IPv4Unspecified()
 		}
+		if ip.Is6() && !six {
+			continue // the IPv6 gateway's
+		}
 		if ip.Is6() && !c.reaches6(ep) {
-			// moby's sortAndNormPBs: logged and left out, not an error.
-			msg := "cannot map from IPv6 to an IPv4-only container because the userland proxy is disabled"
-			if !r.HostIP.IsValid() {
-				msg = "cannot map from default host binding address to an IPv4-only container because the userland proxy is disabled"
-			}
-			c.log.Info(msg, "container", ep.Name, "host_ip", ip, "port", r.Port, "proto", r.Proto)
+			c.logNoProxy6To4(ep, r, ip)
 			continue
 		}
 		hreqs = append(hreqs, HostPortRequest{Proto: r.Proto, HostIP: ip, Start: r.HostPortStart, End: r.HostPortEnd,
@@ -231,14 +277,37 @@ func (c *Controller) holdNATPorts(n *Network, ep *Endpoint, reqs []PortRequest) 
 	return ms, nil
 }
 
-// holdPorts6 is holdPorts for an endpoint with no IPv4 address (on an
-// IPv6-only network): as moby's configurePortBindingIPv4 and
+// logNoProxy6To4 says why r, on IPv6 host address ip, is not published
+// for ep, an IPv4-only endpoint, as moby's sortAndNormPBs: logged and
+// left out, not an error (the gateway may change to a network where it
+// can be).
+func (c *Controller) logNoProxy6To4(ep *Endpoint, r PortRequest, ip netip.Addr) {
+	msg := "cannot map from IPv6 to an IPv4-only container because the userland proxy is disabled"
+	if !r.HostIP.IsValid() {
+		msg = "cannot map from default host binding address to an IPv4-only container because the userland proxy is disabled"
+	}
+	c.log.Info(msg, "container", ep.Name, "host_ip", ip, "port", r.Port, "proto", r.Proto)
+}
+
+// holdPorts6 is holdPorts for the IPv6 side alone: for an endpoint with
+// no IPv4 address (on an IPv6-only network), and for one that publishes
+// the IPv6 ports and not the IPv4 ones (another endpoint is the IPv4
+// gateway, or was when this one took its IPv4 ports). As moby's
 // configurePortBindingIPv6, only the requests that can be IPv6 are
 // published, those on an IPv6 host address and those on every address
 // ([::]); a request for an IPv4 host address is left out, and so is
 // every one when the host has no IPv6 (IPv6Ports unset) or the network's
-// default host address is IPv4 and not 0.0.0.0.
-func (c *Controller) holdPorts6(n *Network, ep *Endpoint, reqs []PortRequest) ([]PortMapping, error) {
+// default host address is IPv4 and not 0.0.0.0. An endpoint without
+// IPv6 is reached through the userland proxy, or not at all.
+//
+// A [::] port whose range lets the port be chosen takes the host port of
+// its IPv4 side in near (0.0.0.0, the same container port) when it is
+// free, as the twins of one endpoint share theirs (holdTwin).
+func (c *Controller) holdPorts6(n *Network, ep *Endpoint, reqs []PortRequest, near []PortMapping) ([]PortMapping, error) {
+	ctr := ep.Address6.Addr()
+	if !ep.Address6.IsValid() {
+		ctr = ep.Address.Addr()
+	}
 	var hreqs []HostPortRequest
 	var ports []uint16
 	for _, r := range reqs {
@@ -258,14 +327,18 @@ func (c *Controller) holdPorts6(n *Network, ep *Endpoint, reqs []PortRequest) ([
 		if ip.Is4() {
 			continue
 		}
+		if !c.reaches6(ep) {
+			c.logNoProxy6To4(ep, r, ip)
+			continue
+		}
 		hreqs = append(hreqs, HostPortRequest{Proto: r.Proto, HostIP: ip, Start: r.HostPortStart, End: r.HostPortEnd,
-			Container: netip.AddrPortFrom(ep.Address6.Addr(), r.Port), Proxied: c.proxyOn()})
+			Container: netip.AddrPortFrom(ctr, r.Port), Proxied: c.proxyOn()})
 		ports = append(ports, r.Port)
 	}
 	if len(hreqs) == 0 {
 		return nil, nil
 	}
-	held, err := c.portHolder().Hold(hreqs)
+	held, err := c.holdNear(hreqs, ports, near)
 	if err != nil {
 		return nil, connectivityError(ep, err)
 	}
@@ -274,6 +347,53 @@ func (c *Controller) holdPorts6(n *Network, ep *Endpoint, reqs []PortRequest) ([
 		ms[i] = PortMapping{Proto: h.Proto, HostIP: h.HostIP, HostPort: h.Port, Port: ports[i]}
 	}
 	return ms, nil
+}
+
+// holdNear holds hreqs, IPv6 requests for container ports ports (one
+// for one), each [::] one that lets the port be chosen on the host port
+// of its IPv4 side in near when there is one; if any of those is taken,
+// all are held as asked instead. A request's IPv4 side is a 0.0.0.0
+// mapping of the same protocol and container port in the request's
+// range that no other request's is: the fixed requests take theirs
+// first, then the ranges, then the ephemeral ones (-p 8080:80 -p 80:
+// the second's [::] side takes what its IPv4 side got, not 8080).
+func (c *Controller) holdNear(hreqs []HostPortRequest, ports []uint16, near []PortMapping) ([]HostPort, error) {
+	pinned := slices.Clone(hreqs)
+	taken := make([]bool, len(near))
+	moved := false
+	for pass := range 3 {
+		for i, r := range pinned {
+			kind := 2 // ephemeral
+			if r.Start != 0 {
+				kind = 1
+				if r.Start == r.End {
+					kind = 0
+				}
+			}
+			if kind != pass || r.HostIP != netip.IPv6Unspecified() {
+				continue
+			}
+			for k, m := range near {
+				if taken[k] || m.HostIP != netip.IPv4Unspecified() || m.Proto != r.Proto || m.Port != ports[i] || m.Routed() ||
+					(r.Start != 0 && (m.HostPort < r.Start || r.End < m.HostPort)) {
+					continue
+				}
+				taken[k] = true
+				if kind != 0 {
+					pinned[i].Start, pinned[i].End = m.HostPort, m.HostPort
+					moved = true
+				}
+				break
+			}
+		}
+	}
+	if moved {
+		held, err := c.portHolder().Hold(pinned)
+		if err == nil || !errdefs.Is(err, errdefs.KindConflict) {
+			return held, err
+		}
+	}
+	return c.portHolder().Hold(hreqs)
 }
 
 // holdGrouped holds hreqs (made from reqs, one for one). Requests that
@@ -415,10 +535,15 @@ func connectivityError(ep *Endpoint, err error) error {
 
 // releasePorts lets ep's host ports go.
 func (c *Controller) releasePorts(ep *Endpoint) error {
-	if len(ep.Ports) == 0 {
+	return c.releaseMappings(ep, ep.Ports)
+}
+
+// releaseMappings is releasePorts for ms, mappings of ep.
+func (c *Controller) releaseMappings(ep *Endpoint, ms []PortMapping) error {
+	if len(ms) == 0 {
 		return nil
 	}
-	if err := c.portHolder().Release(hostPorts(ep.Ports)); err != nil {
+	if err := c.portHolder().Release(hostPorts(ms)); err != nil {
 		return fmt.Errorf("release host ports of endpoint %s: %w", ep.ID[:12], err)
 	}
 	return nil
@@ -438,9 +563,12 @@ func hostPorts(ms []PortMapping) []HostPort {
 // ones to its IPv4 address, and the IPv6 ones to its IPv6 address when
 // it has one (as Docker's ip6tables DNAT). An IPv6 mapping of an
 // endpoint without IPv6 is the forwarder's alone (forward).
-func firewallPorts(ep *Endpoint) []firewall.PortMapping {
-	out := make([]firewall.PortMapping, 0, len(ep.Ports))
-	for _, m := range ep.Ports {
+func firewallPorts(ep *Endpoint) []firewall.PortMapping { return firewallMappings(ep, ep.Ports) }
+
+// firewallMappings is firewallPorts for ms, mappings of ep.
+func firewallMappings(ep *Endpoint, ms []PortMapping) []firewall.PortMapping {
+	out := make([]firewall.PortMapping, 0, len(ms))
+	for _, m := range ms {
 		proto, err := firewall.ParseProto(m.Proto)
 		if err != nil {
 			continue // validated before it was recorded
@@ -464,13 +592,18 @@ func firewallPorts(ep *Endpoint) []firewall.PortMapping {
 // addPorts publishes ep's ports: the IPv4 ones in the firewall, the IPv6
 // ones by forwarding.
 func (c *Controller) addPorts(ctx context.Context, ep *Endpoint) error {
-	if len(ep.Ports) == 0 {
+	return c.addMappings(ctx, ep, ep.Ports)
+}
+
+// addMappings is addPorts for ms, mappings of ep.
+func (c *Controller) addMappings(ctx context.Context, ep *Endpoint, ms []PortMapping) error {
+	if len(ms) == 0 {
 		return nil
 	}
-	if err := c.cfg.Firewall.AddPorts(ctx, firewallPorts(ep)); err != nil {
+	if err := c.cfg.Firewall.AddPorts(ctx, firewallMappings(ep, ms)); err != nil {
 		return connectivityError(ep, err)
 	}
-	for _, m := range ep.Ports {
+	for _, m := range ms {
 		if err := c.forward(ep, m); err != nil {
 			return connectivityError(ep, err)
 		}
@@ -522,10 +655,15 @@ func (c *Controller) forward(ep *Endpoint, m PortMapping) error {
 
 // delPorts withdraws ep's ports from the firewall.
 func (c *Controller) delPorts(ctx context.Context, ep *Endpoint) error {
-	if len(ep.Ports) == 0 {
+	return c.delMappings(ctx, ep, ep.Ports)
+}
+
+// delMappings is delPorts for ms, mappings of ep.
+func (c *Controller) delMappings(ctx context.Context, ep *Endpoint, ms []PortMapping) error {
+	if len(ms) == 0 {
 		return nil
 	}
-	if err := c.cfg.Firewall.DelPorts(ctx, firewallPorts(ep)); err != nil {
+	if err := c.cfg.Firewall.DelPorts(ctx, firewallMappings(ep, ms)); err != nil {
 		return fmt.Errorf("withdraw ports of endpoint %s: %w", ep.ID[:12], err)
 	}
 	return nil
@@ -649,21 +787,27 @@ func (c *Controller) PortsOf(sandboxID string) []PortMapping {
 	return slices.Clip(out)
 }
 
-// recordPorts keeps reqs, if any, as the ports of ep's sandbox; if ep is
-// to be the sandbox's gateway endpoint (isGateway, which Join has worked
-// out already), it holds the host ports of the sandbox's ports and
-// records the mappings with ep before any kernel object is made for them.
-func (c *Controller) recordPorts(n *Network, ep *Endpoint, reqs []PortRequest, isGateway bool) error {
+// recordPorts keeps reqs, if any, as the ports of ep's sandbox; for
+// the families in fam — those ep is to publish as the sandbox's gateway
+// and no other endpoint publishes yet, which Join has worked out — it
+// holds the host ports of the sandbox's ports and records the mappings
+// with ep before any kernel object is made for them. The families
+// another endpoint publishes move once ep is made (movePorts).
+func (c *Controller) recordPorts(n *Network, ep *Endpoint, reqs []PortRequest, fam portFamilies) error {
 	if err := validatePortRequests(reqs); err != nil {
 		return err
 	}
 	c.mu.RLock()
-	publish, kept := c.gatewayPortsLocked(n, ep, reqs, isGateway)
+	publish, kept := c.joinPortsLocked(n, ep, reqs, fam)
+	var near []PortMapping
+	if len(publish) > 0 {
+		near = c.sandboxMappingsLocked(ep.SandboxID, ep)
+	}
 	c.mu.RUnlock()
 	if len(publish) == 0 && kept == nil {
 		return nil
 	}
-	ms, err := c.holdPorts(n, ep, publish)
+	ms, err := c.holdPorts(n, ep, publish, fam, near)
 	if err != nil {
 		return err
 	}
@@ -687,12 +831,11 @@ func (c *Controller) recordPorts(n *Network, ep *Endpoint, reqs []PortRequest, i
 	return d.Wait()
 }
 
-// gatewayPortsLocked (c.mu held, read or write) returns the ports ep is
-// to publish — its sandbox's, when ep is to be the sandbox's gateway
-// endpoint (isGateway) and no other publishes them (if one does, Join
-// moves them once ep is made: movePorts) — and, when reqs are new ports
-// of the sandbox, its record with them, to put with ep's.
-func (c *Controller) gatewayPortsLocked(n *Network, ep *Endpoint, reqs []PortRequest, isGateway bool) ([]PortRequest, *Sandbox) {
+// joinPortsLocked (c.mu held, read or write) returns the ports ep is to
+// publish — its sandbox's, when ep is to be a gateway of the sandbox
+// (fam) — and, when reqs are new ports of the sandbox, its record with
+// them, to put with ep's.
+func (c *Controller) joinPortsLocked(n *Network, ep *Endpoint, reqs []PortRequest, fam portFamilies) ([]PortRequest, *Sandbox) {
 	sb, ok := c.sandboxes[ep.SandboxID]
 	if !ok {
 		return nil, nil
@@ -703,8 +846,20 @@ func (c *Controller) gatewayPortsLocked(n *Network, ep *Endpoint, reqs []PortReq
 		cp.Ports = slices.Clone(reqs)
 		sb, kept = &cp, &cp
 	}
-	if len(sb.Ports) == 0 || !publishesPorts(n) || !isGateway || c.portHolderLocked(ep.SandboxID) != nil {
+	if len(sb.Ports) == 0 || !publishesPorts(n) || !fam.any() {
 		return nil, kept
 	}
 	return sb.Ports, kept
+}
+
+// sandboxMappingsLocked (c.mu held) are the mappings the endpoints of a
+// sandbox other than but publish.
+func (c *Controller) sandboxMappingsLocked(sandboxID string, but *Endpoint) []PortMapping {
+	var out []PortMapping
+	for _, o := range c.bySandbox[sandboxID] {
+		if o != but {
+			out = append(out, o.Ports...)
+		}
+	}
+	return out
 }

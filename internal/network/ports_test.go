@@ -886,6 +886,10 @@ func TestGatewaySettledAfterCrash(t *testing.T) {
 // gateway while the container has one and with the IPv6 one otherwise:
 // a join of an IPv4 network takes them over, and its leaving gives them
 // back to the IPv6-only network.
+//
+// An IPv4 network joined is the IPv4 gateway and publishes the IPv4
+// ports; the IPv6-only network stays the IPv6 gateway and keeps the
+// IPv6 ones, as Docker 28's endpoints with noProxy6To4.
 func TestIPv6OnlyPorts(t *testing.T) {
 	r := &portRig{rig: newRig(t), ports: newFakeHolder(), ipv6: true}
 	r.restartWith(t, r.ports)
@@ -923,21 +927,41 @@ func TestIPv6OnlyPorts(t *testing.T) {
 		t.Errorf("forwarded (-want +got):\n%s", diff)
 	}
 
-	// An IPv4 network joined: its endpoint is the IPv4 gateway and takes
-	// the ports, all three of them now.
+	// An IPv4 network joined: its endpoint is the IPv4 gateway and
+	// publishes the IPv4 ports; the IPv6 ones stay where they are, DNATed
+	// and forwarded to the IPv6 address as before.
 	four := r.join(t, sb, "bridge", JoinRequest{ContainerID: "c1", Name: "web"})
-	if got := r.c.Endpoints(mustNetworkID(t, r.rig, "six"))[0].Ports; len(got) != 0 {
-		t.Errorf("the IPv6-only endpoint keeps ports %v", got)
+	if got := r.c.Endpoints(mustNetworkID(t, r.rig, "six"))[0].Ports; !cmp.Equal(want, got, cmpAddr) {
+		t.Errorf("the IPv6-only endpoint's ports: %v, want %v", got, want)
 	}
-	if got := endpointOf(t, r.rig, four.ID).Ports; len(got) != 4 {
-		t.Errorf("the IPv4 gateway's ports: %v, want the 3 and the [::] twin of the first", got)
+	want4 := []PortMapping{
+		{Proto: "tcp", HostIP: anyIP, HostPort: 8080, Port: 80},
+		{Proto: "tcp", HostIP: localIP, HostPort: 8081, Port: 81},
 	}
-	// It leaves: they go back.
+	if diff := cmp.Diff(want4, endpointOf(t, r.rig, four.ID).Ports, cmpAddr); diff != "" {
+		t.Errorf("the IPv4 gateway's ports (-want +got):\n%s", diff)
+	}
+	ctr4 := four.Address.Addr()
+	wantFW4 := append([]firewall.PortMapping{{Proto: firewall.TCP, HostPort: 8080, Addr: ctr4, Port: 80}}, wantFW[0],
+		firewall.PortMapping{Proto: firewall.TCP, HostIP: localIP, HostPort: 8081, Addr: ctr4, Port: 81}, wantFW[1])
+	if diff := cmp.Diff(wantFW4, r.fw.portList(), cmpAddr, cmpopts.SortSlices(func(a, b firewall.PortMapping) bool { return a.String() < b.String() })); diff != "" {
+		t.Errorf("firewall ports with both gateways (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(wantFwd, r.ports.forwarded, cmpAddr); diff != "" {
+		t.Errorf("forwarded with both gateways (-want +got):\n%s", diff)
+	}
+	// It leaves: the IPv6 ones stay, the IPv4 ones go.
 	if err := r.c.Leave(ctx, sb.ID, "bridge"); err != nil {
 		t.Fatal(err)
 	}
 	if got := r.c.Endpoints(mustNetworkID(t, r.rig, "six"))[0].Ports; !cmp.Equal(want, got, cmpAddr) {
 		t.Errorf("after the IPv4 network left: %v, want %v", got, want)
+	}
+	if diff := cmp.Diff(wantFW, r.fw.portList(), cmpAddr); diff != "" {
+		t.Errorf("firewall ports after the IPv4 network left (-want +got):\n%s", diff)
+	}
+	if n := r.ports.count(); n != 2 {
+		t.Errorf("%d host ports held after the IPv4 network left, want 2", n)
 	}
 	if err := r.c.Leave(ctx, sb.ID, "six"); err != nil {
 		t.Fatal(err)
@@ -945,6 +969,110 @@ func TestIPv6OnlyPorts(t *testing.T) {
 	if n := r.ports.count(); n != 0 || len(r.fw.portList()) != 0 {
 		t.Errorf("after Leave: %d held, firewall %v", n, r.fw.portList())
 	}
+}
+
+// TestPortsFollowEachFamilysGateway: an IPv4-only gateway publishes the
+// [::] sides of its ports through the userland proxy while the sandbox
+// has no IPv6 gateway; an IPv6-only network joined becomes the IPv6
+// gateway and takes the IPv6 sides alone, DNATed and forwarded to its
+// IPv6 address (moby's noProxy6To4), with the host ports their IPv4
+// sides have, ephemeral ones included, and the IPv4 ports stay as they
+// were. A restart keeps it so; the IPv6-only network's leaving gives the
+// IPv6 sides back to the proxy. A record from before (the IPv4 gateway
+// holding both sides beside an IPv6 gateway) is settled at the start.
+func TestPortsFollowEachFamilysGateway(t *testing.T) {
+	r := &portRig{rig: newRig(t), ports: newFakeHolder(), ipv6: true}
+	r.restartWith(t, r.ports)
+	ctx := context.Background()
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "six", NoIPv4: true, EnableIPv6: true, IPAM: []IPAMRequest{{Subnet: mustPrefix("fd00:63::/64")}}}); err != nil {
+		t.Fatal(err)
+	}
+	v6any, v6lo := netip.IPv6Unspecified(), netip.IPv6Loopback()
+	sb := r.sandbox(t, "c1")
+	four := r.join(t, sb, "bridge", JoinRequest{ContainerID: "c1", Name: "web", Ports: []PortRequest{
+		{Proto: "tcp", Port: 80, HostPortStart: 8080, HostPortEnd: 8080},
+		{Proto: "udp", Port: 53}, // ephemeral
+		{Proto: "tcp", Port: 82, HostIP: v6lo, HostPortStart: 8082, HostPortEnd: 8082},
+		{Proto: "tcp", Port: 80}, // ephemeral, to the container port of the first
+	}})
+	eph, eph2 := four.Ports[2].HostPort, four.Ports[5].HostPort
+	v4 := []PortMapping{
+		{Proto: "tcp", HostIP: anyIP, HostPort: 8080, Port: 80},
+		{Proto: "udp", HostIP: anyIP, HostPort: eph, Port: 53},
+		{Proto: "tcp", HostIP: anyIP, HostPort: eph2, Port: 80},
+	}
+	v6 := []PortMapping{
+		{Proto: "tcp", HostIP: v6any, HostPort: 8080, Port: 80},
+		{Proto: "udp", HostIP: v6any, HostPort: eph, Port: 53},
+		{Proto: "tcp", HostIP: v6lo, HostPort: 8082, Port: 82},
+		{Proto: "tcp", HostIP: v6any, HostPort: eph2, Port: 80},
+	}
+	byHost := cmpopts.SortSlices(func(a, b PortMapping) bool { return a.String() < b.String() })
+	// check says where each side is: the IPv4 gateway publishes on4,
+	// the IPv6-only endpoint on6; the IPv6 sides are forwarded to to,
+	// and DNATed to dnat6 if valid.
+	check := func(when string, on4, on6 []PortMapping, to, dnat6 netip.Addr) {
+		t.Helper()
+		got4 := endpointOf(t, r.rig, four.ID).Ports
+		if diff := cmp.Diff(on4, got4, cmpAddr, byHost); diff != "" {
+			t.Errorf("%s: the IPv4 gateway's ports (-want +got):\n%s", when, diff)
+		}
+		if got6 := r.c.Endpoints(mustNetworkID(t, r.rig, "six")); len(got6) == 1 {
+			if diff := cmp.Diff(on6, got6[0].Ports, cmpAddr, byHost); diff != "" {
+				t.Errorf("%s: the IPv6-only endpoint's ports (-want +got):\n%s", when, diff)
+			}
+		}
+		wantFwd := map[HostPort]netip.AddrPort{}
+		for _, m := range v6 {
+			wantFwd[HostPort{Proto: m.Proto, HostIP: m.HostIP, Port: m.HostPort}] = netip.AddrPortFrom(to, m.Port)
+		}
+		if diff := cmp.Diff(wantFwd, r.ports.forwarded, cmpAddr); diff != "" {
+			t.Errorf("%s: forwarded (-want +got):\n%s", when, diff)
+		}
+		var dnat []netip.Addr
+		for _, m := range r.fw.portList() {
+			dnat = append(dnat, m.Addr)
+		}
+		want := []netip.Addr{four.Address.Addr(), four.Address.Addr(), four.Address.Addr()}
+		if dnat6.IsValid() {
+			want = append(want, dnat6, dnat6, dnat6, dnat6)
+		}
+		if diff := cmp.Diff(want, dnat, cmpAddr, cmpopts.SortSlices(netip.Addr.Less)); diff != "" {
+			t.Errorf("%s: the firewall's DNAT targets (-want +got):\n%s", when, diff)
+		}
+		if n := r.ports.count(); n != len(v4)+len(v6) {
+			t.Errorf("%s: %d host ports held, want %d", when, n, len(v4)+len(v6))
+		}
+	}
+	check("the IPv4 network alone", slices.Concat(v4, v6), nil, four.Address.Addr(), netip.Addr{})
+
+	six := r.join(t, sb, "six", JoinRequest{ContainerID: "c1", Name: "web"})
+	ctr6 := six.Address6.Addr()
+	check("the IPv6-only network joined", v4, v6, ctr6, ctr6)
+	r.restartWith(t, newFakeHolder())
+	check("after a restart", v4, v6, ctr6, ctr6)
+
+	if err := r.c.Leave(ctx, sb.ID, "six"); err != nil {
+		t.Fatal(err)
+	}
+	check("the IPv6-only network left", slices.Concat(v4, v6), nil, four.Address.Addr(), netip.Addr{})
+
+	// Joined again, and recorded as a daemon before this one left it:
+	// the IPv4 gateway holding both sides.
+	six = r.join(t, sb, "six", JoinRequest{ContainerID: "c1", Name: "web"})
+	r.c.flushReady()
+	old4, old6 := cloneEndpoint(endpointOf(t, r.rig, four.ID)), cloneEndpoint(six)
+	old4.Ports, old6.Ports = slices.Concat(v4, v6), nil
+	if err := r.st.Update(func(tx store.Tx) error {
+		if err := tx.Put(store.BucketEndpoints, old4.ID, old4); err != nil {
+			return err
+		}
+		return tx.Put(store.BucketEndpoints, old6.ID, old6)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r.restartWith(t, newFakeHolder())
+	check("an old record settled at the start", v4, v6, six.Address6.Addr(), six.Address6.Addr())
 }
 
 func endpointOf(t *testing.T, r *rig, id string) *Endpoint {

@@ -415,10 +415,8 @@ func (c *Controller) reconcileEndpoints(ctx context.Context) []error {
 		if touched[id] || sb.HostNetwork {
 			continue
 		}
-		if from := c.portHolderLocked(id); from != nil {
-			if to, _ := c.gatewayLocked(id, nil); to != nil && to != from {
-				rest = append(rest, sb)
-			}
+		if c.portsAstrayLocked(id) {
+			rest = append(rest, sb)
 		}
 	}
 	c.mu.RUnlock()

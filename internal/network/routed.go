@@ -15,14 +15,14 @@ import (
 // the container's port to traffic routed to its address. No forwarder
 // serves it.
 
-// routedPorts splits reqs, for ep on n, into the mappings of the routed
-// families and the requests left to NAT. A request's side in a routed
+// routedPorts splits reqs, for ep on n publishing fam, into the mappings
+// of the routed families and the requests left to NAT. A request's side in a routed
 // family becomes a routed mapping; its other side, if any, is kept as
 // a request of that family alone: an explicit host address 0.0.0.0 (no
 // IPv6 twin) when its IPv6 side is routed, or [::] when its IPv4 side is.
-func (c *Controller) routedPorts(n *Network, ep *Endpoint, reqs []PortRequest) ([]PortMapping, []PortRequest) {
-	routed4 := n.Bridge.GatewayMode4 == firewall.ModeRouted && ep.Address.IsValid()
-	routed6 := n.Bridge.GatewayMode6 == firewall.ModeRouted && ep.Address6.IsValid()
+func (c *Controller) routedPorts(n *Network, ep *Endpoint, reqs []PortRequest, fam portFamilies) ([]PortMapping, []PortRequest) {
+	routed4 := fam.v4 && n.Bridge.GatewayMode4 == firewall.ModeRouted && ep.Address.IsValid()
+	routed6 := fam.v6 && n.Bridge.GatewayMode6 == firewall.ModeRouted && ep.Address6.IsValid()
 	if !routed4 && !routed6 {
 		return nil, reqs
 	}
@@ -33,6 +33,7 @@ func (c *Controller) routedPorts(n *Network, ep *Endpoint, reqs []PortRequest) (
 	}
 	for _, r := range reqs {
 		has4, has6 := c.portSides(n, ep, r)
+		has4, has6 = has4 && fam.v4, has6 && fam.v6
 		switch {
 		case has4 && routed4:
 			routed(r, netip.IPv4Unspecified())
