@@ -733,6 +733,10 @@ func (c *Controller) movePorts(ctx context.Context, sb *Sandbox) error {
 	if cur, ok := c.sandboxes[sb.ID]; ok {
 		reqs = cur.Ports
 	}
+	if len(reqs) == 0 && len(c.sandboxMappingsLocked(sb.ID, nil)) == 0 {
+		c.mu.RUnlock()
+		return nil // nothing published, nothing to publish (a disconnect's usual case)
+	}
 	g := c.gatewaysLocked(sb.ID, nil)
 	var moves []move
 	for _, ep := range c.bySandbox[sb.ID] {
