@@ -150,13 +150,21 @@ func (c *Controller) Join(ctx context.Context, sandboxID, netRef string, req Joi
 		return nil, err
 	}
 	var spec EndpointSpec
-	var fam, move portFamilies // the families of ports ep is to publish; of those, the ones others publish now
+	// fam: the families of ports ep is to publish; move: those it
+	// publishes after the join, by movePorts (all or none of fam).
+	var fam, move portFamilies
 	c.mu.RLock()
 	before := c.gatewaysLocked(sb.ID, nil)
 	prev, prev6 := before.ep4, before.ep6
 	if n.Driver == DriverBridge {
 		spec, fam = c.joinSpecLocked(n, ep)
-		move = fam.and(mappedFamilies(c.sandboxMappingsLocked(sb.ID, ep)))
+		// Another endpoint publishes a family ep takes over: the move
+		// holds all of ep's families together, after the others let
+		// theirs go, so that the two sides of a port share its host port
+		// (moby's needSamePort, in one addPortMappings).
+		if fam.and(mappedFamilies(c.sandboxMappingsLocked(sb.ID, ep))).any() {
+			move = fam
+		}
 	}
 	c.mu.RUnlock()
 	// ep becomes the sandbox's gateway in place of prev: the driver
@@ -720,13 +728,19 @@ func (c *Controller) moveGateway(sb *Sandbox, v4, v6 bool) {
 // gateway can hold the same host ports, and a host port left to choose
 // may change), and only the families an endpoint gains are held for it:
 // its other mappings stay as they are. On failure a gained family is
-// published nowhere, and the error says why.
+// published nowhere, and the error says why; a withdrawal that fails
+// leaves that endpoint's mappings as they were and adds nothing.
+//
+// A sandbox's joins and leaves are serialised by its caller (the
+// daemon's per-container lock), so no two movePorts of one sandbox run
+// at once: what is read under the first RLock stays true.
 func (c *Controller) movePorts(ctx context.Context, sb *Sandbox) error {
 	type move struct {
 		ep         *Endpoint
 		n          *Network
 		keep, drop []PortMapping
 		gain       portFamilies
+		added      []PortMapping
 	}
 	c.mu.RLock()
 	var reqs []PortRequest
@@ -738,13 +752,14 @@ func (c *Controller) movePorts(ctx context.Context, sb *Sandbox) error {
 		return nil // nothing published, nothing to publish (a disconnect's usual case)
 	}
 	g := c.gatewaysLocked(sb.ID, nil)
-	var moves []move
+	var moves []*move
+	var near []PortMapping // the mappings that stay: the IPv4 sides a gained [::] port takes its host port from
 	for _, ep := range c.bySandbox[sb.ID] {
 		want := g.publishes(ep)
 		if len(reqs) == 0 {
 			want = portFamilies{}
 		}
-		mv := move{ep: ep, n: c.networks[ep.NetworkID], gain: want.minus(mappedFamilies(ep.Ports))}
+		mv := &move{ep: ep, n: c.networks[ep.NetworkID], gain: want.minus(mappedFamilies(ep.Ports))}
 		for _, m := range ep.Ports {
 			if want.has(m) {
 				mv.keep = append(mv.keep, m)
@@ -752,6 +767,7 @@ func (c *Controller) movePorts(ctx context.Context, sb *Sandbox) error {
 				mv.drop = append(mv.drop, m)
 			}
 		}
+		near = append(near, mv.keep...)
 		if len(mv.drop) > 0 || (mv.gain.any() && mv.n != nil) {
 			moves = append(moves, mv)
 		}
@@ -760,38 +776,42 @@ func (c *Controller) movePorts(ctx context.Context, sb *Sandbox) error {
 	if len(moves) == 0 {
 		return nil
 	}
+	slices.SortFunc(moves, func(a, b *move) int { return strings.Compare(a.ep.ID, b.ep.ID) })
+
+	// Withdrawn: from the firewall (a leaving endpoint's were, first
+	// thing: leave), then out of the endpoint, under mu, so that
+	// RetryUnheldPorts cannot hold one of them again, then let go.
 	var errs []error
+	var trimmed []*move
 	for _, mv := range moves {
-		// A leaving endpoint's ports were withdrawn from the firewall
-		// first thing (leave).
+		if len(mv.drop) == 0 {
+			continue
+		}
 		if mv.ep.State != EndpointDeleting {
 			if err := c.delMappings(ctx, mv.ep, mv.drop); err != nil {
-				return err
+				errs = append(errs, err)
+				continue
 			}
 		}
+		trimmed = append(trimmed, mv)
+	}
+	c.mu.Lock()
+	for _, mv := range trimmed {
+		mv.ep.Ports = mappingsOrNil(mv.keep)
+	}
+	c.mu.Unlock()
+	for _, mv := range trimmed {
 		if err := c.releaseMappings(mv.ep, mv.drop); err != nil {
 			c.log.Warn("release host ports", "err", err)
 		}
 	}
-	// The mappings the others keep: the IPv4 side a gained [::] port
-	// takes its host port from.
-	var near []PortMapping
-	for _, mv := range moves {
-		near = append(near, mv.keep...)
-	}
-	c.mu.RLock()
-	for _, o := range c.bySandbox[sb.ID] {
-		if !slices.ContainsFunc(moves, func(mv move) bool { return mv.ep == o }) {
-			near = append(near, o.Ports...)
-		}
-	}
-	c.mu.RUnlock()
-	// The IPv4 gains first, so that a [::] port gained elsewhere can
-	// take the host port they got.
-	added := make([][]PortMapping, len(moves))
+
+	// Gained, unless a withdrawal failed (its ports are still held): the
+	// IPv4 gains first, so that a [::] port gained elsewhere can take the
+	// host port they got.
 	for _, v4 := range []bool{true, false} {
-		for i, mv := range moves {
-			if mv.gain.v4 != v4 || !mv.gain.any() || mv.n == nil {
+		for _, mv := range moves {
+			if len(errs) > 0 || mv.gain.v4 != v4 || !mv.gain.any() || mv.n == nil {
 				continue
 			}
 			ms, err := c.holdPorts(mv.n, mv.ep, reqs, mv.gain, near)
@@ -799,21 +819,19 @@ func (c *Controller) movePorts(ctx context.Context, sb *Sandbox) error {
 				errs = append(errs, err)
 				continue
 			}
-			added[i] = ms
+			mv.added = ms
 			near = append(near, ms...)
 		}
 	}
 	c.mu.Lock()
 	var changed []*Endpoint
-	for i, mv := range moves {
-		if len(mv.drop) == 0 && len(added[i]) == 0 {
-			continue
+	for _, mv := range moves {
+		if len(mv.added) > 0 {
+			mv.ep.Ports = mappingsOrNil(slices.Concat(mv.keep, mv.added))
 		}
-		mv.ep.Ports = slices.Concat(mv.keep, added[i])
-		if len(mv.ep.Ports) == 0 {
-			mv.ep.Ports = nil
+		if len(mv.added) > 0 || slices.Contains(trimmed, mv) {
+			changed = append(changed, mv.ep)
 		}
-		changed = append(changed, mv.ep)
 	}
 	var d store.Durable
 	var err error
@@ -827,30 +845,36 @@ func (c *Controller) movePorts(ctx context.Context, sb *Sandbox) error {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	for i, mv := range moves {
-		if len(added[i]) == 0 {
+	for _, mv := range moves {
+		if len(mv.added) == 0 {
 			continue
 		}
 		if err == nil {
-			if aerr := c.addMappings(ctx, mv.ep, added[i]); aerr == nil {
+			aerr := c.addMappings(ctx, mv.ep, mv.added)
+			if aerr == nil {
 				continue
-			} else {
-				errs = append(errs, aerr)
 			}
+			errs = append(errs, aerr)
 		}
 		// Undo what was held and published for mv.ep, and its record.
-		errs = append(errs, c.delMappings(ctx, mv.ep, added[i]), c.releaseMappings(mv.ep, added[i]))
 		c.mu.Lock()
-		mv.ep.Ports = slices.Clip(mv.keep)
-		if len(mv.ep.Ports) == 0 {
-			mv.ep.Ports = nil
-		}
+		mv.ep.Ports = mappingsOrNil(mv.keep)
 		if _, rerr := c.recordEndpointLocked(mv.ep, nil); rerr != nil {
 			errs = append(errs, rerr)
 		}
 		c.mu.Unlock()
+		errs = append(errs, c.delMappings(ctx, mv.ep, mv.added), c.releaseMappings(mv.ep, mv.added))
 	}
 	return errors.Join(errs...)
+}
+
+// mappingsOrNil is ms, clipped, or nil when empty, as an endpoint keeps
+// its Ports.
+func mappingsOrNil(ms []PortMapping) []PortMapping {
+	if len(ms) == 0 {
+		return nil
+	}
+	return slices.Clip(ms)
 }
 
 // leave marks ep as deleting, removes its veth pair and forgets it. When

@@ -259,6 +259,10 @@ type fakeFirewall struct {
 	ports map[firewall.PortMapping]bool // ports_fake_test.go
 	// failAdd, if set, is the error of the next AddPorts, once.
 	failAdd error
+	// failDel, if set, is the error of a DelPorts, once: the one after
+	// failDelSkip more calls.
+	failDel     error
+	failDelSkip int
 }
 
 func newFakeFirewall() *fakeFirewall { return &fakeFirewall{nets: map[string]firewall.Network{}} }

@@ -44,6 +44,14 @@ func (f *fakeFirewall) AddPorts(_ context.Context, ps []firewall.PortMapping) er
 func (f *fakeFirewall) DelPorts(_ context.Context, ps []firewall.PortMapping) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.failDel != nil {
+		if f.failDelSkip == 0 {
+			err := f.failDel
+			f.failDel = nil
+			return err
+		}
+		f.failDelSkip--
+	}
 	for _, m := range ps {
 		delete(f.ports, anyIPZero(m))
 	}

@@ -1075,6 +1075,112 @@ func TestPortsFollowEachFamilysGateway(t *testing.T) {
 	check("an old record settled at the start", v4, v6, six.Address6.Addr(), six.Address6.Addr())
 }
 
+// portsOn maps each network of sb to its endpoint's mappings, sorted
+// ("0.0.0.0" before ":::"), and checks that the host ports held and the
+// firewall's elements are those of the mappings.
+func portsOn(t *testing.T, r *portRig, sb *Sandbox) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	held, fw := 0, 0
+	for _, a := range r.c.Attachments(sb.ID) {
+		for _, m := range a.Endpoint.Ports {
+			out[a.Network.Name] = append(out[a.Network.Name], m.String())
+			if !m.Routed() {
+				held++
+			}
+		}
+		slices.Sort(out[a.Network.Name])
+		fw += len(firewallPorts(a.Endpoint))
+	}
+	if n := r.ports.count(); n != held {
+		t.Errorf("%d host ports held, want the %d of the mappings %v", n, held, out)
+	}
+	if n := len(r.fw.portList()); n != fw {
+		t.Errorf("%d ports in the firewall, want the %d of the mappings %v", n, fw, out)
+	}
+	return out
+}
+
+// TestMovedPortsKeepOneHostPort: without the userland proxy an IPv4-only
+// gateway publishes an ephemeral port on 0.0.0.0 alone; a dual-stack
+// network that outranks it takes both families, and both sides of the
+// port get one host port, as moby's addPortMappings gives them together.
+// When it leaves, and the IPv4-only and an IPv6-only network take a
+// family each, the [::] side again takes the port its IPv4 side got.
+func TestMovedPortsKeepOneHostPort(t *testing.T) {
+	r := &portRig{rig: newRig(t), ports: newFakeHolder(), ipv6: true, noProxy: true}
+	r.restartWith(t, r.ports)
+	ctx := context.Background()
+	for _, req := range []CreateRequest{
+		{Name: "a-v4"},
+		{Name: "b-v6", NoIPv4: true, EnableIPv6: true, IPAM: []IPAMRequest{{Subnet: mustPrefix("fd00:64::/64")}}},
+		{Name: "c-dual", EnableIPv6: true, IPAM: []IPAMRequest{{Subnet: mustPrefix("fd00:65::/64")}}},
+	} {
+		if _, err := r.c.CreateNetwork(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sb := r.sandbox(t, "c1")
+	a := r.join(t, sb, "a-v4", JoinRequest{ContainerID: "c1", Name: "c1", Ports: []PortRequest{{Proto: "tcp", Port: 80}}})
+	if len(a.Ports) != 1 {
+		t.Fatalf("a-v4's ports %v, want 0.0.0.0 alone (no proxy)", a.Ports)
+	}
+	c := r.join(t, sb, "c-dual", JoinRequest{ContainerID: "c1", Name: "c1", GwPriority: 5})
+	got := portsOn(t, r, sb)
+	cp := endpointOf(t, r.rig, c.ID).Ports
+	if len(got["a-v4"]) != 0 || len(cp) != 2 || cp[0].HostPort != cp[1].HostPort {
+		t.Errorf("c-dual joined: %v, want c-dual's two sides on one host port", got)
+	}
+	b := r.join(t, sb, "b-v6", JoinRequest{ContainerID: "c1", Name: "c1"})
+	if err := r.c.Leave(ctx, sb.ID, "c-dual"); err != nil {
+		t.Fatal(err)
+	}
+	got = portsOn(t, r, sb)
+	ap, bp := endpointOf(t, r.rig, a.ID).Ports, endpointOf(t, r.rig, b.ID).Ports
+	if len(ap) != 1 || len(bp) != 1 || !ap[0].HostIP.Is4() || !bp[0].HostIP.Is6() || ap[0].HostPort != bp[0].HostPort {
+		t.Errorf("c-dual left: %v, want a-v4's IPv4 side and b-v6's IPv6 side on one host port", got)
+	}
+}
+
+// TestPortMoveWhoseWithdrawalFails: a connect that outranks both
+// gateways (an IPv4-only one of higher priority and a dual-stack one
+// giving IPv6) fails when the firewall cannot withdraw one of their
+// families, and every port is left where it was, held and published
+// once: none recorded and let go.
+func TestPortMoveWhoseWithdrawalFails(t *testing.T) {
+	for skip := range 2 { // the first withdrawal fails, or the second
+		r := &portRig{rig: newRig(t), ports: newFakeHolder(), ipv6: true}
+		r.restartWith(t, r.ports)
+		ctx := context.Background()
+		for _, req := range []CreateRequest{
+			{Name: "a-v4"},
+			{Name: "b-dual", EnableIPv6: true, IPAM: []IPAMRequest{{Subnet: mustPrefix("fd00:66::/64")}}},
+			{Name: "c-dual", EnableIPv6: true, IPAM: []IPAMRequest{{Subnet: mustPrefix("fd00:67::/64")}}},
+		} {
+			if _, err := r.c.CreateNetwork(ctx, req); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sb := r.sandbox(t, "c1")
+		r.join(t, sb, "a-v4", JoinRequest{ContainerID: "c1", Name: "c1", GwPriority: 10,
+			Ports: []PortRequest{{Proto: "tcp", Port: 80, HostPortStart: 8080, HostPortEnd: 8080}}})
+		r.join(t, sb, "b-dual", JoinRequest{ContainerID: "c1", Name: "c1"})
+		want := map[string][]string{"a-v4": {"0.0.0.0:8080->80/tcp"}, "b-dual": {":::8080->80/tcp"}}
+		if diff := cmp.Diff(want, portsOn(t, r, sb)); diff != "" {
+			t.Fatalf("before (-want +got):\n%s", diff)
+		}
+		r.fw.mu.Lock()
+		r.fw.failDel, r.fw.failDelSkip = errors.New("nft: busy"), skip
+		r.fw.mu.Unlock()
+		if _, err := r.c.Join(ctx, sb.ID, "c-dual", JoinRequest{ContainerID: "c1", Name: "c1", GwPriority: 20}); err == nil {
+			t.Fatalf("skip %d: a connect whose ports could not move succeeded", skip)
+		}
+		if diff := cmp.Diff(want, portsOn(t, r, sb)); diff != "" {
+			t.Errorf("skip %d: after the failed connect (-want +got):\n%s", skip, diff)
+		}
+	}
+}
+
 func endpointOf(t *testing.T, r *rig, id string) *Endpoint {
 	t.Helper()
 	for _, n := range r.c.Networks() {

@@ -421,9 +421,10 @@ func (c *Controller) reconcileEndpoints(ctx context.Context) []error {
 	}
 	c.mu.RUnlock()
 	for _, sb := range rest {
-		if err := c.movePorts(ctx, sb); err != nil {
-			c.log.Warn("published ports could not move to the gateway network", "sandbox", sb.ID[:12], "err", err)
-		}
+		// The route too: a daemon that chose gateways otherwise (before
+		// each family's was chosen on its own) left both where its
+		// choice was.
+		c.settleGateway(ctx, sb)
 	}
 	return errs
 }

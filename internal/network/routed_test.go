@@ -236,3 +236,32 @@ func TestRoutedBothFamiliesHoldNothing(t *testing.T) {
 		t.Errorf("%d firewall ports, want 2 routed", got)
 	}
 }
+
+// A dual-stack network routed in both families that is the IPv6 gateway
+// alone (an IPv4-only network of higher priority is the IPv4 one) opens
+// its IPv6 side only; the IPv4 network NATs the IPv4 side. When the
+// IPv4-only network leaves, the routed network takes the IPv4 side too,
+// routed.
+func TestRoutedFamilyOnItsGatewayOnly(t *testing.T) {
+	r := routedRig(t, "routed", "routed")
+	ctx := context.Background()
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "four"}); err != nil {
+		t.Fatal(err)
+	}
+	sb := r.sandbox(t, "c1")
+	r.join(t, sb, "four", JoinRequest{ContainerID: "c1", Name: "web", GwPriority: 10, Ports: []PortRequest{
+		{Proto: "tcp", Port: 80, HostPortStart: 8080, HostPortEnd: 8080},
+	}})
+	r.join(t, sb, "net", JoinRequest{ContainerID: "c1", Name: "web"})
+	want := map[string][]string{"four": {"0.0.0.0:8080->80/tcp"}, "net": {":::0->80/tcp"}}
+	if diff := cmp.Diff(want, portsOn(t, r, sb)); diff != "" {
+		t.Errorf("both joined (-want +got):\n%s", diff)
+	}
+	if err := r.c.Leave(ctx, sb.ID, "four"); err != nil {
+		t.Fatal(err)
+	}
+	want = map[string][]string{"net": {"0.0.0.0:0->80/tcp", ":::0->80/tcp"}}
+	if diff := cmp.Diff(want, portsOn(t, r, sb)); diff != "" {
+		t.Errorf("the IPv4-only network left (-want +got):\n%s", diff)
+	}
+}
