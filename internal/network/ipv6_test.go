@@ -10,6 +10,8 @@ import (
 
 	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/firewall"
+	"github.com/berth-net/berth/internal/store"
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestIPv6NetworkAddresses: a network with IPv6 gets an IPv6 subnet (the
@@ -610,5 +612,52 @@ func TestSubnetOfASizeFromThePools(t *testing.T) {
 	}
 	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "bad6", EnableIPv6: true, IPAM: []IPAMRequest{{Subnet: mustPrefix("::/127")}}}); !errdefs.Is(err, errdefs.KindInvalid) || !strings.Contains(err.Error(), "::/127") {
 		t.Errorf("::/127: %v, want an invalid-request error naming it", err)
+	}
+}
+
+// TestStartSettlesAnOlderGatewayChoice: a daemon that chose gateways as
+// Docker 28 (the dual-stack network took both families, and the ports,
+// over an IPv4-only one of higher priority) left records that this one
+// chooses otherwise: the start moves the IPv4 ports and the IPv4 route
+// to the IPv4-only network.
+func TestStartSettlesAnOlderGatewayChoice(t *testing.T) {
+	r := &portRig{rig: newRig(t), ports: newFakeHolder(), ipv6: true}
+	r.restartWith(t, r.ports)
+	ctx := context.Background()
+	for _, req := range []CreateRequest{
+		{Name: "a-v4", IPAM: []IPAMRequest{{Subnet: mustPrefix("10.40.0.0/24")}}},
+		{Name: "c-dual", EnableIPv6: true, IPAM: []IPAMRequest{{Subnet: mustPrefix("fd00:c::/64")}, {Subnet: mustPrefix("10.42.0.0/24")}}},
+	} {
+		if _, err := r.c.CreateNetwork(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sb := r.sandbox(t, "c1")
+	a := r.join(t, sb, "a-v4", JoinRequest{ContainerID: "c1", Name: "c1", GwPriority: 10,
+		Ports: []PortRequest{{Proto: "tcp", Port: 80, HostPortStart: 8080, HostPortEnd: 8080}}})
+	c := r.join(t, sb, "c-dual", JoinRequest{ContainerID: "c1", Name: "c1"})
+	r.c.flushReady()
+	olda, oldc := cloneEndpoint(endpointOf(t, r.rig, a.ID)), cloneEndpoint(endpointOf(t, r.rig, c.ID))
+	olda.Ports = nil
+	oldc.Ports = []PortMapping{
+		{Proto: "tcp", HostIP: anyIP, HostPort: 8080, Port: 80},
+		{Proto: "tcp", HostIP: netip.IPv6Unspecified(), HostPort: 8080, Port: 80},
+	}
+	if err := r.st.Update(func(tx store.Tx) error {
+		if err := tx.Put(store.BucketEndpoints, olda.ID, olda); err != nil {
+			return err
+		}
+		return tx.Put(store.BucketEndpoints, oldc.ID, oldc)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r.drv.gateways = nil
+	r.restartWith(t, newFakeHolder())
+	want := map[string][]string{"a-v4": {"0.0.0.0:8080->80/tcp"}, "c-dual": {":::8080->80/tcp"}}
+	if diff := cmp.Diff(want, portsOn(t, r, sb)); diff != "" {
+		t.Errorf("after the start (-want +got):\n%s", diff)
+	}
+	if route := a.IfName + " via 10.40.0.1"; !slices.Contains(r.drv.gateways, route) {
+		t.Errorf("SetGateway calls at the start %q, want %q", r.drv.gateways, route)
 	}
 }
