@@ -408,22 +408,23 @@ func (c *Controller) reconcileEndpoints(ctx context.Context) []error {
 	// no longer the gateway with no endpoint half done: after a connect
 	// whose ready mark reached the disk (with another record, or the
 	// 10 ms timer) before its ports moved. Decided from memory: no
-	// kernel call where the gateway holds them.
+	// kernel call where the gateways hold them. The routes are settled
+	// with them, and wherever the two families have different gateways:
+	// a daemon that chose as Docker 28 (before each family's gateway was
+	// chosen on its own) gave both to a dual-stack network that may not
+	// be the IPv4 gateway now.
 	c.mu.RLock()
 	var rest []*Sandbox
 	for id, sb := range c.sandboxes {
 		if touched[id] || sb.HostNetwork {
 			continue
 		}
-		if c.portsAstrayLocked(id) {
+		if g := c.gatewaysLocked(id, nil); (g.ep4 != nil && g.ep6 != nil && g.ep4 != g.ep6) || c.portsAstrayLocked(id) {
 			rest = append(rest, sb)
 		}
 	}
 	c.mu.RUnlock()
 	for _, sb := range rest {
-		// The route too: a daemon that chose gateways otherwise (before
-		// each family's was chosen on its own) left both where its
-		// choice was.
 		c.settleGateway(ctx, sb)
 	}
 	return errs
