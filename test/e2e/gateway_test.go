@@ -83,7 +83,7 @@ func TestGatewayFollowsDockerOrder(t *testing.T) {
 //   - an IPv4-only network of higher gw-priority beside a dual-stack one
 //     keeps the IPv4 route and ports, and the dual-stack one gives the
 //     IPv6 route and takes the IPv6 ports (Docker 28 gave both to the
-//     dual-stack network).
+//     dual-stack network), and so after a daemon restart.
 func TestPortsPerFamilyGateway(t *testing.T) {
 	w := startPortWorld(t)
 	mustDocker(t, w.World, "network", "create", "n4")
@@ -135,4 +135,12 @@ func TestPortsPerFamilyGateway(t *testing.T) {
 	if got := w.dockerPort(t, "pri"); got != "80/tcp -> 0.0.0.0:8099\n80/tcp -> [::]:8099" {
 		t.Errorf("docker port pri = %q", got)
 	}
+
+	// A daemon restart keeps each family where it is.
+	w.d.Stop()
+	w.Start(t)
+	routes("pri", n4gw, "fd00:e28::1")
+	w.reach(t, "outside", "tcp", host6, testworld.GatewayAddr6.String())
+	w.reach(t, "outside", "tcp", hostPort(8099), outsideAddr)
+	w.reach(t, "host", "tcp", "[::1]:8099", "")
 }
