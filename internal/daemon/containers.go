@@ -452,6 +452,11 @@ func (d *Daemon) Container(ctx context.Context, ref string) (*container.Containe
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	c := cloneContainer(cs.c)
+	if c.Config.NetworkMode == network.NameHost && c.State.SandboxID != "" && c.State.SandboxKey == "" {
+		// moby's: libnetwork's default sandbox, the daemon's namespace
+		// (berth's own records keep "", no namespace of its own).
+		c.State.SandboxKey = d.hostSandboxKey
+	}
 	// moby's inspect shows the daemon's default rlimits too.
 	c.Config.Resources.Ulimits = d.defaults.withUlimits(c.Config.Resources.Ulimits)
 	// "" until the first start made the log, and for the local driver,

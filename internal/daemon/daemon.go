@@ -119,16 +119,19 @@ type Config struct {
 
 // Daemon implements api.Backend over berth's core.
 type Daemon struct {
-	cfg     Config
-	log     *slog.Logger
-	store   store.Store
-	net     *network.Controller
-	runtime *runtime.Runtime
-	images  *image.Store
-	volumes *volume.Store
-	driver  *bridge.Driver
-	resolv  *hostResolv
-	events  *events.Log
+	cfg Config
+	log *slog.Logger
+	// hostSandboxKey is where the daemon's network namespace is bound
+	// (sandbox.DefaultID): host-network containers' SandboxKey.
+	hostSandboxKey string
+	store          store.Store
+	net            *network.Controller
+	runtime        *runtime.Runtime
+	images         *image.Store
+	volumes        *volume.Store
+	driver         *bridge.Driver
+	resolv         *hostResolv
+	events         *events.Log
 	// resolvSystemd is systemd-resolved's list of the host's real servers,
 	// for containers without a resolver when the host's file names only
 	// its stub (nil when the daemon reads a file of its own choosing).
@@ -383,6 +386,12 @@ func (d *Daemon) build() error {
 	sbs, err := sandbox.NewManager(filepath.Join(d.cfg.ExecRoot, "netns"))
 	if err != nil {
 		return err
+	}
+	// Host-network containers' SandboxKey: the daemon's own namespace,
+	// bound as libnetwork's default sandbox is. Only inspect shows it, so
+	// a failure is logged, not fatal.
+	if d.hostSandboxKey, err = sbs.BindDefault(); err != nil {
+		d.log.Warn("host-network containers will show no SandboxKey", "err", err)
 	}
 	if d.driver, err = bridge.New("", d.log.With("component", "bridge")); err != nil {
 		return fmt.Errorf("bridge driver: %w", err)

@@ -33,6 +33,51 @@ func NewManager(dir string) (*Manager, error) {
 // Path is where the namespace of id is bound, whether or not it exists.
 func (m *Manager) Path(id string) string { return filepath.Join(m.Dir, id) }
 
+// DefaultID names the file that binds the daemon's own network namespace:
+// the SandboxKey of host-network containers, as libnetwork's default
+// sandbox (osl.GenerateKey("default"), /var/run/docker/netns/default).
+// List leaves it out: it is no container's.
+const DefaultID = "default"
+
+// BindDefault binds the calling process's network namespace at
+// Path(DefaultID), in place of whatever was bound there (a daemon that
+// ran in another namespace), and returns the path.
+func (m *Manager) BindDefault() (string, error) {
+	p := m.Path(DefaultID)
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// A thread of its own, locked: its namespace is the process's
+		// (no thread is ever left in another one).
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
+		var want, got unix.Stat_t
+		if unix.Stat(src, &want) == nil && unix.Stat(p, &got) == nil && IsNamespace(p) && want.Ino == got.Ino && want.Dev == got.Dev {
+			return // bound already, to this namespace
+		}
+		if err = Unbind(p); err != nil {
+			return
+		}
+		f, ferr := os.OpenFile(p, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+		if ferr != nil {
+			err = ferr
+			return
+		}
+		f.Close()
+		if merr := unix.Mount(src, p, "none", unix.MS_BIND, ""); merr != nil {
+			err = fmt.Errorf("bind %s to %q: %w", src, p, merr)
+			os.Remove(p)
+		}
+	}()
+	<-done
+	if err != nil {
+		return "", fmt.Errorf("bind the daemon's network namespace: %w", err)
+	}
+	return p, nil
+}
+
 // Create makes a new network namespace bound at Path(id). An existing bound
 // namespace is kept (idempotent); a stale plain file is replaced.
 func (m *Manager) Create(id string) (string, error) {
@@ -49,7 +94,8 @@ func (m *Manager) Create(id string) (string, error) {
 // Delete unmounts and removes the namespace file of id; a missing one is not an error.
 func (m *Manager) Delete(id string) error { return Unbind(m.Path(id)) }
 
-// List returns the IDs of the namespace files under Dir, sorted.
+// List returns the IDs of the namespace files under Dir, sorted, but
+// DefaultID's.
 func (m *Manager) List() ([]string, error) {
 	ents, err := os.ReadDir(m.Dir)
 	if err != nil {
@@ -60,7 +106,7 @@ func (m *Manager) List() ([]string, error) {
 	}
 	var ids []string
 	for _, e := range ents {
-		if !e.IsDir() {
+		if !e.IsDir() && e.Name() != DefaultID {
 			ids = append(ids, e.Name())
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -182,5 +184,65 @@ func TestDoClosesItsFilesFirst(t *testing.T) {
 		if n := count(); n != before {
 			t.Fatalf("call %d: %d fds open after Do, %d before", i, n, before)
 		}
+	}
+}
+
+// TestBindDefault: the daemon's own namespace is bound at DefaultID (the
+// SandboxKey of host-network containers), once however often it is
+// asked, again in place of a binding of another namespace, and List
+// leaves it out.
+func TestBindDefault(t *testing.T) {
+	nstest.RequireRoot(t)
+	m, err := sandbox.NewManager(filepath.Join(t.TempDir(), "netns"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := m.BindDefault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sandbox.Unbind(p) })
+	if p != m.Path(sandbox.DefaultID) {
+		t.Fatalf("BindDefault = %q, want %q", p, m.Path(sandbox.DefaultID))
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	ours := netnsInode(t, "/proc/thread-self/ns/net")
+	if netnsInode(t, p) != ours {
+		t.Fatal("default is not the process's namespace")
+	}
+	mounts := func() int {
+		b, err := os.ReadFile("/proc/thread-self/mountinfo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Count(string(b), " "+p+" ")
+	}
+	if _, err := m.BindDefault(); err != nil || mounts() != 1 {
+		t.Fatalf("a second BindDefault: %v, %d mounts at %s, want 1", err, mounts(), p)
+	}
+	other, err := m.Create("abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Delete("abc") })
+	if ids, err := m.List(); err != nil || !slices.Equal(ids, []string{"abc"}) {
+		t.Fatalf("List = %v, %v; want abc alone", ids, err)
+	}
+	// Bound to another namespace (a daemon that ran elsewhere).
+	if err := sandbox.Unbind(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(other, p, "none", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.BindDefault(); err != nil {
+		t.Fatal(err)
+	}
+	if netnsInode(t, p) != ours || mounts() != 1 {
+		t.Fatalf("after a rebind: the namespace is ours: %v, %d mounts", netnsInode(t, p) == ours, mounts())
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/berth-net/berth/internal/sandbox"
 )
 
 // Handle returns a netlink handle inside the network namespace at nsPath
@@ -65,7 +67,9 @@ func (w *World) BridgePorts(t testing.TB, bridge string) []string {
 }
 
 // NetnsFiles lists the files in <exec-root>/netns as the host sees them,
-// sorted; bound namespaces are marked with a trailing " (ns)".
+// sorted; bound namespaces are marked with a trailing " (ns)". The
+// daemon's own binding (sandbox.DefaultID, host-network containers'
+// SandboxKey) is no sandbox's and is left out, as sandbox.List leaves it.
 func (w *World) NetnsFiles(t testing.TB) []string {
 	t.Helper()
 	dir := w.HostPath(filepath.Join(w.ExecRoot, "netns"))
@@ -79,6 +83,9 @@ func (w *World) NetnsFiles(t testing.TB) []string {
 	var names []string
 	for _, e := range ents {
 		n := e.Name()
+		if n == sandbox.DefaultID {
+			continue
+		}
 		if _, ok := nsInode(filepath.Join(dir, n)); ok {
 			n += " (ns)"
 		}

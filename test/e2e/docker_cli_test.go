@@ -552,6 +552,17 @@ func TestDockerCLIHostEntries(t *testing.T) {
 	if got := dockerInspect(t, w, "{{.Config.Hostname}}", strings.TrimSpace(mustDocker(t, w, "create", "--network", "host", testworld.BusyboxImage, "true"))); got != host {
 		t.Errorf("Config.Hostname of a host-network container = %q, want %q", got, host)
 	}
+	// Its SandboxKey is the daemon's namespace, bound as libnetwork's
+	// default sandbox (<exec-root>/netns/default), while it runs.
+	mustDocker(t, w, "run", "-d", "--name", "onhost", "--network", "host", testworld.BusyboxImage, "sleep", "600")
+	key := dockerInspect(t, w, "{{.NetworkSettings.SandboxKey}}", "onhost")
+	if want := filepath.Join(w.ExecRoot, "netns", "default"); key != want || !testworld.SameNamespace(w.HostPath(key), w.HostNS()) {
+		t.Errorf("SandboxKey of a host-network container = %q, want %q, the daemon's namespace", key, want)
+	}
+	mustDocker(t, w, "stop", "-t", "0", "onhost")
+	if key := dockerInspect(t, w, "{{.NetworkSettings.SandboxKey}}", "onhost"); key != "" {
+		t.Errorf("SandboxKey of a stopped host-network container = %q, want none", key)
+	}
 	hostFile, err := os.ReadFile("/etc/hosts")
 	if err != nil {
 		t.Fatal(err)
