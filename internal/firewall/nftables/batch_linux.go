@@ -3,6 +3,7 @@ package nftables
 import (
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 
@@ -174,9 +175,14 @@ func bigBuffers(c *netlink.Conn) error {
 	return nil
 }
 
-// flush sends the queued messages as one batch (one transaction).
+// flush sends the queued messages as one batch (one transaction), f.mu
+// held. After an error whose answers were left unread, the socket is
+// replaced (reopen).
 func (f *Firewall) flush() error {
 	if err := f.conn.Flush(); err != nil {
+		if errors.Is(err, os.ErrPermission) || errors.Is(err, unix.ENOBUFS) {
+			f.reopen()
+		}
 		return &batchError{err: err}
 	}
 	return nil

@@ -62,6 +62,18 @@ func NewTable(netnsPath, name string, log *slog.Logger) (*Firewall, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	conn, portID, err := openLasting(netnsPath)
+	if err != nil {
+		return nil, err
+	}
+	return &Firewall{log: log, conn: conn, table: &nftlib.Table{Family: nftlib.TableFamilyINet, Name: name}, netns: netnsPath, portID: portID, nets: map[string]firewall.Network{}, claims: firewall.NewPortClaims()}, nil
+}
+
+// openLasting opens the Firewall's lasting nftables socket in the
+// namespace at netnsPath and returns it with its netlink port ID, which
+// the watcher tells this socket's transactions from everyone else's by
+// (committedHere: ownPorts).
+func openLasting(netnsPath string) (*nftlib.Conn, uint32, error) {
 	var portID uint32
 	recordPort := func(c *netlink.Conn) (err error) {
 		portID, err = portIDOf(c)
@@ -69,13 +81,28 @@ func NewTable(netnsPath, name string, log *slog.Logger) (*Firewall, error) {
 	}
 	conn, done, err := dial(netnsPath, nftlib.AsLasting(), nftlib.WithSockOptions(bigBuffers, recordPort))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	done() // the lasting socket is made
-	// The watcher tells this socket's transactions from everyone else's
-	// by its port ID (committedHere).
 	ownPorts.Store(portID, struct{}{})
-	return &Firewall{log: log, conn: conn, table: &nftlib.Table{Family: nftlib.TableFamilyINet, Name: name}, netns: netnsPath, portID: portID, nets: map[string]firewall.Network{}, claims: firewall.NewPortClaims()}, nil
+	return conn, portID, nil
+}
+
+// reopen replaces the lasting socket (f.mu held) after a batch whose
+// answers google/nftables stopped reading at the first: it returns at a
+// permission error or ENOBUFS ("the kernel will only send one error"),
+// but the kernel answers every message of the batch, and the rest stay
+// queued on the socket, where the next batch would read them as its own
+// (every later batch then failed with the old error).
+func (f *Firewall) reopen() {
+	conn, portID, err := openLasting(f.netns)
+	if err != nil {
+		f.log.Warn("reopen the nftables socket", "error", err)
+		return
+	}
+	ownPorts.Delete(f.portID)
+	_ = f.conn.CloseLasting()
+	f.conn, f.portID = conn, portID
 }
 
 // dial opens an nftables connection in the network namespace at netnsPath
@@ -102,6 +129,8 @@ func dial(netnsPath string, opts ...nftlib.ConnOption) (conn *nftlib.Conn, done 
 
 // Close closes the netlink connection. The table stays as it is.
 func (f *Firewall) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	ownPorts.Delete(f.portID)
 	return f.conn.CloseLasting()
 }

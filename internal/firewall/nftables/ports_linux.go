@@ -431,6 +431,14 @@ func (f *Firewall) delPorts(ps []firewall.PortMapping) ([]firewall.PortMapping, 
 	if err != nil {
 		f.log.Warn("deleting published ports failed, rebuilding the table", "ports", len(known), "error", err)
 		if rerr := f.rebuild(f.othersThan(""), f.portList()); rerr != nil {
+			// Neither batch reached the kernel (each is one
+			// transaction): the ports are still published there, and
+			// the caller keeps them, so they are kept here too (the
+			// next rebuild would drop them otherwise).
+			for _, m := range known {
+				f.ports.Put(m)
+			}
+			f.claims.Add(known)
 			return nil, fmt.Errorf("delete %d published ports: %w", len(known), errors.Join(err, rerr))
 		}
 		return nil, nil

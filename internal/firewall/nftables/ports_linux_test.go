@@ -4,9 +4,11 @@ import (
 	"context"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/firewall"
@@ -330,6 +332,65 @@ func TestPortsSurviveRepair(t *testing.T) {
 		t.Fatalf("DelPorts on a damaged table: %v", err)
 	}
 	checkPorts(t, ns, "repaired", nets, goldenPorts[1:])
+}
+
+// TestFailedDeleteKeepsPorts: when a delete's batch and the rebuild that
+// follows both fail (the kernel refuses every change: here another
+// process owns a table of the same name), nothing changed in the kernel,
+// and the Firewall keeps the ports as its caller does: the next repair
+// puts them back rather than dropping them. The refusals (EPERM) leave
+// the Firewall's socket usable (it is reopened: google/nftables stops
+// reading a batch's answers at a permission error, and the next batch
+// read the rest as its own).
+func TestFailedDeleteKeepsPorts(t *testing.T) {
+	nstest.RequireRoot(t)
+	ctx := context.Background()
+	fw, ns := newTestFirewall(t)
+	nets := []firewall.Network{defaultBridge}
+	if err := fw.Rebuild(ctx, nets, goldenPorts...); err != nil {
+		t.Fatal(err)
+	}
+	// Another process's table in its place, owned by its socket (it
+	// goes when the socket closes): nft's interactive mode keeps one.
+	run(t, ns, "nft", "delete", "table", "inet", "berth")
+	owner := exec.Command("nsenter", "--net="+ns, "--", "nft", "-i")
+	stdin, err := owner.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := owner.Start(); err != nil {
+		t.Fatal(err)
+	}
+	release := func() {
+		stdin.Close()
+		owner.Wait()
+	}
+	defer release()
+	if _, err := stdin.Write([]byte("add table inet berth { flags owner; }\n")); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; !strings.Contains(output(t, ns, "nft", "list", "tables"), "inet berth"); i++ {
+		if i == 100 {
+			t.Fatal("the owned table never appeared")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := fw.DelPorts(ctx, goldenPorts[:1]); err == nil {
+		t.Fatal("DelPorts succeeded in a table another process owns")
+	}
+	release()
+	for i := 0; strings.Contains(output(t, ns, "nft", "list", "tables"), "inet berth"); i++ {
+		if i == 100 {
+			t.Fatal("the owned table outlived its owner")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The table is gone with its owner: the next delete's batch fails
+	// and its repair rebuilds from what the Firewall knows.
+	if err := fw.DelPorts(ctx, goldenPorts[1:2]); err != nil {
+		t.Fatalf("DelPorts after the owner left: %v", err)
+	}
+	checkPorts(t, ns, "repaired", nets, append([]firewall.PortMapping{goldenPorts[0]}, goldenPorts[2:]...))
 }
 
 // TestTenThousandPorts publishes 10,000 ports in one AddPorts, which needs
