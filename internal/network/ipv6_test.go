@@ -619,8 +619,7 @@ func TestSubnetOfASizeFromThePools(t *testing.T) {
 // Docker 28 (the dual-stack network took both families, and the ports,
 // over an IPv4-only one of higher priority) left records that this one
 // chooses otherwise: the start moves the IPv4 ports and the IPv4 route
-// to the IPv4-only network, and sets the routes of a container with two
-// gateways, ports or none.
+// to the IPv4-only network.
 func TestStartSettlesAnOlderGatewayChoice(t *testing.T) {
 	r := &portRig{rig: newRig(t), ports: newFakeHolder(), ipv6: true}
 	r.restartWith(t, r.ports)
@@ -660,21 +659,5 @@ func TestStartSettlesAnOlderGatewayChoice(t *testing.T) {
 	}
 	if route := a.IfName + " via 10.40.0.1"; !slices.Contains(r.drv.gateways, route) {
 		t.Errorf("SetGateway calls at the start %q, want %q", r.drv.gateways, route)
-	}
-
-	// Without ports: the routes alone.
-	for _, n := range []string{"a-v4", "c-dual"} {
-		if err := r.c.Leave(ctx, sb.ID, n); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sb2 := r.sandbox(t, "c2")
-	a2 := r.join(t, sb2, "a-v4", JoinRequest{ContainerID: "c2", Name: "c2", GwPriority: 10})
-	r.join(t, sb2, "c-dual", JoinRequest{ContainerID: "c2", Name: "c2"})
-	r.c.flushReady()
-	r.drv.gateways = nil
-	r.restartWith(t, newFakeHolder())
-	if route := a2.IfName + " via 10.40.0.1"; !slices.Contains(r.drv.gateways, route) {
-		t.Errorf("SetGateway calls at the start, a container without ports: %q, want %q", r.drv.gateways, route)
 	}
 }

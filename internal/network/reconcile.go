@@ -409,17 +409,19 @@ func (c *Controller) reconcileEndpoints(ctx context.Context) []error {
 	// whose ready mark reached the disk (with another record, or the
 	// 10 ms timer) before its ports moved. Decided from memory: no
 	// kernel call where the gateways hold them. The routes are settled
-	// with them, and wherever the two families have different gateways:
-	// a daemon that chose as Docker 28 (before each family's gateway was
-	// chosen on its own) gave both to a dual-stack network that may not
-	// be the IPv4 gateway now.
+	// with them: a daemon that chose as Docker 28 (before each family's
+	// gateway was chosen on its own) gave both, and the ports, to a
+	// dual-stack network that may not be the IPv4 gateway now. Routes
+	// alone are not set again at a start (a container may have changed
+	// its own, as Docker never touches them then): a container without
+	// ports keeps an older daemon's choice until it is started again.
 	c.mu.RLock()
 	var rest []*Sandbox
 	for id, sb := range c.sandboxes {
 		if touched[id] || sb.HostNetwork {
 			continue
 		}
-		if g := c.gatewaysLocked(id, nil); (g.ep4 != nil && g.ep6 != nil && g.ep4 != g.ep6) || c.portsAstrayLocked(id) {
+		if c.portsAstrayLocked(id) {
 			rest = append(rest, sb)
 		}
 	}
