@@ -315,16 +315,24 @@ func TestAddAndDelPorts(t *testing.T) {
 	}
 }
 
+// goldenFirewall is a Firewall whose table holds the default bridge and
+// goldenPorts, and its namespace.
+func goldenFirewall(t *testing.T) (*Firewall, string, []firewall.Network) {
+	t.Helper()
+	nstest.RequireRoot(t)
+	fw, ns := newTestFirewall(t)
+	nets := []firewall.Network{defaultBridge}
+	if err := fw.Rebuild(context.Background(), nets, goldenPorts...); err != nil {
+		t.Fatal(err)
+	}
+	return fw, ns, nets
+}
+
 // TestPortsSurviveRepair: when a port batch fails because the table was
 // changed behind berth's back, the table is rebuilt from what berth knows.
 func TestPortsSurviveRepair(t *testing.T) {
-	nstest.RequireRoot(t)
 	ctx := context.Background()
-	fw, ns := newTestFirewall(t)
-	nets := []firewall.Network{defaultBridge}
-	if err := fw.Rebuild(ctx, nets, goldenPorts...); err != nil {
-		t.Fatal(err)
-	}
+	fw, ns, nets := goldenFirewall(t)
 	run(t, ns, "nft", "delete", "element", "inet", "berth", "ports_any", "{ udp . 5353 }")
 	run(t, ns, "nft", "delete", "element", "inet", "berth", "ports_ip", "{ 127.0.0.1 . tcp . 8081 }")
 	// The kernel refuses to delete a missing element, which fails the batch.
@@ -343,13 +351,8 @@ func TestPortsSurviveRepair(t *testing.T) {
 // reading a batch's answers at a permission error, and the next batch
 // read the rest as its own).
 func TestFailedDeleteKeepsPorts(t *testing.T) {
-	nstest.RequireRoot(t)
 	ctx := context.Background()
-	fw, ns := newTestFirewall(t)
-	nets := []firewall.Network{defaultBridge}
-	if err := fw.Rebuild(ctx, nets, goldenPorts...); err != nil {
-		t.Fatal(err)
-	}
+	fw, ns, nets := goldenFirewall(t)
 	// Another process's table in its place, owned by its socket (it
 	// goes when the socket closes): nft's interactive mode keeps one.
 	run(t, ns, "nft", "delete", "table", "inet", "berth")
