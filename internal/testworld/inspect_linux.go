@@ -31,10 +31,24 @@ func (w *World) HostHandle(t testing.TB) *netlink.Handle {
 	return w.Handle(t, w.HostNS())
 }
 
+// linksIn lists the links in the namespace at nsPath through a handle of
+// its own, closed at once: the checks that call it may run many times in
+// one test (a wait for a settled host), and a handle kept to the test's
+// end each time ran the process out of files.
+func linksIn(t testing.TB, nsPath string) []netlink.Link {
+	t.Helper()
+	h, err := openHandle(nsPath)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	defer h.Close()
+	return listLinks(t, h)
+}
+
 // LinkNames returns the names of the links in the namespace at nsPath, sorted.
 func (w *World) LinkNames(t testing.TB, nsPath string) []string {
 	t.Helper()
-	links := listLinks(t, w.Handle(t, nsPath))
+	links := linksIn(t, nsPath)
 	names := make([]string, 0, len(links))
 	for _, l := range links {
 		names = append(names, l.Attrs().Name)
@@ -46,7 +60,7 @@ func (w *World) LinkNames(t testing.TB, nsPath string) []string {
 // BridgePorts returns the names of the host's links enslaved to bridge, sorted.
 func (w *World) BridgePorts(t testing.TB, bridge string) []string {
 	t.Helper()
-	links := listLinks(t, w.HostHandle(t))
+	links := linksIn(t, w.HostNS())
 	index := 0
 	for _, l := range links {
 		if l.Attrs().Name == bridge {
