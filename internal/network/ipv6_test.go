@@ -10,7 +10,6 @@ import (
 
 	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/firewall"
-	"github.com/berth-net/berth/internal/store"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -155,8 +154,7 @@ func TestIPv6Refusals(t *testing.T) {
 // network is the gateway of both. Routes and ports move per family as
 // gateways leave.
 func TestIPv6GatewaySelection(t *testing.T) {
-	r := &portRig{rig: newRig(t), ports: newFakeHolder(), ipv6: true}
-	r.restartWith(t, r.ports)
+	r := newPortRigWith(t, true, false)
 	ctx := context.Background()
 	for _, req := range []CreateRequest{
 		{Name: "a-v4", IPAM: []IPAMRequest{{Subnet: mustPrefix("10.40.0.0/24")}}},
@@ -621,8 +619,7 @@ func TestSubnetOfASizeFromThePools(t *testing.T) {
 // chooses otherwise: the start moves the IPv4 ports and the IPv4 route
 // to the IPv4-only network.
 func TestStartSettlesAnOlderGatewayChoice(t *testing.T) {
-	r := &portRig{rig: newRig(t), ports: newFakeHolder(), ipv6: true}
-	r.restartWith(t, r.ports)
+	r := newPortRigWith(t, true, false)
 	ctx := context.Background()
 	for _, req := range []CreateRequest{
 		{Name: "a-v4", IPAM: []IPAMRequest{{Subnet: mustPrefix("10.40.0.0/24")}}},
@@ -643,14 +640,7 @@ func TestStartSettlesAnOlderGatewayChoice(t *testing.T) {
 		{Proto: "tcp", HostIP: anyIP, HostPort: 8080, Port: 80},
 		{Proto: "tcp", HostIP: netip.IPv6Unspecified(), HostPort: 8080, Port: 80},
 	}
-	if err := r.st.Update(func(tx store.Tx) error {
-		if err := tx.Put(store.BucketEndpoints, olda.ID, olda); err != nil {
-			return err
-		}
-		return tx.Put(store.BucketEndpoints, oldc.ID, oldc)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	putEndpoints(t, r.rig, olda, oldc)
 	r.drv.gateways = nil
 	r.restartWith(t, newFakeHolder())
 	want := map[string][]string{"a-v4": {"0.0.0.0:8080->80/tcp"}, "c-dual": {":::8080->80/tcp"}}

@@ -149,9 +149,32 @@ type portRig struct {
 
 func newPortRig(t *testing.T) *portRig {
 	t.Helper()
-	r := &portRig{rig: newRig(t), ports: newFakeHolder()}
+	return newPortRigWith(t, false, false)
+}
+
+// newPortRigWith is newPortRig with the controller's IPv6Ports and
+// NoUserlandProxy set as given.
+func newPortRigWith(t *testing.T, ipv6, noProxy bool) *portRig {
+	t.Helper()
+	r := &portRig{rig: newRig(t), ports: newFakeHolder(), ipv6: ipv6, noProxy: noProxy}
 	r.restartWith(t, r.ports)
 	return r
+}
+
+// putEndpoints records eps as they are, as a daemon killed after writing
+// them left them.
+func putEndpoints(t *testing.T, r *rig, eps ...*Endpoint) {
+	t.Helper()
+	if err := r.st.Update(func(tx store.Tx) error {
+		for _, ep := range eps {
+			if err := tx.Put(store.BucketEndpoints, ep.ID, ep); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // restartWith starts a new controller over the same state, as a daemon
@@ -473,8 +496,7 @@ func TestPortErrorNamesEndpoint(t *testing.T) {
 // own. A twin that cannot be held leaves nothing held; a restart holds
 // and forwards them again.
 func TestIPv6Twins(t *testing.T) {
-	r := &portRig{rig: newRig(t), ports: newFakeHolder(), ipv6: true}
-	r.restartWith(t, r.ports)
+	r := newPortRigWith(t, true, false)
 	ctx := context.Background()
 	v6any, v6lo := netip.IPv6Unspecified(), netip.IPv6Loopback()
 	sb := r.sandbox(t, "c1")
@@ -586,8 +608,7 @@ func TestIPv6Twins(t *testing.T) {
 // nothing is forwarded nor held for the proxy (its socket would listen),
 // before and after a restart.
 func TestNoUserlandProxy(t *testing.T) {
-	r := &portRig{rig: newRig(t), ports: newFakeHolder(), ipv6: true, noProxy: true}
-	r.restartWith(t, r.ports)
+	r := newPortRigWith(t, true, true)
 	ctx := context.Background()
 	v6any, v6lo := netip.IPv6Unspecified(), netip.IPv6Loopback()
 	for _, req := range []CreateRequest{
@@ -821,14 +842,7 @@ func portsNotMoved(t *testing.T, r *rig, half, zeta *Endpoint) {
 	t.Helper()
 	zrec := cloneEndpoint(zeta)
 	zrec.Ports = []PortMapping{{Proto: "tcp", HostIP: anyIP, HostPort: 8310, Port: 80}}
-	if err := r.st.Update(func(tx store.Tx) error {
-		if err := tx.Put(store.BucketEndpoints, half.ID, half); err != nil {
-			return err
-		}
-		return tx.Put(store.BucketEndpoints, zrec.ID, zrec)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	putEndpoints(t, r, half, zrec)
 }
 
 // TestGatewaySettledAfterCrash: a daemon killed in the middle of a
@@ -856,9 +870,7 @@ func TestGatewaySettledAfterCrash(t *testing.T) {
 	// The disconnect of alpha recorded its intent, and the daemon died.
 	dying := cloneEndpoint(alpha)
 	dying.State = EndpointDeleting
-	if err := r.st.Update(func(tx store.Tx) error { return tx.Put(store.BucketEndpoints, dying.ID, dying) }); err != nil {
-		t.Fatal(err)
-	}
+	putEndpoints(t, r.rig, dying)
 	r.drv.gateways = nil
 	r.restartWith(t, newFakeHolder())
 	onlyOn("after the restart", zeta)
@@ -891,8 +903,7 @@ func TestGatewaySettledAfterCrash(t *testing.T) {
 // ports; the IPv6-only network stays the IPv6 gateway and keeps the
 // IPv6 ones, as Docker 28's endpoints with noProxy6To4.
 func TestIPv6OnlyPorts(t *testing.T) {
-	r := &portRig{rig: newRig(t), ports: newFakeHolder(), ipv6: true}
-	r.restartWith(t, r.ports)
+	r := newPortRigWith(t, true, false)
 	ctx := context.Background()
 	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "six", NoIPv4: true, EnableIPv6: true, IPAM: []IPAMRequest{{Subnet: mustPrefix("fd00:61::/64")}}}); err != nil {
 		t.Fatal(err)
@@ -981,8 +992,7 @@ func TestIPv6OnlyPorts(t *testing.T) {
 // IPv6 sides back to the proxy. A record from before (the IPv4 gateway
 // holding both sides beside an IPv6 gateway) is settled at the start.
 func TestPortsFollowEachFamilysGateway(t *testing.T) {
-	r := &portRig{rig: newRig(t), ports: newFakeHolder(), ipv6: true}
-	r.restartWith(t, r.ports)
+	r := newPortRigWith(t, true, false)
 	ctx := context.Background()
 	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "six", NoIPv4: true, EnableIPv6: true, IPAM: []IPAMRequest{{Subnet: mustPrefix("fd00:63::/64")}}}); err != nil {
 		t.Fatal(err)
@@ -1063,14 +1073,7 @@ func TestPortsFollowEachFamilysGateway(t *testing.T) {
 	r.c.flushReady()
 	old4, old6 := cloneEndpoint(endpointOf(t, r.rig, four.ID)), cloneEndpoint(six)
 	old4.Ports, old6.Ports = slices.Concat(v4, v6), nil
-	if err := r.st.Update(func(tx store.Tx) error {
-		if err := tx.Put(store.BucketEndpoints, old4.ID, old4); err != nil {
-			return err
-		}
-		return tx.Put(store.BucketEndpoints, old6.ID, old6)
-	}); err != nil {
-		t.Fatal(err)
-	}
+	putEndpoints(t, r.rig, old4, old6)
 	r.restartWith(t, newFakeHolder())
 	check("an old record settled at the start", v4, v6, six.Address6.Addr(), six.Address6.Addr())
 }
@@ -1108,8 +1111,7 @@ func portsOn(t *testing.T, r *portRig, sb *Sandbox) map[string][]string {
 // When it leaves, and the IPv4-only and an IPv6-only network take a
 // family each, the [::] side again takes the port its IPv4 side got.
 func TestMovedPortsKeepOneHostPort(t *testing.T) {
-	r := &portRig{rig: newRig(t), ports: newFakeHolder(), ipv6: true, noProxy: true}
-	r.restartWith(t, r.ports)
+	r := newPortRigWith(t, true, true)
 	ctx := context.Background()
 	for _, req := range []CreateRequest{
 		{Name: "a-v4"},
@@ -1149,8 +1151,7 @@ func TestMovedPortsKeepOneHostPort(t *testing.T) {
 // once: none recorded and let go.
 func TestPortMoveWhoseWithdrawalFails(t *testing.T) {
 	for skip := range 2 { // the first withdrawal fails, or the second
-		r := &portRig{rig: newRig(t), ports: newFakeHolder(), ipv6: true}
-		r.restartWith(t, r.ports)
+		r := newPortRigWith(t, true, false)
 		ctx := context.Background()
 		for _, req := range []CreateRequest{
 			{Name: "a-v4"},
@@ -1201,8 +1202,7 @@ func endpointOf(t *testing.T, r *rig, id string) *Endpoint {
 // host on that address (DNAT'ed to a dual-stack container's IPv6
 // address).
 func TestIPv6HostBindingOption(t *testing.T) {
-	r := &portRig{rig: newRig(t), ports: newFakeHolder(), ipv6: true}
-	r.restartWith(t, r.ports)
+	r := newPortRigWith(t, true, false)
 	ctx := context.Background()
 	v6any, host6 := netip.IPv6Unspecified(), netip.MustParseAddr("2001:db8:100::2")
 	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "any6", Options: map[string]string{OptHostBindingIPv4: "::"}}); err != nil {

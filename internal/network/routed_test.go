@@ -109,8 +109,7 @@ func TestIsolatedFamilyHasNoBridgeAddress(t *testing.T) {
 // gateway modes are m4 and m6.
 func routedRig(t *testing.T, m4, m6 string) *portRig {
 	t.Helper()
-	r := &portRig{rig: newRig(t), ports: newFakeHolder(), ipv6: true}
-	r.restartWith(t, r.ports)
+	r := newPortRigWith(t, true, false)
 	opts := map[string]string{}
 	if m4 != "" {
 		opts[OptGatewayModeIPv4] = m4
