@@ -30,28 +30,29 @@ func networkResource(n *network.Network, eps []*network.Endpoint) nettypes.Inspe
 		Internal:   n.Internal,
 		Attachable: n.Attachable,
 		IPAM:       nettypes.IPAM{Driver: "default", Options: n.IPAMOptions, Config: []nettypes.IPAMConfig{}},
+		ConfigFrom: nettypes.ConfigReference{Network: n.ConfigFrom},
+		ConfigOnly: n.ConfigOnly,
 		Containers: map[string]nettypes.EndpointResource{},
 		Options:    orEmpty(n.Options),
 		Labels:     orEmpty(n.Labels),
 	}
-	for _, c := range []*network.IPConfig{n.IPv4, n.IPv6} {
-		if c == nil {
-			continue
-		}
-		cfg := nettypes.IPAMConfig{Subnet: c.Subnet.String()}
-		if c.Gateway.IsValid() {
-			cfg.Gateway = c.Gateway.String()
-		}
-		if c.IPRange.IsValid() {
-			cfg.IPRange = c.IPRange.String()
-		}
-		for k, a := range c.AuxAddresses {
-			if cfg.AuxAddress == nil {
-				cfg.AuxAddress = map[string]string{}
+	if n.ConfigOnly && n.Config != nil {
+		// As given, IPv4 triples first (moby's buildIPAMResources): no
+		// gateway is chosen until a network is made from them.
+		out.EnableIPv4, out.EnableIPv6 = n.Config.IPv4, n.Config.IPv6
+		for _, v6 := range []bool{false, true} {
+			for _, r := range n.Config.IPAM {
+				if r.Subnet.Addr().Is6() == v6 {
+					out.IPAM.Config = append(out.IPAM.Config, ipamConfig(&network.IPConfig{
+						Subnet: r.Subnet, Gateway: r.Gateway, IPRange: r.IPRange, AuxAddresses: r.AuxAddresses}))
+				}
 			}
-			cfg.AuxAddress[k] = a.String()
 		}
-		out.IPAM.Config = append(out.IPAM.Config, cfg)
+	}
+	for _, c := range []*network.IPConfig{n.IPv4, n.IPv6} {
+		if c != nil {
+			out.IPAM.Config = append(out.IPAM.Config, ipamConfig(c))
+		}
 	}
 	for _, ep := range eps {
 		if ep.State == network.EndpointDeleting {
@@ -66,6 +67,24 @@ func networkResource(n *network.Network, eps []*network.Endpoint) nettypes.Inspe
 		}
 	}
 	return out
+}
+
+// ipamConfig is one family's address space as Docker shows it.
+func ipamConfig(c *network.IPConfig) nettypes.IPAMConfig {
+	cfg := nettypes.IPAMConfig{Subnet: c.Subnet.String()}
+	if c.Gateway.IsValid() {
+		cfg.Gateway = c.Gateway.String()
+	}
+	if c.IPRange.IsValid() {
+		cfg.IPRange = c.IPRange.String()
+	}
+	for k, a := range c.AuxAddresses {
+		if cfg.AuxAddress == nil {
+			cfg.AuxAddress = map[string]string{}
+		}
+		cfg.AuxAddress[k] = a.String()
+	}
+	return cfg
 }
 
 func orEmpty(m map[string]string) map[string]string {
@@ -118,6 +137,10 @@ func networkCreateRequest(body nettypes.CreateRequest) (network.CreateRequest, e
 		NoIPv4:     !enableIPv4,
 		Options:    options,
 		Labels:     body.Labels,
+		ConfigOnly: body.ConfigOnly,
+	}
+	if body.ConfigFrom != nil {
+		req.ConfigFrom = body.ConfigFrom.Network
 	}
 	if body.IPAM == nil {
 		return req, nil
@@ -135,11 +158,14 @@ func networkCreateRequest(body nettypes.CreateRequest) (network.CreateRequest, e
 	if err := nettypes.ValidateIPAM(body.IPAM, enableIPv6); err != nil {
 		return network.CreateRequest{}, errdefs.Invalid("%w", err)
 	}
+	// A configuration network keeps every triple, as libnetwork does (and
+	// shows them); a create from one refuses any.
+	keepAll := body.ConfigOnly || req.ConfigFrom != ""
 	for _, c := range body.IPAM.Config {
-		if !enableIPv6 && isIPv6Subnet(c.Subnet) {
+		if !enableIPv6 && isIPv6Subnet(c.Subnet) && !keepAll {
 			continue // ValidateIPAM skipped it too: libnetwork allocates none
 		}
-		if !enableIPv4 && !isIPv6Subnet(c.Subnet) {
+		if !enableIPv4 && !isIPv6Subnet(c.Subnet) && !keepAll {
 			continue // validated, but libnetwork allocates no IPv4 pool
 		}
 		ir, err := ipamRequest(c)
@@ -221,14 +247,14 @@ func isIPv6Subnet(s string) bool {
 
 func unsupportedNetworkFeatures(body nettypes.CreateRequest) error {
 	switch {
+	case body.ConfigOnly && (body.Ingress || body.Scope != ""):
+		// libnetwork's validateConfiguration (internal and attachable are
+		// the network package's to refuse).
+		return errdefs.Forbidden("configuration network can only contain network specific fields. Network operator fields like [ ingress | internal | attachable | scope ] are not supported.")
 	case body.Scope != "" && body.Scope != "local":
 		return errdefs.Invalid("scope %q is not supported by berth: networks are local", body.Scope)
 	case body.Ingress:
 		return errdefs.Invalid("swarm networks (ingress) are not supported by berth")
-	case body.ConfigOnly, body.ConfigFrom != nil && body.ConfigFrom.Network != "":
-		// Local in Docker too, but used for swarm's macvlan networks;
-		// berth's networks take their configuration at create.
-		return errdefs.Invalid("configuration-only networks (--config-only, --config-from) are not supported by berth: give the network's --subnet and options at create")
 	case body.IPAM != nil && body.IPAM.Driver != "" && body.IPAM.Driver != "default":
 		return errdefs.Invalid("IPAM driver %q is not supported by berth: use \"default\"", body.IPAM.Driver)
 	}

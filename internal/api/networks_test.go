@@ -13,6 +13,7 @@ import (
 
 	nettypes "github.com/docker/docker/api/types/network"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/errdefs"
@@ -121,6 +122,59 @@ func TestNetworkCreate(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, f.recorded().NetworkCreate, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("CreateRequest (-want +got):\n%s", diff)
+	}
+}
+
+// TestNetworkCreateConfigOnly: --config-only reaches the backend with
+// every --subnet triple, of a family that is off too (libnetwork keeps
+// them); --config-from with the name alone, nothing dropped, so that the
+// network package can refuse a subnet of either family.
+func TestNetworkCreateConfigOnly(t *testing.T) {
+	cmpNetip := cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})
+	f := newFakeBackend()
+	body := `{"Name":"cfg","Driver":"macvlan","ConfigOnly":true,"Options":{"parent":"eth0"},
+		"IPAM":{"Driver":"default","Config":[{"Subnet":"10.9.0.0/24"},{"Subnet":"fd00:9::/64"}],"Options":{}}}`
+	wantStatus(t, call(t, newServer(f), http.MethodPost, "/v1.51/networks/create", body), http.StatusCreated)
+	want := network.CreateRequest{
+		Name: "cfg", Driver: "macvlan", ConfigOnly: true, IPAMDriver: "default", IPAMOptions: map[string]string{},
+		IPAM:    []network.IPAMRequest{{Subnet: netip.MustParsePrefix("10.9.0.0/24")}, {Subnet: netip.MustParsePrefix("fd00:9::/64")}},
+		Options: map[string]string{"parent": "eth0"},
+	}
+	if diff := cmp.Diff(want, f.recorded().NetworkCreate, cmpNetip); diff != "" {
+		t.Errorf("CreateRequest (-want +got):\n%s", diff)
+	}
+	body = `{"Name":"from-cfg","Driver":"bridge","ConfigFrom":{"Network":"cfg"},"IPAM":{"Driver":"default","Config":[{"Subnet":"fd00:8::/64"}],"Options":{}}}`
+	wantStatus(t, call(t, newServer(f), http.MethodPost, "/v1.51/networks/create", body), http.StatusCreated)
+	want = network.CreateRequest{
+		Name: "from-cfg", Driver: "bridge", ConfigFrom: "cfg", IPAMDriver: "default", IPAMOptions: map[string]string{},
+		IPAM: []network.IPAMRequest{{Subnet: netip.MustParsePrefix("fd00:8::/64")}},
+	}
+	if diff := cmp.Diff(want, f.recorded().NetworkCreate, cmpNetip); diff != "" {
+		t.Errorf("CreateRequest (-want +got):\n%s", diff)
+	}
+}
+
+// TestNetworkInspectConfigOnly: a configuration network shows its driver
+// null, its families and its --subnet triples as given (IPv4 first, no
+// gateway chosen), ConfigOnly; a network made from it names it.
+func TestNetworkInspectConfigOnly(t *testing.T) {
+	cfg := &network.Network{ID: hexID("c0"), Name: "cfg", Driver: network.DriverNull, ConfigOnly: true,
+		Config: &network.NetworkConfig{IPv4: false, IPv6: true, IPAM: []network.IPAMRequest{
+			{Subnet: netip.MustParsePrefix("fd00:9::/64"), Gateway: netip.MustParseAddr("fd00:9::fe")},
+			{Subnet: netip.MustParsePrefix("10.9.0.0/24"), IPRange: netip.MustParsePrefix("10.9.0.0/25")},
+		}}}
+	got := networkResource(cfg, nil)
+	want := []nettypes.IPAMConfig{{Subnet: "10.9.0.0/24", IPRange: "10.9.0.0/25"}, {Subnet: "fd00:9::/64", Gateway: "fd00:9::fe"}}
+	if diff := cmp.Diff(want, got.IPAM.Config); diff != "" {
+		t.Errorf("IPAM config (-want +got):\n%s", diff)
+	}
+	if got.Driver != "null" || !got.ConfigOnly || got.EnableIPv4 || !got.EnableIPv6 || got.ConfigFrom.Network != "" || got.Scope != "local" {
+		t.Errorf("config network = %+v", got)
+	}
+	from := networkResource(&network.Network{ID: hexID("c1"), Name: "web", Driver: network.DriverBridge, ConfigFrom: "cfg",
+		IPv4: &network.IPConfig{Subnet: netip.MustParsePrefix("10.9.0.0/24"), Gateway: netip.MustParseAddr("10.9.0.1")}}, nil)
+	if from.ConfigFrom.Network != "cfg" || from.ConfigOnly || !from.EnableIPv4 {
+		t.Errorf("network from cfg = %+v", from)
 	}
 }
 

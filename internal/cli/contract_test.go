@@ -101,6 +101,8 @@ func TestRequestsMatchDocker(t *testing.T) {
 	}{
 		{"network-create", []string{"network", "create", "--subnet", "10.5.0.0/24", "--gateway", "10.5.0.1", "--ip-range", "10.5.0.128/25", "--internal", "-o", "com.docker.network.bridge.name=br-web", "--label", "env=test", "web"}},
 		{"network-create-plain", []string{"network", "create", "plain"}},
+		{"network-create-config-only", []string{"network", "create", "--config-only", "--subnet", "10.6.0.0/24", "-o", "com.docker.network.bridge.name=br-cfg", "cfg"}},
+		{"network-create-config-from", []string{"network", "create", "--config-from", "cfg", "--internal", "from-cfg"}},
 		{"network-create-attachable-ipv6-off", []string{"network", "create", "--attachable", "--ipv6=false", "-d", "bridge", "n2"}},
 		{"network-connect", []string{"network", "connect", "--ip", "10.5.0.7", "--alias", "db", "web", "c1"}},
 		{"network-connect-plain", []string{"network", "connect", "web", "c1"}},

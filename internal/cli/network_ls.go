@@ -115,6 +115,8 @@ type networkCreateOptions struct {
 	gateways   []string
 	auxAddrs   mapFlag
 	ipamOpts   mapFlag
+	configOnly bool
+	configFrom string
 }
 
 func newNetworkCreateCommand(e *env) *cobra.Command {
@@ -162,6 +164,8 @@ func newNetworkCreateCommand(e *env) *cobra.Command {
 	f.StringSliceVar(&o.gateways, "gateway", nil, "IPv4 or IPv6 Gateway for the master subnet")
 	f.Var(&o.auxAddrs, "aux-address", "Auxiliary IPv4 or IPv6 addresses used by Network driver")
 	f.Var(&o.ipamOpts, "ipam-opt", "Set IPAM driver specific options")
+	f.BoolVar(&o.configOnly, "config-only", false, "Create a configuration only network")
+	f.StringVar(&o.configFrom, "config-from", "", "The network from which to copy the configuration")
 	return cmd
 }
 
@@ -172,7 +176,7 @@ func (o *networkCreateOptions) request(name string) (network.CreateRequest, erro
 	if err != nil {
 		return network.CreateRequest{}, err
 	}
-	return network.CreateRequest{
+	req := network.CreateRequest{
 		Name: name,
 		CreateOptions: network.CreateOptions{
 			Driver:     o.driver,
@@ -182,8 +186,13 @@ func (o *networkCreateOptions) request(name string) (network.CreateRequest, erro
 			Attachable: o.attachable,
 			Options:    orEmpty(o.opts.m),
 			Labels:     o.labels.toMap(),
+			ConfigOnly: o.configOnly,
 		},
-	}, nil
+	}
+	if o.configFrom != "" {
+		req.ConfigFrom = &network.ConfigReference{Network: o.configFrom}
+	}
+	return req, nil
 }
 
 func orEmpty(m map[string]string) map[string]string {

@@ -253,7 +253,7 @@ func (d *Daemon) planNetworks(cfg *container.Config) error {
 		if err != nil {
 			return err
 		}
-		if (mode.Driver == network.DriverHost || mode.Driver == network.DriverNull) && n.ID != mode.ID {
+		if (mode.Driver == network.DriverHost || mode.IsNone()) && n.ID != mode.ID {
 			return errdefs.Invalid("container cannot be connected to network %q and %q at once: %q is exclusive", mode.Name, n.Name, mode.Name)
 		}
 		// moby's validateNetworkingConfig words (the docker CLI checks the

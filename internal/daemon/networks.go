@@ -51,7 +51,9 @@ func (d *Daemon) RemoveNetwork(ctx context.Context, ref string) error {
 	if err := d.net.RemoveNetwork(ctx, ref); err != nil {
 		return err
 	}
-	d.networkEvent(n, "destroy", "")
+	if !n.ConfigOnly { // moby logs no destroy of a configuration network
+		d.networkEvent(n, "destroy", "")
+	}
 	return nil
 }
 
@@ -297,7 +299,7 @@ func (d *Daemon) canConnect(c *container.Container, n *network.Network) error {
 		switch {
 		case cur.Driver == network.DriverHost:
 			return errdefs.Invalid("%s", errConflictSharedNetwork)
-		case cur.Driver == network.DriverNull || n.Driver == network.DriverNull:
+		case cur.IsNone() || n.IsNone():
 			return errdefs.Invalid("%s", errConflictNoNetwork)
 		}
 	}

@@ -232,6 +232,9 @@ func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*E
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
+	if n.ConfigOnly {
+		return nil, nil, nil, nil, errdefs.Forbidden("cannot create endpoint on configuration-only network") // libnetwork's words
+	}
 	ifName, sysctls, err := endpointOptions(req.DriverOpts)
 	if err != nil {
 		return nil, nil, nil, nil, err

@@ -21,6 +21,15 @@ import (
 // the record removed, so a failed create leaves nothing behind.
 func (c *Controller) CreateNetwork(ctx context.Context, req CreateRequest) (*Network, error) {
 	ctx = context.WithoutCancel(ctx) // as Join's: kernel work runs to its end or its undoing
+	switch {
+	case req.ConfigOnly:
+		return c.createConfigNetwork(req)
+	case req.ConfigFrom != "":
+		var err error
+		if req, err = c.withConfigFrom(req); err != nil {
+			return nil, err
+		}
+	}
 	// Was the device OptBridgeName names there before the network?
 	bridgeExisted := false
 	// A name that is not valid is left to planNetwork to refuse.
@@ -134,6 +143,14 @@ func (c *Controller) planNetwork(req CreateRequest, bridgeExisted bool) (*Networ
 		if o.Bridge != nil && o.Bridge.Name == bc.Name {
 			return nil, errdefs.Conflict("bridge device %q is already used by network %q", bc.Name, o.Name)
 		}
+	}
+	if req.ConfigFrom != "" {
+		// Still there: a removal of it between withConfigFrom and here
+		// saw no network made from it.
+		if _, err := c.configNetworkLocked(req.ConfigFrom); err != nil {
+			return nil, err
+		}
+		n.ConfigFrom = req.ConfigFrom
 	}
 	var space, space6 *ipam.Space
 	if !req.NoIPv4 {
@@ -386,6 +403,10 @@ func (c *Controller) RemoveNetwork(ctx context.Context, ref string) error {
 		c.mu.Unlock()
 		return errdefs.Forbidden("error while removing network: network %s has active endpoints (%s)", n.Name, eps)
 	}
+	if n.ConfigOnly && c.configUsedLocked(n) {
+		c.mu.Unlock()
+		return errdefs.Forbidden("error while removing network: configuration network %q is in use", n.Name)
+	}
 	// Marked in the store first, then dropped from memory, both under
 	// c.mu so that no Join can start on it; the record stays until the
 	// kernel side is gone, so a crash here is finished by the next start.
@@ -460,7 +481,8 @@ func (c *Controller) PruneNetworks(ctx context.Context, f PruneFilter) ([]*Netwo
 	var candidates []string
 	c.mu.Lock()
 	for _, n := range c.networks {
-		if !n.Predefined && c.endpointCountLocked(n.ID) == 0 && f.matches(n) {
+		// Configuration networks are kept, as moby's prune keeps them.
+		if !n.Predefined && !n.ConfigOnly && c.endpointCountLocked(n.ID) == 0 && f.matches(n) {
 			candidates = append(candidates, n.ID)
 		}
 	}

@@ -103,6 +103,30 @@ type Network struct {
 	// address on the bridge; kept until a start's EnsureBridge took them
 	// off, across further changes.
 	StaleGateways []netip.Prefix `json:"staleGateways,omitempty"`
+	// ConfigOnly marks a configuration network (--config-only): settings
+	// kept for other networks to be made from (ConfigFrom), with no
+	// bridge, no addresses and no endpoints. Its Driver is "null", as
+	// libnetwork resets it, and Config holds what the request gave.
+	ConfigOnly bool           `json:"configOnly,omitempty"`
+	Config     *NetworkConfig `json:"config,omitempty"`
+	// ConfigFrom names the configuration network this one took its
+	// settings from (--config-from), which cannot be removed while it is.
+	ConfigFrom string `json:"configFrom,omitempty"`
+}
+
+// IsNone reports whether n is the predefined "none" network (a
+// configuration network's driver is "null" too).
+func (n *Network) IsNone() bool { return n.Driver == DriverNull && !n.ConfigOnly }
+
+// NetworkConfig is what a configuration network keeps for the networks
+// made from it, besides its Options, Labels and IPAMOptions: whether each
+// family is on, and the --subnet triples of both families as given (an
+// IPv6 one counts only where IPv6 is on, as at any create). Never
+// changed once recorded.
+type NetworkConfig struct {
+	IPv4 bool          `json:"ipv4"`
+	IPv6 bool          `json:"ipv6,omitempty"`
+	IPAM []IPAMRequest `json:"ipam,omitempty"`
 }
 
 // IPConfig is a network's address space in one family.
@@ -265,15 +289,20 @@ type CreateRequest struct {
 	IPAMOptions map[string]string
 	Options     map[string]string
 	Labels      map[string]string
+	// ConfigOnly makes a configuration network (Network.ConfigOnly).
+	ConfigOnly bool
+	// ConfigFrom names the configuration network whose settings the
+	// network takes; the request then gives none of its own.
+	ConfigFrom string
 }
 
 // IPAMRequest is one --subnet/--gateway/--ip-range triple; zero values mean "choose".
 type IPAMRequest struct {
-	Subnet  netip.Prefix
-	IPRange netip.Prefix
-	Gateway netip.Addr
+	Subnet  netip.Prefix `json:"subnet,omitzero"`
+	IPRange netip.Prefix `json:"ipRange,omitzero"`
+	Gateway netip.Addr   `json:"gateway,omitzero"`
 	// AuxAddresses (--aux-address) must be in Subnet.
-	AuxAddresses map[string]netip.Addr
+	AuxAddresses map[string]netip.Addr `json:"auxAddresses,omitempty"`
 }
 
 // Attachment is one network a container is on, with its endpoint.
