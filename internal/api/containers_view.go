@@ -335,8 +335,11 @@ func endpointSettings(c *container.Container, atts []network.Attachment) map[str
 
 func requestedEndpoint(req container.EndpointRequest) *nettypes.EndpointSettings {
 	es := &nettypes.EndpointSettings{Aliases: req.Aliases, Links: req.Links, MacAddress: req.MacAddress, GwPriority: req.GwPriority, DriverOpts: req.DriverOpts}
-	if req.IPv4Address.IsValid() || req.IPv6Address.IsValid() {
+	if req.IPv4Address.IsValid() || req.IPv6Address.IsValid() || len(req.LinkLocalIPs) > 0 {
 		es.IPAMConfig = &nettypes.EndpointIPAMConfig{IPv4Address: addrString(req.IPv4Address), IPv6Address: addrString(req.IPv6Address)}
+		for _, a := range req.LinkLocalIPs {
+			es.IPAMConfig.LinkLocalIPs = append(es.IPAMConfig.LinkLocalIPs, a.String())
+		}
 	}
 	return es
 }

@@ -304,8 +304,12 @@ func endpointRequest(es *nettypes.EndpointSettings, mac string, perEndpointMAC b
 			return req, errdefs.Invalid("invalid endpoint settings:\n%w", err)
 		}
 		if c := es.IPAMConfig; c != nil {
-			if len(c.LinkLocalIPs) > 0 {
-				return req, errdefs.Invalid("link-local addresses (--link-local-ip) are not supported by berth")
+			for _, s := range c.LinkLocalIPs {
+				ip, err := netip.ParseAddr(s) // Validate parsed it already, as net.ParseIP
+				if err != nil || ip.Zone() != "" {
+					return req, errdefs.Invalid("invalid link-local IP address: %s", s)
+				}
+				req.LinkLocalIPs = append(req.LinkLocalIPs, ip.Unmap())
 			}
 			if c.IPv6Address != "" {
 				ip, err := netip.ParseAddr(c.IPv6Address)

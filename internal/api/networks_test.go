@@ -360,8 +360,10 @@ func TestEndpointOptions(t *testing.T) {
 		// The families moby takes: ipv4, ipv6 and mpls, no other.
 		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.sysctls": "net.mpls.conf.IFNAME.input=1"}}, ""},
 		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.sysctls": "net.core.conf.IFNAME.x=1"}}, "invalid endpoint settings:\nunrecognised network interface sysctl 'net.core.conf.IFNAME.x=1'"},
-		// --link-local-ip is refused by name, not ignored.
-		{nettypes.EndpointSettings{IPAMConfig: &nettypes.EndpointIPAMConfig{LinkLocalIPs: []string{"169.254.0.5"}}}, "link-local addresses (--link-local-ip) are not supported by berth"},
+		// --link-local-ip: parsed as net.ParseIP would (no zone); whether
+		// it is link-local is the join's to say, as moby's CreateEndpoint.
+		{nettypes.EndpointSettings{IPAMConfig: &nettypes.EndpointIPAMConfig{LinkLocalIPs: []string{"169.254.0.5", "fe80::5", "10.0.0.5"}}}, ""},
+		{nettypes.EndpointSettings{IPAMConfig: &nettypes.EndpointIPAMConfig{LinkLocalIPs: []string{"fe80::5%eth0"}}}, "invalid endpoint settings:\ninvalid link-local IP address: fe80::5%eth0"},
 		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.ifname": "a/b"}}, "invalid endpoint settings:\ncom.docker.network.endpoint.ifname: \"a/b\" is not a valid interface name"},
 		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.ifname": "sixteen-chars-xx"}}, "invalid endpoint settings:"},
 		{nettypes.EndpointSettings{DriverOpts: map[string]string{"com.docker.network.endpoint.ifname": "q%d"}}, "invalid endpoint settings:"},
@@ -377,6 +379,20 @@ func TestEndpointOptions(t *testing.T) {
 		case tt.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.want) || !errdefs.Is(err, errdefs.KindInvalid)):
 			t.Errorf("%+v: %v, want Invalid %q", tt.es, err, tt.want)
 		}
+	}
+}
+
+// TestEndpointLinkLocalIPsKept: --link-local-ip's addresses are kept with
+// the container's request and shown by inspect as given
+// (IPAMConfig.LinkLocalIPs), with no address of either family beside them.
+func TestEndpointLinkLocalIPsKept(t *testing.T) {
+	req, err := endpointRequest(&nettypes.EndpointSettings{IPAMConfig: &nettypes.EndpointIPAMConfig{LinkLocalIPs: []string{"169.254.7.7", "fe80::7"}}}, "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &nettypes.EndpointIPAMConfig{LinkLocalIPs: []string{"169.254.7.7", "fe80::7"}}
+	if diff := cmp.Diff(want, requestedEndpoint(req).IPAMConfig); diff != "" {
+		t.Errorf("inspect IPAMConfig (-want +got):\n%s", diff)
 	}
 }
 

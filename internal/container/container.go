@@ -146,6 +146,9 @@ type EndpointRequest struct {
 	IPv6Address netip.Addr `json:"ipv6Address,omitzero"`
 	MacAddress  string     `json:"macAddress,omitempty"`
 	Aliases     []string   `json:"aliases,omitempty"`
+	// LinkLocalIPs are extra link-local addresses of the container's
+	// interface (--link-local-ip), as given.
+	LinkLocalIPs []netip.Addr `json:"linkLocalIPs,omitempty"`
 	// Links are "name[:alias]", checked (network.JoinRequest.Links).
 	Links []string `json:"links,omitempty"`
 	// GwPriority ranks the network as the container's gateway

@@ -209,7 +209,7 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState, donor *container.Conta
 	for i, name := range joining {
 		req := c.Config.Networks[name]
 		if _, err := d.net.Join(ctx, sb.ID, name, network.JoinRequest{
-			ContainerID: c.ID, Name: c.Name, IPv4: req.IPv4Address, IPv6: req.IPv6Address, NoIPv6: ipv6Disabled(c), MAC: req.MacAddress, Aliases: req.Aliases,
+			ContainerID: c.ID, Name: c.Name, IPv4: req.IPv4Address, IPv6: req.IPv6Address, NoIPv6: ipv6Disabled(c), MAC: req.MacAddress, Aliases: req.Aliases, LinkLocal: req.LinkLocalIPs,
 			Links: req.Links, Hostname: c.Config.Hostname, GwPriority: req.GwPriority, Ports: portsForJoin(i, ports),
 			DriverOpts: req.DriverOpts, ReservedIfNames: reservedIfNames(c.Config.Networks, name),
 		}); err != nil {

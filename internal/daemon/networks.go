@@ -139,7 +139,7 @@ func (d *Daemon) connect(ctx context.Context, cs *ctrState, n *network.Network, 
 	// measured with timing marks, two runs of each).
 	dnsJoined := d.connectDNS(c, n)
 	ep, err := d.net.Join(ctx, c.State.SandboxID, n.ID, network.JoinRequest{
-		ContainerID: c.ID, Name: c.Name, IPv4: req.IPv4Address, IPv6: req.IPv6Address, NoIPv6: ipv6Disabled(c), MAC: req.MacAddress, Aliases: req.Aliases,
+		ContainerID: c.ID, Name: c.Name, IPv4: req.IPv4Address, IPv6: req.IPv6Address, NoIPv6: ipv6Disabled(c), MAC: req.MacAddress, Aliases: req.Aliases, LinkLocal: req.LinkLocalIPs,
 		Links: req.Links, Hostname: c.Config.Hostname, GwPriority: req.GwPriority, Record: recordContainer(c, nets),
 		DriverOpts: req.DriverOpts, ReservedIfNames: reservedIfNames(nets, n.Name),
 	})

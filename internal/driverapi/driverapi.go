@@ -65,6 +65,11 @@ type EndpointSpec struct {
 	// Sysctls are set on the container end before it comes up:
 	// "net.ipv4.conf.IFNAME.forwarding=1", IFNAME standing for IfName.
 	Sysctls []string
+	// LinkLocal are extra link-local addresses of the container end
+	// (--link-local-ip), added after its own as libnetwork adds them:
+	// with duplicate-address detection for IPv6 (no IPAM keeps them
+	// unique), and refused by the kernel where IPv6 is off.
+	LinkLocal []netip.Prefix
 }
 
 // OwnedLink is a link that berth tagged as its own.

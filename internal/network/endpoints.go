@@ -32,9 +32,12 @@ type JoinRequest struct {
 	// net.ipv6.conf.all.disable_ipv6=1), so its endpoint gets no IPv6
 	// address even on a network with IPv6, as moby's
 	// CreateOptionDisableIPv6.
-	NoIPv6  bool
-	MAC     string // --mac-address; "" means random
-	Aliases []string
+	NoIPv6 bool
+	MAC    string // --mac-address; "" means random
+	// LinkLocal are extra link-local addresses for the interface
+	// (--link-local-ip); each must be one (169.254.0.0/16, fe80::/10).
+	LinkLocal []netip.Addr
+	Aliases   []string
 	// Links are "name[:alias]" (EndpointSettings.Links, docker run --link
 	// on a user network): alias resolves, for this container only, to what
 	// name resolves to on this network.
@@ -239,6 +242,10 @@ func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*E
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
+	linkLocal, err := linkLocalPrefixes(req.LinkLocal)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
 	ifNames := map[string]bool{}
 	for _, o := range c.bySandbox[sandboxID] {
 		if o.NetworkID == n.ID {
@@ -258,7 +265,7 @@ func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*E
 		Hostname: req.Hostname, GwPriority: req.GwPriority, State: EndpointCreating,
 	}
 	if n.Driver != DriverBridge {
-		if req.IPv4.IsValid() || req.IPv6.IsValid() {
+		if req.IPv4.IsValid() || req.IPv6.IsValid() || len(req.LinkLocal) > 0 {
 			return nil, nil, nil, nil, errdefs.Invalid("user specified IP address is supported on user defined networks only")
 		}
 		d, err := c.recordEndpointLocked(ep, req.Record)
@@ -295,6 +302,7 @@ func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*E
 		}
 	}
 	ep.Sysctls = sysctls
+	ep.LinkLocal = linkLocal
 	ep.HostIfName = c.freshHostIfNameLocked()
 	if !n.Internal {
 		if n.IPv4 != nil {
@@ -1039,7 +1047,7 @@ func endpointSpec(n *Network, ep *Endpoint) EndpointSpec {
 		Bridge: n.Bridge.Name, HostIfName: ep.HostIfName, IfName: ep.IfName, MAC: ep.MAC,
 		Address: ep.Address, Gateway: ep.Gateway, Address6: ep.Address6, Gateway6: ep.Gateway6,
 		MTU: n.Bridge.MTU, Owner: endpointOwner(ep.ID),
-		Announce: ep.Announce, Sysctls: ep.Sysctls,
+		Announce: ep.Announce, Sysctls: ep.Sysctls, LinkLocal: ep.LinkLocal,
 	}
 }
 
@@ -1075,4 +1083,23 @@ func (c *Controller) RenameSandbox(sandboxID, name string, record func(store.Tx)
 	}
 	c.mu.Unlock()
 	return d.Wait()
+}
+
+// linkLocalPrefixes are --link-local-ip's addresses with libnetwork's
+// masks (CreateOptionIpam: /16 for IPv4, /64 for IPv6); each must be a
+// link-local unicast address, in moby's words (its CreateEndpoint).
+func linkLocalPrefixes(addrs []netip.Addr) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, a := range addrs {
+		a = a.Unmap()
+		if !a.IsLinkLocalUnicast() {
+			return nil, errdefs.Invalid("invalid link local IP address: %s", a)
+		}
+		bits := 16
+		if a.Is6() {
+			bits = 64
+		}
+		out = append(out, netip.PrefixFrom(a, bits))
+	}
+	return out, nil
 }

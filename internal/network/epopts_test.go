@@ -101,3 +101,48 @@ func TestEndpointSysctlDisablesIPv6(t *testing.T) {
 		t.Errorf("the next container's IPv6 address %s, want fd00:64::2 (none held for the first)", got)
 	}
 }
+
+// --link-local-ip: each address reaches the driver with libnetwork's mask
+// (/16, /64) and stays in the endpoint's record, so that a heal or a
+// restart makes the interface with it again; an address that is not
+// link-local is refused in moby's words, as is any on a network without
+// a bridge (berth's rule for addresses there).
+func TestLinkLocalAddresses(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	sb := r.sandbox(t, "x")
+	lls := []netip.Addr{netip.MustParseAddr("169.254.9.9"), netip.MustParseAddr("fe80::9")}
+	ep := r.join(t, sb, "web", JoinRequest{Name: "x", LinkLocal: lls})
+	want := []netip.Prefix{mustPrefix("169.254.9.9/16"), mustPrefix("fe80::9/64")}
+	if !slices.Equal(ep.LinkLocal, want) {
+		t.Errorf("endpoint's link-local addresses %v, want %v", ep.LinkLocal, want)
+	}
+	r.drv.mu.Lock()
+	got := r.drv.veths[ep.HostIfName].LinkLocal
+	r.drv.mu.Unlock()
+	if !slices.Equal(got, want) {
+		t.Errorf("driver was given %v, want %v", got, want)
+	}
+	r.restart(t)
+	if eps := r.c.Endpoints(ep.NetworkID); len(eps) != 1 || !slices.Equal(eps[0].LinkLocal, want) {
+		t.Errorf("after a restart: %+v", eps)
+	}
+	for _, tc := range []struct {
+		net  string
+		addr string
+		err  string
+	}{
+		{"web", "10.0.0.5", "invalid link local IP address: 10.0.0.5"},
+		{"web", "fd00::5", "invalid link local IP address: fd00::5"},
+		{"none", "169.254.0.5", "user specified IP address is supported on user defined networks only"},
+	} {
+		sb := r.sandbox(t, "y-"+tc.addr)
+		_, err := r.c.Join(ctx, sb.ID, tc.net, JoinRequest{Name: "y", LinkLocal: []netip.Addr{netip.MustParseAddr(tc.addr)}})
+		if !errdefs.Is(err, errdefs.KindInvalid) || err.Error() != tc.err {
+			t.Errorf("join %s with %s = %v, want %q", tc.net, tc.addr, err, tc.err)
+		}
+	}
+}

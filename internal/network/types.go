@@ -237,6 +237,9 @@ type Endpoint struct {
 	// Sysctls are the interface's own (OptEndpointSysctls), as
 	// "net.ipv4.conf.IFNAME.forwarding=1": IFNAME stands for IfName.
 	Sysctls []string `json:"sysctls,omitempty"`
+	// LinkLocal are the interface's extra link-local addresses
+	// (--link-local-ip): /16 for IPv4, /64 for IPv6, as libnetwork's.
+	LinkLocal []netip.Prefix `json:"linkLocal,omitempty"`
 }
 
 // Sandbox is a container's network stack: one network namespace, bind-mounted at Key.

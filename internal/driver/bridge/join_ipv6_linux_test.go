@@ -3,6 +3,7 @@ package bridge
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -421,5 +422,54 @@ func TestJoinKeepsTheUsersAddrGenMode(t *testing.T) {
 	}
 	if len(linkLocals) != 1 || linkLocals[0] == eui {
 		t.Errorf("link-local addresses %v; want one the kernel made at random, not berth's %v", linkLocals, eui)
+	}
+}
+
+// --link-local-ip: the container end gets its extra link-local addresses
+// beside its own, and they answer across the bridge; on an IPv4-only
+// network, where IPv6 is off on the link, an IPv6 one fails the join (as
+// moby's setInterfaceLinkLocalIPs does) and the join leaves nothing.
+func TestJoinAddsLinkLocalAddresses(t *testing.T) {
+	w := newWorld(t)
+	w.ensureDualStackBridge(t)
+	a, b := nstest.New(t), nstest.New(t)
+	sa, sb := dualStackSpec(1), dualStackSpec(2)
+	sa.LinkLocal = []netip.Prefix{netip.MustParsePrefix("169.254.1.1/16"), netip.MustParsePrefix("fe80::1:1/64")}
+	sb.LinkLocal = []netip.Prefix{netip.MustParsePrefix("169.254.1.2/16")}
+	for _, j := range []struct {
+		path string
+		spec driverapi.EndpointSpec
+	}{{a, sa}, {b, sb}} {
+		if err := w.d.Join(j.path, j.spec); err != nil {
+			t.Fatalf("Join %s: %v", j.spec.HostIfName, err)
+		}
+	}
+	if got := addrsOf(t, handleIn(t, a), "eth0"); !slices.Contains(got, sa.LinkLocal[0]) || !slices.Contains(got, sa.Address) {
+		t.Errorf("a's IPv4 addresses %v, want %v and %v", got, sa.Address, sa.LinkLocal[0])
+	}
+	ha := handleIn(t, a)
+	peer, err := ha.LinkByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs6, err := RetryDump(func() ([]netlink.Addr, error) { return ha.AddrList(peer, netlink.FAMILY_V6) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(addrs6, func(x netlink.Addr) bool { return prefixOf(x.IPNet) == sa.LinkLocal[1] }) {
+		t.Errorf("a's IPv6 addresses %v, want %v among them", addrs6, sa.LinkLocal[1])
+	}
+	if err := ping(t, b, sa.LinkLocal[0].Addr()); err != nil {
+		t.Error(err)
+	}
+
+	c := nstest.New(t)
+	sc := endpointSpec(3) // IPv4 only, on the same bridge
+	sc.LinkLocal = []netip.Prefix{netip.MustParsePrefix("fe80::3/64")}
+	if err := w.d.Join(c, sc); err == nil || !strings.Contains(err.Error(), "fe80::3/64") {
+		t.Errorf("an IPv6 link-local address on an IPv4-only link: %v", err)
+	}
+	if ports := portsOf(t, w.h, "br-test"); slices.Contains(ports, sc.HostIfName) {
+		t.Errorf("a failed join left %s on the bridge: %v", sc.HostIfName, ports)
 	}
 }

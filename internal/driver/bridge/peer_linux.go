@@ -60,7 +60,7 @@ func (sb *sandboxConn) bringUp(ifindex int, spec driverapi.EndpointSpec, gwMAC n
 	// (written before this): the kernel then makes the link-local
 	// address as it says, as it does for moby's containers.
 	ownLinkLocal := !setsAddrGenMode(spec.Sysctls)
-	steps := make([]batchStep, 0, 7)
+	steps := make([]batchStep, 0, 7+len(spec.LinkLocal))
 	if ownLinkLocal {
 		steps = append(steps, batchStep{req: noAddrGen(ifindex), op: "turn off IPv6 address generation", success: isNoIPv6})
 	}
@@ -85,6 +85,9 @@ func (sb *sandboxConn) bringUp(ifindex int, spec driverapi.EndpointSpec, gwMAC n
 				steps = append(steps, seedGateway(ifindex, spec.Gateway6, gwMAC))
 			}
 		}
+	}
+	for _, ll := range spec.LinkLocal {
+		steps = append(steps, addrStep(ifindex, ll, 0))
 	}
 	reqs := make([]*nl.NetlinkRequest, len(steps))
 	for i, s := range steps {
