@@ -29,18 +29,9 @@ func (c *Controller) createConfigNetwork(req CreateRequest) (*Network, error) {
 	if req.IPAMDriver != "" && req.IPAMDriver != "default" {
 		return nil, errdefs.Invalid("IPAM driver %q not found: berth supports \"default\"", req.IPAMDriver)
 	}
-	n := &Network{
-		ID: c.cfg.NewID(), Name: req.Name, Driver: DriverNull, Created: c.cfg.Now().UTC(),
-		Options: cloneMap(req.Options), Labels: cloneMap(req.Labels), IPAMOptions: cloneMap(req.IPAMOptions),
-		ConfigOnly: true,
-		Config:     &NetworkConfig{IPv4: !req.NoIPv4, IPv6: req.EnableIPv6, IPAM: cloneIPAM(req.IPAM)},
-	}
-	if n.Options == nil {
-		n.Options = map[string]string{}
-	}
-	if n.Labels == nil {
-		n.Labels = map[string]string{}
-	}
+	n := c.newNetwork(c.cfg.NewID(), DriverNull, req)
+	n.ConfigOnly = true
+	n.Config = &NetworkConfig{IPv4: !req.NoIPv4, IPv6: req.EnableIPv6, IPAM: cloneIPAM(req.IPAM)}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, o := range c.networks {

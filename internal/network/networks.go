@@ -118,21 +118,11 @@ func (c *Controller) planNetwork(req CreateRequest, bridgeExisted bool) (*Networ
 	if (bc.GatewayMode4 == firewall.ModeIsolated || bc.GatewayMode6 == firewall.ModeIsolated) && !req.Internal {
 		return nil, errdefs.Invalid("gateway mode 'isolated' can only be used for an internal network") // moby's words
 	}
-	n := &Network{
-		ID: id, Name: req.Name, Driver: driver, Created: c.cfg.Now().UTC(),
-		Internal: req.Internal, Attachable: req.Attachable,
-		Bridge: bc, Options: cloneMap(req.Options), Labels: cloneMap(req.Labels),
-		IPAMOptions: cloneMap(req.IPAMOptions),
-		// MACs come from IPv4 addresses: without them, every join
-		// announces its MAC (Endpoint.Announce).
-		MACsFromAddresses: !req.NoIPv4,
-	}
-	if n.Options == nil {
-		n.Options = map[string]string{}
-	}
-	if n.Labels == nil {
-		n.Labels = map[string]string{}
-	}
+	n := c.newNetwork(id, driver, req)
+	n.Internal, n.Attachable, n.Bridge = req.Internal, req.Attachable, bc
+	// MACs come from IPv4 addresses: without them, every join announces
+	// its MAC (Endpoint.Announce).
+	n.MACsFromAddresses = !req.NoIPv4
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -185,6 +175,23 @@ func (c *Controller) planNetwork(req CreateRequest, bridgeExisted bool) (*Networ
 	}
 	c.publishNetworksLocked()
 	return n, nil
+}
+
+// newNetwork is the record of a network req asks for, before its kernel
+// side is planned: its name, options and labels (empty, not nil, as
+// inspect shows them) and IPAM options (nil when the request had none).
+func (c *Controller) newNetwork(id, driver string, req CreateRequest) *Network {
+	n := &Network{
+		ID: id, Name: req.Name, Driver: driver, Created: c.cfg.Now().UTC(),
+		Options: cloneMap(req.Options), Labels: cloneMap(req.Labels), IPAMOptions: cloneMap(req.IPAMOptions),
+	}
+	if n.Options == nil {
+		n.Options = map[string]string{}
+	}
+	if n.Labels == nil {
+		n.Labels = map[string]string{}
+	}
+	return n
 }
 
 // skipIsolatedGateway takes the gateway address planned for a family in

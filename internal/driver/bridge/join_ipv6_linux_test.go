@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -436,13 +437,8 @@ func TestJoinAddsLinkLocalAddresses(t *testing.T) {
 	sa, sb := dualStackSpec(1), dualStackSpec(2)
 	sa.LinkLocal = []netip.Prefix{netip.MustParsePrefix("169.254.1.1/16"), netip.MustParsePrefix("fe80::1:1/64")}
 	sb.LinkLocal = []netip.Prefix{netip.MustParsePrefix("169.254.1.2/16")}
-	for _, j := range []struct {
-		path string
-		spec driverapi.EndpointSpec
-	}{{a, sa}, {b, sb}} {
-		if err := w.d.Join(j.path, j.spec); err != nil {
-			t.Fatalf("Join %s: %v", j.spec.HostIfName, err)
-		}
+	if err := errors.Join(w.d.Join(a, sa), w.d.Join(b, sb)); err != nil {
+		t.Fatal(err)
 	}
 	if got := addrsOf(t, handleIn(t, a), "eth0"); !slices.Contains(got, sa.LinkLocal[0]) || !slices.Contains(got, sa.Address) {
 		t.Errorf("a's IPv4 addresses %v, want %v and %v", got, sa.Address, sa.LinkLocal[0])
