@@ -309,6 +309,36 @@ func TestAttachHijack(t *testing.T) {
 	}
 }
 
+// TestAttachUnreadStdinEndsWithEOF: stdin the client sent and the
+// container never read (a short `docker run -i` of a command that reads
+// nothing) does not reset the client: after the output it reads EOF, as
+// from Docker, not ECONNRESET (which the docker CLI turns into exit 1).
+func TestAttachUnreadStdinEndsWithEOF(t *testing.T) {
+	f := newFakeBackend()
+	sent := make(chan struct{})
+	f.attach = func(_ context.Context, _ string, s Streams) error {
+		<-sent // stdin is in the socket, unread
+		_, err := io.WriteString(s.Stdout, "done")
+		return err
+	}
+	rs := hijackRequest(t, serveUnix(t, newServer(f)), "/v1.51/containers/test1/attach?stream=1&stdin=1&stdout=1&stderr=1", "", true)
+	rs.wantHead(t, "HTTP/1.1 101 UPGRADED", mediaMultiplexedStream)
+	if _, err := io.WriteString(rs.conn, "hello\n"); err != nil {
+		t.Fatal(err)
+	}
+	close(sent)
+	// Read once the server has had time to finish: the reset, if any,
+	// comes with its close.
+	time.Sleep(200 * time.Millisecond)
+	var stdout, stderr bytes.Buffer
+	if _, err := stdcopy.StdCopy(&stdout, &stderr, rs.r); err != nil {
+		t.Fatalf("after the output: %v, want EOF", err)
+	}
+	if stdout.String() != "done" {
+		t.Errorf("stdout %q", stdout.String())
+	}
+}
+
 func TestAttachTTYAndLogs(t *testing.T) {
 	f := newFakeBackend()
 	f.containers[0].Config.Tty = true

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Media types of hijacked and log streams.
@@ -153,15 +154,37 @@ func writeUpgrade(conn net.Conn, hdr http.Header, r *http.Request, multiplexed b
 }
 
 // close ends the stream: half-close first so the client reads everything
-// written so far and then EOF, then release the socket.
+// written so far and then EOF; then read and drop what the client still
+// sends until it closes its end (drainStdin), and release the socket.
 func (h *hijacked) close(s *Server) {
 	h.cancel()
 	h.stopHangup()
 	if cw, ok := h.conn.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
+		h.drainStdin()
 	}
 	_ = h.conn.Close()
 	s.trackHijacked(h, false)
+}
+
+// drainWait bounds drainStdin: a client that keeps writing, or keeps its
+// end open after the stream's EOF, is reset after it as before.
+const drainWait = 2 * time.Second
+
+// drainStdin reads what the client sent and no one read (the stdin of a
+// container that ended without reading it, a key typed while a short
+// `docker run -it` ran) until the client closes its end, for drainWait at
+// most. A socket closed with unread data resets its peer: the client's
+// read after the output gets ECONNRESET in place of EOF, and the docker
+// CLI exits 1 with "connection reset by peer" instead of the container's
+// exit code. moby's attach reads stdin into the container's pipe for the
+// whole stream, so only more than a pipe's worth left unread resets its
+// clients (moby#35723); berth's reads it once the run has started.
+func (h *hijacked) drainStdin() {
+	if err := h.conn.SetReadDeadline(time.Now().Add(drainWait)); err != nil {
+		return
+	}
+	_, _ = io.Copy(io.Discard, h.conn)
 }
 
 // streams is the Backend's view of the hijacked stream; the caller leaves

@@ -107,6 +107,14 @@ func TestDockerCLIDaemonAndImages(t *testing.T) {
 	if out != "abc\n" || code != 0 {
 		t.Errorf("echo abc | docker run -i busybox cat printed %q, exit %d", out, code)
 	}
+	// Stdin the container never reads: its exit code all the same, never
+	// the CLI's "connection reset by peer" and exit 1 (the daemon closed
+	// the stream with the bytes unread, 3 runs in 10 before).
+	for i := range 10 {
+		if _, errOut, code := w.DockerIn(t, "hello\n", "run", "-i", "--rm", testworld.BusyboxImage, "sh", "-c", "exit 3"); code != 3 || errOut != "" {
+			t.Errorf("run %d: echo hello | docker run -i busybox sh -c 'exit 3': exit %d, %q", i, code, errOut)
+		}
+	}
 	// The exited and removed containers hold no sandbox and no port (once
 	// the reaper has deleted the veths their teardown cut off).
 	waitReaped(t, w)
