@@ -142,6 +142,16 @@ func (d *Daemon) restoreDNS(c *container.Container, kept *dns.Sockets) {
 	if err != nil {
 		d.log.Error("re-create DNS resolver", "name", c.Name, "err", err)
 	}
+	// The host's file may have changed while no daemon ran: the
+	// container's follows it as a change seen live does
+	// (refreshUpstreams), so that it agrees with the resolver, which
+	// took the host's servers and options just now. Docker keeps what it
+	// had recorded for both.
+	if c.ResolvConfPath != "" && !d.dnsServersSet(c) && len(d.resolv.get().nameservers) > 0 {
+		if err := rewriteResolvConf(c.ResolvConfPath, d.resolvConfFor(c)); err != nil {
+			d.log.Warn("rewrite resolv.conf after the host's changed", "name", c.Name, "err", err)
+		}
+	}
 }
 
 // dnsRunning reports whether the sandbox has a resolver (never, for a

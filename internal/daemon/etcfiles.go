@@ -46,6 +46,19 @@ func writeResolvConf(path, content string) error {
 	return os.WriteFile(path+".hash", []byte("sha256:"+hex.EncodeToString(sum[:])), 0o644)
 }
 
+// rewriteResolvConf writes content to a container's resolv.conf at path
+// when the file is as berth wrote it last (resolvConfUntouched) and
+// differs from content; an edited file stays the user's.
+func rewriteResolvConf(path, content string) error {
+	if !resolvConfUntouched(path) {
+		return nil
+	}
+	if cur, err := os.ReadFile(path); err == nil && string(cur) == content {
+		return nil
+	}
+	return writeResolvConf(path, content)
+}
+
 // resolvConfEdited says whether the resolv.conf at path was changed since
 // berth wrote it ("This file can be edited; Docker Engine will not make
 // further changes once it has been modified"); a file without a hash was

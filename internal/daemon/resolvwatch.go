@@ -182,7 +182,7 @@ func (d *Daemon) refreshUpstreams() {
 			}
 		}
 		if c.ResolvConfPath != "" && resolvConfUntouched(c.ResolvConfPath) {
-			if err := writeResolvConf(c.ResolvConfPath, d.resolvConfFor(c)); err != nil {
+			if err := rewriteResolvConf(c.ResolvConfPath, d.resolvConfFor(c)); err != nil {
 				d.log.Warn("rewrite resolv.conf after the host's changed", "name", c.Name, "err", err)
 			} else {
 				files++

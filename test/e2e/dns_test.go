@@ -488,7 +488,7 @@ func TestHostResolvConfFollowedByRunningContainers(t *testing.T) {
 	if err := os.WriteFile(conf, []byte("nameserver 127.0.0.53\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	w.Start(t, "--resolv-conf", conf)
+	d := w.Start(t, "--resolv-conf", conf)
 	w.Busybox(t)
 	w.MustBerth(t, "network", "create", "follow")
 	runSleeper(t, w, "rover", "--network", "follow")
@@ -541,6 +541,26 @@ func TestHostResolvConfFollowedByRunningContainers(t *testing.T) {
 	lookup(t, w, "pinned", "pinned.test")
 	if second.asked("udp pinned.test.") {
 		t.Errorf("a container with --dns of its own was moved to the host's new server")
+	}
+
+	// Changed while no daemon runs: the next one's resolvers take the
+	// new file, and so do the containers' files, which agree with them
+	// (a resolver that had taken the host's ndots while the file still
+	// said ndots:0 answered single-label names itself, never forwarding
+	// them). An edited file stays the user's still.
+	d.Stop()
+	if err := os.WriteFile(conf, []byte("search down.example\nnameserver "+testworld.ServerAddr.String()+"\noptions ndots:2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.Start(t, "--resolv-conf", conf)
+	if got := catFile(t, w, "rover", "/etc/resolv.conf"); !strings.Contains(got, "search down.example\n") || !strings.Contains(got, "ndots:2") {
+		t.Errorf("rover's resolv.conf after a restart over a changed host file:\n%s", got)
+	}
+	if got := catFile(t, w, "legacy", "/etc/resolv.conf"); !strings.Contains(got, "search down.example\n") {
+		t.Errorf("legacy's resolv.conf after a restart over a changed host file:\n%s", got)
+	}
+	if got := catFile(t, w, "editor", "/etc/resolv.conf"); got != editedBefore {
+		t.Errorf("an edited resolv.conf was rewritten at a restart:\n%s\nwas:\n%s", got, editedBefore)
 	}
 }
 
