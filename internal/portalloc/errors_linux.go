@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -114,26 +115,13 @@ func (s publishedSet) add(hp network.HostPort) {
 	s[k] = append(s[k], anyIfInvalid(hp.HostIP))
 }
 
-// conflict returns the address of a publication that ip:port collides
-// with: one on the same address, else one on every address, else, for a
-// request on every address, one on any address.
+// conflict returns the address of a publication on ip:port itself.
+// moby's allocator keeps its ports by address alone: a port published on
+// every address does not make it "allocated" on one (nor the reverse), and
+// the bind that then fails says so in its own words (bindFailed).
 func (s publishedSet) conflict(proto string, ip netip.Addr, port uint16) (netip.Addr, bool) {
-	var ips []netip.Addr
-	for _, o := range s[protoPort{proto, port}] {
-		if o.Is4() == ip.Is4() { // IPv6 sockets hold IPv6 ports alone (IPV6_V6ONLY)
-			ips = append(ips, o)
-		}
-	}
-	for _, want := range []func(netip.Addr) bool{
-		func(o netip.Addr) bool { return o == ip },
-		netip.Addr.IsUnspecified,
-		func(netip.Addr) bool { return ip.IsUnspecified() },
-	} {
-		for _, o := range ips {
-			if want(o) {
-				return o, true
-			}
-		}
+	if slices.Contains(s[protoPort{proto, port}], ip) {
+		return ip, true
 	}
 	return netip.Addr{}, false
 }

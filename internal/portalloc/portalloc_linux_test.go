@@ -145,10 +145,10 @@ func TestHoldDockerWords(t *testing.T) {
 			want string
 		}{
 			{to(req("tcp", anyIP, 8080, 8080), 80), "Bind for 0.0.0.0:8080 failed: port is already allocated"},
-			{to(req("tcp", localIP, 8080, 8080), 80), "Bind for 0.0.0.0:8080 failed: port is already allocated"},
+			{to(req("tcp", localIP, 8080, 8080), 80), "failed to bind host port for 127.0.0.1:8080:172.17.0.3:80/tcp: address already in use"},
 			{to(req("tcp", anyIP, 8095, 8095), 80), "failed to bind host port for 0.0.0.0:8095:172.17.0.3:80/tcp: address already in use"},
 			{to(req("tcp", netip.MustParseAddr("10.9.9.9"), 8096, 8096), 80), "failed to bind host port for 10.9.9.9:8096:172.17.0.3:80/tcp: cannot assign requested address"},
-			{to(req("tcp", netip.MustParseAddr("10.9.9.9"), 8080, 8080), 80), "Bind for 0.0.0.0:8080 failed: port is already allocated"},
+			{to(req("tcp", netip.MustParseAddr("10.9.9.9"), 8080, 8080), 80), "failed to bind host port for 10.9.9.9:8080:172.17.0.3:80/tcp: cannot assign requested address"},
 			{to(req("tcp", anyIP, 8000, 8001), 80), "all ports are allocated"},
 			{to(req("tcp", anyIP, 8094, 8095), 80), ""}, // 8094 is free
 		} {

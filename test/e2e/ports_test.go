@@ -296,7 +296,7 @@ func TestPublishedPortConflicts(t *testing.T) {
 	// publishes, its bridge driver's failed bind for a host process's.
 	for _, tc := range []struct{ spec, want string }{
 		{"8080:80", "port is already allocated"},
-		{"127.0.0.1:8080:80", "port is already allocated"},
+		{"127.0.0.1:8080:80", "failed to bind host port for 127.0.0.1:8080:"}, // moby's allocator keeps ports by address
 		{"9999:80", "failed to bind host port for 0.0.0.0:9999:"},
 	} {
 		_, errOut, code := w.Berth(t, "run", "-d", "-p", tc.spec, testworld.BusyboxImage, "sleep", "60")
