@@ -205,3 +205,21 @@ func (c *Controller) mustNetwork(t *testing.T, ref string) *Network {
 	}
 	return n
 }
+
+// A driver Docker has and berth has not is refused by name; any other is
+// a plugin not found, in moby's words.
+func TestUnknownNetworkDrivers(t *testing.T) {
+	r := newRig(t)
+	for driver, want := range map[string]struct {
+		kind errdefs.Kind
+		err  string
+	}{
+		"macvlan":   {errdefs.KindInvalid, `network driver "macvlan" is not supported by berth: use "bridge"`},
+		"nosuchdrv": {errdefs.KindNotFound, `plugin "nosuchdrv" not found`},
+	} {
+		_, err := r.c.CreateNetwork(context.Background(), CreateRequest{Name: "n", Driver: driver})
+		if !errdefs.Is(err, want.kind) || err.Error() != want.err {
+			t.Errorf("create -d %s = %v, want %q", driver, err, want.err)
+		}
+	}
+}

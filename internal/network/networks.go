@@ -94,8 +94,12 @@ func (c *Controller) planNetwork(req CreateRequest, bridgeExisted bool) (*Networ
 	case DriverBridge:
 	case DriverHost, DriverNull:
 		return nil, errdefs.Forbidden("only one instance of %q network is allowed", driver)
+	case "macvlan", "ipvlan", "overlay":
+		// Docker's own drivers, which berth does not have.
+		return nil, errdefs.Invalid("network driver %q is not supported by berth: use %q", driver, DriverBridge)
 	default:
-		return nil, errdefs.NotFound("network driver %q not found: berth supports %q", driver, DriverBridge)
+		// moby's words for a driver it has not (a plugin it looks for).
+		return nil, errdefs.NotFound("plugin %q not found", driver)
 	}
 	if req.IPAMDriver != "" && req.IPAMDriver != "default" {
 		return nil, errdefs.Invalid("IPAM driver %q not found: berth supports \"default\"", req.IPAMDriver)
