@@ -42,6 +42,7 @@ func addFlags(f *pflag.FlagSet, cfg *Config) {
 	f.BoolVar(&cfg.ICC, "icc", true, "let containers on the default bridge reach each other")
 	f.BoolVar(&cfg.IPMasq, "ip-masq", true, "masquerade the default bridge's traffic out of the host")
 	f.BoolVar(&cfg.IPv6, "ipv6", false, "give the default bridge IPv6, as dockerd's --ipv6 (user networks: docker network create --ipv6)")
+	f.StringArrayVar(&cfg.HostGatewayIPs, "host-gateway-ip", nil, "address that --add-host NAME:host-gateway resolves to, one IPv4 and one IPv6 at most (repeatable; default: the default bridge's gateways)")
 	f.StringVar(&cfg.FixedCIDRv6, "fixed-cidr-v6", "", "the default bridge's IPv6 subnet (default: a /64 of a ULA prefix derived from the engine ID)")
 	f.Var(&poolsValue{&cfg.Pools}, "default-address-pool", "address pool new networks take subnets from, base=PREFIX,size=BITS (repeat it; replaces Docker's pools)")
 	f.Var(&netOptsValue{&cfg.DefaultNetworkOpts}, "default-network-opt", "option new networks of a driver get unless given, DRIVER=KEY=VALUE (repeatable)")
@@ -174,6 +175,9 @@ var fileKeys = map[string]string{
 	"log-opts":              "log-opt",
 	"default-ulimits":       "default-ulimit",
 	"labels":                "label",
+	// dockerd's list, and its older key for one address.
+	"host-gateway-ips": "host-gateway-ip",
+	"host-gateway-ip":  "host-gateway-ip",
 }
 
 // notInFile are flags that have no key in the file.
@@ -203,7 +207,7 @@ var dockerdKeys = []string{
 	"allow-direct-routing", "authorization-plugins", "bip6", "bridge", "bridge-accept-fwmark", "cdi-spec-dirs",
 	"containerd", "containerd-namespace", "containerd-plugin-namespace", "cpu-rt-period",
 	"cpu-rt-runtime", "cri-containerd", "default-gateway", "default-gateway-v6", "default-init", "default-runtime",
-	"exec-opts", "host-gateway-ip", "host-gateway-ips", "http-proxy", "https-proxy", "init-path",
+	"exec-opts", "http-proxy", "https-proxy", "init-path",
 	"ip-forward", "ip-forward-no-drop", "ip6tables", "iptables", "log-format", "metrics-addr", "min-api-version",
 	"network-control-plane-mtu", "network-diagnostic-port", "no-proxy", "node-generic-resources", "nri-opts",
 	"pidfile", "raw-logs", "resolv-conf", "rootless", "runtimes", "seccomp-profile", "selinux-enabled", "shutdown-timeout",
@@ -264,6 +268,11 @@ func loadConfigFile(f *pflag.FlagSet, path string) ([]string, error) {
 	}
 	if len(unknown) > 0 {
 		refused = append(refused, "the following directives don't match any configuration option of berth's: "+strings.Join(unknown, ", "))
+	}
+	if _, ok := file["host-gateway-ip"]; ok {
+		if _, ok := file["host-gateway-ips"]; ok { // dockerd's words
+			refused = append(refused, "host-gateway-ip and host-gateway-ips must not both be specified in the config file")
+		}
 	}
 	if len(refused) > 0 {
 		return nil, fmt.Errorf("configuration file %s: %s", path, strings.Join(refused, "; "))
@@ -349,6 +358,12 @@ func flagValues(key, typ string, raw json.RawMessage) ([]string, error) {
 			out = append(out, fmt.Sprintf("%s=%d:%d", u.Name, u.Soft, u.Hard))
 		}
 		return out, nil
+	case "host-gateway-ip": // dockerd's older key: one address
+		var v string
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return nil, fmt.Errorf("want a string: %w", err)
+		}
+		return []string{v}, nil
 	case "log-opts":
 		var opts map[string]string
 		if err := json.Unmarshal(raw, &opts); err != nil {
@@ -535,6 +550,7 @@ type netSettings struct {
 	subnet6       netip.Prefix      // --fixed-cidr-v6
 	pools, pools6 []ipam.Pool       // nil: Docker's
 	dns           []string
+	hostGateway   []netip.Addr // --host-gateway-ip
 }
 
 // networkSettings checks the daemon's network options as dockerd does
@@ -642,6 +658,23 @@ func (cfg *Config) networkSettings(engineID string) (netSettings, error) {
 	}
 	if slices.Contains(cfg.DNSOptions, "") {
 		return s, errors.New("--dns-opt: an option cannot be empty")
+	}
+	var have4, have6 bool
+	for _, v := range cfg.HostGatewayIPs {
+		a, err := netip.ParseAddr(v)
+		if err != nil || a.Zone() != "" {
+			return s, fmt.Errorf("--host-gateway-ip %q: not an IP address", v)
+		}
+		a = a.Unmap()
+		// moby's ValidateHostGatewayIPs, in its words.
+		if a.Is4() && have4 {
+			return s, errors.New("--host-gateway-ip: only one IPv4 host gateway IP address can be specified")
+		}
+		if a.Is6() && have6 {
+			return s, errors.New("--host-gateway-ip: only one IPv6 host gateway IP address can be specified")
+		}
+		have4, have6 = have4 || a.Is4(), have6 || a.Is6()
+		s.hostGateway = append(s.hostGateway, a)
 	}
 	return s, nil
 }

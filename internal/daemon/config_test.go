@@ -237,12 +237,59 @@ func TestNetworkSettings(t *testing.T) {
 		"dns":                      func(c *Config) { c.DNS = []string{"dns.example"} },
 		"dns-search":               func(c *Config) { c.DNSSearch = []string{"a b"} },
 		"dns-opt":                  func(c *Config) { c.DNSOptions = []string{""} },
+		"host-gateway-ip name":     func(c *Config) { c.HostGatewayIPs = []string{"host.example"} },
+		"two IPv4 host gateways":   func(c *Config) { c.HostGatewayIPs = []string{"10.0.0.1", "10.0.0.2"} },
+		"two IPv6 host gateways":   func(c *Config) { c.HostGatewayIPs = []string{"fd00::1", "fd00::2"} },
 	} {
 		cfg := base()
 		tweak(&cfg)
 		if _, err := cfg.networkSettings("engine"); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+// TestHostGatewayIPs: dockerd's --host-gateway-ip, its file's list
+// ("host-gateway-ips") and older single key ("host-gateway-ip"), but not
+// both keys at once; one address of each family at most.
+func TestHostGatewayIPs(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		args       []string
+		want       []string
+		err        string
+	}{
+		{"flags", `{}`, []string{"--host-gateway-ip", "192.0.2.1", "--host-gateway-ip", "2001:db8::1"}, []string{"192.0.2.1", "2001:db8::1"}, ""},
+		{"file list", `{"host-gateway-ips": ["192.0.2.1", "2001:db8::1"]}`, nil, []string{"192.0.2.1", "2001:db8::1"}, ""},
+		{"file single", `{"host-gateway-ip": "192.0.2.1"}`, nil, []string{"192.0.2.1"}, ""},
+		{"both keys", `{"host-gateway-ip": "192.0.2.1", "host-gateway-ips": ["192.0.2.2"]}`, nil, nil,
+			"host-gateway-ip and host-gateway-ips must not both be specified in the config file"},
+		{"flag and file", `{"host-gateway-ips": ["192.0.2.2"]}`, []string{"--host-gateway-ip", "192.0.2.1"}, nil,
+			"specified both as a flag and in the configuration file: host-gateway-ips"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseDaemonArgs(t, tc.body, tc.args...)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err %v, want it to say %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(cfg.HostGatewayIPs, tc.want) {
+				t.Errorf("HostGatewayIPs %q, want %q", cfg.HostGatewayIPs, tc.want)
+			}
+			cfg.IP, cfg.MTU, cfg.BridgeName = "0.0.0.0", 1500, "berth0"
+			s, err := cfg.networkSettings("engine")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(s.hostGateway) != len(tc.want) {
+				t.Errorf("settings' host gateways %v", s.hostGateway)
+			}
+		})
 	}
 }
 

@@ -49,6 +49,10 @@ type Config struct {
 	// FixedCIDRv6 (--fixed-cidr-v6) if set, else a /64 of the ULA pool.
 	IPv6        bool
 	FixedCIDRv6 string
+	// HostGatewayIPs are what --add-host NAME:host-gateway resolves to
+	// (dockerd's --host-gateway-ip): one IPv4 and one IPv6 address at
+	// most; none means the default bridge's gateways.
+	HostGatewayIPs []string
 	// The default bridge as dockerd's options make it: --bip (its
 	// address and subnet), --fixed-cidr (its containers' range), --mtu,
 	// --ip (the host address of ports published without one), --icc and

@@ -372,9 +372,10 @@ func hostsIsHostCopy(c *container.Container) bool {
 
 // extraHost reads one --add-host entry, "name:IP" (checked at create): the
 // IP without the brackets an IPv6 address may carry, or for "host-gateway"
-// the default bridge's gateway addresses, its IPv4 one and, when it has
-// IPv6, its IPv6 one, as Docker 28's default host-gateway-ips are
-// (setHostGatewayIP): a line each. None when there is no such address.
+// the daemon's --host-gateway-ip addresses, else the default bridge's
+// gateway addresses, its IPv4 one and, when it has IPv6, its IPv6 one, as
+// Docker 28's default host-gateway-ips are (setHostGatewayIP): a line
+// each. None when there is no such address.
 func (d *Daemon) extraHost(h string) (name string, ips []string) {
 	name, ip, ok := strings.Cut(h, ":")
 	if !ok {
@@ -382,6 +383,12 @@ func (d *Daemon) extraHost(h string) (name string, ips []string) {
 	}
 	if ip != "host-gateway" {
 		return name, []string{strings.TrimSuffix(strings.TrimPrefix(ip, "["), "]")}
+	}
+	if gws := d.netSettings.hostGateway; len(gws) > 0 {
+		for _, a := range gws {
+			ips = append(ips, a.String())
+		}
+		return name, ips
 	}
 	n, err := d.net.Network(network.NameBridge)
 	if err == nil {

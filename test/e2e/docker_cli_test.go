@@ -535,6 +535,22 @@ func checkExecTTY(t *testing.T, w *testworld.World, name string) {
 	}
 }
 
+// TestHostGatewayIPOption: the daemon's --host-gateway-ip (dockerd's) is
+// what --add-host NAME:host-gateway names, a line for each address, in
+// place of the default bridge's gateway.
+func TestHostGatewayIPOption(t *testing.T) {
+	w, _ := startWorld(t, "--host-gateway-ip", "192.0.2.1", "--host-gateway-ip", "2001:db8::1")
+	hosts := mustDocker(t, w, "run", "--rm", "--add-host", "host.docker.internal:host-gateway", testworld.BusyboxImage, "cat", "/etc/hosts")
+	for _, want := range []string{"192.0.2.1\thost.docker.internal\n", "2001:db8::1\thost.docker.internal\n"} {
+		if !strings.Contains(hosts, want) {
+			t.Errorf("/etc/hosts lacks %q:\n%s", want, hosts)
+		}
+	}
+	if strings.Contains(hosts, bridgeGateway.String()) {
+		t.Errorf("/etc/hosts names the default bridge's gateway:\n%s", hosts)
+	}
+}
+
 // TestDockerCLIHostEntries: --add-host's special host-gateway and bracketed
 // IPv6 forms, and the host network's hostname and /etc/hosts, as Docker
 // gives them.
