@@ -43,6 +43,7 @@ func addFlags(f *pflag.FlagSet, cfg *Config) {
 	f.BoolVar(&cfg.IPMasq, "ip-masq", true, "masquerade the default bridge's traffic out of the host")
 	f.BoolVar(&cfg.IPv6, "ipv6", false, "give the default bridge IPv6, as dockerd's --ipv6 (user networks: docker network create --ipv6)")
 	f.StringArrayVar(&cfg.HostGatewayIPs, "host-gateway-ip", nil, "address that --add-host NAME:host-gateway resolves to, one IPv4 and one IPv6 at most (repeatable; default: the default bridge's gateways)")
+	f.StringVar(&cfg.BIP6, "bip6", "", "the default bridge's IPv6 address and subnet, as CIDR (fd00:66::1/64), with --ipv6")
 	f.StringVar(&cfg.FixedCIDRv6, "fixed-cidr-v6", "", "the default bridge's IPv6 subnet (default: a /64 of a ULA prefix derived from the engine ID)")
 	f.Var(&poolsValue{&cfg.Pools}, "default-address-pool", "address pool new networks take subnets from, base=PREFIX,size=BITS (repeat it; replaces Docker's pools)")
 	f.Var(&netOptsValue{&cfg.DefaultNetworkOpts}, "default-network-opt", "option new networks of a driver get unless given, DRIVER=KEY=VALUE (repeatable)")
@@ -204,7 +205,7 @@ var noEffectKeys = map[string]string{
 // config.Config), which berth refuses by name: each would change what
 // dockerd does in a way berth does not.
 var dockerdKeys = []string{
-	"allow-direct-routing", "authorization-plugins", "bip6", "bridge", "bridge-accept-fwmark", "cdi-spec-dirs",
+	"allow-direct-routing", "authorization-plugins", "bridge", "bridge-accept-fwmark", "cdi-spec-dirs",
 	"containerd", "containerd-namespace", "containerd-plugin-namespace", "cpu-rt-period",
 	"cpu-rt-runtime", "cri-containerd", "default-gateway", "default-gateway-v6", "default-init", "default-runtime",
 	"exec-opts", "http-proxy", "https-proxy", "init-path",
@@ -548,6 +549,7 @@ type netSettings struct {
 	bip           netip.Prefix      // its gateway and subnet
 	fixedCIDR     netip.Prefix      // its addresses' range
 	subnet6       netip.Prefix      // --fixed-cidr-v6
+	bip6          netip.Prefix      // --bip6: the bridge's IPv6 address and subnet
 	pools, pools6 []ipam.Pool       // nil: Docker's
 	dns           []string
 	hostGateway   []netip.Addr // --host-gateway-ip
@@ -603,6 +605,20 @@ func (cfg *Config) networkSettings(engineID string) (netSettings, error) {
 		}
 		if err := ipam.ValidateRequest(s.subnet6, netip.Prefix{}, netip.Addr{}); err != nil {
 			return s, fmt.Errorf("--fixed-cidr-v6: %w", err)
+		}
+	}
+	if cfg.BIP6 != "" {
+		if s.bip6, err = netip.ParsePrefix(cfg.BIP6); err != nil || !s.bip6.Addr().Is6() || s.bip6.Addr().Is4In6() || s.bip6.Addr().Zone() != "" {
+			return s, fmt.Errorf("--bip6 %q: not an IPv6 address with its prefix length (fd00:66::1/64)", cfg.BIP6)
+		}
+		if s.bip6.Masked().Addr().IsUnspecified() {
+			return s, fmt.Errorf("--bip6 %s: the subnet %s is no network's", cfg.BIP6, s.bip6.Masked())
+		}
+		if err := ipam.ValidateRequest(s.bip6.Masked(), s.subnet6, s.bip6.Addr()); err != nil {
+			return s, fmt.Errorf("--bip6 %s: %w", cfg.BIP6, err)
+		}
+		if s.subnet6.IsValid() && (!s.bip6.Masked().Contains(s.subnet6.Addr()) || s.subnet6.Bits() < s.bip6.Bits()) {
+			return s, fmt.Errorf("--fixed-cidr-v6 %s is not inside --bip6's subnet %s", s.subnet6, s.bip6.Masked())
 		}
 	}
 	ip, err := netip.ParseAddr(cfg.IP)

@@ -240,6 +240,11 @@ func TestNetworkSettings(t *testing.T) {
 		"host-gateway-ip name":     func(c *Config) { c.HostGatewayIPs = []string{"host.example"} },
 		"two IPv4 host gateways":   func(c *Config) { c.HostGatewayIPs = []string{"10.0.0.1", "10.0.0.2"} },
 		"two IPv6 host gateways":   func(c *Config) { c.HostGatewayIPs = []string{"fd00::1", "fd00::2"} },
+		"bip6 IPv4":                func(c *Config) { c.BIP6 = "10.0.0.1/24" },
+		"bip6 without a length":    func(c *Config) { c.BIP6 = "fd00::1" },
+		"fixed-cidr-v6 outside bip6": func(c *Config) {
+			c.BIP6, c.FixedCIDRv6 = "fd00:1::1/64", "fd00:2::/80"
+		},
 	} {
 		cfg := base()
 		tweak(&cfg)

@@ -49,6 +49,9 @@ type Config struct {
 	// FixedCIDRv6 (--fixed-cidr-v6) if set, else a /64 of the ULA pool.
 	IPv6        bool
 	FixedCIDRv6 string
+	// BIP6 is the default bridge's IPv6 address and subnet (dockerd's
+	// --bip6), with --ipv6; FixedCIDRv6 is then its containers' range.
+	BIP6 string
 	// HostGatewayIPs are what --add-host NAME:host-gateway resolves to
 	// (dockerd's --host-gateway-ip): one IPv4 and one IPv6 address at
 	// most; none means the default bridge's gateways.
@@ -428,7 +431,7 @@ func (d *Daemon) build() error {
 		Store: d.store, Driver: d.driver, Sandboxes: sbs, Firewall: d.withFirewalld(fw), Ports: ports, IPv6Ports: ports.IPv6Listenable(), NoUserlandProxy: !d.cfg.UserlandProxy,
 		Log: d.log.With("component", "network"), DefaultBridgeName: d.cfg.BridgeName, DefaultBridgeHostAccess: d.cfg.BridgeHostAccess,
 		Nameservers: d.resolv.get().nameservers, Pools: ns.pools, Pools6: ns.pools6,
-		DefaultBridgeIPv6: d.cfg.IPv6, DefaultBridgeSubnet6: ns.subnet6,
+		DefaultBridgeIPv6: d.cfg.IPv6, DefaultBridgeSubnet6: ns.subnet6, DefaultBridgeBIP6: ns.bip6,
 		DefaultBridgeOptions: ns.bridgeOptions, DefaultBridgeBIP: ns.bip, DefaultBridgeFixedCIDR: ns.fixedCIDR,
 	})
 	d.rebuildFirewall = d.net.RebuildFirewall

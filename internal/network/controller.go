@@ -54,6 +54,9 @@ type Config struct {
 	// bridge again from its options at each start.
 	DefaultBridgeIPv6    bool
 	DefaultBridgeSubnet6 netip.Prefix
+	// DefaultBridgeBIP6 (--bip6) is the default bridge's IPv6 gateway
+	// address and subnet; DefaultBridgeSubnet6 is then its range.
+	DefaultBridgeBIP6 netip.Prefix
 	// DefaultBridgeOptions are the default bridge's driver options from
 	// the daemon's (--mtu, --icc, --ip-masq, --ip), checked as a network
 	// create's; DefaultBridgeBIP (--bip) is its gateway address and

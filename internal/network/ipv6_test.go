@@ -407,6 +407,41 @@ func TestDefaultBridgeIPv6(t *testing.T) {
 	}
 }
 
+// TestDefaultBridgeBIP6: dockerd's --bip6 is the default bridge's IPv6
+// subnet and its own address on it; --fixed-cidr-v6 then the range its
+// containers get addresses from (getDefaultBridgeIPAMConf).
+func TestDefaultBridgeBIP6(t *testing.T) {
+	r := newRig(t)
+	r.tweak = func(c *Config) { c.DefaultBridgeIPv6, c.DefaultBridgeBIP6 = true, mustPrefix("fd00:66::fe/64") }
+	r.restart(t)
+	n, err := r.c.Network("bridge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.IPv6 == nil || n.IPv6.Subnet != mustPrefix("fd00:66::/64") || n.IPv6.Gateway != netip.MustParseAddr("fd00:66::fe") || n.IPv6.IPRange.IsValid() {
+		t.Fatalf("--bip6: default bridge IPv6 %+v", n.IPv6)
+	}
+	if got := r.drv.bridges[n.Bridge.Name].Gateway6; got != mustPrefix("fd00:66::fe/64") {
+		t.Errorf("bridge spec Gateway6 %v, want fd00:66::fe/64", got)
+	}
+	r.restart(t) // the same options: nothing changes
+	if again, _ := r.c.Network("bridge"); !sameIPConfig(again.IPv6, n.IPv6) {
+		t.Errorf("a restart changed %+v to %+v", n.IPv6, again.IPv6)
+	}
+	r.tweak = func(c *Config) {
+		c.DefaultBridgeIPv6, c.DefaultBridgeBIP6, c.DefaultBridgeSubnet6 = true, mustPrefix("fd00:66::fe/64"), mustPrefix("fd00:66::100/120")
+	}
+	r.restart(t)
+	n, _ = r.c.Network("bridge")
+	if n.IPv6 == nil || n.IPv6.Subnet != mustPrefix("fd00:66::/64") || n.IPv6.IPRange != mustPrefix("fd00:66::100/120") || n.IPv6.Gateway != netip.MustParseAddr("fd00:66::fe") {
+		t.Fatalf("--bip6 with --fixed-cidr-v6: %+v", n.IPv6)
+	}
+	ep := r.join(t, r.sandbox(t, "c1"), "bridge", JoinRequest{ContainerID: "c1", Name: "c1"})
+	if !n.IPv6.IPRange.Contains(ep.Address6.Addr()) || ep.Address6.Bits() != 64 || ep.Gateway6 != n.IPv6.Gateway {
+		t.Errorf("endpoint %v via %v, want one of fd00:66::100/120 as a /64, via fd00:66::fe", ep.Address6, ep.Gateway6)
+	}
+}
+
 // sandboxesOf returns the IDs of the sandboxes of the given containers.
 func (c *Controller) sandboxesOf(containers ...string) []string {
 	c.mu.RLock()

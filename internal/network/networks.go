@@ -786,23 +786,31 @@ func (c *Controller) planDefaultBridgeLocked(n *Network, req IPAMRequest, v6 boo
 // and whether that is a change. A subnet that
 // cannot be had is logged, and the bridge keeps what it has.
 func (c *Controller) defaultBridgeIPv6Locked(n *Network) (*IPConfig, *ipam.Space, bool) {
-	want, want6 := c.cfg.DefaultBridgeIPv6, c.cfg.DefaultBridgeSubnet6
+	want, want6, bip6 := c.cfg.DefaultBridgeIPv6, c.cfg.DefaultBridgeSubnet6, c.cfg.DefaultBridgeBIP6
 	switch {
 	case !want:
 		return nil, nil, n.IPv6 != nil
+	case bip6.IsValid():
+		if n.IPv6 != nil && n.IPv6.Subnet == bip6.Masked() && n.IPv6.Gateway == bip6.Addr() && n.IPv6.IPRange == want6.Masked() {
+			return n.IPv6, nil, false
+		}
 	case n.IPv6 != nil && (!want6.IsValid() || n.IPv6.Subnet == want6.Masked()):
 		return n.IPv6, nil, false
 	}
 	// dockerd takes a prefix with host bits, and shows the subnet as the
-	// default bridge's ip-range (getDefaultBridgeIPAMConf).
+	// default bridge's ip-range (getDefaultBridgeIPAMConf); --bip6 is the
+	// subnet and the bridge's address, --fixed-cidr-v6 in it the range.
 	req := IPAMRequest{Subnet: want6.Masked()}
 	if want6.IsValid() {
 		req.IPRange = req.Subnet
 	}
+	if bip6.IsValid() {
+		req = IPAMRequest{Subnet: bip6.Masked(), Gateway: bip6.Addr(), IPRange: want6.Masked()}
+	}
 	cfg, space, err := c.planDefaultBridgeLocked(n, req, true)
 	if err != nil {
 		// The bridge keeps what it had; the daemon starts anyway.
-		c.log.Error("the default bridge's IPv6 settings cannot be applied: it keeps its own", "now", subnetString(n.IPv6), "asked", "on "+want6.String(), "err", err)
+		c.log.Error("the default bridge's IPv6 settings cannot be applied: it keeps its own", "now", subnetString(n.IPv6), "asked", ipConfigString(&IPConfig{Subnet: req.Subnet, IPRange: req.IPRange, Gateway: req.Gateway}), "err", err)
 		return n.IPv6, nil, false
 	}
 	return cfg, space, true

@@ -186,6 +186,27 @@ func TestDefaultBridgeIPv6(t *testing.T) {
 	}
 }
 
+// TestDefaultBridgeBIP6: dockerd's --bip6 is the default bridge's IPv6
+// address and subnet, --fixed-cidr-v6 the range its containers get
+// addresses from; the bridge device carries the address, and a container
+// reaches it.
+func TestDefaultBridgeBIP6(t *testing.T) {
+	w, _ := startWorld(t, "--ipv6", "--bip6", "fd00:66::fe/64", "--fixed-cidr-v6", "fd00:66::100/120")
+	if got := strings.TrimSpace(mustDocker(t, w, "network", "inspect", "-f", "{{json (index .IPAM.Config 1)}}", "bridge")); got != `{"Subnet":"fd00:66::/64","IPRange":"fd00:66::100/120","Gateway":"fd00:66::fe"}` {
+		t.Errorf("bridge with --bip6: %s", got)
+	}
+	runDockerSleeper(t, w, "b6")
+	if got := dockerInspect(t, w, "{{.NetworkSettings.GlobalIPv6Address}}/{{.NetworkSettings.GlobalIPv6PrefixLen}} {{.NetworkSettings.IPv6Gateway}}", "b6"); got != "fd00:66::100/64 fd00:66::fe" {
+		t.Errorf("b6's IPv6 address and gateway: %q", got)
+	}
+	if out := w.MustInHost(t, "ip", "-6", "addr", "show", "dev", defaultBridge, "scope", "global"); !strings.Contains(out, "fd00:66::fe/64") {
+		t.Errorf("the bridge lacks fd00:66::fe/64:\n%s", out)
+	}
+	if _, errOut, code := w.Docker(t, "exec", "b6", "ping", "-6", "-c", "1", "-W", "5", "fd00:66::fe"); code != 0 {
+		t.Errorf("b6 pings the bridge's --bip6 address: exit %d, %q", code, errOut)
+	}
+}
+
 // TestIPv6PublishedPorts: a dual-stack container's published port
 // answers IPv6 clients by DNAT, as Docker's ip6tables rules do, so the
 // container sees the client's own IPv6 address; from the host's ::1 the
