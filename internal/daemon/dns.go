@@ -147,8 +147,8 @@ func (d *Daemon) restoreDNS(c *container.Container, kept *dns.Sockets) {
 	// (refreshUpstreams), so that it agrees with the resolver, which
 	// took the host's servers and options just now. Docker keeps what it
 	// had recorded for both.
-	if c.ResolvConfPath != "" && !d.dnsServersSet(c) && len(d.resolv.get().nameservers) > 0 {
-		if err := rewriteResolvConf(c.ResolvConfPath, d.resolvConfFor(c)); err != nil {
+	if len(d.resolv.get().nameservers) > 0 {
+		if _, err := d.followHostResolvConf(c); err != nil {
 			d.log.Warn("rewrite resolv.conf after the host's changed", "name", c.Name, "err", err)
 		}
 	}

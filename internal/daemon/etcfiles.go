@@ -46,17 +46,28 @@ func writeResolvConf(path, content string) error {
 	return os.WriteFile(path+".hash", []byte("sha256:"+hex.EncodeToString(sum[:])), 0o644)
 }
 
-// rewriteResolvConf writes content to a container's resolv.conf at path
-// when the file is as berth wrote it last (resolvConfUntouched) and
-// differs from content; an edited file stays the user's.
-func rewriteResolvConf(path, content string) error {
+// followHostResolvConf writes c's resolv.conf again as a new container of
+// its kind would get it, when the file is as berth wrote it last
+// (resolvConfUntouched: an edited file stays the user's) and that differs;
+// it says whether it wrote. A container sharing another's network
+// namespace has the other's file, which only the other's pass writes; one
+// with DNS servers of its own (--dns) keeps them.
+func (d *Daemon) followHostResolvConf(c *container.Container) (bool, error) {
+	if _, shared := container.SharedNetns(c.Config.NetworkMode); shared || c.ResolvConfPath == "" || d.dnsServersSet(c) {
+		return false, nil
+	}
+	path := c.ResolvConfPath
 	if !resolvConfUntouched(path) {
-		return nil
+		return false, nil
 	}
-	if cur, err := os.ReadFile(path); err == nil && string(cur) == content {
-		return nil
+	// The file is what its hash says: compare hashes, not the file,
+	// which the container may have swapped for a huge one meanwhile.
+	content := d.resolvConfFor(c)
+	sum := sha256.Sum256([]byte(content))
+	if stored, err := os.ReadFile(path + ".hash"); err == nil && string(stored) == "sha256:"+hex.EncodeToString(sum[:]) {
+		return false, nil
 	}
-	return writeResolvConf(path, content)
+	return true, writeResolvConf(path, content)
 }
 
 // resolvConfEdited says whether the resolv.conf at path was changed since

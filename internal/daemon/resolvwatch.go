@@ -181,12 +181,11 @@ func (d *Daemon) refreshUpstreams() {
 				resolvers++
 			}
 		}
-		if c.ResolvConfPath != "" && resolvConfUntouched(c.ResolvConfPath) {
-			if err := rewriteResolvConf(c.ResolvConfPath, d.resolvConfFor(c)); err != nil {
-				d.log.Warn("rewrite resolv.conf after the host's changed", "name", c.Name, "err", err)
-			} else {
-				files++
-			}
+		switch wrote, err := d.followHostResolvConf(c); {
+		case err != nil:
+			d.log.Warn("rewrite resolv.conf after the host's changed", "name", c.Name, "err", err)
+		case wrote:
+			files++
 		}
 		cs.mu.Unlock()
 	}

@@ -493,6 +493,10 @@ func TestHostResolvConfFollowedByRunningContainers(t *testing.T) {
 	w.MustBerth(t, "network", "create", "follow")
 	runSleeper(t, w, "rover", "--network", "follow")
 	runSleeper(t, w, "pinned", "--network", "follow", "--dns", "127.0.0.53")
+	// rider shares pinned's namespace and files: pinned's servers stay
+	// pinned's, whatever follows the host (it once rewrote them).
+	runSleeper(t, w, "rider", "--network", "container:pinned")
+	pinnedConf := catFile(t, w, "pinned", "/etc/resolv.conf")
 	runSleeper(t, w, "editor", "--network", "follow")
 	runSleeper(t, w, "legacy") // the default bridge: no resolver, the host's servers in its file
 	if _, errOut, code := w.Berth(t, "exec", "editor", "sh", "-c", "echo 'options timeout:2' >> /etc/resolv.conf"); code != 0 {
@@ -561,6 +565,9 @@ func TestHostResolvConfFollowedByRunningContainers(t *testing.T) {
 	}
 	if got := catFile(t, w, "editor", "/etc/resolv.conf"); got != editedBefore {
 		t.Errorf("an edited resolv.conf was rewritten at a restart:\n%s\nwas:\n%s", got, editedBefore)
+	}
+	if got := catFile(t, w, "pinned", "/etc/resolv.conf"); got != pinnedConf {
+		t.Errorf("pinned's resolv.conf (--dns, shared by rider) was rewritten:\n%s\nwas:\n%s", got, pinnedConf)
 	}
 }
 
