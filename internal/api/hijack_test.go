@@ -339,6 +339,44 @@ func TestAttachUnreadStdinEndsWithEOF(t *testing.T) {
 	}
 }
 
+// TestAttachDrainBesideTheStdinCopier: the drain reads what the stdin
+// copier of the stream would (the daemon's feedStdin keeps reading after
+// the container ended), one read at a time (go test -race found the two
+// in serveConn's bufio.Reader at once).
+func TestAttachDrainBesideTheStdinCopier(t *testing.T) {
+	f := newFakeBackend()
+	sent := make(chan struct{})
+	f.attach = func(_ context.Context, _ string, s Streams) error {
+		go func() { _, _ = io.Copy(io.Discard, s.Stdin) }()
+		<-sent
+		_, err := io.WriteString(s.Stdout, "done")
+		return err
+	}
+	rs := hijackRequest(t, serveUnix(t, newServer(f)), "/v1.51/containers/test1/attach?stream=1&stdin=1&stdout=1&stderr=1", "", true)
+	rs.wantHead(t, "HTTP/1.1 101 UPGRADED", mediaMultiplexedStream)
+	for range 50 {
+		if _, err := io.WriteString(rs.conn, "a line of stdin\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(sent)
+	go func() { // more while the stream ends
+		for range 50 {
+			if _, err := io.WriteString(rs.conn, "more\n"); err != nil {
+				return
+			}
+		}
+		_ = rs.conn.CloseWrite()
+	}()
+	var stdout, stderr bytes.Buffer
+	if _, err := stdcopy.StdCopy(&stdout, &stderr, rs.r); err != nil {
+		t.Fatalf("after the output: %v, want EOF", err)
+	}
+	if stdout.String() != "done" {
+		t.Errorf("stdout %q", stdout.String())
+	}
+}
+
 func TestAttachTTYAndLogs(t *testing.T) {
 	f := newFakeBackend()
 	f.containers[0].Config.Tty = true

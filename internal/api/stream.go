@@ -85,8 +85,11 @@ func outputs(w io.Writer, multiplexed bool, flush func()) (stdout, stderr io.Wri
 // hijacked is a connection taken over from net/http for an exec or attach
 // stream (docker-api.md §5).
 type hijacked struct {
-	conn  net.Conn
-	stdin io.Reader // ends with EOF when the client half-closes
+	conn net.Conn
+	// stdin ends with EOF when the client half-closes; its reads are
+	// serialised, as the stream's stdin copier and drainStdin may read
+	// at once (the connection reads through serveConn's bufio.Reader).
+	stdin *lockedReader
 	// stdout and stderr share one lock so frames never interleave; they
 	// fail, and cancel ctx, once the client is gone. With a tty (raw
 	// stream) they are the same writer.
@@ -111,7 +114,7 @@ func (s *Server) hijack(w http.ResponseWriter, r *http.Request, multiplexed bool
 	if brw != nil && brw.Reader.Buffered() > 0 {
 		stdin = io.MultiReader(io.LimitReader(brw.Reader, int64(brw.Reader.Buffered())), conn)
 	}
-	h := &hijacked{conn: conn, stdin: stdin, ctx: ctx, cancel: cancel}
+	h := &hijacked{conn: conn, stdin: &lockedReader{r: stdin}, ctx: ctx, cancel: cancel}
 	h.stdout, h.stderr = outputs(&cancelOnError{w: conn, cancel: cancel}, multiplexed, nil)
 	// A client that goes away ends the stream even when nothing is
 	// written to it (a silent container's attach).
@@ -181,10 +184,24 @@ const drainWait = 2 * time.Second
 // whole stream, so only more than a pipe's worth left unread resets its
 // clients (moby#35723); berth's reads it once the run has started.
 func (h *hijacked) drainStdin() {
+	// A stdin copier still blocked in a read returns at the deadline too,
+	// and lets the drain have the reader.
 	if err := h.conn.SetReadDeadline(time.Now().Add(drainWait)); err != nil {
 		return
 	}
-	_, _ = io.Copy(io.Discard, h.conn)
+	_, _ = io.Copy(io.Discard, h.stdin)
+}
+
+// lockedReader serialises reads of r.
+type lockedReader struct {
+	mu sync.Mutex
+	r  io.Reader
+}
+
+func (l *lockedReader) Read(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r.Read(p)
 }
 
 // streams is the Backend's view of the hijacked stream; the caller leaves
