@@ -134,6 +134,7 @@ func TestRequestsMatchDocker(t *testing.T) {
 		{"logs", []string{"logs", "--tail", "5", "web1"}},
 		{"create-restart-retries", []string{"create", "--name", "a", "--restart", "on-failure:3", "busybox", "true"}},
 		{"create-network-long", []string{"create", "--name", "a", "--network", "name=web,alias=api,alias=v2,ip=10.5.0.9,mac-address=02:42:0a:05:00:09,driver-opt=com.docker.network.endpoint.sysctls=net.ipv4.conf.ifname.log_martians=1,gw-priority=5", "--network", "db", "busybox", "true"}},
+		{"create-link-local-ip", []string{"create", "--name", "a", "--network", "web", "--link-local-ip", "169.254.1.1", "--link-local-ip", "fe80::1", "busybox", "true"}},
 		{"create-network-long-flags", []string{"create", "--name", "a", "--network", "name=web,alias=api", "--ip", "10.5.0.9", "busybox", "true"}},
 		{"import", []string{"import", "-m", "msg", "testdata/fixtures/image_busybox.json", "busybox:1.36"}},
 	} {

@@ -30,6 +30,7 @@ type containerOptions struct {
 	name        string
 	networks    []string
 	ip, ip6     string
+	linkLocal   []string
 	mac         string
 	aliases     []string
 	links       listFlag
@@ -79,6 +80,7 @@ func addContainerFlags(fs *pflag.FlagSet) *containerOptions {
 	_ = fs.MarkHidden("net")
 	fs.StringVar(&o.ip, "ip", "", "IPv4 address (e.g., 172.30.100.104)")
 	fs.StringVar(&o.ip6, "ip6", "", "IPv6 address (e.g., 2001:db8::33)")
+	listVarP(fs, &o.linkLocal, "link-local-ip", "", "Container IPv4/IPv6 link-local addresses")
 	fs.StringVar(&o.mac, "mac-address", "", "Container MAC address (e.g., 92:d0:c6:0a:29:33)")
 	listVarP(fs, &o.aliases, "network-alias", "", "Add network-scoped alias for the container")
 	fs.Var(&o.links, "link", "Add link to another container")
@@ -458,8 +460,8 @@ func (o *containerOptions) endpoints() (map[string]*network.EndpointSettings, er
 	return eps, nil
 }
 
-// applyEndpointOptions puts --network-alias, --link, --ip, --ip6 and
-// --mac-address on the first network's endpoint, as docker's
+// applyEndpointOptions puts --network-alias, --link, --ip, --ip6,
+// --mac-address and --link-local-ip on the first network's endpoint, as docker's
 // applyContainerOptions: a value the long --network form gave too is a
 // conflict.
 func (o *containerOptions) applyEndpointOptions(target string, ep *network.EndpointSettings) error {
@@ -499,6 +501,15 @@ func (o *containerOptions) applyEndpointOptions(target string, ep *network.Endpo
 			return errors.New("conflicting options: cannot specify both --mac-address and per-network MAC address")
 		}
 		ep.MacAddress = o.mac
+	}
+	if len(o.linkLocal) > 0 {
+		if ep.IPAMConfig != nil && len(ep.IPAMConfig.LinkLocalIPs) > 0 {
+			return errors.New("conflicting options: cannot specify both --link-local-ip and per-network link-local IP addresses")
+		}
+		if ep.IPAMConfig == nil {
+			ep.IPAMConfig = &network.EndpointIPAMConfig{}
+		}
+		ep.IPAMConfig.LinkLocalIPs = append([]string(nil), o.linkLocal...)
 	}
 	return nil
 }

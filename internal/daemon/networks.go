@@ -170,7 +170,9 @@ func (d *Daemon) connect(ctx context.Context, cs *ctrState, n *network.Network, 
 func endpointSettingsError(n *network.Network, req container.EndpointRequest) error {
 	var errs []string
 	if n.Predefined {
-		if req.IPv4Address.IsValid() || req.IPv6Address.IsValid() {
+		// --link-local-ip too where there is no interface (host, none):
+		// Docker ignores it there, berth refuses it as --ip.
+		if req.IPv4Address.IsValid() || req.IPv6Address.IsValid() || len(req.LinkLocalIPs) > 0 && n.Driver != network.DriverBridge {
 			errs = append(errs, "user specified IP address is supported on user defined networks only")
 		}
 		if len(req.Aliases) > 0 {

@@ -250,6 +250,12 @@ func TestEndpointSettingsError(t *testing.T) {
 		{"IPv4-only network, IPv6 address", user, container.EndpointRequest{IPv6Address: netip.MustParseAddr("fd00::5")}, "invalid endpoint settings:\nno configured subnet contains IP address fd00::5"},
 		{"user subnet, inside", user, ip("10.10.0.5"), ""},
 		{"alias on a user network", user, container.EndpointRequest{Aliases: []string{"a"}}, ""},
+		// --link-local-ip: on the default bridge as in Docker; refused
+		// at create where there is no interface, as --ip.
+		{"link-local on the bridge", bridge, container.EndpointRequest{LinkLocalIPs: []netip.Addr{netip.MustParseAddr("169.254.1.1")}}, ""},
+		{"link-local on none", &network.Network{Name: network.NameNone, Driver: network.DriverNull, Predefined: true},
+			container.EndpointRequest{LinkLocalIPs: []netip.Addr{netip.MustParseAddr("169.254.1.1")}},
+			"invalid endpoint settings:\nuser specified IP address is supported on user defined networks only"},
 	} {
 		err := endpointSettingsError(tc.n, tc.req)
 		if got := fmt.Sprint(err); tc.want == "" && err != nil || tc.want != "" && got != tc.want {

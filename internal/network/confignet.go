@@ -67,6 +67,7 @@ func (c *Controller) withConfigFrom(req CreateRequest) (CreateRequest, error) {
 	if err != nil {
 		return req, err
 	}
+	req.configID = from.ID
 	req.NoIPv4 = !from.Config.IPv4
 	req.EnableIPv6 = from.Config.IPv6
 	req.IPAM = cloneIPAM(from.Config.IPAM)

@@ -197,6 +197,49 @@ func TestConfigFromItsConfigurationRemovedMeanwhile(t *testing.T) {
 	}
 }
 
+// A configuration removed and made again between the create's reading of
+// it and its record: the create fails rather than record a network made
+// from the old settings as made from the new one.
+func TestConfigFromItsConfigurationMadeAgainMeanwhile(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	if _, err := r.c.CreateNetwork(ctx, configOnlyRequest("cfg")); err != nil {
+		t.Fatal(err)
+	}
+	req, err := r.c.withConfigFrom(CreateRequest{Name: "web", ConfigFrom: "cfg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.c.RemoveNetwork(ctx, "cfg"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "cfg", ConfigOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.c.planNetwork(req, false); !errdefs.Is(err, errdefs.KindConflict) {
+		t.Fatalf("plan from a configuration made again = %v", err)
+	}
+}
+
+// An IPv6-only configuration keeps its IPv4 triples (and shows them), but
+// a network made from it counts its IPv6 ones alone.
+func TestConfigFromIPv6OnlyWithIPv4Triples(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	req := CreateRequest{Name: "cfg6", ConfigOnly: true, NoIPv4: true, EnableIPv6: true, IPAM: []IPAMRequest{
+		{Subnet: mustPrefix("10.1.0.0/24")}, {Subnet: mustPrefix("10.2.0.0/24")}, {Subnet: mustPrefix("fd00:9::/64")}}}
+	if _, err := r.c.CreateNetwork(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	n, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "v6", ConfigFrom: "cfg6"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.IPv4 != nil || n.IPv6 == nil || n.IPv6.Subnet != mustPrefix("fd00:9::/64") {
+		t.Errorf("network from an IPv6-only configuration: %+v, %+v", n.IPv4, n.IPv6)
+	}
+}
+
 func (c *Controller) mustNetwork(t *testing.T, ref string) *Network {
 	t.Helper()
 	n, err := c.Network(ref)

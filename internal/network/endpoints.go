@@ -1086,8 +1086,9 @@ func (c *Controller) RenameSandbox(sandboxID, name string, record func(store.Tx)
 }
 
 // linkLocalPrefixes are --link-local-ip's addresses with libnetwork's
-// masks (CreateOptionIpam: /16 for IPv4, /64 for IPv6); each must be a
-// link-local unicast address, in moby's words (its CreateEndpoint).
+// masks (CreateOptionIpam: /16 for IPv4, /64 for IPv6), once each (moby's
+// second AddrAdd of one fails the start); each must be a link-local
+// unicast address, in moby's words (its CreateEndpoint).
 func linkLocalPrefixes(addrs []netip.Addr) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, a := range addrs {
@@ -1099,7 +1100,9 @@ func linkLocalPrefixes(addrs []netip.Addr) ([]netip.Prefix, error) {
 		if a.Is6() {
 			bits = 64
 		}
-		out = append(out, netip.PrefixFrom(a, bits))
+		if p := netip.PrefixFrom(a, bits); !slices.Contains(out, p) {
+			out = append(out, p)
+		}
 	}
 	return out, nil
 }

@@ -114,7 +114,7 @@ func TestLinkLocalAddresses(t *testing.T) {
 		t.Fatal(err)
 	}
 	sb := r.sandbox(t, "x")
-	lls := []netip.Addr{netip.MustParseAddr("169.254.9.9"), netip.MustParseAddr("fe80::9")}
+	lls := []netip.Addr{netip.MustParseAddr("169.254.9.9"), netip.MustParseAddr("fe80::9"), netip.MustParseAddr("169.254.9.9")} // once each
 	ep := r.join(t, sb, "web", JoinRequest{Name: "x", LinkLocal: lls})
 	want := []netip.Prefix{mustPrefix("169.254.9.9/16"), mustPrefix("fe80::9/64")}
 	if !slices.Equal(ep.LinkLocal, want) {

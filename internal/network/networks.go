@@ -107,7 +107,7 @@ func (c *Controller) planNetwork(req CreateRequest, bridgeExisted bool) (*Networ
 	if req.NoIPv4 && !req.EnableIPv6 {
 		return nil, errdefs.Invalid("IPv4 or IPv6 must be enabled") // the bridge driver's words
 	}
-	ir, ir6, err := splitIPAM(req.IPAM, req.EnableIPv6)
+	ir, ir6, err := splitIPAM(req.IPAM, !req.NoIPv4, req.EnableIPv6)
 	if err != nil {
 		return nil, err
 	}
@@ -139,10 +139,14 @@ func (c *Controller) planNetwork(req CreateRequest, bridgeExisted bool) (*Networ
 		}
 	}
 	if req.ConfigFrom != "" {
-		// Still there: a removal of it between withConfigFrom and here
-		// saw no network made from it.
-		if _, err := c.configNetworkLocked(req.ConfigFrom); err != nil {
+		// Still there, the same one: a removal of it between
+		// withConfigFrom and here saw no network made from it.
+		from, err := c.configNetworkLocked(req.ConfigFrom)
+		if err != nil {
 			return nil, err
+		}
+		if from.ID != req.configID {
+			return nil, errdefs.Conflict("configuration network %q was made again while a network was made from it: try again", req.ConfigFrom)
 		}
 		n.ConfigFrom = req.ConfigFrom
 	}
@@ -210,18 +214,18 @@ func skipIsolatedGateway(cfg *IPConfig, ir IPAMRequest, mode firewall.GatewayMod
 }
 
 // splitIPAM sorts a request's --subnet triples by family: at most one of
-// each. IPv6 ones count only with IPv6 on; without it Docker's
-// ValidateIPAM skips them and libnetwork allocates none, and so berth
-// ignores them.
-func splitIPAM(reqs []IPAMRequest, enableIPv6 bool) (ir, ir6 IPAMRequest, err error) {
+// each. Each family's count only with it on; without IPv6 Docker's
+// ValidateIPAM skips its triples and libnetwork allocates none, and so
+// berth ignores them; so for IPv4 (a configuration network keeps them).
+func splitIPAM(reqs []IPAMRequest, enableIPv4, enableIPv6 bool) (ir, ir6 IPAMRequest, err error) {
 	var n4, n6 int
 	for _, r := range reqs {
 		is6 := r.Subnet.Addr().Is6() || !r.Subnet.IsValid() && (r.Gateway.Is6() || r.IPRange.Addr().Is6())
 		switch {
-		case !is6:
+		case !is6 && enableIPv4:
 			ir = r
 			n4++
-		case enableIPv6:
+		case is6 && enableIPv6:
 			ir6 = r
 			n6++
 		}

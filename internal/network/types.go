@@ -297,6 +297,10 @@ type CreateRequest struct {
 	// ConfigFrom names the configuration network whose settings the
 	// network takes; the request then gives none of its own.
 	ConfigFrom string
+	// configID is the ID of the configuration network whose settings
+	// withConfigFrom put in the request, for planNetwork to see it is
+	// still the one of that name.
+	configID string
 }
 
 // IPAMRequest is one --subnet/--gateway/--ip-range triple; zero values mean "choose".
