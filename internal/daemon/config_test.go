@@ -368,7 +368,7 @@ func TestNetworkSettingsCheckBridgeOptions(t *testing.T) {
 		"mtu 70000":   func(c *Config) { c.MTU = 70000 },
 		"bridge name": func(c *Config) { c.BridgeName = "bad/name" },
 		"default-network-opt unsupported": func(c *Config) {
-			c.DefaultNetworkOpts = map[string]map[string]string{"bridge": {"com.docker.network.bridge.inhibit_ipv4": "true"}}
+			c.DefaultNetworkOpts = map[string]map[string]string{"bridge": {"com.docker.network.bridge.default_bridge": "true"}}
 		},
 		"default-network-opt mtu":   func(c *Config) { c.DefaultNetworkOpts = map[string]map[string]string{"bridge": {network.OptMTU: "x"}} },
 		"firewall-backend iptables": func(c *Config) { c.FirewallBackend = "iptables" },

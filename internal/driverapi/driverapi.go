@@ -34,6 +34,9 @@ type BridgeSpec struct {
 	// even the link-local address the kernel gives a link (moby's
 	// setupBridgeIPv6 writes disable_ipv6=1 for it).
 	Isolated, Isolated6 bool
+	// InhibitIPv4 says the network's IPv4 gateway is not the bridge's
+	// (inhibit_ipv4): it gets no IPv4 address, and keeps any it has.
+	InhibitIPv4 bool
 }
 
 // EndpointSpec is what the bridge driver needs to join one sandbox to a bridge.
@@ -70,6 +73,10 @@ type EndpointSpec struct {
 	// with duplicate-address detection for IPv6 (no IPAM keeps them
 	// unique), and refused by the kernel where IPv6 is off.
 	LinkLocal []netip.Prefix
+	// ForeignGateway says the IPv4 Gateway is not the bridge's address
+	// but a router's on the bridge (inhibit_ipv4): its neighbour entry
+	// is not seeded with the bridge's MAC.
+	ForeignGateway bool
 }
 
 // OwnedLink is a link that berth tagged as its own.

@@ -405,7 +405,7 @@ func firewallNetwork(n *Network) firewall.Network {
 		GatewayMode6: n.Bridge.GatewayMode6,
 	}
 	if n.IPv4 != nil {
-		fn.Subnet, fn.Gateway = n.IPv4.Subnet, bridgeGateway(n.IPv4, n.Bridge.GatewayMode4)
+		fn.Subnet, fn.Gateway = n.IPv4.Subnet, bridgeGateway4(n)
 		fn.SNAT4 = n.Bridge.HostIPv4
 	}
 	if n.IPv6 != nil {
@@ -425,13 +425,22 @@ func bridgeGateway(cfg *IPConfig, mode firewall.GatewayMode) netip.Addr {
 	return cfg.Gateway
 }
 
+// bridgeGateway4 is the IPv4 address the bridge of n has: none with
+// inhibit_ipv4, whose gateway is a router of the user's on the bridge.
+func bridgeGateway4(n *Network) netip.Addr {
+	if n.Bridge.InhibitIPv4 {
+		return netip.Addr{}
+	}
+	return bridgeGateway(n.IPv4, n.Bridge.GatewayMode4)
+}
+
 // bridgeSpec is what the driver needs to make n's bridge.
 func bridgeSpec(n *Network) BridgeSpec {
 	spec := BridgeSpec{Name: n.Bridge.Name, MTU: n.Bridge.MTU,
 		Isolated:  n.Bridge.GatewayMode4 == firewall.ModeIsolated || n.Bridge.GatewayMode6 == firewall.ModeIsolated,
-		Isolated6: n.IPv6 != nil && n.Bridge.GatewayMode6 == firewall.ModeIsolated}
+		Isolated6: n.IPv6 != nil && n.Bridge.GatewayMode6 == firewall.ModeIsolated, InhibitIPv4: n.Bridge.InhibitIPv4}
 	if n.IPv4 != nil {
-		if gw := bridgeGateway(n.IPv4, n.Bridge.GatewayMode4); gw.IsValid() {
+		if gw := bridgeGateway4(n); gw.IsValid() {
 			spec.Gateway = netip.PrefixFrom(gw, n.IPv4.Subnet.Bits())
 		}
 	}

@@ -263,7 +263,7 @@ func TestCreateNetworkBadRequestsLeaveStateUnchanged(t *testing.T) {
 		{"gateway outside", CreateRequest{Name: "x", IPAM: []IPAMRequest{{Subnet: mustPrefix("10.1.0.0/24"), Gateway: netip.MustParseAddr("10.2.0.1")}}}, errdefs.KindInvalid},
 		{"range outside", CreateRequest{Name: "x", IPAM: []IPAMRequest{{Subnet: mustPrefix("10.1.0.0/24"), IPRange: mustPrefix("10.1.1.0/25")}}}, errdefs.KindInvalid},
 		{"gateway without subnet", CreateRequest{Name: "x", IPAM: []IPAMRequest{{Gateway: netip.MustParseAddr("10.2.0.1")}}}, errdefs.KindInvalid},
-		{"moby option berth does not implement", CreateRequest{Name: "x", Options: map[string]string{"com.docker.network.bridge.inhibit_ipv4": "true"}}, errdefs.KindInvalid},
+		{"moby option berth does not implement", CreateRequest{Name: "x", Options: map[string]string{"com.docker.network.bridge.default_bridge": "true"}}, errdefs.KindInvalid},
 		{"unknown option with a value that is wrong", CreateRequest{Name: "x", Options: map[string]string{"com.docker.network.bridge.nme": "x", OptEnableICC: "maybe"}}, errdefs.KindInvalid},
 		{"bad mtu", CreateRequest{Name: "x", Options: map[string]string{OptMTU: "9"}}, errdefs.KindInvalid},
 		{"bridge name too long", CreateRequest{Name: "x", Options: map[string]string{OptBridgeName: "abcdefghijklmnop"}}, errdefs.KindInvalid},

@@ -1048,6 +1048,7 @@ func endpointSpec(n *Network, ep *Endpoint) EndpointSpec {
 		Address: ep.Address, Gateway: ep.Gateway, Address6: ep.Address6, Gateway6: ep.Gateway6,
 		MTU: n.Bridge.MTU, Owner: endpointOwner(ep.ID),
 		Announce: ep.Announce, Sysctls: ep.Sysctls, LinkLocal: ep.LinkLocal,
+		ForeignGateway: n.Bridge.InhibitIPv4,
 	}
 }
 

@@ -158,6 +158,11 @@ func (c *Controller) planNetwork(req CreateRequest, bridgeExisted bool) (*Networ
 			return nil, err
 		}
 		skipIsolatedGateway(n.IPv4, ir, bc.GatewayMode4)
+		if bc.InhibitIPv4 && req.Internal && !ir.Gateway.IsValid() {
+			// moby's GetSkipGwAlloc: no address on the bridge and no
+			// default route, so no gateway to hold.
+			n.IPv4.Gateway = netip.Addr{}
+		}
 		if space, err = newSpace(n.IPv4); err != nil {
 			return nil, err
 		}

@@ -39,6 +39,7 @@ var knownOptions = map[string]bool{
 	// Docker 28's gateway modes (firewall/gwmode.go).
 	OptGatewayModeIPv4: true,
 	OptGatewayModeIPv6: true,
+	OptInhibitIPv4:     true,
 }
 
 // unsupportedOptions are moby's bridge options berth does not implement,
@@ -46,7 +47,6 @@ var knownOptions = map[string]bool{
 // interfaces): such a value is taken; any other is refused, since
 // ignoring it would make a network other than the one asked for.
 var unsupportedOptions = map[string]func(k, v string) (noop bool, err error){
-	"com.docker.network.bridge.inhibit_ipv4":            boolOff,
 	"com.docker.network.bridge.default_bridge":          boolOff,
 	"com.docker.network.bridge.trusted_host_interfaces": func(_, v string) (bool, error) { return strings.Trim(v, ":") == "", nil }, // moby splits it at ':'
 }
@@ -170,6 +170,10 @@ func parseBridgeOptions(opts map[string]string, defaultName string) (*BridgeConf
 			bc.MTU, err = parseMTU(v)
 		case OptHostAccess:
 			if bc.HostAccess, err = parseBool(k, v); err != nil {
+				return nil, err
+			}
+		case OptInhibitIPv4:
+			if bc.InhibitIPv4, err = parseBool(k, v); err != nil {
 				return nil, err
 			}
 		case OptGatewayModeIPv4, OptGatewayModeIPv6:

@@ -71,7 +71,6 @@ func TestUnknownBridgeOptionsAreIgnored(t *testing.T) {
 
 func TestParseBridgeOptionsBad(t *testing.T) {
 	for _, tc := range []struct{ k, v string }{
-		{"com.docker.network.bridge.inhibit_ipv4", "true"},
 		{"com.docker.network.bridge.inhibit_ipv4", "maybe"},
 		{"com.docker.network.bridge.trusted_host_interfaces", "eth1"},
 		{"com.docker.network.bridge.trusted_host_interfaces", ":eth1:"},
@@ -206,5 +205,44 @@ func TestContainerIfacePrefix(t *testing.T) {
 	}
 	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "bad", Options: map[string]string{OptContainerIfacePrefix: "a-prefix-too-long"}}); !errdefs.Is(err, errdefs.KindInvalid) {
 		t.Errorf("a 17-byte prefix: %v", err)
+	}
+}
+
+// TestInhibitIPv4: Docker's inhibit_ipv4 gives the bridge no IPv4 address
+// (the driver and the firewall see none) while the containers keep the
+// subnet's gateway as theirs, a router of the user's on the bridge, whose
+// neighbour entry the join does not seed with the bridge's MAC; on an
+// internal network there is no gateway to hold (moby's GetSkipGwAlloc).
+func TestInhibitIPv4(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	n, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "routed-by-them", Options: map[string]string{OptInhibitIPv4: "true"},
+		IPAM: []IPAMRequest{{Subnet: mustPrefix("10.40.0.0/24")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec := r.drv.bridges[n.Bridge.Name]; spec.Gateway.IsValid() {
+		t.Errorf("bridge spec has the gateway %v", spec.Gateway)
+	}
+	if fn := r.fw.nets[n.Bridge.Name]; fn.Gateway.IsValid() || fn.Subnet != mustPrefix("10.40.0.0/24") {
+		t.Errorf("firewall network %+v", fn)
+	}
+	ep := r.join(t, r.sandbox(t, "c1"), "routed-by-them", JoinRequest{Name: "c1"})
+	if ep.Gateway != netip.MustParseAddr("10.40.0.1") || ep.Address.Addr() != netip.MustParseAddr("10.40.0.2") {
+		t.Errorf("endpoint %v via %v, want 10.40.0.2 via 10.40.0.1", ep.Address, ep.Gateway)
+	}
+	if spec := r.drv.veths[ep.HostIfName]; !spec.ForeignGateway || spec.Gateway != ep.Gateway {
+		t.Errorf("endpoint spec %+v", spec)
+	}
+	in, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "inner", Internal: true, Options: map[string]string{OptInhibitIPv4: "true"},
+		IPAM: []IPAMRequest{{Subnet: mustPrefix("10.41.0.0/24")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.IPv4.Gateway.IsValid() {
+		t.Errorf("internal inhibit_ipv4 network holds the gateway %v", in.IPv4.Gateway)
+	}
+	if ep := r.join(t, r.sandbox(t, "c2"), "inner", JoinRequest{Name: "c2"}); ep.Address.Addr() != netip.MustParseAddr("10.41.0.1") {
+		t.Errorf("first address on it %v, want 10.41.0.1", ep.Address)
 	}
 }

@@ -59,6 +59,10 @@ const (
 	// OptHostAccess is berth's own: "true" opens the host's services to
 	// the network's containers, as Docker leaves them (firewall/input.go).
 	OptHostAccess = "berth.bridge.host_access"
+	// OptInhibitIPv4 is Docker's inhibit_ipv4: the bridge gets no IPv4
+	// address; the containers' IPv4 gateway is a router of the user's on
+	// the bridge (BridgeConfig.InhibitIPv4).
+	OptInhibitIPv4 = "com.docker.network.bridge.inhibit_ipv4"
 )
 
 // Network is one CNM network: a group of endpoints that reach each other directly.
@@ -179,6 +183,10 @@ type BridgeConfig struct {
 	HostIPv6 netip.Addr `json:"hostIPv6,omitzero"`
 	// IfacePrefix (OptContainerIfacePrefix): "" is "eth".
 	IfacePrefix string `json:"ifacePrefix,omitempty"`
+	// InhibitIPv4 (OptInhibitIPv4): berth gives the bridge no IPv4
+	// address (and takes none away); the IPv4 gateway the containers
+	// route through is someone else's on the bridge.
+	InhibitIPv4 bool `json:"inhibitIPv4,omitempty"`
 	// External: the device was there before the network (an
 	// administrator's bridge, named by OptBridgeName), as moby's
 	// ifaceCreatedByUser: removing the network lets go of it (untagged,

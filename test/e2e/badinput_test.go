@@ -62,7 +62,7 @@ func badRequests() []badRequest {
 		{"two subnets", "POST", "/networks/create", net(`{"Subnet":"10.3.0.0/24"},{"Subnet":"10.4.0.0/24"}`), "", 403, "bridge driver doesn't support multiple subnets"},
 		{"unknown driver", "POST", "/networks/create", `{"Name":"bad","Driver":"overlay9"}`, "", 404, "not found"},
 		{"unknown IPAM driver", "POST", "/networks/create", `{"Name":"bad","IPAM":{"Driver":"dhcp"}}`, "", 400, "IPAM driver"},
-		{"unsupported option", "POST", "/networks/create", opt("com.docker.network.bridge.inhibit_ipv4", "true"), "", 400, "not supported"},
+		{"unsupported option", "POST", "/networks/create", opt("com.docker.network.bridge.default_bridge", "true"), "", 400, "not supported"},
 		{"MTU 67", "POST", "/networks/create", opt("com.docker.network.driver.mtu", "67"), "", 400, "68-65535"},
 		{"MTU 65536", "POST", "/networks/create", opt("com.docker.network.driver.mtu", "65536"), "", 400, "68-65535"},
 		{"MTU not a number", "POST", "/networks/create", opt("com.docker.network.driver.mtu", "big"), "", 400, "failed to parse com.docker.network.driver.mtu value: big"},

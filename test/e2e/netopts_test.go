@@ -68,3 +68,33 @@ func TestNetworkOnAnAdministratorsBridge(t *testing.T) {
 		t.Errorf("berth's own bridge br-mine outlived its network")
 	}
 }
+
+// TestInhibitIPv4: Docker's inhibit_ipv4 gives the bridge no IPv4
+// address; the containers route through the subnet's gateway all the
+// same, which is the user's to put on the bridge (a router; here the
+// host's own address, added by hand), and berth leaves that address be
+// across a restart.
+func TestInhibitIPv4(t *testing.T) {
+	w, d := startWorld(t)
+	mustDocker(t, w, "network", "create", "--subnet", "172.28.11.0/24", "-o", "com.docker.network.bridge.name=br-inh",
+		"-o", "com.docker.network.bridge.inhibit_ipv4=true", "inh")
+	if out := w.MustInHost(t, "ip", "-4", "addr", "show", "dev", "br-inh"); strings.Contains(out, "inet ") {
+		t.Errorf("the bridge has an IPv4 address:\n%s", out)
+	}
+	if got := strings.TrimSpace(mustDocker(t, w, "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}", "inh")); got != "172.28.11.1" {
+		t.Errorf("inspect's gateway %q, want 172.28.11.1", got)
+	}
+	runDockerSleeper(t, w, "i1", "--network", "inh")
+	if got := mustDocker(t, w, "exec", "i1", "ip", "route"); !strings.Contains(got, "default via 172.28.11.1") {
+		t.Errorf("i1's routes:\n%s", got)
+	}
+	w.MustInHost(t, "ip", "addr", "add", "172.28.11.1/24", "dev", "br-inh") // the user's router
+	if _, errOut, code := w.Docker(t, "exec", "i1", "ping", "-c", "1", "-W", "5", "172.28.11.1"); code != 0 {
+		t.Errorf("i1 pings its gateway once someone has it: exit %d, %q", code, errOut)
+	}
+	d.Stop()
+	w.Start(t)
+	if out := w.MustInHost(t, "ip", "-4", "addr", "show", "dev", "br-inh"); !strings.Contains(out, "inet 172.28.11.1/24") {
+		t.Errorf("a restart took the user's address off the bridge:\n%s", out)
+	}
+}

@@ -885,16 +885,20 @@ func TestJoinSeedsTheGatewaysNeighbour(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, b := nstest.New(t), nstest.New(t)
-	sa, sb := endpointSpec(1), endpointSpec(2)
+	a, b, c := nstest.New(t), nstest.New(t), nstest.New(t)
+	sa, sb, sc := endpointSpec(1), endpointSpec(2), endpointSpec(3)
 	sb.Gateway = netip.Addr{}
+	sc.ForeignGateway = true // inhibit_ipv4: the gateway is a router's on the bridge
 	for _, j := range []struct {
 		path string
 		spec driverapi.EndpointSpec
-	}{{a, sa}, {b, sb}} {
+	}{{a, sa}, {b, sb}, {c, sc}} {
 		if err := w.d.Join(j.path, j.spec); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if mac, _ := neighbourOf(t, c, testGateway.Addr()); mac != "" {
+		t.Errorf("c, whose gateway is not the bridge, has the gateway's entry seeded with %s", mac)
 	}
 	if mac, state := neighbourOf(t, a, testGateway.Addr()); mac != br.Attrs().HardwareAddr.String() || state&(unix.NUD_STALE|unix.NUD_DELAY|unix.NUD_PROBE|unix.NUD_REACHABLE) == 0 {
 		t.Errorf("a's neighbour entry for the gateway: %q state %#x, want the bridge's MAC %s", mac, state, br.Attrs().HardwareAddr)

@@ -102,7 +102,7 @@ func validateBridgeSpec(spec driverapi.BridgeSpec, owner string) error {
 		return fmt.Errorf("bridge: %w", err)
 	}
 	switch {
-	case !spec.Gateway.IsValid() && !spec.Gateway6.IsValid() && !spec.Isolated:
+	case !spec.Gateway.IsValid() && !spec.Gateway6.IsValid() && !spec.Isolated && !spec.InhibitIPv4:
 		return errdefs.Invalid("bridge %q has no gateway of either family", spec.Name)
 	case spec.Gateway.IsValid() && !spec.Gateway.Addr().Is4():
 		return errdefs.Invalid("bridge %q: gateway %s is not an IPv4 prefix", spec.Name, spec.Gateway)

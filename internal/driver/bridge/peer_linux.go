@@ -70,7 +70,7 @@ func (sb *sandboxConn) bringUp(ifindex int, spec driverapi.EndpointSpec, gwMAC n
 	}
 	if spec.Gateway.IsValid() {
 		steps = append(steps, routeStep(ifindex, spec.Gateway))
-		if gwMAC != nil {
+		if gwMAC != nil && !spec.ForeignGateway {
 			steps = append(steps, seedGateway(ifindex, spec.Gateway, gwMAC))
 		}
 	}
