@@ -49,11 +49,7 @@ func networkResource(n *network.Network, eps []*network.Endpoint) nettypes.Inspe
 			}
 		}
 	}
-	for _, c := range []*network.IPConfig{n.IPv4, n.IPv6} {
-		if c != nil {
-			out.IPAM.Config = append(out.IPAM.Config, ipamConfig(c))
-		}
-	}
+	out.IPAM.Config = append(out.IPAM.Config, ipamConfigs(n)...)
 	for _, ep := range eps {
 		if ep.State == network.EndpointDeleting {
 			continue
@@ -67,6 +63,31 @@ func networkResource(n *network.Network, eps []*network.Endpoint) nettypes.Inspe
 		}
 	}
 	return out
+}
+
+// ipamConfigs are a bridge network's address spaces as inspect shows
+// them: IPv4, then IPv6, each with the --subnet triples of that family
+// when it is off (UnusedIPAM), which libnetwork keeps and shows too. (A
+// fresh moby network lists the user's triples before the spaces its
+// pools gave, and a restarted one the other way round; berth keeps one
+// order.)
+func ipamConfigs(n *network.Network) []nettypes.IPAMConfig {
+	var v4, v6 []nettypes.IPAMConfig
+	if n.IPv4 != nil {
+		v4 = append(v4, ipamConfig(n.IPv4))
+	}
+	if n.IPv6 != nil {
+		v6 = append(v6, ipamConfig(n.IPv6))
+	}
+	for _, r := range n.UnusedIPAM {
+		c := ipamConfig(&network.IPConfig{Subnet: r.Subnet, Gateway: r.Gateway, IPRange: r.IPRange, AuxAddresses: r.AuxAddresses})
+		if r.Subnet.Addr().Is6() {
+			v6 = append(v6, c)
+		} else {
+			v4 = append(v4, c)
+		}
+	}
+	return append(v4, v6...)
 }
 
 // ipamConfig is one family's address space as Docker shows it.
@@ -158,18 +179,14 @@ func networkCreateRequest(body nettypes.CreateRequest) (network.CreateRequest, e
 	if err := nettypes.ValidateIPAM(body.IPAM, enableIPv6); err != nil {
 		return network.CreateRequest{}, errdefs.Invalid("%w", err)
 	}
-	// A configuration network keeps every triple, as libnetwork does (and
-	// shows them); a create from one refuses any.
-	keepAll := body.ConfigOnly || req.ConfigFrom != ""
+	// Every triple goes on, as libnetwork keeps them all (and shows them):
+	// the network allocates from those of a family that is on.
 	for _, c := range body.IPAM.Config {
-		if !enableIPv6 && isIPv6Subnet(c.Subnet) && !keepAll {
-			continue // ValidateIPAM skipped it too: libnetwork allocates none
-		}
-		if !enableIPv4 && !isIPv6Subnet(c.Subnet) && !keepAll {
-			continue // validated, but libnetwork allocates no IPv4 pool
-		}
 		ir, err := ipamRequest(c)
 		if err != nil {
+			if !enableIPv6 && isIPv6Subnet(c.Subnet) {
+				continue // ValidateIPAM skipped it: kept by moby as given, dropped here
+			}
 			return network.CreateRequest{}, err
 		}
 		req.IPAM = append(req.IPAM, ir)

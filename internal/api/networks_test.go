@@ -534,8 +534,16 @@ func TestIPv6OnlyViews(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(req.IPAM) != 1 || req.IPAM[0].Subnet != netip.MustParsePrefix("fd00:9::/64") {
-		t.Errorf("IPAM requests %+v, want the IPv6 one alone", req.IPAM)
+	if len(req.IPAM) != 2 || req.IPAM[1].Subnet != netip.MustParsePrefix("fd00:9::/64") {
+		t.Errorf("IPAM requests %+v, want both (the network keeps the IPv4 one unused)", req.IPAM)
+	}
+	// Shown in inspect, as moby shows the triples it keeps.
+	six := networkResource(&network.Network{ID: hexID("b6"), Name: "six", Driver: network.DriverBridge,
+		IPv6:       &network.IPConfig{Subnet: netip.MustParsePrefix("fd00:9::/64"), Gateway: netip.MustParseAddr("fd00:9::1"), UserSubnet: true},
+		UnusedIPAM: []network.IPAMRequest{{Subnet: netip.MustParsePrefix("10.9.0.0/24")}}}, nil)
+	want6 := []nettypes.IPAMConfig{{Subnet: "10.9.0.0/24"}, {Subnet: "fd00:9::/64", Gateway: "fd00:9::1"}}
+	if diff := cmp.Diff(want6, six.IPAM.Config); diff != "" || six.EnableIPv4 {
+		t.Errorf("IPv6-only network's IPAM.Config (-want +got):\n%s (EnableIPv4 %v)", diff, six.EnableIPv4)
 	}
 	if _, err := networkCreateRequest(nettypes.CreateRequest{Name: "six", CreateOptions: nettypes.CreateOptions{
 		EnableIPv4: &no, EnableIPv6: &yes, IPAM: &nettypes.IPAM{Config: []nettypes.IPAMConfig{{Subnet: "10.9.0.1/24"}}},

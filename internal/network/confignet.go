@@ -52,22 +52,21 @@ func (c *Controller) createConfigNetwork(req CreateRequest) (*Network, error) {
 // names (req.ConfigFrom), as libnetwork's applyConfigurationTo: each
 // family on or off, the --subnet triples, the options and the IPAM
 // driver's, and the labels, the last two only when the configuration has
-// some. The request must give none of these itself.
-func (c *Controller) withConfigFrom(req CreateRequest) (CreateRequest, error) {
+// some; and that network's ID. The request must give none of these itself.
+func (c *Controller) withConfigFrom(req CreateRequest) (CreateRequest, string, error) {
 	if req.IPAMDriver != "" && req.IPAMDriver != "default" || req.NoIPv4 || req.EnableIPv6 ||
 		len(req.Labels) > 0 || len(req.IPAMOptions) > 0 || len(req.IPAM) > 0 {
-		return req, errdefs.Forbidden("user specified configurations are not supported if the network depends on a configuration network")
+		return req, "", errdefs.Forbidden("user specified configurations are not supported if the network depends on a configuration network")
 	}
 	if len(req.Options) > 0 {
-		return req, errdefs.Forbidden("network driver options are not supported if the network depends on a configuration network")
+		return req, "", errdefs.Forbidden("network driver options are not supported if the network depends on a configuration network")
 	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	from, err := c.configNetworkLocked(req.ConfigFrom)
 	if err != nil {
-		return req, err
+		return req, "", err
 	}
-	req.configID = from.ID
 	req.NoIPv4 = !from.Config.IPv4
 	req.EnableIPv6 = from.Config.IPv6
 	req.IPAM = cloneIPAM(from.Config.IPAM)
@@ -78,7 +77,7 @@ func (c *Controller) withConfigFrom(req CreateRequest) (CreateRequest, error) {
 	if len(from.Labels) > 0 {
 		req.Labels = cloneMap(from.Labels)
 	}
-	return req, nil
+	return req, from.ID, nil
 }
 
 // configNetworkLocked finds a configuration network by its name alone, as

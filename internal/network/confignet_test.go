@@ -185,14 +185,14 @@ func TestConfigFromItsConfigurationRemovedMeanwhile(t *testing.T) {
 	if _, err := r.c.CreateNetwork(ctx, configOnlyRequest("cfg")); err != nil {
 		t.Fatal(err)
 	}
-	req, err := r.c.withConfigFrom(CreateRequest{Name: "web", ConfigFrom: "cfg"})
+	req, id, err := r.c.withConfigFrom(CreateRequest{Name: "web", ConfigFrom: "cfg"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := r.c.RemoveNetwork(ctx, "cfg"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.c.planNetwork(req, false); !errdefs.Is(err, errdefs.KindNotFound) {
+	if _, err := r.c.planNetwork(req, false, id); !errdefs.Is(err, errdefs.KindNotFound) {
 		t.Fatalf("plan from a removed configuration = %v", err)
 	}
 }
@@ -206,7 +206,7 @@ func TestConfigFromItsConfigurationMadeAgainMeanwhile(t *testing.T) {
 	if _, err := r.c.CreateNetwork(ctx, configOnlyRequest("cfg")); err != nil {
 		t.Fatal(err)
 	}
-	req, err := r.c.withConfigFrom(CreateRequest{Name: "web", ConfigFrom: "cfg"})
+	req, id, err := r.c.withConfigFrom(CreateRequest{Name: "web", ConfigFrom: "cfg"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func TestConfigFromItsConfigurationMadeAgainMeanwhile(t *testing.T) {
 	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "cfg", ConfigOnly: true}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.c.planNetwork(req, false); !errdefs.Is(err, errdefs.KindConflict) {
+	if _, err := r.c.planNetwork(req, false, id); !errdefs.Is(err, errdefs.KindConflict) {
 		t.Fatalf("plan from a configuration made again = %v", err)
 	}
 }

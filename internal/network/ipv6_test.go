@@ -686,3 +686,21 @@ func TestStartSettlesAnOlderGatewayChoice(t *testing.T) {
 		t.Errorf("SetGateway calls at the start %q, want %q", r.drv.gateways, route)
 	}
 }
+
+// TestUnusedSubnetsKept: a --subnet of a family the network has off (an
+// IPv6 one without --ipv6) allocates nothing and is kept, across a
+// restart, for inspect to show, as libnetwork keeps it.
+func TestUnusedSubnetsKept(t *testing.T) {
+	r := newRig(t)
+	n, err := r.c.CreateNetwork(context.Background(), CreateRequest{Name: "nov6", IPAM: []IPAMRequest{{Subnet: mustPrefix("fd00:3::/64")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.IPv6 != nil || n.IPv4 == nil || len(n.UnusedIPAM) != 1 || n.UnusedIPAM[0].Subnet != mustPrefix("fd00:3::/64") {
+		t.Fatalf("network %+v, IPv4 %+v, IPv6 %+v", n, n.IPv4, n.IPv6)
+	}
+	r.restart(t)
+	if n, _ = r.c.Network("nov6"); len(n.UnusedIPAM) != 1 {
+		t.Errorf("after a restart: unused %+v", n.UnusedIPAM)
+	}
+}

@@ -21,12 +21,15 @@ import (
 // the record removed, so a failed create leaves nothing behind.
 func (c *Controller) CreateNetwork(ctx context.Context, req CreateRequest) (*Network, error) {
 	ctx = context.WithoutCancel(ctx) // as Join's: kernel work runs to its end or its undoing
+	// The configuration network whose settings req takes, by ID, for
+	// planNetwork to see it is still the one of that name.
+	var configID string
 	switch {
 	case req.ConfigOnly:
 		return c.createConfigNetwork(req)
 	case req.ConfigFrom != "":
 		var err error
-		if req, err = c.withConfigFrom(req); err != nil {
+		if req, configID, err = c.withConfigFrom(req); err != nil {
 			return nil, err
 		}
 	}
@@ -40,7 +43,7 @@ func (c *Controller) CreateNetwork(ctx context.Context, req CreateRequest) (*Net
 		}
 		bridgeExisted = existed
 	}
-	n, err := c.planNetwork(req, bridgeExisted)
+	n, err := c.planNetwork(req, bridgeExisted, configID)
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +85,7 @@ func (c *Controller) cloneUnderLock(n *Network) *Network {
 // name, subnet and bridge device under the lock, and records the intent.
 // bridgeExisted says the device the request names was there before it
 // (BridgeConfig.External).
-func (c *Controller) planNetwork(req CreateRequest, bridgeExisted bool) (*Network, error) {
+func (c *Controller) planNetwork(req CreateRequest, bridgeExisted bool, configID string) (*Network, error) {
 	if err := validateNetworkName(req.Name); err != nil {
 		return nil, err
 	}
@@ -107,7 +110,7 @@ func (c *Controller) planNetwork(req CreateRequest, bridgeExisted bool) (*Networ
 	if req.NoIPv4 && !req.EnableIPv6 {
 		return nil, errdefs.Invalid("IPv4 or IPv6 must be enabled") // the bridge driver's words
 	}
-	ir, ir6, err := splitIPAM(req.IPAM, !req.NoIPv4, req.EnableIPv6)
+	ir, ir6, unused, err := splitIPAM(req.IPAM, !req.NoIPv4, req.EnableIPv6)
 	if err != nil {
 		return nil, err
 	}
@@ -127,6 +130,7 @@ func (c *Controller) planNetwork(req CreateRequest, bridgeExisted bool) (*Networ
 	// MACs come from IPv4 addresses: without them, every join announces
 	// its MAC (Endpoint.Announce).
 	n.MACsFromAddresses = !req.NoIPv4
+	n.UnusedIPAM = unused
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -145,7 +149,7 @@ func (c *Controller) planNetwork(req CreateRequest, bridgeExisted bool) (*Networ
 		if err != nil {
 			return nil, err
 		}
-		if from.ID != req.configID {
+		if from.ID != configID {
 			return nil, errdefs.Conflict("configuration network %q was made again while a network was made from it: try again", req.ConfigFrom)
 		}
 		n.ConfigFrom = req.ConfigFrom
@@ -219,10 +223,10 @@ func skipIsolatedGateway(cfg *IPConfig, ir IPAMRequest, mode firewall.GatewayMod
 }
 
 // splitIPAM sorts a request's --subnet triples by family: at most one of
-// each. Each family's count only with it on; without IPv6 Docker's
-// ValidateIPAM skips its triples and libnetwork allocates none, and so
-// berth ignores them; so for IPv4 (a configuration network keeps them).
-func splitIPAM(reqs []IPAMRequest, enableIPv4, enableIPv6 bool) (ir, ir6 IPAMRequest, err error) {
+// each family that is on. Those of a family that is off are unused:
+// without IPv6 Docker's ValidateIPAM skips its triples and libnetwork
+// allocates none but keeps them, and so for IPv4 with it off.
+func splitIPAM(reqs []IPAMRequest, enableIPv4, enableIPv6 bool) (ir, ir6 IPAMRequest, unused []IPAMRequest, err error) {
 	var n4, n6 int
 	for _, r := range reqs {
 		is6 := r.Subnet.Addr().Is6() || !r.Subnet.IsValid() && (r.Gateway.Is6() || r.IPRange.Addr().Is6())
@@ -233,13 +237,15 @@ func splitIPAM(reqs []IPAMRequest, enableIPv4, enableIPv6 bool) (ir, ir6 IPAMReq
 		case is6 && enableIPv6:
 			ir6 = r
 			n6++
+		default:
+			unused = append(unused, r)
 		}
 	}
 	if n4 > 1 || n6 > 1 {
 		// moby's words and kind (the bridge driver's processIPAM).
-		return ir, ir6, errdefs.Forbidden("bridge driver doesn't support multiple subnets")
+		return ir, ir6, nil, errdefs.Forbidden("bridge driver doesn't support multiple subnets")
 	}
-	return ir, ir6, nil
+	return ir, ir6, cloneIPAM(unused), nil
 }
 
 // planIPv4Locked picks or checks n's subnet and gateway. A user's subnet

@@ -107,6 +107,11 @@ type Network struct {
 	// address on the bridge; kept until a start's EnsureBridge took them
 	// off, across further changes.
 	StaleGateways []netip.Prefix `json:"staleGateways,omitempty"`
+	// UnusedIPAM are the --subnet triples of a family the network has
+	// off (an IPv6 one without --ipv6, an IPv4 one with --ipv4=false):
+	// nothing is allocated from them, and inspect shows them, as
+	// libnetwork keeps and shows them.
+	UnusedIPAM []IPAMRequest `json:"unusedIpam,omitempty"`
 	// ConfigOnly marks a configuration network (--config-only): settings
 	// kept for other networks to be made from (ConfigFrom), with no
 	// bridge, no addresses and no endpoints. Its Driver is "null", as
@@ -305,10 +310,6 @@ type CreateRequest struct {
 	// ConfigFrom names the configuration network whose settings the
 	// network takes; the request then gives none of its own.
 	ConfigFrom string
-	// configID is the ID of the configuration network whose settings
-	// withConfigFrom put in the request, for planNetwork to see it is
-	// still the one of that name.
-	configID string
 }
 
 // IPAMRequest is one --subnet/--gateway/--ip-range triple; zero values mean "choose".

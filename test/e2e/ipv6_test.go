@@ -186,6 +186,22 @@ func TestDefaultBridgeIPv6(t *testing.T) {
 	}
 }
 
+// TestUnusedIPv6Subnet: an IPv6 --subnet without --ipv6 gives the network
+// no IPv6, and inspect shows it beside EnableIPv6 false, as Docker's does
+// (the hint that --ipv6 is missing).
+func TestUnusedIPv6Subnet(t *testing.T) {
+	w, _ := startWorld(t)
+	mustDocker(t, w, "network", "create", "--subnet", "fd00:3::/64", "nov6")
+	got := strings.TrimSpace(mustDocker(t, w, "network", "inspect", "-f", "{{.EnableIPv6}} {{len .IPAM.Config}} {{(index .IPAM.Config 1).Subnet}}", "nov6"))
+	if got != "false 2 fd00:3::/64" {
+		t.Errorf("inspect nov6: %q", got)
+	}
+	runDockerSleeper(t, w, "n6", "--network", "nov6")
+	if got := dockerInspect(t, w, `{{(index .NetworkSettings.Networks "nov6").GlobalIPv6Address}}`, "n6"); got != "" {
+		t.Errorf("n6 got the IPv6 address %q", got)
+	}
+}
+
 // TestDefaultBridgeBIP6: dockerd's --bip6 is the default bridge's IPv6
 // address and subnet, --fixed-cidr-v6 the range its containers get
 // addresses from; the bridge device carries the address, and a container
