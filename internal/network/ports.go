@@ -250,7 +250,7 @@ func (c *Controller) holdNATPorts(n *Network, ep *Endpoint, reqs []PortRequest, 
 			continue
 		}
 		hreqs = append(hreqs, HostPortRequest{Proto: r.Proto, HostIP: ip, Start: r.HostPortStart, End: r.HostPortEnd,
-			Container: netip.AddrPortFrom(ep.Address.Addr(), r.Port), Proxied: ip.Is6() && c.proxyOn()})
+			Container: netip.AddrPortFrom(targetOf(ep, ip), r.Port), Proxied: ip.Is6() && c.proxyOn()})
 		kept = append(kept, r)
 	}
 	reqs = kept
@@ -263,7 +263,9 @@ func (c *Controller) holdNATPorts(n *Network, ep *Endpoint, reqs []PortRequest, 
 	}
 	held6 := make([]HostPort, len(twins))
 	for k, i := range twins {
-		if held6[k], err = c.holdTwin(hreqs[i], &held[i]); err != nil {
+		twin := hreqs[i]
+		twin.Container = netip.AddrPortFrom(targetOf(ep, netip.IPv6Unspecified()), twin.Container.Port())
+		if held6[k], err = c.holdTwin(twin, &held[i]); err != nil {
 			return nil, connectivityError(ep, errors.Join(err, c.portHolder().Release(append(held, held6[:k]...))))
 		}
 	}
@@ -493,6 +495,16 @@ func (c *Controller) holdFollowers(hreqs []HostPortRequest, l int, fs []int, hel
 // twinAttempts bounds the ports holdTwin tries, moby's
 // maxAllocatePortAttempts.
 const twinAttempts = 10
+
+// targetOf is the container address a port published on host address ip
+// goes to, as errors name it: ep's IPv6 address for an IPv6 one when ep
+// has one (DNAT), else its IPv4 address (the proxy's).
+func targetOf(ep *Endpoint, ip netip.Addr) netip.Addr {
+	if ip.Is6() && ep.Address6.IsValid() {
+		return ep.Address6.Addr()
+	}
+	return ep.Address.Addr()
+}
 
 // holdTwin holds the IPv6 twin of *v4, the port held for r: [::] on the
 // same port. If that one is taken on IPv6 and r lets the port be chosen

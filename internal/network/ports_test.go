@@ -31,13 +31,16 @@ type fakeHolder struct {
 	busy      map[HostPort]bool // "host processes" using ports
 	next      uint16            // the next ephemeral port
 	forwarded map[HostPort]netip.AddrPort
+	// targets are the container sides the requests named (for errors).
+	targets map[HostPort]netip.AddrPort
 	// last is the port each range gave last: a range's search starts
 	// after it and wraps, as the real holder's (moby's allocator's).
 	last map[HostPortRequest]uint16
 }
 
 func newFakeHolder() *fakeHolder {
-	return &fakeHolder{held: map[HostPort]bool{}, proxied: map[HostPort]bool{}, busy: map[HostPort]bool{}, next: 32768, forwarded: map[HostPort]netip.AddrPort{}, last: map[HostPortRequest]uint16{}}
+	return &fakeHolder{held: map[HostPort]bool{}, proxied: map[HostPort]bool{}, busy: map[HostPort]bool{}, next: 32768,
+		forwarded: map[HostPort]netip.AddrPort{}, targets: map[HostPort]netip.AddrPort{}, last: map[HostPortRequest]uint16{}}
 }
 
 func (h *fakeHolder) taken(p HostPort) bool {
@@ -113,6 +116,7 @@ func (h *fakeHolder) Hold(reqs []HostPortRequest) ([]HostPort, error) {
 			return nil, errdefs.Conflict("Bind for %s:%d failed: port is already allocated", r.HostIP, start)
 		}
 		h.held[*got] = true
+		h.targets[*got] = r.Container
 		if r.Proxied {
 			h.proxied[*got] = true
 		}
@@ -598,6 +602,29 @@ func TestIPv6Twins(t *testing.T) {
 	}
 	if n := r.ports.count(); n != 0 {
 		t.Errorf("%d ports held after a refused join", n)
+	}
+}
+
+// TestHoldNamesTheTarget: a port's request names the container side its
+// family goes to, which the holder's errors print (moby's
+// "failed to bind host port for [::]:8585:[fd00:…::2]:80/tcp"): a
+// dual-stack container's IPv6 address for its [::] side, the IPv4 one
+// for its 0.0.0.0 side.
+func TestHoldNamesTheTarget(t *testing.T) {
+	r := newPortRigWith(t, true, false)
+	ctx := context.Background()
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "dual", EnableIPv6: true, IPAM: []IPAMRequest{{Subnet: mustPrefix("fd00:65::/64")}}}); err != nil {
+		t.Fatal(err)
+	}
+	ep := r.join(t, r.sandbox(t, "c1"), "dual", JoinRequest{ContainerID: "c1", Name: "web", Ports: []PortRequest{
+		{Proto: "tcp", Port: 80, HostPortStart: 8585, HostPortEnd: 8585}}})
+	r.ports.mu.Lock()
+	defer r.ports.mu.Unlock()
+	if got := r.ports.targets[HostPort{Proto: "tcp", HostIP: netip.IPv6Unspecified(), Port: 8585}]; got.Addr() != ep.Address6.Addr() {
+		t.Errorf("[::]:8585 named %v, want %v", got, ep.Address6.Addr())
+	}
+	if got := r.ports.targets[HostPort{Proto: "tcp", HostIP: anyIP, Port: 8585}]; got.Addr() != ep.Address.Addr() {
+		t.Errorf("0.0.0.0:8585 named %v, want %v", got, ep.Address.Addr())
 	}
 }
 
