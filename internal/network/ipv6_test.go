@@ -396,6 +396,13 @@ func TestDefaultBridgeIPv6(t *testing.T) {
 	if got := bridge().IPv6; got == nil || got.Subnet != mustPrefix("fd00:dead::/64") || got.Gateway != netip.MustParseAddr("fd00:dead::1") || got.IPRange != got.Subnet {
 		t.Errorf("--fixed-cidr-v6: %+v, want fd00:dead::/64 as subnet and ip-range", got)
 	}
+	// --fixed-cidr-v6 dropped: the subnet and gateway stay, the range
+	// goes (dockerd's selectBIP takes the bridge's address alone).
+	r.tweak = func(c *Config) { c.DefaultBridgeIPv6 = true }
+	r.restart(t)
+	if got := bridge().IPv6; got == nil || got.Subnet != mustPrefix("fd00:dead::/64") || got.Gateway != netip.MustParseAddr("fd00:dead::1") || got.IPRange.IsValid() {
+		t.Errorf("--fixed-cidr-v6 dropped: %+v, want fd00:dead::/64 with no ip-range", got)
+	}
 
 	r.tweak = nil
 	r.restart(t)

@@ -809,15 +809,20 @@ func (c *Controller) defaultBridgeIPv6Locked(n *Network) (*IPConfig, *ipam.Space
 		if n.IPv6 != nil && n.IPv6.Subnet == bip6.Masked() && n.IPv6.Gateway == bip6.Addr() && n.IPv6.IPRange == want6.Masked() {
 			return n.IPv6, nil, false
 		}
-	case n.IPv6 != nil && (!want6.IsValid() || n.IPv6.Subnet == want6.Masked()):
+	case n.IPv6 != nil && want6.IsValid() && n.IPv6.Subnet == want6.Masked(),
+		n.IPv6 != nil && !want6.IsValid() && !n.IPv6.IPRange.IsValid():
 		return n.IPv6, nil, false
 	}
 	// dockerd takes a prefix with host bits, and shows the subnet as the
 	// default bridge's ip-range (getDefaultBridgeIPAMConf); --bip6 is the
 	// subnet and the bridge's address, --fixed-cidr-v6 in it the range.
+	// Without either the bridge keeps its subnet and gateway, and no
+	// range (dockerd's selectBIP, from the bridge's address).
 	req := IPAMRequest{Subnet: want6.Masked()}
 	if want6.IsValid() {
 		req.IPRange = req.Subnet
+	} else if n.IPv6 != nil {
+		req = IPAMRequest{Subnet: n.IPv6.Subnet, Gateway: n.IPv6.Gateway}
 	}
 	if bip6.IsValid() {
 		req = IPAMRequest{Subnet: bip6.Masked(), Gateway: bip6.Addr(), IPRange: want6.Masked()}
