@@ -208,6 +208,10 @@ func firstOverlap(p netip.Prefix, blockers []netip.Prefix) (netip.Prefix, bool) 
 }
 
 func exhaustedError(pools []Pool, reserved []netip.Prefix) error {
+	if len(pools) == 0 {
+		// The daemon's pools are of the other family alone.
+		return errdefs.Invalid("all predefined address pools have been fully subnetted: the daemon's default-address-pools have none of this address family; pass --subnet")
+	}
 	names := make([]string, len(pools))
 	for i, p := range pools {
 		names[i] = p.String()

@@ -351,3 +351,12 @@ func TestResized(t *testing.T) {
 		t.Errorf("a /24 of 172.17.0.0/16 after 172.17.0.0/24 and 172.17.1.0/25: %v, %v", sub, err)
 	}
 }
+
+// With no pool of the family at all (the daemon's pools are IPv6 ones
+// alone), the error says so, not that every subnet is used.
+func TestSelectSubnetNoPoolOfTheFamily(t *testing.T) {
+	_, err := SelectSubnet([]Pool{}, nil, nil)
+	if !errdefs.Is(err, errdefs.KindInvalid) || !strings.Contains(err.Error(), "have none of this address family") || strings.Contains(err.Error(), "used by another network") {
+		t.Errorf("err = %v", err)
+	}
+}
