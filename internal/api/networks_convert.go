@@ -67,10 +67,10 @@ func networkResource(n *network.Network, eps []*network.Endpoint) nettypes.Inspe
 
 // ipamConfigs are a bridge network's address spaces as inspect shows
 // them: IPv4, then IPv6, each with the --subnet triples of that family
-// when it is off (UnusedIPAM), which libnetwork keeps and shows too. (A
-// fresh moby network lists the user's triples before the spaces its
-// pools gave, and a restarted one the other way round; berth keeps one
-// order.)
+// when it is off (UnusedIPAM), which libnetwork keeps and shows too.
+// moby's buildIPAMResources lists the user's triples before the spaces
+// its pools gave (an IPv6 --subnet without --ipv6 before the IPv4 space
+// of the pools); berth keeps IPv4 first, as for every other network.
 func ipamConfigs(n *network.Network) []nettypes.IPAMConfig {
 	var v4, v6 []nettypes.IPAMConfig
 	if n.IPv4 != nil {
@@ -184,7 +184,7 @@ func networkCreateRequest(body nettypes.CreateRequest) (network.CreateRequest, e
 	for _, c := range body.IPAM.Config {
 		ir, err := ipamRequest(c)
 		if err != nil {
-			if !enableIPv6 && isIPv6Subnet(c.Subnet) {
+			if !enableIPv6 && isIPv6Subnet(c.Subnet) && !body.ConfigOnly {
 				continue // ValidateIPAM skipped it: kept by moby as given, dropped here
 			}
 			return network.CreateRequest{}, err

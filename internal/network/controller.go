@@ -405,7 +405,11 @@ func firewallNetwork(n *Network) firewall.Network {
 		GatewayMode6: n.Bridge.GatewayMode6,
 	}
 	if n.IPv4 != nil {
-		fn.Subnet, fn.Gateway = n.IPv4.Subnet, bridgeGateway4(n)
+		// With inhibit_ipv4 the gateway is no address of berth's, but the
+		// direct-access drop spares it all the same: it is the host's
+		// when the administrator put it on the bridge, and a packet for
+		// an address that is not the host's is not routed to the bridge.
+		fn.Subnet, fn.Gateway = n.IPv4.Subnet, bridgeGateway(n.IPv4, n.Bridge.GatewayMode4)
 		fn.SNAT4 = n.Bridge.HostIPv4
 	}
 	if n.IPv6 != nil {

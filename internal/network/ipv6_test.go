@@ -447,6 +447,40 @@ func TestDefaultBridgeBIP6(t *testing.T) {
 	if !n.IPv6.IPRange.Contains(ep.Address6.Addr()) || ep.Address6.Bits() != 64 || ep.Gateway6 != n.IPv6.Gateway {
 		t.Errorf("endpoint %v via %v, want one of fd00:66::100/120 as a /64, via fd00:66::fe", ep.Address6, ep.Gateway6)
 	}
+	for _, sb := range r.c.sandboxesOf("c1") {
+		if err := r.c.DeleteSandbox(context.Background(), sb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// --bip6 dropped, as dockerd's selectBIP takes the bridge's address:
+	// a --fixed-cidr-v6 inside its subnet is the range alone; a larger
+	// one widens the subnet, the address staying; none drops the range.
+	for _, tc := range []struct {
+		fixed           string
+		subnet, ipRange string
+		gateway         string
+	}{
+		{"fd00:66::100/120", "fd00:66::/64", "fd00:66::100/120", "fd00:66::fe"},
+		{"fd00:66::/64", "fd00:66::/64", "fd00:66::/64", "fd00:66::fe"},
+		{"fd00:66::/56", "fd00:66::/56", "fd00:66::/56", "fd00:66::fe"},
+		{"", "fd00:66::/56", "", "fd00:66::fe"},
+	} {
+		r.tweak = func(c *Config) {
+			c.DefaultBridgeIPv6 = true
+			if tc.fixed != "" {
+				c.DefaultBridgeSubnet6 = mustPrefix(tc.fixed)
+			}
+		}
+		r.restart(t)
+		got, _ := r.c.Network("bridge")
+		want := &IPConfig{Subnet: mustPrefix(tc.subnet), Gateway: netip.MustParseAddr(tc.gateway)}
+		if tc.ipRange != "" {
+			want.IPRange = mustPrefix(tc.ipRange)
+		}
+		if !sameIPConfig(got.IPv6, want) {
+			t.Errorf("--fixed-cidr-v6 %q after --bip6: %s, want %s", tc.fixed, ipConfigString(got.IPv6), ipConfigString(want))
+		}
+	}
 }
 
 // sandboxesOf returns the IDs of the sandboxes of the given containers.

@@ -796,44 +796,53 @@ func (c *Controller) planDefaultBridgeLocked(n *Network, req IPAMRequest, v6 boo
 	return cfg, space, nil
 }
 
-// defaultBridgeIPv6Locked is the IPv6 --ipv6 and --fixed-cidr-v6 ask of
-// the default bridge n (with its address space when it is a new one),
-// and whether that is a change. A subnet that
-// cannot be had is logged, and the bridge keeps what it has.
+// defaultBridgeIPv6Locked is the IPv6 --ipv6, --bip6 and --fixed-cidr-v6
+// ask of the default bridge n (with its address space when it is a new
+// one), and whether that is a change. A subnet that cannot be had is
+// logged, and the bridge keeps what it has.
 func (c *Controller) defaultBridgeIPv6Locked(n *Network) (*IPConfig, *ipam.Space, bool) {
-	want, want6, bip6 := c.cfg.DefaultBridgeIPv6, c.cfg.DefaultBridgeSubnet6, c.cfg.DefaultBridgeBIP6
-	switch {
-	case !want:
+	if !c.cfg.DefaultBridgeIPv6 {
 		return nil, nil, n.IPv6 != nil
-	case bip6.IsValid():
-		if n.IPv6 != nil && n.IPv6.Subnet == bip6.Masked() && n.IPv6.Gateway == bip6.Addr() && n.IPv6.IPRange == want6.Masked() {
-			return n.IPv6, nil, false
-		}
-	case n.IPv6 != nil && want6.IsValid() && n.IPv6.Subnet == want6.Masked(),
-		n.IPv6 != nil && !want6.IsValid() && !n.IPv6.IPRange.IsValid():
-		return n.IPv6, nil, false
 	}
-	// dockerd takes a prefix with host bits, and shows the subnet as the
-	// default bridge's ip-range (getDefaultBridgeIPAMConf); --bip6 is the
-	// subnet and the bridge's address, --fixed-cidr-v6 in it the range.
-	// Without either the bridge keeps its subnet and gateway, and no
-	// range (dockerd's selectBIP, from the bridge's address).
-	req := IPAMRequest{Subnet: want6.Masked()}
-	if want6.IsValid() {
-		req.IPRange = req.Subnet
-	} else if n.IPv6 != nil {
-		req = IPAMRequest{Subnet: n.IPv6.Subnet, Gateway: n.IPv6.Gateway}
-	}
-	if bip6.IsValid() {
-		req = IPAMRequest{Subnet: bip6.Masked(), Gateway: bip6.Addr(), IPRange: want6.Masked()}
-	}
+	req := c.defaultBridgeIPv6Request(n.IPv6)
 	cfg, space, err := c.planDefaultBridgeLocked(n, req, true)
 	if err != nil {
 		// The bridge keeps what it had; the daemon starts anyway.
-		c.log.Error("the default bridge's IPv6 settings cannot be applied: it keeps its own", "now", subnetString(n.IPv6), "asked", ipConfigString(&IPConfig{Subnet: req.Subnet, IPRange: req.IPRange, Gateway: req.Gateway}), "err", err)
+		c.log.Error("the default bridge's IPv6 settings cannot be applied: it keeps its own", "now", subnetString(n.IPv6),
+			"asked", ipConfigString(&IPConfig{Subnet: req.Subnet, IPRange: req.IPRange, Gateway: req.Gateway}), "err", err)
+		return n.IPv6, nil, false
+	}
+	if sameIPConfig(n.IPv6, cfg) {
 		return n.IPv6, nil, false
 	}
 	return cfg, space, true
+}
+
+// defaultBridgeIPv6Request is what dockerd's getDefaultBridgeIPAMConf
+// asks for the default bridge's IPv6, cur being what the bridge has (its
+// address, for selectBIP): --bip6's subnet and address, with
+// --fixed-cidr-v6 as the range; else the bridge's subnet and address when
+// they hold --fixed-cidr-v6 (the subnet widened to it if it is larger),
+// or --fixed-cidr-v6 as subnet and range (dockerd takes a prefix with
+// host bits, and shows it as the range); else the bridge's subnet and
+// address, or a subnet of the pools.
+func (c *Controller) defaultBridgeIPv6Request(cur *IPConfig) IPAMRequest {
+	bip6, fixed := c.cfg.DefaultBridgeBIP6, c.cfg.DefaultBridgeSubnet6.Masked()
+	switch {
+	case bip6.IsValid():
+		return IPAMRequest{Subnet: bip6.Masked(), Gateway: bip6.Addr(), IPRange: fixed}
+	case fixed.IsValid() && cur != nil && cur.Subnet.Contains(fixed.Addr()):
+		subnet := cur.Subnet
+		if fixed.Bits() < subnet.Bits() {
+			subnet = netip.PrefixFrom(cur.Gateway, fixed.Bits()).Masked()
+		}
+		return IPAMRequest{Subnet: subnet, Gateway: cur.Gateway, IPRange: fixed}
+	case fixed.IsValid():
+		return IPAMRequest{Subnet: fixed, IPRange: fixed}
+	case cur != nil:
+		return IPAMRequest{Subnet: cur.Subnet, Gateway: cur.Gateway}
+	}
+	return IPAMRequest{}
 }
 
 // sameIPConfig reports whether a and b are the same subnet, range and

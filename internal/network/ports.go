@@ -263,9 +263,8 @@ func (c *Controller) holdNATPorts(n *Network, ep *Endpoint, reqs []PortRequest, 
 	}
 	held6 := make([]HostPort, len(twins))
 	for k, i := range twins {
-		twin := hreqs[i]
-		twin.Container = netip.AddrPortFrom(targetOf(ep, netip.IPv6Unspecified()), twin.Container.Port())
-		if held6[k], err = c.holdTwin(twin, &held[i]); err != nil {
+		target6 := netip.AddrPortFrom(targetOf(ep, netip.IPv6Unspecified()), hreqs[i].Container.Port())
+		if held6[k], err = c.holdTwin(hreqs[i], &held[i], target6); err != nil {
 			return nil, connectivityError(ep, errors.Join(err, c.portHolder().Release(append(held, held6[:k]...))))
 		}
 	}
@@ -507,15 +506,16 @@ func targetOf(ep *Endpoint, ip netip.Addr) netip.Addr {
 }
 
 // holdTwin holds the IPv6 twin of *v4, the port held for r: [::] on the
-// same port. If that one is taken on IPv6 and r lets the port be chosen
+// same port, for target6 (the container side its errors name). If that
+// one is taken on IPv6 and r lets the port be chosen
 // (a range, an ephemeral port), it asks for r again on IPv4 — its search
 // goes on after *v4, wrapping, and skips *v4, held until the new port is
 // — and tries again, as moby's bindHostPorts does; *v4 is always the
 // IPv4 port held.
-func (c *Controller) holdTwin(r HostPortRequest, v4 *HostPort) (HostPort, error) {
+func (c *Controller) holdTwin(r HostPortRequest, v4 *HostPort, target6 netip.AddrPort) (HostPort, error) {
 	for attempt := 1; ; attempt++ {
 		got, err := c.portHolder().Hold([]HostPortRequest{{Proto: v4.Proto, HostIP: netip.IPv6Unspecified(),
-			Start: v4.Port, End: v4.Port, Container: r.Container, Proxied: c.proxyOn()}})
+			Start: v4.Port, End: v4.Port, Container: target6, Proxied: c.proxyOn()}})
 		if err == nil {
 			return got[0], nil
 		}

@@ -626,6 +626,19 @@ func TestHoldNamesTheTarget(t *testing.T) {
 	if got := r.ports.targets[HostPort{Proto: "tcp", HostIP: anyIP, Port: 8585}]; got.Addr() != ep.Address.Addr() {
 		t.Errorf("0.0.0.0:8585 named %v, want %v", got, ep.Address.Addr())
 	}
+	// A range whose [::] side is taken: the IPv4 side is asked for again
+	// (8601), still naming the IPv4 address.
+	r.ports.busy[HostPort{Proto: "tcp", HostIP: netip.IPv6Unspecified(), Port: 8600}] = true
+	r.ports.mu.Unlock()
+	ep2 := r.join(t, r.sandbox(t, "c2"), "dual", JoinRequest{ContainerID: "c2", Name: "api", Ports: []PortRequest{
+		{Proto: "tcp", Port: 80, HostPortStart: 8600, HostPortEnd: 8601}}})
+	r.ports.mu.Lock()
+	if got := r.ports.targets[HostPort{Proto: "tcp", HostIP: anyIP, Port: 8601}]; got.Addr() != ep2.Address.Addr() {
+		t.Errorf("0.0.0.0:8601, asked for again, named %v, want %v", got, ep2.Address.Addr())
+	}
+	if got := r.ports.targets[HostPort{Proto: "tcp", HostIP: netip.IPv6Unspecified(), Port: 8601}]; got.Addr() != ep2.Address6.Addr() {
+		t.Errorf("[::]:8601 named %v, want %v", got, ep2.Address6.Addr())
+	}
 }
 
 // TestNoUserlandProxy: with the userland proxy off (dockerd's

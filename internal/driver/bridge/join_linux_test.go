@@ -900,6 +900,21 @@ func TestJoinSeedsTheGatewaysNeighbour(t *testing.T) {
 	if mac, _ := neighbourOf(t, c, testGateway.Addr()); mac != "" {
 		t.Errorf("c, whose gateway is not the bridge, has the gateway's entry seeded with %s", mac)
 	}
+	// Nor when its route moves there later (SetGateway: a disconnect of
+	// its gateway network, a start settling the choice).
+	e := nstest.New(t)
+	se := endpointSpec(4)
+	se.Gateway = netip.Addr{}
+	if err := w.d.Join(e, se); err != nil {
+		t.Fatal(err)
+	}
+	se.Gateway, se.ForeignGateway = testGateway.Addr(), true
+	if err := w.d.SetGateway(e, se); err != nil {
+		t.Fatal(err)
+	}
+	if mac, _ := neighbourOf(t, e, testGateway.Addr()); mac != "" {
+		t.Errorf("a gateway moved to a router on the bridge was seeded with %s", mac)
+	}
 	if mac, state := neighbourOf(t, a, testGateway.Addr()); mac != br.Attrs().HardwareAddr.String() || state&(unix.NUD_STALE|unix.NUD_DELAY|unix.NUD_PROBE|unix.NUD_REACHABLE) == 0 {
 		t.Errorf("a's neighbour entry for the gateway: %q state %#x, want the bridge's MAC %s", mac, state, br.Attrs().HardwareAddr)
 	}
