@@ -176,48 +176,38 @@ func TestConfigNetworkRules(t *testing.T) {
 	}
 }
 
-// A configuration removed between the create's reading of it and its
-// record is not used: the create fails rather than leave a network made
-// from a configuration that is gone.
-func TestConfigFromItsConfigurationRemovedMeanwhile(t *testing.T) {
-	r := newRig(t)
-	ctx := context.Background()
-	if _, err := r.c.CreateNetwork(ctx, configOnlyRequest("cfg")); err != nil {
-		t.Fatal(err)
-	}
-	req, id, err := r.c.withConfigFrom(CreateRequest{Name: "web", ConfigFrom: "cfg"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.c.RemoveNetwork(ctx, "cfg"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.c.planNetwork(req, false, id); !errdefs.Is(err, errdefs.KindNotFound) {
-		t.Fatalf("plan from a removed configuration = %v", err)
-	}
-}
-
-// A configuration removed and made again between the create's reading of
-// it and its record: the create fails rather than record a network made
-// from the old settings as made from the new one.
-func TestConfigFromItsConfigurationMadeAgainMeanwhile(t *testing.T) {
-	r := newRig(t)
-	ctx := context.Background()
-	if _, err := r.c.CreateNetwork(ctx, configOnlyRequest("cfg")); err != nil {
-		t.Fatal(err)
-	}
-	req, id, err := r.c.withConfigFrom(CreateRequest{Name: "web", ConfigFrom: "cfg"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.c.RemoveNetwork(ctx, "cfg"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "cfg", ConfigOnly: true}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.c.planNetwork(req, false, id); !errdefs.Is(err, errdefs.KindConflict) {
-		t.Fatalf("plan from a configuration made again = %v", err)
+// A configuration removed, or removed and made again, between the
+// create's reading of it and its record is not used: the create fails
+// rather than leave a network made from a configuration that is gone, or
+// recorded as made from the new one with the old one's settings.
+func TestConfigFromItsConfigurationChangedMeanwhile(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		again bool
+		kind  errdefs.Kind
+	}{{"removed", false, errdefs.KindNotFound}, {"made again", true, errdefs.KindConflict}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			ctx := context.Background()
+			if _, err := r.c.CreateNetwork(ctx, configOnlyRequest("cfg")); err != nil {
+				t.Fatal(err)
+			}
+			req, id, err := r.c.withConfigFrom(CreateRequest{Name: "web", ConfigFrom: "cfg"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.c.RemoveNetwork(ctx, "cfg"); err != nil {
+				t.Fatal(err)
+			}
+			if tc.again {
+				if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "cfg", ConfigOnly: true}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := r.c.planNetwork(req, false, id); !errdefs.Is(err, tc.kind) {
+				t.Fatalf("plan = %v, want kind %v", err, tc.kind)
+			}
+		})
 	}
 }
 
