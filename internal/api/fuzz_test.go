@@ -61,7 +61,12 @@ func FuzzNetworkCreateRequest(f *testing.F) {
 			return
 		}
 		for _, c := range req.IPAM {
-			if c.Subnet.IsValid() && (c.Subnet != c.Subnet.Masked() || c.Subnet.Addr().Is6() && !req.EnableIPv6) {
+			if c.Subnet.Addr().Is6() && !req.EnableIPv6 {
+				// Kept as given and unused, as moby keeps it (its
+				// ValidateIPAM skips the triples of IPv6 when it is off).
+				continue
+			}
+			if c.Subnet.IsValid() && c.Subnet != c.Subnet.Masked() {
 				t.Errorf("accepted subnet %s (IPv6 on: %v)", c.Subnet, req.EnableIPv6)
 			}
 			if c.Gateway.IsValid() && !c.Subnet.Contains(c.Gateway) {
