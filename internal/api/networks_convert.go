@@ -40,14 +40,8 @@ func networkResource(n *network.Network, eps []*network.Endpoint) nettypes.Inspe
 		// As given, IPv4 triples first (moby's buildIPAMResources): no
 		// gateway is chosen until a network is made from them.
 		out.EnableIPv4, out.EnableIPv6 = n.Config.IPv4, n.Config.IPv6
-		for _, v6 := range []bool{false, true} {
-			for _, r := range n.Config.IPAM {
-				if r.Subnet.Addr().Is6() == v6 {
-					out.IPAM.Config = append(out.IPAM.Config, ipamConfig(&network.IPConfig{
-						Subnet: r.Subnet, Gateway: r.Gateway, IPRange: r.IPRange, AuxAddresses: r.AuxAddresses}))
-				}
-			}
-		}
+		v4, v6 := tripleConfigs(n.Config.IPAM)
+		out.IPAM.Config = append(append(out.IPAM.Config, v4...), v6...)
 	}
 	out.IPAM.Config = append(out.IPAM.Config, ipamConfigs(n)...)
 	for _, ep := range eps {
@@ -79,7 +73,14 @@ func ipamConfigs(n *network.Network) []nettypes.IPAMConfig {
 	if n.IPv6 != nil {
 		v6 = append(v6, ipamConfig(n.IPv6))
 	}
-	for _, r := range n.UnusedIPAM {
+	u4, u6 := tripleConfigs(n.UnusedIPAM)
+	return append(append(append(v4, u4...), v6...), u6...)
+}
+
+// tripleConfigs are --subnet triples as given, as inspect shows them, by
+// family.
+func tripleConfigs(reqs []network.IPAMRequest) (v4, v6 []nettypes.IPAMConfig) {
+	for _, r := range reqs {
 		c := ipamConfig(&network.IPConfig{Subnet: r.Subnet, Gateway: r.Gateway, IPRange: r.IPRange, AuxAddresses: r.AuxAddresses})
 		if r.Subnet.Addr().Is6() {
 			v6 = append(v6, c)
@@ -87,7 +88,7 @@ func ipamConfigs(n *network.Network) []nettypes.IPAMConfig {
 			v4 = append(v4, c)
 		}
 	}
-	return append(v4, v6...)
+	return v4, v6
 }
 
 // ipamConfig is one family's address space as Docker shows it.
