@@ -585,7 +585,19 @@ func (c *Controller) setDefaultBridgeHostAccess(n *Network) {
 // address pools of its own that do not hold it (dockerd deletes docker0
 // then, and picks again from its pools).
 func (c *Controller) defaultBridgeIPv4Request(cur *IPConfig) IPAMRequest {
-	bip, fixed := c.cfg.DefaultBridgeBIP, c.cfg.DefaultBridgeFixedCIDR
+	keep := cur != nil && (!c.customPools || inPools(cur.Subnet, c.cfg.Pools))
+	return defaultBridgeRequest(c.cfg.DefaultBridgeBIP, c.cfg.DefaultBridgeFixedCIDR, cur, keep)
+}
+
+// defaultBridgeRequest is getDefaultBridgeIPAMConf's work for one family
+// of the default bridge, from its bip (the gateway and the subnet), its
+// fixed-cidr (masked: the range) and what the bridge has (cur, as
+// selectBIP reads the bridge's address): bip with fixed as the range;
+// else cur's subnet and gateway when they hold fixed, the subnet widened
+// to fixed when fixed is larger (it holds cur's subnet then); else fixed
+// as subnet and range; else, when keep says so, cur's subnet and gateway;
+// else a subnet of the pools.
+func defaultBridgeRequest(bip, fixed netip.Prefix, cur *IPConfig, keep bool) IPAMRequest {
 	switch {
 	case bip.IsValid():
 		return IPAMRequest{Subnet: bip.Masked(), Gateway: bip.Addr(), IPRange: fixed}
@@ -597,7 +609,7 @@ func (c *Controller) defaultBridgeIPv4Request(cur *IPConfig) IPAMRequest {
 		return IPAMRequest{Subnet: subnet, Gateway: cur.Gateway, IPRange: fixed}
 	case fixed.IsValid():
 		return IPAMRequest{Subnet: fixed, IPRange: fixed}
-	case cur != nil && (!c.customPools || inPools(cur.Subnet, c.cfg.Pools)):
+	case keep:
 		return IPAMRequest{Subnet: cur.Subnet, Gateway: cur.Gateway}
 	}
 	return IPAMRequest{}
@@ -818,31 +830,11 @@ func (c *Controller) defaultBridgeIPv6Locked(n *Network) (*IPConfig, *ipam.Space
 	return cfg, space, true
 }
 
-// defaultBridgeIPv6Request is what dockerd's getDefaultBridgeIPAMConf
-// asks for the default bridge's IPv6, cur being what the bridge has (its
-// address, for selectBIP): --bip6's subnet and address, with
-// --fixed-cidr-v6 as the range; else the bridge's subnet and address when
-// they hold --fixed-cidr-v6 (the subnet widened to it if it is larger),
-// or --fixed-cidr-v6 as subnet and range (dockerd takes a prefix with
-// host bits, and shows it as the range); else the bridge's subnet and
-// address, or a subnet of the pools.
+// defaultBridgeIPv6Request is defaultBridgeRequest for the default
+// bridge's IPv6 (--bip6, --fixed-cidr-v6): without either the bridge
+// keeps its subnet and address, or takes a subnet of the pools.
 func (c *Controller) defaultBridgeIPv6Request(cur *IPConfig) IPAMRequest {
-	bip6, fixed := c.cfg.DefaultBridgeBIP6, c.cfg.DefaultBridgeSubnet6.Masked()
-	switch {
-	case bip6.IsValid():
-		return IPAMRequest{Subnet: bip6.Masked(), Gateway: bip6.Addr(), IPRange: fixed}
-	case fixed.IsValid() && cur != nil && cur.Subnet.Contains(fixed.Addr()):
-		subnet := cur.Subnet
-		if fixed.Bits() < subnet.Bits() {
-			subnet = netip.PrefixFrom(cur.Gateway, fixed.Bits()).Masked()
-		}
-		return IPAMRequest{Subnet: subnet, Gateway: cur.Gateway, IPRange: fixed}
-	case fixed.IsValid():
-		return IPAMRequest{Subnet: fixed, IPRange: fixed}
-	case cur != nil:
-		return IPAMRequest{Subnet: cur.Subnet, Gateway: cur.Gateway}
-	}
-	return IPAMRequest{}
+	return defaultBridgeRequest(c.cfg.DefaultBridgeBIP6, c.cfg.DefaultBridgeSubnet6.Masked(), cur, cur != nil)
 }
 
 // sameIPConfig reports whether a and b are the same subnet, range and
