@@ -62,6 +62,7 @@ func addFlags(f *pflag.FlagSet, cfg *Config) {
 	f.IntVar(&cfg.DefaultStopTimeout, "default-stop-timeout", 10, "seconds a stop waits for a container that sets no --stop-timeout before it kills it")
 	f.Var(&labelsValue{&cfg.Labels}, "label", "the daemon's labels, KEY=VALUE, which docker info shows (repeatable)")
 	f.StringVar(&cfg.FirewallBackend, "firewall-backend", "", `dockerd 29's choice of firewall: "nftables", berth's only one (its table inet berth), or unset; "iptables" is refused`)
+	f.BoolVar(&cfg.AllowDirectRouting, "allow-direct-routing", false, "let traffic routed straight to a container's address reach its published ports from any interface, as dockerd's (no direct-access drop)")
 	f.BoolVar(&cfg.UserlandProxy, "userland-proxy", true, "serve the [::] side of ports published from IPv4-only containers, and [::1], from the daemon (IPv4 ports are the kernel's either way)")
 	f.BoolVar(&cfg.LiveRestore, "live-restore", true, "containers keep running while the daemon is down (always so with berth)")
 	f.IntVar(&cfg.Group, "group", -1, "group ID that may use the socket (default: root only)")
@@ -205,7 +206,7 @@ var noEffectKeys = map[string]string{
 // config.Config), which berth refuses by name: each would change what
 // dockerd does in a way berth does not.
 var dockerdKeys = []string{
-	"allow-direct-routing", "authorization-plugins", "bridge", "bridge-accept-fwmark", "cdi-spec-dirs",
+	"authorization-plugins", "bridge", "bridge-accept-fwmark", "cdi-spec-dirs",
 	"containerd", "containerd-namespace", "containerd-plugin-namespace", "cpu-rt-period",
 	"cpu-rt-runtime", "cri-containerd", "default-gateway", "default-gateway-v6", "default-init", "default-runtime",
 	"exec-opts", "http-proxy", "https-proxy", "init-path",

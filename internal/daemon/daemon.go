@@ -99,6 +99,9 @@ type Config struct {
 	// ports are published on IPv4 alone, and a dual-stack container's
 	// [::1] side is held but not served.
 	UserlandProxy bool
+	// AllowDirectRouting is dockerd's --allow-direct-routing
+	// (network.Config.AllowDirectRouting).
+	AllowDirectRouting bool
 	// LiveRestore must stay true: containers always outlive the daemon.
 	LiveRestore bool
 	// FirewallBackend is dockerd 29's --firewall-backend: berth takes
@@ -428,7 +431,7 @@ func (d *Daemon) build() error {
 		return err
 	}
 	d.net = network.New(network.Config{
-		Store: d.store, Driver: d.driver, Sandboxes: sbs, Firewall: d.withFirewalld(fw), Ports: ports, IPv6Ports: ports.IPv6Listenable(), NoUserlandProxy: !d.cfg.UserlandProxy,
+		Store: d.store, Driver: d.driver, Sandboxes: sbs, Firewall: d.withFirewalld(fw), Ports: ports, IPv6Ports: ports.IPv6Listenable(), NoUserlandProxy: !d.cfg.UserlandProxy, AllowDirectRouting: d.cfg.AllowDirectRouting,
 		Log: d.log.With("component", "network"), DefaultBridgeName: d.cfg.BridgeName, DefaultBridgeHostAccess: d.cfg.BridgeHostAccess,
 		Nameservers: d.resolv.get().nameservers, Pools: ns.pools, Pools6: ns.pools6,
 		DefaultBridgeIPv6: d.cfg.IPv6, DefaultBridgeSubnet6: ns.subnet6, DefaultBridgeBIP6: ns.bip6,

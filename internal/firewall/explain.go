@@ -507,7 +507,7 @@ func (w *walker) matches(s Stmt) bool {
 		if s.Dir == Out {
 			name = w.oif
 		}
-		return (name == s.Name) != s.Negate
+		return s.Matches(name) != s.Negate
 	case IfnameInMap:
 		name := p.Iif
 		if s.Dir == Out {

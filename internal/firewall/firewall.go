@@ -50,6 +50,17 @@ type Network struct {
 	// network to the world outside alone, as Docker 28's isolation
 	// chains keep other networks out.
 	PeersOpen bool
+	// DirectRouting opens the containers' published ports to traffic
+	// routed straight to their addresses, from any interface, in each
+	// nat family (dockerd's --allow-direct-routing): the network has no
+	// direct-access drop. Trusted names host interfaces that count as
+	// the bridge for that drop (moby's trusted_host_interfaces), joined
+	// by ':' so that Network stays comparable; a trailing '+' makes a
+	// name a prefix, as in iptables' -i. Either one has the network
+	// accept a packet routed in to a published port's container side
+	// (direct.go).
+	DirectRouting bool
+	Trusted       string
 }
 
 // Masked returns n with its subnets masked (10.1.0.1/24 is 10.1.0.0/24):

@@ -159,15 +159,30 @@ const (
 
 func (d Dir) String() string { return [...]string{"iifname", "oifname"}[d] }
 
-// IfnameMatch matches the input or output interface name.
+// IfnameMatch matches the input or output interface name: the whole
+// name, or with Wildcard every name that begins with Name (nft's
+// "eth*", iptables' "eth+").
 type IfnameMatch struct {
-	Dir    Dir
-	Negate bool
-	Name   string
+	Dir      Dir
+	Negate   bool
+	Name     string
+	Wildcard bool
 }
 
 func (m IfnameMatch) String() string {
-	return m.Dir.String() + neg(m.Negate) + fmt.Sprintf("%q", m.Name)
+	name := m.Name
+	if m.Wildcard {
+		name += "*"
+	}
+	return m.Dir.String() + neg(m.Negate) + fmt.Sprintf("%q", name)
+}
+
+// Matches reports whether an interface called name matches, Negate aside.
+func (m IfnameMatch) Matches(name string) bool {
+	if m.Wildcard {
+		return strings.HasPrefix(name, m.Name)
+	}
+	return name == m.Name
 }
 
 // CtEstablishedRelated matches packets of known connections.

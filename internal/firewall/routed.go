@@ -32,14 +32,18 @@ func validateRouted(m PortMapping) error {
 }
 
 // routedPortRules accept traffic routed into the network for a routed
-// port of each routed family.
+// port of each routed family, and for a published port's container side
+// in each family that opens direct routing (direct.go).
 func routedPortRules(n Network) []Rule {
 	var rules []Rule
-	if n.Subnet.IsValid() && n.GatewayMode4 == ModeRouted {
-		rules = append(rules, Rule{Stmts: []Stmt{RoutedPortLookup{}, Verdict{Kind: Accept}}, Comment: "ROUTED PORTS"})
-	}
-	if n.Subnet6.IsValid() && n.GatewayMode6 == ModeRouted {
-		rules = append(rules, Rule{Stmts: []Stmt{RoutedPortLookup{IPv6: true}, Verdict{Kind: Accept}}, Comment: "ROUTED PORTS"})
+	for _, f := range families(n) {
+		is6 := f.subnet.Addr().Is6()
+		switch {
+		case f.mode == ModeRouted:
+			rules = append(rules, Rule{Stmts: []Stmt{RoutedPortLookup{IPv6: is6}, Verdict{Kind: Accept}}, Comment: "ROUTED PORTS"})
+		case n.OpensDirect(f.mode):
+			rules = append(rules, Rule{Stmts: []Stmt{RoutedPortLookup{IPv6: is6}, Verdict{Kind: Accept}}, Comment: "DIRECTLY ROUTED PORTS"})
+		}
 	}
 	return rules
 }

@@ -198,11 +198,12 @@ func rulesFor(n Network) NetworkRules {
 	// chain still drops unsolicited inbound traffic; nat-unprotected
 	// opens every port (moby's filterDirectAccess skips internal,
 	// unprotected and routed networks only).
-	if n.Subnet.IsValid() && n.GatewayMode4 == ModeNAT {
-		add(chainDirect(br), MapDirect, Element{Prefix: n.Subnet}, []Rule{directAccessRule(br, n.Gateway)})
+	// The daemon's --allow-direct-routing lifts it (direct.go).
+	if n.Subnet.IsValid() && n.GatewayMode4 == ModeNAT && !n.DirectRouting {
+		add(chainDirect(br), MapDirect, Element{Prefix: n.Subnet}, []Rule{directAccessRule(n, n.Gateway)})
 	}
-	if n.Subnet6.IsValid() && n.GatewayMode6 == ModeNAT {
-		add(chainDirect6(br), MapDirect6, Element{Prefix: n.Subnet6}, []Rule{directAccessRule(br, n.Gateway6)})
+	if n.Subnet6.IsValid() && n.GatewayMode6 == ModeNAT && !n.DirectRouting {
+		add(chainDirect6(br), MapDirect6, Element{Prefix: n.Subnet6}, []Rule{directAccessRule(n, n.Gateway6)})
 	}
 	return nr
 }
@@ -296,8 +297,8 @@ func masqueradeRule(br string, subnet netip.Prefix, snat netip.Addr) Rule {
 }
 
 // directAccessRule drops packets for the subnet's containers that arrive on
-// any interface but the bridge. Loopback is spared as Docker spares it, and
-// so is the gateway gw (IPv4 or IPv6; invalid: none): it is one of the
+// any interface but the bridge and n's trusted ones (direct.go). Loopback
+// is spared as Docker spares it, and so is the gateway gw (IPv4 or IPv6; invalid: none): it is one of the
 // host's addresses, as reachable as any other (Docker's raw drop names
 // container addresses only). Dropping it too broke a published port
 // reached through another network's gateway address, and the replies to
@@ -305,13 +306,16 @@ func masqueradeRule(br string, subnet netip.Prefix, snat netip.Addr) Rule {
 // another bridge. Neighbour discovery is untouched: its packets for the
 // containers come from the bridge, and those from elsewhere are for
 // link-local or multicast addresses, outside the subnet.
-func directAccessRule(br string, gw netip.Addr) Rule {
+func directAccessRule(n Network, gw netip.Addr) Rule {
 	// The interface tests come first: a packet from the network's own
 	// bridge (every container-to-container packet, when br_netfilter
 	// passes bridged traffic through this hook) stops at the first one.
 	stmts := []Stmt{
-		IfnameMatch{Dir: In, Negate: true, Name: br},
+		IfnameMatch{Dir: In, Negate: true, Name: n.Bridge},
 		IfnameMatch{Dir: In, Negate: true, Name: "lo"},
+	}
+	for _, name := range n.TrustedIfaces() {
+		stmts = append(stmts, trustedMatch(name))
 	}
 	if gw.IsValid() {
 		stmts = append(stmts, AddrMatch{Field: Daddr, Negate: true, Prefix: netip.PrefixFrom(gw, gw.BitLen())})
@@ -355,6 +359,10 @@ func drop(comment string) Rule {
 // validate checks one network and returns it with its subnet masked.
 func validate(n Network) (Network, error) {
 	if err := validateBridge(n.Bridge); err != nil {
+		return n, err
+	}
+	n, err := validateTrusted(n)
+	if err != nil {
 		return n, err
 	}
 	if !n.Subnet.IsValid() {

@@ -41,7 +41,12 @@ type Config struct {
 	// as moby's sortAndNormPBs leaves them. IPv4 ports are the kernel's
 	// either way.
 	NoUserlandProxy bool
-	Log             *slog.Logger
+	// AllowDirectRouting (dockerd's --allow-direct-routing) lets traffic
+	// routed straight to a container's address in, from any interface,
+	// to its published ports (firewall/direct.go); a daemon setting, so
+	// a start rebuilds the table for the one it has.
+	AllowDirectRouting bool
+	Log                *slog.Logger
 	// DefaultBridgeName is the device of the predefined "bridge" network (berth0).
 	DefaultBridgeName string
 	// DefaultBridgeHostAccess opens the host's services to the default
@@ -393,7 +398,7 @@ func cloneMap(m map[string]string) map[string]string {
 }
 
 // firewallNetwork is what the firewall needs of n.
-func firewallNetwork(n *Network) firewall.Network {
+func (c *Controller) firewallNetwork(n *Network) firewall.Network {
 	fn := firewall.Network{
 		Bridge:     n.Bridge.Name,
 		ICC:        n.Bridge.EnableICC,
@@ -401,8 +406,10 @@ func firewallNetwork(n *Network) firewall.Network {
 		Internal:   n.Internal,
 		HostAccess: n.Bridge.HostAccess,
 		// Set for the family of each mode.
-		GatewayMode4: n.Bridge.GatewayMode4,
-		GatewayMode6: n.Bridge.GatewayMode6,
+		GatewayMode4:  n.Bridge.GatewayMode4,
+		GatewayMode6:  n.Bridge.GatewayMode6,
+		DirectRouting: c.cfg.AllowDirectRouting,
+		Trusted:       strings.Join(n.Bridge.TrustedHostInterfaces, ":"),
 	}
 	if n.IPv4 != nil {
 		// With inhibit_ipv4 the gateway is no address of berth's, but the

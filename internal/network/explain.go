@@ -44,7 +44,7 @@ func (c *Controller) firewallNetworks() []firewall.Network {
 	var nets []firewall.Network
 	for _, n := range c.Networks() {
 		if n.Driver == DriverBridge {
-			nets = append(nets, firewallNetwork(n))
+			nets = append(nets, c.firewallNetwork(n))
 		}
 	}
 	return nets

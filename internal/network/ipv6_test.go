@@ -291,7 +291,7 @@ func TestFirewallPortsPerFamily(t *testing.T) {
 		{Proto: "udp", HostIP: netip.MustParseAddr("2001:db8::5"), HostPort: 5353, Port: 53},
 	}
 	dual := &Endpoint{Address: mustPrefix("10.1.0.2/24"), Address6: mustPrefix("fd00:1::2/64"), Ports: ports}
-	got := firewallPorts(dual)
+	got := firewallPorts(dual, portFamilies{})
 	want := []firewall.PortMapping{
 		{Proto: firewall.TCP, HostIP: any4, HostPort: 8080, Addr: netip.MustParseAddr("10.1.0.2"), Port: 80},
 		{Proto: firewall.TCP, HostIP: any6, HostPort: 8080, Addr: netip.MustParseAddr("fd00:1::2"), Port: 80},
@@ -301,8 +301,22 @@ func TestFirewallPortsPerFamily(t *testing.T) {
 		t.Errorf("dual stack: %v, want %v", got, want)
 	}
 	v4 := &Endpoint{Address: mustPrefix("10.1.0.3/24"), Ports: ports}
-	if got := firewallPorts(v4); len(got) != 1 || got[0].Addr != netip.MustParseAddr("10.1.0.3") {
+	if got := firewallPorts(v4, portFamilies{}); len(got) != 1 || got[0].Addr != netip.MustParseAddr("10.1.0.3") {
 		t.Errorf("IPv4 only: %v, want the IPv4 mapping alone", got)
+	}
+
+	// With direct routing open in IPv4: each container side once, as a
+	// routed element, however many host ports lead to it; none in IPv6.
+	dual.Ports = append(ports, PortMapping{Proto: "tcp", HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 9090, Port: 80})
+	got = firewallPorts(dual, portFamilies{v4: true})
+	side := firewall.PortMapping{Proto: firewall.TCP, Addr: netip.MustParseAddr("10.1.0.2"), Port: 80, Routed: true}
+	if n := len(got); n != 5 || got[n-1] != side || slices.Contains(got[:n-1], side) {
+		t.Errorf("direct routing in IPv4: %v, want the four mappings and %v once", got, side)
+	}
+	got = firewallPorts(dual, portFamilies{v6: true})
+	if n := len(got); n != 6 || !got[4].Routed || got[4].Addr != netip.MustParseAddr("fd00:1::2") || got[4].Proto != firewall.TCP ||
+		!got[5].Routed || got[5].Proto != firewall.UDP || got[5].Port != 53 {
+		t.Errorf("direct routing in IPv6: %v, want the four mappings and the two IPv6 container sides", got)
 	}
 }
 

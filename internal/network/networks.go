@@ -392,7 +392,7 @@ func (c *Controller) applyNetwork(ctx context.Context, n *Network) error {
 	if err := c.cfg.Driver.EnsureBridge(bridgeSpec(n), bridgeOwner(n.ID)); err != nil {
 		return fmt.Errorf("create bridge %q for network %q: %w", n.Bridge.Name, n.Name, err)
 	}
-	if err := c.cfg.Firewall.AddNetwork(ctx, firewallNetwork(n)); err != nil {
+	if err := c.cfg.Firewall.AddNetwork(ctx, c.firewallNetwork(n)); err != nil {
 		return errors.Join(fmt.Errorf("add firewall rules for network %q: %w", n.Name, err),
 			c.dropBridge(n))
 	}
@@ -463,7 +463,7 @@ func (c *Controller) teardownNetwork(ctx context.Context, n *Network) error {
 	defer c.netOps.Unlock()
 	var errs []error
 	if n.Bridge != nil {
-		if err := c.cfg.Firewall.DelNetwork(ctx, firewallNetwork(n)); err != nil {
+		if err := c.cfg.Firewall.DelNetwork(ctx, c.firewallNetwork(n)); err != nil {
 			errs = append(errs, fmt.Errorf("remove firewall rules of network %q: %w", n.Name, err))
 		}
 		if err := c.dropBridge(n); err != nil {

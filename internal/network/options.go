@@ -40,15 +40,16 @@ var knownOptions = map[string]bool{
 	OptGatewayModeIPv4: true,
 	OptGatewayModeIPv6: true,
 	OptInhibitIPv4:     true,
+	// Docker 28's direct routing (firewall/direct.go).
+	OptTrustedHostInterfaces: true,
 }
 
 // unsupportedOptions are moby's bridge options berth does not implement,
-// each with the test of a value that changes nothing (false, or no
-// interfaces): such a value is taken; any other is refused, since
-// ignoring it would make a network other than the one asked for.
+// each with the test of a value that changes nothing (false): such a
+// value is taken; any other is refused, since ignoring it would make a
+// network other than the one asked for.
 var unsupportedOptions = map[string]func(k, v string) (noop bool, err error){
-	"com.docker.network.bridge.default_bridge":          boolOff,
-	"com.docker.network.bridge.trusted_host_interfaces": func(_, v string) (bool, error) { return strings.Trim(v, ":") == "", nil }, // moby splits it at ':'
+	"com.docker.network.bridge.default_bridge": boolOff,
 }
 
 // boolOff reports whether v is false; a value that does not parse is
@@ -175,6 +176,20 @@ func parseBridgeOptions(opts map[string]string, defaultName string) (*BridgeConf
 		case OptInhibitIPv4:
 			if bc.InhibitIPv4, err = parseBool(k, v); err != nil {
 				return nil, err
+			}
+		case OptTrustedHostInterfaces:
+			// moby's strings.FieldsFunc at ':'; a name is checked here
+			// rather than failing each endpoint's rules later, as an
+			// iptables "-i" with a name too long fails them in Docker.
+			bc.TrustedHostInterfaces = nil
+			if names := strings.FieldsFunc(v, func(r rune) bool { return r == ':' }); len(names) > 0 {
+				bc.TrustedHostInterfaces = names
+			}
+			for _, name := range bc.TrustedHostInterfaces {
+				if cerr := firewall.CheckTrustedName(name); cerr != nil {
+					err = fmt.Errorf("trusted host interface %q: %w", name, cerr)
+					break
+				}
 			}
 		case OptGatewayModeIPv4, OptGatewayModeIPv6:
 			mode, err := firewall.ParseGatewayMode(v)

@@ -56,7 +56,7 @@ func TestUnknownBridgeOptionsAreIgnored(t *testing.T) {
 	got, err := parseBridgeOptions(map[string]string{"foo": "bar", "com.docker.network.bridge.nme": "x",
 		// moby's options berth does not implement, with the values that change nothing.
 		"com.docker.network.bridge.inhibit_ipv4": "false", "com.docker.network.bridge.default_bridge": "0",
-		"com.docker.network.bridge.trusted_host_interfaces": ""}, "x")
+		OptTrustedHostInterfaces: "::"}, "x")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,11 +69,37 @@ func TestUnknownBridgeOptionsAreIgnored(t *testing.T) {
 	}
 }
 
+// TestTrustedHostInterfaces: moby's split at ':' (empty names dropped),
+// each name or prefix ("veth+") kept, and handed to the firewall joined.
+func TestTrustedHostInterfaces(t *testing.T) {
+	bc, err := parseBridgeOptions(map[string]string{OptTrustedHostInterfaces: ":eth1::veth+:"}, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"eth1", "veth+"}; !slices.Equal(bc.TrustedHostInterfaces, want) {
+		t.Errorf("TrustedHostInterfaces = %q, want %q", bc.TrustedHostInterfaces, want)
+	}
+	r := newRig(t)
+	n, err := r.c.CreateNetwork(context.Background(), CreateRequest{Name: "trusting", Options: map[string]string{OptTrustedHostInterfaces: "eth1:veth+"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fn := r.c.firewallNetwork(n); fn.Trusted != "eth1:veth+" || !fn.OpensDirect(fn.GatewayMode4) || fn.DirectRouting {
+		t.Errorf("firewall network %+v, want eth1:veth+ trusted, direct routing open in IPv4 and not allowed daemon-wide", fn)
+	}
+	if f := r.c.directFamilies(n); f != (portFamilies{v4: true}) {
+		t.Errorf("direct families %+v, want IPv4 alone", f)
+	}
+}
+
 func TestParseBridgeOptionsBad(t *testing.T) {
 	for _, tc := range []struct{ k, v string }{
 		{"com.docker.network.bridge.inhibit_ipv4", "maybe"},
-		{"com.docker.network.bridge.trusted_host_interfaces", "eth1"},
-		{"com.docker.network.bridge.trusted_host_interfaces", ":eth1:"},
+		{OptTrustedHostInterfaces, "eth1:a/b"},
+		{OptTrustedHostInterfaces, "+"},
+		{OptTrustedHostInterfaces, "a+b"},
+		{OptTrustedHostInterfaces, "sixteen-bytes-xx"},
+		{OptTrustedHostInterfaces, "eth 1"},
 		{"com.docker.network.bridge.default_bridge", "1"},
 		{OptBridgeName, "a-name-that-is-too-long"},
 		{OptBridgeName, "has space"},
@@ -117,7 +143,7 @@ func TestHostIPv4IsTheSourceAddress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fn := firewallNetwork(n)
+	fn := r.c.firewallNetwork(n)
 	if fn.SNAT4 != netip.MustParseAddr("198.51.100.42") || fn.SNAT6 != netip.MustParseAddr("2001:db8::42") {
 		t.Errorf("firewall network %+v", fn)
 	}

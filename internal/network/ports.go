@@ -574,12 +574,44 @@ func hostPorts(ms []PortMapping) []HostPort {
 // firewallPorts is what the firewall needs of ep's mappings: the IPv4
 // ones to its IPv4 address, and the IPv6 ones to its IPv6 address when
 // it has one (as Docker's ip6tables DNAT). An IPv6 mapping of an
-// endpoint without IPv6 is the forwarder's alone (forward).
-func firewallPorts(ep *Endpoint) []firewall.PortMapping { return firewallMappings(ep, ep.Ports) }
+// endpoint without IPv6 is the forwarder's alone (forward). In the
+// families of direct, those in which ep's network opens direct routing
+// (directFamilies), each container side a port is published to is a
+// routed element too, once however many host ports lead to it.
+func firewallPorts(ep *Endpoint, direct portFamilies) []firewall.PortMapping {
+	return firewallMappings(ep, ep.Ports, direct)
+}
 
-// firewallMappings is firewallPorts for ms, mappings of ep.
-func firewallMappings(ep *Endpoint, ms []PortMapping) []firewall.PortMapping {
+// directFamilies are the families in which n takes traffic routed
+// straight to a published port's container side (firewall/direct.go).
+// A network's options never change, and the daemon's setting only at a
+// start, which rebuilds the whole table: an endpoint's elements are the
+// same when it publishes and when it withdraws.
+func (c *Controller) directFamilies(n *Network) portFamilies {
+	if n == nil || n.Driver != DriverBridge {
+		return portFamilies{}
+	}
+	fn := c.firewallNetwork(n)
+	return portFamilies{
+		v4: fn.Subnet.IsValid() && fn.OpensDirect(fn.GatewayMode4),
+		v6: fn.Subnet6.IsValid() && fn.OpensDirect(fn.GatewayMode6),
+	}
+}
+
+// directFamiliesOf is directFamilies for ep's network.
+func (c *Controller) directFamiliesOf(ep *Endpoint) portFamilies {
+	c.mu.RLock()
+	n := c.networks[ep.NetworkID]
+	c.mu.RUnlock()
+	return c.directFamilies(n)
+}
+
+// firewallMappings is firewallPorts for ms, mappings of ep, all of each
+// family they have (the direct elements of a family are made from its
+// mappings alone).
+func firewallMappings(ep *Endpoint, ms []PortMapping, direct portFamilies) []firewall.PortMapping {
 	out := make([]firewall.PortMapping, 0, len(ms))
+	var sides []firewall.PortMapping
 	for _, m := range ms {
 		proto, err := firewall.ParseProto(m.Proto)
 		if err != nil {
@@ -597,8 +629,11 @@ func firewallMappings(ep *Endpoint, ms []PortMapping) []firewall.PortMapping {
 			continue
 		}
 		out = append(out, firewall.PortMapping{Proto: proto, HostIP: m.HostIP, HostPort: m.HostPort, Addr: to.Addr(), Port: m.Port})
+		if side := (firewall.PortMapping{Proto: proto, Addr: to.Addr(), Port: m.Port, Routed: true}); direct.has(m) && !slices.Contains(sides, side) {
+			sides = append(sides, side)
+		}
 	}
-	return out
+	return append(out, sides...)
 }
 
 // addPorts publishes ep's ports: the IPv4 ones in the firewall, the IPv6
@@ -612,7 +647,7 @@ func (c *Controller) addMappings(ctx context.Context, ep *Endpoint, ms []PortMap
 	if len(ms) == 0 {
 		return nil
 	}
-	if err := c.cfg.Firewall.AddPorts(ctx, firewallMappings(ep, ms)); err != nil {
+	if err := c.cfg.Firewall.AddPorts(ctx, firewallMappings(ep, ms, c.directFamiliesOf(ep))); err != nil {
 		return connectivityError(ep, err)
 	}
 	for _, m := range ms {
@@ -675,7 +710,7 @@ func (c *Controller) delMappings(ctx context.Context, ep *Endpoint, ms []PortMap
 	if len(ms) == 0 {
 		return nil
 	}
-	if err := c.cfg.Firewall.DelPorts(ctx, firewallMappings(ep, ms)); err != nil {
+	if err := c.cfg.Firewall.DelPorts(ctx, firewallMappings(ep, ms, c.directFamiliesOf(ep))); err != nil {
 		return fmt.Errorf("withdraw ports of endpoint %s: %w", ep.ID[:12], err)
 	}
 	return nil
@@ -689,7 +724,7 @@ func (c *Controller) publishedPorts() []firewall.PortMapping {
 	var out []firewall.PortMapping
 	for _, ep := range c.endpoints {
 		if ep.State == EndpointReady {
-			out = append(out, firewallPorts(ep)...)
+			out = append(out, firewallPorts(ep, c.directFamilies(c.networks[ep.NetworkID]))...)
 		}
 	}
 	return out

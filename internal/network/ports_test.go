@@ -149,6 +149,7 @@ type portRig struct {
 	ipv6  bool // the controller's IPv6Ports
 	// noProxy is the controller's NoUserlandProxy.
 	noProxy bool
+	direct  bool // the controller's AllowDirectRouting
 }
 
 func newPortRig(t *testing.T) *portRig {
@@ -188,9 +189,10 @@ func (r *portRig) restartWith(t *testing.T, h *fakeHolder) {
 	r.ports = h
 	r.c = New(Config{
 		Store: r.st, Driver: r.drv, Sandboxes: r.sbs, Firewall: r.fw, Ports: h, IPv6Ports: r.ipv6, NoUserlandProxy: r.noProxy,
-		Nameservers: []netip.Addr{netip.MustParseAddr("10.255.255.53")},
-		NewID:       r.ids,
-		Now:         func() time.Time { return time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC) },
+		AllowDirectRouting: r.direct,
+		Nameservers:        []netip.Addr{netip.MustParseAddr("10.255.255.53")},
+		NewID:              r.ids,
+		Now:                func() time.Time { return time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC) },
 	})
 	if err := r.c.Start(context.Background()); err != nil {
 		t.Fatalf("Start: %v", err)
@@ -1133,7 +1135,7 @@ func portsOn(t *testing.T, r *portRig, sb *Sandbox) map[string][]string {
 			}
 		}
 		slices.Sort(out[a.Network.Name])
-		fw += len(firewallPorts(a.Endpoint))
+		fw += len(firewallPorts(a.Endpoint, r.c.directFamilies(a.Network)))
 	}
 	if n := r.ports.count(); n != held {
 		t.Errorf("%d host ports held, want the %d of the mappings %v", n, held, out)
@@ -1503,5 +1505,73 @@ func TestRemoveNetworkWhoseClientGoesAway(t *testing.T) {
 	}
 	if r.fw.has(n.Bridge.Name) {
 		t.Errorf("the firewall keeps the removed network's bridge %s", n.Bridge.Name)
+	}
+}
+
+// TestDirectRoutingContainerSides: on a network that trusts a host
+// interface, each container side a port is published to is one routed
+// element in the firewall beside the DNAT mappings, withdrawn with them;
+// the daemon's AllowDirectRouting does the same on every network from
+// the start that sets it, and a start without it takes them away.
+func TestDirectRoutingContainerSides(t *testing.T) {
+	r := newPortRig(t)
+	ctx := context.Background()
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "trusting", IPAM: []IPAMRequest{{Subnet: mustPrefix("10.60.0.0/24")}},
+		Options: map[string]string{OptTrustedHostInterfaces: "eth1"}}); err != nil {
+		t.Fatal(err)
+	}
+	sb := r.sandbox(t, "c1")
+	r.join(t, sb, "trusting", JoinRequest{ContainerID: "c1", Name: "web", Ports: []PortRequest{
+		{Proto: "tcp", Port: 80, HostPortStart: 8080, HostPortEnd: 8080},
+		{Proto: "tcp", Port: 80, HostIP: localIP, HostPortStart: 9090, HostPortEnd: 9090},
+		{Proto: "udp", Port: 53, HostPortStart: 5353, HostPortEnd: 5353},
+	}})
+	sb2 := r.sandbox(t, "c2")
+	r.join(t, sb2, "bridge", JoinRequest{ContainerID: "c2", Name: "other", Ports: []PortRequest{
+		{Proto: "tcp", Port: 80, HostPortStart: 8081, HostPortEnd: 8081},
+	}})
+	routed := func() []string {
+		var out []string
+		for _, m := range r.fw.portList() {
+			if m.Routed {
+				out = append(out, m.String())
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	trusting := []string{"routed->10.60.0.2:53/udp", "routed->10.60.0.2:80/tcp"}
+	if got := routed(); !slices.Equal(got, trusting) {
+		t.Errorf("routed elements %q, want %q (the trusting network's container sides, once each)", got, trusting)
+	}
+	if n := len(r.fw.portList()); n != 6 {
+		t.Errorf("%d firewall ports, want the 4 mappings and 2 container sides: %v", n, r.fw.portList())
+	}
+
+	r.direct = true
+	r.c.Close()
+	r.restartWith(t, r.ports)
+	all := append([]string{"routed->172.17.0.2:80/tcp"}, trusting...)
+	slices.Sort(all)
+	if got := routed(); !slices.Equal(got, all) {
+		t.Errorf("with direct routing allowed: routed elements %q, want %q", got, all)
+	}
+	for _, n := range r.fw.nets {
+		if !n.DirectRouting {
+			t.Errorf("network %s: direct routing not allowed after a start that allows it", n.Bridge)
+		}
+	}
+	if err := r.c.Leave(ctx, sb.ID, "trusting"); err != nil {
+		t.Fatal(err)
+	}
+	if got := routed(); !slices.Equal(got, []string{"routed->172.17.0.2:80/tcp"}) {
+		t.Errorf("after the trusting network's endpoint left: routed elements %q", got)
+	}
+
+	r.direct = false
+	r.c.Close()
+	r.restartWith(t, r.ports)
+	if got := routed(); len(got) != 0 {
+		t.Errorf("after a start without direct routing: routed elements %q, want none", got)
 	}
 }

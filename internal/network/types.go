@@ -63,6 +63,11 @@ const (
 	// address; the containers' IPv4 gateway is a router of the user's on
 	// the bridge (BridgeConfig.InhibitIPv4).
 	OptInhibitIPv4 = "com.docker.network.bridge.inhibit_ipv4"
+	// OptTrustedHostInterfaces is Docker's trusted_host_interfaces:
+	// host interfaces, ':' between them, whose traffic routed straight
+	// to a container's published port is let in, as the bridge's is
+	// (BridgeConfig.TrustedHostInterfaces, firewall/direct.go).
+	OptTrustedHostInterfaces = "com.docker.network.bridge.trusted_host_interfaces"
 )
 
 // Network is one CNM network: a group of endpoints that reach each other directly.
@@ -192,6 +197,9 @@ type BridgeConfig struct {
 	// address (and takes none away); the IPv4 gateway the containers
 	// route through is someone else's on the bridge.
 	InhibitIPv4 bool `json:"inhibitIPv4,omitempty"`
+	// TrustedHostInterfaces (OptTrustedHostInterfaces), as moby splits
+	// it: the names between the ':'s, empty ones dropped.
+	TrustedHostInterfaces []string `json:"trustedHostInterfaces,omitempty"`
 	// External: the device was there before the network (an
 	// administrator's bridge, named by OptBridgeName), as moby's
 	// ifaceCreatedByUser: removing the network lets go of it (untagged,

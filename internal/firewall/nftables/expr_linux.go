@@ -164,7 +164,7 @@ func (tr *translation) stmt(s firewall.Stmt) ([]expr.Any, error) {
 	case firewall.IfnameMatch:
 		return []expr.Any{
 			&expr.Meta{Key: ifnameKey(s.Dir), Register: 1},
-			&expr.Cmp{Op: cmpOp(s.Negate), Register: 1, Data: ifname(s.Name)},
+			&expr.Cmp{Op: cmpOp(s.Negate), Register: 1, Data: ifnameMatch(s)},
 		}, nil
 	case firewall.CtEstablishedRelated:
 		return []expr.Any{
@@ -346,6 +346,16 @@ func cmpOp(negate bool) expr.CmpOp {
 
 // ifname is an interface name as the kernel compares it: IFNAMSIZ bytes,
 // zero padded.
+// ifnameMatch is the data an interface match compares: the whole name,
+// padded, or a wildcard's prefix alone (a shorter compare, as nft makes
+// for "eth*").
+func ifnameMatch(m firewall.IfnameMatch) []byte {
+	if m.Wildcard {
+		return []byte(m.Name)
+	}
+	return ifname(m.Name)
+}
+
 func ifname(name string) []byte {
 	b := make([]byte, unix.IFNAMSIZ)
 	copy(b, name)

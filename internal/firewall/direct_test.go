@@ -1,0 +1,87 @@
+package firewall
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// directNets: a dual-stack network that trusts eth1 and every wg*
+// interface, and one of a daemon that allows direct routing.
+var directNets = []Network{
+	{Bridge: "br-trust", Subnet: mustPrefix("172.22.0.0/16"), Gateway: mustAddr("172.22.0.1"),
+		Subnet6: mustPrefix("fd00:22::/64"), Gateway6: mustAddr("fd00:22::1"), ICC: true, Masquerade: true, Trusted: "eth1:wg+"},
+	{Bridge: "br-allow", Subnet: mustPrefix("172.23.0.0/16"), Gateway: mustAddr("172.23.0.1"), ICC: true, Masquerade: true, DirectRouting: true},
+}
+
+// directPorts: each network's published port and its container side.
+var directPorts = []PortMapping{
+	{Proto: TCP, HostPort: 8080, Addr: mustAddr("172.22.0.2"), Port: 80},
+	{Proto: TCP, Addr: mustAddr("172.22.0.2"), Port: 80, Routed: true},
+	{Proto: TCP, HostPort: 8081, Addr: mustAddr("172.23.0.2"), Port: 80},
+	{Proto: TCP, Addr: mustAddr("172.23.0.2"), Port: 80, Routed: true},
+}
+
+func TestDirectRoutingGolden(t *testing.T) {
+	rs, err := BuildWithPorts(directNets, directPorts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, filepath.Join("testdata", "direct-routing.nft"), rs.String())
+}
+
+// TestExplainDirectRouting: a packet routed straight to a container's
+// published port comes in on a trusted interface (a wildcard's too) and
+// is accepted by the port's container side; an unpublished port is
+// dropped as ever, and so is the same packet on an interface the network
+// does not trust, in raw prerouting. With the daemon's direct routing,
+// no interface is dropped there.
+func TestExplainDirectRouting(t *testing.T) {
+	_, r := explainWorld(t)
+	rs, err := BuildWithPorts(directNets, directPorts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.bridges[mustPrefix("172.22.0.0/16")] = "br-trust"
+	r.bridges[mustPrefix("172.23.0.0/16")] = "br-allow"
+	for _, tc := range []struct {
+		name, iif, dst string
+		port           uint16
+		outcome        Outcome
+		chain, why     string
+	}{
+		{"trusted, published", "eth1", "172.22.0.2", 80, Delivered, "fwd_in__br-trust", "DIRECTLY ROUTED PORTS"},
+		{"trusted by a wildcard", "wg0", "172.22.0.2", 80, Delivered, "fwd_in__br-trust", "DIRECTLY ROUTED PORTS"},
+		{"trusted, unpublished", "eth1", "172.22.0.2", 81, Dropped, "fwd_in__br-trust", "INBOUND DROP"},
+		{"untrusted", "eth0", "172.22.0.2", 80, Dropped, "direct__br-trust", "DIRECT ACCESS DROP"},
+		{"not quite the wildcard", "w0", "172.22.0.2", 80, Dropped, "direct__br-trust", "DIRECT ACCESS DROP"},
+		{"allowed, published", "eth0", "172.23.0.2", 80, Delivered, "fwd_in__br-allow", "DIRECTLY ROUTED PORTS"},
+		{"allowed, unpublished", "eth0", "172.23.0.2", 81, Dropped, "fwd_in__br-allow", "INBOUND DROP"},
+		{"another network's port", "eth1", "172.22.0.2", 443, Dropped, "fwd_in__br-trust", "INBOUND DROP"},
+	} {
+		ex := Explain(rs, Packet{Proto: ProtoTCP, Src: mustAddr("198.51.100.7"), Dst: mustAddr(tc.dst), Dport: tc.port, Iif: tc.iif}, r)
+		if ex.Outcome != tc.outcome || ex.Decision == nil || ex.Decision.Chain != tc.chain || !strings.Contains(ex.Decision.Rule, tc.why) {
+			t.Errorf("%s: %s by %+v, want %s by %s's %s", tc.name, ex.Outcome, ex.Decision, tc.outcome, tc.chain, tc.why)
+		}
+	}
+}
+
+func TestTrustedInterfaceNames(t *testing.T) {
+	for _, name := range []string{"eth1", "wg+", "a.b-c_d", "fifteen-bytes-x"} {
+		if err := CheckTrustedName(name); err != nil {
+			t.Errorf("%q: %v", name, err)
+		}
+	}
+	for _, name := range []string{"+", "sixteen-bytes-xx", "a/b", "a b", "a+b", "a\n", ".", ".."} {
+		if err := CheckTrustedName(name); err == nil {
+			t.Errorf("%q taken", name)
+		}
+	}
+	n, err := validate(Network{Bridge: "br-x", Subnet: mustPrefix("10.0.0.0/24"), Trusted: "::eth1::wg+:"})
+	if err != nil || n.Trusted != "eth1:wg+" {
+		t.Errorf("validate: trusted %q, %v; want eth1:wg+", n.Trusted, err)
+	}
+	if _, err := Build([]Network{{Bridge: "br-x", Subnet: mustPrefix("10.0.0.0/24"), Trusted: "eth1:a/b"}}); err == nil {
+		t.Error("Build took a trusted name with a '/'")
+	}
+}
