@@ -42,7 +42,7 @@ func TestConfigFileSetsOptions(t *testing.T) {
 		"default-network-opts": {"bridge": {"com.docker.network.driver.mtu": "1400"}},
 		"dns": ["10.0.0.53", "10.0.1.53"], "dns-search": ["corp.example"], "dns-opts": ["ndots:2"],
 		"hosts": ["unix:///run/b.sock"], "data-root": "/srv/berth", "group": 123, "debug": true,
-		"userland-proxy": false
+		"userland-proxy": false, "allow-direct-routing": true
 	}`)
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +54,7 @@ func TestConfigFileSetsOptions(t *testing.T) {
 		DefaultNetworkOpts: map[string]map[string]string{"bridge": {"com.docker.network.driver.mtu": "1400"}},
 		DNS:                []string{"10.0.0.53", "10.0.1.53"}, DNSSearch: []string{"corp.example"}, DNSOptions: []string{"ndots:2"},
 		Group: 123, LogDriver: "json-file", LiveRestore: true, Debug: true, LogLevel: "info", UserlandProxy: false,
-		DefaultStopTimeout: 10,
+		DefaultStopTimeout: 10, AllowDirectRouting: true,
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("config\n got %+v\nwant %+v", cfg, want)
