@@ -272,6 +272,7 @@ func (d *Daemon) explainDst(host *netlink.Handle, from, to explainEnd, six bool,
 		}
 		return first, nil
 	case from.ctr != "":
+		var foreign netip.Addr
 		for _, at := range from.atts {
 			cfg := at.Network.IPv4
 			if six {
@@ -281,9 +282,21 @@ func (d *Daemon) explainDst(host *netlink.Handle, from, to explainEnd, six bool,
 			if six {
 				mode = at.Network.Bridge.GatewayMode6
 			}
-			if cfg != nil && cfg.Gateway.IsValid() && addrOf(at.Endpoint, six).IsValid() && mode != firewall.ModeIsolated {
-				return cfg.Gateway, nil // an isolated network's bridge has no address
+			if cfg == nil || !cfg.Gateway.IsValid() || !addrOf(at.Endpoint, six).IsValid() || mode == firewall.ModeIsolated {
+				continue // an isolated network's bridge has no address
 			}
+			if !six && at.Network.Bridge.InhibitIPv4 {
+				// A router of the user's, unless the host has its
+				// address on the bridge.
+				if rt, err := routeGet(host, cfg.Gateway); err != nil || !rt.local {
+					foreign = cfg.Gateway
+					continue
+				}
+			}
+			return cfg.Gateway, nil
+		}
+		if foreign.IsValid() {
+			return netip.Addr{}, errdefs.Invalid("container %s's IPv4 gateway %s is not an address of the host's: its network inhibits IPv4 on the bridge (inhibit_ipv4), and nothing put that address there", from.ctr, foreign)
 		}
 		return netip.Addr{}, errdefs.Invalid("container %s has no %s gateway", from.ctr, family(six))
 	case from.host:

@@ -88,9 +88,17 @@ func TestInhibitIPv4(t *testing.T) {
 	if got := mustDocker(t, w, "exec", "i1", "ip", "route"); !strings.Contains(got, "default via 172.28.11.1") {
 		t.Errorf("i1's routes:\n%s", got)
 	}
+	// berth explain's "host" is not the gateway while it is somebody
+	// else's, and is once the host has the address.
+	if _, errOut, code := w.Berth(t, "explain", "i1", "host:80"); code == 0 || !strings.Contains(errOut, "gateway 172.28.11.1 is not an address of the host's") {
+		t.Errorf("explain i1 host:80 with the gateway nobody's: exit %d, %q", code, errOut)
+	}
 	w.MustInHost(t, "ip", "addr", "add", "172.28.11.1/24", "dev", "br-inh") // the user's router
 	if _, errOut, code := w.Docker(t, "exec", "i1", "ping", "-c", "1", "-W", "5", "172.28.11.1"); code != 0 {
 		t.Errorf("i1 pings its gateway once someone has it: exit %d, %q", code, errOut)
+	}
+	if out := w.MustBerth(t, "explain", "i1", "host:80"); !strings.Contains(out, "172.28.11.1") {
+		t.Errorf("explain i1 host:80 with the host's address on the bridge:\n%s", out)
 	}
 	d.Stop()
 	w.Start(t)
