@@ -43,6 +43,8 @@ func addFlags(f *pflag.FlagSet, cfg *Config) {
 	f.BoolVar(&cfg.IPMasq, "ip-masq", true, "masquerade the default bridge's traffic out of the host")
 	f.BoolVar(&cfg.IPv6, "ipv6", false, "give the default bridge IPv6, as dockerd's --ipv6 (user networks: docker network create --ipv6)")
 	f.StringArrayVar(&cfg.HostGatewayIPs, "host-gateway-ip", nil, "address that --add-host NAME:host-gateway resolves to, one IPv4 and one IPv6 at most (repeatable; default: the default bridge's gateways)")
+	f.StringVar(&cfg.DefaultGateway, "default-gateway", "", "the default bridge's containers' IPv4 gateway, a router on the bridge in its subnet, in place of the bridge's address")
+	f.StringVar(&cfg.DefaultGateway6, "default-gateway-v6", "", "the default bridge's containers' IPv6 gateway, with --ipv6, in place of the bridge's address")
 	f.StringVar(&cfg.BIP6, "bip6", "", "the default bridge's IPv6 address and subnet, as CIDR (fd00:66::1/64), with --ipv6")
 	f.StringVar(&cfg.FixedCIDRv6, "fixed-cidr-v6", "", "the default bridge's IPv6 subnet (default: a /64 of a ULA prefix derived from the engine ID)")
 	f.Var(&poolsValue{&cfg.Pools}, "default-address-pool", "address pool new networks take subnets from, base=PREFIX,size=BITS (repeat it; replaces Docker's pools)")
@@ -208,7 +210,7 @@ var noEffectKeys = map[string]string{
 var dockerdKeys = []string{
 	"authorization-plugins", "bridge", "bridge-accept-fwmark", "cdi-spec-dirs",
 	"containerd", "containerd-namespace", "containerd-plugin-namespace", "cpu-rt-period",
-	"cpu-rt-runtime", "cri-containerd", "default-gateway", "default-gateway-v6", "default-init", "default-runtime",
+	"cpu-rt-runtime", "cri-containerd", "default-init", "default-runtime",
 	"exec-opts", "http-proxy", "https-proxy", "init-path",
 	"ip-forward", "ip-forward-no-drop", "ip6tables", "iptables", "log-format", "metrics-addr", "min-api-version",
 	"network-control-plane-mtu", "network-diagnostic-port", "no-proxy", "node-generic-resources", "nri-opts",
@@ -554,6 +556,9 @@ type netSettings struct {
 	pools, pools6 []ipam.Pool       // nil: Docker's
 	dns           []string
 	hostGateway   []netip.Addr // --host-gateway-ip
+	// --default-gateway, --default-gateway-v6: the default bridge's
+	// containers' gateways (invalid: the bridge's addresses).
+	defaultGateway, defaultGateway6 netip.Addr
 }
 
 // networkSettings checks the daemon's network options as dockerd does
@@ -621,6 +626,20 @@ func (cfg *Config) networkSettings(engineID string) (netSettings, error) {
 		if s.subnet6.IsValid() && (!s.bip6.Masked().Contains(s.subnet6.Addr()) || s.subnet6.Bits() < s.bip6.Bits()) {
 			return s, fmt.Errorf("--fixed-cidr-v6 %s is not inside --bip6's subnet %s", s.subnet6, s.bip6.Masked())
 		}
+	}
+	for _, g := range []struct {
+		flag, v string
+		six     bool
+		to      *netip.Addr
+	}{{"--default-gateway", cfg.DefaultGateway, false, &s.defaultGateway}, {"--default-gateway-v6", cfg.DefaultGateway6, true, &s.defaultGateway6}} {
+		if g.v == "" {
+			continue
+		}
+		a, err := netip.ParseAddr(g.v)
+		if err != nil || a.Zone() != "" || a.Is4In6() || a.Is6() != g.six {
+			return s, fmt.Errorf("%s %q: not an %s address", g.flag, g.v, map[bool]string{false: "IPv4", true: "IPv6"}[g.six])
+		}
+		*g.to = a
 	}
 	ip, err := netip.ParseAddr(cfg.IP)
 	if err != nil {

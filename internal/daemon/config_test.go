@@ -42,7 +42,8 @@ func TestConfigFileSetsOptions(t *testing.T) {
 		"default-network-opts": {"bridge": {"com.docker.network.driver.mtu": "1400"}},
 		"dns": ["10.0.0.53", "10.0.1.53"], "dns-search": ["corp.example"], "dns-opts": ["ndots:2"],
 		"hosts": ["unix:///run/b.sock"], "data-root": "/srv/berth", "group": 123, "debug": true,
-		"userland-proxy": false, "allow-direct-routing": true
+		"userland-proxy": false, "allow-direct-routing": true,
+		"default-gateway": "10.20.0.254", "default-gateway-v6": "fd00:20::fe"
 	}`)
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +55,7 @@ func TestConfigFileSetsOptions(t *testing.T) {
 		DefaultNetworkOpts: map[string]map[string]string{"bridge": {"com.docker.network.driver.mtu": "1400"}},
 		DNS:                []string{"10.0.0.53", "10.0.1.53"}, DNSSearch: []string{"corp.example"}, DNSOptions: []string{"ndots:2"},
 		Group: 123, LogDriver: "json-file", LiveRestore: true, Debug: true, LogLevel: "info", UserlandProxy: false,
-		DefaultStopTimeout: 10, AllowDirectRouting: true,
+		DefaultStopTimeout: 10, AllowDirectRouting: true, DefaultGateway: "10.20.0.254", DefaultGateway6: "fd00:20::fe",
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("config\n got %+v\nwant %+v", cfg, want)
@@ -242,6 +243,9 @@ func TestNetworkSettings(t *testing.T) {
 		"two IPv6 host gateways":   func(c *Config) { c.HostGatewayIPs = []string{"fd00::1", "fd00::2"} },
 		"bip6 IPv4":                func(c *Config) { c.BIP6 = "10.0.0.1/24" },
 		"bip6 without a length":    func(c *Config) { c.BIP6 = "fd00::1" },
+		"default-gateway IPv6":     func(c *Config) { c.DefaultGateway = "fd00::1" },
+		"default-gateway a name":   func(c *Config) { c.DefaultGateway = "router" },
+		"default-gateway-v6 IPv4":  func(c *Config) { c.DefaultGateway6 = "10.0.0.1" },
 		"fixed-cidr-v6 outside bip6": func(c *Config) {
 			c.BIP6, c.FixedCIDRv6 = "fd00:1::1/64", "fd00:2::/80"
 		},

@@ -52,6 +52,9 @@ type Config struct {
 	// BIP6 is the default bridge's IPv6 address and subnet (dockerd's
 	// --bip6), with --ipv6; FixedCIDRv6 is then its containers' range.
 	BIP6 string
+	// DefaultGateway and DefaultGateway6 are dockerd's --default-gateway
+	// and --default-gateway-v6 (network.Config.DefaultBridgeGateway4, 6).
+	DefaultGateway, DefaultGateway6 string
 	// HostGatewayIPs are what --add-host NAME:host-gateway resolves to
 	// (dockerd's --host-gateway-ip): one IPv4 and one IPv6 address at
 	// most; none means the default bridge's gateways.
@@ -436,6 +439,7 @@ func (d *Daemon) build() error {
 		Nameservers: d.resolv.get().nameservers, Pools: ns.pools, Pools6: ns.pools6,
 		DefaultBridgeIPv6: d.cfg.IPv6, DefaultBridgeSubnet6: ns.subnet6, DefaultBridgeBIP6: ns.bip6,
 		DefaultBridgeOptions: ns.bridgeOptions, DefaultBridgeBIP: ns.bip, DefaultBridgeFixedCIDR: ns.fixedCIDR,
+		DefaultBridgeGateway4: ns.defaultGateway, DefaultBridgeGateway6: ns.defaultGateway6,
 	})
 	d.rebuildFirewall = d.net.RebuildFirewall
 	d.fwHeals.warning = "berth's nftables table keeps being changed by another process; restoring it at most once a second"

@@ -74,9 +74,11 @@ type EndpointSpec struct {
 	// unique), and refused by the kernel where IPv6 is off.
 	LinkLocal []netip.Prefix
 	// ForeignGateway says the IPv4 Gateway is not the bridge's address
-	// but a router's on the bridge (inhibit_ipv4): its neighbour entry
-	// is not seeded with the bridge's MAC.
-	ForeignGateway bool
+	// but a router's on the bridge (inhibit_ipv4, a default gateway of
+	// the daemon's): its neighbour entry is not seeded with the bridge's
+	// MAC. ForeignGateway6 says the same of Gateway6.
+	ForeignGateway  bool
+	ForeignGateway6 bool
 }
 
 // OwnedLink is a link that berth tagged as its own.

@@ -70,6 +70,14 @@ type Config struct {
 	DefaultBridgeOptions   map[string]string
 	DefaultBridgeBIP       netip.Prefix
 	DefaultBridgeFixedCIDR netip.Prefix
+	// DefaultBridgeGateway4 and DefaultBridgeGateway6 (--default-gateway,
+	// --default-gateway-v6) are the default bridge's containers'
+	// gateways in place of the bridge's addresses: a router of the
+	// user's on the bridge, held as an auxiliary address
+	// (AuxDefaultGateway4, 6), as dockerd's getDefaultBridgeIPAMConf
+	// does. Applied with the rest at a start that finds the bridge empty.
+	DefaultBridgeGateway4 netip.Addr
+	DefaultBridgeGateway6 netip.Addr
 	// Nameservers are the host's resolvers; pools that contain one are skipped.
 	Nameservers []netip.Addr
 	// Pools to pick subnets from; nil means Docker's defaults.

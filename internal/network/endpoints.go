@@ -306,10 +306,10 @@ func (c *Controller) planEndpoint(sandboxID, netRef string, req JoinRequest) (*E
 	ep.HostIfName = c.freshHostIfNameLocked()
 	if !n.Internal {
 		if n.IPv4 != nil {
-			ep.Gateway = n.IPv4.Gateway
+			ep.Gateway = n.IPv4.endpointGateway(AuxDefaultGateway4)
 		}
 		if n.IPv6 != nil && ep.Address6.IsValid() {
-			ep.Gateway6 = n.IPv6.Gateway
+			ep.Gateway6 = n.IPv6.endpointGateway(AuxDefaultGateway6)
 		}
 	}
 	d, err := c.recordEndpointLocked(ep, record)
@@ -1048,7 +1048,10 @@ func endpointSpec(n *Network, ep *Endpoint) EndpointSpec {
 		Address: ep.Address, Gateway: ep.Gateway, Address6: ep.Address6, Gateway6: ep.Gateway6,
 		MTU: n.Bridge.MTU, Owner: endpointOwner(ep.ID),
 		Announce: ep.Announce, Sysctls: ep.Sysctls, LinkLocal: ep.LinkLocal,
-		ForeignGateway: n.Bridge.InhibitIPv4,
+		// Somebody else's router on the bridge (inhibit_ipv4, a default
+		// gateway of the daemon's or the network's): not the bridge's MAC.
+		ForeignGateway:  ep.Gateway.IsValid() && (n.IPv4 == nil || ep.Gateway != bridgeGateway4(n)),
+		ForeignGateway6: ep.Gateway6.IsValid() && (n.IPv6 == nil || ep.Gateway6 != bridgeGateway(n.IPv6, n.Bridge.GatewayMode6)),
 	}
 }
 

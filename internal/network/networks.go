@@ -180,6 +180,9 @@ func (c *Controller) planNetwork(req CreateRequest, bridgeExisted bool, configID
 			return nil, err
 		}
 	}
+	if req.Internal && (n.IPv4.hasAux(AuxDefaultGateway4) || n.IPv6.hasAux(AuxDefaultGateway6)) {
+		return nil, errdefs.Invalid("no gateway can be set on an internal bridge network") // moby's setupGatewayIPv4
+	}
 	if err := c.putNetwork(n); err != nil {
 		return nil, fmt.Errorf("record network %q: %w", n.Name, err)
 	}
@@ -586,7 +589,17 @@ func (c *Controller) setDefaultBridgeHostAccess(n *Network) {
 // then, and picks again from its pools).
 func (c *Controller) defaultBridgeIPv4Request(cur *IPConfig) IPAMRequest {
 	keep := cur != nil && (!c.customPools || inPools(cur.Subnet, c.cfg.Pools))
-	return defaultBridgeRequest(c.cfg.DefaultBridgeBIP, c.cfg.DefaultBridgeFixedCIDR, cur, keep)
+	return withDefaultGateway(defaultBridgeRequest(c.cfg.DefaultBridgeBIP, c.cfg.DefaultBridgeFixedCIDR, cur, keep),
+		AuxDefaultGateway4, c.cfg.DefaultBridgeGateway4)
+}
+
+// withDefaultGateway adds gw (invalid: none), a default gateway of the
+// daemon's, to req as the auxiliary address key.
+func withDefaultGateway(req IPAMRequest, key string, gw netip.Addr) IPAMRequest {
+	if gw.IsValid() {
+		req.AuxAddresses = map[string]netip.Addr{key: gw}
+	}
+	return req
 }
 
 // defaultBridgeRequest is getDefaultBridgeIPAMConf's work for one family
@@ -692,9 +705,9 @@ func (c *Controller) applyDefaultBridgeLocked() error {
 	cfg4, space4, err := c.planDefaultBridgeLocked(n, c.defaultBridgeIPv4Request(n.IPv4), false)
 	if err != nil {
 		if live == 0 {
-			return settingsError("the default bridge's IPv4 settings (--bip, --fixed-cidr, --default-address-pool): %w", err)
+			return settingsError("the default bridge's IPv4 settings (--bip, --fixed-cidr, --default-gateway, --default-address-pool): %w", err)
 		}
-		c.log.Error("the default bridge's IPv4 settings (--bip, --fixed-cidr, --default-address-pool) cannot be applied: it keeps its own", "now", ipConfigString(n.IPv4), "err", err)
+		c.log.Error("the default bridge's IPv4 settings (--bip, --fixed-cidr, --default-gateway, --default-address-pool) cannot be applied: it keeps its own", "now", ipConfigString(n.IPv4), "err", err)
 		cfg4 = n.IPv4
 	}
 	change4 := !sameIPConfig(n.IPv4, cfg4)
@@ -834,16 +847,18 @@ func (c *Controller) defaultBridgeIPv6Locked(n *Network) (*IPConfig, *ipam.Space
 // bridge's IPv6 (--bip6, --fixed-cidr-v6): without either the bridge
 // keeps its subnet and address, or takes a subnet of the pools.
 func (c *Controller) defaultBridgeIPv6Request(cur *IPConfig) IPAMRequest {
-	return defaultBridgeRequest(c.cfg.DefaultBridgeBIP6, c.cfg.DefaultBridgeSubnet6.Masked(), cur, cur != nil)
+	return withDefaultGateway(defaultBridgeRequest(c.cfg.DefaultBridgeBIP6, c.cfg.DefaultBridgeSubnet6.Masked(), cur, cur != nil),
+		AuxDefaultGateway6, c.cfg.DefaultBridgeGateway6)
 }
 
-// sameIPConfig reports whether a and b are the same subnet, range and
-// gateway.
+// sameIPConfig reports whether a and b are the same subnet, range,
+// gateway and auxiliary addresses (the default bridge's are the
+// daemon's default gateway alone).
 func sameIPConfig(a, b *IPConfig) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	return a.Subnet == b.Subnet && a.IPRange == b.IPRange && a.Gateway == b.Gateway
+	return a.Subnet == b.Subnet && a.IPRange == b.IPRange && a.Gateway == b.Gateway && maps.Equal(a.AuxAddresses, b.AuxAddresses)
 }
 
 // ipConfigString is a family's subnet, range and gateway for the log.
@@ -857,6 +872,11 @@ func ipConfigString(c *IPConfig) string {
 	}
 	if c.Gateway.IsValid() {
 		s += " gateway " + c.Gateway.String()
+	}
+	for _, k := range []string{AuxDefaultGateway4, AuxDefaultGateway6} {
+		if a, ok := c.AuxAddresses[k]; ok {
+			s += " default gateway " + a.String()
+		}
 	}
 	return s
 }

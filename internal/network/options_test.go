@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"net/netip"
 	"slices"
@@ -272,5 +273,83 @@ func TestInhibitIPv4(t *testing.T) {
 	}
 	if ep := r.join(t, r.sandbox(t, "c2"), "inner", JoinRequest{Name: "c2"}); ep.Address.Addr() != netip.MustParseAddr("10.41.0.1") {
 		t.Errorf("first address on it %v, want 10.41.0.1", ep.Address)
+	}
+}
+
+// TestDefaultGatewayAuxAddress: an auxiliary address named
+// DefaultGatewayIPv4 (or IPv6, in its family's subnet) is the
+// containers' gateway in place of the bridge's address, as moby's
+// processIPAM reads it: the bridge keeps its own, the address is no
+// container's, and the join does not seed its neighbour entry with the
+// bridge's MAC. An internal network takes none, in moby's words.
+func TestDefaultGatewayAuxAddress(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	gw4, gw6 := netip.MustParseAddr("10.42.0.254"), netip.MustParseAddr("fd00:42::fe")
+	n, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "via-router", EnableIPv6: true, IPAM: []IPAMRequest{
+		{Subnet: mustPrefix("10.42.0.0/24"), AuxAddresses: map[string]netip.Addr{AuxDefaultGateway4: gw4}},
+		{Subnet: mustPrefix("fd00:42::/64"), AuxAddresses: map[string]netip.Addr{AuxDefaultGateway6: gw6}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec := r.drv.bridges[n.Bridge.Name]; spec.Gateway != mustPrefix("10.42.0.1/24") || spec.Gateway6 != mustPrefix("fd00:42::1/64") {
+		t.Errorf("bridge spec %v and %v, want the bridge's own addresses", spec.Gateway, spec.Gateway6)
+	}
+	ep := r.join(t, r.sandbox(t, "c1"), "via-router", JoinRequest{Name: "c1"})
+	if ep.Gateway != gw4 || ep.Gateway6 != gw6 {
+		t.Errorf("endpoint gateways %v and %v, want %v and %v", ep.Gateway, ep.Gateway6, gw4, gw6)
+	}
+	if spec := r.drv.veths[ep.HostIfName]; !spec.ForeignGateway || !spec.ForeignGateway6 || spec.Gateway != gw4 || spec.Gateway6 != gw6 {
+		t.Errorf("endpoint spec %+v", spec)
+	}
+	if ep, err := r.c.Join(ctx, r.sandbox(t, "c2").ID, "via-router", JoinRequest{Name: "c2", IPv4: gw4}); err == nil {
+		t.Errorf("a container got the default gateway's address: %v", ep.Address)
+	}
+	// Not a foreign gateway on an ordinary network.
+	plain := r.join(t, r.sandbox(t, "c3"), "bridge", JoinRequest{Name: "c3"})
+	if spec := r.drv.veths[plain.HostIfName]; spec.ForeignGateway || spec.ForeignGateway6 {
+		t.Errorf("the default bridge's endpoint spec has a foreign gateway: %+v", spec)
+	}
+	_, err = r.c.CreateNetwork(ctx, CreateRequest{Name: "inner", Internal: true, IPAM: []IPAMRequest{
+		{Subnet: mustPrefix("10.43.0.0/24"), AuxAddresses: map[string]netip.Addr{AuxDefaultGateway4: netip.MustParseAddr("10.43.0.254")}}}})
+	if !errdefs.Is(err, errdefs.KindInvalid) || !strings.Contains(err.Error(), "no gateway can be set on an internal bridge network") {
+		t.Errorf("internal network with a default gateway: %v", err)
+	}
+}
+
+// TestDaemonDefaultGateway: the daemon's --default-gateway (and -v6) is
+// the default bridge's auxiliary address, its containers' gateway; a
+// start without it takes it away, once the bridge is empty; one outside
+// the bridge's subnet stops the daemon, in libnetwork's words.
+func TestDaemonDefaultGateway(t *testing.T) {
+	r := newRig(t)
+	gw := netip.MustParseAddr("172.17.0.254")
+	r.tweak = func(c *Config) { c.DefaultBridgeGateway4 = gw }
+	r.restart(t)
+	br, err := r.c.Network("bridge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := br.IPv4.AuxAddresses[AuxDefaultGateway4]; got != gw || br.IPv4.Gateway != netip.MustParseAddr("172.17.0.1") {
+		t.Errorf("default bridge %+v, want gateway 172.17.0.1 and the default gateway %v", br.IPv4, gw)
+	}
+	sb := r.sandbox(t, "c1")
+	if ep := r.join(t, sb, "bridge", JoinRequest{Name: "c1"}); ep.Gateway != gw {
+		t.Errorf("endpoint gateway %v, want %v", ep.Gateway, gw)
+	}
+	if err := r.c.Leave(context.Background(), sb.ID, "bridge"); err != nil {
+		t.Fatal(err)
+	}
+	r.tweak = nil
+	r.restart(t)
+	if br, _ := r.c.Network("bridge"); len(br.IPv4.AuxAddresses) != 0 {
+		t.Errorf("after a start without it: %+v", br.IPv4)
+	}
+	r.c.Close()
+	r.c = New(Config{Store: r.st, Driver: r.drv, Sandboxes: r.sbs, Firewall: r.fw, NewID: r.ids, DefaultBridgeGateway4: netip.MustParseAddr("10.99.0.1")})
+	var se *SettingsError
+	if err := r.c.Start(context.Background()); !errors.As(err, &se) || !strings.Contains(err.Error(), "must belong to the master pool") {
+		t.Errorf("a default gateway outside the subnet: %v", err)
 	}
 }

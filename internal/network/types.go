@@ -158,6 +158,37 @@ type IPConfig struct {
 	AuxAddresses map[string]netip.Addr `json:"auxAddresses,omitempty"`
 }
 
+// AuxDefaultGateway4 and AuxDefaultGateway6 are the auxiliary
+// addresses moby's bridge driver takes as its endpoints' gateway in
+// place of the bridge's own address (DefaultGatewayV4AuxKey,
+// processIPAM), each read from its family's subnet: the daemon's
+// --default-gateway and --default-gateway-v6 give them to the default
+// bridge, and a network create's --aux-address may name them too.
+const (
+	AuxDefaultGateway4 = "DefaultGatewayIPv4"
+	AuxDefaultGateway6 = "DefaultGatewayIPv6"
+)
+
+// hasAux reports whether c (nil: no such family) has the auxiliary
+// address named key.
+func (c *IPConfig) hasAux(key string) bool {
+	if c == nil {
+		return false
+	}
+	_, ok := c.AuxAddresses[key]
+	return ok
+}
+
+// endpointGateway is the gateway c's endpoints route through: its
+// auxiliary address key (AuxDefaultGateway4 or 6) when it has one, a
+// router of somebody's on the bridge, else the bridge's gateway.
+func (c *IPConfig) endpointGateway(key string) netip.Addr {
+	if a, ok := c.AuxAddresses[key]; ok {
+		return a
+	}
+	return c.Gateway
+}
+
 // Contains reports whether a is in c's subnet (c may be nil: no subnet of
 // that family).
 func (c *IPConfig) Contains(a netip.Addr) bool { return c != nil && c.Subnet.Contains(a) }

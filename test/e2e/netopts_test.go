@@ -106,3 +106,37 @@ func TestInhibitIPv4(t *testing.T) {
 		t.Errorf("a restart took the user's address off the bridge:\n%s", out)
 	}
 }
+
+// TestDaemonDefaultGateway: dockerd's --default-gateway. The default
+// bridge keeps its own address while its containers route through a
+// router of the user's on it, which inspect shows as their gateway and
+// the network shows as its DefaultGatewayIPv4 auxiliary address; once
+// something answers there (the host, given that address too), the
+// container reaches the outside through it. A start without the option,
+// with the bridge empty, puts the bridge's address back as the gateway.
+func TestDaemonDefaultGateway(t *testing.T) {
+	w, d := startWorld(t, "--bip", "10.66.0.1/24", "--default-gateway", "10.66.0.254")
+	runDockerSleeper(t, w, "g1")
+	if got := mustDocker(t, w, "exec", "g1", "ip", "route"); !strings.Contains(got, "default via 10.66.0.254") {
+		t.Errorf("g1's routes:\n%s", got)
+	}
+	if got := strings.TrimSpace(mustDocker(t, w, "inspect", "-f", "{{.NetworkSettings.Gateway}}", "g1")); got != "10.66.0.254" {
+		t.Errorf("inspect's gateway %q, want 10.66.0.254", got)
+	}
+	ipam := strings.TrimSpace(mustDocker(t, w, "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Gateway}} {{json .AuxiliaryAddresses}}{{end}}", "bridge"))
+	if ipam != `10.66.0.1 {"DefaultGatewayIPv4":"10.66.0.254"}` {
+		t.Errorf("the bridge's IPAM: %s", ipam)
+	}
+	w.MustInHost(t, "ip", "addr", "add", "10.66.0.254/24", "dev", defaultBridge)
+	if _, errOut, code := w.Docker(t, "exec", "g1", "ping", "-c", "1", "-W", "5", testworld.GatewayAddr.String()); code != 0 {
+		t.Errorf("g1 reaches the outside through its default gateway: exit %d, %q", code, errOut)
+	}
+	mustDocker(t, w, "rm", "-f", "g1")
+	w.MustInHost(t, "ip", "addr", "del", "10.66.0.254/24", "dev", defaultBridge)
+	d.Stop()
+	w.Start(t, "--bip", "10.66.0.1/24")
+	runDockerSleeper(t, w, "g2")
+	if got := strings.TrimSpace(mustDocker(t, w, "inspect", "-f", "{{.NetworkSettings.Gateway}}", "g2")); got != "10.66.0.1" {
+		t.Errorf("without --default-gateway: gateway %q, want 10.66.0.1", got)
+	}
+}

@@ -414,7 +414,11 @@ func (d *Driver) SetGateway(sandboxPath string, spec driverapi.EndpointSpec) err
 		}
 		// As a join seeds it (seedGateway); only a help, so a failure is
 		// no error: the container then asks for the gateway itself.
-		if mac != nil && !(gw.Is4() && spec.ForeignGateway) && !hasNeighbour(sb.h, link.Attrs().Index, gw) {
+		foreign := spec.ForeignGateway
+		if gw.Is6() {
+			foreign = spec.ForeignGateway6
+		}
+		if mac != nil && !foreign && !hasNeighbour(sb.h, link.Attrs().Index, gw) {
 			err := sb.h.NeighSet(&netlink.Neigh{LinkIndex: link.Attrs().Index, Family: addrFamily(gw), State: unix.NUD_STALE, IP: gw.AsSlice(), HardwareAddr: mac})
 			if err != nil {
 				d.log.Debug("seed the gateway's neighbour entry", "gateway", gw, "err", err)

@@ -81,7 +81,7 @@ func (sb *sandboxConn) bringUp(ifindex int, spec driverapi.EndpointSpec, gwMAC n
 		steps = append(steps, addrStep(ifindex, spec.Address6, unix.IFA_F_NODAD))
 		if spec.Gateway6.IsValid() {
 			steps = append(steps, routeStep(ifindex, spec.Gateway6))
-			if gwMAC != nil { // neighbour solicitations are flooded too
+			if gwMAC != nil && !spec.ForeignGateway6 { // neighbour solicitations are flooded too
 				steps = append(steps, seedGateway(ifindex, spec.Gateway6, gwMAC))
 			}
 		}
