@@ -558,7 +558,12 @@ func (st *state) workdir(n dockerfile.Node) error {
 			if err != nil {
 				return err
 			}
-			return c.mkdirAll(rel, 0o755, 0, 0)
+			err = c.mkdirAll(rel, 0o755, 0, 0)
+			if nd := (*NotDirError)(nil); errors.As(err, &nd) {
+				// moby's SetupWorkingDirectory, word for word.
+				return errdefs.Invalid("Cannot mkdir: %s is not a directory", nd.Path)
+			}
+			return err
 		})
 	}
 	if err != nil {

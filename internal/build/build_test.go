@@ -368,8 +368,9 @@ func TestBuildCopy(t *testing.T) {
 	f := newFake(t)
 	dir := writeCtx(t, map[string]string{
 		"a.txt": "A", "b.txt": "B", "d/x": "X", "d/sub/y": "Y", "d/link": "->x",
-		"up": "->../../../../etc/hostname", "abs": "->/a.txt",
+		"up": "->../../../../etc/hostname", "abs": "->/a.txt", "priv/z": "Z",
 	})
+	must(t, os.Chmod(filepath.Join(dir, "priv"), 0o700))
 	cases := []struct {
 		df   string
 		want []string
@@ -388,6 +389,12 @@ func TestBuildCopy(t *testing.T) {
 		// A source link to an absolute path is the context's file.
 		{"COPY abs /abs", []string{"abs -rw-r----- 0:0 A"}},
 		{`COPY ["a.txt", "b.txt", "/j/"]`, []string{"j drwxr-xr-x 0:0", "j/a.txt -rw-r----- 0:0 A", "j/b.txt -rw-r----- 0:0 B"}},
+		// A directory's new destination is 0755 and root's (the --chown
+		// owner's), whatever the source directory's mode: moby's
+		// CopyWithTar. Its new parents are root's, a file's the owner's.
+		{"COPY priv /p", []string{"p drwxr-xr-x 0:0", "p/z -rw-r----- 0:0 Z"}},
+		{"COPY --chown=7 priv /c1/c2", []string{"c1 drwxr-xr-x 0:0", "c1/c2 drwxr-xr-x 7:7", "c1/c2/z -rw-r----- 7:7 Z"}},
+		{"COPY --chown=7 a.txt /f1/f2", []string{"f1 drwxr-xr-x 7:7", "f1/f2 -rw-r----- 7:7 A"}},
 	}
 	for _, tc := range cases {
 		must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM base\n"+tc.df+"\n"), 0o644))
@@ -411,6 +418,11 @@ func TestBuildCopy(t *testing.T) {
 		"COPY --from=0 a /b":         "invalid from flag value 0: refers to current build stage",
 		"ADD https://x/y /y":         "berth does not download build sources",
 		"COPY --bogus a /b":          "unknown flag: bogus",
+		// A file of the image where a directory goes fails the step, as
+		// moby's MkdirAll does, and is never made a directory.
+		"COPY a.txt /etc/passwd/x": "failed to copy files: mkdir /etc/passwd: not a directory",
+		"COPY d /etc/passwd":       "failed to copy files: mkdir /etc/passwd: not a directory",
+		"WORKDIR /etc/passwd/sub":  "Cannot mkdir: /etc/passwd is not a directory",
 	} {
 		must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM base\n"+df+"\n"), 0o644))
 		if _, err := runBuild(t, f, dir, Options{NoCache: true}); err == nil || !strings.Contains(err.Error(), want) {

@@ -298,8 +298,10 @@ func (c *copier) isDir(rel string) bool {
 
 // mkdirAll makes the directories of rel in upper: one the image has
 // gets its mode, owner and times (in a layer a directory's metadata is
-// the upper one's), a new one mode and uid:gid; anything else in upper
-// where a directory goes is replaced.
+// the upper one's), a new one mode and uid:gid. A file where a directory
+// goes, the image's or one this step made, fails the step
+// (NotDirError), as moby's MkdirAll fails it; a whiteout there (the
+// image's entry deleted in this layer) gives way.
 func (c *copier) mkdirAll(rel string, mode fs.FileMode, uid, gid int) error {
 	if rel == "" {
 		return nil
@@ -309,18 +311,24 @@ func (c *copier) mkdirAll(rel string, mode fs.FileMode, uid, gid int) error {
 		cur = path.Join(cur, name)
 		p := filepath.Join(c.upper, cur)
 		fi, err := os.Lstat(p)
-		if err == nil && fi.IsDir() {
+		switch {
+		case err == nil && fi.IsDir():
 			continue
-		}
-		if err == nil {
-			if err := os.RemoveAll(p); err != nil {
+		case err == nil && !isWhiteout(fi):
+			return &NotDirError{Path: "/" + cur}
+		case err == nil:
+			if err := os.Remove(p); err != nil {
 				return err
+			}
+		case c.lower != "":
+			if lfi, err := os.Lstat(filepath.Join(c.lower, cur)); err == nil && !lfi.IsDir() {
+				return &NotDirError{Path: "/" + cur}
 			}
 		}
 		if err := os.Mkdir(p, 0o700); err != nil {
 			return err
 		}
-		if c.lower != "" {
+		if c.lower != "" && fi == nil {
 			if lfi, err := os.Lstat(filepath.Join(c.lower, cur)); err == nil && lfi.IsDir() {
 				if err := copyMeta(p, lfi); err != nil {
 					return err
@@ -333,6 +341,18 @@ func (c *copier) mkdirAll(rel string, mode fs.FileMode, uid, gid int) error {
 		}
 	}
 	return nil
+}
+
+// NotDirError is a file of the image, or of the step, where a path
+// needs a directory.
+type NotDirError struct{ Path string }
+
+func (e *NotDirError) Error() string { return "mkdir " + e.Path + ": not a directory" }
+
+// isWhiteout reports whether fi is an overlay whiteout: a character
+// device 0:0.
+func isWhiteout(fi fs.FileInfo) bool {
+	return fi.Mode()&fs.ModeCharDevice != 0 && statOf(fi).Rdev == 0
 }
 
 // statOf is fi's stat (os.Lstat's always has one).
@@ -379,21 +399,22 @@ func (c *copier) copyAll() error {
 		}
 		switch {
 		case fi.IsDir():
+			// moby's copyDirectory: CopyWithTar makes the destination
+			// and its parents root's, 0755, whatever the source
+			// directory's mode, owner and times (its tar leaves the
+			// source's own entry out; a COPY . of a 0700 context would
+			// lock a later USER out); a new destination then goes to
+			// the --chown owner (root's without one), and stays root's
+			// when the sources keep their owners (--from).
 			existed := c.isDir(destRel)
-			if err := c.mkdirAll(dirOf(destRel), 0o755, c.uid, c.gid); err != nil {
+			if err := c.mkdirAll(dirOf(destRel), 0o755, 0, 0); err != nil {
 				return err
 			}
-			if !existed {
-				if err := c.mkdirAll(destRel, fi.Mode().Perm(), 0, 0); err != nil {
-					return err
-				}
-				uid, gid := c.owner(fi)
-				p := filepath.Join(c.upper, destRel)
-				if err := errors.Join(os.Lchown(p, uid, gid), unix.Chmod(p, statOf(fi).Mode&0o7777)); err != nil {
-					return err
-				}
-				c.dirTimes = append(c.dirTimes, dirTime{destRel, fi})
-			} else if err := c.mkdirAll(destRel, 0o755, c.uid, c.gid); err != nil {
+			uid, gid := c.uid, c.gid
+			if existed || c.preserve {
+				uid, gid = 0, 0
+			}
+			if err := c.mkdirAll(destRel, 0o755, uid, gid); err != nil {
 				return err
 			}
 			if err := c.copyChildren(src, destRel); err != nil {
