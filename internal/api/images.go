@@ -415,6 +415,7 @@ func imageConfigView(c *image.Config) *dockerspec.DockerOCIImageConfig {
 	}
 	out.User, out.Env, out.Entrypoint, out.Cmd = c.User, c.Env, c.Entrypoint, c.Cmd
 	out.WorkingDir, out.Labels, out.StopSignal, out.OnBuild = c.WorkingDir, c.Labels, c.StopSignal, c.OnBuild
+	out.Shell = c.Shell
 	if len(c.ExposedPorts) > 0 {
 		out.ExposedPorts = map[string]struct{}{}
 		for _, p := range c.ExposedPorts {

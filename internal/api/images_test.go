@@ -237,3 +237,15 @@ func TestSaveImages(t *testing.T) {
 	}
 	wantError(t, call(t, s, http.MethodGet, "/v1.51/images/get?names=nope", ""), http.StatusNotFound, "No such image: nope")
 }
+
+// TestImageConfigView: image inspect's Config carries what a build set,
+// SHELL and ONBUILD among it (moby's DockerOCIImageConfig).
+func TestImageConfigView(t *testing.T) {
+	v := imageConfigView(&image.Config{Shell: []string{"/bin/sh", "-xc"}, OnBuild: []string{"RUN make"}, Cmd: []string{"sh"}})
+	if diff := cmp.Diff([]string{"/bin/sh", "-xc"}, v.Shell); diff != "" {
+		t.Errorf("Shell (-want +got):\n%s", diff)
+	}
+	if len(v.OnBuild) != 1 || len(v.Cmd) != 1 {
+		t.Errorf("config view %+v", v)
+	}
+}

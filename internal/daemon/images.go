@@ -519,6 +519,7 @@ func ociImageConfig(img *image.Image, layerSum string) map[string]any {
 		set("Labels", c.Labels, len(c.Labels) > 0)
 		set("StopSignal", c.StopSignal, c.StopSignal != "")
 		set("OnBuild", c.OnBuild, len(c.OnBuild) > 0)
+		set("Shell", c.Shell, len(c.Shell) > 0)
 		if h := c.Healthcheck; h != nil {
 			cfg["Healthcheck"] = map[string]any{"Test": h.Test, "Interval": h.Interval, "Timeout": h.Timeout,
 				"StartPeriod": h.StartPeriod, "StartInterval": h.StartInterval, "Retries": h.Retries}

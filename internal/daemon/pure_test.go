@@ -377,6 +377,11 @@ func TestSavedHistory(t *testing.T) {
 	if img.History[0].EmptyLayer {
 		t.Error("the image's own history was changed")
 	}
+	// A SHELL is part of the config, as moby's DockerOCIImageConfig.
+	withShell := ociImageConfig(&image.Image{Created: t0, Config: &image.Config{Shell: []string{"/bin/sh", "-xc"}}}, "abc")
+	if sh, _ := withShell["config"].(map[string]any)["Shell"].([]string); !slices.Equal(sh, []string{"/bin/sh", "-xc"}) {
+		t.Errorf("saved config %v, want its Shell", withShell["config"])
+	}
 	if _, ok := ociImageConfig(&image.Image{Created: t0}, "abc")["history"]; ok {
 		t.Error("an image without history got one")
 	}

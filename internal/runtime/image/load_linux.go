@@ -56,6 +56,7 @@ type ociConfig struct {
 		StopSignal   string              `json:"StopSignal"`
 		Volumes      map[string]struct{} `json:"Volumes"`
 		OnBuild      []string            `json:"OnBuild"`
+		Shell        []string            `json:"Shell"`
 		Healthcheck  *struct {
 			Test          []string      `json:"Test"`
 			Interval      time.Duration `json:"Interval"`
@@ -258,7 +259,7 @@ func (x *extractor) applyLayer(ctx context.Context, root *os.File, name string, 
 func imageConfig(oc ociConfig) *Config {
 	c := oc.Config
 	out := &Config{User: c.User, Env: c.Env, Cmd: c.Cmd, Entrypoint: c.Entrypoint, WorkingDir: c.WorkingDir,
-		Labels: c.Labels, StopSignal: c.StopSignal, OnBuild: c.OnBuild}
+		Labels: c.Labels, StopSignal: c.StopSignal, OnBuild: c.OnBuild, Shell: c.Shell}
 	for p := range c.ExposedPorts {
 		if !strings.Contains(p, "/") {
 			p += "/tcp" // as moby reads a port without its protocol

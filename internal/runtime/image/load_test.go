@@ -69,7 +69,7 @@ func TestLoad(t *testing.T) {
 		file(".wh.nothing-there", ""))
 	config := []byte(`{"created":"2026-01-02T03:04:05Z","architecture":"amd64","os":"linux","config":{"Env":["PATH=/bin","A=1"],"Cmd":["sh","-c","echo hi"],` +
 		`"WorkingDir":"/srv","User":"nobody","ExposedPorts":{"80/tcp":{},"53/udp":{}},"Labels":{"l":"v"},"StopSignal":"SIGQUIT","Volumes":{"/data":{}},` +
-		`"Healthcheck":{"Test":["CMD","true"],"Interval":5000000000,"Retries":2}},"rootfs":{"type":"layers","diff_ids":[]}}`)
+		`"Healthcheck":{"Test":["CMD","true"],"Interval":5000000000,"Retries":2},"Shell":["/bin/sh","-ec"]},"rootfs":{"type":"layers","diff_ids":[]}}`)
 	archive := saveArchive(t, config, []string{"docker.io/library/web:1", "web:latest"}, layer1, layer2)
 
 	loaded, err := s.Load(context.Background(), bytes.NewReader(archive))
@@ -96,7 +96,8 @@ func TestLoad(t *testing.T) {
 	}
 	want := &Config{User: "nobody", Env: []string{"PATH=/bin", "A=1"}, Cmd: []string{"sh", "-c", "echo hi"}, WorkingDir: "/srv",
 		ExposedPorts: []string{"53/udp", "80/tcp"}, Labels: map[string]string{"l": "v"}, StopSignal: "SIGQUIT", Volumes: []string{"/data"},
-		Healthcheck: &container.HealthConfig{Test: []string{"CMD", "true"}, Interval: 5 * time.Second, Retries: 2}}
+		Healthcheck: &container.HealthConfig{Test: []string{"CMD", "true"}, Interval: 5 * time.Second, Retries: 2},
+		Shell:       []string{"/bin/sh", "-ec"}}
 	got, err := s.Get("web:1")
 	if err != nil {
 		t.Fatal(err)
