@@ -166,7 +166,7 @@ type Backend interface {
 	Image(ctx context.Context, ref string) (*image.Image, error)
 	// RemoveImage untags ref and deletes the image when no tag is left; it
 	// returns the untagged names and deleted IDs, as docker rmi prints them.
-	RemoveImage(ctx context.Context, ref string, force bool) (untagged, deleted []string, err error)
+	RemoveImage(ctx context.Context, ref string, force, noPrune bool) (untagged, deleted []string, err error)
 	// PruneImages removes the images no container uses that match
 	// accepts: untagged ones only unless all is set (image.Store.Prune).
 	PruneImages(ctx context.Context, all bool, match func(*image.Image) bool) (untagged, deleted []string, reclaimed int64, err error)

@@ -178,12 +178,16 @@ func (f *fakeBackend) Image(_ context.Context, ref string) (*image.Image, error)
 	return nil, errdefs.NotFound("No such image: %s", ref)
 }
 
-func (f *fakeBackend) RemoveImage(ctx context.Context, ref string, force bool) ([]string, []string, error) {
+func (f *fakeBackend) RemoveImage(ctx context.Context, ref string, force, noPrune bool) ([]string, []string, error) {
 	img, err := f.Image(ctx, ref)
 	if err != nil {
 		return nil, nil, err
 	}
-	f.mutated("RemoveImage %s", ref)
+	if noPrune {
+		f.mutated("RemoveImage %s noprune", ref)
+	} else {
+		f.mutated("RemoveImage %s", ref)
+	}
 	return []string{"busybox:latest"}, []string{img.ID}, nil
 }
 

@@ -132,13 +132,16 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request) error {
 	for _, img := range imgs {
 		parents[img.Parent] = true
 	}
+	// dangling=true lists heads alone, with -a too: moby's Heads(), so
+	// that an intermediate image (another's parent) is never one.
+	danglingOnly, _ := args.GetBoolOrDefault("dangling", false)
 	for _, img := range imgs {
 		if !span.holds(img.Created) {
 			continue
 		}
 		// An untagged image another was committed from is an
 		// intermediate one: shown with -a only, as moby's list.
-		if !all && len(img.RepoTags) == 0 && parents[img.ID] {
+		if (!all || danglingOnly) && len(img.RepoTags) == 0 && parents[img.ID] {
 			continue
 		}
 		tags, ok, err := imageMatches(img, args)
@@ -346,7 +349,7 @@ func imageLayers(img *image.Image) []string {
 }
 
 func (s *Server) removeImage(w http.ResponseWriter, r *http.Request) error {
-	untagged, deleted, err := s.backend.RemoveImage(r.Context(), r.PathValue("name"), boolValue(r, "force"))
+	untagged, deleted, err := s.backend.RemoveImage(r.Context(), r.PathValue("name"), boolValue(r, "force"), boolValue(r, "noprune"))
 	if err != nil {
 		return err
 	}

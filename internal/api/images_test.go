@@ -173,6 +173,16 @@ func TestImageInspectAndRemove(t *testing.T) {
 	wantError(t, call(t, s, http.MethodDelete, "/v1.51/images/nope", ""), http.StatusNotFound, "No such image: nope")
 }
 
+// TestRemoveImageNoPrune: docker rmi --no-prune reaches the backend.
+func TestRemoveImageNoPrune(t *testing.T) {
+	f := newFakeBackend()
+	s := newServer(f)
+	wantStatus(t, call(t, s, http.MethodDelete, "/v1.51/images/busybox?noprune=1", ""), http.StatusOK)
+	if diff := cmp.Diff([]string{"RemoveImage busybox noprune"}, f.Mutations()); diff != "" {
+		t.Errorf("mutations (-want +got):\n%s", diff)
+	}
+}
+
 // TestRefusalsLogged: with the daemon's -D, a refused request (4xx, or a
 // 501 for what berth does not do) is logged with its status and reason,
 // so that an operator can see why a client failed.
@@ -247,5 +257,29 @@ func TestImageConfigView(t *testing.T) {
 	}
 	if len(v.OnBuild) != 1 || len(v.Cmd) != 1 {
 		t.Errorf("config view %+v", v)
+	}
+}
+
+// TestImageListDanglingHeads: dangling=true lists untagged images that
+// no other image was made from, with -a too (moby's Heads()): an
+// intermediate image is shown by -a alone.
+func TestImageListDanglingHeads(t *testing.T) {
+	f := newFakeBackend()
+	mid := &image.Image{ID: "sha256:" + hexID("c1"), Created: fakeTime}
+	head := &image.Image{ID: "sha256:" + hexID("c2"), Parent: mid.ID, Created: fakeTime}
+	f.images = append(f.images, mid, head)
+	s := newServer(f)
+	for q, want := range map[string]int{
+		"":      2, // busybox and the head
+		"all=1": 3,
+		"filters=" + urlEscape(`{"dangling":{"true":true}}`):        1,
+		"all=1&filters=" + urlEscape(`{"dangling":{"true":true}}`):  1,
+		"all=1&filters=" + urlEscape(`{"dangling":{"false":true}}`): 1,
+	} {
+		rec := call(t, s, http.MethodGet, "/images/json?"+q, "")
+		wantStatus(t, rec, http.StatusOK)
+		if got := len(decode[[]any](t, rec)); got != want {
+			t.Errorf("%s: %d images, want %d", q, got, want)
+		}
 	}
 }

@@ -64,11 +64,16 @@ func (d *Daemon) Image(ctx context.Context, ref string) (*image.Image, error) {
 	return d.images.Get(ref)
 }
 
-// RemoveImage untags or deletes an image that no container uses (unless forced).
-func (d *Daemon) RemoveImage(ctx context.Context, ref string, force bool) ([]string, []string, error) {
+// RemoveImage untags or deletes an image that no container uses (unless
+// forced), and then its untagged parents unless noPrune.
+func (d *Daemon) RemoveImage(ctx context.Context, ref string, force, noPrune bool) ([]string, []string, error) {
 	d.imagesMu.Lock()
 	img, _ := d.images.Get(ref)
-	untagged, deleted, err := d.images.Remove(ref, force, d.imageUsers)
+	remove := d.images.Remove
+	if noPrune {
+		remove = d.images.RemoveNoPrune
+	}
+	untagged, deleted, err := remove(ref, force, d.imageUsers)
 	if img != nil {
 		d.removalEvents(map[string]*image.Image{"": img}, untagged, deleted)
 	}

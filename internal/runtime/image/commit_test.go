@@ -94,6 +94,22 @@ func TestCommittedChainRemoval(t *testing.T) {
 	if imgs, _ := s.List(); len(imgs) != 0 {
 		t.Errorf("left %d images", len(imgs))
 	}
+
+	// --no-prune: the image alone; its untagged parent stays.
+	b2 := mustImport(t, s, tarOf(t, file("f", "2")), "b2", "")
+	child, err := s.Commit(CommitSpec{Parent: b2, ContainerID: "c3", Repo: "app", Tag: "v2"}, build)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Remove("b2", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, deleted, err = s.RemoveNoPrune("app:v2", false, nil); err != nil || !cmp.Equal(deleted, []string{child.ID}) {
+		t.Errorf("rmi --no-prune app:v2 deleted %v (%v); want it alone", deleted, err)
+	}
+	if _, err := s.Get(b2.ID); err != nil {
+		t.Errorf("the untagged parent went: %v", err)
+	}
 }
 
 // TestDeriveAndBuilt: a build's config-only step shares its parent's

@@ -49,6 +49,17 @@ func (u Users) first() string {
 // stays as a dangling image until the container is removed, and a forced
 // removal that has no tag left to take is refused as a conflict.
 func (s *Store) Remove(ref string, force bool, users func(id string) Users) (untagged, deleted []string, err error) {
+	return s.remove(ref, force, true, users)
+}
+
+// RemoveNoPrune is Remove that leaves a deleted image's untagged parents
+// alone (docker rmi --no-prune: moby's imageDeleteHelper returns before
+// it prunes).
+func (s *Store) RemoveNoPrune(ref string, force bool, users func(id string) Users) (untagged, deleted []string, err error) {
+	return s.remove(ref, force, false, users)
+}
+
+func (s *Store) remove(ref string, force, prune bool, users func(id string) Users) (untagged, deleted []string, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	img, tagged, err := s.resolve(ref)
@@ -64,7 +75,7 @@ func (s *Store) Remove(ref string, force bool, users func(id string) Users) (unt
 	} else {
 		untagged, deleted, err = s.removeByID(img, force, u)
 	}
-	if err == nil && len(deleted) > 0 {
+	if err == nil && len(deleted) > 0 && prune {
 		deleted = append(deleted, s.pruneParents(img, users)...)
 	}
 	return untagged, deleted, err
