@@ -338,11 +338,12 @@ func imageInspect(img *image.Image) imagetypes.InspectResponse {
 	}
 }
 
-// imageLayers are img's layer digests; an image recorded before berth
-// kept them shows its ID, which for an import without changes was its
-// layer's digest.
+// imageLayers are img's layer digests: none for an image of config
+// steps alone on scratch (it has history, and no layer); an image
+// recorded before berth kept them (no history either) shows its ID,
+// which for an import without changes was its layer's digest.
 func imageLayers(img *image.Image) []string {
-	if len(img.Layers) > 0 {
+	if len(img.Layers) > 0 || len(img.History) > 0 {
 		return img.Layers
 	}
 	return []string{img.ID}

@@ -283,3 +283,17 @@ func TestImageListDanglingHeads(t *testing.T) {
 		}
 	}
 }
+
+// TestImageLayers: an image of config steps on scratch has no layer; an
+// old record without layers or history shows its ID.
+func TestImageLayers(t *testing.T) {
+	if got := imageLayers(&image.Image{ID: "sha256:x", History: []image.History{{CreatedBy: "CMD", EmptyLayer: true}}}); len(got) != 0 {
+		t.Errorf("config steps on scratch: layers %q, want none", got)
+	}
+	if got := imageLayers(&image.Image{ID: "sha256:x"}); len(got) != 1 || got[0] != "sha256:x" {
+		t.Errorf("old record: layers %q", got)
+	}
+	if got := imageLayers(&image.Image{ID: "sha256:x", Layers: []string{"sha256:l"}}); len(got) != 1 || got[0] != "sha256:l" {
+		t.Errorf("layers %q", got)
+	}
+}

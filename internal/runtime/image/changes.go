@@ -404,8 +404,12 @@ func pairs(instr, args string, lex dockerfile.Lex, lookup dockerfile.Lookup) ([]
 	if args == "" {
 		return nil, errdefs.Invalid("%s requires at least one argument", instr)
 	}
-	first, rest := cutSpace(args)
-	if !strings.Contains(first, "=") {
+	// Which form is buildkit's parseNameVal's test: the first word,
+	// quotes and all ("a b"=c is one), holds an "="; the old form then
+	// splits at the first blank.
+	words := dockerfile.SplitRaw(args, lex.Escape)
+	if len(words) > 0 && !strings.Contains(words[0], "=") {
+		first, rest := cutSpace(args)
 		rest = strings.TrimSpace(rest)
 		if rest == "" {
 			return nil, errdefs.Invalid("%s must have two arguments", instr)

@@ -26,6 +26,8 @@ func TestParseChanges(t *testing.T) {
 		{[]string{`ENV A=1 B="two words" C=x\ y`, "ENV A=3", "ENV LEGACY some value"},
 			&Config{Env: []string{"B=two words", "C=x y", "A=3", "LEGACY=some value"}}},
 		{[]string{`LABEL a=1 "b c"='d e'`}, &Config{Labels: map[string]string{"a": "1", "b c": "d e"}}},
+		// The first word decides the form, its quotes and all.
+		{[]string{`LABEL "a b"=c "multi word"="v 1"`}, &Config{Labels: map[string]string{"a b": "c", "multi word": "v 1"}}},
 		{[]string{"EXPOSE 80 53/udp 8000-8002"}, &Config{ExposedPorts: []string{"80/tcp", "53/udp", "8000/tcp", "8001/tcp", "8002/tcp"}}},
 		{[]string{"USER www-data:www-data", "WORKDIR /srv", "WORKDIR app", "STOPSIGNAL SIGQUIT", `VOLUME ["/data"]`, "VOLUME /a /b"},
 			&Config{User: "www-data:www-data", WorkingDir: "/srv/app", StopSignal: "SIGQUIT", Volumes: []string{"/data", "/a", "/b"}}},
