@@ -131,6 +131,9 @@ func Build(ctx context.Context, be Backend, dir string, opts Options, out Output
 	if err != nil {
 		return "", errdefs.Invalid("%w", err)
 	}
+	if err := precheck(meta, stages, f.Escape); err != nil {
+		return "", errdefs.Invalid("%w", err)
+	}
 	if opts.Target != "" {
 		i := slices.IndexFunc(stages, func(s dockerfile.Stage) bool { return s.Name == strings.ToLower(opts.Target) })
 		if i < 0 {
@@ -656,7 +659,7 @@ func (st *state) copy(n dockerfile.Node) error {
 		words = dockerfile.SplitRaw(n.Args, st.b.lex.Escape)
 	}
 	if len(words) < 2 {
-		return errdefs.Invalid("%s requires at least two arguments, but only one was provided. Destination could not be determined.", upper)
+		return errdefs.Invalid("%s requires at least two arguments, but only one was provided. Destination could not be determined", upper)
 	}
 	// Both forms' words are expanded, as buildkit's SourcesAndDest.Expand.
 	for i, w := range words {

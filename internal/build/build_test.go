@@ -716,3 +716,49 @@ func TestBuildOptions(t *testing.T) {
 		t.Errorf("COPY --from=base: %q", f.layers)
 	}
 }
+
+// TestBuildPrecheck: a Dockerfile's mistakes are found before any step
+// runs, as moby's legacy builder parses the whole file first (buildkit's
+// instructions.Parse, "dockerfile parse error on line N"), in every
+// stage whatever --target says; what needs the build's variables stays
+// the step's.
+func TestBuildPrecheck(t *testing.T) {
+	f := newFake(t)
+	dir := writeCtx(t, map[string]string{"a": "A"})
+	for bad, want := range map[string]string{
+		"HEALTHCHECK --interval=abc CMD true": "line 3:",
+		"COPY --bogus=1 a b":                  "dockerfile parse error on line 3: unknown flag: bogus",
+		"EXPOSE":                              "dockerfile parse error on line 3: EXPOSE requires at least one argument",
+		"COPY onlyone":                        "dockerfile parse error on line 3: COPY requires at least two arguments, but only one was provided. Destination could not be determined",
+		"ENV FOO":                             "dockerfile parse error on line 3: ENV must have two arguments",
+		"ENV A=1 B":                           `dockerfile parse error on line 3: Syntax error - can't find = in "B". Must be of the form: name=value`,
+		"ONBUILD ONBUILD RUN x":               "dockerfile parse error on line 3: Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
+		"ONBUILD FROM x":                      "dockerfile parse error on line 3: FROM isn't allowed as an ONBUILD trigger",
+		"FOO bar":                             "dockerfile parse error on line 3: unknown instruction: FOO",
+		"USER":                                "dockerfile parse error on line 3: USER requires exactly one argument",
+		"RUN --bogus true":                    "dockerfile parse error on line 3: unknown flag: bogus",
+		`SHELL sh -c`:                         "dockerfile parse error on line 3: SHELL requires the arguments to be in JSON form",
+	} {
+		f.runs = nil
+		// The mistake is in a later stage than --target's: found all the same.
+		df := "FROM base AS one\nRUN echo first\n" + bad + "\nFROM base AS two\n"
+		must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644))
+		_, err := runBuild(t, f, dir, Options{NoCache: true})
+		if err == nil || !strings.Contains(err.Error(), want) || !errdefs.Is(err, errdefs.KindInvalid) {
+			t.Errorf("%s: %v, want %q", bad, err, want)
+		}
+		if len(f.runs) != 0 {
+			t.Errorf("%s: a RUN ran before the mistake was found", bad)
+		}
+		df = "FROM base AS one\nRUN echo first\nFROM base AS two\n" + bad + "\n"
+		must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644))
+		if _, err := runBuild(t, f, dir, Options{NoCache: true, Target: "one"}); err == nil {
+			t.Errorf("%s in a stage after --target's: no error", bad)
+		}
+	}
+	// Variables are the step's: EXPOSE $P with P from an ARG builds.
+	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM base\nARG P=80\nEXPOSE $P\nLABEL \"a b\"=c\nUSER $P\n"), 0o644))
+	if _, err := runBuild(t, f, dir, Options{NoCache: true}); err != nil {
+		t.Errorf("a Dockerfile of variables: %v", err)
+	}
+}
