@@ -335,6 +335,7 @@ func imageInspect(img *image.Image) imagetypes.InspectResponse {
 		Size:         img.Size,
 		GraphDriver:  storage.DriverData{Name: graphDriver, Data: map[string]string{}},
 		RootFS:       imagetypes.RootFS{Type: "layers", Layers: imageLayers(img)},
+		Metadata:     imagetypes.Metadata{LastTagTime: img.LastTagTime},
 	}
 }
 

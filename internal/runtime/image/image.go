@@ -48,6 +48,9 @@ type Image struct {
 	// docker commit's --author.
 	Parent string `json:"parent,omitempty"`
 	Author string `json:"author,omitempty"`
+	// LastTagTime is when the image last got a tag (moby's
+	// SetLastUpdated: image inspect's Metadata.LastTagTime).
+	LastTagTime time.Time `json:"lastTagTime,omitzero"`
 	// BuildKey is the cache key of the docker build step that made the
 	// image (its parent, what the step did, the config it left), by
 	// which a later build's same step finds it instead of running again.

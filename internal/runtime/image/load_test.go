@@ -138,6 +138,8 @@ func TestTag(t *testing.T) {
 	}
 	if img, err := s.Get("shop/x"); err != nil || img.ID != a.ID {
 		t.Errorf("shop/x = %v, %v; want a", img, err)
+	} else if time.Since(img.LastTagTime) > time.Minute {
+		t.Errorf("LastTagTime %v, want the tag's time", img.LastTagTime)
 	}
 	if _, err := s.Tag(b.ID, "shop/x", "latest"); err != nil {
 		t.Fatal(err)

@@ -160,6 +160,7 @@ func (s *Store) tag(id, ref string) (*Image, error) {
 					continue
 				}
 				img.RepoTags = append(img.RepoTags, ref)
+				img.LastTagTime = time.Now().UTC()
 			case has:
 				img.RepoTags = slices.DeleteFunc(img.RepoTags, func(t string) bool { return t == ref })
 			default:
