@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"path"
@@ -51,6 +52,18 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request) error {
 	case q.Get("fromSrc") != "-":
 		return errdefs.Invalid("importing from a URL is not supported by berth: download %s and import the file", q.Get("fromSrc"))
 	}
+	// berth runs every image on the host's platform and keeps none of
+	// another's: an import labelled for another is refused, not
+	// labelled the host's behind the user's back.
+	if v := q.Get("platform"); v != "" {
+		p, err := parsePlatform(v)
+		if err != nil {
+			return err
+		}
+		if !hostPlatform(p) {
+			return errdefs.Invalid("berth imports images for the host's platform (linux/%s) only, not %s: it runs every image there", goarch(), p)
+		}
+	}
 	// Checked before the body is read, as moby's RepoTagReference.
 	repo, tag := q.Get("repo"), q.Get("tag")
 	if _, err := reference.WithTag(repo, tag); err != nil {
@@ -75,6 +88,17 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request) error {
 // says what was loaded ("Loaded image: name:tag", or the ID of an
 // untagged image) or, in it, why not.
 func (s *Server) loadImages(w http.ResponseWriter, r *http.Request) error {
+	p, ok, err := requestPlatform(r)
+	if err != nil {
+		return err
+	}
+	if ok && !hostPlatform(p) {
+		// Every image here is the host's platform: moby's load skips
+		// each that does not match, and says nothing of them.
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
 	loaded, err := s.backend.LoadImages(r.Context(), r.Body)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
@@ -470,6 +494,15 @@ func (s *Server) saveImages(w http.ResponseWriter, r *http.Request) error {
 // it is written is answered as one (a missing image is a 404), after it
 // the stream is cut (sendStream's rule).
 func (s *Server) save(w http.ResponseWriter, r *http.Request, refs []string) error {
+	p, ok, err := requestPlatform(r)
+	if err != nil {
+		return err
+	}
+	if ok && !hostPlatform(p) {
+		// Every image here is the host's platform (moby's
+		// takeLayerReference, word for word).
+		return errors.New("no suitable export target found for platform " + p.String())
+	}
 	w.Header().Set("Content-Type", "application/x-tar")
 	if err := s.backend.SaveImages(r.Context(), refs, w); err != nil {
 		if rw, ok := w.(*responseWriter); ok && rw.started {

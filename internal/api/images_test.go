@@ -297,3 +297,40 @@ func TestImageLayers(t *testing.T) {
 		t.Errorf("layers %q", got)
 	}
 }
+
+// TestImagePlatforms: docker save and load --platform (API 1.48, a JSON
+// OCI platform) and docker import --platform: the host's is taken as if
+// not given; another's finds nothing to save (moby's words), loads
+// nothing, and is refused at import, berth running every image on the
+// host's platform.
+func TestImagePlatforms(t *testing.T) {
+	f := newFakeBackend()
+	s := newServer(f)
+	host := urlEscape(`{"os":"linux","architecture":"` + goarch() + `"}`)
+	other := urlEscape(`{"os":"linux","architecture":"riscv64"}`)
+	rec := call(t, s, http.MethodGet, "/v1.51/images/get?names=busybox&platform="+host, "")
+	wantStatus(t, rec, http.StatusOK)
+	if rec.Body.String() != "ARCHIVE OF busybox" {
+		t.Errorf("save for the host's platform: %q", rec.Body.String())
+	}
+	wantError(t, call(t, s, http.MethodGet, "/v1.51/images/get?names=busybox&platform="+other, ""),
+		http.StatusInternalServerError, "no suitable export target found for platform linux/riscv64")
+	wantError(t, call(t, s, http.MethodGet, "/v1.51/images/get?names=busybox&platform="+host+"&platform="+other, ""),
+		http.StatusBadRequest, "multiple platform parameters not supported")
+	// Before API 1.48 the field is ignored, as moby ignores it.
+	wantStatus(t, call(t, s, http.MethodGet, "/v1.47/images/get?names=busybox&platform="+other, ""), http.StatusOK)
+
+	rec = call(t, s, http.MethodPost, "/v1.51/images/load?quiet=1&platform="+other, "SAVED")
+	wantStatus(t, rec, http.StatusOK)
+	if rec.Body.String() != "" {
+		t.Errorf("load for another platform: %q, want nothing loaded", rec.Body.String())
+	}
+	rec = call(t, s, http.MethodPost, "/v1.51/images/load?quiet=1&platform="+host, "SAVED")
+	if wantStatus(t, rec, http.StatusOK); !strings.Contains(rec.Body.String(), "Loaded image: web:1") {
+		t.Errorf("load for the host's platform: %q", rec.Body.String())
+	}
+
+	wantError(t, call(t, s, http.MethodPost, "/v1.51/images/create?fromSrc=-&repo=x&platform=linux/riscv64", "TAR"),
+		http.StatusBadRequest, "berth imports images for the host's platform (linux/"+goarch()+") only, not linux/riscv64: it runs every image there")
+	wantStatus(t, call(t, s, http.MethodPost, "/v1.51/images/create?fromSrc=-&repo=x&platform=linux/"+goarch(), "TAR"), http.StatusOK)
+}

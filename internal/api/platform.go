@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -28,6 +30,40 @@ func (s *Server) checkPlatform(ctx context.Context, ref, want string) error {
 		return nil
 	}
 	return errdefs.NotFound("image with reference %s was found but its platform (%s) does not match the specified platform (%s)", ref, have, p)
+}
+
+// hostPlatform reports whether p is the host's (the variant is not
+// compared, as checkPlatform does not).
+func hostPlatform(p platform) bool { return p.os == "linux" && p.arch == goarch() }
+
+// requestPlatform reads the platform of docker save and load (API 1.48:
+// a JSON OCI platform, one at most, as moby's image routes take it);
+// ok is false without one.
+func requestPlatform(r *http.Request) (p platform, ok bool, err error) {
+	if versionBefore(r, "1.48") {
+		return platform{}, false, nil // older clients' field is ignored, as moby ignores it
+	}
+	values := r.URL.Query()["platform"]
+	switch {
+	case len(values) == 0 || values[0] == "":
+		return platform{}, false, nil
+	case len(values) > 1:
+		return platform{}, false, errdefs.Invalid("multiple platform parameters not supported")
+	}
+	var oci struct {
+		OS           string `json:"os"`
+		Architecture string `json:"architecture"`
+		Variant      string `json:"variant"`
+	}
+	if err := json.Unmarshal([]byte(values[0]), &oci); err != nil || oci.OS == "" || oci.Architecture == "" {
+		return platform{}, false, errdefs.Invalid("failed to parse platform: %q", values[0])
+	}
+	s := oci.OS + "/" + oci.Architecture
+	if oci.Variant != "" {
+		s += "/" + oci.Variant
+	}
+	p, err = parsePlatform(s)
+	return p, err == nil, err
 }
 
 // platform is an OCI platform: os/arch[/variant].
