@@ -127,6 +127,11 @@ func Build(ctx context.Context, be Backend, dir string, opts Options, out Output
 	if err != nil {
 		return "", errdefs.Invalid("%w", err)
 	}
+	if len(f.Nodes) == 0 {
+		// Comments and blank lines alone: buildkit's parser's words,
+		// wrapped as moby's readAndParseDockerfile wraps them.
+		return "", errdefs.Invalid("failed to parse %s: file with no instructions", name)
+	}
 	meta, stages, err := dockerfile.Stages(f)
 	if err != nil {
 		return "", errdefs.Invalid("%w", err)

@@ -762,3 +762,13 @@ func TestBuildPrecheck(t *testing.T) {
 		t.Errorf("a Dockerfile of variables: %v", err)
 	}
 }
+
+// TestBuildNoInstructions: a Dockerfile of comments alone fails in
+// moby's words.
+func TestBuildNoInstructions(t *testing.T) {
+	f := newFake(t)
+	dir := writeCtx(t, map[string]string{"Dockerfile": "# nothing\n\n# here\n"})
+	if _, err := runBuild(t, f, dir, Options{}); err == nil || err.Error() != "failed to parse Dockerfile: file with no instructions" {
+		t.Errorf("comments alone: %v", err)
+	}
+}
