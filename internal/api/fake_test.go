@@ -461,6 +461,9 @@ func (f *fakeBackend) LoadImages(ctx context.Context, r io.Reader) ([]image.Load
 	if err != nil {
 		return nil, err
 	}
+	if string(b) == "SAVED OVER" {
+		return []image.Loaded{{Image: &image.Image{ID: "sha256:" + hexID("c0")}, Tags: []string{"web:1", "web:2"}, Replaced: []string{"sha256:" + hexID("c9"), ""}}}, nil
+	}
 	if string(b) != "SAVED" {
 		return nil, errdefs.Invalid("invalid archive: no manifest.json")
 	}

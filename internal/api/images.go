@@ -104,7 +104,14 @@ func (s *Server) loadImages(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusOK)
 	var ids strings.Builder
 	for _, l := range loaded {
-		for _, t := range l.Tags {
+		for i, t := range l.Tags {
+			if i < len(l.Replaced) && l.Replaced[i] != "" {
+				// moby's setLoadedTag, word for word.
+				msg := "The image " + t + " already exists, renaming the old one with ID " + l.Replaced[i] + " to empty string\n"
+				if werr := writeJSONMessage(w, map[string]string{"stream": msg}); werr != nil {
+					return werr
+				}
+			}
 			if werr := writeJSONMessage(w, map[string]string{"stream": "Loaded image: " + t + "\n"}); werr != nil {
 				return werr
 			}

@@ -212,6 +212,13 @@ func TestLoadImages(t *testing.T) {
 	if got := rec.Body.String(); got != want {
 		t.Errorf("body %q, want %q", got, want)
 	}
+	// A tag taken from another image: moby's line before its own.
+	rec = call(t, s, http.MethodPost, "/v1.51/images/load?quiet=1", "SAVED OVER")
+	want = `{"stream":"The image web:1 already exists, renaming the old one with ID sha256:` + hexID("c9") + ` to empty string\n"}` + "\r\n" +
+		`{"stream":"Loaded image: web:1\n"}` + "\r\n" + `{"stream":"Loaded image: web:2\n"}` + "\r\n"
+	if got := rec.Body.String(); got != want {
+		t.Errorf("body %q, want %q", got, want)
+	}
 	rec = call(t, s, http.MethodPost, "/v1.51/images/load?quiet=1", "not a save archive")
 	wantStatus(t, rec, http.StatusOK)
 	if got := rec.Body.String(); got != `{"error":"invalid archive: no manifest.json","errorDetail":{"message":"invalid archive: no manifest.json"}}`+"\r\n" {

@@ -72,6 +72,10 @@ type ociConfig struct {
 type Loaded struct {
 	Image *Image
 	Tags  []string
+	// Replaced are, beside Tags, the IDs of the images each tag was
+	// taken from ("" where it was no other image's), for moby's "The
+	// image … already exists, renaming the old one" line.
+	Replaced []string
 }
 
 // Load reads the archive docker save writes (its manifest.json, each
@@ -145,12 +149,17 @@ func (s *Store) Load(ctx context.Context, r io.Reader) ([]Loaded, error) {
 				return out, err
 			}
 			s.mu.Lock()
+			prev, _, _ := s.resolve(ref)
 			img, err = s.tag(img.ID, ref)
 			s.mu.Unlock()
 			if err != nil {
 				return out, err
 			}
-			loaded.Image, loaded.Tags = img, append(loaded.Tags, ref)
+			replaced := ""
+			if prev != nil && prev.ID != img.ID {
+				replaced = prev.ID
+			}
+			loaded.Image, loaded.Tags, loaded.Replaced = img, append(loaded.Tags, ref), append(loaded.Replaced, replaced)
 		}
 		out = append(out, loaded)
 	}

@@ -108,6 +108,12 @@ func TestLoad(t *testing.T) {
 	again, err := s.Load(context.Background(), bytes.NewReader(saveArchive(t, config, []string{"web:2"}, layer1, layer2)))
 	if err != nil || len(again) != 1 || again[0].Image.ID != img.ID || !slices.Contains(again[0].Image.RepoTags, "web:2") {
 		t.Errorf("loading it again: %+v, %v; want the same image, tagged web:2 too", again, err)
+	} else if !slices.Equal(again[0].Replaced, []string{""}) {
+		t.Errorf("loading it again replaced %q, want nothing", again[0].Replaced)
+	}
+	other := []byte(`{"created":"2026-01-02T03:04:06Z","architecture":"amd64","os":"linux","config":{},"rootfs":{"type":"layers","diff_ids":[]}}`)
+	if over, err := s.Load(context.Background(), bytes.NewReader(saveArchive(t, other, []string{"web:1"}, layer1))); err != nil || len(over) != 1 || !slices.Equal(over[0].Replaced, []string{img.ID}) {
+		t.Errorf("another image tagged web:1: %+v, %v; want %s replaced", over, err, img.ID)
 	}
 
 	// Not docker save's: refused by name.
