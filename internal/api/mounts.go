@@ -315,7 +315,9 @@ func parseMountSpec(spec mount.Mount) (container.Mount, error) {
 			m.NoCopy, m.VolumeLabels = o.NoCopy, o.Labels
 		}
 		return m, nil
-	default:
+	case mount.TypeNamedPipe, mount.TypeCluster, "image":
 		return container.Mount{}, errdefs.Invalid("%s mounts (--mount type=%s) are not supported by berth", spec.Type, spec.Type)
 	}
+	// Not a type moby knows: its validator's words.
+	return container.Mount{}, errdefs.Invalid("invalid mount config for type %q: mount type unknown", spec.Type)
 }

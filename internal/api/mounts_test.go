@@ -102,3 +102,18 @@ func TestVolumeOptionsRefused(t *testing.T) {
 		t.Errorf("err = %v, want the refusal of volume options", err)
 	}
 }
+
+// TestMountTypes: a type moby knows and berth does not mount is refused
+// by name; one moby does not know either, in moby's words.
+func TestMountTypes(t *testing.T) {
+	for typ, want := range map[mount.Type]string{
+		"bogus":           `invalid mount config for type "bogus": mount type unknown`,
+		mount.TypeCluster: "cluster mounts (--mount type=cluster) are not supported by berth",
+		"image":           "image mounts (--mount type=image) are not supported by berth",
+	} {
+		_, err := containerMounts(&ctypes.Config{}, &ctypes.HostConfig{Mounts: []mount.Mount{{Type: typ, Source: "x", Target: "/x"}}})
+		if !errdefs.Is(err, errdefs.KindInvalid) || err.Error() != want {
+			t.Errorf("type %s: %v, want %q", typ, err, want)
+		}
+	}
+}
