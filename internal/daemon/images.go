@@ -357,6 +357,11 @@ func (d *Daemon) SaveImages(ctx context.Context, refs []string, w io.Writer) err
 	tw := tar.NewWriter(w)
 	manifest := []map[string]any{} // [], not null: moby's load refuses null
 	written := map[string]bool{}   // blobs already in the archive: images with one tree share their layer
+	// Docker 28's save is an OCI image layout too (index.json, oci-layout,
+	// a manifest blob an image) beside the legacy manifest.json and
+	// repositories: tools that read OCI layouts take it.
+	index := []ociDescriptor{}
+	repositories := map[string]map[string]string{}
 	blob := func(name string, r io.Reader, size int64) error {
 		if written[name] {
 			return nil
@@ -385,12 +390,61 @@ func (d *Daemon) SaveImages(ctx context.Context, refs []string, w io.Writer) err
 		if err := blob(cfgName, bytes.NewReader(config), int64(len(config))); err != nil {
 			return err
 		}
-		err = blob(layerName, layer, -1)
+		fi, err := layer.Stat()
+		if err == nil {
+			err = blob(layerName, layer, fi.Size())
+		}
 		layer.Close()
 		if err != nil {
 			return err
 		}
 		manifest = append(manifest, map[string]any{"Config": cfgName, "RepoTags": s.tags, "Layers": []string{layerName}})
+		ociManifest, err := json.Marshal(map[string]any{
+			"schemaVersion": 2, "mediaType": mediaTypeManifest,
+			"config": ociDescriptor{MediaType: "application/vnd.oci.image.config.v1+json", Digest: "sha256:" + hex.EncodeToString(cfgSum[:]), Size: int64(len(config))},
+			"layers": []ociDescriptor{{MediaType: "application/vnd.oci.image.layer.v1.tar", Digest: "sha256:" + layerSum, Size: fi.Size()}},
+		})
+		if err != nil {
+			return err
+		}
+		mSum := sha256.Sum256(ociManifest)
+		if err := blob("blobs/sha256/"+hex.EncodeToString(mSum[:]), bytes.NewReader(ociManifest), int64(len(ociManifest))); err != nil {
+			return err
+		}
+		desc := ociDescriptor{MediaType: mediaTypeManifest, Digest: "sha256:" + hex.EncodeToString(mSum[:]), Size: int64(len(ociManifest))}
+		for _, t := range s.tags {
+			repo, tag := reference.SplitTag(t)
+			if repositories[repo] == nil {
+				repositories[repo] = map[string]string{}
+			}
+			repositories[repo][tag] = layerSum
+			tagged := desc
+			tagged.Annotations = map[string]string{"io.containerd.image.name": reference.FullName(t), "org.opencontainers.image.ref.name": tag}
+			index = append(index, tagged)
+		}
+		if len(s.tags) == 0 {
+			index = append(index, desc)
+		}
+	}
+	if len(repositories) > 0 {
+		b, err := json.Marshal(repositories)
+		if err != nil {
+			return err
+		}
+		if err := writeTarFile(tw, "repositories", bytes.NewReader(b), int64(len(b))); err != nil {
+			return err
+		}
+	}
+	layout := []byte(`{"imageLayoutVersion": "1.0.0"}`)
+	if err := writeTarFile(tw, "oci-layout", bytes.NewReader(layout), int64(len(layout))); err != nil {
+		return err
+	}
+	idx, err := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": index})
+	if err != nil {
+		return err
+	}
+	if err := writeTarFile(tw, "index.json", bytes.NewReader(idx), int64(len(idx))); err != nil {
+		return err
 	}
 	b, err := json.Marshal(manifest)
 	if err != nil {
@@ -406,6 +460,17 @@ func (d *Daemon) SaveImages(ctx context.Context, refs []string, w io.Writer) err
 		d.imageEvent(s.img.ID, s.img.ID, "save", imageLabels(s.img))
 	}
 	return nil
+}
+
+// mediaTypeManifest is an OCI image manifest's media type.
+const mediaTypeManifest = "application/vnd.oci.image.manifest.v1+json"
+
+// ociDescriptor is an OCI content descriptor.
+type ociDescriptor struct {
+	MediaType   string            `json:"mediaType"`
+	Digest      string            `json:"digest"`
+	Size        int64             `json:"size"`
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // savedImage is one image docker save writes, with the tags it names.

@@ -111,6 +111,18 @@ func Repository(ref string) string {
 	return name
 }
 
+// FullName is ref as distribution/reference's String() of its
+// normalized form ("docker.io/library/busybox:latest"): what an OCI
+// layout's io.containerd.image.name annotation holds.
+func FullName(ref string) string {
+	name, tag := SplitTag(Normalize(ref))
+	domain, rest := splitDomain(name)
+	if tag == "" {
+		return domain + "/" + rest
+	}
+	return domain + "/" + rest + ":" + tag
+}
+
 // parse is ParseNormalizedNamed with the name made familiar again: the
 // repository (without the default registry's prefixes) and the tag ref
 // names ("" if none).

@@ -108,3 +108,18 @@ func TestNormalizeAndRepository(t *testing.T) {
 		}
 	}
 }
+
+func TestFullName(t *testing.T) {
+	for in, want := range map[string]string{
+		"busybox":                 "docker.io/library/busybox:latest",
+		"busybox:1.36":            "docker.io/library/busybox:1.36",
+		"team/app:v1":             "docker.io/team/app:v1",
+		"localhost:5000/app:v1":   "localhost:5000/app:v1",
+		"reg.example/a/b:2":       "reg.example/a/b:2",
+		"docker.io/library/web:1": "docker.io/library/web:1",
+	} {
+		if got := FullName(in); got != want {
+			t.Errorf("FullName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -147,6 +147,38 @@ func TestDockerLoad(t *testing.T) {
 		}
 		seen[n] = true
 	}
+	// An OCI image layout too, as Docker 28's save: index.json names
+	// each tag's manifest, whose config and layer are blobs beside it.
+	for _, n := range []string{"index.json", "oci-layout", "repositories", "manifest.json"} {
+		if !seen[n] {
+			t.Errorf("docker save wrote no %s: %q", n, names)
+		}
+	}
+	index, _, _ := w.InHost(t, "tar", "-xOf", both, "index.json")
+	var idx struct {
+		Manifests []struct {
+			Digest      string
+			Annotations map[string]string
+		}
+	}
+	if err := json.Unmarshal([]byte(index), &idx); err != nil || len(idx.Manifests) != 2 {
+		t.Fatalf("index.json %s: %v", index, err)
+	}
+	for _, m := range idx.Manifests {
+		if name := m.Annotations["io.containerd.image.name"]; name != "docker.io/library/commented:latest" && name != "docker.io/library/withcmd:latest" {
+			t.Errorf("index.json's manifest named %q", name)
+		}
+		blob := "blobs/sha256/" + strings.TrimPrefix(m.Digest, "sha256:")
+		body, _, _ := w.InHost(t, "tar", "-xOf", both, blob)
+		var manifest struct {
+			Config struct{ Digest string }
+			Layers []struct{ Digest string }
+		}
+		if err := json.Unmarshal([]byte(body), &manifest); err != nil || len(manifest.Layers) != 1 ||
+			!seen["blobs/sha256/"+strings.TrimPrefix(manifest.Config.Digest, "sha256:")] || !seen["blobs/sha256/"+strings.TrimPrefix(manifest.Layers[0].Digest, "sha256:")] {
+			t.Errorf("the OCI manifest %s: %s (%v)", blob, body, err)
+		}
+	}
 	mustDocker(t, w, "rmi", "commented", "withcmd")
 	mustDocker(t, w, "load", "-i", both)
 	if out := dockerInspect(t, w, "{{.Comment}}", "commented"); out != "my msg" {
