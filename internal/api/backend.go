@@ -161,7 +161,7 @@ type Backend interface {
 	// SaveImages writes the images refs name as docker save does.
 	SaveImages(ctx context.Context, refs []string, w io.Writer) error
 	// LoadImages reads the archive docker save writes (docker load).
-	LoadImages(ctx context.Context, r io.Reader) ([]image.Loaded, error)
+	LoadImages(ctx context.Context, r io.Reader, keep image.PlatformMatch) ([]image.Loaded, error)
 	Images(ctx context.Context) ([]*image.Image, error)
 	Image(ctx context.Context, ref string) (*image.Image, error)
 	// RemoveImage untags ref and deletes the image when no tag is left; it

@@ -92,14 +92,19 @@ func (s *Server) loadImages(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if ok && !hostPlatform(p) {
-		// Every image here is the host's platform: moby's load skips
-		// each that does not match, and says nothing of them.
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusOK)
-		return nil
+	var keep image.PlatformMatch
+	if ok {
+		// moby's load skips, and says nothing of, each image of the
+		// archive whose config is another platform's.
+		keep = func(os, arch, variant string) bool {
+			if os == "" {
+				os = "linux"
+			}
+			have, err := parsePlatform(os + "/" + arch)
+			return err == nil && have.os == p.os && have.arch == p.arch && (p.variant == "" || variant == "" || variant == p.variant)
+		}
 	}
-	loaded, err := s.backend.LoadImages(r.Context(), r.Body)
+	loaded, err := s.backend.LoadImages(r.Context(), r.Body, keep)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	var ids strings.Builder

@@ -567,9 +567,10 @@ func (st *state) workdir(n dockerfile.Node) error {
 				return err
 			}
 			err = c.mkdirAll(rel, 0o755, 0, 0)
-			if nd := (*NotDirError)(nil); errors.As(err, &nd) {
-				// moby's SetupWorkingDirectory, word for word.
-				return errdefs.Invalid("Cannot mkdir: %s is not a directory", nd.Path)
+			if nd := (*NotDirError)(nil); errors.As(err, &nd) && nd.Path == "/"+rel {
+				// moby's SetupWorkingDirectory, word for word, when the
+				// directory itself is a file (a parent's is mkdir's error).
+				return errdefs.Invalid("Cannot mkdir: %s is not a directory", cfg.WorkingDir)
 			}
 			return err
 		})

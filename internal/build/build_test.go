@@ -422,7 +422,8 @@ func TestBuildCopy(t *testing.T) {
 		// moby's MkdirAll does, and is never made a directory.
 		"COPY a.txt /etc/passwd/x": "failed to copy files: mkdir /etc/passwd: not a directory",
 		"COPY d /etc/passwd":       "failed to copy files: mkdir /etc/passwd: not a directory",
-		"WORKDIR /etc/passwd/sub":  "Cannot mkdir: /etc/passwd is not a directory",
+		"WORKDIR /etc/passwd":      "Cannot mkdir: /etc/passwd is not a directory",
+		"WORKDIR /etc/passwd/sub":  "mkdir /etc/passwd: not a directory",
 	} {
 		must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM base\n"+df+"\n"), 0o644))
 		if _, err := runBuild(t, f, dir, Options{NoCache: true}); err == nil || !strings.Contains(err.Error(), want) {
@@ -738,6 +739,9 @@ func TestBuildPrecheck(t *testing.T) {
 		"USER":                                "dockerfile parse error on line 3: USER requires exactly one argument",
 		"RUN --bogus true":                    "dockerfile parse error on line 3: unknown flag: bogus",
 		`SHELL sh -c`:                         "dockerfile parse error on line 3: SHELL requires the arguments to be in JSON form",
+		"RUN --security=insecure true":        "dockerfile parse error on line 3: unknown flag: security",
+		`VOLUME []`:                           "dockerfile parse error on line 3: VOLUME requires at least one argument",
+		`VOLUME ["/a", ""]`:                   "dockerfile parse error on line 3: VOLUME specified can not be an empty string",
 	} {
 		f.runs = nil
 		// The mistake is in a later stage than --target's: found all the same.

@@ -39,7 +39,7 @@ func precheck(meta []dockerfile.Node, stages []dockerfile.Stage, escape rune) er
 var instructionFlags = map[string][]string{
 	"copy": {"from", "chown", "chmod", "link"},
 	"add":  {"chown", "chmod", "link", "checksum", "keep-git-dir"},
-	"run":  {"mount", "network", "security"},
+	"run":  {"mount", "network", "device"}, // moby's buildkit has no --security (a build tag it leaves out)
 	"cmd":  nil, "entrypoint": nil, "env": nil, "label": nil, "expose": nil, "user": nil,
 	"workdir": nil, "stopsignal": nil, "volume": nil, "shell": nil, "arg": nil, "maintainer": nil,
 	// Their flags are their arguments' (image.Config.Apply reads them).
@@ -104,7 +104,21 @@ func precheckNode(n dockerfile.Node, escape rune) error {
 				}
 			}
 		}
-	case "expose", "volume", "arg":
+	case "volume":
+		if a, isJSON, err := dockerfile.ExecForm(args); err != nil {
+			return fail(err)
+		} else if isJSON {
+			words = a
+		}
+		if len(words) == 0 {
+			return fail(errors.New(upper + " requires at least one argument"))
+		}
+		for _, w := range words {
+			if strings.TrimSpace(w) == "" {
+				return fail(errors.New("VOLUME specified can not be an empty string"))
+			}
+		}
+	case "expose", "arg":
 		if len(words) == 0 {
 			return fail(errors.New(upper + " requires at least one argument"))
 		}

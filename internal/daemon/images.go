@@ -243,9 +243,10 @@ func (d *Daemon) runcVersion() string {
 	return d.runcVer
 }
 
-// LoadImages stores the images of a docker save archive (docker load).
-func (d *Daemon) LoadImages(ctx context.Context, r io.Reader) ([]image.Loaded, error) {
-	loaded, err := d.images.Load(ctx, r)
+// LoadImages stores the images of a docker save archive (docker load),
+// those keep matches (nil: all; docker load --platform).
+func (d *Daemon) LoadImages(ctx context.Context, r io.Reader, keep image.PlatformMatch) ([]image.Loaded, error) {
+	loaded, err := d.images.LoadFor(ctx, r, keep)
 	for _, l := range loaded {
 		d.imageEvent(l.Image.ID, l.Image.ID, "load", imageLabels(l.Image)) // no tag events: moby's loader tags in its store
 	}

@@ -23,8 +23,12 @@ import (
 // the cost of publishing a port on any other stays one map element.
 
 // TrustedIfaces returns n's trusted host interfaces.
-func (n Network) TrustedIfaces() []string {
-	return strings.FieldsFunc(n.Trusted, func(r rune) bool { return r == ':' })
+func (n Network) TrustedIfaces() []string { return SplitTrusted(n.Trusted) }
+
+// SplitTrusted splits a trusted_host_interfaces value as moby does:
+// the names between the ':'s, empty ones dropped.
+func SplitTrusted(v string) []string {
+	return strings.FieldsFunc(v, func(r rune) bool { return r == ':' })
 }
 
 // OpensDirect reports whether n takes traffic routed straight to its
@@ -71,8 +75,11 @@ func CheckTrustedName(name string) error {
 		return errdefs.Invalid("an interface name has at most 15 bytes")
 	case p == "." || p == "..":
 		return errdefs.Invalid("not an interface name")
-	case strings.ContainsFunc(p, func(r rune) bool { return r == '/' || r == '+' || unicode.IsSpace(r) || unicode.IsControl(r) }):
-		return errdefs.Invalid("an interface name has no '/', spaces or control characters, and '+' only at its end")
+	case strings.ContainsFunc(p, func(r rune) bool {
+		return r == '/' || r == '+' || r == '*' || unicode.IsSpace(r) || unicode.IsControl(r)
+	}):
+		// '*' too: nft lists a prefix match as "eth*".
+		return errdefs.Invalid("an interface name has no '/', '*', spaces or control characters, and '+' only at its end")
 	}
 	return nil
 }

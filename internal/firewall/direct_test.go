@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -38,7 +39,7 @@ func TestDirectRoutingGolden(t *testing.T) {
 // no interface is dropped there.
 func TestExplainDirectRouting(t *testing.T) {
 	_, r := explainWorld(t)
-	rs, err := BuildWithPorts(directNets, directPorts)
+	rs, err := BuildWithPorts(append([]Network{{Bridge: "berth0", Subnet: mustPrefix("172.17.0.0/16"), Gateway: mustAddr("172.17.0.1"), ICC: true, Masquerade: true}}, directNets...), directPorts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,6 +51,10 @@ func TestExplainDirectRouting(t *testing.T) {
 		outcome        Outcome
 		chain, why     string
 	}{
+		// Not from another of berth's bridges: Docker 28's isolation
+		// drops that before its per-port accepts.
+		{"from another network", "berth0", "172.23.0.2", 80, Dropped, "fwd_in__br-allow", "ISOLATION"},
+		{"from the trusting network", "br-trust", "172.23.0.2", 80, Dropped, "fwd_in__br-allow", "ISOLATION"},
 		{"trusted, published", "eth1", "172.22.0.2", 80, Delivered, "fwd_in__br-trust", "DIRECTLY ROUTED PORTS"},
 		{"trusted by a wildcard", "wg0", "172.22.0.2", 80, Delivered, "fwd_in__br-trust", "DIRECTLY ROUTED PORTS"},
 		{"trusted, unpublished", "eth1", "172.22.0.2", 81, Dropped, "fwd_in__br-trust", "INBOUND DROP"},
@@ -59,7 +64,11 @@ func TestExplainDirectRouting(t *testing.T) {
 		{"allowed, unpublished", "eth0", "172.23.0.2", 81, Dropped, "fwd_in__br-allow", "INBOUND DROP"},
 		{"another network's port", "eth1", "172.22.0.2", 443, Dropped, "fwd_in__br-trust", "INBOUND DROP"},
 	} {
-		ex := Explain(rs, Packet{Proto: ProtoTCP, Src: mustAddr("198.51.100.7"), Dst: mustAddr(tc.dst), Dport: tc.port, Iif: tc.iif}, r)
+		src := mustAddr("198.51.100.7")
+		if tc.iif == "berth0" || tc.iif == "br-trust" {
+			src = map[string]netip.Addr{"berth0": mustAddr("172.17.0.5"), "br-trust": mustAddr("172.22.0.9")}[tc.iif]
+		}
+		ex := Explain(rs, Packet{Proto: ProtoTCP, Src: src, Dst: mustAddr(tc.dst), Dport: tc.port, Iif: tc.iif}, r)
 		if ex.Outcome != tc.outcome || ex.Decision == nil || ex.Decision.Chain != tc.chain || !strings.Contains(ex.Decision.Rule, tc.why) {
 			t.Errorf("%s: %s by %+v, want %s by %s's %s", tc.name, ex.Outcome, ex.Decision, tc.outcome, tc.chain, tc.why)
 		}
@@ -72,7 +81,7 @@ func TestTrustedInterfaceNames(t *testing.T) {
 			t.Errorf("%q: %v", name, err)
 		}
 	}
-	for _, name := range []string{"+", "sixteen-bytes-xx", "a/b", "a b", "a+b", "a\n", ".", ".."} {
+	for _, name := range []string{"+", "sixteen-bytes-xx", "a/b", "a b", "a+b", "a\n", ".", "..", "eth*"} {
 		if err := CheckTrustedName(name); err == nil {
 			t.Errorf("%q taken", name)
 		}

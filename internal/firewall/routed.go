@@ -33,7 +33,13 @@ func validateRouted(m PortMapping) error {
 
 // routedPortRules accept traffic routed into the network for a routed
 // port of each routed family, and for a published port's container side
-// in each family that opens direct routing (direct.go).
+// in each family that opens direct routing (direct.go). What another of
+// berth's bridges sends is dropped before the latter, unless
+// n.PeersOpen: Docker 28's DOCKER-ISOLATION chains drop it before its
+// per-port accepts (they spare routed networks only), so direct routing
+// opens a nat network to the world outside and trusted interfaces, not
+// to the host's other networks (a trusted name that matches a bridge
+// included).
 func routedPortRules(n Network) []Rule {
 	var rules []Rule
 	for _, f := range families(n) {
@@ -42,6 +48,13 @@ func routedPortRules(n Network) []Rule {
 		case f.mode == ModeRouted:
 			rules = append(rules, Rule{Stmts: []Stmt{RoutedPortLookup{IPv6: is6}, Verdict{Kind: Accept}}, Comment: "ROUTED PORTS"})
 		case n.OpensDirect(f.mode):
+			if !n.PeersOpen {
+				var family Stmt = NfprotoIPv4{}
+				if is6 {
+					family = NfprotoIPv6{}
+				}
+				rules = append(rules, Rule{Stmts: []Stmt{family, IfnameInMap{Dir: In, Map: MapHostIn}, Counter{}, Verdict{Kind: Drop}}, Comment: "ISOLATION"})
+			}
 			rules = append(rules, Rule{Stmts: []Stmt{RoutedPortLookup{IPv6: is6}, Verdict{Kind: Accept}}, Comment: "DIRECTLY ROUTED PORTS"})
 		}
 	}

@@ -180,8 +180,10 @@ func (c *Controller) planNetwork(req CreateRequest, bridgeExisted bool, configID
 			return nil, err
 		}
 	}
-	if req.Internal && (n.IPv4.hasAux(AuxDefaultGateway4) || n.IPv6.hasAux(AuxDefaultGateway6)) {
-		return nil, errdefs.Invalid("no gateway can be set on an internal bridge network") // moby's setupGatewayIPv4
+	if req.Internal && n.IPv4.hasAux(AuxDefaultGateway4) {
+		// moby's setupGatewayIPv4 (its IPv6 twin has no such check: an
+		// internal network's endpoints get no gateway either way).
+		return nil, errdefs.Invalid("no gateway can be set on an internal bridge network")
 	}
 	if err := c.putNetwork(n); err != nil {
 		return nil, fmt.Errorf("record network %q: %w", n.Name, err)

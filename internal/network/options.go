@@ -182,7 +182,7 @@ func parseBridgeOptions(opts map[string]string, defaultName string) (*BridgeConf
 			// rather than failing each endpoint's rules later, as an
 			// iptables "-i" with a name too long fails them in Docker.
 			bc.TrustedHostInterfaces = nil
-			if names := strings.FieldsFunc(v, func(r rune) bool { return r == ':' }); len(names) > 0 {
+			if names := firewall.SplitTrusted(v); len(names) > 0 {
 				bc.TrustedHostInterfaces = names
 			}
 			for _, name := range bc.TrustedHostInterfaces {

@@ -316,6 +316,12 @@ func TestDefaultGatewayAuxAddress(t *testing.T) {
 	if !errdefs.Is(err, errdefs.KindInvalid) || !strings.Contains(err.Error(), "no gateway can be set on an internal bridge network") {
 		t.Errorf("internal network with a default gateway: %v", err)
 	}
+	// moby checks IPv4 alone: an IPv6 one is taken (and unused there).
+	if _, err := r.c.CreateNetwork(ctx, CreateRequest{Name: "inner6", Internal: true, EnableIPv6: true, IPAM: []IPAMRequest{
+		{Subnet: mustPrefix("10.44.0.0/24")},
+		{Subnet: mustPrefix("fd00:44::/64"), AuxAddresses: map[string]netip.Addr{AuxDefaultGateway6: netip.MustParseAddr("fd00:44::fe")}}}}); err != nil {
+		t.Errorf("internal network with an IPv6 default gateway: %v", err)
+	}
 }
 
 // TestDaemonDefaultGateway: the daemon's --default-gateway (and -v6) is

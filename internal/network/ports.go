@@ -612,6 +612,7 @@ func (c *Controller) directFamiliesOf(ep *Endpoint) portFamilies {
 func firewallMappings(ep *Endpoint, ms []PortMapping, direct portFamilies) []firewall.PortMapping {
 	out := make([]firewall.PortMapping, 0, len(ms))
 	var sides []firewall.PortMapping
+	var seen map[firewall.PortMapping]bool // made at the first side: a range of thousands stays linear
 	for _, m := range ms {
 		proto, err := firewall.ParseProto(m.Proto)
 		if err != nil {
@@ -629,7 +630,11 @@ func firewallMappings(ep *Endpoint, ms []PortMapping, direct portFamilies) []fir
 			continue
 		}
 		out = append(out, firewall.PortMapping{Proto: proto, HostIP: m.HostIP, HostPort: m.HostPort, Addr: to.Addr(), Port: m.Port})
-		if side := (firewall.PortMapping{Proto: proto, Addr: to.Addr(), Port: m.Port, Routed: true}); direct.has(m) && !slices.Contains(sides, side) {
+		if side := (firewall.PortMapping{Proto: proto, Addr: to.Addr(), Port: m.Port, Routed: true}); direct.has(m) && !seen[side] {
+			if seen == nil {
+				seen = map[firewall.PortMapping]bool{}
+			}
+			seen[side] = true
 			sides = append(sides, side)
 		}
 	}

@@ -344,8 +344,6 @@ func cmpOp(negate bool) expr.CmpOp {
 	return expr.CmpOpEq
 }
 
-// ifname is an interface name as the kernel compares it: IFNAMSIZ bytes,
-// zero padded.
 // ifnameMatch is the data an interface match compares: the whole name,
 // padded, or a wildcard's prefix alone (a shorter compare, as nft makes
 // for "eth*").
@@ -356,6 +354,8 @@ func ifnameMatch(m firewall.IfnameMatch) []byte {
 	return ifname(m.Name)
 }
 
+// ifname is an interface name as the kernel compares it: IFNAMSIZ
+// bytes, zero padded.
 func ifname(name string) []byte {
 	b := make([]byte, unix.IFNAMSIZ)
 	copy(b, name)

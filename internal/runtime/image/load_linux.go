@@ -42,6 +42,8 @@ type ociConfig struct {
 	Author  string    `json:"author"`
 	History []History `json:"history"`
 	OS      string    `json:"os"`
+	Arch    string    `json:"architecture"`
+	Variant string    `json:"variant"`
 	RootFS  struct {
 		DiffIDs []string `json:"diff_ids"`
 	} `json:"rootfs"`
@@ -85,6 +87,16 @@ type Loaded struct {
 // An image's ID is its config's digest, as Docker's; loading one that is
 // there already only tags it.
 func (s *Store) Load(ctx context.Context, r io.Reader) ([]Loaded, error) {
+	return s.LoadFor(ctx, r, nil)
+}
+
+// PlatformMatch says whether an image of a platform (its config's os,
+// architecture and variant) is one a load asked for.
+type PlatformMatch func(os, arch, variant string) bool
+
+// LoadFor is Load of the images keep matches (nil: all), as moby's load
+// --platform skips, quietly, each image of another platform.
+func (s *Store) LoadFor(ctx context.Context, r io.Reader, keep PlatformMatch) ([]Loaded, error) {
 	tmp, err := os.MkdirTemp(s.dir, tmpPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", err)
@@ -138,6 +150,19 @@ func (s *Store) Load(ctx context.Context, r io.Reader) ([]Loaded, error) {
 	}
 	var out []Loaded
 	for i, m := range manifest {
+		if keep != nil {
+			var oc ociConfig
+			raw, err := readIn(root, m.Config)
+			if err == nil {
+				err = json.Unmarshal(raw, &oc)
+			}
+			if err != nil {
+				return out, errdefs.Invalid("invalid archive: config %q: %v", m.Config, err)
+			}
+			if !keep(oc.OS, oc.Arch, oc.Variant) {
+				continue
+			}
+		}
 		img, err := s.loadOne(ctx, root, m, filepath.Join(tmp, fmt.Sprintf("image%d", i)))
 		if err != nil {
 			return out, err
@@ -150,7 +175,7 @@ func (s *Store) Load(ctx context.Context, r io.Reader) ([]Loaded, error) {
 			}
 			s.mu.Lock()
 			prev, _, _ := s.resolve(ref)
-			img, err = s.tag(img.ID, ref)
+			img, err = s.tagStamped(img.ID, ref, false)
 			s.mu.Unlock()
 			if err != nil {
 				return out, err

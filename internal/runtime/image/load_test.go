@@ -72,6 +72,15 @@ func TestLoad(t *testing.T) {
 		`"Healthcheck":{"Test":["CMD","true"],"Interval":5000000000,"Retries":2},"Shell":["/bin/sh","-ec"]},"rootfs":{"type":"layers","diff_ids":[]}}`)
 	archive := saveArchive(t, config, []string{"docker.io/library/web:1", "web:latest"}, layer1, layer2)
 
+	// --platform: an image of another platform is skipped, quietly.
+	none, err := s.LoadFor(context.Background(), bytes.NewReader(archive), func(os, arch, _ string) bool { return os == "linux" && arch == "arm64" })
+	if err != nil || len(none) != 0 {
+		t.Errorf("load for arm64 of an amd64 archive: %+v, %v; want nothing", none, err)
+	}
+	if imgs, _ := s.List(); len(imgs) != 0 {
+		t.Errorf("it stored %d images", len(imgs))
+	}
+
 	loaded, err := s.Load(context.Background(), bytes.NewReader(archive))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -80,6 +89,9 @@ func TestLoad(t *testing.T) {
 		t.Fatalf("loaded %+v, want one image tagged web:1 and web:latest", loaded)
 	}
 	img := loaded[0].Image
+	if !img.LastTagTime.IsZero() {
+		t.Errorf("a loaded image's LastTagTime %v, want none (moby's load tags without it)", img.LastTagTime)
+	}
 	if !strings.HasPrefix(img.ID, "sha256:") || img.ID == "" || !img.Created.Equal(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) {
 		t.Errorf("image ID %s, created %v", img.ID, img.Created)
 	}

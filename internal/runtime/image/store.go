@@ -144,7 +144,12 @@ func (s *Store) treeOf(layers []string, tree string) (string, error) {
 }
 
 // tag gives image id the tag ref ("name:tag"), taking it from any other image.
-func (s *Store) tag(id, ref string) (*Image, error) {
+func (s *Store) tag(id, ref string) (*Image, error) { return s.tagStamped(id, ref, true) }
+
+// tagStamped is tag; stamp sets the image's LastTagTime, as moby's
+// TagImage does (docker tag, build, commit, import) and its load's
+// setLoadedTag does not.
+func (s *Store) tagStamped(id, ref string, stamp bool) (*Image, error) {
 	var out *Image
 	err := s.st.Update(func(tx store.Tx) error {
 		imgs, err := listTx(tx)
@@ -160,7 +165,9 @@ func (s *Store) tag(id, ref string) (*Image, error) {
 					continue
 				}
 				img.RepoTags = append(img.RepoTags, ref)
-				img.LastTagTime = time.Now().UTC()
+				if stamp {
+					img.LastTagTime = time.Now().UTC()
+				}
 			case has:
 				img.RepoTags = slices.DeleteFunc(img.RepoTags, func(t string) bool { return t == ref })
 			default:
