@@ -13,9 +13,9 @@ import (
 // lets it reach a published port's container side, with its own source
 // address, and no unpublished port; a network that trusts nothing stays
 // closed until the daemon starts with --allow-direct-routing, and closes
-// again at a start without it. The published ports answer on the host's
-// address throughout, and a container that goes takes its container
-// side with it.
+// again at a start without it; a container of another network never
+// reaches it so. The published ports answer on the host's address
+// throughout, and a container that goes takes its container side with it.
 func TestDirectRouting(t *testing.T) {
 	w := startPortWorld(t)
 	if _, errOut, code := w.Docker(t, "network", "create", "-o", "com.docker.network.bridge.trusted_host_interfaces=eth0:a/b", "bad"); code == 0 || !strings.Contains(errOut, `trusted host interface "a/b"`) {
@@ -59,6 +59,8 @@ func TestDirectRouting(t *testing.T) {
 	w.d.Stop()
 	w.d = w.Start(t, "--allow-direct-routing")
 	open("--allow-direct-routing", true, true)
+	// Not from another of berth's networks: Docker 28's isolation.
+	w.unreachable(t, "container:tw", "tcp", pw+":80")
 
 	w.d.Stop()
 	w.d = w.Start(t)
