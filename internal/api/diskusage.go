@@ -11,7 +11,46 @@ import (
 	"github.com/docker/docker/api/types/volume"
 
 	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/runtime/image"
 )
+
+// layerSharing is what docker system df counts of imgs as moby does
+// (layer by layer): each image's SharedSize, the bytes of its layers
+// another image has too (a build's images share their base's and each
+// other's, their trees hard links), and the bytes of every layer once.
+// An image recorded before berth kept its layers' sizes counts whole,
+// shared with none.
+func layerSharing(imgs []*image.Image) (map[*image.Image]int64, int64) {
+	counted := func(img *image.Image) bool { return len(img.Layers) > 0 && len(img.LayerSizes) == len(img.Layers) }
+	users := map[string]int{}
+	for _, img := range imgs {
+		if counted(img) {
+			for _, l := range img.Layers {
+				users[l]++
+			}
+		}
+	}
+	shared, seen := map[*image.Image]int64{}, map[string]bool{}
+	var total int64
+	for _, img := range imgs {
+		if !counted(img) {
+			total += img.Size
+			continue
+		}
+		for i, l := range img.Layers {
+			if users[l] > 1 {
+				shared[img] += img.LayerSizes[i]
+			}
+			if !seen[l] {
+				seen[l] = true
+				total += img.LayerSizes[i]
+			}
+		}
+		// A layer that deletes leaves a tree smaller than its layers.
+		shared[img] = min(shared[img], img.Size)
+	}
+	return shared, total
+}
 
 // systemDF is docker system df, as moby's getDiskUsage: images with how
 // many containers use each, containers with their sizes (ps -s's), the
@@ -62,10 +101,11 @@ func (s *Server) systemDF(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		du.Images = []*imagetypes.Summary{}
+		var shared map[*image.Image]int64
+		shared, du.LayersSize = layerSharing(imgs)
 		for _, img := range imgs {
 			sum := imageSummary(img)
-			sum.Containers, sum.SharedSize = uses[img.ID], 0 // one layer each: nothing shared
-			du.LayersSize += img.Size
+			sum.Containers, sum.SharedSize = uses[img.ID], shared[img]
 			du.Images = append(du.Images, &sum)
 		}
 	}

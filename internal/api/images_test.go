@@ -344,3 +344,22 @@ func TestImagePlatforms(t *testing.T) {
 		http.StatusBadRequest, "berth imports images for the host's platform (linux/"+goarch()+") only, not linux/riscv64: it runs every image there")
 	wantStatus(t, call(t, s, http.MethodPost, "/v1.51/images/create?fromSrc=-&repo=x&platform=linux/"+goarch(), "TAR"), http.StatusOK)
 }
+
+// TestLayerSharing: docker system df counts each layer once, and an
+// image's layers another image has as its shared size.
+func TestLayerSharing(t *testing.T) {
+	base := &image.Image{ID: "base", Size: 100, Layers: []string{"a"}, LayerSizes: []int64{100}}
+	child := &image.Image{ID: "child", Size: 110, Layers: []string{"a", "b"}, LayerSizes: []int64{100, 10}}
+	other := &image.Image{ID: "other", Size: 50, Layers: []string{"c"}, LayerSizes: []int64{50}}
+	old := &image.Image{ID: "old", Size: 7}
+	shrunk := &image.Image{ID: "shrunk", Size: 30, Layers: []string{"a", "d"}, LayerSizes: []int64{100, 0}}
+	shared, total := layerSharing([]*image.Image{base, child, other, old, shrunk})
+	if total != 100+10+50+7 {
+		t.Errorf("LayersSize %d, want %d", total, 100+10+50+7)
+	}
+	for img, want := range map[*image.Image]int64{base: 100, child: 100, other: 0, old: 0, shrunk: 30} {
+		if shared[img] != want {
+			t.Errorf("%s: SharedSize %d, want %d", img.ID, shared[img], want)
+		}
+	}
+}
