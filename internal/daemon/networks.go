@@ -182,11 +182,21 @@ func endpointSettingsError(n *network.Network, req container.EndpointRequest) er
 	// moby's validateEndpointIPAddress: the address must be in a subnet
 	// of the network (none on an IPv6-only network's IPv4 side, or on an
 	// IPv4-only one's IPv6 side).
+	// An address in a subnet the network keeps unused (its family off)
+	// is refused saying so: moby takes it and gives the container no
+	// address of that family, which would drop the user's address
+	// without a word.
+	addrErr := func(a netip.Addr, family, flag string) string {
+		if sub := n.UnusedSubnet(a); sub.IsValid() {
+			return fmt.Sprintf("network %s has %s turned off: its subnet %s is kept unused, so IP address %s cannot be given (create the network with %s)", n.Name, family, sub, a, flag)
+		}
+		return fmt.Sprintf("no configured subnet contains IP address %s", a)
+	}
 	if a := req.IPv4Address; a.IsValid() && n.Driver == network.DriverBridge && !n.IPv4.Contains(a) {
-		errs = append(errs, fmt.Sprintf("no configured subnet contains IP address %s", a))
+		errs = append(errs, addrErr(a, "IPv4", "--ipv4"))
 	}
 	if a := req.IPv6Address; a.IsValid() && n.Driver == network.DriverBridge && !n.Predefined && !n.IPv6.Contains(a) {
-		errs = append(errs, fmt.Sprintf("no configured subnet contains IP address %s", a))
+		errs = append(errs, addrErr(a, "IPv6", "--ipv6"))
 	}
 	if len(errs) == 0 {
 		return nil

@@ -249,6 +249,11 @@ func TestEndpointSettingsError(t *testing.T) {
 		{"IPv6-only network, IPv4 address", only6, ip("10.10.0.5"), "invalid endpoint settings:\nno configured subnet contains IP address 10.10.0.5"},
 		{"IPv4-only network, IPv6 address", user, container.EndpointRequest{IPv6Address: netip.MustParseAddr("fd00::5")}, "invalid endpoint settings:\nno configured subnet contains IP address fd00::5"},
 		{"user subnet, inside", user, ip("10.10.0.5"), ""},
+		// A subnet of a family turned off is kept, unused: said so.
+		{"IPv6 off, its subnet kept", &network.Network{Name: "net1", Driver: network.DriverBridge, IPv4: &network.IPConfig{Subnet: subnet},
+			UnusedIPAM: []network.IPAMRequest{{Subnet: netip.MustParsePrefix("fd00:7::/64")}}},
+			container.EndpointRequest{IPv6Address: netip.MustParseAddr("fd00:7::5")},
+			"invalid endpoint settings:\nnetwork net1 has IPv6 turned off: its subnet fd00:7::/64 is kept unused, so IP address fd00:7::5 cannot be given (create the network with --ipv6)"},
 		{"alias on a user network", user, container.EndpointRequest{Aliases: []string{"a"}}, ""},
 		// --link-local-ip: on the default bridge as in Docker; refused
 		// at create where there is no interface, as --ip.

@@ -169,6 +169,17 @@ const (
 	AuxDefaultGateway6 = "DefaultGatewayIPv6"
 )
 
+// UnusedSubnet is the subnet of n's UnusedIPAM that holds a (invalid:
+// none): a family the network has off.
+func (n *Network) UnusedSubnet(a netip.Addr) netip.Prefix {
+	for _, r := range n.UnusedIPAM {
+		if r.Subnet.Contains(a) {
+			return r.Subnet
+		}
+	}
+	return netip.Prefix{}
+}
+
 // hasAux reports whether c (nil: no such family) has the auxiliary
 // address named key.
 func (c *IPConfig) hasAux(key string) bool {
