@@ -3,14 +3,9 @@ package nftables
 import (
 	"context"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/berth-net/berth/internal/firewall"
-	"github.com/berth-net/berth/internal/nstest"
 )
 
 // TestDirectRoutingTraffic: the outside routes the container subnet
@@ -90,18 +85,5 @@ func TestDirectRoutingMatchesGolden(t *testing.T) {
 	if err := fw.Rebuild(context.Background(), nets, ports...); err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("..", "testdata", "direct-routing.nft")
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := listTable(t, ns)
-	if diff := cmp.Diff(normalize(string(want)), normalize(got)); diff != "" {
-		t.Errorf("kernel table differs from %s (-golden +kernel):\n%s", golden, diff)
-	}
-	viaNft := nstest.New(t)
-	run(t, viaNft, "nft", "-f", golden)
-	if diff := cmp.Diff(zeroCounters(listTable(t, viaNft)), zeroCounters(got)); diff != "" {
-		t.Errorf("nft -f and netlink give different tables (-nft +netlink):\n%s", diff)
-	}
+	matchesGolden(t, ns, "direct-routing")
 }

@@ -2,7 +2,9 @@ package nftables
 
 import (
 	"log/slog"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -148,5 +150,27 @@ func TestNormalize(t *testing.T) {
 	swapped := strings.Replace(b, "counter drop\n\t\taccept", "accept\n\t\tcounter drop", 1)
 	if normalize(swapped) == normalize(b) {
 		t.Error("normalize hides the order of rules")
+	}
+}
+
+// matchesGolden requires the table in ns, as the kernel lists it, to be
+// firewall's testdata/NAME.nft, and nft -f of that text in another
+// namespace to list the same table: the netlink form and the text form
+// agree.
+func matchesGolden(t *testing.T, ns, name string) {
+	t.Helper()
+	golden := filepath.Join("..", "testdata", name+".nft")
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := listTable(t, ns)
+	if diff := cmp.Diff(normalize(string(want)), normalize(got)); diff != "" {
+		t.Errorf("kernel table differs from %s (-golden +kernel):\n%s", golden, diff)
+	}
+	viaNft := nstest.New(t)
+	run(t, viaNft, "nft", "-f", golden)
+	if diff := cmp.Diff(zeroCounters(listTable(t, viaNft)), zeroCounters(got)); diff != "" {
+		t.Errorf("nft -f and netlink give different tables (-nft +netlink):\n%s", diff)
 	}
 }

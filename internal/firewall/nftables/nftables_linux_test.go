@@ -70,20 +70,7 @@ func TestRebuildMatchesGolden(t *testing.T) {
 			if err := fw.Rebuild(context.Background(), tc.nets); err != nil {
 				t.Fatalf("Rebuild: %v", err)
 			}
-			golden := filepath.Join("..", "testdata", tc.name+".nft")
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := listTable(t, ns)
-			if diff := cmp.Diff(normalize(string(want)), normalize(got)); diff != "" {
-				t.Errorf("kernel table differs from %s (-golden +kernel):\n%s", golden, diff)
-			}
-			viaNft := nstest.New(t)
-			run(t, viaNft, "nft", "-f", golden)
-			if diff := cmp.Diff(zeroCounters(listTable(t, viaNft)), zeroCounters(got)); diff != "" {
-				t.Errorf("nft -f and netlink give different tables (-nft +netlink):\n%s", diff)
-			}
+			matchesGolden(t, ns, tc.name)
 		})
 	}
 }
