@@ -79,6 +79,21 @@ var containerStatuses = []string{
 	container.StatusRestarting, container.StatusRemoving, container.StatusExited, container.StatusDead,
 }
 
+// mountsVolume is moby's volume filter of docker ps: a mount's
+// destination, or its volume's name (a bind's host path), is one of the
+// filter's values.
+func mountsVolume(c *container.Container, args filters.Args) bool {
+	for _, m := range c.Config.Mounts {
+		if m.Flag { // --tmpfs: not one of the container's mount points
+			continue
+		}
+		if args.ExactMatch("volume", m.Destination) || m.Source != "" && args.ExactMatch("volume", m.Source) {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 	args, err := parseFilters(r, containerListFilters)
 	if err != nil {
@@ -87,6 +102,14 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 	if err := args.WalkValues("status", func(v string) error {
 		if !slices.Contains(containerStatuses, v) {
 			return errdefs.Invalid("invalid filter 'status=%s'", v)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := args.WalkValues("exited", func(v string) error {
+		if _, err := strconv.Atoi(v); err != nil {
+			return errdefs.Invalid("invalid filter 'exited=%s': %v", v, err) // moby's foldFilter
 		}
 		return nil
 	}); err != nil {
@@ -132,9 +155,9 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	// As in moby, a limit, a status or an exited filter looks at stopped
-	// containers too.
-	all := boolValue(r, "all") || limit > 0 || args.Contains("status") || args.Contains("exited")
+	// As in moby, a limit or a status filter looks at stopped containers
+	// too (an exited filter does not: docker ps -a -f exited=N).
+	all := boolValue(r, "all") || limit > 0 || args.Contains("status")
 	ctrs, err := s.backend.Containers(r.Context())
 	if err != nil {
 		return err
@@ -160,10 +183,9 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 		if !all && !c.Running() && c.State.Status != container.StatusRestarting {
 			continue
 		}
-		// berth runs no swarm tasks and has no volumes.
-		// (isolation: every Linux container matches, as moby's
-		// excludeByIsolation.)
-		if !args.ExactMatch("health", healthStatus(c)) || (args.Contains("is-task") && isTask) || args.Contains("volume") {
+		// berth runs no swarm tasks. (isolation: every Linux container
+		// matches, as moby's excludeByIsolation.)
+		if !args.ExactMatch("health", healthStatus(c)) || (args.Contains("is-task") && isTask) || args.Contains("volume") && !mountsVolume(c, args) {
 			continue
 		}
 		if !containerMatches(c, args) {

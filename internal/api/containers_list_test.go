@@ -15,8 +15,12 @@ func TestContainerList(t *testing.T) {
 	f := newFakeBackend()
 	f.containers = append(f.containers, &container.Container{
 		ID: hexID("dead"), Name: "old", Created: fakeTime.Add(-time.Hour),
-		Config: container.Config{Image: "busybox", Cmd: []string{"true"}, NetworkMode: "bridge"},
-		State:  container.State{Status: container.StatusExited, ExitCode: 3, FinishedAt: fakeTime},
+		Config: container.Config{Image: "busybox", Cmd: []string{"true"}, NetworkMode: "bridge", Mounts: []container.Mount{
+			{Type: container.MountVolume, Source: "data", Destination: "/data"},
+			{Type: container.MountBind, Source: "/srv/www", Destination: "/www"},
+			{Type: container.MountTmpfs, Destination: "/scratch", Flag: true},
+		}},
+		State: container.State{Status: container.StatusExited, ExitCode: 3, FinishedAt: fakeTime},
 	})
 	// Restarting (a crash loop between two runs) counts as running, as
 	// moby's SetRestarting: plain ps left it out, and the loop hid.
@@ -39,10 +43,20 @@ func TestContainerList(t *testing.T) {
 		{"network by name", "?filters=" + url.QueryEscape(`{"network":{"web":true}}`), []string{"/test2"}},
 		{"ancestor", "?filters=" + url.QueryEscape(`{"ancestor":{"busybox:latest":true}}`), []string{"/test2", "/test1", "/loop"}},
 		{"ancestor other", "?filters=" + url.QueryEscape(`{"ancestor":{"alpine":true}}`), nil},
-		{"exited code", "?filters=" + url.QueryEscape(`{"exited":{"3":true}}`), []string{"/old"}},
-		{"exited other code", "?filters=" + url.QueryEscape(`{"exited":{"0":true}}`), nil},
+		// exited looks at stopped containers with -a alone, as moby's.
+		{"exited code", "?all=1&filters=" + url.QueryEscape(`{"exited":{"3":true}}`), []string{"/old"}},
+		{"exited without -a", "?filters=" + url.QueryEscape(`{"exited":{"3":true}}`), nil},
+		{"exited other code", "?all=1&filters=" + url.QueryEscape(`{"exited":{"0":true}}`), nil},
+		// volume: a mount's destination, a volume's name, a bind's source.
+		{"volume by name", "?all=1&filters=" + url.QueryEscape(`{"volume":{"data":true}}`), []string{"/old"}},
+		{"volume by destination", "?all=1&filters=" + url.QueryEscape(`{"volume":{"/www":true}}`), []string{"/old"}},
+		{"volume by bind source", "?all=1&filters=" + url.QueryEscape(`{"volume":{"/srv/www":true}}`), []string{"/old"}},
+		{"volume of --tmpfs", "?all=1&filters=" + url.QueryEscape(`{"volume":{"/scratch":true}}`), nil},
+		{"volume none has", "?all=1&filters=" + url.QueryEscape(`{"volume":{"other":true}}`), nil},
 		{"network by id", "?filters=" + url.QueryEscape(`{"network":{"`+hexID("32b93b141bae")+`":true}}`), []string{"/test1"}},
 	}
+	wantError(t, call(t, newServer(f), http.MethodGet, "/v1.51/containers/json?all=1&filters="+url.QueryEscape(`{"exited":{"abc":true}}`), ""),
+		http.StatusBadRequest, `invalid filter 'exited=abc': strconv.Atoi: parsing "abc": invalid syntax`)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := call(t, newServer(f), http.MethodGet, "/v1.51/containers/json"+tt.query, "")
