@@ -31,9 +31,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 		Types: args.Get("type"), Actions: args.Get("event"), Containers: args.Get("container"),
 		Networks: args.Get("network"), Volumes: args.Get("volume"), Images: args.Get("image"), Labels: args.Get("label"),
 	}
-	// A filter on a kind berth has no events of matches nothing.
+	// A filter on a kind berth has no events of matches nothing, and so
+	// does a scope other than local, every event's (moby's matchScope).
 	none := slices.ContainsFunc([]string{"plugin", "daemon", "node", "service", "secret", "config"},
-		func(key string) bool { return len(args.Get(key)) > 0 })
+		func(key string) bool { return len(args.Get(key)) > 0 }) || args.Contains("scope") && !args.ExactMatch("scope", "local")
 	since, err := eventTime(r, "since")
 	if err != nil {
 		return err

@@ -46,6 +46,9 @@ func TestEventsSinceUntilAndFilters(t *testing.T) {
 		{`{"container":{"blog-web-1":true}}`, []string{"container start c2"}},
 		{`{"network":{"shop_default":true}}`, []string{"network connect n1"}},
 		{`{"volume":{"v":true}}`, nil},
+		// Every event is local: scope=swarm matches none (moby's matchScope).
+		{`{"scope":{"swarm":true}}`, nil},
+		{`{"scope":{"local":true},"event":{"die":true}}`, []string{"container die c1"}},
 	} {
 		path := "/v1.51/events?" + q
 		if tc.filters != "" {
