@@ -958,19 +958,9 @@ type taskError struct{ error }
 func (e taskError) Unwrap() error { return e.error }
 
 // startFailureExitCode is the exit code inspect shows when the runtime
-// failed to start the container, as moby's setExitCodeFromError: 126
-// when the command cannot be run, 127 when it is not there, 128 otherwise.
-func startFailureExitCode(err error) int {
-	msg := strings.ToLower(err.Error())
-	switch {
-	case strings.Contains(msg, "permission denied") || strings.Contains(msg, "is a directory"):
-		return 126
-	case strings.Contains(msg, "not a directory") || strings.Contains(msg, "executable file not found") ||
-		strings.Contains(msg, "no such file or directory") || strings.Contains(msg, "system cannot find the file specified"):
-		return 127
-	}
-	return 128
-}
+// failed to start the container: runtime.StartFailureCode's, moby's
+// setExitCodeFromError, as for an exec.
+func startFailureExitCode(err error) int { return runtime.StartFailureCode(err) }
 
 // markManuallyStoppedLocked records that the user stopped or killed the
 // container before the signal goes out, as moby's killWithSignal

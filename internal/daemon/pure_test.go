@@ -213,6 +213,8 @@ func TestStartFailureExitCode(t *testing.T) {
 		`runc run failed: exec: "nosuch": executable file not found in $PATH`: 127,
 		"exec /bin/x: no such file or directory":                              127,
 		"exec /etc: permission denied":                                        126,
+		// An exec's too (docker exec -w /etc/passwd): moby's ENOTDIR case.
+		`chdir to cwd ("/etc/passwd") set in config.json failed: not a directory`:                                              127,
 		"driver failed programming external connectivity on endpoint x: Bind for 0.0.0.0:80 failed: port is already allocated": 128,
 	} {
 		if got := startFailureExitCode(errors.New(msg)); got != want {

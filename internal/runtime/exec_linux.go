@@ -173,13 +173,19 @@ func (r *Runtime) runExec(ctx context.Context, id, dir string, x *execIO) (int, 
 	return readPidFile(pidPath)
 }
 
-// StartFailureCode is the exit code docker reports for a container or exec
-// whose process could not start (err from Start or Exec): 127 when the
-// command does not exist, else 126.
+// StartFailureCode is the exit code docker reports for a container or
+// exec whose process could not start (err from Start or Exec), as moby's
+// setExitCodeFromError: 126 when the command cannot be run (permission,
+// a directory), 127 when it or a path it needs is not there (not found,
+// or a file where a directory goes: -w /etc/passwd), 128 otherwise.
 func StartFailureCode(err error) int {
-	msg := err.Error()
-	if strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory") {
+	msg := strings.ToLower(err.Error())
+	switch {
+	case strings.Contains(msg, "permission denied") || strings.Contains(msg, "is a directory"):
+		return exitCannotExecute
+	case strings.Contains(msg, "not a directory") || strings.Contains(msg, "executable file not found") ||
+		strings.Contains(msg, "no such file or directory") || strings.Contains(msg, "system cannot find the file specified"):
 		return exitNotFound
 	}
-	return exitCannotExecute
+	return 128
 }

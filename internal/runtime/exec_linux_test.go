@@ -118,6 +118,8 @@ func TestExecFailures(t *testing.T) {
 	}{
 		{"not found", s.ID, ExecSpec{Args: []string{"nosuch"}}, 127, errdefs.KindUnknown},
 		{"not executable", s.ID, ExecSpec{Args: []string{"/etc/passwd"}}, 126, errdefs.KindUnknown},
+		// moby's setExitCodeFromError: ENOTDIR is 127 (exec -w /etc/passwd).
+		{"cwd a file", s.ID, ExecSpec{Args: []string{"true"}, Cwd: "/etc/passwd"}, 127, errdefs.KindUnknown},
 		{"no command", s.ID, ExecSpec{}, -1, errdefs.KindInvalid},
 		{"relative cwd", s.ID, ExecSpec{Args: []string{"true"}, Cwd: "tmp"}, -1, errdefs.KindInvalid},
 		{"unknown user", s.ID, ExecSpec{Args: []string{"true"}, User: "nosuchuser"}, -1, errdefs.KindInvalid},
