@@ -78,6 +78,9 @@ type Backend interface {
 	// ContainerLinks are the container's legacy links as inspect and ps
 	// show them.
 	ContainerLinks(ctx context.Context, id string) LinkNames
+	// ContainerExecIDs are the container's execs made and not ended
+	// (inspect's ExecIDs), sorted; nil without any.
+	ContainerExecIDs(ctx context.Context, id string) []string
 	// RemoveLink removes the legacy link named "/parent/alias" (docker rm
 	// --link), not a container.
 	RemoveLink(ctx context.Context, name string) error

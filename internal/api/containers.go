@@ -423,7 +423,8 @@ func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request) error 
 		}
 		sizes = &[2]int64{rw, rootfs}
 	}
-	return writeJSON(w, http.StatusOK, containerInspect(c, atts, links, apiVersion(r.Context()), sizes))
+	execs := s.backend.ContainerExecIDs(r.Context(), c.ID)
+	return writeJSON(w, http.StatusOK, containerInspect(c, atts, links, execs, apiVersion(r.Context()), sizes))
 }
 
 func (s *Server) startContainer(w http.ResponseWriter, r *http.Request) error {

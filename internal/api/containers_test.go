@@ -238,7 +238,7 @@ func TestLegacyNetworkSettings(t *testing.T) {
 		t.Helper()
 		f := newFakeBackend()
 		c, _ := f.Container(context.Background(), ref)
-		b, err := json.Marshal(containerInspect(c, f.attachments[c.ID], LinkNames{}, version, nil))
+		b, err := json.Marshal(containerInspect(c, f.attachments[c.ID], LinkNames{}, nil, version, nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1182,5 +1182,26 @@ func TestExposedPortsOnlyOnABridge(t *testing.T) {
 	}
 	if got := livePorts(c, nil); got != nil {
 		t.Errorf("no network (another container's namespace): %q", got)
+	}
+}
+
+// TestContainerInspectExecIDs: inspect lists the container's live execs
+// (moby's GetExecIDs), null without any.
+func TestContainerInspectExecIDs(t *testing.T) {
+	f := newFakeBackend()
+	s := newServer(f)
+	var got struct{ ExecIDs []string }
+	rec := call(t, s, http.MethodGet, "/v1.51/containers/test2/json", "")
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || got.ExecIDs != nil || !strings.Contains(rec.Body.String(), `"ExecIDs":null`) {
+		t.Errorf("without execs: %v, %v", got.ExecIDs, err)
+	}
+	c, err := f.Container(context.Background(), "test2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.execIDs = map[string][]string{c.ID: {"e1", "e2"}}
+	rec = call(t, s, http.MethodGet, "/v1.51/containers/test2/json", "")
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || len(got.ExecIDs) != 2 || got.ExecIDs[0] != "e1" {
+		t.Errorf("with execs: %v, %v", got.ExecIDs, err)
 	}
 }

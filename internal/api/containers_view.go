@@ -59,7 +59,7 @@ func livePorts(c *container.Container, atts []network.Attachment) []string {
 // named "bridge" as Docker does; later clients do not get them at all.
 //
 // sizes, when not nil, are inspect -s's SizeRw and SizeRootFs.
-func containerInspect(c *container.Container, atts []network.Attachment, links LinkNames, apiVersion string, sizes *[2]int64) any {
+func containerInspect(c *container.Container, atts []network.Attachment, links LinkNames, execIDs []string, apiVersion string, sizes *[2]int64) any {
 	nets := endpointSettings(c, atts)
 	ns := &ctypes.NetworkSettings{
 		NetworkSettingsBase: ctypes.NetworkSettingsBase{
@@ -104,6 +104,7 @@ func containerInspect(c *container.Container, atts []network.Attachment, links L
 			Platform:       "linux",
 			HostConfig:     hostConfig(c.Config, links.Links),
 			GraphDriver:    storage.DriverData{Name: graphDriver, Data: map[string]string{}},
+			ExecIDs:        execIDs, // null without any, as moby's GetExecIDs
 		},
 		Mounts:          mountPoints(c.Config),
 		Config:          cfg,

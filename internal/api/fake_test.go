@@ -37,6 +37,7 @@ type fakeBackend struct {
 	containers     []*container.Container
 	attachments    map[string][]network.Attachment // by container ID
 	links          map[string]LinkNames            // by container ID
+	execIDs        map[string][]string             // by container ID: ContainerExecIDs
 	linkNames      map[string]string               // a legacy link's name → the child's name
 	images         []*image.Image
 	execs          map[string]*ExecInfo
@@ -544,6 +545,8 @@ func (f *fakeBackend) UpdateContainer(ctx context.Context, ref string, u contain
 }
 
 func (f *fakeBackend) ContainerLinks(_ context.Context, id string) LinkNames { return f.links[id] }
+
+func (f *fakeBackend) ContainerExecIDs(_ context.Context, id string) []string { return f.execIDs[id] }
 
 func (f *fakeBackend) PruneContainers(ctx context.Context, match func(*container.Container) bool) ([]string, int64, error) {
 	cs, _ := f.Containers(ctx)

@@ -296,6 +296,25 @@ func (d *Daemon) InspectExec(ctx context.Context, execID string) (api.ExecInfo, 
 	return info, nil
 }
 
+// ContainerExecIDs are the execs of container id made and not ended,
+// as moby's GetExecIDs lists its container's exec store (an exec leaves
+// it when its process exits), sorted; nil without any.
+func (d *Daemon) ContainerExecIDs(ctx context.Context, id string) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for eid, ex := range d.execs {
+		ex.mu.Lock()
+		live := ex.info.ContainerID == id && (!ex.started || ex.info.Running)
+		ex.mu.Unlock()
+		if live {
+			out = append(out, eid)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // execGCEvery is how often finished execs are collected: moby's
 // execCommandGC period. A finished exec stays inspectable (docker exec
 // reads its exit code once its stream closes) for one to two periods.

@@ -163,3 +163,21 @@ func TestCollectExecsDropsFinishedOnesAtTheSecondPass(t *testing.T) {
 	d.collectExecs()
 	have("running", "created")
 }
+
+// TestContainerExecIDs: inspect's ExecIDs are the container's execs made
+// and not ended (running, or created and never started), sorted.
+func TestContainerExecIDs(t *testing.T) {
+	d := &Daemon{execs: map[string]*execState{}}
+	for _, e := range []struct {
+		id, ctr          string
+		started, running bool
+	}{{"b-running", "c1", true, true}, {"a-created", "c1", false, false}, {"done", "c1", true, false}, {"other", "c2", true, true}} {
+		d.execs[e.id] = &execState{info: api.ExecInfo{ID: e.id, ContainerID: e.ctr, Running: e.running}, started: e.started}
+	}
+	if got := d.ContainerExecIDs(context.Background(), "c1"); !slices.Equal(got, []string{"a-created", "b-running"}) {
+		t.Errorf("c1's exec IDs %v", got)
+	}
+	if got := d.ContainerExecIDs(context.Background(), "c3"); got != nil {
+		t.Errorf("c3's exec IDs %v, want nil", got)
+	}
+}
