@@ -50,7 +50,7 @@ func TestBadRequests(t *testing.T) {
 		{"bad filters JSON", "GET", "/v1.51/networks?filters=%7Bname", "", 400, "invalid filter"},
 		{"unknown network filter", "GET", "/v1.51/networks?filters=%7B%22color%22%3A%7B%22red%22%3Atrue%7D%7D", "", 400, "invalid filter 'color'"},
 		{"bad network type filter", "GET", "/v1.51/networks?filters=%7B%22type%22%3A%5B%22odd%22%5D%7D", "", 400, "invalid filter: 'type'='odd'"},
-		{"bad container status filter", "GET", "/v1.51/containers/json?filters=%7B%22status%22%3A%5B%22sleepy%22%5D%7D", "", 400, "invalid filter 'status=sleepy'"},
+		{"bad container status filter", "GET", "/v1.51/containers/json?filters=%7B%22status%22%3A%5B%22sleepy%22%5D%7D", "", 400, "invalid filter 'status=sleepy': invalid value for state (sleepy): must be one of created, running, paused, restarting, removing, exited, dead"},
 		{"bad limit", "GET", "/v1.51/containers/json?limit=ten", "", 400, `invalid value for limit: "ten"`},
 		{"connect without container", "POST", "/v1.51/networks/web/connect", `{"EndpointConfig":{}}`, 400, "no container specified"},
 		{"connect with bad IP", "POST", "/v1.51/networks/web/connect", `{"Container":"test1","EndpointConfig":{"IPAMConfig":{"IPv4Address":"10.5.0.300"}}}`, 400, "invalid endpoint settings:\ninvalid IPv4 address: 10.5.0.300"},

@@ -101,7 +101,8 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := args.WalkValues("status", func(v string) error {
 		if !slices.Contains(containerStatuses, v) {
-			return errdefs.Invalid("invalid filter 'status=%s'", v)
+			// moby's foldFilter around ValidateContainerState's words.
+			return errdefs.Invalid("invalid filter 'status=%s': invalid value for state (%s): must be one of %s", v, v, strings.Join(containerStatuses, ", "))
 		}
 		return nil
 	}); err != nil {
