@@ -299,7 +299,22 @@ func containerMatches(c *container.Container, args filters.Args) bool {
 		args.ExactMatch("status", c.Status()) &&
 		args.MatchKVList("label", c.Config.Labels) &&
 		matchesAncestor(c, args) &&
-		(!args.Contains("exited") || (c.Status() == container.StatusExited && args.ExactMatch("exited", strconv.Itoa(c.State.ExitCode))))
+		(!args.Contains("exited") || exitedMatches(c, args))
+}
+
+// exitedMatches is moby's exited filter: a container that started and is
+// not running now, whose exit code is one of the filter's, compared as
+// numbers (exited=03 is 3; the values were checked).
+func exitedMatches(c *container.Container, args filters.Args) bool {
+	if c.Running() || c.State.Status == container.StatusRestarting || c.State.StartedAt.IsZero() {
+		return false
+	}
+	for _, v := range args.Get("exited") {
+		if code, err := strconv.Atoi(v); err == nil && code == c.State.ExitCode {
+			return true
+		}
+	}
+	return false
 }
 
 func matchesAncestor(c *container.Container, args filters.Args) bool {

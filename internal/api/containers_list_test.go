@@ -20,7 +20,7 @@ func TestContainerList(t *testing.T) {
 			{Type: container.MountBind, Source: "/srv/www", Destination: "/www"},
 			{Type: container.MountTmpfs, Destination: "/scratch", Flag: true},
 		}},
-		State: container.State{Status: container.StatusExited, ExitCode: 3, FinishedAt: fakeTime},
+		State: container.State{Status: container.StatusExited, ExitCode: 3, StartedAt: fakeTime.Add(-time.Minute), FinishedAt: fakeTime},
 	})
 	// Restarting (a crash loop between two runs) counts as running, as
 	// moby's SetRestarting: plain ps left it out, and the loop hid.
@@ -46,6 +46,7 @@ func TestContainerList(t *testing.T) {
 		// exited looks at stopped containers with -a alone, as moby's.
 		{"exited code", "?all=1&filters=" + url.QueryEscape(`{"exited":{"3":true}}`), []string{"/old"}},
 		{"exited without -a", "?filters=" + url.QueryEscape(`{"exited":{"3":true}}`), nil},
+		{"exited as a number", "?all=1&filters=" + url.QueryEscape(`{"exited":{"03":true}}`), []string{"/old"}},
 		{"exited other code", "?all=1&filters=" + url.QueryEscape(`{"exited":{"0":true}}`), nil},
 		// volume: a mount's destination, a volume's name, a bind's source.
 		{"volume by name", "?all=1&filters=" + url.QueryEscape(`{"volume":{"data":true}}`), []string{"/old"}},

@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/build"
@@ -22,11 +23,14 @@ import (
 // shared with none.
 func layerSharing(imgs []*image.Image) (map[*image.Image]int64, int64) {
 	counted := func(img *image.Image) bool { return len(img.Layers) > 0 && len(img.LayerSizes) == len(img.Layers) }
+	// A layer is itself and every layer under it (moby keys it by its
+	// chain ID): the same diff on two bases is two layers.
+	chain := func(img *image.Image, i int) string { return strings.Join(img.Layers[:i+1], "\n") }
 	users := map[string]int{}
 	for _, img := range imgs {
 		if counted(img) {
-			for _, l := range img.Layers {
-				users[l]++
+			for i := range img.Layers {
+				users[chain(img, i)]++
 			}
 		}
 	}
@@ -37,12 +41,13 @@ func layerSharing(imgs []*image.Image) (map[*image.Image]int64, int64) {
 			total += img.Size
 			continue
 		}
-		for i, l := range img.Layers {
-			if users[l] > 1 {
+		for i := range img.Layers {
+			c := chain(img, i)
+			if users[c] > 1 {
 				shared[img] += img.LayerSizes[i]
 			}
-			if !seen[l] {
-				seen[l] = true
+			if !seen[c] {
+				seen[c] = true
 				total += img.LayerSizes[i]
 			}
 		}

@@ -93,6 +93,11 @@ func (s *Server) loadImages(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var keep image.PlatformMatch
+	if ok && !hostPlatform(p) {
+		// berth keeps no image's platform: one of another would be
+		// shown, saved and run as the host's.
+		return errdefs.Invalid("berth loads images for the host's platform (linux/%s) only, not %s: it runs every image there", goarch(), p)
+	}
 	if ok {
 		// moby's load skips, and says nothing of, each image of the
 		// archive whose config is another platform's.

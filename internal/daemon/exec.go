@@ -173,10 +173,13 @@ func (d *Daemon) StartExec(ctx context.Context, execID string, detach bool, s ap
 		code, err := d.runtime.Exec(ctx, ctrID, spec)
 		ex.mu.Lock()
 		ex.info.Running = false
-		if err != nil {
-			code = runtime.StartFailureCode(err)
+		// A process that could not start has the runtime's code for it
+		// (moby's setExitCodeFromError); one never asked for (the
+		// container stopped since the create) has none, as moby's
+		// getExecConfig fails before the exec runs.
+		if err == nil || code >= 0 {
+			ex.info.ExitCode = &code
 		}
-		ex.info.ExitCode = &code
 		ex.mu.Unlock()
 		if err == nil { // a process that ran (moby has no exec_die for one that did not start)
 			d.execEvent(ctrID, "exec_die", execID, map[string]string{"exitCode": strconv.Itoa(code)})
@@ -254,6 +257,11 @@ func startFailure(cmd string, err error) error {
 		return err
 	}
 	msg := err.Error()
+	if strings.Contains(msg, "chdir to cwd") && strings.Contains(msg, "not a directory") {
+		// exec -w /etc/passwd: moby's setExitCodeFromError makes its
+		// ENOTDIR the request's fault too.
+		return errdefs.WithKind(errdefs.KindInvalid, err)
+	}
 	if !strings.Contains(msg, "exec: "+strconv.Quote(cmd)+":") {
 		return err
 	}

@@ -114,6 +114,8 @@ func TestStartFailureKinds(t *testing.T) {
 		{"/etc/passwd", `exec: "/etc/passwd": permission denied`, errdefs.KindInvalid},
 		{"/etc", `exec: "/etc": is a directory`, errdefs.KindInvalid},
 		{"/etc/passwd/x", `exec: "/etc/passwd/x": stat /etc/passwd/x: not a directory`, errdefs.KindInvalid},
+		// exec -w /etc/passwd: moby's ENOTDIR, the request's fault.
+		{"true", `runc exec failed: unable to start container process: chdir to cwd ("/etc/passwd") set in config.json failed: not a directory`, errdefs.KindInvalid},
 		// Host-side failures that do not name the command stay the daemon's.
 		{"sh", `mkdir /var/lib/berth/exec/runc/c1: no such file or directory`, errdefs.KindUnknown},
 		{"sh", `open /run/berth/c1/pid: permission denied`, errdefs.KindUnknown},

@@ -25,7 +25,8 @@ const (
 // (128+N when killed by signal N). It returns only after the process was
 // reaped and its output copied; EOF on e.Stdin closes the process's stdin
 // while its output keeps streaming. If the process cannot start, Exec
-// returns 127 (command not found) or 126 and runc's error. If ctx ends
+// returns StartFailureCode's 126, 127 or 128 and runc's error; an error
+// before runc was asked (the container not running) returns -1. If ctx ends
 // first Exec returns ctx.Err() and the process runs on (as a docker exec
 // whose client went away): its output is drained but no longer written to
 // e.Stdout or e.Stderr, and it is reaped when it exits. A copy from

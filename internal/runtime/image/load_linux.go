@@ -159,7 +159,8 @@ func (s *Store) LoadFor(ctx context.Context, r io.Reader, keep PlatformMatch) ([
 			if err != nil {
 				return out, errdefs.Invalid("invalid archive: config %q: %v", m.Config, err)
 			}
-			if !keep(oc.OS, oc.Arch, oc.Variant) {
+			// Another OS is loadOne's error, as moby checks it first.
+			if (oc.OS == "" || oc.OS == "linux") && !keep(oc.OS, oc.Arch, oc.Variant) {
 				continue
 			}
 		}

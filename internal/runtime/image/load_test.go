@@ -80,6 +80,18 @@ func TestLoad(t *testing.T) {
 	if imgs, _ := s.List(); len(imgs) != 0 {
 		t.Errorf("it stored %d images", len(imgs))
 	}
+	var asked []string
+	if some, err := s.LoadFor(context.Background(), bytes.NewReader(archive), func(os, arch, variant string) bool {
+		asked = append(asked, os+"/"+arch+"/"+variant)
+		return arch == "amd64"
+	}); err != nil || len(some) != 1 || !slices.Equal(asked, []string{"linux/amd64/"}) {
+		t.Errorf("load for amd64 of an amd64 archive: %+v, %v, platforms asked %q", some, err, asked)
+	}
+	for _, id := range []string{"web:1", "web:latest"} {
+		if _, _, err := s.Remove(id, true, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	loaded, err := s.Load(context.Background(), bytes.NewReader(archive))
 	if err != nil {
