@@ -108,7 +108,7 @@ func routedICMPRules(n Network) []Rule {
 func unprotectedRules(n Network) []Rule {
 	var rules []Rule
 	if !n.PeersOpen && (n.Subnet.IsValid() && n.GatewayMode4 == ModeNATUnprotected || n.Subnet6.IsValid() && n.GatewayMode6 == ModeNATUnprotected) {
-		rules = append(rules, Rule{Stmts: []Stmt{IfnameInMap{Dir: In, Map: MapHostIn}, Counter{}, Verdict{Kind: Drop}}, Comment: "ISOLATION"})
+		rules = append(rules, isolationRule())
 	}
 	if n.Subnet.IsValid() && n.GatewayMode4 == ModeNATUnprotected {
 		rules = append(rules, Rule{Stmts: []Stmt{NfprotoIPv4{}, Counter{}, Verdict{Kind: Accept}}, Comment: "UNPROTECTED"})
@@ -117,6 +117,16 @@ func unprotectedRules(n Network) []Rule {
 		rules = append(rules, Rule{Stmts: []Stmt{NfprotoIPv6{}, Counter{}, Verdict{Kind: Accept}}, Comment: "UNPROTECTED"})
 	}
 	return rules
+}
+
+// isolationRule drops what another of berth's bridges sends (every
+// bridge has a host_in entry, so one lookup knows them all), of the
+// family match given, if any: Docker 28's DOCKER-ISOLATION chains, where
+// a network is opened to more than its own bridge (nat-unprotected,
+// direct routing).
+func isolationRule(family ...Stmt) Rule {
+	stmts := append(family, IfnameInMap{Dir: In, Map: MapHostIn}, Counter{}, Verdict{Kind: Drop})
+	return Rule{Stmts: stmts, Comment: "ISOLATION"}
 }
 
 // NfprotoIPv6 matches IPv6 packets ("meta nfproto ipv6"); Implied, as

@@ -53,7 +53,7 @@ func routedPortRules(n Network) []Rule {
 				if is6 {
 					family = NfprotoIPv6{}
 				}
-				rules = append(rules, Rule{Stmts: []Stmt{family, IfnameInMap{Dir: In, Map: MapHostIn}, Counter{}, Verdict{Kind: Drop}}, Comment: "ISOLATION"})
+				rules = append(rules, isolationRule(family))
 			}
 			rules = append(rules, Rule{Stmts: []Stmt{RoutedPortLookup{IPv6: is6}, Verdict{Kind: Accept}}, Comment: "DIRECTLY ROUTED PORTS"})
 		}
