@@ -556,16 +556,8 @@ func saveLayer(path, dir string) (*os.File, string, error) {
 	return f, hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// writeTarFile writes one regular file into tw; size -1 means r is an
-// *os.File whose size is read.
+// writeTarFile writes one regular file of size bytes, read from r, into tw.
 func writeTarFile(tw *tar.Writer, name string, r io.Reader, size int64) error {
-	if f, ok := r.(*os.File); ok && size < 0 {
-		fi, err := f.Stat()
-		if err != nil {
-			return err
-		}
-		size = fi.Size()
-	}
 	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o444, Size: size, Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)}); err != nil {
 		return err
 	}
