@@ -33,7 +33,8 @@ func addFlags(f *pflag.FlagSet, cfg *Config) {
 	f.StringVar(&cfg.DataRoot, "data-root", "/var/lib/berth", "directory of persistent state")
 	f.StringVar(&cfg.ExecRoot, "exec-root", "/run/berth", "directory of runtime state (netns, runc)")
 	f.StringVar(&cfg.Host, "host", "unix:///run/berth/berth.sock", "socket to listen on")
-	f.StringVar(&cfg.BridgeName, "bridge-name", "berth0", "device name of the default bridge network")
+	f.StringVar(&cfg.BridgeName, "bridge-name", network.DefaultBridgeDevice, "device name of the default bridge network")
+	f.StringVarP(&cfg.Bridge, "bridge", "b", "", `the default bridge network on a bridge device of the administrator's, with its address as the --bip, as dockerd's; "none": no default bridge network`)
 	f.BoolVar(&cfg.BridgeHostAccess, "bridge-host-access", false, "let containers on the default bridge reach the host's own services, as Docker does (user networks: -o "+network.OptHostAccess+"=true)")
 	f.StringVar(&cfg.BIP, "bip", "", "the default bridge's address and subnet, as CIDR (10.20.0.1/24)")
 	f.StringVar(&cfg.FixedCIDR, "fixed-cidr", "", "the part of the default bridge's subnet that containers get addresses from (IPv4)")
@@ -208,7 +209,7 @@ var noEffectKeys = map[string]string{
 // config.Config), which berth refuses by name: each would change what
 // dockerd does in a way berth does not.
 var dockerdKeys = []string{
-	"authorization-plugins", "bridge", "bridge-accept-fwmark", "cdi-spec-dirs",
+	"authorization-plugins", "bridge-accept-fwmark", "cdi-spec-dirs",
 	"containerd", "containerd-namespace", "containerd-plugin-namespace", "cpu-rt-period",
 	"cpu-rt-runtime", "cri-containerd", "default-init", "default-runtime",
 	"exec-opts", "http-proxy", "https-proxy", "init-path",
@@ -548,6 +549,12 @@ func (o *netOptsValue) Set(value string) error {
 
 // netSettings are the daemon's network options, checked and typed.
 type netSettings struct {
+	// bridgeName is the default bridge's device: --bridge-name's, or
+	// --bridge's; userBridge says it is --bridge's, the administrator's
+	// (dockerd's user-managed bridge); noBridge is --bridge none.
+	bridgeName    string
+	userBridge    bool
+	noBridge      bool
 	bridgeOptions map[string]string // the default bridge's driver options
 	bip           netip.Prefix      // its gateway and subnet
 	fixedCIDR     netip.Prefix      // its addresses' range
@@ -574,6 +581,23 @@ func (cfg *Config) networkSettings(engineID string) (netSettings, error) {
 		return s, errors.New("--firewall-backend iptables: berth's firewall is nftables only (its own table, inet berth); leave firewall-backend unset or set it to nftables")
 	default:
 		return s, fmt.Errorf("--firewall-backend %q: invalid firewall backend: berth's is nftables", cfg.FirewallBackend)
+	}
+	s.bridgeName = cfg.BridgeName
+	if s.bridgeName == "" {
+		s.bridgeName = network.DefaultBridgeDevice
+	}
+	switch {
+	case cfg.Bridge == "":
+	case cfg.BIP != "": // dockerd's words
+		return s, errors.New("You specified -b & --bip, mutually exclusive options. Please specify only one")
+	case cfg.BIP6 != "":
+		return s, errors.New("You specified -b & --bip6, mutually exclusive options. Please specify only one")
+	case s.bridgeName != network.DefaultBridgeDevice:
+		return s, fmt.Errorf("--bridge %s and --bridge-name %s both name the default bridge's device: give one", cfg.Bridge, cfg.BridgeName)
+	case cfg.Bridge == "none":
+		s.noBridge = true
+	default:
+		s.bridgeName, s.userBridge = cfg.Bridge, true
 	}
 	if cfg.BIP != "" {
 		if s.bip, err = netip.ParsePrefix(cfg.BIP); err != nil || !s.bip.Addr().Is4() {
@@ -655,9 +679,9 @@ func (cfg *Config) networkSettings(engineID string) (netSettings, error) {
 		s.bridgeOptions[network.OptMTU] = strconv.Itoa(network.DefaultMTU)
 	}
 	named := maps.Clone(s.bridgeOptions)
-	named[network.OptBridgeName] = cfg.BridgeName
-	if err := network.CheckBridgeOptions(named, cfg.BridgeName); err != nil {
-		return s, fmt.Errorf("the default bridge (--bridge-name, --mtu, --ip): %w", err)
+	named[network.OptBridgeName] = s.bridgeName
+	if err := network.CheckBridgeOptions(named, s.bridgeName); err != nil {
+		return s, fmt.Errorf("the default bridge (--bridge, --bridge-name, --mtu, --ip): %w", err)
 	}
 	if err := network.CheckBridgeOptions(cfg.DefaultNetworkOpts[network.DriverBridge], "br-0123456789ab"); err != nil {
 		return s, fmt.Errorf("--default-network-opt: %w", err)
@@ -713,6 +737,66 @@ func (cfg *Config) networkSettings(engineID string) (netSettings, error) {
 		s.hostGateway = append(s.hostGateway, a)
 	}
 	return s, nil
+}
+
+// fromUserBridge completes s for dockerd's --bridge from the addresses
+// on the administrator's bridge (v4, v6), as getDefaultBridgeIPAMConf
+// does for a user-managed bridge: the address bridgeBIP picks is the
+// --bip (and, with --ipv6, the --bip6) that --bridge may not be given,
+// so the bridge's subnet is the network's and its address the gateway.
+// A --fixed-cidr outside that subnet, or wider, is dropped with a
+// warning (addresses then come from the whole subnet), as dockerd
+// tolerates it; a --fixed-cidr-v6 so is refused, as dockerd refuses it.
+// A family without an address on the bridge is chosen as without
+// --bridge, and berth puts its gateway on the bridge.
+func (s *netSettings) fromUserBridge(v4, v6 []netip.Prefix, ipv6 bool) (warnings []string, err error) {
+	if bip := bridgeBIP(v4, s.fixedCIDR); bip.IsValid() {
+		s.bip = bip
+		if f := s.fixedCIDR; f.IsValid() && (!bip.Masked().Contains(f.Addr()) || f.Bits() < bip.Bits()) {
+			warnings = append(warnings, fmt.Sprintf("--fixed-cidr %s is outside the subnet %s of the address %s on the default bridge %s (--bridge): containers get addresses from the whole subnet",
+				f, bip.Masked(), bip, s.bridgeName))
+			s.fixedCIDR = netip.Prefix{}
+		}
+	}
+	if !ipv6 {
+		return warnings, nil
+	}
+	if bip6 := bridgeBIP(v6, s.subnet6); bip6.IsValid() {
+		if f := s.subnet6; f.IsValid() && (!bip6.Masked().Contains(f.Addr()) || f.Bits() < bip6.Bits()) {
+			return warnings, fmt.Errorf("fixed-cidr-v6=%s is outside any subnet implied by addresses on the user-managed default bridge", f) // dockerd's words
+		}
+		s.bip6 = bip6
+	}
+	return warnings, nil
+}
+
+// bridgeBIP is dockerd's selectBIP for a user-managed bridge: of the
+// bridge's addresses of one family (IPv6's in fe80::/64, the kernel's
+// link-local ones, left out unless fixed is in it), the first; with
+// more than one and a fixed range, the first whose subnet holds the
+// range's address, else the first inside the range (dockerd's order of
+// preference, kept there for compatibility). Invalid when the bridge
+// has none.
+func bridgeBIP(addrs []netip.Prefix, fixed netip.Prefix) netip.Prefix {
+	ll := netip.MustParsePrefix("fe80::/64")
+	if !fixed.IsValid() || !ll.Contains(fixed.Addr()) {
+		addrs = slices.DeleteFunc(slices.Clone(addrs), func(p netip.Prefix) bool { return ll.Contains(p.Addr()) })
+	}
+	if len(addrs) == 0 {
+		return netip.Prefix{}
+	}
+	nw := addrs[0]
+	if len(addrs) > 1 && fixed.IsValid() {
+		for _, e := range addrs {
+			if e.Masked().Contains(fixed.Addr()) {
+				return e
+			}
+			if fixed.Contains(e.Addr()) && !fixed.Contains(nw.Addr()) {
+				nw = e
+			}
+		}
+	}
+	return nw
 }
 
 // lastAddr is p's last address (IPv4's broadcast).

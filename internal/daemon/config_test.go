@@ -68,8 +68,8 @@ func TestConfigFileRefusals(t *testing.T) {
 		args       []string
 		want       string
 	}{
-		{"dockerd's keys berth lacks", `{"bip": "10.1.0.1/24", "storage-driver": "overlay2", "bridge": "br0"}`, nil,
-			"dockerd's options berth does not have: bridge, storage-driver"},
+		{"dockerd's keys berth lacks", `{"bip": "10.1.0.1/24", "storage-driver": "overlay2", "bridge-accept-fwmark": "0x1"}`, nil,
+			"dockerd's options berth does not have: bridge-accept-fwmark, storage-driver"},
 		{"unknown keys", `{"bip": "10.1.0.1/24", "storage_driver": "overlay2", "userns-remap": "default", "bridges": "br0"}`, nil,
 			"dockerd's options berth does not have: userns-remap; the following directives don't match any configuration option of berth's: bridges, storage_driver"},
 		{"a flag's name where the file has the plural", `{"dns-opt": ["ndots:1"]}`, nil, "dns-opt"},
@@ -438,5 +438,110 @@ func TestLogLevelAndItsReload(t *testing.T) {
 	}
 	if _, err := reloadLogLevel(f, conf, lv); err == nil || lv.Level() != slog.LevelWarn {
 		t.Errorf("a broken file: %v, level %v; want an error and the level kept", err, lv.Level())
+	}
+}
+
+// TestBridgeOption: dockerd's --bridge (daemon.json "bridge") names the
+// administrator's device or "none", refused beside --bip, --bip6 and
+// another --bridge-name in dockerd's words; its addresses make the
+// default bridge's (fromUserBridge).
+func TestBridgeOption(t *testing.T) {
+	cfg, err := parseDaemonArgs(t, `{"bridge": "br-lan"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.IP, cfg.MTU = "0.0.0.0", 1500
+	s, err := cfg.networkSettings("engine")
+	if err != nil || s.bridgeName != "br-lan" || !s.userBridge || s.noBridge {
+		t.Errorf(`"bridge": "br-lan": %v, %+v`, err, s)
+	}
+	cfg.Bridge = "none"
+	if s, err = cfg.networkSettings("engine"); err != nil || s.bridgeName != "berth0" || s.userBridge || !s.noBridge {
+		t.Errorf("--bridge none: %v, %+v", err, s)
+	}
+	for name, tc := range map[string]struct {
+		tweak func(*Config)
+		want  string
+	}{
+		"bip":         {func(c *Config) { c.BIP = "10.1.0.1/24" }, "You specified -b & --bip, mutually exclusive options"},
+		"bip6":        {func(c *Config) { c.BIP6 = "fd00:1::1/64" }, "You specified -b & --bip6, mutually exclusive options"},
+		"bridge-name": {func(c *Config) { c.BridgeName = "docker0" }, "both name the default bridge's device"},
+		"bad name":    {func(c *Config) { c.Bridge = "bad/name" }, "bad/name"},
+		"none, bip":   {func(c *Config) { c.Bridge, c.BIP = "none", "10.1.0.1/24" }, "mutually exclusive"},
+	} {
+		c := Config{IP: "0.0.0.0", MTU: 1500, BridgeName: "berth0", Bridge: "br-lan"}
+		tc.tweak(&c)
+		if _, err := c.networkSettings("engine"); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error saying %q", name, err, tc.want)
+		}
+	}
+}
+
+func TestFromUserBridge(t *testing.T) {
+	p := netip.MustParsePrefix
+	ps := func(s ...string) []netip.Prefix {
+		var out []netip.Prefix
+		for _, v := range s {
+			out = append(out, p(v))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name            string
+		fixed, fixed6   string
+		v4, v6          []netip.Prefix
+		ipv6            bool
+		bip, range4     string
+		bip6, range6    string
+		warned, refused bool
+	}{
+		{name: "the bridge's address", v4: ps("10.50.0.1/24"), bip: "10.50.0.1/24"},
+		{name: "no address", bip: "invalid Prefix"},
+		{name: "the first of several", v4: ps("10.50.0.1/24", "10.60.0.1/24"), bip: "10.50.0.1/24"},
+		{name: "the one holding fixed-cidr", v4: ps("10.50.0.1/24", "10.60.0.1/16"), fixed: "10.60.8.0/24", bip: "10.60.0.1/16", range4: "10.60.8.0/24"},
+		{name: "the one holding a wider fixed-cidr's start", v4: ps("10.50.0.1/24", "10.60.0.1/24", "10.60.1.1/24"), fixed: "10.60.0.0/16", bip: "10.60.0.1/24", warned: true},
+		{name: "else the first inside fixed-cidr", v4: ps("10.50.0.1/24", "10.60.5.1/24", "10.60.6.1/24"), fixed: "10.60.0.0/16", bip: "10.60.5.1/24", warned: true},
+		{name: "fixed-cidr outside: dropped", v4: ps("10.50.0.1/24"), fixed: "10.70.0.0/24", bip: "10.50.0.1/24", warned: true},
+		{name: "fixed-cidr without an address: the subnet", fixed: "10.70.0.0/24", bip: "invalid Prefix", range4: "10.70.0.0/24"},
+		{name: "IPv6 off: its addresses unread", v4: ps("10.50.0.1/24"), v6: ps("fd00:50::1/64"), bip: "10.50.0.1/24", bip6: "invalid Prefix"},
+		{name: "IPv6: link-local left out", ipv6: true, v6: ps("fe80::1/64", "fd00:50::1/64"), bip: "invalid Prefix", bip6: "fd00:50::1/64"},
+		{name: "IPv6: link-local alone", ipv6: true, v6: ps("fe80::1/64"), bip: "invalid Prefix", bip6: "invalid Prefix"},
+		{name: "IPv6: fixed-cidr-v6 inside", ipv6: true, v6: ps("fd00:50::1/56"), fixed6: "fd00:50:0:1::/64", bip: "invalid Prefix", bip6: "fd00:50::1/56", range6: "fd00:50:0:1::/64"},
+		{name: "IPv6: fixed-cidr-v6 outside refused", ipv6: true, v6: ps("fd00:50::1/64"), fixed6: "fd00:60::/64", refused: true},
+	} {
+		s := netSettings{bridgeName: "br-lan", userBridge: true}
+		if tc.fixed != "" {
+			s.fixedCIDR = p(tc.fixed)
+		}
+		if tc.fixed6 != "" {
+			s.subnet6 = p(tc.fixed6)
+		}
+		warnings, err := s.fromUserBridge(tc.v4, tc.v6, tc.ipv6)
+		if tc.refused {
+			if err == nil || !strings.Contains(err.Error(), "is outside any subnet implied by addresses on the user-managed default bridge") {
+				t.Errorf("%s: %v, want dockerd's refusal", tc.name, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		want6 := tc.bip6
+		if want6 == "" {
+			want6 = "invalid Prefix"
+		}
+		if s.bip.String() != tc.bip || s.bip6.String() != want6 {
+			t.Errorf("%s: bip %v bip6 %v, want %s %s", tc.name, s.bip, s.bip6, tc.bip, want6)
+		}
+		if got, want := s.fixedCIDR, tc.range4; want != "" && got.String() != want || want == "" && got.IsValid() && !tc.warned {
+			t.Errorf("%s: range %v, want %q", tc.name, got, want)
+		}
+		if tc.warned != (len(warnings) > 0) || tc.warned && s.fixedCIDR.IsValid() {
+			t.Errorf("%s: warnings %q, range %v", tc.name, warnings, s.fixedCIDR)
+		}
+		if tc.range6 != "" && s.subnet6.String() != tc.range6 {
+			t.Errorf("%s: IPv6 range %v", tc.name, s.subnet6)
+		}
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/dns"
 	"github.com/berth-net/berth/internal/driver/bridge"
+	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/events"
 	"github.com/berth-net/berth/internal/firewall"
 	"github.com/berth-net/berth/internal/firewall/firewalld"
@@ -43,6 +44,9 @@ type Config struct {
 	ExecRoot   string // /run/berth
 	Host       string // unix:///run/berth/berth.sock
 	BridgeName string // berth0
+	// Bridge is dockerd's --bridge: the default bridge network on the
+	// administrator's bridge device of that name, or none at all ("none").
+	Bridge string
 	// BridgeHostAccess opens the host's services to the default bridge.
 	BridgeHostAccess bool
 	// IPv6 gives the default bridge IPv6 (dockerd's --ipv6), in
@@ -387,6 +391,30 @@ func New(cfg Config) (*Daemon, error) {
 	return d, nil
 }
 
+// readUserBridge completes ns for dockerd's --bridge from the
+// administrator's bridge device (netSettings.fromUserBridge), which must
+// exist: as dockerd, berth makes no bridge of another name than its own
+// default's for the default network.
+func (d *Daemon) readUserBridge(ns *netSettings) error {
+	v4, v6, err := d.driver.BridgeAddresses(ns.bridgeName)
+	switch {
+	case errdefs.Is(err, errdefs.KindNotFound) && ns.bridgeName == network.DefaultBridgeDevice:
+		return nil // berth's own name: made as without --bridge
+	case errdefs.Is(err, errdefs.KindNotFound): // dockerd's words
+		return fmt.Errorf(`error creating default %q network: bridge device with non default name %s must be created manually`, network.NameBridge, ns.bridgeName)
+	case err != nil:
+		return fmt.Errorf(`error creating default %q network: --bridge %s: %w`, network.NameBridge, ns.bridgeName, err)
+	}
+	warnings, err := ns.fromUserBridge(v4, v6, d.cfg.IPv6)
+	if err != nil {
+		return fmt.Errorf(`error creating default %q network: %w`, network.NameBridge, err)
+	}
+	for _, w := range warnings {
+		d.log.Warn(w)
+	}
+	return nil
+}
+
 func (d *Daemon) build() error {
 	var err error
 	d.hostname, _ = os.Hostname()
@@ -422,6 +450,11 @@ func (d *Daemon) build() error {
 	if err != nil {
 		return err
 	}
+	if ns.userBridge {
+		if err := d.readUserBridge(&ns); err != nil {
+			return err
+		}
+	}
 	d.netSettings = ns
 	// Taken, as dockerd takes them; each network create warns of them too.
 	for _, k := range network.IgnoredOptions(d.cfg.DefaultNetworkOpts[network.DriverBridge]) {
@@ -435,7 +468,8 @@ func (d *Daemon) build() error {
 	}
 	d.net = network.New(network.Config{
 		Store: d.store, Driver: d.driver, Sandboxes: sbs, Firewall: d.withFirewalld(fw), Ports: ports, IPv6Ports: ports.IPv6Listenable(), NoUserlandProxy: !d.cfg.UserlandProxy, AllowDirectRouting: d.cfg.AllowDirectRouting,
-		Log: d.log.With("component", "network"), DefaultBridgeName: d.cfg.BridgeName, DefaultBridgeHostAccess: d.cfg.BridgeHostAccess,
+		Log: d.log.With("component", "network"), DefaultBridgeName: ns.bridgeName, DefaultBridgeHostAccess: d.cfg.BridgeHostAccess,
+		DefaultBridgeUserManaged: ns.userBridge, NoDefaultBridge: ns.noBridge,
 		Nameservers: d.resolv.get().nameservers, Pools: ns.pools, Pools6: ns.pools6,
 		DefaultBridgeIPv6: d.cfg.IPv6, DefaultBridgeSubnet6: ns.subnet6, DefaultBridgeBIP6: ns.bip6,
 		DefaultBridgeOptions: ns.bridgeOptions, DefaultBridgeBIP: ns.bip, DefaultBridgeFixedCIDR: ns.fixedCIDR,

@@ -3,6 +3,7 @@ package daemon
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -379,6 +380,21 @@ func (d *Daemon) hostHostsFile(c *container.Container) (string, bool) {
 // (the host network without --add-host), which berth never edits.
 func hostsIsHostCopy(c *container.Container) bool {
 	return c.Config.NetworkMode == network.NameHost && len(c.Config.ExtraHosts) == 0
+}
+
+// checkHostGateway refuses to start c when an --add-host entry asks for
+// host-gateway and the daemon has no address for it (no --host-gateway-ip
+// and no default bridge, under --bridge none), as moby's
+// buildSandboxOptions does, in its words.
+func (d *Daemon) checkHostGateway(c *container.Container) error {
+	for _, h := range c.Config.ExtraHosts {
+		if _, ip, _ := strings.Cut(h, ":"); ip == "host-gateway" {
+			if _, ips := d.extraHost(h); len(ips) == 0 {
+				return errors.New("unable to derive the IP value for host-gateway")
+			}
+		}
+	}
+	return nil
 }
 
 // extraHost reads one --add-host entry, "name:IP" (checked at create): the

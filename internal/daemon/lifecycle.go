@@ -179,6 +179,9 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState, donor *container.Conta
 		c.HostsPath, c.HostnamePath, c.ResolvConfPath = donor.HostsPath, donor.HostnamePath, donor.ResolvConfPath
 		return d.run(ctx, cs, img.RootfsDir, joins, container.State{JoinedNetns: donor.NetnsPath()})
 	}
+	if err := d.checkHostGateway(c); err != nil {
+		return err
+	}
 	// NetworkMode only decides host or not: the networks joined are
 	// Config.Networks, which a disconnect may have left without the
 	// network the container was created on (and that network may be gone).
@@ -205,6 +208,12 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState, donor *container.Conta
 		return err
 	}
 	joining := sortedNetworks(c.Config.Networks, c.Config.NetworkMode)
+	if d.netSettings.noBridge {
+		// dockerd's --bridge none: a container on the default network
+		// (or asking for "bridge") runs without it, in a namespace of its
+		// own, as moby's connectToNetwork skips it (NetworkDisabled).
+		joining = slices.DeleteFunc(joining, func(name string) bool { return name == network.NameBridge })
+	}
 	dnsStarted := d.resolverBeside(c, d.anyDiscoverable(joining))
 	for i, name := range joining {
 		req := c.Config.Networks[name]

@@ -49,6 +49,15 @@ type Config struct {
 	Log                *slog.Logger
 	// DefaultBridgeName is the device of the predefined "bridge" network (berth0).
 	DefaultBridgeName string
+	// DefaultBridgeUserManaged (dockerd's --bridge NAME): that device is
+	// the administrator's (BridgeConfig.External), never deleted; the
+	// daemon passes its address as DefaultBridgeBIP. Leaving it for a
+	// bridge of berth's, the default bridge does not keep its subnet.
+	DefaultBridgeUserManaged bool
+	// NoDefaultBridge (dockerd's --bridge none): no default bridge
+	// network is made, and one that exists is removed at a start that
+	// finds no endpoint on it (dropDefaultBridge).
+	NoDefaultBridge bool
 	// DefaultBridgeHostAccess opens the host's services to the default
 	// bridge's containers (OptHostAccess); a daemon setting, applied at
 	// every start, as Docker's daemon options for its bridge are.
@@ -144,7 +153,7 @@ func New(cfg Config) *Controller {
 		cfg.Pools6 = []ipam.Pool{ipam.ULAPool("")}
 	}
 	if cfg.DefaultBridgeName == "" {
-		cfg.DefaultBridgeName = "berth0"
+		cfg.DefaultBridgeName = DefaultBridgeDevice
 	}
 	return &Controller{
 		newIfName:   RandomHostIfName,

@@ -338,3 +338,106 @@ func TestDefaultBridgeOneOptionAlone(t *testing.T) {
 		})
 	}
 }
+
+// TestDefaultBridgeUserManaged: dockerd's --bridge NAME puts the
+// default bridge network on the administrator's device, with its address
+// as the --bip (the daemon reads it), and marks the device as theirs
+// (External): leaving it for berth's own bridge lets go of it, as it
+// is, and the default bridge takes a subnet of the pools again instead
+// of keeping the one the administrator's address gave it.
+func TestDefaultBridgeUserManaged(t *testing.T) {
+	r := newRig(t)
+	r.drv.foreign = map[string]bool{"br-admin": true}
+	r.tweak = func(c *Config) {
+		c.DefaultBridgeName, c.DefaultBridgeUserManaged = "br-admin", true
+		c.DefaultBridgeBIP = mustPrefix("10.50.0.1/24")
+	}
+	r.restart(t)
+	n := r.defaultBridge(t)
+	if n.Bridge.Name != "br-admin" || !n.Bridge.External || n.IPv4.Subnet != mustPrefix("10.50.0.0/24") || n.IPv4.Gateway != netip.MustParseAddr("10.50.0.1") {
+		t.Fatalf("--bridge br-admin: %+v %+v", n.Bridge, n.IPv4)
+	}
+	if !slices.Contains(r.drv.deleted, "berth0") {
+		t.Errorf("berth's own berth0 was not deleted for the administrator's bridge: deleted %v", r.drv.deleted)
+	}
+	ep := r.join(t, r.sandbox(t, "c1"), "bridge", JoinRequest{ContainerID: "c1", Name: "c1"})
+	if ep.Address != mustPrefix("10.50.0.2/24") || ep.Gateway != netip.MustParseAddr("10.50.0.1") {
+		t.Errorf("a container on br-admin: %v via %v", ep.Address, ep.Gateway)
+	}
+	r.restart(t) // the same settings: nothing changes
+	if got := r.defaultBridge(t); got.ID != n.ID || got.IPv4.Subnet != n.IPv4.Subnet || !got.Bridge.External {
+		t.Errorf("a restart with the same --bridge: %+v %+v", got.Bridge, got.IPv4)
+	}
+	for _, sb := range r.c.sandboxesOf("c1") {
+		if err := r.c.DeleteSandbox(context.Background(), sb); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// --bridge dropped: berth0 again, from the pools, br-admin let go of.
+	r.drv.deleted = nil
+	r.tweak = nil
+	r.restart(t)
+	n = r.defaultBridge(t)
+	if n.Bridge.Name != "berth0" || n.Bridge.External || n.IPv4.Subnet != mustPrefix("172.17.0.0/16") {
+		t.Errorf("--bridge dropped: %+v %+v, want berth0 on 172.17.0.0/16", n.Bridge, n.IPv4)
+	}
+	if slices.Contains(r.drv.deleted, "br-admin") || !slices.Contains(r.drv.releasedBridges, "br-admin") {
+		t.Errorf("deleted %v, released %v: want the administrator's br-admin let go of, not deleted", r.drv.deleted, r.drv.releasedBridges)
+	}
+}
+
+// TestNoDefaultBridge: dockerd's --bridge none makes no default bridge
+// network; one that exists goes at a start that finds no endpoint on it
+// (with its device, berth's), and stays while a container is on it.
+func TestNoDefaultBridge(t *testing.T) {
+	r := &rig{st: store.NewMemory(), drv: newFakeDriver(), sbs: newFakeSandboxes(), fw: newFakeFirewall(), ids: seqIDs()}
+	r.tweak = func(c *Config) { c.NoDefaultBridge = true }
+	r.restart(t)
+	if _, err := r.c.Network("bridge"); err == nil {
+		t.Fatal("--bridge none on a first start made the default bridge network")
+	}
+	if _, err := r.c.Network("none"); err != nil {
+		t.Errorf("--bridge none: %v; the none network is still made", err)
+	}
+	if len(r.drv.bridges) != 0 {
+		t.Errorf("--bridge none made bridges %v", r.drv.bridges)
+	}
+
+	// Without it the network is made; with a container on it, --bridge
+	// none leaves it until the container is gone.
+	r.tweak = nil
+	r.restart(t)
+	id := r.defaultBridge(t).ID
+	r.join(t, r.sandbox(t, "c1"), "bridge", JoinRequest{ContainerID: "c1", Name: "c1"})
+	r.tweak = func(c *Config) { c.NoDefaultBridge = true }
+	r.restart(t)
+	if n := r.defaultBridge(t); n.ID != id {
+		t.Errorf("with a container on it the default bridge changed: %s", n.ID)
+	}
+	for _, sb := range r.c.sandboxesOf("c1") {
+		if err := r.c.DeleteSandbox(context.Background(), sb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.restart(t)
+	if _, err := r.c.Network("bridge"); err == nil {
+		t.Error("--bridge none: the empty default bridge network stayed")
+	}
+	if !slices.Contains(r.drv.deleted, "berth0") || r.fw.has("berth0") {
+		t.Errorf("deleted %v, firewall has it %t: want berth0 and its rules gone", r.drv.deleted, r.fw.has("berth0"))
+	}
+	if err := r.st.View(func(tx store.Tx) error {
+		var raw []byte
+		return tx.Get(store.BucketNetworks, id, &raw)
+	}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the default bridge's record: %v, want it gone", err)
+	}
+
+	// And back: a new default bridge network.
+	r.tweak = nil
+	r.restart(t)
+	if n := r.defaultBridge(t); n.ID == id || n.IPv4.Subnet != mustPrefix("172.17.0.0/16") {
+		t.Errorf("the default bridge made again: %s %+v", n.ID, n.IPv4)
+	}
+}

@@ -68,7 +68,15 @@ func (d *fakeDriver) LinkExists(name string) (bool, error) {
 	return ours || d.foreign[name], nil
 }
 
+// ReleaseBridge is the bridge driver's: a bridge berth made (not one of
+// foreign) with no port of another's is deleted; another is untagged.
 func (d *fakeDriver) ReleaseBridge(name string) error {
+	d.mu.Lock()
+	made := !d.foreign[name] && d.foreignPorts[name] == 0
+	d.mu.Unlock()
+	if made {
+		return d.DeleteBridge(name)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.owners, name)

@@ -438,27 +438,74 @@ func (c *Controller) RemoveNetwork(ctx context.Context, ref string) error {
 		c.mu.Unlock()
 		return errdefs.Forbidden("error while removing network: configuration network %q is in use", n.Name)
 	}
-	// Marked in the store first, then dropped from memory, both under
-	// c.mu so that no Join can start on it; the record stays until the
-	// kernel side is gone, so a crash here is finished by the next start.
-	// A mark the store refuses (a full disk) leaves the network as it
-	// was: dropped from memory first, it was gone from inspect and its
-	// name and subnet free while its record, bridge and rules stayed.
+	err = c.markRemovingLocked(n)
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := c.teardownNetwork(ctx, n); err != nil {
+		return err
+	}
+	c.log.Info("network removed", "name", n.Name, "id", n.ID[:12])
+	return nil
+}
+
+// markRemovingLocked marks n as being removed in the store first, then
+// drops it from memory, both under c.mu so that no Join can start on
+// it; the record stays until the kernel side is gone (teardownNetwork),
+// so a crash in between is finished by the next start. A mark the store
+// refuses (a full disk) leaves the network as it was: dropped from
+// memory first, it was gone from inspect and its name and subnet free
+// while its record, bridge and rules stayed.
+func (c *Controller) markRemovingLocked(n *Network) error {
 	n.Removing = true
 	if err := c.putNetwork(n); err != nil {
 		n.Removing = false
-		c.mu.Unlock()
 		return fmt.Errorf("record removal of network %q: %w", n.Name, err)
 	}
 	delete(c.networks, n.ID)
 	delete(c.spaces, n.ID)
 	delete(c.spaces6, n.ID)
 	c.publishNetworksLocked()
+	return nil
+}
+
+// dropDefaultBridge removes the default bridge network under dockerd's
+// --bridge none (Config.NoDefaultBridge), as dockerd deletes it at its
+// start and makes none, once no endpoint is on it: it runs after the
+// reconcile, which has cleared the endpoints of containers that no longer
+// run. With containers on it, it stays and the log says so, as the
+// daemon's other settings for it wait (applyDefaultBridgeLocked). Its
+// device goes with it unless it is the administrator's (External).
+func (c *Controller) dropDefaultBridge(ctx context.Context) error {
+	if !c.cfg.NoDefaultBridge {
+		return nil
+	}
+	c.mu.Lock()
+	var n *Network
+	for _, o := range c.networks {
+		if o.Bridge != nil && o.Bridge.DefaultBridge {
+			n = o
+		}
+	}
+	if n == nil {
+		c.mu.Unlock()
+		return nil
+	}
+	if eps := c.activeEndpointsLocked(n.ID); eps != "" {
+		c.mu.Unlock()
+		c.log.Warn("--bridge none: the default bridge network has containers and stays until a start finds none on it; the daemon joins no container to it meanwhile", "endpoints", eps)
+		return nil
+	}
+	err := c.markRemovingLocked(n)
 	c.mu.Unlock()
-	if err := c.teardownNetwork(ctx, n); err != nil {
+	if err != nil {
 		return err
 	}
-	c.log.Info("network removed", "name", n.Name, "id", n.ID[:12])
+	if err := c.teardownNetwork(ctx, n); err != nil {
+		return fmt.Errorf("--bridge none: remove the default bridge network: %w", err)
+	}
+	c.log.Info("--bridge none: the default bridge network was removed", "id", n.ID[:12], "bridge", n.Bridge.Name)
 	return nil
 }
 
@@ -588,8 +635,11 @@ func (c *Controller) setDefaultBridgeHostAccess(n *Network) {
 // unless the bridge's subnet holds it; a wider --fixed-cidr widens it).
 // Without either the bridge keeps its subnet, unless the daemon has
 // address pools of its own that do not hold it (dockerd deletes docker0
-// then, and picks again from its pools).
-func (c *Controller) defaultBridgeIPv4Request(cur *IPConfig) IPAMRequest {
+// then, and picks again from its pools), or keepable says not to.
+func (c *Controller) defaultBridgeIPv4Request(cur *IPConfig, keepable bool) IPAMRequest {
+	if !keepable {
+		cur = nil
+	}
 	keep := cur != nil && (!c.customPools || inPools(cur.Subnet, c.cfg.Pools))
 	return withDefaultGateway(defaultBridgeRequest(c.cfg.DefaultBridgeBIP, c.cfg.DefaultBridgeFixedCIDR, cur, keep),
 		AuxDefaultGateway4, c.cfg.DefaultBridgeGateway4)
@@ -671,13 +721,18 @@ func (c *Controller) applyDefaultBridgeLocked() error {
 			n = o
 		}
 	}
-	if n == nil {
+	if n == nil || c.cfg.NoDefaultBridge { // dropDefaultBridge's, after the reconcile
 		return nil
 	}
 	bc, err := parseBridgeOptions(c.cfg.DefaultBridgeOptions, c.cfg.DefaultBridgeName)
 	if err != nil {
 		return settingsError("the default bridge's options: %w", err)
 	}
+	bc.DefaultBridge, bc.External = true, c.cfg.DefaultBridgeUserManaged
+	// Leaving the administrator's device (--bridge dropped or changed),
+	// the subnet was its address's, not berth's to keep: chosen again as
+	// dockerd chooses docker0's (the old device keeps its address).
+	keepable := !n.Bridge.External || bc.Name == n.Bridge.Name
 	var changes []string
 	if bc.Name != n.Bridge.Name {
 		for _, o := range c.networks {
@@ -689,6 +744,9 @@ func (c *Controller) applyDefaultBridgeLocked() error {
 			return err
 		}
 		changes = append(changes, "bridge name "+n.Bridge.Name+" → "+bc.Name)
+	}
+	if bc.External != n.Bridge.External {
+		changes = append(changes, fmt.Sprintf("the administrator's device (--bridge) %t → %t", n.Bridge.External, bc.External))
 	}
 	if bc.MTU != n.Bridge.MTU {
 		changes = append(changes, fmt.Sprintf("--mtu %d → %d", n.Bridge.MTU, bc.MTU))
@@ -704,7 +762,7 @@ func (c *Controller) applyDefaultBridgeLocked() error {
 	}
 	live := c.liveEndpointsLocked(n.ID)
 
-	cfg4, space4, err := c.planDefaultBridgeLocked(n, c.defaultBridgeIPv4Request(n.IPv4), false)
+	cfg4, space4, err := c.planDefaultBridgeLocked(n, c.defaultBridgeIPv4Request(n.IPv4, keepable), false)
 	if err != nil {
 		if live == 0 {
 			return settingsError("the default bridge's IPv4 settings (--bip, --fixed-cidr, --default-gateway, --default-address-pool): %w", err)
@@ -717,7 +775,7 @@ func (c *Controller) applyDefaultBridgeLocked() error {
 		changes = append(changes, "IPv4 "+ipConfigString(n.IPv4)+" → "+ipConfigString(cfg4))
 	}
 
-	cfg6, space6, change6 := c.defaultBridgeIPv6Locked(n)
+	cfg6, space6, change6 := c.defaultBridgeIPv6Locked(n, keepable)
 	if change6 {
 		changes = append(changes, "IPv6 "+ipConfigString(n.IPv6)+" → "+ipConfigString(cfg6))
 	}
@@ -729,7 +787,7 @@ func (c *Controller) applyDefaultBridgeLocked() error {
 			"pending", strings.Join(changes, "; "))
 		return nil
 	}
-	n.Bridge.Name, n.Bridge.MTU = bc.Name, bc.MTU
+	n.Bridge.Name, n.Bridge.MTU, n.Bridge.External = bc.Name, bc.MTU, bc.External
 	n.Bridge.EnableICC, n.Bridge.EnableIPMasquerade, n.Bridge.HostBindingIPv4 = bc.EnableICC, bc.EnableIPMasquerade, bc.HostBindingIPv4
 	n.Options = defaultBridgeOptions(n.Bridge)
 	c.setDefaultBridgeHostAccess(n)
@@ -795,18 +853,21 @@ func (c *Controller) planDefaultBridgeLocked(n *Network, req IPAMRequest, v6 boo
 	old4, old6 := n.IPv4, n.IPv6
 	defer func() { n.IPv4, n.IPv6 = old4, old6 }()
 	// Its own subnet's route through the bridge is no host route in the
-	// way: dockerd deletes docker0 before it picks again.
+	// way: dockerd deletes docker0 before it picks again. The route of
+	// the administrator's device that the default bridge leaves (--bridge
+	// dropped or changed) stays with that device.
+	leaving := n.Bridge != nil && n.Bridge.External && n.Bridge.Name != c.cfg.DefaultBridgeName
 	var own netip.Prefix
 	var cfg *IPConfig
 	var err error
 	if v6 {
-		if old6 != nil {
+		if old6 != nil && !leaving {
 			own = old6.Subnet
 		}
 		n.IPv6 = nil
 		cfg, err = c.planFamilyLocked(req, c.cfg.Pools6, func(o *Network) *IPConfig { return o.IPv6 }, own)
 	} else {
-		if old4 != nil {
+		if old4 != nil && !leaving {
 			own = old4.Subnet
 		}
 		n.IPv4 = nil
@@ -826,12 +887,13 @@ func (c *Controller) planDefaultBridgeLocked(n *Network, req IPAMRequest, v6 boo
 // defaultBridgeIPv6Locked is the IPv6 --ipv6, --bip6 and --fixed-cidr-v6
 // ask of the default bridge n (with its address space when it is a new
 // one), and whether that is a change. A subnet that cannot be had is
-// logged, and the bridge keeps what it has.
-func (c *Controller) defaultBridgeIPv6Locked(n *Network) (*IPConfig, *ipam.Space, bool) {
+// logged, and the bridge keeps what it has. Without keepable, a subnet
+// it has is not kept for being its own.
+func (c *Controller) defaultBridgeIPv6Locked(n *Network, keepable bool) (*IPConfig, *ipam.Space, bool) {
 	if !c.cfg.DefaultBridgeIPv6 {
 		return nil, nil, n.IPv6 != nil
 	}
-	req := c.defaultBridgeIPv6Request(n.IPv6)
+	req := c.defaultBridgeIPv6Request(n.IPv6, keepable)
 	cfg, space, err := c.planDefaultBridgeLocked(n, req, true)
 	if err != nil {
 		// The bridge keeps what it had; the daemon starts anyway.
@@ -848,7 +910,10 @@ func (c *Controller) defaultBridgeIPv6Locked(n *Network) (*IPConfig, *ipam.Space
 // defaultBridgeIPv6Request is defaultBridgeRequest for the default
 // bridge's IPv6 (--bip6, --fixed-cidr-v6): without either the bridge
 // keeps its subnet and address, or takes a subnet of the pools.
-func (c *Controller) defaultBridgeIPv6Request(cur *IPConfig) IPAMRequest {
+func (c *Controller) defaultBridgeIPv6Request(cur *IPConfig, keepable bool) IPAMRequest {
+	if !keepable {
+		cur = nil
+	}
 	return withDefaultGateway(defaultBridgeRequest(c.cfg.DefaultBridgeBIP6, c.cfg.DefaultBridgeSubnet6.Masked(), cur, cur != nil),
 		AuxDefaultGateway6, c.cfg.DefaultBridgeGateway6)
 }
@@ -923,7 +988,7 @@ func (c *Controller) ensurePredefinedLocked() error {
 	}
 	now := c.cfg.Now().UTC()
 	for _, pd := range []struct{ name, driver string }{{NameBridge, DriverBridge}, {NameHost, DriverHost}, {NameNone, DriverNull}} {
-		if have[pd.name] {
+		if have[pd.name] || pd.name == NameBridge && c.cfg.NoDefaultBridge {
 			continue
 		}
 		n := &Network{ID: c.cfg.NewID(), Name: pd.name, Driver: pd.driver, Created: now, Predefined: true,
@@ -933,12 +998,12 @@ func (c *Controller) ensurePredefinedLocked() error {
 			if err != nil {
 				return settingsError("the default bridge's options: %w", err)
 			}
-			bc.DefaultBridge = true
+			bc.DefaultBridge, bc.External = true, c.cfg.DefaultBridgeUserManaged
 			n.Bridge = bc
 			n.Options = defaultBridgeOptions(bc)
 			c.setDefaultBridgeHostAccess(n)
 			var space *ipam.Space
-			if n.IPv4, space, err = c.planDefaultBridgeLocked(n, c.defaultBridgeIPv4Request(nil), false); err != nil {
+			if n.IPv4, space, err = c.planDefaultBridgeLocked(n, c.defaultBridgeIPv4Request(nil, false), false); err != nil {
 				return settingsError("choose a subnet for the default bridge: %w", err)
 			}
 			c.spaces[n.ID] = space

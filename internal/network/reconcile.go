@@ -56,6 +56,9 @@ func (c *Controller) Start(ctx context.Context) error {
 	}
 	errs = append(errs, c.reconcileSandboxes(ctx)...)
 	errs = append(errs, c.reconcileEndpoints(ctx)...)
+	if err := c.dropDefaultBridge(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	errs = append(errs, c.removeOrphans()...)
 	return errors.Join(errs...)
 }
@@ -238,7 +241,11 @@ func (c *Controller) removeStrayBridges() error {
 		default:
 			c.log.Info("removing orphaned bridge", "link", l.Name)
 		}
-		if err := c.cfg.Driver.DeleteBridge(l.Name); err != nil {
+		// Released, not deleted: a device berth did not make (the
+		// administrator's, empty, that the default bridge leaves when
+		// --bridge or --bridge-name changes) is let go of as it is; one
+		// berth made is deleted.
+		if err := c.cfg.Driver.ReleaseBridge(l.Name); err != nil {
 			errs = append(errs, fmt.Errorf("delete bridge %q: %w", l.Name, err))
 			continue
 		}

@@ -21,6 +21,10 @@ const (
 	DriverNull   = "null"
 )
 
+// DefaultBridgeDevice is the default bridge network's device unless the
+// daemon names another (--bridge-name, --bridge): berth's docker0.
+const DefaultBridgeDevice = "berth0"
+
 // Names of the predefined networks.
 const (
 	NameBridge = "bridge"

@@ -259,3 +259,111 @@ func TestDaemonReloadsOnSIGHUP(t *testing.T) {
 		t.Errorf("after a SIGHUP the daemon answers %q for its container", got)
 	}
 }
+
+// TestUserManagedDefaultBridge: dockerd's --bridge puts the default
+// bridge network on a bridge of the administrator's, with its address as
+// the network's gateway and subnet: containers get addresses there, reach
+// each other and the outside through it. A missing device, or --bip
+// beside it, stops the daemon in dockerd's words. Without --bridge again
+// the default bridge is berth's own with a subnet of the pools, and the
+// administrator's device stays as it was.
+func TestUserManagedDefaultBridge(t *testing.T) {
+	w := testworld.New(t)
+	conf := []string{testworld.Binary(t), "daemon", "--data-root", w.DataRoot, "--exec-root", w.ExecRoot, "--host", "unix://" + w.Socket}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--bridge", "br-lan"}, "bridge device with non default name br-lan must be created manually"},
+		{[]string{"-b", "br-lan", "--bip", "10.50.0.1/24"}, "You specified -b & --bip, mutually exclusive options. Please specify only one"},
+	} {
+		if _, errOut, code := w.InHost(t, append(conf, tc.args...)...); code == 0 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("berth daemon %v: exit %d, stderr %q; want it refused saying %q", tc.args, code, errOut, tc.want)
+		}
+	}
+	w.MustInHost(t, "ip", "link", "add", "br-lan", "type", "bridge")
+	w.MustInHost(t, "ip", "addr", "add", "10.50.0.1/24", "dev", "br-lan")
+	w.MustInHost(t, "ip", "link", "set", "br-lan", "up")
+
+	d := w.Start(t, "--bridge", "br-lan")
+	w.Busybox(t)
+	got := strings.TrimSpace(mustDocker(t, w, "network", "inspect", "-f",
+		`{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}} {{index .Options "com.docker.network.bridge.name"}}`, "bridge"))
+	if got != "10.50.0.0/24 10.50.0.1 br-lan" {
+		t.Errorf("the default bridge on br-lan: %q", got)
+	}
+	if _, _, code := w.InHost(t, "ip", "link", "show", defaultBridge); code == 0 {
+		t.Errorf("--bridge br-lan: berth made %s too", defaultBridge)
+	}
+	runDockerSleeper(t, w, "u1")
+	runDockerSleeper(t, w, "u2")
+	ip2 := dockerInspect(t, w, "{{.NetworkSettings.IPAddress}}", "u2")
+	if !strings.HasPrefix(ip2, "10.50.0.") {
+		t.Errorf("u2's address %q, want one of br-lan's 10.50.0.0/24", ip2)
+	}
+	if out := w.MustInHost(t, "ip", "-o", "link", "show", "master", "br-lan"); strings.Count(out, "\n") != 2 {
+		t.Errorf("br-lan's ports, want the two containers':\n%s", out)
+	}
+	for _, dst := range []string{ip2, testworld.ServerAddr.String()} {
+		if _, errOut, code := w.Docker(t, "exec", "u1", "ping", "-c", "1", "-W", "5", dst); code != 0 {
+			t.Errorf("u1 pings %s across br-lan: exit %d, %q", dst, code, errOut)
+		}
+	}
+	mustDocker(t, w, "rm", "-f", "u1", "u2")
+	d.Stop()
+
+	w.Start(t)
+	got = strings.TrimSpace(mustDocker(t, w, "network", "inspect", "-f",
+		`{{range .IPAM.Config}}{{.Subnet}}{{end}} {{index .Options "com.docker.network.bridge.name"}}`, "bridge"))
+	if got != "172.17.0.0/16 "+defaultBridge {
+		t.Errorf("--bridge dropped: the default bridge is %q, want berth's own on a subnet of the pools", got)
+	}
+	if out := w.MustInHost(t, "ip", "-d", "addr", "show", "dev", "br-lan"); !strings.Contains(out, "inet 10.50.0.1/24 ") || strings.Contains(out, "alias") {
+		t.Errorf("br-lan after berth let go of it, want it as the administrator made it (its address, no tag of berth's):\n%s", out)
+	}
+	runDockerSleeper(t, w, "u3")
+	if ip := dockerInspect(t, w, "{{.NetworkSettings.IPAddress}}", "u3"); !strings.HasPrefix(ip, "172.17.") {
+		t.Errorf("u3 on berth's bridge: %q", ip)
+	}
+}
+
+// TestNoDefaultBridge: dockerd's --bridge none: no default bridge
+// network and no device for it; a container on the default network (or
+// asking for "bridge") runs with its loopback alone, as Docker's
+// NetworkDisabled, while user networks work as ever. Without the option
+// the default bridge is back.
+func TestNoDefaultBridge(t *testing.T) {
+	w, d := startWorld(t, "--bridge", "none")
+	if out := mustDocker(t, w, "network", "ls", "--format", "{{.Name}}"); strings.Contains(out, "bridge") || !strings.Contains(out, "none") {
+		t.Errorf("docker network ls with --bridge none:\n%s", out)
+	}
+	if _, errOut, code := w.Docker(t, "network", "inspect", "bridge"); code == 0 || !strings.Contains(errOut, "not found") {
+		t.Errorf("docker network inspect bridge: exit %d, %q", code, errOut)
+	}
+	if _, _, code := w.InHost(t, "ip", "link", "show", defaultBridge); code == 0 {
+		t.Errorf("--bridge none: berth made %s", defaultBridge)
+	}
+	for _, args := range [][]string{{"run", "--rm"}, {"run", "--rm", "--network", "bridge"}} {
+		out := mustDocker(t, w, append(args, testworld.BusyboxImage, "ip", "-o", "link")...)
+		if !strings.Contains(out, ": lo:") || strings.Count(strings.TrimSpace(out), "\n") != 0 {
+			t.Errorf("docker %v with --bridge none, want the loopback alone:\n%s", args, out)
+		}
+	}
+	if _, errOut, code := w.Docker(t, "run", "--rm", "--add-host", "h:host-gateway", testworld.BusyboxImage, "true"); code == 0 || !strings.Contains(errOut, "unable to derive the IP value for host-gateway") {
+		t.Errorf("--add-host h:host-gateway with no default bridge: exit %d, %q; want dockerd's refusal", code, errOut)
+	}
+	mustDocker(t, w, "network", "create", "web")
+	if out := mustDocker(t, w, "run", "--rm", "--network", "web", testworld.BusyboxImage, "ip", "-o", "-4", "addr", "show", "eth0"); !strings.Contains(out, "inet ") {
+		t.Errorf("a user network with --bridge none:\n%s", out)
+	}
+	mustDocker(t, w, "create", "--name", "later", testworld.BusyboxImage, "ip", "-o", "-4", "addr", "show", "eth0")
+	d.Stop()
+
+	w.Start(t)
+	// web took 172.17.0.0/16 meanwhile, the pools' first, as it would
+	// on dockerd without docker0: the bridge comes back on the next.
+	gw := dockerInspect(t, w, "{{range .IPAM.Config}}{{.Gateway}}{{end}}", "bridge")
+	if out, _, code := w.Docker(t, "start", "-a", "later"); code != 0 || !strings.Contains(out, "inet "+strings.TrimSuffix(gw, ".0.1")+".") {
+		t.Errorf("a container created under --bridge none, started without it: exit %d\n%s", code, out)
+	}
+}

@@ -463,3 +463,43 @@ func TestReleaseBridge(t *testing.T) {
 		t.Errorf("berth's bridge with someone else's port after release: alias %q, want it untagged and there", got.Alias)
 	}
 }
+
+// TestBridgeAddresses: dockerd's --bridge reads the administrator's
+// bridge's addresses, each family's apart; a missing device is not
+// found, another kind of link a conflict.
+func TestBridgeAddresses(t *testing.T) {
+	w := newWorld(t)
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = "br-lan"
+	if err := w.h.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil {
+		t.Fatal(err)
+	}
+	br, err := w.h.LinkByName("br-lan")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"10.50.0.1/24", "10.60.0.1/16", "fd00:50::1/64"} {
+		if err := w.h.AddrAdd(br, &netlink.Addr{IPNet: ipNet(netip.MustParsePrefix(a))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v4, v6, err := w.d.BridgeAddresses("br-lan")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want4 := []netip.Prefix{netip.MustParsePrefix("10.50.0.1/24"), netip.MustParsePrefix("10.60.0.1/16")}
+	if !cmp.Equal(v4, want4, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })) || len(v6) != 1 || v6[0] != netip.MustParsePrefix("fd00:50::1/64") {
+		t.Errorf("br-lan's addresses: %v %v", v4, v6)
+	}
+	if _, _, err := w.d.BridgeAddresses("br-none"); !errdefs.Is(err, errdefs.KindNotFound) {
+		t.Errorf("a missing device: %v, want not found", err)
+	}
+	veth := netlink.NewLinkAttrs()
+	veth.Name = "veth-lan"
+	if err := w.h.LinkAdd(&netlink.Veth{LinkAttrs: veth, PeerName: "veth-lan1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := w.d.BridgeAddresses("veth-lan"); !errdefs.Is(err, errdefs.KindConflict) {
+		t.Errorf("a veth: %v, want a conflict", err)
+	}
+}

@@ -213,6 +213,37 @@ func (d *Driver) LinkExists(name string) (bool, error) {
 	return l != nil, err
 }
 
+// BridgeAddresses returns the addresses on the bridge device name, each
+// family's in the kernel's order, for dockerd's --bridge: the default
+// bridge is then the administrator's device, and its address serves as
+// the --bip it may not be given. A missing device is a NotFound error, a
+// link that is not a bridge a Conflict.
+func (d *Driver) BridgeAddresses(name string) (v4, v6 []netip.Prefix, err error) {
+	l, err := linkIfExists(d.h, name)
+	switch {
+	case err != nil:
+		return nil, nil, err
+	case l == nil:
+		return nil, nil, errdefs.NotFound("bridge device %s does not exist", name)
+	case l.Type() != "bridge":
+		return nil, nil, errdefs.Conflict("link %q exists and is a %s, not a bridge", name, l.Type())
+	}
+	addrs, err := RetryDump(func() ([]netlink.Addr, error) { return d.h.AddrList(l, netlink.FAMILY_ALL) })
+	if err != nil {
+		return nil, nil, fmt.Errorf("list addresses of bridge %q: %w", name, err)
+	}
+	for _, a := range addrs {
+		switch p := prefixOf(a.IPNet); {
+		case !p.IsValid():
+		case p.Addr().Is4():
+			v4 = append(v4, p)
+		default:
+			v6 = append(v6, p)
+		}
+	}
+	return v4, v6, nil
+}
+
 // Adopt reports whether spec's host end exists and, if it does, makes it
 // a port of its bridge again if it is not one, and up if it is down
 // (reattach), and disables
