@@ -65,6 +65,10 @@ func addFlags(f *pflag.FlagSet, cfg *Config) {
 	f.IntVar(&cfg.DefaultStopTimeout, "default-stop-timeout", 10, "seconds a stop waits for a container that sets no --stop-timeout before it kills it")
 	f.Var(&labelsValue{&cfg.Labels}, "label", "the daemon's labels, KEY=VALUE, which docker info shows (repeatable)")
 	f.StringVar(&cfg.FirewallBackend, "firewall-backend", "", `dockerd 29's choice of firewall: "nftables", berth's only one (its table inet berth), or unset; "iptables" is refused`)
+	f.Var(notBool{&cfg.NoIPTables}, "iptables", "dockerd's, true: berth always writes its firewall rules (nftables, its table inet berth); false is refused")
+	f.Var(notBool{&cfg.NoIP6Tables}, "ip6tables", "dockerd's, true: berth always writes its IPv6 firewall rules (in the same table); false is refused")
+	f.Var(notBool{&cfg.NoIPForward}, "ip-forward", "dockerd's, true: berth turns IP forwarding on for its bridges, as dockerd does; false is refused")
+	f.Var(notBool{&cfg.IPForwardDrop}, "ip-forward-no-drop", "dockerd's, true: berth never sets the filter FORWARD policy to DROP (dockerd's false does); false is refused")
 	f.BoolVar(&cfg.AllowDirectRouting, "allow-direct-routing", false, "let traffic routed straight to a container's address reach its published ports from any interface, as dockerd's (no direct-access drop)")
 	f.BoolVar(&cfg.UserlandProxy, "userland-proxy", true, "serve the [::] side of ports published from IPv4-only containers, and [::1], from the daemon (IPv4 ports are the kernel's either way)")
 	f.BoolVar(&cfg.LiveRestore, "live-restore", true, "containers keep running while the daemon is down (always so with berth)")
@@ -130,6 +134,22 @@ func reloadLogLevel(f *pflag.FlagSet, path string, lv *slog.LevelVar) (string, e
 	}
 	lv.Set(level)
 	return "log level " + level.String(), nil
+}
+
+// notBool is a boolean flag stored negated, so that a Config's zero
+// value has dockerd's true for it (--iptables and the like).
+type notBool struct{ not *bool }
+
+func (b notBool) Type() string     { return "bool" }
+func (b notBool) IsBoolFlag() bool { return true }
+func (b notBool) String() string   { return strconv.FormatBool(b.not == nil || !*b.not) }
+func (b notBool) Set(v string) error {
+	on, err := strconv.ParseBool(v)
+	if err != nil {
+		return err
+	}
+	*b.not = !on
+	return nil
 }
 
 // logOptsValue is --log-opt KEY=VALUE.
@@ -213,7 +233,7 @@ var dockerdKeys = []string{
 	"containerd", "containerd-namespace", "containerd-plugin-namespace", "cpu-rt-period",
 	"cpu-rt-runtime", "cri-containerd", "default-init", "default-runtime",
 	"exec-opts", "http-proxy", "https-proxy", "init-path",
-	"ip-forward", "ip-forward-no-drop", "ip6tables", "iptables", "log-format", "metrics-addr", "min-api-version",
+	"log-format", "metrics-addr", "min-api-version",
 	"network-control-plane-mtu", "network-diagnostic-port", "no-proxy", "node-generic-resources", "nri-opts",
 	"pidfile", "raw-logs", "resolv-conf", "rootless", "runtimes", "seccomp-profile", "selinux-enabled", "shutdown-timeout",
 	"storage-driver", "storage-opts", "swarm-default-advertise-addr", "swarm-raft-election-tick",
@@ -581,6 +601,23 @@ func (cfg *Config) networkSettings(engineID string) (netSettings, error) {
 		return s, errors.New("--firewall-backend iptables: berth's firewall is nftables only (its own table, inet berth); leave firewall-backend unset or set it to nftables")
 	default:
 		return s, fmt.Errorf("--firewall-backend %q: invalid firewall backend: berth's is nftables", cfg.FirewallBackend)
+	}
+	// dockerd's switches for what berth always does: their true is
+	// taken (a Docker host's daemon.json often says so), their false
+	// refused by name rather than ignored.
+	for _, o := range []struct {
+		flag string
+		off  bool
+		why  string
+	}{
+		{"iptables", cfg.NoIPTables, "berth always writes its firewall rules (nftables, its table inet berth)"},
+		{"ip6tables", cfg.NoIP6Tables, "berth always writes its IPv6 firewall rules (nftables, its table inet berth)"},
+		{"ip-forward", cfg.NoIPForward, "berth turns IP forwarding on for its bridges, as dockerd does by default"},
+		{"ip-forward-no-drop", cfg.IPForwardDrop, "berth never sets the filter FORWARD policy to DROP, which dockerd's false would"},
+	} {
+		if o.off {
+			return s, fmt.Errorf("--%s=false is not supported: %s; leave it unset or true", o.flag, o.why)
+		}
 	}
 	s.bridgeName = cfg.BridgeName
 	if s.bridgeName == "" {

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -43,7 +44,8 @@ func TestConfigFileSetsOptions(t *testing.T) {
 		"dns": ["10.0.0.53", "10.0.1.53"], "dns-search": ["corp.example"], "dns-opts": ["ndots:2"],
 		"hosts": ["unix:///run/b.sock"], "data-root": "/srv/berth", "group": 123, "debug": true,
 		"userland-proxy": false, "allow-direct-routing": true,
-		"default-gateway": "10.20.0.254", "default-gateway-v6": "fd00:20::fe"
+		"default-gateway": "10.20.0.254", "default-gateway-v6": "fd00:20::fe",
+		"iptables": true, "ip6tables": true, "ip-forward": true, "ip-forward-no-drop": true
 	}`)
 	if err != nil {
 		t.Fatal(err)
@@ -542,6 +544,25 @@ func TestFromUserBridge(t *testing.T) {
 		}
 		if tc.range6 != "" && s.subnet6.String() != tc.range6 {
 			t.Errorf("%s: IPv6 range %v", tc.name, s.subnet6)
+		}
+	}
+}
+
+// TestDockerdSwitchesBerthAlwaysHas: dockerd's --iptables, --ip6tables,
+// --ip-forward and --ip-forward-no-drop are taken true (a Docker host's
+// daemon.json often says so) and refused false, by name.
+func TestDockerdSwitchesBerthAlwaysHas(t *testing.T) {
+	for _, key := range []string{"iptables", "ip6tables", "ip-forward", "ip-forward-no-drop"} {
+		for _, v := range []bool{true, false} {
+			cfg, err := parseDaemonArgs(t, fmt.Sprintf(`{%q: %t}`, key, v))
+			if err != nil {
+				t.Fatalf("%s: %v: %v", key, v, err)
+			}
+			cfg.IP, cfg.MTU = "0.0.0.0", 1500
+			_, err = cfg.networkSettings("engine")
+			if v && err != nil || !v && (err == nil || !strings.Contains(err.Error(), "--"+key+"=false is not supported")) {
+				t.Errorf("daemon.json %q: %t: %v", key, v, err)
+			}
 		}
 	}
 }
