@@ -8,7 +8,9 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -30,13 +32,20 @@ func NewCommand() *cobra.Command {
 				return err
 			}
 			cfg.FileWarnings = warnings
+			if err := cfg.checkRuntimeOptions(); err != nil {
+				return err
+			}
 			level, err := cfg.logLevel()
 			if err != nil {
 				return err
 			}
 			lv := new(slog.LevelVar)
 			lv.Set(level)
-			cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+			var h slog.Handler = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv})
+			if cfg.LogFormat == "json" {
+				h = slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lv})
+			}
+			cfg.Log = slog.New(h)
 			cfg.Reload = func() (string, error) { return reloadLogLevel(cmd.Flags(), cfg.ConfigFile, lv) }
 			return Run(cmd.Context(), cfg)
 		},
@@ -66,6 +75,12 @@ func Run(ctx context.Context, cfg Config) error {
 	defer lock.Close()
 	if err := api.CheckSocketFree(path); err != nil {
 		return err
+	}
+	if cfg.Pidfile != "" {
+		if err := writePidfile(cfg.Pidfile); err != nil {
+			return err
+		}
+		defer os.Remove(cfg.Pidfile)
 	}
 	d, err := New(cfg)
 	if err != nil {
@@ -124,6 +139,23 @@ wait:
 	_ = srv.Shutdown(sctx)
 	os.Remove(path)
 	return nil
+}
+
+// writePidfile writes the daemon's PID to path, as dockerd's --pidfile:
+// a file naming a process that still runs refuses the start, in dockerd's
+// words; one naming a process gone (a crash) is replaced.
+func writePidfile(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("failed to create pidfile directory: %w", err)
+	}
+	if b, err := os.ReadFile(path); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 && pid != os.Getpid() && syscall.Kill(pid, 0) == nil {
+			return fmt.Errorf("failed to start daemon, ensure berth is not running or delete %s: process with PID %d is still running", path, pid)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("pidfile %s: %w", path, err)
+	}
+	return os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())), 0o644)
 }
 
 // netnsLockName is an abstract unix socket: abstract names belong to the

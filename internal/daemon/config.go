@@ -75,6 +75,46 @@ func addFlags(f *pflag.FlagSet, cfg *Config) {
 	f.IntVar(&cfg.Group, "group", -1, "group ID that may use the socket (default: root only)")
 	f.BoolVarP(&cfg.Debug, "debug", "D", false, "debug logging")
 	f.StringVarP(&cfg.LogLevel, "log-level", "l", "info", "the daemon's log level: debug, info, warn, error or fatal")
+	f.StringVar(&cfg.LogFormat, "log-format", "text", `the form of the daemon's log: "text" or "json"`)
+	f.StringVarP(&cfg.Pidfile, "pidfile", "p", "", "file to hold the daemon's PID while it runs (none by default)")
+	f.StringVarP(&cfg.StorageDriver, "storage-driver", "s", "", `dockerd's: berth stores on overlayfs alone, which "overlay2" (and "overlayfs") name; another is refused`)
+	f.StringArrayVar(&cfg.ExecOpts, "exec-opt", nil, `dockerd's: "native.cgroupdriver=cgroupfs", berth's cgroup driver, is taken; another is refused`)
+	f.BoolVar(&cfg.SELinux, "selinux-enabled", false, "dockerd's: berth labels nothing for SELinux; true is refused")
+}
+
+// checkRuntimeOptions refuses dockerd's --storage-driver, --exec-opt and
+// --selinux-enabled unless they say what berth is: it stores images and
+// containers on overlayfs (dockerd's overlay2, containerd's overlayfs),
+// puts containers in cgroups itself (the cgroupfs driver; --cgroup-parent
+// is a path), and labels nothing for SELinux. A Docker host's
+// daemon.json saying so starts berth.
+func (cfg *Config) checkRuntimeOptions() error {
+	switch cfg.StorageDriver {
+	case "", "overlay2", "overlayfs", "overlay":
+	default:
+		return fmt.Errorf("--storage-driver %s is not supported: berth stores images and containers on overlayfs (overlay2) alone", cfg.StorageDriver)
+	}
+	for _, o := range cfg.ExecOpts {
+		k, v, ok := strings.Cut(o, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		switch {
+		case !ok || k == "" || v == "":
+			return fmt.Errorf("--exec-opt %q: want KEY=VALUE", o)
+		case k != "native.cgroupdriver":
+			return fmt.Errorf("--exec-opt %s is not supported: berth takes native.cgroupdriver=cgroupfs alone", o)
+		case v != "cgroupfs":
+			return fmt.Errorf("--exec-opt %s is not supported: berth makes its containers' cgroups itself, as dockerd's cgroupfs driver (native.cgroupdriver=cgroupfs)", o)
+		}
+	}
+	if cfg.SELinux {
+		return errors.New("--selinux-enabled=true is not supported: berth gives containers no SELinux labels")
+	}
+	switch cfg.LogFormat {
+	case "", "text", "json":
+	default:
+		return fmt.Errorf("invalid log format: %s", cfg.LogFormat) // dockerd's words
+	}
+	return nil
 }
 
 // logLevel is the daemon's log level: --debug's, else --log-level's,
@@ -200,6 +240,7 @@ var fileKeys = map[string]string{
 	"log-opts":              "log-opt",
 	"default-ulimits":       "default-ulimit",
 	"labels":                "label",
+	"exec-opts":             "exec-opt",
 	// dockerd's list, and its older key for one address.
 	"host-gateway-ips": "host-gateway-ip",
 	"host-gateway-ip":  "host-gateway-ip",
@@ -223,6 +264,7 @@ var noEffectKeys = map[string]string{
 	"features":                         "berth builds no images and has no optional features",
 	"builder":                          "berth builds no images",
 	"experimental":                     "berth has no experimental features",
+	"shutdown-timeout":                 "berth leaves its containers running when it stops, as dockerd with live-restore",
 }
 
 // dockerdKeys are the rest of dockerd's daemon.json keys (moby's
@@ -232,11 +274,11 @@ var dockerdKeys = []string{
 	"authorization-plugins", "bridge-accept-fwmark", "cdi-spec-dirs",
 	"containerd", "containerd-namespace", "containerd-plugin-namespace", "cpu-rt-period",
 	"cpu-rt-runtime", "cri-containerd", "default-init", "default-runtime",
-	"exec-opts", "http-proxy", "https-proxy", "init-path",
+	"http-proxy", "https-proxy", "init-path",
 	"log-format", "metrics-addr", "min-api-version",
 	"network-control-plane-mtu", "network-diagnostic-port", "no-proxy", "node-generic-resources", "nri-opts",
-	"pidfile", "raw-logs", "resolv-conf", "rootless", "runtimes", "seccomp-profile", "selinux-enabled", "shutdown-timeout",
-	"storage-driver", "storage-opts", "swarm-default-advertise-addr", "swarm-raft-election-tick",
+	"raw-logs", "resolv-conf", "rootless", "runtimes", "seccomp-profile",
+	"storage-opts", "swarm-default-advertise-addr", "swarm-raft-election-tick",
 	"swarm-raft-heartbeat-tick", "tls", "tlscacert", "tlscert", "tlskey", "tlsverify", "userland-proxy-path",
 	"userns-remap",
 }

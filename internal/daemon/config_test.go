@@ -5,8 +5,11 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -56,7 +59,7 @@ func TestConfigFileSetsOptions(t *testing.T) {
 		Pools:              []ipam.Pool{{Base: netip.MustParsePrefix("10.100.0.0/16"), Size: 24}, {Base: netip.MustParsePrefix("fd00:100::/48"), Size: 64}},
 		DefaultNetworkOpts: map[string]map[string]string{"bridge": {"com.docker.network.driver.mtu": "1400"}},
 		DNS:                []string{"10.0.0.53", "10.0.1.53"}, DNSSearch: []string{"corp.example"}, DNSOptions: []string{"ndots:2"},
-		Group: 123, LogDriver: "json-file", LiveRestore: true, Debug: true, LogLevel: "info", UserlandProxy: false,
+		Group: 123, LogDriver: "json-file", LiveRestore: true, Debug: true, LogLevel: "info", LogFormat: "text", UserlandProxy: false,
 		DefaultStopTimeout: 10, AllowDirectRouting: true, DefaultGateway: "10.20.0.254", DefaultGateway6: "fd00:20::fe",
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -70,8 +73,8 @@ func TestConfigFileRefusals(t *testing.T) {
 		args       []string
 		want       string
 	}{
-		{"dockerd's keys berth lacks", `{"bip": "10.1.0.1/24", "storage-driver": "overlay2", "bridge-accept-fwmark": "0x1"}`, nil,
-			"dockerd's options berth does not have: bridge-accept-fwmark, storage-driver"},
+		{"dockerd's keys berth lacks", `{"bip": "10.1.0.1/24", "storage-opts": ["size=1G"], "bridge-accept-fwmark": "0x1"}`, nil,
+			"dockerd's options berth does not have: bridge-accept-fwmark, storage-opts"},
 		{"unknown keys", `{"bip": "10.1.0.1/24", "storage_driver": "overlay2", "userns-remap": "default", "bridges": "br0"}`, nil,
 			"dockerd's options berth does not have: userns-remap; the following directives don't match any configuration option of berth's: bridges, storage_driver"},
 		{"a flag's name where the file has the plural", `{"dns-opt": ["ndots:1"]}`, nil, "dns-opt"},
@@ -564,5 +567,69 @@ func TestDockerdSwitchesBerthAlwaysHas(t *testing.T) {
 				t.Errorf("daemon.json %q: %t: %v", key, v, err)
 			}
 		}
+	}
+}
+
+// TestRuntimeOptions: dockerd's storage-driver, exec-opts and
+// selinux-enabled in a daemon.json are taken when they say what berth
+// is and refused by name otherwise; log-format takes text and json;
+// shutdown-timeout is taken with a warning.
+func TestRuntimeOptions(t *testing.T) {
+	cfg, err := parseDaemonArgs(t, `{"storage-driver": "overlay2", "exec-opts": ["native.cgroupdriver=cgroupfs"], "selinux-enabled": false, "log-format": "json", "shutdown-timeout": 30}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.checkRuntimeOptions(); err != nil || cfg.LogFormat != "json" || !slices.Equal(cfg.ExecOpts, []string{"native.cgroupdriver=cgroupfs"}) {
+		t.Errorf("a Docker host's daemon.json: %v (%+v)", err, cfg)
+	}
+	if len(cfg.FileWarnings) != 1 || !strings.Contains(cfg.FileWarnings[0], `"shutdown-timeout" has no effect`) {
+		t.Errorf("warnings %q", cfg.FileWarnings)
+	}
+	for name, tc := range map[string]struct {
+		json, want string
+	}{
+		"storage-driver":   {`{"storage-driver": "btrfs"}`, "--storage-driver btrfs is not supported"},
+		"systemd cgroups":  {`{"exec-opts": ["native.cgroupdriver=systemd"]}`, "--exec-opt native.cgroupdriver=systemd is not supported"},
+		"other exec-opt":   {`{"exec-opts": ["isolation=hyperv"]}`, "berth takes native.cgroupdriver=cgroupfs alone"},
+		"exec-opt no =":    {`{"exec-opts": ["native.cgroupdriver"]}`, "want KEY=VALUE"},
+		"selinux":          {`{"selinux-enabled": true}`, "--selinux-enabled=true is not supported"},
+		"log-format other": {`{"log-format": "logfmt"}`, "invalid log format: logfmt"},
+	} {
+		cfg, err := parseDaemonArgs(t, tc.json)
+		if err == nil {
+			err = cfg.checkRuntimeOptions()
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+	}
+}
+
+// TestPidfile: --pidfile holds the daemon's PID; one naming a live
+// process refuses the start in dockerd's words, one naming a process
+// that is gone is replaced.
+func TestPidfile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "run", "berth.pid")
+	if err := writePidfile(path); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != strconv.Itoa(os.Getpid()) {
+		t.Errorf("pidfile %q", b)
+	}
+	if err := os.WriteFile(path, []byte("1\n"), 0o644); err != nil { // init: always alive
+		t.Fatal(err)
+	}
+	if err := writePidfile(path); err == nil || !strings.Contains(err.Error(), "process with PID 1 is still running") {
+		t.Errorf("a pidfile naming a live process: %v", err)
+	}
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := writePidfile(path); err != nil {
+		t.Errorf("a pidfile naming a process that is gone: %v", err)
 	}
 }

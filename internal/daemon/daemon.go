@@ -120,9 +120,21 @@ type Config struct {
 	// "nftables" (what it always is) or nothing, so that a Docker host's
 	// daemon.json that chose nftables starts berth too.
 	FirewallBackend string
-	// Debug and LogLevel set the daemon's own log's level.
-	Debug    bool
-	LogLevel string
+	// Debug and LogLevel set the daemon's own log's level, LogFormat
+	// its form ("text", the default, or "json": dockerd's --log-format).
+	Debug     bool
+	LogLevel  string
+	LogFormat string
+	// Pidfile, when set, holds the daemon's PID while it runs
+	// (dockerd's --pidfile); a start refuses one naming a live process.
+	Pidfile string
+	// StorageDriver, ExecOpts and SELinux are dockerd's --storage-driver,
+	// --exec-opt and --selinux-enabled, taken when they say what berth
+	// is (overlay, the cgroupfs driver, no SELinux labels) and refused
+	// otherwise (checkRuntimeOptions).
+	StorageDriver string
+	ExecOpts      []string
+	SELinux       bool
 	// ConfigFile is the daemon.json read at start (flags win nothing:
 	// a key given both ways is an error); FileWarnings are its keys taken
 	// without effect (dockerd's for what berth does not do), which the

@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -177,7 +180,9 @@ func TestDaemonConfigFileRefused(t *testing.T) {
 		args []string
 		want string
 	}{
-		{`{"bip": "10.66.0.1/24", "storage-driver": "overlay2"}`, nil, "dockerd's options berth does not have: storage-driver"},
+		{`{"bip": "10.66.0.1/24", "storage-opts": ["size=1G"]}`, nil, "dockerd's options berth does not have: storage-opts"},
+		{`{"storage-driver": "btrfs"}`, nil, "--storage-driver btrfs is not supported"},
+		{`{"ip6tables": false}`, nil, "--ip6tables=false is not supported"},
 		{`{"bip": "10.66.0.1/24", "storage_driver": "overlay2"}`, nil, "the following directives don't match any configuration option of berth's: storage_driver"},
 		{`{"mtu": 1400}`, []string{"--mtu", "1300"}, "the following directives are specified both as a flag and in the configuration file: mtu: (from flag: 1300, from file: 1400)"},
 		{`{"bip": "10.66.0.0/24"}`, nil, "network or broadcast address"},
@@ -365,5 +370,48 @@ func TestNoDefaultBridge(t *testing.T) {
 	gw := dockerInspect(t, w, "{{range .IPAM.Config}}{{.Gateway}}{{end}}", "bridge")
 	if out, _, code := w.Docker(t, "start", "-a", "later"); code != 0 || !strings.Contains(out, "inet "+strings.TrimSuffix(gw, ".0.1")+".") {
 		t.Errorf("a container created under --bridge none, started without it: exit %d\n%s", code, out)
+	}
+}
+
+// TestDockerHostDaemonJSON: a Docker host's daemon.json, whose keys say
+// what berth is (overlay2, the cgroupfs driver, iptables and ip6tables
+// on, live-restore) or what berth does not do (shutdown-timeout), starts
+// berth; log-format json makes the daemon's log JSON lines and pidfile
+// holds its PID while it runs.
+func TestDockerHostDaemonJSON(t *testing.T) {
+	w := testworld.New(t)
+	pid := filepath.Join(w.Dir, "run", "berth.pid")
+	conf := writeDaemonJSON(t, w, "docker.json", `{
+		"storage-driver": "overlay2", "exec-opts": ["native.cgroupdriver=cgroupfs"],
+		"log-driver": "json-file", "log-opts": {"max-size": "10m", "max-file": "3"},
+		"iptables": true, "ip6tables": true, "ip-forward": true, "live-restore": true,
+		"shutdown-timeout": 30, "selinux-enabled": false, "log-format": "json", "pidfile": "`+pid+`"
+	}`)
+	d := w.Start(t, "--config-file", conf)
+	if b, err := os.ReadFile(pid); err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(d.Pid()) {
+		t.Errorf("pidfile %q (%v), want the daemon's PID %d", b, err, d.Pid())
+	}
+	if out := mustDocker(t, w, "info", "--format", "{{json .Warnings}}"); !strings.Contains(out, "shutdown-timeout") {
+		t.Errorf("docker info's warnings, want the one of shutdown-timeout: %s", out)
+	}
+	d.Stop()
+	if _, err := os.Stat(pid); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the pidfile after the daemon stopped: %v, want it gone", err)
+	}
+	log, err := os.ReadFile(d.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(log)), "\n") {
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(line), &entry); err != nil || entry["msg"] == nil {
+			t.Errorf("a log line that is not a JSON entry: %q (%v)", line, err)
+			continue
+		}
+		n++
+	}
+	if n == 0 {
+		t.Error("the daemon logged nothing")
 	}
 }
