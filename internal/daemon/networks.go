@@ -79,6 +79,11 @@ func (d *Daemon) ConnectNetwork(ctx context.Context, netRef, ctrRef string, req 
 	if err != nil {
 		return err
 	}
+	if d.netSettings.noBridge && n.Name == network.NameBridge {
+		// Kept while containers are on it, which berth joins to nothing
+		// new meanwhile (lifecycle's start skips it too).
+		return errdefs.Forbidden("the default bridge network is disabled (--bridge none): it stays only until the containers on it are gone")
+	}
 	cs, err := d.lookup(ctrRef)
 	if err != nil {
 		return err

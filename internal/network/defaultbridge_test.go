@@ -374,13 +374,36 @@ func TestDefaultBridgeUserManaged(t *testing.T) {
 		}
 	}
 
-	// --bridge dropped: berth0 again, from the pools, br-admin let go of.
+	// The administrator's device gives another address (their order
+	// changed, a --fixed-cidr picks another): the network follows it,
+	// and berth takes none of theirs off the device.
+	r.tweak = func(c *Config) {
+		c.DefaultBridgeName, c.DefaultBridgeUserManaged = "br-admin", true
+		c.DefaultBridgeBIP = mustPrefix("10.60.0.1/24")
+	}
+	r.restart(t)
+	if got := r.defaultBridge(t); got.IPv4.Subnet != mustPrefix("10.60.0.0/24") || got.StaleGateways != nil || r.drv.bridges["br-admin"].StaleGateways != nil {
+		t.Errorf("br-admin's other address: %+v, stale %v / %v; want 10.60.0.0/24 and none of the administrator's addresses taken off", got.IPv4, got.StaleGateways, r.drv.bridges["br-admin"].StaleGateways)
+	}
+	// Without an address on it (the administrator took it off), a subnet
+	// of the pools, not the one recorded, as dockerd's selectBIP.
+	r.tweak = func(c *Config) { c.DefaultBridgeName, c.DefaultBridgeUserManaged = "br-admin", true }
+	r.restart(t)
+	if got := r.defaultBridge(t); got.IPv4.Subnet != mustPrefix("172.17.0.0/16") {
+		t.Errorf("br-admin without an address: %+v, want a subnet of the pools", got.IPv4)
+	}
+
+	// --bridge dropped, with the administrator's uplink on br-admin:
+	// berth0 again, from the pools, br-admin let go of. The gateway berth
+	// put on it stays with it, as dockerd leaves it, so its subnet is
+	// routed there: berth0 takes the pools' next.
 	r.drv.deleted = nil
+	r.drv.foreignPorts = map[string]int{"br-admin": 1}
 	r.tweak = nil
 	r.restart(t)
 	n = r.defaultBridge(t)
-	if n.Bridge.Name != "berth0" || n.Bridge.External || n.IPv4.Subnet != mustPrefix("172.17.0.0/16") {
-		t.Errorf("--bridge dropped: %+v %+v, want berth0 on 172.17.0.0/16", n.Bridge, n.IPv4)
+	if n.Bridge.Name != "berth0" || n.Bridge.External || n.IPv4.Subnet != mustPrefix("172.18.0.0/16") {
+		t.Errorf("--bridge dropped: %+v %+v, want berth0 on 172.18.0.0/16", n.Bridge, n.IPv4)
 	}
 	if slices.Contains(r.drv.deleted, "br-admin") || !slices.Contains(r.drv.releasedBridges, "br-admin") {
 		t.Errorf("deleted %v, released %v: want the administrator's br-admin let go of, not deleted", r.drv.deleted, r.drv.releasedBridges)
@@ -437,7 +460,19 @@ func TestNoDefaultBridge(t *testing.T) {
 	// And back: a new default bridge network.
 	r.tweak = nil
 	r.restart(t)
-	if n := r.defaultBridge(t); n.ID == id || n.IPv4.Subnet != mustPrefix("172.17.0.0/16") {
+	n := r.defaultBridge(t)
+	if n.ID == id || n.IPv4.Subnet != mustPrefix("172.17.0.0/16") {
 		t.Errorf("the default bridge made again: %s %+v", n.ID, n.IPv4)
+	}
+
+	// --bridge none's removal cut off after its mark (a crash): a start
+	// without the option finishes it and makes the default bridge again.
+	n.Removing = true
+	if err := r.c.putNetwork(n); err != nil {
+		t.Fatal(err)
+	}
+	r.restart(t)
+	if got := r.defaultBridge(t); got.ID == n.ID || got.IPv4.Subnet != mustPrefix("172.17.0.0/16") {
+		t.Errorf("after a cut-off removal: %s %+v, want a new default bridge on 172.17.0.0/16", got.ID, got.IPv4)
 	}
 }

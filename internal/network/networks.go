@@ -729,10 +729,12 @@ func (c *Controller) applyDefaultBridgeLocked() error {
 		return settingsError("the default bridge's options: %w", err)
 	}
 	bc.DefaultBridge, bc.External = true, c.cfg.DefaultBridgeUserManaged
-	// Leaving the administrator's device (--bridge dropped or changed),
-	// the subnet was its address's, not berth's to keep: chosen again as
-	// dockerd chooses docker0's (the old device keeps its address).
-	keepable := !n.Bridge.External || bc.Name == n.Bridge.Name
+	// On the administrator's device (--bridge), now or before, the
+	// subnet is its address's, not berth's to keep: chosen from the
+	// device's address (the daemon's DefaultBridgeBIP) or else afresh, as
+	// dockerd's selectBIP reads it at every start (the old device keeps
+	// its address).
+	keepable := !n.Bridge.External && !bc.External
 	var changes []string
 	if bc.Name != n.Bridge.Name {
 		for _, o := range c.networks {
@@ -740,8 +742,13 @@ func (c *Controller) applyDefaultBridgeLocked() error {
 				return settingsError("--bridge-name %s: that is the bridge device of network %q", bc.Name, o.Name)
 			}
 		}
-		if err := c.checkLeavableLocked(n); err != nil {
-			return err
+		// The administrator's device (--bridge) is left whatever its
+		// ports: its subnet is not kept, so nothing of berth's is left
+		// on it that the new one has too (released below).
+		if !n.Bridge.External {
+			if err := c.checkLeavableLocked(n); err != nil {
+				return err
+			}
 		}
 		changes = append(changes, "bridge name "+n.Bridge.Name+" → "+bc.Name)
 	}
@@ -787,15 +794,28 @@ func (c *Controller) applyDefaultBridgeLocked() error {
 			"pending", strings.Join(changes, "; "))
 		return nil
 	}
+	if n.Bridge.External && bc.Name != n.Bridge.Name {
+		// Let go of the administrator's device the default bridge leaves
+		// (untagged, its ports and addresses as they are) before the
+		// record names another, so that removeStrayBridges never takes
+		// it for berth's old device. A crash in between releases it again.
+		if err := c.cfg.Driver.ReleaseBridge(n.Bridge.Name); err != nil {
+			return fmt.Errorf("let go of the administrator's bridge %s: %w", n.Bridge.Name, err)
+		}
+		c.forgetBridge(n.Bridge.Name)
+	}
+	// The gateways given up are taken off the bridge, unless it is or
+	// was the administrator's: its addresses are theirs.
+	stale := !n.Bridge.External && !bc.External
 	n.Bridge.Name, n.Bridge.MTU, n.Bridge.External = bc.Name, bc.MTU, bc.External
 	n.Bridge.EnableICC, n.Bridge.EnableIPMasquerade, n.Bridge.HostBindingIPv4 = bc.EnableICC, bc.EnableIPMasquerade, bc.HostBindingIPv4
 	n.Options = defaultBridgeOptions(n.Bridge)
 	c.setDefaultBridgeHostAccess(n)
 	if change4 {
-		replaceFamily(n, &n.IPv4, c.spaces, cfg4, space4)
+		replaceFamily(n, &n.IPv4, c.spaces, cfg4, space4, stale)
 	}
 	if change6 {
-		replaceFamily(n, &n.IPv6, c.spaces6, cfg6, space6)
+		replaceFamily(n, &n.IPv6, c.spaces6, cfg6, space6, stale)
 	}
 	if err := c.putNetwork(n); err != nil {
 		return fmt.Errorf("record the default bridge: %w", err)
@@ -807,9 +827,10 @@ func (c *Controller) applyDefaultBridgeLocked() error {
 
 // replaceFamily gives the default bridge n the family cfg (with its
 // address space, nil without one) in place of *cur, recording cur's
-// gateway for the driver to take off the bridge when the bridge loses it.
-func replaceFamily(n *Network, cur **IPConfig, spaces map[string]*ipam.Space, cfg *IPConfig, space *ipam.Space) {
-	if old := *cur; old != nil && (cfg == nil || cfg.Gateway != old.Gateway || cfg.Subnet.Bits() != old.Subnet.Bits()) {
+// gateway, when stale says so, for the driver to take off the bridge
+// when the bridge loses it.
+func replaceFamily(n *Network, cur **IPConfig, spaces map[string]*ipam.Space, cfg *IPConfig, space *ipam.Space, stale bool) {
+	if old := *cur; stale && old != nil && (cfg == nil || cfg.Gateway != old.Gateway || cfg.Subnet.Bits() != old.Subnet.Bits()) {
 		n.StaleGateways = appendNew(n.StaleGateways, netip.PrefixFrom(old.Gateway, old.Subnet.Bits()))
 	}
 	*cur = cfg

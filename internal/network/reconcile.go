@@ -23,10 +23,14 @@ func (c *Controller) Start(ctx context.Context) error {
 	if err := c.load(); err != nil {
 		return err
 	}
+	// Removals a crash cut off are finished first: the default bridge
+	// --bridge none was removing is then no longer there to count as made
+	// when the predefined networks are (a start without the option makes
+	// it again), nor holds its device or subnet.
+	errs := c.finishRemovals(ctx)
 	// Bridges no record knows go first: a data-root wiped under a
 	// running host leaves its old default bridge, whose route would push
 	// the new one off its subnet (dockerd reuses docker0's address).
-	var errs []error
 	if err := c.removeStrayBridges(); err != nil {
 		if se := (*SettingsError)(nil); errors.As(err, &se) {
 			return err
@@ -49,7 +53,6 @@ func (c *Controller) Start(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	c.reholdPorts()
-	errs = append(errs, c.finishRemovals(ctx)...)
 	errs = append(errs, c.ensureBridges()...)
 	if err := c.rebuildFirewall(ctx); err != nil {
 		errs = append(errs, err)

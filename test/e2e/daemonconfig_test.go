@@ -3,6 +3,10 @@ package e2e
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
+	"github.com/berth-net/berth/internal/sandbox"
 	"github.com/berth-net/berth/internal/testworld"
 )
 
@@ -289,9 +296,17 @@ func TestUserManagedDefaultBridge(t *testing.T) {
 	w.MustInHost(t, "ip", "link", "add", "br-lan", "type", "bridge")
 	w.MustInHost(t, "ip", "addr", "add", "10.50.0.1/24", "dev", "br-lan")
 	w.MustInHost(t, "ip", "link", "set", "br-lan", "up")
+	// A host of the administrator's LAN behind br-lan's uplink port.
+	lan := lanPeer(t, w, "br-lan", netip.MustParsePrefix("10.50.0.200/24"))
+	listenInHost(t, w, "0.0.0.0:8099")
 
 	d := w.Start(t, "--bridge", "br-lan")
 	w.Busybox(t)
+	// The LAN still reaches the host's own services (its ssh): the
+	// administrator's bridge is open to them, as Docker's bridges are.
+	if err := lanDial(lan, "10.50.0.1:8099"); err != nil {
+		t.Errorf("the LAN's host to the host's service on br-lan: %v", err)
+	}
 	got := strings.TrimSpace(mustDocker(t, w, "network", "inspect", "-f",
 		`{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}} {{index .Options "com.docker.network.bridge.name"}}`, "bridge"))
 	if got != "10.50.0.0/24 10.50.0.1 br-lan" {
@@ -306,10 +321,10 @@ func TestUserManagedDefaultBridge(t *testing.T) {
 	if !strings.HasPrefix(ip2, "10.50.0.") {
 		t.Errorf("u2's address %q, want one of br-lan's 10.50.0.0/24", ip2)
 	}
-	if out := w.MustInHost(t, "ip", "-o", "link", "show", "master", "br-lan"); strings.Count(out, "\n") != 2 {
-		t.Errorf("br-lan's ports, want the two containers':\n%s", out)
+	if out := w.MustInHost(t, "ip", "-o", "link", "show", "master", "br-lan"); strings.Count(out, "\n") != 3 {
+		t.Errorf("br-lan's ports, want the uplink and the two containers':\n%s", out)
 	}
-	for _, dst := range []string{ip2, testworld.ServerAddr.String()} {
+	for _, dst := range []string{ip2, testworld.ServerAddr.String(), "10.50.0.200"} {
 		if _, errOut, code := w.Docker(t, "exec", "u1", "ping", "-c", "1", "-W", "5", dst); code != 0 {
 			t.Errorf("u1 pings %s across br-lan: exit %d, %q", dst, code, errOut)
 		}
@@ -325,6 +340,9 @@ func TestUserManagedDefaultBridge(t *testing.T) {
 	}
 	if out := w.MustInHost(t, "ip", "-d", "addr", "show", "dev", "br-lan"); !strings.Contains(out, "inet 10.50.0.1/24 ") || strings.Contains(out, "alias") {
 		t.Errorf("br-lan after berth let go of it, want it as the administrator made it (its address, no tag of berth's):\n%s", out)
+	}
+	if out := w.MustInHost(t, "ip", "-o", "link", "show", "master", "br-lan"); !strings.Contains(out, "lan0") {
+		t.Errorf("br-lan lost its uplink:\n%s", out)
 	}
 	runDockerSleeper(t, w, "u3")
 	if ip := dockerInspect(t, w, "{{.NetworkSettings.IPAddress}}", "u3"); !strings.HasPrefix(ip, "172.17.") {
@@ -364,12 +382,32 @@ func TestNoDefaultBridge(t *testing.T) {
 	mustDocker(t, w, "create", "--name", "later", testworld.BusyboxImage, "ip", "-o", "-4", "addr", "show", "eth0")
 	d.Stop()
 
-	w.Start(t)
+	d = w.Start(t)
 	// web took 172.17.0.0/16 meanwhile, the pools' first, as it would
 	// on dockerd without docker0: the bridge comes back on the next.
 	gw := dockerInspect(t, w, "{{range .IPAM.Config}}{{.Gateway}}{{end}}", "bridge")
 	if out, _, code := w.Docker(t, "start", "-a", "later"); code != 0 || !strings.Contains(out, "inet "+strings.TrimSuffix(gw, ".0.1")+".") {
 		t.Errorf("a container created under --bridge none, started without it: exit %d\n%s", code, out)
+	}
+
+	// --bridge none with a container on the bridge: the network stays
+	// until it is gone, and nothing new joins it meanwhile.
+	runDockerSleeper(t, w, "stay")
+	runDockerSleeper(t, w, "other", "--network", "web")
+	d.Stop()
+	d = w.Start(t, "--bridge", "none")
+	mustDocker(t, w, "network", "inspect", "bridge")
+	if out := mustDocker(t, w, "run", "--rm", testworld.BusyboxImage, "ip", "-o", "link"); strings.Contains(out, "eth0") {
+		t.Errorf("a new container joined the default bridge kept for another under --bridge none:\n%s", out)
+	}
+	if _, errOut, code := w.Docker(t, "network", "connect", "bridge", "other"); code == 0 || !strings.Contains(errOut, "--bridge none") {
+		t.Errorf("network connect to the kept default bridge: exit %d, %q", code, errOut)
+	}
+	mustDocker(t, w, "rm", "-f", "stay")
+	d.Stop()
+	w.Start(t, "--bridge", "none")
+	if _, _, code := w.Docker(t, "network", "inspect", "bridge"); code == 0 {
+		t.Error("--bridge none: the default bridge stayed once its last container was gone")
 	}
 }
 
@@ -414,4 +452,66 @@ func TestDockerHostDaemonJSON(t *testing.T) {
 	if n == 0 {
 		t.Error("the daemon logged nothing")
 	}
+}
+
+// lanPeer makes a host of an administrator's LAN on bridge br: a
+// namespace of its own, bound in the world's directory, with addr on a
+// veth whose other end, lan0, is a port of br (the uplink). It returns
+// the namespace's path; the test's cleanup unbinds it.
+func lanPeer(t *testing.T, w *testworld.World, br string, addr netip.Prefix) string {
+	t.Helper()
+	path := filepath.Join(w.Dir, "lan.netns")
+	if err := sandbox.NewBound(path); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sandbox.Unbind(path) })
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	err = sandbox.Do(w.HostNS(), func() error {
+		master, err := netlink.LinkByName(br)
+		if err != nil {
+			return err
+		}
+		attrs := netlink.NewLinkAttrs()
+		attrs.Name, attrs.MasterIndex, attrs.Flags = "lan0", master.Attrs().Index, net.FlagUp
+		return netlink.LinkAdd(&netlink.Veth{LinkAttrs: attrs, PeerName: "eth0", PeerNamespace: netlink.NsFd(int(f.Fd()))})
+	})
+	if err != nil {
+		t.Fatalf("the LAN's uplink on %s: %v", br, err)
+	}
+	err = sandbox.Do(path, func() error {
+		l, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		if err := netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: addr.Addr().AsSlice(), Mask: net.CIDRMask(addr.Bits(), 32)}}); err != nil {
+			return err
+		}
+		return netlink.LinkSetUp(l)
+	})
+	if err != nil {
+		t.Fatalf("the LAN's host %s: %v", addr, err)
+	}
+	return path
+}
+
+// lanDial connects from the namespace at ns to addr and reads the
+// host listener's greeting (listenInHost).
+func lanDial(ns, addr string) error {
+	return sandbox.Do(ns, func() error {
+		c, err := net.DialTimeout("tcp4", addr, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b, err := io.ReadAll(c)
+		if err != nil || !strings.Contains(string(b), "hello") {
+			return fmt.Errorf("read %q: %v", b, err)
+		}
+		return nil
+	})
 }
