@@ -80,7 +80,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if err := writePidfile(cfg.Pidfile); err != nil {
 			return err
 		}
-		defer os.Remove(cfg.Pidfile)
+		defer removePidfile(cfg.Pidfile)
 	}
 	d, err := New(cfg)
 	if err != nil {
@@ -149,13 +149,29 @@ func writePidfile(path string) error {
 		return fmt.Errorf("failed to create pidfile directory: %w", err)
 	}
 	if b, err := os.ReadFile(path); err == nil {
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 && pid != os.Getpid() && syscall.Kill(pid, 0) == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 && pid != os.Getpid() && alive(pid) {
 			return fmt.Errorf("failed to start daemon, ensure berth is not running or delete %s: process with PID %d is still running", path, pid)
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("pidfile %s: %w", path, err)
 	}
 	return os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())), 0o644)
+}
+
+// alive reports whether process pid exists: a signal 0 reaches it, or
+// may not (EPERM: it is someone else's), as moby's process.Alive.
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// removePidfile removes path if it still holds this process's PID: a
+// daemon of another namespace given the same path may have written it
+// since.
+func removePidfile(path string) {
+	if b, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {
+		_ = os.Remove(path)
+	}
 }
 
 // netnsLockName is an abstract unix socket: abstract names belong to the

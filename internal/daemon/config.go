@@ -65,10 +65,20 @@ func addFlags(f *pflag.FlagSet, cfg *Config) {
 	f.IntVar(&cfg.DefaultStopTimeout, "default-stop-timeout", 10, "seconds a stop waits for a container that sets no --stop-timeout before it kills it")
 	f.Var(&labelsValue{&cfg.Labels}, "label", "the daemon's labels, KEY=VALUE, which docker info shows (repeatable)")
 	f.StringVar(&cfg.FirewallBackend, "firewall-backend", "", `dockerd 29's choice of firewall: "nftables", berth's only one (its table inet berth), or unset; "iptables" is refused`)
-	f.Var(notBool{&cfg.NoIPTables}, "iptables", "dockerd's, true: berth always writes its firewall rules (nftables, its table inet berth); false is refused")
-	f.Var(notBool{&cfg.NoIP6Tables}, "ip6tables", "dockerd's, true: berth always writes its IPv6 firewall rules (in the same table); false is refused")
-	f.Var(notBool{&cfg.NoIPForward}, "ip-forward", "dockerd's, true: berth turns IP forwarding on for its bridges, as dockerd does; false is refused")
-	f.Var(notBool{&cfg.IPForwardDrop}, "ip-forward-no-drop", "dockerd's, true: berth never sets the filter FORWARD policy to DROP (dockerd's false does); false is refused")
+	for _, b := range []struct {
+		name, usage string
+		not         *bool
+	}{
+		{"iptables", "dockerd's, true: berth always writes its firewall rules (nftables, its table inet berth); false is refused", &cfg.NoIPTables},
+		{"ip6tables", "dockerd's, true: berth always writes its IPv6 firewall rules (in the same table); false is refused", &cfg.NoIP6Tables},
+		{"ip-forward", "dockerd's, true: berth turns IP forwarding on for its bridges, as dockerd does; false is refused", &cfg.NoIPForward},
+	} {
+		// A bare --iptables is true, as a BoolVar's.
+		f.VarPF(notBool{b.not}, b.name, "", b.usage).NoOptDefVal = "true"
+	}
+	f.BoolVar(&cfg.IPForwardNoDrop, "ip-forward-no-drop", false, "dockerd's: berth never sets the filter FORWARD policy to DROP, whichever is given")
+	f.Int("shutdown-timeout", 15, "dockerd's: no effect, berth leaves its containers running when it stops")
+	_ = f.MarkHidden("shutdown-timeout")
 	f.BoolVar(&cfg.AllowDirectRouting, "allow-direct-routing", false, "let traffic routed straight to a container's address reach its published ports from any interface, as dockerd's (no direct-access drop)")
 	f.BoolVar(&cfg.UserlandProxy, "userland-proxy", true, "serve the [::] side of ports published from IPv4-only containers, and [::1], from the daemon (IPv4 ports are the kernel's either way)")
 	f.BoolVar(&cfg.LiveRestore, "live-restore", true, "containers keep running while the daemon is down (always so with berth)")
@@ -275,7 +285,7 @@ var dockerdKeys = []string{
 	"containerd", "containerd-namespace", "containerd-plugin-namespace", "cpu-rt-period",
 	"cpu-rt-runtime", "cri-containerd", "default-init", "default-runtime",
 	"http-proxy", "https-proxy", "init-path",
-	"log-format", "metrics-addr", "min-api-version",
+	"metrics-addr", "min-api-version",
 	"network-control-plane-mtu", "network-diagnostic-port", "no-proxy", "node-generic-resources", "nri-opts",
 	"raw-logs", "resolv-conf", "rootless", "runtimes", "seccomp-profile",
 	"storage-opts", "swarm-default-advertise-addr", "swarm-raft-election-tick",
@@ -655,7 +665,6 @@ func (cfg *Config) networkSettings(engineID string) (netSettings, error) {
 		{"iptables", cfg.NoIPTables, "berth always writes its firewall rules (nftables, its table inet berth)"},
 		{"ip6tables", cfg.NoIP6Tables, "berth always writes its IPv6 firewall rules (nftables, its table inet berth)"},
 		{"ip-forward", cfg.NoIPForward, "berth turns IP forwarding on for its bridges, as dockerd does by default"},
-		{"ip-forward-no-drop", cfg.IPForwardDrop, "berth never sets the filter FORWARD policy to DROP, which dockerd's false would"},
 	} {
 		if o.off {
 			return s, fmt.Errorf("--%s=false is not supported: %s; leave it unset or true", o.flag, o.why)

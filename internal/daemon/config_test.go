@@ -59,7 +59,7 @@ func TestConfigFileSetsOptions(t *testing.T) {
 		Pools:              []ipam.Pool{{Base: netip.MustParsePrefix("10.100.0.0/16"), Size: 24}, {Base: netip.MustParsePrefix("fd00:100::/48"), Size: 64}},
 		DefaultNetworkOpts: map[string]map[string]string{"bridge": {"com.docker.network.driver.mtu": "1400"}},
 		DNS:                []string{"10.0.0.53", "10.0.1.53"}, DNSSearch: []string{"corp.example"}, DNSOptions: []string{"ndots:2"},
-		Group: 123, LogDriver: "json-file", LiveRestore: true, Debug: true, LogLevel: "info", LogFormat: "text", UserlandProxy: false,
+		Group: 123, LogDriver: "json-file", LiveRestore: true, Debug: true, LogLevel: "info", LogFormat: "text", UserlandProxy: false, IPForwardNoDrop: true,
 		DefaultStopTimeout: 10, AllowDirectRouting: true, DefaultGateway: "10.20.0.254", DefaultGateway6: "fd00:20::fe",
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -551,11 +551,30 @@ func TestFromUserBridge(t *testing.T) {
 	}
 }
 
-// TestDockerdSwitchesBerthAlwaysHas: dockerd's --iptables, --ip6tables,
-// --ip-forward and --ip-forward-no-drop are taken true (a Docker host's
-// daemon.json often says so) and refused false, by name.
+// TestDockerdSwitchesBerthAlwaysHas: dockerd's --iptables, --ip6tables
+// and --ip-forward are taken true (a Docker host's daemon.json often says
+// so) and refused false, by name; --ip-forward-no-drop is taken either
+// way (berth never sets the FORWARD policy). On the command line a bare
+// switch is true, as dockerd's BoolVar flags.
 func TestDockerdSwitchesBerthAlwaysHas(t *testing.T) {
-	for _, key := range []string{"iptables", "ip6tables", "ip-forward", "ip-forward-no-drop"} {
+	for _, v := range []bool{true, false} {
+		cfg, err := parseDaemonArgs(t, fmt.Sprintf(`{"ip-forward-no-drop": %t}`, v))
+		if err == nil {
+			cfg.IP, cfg.MTU = "0.0.0.0", 1500
+			_, err = cfg.networkSettings("engine")
+		}
+		if err != nil {
+			t.Errorf(`"ip-forward-no-drop": %t: %v`, v, err)
+		}
+	}
+	cfg, err := parseDaemonArgs(t, `{}`, "--iptables", "--debug", "--ip6tables=true", "--ip-forward")
+	if err != nil || cfg.NoIPTables || cfg.NoIP6Tables || cfg.NoIPForward || !cfg.Debug {
+		t.Errorf("bare switches: %v, %+v", err, cfg)
+	}
+	if cfg, err = parseDaemonArgs(t, `{}`, "--iptables=false"); err != nil || !cfg.NoIPTables {
+		t.Errorf("--iptables=false: %v, %+v", err, cfg)
+	}
+	for _, key := range []string{"iptables", "ip6tables", "ip-forward"} {
 		for _, v := range []bool{true, false} {
 			cfg, err := parseDaemonArgs(t, fmt.Sprintf(`{%q: %t}`, key, v))
 			if err != nil {
@@ -631,5 +650,20 @@ func TestPidfile(t *testing.T) {
 	}
 	if err := writePidfile(path); err != nil {
 		t.Errorf("a pidfile naming a process that is gone: %v", err)
+	}
+	// At exit only a file that still names this process goes.
+	if err := os.WriteFile(path, []byte("1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	removePidfile(path)
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("another daemon's pidfile was removed: %v", err)
+	}
+	if err := os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	removePidfile(path)
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("the daemon's own pidfile stayed: %v", err)
 	}
 }

@@ -44,11 +44,13 @@ type Config struct {
 	ExecRoot   string // /run/berth
 	Host       string // unix:///run/berth/berth.sock
 	BridgeName string // berth0
-	// NoIPTables, NoIP6Tables, NoIPForward and IPForwardDrop are
-	// dockerd's --iptables, --ip6tables, --ip-forward and
-	// --ip-forward-no-drop set false: switches for what berth always does,
-	// refused (networkSettings).
-	NoIPTables, NoIP6Tables, NoIPForward, IPForwardDrop bool
+	// NoIPTables, NoIP6Tables and NoIPForward are dockerd's --iptables,
+	// --ip6tables and --ip-forward set false: switches for what berth
+	// always does, refused (networkSettings). IPForwardNoDrop is
+	// dockerd's --ip-forward-no-drop, taken either way: berth never sets
+	// the FORWARD policy to DROP, which dockerd's default false does.
+	NoIPTables, NoIP6Tables, NoIPForward bool
+	IPForwardNoDrop                      bool
 	// Bridge is dockerd's --bridge: the default bridge network on the
 	// administrator's bridge device of that name, or none at all ("none").
 	Bridge string

@@ -107,9 +107,13 @@ type Controller struct {
 	cfg Config
 	log *slog.Logger
 
-	mu        sync.RWMutex // readers (inspect, ls) never queue behind one another
-	networks  map[string]*Network
-	endpoints map[string]*Endpoint
+	mu       sync.RWMutex // readers (inspect, ls) never queue behind one another
+	networks map[string]*Network
+	// unfinished names the predefined networks whose removal (--bridge
+	// none's) failed at this start: their record and device are still
+	// there, so none of that name is made again until a start finishes it.
+	unfinished map[string]bool
+	endpoints  map[string]*Endpoint
 	// bySandbox indexes endpoints by their sandbox's ID (setEndpointLocked
 	// and dropEndpointLocked keep it), so that a sandbox's endpoints are
 	// found without a walk of every endpoint on the host: docker ps asks

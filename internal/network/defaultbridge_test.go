@@ -472,7 +472,29 @@ func TestNoDefaultBridge(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.restart(t)
-	if got := r.defaultBridge(t); got.ID == n.ID || got.IPv4.Subnet != mustPrefix("172.17.0.0/16") {
+	got := r.defaultBridge(t)
+	if got.ID == n.ID || got.IPv4.Subnet != mustPrefix("172.17.0.0/16") {
 		t.Errorf("after a cut-off removal: %s %+v, want a new default bridge on 172.17.0.0/16", got.ID, got.IPv4)
+	}
+
+	// A removal whose teardown fails again: no second default bridge on
+	// the device that the next start's teardown deletes; that start
+	// finishes it and makes a new one.
+	got.Removing = true
+	if err := r.c.putNetwork(got); err != nil {
+		t.Fatal(err)
+	}
+	r.drv.failDelete = errors.New("device busy")
+	r.c.Close()
+	r.c = New(Config{Store: r.st, Driver: r.drv, Sandboxes: r.sbs, Firewall: r.fw, NewID: r.ids})
+	if err := r.c.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "device busy") {
+		t.Errorf("a start whose removal failed: %v", err)
+	}
+	if _, err := r.c.Network("bridge"); err == nil {
+		t.Error("a default bridge was made beside the one whose removal failed")
+	}
+	r.restart(t)
+	if again := r.defaultBridge(t); again.ID == got.ID || r.drv.bridges["berth0"].Name != "berth0" {
+		t.Errorf("the start after: %s, bridges %v", again.ID, r.drv.bridges)
 	}
 }

@@ -35,6 +35,8 @@ type fakeDriver struct {
 	// failEnsure, if set, is EnsureBridge's error (a start cut off
 	// before the kernel work).
 	failEnsure error
+	// failDelete, if set, is DeleteBridge's error once.
+	failDelete error
 	// releasedBridges are bridges ReleaseBridge untagged.
 	releasedBridges []string
 	// foreignPorts are links not berth's on a bridge, by its name;
@@ -87,6 +89,10 @@ func (d *fakeDriver) ReleaseBridge(name string) error {
 func (d *fakeDriver) DeleteBridge(name string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if err := d.failDelete; err != nil {
+		d.failDelete = nil
+		return err
+	}
 	for _, v := range d.veths {
 		if v.Bridge == name {
 			return fmt.Errorf("bridge %q still has port %q", name, v.HostIfName)

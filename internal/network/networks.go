@@ -1012,6 +1012,12 @@ func (c *Controller) ensurePredefinedLocked() error {
 		if have[pd.name] || pd.name == NameBridge && c.cfg.NoDefaultBridge {
 			continue
 		}
+		if c.unfinished[pd.name] {
+			// Another of that name would share the device the next
+			// start's teardown deletes.
+			c.log.Warn("a predefined network's removal did not finish: it is made again at a start that finishes it", "network", pd.name)
+			continue
+		}
 		n := &Network{ID: c.cfg.NewID(), Name: pd.name, Driver: pd.driver, Created: now, Predefined: true,
 			Options: map[string]string{}, Labels: map[string]string{}, MACsFromAddresses: true}
 		if pd.driver == DriverBridge {

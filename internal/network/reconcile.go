@@ -149,6 +149,14 @@ func (c *Controller) finishRemovals(ctx context.Context) []error {
 		c.log.Info("finishing removal of network", "name", n.Name)
 		if err := c.teardownNetwork(ctx, n); err != nil {
 			errs = append(errs, err)
+			if n.Predefined {
+				c.mu.Lock()
+				if c.unfinished == nil {
+					c.unfinished = map[string]bool{}
+				}
+				c.unfinished[n.Name] = true
+				c.mu.Unlock()
+			}
 		}
 	}
 	return errs
