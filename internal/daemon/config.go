@@ -79,6 +79,7 @@ func addFlags(f *pflag.FlagSet, cfg *Config) {
 	f.BoolVar(&cfg.IPForwardNoDrop, "ip-forward-no-drop", false, "dockerd's: berth never sets the filter FORWARD policy to DROP, whichever is given")
 	f.Int("shutdown-timeout", 15, "dockerd's: no effect, berth leaves its containers running when it stops")
 	_ = f.MarkHidden("shutdown-timeout")
+	f.StringVar(&cfg.BridgeAcceptFwMark, "bridge-accept-fwmark", "", "let bridge networks take traffic another firewall of the host marked so, on any port: MARK or MARK/MASK (dockerd 29's)")
 	f.BoolVar(&cfg.AllowDirectRouting, "allow-direct-routing", false, "let traffic routed straight to a container's address reach its published ports from any interface, as dockerd's (no direct-access drop)")
 	f.BoolVar(&cfg.UserlandProxy, "userland-proxy", true, "serve the [::] side of ports published from IPv4-only containers, and [::1], from the daemon (IPv4 ports are the kernel's either way)")
 	f.BoolVar(&cfg.LiveRestore, "live-restore", true, "containers keep running while the daemon is down (always so with berth)")
@@ -281,7 +282,7 @@ var noEffectKeys = map[string]string{
 // config.Config), which berth refuses by name: each would change what
 // dockerd does in a way berth does not.
 var dockerdKeys = []string{
-	"authorization-plugins", "bridge-accept-fwmark", "cdi-spec-dirs",
+	"authorization-plugins", "cdi-spec-dirs",
 	"containerd", "containerd-namespace", "containerd-plugin-namespace", "cpu-rt-period",
 	"cpu-rt-runtime", "cri-containerd", "default-init", "default-runtime",
 	"http-proxy", "https-proxy", "init-path",
@@ -628,13 +629,15 @@ type netSettings struct {
 	userBridge    bool
 	noBridge      bool
 	bridgeOptions map[string]string // the default bridge's driver options
-	bip           netip.Prefix      // its gateway and subnet
-	fixedCIDR     netip.Prefix      // its addresses' range
-	subnet6       netip.Prefix      // --fixed-cidr-v6
-	bip6          netip.Prefix      // --bip6: the bridge's IPv6 address and subnet
-	pools, pools6 []ipam.Pool       // nil: Docker's
-	dns           []string
-	hostGateway   []netip.Addr // --host-gateway-ip
+	// fwMark and fwMask are --bridge-accept-fwmark's (0: none).
+	fwMark, fwMask uint32
+	bip            netip.Prefix // its gateway and subnet
+	fixedCIDR      netip.Prefix // its addresses' range
+	subnet6        netip.Prefix // --fixed-cidr-v6
+	bip6           netip.Prefix // --bip6: the bridge's IPv6 address and subnet
+	pools, pools6  []ipam.Pool  // nil: Docker's
+	dns            []string
+	hostGateway    []netip.Addr // --host-gateway-ip
 	// --default-gateway, --default-gateway-v6: the default bridge's
 	// containers' gateways (invalid: the bridge's addresses).
 	defaultGateway, defaultGateway6 netip.Addr
@@ -752,6 +755,9 @@ func (cfg *Config) networkSettings(engineID string) (netSettings, error) {
 			return s, fmt.Errorf("%s %q: not an %s address", g.flag, g.v, map[bool]string{false: "IPv4", true: "IPv6"}[g.six])
 		}
 		*g.to = a
+	}
+	if s.fwMark, s.fwMask, err = parseFwMark(cfg.BridgeAcceptFwMark); err != nil {
+		return s, fmt.Errorf("invalid bridge-accept-fwmark: %w", err) // dockerd's words
 	}
 	ip, err := netip.ParseAddr(cfg.IP)
 	if err != nil {
@@ -885,6 +891,36 @@ func bridgeBIP(addrs []netip.Prefix, fixed netip.Prefix) netip.Prefix {
 		}
 	}
 	return nw
+}
+
+// parseFwMark reads dockerd's --bridge-accept-fwmark, MARK or MARK/MASK,
+// each a 32-bit number in any base strconv takes (0x40000/0xff0000), as
+// moby's validateFwMarkMask; "" is none (0, 0). Without a mask the
+// whole mark counts. A mark that every unmarked packet has (0) would
+// open every port of every network, and one with bits outside its mask
+// matches no packet: berth refuses both, which dockerd takes.
+func parseFwMark(v string) (mark, mask uint32, err error) {
+	if v == "" {
+		return 0, 0, nil
+	}
+	markStr, maskStr, haveMask := strings.Cut(v, "/")
+	m, err := strconv.ParseUint(markStr, 0, 32)
+	if err != nil {
+		return 0, 0, fmt.Errorf("invalid firewall mark %q: %w", v, err)
+	}
+	k := uint64(^uint32(0))
+	if haveMask {
+		if k, err = strconv.ParseUint(maskStr, 0, 32); err != nil {
+			return 0, 0, fmt.Errorf("invalid firewall mask %q: %w", v, err)
+		}
+	}
+	switch {
+	case m == 0:
+		return 0, 0, fmt.Errorf("firewall mark %q: a mark of 0 is every unmarked packet's, which would open every port of every network", v)
+	case m&^k != 0:
+		return 0, 0, fmt.Errorf("firewall mark %q: the mark has bits outside the mask, so no packet can match it", v)
+	}
+	return uint32(m), uint32(k), nil
 }
 
 // lastAddr is p's last address (IPv4's broadcast).

@@ -73,8 +73,8 @@ func TestConfigFileRefusals(t *testing.T) {
 		args       []string
 		want       string
 	}{
-		{"dockerd's keys berth lacks", `{"bip": "10.1.0.1/24", "storage-opts": ["size=1G"], "bridge-accept-fwmark": "0x1"}`, nil,
-			"dockerd's options berth does not have: bridge-accept-fwmark, storage-opts"},
+		{"dockerd's keys berth lacks", `{"bip": "10.1.0.1/24", "storage-opts": ["size=1G"], "metrics-addr": "127.0.0.1:9323"}`, nil,
+			"dockerd's options berth does not have: metrics-addr, storage-opts"},
 		{"unknown keys", `{"bip": "10.1.0.1/24", "storage_driver": "overlay2", "userns-remap": "default", "bridges": "br0"}`, nil,
 			"dockerd's options berth does not have: userns-remap; the following directives don't match any configuration option of berth's: bridges, storage_driver"},
 		{"a flag's name where the file has the plural", `{"dns-opt": ["ndots:1"]}`, nil, "dns-opt"},
@@ -665,5 +665,40 @@ func TestPidfile(t *testing.T) {
 	removePidfile(path)
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
 		t.Errorf("the daemon's own pidfile stayed: %v", err)
+	}
+}
+
+// TestBridgeAcceptFwMark: dockerd 29's --bridge-accept-fwmark, MARK or
+// MARK/MASK in any base, with its words for what does not parse; a mark
+// of 0 or one outside its mask is refused.
+func TestBridgeAcceptFwMark(t *testing.T) {
+	for _, tc := range []struct {
+		v          string
+		mark, mask uint32
+		err        string
+	}{
+		{v: ""},
+		{v: "2", mark: 2, mask: 0xffffffff},
+		{v: "0x40000/0xff0000", mark: 0x40000, mask: 0xff0000},
+		{v: "2/3", mark: 2, mask: 3},
+		{v: "x", err: `invalid bridge-accept-fwmark: invalid firewall mark "x"`},
+		{v: "2/y", err: `invalid bridge-accept-fwmark: invalid firewall mask "2/y"`},
+		{v: "0x100000000", err: "invalid firewall mark"},
+		{v: "0", err: "a mark of 0 is every unmarked packet's"},
+		{v: "0/0xff", err: "a mark of 0"},
+		{v: "2/1", err: "bits outside the mask"},
+	} {
+		cfg := Config{IP: "0.0.0.0", MTU: 1500, BridgeAcceptFwMark: tc.v}
+		s, err := cfg.networkSettings("engine")
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%q: %v, want %q", tc.v, err, tc.err)
+		case tc.err == "" && (err != nil || s.fwMark != tc.mark || s.fwMask != tc.mask):
+			t.Errorf("%q: %v, mark %#x mask %#x", tc.v, err, s.fwMark, s.fwMask)
+		}
+	}
+	cfg, err := parseDaemonArgs(t, `{"bridge-accept-fwmark": "0x40000/0xff0000"}`)
+	if err != nil || cfg.BridgeAcceptFwMark != "0x40000/0xff0000" {
+		t.Errorf("daemon.json: %v, %q", err, cfg.BridgeAcceptFwMark)
 	}
 }

@@ -51,6 +51,10 @@ type Config struct {
 	// the FORWARD policy to DROP, which dockerd's default false does.
 	NoIPTables, NoIP6Tables, NoIPForward bool
 	IPForwardNoDrop                      bool
+	// BridgeAcceptFwMark is dockerd 29's --bridge-accept-fwmark: MARK or
+	// MARK/MASK of traffic every network that is not internal takes in,
+	// on any port (netSettings.fwMark).
+	BridgeAcceptFwMark string
 	// Bridge is dockerd's --bridge: the default bridge network on the
 	// administrator's bridge device of that name, or none at all ("none").
 	Bridge string
@@ -491,7 +495,7 @@ func (d *Daemon) build() error {
 		// containers (the LAN's hosts, its uplink): it is open to the
 		// host's services, as every bridge of Docker's is.
 		Log: d.log.With("component", "network"), DefaultBridgeName: ns.bridgeName, DefaultBridgeHostAccess: d.cfg.BridgeHostAccess || ns.userBridge,
-		DefaultBridgeUserManaged: ns.userBridge, NoDefaultBridge: ns.noBridge,
+		DefaultBridgeUserManaged: ns.userBridge, NoDefaultBridge: ns.noBridge, AcceptFwMark: ns.fwMark, AcceptFwMask: ns.fwMask,
 		Nameservers: d.resolv.get().nameservers, Pools: ns.pools, Pools6: ns.pools6,
 		DefaultBridgeIPv6: d.cfg.IPv6, DefaultBridgeSubnet6: ns.subnet6, DefaultBridgeBIP6: ns.bip6,
 		DefaultBridgeOptions: ns.bridgeOptions, DefaultBridgeBIP: ns.bip, DefaultBridgeFixedCIDR: ns.fixedCIDR,

@@ -94,3 +94,25 @@ func TestTrustedInterfaceNames(t *testing.T) {
 		t.Error("Build took a trusted name with a '/'")
 	}
 }
+
+// fwmarkNets: dockerd's --bridge-accept-fwmark on a network without a
+// mask (the whole mark), one with Tailscale's mark and mask, and an
+// internal one, which takes nothing in whatever its mark.
+var fwmarkNets = []Network{
+	{Bridge: "br-mark", Subnet: mustPrefix("172.24.0.0/16"), Gateway: mustAddr("172.24.0.1"), ICC: true, Masquerade: true, AcceptMark: 2, AcceptMask: ^uint32(0)},
+	{Bridge: "br-ts", Subnet: mustPrefix("172.25.0.0/16"), Gateway: mustAddr("172.25.0.1"), ICC: true, Masquerade: true, AcceptMark: 0x40000, AcceptMask: 0xff0000},
+	{Bridge: "br-int", Subnet: mustPrefix("172.26.0.0/16"), Gateway: mustAddr("172.26.0.1"), ICC: true, Internal: true, AcceptMark: 2, AcceptMask: ^uint32(0)},
+}
+
+func TestAcceptFwMarkGolden(t *testing.T) {
+	rs, err := Build(fwmarkNets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, filepath.Join("testdata", "accept-fwmark.nft"), rs.String())
+	_, chain, _ := strings.Cut(rs.String(), "chain fwd_in__br-int {")
+	chain, _, _ = strings.Cut(chain, "}")
+	if chain == "" || strings.Contains(chain, "meta mark") {
+		t.Errorf("an internal network takes marked traffic in:\n%s", chain)
+	}
+}

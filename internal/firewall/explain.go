@@ -523,6 +523,8 @@ func (w *walker) matches(s Stmt) bool {
 		return false
 	case CtEstablishedRelated:
 		return false // the first packet of a connection
+	case MarkMatch:
+		return false // explain's packet has no mark (the daemon refuses a mark of 0)
 	case CtStatusDNAT:
 		return w.dnat
 	case AddrMatch:

@@ -61,6 +61,12 @@ type Network struct {
 	// (direct.go).
 	DirectRouting bool
 	Trusted       string
+	// AcceptMark and AcceptMask (dockerd's --bridge-accept-fwmark
+	// MARK/MASK; a Mask of all ones without one) have a network that is
+	// not internal take what another firewall of the host marked so, on
+	// any port, as Docker 29's "ALLOW FW MARK" rule: traffic its VPN or
+	// mesh routes in. AcceptMark 0 is none.
+	AcceptMark, AcceptMask uint32
 }
 
 // Masked returns n with its subnets masked (10.1.0.1/24 is 10.1.0.0/24):

@@ -222,6 +222,21 @@ func (m AddrMatch) String() string {
 	return fam + m.Field.String() + neg(m.Negate) + p
 }
 
+// MarkMatch matches a packet whose firewall mark, masked, is Mark
+// ("meta mark & MASK == MARK"; a Mask of all ones is the whole mark):
+// a mark another firewall of the host set, as dockerd's
+// --bridge-accept-fwmark accepts.
+type MarkMatch struct {
+	Mark, Mask uint32
+}
+
+func (m MarkMatch) String() string {
+	if m.Mask == ^uint32(0) {
+		return fmt.Sprintf("meta mark 0x%08x", m.Mark)
+	}
+	return fmt.Sprintf("meta mark & 0x%08x == 0x%08x", m.Mask, m.Mark)
+}
+
 // LookupKey is what a verdict-map lookup uses as the key.
 type LookupKey int
 
@@ -308,6 +323,7 @@ func (v Verdict) String() string {
 
 func (IfnameMatch) isStmt()          {}
 func (CtEstablishedRelated) isStmt() {}
+func (MarkMatch) isStmt()            {}
 func (AddrMatch) isStmt()            {}
 func (VmapLookup) isStmt()           {}
 func (IfnameInMap) isStmt()          {}

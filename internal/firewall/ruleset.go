@@ -232,6 +232,10 @@ func families(n Network) []family {
 // another and from the outside without a rule per pair.
 func inRules(n Network) []Rule {
 	rules := []Rule{{Stmts: []Stmt{CtEstablishedRelated{}, Verdict{Kind: Accept}}}}
+	if n.AcceptMark != 0 {
+		// Docker 29's rule group, right after the conntrack accept.
+		rules = append(rules, Rule{Stmts: []Stmt{MarkMatch{Mark: n.AcceptMark, Mask: n.AcceptMask}, Counter{}, Verdict{Kind: Accept}}, Comment: "ALLOW FW MARK"})
+	}
 	rules = append(rules, routedICMPRules(n)...)
 	rules = append(rules, publishedPortRules(n)...)
 	rules = append(rules, iccRule(n, IfnameMatch{Dir: In, Name: n.Bridge}))

@@ -46,7 +46,13 @@ type Config struct {
 	// to its published ports (firewall/direct.go); a daemon setting, so
 	// a start rebuilds the table for the one it has.
 	AllowDirectRouting bool
-	Log                *slog.Logger
+	// AcceptFwMark and AcceptFwMask (dockerd's --bridge-accept-fwmark)
+	// have every network that is not internal take traffic another
+	// firewall of the host marked so (firewall.Network.AcceptMark); a
+	// daemon setting, so a start rebuilds the table for the one it has.
+	// AcceptFwMark 0 is none.
+	AcceptFwMark, AcceptFwMask uint32
+	Log                        *slog.Logger
 	// DefaultBridgeName is the device of the predefined "bridge" network (berth0).
 	DefaultBridgeName string
 	// DefaultBridgeUserManaged (dockerd's --bridge NAME): that device is
@@ -431,6 +437,8 @@ func (c *Controller) firewallNetwork(n *Network) firewall.Network {
 		GatewayMode6:  n.Bridge.GatewayMode6,
 		DirectRouting: c.cfg.AllowDirectRouting,
 		Trusted:       strings.Join(n.Bridge.TrustedHostInterfaces, ":"),
+		AcceptMark:    c.cfg.AcceptFwMark,
+		AcceptMask:    c.cfg.AcceptFwMask,
 	}
 	if n.IPv4 != nil {
 		// With inhibit_ipv4 the gateway is no address of berth's, but the

@@ -71,3 +71,30 @@ func TestDirectRouting(t *testing.T) {
 		t.Errorf("the removed container's side is still in ports_routed:\n%s", set)
 	}
 }
+
+// TestBridgeAcceptFwMark: dockerd 29's --bridge-accept-fwmark: what
+// another firewall of the host marks (a VPN's or a mesh's; here a table
+// of the test's, marking what comes in on eth0) reaches a container's
+// port that is not published, routed straight to it through an interface
+// the network trusts; unmarked, it is dropped as ever.
+func TestBridgeAcceptFwMark(t *testing.T) {
+	w := startPortWorld(t)
+	w.d.Stop()
+	w.d = w.Start(t, "--bridge-accept-fwmark", "0x2/0x3")
+	mustDocker(t, w.World, "network", "create", "--subnet", "10.79.0.0/24", "-o", "com.docker.network.bridge.trusted_host_interfaces=eth0", "marked")
+	w.runPeer(t, "mk", "tcp:81", "--network", "marked")
+	if _, errOut, code := w.InOutside(t, "ip", "route", "add", "10.79.0.0/24", "via", testworld.HostAddr.String()); code != 0 {
+		t.Fatalf("route through the host: %s", errOut)
+	}
+	mk := networkIP(t, w.World, "mk", "marked").String()
+	w.unreachable(t, "outside", "tcp", mk+":81")
+
+	w.MustInHost(t, "nft", "add", "table", "inet", "test-mark")
+	w.MustInHost(t, "nft", "add", "chain", "inet", "test-mark", "pre", "{ type filter hook prerouting priority raw; }")
+	w.MustInHost(t, "nft", "add", "rule", "inet", "test-mark", "pre", "iifname", "eth0", "meta", "mark", "set", "0xe")
+	w.reach(t, "outside", "tcp", mk+":81", outsideAddr)
+	br := "br-" + networkField(t, w, "{{.Id}}", "marked")[:12]
+	if chain := w.MustInHost(t, "nft", "list", "chain", "inet", "berth", "fwd_in__"+br); !strings.Contains(chain, `meta mark & 0x00000003 == 0x00000002 counter`) {
+		t.Errorf("the network's inbound chain:\n%s", chain)
+	}
+}

@@ -87,3 +87,20 @@ func TestDirectRoutingMatchesGolden(t *testing.T) {
 	}
 	matchesGolden(t, ns, "direct-routing")
 }
+
+// TestAcceptFwMarkMatchesGolden: the --bridge-accept-fwmark rules (a
+// whole mark, a mark under a mask) are what the kernel lists after a
+// rebuild through netlink, and what nft -f of the text makes.
+func TestAcceptFwMarkMatchesGolden(t *testing.T) {
+	fw, ns := newTestFirewall(t)
+	addr, prefix := netip.MustParseAddr, netip.MustParsePrefix
+	nets := []firewall.Network{
+		{Bridge: "br-mark", Subnet: prefix("172.24.0.0/16"), Gateway: addr("172.24.0.1"), ICC: true, Masquerade: true, AcceptMark: 2, AcceptMask: ^uint32(0)},
+		{Bridge: "br-ts", Subnet: prefix("172.25.0.0/16"), Gateway: addr("172.25.0.1"), ICC: true, Masquerade: true, AcceptMark: 0x40000, AcceptMask: 0xff0000},
+		{Bridge: "br-int", Subnet: prefix("172.26.0.0/16"), Gateway: addr("172.26.0.1"), ICC: true, Internal: true, AcceptMark: 2, AcceptMask: ^uint32(0)},
+	}
+	if err := fw.Rebuild(context.Background(), nets); err != nil {
+		t.Fatal(err)
+	}
+	matchesGolden(t, ns, "accept-fwmark")
+}

@@ -176,6 +176,15 @@ func (tr *translation) stmt(s firewall.Stmt) ([]expr.Any, error) {
 			},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
 		}, nil
+	case firewall.MarkMatch:
+		exprs := []expr.Any{&expr.Meta{Key: expr.MetaKeyMARK, Register: 1}}
+		if s.Mask != ^uint32(0) {
+			exprs = append(exprs, &expr.Bitwise{
+				SourceRegister: 1, DestRegister: 1, Len: 4,
+				Mask: binaryutil.NativeEndian.PutUint32(s.Mask), Xor: make([]byte, 4),
+			})
+		}
+		return append(exprs, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(s.Mark)}), nil
 	case firewall.AddrMatch:
 		return tr.addrMatch(s)
 	case firewall.VmapLookup:
