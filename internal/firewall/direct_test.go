@@ -116,3 +116,31 @@ func TestAcceptFwMarkGolden(t *testing.T) {
 		t.Errorf("an internal network takes marked traffic in:\n%s", chain)
 	}
 }
+
+// TestExplainAcceptFwMark: explain reads no marks, so a packet that the
+// network's ALLOW FW MARK rule would take, had another firewall marked
+// it, and that a later rule drops, is undecided, with the rule named;
+// a published port's packet is delivered as ever, and a mark outside
+// its mask is refused by Build.
+func TestExplainAcceptFwMark(t *testing.T) {
+	_, r := explainWorld(t)
+	nets := []Network{{Bridge: "br-m", Subnet: mustPrefix("10.79.0.0/24"), Gateway: mustAddr("10.79.0.1"), ICC: true, Masquerade: true, Trusted: "eth0", AcceptMark: 2, AcceptMask: 3}}
+	rs, err := BuildWithPorts(nets, []PortMapping{{Proto: TCP, Addr: mustAddr("10.79.0.2"), Port: 80, Routed: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.bridges[mustPrefix("10.79.0.0/24")] = "br-m"
+	p := Packet{Proto: ProtoTCP, Src: mustAddr("198.51.100.7"), Dst: mustAddr("10.79.0.2"), Dport: 81, Iif: "eth0"}
+	ex := Explain(rs, p, r)
+	if ex.Outcome != Undecided || ex.Decision == nil || !strings.Contains(ex.Decision.Rule, "INBOUND DROP") || !strings.Contains(ex.Decision.Effect, "ALLOW FW MARK") {
+		t.Errorf("an unpublished port behind the mark rule: %s by %+v, want undecided", ex.Outcome, ex.Decision)
+	}
+	p.Dport = 80
+	if ex := Explain(rs, p, r); ex.Outcome != Delivered {
+		t.Errorf("a directly routed published port: %s by %+v", ex.Outcome, ex.Decision)
+	}
+	nets[0].AcceptMask = 0
+	if _, err := Build(nets); err == nil || !strings.Contains(err.Error(), "outside its mask") {
+		t.Errorf("a mark with a zero mask: %v", err)
+	}
+}

@@ -183,6 +183,10 @@ type walker struct {
 	// packet through.
 	accept *Step
 	route  *Step // the last routing decision
+	// marked says a rule would have accepted the packet had another
+	// firewall marked it (--bridge-accept-fwmark's): explain cannot read
+	// marks, so a drop after it is undecided.
+	marked bool
 }
 
 // result of a chain: the packet goes on (an accept, or the chain's end
@@ -336,6 +340,10 @@ func (w *walker) deliver() {
 }
 
 func (w *walker) end(o Outcome, s Step) {
+	if w.marked && (o == Dropped || o == Rejected) {
+		o = Undecided
+		s.Effect += " (unless another firewall marked the packet for the ALLOW FW MARK rule above)"
+	}
 	w.ex.Steps = append(w.ex.Steps, s)
 	w.ex.Outcome = o
 	w.ex.Decision = &s
@@ -448,6 +456,12 @@ func (w *walker) rule(h Hook, c *Chain, r Rule, depth int) (end chainEnd, acted 
 			w.ex.DNAT = to
 			w.act(step("DNAT to " + to.String()))
 			return accepted, true
+		case MarkMatch:
+			// The packet's mark is another firewall's to set, which
+			// explain does not read: the rule's accept is a maybe.
+			w.marked = true
+			w.act(step("accept if another firewall marked the packet so (explain reads no marks); else the next rule"))
+			return fellThrough, false
 		case VmapLookup:
 			target, ok := w.vmapLookup(s)
 			if !ok {
@@ -523,8 +537,6 @@ func (w *walker) matches(s Stmt) bool {
 		return false
 	case CtEstablishedRelated:
 		return false // the first packet of a connection
-	case MarkMatch:
-		return false // explain's packet has no mark (the daemon refuses a mark of 0)
 	case CtStatusDNAT:
 		return w.dnat
 	case AddrMatch:

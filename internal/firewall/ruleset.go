@@ -369,6 +369,10 @@ func validate(n Network) (Network, error) {
 	if err != nil {
 		return n, err
 	}
+	if n.AcceptMark&^n.AcceptMask != 0 {
+		// A zero mask among them: the rule could match no packet.
+		return n, errdefs.Invalid("bridge %q: accepted mark %#x has bits outside its mask %#x", n.Bridge, n.AcceptMark, n.AcceptMask)
+	}
 	if !n.Subnet.IsValid() {
 		// An IPv6-only network: no IPv4 rules.
 		if !n.Subnet6.IsValid() {
