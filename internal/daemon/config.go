@@ -91,13 +91,15 @@ func addFlags(f *pflag.FlagSet, cfg *Config) {
 	f.StringVarP(&cfg.StorageDriver, "storage-driver", "s", "", `dockerd's: berth stores on overlayfs alone, which "overlay2" (and "overlayfs") name; another is refused`)
 	f.StringArrayVar(&cfg.ExecOpts, "exec-opt", nil, `dockerd's: "native.cgroupdriver=cgroupfs", berth's cgroup driver, is taken; another is refused`)
 	f.BoolVar(&cfg.SELinux, "selinux-enabled", false, "dockerd's: berth labels nothing for SELinux; true is refused")
+	f.StringVar(&cfg.DefaultRuntime, "default-runtime", "runc", `dockerd's: berth runs containers with runc alone ("runc" or "io.containerd.runc.v2"); another is refused`)
 }
 
-// checkRuntimeOptions refuses dockerd's --storage-driver, --exec-opt and
-// --selinux-enabled unless they say what berth is: it stores images and
-// containers on overlayfs (dockerd's overlay2, containerd's overlayfs),
-// puts containers in cgroups itself (the cgroupfs driver; --cgroup-parent
-// is a path), and labels nothing for SELinux. A Docker host's
+// checkRuntimeOptions refuses dockerd's --storage-driver, --exec-opt,
+// --selinux-enabled and --default-runtime unless they say what berth
+// is: it stores images and containers on overlayfs (dockerd's overlay2,
+// containerd's overlayfs), puts containers in cgroups itself (the
+// cgroupfs driver; --cgroup-parent is a path), labels nothing for
+// SELinux, and runs containers with runc. A Docker host's
 // daemon.json saying so starts berth.
 func (cfg *Config) checkRuntimeOptions() error {
 	switch cfg.StorageDriver {
@@ -119,6 +121,11 @@ func (cfg *Config) checkRuntimeOptions() error {
 	}
 	if cfg.SELinux {
 		return errors.New("--selinux-enabled=true is not supported: berth gives containers no SELinux labels")
+	}
+	switch cfg.DefaultRuntime {
+	case "", "runc", "io.containerd.runc.v2":
+	default:
+		return fmt.Errorf("--default-runtime %s is not supported: berth runs containers with runc alone", cfg.DefaultRuntime)
 	}
 	switch cfg.LogFormat {
 	case "", "text", "json":
@@ -284,7 +291,7 @@ var noEffectKeys = map[string]string{
 var dockerdKeys = []string{
 	"authorization-plugins", "cdi-spec-dirs",
 	"containerd", "containerd-namespace", "containerd-plugin-namespace", "cpu-rt-period",
-	"cpu-rt-runtime", "cri-containerd", "default-init", "default-runtime",
+	"cpu-rt-runtime", "cri-containerd", "default-init",
 	"http-proxy", "https-proxy", "init-path",
 	"metrics-addr", "min-api-version",
 	"network-control-plane-mtu", "network-diagnostic-port", "no-proxy", "node-generic-resources", "nri-opts",

@@ -59,7 +59,7 @@ func TestConfigFileSetsOptions(t *testing.T) {
 		Pools:              []ipam.Pool{{Base: netip.MustParsePrefix("10.100.0.0/16"), Size: 24}, {Base: netip.MustParsePrefix("fd00:100::/48"), Size: 64}},
 		DefaultNetworkOpts: map[string]map[string]string{"bridge": {"com.docker.network.driver.mtu": "1400"}},
 		DNS:                []string{"10.0.0.53", "10.0.1.53"}, DNSSearch: []string{"corp.example"}, DNSOptions: []string{"ndots:2"},
-		Group: 123, LogDriver: "json-file", LiveRestore: true, Debug: true, LogLevel: "info", LogFormat: "text", UserlandProxy: false, IPForwardNoDrop: true,
+		Group: 123, LogDriver: "json-file", LiveRestore: true, Debug: true, LogLevel: "info", LogFormat: "text", UserlandProxy: false, IPForwardNoDrop: true, DefaultRuntime: "runc",
 		DefaultStopTimeout: 10, AllowDirectRouting: true, DefaultGateway: "10.20.0.254", DefaultGateway6: "fd00:20::fe",
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -594,7 +594,7 @@ func TestDockerdSwitchesBerthAlwaysHas(t *testing.T) {
 // is and refused by name otherwise; log-format takes text and json;
 // shutdown-timeout is taken with a warning.
 func TestRuntimeOptions(t *testing.T) {
-	cfg, err := parseDaemonArgs(t, `{"storage-driver": "overlay2", "exec-opts": ["native.cgroupdriver=cgroupfs"], "selinux-enabled": false, "log-format": "json", "shutdown-timeout": 30}`)
+	cfg, err := parseDaemonArgs(t, `{"storage-driver": "overlay2", "exec-opts": ["native.cgroupdriver=cgroupfs"], "selinux-enabled": false, "log-format": "json", "shutdown-timeout": 30, "default-runtime": "runc"}`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -612,6 +612,7 @@ func TestRuntimeOptions(t *testing.T) {
 		"other exec-opt":   {`{"exec-opts": ["isolation=hyperv"]}`, "berth takes native.cgroupdriver=cgroupfs alone"},
 		"exec-opt no =":    {`{"exec-opts": ["native.cgroupdriver"]}`, "want KEY=VALUE"},
 		"selinux":          {`{"selinux-enabled": true}`, "--selinux-enabled=true is not supported"},
+		"runtime":          {`{"default-runtime": "nvidia"}`, "--default-runtime nvidia is not supported"},
 		"log-format other": {`{"log-format": "logfmt"}`, "invalid log format: logfmt"},
 	} {
 		cfg, err := parseDaemonArgs(t, tc.json)

@@ -138,9 +138,10 @@ type Config struct {
 	// --exec-opt and --selinux-enabled, taken when they say what berth
 	// is (overlay, the cgroupfs driver, no SELinux labels) and refused
 	// otherwise (checkRuntimeOptions).
-	StorageDriver string
-	ExecOpts      []string
-	SELinux       bool
+	StorageDriver  string
+	ExecOpts       []string
+	SELinux        bool
+	DefaultRuntime string
 	// ConfigFile is the daemon.json read at start (flags win nothing:
 	// a key given both ways is an error); FileWarnings are its keys taken
 	// without effect (dockerd's for what berth does not do), which the

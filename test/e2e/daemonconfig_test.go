@@ -423,7 +423,7 @@ func TestDockerHostDaemonJSON(t *testing.T) {
 		"storage-driver": "overlay2", "exec-opts": ["native.cgroupdriver=cgroupfs"],
 		"log-driver": "json-file", "log-opts": {"max-size": "10m", "max-file": "3"},
 		"iptables": true, "ip6tables": true, "ip-forward": true, "live-restore": true,
-		"shutdown-timeout": 30, "selinux-enabled": false, "log-format": "json", "pidfile": "`+pid+`"
+		"shutdown-timeout": 30, "selinux-enabled": false, "default-runtime": "runc", "log-format": "json", "pidfile": "`+pid+`"
 	}`)
 	d := w.Start(t, "--config-file", conf)
 	if b, err := os.ReadFile(pid); err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(d.Pid()) {
