@@ -694,6 +694,9 @@ func (cfg *Config) networkSettings(engineID string) (netSettings, error) {
 		return s, fmt.Errorf("--bridge %s and --bridge-name %s both name the default bridge's device: give one", cfg.Bridge, cfg.BridgeName)
 	case cfg.Bridge == "none":
 		s.noBridge = true
+	case cfg.Bridge == network.DefaultBridgeDevice:
+		// berth's own device (dockerd's -b docker0): berth makes and
+		// keeps it as without --bridge.
 	default:
 		s.bridgeName, s.userBridge = cfg.Bridge, true
 	}

@@ -464,6 +464,10 @@ func TestBridgeOption(t *testing.T) {
 	if s, err = cfg.networkSettings("engine"); err != nil || s.bridgeName != "berth0" || s.userBridge || !s.noBridge {
 		t.Errorf("--bridge none: %v, %+v", err, s)
 	}
+	cfg.Bridge = "berth0" // berth's own device: as without --bridge
+	if s, err = cfg.networkSettings("engine"); err != nil || s.bridgeName != "berth0" || s.userBridge || s.noBridge {
+		t.Errorf("--bridge berth0: %v, %+v", err, s)
+	}
 	for name, tc := range map[string]struct {
 		tweak func(*Config)
 		want  string

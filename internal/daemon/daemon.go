@@ -492,10 +492,9 @@ func (d *Daemon) build() error {
 	}
 	d.net = network.New(network.Config{
 		Store: d.store, Driver: d.driver, Sandboxes: sbs, Firewall: d.withFirewalld(fw), Ports: ports, IPv6Ports: ports.IPv6Listenable(), NoUserlandProxy: !d.cfg.UserlandProxy, AllowDirectRouting: d.cfg.AllowDirectRouting,
-		// The administrator's bridge (--bridge) carries more than
-		// containers (the LAN's hosts, its uplink): it is open to the
-		// host's services, as every bridge of Docker's is.
-		Log: d.log.With("component", "network"), DefaultBridgeName: ns.bridgeName, DefaultBridgeHostAccess: d.cfg.BridgeHostAccess || ns.userBridge,
+		// The administrator's bridge (--bridge) is open to the host's
+		// services whatever this says (setDefaultBridgeHostAccess).
+		Log: d.log.With("component", "network"), DefaultBridgeName: ns.bridgeName, DefaultBridgeHostAccess: d.cfg.BridgeHostAccess,
 		DefaultBridgeUserManaged: ns.userBridge, NoDefaultBridge: ns.noBridge, AcceptFwMark: ns.fwMark, AcceptFwMask: ns.fwMask,
 		Nameservers: d.resolv.get().nameservers, Pools: ns.pools, Pools6: ns.pools6,
 		DefaultBridgeIPv6: d.cfg.IPv6, DefaultBridgeSubnet6: ns.subnet6, DefaultBridgeBIP6: ns.bip6,

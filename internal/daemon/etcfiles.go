@@ -418,7 +418,7 @@ func (d *Daemon) extraHost(h string) (name string, ips []string) {
 		return name, ips
 	}
 	n, err := d.net.Network(network.NameBridge)
-	if err == nil {
+	if err == nil && !d.netSettings.noBridge { // one kept under --bridge none is no one's gateway
 		for _, c := range []*network.IPConfig{n.IPv4, n.IPv6} {
 			if c != nil && c.Gateway.IsValid() {
 				ips = append(ips, c.Gateway.String())

@@ -126,8 +126,10 @@ func (d *Daemon) linksAtStart(cs *ctrState, strict bool) (linkStart, error) {
 		return linkStart{}, nil
 	}
 	bridge, err := d.net.Network(network.NameBridge)
-	if err != nil {
-		return linkStart{}, nil // no default bridge: nothing joins it
+	if err != nil || d.netSettings.noBridge {
+		// No default bridge, or one kept under --bridge none for the
+		// containers still on it, which nothing joins meanwhile.
+		return linkStart{}, nil
 	}
 	cs.mu.Lock()
 	parent, onBridge := cs.c.Name, onNetwork(cs.c.Config.Networks, bridge)

@@ -139,6 +139,12 @@ func TestExplainAcceptFwMark(t *testing.T) {
 	if ex := Explain(rs, p, r); ex.Outcome != Delivered {
 		t.Errorf("a directly routed published port: %s by %+v", ex.Outcome, ex.Decision)
 	}
+	// Another table's drop after berth's accept holds, marked or not.
+	r.dropsOut = "eth0"
+	if ex := Explain(rs, p, r); ex.Outcome != Dropped || ex.Decision == nil || !strings.Contains(ex.Decision.Chain, "FORWARD") {
+		t.Errorf("another table's forward drop: %s by %+v, want dropped there", ex.Outcome, ex.Decision)
+	}
+	r.dropsOut = ""
 	nets[0].AcceptMask = 0
 	if _, err := Build(nets); err == nil || !strings.Contains(err.Error(), "outside its mask") {
 		t.Errorf("a mark with a zero mask: %v", err)

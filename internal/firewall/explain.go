@@ -321,6 +321,9 @@ func (w *walker) other(s Step, o Outcome) bool {
 	if o == "" {
 		return false
 	}
+	// Whether or not berth's ALLOW FW MARK rule took the packet, another
+	// table's verdict comes after it and holds.
+	w.marked = false
 	w.end(o, s)
 	return true
 }

@@ -498,3 +498,39 @@ func TestNoDefaultBridge(t *testing.T) {
 		t.Errorf("the start after: %s, bridges %v", again.ID, r.drv.bridges)
 	}
 }
+
+// TestUserManagedBridgeHostAccessFollowsTheRecord: the administrator's
+// device is open to the host's services for as long as the default
+// bridge is on it, a start that keeps it there for a container (the
+// --bridge dropped, the change pending) included; berth's own bridge
+// kept for a container while --bridge names another stays closed.
+func TestUserManagedBridgeHostAccessFollowsTheRecord(t *testing.T) {
+	r := newRig(t)
+	r.drv.foreign = map[string]bool{"br-admin": true}
+	admin := func(c *Config) {
+		c.DefaultBridgeName, c.DefaultBridgeUserManaged = "br-admin", true
+		c.DefaultBridgeBIP = mustPrefix("10.50.0.1/24")
+	}
+	// berth0 with a container; --bridge given: pending, still closed.
+	r.join(t, r.sandbox(t, "c0"), "bridge", JoinRequest{ContainerID: "c0", Name: "c0"})
+	r.tweak = admin
+	r.restart(t)
+	if n := r.defaultBridge(t); n.Bridge.Name != "berth0" || n.Bridge.HostAccess || r.fw.nets["berth0"].HostAccess {
+		t.Errorf("berth0 kept for a container under --bridge br-admin: %+v, firewall %+v", n.Bridge, r.fw.nets["berth0"])
+	}
+	for _, sb := range r.c.sandboxesOf("c0") {
+		if err := r.c.DeleteSandbox(context.Background(), sb); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.restart(t)
+	r.join(t, r.sandbox(t, "c1"), "bridge", JoinRequest{ContainerID: "c1", Name: "c1"})
+	for name, tweak := range map[string]func(*Config){"--bridge dropped": nil, "--bridge none": func(c *Config) { c.NoDefaultBridge = true }} {
+		r.tweak = tweak
+		r.restart(t)
+		n := r.defaultBridge(t)
+		if n.Bridge.Name != "br-admin" || !n.Bridge.HostAccess || !r.fw.nets["br-admin"].HostAccess {
+			t.Errorf("%s with a container on br-admin: %+v, firewall %+v; want it kept, open", name, n.Bridge, r.fw.nets["br-admin"])
+		}
+	}
+}

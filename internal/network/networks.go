@@ -615,8 +615,12 @@ func matchLabels(have map[string]string, want []string) bool {
 
 // setDefaultBridgeHostAccess applies the daemon's host access setting to
 // the default bridge n, and shows it among n's options when it is on.
+// The administrator's device (--bridge, External) is open whatever the
+// setting: it carries more than containers (the LAN's hosts behind its
+// uplink), as every bridge of Docker's is open; this follows the record,
+// so a default bridge kept on it while --bridge changes stays open.
 func (c *Controller) setDefaultBridgeHostAccess(n *Network) {
-	n.Bridge.HostAccess = c.cfg.DefaultBridgeHostAccess
+	n.Bridge.HostAccess = c.cfg.DefaultBridgeHostAccess || n.Bridge.External
 	if n.Options == nil {
 		n.Options = map[string]string{}
 	}

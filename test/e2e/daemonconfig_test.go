@@ -329,6 +329,16 @@ func TestUserManagedDefaultBridge(t *testing.T) {
 			t.Errorf("u1 pings %s across br-lan: exit %d, %q", dst, code, errOut)
 		}
 	}
+	// --bridge dropped while containers are on br-lan: the default
+	// bridge stays there until they are gone, open to the LAN as before.
+	d.Stop()
+	d = w.Start(t)
+	if got := strings.TrimSpace(mustDocker(t, w, "network", "inspect", "-f", `{{index .Options "com.docker.network.bridge.name"}}`, "bridge")); got != "br-lan" {
+		t.Errorf("--bridge dropped with containers on br-lan: the default bridge is on %q", got)
+	}
+	if err := lanDial(lan, "10.50.0.1:8099"); err != nil {
+		t.Errorf("the LAN's host to the host's service, the default bridge kept on br-lan: %v", err)
+	}
 	mustDocker(t, w, "rm", "-f", "u1", "u2")
 	d.Stop()
 
