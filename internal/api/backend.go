@@ -177,22 +177,21 @@ type Backend interface {
 
 // SystemInfo is the daemon's description of itself for /info and /version.
 type SystemInfo struct {
-	ID                string
-	Name              string // host name
-	Containers        int
-	Running           int
-	Paused            int
-	Stopped           int
-	Images            int
-	DataRoot          string
-	ExecRoot          string
-	KernelVersion     string
-	OperatingSystem   string
-	Architecture      string
-	NCPU              int
-	MemTotal          int64
-	DefaultBridgeName string
-	RuncVersion       string
+	ID              string
+	Name            string // host name
+	Containers      int
+	Running         int
+	Paused          int
+	Stopped         int
+	Images          int
+	DataRoot        string
+	ExecRoot        string
+	KernelVersion   string
+	OperatingSystem string
+	Architecture    string
+	NCPU            int
+	MemTotal        int64
+	RuncVersion     string
 	// AddressPools are the daemon's own default address pools, none when
 	// it uses Docker's (docker info shows them only when configured).
 	AddressPools []AddressPool

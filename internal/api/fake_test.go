@@ -159,7 +159,7 @@ func newFakeBackend() *fakeBackend {
 			ID: "BERTH:TEST", Name: "testhost", Containers: 2, Running: 2, Images: 1,
 			DataRoot: "/var/lib/berth", ExecRoot: "/run/berth", KernelVersion: "6.1.0-test",
 			OperatingSystem: "Debian GNU/Linux 12 (bookworm)", Architecture: "x86_64", NCPU: 4,
-			MemTotal: 8 << 30, DefaultBridgeName: "berth0", RuncVersion: "1.1.5",
+			MemTotal: 8 << 30, RuncVersion: "1.1.5",
 		},
 		networks:    []*network.Network{bridge, host, none, web},
 		endpoints:   map[string][]*network.Endpoint{bridge.ID: {ep1}, web.ID: {ep2}},

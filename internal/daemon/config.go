@@ -65,16 +65,9 @@ func addFlags(f *pflag.FlagSet, cfg *Config) {
 	f.IntVar(&cfg.DefaultStopTimeout, "default-stop-timeout", 10, "seconds a stop waits for a container that sets no --stop-timeout before it kills it")
 	f.Var(&labelsValue{&cfg.Labels}, "label", "the daemon's labels, KEY=VALUE, which docker info shows (repeatable)")
 	f.StringVar(&cfg.FirewallBackend, "firewall-backend", "", `dockerd 29's choice of firewall: "nftables", berth's only one (its table inet berth), or unset; "iptables" is refused`)
-	for _, b := range []struct {
-		name, usage string
-		not         *bool
-	}{
-		{"iptables", "dockerd's, true: berth always writes its firewall rules (nftables, its table inet berth); false is refused", &cfg.NoIPTables},
-		{"ip6tables", "dockerd's, true: berth always writes its IPv6 firewall rules (in the same table); false is refused", &cfg.NoIP6Tables},
-		{"ip-forward", "dockerd's, true: berth turns IP forwarding on for its bridges, as dockerd does; false is refused", &cfg.NoIPForward},
-	} {
+	for _, sw := range dockerdSwitches {
 		// A bare --iptables is true, as a BoolVar's.
-		f.VarPF(notBool{b.not}, b.name, "", b.usage).NoOptDefVal = "true"
+		f.VarPF(notBool{sw.off(cfg)}, sw.name, "", "dockerd's, true: "+sw.why+"; false is refused").NoOptDefVal = "true"
 	}
 	f.BoolVar(&cfg.IPForwardNoDrop, "ip-forward-no-drop", false, "dockerd's: berth never sets the filter FORWARD policy to DROP, whichever is given")
 	f.Int("shutdown-timeout", 15, "dockerd's: no effect, berth leaves its containers running when it stops")
@@ -192,6 +185,19 @@ func reloadLogLevel(f *pflag.FlagSet, path string, lv *slog.LevelVar) (string, e
 	}
 	lv.Set(level)
 	return "log level " + level.String(), nil
+}
+
+// dockerdSwitches are dockerd's switches for what berth always does:
+// their true is taken (a Docker host's daemon.json often says so), their
+// false refused by name rather than ignored (networkSettings). Each is
+// stored negated in Config, so that its zero value is dockerd's default.
+var dockerdSwitches = []struct {
+	name, why string
+	off       func(*Config) *bool
+}{
+	{"iptables", "berth always writes its firewall rules (nftables, its table inet berth)", func(c *Config) *bool { return &c.NoIPTables }},
+	{"ip6tables", "berth always writes its IPv6 firewall rules (nftables, its table inet berth)", func(c *Config) *bool { return &c.NoIP6Tables }},
+	{"ip-forward", "berth turns IP forwarding on for its bridges, as dockerd does by default", func(c *Config) *bool { return &c.NoIPForward }},
 }
 
 // notBool is a boolean flag stored negated, so that a Config's zero
@@ -664,20 +670,9 @@ func (cfg *Config) networkSettings(engineID string) (netSettings, error) {
 	default:
 		return s, fmt.Errorf("--firewall-backend %q: invalid firewall backend: berth's is nftables", cfg.FirewallBackend)
 	}
-	// dockerd's switches for what berth always does: their true is
-	// taken (a Docker host's daemon.json often says so), their false
-	// refused by name rather than ignored.
-	for _, o := range []struct {
-		flag string
-		off  bool
-		why  string
-	}{
-		{"iptables", cfg.NoIPTables, "berth always writes its firewall rules (nftables, its table inet berth)"},
-		{"ip6tables", cfg.NoIP6Tables, "berth always writes its IPv6 firewall rules (nftables, its table inet berth)"},
-		{"ip-forward", cfg.NoIPForward, "berth turns IP forwarding on for its bridges, as dockerd does by default"},
-	} {
-		if o.off {
-			return s, fmt.Errorf("--%s=false is not supported: %s; leave it unset or true", o.flag, o.why)
+	for _, sw := range dockerdSwitches {
+		if *sw.off(cfg) {
+			return s, fmt.Errorf("--%s=false is not supported: %s; leave it unset or true", sw.name, sw.why)
 		}
 	}
 	s.bridgeName = cfg.BridgeName

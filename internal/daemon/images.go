@@ -168,7 +168,7 @@ func (d *Daemon) SystemInfo(ctx context.Context) (api.SystemInfo, error) {
 	info := api.SystemInfo{
 		Name: d.hostname, DataRoot: d.cfg.DataRoot, ExecRoot: d.cfg.ExecRoot,
 		OperatingSystem: osName(), Architecture: runtime.GOARCH, NCPU: runtime.NumCPU(),
-		DefaultBridgeName: d.netSettings.bridgeName, RuncVersion: d.runcVersion(), Limits: d.limits,
+		RuncVersion: d.runcVersion(), Limits: d.limits,
 	}
 	info.Warnings = append(d.forwardWarnings(), d.cfg.FileWarnings...)
 	info.Labels = d.cfg.Labels
