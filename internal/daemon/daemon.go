@@ -422,8 +422,6 @@ func New(cfg Config) (*Daemon, error) {
 func (d *Daemon) readUserBridge(ns *netSettings) error {
 	v4, v6, err := d.driver.BridgeAddresses(ns.bridgeName)
 	switch {
-	case errdefs.Is(err, errdefs.KindNotFound) && ns.bridgeName == network.DefaultBridgeDevice:
-		return nil // berth's own name: made as without --bridge
 	case errdefs.Is(err, errdefs.KindNotFound): // dockerd's words
 		return fmt.Errorf(`error creating default %q network: bridge device with non default name %s must be created manually`, network.NameBridge, ns.bridgeName)
 	case err != nil:
