@@ -69,11 +69,7 @@ func TestEnsureBridgeIsIdempotent(t *testing.T) {
 func TestEnsureBridgeFinishesAHalfMadeBridge(t *testing.T) {
 	w := newWorld(t)
 	// What a crash right after creation leaves: a down, untagged, bare bridge.
-	attrs := netlink.NewLinkAttrs()
-	attrs.Name = "br-test"
-	if err := w.h.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil {
-		t.Fatal(err)
-	}
+	addBareBridge(t, w.h, "br-test")
 	spec := w.ensureTestBridge(t)
 	got := stateOf(t, w.h, "br-test")
 	if !got.Up || got.Alias != "berth:network:test" || !cmp.Equal(got.Addrs, []netip.Prefix{spec.Gateway}, netipEqual) {
@@ -411,11 +407,7 @@ func TestBridgeMadeAgainKeepsItsMAC(t *testing.T) {
 func TestReleaseBridge(t *testing.T) {
 	w := newWorld(t)
 	spec := driverapi.BridgeSpec{Name: "br-admin", Gateway: netip.MustParsePrefix("10.89.0.1/24")}
-	attrs := netlink.NewLinkAttrs()
-	attrs.Name = "br-admin"
-	if err := w.h.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil {
-		t.Fatal(err)
-	}
+	addBareBridge(t, w.h, "br-admin")
 	if err := w.d.EnsureBridge(spec, "network:admin"); err != nil {
 		t.Fatal(err)
 	}
@@ -469,15 +461,7 @@ func TestReleaseBridge(t *testing.T) {
 // found, another kind of link a conflict.
 func TestBridgeAddresses(t *testing.T) {
 	w := newWorld(t)
-	attrs := netlink.NewLinkAttrs()
-	attrs.Name = "br-lan"
-	if err := w.h.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil {
-		t.Fatal(err)
-	}
-	br, err := w.h.LinkByName("br-lan")
-	if err != nil {
-		t.Fatal(err)
-	}
+	br := addBareBridge(t, w.h, "br-lan")
 	for _, a := range []string{"10.50.0.1/24", "10.60.0.1/16", "fd00:50::1/64"} {
 		if err := w.h.AddrAdd(br, &netlink.Addr{IPNet: ipNet(netip.MustParsePrefix(a))}); err != nil {
 			t.Fatal(err)

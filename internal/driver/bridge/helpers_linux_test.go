@@ -47,6 +47,23 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // handleIn returns a netlink handle in the namespace at path, closed at test end.
+// addBareBridge makes a bridge the way an administrator (or a crash
+// right after creation) leaves one: down, untagged, no address; it
+// returns the link as the kernel has it.
+func addBareBridge(t testing.TB, h *netlink.Handle, name string) netlink.Link {
+	t.Helper()
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = name
+	if err := h.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := h.LinkByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 func handleIn(t testing.TB, path string) *netlink.Handle {
 	t.Helper()
 	h, err := openHandle(path)

@@ -788,15 +788,7 @@ func TestJoinFindsABridgeMadeAgain(t *testing.T) {
 	if err := w.h.LinkDel(old); err != nil {
 		t.Fatal(err)
 	}
-	attrs := netlink.NewLinkAttrs()
-	attrs.Name = "br-test"
-	if err := w.h.LinkAdd(&netlink.Bridge{LinkAttrs: attrs}); err != nil {
-		t.Fatal(err)
-	}
-	again, err := w.h.LinkByName("br-test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	again := addBareBridge(t, w.h, "br-test")
 	if again.Attrs().Index == old.Attrs().Index {
 		t.Fatalf("the bridge made again kept index %d", again.Attrs().Index)
 	}
