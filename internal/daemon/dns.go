@@ -13,7 +13,7 @@ import (
 // newDNS builds the resolvers' manager over the network controller's names.
 func (d *Daemon) newDNS() *dns.Manager {
 	return dns.NewManager(dns.Config{Names: d.net, Log: d.log.With("component", "dns"),
-		Listen: dns.ListenInNamespace(nftables.RedirectDNS, nftables.DNSRedirected)})
+		Listen: dns.ListenInNamespace(nftables.RedirectDNSHere, nftables.DNSRedirected)})
 }
 
 // startDNS gives a container that is on a user-defined network its

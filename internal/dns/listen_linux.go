@@ -10,10 +10,11 @@ import (
 	"github.com/berth-net/berth/internal/sandbox"
 )
 
-// RedirectFunc points 127.0.0.11:53 inside the network namespace at path
-// to the resolver's sockets there, which listen on Address at udpPort and
-// tcpPort (the daemon's is firewall/nftables.RedirectDNS).
-type RedirectFunc func(path string, resolver netip.Addr, udpPort, tcpPort uint16) error
+// RedirectFunc points 127.0.0.11:53 inside the network namespace of the
+// calling thread (one sandbox.Do runs, which made the resolver's sockets
+// just before) to those sockets, which listen on Address at udpPort and
+// tcpPort (the daemon's is firewall/nftables.RedirectDNSHere).
+type RedirectFunc func(resolver netip.Addr, udpPort, tcpPort uint16) error
 
 // RedirectedFunc returns the ports RedirectFunc's redirect in the network
 // namespace at path points at, if it is there untouched (the daemon's is
@@ -52,25 +53,17 @@ func ListenInNamespace(redirect RedirectFunc, redirected RedirectedFunc) ListenF
 			// Listened for afresh below: the queries that waited are lost.
 		}
 		if redirect == nil {
-			return listenIn(path, netip.AddrPortFrom(Address, 53), netip.AddrPortFrom(Address, 53))
+			return listenIn(path, netip.AddrPortFrom(Address, 53), netip.AddrPortFrom(Address, 53), nil)
 		}
 		if sb.Again && redirected != nil {
 			if uport, tport, ok := redirected(path, Address); ok {
-				udp, tcp, err := listenIn(path, netip.AddrPortFrom(Address, uport), netip.AddrPortFrom(Address, tport))
+				udp, tcp, err := listenIn(path, netip.AddrPortFrom(Address, uport), netip.AddrPortFrom(Address, tport), nil)
 				if err == nil {
 					return udp, tcp, nil
 				}
 			}
 		}
-		udp, tcp, err := listenIn(path, netip.AddrPortFrom(Address, 0), netip.AddrPortFrom(Address, 0))
-		if err != nil {
-			return nil, nil, err
-		}
-		uport, tport := udp.LocalAddr().(*net.UDPAddr).Port, tcp.Addr().(*net.TCPAddr).Port
-		if err := redirect(path, Address, uint16(uport), uint16(tport)); err != nil {
-			return nil, nil, errors.Join(err, udp.Close(), tcp.Close())
-		}
-		return udp, tcp, nil
+		return listenIn(path, netip.AddrPortFrom(Address, 0), netip.AddrPortFrom(Address, 0), redirect)
 	}
 }
 
@@ -107,7 +100,13 @@ func adoptKept(kept Sockets) (*net.UDPConn, net.Listener, error) {
 	return udp, tcp, nil
 }
 
-func listenIn(path string, udpAt, tcpAt netip.AddrPort) (*net.UDPConn, net.Listener, error) {
+// listenIn binds the resolver's sockets inside the namespace at path, at
+// udpAt and tcpAt, and then, when redirect is not nil, has it point
+// 127.0.0.11:53 at them, in the same visit to the namespace (one
+// sandbox.Do where there were two: a first connect's resolver was the
+// longer of the two things a connect does at once, and took the join's
+// CPU).
+func listenIn(path string, udpAt, tcpAt netip.AddrPort, redirect RedirectFunc) (*net.UDPConn, net.Listener, error) {
 	var (
 		udp *net.UDPConn
 		tcp net.Listener
@@ -119,6 +118,13 @@ func listenIn(path string, udpAt, tcpAt netip.AddrPort) (*net.UDPConn, net.Liste
 		}
 		if tcp, err = net.Listen("tcp4", tcpAt.String()); err != nil {
 			return errors.Join(fmt.Errorf("listen on tcp %s: %w", tcpAt, err), udp.Close())
+		}
+		if redirect == nil {
+			return nil
+		}
+		uport, tport := udp.LocalAddr().(*net.UDPAddr).Port, tcp.Addr().(*net.TCPAddr).Port
+		if err := redirect(Address, uint16(uport), uint16(tport)); err != nil {
+			return errors.Join(err, udp.Close(), tcp.Close())
 		}
 		return nil
 	})

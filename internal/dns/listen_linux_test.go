@@ -86,7 +86,7 @@ func TestListenRedirected(t *testing.T) {
 	ns := nstest.New(t)
 	names := newFakeNames()
 	names.add("sb", "web", "", "10.0.0.2")
-	m := NewManager(Config{Names: names, Listen: ListenInNamespace(nftables.RedirectDNS, nftables.DNSRedirected)})
+	m := NewManager(Config{Names: names, Listen: ListenInNamespace(nftables.RedirectDNSHere, nftables.DNSRedirected)})
 	t.Cleanup(func() { m.Close() })
 	if err := m.Start(Sandbox{ID: "sb", Path: ns}); err != nil {
 		t.Fatal(err)
@@ -329,7 +329,7 @@ func TestDetachedSocketsServedAgain(t *testing.T) {
 // redirectingManager is a Manager whose resolvers listen as the daemon's
 // do: on ports the kernel picks, with nftables' redirect to them.
 func redirectingManager(t *testing.T, names Names) *Manager {
-	m := NewManager(Config{Names: names, Listen: ListenInNamespace(nftables.RedirectDNS, nftables.DNSRedirected)})
+	m := NewManager(Config{Names: names, Listen: ListenInNamespace(nftables.RedirectDNSHere, nftables.DNSRedirected)})
 	t.Cleanup(func() { m.Close() })
 	return m
 }

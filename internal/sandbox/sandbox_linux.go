@@ -185,13 +185,13 @@ func loopbackUp() error {
 // Do runs fn on an OS thread that has entered the network namespace at
 // path (see inNamespace).
 func Do(path string, fn func() error) error {
-	f, err := os.Open(path)
+	fd, err := openNetns(path)
 	if err != nil {
 		return fmt.Errorf("open netns %q: %w", path, err)
 	}
-	defer f.Close()
+	defer unix.Close(fd)
 	return inNamespace(func() error {
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
 			return fmt.Errorf("enter netns %q: %w", path, err)
 		}
 		return fn()
@@ -211,6 +211,10 @@ func Do(path string, fn func() error) error {
 // namespace took 128-140 µs a call that way and 53 µs this way; it runs at
 // every container start (the namespace itself, the driver's socket in
 // it) and for every DNS resolver.
+//
+// The namespaces are opened with open(2) itself: os.Open offers every
+// file to Go's poller, which refuses a namespace file, four system calls
+// more for each of the two (43 → 24 µs a call here).
 func inNamespace(enter func() error) error {
 	errc := make(chan error, 1)
 	go func() {
@@ -222,17 +226,27 @@ func inNamespace(enter func() error) error {
 		// a process's fds).
 		defer func() { errc <- err }()
 		runtime.LockOSThread()
-		home, herr := os.Open("/proc/thread-self/ns/net")
+		home, herr := openNetns("/proc/thread-self/ns/net")
 		if herr != nil {
 			runtime.UnlockOSThread() // still at home
 			err = fmt.Errorf("open this thread's netns: %w", herr)
 			return
 		}
-		defer home.Close()
+		defer unix.Close(home)
 		err = enter()
-		if serr := unix.Setns(int(home.Fd()), unix.CLONE_NEWNET); serr == nil {
+		if serr := unix.Setns(home, unix.CLONE_NEWNET); serr == nil {
 			runtime.UnlockOSThread()
 		}
 	}()
 	return <-errc
+}
+
+// openNetns opens a network namespace file, read-only and close-on-exec.
+func openNetns(path string) (int, error) {
+	for {
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-net/berth/internal/sandbox"
 )
 
 // DNSTableName is the table RedirectDNS writes inside a container's
@@ -56,38 +58,59 @@ const DNSTableName = "berth-dns"
 // Docker's rules let them see: the resolver's port on the way out, 53
 // on the way in.
 func RedirectDNS(netnsPath string, resolver netip.Addr, udpPort, tcpPort uint16) error {
-	return inDNSTable(netnsPath, func(conn *nftlib.Conn, t *nftlib.Table) error {
-		// A container's first resolver finds no table: it is created, and a
-		// table already there fails the batch. Only then is the table
-		// deleted and made anew in one batch, whatever chains it had,
-		// because deleting a base chain waits for the kernel's RCU grace
-		// period (14 ms here, against 0.4 ms for the whole batch without).
-		conn.CreateTable(t)
-		addDNSRedirect(conn, t, resolver, udpPort, tcpPort)
-		err := conn.Flush()
-		if errors.Is(err, unix.EEXIST) {
-			conn.AddTable(t)
-			conn.DelTable(t)
-			conn.AddTable(t)
-			addDNSRedirect(conn, t, resolver, udpPort, tcpPort)
-			err = conn.Flush()
-		}
-		if err != nil {
-			return fmt.Errorf("redirect %s:53 to the resolver in %q: %w", resolver, netnsPath, err)
-		}
-		return nil
-	})
+	if netnsPath == "" {
+		return fmt.Errorf("DNS redirect: no namespace")
+	}
+	err := sandbox.Do(netnsPath, func() error { return RedirectDNSHere(resolver, udpPort, tcpPort) })
+	if err != nil {
+		return fmt.Errorf("in %q: %w", netnsPath, err)
+	}
+	return nil
+}
+
+// RedirectDNSHere is RedirectDNS in the network namespace of the calling
+// thread, which must stay in it meanwhile (one sandbox.Do runs): the
+// resolver makes its sockets and their redirect in one visit.
+func RedirectDNSHere(resolver netip.Addr, udpPort, tcpPort uint16) error {
+	sock, err := openQuietSocket()
+	if err != nil {
+		return err
+	}
+	defer sock.close()
+	t := dnsTable()
+	// A container's first resolver finds no table: it is created, and a
+	// table already there fails the batch. Only then is the table
+	// deleted and made anew in one batch, whatever chains it had,
+	// because deleting a base chain waits for the kernel's RCU grace
+	// period (14 ms here, against 0.4 ms for the whole batch without).
+	var b quietBatch
+	b.newTable(t, true)
+	addDNSRedirect(&b, t, resolver, udpPort, tcpPort)
+	err = sock.send(&b)
+	if errors.Is(err, unix.EEXIST) {
+		b = quietBatch{}
+		b.newTable(t, false)
+		b.delTable(t)
+		b.newTable(t, false)
+		addDNSRedirect(&b, t, resolver, udpPort, tcpPort)
+		err = sock.send(&b)
+	}
+	if err != nil {
+		return fmt.Errorf("redirect %s:53 to the resolver: %w", resolver, err)
+	}
+	return nil
 }
 
 // addDNSRedirect adds RedirectDNS's chains and rules to table t, which is
-// empty, to the batch on conn.
-func addDNSRedirect(conn *nftlib.Conn, t *nftlib.Table, resolver netip.Addr, udpPort, tcpPort uint16) {
+// empty, to the batch b.
+func addDNSRedirect(b *quietBatch, t *nftlib.Table, resolver netip.Addr, udpPort, tcpPort uint16) {
 	policy := nftlib.ChainPolicyAccept
 	for _, hook := range dnsHooks {
-		c := conn.AddChain(&nftlib.Chain{Name: hook.name, Table: t, Type: nftlib.ChainTypeFilter,
-			Hooknum: hook.hook, Priority: hook.prio, Policy: &policy})
+		c := &nftlib.Chain{Name: hook.name, Table: t, Type: nftlib.ChainTypeFilter,
+			Hooknum: hook.hook, Priority: hook.prio, Policy: &policy}
+		b.newChain(c)
 		for _, exprs := range dnsRules(resolver, udpPort, tcpPort, hook.answers) {
-			conn.AddRule(&nftlib.Rule{Table: t, Chain: c, Exprs: exprs})
+			b.appendRule(c, exprs)
 		}
 	}
 }
@@ -108,28 +131,29 @@ var dnsHooks = []struct {
 // netnsPath, if it is there: a container whose first resolver was made
 // for a connect that then failed is left as it was.
 func UnredirectDNS(netnsPath string) error {
-	return inDNSTable(netnsPath, func(conn *nftlib.Conn, t *nftlib.Table) error {
-		conn.AddTable(t)
-		conn.DelTable(t) // added first: no error when it was missing
-		if err := conn.Flush(); err != nil {
+	if netnsPath == "" {
+		return fmt.Errorf("DNS redirect: no namespace")
+	}
+	return sandbox.Do(netnsPath, func() error {
+		sock, err := openQuietSocket()
+		if err != nil {
+			return err
+		}
+		defer sock.close()
+		var b quietBatch
+		t := dnsTable()
+		b.newTable(t, false)
+		b.delTable(t) // added first: no error when it was missing
+		if err := sock.send(&b); err != nil {
 			return fmt.Errorf("remove the DNS redirect in %q: %w", netnsPath, err)
 		}
 		return nil
 	})
 }
 
-// inDNSTable runs fn with a connection to the namespace at netnsPath and
-// the DNS redirect's table, which fn adds to its batch as it needs.
-func inDNSTable(netnsPath string, fn func(*nftlib.Conn, *nftlib.Table) error) error {
-	if netnsPath == "" {
-		return fmt.Errorf("DNS redirect: no namespace")
-	}
-	conn, done, err := dial(netnsPath)
-	if err != nil {
-		return err
-	}
-	defer done()
-	return fn(conn, &nftlib.Table{Family: nftlib.TableFamilyIPv4, Name: DNSTableName})
+// dnsTable is the DNS redirect's table.
+func dnsTable() *nftlib.Table {
+	return &nftlib.Table{Family: nftlib.TableFamilyIPv4, Name: DNSTableName}
 }
 
 // dnsRules are the rules of RedirectDNS's chain for the queries, or with
