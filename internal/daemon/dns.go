@@ -52,8 +52,9 @@ func (d *Daemon) resolverSandbox(c *container.Container, again bool) (dns.Sandbo
 // their own kernel work, which takes the RTNL lock the redirect does not
 // need. The returned func waits for the start and gives its error; call
 // it on every path, failed joins included: a resolver that came up after
-// the caller's Stop would hold the namespace open.
-func (d *Daemon) resolverBeside(c *container.Container, want bool) (wait func() error) {
+// the caller's Stop would hold the namespace open. then, if not nil, runs
+// after a start that succeeded, still beside the joins.
+func (d *Daemon) resolverBeside(c *container.Container, want bool, then func()) (wait func() error) {
 	none := func() error { return nil }
 	if !want || d.dns == nil {
 		return none // without resolverSandbox's look at the host's resolv.conf
@@ -63,7 +64,13 @@ func (d *Daemon) resolverBeside(c *container.Container, want bool) (wait func() 
 		return none
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- d.dns.Start(sb) }()
+	go func() {
+		err := d.dns.Start(sb)
+		if err == nil && then != nil {
+			then()
+		}
+		errc <- err
+	}()
 	return func() error { return <-errc }
 }
 
@@ -94,9 +101,23 @@ func (d *Daemon) anyDiscoverable(names []string) bool {
 // returned: it stops the resolver again when the join failed, and
 // otherwise rewrites resolv.conf. Errors are logged: the endpoint is
 // joined already.
+//
+// What the rewrite needs (is the file edited, what it says now that the
+// resolver runs) is read beside the join as well, after the resolver's
+// start (a first connect's resolv.conf, 0.1 ms, came after the join).
+// The connect holds c meanwhile, and changes none of what is read of it
+// here (only its networks, once joined).
 func (d *Daemon) connectDNS(c *container.Container, n *network.Network) (joined func(ok bool)) {
 	first := d.dns != nil && n.Discoverable() && !d.dnsRunning(c.State.SandboxID)
-	wait := d.resolverBeside(c, first)
+	var (
+		edited bool
+		conf   string
+	)
+	wait := d.resolverBeside(c, first, func() {
+		if edited = resolvConfEdited(c.ResolvConfPath); !edited {
+			conf = d.resolvConfFor(c)
+		}
+	})
 	return func(ok bool) {
 		err := wait()
 		switch {
@@ -111,12 +132,12 @@ func (d *Daemon) connectDNS(c *container.Container, n *network.Network) (joined 
 			}
 		case err != nil:
 			d.log.Error("start DNS resolver after connect", "name", c.Name, "err", err)
-		case resolvConfEdited(c.ResolvConfPath):
+		case edited:
 			d.log.Info("resolv.conf was edited in the container: not rewritten for the resolver", "name", c.Name)
 		default:
 			// Without a new hash, as libnetwork's rebuildDNS: from now on
 			// the file counts as edited, and nothing rewrites it.
-			if err := writeInPlace(c.ResolvConfPath, d.resolvConfFor(c)); err != nil {
+			if err := writeInPlace(c.ResolvConfPath, conf); err != nil {
 				d.log.Error("rewrite resolv.conf after connect", "name", c.Name, "err", err)
 			}
 		}

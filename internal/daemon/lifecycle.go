@@ -214,7 +214,7 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState, donor *container.Conta
 		// own, as moby's connectToNetwork skips it (NetworkDisabled).
 		joining = slices.DeleteFunc(joining, func(name string) bool { return name == network.NameBridge })
 	}
-	dnsStarted := d.resolverBeside(c, d.anyDiscoverable(joining))
+	dnsStarted := d.resolverBeside(c, d.anyDiscoverable(joining), nil)
 	for i, name := range joining {
 		req := c.Config.Networks[name]
 		if _, err := d.net.Join(ctx, sb.ID, name, network.JoinRequest{
