@@ -76,6 +76,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := api.CheckSocketFree(path); err != nil {
 		return err
 	}
+	var metricsListener net.Listener
+	if cfg.MetricsAddr != "" {
+		if metricsListener, err = listenMetrics(cfg.MetricsAddr); err != nil {
+			return err
+		}
+		defer metricsListener.Close() // for a start that fails before it serves
+	}
 	if cfg.Pidfile != "" {
 		if err := writePidfile(cfg.Pidfile); err != nil {
 			return err
@@ -99,6 +106,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}()
 	if err := d.Start(ctx); err != nil {
 		return err
+	}
+	if metricsListener != nil {
+		defer d.serveMetrics(metricsListener)()
 	}
 	if err := os.MkdirAll(dirOf(path), 0o755); err != nil {
 		return err

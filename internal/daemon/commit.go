@@ -4,12 +4,24 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/berth-net/berth/internal/api"
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/runtime/image"
 )
+
+// CommitContainer is commitContainer, timed for the metrics when it succeeds
+// (moby's container action "commit").
+func (d *Daemon) CommitContainer(ctx context.Context, ref string, opts api.CommitOptions) (string, error) {
+	start := time.Now()
+	id, err := d.commitContainer(ctx, ref, opts)
+	if err == nil {
+		d.metrics.timeContainer("commit", start)
+	}
+	return id, err
+}
 
 // CommitContainer is docker commit, as moby's CreateImageFromContainer: an
 // image of the container's root filesystem (its image's tree with what the
@@ -20,7 +32,7 @@ import (
 // events, as moby's). The image is tagged when the request names a
 // repository; the container's commit event carries the image's ID and
 // name.
-func (d *Daemon) CommitContainer(ctx context.Context, ref string, opts api.CommitOptions) (string, error) {
+func (d *Daemon) commitContainer(ctx context.Context, ref string, opts api.CommitOptions) (string, error) {
 	cs, err := d.lookup(ref)
 	if err != nil {
 		return "", err

@@ -81,6 +81,7 @@ func addFlags(f *pflag.FlagSet, cfg *Config) {
 	f.StringVarP(&cfg.LogLevel, "log-level", "l", "info", "the daemon's log level: debug, info, warn, error or fatal")
 	f.StringVar(&cfg.LogFormat, "log-format", "text", `the form of the daemon's log: "text" or "json"`)
 	f.StringVarP(&cfg.Pidfile, "pidfile", "p", "", "file to hold the daemon's PID while it runs (none by default)")
+	f.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "TCP address (host:port) to serve Prometheus metrics on, at /metrics, as dockerd's (none by default)")
 	f.StringVarP(&cfg.StorageDriver, "storage-driver", "s", "", `dockerd's: berth stores on overlayfs alone, which "overlay2" (and "overlayfs") name; another is refused`)
 	f.StringArrayVar(&cfg.ExecOpts, "exec-opt", nil, `dockerd's: "native.cgroupdriver=cgroupfs", berth's cgroup driver, is taken; another is refused`)
 	f.BoolVar(&cfg.SELinux, "selinux-enabled", false, "dockerd's: berth labels nothing for SELinux; true is refused")
@@ -299,7 +300,7 @@ var dockerdKeys = []string{
 	"containerd", "containerd-namespace", "containerd-plugin-namespace", "cpu-rt-period",
 	"cpu-rt-runtime", "cri-containerd", "default-init",
 	"http-proxy", "https-proxy", "init-path",
-	"metrics-addr", "min-api-version",
+	"min-api-version",
 	"network-control-plane-mtu", "network-diagnostic-port", "no-proxy", "node-generic-resources", "nri-opts",
 	"raw-logs", "resolv-conf", "rootless", "runtimes", "seccomp-profile",
 	"storage-opts", "swarm-default-advertise-addr", "swarm-raft-election-tick",

@@ -48,7 +48,8 @@ func TestConfigFileSetsOptions(t *testing.T) {
 		"hosts": ["unix:///run/b.sock"], "data-root": "/srv/berth", "group": 123, "debug": true,
 		"userland-proxy": false, "allow-direct-routing": true,
 		"default-gateway": "10.20.0.254", "default-gateway-v6": "fd00:20::fe",
-		"iptables": true, "ip6tables": true, "ip-forward": true, "ip-forward-no-drop": true
+		"iptables": true, "ip6tables": true, "ip-forward": true, "ip-forward-no-drop": true,
+		"metrics-addr": "127.0.0.1:9323"
 	}`)
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +62,7 @@ func TestConfigFileSetsOptions(t *testing.T) {
 		DNS:                []string{"10.0.0.53", "10.0.1.53"}, DNSSearch: []string{"corp.example"}, DNSOptions: []string{"ndots:2"},
 		Group: 123, LogDriver: "json-file", LiveRestore: true, Debug: true, LogLevel: "info", LogFormat: "text", UserlandProxy: false, IPForwardNoDrop: true, DefaultRuntime: "runc",
 		DefaultStopTimeout: 10, AllowDirectRouting: true, DefaultGateway: "10.20.0.254", DefaultGateway6: "fd00:20::fe",
+		MetricsAddr: "127.0.0.1:9323",
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("config\n got %+v\nwant %+v", cfg, want)
@@ -73,8 +75,8 @@ func TestConfigFileRefusals(t *testing.T) {
 		args       []string
 		want       string
 	}{
-		{"dockerd's keys berth lacks", `{"bip": "10.1.0.1/24", "storage-opts": ["size=1G"], "metrics-addr": "127.0.0.1:9323"}`, nil,
-			"dockerd's options berth does not have: metrics-addr, storage-opts"},
+		{"dockerd's keys berth lacks", `{"bip": "10.1.0.1/24", "storage-opts": ["size=1G"], "min-api-version": "1.24"}`, nil,
+			"dockerd's options berth does not have: min-api-version, storage-opts"},
 		{"unknown keys", `{"bip": "10.1.0.1/24", "storage_driver": "overlay2", "userns-remap": "default", "bridges": "br0"}`, nil,
 			"dockerd's options berth does not have: userns-remap; the following directives don't match any configuration option of berth's: bridges, storage_driver"},
 		{"a flag's name where the file has the plural", `{"dns-opt": ["ndots:1"]}`, nil, "dns-opt"},

@@ -33,6 +33,7 @@ var validContainerName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
 // name, networks and limits; the warnings are moby's for limits the host
 // cannot apply, which are dropped.
 func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg container.Config) (*container.Container, []string, error) {
+	start := time.Now()
 	warnings, err := container.CheckResources(&cfg.Resources, d.limits, false)
 	if err != nil {
 		return nil, nil, errdefs.Invalid("%w", err)
@@ -52,6 +53,9 @@ func (d *Daemon) CreateContainer(ctx context.Context, name string, cfg container
 	container.AdaptResources(&cfg.Resources)
 	d.adaptNamespaces(&cfg.Namespaces)
 	c, err := d.createContainer(ctx, name, cfg)
+	if err == nil {
+		d.metrics.timeContainer("create", start)
+	}
 	return c, warnings, err
 }
 
@@ -521,8 +525,19 @@ func sortedNetworks(nets map[string]container.EndpointRequest, first string) []s
 	return names
 }
 
-// RemoveContainer deletes a stopped container, or kills and deletes a running one with force.
+// RemoveContainer is removeContainer, timed for the metrics when it succeeds
+// (moby's container action "delete").
 func (d *Daemon) RemoveContainer(ctx context.Context, ref string, force, volumes bool) error {
+	start := time.Now()
+	err := d.removeContainer(ctx, ref, force, volumes)
+	if err == nil {
+		d.metrics.timeContainer("delete", start)
+	}
+	return err
+}
+
+// RemoveContainer deletes a stopped container, or kills and deletes a running one with force.
+func (d *Daemon) removeContainer(ctx context.Context, ref string, force, volumes bool) error {
 	ctx = context.WithoutCancel(ctx) // a removal begun runs to its end, as a stop
 	cs, err := d.lookup(ref)
 	if err != nil {

@@ -134,6 +134,9 @@ type Config struct {
 	// Pidfile, when set, holds the daemon's PID while it runs
 	// (dockerd's --pidfile); a start refuses one naming a live process.
 	Pidfile string
+	// MetricsAddr, when set, is the TCP address the daemon serves its
+	// Prometheus metrics on, at /metrics (dockerd's --metrics-addr).
+	MetricsAddr string
 	// StorageDriver, ExecOpts and SELinux are dockerd's --storage-driver,
 	// --exec-opt and --selinux-enabled, taken when they say what berth
 	// is (overlay, the cgroupfs driver, no SELinux labels) and refused
@@ -180,6 +183,9 @@ type Daemon struct {
 	hostname      string
 	// engineID is docker info's ID, kept in <data-root>/engine-id.
 	engineID string
+	// metrics are dockerd's engine_daemon_* metrics (--metrics-addr);
+	// nil in a daemon a unit test makes without build.
+	metrics *engineMetrics
 	// hostsFile is the host's hosts file, copied for host-network containers.
 	hostsFile string
 	dns       *dns.Manager // embedded resolvers, one per sandbox on a user network
@@ -468,6 +474,7 @@ func (d *Daemon) build() error {
 	if d.engineID, err = loadEngineID(filepath.Join(d.cfg.DataRoot, "engine-id")); err != nil {
 		return err
 	}
+	d.metrics = newEngineMetrics(d)
 	ns, err := d.cfg.networkSettings(d.engineID)
 	if err != nil {
 		return err

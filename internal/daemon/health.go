@@ -110,7 +110,21 @@ func (d *Daemon) healthMonitor(cs *ctrState, hc *container.HealthConfig, started
 // closed first (the probe is killed and no result kept).
 func (d *Daemon) probe(cs *ctrState, hc *container.HealthConfig, stop <-chan struct{}) (r container.HealthResult, ok bool) {
 	r.Start = time.Now()
+	var mu sync.Mutex // guards pidfd, dead and prepared
+	pidfd, dead := -1, false
+	// For the metrics, as moby counts its probes: each one, those that
+	// could not run (an error, not a failing check), and how long the
+	// ones that ran took to start.
+	prepared, errored := time.Duration(-1), false
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		d.metrics.healthCheck(prepared, errored)
+	}()
 	failed := func(err error) (container.HealthResult, bool) {
+		mu.Lock()
+		errored = true
+		mu.Unlock()
 		r.End, r.ExitCode, r.Output = time.Now(), -1, err.Error()
 		return r, true
 	}
@@ -122,14 +136,15 @@ func (d *Daemon) probe(cs *ctrState, hc *container.HealthConfig, stop <-chan str
 		return failed(err)
 	}
 	out := &limitedBuffer{max: container.HealthOutputMax}
-	var mu sync.Mutex // guards pidfd and dead
-	pidfd, dead := -1, false
 	spec := runtime.ExecSpec{
 		Args: hc.Probe(shell), BaseEnv: append(slices.Clone(links.env), env...), User: user, Cwd: dir, Stdout: out, Stderr: out,
 		OnStart: func(pid int, _ func(h, w uint) error) {
 			// A pidfd, taken while the process cannot have been reaped
 			// (Exec reaps it only after this), kills the probe and never
 			// a process that took its PID.
+			mu.Lock()
+			prepared = time.Since(r.Start)
+			mu.Unlock()
 			if fd, err := unix.PidfdOpen(pid, 0); err == nil {
 				mu.Lock()
 				pidfd = fd

@@ -64,9 +64,20 @@ func (d *Daemon) Image(ctx context.Context, ref string) (*image.Image, error) {
 	return d.images.Get(ref)
 }
 
+// RemoveImage is removeImage, timed for the metrics when it succeeds
+// (moby's image action "delete").
+func (d *Daemon) RemoveImage(ctx context.Context, ref string, force, noPrune bool) ([]string, []string, error) {
+	start := time.Now()
+	untagged, deleted, err := d.removeImage(ctx, ref, force, noPrune)
+	if err == nil {
+		d.metrics.timeImage("delete", start)
+	}
+	return untagged, deleted, err
+}
+
 // RemoveImage untags or deletes an image that no container uses (unless
 // forced), and then its untagged parents unless noPrune.
-func (d *Daemon) RemoveImage(ctx context.Context, ref string, force, noPrune bool) ([]string, []string, error) {
+func (d *Daemon) removeImage(ctx context.Context, ref string, force, noPrune bool) ([]string, []string, error) {
 	d.imagesMu.Lock()
 	img, _ := d.images.Get(ref)
 	remove := d.images.Remove
@@ -165,6 +176,7 @@ func (d *Daemon) PruneImages(ctx context.Context, all bool, match func(*image.Im
 
 // SystemInfo describes the daemon for /info and /version.
 func (d *Daemon) SystemInfo(ctx context.Context) (api.SystemInfo, error) {
+	defer d.metrics.timeHostInfo("system_info", time.Now())
 	info := api.SystemInfo{
 		Name: d.hostname, DataRoot: d.cfg.DataRoot, ExecRoot: d.cfg.ExecRoot,
 		OperatingSystem: osName(), Architecture: runtime.GOARCH, NCPU: runtime.NumCPU(),

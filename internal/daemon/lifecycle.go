@@ -88,11 +88,13 @@ func (d *Daemon) startContainer(ctx context.Context, cs *ctrState, auto chan str
 		cs.c.RestartCount, cs.c.ManuallyStopped, cs.restartDelay = 0, false, 0
 	}
 	prevCode, prevFinished := cs.c.State.ExitCode, cs.c.State.FinishedAt
+	starting := time.Now()
 	err := errors.Join(donorErr, joinsErr, linksErr)
 	if err == nil {
 		err = d.start(ctx, cs, donor, joins, links)
 	}
 	if err == nil {
+		d.metrics.timeContainer("start", starting)
 		id := cs.c.ID
 		cs.mu.Unlock()
 		d.refreshLinkParents(id)
@@ -182,6 +184,7 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState, donor *container.Conta
 	if err := d.checkHostGateway(c); err != nil {
 		return err
 	}
+	allocating := time.Now()
 	// NetworkMode only decides host or not: the networks joined are
 	// Config.Networks, which a disconnect may have left without the
 	// network the container was created on (and that network may be gone).
@@ -217,6 +220,7 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState, donor *container.Conta
 	dnsStarted := d.resolverBeside(c, d.anyDiscoverable(joining), nil)
 	for i, name := range joining {
 		req := c.Config.Networks[name]
+		joinStart := time.Now()
 		if _, err := d.net.Join(ctx, sb.ID, name, network.JoinRequest{
 			ContainerID: c.ID, Name: c.Name, IPv4: req.IPv4Address, IPv6: req.IPv6Address, NoIPv6: ipv6Disabled(c), MAC: req.MacAddress, Aliases: req.Aliases, LinkLocal: req.LinkLocalIPs,
 			Links: req.Links, Hostname: c.Config.Hostname, GwPriority: req.GwPriority, Ports: portsForJoin(i, ports),
@@ -225,10 +229,12 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState, donor *container.Conta
 			_ = dnsStarted() // up before the deferred cleanup stops it
 			return fmt.Errorf("%s: %w", errSetupNetworking, err)
 		}
+		d.metrics.timeNetwork("connect", joinStart)
 	}
 	if err := dnsStarted(); err != nil {
 		return err
 	}
+	d.metrics.timeNetwork("allocate", allocating)
 	d.setLinkHosts(c.ID, links.hosts)
 	cs.linkEnv = links.env
 	if err := d.writeEtcFiles(c); err != nil {
@@ -473,8 +479,13 @@ func (d *Daemon) onExit(cs *ctrState, proc runtime.Process, code int, oom bool, 
 	sbID := c.State.SandboxID
 	var errs []error
 	if sbID != "" {
+		releasing := time.Now()
 		d.stopDNS(sbID)
-		errs = append(errs, d.net.DeleteSandbox(context.Background(), sbID))
+		err := d.net.DeleteSandbox(context.Background(), sbID)
+		if err == nil {
+			d.metrics.timeNetwork("release", releasing)
+		}
+		errs = append(errs, err)
 	}
 	errs = append(errs, d.runtime.Release(c.ID))
 	if c.Config.Namespaces.IpcMode == container.ModeShareable {

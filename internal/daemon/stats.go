@@ -109,9 +109,20 @@ func (d *Daemon) ContainerSize(ctx context.Context, ref string) (rw, rootfs int6
 	return rw, rootfs, nil
 }
 
+// ContainerChanges is containerChanges, timed for the metrics when it succeeds
+// (moby's container action "changes").
+func (d *Daemon) ContainerChanges(ctx context.Context, ref string) ([]container.Change, error) {
+	start := time.Now()
+	changes, err := d.containerChanges(ctx, ref)
+	if err == nil {
+		d.metrics.timeContainer("changes", start)
+	}
+	return changes, err
+}
+
 // ContainerChanges is docker diff: what the container changed in its root
 // file system against its image.
-func (d *Daemon) ContainerChanges(ctx context.Context, ref string) ([]container.Change, error) {
+func (d *Daemon) containerChanges(ctx context.Context, ref string) ([]container.Change, error) {
 	cs, err := d.lookup(ref)
 	if err != nil {
 		return nil, err

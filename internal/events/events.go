@@ -45,9 +45,10 @@ const subBuffer = 1024
 type Log struct {
 	now func() time.Time
 
-	mu   sync.Mutex
-	past []Event
-	subs map[chan Event]struct{}
+	mu        sync.Mutex
+	past      []Event
+	subs      map[chan Event]struct{}
+	published uint64
 }
 
 // New returns an empty log; now is the clock (nil: time.Now).
@@ -71,12 +72,22 @@ func (l *Log) Publish(e Event) {
 		l.past = slices.Delete(l.past, 0, 1)
 	}
 	l.past = append(l.past, e)
+	l.published++
 	for ch := range l.subs {
 		select {
 		case ch <- e:
 		default: // full: this one misses e
 		}
 	}
+}
+
+// Counts returns how many events were published so far and how many
+// subscribers there are now (dockerd's events_total and
+// events_subscribers_total metrics).
+func (l *Log) Counts() (published uint64, subscribers int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.published, len(l.subs)
 }
 
 // Subscribe returns the kept events at or after since (none when since
