@@ -48,6 +48,16 @@ func attachRows(t *stats.Table, r *results) {
 			stats.X(stats.Ratio(tr.connect.Median(), f.Median)), "",
 			fmt.Sprintf("the element, median %s ms, is a step berth's connect does not take", stats.MS(e.Median)))
 	}
+	for _, tr := range s.tiers {
+		if tr.daemonConnects == 0 || len(tr.floorAttach) == 0 {
+			continue
+		}
+		own := time.Duration(tr.daemonConnectSeconds / tr.daemonConnects * float64(time.Second))
+		floorMean := tr.floorAttach.Mean()
+		t.Add(fmt.Sprintf("connect, N=%d, the daemon's own part (mean)", tr.n), stats.MS(own), stats.MS(floorMean),
+			stats.X(stats.Ratio(own, floorMean)), "",
+			fmt.Sprintf("from its metrics (engine_daemon_network_actions_seconds, connect), %.0f connects, without the API's way in and out; the whole connect's mean %s ms", tr.daemonConnects, stats.MS(tr.connect.Mean())))
+	}
 	if len(s.tiers) > 1 {
 		lo, hi := s.tiers[0], s.tiers[len(s.tiers)-1]
 		t.Add(fmt.Sprintf("connect median, N=%d ÷ N=%d", hi.n, lo.n),

@@ -37,7 +37,8 @@ func TestReportGolden(t *testing.T) {
 		elapsed: 42 * time.Second,
 		scale: scaleResult{
 			tiers: []tier{
-				{n: 10, real: 10, connect: series(12, 3, 6), floorAttach: series(12, 2, 4), floorElement: series(12, 0.1, 0.3), disconnect: series(12, 1, 2), floorDetach: series(12, 30, 40)},
+				{n: 10, real: 10, connect: series(12, 3, 6), floorAttach: series(12, 2, 4), floorElement: series(12, 0.1, 0.3), disconnect: series(12, 1, 2), floorDetach: series(12, 30, 40),
+					daemonConnects: 12, daemonConnectSeconds: 0.030},
 				{n: 100, real: 10, connect: series(12, 3.5, 7), floorAttach: series(12, 3, 5), floorElement: series(12, 0.1, 0.3), disconnect: series(12, 1, 2.5), floorDetach: series(12, 31, 45), leftVeths: 1},
 			},
 			growBerth: series(10, 3, 4), growFloor: series(100, 2, 5), growBare: series(90, 1.5, 2.5),

@@ -33,6 +33,11 @@ type tier struct {
 	// nftables element the floor adds, which berth's connect
 	// does not (its rules match the bridge by name).
 	floorElement stats.Samples
+	// daemonConnects and daemonConnectSeconds are what the daemon's own
+	// metrics timed of the connects (engine_daemon_network_actions_seconds,
+	// action connect): its part, without the API's way in and out. The
+	// metrics give a count and a sum, so its figure is a mean.
+	daemonConnects, daemonConnectSeconds float64
 	// leftVeths is how many more of berth's veths there were, once the
 	// reaper had settled, after the tier's disconnect rounds than
 	// before its connects: a pair a disconnect left behind.

@@ -211,11 +211,21 @@ func (w *world) cycle(ctx context.Context, probes []probe, t *tier, round int) e
 		return nil
 	}
 	berth := func() error {
+		n0, s0, err := harness.NetworkActionTotals(ctx, metricsAddr, "connect")
+		if err != nil {
+			return err
+		}
 		if err := each(&t.connect, func(pr probe) error {
 			return wrapErr(w.d.NetworkConnect(ctx, benchNet, pr.name, nil), "connect %q", pr.name)
 		}); err != nil {
 			return err
 		}
+		n1, s1, err := harness.NetworkActionTotals(ctx, metricsAddr, "connect")
+		if err != nil {
+			return err
+		}
+		t.daemonConnects += n1 - n0
+		t.daemonConnectSeconds += s1 - s0
 		return each(&t.disconnect, func(pr probe) error {
 			return wrapErr(w.d.NetworkDisconnect(ctx, benchNet, pr.name, false), "disconnect %q", pr.name)
 		})

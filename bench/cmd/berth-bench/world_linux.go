@@ -42,8 +42,9 @@ var (
 )
 
 const (
-	benchNet    = "bench"   // berth's user network
-	benchBridge = "brbench" // its device
+	benchNet    = "bench"          // berth's user network
+	metricsAddr = "127.0.0.1:9323" // the daemon's --metrics-addr, in the bench's namespace
+	benchBridge = "brbench"        // its device
 	// defaultBridge is the daemon's default bridge ("bridge"): the
 	// harness starts it without --bridge-name.
 	defaultBridge = "berth0"
@@ -143,7 +144,7 @@ func newWorld(ctx context.Context, bin string, tmpfs bool, log *slog.Logger) (*w
 		return nil, fmt.Errorf("floor host's outside world: %w", err)
 	}
 	log.Info("starting daemon")
-	if w.d, err = harness.StartDaemon(ctx, bin, dir); err != nil {
+	if w.d, err = harness.StartDaemon(ctx, bin, dir, "--metrics-addr", metricsAddr); err != nil {
 		return nil, err
 	}
 	if err := w.d.ImportBusybox(ctx, image); err != nil {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,25 +30,26 @@ type Daemon struct {
 	*client.Client
 	Dir     string
 	LogPath string
+	args    []string // given after the roots and socket; a restart passes them again
 	cmd     *exec.Cmd
 	done    chan struct{} // closed once the daemon has exited and waitErr is set
 	waitErr error
 }
 
 // StartDaemon runs bin as `berth daemon` with its roots and socket under
-// dir and returns once the API answers.
-func StartDaemon(ctx context.Context, bin, dir string) (*Daemon, error) {
+// dir, and args after them, and returns once the API answers.
+func StartDaemon(ctx context.Context, bin, dir string, args ...string) (*Daemon, error) {
 	sock := filepath.Join(dir, "berth.sock")
-	d := &Daemon{Dir: dir, LogPath: filepath.Join(dir, "daemon.log"), done: make(chan struct{})}
+	d := &Daemon{Dir: dir, LogPath: filepath.Join(dir, "daemon.log"), args: args, done: make(chan struct{})}
 	logf, err := os.Create(d.LogPath)
 	if err != nil {
 		return nil, err
 	}
 	defer logf.Close()
-	d.cmd = exec.Command(bin, "daemon",
+	d.cmd = exec.Command(bin, append([]string{"daemon",
 		"--data-root", filepath.Join(dir, "data"),
 		"--exec-root", filepath.Join(dir, "exec"),
-		"--host", "unix://"+sock)
+		"--host", "unix://" + sock}, args...)...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	// No Pdeathsig: it fires when the forking OS thread exits, and the
 	// bench's namespace work throws threads away. The bench's PID
@@ -210,9 +212,51 @@ func (d *Daemon) Restart(ctx context.Context, bin string) (nd *Daemon, stop, ser
 	}
 	stop = time.Since(t0)
 	t1 := time.Now()
-	nd, err = StartDaemon(ctx, bin, d.Dir)
+	nd, err = StartDaemon(ctx, bin, d.Dir, d.args...)
 	if err != nil {
 		return nil, stop, 0, err
 	}
 	return nd, stop, time.Since(t1), nil
+}
+
+// NetworkActionTotals reads the metrics a daemon serves at addr (its
+// --metrics-addr): how many network actions of the kind (connect,
+// allocate, release) it has timed, and their seconds in all
+// (engine_daemon_network_actions_seconds, as dockerd's). The time is the
+// daemon's own: from the connect's start (its request read and decoded,
+// its container found) to its end, before the answer is written.
+func NetworkActionTotals(ctx context.Context, addr, action string) (count, seconds float64, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read the daemon's metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	return parseNetworkAction(resp.Body, action)
+}
+
+// parseNetworkAction reads action's count and sum out of the metrics text
+// r; both 0 when the daemon has timed no such action yet.
+func parseNetworkAction(r io.Reader, action string) (count, seconds float64, err error) {
+	series := `engine_daemon_network_actions_seconds_%s{action="` + action + `"} `
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		for _, f := range []struct {
+			name string
+			v    *float64
+		}{{"count", &count}, {"sum", &seconds}} {
+			if v, ok := strings.CutPrefix(sc.Text(), fmt.Sprintf(series, f.name)); ok {
+				if *f.v, err = strconv.ParseFloat(v, 64); err != nil {
+					return 0, 0, fmt.Errorf("metrics line %q: %w", sc.Text(), err)
+				}
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, 0, err
+	}
+	return count, seconds, nil
 }

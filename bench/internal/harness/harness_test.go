@@ -29,3 +29,26 @@ func TestParseIperf(t *testing.T) {
 		}
 	}
 }
+
+// TestParseNetworkAction reads one action's count and sum from dockerd's
+// histogram, not another action's, and 0, 0 for an action never timed.
+func TestParseNetworkAction(t *testing.T) {
+	text := `# TYPE engine_daemon_network_actions_seconds histogram
+engine_daemon_network_actions_seconds_bucket{action="allocate",le="+Inf"} 2
+engine_daemon_network_actions_seconds_sum{action="allocate"} 0.25
+engine_daemon_network_actions_seconds_count{action="allocate"} 2
+engine_daemon_network_actions_seconds_bucket{action="connect",le="+Inf"} 120
+engine_daemon_network_actions_seconds_sum{action="connect"} 0.117
+engine_daemon_network_actions_seconds_count{action="connect"} 120
+`
+	n, sum, err := parseNetworkAction(strings.NewReader(text), "connect")
+	if err != nil || n != 120 || sum != 0.117 {
+		t.Errorf("connect: %v, %v, %v; want 120, 0.117", n, sum, err)
+	}
+	if n, sum, err := parseNetworkAction(strings.NewReader(text), "release"); err != nil || n != 0 || sum != 0 {
+		t.Errorf("release, never timed: %v, %v, %v; want 0, 0", n, sum, err)
+	}
+	if _, _, err := parseNetworkAction(strings.NewReader(`engine_daemon_network_actions_seconds_count{action="connect"} many`), "connect"); err == nil {
+		t.Error("a count that is not a number was taken")
+	}
+}

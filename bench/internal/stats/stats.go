@@ -33,6 +33,19 @@ func (s Samples) Percentile(p float64) time.Duration {
 // Median is the 50th percentile.
 func (s Samples) Median() time.Duration { return s.Percentile(50) }
 
+// Mean is the samples' average (0 for none): for a comparison with a
+// figure that is known only as a sum and a count.
+func (s Samples) Mean() time.Duration {
+	if len(s) == 0 {
+		return 0
+	}
+	var sum time.Duration
+	for _, d := range s {
+		sum += d
+	}
+	return sum / time.Duration(len(s))
+}
+
 // Summary is what the table shows of one series.
 type Summary struct {
 	N                 int

@@ -167,3 +167,13 @@ func TestRoundRatios(t *testing.T) {
 		t.Errorf("RoundRatios with no round size = %v, want none", got)
 	}
 }
+
+// TestMean: the average of the samples, 0 for none.
+func TestMean(t *testing.T) {
+	if got := (Samples{time.Millisecond, 2 * time.Millisecond, 6 * time.Millisecond}).Mean(); got != 3*time.Millisecond {
+		t.Errorf("Mean = %v, want 3ms", got)
+	}
+	if got := Samples(nil).Mean(); got != 0 {
+		t.Errorf("Mean of none = %v", got)
+	}
+}
