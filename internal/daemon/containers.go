@@ -145,6 +145,11 @@ func (d *Daemon) createContainer(ctx context.Context, name string, cfg container
 	if err := checkPorts(cfg); err != nil {
 		return nil, err
 	}
+	if d.runtime != nil { // nil in unit tests without a runtime
+		if err := d.runtime.CheckWorkdir(img.RootfsDir, cfg.WorkingDir); err != nil {
+			return nil, err
+		}
+	}
 	if err := d.planNetworks(&cfg); err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/runtime/image"
 )
 
@@ -62,4 +63,71 @@ func readInRoot(root, rel string) ([]byte, error) {
 func (r *Runtime) CheckUser(id, user string, groupAdd []string) error {
 	_, err := userIn(r.rootfs(id), user, groupAdd)
 	return err
+}
+
+// CheckWorkdir refuses a working directory (--workdir, the image's
+// WORKDIR) that a new container on the image whose root filesystem is
+// lower would find as something other than a directory, in moby's words
+// (container.SetupWorkingDirectory, at create): runc would fail its start
+// with "mkdir /etc/passwd: not a directory". The init layer is looked at
+// first, as it lies over the image's (its /etc/hosts is a file). A missing
+// directory is no error: runc makes it.
+func (r *Runtime) CheckWorkdir(lower, cwd string) error {
+	for _, root := range []string{r.initLayer(), lower} {
+		isDir, found, err := dirIn(root, cwd)
+		if err != nil || !found {
+			continue // a layer that cannot be read is not what the check is for
+		}
+		if !isDir {
+			return errNotWorkdir(cwd)
+		}
+		return nil
+	}
+	return nil
+}
+
+// checkWorkdirIn is CheckWorkdir in a container's mounted root filesystem,
+// at start (moby checks again there: the container may have put a file
+// at its working directory since). The error is of the spec (invalid), so
+// that the start gives it bare, as moby's createSpec does.
+func checkWorkdirIn(rootfs, cwd string) error {
+	if isDir, found, err := dirIn(rootfs, cwd); err == nil && found && !isDir {
+		return errdefs.WithKind(errdefs.KindInvalid, errNotWorkdir(cwd))
+	}
+	return nil
+}
+
+func errNotWorkdir(cwd string) error {
+	return fmt.Errorf("Cannot mkdir: %s is not a directory", cwd) // moby's words, capital and all
+}
+
+// dirIn looks rel up inside root, symlinks resolved as the container would
+// (openat2 RESOLVE_IN_ROOT), and says whether it is there and a directory;
+// a component on the way that is not a directory counts as not found, as
+// moby's check does (its Stat fails, and the mkdir's own error is given).
+func dirIn(root, rel string) (isDir, found bool, err error) {
+	if rel == "" {
+		return true, true, nil
+	}
+	dir, err := os.Open(root)
+	if err != nil {
+		return false, false, err
+	}
+	defer dir.Close()
+	fd, err := unix.Openat2(int(dir.Fd()), rel, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return false, false, err
+	}
+	return st.Mode&unix.S_IFMT == unix.S_IFDIR, true, nil
 }

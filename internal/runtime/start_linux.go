@@ -43,6 +43,9 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (p Process, err error) {
 	if err := r.ensureOverlay(s.ID, s.RootfsDir); err != nil {
 		return Process{}, err
 	}
+	if err := checkWorkdirIn(r.rootfs(s.ID), s.Cwd); err != nil {
+		return Process{}, err
+	}
 	u, err := userIn(r.rootfs(s.ID), s.User, s.GroupAdd)
 	if errdefs.Is(err, errdefs.KindInvalid) {
 		return Process{}, err // the user's mistake, in moby's words as they are (its createSpec's)

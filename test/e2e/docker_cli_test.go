@@ -891,6 +891,40 @@ func TestDockerCLIErrorWording(t *testing.T) {
 	mustDocker(t, w, "rm", "-f", id)
 }
 
+// TestDockerCLIWorkdirNotADirectory: a working directory that is a file
+// in the image (or in the init layer, as /etc/hosts) fails the create in
+// moby's words, leaving no container behind; one that became a file after
+// the create fails the start in the same words. A missing one is made.
+func TestDockerCLIWorkdirNotADirectory(t *testing.T) {
+	w, _ := startWorld(t)
+	const moby = "Cannot mkdir: %s is not a directory"
+	for _, c := range []struct {
+		cmd, dir string
+		code     int // the docker CLI's for a daemon's error
+	}{{"run", "/etc/passwd", 125}, {"create", "/etc/hosts", 1}} {
+		_, errOut, code := w.Docker(t, c.cmd, "--name", "wd", "-w", c.dir, testworld.BusyboxImage, "pwd")
+		if want := "Error response from daemon: " + fmt.Sprintf(moby, c.dir); code != c.code || !strings.Contains(errOut, want) {
+			t.Errorf("docker %s -w %s: exit %d, stderr %q; want exit %d saying %q", c.cmd, c.dir, code, errOut, c.code, want)
+		}
+		if out := mustDocker(t, w, "ps", "-aq", "--filter", "name=^wd$"); strings.TrimSpace(out) != "" {
+			t.Errorf("docker %s -w %s left a container: %s", c.cmd, c.dir, out)
+			mustDocker(t, w, "rm", "-f", "wd")
+		}
+	}
+	if out := mustDocker(t, w, "run", "--rm", "-w", "/new/dir", testworld.BusyboxImage, "pwd"); out != "/new/dir\n" {
+		t.Errorf("docker run -w /new/dir: pwd %q", out)
+	}
+	mustDocker(t, w, "create", "--name", "later", "-w", "/wd", testworld.BusyboxImage, "pwd")
+	file := filepath.Join(w.Dir, "wd")
+	if err := os.WriteFile(file, []byte("a file\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustDocker(t, w, "cp", file, "later:/wd")
+	if _, errOut, code := w.Docker(t, "start", "later"); code == 0 || !strings.Contains(errOut, "Error response from daemon: "+fmt.Sprintf(moby, "/wd")) {
+		t.Errorf("docker start of a container whose workdir became a file: exit %d, stderr %q", code, errOut)
+	}
+}
+
 // TestDomainname: --domainname is the container's NIS domain name (its
 // own UTS namespace's, as moby sets it), inspect shows it, and its
 // /etc/hosts line names the FQDN, then the bare hostname, as moby's
