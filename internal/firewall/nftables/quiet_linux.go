@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"time"
 
 	nftlib "github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -22,8 +21,8 @@ import (
 // any message anyway, and handles the whole batch inside the sendto, so
 // that every reply is queued when it returns. Measured here in fresh
 // namespaces (200 each): the redirect 624 µs through google/nftables,
-// 221 µs this way, of which 69 µs is the socket made in the namespace
-// and 71 µs the kernel's transaction.
+// 185-200 µs this way, the namespace entered included (a prototype: 69 µs
+// to make the socket in the namespace, 71 µs the kernel's transaction).
 
 // quietBatch is a transaction being encoded: its messages, without
 // sequence numbers, and the first error met while encoding.
@@ -121,24 +120,19 @@ type quietSocket struct {
 }
 
 // openQuietSocket makes a netfilter netlink socket in the calling
-// thread's network namespace. It waits at most quietTimeout for a reply.
+// thread's network namespace. Its error replies carry the failed
+// message's header alone, not the whole message (NETLINK_CAP_ACK).
 func openQuietSocket() (*quietSocket, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
 	if err != nil {
 		return nil, fmt.Errorf("open nftables netlink socket: %w", err)
 	}
-	tv := unix.NsecToTimeval(quietTimeout.Nanoseconds())
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+	if err := unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("nftables netlink socket: %w", err)
 	}
 	return &quietSocket{fd: fd}, nil
 }
-
-// quietTimeout bounds the wait for a batch's replies, which the kernel
-// has queued by the time sendto returns: only a kernel that broke that
-// would make a batch wait this long.
-const quietTimeout = 5 * time.Second
 
 func (s *quietSocket) close() { unix.Close(s.fd) }
 
@@ -176,35 +170,51 @@ func (s *quietSocket) send(b *quietBatch) error {
 	return s.replies(all[0].Header.Sequence, all[last].Header.Sequence)
 }
 
-// replies reads the kernel's answers to a batch until the one to its
-// last message (lastSeq), or one to its beginning (beginSeq), which the
-// kernel sends when it refused the batch before its messages (no
-// permission, out of memory). Answers to an earlier batch on the socket
-// (sequence numbers below beginSeq) are skipped.
+// replies reads the kernel's answers to a batch, all of them queued by
+// the time the sendto returned (the kernel handles a batch inside it), so
+// each read is one that does not wait: until the socket is empty. They
+// are the acknowledgement of its last message (lastSeq), the errors of any
+// of its messages, and, when the kernel refused the batch or gave up on
+// it (no permission, out of memory), an error naming its beginning or the
+// message after it, with nothing after that. Answers to an earlier batch
+// on the socket (sequence numbers below beginSeq) are skipped, as is
+// anything not from the kernel.
 func (s *quietSocket) replies(beginSeq, lastSeq uint32) error {
 	var errs error
+	acked := false
 	rb := make([]byte, 8192)
 	for {
-		n, _, err := unix.Recvfrom(s.fd, rb, 0)
+		n, from, err := unix.Recvfrom(s.fd, rb, unix.MSG_DONTWAIT)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			break
+		}
 		if err != nil {
 			return errors.Join(errs, fmt.Errorf("read nftables batch's replies: %w", err))
+		}
+		if nl, ok := from.(*unix.SockaddrNetlink); ok && nl.Pid != 0 {
+			continue
 		}
 		msgs, err := parseReplies(rb[:n])
 		if err != nil {
 			return errors.Join(errs, err)
 		}
 		for _, m := range msgs {
-			if m.seq < beginSeq {
+			if m.seq < beginSeq || m.seq > lastSeq+1 {
 				continue
 			}
 			if m.errno != 0 {
 				errs = errors.Join(errs, m.errno)
 			}
-			if m.seq == lastSeq || m.seq == beginSeq {
-				return errs
-			}
+			acked = acked || m.seq == lastSeq
 		}
 	}
+	if errs == nil && !acked {
+		return errors.New("nftables batch: the kernel did not acknowledge it")
+	}
+	return errs
 }
 
 // reply is what a batch's reply says: to which message, and its error.

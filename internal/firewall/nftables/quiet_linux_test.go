@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	nftlib "github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -106,5 +107,57 @@ func TestParseReplies(t *testing.T) {
 	binary.NativeEndian.PutUint32(long[0:], 64)
 	if _, err := parseReplies(long); err == nil {
 		t.Error("a length past the datagram's end was taken")
+	}
+}
+
+// TestQuietReplies feeds the reply loop datagrams as the kernel would
+// queue them (through a socket pair, so without the kernel's help): it
+// never waits for more than is queued. The kernel's giving up on a batch
+// for want of memory names the message after its beginning and sends
+// nothing more, which must come back as the error at once (it waited out
+// a 5 s timeout for an acknowledgement that never came); nothing at all
+// is an error; a stale reply of an earlier batch is not this one's.
+func TestQuietReplies(t *testing.T) {
+	msg := func(seq uint32, errno unix.Errno) []byte {
+		b := make([]byte, unix.NLMSG_HDRLEN+4)
+		binary.NativeEndian.PutUint32(b[0:], uint32(len(b)))
+		binary.NativeEndian.PutUint16(b[4:], unix.NLMSG_ERROR)
+		binary.NativeEndian.PutUint32(b[8:], seq)
+		binary.NativeEndian.PutUint32(b[unix.NLMSG_HDRLEN:], uint32(-int32(errno)))
+		return b
+	}
+	for _, tc := range []struct {
+		name  string
+		queue [][]byte
+		want  func(error) bool
+	}{
+		{"acknowledged", [][]byte{msg(14, 0)}, func(err error) bool { return err == nil }},
+		{"out of memory midway", [][]byte{msg(11, unix.ENOMEM)}, func(err error) bool { return errors.Is(err, unix.ENOMEM) }},
+		{"refused at its beginning", [][]byte{msg(10, unix.EPERM)}, func(err error) bool { return errors.Is(err, unix.EPERM) }},
+		{"an error, then the acknowledgement", [][]byte{msg(12, unix.ENOENT), msg(14, 0)}, func(err error) bool { return errors.Is(err, unix.ENOENT) }},
+		{"nothing", nil, func(err error) bool { return err != nil }},
+		{"only an earlier batch's", [][]byte{msg(9, 0), msg(3, unix.EEXIST)}, func(err error) bool { return err != nil && !errors.Is(err, unix.EEXIST) }},
+	} {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range tc.queue {
+			if _, err := unix.Write(fds[1], d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		done := make(chan error, 1)
+		go func() { done <- (&quietSocket{fd: fds[0]}).replies(10, 14) }()
+		select {
+		case err := <-done:
+			if !tc.want(err) {
+				t.Errorf("%s: replies = %v", tc.name, err)
+			}
+		case <-time.After(2 * time.Second):
+			t.Errorf("%s: replies still waiting after 2 s", tc.name)
+		}
+		unix.Close(fds[0])
+		unix.Close(fds[1])
 	}
 }
