@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"runtime"
 	"time"
@@ -30,10 +31,20 @@ func (s *Server) ping(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte("OK"))
 }
 
+// versionBackend is a Backend that describes itself for /version apart
+// from /info (the daemon's metrics time the two apart, as dockerd's).
+type versionBackend interface {
+	VersionInfo(ctx context.Context) (SystemInfo, error)
+}
+
 // getVersion describes berth itself; a failing Backend costs only the
 // kernel and runc versions, so docker version keeps working for diagnosis.
 func (s *Server) getVersion(w http.ResponseWriter, r *http.Request) error {
-	info, err := s.backend.SystemInfo(r.Context())
+	describe := s.backend.SystemInfo
+	if vb, ok := s.backend.(versionBackend); ok {
+		describe = vb.VersionInfo
+	}
+	info, err := describe(r.Context())
 	if err != nil {
 		s.log.Warn("version: system info unavailable", "err", err)
 	}

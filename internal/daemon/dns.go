@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"slices"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/dns"
 	"github.com/berth-net/berth/internal/firewall/nftables"
@@ -106,20 +108,29 @@ func (d *Daemon) anyDiscoverable(names []string) bool {
 // resolver runs) is read beside the join as well, after the resolver's
 // start (a first connect's resolv.conf, 0.1 ms, came after the join).
 // The connect holds c meanwhile, and changes none of what is read of it
-// here (only its networks, once joined).
+// here (only its networks, once joined). The file's stamp is taken with
+// it and looked at again before the write: an edit in the container
+// meanwhile has the file read again, so that it is never written over.
 func (d *Daemon) connectDNS(c *container.Container, n *network.Network) (joined func(ok bool)) {
 	first := d.dns != nil && n.Discoverable() && !d.dnsRunning(c.State.SandboxID)
 	var (
+		read   bool // by the resolver's goroutine: it ran then
 		edited bool
 		conf   string
+		seen   fileStamp
 	)
-	wait := d.resolverBeside(c, first, func() {
+	readConf := func() {
+		read, seen = true, stampOf(c.ResolvConfPath)
 		if edited = resolvConfEdited(c.ResolvConfPath); !edited {
 			conf = d.resolvConfFor(c)
 		}
-	})
+	}
+	wait := d.resolverBeside(c, first, readConf)
 	return func(ok bool) {
 		err := wait()
+		if first && ok && err == nil && (!read || stampOf(c.ResolvConfPath) != seen) {
+			readConf()
+		}
 		switch {
 		case !first:
 		case !ok:
@@ -224,4 +235,20 @@ func (d *Daemon) dnsSettings(c *container.Container) (servers, search, options [
 // them alone.
 func (d *Daemon) dnsServersSet(c *container.Container) bool {
 	return len(c.Config.DNS) > 0 || len(d.netSettings.dns) > 0
+}
+
+// fileStamp is what a stat says of a file's identity and last change: a
+// write to it changes its size or its times (a missing file is the zero
+// stamp).
+type fileStamp struct {
+	ino, size  int64
+	mtim, ctim unix.Timespec
+}
+
+func stampOf(path string) fileStamp {
+	var st unix.Stat_t
+	if unix.Stat(path, &st) != nil {
+		return fileStamp{}
+	}
+	return fileStamp{ino: int64(st.Ino), size: st.Size, mtim: st.Mtim, ctim: st.Ctim}
 }

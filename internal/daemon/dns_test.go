@@ -3,6 +3,8 @@ package daemon
 import (
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -117,5 +119,41 @@ func TestResolverConfUpstreams(t *testing.T) {
 		if ndotsSet != tt.ndotsSet {
 			t.Errorf("%s: ndotsSet %v, want %v", tt.name, ndotsSet, tt.ndotsSet)
 		}
+	}
+}
+
+// TestStampOf: a file's stamp changes when it is written to a new size or
+// replaced by another file, and a missing file's is the zero stamp (a
+// first connect reads resolv.conf again when its stamp moved during the
+// join). A same-size edit within one tick of the file system's clock is
+// the limit of the check.
+func TestStampOf(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "resolv.conf")
+	if got := stampOf(p); got != (fileStamp{}) {
+		t.Errorf("a missing file's stamp = %+v", got)
+	}
+	if err := os.WriteFile(p, []byte("nameserver 127.0.0.11\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := stampOf(p)
+	if before == (fileStamp{}) || stampOf(p) != before {
+		t.Fatalf("stamp of an unchanged file: %+v then %+v", before, stampOf(p))
+	}
+	if err := os.WriteFile(p, []byte("nameserver 192.0.2.99\n# edited\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	grown := stampOf(p)
+	if grown == before {
+		t.Error("the stamp did not change with the file's size")
+	}
+	other := p + ".new"
+	if err := os.WriteFile(other, []byte("nameserver 192.0.2.99\n# edited\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(other, p); err != nil {
+		t.Fatal(err)
+	}
+	if stampOf(p) == grown {
+		t.Error("the stamp did not change when the file was replaced")
 	}
 }

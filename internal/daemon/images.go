@@ -177,9 +177,20 @@ func (d *Daemon) PruneImages(ctx context.Context, all bool, match func(*image.Im
 // SystemInfo describes the daemon for /info and /version.
 func (d *Daemon) SystemInfo(ctx context.Context) (api.SystemInfo, error) {
 	defer d.metrics.timeHostInfo("system_info", time.Now())
+	return d.systemInfo(ctx)
+}
+
+// VersionInfo is SystemInfo for /version, timed apart for the metrics
+// (moby's host info function "system_version").
+func (d *Daemon) VersionInfo(ctx context.Context) (api.SystemInfo, error) {
+	defer d.metrics.timeHostInfo("system_version", time.Now())
+	return d.systemInfo(ctx)
+}
+
+func (d *Daemon) systemInfo(ctx context.Context) (api.SystemInfo, error) {
 	info := api.SystemInfo{
 		Name: d.hostname, DataRoot: d.cfg.DataRoot, ExecRoot: d.cfg.ExecRoot,
-		OperatingSystem: osName(), Architecture: runtime.GOARCH, NCPU: runtime.NumCPU(),
+		OperatingSystem: osName(), Architecture: machine(), NCPU: runtime.NumCPU(),
 		RuncVersion: d.runcVersion(), Limits: d.limits,
 	}
 	info.Warnings = append(d.forwardWarnings(), d.cfg.FileWarnings...)
@@ -239,6 +250,17 @@ func osName() string {
 		}
 	}
 	return "Linux"
+}
+
+// machine is the host's hardware name as uname -m gives it ("x86_64"),
+// docker info's Architecture (moby's platform.Architecture), where Go's
+// GOARCH says "amd64".
+func machine() string {
+	var uts unix.Utsname
+	if unix.Uname(&uts) != nil {
+		return runtime.GOARCH
+	}
+	return unix.ByteSliceToString(uts.Machine[:])
 }
 
 // runcVersion is the first line of `runc --version` ("runc version 1.1.5"),

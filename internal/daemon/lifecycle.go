@@ -49,6 +49,7 @@ func (d *Daemon) StartContainer(ctx context.Context, ref string) error {
 // forgotten), else as the restart that auto was planned for, which only
 // happens if it is still the one planned.
 func (d *Daemon) startContainer(ctx context.Context, cs *ctrState, auto chan struct{}) error {
+	starting := time.Now() // as moby's containerStart times it, from the top
 	// The container whose namespace this one shares, if it does, is read
 	// before this one is locked: a start never holds two containers' locks.
 	cs.waitFiles(ctx, startFilesWait)
@@ -88,7 +89,6 @@ func (d *Daemon) startContainer(ctx context.Context, cs *ctrState, auto chan str
 		cs.c.RestartCount, cs.c.ManuallyStopped, cs.restartDelay = 0, false, 0
 	}
 	prevCode, prevFinished := cs.c.State.ExitCode, cs.c.State.FinishedAt
-	starting := time.Now()
 	err := errors.Join(donorErr, joinsErr, linksErr)
 	if err == nil {
 		err = d.start(ctx, cs, donor, joins, links)
@@ -197,8 +197,10 @@ func (d *Daemon) start(ctx context.Context, cs *ctrState, donor *container.Conta
 	c.State.SandboxID, c.State.SandboxKey = sb.ID, sb.Key
 	defer func() {
 		if err != nil {
+			releasing := time.Now()
 			d.stopDNS(sb.ID)
 			err = errors.Join(err, d.net.DeleteSandbox(context.Background(), sb.ID))
+			d.metrics.timeNetwork("release", releasing) // moby's failed start releases its network too
 			c.State.SandboxID, c.State.SandboxKey = "", ""
 			_ = d.putContainer(c)
 		}
@@ -481,11 +483,8 @@ func (d *Daemon) onExit(cs *ctrState, proc runtime.Process, code int, oom bool, 
 	if sbID != "" {
 		releasing := time.Now()
 		d.stopDNS(sbID)
-		err := d.net.DeleteSandbox(context.Background(), sbID)
-		if err == nil {
-			d.metrics.timeNetwork("release", releasing)
-		}
-		errs = append(errs, err)
+		errs = append(errs, d.net.DeleteSandbox(context.Background(), sbID))
+		d.metrics.timeNetwork("release", releasing) // failed or not, as moby's releaseNetwork
 	}
 	errs = append(errs, d.runtime.Release(c.ID))
 	if c.Config.Namespaces.IpcMode == container.ModeShareable {

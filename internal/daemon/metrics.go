@@ -155,7 +155,7 @@ func engineInfo(d *Daemon) [][2]string {
 		kernel = unix.ByteSliceToString(uts.Release[:])
 	}
 	return [][2]string{
-		{"version", version.Version}, {"commit", version.Commit()}, {"architecture", runtime.GOARCH},
+		{"version", version.Version}, {"commit", version.Commit()}, {"architecture", machine()},
 		{"graphdriver", "overlayfs"}, {"kernel", kernel}, {"os", osName()}, {"os_type", "linux"},
 		{"os_version", osVersion()}, {"daemon_id", d.engineID},
 	}
@@ -260,7 +260,7 @@ func (d *Daemon) serveMetrics(l net.Listener) (stop func()) {
 			d.log.Debug("write metrics", "err", err)
 		}
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second, WriteTimeout: time.Minute}
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("metrics API", "err", err)

@@ -8,6 +8,7 @@ package metrics
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"math"
@@ -47,19 +48,30 @@ func (r *Registry) add(f family) {
 	r.families = append(r.families, f)
 }
 
-// Write writes every family in the text format, by name.
+// Write writes every family in the text format, by name; a family with
+// no samples yet (a labelled timer nothing was timed under) is left out,
+// as the Prometheus client leaves it. The text is made whole before it is
+// written, so that a slow reader holds no metric's lock.
 func (r *Registry) Write(w io.Writer) error {
 	r.mu.Lock()
 	fams := slices.Clone(r.families)
 	r.mu.Unlock()
 	// By name, as the Prometheus client gathers them.
 	slices.SortFunc(fams, func(a, b family) int { return strings.Compare(a.name(), b.name()) })
-	bw := bufio.NewWriter(w)
+	var out, samples bytes.Buffer
+	bw := bufio.NewWriter(&samples)
 	for _, f := range fams {
-		fmt.Fprintf(bw, "# HELP %s %s\n# TYPE %s %s\n", f.name(), escapeHelp(f.help()), f.name(), f.kind())
+		samples.Reset()
 		f.samples(bw)
+		bw.Flush()
+		if samples.Len() == 0 {
+			continue
+		}
+		fmt.Fprintf(&out, "# HELP %s %s\n# TYPE %s %s\n", f.name(), escapeHelp(f.help()), f.name(), f.kind())
+		out.Write(samples.Bytes())
 	}
-	return bw.Flush()
+	_, err := w.Write(out.Bytes())
+	return err
 }
 
 // ContentType is the text format's media type.
@@ -91,6 +103,11 @@ type histogram struct {
 // label (none if label is "": then observe under "").
 func (r *Registry) NewTimer(name, help, label string) *Timer {
 	t := &Timer{meta: meta{name + "_seconds", help}, label: label, buckets: DefaultBuckets, series: map[string]*histogram{}}
+	if label == "" {
+		// An unlabelled timer is there from the start, at zero, as the
+		// Prometheus client's plain histogram.
+		t.series[""] = &histogram{counts: make([]uint64, len(t.buckets))}
+	}
 	r.add(t)
 	return t
 }

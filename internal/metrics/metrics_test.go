@@ -12,7 +12,8 @@ import (
 // families by name, each with HELP and TYPE; a histogram's cumulative
 // buckets, +Inf, sum and count per label value, in order of the values;
 // a value on a bound counted in that bound's bucket; a timer without a
-// label; counters with _total; label values and help escaped.
+// label, there at zero before anything is timed; a family with no samples
+// left out; counters with _total; label values and help escaped.
 func TestWrite(t *testing.T) {
 	var r Registry
 	net := r.NewTimer("engine_daemon_network_actions", "The number of seconds it takes to process each network action", "action")
@@ -28,6 +29,9 @@ func TestWrite(t *testing.T) {
 		return []Sample{{Labels: [][2]string{{"os", `Debian "12"` + "\n"}, {"kernel", `a\b`}}, Value: 1}}
 	})
 	r.NewCounterFunc("cpu_seconds_total", "CPU", func() []Sample { return One(1.5) })
+	r.NewTimer("never_timed", "a labelled timer nothing was timed under: left out", "action")
+	r.NewTimer("idle", "an unlabelled timer: there at zero", "")
+	r.NewGaugeFunc("empty", "a gauge with no samples: left out", func() []Sample { return nil })
 	var b strings.Builder
 	if err := r.Write(&b); err != nil {
 		t.Fatal(err)
@@ -68,6 +72,22 @@ engine_daemon_network_actions_seconds_count{action="connect"} 2
 # HELP events_total The number of events logged
 # TYPE events_total counter
 events_total 2
+# HELP idle_seconds an unlabelled timer: there at zero
+# TYPE idle_seconds histogram
+idle_seconds_bucket{le="0.005"} 0
+idle_seconds_bucket{le="0.01"} 0
+idle_seconds_bucket{le="0.025"} 0
+idle_seconds_bucket{le="0.05"} 0
+idle_seconds_bucket{le="0.1"} 0
+idle_seconds_bucket{le="0.25"} 0
+idle_seconds_bucket{le="0.5"} 0
+idle_seconds_bucket{le="1"} 0
+idle_seconds_bucket{le="2.5"} 0
+idle_seconds_bucket{le="5"} 0
+idle_seconds_bucket{le="10"} 0
+idle_seconds_bucket{le="+Inf"} 0
+idle_seconds_sum 0
+idle_seconds_count 0
 # HELP info a \\ help\nwith a newline
 # TYPE info gauge
 info{os="Debian \"12\"\n",kernel="a\\b"} 1

@@ -33,16 +33,23 @@ func TestMetrics(t *testing.T) {
 	mustDocker(t, w, "run", "-d", "--name", "m1", "--network", "mnet", img, "sleep", "300")
 	mustDocker(t, w, "run", "-d", "--name", "m2", img, "sleep", "300")
 	mustDocker(t, w, "network", "connect", "mnet", "m2")
-	id := strings.TrimSpace(mustDocker(t, w, "info", "--format", "{{.ID}}"))
+	info := strings.Fields(mustDocker(t, w, "info", "--format", "{{.ID}} {{.Architecture}}"))
+	if len(info) != 2 {
+		t.Fatalf("docker info's ID and architecture: %q", info)
+	}
+	id, arch := info[0], info[1]
+	mustDocker(t, w, "version")
 	got := scrapeMetrics(t, w, addr)
 	for series, want := range map[string]float64{
-		`engine_daemon_network_actions_seconds_count{action="connect"}`:           3, // m1's start, m2's start, m2's live connect
-		`engine_daemon_network_actions_seconds_count{action="allocate"}`:          2,
-		`engine_daemon_container_actions_seconds_count{action="create"}`:          3,
-		`engine_daemon_container_actions_seconds_count{action="start"}`:           3,
-		`engine_daemon_container_states_containers{state="running"}`:              2,
-		`engine_daemon_container_states_containers{state="stopped"}`:              0,
-		`engine_daemon_host_info_functions_seconds_count{function="system_info"}`: 1,
+		`engine_daemon_network_actions_seconds_count{action="connect"}`:              3, // m1's start, m2's start, m2's live connect
+		`engine_daemon_network_actions_seconds_count{action="allocate"}`:             2,
+		`engine_daemon_container_actions_seconds_count{action="create"}`:             3,
+		`engine_daemon_container_actions_seconds_count{action="start"}`:              3,
+		`engine_daemon_container_states_containers{state="running"}`:                 2,
+		`engine_daemon_container_states_containers{state="stopped"}`:                 0,
+		`engine_daemon_host_info_functions_seconds_count{function="system_info"}`:    1,
+		`engine_daemon_host_info_functions_seconds_count{function="system_version"}`: 1,
+		`engine_daemon_health_check_start_duration_seconds_count`:                    0, // there before any check, as moby's
 	} {
 		if v := metricValue(t, got, series); v != want {
 			t.Errorf("%s = %v, want %v", series, v, want)
@@ -55,8 +62,11 @@ func TestMetrics(t *testing.T) {
 		!strings.Contains(got, `engine_daemon_network_actions_seconds_bucket{action="connect",le="+Inf"} 3`+"\n") {
 		t.Errorf("the network actions are not a histogram of 3 connects:\n%s", got)
 	}
-	if !regexp.MustCompile(`(?m)^engine_daemon_engine_info\{version="[^"]+",commit="[^"]*",architecture="[^"]+",graphdriver="overlayfs",kernel="[^"]+",os="[^"]*",os_type="linux",os_version="[^"]*",daemon_id="` + regexp.QuoteMeta(id) + `"\} 1$`).MatchString(got) {
-		t.Errorf("no engine_daemon_engine_info with docker info's ID %q:\n%s", id, got)
+	if !regexp.MustCompile(`(?m)^engine_daemon_engine_info\{version="[^"]+",commit="[^"]*",architecture="` + regexp.QuoteMeta(arch) + `",graphdriver="overlayfs",kernel="[^"]+",os="[^"]*",os_type="linux",os_version="[^"]*",daemon_id="` + regexp.QuoteMeta(id) + `"\} 1$`).MatchString(got) {
+		t.Errorf("no engine_daemon_engine_info with docker info's ID %q and architecture %q:\n%s", id, arch, got)
+	}
+	if arch == "amd64" || arch == "arm64" {
+		t.Errorf("docker info's architecture %q is Go's name, not uname -m's, as dockerd gives it", arch)
 	}
 
 	mustDocker(t, w, "stop", "-t", "0", "m1")

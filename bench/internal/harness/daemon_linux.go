@@ -241,14 +241,14 @@ func NetworkActionTotals(ctx context.Context, addr, action string) (count, secon
 // parseNetworkAction reads action's count and sum out of the metrics text
 // r; both 0 when the daemon has timed no such action yet.
 func parseNetworkAction(r io.Reader, action string) (count, seconds float64, err error) {
-	series := `engine_daemon_network_actions_seconds_%s{action="` + action + `"} `
+	labels := `{action="` + action + `"} `
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		for _, f := range []struct {
 			name string
 			v    *float64
 		}{{"count", &count}, {"sum", &seconds}} {
-			if v, ok := strings.CutPrefix(sc.Text(), fmt.Sprintf(series, f.name)); ok {
+			if v, ok := strings.CutPrefix(sc.Text(), "engine_daemon_network_actions_seconds_"+f.name+labels); ok {
 				if *f.v, err = strconv.ParseFloat(v, 64); err != nil {
 					return 0, 0, fmt.Errorf("metrics line %q: %w", sc.Text(), err)
 				}
