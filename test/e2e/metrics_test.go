@@ -69,12 +69,19 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("docker info's architecture %q is Go's name, not uname -m's, as dockerd gives it", arch)
 	}
 
+	// The metrics' port is the daemon's: a container cannot publish it
+	// (dockerd reserves it in its port allocator; here the listening
+	// socket holds it).
+	if _, errOut, code := w.Docker(t, "run", "-d", "--name", "m3", "-p", "9323:80", img, "sleep", "300"); code == 0 || !strings.Contains(errOut, "address already in use") {
+		t.Errorf("docker run -p 9323:80 beside the metrics: exit %d, stderr %q; want it refused", code, errOut)
+	}
+	w.Docker(t, "rm", "-f", "m3")
 	mustDocker(t, w, "stop", "-t", "0", "m1")
 	mustDocker(t, w, "rm", "m1")
 	got = scrapeMetrics(t, w, addr)
 	for series, want := range map[string]float64{
-		`engine_daemon_network_actions_seconds_count{action="release"}`:  1,
-		`engine_daemon_container_actions_seconds_count{action="delete"}`: 2,
+		`engine_daemon_network_actions_seconds_count{action="release"}`:  2, // m3's failed start, m1's stop
+		`engine_daemon_container_actions_seconds_count{action="delete"}`: 3, // moby's initial one, m3, m1
 		`engine_daemon_container_states_containers{state="running"}`:     1,
 	} {
 		if v := metricValue(t, got, series); v != want {
