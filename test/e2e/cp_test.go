@@ -258,6 +258,26 @@ func TestCpIntoAnswersForTheRightPath(t *testing.T) {
 	if code, body := put("/nope", dir); code != http.StatusNotFound || !strings.Contains(body, "Could not find the file /nope in container dst") {
 		t.Errorf("into a missing directory: %d %s; want moby's 404", code, body)
 	}
+	// A destination that is a symlink is followed, as moby's EvalSymlinks:
+	// to a directory, the archive goes there; to nothing, it is the 404
+	// naming the path as given.
+	for _, l := range []tar.Header{
+		{Typeflag: tar.TypeSymlink, Name: "dangling", Linkname: "/nonexistent/dir"},
+		{Typeflag: tar.TypeSymlink, Name: "totmp", Linkname: "/tmp"},
+	} {
+		if code, body := put("/", l); code != http.StatusOK {
+			t.Fatalf("symlink %s: %d %s", l.Name, code, body)
+		}
+	}
+	if code, body := put("/dangling", dir); code != http.StatusNotFound || !strings.Contains(body, "Could not find the file /dangling in container dst") {
+		t.Errorf("into a symlink to nothing: %d %s; want moby's 404", code, body)
+	}
+	if code, body := put("/totmp", dir); code != http.StatusOK {
+		t.Errorf("into a symlink to /tmp: %d %s", code, body)
+	}
+	if out := mustDocker(t, w, "export", "dst"); !strings.Contains(out, "tmp/d/") {
+		t.Error("the archive put through the symlink /totmp is not in /tmp")
+	}
 }
 
 // apiClient is an HTTP client of the world's daemon socket.
