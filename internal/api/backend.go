@@ -172,7 +172,7 @@ type Backend interface {
 	RemoveImage(ctx context.Context, ref string, force, noPrune bool) (untagged, deleted []string, err error)
 	// PruneImages removes the images no container uses that match
 	// accepts: untagged ones only unless all is set (image.Store.Prune).
-	PruneImages(ctx context.Context, all bool, match func(*image.Image) bool) (untagged, deleted []string, reclaimed int64, err error)
+	PruneImages(ctx context.Context, all bool, match func(*image.Image) bool) (removed []image.Removed, reclaimed int64, err error)
 }
 
 // SystemInfo is the daemon's description of itself for /info and /version.

@@ -560,15 +560,15 @@ func (f *fakeBackend) PruneContainers(ctx context.Context, match func(*container
 	return ids, 100 * int64(len(ids)), nil
 }
 
-func (f *fakeBackend) PruneImages(_ context.Context, all bool, match func(*image.Image) bool) ([]string, []string, int64, error) {
+func (f *fakeBackend) PruneImages(_ context.Context, all bool, match func(*image.Image) bool) ([]image.Removed, int64, error) {
 	f.mutated("PruneImages all=%v", all)
-	var deleted []string
+	var removed []image.Removed
 	for _, img := range f.images {
 		if match(img) {
-			deleted = append(deleted, img.ID)
+			removed = append(removed, image.Removed{Deleted: img.ID})
 		}
 	}
-	return nil, deleted, 0, nil
+	return removed, 0, nil
 }
 
 func (f *fakeBackend) RemoveLink(_ context.Context, name string) error {

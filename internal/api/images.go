@@ -423,18 +423,15 @@ func (s *Server) pruneImages(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	untagged, deleted, reclaimed, err := s.backend.PruneImages(r.Context(), all, func(img *image.Image) bool {
+	removed, reclaimed, err := s.backend.PruneImages(r.Context(), all, func(img *image.Image) bool {
 		return pruneMatches(args, until, img.Created, imageLabels(img))
 	})
 	if err != nil {
 		return err
 	}
 	rep := imagetypes.PruneReport{SpaceReclaimed: uint64(max(reclaimed, 0))}
-	for _, u := range untagged {
-		rep.ImagesDeleted = append(rep.ImagesDeleted, imagetypes.DeleteResponse{Untagged: u})
-	}
-	for _, d := range deleted {
-		rep.ImagesDeleted = append(rep.ImagesDeleted, imagetypes.DeleteResponse{Deleted: d})
+	for _, rm := range removed { // image by image, as moby's
+		rep.ImagesDeleted = append(rep.ImagesDeleted, imagetypes.DeleteResponse{Untagged: rm.Untagged, Deleted: rm.Deleted})
 	}
 	return writeJSON(w, http.StatusOK, rep)
 }

@@ -151,7 +151,7 @@ func (d *Daemon) imageUsers(id string) image.Users {
 // PruneImages is docker image prune [-a]: see image.Store.Prune. It
 // holds off container creation (imagesMu), which could otherwise pick
 // an image that the prune is about to remove.
-func (d *Daemon) PruneImages(ctx context.Context, all bool, match func(*image.Image) bool) ([]string, []string, int64, error) {
+func (d *Daemon) PruneImages(ctx context.Context, all bool, match func(*image.Image) bool) ([]image.Removed, int64, error) {
 	d.imagesMu.Lock()
 	defer d.emptyImageTrash() // after the unlock: defers run in reverse
 	defer d.imagesMu.Unlock()
@@ -163,15 +163,16 @@ func (d *Daemon) PruneImages(ctx context.Context, all bool, match func(*image.Im
 			}
 		}
 	}
-	untagged, deleted, reclaimed, err := d.images.Prune(all, match, d.imageUsers, func(id string, err error) {
+	removed, reclaimed, err := d.images.Prune(all, match, d.imageUsers, func(id string, err error) {
 		d.log.Warn("image prune: image left", "id", id, "err", err)
 	})
+	untagged, deleted := image.SplitRemoved(removed)
 	d.removalEvents(byTag, untagged, deleted)
 	if err == nil {
 		// moby's ImagesPrune: one more, with no actor.
 		d.events.Publish(events.Event{Type: events.TypeImage, Action: "prune", Attributes: map[string]string{"reclaimed": strconv.FormatInt(reclaimed, 10)}})
 	}
-	return untagged, deleted, reclaimed, err
+	return removed, reclaimed, err
 }
 
 // SystemInfo describes the daemon for /info and /version.

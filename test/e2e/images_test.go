@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -77,6 +78,32 @@ func TestImageLabels(t *testing.T) {
 	}
 	if out := mustDocker(t, w, "images", "--format", "{{.Repository}}"); strings.TrimSpace(out) != "kept" {
 		t.Errorf("docker images after the prune = %q, want only kept", out)
+	}
+}
+
+// TestImagePruneImageByImage: docker image prune lists what it removed
+// image by image, as moby's: each image's tags, then the image, then the
+// next image's (berth listed every tag before every image).
+func TestImagePruneImageByImage(t *testing.T) {
+	w, _ := startWorld(t)
+	tar := filepath.Join(w.Dir, "busybox.tar")
+	ids := map[string]string{}
+	for _, name := range []string{"first", "second"} {
+		mustDocker(t, w, "import", "--change", "ENV WHICH="+name, tar, name)
+		ids[name] = strings.TrimSpace(mustDocker(t, w, "images", "--no-trunc", "--format", "{{.ID}}", name))
+	}
+	out := mustDocker(t, w, "image", "prune", "-a", "-f")
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "untagged: ") || strings.HasPrefix(l, "deleted: ") {
+			lines = append(lines, l)
+		}
+	}
+	for name, id := range ids {
+		i := slices.Index(lines, "untagged: "+name+":latest")
+		if i < 0 || i+1 >= len(lines) || lines[i+1] != "deleted: "+id {
+			t.Errorf("docker image prune -a printed:\n%s\nwant %s's tag followed at once by its image %s", out, name, id)
+		}
 	}
 }
 

@@ -83,9 +83,9 @@ func TestCommittedChainRemoval(t *testing.T) {
 	if err != nil || !cmp.Equal(untagged, []string{"base:latest"}) || len(deleted) != 0 {
 		t.Errorf("rmi base: %v %v %v; want the tag only", untagged, deleted, err)
 	}
-	_, deleted, _, err = s.Prune(false, func(*Image) bool { return true }, nil, nil)
-	if err != nil || len(deleted) != 0 {
-		t.Errorf("prune took %v (%v); the untagged parents have a child", deleted, err)
+	removed, _, err := s.Prune(false, func(*Image) bool { return true }, nil, nil)
+	if err != nil || len(removed) != 0 {
+		t.Errorf("prune took %v (%v); the untagged parents have a child", removed, err)
 	}
 	_, deleted, err = s.Remove("app:v1", false, nil)
 	if err != nil || !cmp.Equal(deleted, []string{top.ID, mid.ID, base.ID}) {

@@ -270,18 +270,35 @@ func ShortID(id string) string {
 	return h
 }
 
+// Removed is one line of a prune's answer: a tag untagged or an image
+// deleted (moby's image.DeleteResponse).
+type Removed struct{ Untagged, Deleted string }
+
+// SplitRemoved returns the tags and the images of removed, each in order.
+func SplitRemoved(removed []Removed) (untagged, deleted []string) {
+	for _, r := range removed {
+		if r.Untagged != "" {
+			untagged = append(untagged, r.Untagged)
+		} else {
+			deleted = append(deleted, r.Deleted)
+		}
+	}
+	return untagged, deleted
+}
+
 // Prune removes the images no container uses (users, nil: none) that
 // match accepts: only untagged ("dangling") ones unless all is set, as
 // docker image prune [-a]. An image goes with all its tags. It returns
-// the tags removed, the images deleted and their sizes' sum; an image it
-// cannot remove goes to skipped (nil: ignored) and the rest go on, as
-// moby logs such an image and goes on.
-func (s *Store) Prune(all bool, match func(*Image) bool, users func(id string) Users, skipped func(id string, err error)) (untagged, deleted []string, reclaimed int64, err error) {
+// what it removed, image by image as moby's ImagesPrune answers (an
+// image's tags, then it and the parents that went with it), and their
+// sizes' sum; an image it cannot remove goes to skipped (nil: ignored)
+// and the rest go on, as moby logs such an image and goes on.
+func (s *Store) Prune(all bool, match func(*Image) bool, users func(id string) Users, skipped func(id string, err error)) (removed []Removed, reclaimed int64, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	imgs, err := s.List()
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, 0, err
 	}
 	byID := make(map[string]*Image, len(imgs))
 	for _, img := range imgs {
@@ -305,7 +322,12 @@ func (s *Store) Prune(all bool, match func(*Image) bool, users func(id string) U
 		if len(d) > 0 {
 			d = append(d, s.pruneParents(img, users)...)
 		}
-		untagged, deleted = append(untagged, u...), append(deleted, d...)
+		for _, t := range u {
+			removed = append(removed, Removed{Untagged: t})
+		}
+		for _, id := range d {
+			removed = append(removed, Removed{Deleted: id})
+		}
 		for _, id := range d {
 			gone[id] = true
 			if o := byID[id]; o != nil {
@@ -315,5 +337,5 @@ func (s *Store) Prune(all bool, match func(*Image) bool, users func(id string) U
 			}
 		}
 	}
-	return untagged, deleted, reclaimed, nil
+	return removed, reclaimed, nil
 }

@@ -193,17 +193,19 @@ func TestPrune(t *testing.T) {
 	}
 	all := func(*Image) bool { return true }
 
-	untagged, deleted, reclaimed, err := s.Prune(false, all, inUse, nil)
+	removed, reclaimed, err := s.Prune(false, all, inUse, nil)
+	untagged, deleted := SplitRemoved(removed)
 	if err != nil || len(untagged) != 0 || !cmp.Equal(deleted, []string{dangling.ID}) || reclaimed != dangling.Size {
 		t.Fatalf("Prune(dangling) = %v, %v, %d, %v; want only %s", untagged, deleted, reclaimed, err, dangling.ID)
 	}
-	untagged, deleted, _, err = s.Prune(true, func(img *Image) bool { return img.ID != tagged.ID }, inUse, nil)
+	removed, _, err = s.Prune(true, func(img *Image) bool { return img.ID != tagged.ID }, inUse, nil)
+	untagged, deleted = SplitRemoved(removed)
 	if err != nil || len(untagged) != 0 || len(deleted) != 0 {
 		t.Fatalf("Prune(-a, not web) = %v, %v, %v; want nothing (the rest is used)", untagged, deleted, err)
 	}
-	untagged, deleted, _, err = s.Prune(true, all, inUse, nil)
-	if err != nil || !cmp.Equal(untagged, []string{"web:v1", "web:v2"}) || !cmp.Equal(deleted, []string{tagged.ID}) {
-		t.Fatalf("Prune(-a) = %v, %v, %v; want web's tags and image", untagged, deleted, err)
+	removed, _, err = s.Prune(true, all, inUse, nil)
+	if want := []Removed{{Untagged: "web:v1"}, {Untagged: "web:v2"}, {Deleted: tagged.ID}}; err != nil || !cmp.Equal(removed, want) {
+		t.Fatalf("Prune(-a) = %v, %v; want web's tags and then its image: %v", removed, err, want)
 	}
 	left, _ := s.List()
 	if len(left) != 2 {
