@@ -240,17 +240,21 @@ func (d *Daemon) systemInfo(ctx context.Context) (api.SystemInfo, error) {
 	return info, nil
 }
 
-func osName() string {
+func osName() string { return osRelease("PRETTY_NAME", "Linux") }
+
+// osRelease is key's value in the host's /etc/os-release, or def
+// (VERSION_ID is moby's GetOperatingSystemVersion).
+func osRelease(key, def string) string {
 	b, err := os.ReadFile("/etc/os-release")
 	if err != nil {
-		return "Linux"
+		return def
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "PRETTY_NAME="); ok {
+		if v, ok := strings.CutPrefix(line, key+"="); ok {
 			return strings.Trim(v, `"`)
 		}
 	}
-	return "Linux"
+	return def
 }
 
 // machine is the host's hardware name as uname -m gives it ("x86_64"),

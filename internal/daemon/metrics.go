@@ -157,22 +157,8 @@ func engineInfo(d *Daemon) [][2]string {
 	return [][2]string{
 		{"version", version.Version}, {"commit", version.Commit()}, {"architecture", machine()},
 		{"graphdriver", "overlayfs"}, {"kernel", kernel}, {"os", osName()}, {"os_type", "linux"},
-		{"os_version", osVersion()}, {"daemon_id", d.engineID},
+		{"os_version", osRelease("VERSION_ID", "")}, {"daemon_id", d.engineID},
 	}
-}
-
-// osVersion is the host's VERSION_ID (moby's GetOperatingSystemVersion).
-func osVersion() string {
-	b, err := os.ReadFile("/etc/os-release")
-	if err != nil {
-		return ""
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VERSION_ID="); ok {
-			return strings.Trim(v, `"`)
-		}
-	}
-	return ""
 }
 
 // addProcessMetrics adds the Go and process gauges a Prometheus client's
