@@ -86,7 +86,7 @@ func (d *Daemon) removeImage(ctx context.Context, ref string, force, noPrune boo
 	}
 	untagged, deleted, err := remove(ref, force, d.imageUsers)
 	if img != nil {
-		d.removalEvents(map[string]*image.Image{"": img}, untagged, deleted)
+		d.removalEvents(map[string]*image.Image{"": img}, image.JoinRemoved(untagged, deleted))
 	}
 	d.imagesMu.Unlock()
 	d.emptyImageTrash() // the files, without holding creates off
@@ -100,21 +100,23 @@ func (d *Daemon) emptyImageTrash() {
 	}
 }
 
-// removalEvents logs an untag for each tag removed (of the image byTag
-// holds for it, or for "") and a delete for each image deleted, as
-// moby's ImageDelete does (the untag with the image's ID for a name).
-func (d *Daemon) removalEvents(byTag map[string]*image.Image, untagged, deleted []string) {
-	for _, t := range untagged {
-		img := byTag[t]
+// removalEvents logs, in removed's order, an untag for each tag removed
+// (of the image byTag holds for it, or for "") and a delete for each
+// image deleted, as moby's ImageDelete does (the untag with the image's
+// ID for a name); a prune's come image by image, as moby's.
+func (d *Daemon) removalEvents(byTag map[string]*image.Image, removed []image.Removed) {
+	for _, r := range removed {
+		if r.Deleted != "" {
+			d.imageEvent(r.Deleted, r.Deleted, "delete", nil)
+			continue
+		}
+		img := byTag[r.Untagged]
 		if img == nil {
 			img = byTag[""]
 		}
 		if img != nil {
 			d.imageEvent(img.ID, img.ID, "untag", imageLabels(img))
 		}
-	}
-	for _, id := range deleted {
-		d.imageEvent(id, id, "delete", nil)
 	}
 }
 
@@ -166,8 +168,7 @@ func (d *Daemon) PruneImages(ctx context.Context, all bool, match func(*image.Im
 	removed, reclaimed, err := d.images.Prune(all, match, d.imageUsers, func(id string, err error) {
 		d.log.Warn("image prune: image left", "id", id, "err", err)
 	})
-	untagged, deleted := image.SplitRemoved(removed)
-	d.removalEvents(byTag, untagged, deleted)
+	d.removalEvents(byTag, removed)
 	if err == nil {
 		// moby's ImagesPrune: one more, with no actor.
 		d.events.Publish(events.Event{Type: events.TypeImage, Action: "prune", Attributes: map[string]string{"reclaimed": strconv.FormatInt(reclaimed, 10)}})

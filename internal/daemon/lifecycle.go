@@ -349,9 +349,11 @@ func (d *Daemon) run(ctx context.Context, cs *ctrState, rootfs string, joins nsJ
 	}
 	proc, err := d.runtime.Start(ctx, spec)
 	if errdefs.Is(err, errdefs.KindInvalid) {
-		// The spec's own error (an unknown user), bare as moby's
-		// createSpec returns it.
-		return taskError{err}
+		// The spec's own error (an unknown user, a working directory that
+		// is a file), bare as moby's createSpec returns it, and as moby's
+		// containerStart a server's error (500), not the request's: no
+		// task ran, so the exit code is moby's exitUnknown (128).
+		return errdefs.WithKind(errdefs.KindUnknown, err)
 	}
 	if err != nil {
 		// moby's first words; runc's own message follows.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 
 	"golang.org/x/sys/unix"
 
@@ -69,29 +70,43 @@ func (r *Runtime) CheckUser(id, user string, groupAdd []string) error {
 // WORKDIR) that a new container on the image whose root filesystem is
 // lower would find as something other than a directory, in moby's words
 // (container.SetupWorkingDirectory, at create): runc would fail its start
-// with "mkdir /etc/passwd: not a directory". The init layer is looked at
-// first, as it lies over the image's (its /etc/hosts is a file). A missing
-// directory is no error: runc makes it.
+// with "mkdir /etc/passwd: not a directory", and the container would be
+// left. The overlay is not mounted for this: the path is looked up in the
+// init layer (which lies over the image's: its /etc/hosts is a file), then
+// in the image, without following symlinks, so that only an answer the
+// merged view must give is taken. A path through a symlink, or through
+// something the init layer hides, is left to the check at start, which
+// looks at the mounted view; a missing directory is no error (runc makes
+// it).
 func (r *Runtime) CheckWorkdir(lower, cwd string) error {
+	if cwd == "" {
+		return nil
+	}
+	rel := path.Clean("/" + cwd)
 	for _, root := range []string{r.initLayer(), lower} {
-		isDir, found, err := dirIn(root, cwd)
-		if err != nil || !found {
-			continue // a layer that cannot be read is not what the check is for
-		}
-		if !isDir {
+		isDir, found, err := dirIn(root, rel, false)
+		switch {
+		case err != nil:
+			return nil // a symlink on the way, or a layer that cannot be read: the start's check decides
+		case found && isDir:
+			return nil
+		case found:
 			return errNotWorkdir(cwd)
 		}
-		return nil
 	}
 	return nil
 }
 
 // checkWorkdirIn is CheckWorkdir in a container's mounted root filesystem,
 // at start (moby checks again there: the container may have put a file
-// at its working directory since). The error is of the spec (invalid), so
-// that the start gives it bare, as moby's createSpec does.
+// at its working directory since), symlinks followed as the container
+// sees them. The error is the spec's (invalid): the start gives it bare,
+// as moby's createSpec does.
 func checkWorkdirIn(rootfs, cwd string) error {
-	if isDir, found, err := dirIn(rootfs, cwd); err == nil && found && !isDir {
+	if cwd == "" {
+		return nil
+	}
+	if isDir, found, err := dirIn(rootfs, path.Clean("/"+cwd), true); err == nil && found && !isDir {
 		return errdefs.WithKind(errdefs.KindInvalid, errNotWorkdir(cwd))
 	}
 	return nil
@@ -101,23 +116,23 @@ func errNotWorkdir(cwd string) error {
 	return fmt.Errorf("Cannot mkdir: %s is not a directory", cwd) // moby's words, capital and all
 }
 
-// dirIn looks rel up inside root, symlinks resolved as the container would
-// (openat2 RESOLVE_IN_ROOT), and says whether it is there and a directory;
-// a component on the way that is not a directory counts as not found, as
-// moby's check does (its Stat fails, and the mkdir's own error is given).
-func dirIn(root, rel string) (isDir, found bool, err error) {
-	if rel == "" {
-		return true, true, nil
-	}
+// dirIn looks rel up inside root (openat2 RESOLVE_IN_ROOT: nothing leads
+// out), following symlinks as the container would when follow is set,
+// and refusing them (ELOOP) when not, and says whether it is there and a
+// directory; a component on the way that is not a directory counts as not
+// found, as moby's check does (its Stat fails, and the mkdir's own error
+// is given).
+func dirIn(root, rel string, follow bool) (isDir, found bool, err error) {
 	dir, err := os.Open(root)
 	if err != nil {
 		return false, false, err
 	}
 	defer dir.Close()
-	fd, err := unix.Openat2(int(dir.Fd()), rel, &unix.OpenHow{
-		Flags:   unix.O_PATH | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-	})
+	resolve := uint64(unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS)
+	if !follow {
+		resolve |= unix.RESOLVE_NO_SYMLINKS
+	}
+	fd, err := unix.Openat2(int(dir.Fd()), rel, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: resolve})
 	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 		return false, false, nil
 	}

@@ -920,8 +920,24 @@ func TestDockerCLIWorkdirNotADirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustDocker(t, w, "cp", file, "later:/wd")
-	if _, errOut, code := w.Docker(t, "start", "later"); code == 0 || !strings.Contains(errOut, "Error response from daemon: "+fmt.Sprintf(moby, "/wd")) {
-		t.Errorf("docker start of a container whose workdir became a file: exit %d, stderr %q", code, errOut)
+	if _, errOut, code := w.Docker(t, "start", "later"); code == 0 || !strings.Contains(errOut, "Error response from daemon: "+fmt.Sprintf(moby, "/wd")+"\n") {
+		t.Errorf("docker start of a container whose workdir became a file: exit %d, stderr %q; want moby's words bare", code, errOut)
+	}
+	// No task ran: moby's exitUnknown, not a task's 126/127.
+	if got := strings.TrimSpace(mustDocker(t, w, "inspect", "-f", "{{.State.ExitCode}}", "later")); got != "128" {
+		t.Errorf("exit code after the refused start = %s, want 128", got)
+	}
+	// Through a symlink the create does not decide (the init layer may
+	// hide what the image has): a link to the init layer's /.dockerenv
+	// is refused at start; a link to a directory works.
+	mustDocker(t, w, "run", "--name", "linker", testworld.BusyboxImage, "sh", "-c", "ln -s /.dockerenv /envlink && ln -s /tmp /dirlink")
+	mustDocker(t, w, "commit", "linker", "links")
+	mustDocker(t, w, "create", "--name", "envlinked", "-w", "/envlink", "links", "pwd")
+	if _, errOut, code := w.Docker(t, "start", "envlinked"); code == 0 || !strings.Contains(errOut, fmt.Sprintf(moby, "/envlink")) {
+		t.Errorf("docker start -w /envlink (a link to a file of the init layer): exit %d, stderr %q", code, errOut)
+	}
+	if out := mustDocker(t, w, "run", "--rm", "-w", "/dirlink", "links", "pwd"); out != "/tmp\n" {
+		t.Errorf("docker run -w /dirlink (a link to /tmp): pwd %q", out)
 	}
 }
 

@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestRemoveAnImageInUse: docker rmi of the image of a running container
@@ -92,7 +94,17 @@ func TestImagePruneImageByImage(t *testing.T) {
 		mustDocker(t, w, "import", "--change", "ENV WHICH="+name, tar, name)
 		ids[name] = strings.TrimSpace(mustDocker(t, w, "images", "--no-trunc", "--format", "{{.ID}}", name))
 	}
+	since := strconv.FormatInt(time.Now().Unix(), 10)
 	out := mustDocker(t, w, "image", "prune", "-a", "-f")
+	// Its events too: each image's untag, then its delete.
+	events := strings.Split(strings.TrimSpace(mustDocker(t, w, "events", "--since", since, "--until", strconv.FormatInt(time.Now().Unix()+1, 10),
+		"--filter", "type=image", "--format", "{{.Action}} {{.Actor.ID}}")), "\n")
+	for _, id := range ids {
+		i := slices.Index(events, "untag "+id)
+		if i < 0 || i+1 >= len(events) || events[i+1] != "delete "+id {
+			t.Errorf("image events of the prune:\n%s\nwant %s's untag followed at once by its delete", strings.Join(events, "\n"), id)
+		}
+	}
 	var lines []string
 	for _, l := range strings.Split(out, "\n") {
 		if strings.HasPrefix(l, "untagged: ") || strings.HasPrefix(l, "deleted: ") {

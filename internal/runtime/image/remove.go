@@ -286,6 +286,19 @@ func SplitRemoved(removed []Removed) (untagged, deleted []string) {
 	return untagged, deleted
 }
 
+// JoinRemoved is one image's removal (docker rmi) as Removed lines: its
+// tags, then the images deleted.
+func JoinRemoved(untagged, deleted []string) []Removed {
+	removed := make([]Removed, 0, len(untagged)+len(deleted))
+	for _, t := range untagged {
+		removed = append(removed, Removed{Untagged: t})
+	}
+	for _, id := range deleted {
+		removed = append(removed, Removed{Deleted: id})
+	}
+	return removed
+}
+
 // Prune removes the images no container uses (users, nil: none) that
 // match accepts: only untagged ("dangling") ones unless all is set, as
 // docker image prune [-a]. An image goes with all its tags. It returns
