@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -327,14 +328,15 @@ func (d *Daemon) ContainerExtractToDir(ctx context.Context, ref, path string, co
 	// On the writer's side, so that Extract's next read returns it.
 	u.onStop(func() { pw.CloseWithError(errFilesClosed) })
 	// A missing destination is the 404 naming it, also when it is a
-	// symlink to nothing (moby's EvalSymlinks, then its Lstat: the view's
-	// thread is in the container's root, where os.Stat follows links as
-	// that does); a missing file inside the archive's work (a hard link
-	// to nothing) is not: it is the extraction's error, as moby's untar
-	// returns it.
+	// symlink to nothing (moby's Join with "/", which takes ".." away
+	// before any link is followed, then EvalSymlinks and Lstat: the
+	// view's thread is in the container's root, where os.Stat follows
+	// links as that does); a missing file inside the archive's work (a
+	// hard link to nothing) is not: it is the extraction's error, as
+	// moby's untar returns it.
 	var destErr error
 	err = u.v.Run(func() error {
-		if _, err := os.Stat(path); err != nil {
+		if _, err := os.Stat(filepath.Join("/", path)); err != nil {
 			destErr = err
 			return nil
 		}

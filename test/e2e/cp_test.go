@@ -275,8 +275,12 @@ func TestCpIntoAnswersForTheRightPath(t *testing.T) {
 	if code, body := put("/totmp", dir); code != http.StatusOK {
 		t.Errorf("into a symlink to /tmp: %d %s", code, body)
 	}
-	if out := mustDocker(t, w, "export", "dst"); !strings.Contains(out, "tmp/d/") {
-		t.Error("the archive put through the symlink /totmp is not in /tmp")
+	// ".." goes before any link is followed, as moby's Join with "/".
+	if code, body := put("/nope/../tmp", tar.Header{Typeflag: tar.TypeDir, Name: "e/", Mode: 0o755}); code != http.StatusOK {
+		t.Errorf("into /nope/../tmp: %d %s; want it in /tmp", code, body)
+	}
+	if out := mustDocker(t, w, "export", "dst"); !strings.Contains(out, "tmp/d/") || !strings.Contains(out, "tmp/e/") {
+		t.Error("the archives put through the symlink /totmp and /nope/../tmp are not in /tmp")
 	}
 }
 
