@@ -274,18 +274,6 @@ func ShortID(id string) string {
 // deleted (moby's image.DeleteResponse).
 type Removed struct{ Untagged, Deleted string }
 
-// SplitRemoved returns the tags and the images of removed, each in order.
-func SplitRemoved(removed []Removed) (untagged, deleted []string) {
-	for _, r := range removed {
-		if r.Untagged != "" {
-			untagged = append(untagged, r.Untagged)
-		} else {
-			deleted = append(deleted, r.Deleted)
-		}
-	}
-	return untagged, deleted
-}
-
 // JoinRemoved is one image's removal (docker rmi) as Removed lines: its
 // tags, then the images deleted.
 func JoinRemoved(untagged, deleted []string) []Removed {

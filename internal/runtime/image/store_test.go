@@ -194,14 +194,12 @@ func TestPrune(t *testing.T) {
 	all := func(*Image) bool { return true }
 
 	removed, reclaimed, err := s.Prune(false, all, inUse, nil)
-	untagged, deleted := SplitRemoved(removed)
-	if err != nil || len(untagged) != 0 || !cmp.Equal(deleted, []string{dangling.ID}) || reclaimed != dangling.Size {
-		t.Fatalf("Prune(dangling) = %v, %v, %d, %v; want only %s", untagged, deleted, reclaimed, err, dangling.ID)
+	if err != nil || !cmp.Equal(removed, []Removed{{Deleted: dangling.ID}}) || reclaimed != dangling.Size {
+		t.Fatalf("Prune(dangling) = %v, %d, %v; want only %s", removed, reclaimed, err, dangling.ID)
 	}
 	removed, _, err = s.Prune(true, func(img *Image) bool { return img.ID != tagged.ID }, inUse, nil)
-	untagged, deleted = SplitRemoved(removed)
-	if err != nil || len(untagged) != 0 || len(deleted) != 0 {
-		t.Fatalf("Prune(-a, not web) = %v, %v, %v; want nothing (the rest is used)", untagged, deleted, err)
+	if err != nil || len(removed) != 0 {
+		t.Fatalf("Prune(-a, not web) = %v, %v; want nothing (the rest is used)", removed, err)
 	}
 	removed, _, err = s.Prune(true, all, inUse, nil)
 	if want := []Removed{{Untagged: "web:v1"}, {Untagged: "web:v2"}, {Deleted: tagged.ID}}; err != nil || !cmp.Equal(removed, want) {
