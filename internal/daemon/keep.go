@@ -34,6 +34,13 @@ import (
 //     socket, the container's, and the pipes of bytes read from one and
 //     not yet written to the other: the next daemon carries them on, no
 //     byte lost, where a restart used to cut them.
+//   - its UDP flows, by port, number and client ("flow:3
+//     [2001:db8::7]:41000 2001:db8::1 port:udp/[::]:5353", see flowKey),
+//     each the flow's socket connected to the container: the container's
+//     replies wait in it, and the next daemon carries the flow on from
+//     the same source port, so the container's session with that client
+//     (QUIC, WireGuard, a game) goes on where a restart used to start a
+//     new one.
 //
 // A daemon killed keeps nothing, and its successor binds anew. The cost: a
 // daemon stopped for good leaves those sockets open, lookups and proxied
@@ -41,11 +48,12 @@ import (
 // 10 s after the stop.
 
 // portKeyPrefix starts the keys of host ports' sockets, connKeyPrefix
-// those of proxied connections; the resolvers' keys are sandbox IDs
-// (hex).
+// those of proxied connections, flowKeyPrefix those of proxied UDP
+// flows; the resolvers' keys are sandbox IDs (hex).
 const (
 	portKeyPrefix = "port:"
 	connKeyPrefix = "conn:"
+	flowKeyPrefix = "flow:"
 )
 
 // portKey is hp's key among the kept sockets: "port:tcp/0.0.0.0:8080".
@@ -144,8 +152,50 @@ func parseConnKey(key string, fds []int) (network.HostPort, portproxy.KeptConn, 
 	return hp, k, true
 }
 
+// flowKey is the key of the i-th UDP flow kept of port hp: the number,
+// the client's address and port, the address it sent to ("-" if
+// unknown), then hp's key, apart by spaces (an IPv6 zone, an interface
+// name, has none). Its one descriptor is f.Backend.
+func flowKey(hp network.HostPort, i int, f portproxy.KeptFlow) string {
+	to := "-"
+	if f.To.IsValid() {
+		to = f.To.String()
+	}
+	return flowKeyPrefix + strconv.Itoa(i) + " " + f.Client.String() + " " + to + " " + portKey(hp)
+}
+
+// parseFlowKey reads a key flowKey made, with the flow's descriptors.
+func parseFlowKey(key string, fds []int) (network.HostPort, portproxy.KeptFlow, bool) {
+	no := func() (network.HostPort, portproxy.KeptFlow, bool) {
+		return network.HostPort{}, portproxy.KeptFlow{}, false
+	}
+	rest, ok := strings.CutPrefix(key, flowKeyPrefix)
+	f := strings.Split(rest, " ")
+	if !ok || len(f) != 4 || len(fds) != 1 {
+		return no()
+	}
+	if i, err := strconv.Atoi(f[0]); err != nil || i < 0 || strconv.Itoa(i) != f[0] {
+		return no()
+	}
+	client, err := netip.ParseAddrPort(f[1])
+	if err != nil || client.Port() == 0 {
+		return no()
+	}
+	var to netip.Addr
+	if f[2] != "-" {
+		if to, err = netip.ParseAddr(f[2]); err != nil {
+			return no()
+		}
+	}
+	hp, ok := parsePortKey(f[3])
+	if !ok || hp.Proto != "udp" {
+		return no()
+	}
+	return hp, portproxy.KeptFlow{Client: client, To: to, Backend: fds[0]}, true
+}
+
 // keepSockets, as the daemon stops, leaves its resolvers' and published
-// ports' sockets and its proxied connections with the reaper (see
+// ports' sockets and its proxied connections and flows with the reaper (see
 // above), with those it took from the daemon before and has not served
 // (a start that failed half way).
 func (d *Daemon) keepSockets() {
@@ -172,15 +222,18 @@ func (d *Daemon) keepSockets() {
 		fds[id] = []int{s.UDP, s.TCP}
 	}
 	var ports map[network.HostPort]int
-	var conns map[network.HostPort][]portproxy.KeptConn
+	var conns map[network.HostPort]portproxy.Kept
 	if d.ports != nil {
 		ports, conns = d.ports.Detach()
 		for hp, fd := range ports {
 			fds[portKey(hp)] = []int{fd}
 		}
-		for hp, cs := range conns {
-			for i, k := range cs {
-				fds[connKey(hp, i, k)] = k.Fds()
+		for hp, k := range conns {
+			for i, c := range k.Conns {
+				fds[connKey(hp, i, c)] = c.Fds()
+			}
+			for i, f := range k.Flows {
+				fds[flowKey(hp, i, f)] = []int{f.Backend}
 			}
 		}
 	}
@@ -195,10 +248,8 @@ func (d *Daemon) keepSockets() {
 	for _, fd := range ports {
 		unix.Close(fd)
 	}
-	for _, cs := range conns {
-		for _, k := range cs {
-			k.Close()
-		}
+	for _, k := range conns {
+		k.Close()
 	}
 }
 
@@ -217,16 +268,20 @@ func (d *Daemon) takeKept() {
 	}
 	d.keptDNS = make(map[string]*dns.Sockets, len(fds))
 	ports := map[network.HostPort]int{}
-	conns := map[network.HostPort][]portproxy.KeptConn{}
+	conns := map[network.HostPort]portproxy.Kept{}
 	for key, f := range fds {
 		hp, isPort := parsePortKey(key)
 		chp, conn, isConn := parseConnKey(key, f)
+		fhp, flow, isFlow := parseFlowKey(key, f)
 		switch {
 		case isPort && len(f) == 1 && d.ports != nil:
 			ports[hp] = f[0]
 		case isConn && d.ports != nil:
-			conns[chp] = append(conns[chp], conn)
-		case !strings.HasPrefix(key, portKeyPrefix) && !strings.HasPrefix(key, connKeyPrefix) && len(f) == 2:
+			conns[chp] = conns[chp].Join(portproxy.Kept{Conns: []portproxy.KeptConn{conn}})
+		case isFlow && d.ports != nil:
+			conns[fhp] = conns[fhp].Join(portproxy.Kept{Flows: []portproxy.KeptFlow{flow}})
+		case !strings.HasPrefix(key, portKeyPrefix) && !strings.HasPrefix(key, connKeyPrefix) &&
+			!strings.HasPrefix(key, flowKeyPrefix) && len(f) == 2:
 			d.keptDNS[key] = &dns.Sockets{UDP: f[0], TCP: f[1]}
 		default:
 			for _, fd := range f {

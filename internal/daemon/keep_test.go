@@ -49,6 +49,44 @@ func TestKeptKeys(t *testing.T) {
 			}
 		}
 	}
+	for _, hp := range ports[1:2] {
+		for i, f := range []portproxy.KeptFlow{
+			{Client: netip.MustParseAddrPort("[2001:db8::7]:41000"), To: netip.MustParseAddr("2001:db8::1")},
+			{Client: netip.MustParseAddrPort("[fe80::1%eth0]:5353"), To: netip.MustParseAddr("fe80::2%eth0")},
+			{Client: netip.MustParseAddrPort("[::ffff:192.0.2.1]:1")}, // an IPv4 client of a dual-stack socket, its destination unknown
+		} {
+			f.Backend = 12
+			key := flowKey(hp, i*11, f)
+			gotHP, got, ok := parseFlowKey(key, []int{12})
+			if !ok || gotHP != hp || got != f {
+				t.Errorf("parseFlowKey(%q) = %v, %+v, %v; want %v, %+v", key, gotHP, got, ok, hp, f)
+			}
+			if _, ok := parsePortKey(key); ok {
+				t.Errorf("flow key %q read as a port's", key)
+			}
+			if _, _, ok := parseConnKey(key, []int{12, 13}); ok {
+				t.Errorf("flow key %q read as a connection's", key)
+			}
+			if _, _, ok := parseFlowKey(key, []int{12, 13}); ok {
+				t.Errorf("flow key %q read with a descriptor too many", key)
+			}
+		}
+	}
+	for _, hp := range ports {
+		if _, _, ok := parseFlowKey(portKey(hp), []int{3}); ok {
+			t.Errorf("port key %q read as a flow's", portKey(hp))
+		}
+	}
+	for _, key := range []string{
+		"flow:", "flow:1", "flow:1 [::1]:5 ::1", "flow:x [::1]:5 ::1 port:udp/[::]:53", "flow:-1 [::1]:5 ::1 port:udp/[::]:53",
+		"flow:1 [::1]:0 ::1 port:udp/[::]:53", "flow:1 ::1 ::1 port:udp/[::]:53", "flow:1 [::1]:5 x port:udp/[::]:53",
+		"flow:1 [::1]:5 ::1 port:tcp/[::]:53", "flow:1 [::1]:5 ::1 port:udp/[::]:53 more", "flow:1  [::1]:5 ::1 port:udp/[::]:53",
+		"conn:1:-:port:udp/[::]:53",
+	} {
+		if _, _, ok := parseFlowKey(key, []int{3}); ok {
+			t.Errorf("parseFlowKey(%q) accepted", key)
+		}
+	}
 	for _, key := range []string{
 		"8f2c0d6e4b1a9f3e7d5c2b0a8e6f4d2c1b9a7e5f3d1c0b8a6e4f2d0c9b7a5e3f", // a sandbox ID
 		"port:", "port:tcp", "port:tcp/", "port:/0.0.0.0:80", "port:tcp/0.0.0.0:0", "port:tcp/0.0.0.0", "port:tcp/[::]:99999",

@@ -114,7 +114,7 @@ func TestDetachedPortsAdopted(t *testing.T) {
 	if len(fds) != len(reqs) || a.Held() != 0 {
 		t.Fatalf("Detach handed over %d sockets and left %d held, want %d and 0", len(fds), a.Held(), len(reqs))
 	}
-	if len(conns) != 1 || len(conns[proxy]) != 1 {
+	if len(conns) != 1 || len(conns[proxy].Conns) != 1 || len(conns[proxy].Flows) != 0 {
 		t.Fatalf("Detach handed over connections %v, want the one open to %s", conns, proxy)
 	}
 	for _, proto := range []string{"tcp", "udp"} {

@@ -49,10 +49,10 @@ type Allocator struct {
 	proxies map[network.HostPort]*portproxy.Proxy
 	// adopted are sockets a process before this one held (Adopt), which
 	// Hold takes for their ports instead of binding new ones, and
-	// adoptedConns the connections its proxies carried, which Forward
-	// carries on.
+	// adoptedConns the connections and UDP flows its proxies carried,
+	// which Forward carries on.
 	adopted      map[network.HostPort]int
-	adoptedConns map[network.HostPort][]portproxy.KeptConn
+	adoptedConns map[network.HostPort]portproxy.Kept
 	// next says where the search of each range (and of the ephemeral
 	// range) for a free port starts.
 	next cursors
@@ -251,9 +251,9 @@ func (a *Allocator) Forward(hp network.HostPort, target netip.AddrPort) error {
 		return fmt.Errorf("forward %s to %s: %w", hp, target, err)
 	}
 	a.proxies[hp] = p
-	if cs := a.adoptedConns[hp]; len(cs) > 0 {
+	if k := a.adoptedConns[hp]; k.Len() > 0 {
 		delete(a.adoptedConns, hp)
-		p.Resume(cs)
+		p.Resume(k)
 	}
 	return nil
 }
@@ -514,25 +514,26 @@ func anyIfInvalid(ip netip.Addr) netip.Addr {
 }
 
 // Detach, as the daemon stops, stops every forwarding and hands over the
-// sockets of the held ports and the connections the proxies carried
-// (portproxy.Proxy.Detach), with the adopted ones no Hold or Forward took
-// yet, which the caller then owns: the Allocator holds nothing after it.
-// A proxied TCP socket goes on listening, so a client's handshake waits
-// in its backlog for the next process to serve it (Adopt, then Forward);
-// a proxied UDP socket queues datagrams.
-func (a *Allocator) Detach() (map[network.HostPort]int, map[network.HostPort][]portproxy.KeptConn) {
+// sockets of the held ports and the connections and UDP flows the
+// proxies carried (portproxy.Proxy.Detach), with the adopted ones no Hold
+// or Forward took yet, which the caller then owns: the Allocator holds
+// nothing after it. A proxied TCP socket goes on listening, so a client's
+// handshake waits in its backlog for the next process to serve it
+// (Adopt, then Forward); a proxied UDP socket queues datagrams, and a
+// flow's socket the container's replies.
+func (a *Allocator) Detach() (map[network.HostPort]int, map[network.HostPort]portproxy.Kept) {
 	a.mu.Lock()
 	stopping := a.proxies
 	a.proxies = map[network.HostPort]*portproxy.Proxy{}
 	held := a.held // with the proxies, as Release: no Forward starts one now
 	a.held = map[network.HostPort]int{}
 	a.mu.Unlock()
-	conns := map[network.HostPort][]portproxy.KeptConn{}
+	conns := map[network.HostPort]portproxy.Kept{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for hp, p := range stopping {
 		wg.Go(func() { // each may wait for a dial (portproxy's handOverWait)
-			if kept := p.Detach(); len(kept) > 0 {
+			if kept := p.Detach(); kept.Len() > 0 {
 				mu.Lock()
 				conns[hp] = kept
 				mu.Unlock()
@@ -551,28 +552,28 @@ func (a *Allocator) Detach() (map[network.HostPort]int, map[network.HostPort][]p
 		}
 		held[hp] = fd
 	}
-	for hp, cs := range a.adoptedConns {
-		conns[hp] = append(conns[hp], cs...)
+	for hp, k := range a.adoptedConns {
+		conns[hp] = conns[hp].Join(k)
 	}
 	a.adopted, a.adoptedConns = nil, nil
 	return held, conns
 }
 
 // Adopt gives the Allocator the sockets of ports a process before it held
-// and the connections its proxies carried (Detach, by way of the
-// daemon's reaper), which it then owns: Hold takes an adopted socket for
-// an exact request of its port, so that a port stays held across a
-// daemon restart and a proxied one's clients wait in its backlog rather
-// than being refused, and Forward carries the port's connections on.
-// DropAdopted closes what neither took.
-func (a *Allocator) Adopt(fds map[network.HostPort]int, conns map[network.HostPort][]portproxy.KeptConn) {
+// and the connections and UDP flows its proxies carried (Detach, by way
+// of the daemon's reaper), which it then owns: Hold takes an adopted
+// socket for an exact request of its port, so that a port stays held
+// across a daemon restart and a proxied one's clients wait in its backlog
+// rather than being refused, and Forward carries the port's connections
+// and flows on. DropAdopted closes what neither took.
+func (a *Allocator) Adopt(fds map[network.HostPort]int, conns map[network.HostPort]portproxy.Kept) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.adopted == nil {
 		a.adopted = map[network.HostPort]int{}
 	}
 	if a.adoptedConns == nil {
-		a.adoptedConns = map[network.HostPort][]portproxy.KeptConn{}
+		a.adoptedConns = map[network.HostPort]portproxy.Kept{}
 	}
 	for hp, fd := range fds {
 		hp.HostIP = anyIfInvalid(hp.HostIP)
@@ -581,9 +582,9 @@ func (a *Allocator) Adopt(fds map[network.HostPort]int, conns map[network.HostPo
 		}
 		a.adopted[hp] = fd
 	}
-	for hp, cs := range conns {
+	for hp, k := range conns {
 		hp.HostIP = anyIfInvalid(hp.HostIP)
-		a.adoptedConns[hp] = append(a.adoptedConns[hp], cs...)
+		a.adoptedConns[hp] = a.adoptedConns[hp].Join(k)
 	}
 }
 
@@ -598,10 +599,8 @@ func (a *Allocator) DropAdopted() int {
 		unix.Close(fd)
 	}
 	a.adopted = nil
-	for _, cs := range a.adoptedConns {
-		for _, c := range cs {
-			c.Close()
-		}
+	for _, k := range a.adoptedConns {
+		k.Close()
 	}
 	a.adoptedConns = nil
 	return n

@@ -282,12 +282,12 @@ func (p *Proxy) isDetaching() bool {
 const handOverWait = 500 * time.Millisecond
 
 // Detach, as the daemon stops, stops the proxy as Stop does but hands its
-// TCP connections over instead of cutting them: each stops reading and
-// writing at once and is returned, its sockets and its pending bytes'
-// pipes duplicated, for the next process to Resume. Dials to the
-// container not made within handOverWait and UDP flows end. The caller's
-// socket stays open.
-func (p *Proxy) Detach() []KeptConn {
+// TCP connections and UDP flows over instead of ending them: each stops
+// reading and writing at once and is returned, its sockets and its
+// pending bytes' pipes duplicated, for the next process to Resume. Dials
+// to the container not made within handOverWait end. The caller's socket
+// stays open.
+func (p *Proxy) Detach() Kept {
 	p.mu.Lock()
 	p.detaching = true
 	p.closeLocked((*pipe).pause)
@@ -304,17 +304,23 @@ func (p *Proxy) Detach() []KeptConn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.detached = true
-	kept := p.kept
-	p.kept = nil
+	kept := Kept{Conns: p.kept, Flows: p.keptFlows}
+	p.kept, p.keptFlows = nil, nil
 	return kept
 }
 
-// Resume carries on the connections another proxy handed over (Detach),
-// which it then owns, until they end or the proxy stops.
-func (p *Proxy) Resume(conns []KeptConn) {
+// Resume carries on the connections and flows another proxy handed over
+// (Detach), which it then owns, until they end or the proxy stops. A TCP
+// proxy closes UDP flows, and the other way round.
+func (p *Proxy) Resume(k Kept) {
+	p.resumeConns(k.Conns)
+	p.resumeFlows(k.Flows)
+}
+
+func (p *Proxy) resumeConns(conns []KeptConn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
+	if p.closed || p.uc != nil {
 		for _, k := range conns {
 			k.Close()
 		}

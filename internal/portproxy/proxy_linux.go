@@ -19,12 +19,15 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-net/berth/internal/fdutil"
 )
 
 // UDPFlowTimeout is how long a UDP client's flow lives without traffic,
@@ -50,7 +53,7 @@ type Proxy struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	mu     sync.Mutex
-	conns  map[io.Closer]struct{} // open UDP flows
+	flows  map[*flow]struct{} // open UDP flows, each counted in wg
 	closed bool
 	// pipes are the TCP connections being carried (carry_linux.go);
 	// detaching, set by Detach, makes each hand itself over to kept
@@ -58,7 +61,14 @@ type Proxy struct {
 	pipes               map[*pipe]struct{}
 	detaching, detached bool
 	kept                []KeptConn
+	keptFlows           []KeptFlow
 	log                 *slog.Logger
+	// A UDP port's socket, where its container's address is, and its
+	// flows by client (udpLoop, Resume); nil for TCP.
+	uc       *net.UDPConn
+	target   netip.AddrPort
+	fmu      sync.Mutex // guards byClient and each flow's last; taken before mu
+	byClient map[netip.AddrPort]*flow
 }
 
 // Start forwards the traffic of the bound socket fd (TCP or UDP, which
@@ -74,7 +84,7 @@ func Start(fd int, proto string, target netip.AddrPort, log *slog.Logger) (*Prox
 	}
 	f := os.NewFile(uintptr(dup), "proxy")
 	defer f.Close() // net.File* take duplicates of their own
-	p := &Proxy{conns: map[io.Closer]struct{}{}, pipes: map[*pipe]struct{}{}, log: log}
+	p := &Proxy{flows: map[*flow]struct{}{}, pipes: map[*pipe]struct{}{}, log: log, target: target}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	switch proto {
 	case "tcp":
@@ -112,9 +122,9 @@ func Start(fd int, proto string, target netip.AddrPort, log *slog.Logger) (*Prox
 			pc.Close()
 			return nil, fmt.Errorf("detach filter: %w", err)
 		}
-		p.closer = uc
+		p.closer, p.uc, p.byClient = uc, uc, map[netip.AddrPort]*flow{}
 		p.wg.Add(1)
-		go p.udpLoop(uc, target, log)
+		go p.udpLoop()
 	default:
 		return nil, fmt.Errorf("cannot proxy %q", proto)
 	}
@@ -131,34 +141,45 @@ func (p *Proxy) Stop() {
 	p.wg.Wait()
 }
 
-// closeLocked (p.mu held) stops accepting, ends every UDP flow and does
-// each to every TCP connection carried: Stop cuts them, Detach pauses
-// them.
+// closeLocked (p.mu held) stops accepting, ends every UDP flow (Detach
+// keeps a duplicate of each flow's socket first) and does each to every
+// TCP connection carried: Stop cuts them, Detach pauses them.
 func (p *Proxy) closeLocked(each func(*pipe)) {
 	p.closed = true
 	p.closer.Close()
-	for c := range p.conns {
-		c.Close()
+	for fl := range p.flows {
+		if p.detaching {
+			// A flow ended meanwhile (evicted, timed out) has its socket
+			// closed already: it is not handed over.
+			if fd, err := fdutil.Dup(fl.conn); err == nil {
+				p.keptFlows = append(p.keptFlows, KeptFlow{Client: fl.client, To: fl.to, Backend: fd})
+			} else if !errors.Is(err, net.ErrClosed) {
+				p.log.Warn("proxy: a UDP flow not handed over", "client", fl.client, "err", err)
+			}
+		}
+		fl.conn.Close()
 	}
 	for pp := range p.pipes {
 		each(pp)
 	}
 }
 
-// track adds c to what Stop closes; false if Stop has begun.
-func (p *Proxy) track(c io.Closer) bool {
+// track adds fl to what Stop closes and counts its goroutine, which the
+// caller then starts; false if Stop or Detach has begun.
+func (p *Proxy) track(fl *flow) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return false
 	}
-	p.conns[c] = struct{}{}
+	p.flows[fl] = struct{}{}
+	p.wg.Add(1) // under mu, so that a Stop after it waits for the flow
 	return true
 }
 
-func (p *Proxy) untrack(c io.Closer) {
+func (p *Proxy) untrack(fl *flow) {
 	p.mu.Lock()
-	delete(p.conns, c)
+	delete(p.flows, fl)
 	p.mu.Unlock()
 }
 
@@ -186,11 +207,52 @@ func (p *Proxy) acceptLoop(l net.Listener, target netip.AddrPort, log *slog.Logg
 	}
 }
 
-// flow is one UDP client's connection to the container.
+// flow is one UDP client's connection to the container: its socket
+// connected to the container, the client's address and the address it
+// sent to.
 type flow struct {
-	conn  *net.UDPConn
-	reply []byte    // the IPV6_PKTINFO control message that sends from the address the client asked
-	last  time.Time // guarded by the proxy's udpLoop lock
+	conn   *net.UDPConn
+	client netip.AddrPort
+	to     netip.Addr
+	reply  []byte    // the IPV6_PKTINFO control message that sends from to
+	last   time.Time // guarded by the proxy's fmu
+}
+
+// KeptFlow is a UDP client's flow a proxy had, handed over by Detach for
+// another process to carry on (Resume): the client's address, the
+// address it sent to (the replies' source; invalid if unknown) and the
+// flow's socket connected to the container, in which the container's
+// replies wait meanwhile. The container goes on seeing the client at one
+// source port, as a stateful protocol over UDP (QUIC, WireGuard, a game's
+// session) needs.
+type KeptFlow struct {
+	Client  netip.AddrPort
+	To      netip.Addr
+	Backend int
+}
+
+// Kept is what a proxy hands over: its TCP connections and its UDP flows.
+type Kept struct {
+	Conns []KeptConn
+	Flows []KeptFlow
+}
+
+// Len is how many connections and flows k holds.
+func (k Kept) Len() int { return len(k.Conns) + len(k.Flows) }
+
+// Join is k's connections and flows, then o's.
+func (k Kept) Join(o Kept) Kept {
+	return Kept{Conns: slices.Concat(k.Conns, o.Conns), Flows: slices.Concat(k.Flows, o.Flows)}
+}
+
+// Close closes every descriptor k holds.
+func (k Kept) Close() {
+	for _, c := range k.Conns {
+		c.Close()
+	}
+	for _, f := range k.Flows {
+		unix.Close(f.Backend)
+	}
 }
 
 // dstOf reads the destination address out of a datagram's control
@@ -224,89 +286,155 @@ func pktinfo(src netip.Addr) []byte {
 	return b
 }
 
-func (p *Proxy) udpLoop(uc *net.UDPConn, target netip.AddrPort, log *slog.Logger) {
+func (p *Proxy) udpLoop() {
 	defer p.wg.Done()
-	var mu sync.Mutex
-	flows := map[netip.AddrPort]*flow{}
 	buf, oob := make([]byte, 65535), make([]byte, 128)
 	for {
-		n, oobn, _, from, err := uc.ReadMsgUDPAddrPort(buf, oob)
+		n, oobn, _, from, err := p.uc.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			log.Debug("proxy read", "target", target, "err", err)
+			p.log.Debug("proxy read", "target", p.target, "err", err)
 			continue
 		}
-		mu.Lock()
-		fl := flows[from]
+		p.fmu.Lock()
+		fl := p.byClient[from]
 		if fl == nil {
-			if len(flows) >= maxUDPFlows {
-				evictOldest(flows)
-			}
-			c, err := net.DialUDP(family("udp", target), nil, net.UDPAddrFromAddrPort(target))
+			c, err := net.DialUDP(family("udp", p.target), nil, net.UDPAddrFromAddrPort(p.target))
 			if err != nil {
-				mu.Unlock()
-				log.Debug("proxy dial", "target", target, "err", err)
+				p.fmu.Unlock()
+				p.log.Debug("proxy dial", "target", p.target, "err", err)
 				continue
 			}
-			if !p.track(c) {
-				mu.Unlock()
+			to := dstOf(oob[:oobn])
+			fl = &flow{conn: c, client: from, to: to, reply: pktinfo(to)}
+			if !p.startFlowLocked(fl) {
+				p.fmu.Unlock()
 				c.Close()
 				return
 			}
-			fl = &flow{conn: c, reply: pktinfo(dstOf(oob[:oobn])), last: time.Now()}
-			flows[from] = fl
-			p.wg.Add(1)
-			go func() {
-				defer p.wg.Done()
-				defer p.untrack(c)
-				defer c.Close()
-				reply := make([]byte, 65535)
-				for {
-					mu.Lock()
-					deadline := fl.last.Add(UDPFlowTimeout) // the flow ends that long after the client's last datagram
-					mu.Unlock()
-					_ = c.SetReadDeadline(deadline)
-					m, err := c.Read(reply)
-					if err != nil {
-						var ne net.Error
-						mu.Lock()
-						// A timeout while the flow still had traffic
-						// lately keeps it, and so does a container port
-						// that refused a datagram (ICMP), as
-						// docker-proxy's; anything else ends it.
-						keep := errors.As(err, &ne) && ne.Timeout() && time.Since(fl.last) < UDPFlowTimeout ||
-							errors.Is(err, syscall.ECONNREFUSED)
-						if !keep {
-							if flows[from] == fl { // not a newer flow of the client's (evicted)
-								delete(flows, from)
-							}
-							mu.Unlock()
-							return
-						}
-						mu.Unlock()
-						continue
-					}
-					// The container's traffic keeps the flow too, as
-					// docker-proxy's read deadline moves with each
-					// reply: a client that asked once and then only
-					// receives was cut off after 90 s.
-					mu.Lock()
-					fl.last = time.Now()
-					mu.Unlock()
-					if _, _, err := uc.WriteMsgUDPAddrPort(reply[:m], fl.reply, from); err != nil && errors.Is(err, net.ErrClosed) {
-						return
-					}
-				}
-			}()
 		}
 		fl.last = time.Now()
-		mu.Unlock()
+		p.fmu.Unlock()
 		if err := sendDatagram(fl.conn, buf[:n]); err != nil {
-			log.Debug("proxy write", "target", target, "err", err)
+			p.log.Debug("proxy write", "target", p.target, "err", err)
 		}
 	}
+}
+
+// startFlowLocked (p.fmu held) makes fl its client's flow, in place of
+// the flow idle longest if the port has maxUDPFlows, and starts carrying
+// the container's replies to the client; false, with nothing done, if
+// the proxy is stopping.
+func (p *Proxy) startFlowLocked(fl *flow) bool {
+	if !p.track(fl) {
+		return false
+	}
+	if len(p.byClient) >= maxUDPFlows {
+		evictOldest(p.byClient)
+	}
+	fl.last = time.Now()
+	p.byClient[fl.client] = fl
+	go p.carryFlow(fl)
+	return true
+}
+
+// carryFlow writes the container's replies on fl to its client until the
+// flow ends: UDPFlowTimeout after its last traffic either way, or its
+// socket closed (Stop, Detach, eviction).
+func (p *Proxy) carryFlow(fl *flow) {
+	defer p.wg.Done()
+	defer p.untrack(fl)
+	defer fl.conn.Close()
+	reply := make([]byte, 65535)
+	for {
+		p.fmu.Lock()
+		deadline := fl.last.Add(UDPFlowTimeout) // the flow ends that long after the client's last datagram
+		p.fmu.Unlock()
+		_ = fl.conn.SetReadDeadline(deadline)
+		m, err := fl.conn.Read(reply)
+		if err != nil {
+			var ne net.Error
+			p.fmu.Lock()
+			// A timeout while the flow still had traffic lately keeps
+			// it, and so does a container port that refused a datagram
+			// (ICMP), as docker-proxy's; anything else ends it.
+			keep := errors.As(err, &ne) && ne.Timeout() && time.Since(fl.last) < UDPFlowTimeout ||
+				errors.Is(err, syscall.ECONNREFUSED)
+			if !keep {
+				if p.byClient[fl.client] == fl { // not a newer flow of the client's (evicted)
+					delete(p.byClient, fl.client)
+				}
+				p.fmu.Unlock()
+				return
+			}
+			p.fmu.Unlock()
+			continue
+		}
+		// The container's traffic keeps the flow too, as docker-proxy's
+		// read deadline moves with each reply: a client that asked once
+		// and then only receives was cut off after 90 s.
+		p.fmu.Lock()
+		fl.last = time.Now()
+		p.fmu.Unlock()
+		if _, _, err := p.uc.WriteMsgUDPAddrPort(reply[:m], fl.reply, fl.client); err != nil && errors.Is(err, net.ErrClosed) {
+			return
+		}
+	}
+}
+
+// resumeFlows carries on the UDP flows another proxy handed over, which
+// it then owns. A client that has a flow already (its datagram came
+// between Start and Resume) keeps that one; the handed one is closed.
+func (p *Proxy) resumeFlows(flows []KeptFlow) {
+	for i, k := range flows {
+		if p.uc == nil {
+			unix.Close(k.Backend)
+			continue
+		}
+		c, err := udpConn(k.Backend)
+		if err != nil {
+			p.log.Warn("proxy: carry on a UDP flow from before the restart", "client", k.Client, "err", err)
+			continue
+		}
+		fl := &flow{conn: c, client: k.Client, to: k.To, reply: pktinfo(k.To)}
+		p.fmu.Lock()
+		ok := p.byClient[k.Client] == nil && p.startFlowLocked(fl)
+		p.fmu.Unlock()
+		if !ok {
+			c.Close()
+			if p.isClosed() {
+				for _, rest := range flows[i+1:] {
+					unix.Close(rest.Backend)
+				}
+				return
+			}
+		}
+	}
+}
+
+func (p *Proxy) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+// udpConn makes a UDPConn of socket fd, which it closes (the conn has a
+// duplicate).
+func udpConn(fd int) (*net.UDPConn, error) {
+	f := os.NewFile(uintptr(fd), "kept")
+	defer f.Close()
+	c, err := net.FileConn(f)
+	if err != nil {
+		return nil, err
+	}
+	uc, ok := c.(*net.UDPConn)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("socket %d is not a UDP socket", fd)
+	}
+	return uc, nil
 }
 
 // sendDatagram writes b to a flow's connected socket. A write that fails
@@ -326,7 +454,7 @@ func sendDatagram(w io.Writer, b []byte) error {
 }
 
 // evictOldest ends the flow whose last traffic is the oldest (the caller
-// holds the loop's lock): its socket is closed, so its goroutine ends.
+// holds the proxy's fmu): its socket is closed, so its goroutine ends.
 func evictOldest(flows map[netip.AddrPort]*flow) {
 	var oldest netip.AddrPort
 	var of *flow

@@ -359,9 +359,10 @@ func TestDetachAndResume(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the flood never backed up")
 	}
-	kept := p.Detach()
-	if len(kept) != 3 {
-		t.Fatalf("Detach handed over %d connections, want 3", len(kept))
+	handed := p.Detach()
+	kept := handed.Conns
+	if len(kept) != 3 || len(handed.Flows) != 0 {
+		t.Fatalf("Detach handed over %d connections and %d flows, want 3 and none", len(kept), len(handed.Flows))
 	}
 	if n := countTrue(kept, func(k KeptConn) bool { return k.ClientDone && !k.BackendDone }); n != 1 {
 		t.Errorf("%d connections handed over with only the client's stream ended, want 1: %+v", n, kept)
@@ -375,7 +376,7 @@ func TestDetachAndResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer q.Stop()
-	q.Resume(kept)
+	q.Resume(handed)
 	close(bye)
 	if got, err := talkR.ReadString('\n'); err != nil || got != "echo: two\n" {
 		t.Errorf("the line sent while handed over: %q, %v", got, err)
@@ -538,5 +539,111 @@ func TestSendDatagramRetriesAStaleRefusal(t *testing.T) {
 	w = &refusingWriter{refusals: 5}
 	if err := sendDatagram(w, []byte("x")); !errors.Is(err, syscall.ECONNREFUSED) || len(w.writes) != 0 || w.refusals != 2 {
 		t.Errorf("a socket that keeps refusing: %v, sent %q, %d refusals left (want 2: three tries)", err, w.writes, w.refusals)
+	}
+}
+
+// TestDetachAndResumeUDP: Detach hands a port's UDP flows over and a
+// second proxy on the same socket carries them on (Resume): the
+// container's reply sent while no proxy runs waits in the flow's socket
+// and reaches the client after, and the container goes on seeing the
+// client at the same source port (a new flow would have a new one: a
+// stateful protocol's session lost). A flow the client opened after the
+// Start and before the Resume keeps its own socket.
+func TestDetachAndResumeUDP(t *testing.T) {
+	bye := make(chan struct{})
+	t.Cleanup(func() {
+		select {
+		case <-bye:
+		default:
+			close(bye)
+		}
+	})
+	// The server answers each datagram with the address it came from;
+	// "late" is answered once bye is closed.
+	target := udpServer(t, func(srv *net.UDPConn) {
+		b := make([]byte, 2048)
+		for {
+			n, from, err := srv.ReadFromUDPAddrPort(b)
+			if err != nil {
+				return
+			}
+			if string(b[:n]) == "late" {
+				go func() {
+					<-bye
+					srv.WriteToUDPAddrPort([]byte("late "+from.String()), from)
+				}()
+				continue
+			}
+			srv.WriteToUDPAddrPort([]byte(from.String()), from)
+		}
+	})
+	fd, port := boundV6(t, unix.SOCK_DGRAM)
+	p, err := Start(fd, "udp", target, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.IPv6Loopback(), port))
+	client := func() *net.UDPConn {
+		c, err := net.DialUDP("udp6", nil, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	read := func(c *net.UDPConn) (string, error) {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b := make([]byte, 128)
+		n, err := c.Read(b)
+		return string(b[:n]), err
+	}
+	ask := func(c *net.UDPConn, msg string) (string, error) {
+		if _, err := c.Write([]byte(msg)); err != nil {
+			return "", err
+		}
+		return read(c)
+	}
+	a, b := client(), client()
+	seenA, err := ask(a, "who")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seenB, err := ask(b, "who")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Write([]byte("late")); err != nil { // answered while handed over
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the server has it
+	kept := p.Detach()
+	if len(kept.Flows) != 2 || len(kept.Conns) != 0 {
+		t.Fatalf("Detach handed over %d flows and %d connections, want 2 and none", len(kept.Flows), len(kept.Conns))
+	}
+	close(bye) // the late answer goes to a's flow while no proxy runs
+	time.Sleep(100 * time.Millisecond)
+	q, err := Start(fd, "udp", target, nil)
+	if err != nil {
+		kept.Close()
+		t.Fatal(err)
+	}
+	defer q.Stop()
+	// b asks before the Resume: a flow of its own, from a new port.
+	newB, err := ask(b, "who")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Resume(kept)
+	if got, err := read(a); err != nil || got != "late "+seenA {
+		t.Errorf("the answer sent while handed over: %q, %v; want %q", got, err, "late "+seenA)
+	}
+	if got, err := ask(a, "who"); err != nil || got != seenA {
+		t.Errorf("after the hand-over the container sees a at %q, %v; want %q, as before", got, err, seenA)
+	}
+	if newB == seenB {
+		t.Errorf("b's flow opened before the Resume came from %s, its handed-over flow's port", newB)
+	}
+	if got, err := ask(b, "who"); err != nil || got != newB {
+		t.Errorf("after the Resume the container sees b at %q, %v; want %q (its newer flow)", got, err, newB)
 	}
 }

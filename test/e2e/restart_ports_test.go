@@ -26,11 +26,14 @@ import (
 // restart, where it used to be cut (Docker's docker-proxy processes die
 // with dockerd, live-restore or not: its ports refuse and its connections
 // are cut). A connection blocked on a client that does not read goes
-// on too, its pending bytes carried in a pipe, none lost. A killed daemon
+// on too, its pending bytes carried in a pipe, none lost. So does a UDP
+// client's flow: the container's answer sent while no daemon runs
+// reaches the client after, and the container goes on seeing the client
+// at the same source port (a stateful protocol's session kept). A killed daemon
 // leaves nothing: the proxied port refuses until the next one holds it.
 func TestPortsAcrossRestart(t *testing.T) {
 	w := startPortWorld(t)
-	w.runPeer(t, "web", "tcp:80,udp:53,echo:81", "-p", "8090:80", "-p", "8091:53/udp", "-p", "8092:81")
+	w.runPeer(t, "web", "tcp:80,udp:53,echo:81,udpport:55", "-p", "8090:80", "-p", "8091:53/udp", "-p", "8092:81", "-p", "8093:55/udp")
 	w.reach(t, "host", "tcp", "[::1]:8090", "")
 	w.reach(t, "host", "udp", "[::1]:8091", "")
 	host := w.HostNetns()
@@ -76,6 +79,27 @@ func TestPortsAcrossRestart(t *testing.T) {
 	if got, err := say("before"); err != nil || got != "echo: before\n" {
 		t.Fatalf("a connection through the proxy: %q, %v", got, err)
 	}
+	// A UDP flow through the proxy: the source the container sees, and
+	// an answer it sends half a second after the stop begins.
+	flow, err := dial("udp6", "[::1]:8093")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flowSay := func(msg string) (string, error) {
+		if msg != "" {
+			if _, err := flow.Write([]byte(msg)); err != nil {
+				return "", err
+			}
+		}
+		flow.SetReadDeadline(time.Now().Add(30 * time.Second))
+		b := make([]byte, 200)
+		n, err := flow.Read(b)
+		return strings.TrimSpace(string(b[:n])), err
+	}
+	seen, err := flowSay("who")
+	if err != nil {
+		t.Fatalf("a UDP flow through the proxy: %v", err)
+	}
 
 	// A connection whose client does not read while the container
 	// sends it more than the sockets on the way hold: the proxy's write
@@ -101,6 +125,9 @@ func TestPortsAcrossRestart(t *testing.T) {
 		last = queued()
 	}
 
+	if _, err := flow.Write([]byte("late")); err != nil {
+		t.Fatal(err)
+	}
 	w.d.Stop()
 	for _, l := range []struct{ proto, addr string }{{"tcp4", "0.0.0.0:8090"}, {"tcp6", "[::]:8090"}, {"udp4", "0.0.0.0:8091"}, {"udp6", "[::]:8091"}} {
 		err := inHost(func() error {
@@ -142,6 +169,12 @@ func TestPortsAcrossRestart(t *testing.T) {
 	}
 	if got, err := say("after"); err != nil || got != "echo: after\n" {
 		t.Errorf("the connection open across the restart: %q, %v; want it carried on", got, err)
+	}
+	if got, err := flowSay(""); err != nil || got != "late "+seen {
+		t.Errorf("the container's answer on a UDP flow, sent across the restart: %q, %v; want %q", got, err, "late "+seen)
+	}
+	if got, err := flowSay("who"); err != nil || got != seen {
+		t.Errorf("after the restart the container sees the UDP flow's client at %q, %v; want %q, as before", got, err, seen)
 	}
 	flood.SetReadDeadline(time.Now().Add(60 * time.Second))
 	fbuf := make([]byte, 1<<20)

@@ -3,6 +3,9 @@
 //
 //	peer -listen tcp:80,udp:53   answer every connection or datagram with
 //	                             the address it came from
+//	peer -listen udpport:55      answer every datagram with the address and
+//	                             port it came from; "late" 500 ms after it,
+//	                             as "late ADDR:PORT"
 //	peer -listen echo:81         answer every line of a TCP connection with
 //	                             "echo: LINE", for as long as it lasts; a
 //	                             line "flood N" with N bytes, byte i being
@@ -63,6 +66,14 @@ func main() {
 }
 
 func serve(proto, addr string) error {
+	if proto == "udpport" {
+		c, err := net.ListenPacket("udp4", addr)
+		if err != nil {
+			return err
+		}
+		go echoUDPPort(c)
+		return nil
+	}
 	if proto == "udp" {
 		c, err := net.ListenPacket("udp4", addr)
 		if err != nil {
@@ -130,6 +141,23 @@ func echoUDP(c net.PacketConn) {
 			return
 		}
 		c.WriteTo([]byte(from.(*net.UDPAddr).IP.String()+"\n"), from)
+	}
+}
+
+// echoUDPPort answers each datagram with its source address and port,
+// and a datagram "late" half a second later.
+func echoUDPPort(c net.PacketConn) {
+	buf := make([]byte, 1500)
+	for {
+		n, from, err := c.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		if string(buf[:n]) == "late" {
+			time.AfterFunc(500*time.Millisecond, func() { c.WriteTo([]byte("late "+from.String()+"\n"), from) })
+			continue
+		}
+		c.WriteTo([]byte(from.String()+"\n"), from)
 	}
 }
 
