@@ -277,9 +277,13 @@ func (d *Daemon) takeKept() {
 		case isPort && len(f) == 1 && d.ports != nil:
 			ports[hp] = f[0]
 		case isConn && d.ports != nil:
-			conns[chp] = conns[chp].Join(portproxy.Kept{Conns: []portproxy.KeptConn{conn}})
+			k := conns[chp]
+			k.Conns = append(k.Conns, conn)
+			conns[chp] = k
 		case isFlow && d.ports != nil:
-			conns[fhp] = conns[fhp].Join(portproxy.Kept{Flows: []portproxy.KeptFlow{flow}})
+			k := conns[fhp]
+			k.Flows = append(k.Flows, flow)
+			conns[fhp] = k
 		case !strings.HasPrefix(key, portKeyPrefix) && !strings.HasPrefix(key, connKeyPrefix) &&
 			!strings.HasPrefix(key, flowKeyPrefix) && len(f) == 2:
 			d.keptDNS[key] = &dns.Sockets{UDP: f[0], TCP: f[1]}

@@ -246,15 +246,13 @@ func (a *Allocator) Forward(hp network.HostPort, target netip.AddrPort) error {
 	if a.proxies[hp] != nil {
 		return nil
 	}
-	p, err := portproxy.Start(fd, hp.Proto, target, a.log)
+	kept := a.adoptedConns[hp] // carried on by the proxy, or closed if it cannot start
+	delete(a.adoptedConns, hp)
+	p, err := portproxy.Start(fd, hp.Proto, target, kept, a.log)
 	if err != nil {
 		return fmt.Errorf("forward %s to %s: %w", hp, target, err)
 	}
 	a.proxies[hp] = p
-	if k := a.adoptedConns[hp]; k.Len() > 0 {
-		delete(a.adoptedConns, hp)
-		p.Resume(k)
-	}
 	return nil
 }
 

@@ -38,7 +38,7 @@ func BenchmarkTCPThroughput(b *testing.B) {
 	}
 	sa, _ := unix.Getsockname(fd)
 	port := uint16(sa.(*unix.SockaddrInet6).Port)
-	p, err := Start(fd, "tcp", netip.MustParseAddrPort(srv.Addr().String()), nil)
+	p, err := Start(fd, "tcp", netip.MustParseAddrPort(srv.Addr().String()), Kept{}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

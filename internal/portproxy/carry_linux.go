@@ -28,7 +28,7 @@ import (
 const pipeSize = 1 << 20
 
 // KeptConn is a TCP connection the proxy carried, handed over by Detach
-// for another process to carry on (Resume): the client's socket and the
+// for another process to carry on (Start): the client's socket and the
 // container's, which of the two streams had ended (and been passed on as
 // a half close), and for each direction the pipe holding bytes read and
 // not yet written (both its ends; -1 when empty).
@@ -284,7 +284,7 @@ const handOverWait = 500 * time.Millisecond
 // Detach, as the daemon stops, stops the proxy as Stop does but hands its
 // TCP connections and UDP flows over instead of ending them: each stops
 // reading and writing at once and is returned, its sockets and its
-// pending bytes' pipes duplicated, for the next process to Resume. Dials
+// pending bytes' pipes duplicated, for the next process's Start. Dials
 // to the container not made within handOverWait end. The caller's socket
 // stays open.
 func (p *Proxy) Detach() Kept {
@@ -309,14 +309,16 @@ func (p *Proxy) Detach() Kept {
 	return kept
 }
 
-// Resume carries on the connections and flows another proxy handed over
+// resume carries on the connections and flows another proxy handed over
 // (Detach), which it then owns, until they end or the proxy stops. A TCP
 // proxy closes UDP flows, and the other way round.
-func (p *Proxy) Resume(k Kept) {
+func (p *Proxy) resume(k Kept) {
 	p.resumeConns(k.Conns)
 	p.resumeFlows(k.Flows)
 }
 
+// resumeConns carries on kept TCP connections; one to another address
+// than the proxy's target is cut.
 func (p *Proxy) resumeConns(conns []KeptConn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -330,6 +332,12 @@ func (p *Proxy) resumeConns(conns []KeptConn) {
 		pp, err := resumed(k)
 		if err != nil {
 			p.log.Warn("proxy: carry on a connection from before the restart", "err", err)
+			continue
+		}
+		if !p.isTarget(pp.backend.RemoteAddr()) {
+			pp.up.release()
+			pp.down.release()
+			pp.cutOff()
 			continue
 		}
 		p.wg.Go(func() { p.carry(pp) })

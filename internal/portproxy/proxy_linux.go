@@ -64,7 +64,7 @@ type Proxy struct {
 	keptFlows           []KeptFlow
 	log                 *slog.Logger
 	// A UDP port's socket, where its container's address is, and its
-	// flows by client (udpLoop, Resume); nil for TCP.
+	// flows by client (udpLoop, resumeFlows); nil for TCP.
 	uc       *net.UDPConn
 	target   netip.AddrPort
 	fmu      sync.Mutex // guards byClient and each flow's last; taken before mu
@@ -74,7 +74,17 @@ type Proxy struct {
 // Start forwards the traffic of the bound socket fd (TCP or UDP, which
 // stays the caller's: Start works on a duplicate) to target. A TCP socket
 // is made to listen; a UDP socket loses any filter it had.
-func Start(fd int, proto string, target netip.AddrPort, log *slog.Logger) (*Proxy, error) {
+//
+// It first carries on kept, the connections and flows a proxy of the
+// port handed over (Detach), which it then owns (closing them if it
+// fails): before it reads the socket, so that a client whose datagrams
+// waited in it meanwhile goes on in its own flow rather than a new one.
+func Start(fd int, proto string, target netip.AddrPort, kept Kept, log *slog.Logger) (_ *Proxy, err error) {
+	defer func() {
+		if err != nil {
+			kept.Close()
+		}
+	}()
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -96,6 +106,7 @@ func Start(fd int, proto string, target netip.AddrPort, log *slog.Logger) (*Prox
 			return nil, fmt.Errorf("listener: %w", err)
 		}
 		p.closer = l
+		p.resume(kept)
 		p.wg.Add(1)
 		go p.acceptLoop(l, target, log)
 	case "udp":
@@ -123,6 +134,7 @@ func Start(fd int, proto string, target netip.AddrPort, log *slog.Logger) (*Prox
 			return nil, fmt.Errorf("detach filter: %w", err)
 		}
 		p.closer, p.uc, p.byClient = uc, uc, map[netip.AddrPort]*flow{}
+		p.resume(kept)
 		p.wg.Add(1)
 		go p.udpLoop()
 	default:
@@ -141,12 +153,13 @@ func (p *Proxy) Stop() {
 	p.wg.Wait()
 }
 
-// closeLocked (p.mu held) stops accepting, ends every UDP flow (Detach
-// keeps a duplicate of each flow's socket first) and does each to every
-// TCP connection carried: Stop cuts them, Detach pauses them.
+// closeLocked (p.mu held) ends every UDP flow (Detach keeps a duplicate
+// of each flow's socket first), stops accepting and does each to every
+// TCP connection carried: Stop cuts them, Detach pauses them. The port's
+// socket is closed after the flows: a flow writing a reply to it
+// meanwhile would end for want of it, before Detach kept it.
 func (p *Proxy) closeLocked(each func(*pipe)) {
 	p.closed = true
-	p.closer.Close()
 	for fl := range p.flows {
 		if p.detaching {
 			// A flow ended meanwhile (evicted, timed out) has its socket
@@ -159,6 +172,7 @@ func (p *Proxy) closeLocked(each func(*pipe)) {
 		}
 		fl.conn.Close()
 	}
+	p.closer.Close()
 	for pp := range p.pipes {
 		each(pp)
 	}
@@ -219,7 +233,7 @@ type flow struct {
 }
 
 // KeptFlow is a UDP client's flow a proxy had, handed over by Detach for
-// another process to carry on (Resume): the client's address, the
+// another process to carry on (Start): the client's address, the
 // address it sent to (the replies' source; invalid if unknown) and the
 // flow's socket connected to the container, in which the container's
 // replies wait meanwhile. The container goes on seeing the client at one
@@ -385,8 +399,10 @@ func (p *Proxy) carryFlow(fl *flow) {
 }
 
 // resumeFlows carries on the UDP flows another proxy handed over, which
-// it then owns. A client that has a flow already (its datagram came
-// between Start and Resume) keeps that one; the handed one is closed.
+// it then owns (a TCP proxy closes them). A flow to another address than
+// the proxy's target (the container came back elsewhere, and its old
+// address may be another's now) is closed, and so is a second flow of
+// one client.
 func (p *Proxy) resumeFlows(flows []KeptFlow) {
 	for i, k := range flows {
 		if p.uc == nil {
@@ -396,6 +412,10 @@ func (p *Proxy) resumeFlows(flows []KeptFlow) {
 		c, err := udpConn(k.Backend)
 		if err != nil {
 			p.log.Warn("proxy: carry on a UDP flow from before the restart", "client", k.Client, "err", err)
+			continue
+		}
+		if !p.isTarget(c.RemoteAddr()) {
+			c.Close()
 			continue
 		}
 		fl := &flow{conn: c, client: k.Client, to: k.To, reply: pktinfo(k.To)}
@@ -412,6 +432,19 @@ func (p *Proxy) resumeFlows(flows []KeptFlow) {
 			}
 		}
 	}
+}
+
+// isTarget reports whether a is the proxy's target (an IPv4 address
+// given as IPv4-mapped IPv6 counts as the same).
+func (p *Proxy) isTarget(a net.Addr) bool {
+	var ap netip.AddrPort
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		ap = a.AddrPort()
+	case *net.TCPAddr:
+		ap = a.AddrPort()
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()) == netip.AddrPortFrom(p.target.Addr().Unmap(), p.target.Port())
 }
 
 func (p *Proxy) isClosed() bool {

@@ -61,7 +61,7 @@ func TestTCP(t *testing.T) {
 		}
 	}()
 	fd, port := boundV6(t, unix.SOCK_STREAM)
-	p, err := Start(fd, "tcp", netip.MustParseAddrPort(srv.Addr().String()), nil)
+	p, err := Start(fd, "tcp", netip.MustParseAddrPort(srv.Addr().String()), Kept{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestUDP(t *testing.T) {
 		}
 	}()
 	fd, port := boundV6(t, unix.SOCK_DGRAM)
-	p, err := Start(fd, "udp", netip.MustParseAddrPort(srv.LocalAddr().String()), nil)
+	p, err := Start(fd, "udp", netip.MustParseAddrPort(srv.LocalAddr().String()), Kept{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestStopEndsAHangingDial(t *testing.T) {
 		}
 	}
 	fd, port := boundV6(t, unix.SOCK_STREAM)
-	p, err := Start(fd, "tcp", target, nil)
+	p, err := Start(fd, "tcp", target, Kept{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func TestTCPToIPv6Target(t *testing.T) {
 		}
 	}()
 	fd, port := boundV6(t, unix.SOCK_STREAM)
-	p, err := Start(fd, "tcp", netip.MustParseAddrPort(srv.Addr().String()), nil)
+	p, err := Start(fd, "tcp", netip.MustParseAddrPort(srv.Addr().String()), Kept{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +325,7 @@ func TestDetachAndResume(t *testing.T) {
 	})
 	backed := make(chan int, 1)
 	target := lineServer(t, bye, backed)
-	p, err := Start(fd, "tcp", target, nil)
+	p, err := Start(fd, "tcp", target, Kept{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,12 +371,11 @@ func TestDetachAndResume(t *testing.T) {
 		t.Errorf("%d connections handed over with bytes pending to the client, want 1 (the flooded one): %+v", n, kept)
 	}
 	fmt.Fprintln(talk, "two") // while no proxy reads
-	q, err := Start(fd, "tcp", target, nil)
+	q, err := Start(fd, "tcp", target, handed, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer q.Stop()
-	q.Resume(handed)
 	close(bye)
 	if got, err := talkR.ReadString('\n'); err != nil || got != "echo: two\n" {
 		t.Errorf("the line sent while handed over: %q, %v", got, err)
@@ -442,7 +441,7 @@ func TestUDPClientsBeyondTheBound(t *testing.T) {
 		}
 	})
 	fd, port := boundV6(t, unix.SOCK_DGRAM)
-	p, err := Start(fd, "udp", target, nil)
+	p, err := Start(fd, "udp", target, Kept{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -491,7 +490,7 @@ func TestUDPFlowKeptByReplies(t *testing.T) {
 		}
 	})
 	fd, port := boundV6(t, unix.SOCK_DGRAM)
-	p, err := Start(fd, "udp", target, nil)
+	p, err := Start(fd, "udp", target, Kept{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -543,12 +542,12 @@ func TestSendDatagramRetriesAStaleRefusal(t *testing.T) {
 }
 
 // TestDetachAndResumeUDP: Detach hands a port's UDP flows over and a
-// second proxy on the same socket carries them on (Resume): the
+// second proxy on the same socket carries them on (Start with them): the
 // container's reply sent while no proxy runs waits in the flow's socket
-// and reaches the client after, and the container goes on seeing the
-// client at the same source port (a new flow would have a new one: a
-// stateful protocol's session lost). A flow the client opened after the
-// Start and before the Resume keeps its own socket.
+// and reaches the client after, a client's datagram that waited in the
+// port's socket meanwhile goes through the client's own flow, and the
+// container goes on seeing each client at the same source port (a new
+// flow would have a new one: a stateful protocol's session lost).
 func TestDetachAndResumeUDP(t *testing.T) {
 	bye := make(chan struct{})
 	t.Cleanup(func() {
@@ -578,37 +577,16 @@ func TestDetachAndResumeUDP(t *testing.T) {
 		}
 	})
 	fd, port := boundV6(t, unix.SOCK_DGRAM)
-	p, err := Start(fd, "udp", target, nil)
+	p, err := Start(fd, "udp", target, Kept{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.IPv6Loopback(), port))
-	client := func() *net.UDPConn {
-		c, err := net.DialUDP("udp6", nil, addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
-	read := func(c *net.UDPConn) (string, error) {
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		b := make([]byte, 128)
-		n, err := c.Read(b)
-		return string(b[:n]), err
-	}
-	ask := func(c *net.UDPConn, msg string) (string, error) {
-		if _, err := c.Write([]byte(msg)); err != nil {
-			return "", err
-		}
-		return read(c)
-	}
-	a, b := client(), client()
-	seenA, err := ask(a, "who")
+	a, b := udpClient(t, port), udpClient(t, port)
+	seenA, err := askUDP(a, "who")
 	if err != nil {
 		t.Fatal(err)
 	}
-	seenB, err := ask(b, "who")
+	seenB, err := askUDP(b, "who")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -618,32 +596,181 @@ func TestDetachAndResumeUDP(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // the server has it
 	kept := p.Detach()
 	if len(kept.Flows) != 2 || len(kept.Conns) != 0 {
+		kept.Close()
 		t.Fatalf("Detach handed over %d flows and %d connections, want 2 and none", len(kept.Flows), len(kept.Conns))
 	}
-	close(bye) // the late answer goes to a's flow while no proxy runs
-	time.Sleep(100 * time.Millisecond)
-	q, err := Start(fd, "udp", target, nil)
-	if err != nil {
+	close(bye)                                        // the late answer goes to a's flow while no proxy runs
+	if _, err := b.Write([]byte("who")); err != nil { // waits in the port's socket
 		kept.Close()
 		t.Fatal(err)
 	}
-	defer q.Stop()
-	// b asks before the Resume: a flow of its own, from a new port.
-	newB, err := ask(b, "who")
+	time.Sleep(100 * time.Millisecond)
+	q, err := Start(fd, "udp", target, kept, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	q.Resume(kept)
-	if got, err := read(a); err != nil || got != "late "+seenA {
+	defer q.Stop()
+	if got, err := readUDP(a); err != nil || got != "late "+seenA {
 		t.Errorf("the answer sent while handed over: %q, %v; want %q", got, err, "late "+seenA)
 	}
-	if got, err := ask(a, "who"); err != nil || got != seenA {
+	if got, err := readUDP(b); err != nil || got != seenB {
+		t.Errorf("b's datagram sent while handed over reached the container from %q, %v; want %q, its flow's port", got, err, seenB)
+	}
+	if got, err := askUDP(a, "who"); err != nil || got != seenA {
 		t.Errorf("after the hand-over the container sees a at %q, %v; want %q, as before", got, err, seenA)
 	}
-	if newB == seenB {
-		t.Errorf("b's flow opened before the Resume came from %s, its handed-over flow's port", newB)
+}
+
+// TestDetachKeepsBusyFlows: every flow is handed over, those the
+// container is sending on at that moment too (closing the port's socket
+// first made their writes fail, and they ended before Detach kept them).
+func TestDetachKeepsBusyFlows(t *testing.T) {
+	bye := make(chan struct{})
+	defer close(bye)
+	target := udpServer(t, func(srv *net.UDPConn) {
+		b := make([]byte, 2048)
+		for {
+			_, from, err := srv.ReadFromUDPAddrPort(b)
+			if err != nil {
+				return
+			}
+			go func() { // a reply every millisecond
+				for {
+					select {
+					case <-bye:
+						return
+					case <-time.After(time.Millisecond):
+					}
+					if _, err := srv.WriteToUDPAddrPort([]byte("tick"), from); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	})
+	fd, port := boundV6(t, unix.SOCK_DGRAM)
+	p, err := Start(fd, "udp", target, Kept{}, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got, err := ask(b, "who"); err != nil || got != newB {
-		t.Errorf("after the Resume the container sees b at %q, %v; want %q (its newer flow)", got, err, newB)
+	const clients = 100
+	for range clients {
+		if _, err := askUDP(udpClient(t, port), "stream"); err != nil {
+			p.Stop()
+			t.Fatal(err)
+		}
 	}
+	kept := p.Detach()
+	defer kept.Close()
+	if len(kept.Flows) != clients {
+		t.Errorf("Detach handed over %d of %d flows the container was sending on", len(kept.Flows), clients)
+	}
+}
+
+// TestResumedFlowsGoToTheTarget: a flow or connection handed over to a
+// proxy whose target is another address (the container came back
+// elsewhere, and its old address may be another container's now) is not
+// carried on to the old address: the flow's client gets a new flow to the
+// target, the connection is cut.
+func TestResumedFlowsGoToTheTarget(t *testing.T) {
+	answer := func(name string) netip.AddrPort {
+		return udpServer(t, func(srv *net.UDPConn) {
+			b := make([]byte, 2048)
+			for {
+				_, from, err := srv.ReadFromUDPAddrPort(b)
+				if err != nil {
+					return
+				}
+				srv.WriteToUDPAddrPort([]byte(name), from)
+			}
+		})
+	}
+	oldT, newT := answer("old"), answer("new")
+	fd, port := boundV6(t, unix.SOCK_DGRAM)
+	p, err := Start(fd, "udp", oldT, Kept{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := udpClient(t, port)
+	if got, err := askUDP(c, "who"); err != nil || got != "old" {
+		p.Stop()
+		t.Fatalf("before the hand-over: %q, %v", got, err)
+	}
+	kept := p.Detach()
+	if len(kept.Flows) != 1 {
+		kept.Close()
+		t.Fatalf("Detach handed over %d flows, want 1", len(kept.Flows))
+	}
+	q, err := Start(fd, "udp", newT, kept, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Stop()
+	if got, err := askUDP(c, "who"); err != nil || got != "new" {
+		t.Errorf("after a hand-over to a proxy for %s: %q, %v; want the new target's answer", newT, got, err)
+	}
+
+	tcpFd, tcpPort := boundV6(t, unix.SOCK_STREAM)
+	bye := make(chan struct{})
+	defer close(bye)
+	oldTCP, newTCP := lineServer(t, bye, nil), lineServer(t, bye, nil)
+	tp, err := Start(tcpFd, "tcp", oldTCP, Kept{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.DialTimeout("tcp6", netip.AddrPortFrom(netip.IPv6Loopback(), tcpPort).String(), 5*time.Second)
+	if err != nil {
+		tp.Stop()
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(conn)
+	fmt.Fprintln(conn, "one")
+	if got, err := r.ReadString('\n'); err != nil || got != "echo: one\n" {
+		tp.Stop()
+		t.Fatalf("before the hand-over: %q, %v", got, err)
+	}
+	tkept := tp.Detach()
+	if len(tkept.Conns) != 1 {
+		tkept.Close()
+		t.Fatalf("Detach handed over %d connections, want 1", len(tkept.Conns))
+	}
+	tq, err := Start(tcpFd, "tcp", newTCP, tkept, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tq.Stop()
+	fmt.Fprintln(conn, "two")
+	if got, err := r.ReadString('\n'); err == nil {
+		t.Errorf("a connection to %s carried on by a proxy for %s: answered %q, want it cut", oldTCP, newTCP, got)
+	}
+}
+
+// udpClient is a UDP socket connected to [::1]:port, closed at the
+// test's end.
+func udpClient(t *testing.T, port uint16) *net.UDPConn {
+	t.Helper()
+	c, err := net.DialUDP("udp6", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.IPv6Loopback(), port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// readUDP reads one datagram, waiting up to 5 s.
+func readUDP(c *net.UDPConn) (string, error) {
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b := make([]byte, 128)
+	n, err := c.Read(b)
+	return string(b[:n]), err
+}
+
+// askUDP sends msg and reads the answer.
+func askUDP(c *net.UDPConn, msg string) (string, error) {
+	if _, err := c.Write([]byte(msg)); err != nil {
+		return "", err
+	}
+	return readUDP(c)
 }
