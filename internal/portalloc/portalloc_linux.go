@@ -587,8 +587,8 @@ func (a *Allocator) Adopt(fds map[network.HostPort]int, conns map[network.HostPo
 }
 
 // DropAdopted closes the adopted sockets no Hold took (ports no longer
-// published) and the connections no Forward carried on, and returns how
-// many sockets it closed.
+// published) and the connections and flows no Forward carried on, and
+// returns how many sockets it closed.
 func (a *Allocator) DropAdopted() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
