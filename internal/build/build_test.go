@@ -432,6 +432,33 @@ func TestBuildCopy(t *testing.T) {
 	}
 }
 
+// TestBuildAddCompressedTars: ADD unpacks a local tar compressed with
+// xz or zstd, as with gzip and bzip2 (moby's DecompressStream; the
+// official images' Dockerfiles start "ADD rootfs.tar.xz /"): it was
+// copied as a file.
+func TestBuildAddCompressedTars(t *testing.T) {
+	needRoot(t)
+	f := newFake(t)
+	dir := writeCtx(t, map[string]string{"in/f": "packed"})
+	for _, c := range []struct{ name, flag string }{{"t.tar.xz", "--xz"}, {"t.tar.zst", "--zstd"}, {"t.tar.bz2", "--bzip2"}, {"t.tar.gz", "--gzip"}} {
+		if out, err := exec.Command("tar", "-C", filepath.Join(dir, "in"), c.flag, "--owner=0", "--group=0", "-cf", filepath.Join(dir, c.name), "f").CombinedOutput(); err != nil {
+			t.Fatalf("tar %s: %v %s", c.flag, err, out)
+		}
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"),
+		[]byte("FROM base\nADD t.tar.xz /xz/\nADD t.tar.zst /zst/\nADD t.tar.bz2 /bz2/\nADD t.tar.gz /gz/\n"), 0o644))
+	r, err := runBuild(t, f, dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := listTree(t, f.images[r.id].Root)
+	for _, d := range []string{"xz", "zst", "bz2", "gz"} {
+		if want := d + "/f -rw-r----- 0:0 packed"; !slices.Contains(got, want) {
+			t.Errorf("ADD of a %s tar: no %q in %q", d, want, got)
+		}
+	}
+}
+
 // TestBuildStages: COPY --from a stage by name and by index keeps the
 // owners there; FROM a stage starts from its image; --target stops at
 // one; ADD unpacks a local tar (its owners kept) but copies other files.

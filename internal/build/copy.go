@@ -597,8 +597,8 @@ func copyFile(ctx context.Context, src, dst string) error {
 	return errors.Join(err, out.Close())
 }
 
-// isArchive says whether the file at p is a tar archive, plain, gzip'd
-// or bzip2'd (what ADD unpacks; berth reads no xz or zstd).
+// isArchive says whether the file at p is a tar archive, plain or
+// compressed with gzip, bzip2, xz or zstd (what ADD unpacks, as moby's).
 func isArchive(p string) bool {
 	f, err := os.Open(p)
 	if err != nil {

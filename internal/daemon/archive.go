@@ -14,6 +14,7 @@ import (
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/runtime"
+	"github.com/berth-net/berth/internal/runtime/image"
 )
 
 // errFilesClosed ends a docker cp or export that a start or a remove of
@@ -318,10 +319,17 @@ func (d *Daemon) ContainerExtractToDir(ctx context.Context, ref, path string, co
 		opts.Owner = c.Config.User
 	}
 	// The upload reaches the view through a pipe, so that a start or a
-	// remove can end a view waiting on a client that sends nothing.
+	// remove can end a view waiting on a client that sends nothing. Its
+	// compression (gzip, bzip2, xz, zstd, as moby's Untar takes them) is
+	// undone here, outside the view: the xz and zstd programs that run
+	// are the host's.
 	pr, pw := io.Pipe()
 	go func() {
-		_, err := io.Copy(pw, countingReader{content, u})
+		src, closeSrc, err := image.Decompressed(ctx, countingReader{content, u})
+		if err == nil {
+			_, err = io.Copy(pw, src)
+			closeSrc()
+		}
 		pw.CloseWithError(err)
 	}()
 	defer pr.Close()

@@ -2,10 +2,6 @@ package runtime
 
 import (
 	"archive/tar"
-	"bufio"
-	"bytes"
-	"compress/bzip2"
-	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -311,7 +307,10 @@ type ExtractOptions struct {
 }
 
 // Extract unpacks the tar stream r into the directory at path, as moby's
-// containerExtractToDir and archive.Untar do; it runs in an FSView.
+// containerExtractToDir and archive.Untar do; it runs in an FSView. r is
+// a plain tar: a compression is the caller's to undo before the view
+// (image.Decompressed), where the xz and zstd programs it runs are the
+// host's, not the container's.
 func Extract(r io.Reader, path string, opts ExtractOptions) error {
 	abs, err := filepath.EvalSymlinks(filepath.Join("/", path))
 	if err != nil {
@@ -363,10 +362,6 @@ func Extract(r io.Reader, path string, opts ExtractOptions) error {
 		owner = &[2]uint32{uid, gid}
 	}
 	dest := filepath.Clean(abs)
-	r, err = decompressed(r)
-	if err != nil {
-		return err
-	}
 	tr := tar.NewReader(r)
 	type dirTimes struct {
 		path         string
@@ -444,25 +439,6 @@ func Extract(r io.Reader, path string, opts ExtractOptions) error {
 		}
 	}
 	return nil
-}
-
-// decompressed is r, unpacked if it is a gzip or bzip2 stream, as moby's
-// Untar takes them (DecompressStream); xz and zstd, which it also takes
-// with tools berth does not have, are refused by name.
-func decompressed(r io.Reader) (io.Reader, error) {
-	br := bufio.NewReader(r)
-	magic, _ := br.Peek(6)
-	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b, 0x08}):
-		return gzip.NewReader(br)
-	case bytes.HasPrefix(magic, []byte("BZh")):
-		return bzip2.NewReader(br), nil
-	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
-		return nil, errdefs.Invalid("xz-compressed archives are not supported by berth: send a plain, gzip or bzip2 tar")
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		return nil, errdefs.Invalid("zstd-compressed archives are not supported by berth: send a plain, gzip or bzip2 tar")
-	}
-	return br, nil
 }
 
 // inside says whether p is dest or below it.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -63,6 +64,33 @@ func TestDockerCp(t *testing.T) {
 	_, errOut, code := w.Docker(t, "cp", "c1:/nope", filepath.Join(dir, "x"))
 	if want := "Error response from daemon: Could not find the file /nope in container c1"; code == 0 || !strings.Contains(errOut, want) {
 		t.Errorf("docker cp of a missing path: exit %d, %q; want %q", code, errOut, want)
+	}
+
+	// docker cp - takes a tar from its input, compressed too, as moby's
+	// Untar (DecompressStream): xz and zstd were refused. A corrupt
+	// stream is an error, not a short archive.
+	for _, c := range []struct{ flag, name string }{{"--xz", "xz"}, {"--zstd", "zst"}, {"--gzip", "gz"}} {
+		arc := filepath.Join(dir, "in."+c.name)
+		if err := os.WriteFile(filepath.Join(dir, "packed-"+c.name), []byte(c.name+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("tar", "-C", dir, c.flag, "-cf", arc, "packed-"+c.name).CombinedOutput(); err != nil {
+			t.Fatalf("tar %s: %v %s", c.flag, err, out)
+		}
+		b, err := os.ReadFile(arc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, errOut, code := w.DockerIn(t, string(b), "cp", "-", "c1:/tmp"); code != 0 {
+			t.Errorf("docker cp - of a %s tar: exit %d, %s", c.name, code, errOut)
+		} else if out := mustDocker(t, w, "exec", "c1", "cat", "/tmp/packed-"+c.name); out != c.name+"\n" {
+			t.Errorf("docker cp - of a %s tar: the file holds %q", c.name, out)
+		}
+		if c.name == "xz" {
+			if _, errOut, code := w.DockerIn(t, string(b[:len(b)/2]), "cp", "-", "c1:/tmp"); code == 0 || !strings.Contains(errOut, "xz") {
+				t.Errorf("docker cp - of a cut xz tar: exit %d, %q; want an error naming xz", code, errOut)
+			}
+		}
 	}
 
 	// A stopped container: the file is there when it starts, and it

@@ -572,9 +572,9 @@ func ExtractTree(r io.Reader, dir string) error {
 }
 
 // ExtractArchive unpacks the tar archive in r, plain or compressed as
-// docker import's may be (gzip, bzip2), into the directory dir (docker
-// build's context, and ADD of a local archive, which passes noWhiteouts:
-// it unpacks into a layer); it stops when ctx ends.
+// docker import's may be (gzip, bzip2, xz, zstd), into the directory dir
+// (docker build's context, and ADD of a local archive, which passes
+// noWhiteouts: it unpacks into a layer); it stops when ctx ends.
 func ExtractArchive(ctx context.Context, r io.Reader, dir string, noWhiteouts bool) error {
 	src, closeSrc, err := Decompressed(ctx, r)
 	if err != nil {

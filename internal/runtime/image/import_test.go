@@ -7,7 +7,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -72,6 +74,19 @@ func gzipped(t *testing.T, b []byte) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// compressedWith is b compressed by the program name run with args
+// (bzip2, xz, zstd: what the tests need a writer of and Go has none).
+func compressedWith(t *testing.T, b []byte, name string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Stdin = bytes.NewReader(b)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %v: %v", name, args, err)
+	}
+	return out
 }
 
 func newTestStore(t *testing.T) (*Store, string) {
@@ -269,6 +284,60 @@ func TestImportIsANewImageEachTime(t *testing.T) {
 	}
 }
 
+// TestImportCompressed: docker import takes a tar compressed with gzip,
+// bzip2, xz or zstd (moby's DecompressStream), a zstd stream that starts
+// with a skippable frame too, and the layer is the uncompressed tar's
+// digest whatever the compression.
+func TestImportCompressed(t *testing.T) {
+	s, _ := newTestStore(t)
+	b := tarOf(t, file("hello", "world"), file("big", strings.Repeat("0123456789", 100000)))
+	sum := sha256.Sum256(b)
+	want := []string{"sha256:" + hex.EncodeToString(sum[:])}
+	zst := compressedWith(t, b, "zstd", "-c", "-q")
+	skippable := append([]byte{0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 'b', 'e', 'r', 't'}, zst...)
+	for name, body := range map[string][]byte{
+		"gzip":                              gzipped(t, b),
+		"bzip2":                             compressedWith(t, b, "bzip2", "-c"),
+		"xz":                                compressedWith(t, b, "xz", "-c"),
+		"zstd":                              zst,
+		"zstd with a skippable frame first": skippable,
+	} {
+		img, err := s.Import(context.Background(), bytes.NewReader(body), "", "", "")
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if !cmp.Equal(img.Layers, want) {
+			t.Errorf("%s: layers %v, want %v", name, img.Layers, want)
+		}
+		if got, err := os.ReadFile(filepath.Join(img.RootfsDir, "hello")); err != nil || string(got) != "world" {
+			t.Errorf("%s: hello = %q, %v", name, got, err)
+		}
+	}
+}
+
+// TestDecompressedStoppedEarly: a reader of an xz stream that stops
+// before its end (a refused entry) ends the xz program when it closes,
+// so none is left behind.
+func TestDecompressedStoppedEarly(t *testing.T) {
+	b := compressedWith(t, bytes.Repeat([]byte("berth"), 4<<20), "xz", "-c", "-0")
+	src, closeSrc, err := Decompressed(context.Background(), bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1000)
+	if _, err := io.ReadFull(src, buf); err != nil || string(buf[:10]) != "berthberth" {
+		t.Fatalf("the stream's start: %q, %v", buf[:10], err)
+	}
+	f := src.(*filtered)
+	closeSrc()
+	if f.cmd.ProcessState == nil {
+		t.Error("the xz program was not ended and reaped at close")
+	} else if err := unix.Kill(f.cmd.Process.Pid, 0); err == nil {
+		t.Errorf("the xz program (pid %d) still runs after close", f.cmd.Process.Pid)
+	}
+}
+
 func TestImportMovesTag(t *testing.T) {
 	s, _ := newTestStore(t)
 	old := mustImport(t, s, tarOf(t, file("v", "1")), "app", "")
@@ -336,6 +405,14 @@ func TestImportRefusesBadInput(t *testing.T) {
 		{"empty archive", func(t *testing.T) []byte { return tarOf(t) }, "bad", ""},
 		{"truncated", func(t *testing.T) []byte { return tarOf(t, file("f", strings.Repeat("x", 5000)))[:1500] }, "bad", ""},
 		{"broken gzip", func(t *testing.T) []byte { return gzipped(t, tarOf(t, file("f", "x")))[:20] }, "bad", ""},
+		{"broken xz", func(t *testing.T) []byte {
+			return compressedWith(t, tarOf(t, file("f", strings.Repeat("x", 5000))), "xz", "-c")[:60]
+		}, "bad", ""},
+		{"broken zstd", func(t *testing.T) []byte {
+			b := compressedWith(t, tarOf(t, file("f", strings.Repeat("x", 5000))), "zstd", "-c", "-q")
+			b[len(b)/2] ^= 0xff
+			return b
+		}, "bad", ""},
 		{"upper-case repo", func(t *testing.T) []byte { return tarOf(t, file("f", "x")) }, "Bad", ""},
 		{"bad tag", func(t *testing.T) []byte { return tarOf(t, file("f", "x")) }, "bad", "-x"},
 		{"tag without repo", func(t *testing.T) []byte { return tarOf(t, file("f", "x")) }, "", "v1"},

@@ -260,7 +260,7 @@ func (s *Store) loadOne(ctx context.Context, root *os.File, m manifestEntry, dir
 		Layers: slices.Clone(oc.RootFS.DiffIDs), Tree: treeLayers, LayerSizes: sizes, History: oc.History, Author: oc.Author}, shared)
 }
 
-// applyLayer extracts layer i (plain, gzip or bzip2) over what the
+// applyLayer extracts layer i (plain or compressed) over what the
 // earlier ones made, and checks that its uncompressed stream is diffID.
 func (x *extractor) applyLayer(ctx context.Context, root *os.File, name string, i int, diffID string) error {
 	fd, err := openIn(root, name)
