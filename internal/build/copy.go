@@ -397,6 +397,12 @@ func (c *copier) copyAll() error {
 		if err != nil {
 			return err
 		}
+		archive := false
+		if c.decompress && fi.Mode().IsRegular() {
+			if archive, err = isArchive(src); err != nil {
+				return fmt.Errorf("unpack %s: %w", in.name, err)
+			}
+		}
 		switch {
 		case fi.IsDir():
 			// moby's copyDirectory: CopyWithTar makes the destination
@@ -420,7 +426,7 @@ func (c *copier) copyAll() error {
 			if err := c.copyChildren(src, destRel); err != nil {
 				return err
 			}
-		case c.decompress && fi.Mode().IsRegular() && isArchive(src):
+		case archive:
 			if err := c.mkdirAll(destRel, 0o755, c.uid, c.gid); err != nil {
 				return err
 			}
@@ -599,20 +605,25 @@ func copyFile(ctx context.Context, src, dst string) error {
 
 // isArchive says whether the file at p is a tar archive, plain or
 // compressed with gzip, bzip2, xz or zstd (what ADD unpacks, as moby's).
-func isArchive(p string) bool {
+// An xz file when the host has no xz program is an error: moby copies it
+// as it is then, so that what the image holds would depend on the host.
+func isArchive(p string) (bool, error) {
 	f, err := os.Open(p)
 	if err != nil {
-		return false
+		return false, nil
 	}
 	defer f.Close()
 	r, closeR, err := image.Decompressed(context.Background(), f)
 	if err != nil {
-		return false
+		if errdefs.Is(err, errdefs.KindInvalid) {
+			return false, nil // a gzip header that does not read
+		}
+		return false, err
 	}
 	defer closeR()
 	// As moby's IsArchivePath: an archive is what a tar header reads from.
 	_, err = tar.NewReader(r).Next()
-	return err == nil
+	return err == nil, nil
 }
 
 // lookupChown reads --chown's user[:group] (the group defaults to the

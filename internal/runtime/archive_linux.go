@@ -15,6 +15,7 @@ import (
 
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/errdefs"
+	"github.com/berth-net/berth/internal/runtime/image"
 )
 
 // Stat describes path as moby's containerFSView.Stat does; it runs in an
@@ -371,6 +372,11 @@ func Extract(r io.Reader, path string, opts ExtractOptions) error {
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
+			// The rest of the stream (the daemon's decompression's end,
+			// which may say the stream was corrupt) is read too.
+			if err := image.DrainTail(r); err != nil {
+				return err
+			}
 			break
 		}
 		if err != nil {

@@ -587,5 +587,8 @@ func ExtractArchive(ctx context.Context, r io.Reader, dir string, noWhiteouts bo
 	}
 	defer x.Close()
 	x.noWhiteouts = noWhiteouts
-	return x.extractAll(tar.NewReader(src))
+	if err := x.extractAll(tar.NewReader(src)); err != nil {
+		return err
+	}
+	return DrainTail(src)
 }

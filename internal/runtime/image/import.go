@@ -19,6 +19,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/reference"
 )
@@ -124,9 +126,10 @@ func unpack(ctx context.Context, r io.Reader, rootfs string) (id string, size in
 
 // decompress recognises gzip, bzip2, xz and zstd by their magic bytes,
 // as moby's DecompressStream does for docker import, load, build's
-// context and ADD; anything else is read as a plain tar. xz and zstd are
-// undone by the xz and zstd programs (moby runs unxz too), which read
-// br on a goroutine of exec's; close ends the program.
+// context and ADD; anything else is read as a plain tar. zstd is decoded
+// in the daemon (klauspost's, as moby's), xz by the host's xz program, as
+// moby runs xz -d -c -q: it reads br on a goroutine of exec's, and close
+// ends it.
 func decompress(br *bufio.Reader) (io.Reader, func(), error) {
 	magic, _ := br.Peek(6)
 	switch {
@@ -139,11 +142,30 @@ func decompress(br *bufio.Reader) (io.Reader, func(), error) {
 	case bytes.HasPrefix(magic, []byte("BZh")):
 		return bzip2.NewReader(br), func() {}, nil
 	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
-		return filter(br, "xz", "xz", "--decompress", "--stdout", "--quiet")
+		return filter(br, "xz", "xz", "-d", "-c", "-q")
 	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}) || isZstdSkippable(magic):
-		return filter(br, "zstd", "zstd", "--decompress", "--stdout", "--quiet")
+		zr, err := zstd.NewReader(br)
+		if err != nil {
+			return nil, nil, errdefs.Invalid("read zstd archive: %w", err)
+		}
+		return invalidErrors{zr, "zstd"}, zr.Close, nil
 	}
 	return br, func() {}, nil
+}
+
+// invalidErrors is a decoder whose errors (other than EOF) say the
+// stream is corrupt: Invalid, naming the format.
+type invalidErrors struct {
+	r      io.Reader
+	format string
+}
+
+func (d invalidErrors) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = errdefs.Invalid("read %s archive: %w", d.format, err)
+	}
+	return n, err
 }
 
 // isZstdSkippable says whether magic starts a zstd skippable frame
@@ -152,15 +174,26 @@ func isZstdSkippable(magic []byte) bool {
 	return len(magic) >= 4 && magic[0]&0xf0 == 0x50 && magic[1] == 0x2a && magic[2] == 0x4d && magic[3] == 0x18
 }
 
-// filter is what the program name, run with args, writes of in: in
+// filter is what the program name, run with args, writes of in, which
 // goes to its standard input. A program that fails (a corrupt stream)
 // ends the stream with an Invalid error naming format and what the
-// program said, instead of an EOF that would read as a short archive.
+// program said, instead of an EOF that would read as a short archive;
+// an input that failed first (a client gone, a disk's error) ends it
+// with that error.
+//
+// The input is copied to the program by a goroutine of filter's own, not
+// exec's: Wait waits for exec's, and one blocked on a client that sends
+// nothing would hold the end of the stream (close) until the client
+// acts. Filter's own ends then too, or at the input's next read.
 func filter(in io.Reader, format, name string, args ...string) (io.Reader, func(), error) {
+	input := &inputErr{r: in}
 	cmd := exec.Command(name, args...)
-	cmd.Stdin = in
 	stderr := &limitedBuffer{max: 4 << 10}
 	cmd.Stderr = stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, err
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, nil, err
@@ -168,7 +201,11 @@ func filter(in io.Reader, format, name string, args ...string) (io.Reader, func(
 	if err := cmd.Start(); err != nil {
 		return nil, nil, fmt.Errorf("read %s archive: %w", format, err)
 	}
-	f := &filtered{out: out, cmd: cmd, stderr: stderr, format: format}
+	go func() {
+		_, _ = io.Copy(stdin, input) // a write that fails: the program ended; a read: input keeps it
+		stdin.Close()
+	}()
+	f := &filtered{out: out, cmd: cmd, input: input, stderr: stderr, format: format}
 	return f, f.close, nil
 }
 
@@ -176,34 +213,44 @@ func filter(in io.Reader, format, name string, args ...string) (io.Reader, func(
 type filtered struct {
 	out    io.Reader
 	cmd    *exec.Cmd
+	input  *inputErr
 	stderr *limitedBuffer
 	format string
 	once   sync.Once
-	err    error // how the program ended, once waited for
+	end    error // io.EOF, or why the stream ended, once the program has
 }
 
 func (f *filtered) Read(p []byte) (int, error) {
+	if f.end != nil {
+		return 0, f.end
+	}
 	n, err := f.out.Read(p)
 	if err == io.EOF {
-		if werr := f.wait(); werr != nil {
-			return n, werr
-		}
+		f.end = f.wait()
+		return n, f.end
 	}
 	return n, err
 }
 
-// wait waits for the program once and says how it ended.
+// wait waits for the program once and says how the stream ended: io.EOF
+// if it did well.
 func (f *filtered) wait() error {
 	f.once.Do(func() {
-		if err := f.cmd.Wait(); err != nil {
+		err := f.cmd.Wait()
+		switch {
+		case f.input.failed() != nil:
+			f.end = f.input.failed()
+		case err != nil:
 			msg := strings.TrimSpace(f.stderr.String())
 			if msg == "" {
 				msg = err.Error()
 			}
-			f.err = errdefs.Invalid("read %s archive: %s", f.format, msg)
+			f.end = errdefs.Invalid("read %s archive: %s", f.format, msg)
+		default:
+			f.end = io.EOF
 		}
 	})
-	return f.err
+	return f.end
 }
 
 // close ends the program if it still runs (a reader that stopped early)
@@ -211,6 +258,31 @@ func (f *filtered) wait() error {
 func (f *filtered) close() {
 	_ = f.cmd.Process.Kill()
 	_ = f.wait()
+}
+
+// inputErr keeps the first error (other than EOF) its reader gave.
+type inputErr struct {
+	r   io.Reader
+	mu  sync.Mutex
+	err error
+}
+
+func (i *inputErr) Read(p []byte) (int, error) {
+	n, err := i.r.Read(p)
+	if err != nil && err != io.EOF {
+		i.mu.Lock()
+		if i.err == nil {
+			i.err = err
+		}
+		i.mu.Unlock()
+	}
+	return n, err
+}
+
+func (i *inputErr) failed() error {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.err
 }
 
 // limitedBuffer keeps the first max bytes written to it.
@@ -233,6 +305,22 @@ func (b *limitedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// maxTail bounds what DrainTail reads.
+const maxTail = 1 << 20
+
+// DrainTail reads what follows the end of a tar in r (its padding), at
+// most maxTail bytes, so that the end of a compressed stream (gzip's
+// CRC, xz's index and check, zstd's checksum) is read and a stream cut
+// or corrupt there is an error rather than a whole archive. What lies
+// beyond maxTail is left unread, as moby leaves it.
+func DrainTail(r io.Reader) error {
+	_, err := io.CopyN(io.Discard, r, maxTail)
+	if err == io.EOF {
+		return nil
+	}
+	return err
 }
 
 // Decompressed is r with the compression docker import takes (gzip,

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -314,6 +316,82 @@ func TestImportCompressed(t *testing.T) {
 			t.Errorf("%s: hello = %q, %v", name, got, err)
 		}
 	}
+}
+
+// TestDecompressErrors: a compressed stream cut or corrupt anywhere is
+// an error naming its format, also where the tar inside is whole and
+// only the compression's end is missing (a build's ADD and context, load
+// and docker cp stop reading at the tar's end: what follows is read up to
+// a bound); an input that fails is that error, not the decompressor's
+// word for it; a tar without its end blocks, read to its end, ends
+// cleanly (a second read at the end is EOF again); a stalled input does
+// not hold up close.
+func TestDecompressErrors(t *testing.T) {
+	nstest.RequireRoot(t)
+	b := tarOf(t, file("f", strings.Repeat("x", 5000)))
+	xz := compressedWith(t, b, "xz", "-c")
+	zst := compressedWith(t, b, "zstd", "-c", "-q")
+	badZst := bytes.Clone(zst)
+	badZst[len(badZst)-2] ^= 0xff // the content checksum at the end
+	for _, tc := range []struct {
+		name string
+		body []byte
+		want string
+	}{
+		{"xz cut in its data", xz[:len(xz)/2], "read xz archive"},
+		{"xz cut in its footer", xz[:len(xz)-8], "read xz archive"},
+		{"zstd with a bad checksum", badZst, "read zstd archive"},
+		{"gzip cut in its CRC", gzipped(t, b)[:len(gzipped(t, b))-4], "unexpected EOF"},
+	} {
+		err := ExtractArchive(context.Background(), bytes.NewReader(tc.body), t.TempDir(), false)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
+		}
+	}
+	src, closeSrc, err := Decompressed(context.Background(), io.MultiReader(bytes.NewReader(xz[:100]), iotest.ErrReader(errors.New("the client went away"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, src); err == nil || err.Error() != "the client went away" {
+		t.Errorf("an input that failed: %v, want its own error", err)
+	}
+	closeSrc()
+
+	noEnd := b[:len(b)-1024] // the two zero blocks gone
+	src, closeSrc, err = Decompressed(context.Background(), bytes.NewReader(compressedWith(t, noEnd, "xz", "-c")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(src); err != nil || !bytes.Equal(got, noEnd) {
+		t.Errorf("a whole xz stream: %d bytes, %v", len(got), err)
+	}
+	if n, err := src.Read(make([]byte, 10)); n != 0 || err != io.EOF {
+		t.Errorf("a read after the end: %d, %v; want EOF again", n, err)
+	}
+	closeSrc()
+
+	stall := make(chan struct{})
+	defer close(stall)
+	_, closeSrc, err = Decompressed(context.Background(), io.MultiReader(bytes.NewReader(xz[:64]), stalled(stall)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{}) // xz has what it was given and waits for more
+
+	go func() { closeSrc(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("close of an xz stream whose input stalls did not return")
+	}
+}
+
+// stalled is a reader that blocks until c is closed.
+type stalled chan struct{}
+
+func (c stalled) Read([]byte) (int, error) {
+	<-c
+	return 0, io.EOF
 }
 
 // TestDecompressedStoppedEarly: a reader of an xz stream that stops

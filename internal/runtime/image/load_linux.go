@@ -119,6 +119,9 @@ func (s *Store) LoadFor(ctx context.Context, r io.Reader, keep PlatformMatch) ([
 	}
 	x.noDevices = true // docker save writes none; opening one could act on the host
 	err = x.extractAll(tar.NewReader(src))
+	if err == nil {
+		err = DrainTail(src)
+	}
 	x.Close()
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
