@@ -321,11 +321,13 @@ func (d *Daemon) ContainerExtractToDir(ctx context.Context, ref, path string, co
 	// The upload reaches the view through a pipe, so that a start or a
 	// remove can end a view waiting on a client that sends nothing. Its
 	// compression (gzip, bzip2, xz, zstd, as moby's Untar takes them) is
-	// undone here, outside the view: the xz and zstd programs that run
-	// are the host's.
+	// undone here, outside the view: the xz program that runs is the
+	// host's.
 	pr, pw := io.Pipe()
+	compressed := make(chan bool, 1)
 	go func() {
 		src, closeSrc, err := image.Decompressed(ctx, countingReader{content, u})
+		compressed <- err == nil && image.IsCompressed(src)
 		if err == nil {
 			_, err = io.Copy(pw, src)
 			closeSrc()
@@ -350,6 +352,18 @@ func (d *Daemon) ContainerExtractToDir(ctx context.Context, ref, path string, co
 		}
 		return runtime.Extract(pr, path, opts)
 	})
+	// A compressed stream's end (its check) follows the tar's: read it
+	// too, so that a stream cut or corrupt there is an error. A plain
+	// one's is not waited for.
+	if err == nil && destErr == nil {
+		select {
+		case c := <-compressed:
+			if c {
+				err = image.DrainTail(pr)
+			}
+		default: // not sent: the view read no byte of the upload
+		}
+	}
 	switch {
 	case destErr != nil:
 		return fileError(destErr, path, ref)

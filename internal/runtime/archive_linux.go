@@ -15,7 +15,6 @@ import (
 
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/errdefs"
-	"github.com/berth-net/berth/internal/runtime/image"
 )
 
 // Stat describes path as moby's containerFSView.Stat does; it runs in an
@@ -310,8 +309,8 @@ type ExtractOptions struct {
 // Extract unpacks the tar stream r into the directory at path, as moby's
 // containerExtractToDir and archive.Untar do; it runs in an FSView. r is
 // a plain tar: a compression is the caller's to undo before the view
-// (image.Decompressed), where the xz and zstd programs it runs are the
-// host's, not the container's.
+// (image.Decompressed), where the xz program it runs is the host's, not
+// the container's.
 func Extract(r io.Reader, path string, opts ExtractOptions) error {
 	abs, err := filepath.EvalSymlinks(filepath.Join("/", path))
 	if err != nil {
@@ -372,11 +371,6 @@ func Extract(r io.Reader, path string, opts ExtractOptions) error {
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			// The rest of the stream (the daemon's decompression's end,
-			// which may say the stream was corrupt) is read too.
-			if err := image.DrainTail(r); err != nil {
-				return err
-			}
 			break
 		}
 		if err != nil {

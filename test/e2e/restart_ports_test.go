@@ -81,7 +81,8 @@ func TestPortsAcrossRestart(t *testing.T) {
 		t.Fatalf("a connection through the proxy: %q, %v", got, err)
 	}
 	// A UDP flow through the proxy: the source the container sees, and
-	// an answer it sends half a second after the stop begins.
+	// an answer it sends while no daemon runs (on a datagram the test
+	// sends straight to it over the bridge then).
 	flow, err := dial("udp6", "[::1]:8093")
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +130,16 @@ func TestPortsAcrossRestart(t *testing.T) {
 	if _, err := flow.Write([]byte("late")); err != nil {
 		t.Fatal(err)
 	}
+	webIP := strings.TrimSpace(w.MustBerth(t, "inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web"))
+	time.Sleep(100 * time.Millisecond) // the peer has "late"
 	w.d.Stop()
+	fire, err := dial("udp4", net.JoinHostPort(webIP, "56"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fire.Write([]byte("fire")); err != nil {
+		t.Fatal(err)
+	}
 	for _, l := range []struct{ proto, addr string }{{"tcp4", "0.0.0.0:8090"}, {"tcp6", "[::]:8090"}, {"udp4", "0.0.0.0:8091"}, {"udp6", "[::]:8091"}} {
 		err := inHost(func() error {
 			if strings.HasPrefix(l.proto, "udp") {

@@ -590,5 +590,8 @@ func ExtractArchive(ctx context.Context, r io.Reader, dir string, noWhiteouts bo
 	if err := x.extractAll(tar.NewReader(src)); err != nil {
 		return err
 	}
-	return DrainTail(src)
+	if IsCompressed(src) {
+		return DrainTail(src)
+	}
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -128,44 +129,79 @@ func unpack(ctx context.Context, r io.Reader, rootfs string) (id string, size in
 // as moby's DecompressStream does for docker import, load, build's
 // context and ADD; anything else is read as a plain tar. zstd is decoded
 // in the daemon (klauspost's, as moby's), xz by the host's xz program, as
-// moby runs xz -d -c -q: it reads br on a goroutine of exec's, and close
-// ends it.
+// moby runs xz -d -c -q, fed by a goroutine of filter's; close ends it.
+// A compressed stream is a *decoded (IsCompressed).
 func decompress(br *bufio.Reader) (io.Reader, func(), error) {
 	magic, _ := br.Peek(6)
+	in := &inputErr{r: br}
 	switch {
 	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		zr, err := gzip.NewReader(br)
+		zr, err := gzip.NewReader(in)
 		if err != nil {
 			return nil, nil, errdefs.Invalid("read gzip archive: %w", err)
 		}
-		return zr, func() { zr.Close() }, nil
+		return &decoded{zr, in, "gzip"}, func() { zr.Close() }, nil
 	case bytes.HasPrefix(magic, []byte("BZh")):
-		return bzip2.NewReader(br), func() {}, nil
+		return &decoded{bzip2.NewReader(in), in, "bzip2"}, func() {}, nil
 	case bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}):
-		return filter(br, "xz", "xz", "-d", "-c", "-q")
+		f, err := filter(in, "xz", "xz", "-d", "-c", "-q")
+		if err != nil {
+			return nil, nil, err
+		}
+		return &decoded{f, in, "xz"}, f.close, nil
 	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}) || isZstdSkippable(magic):
-		zr, err := zstd.NewReader(br)
+		zr, err := zstd.NewReader(in)
 		if err != nil {
 			return nil, nil, errdefs.Invalid("read zstd archive: %w", err)
 		}
-		return invalidErrors{zr, "zstd"}, zr.Close, nil
+		// Close waits for the decoder's read-ahead, which may be blocked
+		// on a client that sends nothing: not the caller's to wait for.
+		return &decoded{zr, in, "zstd"}, func() { go zr.Close() }, nil
 	}
 	return br, func() {}, nil
 }
 
-// invalidErrors is a decoder whose errors (other than EOF) say the
-// stream is corrupt: Invalid, naming the format.
-type invalidErrors struct {
+// decoded is a compressed stream's content. Its errors say the stream is
+// corrupt (Invalid, naming the format), unless the input failed first
+// (a client gone, a disk's error): then they are the input's. Bytes
+// after the stream's last whole member or frame that do not start
+// another (a tape's zero padding, garbage) end it, as gzip -d and GNU
+// tar take them (moby stops reading at the tar's end and never sees
+// them); xz's program refuses them, except xz's own padding.
+type decoded struct {
 	r      io.Reader
+	in     *inputErr
 	format string
 }
 
-func (d invalidErrors) Read(p []byte) (int, error) {
+func (d *decoded) Read(p []byte) (int, error) {
 	n, err := d.r.Read(p)
-	if err != nil && err != io.EOF {
+	switch {
+	case err == nil || err == io.EOF:
+	case d.in.failed() != nil:
+		err = d.in.failed()
+	case trailingJunk(err):
+		err = io.EOF
+	case errdefs.KindOf(err) == errdefs.KindInvalid:
+	default:
 		err = errdefs.Invalid("read %s archive: %w", d.format, err)
 	}
 	return n, err
+}
+
+// trailingJunk says whether err is a decoder's finding that what follows
+// a whole member or frame does not start another.
+func trailingJunk(err error) bool {
+	var se bzip2.StructuralError
+	return errors.Is(err, gzip.ErrHeader) || errors.Is(err, zstd.ErrMagicMismatch) ||
+		errors.As(err, &se) && strings.Contains(string(se), "continuation file")
+}
+
+// IsCompressed says whether r, a reader Decompressed returned, undoes a
+// compression (it has an end DrainTail can check).
+func IsCompressed(r io.Reader) bool {
+	_, ok := r.(*decoded)
+	return ok
 }
 
 // isZstdSkippable says whether magic starts a zstd skippable frame
@@ -185,28 +221,26 @@ func isZstdSkippable(magic []byte) bool {
 // exec's: Wait waits for exec's, and one blocked on a client that sends
 // nothing would hold the end of the stream (close) until the client
 // acts. Filter's own ends then too, or at the input's next read.
-func filter(in io.Reader, format, name string, args ...string) (io.Reader, func(), error) {
-	input := &inputErr{r: in}
+func filter(input *inputErr, format, name string, args ...string) (*filtered, error) {
 	cmd := exec.Command(name, args...)
 	stderr := &limitedBuffer{max: 4 << 10}
 	cmd.Stderr = stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, nil, fmt.Errorf("read %s archive: %w", format, err)
+		return nil, fmt.Errorf("read %s archive: %w", format, err)
 	}
 	go func() {
 		_, _ = io.Copy(stdin, input) // a write that fails: the program ended; a read: input keeps it
 		stdin.Close()
 	}()
-	f := &filtered{out: out, cmd: cmd, input: input, stderr: stderr, format: format}
-	return f, f.close, nil
+	return &filtered{out: out, cmd: cmd, input: input, stderr: stderr, format: format}, nil
 }
 
 // filtered is a running filter's output.
@@ -313,8 +347,10 @@ const maxTail = 1 << 20
 // DrainTail reads what follows the end of a tar in r (its padding), at
 // most maxTail bytes, so that the end of a compressed stream (gzip's
 // CRC, xz's index and check, zstd's checksum) is read and a stream cut
-// or corrupt there is an error rather than a whole archive. What lies
-// beyond maxTail is left unread, as moby leaves it.
+// or corrupt there is an error rather than a whole archive. Callers
+// drain only a compressed stream (IsCompressed): a plain one has no end
+// to check, and its sender need not have finished. What lies beyond
+// maxTail is left unread, as moby leaves it.
 func DrainTail(r io.Reader) error {
 	_, err := io.CopyN(io.Discard, r, maxTail)
 	if err == io.EOF {

@@ -348,6 +348,19 @@ func TestDecompressErrors(t *testing.T) {
 			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
 		}
 	}
+	// Bytes after a whole stream that start no other member or frame (a
+	// tape's zero padding) end it, as gzip -d and GNU tar take them.
+	zeros := make([]byte, 512)
+	for name, body := range map[string][]byte{
+		"gzip":  gzipped(t, b),
+		"bzip2": compressedWith(t, b, "bzip2", "-c"),
+		"zstd":  zst,
+		"xz":    xz, // xz's own padding: zero bytes in fours
+	} {
+		if err := ExtractArchive(context.Background(), bytes.NewReader(append(bytes.Clone(body), zeros...)), t.TempDir(), false); err != nil {
+			t.Errorf("a %s stream padded with zeros: %v", name, err)
+		}
+	}
 	src, closeSrc, err := Decompressed(context.Background(), io.MultiReader(bytes.NewReader(xz[:100]), iotest.ErrReader(errors.New("the client went away"))))
 	if err != nil {
 		t.Fatal(err)
@@ -407,12 +420,10 @@ func TestDecompressedStoppedEarly(t *testing.T) {
 	if _, err := io.ReadFull(src, buf); err != nil || string(buf[:10]) != "berthberth" {
 		t.Fatalf("the stream's start: %q, %v", buf[:10], err)
 	}
-	f := src.(*filtered)
+	f := src.(*decoded).r.(*filtered)
 	closeSrc()
 	if f.cmd.ProcessState == nil {
 		t.Error("the xz program was not ended and reaped at close")
-	} else if err := unix.Kill(f.cmd.Process.Pid, 0); err == nil {
-		t.Errorf("the xz program (pid %d) still runs after close", f.cmd.Process.Pid)
 	}
 }
 

@@ -119,7 +119,7 @@ func (s *Store) LoadFor(ctx context.Context, r io.Reader, keep PlatformMatch) ([
 	}
 	x.noDevices = true // docker save writes none; opening one could act on the host
 	err = x.extractAll(tar.NewReader(src))
-	if err == nil {
+	if err == nil && IsCompressed(src) {
 		err = DrainTail(src)
 	}
 	x.Close()

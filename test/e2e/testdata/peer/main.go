@@ -4,8 +4,9 @@
 //	peer -listen tcp:80,udp:53   answer every connection or datagram with
 //	                             the address it came from
 //	peer -listen udpport:55      answer every datagram with the address and
-//	                             port it came from; "late" 500 ms after it,
-//	                             as "late ADDR:PORT"
+//	                             port it came from; "late" not until a
+//	                             datagram "fire" comes to port 56, then as
+//	                             "late ADDR:PORT"
 //	peer -listen echo:81         answer every line of a TCP connection with
 //	                             "echo: LINE", for as long as it lasts; a
 //	                             line "flood N" with N bytes, byte i being
@@ -24,6 +25,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -71,7 +73,12 @@ func serve(proto, addr string) error {
 		if err != nil {
 			return err
 		}
-		go echoUDPPort(c)
+		port, _ := strconv.Atoi(strings.TrimPrefix(addr, ":"))
+		trigger, err := net.ListenPacket("udp4", ":"+strconv.Itoa(port+1))
+		if err != nil {
+			return err
+		}
+		go echoUDPPort(c, trigger)
 		return nil
 	}
 	if proto == "udp" {
@@ -145,8 +152,25 @@ func echoUDP(c net.PacketConn) {
 }
 
 // echoUDPPort answers each datagram with its source address and port,
-// and a datagram "late" half a second later.
-func echoUDPPort(c net.PacketConn) {
+// and a datagram "late" once a datagram comes to trigger.
+func echoUDPPort(c, trigger net.PacketConn) {
+	lates := make(chan net.Addr, 16)
+	go func() {
+		b := make([]byte, 100)
+		for {
+			if _, _, err := trigger.ReadFrom(b); err != nil {
+				return
+			}
+			for more := true; more; {
+				select {
+				case from := <-lates:
+					c.WriteTo([]byte("late "+from.String()+"\n"), from)
+				default:
+					more = false
+				}
+			}
+		}
+	}()
 	buf := make([]byte, 1500)
 	for {
 		n, from, err := c.ReadFrom(buf)
@@ -154,7 +178,7 @@ func echoUDPPort(c net.PacketConn) {
 			return
 		}
 		if string(buf[:n]) == "late" {
-			time.AfterFunc(500*time.Millisecond, func() { c.WriteTo([]byte("late "+from.String()+"\n"), from) })
+			lates <- from
 			continue
 		}
 		c.WriteTo([]byte(from.String()+"\n"), from)
