@@ -347,8 +347,8 @@ func (p *Proxy) resumeConns(conns []KeptConn) {
 // resumed makes the pipe of a KeptConn, which it then owns (closing it all
 // on failure).
 func resumed(k KeptConn) (*pipe, error) {
-	client, err1 := fileConn(k.Client)
-	backend, err2 := fileConn(k.Backend)
+	client, err1 := fileConn[*net.TCPConn](k.Client)
+	backend, err2 := fileConn[*net.TCPConn](k.Backend)
 	if err := errors.Join(err1, err2); err != nil {
 		closeIf(client)
 		closeIf(backend)
@@ -379,19 +379,20 @@ func resumed(k KeptConn) (*pipe, error) {
 	return pp, nil
 }
 
-// fileConn makes a TCPConn of socket fd, which it closes (the conn has a
-// duplicate).
-func fileConn(fd int) (*net.TCPConn, error) {
+// fileConn makes a conn of type C (*net.TCPConn, *net.UDPConn) of socket
+// fd, which it closes (the conn has a duplicate).
+func fileConn[C net.Conn](fd int) (C, error) {
+	var none C
 	f := os.NewFile(uintptr(fd), "kept")
 	defer f.Close()
 	c, err := net.FileConn(f)
 	if err != nil {
-		return nil, err
+		return none, err
 	}
-	tc, ok := c.(*net.TCPConn)
+	tc, ok := c.(C)
 	if !ok {
 		c.Close()
-		return nil, fmt.Errorf("socket %d is not a TCP connection", fd)
+		return none, fmt.Errorf("socket %d is a %T, not a %T", fd, c, none)
 	}
 	return tc, nil
 }

@@ -409,7 +409,7 @@ func (p *Proxy) resumeFlows(flows []KeptFlow) {
 			unix.Close(k.Backend)
 			continue
 		}
-		c, err := udpConn(k.Backend)
+		c, err := fileConn[*net.UDPConn](k.Backend)
 		if err != nil {
 			p.log.Warn("proxy: carry on a UDP flow from before the restart", "client", k.Client, "err", err)
 			continue
@@ -451,23 +451,6 @@ func (p *Proxy) isClosed() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.closed
-}
-
-// udpConn makes a UDPConn of socket fd, which it closes (the conn has a
-// duplicate).
-func udpConn(fd int) (*net.UDPConn, error) {
-	f := os.NewFile(uintptr(fd), "kept")
-	defer f.Close()
-	c, err := net.FileConn(f)
-	if err != nil {
-		return nil, err
-	}
-	uc, ok := c.(*net.UDPConn)
-	if !ok {
-		c.Close()
-		return nil, fmt.Errorf("socket %d is not a UDP socket", fd)
-	}
-	return uc, nil
 }
 
 // sendDatagram writes b to a flow's connected socket. A write that fails
