@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -11,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-net/berth/internal/capbuf"
 	"github.com/berth-net/berth/internal/container"
 	"github.com/berth-net/berth/internal/network"
 	"github.com/berth-net/berth/internal/runtime"
@@ -135,7 +135,7 @@ func (d *Daemon) probe(cs *ctrState, hc *container.HealthConfig, stop <-chan str
 	if err != nil {
 		return failed(err)
 	}
-	out := &limitedBuffer{max: container.HealthOutputMax}
+	out := &capbuf.Buffer{Max: container.HealthOutputMax}
 	spec := runtime.ExecSpec{
 		Args: hc.Probe(shell), BaseEnv: append(slices.Clone(links.env), env...), User: user, Cwd: dir, Stdout: out, Stderr: out,
 		OnStart: func(pid int, _ func(h, w uint) error) {
@@ -208,35 +208,4 @@ func (d *Daemon) probe(cs *ctrState, hc *container.HealthConfig, stop <-chan str
 		kill()
 		return r, false
 	}
-}
-
-// limitedBuffer keeps the first max bytes written to it, and says "..."
-// after them when more came (moby's limitedBuffer).
-type limitedBuffer struct {
-	mu        sync.Mutex
-	buf       bytes.Buffer
-	max       int
-	truncated bool
-}
-
-func (b *limitedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	keep := min(b.max-b.buf.Len(), len(p))
-	if keep > 0 {
-		b.buf.Write(p[:keep])
-	}
-	if keep < len(p) {
-		b.truncated = true
-	}
-	return len(p), nil
-}
-
-func (b *limitedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.truncated {
-		return b.buf.String() + "..."
-	}
-	return b.buf.String()
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/berth-net/berth/internal/capbuf"
 	"github.com/berth-net/berth/internal/errdefs"
 	"github.com/berth-net/berth/internal/reference"
 )
@@ -223,7 +224,7 @@ func isZstdSkippable(magic []byte) bool {
 // acts. Filter's own ends then too, or at the input's next read.
 func filter(input *inputErr, format, name string, args ...string) (*filtered, error) {
 	cmd := exec.Command(name, args...)
-	stderr := &limitedBuffer{max: 4 << 10}
+	stderr := &capbuf.Buffer{Max: 4 << 10}
 	cmd.Stderr = stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -248,7 +249,7 @@ type filtered struct {
 	out    io.Reader
 	cmd    *exec.Cmd
 	input  *inputErr
-	stderr *limitedBuffer
+	stderr *capbuf.Buffer
 	format string
 	once   sync.Once
 	end    error // io.EOF, or why the stream ended, once the program has
@@ -317,28 +318,6 @@ func (i *inputErr) failed() error {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	return i.err
-}
-
-// limitedBuffer keeps the first max bytes written to it.
-type limitedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-	max int
-}
-
-func (b *limitedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if room := b.max - b.buf.Len(); room > 0 {
-		b.buf.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
-}
-
-func (b *limitedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // maxTail bounds what DrainTail reads.
