@@ -211,12 +211,11 @@ func isZstdSkippable(magic []byte) bool {
 	return len(magic) >= 4 && magic[0]&0xf0 == 0x50 && magic[1] == 0x2a && magic[2] == 0x4d && magic[3] == 0x18
 }
 
-// filter is what the program name, run with args, writes of in, which
-// goes to its standard input. A program that fails (a corrupt stream)
-// ends the stream with an Invalid error naming format and what the
-// program said, instead of an EOF that would read as a short archive;
-// an input that failed first (a client gone, a disk's error) ends it
-// with that error.
+// filter is what the program name, run with args, writes of input,
+// which goes to its standard input. A program that fails (a corrupt
+// stream) ends the stream with an Invalid error naming format and what
+// the program said, instead of an EOF that would read as a short archive
+// (decoded puts an input's own failure before it).
 //
 // The input is copied to the program by a goroutine of filter's own, not
 // exec's: Wait waits for exec's, and one blocked on a client that sends
@@ -241,14 +240,13 @@ func filter(input *inputErr, format, name string, args ...string) (*filtered, er
 		_, _ = io.Copy(stdin, input) // a write that fails: the program ended; a read: input keeps it
 		stdin.Close()
 	}()
-	return &filtered{out: out, cmd: cmd, input: input, stderr: stderr, format: format}, nil
+	return &filtered{out: out, cmd: cmd, stderr: stderr, format: format}, nil
 }
 
 // filtered is a running filter's output.
 type filtered struct {
 	out    io.Reader
 	cmd    *exec.Cmd
-	input  *inputErr
 	stderr *capbuf.Buffer
 	format string
 	once   sync.Once
@@ -271,18 +269,13 @@ func (f *filtered) Read(p []byte) (int, error) {
 // if it did well.
 func (f *filtered) wait() error {
 	f.once.Do(func() {
-		err := f.cmd.Wait()
-		switch {
-		case f.input.failed() != nil:
-			f.end = f.input.failed()
-		case err != nil:
+		f.end = io.EOF
+		if err := f.cmd.Wait(); err != nil {
 			msg := strings.TrimSpace(f.stderr.String())
 			if msg == "" {
 				msg = err.Error()
 			}
 			f.end = errdefs.Invalid("read %s archive: %s", f.format, msg)
-		default:
-			f.end = io.EOF
 		}
 	})
 	return f.end
